@@ -1,0 +1,97 @@
+/** sodium-native binding (native libsodium). Loaded only in Node, only when the package installed. */
+import { createRequire } from 'node:module';
+import type { SodiumBinding } from './binding.js';
+
+interface SodiumNative {
+  randombytes_buf(b: Uint8Array): void;
+  crypto_generichash(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void;
+  crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void;
+  crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
+  crypto_sign_seed_keypair(pk: Uint8Array, sk: Uint8Array, seed: Uint8Array): void;
+  crypto_sign_detached(sig: Uint8Array, m: Uint8Array, sk: Uint8Array): void;
+  crypto_sign_verify_detached(sig: Uint8Array, m: Uint8Array, pk: Uint8Array): boolean;
+  crypto_stream_chacha20_ietf_xor_ic(c: Uint8Array, m: Uint8Array, n: Uint8Array, ic: number, k: Uint8Array): void;
+  crypto_onetimeauth(out: Uint8Array, input: Uint8Array, k: Uint8Array): void;
+  crypto_aead_chacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_aead_chacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_aead_xchacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_box_seal(c: Uint8Array, m: Uint8Array, pk: Uint8Array): void;
+  crypto_box_seal_open(m: Uint8Array, c: Uint8Array, pk: Uint8Array, sk: Uint8Array): boolean;
+  sodium_memcmp(a: Uint8Array, b: Uint8Array): boolean;
+  sodium_memzero(b: Uint8Array): void;
+}
+
+const TAG = 16;
+const SEAL = 48;
+
+export function loadNativeBinding(): SodiumBinding | null {
+  let s: SodiumNative;
+  try {
+    const require = createRequire(import.meta.url);
+    s = require('sodium-native') as SodiumNative;
+  } catch {
+    return null;
+  }
+  return {
+    name: 'sodium-native',
+    randomFill: (out) => s.randombytes_buf(out),
+    blake2b: (out, input, key) => (key ? s.crypto_generichash(out, input, key) : s.crypto_generichash(out, input)),
+    x25519Base: (out, scalar) => s.crypto_scalarmult_base(out, scalar),
+    x25519: (out, scalar, point) => {
+      try {
+        s.crypto_scalarmult(out, scalar, point);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    ed25519SeedKeypair: (pk, sk, seed) => s.crypto_sign_seed_keypair(pk, sk, seed),
+    ed25519Sign: (sig, m, sk) => s.crypto_sign_detached(sig, m, sk),
+    ed25519Verify: (sig, m, pk) => s.crypto_sign_verify_detached(sig, m, pk),
+    chacha20Xor: (out, input, nonce, ic, key) => s.crypto_stream_chacha20_ietf_xor_ic(out, input, nonce, ic, key),
+    poly1305: (out, m, key) => s.crypto_onetimeauth(out, m, key),
+    aeadEncrypt: (m, ad, nonce, key) => {
+      const c = new Uint8Array(m.length + TAG);
+      s.crypto_aead_chacha20poly1305_ietf_encrypt(c, m, ad, null, nonce, key);
+      return c;
+    },
+    aeadDecrypt: (c, ad, nonce, key) => {
+      if (c.length < TAG) return null;
+      const m = new Uint8Array(c.length - TAG);
+      try {
+        s.crypto_aead_chacha20poly1305_ietf_decrypt(m, null, c, ad, nonce, key);
+        return m;
+      } catch {
+        return null;
+      }
+    },
+    xaeadEncrypt: (m, ad, nonce, key) => {
+      const c = new Uint8Array(m.length + TAG);
+      s.crypto_aead_xchacha20poly1305_ietf_encrypt(c, m, ad, null, nonce, key);
+      return c;
+    },
+    xaeadDecrypt: (c, ad, nonce, key) => {
+      if (c.length < TAG) return null;
+      const m = new Uint8Array(c.length - TAG);
+      try {
+        s.crypto_aead_xchacha20poly1305_ietf_decrypt(m, null, c, ad, nonce, key);
+        return m;
+      } catch {
+        return null;
+      }
+    },
+    sealedBoxSeal: (m, pk) => {
+      const c = new Uint8Array(m.length + SEAL);
+      s.crypto_box_seal(c, m, pk);
+      return c;
+    },
+    sealedBoxOpen: (c, pk, sk) => {
+      if (c.length < SEAL) return null;
+      const m = new Uint8Array(c.length - SEAL);
+      return s.crypto_box_seal_open(m, c, pk, sk) ? m : null;
+    },
+    equal: (a, b) => a.length === b.length && s.sodium_memcmp(a, b),
+    wipe: (b) => s.sodium_memzero(b),
+  };
+}

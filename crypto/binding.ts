@@ -1,0 +1,37 @@
+/**
+ * The libsodium operations Allium uses, as one interface with two implementations: sodium-native (native libsodium,
+ * Node only, several times faster) and libsodium-wrappers-sumo (libsodium compiled to WebAssembly; Node and browsers).
+ * Both are the same libsodium, so every output is byte-identical; test/crypto/binding.test.ts runs every vector
+ * through both.
+ *
+ * Output-parameter style (as sodium-native) so the hot path allocates nothing with the native binding. Only
+ * crypto/ imports a binding; everything else uses the facade in crypto/index.ts.
+ */
+export interface SodiumBinding {
+  readonly name: 'sodium-native' | 'libsodium-wrappers';
+  randomFill(out: Uint8Array): void;
+  /** BLAKE2b with out.length bytes of output (16..64) and an optional key (16..64 bytes). */
+  blake2b(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void;
+  x25519Base(out: Uint8Array, scalar: Uint8Array): void;
+  /** Returns false (and leaves out unspecified) when the result is all zero, i.e. the peer sent a small-order point. */
+  x25519(out: Uint8Array, scalar: Uint8Array, point: Uint8Array): boolean;
+  ed25519SeedKeypair(publicKey: Uint8Array, secretKey: Uint8Array, seed: Uint8Array): void;
+  ed25519Sign(signature: Uint8Array, message: Uint8Array, secretKey: Uint8Array): void;
+  ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  /** ChaCha20 (IETF, 96-bit nonce) XOR starting at block `ic`; out may be the same buffer as input. */
+  chacha20Xor(out: Uint8Array, input: Uint8Array, nonce: Uint8Array, ic: number, key: Uint8Array): void;
+  /** Poly1305 one-time authenticator. */
+  poly1305(out: Uint8Array, message: Uint8Array, key: Uint8Array): void;
+  /** ChaCha20-Poly1305-IETF; returns ciphertext||tag. */
+  aeadEncrypt(message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array;
+  /** Returns null when the tag does not verify. */
+  aeadDecrypt(ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null;
+  /** XChaCha20-Poly1305-IETF (24-byte nonce); for the benchmark's reference figures and sealed storage. */
+  xaeadEncrypt(message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array;
+  xaeadDecrypt(ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null;
+  sealedBoxSeal(message: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  sealedBoxOpen(ciphertext: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null;
+  /** Constant-time comparison of equal-length buffers. */
+  equal(a: Uint8Array, b: Uint8Array): boolean;
+  wipe(buf: Uint8Array): void;
+}

@@ -1,0 +1,220 @@
+/**
+ * Allium's crypto facade: fixed algorithms over libsodium, length checks, typed errors. Callers never know which
+ * libsodium binding they got (sodium-native in Node when it installed, else libsodium-wrappers-sumo).
+ *
+ *   hash            BLAKE2b (keyed when a key is given)
+ *   x25519          key agreement; the all-zero result of a small-order point is refused (ERR_BAD_POINT)
+ *   ed25519         signatures
+ *   chacha20/poly1305  the raw primitives under the relay-cell layer (specs/relay-crypto.md)
+ *   aead            ChaCha20-Poly1305-IETF (link frames), XChaCha20-Poly1305 (stored and sealed data)
+ *   seal/open       sealed boxes (X25519 + XSalsa20-Poly1305)
+ *
+ * Call `await initCrypto()` once; afterwards every function is synchronous.
+ */
+import type { SodiumBinding } from './binding.js';
+import { loadNativeBinding } from './binding-native.js';
+import { loadWasmBinding } from './binding-wasm.js';
+import { AlliumError, CryptoError } from '../protocol/errors.js';
+
+export type BindingName = SodiumBinding['name'];
+export type BindingChoice = 'auto' | 'native' | 'wasm';
+
+export const KEY_LEN = 32;
+export const X25519_LEN = 32;
+export const ED25519_PUBLIC_LEN = 32;
+export const ED25519_SECRET_LEN = 64;
+export const SIGNATURE_LEN = 64;
+export const NONCE_LEN = 12;
+export const XNONCE_LEN = 24;
+export const TAG_LEN = 16;
+export const SEAL_OVERHEAD = 48;
+
+export interface KeyPair {
+  readonly publicKey: Uint8Array;
+  readonly secretKey: Uint8Array;
+}
+
+function checkLen(name: string, b: Uint8Array, len: number): void {
+  if (!(b instanceof Uint8Array) || b.length !== len) {
+    throw new AlliumError('ERR_KEY_FORMAT', `${name} must be ${len} bytes`);
+  }
+}
+
+export class Crypto {
+  constructor(private readonly b: SodiumBinding) {}
+
+  get bindingName(): BindingName {
+    return this.b.name;
+  }
+
+  random(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    if (n > 0) this.b.randomFill(out);
+    return out;
+  }
+
+  randomFill(out: Uint8Array): void {
+    if (out.length > 0) this.b.randomFill(out);
+  }
+
+  /** BLAKE2b-`outLen` of `input`, keyed with `key` when given. */
+  hash(outLen: number, input: Uint8Array, key?: Uint8Array): Uint8Array {
+    if (outLen < 16 || outLen > 64) throw new AlliumError('ERR_INTERNAL', 'hash length out of range');
+    if (key !== undefined && (key.length < 16 || key.length > 64)) throw new AlliumError('ERR_INTERNAL', 'hash key length out of range');
+    const out = new Uint8Array(outLen);
+    this.b.blake2b(out, input, key);
+    return out;
+  }
+
+  hashInto(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void {
+    this.b.blake2b(out, input, key);
+  }
+
+  /** X25519 key pair; with a seed, the seed is the secret scalar (libsodium clamps it). */
+  x25519Keypair(seed?: Uint8Array): KeyPair {
+    const secretKey = seed ? Uint8Array.from(seed) : this.random(X25519_LEN);
+    checkLen('x25519 secret key', secretKey, X25519_LEN);
+    const publicKey = new Uint8Array(X25519_LEN);
+    this.b.x25519Base(publicKey, secretKey);
+    return { publicKey, secretKey };
+  }
+
+  x25519Public(secretKey: Uint8Array): Uint8Array {
+    checkLen('x25519 secret key', secretKey, X25519_LEN);
+    const out = new Uint8Array(X25519_LEN);
+    this.b.x25519Base(out, secretKey);
+    return out;
+  }
+
+  /** X25519(secret, point). Throws ERR_BAD_POINT for small-order points (all-zero shared secret). */
+  x25519(secretKey: Uint8Array, point: Uint8Array): Uint8Array {
+    checkLen('x25519 secret key', secretKey, X25519_LEN);
+    checkLen('x25519 public key', point, X25519_LEN);
+    const out = new Uint8Array(X25519_LEN);
+    if (!this.b.x25519(out, secretKey, point)) throw new CryptoError('ERR_BAD_POINT', 'x25519 produced the all-zero output');
+    return out;
+  }
+
+  ed25519Keypair(seed?: Uint8Array): KeyPair & { readonly seed: Uint8Array } {
+    const s = seed ? Uint8Array.from(seed) : this.random(32);
+    checkLen('ed25519 seed', s, 32);
+    const publicKey = new Uint8Array(ED25519_PUBLIC_LEN);
+    const secretKey = new Uint8Array(ED25519_SECRET_LEN);
+    this.b.ed25519SeedKeypair(publicKey, secretKey, s);
+    return { publicKey, secretKey, seed: s };
+  }
+
+  sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
+    checkLen('ed25519 secret key', secretKey, ED25519_SECRET_LEN);
+    const sig = new Uint8Array(SIGNATURE_LEN);
+    this.b.ed25519Sign(sig, message, secretKey);
+    return sig;
+  }
+
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+    if (signature.length !== SIGNATURE_LEN || publicKey.length !== ED25519_PUBLIC_LEN) return false;
+    return this.b.ed25519Verify(signature, message, publicKey);
+  }
+
+  /** Throws ERR_SIGNATURE unless the signature verifies. */
+  verifyOrThrow(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array, what: string): void {
+    if (!this.verify(signature, message, publicKey)) throw new CryptoError('ERR_SIGNATURE', `${what}: signature does not verify`);
+  }
+
+  chacha20Xor(out: Uint8Array, input: Uint8Array, nonce: Uint8Array, ic: number, key: Uint8Array): void {
+    this.b.chacha20Xor(out, input, nonce, ic, key);
+  }
+
+  poly1305(out: Uint8Array, message: Uint8Array, key: Uint8Array): void {
+    this.b.poly1305(out, message, key);
+  }
+
+  aeadEncrypt(message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array {
+    checkLen('aead nonce', nonce, NONCE_LEN);
+    checkLen('aead key', key, KEY_LEN);
+    return this.b.aeadEncrypt(message, ad, nonce, key);
+  }
+
+  aeadDecrypt(ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null {
+    checkLen('aead nonce', nonce, NONCE_LEN);
+    checkLen('aead key', key, KEY_LEN);
+    return this.b.aeadDecrypt(ciphertext, ad, nonce, key);
+  }
+
+  xaeadEncrypt(message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array {
+    checkLen('xaead nonce', nonce, XNONCE_LEN);
+    checkLen('xaead key', key, KEY_LEN);
+    return this.b.xaeadEncrypt(message, ad, nonce, key);
+  }
+
+  xaeadDecrypt(ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null {
+    checkLen('xaead nonce', nonce, XNONCE_LEN);
+    checkLen('xaead key', key, KEY_LEN);
+    return this.b.xaeadDecrypt(ciphertext, ad, nonce, key);
+  }
+
+  seal(message: Uint8Array, publicKey: Uint8Array): Uint8Array {
+    checkLen('x25519 public key', publicKey, X25519_LEN);
+    return this.b.sealedBoxSeal(message, publicKey);
+  }
+
+  open(ciphertext: Uint8Array, keys: KeyPair): Uint8Array | null {
+    return this.b.sealedBoxOpen(ciphertext, keys.publicKey, keys.secretKey);
+  }
+
+  /** Constant-time equality; false for different lengths. */
+  equal(a: Uint8Array, b: Uint8Array): boolean {
+    return this.b.equal(a, b);
+  }
+
+  wipe(...bufs: Uint8Array[]): void {
+    for (const buf of bufs) this.b.wipe(buf);
+  }
+}
+
+let current: Crypto | null = null;
+const loaded = new Map<BindingName, Crypto>();
+
+/** Loads one binding by name (both are cached); `native` returns null where sodium-native is not installed. */
+export async function loadCrypto(which: 'native' | 'wasm'): Promise<Crypto | null> {
+  const name: BindingName = which === 'native' ? 'sodium-native' : 'libsodium-wrappers';
+  const have = loaded.get(name);
+  if (have) return have;
+  let binding: SodiumBinding | null;
+  if (which === 'native') {
+    binding = typeof process !== 'undefined' && process.versions?.node ? loadNativeBinding() : null;
+  } else {
+    binding = await loadWasmBinding();
+  }
+  if (!binding) return null;
+  const c = new Crypto(binding);
+  loaded.set(name, c);
+  return c;
+}
+
+/**
+ * Initialises the facade. `auto` (the default) prefers sodium-native and falls back to WebAssembly.
+ * `ALLIUM_CRYPTO=wasm|native` in the environment overrides `auto`.
+ */
+export async function initCrypto(choice: BindingChoice = 'auto'): Promise<Crypto> {
+  const env = typeof process !== 'undefined' ? process.env?.['ALLIUM_CRYPTO'] : undefined;
+  const want = choice === 'auto' && (env === 'wasm' || env === 'native') ? env : choice;
+  let c: Crypto | null = null;
+  if (want === 'native' || want === 'auto') c = await loadCrypto('native');
+  if (!c && want === 'native') throw new AlliumError('ERR_CRYPTO_UNAVAILABLE', 'sodium-native is not installed');
+  if (!c) c = await loadCrypto('wasm');
+  if (!c) throw new AlliumError('ERR_CRYPTO_UNAVAILABLE', 'no libsodium binding could be loaded');
+  current = c;
+  return c;
+}
+
+/** Makes `c` the facade's current binding (tests run vectors through both). */
+export function useCrypto(c: Crypto): void {
+  current = c;
+}
+
+/** The current binding; throws if initCrypto() has not completed. */
+export function crypto(): Crypto {
+  if (!current) throw new AlliumError('ERR_CRYPTO_UNAVAILABLE', 'initCrypto() must complete before crypto is used');
+  return current;
+}

@@ -1,0 +1,141 @@
+/**
+ * The one error hierarchy of Allium (specs/README.md §Errors).
+ *
+ * Every error carries a stable `code` (tests and callers match on codes, never on message text) and one `kind`
+ * from a small set. Messages never contain key material, links, client addresses or destinations.
+ */
+
+export type ErrorKind =
+  | 'protocol' // the peer broke the protocol: malformed, unexpected or unauthenticated input
+  | 'limit' // a named resource limit was exceeded
+  | 'crypto' // a cryptographic check failed (MAC, signature, key agreement)
+  | 'timeout' // a deadline passed
+  | 'aborted' // the caller aborted through an AbortSignal, or the object was stopped
+  | 'not-found' // the thing asked for does not exist (relay, content key, stream)
+  | 'config' // the local configuration is invalid
+  | 'internal'; // a bug: an invariant of our own code failed
+
+/** The codes, with their kinds. One line each: "Thrown when…" lives beside the code in specs/README.md. */
+export const ERROR_CODES = {
+  // generic decoding (protocol/bytes.ts, protocol/cbor.ts)
+  ERR_TRUNCATED: 'protocol', // input ended before a field was complete
+  ERR_TRAILING_BYTES: 'protocol', // bytes remained after a structure that must fill its input
+  ERR_BAD_LENGTH: 'protocol', // a fixed-size field or structure has the wrong length
+  ERR_CBOR_MALFORMED: 'protocol', // CBOR could not be decoded
+  ERR_CBOR_NONCANONICAL: 'protocol', // CBOR decoded but is not in the deterministic encoding
+  ERR_CBOR_DEPTH: 'limit', // CBOR nesting deeper than MAX_CBOR_DEPTH
+  ERR_CBOR_TOO_LARGE: 'limit', // CBOR input larger than the caller's cap
+  ERR_SCHEMA: 'protocol', // a decoded message has a missing, unknown or wrongly typed field
+  // cells (protocol/cell.ts, protocol/relay-cell.ts)
+  ERR_CELL_SIZE: 'protocol', // a cell is not exactly CELL_LEN bytes
+  ERR_CELL_COMMAND: 'protocol', // unknown cell command
+  ERR_CELL_CIRCUIT_ID: 'protocol', // circuit id not allowed for this command
+  ERR_CELL_PADDING: 'protocol', // non-zero bytes where the spec requires zero padding
+  ERR_RELAY_COMMAND: 'protocol', // unknown relay command
+  ERR_RELAY_LENGTH: 'protocol', // relay payload length field larger than the data area
+  // onion and handshake (protocol/onion.ts, protocol/ntor.ts)
+  ERR_ONION_MAC: 'crypto', // the setup onion's MAC did not verify under any current onion key
+  ERR_ONION_REPLAY: 'protocol', // a setup onion was seen before under the same onion key
+  ERR_ONION_SLOT: 'protocol', // a decrypted routing slot is malformed (bad command or non-zero reserved bytes)
+  ERR_ONION_PATH: 'config', // a path is empty, too long, or repeats a hop
+  ERR_HANDSHAKE_AUTH: 'crypto', // a hop's key confirmation (AUTH) did not verify
+  ERR_HANDSHAKE_FAILED: 'protocol', // a hop reported failure in its reply slot
+  ERR_BAD_POINT: 'crypto', // X25519 produced the all-zero output (small-order input)
+  // relay crypto (protocol/relay-crypto.ts)
+  ERR_RELAY_MAC: 'crypto', // a relay cell's per-hop tag did not verify: modified, replayed, reordered or injected
+  ERR_RELAY_COUNTER: 'limit', // a per-direction cell counter reached its limit; the circuit must be rebuilt
+  ERR_RELAY_NOT_RECOGNIZED: 'protocol', // a backward cell was not recognised by any hop of the circuit
+  ERR_KEY_WIPED: 'internal', // a key object was used after wipe()
+  // signatures and keys
+  ERR_SIGNATURE: 'crypto', // an Ed25519 signature did not verify
+  ERR_KEY_FORMAT: 'protocol', // a key has the wrong length or form
+  // generic
+  ERR_LIMIT: 'limit', // a named limit was exceeded (the message names it)
+  ERR_TIMEOUT: 'timeout', // a deadline passed
+  ERR_ABORTED: 'aborted', // aborted by the caller or by stop()
+  ERR_NOT_FOUND: 'not-found', // a thing asked for does not exist
+  ERR_CONFIG: 'config', // invalid configuration
+  ERR_INTERNAL: 'internal', // an invariant of our own code failed
+  ERR_CRYPTO_UNAVAILABLE: 'internal', // no libsodium binding could be loaded, or crypto used before init
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Base class of every error Allium throws on purpose. */
+export class AlliumError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AlliumError';
+    this.code = code;
+    this.kind = ERROR_CODES[code];
+  }
+}
+
+/** Thrown when a peer breaks the protocol. Tears down the circuit or link it arrived on. */
+export class ProtocolError extends AlliumError {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Thrown when a cryptographic check fails. */
+export class CryptoError extends AlliumError {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'CryptoError';
+  }
+}
+
+/** Thrown when a named limit is exceeded; `limit` is the name used in specs/limits.md. */
+export class LimitError extends AlliumError {
+  readonly limit: string;
+  constructor(limit: string, message: string, code: ErrorCode = 'ERR_LIMIT') {
+    super(code, `${limit}: ${message}`);
+    this.name = 'LimitError';
+    this.limit = limit;
+  }
+}
+
+/** Thrown when a deadline passes. */
+export class TimeoutError extends AlliumError {
+  constructor(message: string) {
+    super('ERR_TIMEOUT', message);
+    this.name = 'TimeoutError';
+  }
+}
+
+/** Thrown when an operation is aborted by its AbortSignal or by stop(). */
+export class AbortedError extends AlliumError {
+  constructor(message = 'aborted') {
+    super('ERR_ABORTED', message);
+    this.name = 'AbortedError';
+  }
+}
+
+/** Thrown when configuration is invalid; the message says what to do. */
+export class ConfigError extends AlliumError {
+  constructor(message: string) {
+    super('ERR_CONFIG', message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Thrown when a thing asked for does not exist. */
+export class NotFoundError extends AlliumError {
+  constructor(message: string) {
+    super('ERR_NOT_FOUND', message);
+    this.name = 'NotFoundError';
+  }
+}
+
+export function isAlliumError(e: unknown): e is AlliumError {
+  return e instanceof AlliumError;
+}
+
+/** Throws AbortedError if the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortedError();
+}

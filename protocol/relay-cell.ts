@@ -1,0 +1,64 @@
+/**
+ * The plaintext of a relay cell once the destination hop (or the client) has removed every layer
+ * (specs/relay-crypto.md §6):
+ *
+ *   relay_cmd u8 | stream_id u16 | length u16 | data (length bytes) | zero padding to 891 bytes
+ */
+import { ByteReader, ByteWriter } from './bytes.js';
+import { RELAY_DATA_LEN, RELAY_PAYLOAD_LEN } from './constants.js';
+import { ProtocolError } from './errors.js';
+
+export const RelayCommand = {
+  BEGIN: 1,
+  DATA: 2,
+  END: 3,
+  CONNECTED: 4,
+  SENDME: 5,
+  EXTEND: 6,
+  EXTENDED: 7,
+  TRUNCATE: 8,
+  TRUNCATED: 9,
+  DROP: 10,
+  // content (specs/content.md)
+  STORE: 20,
+  STORED: 21,
+  FETCH: 22,
+  FETCHED: 23,
+  // rendezvous and messaging (specs/rendezvous.md)
+  ESTABLISH_INTRO: 30,
+  INTRO_ESTABLISHED: 31,
+  INTRODUCE1: 32,
+  INTRODUCE2: 33,
+  INTRODUCE_ACK: 34,
+  ESTABLISH_RENDEZVOUS: 35,
+  RENDEZVOUS_ESTABLISHED: 36,
+  RENDEZVOUS1: 37,
+  RENDEZVOUS2: 38,
+} as const;
+export type RelayCommand = (typeof RelayCommand)[keyof typeof RelayCommand];
+const KNOWN = new Set<number>(Object.values(RelayCommand));
+
+export interface RelayMessage {
+  readonly command: RelayCommand;
+  readonly streamId: number;
+  readonly data: Uint8Array;
+}
+
+export function encodeRelayPayload(m: RelayMessage): Uint8Array {
+  if (m.data.length > RELAY_DATA_LEN) throw new ProtocolError('ERR_RELAY_LENGTH', `relay data is at most ${RELAY_DATA_LEN} bytes`);
+  if (!Number.isInteger(m.streamId) || m.streamId < 0 || m.streamId > 0xffff) throw new ProtocolError('ERR_SCHEMA', 'stream id out of range');
+  return new ByteWriter(RELAY_PAYLOAD_LEN).u8(m.command).u16(m.streamId).u16(m.data.length).bytes(m.data).done();
+}
+
+export function decodeRelayPayload(payload: Uint8Array): RelayMessage {
+  if (payload.length !== RELAY_PAYLOAD_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a relay payload is ${RELAY_PAYLOAD_LEN} bytes`);
+  const r = new ByteReader(payload, 'relay payload');
+  const command = r.u8();
+  if (!KNOWN.has(command)) throw new ProtocolError('ERR_RELAY_COMMAND', `unknown relay command ${command}`);
+  const streamId = r.u16();
+  const length = r.u16();
+  if (length > RELAY_DATA_LEN) throw new ProtocolError('ERR_RELAY_LENGTH', `relay length ${length} > ${RELAY_DATA_LEN}`);
+  const data = r.bytes(length);
+  r.zeros();
+  return { command: command as RelayCommand, streamId, data };
+}

@@ -1,0 +1,98 @@
+/**
+ * The setup-onion replay cache (specs/circuits.md §3.4): one Bloom filter per onion key, kept for that key's life.
+ * A filter that reaches its capacity reports `full`, and the relay rotates its onion key early (relay/keys), so the
+ * false-positive rate never rises above the designed bound. Memory is fixed: bits = -n ln p / (ln 2)^2.
+ */
+import type { ReplayGuard } from './onion.js';
+import { toHex } from './bytes.js';
+
+export interface ReplayFilterOptions {
+  /** Onions remembered per onion key before the filter is full (specs/limits.md: REPLAY_FILTER_CAPACITY). */
+  capacity?: number;
+  /** Designed false-positive rate at capacity (a fresh onion refused as a replay). */
+  falsePositiveRate?: number;
+}
+
+export class BloomFilter {
+  private readonly bits: Uint8Array;
+  private readonly m: number;
+  private readonly k: number;
+  private n = 0;
+
+  constructor(
+    readonly capacity: number,
+    falsePositiveRate: number,
+  ) {
+    const m = Math.ceil((-capacity * Math.log(falsePositiveRate)) / Math.LN2 ** 2);
+    this.m = Math.max(64, m);
+    this.k = Math.max(1, Math.round((this.m / capacity) * Math.LN2));
+    this.bits = new Uint8Array(Math.ceil(this.m / 8));
+  }
+
+  get count(): number {
+    return this.n;
+  }
+
+  get byteLength(): number {
+    return this.bits.length;
+  }
+
+  /** `tag` must be a uniformly random 16-byte value (a hash); double hashing over its two halves. */
+  private *indexes(tag: Uint8Array): Generator<number> {
+    const dv = new DataView(tag.buffer, tag.byteOffset, tag.length);
+    const h1 = dv.getUint32(0) ^ dv.getUint32(8);
+    const h2 = (dv.getUint32(4) ^ dv.getUint32(12)) | 1;
+    for (let i = 0; i < this.k; i++) yield ((h1 + Math.imul(i, h2)) >>> 0) % this.m;
+  }
+
+  has(tag: Uint8Array): boolean {
+    for (const i of this.indexes(tag)) if ((this.bits[i >>> 3]! & (1 << (i & 7))) === 0) return false;
+    return true;
+  }
+
+  add(tag: Uint8Array): void {
+    for (const i of this.indexes(tag)) this.bits[i >>> 3]! |= 1 << (i & 7);
+    this.n++;
+  }
+}
+
+/** A ReplayGuard with one Bloom filter per onion key. */
+export class ReplayFilter implements ReplayGuard {
+  private readonly filters = new Map<string, BloomFilter>();
+  readonly capacity: number;
+  private readonly fpr: number;
+
+  constructor(options: ReplayFilterOptions = {}) {
+    this.capacity = options.capacity ?? 1_000_000;
+    this.fpr = options.falsePositiveRate ?? 1e-7;
+  }
+
+  checkAndRecord(onionKeyPublic: Uint8Array, tag: Uint8Array): boolean {
+    const id = toHex(onionKeyPublic);
+    let f = this.filters.get(id);
+    if (!f) {
+      f = new BloomFilter(this.capacity, this.fpr);
+      this.filters.set(id, f);
+    }
+    if (f.has(tag)) return true;
+    f.add(tag);
+    return false;
+  }
+
+  /** True once the filter of this onion key holds `capacity` onions: time to rotate the key. */
+  isFull(onionKeyPublic: Uint8Array): boolean {
+    const f = this.filters.get(toHex(onionKeyPublic));
+    return !!f && f.count >= f.capacity;
+  }
+
+  /** Drops the filter of a retired onion key (after its overlap window). */
+  forget(onionKeyPublic: Uint8Array): void {
+    this.filters.delete(toHex(onionKeyPublic));
+  }
+
+  get bytes(): number {
+    let n = 0;
+    for (const f of this.filters.values()) n += f.byteLength;
+    return n;
+  }
+}
