@@ -16,6 +16,8 @@ interface SodiumNative {
   crypto_aead_chacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number;
   crypto_aead_xchacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number;
   crypto_aead_xchacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_sign_ed25519_pk_to_curve25519(x: Uint8Array, ed: Uint8Array): void;
+  crypto_sign_ed25519_sk_to_curve25519(x: Uint8Array, ed: Uint8Array): void;
   crypto_box_seal(c: Uint8Array, m: Uint8Array, pk: Uint8Array): void;
   crypto_box_seal_open(m: Uint8Array, c: Uint8Array, pk: Uint8Array, sk: Uint8Array): boolean;
   sodium_memcmp(a: Uint8Array, b: Uint8Array): boolean;
@@ -81,6 +83,15 @@ export function loadNativeBinding(): SodiumBinding | null {
         return null;
       }
     },
+    ed25519PkToX25519: (out, pk) => {
+      try {
+        s.crypto_sign_ed25519_pk_to_curve25519(out, pk);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    ed25519SkToX25519: (out, sk) => s.crypto_sign_ed25519_sk_to_curve25519(out, sk),
     sealedBoxSeal: (m, pk) => {
       const c = new Uint8Array(m.length + SEAL);
       s.crypto_box_seal(c, m, pk);

@@ -53,6 +53,15 @@ export async function loadWasmBinding(): Promise<SodiumBinding> {
         return null;
       }
     },
+    ed25519PkToX25519: (out, pk) => {
+      try {
+        out.set(s.crypto_sign_ed25519_pk_to_curve25519(pk));
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    ed25519SkToX25519: (out, sk) => out.set(s.crypto_sign_ed25519_sk_to_curve25519(sk)),
     sealedBoxSeal: (m, pk) => s.crypto_box_seal(m, pk),
     sealedBoxOpen: (c, pk, sk) => {
       try {

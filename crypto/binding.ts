@@ -29,6 +29,9 @@ export interface SodiumBinding {
   /** XChaCha20-Poly1305-IETF (24-byte nonce); for the benchmark's reference figures and sealed storage. */
   xaeadEncrypt(message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array;
   xaeadDecrypt(ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null;
+  /** Converts an Ed25519 public key to its X25519 form; false if the key is not a valid point. */
+  ed25519PkToX25519(out: Uint8Array, publicKey: Uint8Array): boolean;
+  ed25519SkToX25519(out: Uint8Array, secretKey: Uint8Array): void;
   sealedBoxSeal(message: Uint8Array, publicKey: Uint8Array): Uint8Array;
   sealedBoxOpen(ciphertext: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null;
   /** Constant-time comparison of equal-length buffers. */

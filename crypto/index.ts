@@ -121,6 +121,22 @@ export class Crypto {
     if (!this.verify(signature, message, publicKey)) throw new CryptoError('ERR_SIGNATURE', `${what}: signature does not verify`);
   }
 
+  /** The X25519 form of an Ed25519 public key (RFC 7748 birational map). Throws ERR_KEY_FORMAT for invalid points. */
+  edPublicToX25519(publicKey: Uint8Array): Uint8Array {
+    checkLen('ed25519 public key', publicKey, ED25519_PUBLIC_LEN);
+    const out = new Uint8Array(X25519_LEN);
+    if (!this.b.ed25519PkToX25519(out, publicKey)) throw new AlliumError('ERR_KEY_FORMAT', 'not a valid Ed25519 public key');
+    return out;
+  }
+
+  /** The X25519 secret scalar matching edPublicToX25519 of the same key pair. */
+  edSecretToX25519(secretKey: Uint8Array): Uint8Array {
+    checkLen('ed25519 secret key', secretKey, ED25519_SECRET_LEN);
+    const out = new Uint8Array(X25519_LEN);
+    this.b.ed25519SkToX25519(out, secretKey);
+    return out;
+  }
+
   chacha20Xor(out: Uint8Array, input: Uint8Array, nonce: Uint8Array, ic: number, key: Uint8Array): void {
     this.b.chacha20Xor(out, input, nonce, ic, key);
   }

@@ -46,6 +46,22 @@ export const ERROR_CODES = {
   ERR_RELAY_COUNTER: 'limit', // a per-direction cell counter reached its limit; the circuit must be rebuilt
   ERR_RELAY_NOT_RECOGNIZED: 'protocol', // a backward cell was not recognised by any hop of the circuit
   ERR_KEY_WIPED: 'internal', // a key object was used after wipe()
+  // links (protocol/link-handshake.ts, relay/link.ts)
+  ERR_LINK_FRAME: 'protocol', // a link frame has the wrong size or does not authenticate
+  ERR_LINK_PROBE: 'protocol', // a first message that is not an Allium handshake for this relay (or lacks the bridge secret)
+  ERR_LINK_AUTH: 'crypto', // the peer does not hold the identity key it must have
+  ERR_LINK_REPLAY: 'protocol', // a first handshake message seen before
+  ERR_LINK_CLOCK: 'protocol', // a handshake timestamp outside the allowed clock skew
+  ERR_LINK_VERSION: 'protocol', // no link protocol version in common
+  ERR_LINK_HANDSHAKE: 'protocol', // any other handshake violation
+  ERR_LINK_CLOSED: 'aborted', // the link closed while something was waiting on it
+  ERR_UNREACHABLE: 'not-found', // no link could be opened to a relay
+  // directory (protocol/descriptor.ts, relay/directory.ts)
+  ERR_DESCRIPTOR: 'protocol', // a relay descriptor is malformed or inconsistent
+  ERR_DESCRIPTOR_EXPIRED: 'protocol', // a descriptor's expiry has passed
+  ERR_DESCRIPTOR_FUTURE: 'protocol', // a descriptor is published further in the future than the clock skew allows
+  ERR_DESCRIPTOR_STALE: 'protocol', // a descriptor older than one already held (a replay)
+  ERR_DIRECTORY: 'protocol', // a directory response is malformed or fails the cross-check
   // signatures and keys
   ERR_SIGNATURE: 'crypto', // an Ed25519 signature did not verify
   ERR_KEY_FORMAT: 'protocol', // a key has the wrong length or form

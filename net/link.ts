@@ -1,0 +1,368 @@
+/**
+ * A link: one authenticated, encrypted WebSocket between a client or relay and a relay (specs/link.md).
+ *
+ * Runs the handshake (protocol/link-handshake.ts), then carries cells in fixed-size frames of FRAME_CELLS cells,
+ * padding a frame with PADDING cells when fewer are queued, so every WebSocket message on the wire has one size.
+ * Reassembles CONTROL messages. Enforces the handshake deadline, keepalives and the idle timeout, and bounds the
+ * cells it will queue (a peer that stops reading cannot make us buffer without limit).
+ *
+ * Events: link:open, link:cell, link:control, link:drain, link:close.
+ */
+import {
+  CellCommand,
+  controlBody,
+  decodeCell,
+  decodeControlBody,
+  encodeCellInto,
+  fragmentControl,
+  type Cell,
+} from '../protocol/cell.js';
+import { CELL_BODY_LEN, CELL_LEN } from '../protocol/constants.js';
+import { decodeControl, encodeControl, MAX_CONTROL_MESSAGE, type ControlMessage } from '../protocol/control.js';
+import { AlliumError, LimitError, ProtocolError, TimeoutError, isAlliumError } from '../protocol/errors.js';
+import {
+  FRAME_CELLS,
+  FRAME_LEN,
+  FRAME_PLAIN_LEN,
+  FrameCipher,
+  LinkInitiator,
+  LinkResponder,
+  type HandshakeReplayCache,
+  type LinkPeer,
+  LinkRole,
+} from '../protocol/link-handshake.js';
+import { Emitter } from './emitter.js';
+import type { LinkSocket } from './socket.js';
+
+export interface LinkTimers {
+  /** Deadline for the whole handshake (specs/limits.md LINK_HANDSHAKE_TIMEOUT). */
+  handshakeTimeoutMs: number;
+  /** Send an all-padding frame after this long without sending. */
+  keepaliveMs: number;
+  /** Close after this long without receiving anything. */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_LINK_TIMERS: LinkTimers = {
+  handshakeTimeoutMs: 10_000,
+  keepaliveMs: 5 * 60_000,
+  idleTimeoutMs: 15 * 60_000,
+};
+
+/** Cells a link will queue for sending before it refuses more (specs/limits.md MAX_LINK_QUEUE_CELLS). */
+export const DEFAULT_MAX_LINK_QUEUE_CELLS = 4096;
+/** Socket bytes in flight above which the link reports congestion (and below half of which it drains). */
+export const LINK_HIGH_WATER_BYTES = 1 << 20;
+
+export type LinkEvents = {
+  'link:open': [LinkPeer];
+  'link:cell': [Cell];
+  'link:control': [ControlMessage];
+  'link:drain': [];
+  'link:close': [AlliumError | null];
+};
+
+export type LinkSetup =
+  | {
+      role: 'initiator';
+      responder: Uint8Array;
+      identity?: { publicKey: Uint8Array; secretKey: Uint8Array };
+      psk?: Uint8Array;
+    }
+  | {
+      role: 'responder';
+      identity: { publicKey: Uint8Array; secretKey: Uint8Array };
+      replay: HandshakeReplayCache;
+      maxClockSkewMs: number;
+      psk?: Uint8Array;
+    };
+
+export interface LinkOptions {
+  timers?: Partial<LinkTimers>;
+  maxQueueCells?: number;
+  now?: () => number;
+  /** Called for every frame received before it is processed; returns false to drop the link (rate limits). */
+  admitFrame?: (link: Link) => boolean;
+}
+
+let nextLinkId = 1;
+
+type QueuedCell = { circId: number; command: number; body: Uint8Array };
+
+export class Link extends Emitter<LinkEvents> {
+  readonly id = nextLinkId++;
+  private state: 'handshake' | 'open' | 'closed' = 'handshake';
+  private initiator: LinkInitiator | null = null;
+  private responder: LinkResponder | null = null;
+  private sendCipher: FrameCipher | null = null;
+  private recvCipher: FrameCipher | null = null;
+  private queue: QueuedCell[] = [];
+  private flushScheduled = false;
+  private control: Uint8Array[] = [];
+  private controlBytes = 0;
+  private readonly timers: LinkTimers;
+  private readonly maxQueue: number;
+  private readonly now: () => number;
+  private handshakeTimer: ReturnType<typeof setTimeout> | null = null;
+  private keepaliveTimer: ReturnType<typeof setInterval> | null = null;
+  private lastSent = 0;
+  private lastReceived = 0;
+  private congested = false;
+  peer: LinkPeer | null = null;
+  readonly stats = { framesIn: 0, framesOut: 0, cellsIn: 0, cellsOut: 0, bytesIn: 0, bytesOut: 0 };
+  readonly openedAt: number;
+
+  constructor(
+    readonly socket: LinkSocket,
+    private readonly setup: LinkSetup,
+    private readonly options: LinkOptions = {},
+  ) {
+    super();
+    this.timers = { ...DEFAULT_LINK_TIMERS, ...options.timers };
+    this.maxQueue = options.maxQueueCells ?? DEFAULT_MAX_LINK_QUEUE_CELLS;
+    this.now = options.now ?? Date.now;
+    this.openedAt = this.now();
+    this.lastReceived = this.lastSent = this.openedAt;
+    socket.onMessage((data, binary) => this.onMessage(data, binary));
+    socket.onClose(() => this.teardown(this.state === 'open' ? null : new AlliumError('ERR_LINK_CLOSED', 'peer closed the link')));
+    socket.onError(() => undefined);
+    this.handshakeTimer = setTimeout(() => this.fail(new TimeoutError('link handshake deadline passed')), this.timers.handshakeTimeoutMs);
+    if (setup.role === 'initiator') {
+      const init: { responder: Uint8Array; now: number; identity?: { publicKey: Uint8Array; secretKey: Uint8Array }; psk?: Uint8Array } = {
+        responder: setup.responder,
+        now: this.now(),
+      };
+      if (setup.identity) init.identity = setup.identity;
+      if (setup.psk) init.psk = setup.psk;
+      this.initiator = new LinkInitiator(init);
+      this.write(this.initiator.start());
+    } else {
+      const resp: { identity: { publicKey: Uint8Array; secretKey: Uint8Array }; replay: HandshakeReplayCache; maxClockSkewMs: number; psk?: Uint8Array } = {
+        identity: setup.identity,
+        replay: setup.replay,
+        maxClockSkewMs: setup.maxClockSkewMs,
+      };
+      if (setup.psk) resp.psk = setup.psk;
+      this.responder = new LinkResponder(resp);
+    }
+  }
+
+  /** True when this side dialed the link (it then uses circuit ids with the top bit set). */
+  get initiatedHere(): boolean {
+    return this.setup.role === 'initiator';
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Cells queued and not yet framed. */
+  get queuedCells(): number {
+    return this.queue.length;
+  }
+
+  /** Bytes this link holds: queued cells plus socket bytes in flight. */
+  get bufferedBytes(): number {
+    return this.queue.length * CELL_LEN + this.socket.bufferedAmount;
+  }
+
+  /** True while the socket has more than LINK_HIGH_WATER_BYTES in flight; wait for link:drain. */
+  get isCongested(): boolean {
+    return this.congested;
+  }
+
+  private write(frame: Uint8Array): void {
+    this.socket.send(frame);
+    this.lastSent = this.now();
+    this.stats.framesOut++;
+    this.stats.bytesOut += frame.length;
+    if (!this.congested && this.socket.bufferedAmount > LINK_HIGH_WATER_BYTES) {
+      this.congested = true;
+      this.watchDrain();
+    }
+  }
+
+  private watchDrain(): void {
+    const check = (): void => {
+      if (this.state === 'closed') return;
+      if (this.socket.bufferedAmount <= LINK_HIGH_WATER_BYTES / 2) {
+        this.congested = false;
+        this.emit('link:drain');
+      } else setTimeout(check, 5);
+    };
+    setTimeout(check, 5);
+  }
+
+  private onMessage(data: Uint8Array, binary: boolean): void {
+    if (this.state === 'closed') return;
+    try {
+      if (!binary) throw new ProtocolError('ERR_LINK_FRAME', 'text message on a link');
+      if (data.length !== FRAME_LEN) throw new ProtocolError('ERR_LINK_FRAME', `link frames are ${FRAME_LEN} bytes, got ${data.length}`);
+      this.lastReceived = this.now();
+      this.stats.framesIn++;
+      this.stats.bytesIn += data.length;
+      if (this.options.admitFrame && !this.options.admitFrame(this)) return;
+      if (this.state === 'handshake') return this.onHandshake(data);
+      this.onFrame(this.recvCipher!.open(data));
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private onHandshake(data: Uint8Array): void {
+    if (this.initiator) {
+      const { keys, msg3 } = this.initiator.finish(data);
+      this.initiator = null;
+      this.sendCipher = new FrameCipher(keys.send);
+      this.recvCipher = new FrameCipher(keys.receive);
+      this.write(this.sendCipher.seal(msg3));
+      const s = this.setup as Extract<LinkSetup, { role: 'initiator' }>;
+      this.opened({ role: LinkRole.RELAY, identity: Uint8Array.from(s.responder), version: 1 });
+      return;
+    }
+    const r = this.responder!;
+    if (!this.recvCipher) {
+      const msg2 = r.respond(data, this.now());
+      const keys = r.keys;
+      this.sendCipher = new FrameCipher(keys.send);
+      this.recvCipher = new FrameCipher(keys.receive);
+      this.write(msg2);
+      return;
+    }
+    const peer = r.finish(this.recvCipher.open(data));
+    this.responder = null;
+    this.opened(peer);
+  }
+
+  private opened(peer: LinkPeer): void {
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.state = 'open';
+    this.peer = peer;
+    const tick = Math.min(this.timers.keepaliveMs, this.timers.idleTimeoutMs) / 4;
+    this.keepaliveTimer = setInterval(() => this.onTick(), Math.max(50, tick));
+    (this.keepaliveTimer as { unref?: () => void }).unref?.();
+    this.emit('link:open', peer);
+    if (this.queue.length) this.scheduleFlush();
+  }
+
+  private onTick(): void {
+    const now = this.now();
+    if (now - this.lastReceived >= this.timers.idleTimeoutMs) {
+      this.fail(new TimeoutError('link idle timeout'));
+      return;
+    }
+    if (now - this.lastSent >= this.timers.keepaliveMs) this.flushFrame();
+  }
+
+  private onFrame(plain: Uint8Array): void {
+    for (let i = 0; i < FRAME_CELLS; i++) {
+      if (this.state !== 'open') return;
+      const raw = plain.subarray(i * CELL_LEN, (i + 1) * CELL_LEN);
+      const cell = decodeCell(raw);
+      if (cell.command === CellCommand.PADDING) continue;
+      this.stats.cellsIn++;
+      if (cell.command === CellCommand.CONTROL) this.onControlCell(cell.body);
+      else this.emit('link:cell', cell);
+    }
+  }
+
+  private onControlCell(body: Uint8Array): void {
+    const f = decodeControlBody(body);
+    if (f.first !== (this.control.length === 0)) throw new ProtocolError('ERR_LINK_FRAME', 'CONTROL fragment out of order');
+    this.controlBytes += f.data.length;
+    if (this.controlBytes > MAX_CONTROL_MESSAGE) throw new LimitError('MAX_CONTROL_MESSAGE', 'control message too large');
+    this.control.push(Uint8Array.from(f.data));
+    if (!f.last) return;
+    const whole = new Uint8Array(this.controlBytes);
+    let o = 0;
+    for (const p of this.control) {
+      whole.set(p, o);
+      o += p.length;
+    }
+    this.control = [];
+    this.controlBytes = 0;
+    this.emit('link:control', decodeControl(whole));
+  }
+
+  /**
+   * Queues a cell. Throws ERR_LINK_CLOSED on a closed link and LimitError MAX_LINK_QUEUE_CELLS when the queue is
+   * full (the caller decides which circuit pays).
+   */
+  sendCell(circId: number, command: CellCommand, body: Uint8Array): void {
+    if (this.state === 'closed') throw new AlliumError('ERR_LINK_CLOSED', 'link is closed');
+    if (body.length > CELL_BODY_LEN) throw new AlliumError('ERR_INTERNAL', 'cell body too long');
+    if (this.queue.length >= this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue full');
+    this.queue.push({ circId, command, body });
+    if (this.state === 'open') this.scheduleFlush();
+  }
+
+  /** Sends a CONTROL message (fragmented across CONTROL cells). */
+  sendControl(message: ControlMessage): void {
+    const bytes = encodeControl(message);
+    if (bytes.length > MAX_CONTROL_MESSAGE) throw new LimitError('MAX_CONTROL_MESSAGE', 'control message too large');
+    for (const f of fragmentControl(bytes)) this.sendCell(0, CellCommand.CONTROL, controlBody(f));
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    const run = (): void => {
+      this.flushScheduled = false;
+      this.flush();
+    };
+    if (typeof setImmediate === 'function') setImmediate(run);
+    else setTimeout(run, 0);
+  }
+
+  private flush(): void {
+    while (this.state === 'open' && this.queue.length > 0) this.flushFrame();
+  }
+
+  /** Sends one frame with up to FRAME_CELLS queued cells, padded with PADDING cells. */
+  private flushFrame(): void {
+    if (this.state !== 'open' || !this.sendCipher) return;
+    const plain = new Uint8Array(FRAME_PLAIN_LEN);
+    const n = Math.min(FRAME_CELLS, this.queue.length);
+    for (let i = 0; i < n; i++) {
+      const c = this.queue[i]!;
+      encodeCellInto(plain, i * CELL_LEN, c.circId, c.command as CellCommand, c.body);
+    }
+    this.queue.splice(0, n);
+    this.stats.cellsOut += n;
+    this.write(this.sendCipher.seal(plain));
+  }
+
+  /** Closes the link; `error` says why (null for an orderly close). */
+  close(error: AlliumError | null = null): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'open') this.flush();
+    this.socket.close(error ? 4000 : 1000, error?.code ?? 'done');
+    this.teardown(error);
+  }
+
+  private fail(e: unknown): void {
+    const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'link failed', { cause: e });
+    if (this.state === 'closed') return;
+    this.socket.close(4000, err.code);
+    this.teardown(err);
+  }
+
+  private teardown(error: AlliumError | null): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    this.queue = [];
+    this.control = [];
+    this.sendCipher?.wipe();
+    this.recvCipher?.wipe();
+    this.emit('link:close', error);
+  }
+}
+
+export { FRAME_LEN };

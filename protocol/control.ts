@@ -1,0 +1,39 @@
+/**
+ * Link-level CONTROL messages (specs/link.md §5, specs/directory.md §5): CBOR maps with a text "t" naming the
+ * message, carried in CONTROL cells (fragmented, protocol/cell.ts) on circuit id 0.
+ */
+import { z } from 'zod';
+import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
+import { MAX_DESCRIPTOR_BYTES } from './descriptor.js';
+
+/** Largest reassembled CONTROL message (specs/limits.md). */
+export const MAX_CONTROL_MESSAGE = 256 * 1024;
+/** Most descriptors in one push or directory page. */
+export const MAX_DESCRIPTORS_PER_MESSAGE = 100;
+export const MAX_SUMMARY_ENTRIES = 20_000;
+
+const descList = z.array(zBytes(undefined, MAX_DESCRIPTOR_BYTES)).max(MAX_DESCRIPTORS_PER_MESSAGE);
+
+export const controlSchema = z.discriminatedUnion('t', [
+  /** Anti-entropy opener: the sender's directory digest and size. */
+  z.strictObject({ t: z.literal('gossip-digest'), d: zBytes(32), n: zUint() }),
+  /** The reply when digests differ: every (identity, published) pair the sender holds. */
+  z.strictObject({ t: z.literal('gossip-summary'), e: z.array(z.tuple([zBytes(32), zUint()])).max(MAX_SUMMARY_ENTRIES) }),
+  /** Identities whose descriptors the sender wants. */
+  z.strictObject({ t: z.literal('gossip-want'), ids: z.array(zBytes(32)).max(MAX_SUMMARY_ENTRIES) }),
+  /** Signed descriptors. */
+  z.strictObject({ t: z.literal('gossip-push'), ds: descList }),
+  /** A client asks for descriptors that arrived at or after `since` (responder time), page after `after`. */
+  z.strictObject({ t: z.literal('dir-get'), since: zUint(), after: zBytes(32).nullable() }),
+  /** A directory page. `at` is the responder's time; `more` says another page follows after the last identity. */
+  z.strictObject({ t: z.literal('dir'), at: zUint(), ds: descList, more: z.boolean() }),
+]);
+export type ControlMessage = z.infer<typeof controlSchema>;
+
+export function encodeControl(m: ControlMessage): Uint8Array {
+  return encodeCbor(m);
+}
+
+export function decodeControl(bytes: Uint8Array): ControlMessage {
+  return decodeMessage(controlSchema, bytes, MAX_CONTROL_MESSAGE, 'control message');
+}

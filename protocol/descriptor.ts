@@ -1,0 +1,96 @@
+/**
+ * Signed relay descriptors (specs/directory.md §2).
+ *
+ *   signed = CBOR { "b": body (CBOR bytes), "s": Ed25519 signature over ("allium-v1 descriptor" | body) }
+ *   body   = CBOR map, fields below
+ *
+ * A descriptor is self-certifying: the signature must verify under the identity key it names. Verification also
+ * checks the time window: not expired, not published in the future beyond the clock skew, and not living longer
+ * than MAX_DESCRIPTOR_LIFETIME.
+ */
+import { z } from 'zod';
+import { crypto } from '../crypto/index.js';
+import { concatBytes, toHex, utf8 } from './bytes.js';
+import { decodeMessage, encodeCbor, validate, zBytes, zUint } from './cbor.js';
+import { LINK_VERSION_MAX, LINK_VERSION_MIN } from './link-handshake.js';
+import { CryptoError, LimitError, ProtocolError } from './errors.js';
+import { parseExitPolicy } from './exit-policy.js';
+
+export const MAX_DESCRIPTOR_BYTES = 2048;
+export const MAX_DESCRIPTOR_LIFETIME_MS = 24 * 3600 * 1000;
+export const DESCRIPTOR_CLOCK_SKEW_MS = 10 * 60 * 1000;
+const SIGN_CONTEXT = utf8('allium-v1 descriptor');
+
+/** Capabilities a relay offers (specs/directory.md §2.2). */
+export const RELAY_CAPABILITIES = ['store', 'intro', 'rendezvous'] as const;
+
+const bodySchema = z.strictObject({
+  v: z.literal(1),
+  id: zBytes(32),
+  onion: zBytes(32),
+  addr: z.string().max(256).regex(/^wss?:\/\/[^\s]+$/),
+  nick: z.string().min(1).max(32).regex(/^[A-Za-z0-9_-]+$/),
+  contact: z.string().max(256),
+  family: z.array(zBytes(32)).max(32),
+  bw: zUint(2 ** 40),
+  exit: z.array(z.string().max(80)).max(64),
+  caps: z.array(z.enum(RELAY_CAPABILITIES)).max(8),
+  proto: z.array(zUint(0xffff)).min(1).max(8),
+  pub: zUint(),
+  exp: zUint(),
+});
+export type DescriptorBody = z.infer<typeof bodySchema>;
+
+const signedSchema = z.strictObject({ b: zBytes(undefined, MAX_DESCRIPTOR_BYTES), s: zBytes(64) });
+
+export interface Descriptor extends DescriptorBody {
+  /** The signed encoding, as received or produced (what gossip forwards). */
+  readonly raw: Uint8Array;
+  /** BLAKE2b-256 of raw. */
+  readonly digest: Uint8Array;
+  readonly fingerprint: string;
+}
+
+export type DescriptorFields = Omit<DescriptorBody, 'v' | 'proto'> & { proto?: number[] };
+
+/** Signs a descriptor with the relay's identity key. */
+export function signDescriptor(fields: DescriptorFields, secretKey: Uint8Array): Descriptor {
+  const body: DescriptorBody = {
+    v: 1,
+    ...fields,
+    proto: fields.proto ?? range(LINK_VERSION_MIN, LINK_VERSION_MAX),
+  };
+  validate(bodySchema, body, 'descriptor');
+  parseExitPolicy(body.exit);
+  const b = encodeCbor(body);
+  const s = crypto().sign(concatBytes(SIGN_CONTEXT, b), secretKey);
+  const raw = encodeCbor({ b, s });
+  if (raw.length > MAX_DESCRIPTOR_BYTES) throw new LimitError('MAX_DESCRIPTOR_BYTES', `descriptor is ${raw.length} bytes`);
+  return { ...body, raw, digest: crypto().hash(32, raw), fingerprint: toHex(body.id) };
+}
+
+function range(a: number, b: number): number[] {
+  const out: number[] = [];
+  for (let i = a; i <= b; i++) out.push(i);
+  return out;
+}
+
+/**
+ * Decodes and verifies a signed descriptor at time `now`. Throws ERR_SIGNATURE (forged), ERR_DESCRIPTOR_EXPIRED,
+ * ERR_DESCRIPTOR_FUTURE, ERR_DESCRIPTOR (inconsistent), ERR_CBOR_* / ERR_SCHEMA (malformed), ERR_CBOR_TOO_LARGE.
+ */
+export function verifyDescriptor(raw: Uint8Array, now: number, skewMs = DESCRIPTOR_CLOCK_SKEW_MS): Descriptor {
+  const signed = decodeMessage(signedSchema, raw, MAX_DESCRIPTOR_BYTES, 'signed descriptor');
+  const body = decodeMessage(bodySchema, signed.b, MAX_DESCRIPTOR_BYTES, 'descriptor');
+  if (!crypto().verify(signed.s, concatBytes(SIGN_CONTEXT, signed.b), body.id)) {
+    throw new CryptoError('ERR_SIGNATURE', 'descriptor signature does not verify');
+  }
+  if (body.exp <= body.pub || body.exp - body.pub > MAX_DESCRIPTOR_LIFETIME_MS) {
+    throw new ProtocolError('ERR_DESCRIPTOR', 'descriptor lifetime out of range');
+  }
+  if (body.pub > now + skewMs) throw new ProtocolError('ERR_DESCRIPTOR_FUTURE', 'descriptor published in the future');
+  if (body.exp <= now) throw new ProtocolError('ERR_DESCRIPTOR_EXPIRED', 'descriptor expired');
+  for (const f of body.family) if (crypto().equal(f, body.id)) throw new ProtocolError('ERR_DESCRIPTOR', 'a relay lists itself in its family');
+  parseExitPolicy(body.exit);
+  return { ...body, raw: Uint8Array.from(raw), digest: crypto().hash(32, raw), fingerprint: toHex(body.id) };
+}

@@ -1,0 +1,128 @@
+/**
+ * A relay's or client's view of the overlay: verified descriptors by identity (specs/directory.md §4). Pure: the
+ * caller passes the time. Holds at most one descriptor per identity, the newest by publication time; an older or
+ * equal descriptor offered again is a replay and is ignored.
+ */
+import { crypto } from '../crypto/index.js';
+import { concatBytes, toHex } from './bytes.js';
+import { ProtocolError } from './errors.js';
+import { verifyDescriptor, type Descriptor } from './descriptor.js';
+
+export interface DirectoryEntry {
+  readonly descriptor: Descriptor;
+  /** Local time the entry arrived (responders use it for incremental fetches). */
+  readonly receivedAt: number;
+}
+
+export type OfferResult = 'new' | 'updated' | 'same';
+
+export class DirectoryStore {
+  private readonly entries = new Map<string, DirectoryEntry>();
+  private cachedDigest: Uint8Array | null = null;
+
+  constructor(readonly maxEntries = 100_000) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * Verifies and adds a signed descriptor. Returns whether it was new, newer than ours, or already known.
+   * Throws the verification errors of verifyDescriptor, ERR_DESCRIPTOR_STALE for an older edition.
+   */
+  offer(raw: Uint8Array, now: number): { result: OfferResult; descriptor: Descriptor } {
+    const d = verifyDescriptor(raw, now);
+    return { result: this.add(d, now), descriptor: d };
+  }
+
+  /** Adds an already verified descriptor. */
+  add(d: Descriptor, now: number): OfferResult {
+    const have = this.entries.get(d.fingerprint);
+    if (have) {
+      if (d.pub < have.descriptor.pub) throw new ProtocolError('ERR_DESCRIPTOR_STALE', 'an older descriptor than the one held');
+      if (d.pub === have.descriptor.pub) return 'same';
+    } else if (this.entries.size >= this.maxEntries) {
+      throw new ProtocolError('ERR_DESCRIPTOR', 'directory full');
+    }
+    this.entries.set(d.fingerprint, { descriptor: d, receivedAt: now });
+    this.cachedDigest = null;
+    return have ? 'updated' : 'new';
+  }
+
+  /** Drops expired entries; returns their fingerprints. */
+  expire(now: number): string[] {
+    const gone: string[] = [];
+    for (const [fp, e] of this.entries) {
+      if (e.descriptor.exp <= now) {
+        this.entries.delete(fp);
+        gone.push(fp);
+      }
+    }
+    if (gone.length) this.cachedDigest = null;
+    return gone;
+  }
+
+  remove(fingerprint: string): void {
+    if (this.entries.delete(fingerprint)) this.cachedDigest = null;
+  }
+
+  get(fingerprint: string): Descriptor | undefined {
+    return this.entries.get(fingerprint)?.descriptor;
+  }
+
+  getById(identity: Uint8Array): Descriptor | undefined {
+    return this.get(toHex(identity));
+  }
+
+  all(): Descriptor[] {
+    return [...this.entries.values()].map((e) => e.descriptor);
+  }
+
+  /** Entries that arrived at or after `since` (local time). */
+  since(since: number): Descriptor[] {
+    const out: Descriptor[] = [];
+    for (const e of this.entries.values()) if (e.receivedAt >= since) out.push(e.descriptor);
+    return out;
+  }
+
+  /** A digest of the whole view: BLAKE2b over the sorted (identity | pub u64) pairs. Equal views, equal digests. */
+  digest(): Uint8Array {
+    if (this.cachedDigest) return this.cachedDigest;
+    const keys = [...this.entries.keys()].sort();
+    const parts: Uint8Array[] = [];
+    for (const k of keys) {
+      const d = this.entries.get(k)!.descriptor;
+      const pub = new Uint8Array(8);
+      new DataView(pub.buffer).setBigUint64(0, BigInt(d.pub));
+      parts.push(d.id, pub);
+    }
+    this.cachedDigest = crypto().hash(32, concatBytes(...parts));
+    return this.cachedDigest;
+  }
+
+  /** A compact summary for anti-entropy: [identity, pub] pairs. */
+  summary(): [Uint8Array, number][] {
+    return [...this.entries.values()].map((e) => [e.descriptor.id, e.descriptor.pub]);
+  }
+
+  /**
+   * Compares a peer's summary with ours: the identities we should ask for (missing or older here) and the
+   * descriptors we should send (missing or older there).
+   */
+  diff(peer: readonly (readonly [Uint8Array, number])[]): { want: Uint8Array[]; give: Descriptor[] } {
+    const theirs = new Map<string, number>();
+    const want: Uint8Array[] = [];
+    for (const [id, pub] of peer) {
+      const fp = toHex(id);
+      theirs.set(fp, pub);
+      const mine = this.entries.get(fp);
+      if (!mine || mine.descriptor.pub < pub) want.push(id);
+    }
+    const give: Descriptor[] = [];
+    for (const [fp, e] of this.entries) {
+      const t = theirs.get(fp);
+      if (t === undefined || t < e.descriptor.pub) give.push(e.descriptor);
+    }
+    return { want, give };
+  }
+}

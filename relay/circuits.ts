@@ -1,0 +1,389 @@
+/**
+ * The circuit reactor: what a relay does with CREATE, CREATED, RELAY and DESTROY cells (specs/circuits.md §6,
+ * specs/relay-crypto.md §5).
+ *
+ * A relay is one hop of many circuits. For each it knows the previous side (link, circuit id) and, once extended,
+ * the next side. Forward cells lose this hop's layer and go on, or are delivered here; backward cells gain this
+ * hop's layer and go back. Any cell that fails its tag, arrives in the wrong state or from the wrong side tears the
+ * circuit down in both directions; a closed link tears down every circuit on it and tells the other side.
+ *
+ * Not here: streams and exits (relay/exit.ts), content (relay/content), rendezvous (relay/rendezvous) — they plug in
+ * through `CircuitEndpointHandler` for relay messages addressed to this hop.
+ */
+import type { Logger } from 'pino';
+import { crypto } from '../crypto/index.js';
+import type { IdentityKey } from '../crypto/keys.js';
+import {
+  CellCommand,
+  createBody,
+  createdBody,
+  decodeCreateBody,
+  decodeCreatedBody,
+  decodeDestroyBody,
+  destroyBody,
+  DestroyReason,
+  type Cell,
+} from '../protocol/cell.js';
+import { CELL_BODY_LEN, ONION_HEADER_LEN, REPLY_LEN } from '../protocol/constants.js';
+import { AlliumError, isAlliumError } from '../protocol/errors.js';
+import { processOnion, ReplyStatus, type RelayHop, type ReplayGuard } from '../protocol/onion.js';
+import { RelayHopCrypto, payloadOf } from '../protocol/relay-crypto.js';
+import { decodeRelayPayload, encodeRelayPayload, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
+import { LinkRole } from '../protocol/link-handshake.js';
+import type { Link } from '../net/link.js';
+import type { KeyPair } from '../crypto/index.js';
+import type { RelayMetrics } from './metrics.js';
+
+export interface Side {
+  readonly link: Link;
+  readonly circId: number;
+}
+
+/** One circuit as this relay sees it. */
+export class CircuitHop {
+  next: Side | null = null;
+  crypto: RelayHopCrypto | null = null;
+  pending: RelayHop | null = null;
+  state: 'building' | 'open' | 'closed' = 'building';
+  lastActivity: number;
+  /** Free-form slots for endpoint handlers (streams, content, rendezvous). */
+  readonly attachments = new Map<string, unknown>();
+
+  constructor(
+    readonly id: number,
+    readonly prev: Side,
+    readonly createdAt: number,
+  ) {
+    this.lastActivity = createdAt;
+  }
+
+  /** True when the previous side is a client (this relay is the entry). */
+  get isEntry(): boolean {
+    return this.prev.link.peer?.role === LinkRole.CLIENT;
+  }
+
+  /** True when no hop follows this one: relay messages addressed here come from the end of the circuit. */
+  get isLast(): boolean {
+    return this.next === null;
+  }
+}
+
+/** Handles relay messages addressed to this hop (BEGIN, DATA, STORE, ESTABLISH_INTRO, …). */
+export interface CircuitEndpointHandler {
+  /** Returns true if it handled the command. Throwing an AlliumError tears the circuit down. */
+  deliver(circuit: CircuitHop, message: RelayMessage): boolean;
+  /** The circuit closed; free whatever is attached to it. */
+  closed(circuit: CircuitHop): void;
+}
+
+export interface CircuitReactorOptions {
+  identity: IdentityKey;
+  onionKeys: () => readonly KeyPair[];
+  replay: ReplayGuard;
+  /** Opens or reuses a link to a relay; rejects with ERR_UNREACHABLE. */
+  linkTo: (identity: Uint8Array) => Promise<Link>;
+  metrics: RelayMetrics;
+  log: Logger;
+  now?: () => number;
+  maxCircuits?: number;
+  maxCircuitsPerLink?: number;
+}
+
+/** Circuit ids: the side that opened a link uses ids with the top bit set, the other side ids without. */
+const HIGH = 0x80000000;
+
+export class CircuitReactor {
+  private readonly byLink = new Map<Link, Map<number, { hop: CircuitHop; side: 'prev' | 'next' }>>();
+  private readonly handlers: CircuitEndpointHandler[] = [];
+  private nextHopId = 1;
+  private count = 0;
+  private readonly now: () => number;
+  private readonly maxCircuits: number;
+  private readonly maxPerLink: number;
+
+  constructor(private readonly o: CircuitReactorOptions) {
+    this.now = o.now ?? Date.now;
+    this.maxCircuits = o.maxCircuits ?? 65_536;
+    this.maxPerLink = o.maxCircuitsPerLink ?? 16_384;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  addHandler(h: CircuitEndpointHandler): void {
+    this.handlers.push(h);
+  }
+
+  /** Every circuit, for the out-of-memory handler and status pages. */
+  *circuits(): Generator<CircuitHop> {
+    const seen = new Set<CircuitHop>();
+    for (const m of this.byLink.values()) for (const { hop } of m.values()) if (!seen.has(hop)) (seen.add(hop), yield hop);
+  }
+
+  private table(link: Link): Map<number, { hop: CircuitHop; side: 'prev' | 'next' }> {
+    let t = this.byLink.get(link);
+    if (!t) this.byLink.set(link, (t = new Map()));
+    return t;
+  }
+
+  private allocCircId(link: Link, weOpened: boolean): number {
+    const t = this.table(link);
+    for (let tries = 0; tries < 64; tries++) {
+      const r = new DataView(crypto().random(4).buffer).getUint32(0);
+      const id = weOpened ? (r | HIGH) >>> 0 : r & ~HIGH;
+      if (id !== 0 && !t.has(id)) return id;
+    }
+    throw new AlliumError('ERR_LIMIT', 'no free circuit id on link');
+  }
+
+  /** Entry point for every circuit cell arriving on a link. */
+  onCell(link: Link, cell: Cell): void {
+    const entry = this.byLink.get(link)?.get(cell.circId);
+    try {
+      switch (cell.command) {
+        case CellCommand.CREATE:
+          if (entry) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'CREATE for a circuit id in use');
+          return this.onCreate(link, cell);
+        case CellCommand.CREATED:
+          if (!entry || entry.side !== 'next' || entry.hop.state !== 'building') throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'unexpected CREATED');
+          return this.onCreated(entry.hop, cell);
+        case CellCommand.RELAY:
+          if (!entry) return void this.o.metrics.drops.inc({ reason: 'relay_unknown_circuit' });
+          return this.onRelay(entry.hop, entry.side, cell.body);
+        case CellCommand.DESTROY:
+          if (!entry) return;
+          decodeDestroyBody(cell.body);
+          return this.onDestroy(entry.hop, entry.side);
+        default:
+          throw new AlliumError('ERR_CELL_COMMAND', 'unexpected cell command');
+      }
+    } catch (e) {
+      const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'circuit cell handling failed', { cause: e });
+      this.o.metrics.errors.inc({ code: err.code });
+      if (entry) this.destroy(entry.hop, err.kind === 'crypto' ? DestroyReason.CRYPTO : DestroyReason.PROTOCOL);
+      else if (cell.circId !== 0) this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.PROTOCOL));
+      if (err.kind === 'internal') this.o.log.error({ err }, 'circuit cell handling failed');
+    }
+  }
+
+  private onCreate(link: Link, cell: Cell): void {
+    const header = decodeCreateBody(cell.body);
+    const perLink = this.byLink.get(link)?.size ?? 0;
+    if (this.count >= this.maxCircuits || perLink >= this.maxPerLink) {
+      this.o.metrics.drops.inc({ reason: 'circuit_limit' });
+      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
+      return;
+    }
+    let result;
+    try {
+      result = processOnion(header, { identity: this.o.identity.publicKey, onionKeys: this.o.onionKeys(), replay: this.o.replay });
+    } catch (e) {
+      const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'onion processing failed', { cause: e });
+      this.o.metrics.errors.inc({ code: err.code });
+      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(err.kind === 'crypto' ? DestroyReason.CRYPTO : DestroyReason.PROTOCOL));
+      return;
+    }
+    const hop = new CircuitHop(this.nextHopId++, { link, circId: cell.circId }, this.now());
+    hop.crypto = new RelayHopCrypto(result.hop.keys);
+    this.table(link).set(cell.circId, { hop, side: 'prev' });
+    this.count++;
+    this.o.metrics.circuits.set(this.count);
+    this.o.metrics.circuitsBuilt.inc({ role: hop.isEntry ? 'entry' : result.kind === 'terminal' ? 'last' : 'middle' });
+    if (result.kind === 'terminal') {
+      this.sendCreated(hop, result.hop.reply(null));
+      result.hop.wipe();
+      return;
+    }
+    hop.pending = result.hop;
+    this.extend(hop, result.next, result.header, (reply, status) => {
+      const pending = hop.pending!;
+      hop.pending = null;
+      this.sendCreated(hop, pending.reply(reply, status));
+      pending.wipe();
+    });
+  }
+
+  /**
+   * Opens the next hop: a link to `identity`, then CREATE with `header`. Calls `done(reply, status)` once: with the
+   * next hop's reply on success, or (null, status) when it could not be reached or refused.
+   */
+  private extend(hop: CircuitHop, identity: Uint8Array, header: Uint8Array, done: (reply: Uint8Array | null, status: number) => void): void {
+    hop.attachments.set('extend-done', done);
+    this.o.linkTo(identity).then(
+      (link) => {
+        if (hop.state === 'closed') return;
+        if (link.isClosed) return this.extendFailed(hop, ReplyStatus.NEXT_UNREACHABLE);
+        const circId = this.allocCircId(link, link.initiatedHere);
+        hop.next = { link, circId };
+        this.table(link).set(circId, { hop, side: 'next' });
+        if (!this.trySend(link, circId, CellCommand.CREATE, createBody(header))) this.extendFailed(hop, ReplyStatus.NEXT_UNREACHABLE);
+      },
+      () => {
+        this.o.metrics.drops.inc({ reason: 'extend_unreachable' });
+        if (hop.state !== 'closed') this.extendFailed(hop, ReplyStatus.NEXT_UNREACHABLE);
+      },
+    );
+  }
+
+  private extendFailed(hop: CircuitHop, status: number): void {
+    const done = hop.attachments.get('extend-done') as ((r: Uint8Array | null, s: number) => void) | undefined;
+    hop.attachments.delete('extend-done');
+    if (hop.next) {
+      this.byLink.get(hop.next.link)?.delete(hop.next.circId);
+      hop.next = null;
+    }
+    done?.(null, status);
+  }
+
+  private onCreated(hop: CircuitHop, cell: Cell): void {
+    const reply = decodeCreatedBody(cell.body);
+    const done = hop.attachments.get('extend-done') as ((r: Uint8Array | null, s: number) => void) | undefined;
+    hop.attachments.delete('extend-done');
+    if (!done) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'CREATED without an extension in progress');
+    done(Uint8Array.from(reply), ReplyStatus.OK);
+  }
+
+  private sendCreated(hop: CircuitHop, reply: Uint8Array): void {
+    hop.state = 'open';
+    this.trySend(hop.prev.link, hop.prev.circId, CellCommand.CREATED, createdBody(reply));
+  }
+
+  private onRelay(hop: CircuitHop, side: 'prev' | 'next', body: Uint8Array): void {
+    if (hop.state !== 'open' || !hop.crypto) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'RELAY cell on a circuit that is not open');
+    hop.lastActivity = this.now();
+    if (side === 'next') {
+      hop.crypto.wrapBackward(body);
+      this.send(hop, hop.prev, body);
+      return;
+    }
+    const verdict = hop.crypto.unwrapForward(body);
+    if (verdict === 'forward') {
+      if (!hop.next || hop.attachments.has('extend-done')) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'forward cell at the last hop');
+      this.send(hop, hop.next, body);
+      return;
+    }
+    const msg = decodeRelayPayload(payloadOf(body));
+    this.deliver(hop, msg);
+  }
+
+  private deliver(hop: CircuitHop, msg: RelayMessage): void {
+    switch (msg.command) {
+      case RelayCommand.DROP:
+        return;
+      case RelayCommand.EXTEND:
+        return this.onExtend(hop, msg);
+      case RelayCommand.TRUNCATE:
+        if (hop.next) this.trySend(hop.next.link, hop.next.circId, CellCommand.DESTROY, destroyBody(DestroyReason.REQUESTED));
+        this.detachNext(hop);
+        this.sendBackward(hop, { command: RelayCommand.TRUNCATED, streamId: 0, data: new Uint8Array(0) });
+        return;
+    }
+    for (const h of this.handlers) if (h.deliver(hop, msg)) return;
+    throw new AlliumError('ERR_RELAY_COMMAND', `relay command ${msg.command} not accepted here`);
+  }
+
+  /** EXTEND data = identity (32) | onion header (816); EXTENDED data = status u8 | reply (640). */
+  private onExtend(hop: CircuitHop, msg: RelayMessage): void {
+    if (msg.data.length !== 32 + ONION_HEADER_LEN) throw new AlliumError('ERR_SCHEMA', 'EXTEND carries identity and onion header');
+    if (hop.next || hop.attachments.has('extend-done')) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'EXTEND on a hop that already has a next hop');
+    const identity = Uint8Array.from(msg.data.subarray(0, 32));
+    if (crypto().equal(identity, this.o.identity.publicKey)) throw new AlliumError('ERR_ONION_SLOT', 'EXTEND to self');
+    const header = Uint8Array.from(msg.data.subarray(32));
+    this.extend(hop, identity, header, (reply, status) => {
+      const data = new Uint8Array(1 + REPLY_LEN);
+      data[0] = status;
+      if (reply) data.set(reply, 1);
+      this.sendBackward(hop, { command: RelayCommand.EXTENDED, streamId: 0, data });
+    });
+  }
+
+  /** Sends a relay message from this hop back towards the client. */
+  sendBackward(hop: CircuitHop, msg: RelayMessage): boolean {
+    if (hop.state !== 'open' || !hop.crypto) return false;
+    const body = hop.crypto.originateBackward(encodeRelayPayload(msg));
+    return this.send(hop, hop.prev, body);
+  }
+
+  /** Whether the link towards the client is congested (handlers stop reading their sources). */
+  backwardCongested(hop: CircuitHop): boolean {
+    return hop.prev.link.isCongested;
+  }
+
+  private send(hop: CircuitHop, side: Side, body: Uint8Array): boolean {
+    try {
+      side.link.sendCell(side.circId, CellCommand.RELAY, body);
+      return true;
+    } catch (e) {
+      const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
+      this.o.metrics.drops.inc({ reason: code === 'ERR_LIMIT' ? 'link_queue_full' : 'link_closed' });
+      this.destroy(hop, DestroyReason.RESOURCE_LIMIT);
+      return false;
+    }
+  }
+
+  private trySend(link: Link, circId: number, command: CellCommand, body: Uint8Array): boolean {
+    if (body.length !== CELL_BODY_LEN) throw new AlliumError('ERR_INTERNAL', 'cell body size');
+    try {
+      link.sendCell(circId, command, body);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private onDestroy(hop: CircuitHop, side: 'prev' | 'next'): void {
+    if (side === 'next' && hop.attachments.has('extend-done')) {
+      this.extendFailed(hop, ReplyStatus.NEXT_FAILED);
+      return;
+    }
+    this.destroy(hop, DestroyReason.REQUESTED, side);
+  }
+
+  private detachNext(hop: CircuitHop): void {
+    if (!hop.next) return;
+    this.byLink.get(hop.next.link)?.delete(hop.next.circId);
+    hop.next = null;
+  }
+
+  /** Tears a circuit down, telling every side except `from` (the side the teardown came from). */
+  destroy(hop: CircuitHop, reason: DestroyReason, from?: 'prev' | 'next'): void {
+    if (hop.state === 'closed') return;
+    hop.state = 'closed';
+    if (from !== 'prev') this.trySend(hop.prev.link, hop.prev.circId, CellCommand.DESTROY, destroyBody(reason));
+    if (hop.next && from !== 'next') this.trySend(hop.next.link, hop.next.circId, CellCommand.DESTROY, destroyBody(reason));
+    this.byLink.get(hop.prev.link)?.delete(hop.prev.circId);
+    if (hop.next) this.byLink.get(hop.next.link)?.delete(hop.next.circId);
+    hop.crypto?.wipe();
+    hop.pending?.wipe();
+    hop.attachments.delete('extend-done');
+    for (const h of this.handlers) h.closed(hop);
+    this.count--;
+    this.o.metrics.circuits.set(this.count);
+  }
+
+  /** A link closed: tear down every circuit on it and tell the other side. */
+  onLinkClosed(link: Link): void {
+    const t = this.byLink.get(link);
+    if (!t) return;
+    this.byLink.delete(link);
+    for (const { hop, side } of [...t.values()]) {
+      if (side === 'next' && hop.attachments.has('extend-done')) {
+        hop.next = null;
+        this.extendFailed(hop, ReplyStatus.NEXT_FAILED);
+        continue;
+      }
+      this.destroy(hop, DestroyReason.LINK_CLOSED, side);
+    }
+  }
+
+  /** Destroys every circuit (shutdown). */
+  closeAll(reason: DestroyReason): void {
+    for (const hop of [...this.circuits()]) this.destroy(hop, reason);
+  }
+
+  /** Reports whether a circuit id is in use on a link (tests). */
+  has(link: Link, circId: number): boolean {
+    return this.byLink.get(link)?.has(circId) ?? false;
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Relay configuration (docs/operator-guide.md has the reference): a TOML file, overridden by command-line flags,
+ * validated strictly — an unknown key is refused with its name, a wrong value with what is expected.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { parseFingerprint } from '../crypto/keys.js';
+import { ConfigError } from '../protocol/errors.js';
+import { parseExitPolicy } from '../protocol/exit-policy.js';
+
+const duration = z.number().int().positive();
+
+export const relayConfigSchema = z.strictObject({
+  /** A short public name for the relay. */
+  nickname: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('unnamed'),
+  /** How to reach the operator (public). */
+  contact: z.string().max(256).default(''),
+  /** host:port the WebSocket server listens on. */
+  listen: z.string().default('127.0.0.1:9001'),
+  /** URL path of the WebSocket endpoint. */
+  path: z.string().startsWith('/').default('/allium'),
+  /** The address published in the descriptor; default ws://<listen><path>. */
+  public_address: z.string().regex(/^wss?:\/\/\S+$/).optional(),
+  /** Where keys and state live (created with mode 0700). */
+  data_dir: z.string().default('./allium-relay'),
+  /** Relays to join through: "ws://host:port/path FINGERPRINT". */
+  bootstrap: z.array(z.string()).default([]),
+  /** Fingerprints of the operator's other relays (declared family; never two in one circuit). */
+  family: z.array(z.string()).default([]),
+  /** Sustained bandwidth, bytes per second (read side), and burst bytes. */
+  bandwidth_rate: z.number().int().positive().default(50 * 1024 * 1024),
+  bandwidth_burst: z.number().int().positive().default(100 * 1024 * 1024),
+  /** Bandwidth advertised to clients for path weighting (default: bandwidth_rate). */
+  advertised_bandwidth: z.number().int().positive().optional(),
+  /** Open links at most, and per remote IP address. */
+  max_links: z.number().int().positive().default(4096),
+  max_links_per_ip: z.number().int().positive().default(64),
+  /** New link handshakes accepted per second (burst: twice this). */
+  handshakes_per_second: z.number().int().positive().default(200),
+  /** Cells per second a single link may send us before its reads are paused. */
+  cells_per_second_per_link: z.number().int().positive().default(50_000),
+  /** Memory for queued cells across all links before the out-of-memory handler frees the stalest. */
+  max_queue_bytes: z.number().int().positive().default(256 * 1024 * 1024),
+  /** Bytes of content blocks this relay stores at most. */
+  storage_quota: z.number().int().nonnegative().default(1024 * 1024 * 1024),
+  /** Exit policy lines, first match wins; default: not an exit. */
+  exit_policy: z.array(z.string()).default(['reject *:*']),
+  /** host:port of the Prometheus metrics endpoint; empty to disable. */
+  metrics: z.string().default(''),
+  /** trace | debug | info | warn | error. */
+  log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** Relays to keep links with for gossip. */
+  overlay_degree: z.number().int().min(1).max(64).default(8),
+  /** Timing, in milliseconds. The defaults suit the public network; tests shorten them. */
+  timing: z
+    .strictObject({
+      descriptor_lifetime: duration.default(3 * 3600_000),
+      descriptor_renew: duration.default(3600_000),
+      gossip_interval: duration.default(300_000),
+      maintenance_interval: duration.default(5_000),
+      onion_key_lifetime: duration.default(7 * 24 * 3600_000),
+      onion_key_overlap: duration.default(24 * 3600_000),
+      link_keepalive: duration.default(5 * 60_000),
+      link_idle_timeout: duration.default(15 * 60_000),
+      handshake_timeout: duration.default(10_000),
+      clock_skew: duration.default(10 * 60_000),
+    })
+    .prefault({}),
+});
+
+export type RelayConfig = z.infer<typeof relayConfigSchema>;
+export type RelayConfigInput = z.input<typeof relayConfigSchema>;
+
+export interface BootstrapEntry {
+  readonly url: string;
+  readonly identity: Uint8Array;
+}
+
+/** Parses "ws://host:port/path FINGERPRINT". */
+export function parseBootstrapLine(line: string): BootstrapEntry {
+  const parts = line.trim().split(/\s+/);
+  if (parts.length !== 2 || !/^wss?:\/\//.test(parts[0]!)) {
+    throw new ConfigError(`bootstrap line "${line}": expected "ws://host:port/path FINGERPRINT"`);
+  }
+  try {
+    return { url: parts[0]!, identity: parseFingerprint(parts[1]!) };
+  } catch {
+    throw new ConfigError(`bootstrap line "${line}": the fingerprint must be 64 hex digits`);
+  }
+}
+
+/** Validates a config object (from TOML or code). Throws ConfigError naming the first bad key. */
+export function resolveRelayConfig(input: unknown): RelayConfig {
+  const r = relayConfigSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const key = issue.path.join('.');
+    if (issue.code === 'unrecognized_keys') {
+      throw new ConfigError(`unknown configuration key "${[...issue.path, ...issue.keys].join('.')}" (see the operator guide for valid keys)`);
+    }
+    throw new ConfigError(`configuration key "${key}": ${issue.message}`);
+  }
+  const cfg = r.data;
+  cfg.bootstrap.forEach(parseBootstrapLine);
+  for (const f of cfg.family) {
+    if (!/^[0-9a-fA-F]{64}$/.test(f)) throw new ConfigError(`family entry "${f}": a fingerprint is 64 hex digits`);
+  }
+  try {
+    parseExitPolicy(cfg.exit_policy);
+  } catch (e) {
+    throw new ConfigError(`exit_policy: ${(e as Error).message}`);
+  }
+  parseHostPort(cfg.listen, 'listen');
+  if (cfg.metrics) parseHostPort(cfg.metrics, 'metrics');
+  return cfg;
+}
+
+export function loadRelayConfigFile(path: string): RelayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError(`cannot read config file ${path}`);
+  }
+  let data: unknown;
+  try {
+    data = parseToml(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${path} is not valid TOML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  return resolveRelayConfig(data);
+}
+
+export function parseHostPort(s: string, key: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(s);
+  if (!m) throw new ConfigError(`${key}: expected host:port, got "${s}"`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new ConfigError(`${key}: port out of range`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}

@@ -1,0 +1,77 @@
+/**
+ * Persistent relay keys in the data directory (specs/directory.md §2.1): `identity.key` (the 32-byte Ed25519 seed,
+ * hex) and `onion-keys.json` (current and overlapping X25519 onion keys with their creation times). Files are mode
+ * 0600 in a 0700 directory, written atomically (temporary file, fsync, rename), so a crash never leaves half a key.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { crypto } from '../crypto/index.js';
+import { IdentityKey, OnionKeyRing, type OnionKeyRingOptions } from '../crypto/keys.js';
+import { fromHex, toHex } from '../protocol/bytes.js';
+import { ConfigError } from '../protocol/errors.js';
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  try {
+    const dfd = openSync(join(path, '..'), 'r');
+    fsyncSync(dfd);
+    closeSync(dfd);
+  } catch {
+    /* directory fsync is best effort */
+  }
+}
+
+export function ensureDataDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+}
+
+export function loadOrCreateIdentity(dir: string): { identity: IdentityKey; created: boolean } {
+  const path = join(dir, 'identity.key');
+  if (existsSync(path)) {
+    const text = readFileSync(path, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/.test(text)) throw new ConfigError(`${path} is damaged: restore it from your backup`);
+    return { identity: IdentityKey.fromSeed(fromHex(text)), created: false };
+  }
+  const identity = IdentityKey.generate();
+  writeFileAtomic(path, toHex(identity.seed) + '\n');
+  return { identity, created: true };
+}
+
+interface StoredOnionKey {
+  secret: string;
+  created: number;
+}
+
+export function loadOrCreateOnionKeys(dir: string, now: number, options: OnionKeyRingOptions): OnionKeyRing {
+  const path = join(dir, 'onion-keys.json');
+  if (existsSync(path)) {
+    let stored: StoredOnionKey[];
+    try {
+      stored = JSON.parse(readFileSync(path, 'utf8')) as StoredOnionKey[];
+      if (!Array.isArray(stored) || stored.length === 0) throw new Error('empty');
+    } catch {
+      throw new ConfigError(`${path} is damaged: delete it and the relay will make new onion keys`);
+    }
+    return new OnionKeyRing(
+      stored.map((s) => ({ keyPair: crypto().x25519Keypair(fromHex(s.secret)), created: s.created })),
+      options,
+    );
+  }
+  const ring = OnionKeyRing.create(now, options);
+  saveOnionKeys(dir, ring);
+  return ring;
+}
+
+export function saveOnionKeys(dir: string, ring: OnionKeyRing): void {
+  const stored: StoredOnionKey[] = ring.all.map((e) => ({ secret: toHex(e.keyPair.secretKey), created: e.created }));
+  writeFileAtomic(join(dir, 'onion-keys.json'), JSON.stringify(stored));
+}

@@ -1,0 +1,398 @@
+/**
+ * The relay daemon: a WebSocket server that accepts links, an overlay of links to other relays with directory
+ * gossip, the circuit reactor, and the housekeeping that keeps them healthy (descriptor renewal, onion-key
+ * rotation, expiry, the out-of-memory handler, rate limits). `start()` and `stop()` are idempotent.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { Logger } from 'pino';
+import { crypto } from '../crypto/index.js';
+import { IdentityKey, OnionKeyRing, parseFingerprint } from '../crypto/keys.js';
+import { DestroyReason } from '../protocol/cell.js';
+import { signDescriptor, type Descriptor } from '../protocol/descriptor.js';
+import { DirectoryStore } from '../protocol/directory-store.js';
+import { AlliumError } from '../protocol/errors.js';
+import { FRAME_LEN, HandshakeReplayCache, LinkRole } from '../protocol/link-handshake.js';
+import { ReplayFilter } from '../protocol/replay-filter.js';
+import { openLink } from '../net/dial.js';
+import { Link, type LinkOptions } from '../net/link.js';
+import { fromWs } from '../net/socket.js';
+import { nodeSocketFactory } from '../net/ws-node.js';
+import { CircuitReactor } from './circuits.js';
+import { parseBootstrapLine, parseHostPort, resolveRelayConfig, type RelayConfig, type RelayConfigInput } from './config.js';
+import { ensureDataDir, loadOrCreateIdentity, loadOrCreateOnionKeys, saveOnionKeys } from './keystore.js';
+import { createLogger, shortFp } from './logger.js';
+import { RelayMetrics } from './metrics.js';
+import { Overlay } from './overlay.js';
+import { TokenBucket } from './token-bucket.js';
+
+export const ALLIUM_VERSION = '0.1.0';
+
+export interface RelayOptions {
+  log?: Logger;
+  now?: () => number;
+}
+
+const NOT_FOUND_BODY = '<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n';
+
+export class Relay {
+  readonly config: RelayConfig;
+  readonly log: Logger;
+  readonly metrics: RelayMetrics;
+  readonly directory = new DirectoryStore();
+  private readonly now: () => number;
+  private identityKey: IdentityKey | null = null;
+  private onionKeys: OnionKeyRing | null = null;
+  private replay = new ReplayFilter();
+  private handshakeReplay: HandshakeReplayCache;
+  private server: Server | null = null;
+  private metricsServer: Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private overlayImpl: Overlay | null = null;
+  private reactorImpl: CircuitReactor | null = null;
+  private readonly links = new Set<Link>();
+  private readonly linksPerIp = new Map<string, number>();
+  private handshakeBucket: TokenBucket;
+  private bandwidth: TokenBucket;
+  private maintenanceTimer: ReturnType<typeof setInterval> | null = null;
+  private ownDescriptor: Descriptor | null = null;
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  private boundPort = 0;
+  private metricsPort = 0;
+  readonly startedAt: number;
+
+  constructor(config: RelayConfigInput | RelayConfig, options: RelayOptions = {}) {
+    this.config = resolveRelayConfig(config);
+    this.now = options.now ?? Date.now;
+    this.startedAt = this.now();
+    this.log = options.log ?? createLogger(this.config.log_level, 'allium-relay');
+    this.metrics = new RelayMetrics();
+    this.handshakeReplay = new HandshakeReplayCache(2 * this.config.timing.clock_skew, 200_000);
+    this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
+    this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
+  }
+
+  get identity(): IdentityKey {
+    if (!this.identityKey) throw new AlliumError('ERR_INTERNAL', 'relay not started');
+    return this.identityKey;
+  }
+
+  get fingerprint(): string {
+    return this.identity.fingerprint;
+  }
+
+  get overlay(): Overlay {
+    if (!this.overlayImpl) throw new AlliumError('ERR_INTERNAL', 'relay not started');
+    return this.overlayImpl;
+  }
+
+  get circuits(): CircuitReactor {
+    if (!this.reactorImpl) throw new AlliumError('ERR_INTERNAL', 'relay not started');
+    return this.reactorImpl;
+  }
+
+  /** The URL clients and relays dial, as published. */
+  get address(): string {
+    if (this.config.public_address) return this.config.public_address;
+    const { host } = parseHostPort(this.config.listen, 'listen');
+    const h = host.includes(':') ? `[${host}]` : host;
+    return `ws://${h}:${this.boundPort}${this.config.path}`;
+  }
+
+  /** "ws://host:port/path FINGERPRINT", the line other relays and clients use to bootstrap through this one. */
+  get bootstrapLine(): string {
+    return `${this.address} ${this.fingerprint}`;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get metricsAddress(): string | null {
+    return this.metricsServer ? `http://127.0.0.1:${this.metricsPort}/metrics` : null;
+  }
+
+  get descriptor(): Descriptor | null {
+    return this.ownDescriptor;
+  }
+
+  get linkCount(): number {
+    return this.links.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') return;
+    this.state = 'starting';
+    const cfg = this.config;
+    ensureDataDir(cfg.data_dir);
+    const { identity, created } = loadOrCreateIdentity(cfg.data_dir);
+    this.identityKey = identity;
+    this.onionKeys = loadOrCreateOnionKeys(cfg.data_dir, this.now(), {
+      lifetimeMs: cfg.timing.onion_key_lifetime,
+      overlapMs: cfg.timing.onion_key_overlap,
+    });
+    this.rotateOnionKeys();
+    this.log.info({ relay: shortFp(identity.fingerprint), created }, created ? 'created a new relay identity' : 'loaded relay identity');
+
+    this.reactorImpl = new CircuitReactor({
+      identity,
+      onionKeys: () => this.onionKeys!.usable,
+      replay: this.replay,
+      linkTo: (id) => this.overlay.linkTo(id),
+      metrics: this.metrics,
+      log: this.log,
+      now: this.now,
+    });
+    this.overlayImpl = new Overlay({
+      identity,
+      directory: this.directory,
+      metrics: this.metrics,
+      log: this.log,
+      dial: (url, id) => this.dial(url, id),
+      onLink: (link) => this.wireLink(link),
+      degree: cfg.overlay_degree,
+      gossipIntervalMs: cfg.timing.gossip_interval,
+      now: this.now,
+    });
+    for (const line of cfg.bootstrap) {
+      const b = parseBootstrapLine(line);
+      if (!crypto().equal(b.identity, identity.publicKey)) this.overlayImpl.learnAddress(b.identity, b.url);
+    }
+
+    await this.listen();
+    if (cfg.metrics) await this.listenMetrics();
+    this.publishDescriptor();
+    this.overlayImpl.start();
+    this.overlayImpl.maintain();
+    this.maintenanceTimer = setInterval(() => this.maintain(), cfg.timing.maintenance_interval);
+    this.state = 'running';
+    this.log.info({ relay: shortFp(identity.fingerprint), address: this.address }, 'relay running');
+  }
+
+  private linkOptions(): LinkOptions {
+    const t = this.config.timing;
+    return {
+      timers: { handshakeTimeoutMs: t.handshake_timeout, keepaliveMs: t.link_keepalive, idleTimeoutMs: t.link_idle_timeout },
+      now: this.now,
+      admitFrame: (link) => this.admitFrame(link),
+    };
+  }
+
+  private dial(url: string, id: Uint8Array): Promise<Link> {
+    return openLink(nodeSocketFactory, url, { role: 'initiator', responder: id, identity: this.identity }, this.linkOptions());
+  }
+
+  /** Rate limits on reading: global bandwidth and per-link cells per second. Pauses the socket when over. */
+  private readonly linkBuckets = new WeakMap<Link, TokenBucket>();
+  private admitFrame(link: Link): boolean {
+    let b = this.linkBuckets.get(link);
+    if (!b) {
+      const rate = this.config.cells_per_second_per_link;
+      b = new TokenBucket(rate, rate, this.now);
+      this.linkBuckets.set(link, b);
+    }
+    const wait = Math.max(this.bandwidth.take(FRAME_LEN), b.take(4));
+    if (wait > 0) {
+      this.metrics.drops.inc({ reason: 'rate_limited_pause' });
+      link.socket.pause();
+      setTimeout(() => link.socket.resume(), Math.min(wait, 1000));
+    }
+    return true;
+  }
+
+  private wireLink(link: Link): void {
+    this.links.add(link);
+    const kind = link.peer?.role === LinkRole.RELAY ? 'relay' : 'client';
+    this.metrics.links.inc({ kind });
+    let lastIn = 0;
+    let lastOut = 0;
+    const account = (): void => {
+      this.metrics.bytesIn.inc(link.stats.bytesIn - lastIn);
+      this.metrics.bytesOut.inc(link.stats.bytesOut - lastOut);
+      lastIn = link.stats.bytesIn;
+      lastOut = link.stats.bytesOut;
+    };
+    link.on('link:cell', (cell) => {
+      this.metrics.cellsIn.inc();
+      this.reactorImpl!.onCell(link, cell);
+    });
+    link.on('link:close', (err) => {
+      account();
+      this.links.delete(link);
+      this.metrics.links.dec({ kind });
+      if (err) this.metrics.errors.inc({ code: err.code });
+      this.reactorImpl!.onLinkClosed(link);
+    });
+    (link as Link & { account?: () => void }).account = account;
+  }
+
+  private async listen(): Promise<void> {
+    const { host, port } = parseHostPort(this.config.listen, 'listen');
+    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: FRAME_LEN });
+    this.server = createServer((req, res) => {
+      // Anything that is not our WebSocket upgrade looks like a web server's miss.
+      res.writeHead(404, { 'Content-Type': 'text/html', 'Content-Length': Buffer.byteLength(NOT_FOUND_BODY) });
+      res.end(NOT_FOUND_BODY);
+    });
+    this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.server.on('clientError', (_e, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    const addr = this.server.address();
+    this.boundPort = typeof addr === 'object' && addr ? addr.port : port;
+  }
+
+  private refuse(socket: Duplex, status: number, reason: string): void {
+    this.metrics.handshakes.inc({ result: reason });
+    const body = status === 404 ? NOT_FOUND_BODY : '';
+    socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Service Unavailable'}\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    const path = (req.url ?? '').split('?')[0];
+    if (this.state !== 'running' && this.state !== 'starting') return this.refuse(socket, 503, 'stopping');
+    if (path !== this.config.path) return this.refuse(socket, 404, 'wrong_path');
+    if (this.links.size >= this.config.max_links) return this.refuse(socket, 503, 'max_links');
+    if ((this.linksPerIp.get(ip) ?? 0) >= this.config.max_links_per_ip) return this.refuse(socket, 503, 'max_links_per_ip');
+    if (!this.handshakeBucket.tryTake(1)) return this.refuse(socket, 503, 'handshake_rate');
+    this.linksPerIp.set(ip, (this.linksPerIp.get(ip) ?? 0) + 1);
+    this.wss!.handleUpgrade(req, socket, head, (ws) => {
+      const link = new Link(
+        fromWs(ws as never, ip),
+        { role: 'responder', identity: this.identity, replay: this.handshakeReplay, maxClockSkewMs: this.config.timing.clock_skew },
+        this.linkOptions(),
+      );
+      link.once('link:close', (err) => {
+        const n = (this.linksPerIp.get(ip) ?? 1) - 1;
+        if (n <= 0) this.linksPerIp.delete(ip);
+        else this.linksPerIp.set(ip, n);
+        if (link.peer === null) this.metrics.handshakes.inc({ result: err ? err.code : 'closed' });
+      });
+      link.once('link:open', () => {
+        this.metrics.handshakes.inc({ result: 'ok' });
+        this.overlayImpl!.attach(link);
+      });
+    });
+  }
+
+  private async listenMetrics(): Promise<void> {
+    const { host, port } = parseHostPort(this.config.metrics, 'metrics');
+    this.metricsServer = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      for (const l of this.links) (l as Link & { account?: () => void }).account?.();
+      this.metrics.text().then(
+        (text) => res.writeHead(200, { 'Content-Type': this.metrics.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.metricsServer!.once('error', reject);
+      this.metricsServer!.listen(port, host, () => resolve());
+    });
+    const a = this.metricsServer.address();
+    this.metricsPort = typeof a === 'object' && a ? a.port : port;
+  }
+
+  /** Signs and floods a fresh descriptor. */
+  publishDescriptor(): void {
+    const cfg = this.config;
+    const now = this.now();
+    const d = signDescriptor(
+      {
+        id: this.identity.publicKey,
+        onion: this.onionKeys!.current.keyPair.publicKey,
+        addr: this.address,
+        nick: cfg.nickname,
+        contact: cfg.contact,
+        family: cfg.family.map(parseFingerprint),
+        bw: cfg.advertised_bandwidth ?? cfg.bandwidth_rate,
+        exit: cfg.exit_policy,
+        caps: [],
+        pub: now,
+        exp: now + cfg.timing.descriptor_lifetime,
+      },
+      this.identity.secretKey,
+    );
+    this.ownDescriptor = d;
+    this.overlay.publish(d);
+  }
+
+  private rotateOnionKeys(): boolean {
+    const ring = this.onionKeys!;
+    const full = this.replay.isFull(ring.current.keyPair.publicKey);
+    const { rotated, dropped } = ring.rotate(this.now(), full);
+    for (const k of dropped) this.replay.forget(k.publicKey);
+    if (rotated || dropped.length) saveOnionKeys(this.config.data_dir, ring);
+    if (rotated) this.log.info('rotated onion key');
+    return rotated;
+  }
+
+  private maintain(): void {
+    if (this.state !== 'running') return;
+    const now = this.now();
+    try {
+      const expired = this.directory.expire(now);
+      if (expired.length) this.log.debug({ count: expired.length }, 'descriptors expired');
+      this.metrics.directorySize.set(this.directory.size);
+      const rotated = this.rotateOnionKeys();
+      const d = this.ownDescriptor;
+      if (rotated || !d || now - d.pub >= this.config.timing.descriptor_renew) this.publishDescriptor();
+      this.overlay.maintain();
+      this.checkMemory();
+      for (const l of this.links) (l as Link & { account?: () => void }).account?.();
+    } catch (e) {
+      this.log.error({ err: e }, 'maintenance failed');
+    }
+  }
+
+  /** The out-of-memory handler: while queued bytes exceed max_queue_bytes, close the link holding the most. */
+  checkMemory(): void {
+    let total = 0;
+    for (const l of this.links) total += l.bufferedBytes;
+    while (total > this.config.max_queue_bytes) {
+      let worst: Link | null = null;
+      for (const l of this.links) if (!worst || l.bufferedBytes > worst.bufferedBytes) worst = l;
+      if (!worst) break;
+      total -= worst.bufferedBytes;
+      this.metrics.drops.inc({ reason: 'oom_link_closed' });
+      this.log.warn('memory limit reached: closing the link with the largest queue');
+      worst.close(new AlliumError('ERR_LIMIT', 'max_queue_bytes'));
+    }
+  }
+
+  /** Stops accepting, closes circuits cleanly, flushes and closes links, stops servers. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping' || this.state === 'new') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    this.overlayImpl?.stop();
+    this.reactorImpl?.closeAll(DestroyReason.HIBERNATING);
+    for (const l of [...this.links]) l.close();
+    await new Promise((r) => setTimeout(r, 20));
+    for (const c of this.wss?.clients ?? []) c.terminate();
+    await Promise.all([closeServer(this.server), closeServer(this.metricsServer)]);
+    this.wss?.close();
+    this.state = 'stopped';
+    this.log.info('relay stopped');
+  }
+}
+
+function closeServer(s: Server | null): Promise<void> {
+  if (!s) return Promise.resolve();
+  return new Promise((resolve) => {
+    s.close(() => resolve());
+    s.closeAllConnections?.();
+  });
+}
+
+
