@@ -43,7 +43,14 @@ function canonicalize(v: unknown, depth: number, strictDecode: boolean): CborVal
   if (v === null || typeof v === 'boolean' || typeof v === 'string') return v;
   if (typeof v === 'number') {
     if (!Number.isSafeInteger(v)) bad('non-integer or unsafe number');
+    // cbor-x writes a number outside the 32-bit range as a float64; as a bigint it gets the 8-byte integer header
+    if (!strictDecode && (v > 0xffffffff || v < -0x100000000)) return BigInt(v) as unknown as CborValue;
     return Object.is(v, -0) ? 0 : v;
+  }
+  if (typeof v === 'bigint' && strictDecode) {
+    // cbor-x decodes every 8-byte integer header to a bigint; the re-encoding check refuses non-minimal ones
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) bad('unsafe integer');
+    return Number(v);
   }
   if (v instanceof Uint8Array) return new Uint8Array(v.buffer, v.byteOffset, v.length);
   if (Array.isArray(v)) return v.map((x) => canonicalize(x, depth + 1, strictDecode));
@@ -81,7 +88,8 @@ export function decodeCbor(bytes: Uint8Array, maxBytes: number): CborValue {
   try {
     raw = decoder.decode(bytes);
   } catch (e) {
-    if (e instanceof RangeError) throw new LimitError('MAX_CBOR_DEPTH', 'CBOR nesting too deep', 'ERR_CBOR_DEPTH');
+    // a stack overflow means deep nesting; other RangeErrors are truncated input (a DataView read past the end)
+    if (e instanceof RangeError && /call stack/i.test(e.message)) throw new LimitError('MAX_CBOR_DEPTH', 'CBOR nesting too deep', 'ERR_CBOR_DEPTH');
     throw new ProtocolError('ERR_CBOR_MALFORMED', 'CBOR could not be decoded', { cause: e });
   }
   const value = canonicalize(raw, 0, true);

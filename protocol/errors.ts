@@ -45,7 +45,11 @@ export const ERROR_CODES = {
   ERR_RELAY_MAC: 'crypto', // a relay cell's per-hop tag did not verify: modified, replayed, reordered or injected
   ERR_RELAY_COUNTER: 'limit', // a per-direction cell counter reached its limit; the circuit must be rebuilt
   ERR_RELAY_NOT_RECOGNIZED: 'protocol', // a backward cell was not recognised by any hop of the circuit
-  ERR_KEY_WIPED: 'internal', // a key object was used after wipe()
+  ERR_KEY_WIPED: 'internal',
+  ERR_SENDME: 'protocol', // a SENDME that acknowledges unsent data, or a peer sending beyond its window
+  ERR_STREAM: 'protocol', // a stream message in the wrong state or for an unknown stream
+  ERR_EXIT_POLICY: 'protocol', // the exit's policy refuses the destination
+  ERR_STREAM_FAILED: 'not-found', // the exit could not connect (refused, unreachable, resolve failed) // a key object was used after wipe()
   // links (protocol/link-handshake.ts, relay/link.ts)
   ERR_LINK_FRAME: 'protocol', // a link frame has the wrong size or does not authenticate
   ERR_LINK_PROBE: 'protocol', // a first message that is not an Allium handshake for this relay (or lacks the bridge secret)

@@ -149,6 +149,10 @@ function wrapInPlace(d: DirectionKey, body: Uint8Array, origin: boolean): void {
 export class RelayHopCrypto {
   private readonly fwd: DirectionKey;
   private readonly bwd: DirectionKey;
+  /** Tag of the last forward cell this hop verified (authenticated SENDMEs echo it; specs/streams.md §4). */
+  readonly lastForwardTag = new Uint8Array(TAG);
+  /** Tag of the last backward cell this hop originated. */
+  readonly lastOriginTag = new Uint8Array(TAG);
 
   constructor(keys: HopKeys) {
     this.fwd = new DirectionKey(Uint8Array.from(keys.forward));
@@ -161,6 +165,7 @@ export class RelayHopCrypto {
    */
   unwrapForward(body: Uint8Array): 'mine' | 'forward' {
     checkBody(body);
+    this.lastForwardTag.set(body.subarray(0, TAG));
     return unwrapInPlace(this.fwd, body, TAG) ? 'mine' : 'forward';
   }
 
@@ -176,6 +181,7 @@ export class RelayHopCrypto {
     const body = new Uint8Array(CELL_BODY_LEN);
     body.set(payload, AREA);
     wrapInPlace(this.bwd, body, true);
+    this.lastOriginTag.set(body.subarray(0, TAG));
     return body;
   }
 
@@ -194,6 +200,10 @@ export class ClientCircuitCrypto {
   private readonly fwd: DirectionKey[] = [];
   private readonly bwd: DirectionKey[] = [];
   private readonly fill: (n: number) => Uint8Array;
+  /** Tag the target hop will see for the last forward cell built (what its authenticated SENDME echoes). */
+  readonly lastForwardTag = new Uint8Array(TAG);
+  /** Tag of the originating hop's layer of the last backward cell unwrapped. */
+  readonly lastBackwardTag = new Uint8Array(TAG);
 
   constructor(hops: readonly HopKeys[], options: { random?: (n: number) => Uint8Array } = {}) {
     if (hops.length < 1 || hops.length > MAX_HOPS) throw new AlliumError('ERR_ONION_PATH', `a circuit has 1..${MAX_HOPS} hops`);
@@ -247,6 +257,7 @@ export class ClientCircuitCrypto {
       const t = d.macOf(body.subarray(TAG));
       d.maskInto(t);
       body.set(t, 0);
+      this.lastForwardTag.set(t);
     }
     for (let j = k - 1; j >= 0; j--) {
       const d = this.fwd[j]!;
@@ -266,6 +277,7 @@ export class ClientCircuitCrypto {
   unwrapBackward(body: Uint8Array): number {
     checkBody(body);
     for (let j = 0; j < this.bwd.length; j++) {
+      this.lastBackwardTag.set(body.subarray(0, TAG));
       if (unwrapInPlace(this.bwd[j]!, body, AREA)) return j;
     }
     throw new ProtocolError('ERR_RELAY_NOT_RECOGNIZED', 'backward cell not recognised by any hop');

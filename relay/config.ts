@@ -46,6 +46,8 @@ export const relayConfigSchema = z.strictObject({
   storage_quota: z.number().int().nonnegative().default(1024 * 1024 * 1024),
   /** Exit policy lines, first match wins; default: not an exit. */
   exit_policy: z.array(z.string()).default(['reject *:*']),
+  /** Refuse exits to private, loopback and link-local addresses (prepended to exit_policy). */
+  exit_reject_private: z.boolean().default(true),
   /** host:port of the Prometheus metrics endpoint; empty to disable. */
   metrics: z.string().default(''),
   /** trace | debug | info | warn | error. */

@@ -25,6 +25,8 @@ import { ensureDataDir, loadOrCreateIdentity, loadOrCreateOnionKeys, saveOnionKe
 import { createLogger, shortFp } from './logger.js';
 import { RelayMetrics } from './metrics.js';
 import { Overlay } from './overlay.js';
+import { ExitHandler, PRIVATE_REJECT_LINES } from './exit.js';
+import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { TokenBucket } from './token-bucket.js';
 
 export const ALLIUM_VERSION = '0.1.0';
@@ -50,6 +52,7 @@ export class Relay {
   private metricsServer: Server | null = null;
   private wss: WebSocketServer | null = null;
   private overlayImpl: Overlay | null = null;
+  private exitImpl: ExitHandler | null = null;
   private reactorImpl: CircuitReactor | null = null;
   private readonly links = new Set<Link>();
   private readonly linksPerIp = new Map<string, number>();
@@ -117,6 +120,18 @@ export class Relay {
     return this.ownDescriptor;
   }
 
+  /** The exit policy as published: private ranges refused first unless exit_reject_private is off. */
+  get exitPolicyLines(): string[] {
+    const lines = this.config.exit_policy;
+    if (!isExitPolicy(parseExitPolicy(lines)) || !this.config.exit_reject_private) return lines;
+    return [...PRIVATE_REJECT_LINES, ...lines];
+  }
+
+  get exit(): ExitHandler {
+    if (!this.exitImpl) throw new AlliumError('ERR_INTERNAL', 'relay not started');
+    return this.exitImpl;
+  }
+
   get linkCount(): number {
     return this.links.size;
   }
@@ -144,6 +159,13 @@ export class Relay {
       log: this.log,
       now: this.now,
     });
+    this.exitImpl = new ExitHandler({
+      policy: parseExitPolicy(this.exitPolicyLines),
+      reactor: this.reactorImpl,
+      metrics: this.metrics,
+      log: this.log,
+    });
+    this.reactorImpl.addHandler(this.exitImpl);
     this.overlayImpl = new Overlay({
       identity,
       directory: this.directory,
@@ -313,7 +335,7 @@ export class Relay {
         contact: cfg.contact,
         family: cfg.family.map(parseFingerprint),
         bw: cfg.advertised_bandwidth ?? cfg.bandwidth_rate,
-        exit: cfg.exit_policy,
+        exit: this.exitPolicyLines,
         caps: [],
         pub: now,
         exp: now + cfg.timing.descriptor_lifetime,
@@ -377,6 +399,7 @@ export class Relay {
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
     this.overlayImpl?.stop();
     this.reactorImpl?.closeAll(DestroyReason.HIBERNATING);
+    this.exitImpl?.closeAll();
     for (const l of [...this.links]) l.close();
     await new Promise((r) => setTimeout(r, 20));
     for (const c of this.wss?.clients ?? []) c.terminate();

@@ -1,0 +1,326 @@
+/**
+ * The Allium client library (docs/developer-guide.md): bootstrap, a cross-checked directory, persistent guards,
+ * circuits built in one round trip with a learned timeout and retries on other relays, a small pool of pre-built
+ * circuits, and streams with isolation. Runs in Node and in browsers: sockets and storage are injected.
+ */
+import { fingerprintOf } from '../crypto/keys.js';
+import type { Descriptor } from '../protocol/descriptor.js';
+import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../protocol/errors.js';
+import { RelayCommand } from '../protocol/relay-cell.js';
+import { encodeBegin, EndReason } from '../protocol/stream-messages.js';
+import { openLink, type SocketFactory } from '../net/dial.js';
+import { Emitter } from '../net/emitter.js';
+import type { Link, LinkOptions } from '../net/link.js';
+import type { MuxStream } from '../net/stream-mux.js';
+import { BuildTimeout } from './build-timeout.js';
+import { buildCircuit, CircuitTable, type ClientCircuit } from './circuit.js';
+import { ClientDirectory, type DirectoryCache } from './directory.js';
+import { GuardSet, type GuardStorage } from './guards.js';
+import { allowsExit, choosePath } from './path.js';
+import { parseBootstrap, type BootstrapLine } from './bootstrap.js';
+
+export interface ClientStorage {
+  directory?: DirectoryCache;
+  guards?: GuardStorage;
+}
+
+export interface ClientOptions {
+  /** "ws://host:port/path FINGERPRINT" lines of relays to bootstrap through. */
+  bootstrap: readonly string[];
+  socketFactory: SocketFactory;
+  storage?: ClientStorage;
+  /** Hops per circuit, 1..8 (default 3). */
+  hops?: number;
+  /** Keep relays of one /16 apart (default true; test networks on one address turn it off). */
+  enforceDistinctSubnets?: boolean;
+  /** Pre-built circuits kept ready (default 2). */
+  poolSize?: number;
+  /** Relays asked for the directory and cross-checked (default 3). */
+  directorySources?: number;
+  /** Seconds a circuit takes new streams after its first one (default 600). */
+  circuitDirtinessMs?: number;
+  linkOptions?: LinkOptions;
+  now?: () => number;
+}
+
+export type ClientEvents = {
+  'client:ready': [];
+  'client:circuit': [ClientCircuit];
+  'client:progress': [string];
+};
+
+export interface ConnectOptions {
+  /** Streams with different isolation keys never share a circuit (SOCKS username:password, listener port). */
+  isolation?: string;
+  signal?: AbortSignal;
+}
+
+/** Error thrown when the exit ended a stream before it connected; `reason` is the END reason. */
+export class StreamError extends AlliumError {
+  constructor(readonly reason: EndReason) {
+    super(reason === EndReason.EXIT_POLICY ? 'ERR_EXIT_POLICY' : 'ERR_STREAM_FAILED', `stream refused by the exit (reason ${reason})`);
+    this.name = 'StreamError';
+  }
+}
+
+export class AlliumClient extends Emitter<ClientEvents> {
+  readonly directory: ClientDirectory;
+  readonly guards: GuardSet;
+  readonly buildTimeout = new BuildTimeout();
+  private readonly table = new CircuitTable();
+  private readonly links = new Map<string, Link>();
+  private readonly dialing = new Map<string, Promise<Link>>();
+  private readonly circuits = new Set<ClientCircuit>();
+  private readonly pool: ClientCircuit[] = [];
+  private readonly bootstrap: BootstrapLine[];
+  private readonly hops: number;
+  private readonly now: () => number;
+  private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
+  private filling = false;
+  private refreshTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly failed = new Map<string, number>();
+
+  constructor(private readonly o: ClientOptions) {
+    super();
+    this.bootstrap = o.bootstrap.map(parseBootstrap);
+    this.hops = o.hops ?? 3;
+    this.now = o.now ?? Date.now;
+    this.directory = new ClientDirectory(o.storage?.directory);
+    this.guards = new GuardSet(o.storage?.guards ?? null);
+  }
+
+  get openCircuits(): number {
+    return this.circuits.size;
+  }
+
+  /** Connects to bootstrap relays, fetches and cross-checks the directory, picks guards, fills the pool. */
+  async start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.state !== 'new') return;
+    this.state = 'starting';
+    await this.guards.load();
+    const cached = await this.directory.loadCache(this.now());
+    if (cached) this.emit('client:progress', `loaded ${cached} relays from the cached directory`);
+    const want = this.o.directorySources ?? 3;
+    const sources: Link[] = [];
+    const candidates = [...this.bootstrap, ...this.directory.all().map((d) => ({ url: d.addr, identity: d.id }))];
+    for (const b of candidates) {
+      if (sources.length >= want) break;
+      throwIfAborted(options.signal);
+      try {
+        sources.push(await this.linkTo(b.identity, b.url, options.signal));
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+      }
+    }
+    if (sources.length === 0) {
+      throw new AlliumError('ERR_UNREACHABLE', `no entry reachable: tried ${candidates.length} relays`);
+    }
+    const r = await this.directory.refresh(sources, this.now, options.signal);
+    this.emit('client:progress', `directory: ${r.accepted.length} relays from ${r.sources} sources (${r.rejected.length} not confirmed by a majority)`);
+    await this.guards.refresh(this.directory.all(), this.now());
+    this.state = 'running';
+    this.refreshTimer = setInterval(() => void this.refreshDirectory(), 10 * 60_000);
+    (this.refreshTimer as { unref?: () => void }).unref?.();
+    this.emit('client:ready');
+    this.fillPool();
+  }
+
+  /** Re-fetches the directory from the open links (cross-checked). */
+  async refreshDirectory(signal?: AbortSignal): Promise<void> {
+    const links = [...this.links.values()].filter((l) => l.isOpen).slice(0, this.o.directorySources ?? 3);
+    if (links.length === 0) return;
+    try {
+      await this.directory.refresh(links, this.now, signal);
+      await this.guards.refresh(this.directory.all(), this.now());
+    } catch {
+      /* keep the current view */
+    }
+  }
+
+  private linkTo(identity: Uint8Array, url: string, signal?: AbortSignal): Promise<Link> {
+    const fp = fingerprintOf(identity);
+    const have = this.links.get(fp);
+    if (have?.isOpen) return Promise.resolve(have);
+    const inFlight = this.dialing.get(fp);
+    if (inFlight) return inFlight;
+    const opts: LinkOptions & { signal?: AbortSignal } = { ...this.o.linkOptions };
+    if (signal) opts.signal = signal;
+    const p = openLink(this.o.socketFactory, url, { role: 'initiator', responder: identity }, opts).then(
+      (link) => {
+        this.dialing.delete(fp);
+        this.links.set(fp, link);
+        this.table.attach(link);
+        link.once('link:close', () => {
+          if (this.links.get(fp) === link) this.links.delete(fp);
+        });
+        return link;
+      },
+      (e: unknown) => {
+        this.dialing.delete(fp);
+        throw e;
+      },
+    );
+    this.dialing.set(fp, p);
+    return p;
+  }
+
+  /**
+   * Builds a circuit. `exitPort` selects an exit that allows the port (null: any last hop); `last` forces the last
+   * hop. Retries up to 3 times on other relays; each try gets the learned build timeout.
+   */
+  async newCircuit(options: { exitPort?: number | null; exitAddress?: string; last?: Descriptor; hops?: number; signal?: AbortSignal } = {}): Promise<ClientCircuit> {
+    if (this.state !== 'running') throw new AlliumError('ERR_ABORTED', 'client is not running');
+    let lastErr: unknown = null;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      throwIfAborted(options.signal);
+      const now = this.now();
+      const exclude = new Set([...this.failed].filter(([, t]) => now - t < 60_000).map(([fp]) => fp));
+      const guards = this.guards.usable(this.directory.all(), now);
+      const pathOptions: Parameters<typeof choosePath>[1] = {
+        hops: options.hops ?? this.hops,
+        exitPort: options.exitPort === undefined ? null : options.exitPort,
+        guards,
+        enforceDistinctSubnets: this.o.enforceDistinctSubnets ?? true,
+        exclude,
+      };
+      if (options.exitAddress) pathOptions.exitAddress = options.exitAddress;
+      if (options.last) pathOptions.last = options.last;
+      const path = choosePath(this.directory.all(), pathOptions);
+      const entry = path[0]!;
+      let link: Link;
+      try {
+        link = await this.linkTo(entry.id, entry.addr, options.signal);
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+        lastErr = e;
+        this.failed.set(entry.fingerprint, now);
+        await this.guards.markFailed(entry.fingerprint, now);
+        continue;
+      }
+      const started = this.now();
+      try {
+        const buildOpts: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: this.buildTimeout.current };
+        if (options.signal) buildOpts.signal = options.signal;
+        const circuit = await buildCircuit(link, this.table, path, buildOpts);
+        this.buildTimeout.record(this.now() - started);
+        await this.guards.markSucceeded(entry.fingerprint);
+        this.circuits.add(circuit);
+        circuit.once('circuit:close', () => {
+          this.circuits.delete(circuit);
+          const i = this.pool.indexOf(circuit);
+          if (i >= 0) this.pool.splice(i, 1);
+          if (this.state === 'running') this.fillPool();
+        });
+        this.emit('client:circuit', circuit);
+        return circuit;
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+        lastErr = e;
+        if (isAlliumError(e) && e.code === 'ERR_TIMEOUT') this.buildTimeout.recordTimeout();
+        const failedAfter = (e as { failedAfter?: number }).failedAfter;
+        const culprit = failedAfter !== undefined ? path[failedAfter] : path[path.length - 1];
+        if (culprit) this.failed.set(culprit.fingerprint, now);
+      }
+    }
+    throw isAlliumError(lastErr) ? lastErr : new AlliumError('ERR_UNREACHABLE', 'could not build a circuit', { cause: lastErr });
+  }
+
+  /** Keeps `poolSize` general-purpose exit circuits ready. */
+  private fillPool(): void {
+    const size = this.o.poolSize ?? 2;
+    if (this.filling || this.state !== 'running' || this.pool.length >= size) return;
+    if (!this.directory.all().some((d) => d.exit.some((l) => l.startsWith('accept')))) return;
+    this.filling = true;
+    this.newCircuit({ exitPort: 443 })
+      .catch(() => this.newCircuit({ exitPort: 80 }))
+      .then(
+        (c) => {
+          this.filling = false;
+          if (this.state === 'running') {
+            this.pool.push(c);
+            this.fillPool();
+          } else c.close();
+        },
+        () => {
+          this.filling = false;
+        },
+      );
+  }
+
+  private usable(c: ClientCircuit, isolation: string, port: number): boolean {
+    if (c.state !== 'open') return false;
+    if (c.isolation !== null && c.isolation !== isolation) return false;
+    if (c.dirtySince !== null && this.now() - c.dirtySince > (this.o.circuitDirtinessMs ?? 600_000)) return false;
+    const exit = c.path[c.path.length - 1]!;
+    return allowsExit(exit, port);
+  }
+
+  /** A circuit for a stream to `port` under `isolation`: one already bound to it, a pooled one, or a new one. */
+  async circuitFor(port: number, isolation: string, signal?: AbortSignal): Promise<ClientCircuit> {
+    for (const c of this.circuits) if (c.isolation === isolation && this.usable(c, isolation, port)) return c;
+    const pooled = this.pool.findIndex((c) => this.usable(c, isolation, port));
+    let circuit: ClientCircuit;
+    if (pooled >= 0) {
+      circuit = this.pool.splice(pooled, 1)[0]!;
+      this.fillPool();
+    } else {
+      const opts: { exitPort: number; signal?: AbortSignal } = { exitPort: port };
+      if (signal) opts.signal = signal;
+      circuit = await this.newCircuit(opts);
+    }
+    circuit.isolation = isolation;
+    circuit.dirtySince ??= this.now();
+    return circuit;
+  }
+
+  /**
+   * Opens a stream to host:port through an exit (host resolved at the exit). Throws StreamError with the exit's
+   * END reason when refused, ERR_TIMEOUT, ERR_ABORTED, or a circuit error.
+   */
+  async connect(host: string, port: number, options: ConnectOptions = {}): Promise<MuxStream> {
+    const circuit = await this.circuitFor(port, options.isolation ?? '', options.signal);
+    const s = circuit.mux.open();
+    const result = new Promise<MuxStream>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        circuit.mux.reset(s, EndReason.TIMEOUT);
+        reject(new AlliumError('ERR_TIMEOUT', 'stream did not connect in time'));
+      }, 60_000);
+      const onAbort = (): void => {
+        circuit.mux.reset(s, EndReason.MISC);
+        reject(new AbortedError());
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      const offC = s.once('stream:connected', () => {
+        clearTimeout(timer);
+        offE();
+        options.signal?.removeEventListener('abort', onAbort);
+        resolve(s);
+      });
+      const offE = s.once('stream:end', (reason) => {
+        clearTimeout(timer);
+        offC();
+        options.signal?.removeEventListener('abort', onAbort);
+        reject(new StreamError(reason));
+      });
+    });
+    if (!circuit.send({ command: RelayCommand.BEGIN, streamId: s.id, data: encodeBegin({ a: host, p: port }) })) {
+      circuit.mux.reset(s, EndReason.MISC);
+    }
+    return result;
+  }
+
+  /** Closes every circuit and link. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    for (const c of [...this.circuits]) c.close();
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+  }
+
+  /** Open circuits (status displays). */
+  listCircuits(): ClientCircuit[] {
+    return [...this.circuits];
+  }
+}

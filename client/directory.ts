@@ -1,0 +1,197 @@
+/**
+ * The client's directory (specs/directory.md §6): fetched from several relays, every signature verified, entries
+ * kept only when a majority of the sources agree on them, cached, refreshed incrementally.
+ *
+ * A lying bootstrap relay can omit relays or inject relays (Sybils with valid self-signed descriptors). Asking
+ * several relays over independent links and keeping what a strict majority returns means a minority of liars can
+ * do neither. Against a majority of liars this offers nothing; optional directory authorities are the answer there.
+ */
+import { fingerprintOf } from '../crypto/keys.js';
+import type { ControlMessage } from '../protocol/control.js';
+import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
+import { DirectoryStore } from '../protocol/directory-store.js';
+import { AlliumError, isAlliumError, TimeoutError } from '../protocol/errors.js';
+import type { Link } from '../net/link.js';
+
+export interface DirectorySource {
+  /** Open link to a relay. */
+  readonly link: Link;
+  /** Responder time of the last page we got from it (for incremental fetches). */
+  lastAt?: number;
+}
+
+/** Storage for the cached directory; Node uses a file (client/storage-node.ts), browsers IndexedDB or memory. */
+export interface DirectoryCache {
+  load(): Promise<Uint8Array[] | null>;
+  save(raws: Uint8Array[]): Promise<void>;
+}
+
+const PAGE_TIMEOUT_MS = 10_000;
+const MAX_PAGES = 1000;
+
+/** Fetches every descriptor a relay offers that arrived at or after `since`, page by page. */
+export async function fetchFromRelay(link: Link, since: number, signal?: AbortSignal): Promise<{ raws: Uint8Array[]; at: number }> {
+  const raws: Uint8Array[] = [];
+  let after: Uint8Array | null = null;
+  let at = 0;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const reply = await request(link, { t: 'dir-get', since, after }, signal);
+    at = reply.at;
+    raws.push(...reply.ds);
+    if (!reply.more || reply.ds.length === 0) return { raws, at };
+    const last = reply.ds[reply.ds.length - 1]!;
+    after = verifyDescriptor(last, Date.now()).id;
+  }
+  throw new AlliumError('ERR_DIRECTORY', 'directory has too many pages');
+}
+
+function request(link: Link, m: ControlMessage, signal?: AbortSignal): Promise<Extract<ControlMessage, { t: 'dir' }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new TimeoutError('directory page timed out')), PAGE_TIMEOUT_MS);
+    const offMsg = link.on('link:control', (reply) => {
+      if (reply.t === 'dir') done(null, reply);
+    });
+    const offClose = link.once('link:close', (err) => done(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed')));
+    const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    function done(err: AlliumError | null, reply?: Extract<ControlMessage, { t: 'dir' }>): void {
+      clearTimeout(timer);
+      offMsg();
+      offClose();
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(reply!);
+    }
+    try {
+      link.sendControl(m);
+    } catch (e) {
+      done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
+    }
+  });
+}
+
+export interface CrossCheckResult {
+  readonly accepted: Descriptor[];
+  /** Fingerprints some source returned but fewer than a majority confirmed. */
+  readonly rejected: string[];
+  readonly sources: number;
+}
+
+/**
+ * Majority cross-check: a relay is kept when more than half of the sources returned a valid descriptor for it; the
+ * newest valid descriptor among them is used. Invalid descriptors are discarded (and count for nothing).
+ */
+export function crossCheck(perSource: readonly (readonly Uint8Array[])[], now: number): CrossCheckResult {
+  const votes = new Map<string, { count: number; best: Descriptor }>();
+  for (const raws of perSource) {
+    const seen = new Set<string>();
+    for (const raw of raws) {
+      let d: Descriptor;
+      try {
+        d = verifyDescriptor(raw, now);
+      } catch {
+        continue;
+      }
+      if (seen.has(d.fingerprint)) continue;
+      seen.add(d.fingerprint);
+      const v = votes.get(d.fingerprint);
+      if (!v) votes.set(d.fingerprint, { count: 1, best: d });
+      else {
+        v.count++;
+        if (d.pub > v.best.pub) v.best = d;
+      }
+    }
+  }
+  const need = Math.floor(perSource.length / 2) + 1;
+  const accepted: Descriptor[] = [];
+  const rejected: string[] = [];
+  for (const [fp, v] of votes) (v.count >= need ? accepted.push(v.best) : rejected.push(fp));
+  return { accepted, rejected, sources: perSource.length };
+}
+
+/** The client's verified view, kept current from its sources. */
+export class ClientDirectory {
+  readonly store = new DirectoryStore();
+  private lastAt = new Map<Link, number>();
+
+  constructor(private readonly cache?: DirectoryCache) {}
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  all(): Descriptor[] {
+    return this.store.all();
+  }
+
+  get(identity: Uint8Array): Descriptor | undefined {
+    return this.store.get(fingerprintOf(identity));
+  }
+
+  /** Loads the cached directory (entries still valid now). Returns how many were loaded. */
+  async loadCache(now: number): Promise<number> {
+    const raws = (await this.cache?.load()) ?? null;
+    if (!raws) return 0;
+    let n = 0;
+    for (const raw of raws) {
+      try {
+        this.store.offer(raw, now);
+        n++;
+      } catch {
+        /* expired or damaged entries are skipped */
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Full fetch from every link, cross-checked by majority. With one source the cross-check is trivially that
+   * source (the caller is warned by `sources`).
+   */
+  async refresh(links: readonly Link[], now: () => number, signal?: AbortSignal): Promise<CrossCheckResult> {
+    if (links.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source');
+    const results = await Promise.allSettled(links.map((l) => fetchFromRelay(l, 0, signal)));
+    const perSource: Uint8Array[][] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') {
+        perSource.push(r.value.raws);
+        this.lastAt.set(links[i]!, r.value.at);
+      }
+    });
+    if (perSource.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source answered');
+    const result = crossCheck(perSource, now());
+    for (const d of result.accepted) {
+      try {
+        this.store.add(d, now());
+      } catch {
+        /* an older edition than ours */
+      }
+    }
+    this.store.expire(now());
+    await this.cache?.save(this.store.all().map((d) => d.raw));
+    return result;
+  }
+
+  /**
+   * Incremental update from one link: newer editions of relays we already hold (self-signed by the same key, so one
+   * source suffices). Relays we do not know yet wait for the next cross-checked refresh.
+   */
+  async update(link: Link, now: () => number, signal?: AbortSignal): Promise<number> {
+    const since = Math.max(0, (this.lastAt.get(link) ?? 0) - 5_000);
+    const { raws, at } = await fetchFromRelay(link, since, signal);
+    this.lastAt.set(link, at);
+    let n = 0;
+    for (const raw of raws) {
+      try {
+        const d = verifyDescriptor(raw, now());
+        if (!this.store.get(d.fingerprint)) continue;
+        if (this.store.add(d, now()) !== 'same') n++;
+      } catch {
+        /* invalid, expired or stale entries are skipped */
+      }
+    }
+    this.store.expire(now());
+    if (n) await this.cache?.save(this.store.all().map((d) => d.raw));
+    return n;
+  }
+}

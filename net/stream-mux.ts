@@ -1,0 +1,291 @@
+/**
+ * Streams multiplexed over one circuit end (specs/streams.md): used by the client (towards its exit hop) and by the
+ * exit (towards the client). Handles DATA chunking, END, the circuit window with authenticated SENDMEs and the
+ * per-stream windows. Knows nothing of sockets: `MuxStream` takes bytes with write() and hands bytes out through
+ * its `onData` callback; the owner reports how much the application has consumed.
+ */
+import { AlliumError, isAlliumError, ProtocolError } from '../protocol/errors.js';
+import { CircuitReceiveWindow, CircuitSendWindow, STREAM_WINDOW, StreamWindows } from '../protocol/flow.js';
+import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
+import { RELAY_DATA_LEN } from '../protocol/constants.js';
+import { decodeCircuitSendme, decodeEnd, encodeCircuitSendme, encodeEnd, EndReason } from '../protocol/stream-messages.js';
+import { Emitter } from './emitter.js';
+
+export interface MuxTransport {
+  /** Sends a relay message to the other end; returns false if the circuit is gone. */
+  send(msg: RelayMessage): boolean;
+  /** Tag the other end will see for the message just sent (authenticated SENDME). */
+  lastSentTag(): Uint8Array;
+  /** Tag of the message just received. */
+  lastReceivedTag(): Uint8Array;
+  /** True while the link carrying the circuit is congested. */
+  congested(): boolean;
+  /** Calls fn once the link is no longer congested. */
+  onDrain(fn: () => void): void;
+}
+
+/** Bytes a stream queues for sending before write() says "wait" (the owner pauses its source). */
+export const STREAM_HIGH_WATER = 256 * 1024;
+
+export type MuxStreamEvents = {
+  'stream:connected': [];
+  'stream:data': [Uint8Array];
+  'stream:end': [EndReason];
+  'stream:drain': [];
+};
+
+export class MuxStream extends Emitter<MuxStreamEvents> {
+  readonly windows = new StreamWindows();
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  state: 'opening' | 'open' | 'closed' = 'opening';
+  private endAfterFlush: EndReason | null = null;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(
+    readonly id: number,
+    private readonly mux: StreamMux,
+  ) {
+    super();
+  }
+
+  /** Queues bytes to send. Returns false when the caller should pause until 'stream:drain'. */
+  write(data: Uint8Array): boolean {
+    if (this.state === 'closed') return false;
+    for (let off = 0; off < data.length; off += RELAY_DATA_LEN) {
+      const chunk = data.subarray(off, Math.min(data.length, off + RELAY_DATA_LEN));
+      this.queue.push(chunk);
+      this.queued += chunk.length;
+    }
+    this.mux.pump();
+    return this.queued < STREAM_HIGH_WATER;
+  }
+
+  /** Sends END once queued data is out. */
+  end(reason: EndReason = EndReason.DONE): void {
+    if (this.state === 'closed') return;
+    this.endAfterFlush = reason;
+    this.mux.pump();
+  }
+
+  /** The application consumed `bytes` of received data (e.g. the socket write completed). */
+  consumed(cells: number): void {
+    const n = this.windows.consumed(cells);
+    for (let i = 0; i < n; i++) this.mux.sendStreamSendme(this.id);
+  }
+
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
+  /** Called by the mux: sends as much as the windows allow. Returns true if it sent something. */
+  drainInto(budget: () => boolean): boolean {
+    let sent = false;
+    while (this.state !== 'closed' && this.queue.length > 0 && this.windows.send > 0 && budget()) {
+      const chunk = this.queue.shift()!;
+      this.queued -= chunk.length;
+      if (!this.mux.sendData(this.id, chunk)) return sent;
+      this.windows.onSent();
+      this.bytesOut += chunk.length;
+      sent = true;
+      if (this.queued < STREAM_HIGH_WATER && this.queued + chunk.length >= STREAM_HIGH_WATER) this.emit('stream:drain');
+    }
+    if (this.queue.length === 0 && this.endAfterFlush !== null && this.state !== 'closed') {
+      const r = this.endAfterFlush;
+      this.endAfterFlush = null;
+      this.mux.sendEnd(this.id, r);
+      this.close(r);
+    }
+    return sent;
+  }
+
+  /** @internal */
+  close(reason: EndReason): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.queue = [];
+    this.queued = 0;
+    this.mux.forget(this.id);
+    this.emit('stream:end', reason);
+  }
+
+  /** @internal */
+  markConnected(): void {
+    this.state = 'open';
+    this.emit('stream:connected');
+  }
+
+  /** @internal */
+  deliver(data: Uint8Array): void {
+    this.windows.onData();
+    this.bytesIn += data.length;
+    this.emit('stream:data', data);
+  }
+}
+
+export type StreamMuxEvents = {
+  /** A BEGIN arrived (exit side). */
+  'mux:begin': [MuxStream, Uint8Array];
+  'mux:error': [AlliumError];
+};
+
+export class StreamMux extends Emitter<StreamMuxEvents> {
+  private readonly streams = new Map<number, MuxStream>();
+  private readonly sendWindow = new CircuitSendWindow();
+  private readonly receiveWindow = new CircuitReceiveWindow();
+  private nextId = 1;
+  private pumping = false;
+  private waitingDrain = false;
+  private closed = false;
+
+  constructor(private readonly t: MuxTransport) {
+    super();
+  }
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** Opens a stream (client side): the caller sends BEGIN with the returned id. */
+  open(): MuxStream {
+    for (let i = 0; i < 0xffff; i++) {
+      const id = this.nextId;
+      this.nextId = (this.nextId % 0xffff) + 1;
+      if (!this.streams.has(id)) {
+        const s = new MuxStream(id, this);
+        this.streams.set(id, s);
+        return s;
+      }
+    }
+    throw new AlliumError('ERR_LIMIT', 'no free stream id on circuit');
+  }
+
+  get(id: number): MuxStream | undefined {
+    return this.streams.get(id);
+  }
+
+  /** Handles a stream-level relay message. Returns false if the command is not a stream command. */
+  onMessage(msg: RelayMessage): boolean {
+    try {
+      switch (msg.command) {
+        case RelayCommand.BEGIN: {
+          if (msg.streamId === 0 || this.streams.has(msg.streamId)) throw new ProtocolError('ERR_STREAM', 'BEGIN for a stream id in use');
+          const s = new MuxStream(msg.streamId, this);
+          this.streams.set(msg.streamId, s);
+          this.emit('mux:begin', s, msg.data);
+          return true;
+        }
+        case RelayCommand.CONNECTED: {
+          const s = this.streams.get(msg.streamId);
+          if (!s || s.state !== 'opening') throw new ProtocolError('ERR_STREAM', 'CONNECTED for a stream that is not opening');
+          s.markConnected();
+          this.pump();
+          return true;
+        }
+        case RelayCommand.DATA: {
+          if (this.receiveWindow.onData()) this.t.send({ command: RelayCommand.SENDME, streamId: 0, data: encodeCircuitSendme(this.t.lastReceivedTag()) });
+          const s = this.streams.get(msg.streamId);
+          if (!s) return true; // data racing an END we sent; counted for the circuit window, then dropped
+          if (s.state !== 'open') throw new ProtocolError('ERR_STREAM', 'DATA on a stream that is not open');
+          s.deliver(msg.data);
+          return true;
+        }
+        case RelayCommand.END: {
+          const reason = decodeEnd(msg.data);
+          this.streams.get(msg.streamId)?.close(reason);
+          return true;
+        }
+        case RelayCommand.SENDME: {
+          if (msg.streamId === 0) this.sendWindow.onSendme(decodeCircuitSendme(msg.data));
+          else {
+            if (msg.data.length !== 0) throw new ProtocolError('ERR_SENDME', 'stream SENDME carries no data');
+            this.streams.get(msg.streamId)?.windows.onSendme();
+          }
+          this.pump();
+          return true;
+        }
+        default:
+          return false;
+      }
+    } catch (e) {
+      this.emit('mux:error', isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'stream handling failed', { cause: e }));
+      return true;
+    }
+  }
+
+  /** Marks an opening stream connected (exit side, after the TCP connect) and tells the client. */
+  accept(s: MuxStream): void {
+    s.state = 'open';
+    this.t.send({ command: RelayCommand.CONNECTED, streamId: s.id, data: new Uint8Array(0) });
+    this.pump();
+  }
+
+  /** Refuses or ends a stream with a reason and tells the other end. */
+  reset(s: MuxStream, reason: EndReason): void {
+    if (s.state === 'closed') return;
+    this.sendEnd(s.id, reason);
+    s.close(reason);
+  }
+
+  /** Sends queued data across streams, round robin, within the circuit window and link backpressure. */
+  pump(): void {
+    if (this.pumping || this.closed) return;
+    this.pumping = true;
+    try {
+      let progress = true;
+      while (progress) {
+        progress = false;
+        for (const s of this.streams.values()) {
+          if (s.state !== 'open') continue;
+          let quota = 8;
+          if (s.drainInto(() => quota-- > 0 && this.canSend())) progress = true;
+        }
+        if (!this.canSend()) break;
+      }
+      if (this.t.congested() && !this.waitingDrain) {
+        this.waitingDrain = true;
+        this.t.onDrain(() => {
+          this.waitingDrain = false;
+          this.pump();
+        });
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private canSend(): boolean {
+    return this.sendWindow.available > 0 && !this.t.congested();
+  }
+
+  /** @internal */
+  sendData(id: number, chunk: Uint8Array): boolean {
+    if (!this.t.send({ command: RelayCommand.DATA, streamId: id, data: chunk })) return false;
+    this.sendWindow.onSent(this.t.lastSentTag());
+    return true;
+  }
+
+  /** @internal */
+  sendEnd(id: number, reason: EndReason): void {
+    this.t.send({ command: RelayCommand.END, streamId: id, data: encodeEnd(reason) });
+  }
+
+  /** @internal */
+  sendStreamSendme(id: number): void {
+    if (this.streams.has(id)) this.t.send({ command: RelayCommand.SENDME, streamId: id, data: new Uint8Array(0) });
+  }
+
+  /** @internal */
+  forget(id: number): void {
+    this.streams.delete(id);
+  }
+
+  /** The circuit closed: end every stream. */
+  closeAll(reason: EndReason = EndReason.DESTROYED): void {
+    this.closed = true;
+    for (const s of [...this.streams.values()]) s.close(reason);
+  }
+}
+
+export { STREAM_WINDOW };

@@ -1,0 +1,93 @@
+/**
+ * Flow control with authenticated acknowledgements (specs/streams.md §4).
+ *
+ * Circuit level, each direction: the sender may have CIRC_WINDOW DATA cells unacknowledged. The receiver sends a
+ * circuit SENDME after every CIRC_SENDME_INC DATA cells, echoing the relay-crypto tag of the cell that completed
+ * the increment. The sender remembers those tags and refuses a SENDME whose tag it did not expect (a SENDME for data
+ * never received, the way a client could otherwise make an exit over-send): protocol violation.
+ *
+ * Stream level: STREAM_WINDOW cells per stream, a stream SENDME per STREAM_SENDME_INC cells, sent only once the
+ * application has taken the data (the TCP socket accepted it), so a slow reader stops the far sender.
+ */
+import { crypto } from '../crypto/index.js';
+import { ProtocolError } from './errors.js';
+
+export const CIRC_WINDOW = 2000;
+export const CIRC_SENDME_INC = 100;
+export const STREAM_WINDOW = 1000;
+export const STREAM_SENDME_INC = 50;
+export const SENDME_VERSION = 1;
+
+/** The sending side of a circuit's window. */
+export class CircuitSendWindow {
+  private window = CIRC_WINDOW;
+  private sent = 0;
+  private readonly expected: Uint8Array[] = [];
+
+  get available(): number {
+    return this.window;
+  }
+
+  /** Call after each DATA cell is sent, with the tag the receiving end will see. */
+  onSent(tag: Uint8Array): void {
+    this.window--;
+    this.sent++;
+    if (this.sent % CIRC_SENDME_INC === 0) this.expected.push(Uint8Array.from(tag));
+  }
+
+  /** Checks a circuit SENDME's tag; throws ERR_PROTOCOL-kind ERR_SCHEMA when unexpected. */
+  onSendme(tag: Uint8Array): void {
+    const want = this.expected.shift();
+    if (!want || !crypto().equal(want, tag)) throw new ProtocolError('ERR_SENDME', 'SENDME does not acknowledge data that was sent');
+    this.window += CIRC_SENDME_INC;
+  }
+}
+
+/** The receiving side: counts DATA cells and says when to acknowledge. */
+export class CircuitReceiveWindow {
+  private received = 0;
+  private window = CIRC_WINDOW;
+
+  /** Returns true when a circuit SENDME carrying this cell's tag must be sent now. Throws if the peer over-sends. */
+  onData(): boolean {
+    if (this.window <= 0) throw new ProtocolError('ERR_SENDME', 'peer sent beyond the circuit window');
+    this.window--;
+    this.received++;
+    if (this.received % CIRC_SENDME_INC === 0) {
+      this.window += CIRC_SENDME_INC;
+      return true;
+    }
+    return false;
+  }
+}
+
+/** Stream windows: `send` counts the DATA cells we may still send, `deliver` those the peer may still send. */
+export class StreamWindows {
+  send = STREAM_WINDOW;
+  private deliver = STREAM_WINDOW;
+  private consumedSinceAck = 0;
+
+  onSent(): void {
+    this.send--;
+  }
+
+  onSendme(): void {
+    if (this.send + STREAM_SENDME_INC > STREAM_WINDOW) throw new ProtocolError('ERR_SENDME', 'stream SENDME beyond the window');
+    this.send += STREAM_SENDME_INC;
+  }
+
+  /** A DATA cell arrived. Throws if the peer over-sends. */
+  onData(): void {
+    if (this.deliver <= 0) throw new ProtocolError('ERR_SENDME', 'peer sent beyond the stream window');
+    this.deliver--;
+  }
+
+  /** The application took `cells` cells of data; returns how many stream SENDMEs to send now. */
+  consumed(cells: number): number {
+    this.consumedSinceAck += cells;
+    const n = Math.floor(this.consumedSinceAck / STREAM_SENDME_INC);
+    this.consumedSinceAck -= n * STREAM_SENDME_INC;
+    this.deliver += n * STREAM_SENDME_INC;
+    return n;
+  }
+}
