@@ -40,7 +40,7 @@ export async function fetchFromRelay(link: Link, since: number, signal?: AbortSi
     raws.push(...reply.ds);
     if (!reply.more || reply.ds.length === 0) return { raws, at };
     const last = reply.ds[reply.ds.length - 1]!;
-    after = verifyDescriptor(last, Date.now()).id;
+    after = verifyDescriptor(last, 0, Number.MAX_SAFE_INTEGER).id;
   }
   throw new AlliumError('ERR_DIRECTORY', 'directory has too many pages');
 }

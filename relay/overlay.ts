@@ -248,9 +248,10 @@ export class Overlay {
 
   private serveDirectory(link: Link, since: number, after: Uint8Array | null): void {
     const afterFp = after ? fingerprintOf(after) : '';
+    const now = this.now();
     const list = this.o.directory
       .since(since)
-      .filter((d) => d.fingerprint > afterFp)
+      .filter((d) => d.fingerprint > afterFp && d.exp > now)
       .sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
     const page = list.slice(0, DIR_PAGE);
     this.send(link, { t: 'dir', at: this.now(), ds: page.map((d) => d.raw), more: list.length > DIR_PAGE });

@@ -1,0 +1,142 @@
+/**
+ * The `allium` command (docs/operator-guide.md, docs/developer-guide.md): thin shells over the library — argv,
+ * config, signals, logging. No protocol logic lives here.
+ *
+ * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error, 3 network unreachable.
+ */
+import { Command, Option } from 'commander';
+import { writeFileSync } from 'node:fs';
+import { initCrypto } from '../crypto/index.js';
+import { isAlliumError } from '../protocol/errors.js';
+import { Relay, ALLIUM_VERSION } from '../relay/relay.js';
+import { loadRelayConfigFile, resolveRelayConfig, type RelayConfigInput } from '../relay/config.js';
+import { AlliumClient } from '../client/client.js';
+import { startSocksServer } from '../client/socks.js';
+import { fileStorage } from '../client/storage-node.js';
+import { nodeSocketFactory } from '../net/ws-node.js';
+import { parseHostPort } from '../relay/config.js';
+
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+function fail(e: unknown): never {
+  if (isAlliumError(e)) {
+    process.stderr.write(`allium: ${e.message}\n`);
+    process.exit(e.kind === 'config' ? EXIT.USAGE : e.code === 'ERR_UNREACHABLE' ? EXIT.UNREACHABLE : EXIT.FAILURE);
+  }
+  process.stderr.write(`allium: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(EXIT.FAILURE);
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (): void => {
+    if (stopping) return;
+    stopping = true;
+    stop().then(
+      () => process.exit(EXIT.OK),
+      () => process.exit(EXIT.FAILURE),
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('allium')
+    .description('Allium: an anonymous onion-routed overlay network — relays, circuits, censorship-resistant content and private messaging')
+    .version(ALLIUM_VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride((err) => {
+      process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+    });
+
+  program
+    .command('relay')
+    .description('run a relay (a volunteer supernode); prints the bootstrap line others use to join through it')
+    .option('-c, --config <file>', 'TOML config file (see docs/operator-guide.md)')
+    .option('--listen <host:port>', 'WebSocket listen address (default 127.0.0.1:9001)')
+    .option('--data-dir <dir>', 'keys and state (default ./allium-relay)')
+    .option('--bootstrap <line>', 'relay to join through: "ws://host:port/path FINGERPRINT" (repeatable)', collect, [])
+    .option('--nickname <name>', 'public nickname')
+    .option('--exit-policy <line>', 'exit policy line, e.g. "accept *:443" (repeatable; default reject *:*)', collect, [])
+    .option('--metrics <host:port>', 'serve Prometheus metrics here')
+    .option('--log-level <level>', 'trace|debug|info|warn|error')
+    .option('--ready-file <file>', 'write {fingerprint,address,metrics} as JSON here once running')
+    .addOption(new Option('--test-network', 'loopback test network settings: fast timers, exits may reach 127.0.0.1').hideHelp())
+    .action(async (opts: Record<string, unknown>) => {
+      try {
+        await initCrypto();
+        const base: Record<string, unknown> = opts['config'] ? { ...loadRelayConfigFile(String(opts['config'])) } : {};
+        if (opts['listen']) base['listen'] = opts['listen'];
+        if (opts['dataDir']) base['data_dir'] = opts['dataDir'];
+        if ((opts['bootstrap'] as string[]).length) base['bootstrap'] = opts['bootstrap'];
+        if (opts['nickname']) base['nickname'] = opts['nickname'];
+        if ((opts['exitPolicy'] as string[]).length) base['exit_policy'] = opts['exitPolicy'];
+        if (opts['metrics']) base['metrics'] = opts['metrics'];
+        if (opts['logLevel']) base['log_level'] = opts['logLevel'];
+        if (opts['testNetwork']) {
+          base['exit_reject_private'] = false;
+          base['timing'] = { gossip_interval: 1000, maintenance_interval: 500, ...(base['timing'] as object | undefined) };
+        }
+        const config = resolveRelayConfig(base as RelayConfigInput);
+        const relay = new Relay(config);
+        await relay.start();
+        process.stdout.write(`Allium relay ${relay.config.nickname} running\n  fingerprint: ${relay.fingerprint}\n  bootstrap line: ${relay.bootstrapLine}\n`);
+        if (relay.metricsAddress) process.stdout.write(`  metrics: ${relay.metricsAddress}\n`);
+        if (opts['readyFile']) {
+          writeFileSync(
+            String(opts['readyFile']),
+            JSON.stringify({ fingerprint: relay.fingerprint, address: relay.address, bootstrap: relay.bootstrapLine, metrics: relay.metricsAddress, pid: process.pid }),
+          );
+        }
+        onSignals(() => relay.stop());
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  program
+    .command('client')
+    .description('run a client with a SOCKS5 listener (curl --socks5-hostname 127.0.0.1:9050 …)')
+    .requiredOption('--bootstrap <line>', 'relay to join through (repeatable)', collect, [])
+    .option('--socks <host:port>', 'SOCKS5 listen address', '127.0.0.1:9050')
+    .option('--data-dir <dir>', 'directory cache and guards (default ./allium-client)', './allium-client')
+    .option('--hops <n>', 'hops per circuit (1-8)', '3')
+    .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp())
+    .action(async (opts: Record<string, unknown>) => {
+      try {
+        await initCrypto();
+        const client = new AlliumClient({
+          bootstrap: opts['bootstrap'] as string[],
+          socketFactory: nodeSocketFactory,
+          storage: fileStorage(String(opts['dataDir'])),
+          hops: Number(opts['hops']),
+          enforceDistinctSubnets: !opts['testNetwork'],
+        });
+        client.on('client:progress', (m) => process.stderr.write(`allium: ${m}\n`));
+        await client.start();
+        const { host, port } = parseHostPort(String(opts['socks']), '--socks');
+        const socks = await startSocksServer(client, { host, port });
+        process.stdout.write(`Allium client ready: SOCKS5 on ${host}:${socks.port}\n  try: curl --socks5-hostname ${host}:${socks.port} http://example.test/\n`);
+        onSignals(async () => {
+          await socks.close();
+          await client.stop();
+        });
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  return program;
+}
+
+const isMain = process.argv[1] && /allium(\.ts|\.js)?$/.test(process.argv[1]);
+if (isMain) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((e: unknown) => fail(e));
+}
