@@ -5,7 +5,6 @@
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error, 3 network unreachable.
  */
 import { Command, Option } from 'commander';
-import { writeFileSync } from 'node:fs';
 import { initCrypto } from '../crypto/index.js';
 import { isAlliumError } from '../protocol/errors.js';
 import { Relay, ALLIUM_VERSION } from '../relay/relay.js';
@@ -15,6 +14,7 @@ import { startSocksServer } from '../client/socks.js';
 import { fileStorage } from '../client/storage-node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { parseHostPort } from '../relay/config.js';
+import { writeFileAtomic } from '../relay/keystore.js';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
@@ -88,7 +88,7 @@ export function buildProgram(): Command {
         process.stdout.write(`Allium relay ${relay.config.nickname} running\n  fingerprint: ${relay.fingerprint}\n  bootstrap line: ${relay.bootstrapLine}\n`);
         if (relay.metricsAddress) process.stdout.write(`  metrics: ${relay.metricsAddress}\n`);
         if (opts['readyFile']) {
-          writeFileSync(
+          writeFileAtomic(
             String(opts['readyFile']),
             JSON.stringify({ fingerprint: relay.fingerprint, address: relay.address, bootstrap: relay.bootstrapLine, metrics: relay.metricsAddress, pid: process.pid }),
           );

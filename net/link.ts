@@ -10,6 +10,7 @@
  */
 import {
   CellCommand,
+  CONTROL_DATA_MAX,
   controlBody,
   decodeCell,
   decodeControlBody,
@@ -273,7 +274,10 @@ export class Link extends Emitter<LinkEvents> {
 
   private onControlCell(body: Uint8Array): void {
     const f = decodeControlBody(body);
-    if (f.first !== (this.control.length === 0)) throw new ProtocolError('ERR_LINK_FRAME', 'CONTROL fragment out of order');
+    if (f.first !== (this.control.length === 0)) throw new ProtocolError('ERR_CONTROL_FRAGMENT', 'CONTROL fragment out of order');
+    // Every fragment but the last is full, so a message of n bytes takes exactly ceil(n / 1016) cells and a peer
+    // cannot make us hold an endless list of empty fragments.
+    if (!f.last && f.data.length !== CONTROL_DATA_MAX) throw new ProtocolError('ERR_CONTROL_FRAGMENT', 'a non-final CONTROL fragment must be full');
     this.controlBytes += f.data.length;
     if (this.controlBytes > MAX_CONTROL_MESSAGE) throw new LimitError('MAX_CONTROL_MESSAGE', 'control message too large');
     this.control.push(Uint8Array.from(f.data));

@@ -29,6 +29,8 @@ export const STREAM_HIGH_WATER = 256 * 1024;
 
 export type MuxStreamEvents = {
   'stream:connected': [];
+  /** A STORED or FETCHED reply (content requests, specs/content.md §8). */
+  'stream:reply': [RelayCommand, Uint8Array];
   'stream:data': [Uint8Array];
   'stream:end': [EndReason];
   'stream:drain': [];
@@ -117,6 +119,17 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
   }
 
   /** @internal */
+  markReply(command: RelayCommand, data: Uint8Array): void {
+    if (this.state === 'opening') this.state = 'open';
+    this.emit('stream:reply', command, data);
+  }
+
+  /** Opens the stream for sending without waiting for CONNECTED (content requests send data at once). */
+  markOpen(): void {
+    if (this.state === 'opening') this.state = 'open';
+  }
+
+  /** @internal */
   deliver(data: Uint8Array): void {
     this.windows.onData();
     this.bytesIn += data.length;
@@ -125,8 +138,8 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
 }
 
 export type StreamMuxEvents = {
-  /** A BEGIN arrived (exit side). */
-  'mux:begin': [MuxStream, Uint8Array];
+  /** A stream-opening message arrived (BEGIN at an exit; STORE or FETCH at a holder). */
+  'mux:begin': [MuxStream, Uint8Array, RelayCommand];
   'mux:error': [AlliumError];
 };
 
@@ -169,11 +182,21 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
   onMessage(msg: RelayMessage): boolean {
     try {
       switch (msg.command) {
-        case RelayCommand.BEGIN: {
-          if (msg.streamId === 0 || this.streams.has(msg.streamId)) throw new ProtocolError('ERR_STREAM', 'BEGIN for a stream id in use');
+        case RelayCommand.BEGIN:
+        case RelayCommand.STORE:
+        case RelayCommand.FETCH: {
+          if (msg.streamId === 0 || this.streams.has(msg.streamId)) throw new ProtocolError('ERR_STREAM', 'a stream-opening message for a stream id in use');
           const s = new MuxStream(msg.streamId, this);
           this.streams.set(msg.streamId, s);
-          this.emit('mux:begin', s, msg.data);
+          this.emit('mux:begin', s, msg.data, msg.command);
+          return true;
+        }
+        case RelayCommand.STORED:
+        case RelayCommand.FETCHED: {
+          const s = this.streams.get(msg.streamId);
+          if (!s) return true; // a reply racing our END
+          s.markReply(msg.command, msg.data);
+          this.pump();
           return true;
         }
         case RelayCommand.CONNECTED: {
@@ -219,6 +242,18 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
     s.state = 'open';
     this.t.send({ command: RelayCommand.CONNECTED, streamId: s.id, data: new Uint8Array(0) });
     this.pump();
+  }
+
+  /** Marks an opening stream open without telling the other end (content requests). */
+  acceptQuietly(s: MuxStream): void {
+    s.state = 'open';
+    this.pump();
+  }
+
+  /** Sends a stream-level reply (STORED, FETCHED). */
+  reply(s: MuxStream, command: RelayCommand, data: Uint8Array): boolean {
+    if (s.state === 'closed') return false;
+    return this.t.send({ command, streamId: s.id, data });
   }
 
   /** Refuses or ends a stream with a reason and tells the other end. */

@@ -17,6 +17,8 @@ export const CellCommand = {
   RELAY: 3,
   DESTROY: 4,
   CONTROL: 5,
+  /** A RELAY cell that may carry EXTEND; each circuit may carry at most MAX_RELAY_EARLY (specs/cells.md §3). */
+  RELAY_EARLY: 6,
 } as const;
 export type CellCommand = (typeof CellCommand)[keyof typeof CellCommand];
 
@@ -48,6 +50,8 @@ export type DestroyReason = (typeof DestroyReason)[keyof typeof DestroyReason];
 const MAX_DESTROY_REASON = 10;
 
 export const MAX_CIRC_ID = 0xffffffff;
+/** RELAY_EARLY cells a relay passes on one circuit; bounds how long a circuit can be made with EXTEND. */
+export const MAX_RELAY_EARLY = 8;
 
 export function encodeCell(cell: Cell): Uint8Array {
   if (cell.body.length > CELL_BODY_LEN) throw new ProtocolError('ERR_CELL_SIZE', 'cell body too long');

@@ -45,11 +45,13 @@ export const ERROR_CODES = {
   ERR_RELAY_MAC: 'crypto', // a relay cell's per-hop tag did not verify: modified, replayed, reordered or injected
   ERR_RELAY_COUNTER: 'limit', // a per-direction cell counter reached its limit; the circuit must be rebuilt
   ERR_RELAY_NOT_RECOGNIZED: 'protocol', // a backward cell was not recognised by any hop of the circuit
-  ERR_KEY_WIPED: 'internal',
+  ERR_KEY_WIPED: 'internal', // a key object was used after wipe()
   ERR_SENDME: 'protocol', // a SENDME that acknowledges unsent data, or a peer sending beyond its window
   ERR_STREAM: 'protocol', // a stream message in the wrong state or for an unknown stream
   ERR_EXIT_POLICY: 'protocol', // the exit's policy refuses the destination
-  ERR_STREAM_FAILED: 'not-found', // the exit could not connect (refused, unreachable, resolve failed) // a key object was used after wipe()
+  ERR_STREAM_FAILED: 'not-found', // the exit could not connect (refused, unreachable, resolve failed)
+  ERR_CONTROL_FRAGMENT: 'protocol', // CONTROL fragments out of order, or a non-final fragment that is not full
+  ERR_RELAY_EARLY: 'protocol', // EXTEND outside a RELAY_EARLY cell, or more RELAY_EARLY cells than allowed
   // links (protocol/link-handshake.ts, relay/link.ts)
   ERR_LINK_FRAME: 'protocol', // a link frame has the wrong size or does not authenticate
   ERR_LINK_PROBE: 'protocol', // a first message that is not an Allium handshake for this relay (or lacks the bridge secret)
@@ -66,6 +68,13 @@ export const ERROR_CODES = {
   ERR_DESCRIPTOR_FUTURE: 'protocol', // a descriptor is published further in the future than the clock skew allows
   ERR_DESCRIPTOR_STALE: 'protocol', // a descriptor older than one already held (a replay)
   ERR_DIRECTORY: 'protocol', // a directory response is malformed or fails the cross-check
+  // content (protocol/chk.ts, protocol/ssk.ts, relay/content.ts, client/content.ts)
+  ERR_CONTENT: 'protocol', // a content block, manifest or record is malformed
+  ERR_CONTENT_TAMPERED: 'crypto', // a block does not hash to its routing key or does not decrypt under the link key
+  ERR_LINK_FORMAT: 'config', // text that is not an allium: link
+  ERR_LINK_CHECKSUM: 'config', // an allium: link whose checksum does not match (a typo or a truncated paste)
+  ERR_QUOTA: 'limit', // a relay's storage quota is full
+  ERR_RECORD_STALE: 'protocol', // an updatable-key edition not newer than the one held
   // signatures and keys
   ERR_SIGNATURE: 'crypto', // an Ed25519 signature did not verify
   ERR_KEY_FORMAT: 'protocol', // a key has the wrong length or form

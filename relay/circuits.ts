@@ -15,6 +15,7 @@ import { crypto } from '../crypto/index.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import {
   CellCommand,
+  MAX_RELAY_EARLY,
   createBody,
   createdBody,
   decodeCreateBody,
@@ -46,6 +47,8 @@ export class CircuitHop {
   pending: RelayHop | null = null;
   state: 'building' | 'open' | 'closed' = 'building';
   lastActivity: number;
+  /** RELAY_EARLY cells seen from the previous side. */
+  earlyCount = 0;
   /** Free-form slots for endpoint handlers (streams, content, rendezvous). */
   readonly attachments = new Map<string, unknown>();
 
@@ -87,6 +90,10 @@ export interface CircuitReactorOptions {
   now?: () => number;
   maxCircuits?: number;
   maxCircuitsPerLink?: number;
+  /** True for circuit ids of circuits this relay originated (they are handled by their own table). */
+  originated?: (link: Link, circId: number) => boolean;
+  /** How long the next hop may take to answer CREATE before the extension fails (specs/limits.md). */
+  extendTimeoutMs?: number;
 }
 
 /** Circuit ids: the side that opened a link uses ids with the top bit set, the other side ids without. */
@@ -100,11 +107,13 @@ export class CircuitReactor {
   private readonly now: () => number;
   private readonly maxCircuits: number;
   private readonly maxPerLink: number;
+  private readonly extendTimeoutMs: number;
 
   constructor(private readonly o: CircuitReactorOptions) {
     this.now = o.now ?? Date.now;
     this.maxCircuits = o.maxCircuits ?? 65_536;
     this.maxPerLink = o.maxCircuitsPerLink ?? 16_384;
+    this.extendTimeoutMs = o.extendTimeoutMs ?? 20_000;
   }
 
   get size(): number {
@@ -132,13 +141,14 @@ export class CircuitReactor {
     for (let tries = 0; tries < 64; tries++) {
       const r = new DataView(crypto().random(4).buffer).getUint32(0);
       const id = weOpened ? (r | HIGH) >>> 0 : r & ~HIGH;
-      if (id !== 0 && !t.has(id)) return id;
+      if (id !== 0 && !t.has(id) && !this.o.originated?.(link, id)) return id;
     }
     throw new AlliumError('ERR_LIMIT', 'no free circuit id on link');
   }
 
   /** Entry point for every circuit cell arriving on a link. */
   onCell(link: Link, cell: Cell): void {
+    if (this.o.originated?.(link, cell.circId)) return; // a circuit this relay built itself (replication)
     const entry = this.byLink.get(link)?.get(cell.circId);
     try {
       switch (cell.command) {
@@ -149,8 +159,9 @@ export class CircuitReactor {
           if (!entry || entry.side !== 'next' || entry.hop.state !== 'building') throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'unexpected CREATED');
           return this.onCreated(entry.hop, cell);
         case CellCommand.RELAY:
+        case CellCommand.RELAY_EARLY:
           if (!entry) return void this.o.metrics.drops.inc({ reason: 'relay_unknown_circuit' });
-          return this.onRelay(entry.hop, entry.side, cell.body);
+          return this.onRelay(entry.hop, entry.side, cell.body, cell.command === CellCommand.RELAY_EARLY);
         case CellCommand.DESTROY:
           if (!entry) return;
           decodeDestroyBody(cell.body);
@@ -210,6 +221,13 @@ export class CircuitReactor {
    */
   private extend(hop: CircuitHop, identity: Uint8Array, header: Uint8Array, done: (reply: Uint8Array | null, status: number) => void): void {
     hop.attachments.set('extend-done', done);
+    const timer = setTimeout(() => {
+      if (hop.state === 'closed' || hop.attachments.get('extend-done') !== done) return;
+      this.o.metrics.drops.inc({ reason: 'extend_timeout' });
+      if (hop.next) this.trySend(hop.next.link, hop.next.circId, CellCommand.DESTROY, destroyBody(DestroyReason.TIMEOUT));
+      this.extendFailed(hop, ReplyStatus.NEXT_FAILED);
+    }, this.extendTimeoutMs);
+    (timer as { unref?: () => void }).unref?.();
     this.o.linkTo(identity).then(
       (link) => {
         if (hop.state === 'closed') return;
@@ -249,9 +267,13 @@ export class CircuitReactor {
     this.trySend(hop.prev.link, hop.prev.circId, CellCommand.CREATED, createdBody(reply));
   }
 
-  private onRelay(hop: CircuitHop, side: 'prev' | 'next', body: Uint8Array): void {
+  private onRelay(hop: CircuitHop, side: 'prev' | 'next', body: Uint8Array, early: boolean): void {
     if (hop.state !== 'open' || !hop.crypto) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'RELAY cell on a circuit that is not open');
     hop.lastActivity = this.now();
+    if (early) {
+      if (side !== 'prev') throw new AlliumError('ERR_RELAY_EARLY', 'RELAY_EARLY travelling backward');
+      if (++hop.earlyCount > MAX_RELAY_EARLY) throw new AlliumError('ERR_RELAY_EARLY', 'too many RELAY_EARLY cells on one circuit');
+    }
     if (side === 'next') {
       hop.crypto.wrapBackward(body);
       this.send(hop, hop.prev, body);
@@ -260,18 +282,19 @@ export class CircuitReactor {
     const verdict = hop.crypto.unwrapForward(body);
     if (verdict === 'forward') {
       if (!hop.next || hop.attachments.has('extend-done')) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'forward cell at the last hop');
-      this.send(hop, hop.next, body);
+      this.send(hop, hop.next, body, early ? CellCommand.RELAY_EARLY : CellCommand.RELAY);
       return;
     }
     const msg = decodeRelayPayload(payloadOf(body));
-    this.deliver(hop, msg);
+    this.deliver(hop, msg, early);
   }
 
-  private deliver(hop: CircuitHop, msg: RelayMessage): void {
+  private deliver(hop: CircuitHop, msg: RelayMessage, early: boolean): void {
     switch (msg.command) {
       case RelayCommand.DROP:
         return;
       case RelayCommand.EXTEND:
+        if (!early) throw new AlliumError('ERR_RELAY_EARLY', 'EXTEND must travel in a RELAY_EARLY cell');
         return this.onExtend(hop, msg);
       case RelayCommand.TRUNCATE:
         if (hop.next) this.trySend(hop.next.link, hop.next.circId, CellCommand.DESTROY, destroyBody(DestroyReason.REQUESTED));
@@ -310,9 +333,9 @@ export class CircuitReactor {
     return hop.prev.link.isCongested;
   }
 
-  private send(hop: CircuitHop, side: Side, body: Uint8Array): boolean {
+  private send(hop: CircuitHop, side: Side, body: Uint8Array, command: CellCommand = CellCommand.RELAY): boolean {
     try {
-      side.link.sendCell(side.circId, CellCommand.RELAY, body);
+      side.link.sendCell(side.circId, command, body);
       return true;
     } catch (e) {
       const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';

@@ -42,8 +42,12 @@ export const relayConfigSchema = z.strictObject({
   cells_per_second_per_link: z.number().int().positive().default(50_000),
   /** Memory for queued cells across all links before the out-of-memory handler frees the stalest. */
   max_queue_bytes: z.number().int().positive().default(256 * 1024 * 1024),
-  /** Bytes of content blocks this relay stores at most. */
+  /** Copies of each content item kept in the overlay (the k nearest store relays hold it). */
+  replication_factor: z.number().int().min(1).max(16).default(3),
+  /** Bytes of content blocks this relay stores at most (0: not a store relay). */
   storage_quota: z.number().int().nonnegative().default(1024 * 1024 * 1024),
+  /** "normal": acknowledged blocks survive the relay being killed; "full": also power loss (an fsync per write). */
+  store_sync: z.enum(['normal', 'full']).default('normal'),
   /** Exit policy lines, first match wins; default: not an exit. */
   exit_policy: z.array(z.string()).default(['reject *:*']),
   /** Refuse exits to private, loopback and link-local addresses (prepended to exit_policy). */
@@ -67,6 +71,7 @@ export const relayConfigSchema = z.strictObject({
       link_idle_timeout: duration.default(15 * 60_000),
       handshake_timeout: duration.default(10_000),
       clock_skew: duration.default(10 * 60_000),
+      repair_interval: duration.default(60_000),
     })
     .prefault({}),
 });
@@ -112,6 +117,9 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
     parseExitPolicy(cfg.exit_policy);
   } catch (e) {
     throw new ConfigError(`exit_policy: ${(e as Error).message}`);
+  }
+  if (cfg.timing.onion_key_overlap < cfg.timing.descriptor_lifetime) {
+    throw new ConfigError('timing.onion_key_overlap must be at least timing.descriptor_lifetime, or clients holding a valid descriptor could not build circuits');
   }
   parseHostPort(cfg.listen, 'listen');
   if (cfg.metrics) parseHostPort(cfg.metrics, 'metrics');

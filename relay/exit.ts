@@ -10,12 +10,10 @@ import { connect, isIP, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { policyAllows, type ExitPolicy } from '../protocol/exit-policy.js';
 import { isAlliumError } from '../protocol/errors.js';
-import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { decodeBegin, EndReason } from '../protocol/stream-messages.js';
-import { DestroyReason } from '../protocol/cell.js';
-import { StreamMux, type MuxStream } from '../net/stream-mux.js';
+import type { StreamMux, MuxStream } from '../net/stream-mux.js';
 import { pipeSocket } from '../net/pipe-socket.js';
-import type { CircuitEndpointHandler, CircuitHop, CircuitReactor } from './circuits.js';
+import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
 
 export const PRIVATE_REJECT_LINES = [
@@ -34,17 +32,14 @@ export const PRIVATE_REJECT_LINES = [
 
 export interface ExitOptions {
   policy: ExitPolicy;
-  reactor: CircuitReactor;
   metrics: RelayMetrics;
   log: Logger;
   connectTimeoutMs?: number;
-  maxStreamsPerCircuit?: number;
   maxExitConnections?: number;
 }
 
-const STREAM_COMMANDS = new Set<number>([RelayCommand.BEGIN, RelayCommand.DATA, RelayCommand.END, RelayCommand.SENDME, RelayCommand.CONNECTED]);
-
-export class ExitHandler implements CircuitEndpointHandler {
+/** The exit service: opens TCP connections for BEGIN (registered with relay/streams.ts). */
+export class ExitService {
   private connections = 0;
   private readonly sockets = new Set<Socket>();
 
@@ -54,45 +49,12 @@ export class ExitHandler implements CircuitEndpointHandler {
     return this.connections;
   }
 
-  private muxFor(hop: CircuitHop): StreamMux {
-    let mux = hop.attachments.get('mux') as StreamMux | undefined;
-    if (mux) return mux;
-    const reactor = this.o.reactor;
-    mux = new StreamMux({
-      send: (msg) => reactor.sendBackward(hop, msg),
-      lastSentTag: () => hop.crypto!.lastOriginTag,
-      lastReceivedTag: () => hop.crypto!.lastForwardTag,
-      congested: () => reactor.backwardCongested(hop),
-      onDrain: (fn) => void hop.prev.link.once('link:drain', fn),
-    });
-    mux.on('mux:begin', (s, data) => this.onBegin(hop, mux!, s, data));
-    mux.on('mux:error', (err) => {
-      this.o.metrics.errors.inc({ code: err.code });
-      reactor.destroy(hop, DestroyReason.PROTOCOL);
-    });
-    hop.attachments.set('mux', mux);
-    return mux;
-  }
+  /** Handles a BEGIN (the StreamOpener for RelayCommand.BEGIN). */
+  open = (hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+    void this.onBegin(hop, mux, s, data);
+  };
 
-  deliver(hop: CircuitHop, msg: RelayMessage): boolean {
-    if (!STREAM_COMMANDS.has(msg.command)) return false;
-    if (!hop.isLast) return false;
-    const mux = this.muxFor(hop);
-    if (msg.command === RelayCommand.BEGIN && mux.size >= (this.o.maxStreamsPerCircuit ?? 1024)) {
-      this.o.reactor.sendBackward(hop, { command: RelayCommand.END, streamId: msg.streamId, data: Uint8Array.of(EndReason.RESOURCE_LIMIT) });
-      return true;
-    }
-    mux.onMessage(msg);
-    return true;
-  }
-
-  closed(hop: CircuitHop): void {
-    const mux = hop.attachments.get('mux') as StreamMux | undefined;
-    mux?.closeAll(EndReason.DESTROYED);
-    hop.attachments.delete('mux');
-  }
-
-  private async onBegin(hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): Promise<void> {
+  private async onBegin(_hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): Promise<void> {
     let target;
     try {
       target = decodeBegin(data);

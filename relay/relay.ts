@@ -25,7 +25,14 @@ import { ensureDataDir, loadOrCreateIdentity, loadOrCreateOnionKeys, saveOnionKe
 import { createLogger, shortFp } from './logger.js';
 import { RelayMetrics } from './metrics.js';
 import { Overlay } from './overlay.js';
-import { ExitHandler, PRIVATE_REJECT_LINES } from './exit.js';
+import { ExitService, PRIVATE_REJECT_LINES } from './exit.js';
+import { StreamsHandler } from './streams.js';
+import { BlockStore } from './block-store.js';
+import { ContentService } from './content.js';
+import { Replicator } from './replication.js';
+import { buildCircuit, CircuitTable, type ClientCircuit } from '../net/circuit.js';
+import type { Descriptor as Desc } from '../protocol/descriptor.js';
+import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -52,7 +59,14 @@ export class Relay {
   private metricsServer: Server | null = null;
   private wss: WebSocketServer | null = null;
   private overlayImpl: Overlay | null = null;
-  private exitImpl: ExitHandler | null = null;
+  private exitImpl: ExitService | null = null;
+  private streamsImpl: StreamsHandler | null = null;
+  private storeImpl: BlockStore | null = null;
+  private contentImpl: ContentService | null = null;
+  private replicatorImpl: Replicator | null = null;
+  private repairTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly ownCircuits = new CircuitTable((link, id) => this.reactorImpl?.has(link, id) ?? false);
+  private readonly replicationCircuits = new Map<string, Promise<ClientCircuit>>();
   private reactorImpl: CircuitReactor | null = null;
   private readonly links = new Set<Link>();
   private readonly linksPerIp = new Map<string, number>();
@@ -127,8 +141,7 @@ export class Relay {
     return [...PRIVATE_REJECT_LINES, ...lines];
   }
 
-  get exit(): ExitHandler {
-    if (!this.exitImpl) throw new AlliumError('ERR_INTERNAL', 'relay not started');
+  get exit(): ExitService | null {
     return this.exitImpl;
   }
 
@@ -158,14 +171,29 @@ export class Relay {
       metrics: this.metrics,
       log: this.log,
       now: this.now,
+      originated: (link, id) => this.ownCircuits.has(link, id),
     });
-    this.exitImpl = new ExitHandler({
-      policy: parseExitPolicy(this.exitPolicyLines),
-      reactor: this.reactorImpl,
-      metrics: this.metrics,
-      log: this.log,
-    });
-    this.reactorImpl.addHandler(this.exitImpl);
+    this.streamsImpl = new StreamsHandler(this.reactorImpl, this.metrics);
+    this.reactorImpl.addHandler(this.streamsImpl);
+    if (isExitPolicy(parseExitPolicy(this.exitPolicyLines))) {
+      this.exitImpl = new ExitService({ policy: parseExitPolicy(this.exitPolicyLines), metrics: this.metrics, log: this.log });
+      this.streamsImpl.register(RelayCommand.BEGIN, this.exitImpl.open);
+    }
+    if (cfg.storage_quota > 0) {
+      this.storeImpl = new BlockStore(cfg.data_dir, cfg.storage_quota, cfg.store_sync);
+      this.contentImpl = new ContentService(this.storeImpl, this.metrics, this.log);
+      this.streamsImpl.register(RelayCommand.STORE, this.contentImpl.onStore);
+      this.streamsImpl.register(RelayCommand.FETCH, this.contentImpl.onFetch);
+      this.replicatorImpl = new Replicator({
+        store: this.storeImpl,
+        directory: this.directory,
+        identity,
+        k: cfg.replication_factor,
+        circuitTo: (d) => this.replicationCircuit(d),
+        metrics: this.metrics,
+        log: this.log,
+      });
+    }
     this.overlayImpl = new Overlay({
       identity,
       directory: this.directory,
@@ -188,6 +216,14 @@ export class Relay {
     this.overlayImpl.start();
     this.overlayImpl.maintain();
     this.maintenanceTimer = setInterval(() => this.maintain(), cfg.timing.maintenance_interval);
+    if (this.replicatorImpl) {
+      this.repairTimer = setInterval(() => {
+        this.replicatorImpl!.tick().then(
+          () => this.contentImpl?.updateGauges(),
+          (e: unknown) => this.log.warn({ err: e }, 'replication pass failed'),
+        );
+      }, cfg.timing.repair_interval);
+    }
     this.state = 'running';
     this.log.info({ relay: shortFp(identity.fingerprint), address: this.address }, 'relay running');
   }
@@ -336,7 +372,7 @@ export class Relay {
         family: cfg.family.map(parseFingerprint),
         bw: cfg.advertised_bandwidth ?? cfg.bandwidth_rate,
         exit: this.exitPolicyLines,
-        caps: [],
+        caps: this.storeImpl ? ['store'] : [],
         pub: now,
         exp: now + cfg.timing.descriptor_lifetime,
       },
@@ -374,6 +410,34 @@ export class Relay {
     }
   }
 
+  /** A one-hop circuit to another store relay, for re-replication (cached while open). */
+  private replicationCircuit(d: Desc): Promise<ClientCircuit> {
+    const have = this.replicationCircuits.get(d.fingerprint);
+    if (have) {
+      return have.then((c) => {
+        if (c.state === 'open') return c;
+        this.replicationCircuits.delete(d.fingerprint);
+        return this.replicationCircuit(d);
+      });
+    }
+    const p = this.overlay.linkTo(d.id).then((link) => {
+      this.ownCircuits.attach(link);
+      return buildCircuit(link, this.ownCircuits, [d], { timeoutMs: 20_000 });
+    });
+    this.replicationCircuits.set(d.fingerprint, p);
+    p.catch(() => this.replicationCircuits.delete(d.fingerprint));
+    return p;
+  }
+
+  /** The content store (null when storage_quota is 0). */
+  get store(): BlockStore | null {
+    return this.storeImpl;
+  }
+
+  get replicator(): Replicator | null {
+    return this.replicatorImpl;
+  }
+
   /** The out-of-memory handler: while queued bytes exceed max_queue_bytes, close the link holding the most. */
   checkMemory(): void {
     let total = 0;
@@ -397,6 +461,8 @@ export class Relay {
     }
     this.state = 'stopping';
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    if (this.repairTimer) clearInterval(this.repairTimer);
+    this.replicatorImpl?.stop();
     this.overlayImpl?.stop();
     this.reactorImpl?.closeAll(DestroyReason.HIBERNATING);
     this.exitImpl?.closeAll();
@@ -405,6 +471,7 @@ export class Relay {
     for (const c of this.wss?.clients ?? []) c.terminate();
     await Promise.all([closeServer(this.server), closeServer(this.metricsServer)]);
     this.wss?.close();
+    this.storeImpl?.close();
     this.state = 'stopped';
     this.log.info('relay stopped');
   }

@@ -19,6 +19,15 @@ export interface RelayProcessOptions {
   timing?: Record<string, number>;
   extra?: Record<string, unknown>;
   listen?: string;
+  /** How the relay process runs (benchmarks: compiled JS, profiler flags). Default: bin/allium.js, no flags. */
+  process?: RelayLaunch;
+}
+
+export interface RelayLaunch {
+  /** Script that takes the `allium` command line (default bin/allium.js, which runs the sources through tsx). */
+  entry?: string;
+  /** Extra node flags, e.g. --cpu-prof. */
+  nodeArgs?: string[];
 }
 
 export interface RelayProcess {
@@ -65,7 +74,8 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
   };
   const configFile = join(dataDir, 'relay.toml');
   writeFileSync(configFile, stringify(config));
-  const proc = spawn(process.execPath, [BIN, 'relay', '--config', configFile, '--ready-file', readyFile], {
+  const argv = [...(o.process?.nodeArgs ?? []), o.process?.entry ?? BIN, 'relay', '--config', configFile, '--ready-file', readyFile];
+  const proc = spawn(process.execPath, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env },
   });
@@ -127,13 +137,17 @@ export interface TestNetwork {
 
 /** Starts `n` relays (the first is the bootstrap; the last `exits` allow exits to 127.0.0.1) and waits until
  * every relay's directory holds all of them. */
-export async function startNetwork(n: number, o: { exits?: number; timing?: Record<string, number>; extra?: Record<string, unknown> } = {}): Promise<TestNetwork> {
+export async function startNetwork(
+  n: number,
+  o: { exits?: number; timing?: Record<string, number>; extra?: Record<string, unknown>; process?: RelayLaunch } = {},
+): Promise<TestNetwork> {
   const exits = o.exits ?? 0;
   const policy = (i: number): string[] => (i >= n - exits ? ['accept 127.0.0.1:*', 'accept [::1]:*', 'reject *:*'] : ['reject *:*']);
-  const first = await startRelay({ nickname: 'r0', exitPolicy: policy(0), timing: o.timing ?? {}, extra: o.extra ?? {} });
+  const launch = o.process ? { process: o.process } : {};
+  const first = await startRelay({ nickname: 'r0', exitPolicy: policy(0), timing: o.timing ?? {}, extra: o.extra ?? {}, ...launch });
   const rest = await Promise.all(
     Array.from({ length: n - 1 }, (_, i) =>
-      startRelay({ nickname: `r${i + 1}`, bootstrap: [first.bootstrap], exitPolicy: policy(i + 1), timing: o.timing ?? {}, extra: o.extra ?? {} }),
+      startRelay({ nickname: `r${i + 1}`, bootstrap: [first.bootstrap], exitPolicy: policy(i + 1), timing: o.timing ?? {}, extra: o.extra ?? {}, ...launch }),
     ),
   );
   const relays = [first, ...rest];

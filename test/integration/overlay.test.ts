@@ -40,7 +40,7 @@ describe('overlay (10 relay processes)', function () {
   let net: TestNetwork;
 
   before(async () => {
-    net = await startNetwork(10, { timing: { descriptor_lifetime: 4000, descriptor_renew: 1000, gossip_interval: 1000 } });
+    net = await startNetwork(10, { timing: { descriptor_lifetime: 8000, descriptor_renew: 1500, gossip_interval: 1000 } });
   });
   after(async () => net?.stop());
 
@@ -81,7 +81,7 @@ describe('overlay (10 relay processes)', function () {
     const r = net.relays[7]!;
     const code = await r.kill('SIGTERM');
     expect(code).to.equal(0);
-    const again = await startRelay({ dataDir: r.dataDir, bootstrap: [net.bootstrap], nickname: 'again', timing: { descriptor_lifetime: 4000, descriptor_renew: 1000 } });
+    const again = await startRelay({ dataDir: r.dataDir, bootstrap: [net.bootstrap], nickname: 'again', timing: { descriptor_lifetime: 8000, descriptor_renew: 1500 } });
     try {
       expect(again.fingerprint).to.equal(r.fingerprint);
       await waitFor(async () => (await directoryOf(net.bootstrap)).includes(r.fingerprint), 10_000, 'rejoin');

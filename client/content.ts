@@ -1,0 +1,259 @@
+/**
+ * Publishing and fetching content (docs/developer-guide.md §Content): put a file, get a link; anyone with the
+ * link gets the file back through anonymous circuits. Every request to a holder travels through a circuit whose
+ * last hop is that holder, so the holder does not learn who asked and the entry does not learn what.
+ *
+ *   const link = await content.put(bytes, { onProgress })
+ *   const bytes = await content.get(link, { onProgress })
+ *   const ssk = await content.publish(publisherKey, 'name', bytes)   // updatable: publish again for a new edition
+ */
+import { IdentityKey } from '../crypto/keys.js';
+import { concatBytes, toHex } from '../protocol/bytes.js';
+import { verifyStoredBlock, type BlockRef, type KeyMode } from '../protocol/chk.js';
+import { formatLink, parseLink } from '../protocol/content-link.js';
+import type { ContentKind, ContentStatus } from '../protocol/content-messages.js';
+import type { Descriptor } from '../protocol/descriptor.js';
+import { AbortedError, AlliumError, isAlliumError, NotFoundError, throwIfAborted } from '../protocol/errors.js';
+import { decodeFile, encodeFile, type EncodedBlock } from '../protocol/file-codec.js';
+import { holdersOf } from '../protocol/placement.js';
+import { createRecord, nameHash, openRecord, sskRoutingKey } from '../protocol/ssk.js';
+import { fetchItem, storeItem } from '../net/content-requests.js';
+import type { ClientCircuit } from '../net/circuit.js';
+import type { AlliumClient } from './client.js';
+
+export interface Progress {
+  (done: number, total: number | null): void;
+}
+
+export interface PutOptions {
+  /** 'convergent' (default: same file, same link, stored once) or 'random' (no confirmation attack). */
+  mode?: KeyMode;
+  onProgress?: Progress;
+  signal?: AbortSignal;
+}
+
+export interface GetOptions {
+  onProgress?: Progress;
+  signal?: AbortSignal;
+}
+
+export interface ContentOptions {
+  /** Copies of each block (default 3). */
+  replication?: number;
+  /** Blocks in flight at once (default 8). */
+  concurrency?: number;
+}
+
+const FLAG_RANDOM = 1;
+
+export class ContentClient {
+  private readonly circuits = new Map<string, Promise<ClientCircuit>>();
+  private readonly k: number;
+  private readonly concurrency: number;
+  /** Repairs made while fetching (a holder lacked a block another holder had). */
+  repairs = 0;
+
+  constructor(
+    private readonly client: AlliumClient,
+    options: ContentOptions = {},
+  ) {
+    this.k = options.replication ?? 3;
+    this.concurrency = options.concurrency ?? 8;
+  }
+
+  holders(rk: Uint8Array): Descriptor[] {
+    return holdersOf(rk, this.client.directory.all(), this.k);
+  }
+
+  /** A circuit whose last hop is `holder` (kept open and reused). */
+  private circuitTo(holder: Descriptor, signal?: AbortSignal): Promise<ClientCircuit> {
+    const have = this.circuits.get(holder.fingerprint);
+    if (have) {
+      return have.then(
+        (c) => {
+          if (c.state === 'open') return c;
+          this.circuits.delete(holder.fingerprint);
+          return this.circuitTo(holder, signal);
+        },
+        () => {
+          this.circuits.delete(holder.fingerprint);
+          return this.circuitTo(holder, signal);
+        },
+      );
+    }
+    const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: holder, exitPort: null };
+    if (signal) opts.signal = signal;
+    const p = this.client.newCircuit(opts);
+    this.circuits.set(holder.fingerprint, p);
+    p.catch(() => this.circuits.delete(holder.fingerprint));
+    return p;
+  }
+
+  /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
+  private async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
+    const holders = this.holders(rk);
+    if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
+    const results = await Promise.all(
+      holders.map(async (h) => {
+        for (let attempt = 0; attempt < 2; attempt++) {
+          try {
+            return await storeItem(await this.circuitTo(h, signal), kind, rk, bytes, signal ? { signal } : {});
+          } catch (e) {
+            if (e instanceof AbortedError) throw e;
+          }
+        }
+        return 'refused' as ContentStatus;
+      }),
+    );
+    if (results.includes('quota') && !results.some((r) => r === 'ok' || r === 'exists')) {
+      throw new AlliumError('ERR_QUOTA', 'every holder refused: storage quota full');
+    }
+    if (kind === 'record' && results.every((r) => r === 'stale')) throw new AlliumError('ERR_RECORD_STALE', 'a newer edition is already published');
+    if (!results.some((r) => r === 'ok' || r === 'exists' || (kind === 'record' && r === 'stale'))) {
+      throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the ${kind} (${results.join(', ')})`);
+    }
+    return results;
+  }
+
+  /** Fetches one item from its holders, nearest first; repairs holders that lacked it. Null if none has it. */
+  private async fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal?: AbortSignal): Promise<Uint8Array | null> {
+    const lacking: Descriptor[] = [];
+    for (const h of this.holders(rk)) {
+      throwIfAborted(signal);
+      try {
+        const bytes = await fetchItem(await this.circuitTo(h, signal), kind, rk, signal ? { signal } : {});
+        if (bytes && check(bytes)) {
+          for (const l of lacking) {
+            this.repairs++;
+            void this.circuitTo(l)
+              .then((c) => storeItem(c, kind, rk, bytes))
+              .catch(() => undefined);
+          }
+          return bytes;
+        }
+        lacking.push(h); // missing, or a tampered copy: fetched from the next holder and repaired here
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+      }
+    }
+    return null;
+  }
+
+  /** Publishes bytes (or an async iterable of chunks) and returns the allium:chk link. */
+  async put(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<string> {
+    const mode = options.mode ?? 'convergent';
+    const source = data instanceof Uint8Array ? [data] : data;
+    const total = data instanceof Uint8Array ? data.length : null;
+    let sent = 0;
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown = null;
+    const gen = encodeFile(source, { mode });
+    let step = await gen.next();
+    let root: BlockRef | null = null;
+    while (!step.done) {
+      throwIfAborted(options.signal);
+      if (failure) throw failure;
+      const block: EncodedBlock = step.value;
+      const p = this.storeEverywhere('block', block.ref.rk, block.stored, options.signal).then(
+        () => {
+          sent += block.stored.length;
+          options.onProgress?.(sent, total);
+        },
+        (e: unknown) => {
+          failure ??= e;
+        },
+      );
+      const tracked = p.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+      if (inFlight.size >= this.concurrency) await Promise.race(inFlight);
+      step = await gen.next();
+    }
+    root = step.value;
+    await Promise.all(inFlight);
+    if (failure) throw failure;
+    return formatLink({ type: 'chk', rk: root.rk, dk: root.dk, flags: mode === 'random' ? FLAG_RANDOM : 0 });
+  }
+
+  /** Fetches a link's content as chunks, in order. */
+  async *getStream(link: string, options: GetOptions = {}): AsyncGenerator<Uint8Array> {
+    const parsed = parseLink(link);
+    let root: BlockRef;
+    if (parsed.type === 'ssk') {
+      const target = await this.resolveSsk(parsed.publisher, parsed.name, options.signal);
+      const chk = parseLink(target);
+      if (chk.type !== 'chk') throw new AlliumError('ERR_CONTENT', 'an updatable key must point at a chk link');
+      root = chk;
+    } else root = parsed;
+    const fetch = async (ref: BlockRef): Promise<Uint8Array | null> =>
+      this.fetchAnywhere(
+        'block',
+        ref.rk,
+        (b) => verifyStoredBlock(ref.rk, b),
+        options.signal,
+      );
+    try {
+      const decodeOpts: { concurrency: number; onProgress?: (d: number, t: number) => void } = { concurrency: this.concurrency };
+      if (options.onProgress) decodeOpts.onProgress = options.onProgress;
+      yield* decodeFile(root, fetch, decodeOpts);
+    } catch (e) {
+      if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** Fetches a link's content. Throws ERR_NOT_FOUND, ERR_LINK_CHECKSUM, ERR_LINK_FORMAT, ERR_ABORTED. */
+  async get(link: string, options: GetOptions = {}): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    for await (const p of this.getStream(link, options)) parts.push(p);
+    return concatBytes(...parts);
+  }
+
+  /** The newest edition of an updatable key found at its holders. */
+  async resolveSsk(publisher: Uint8Array, name: string, signal?: AbortSignal): Promise<string> {
+    const found = await this.newestEdition(publisher, name, signal);
+    if (!found) throw new NotFoundError('content not found: no holder has an edition of this key');
+    return found.target;
+  }
+
+  private async newestEdition(publisher: Uint8Array, name: string, signal?: AbortSignal): Promise<{ edition: number; target: string } | null> {
+    const rk = sskRoutingKey(publisher, nameHash(name));
+    let best: { edition: number; target: string } | null = null;
+    await Promise.all(
+      this.holders(rk).map(async (h) => {
+        try {
+          const bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, signal ? { signal } : {});
+          if (!bytes) return;
+          const r = openRecord(publisher, name, bytes);
+          if (!best || r.edition > best.edition) best = r;
+        } catch {
+          /* unreachable holder, or a forged or damaged record: ignored */
+        }
+      }),
+    );
+    return best;
+  }
+
+  /**
+   * Publishes `data` under the updatable key (publisher, name): stores the content, then a signed edition one
+   * newer than the newest found. Returns the allium:ssk link, which stays the same across editions.
+   */
+  async publish(publisher: IdentityKey, name: string, data: Uint8Array, options: PutOptions = {}): Promise<{ link: string; edition: number }> {
+    const target = await this.put(data, options);
+    const current = await this.newestEdition(publisher.publicKey, name, options.signal);
+    const edition = (current?.edition ?? 0) + 1;
+    const rec = createRecord(publisher.secretKey, publisher.publicKey, name, edition, target);
+    await this.storeEverywhere('record', rec.rk, rec.bytes, options.signal);
+    return { link: formatLink({ type: 'ssk', publisher: publisher.publicKey, name }), edition };
+  }
+
+  /** Closes the circuits to holders. */
+  close(): void {
+    for (const p of this.circuits.values()) void p.then((c) => c.close()).catch(() => undefined);
+    this.circuits.clear();
+  }
+
+  /** For tests and logs: the hex of a routing key's start. */
+  static short(rk: Uint8Array): string {
+    return toHex(rk).slice(0, 12);
+  }
+}

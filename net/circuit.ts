@@ -1,0 +1,316 @@
+/**
+ * A client circuit (specs/circuits.md §6): built in one round trip with the setup onion, extended by one hop when
+ * asked (rendezvous), carrying streams to its last hop through a StreamMux, torn down with DESTROY.
+ *
+ * Every backward cell must authenticate at every layer; any failure tears the circuit down (ERR_RELAY_MAC).
+ */
+import { crypto } from '../crypto/index.js';
+import {
+  CellCommand,
+  createBody,
+  decodeCreatedBody,
+  decodeDestroyBody,
+  destroyBody,
+  DestroyReason,
+  type Cell,
+} from '../protocol/cell.js';
+import { REPLY_LEN } from '../protocol/constants.js';
+import type { Descriptor } from '../protocol/descriptor.js';
+import { AbortedError, AlliumError, CryptoError, isAlliumError, ProtocolError, TimeoutError } from '../protocol/errors.js';
+import { createOnion, openReply, ReplyStatus, wipeClientOnion, type OnionHop } from '../protocol/onion.js';
+import { ClientCircuitCrypto, payloadOf } from '../protocol/relay-crypto.js';
+import { decodeRelayPayload, encodeRelayPayload, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
+import { Emitter } from './emitter.js';
+import type { Link } from './link.js';
+import { StreamMux } from './stream-mux.js';
+
+export type CircuitEvents = {
+  'circuit:close': [AlliumError | null];
+  /** A relay message from a hop that no built-in handler took (content, rendezvous). */
+  'circuit:message': [number, RelayMessage];
+};
+
+const HIGH = 0x80000000;
+
+/** Routes cells arriving on a client's links to its circuits. */
+export class CircuitTable {
+  private readonly byLink = new Map<Link, Map<number, ClientCircuit | PendingBuild>>();
+
+  /**
+   * `isTaken` lets a relay that also originates circuits (replication) avoid ids its circuit reactor uses; ids
+   * follow the link rule: the side that dialed the link uses the top bit.
+   */
+  constructor(private readonly isTaken: (link: Link, circId: number) => boolean = () => false) {}
+
+  has(link: Link, circId: number): boolean {
+    return this.byLink.get(link)?.has(circId) ?? false;
+  }
+
+  attach(link: Link): void {
+    if (this.byLink.has(link)) return;
+    const t = new Map<number, ClientCircuit | PendingBuild>();
+    this.byLink.set(link, t);
+    link.on('link:cell', (cell) => t.get(cell.circId)?.onCell(cell));
+    link.once('link:close', (err) => {
+      this.byLink.delete(link);
+      for (const c of [...t.values()]) c.onLinkClosed(err);
+    });
+  }
+
+  allocate(link: Link, owner: ClientCircuit | PendingBuild): number {
+    this.attach(link);
+    const t = this.byLink.get(link)!;
+    for (;;) {
+      const r = new DataView(crypto().random(4).buffer).getUint32(0);
+      const id = link.initiatedHere ? (r | HIGH) >>> 0 : r & ~HIGH;
+      if (id !== 0 && !t.has(id) && !this.isTaken(link, id)) {
+        t.set(id, owner);
+        return id;
+      }
+    }
+  }
+
+  set(link: Link, circId: number, owner: ClientCircuit | PendingBuild): void {
+    this.byLink.get(link)?.set(circId, owner);
+  }
+
+  release(link: Link, circId: number): void {
+    this.byLink.get(link)?.delete(circId);
+  }
+
+  get count(): number {
+    let n = 0;
+    for (const t of this.byLink.values()) n += t.size;
+    return n;
+  }
+}
+
+interface PendingBuild {
+  onCell(cell: Cell): void;
+  onLinkClosed(err: AlliumError | null): void;
+}
+
+let nextCircuitNumber = 1;
+
+export class ClientCircuit extends Emitter<CircuitEvents> {
+  readonly number = nextCircuitNumber++;
+  readonly mux: StreamMux;
+  state: 'open' | 'closed' = 'open';
+  readonly path: Descriptor[];
+  readonly createdAt = Date.now();
+  /** Stream isolation key this circuit is bound to (null until first used). */
+  isolation: string | null = null;
+  dirtySince: number | null = null;
+  private readonly waiters = new Map<number, (m: RelayMessage) => void>();
+
+  constructor(
+    readonly link: Link,
+    readonly circId: number,
+    private readonly cc: ClientCircuitCrypto,
+    path: readonly Descriptor[],
+    private readonly table: CircuitTable,
+  ) {
+    super();
+    this.path = [...path];
+    this.mux = new StreamMux({
+      send: (m) => this.send(m),
+      lastSentTag: () => cc.lastForwardTag,
+      lastReceivedTag: () => cc.lastBackwardTag,
+      congested: () => link.isCongested,
+      onDrain: (fn) => void link.once('link:drain', fn),
+    });
+    this.mux.on('mux:error', (err) => this.close(err, DestroyReason.PROTOCOL));
+    table.set(link, circId, this);
+  }
+
+  get hops(): number {
+    return this.cc.length;
+  }
+
+  /** Sends a relay message to hop `hop` (default: the last). Returns false if the circuit is closed or full. */
+  send(msg: RelayMessage, hop = this.cc.length - 1): boolean {
+    if (this.state !== 'open') return false;
+    try {
+      const body = this.cc.wrapForward(encodeRelayPayload(msg), hop);
+      // EXTEND travels in RELAY_EARLY, which relays count (specs/cells.md §3).
+      this.link.sendCell(this.circId, msg.command === RelayCommand.EXTEND ? CellCommand.RELAY_EARLY : CellCommand.RELAY, body);
+      return true;
+    } catch (e) {
+      this.close(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'send failed', { cause: e }), DestroyReason.RESOURCE_LIMIT);
+      return false;
+    }
+  }
+
+  /** Waits for the next relay message with this command (EXTENDED, TRUNCATED, content and rendezvous replies). */
+  waitFor(command: RelayCommand, timeoutMs: number, signal?: AbortSignal): Promise<RelayMessage> {
+    return new Promise((resolve, reject) => {
+      if (this.state !== 'open') return reject(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
+      const timer = setTimeout(() => finish(new TimeoutError('no reply on circuit')), timeoutMs);
+      const offClose = this.once('circuit:close', (err) => finish(err ?? new AlliumError('ERR_LINK_CLOSED', 'circuit closed')));
+      const onAbort = (): void => finish(new AbortedError());
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const finish = (err: AlliumError | null, m?: RelayMessage): void => {
+        clearTimeout(timer);
+        offClose();
+        signal?.removeEventListener('abort', onAbort);
+        this.waiters.delete(command);
+        if (err) reject(err);
+        else resolve(m!);
+      };
+      this.waiters.set(command, (m) => finish(null, m));
+    });
+  }
+
+  onCell(cell: Cell): void {
+    if (this.state !== 'open') return;
+    try {
+      if (cell.command === CellCommand.DESTROY) {
+        decodeDestroyBody(cell.body);
+        this.table.release(this.link, this.circId);
+        this.finish(new AlliumError('ERR_LINK_CLOSED', 'circuit destroyed by a relay'));
+        return;
+      }
+      if (cell.command !== CellCommand.RELAY) throw new ProtocolError('ERR_CELL_COMMAND', 'unexpected cell on an open circuit');
+      const origin = this.cc.unwrapBackward(cell.body);
+      const msg = decodeRelayPayload(payloadOf(cell.body));
+      const waiter = this.waiters.get(msg.command);
+      if (waiter) return waiter(msg);
+      if (origin === this.cc.length - 1 && this.mux.onMessage(msg)) return;
+      if (msg.command === RelayCommand.TRUNCATED) return this.close(new AlliumError('ERR_LINK_CLOSED', 'circuit truncated'), DestroyReason.FINISHED);
+      this.emit('circuit:message', origin, msg);
+    } catch (e) {
+      const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'cell handling failed', { cause: e });
+      this.close(err, err.kind === 'crypto' ? DestroyReason.CRYPTO : DestroyReason.PROTOCOL);
+    }
+  }
+
+  onLinkClosed(err: AlliumError | null): void {
+    this.finish(err ?? new AlliumError('ERR_LINK_CLOSED', 'link to the entry relay closed'));
+  }
+
+  /**
+   * Extends the circuit by one hop (specs/circuits.md §7): a one-hop onion for `to`, sent in EXTEND to the last
+   * hop, answered by EXTENDED with the new hop's reply.
+   */
+  async extend(to: Descriptor, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const onion = createOnion([{ identity: to.id, onionKey: to.onion }]);
+    try {
+      const data = new Uint8Array(32 + onion.header.length);
+      data.set(to.id);
+      data.set(onion.header, 32);
+      const reply = this.waitFor(RelayCommand.EXTENDED, options.timeoutMs ?? 30_000, options.signal);
+      if (!this.send({ command: RelayCommand.EXTEND, streamId: 0, data })) throw new AlliumError('ERR_LINK_CLOSED', 'circuit closed');
+      const m = await reply;
+      if (m.data.length !== 1 + REPLY_LEN) throw new ProtocolError('ERR_SCHEMA', 'EXTENDED length');
+      if (m.data[0] !== ReplyStatus.OK) throw new AlliumError('ERR_HANDSHAKE_FAILED', `extension failed (status ${m.data[0]})`);
+      const opened = openReply(onion, m.data.subarray(1));
+      this.cc.addHop(opened.hops[0]!);
+      this.path.push(to);
+    } finally {
+      wipeClientOnion(onion);
+    }
+  }
+
+  /** Tears the circuit down (DESTROY to the entry, which propagates it). */
+  close(err: AlliumError | null = null, reason: DestroyReason = DestroyReason.FINISHED): void {
+    if (this.state !== 'open') return;
+    try {
+      this.link.sendCell(this.circId, CellCommand.DESTROY, destroyBody(reason));
+    } catch {
+      /* link already closed */
+    }
+    this.table.release(this.link, this.circId);
+    this.finish(err);
+  }
+
+  private finish(err: AlliumError | null): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.mux.closeAll();
+    this.cc.wipe();
+    this.emit('circuit:close', err);
+  }
+}
+
+/**
+ * Builds a circuit over `link` (already open to path[0]) in one round trip. Throws ERR_TIMEOUT, ERR_ABORTED,
+ * ERR_HANDSHAKE_AUTH, ERR_HANDSHAKE_FAILED (a hop could not extend; `.hop` says which), ERR_LINK_CLOSED.
+ */
+export async function buildCircuit(
+  link: Link,
+  table: CircuitTable,
+  path: readonly Descriptor[],
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<ClientCircuit> {
+  const hops: OnionHop[] = path.map((d) => ({ identity: d.id, onionKey: d.onion }));
+  const onion = createOnion(hops);
+  let circId = 0;
+  try {
+    const reply = await new Promise<Uint8Array>((resolve, reject) => {
+      const pending: PendingBuild = {
+        onCell(cell) {
+          if (cell.command === CellCommand.CREATED) done(null, Uint8Array.from(decodeCreatedBody(cell.body)));
+          else if (cell.command === CellCommand.DESTROY) done(new AlliumError('ERR_HANDSHAKE_FAILED', `first hop refused the circuit (reason ${decodeDestroyBody(cell.body)})`));
+          else done(new ProtocolError('ERR_CELL_COMMAND', 'unexpected cell while building'));
+        },
+        onLinkClosed(err) {
+          done(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed while building'));
+        },
+      };
+      const timer = setTimeout(() => done(new TimeoutError('circuit build timed out')), options.timeoutMs ?? 60_000);
+      const onAbort = (): void => done(new AbortedError());
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      let settled = false;
+      function done(err: AlliumError | null, r?: Uint8Array): void {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (err) {
+          if (circId) {
+            try {
+              link.sendCell(circId, CellCommand.DESTROY, destroyBody(DestroyReason.FINISHED));
+            } catch {
+              /* closed */
+            }
+            table.release(link, circId);
+          }
+          reject(err);
+        } else resolve(r!);
+      }
+      try {
+        circId = table.allocate(link, pending);
+        link.sendCell(circId, CellCommand.CREATE, createBody(onion.header));
+      } catch (e) {
+        done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
+      }
+    });
+    let opened;
+    try {
+      opened = openReply(onion, reply);
+    } catch (e) {
+      link.sendCell(circId, CellCommand.DESTROY, destroyBody(DestroyReason.CRYPTO));
+      table.release(link, circId);
+      throw e instanceof CryptoError || isAlliumError(e) ? e : new AlliumError('ERR_HANDSHAKE_AUTH', 'bad reply');
+    }
+    if (opened.status !== ReplyStatus.OK) {
+      for (const k of opened.hops) crypto().wipe(k.forward, k.backward, k.binding);
+      try {
+        link.sendCell(circId, CellCommand.DESTROY, destroyBody(DestroyReason.FINISHED));
+      } catch {
+        /* closed */
+      }
+      table.release(link, circId);
+      const err = new AlliumError('ERR_HANDSHAKE_FAILED', `hop ${opened.hops.length} could not extend the circuit (status ${opened.status})`);
+      (err as AlliumError & { failedAfter?: number }).failedAfter = opened.hops.length;
+      throw err;
+    }
+    const cc = new ClientCircuitCrypto(opened.hops);
+    for (const k of opened.hops) crypto().wipe(k.forward, k.backward, k.binding);
+    return new ClientCircuit(link, circId, cc, path, table);
+  } finally {
+    wipeClientOnion(onion);
+  }
+}
+
+

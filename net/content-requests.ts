@@ -1,0 +1,108 @@
+/**
+ * The requesting side of content streams (specs/content.md §8), over any circuit whose last hop is the holder:
+ * used by clients, and by relays re-replicating blocks. Each call is one stream.
+ */
+import { concatBytes } from '../protocol/bytes.js';
+import {
+  decodeFetched,
+  decodeStored,
+  encodeFetch,
+  encodeStore,
+  MAX_CONTENT_ITEM,
+  type ContentKind,
+  type ContentStatus,
+} from '../protocol/content-messages.js';
+import { AbortedError, AlliumError, ProtocolError, TimeoutError } from '../protocol/errors.js';
+import { RelayCommand } from '../protocol/relay-cell.js';
+import type { ClientCircuit } from './circuit.js';
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+function withTimeout<T>(p: (done: (err: AlliumError | null, v?: T) => void) => () => void, signal?: AbortSignal, ms = REQUEST_TIMEOUT_MS): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let cleanup: () => void = () => undefined;
+    const timer = setTimeout(() => finish(new TimeoutError('content request timed out')), ms);
+    const onAbort = (): void => finish(new AbortedError());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let settled = false;
+    function finish(err: AlliumError | null, v?: T): void {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      cleanup();
+      if (err) reject(err);
+      else resolve(v as T);
+    }
+    cleanup = p(finish);
+  });
+}
+
+/** Stores one item on the circuit's last hop; returns the holder's status. */
+export function storeItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: { cache?: boolean; signal?: AbortSignal } = {}): Promise<ContentStatus> {
+  const signal = options.signal;
+  return withTimeout<ContentStatus>((done) => {
+    if (circuit.state !== 'open') {
+      done(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
+      return () => undefined;
+    }
+    const s = circuit.mux.open();
+    s.markOpen();
+    const offReply = s.on('stream:reply', (cmd, data) => {
+      if (cmd !== RelayCommand.STORED) return done(new ProtocolError('ERR_STREAM', 'unexpected reply to STORE'));
+      try {
+        done(null, decodeStored(data).s);
+      } catch (e) {
+        done(e as AlliumError);
+      }
+    });
+    const offEnd = s.on('stream:end', () => done(new AlliumError('ERR_LINK_CLOSED', 'holder ended the request')));
+    circuit.send({ command: RelayCommand.STORE, streamId: s.id, data: encodeStore({ k: rk, t: kind, n: bytes.length, c: options.cache ?? false }) });
+    s.write(bytes);
+    return () => {
+      offReply();
+      offEnd();
+    };
+  }, signal);
+}
+
+/** Fetches one item from the circuit's last hop: the bytes, or null when the holder does not have it. */
+export function fetchItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Array, options: { head?: boolean; signal?: AbortSignal } = {}): Promise<Uint8Array | null> {
+  return withTimeout<Uint8Array | null>((done) => {
+    if (circuit.state !== 'open') {
+      done(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
+      return () => undefined;
+    }
+    const s = circuit.mux.open();
+    let expected = -1;
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    const offReply = s.on('stream:reply', (cmd, data) => {
+      try {
+        if (cmd !== RelayCommand.FETCHED) throw new ProtocolError('ERR_STREAM', 'unexpected reply to FETCH');
+        const r = decodeFetched(data);
+        if (r.s !== 'found') return done(null, null);
+        if (r.n > MAX_CONTENT_ITEM) throw new ProtocolError('ERR_CONTENT', 'item larger than allowed');
+        expected = r.n;
+        if (options.head || expected === 0) done(null, new Uint8Array(0));
+      } catch (e) {
+        done(e as AlliumError);
+      }
+    });
+    const offData = s.on('stream:data', (d) => {
+      parts.push(Uint8Array.from(d));
+      got += d.length;
+      s.consumed(1);
+      if (expected < 0) return done(new ProtocolError('ERR_STREAM', 'data before FETCHED'));
+      if (got > expected) return done(new ProtocolError('ERR_CONTENT', 'holder sent more than announced'));
+      if (got === expected) done(null, concatBytes(...parts));
+    });
+    const offEnd = s.on('stream:end', () => done(new AlliumError('ERR_LINK_CLOSED', 'holder ended the request early')));
+    circuit.send({ command: RelayCommand.FETCH, streamId: s.id, data: encodeFetch({ k: rk, t: kind, h: options.head ?? false }) });
+    return () => {
+      offReply();
+      offData();
+      offEnd();
+    };
+  }, options.signal);
+}

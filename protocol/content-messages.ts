@@ -1,0 +1,40 @@
+/**
+ * Content requests over a circuit (specs/content.md §8). Each request is a stream addressed to the circuit's last
+ * hop (the holder):
+ *
+ *   STORE   CBOR { "k": routing key, "t": "block" | "record", "n": size, "c": cache copy }   then DATA cells
+ *   STORED  CBOR { "s": status }                                             then END
+ *   FETCH   CBOR { "k": routing key, "t": "block" | "record", "h": head only }
+ *   FETCHED CBOR { "s": status, "n": size }                                  then DATA cells (unless head/missing), END
+ *
+ *   status: "ok" | "exists" | "found" | "missing" | "quota" | "invalid" | "stale" | "refused"
+ */
+import { z } from 'zod';
+import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
+import { BLOCK_LEN } from './chk.js';
+import { MAX_RECORD_BYTES } from './ssk.js';
+
+export const ContentStatus = ['ok', 'exists', 'found', 'missing', 'quota', 'invalid', 'stale', 'refused'] as const;
+export type ContentStatus = (typeof ContentStatus)[number];
+export type ContentKind = 'block' | 'record';
+
+export const MAX_CONTENT_ITEM = Math.max(BLOCK_LEN, MAX_RECORD_BYTES);
+
+const storeSchema = z.strictObject({ k: zBytes(32), t: z.enum(['block', 'record']), n: zUint(MAX_CONTENT_ITEM), c: z.boolean() });
+const fetchSchema = z.strictObject({ k: zBytes(32), t: z.enum(['block', 'record']), h: z.boolean() });
+const storedSchema = z.strictObject({ s: z.enum(ContentStatus) });
+const fetchedSchema = z.strictObject({ s: z.enum(ContentStatus), n: zUint(MAX_CONTENT_ITEM) });
+
+export type StoreRequest = z.infer<typeof storeSchema>;
+export type FetchRequest = z.infer<typeof fetchSchema>;
+export type StoredReply = z.infer<typeof storedSchema>;
+export type FetchedReply = z.infer<typeof fetchedSchema>;
+
+export const encodeStore = (m: StoreRequest): Uint8Array => encodeCbor(m);
+export const decodeStore = (b: Uint8Array): StoreRequest => decodeMessage(storeSchema, b, 256, 'STORE');
+export const encodeFetch = (m: FetchRequest): Uint8Array => encodeCbor(m);
+export const decodeFetch = (b: Uint8Array): FetchRequest => decodeMessage(fetchSchema, b, 256, 'FETCH');
+export const encodeStored = (m: StoredReply): Uint8Array => encodeCbor(m);
+export const decodeStored = (b: Uint8Array): StoredReply => decodeMessage(storedSchema, b, 256, 'STORED');
+export const encodeFetched = (m: FetchedReply): Uint8Array => encodeCbor(m);
+export const decodeFetched = (b: Uint8Array): FetchedReply => decodeMessage(fetchedSchema, b, 256, 'FETCHED');

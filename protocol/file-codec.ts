@@ -1,0 +1,240 @@
+/**
+ * Files as trees of blocks (specs/content.md §3), in the spirit of Hyphanet's splitfiles.
+ *
+ * - A file of at most BLOCK_PAYLOAD_MAX bytes lives inside its root block (INLINE).
+ * - Larger files are cut into DATA blocks, grouped in segments of up to SEGMENT_DATA blocks; each segment gets
+ *   ceil(k/2) Reed-Solomon CHECK blocks computed over the block plaintexts, so any k of its n blocks rebuild it.
+ * - The manifest lists every segment's block references:
+ *     CBOR { "v": 1, "size": bytes, "segs": [ [k, m, refs (n × 64 bytes: rk | dk)] ... ] }
+ *   If it fits one block it is the root (MANIFEST); otherwise it is cut into MANIFEST_PART blocks and the root is
+ *     CBOR { "v": 1, "len": manifest bytes, "parts": refs (64 bytes each) }
+ *   (an indirect manifest; recursion handles any size).
+ * No file name, type or other metadata is stored.
+ */
+import { z } from 'zod';
+import { concatBytes } from './bytes.js';
+import { decodeCbor, encodeCbor, validate, zBytes, zUint } from './cbor.js';
+import {
+  BLOCK_PAYLOAD_MAX,
+  BLOCK_PLAIN_LEN,
+  BlockType,
+  blockPlaintext,
+  decryptBlock,
+  encryptBlock,
+  parseBlockPlaintext,
+  type BlockRef,
+  type KeyMode,
+} from './chk.js';
+import { AlliumError, ProtocolError } from './errors.js';
+import { encodeParity, reconstruct } from './erasure.js';
+
+export const SEGMENT_DATA = 32;
+export const MAX_FILE_SIZE = 2 ** 40;
+
+const refsBytes = (refs: readonly BlockRef[]): Uint8Array => concatBytes(...refs.flatMap((r) => [r.rk, r.dk]));
+function refsOf(b: Uint8Array): BlockRef[] {
+  if (b.length % 64 !== 0) throw new ProtocolError('ERR_CONTENT', 'reference list length');
+  const out: BlockRef[] = [];
+  for (let i = 0; i < b.length; i += 64) out.push({ rk: b.slice(i, i + 32), dk: b.slice(i + 32, i + 64) });
+  return out;
+}
+
+const manifestSchema = z.strictObject({
+  v: z.literal(1),
+  size: zUint(MAX_FILE_SIZE),
+  segs: z.array(z.tuple([zUint(SEGMENT_DATA), zUint(SEGMENT_DATA), zBytes()])).max(2 ** 24),
+});
+const indirectSchema = z.strictObject({ v: z.literal(1), len: zUint(2 ** 32), parts: zBytes() });
+
+export interface EncodedBlock {
+  readonly ref: BlockRef;
+  readonly stored: Uint8Array;
+}
+
+export interface EncodeOptions {
+  mode: KeyMode;
+  convergenceSecret?: Uint8Array;
+}
+
+/**
+ * Encodes a file given as an async iterable of chunks. Yields every block to store (data and check blocks as
+ * segments fill, manifest blocks at the end); the last block yielded is the root.
+ */
+export async function* encodeFile(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, o: EncodeOptions): AsyncGenerator<EncodedBlock, BlockRef> {
+  const enc = (type: BlockType, payload: Uint8Array): EncodedBlock => encryptBlock(blockPlaintext(type, payload), o.mode, o.convergenceSecret);
+  const segs: [number, number, Uint8Array][] = [];
+  let pending: Uint8Array[] = [];
+  let pendingLen = 0;
+  let plains: Uint8Array[] = [];
+  let segRefs: BlockRef[] = [];
+  let size = 0;
+  let first: Uint8Array | null = null; // held back until we know the file is larger than one block
+
+  async function* flushSegment(): AsyncGenerator<EncodedBlock> {
+    if (plains.length === 0) return;
+    const k = plains.length;
+    const m = Math.ceil(k / 2);
+    const parity = await encodeParity(plains, m, BLOCK_PLAIN_LEN);
+    for (const p of parity) {
+      const b = encryptBlock(p, o.mode, o.convergenceSecret);
+      segRefs.push(b.ref);
+      yield b;
+    }
+    segs.push([k, m, refsBytes(segRefs)]);
+    plains = [];
+    segRefs = [];
+  }
+
+  function* emitData(payload: Uint8Array): Generator<EncodedBlock> {
+    const plain = blockPlaintext(BlockType.DATA, payload);
+    const b = encryptBlock(plain, o.mode, o.convergenceSecret);
+    plains.push(plain);
+    segRefs.push(b.ref);
+    yield b;
+  }
+
+  for await (const chunk of source) {
+    size += chunk.length;
+    if (size > MAX_FILE_SIZE) throw new AlliumError('ERR_LIMIT', 'file too large');
+    pending.push(chunk);
+    pendingLen += chunk.length;
+    while (pendingLen >= BLOCK_PAYLOAD_MAX + (first === null ? 1 : 0)) {
+      const all = concatBytes(...pending);
+      const payload = all.slice(0, BLOCK_PAYLOAD_MAX);
+      pending = [all.subarray(BLOCK_PAYLOAD_MAX)];
+      pendingLen = all.length - BLOCK_PAYLOAD_MAX;
+      if (first === null) {
+        first = payload;
+        continue;
+      }
+      if (first.length) {
+        yield* emitData(first);
+        first = new Uint8Array(0);
+      }
+      yield* emitData(payload);
+      if (plains.length === SEGMENT_DATA) yield* flushSegment();
+    }
+  }
+  const rest = concatBytes(...pending);
+  if (first === null) {
+    // Small file: inline in the root.
+    const root = enc(BlockType.INLINE, rest);
+    yield root;
+    return root.ref;
+  }
+  if (first.length) yield* emitData(first);
+  if (rest.length) yield* emitData(rest);
+  yield* flushSegment();
+
+  let manifest = encodeCbor({ v: 1, size, segs });
+  let type: BlockType = BlockType.MANIFEST;
+  for (;;) {
+    if (manifest.length <= BLOCK_PAYLOAD_MAX) {
+      const root = enc(type, manifest);
+      yield root;
+      return root.ref;
+    }
+    const parts: BlockRef[] = [];
+    for (let off = 0; off < manifest.length; off += BLOCK_PAYLOAD_MAX) {
+      const b = enc(BlockType.MANIFEST_PART, manifest.subarray(off, off + BLOCK_PAYLOAD_MAX));
+      parts.push(b.ref);
+      yield b;
+    }
+    manifest = encodeCbor({ v: 1, len: manifest.length, parts: refsBytes(parts) });
+    type = BlockType.MANIFEST;
+  }
+}
+
+/** Fetches one stored block by reference (any holder); null when no holder has it. */
+export type BlockFetcher = (ref: BlockRef) => Promise<Uint8Array | null>;
+
+export interface DecodeProgress {
+  (doneBytes: number, totalBytes: number): void;
+}
+
+async function fetchPlain(fetch: BlockFetcher, ref: BlockRef): Promise<Uint8Array | null> {
+  const stored = await fetch(ref);
+  return stored ? decryptBlock(ref, stored) : null;
+}
+
+async function readManifest(fetch: BlockFetcher, root: BlockRef): Promise<{ inline: Uint8Array } | { size: number; segs: [number, number, BlockRef[]][] }> {
+  const plain = await fetchPlain(fetch, root);
+  if (!plain) throw new AlliumError('ERR_NOT_FOUND', 'content not found: no holder has the root block');
+  let { type, payload } = parseBlockPlaintext(plain);
+  if (type === BlockType.INLINE) return { inline: payload };
+  for (let depth = 0; depth < 8; depth++) {
+    if (type !== BlockType.MANIFEST) throw new ProtocolError('ERR_CONTENT', 'root block is not a manifest');
+    const value = decodeCbor(payload, payload.length);
+    if (value !== null && typeof value === 'object' && 'segs' in value) {
+      const m = validate(manifestSchema, value, 'manifest');
+      return { size: m.size, segs: m.segs.map(([k, mm, refs]) => [k, mm, refsOf(refs)] as [number, number, BlockRef[]]) };
+    }
+    const ind = validate(indirectSchema, value, 'indirect manifest');
+    const parts = await Promise.all(
+      refsOf(ind.parts).map(async (ref) => {
+        const p = await fetchPlain(fetch, ref);
+        if (!p) throw new AlliumError('ERR_NOT_FOUND', 'a manifest block is missing');
+        const parsed = parseBlockPlaintext(p);
+        if (parsed.type !== BlockType.MANIFEST_PART) throw new ProtocolError('ERR_CONTENT', 'expected a manifest part');
+        return parsed.payload;
+      }),
+    );
+    payload = concatBytes(...parts);
+    if (payload.length !== ind.len) throw new ProtocolError('ERR_CONTENT', 'manifest length mismatch');
+    type = BlockType.MANIFEST;
+  }
+  throw new ProtocolError('ERR_CONTENT', 'manifest nested too deeply');
+}
+
+/**
+ * Decodes a file, segment by segment, yielding its bytes in order. Missing data blocks are rebuilt from check
+ * blocks; a segment with fewer than k surviving blocks fails with ERR_NOT_FOUND.
+ */
+export async function* decodeFile(root: BlockRef, fetch: BlockFetcher, options: { concurrency?: number; onProgress?: DecodeProgress } = {}): AsyncGenerator<Uint8Array> {
+  const man = await readManifest(fetch, root);
+  if ('inline' in man) {
+    options.onProgress?.(man.inline.length, man.inline.length);
+    yield man.inline;
+    return;
+  }
+  const limit = options.concurrency ?? 16;
+  let done = 0;
+  for (const [k, m, refs] of man.segs) {
+    if (refs.length !== k + m) throw new ProtocolError('ERR_CONTENT', 'segment reference count');
+    const shards: (Uint8Array | null)[] = new Array(k + m).fill(null);
+    // Data blocks first; check blocks only for what is missing.
+    const fetchInto = async (idx: number[]): Promise<void> => {
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < idx.length) {
+          const i = idx[next++]!;
+          try {
+            const stored = await fetch(refs[i]!);
+            if (stored) shards[i] = decryptBlock(refs[i]!, stored);
+          } catch {
+            shards[i] = null;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(limit, idx.length) }, worker));
+    };
+    await fetchInto(Array.from({ length: k }, (_, i) => i));
+    let missing = shards.slice(0, k).filter((s) => s === null).length;
+    let checkIdx = k;
+    while (missing > 0 && checkIdx < k + m) {
+      const batch: number[] = [];
+      while (batch.length < missing && checkIdx < k + m) batch.push(checkIdx++);
+      await fetchInto(batch);
+      missing = k - shards.filter((s) => s !== null).length;
+    }
+    const data = await reconstruct(shards, k, BLOCK_PLAIN_LEN);
+    for (const plain of data) {
+      const { type, payload } = parseBlockPlaintext(plain);
+      if (type !== BlockType.DATA) throw new ProtocolError('ERR_CONTENT', 'expected a data block');
+      done += payload.length;
+      options.onProgress?.(done, man.size);
+      yield payload;
+    }
+  }
+  if (done !== man.size) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+}

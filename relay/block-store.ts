@@ -1,0 +1,218 @@
+/**
+ * The relay's content store (specs/content.md §7) in SQLite (better-sqlite3), one file in the data directory.
+ *
+ * - Crash safety: WAL journal; a write is committed to the WAL before the relay acknowledges it, so a relay killed
+ *   with SIGKILL restarts with a consistent store and every acknowledged block (store_sync = "full" also survives
+ *   power loss, at the cost of an fsync per write).
+ * - Every block is verified against its routing key when stored and again when read; a block that fails on read is
+ *   deleted and reported missing (it will be repaired from another holder).
+ * - Quota: blocks are admitted while the total stays under the quota. When full, cached copies go first (least
+ *   recently used), then replicas whose other holders are known to be most numerous; a block believed to be the
+ *   last copy is never evicted for another — the store refuses instead (ERR_QUOTA).
+ * - No plaintext, file name or decryption key ever reaches this store: only routing keys and encrypted blocks,
+ *   and signed records that need the name to be read.
+ */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';
+import { toHex } from '../protocol/bytes.js';
+import { verifyRecord, type SskRecord } from '../protocol/ssk.js';
+import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
+
+export type BlockRole = 'replica' | 'cache';
+export type StoreResult = 'stored' | 'exists';
+
+export interface StoredItem {
+  readonly kind: 'block' | 'record';
+  readonly data: Uint8Array;
+}
+
+export interface StoreStats {
+  blocks: number;
+  records: number;
+  bytes: number;
+  quota: number;
+}
+
+export class BlockStore {
+  private readonly db: Database.Database;
+  private bytesUsed: number;
+  private readonly stmts;
+
+  constructor(
+    dir: string,
+    readonly quota: number,
+    sync: 'normal' | 'full' = 'normal',
+  ) {
+    this.db = new Database(join(dir, 'store.sqlite'));
+    this.db.pragma('journal_mode = WAL');
+    // WAL with synchronous=NORMAL: a committed write is in the WAL file before we acknowledge it, so it survives the
+    // process being killed (SIGKILL); surviving power loss as well needs store_sync = "full".
+    this.db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS blocks (
+        rk BLOB PRIMARY KEY,
+        data BLOB NOT NULL,
+        role TEXT NOT NULL,
+        copies INTEGER NOT NULL DEFAULT 0,
+        stored_at INTEGER NOT NULL,
+        last_access INTEGER NOT NULL,
+        fetches INTEGER NOT NULL DEFAULT 0,
+        checked_gen TEXT NOT NULL DEFAULT ''
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS records (
+        rk BLOB PRIMARY KEY,
+        edition INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        stored_at INTEGER NOT NULL,
+        checked_gen TEXT NOT NULL DEFAULT ''
+      ) WITHOUT ROWID;
+    `);
+    this.stmts = {
+      getBlock: this.db.prepare<[Uint8Array], { data: Buffer }>('SELECT data FROM blocks WHERE rk = ?'),
+      hasBlock: this.db.prepare<[Uint8Array], { n: number }>('SELECT 1 AS n FROM blocks WHERE rk = ?'),
+      insertBlock: this.db.prepare('INSERT OR IGNORE INTO blocks (rk, data, role, stored_at, last_access) VALUES (?, ?, ?, ?, ?)'),
+      promote: this.db.prepare("UPDATE blocks SET role = 'replica' WHERE rk = ? AND role = 'cache'"),
+      touch: this.db.prepare('UPDATE blocks SET last_access = ?, fetches = fetches + 1 WHERE rk = ?'),
+      deleteBlock: this.db.prepare('DELETE FROM blocks WHERE rk = ?'),
+      getRecord: this.db.prepare<[Uint8Array], { data: Buffer; edition: number }>('SELECT data, edition FROM records WHERE rk = ?'),
+      upsertRecord: this.db.prepare(
+        'INSERT INTO records (rk, edition, data, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, stored_at = excluded.stored_at, checked_gen = \'\'',
+      ),
+      evictable: this.db.prepare<[], { rk: Buffer; role: string; copies: number }>(
+        "SELECT rk, role, copies FROM blocks ORDER BY CASE role WHEN 'cache' THEN 0 ELSE 1 END, copies DESC, last_access ASC LIMIT 64",
+      ),
+      usage: this.db.prepare<[], { b: number | null; n: number }>('SELECT SUM(LENGTH(data)) AS b, COUNT(*) AS n FROM blocks'),
+      recordUsage: this.db.prepare<[], { b: number | null; n: number }>('SELECT SUM(LENGTH(data)) AS b, COUNT(*) AS n FROM records'),
+      setCopies: this.db.prepare('UPDATE blocks SET copies = ?, role = ?, checked_gen = ? WHERE rk = ?'),
+      setRecordGen: this.db.prepare('UPDATE records SET checked_gen = ? WHERE rk = ?'),
+      unchecked: this.db.prepare<[string, number], { rk: Buffer }>('SELECT rk FROM blocks WHERE checked_gen != ? LIMIT ?'),
+      uncheckedRecords: this.db.prepare<[string, number], { rk: Buffer }>('SELECT rk FROM records WHERE checked_gen != ? LIMIT ?'),
+      popular: this.db.prepare<[number, number], { rk: Buffer }>("SELECT rk FROM blocks WHERE fetches >= ? AND role = 'replica' ORDER BY fetches DESC LIMIT ?"),
+      resetFetches: this.db.prepare('UPDATE blocks SET fetches = 0 WHERE rk = ?'),
+    };
+    const u = this.stmts.usage.get()!;
+    const r = this.stmts.recordUsage.get()!;
+    this.bytesUsed = (u.b ?? 0) + (r.b ?? 0);
+  }
+
+  stats(): StoreStats {
+    const u = this.stmts.usage.get()!;
+    const r = this.stmts.recordUsage.get()!;
+    return { blocks: u.n, records: r.n, bytes: this.bytesUsed, quota: this.quota };
+  }
+
+  /** Makes room for `bytes` by evicting; throws ERR_QUOTA when only last copies remain. */
+  private makeRoom(bytes: number): void {
+    while (this.bytesUsed + bytes > this.quota) {
+      const victims = this.stmts.evictable.all();
+      const victim = victims.find((v) => v.role === 'cache' || v.copies >= 2);
+      if (!victim) throw new LimitError('storage_quota', 'relay storage quota is full', 'ERR_QUOTA');
+      this.stmts.deleteBlock.run(victim.rk);
+      this.bytesUsed -= BLOCK_LEN;
+    }
+  }
+
+  /**
+   * Stores a block after checking it hashes to `rk`. Throws ERR_CONTENT_TAMPERED for a mismatch, ERR_QUOTA when
+   * full. Returns 'exists' for a block already held (a cached copy becomes a replica).
+   */
+  putBlock(rk: Uint8Array, data: Uint8Array, role: BlockRole = 'replica', now = Date.now()): StoreResult {
+    if (!verifyStoredBlock(rk, data)) throw new AlliumError('ERR_CONTENT_TAMPERED', 'block does not hash to its routing key');
+    if (this.stmts.hasBlock.get(rk)) {
+      if (role === 'replica') this.stmts.promote.run(rk);
+      return 'exists';
+    }
+    this.makeRoom(data.length);
+    this.stmts.insertBlock.run(rk, data, role, now, now);
+    this.bytesUsed += data.length;
+    return 'stored';
+  }
+
+  /** Reads a block, verifying it; a damaged block is deleted and reported as missing. */
+  getBlock(rk: Uint8Array, now = Date.now()): Uint8Array | null {
+    const row = this.stmts.getBlock.get(rk);
+    if (!row) return null;
+    const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
+    if (!verifyStoredBlock(rk, data)) {
+      this.stmts.deleteBlock.run(rk);
+      this.bytesUsed -= row.data.length;
+      return null;
+    }
+    this.stmts.touch.run(now, rk);
+    return data;
+  }
+
+  hasBlock(rk: Uint8Array): boolean {
+    return !!this.stmts.hasBlock.get(rk);
+  }
+
+  deleteBlock(rk: Uint8Array): void {
+    const row = this.stmts.getBlock.get(rk);
+    if (!row) return;
+    this.stmts.deleteBlock.run(rk);
+    this.bytesUsed -= row.data.length;
+  }
+
+  /**
+   * Stores a signed record if it verifies and is newer than the one held. Throws ERR_SIGNATURE, ERR_CONTENT,
+   * ERR_RECORD_STALE (an older or equal edition: a replay or a rollback attempt).
+   */
+  putRecord(rk: Uint8Array, data: Uint8Array, now = Date.now()): { result: StoreResult; record: SskRecord } {
+    const record = verifyRecord(rk, data);
+    const have = this.stmts.getRecord.get(rk);
+    if (have) {
+      if (have.edition > record.ed) throw new ProtocolError('ERR_RECORD_STALE', 'a newer edition is held');
+      if (have.edition === record.ed) return { result: 'exists', record };
+    }
+    this.makeRoom(data.length - (have?.data.length ?? 0));
+    this.stmts.upsertRecord.run(rk, record.ed, data, now);
+    this.bytesUsed += data.length - (have?.data.length ?? 0);
+    return { result: 'stored', record };
+  }
+
+  getRecord(rk: Uint8Array): Uint8Array | null {
+    const row = this.stmts.getRecord.get(rk);
+    if (!row) return null;
+    const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
+    try {
+      verifyRecord(rk, data);
+    } catch {
+      return null;
+    }
+    return data;
+  }
+
+  /** Routing keys not yet checked against placement generation `gen` (replication). */
+  uncheckedBlocks(gen: string, limit: number): Uint8Array[] {
+    return this.stmts.unchecked.all(gen, limit).map((r) => new Uint8Array(r.rk));
+  }
+
+  uncheckedRecords(gen: string, limit: number): Uint8Array[] {
+    return this.stmts.uncheckedRecords.all(gen, limit).map((r) => new Uint8Array(r.rk));
+  }
+
+  markChecked(rk: Uint8Array, gen: string, copies: number, role: BlockRole): void {
+    this.stmts.setCopies.run(copies, role, gen, rk);
+  }
+
+  markRecordChecked(rk: Uint8Array, gen: string): void {
+    this.stmts.setRecordGen.run(gen, rk);
+  }
+
+  /** Replicas fetched at least `minFetches` times since last asked (popular: worth caching elsewhere). */
+  popular(minFetches: number, limit: number): Uint8Array[] {
+    const out = this.stmts.popular.all(minFetches, limit).map((r) => new Uint8Array(r.rk));
+    for (const rk of out) this.stmts.resetFetches.run(rk);
+    return out;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** For logs and tests only. */
+  static keyName(rk: Uint8Array): string {
+    return toHex(rk).slice(0, 12);
+  }
+}

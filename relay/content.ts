@@ -1,0 +1,98 @@
+/**
+ * The content service of a store relay (specs/content.md §8): STORE and FETCH streams at the last hop of a
+ * circuit. The relay never learns who asks (the request came through a circuit) and cannot read what it holds.
+ */
+import type { Logger } from 'pino';
+import { concatBytes } from '../protocol/bytes.js';
+import { BLOCK_LEN } from '../protocol/chk.js';
+import { decodeFetch, decodeStore, encodeFetched, encodeStored, type ContentStatus } from '../protocol/content-messages.js';
+import { isAlliumError } from '../protocol/errors.js';
+import { RelayCommand } from '../protocol/relay-cell.js';
+import { MAX_RECORD_BYTES } from '../protocol/ssk.js';
+import { EndReason } from '../protocol/stream-messages.js';
+import type { MuxStream, StreamMux } from '../net/stream-mux.js';
+import type { BlockStore } from './block-store.js';
+import type { CircuitHop } from './circuits.js';
+import type { RelayMetrics } from './metrics.js';
+
+const STORE_TIMEOUT_MS = 30_000;
+
+export class ContentService {
+  constructor(
+    readonly store: BlockStore,
+    private readonly metrics: RelayMetrics,
+    private readonly log: Logger,
+    private readonly onStored?: (rk: Uint8Array, kind: 'block' | 'record') => void,
+  ) {
+    this.updateGauges();
+  }
+
+  updateGauges(): void {
+    const s = this.store.stats();
+    this.metrics.storeBytes.set(s.bytes);
+    this.metrics.storeBlocks.set(s.blocks);
+  }
+
+  private finish(mux: StreamMux, s: MuxStream, command: RelayCommand, reply: Uint8Array): void {
+    mux.reply(s, command, reply);
+    s.end(EndReason.DONE);
+  }
+
+  /** STORE opener. */
+  onStore = (_hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+    let req;
+    try {
+      req = decodeStore(data);
+    } catch {
+      return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
+    }
+    const max = req.t === 'block' ? BLOCK_LEN : MAX_RECORD_BYTES;
+    if (req.n > max || (req.t === 'block' && req.n !== BLOCK_LEN)) return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
+    mux.acceptQuietly(s);
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    const timer = setTimeout(() => mux.reset(s, EndReason.TIMEOUT), STORE_TIMEOUT_MS);
+    s.on('stream:end', () => clearTimeout(timer));
+    s.on('stream:data', (chunk) => {
+      parts.push(Uint8Array.from(chunk));
+      got += chunk.length;
+      s.consumed(1);
+      if (got < req.n) return;
+      clearTimeout(timer);
+      if (got > req.n) return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
+      const bytes = concatBytes(...parts);
+      let status: ContentStatus;
+      try {
+        if (req.t === 'block') status = this.store.putBlock(req.k, bytes, req.c ? 'cache' : 'replica') === 'stored' ? 'ok' : 'exists';
+        else status = this.store.putRecord(req.k, bytes).result === 'stored' ? 'ok' : 'exists';
+        if (status === 'ok') this.onStored?.(req.k, req.t);
+      } catch (e) {
+        const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
+        status = code === 'ERR_QUOTA' ? 'quota' : code === 'ERR_RECORD_STALE' ? 'stale' : 'invalid';
+        this.metrics.drops.inc({ reason: `store_${status}` });
+        if (code === 'ERR_INTERNAL') this.log.error({ err: e }, 'store failed');
+      }
+      this.updateGauges();
+      this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: status }));
+    });
+  };
+
+  /** FETCH opener. */
+  onFetch = (_hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+    let req;
+    try {
+      req = decodeFetch(data);
+    } catch {
+      return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'invalid', n: 0 }));
+    }
+    const item = req.t === 'block' ? this.store.getBlock(req.k) : this.store.getRecord(req.k);
+    if (!item) {
+      this.metrics.drops.inc({ reason: 'fetch_missing' });
+      return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'missing', n: 0 }));
+    }
+    mux.acceptQuietly(s);
+    mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: 'found', n: item.length }));
+    if (!req.h) s.write(item);
+    s.end(EndReason.DONE);
+  };
+}
