@@ -15,6 +15,13 @@ import { fileStorage } from '../client/storage-node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { parseHostPort } from '../relay/config.js';
 import { writeFileAtomic } from '../relay/keystore.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { ContentClient } from '../client/content.js';
+import { IdentityKey } from '../crypto/keys.js';
+import { fromHex, toHex } from '../protocol/bytes.js';
+import { ConfigError } from '../protocol/errors.js';
+import { startClient } from './client-session.js';
+import { progressBar } from './progress.js';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
@@ -130,6 +137,126 @@ export function buildProgram(): Command {
         fail(e);
       }
     });
+
+  program
+    .command('devnet')
+    .description('start a local Allium network on 127.0.0.1 (relays, a client, SOCKS5) and show it working')
+    .option('--relays <n>', 'relay processes', '5')
+    .option('--exits <n>', 'of which exits (allowed to reach 127.0.0.1 only)', '2')
+    .option('--base-port <port>', 'relay i listens on base+i, its metrics on base+100+i (0: any free ports)', '0')
+    .option('--socks-port <port>', 'SOCKS5 listener port (falls back to a free port if taken)', '9050')
+    .option('--http-port <port>', 'port of the demo web server (0: any)', '0')
+    .option('--keep', 'keep the relays\' data directories after stopping')
+    .action(async (opts: Record<string, unknown>) => {
+      try {
+        await initCrypto();
+        const { runDevnet } = await import('./devnet.js');
+        await runDevnet({
+          relays: Number(opts['relays']),
+          exits: Number(opts['exits']),
+          basePort: Number(opts['basePort']),
+          socksPort: Number(opts['socksPort']),
+          httpPort: Number(opts['httpPort']),
+          keep: !!opts['keep'],
+        });
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  const clientOptions = (cmd: Command): Command =>
+    cmd
+      .option('--bootstrap <line>', 'relay to join through (repeatable; or ALLIUM_BOOTSTRAP=line,line)', collect, [])
+      .option('--data-dir <dir>', 'directory cache and guards', './allium-client')
+      .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp());
+
+  clientOptions(
+    program
+      .command('put')
+      .description('publish a file; prints its allium:chk link')
+      .argument('<file>', 'file to publish')
+      .option('--random-key', 'encrypt with random keys: no one can test whether a relay holds a known file (no deduplication)'),
+  ).action(async (file: string, opts: Record<string, unknown>) => {
+    try {
+      await initCrypto();
+      const data = new Uint8Array(readFileSync(file));
+      const client = await startClient({ bootstrap: opts['bootstrap'] as string[], dataDir: String(opts['dataDir']), testNetwork: !!opts['testNetwork'] });
+      const content = new ContentClient(client);
+      const bar = progressBar('put');
+      const link = await content.put(data, { mode: opts['randomKey'] ? 'random' : 'convergent', onProgress: bar.update });
+      bar.stop();
+      process.stdout.write(`${link}\n`);
+      content.close();
+      await client.stop();
+      process.exit(EXIT.OK);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+  clientOptions(
+    program
+      .command('get')
+      .description('fetch content by its allium: link')
+      .argument('<link>', 'allium:chk/… or allium:ssk/…/name')
+      .requiredOption('-o, --output <file>', 'where to write the content ("-" for standard output)'),
+  ).action(async (link: string, opts: Record<string, unknown>) => {
+    try {
+      await initCrypto();
+      const client = await startClient({ bootstrap: opts['bootstrap'] as string[], dataDir: String(opts['dataDir']), testNetwork: !!opts['testNetwork'] });
+      const content = new ContentClient(client);
+      const bar = progressBar('get');
+      const data = await content.get(link, { onProgress: bar.update });
+      bar.stop();
+      if (opts['output'] === '-') process.stdout.write(data);
+      else writeFileAtomic(String(opts['output']), data, 0o644);
+      content.close();
+      await client.stop();
+      process.exit(EXIT.OK);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+  for (const name of ['publish', 'update'] as const) {
+    clientOptions(
+      program
+        .command(name)
+        .description(
+          name === 'publish'
+            ? 'publish a file under an updatable key (a stable allium:ssk link); creates the key file if missing'
+            : 'publish a new edition of an updatable key (the link stays the same)',
+        )
+        .argument('<file>', 'file to publish')
+        .requiredOption('--name <name>', 'the name under your key (part of the link)')
+        .option('--key <file>', 'publisher key file (keep it secret; back it up)', './allium-publisher.key'),
+    ).action(async (file: string, opts: Record<string, unknown>) => {
+      try {
+        await initCrypto();
+        const keyFile = String(opts['key']);
+        let key: IdentityKey;
+        if (existsSync(keyFile)) key = IdentityKey.fromSeed(fromHex(readFileSync(keyFile, 'utf8').trim()));
+        else if (name === 'update') throw new ConfigError(`no publisher key at ${keyFile}: run "allium publish" first, or pass --key`);
+        else {
+          key = IdentityKey.generate();
+          writeFileAtomic(keyFile, toHex(key.seed) + '\n');
+          process.stderr.write(`allium: created publisher key ${keyFile} (back it up: it is the only way to update this link)\n`);
+        }
+        const client = await startClient({ bootstrap: opts['bootstrap'] as string[], dataDir: String(opts['dataDir']), testNetwork: !!opts['testNetwork'] });
+        const content = new ContentClient(client);
+        const bar = progressBar(name);
+        const r = await content.publish(key, String(opts['name']), new Uint8Array(readFileSync(file)), { onProgress: bar.update });
+        bar.stop();
+        process.stdout.write(`${r.link}\n`);
+        process.stderr.write(`allium: edition ${r.edition}\n`);
+        content.close();
+        await client.stop();
+        process.exit(EXIT.OK);
+      } catch (e) {
+        fail(e);
+      }
+    });
+  }
 
   return program;
 }
