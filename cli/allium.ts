@@ -113,6 +113,7 @@ export function buildProgram(): Command {
     .option('--socks <host:port>', 'SOCKS5 listen address', '127.0.0.1:9050')
     .option('--data-dir <dir>', 'directory cache and guards (default ./allium-client)', './allium-client')
     .option('--hops <n>', 'hops per circuit (1-8)', '3')
+    .option('--authority <fingerprint>', 'require the signed consensus of these directory authorities (repeatable)', collect, [])
     .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp())
     .action(async (opts: Record<string, unknown>) => {
       try {
@@ -123,6 +124,7 @@ export function buildProgram(): Command {
           storage: fileStorage(String(opts['dataDir'])),
           hops: Number(opts['hops']),
           enforceDistinctSubnets: !opts['testNetwork'],
+          authorities: opts['authority'] as string[],
         });
         client.on('client:progress', (m) => process.stderr.write(`allium: ${m}\n`));
         await client.start();

@@ -40,6 +40,8 @@ export interface ClientOptions {
   /** Seconds a circuit takes new streams after its first one (default 600). */
   circuitDirtinessMs?: number;
   linkOptions?: LinkOptions;
+  /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */
+  authorities?: readonly string[];
   now?: () => number;
 }
 
@@ -85,7 +87,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
     this.bootstrap = o.bootstrap.map(parseBootstrap);
     this.hops = o.hops ?? 3;
     this.now = o.now ?? Date.now;
-    this.directory = new ClientDirectory(o.storage?.directory);
+    this.directory = new ClientDirectory(o.storage?.directory, new Set((o.authorities ?? []).map((a) => a.toLowerCase())));
     this.guards = new GuardSet(o.storage?.guards ?? null);
   }
 

@@ -11,6 +11,7 @@ import type { ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError, TimeoutError } from '../protocol/errors.js';
+import { majorityListed, verifyConsensus, type Consensus } from '../protocol/consensus.js';
 import type { Link } from '../net/link.js';
 
 export interface DirectorySource {
@@ -109,19 +110,53 @@ export function crossCheck(perSource: readonly (readonly Uint8Array[])[], now: n
   return { accepted, rejected, sources: perSource.length };
 }
 
+/** Asks a relay for the authority consensuses it holds (specs/directory.md §7). */
+export function fetchConsensuses(link: Link, signal?: AbortSignal): Promise<Uint8Array[]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new TimeoutError('consensus request timed out')), PAGE_TIMEOUT_MS);
+    const off = link.on('link:control', (m) => {
+      if (m.t === 'consensus') done(null, m.cs);
+    });
+    const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    function done(err: AlliumError | null, cs?: Uint8Array[]): void {
+      clearTimeout(timer);
+      off();
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(cs!);
+    }
+    try {
+      link.sendControl({ t: 'consensus-get' });
+    } catch (e) {
+      done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
+    }
+  });
+}
+
 /** The client's verified view, kept current from its sources. */
 export class ClientDirectory {
   readonly store = new DirectoryStore();
   private lastAt = new Map<Link, number>();
+  /** Relays listed by a majority of the configured authorities (null: no authorities configured). */
+  private listed: Set<string> | null = null;
 
-  constructor(private readonly cache?: DirectoryCache) {}
+  /**
+   * `authorities`: fingerprints of directory authorities whose consensus the client requires (empty: the
+   * majority cross-check of relays alone).
+   */
+  constructor(
+    private readonly cache?: DirectoryCache,
+    private readonly authorities: ReadonlySet<string> = new Set(),
+  ) {}
 
   get size(): number {
     return this.store.size;
   }
 
   all(): Descriptor[] {
-    return this.store.all();
+    const all = this.store.all();
+    return this.listed ? all.filter((d) => this.listed!.has(d.fingerprint)) : all;
   }
 
   get(identity: Uint8Array): Descriptor | undefined {
@@ -160,6 +195,7 @@ export class ClientDirectory {
     });
     if (perSource.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source answered');
     const result = crossCheck(perSource, now());
+    if (this.authorities.size > 0) await this.applyConsensus(links, now(), signal);
     for (const d of result.accepted) {
       try {
         this.store.add(d, now());
@@ -170,6 +206,31 @@ export class ClientDirectory {
     this.store.expire(now());
     await this.cache?.save(this.store.all().map((d) => d.raw));
     return result;
+  }
+
+  /**
+   * Fetches consensuses from the sources and keeps only relays a strict majority of authorities list. With no
+   * valid consensus from a majority, nothing is usable (ERR_DIRECTORY): a client that requires authorities never
+   * falls back to trusting relays alone.
+   */
+  private async applyConsensus(links: readonly Link[], now: number, signal?: AbortSignal): Promise<void> {
+    const got = await Promise.allSettled(links.map((l) => fetchConsensuses(l, signal)));
+    const valid: Consensus[] = [];
+    for (const r of got) {
+      if (r.status !== 'fulfilled') continue;
+      for (const raw of r.value) {
+        try {
+          valid.push(verifyConsensus(raw, this.authorities, now));
+        } catch {
+          /* forged, expired or from an unknown authority */
+        }
+      }
+    }
+    const authoritiesHeard = new Set(valid.map((c) => c.authority)).size;
+    if (authoritiesHeard < Math.floor(this.authorities.size / 2) + 1) {
+      throw new AlliumError('ERR_DIRECTORY', `no valid consensus from a majority of the ${this.authorities.size} configured directory authorities`);
+    }
+    this.listed = majorityListed(valid, this.authorities);
   }
 
   /**

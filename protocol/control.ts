@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { MAX_DESCRIPTOR_BYTES } from './descriptor.js';
+import { MAX_CONSENSUS_BYTES } from './consensus.js';
 
 /** Largest reassembled CONTROL message (specs/limits.md). */
 export const MAX_CONTROL_MESSAGE = 256 * 1024;
@@ -27,6 +28,10 @@ export const controlSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('dir-get'), since: zUint(), after: zBytes(32).nullable() }),
   /** A directory page. `at` is the responder's time; `more` says another page follows after the last identity. */
   z.strictObject({ t: z.literal('dir'), at: zUint(), ds: descList, more: z.boolean() }),
+  /** Signed consensuses of directory authorities (optional, specs/directory.md §7): gossiped and served. */
+  z.strictObject({ t: z.literal('consensus'), cs: z.array(zBytes(undefined, MAX_CONSENSUS_BYTES + 256)).max(16) }),
+  /** A client asks for the consensuses a relay holds. */
+  z.strictObject({ t: z.literal('consensus-get') }),
 ]);
 export type ControlMessage = z.infer<typeof controlSchema>;
 

@@ -139,7 +139,7 @@ class DirectionKey {
    * The client's innermost forward layer, for the hop a cell is addressed to: body[AREA..) = payload ^ KS[AREA..),
    * then tag = Poly1305(otk, body[16..)) ^ mask. body[0..AREA) already holds the tag area as that hop will see it.
    */
-  sealInnermost(body: Uint8Array, payload: Uint8Array): void {
+  sealInnermost(body: Uint8Array, payload: Uint8Array, macFrom: typeof TAG | typeof AREA = TAG): void {
     this.prepare();
     const s = this.scratch;
     // Only block0 and KS[AREA..) are needed; work[0..AREA) is XORed along and ignored.
@@ -149,7 +149,7 @@ class DirectionKey {
     c.chacha20Xor(s, s, this.nonce, 0, this.key);
     body.set(this.workFromArea, AREA);
     const m = this.mac;
-    c.poly1305(m, body.subarray(TAG), this.otk);
+    c.poly1305(m, body.subarray(macFrom), this.otk);
     this.mask(m);
     body.set(m, 0);
     this.counter++;
@@ -233,6 +233,8 @@ export class RelayHopCrypto {
 export class ClientCircuitCrypto {
   private readonly fwd: DirectionKey[] = [];
   private readonly bwd: DirectionKey[] = [];
+  /** Virtual hops: the far end of a rendezvous, reached through a relay that splices two circuits. */
+  private readonly virtual: boolean[] = [];
   /** A caller-supplied random source (tests, vectors); libsodium's CSPRNG fills the cell in place otherwise. */
   private readonly fill: ((n: number) => Uint8Array) | undefined;
   /** Tag the target hop will see for the last forward cell built (what its authenticated SENDME echoes). */
@@ -250,11 +252,16 @@ export class ClientCircuitCrypto {
     return this.fwd.length;
   }
 
-  /** Appends a hop (after an extension). */
-  addHop(keys: HopKeys): void {
+  /**
+   * Appends a hop (after an extension), or a virtual hop (specs/rendezvous.md §5): the peer at the other side of a
+   * rendezvous point. A virtual hop's tag covers only the payload, because between the two circuits the tag area
+   * passes through backward layers that shift it; every real hop on both circuits still checks its own tag.
+   */
+  addHop(keys: HopKeys, options: { virtual?: boolean } = {}): void {
     if (this.fwd.length >= MAX_HOPS) throw new AlliumError('ERR_ONION_PATH', `a circuit has at most ${MAX_HOPS} hops`);
     this.fwd.push(new DirectionKey(Uint8Array.from(keys.forward)));
     this.bwd.push(new DirectionKey(Uint8Array.from(keys.backward)));
+    this.virtual.push(options.virtual ?? false);
   }
 
   /**
@@ -280,7 +287,7 @@ export class ClientCircuitCrypto {
     }
 
     // Innermost layer: hop k's view, then wrap outwards, each the inverse of a relay's unwrapForward.
-    this.fwd[k]!.sealInnermost(body, payload);
+    this.fwd[k]!.sealInnermost(body, payload, this.virtual[k] ? AREA : TAG);
     copyTag(this.lastForwardTag, body);
     for (let j = k - 1; j >= 0; j--) this.fwd[j]!.wrap(body, TAG, false);
     return body;

@@ -56,6 +56,12 @@ export const relayConfigSchema = z.strictObject({
   metrics: z.string().default(''),
   /** trace | debug | info | warn | error. */
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** Act as a directory authority: sign a consensus of the relays this relay knows (specs/directory.md §7). */
+  authority: z.boolean().default(false),
+  /** As an authority: list only these relays (empty: every relay with a valid descriptor), like approved-routers. */
+  authority_approved: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).default([]),
+  /** Fingerprints of the directory authorities whose consensuses this relay keeps and passes on. */
+  directory_authorities: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).default([]),
   /** Relays to keep links with for gossip. */
   overlay_degree: z.number().int().min(1).max(64).default(8),
   /** Timing, in milliseconds. The defaults suit the public network; tests shorten them. */
@@ -72,6 +78,7 @@ export const relayConfigSchema = z.strictObject({
       handshake_timeout: duration.default(10_000),
       clock_skew: duration.default(10 * 60_000),
       repair_interval: duration.default(60_000),
+      consensus_interval: duration.default(10 * 60_000),
     })
     .prefault({}),
 });

@@ -19,6 +19,7 @@ import type { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
 import { encodeControl } from '../protocol/control.js';
+import { verifyConsensus, type Consensus } from '../protocol/consensus.js';
 import type { Link } from '../net/link.js';
 import { shortFp } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
@@ -34,6 +35,8 @@ export interface OverlayOptions {
   onLink: (link: Link) => void;
   degree: number;
   gossipIntervalMs: number;
+  /** Fingerprints of configured directory authorities (empty: consensuses are ignored). */
+  authorities?: ReadonlySet<string>;
   now?: () => number;
   random?: () => number;
 }
@@ -48,6 +51,8 @@ export class Overlay {
   private floodTimer: ReturnType<typeof setTimeout> | null = null;
   private gossipTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
+  /** Newest signed consensus per configured authority. */
+  private readonly consensuses = new Map<string, Consensus>();
   private readonly now: () => number;
   private readonly rand: () => number;
 
@@ -95,6 +100,7 @@ export class Overlay {
       if (set!.size === 0) this.relayLinks.delete(fp);
     });
     this.sendDigest(link);
+    if (this.consensuses.size) this.send(link, { t: 'consensus', cs: [...this.consensuses.values()].map((c) => c.raw) });
   }
 
   /** An open link to the relay with this identity, dialing one if needed. Rejects with ERR_UNREACHABLE. */
@@ -225,6 +231,13 @@ export class Overlay {
         return this.serveDirectory(link, m.since, m.after);
       case 'dir':
         return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'directory page sent to a relay'));
+      case 'consensus':
+        if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'consensus from a client link'));
+        for (const raw of m.cs) this.offerConsensus(raw, link);
+        return;
+      case 'consensus-get':
+        this.send(link, { t: 'consensus', cs: [...this.consensuses.values()].map((c) => c.raw) });
+        return;
     }
   }
 
@@ -244,6 +257,32 @@ export class Overlay {
         this.violation(link, isAlliumError(e) ? e : new AlliumError('ERR_DESCRIPTOR', 'bad descriptor'));
       }
     }
+  }
+
+  /** Adds a consensus (ours as an authority, or gossiped) if newer, and floods it. */
+  offerConsensus(raw: Uint8Array, from: Link | null): void {
+    const auths = this.o.authorities;
+    if (!auths || auths.size === 0) return;
+    let c: Consensus;
+    try {
+      c = verifyConsensus(raw, auths, this.now());
+    } catch (e) {
+      this.o.metrics.drops.inc({ reason: `consensus_${isAlliumError(e) ? e.code.toLowerCase() : 'invalid'}` });
+      return;
+    }
+    const have = this.consensuses.get(c.authority);
+    if (have && have.validAfter >= c.validAfter) return;
+    this.consensuses.set(c.authority, c);
+    for (const set of this.relayLinks.values()) {
+      for (const link of set) {
+        if (link !== from) this.send(link, { t: 'consensus', cs: [raw] });
+        break;
+      }
+    }
+  }
+
+  get consensusCount(): number {
+    return this.consensuses.size;
   }
 
   private serveDirectory(link: Link, since: number, after: Uint8Array | null): void {

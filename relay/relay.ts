@@ -34,6 +34,7 @@ import { buildCircuit, CircuitTable, type ClientCircuit } from '../net/circuit.j
 import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
+import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 
 export const ALLIUM_VERSION = '0.1.0';
@@ -203,6 +204,7 @@ export class Relay {
       onLink: (link) => this.wireLink(link),
       degree: cfg.overlay_degree,
       gossipIntervalMs: cfg.timing.gossip_interval,
+      authorities: new Set([...cfg.directory_authorities.map((f) => f.toLowerCase()), ...(cfg.authority ? [identity.fingerprint] : [])]),
       now: this.now,
     });
     for (const line of cfg.bootstrap) {
@@ -382,6 +384,21 @@ export class Relay {
     this.overlay.publish(d);
   }
 
+  /** As a directory authority: sign and flood a consensus of the relays currently in the directory. */
+  private lastConsensus = 0;
+  publishConsensus(): void {
+    if (!this.config.authority) return;
+    const now = this.now();
+    const approved = new Set(this.config.authority_approved.map((f) => f.toLowerCase()));
+    const relays = this.directory
+      .all()
+      .filter((d) => approved.size === 0 || approved.has(d.fingerprint))
+      .map((d) => ({ id: d.id, pub: d.pub }));
+    const raw = signConsensus(this.identity, relays, now, now + 3 * this.config.timing.consensus_interval);
+    this.lastConsensus = now;
+    this.overlay.offerConsensus(raw, null);
+  }
+
   private rotateOnionKeys(): boolean {
     const ring = this.onionKeys!;
     const full = this.replay.isFull(ring.current.keyPair.publicKey);
@@ -403,6 +420,7 @@ export class Relay {
       const d = this.ownDescriptor;
       if (rotated || !d || now - d.pub >= this.config.timing.descriptor_renew) this.publishDescriptor();
       this.overlay.maintain();
+      if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
       this.checkMemory();
       for (const l of this.links) (l as Link & { account?: () => void }).account?.();
     } catch (e) {
