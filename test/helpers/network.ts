@@ -82,7 +82,7 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   while (!existsSync(readyFile)) {
     if (proc.exitCode !== null) throw new Error(`relay exited early (${proc.exitCode}):\n${out}`);
     if (Date.now() > deadline) {
