@@ -18,6 +18,7 @@ import { REPLY_LEN } from '../protocol/constants.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, CryptoError, isAlliumError, ProtocolError, TimeoutError } from '../protocol/errors.js';
 import { createOnion, openReply, ReplyStatus, wipeClientOnion, type OnionHop } from '../protocol/onion.js';
+import type { HopKeys } from '../protocol/ntor.js';
 import { ClientCircuitCrypto, payloadOf } from '../protocol/relay-crypto.js';
 import { decodeRelayPayload, encodeRelayPayload, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { Emitter } from './emitter.js';
@@ -103,15 +104,20 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
   dirtySince: number | null = null;
   private readonly waiters = new Map<number, (m: RelayMessage) => void>();
 
+  /** Each hop's binding value from its handshake (introduction uses the last hop's). */
+  readonly bindings: Uint8Array[];
+
   constructor(
     readonly link: Link,
     readonly circId: number,
     private readonly cc: ClientCircuitCrypto,
     path: readonly Descriptor[],
     private readonly table: CircuitTable,
+    bindings: readonly Uint8Array[] = [],
   ) {
     super();
     this.path = [...path];
+    this.bindings = [...bindings];
     this.mux = new StreamMux({
       send: (m) => this.send(m),
       lastSentTag: () => cc.lastForwardTag,
@@ -205,10 +211,20 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       if (m.data[0] !== ReplyStatus.OK) throw new AlliumError('ERR_HANDSHAKE_FAILED', `extension failed (status ${m.data[0]})`);
       const opened = openReply(onion, m.data.subarray(1));
       this.cc.addHop(opened.hops[0]!);
+      this.bindings.push(Uint8Array.from(opened.hops[0]!.binding));
       this.path.push(to);
     } finally {
       wipeClientOnion(onion);
     }
+  }
+
+  /**
+   * Adds the peer of a rendezvous as a virtual hop (specs/rendezvous.md §5): from now on the circuit's streams
+   * reach the peer, end to end, through the rendezvous point.
+   */
+  addVirtualHop(keys: HopKeys): void {
+    this.cc.addHop(keys, { virtual: true });
+    this.bindings.push(Uint8Array.from(keys.binding));
   }
 
   /** Tears the circuit down (DESTROY to the entry, which propagates it). */
@@ -306,8 +322,9 @@ export async function buildCircuit(
       throw err;
     }
     const cc = new ClientCircuitCrypto(opened.hops);
+    const bindings = opened.hops.map((k) => Uint8Array.from(k.binding));
     for (const k of opened.hops) crypto().wipe(k.forward, k.backward, k.binding);
-    return new ClientCircuit(link, circId, cc, path, table);
+    return new ClientCircuit(link, circId, cc, path, table, bindings);
   } finally {
     wipeClientOnion(onion);
   }

@@ -51,6 +51,10 @@ export class CircuitHop {
   earlyCount = 0;
   /** Free-form slots for endpoint handlers (streams, content, rendezvous). */
   readonly attachments = new Map<string, unknown>();
+  /** The hop's binding value from the handshake (both ends know it; rendezvous and introduction use it). */
+  binding: Uint8Array | null = null;
+  /** A circuit joined to this one at a rendezvous point: forward cells not for us continue on it. */
+  splicedWith: CircuitHop | null = null;
 
   constructor(
     readonly id: number,
@@ -197,6 +201,7 @@ export class CircuitReactor {
     }
     const hop = new CircuitHop(this.nextHopId++, { link, circId: cell.circId }, this.now());
     hop.crypto = new RelayHopCrypto(result.hop.keys);
+    hop.binding = Uint8Array.from(result.hop.keys.binding);
     this.table(link).set(cell.circId, { hop, side: 'prev' });
     this.count++;
     this.o.metrics.circuits.set(this.count);
@@ -281,6 +286,14 @@ export class CircuitReactor {
     }
     const verdict = hop.crypto.unwrapForward(body);
     if (verdict === 'forward') {
+      const other = hop.splicedWith;
+      if (other) {
+        // A rendezvous point: the cell is for the peer at the other end; it travels back along the other circuit.
+        if (other.state !== 'open' || !other.crypto) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'spliced circuit closed');
+        other.crypto.wrapBackward(body);
+        this.send(other, other.prev, body);
+        return;
+      }
       if (!hop.next || hop.attachments.has('extend-done')) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'forward cell at the last hop');
       this.send(hop, hop.next, body, early ? CellCommand.RELAY_EARLY : CellCommand.RELAY);
       return;
@@ -381,6 +394,12 @@ export class CircuitReactor {
     hop.pending?.wipe();
     hop.attachments.delete('extend-done');
     for (const h of this.handlers) h.closed(hop);
+    const other = hop.splicedWith;
+    hop.splicedWith = null;
+    if (other) {
+      other.splicedWith = null;
+      this.destroy(other, DestroyReason.FINISHED);
+    }
     this.count--;
     this.o.metrics.circuits.set(this.count);
   }
@@ -398,6 +417,13 @@ export class CircuitReactor {
       }
       this.destroy(hop, DestroyReason.LINK_CLOSED, side);
     }
+  }
+
+  /** Joins two circuits whose last hop is this relay (a rendezvous point). */
+  splice(a: CircuitHop, b: CircuitHop): void {
+    if (a.splicedWith || b.splicedWith || a.next || b.next) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'circuit cannot be spliced');
+    a.splicedWith = b;
+    b.splicedWith = a;
   }
 
   /** Destroys every circuit (shutdown). */

@@ -30,6 +30,7 @@ import { StreamsHandler } from './streams.js';
 import { BlockStore } from './block-store.js';
 import { ContentService } from './content.js';
 import { Replicator } from './replication.js';
+import { RendezvousService } from './rendezvous.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from '../net/circuit.js';
 import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
@@ -176,6 +177,7 @@ export class Relay {
     });
     this.streamsImpl = new StreamsHandler(this.reactorImpl, this.metrics);
     this.reactorImpl.addHandler(this.streamsImpl);
+    this.reactorImpl.addHandler(new RendezvousService(this.reactorImpl, this.metrics, this.now));
     if (isExitPolicy(parseExitPolicy(this.exitPolicyLines))) {
       this.exitImpl = new ExitService({ policy: parseExitPolicy(this.exitPolicyLines), metrics: this.metrics, log: this.log });
       this.streamsImpl.register(RelayCommand.BEGIN, this.exitImpl.open);
@@ -374,7 +376,7 @@ export class Relay {
         family: cfg.family.map(parseFingerprint),
         bw: cfg.advertised_bandwidth ?? cfg.bandwidth_rate,
         exit: this.exitPolicyLines,
-        caps: this.storeImpl ? ['store'] : [],
+        caps: this.storeImpl ? ['store', 'intro', 'rendezvous'] : ['intro', 'rendezvous'],
         pub: now,
         exp: now + cfg.timing.descriptor_lifetime,
       },

@@ -1,0 +1,49 @@
+/**
+ * Introduction and rendezvous messages (specs/rendezvous.md §3), all CBOR, carried in relay messages to the last
+ * hop of a circuit (stream id 0):
+ *
+ *   ESTABLISH_INTRO        { "k": intro auth key (Ed25519, 32), "s": signature by k over ("allium-v1 intro" | binding) }
+ *   INTRO_ESTABLISHED      { }
+ *   INTRODUCE1             { "k": intro auth key, "p": sealed introduction (opaque to the relay) }
+ *   INTRODUCE2             { "p": sealed introduction }                          (relay → endpoint)
+ *   INTRODUCE_ACK          { "s": "ok" | "unknown" }
+ *   ESTABLISH_RENDEZVOUS   { "c": rendezvous cookie (20) }
+ *   RENDEZVOUS_ESTABLISHED { }
+ *   RENDEZVOUS1            { "c": cookie, "h": handshake reply (opaque to the relay) }   (endpoint → point)
+ *   RENDEZVOUS2            { "h": handshake reply }                              (point → initiator)
+ *
+ * `binding` is the hop's binding value from the circuit handshake, so an ESTABLISH_INTRO cannot be replayed on
+ * another circuit.
+ */
+import { z } from 'zod';
+import { concatBytes, utf8 } from './bytes.js';
+import { decodeMessage, encodeCbor, zBytes } from './cbor.js';
+import { RELAY_DATA_LEN } from './constants.js';
+
+export const INTRO_SIGN_CONTEXT = utf8('allium-v1 intro');
+export const COOKIE_LEN = 20;
+
+const schemas = {
+  establishIntro: z.strictObject({ k: zBytes(32), s: zBytes(64) }),
+  introduce1: z.strictObject({ k: zBytes(32), p: zBytes(undefined, 700) }),
+  introduce2: z.strictObject({ p: zBytes(undefined, 700) }),
+  introduceAck: z.strictObject({ s: z.enum(['ok', 'unknown']) }),
+  establishRendezvous: z.strictObject({ c: zBytes(COOKIE_LEN) }),
+  rendezvous1: z.strictObject({ c: zBytes(COOKIE_LEN), h: zBytes(undefined, 400) }),
+  rendezvous2: z.strictObject({ h: zBytes(undefined, 400) }),
+  empty: z.strictObject({}),
+};
+
+export type RendezvousMessage = { [K in keyof typeof schemas]: z.infer<(typeof schemas)[K]> };
+
+export function encodeRv<K extends keyof typeof schemas>(_kind: K, m: RendezvousMessage[K]): Uint8Array {
+  return encodeCbor(m);
+}
+
+export function decodeRv<K extends keyof typeof schemas>(kind: K, data: Uint8Array): RendezvousMessage[K] {
+  return decodeMessage(schemas[kind] as unknown as z.ZodType<RendezvousMessage[K]>, data, RELAY_DATA_LEN, kind);
+}
+
+export function introSignedMessage(binding: Uint8Array): Uint8Array {
+  return concatBytes(INTRO_SIGN_CONTEXT, binding);
+}
