@@ -1,0 +1,26 @@
+/**
+ * Builds every vector file in memory. scripts/gen-vectors.ts writes them to specs/vectors/; the test
+ * test/vectors/regenerate.test.ts rebuilds them and compares with the committed files byte for byte.
+ * Requires an initialised crypto facade; the output is the same under either libsodium binding.
+ */
+import { cborFile } from './cbor.js';
+import { cellsFile } from './cells.js';
+import type { VectorFile } from './common.js';
+import { ntorOnionFile } from './ntor-onion.js';
+import { relayCryptoFile } from './relay-crypto.js';
+import { relayPayloadFile } from './relay-payload.js';
+
+export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
+  'cells.json': cellsFile,
+  'relay-payload.json': relayPayloadFile,
+  'cbor.json': cborFile,
+  'ntor-onion.json': ntorOnionFile,
+  'relay-crypto.json': relayCryptoFile,
+};
+
+/** File name → exact file text (two-space JSON, trailing newline). */
+export function buildVectorFiles(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, build] of Object.entries(VECTOR_BUILDERS)) out.set(name, JSON.stringify(build(), null, 2) + '\n');
+  return out;
+}

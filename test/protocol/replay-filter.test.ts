@@ -1,0 +1,95 @@
+/** protocol/replay-filter.ts: Bloom filter sizing and false-positive rate, and the per-onion-key ReplayFilter. */
+import { expect } from 'chai';
+import { seededRandom } from '../../crypto/drbg.js';
+import { BloomFilter, ReplayFilter } from '../../protocol/replay-filter.js';
+
+/** Uniformly random 16-byte tags, as the relay's hashes are. Seeded, so the measured rates are the same every run. */
+function tags(label: string, n: number): Uint8Array[] {
+  const all = seededRandom(label)(16 * n);
+  return Array.from({ length: n }, (_, i) => all.subarray(16 * i, 16 * i + 16));
+}
+
+/** The fraction of `probes` fresh tags a filter filled to capacity reports as seen. */
+function measuredRate(capacity: number, p: number, probes: number, label: string): number {
+  const f = new BloomFilter(capacity, p);
+  for (const t of tags(`${label}/in`, capacity)) f.add(t);
+  let hits = 0;
+  for (const t of tags(`${label}/probe`, probes)) if (f.has(t)) hits++;
+  return hits / probes;
+}
+
+describe('protocol/replay-filter', () => {
+  describe('BloomFilter', () => {
+    it('is sized m = -n ln p / (ln 2)^2 bits', () => {
+      for (const [n, p] of [[1000, 0.01], [20_000, 1e-3], [1_000_000, 1e-7]] as const) {
+        const bits = Math.ceil((-n * Math.log(p)) / Math.LN2 ** 2);
+        expect(new BloomFilter(n, p).byteLength).to.equal(Math.ceil(bits / 8));
+      }
+    });
+
+    it('never forgets a tag it holds', () => {
+      const f = new BloomFilter(5000, 0.01);
+      const ts = tags('bloom/no-false-negatives', 5000);
+      for (const t of ts) f.add(t);
+      expect(ts.every((t) => f.has(t))).to.equal(true);
+      expect(f.count).to.equal(5000);
+    });
+
+    it('at capacity, its false-positive rate is near the design rate (1%)', () => {
+      // 40 000 probes at p = 0.01: 400 expected, standard deviation 20; the bounds are 4 sigma.
+      const rate = measuredRate(10_000, 0.01, 40_000, 'bloom/fp-1e-2');
+      expect(rate).to.be.within(0.008, 0.012);
+    });
+
+    it('at capacity, its false-positive rate is near the design rate (0.1%)', () => {
+      // 100 000 probes at p = 0.001: 100 expected, standard deviation 10; the bounds are 4 sigma.
+      const rate = measuredRate(10_000, 0.001, 100_000, 'bloom/fp-1e-3');
+      expect(rate).to.be.within(0.0006, 0.0014);
+    });
+
+    it('below capacity, the rate is far lower', () => {
+      const f = new BloomFilter(20_000, 0.01);
+      for (const t of tags('bloom/half/in', 10_000)) f.add(t);
+      let hits = 0;
+      for (const t of tags('bloom/half/probe', 20_000)) if (f.has(t)) hits++;
+      expect(hits / 20_000).to.be.lessThan(0.002);
+    });
+  });
+
+  describe('ReplayFilter', () => {
+    const keyA = new Uint8Array(32).fill(1);
+    const keyB = new Uint8Array(32).fill(2);
+
+    it('records a tag once, then reports it as seen, separately per onion key', () => {
+      const f = new ReplayFilter({ capacity: 100, falsePositiveRate: 1e-6 });
+      const [t1, t2] = tags('replay/basic', 2);
+      expect(f.checkAndRecord(keyA, t1!)).to.equal(false);
+      expect(f.checkAndRecord(keyA, t1!)).to.equal(true);
+      expect(f.checkAndRecord(keyA, t2!)).to.equal(false);
+      expect(f.checkAndRecord(keyB, t1!)).to.equal(false);
+      expect(f.checkAndRecord(keyB, t1!)).to.equal(true);
+    });
+
+    it('is full at capacity, and forgetting a retired key frees its memory', () => {
+      const f = new ReplayFilter({ capacity: 50, falsePositiveRate: 1e-6 });
+      const ts = tags('replay/full', 50);
+      ts.slice(0, 49).forEach((t) => f.checkAndRecord(keyA, t));
+      expect(f.isFull(keyA)).to.equal(false);
+      f.checkAndRecord(keyA, ts[49]!);
+      expect(f.isFull(keyA)).to.equal(true);
+      expect(f.isFull(keyB)).to.equal(false);
+      f.checkAndRecord(keyB, ts[0]!);
+      const both = f.bytes;
+      f.forget(keyA);
+      expect(f.bytes).to.equal(both / 2);
+      expect(f.checkAndRecord(keyA, ts[0]!)).to.equal(false);
+    });
+
+    it('has the documented defaults: one million onions at 1e-7', () => {
+      const f = new ReplayFilter();
+      expect(f.capacity).to.equal(1_000_000);
+      f.checkAndRecord(keyA, tags('replay/default', 1)[0]!);
+      expect(f.bytes).to.equal(new BloomFilter(1_000_000, 1e-7).byteLength);
+    });
+  });
+});
