@@ -37,7 +37,7 @@ export interface ClientOptions {
   poolSize?: number;
   /** Relays asked for the directory and cross-checked (default 3). */
   directorySources?: number;
-  /** Seconds a circuit takes new streams after its first one (default 600). */
+  /** Milliseconds a circuit takes new streams after its first one (default 600,000: ten minutes). */
   circuitDirtinessMs?: number;
   linkOptions?: LinkOptions;
   /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */

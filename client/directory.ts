@@ -114,8 +114,12 @@ export function crossCheck(perSource: readonly (readonly Uint8Array[])[], now: n
 export function fetchConsensuses(link: Link, signal?: AbortSignal): Promise<Uint8Array[]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => done(new TimeoutError('consensus request timed out')), PAGE_TIMEOUT_MS);
+    const got: Uint8Array[] = [];
+    // One consensus per message; an empty message ends the answer.
     const off = link.on('link:control', (m) => {
-      if (m.t === 'consensus') done(null, m.cs);
+      if (m.t !== 'consensus') return;
+      if (m.cs.length === 0) done(null, got);
+      else got.push(...m.cs);
     });
     const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -82,11 +82,17 @@ export interface LinkOptions {
   timers?: Partial<LinkTimers>;
   maxQueueCells?: number;
   now?: () => number;
-  /** Called for every frame received before it is processed; returns false to drop the link (rate limits). */
+  /** Called for every frame received before it is processed (rate limits); returning false drops the frame. */
   admitFrame?: (link: Link) => boolean;
 }
 
 let nextLinkId = 1;
+
+/**
+ * Plaintext of the frame being built. A frame is encoded and sealed in one synchronous step and seal() copies, so
+ * one buffer serves every frame of every link (an idle link holds no frame buffer of its own).
+ */
+const framePlain = new Uint8Array(FRAME_PLAIN_LEN);
 
 type QueuedCell = { circId: number; command: number; body: Uint8Array };
 
@@ -97,7 +103,9 @@ export class Link extends Emitter<LinkEvents> {
   private responder: LinkResponder | null = null;
   private sendCipher: FrameCipher | null = null;
   private recvCipher: FrameCipher | null = null;
+  /** Cells waiting for a frame: queue[head..) (a head index, so taking cells from the front costs no shifting). */
   private queue: QueuedCell[] = [];
+  private head = 0;
   private flushScheduled = false;
   private control: Uint8Array[] = [];
   private controlBytes = 0;
@@ -163,12 +171,12 @@ export class Link extends Emitter<LinkEvents> {
 
   /** Cells queued and not yet framed. */
   get queuedCells(): number {
-    return this.queue.length;
+    return this.queue.length - this.head;
   }
 
   /** Bytes this link holds: queued cells plus socket bytes in flight. */
   get bufferedBytes(): number {
-    return this.queue.length * CELL_LEN + this.socket.bufferedAmount;
+    return (this.queue.length - this.head) * CELL_LEN + this.socket.bufferedAmount;
   }
 
   /** True while the socket has more than LINK_HIGH_WATER_BYTES in flight; wait for link:drain. */
@@ -248,7 +256,7 @@ export class Link extends Emitter<LinkEvents> {
     this.keepaliveTimer = setInterval(() => this.onTick(), Math.max(50, tick));
     (this.keepaliveTimer as { unref?: () => void }).unref?.();
     this.emit('link:open', peer);
-    if (this.queue.length) this.scheduleFlush();
+    if (this.queuedCells) this.scheduleFlush();
   }
 
   private onTick(): void {
@@ -300,7 +308,7 @@ export class Link extends Emitter<LinkEvents> {
   sendCell(circId: number, command: CellCommand, body: Uint8Array): void {
     if (this.state === 'closed') throw new AlliumError('ERR_LINK_CLOSED', 'link is closed');
     if (body.length > CELL_BODY_LEN) throw new AlliumError('ERR_INTERNAL', 'cell body too long');
-    if (this.queue.length >= this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue full');
+    if (this.queue.length - this.head >= this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue full');
     this.queue.push({ circId, command, body });
     if (this.state === 'open') this.scheduleFlush();
   }
@@ -323,20 +331,36 @@ export class Link extends Emitter<LinkEvents> {
     else setTimeout(run, 0);
   }
 
+  /** Frames every queued cell; the frames leave in one socket write (cork/uncork) where the socket allows it. */
   private flush(): void {
-    while (this.state === 'open' && this.queue.length > 0) this.flushFrame();
+    if (this.state !== 'open' || this.queue.length === this.head) return;
+    this.socket.cork?.();
+    try {
+      while (this.state === 'open' && this.queue.length > this.head) this.flushFrame();
+    } finally {
+      this.socket.uncork?.();
+    }
   }
 
   /** Sends one frame with up to FRAME_CELLS queued cells, padded with PADDING cells. */
   private flushFrame(): void {
     if (this.state !== 'open' || !this.sendCipher) return;
-    const plain = new Uint8Array(FRAME_PLAIN_LEN);
-    const n = Math.min(FRAME_CELLS, this.queue.length);
+    const plain = framePlain;
+    const q = this.queue;
+    const n = Math.min(FRAME_CELLS, q.length - this.head);
     for (let i = 0; i < n; i++) {
-      const c = this.queue[i]!;
+      const c = q[this.head + i]!;
       encodeCellInto(plain, i * CELL_LEN, c.circId, c.command as CellCommand, c.body);
     }
-    this.queue.splice(0, n);
+    if (n < FRAME_CELLS) plain.fill(0, n * CELL_LEN);
+    this.head += n;
+    if (this.head === q.length) {
+      q.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024) {
+      q.splice(0, this.head);
+      this.head = 0;
+    }
     this.stats.cellsOut += n;
     this.write(this.sendCipher.seal(plain));
   }
@@ -345,14 +369,15 @@ export class Link extends Emitter<LinkEvents> {
   close(error: AlliumError | null = null): void {
     if (this.state === 'closed') return;
     if (this.state === 'open') this.flush();
-    this.socket.close(error ? 4000 : 1000, error?.code ?? 'done');
+    // No reason text: a peer never learns our error codes (a prober sees what any web app would send).
+    this.socket.close(error ? 1002 : 1000);
     this.teardown(error);
   }
 
   private fail(e: unknown): void {
     const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'link failed', { cause: e });
     if (this.state === 'closed') return;
-    this.socket.close(4000, err.code);
+    this.socket.close(1002);
     this.teardown(err);
   }
 
@@ -362,6 +387,7 @@ export class Link extends Emitter<LinkEvents> {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
     this.queue = [];
+    this.head = 0;
     this.control = [];
     this.sendCipher?.wipe();
     this.recvCipher?.wipe();

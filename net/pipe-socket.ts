@@ -2,6 +2,9 @@
  * Joins a TCP socket (Node) and a MuxStream with backpressure both ways: a stream that queues too much pauses the
  * socket's reads; received data is acknowledged (stream SENDME) only when the socket has written it, so a slow
  * reader stops the far end instead of filling our memory.
+ *
+ * Received data arrives a cell (886 bytes) at a time, often dozens in one turn of the event loop (one link read);
+ * the socket is corked for that turn so they leave in one write, not one system call per cell.
  */
 import type { Socket } from 'node:net';
 import { EndReason } from '../protocol/stream-messages.js';
@@ -9,12 +12,22 @@ import type { MuxStream } from './stream-mux.js';
 
 export function pipeSocket(stream: MuxStream, socket: Socket): void {
   let ended = false;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+  };
   socket.on('data', (buf: Buffer) => {
     if (!stream.write(new Uint8Array(buf.buffer, buf.byteOffset, buf.length))) socket.pause();
   });
   stream.on('stream:drain', () => socket.resume());
   stream.on('stream:data', (data) => {
     if (socket.destroyed) return;
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
     socket.write(data, () => stream.consumed(1));
   });
   socket.on('end', () => {

@@ -10,6 +10,12 @@ export interface LinkSocket {
   /** Stop and restart reading from the network (backpressure, rate limits); no-ops where unsupported. */
   pause(): void;
   resume(): void;
+  /**
+   * Hold sends until uncork() and then write them together: the frames of one flush leave in one system call
+   * instead of one each. Optional; where absent every send is written on its own.
+   */
+  cork?(): void;
+  uncork?(): void;
   onMessage(fn: (data: Uint8Array, binary: boolean) => void): void;
   onClose(fn: (code: number) => void): void;
   onError(fn: (err: unknown) => void): void;
@@ -28,7 +34,7 @@ interface WsWebSocket {
   on(event: 'message', fn: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): void;
   on(event: 'close', fn: (code: number) => void): void;
   on(event: 'error', fn: (err: Error) => void): void;
-  _socket?: { remoteAddress?: string };
+  _socket?: { remoteAddress?: string; cork(): void; uncork(): void };
 }
 
 export function fromWs(ws: WsWebSocket, remoteAddress: string | null = null): LinkSocket {
@@ -50,6 +56,8 @@ export function fromWs(ws: WsWebSocket, remoteAddress: string | null = null): Li
     },
     pause: () => ws.pause(),
     resume: () => ws.resume(),
+    cork: () => ws._socket?.cork(),
+    uncork: () => ws._socket?.uncork(),
     onMessage(fn) {
       ws.on('message', (data, isBinary) => {
         if (Array.isArray(data)) fn(new Uint8Array(Buffer.concat(data)), isBinary);

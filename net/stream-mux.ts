@@ -201,7 +201,9 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
         }
         case RelayCommand.CONNECTED: {
           const s = this.streams.get(msg.streamId);
-          if (!s || s.state !== 'opening') throw new ProtocolError('ERR_STREAM', 'CONNECTED for a stream that is not opening');
+          if (!s) return true; // a stream we already gave up on (timeout, abort): its END is on the way
+          if (s.state !== 'opening') throw new ProtocolError('ERR_STREAM', 'CONNECTED for a stream that is not opening');
+          if (msg.data.length !== 0) throw new ProtocolError('ERR_STREAM', 'CONNECTED carries no data');
           s.markConnected();
           this.pump();
           return true;

@@ -14,7 +14,8 @@ import { concatBytes, utf8 } from './bytes.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { CryptoError, ProtocolError } from './errors.js';
 
-export const MAX_CONSENSUS_BYTES = 128 * 1024;
+/** A consensus of the most relays listed (3,000) is about 132 KB; one travels per CONTROL message. */
+export const MAX_CONSENSUS_BYTES = 200 * 1024;
 const SIGN = utf8('allium-v1 consensus');
 
 const bodySchema = z.strictObject({

@@ -44,6 +44,9 @@ export function base32Decode(s: string): Uint8Array {
       bits -= 8;
     }
   }
+  // One text per byte string: the unused low bits of the last character must be zero, or a typo there would go
+  // unnoticed (the checksum covers the bytes, not the text).
+  if (bits >= 5 || (value & ((1 << bits) - 1)) !== 0) throw new ProtocolError('ERR_LINK_FORMAT', 'link is not canonical base32');
   return Uint8Array.from(out);
 }
 

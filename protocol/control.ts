@@ -11,7 +11,8 @@ import { MAX_CONSENSUS_BYTES } from './consensus.js';
 export const MAX_CONTROL_MESSAGE = 256 * 1024;
 /** Most descriptors in one push or directory page. */
 export const MAX_DESCRIPTORS_PER_MESSAGE = 100;
-export const MAX_SUMMARY_ENTRIES = 20_000;
+/** A summary of 5,000 (identity, published) pairs stays under MAX_CONTROL_MESSAGE (specs/directory.md §5). */
+export const MAX_SUMMARY_ENTRIES = 5_000;
 
 const descList = z.array(zBytes(undefined, MAX_DESCRIPTOR_BYTES)).max(MAX_DESCRIPTORS_PER_MESSAGE);
 
@@ -29,7 +30,7 @@ export const controlSchema = z.discriminatedUnion('t', [
   /** A directory page. `at` is the responder's time; `more` says another page follows after the last identity. */
   z.strictObject({ t: z.literal('dir'), at: zUint(), ds: descList, more: z.boolean() }),
   /** Signed consensuses of directory authorities (optional, specs/directory.md §7): gossiped and served. */
-  z.strictObject({ t: z.literal('consensus'), cs: z.array(zBytes(undefined, MAX_CONSENSUS_BYTES + 256)).max(16) }),
+  z.strictObject({ t: z.literal('consensus'), cs: z.array(zBytes(undefined, MAX_CONSENSUS_BYTES + 256)).max(1) }),
   /** A client asks for the consensuses a relay holds. */
   z.strictObject({ t: z.literal('consensus-get') }),
 ]);

@@ -5,7 +5,7 @@
  */
 import { crypto } from '../crypto/index.js';
 import { concatBytes, toHex } from './bytes.js';
-import { ProtocolError } from './errors.js';
+import { LimitError, ProtocolError } from './errors.js';
 import { verifyDescriptor, type Descriptor } from './descriptor.js';
 
 export interface DirectoryEntry {
@@ -42,7 +42,7 @@ export class DirectoryStore {
       if (d.pub < have.descriptor.pub) throw new ProtocolError('ERR_DESCRIPTOR_STALE', 'an older descriptor than the one held');
       if (d.pub === have.descriptor.pub) return 'same';
     } else if (this.entries.size >= this.maxEntries) {
-      throw new ProtocolError('ERR_DESCRIPTOR', 'directory full');
+      throw new LimitError('MAX_DIRECTORY_ENTRIES', 'directory full');
     }
     this.entries.set(d.fingerprint, { descriptor: d, receivedAt: now });
     this.cachedDigest = null;

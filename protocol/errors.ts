@@ -75,6 +75,19 @@ export const ERROR_CODES = {
   ERR_LINK_CHECKSUM: 'config', // an allium: link whose checksum does not match (a typo or a truncated paste)
   ERR_QUOTA: 'limit', // a relay's storage quota is full
   ERR_RECORD_STALE: 'protocol', // an updatable-key edition not newer than the one held
+  // messaging (specs/messaging.md: protocol/address.ts, key-blinding.ts, endpoint-descriptor.ts, descriptor-auth.ts,
+  // message-handshake.ts, ratchet.ts, ratchet-state.ts, padding.ts)
+  ERR_ADDRESS_FORMAT: 'config', // text that is not an Allium address, or whose key is not a valid Ed25519 point
+  ERR_ADDRESS_CHECKSUM: 'config', // an address whose checksum does not match (a typo or a truncated paste)
+  ERR_ADDRESS_VERSION: 'config', // an address of a version this implementation does not speak
+  ERR_ENDPOINT_DESCRIPTOR: 'protocol', // an endpoint descriptor is malformed or its body is inconsistent
+  ERR_ENDPOINT_MISMATCH: 'protocol', // an endpoint descriptor stored under the wrong locator, or for another address or period
+  ERR_ENDPOINT_DECRYPT: 'crypto', // an endpoint descriptor layer does not decrypt under its address, period or cookie
+  ERR_CLIENT_AUTH: 'crypto', // an endpoint descriptor needs client authorisation that none of our keys gives
+  ERR_MESSAGE_AUTH: 'crypto', // a message or session handshake does not authenticate (wrong key, tampered header or body)
+  ERR_MESSAGE_REPLAY: 'protocol', // a message whose key was already used or discarded: a replay or a duplicate
+  ERR_RATCHET_SKIP: 'limit', // a message would need more than MAX_SKIP skipped message keys
+  ERR_PADDING: 'protocol', // a padded plaintext that is not a bucket size, has an impossible length or non-zero padding
   // signatures and keys
   ERR_SIGNATURE: 'crypto', // an Ed25519 signature did not verify
   ERR_KEY_FORMAT: 'protocol', // a key has the wrong length or form

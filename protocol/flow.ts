@@ -35,7 +35,7 @@ export class CircuitSendWindow {
     if (this.sent % CIRC_SENDME_INC === 0) this.expected.push(Uint8Array.from(tag));
   }
 
-  /** Checks a circuit SENDME's tag; throws ERR_PROTOCOL-kind ERR_SCHEMA when unexpected. */
+  /** Checks a circuit SENDME's tag; throws ERR_SENDME when it does not acknowledge data we sent. */
   onSendme(tag: Uint8Array): void {
     const want = this.expected.shift();
     if (!want || !crypto().equal(want, tag)) throw new ProtocolError('ERR_SENDME', 'SENDME does not acknowledge data that was sent');

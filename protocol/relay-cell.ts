@@ -4,8 +4,8 @@
  *
  *   relay_cmd u8 | stream_id u16 | length u16 | data (length bytes) | zero padding to 891 bytes
  */
-import { ByteReader, ByteWriter } from './bytes.js';
-import { RELAY_DATA_LEN, RELAY_PAYLOAD_LEN } from './constants.js';
+import { ByteReader } from './bytes.js';
+import { RELAY_DATA_LEN, RELAY_HEADER_LEN, RELAY_PAYLOAD_LEN } from './constants.js';
 import { ProtocolError } from './errors.js';
 
 export const RelayCommand = {
@@ -45,9 +45,25 @@ export interface RelayMessage {
 }
 
 export function encodeRelayPayload(m: RelayMessage): Uint8Array {
+  const out = new Uint8Array(RELAY_PAYLOAD_LEN);
+  encodeRelayPayloadInto(out, 0, m);
+  return out;
+}
+
+/**
+ * Writes the payload of `m` at out[offset..offset + 891), which must already be zero (a fresh buffer): the relay
+ * that originates a cell encodes straight into the cell body, so a message costs one buffer from encoding to wire.
+ */
+export function encodeRelayPayloadInto(out: Uint8Array, offset: number, m: RelayMessage): void {
   if (m.data.length > RELAY_DATA_LEN) throw new ProtocolError('ERR_RELAY_LENGTH', `relay data is at most ${RELAY_DATA_LEN} bytes`);
   if (!Number.isInteger(m.streamId) || m.streamId < 0 || m.streamId > 0xffff) throw new ProtocolError('ERR_SCHEMA', 'stream id out of range');
-  return new ByteWriter(RELAY_PAYLOAD_LEN).u8(m.command).u16(m.streamId).u16(m.data.length).bytes(m.data).done();
+  if (offset < 0 || offset + RELAY_PAYLOAD_LEN > out.length) throw new ProtocolError('ERR_BAD_LENGTH', 'relay payload does not fit');
+  out[offset] = m.command;
+  out[offset + 1] = m.streamId >>> 8;
+  out[offset + 2] = m.streamId & 0xff;
+  out[offset + 3] = m.data.length >>> 8;
+  out[offset + 4] = m.data.length & 0xff;
+  out.set(m.data, offset + RELAY_HEADER_LEN);
 }
 
 export function decodeRelayPayload(payload: Uint8Array): RelayMessage {

@@ -46,20 +46,31 @@ const AREA = RELAY_TAG_AREA_LEN;
 const BLOCK = 64;
 
 /**
- * One direction of one hop: key, counter and scratch. KS starts exactly where block0 ends, so one ChaCha20 call over
- * (0^64 | body) in `scratch` yields block0 and body ^ KS together: a layer costs two libsodium calls (ChaCha20,
+ * Scratch of one layer operation: block0 (otk | mask | unused) followed by the body being transformed, and the MAC.
+ * Every operation fills, uses and finishes with them synchronously, so one set serves every key: a circuit holds no
+ * scratch of its own (memory per idle circuit stays small), and wipe() clears it with the key.
+ */
+const scratch = new Uint8Array(BLOCK + CELL_BODY_LEN);
+const scratchOtk = scratch.subarray(0, 32);
+const scratchWork = scratch.subarray(BLOCK);
+const scratchFromTag = scratch.subarray(BLOCK + TAG);
+const scratchFromArea = scratch.subarray(BLOCK + AREA);
+const scratchMac = new Uint8Array(TAG);
+
+/**
+ * One direction of one hop: key and counter. KS starts exactly where block0 ends, so one ChaCha20 call over
+ * (0^64 | body) in the scratch yields block0 and body ^ KS together: a layer costs two libsodium calls (ChaCha20,
  * Poly1305) instead of three, and allocates nothing. The caller's body changes only once its tag has verified.
  */
 class DirectionKey {
   private counter = 0;
+  /** Per key: callers prepare several keys before using them (ClientCircuitCrypto.wrapForward). */
   private readonly nonce = new Uint8Array(12);
-  /** block0 (otk | mask | unused) followed by the body being transformed. */
-  private readonly scratch = new Uint8Array(BLOCK + CELL_BODY_LEN);
-  private readonly otk = this.scratch.subarray(0, 32);
-  private readonly work = this.scratch.subarray(BLOCK);
-  private readonly workFromTag = this.scratch.subarray(BLOCK + TAG);
-  private readonly workFromArea = this.scratch.subarray(BLOCK + AREA);
-  private readonly mac = new Uint8Array(TAG);
+  private readonly otk = scratchOtk;
+  private readonly work = scratchWork;
+  private readonly workFromTag = scratchFromTag;
+  private readonly workFromArea = scratchFromArea;
+  private readonly mac = scratchMac;
   private wiped = false;
 
   constructor(private readonly key: Uint8Array) {}
@@ -90,7 +101,7 @@ class DirectionKey {
    */
   unwrap(body: Uint8Array, macFrom: number): boolean {
     this.prepare();
-    const s = this.scratch;
+    const s = scratch;
     // scratch = 0^64 | body[16..128) | 0^16 | body[128..), then XOR the stream from block 0.
     s.fill(0, 0, BLOCK);
     s.set(body, BLOCK);
@@ -121,7 +132,7 @@ class DirectionKey {
    */
   wrap(body: Uint8Array, macFrom: typeof TAG | typeof AREA, masked: boolean): void {
     this.prepare();
-    const s = this.scratch;
+    const s = scratch;
     s.fill(0, 0, BLOCK);
     s.set(body, BLOCK);
     const c = crypto();
@@ -141,7 +152,7 @@ class DirectionKey {
    */
   sealInnermost(body: Uint8Array, payload: Uint8Array, macFrom: typeof TAG | typeof AREA = TAG): void {
     this.prepare();
-    const s = this.scratch;
+    const s = scratch;
     // Only block0 and KS[AREA..) are needed; work[0..AREA) is XORed along and ignored.
     s.fill(0, 0, BLOCK);
     s.set(payload, BLOCK + AREA);
@@ -161,11 +172,11 @@ class DirectionKey {
   }
 
   private mask(tag: Uint8Array): void {
-    for (let i = 0; i < TAG; i++) tag[i]! ^= this.scratch[32 + i]!;
+    for (let i = 0; i < TAG; i++) tag[i]! ^= scratch[32 + i]!;
   }
 
   wipe(): void {
-    crypto().wipe(this.key, this.scratch, this.mac);
+    crypto().wipe(this.key, scratch, scratchMac);
     this.wiped = true;
   }
 }
@@ -214,6 +225,18 @@ export class RelayHopCrypto {
     if (payload.length !== RELAY_PAYLOAD_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a relay payload is ${RELAY_PAYLOAD_LEN} bytes`);
     const body = new Uint8Array(CELL_BODY_LEN);
     body.set(payload, AREA);
+    this.bwd.wrap(body, AREA, true);
+    copyTag(this.lastOriginTag, body);
+    return body;
+  }
+
+  /**
+   * As originateBackward, in place: `body` is a CELL_BODY_LEN buffer whose payload (body[128..)) the caller has
+   * written, so the relay encodes a message straight into the cell it sends. The tag area is cleared first.
+   */
+  originateBackwardInPlace(body: Uint8Array): Uint8Array {
+    checkBody(body);
+    body.fill(0, 0, AREA);
     this.bwd.wrap(body, AREA, true);
     copyTag(this.lastOriginTag, body);
     return body;

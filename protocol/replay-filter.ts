@@ -37,23 +37,31 @@ export class BloomFilter {
     return this.bits.length;
   }
 
-  /** `tag` must be a uniformly random 16-byte value (a hash); double hashing over its two halves. */
-  private *indexes(tag: Uint8Array): Generator<number> {
-    const dv = new DataView(tag.buffer, tag.byteOffset, tag.length);
-    const h1 = dv.getUint32(0) ^ dv.getUint32(8);
-    const h2 = (dv.getUint32(4) ^ dv.getUint32(12)) | 1;
-    for (let i = 0; i < this.k; i++) yield ((h1 + Math.imul(i, h2)) >>> 0) % this.m;
-  }
+  // Bit i of the k is (h1 + i * h2) mod m: double hashing over the two halves of `tag`, which must be a uniformly
+  // random 16-byte value (a hash). Plain loops rather than a generator: this runs for every onion a relay processes.
 
   has(tag: Uint8Array): boolean {
-    for (const i of this.indexes(tag)) if ((this.bits[i >>> 3]! & (1 << (i & 7))) === 0) return false;
+    const [h1, h2] = doubleHash(tag);
+    for (let i = 0; i < this.k; i++) {
+      const j = ((h1 + Math.imul(i, h2)) >>> 0) % this.m;
+      if ((this.bits[j >>> 3]! & (1 << (j & 7))) === 0) return false;
+    }
     return true;
   }
 
   add(tag: Uint8Array): void {
-    for (const i of this.indexes(tag)) this.bits[i >>> 3]! |= 1 << (i & 7);
+    const [h1, h2] = doubleHash(tag);
+    for (let i = 0; i < this.k; i++) {
+      const j = ((h1 + Math.imul(i, h2)) >>> 0) % this.m;
+      this.bits[j >>> 3]! |= 1 << (j & 7);
+    }
     this.n++;
   }
+}
+
+function doubleHash(tag: Uint8Array): [number, number] {
+  const dv = new DataView(tag.buffer, tag.byteOffset, tag.length);
+  return [dv.getUint32(0) ^ dv.getUint32(8), (dv.getUint32(4) ^ dv.getUint32(12)) | 1];
 }
 
 /** A ReplayGuard with one Bloom filter per onion key. */

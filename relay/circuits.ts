@@ -25,11 +25,11 @@ import {
   DestroyReason,
   type Cell,
 } from '../protocol/cell.js';
-import { CELL_BODY_LEN, ONION_HEADER_LEN, REPLY_LEN } from '../protocol/constants.js';
+import { CELL_BODY_LEN, ONION_HEADER_LEN, RELAY_TAG_AREA_LEN, REPLY_LEN } from '../protocol/constants.js';
 import { AlliumError, isAlliumError } from '../protocol/errors.js';
 import { processOnion, ReplyStatus, type RelayHop, type ReplayGuard } from '../protocol/onion.js';
 import { RelayHopCrypto, payloadOf } from '../protocol/relay-crypto.js';
-import { decodeRelayPayload, encodeRelayPayload, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
+import { decodeRelayPayload, encodeRelayPayloadInto, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { LinkRole } from '../protocol/link-handshake.js';
 import type { Link } from '../net/link.js';
 import type { KeyPair } from '../crypto/index.js';
@@ -337,8 +337,9 @@ export class CircuitReactor {
   /** Sends a relay message from this hop back towards the client. */
   sendBackward(hop: CircuitHop, msg: RelayMessage): boolean {
     if (hop.state !== 'open' || !hop.crypto) return false;
-    const body = hop.crypto.originateBackward(encodeRelayPayload(msg));
-    return this.send(hop, hop.prev, body);
+    const body = new Uint8Array(CELL_BODY_LEN);
+    encodeRelayPayloadInto(body, RELAY_TAG_AREA_LEN, msg);
+    return this.send(hop, hop.prev, hop.crypto.originateBackwardInPlace(body));
   }
 
   /** Whether the link towards the client is congested (handlers stop reading their sources). */

@@ -40,7 +40,7 @@ export const relayConfigSchema = z.strictObject({
   handshakes_per_second: z.number().int().positive().default(200),
   /** Cells per second a single link may send us before its reads are paused. */
   cells_per_second_per_link: z.number().int().positive().default(50_000),
-  /** Memory for queued cells across all links before the out-of-memory handler frees the stalest. */
+  /** Memory for queued cells across all links; beyond it the out-of-memory handler closes the link holding the most. */
   max_queue_bytes: z.number().int().positive().default(256 * 1024 * 1024),
   /** Copies of each content item kept in the overlay (the k nearest store relays hold it). */
   replication_factor: z.number().int().min(1).max(16).default(3),
@@ -125,6 +125,8 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   } catch (e) {
     throw new ConfigError(`exit_policy: ${(e as Error).message}`);
   }
+  if (cfg.timing.descriptor_lifetime > 24 * 3600_000) throw new ConfigError('timing.descriptor_lifetime must be at most 24 hours (86400000 ms); other relays refuse longer-lived descriptors');
+  if (cfg.timing.descriptor_renew >= cfg.timing.descriptor_lifetime) throw new ConfigError('timing.descriptor_renew must be shorter than timing.descriptor_lifetime');
   if (cfg.timing.onion_key_overlap < cfg.timing.descriptor_lifetime) {
     throw new ConfigError('timing.onion_key_overlap must be at least timing.descriptor_lifetime, or clients holding a valid descriptor could not build circuits');
   }

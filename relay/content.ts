@@ -33,9 +33,11 @@ export class ContentService {
     this.metrics.storeBlocks.set(s.blocks);
   }
 
+  /** Sends the reply, then END: after queued data on an accepted stream, at once on a refused one. */
   private finish(mux: StreamMux, s: MuxStream, command: RelayCommand, reply: Uint8Array): void {
     mux.reply(s, command, reply);
-    s.end(EndReason.DONE);
+    if (s.state === 'open') s.end(EndReason.DONE);
+    else mux.reset(s, EndReason.DONE);
   }
 
   /** STORE opener. */

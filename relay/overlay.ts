@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { IdentityKey } from '../crypto/keys.js';
 import { fingerprintOf } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
-import { MAX_DESCRIPTORS_PER_MESSAGE, type ControlMessage } from '../protocol/control.js';
+import { MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError } from '../protocol/errors.js';
@@ -100,7 +100,7 @@ export class Overlay {
       if (set!.size === 0) this.relayLinks.delete(fp);
     });
     this.sendDigest(link);
-    if (this.consensuses.size) this.send(link, { t: 'consensus', cs: [...this.consensuses.values()].map((c) => c.raw) });
+    for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
   }
 
   /** An open link to the relay with this identity, dialing one if needed. Rejects with ERR_UNREACHABLE. */
@@ -210,13 +210,13 @@ export class Overlay {
     }
     switch (m.t) {
       case 'gossip-digest':
-        if (!crypto().equal(m.d, this.o.directory.digest())) this.send(link, { t: 'gossip-summary', e: this.o.directory.summary() });
+        if (!crypto().equal(m.d, this.o.directory.digest())) this.send(link, { t: 'gossip-summary', e: this.o.directory.summary().slice(0, MAX_SUMMARY_ENTRIES) });
         return;
       case 'gossip-summary': {
         const { want, give } = this.o.directory.diff(m.e);
         const raws = give.map((d) => d.raw);
         for (let i = 0; i < raws.length; i += DIR_PAGE) this.send(link, { t: 'gossip-push', ds: raws.slice(i, i + DIR_PAGE) });
-        if (want.length) this.send(link, { t: 'gossip-want', ids: want });
+        if (want.length) this.send(link, { t: 'gossip-want', ids: want.slice(0, MAX_SUMMARY_ENTRIES) });
         return;
       }
       case 'gossip-want': {
@@ -236,7 +236,9 @@ export class Overlay {
         for (const raw of m.cs) this.offerConsensus(raw, link);
         return;
       case 'consensus-get':
-        this.send(link, { t: 'consensus', cs: [...this.consensuses.values()].map((c) => c.raw) });
+        // One consensus per message, then an empty one that ends the answer.
+        for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
+        this.send(link, { t: 'consensus', cs: [] });
         return;
     }
   }
@@ -253,7 +255,7 @@ export class Overlay {
       const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
       this.o.metrics.drops.inc({ reason: `descriptor_${code.toLowerCase().replace(/^err_/, '')}` });
       // Stale and expired descriptors can be honest races; forged or malformed ones are not.
-      if (code !== 'ERR_DESCRIPTOR_STALE' && code !== 'ERR_DESCRIPTOR_EXPIRED' && code !== 'ERR_DESCRIPTOR_FUTURE') {
+      if (code !== 'ERR_DESCRIPTOR_STALE' && code !== 'ERR_DESCRIPTOR_EXPIRED' && code !== 'ERR_DESCRIPTOR_FUTURE' && code !== 'ERR_LIMIT') {
         this.violation(link, isAlliumError(e) ? e : new AlliumError('ERR_DESCRIPTOR', 'bad descriptor'));
       }
     }

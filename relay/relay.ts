@@ -87,7 +87,10 @@ export class Relay {
     this.startedAt = this.now();
     this.log = options.log ?? createLogger(this.config.log_level, 'allium-relay');
     this.metrics = new RelayMetrics();
-    this.handshakeReplay = new HandshakeReplayCache(2 * this.config.timing.clock_skew, 200_000);
+    // Room for every handshake the rate limit admits within the replay window, so the cache never fills first.
+    const windowMs = 2 * this.config.timing.clock_skew;
+    const hps = this.config.handshakes_per_second;
+    this.handshakeReplay = new HandshakeReplayCache(windowMs, Math.ceil((hps * windowMs) / 1000) + 2 * hps + 1000);
     this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
     this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
   }

@@ -80,13 +80,13 @@ describe('link abuse (relay process)', function () {
     const url = parseBootstrap(relay.bootstrap).url;
     const a = await rawSocket(url);
     a.send(crypto().random(FRAME_LEN));
-    expect(await closed(a)).to.be.oneOf([4000, 1006, 1005]);
+    expect(await closed(a)).to.be.oneOf([1002, 1006, 1005]);
     const b = await rawSocket(url);
     b.send(crypto().random(100));
-    expect(await closed(b)).to.be.oneOf([4000, 1006, 1005]);
+    expect(await closed(b)).to.be.oneOf([1002, 1006, 1005]);
     const c = await rawSocket(url);
     c.send('GET / HTTP/1.1');
-    expect(await closed(c)).to.be.oneOf([4000, 1006, 1005]);
+    expect(await closed(c)).to.be.oneOf([1002, 1006, 1005]);
     const d = await rawSocket(url);
     d.send(new Uint8Array(FRAME_LEN * 20));
     expect(await closed(d)).to.equal(1009);
