@@ -20,12 +20,43 @@ interface SodiumNative {
   crypto_sign_ed25519_sk_to_curve25519(x: Uint8Array, ed: Uint8Array): void;
   crypto_box_seal(c: Uint8Array, m: Uint8Array, pk: Uint8Array): void;
   crypto_box_seal_open(m: Uint8Array, c: Uint8Array, pk: Uint8Array, sk: Uint8Array): boolean;
+  crypto_hash_sha512(out: Uint8Array, input: Uint8Array): void;
+  crypto_core_ed25519_is_valid_point(p: Uint8Array): boolean;
+  crypto_scalarmult_ed25519_noclamp(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
+  crypto_scalarmult_ed25519_base_noclamp(q: Uint8Array, n: Uint8Array): void;
+  crypto_core_ed25519_scalar_reduce(r: Uint8Array, s: Uint8Array): void;
+  crypto_core_ed25519_scalar_add(z: Uint8Array, x: Uint8Array, y: Uint8Array): void;
   sodium_memcmp(a: Uint8Array, b: Uint8Array): boolean;
   sodium_memzero(b: Uint8Array): void;
 }
 
 const TAG = 16;
 const SEAL = 48;
+
+/**
+ * (x · y) mod L. sodium-native does not bind crypto_core_ed25519_scalar_mul, so this is double-and-add over the 256
+ * bits of y with libsodium's constant-time scalar addition. Both candidates are computed at every step and one is
+ * kept by a masked copy, so the sequence of operations depends on neither operand (no branch on secret bits). Its
+ * output equals libsodium's scalar_mul, which the WebAssembly binding calls; the blinding tests compare the two.
+ */
+function scalarMul(s: SodiumNative, out: Uint8Array, x: Uint8Array, y: Uint8Array): void {
+  // libsodium's scalar_add adds only 256 bits before reducing, so both of its operands must stay below 2^255:
+  // acc is always reduced, and x is reduced here.
+  const wide = new Uint8Array(64);
+  wide.set(x);
+  const xr = new Uint8Array(32);
+  s.crypto_core_ed25519_scalar_reduce(xr, wide);
+  const acc = new Uint8Array(32);
+  const sum = new Uint8Array(32);
+  for (let i = 255; i >= 0; i--) {
+    s.crypto_core_ed25519_scalar_add(acc, acc, acc);
+    s.crypto_core_ed25519_scalar_add(sum, acc, xr);
+    const mask = -((y[i >>> 3]! >>> (i & 7)) & 1) & 0xff;
+    for (let j = 0; j < 32; j++) acc[j] = acc[j]! ^ (mask & (acc[j]! ^ sum[j]!));
+  }
+  out.set(acc);
+  for (const b of [wide, xr, acc, sum]) s.sodium_memzero(b);
+}
 
 export function loadNativeBinding(): SodiumBinding | null {
   let s: SodiumNative;
@@ -102,6 +133,27 @@ export function loadNativeBinding(): SodiumBinding | null {
       const m = new Uint8Array(c.length - SEAL);
       return s.crypto_box_seal_open(m, c, pk, sk) ? m : null;
     },
+    sha512: (out, input) => s.crypto_hash_sha512(out, input),
+    ed25519IsValidPoint: (p) => s.crypto_core_ed25519_is_valid_point(p),
+    ed25519ScalarMult: (out, n, p) => {
+      try {
+        s.crypto_scalarmult_ed25519_noclamp(out, n, p);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    ed25519ScalarMultBase: (out, n) => {
+      try {
+        s.crypto_scalarmult_ed25519_base_noclamp(out, n);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    ed25519ScalarReduce: (out, wide) => s.crypto_core_ed25519_scalar_reduce(out, wide),
+    ed25519ScalarAdd: (out, x, y) => s.crypto_core_ed25519_scalar_add(out, x, y),
+    ed25519ScalarMul: (out, x, y) => scalarMul(s, out, x, y),
     equal: (a, b) => a.length === b.length && s.sodium_memcmp(a, b),
     wipe: (b) => s.sodium_memzero(b),
   };

@@ -6,12 +6,20 @@
 import sodium from 'libsodium-wrappers-sumo';
 import type { SodiumBinding } from './binding.js';
 
+/** The most bytes WebCrypto's getRandomValues fills in one call. */
+const RANDOM_CHUNK = 65536;
+
 export async function loadWasmBinding(): Promise<SodiumBinding> {
   await sodium.ready;
   const s = sodium;
   return {
     name: 'libsodium-wrappers',
-    randomFill: (out) => out.set(s.randombytes_buf(out.length)),
+    // libsodium.js's randombytes_buf calls out to the host once per byte (crypto.randomBytes(4) in Node,
+    // getRandomValues(Uint32Array(1)) in browsers), about 7 µs a byte here. WebCrypto's getRandomValues is the same
+    // OS-seeded CSPRNG, asked once per 64 KiB (its limit per call).
+    randomFill: (out) => {
+      for (let i = 0; i < out.length; i += RANDOM_CHUNK) globalThis.crypto.getRandomValues(out.subarray(i, i + RANDOM_CHUNK));
+    },
     blake2b: (out, input, key) => out.set(s.crypto_generichash(out.length, input, key ?? null)),
     x25519Base: (out, scalar) => out.set(s.crypto_scalarmult_base(scalar)),
     x25519: (out, scalar, point) => {
@@ -70,6 +78,27 @@ export async function loadWasmBinding(): Promise<SodiumBinding> {
         return null;
       }
     },
+    sha512: (out, input) => out.set(s.crypto_hash_sha512(input)),
+    ed25519IsValidPoint: (p) => s.crypto_core_ed25519_is_valid_point(p),
+    ed25519ScalarMult: (out, n, p) => {
+      try {
+        out.set(s.crypto_scalarmult_ed25519_noclamp(n, p));
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    ed25519ScalarMultBase: (out, n) => {
+      try {
+        out.set(s.crypto_scalarmult_ed25519_base_noclamp(n));
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    ed25519ScalarReduce: (out, wide) => out.set(s.crypto_core_ed25519_scalar_reduce(wide)),
+    ed25519ScalarAdd: (out, x, y) => out.set(s.crypto_core_ed25519_scalar_add(x, y)),
+    ed25519ScalarMul: (out, x, y) => out.set(s.crypto_core_ed25519_scalar_mul(x, y)),
     equal: (a, b) => a.length === b.length && s.memcmp(a, b),
     wipe: (b) => s.memzero(b),
   };

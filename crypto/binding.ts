@@ -34,6 +34,20 @@ export interface SodiumBinding {
   ed25519SkToX25519(out: Uint8Array, secretKey: Uint8Array): void;
   sealedBoxSeal(message: Uint8Array, publicKey: Uint8Array): Uint8Array;
   sealedBoxOpen(ciphertext: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null;
+  /** SHA-512 (FIPS 180-4) into a 64-byte out; only for Ed25519 key expansion and expanded-key signing. */
+  sha512(out: Uint8Array, input: Uint8Array): void;
+  /** True for the canonical encoding of a point of the prime-order subgroup that is not of small order. */
+  ed25519IsValidPoint(point: Uint8Array): boolean;
+  /** out = n·P without clamping n; false for an invalid or small-order P, a zero n, or the identity as result. */
+  ed25519ScalarMult(out: Uint8Array, n: Uint8Array, point: Uint8Array): boolean;
+  /** out = n·B without clamping n; false when n is zero mod L. */
+  ed25519ScalarMultBase(out: Uint8Array, n: Uint8Array): boolean;
+  /** out (32 bytes) = wide (64 bytes, little-endian) mod L. */
+  ed25519ScalarReduce(out: Uint8Array, wide: Uint8Array): void;
+  /** out = (x + y) mod L for little-endian x, y below 2^255 (libsodium adds only 256 bits before reducing). */
+  ed25519ScalarAdd(out: Uint8Array, x: Uint8Array, y: Uint8Array): void;
+  /** out = (x · y) mod L for any 32-byte little-endian x, y. */
+  ed25519ScalarMul(out: Uint8Array, x: Uint8Array, y: Uint8Array): void;
   /** Constant-time comparison of equal-length buffers. */
   equal(a: Uint8Array, b: Uint8Array): boolean;
   wipe(buf: Uint8Array): void;

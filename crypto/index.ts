@@ -8,6 +8,7 @@
  *   chacha20/poly1305  the raw primitives under the relay-cell layer (specs/relay-crypto.md)
  *   aead            ChaCha20-Poly1305-IETF (link frames), XChaCha20-Poly1305 (stored and sealed data)
  *   seal/open       sealed boxes (X25519 + XSalsa20-Poly1305)
+ *   ed25519 scalars and points, SHA-512, expanded-key signing: only for endpoint key blinding (specs/messaging.md §2)
  *
  * Call `await initCrypto()` once; afterwards every function is synchronous.
  */
@@ -28,10 +29,33 @@ export const NONCE_LEN = 12;
 export const XNONCE_LEN = 24;
 export const TAG_LEN = 16;
 export const SEAL_OVERHEAD = 48;
+export const ED25519_SCALAR_LEN = 32;
+export const SHA512_LEN = 64;
+
+/**
+ * An Ed25519 signing key in RFC 8032's expanded form: the secret scalar s (with A = s·B) and the 32-byte prefix
+ * that derives nonces. An ordinary key expands from its seed; a blinded key (specs/messaging.md §2) exists only in
+ * this form.
+ */
+export interface ExpandedSigningKey {
+  readonly scalar: Uint8Array;
+  readonly prefix: Uint8Array;
+  readonly publicKey: Uint8Array;
+}
 
 export interface KeyPair {
   readonly publicKey: Uint8Array;
   readonly secretKey: Uint8Array;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 function checkLen(name: string, b: Uint8Array, len: number): void {
@@ -135,6 +159,106 @@ export class Crypto {
     const out = new Uint8Array(X25519_LEN);
     this.b.ed25519SkToX25519(out, secretKey);
     return out;
+  }
+
+  /** SHA-512. Allium hashes with BLAKE2b; this exists for Ed25519's own key expansion and nonces (RFC 8032). */
+  sha512(input: Uint8Array): Uint8Array {
+    const out = new Uint8Array(SHA512_LEN);
+    this.b.sha512(out, input);
+    return out;
+  }
+
+  /** True for the canonical encoding of a prime-order-subgroup point that is not of small order. */
+  edIsValidPoint(point: Uint8Array): boolean {
+    return point instanceof Uint8Array && point.length === ED25519_PUBLIC_LEN && this.b.ed25519IsValidPoint(point);
+  }
+
+  /** n·P without clamping n. Throws ERR_BAD_POINT for an invalid or small-order P, or an identity result. */
+  edScalarMult(n: Uint8Array, point: Uint8Array): Uint8Array {
+    checkLen('ed25519 scalar', n, ED25519_SCALAR_LEN);
+    checkLen('ed25519 point', point, ED25519_PUBLIC_LEN);
+    const out = new Uint8Array(ED25519_PUBLIC_LEN);
+    if (!this.b.ed25519ScalarMult(out, n, point)) throw new CryptoError('ERR_BAD_POINT', 'ed25519 scalar multiplication refused its input');
+    return out;
+  }
+
+  /** n·B without clamping n. Throws ERR_BAD_POINT when n is zero mod L. */
+  edScalarMultBase(n: Uint8Array): Uint8Array {
+    checkLen('ed25519 scalar', n, ED25519_SCALAR_LEN);
+    const out = new Uint8Array(ED25519_PUBLIC_LEN);
+    if (!this.b.ed25519ScalarMultBase(out, n)) throw new CryptoError('ERR_BAD_POINT', 'ed25519 base multiplication by zero');
+    return out;
+  }
+
+  /** A 64-byte little-endian integer (or a 32-byte one) reduced mod L. */
+  edScalarReduce(x: Uint8Array): Uint8Array {
+    if (x.length !== ED25519_SCALAR_LEN && x.length !== SHA512_LEN) throw new AlliumError('ERR_KEY_FORMAT', 'a scalar to reduce is 32 or 64 bytes');
+    const wide = new Uint8Array(SHA512_LEN);
+    wide.set(x);
+    const out = new Uint8Array(ED25519_SCALAR_LEN);
+    this.b.ed25519ScalarReduce(out, wide);
+    this.b.wipe(wide);
+    return out;
+  }
+
+  /** (x + y) mod L, for any 32-byte x, y (both are reduced first: libsodium's addition keeps only 256 bits). */
+  edScalarAdd(x: Uint8Array, y: Uint8Array): Uint8Array {
+    checkLen('ed25519 scalar', x, ED25519_SCALAR_LEN);
+    checkLen('ed25519 scalar', y, ED25519_SCALAR_LEN);
+    const xr = this.edScalarReduce(x);
+    const yr = this.edScalarReduce(y);
+    const out = new Uint8Array(ED25519_SCALAR_LEN);
+    this.b.ed25519ScalarAdd(out, xr, yr);
+    this.wipe(xr, yr);
+    return out;
+  }
+
+  /** (x · y) mod L. */
+  edScalarMul(x: Uint8Array, y: Uint8Array): Uint8Array {
+    checkLen('ed25519 scalar', x, ED25519_SCALAR_LEN);
+    checkLen('ed25519 scalar', y, ED25519_SCALAR_LEN);
+    const out = new Uint8Array(ED25519_SCALAR_LEN);
+    this.b.ed25519ScalarMul(out, x, y);
+    return out;
+  }
+
+  /**
+   * The expanded form of an ordinary Ed25519 secret key (libsodium form, seed | public key): SHA-512 of the seed,
+   * the first half clamped (RFC 8032 §5.1.5) and reduced mod L, the second half the prefix.
+   */
+  edExpandSecret(secretKey: Uint8Array): ExpandedSigningKey {
+    checkLen('ed25519 secret key', secretKey, ED25519_SECRET_LEN);
+    const h = this.sha512(secretKey.subarray(0, 32));
+    h[0]! &= 248;
+    h[31]! &= 127;
+    h[31]! |= 64;
+    const scalar = this.edScalarReduce(h.subarray(0, 32));
+    const prefix = h.slice(32);
+    this.b.wipe(h);
+    return { scalar, prefix, publicKey: secretKey.slice(32) };
+  }
+
+  /**
+   * Ed25519 signing (RFC 8032 §5.1.6) with an expanded key; the signature verifies with `verify` under
+   * key.publicKey, and is byte-identical to `sign` for a key from edExpandSecret. The caller guarantees that
+   * publicKey = scalar·B (a wrong one makes signatures that do not verify and can leak the scalar).
+   *   r = SHA-512(prefix | M) mod L;  R = r·B;  k = SHA-512(R | A | M) mod L;  S = (r + k·s) mod L;  sig = R | S
+   */
+  signExpanded(message: Uint8Array, key: ExpandedSigningKey): Uint8Array {
+    checkLen('ed25519 scalar', key.scalar, ED25519_SCALAR_LEN);
+    checkLen('ed25519 prefix', key.prefix, 32);
+    checkLen('ed25519 public key', key.publicKey, ED25519_PUBLIC_LEN);
+    const rInput = concat(key.prefix, message);
+    const rWide = this.sha512(rInput);
+    const r = this.edScalarReduce(rWide);
+    const R = this.edScalarMultBase(r);
+    const kWide = this.sha512(concat(R, key.publicKey, message));
+    const k = this.edScalarReduce(kWide);
+    const ks = this.edScalarMul(k, key.scalar);
+    const S = this.edScalarAdd(r, ks);
+    const sig = concat(R, S);
+    this.wipe(rInput, rWide, r, ks);
+    return sig;
   }
 
   chacha20Xor(out: Uint8Array, input: Uint8Array, nonce: Uint8Array, ic: number, key: Uint8Array): void {
