@@ -94,10 +94,11 @@ export function buildProgram(): Command {
         await relay.start();
         process.stdout.write(`Allium relay ${relay.config.nickname} running\n  fingerprint: ${relay.fingerprint}\n  bootstrap line: ${relay.bootstrapLine}\n`);
         if (relay.metricsAddress) process.stdout.write(`  metrics: ${relay.metricsAddress}\n`);
+        if (relay.adminAddress) process.stdout.write(`  status page: ${relay.adminAddress}\n`);
         if (opts['readyFile']) {
           writeFileAtomic(
             String(opts['readyFile']),
-            JSON.stringify({ fingerprint: relay.fingerprint, address: relay.address, bootstrap: relay.bootstrapLine, metrics: relay.metricsAddress, pid: process.pid }),
+            JSON.stringify({ fingerprint: relay.fingerprint, address: relay.address, bootstrap: relay.bootstrapLine, metrics: relay.metricsAddress, admin: relay.adminAddress, pid: process.pid }),
           );
         }
         onSignals(() => relay.stop());

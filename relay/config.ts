@@ -54,6 +54,10 @@ export const relayConfigSchema = z.strictObject({
   exit_reject_private: z.boolean().default(true),
   /** host:port of the Prometheus metrics endpoint; empty to disable. */
   metrics: z.string().default(''),
+  /** host:port of the status page (HTML and status.json); empty to disable. Loopback unless admin_token is set. */
+  admin: z.string().default(''),
+  /** Token the status page requires (needed when admin is not on a loopback address). */
+  admin_token: z.string().default(''),
   /** trace | debug | info | warn | error. */
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
   /** Act as a directory authority: sign a consensus of the relays this relay knows (specs/directory.md §7). */
@@ -132,6 +136,10 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   }
   parseHostPort(cfg.listen, 'listen');
   if (cfg.metrics) parseHostPort(cfg.metrics, 'metrics');
+  if (cfg.admin) {
+    const { host } = parseHostPort(cfg.admin, 'admin');
+    if (!/^(127\.|::1$|localhost$)/.test(host) && !cfg.admin_token) throw new ConfigError('admin: a status page on a non-loopback address needs admin_token');
+  }
   return cfg;
 }
 

@@ -31,6 +31,7 @@ import { BlockStore } from './block-store.js';
 import { ContentService } from './content.js';
 import { Replicator } from './replication.js';
 import { RendezvousService } from './rendezvous.js';
+import { startAdminServer } from './admin.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from '../net/circuit.js';
 import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
@@ -59,6 +60,11 @@ export class Relay {
   private handshakeReplay: HandshakeReplayCache;
   private server: Server | null = null;
   private metricsServer: Server | null = null;
+  private adminServer: Server | null = null;
+  private adminPort = 0;
+  private readonly history: { t: number; in: number; out: number }[] = [];
+  private historyTimer: ReturnType<typeof setInterval> | null = null;
+  private lastTotals = { in: 0, out: 0 };
   private wss: WebSocketServer | null = null;
   private overlayImpl: Overlay | null = null;
   private exitImpl: ExitService | null = null;
@@ -129,6 +135,72 @@ export class Relay {
 
   get port(): number {
     return this.boundPort;
+  }
+
+  get adminAddress(): string | null {
+    return this.adminServer ? `http://${parseHostPort(this.config.admin, 'admin').host}:${this.adminPort}/` : null;
+  }
+
+  private totals(): { in: number; out: number } {
+    for (const l of this.links) (l as Link & { account?: () => void }).account?.();
+    return { in: this.bytesInTotal, out: this.bytesOutTotal };
+  }
+
+  private bytesInTotal = 0;
+  private bytesOutTotal = 0;
+
+  private sampleBandwidth(): void {
+    const t = this.totals();
+    this.history.push({ t: this.now(), in: Math.max(0, t.in - this.lastTotals.in), out: Math.max(0, t.out - this.lastTotals.out) });
+    this.lastTotals = t;
+    if (this.history.length > 300) this.history.shift();
+  }
+
+  /** Everything the status page shows (also a handy API for tests and tools). */
+  async status(): Promise<Record<string, unknown>> {
+    const sum = async (m: { get(): Promise<{ values: { value: number; labels: Partial<Record<string, string | number>> }[] }> }, label?: string): Promise<{ total: number; by: Record<string, number> }> => {
+      const v = await m.get();
+      const by: Record<string, number> = {};
+      let total = 0;
+      for (const x of v.values) {
+        total += x.value;
+        if (label) by[String(x.labels[label] ?? '')] = (by[String(x.labels[label] ?? '')] ?? 0) + x.value;
+      }
+      return { total, by };
+    };
+    const links = await sum(this.metrics.links, 'kind');
+    const neighbours = new Set(this.overlay.neighbours());
+    const st = this.storeImpl?.stats();
+    return {
+      version: ALLIUM_VERSION,
+      nickname: this.config.nickname,
+      fingerprint: this.fingerprint,
+      uptimeSeconds: Math.floor((this.now() - this.startedAt) / 1000),
+      links: { relay: links.by['relay'] ?? 0, client: links.by['client'] ?? 0 },
+      circuits: this.circuits.size,
+      cells: { in: (await sum(this.metrics.cellsIn)).total, out: (await sum(this.metrics.cellsOut)).total },
+      bytes: { in: this.bytesInTotal, out: this.bytesOutTotal },
+      history: this.history,
+      drops: (await sum(this.metrics.drops, 'reason')).by,
+      errors: (await sum(this.metrics.errors, 'code')).by,
+      store: {
+        blocks: st?.blocks ?? 0,
+        records: st?.records ?? 0,
+        bytes: st?.bytes ?? 0,
+        quota: st?.quota ?? 0,
+        replicated: this.replicatorImpl?.pushed ?? 0,
+        generation: this.replicatorImpl?.generation() ?? '',
+      },
+      directory: this.directory.all().map((d) => ({
+        nickname: d.nick,
+        fingerprint: d.fingerprint,
+        address: d.addr,
+        caps: d.caps,
+        exit: d.exit.some((l) => l.startsWith('accept')),
+        neighbour: neighbours.has(d.fingerprint),
+      })),
+      neighbours: [...neighbours],
+    };
   }
 
   get metricsAddress(): string | null {
@@ -219,6 +291,13 @@ export class Relay {
 
     await this.listen();
     if (cfg.metrics) await this.listenMetrics();
+    if (cfg.admin) {
+      const a = await startAdminServer(cfg.admin, cfg.admin_token, { status: () => this.status() });
+      this.adminServer = a.server;
+      this.adminPort = a.port;
+    }
+    this.historyTimer = setInterval(() => this.sampleBandwidth(), 1000);
+    (this.historyTimer as { unref?: () => void }).unref?.();
     this.publishDescriptor();
     this.overlayImpl.start();
     this.overlayImpl.maintain();
@@ -275,6 +354,8 @@ export class Relay {
     const account = (): void => {
       this.metrics.bytesIn.inc(link.stats.bytesIn - lastIn);
       this.metrics.bytesOut.inc(link.stats.bytesOut - lastOut);
+      this.bytesInTotal += link.stats.bytesIn - lastIn;
+      this.bytesOutTotal += link.stats.bytesOut - lastOut;
       lastIn = link.stats.bytesIn;
       lastOut = link.stats.bytesOut;
     };
@@ -485,6 +566,7 @@ export class Relay {
     this.state = 'stopping';
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
     if (this.repairTimer) clearInterval(this.repairTimer);
+    if (this.historyTimer) clearInterval(this.historyTimer);
     this.replicatorImpl?.stop();
     this.overlayImpl?.stop();
     this.reactorImpl?.closeAll(DestroyReason.HIBERNATING);
@@ -492,7 +574,7 @@ export class Relay {
     for (const l of [...this.links]) l.close();
     await new Promise((r) => setTimeout(r, 20));
     for (const c of this.wss?.clients ?? []) c.terminate();
-    await Promise.all([closeServer(this.server), closeServer(this.metricsServer)]);
+    await Promise.all([closeServer(this.server), closeServer(this.metricsServer), closeServer(this.adminServer)]);
     this.wss?.close();
     this.storeImpl?.close();
     this.state = 'stopped';

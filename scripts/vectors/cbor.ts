@@ -126,6 +126,8 @@ function nonCanonicalCases(): Rejected[] {
     ['integer 2^32 as a double float', 'fb41f0000000000000', EITHER],
     ['zero as a negative half float', 'f98000', EITHER],
     ['integer map key 1', 'a10102', EITHER],
+    ['null as a map key', 'a1f601', EITHER],
+    ['false as a map key', 'a1f401', EITHER],
     ['bytes inside tag 64 (typed array)', 'd8404100', EITHER],
     ['bytes inside tag 24 (embedded CBOR)', 'd8184101', EITHER],
   ];
@@ -153,6 +155,9 @@ function invalidCases(): Rejected[] {
     ['integer -(2^53) - 1 (beyond the safe range)', '3b0020000000000000', MAL],
     ['integer 2^64 - 1', '1bffffffffffffffff', MAL],
     ['text that is not UTF-8', '62c328', EITHER],
+    ['an array as a map key', 'a18001', MAL],
+    ['a byte string as a map key', 'a1410001', MAL],
+    ['a map as a map key', 'a1a001', MAL],
     ['truncated text', '6261', MAL],
     ['truncated array', '8201', MAL],
     ['truncated map', 'a16161', MAL],

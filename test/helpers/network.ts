@@ -37,6 +37,8 @@ export interface RelayProcess {
   readonly address: string;
   readonly bootstrap: string;
   readonly metrics: string;
+  /** Status page URL when the relay was started with `admin` in its config. */
+  readonly admin: string | null;
   readonly pid: number;
   readonly logs: () => string;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
@@ -91,7 +93,7 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     }
     await sleep(25);
   }
-  const info = JSON.parse(readFileSync(readyFile, 'utf8')) as { fingerprint: string; address: string; bootstrap: string; metrics: string };
+  const info = JSON.parse(readFileSync(readyFile, 'utf8')) as { fingerprint: string; address: string; bootstrap: string; metrics: string; admin: string | null };
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   return {
     proc,
@@ -100,6 +102,7 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     address: info.address,
     bootstrap: info.bootstrap,
     metrics: info.metrics,
+    admin: info.admin ?? null,
     pid: proc.pid!,
     logs: () => out,
     async kill(signal: NodeJS.Signals = 'SIGTERM') {

@@ -1,5 +1,5 @@
 /**
- * The setup onion refuses tampering and replays (specs/circuits.md §3): any flipped bit of the header a hop
+ * The setup onion refuses tampering and replays (specs/circuits.md §3.3, §3.4): any flipped bit of the header a hop
  * receives fails its MAC (or, in X, may give a small-order point), a replayed onion is refused under the same onion
  * key, and the replay tag ignores X's top bit, which X25519 ignores too.
  */

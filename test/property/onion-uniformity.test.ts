@@ -1,6 +1,6 @@
 /**
  * The setup onion's header is the same size at every hop and reveals neither the path length nor the hop's
- * position (specs/circuits.md §3): every hop receives 816 bytes, and for each (path length, position) the headers
+ * position (specs/circuits.md §3.6): every hop receives 816 bytes, and for each (path length, position) the headers
  * look uniformly random bit by bit and region by region, so positions cannot be told apart by those statistics.
  * Inputs are seeded: the test is deterministic, and its bounds are 6 sigma so a correct design passes by a wide
  * margin while any constant or biased field (zero padding, a visible terminal slot, an unfilled tail) fails.

@@ -1,5 +1,5 @@
 /**
- * The relay-cell layer detects tampering (specs/relay-crypto.md): a bit flipped anywhere in a forward body fails
+ * The relay-cell layer detects tampering (specs/relay-crypto.md §7): a bit flipped anywhere in a forward body fails
  * the first hop's tag (it covers the whole body); a backward body fails at the client; replayed, dropped and
  * reordered cells shift the counter and fail the next honest hop.
  */
@@ -96,7 +96,7 @@ describe('property: relay-cell tampering', () => {
         const authenticated = byte < RELAY_TAG_LEN * (origin + 1) || byte >= RELAY_TAG_AREA_LEN;
         if (authenticated) expectCode(() => clientFor(n).unwrapBackward(body), 'ERR_RELAY_MAC');
         else {
-          // Slots beyond the origin's are keystream the client discards: no MAC covers them and no party reads them.
+          // Slots beyond the origin's are key stream the client discards (specs/relay-crypto.md §7.3, point 4).
           expect(clientFor(n).unwrapBackward(body)).to.equal(origin);
           expect(toHex(payloadOf(body))).to.equal(toHex(PAYLOAD));
         }
