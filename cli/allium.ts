@@ -149,6 +149,7 @@ export function buildProgram(): Command {
     .option('--base-port <port>', 'relay i listens on base+i, its metrics on base+100+i (0: any free ports)', '0')
     .option('--socks-port <port>', 'SOCKS5 listener port (falls back to a free port if taken)', '9050')
     .option('--http-port <port>', 'port of the demo web server (0: any)', '0')
+    .option('--map-port <port>', 'port of the network map page (0: any)', '0')
     .option('--keep', 'keep the relays\' data directories after stopping')
     .action(async (opts: Record<string, unknown>) => {
       try {
@@ -160,6 +161,7 @@ export function buildProgram(): Command {
           basePort: Number(opts['basePort']),
           socksPort: Number(opts['socksPort']),
           httpPort: Number(opts['httpPort']),
+          mapPort: Number(opts['mapPort']),
           keep: !!opts['keep'],
         });
       } catch (e) {

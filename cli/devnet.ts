@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'smol-toml';
 import { AlliumClient } from '../client/client.js';
@@ -14,9 +14,15 @@ import { ContentClient } from '../client/content.js';
 import { startSocksServer } from '../client/socks.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { ConfigError } from '../protocol/errors.js';
+import { NETWORK_MAP_PAGE } from './network-map.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'allium.js');
+/** The package root: the nearest folder above this file with a package.json (sources run from cli/, builds from dist/cli/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+const BIN = join(packageRoot(), 'bin', 'allium.js');
 
 export interface DevnetOptions {
   relays: number;
@@ -24,6 +30,7 @@ export interface DevnetOptions {
   basePort: number;
   socksPort: number;
   httpPort: number;
+  mapPort: number;
   keep: boolean;
 }
 
@@ -34,6 +41,7 @@ interface DevRelay {
   fingerprint: string;
   bootstrap: string;
   metrics: string;
+  admin: string;
   port: number;
 }
 
@@ -74,6 +82,7 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
     exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],
     exit_reject_private: false,
     metrics: `127.0.0.1:${metricsPort}`,
+    admin: '127.0.0.1:0',
     log_level: 'warn',
     storage_quota: 256 * 1024 * 1024,
     timing: { gossip_interval: 2000, maintenance_interval: 500, repair_interval: 5000, descriptor_lifetime: 120_000, descriptor_renew: 30_000 },
@@ -88,12 +97,41 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const deadline = Date.now() + 30_000;
   while (!existsSync(ready)) {
-    if (proc.exitCode !== null) throw new ConfigError(`relay ${nick} failed to start: ${err.trim().split('\n').pop() ?? ''}`);
+    if (proc.exitCode !== null) {
+      const why = err.split('\n').find((l) => l.startsWith('allium:') || /Error/.test(l)) ?? err.trim().split('\n').pop() ?? '';
+      throw new ConfigError(`relay ${nick} failed to start: ${why.trim()}`);
+    }
     if (Date.now() > deadline) throw new ConfigError(`relay ${nick} did not start in 30 s`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const info = JSON.parse(readFileSync(ready, 'utf8')) as { fingerprint: string; bootstrap: string; metrics: string; address: string };
-  return { nick, proc, dir, fingerprint: info.fingerprint, bootstrap: info.bootstrap, metrics: info.metrics, port: Number(new URL(info.address).port) };
+  const info = JSON.parse(readFileSync(ready, 'utf8')) as { fingerprint: string; bootstrap: string; metrics: string; address: string; admin: string };
+  return { nick, proc, dir, fingerprint: info.fingerprint, bootstrap: info.bootstrap, metrics: info.metrics, admin: info.admin, port: Number(new URL(info.address).port) };
+}
+
+/** The network map's data: relays (up or not), overlay links between them, and the client's circuit paths. */
+async function mapJson(relays: DevRelay[], client: AlliumClient): Promise<unknown> {
+  const statuses = await Promise.all(
+    relays.map(async (r) => {
+      try {
+        return (await (await fetch(new URL('status.json', r.admin))).json()) as { neighbours: string[]; directory: { fingerprint: string; exit: boolean }[] };
+      } catch {
+        return null;
+      }
+    }),
+  );
+  const links = new Set<string>();
+  statuses.forEach((s, i) => {
+    for (const n of s?.neighbours ?? []) {
+      const a = relays[i]!.fingerprint;
+      links.add(a < n ? `${a} ${n}` : `${n} ${a}`);
+    }
+  });
+  const exits = new Set(statuses.flatMap((s) => s?.directory.filter((d) => d.exit).map((d) => d.fingerprint) ?? []));
+  return {
+    relays: relays.map((r, i) => ({ nickname: r.nick, fingerprint: r.fingerprint, up: statuses[i] !== null && r.proc.exitCode === null, exit: exits.has(r.fingerprint) })),
+    links: [...links].map((l) => l.split(' ')),
+    circuits: client.listCircuits().map((c) => c.path.map((d) => d.fingerprint)),
+  };
 }
 
 export async function runDevnet(o: DevnetOptions): Promise<void> {
@@ -105,6 +143,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   let content: ContentClient | null = null;
   let socks: Awaited<ReturnType<typeof startSocksServer>> | null = null;
   let http: Server | null = null;
+  let mapServer: Server | null = null;
   let statusTimer: ReturnType<typeof setInterval> | null = null;
   let stopping = false;
 
@@ -118,6 +157,8 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     await socks?.close();
     await client?.stop();
     http?.close();
+    mapServer?.closeAllConnections();
+    mapServer?.close();
     await Promise.all(
       relays.map(
         (r) =>
@@ -208,6 +249,20 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     const same = back.length === file.length && back.every((v, i) => v === file[i]);
     say(c.green(`✓ fetched it back by its link through anonymous circuits in ${Date.now() - tGet} ms: ${same ? 'byte-exact' : 'MISMATCH'}`));
     say(`    try: node bin/allium.js get '${link}' -o out.txt --test-network --bootstrap "${first.bootstrap}"`);
+
+    mapServer = createServer((req, res) => {
+      if (req.url === '/map.json') {
+        void mapJson(relays, client!).then((m) => res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(m)));
+      } else if (req.url === '/' || req.url === '/index.html') {
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(NETWORK_MAP_PAGE);
+      } else res.writeHead(404).end();
+    });
+    await new Promise<void>((r, j) => {
+      mapServer!.once('error', j);
+      mapServer!.listen(o.mapPort, '127.0.0.1', () => r());
+    });
+    const mapPort = (mapServer.address() as { port: number }).port;
+    say(c.green(`✓ network map: http://127.0.0.1:${mapPort}/   relay status pages: ${relays[0]!.admin} (one per relay)`));
 
     say(c.bold('\nRunning. Ctrl-C stops everything.'));
     statusTimer = setInterval(() => {
