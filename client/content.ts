@@ -90,7 +90,7 @@ export class ContentClient {
   }
 
   /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
-  private async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
+  async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
     const results = await Promise.all(
@@ -116,7 +116,7 @@ export class ContentClient {
   }
 
   /** Fetches one item from its holders, nearest first; repairs holders that lacked it. Null if none has it. */
-  private async fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal?: AbortSignal): Promise<Uint8Array | null> {
+  async fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal?: AbortSignal): Promise<Uint8Array | null> {
     const lacking: Descriptor[] = [];
     for (const h of this.holders(rk)) {
       throwIfAborted(signal);

@@ -13,15 +13,18 @@ import { z } from 'zod';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { BLOCK_LEN } from './chk.js';
 import { MAX_RECORD_BYTES } from './ssk.js';
+import { MAX_ENDPOINT_DESCRIPTOR_BYTES } from './endpoint-descriptor.js';
 
 export const ContentStatus = ['ok', 'exists', 'found', 'missing', 'quota', 'invalid', 'stale', 'refused'] as const;
 export type ContentStatus = (typeof ContentStatus)[number];
-export type ContentKind = 'block' | 'record';
+/** block: a CHK block; record: a signed updatable-key edition; endpoint: a signed endpoint descriptor. */
+export type ContentKind = 'block' | 'record' | 'endpoint';
 
-export const MAX_CONTENT_ITEM = Math.max(BLOCK_LEN, MAX_RECORD_BYTES);
+export const MAX_CONTENT_ITEM = Math.max(BLOCK_LEN, MAX_RECORD_BYTES, MAX_ENDPOINT_DESCRIPTOR_BYTES);
 
-const storeSchema = z.strictObject({ k: zBytes(32), t: z.enum(['block', 'record']), n: zUint(MAX_CONTENT_ITEM), c: z.boolean() });
-const fetchSchema = z.strictObject({ k: zBytes(32), t: z.enum(['block', 'record']), h: z.boolean() });
+const KINDS = ['block', 'record', 'endpoint'] as const;
+const storeSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), n: zUint(MAX_CONTENT_ITEM), c: z.boolean() });
+const fetchSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), h: z.boolean() });
 const storedSchema = z.strictObject({ s: z.enum(ContentStatus) });
 const fetchedSchema = z.strictObject({ s: z.enum(ContentStatus), n: zUint(MAX_CONTENT_ITEM) });
 

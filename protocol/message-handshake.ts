@@ -72,7 +72,7 @@ function replayTag(prekey: Uint8Array, ephemeral: Uint8Array): Uint8Array {
   return crypto().hash(32, concatBytes(prekey, ephemeral), L.replay);
 }
 
-/** The initiator's side: the 81-byte handshake to send and its session. `ephemeral` is for test vectors only. */
+/** The initiator's side: the 81-byte handshake to send and its session. `ephemeral` (wiped) is for test vectors only. */
 export function initiatorHandshake(
   initiator: Identity,
   recipient: RecipientKeys,

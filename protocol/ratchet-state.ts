@@ -2,9 +2,8 @@
  * Double-ratchet session state and its storage encoding (specs/messaging.md §7), so that apps can persist sessions.
  *
  *   state = CBOR { "v": 1, "rk": 32, "dhs": { "pk": 32, "sk": 32 }, "dhr": 32 | null, "cks": 32 | null,
- *                  "ckr": 32 | null, "ns", "nr", "pn", "sb", "rb": uint, "ad": bytes (≤ 128),
- *                  "skipped": [{ "dh": 32, "n": uint, "mk": 32, "seq": uint }] (≤ MAX_SKIP),
- *                  "closed": [32] (≤ MAX_CLOSED_CHAINS) }
+ *                  "ckr": 32 | null, "ns", "nr", "pn", "cs", "cr", "sb", "rb": uint, "ad": bytes (≤ 128),
+ *                  "skipped": [{ "dh": 32, "n": uint, "mk": 32, "seq": uint }] (≤ MAX_SKIP) }
  *
  * The encoding holds every secret of the session: callers store it encrypted (for example under a key from the
  * user's passphrase) and delete old copies, or forward secrecy is lost. Decoding is strict and checks that the
@@ -19,8 +18,6 @@ import { ProtocolError } from './errors.js';
 
 /** Most message keys one step may skip, and most skipped keys a session holds (the oldest are dropped beyond). */
 export const MAX_SKIP = 1000;
-/** Earlier receiving ratchet keys remembered, so a replay from a closed chain is recognised as one. */
-export const MAX_CLOSED_CHAINS = 32;
 export const MAX_SESSION_AD_BYTES = 128;
 export const MAX_RATCHET_STATE_BYTES = 128 * 1024;
 
@@ -33,7 +30,7 @@ export interface SkippedKey {
   readonly seq: number;
 }
 
-/** The Signal specification's state variables, plus sequence bases and the closed-chain list. */
+/** The Signal specification's state variables, plus chain counts and sequence bases. */
 export interface RatchetState {
   rk: Uint8Array;
   dhs: KeyPair;
@@ -44,13 +41,15 @@ export interface RatchetState {
   ns: number;
   nr: number;
   pn: number;
+  /** Sending chains made so far (the current one is number cs − 1), receiving chains so far (current: cr − 1). */
+  cs: number;
+  cr: number;
   /** Messages sent (sb) and received-or-skipped (rb) in all chains before the current ones. */
   sb: number;
   rb: number;
   readonly ad: Uint8Array;
   /** Keyed by skippedId(dh, n), in insertion order (oldest first). */
   readonly skipped: Map<string, SkippedKey>;
-  readonly closed: Uint8Array[];
 }
 
 export function skippedId(dh: Uint8Array, n: number): string {
@@ -69,11 +68,12 @@ const stateSchema = z.strictObject({
   ns: zUint(0xffffffff),
   nr: zUint(0xffffffff),
   pn: zUint(0xffffffff),
+  cs: zUint(0x100000000),
+  cr: zUint(0x100000000),
   sb: zUint(),
   rb: zUint(),
   ad: zBytes(undefined, MAX_SESSION_AD_BYTES),
   skipped: z.array(z.strictObject({ dh: key32, n: zUint(0xffffffff), mk: key32, seq: zUint() })).max(MAX_SKIP),
-  closed: z.array(key32).max(MAX_CLOSED_CHAINS),
 });
 
 export function encodeRatchetState(s: RatchetState): Uint8Array {
@@ -87,11 +87,12 @@ export function encodeRatchetState(s: RatchetState): Uint8Array {
     ns: s.ns,
     nr: s.nr,
     pn: s.pn,
+    cs: s.cs,
+    cr: s.cr,
     sb: s.sb,
     rb: s.rb,
     ad: s.ad,
     skipped: [...s.skipped.values()].map((k) => ({ dh: k.dh, n: k.n, mk: k.mk, seq: k.seq })),
-    closed: s.closed,
   });
 }
 
@@ -104,6 +105,7 @@ export function decodeRatchetState(bytes: Uint8Array): RatchetState {
   if (!crypto().equal(crypto().x25519Public(d.dhs.sk), d.dhs.pk)) throw new ProtocolError('ERR_KEY_FORMAT', 'ratchet state: key pair does not match');
   if (d.cks !== null && d.dhr === null) bad('a sending chain without a peer ratchet key');
   if (d.ckr !== null && d.dhr === null) bad('a receiving chain without a peer ratchet key');
+  if ((d.cks !== null) !== d.cs > 0 || (d.ckr !== null) !== d.cr > 0) bad('chain counts do not match the chains');
   const skipped = new Map<string, SkippedKey>();
   for (const k of d.skipped) {
     const id = skippedId(k.dh, k.n);
@@ -119,10 +121,11 @@ export function decodeRatchetState(bytes: Uint8Array): RatchetState {
     ns: d.ns,
     nr: d.nr,
     pn: d.pn,
+    cs: d.cs,
+    cr: d.cr,
     sb: d.sb,
     rb: d.rb,
     ad: d.ad.slice(),
     skipped,
-    closed: d.closed.map((k) => k.slice()),
   };
 }

@@ -6,15 +6,23 @@
  *   KDF_RK(rk, dh) = (K(rk, "allium-v1:ratchet:rk" | dh), K(rk, "allium-v1:ratchet:ck" | dh))  → (rk', ck)
  *   KDF_CK(ck)     = (K(ck, "allium-v1:ratchet:next"), K(ck, "allium-v1:ratchet:mk"))        → (ck', mk)
  *     where K(k, x) = BLAKE2b-256 keyed with k over x (a PRF in k, as HMAC is in Signal's KDF chains)
- *   header  = version u8 (1) | dh (32) | pn u32 | n u32                                      41 bytes
+ *   header  = version u8 (1) | dh (32) | c u32 | pn u32 | n u32                              45 bytes
  *   message = header | ChaCha20-Poly1305(mk, 0^12, plaintext, AD = session AD | header)
+ *
+ * dh, pn and n are Signal's: the sender's ratchet key, the length of its previous sending chain, and the message's
+ * number in its chain. c is an addition: the number of the sender's sending chain (0, 1, 2, ...). A side makes a
+ * new sending chain only after receiving a message of the other's latest chain, so chains arrive in order: a
+ * message of chain c is either of the current receiving chain, or of the next (a DH ratchet step), or of an older
+ * one, whose keys are all used or kept as skipped keys. So a replay from any closed chain is recognised exactly,
+ * with no list of old ratchet keys (Signal's implementations keep a few and cannot tell older replays from
+ * forgeries).
  *
  * Each mk encrypts one message, so the zero nonce never repeats under a key. The header is not encrypted but is
  * authenticated with the body; the session AD binds both identity keys, so a message authenticates its sender.
  *
  * Out of order: a message ahead of the chain makes its predecessors' keys be derived and kept (at most MAX_SKIP
  * per step; the session holds at most MAX_SKIP, dropping the oldest). A message whose key is no longer held (its
- * key was used, or dropped, or its chain is closed) is refused with ERR_MESSAGE_REPLAY: a key decrypts once.
+ * key was used or dropped, or its chain is closed) is refused with ERR_MESSAGE_REPLAY: a key decrypts once.
  * decrypt() changes nothing unless the message authenticates, so forged or tampered messages cannot disturb the
  * session. Used and replaced keys are wiped (forward secrecy); every round trip brings fresh X25519 keys into the
  * root chain (post-compromise security).
@@ -33,7 +41,6 @@ import { PAD_MAX_BUCKET } from './padding.js';
 import {
   decodeRatchetState,
   encodeRatchetState,
-  MAX_CLOSED_CHAINS,
   MAX_SESSION_AD_BYTES,
   MAX_SKIP,
   skippedId,
@@ -44,10 +51,10 @@ import {
 export { MAX_SKIP } from './ratchet-state.js';
 
 export const RATCHET_VERSION = 1;
-export const RATCHET_HEADER_LEN = 41;
+export const RATCHET_HEADER_LEN = 45;
 export const RATCHET_TAG_LEN = 16;
 /** Bytes a message adds to its plaintext: pad with this overhead so that messages fill padding buckets exactly. */
-export const RATCHET_OVERHEAD = RATCHET_HEADER_LEN + RATCHET_TAG_LEN; // 57
+export const RATCHET_OVERHEAD = RATCHET_HEADER_LEN + RATCHET_TAG_LEN; // 61
 /** Longest message accepted: the largest padding bucket. */
 export const MAX_MESSAGE_BYTES = PAD_MAX_BUCKET;
 const MAX_COUNTER = 0xffffffff;
@@ -62,6 +69,8 @@ const L = {
 
 export interface MessageHeader {
   readonly dh: Uint8Array;
+  /** The sender's sending-chain number. */
+  readonly c: number;
   readonly pn: number;
   readonly n: number;
 }
@@ -78,7 +87,7 @@ function K(key: Uint8Array, label: Uint8Array, x?: Uint8Array): Uint8Array {
 }
 
 function encodeHeader(h: MessageHeader): Uint8Array {
-  return new ByteWriter(RATCHET_HEADER_LEN).u8(RATCHET_VERSION).bytes(h.dh).u32(h.pn).u32(h.n).done();
+  return new ByteWriter(RATCHET_HEADER_LEN).u8(RATCHET_VERSION).bytes(h.dh).u32(h.c).u32(h.pn).u32(h.n).done();
 }
 
 /** Splits a message into header and body. Throws ERR_TRUNCATED, ERR_SCHEMA (version), ERR_LIMIT. */
@@ -88,10 +97,11 @@ export function parseMessage(message: Uint8Array): { header: MessageHeader; head
   const version = r.u8();
   if (version !== RATCHET_VERSION) throw new ProtocolError('ERR_SCHEMA', `ratchet message version ${version}`);
   const dh = r.bytes(32).slice();
+  const c = r.u32();
   const pn = r.u32();
   const n = r.u32();
   if (r.remaining < RATCHET_TAG_LEN) throw new ProtocolError('ERR_TRUNCATED', 'ratchet message shorter than its tag');
-  return { header: { dh, pn, n }, headerBytes: message.subarray(0, RATCHET_HEADER_LEN), body: r.rest() };
+  return { header: { dh, c, pn, n }, headerBytes: message.subarray(0, RATCHET_HEADER_LEN), body: r.rest() };
 }
 
 /** Secrets made or replaced during one decrypt: committed or wiped together. */
@@ -134,14 +144,14 @@ export class RatchetSession {
     const dh = crypto().x25519(dhs.secretKey, remoteRatchetKey);
     const [rk, cks] = kdfRk(rootKey, dh);
     crypto().wipe(dh);
-    return new RatchetSession(newState({ rk, dhs, dhr: remoteRatchetKey.slice(), cks, ad }));
+    return new RatchetSession(newState({ rk, dhs, dhr: remoteRatchetKey.slice(), cks, cs: 1, ad }));
   }
 
   /** The responder's session: it can send once it has received the initiator's first message. */
   static responder(rootKey: Uint8Array, ownRatchetKey: KeyPair, ad: Uint8Array): RatchetSession {
     checkAd(ad);
     const dhs = { publicKey: ownRatchetKey.publicKey.slice(), secretKey: ownRatchetKey.secretKey.slice() };
-    return new RatchetSession(newState({ rk: rootKey.slice(), dhs, dhr: null, cks: null, ad }));
+    return new RatchetSession(newState({ rk: rootKey.slice(), dhs, dhr: null, cks: null, cs: 0, ad }));
   }
 
   /** Restores a session from serialize()'s output. */
@@ -172,7 +182,7 @@ export class RatchetSession {
     const [next, mk] = kdfCk(s.cks);
     crypto().wipe(s.cks);
     s.cks = next;
-    const header: MessageHeader = { dh: s.dhs.publicKey.slice(), pn: s.pn, n: s.ns };
+    const header: MessageHeader = { dh: s.dhs.publicKey.slice(), c: s.cs - 1, pn: s.pn, n: s.ns };
     const headerBytes = encodeHeader(header);
     const ct = crypto().aeadEncrypt(plaintext, concatBytes(s.ad, headerBytes), NONCE0, mk);
     crypto().wipe(mk);
@@ -199,15 +209,19 @@ export class RatchetSession {
       crypto().wipe(held.mk);
       return { plaintext, header, seq: held.seq };
     }
-    const current = s.dhr !== null && crypto().equal(header.dh, s.dhr);
-    if (current ? header.n < s.nr : s.closed.some((k) => crypto().equal(k, header.dh))) {
+    // Which chain: the current receiving chain (number cr − 1), the next one, or an older one.
+    const current = s.cr > 0 && header.c === s.cr - 1;
+    if (header.c < s.cr - 1 || (current && header.n < s.nr)) {
       throw new ProtocolError('ERR_MESSAGE_REPLAY', 'message key already used or discarded');
+    }
+    if (header.c > s.cr || (current && !crypto().equal(header.dh, s.dhr!))) {
+      throw new CryptoError('ERR_MESSAGE_AUTH', 'message does not authenticate');
     }
 
     // Work on copies of the variables: the session changes only if the message authenticates.
     const ledger = new Ledger();
     const skipped: SkippedKey[] = [];
-    let { rk, dhs, dhr, cks, ckr, ns, nr, pn, sb, rb } = s;
+    let { rk, dhs, dhr, cks, ckr, ns, nr, pn, cs, cr, sb, rb } = s;
     try {
       if (!current) {
         // Close the current receiving chain: keep keys for its messages still to come, up to the sender's pn.
@@ -215,11 +229,14 @@ export class RatchetSession {
         if (s.ckr) ledger.retired.push(s.ckr);
         if (s.cks) ledger.retired.push(s.cks);
         ledger.retired.push(s.rk, s.dhs.secretKey);
-        rb += s.dhr ? header.pn : 0;
+        if (cs >= MAX_COUNTER) throw new LimitError('MAX_CHAINS', 'session has made 2^32 chains');
+        rb += s.cr > 0 ? header.pn : 0;
         sb += ns;
         pn = ns;
         ns = 0;
         nr = 0;
+        cr += 1;
+        cs += 1;
         dhr = header.dh;
         // DH ratchet step: a receiving chain from our old key, then a new key pair and a sending chain.
         const dh1 = dhOrAuthFailure(s.dhs.secretKey, dhr);
@@ -237,8 +254,7 @@ export class RatchetSession {
       } else if (ckr) {
         ledger.retired.push(ckr);
       }
-      // Only the initiator's first peer key (the prekey) has no receiving chain, and nobody sends with it.
-      if (!ckr) throw new CryptoError('ERR_MESSAGE_AUTH', 'no receiving chain for this ratchet key');
+      if (!ckr) throw new AlliumError('ERR_INTERNAL', 'no receiving chain'); // cr > 0 implies one
       const chain = skip(ckr, nr, header.n, header.dh, rb, skipped, ledger);
       const [next, mk] = kdfCk(chain);
       ledger.temp.push(mk);
@@ -249,11 +265,7 @@ export class RatchetSession {
       nr = header.n + 1;
 
       // Commit.
-      if (!current && s.dhr) {
-        s.closed.push(s.dhr);
-        while (s.closed.length > MAX_CLOSED_CHAINS) s.closed.shift();
-      }
-      Object.assign(s, { rk, dhs, dhr, cks, ckr, ns, nr, pn, sb, rb });
+      Object.assign(s, { rk, dhs, dhr, cks, ckr, ns, nr, pn, cs, cr, sb, rb });
       for (const k of skipped) s.skipped.set(skippedId(k.dh, k.n), k);
       for (const [oldId, old] of s.skipped) {
         if (s.skipped.size <= MAX_SKIP) break;
@@ -288,8 +300,8 @@ function checkAd(ad: Uint8Array): void {
   if (ad.length > MAX_SESSION_AD_BYTES) throw new AlliumError('ERR_INTERNAL', 'session associated data too long');
 }
 
-function newState(v: { rk: Uint8Array; dhs: KeyPair; dhr: Uint8Array | null; cks: Uint8Array | null; ad: Uint8Array }): RatchetState {
-  return { ...v, ckr: null, ns: 0, nr: 0, pn: 0, sb: 0, rb: 0, ad: v.ad.slice(), skipped: new Map(), closed: [] };
+function newState(v: { rk: Uint8Array; dhs: KeyPair; dhr: Uint8Array | null; cks: Uint8Array | null; cs: number; ad: Uint8Array }): RatchetState {
+  return { ...v, ckr: null, ns: 0, nr: 0, pn: 0, cr: 0, sb: 0, rb: 0, ad: v.ad.slice(), skipped: new Map() };
 }
 
 /** X25519 with a peer's unauthenticated ratchet key: a small-order key is a forged message. */

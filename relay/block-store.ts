@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';
 import { toHex } from '../protocol/bytes.js';
 import { verifyRecord, type SskRecord } from '../protocol/ssk.js';
+import { verifyEndpointDescriptor } from '../protocol/endpoint-descriptor.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 
 export type BlockRole = 'replica' | 'cache';
@@ -169,6 +170,36 @@ export class BlockStore {
     this.stmts.upsertRecord.run(rk, record.ed, data, now);
     this.bytesUsed += data.length - (have?.data.length ?? 0);
     return { result: 'stored', record };
+  }
+
+  /**
+   * Stores a signed endpoint descriptor under its locator if it verifies and has a higher revision than the one
+   * held (records table, revision as the edition). Throws what verifyEndpointDescriptor throws, ERR_RECORD_STALE.
+   */
+  putEndpoint(locator: Uint8Array, data: Uint8Array, now = Date.now()): StoreResult {
+    const v = verifyEndpointDescriptor(locator, data, now);
+    const have = this.stmts.getRecord.get(locator);
+    if (have) {
+      if (have.edition > v.revision) throw new ProtocolError('ERR_RECORD_STALE', 'a newer revision is held');
+      if (have.edition === v.revision) return 'exists';
+    }
+    this.makeRoom(data.length - (have?.data.length ?? 0));
+    this.stmts.upsertRecord.run(locator, v.revision, data, now);
+    this.bytesUsed += data.length - (have?.data.length ?? 0);
+    return 'stored';
+  }
+
+  /** An endpoint descriptor, if held and still valid for the current period. */
+  getEndpoint(locator: Uint8Array, now = Date.now()): Uint8Array | null {
+    const row = this.stmts.getRecord.get(locator);
+    if (!row) return null;
+    const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
+    try {
+      verifyEndpointDescriptor(locator, data, now);
+    } catch {
+      return null;
+    }
+    return data;
   }
 
   getRecord(rk: Uint8Array): Uint8Array | null {

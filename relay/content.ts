@@ -9,6 +9,7 @@ import { decodeFetch, decodeStore, encodeFetched, encodeStored, type ContentStat
 import { isAlliumError } from '../protocol/errors.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { MAX_RECORD_BYTES } from '../protocol/ssk.js';
+import { MAX_ENDPOINT_DESCRIPTOR_BYTES } from '../protocol/endpoint-descriptor.js';
 import { EndReason } from '../protocol/stream-messages.js';
 import type { MuxStream, StreamMux } from '../net/stream-mux.js';
 import type { BlockStore } from './block-store.js';
@@ -48,7 +49,7 @@ export class ContentService {
     } catch {
       return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
     }
-    const max = req.t === 'block' ? BLOCK_LEN : MAX_RECORD_BYTES;
+    const max = req.t === 'block' ? BLOCK_LEN : req.t === 'endpoint' ? MAX_ENDPOINT_DESCRIPTOR_BYTES : MAX_RECORD_BYTES;
     if (req.n > max || (req.t === 'block' && req.n !== BLOCK_LEN)) return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
     mux.acceptQuietly(s);
     const parts: Uint8Array[] = [];
@@ -66,8 +67,8 @@ export class ContentService {
       let status: ContentStatus;
       try {
         if (req.t === 'block') status = this.store.putBlock(req.k, bytes, req.c ? 'cache' : 'replica') === 'stored' ? 'ok' : 'exists';
+        else if (req.t === 'endpoint') status = this.store.putEndpoint(req.k, bytes) === 'stored' ? 'ok' : 'exists';
         else status = this.store.putRecord(req.k, bytes).result === 'stored' ? 'ok' : 'exists';
-        if (status === 'ok') this.onStored?.(req.k, req.t);
       } catch (e) {
         const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
         status = code === 'ERR_QUOTA' ? 'quota' : code === 'ERR_RECORD_STALE' ? 'stale' : 'invalid';
@@ -87,7 +88,7 @@ export class ContentService {
     } catch {
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'invalid', n: 0 }));
     }
-    const item = req.t === 'block' ? this.store.getBlock(req.k) : this.store.getRecord(req.k);
+    const item = req.t === 'block' ? this.store.getBlock(req.k) : req.t === 'endpoint' ? this.store.getEndpoint(req.k) : this.store.getRecord(req.k);
     if (!item) {
       this.metrics.drops.inc({ reason: 'fetch_missing' });
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'missing', n: 0 }));

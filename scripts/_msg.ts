@@ -1,0 +1,35 @@
+import { initCrypto } from '../crypto/index.js';
+import { Relay } from '../relay/relay.js';
+import { silentLogger } from '../relay/logger.js';
+import { AlliumClient } from '../client/client.js';
+import { Messenger } from '../client/messaging.js';
+import { nodeSocketFactory } from '../net/ws-node.js';
+import { mkdtempSync } from 'node:fs';
+await initCrypto();
+const timing = { gossip_interval: 500, maintenance_interval: 200 };
+const relays: Relay[] = [];
+for (let i = 0; i < 7; i++) {
+  const r = new Relay({ listen: '127.0.0.1:0', data_dir: mkdtempSync('/tmp/t/r'), bootstrap: relays.length ? [relays[0]!.bootstrapLine] : [], timing }, { log: silentLogger() });
+  await r.start(); relays.push(r);
+}
+while (!relays.every(r => r.directory.size === 7)) await new Promise(r => setTimeout(r, 20));
+const mk = async () => { const c = new AlliumClient({ bootstrap: [relays[0]!.bootstrapLine], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 }); await c.start(); return c; };
+const ca = await mk(), cb = await mk();
+const alice = new Messenger(ca), bob = new Messenger(cb);
+alice.on('endpoint:error', (e) => console.log('alice err', e.code, e.message));
+bob.on('endpoint:error', (e) => console.log('bob err', e.code, e.message));
+let t = Date.now();
+await alice.startListening();
+console.log('alice listening', alice.address, Date.now() - t, 'ms');
+const got: string[] = [];
+alice.on('message:received', (m) => { got.push(new TextDecoder().decode(m.data)); if (m.from !== bob.address) console.log('WRONG FROM'); });
+t = Date.now();
+await bob.send(alice.address, new TextEncoder().encode('hello 0'));
+console.log('first send', Date.now() - t, 'ms');
+for (let i = 1; i < 1000; i++) await bob.send(alice.address, new TextEncoder().encode('hello ' + i));
+const t2 = Date.now();
+while (got.length < 1000 && Date.now() - t2 < 20000) await new Promise(r => setTimeout(r, 20));
+console.log('received', got.length, 'in order', got.every((g, i) => g === 'hello ' + i));
+alice.close(); bob.close(); await ca.stop(); await cb.stop();
+for (const r of relays) await r.stop();
+process.exit(0);
