@@ -40,6 +40,8 @@ export interface ClientOptions {
   /** Milliseconds a circuit takes new streams after its first one (default 600,000: ten minutes). */
   circuitDirtinessMs?: number;
   linkOptions?: LinkOptions;
+  /** Pin entry relays by fingerprint (instead of sampled guards), as Tor's EntryNodes. */
+  entryRelays?: readonly string[];
   /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */
   authorities?: readonly string[];
   now?: () => number;
@@ -104,6 +106,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
     if (cached) this.emit('client:progress', `loaded ${cached} relays from the cached directory`);
     const want = this.o.directorySources ?? 3;
     const sources: Link[] = [];
+    let lastError: unknown = null;
     const candidates = [...this.bootstrap, ...this.directory.all().map((d) => ({ url: d.addr, identity: d.id }))];
     for (const b of candidates) {
       if (sources.length >= want) break;
@@ -112,10 +115,12 @@ export class AlliumClient extends Emitter<ClientEvents> {
         sources.push(await this.linkTo(b.identity, b.url, options.signal));
       } catch (e) {
         if (e instanceof AbortedError) throw e;
+        lastError = e;
       }
     }
     if (sources.length === 0) {
-      throw new AlliumError('ERR_UNREACHABLE', `no entry reachable: tried ${candidates.length} relays`);
+      const why = isAlliumError(lastError) ? ` (last error: ${lastError.code})` : '';
+      throw new AlliumError('ERR_UNREACHABLE', `no entry reachable: tried ${candidates.length} relays${why}`, { cause: lastError });
     }
     const r = await this.directory.refresh(sources, this.now, options.signal);
     this.emit('client:progress', `directory: ${r.accepted.length} relays from ${r.sources} sources (${r.rejected.length} not confirmed by a majority)`);
@@ -177,7 +182,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
       throwIfAborted(options.signal);
       const now = this.now();
       const exclude = new Set([...this.failed].filter(([, t]) => now - t < 60_000).map(([fp]) => fp));
-      const guards = this.guards.usable(this.directory.all(), now);
+      const pinned = this.o.entryRelays?.map((f) => f.toLowerCase());
+      const guards = pinned ? this.directory.all().filter((d) => pinned.includes(d.fingerprint)) : this.guards.usable(this.directory.all(), now);
       const pathOptions: Parameters<typeof choosePath>[1] = {
         hops: options.hops ?? this.hops,
         exitPort: options.exitPort === undefined ? null : options.exitPort,
@@ -280,6 +286,10 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * END reason when refused, ERR_TIMEOUT, ERR_ABORTED, or a circuit error.
    */
   async connect(host: string, port: number, options: ConnectOptions = {}): Promise<MuxStream> {
+    if (host.toLowerCase().endsWith('.allium')) {
+      if (!this.addressConnector) throw new AlliumError('ERR_UNREACHABLE', 'no messenger attached: .allium addresses need a Messenger on this client');
+      return this.addressConnector(host, port, options.signal);
+    }
     const circuit = await this.circuitFor(port, options.isolation ?? '', options.signal);
     const s = circuit.mux.open();
     const result = new Promise<MuxStream>((resolve, reject) => {
@@ -319,6 +329,13 @@ export class AlliumClient extends Emitter<ClientEvents> {
     for (const c of [...this.circuits]) c.close();
     for (const l of this.links.values()) l.close();
     this.links.clear();
+  }
+
+  private addressConnector: ((address: string, port: number, signal?: AbortSignal) => Promise<MuxStream>) | null = null;
+
+  /** Routes connections to `*.allium` addresses (hidden services) through a Messenger (client/messaging.ts). */
+  useAddressConnector(fn: (address: string, port: number, signal?: AbortSignal) => Promise<MuxStream>): void {
+    this.addressConnector = fn;
   }
 
   /** Open circuits (status displays). */

@@ -139,6 +139,20 @@ export class ContentClient {
     return null;
   }
 
+  /** Asks every holder of `rk` for the item; returns what each one had (endpoint descriptors: pick the newest). */
+  async fetchFromAll(kind: ContentKind, rk: Uint8Array, signal?: AbortSignal): Promise<Uint8Array[]> {
+    const got = await Promise.all(
+      this.holders(rk).map(async (h) => {
+        try {
+          return await fetchItem(await this.circuitTo(h, signal), kind, rk, signal ? { signal } : {});
+        } catch {
+          return null;
+        }
+      }),
+    );
+    return got.filter((x): x is Uint8Array => x !== null);
+  }
+
   /** Publishes bytes (or an async iterable of chunks) and returns the allium:chk link. */
   async put(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<string> {
     const mode = options.mode ?? 'convergent';

@@ -14,3 +14,4 @@ export { IdentityKey } from '../crypto/keys.js';
 export { AlliumError, type ErrorCode, type ErrorKind } from '../protocol/errors.js';
 export { parseLink, formatLink } from '../protocol/content-link.js';
 export type { MuxStream } from '../net/stream-mux.js';
+export { Messenger, createIdentity, formatAddress, parseAddress, type IncomingMessage, type MessengerOptions, type Identity } from './messaging.js';

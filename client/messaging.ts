@@ -139,6 +139,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     super();
     this.address = formatAddress(identity.publicKey);
     this.content = new ContentClient(client);
+    client.useAddressConnector((address, port, signal) => this.connect(address, port, signal ? { signal } : {}));
   }
 
   // ------------------------------------------------------------------ listening (the endpoint side)
@@ -306,9 +307,17 @@ export class Messenger extends Emitter<MessengerEvents> {
     const now = Date.now();
     const period = periodAt(Math.floor(now / 1000));
     const locator = descriptorLocator(identityKey, period);
-    const bytes = await this.content.fetchAnywhere('endpoint', locator, () => true, signal);
-    if (!bytes) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
-    const descriptor = openEndpointDescriptor(identityKey, period, bytes, { now });
+    // The newest revision any holder has: an endpoint republishes when an introduction point is lost.
+    let descriptor: ReturnType<typeof openEndpointDescriptor> | null = null;
+    for (const bytes of await this.content.fetchFromAll('endpoint', locator, signal)) {
+      try {
+        const d = openEndpointDescriptor(identityKey, period, bytes, { now });
+        if (!descriptor || d.revision > descriptor.revision) descriptor = d;
+      } catch {
+        /* a forged or stale copy */
+      }
+    }
+    if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
     const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
     const rps = this.client.directory.all().filter((d) => d.caps.includes('rendezvous') && !introRelays.has(d.fingerprint));
     const rp = rps[Math.floor(Math.random() * rps.length)];

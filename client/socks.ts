@@ -147,7 +147,18 @@ export async function handleSocks(client: AlliumClient, socket: Socket, listener
       stream = await client.connect(host, port, { isolation: `${listenerPort}:${user}` });
     } catch (e) {
       clearTimeout(timer);
-      reply(socket, e instanceof StreamError ? socksReplyFor(e.reason) : isAlliumError(e) && e.code === 'ERR_TIMEOUT' ? SocksReply.TTL_EXPIRED : SocksReply.GENERAL_FAILURE);
+      reply(
+        socket,
+        e instanceof StreamError
+          ? socksReplyFor(e.reason)
+          : isAlliumError(e) && e.code === 'ERR_TIMEOUT'
+            ? SocksReply.TTL_EXPIRED
+            : isAlliumError(e) && e.code === 'ERR_EXIT_POLICY'
+              ? SocksReply.NOT_ALLOWED
+              : isAlliumError(e) && (e.code === 'ERR_UNREACHABLE' || e.code === 'ERR_ADDRESS_FORMAT' || e.code === 'ERR_ADDRESS_CHECKSUM')
+                ? SocksReply.HOST_UNREACHABLE
+                : SocksReply.GENERAL_FAILURE,
+      );
       socket.end();
       return;
     }

@@ -224,7 +224,8 @@ export class Crypto {
 
   /**
    * The expanded form of an ordinary Ed25519 secret key (libsodium form, seed | public key): SHA-512 of the seed,
-   * the first half clamped (RFC 8032 §5.1.5) and reduced mod L, the second half the prefix.
+   * the first half clamped (RFC 8032 §5.1.5) and reduced mod L, the second half the prefix. The public key is
+   * recomputed from the scalar, not taken from the secret key's second half.
    */
   edExpandSecret(secretKey: Uint8Array): ExpandedSigningKey {
     checkLen('ed25519 secret key', secretKey, ED25519_SECRET_LEN);
@@ -235,7 +236,7 @@ export class Crypto {
     const scalar = this.edScalarReduce(h.subarray(0, 32));
     const prefix = h.slice(32);
     this.b.wipe(h);
-    return { scalar, prefix, publicKey: secretKey.slice(32) };
+    return { scalar, prefix, publicKey: this.edScalarMultBase(scalar) };
   }
 
   /**
@@ -312,8 +313,21 @@ export class Crypto {
   }
 }
 
-let current: Crypto | null = null;
-const loaded = new Map<BindingName, Crypto>();
+/**
+ * The facade's state lives on globalThis, so that a program which ends up with two copies of this module (a
+ * bundler's split chunks, or CommonJS and ESM loaders side by side) still shares one initialised binding.
+ */
+interface FacadeState {
+  current: Crypto | null;
+  loaded: Map<BindingName, Crypto>;
+}
+const STATE_KEY = Symbol.for('allium.crypto.facade');
+const state: FacadeState = ((globalThis as Record<symbol, unknown>)[STATE_KEY] as FacadeState | undefined) ?? {
+  current: null,
+  loaded: new Map<BindingName, Crypto>(),
+};
+(globalThis as Record<symbol, unknown>)[STATE_KEY] = state;
+const loaded = state.loaded;
 
 /** Loads one binding by name (both are cached); `native` returns null where sodium-native is not installed. */
 export async function loadCrypto(which: 'native' | 'wasm'): Promise<Crypto | null> {
@@ -344,17 +358,17 @@ export async function initCrypto(choice: BindingChoice = 'auto'): Promise<Crypto
   if (!c && want === 'native') throw new AlliumError('ERR_CRYPTO_UNAVAILABLE', 'sodium-native is not installed');
   if (!c) c = await loadCrypto('wasm');
   if (!c) throw new AlliumError('ERR_CRYPTO_UNAVAILABLE', 'no libsodium binding could be loaded');
-  current = c;
+  state.current = c;
   return c;
 }
 
 /** Makes `c` the facade's current binding (tests run vectors through both). */
 export function useCrypto(c: Crypto): void {
-  current = c;
+  state.current = c;
 }
 
 /** The current binding; throws if initCrypto() has not completed. */
 export function crypto(): Crypto {
-  if (!current) throw new AlliumError('ERR_CRYPTO_UNAVAILABLE', 'initCrypto() must complete before crypto is used');
-  return current;
+  if (!state.current) throw new AlliumError('ERR_CRYPTO_UNAVAILABLE', 'initCrypto() must complete before crypto is used');
+  return state.current;
 }

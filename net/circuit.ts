@@ -159,11 +159,12 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
         clearTimeout(timer);
         offClose();
         signal?.removeEventListener('abort', onAbort);
-        this.waiters.delete(command);
+        if (this.waiters.get(command) === waiter) this.waiters.delete(command);
         if (err) reject(err);
         else resolve(m!);
       };
-      this.waiters.set(command, (m) => finish(null, m));
+      const waiter = (m: RelayMessage): void => finish(null, m);
+      this.waiters.set(command, waiter);
     });
   }
 
