@@ -21,6 +21,7 @@ import { IdentityKey } from '../crypto/keys.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
 import { ConfigError } from '../protocol/errors.js';
 import { startClient } from './client-session.js';
+import { Messenger } from '../client/messaging.js';
 import { progressBar } from './progress.js';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
@@ -129,6 +130,7 @@ export function buildProgram(): Command {
         });
         client.on('client:progress', (m) => process.stderr.write(`allium: ${m}\n`));
         await client.start();
+        new Messenger(client); // lets SOCKS reach *.allium hidden services
         const { host, port } = parseHostPort(String(opts['socks']), '--socks');
         const socks = await startSocksServer(client, { host, port });
         process.stdout.write(`Allium client ready: SOCKS5 on ${host}:${socks.port}\n  try: curl --socks5-hostname ${host}:${socks.port} http://example.test/\n`);

@@ -155,6 +155,11 @@ export class AlliumClient extends Emitter<ClientEvents> {
     const p = openLink(this.o.socketFactory, url, { role: 'initiator', responder: identity }, opts).then(
       (link) => {
         this.dialing.delete(fp);
+        if (this.state === 'stopped') {
+          // stop() ran while this dial was in flight: never keep a link past stop().
+          link.close();
+          throw new AlliumError('ERR_ABORTED', 'client stopped');
+        }
         this.links.set(fp, link);
         this.table.attach(link);
         link.once('link:close', () => {

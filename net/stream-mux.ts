@@ -71,7 +71,7 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
     this.mux.pump();
   }
 
-  /** The application consumed `bytes` of received data (e.g. the socket write completed). */
+  /** The application consumed `cells` 'stream:data' chunks (e.g. the socket write completed): flow-control credit. */
   consumed(cells: number): void {
     const n = this.windows.consumed(cells);
     for (let i = 0; i < n; i++) this.mux.sendStreamSendme(this.id);

@@ -138,7 +138,9 @@ export class Relay {
   }
 
   get adminAddress(): string | null {
-    return this.adminServer ? `http://${parseHostPort(this.config.admin, 'admin').host}:${this.adminPort}/` : null;
+    if (!this.adminServer) return null;
+    const host = parseHostPort(this.config.admin, 'admin').host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.adminPort}/`;
   }
 
   private totals(): { in: number; out: number } {
@@ -204,7 +206,9 @@ export class Relay {
   }
 
   get metricsAddress(): string | null {
-    return this.metricsServer ? `http://127.0.0.1:${this.metricsPort}/metrics` : null;
+    if (!this.metricsServer) return null;
+    const host = parseHostPort(this.config.metrics, 'metrics').host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.metricsPort}/metrics`;
   }
 
   get descriptor(): Descriptor | null {
@@ -351,7 +355,10 @@ export class Relay {
     this.metrics.links.inc({ kind });
     let lastIn = 0;
     let lastOut = 0;
+    let lastCellsOut = 0;
     const account = (): void => {
+      this.metrics.cellsOut.inc(link.stats.cellsOut - lastCellsOut);
+      lastCellsOut = link.stats.cellsOut;
       this.metrics.bytesIn.inc(link.stats.bytesIn - lastIn);
       this.metrics.bytesOut.inc(link.stats.bytesOut - lastOut);
       this.bytesInTotal += link.stats.bytesIn - lastIn;

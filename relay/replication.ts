@@ -111,7 +111,7 @@ export class Replicator {
       const status = await storeItem(circuit, kind, rk, data, { cache });
       if (status === 'ok') {
         this.pushed++;
-        this.o.metrics.drops.inc({ reason: 'replicated' });
+        this.o.metrics.replicated.inc();
       }
       return status === 'ok' || status === 'exists' || status === 'stale';
     } catch (e) {

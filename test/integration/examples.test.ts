@@ -1,0 +1,74 @@
+/**
+ * The programs in examples/ (used by README.md and docs/developer-guide.md) run against a real local network: each
+ * is started as a child process, as a user would run it, and its output is checked. They are typechecked with the
+ * rest of the code (tsconfig.json includes examples/).
+ */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { startNetwork, type TestNetwork } from '../helpers/network.js';
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const BODY = 'hello through allium\n';
+
+/** True when dist/ is missing or older than a source file it is compiled from. */
+function distIsStale(): boolean {
+  const built = join(ROOT, 'dist', 'client', 'index.js');
+  if (!existsSync(built)) return true;
+  const builtAt = statSync(built).mtimeMs;
+  return ['crypto', 'protocol', 'net', 'relay', 'client'].some((dir) =>
+    readdirSync(join(ROOT, dir)).some((f) => f.endsWith('.ts') && statSync(join(ROOT, dir, f)).mtimeMs > builtAt),
+  );
+}
+
+describe('examples/ (child processes against a 5-relay network)', function () {
+  this.timeout(120_000);
+  let net: TestNetwork;
+  let http: Server;
+  let httpPort: number;
+
+  before(async function () {
+    this.timeout(300_000); // a build, when dist/ is stale, then the network
+    // The examples import 'allium/client' as an application does; in the checkout that resolves to dist/.
+    if (distIsStale()) await run('npm', ['run', '-s', 'build'], { cwd: ROOT });
+    http = createServer((req, res) => {
+      if (req.url !== '/hello') return void res.writeHead(404).end();
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(BODY) }).end(BODY);
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    httpPort = (http.address() as { port: number }).port;
+    net = await startNetwork(5, { exits: 2 });
+  });
+
+  after(async () => {
+    http?.closeAllConnections();
+    http?.close();
+    await net?.stop();
+  });
+
+  function example(name: string, env: Record<string, string>, args: string[] = []): Promise<{ stdout: string; stderr: string }> {
+    return run(process.execPath, ['--import', 'tsx', join('examples', name), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ALLIUM_BOOTSTRAP: net.bootstrap, ALLIUM_TEST_NETWORK: '1', ...env },
+      timeout: 60_000,
+    });
+  }
+
+  it('fetch-through-allium.ts prints the HTTP response it fetched through a circuit', async () => {
+    const { stdout } = await example('fetch-through-allium.ts', { ALLIUM_TARGET: `http://127.0.0.1:${httpPort}/hello` });
+    expect(stdout).to.match(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(stdout.endsWith(`\r\n\r\n${BODY}`)).to.equal(true);
+  });
+
+  it('publish-and-fetch.ts puts bytes, prints their link and gets the same bytes back', async () => {
+    const text = `example ${Date.now()}`;
+    const { stdout } = await example('publish-and-fetch.ts', {}, [text]);
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).to.match(/^link: allium:chk\/[a-z2-7]+$/);
+    expect(lines[1]).to.equal(`fetched ${Buffer.byteLength(text)} bytes: identical`);
+  });
+});
