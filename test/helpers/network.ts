@@ -9,7 +9,10 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'smol-toml';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'allium.js');
+// The TypeScript sources through tsx, never bin/allium.js: that prefers dist/ when a build exists (the packaging test
+// leaves one), and tests must run the code in the checkout, not a stale build.
+const SOURCE_CLI = join(ROOT, 'cli', 'allium.ts');
+const TSX = import.meta.resolve('tsx');
 
 export interface RelayProcessOptions {
   dataDir?: string;
@@ -19,12 +22,12 @@ export interface RelayProcessOptions {
   timing?: Record<string, number>;
   extra?: Record<string, unknown>;
   listen?: string;
-  /** How the relay process runs (benchmarks: compiled JS, profiler flags). Default: bin/allium.js, no flags. */
+  /** How the relay process runs (benchmarks: compiled JS, profiler flags). Default: the sources through tsx. */
   process?: RelayLaunch;
 }
 
 export interface RelayLaunch {
-  /** Script that takes the `allium` command line (default bin/allium.js, which runs the sources through tsx). */
+  /** Script that takes the `allium` command line (default: cli/allium.ts through tsx, whatever dist/ holds). */
   entry?: string;
   /** Extra node flags, e.g. --cpu-prof. */
   nodeArgs?: string[];
@@ -45,6 +48,12 @@ export interface RelayProcess {
   rssBytes(): number;
   metric(name: string, labels?: Record<string, string>): Promise<number>;
 }
+
+/** Every relay process a test started; killed when the test process exits, so no relay outlives its test run. */
+const spawned = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+});
 
 export const FAST_TIMING = {
   gossip_interval: 1000,
@@ -76,11 +85,14 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
   };
   const configFile = join(dataDir, 'relay.toml');
   writeFileSync(configFile, stringify(config));
-  const argv = [...(o.process?.nodeArgs ?? []), o.process?.entry ?? BIN, 'relay', '--config', configFile, '--ready-file', readyFile];
+  const entry = o.process?.entry ? [o.process.entry] : ['--import', TSX, SOURCE_CLI];
+  const argv = [...(o.process?.nodeArgs ?? []), ...entry, 'relay', '--config', configFile, '--ready-file', readyFile];
   const proc = spawn(process.execPath, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env },
   });
+  spawned.add(proc);
+  proc.once('exit', () => spawned.delete(proc));
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -45,12 +45,15 @@ describe('private messaging and hidden services (relay processes)', function () 
   });
 
   after(async () => {
-    alice?.close();
-    bob?.close();
-    await ca?.stop();
-    await cb?.stop();
-    web?.close();
-    await net?.stop();
+    try {
+      alice?.close();
+      bob?.close();
+      await ca?.stop();
+      await cb?.stop();
+      web?.close();
+    } finally {
+      await net?.stop();
+    }
   });
 
   it('two clients exchange 1,000 messages each way in order, with no loss or duplicate, from disjoint entries', async () => {
