@@ -23,7 +23,7 @@ import { descriptorLocator, periodAt } from '../protocol/key-blinding.js';
 import { initiatorHandshake, responderHandshake } from '../protocol/message-handshake.js';
 import { ntorClientFinish, ntorServer } from '../protocol/ntor.js';
 import { pad, unpad } from '../protocol/padding.js';
-import { RATCHET_OVERHEAD, type RatchetSession } from '../protocol/ratchet.js';
+import { MAX_MESSAGE_BYTES, RATCHET_OVERHEAD, type RatchetSession } from '../protocol/ratchet.js';
 import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { COOKIE_LEN, decodeRv, encodeRv, introSignedMessage } from '../protocol/rendezvous-messages.js';
 import { decodeBegin, encodeBegin, EndReason } from '../protocol/stream-messages.js';
@@ -92,7 +92,12 @@ class Conversation {
       this.buf = concatBytes(this.buf, d);
       while (this.buf.length >= 4) {
         const len = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(0);
-        if (len > 65_536) return onError(new AlliumError('ERR_LIMIT', 'message frame too large'));
+        if (len > MAX_MESSAGE_BYTES) {
+          this.closed = true;
+          this.buf = new Uint8Array(0);
+          stream.end(EndReason.MISC);
+          return onError(new AlliumError('ERR_LIMIT', 'message frame larger than MAX_MESSAGE_BYTES: conversation closed'));
+        }
         if (this.buf.length < 4 + len) break;
         const frame = this.buf.slice(4, 4 + len);
         this.buf = this.buf.slice(4 + len);
@@ -239,8 +244,11 @@ export class Messenger extends Emitter<MessengerEvents> {
       expires: now + DESCRIPTOR_LIFETIME_MS,
     };
     this.revision = Math.max(this.revision + 1, now);
-    const d = createEndpointDescriptor(this.identity, period, body, { revision: this.revision });
-    await this.content.storeEverywhere('endpoint', d.locator, d.bytes, signal);
+    // The current period and the next, so clients whose clocks cross the boundary first still find us.
+    for (const p of [period, period + 1]) {
+      const d = createEndpointDescriptor(this.identity, p, body, { revision: this.revision });
+      await this.content.storeEverywhere('endpoint', d.locator, d.bytes, signal);
+    }
     this.emit('endpoint:published', this.revision);
   }
 
@@ -302,7 +310,7 @@ export class Messenger extends Emitter<MessengerEvents> {
   // ------------------------------------------------------------------ connecting (the initiator side)
 
   /** Meets the endpoint at `address` and returns a circuit whose last (virtual) hop is that endpoint. */
-  private async rendezvous(address: string, signal?: AbortSignal): Promise<{ circuit: ClientCircuit; session: RatchetSession }> {
+  private async rendezvous(address: string, signal?: AbortSignal, as: Identity = this.identity): Promise<{ circuit: ClientCircuit; session: RatchetSession }> {
     const identityKey = parseAddress(address);
     const now = Date.now();
     const period = periodAt(Math.floor(now / 1000));
@@ -334,7 +342,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       let lastErr: unknown = new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable');
       for (const ip of intros) {
         try {
-          return await this.introduceAndMeet(circuit, identityKey, ip, rp, cookie, signal);
+          return await this.introduceAndMeet(circuit, identityKey, ip, rp, cookie, signal, as);
         } catch (e) {
           if (e instanceof AbortedError) throw e;
           lastErr = e;
@@ -353,11 +361,12 @@ export class Messenger extends Emitter<MessengerEvents> {
     ip: IntroPoint,
     rp: Descriptor,
     cookie: Uint8Array,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    as: Identity,
   ): Promise<{ circuit: ClientCircuit; session: RatchetSession }> {
     const introRelay = this.client.directory.get(ip.relay);
     if (!introRelay) throw new AlliumError('ERR_UNREACHABLE', 'introduction point not in the directory');
-    const hs = initiatorHandshake(this.identity, { identityKey, prekey: ip.enc });
+    const hs = initiatorHandshake(as, { identityKey, prekey: ip.enc });
     const x = crypto().random(32);
     const X = crypto().x25519Public(x);
     const sealed = crypto().seal(encodeCbor({ rp: rp.id, c: cookie, x: X, hs: hs.handshake }), ip.enc);
@@ -448,9 +457,12 @@ export class Messenger extends Emitter<MessengerEvents> {
     return conv.send(data);
   }
 
-  /** Opens a stream to a hidden TCP service `port` at `address`. */
+  /**
+   * Opens a stream to a hidden TCP service `port` at `address`. The service does not learn who connects: each
+   * connection uses a fresh throwaway identity, not this messenger's.
+   */
   async connect(address: string, port: number, options: { signal?: AbortSignal } = {}): Promise<MuxStream> {
-    const { circuit } = await this.rendezvous(address, options.signal);
+    const { circuit } = await this.rendezvous(address, options.signal, createIdentity());
     try {
       return await this.openStream(circuit, SERVICE, port, options.signal);
     } catch (e) {
