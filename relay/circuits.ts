@@ -225,9 +225,15 @@ export class CircuitReactor {
    * next hop's reply on success, or (null, status) when it could not be reached or refused.
    */
   private extend(hop: CircuitHop, identity: Uint8Array, header: Uint8Array, done: (reply: Uint8Array | null, status: number) => void): void {
-    hop.attachments.set('extend-done', done);
+    // The deadline is cleared as soon as the extension ends either way: a pending timer would keep the hop and the
+    // onion header alive for the whole timeout after every circuit built through here.
+    const finish = (reply: Uint8Array | null, status: number): void => {
+      clearTimeout(timer);
+      done(reply, status);
+    };
+    hop.attachments.set('extend-done', finish);
     const timer = setTimeout(() => {
-      if (hop.state === 'closed' || hop.attachments.get('extend-done') !== done) return;
+      if (hop.state === 'closed' || hop.attachments.get('extend-done') !== finish) return;
       this.o.metrics.drops.inc({ reason: 'extend_timeout' });
       if (hop.next) this.trySend(hop.next.link, hop.next.circId, CellCommand.DESTROY, destroyBody(DestroyReason.TIMEOUT));
       this.extendFailed(hop, ReplyStatus.NEXT_FAILED);

@@ -1,0 +1,332 @@
+/**
+ * npm run bench:circuit — circuits end to end (issue 4): a local network of relay processes (4 relays and 2 exits
+ * allowing 127.0.0.1) and a web server on 127.0.0.1, measured from the outside like Tor's loopback anchor.
+ *
+ *   --quick            fewer samples and rounds
+ *   --builds N         sequential builds timed (default 100, quick 30)
+ *   --rounds N         bulk rounds (default 5, quick 2)
+ *   --ttfb N           first-byte samples per row (default 30, quick 20)
+ *   --latency MS       instead: build time and first byte with MS of one-way delay on every link
+ *   --tsx              run relays and the client process through tsx, as a checkout does (default: tsc output)
+ *   --relay-node-args "…"  extra node flags for every relay process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p")
+ *   --no-json          skip writing bench/results/circuit-<timestamp>.json
+ *
+ * Where the clients are: circuit build times and builds per second use the client library in this process (links
+ * already open; this process shares the machine's 2 cores with the relays). Build time is AlliumClient.newCircuit
+ * (path choice and the one-round-trip build); builds per second keep K buildCircuit calls in flight over one link
+ * to the client's guard, on paths chosen as the client chooses them, without the client's learned timeout (which
+ * under overload sets relays aside and would measure the policy rather than the relays). Every curl row goes
+ * through a separate client process (bench/lib/client-main.ts: the client library and its SOCKS5 listener,
+ * pre-built pool off), so the relays, the client, curl and the web server are all separate processes, as with Tor.
+ */
+import { spawnSync } from 'node:child_process';
+import { AlliumClient } from '../client/client.js';
+import type { ClientCircuit } from '../client/circuit.js';
+import { initCrypto } from '../crypto/index.js';
+import { nodeSocketFactory } from '../net/ws-node.js';
+import { sleep, type RelayProcess } from '../test/helpers/network.js';
+import { table } from './harness.js';
+import { startChild, type Child } from './lib/children.js';
+import { compiledRuntime, tsxRuntime, type Runtime } from './lib/compiled.js';
+import { curl } from './lib/curl.js';
+import { startHttpTarget, type HttpTarget } from './lib/http-target.js';
+import { metricOf, startBenchNetwork, type BenchNetwork } from './lib/network.js';
+import { parseFlags } from './lib/options.js';
+import { CpuWindow, machineLine, rssBytes } from './lib/proc.js';
+import { progress, writeResults } from './lib/results.js';
+import { fmt, fmtMinMax, KiB, MiB, summarize, verdict, type Summary } from './lib/stats.js';
+import { latencyMode } from './lib/latency.js';
+import { closedLoopBuilds, sequentialBuilds, timedBuild } from './lib/builds.js';
+
+const USAGE =
+  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--tsx] [--relay-node-args "FLAGS"] [--no-json]';
+const flags = parseFlags(
+  process.argv.slice(2),
+  { quick: 'boolean', builds: 'number', rounds: 'number', ttfb: 'number', latency: 'number', tsx: 'boolean', 'relay-node-args': 'string', 'no-json': 'boolean', 'latency-inner': 'number' },
+  USAGE,
+);
+const quick = flags.quick ?? false;
+export const opts = {
+  quick,
+  builds: flags.builds ?? (quick ? 30 : 100),
+  rounds: flags.rounds ?? (quick ? 2 : 5),
+  ttfb: flags.ttfb ?? (quick ? 20 : 30),
+  inFlight: [1, 8, 64, 256],
+  idleCircuits: 512,
+  relays: 6,
+  exits: 2,
+  bulkBytes: 64 * MiB,
+  runtime: flags.tsx ? 'tsx' : 'compiled',
+  relayNodeArgs: flags['relay-node-args']?.split(/\s+/).filter(Boolean) ?? [],
+};
+
+const GOALS = { buildMs: 9, freshTtfbMs: 25, bulkMBs: 20, cpuMsPerMiB: 7, circuitsPerS: 1000, rss: 80 * 1e6, perCircuit: 2 * KiB };
+
+const ms = (s: Summary): string => `${fmt(s.median)} ms`;
+const row = (label: string, s: Summary, unit: string, goal = '', v = ''): string[] => [label, `${fmt(s.median)}${unit}`, `${fmt(s.p90)}${unit}`, fmtMinMax(s, unit), String(s.n), goal, v];
+
+async function rssSample(relays: readonly RelayProcess[]): Promise<number[]> {
+  const samples: number[][] = relays.map(() => []);
+  for (let i = 0; i < 3; i++) {
+    relays.forEach((r, j) => samples[j]!.push(rssBytes(r.pid)));
+    await sleep(300);
+  }
+  return samples.map((s) => summarize(s).median);
+}
+
+// --- circuits from the in-process client ---------------------------------------------------------------------------
+
+/** Opens `count` circuits (64 in flight) and keeps them; RSS of every relay before and after. */
+async function openCircuits(client: AlliumClient, port: number, count: number): Promise<ClientCircuit[]> {
+  const held: ClientCircuit[] = [];
+  let started = 0;
+  const worker = async (): Promise<void> => {
+    while (started < count) {
+      started++;
+      try {
+        held.push((await timedBuild(client, port)).circuit);
+      } catch {
+        /* counted by what is held */
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, worker));
+  return held;
+}
+
+/**
+ * Relay memory per idle circuit: `count` circuits are opened and closed first, so the relays' heaps have grown to
+ * what building that many takes; then RSS before, `count` circuits opened and held for 3 s, RSS after. The delta
+ * still holds building garbage not yet collected, so it is an upper bound.
+ */
+async function idleCircuits(client: AlliumClient, net: BenchNetwork, port: number, count: number): Promise<{
+  perRelay: { circuits: number; deltaBytes: number }[];
+  clientDeltaBytes: number;
+  built: number;
+}> {
+  for (const c of await openCircuits(client, port, count)) c.close();
+  await sleep(2000);
+  const before = await rssSample(net.relays);
+  const circ0 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_circuits')));
+  const clientBefore = process.memoryUsage().rss;
+  const held = await openCircuits(client, port, count);
+  await sleep(3000);
+  const after = await rssSample(net.relays);
+  const circ1 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_circuits')));
+  const clientDeltaBytes = process.memoryUsage().rss - clientBefore;
+  const built = held.filter((c) => c.state === 'open').length;
+  for (const c of held) c.close();
+  return { perRelay: net.relays.map((_, i) => ({ circuits: circ1[i]! - circ0[i]!, deltaBytes: after[i]! - before[i]! })), clientDeltaBytes, built };
+}
+
+// --- curl rows through the client process --------------------------------------------------------------------------
+
+interface BulkRound {
+  round: number;
+  directMBs: number;
+  alliumMBs: number;
+  ratio: number;
+  ok: boolean;
+  path: { relay: number; role: string; cpuMsPerMiB: number; bytesOut: number }[];
+  clientCpuMsPerMiB: number;
+  otherCores: number;
+}
+
+async function bulkRound(round: number, net: BenchNetwork, client: Child<{ socksPort: number }>, http: HttpTarget): Promise<BulkRound> {
+  const user = `bulk-${round}-${Date.now()}`;
+  const roles = ['entry', 'middle', 'last'];
+  const built0 = await Promise.all(net.relays.map((r) => Promise.all(roles.map((role) => metricOf(r, 'allium_circuits_created_total', { role })))));
+  // Build the circuit first (a 1-byte fetch), so the window holds only the transfer.
+  await curl(http.url('/1', net.httpPort), { socksPort: client.info.socksPort, user });
+  const built1 = await Promise.all(net.relays.map((r) => Promise.all(roles.map((role) => metricOf(r, 'allium_circuits_created_total', { role })))));
+  const role = (i: number): string => roles[built1[i]!.findIndex((v, j) => v > built0[i]![j]!)] ?? '?';
+  const direct = await curl(http.url('/bulk'));
+  const out0 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_bytes_out_total')));
+  const w = new CpuWindow([...net.relays.map((r) => r.pid), client.pid, process.pid]);
+  const via = await curl(http.url('/bulk', net.httpPort), { socksPort: client.info.socksPort, user });
+  const cpu = w.end();
+  const out1 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_bytes_out_total')));
+  const mib = http.bulkBytes / MiB;
+  const path = net.relays
+    .map((r, i) => ({ relay: i, role: role(i), cpuMsPerMiB: (cpu.cpu.get(r.pid)! * 1000) / mib, bytesOut: out1[i]! - out0[i]! }))
+    .filter((p) => p.bytesOut >= http.bulkBytes)
+    .sort((a, b) => roles.indexOf(a.role) - roles.indexOf(b.role));
+  const ok = via.code === 200 && via.bytes === http.bulkBytes && direct.bytes === http.bulkBytes;
+  return {
+    round,
+    directMBs: direct.speed / 1e6,
+    alliumMBs: via.speed / 1e6,
+    ratio: via.speed / direct.speed,
+    ok,
+    path,
+    clientCpuMsPerMiB: (cpu.cpu.get(client.pid)! * 1000) / mib,
+    otherCores: cpu.otherCores,
+  };
+}
+
+// --- main ----------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  await initCrypto();
+  const startedAt = performance.now();
+  const rt: Runtime = opts.runtime === 'tsx' ? tsxRuntime() : (progress('building relays and client with tsc'), await compiledRuntime());
+  if (flags.latency !== undefined || flags['latency-inner'] !== undefined) {
+    await latencyMode(rt, { delayMs: flags.latency ?? flags['latency-inner']!, inner: flags['latency-inner'] !== undefined, quick, json: !flags['no-json'] });
+    return;
+  }
+  const curlVersion = spawnSync('curl', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'curl';
+  const http = await startHttpTarget(opts.bulkBytes);
+  progress(`starting ${opts.relays} relay processes (${opts.exits} exits) and waiting for a full mesh`);
+  const net = await startBenchNetwork({ n: opts.relays, exits: opts.exits, runtime: rt, httpPort: http.port, nodeArgs: opts.relayNodeArgs });
+  let client: AlliumClient | null = null;
+  let socksClient: Child<{ socksPort: number }> | null = null;
+  try {
+    await sleep(2000);
+    const rssIdle = await rssSample(net.relays);
+
+    // In-process client: build time and builds per second.
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    await client.start();
+    progress('warming up: 20 builds (opens the links to the guards)');
+    await sequentialBuilds(client, http.port, 20);
+    progress(`memory per idle circuit: ${opts.idleCircuits} circuits opened and closed (heap warm-up), then ${opts.idleCircuits} held`);
+    const idle = await idleCircuits(client, net, http.port, opts.idleCircuits);
+    progress(`timing ${opts.builds} sequential 3-hop builds`);
+    const builds = summarize(await sequentialBuilds(client, http.port, opts.builds));
+    const concurrency: { k: number; rate: Summary; latency: Summary; failed: number; total: number }[] = [];
+    for (const k of opts.inFlight) {
+      const total = quick ? Math.max(2 * k, 64) : Math.max(4 * k, 200);
+      const rates: number[] = [];
+      const lat: number[] = [];
+      let failed = 0;
+      for (let r = 0; r < (quick ? 1 : 3); r++) {
+        progress(`builds per second: ${k} in flight, ${total} builds, round ${r + 1}`);
+        const res = await closedLoopBuilds(client, http.port, k, total);
+        rates.push(res.rate);
+        lat.push(...res.latency);
+        failed += res.failed;
+        await sleep(300);
+      }
+      concurrency.push({ k, rate: summarize(rates), latency: summarize(lat), failed, total });
+    }
+    await client.stop();
+    client = null;
+
+    // Client process: first byte and bulk.
+    progress('starting the SOCKS client process (pre-built pool off)');
+    socksClient = await startChild<{ socksPort: number }>(rt, 'client-main', ['--bootstrap', net.bootstrap, '--pool', '0']);
+    const socks = socksClient.info.socksPort;
+    await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
+    await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
+    const ttfb = { direct: [] as number[], existing: [] as number[], fresh: [] as number[] };
+    let ttfbFail = 0;
+    progress(`first byte: ${opts.ttfb} samples each of direct, existing circuit, fresh circuit (interleaved)`);
+    for (let i = 0; i < opts.ttfb; i++) {
+      const d = await curl(http.url('/1'));
+      const e = await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
+      const f = await curl(http.url('/1'), { socksPort: socks, user: `fresh-${i}-${Date.now()}` });
+      for (const [k, r] of [['direct', d], ['existing', e], ['fresh', f]] as const) {
+        if (r.code === 200) ttfb[k].push(r.ttfb * 1000);
+        else ttfbFail++;
+      }
+    }
+    const bulk: BulkRound[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      progress(`bulk ${opts.bulkBytes / MiB} MiB: round ${r + 1}/${opts.rounds} (direct, then through a 3-hop circuit)`);
+      bulk.push(await bulkRound(r, net, socksClient, http));
+    }
+    await sleep(1000);
+    const rssAfter = await rssSample(net.relays);
+
+    // --- report ---
+    const okBulk = bulk.filter((b) => b.ok);
+    const cpuAll = summarize(okBulk.flatMap((b) => b.path.map((p) => p.cpuMsPerMiB)));
+    const cpuBy = (role: string): Summary => summarize(okBulk.flatMap((b) => b.path.filter((p) => p.role === role).map((p) => p.cpuMsPerMiB)));
+    const alliumMBs = summarize(okBulk.map((b) => b.alliumMBs));
+    const directMBs = summarize(okBulk.map((b) => b.directMBs));
+    const ratio = summarize(okBulk.map((b) => b.ratio));
+    const ttfbS = { direct: summarize(ttfb.direct), existing: summarize(ttfb.existing), fresh: summarize(ttfb.fresh) };
+    const c256 = concurrency.find((c) => c.k === 256);
+    const withCircuits = idle.perRelay.filter((p) => p.circuits >= 50);
+    const perCircuit = summarize(withCircuits.map((p) => p.deltaBytes / p.circuits));
+    const aggPerCircuit = withCircuits.reduce((a, p) => a + p.deltaBytes, 0) / withCircuits.reduce((a, p) => a + p.circuits, 0);
+    const idleS = summarize(rssIdle);
+    const afterS = summarize(rssAfter);
+
+    const out: string[] = [];
+    out.push(`== bench:circuit ${quick ? '(quick) ' : ''}— ${machineLine()} ==`);
+    out.push(
+      `${opts.relays} relay processes (${opts.relays - opts.exits} relays, ${opts.exits} exits accepting 127.0.0.1:*), ${rt.kind === 'compiled' ? 'tsc output' : 'through tsx'}, relay defaults except maintenance every 1 s; all on 127.0.0.1, every relay linked to every other.`,
+      `Web server: Node http in this process. Build rows: the client library IN THIS PROCESS (its CPU competes with the relays for the cores): build time = newCircuit,`,
+      `circuits/s = K buildCircuit calls kept in flight over one link to the client's guard (closed loop, no learned timeout). curl rows: a SEPARATE client process`,
+      `(SOCKS5, pre-built pool off) — relays, client, curl and server are all separate processes. ${curlVersion}.`,
+      '',
+    );
+    const rows: string[][] = [['', 'median', 'p90', 'min–max', 'n', 'goal', '']];
+    rows.push(row('3-hop circuit build (newCircuit, links open)', builds, ' ms', '≤ 9 ms', verdict(builds.median, '<=', GOALS.buildMs)));
+    rows.push(row('first byte, 1 B, direct (no Allium)', ttfbS.direct, ' ms'));
+    rows.push(row('first byte, 1 B, existing circuit', ttfbS.existing, ' ms'));
+    rows.push(row('first byte, 1 B, fresh circuit (built on demand)', ttfbS.fresh, ' ms', '≤ 25 ms', verdict(ttfbS.fresh.median, '<=', GOALS.freshTtfbMs)));
+    rows.push(row(`bulk ${opts.bulkBytes / MiB} MiB through 3 hops, MB/s`, alliumMBs, '', '≥ 20 MB/s', verdict(alliumMBs.median, '>=', GOALS.bulkMBs)));
+    rows.push(row(`bulk ${opts.bulkBytes / MiB} MiB direct, MB/s`, directMBs, ''));
+    rows.push(row('  ratio Allium / direct, within each round', ratio, ''));
+    rows.push(row('relay CPU per MiB, each relay on the path', cpuAll, ' ms', '≤ 7 ms', verdict(cpuAll.median, '<=', GOALS.cpuMsPerMiB)));
+    for (const role of ['entry', 'middle', 'last']) rows.push(row(`  ${role === 'last' ? 'exit' : role}`, cpuBy(role), ' ms'));
+    rows.push(row('client process CPU per MiB', summarize(okBulk.map((b) => b.clientCpuMsPerMiB)), ' ms'));
+    rows.push(row('other tenants during bulk (cores)', summarize(okBulk.map((b) => b.otherCores)), ''));
+    for (const c of concurrency) {
+      const g = c.k === 256 ? ['≥ 1,000/s', verdict(c.rate.median, '>=', GOALS.circuitsPerS)] : ['', ''];
+      rows.push(row(`circuits built per second, ${c.k} in flight (${c.total} builds/round${c.failed ? `, ${c.failed} failed` : ''})`, c.rate, '/s', g[0], g[1]));
+      rows.push(row(`  per-circuit build time at ${c.k} in flight`, c.latency, ' ms'));
+    }
+    rows.push(row('relay RSS idle (per relay)', summarize(rssIdle.map((x) => x / 1e6)), ' MB', '≤ 80 MB', verdict(idleS.median, '<=', GOALS.rss)));
+    rows.push(row('relay RSS after bulk (per relay)', summarize(rssAfter.map((x) => x / 1e6)), ' MB', '≤ 80 MB (max)', verdict(afterS.max, '<=', GOALS.rss)));
+    rows.push(
+      row(
+        `relay memory per idle circuit (${idle.built} circuits held; relays with ≥ 50)`,
+        summarize(withCircuits.map((p) => p.deltaBytes / p.circuits / KiB)),
+        ' KiB',
+        '≤ 2 KiB',
+        verdict(perCircuit.median, '<=', GOALS.perCircuit),
+      ),
+    );
+    out.push(table(rows, new Set([1, 2, 3, 4])));
+    out.push('');
+    out.push(
+      `memory per idle circuit, all relays together: ${fmt(aggPerCircuit / KiB)} KiB (RSS deltas ${idle.perRelay.map((p) => `${fmt(p.deltaBytes / 1e6)} MB/${p.circuits}`).join(', ')}); ` +
+        `client process (this one): ${fmt(idle.clientDeltaBytes / idle.built / KiB)} KiB per circuit`,
+    );
+    out.push('bulk rounds (relay CPU ms per MiB on the path, entry → middle → exit):');
+    for (const b of bulk) {
+      out.push(
+        `  round ${b.round + 1}: ${fmt(b.alliumMBs)} MB/s vs direct ${fmt(b.directMBs)} MB/s${b.ok ? '' : ' (INCOMPLETE, not counted)'}; ` +
+          `path ${b.path.map((p) => `r${p.relay} ${fmt(p.cpuMsPerMiB)}`).join(' → ')}; client ${fmt(b.clientCpuMsPerMiB)} ms/MiB; other tenants ${fmt(b.otherCores)} cores`,
+      );
+    }
+    if (ttfbFail) out.push(`first-byte failures: ${ttfbFail}`);
+    out.push('');
+    const goals: string[][] = [['goal (issue 4)', 'measured (median)', 'verdict']];
+    goals.push(['3-hop build ≤ 9 ms', ms(builds), verdict(builds.median, '<=', GOALS.buildMs)]);
+    goals.push(['fresh-circuit first byte ≤ 25 ms', ms(ttfbS.fresh), verdict(ttfbS.fresh.median, '<=', GOALS.freshTtfbMs)]);
+    goals.push(['bulk ≥ 20 MB/s', `${fmt(alliumMBs.median)} MB/s`, verdict(alliumMBs.median, '>=', GOALS.bulkMBs)]);
+    goals.push(['≤ 7 ms CPU per MiB per relay', ms(cpuAll), verdict(cpuAll.median, '<=', GOALS.cpuMsPerMiB)]);
+    goals.push(['≥ 1,000 circuits/s with 256 in flight', `${fmt(c256?.rate.median ?? NaN)}/s`, verdict(c256?.rate.median ?? NaN, '>=', GOALS.circuitsPerS)]);
+    goals.push(['≤ 80 MB RSS per relay (idle median / after-bulk max)', `${fmt(idleS.median / 1e6)} / ${fmt(afterS.max / 1e6)} MB`, verdict(Math.max(idleS.median, afterS.max), '<=', GOALS.rss)]);
+    goals.push(['≤ 2 KiB per idle circuit', `${fmt(perCircuit.median / KiB)} KiB`, verdict(perCircuit.median, '<=', GOALS.perCircuit)]);
+    out.push(table(goals, new Set()));
+    out.push(`(${((performance.now() - startedAt) / 1000).toFixed(0)} s; MB = 10^6 bytes, MiB = 2^20)`);
+    console.log(out.join('\n'));
+    if (!flags['no-json']) {
+      const file = writeResults('circuit', opts, { builds, concurrency, ttfb: ttfbS, ttfbFail, bulk, alliumMBs, directMBs, ratio, cpuAll, rssIdle, rssAfter, idle, aggPerCircuit });
+      console.log(`results written to ${file}`);
+    }
+  } finally {
+    await client?.stop();
+    await socksClient?.stop();
+    await net.stop();
+    await http.close();
+  }
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,32 @@
+/**
+ * A client process for the benchmarks: what `allium client --test-network` runs (the client library and its SOCKS5
+ * listener on 127.0.0.1), with the pre-built circuit pool size as a flag, so "fresh circuit" rows really build on
+ * demand. Prints one JSON line {socksPort, pid} once the listener is up; stops on SIGTERM.
+ *
+ *   node client-main.js --bootstrap LINE [--bootstrap LINE …] [--pool N]
+ */
+import { initCrypto } from '../../crypto/index.js';
+import { AlliumClient } from '../../client/client.js';
+import { startSocksServer } from '../../client/socks.js';
+import { nodeSocketFactory } from '../../net/ws-node.js';
+
+const bootstrap: string[] = [];
+let poolSize = 2;
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--bootstrap') bootstrap.push(argv[++i]!);
+  else if (argv[i] === '--pool') poolSize = Number(argv[++i]);
+  else throw new Error(`client-main: unknown argument ${argv[i]}`);
+}
+
+await initCrypto();
+const client = new AlliumClient({ bootstrap, socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize });
+await client.start();
+const socks = await startSocksServer(client, { host: '127.0.0.1', port: 0 });
+process.stdout.write(JSON.stringify({ socksPort: socks.port, pid: process.pid }) + '\n');
+process.on('SIGTERM', () => {
+  void socks
+    .close()
+    .then(() => client.stop())
+    .finally(() => process.exit(0));
+});
