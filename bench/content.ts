@@ -1,0 +1,136 @@
+/**
+ * npm run bench:content — content over a local network of relay processes (10 store relays by default), the client
+ * in this process. Prints medians of: put and get MB/s for 1 MiB and 50 MiB with k = 3, time to first byte of a
+ * get, repair time after a holder dies, store writes per second; and, in the same run, a plain 50 MiB stream over a
+ * 3-hop circuit (the goal: a 50 MiB get at no less than half that throughput).
+ *
+ *   flags: --relays N (10)  --runs N (3)  --quick (1 run, 10 MiB instead of 50)
+ */
+import { createServer } from 'node:http';
+import { initCrypto } from '../crypto/index.js';
+import { AlliumClient } from '../client/client.js';
+import { ContentClient } from '../client/content.js';
+import { parseLink } from '../protocol/content-link.js';
+import { fetchItem } from '../net/content-requests.js';
+import { nodeSocketFactory } from '../net/ws-node.js';
+import { startNetwork, waitFor } from '../test/helpers/network.js';
+import { parseFlags } from './lib/options.js';
+import { median } from './lib/stats.js';
+import { writeResults } from './lib/results.js';
+
+const flags = parseFlags(process.argv.slice(2), { relays: 'number', runs: 'number', quick: 'boolean' }, 'npm run bench:content -- [--relays N] [--runs N] [--quick]');
+const relaysN = flags.relays ?? 10;
+const runs = flags.quick ? 1 : (flags.runs ?? 3);
+const BIG = (flags.quick ? 10 : 50) * 1024 * 1024;
+const MB = 1e6;
+
+function data(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed | 1;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+await initCrypto();
+console.log(`Allium content benchmark: ${relaysN} relay processes on 127.0.0.1 (k = 3), client in this process, ${runs} run(s)`);
+const net = await startNetwork(relaysN, { exits: 1, timing: { repair_interval: 1000 } });
+const stream = data(BIG, 99);
+const http = createServer((_req, res) => {
+  res.writeHead(200, { 'Content-Length': stream.length });
+  res.end(stream);
+});
+await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+const httpPort = (http.address() as { port: number }).port;
+const client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+await client.start();
+const content = new ContentClient(client);
+
+const rows: Record<string, number[]> = {};
+const add = (k: string, v: number): void => void (rows[k] ??= []).push(v);
+const storeWrites = async (): Promise<number> => (await Promise.all(net.relays.map((r) => r.metric('allium_store_blocks').catch(() => 0)))).reduce((a, b) => a + b, 0);
+
+try {
+  for (let run = 0; run < runs; run++) {
+    for (const [label, size] of [
+      ['1 MiB', 1024 * 1024],
+      [flags.quick ? '10 MiB' : '50 MiB', BIG],
+    ] as const) {
+      const bytes = data(size, run * 7 + size);
+      const w0 = await storeWrites();
+      let t = performance.now();
+      const link = await content.put(bytes, { mode: 'random' });
+      const putS = (performance.now() - t) / 1000;
+      add(`put ${label} MB/s`, size / MB / putS);
+      add('store writes/s (all relays)', ((await storeWrites()) - w0) / putS);
+      t = performance.now();
+      let first = 0;
+      let got = 0;
+      for await (const chunk of content.getStream(link)) {
+        if (!first) first = performance.now() - t;
+        got += chunk.length;
+      }
+      const getS = (performance.now() - t) / 1000;
+      if (got !== size) throw new Error(`get returned ${got} of ${size} bytes`);
+      add(`get ${label} MB/s`, size / MB / getS);
+      add(`get ${label} time to first byte (ms)`, first);
+    }
+    // A plain stream of the same size over a 3-hop circuit, in the same run.
+    const s = await client.connect('127.0.0.1', httpPort, { isolation: `bench-${run}` });
+    const t = performance.now();
+    let n = 0;
+    await new Promise<void>((resolve) => {
+      s.on('stream:data', (d) => {
+        n += d.length;
+        s.consumed(1);
+      });
+      s.on('stream:end', () => resolve());
+      s.write(new TextEncoder().encode('GET / HTTP/1.0\r\nHost: x\r\n\r\n'));
+    });
+    add('plain 3-hop stream MB/s', n / MB / ((performance.now() - t) / 1000));
+  }
+
+  // Repair: kill one holder of a fresh block and time until 3 live holders have it again.
+  const link = await content.put(data(1024 * 1024, 4242), { mode: 'random' });
+  const root = parseLink(link);
+  if (root.type !== 'chk') throw new Error('expected a chk link');
+  const holders = content.holders(root.rk);
+  const victim = net.relays.find((r) => r.fingerprint === holders[0]!.fingerprint)!;
+  await victim.kill('SIGKILL');
+  const t0 = performance.now();
+  await waitFor(
+    async () => {
+      const live = client.directory.all().filter((d) => d.fingerprint !== victim.fingerprint && d.caps.includes('store'));
+      let copies = 0;
+      for (const d of live) {
+        try {
+          const c = await client.newCircuit({ last: d, exitPort: null, hops: 1 });
+          if (await fetchItem(c, 'block', root.rk, { head: true })) copies++;
+          c.close();
+        } catch {
+          /* relay busy or gone */
+        }
+      }
+      return copies >= 3;
+    },
+    300_000,
+    'three copies again',
+  );
+  add('repair after a holder died (s)', (performance.now() - t0) / 1000);
+
+  console.log('\n| measurement | median | runs |\n| --- | --- | --- |');
+  for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(', ')} |`);
+  const bigGet = median(rows[`get ${flags.quick ? '10 MiB' : '50 MiB'} MB/s`]!);
+  const plain = median(rows['plain 3-hop stream MB/s']!);
+  console.log(`\nratio: ${flags.quick ? '10' : '50'} MiB get / plain 3-hop stream = ${(bigGet / plain).toFixed(2)} (goal ≥ 0.5: ${bigGet / plain >= 0.5 ? 'PASS' : 'MISS'})`);
+  const file = writeResults('content', { relays: relaysN, runs, big: BIG }, rows);
+  console.log(`results: ${file}`);
+} finally {
+  content.close();
+  await client.stop();
+  http.close();
+  await net.stop();
+}
+process.exit(0);
