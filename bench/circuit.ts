@@ -96,8 +96,9 @@ async function openCircuits(client: AlliumClient, port: number, count: number): 
 
 /**
  * Relay memory per idle circuit: `count` circuits are opened and closed first, so the relays' heaps have grown to
- * what building that many takes; then RSS before, `count` circuits opened and held for 3 s, RSS after. The delta
- * still holds building garbage not yet collected, so it is an upper bound.
+ * what building that many takes; then `count` circuits are opened and held (state A), and `count` more (state B).
+ * Per relay, (RSS in B − RSS in A) / (circuits in B − circuits in A): both states hold building garbage of the same
+ * size, so it cancels, but RSS still moves in whole pages and with the garbage collector, so read it as ±1–2 KiB.
  */
 async function idleCircuits(client: AlliumClient, net: BenchNetwork, port: number, count: number): Promise<{
   perRelay: { circuits: number; deltaBytes: number }[];
@@ -106,17 +107,20 @@ async function idleCircuits(client: AlliumClient, net: BenchNetwork, port: numbe
 }> {
   for (const c of await openCircuits(client, port, count)) c.close();
   await sleep(2000);
-  const before = await rssSample(net.relays);
-  const circ0 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_circuits')));
-  const clientBefore = process.memoryUsage().rss;
+  const circuitsNow = (): Promise<number[]> => Promise.all(net.relays.map((r) => metricOf(r, 'allium_circuits')));
   const held = await openCircuits(client, port, count);
   await sleep(3000);
-  const after = await rssSample(net.relays);
-  const circ1 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_circuits')));
-  const clientDeltaBytes = process.memoryUsage().rss - clientBefore;
-  const built = held.filter((c) => c.state === 'open').length;
-  for (const c of held) c.close();
-  return { perRelay: net.relays.map((_, i) => ({ circuits: circ1[i]! - circ0[i]!, deltaBytes: after[i]! - before[i]! })), clientDeltaBytes, built };
+  const rssA = await rssSample(net.relays);
+  const circA = await circuitsNow();
+  const clientA = process.memoryUsage().rss;
+  const more = await openCircuits(client, port, count);
+  await sleep(3000);
+  const rssB = await rssSample(net.relays);
+  const circB = await circuitsNow();
+  const clientDeltaBytes = process.memoryUsage().rss - clientA;
+  const built = more.filter((c) => c.state === 'open').length;
+  for (const c of [...held, ...more]) c.close();
+  return { perRelay: net.relays.map((_, i) => ({ circuits: circB[i]! - circA[i]!, deltaBytes: rssB[i]! - rssA[i]! })), clientDeltaBytes, built };
 }
 
 // --- curl rows through the client process --------------------------------------------------------------------------
@@ -189,7 +193,7 @@ async function main(): Promise<void> {
     await client.start();
     progress('warming up: 20 builds (opens the links to the guards)');
     await sequentialBuilds(client, http.port, 20);
-    progress(`memory per idle circuit: ${opts.idleCircuits} circuits opened and closed (heap warm-up), then ${opts.idleCircuits} held`);
+    progress(`memory per idle circuit: ${opts.idleCircuits} circuits opened and closed (heap warm-up), then ${opts.idleCircuits} held, then ${opts.idleCircuits} more`);
     const idle = await idleCircuits(client, net, http.port, opts.idleCircuits);
     progress(`timing ${opts.builds} sequential 3-hop builds`);
     const builds = summarize(await sequentialBuilds(client, http.port, opts.builds));
@@ -283,7 +287,7 @@ async function main(): Promise<void> {
     rows.push(row('relay RSS after bulk (per relay)', summarize(rssAfter.map((x) => x / 1e6)), ' MB', '≤ 80 MB (max)', verdict(afterS.max, '<=', GOALS.rss)));
     rows.push(
       row(
-        `relay memory per idle circuit (${idle.built} circuits held; relays with ≥ 50)`,
+        `relay memory per idle circuit (RSS, ${idle.built} more circuits held; relays with ≥ 50)`,
         summarize(withCircuits.map((p) => p.deltaBytes / p.circuits / KiB)),
         ' KiB',
         '≤ 2 KiB',
@@ -293,7 +297,7 @@ async function main(): Promise<void> {
     out.push(table(rows, new Set([1, 2, 3, 4])));
     out.push('');
     out.push(
-      `memory per idle circuit, all relays together: ${fmt(aggPerCircuit / KiB)} KiB (RSS deltas ${idle.perRelay.map((p) => `${fmt(p.deltaBytes / 1e6)} MB/${p.circuits}`).join(', ')}); ` +
+      `memory per idle circuit, all relays together: ${fmt(aggPerCircuit / KiB)} KiB (per relay, RSS delta / circuits added: ${idle.perRelay.map((p) => `${fmt(p.deltaBytes / 1e6)} MB/${p.circuits}`).join(', ')}); ` +
         `client process (this one): ${fmt(idle.clientDeltaBytes / idle.built / KiB)} KiB per circuit`,
     );
     out.push('bulk rounds (relay CPU ms per MiB on the path, entry → middle → exit):');

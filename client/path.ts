@@ -10,7 +10,7 @@
 import ipaddr from 'ipaddr.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AlliumError } from '../protocol/errors.js';
-import { isExitPolicy, parseExitPolicy, policyAllows, policyMightAllowPort } from '../protocol/exit-policy.js';
+import { isExitPolicy, parseExitPolicy, policyAllows, policyMightAllowPort, type ExitPolicy } from '../protocol/exit-policy.js';
 import { MAX_HOPS } from '../protocol/constants.js';
 
 export interface PathOptions {
@@ -74,8 +74,21 @@ export function weightedPick(list: readonly Descriptor[], random: () => number):
   return list[list.length - 1];
 }
 
+/**
+ * Parsed exit policies, by the descriptor's policy lines: descriptors do not change, and path selection checks the
+ * policy of every relay in the directory for every circuit (parsing each line, addresses included, every time cost
+ * more than the rest of choosing a path).
+ */
+const parsedPolicies = new WeakMap<readonly string[], ExitPolicy>();
+
+function exitPolicyOf(d: Descriptor): ExitPolicy {
+  let p = parsedPolicies.get(d.exit);
+  if (!p) parsedPolicies.set(d.exit, (p = parseExitPolicy(d.exit)));
+  return p;
+}
+
 export function allowsExit(d: Descriptor, port: number, address?: string): boolean {
-  const policy = parseExitPolicy(d.exit);
+  const policy = exitPolicyOf(d);
   return address ? policyAllows(policy, address, port) : policyMightAllowPort(policy, port);
 }
 
@@ -95,7 +108,7 @@ export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descr
     const exits =
       o.exitPort === null
         ? usable
-        : usable.filter((d) => isExitPolicy(parseExitPolicy(d.exit)) && allowsExit(d, o.exitPort!, o.exitAddress));
+        : usable.filter((d) => isExitPolicy(exitPolicyOf(d)) && allowsExit(d, o.exitPort!, o.exitAddress));
     last = weightedPick(exits, random);
     if (!last) throw new AlliumError('ERR_ONION_PATH', o.exitPort === null ? 'directory is empty' : `no exit allows port ${o.exitPort}`);
   }

@@ -159,7 +159,7 @@ async function fetchPlain(fetch: BlockFetcher, ref: BlockRef): Promise<Uint8Arra
 
 async function readManifest(fetch: BlockFetcher, root: BlockRef): Promise<{ inline: Uint8Array } | { size: number; segs: [number, number, BlockRef[]][] }> {
   const plain = await fetchPlain(fetch, root);
-  if (!plain) throw new AlliumError('ERR_NOT_FOUND', 'content not found: no holder has the root block');
+  if (!plain) throw new AlliumError('ERR_NOT_FOUND', 'no holder has the root block');
   let { type, payload } = parseBlockPlaintext(plain);
   if (type === BlockType.INLINE) return { inline: payload };
   for (let depth = 0; depth < 8; depth++) {

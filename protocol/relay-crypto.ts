@@ -44,6 +44,8 @@ const TAG = RELAY_TAG_LEN;
 const AREA = RELAY_TAG_AREA_LEN;
 /** One ChaCha20 block: block0 is the first, KS starts at the second. */
 const BLOCK = 64;
+const KEY = 32;
+const NONCE = 12;
 
 /**
  * Scratch of one layer operation: block0 (otk | mask | unused) followed by the body being transformed, and the MAC.
@@ -64,16 +66,16 @@ const scratchMac = new Uint8Array(TAG);
  */
 class DirectionKey {
   private counter = 0;
-  /** Per key: callers prepare several keys before using them (ClientCircuitCrypto.wrapForward). */
-  private readonly nonce = new Uint8Array(12);
-  private readonly otk = scratchOtk;
-  private readonly work = scratchWork;
-  private readonly workFromTag = scratchFromTag;
-  private readonly workFromArea = scratchFromArea;
-  private readonly mac = scratchMac;
   private wiped = false;
 
-  constructor(private readonly key: Uint8Array) {}
+  /**
+   * `key` is this direction's 32-byte key; `nonce` its 12 bytes of nonce, per key because callers prepare several
+   * keys before using them (ClientCircuitCrypto.wrapForward). Both may be views into one buffer a hop shares.
+   */
+  constructor(
+    private readonly key: Uint8Array,
+    private readonly nonce: Uint8Array = new Uint8Array(NONCE),
+  ) {}
 
   get count(): number {
     return this.counter;
@@ -109,8 +111,8 @@ class DirectionKey {
     s.fill(0, BLOCK + AREA - TAG, BLOCK + AREA);
     const c = crypto();
     c.chacha20Xor(s, s, this.nonce, 0, this.key);
-    const m = this.mac;
-    c.poly1305(m, body.subarray(macFrom), this.otk);
+    const m = scratchMac;
+    c.poly1305(m, body.subarray(macFrom), scratchOtk);
     // Constant time, as crypto().equal: both candidates compared in full, no early exit, no allocation.
     let asM = 0;
     let asMine = 0;
@@ -120,7 +122,7 @@ class DirectionKey {
       asMine |= x ^ s[32 + i]!;
     }
     if (asM !== 0 && asMine !== 0) throw new CryptoError('ERR_RELAY_MAC', 'relay cell tag does not verify');
-    body.set(this.work);
+    body.set(scratchWork);
     this.counter++;
     return asM !== 0;
   }
@@ -138,11 +140,11 @@ class DirectionKey {
     const c = crypto();
     c.chacha20Xor(s, s, this.nonce, 0, this.key);
     s.copyWithin(BLOCK + TAG, BLOCK, BLOCK + AREA - TAG);
-    const m = this.mac;
-    c.poly1305(m, macFrom === AREA ? this.workFromArea : this.workFromTag, this.otk);
+    const m = scratchMac;
+    c.poly1305(m, macFrom === AREA ? scratchFromArea : scratchFromTag, scratchOtk);
     if (masked) this.mask(m);
     s.set(m, BLOCK);
-    body.set(this.work);
+    body.set(scratchWork);
     this.counter++;
   }
 
@@ -158,9 +160,9 @@ class DirectionKey {
     s.set(payload, BLOCK + AREA);
     const c = crypto();
     c.chacha20Xor(s, s, this.nonce, 0, this.key);
-    body.set(this.workFromArea, AREA);
-    const m = this.mac;
-    c.poly1305(m, body.subarray(macFrom), this.otk);
+    body.set(scratchFromArea, AREA);
+    const m = scratchMac;
+    c.poly1305(m, body.subarray(macFrom), scratchOtk);
     this.mask(m);
     body.set(m, 0);
     this.counter++;
@@ -195,13 +197,21 @@ export class RelayHopCrypto {
   private readonly fwd: DirectionKey;
   private readonly bwd: DirectionKey;
   /** Tag of the last forward cell this hop verified (authenticated SENDMEs echo it; specs/streams.md §4). */
-  readonly lastForwardTag = new Uint8Array(TAG);
+  readonly lastForwardTag: Uint8Array;
   /** Tag of the last backward cell this hop originated. */
-  readonly lastOriginTag = new Uint8Array(TAG);
+  readonly lastOriginTag: Uint8Array;
 
   constructor(keys: HopKeys) {
-    this.fwd = new DirectionKey(Uint8Array.from(keys.forward));
-    this.bwd = new DirectionKey(Uint8Array.from(keys.backward));
+    if (keys.forward.length !== KEY || keys.backward.length !== KEY) throw new AlliumError('ERR_KEY_FORMAT', `relay keys are ${KEY} bytes`);
+    // Keys, nonces and tags share one buffer: a relay holds many idle circuits, and each small typed array of its
+    // own costs more in object headers than in bytes.
+    const mem = new Uint8Array(2 * (KEY + NONCE + TAG));
+    mem.set(keys.forward, 0);
+    mem.set(keys.backward, KEY);
+    this.fwd = new DirectionKey(mem.subarray(0, KEY), mem.subarray(2 * KEY, 2 * KEY + NONCE));
+    this.bwd = new DirectionKey(mem.subarray(KEY, 2 * KEY), mem.subarray(2 * KEY + NONCE, 2 * (KEY + NONCE)));
+    this.lastForwardTag = mem.subarray(2 * (KEY + NONCE), 2 * (KEY + NONCE) + TAG);
+    this.lastOriginTag = mem.subarray(2 * (KEY + NONCE) + TAG);
   }
 
   /**

@@ -7,8 +7,8 @@
  * - Every block is verified against its routing key when stored and again when read; a block that fails on read is
  *   deleted and reported missing (it will be repaired from another holder).
  * - Quota: blocks are admitted while the total stays under the quota. When full, cached copies go first (least
- *   recently used), then replicas whose other holders are known to be most numerous; a block believed to be the
- *   last copy is never evicted for another — the store refuses instead (ERR_QUOTA).
+ *   recently used); replicas are never evicted for another block — the store refuses instead (ERR_QUOTA). (Evicting
+ *   replicas "known to have other copies" lost blocks: every holder knows the same count and evicts the same block.)
  * - No plaintext, file name or decryption key ever reaches this store: only routing keys and encrypted blocks,
  *   and signed records that need the name to be read.
  */
@@ -107,7 +107,7 @@ export class BlockStore {
   private makeRoom(bytes: number): void {
     while (this.bytesUsed + bytes > this.quota) {
       const victims = this.stmts.evictable.all();
-      const victim = victims.find((v) => v.role === 'cache' || v.copies >= 2);
+      const victim = victims.find((v) => v.role === 'cache');
       if (!victim) throw new LimitError('storage_quota', 'relay storage quota is full', 'ERR_QUOTA');
       this.stmts.deleteBlock.run(victim.rk);
       this.bytesUsed -= BLOCK_LEN;
@@ -130,8 +130,12 @@ export class BlockStore {
     return 'stored';
   }
 
-  /** Reads a block, verifying it; a damaged block is deleted and reported as missing. */
-  getBlock(rk: Uint8Array, now = Date.now()): Uint8Array | null {
+  /**
+   * Reads a block, verifying it; a damaged block is deleted and reported as missing. A 'fetch' (someone asked for
+   * the content) counts towards popularity and recency; a 'check' (replication's own reads and HEAD requests) does
+   * not, or retrying an unreachable holder every repair pass would make every block look popular.
+   */
+  getBlock(rk: Uint8Array, now = Date.now(), purpose: 'fetch' | 'check' = 'fetch'): Uint8Array | null {
     const row = this.stmts.getBlock.get(rk);
     if (!row) return null;
     const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
@@ -140,7 +144,7 @@ export class BlockStore {
       this.bytesUsed -= row.data.length;
       return null;
     }
-    this.stmts.touch.run(now, rk);
+    if (purpose === 'fetch') this.stmts.touch.run(now, rk);
     return data;
   }
 

@@ -88,7 +88,7 @@ export class ContentService {
     } catch {
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'invalid', n: 0 }));
     }
-    const item = req.t === 'block' ? this.store.getBlock(req.k) : req.t === 'endpoint' ? this.store.getEndpoint(req.k) : this.store.getRecord(req.k);
+    const item = req.t === 'block' ? this.store.getBlock(req.k, Date.now(), req.h ? 'check' : 'fetch') : req.t === 'endpoint' ? this.store.getEndpoint(req.k) : this.store.getRecord(req.k);
     if (!item) {
       this.metrics.drops.inc({ reason: 'fetch_missing' });
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'missing', n: 0 }));

@@ -68,7 +68,7 @@ export class Replicator {
       for (const rk of this.o.store.uncheckedBlocks(gen, this.o.batch ?? 32)) {
         if (this.stopped) break;
         const holders = holdersOf(rk, relays, this.o.k);
-        const data = this.o.store.getBlock(rk);
+        const data = this.o.store.getBlock(rk, Date.now(), 'check');
         if (!data) continue;
         let copies = 1;
         let ok = true;
@@ -123,7 +123,7 @@ export class Replicator {
   private async spreadPopular(relays: Descriptor[]): Promise<void> {
     const hot = this.o.store.popular(this.o.popularFetches ?? 20, 4);
     for (const rk of hot) {
-      const data = this.o.store.getBlock(rk);
+      const data = this.o.store.getBlock(rk, Date.now(), 'check');
       if (!data) continue;
       const ring = holdersOf(rk, relays, this.o.k * 2).slice(this.o.k);
       for (const h of ring) if (h.fingerprint !== this.o.identity.fingerprint) await this.ensure(h, 'block', rk, data, true);

@@ -4,7 +4,8 @@
  */
 import type { AlliumClient } from '../../client/client.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from '../../client/circuit.js';
-import { choosePath } from '../../client/path.js';
+import { allowsExit, choosePath, weightedPick } from '../../client/path.js';
+import { isExitPolicy, parseExitPolicy } from '../../protocol/exit-policy.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
 import { openLink } from '../../net/dial.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
@@ -42,6 +43,7 @@ export async function closedLoopBuilds(
   const entry = client.guards.usable(relays, Date.now())[0]!;
   const link = await openLink(nodeSocketFactory, entry.addr, { role: 'initiator', responder: entry.id });
   const table = new CircuitTable();
+  const exits = relays.filter((d) => d !== entry && isExitPolicy(parseExitPolicy(d.exit)) && allowsExit(d, port));
   let started = 0;
   let failed = 0;
   const latency: number[] = [];
@@ -49,7 +51,7 @@ export async function closedLoopBuilds(
   const worker = async (): Promise<void> => {
     while (started < total) {
       started++;
-      const path = pathThrough(relays, entry, port);
+      const path = pathThrough(relays, exits, entry, port);
       const t = performance.now();
       try {
         const circuit = await buildCircuit(link, table, path, { timeoutMs: 60_000 });
@@ -66,13 +68,8 @@ export async function closedLoopBuilds(
   return { rate, latency, failed };
 }
 
-/** A 3-hop path starting at `entry`, chosen as the client chooses (a draw that picks the entry as exit is redrawn). */
-function pathThrough(relays: readonly Descriptor[], entry: Descriptor, port: number): Descriptor[] {
-  for (let i = 0; ; i++) {
-    try {
-      return choosePath(relays, { hops: 3, exitPort: port, guards: [entry], enforceDistinctSubnets: false });
-    } catch (e) {
-      if (i >= 50) throw e;
-    }
-  }
+/** A 3-hop path starting at `entry`, chosen as the client chooses, with an exit other than the entry. */
+function pathThrough(relays: readonly Descriptor[], exits: readonly Descriptor[], entry: Descriptor, port: number): Descriptor[] {
+  const last = weightedPick(exits, Math.random)!;
+  return choosePath(relays, { hops: 3, exitPort: port, guards: [entry], last, enforceDistinctSubnets: false });
 }

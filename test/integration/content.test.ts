@@ -1,0 +1,324 @@
+/**
+ * Content end to end against relay processes (specs/content.md): byte-exact round trips at the size boundaries
+ * and for a 50 MiB file, what a holder's disk reveals (nothing: no plaintext, file name or key), updatable keys
+ * against forged and replayed records, and the errors a user sees.
+ */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { AlliumClient } from '../../client/client.js';
+import { ContentClient } from '../../client/content.js';
+import { crypto } from '../../crypto/index.js';
+import { IdentityKey } from '../../crypto/keys.js';
+import { toHex, utf8 } from '../../protocol/bytes.js';
+import { BLOCK_PAYLOAD_MAX } from '../../protocol/chk.js';
+import { formatLink, parseLink } from '../../protocol/content-link.js';
+import { isAlliumError } from '../../protocol/errors.js';
+import { createRecord, nameHash, sskRoutingKey, verifyRecord } from '../../protocol/ssk.js';
+import { storeItem } from '../../net/content-requests.js';
+import { circuitTo, fileLayout, filesContaining, filesUnder, openStore, patternBytes, sha256, startClient } from '../helpers/content.js';
+import { startNetwork, tempDir, waitFor, type RelayProcess, type TestNetwork } from '../helpers/network.js';
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const MiB = 1024 * 1024;
+
+async function codeOf(p: Promise<unknown>): Promise<{ code: string; message: string } | null> {
+  try {
+    await p;
+    return null;
+  } catch (e) {
+    if (!isAlliumError(e)) throw e;
+    return { code: e.code, message: e.message };
+  }
+}
+
+describe('content: round trips, privacy, updatable keys, errors (relay processes)', function () {
+  this.timeout(180_000);
+  let net: TestNetwork;
+  let client: AlliumClient;
+  let content: ContentClient;
+
+  before(async () => {
+    net = await startNetwork(5, { timing: { repair_interval: 1000 } });
+    client = await startClient(net.bootstrap);
+    content = new ContentClient(client);
+  });
+
+  after(async () => {
+    content?.close();
+    await client?.stop();
+    await net?.stop();
+  });
+
+  const relayOf = (fingerprint: string): RelayProcess => net.relays.find((r) => r.fingerprint === fingerprint)!;
+
+  for (const [label, size] of [
+    ['0 B', 0],
+    ['1 B', 1],
+    ['exactly one block (BLOCK_PAYLOAD_MAX bytes)', BLOCK_PAYLOAD_MAX],
+    ['one block and one byte', BLOCK_PAYLOAD_MAX + 1],
+  ] as const) {
+    it(`round trips ${label} byte-exact through 3-hop circuits`, async () => {
+      const data = patternBytes(size, size + 11);
+      const link = await content.put(data);
+      expect(link).to.match(/^allium:chk\/[a-z2-7]{111}$/);
+      const back = await content.get(link);
+      expect(back.length).to.equal(size);
+      expect(sha256(back)).to.equal(sha256(data));
+      // Convergent keys: the same bytes give the same link.
+      expect(await content.put(data)).to.equal(link);
+      // Every block is at its 3 holders.
+      const layout = await fileLayout(data);
+      expect(layout.blocks.size).to.equal(size <= BLOCK_PAYLOAD_MAX ? 1 : 4);
+      for (const { ref } of layout.blocks.values()) {
+        for (const h of content.holders(ref.rk)) {
+          const db = openStore(relayOf(h.fingerprint));
+          try {
+            expect(db.prepare('SELECT 1 FROM blocks WHERE rk = ?').get(ref.rk), `block at ${h.fingerprint.slice(0, 8)}`).to.not.equal(undefined);
+          } finally {
+            db.close();
+          }
+        }
+      }
+    });
+  }
+
+  it('random-key puts of the same bytes give different links, each fetchable', async () => {
+    const data = patternBytes(40_000, 3);
+    const a = await content.put(data, { mode: 'random' });
+    const b = await content.put(data, { mode: 'random' });
+    expect(a).to.not.equal(b);
+    expect(sha256(await content.get(a))).to.equal(sha256(data));
+    expect(sha256(await content.get(b))).to.equal(sha256(data));
+  });
+
+  it("a holder's disk holds no plaintext, no file name and no decryption key", async () => {
+    const marker = `ALLIUM-PLAINTEXT-MARKER-${randomBytes(6).toString('hex')}`;
+    const fileName = `quarterly-report-${randomBytes(6).toString('hex')}.pdf`;
+    // A multi-block file full of the marker, published with the command-line client from a file with that name.
+    const data = Buffer.from(`${marker}\n`.repeat(Math.ceil((3 * BLOCK_PAYLOAD_MAX) / (marker.length + 1)))).subarray(0, 3 * BLOCK_PAYLOAD_MAX);
+    const dir = tempDir('allium-put-');
+    const path = join(dir, fileName);
+    writeFileSync(path, data);
+    let link: string;
+    try {
+      const out = await run(
+        process.execPath,
+        ['--import', 'tsx', join(ROOT, 'cli', 'allium.ts'), 'put', '--bootstrap', net.bootstrap, '--data-dir', join(dir, 'client'), '--test-network', path],
+        { cwd: ROOT, maxBuffer: 1 << 20 },
+      );
+      link = out.stdout.trim();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(link).to.match(/^allium:chk\//);
+    // A small (inline) file and an updatable-key edition carrying the marker too.
+    const small = Buffer.from(`${marker} small`);
+    const smallLink = await content.put(small);
+    const publisher = IdentityKey.generate();
+    const sskName = `notes-${marker}`;
+    await content.publish(publisher, sskName, Buffer.from(`${marker} edition`));
+    expect(sha256(await content.get(link))).to.equal(sha256(data));
+
+    const layout = await fileLayout(data);
+    const root = parseLink(link);
+    if (root.type !== 'chk') throw new Error('expected a chk link');
+    const small0 = parseLink(smallLink);
+    if (small0.type !== 'chk') throw new Error('expected a chk link');
+    const secrets: [string, Uint8Array][] = [
+      ['plaintext marker', utf8(marker)],
+      ['file name', utf8(fileName)],
+      ['file name without extension', utf8(fileName.replace(/\.pdf$/, ''))],
+      ['updatable-key name', utf8(sskName)],
+      ['link text', utf8(link.slice('allium:chk/'.length))],
+      ['root decryption key', root.dk],
+      ['root decryption key (hex)', utf8(toHex(root.dk))],
+      ['inline file decryption key', small0.dk],
+      ...[...layout.blocks.values()].flatMap(({ ref }) => [
+        [`block key ${toHex(ref.rk).slice(0, 8)}`, ref.dk] as [string, Uint8Array],
+        [`block key ${toHex(ref.rk).slice(0, 8)} (hex)`, utf8(toHex(ref.dk))] as [string, Uint8Array],
+      ]),
+    ];
+    expect(layout.blocks.size).to.equal(3 + 2 + 1);
+
+    let scanned = 0;
+    const inLogs = secrets.filter(([what]) => !what.endsWith('decryption key') && !/^block key [0-9a-f]{8}$/.test(what));
+    for (const r of net.relays) {
+      const files = filesUnder(r.dataDir);
+      expect(files.some((f) => f.endsWith('store.sqlite'))).to.equal(true);
+      scanned += files.length;
+      for (const [what, bytes] of secrets) expect(filesContaining(r.dataDir, bytes), `${what} in ${r.dataDir}`).to.deep.equal([]);
+      for (const [what, bytes] of inLogs) expect(r.logs().includes(Buffer.from(bytes).toString()), `${what} in the relay log`).to.equal(false);
+    }
+    expect(scanned).to.be.greaterThan(net.relays.length * 3);
+    // Positive control: the same scan finds what the stores do hold: routing keys and encrypted block bytes.
+    for (const { ref, stored } of layout.blocks.values()) {
+      for (const h of content.holders(ref.rk).map((d) => relayOf(d.fingerprint))) {
+        expect(filesContaining(h.dataDir, ref.rk), 'routing key found by the scan').to.not.deep.equal([]);
+        const found = [100, 5000, 10_000, 20_000].filter((off) => filesContaining(h.dataDir, stored.subarray(off, off + 16)).length > 0);
+        expect(found.length, 'pieces of the encrypted block found by the scan').to.be.at.least(3);
+      }
+    }
+  });
+
+  it('updatable keys: the newest edition wins; forged records are refused, a replayed old edition is stale', async () => {
+    const publisher = IdentityKey.generate();
+    const name = 'weekly-notes';
+    const rk = sskRoutingKey(publisher.publicKey, nameHash(name));
+    const holders = content.holders(rk).map((h) => relayOf(h.fingerprint));
+    expect(holders).to.have.length(3);
+    const recordAt = (r: RelayProcess): { edition: number; data: Buffer } | undefined => {
+      const db = openStore(r);
+      try {
+        return db.prepare<[Uint8Array], { edition: number; data: Buffer }>('SELECT edition, data FROM records WHERE rk = ?').get(rk);
+      } finally {
+        db.close();
+      }
+    };
+
+    const one = await content.publish(publisher, name, utf8('edition one'));
+    expect(one.edition).to.equal(1);
+    const editionOne = recordAt(holders[0]!)!; // the exact bytes published, for a replay
+    expect(editionOne.edition).to.equal(1);
+    const two = await content.publish(publisher, name, utf8('edition two'));
+    expect(two).to.deep.equal({ link: one.link, edition: 2 });
+    expect(Buffer.from(await content.get(one.link)).toString()).to.equal('edition two');
+
+    // What a forger would point the key at.
+    const evil = await content.put(utf8('forged edition'));
+    const other = IdentityKey.generate();
+    const forgedByOther = createRecord(other.secretKey, publisher.publicKey, name, 99, evil);
+    const valid = createRecord(publisher.secretKey, publisher.publicKey, name, 3, evil);
+    const flipped = Uint8Array.from(valid.bytes);
+    flipped[flipped.length - 1]! ^= 0x01; // the last byte is in "sig" (canonical CBOR puts the longest key last)
+    expect(() => verifyRecord(rk, flipped)).to.throw().with.property('code', 'ERR_SIGNATURE');
+    expect(() => verifyRecord(rk, forgedByOther.bytes)).to.throw().with.property('code', 'ERR_SIGNATURE');
+    const underOtherKey = createRecord(other.secretKey, other.publicKey, name, 99, evil); // valid, but for another key
+
+    for (const h of holders) {
+      const c = await circuitTo(client, h);
+      expect(await storeItem(c, 'record', rk, forgedByOther.bytes), 'signed by another key').to.equal('invalid');
+      expect(await storeItem(c, 'record', rk, flipped), 'a bit flipped in the signature').to.equal('invalid');
+      expect(await storeItem(c, 'record', rk, underOtherKey.bytes), "another key's record under this key").to.equal('invalid');
+      expect(await storeItem(c, 'record', rk, editionOne.data), 'edition 1 replayed').to.equal('stale');
+      c.close();
+      expect(recordAt(h)!.edition).to.equal(2);
+    }
+    expect(Buffer.from(await content.get(one.link)).toString()).to.equal('edition two');
+    expect(await content.resolveSsk(publisher.publicKey, name)).to.equal(await content.put(utf8('edition two')));
+  });
+
+  it('errors users understand: unknown link → ERR_NOT_FOUND, a typo → ERR_LINK_CHECKSUM', async () => {
+    const unknown = formatLink({ type: 'chk', rk: crypto().random(32), dk: crypto().random(32), flags: 0 });
+    const nf = await codeOf(content.get(unknown));
+    expect(nf?.code).to.equal('ERR_NOT_FOUND');
+    expect(nf?.message).to.match(/^content not found/).and.not.match(/not found.*not found/);
+    const unknownSsk = formatLink({ type: 'ssk', publisher: IdentityKey.generate().publicKey, name: 'nothing here' });
+    expect((await codeOf(content.get(unknownSsk)))?.code).to.equal('ERR_NOT_FOUND');
+
+    const link = await content.put(utf8('typo target'));
+    const i = 40;
+    const typo = link.slice(0, i) + (link[i] === 'a' ? 'b' : 'a') + link.slice(i + 1);
+    const e = await codeOf(content.get(typo));
+    expect(e?.code).to.equal('ERR_LINK_CHECKSUM');
+    expect(e?.message).to.include('corrupted');
+    expect((await codeOf(content.get('https://example.com/file')))?.code).to.equal('ERR_LINK_FORMAT');
+  });
+});
+
+describe('content: a 50 MiB file (relay processes)', function () {
+  this.timeout(600_000);
+  let net: TestNetwork;
+  let client: AlliumClient;
+  let content: ContentClient;
+
+  // Three relays keeping one copy each, and one-hop circuits: the file crosses the links once each way, so the test
+  // exercises size (79 segments, an indirect manifest, streaming) rather than the CPU cost of onion routing,
+  // which circuits.test.ts covers with 64 MiB.
+  before(async () => {
+    net = await startNetwork(3, { extra: { replication_factor: 1 } });
+    client = await startClient(net.bootstrap, 1);
+    content = new ContentClient(client, { replication: 1, concurrency: 16 });
+  });
+
+  after(async () => {
+    content?.close();
+    await client?.stop();
+    await net?.stop();
+  });
+
+  it('round trips 50 MiB byte-exact, streamed both ways', async () => {
+    const size = 50 * MiB;
+    const chunk = MiB + 123; // chunks that do not line up with blocks
+    const hashIn = createHash('sha256');
+    async function* source(): AsyncGenerator<Uint8Array> {
+      for (let off = 0, seed = 1; off < size; off += chunk, seed++) {
+        const c = patternBytes(Math.min(chunk, size - off), seed);
+        hashIn.update(c);
+        yield c;
+      }
+    }
+    let progress = 0;
+    const link = await content.put(source(), { onProgress: (d) => (progress = d) });
+    expect(progress).to.be.greaterThan(size); // stored bytes: data, check and manifest blocks
+    const hashOut = createHash('sha256');
+    let got = 0;
+    for await (const part of content.getStream(link)) {
+      hashOut.update(part);
+      got += part.length;
+    }
+    expect(got).to.equal(size);
+    expect(hashOut.digest('hex')).to.equal(hashIn.digest('hex'));
+    const blocks = (await Promise.all(net.relays.map((r) => r.metric('allium_store_blocks')))).reduce((a, b) => a + b, 0);
+    const dataBlocks = Math.ceil(size / BLOCK_PAYLOAD_MAX);
+    expect(blocks).to.be.at.least(dataBlocks + Math.ceil(dataBlocks / 2));
+  });
+});
+
+describe('content: storage quota (relay processes)', function () {
+  this.timeout(180_000);
+  let net: TestNetwork;
+  let client: AlliumClient;
+  let content: ContentClient;
+
+  before(async () => {
+    net = await startNetwork(3, { timing: { repair_interval: 1000 }, extra: { storage_quota: 100_000 } });
+    client = await startClient(net.bootstrap);
+    content = new ContentClient(client);
+  });
+
+  after(async () => {
+    content?.close();
+    await client?.stop();
+    await net?.stop();
+  });
+
+  it('a put larger than the quotas fails with ERR_QUOTA, and destroys nothing already stored', async () => {
+    const small = utf8('stored before the stores filled up');
+    const smallLink = await content.put(small);
+    // Wait until every relay's replication pass has counted the small file's 3 copies (what eviction consults).
+    const smallRk = (parseLink(smallLink) as { rk: Uint8Array }).rk;
+    const copiesAt = (r: RelayProcess): number | undefined => {
+      const db = openStore(r);
+      try {
+        return db.prepare<[Uint8Array], { copies: number }>('SELECT copies FROM blocks WHERE rk = ?').get(smallRk)?.copies;
+      } finally {
+        db.close();
+      }
+    };
+    await waitFor(() => net.relays.every((r) => copiesAt(r) === 3), 30_000, 'copies counted');
+
+    const e = await codeOf(content.put(patternBytes(500_000, 8)));
+    expect(e?.code).to.equal('ERR_QUOTA');
+    expect(e?.message).to.match(/quota/);
+    for (const r of net.relays) {
+      expect(await r.metric('allium_store_bytes')).to.be.at.most(100_000);
+      expect(await r.metric('allium_drops_total', { reason: 'store_quota' })).to.be.greaterThan(0);
+    }
+    expect(Buffer.from(await content.get(smallLink)).toString()).to.equal('stored before the stores filled up');
+  });
+});
