@@ -35,6 +35,8 @@ describe('allium devnet (the main job)', function () {
       expect(out).to.match(/directory converged: every relay knows all 4 relays/);
       expect(out).to.match(/circuit built in \d+ ms, one round trip: you → \S+ → \S+ → \S+ → web server/);
       expect(out).to.match(/fetched it back by its link through anonymous circuits in \d+ ms: byte-exact/);
+      expect(out).to.match(/two identities exchanged messages through a rendezvous point/);
+      expect(out).to.include('Hello Alice, from Bob').and.include('Hi Bob!');
 
       const curlLine = /curl --socks5-hostname (127\.0\.0\.1:\d+) (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)!;
       const { stdout } = await run('curl', ['-sS', '--max-time', '30', '--socks5-hostname', curlLine[1]!, curlLine[2]!]);
