@@ -9,6 +9,8 @@
  *   --latency MS       instead: build time and first byte with MS of one-way delay on every link
  *   --tsx              run relays and the client process through tsx, as a checkout does (default: tsc output)
  *   --relay-node-args "…"  extra node flags for every relay process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p")
+ *   --tor FILE|DIR     print these results beside a run of the real-Tor anchor (shared/anchors/tor-local; DIR: its
+ *                      newest bench-*.json, e.g. /tmp/tor-local-results)
  *   --no-json          skip writing bench/results/circuit-<timestamp>.json
  *
  * Where the clients are: circuit build times and builds per second use the client library in this process (links
@@ -37,12 +39,25 @@ import { progress, writeResults } from './lib/results.js';
 import { fmt, fmtMinMax, KiB, MiB, summarize, verdict, type Summary } from './lib/stats.js';
 import { latencyMode } from './lib/latency.js';
 import { closedLoopBuilds, sequentialBuilds, timedBuild } from './lib/builds.js';
+import { retainedPerHop } from './lib/retained.js';
+import { loadTor, torComparison } from './lib/tor.js';
 
 const USAGE =
-  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--tsx] [--relay-node-args "FLAGS"] [--no-json]';
+  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json]';
 const flags = parseFlags(
   process.argv.slice(2),
-  { quick: 'boolean', builds: 'number', rounds: 'number', ttfb: 'number', latency: 'number', tsx: 'boolean', 'relay-node-args': 'string', 'no-json': 'boolean', 'latency-inner': 'number' },
+  {
+    quick: 'boolean',
+    builds: 'number',
+    rounds: 'number',
+    ttfb: 'number',
+    latency: 'number',
+    tsx: 'boolean',
+    'relay-node-args': 'string',
+    tor: 'string',
+    'no-json': 'boolean',
+    'latency-inner': 'number',
+  },
   USAGE,
 );
 const quick = flags.quick ?? false;
@@ -241,6 +256,10 @@ async function main(): Promise<void> {
     }
     await sleep(1000);
     const rssAfter = await rssSample(net.relays);
+    await socksClient.stop();
+    socksClient = null;
+    progress(`retained memory per circuit hop: ${opts.idleCircuits} circuits held through 3 relays in this process`);
+    const retained = await retainedPerHop(rt, http.port, opts.idleCircuits);
 
     // --- report ---
     const okBulk = bulk.filter((b) => b.ok);
@@ -294,8 +313,20 @@ async function main(): Promise<void> {
         verdict(perCircuit.median, '<=', GOALS.perCircuit),
       ),
     );
+    rows.push([
+      `relay memory retained per idle circuit hop (heap + external after GC, ${retained.hops} hops)`,
+      `${fmt(retained.bytesPerHop / KiB)} KiB`,
+      '',
+      '',
+      '',
+      '≤ 2 KiB',
+      verdict(retained.bytesPerHop, '<=', GOALS.perCircuit),
+    ]);
     out.push(table(rows, new Set([1, 2, 3, 4])));
     out.push('');
+    out.push(
+      `retained per hop: ${fmt(retained.heapPerHop)} B JS heap + ${fmt(retained.externalPerHop)} B external (3 relays in this process, circuits held by a client process; RSS moves by MBs with V8's heap sizing, hence this row)`,
+    );
     out.push(
       `memory per idle circuit, all relays together: ${fmt(aggPerCircuit / KiB)} KiB (per relay, RSS delta / circuits added: ${idle.perRelay.map((p) => `${fmt(p.deltaBytes / 1e6)} MB/${p.circuits}`).join(', ')}); ` +
         `client process (this one): ${fmt(idle.clientDeltaBytes / idle.built / KiB)} KiB per circuit`,
@@ -316,12 +347,33 @@ async function main(): Promise<void> {
     goals.push(['≤ 7 ms CPU per MiB per relay', ms(cpuAll), verdict(cpuAll.median, '<=', GOALS.cpuMsPerMiB)]);
     goals.push(['≥ 1,000 circuits/s with 256 in flight', `${fmt(c256?.rate.median ?? NaN)}/s`, verdict(c256?.rate.median ?? NaN, '>=', GOALS.circuitsPerS)]);
     goals.push(['≤ 80 MB RSS per relay (idle median / after-bulk max)', `${fmt(idleS.median / 1e6)} / ${fmt(afterS.max / 1e6)} MB`, verdict(Math.max(idleS.median, afterS.max), '<=', GOALS.rss)]);
-    goals.push(['≤ 2 KiB per idle circuit', `${fmt(perCircuit.median / KiB)} KiB`, verdict(perCircuit.median, '<=', GOALS.perCircuit)]);
+    goals.push(['≤ 2 KiB per idle circuit (RSS delta, noisy)', `${fmt(perCircuit.median / KiB)} KiB`, verdict(perCircuit.median, '<=', GOALS.perCircuit)]);
+    goals.push(['≤ 2 KiB per idle circuit (retained per hop, after GC)', `${fmt(retained.bytesPerHop / KiB)} KiB`, verdict(retained.bytesPerHop, '<=', GOALS.perCircuit)]);
     out.push(table(goals, new Set()));
     out.push(`(${((performance.now() - startedAt) / 1000).toFixed(0)} s; MB = 10^6 bytes, MiB = 2^20)`);
+    if (flags.tor) {
+      const most = Math.max(...idle.perRelay.map((q) => q.circuits));
+      const guard = idle.perRelay.find((p) => p.circuits === most);
+      out.push('');
+      out.push(
+        torComparison(loadTor(flags.tor), {
+          build: builds,
+          ttfbExisting: ttfbS.existing,
+          ttfbFresh: ttfbS.fresh,
+          bulk: alliumMBs,
+          relayCpu: cpuAll,
+          clientCpu: summarize(okBulk.map((b) => b.clientCpuMsPerMiB)),
+          otherCores: summarize(okBulk.map((b) => b.otherCores)),
+          rate: new Map(concurrency.map((c) => [c.k, c.rate])),
+          rssIdle: summarize(rssIdle.map((x) => x / 1e6)),
+          rssAfter: summarize(rssAfter.map((x) => x / 1e6)),
+          perCircuitKiB: guard ? guard.deltaBytes / guard.circuits / KiB : NaN,
+        }),
+      );
+    }
     console.log(out.join('\n'));
     if (!flags['no-json']) {
-      const file = writeResults('circuit', opts, { builds, concurrency, ttfb: ttfbS, ttfbFail, bulk, alliumMBs, directMBs, ratio, cpuAll, rssIdle, rssAfter, idle, aggPerCircuit });
+      const file = writeResults('circuit', opts, { builds, concurrency, ttfb: ttfbS, ttfbFail, bulk, alliumMBs, directMBs, ratio, cpuAll, rssIdle, rssAfter, idle, aggPerCircuit, retained });
       console.log(`results written to ${file}`);
     }
   } finally {

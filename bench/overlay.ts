@@ -55,6 +55,8 @@ const opts = {
 /** The relay defaults this bench keeps (relay/config.ts). */
 const DEFAULT_GOSSIP_S = 300;
 const DEFAULT_RENEW_S = 3600;
+/** A run that has not converged by then is reported as such (and the median taken over the runs that did). */
+const CONVERGE_LIMIT_S = 120;
 const GOALS = { convergeS: 10, gossipBytesPerMin: 2 * 1000, rssIdle: 80 * 1e6, perLink: 16 * KiB };
 
 // --- in-process networks ---------------------------------------------------------------------------------------------
@@ -135,12 +137,12 @@ async function converge(n: number): Promise<{ net: Net; startedS: number; conver
     }),
   );
   const startedS = (performance.now() - t0) / 1000;
-  const deadline = t0 + 120_000;
+  const deadline = t0 + CONVERGE_LIMIT_S * 1000;
   while (!net.relays.every((r) => r.directory.size === n)) {
     if (performance.now() > deadline) {
       const sizes = summarize(net.relays.map((r) => r.directory.size));
-      await net.stop();
-      throw new Error(`${n} relays did not converge in 120 s (directory sizes ${sizes.min}–${sizes.max})`);
+      progress(`${n} relays did not converge in ${CONVERGE_LIMIT_S} s (directory sizes ${sizes.min}–${sizes.max}); counted as not converged`);
+      return { net, startedS, convergedS: NaN };
     }
     await sleep(10);
   }
@@ -393,7 +395,15 @@ async function main(): Promise<void> {
     const c = summarize(conv.get(n)!.converged);
     const s = summarize(conv.get(n)!.started);
     convResults[n] = { converged: c, started: s };
-    convRows.push([String(n), `${fmt(c.median * 1000)} ms`, `${fmt(c.p90 * 1000)} ms`, fmtMinMax({ ...c, min: c.min * 1000, max: c.max * 1000 }, ' ms'), `${fmt(s.median * 1000)} ms`, String(c.n)]);
+    const failed = conv.get(n)!.converged.filter((x) => !Number.isFinite(x)).length;
+    convRows.push([
+      String(n),
+      `${fmt(c.median * 1000)} ms`,
+      `${fmt(c.p90 * 1000)} ms`,
+      fmtMinMax({ ...c, min: c.min * 1000, max: c.max * 1000 }, ' ms'),
+      `${fmt(s.median * 1000)} ms`,
+      failed ? `${c.n} (+${failed} not converged in ${CONVERGE_LIMIT_S} s)` : String(c.n),
+    ]);
   }
   out.push('Directory convergence: relay 0 up, then N−1 relays started at once, each bootstrapping via relay 0; until every directory holds N');
   out.push(table(convRows, new Set([1, 2, 3, 4, 5])));
@@ -462,7 +472,12 @@ async function main(): Promise<void> {
 
   const c100 = convResults[largest]?.converged.median ?? NaN;
   const goalRows: string[][] = [['goal (issue 3)', 'measured', 'verdict']];
-  goalRows.push([`${largest} relays converge < 10 s`, `${fmt(c100)} s`, largest >= 100 ? verdict(c100, '<', GOALS.convergeS) : 'n/a (no 100-relay run)']);
+  const notConverged = conv.get(largest)!.converged.filter((x) => !Number.isFinite(x)).length;
+  goalRows.push([
+    `${largest} relays converge < 10 s`,
+    notConverged ? `${fmt(c100)} s median of the runs that did; ${notConverged} did not in ${CONVERGE_LIMIT_S} s` : `${fmt(c100)} s`,
+    largest < 100 ? 'n/a (no 100-relay run)' : notConverged ? 'MISS' : verdict(c100, '<', GOALS.convergeS),
+  ]);
   goalRows.push(['converged gossip < 2 KB per relay per minute (steady state, payload)', kb(g.steady.payloadPerRelayMin), verdict(g.steady.payloadPerRelayMin, '<', GOALS.gossipBytesPerMin)]);
   goalRows.push(['  the same counted in link bytes', kb(g.steady.wirePerRelayMin), verdict(g.steady.wirePerRelayMin, '<', GOALS.gossipBytesPerMin)]);
   goalRows.push(['relay RSS idle < 80 MB', `${fmt(idle.median / 1e6)} MB`, verdict(idle.median, '<', GOALS.rssIdle)]);

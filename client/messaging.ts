@@ -328,11 +328,22 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
     const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
     const rps = this.client.directory.all().filter((d) => d.caps.includes('rendezvous') && !introRelays.has(d.fingerprint));
-    const rp = rps[Math.floor(Math.random() * rps.length)];
-    if (!rp) throw new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
-    const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: rp, exitPort: null };
-    if (signal) opts.signal = signal;
-    const circuit = await this.client.newCircuit(opts);
+    // A rendezvous point that cannot be reached (gone, but still in the directory) is replaced by another.
+    let circuit: ClientCircuit | null = null;
+    let rp: Descriptor | undefined;
+    let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
+    for (let attempt = 0; attempt < 3 && !circuit && rps.length; attempt++) {
+      rp = rps.splice(Math.floor(Math.random() * rps.length), 1)[0]!;
+      const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: rp, exitPort: null };
+      if (signal) opts.signal = signal;
+      try {
+        circuit = await this.client.newCircuit(opts);
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+        buildError = e;
+      }
+    }
+    if (!circuit || !rp) throw buildError;
     try {
       const cookie = crypto().random(COOKIE_LEN);
       const established = circuit.waitFor(RelayCommand.RENDEZVOUS_ESTABLISHED, REPLY_TIMEOUT_MS, signal);

@@ -99,7 +99,9 @@ export async function* encodeFile(source: AsyncIterable<Uint8Array> | Iterable<U
     pending.push(chunk);
     pendingLen += chunk.length;
     while (pendingLen >= BLOCK_PAYLOAD_MAX + (first === null ? 1 : 0)) {
-      const all = concatBytes(...pending);
+      // One chunk left (the usual case inside a large chunk): take a view, or every block would copy the rest of
+      // the chunk and a whole-file put would take time quadratic in its size.
+      const all = pending.length === 1 ? pending[0]! : concatBytes(...pending);
       const payload = all.slice(0, BLOCK_PAYLOAD_MAX);
       pending = [all.subarray(BLOCK_PAYLOAD_MAX)];
       pendingLen = all.length - BLOCK_PAYLOAD_MAX;

@@ -8,6 +8,7 @@
  * leaves every directory — and the placement generation changes — within seconds.
  */
 import { expect } from 'chai';
+import { setMaxListeners } from 'node:events';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { crypto } from '../../crypto/index.js';
@@ -56,6 +57,23 @@ describe('content durability: kill, erasure, tamper, crash (relay processes)', f
   /** Live relays whose SQLite store holds the block. */
   const holding = (rk: Uint8Array): RelayProcess[] => live.filter((r) => storedBlock(r, rk) !== null);
   const names = (rs: RelayProcess[]): string[] => rs.map((r) => r.fingerprint.slice(0, 8)).sort();
+  /** Waits until every live relay's replication pass has looked at these blocks (after which, in this placement
+   * generation, no relay reads or pushes them again on its own). */
+  const replicationChecked = (rks: Uint8Array[]): Promise<void> =>
+    waitFor(
+      () =>
+        live.every((r) => {
+          const db = openStore(r);
+          try {
+            const q = db.prepare<[Uint8Array], { g: string }>('SELECT checked_gen AS g FROM blocks WHERE rk = ?');
+            return rks.every((rk) => (q.get(rk)?.g ?? 'absent') !== '');
+          } finally {
+            db.close();
+          }
+        }),
+      60_000,
+      'replication checks of the new blocks',
+    );
 
   it('a holder killed with SIGKILL: the content is still fetchable and k = 3 copies are restored', async () => {
     const data = patternBytes(3 * BLOCK_PAYLOAD_MAX - 100, 21);
@@ -110,6 +128,8 @@ describe('content durability: kill, erasure, tamper, crash (relay processes)', f
     const data = patternBytes(2 * BLOCK_PAYLOAD_MAX + 7, 33);
     const layout = await fileLayout(data);
     const link = await content.put(data);
+    // So that the relays' own replication passes do not read (and delete) the damaged copy before the client does.
+    await replicationChecked([...layout.blocks.values()].map((b) => b.ref.rk));
     const target = layout.segments[0]!.refs[0]!; // the first data block
     const original = layout.blocks.get(toHex(target.rk))!.stored;
     // The holder a fetch asks first, in the client's own view.
@@ -152,22 +172,8 @@ describe('content durability: kill, erasure, tamper, crash (relay processes)', f
     ]);
     const link = await content.put(data);
 
-    // Wait until the relays' replicators have looked at the file's blocks (so none is pushed back while we delete).
-    const rks = [...layout.blocks.values()].map((b) => b.ref.rk);
-    await waitFor(
-      () =>
-        live.every((r) => {
-          const db = openStore(r);
-          try {
-            const q = db.prepare<[Uint8Array], { g: string }>('SELECT checked_gen AS g FROM blocks WHERE rk = ?');
-            return rks.every((rk) => (q.get(rk)?.g ?? 'absent') !== '');
-          } finally {
-            db.close();
-          }
-        }),
-      60_000,
-      'replication checks of the new blocks',
-    );
+    // So that no relay pushes a block back while we delete it.
+    await replicationChecked([...layout.blocks.values()].map((b) => b.ref.rk));
 
     // A third of each segment's blocks, data and check blocks alike, never the root: every third block.
     const doomed = layout.segments.flatMap((s) => s.refs.filter((_, i) => i % 3 === 0).slice(0, Math.min(s.m, Math.floor((s.k + s.m) / 3))));
@@ -197,6 +203,7 @@ describe('content durability: kill, erasure, tamper, crash (relay processes)', f
     const blocks = Array.from({ length: 150 }, () => encryptBlock(blockPlaintext(BlockType.DATA, crypto().random(BLOCK_PAYLOAD_MAX)), 'random'));
     const circuit = await circuitTo(client, victim);
     const abort = new AbortController();
+    setMaxListeners(64, abort.signal); // one listener per request in flight
     const acked: number[] = [];
     let pendingAtKill = -1;
     let next = 0;
@@ -226,7 +233,14 @@ describe('content durability: kill, erasure, tamper, crash (relay processes)', f
     expect(acked.length).to.be.at.least(50);
     expect(pendingAtKill, 'writes in flight when the relay was killed').to.be.greaterThan(0);
 
-    const restarted = await startRelay({ dataDir: victim.dataDir, nickname: 'restarted', bootstrap: [net.bootstrap], timing: TIMING });
+    // Same port as before, so the descriptors other relays and the client hold still point at it.
+    const restarted = await startRelay({
+      dataDir: victim.dataDir,
+      nickname: 'restarted',
+      bootstrap: [net.bootstrap],
+      timing: TIMING,
+      listen: `127.0.0.1:${new URL(victim.address).port}`,
+    });
     extraRelays.push(restarted);
     live.push(restarted);
     expect(restarted.fingerprint).to.equal(victim.fingerprint);
