@@ -15,21 +15,12 @@ import { AlliumClient } from '../../client/client.js';
 import { startSocksServer, SocksReply } from '../../client/socks.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { tempDir, startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
+import { patternBytes } from '../helpers/content.js';
 
 const run = promisify(execFile);
 const BIG = 64 * 1024 * 1024;
 
-function deterministicBytes(n: number, seed: number): Buffer {
-  const out = Buffer.alloc(n + 4);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out.subarray(0, n);
-}
+const deterministicBytes = patternBytes;
 
 function sha(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
