@@ -43,13 +43,11 @@ const ports: number[] = [];
 for (const target of targets) {
   const server = createServer((inbound) => {
     const outbound = connect({ host: '127.0.0.1', port: target });
+    // An orderly close travels as a delayed 'end' (delayed() ends the other side once its queue is written);
+    // only an error tears both sides down at once.
     for (const s of [inbound, outbound]) {
       s.setNoDelay(true);
       s.on('error', () => {
-        inbound.destroy();
-        outbound.destroy();
-      });
-      s.on('close', () => {
         inbound.destroy();
         outbound.destroy();
       });

@@ -133,6 +133,12 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
       `Allium: ${fmt(builds.median)} ms = ${fmt(builds.median / (12 * d + TOR_LOOPBACK_BUILD_MS))} × that estimate; the delay alone would be ${6 * d} ms, ` +
         `so processing and scheduling add ${fmt(builds.median - 6 * d)} ms.`,
     );
+    if (!o.inner) {
+      out.push(
+        `First byte with the same delays: a stream costs both designs 14d = ${14 * d} ms on an existing circuit; on a fresh one Tor adds its 12d build ` +
+          `(26d = ${26 * d} ms) where Allium adds 6d (20d = ${20 * d} ms) — delay only, estimated for Tor.`,
+      );
+    }
     console.log(out.join('\n'));
     if (o.json) console.log(`results written to ${writeResults('circuit-latency', { ...o, method: o.inner ? 'netem' : 'forwarder' }, { builds, existing: ex, fresh: fr })}`);
   } finally {
