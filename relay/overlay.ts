@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { IdentityKey } from '../crypto/keys.js';
-import { fingerprintOf } from '../crypto/keys.js';
+import { fingerprintOf, parseFingerprint } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
 import { MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
 import type { Descriptor } from '../protocol/descriptor.js';
@@ -139,7 +139,7 @@ export class Overlay {
     const list = [...candidates].filter((fp) => fp !== self && !have.has(fp) && !this.dialing.has(fp));
     while (missing-- > 0 && list.length > 0) {
       const fp = list.splice(Math.floor(this.rand() * list.length), 1)[0]!;
-      const id = this.o.directory.get(fp)?.id ?? hexToBytes(fp);
+      const id = this.o.directory.get(fp)?.id ?? parseFingerprint(fp);
       this.linkTo(id).catch((e: unknown) => {
         this.o.metrics.drops.inc({ reason: 'dial_failed' });
         this.o.log.debug({ relay: shortFp(fp), code: isAlliumError(e) ? e.code : 'unknown' }, 'overlay dial failed');
@@ -308,10 +308,4 @@ export class Overlay {
   closeAll(): void {
     for (const set of this.relayLinks.values()) for (const l of set) l.close();
   }
-}
-
-function hexToBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
 }
