@@ -13,8 +13,6 @@
  * Call `await initCrypto()` once; afterwards every function is synchronous.
  */
 import type { SodiumBinding } from './binding.js';
-import { loadNativeBinding } from './binding-native.js';
-import { loadWasmBinding } from './binding-wasm.js';
 import { AlliumError, CryptoError } from '../protocol/errors.js';
 
 export type BindingName = SodiumBinding['name'];
@@ -336,9 +334,13 @@ export async function loadCrypto(which: 'native' | 'wasm'): Promise<Crypto | nul
   if (have) return have;
   let binding: SodiumBinding | null;
   if (which === 'native') {
-    binding = typeof process !== 'undefined' && process.versions?.node ? loadNativeBinding() : null;
+    // Loaded on demand: a relay with sodium-native never pays for the WebAssembly build's memory, and a browser
+    // bundle never sees node:module.
+    binding = typeof process !== 'undefined' && process.versions?.node
+      ? (await import('./binding-native.js')).loadNativeBinding()
+      : null;
   } else {
-    binding = await loadWasmBinding();
+    binding = await (await import('./binding-wasm.js')).loadWasmBinding();
   }
   if (!binding) return null;
   const c = new Crypto(binding);
