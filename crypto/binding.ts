@@ -24,6 +24,12 @@ export interface SodiumBinding {
   poly1305(out: Uint8Array, message: Uint8Array, key: Uint8Array): void;
   /** ChaCha20-Poly1305-IETF; returns ciphertext||tag. */
   aeadEncrypt(message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array;
+  /**
+   * Decrypts ciphertext||tag in place: on success the plaintext is the first length − 16 bytes of `buf` (returned as
+   * a view of it). On failure returns null and what `buf` holds is unspecified (native libsodium clears it); the tag is
+   * checked before any plaintext is written, so a forgery never yields plaintext.
+   */
+  aeadDecryptInPlace(buf: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null;
   /** Returns null when the tag does not verify. */
   aeadDecrypt(ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null;
   /** XChaCha20-Poly1305-IETF (24-byte nonce); for the benchmark's reference figures and sealed storage. */

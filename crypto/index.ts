@@ -280,6 +280,13 @@ export class Crypto {
     return this.b.aeadDecrypt(ciphertext, ad, nonce, key);
   }
 
+  /** As aeadDecrypt, but the plaintext overwrites the ciphertext: the result is a view of `buf` (null if forged). */
+  aeadDecryptInPlace(buf: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null {
+    checkLen('aead nonce', nonce, NONCE_LEN);
+    checkLen('aead key', key, KEY_LEN);
+    return this.b.aeadDecryptInPlace(buf, ad, nonce, key);
+  }
+
   xaeadEncrypt(message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array {
     checkLen('xaead nonce', nonce, XNONCE_LEN);
     checkLen('xaead key', key, KEY_LEN);

@@ -14,6 +14,10 @@
  * produce msg2: the responder is authenticated implicitly, as in Noise NK. A relay initiator then signs the session
  * binding with its identity key in msg3; a client sends no long-term key. The optional pre-shared key (a bridge
  * secret) is mixed into k1 and ck.
+ *
+ * The authenticated head of msg1 (E_i | c1, 64 bytes) also travels in the WebSocket upgrade request as the *upgrade
+ * token* (specs/link.md §2.6): a relay checks it before it upgrades, so a party that cannot make a valid msg1 only
+ * ever sees an HTTP 404, and the relay answers the upgrade with msg2 at once.
  */
 import { crypto } from '../crypto/index.js';
 import { ByteReader, ByteWriter, concatBytes, utf8 } from './bytes.js';
@@ -28,6 +32,12 @@ export const LINK_VERSION_MIN = 1;
 export const LINK_VERSION_MAX = 1;
 export const PAYLOAD1_LEN = 16;
 export const PAYLOAD2_LEN = 16;
+/** The authenticated head of msg1: E_i (32) | c1 (PAYLOAD1_LEN + 16). */
+export const MSG1_HEAD_LEN = 32 + PAYLOAD1_LEN + 16;
+/** Length of the upgrade token: MSG1_HEAD_LEN bytes in unpadded base64url. */
+export const UPGRADE_TOKEN_LEN = Math.ceil((MSG1_HEAD_LEN * 4) / 3);
+/** Query parameter of the WebSocket URL that carries the upgrade token. */
+export const UPGRADE_TOKEN_PARAM = 'token';
 
 export const LinkRole = { CLIENT: 1, RELAY: 2 } as const;
 export type LinkRole = (typeof LinkRole)[keyof typeof LinkRole];
@@ -95,7 +105,7 @@ export class LinkInitiator {
     this.psk = o.psk ?? ZERO_PSK;
   }
 
-  /** The first message. */
+  /** The first message (also kept, so that upgradeToken() can be read after it). */
   start(): Uint8Array {
     const payload = new ByteWriter(PAYLOAD1_LEN)
       .u16(LINK_VERSION_MIN)
@@ -110,6 +120,12 @@ export class LinkInitiator {
     crypto().wipe(k1);
     this.msg1 = pad(concatBytes(this.E, c1));
     return this.msg1;
+  }
+
+  /** The upgrade token: msg1's authenticated head in base64url (specs/link.md §2.6). Calls start() if needed. */
+  upgradeToken(): string {
+    const msg1 = this.msg1 ?? this.start();
+    return encodeUpgradeToken(msg1.subarray(0, MSG1_HEAD_LEN));
   }
 
   /**
@@ -127,7 +143,7 @@ export class LinkInitiator {
     } catch {
       throw new CryptoError('ERR_LINK_AUTH', 'responder sent an invalid key');
     }
-    const th = H(L.th, this.msg1.subarray(0, 32 + PAYLOAD1_LEN + 16), Er);
+    const th = H(L.th, this.msg1.subarray(0, MSG1_HEAD_LEN), Er);
     const ck = H(L.ck, ee, this.es, this.psk, th);
     const k2 = H(L.k2, ck);
     const p2 = crypto().aeadDecrypt(c2, th, NONCE0, k2);
@@ -189,6 +205,9 @@ export class LinkResponder {
   private version = 0;
   private readonly s: Uint8Array;
   private readonly S: Uint8Array;
+  /** State between open() and reply(). */
+  private opened: { head: Uint8Array; E: Uint8Array; es: Uint8Array; vmin: number; vmax: number; ts: number } | null = null;
+  private admitted = false;
 
   constructor(private readonly o: ResponderOptions) {
     this.s = crypto().edSecretToX25519(o.identity.secretKey);
@@ -196,14 +215,27 @@ export class LinkResponder {
   }
 
   /**
-   * Reads msg1 and returns msg2. Throws ERR_LINK_PROBE when msg1 does not decrypt (not an Allium peer that knows
-   * this relay, or a wrong bridge secret), ERR_LINK_REPLAY for a replayed msg1, ERR_LINK_CLOCK for a timestamp
-   * outside the allowed skew, ERR_LINK_VERSION when no version is shared.
+   * Reads msg1 and returns msg2: open(), admit() and reply() in one. Throws ERR_LINK_PROBE when msg1 does not
+   * decrypt (not an Allium peer that knows this relay, or a wrong bridge secret), ERR_LINK_REPLAY for a replayed
+   * msg1, ERR_LINK_CLOCK for a timestamp outside the allowed skew, ERR_LINK_VERSION when no version is shared.
    */
   respond(msg1: Uint8Array, now: number): Uint8Array {
     if (msg1.length !== FRAME_LEN) throw new ProtocolError('ERR_LINK_PROBE', 'first message has the wrong size');
+    this.open(msg1.subarray(0, MSG1_HEAD_LEN));
+    this.admit(now);
+    return this.reply(now);
+  }
+
+  /**
+   * Authenticates msg1's head (E_i | c1): only a party that knows this relay's identity key, and the pre-shared key
+   * if one is set, can make one that opens. Keeps no state beyond this object: a failure here costs the relay one
+   * X25519 and one AEAD open, and records nothing. Throws ERR_LINK_PROBE, or ERR_LINK_HANDSHAKE for an unknown role.
+   */
+  open(head: Uint8Array): void {
+    if (this.opened || this.ck) throw new AlliumError('ERR_INTERNAL', 'open() called twice');
+    if (head.length !== MSG1_HEAD_LEN) throw new ProtocolError('ERR_LINK_PROBE', 'first message has the wrong size');
     const c = crypto();
-    const E = msg1.subarray(0, 32);
+    const E = Uint8Array.from(head.subarray(0, 32));
     let es: Uint8Array;
     try {
       es = c.x25519(this.s, E);
@@ -212,9 +244,12 @@ export class LinkResponder {
     }
     const psk = this.o.psk ?? ZERO_PSK;
     const k1 = H(L.k1, es, E, this.S, psk);
-    const p1 = c.aeadDecrypt(msg1.subarray(32, 32 + PAYLOAD1_LEN + 16), E, NONCE0, k1);
+    const p1 = c.aeadDecrypt(head.subarray(32, MSG1_HEAD_LEN), E, NONCE0, k1);
     c.wipe(k1);
-    if (!p1) throw new ProtocolError('ERR_LINK_PROBE', 'first message does not authenticate');
+    if (!p1) {
+      c.wipe(es);
+      throw new ProtocolError('ERR_LINK_PROBE', 'first message does not authenticate');
+    }
     const r = new ByteReader(p1, 'link payload1');
     const vmin = r.u16();
     const vmax = r.u16();
@@ -222,26 +257,55 @@ export class LinkResponder {
     r.u8();
     r.u16();
     const ts = Number(r.u64());
-    if (role !== LinkRole.CLIENT && role !== LinkRole.RELAY) throw new ProtocolError('ERR_LINK_HANDSHAKE', `unknown role ${role}`);
-    if (Math.abs(ts - now) > this.o.maxClockSkewMs) throw new ProtocolError('ERR_LINK_CLOCK', 'handshake timestamp outside the allowed clock skew');
-    if (this.o.replay.checkAndRecord(E, now)) throw new ProtocolError('ERR_LINK_REPLAY', 'first message replayed');
-    const version = Math.min(vmax, LINK_VERSION_MAX);
-    if (version < Math.max(vmin, LINK_VERSION_MIN)) throw new ProtocolError('ERR_LINK_VERSION', 'no shared link version');
+    if (role !== LinkRole.CLIENT && role !== LinkRole.RELAY) {
+      c.wipe(es);
+      throw new ProtocolError('ERR_LINK_HANDSHAKE', `unknown role ${role}`);
+    }
+    this.role = role as LinkRole;
+    this.opened = { head: Uint8Array.from(head), E, es, vmin, vmax, ts };
+  }
 
+  /**
+   * The checks that follow authentication (specs/link.md §2.3): clock skew, then the replay cache (which records the
+   * message: call this only once the relay has decided to serve the link), then the version. Throws ERR_LINK_CLOCK,
+   * ERR_LINK_REPLAY, ERR_LIMIT (LINK_REPLAY_CACHE_MAX) or ERR_LINK_VERSION.
+   */
+  admit(now: number): void {
+    const m = this.opened;
+    if (!m || this.admitted) throw new AlliumError('ERR_INTERNAL', 'admit() before open(), or twice');
+    if (Math.abs(m.ts - now) > this.o.maxClockSkewMs) throw new ProtocolError('ERR_LINK_CLOCK', 'handshake timestamp outside the allowed clock skew');
+    if (this.o.replay.checkAndRecord(m.E, now)) throw new ProtocolError('ERR_LINK_REPLAY', 'first message replayed');
+    const version = Math.min(m.vmax, LINK_VERSION_MAX);
+    if (version < Math.max(m.vmin, LINK_VERSION_MIN)) throw new ProtocolError('ERR_LINK_VERSION', 'no shared link version');
+    this.version = version;
+    this.admitted = true;
+  }
+
+  /** Makes msg2 once msg1 is admitted. */
+  reply(now: number): Uint8Array {
+    const m = this.opened;
+    if (!m || !this.admitted) throw new AlliumError('ERR_INTERNAL', 'reply() before admit()');
+    this.opened = null;
+    const c = crypto();
+    const psk = this.o.psk ?? ZERO_PSK;
     const e = c.x25519Keypair();
     const Er = Uint8Array.from(e.publicKey);
     randomizeTopBit(Er);
-    const ee = c.x25519(e.secretKey, E);
-    const th = H(L.th, msg1.subarray(0, 32 + PAYLOAD1_LEN + 16), Er);
-    const ck = H(L.ck, ee, es, psk, th);
+    const ee = c.x25519(e.secretKey, m.E);
+    const th = H(L.th, m.head, Er);
+    const ck = H(L.ck, ee, m.es, psk, th);
     const k2 = H(L.k2, ck);
-    const payload2 = new ByteWriter(PAYLOAD2_LEN).u16(version).u16(0).u64(BigInt(Math.floor(now))).u32(0).done();
+    const payload2 = new ByteWriter(PAYLOAD2_LEN).u16(this.version).u16(0).u64(BigInt(Math.floor(now))).u32(0).done();
     const c2 = c.aeadEncrypt(payload2, th, NONCE0, k2);
-    c.wipe(ee, es, k2, e.secretKey);
+    c.wipe(ee, m.es, k2, e.secretKey);
     this.ck = ck;
-    this.role = role as LinkRole;
-    this.version = version;
     return pad(concatBytes(Er, c2));
+  }
+
+  /** Drops the state of an opened msg1 that will not be answered. */
+  discard(): void {
+    if (this.opened) crypto().wipe(this.opened.es);
+    this.opened = null;
   }
 
   get keys(): LinkKeys {
@@ -296,10 +360,13 @@ export class FrameCipher {
     return crypto().aeadEncrypt(plain, null, this.next(), this.key);
   }
 
-  /** Throws ERR_LINK_FRAME for a frame of the wrong size or one that does not authenticate. */
+  /**
+   * Decrypts in place (the frame buffer becomes its plaintext; the result is a view of it: a relay moves every byte it
+   * forwards without a copy). Throws ERR_LINK_FRAME for a frame of the wrong size or one that does not authenticate.
+   */
   open(frame: Uint8Array): Uint8Array {
     if (frame.length !== FRAME_LEN) throw new ProtocolError('ERR_LINK_FRAME', `link frames are ${FRAME_LEN} bytes, got ${frame.length}`);
-    const p = crypto().aeadDecrypt(frame, null, this.next(), this.key);
+    const p = crypto().aeadDecryptInPlace(frame, null, this.next(), this.key);
     if (!p) throw new CryptoError('ERR_LINK_FRAME', 'link frame does not authenticate');
     return p;
   }
@@ -307,4 +374,42 @@ export class FrameCipher {
   wipe(): void {
     crypto().wipe(this.key);
   }
+}
+
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** Unpadded base64url (RFC 4648 §5) of msg1's head. */
+export function encodeUpgradeToken(head: Uint8Array): string {
+  if (head.length !== MSG1_HEAD_LEN) throw new AlliumError('ERR_INTERNAL', 'upgrade token from a head of the wrong size');
+  let out = '';
+  for (let i = 0; i < head.length; i += 3) {
+    const n = (head[i]! << 16) | ((head[i + 1] ?? 0) << 8) | (head[i + 2] ?? 0);
+    const chars = Math.min(4, Math.ceil(((head.length - i) * 8) / 6));
+    for (let j = 0; j < chars; j++) out += B64URL[(n >> (18 - 6 * j)) & 63];
+  }
+  return out;
+}
+
+/**
+ * Decodes an upgrade token strictly: exactly UPGRADE_TOKEN_LEN characters of the base64url alphabet, with the unused
+ * low bits of the last character zero, so every head has one token. Throws ERR_LINK_PROBE otherwise.
+ */
+export function decodeUpgradeToken(token: string): Uint8Array {
+  if (token.length !== UPGRADE_TOKEN_LEN) throw new ProtocolError('ERR_LINK_PROBE', 'upgrade token has the wrong length');
+  const out = new Uint8Array(MSG1_HEAD_LEN);
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (let i = 0; i < token.length; i++) {
+    const v = B64URL.indexOf(token[i]!);
+    if (v < 0) throw new ProtocolError('ERR_LINK_PROBE', 'upgrade token is not base64url');
+    acc = ((acc << 6) | v) & 0xffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  if ((acc & ((1 << bits) - 1)) !== 0) throw new ProtocolError('ERR_LINK_PROBE', 'upgrade token is not canonical');
+  return out;
 }

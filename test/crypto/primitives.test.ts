@@ -177,5 +177,19 @@ describeEachBinding('crypto primitives: RFC known answers', () => {
       expect(crypto().aeadDecrypt(hex(ct + tag), hex('50515253c0c1c2c3c4c5c6c6'), nonce, key)).to.equal(null);
       expect(crypto().aeadDecrypt(hex(tag).subarray(0, 15), ad, nonce, key)).to.equal(null);
     });
+
+    it('decrypts in place to the same plaintext, and refuses a forged buffer', () => {
+      const buf = hex(ct + tag);
+      const view = crypto().aeadDecryptInPlace(buf, ad, nonce, key)!;
+      expect(toHex(view)).to.equal(toHex(SUNSCREEN));
+      expect(view.buffer).to.equal(buf.buffer);
+      expect(view.byteOffset).to.equal(buf.byteOffset);
+      const forged = hex(ct + tag);
+      forged[5]! ^= 4;
+      expect(crypto().aeadDecryptInPlace(forged, ad, nonce, key)).to.equal(null);
+      // What is left in a refused buffer is unspecified (libsodium clears it), never plaintext of a forgery.
+      expect(toHex(forged.subarray(0, ct.length / 2))).to.not.equal(toHex(SUNSCREEN));
+      expect(crypto().aeadDecryptInPlace(hex(tag).subarray(0, 15), ad, nonce, key)).to.equal(null);
+    });
   });
 });
