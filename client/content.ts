@@ -89,11 +89,14 @@ export class ContentClient {
     return p;
   }
 
-  /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
-  async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
+  /**
+   * Stores one item at each of its k holders (two tries each) and returns what each answered, 'refused' for a
+   * holder that could not be reached. Throws ERR_UNREACHABLE when there is no store relay, ERR_ABORTED.
+   */
+  async storeAll(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
-    const results = await Promise.all(
+    return Promise.all(
       holders.map(async (h) => {
         for (let attempt = 0; attempt < 2; attempt++) {
           try {
@@ -105,6 +108,11 @@ export class ContentClient {
         return 'refused' as ContentStatus;
       }),
     );
+  }
+
+  /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
+  async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
+    const results = await this.storeAll(kind, rk, bytes, signal);
     if (results.includes('quota') && !results.some((r) => r === 'ok' || r === 'exists')) {
       throw new AlliumError('ERR_QUOTA', 'every holder refused: storage quota full');
     }
@@ -139,13 +147,19 @@ export class ContentClient {
     return null;
   }
 
-  /** Asks every holder of `rk` for the item; returns what each one had (endpoint descriptors: pick the newest). */
-  async fetchFromAll(kind: ContentKind, rk: Uint8Array, signal?: AbortSignal): Promise<Uint8Array[]> {
+  /**
+   * Asks every holder of `rk` for the item; returns what each one had (endpoint descriptors: pick the newest;
+   * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out.
+   */
+  async fetchFromAll(kind: ContentKind, rk: Uint8Array, signal?: AbortSignal, options: { head?: boolean } = {}): Promise<Uint8Array[]> {
     const got = await Promise.all(
       this.holders(rk).map(async (h) => {
         try {
-          return await fetchItem(await this.circuitTo(h, signal), kind, rk, signal ? { signal } : {});
+          const o: { head?: boolean; signal?: AbortSignal } = { head: options.head ?? false };
+          if (signal) o.signal = signal;
+          return await fetchItem(await this.circuitTo(h, signal), kind, rk, o);
         } catch {
+          throwIfAborted(signal); // our signal: stop; another caller's abort of a shared circuit: just this holder
           return null;
         }
       }),

@@ -14,4 +14,21 @@ export { IdentityKey } from '../crypto/keys.js';
 export { AlliumError, type ErrorCode, type ErrorKind } from '../protocol/errors.js';
 export { parseLink, formatLink } from '../protocol/content-link.js';
 export type { MuxStream } from '../net/stream-mux.js';
-export { Messenger, createIdentity, formatAddress, parseAddress, type IncomingMessage, type MessengerOptions, type Identity } from './messaging.js';
+export {
+  Messenger,
+  createIdentity,
+  createClientAuthKey,
+  formatAddress,
+  parseAddress,
+  MAX_MAILBOX_MESSAGE_BYTES,
+  MAX_MAILBOX_TTL_MS,
+  type IncomingMessage,
+  type MessengerOptions,
+  type MessengerEvents,
+  type Identity,
+  type ClientAuthKey,
+  type SendOptions,
+  type SendReceipt,
+  type ConnectOptions as MessengerConnectOptions,
+  type ListenOptions,
+} from './messaging.js';

@@ -2,27 +2,33 @@
  * Content requests over a circuit (specs/content.md §8). Each request is a stream addressed to the circuit's last
  * hop (the holder):
  *
- *   STORE   CBOR { "k": routing key, "t": "block" | "record", "n": size, "c": cache copy }   then DATA cells
+ *   STORE   CBOR { "k": routing key, "t": kind, "n": size, "c": cache copy }   then DATA cells
  *   STORED  CBOR { "s": status }                                             then END
- *   FETCH   CBOR { "k": routing key, "t": "block" | "record", "h": head only }
+ *   FETCH   CBOR { "k": routing key, "t": kind, "h": head only }
  *   FETCHED CBOR { "s": status, "n": size }                                  then DATA cells (unless head/missing), END
  *
- *   status: "ok" | "exists" | "found" | "missing" | "quota" | "invalid" | "stale" | "refused"
+ *   kind:   "block" | "record" | "endpoint" | "mailbox"
+ *   status: "ok" | "exists" | "found" | "missing" | "quota" | "invalid" | "stale" | "occupied" | "refused"
  */
 import { z } from 'zod';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { BLOCK_LEN } from './chk.js';
 import { MAX_RECORD_BYTES } from './ssk.js';
 import { MAX_ENDPOINT_DESCRIPTOR_BYTES } from './endpoint-descriptor.js';
+import { MAX_MAILBOX_ITEM_BYTES } from './mailbox.js';
 
-export const ContentStatus = ['ok', 'exists', 'found', 'missing', 'quota', 'invalid', 'stale', 'refused'] as const;
+/** `occupied`: a mailbox slot already holds another item (specs/messaging.md §9). */
+export const ContentStatus = ['ok', 'exists', 'found', 'missing', 'quota', 'invalid', 'stale', 'occupied', 'refused'] as const;
 export type ContentStatus = (typeof ContentStatus)[number];
-/** block: a CHK block; record: a signed updatable-key edition; endpoint: a signed endpoint descriptor. */
-export type ContentKind = 'block' | 'record' | 'endpoint';
+/**
+ * block: a CHK block; record: a signed updatable-key edition; endpoint: a signed endpoint descriptor; mailbox: an
+ * offline message sealed to its recipient, or the deletion that replaces it (protocol/mailbox.ts).
+ */
+export type ContentKind = 'block' | 'record' | 'endpoint' | 'mailbox';
 
-export const MAX_CONTENT_ITEM = Math.max(BLOCK_LEN, MAX_RECORD_BYTES, MAX_ENDPOINT_DESCRIPTOR_BYTES);
+export const MAX_CONTENT_ITEM = Math.max(BLOCK_LEN, MAX_RECORD_BYTES, MAX_ENDPOINT_DESCRIPTOR_BYTES, MAX_MAILBOX_ITEM_BYTES);
 
-const KINDS = ['block', 'record', 'endpoint'] as const;
+const KINDS = ['block', 'record', 'endpoint', 'mailbox'] as const;
 const storeSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), n: zUint(MAX_CONTENT_ITEM), c: z.boolean() });
 const fetchSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), h: z.boolean() });
 const storedSchema = z.strictObject({ s: z.enum(ContentStatus) });

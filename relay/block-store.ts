@@ -11,17 +11,30 @@
  *   replicas "known to have other copies" lost blocks: every holder knows the same count and evicts the same block.)
  * - No plaintext, file name or decryption key ever reaches this store: only routing keys and encrypted blocks,
  *   and signed records that need the name to be read.
+ * - Mailbox slots (specs/messaging.md §9) hold one sealed item each, first come first kept. An item is served
+ *   until its `exp` and then replaced by an empty marker; a valid deletion replaces it earlier. Either way the slot
+ *   stays occupied for MAILBOX_HOLD_MS after it was stored, so an inbox's slots stay a contiguous run, and then
+ *   the row goes. Expiry is enforced on every read and swept on writes and replication passes.
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';
+import { crypto } from '../crypto/index.js';
 import { toHex } from '../protocol/bytes.js';
 import { verifyRecord, type SskRecord } from '../protocol/ssk.js';
 import { verifyEndpointDescriptor } from '../protocol/endpoint-descriptor.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
+import { deletionCheck, MAILBOX_HOLD_MS, verifyMailboxStore } from '../protocol/mailbox.js';
 
 export type BlockRole = 'replica' | 'cache';
 export type StoreResult = 'stored' | 'exists';
+/** A mailbox STORE: stored, the same bytes already held, or the slot holds something else. */
+export type MailboxResult = StoreResult | 'occupied';
+/** What a mailbox slot holds: a live item, the deletion that replaced it, or nothing after the item expired. */
+export type MailboxState = 'item' | 'deleted' | 'expired';
+
+/** Sweep expired mailbox items at most this often (ms). */
+const MAILBOX_SWEEP_INTERVAL_MS = 1000;
 
 export interface StoredItem {
   readonly kind: 'block' | 'record';
@@ -31,6 +44,8 @@ export interface StoredItem {
 export interface StoreStats {
   blocks: number;
   records: number;
+  /** Mailbox slots held (items, deletions and expired markers). */
+  mailboxes: number;
   bytes: number;
   quota: number;
 }
@@ -39,6 +54,7 @@ export class BlockStore {
   private readonly db: Database.Database;
   private bytesUsed: number;
   private readonly stmts;
+  private lastSweep = 0;
 
   constructor(
     dir: string,
@@ -68,6 +84,18 @@ export class BlockStore {
         stored_at INTEGER NOT NULL,
         checked_gen TEXT NOT NULL DEFAULT ''
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS mailbox (
+        rk BLOB PRIMARY KEY,
+        state TEXT NOT NULL,
+        data BLOB NOT NULL,
+        dt BLOB,
+        expires INTEGER NOT NULL,
+        hold_until INTEGER NOT NULL,
+        stored_at INTEGER NOT NULL,
+        checked_gen TEXT NOT NULL DEFAULT ''
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS mailbox_expires ON mailbox (state, expires);
+      CREATE INDEX IF NOT EXISTS mailbox_hold ON mailbox (hold_until);
     `);
     this.stmts = {
       getBlock: this.db.prepare<[Uint8Array], { data: Buffer }>('SELECT data FROM blocks WHERE rk = ?'),
@@ -91,16 +119,33 @@ export class BlockStore {
       uncheckedRecords: this.db.prepare<[string, number], { rk: Buffer }>('SELECT rk FROM records WHERE checked_gen != ? LIMIT ?'),
       popular: this.db.prepare<[number, number], { rk: Buffer }>("SELECT rk FROM blocks WHERE fetches >= ? AND role = 'replica' ORDER BY fetches DESC LIMIT ?"),
       resetFetches: this.db.prepare('UPDATE blocks SET fetches = 0 WHERE rk = ?'),
+      getMailbox: this.db.prepare<[Uint8Array], { state: MailboxState; data: Buffer; dt: Buffer | null; expires: number; hold_until: number }>(
+        'SELECT state, data, dt, expires, hold_until FROM mailbox WHERE rk = ?',
+      ),
+      deleteMailbox: this.db.prepare('DELETE FROM mailbox WHERE rk = ?'),
+      insertMailbox: this.db.prepare('INSERT INTO mailbox (rk, state, data, dt, expires, hold_until, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      setMailbox: this.db.prepare("UPDATE mailbox SET state = ?, data = ?, checked_gen = '' WHERE rk = ?"),
+      expiredMailboxBytes: this.db.prepare<[number], { b: number | null }>("SELECT SUM(LENGTH(data)) AS b FROM mailbox WHERE state = 'item' AND expires <= ?"),
+      expireMailboxes: this.db.prepare("UPDATE mailbox SET state = 'expired', data = X'' WHERE state = 'item' AND expires <= ?"),
+      releasedMailboxBytes: this.db.prepare<[number], { b: number | null }>('SELECT SUM(LENGTH(data)) AS b FROM mailbox WHERE hold_until <= ?'),
+      releaseMailboxes: this.db.prepare('DELETE FROM mailbox WHERE hold_until <= ?'),
+      mailboxUsage: this.db.prepare<[], { b: number | null; n: number }>('SELECT SUM(LENGTH(data)) AS b, COUNT(*) AS n FROM mailbox'),
+      uncheckedMailboxes: this.db.prepare<[string, number], { rk: Buffer }>(
+        "SELECT rk FROM mailbox WHERE state != 'expired' AND checked_gen != ? LIMIT ?",
+      ),
+      setMailboxGen: this.db.prepare('UPDATE mailbox SET checked_gen = ? WHERE rk = ?'),
     };
     const u = this.stmts.usage.get()!;
     const r = this.stmts.recordUsage.get()!;
-    this.bytesUsed = (u.b ?? 0) + (r.b ?? 0);
+    const m = this.stmts.mailboxUsage.get()!;
+    this.bytesUsed = (u.b ?? 0) + (r.b ?? 0) + (m.b ?? 0);
   }
 
   stats(): StoreStats {
     const u = this.stmts.usage.get()!;
     const r = this.stmts.recordUsage.get()!;
-    return { blocks: u.n, records: r.n, bytes: this.bytesUsed, quota: this.quota };
+    const m = this.stmts.mailboxUsage.get()!;
+    return { blocks: u.n, records: r.n, mailboxes: m.n, bytes: this.bytesUsed, quota: this.quota };
   }
 
   /** Makes room for `bytes` by evicting; throws ERR_QUOTA when only last copies remain. */
@@ -218,6 +263,81 @@ export class BlockStore {
     return data;
   }
 
+  /**
+   * Stores an item or a deletion in a mailbox slot (specs/messaging.md §9.4). An item goes into an empty slot;
+   * the same bytes again are 'exists'; anything else in an occupied slot is 'occupied'. A deletion whose token
+   * matches the held item's check replaces it; one for an empty slot occupies it (anyone may fill a free slot).
+   * Throws what verifyMailboxStore throws, ERR_SIGNATURE for a deletion that does not match, ERR_QUOTA.
+   */
+  putMailbox(rk: Uint8Array, data: Uint8Array, now = Date.now()): MailboxResult {
+    const v = verifyMailboxStore(data, now);
+    this.sweepMailboxes(now);
+    const have = this.readMailbox(rk, now);
+    if (!have) {
+      this.makeRoom(data.length);
+      const dt = v.kind === 'item' ? v.dt : null;
+      const exp = v.kind === 'item' ? v.exp : now;
+      this.stmts.insertMailbox.run(rk, v.kind === 'item' ? 'item' : 'deleted', data, dt, exp, now + MAILBOX_HOLD_MS, now);
+      this.bytesUsed += data.length;
+      return 'stored';
+    }
+    if (v.kind === 'item') return have.state !== 'expired' && sameBytes(have.data, data) ? 'exists' : 'occupied';
+    if (have.state !== 'item') return have.state === 'deleted' && sameBytes(have.data, data) ? 'exists' : 'occupied';
+    if (!have.dt || !crypto().equal(deletionCheck(v.token), have.dt)) throw new AlliumError('ERR_SIGNATURE', 'deletion token does not match the item');
+    this.stmts.setMailbox.run('deleted', data, rk);
+    this.bytesUsed += data.length - have.data.length;
+    return 'stored';
+  }
+
+  /**
+   * What a mailbox slot holds for a FETCH: the item, the deletion that replaced it, an empty array when the item
+   * expired (the slot is still occupied), or null for a free slot.
+   */
+  getMailbox(rk: Uint8Array, now = Date.now()): Uint8Array | null {
+    const have = this.readMailbox(rk, now);
+    return have ? have.data : null;
+  }
+
+  /** Reads a slot, expiring an item whose time has come (so an expired item is never served). */
+  private readMailbox(rk: Uint8Array, now: number): { state: MailboxState; data: Uint8Array; dt: Uint8Array | null } | null {
+    const row = this.stmts.getMailbox.get(rk);
+    if (!row) return null;
+    if (row.hold_until <= now) {
+      this.stmts.deleteMailbox.run(rk);
+      this.bytesUsed -= row.data.length;
+      return null;
+    }
+    if (row.state === 'item' && row.expires <= now) {
+      this.stmts.setMailbox.run('expired', new Uint8Array(0), rk);
+      this.bytesUsed -= row.data.length;
+      return { state: 'expired', data: new Uint8Array(0), dt: null };
+    }
+    const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
+    return { state: row.state, data, dt: row.dt ? new Uint8Array(row.dt) : null };
+  }
+
+  /** Drops the payload of expired items and the rows whose hold has ended (at most once a second unless forced). */
+  sweepMailboxes(now = Date.now(), force = false): void {
+    if (!force && now - this.lastSweep < MAILBOX_SWEEP_INTERVAL_MS) return;
+    this.lastSweep = now;
+    this.db.transaction(() => {
+      this.bytesUsed -= this.stmts.expiredMailboxBytes.get(now)!.b ?? 0;
+      this.stmts.expireMailboxes.run(now);
+      this.bytesUsed -= this.stmts.releasedMailboxBytes.get(now)!.b ?? 0;
+      this.stmts.releaseMailboxes.run(now);
+    })();
+  }
+
+  /** Mailbox slots with an item or a deletion not yet checked against placement generation `gen`. */
+  uncheckedMailboxes(gen: string, limit: number, now = Date.now()): Uint8Array[] {
+    this.sweepMailboxes(now, true);
+    return this.stmts.uncheckedMailboxes.all(gen, limit).map((r) => new Uint8Array(r.rk));
+  }
+
+  markMailboxChecked(rk: Uint8Array, gen: string): void {
+    this.stmts.setMailboxGen.run(gen, rk);
+  }
+
   /** Routing keys not yet checked against placement generation `gen` (replication). */
   uncheckedBlocks(gen: string, limit: number): Uint8Array[] {
     return this.stmts.unchecked.all(gen, limit).map((r) => new Uint8Array(r.rk));
@@ -250,4 +370,8 @@ export class BlockStore {
   static keyName(rk: Uint8Array): string {
     return toHex(rk).slice(0, 12);
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && crypto().equal(a, b);
 }

@@ -1,15 +1,17 @@
 /**
  * The content service of a store relay (specs/content.md §8): STORE and FETCH streams at the last hop of a
  * circuit. The relay never learns who asks (the request came through a circuit) and cannot read what it holds.
+ * Kinds: CHK blocks, updatable-key records, endpoint descriptors and mailbox slots (specs/messaging.md §9).
  */
 import type { Logger } from 'pino';
 import { concatBytes } from '../protocol/bytes.js';
 import { BLOCK_LEN } from '../protocol/chk.js';
-import { decodeFetch, decodeStore, encodeFetched, encodeStored, type ContentStatus } from '../protocol/content-messages.js';
+import { decodeFetch, decodeStore, encodeFetched, encodeStored, type ContentKind, type ContentStatus } from '../protocol/content-messages.js';
 import { isAlliumError } from '../protocol/errors.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { MAX_RECORD_BYTES } from '../protocol/ssk.js';
 import { MAX_ENDPOINT_DESCRIPTOR_BYTES } from '../protocol/endpoint-descriptor.js';
+import { MAX_MAILBOX_ITEM_BYTES } from '../protocol/mailbox.js';
 import { EndReason } from '../protocol/stream-messages.js';
 import type { MuxStream, StreamMux } from '../net/stream-mux.js';
 import type { BlockStore } from './block-store.js';
@@ -17,6 +19,12 @@ import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
 
 const STORE_TIMEOUT_MS = 30_000;
+const MAX_ITEM_BYTES: Record<ContentKind, number> = {
+  block: BLOCK_LEN,
+  record: MAX_RECORD_BYTES,
+  endpoint: MAX_ENDPOINT_DESCRIPTOR_BYTES,
+  mailbox: MAX_MAILBOX_ITEM_BYTES,
+};
 
 export class ContentService {
   constructor(
@@ -49,7 +57,7 @@ export class ContentService {
     } catch {
       return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
     }
-    const max = req.t === 'block' ? BLOCK_LEN : req.t === 'endpoint' ? MAX_ENDPOINT_DESCRIPTOR_BYTES : MAX_RECORD_BYTES;
+    const max = MAX_ITEM_BYTES[req.t];
     if (req.n > max || (req.t === 'block' && req.n !== BLOCK_LEN)) return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
     mux.acceptQuietly(s);
     const parts: Uint8Array[] = [];
@@ -68,6 +76,10 @@ export class ContentService {
       try {
         if (req.t === 'block') status = this.store.putBlock(req.k, bytes, req.c ? 'cache' : 'replica') === 'stored' ? 'ok' : 'exists';
         else if (req.t === 'endpoint') status = this.store.putEndpoint(req.k, bytes) === 'stored' ? 'ok' : 'exists';
+        else if (req.t === 'mailbox') {
+          const r = this.store.putMailbox(req.k, bytes);
+          status = r === 'stored' ? 'ok' : r;
+        }
         else status = this.store.putRecord(req.k, bytes).result === 'stored' ? 'ok' : 'exists';
       } catch (e) {
         const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
@@ -88,14 +100,21 @@ export class ContentService {
     } catch {
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'invalid', n: 0 }));
     }
-    const item = req.t === 'block' ? this.store.getBlock(req.k, Date.now(), req.h ? 'check' : 'fetch') : req.t === 'endpoint' ? this.store.getEndpoint(req.k) : this.store.getRecord(req.k);
+    const item =
+      req.t === 'block'
+        ? this.store.getBlock(req.k, Date.now(), req.h ? 'check' : 'fetch')
+        : req.t === 'endpoint'
+          ? this.store.getEndpoint(req.k)
+          : req.t === 'mailbox'
+            ? this.store.getMailbox(req.k)
+            : this.store.getRecord(req.k);
     if (!item) {
       this.metrics.drops.inc({ reason: 'fetch_missing' });
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'missing', n: 0 }));
     }
     mux.acceptQuietly(s);
     mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: 'found', n: item.length }));
-    if (!req.h) s.write(item);
+    if (!req.h && item.length > 0) s.write(item); // an expired mailbox slot is found, with nothing to send
     s.end(EndReason.DONE);
   };
 }

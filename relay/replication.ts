@@ -93,6 +93,19 @@ export class Replicator {
         if (ok) this.o.store.markRecordChecked(rk, gen);
         checked++;
       }
+      // Mailbox slots (specs/messaging.md §9.4): an item or a deletion; a holder with anything in the slot has it.
+      for (const rk of this.o.store.uncheckedMailboxes(gen, this.o.batch ?? 32)) {
+        if (this.stopped) break;
+        const data = this.o.store.getMailbox(rk);
+        if (!data || data.length === 0) continue;
+        let ok = true;
+        for (const h of holdersOf(rk, relays, this.o.k)) {
+          if (h.fingerprint === me) continue;
+          if ((await this.ensure(h, 'mailbox', rk, data, false)) === null) ok = false;
+        }
+        if (ok) this.o.store.markMailboxChecked(rk, gen);
+        checked++;
+      }
       await this.spreadPopular(relays);
       return checked;
     } finally {
@@ -101,7 +114,7 @@ export class Replicator {
   }
 
   /** Makes sure `h` holds the item. True if it has it now, false if it refused (quota), null if unreachable. */
-  private async ensure(h: Descriptor, kind: 'block' | 'record', rk: Uint8Array, data: Uint8Array, cache: boolean): Promise<boolean | null> {
+  private async ensure(h: Descriptor, kind: 'block' | 'record' | 'mailbox', rk: Uint8Array, data: Uint8Array, cache: boolean): Promise<boolean | null> {
     try {
       const circuit = await this.o.circuitTo(h);
       if (kind === 'block') {
@@ -113,7 +126,7 @@ export class Replicator {
         this.pushed++;
         this.o.metrics.replicated.inc();
       }
-      return status === 'ok' || status === 'exists' || status === 'stale';
+      return status === 'ok' || status === 'exists' || status === 'stale' || status === 'occupied';
     } catch (e) {
       this.o.log.debug({ err: e }, 'replication transfer failed');
       return null;

@@ -5,6 +5,7 @@
  */
 import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
+import { mailboxFile } from './mailbox.js';
 import type { VectorFile } from './common.js';
 import { ntorOnionFile } from './ntor-onion.js';
 import { relayCryptoFile } from './relay-crypto.js';
@@ -16,6 +17,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'cbor.json': cborFile,
   'ntor-onion.json': ntorOnionFile,
   'relay-crypto.json': relayCryptoFile,
+  'mailbox.json': mailboxFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

@@ -1,0 +1,147 @@
+/**
+ * npm run bench:messaging — private messaging over a local network of relay processes (8 by default), two clients
+ * in this process on disjoint entry relays. Prints medians and p90 of:
+ *
+ *   - time to reach a fresh endpoint: a new initiator's first send() (descriptor lookup, rendezvous circuit,
+ *     introduction, the endpoint's circuit to the rendezvous point, message stream), and until the message arrives;
+ *   - round-trip latency on an open session (a message and its echo);
+ *   - messages per second one way on an open session;
+ *   - leaving a message offline (send() to an identity that is not listening);
+ *   - offline delivery after the recipient returns: from startListening() until all its mail has arrived.
+ *
+ *   flags: --relays N (8)  --runs N (fresh endpoints, offline rounds: 10)  --pings N (200)  --burst N (2000)  --quick
+ */
+import { initCrypto } from '../crypto/index.js';
+import { AlliumClient } from '../client/client.js';
+import { Messenger, createIdentity, formatAddress } from '../client/messaging.js';
+import { nodeSocketFactory } from '../net/ws-node.js';
+import { startNetwork, waitFor } from '../test/helpers/network.js';
+import { parseFlags } from './lib/options.js';
+import { fmt, summarize } from './lib/stats.js';
+import { progress, writeResults } from './lib/results.js';
+
+const flags = parseFlags(
+  process.argv.slice(2),
+  { relays: 'number', runs: 'number', pings: 'number', burst: 'number', quick: 'boolean' },
+  'npm run bench:messaging -- [--relays N] [--runs N] [--pings N] [--burst N] [--quick]',
+);
+const relaysN = flags.relays ?? 8;
+const runs = flags.quick ? 3 : (flags.runs ?? 10);
+const pings = flags.quick ? 50 : (flags.pings ?? 200);
+const burst = flags.quick ? 500 : (flags.burst ?? 2000);
+const OFFLINE_BATCH = 10;
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+await initCrypto();
+console.log(`Allium messaging benchmark: ${relaysN} relay processes on 127.0.0.1, two clients in this process, ${runs} fresh endpoints and offline rounds, ${pings} pings, ${burst} messages`);
+const net = await startNetwork(relaysN);
+const fps = net.relays.map((r) => r.fingerprint);
+const mkClient = (entry: string[]): AlliumClient =>
+  new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, entryRelays: entry });
+const ca = mkClient([fps[1]!, fps[2]!]);
+const cb = mkClient([fps[3]!, fps[4]!]);
+await ca.start();
+await cb.start();
+
+const rows: Record<string, number[]> = {};
+const add = (k: string, v: number): void => void (rows[k] ??= []).push(v);
+const closers: Messenger[] = [];
+
+try {
+  // The endpoint: listens, echoes what starts with "ping", counts the rest.
+  const alice = new Messenger(ca, createIdentity(), { offline: { collect: false } });
+  closers.push(alice);
+  await alice.startListening();
+  const arrived = new Map<string, number>();
+  let burstCount = 0;
+  alice.on('message:received', (m) => {
+    const text = dec(m.data);
+    if (text.startsWith('ping')) void alice.send(m.from, m.data, { offline: 'never' }).catch(() => undefined);
+    else if (text.startsWith('burst')) burstCount++;
+    else arrived.set(text, performance.now());
+  });
+
+  // 1. A fresh initiator reaches the endpoint.
+  for (let i = 0; i < runs; i++) {
+    progress(`fresh endpoint ${i + 1}/${runs}`);
+    const bob = new Messenger(cb);
+    closers.push(bob);
+    const text = `first ${i}`;
+    const t0 = performance.now();
+    const r = await bob.send(alice.address, enc(text), { offline: 'never' });
+    const sent = performance.now();
+    if (r.status !== 'delivered') throw new Error('expected a live delivery');
+    await waitFor(() => arrived.has(text), 30_000, 'the first message');
+    add('reach a fresh endpoint: send() resolves (ms)', sent - t0);
+    add('reach a fresh endpoint: message received (ms)', arrived.get(text)! - t0);
+  }
+
+  // 2. Round trips on an open session.
+  const bob = new Messenger(cb);
+  closers.push(bob);
+  let echoed: ((s: string) => void) | null = null;
+  bob.on('message:received', (m) => echoed?.(dec(m.data)));
+  await bob.send(alice.address, enc('warm-up'), { offline: 'never' });
+  progress(`${pings} round trips`);
+  for (let i = 0; i < pings; i++) {
+    const text = `ping ${i}`;
+    const t0 = performance.now();
+    const back = new Promise<void>((resolve) => (echoed = (s) => s === text && resolve()));
+    await bob.send(alice.address, enc(text), { offline: 'never' });
+    await back;
+    add('round trip on an open session (ms)', performance.now() - t0);
+  }
+
+  // 3. Throughput one way on the open session.
+  for (let run = 0; run < 3; run++) {
+    progress(`burst ${run + 1}/3 of ${burst} messages`);
+    burstCount = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < burst; i++) await bob.send(alice.address, enc(`burst ${i} ${'x'.repeat(100)}`), { offline: 'never' });
+    await waitFor(() => burstCount >= burst, 300_000, 'the burst');
+    add('messages per second, one way (100-byte messages)', burst / ((performance.now() - t0) / 1000));
+  }
+
+  // 4. Offline: leave OFFLINE_BATCH messages for an identity that is not listening, then bring it up.
+  for (let i = 0; i < runs; i++) {
+    progress(`offline round ${i + 1}/${runs}`);
+    const carolId = createIdentity();
+    const address = formatAddress(carolId.publicKey);
+    const sender = new Messenger(cb);
+    closers.push(sender);
+    for (let k = 0; k < OFFLINE_BATCH; k++) {
+      const t0 = performance.now();
+      const r = await sender.send(address, enc(`offline ${k}`));
+      if (r.status !== 'stored-offline') throw new Error('expected an offline delivery');
+      add(k === 0 ? 'leave a message offline: first to a recipient (ms)' : 'leave a message offline: later ones (ms)', performance.now() - t0);
+    }
+    const carol = new Messenger(ca, carolId, { offline: { pollMs: 3_600_000 } });
+    closers.push(carol);
+    const got: number[] = [];
+    carol.on('message:received', (m) => m.offline && got.push(performance.now()));
+    const t0 = performance.now();
+    await carol.startListening();
+    await waitFor(() => got.length >= OFFLINE_BATCH, 120_000, 'the offline messages');
+    add('offline delivery after return: first message (ms)', got[0]! - t0);
+    add(`offline delivery after return: all ${OFFLINE_BATCH} messages (ms)`, got[OFFLINE_BATCH - 1]! - t0);
+    carol.close();
+    sender.close();
+  }
+
+  console.log('\n| measurement | median | p90 | min–max | n |\n| --- | --- | --- | --- | --- |');
+  const out: Record<string, ReturnType<typeof summarize>> = {};
+  for (const [k, v] of Object.entries(rows)) {
+    const s = summarize(v);
+    out[k] = s;
+    console.log(`| ${k} | ${fmt(s.median)} | ${fmt(s.p90)} | ${fmt(s.min)}–${fmt(s.max)} | ${s.n} |`);
+  }
+  const file = writeResults('messaging', { relays: relaysN, runs, pings, burst, offlineBatch: OFFLINE_BATCH }, { summary: out, samples: rows });
+  console.log(`\nresults: ${file}`);
+} finally {
+  for (const m of closers) m.close();
+  await ca.stop();
+  await cb.stop();
+  await net.stop();
+}
+process.exit(0);

@@ -1,0 +1,279 @@
+/**
+ * Offline mailboxes, the client side (specs/messaging.md §9; the codec is protocol/mailbox.ts).
+ *
+ * - MailboxSender leaves a sealed message in the first free slot of the recipient's inbox for the current epoch,
+ *   at the slot's k holders, through circuits. It finds the first free slot by galloping over slots with HEAD
+ *   fetches (slots fill from 0 upwards) and then remembers where it stopped.
+ * - MailboxCollector reads the identity's inboxes slot by slot until MAILBOX_SCAN_GAP slots in a row are free,
+ *   opens what it finds, hands the messages over in the senders' order, and then replaces each collected item by
+ *   its deletion. Each pass uses fresh circuits (a new ContentClient), never the endpoint's own, so holders cannot
+ *   link the mailbox to the endpoint descriptor it publishes.
+ *
+ * Holders of a slot may disagree when two senders race for it; a sender that meets `occupied` at some holder
+ * also stores the same message (same id) in the next slot, and the collector drops copies by id.
+ */
+import { crypto } from '../crypto/index.js';
+import { toHex } from '../protocol/bytes.js';
+import type { Identity } from '../protocol/address.js';
+import type { ContentStatus } from '../protocol/content-messages.js';
+import { AlliumError, isAlliumError, LimitError, throwIfAborted } from '../protocol/errors.js';
+import {
+  decodeMailboxDeletion,
+  decodeMailboxItem,
+  deletionCheck,
+  encodeMailboxDeletion,
+  inboxKey,
+  mailboxEpochAt,
+  MAILBOX_CLOCK_SKEW_MS,
+  MAILBOX_EPOCH_SECONDS,
+  MAILBOX_ID_LEN,
+  MAX_MAILBOX_MESSAGE_BYTES,
+  MAX_MAILBOX_SLOTS,
+  MAX_MAILBOX_TTL_MS,
+  openMailboxItem,
+  sealMailboxItem,
+  slotLocator,
+} from '../protocol/mailbox.js';
+import type { AlliumClient } from './client.js';
+import { ContentClient } from './content.js';
+
+/** Free slots in a row after which a collector stops reading an inbox. */
+export const MAILBOX_SCAN_GAP = 3;
+/** Default life of an offline message. */
+export const DEFAULT_MAILBOX_TTL_MS = MAX_MAILBOX_TTL_MS;
+/** Message ids a collector remembers to drop copies and replays. */
+const MAX_REMEMBERED_IDS = 10_000;
+
+export interface DepositResult {
+  /** The message id (hex), which the recipient sees too. */
+  readonly id: string;
+  readonly epoch: number;
+  readonly slot: number;
+  /** When relays drop the message if it has not been collected (Unix ms). */
+  readonly expires: number;
+}
+
+export interface CollectedMessage {
+  readonly from: Uint8Array;
+  readonly data: Uint8Array;
+  readonly t: number;
+  readonly n: number;
+  readonly id: string;
+  readonly epoch: number;
+  readonly slot: number;
+}
+
+/** Leaves sealed messages in recipients' inboxes. */
+export class MailboxSender {
+  private readonly content: ContentClient;
+  /** `recipient:epoch` → the next slot to try. */
+  private readonly next = new Map<string, number>();
+  /** recipient → the counter of the next message to it. */
+  private readonly counters = new Map<string, number>();
+
+  constructor(
+    client: AlliumClient,
+    private readonly identity: Identity,
+  ) {
+    this.content = new ContentClient(client);
+  }
+
+  /**
+   * Seals `data` to `recipient` and stores it in a free slot. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or
+   * MAX_MAILBOX_SLOTS when today's inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_ABORTED.
+   */
+  async deposit(recipient: Uint8Array, data: Uint8Array, options: { ttlMs?: number; signal?: AbortSignal } = {}): Promise<DepositResult> {
+    if (data.length > MAX_MAILBOX_MESSAGE_BYTES) {
+      throw new LimitError('MAX_MAILBOX_MESSAGE_BYTES', `a message of ${data.length} bytes does not fit a mailbox item`);
+    }
+    const ttl = options.ttlMs ?? DEFAULT_MAILBOX_TTL_MS;
+    if (!Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_MAILBOX_TTL_MS) {
+      throw new AlliumError('ERR_CONFIG', `an offline message lives 1 ms to ${MAX_MAILBOX_TTL_MS} ms`);
+    }
+    const now = Date.now();
+    const exp = now + Math.floor(ttl);
+    const epoch = mailboxEpochAt(now);
+    const inbox = inboxKey(recipient, epoch);
+    const who = toHex(recipient);
+    const key = `${who}:${epoch}`;
+    const n = this.counters.get(who) ?? 0;
+    this.counters.set(who, n + 1);
+    const id = crypto().random(MAILBOX_ID_LEN);
+    let slot = this.next.get(key) ?? (await this.frontier(inbox, options.signal));
+    let stored: number | null = null;
+    let statuses: ContentStatus[] = [];
+    for (; slot < MAX_MAILBOX_SLOTS; slot++) {
+      throwIfAborted(options.signal);
+      const rk = slotLocator(inbox, slot);
+      const sealed = sealMailboxItem({ sender: this.identity, recipient, slot: rk, exp, t: now, n, data, id });
+      statuses = await this.content.storeAll('mailbox', rk, sealed.bytes, options.signal);
+      const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
+      if (accepted && stored === null) stored = slot;
+      // Clean when no holder had something else there; otherwise another sender raced us: a copy goes next door.
+      if (accepted && !statuses.includes('occupied')) break;
+      if (!accepted && !statuses.includes('occupied')) break;
+    }
+    if (slot < MAX_MAILBOX_SLOTS) {
+      // Hints for past epochs are of no use: drop them before the map grows.
+      if (this.next.size >= 1024) for (const k of this.next.keys()) if (!k.endsWith(`:${epoch}`)) this.next.delete(k);
+      this.next.set(key, slot + 1);
+    }
+    if (stored !== null) return { id: toHex(id), epoch, slot: stored, expires: exp };
+    if (slot >= MAX_MAILBOX_SLOTS) throw new LimitError('MAX_MAILBOX_SLOTS', 'the recipient\'s inbox is full for this epoch');
+    if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the mailbox slot is full');
+    throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the offline message (${statuses.join(', ')})`);
+  }
+
+  /** True when any holder has something in the slot. */
+  private async occupied(inbox: Uint8Array, slot: number, signal?: AbortSignal): Promise<boolean> {
+    return (await this.content.fetchFromAll('mailbox', slotLocator(inbox, slot), signal, { head: true })).length > 0;
+  }
+
+  /** The first free slot, by galloping (1, 3, 7, …) and then bisecting: slots fill from 0 upwards. */
+  private async frontier(inbox: Uint8Array, signal?: AbortSignal): Promise<number> {
+    if (!(await this.occupied(inbox, 0, signal))) return 0;
+    let lo = 0;
+    let hi = 1;
+    while (await this.occupied(inbox, hi, signal)) {
+      lo = hi;
+      if (hi === MAX_MAILBOX_SLOTS - 1) return MAX_MAILBOX_SLOTS;
+      hi = Math.min(MAX_MAILBOX_SLOTS - 1, hi * 2 + 1);
+    }
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      if (await this.occupied(inbox, mid, signal)) lo = mid;
+      else hi = mid;
+    }
+    return hi;
+  }
+
+  close(): void {
+    this.content.close();
+  }
+}
+
+/** Collects an identity's offline messages. */
+export class MailboxCollector {
+  /** epoch → the first slot not yet read. */
+  private readonly frontier = new Map<number, number>();
+  private readonly seen = new Set<string>();
+  private lastPass: number | null = null;
+  private running: Promise<number> | null = null;
+
+  constructor(
+    private readonly client: AlliumClient,
+    private readonly identity: Identity,
+  ) {}
+
+  /**
+   * One pass: reads every inbox that may hold unread mail (all epochs an unexpired item can be in on the first
+   * pass, then the epochs since the last pass), delivers new messages in order (by the sender's clock, then
+   * counter), then deletes them at their holders. Returns how many were delivered. Concurrent calls share a pass.
+   */
+  collect(deliver: (m: CollectedMessage) => void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+    this.running ??= this.pass(deliver, onError, signal).finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async pass(deliver: (m: CollectedMessage) => void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+    const started = Date.now();
+    const since = this.lastPass === null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : this.lastPass - MAILBOX_CLOCK_SKEW_MS;
+    const first = mailboxEpochAt(Math.max(0, since));
+    const last = mailboxEpochAt(started + MAILBOX_CLOCK_SKEW_MS);
+    const content = new ContentClient(this.client);
+    const found: { m: CollectedMessage; rk: Uint8Array; token: Uint8Array }[] = [];
+    try {
+      for (let epoch = first; epoch <= last; epoch++) await this.readInbox(content, epoch, found, onError, signal);
+      found.sort((a, b) => a.m.t - b.m.t || a.m.n - b.m.n || a.m.epoch - b.m.epoch || a.m.slot - b.m.slot);
+      let delivered = 0;
+      const deletions: { rk: Uint8Array; token: Uint8Array }[] = [];
+      for (const f of found) {
+        deletions.push(f);
+        if (this.seen.has(f.m.id)) continue;
+        this.remember(f.m.id);
+        deliver(f.m);
+        delivered++;
+      }
+      await Promise.all(deletions.map((d) => content.storeAll('mailbox', d.rk, encodeMailboxDeletion(d.token), signal).catch(() => undefined)));
+      this.lastPass = started;
+      return delivered;
+    } finally {
+      content.close();
+    }
+  }
+
+  private remember(id: string): void {
+    this.seen.add(id);
+    if (this.seen.size > MAX_REMEMBERED_IDS) this.seen.delete(this.seen.values().next().value!);
+  }
+
+  private async readInbox(
+    content: ContentClient,
+    epoch: number,
+    out: { m: CollectedMessage; rk: Uint8Array; token: Uint8Array }[],
+    onError: (e: AlliumError) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const inbox = inboxKey(this.identity.publicKey, epoch);
+    let slot = this.frontier.get(epoch) ?? 0;
+    let free = 0;
+    while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
+      throwIfAborted(signal);
+      // Read a window of slots at once; the frontier advances past every occupied slot read in order.
+      const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
+      const answers = await Promise.all(window.map((s) => content.fetchFromAll('mailbox', slotLocator(inbox, s), signal)));
+      for (let i = 0; i < window.length; i++) {
+        const s = window[i]!;
+        const copies = answers[i]!;
+        if (copies.length === 0) {
+          free++;
+          continue;
+        }
+        free = 0;
+        this.frontier.set(epoch, s + 1);
+        this.readSlot(epoch, s, slotLocator(inbox, s), copies, out, onError);
+      }
+      slot = window[window.length - 1]! + 1;
+    }
+  }
+
+  /** What the holders of one slot returned: items, deletions, or empty (expired) markers. */
+  private readSlot(
+    epoch: number,
+    slot: number,
+    rk: Uint8Array,
+    copies: Uint8Array[],
+    out: { m: CollectedMessage; rk: Uint8Array; token: Uint8Array }[],
+    onError: (e: AlliumError) => void,
+  ): void {
+    const deleted: Uint8Array[] = [];
+    const items = new Map<string, Uint8Array>();
+    for (const c of copies) {
+      if (c.length === 0) continue;
+      try {
+        deleted.push(deletionCheck(decodeMailboxDeletion(c)));
+        continue;
+      } catch {
+        /* not a deletion */
+      }
+      items.set(toHex(crypto().hash(32, c)), c);
+    }
+    for (const bytes of items.values()) {
+      try {
+        const dt = decodeMailboxItem(bytes).dt;
+        // A holder still serving an item that another holder shows deleted (with the matching token): collected.
+        if (deleted.some((d) => crypto().equal(d, dt))) continue;
+        const o = openMailboxItem(this.identity, rk, bytes, { now: Date.now() });
+        const m: CollectedMessage = { from: o.from, data: o.data, t: o.t, n: o.n, id: toHex(o.id), epoch, slot };
+        out.push({ m, rk, token: o.token });
+      } catch (e) {
+        onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'mailbox item handling failed', { cause: e }));
+      }
+    }
+  }
+}
+
+/** For tests: the routing key of slot `slot` of `address`'s inbox for an epoch. */
+export function mailboxSlot(identityKey: Uint8Array, epoch: number, slot: number): Uint8Array {
+  return slotLocator(inboxKey(identityKey, epoch), slot);
+}

@@ -1,0 +1,163 @@
+/**
+ * specs/vectors/mailbox.json: offline mailboxes (specs/messaging.md §9): inbox and slot locators, sealed items
+ * with their ephemeral key, id, deletion token and check, deletions, the STORE and STORED messages of a mailbox
+ * request, and the items and stores a recipient or a relay refuses, with their codes.
+ */
+import { createIdentity } from '../../protocol/address.js';
+import { fromHex, toHex, utf8 } from '../../protocol/bytes.js';
+import { decodeCbor, encodeCbor } from '../../protocol/cbor.js';
+import { encodeStore, encodeStored } from '../../protocol/content-messages.js';
+import {
+  decodeMailboxItem,
+  deletionCheck,
+  encodeMailboxDeletion,
+  inboxKey,
+  MAILBOX_CT_LENS,
+  MAILBOX_EPOCH_SECONDS,
+  MAX_MAILBOX_ITEM_BYTES,
+  MAX_MAILBOX_SLOTS,
+  MAX_MAILBOX_TTL_MS,
+  openMailboxItem,
+  sealMailboxItem,
+  slotLocator,
+  verifyMailboxStore,
+} from '../../protocol/mailbox.js';
+import { check, errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
+
+/** A fixed clock for the vectors: 2025-06-15 12:00:00 UTC. */
+const NOW = 1_749_988_800_000;
+const HOUR = 3_600_000;
+
+export function mailboxFile(): VectorFile {
+  const recipientSeed = seeded('mailbox/recipient')(32);
+  const senderSeed = seeded('mailbox/sender')(32);
+  const recipient = createIdentity(recipientSeed);
+  const sender = createIdentity(senderSeed);
+  const epoch = Math.floor(NOW / 1000 / MAILBOX_EPOCH_SECONDS);
+  const inbox = inboxKey(recipient.publicKey, epoch);
+  const slots = [0, 1, MAX_MAILBOX_SLOTS - 1].map((i) => ({ slot: i, locator: toHex(slotLocator(inbox, i)) }));
+
+  const itemCases: [string, number, Uint8Array, number][] = [
+    ['short message, slot 0', 0, utf8('Hello Alice: I left this while you were away.'), 0],
+    ['empty message, slot 1', 1, new Uint8Array(0), 1],
+    ['2000-byte message (third bucket), slot 1023', MAX_MAILBOX_SLOTS - 1, seeded('mailbox/data-2000')(2000), 2],
+  ];
+  const items = itemCases.map(([name, slot, data, n]) => {
+    const rec = recordingRandom(`mailbox/item-${slot}`);
+    const rk = slotLocator(inbox, slot);
+    const exp = NOW + 2 * HOUR;
+    const s = sealMailboxItem({ sender, recipient: recipient.publicKey, slot: rk, exp, t: NOW, n, data, random: rec.random });
+    const o = openMailboxItem(recipient, rk, s.bytes, { now: NOW });
+    check(toHex(o.data) === toHex(data) && toHex(o.from) === toHex(sender.publicKey) && o.n === n, `mailbox item "${name}" opens`);
+    const env = decodeMailboxItem(s.bytes);
+    check(MAILBOX_CT_LENS.includes(env.ct.length), `mailbox item "${name}" ciphertext is a bucket`);
+    return {
+      name,
+      slot,
+      locator: toHex(rk),
+      exp,
+      t: NOW,
+      n,
+      data: toHex(data),
+      random: rec.taken(),
+      randomCalls: rec.calls(),
+      id: toHex(s.id),
+      ephemeral: toHex(env.e),
+      token: toHex(s.token),
+      dt: toHex(deletionCheck(s.token)),
+      ctLength: env.ct.length,
+      item: toHex(s.bytes),
+      deletion: toHex(encodeMailboxDeletion(s.token)),
+    };
+  });
+
+  const base = fromHex(items[0]!.item);
+  const rk0 = slotLocator(inbox, 0);
+  const fields = decodeCbor(base, MAX_MAILBOX_ITEM_BYTES) as Record<string, unknown>;
+  const flipped = (i: number): Uint8Array => {
+    const b = Uint8Array.from(base);
+    b[i]! ^= 0x01;
+    return b;
+  };
+  const other = createIdentity(seeded('mailbox/other')(32));
+  const impostor = createIdentity(seeded('mailbox/impostor')(32));
+  const forged = sealMailboxItem({
+    sender: { publicKey: sender.publicKey, secretKey: impostor.secretKey },
+    recipient: recipient.publicKey,
+    slot: rk0,
+    exp: NOW + 2 * HOUR,
+    t: NOW,
+    n: 0,
+    data: utf8('not really from the sender'),
+    random: seeded('mailbox/forged'),
+  }).bytes;
+  const openCases: [string, string, Uint8Array, string, number][] = [
+    ['last ciphertext byte changed', 'recipient', flipped(base.length - 1), toHex(rk0), NOW],
+    ['opened under slot 1', 'recipient', base, slots[1]!.locator, NOW],
+    ['opened by another identity', 'other', base, toHex(rk0), NOW],
+    ['expiry changed (re-encoded)', 'recipient', encodeCbor({ ...fields, exp: NOW + 3 * HOUR }), toHex(rk0), NOW],
+    ['deletion check changed (re-encoded)', 'recipient', encodeCbor({ ...fields, dt: seeded('mailbox/dt')(32) }), toHex(rk0), NOW],
+    ['signed by a key other than the named sender', 'recipient', forged, toHex(rk0), NOW],
+    ['sent more than the clock skew ahead', 'recipient', base, toHex(rk0), NOW - HOUR],
+    ['ciphertext not a bucket', 'recipient', encodeCbor({ ...fields, ct: seeded('mailbox/ct')(1000) }), toHex(rk0), NOW],
+  ];
+  const who = { recipient, other } as const;
+  const expected: Record<string, string> = {
+    'last ciphertext byte changed': 'ERR_MESSAGE_AUTH',
+    'opened under slot 1': 'ERR_MESSAGE_AUTH',
+    'opened by another identity': 'ERR_MESSAGE_AUTH',
+    'expiry changed (re-encoded)': 'ERR_MESSAGE_AUTH',
+    'deletion check changed (re-encoded)': 'ERR_MESSAGE_AUTH',
+    'signed by a key other than the named sender': 'ERR_SIGNATURE',
+    'sent more than the clock skew ahead': 'ERR_DESCRIPTOR_FUTURE',
+    'ciphertext not a bucket': 'ERR_BAD_LENGTH',
+  };
+  const openInvalid = openCases.map(([name, as, bytes, slot, now]) => ({
+    name,
+    as,
+    item: toHex(bytes),
+    slot,
+    now,
+    error: expectCode(errorCodeOf(() => openMailboxItem(who[as as keyof typeof who], fromHex(slot), bytes, { now }), name), expected[name]!, `mailbox open "${name}"`),
+  }));
+
+  const storeCases: [string, Uint8Array, number, string][] = [
+    ['expires at the relay\'s now', base, NOW + 2 * HOUR, 'ERR_LIMIT'],
+    ['expires beyond the longest lifetime', base, NOW + 2 * HOUR - MAX_MAILBOX_TTL_MS - HOUR, 'ERR_LIMIT'],
+    ['unknown field', encodeCbor({ ...fields, x: 0 }), NOW, 'ERR_SCHEMA'],
+    ['deletion token of 31 bytes', encodeCbor({ v: 1, del: seeded('mailbox/short-token')(31) }), NOW, 'ERR_SCHEMA'],
+    ['version 2', encodeCbor({ ...fields, v: 2 }), NOW, 'ERR_SCHEMA'],
+  ];
+  const storeInvalid = storeCases.map(([name, bytes, now, error]) => ({
+    name,
+    bytes: toHex(bytes),
+    now,
+    error: expectCode(errorCodeOf(() => verifyMailboxStore(bytes, now), name), error, `mailbox store "${name}"`),
+  }));
+  check(verifyMailboxStore(base, NOW).kind === 'item', 'the first item is storable at NOW');
+
+  const messages = {
+    store: toHex(encodeStore({ k: rk0, t: 'mailbox', n: base.length, c: false })),
+    storedOccupied: toHex(encodeStored({ s: 'occupied' })),
+  };
+
+  return {
+    description:
+      'Offline mailboxes (specs/messaging.md §9): inbox and slot locators, sealed items (the random bytes are the ephemeral X25519 secret, then the 16-byte id), their deletion tokens, checks and deletions, the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
+    version: VECTORS_VERSION,
+    constants: { epochSeconds: MAILBOX_EPOCH_SECONDS, maxSlots: MAX_MAILBOX_SLOTS, maxTtlMs: MAX_MAILBOX_TTL_MS, maxItemBytes: MAX_MAILBOX_ITEM_BYTES, ctLengths: [...MAILBOX_CT_LENS] },
+    recipientSeed: toHex(recipientSeed),
+    recipientPublicKey: toHex(recipient.publicKey),
+    senderSeed: toHex(senderSeed),
+    senderPublicKey: toHex(sender.publicKey),
+    otherSeed: toHex(seeded('mailbox/other')(32)),
+    now: NOW,
+    epoch,
+    inbox: toHex(inbox),
+    slots,
+    items,
+    openInvalid,
+    storeInvalid,
+    messages,
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * Offline mailbox items (specs/messaging.md §9): locators differ per address, epoch and slot; an item opens only
+ * for its recipient, in its slot, unaltered, with the sender's signature; deletions match only their item; relays'
+ * checks refuse items outside the time bounds; sizes reveal only a bucket; decoding is total.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { crypto } from '../../crypto/index.js';
+import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
+import { toHex } from '../../protocol/bytes.js';
+import { decodeCbor, encodeCbor } from '../../protocol/cbor.js';
+import { AlliumError } from '../../protocol/errors.js';
+import {
+  decodeMailboxDeletion,
+  decodeMailboxItem,
+  deletionCheck,
+  encodeMailboxDeletion,
+  inboxKey,
+  mailboxEpochAt,
+  MAILBOX_CT_LENS,
+  MAILBOX_EPOCH_SECONDS,
+  MAX_MAILBOX_ITEM_BYTES,
+  MAX_MAILBOX_MESSAGE_BYTES,
+  MAX_MAILBOX_SLOTS,
+  MAX_MAILBOX_TTL_MS,
+  openMailboxItem,
+  sealMailboxItem,
+  slotLocator,
+  verifyMailboxStore,
+} from '../../protocol/mailbox.js';
+import { describeEachBinding } from '../helpers/bindings.js';
+import { total } from '../helpers/total.js';
+import { expectCode } from '../helpers/vectors.js';
+
+const NOW = 1_750_000_000_000;
+const HOUR = 3600_000;
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+const OPEN_CODES = [
+  'ERR_CBOR_MALFORMED', 'ERR_CBOR_NONCANONICAL', 'ERR_CBOR_TOO_LARGE', 'ERR_CBOR_DEPTH', 'ERR_SCHEMA', 'ERR_BAD_LENGTH',
+  'ERR_MESSAGE_AUTH', 'ERR_PADDING', 'ERR_SIGNATURE', 'ERR_KEY_FORMAT', 'ERR_DESCRIPTOR_FUTURE',
+];
+const STORE_CODES = ['ERR_CBOR_MALFORMED', 'ERR_CBOR_NONCANONICAL', 'ERR_CBOR_TOO_LARGE', 'ERR_CBOR_DEPTH', 'ERR_SCHEMA', 'ERR_BAD_LENGTH', 'ERR_LIMIT'];
+
+describeEachBinding('protocol/mailbox', () => {
+  let alice: Identity;
+  let bob: Identity;
+  let slot: Uint8Array;
+  before(() => {
+    alice = createIdentity();
+    bob = createIdentity();
+    slot = slotLocator(inboxKey(alice.publicKey, mailboxEpochAt(NOW)), 0);
+  });
+
+  const seal = (data = enc('hello while you were away'), over: Partial<Parameters<typeof sealMailboxItem>[0]> = {}) =>
+    sealMailboxItem({ sender: bob, recipient: alice.publicKey, slot, exp: NOW + HOUR, t: NOW, n: 7, data, ...over });
+
+  it('derives locators per address, epoch and slot; the text address and the key agree', () => {
+    const e = mailboxEpochAt(NOW);
+    expect(e).to.equal(Math.floor(NOW / 1000 / MAILBOX_EPOCH_SECONDS));
+    const ib = inboxKey(alice.publicKey, e);
+    expect(toHex(inboxKey(formatAddress(alice.publicKey), e))).to.equal(toHex(ib));
+    const keys = new Set<string>();
+    for (const k of [ib, inboxKey(alice.publicKey, e + 1), inboxKey(bob.publicKey, e)]) keys.add(toHex(k));
+    for (let i = 0; i < 50; i++) keys.add(toHex(slotLocator(ib, i)));
+    expect(keys.size).to.equal(53);
+    expect(toHex(slotLocator(ib, 3))).to.equal(toHex(slotLocator(ib, 3)));
+    expect(() => slotLocator(ib, MAX_MAILBOX_SLOTS)).to.throw(AlliumError);
+    expect(() => slotLocator(ib, -1)).to.throw(AlliumError);
+    expectCode(() => inboxKey(new Uint8Array(32), e), 'ERR_KEY_FORMAT');
+  });
+
+  it('round trips: the recipient learns the authenticated sender, time, counter, id and data; the token deletes it', () => {
+    const s = seal();
+    const o = openMailboxItem(alice, slot, s.bytes, { now: NOW });
+    expect(toHex(o.from)).to.equal(toHex(bob.publicKey));
+    expect(new TextDecoder().decode(o.data)).to.equal('hello while you were away');
+    expect([o.t, o.n, o.exp]).to.deep.equal([NOW, 7, NOW + HOUR]);
+    expect(toHex(o.id)).to.equal(toHex(s.id));
+    expect(toHex(o.token)).to.equal(toHex(s.token));
+    expect(toHex(deletionCheck(o.token))).to.equal(toHex(decodeMailboxItem(s.bytes).dt));
+    expect(toHex(decodeMailboxDeletion(encodeMailboxDeletion(o.token)))).to.equal(toHex(o.token));
+    // a given id is kept (copies of one message in several slots share it)
+    expect(toHex(seal(enc('x'), { id: s.id }).id)).to.equal(toHex(s.id));
+  });
+
+  it('a wrong key cannot decrypt: another identity, or the sender itself', () => {
+    const s = seal();
+    expectCode(() => openMailboxItem(createIdentity(), slot, s.bytes), 'ERR_MESSAGE_AUTH');
+    expectCode(() => openMailboxItem(bob, slot, s.bytes), 'ERR_MESSAGE_AUTH');
+  });
+
+  it('refuses an item moved to another slot or inbox, or with its expiry or deletion check changed', () => {
+    const s = seal();
+    const ib = inboxKey(alice.publicKey, mailboxEpochAt(NOW));
+    expectCode(() => openMailboxItem(alice, slotLocator(ib, 1), s.bytes), 'ERR_MESSAGE_AUTH');
+    expectCode(() => openMailboxItem(alice, slotLocator(inboxKey(alice.publicKey, mailboxEpochAt(NOW) + 1), 0), s.bytes), 'ERR_MESSAGE_AUTH');
+    const m = decodeCbor(s.bytes, MAX_MAILBOX_ITEM_BYTES) as Record<string, unknown>;
+    expectCode(() => openMailboxItem(alice, slot, encodeCbor({ ...m, exp: NOW + 2 * HOUR })), 'ERR_MESSAGE_AUTH');
+    expectCode(() => openMailboxItem(alice, slot, encodeCbor({ ...m, dt: crypto().random(32) })), 'ERR_MESSAGE_AUTH');
+    expectCode(() => openMailboxItem(alice, slot, encodeCbor({ ...m, e: crypto().x25519Keypair().publicKey })), 'ERR_MESSAGE_AUTH');
+    expectCode(() => openMailboxItem(alice, slot, encodeCbor({ ...m, e: new Uint8Array(32) })), 'ERR_MESSAGE_AUTH');
+  });
+
+  it('refuses every single-byte change of a stored item', () => {
+    const s = seal();
+    for (let i = 0; i < s.bytes.length; i++) {
+      const b = Uint8Array.from(s.bytes);
+      b[i]! ^= 0x01;
+      let thrown: unknown = null;
+      try {
+        openMailboxItem(alice, slot, b);
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown, `byte ${i}`).to.be.instanceOf(AlliumError);
+    }
+  });
+
+  it('refuses a message whose signature is not the named sender\'s', () => {
+    // An impostor naming bob as the sender, signing with its own key: the item opens but the signature fails.
+    const impostor = createIdentity();
+    const forged = sealMailboxItem({ sender: { publicKey: bob.publicKey, secretKey: impostor.secretKey }, recipient: alice.publicKey, slot, exp: NOW + HOUR, t: NOW, n: 0, data: enc('I am bob') });
+    expectCode(() => openMailboxItem(alice, slot, forged.bytes), 'ERR_SIGNATURE');
+  });
+
+  it('refuses messages dated further ahead than the clock skew', () => {
+    const s = seal(enc('from the future'), { t: NOW + HOUR });
+    expectCode(() => openMailboxItem(alice, slot, s.bytes, { now: NOW }), 'ERR_DESCRIPTOR_FUTURE');
+    expect(openMailboxItem(alice, slot, s.bytes).t).to.equal(NOW + HOUR);
+  });
+
+  it('pads to buckets: the size reveals only a bucket, the largest message fits, a larger one does not', () => {
+    const sizes = new Set<number>();
+    for (const n of [0, 1, 100, 500]) sizes.add(seal(new Uint8Array(n)).bytes.length);
+    expect(sizes.size).to.equal(1);
+    for (const n of [0, 600, 1500, 5000, 12_000, MAX_MAILBOX_MESSAGE_BYTES]) {
+      const s = seal(new Uint8Array(n).fill(1));
+      expect(MAILBOX_CT_LENS).to.include(decodeMailboxItem(s.bytes).ct.length);
+      expect(s.bytes.length).to.be.at.most(MAX_MAILBOX_ITEM_BYTES);
+      expect(openMailboxItem(alice, slot, s.bytes).data.length).to.equal(n);
+    }
+    expectCode(() => seal(new Uint8Array(MAX_MAILBOX_MESSAGE_BYTES + 1)), 'ERR_LIMIT');
+  });
+
+  it('relays accept items within the time bounds and deletions, and refuse the rest', () => {
+    const ok = verifyMailboxStore(seal().bytes, NOW);
+    expect(ok.kind).to.equal('item');
+    const token = crypto().random(32);
+    const del = verifyMailboxStore(encodeMailboxDeletion(token), NOW);
+    expect(del.kind === 'deletion' && toHex(del.token) === toHex(token)).to.equal(true);
+    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW }).bytes, NOW), 'ERR_LIMIT');
+    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS + 3600_000 }).bytes, NOW), 'ERR_LIMIT');
+    expect(verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS }).bytes, NOW).kind).to.equal('item');
+    const m = decodeCbor(seal().bytes, MAX_MAILBOX_ITEM_BYTES) as Record<string, unknown>;
+    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, ct: crypto().random(1000) }), NOW), 'ERR_BAD_LENGTH');
+    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, x: 1 }), NOW), 'ERR_SCHEMA');
+    expectCode(() => verifyMailboxStore(encodeCbor({ v: 1, del: crypto().random(31) }), NOW), 'ERR_SCHEMA');
+  });
+
+  it('decoding is total over arbitrary and mutated input', () => {
+    const good = seal().bytes;
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), (b) => {
+        total(() => openMailboxItem(alice, slot, b), OPEN_CODES);
+        total(() => verifyMailboxStore(b, NOW), STORE_CODES);
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: good.length - 1 }), fc.integer({ min: 1, max: 255 }), (i, x) => {
+        const b = Uint8Array.from(good);
+        b[i]! ^= x;
+        expect(total(() => openMailboxItem(alice, slot, b), OPEN_CODES).ok).to.equal(false);
+        total(() => verifyMailboxStore(b, NOW), STORE_CODES);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

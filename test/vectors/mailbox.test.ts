@@ -1,0 +1,126 @@
+/** specs/vectors/mailbox.json against protocol/mailbox.ts and protocol/content-messages.ts. */
+import { expect } from 'chai';
+import { createIdentity } from '../../protocol/address.js';
+import { toHex } from '../../protocol/bytes.js';
+import { decodeStore, decodeStored, encodeStore, encodeStored } from '../../protocol/content-messages.js';
+import {
+  decodeMailboxDeletion,
+  decodeMailboxItem,
+  deletionCheck,
+  encodeMailboxDeletion,
+  inboxKey,
+  MAILBOX_CT_LENS,
+  MAILBOX_EPOCH_SECONDS,
+  mailboxEpochAt,
+  MAX_MAILBOX_ITEM_BYTES,
+  MAX_MAILBOX_SLOTS,
+  MAX_MAILBOX_TTL_MS,
+  openMailboxItem,
+  sealMailboxItem,
+  slotLocator,
+  verifyMailboxStore,
+} from '../../protocol/mailbox.js';
+import { describeEachBinding } from '../helpers/bindings.js';
+import { byteQueue, expectCode, hex, readVectors } from '../helpers/vectors.js';
+
+interface ItemVector {
+  name: string;
+  slot: number;
+  locator: string;
+  exp: number;
+  t: number;
+  n: number;
+  data: string;
+  random: string;
+  randomCalls: number[];
+  id: string;
+  ephemeral: string;
+  token: string;
+  dt: string;
+  ctLength: number;
+  item: string;
+  deletion: string;
+}
+interface MailboxVectors {
+  constants: { epochSeconds: number; maxSlots: number; maxTtlMs: number; maxItemBytes: number; ctLengths: number[] };
+  recipientSeed: string;
+  recipientPublicKey: string;
+  senderSeed: string;
+  senderPublicKey: string;
+  otherSeed: string;
+  now: number;
+  epoch: number;
+  inbox: string;
+  slots: { slot: number; locator: string }[];
+  items: ItemVector[];
+  openInvalid: { name: string; as: 'recipient' | 'other'; item: string; slot: string; now: number; error: string }[];
+  storeInvalid: { name: string; bytes: string; now: number; error: string }[];
+  messages: { store: string; storedOccupied: string };
+}
+
+const V = readVectors<MailboxVectors>('mailbox.json');
+
+describeEachBinding('vectors: mailbox.json', () => {
+  const recipient = () => createIdentity(hex(V.recipientSeed));
+  const sender = () => createIdentity(hex(V.senderSeed));
+
+  it('has the constants of protocol/mailbox.ts', () => {
+    expect(V.constants).to.deep.equal({
+      epochSeconds: MAILBOX_EPOCH_SECONDS,
+      maxSlots: MAX_MAILBOX_SLOTS,
+      maxTtlMs: MAX_MAILBOX_TTL_MS,
+      maxItemBytes: MAX_MAILBOX_ITEM_BYTES,
+      ctLengths: [...MAILBOX_CT_LENS],
+    });
+  });
+
+  it('derives the identities, the epoch, the inbox and the slot locators', () => {
+    expect(toHex(recipient().publicKey)).to.equal(V.recipientPublicKey);
+    expect(toHex(sender().publicKey)).to.equal(V.senderPublicKey);
+    expect(mailboxEpochAt(V.now)).to.equal(V.epoch);
+    const inbox = inboxKey(recipient().publicKey, V.epoch);
+    expect(toHex(inbox)).to.equal(V.inbox);
+    for (const s of V.slots) expect(toHex(slotLocator(inbox, s.slot)), `slot ${s.slot}`).to.equal(s.locator);
+  });
+
+  for (const v of V.items) {
+    it(`item: ${v.name}`, () => {
+      const q = byteQueue(hex(v.random));
+      const s = sealMailboxItem({ sender: sender(), recipient: recipient().publicKey, slot: hex(v.locator), exp: v.exp, t: v.t, n: v.n, data: hex(v.data), random: q.random });
+      expect(q.remaining()).to.equal(0);
+      expect(toHex(s.bytes)).to.equal(v.item);
+      expect(toHex(s.id)).to.equal(v.id);
+      expect(toHex(s.token)).to.equal(v.token);
+      expect(toHex(deletionCheck(s.token))).to.equal(v.dt);
+      const env = decodeMailboxItem(hex(v.item));
+      expect([toHex(env.e), toHex(env.dt), env.ct.length, env.exp]).to.deep.equal([v.ephemeral, v.dt, v.ctLength, v.exp]);
+      const o = openMailboxItem(recipient(), hex(v.locator), hex(v.item), { now: V.now });
+      expect([toHex(o.from), toHex(o.data), o.t, o.n, toHex(o.id), toHex(o.token)]).to.deep.equal([V.senderPublicKey, v.data, v.t, v.n, v.id, v.token]);
+      expect(toHex(encodeMailboxDeletion(hex(v.token)))).to.equal(v.deletion);
+      expect(toHex(decodeMailboxDeletion(hex(v.deletion)))).to.equal(v.token);
+      const relay = verifyMailboxStore(hex(v.item), V.now);
+      expect(relay.kind === 'item' && toHex(relay.dt) === v.dt && relay.exp === v.exp).to.equal(true);
+    });
+  }
+
+  for (const v of V.openInvalid) {
+    it(`open refuses: ${v.name} → ${v.error}`, () => {
+      const as = v.as === 'recipient' ? recipient() : createIdentity(hex(V.otherSeed));
+      expectCode(() => openMailboxItem(as, hex(v.slot), hex(v.item), { now: v.now }), v.error);
+    });
+  }
+
+  for (const v of V.storeInvalid) {
+    it(`relay refuses: ${v.name} → ${v.error}`, () => {
+      expectCode(() => verifyMailboxStore(hex(v.bytes), v.now), v.error);
+    });
+  }
+
+  it('encodes the STORE and STORED messages of a mailbox request', () => {
+    const store = decodeStore(hex(V.messages.store));
+    expect(store.t).to.equal('mailbox');
+    expect(toHex(encodeStore(store))).to.equal(V.messages.store);
+    expect(decodeStored(hex(V.messages.storedOccupied)).s).to.equal('occupied');
+    expect(toHex(encodeStored({ s: 'occupied' }))).to.equal(V.messages.storedOccupied);
+  });
+});
