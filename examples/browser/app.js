@@ -1,0 +1,122 @@
+/**
+ * Allium messaging in a web page: joins the network through the relays in the query string, creates an identity,
+ * listens at its address and exchanges end-to-end encrypted messages with other addresses.
+ *
+ *   npm run build:browser
+ *   serve the repository root over HTTP (for example `python3 -m http.server -b 127.0.0.1 8000`) and open
+ *   http://127.0.0.1:8000/examples/browser/?bootstrap=ws://127.0.0.1:PORT/allium%20FINGERPRINT&testnet=1
+ *
+ * `bootstrap` may be repeated. `testnet=1` lets a circuit use several relays of one address, as on a local test
+ * network (`npm start`); leave it out on a real network. The identity is new on every load: a real application
+ * would keep its seed (identity.secretKey's first 32 bytes) somewhere safer than this example cares to.
+ */
+import {
+  AlliumClient,
+  AlliumError,
+  Messenger,
+  browserSocketFactory,
+  browserStorage,
+  createIdentity,
+  initCrypto,
+  parseAddress,
+} from 'allium/browser';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const testnet = params.get('testnet') === '1';
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** @type {Messenger | null} */
+let messenger = null;
+
+function setStatus(text, state) {
+  $('status').textContent = text;
+  if (state) $('status').dataset.state = state;
+}
+
+function describe(e) {
+  return e instanceof AlliumError ? `${e.code}: ${e.message}` : String(e?.message ?? e);
+}
+
+const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+
+/** Adds a line to the message list; text always goes in as text, never as HTML. */
+function addEntry(kind, meta, bytes, state) {
+  const li = document.createElement('li');
+  li.className = kind;
+  if (bytes) li.dataset.hex = toHex(bytes);
+  if (state) li.dataset.state = state;
+  const m = document.createElement('span');
+  m.className = 'meta';
+  m.textContent = meta;
+  li.append(m, bytes ? decoder.decode(bytes) : '');
+  $('log').append(li);
+  return li;
+}
+
+async function connect(lines) {
+  $('connect').disabled = true;
+  try {
+    setStatus('Loading libsodium (WebAssembly)…', 'connecting');
+    await initCrypto();
+    // One storage per network, so guards and the cached directory of one network never mix with another's.
+    const network = lines[0].trim().split(/\s+/)[1] ?? 'default';
+    const client = new AlliumClient({
+      bootstrap: lines,
+      socketFactory: browserSocketFactory,
+      storage: browserStorage({ prefix: `allium-example:${network}` }),
+      enforceDistinctSubnets: !testnet,
+      poolSize: 0, // messaging builds its own circuits; no exit circuits kept ready
+    });
+    client.on('client:progress', (line) => setStatus(line));
+    await client.start({ signal: AbortSignal.timeout(120_000) });
+
+    messenger = new Messenger(client, createIdentity());
+    $('address').textContent = messenger.address;
+    messenger.on('message:received', (m) => addEntry('in', `from ${m.from} ${m.offline ? '(from its mailbox)' : `(#${m.seq})`}`, m.data));
+    messenger.on('endpoint:error', (e) => addEntry('error', describe(e)));
+    $('send').disabled = false;
+    setStatus(`Connected to ${client.directory.all().length} relays; publishing this address…`, 'connected');
+    await messenger.startListening(AbortSignal.timeout(180_000));
+    setStatus('Listening: others can now send to this address.', 'listening');
+  } catch (e) {
+    setStatus(`Failed: ${describe(e)}`, 'error');
+    $('connect').disabled = messenger !== null;
+  }
+}
+
+$('connect-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const lines = $('bootstrap').value.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (lines.length) void connect(lines);
+});
+
+$('send-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (!messenger) return;
+  const to = $('to').value.trim();
+  const bytes = encoder.encode($('text').value);
+  try {
+    parseAddress(to); // a typo is refused here, before any network work
+  } catch (e) {
+    addEntry('error', describe(e));
+    return;
+  }
+  const entry = addEntry('out', `to ${to}: sending…`, bytes, 'sending');
+  $('text').value = '';
+  try {
+    // Delivered over a live session, or left in the recipient's mailbox when it is not listening.
+    const receipt = await messenger.send(to, bytes, { signal: AbortSignal.timeout(120_000) });
+    const offline = receipt.status === 'stored-offline';
+    entry.dataset.state = offline ? 'stored-offline' : 'sent';
+    entry.querySelector('.meta').textContent = offline ? `to ${to} (left in its mailbox)` : `to ${to} (#${receipt.seq})`;
+  } catch (e) {
+    entry.dataset.state = 'failed';
+    entry.querySelector('.meta').textContent = `to ${to}: not sent (${describe(e)})`;
+  }
+});
+
+const given = params.getAll('bootstrap');
+$('bootstrap').value = given.join('\n');
+if (given.length) void connect(given);

@@ -1,0 +1,148 @@
+/**
+ * The browser build end to end: the example page (examples/browser/) in headless Chromium joins a network of relay
+ * processes over WebSocket with the bundle (dist/browser/allium.js, libsodium in WebAssembly), sends a message to a
+ * Node client's address and shows the reply; a second Node identity then reaches the page's own published address.
+ * Bytes are compared exactly both ways (the page shows each message's bytes in hex).
+ */
+import { expect } from 'chai';
+import type { Page } from 'puppeteer-core';
+import { AlliumClient } from '../../client/client.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { nodeSocketFactory } from '../../net/ws-node.js';
+import { EndReason } from '../../protocol/stream-messages.js';
+import { chromiumPath } from '../helpers/chromium.js';
+import { browserBundle, launchChromium, serveStatic, type ChromiumSession, type StaticServer } from '../helpers/browser.js';
+import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+/** Generous: relay processes, a Node client and Chromium share two slow cores. */
+const WAIT_MS = 240_000;
+
+describe('browser bundle in headless Chromium ↔ Node client (relay processes)', function () {
+  this.timeout(600_000);
+  let net: TestNetwork;
+  let client: AlliumClient;
+  let node: Messenger;
+  let server: StaticServer;
+  let chromium: ChromiumSession;
+  let page: Page;
+  let pageAddress: string;
+  const atNode: IncomingMessage[] = [];
+
+  /** The page's state, for failure messages. */
+  async function pageState(): Promise<string> {
+    const status = await page.$eval('#status', (e) => `${(e as HTMLElement).dataset['state']}: ${e.textContent}`).catch(() => '?');
+    const log = await page.$$eval('#log li', (ls) => ls.map((l) => `${l.className} ${(l as HTMLElement).dataset['state'] ?? ''} ${l.textContent}`)).catch(() => []);
+    return `status ${status}\nlog:\n${log.join('\n')}\n${chromium.log()}`;
+  }
+
+  /** Waits for a page condition (a function body evaluated in the page), with the page's state if it times out. */
+  async function waitInPage(fn: string, what: string): Promise<void> {
+    try {
+      await page.waitForFunction(fn, { timeout: WAIT_MS, polling: 250 });
+    } catch (e) {
+      throw new Error(`timed out waiting for ${what}\n${await pageState()}`, { cause: e });
+    }
+  }
+
+  before(async function () {
+    this.timeout(600_000);
+    if (!chromiumPath()) throw new Error('chromium is not installed (.ci/run installs it)');
+    await browserBundle();
+    net = await startNetwork(6);
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    await client.start({ signal: AbortSignal.timeout(WAIT_MS) });
+    node = new Messenger(client);
+    node.on('message:received', (m) => atNode.push(m));
+    await node.startListening(AbortSignal.timeout(WAIT_MS));
+    server = await serveStatic(['examples/browser', 'dist/browser']);
+    chromium = await launchChromium();
+    page = await chromium.newPage();
+    const query = new URLSearchParams([['bootstrap', net.bootstrap], ['testnet', '1']]);
+    await page.goto(`${server.origin}/examples/browser/index.html?${query}`);
+    await waitInPage(`/^[a-z2-7]{56}\\.allium$/.test(document.getElementById('address').textContent)`, "the page's address");
+    pageAddress = (await page.$eval('#address', (e) => e.textContent))!;
+  });
+
+  after(async () => {
+    try {
+      await chromium?.close();
+      await server?.close();
+      node?.close();
+      await client?.stop();
+    } finally {
+      await net?.stop();
+    }
+  });
+
+  it('the page sends to the Node client and shows its reply, byte for byte', async () => {
+    const text = `hello from Chromium — ünïcödé ✓ ${Date.now()}`;
+    await page.type('#to', node.address);
+    await page.$eval('#text', (e, t) => ((e as HTMLTextAreaElement).value = t), text);
+    await page.click('#send');
+
+    try {
+      await waitFor(() => atNode.length > 0, WAIT_MS, 'the message at the Node client');
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${await pageState()}`);
+    }
+    expect(atNode).to.have.length(1);
+    expect(atNode[0]!.from).to.equal(pageAddress);
+    expect(hex(atNode[0]!.data)).to.equal(hex(new TextEncoder().encode(text)));
+    await waitInPage(`document.querySelector('#log li.out')?.dataset.state === 'sent'`, 'the page to report the message sent');
+
+    // Every byte value, not only text: the page shows what it received in hex.
+    const reply = new Uint8Array(300).map((_, i) => (i * 7 + 3) & 0xff);
+    await node.send(atNode[0]!.from, reply, { signal: AbortSignal.timeout(WAIT_MS) });
+    await waitInPage(`document.querySelector('#log li.in') !== null`, 'the reply on the page');
+    const shown = await page.$$eval('#log li.in', (ls) => ls.map((l) => ({ hex: (l as HTMLElement).dataset['hex'], text: l.textContent })));
+    expect(shown).to.have.length(1);
+    expect(shown[0]!.hex).to.equal(hex(reply));
+    expect(shown[0]!.text).to.include(`from ${node.address}`);
+  });
+
+  it("a new Node identity reaches the page's own address (the page listens and published it)", async () => {
+    await waitInPage(`document.getElementById('status').dataset.state === 'listening'`, 'the page to publish its address');
+    const stranger = new Messenger(client);
+    try {
+      const data = new TextEncoder().encode(`to the page ${Date.now()}`);
+      await stranger.send(pageAddress, data, { signal: AbortSignal.timeout(WAIT_MS) });
+      await waitInPage(`document.querySelectorAll('#log li.in').length >= 2`, "the stranger's message on the page");
+      const last = await page.$$eval('#log li.in', (ls) => ({ hex: (ls[ls.length - 1] as HTMLElement).dataset['hex'], text: ls[ls.length - 1]!.textContent }));
+      expect(last.hex).to.equal(hex(data));
+      expect(last.text).to.include(`from ${stranger.address}`);
+    } finally {
+      stranger.close();
+    }
+  });
+
+  it('a hidden TCP service configured in a page refuses connections cleanly (no node:net in browsers)', async () => {
+    // A second client and endpoint in the same page, through the bundle's own exports.
+    const serviceAddress = (await page.evaluate(`(async () => {
+      const a = await import('/dist/browser/allium.js');
+      const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+      await client.start({ signal: AbortSignal.timeout(${WAIT_MS}) });
+      const m = new a.Messenger(client, a.createIdentity(), { services: { 80: { host: '127.0.0.1', port: 80 } } });
+      await m.startListening(AbortSignal.timeout(${WAIT_MS}));
+      window.__service = { client, m };
+      return m.address;
+    })()`)) as string;
+    const visitor = new Messenger(client);
+    let code = '';
+    let message = '';
+    try {
+      await visitor.connect(serviceAddress, 80, { signal: AbortSignal.timeout(WAIT_MS) });
+    } catch (e) {
+      code = (e as { code?: string }).code ?? String(e);
+      message = (e as Error).message;
+    } finally {
+      visitor.close();
+    }
+    // Refused as a service that is down is refused: END with CONNECT_REFUSED, the circuit left working.
+    expect(code, chromium.log()).to.equal('ERR_STREAM_FAILED');
+    expect(message).to.include(`reason ${EndReason.CONNECT_REFUSED}`);
+    // The page is still working and threw nothing uncaught.
+    expect(chromium.log()).not.to.include('[pageerror]');
+    expect(await page.$eval('#status', (e) => (e as HTMLElement).dataset['state'])).to.equal('listening');
+  });
+});
