@@ -12,6 +12,7 @@
  *   --tor FILE|DIR     print these results beside a run of the real-Tor anchor (shared/anchors/tor-local; DIR: its
  *                      newest bench-*.json, e.g. /tmp/tor-local-results)
  *   --no-json          skip writing bench/results/circuit-<timestamp>.json
+ *   --no-bridge        skip the bridge rows (a circuit whose entry is a bridge behind nginx with TLS)
  *
  * Where the clients are: circuit build times and builds per second use the client library in this process (links
  * already open; this process shares the machine's 2 cores with the relays). Build time is AlliumClient.newCircuit
@@ -20,6 +21,11 @@
  * under overload sets relays aside and would measure the policy rather than the relays). Every curl row goes
  * through a separate client process (bench/lib/client-main.ts: the client library and its SOCKS5 listener,
  * pre-built pool off), so the relays, the client, curl and the web server are all separate processes, as with Tor.
+ *
+ * Bridge rows: one more relay process, an unlisted bridge listening on 127.0.0.1 behind nginx (TLS, the location of
+ * contrib/nginx-allium.conf), and clients that know only its bridge line, so every circuit's entry is the bridge and
+ * every link to it runs WebSocket over TLS through nginx: build time (in-process client) and bulk MB/s (client
+ * process and curl), printed beside the plain rows. Left out, with a note, when nginx is not installed.
  */
 import { spawnSync } from 'node:child_process';
 import { AlliumClient } from '../client/client.js';
@@ -41,9 +47,11 @@ import { latencyMode } from './lib/latency.js';
 import { closedLoopBuilds, sequentialBuilds, timedBuild } from './lib/builds.js';
 import { retainedPerHop } from './lib/retained.js';
 import { loadTor, torComparison } from './lib/tor.js';
+import { startBridgeBehindNginx, type BridgeSetup } from './lib/bridge.js';
+import { createNodeSocketFactory } from '../net/ws-node.js';
 
 const USAGE =
-  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json]';
+  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json] [--no-bridge]';
 const flags = parseFlags(
   process.argv.slice(2),
   {
@@ -56,6 +64,7 @@ const flags = parseFlags(
     'relay-node-args': 'string',
     tor: 'string',
     'no-json': 'boolean',
+    'no-bridge': 'boolean',
     'latency-inner': 'number',
   },
   USAGE,
@@ -183,6 +192,43 @@ async function bulkRound(round: number, net: BenchNetwork, client: Child<{ socks
   };
 }
 
+// --- a bridge behind nginx with TLS as the entry -------------------------------------------------------------------
+
+interface BridgeRuns {
+  builds: Summary;
+  bulk: { round: number; directMBs: number; alliumMBs: number; ok: boolean }[];
+}
+
+/** Build times and bulk rounds with clients that know only the bridge line (so the bridge is every circuit's entry). */
+async function bridgeRuns(setup: BridgeSetup, rt: Runtime, http: HttpTarget): Promise<BridgeRuns> {
+  const client = new AlliumClient({ bootstrap: [], bridges: [setup.line], socketFactory: createNodeSocketFactory({ ca: setup.cert.pem }), enforceDistinctSubnets: false, poolSize: 0 });
+  await client.start();
+  let builds: Summary;
+  try {
+    progress('bridge behind nginx + TLS: warming up (20 builds)');
+    await sequentialBuilds(client, http.port, 20);
+    progress(`bridge behind nginx + TLS: timing ${opts.builds} sequential 3-hop builds whose entry is the bridge`);
+    builds = summarize(await sequentialBuilds(client, http.port, opts.builds));
+  } finally {
+    await client.stop();
+  }
+  const child = await startChild<{ socksPort: number }>(rt, 'client-main', ['--bridge', setup.line, '--tls-ca', setup.cert.cert, '--pool', '0']);
+  const bulk: BridgeRuns['bulk'] = [];
+  try {
+    for (let r = 0; r < opts.rounds; r++) {
+      progress(`bridge behind nginx + TLS: bulk ${opts.bulkBytes / MiB} MiB, round ${r + 1}/${opts.rounds}`);
+      const user = `bridge-bulk-${r}-${Date.now()}`;
+      await curl(http.url('/1', http.port), { socksPort: child.info.socksPort, user });
+      const direct = await curl(http.url('/bulk'));
+      const via = await curl(http.url('/bulk', http.port), { socksPort: child.info.socksPort, user });
+      bulk.push({ round: r, directMBs: direct.speed / 1e6, alliumMBs: via.speed / 1e6, ok: via.code === 200 && via.bytes === http.bulkBytes });
+    }
+  } finally {
+    await child.stop();
+  }
+  return { builds, bulk };
+}
+
 // --- main ----------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -260,6 +306,20 @@ async function main(): Promise<void> {
     socksClient = null;
     progress(`retained memory per circuit hop: ${opts.idleCircuits} circuits held through 3 relays in this process`);
     const retained = await retainedPerHop(rt, http.port, opts.idleCircuits);
+    let bridge: BridgeRuns | null = null;
+    let bridgeNote = flags['no-bridge'] ? 'bridge rows skipped (--no-bridge)' : '';
+    if (!flags['no-bridge']) {
+      progress('bridge behind nginx + TLS: starting nginx and a bridge relay process');
+      const setup = await startBridgeBehindNginx(net, rt, opts.relayNodeArgs);
+      if (!setup) bridgeNote = 'bridge rows skipped: nginx is not installed (Debian package nginx-light)';
+      else {
+        try {
+          bridge = await bridgeRuns(setup, rt, http);
+        } finally {
+          await setup.stop();
+        }
+      }
+    }
 
     // --- report ---
     const okBulk = bulk.filter((b) => b.ok);
@@ -287,10 +347,14 @@ async function main(): Promise<void> {
     );
     const rows: string[][] = [['', 'median', 'p90', 'min–max', 'n', 'goal', '']];
     rows.push(row('3-hop circuit build (newCircuit, links open)', builds, ' ms', '≤ 9 ms', verdict(builds.median, '<=', GOALS.buildMs)));
+    const bridgeOk = bridge ? bridge.bulk.filter((b) => b.ok) : [];
+    const bridgeMBs = summarize(bridgeOk.map((b) => b.alliumMBs));
+    if (bridge) rows.push(row('  same, entry = a bridge behind nginx + TLS', bridge.builds, ' ms'));
     rows.push(row('first byte, 1 B, direct (no Allium)', ttfbS.direct, ' ms'));
     rows.push(row('first byte, 1 B, existing circuit', ttfbS.existing, ' ms'));
     rows.push(row('first byte, 1 B, fresh circuit (built on demand)', ttfbS.fresh, ' ms', '≤ 25 ms', verdict(ttfbS.fresh.median, '<=', GOALS.freshTtfbMs)));
     rows.push(row(`bulk ${opts.bulkBytes / MiB} MiB through 3 hops, MB/s`, alliumMBs, '', '≥ 20 MB/s', verdict(alliumMBs.median, '>=', GOALS.bulkMBs)));
+    if (bridge) rows.push(row(`  same, entry = a bridge behind nginx + TLS, MB/s`, bridgeMBs, ''));
     rows.push(row(`bulk ${opts.bulkBytes / MiB} MiB direct, MB/s`, directMBs, ''));
     rows.push(row('  ratio Allium / direct, within each round', ratio, ''));
     rows.push(row('relay CPU per MiB, each relay on the path', cpuAll, ' ms', '≤ 7 ms', verdict(cpuAll.median, '<=', GOALS.cpuMsPerMiB)));
@@ -339,6 +403,14 @@ async function main(): Promise<void> {
       );
     }
     if (ttfbFail) out.push(`first-byte failures: ${ttfbFail}`);
+    if (bridge) {
+      out.push(
+        `bridge behind nginx + TLS (entry of every circuit; nginx and the bridge are 2 more processes on the same cores): build ${fmt(bridge.builds.median)} ms vs ${fmt(builds.median)} ms plain ` +
+          `(×${fmt(bridge.builds.median / builds.median)}); bulk ${fmt(bridgeMBs.median)} MB/s vs ${fmt(alliumMBs.median)} MB/s plain (×${fmt(bridgeMBs.median / alliumMBs.median)})` +
+          `${bridgeOk.length < bridge.bulk.length ? `; ${bridge.bulk.length - bridgeOk.length} bulk rounds INCOMPLETE, not counted` : ''}`,
+      );
+    }
+    if (bridgeNote) out.push(bridgeNote);
     out.push('');
     const goals: string[][] = [['goal (issue 4)', 'measured (median)', 'verdict']];
     goals.push(['3-hop build ≤ 9 ms', ms(builds), verdict(builds.median, '<=', GOALS.buildMs)]);
@@ -373,7 +445,7 @@ async function main(): Promise<void> {
     }
     console.log(out.join('\n'));
     if (!flags['no-json']) {
-      const file = writeResults('circuit', opts, { builds, concurrency, ttfb: ttfbS, ttfbFail, bulk, alliumMBs, directMBs, ratio, cpuAll, rssIdle, rssAfter, idle, aggPerCircuit, retained });
+      const file = writeResults('circuit', opts, { builds, concurrency, ttfb: ttfbS, ttfbFail, bulk, alliumMBs, directMBs, ratio, cpuAll, rssIdle, rssAfter, idle, aggPerCircuit, retained, bridge });
       console.log(`results written to ${file}`);
     }
   } finally {

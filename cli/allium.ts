@@ -11,8 +11,6 @@ import { Relay, ALLIUM_VERSION } from '../relay/relay.js';
 import { loadRelayConfigFile, resolveRelayConfig, type RelayConfigInput } from '../relay/config.js';
 import { AlliumClient } from '../client/client.js';
 import { startSocksServer } from '../client/socks.js';
-import { fileStorage } from '../client/storage-node.js';
-import { nodeSocketFactory } from '../net/ws-node.js';
 import { parseHostPort } from '../relay/config.js';
 import { writeFileAtomic } from '../relay/keystore.js';
 import { existsSync, readFileSync } from 'node:fs';
@@ -20,13 +18,25 @@ import { ContentClient } from '../client/content.js';
 import { IdentityKey } from '../crypto/keys.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
 import { ConfigError } from '../protocol/errors.js';
-import { startClient } from './client-session.js';
+import { clientOptionsFrom, startClient, type ClientFlags } from './client-session.js';
 import { Messenger } from '../client/messaging.js';
 import { progressBar } from './progress.js';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** The client flags of a command's parsed options (commander's camelCase names). */
+function clientFlags(opts: Record<string, unknown>): ClientFlags {
+  const f: ClientFlags = { bootstrap: opts['bootstrap'] as string[], bridge: opts['bridge'] as string[], testNetwork: !!opts['testNetwork'] };
+  if (opts['useBridges'] !== undefined) f.useBridges = String(opts['useBridges']);
+  if (opts['tlsCa'] !== undefined) f.tlsCa = String(opts['tlsCa']);
+  if (opts['config'] !== undefined) f.config = String(opts['config']);
+  if (opts['dataDir'] !== undefined) f.dataDir = String(opts['dataDir']);
+  if (opts['hops'] !== undefined) f.hops = String(opts['hops']);
+  if (Array.isArray(opts['authority'])) f.authority = opts['authority'] as string[];
+  return f;
+}
 
 function fail(e: unknown): never {
   if (isAlliumError(e)) {
@@ -73,6 +83,7 @@ export function buildProgram(): Command {
     .option('--exit-policy <line>', 'exit policy line, e.g. "accept *:443" (repeatable; default reject *:*)', collect, [])
     .option('--metrics <host:port>', 'serve Prometheus metrics here')
     .option('--log-level <level>', 'trace|debug|info|warn|error')
+    .option('--bridge', 'run as an unlisted bridge: never published in the directory; prints a bridge line to hand out')
     .option('--ready-file <file>', 'write {fingerprint,address,metrics} as JSON here once running')
     .addOption(new Option('--test-network', 'loopback test network settings: fast timers, exits may reach 127.0.0.1').hideHelp())
     .action(async (opts: Record<string, unknown>) => {
@@ -86,6 +97,7 @@ export function buildProgram(): Command {
         if ((opts['exitPolicy'] as string[]).length) base['exit_policy'] = opts['exitPolicy'];
         if (opts['metrics']) base['metrics'] = opts['metrics'];
         if (opts['logLevel']) base['log_level'] = opts['logLevel'];
+        if (opts['bridge']) base['bridge'] = true;
         if (opts['testNetwork']) {
           base['exit_reject_private'] = false;
           base['timing'] = { gossip_interval: 1000, maintenance_interval: 500, ...(base['timing'] as object | undefined) };
@@ -93,13 +105,28 @@ export function buildProgram(): Command {
         const config = resolveRelayConfig(base as RelayConfigInput);
         const relay = new Relay(config);
         await relay.start();
-        process.stdout.write(`Allium relay ${relay.config.nickname} running\n  fingerprint: ${relay.fingerprint}\n  bootstrap line: ${relay.bootstrapLine}\n`);
+        if (relay.bridgeLine) {
+          process.stdout.write(
+            `Allium bridge ${relay.config.nickname} running (unlisted: never published in the directory)\n  fingerprint: ${relay.fingerprint}\n  bridge line: ${relay.bridgeLine}\n` +
+              `  give the bridge line only to people you want to use this bridge: it lets them in, and lets anyone who has it find the bridge\n`,
+          );
+        } else {
+          process.stdout.write(`Allium relay ${relay.config.nickname} running\n  fingerprint: ${relay.fingerprint}\n  bootstrap line: ${relay.bootstrapLine}\n`);
+        }
         if (relay.metricsAddress) process.stdout.write(`  metrics: ${relay.metricsAddress}\n`);
         if (relay.adminAddress) process.stdout.write(`  status page: ${relay.adminAddress}\n`);
         if (opts['readyFile']) {
           writeFileAtomic(
             String(opts['readyFile']),
-            JSON.stringify({ fingerprint: relay.fingerprint, address: relay.address, bootstrap: relay.bootstrapLine, metrics: relay.metricsAddress, admin: relay.adminAddress, pid: process.pid }),
+            JSON.stringify({
+              fingerprint: relay.fingerprint,
+              address: relay.address,
+              bootstrap: relay.bootstrapLine,
+              bridge: relay.bridgeLine,
+              metrics: relay.metricsAddress,
+              admin: relay.adminAddress,
+              pid: process.pid,
+            }),
           );
         }
         onSignals(() => relay.stop());
@@ -111,27 +138,25 @@ export function buildProgram(): Command {
   program
     .command('client')
     .description('run a client with a SOCKS5 listener (curl --socks5-hostname 127.0.0.1:9050 …)')
-    .requiredOption('--bootstrap <line>', 'relay to join through (repeatable)', collect, [])
-    .option('--socks <host:port>', 'SOCKS5 listen address', '127.0.0.1:9050')
-    .option('--data-dir <dir>', 'directory cache and guards (default ./allium-client)', './allium-client')
-    .option('--hops <n>', 'hops per circuit (1-8)', '3')
+    .option('--bootstrap <line>', 'relay to join through (repeatable; or ALLIUM_BOOTSTRAP=line,line)', collect, [])
+    .option('--bridge <line>', 'bridge to enter through: "bridge wss://host/path FINGERPRINT secret=SECRET" (repeatable; or ALLIUM_BRIDGES)', collect, [])
+    .option('--use-bridges <when>', '"always" (default with bridges: never contact a public relay directly) or "fallback" (only when no public relay answers)')
+    .option('--tls-ca <file>', 'extra trusted certificates (PEM) for wss:// relays and bridges')
+    .option('-c, --config <file>', 'client config file (TOML: bootstrap, bridges, use_bridges, tls_ca, authorities, data_dir, hops, socks)')
+    .option('--socks <host:port>', 'SOCKS5 listen address (default 127.0.0.1:9050)')
+    .option('--data-dir <dir>', 'directory cache and guards (default ./allium-client)')
+    .option('--hops <n>', 'hops per circuit (1-8, default 3)')
     .option('--authority <fingerprint>', 'require the signed consensus of these directory authorities (repeatable)', collect, [])
     .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp())
     .action(async (opts: Record<string, unknown>) => {
       try {
         await initCrypto();
-        const client = new AlliumClient({
-          bootstrap: opts['bootstrap'] as string[],
-          socketFactory: nodeSocketFactory,
-          storage: fileStorage(String(opts['dataDir'])),
-          hops: Number(opts['hops']),
-          enforceDistinctSubnets: !opts['testNetwork'],
-          authorities: opts['authority'] as string[],
-        });
+        const { options, config } = clientOptionsFrom({ ...clientFlags(opts), poolSize: 2 });
+        const client = new AlliumClient(options);
         client.on('client:progress', (m) => process.stderr.write(`allium: ${m}\n`));
         await client.start();
         new Messenger(client); // lets SOCKS reach *.allium hidden services
-        const { host, port } = parseHostPort(String(opts['socks']), '--socks');
+        const { host, port } = parseHostPort(String(opts['socks'] ?? config.socks ?? '127.0.0.1:9050'), '--socks');
         const socks = await startSocksServer(client, { host, port });
         process.stdout.write(`Allium client ready: SOCKS5 on ${host}:${socks.port}\n  try: curl --socks5-hostname ${host}:${socks.port} http://example.test/\n`);
         onSignals(async () => {
@@ -174,7 +199,11 @@ export function buildProgram(): Command {
   const clientOptions = (cmd: Command): Command =>
     cmd
       .option('--bootstrap <line>', 'relay to join through (repeatable; or ALLIUM_BOOTSTRAP=line,line)', collect, [])
-      .option('--data-dir <dir>', 'directory cache and guards', './allium-client')
+      .option('--bridge <line>', 'bridge to enter through (repeatable; or ALLIUM_BRIDGES=line,line)', collect, [])
+      .option('--use-bridges <when>', '"always" (default with bridges) or "fallback"')
+      .option('--tls-ca <file>', 'extra trusted certificates (PEM) for wss:// relays and bridges')
+      .option('-c, --config <file>', 'client config file (TOML)')
+      .option('--data-dir <dir>', 'directory cache and guards (default ./allium-client)')
       .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp());
 
   clientOptions(
@@ -187,7 +216,7 @@ export function buildProgram(): Command {
     try {
       await initCrypto();
       const data = new Uint8Array(readFileSync(file));
-      const client = await startClient({ bootstrap: opts['bootstrap'] as string[], dataDir: String(opts['dataDir']), testNetwork: !!opts['testNetwork'] });
+      const client = await startClient(clientFlags(opts));
       const content = new ContentClient(client);
       const bar = progressBar('put');
       const link = await content.put(data, { mode: opts['randomKey'] ? 'random' : 'convergent', onProgress: bar.update });
@@ -210,7 +239,7 @@ export function buildProgram(): Command {
   ).action(async (link: string, opts: Record<string, unknown>) => {
     try {
       await initCrypto();
-      const client = await startClient({ bootstrap: opts['bootstrap'] as string[], dataDir: String(opts['dataDir']), testNetwork: !!opts['testNetwork'] });
+      const client = await startClient(clientFlags(opts));
       const content = new ContentClient(client);
       const bar = progressBar('get');
       const data = await content.get(link, { onProgress: bar.update });
@@ -249,7 +278,7 @@ export function buildProgram(): Command {
           writeFileAtomic(keyFile, toHex(key.seed) + '\n');
           process.stderr.write(`allium: created publisher key ${keyFile} (back it up: it is the only way to update this link)\n`);
         }
-        const client = await startClient({ bootstrap: opts['bootstrap'] as string[], dataDir: String(opts['dataDir']), testNetwork: !!opts['testNetwork'] });
+        const client = await startClient(clientFlags(opts));
         const content = new ContentClient(client);
         const bar = progressBar(name);
         const r = await content.publish(key, String(opts['name']), new Uint8Array(readFileSync(file)), { onProgress: bar.update });

@@ -1,28 +1,118 @@
-/** Starting a client for one CLI command: bootstrap lines from flags or ALLIUM_BOOTSTRAP, storage in a data dir. */
-import { AlliumClient } from '../client/client.js';
+/**
+ * Starting a client for one CLI command: entries from flags, a client config file or the environment
+ * (ALLIUM_BOOTSTRAP, ALLIUM_BRIDGES: comma-separated lines), storage in a data dir.
+ *
+ * The client config file (`--config FILE`, TOML) takes the keys below; validation is strict like the relay's (an
+ * unknown key is refused with its name). Flags given on the command line replace the file's values.
+ *
+ *   bootstrap = ["ws://host:port/path FINGERPRINT"]
+ *   bridges = ["bridge wss://host/path FINGERPRINT secret=SECRET"]
+ *   use_bridges = "always"        # or "fallback": public relays first, bridges when none answers
+ *   tls_ca = "/path/ca.pem"       # extra trusted certificates for wss:// relays and bridges
+ *   authorities = []              # directory authority fingerprints
+ *   data_dir = "./allium-client"
+ *   hops = 3
+ *   socks = "127.0.0.1:9050"      # allium client only
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { AlliumClient, type ClientOptions } from '../client/client.js';
+import { parseBootstrap, parseBridgeLine } from '../client/bootstrap.js';
 import { fileStorage } from '../client/storage-node.js';
 import { ConfigError } from '../protocol/errors.js';
-import { nodeSocketFactory } from '../net/ws-node.js';
+import type { SocketFactory } from '../net/dial.js';
+import { createNodeSocketFactory, nodeSocketFactory } from '../net/ws-node.js';
+
+export const clientConfigSchema = z.strictObject({
+  bootstrap: z.array(z.string()).optional(),
+  bridges: z.array(z.string()).optional(),
+  use_bridges: z.enum(['always', 'fallback']).optional(),
+  tls_ca: z.string().optional(),
+  authorities: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).optional(),
+  data_dir: z.string().optional(),
+  hops: z.number().int().min(1).max(8).optional(),
+  socks: z.string().optional(),
+});
+export type ClientConfig = z.infer<typeof clientConfigSchema>;
+
+/** Reads and validates a client config file. Throws ERR_CONFIG naming the file and the first bad key. */
+export function loadClientConfigFile(path: string): ClientConfig {
+  let data: unknown;
+  try {
+    data = parseToml(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`client config ${path}: ${(e as NodeJS.ErrnoException).code ? 'cannot read the file' : `not valid TOML: ${(e as Error).message.split('\n')[0]}`}`);
+  }
+  const r = clientConfigSchema.safeParse(data);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') throw new ConfigError(`client config ${path}: unknown key "${issue.keys.join('", "')}"`);
+    throw new ConfigError(`client config ${path}: key "${issue.path.join('.')}": ${issue.message}`);
+  }
+  r.data.bootstrap?.forEach(parseBootstrap);
+  r.data.bridges?.forEach(parseBridgeLine);
+  return r.data;
+}
 
 export interface ClientFlags {
   bootstrap: string[];
-  dataDir: string;
+  bridge?: string[];
+  useBridges?: string;
+  tlsCa?: string;
+  config?: string;
+  dataDir?: string;
   hops?: string;
+  authority?: string[];
   testNetwork?: boolean;
   quiet?: boolean;
+  /** Pre-built circuits (default 0: one-shot commands). */
+  poolSize?: number;
+}
+
+/** The socket factory for a CA file (or the default one). */
+export function socketFactoryFor(tlsCa: string | undefined): SocketFactory {
+  if (!tlsCa) return nodeSocketFactory;
+  let ca: Buffer;
+  try {
+    ca = readFileSync(tlsCa);
+  } catch {
+    throw new ConfigError(`tls_ca: cannot read ${tlsCa}`);
+  }
+  return createNodeSocketFactory({ ca });
+}
+
+const fromEnv = (name: string): string[] => (process.env[name] ?? '').split(',').map((l) => l.trim()).filter(Boolean);
+
+/** Merges flags, the config file and the environment into client options (flags win). */
+export function clientOptionsFrom(flags: ClientFlags): { options: ClientOptions; config: ClientConfig; dataDir: string } {
+  const config = flags.config ? loadClientConfigFile(flags.config) : {};
+  const bootstrap = flags.bootstrap.length ? flags.bootstrap : (config.bootstrap ?? fromEnv('ALLIUM_BOOTSTRAP'));
+  const bridges = flags.bridge?.length ? flags.bridge : (config.bridges ?? fromEnv('ALLIUM_BRIDGES'));
+  if (bootstrap.length === 0 && bridges.length === 0) {
+    throw new ConfigError('no relay to join through: pass --bootstrap "ws://host:port/path FINGERPRINT" or --bridge "bridge wss://… FINGERPRINT secret=…", or set ALLIUM_BOOTSTRAP or ALLIUM_BRIDGES');
+  }
+  const useBridges = flags.useBridges ?? config.use_bridges;
+  if (useBridges !== undefined && useBridges !== 'always' && useBridges !== 'fallback') throw new ConfigError('--use-bridges: "always" or "fallback"');
+  const dataDir = flags.dataDir ?? config.data_dir ?? './allium-client';
+  const authorities = flags.authority?.length ? flags.authority : (config.authorities ?? []);
+  const hops = Number(flags.hops ?? config.hops ?? 3);
+  const options: ClientOptions = {
+    bootstrap,
+    bridges,
+    socketFactory: socketFactoryFor(flags.tlsCa ?? config.tls_ca),
+    storage: fileStorage(dataDir),
+    hops,
+    enforceDistinctSubnets: !flags.testNetwork,
+    authorities,
+    poolSize: flags.poolSize ?? 0,
+    ...(useBridges ? { useBridges: useBridges as 'always' | 'fallback' } : {}),
+  };
+  return { options, config, dataDir };
 }
 
 export async function startClient(flags: ClientFlags): Promise<AlliumClient> {
-  const bootstrap = flags.bootstrap.length ? flags.bootstrap : (process.env['ALLIUM_BOOTSTRAP'] ?? '').split(',').filter(Boolean);
-  if (bootstrap.length === 0) throw new ConfigError('no relay to join through: pass --bootstrap "ws://host:port/path FINGERPRINT" or set ALLIUM_BOOTSTRAP');
-  const client = new AlliumClient({
-    bootstrap,
-    socketFactory: nodeSocketFactory,
-    storage: fileStorage(flags.dataDir),
-    hops: Number(flags.hops ?? 3),
-    enforceDistinctSubnets: !flags.testNetwork,
-    poolSize: 0,
-  });
+  const client = new AlliumClient(clientOptionsFrom(flags).options);
   if (!flags.quiet) client.on('client:progress', (m) => process.stderr.write(`allium: ${m}\n`));
   await client.start();
   return client;

@@ -1,10 +1,25 @@
-/** Bootstrap lines: "ws://host:port/path FINGERPRINT" (the same form `allium relay` prints). */
+/**
+ * Bootstrap lines, bridge lines, and the error of a client that reaches no entry at all.
+ *
+ *   bootstrap line  "ws://host:port/path FINGERPRINT"                     (what `allium relay` prints)
+ *   bridge line     "bridge wss://host/path FINGERPRINT secret=SECRET"    (what `allium relay` prints for a bridge)
+ *
+ * FINGERPRINT is the relay's identity key and SECRET the bridge's 32-byte pre-shared key, each as 64 hex digits
+ * (specs/link.md §2.5). The leading word "bridge" may be left out.
+ */
 import { parseFingerprint } from '../crypto/keys.js';
-import { ConfigError } from '../protocol/errors.js';
+import { AlliumError, ConfigError } from '../protocol/errors.js';
 
 export interface BootstrapLine {
   readonly url: string;
   readonly identity: Uint8Array;
+}
+
+export interface BridgeLine extends BootstrapLine {
+  /** The bridge secret: the link handshake's pre-shared key. */
+  readonly secret: Uint8Array;
+  /** The line as given, normalised (for messages and storage). */
+  readonly line: string;
 }
 
 export function parseBootstrap(line: string): BootstrapLine {
@@ -16,5 +31,41 @@ export function parseBootstrap(line: string): BootstrapLine {
     return { url: parts[0]!, identity: parseFingerprint(parts[1]!) };
   } catch {
     throw new ConfigError(`bootstrap line "${line}": the fingerprint must be 64 hex digits`);
+  }
+}
+
+/** Parses a bridge line. Throws ERR_CONFIG naming what is wrong (never echoing the secret). */
+export function parseBridgeLine(line: string): BridgeLine {
+  const parts = line.trim().split(/\s+/);
+  if (parts[0] === 'bridge') parts.shift();
+  const expected = 'expected "bridge wss://host/path FINGERPRINT secret=SECRET"';
+  if (parts.length !== 3 || !/^wss?:\/\/\S+$/.test(parts[0]!)) throw new ConfigError(`bridge line: ${expected}`);
+  let identity: Uint8Array;
+  try {
+    identity = parseFingerprint(parts[1]!);
+  } catch {
+    throw new ConfigError('bridge line: the fingerprint must be 64 hex digits');
+  }
+  const m = /^secret=([0-9a-fA-F]{64})$/.exec(parts[2]!);
+  if (!m) throw new ConfigError(`bridge line: the secret must be "secret=" and 64 hex digits (${expected})`);
+  const secret = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) secret[i] = parseInt(m[1]!.slice(2 * i, 2 * i + 2), 16);
+  return { url: parts[0]!, identity, secret, line: `bridge ${parts[0]} ${parts[1]!.toLowerCase()} secret=${m[1]!.toLowerCase()}` };
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * No entry answered: no bootstrap relay, cached relay, bridge or earlier relay address. Code ERR_UNREACHABLE;
+ * `relays` and `bridges` count the distinct addresses tried, `cause` is the last failure.
+ */
+export class NoEntryError extends AlliumError {
+  constructor(
+    readonly relays: number,
+    readonly bridges: number,
+    cause?: unknown,
+  ) {
+    super('ERR_UNREACHABLE', `no entry reachable: tried ${plural(relays, 'relay')} and ${plural(bridges, 'bridge')}`, cause === undefined ? {} : { cause });
+    this.name = 'NoEntryError';
   }
 }

@@ -2,6 +2,12 @@
  * The Allium client library (docs/developer-guide.md): bootstrap, a cross-checked directory, persistent guards,
  * circuits built in one round trip with a learned timeout and retries on other relays, a small pool of pre-built
  * circuits, and streams with isolation. Runs in Node and in browsers: sockets and storage are injected.
+ *
+ * Bootstrap tries entries in stages (specs/directory.md §6.4): the bootstrap lines, relays of the cached directory,
+ * the configured bridges, then relay addresses learned earlier (expired cached descriptors), stopping at the first
+ * stage that answers. A client that got in through bridges — or that is told to use only bridges, the default when
+ * it has any — is in *bridge mode*: every circuit starts at a bridge, the directory comes through bridges, and no
+ * public relay is ever dialed directly.
  */
 import { fingerprintOf } from '../crypto/keys.js';
 import type { Descriptor } from '../protocol/descriptor.js';
@@ -14,10 +20,10 @@ import type { Link, LinkOptions } from '../net/link.js';
 import type { MuxStream } from '../net/stream-mux.js';
 import { BuildTimeout } from './build-timeout.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from './circuit.js';
-import { ClientDirectory, type DirectoryCache } from './directory.js';
+import { ClientDirectory, fetchBridgeDescriptor, type DirectoryCache } from './directory.js';
 import { GuardSet, type GuardStorage } from './guards.js';
 import { allowsExit, choosePath } from './path.js';
-import { parseBootstrap, type BootstrapLine } from './bootstrap.js';
+import { NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type BridgeLine } from './bootstrap.js';
 
 export interface ClientStorage {
   directory?: DirectoryCache;
@@ -44,11 +50,27 @@ export interface ClientOptions {
   entryRelays?: readonly string[];
   /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */
   authorities?: readonly string[];
+  /** Bridge lines ("bridge wss://host/path FINGERPRINT secret=SECRET") of unlisted relays to enter through. */
+  bridges?: readonly string[];
+  /**
+   * 'always' (the default when bridges are given): enter only through bridges; no public relay is ever contacted
+   * directly. 'fallback': try the bootstrap relays and the cached directory first, the bridges only when none of
+   * those answers (then relay addresses learned earlier).
+   */
+  useBridges?: 'always' | 'fallback';
   now?: () => number;
+}
+
+/** A bootstrap stage (client:bootstrap): what was tried, and how many answered. */
+export interface BootstrapStage {
+  readonly stage: 'bootstrap' | 'cache' | 'bridges' | 'learned';
+  readonly tried: number;
+  readonly reached: number;
 }
 
 export type ClientEvents = {
   'client:ready': [];
+  'client:bootstrap': [BootstrapStage];
   'client:circuit': [ClientCircuit];
   'client:progress': [string];
 };
@@ -67,6 +89,19 @@ export class StreamError extends AlliumError {
   }
 }
 
+/** Entries dialed at once while bootstrapping. */
+const DIAL_CONCURRENCY = 4;
+/** Cached relays, and learned addresses, tried at most per bootstrap. */
+const MAX_STAGE_TRIES = 12;
+
+function shuffle<T>(list: T[]): T[] {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [list[i], list[j]] = [list[j]!, list[i]!];
+  }
+  return list;
+}
+
 export class AlliumClient extends Emitter<ClientEvents> {
   readonly directory: ClientDirectory;
   readonly guards: GuardSet;
@@ -77,6 +112,11 @@ export class AlliumClient extends Emitter<ClientEvents> {
   private readonly circuits = new Set<ClientCircuit>();
   private readonly pool: ClientCircuit[] = [];
   private readonly bootstrap: BootstrapLine[];
+  private readonly bridges: BridgeLine[];
+  private readonly bridgeByFp = new Map<string, BridgeLine>();
+  /** Verified bridge descriptors (bridge mode), by fingerprint. */
+  private readonly bridgeDescriptors = new Map<string, Descriptor>();
+  private bridgeModeOn = false;
   private readonly hops: number;
   private readonly now: () => number;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
@@ -87,6 +127,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
   constructor(private readonly o: ClientOptions) {
     super();
     this.bootstrap = o.bootstrap.map(parseBootstrap);
+    this.bridges = (o.bridges ?? []).map(parseBridgeLine);
+    for (const b of this.bridges) this.bridgeByFp.set(fingerprintOf(b.identity), b);
     this.hops = o.hops ?? 3;
     this.now = o.now ?? Date.now;
     this.directory = new ClientDirectory(o.storage?.directory, new Set((o.authorities ?? []).map((a) => a.toLowerCase())));
@@ -97,34 +139,80 @@ export class AlliumClient extends Emitter<ClientEvents> {
     return this.circuits.size;
   }
 
-  /** Connects to bootstrap relays, fetches and cross-checks the directory, picks guards, fills the pool. */
+  /** True once the client entered through bridges: every circuit starts at a bridge (see the file comment). */
+  get bridgeMode(): boolean {
+    return this.bridgeModeOn;
+  }
+
+  /**
+   * Connects to an entry (the stages above), fetches and cross-checks the directory, picks guards, fills the pool.
+   * Rejects with NoEntryError (ERR_UNREACHABLE) when no stage answers, ERR_DIRECTORY when the directory cannot be
+   * established, ERR_ABORTED. After a failure start() may be called again.
+   */
   async start(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.state !== 'new') return;
     this.state = 'starting';
+    try {
+      await this.startInner(options.signal);
+    } catch (e) {
+      for (const l of this.links.values()) l.close();
+      this.links.clear();
+      this.bridgeModeOn = false;
+      if (this.state === 'starting') this.state = 'new';
+      throw e;
+    }
+  }
+
+  private async startInner(signal?: AbortSignal): Promise<void> {
     await this.guards.load();
     const cached = await this.directory.loadCache(this.now());
     if (cached) this.emit('client:progress', `loaded ${cached} relays from the cached directory`);
     const want = this.o.directorySources ?? 3;
+    const onlyBridges = this.bridges.length > 0 && (this.o.useBridges ?? 'always') === 'always';
+    type Entry = { url: string; identity: Uint8Array };
+    const stages: { stage: BootstrapStage['stage']; label: (n: number) => string; entries: Entry[] }[] = [];
+    const s = (n: number): string => (n === 1 ? '' : 'es');
+    const bridgeStage = { stage: 'bridges' as const, label: (n: number) => `bridge${n === 1 ? '' : 's'}`, entries: this.bridges };
+    if (onlyBridges) stages.push(bridgeStage);
+    else {
+      const seen = new Set(this.bootstrap.map((b) => fingerprintOf(b.identity)));
+      const fromCache = shuffle(this.directory.all().filter((d) => !seen.has(d.fingerprint))).slice(0, MAX_STAGE_TRIES);
+      stages.push({ stage: 'bootstrap', label: (n) => `bootstrap relay${n === 1 ? '' : 's'}`, entries: this.bootstrap });
+      stages.push({ stage: 'cache', label: (n) => `relay${n === 1 ? '' : 's'} from the cached directory`, entries: fromCache.map((d) => ({ url: d.addr, identity: d.id })) });
+      if (this.bridges.length) stages.push(bridgeStage);
+      stages.push({ stage: 'learned', label: (n) => `relay address${s(n)} learned earlier`, entries: this.directory.learnedAddresses().slice(0, MAX_STAGE_TRIES) });
+    }
     const sources: Link[] = [];
-    let lastError: unknown = null;
-    const candidates = [...this.bootstrap, ...this.directory.all().map((d) => ({ url: d.addr, identity: d.id }))];
-    for (const b of candidates) {
-      if (sources.length >= want) break;
-      throwIfAborted(options.signal);
-      try {
-        sources.push(await this.linkTo(b.identity, b.url, options.signal));
-      } catch (e) {
-        if (e instanceof AbortedError) throw e;
-        lastError = e;
+    const triedRelays = new Set<string>();
+    const triedBridges = new Set<string>();
+    let lastError: unknown = undefined;
+    for (const st of stages) {
+      // Bridges and learned addresses are fallbacks: only when no public relay answered.
+      if ((st.stage === 'bridges' || st.stage === 'learned') && sources.length > 0) break;
+      if (st.entries.length === 0) continue;
+      this.emit('client:progress', `trying ${st.entries.length} ${st.label(st.entries.length)}${sources.length === 0 && st !== stages[0] ? ' (nothing reachable so far)' : ''}`);
+      const isBridge = st.stage === 'bridges';
+      for (const e of st.entries) (isBridge ? triedBridges : triedRelays).add(`${e.url} ${fingerprintOf(e.identity)}`);
+      const r = await this.reach(st.entries, want - sources.length, signal);
+      if (r.lastError !== undefined) lastError = r.lastError;
+      sources.push(...r.links);
+      this.emit('client:bootstrap', { stage: st.stage, tried: st.entries.length, reached: r.links.length });
+      this.emit('client:progress', `${st.label(st.entries.length)}: ${r.links.length} of ${st.entries.length} reachable`);
+      if (isBridge && r.links.length > 0) {
+        this.bridgeModeOn = true;
+        break;
       }
+      if (sources.length >= want) break;
     }
-    if (sources.length === 0) {
-      const why = isAlliumError(lastError) ? ` (last error: ${lastError.code})` : '';
-      throw new AlliumError('ERR_UNREACHABLE', `no entry reachable: tried ${candidates.length} relays${why}`, { cause: lastError });
+    if (sources.length === 0) throw new NoEntryError(triedRelays.size, triedBridges.size, lastError);
+    if (this.bridgeModeOn) {
+      await this.refreshBridgeDescriptors(sources, signal);
+      if (this.bridgeDescriptors.size === 0) throw new AlliumError('ERR_DIRECTORY', 'no bridge gave a valid bridge descriptor');
+      this.emit('client:progress', `bridge mode: entering through ${this.bridgeDescriptors.size} bridge${this.bridgeDescriptors.size === 1 ? '' : 's'}`);
     }
-    const r = await this.directory.refresh(sources, this.now, options.signal);
+    const r = await this.directory.refresh(sources, this.now, signal);
     this.emit('client:progress', `directory: ${r.accepted.length} relays from ${r.sources} sources (${r.rejected.length} not confirmed by a majority)`);
-    await this.guards.refresh(this.directory.all(), this.now());
+    if (!this.bridgeModeOn) await this.guards.refresh(this.directory.all(), this.now());
     this.state = 'running';
     this.refreshTimer = setInterval(() => void this.refreshDirectory(), 10 * 60_000);
     (this.refreshTimer as { unref?: () => void }).unref?.();
@@ -132,27 +220,87 @@ export class AlliumClient extends Emitter<ClientEvents> {
     this.fillPool();
   }
 
-  /** Re-fetches the directory from the open links (cross-checked). */
+  /**
+   * Dials `entries` (bridges by their lines) with a few in flight at once, until `need` links are open or every
+   * entry was tried. Links beyond `need` that open anyway are kept too.
+   */
+  private async reach(entries: readonly { url: string; identity: Uint8Array }[], need: number, signal?: AbortSignal): Promise<{ links: Link[]; lastError: unknown }> {
+    const links: Link[] = [];
+    let lastError: unknown = undefined;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < entries.length && links.length < need) {
+        const e = entries[next++]!;
+        throwIfAborted(signal);
+        try {
+          const link = await this.linkTo(e.identity, e.url, signal);
+          if (!links.includes(link)) links.push(link);
+        } catch (err) {
+          if (err instanceof AbortedError) throw err;
+          lastError = err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DIAL_CONCURRENCY, entries.length) }, worker));
+    return { links, lastError };
+  }
+
+  /** Bridge mode: asks each bridge link for its bridge's descriptor (kept while valid). */
+  private async refreshBridgeDescriptors(links: readonly Link[], signal?: AbortSignal): Promise<void> {
+    await Promise.all(
+      links.map(async (link) => {
+        const id = link.peer?.identity;
+        if (!id || !this.bridgeByFp.has(fingerprintOf(id))) return;
+        try {
+          const d = await fetchBridgeDescriptor(link, id, this.now, signal);
+          this.bridgeDescriptors.set(d.fingerprint, d);
+        } catch (e) {
+          if (e instanceof AbortedError) throw e;
+          this.emit('client:progress', `bridge ${fingerprintOf(id).slice(0, 8)}: no valid bridge descriptor (${isAlliumError(e) ? e.code : 'error'})`);
+        }
+      }),
+    );
+    const now = this.now();
+    for (const [fp, d] of this.bridgeDescriptors) if (d.exp <= now) this.bridgeDescriptors.delete(fp);
+  }
+
+  /** Bridge mode: open links to the bridges (up to directorySources), for refreshes. */
+  private async bridgeLinks(signal?: AbortSignal): Promise<Link[]> {
+    const r = await this.reach(this.bridges, this.o.directorySources ?? 3, signal);
+    return r.links;
+  }
+
+  /** Re-fetches the directory (cross-checked) from open links, or in bridge mode from the bridges. */
   async refreshDirectory(signal?: AbortSignal): Promise<void> {
-    const links = [...this.links.values()].filter((l) => l.isOpen).slice(0, this.o.directorySources ?? 3);
-    if (links.length === 0) return;
     try {
+      const links = this.bridgeModeOn
+        ? await this.bridgeLinks(signal)
+        : [...this.links.values()].filter((l) => l.isOpen).slice(0, this.o.directorySources ?? 3);
+      if (links.length === 0) return;
+      if (this.bridgeModeOn) await this.refreshBridgeDescriptors(links, signal);
       await this.directory.refresh(links, this.now, signal);
-      await this.guards.refresh(this.directory.all(), this.now());
+      if (!this.bridgeModeOn) await this.guards.refresh(this.directory.all(), this.now());
     } catch {
       /* keep the current view */
     }
   }
 
+  /**
+   * An open link to a relay, dialing it if needed. A bridge is always dialed at its bridge line's address with its
+   * secret; in bridge mode nothing else is dialed at all.
+   */
   private linkTo(identity: Uint8Array, url: string, signal?: AbortSignal): Promise<Link> {
     const fp = fingerprintOf(identity);
     const have = this.links.get(fp);
     if (have?.isOpen) return Promise.resolve(have);
     const inFlight = this.dialing.get(fp);
     if (inFlight) return inFlight;
+    const bridge = this.bridgeByFp.get(fp);
+    if (this.bridgeModeOn && !bridge) return Promise.reject(new AlliumError('ERR_INTERNAL', 'bridge mode: refusing to dial a public relay directly'));
     const opts: LinkOptions & { signal?: AbortSignal } = { ...this.o.linkOptions };
     if (signal) opts.signal = signal;
-    const p = openLink(this.o.socketFactory, url, { role: 'initiator', responder: identity }, opts).then(
+    const setup = bridge ? { role: 'initiator' as const, responder: identity, psk: bridge.secret } : { role: 'initiator' as const, responder: identity };
+    const p = openLink(this.o.socketFactory, bridge ? bridge.url : url, setup, opts).then(
       (link) => {
         this.dialing.delete(fp);
         if (this.state === 'stopped') {
@@ -187,10 +335,18 @@ export class AlliumClient extends Emitter<ClientEvents> {
       throwIfAborted(options.signal);
       const now = this.now();
       const exclude = new Set([...this.failed].filter(([, t]) => now - t < 60_000).map(([fp]) => fp));
-      const pinned = this.o.entryRelays?.map((f) => f.toLowerCase());
-      const guards = pinned ? this.directory.all().filter((d) => pinned.includes(d.fingerprint)) : this.guards.usable(this.directory.all(), now);
+      let guards: Descriptor[];
+      let hops = options.hops ?? this.hops;
+      if (this.bridgeModeOn) {
+        guards = await this.usableBridges(exclude, options.signal);
+        for (const g of guards) exclude.delete(g.fingerprint);
+        hops = Math.max(2, hops); // the bridge, then at least the last hop: never a public relay first
+      } else {
+        const pinned = this.o.entryRelays?.map((f) => f.toLowerCase());
+        guards = pinned ? this.directory.all().filter((d) => pinned.includes(d.fingerprint)) : this.guards.usable(this.directory.all(), now);
+      }
       const pathOptions: Parameters<typeof choosePath>[1] = {
-        hops: options.hops ?? this.hops,
+        hops,
         exitPort: options.exitPort === undefined ? null : options.exitPort,
         guards,
         enforceDistinctSubnets: this.o.enforceDistinctSubnets ?? true,
@@ -200,6 +356,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       if (options.last) pathOptions.last = options.last;
       const path = choosePath(this.directory.all(), pathOptions);
       const entry = path[0]!;
+      if (this.bridgeModeOn && !this.bridgeByFp.has(entry.fingerprint)) throw new AlliumError('ERR_INTERNAL', 'bridge mode: a path must start at a bridge');
       let link: Link;
       try {
         link = await this.linkTo(entry.id, entry.addr, options.signal);
@@ -236,6 +393,18 @@ export class AlliumClient extends Emitter<ClientEvents> {
       }
     }
     throw isAlliumError(lastErr) ? lastErr : new AlliumError('ERR_UNREACHABLE', 'could not build a circuit', { cause: lastErr });
+  }
+
+  /**
+   * Bridge mode: the bridges to start circuits at, those that failed recently last. Re-fetches descriptors when none
+   * is valid any more. Throws ERR_UNREACHABLE when no bridge has a valid descriptor.
+   */
+  private async usableBridges(exclude: ReadonlySet<string>, signal?: AbortSignal): Promise<Descriptor[]> {
+    const valid = (): Descriptor[] => [...this.bridgeDescriptors.values()].filter((d) => d.exp > this.now());
+    if (valid().length === 0) await this.refreshBridgeDescriptors(await this.bridgeLinks(signal), signal);
+    const list = valid();
+    if (list.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no bridge reachable');
+    return [...list.filter((d) => !exclude.has(d.fingerprint)), ...list.filter((d) => exclude.has(d.fingerprint))];
   }
 
   /** Keeps `poolSize` general-purpose exit circuits ready. */

@@ -5,12 +5,17 @@
  * A lying bootstrap relay can omit relays or inject relays (Sybils with valid self-signed descriptors). Asking
  * several relays over independent links and keeping what a strict majority returns means a minority of liars can
  * do neither. Against a majority of liars this offers nothing; optional directory authorities are the answer there.
+ *
+ * The cache also keeps, for LEARNED_TTL_MS, descriptors that have expired: their addresses are the last fallback of a
+ * client whose every other entry is blocked ("relay addresses learned earlier", specs/directory.md §6.4). A bridge's
+ * descriptor is fetched from the bridge itself (`bridge-get`, §9) and never enters the view.
  */
 import { fingerprintOf } from '../crypto/keys.js';
 import type { ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
-import { AlliumError, isAlliumError, TimeoutError } from '../protocol/errors.js';
+import { AlliumError, CryptoError, isAlliumError, TimeoutError } from '../protocol/errors.js';
+import { crypto } from '../crypto/index.js';
 import { majorityListed, verifyConsensus, type Consensus } from '../protocol/consensus.js';
 import type { Link } from '../net/link.js';
 
@@ -29,6 +34,10 @@ export interface DirectoryCache {
 
 const PAGE_TIMEOUT_MS = 10_000;
 const MAX_PAGES = 1000;
+/** Expired descriptors stay in the cache this long, as addresses to try when nothing else answers. */
+export const LEARNED_TTL_MS = 30 * 24 * 3600_000;
+/** At most this many of them. */
+export const MAX_LEARNED = 1000;
 
 /** Fetches every descriptor a relay offers that arrived at or after `since`, page by page. */
 export async function fetchFromRelay(link: Link, since: number, signal?: AbortSignal): Promise<{ raws: Uint8Array[]; at: number }> {
@@ -110,6 +119,43 @@ export function crossCheck(perSource: readonly (readonly Uint8Array[])[], now: n
   return { accepted, rejected, sources: perSource.length };
 }
 
+/**
+ * Asks a bridge for its own descriptor (specs/directory.md §9) and verifies it: signed under the bridge context, by
+ * the identity the bridge line names, valid now. Throws ERR_LINK_AUTH for a descriptor of another identity,
+ * ERR_SIGNATURE and the other descriptor errors, ERR_TIMEOUT, ERR_LINK_CLOSED, ERR_ABORTED.
+ */
+export function fetchBridgeDescriptor(link: Link, identity: Uint8Array, now: () => number, signal?: AbortSignal): Promise<Descriptor> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new TimeoutError('bridge descriptor request timed out')), PAGE_TIMEOUT_MS);
+    const offMsg = link.on('link:control', (m) => {
+      if (m.t !== 'bridge') return;
+      try {
+        const d = verifyDescriptor(m.d, now(), undefined, 'bridge');
+        if (!crypto().equal(d.id, identity)) throw new CryptoError('ERR_LINK_AUTH', 'bridge descriptor names another identity');
+        done(null, d);
+      } catch (e) {
+        done(isAlliumError(e) ? e : new AlliumError('ERR_DESCRIPTOR', 'bad bridge descriptor'));
+      }
+    });
+    const offClose = link.once('link:close', (err) => done(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed')));
+    const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    function done(err: AlliumError | null, d?: Descriptor): void {
+      clearTimeout(timer);
+      offMsg();
+      offClose();
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(d!);
+    }
+    try {
+      link.sendControl({ t: 'bridge-get' });
+    } catch (e) {
+      done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
+    }
+  });
+}
+
 /** Asks a relay for the authority consensuses it holds (specs/directory.md §7). */
 export function fetchConsensuses(link: Link, signal?: AbortSignal): Promise<Uint8Array[]> {
   return new Promise((resolve, reject) => {
@@ -144,6 +190,8 @@ export class ClientDirectory {
   private lastAt = new Map<Link, number>();
   /** Relays listed by a majority of the configured authorities (null: no authorities configured). */
   private listed: Set<string> | null = null;
+  /** Expired descriptors kept for their addresses, by fingerprint. */
+  private readonly learned = new Map<string, Descriptor>();
 
   /**
    * `authorities`: fingerprints of directory authorities whose consensus the client requires (empty: the
@@ -167,7 +215,10 @@ export class ClientDirectory {
     return this.store.get(fingerprintOf(identity));
   }
 
-  /** Loads the cached directory (entries still valid now). Returns how many were loaded. */
+  /**
+   * Loads the cached directory (entries still valid now). Returns how many were loaded. Expired entries younger than
+   * LEARNED_TTL_MS are kept aside as learned addresses.
+   */
   async loadCache(now: number): Promise<number> {
     const raws = (await this.cache?.load()) ?? null;
     if (!raws) return 0;
@@ -176,11 +227,54 @@ export class ClientDirectory {
       try {
         this.store.offer(raw, now);
         n++;
-      } catch {
-        /* expired or damaged entries are skipped */
+      } catch (e) {
+        if (isAlliumError(e) && e.code === 'ERR_DESCRIPTOR_EXPIRED') {
+          try {
+            this.remember(verifyDescriptor(raw, 0, Number.MAX_SAFE_INTEGER), now);
+          } catch {
+            /* damaged */
+          }
+        }
+        /* damaged entries are skipped */
       }
     }
     return n;
+  }
+
+  /** Addresses of relays whose descriptors expired (newest first), for the last bootstrap fallback. */
+  learnedAddresses(): { url: string; identity: Uint8Array }[] {
+    return [...this.learned.values()]
+      .filter((d) => !this.store.get(d.fingerprint))
+      .sort((a, b) => b.exp - a.exp)
+      .map((d) => ({ url: d.addr, identity: d.id }));
+  }
+
+  private remember(d: Descriptor, now: number): void {
+    if (d.exp <= now - LEARNED_TTL_MS) return;
+    const have = this.learned.get(d.fingerprint);
+    if (have && have.pub >= d.pub) return;
+    this.learned.set(d.fingerprint, d);
+    if (this.learned.size > MAX_LEARNED) {
+      const oldest = [...this.learned.values()].sort((a, b) => a.exp - b.exp)[0]!;
+      this.learned.delete(oldest.fingerprint);
+    }
+  }
+
+  /** Expires the view, keeping what expires as learned addresses. */
+  private expireAndRemember(now: number): void {
+    const before = new Map(this.store.all().map((d) => [d.fingerprint, d]));
+    for (const fp of this.store.expire(now)) {
+      const d = before.get(fp);
+      if (d) this.remember(d, now);
+    }
+    for (const [fp, d] of this.learned) if (d.exp <= now - LEARNED_TTL_MS) this.learned.delete(fp);
+  }
+
+  private async save(): Promise<void> {
+    const current = this.store.all();
+    const held = new Set(current.map((d) => d.fingerprint));
+    const learned = [...this.learned.values()].filter((d) => !held.has(d.fingerprint));
+    await this.cache?.save([...current, ...learned].map((d) => d.raw));
   }
 
   /**
@@ -207,8 +301,8 @@ export class ClientDirectory {
         /* an older edition than ours */
       }
     }
-    this.store.expire(now());
-    await this.cache?.save(this.store.all().map((d) => d.raw));
+    this.expireAndRemember(now());
+    await this.save();
     return result;
   }
 
@@ -255,8 +349,8 @@ export class ClientDirectory {
         /* invalid, expired or stale entries are skipped */
       }
     }
-    this.store.expire(now());
-    if (n) await this.cache?.save(this.store.all().map((d) => d.raw));
+    this.expireAndRemember(now());
+    if (n) await this.save();
     return n;
   }
 }

@@ -30,7 +30,19 @@ export interface PathOptions {
   random?: () => number;
 }
 
+/**
+ * Networks, by descriptor: a path is checked against every relay in the directory, and parsing each address every
+ * time cost more than the rest of choosing a path (descriptors do not change).
+ */
+const networks = new WeakMap<Descriptor, string>();
+
 export function networkOf(d: Descriptor): string {
+  let n = networks.get(d);
+  if (n === undefined) networks.set(d, (n = parseNetwork(d)));
+  return n;
+}
+
+function parseNetwork(d: Descriptor): string {
   let host: string;
   try {
     host = new URL(d.addr).hostname.replace(/^\[|\]$/g, '');

@@ -69,6 +69,8 @@ export type LinkSetup =
       responder: Uint8Array;
       identity?: { publicKey: Uint8Array; secretKey: Uint8Array };
       psk?: Uint8Array;
+      /** A handshake whose msg1 already travelled as the upgrade token (net/dial.ts): the link does not send it again. */
+      initiator?: LinkInitiator;
     }
   | {
       role: 'responder';
@@ -76,6 +78,8 @@ export type LinkSetup =
       replay: HandshakeReplayCache;
       maxClockSkewMs: number;
       psk?: Uint8Array;
+      /** A responder that already admitted msg1 from the upgrade token (relay/relay.ts): the link answers with msg2 at once. */
+      accepted?: LinkResponder;
     };
 
 export interface LinkOptions {
@@ -136,7 +140,12 @@ export class Link extends Emitter<LinkEvents> {
     socket.onClose(() => this.teardown(this.state === 'open' ? null : new AlliumError('ERR_LINK_CLOSED', 'peer closed the link')));
     socket.onError(() => undefined);
     this.handshakeTimer = setTimeout(() => this.fail(new TimeoutError('link handshake deadline passed')), this.timers.handshakeTimeoutMs);
-    if (setup.role === 'initiator') {
+    if (setup.role === 'initiator' && setup.initiator) {
+      this.initiator = setup.initiator;
+    } else if (setup.role === 'responder' && setup.accepted) {
+      this.responder = setup.accepted;
+      this.answer(setup.accepted.reply(this.now()));
+    } else if (setup.role === 'initiator') {
       const init: { responder: Uint8Array; now: number; identity?: { publicKey: Uint8Array; secretKey: Uint8Array }; psk?: Uint8Array } = {
         responder: setup.responder,
         now: this.now(),
@@ -234,17 +243,18 @@ export class Link extends Emitter<LinkEvents> {
       return;
     }
     const r = this.responder!;
-    if (!this.recvCipher) {
-      const msg2 = r.respond(data, this.now());
-      const keys = r.keys;
-      this.sendCipher = new FrameCipher(keys.send);
-      this.recvCipher = new FrameCipher(keys.receive);
-      this.write(msg2);
-      return;
-    }
+    if (!this.recvCipher) return this.answer(r.respond(data, this.now()));
     const peer = r.finish(this.recvCipher.open(data));
     this.responder = null;
     this.opened(peer);
+  }
+
+  /** Responder: sends msg2 and keys the frame ciphers. */
+  private answer(msg2: Uint8Array): void {
+    const keys = this.responder!.keys;
+    this.sendCipher = new FrameCipher(keys.send);
+    this.recvCipher = new FrameCipher(keys.receive);
+    this.write(msg2);
   }
 
   private opened(peer: LinkPeer): void {

@@ -37,8 +37,29 @@ interface WsWebSocket {
   _socket?: { remoteAddress?: string; cork(): void; uncork(): void };
 }
 
+/**
+ * Adapter for a `ws` WebSocket. Messages and the close that arrive before onMessage()/onClose() are registered are
+ * held and delivered on registration: a relay may send msg2 in the same packet as its upgrade response (specs/link.md
+ * §2.6), and `ws` can emit it before the caller has wrapped the socket in a link.
+ */
 export function fromWs(ws: WsWebSocket, remoteAddress: string | null = null): LinkSocket {
   let pending = 0;
+  let onMessage: ((data: Uint8Array, binary: boolean) => void) | null = null;
+  let onClose: ((code: number) => void) | null = null;
+  const early: [Uint8Array, boolean][] = [];
+  let closedWith: number | null = null;
+  ws.on('message', (data, isBinary) => {
+    let bytes: Uint8Array;
+    if (Array.isArray(data)) bytes = new Uint8Array(Buffer.concat(data));
+    else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+    else bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    if (onMessage) onMessage(bytes, isBinary);
+    else early.push([Uint8Array.from(bytes), isBinary]);
+  });
+  ws.on('close', (code) => {
+    if (onClose && onMessage) onClose(code);
+    else closedWith = code;
+  });
   return {
     send(data) {
       if (ws.readyState !== 1) return;
@@ -59,14 +80,23 @@ export function fromWs(ws: WsWebSocket, remoteAddress: string | null = null): Li
     cork: () => ws._socket?.cork(),
     uncork: () => ws._socket?.uncork(),
     onMessage(fn) {
-      ws.on('message', (data, isBinary) => {
-        if (Array.isArray(data)) fn(new Uint8Array(Buffer.concat(data)), isBinary);
-        else if (data instanceof ArrayBuffer) fn(new Uint8Array(data), isBinary);
-        else fn(new Uint8Array(data.buffer, data.byteOffset, data.length), isBinary);
+      if (early.length === 0) {
+        onMessage = fn;
+        return;
+      }
+      // Delivered after the caller's current synchronous step (a link's constructor), in arrival order.
+      queueMicrotask(() => {
+        while (early.length) {
+          const [bytes, binary] = early.shift()!;
+          fn(bytes, binary);
+        }
+        onMessage = fn;
+        if (closedWith !== null && onClose) onClose(closedWith);
       });
     },
     onClose(fn) {
-      ws.on('close', fn);
+      onClose = fn;
+      if (closedWith !== null && early.length === 0) queueMicrotask(() => fn(closedWith!));
     },
     onError(fn) {
       ws.on('error', fn);
@@ -82,7 +112,9 @@ export function fromBrowserWebSocket(ws: WebSocket): LinkSocket {
     send: (data) => {
       if (ws.readyState === 1) ws.send(data);
     },
-    close: (code, reason) => ws.close(code ?? 1000, reason),
+    // A page may send only 1000 or 3000–4999 (anything else throws InvalidAccessError): a protocol error (1002)
+    // closes as 1000, which is also all a prober would learn.
+    close: (code, reason) => ws.close(code === undefined || (code !== 1000 && (code < 3000 || code > 4999)) ? 1000 : code, reason),
     get bufferedAmount() {
       return ws.bufferedAmount;
     },

@@ -1,34 +1,74 @@
-/** The Node WebSocket factory, over `ws` with bufferutil and permessage-deflate off. */
+/**
+ * The Node WebSocket factory, over `ws` with bufferutil and permessage-deflate off.
+ *
+ * The upgrade request carries the headers a browser's WebSocket sends (specs/link.md §1), so that a link's request
+ * looks like a web app's to a server log or a TLS-terminating middlebox. `wss://` certificates are verified against
+ * the system's certificate authorities (plus NODE_EXTRA_CA_CERTS), as a browser would: the link handshake already
+ * authenticates the relay, so TLS is camouflage, but a client that accepted any certificate would let an intercepting
+ * middlebox read the upgrade request and recognise Allium. `createNodeSocketFactory({ ca })` trusts further
+ * certificates (a bridge's self-signed one, a test CA).
+ */
 import WebSocket from 'ws';
 import { AbortedError, AlliumError } from '../protocol/errors.js';
 import { FRAME_LEN } from '../protocol/link-handshake.js';
 import type { SocketFactory } from './dial.js';
 import { fromWs } from './socket.js';
 
-/** Ordinary browser-like headers, so a link's upgrade request looks like a web app's (specs/link.md §1). */
-const HEADERS = { 'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' };
+/** Firefox's WebSocket request headers (besides Host, Upgrade, Connection and the Sec-WebSocket-Key/Version). */
+const HEADERS = {
+  'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
+  Accept: '*/*',
+  'Accept-Language': 'en-US,en;q=0.5',
+  'Accept-Encoding': 'gzip, deflate, br, zstd',
+  // Offered as browsers do; relays never accept it (compressed sizes would reveal content, specs/link.md §1).
+  'Sec-WebSocket-Extensions': 'permessage-deflate',
+  Pragma: 'no-cache',
+  'Cache-Control': 'no-cache',
+};
 
-export const nodeSocketFactory: SocketFactory = (url, signal) =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortedError());
-    const ws = new WebSocket(url, {
-      perMessageDeflate: false,
-      maxPayload: FRAME_LEN,
-      headers: HEADERS,
-      handshakeTimeout: 10_000,
+export interface NodeSocketOptions {
+  /** Extra trusted certificates (PEM), for wss:// relays whose certificate no public authority signed. */
+  ca?: string | Buffer | (string | Buffer)[];
+  /** WebSocket opening-handshake deadline in milliseconds (default 10 000). */
+  handshakeTimeoutMs?: number;
+}
+
+/** A socket factory with its own TLS trust settings. */
+export function createNodeSocketFactory(options: NodeSocketOptions = {}): SocketFactory {
+  return (url, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(new AbortedError());
+      let origin: string;
+      try {
+        const u = new URL(url);
+        origin = `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
+      } catch {
+        return reject(new AlliumError('ERR_CONFIG', 'relay address is not a URL'));
+      }
+      const ws = new WebSocket(url, {
+        perMessageDeflate: false,
+        maxPayload: FRAME_LEN,
+        headers: HEADERS,
+        origin,
+        handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
+        ...(options.ca ? { ca: options.ca } : {}),
+      });
+      ws.binaryType = 'nodebuffer';
+      const onAbort = (): void => {
+        ws.terminate();
+        reject(new AbortedError());
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      ws.once('open', () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(fromWs(ws as never, null));
+      });
+      ws.once('error', (err) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(new AlliumError('ERR_UNREACHABLE', 'could not connect to relay', { cause: err }));
+      });
     });
-    ws.binaryType = 'nodebuffer';
-    const onAbort = (): void => {
-      ws.terminate();
-      reject(new AbortedError());
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    ws.once('open', () => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(fromWs(ws as never, null));
-    });
-    ws.once('error', (err) => {
-      signal?.removeEventListener('abort', onAbort);
-      reject(new AlliumError('ERR_UNREACHABLE', 'could not connect to relay', { cause: err }));
-    });
-  });
+}
+
+/** The default factory: certificates checked against the system's authorities (and NODE_EXTRA_CA_CERTS). */
+export const nodeSocketFactory: SocketFactory = createNodeSocketFactory();

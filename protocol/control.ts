@@ -33,6 +33,10 @@ export const controlSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('consensus'), cs: z.array(zBytes(undefined, MAX_CONSENSUS_BYTES + 256)).max(1) }),
   /** A client asks for the consensuses a relay holds. */
   z.strictObject({ t: z.literal('consensus-get') }),
+  /** A bridge's client asks for the bridge's own descriptor (specs/directory.md §9). */
+  z.strictObject({ t: z.literal('bridge-get') }),
+  /** A bridge's descriptor, signed under the bridge context. */
+  z.strictObject({ t: z.literal('bridge'), d: zBytes(undefined, MAX_DESCRIPTOR_BYTES) }),
 ]);
 export type ControlMessage = z.infer<typeof controlSchema>;
 

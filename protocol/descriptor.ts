@@ -20,6 +20,14 @@ export const MAX_DESCRIPTOR_BYTES = 2048;
 export const MAX_DESCRIPTOR_LIFETIME_MS = 24 * 3600 * 1000;
 export const DESCRIPTOR_CLOCK_SKEW_MS = 10 * 60 * 1000;
 const SIGN_CONTEXT = utf8('allium-v1 descriptor');
+/**
+ * Bridges sign their descriptor under another context (specs/directory.md §9), so it never verifies as a public
+ * descriptor: no relay can be made to accept a bridge into the directory, and a relay that gossips one loses the link.
+ */
+const BRIDGE_SIGN_CONTEXT = utf8('allium-v1 bridge descriptor');
+/** 'relay': a public descriptor (the directory); 'bridge': a bridge's descriptor, handed only to its own clients. */
+export type DescriptorKind = 'relay' | 'bridge';
+const contextOf = (kind: DescriptorKind): Uint8Array => (kind === 'bridge' ? BRIDGE_SIGN_CONTEXT : SIGN_CONTEXT);
 
 /** Capabilities a relay offers (specs/directory.md §2.2). */
 export const RELAY_CAPABILITIES = ['store', 'intro', 'rendezvous'] as const;
@@ -54,7 +62,7 @@ export interface Descriptor extends DescriptorBody {
 export type DescriptorFields = Omit<DescriptorBody, 'v' | 'proto'> & { proto?: number[] };
 
 /** Signs a descriptor with the relay's identity key. */
-export function signDescriptor(fields: DescriptorFields, secretKey: Uint8Array): Descriptor {
+export function signDescriptor(fields: DescriptorFields, secretKey: Uint8Array, kind: DescriptorKind = 'relay'): Descriptor {
   const body: DescriptorBody = {
     v: 1,
     ...fields,
@@ -63,7 +71,7 @@ export function signDescriptor(fields: DescriptorFields, secretKey: Uint8Array):
   validate(bodySchema, body, 'descriptor');
   parseExitPolicy(body.exit);
   const b = encodeCbor(body);
-  const s = crypto().sign(concatBytes(SIGN_CONTEXT, b), secretKey);
+  const s = crypto().sign(concatBytes(contextOf(kind), b), secretKey);
   const raw = encodeCbor({ b, s });
   if (raw.length > MAX_DESCRIPTOR_BYTES) throw new LimitError('MAX_DESCRIPTOR_BYTES', `descriptor is ${raw.length} bytes`);
   return { ...body, raw, digest: crypto().hash(32, raw), fingerprint: toHex(body.id) };
@@ -79,10 +87,10 @@ function range(a: number, b: number): number[] {
  * Decodes and verifies a signed descriptor at time `now`. Throws ERR_SIGNATURE (forged), ERR_DESCRIPTOR_EXPIRED,
  * ERR_DESCRIPTOR_FUTURE, ERR_DESCRIPTOR (inconsistent), ERR_CBOR_* / ERR_SCHEMA (malformed), ERR_CBOR_TOO_LARGE.
  */
-export function verifyDescriptor(raw: Uint8Array, now: number, skewMs = DESCRIPTOR_CLOCK_SKEW_MS): Descriptor {
+export function verifyDescriptor(raw: Uint8Array, now: number, skewMs = DESCRIPTOR_CLOCK_SKEW_MS, kind: DescriptorKind = 'relay'): Descriptor {
   const signed = decodeMessage(signedSchema, raw, MAX_DESCRIPTOR_BYTES, 'signed descriptor');
   const body = decodeMessage(bodySchema, signed.b, MAX_DESCRIPTOR_BYTES, 'descriptor');
-  if (!crypto().verify(signed.s, concatBytes(SIGN_CONTEXT, signed.b), body.id)) {
+  if (!crypto().verify(signed.s, concatBytes(contextOf(kind), signed.b), body.id)) {
     throw new CryptoError('ERR_SIGNATURE', 'descriptor signature does not verify');
   }
   if (body.exp <= body.pub || body.exp - body.pub > MAX_DESCRIPTOR_LIFETIME_MS) {

@@ -20,8 +20,15 @@ export const relayConfigSchema = z.strictObject({
   listen: z.string().default('127.0.0.1:9001'),
   /** URL path of the WebSocket endpoint. */
   path: z.string().startsWith('/').default('/allium'),
-  /** The address published in the descriptor; default ws://<listen><path>. */
+  /** The address published in the descriptor (or put in the bridge line); default ws(s)://<listen><path>. */
   public_address: z.string().regex(/^wss?:\/\/\S+$/).optional(),
+  /** PEM certificate chain and private key files: listen with TLS (wss://) instead of plain WebSocket. */
+  tls_cert: z.string().default(''),
+  tls_key: z.string().default(''),
+  /** Run as an unlisted bridge: never publish the descriptor; print a bridge line with a secret (implies probe_resistant). */
+  bridge: z.boolean().default(false),
+  /** Upgrade only requests whose upgrade token proves a valid first handshake message; answer all else as a 404. */
+  probe_resistant: z.boolean().default(false),
   /** Where keys and state live (created with mode 0700). */
   data_dir: z.string().default('./allium-relay'),
   /** Relays to join through: "ws://host:port/path FINGERPRINT". */
@@ -133,6 +140,18 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   if (cfg.timing.descriptor_renew >= cfg.timing.descriptor_lifetime) throw new ConfigError('timing.descriptor_renew must be shorter than timing.descriptor_lifetime');
   if (cfg.timing.onion_key_overlap < cfg.timing.descriptor_lifetime) {
     throw new ConfigError('timing.onion_key_overlap must be at least timing.descriptor_lifetime, or clients holding a valid descriptor could not build circuits');
+  }
+  if (!cfg.tls_cert !== !cfg.tls_key) throw new ConfigError('tls_cert and tls_key: set both (TLS) or neither (plain WebSocket)');
+  if (cfg.bridge && cfg.authority) throw new ConfigError('bridge: a directory authority must be public; it cannot be a bridge');
+  if (/[?#]/.test(cfg.path)) throw new ConfigError('path: a URL path without query or fragment, like "/allium"');
+  if (cfg.public_address) {
+    let u: URL;
+    try {
+      u = new URL(cfg.public_address);
+    } catch {
+      throw new ConfigError(`public_address: "${cfg.public_address}" is not a URL`);
+    }
+    if (u.search || u.hash) throw new ConfigError('public_address: no query or fragment (the link adds its own query)');
   }
   parseHostPort(cfg.listen, 'listen');
   if (cfg.metrics) parseHostPort(cfg.metrics, 'metrics');

@@ -8,13 +8,17 @@
  *   A newly opened relay link starts with a digest exchange, so a joining relay learns the directory at once.
  * - Serves directory pages to clients (`dir-get` → `dir`).
  * Descriptors that fail verification are dropped and counted; a forged or malformed one closes the link.
+ *
+ * A bridge (specs/directory.md §9) runs the overlay without gossip: it dials relays as a client (so they cannot
+ * tell it from one), learns the directory by fetching pages (`dir-get`) over those links every gossip interval,
+ * floods nothing, and answers its own clients' `bridge-get` with its bridge descriptor.
  */
 import type { Logger } from 'pino';
 import type { IdentityKey } from '../crypto/keys.js';
 import { fingerprintOf, parseFingerprint } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
 import { MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
-import type { Descriptor } from '../protocol/descriptor.js';
+import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
@@ -39,9 +43,15 @@ export interface OverlayOptions {
   authorities?: ReadonlySet<string>;
   now?: () => number;
   random?: () => number;
+  /** Bytes a gossip message counts in the gossip metrics (default: its encoding's length; a simulator passes an equal, cheaper count). */
+  gossipSize?: (m: ControlMessage) => number;
+  /** Run as a bridge: no gossip, directory fetched from the relays it dials, its descriptor served on bridge-get. */
+  bridge?: { descriptor: () => Uint8Array | null };
 }
 
 const DIR_PAGE = MAX_DESCRIPTORS_PER_MESSAGE;
+/** A bridge gives up on a directory page after this long (and asks again at the next interval). */
+const PAGE_TIMEOUT_MS = 10_000;
 
 export class Overlay {
   private readonly relayLinks = new Map<string, Set<Link>>();
@@ -55,6 +65,9 @@ export class Overlay {
   private readonly consensuses = new Map<string, Consensus>();
   private readonly now: () => number;
   private readonly rand: () => number;
+  /** Bridge: directory fetches in progress, and the responder time of the last complete fetch, per link. */
+  private readonly fetches = new Map<Link, { since: number; timer: ReturnType<typeof setTimeout> }>();
+  private readonly fetchedAt = new WeakMap<Link, number>();
 
   constructor(private readonly o: OverlayOptions) {
     this.now = o.now ?? Date.now;
@@ -84,6 +97,13 @@ export class Overlay {
     this.stopped = true;
     if (this.floodTimer) clearTimeout(this.floodTimer);
     if (this.gossipTimer) clearTimeout(this.gossipTimer);
+    for (const f of this.fetches.values()) clearTimeout(f.timer);
+    this.fetches.clear();
+  }
+
+  /** True when this overlay runs for a bridge. */
+  get isBridge(): boolean {
+    return !!this.o.bridge;
   }
 
   /** Registers an open link (dialed or accepted). */
@@ -91,6 +111,8 @@ export class Overlay {
     this.o.onLink(link);
     link.on('link:control', (m) => this.onControl(link, m));
     if (link.peer?.role !== LinkRole.RELAY || !link.peer.identity) return;
+    // A bridge keeps only the links it dialed (as a client) as neighbours, and gossips on none.
+    if (this.o.bridge && !link.initiatedHere) return;
     const fp = fingerprintOf(link.peer.identity);
     let set = this.relayLinks.get(fp);
     if (!set) this.relayLinks.set(fp, (set = new Set()));
@@ -98,7 +120,11 @@ export class Overlay {
     link.once('link:close', () => {
       set!.delete(link);
       if (set!.size === 0) this.relayLinks.delete(fp);
+      const f = this.fetches.get(link);
+      if (f) clearTimeout(f.timer);
+      this.fetches.delete(link);
     });
+    if (this.o.bridge) return this.fetchDirectory(link);
     this.sendDigest(link);
     for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
   }
@@ -155,6 +181,7 @@ export class Overlay {
   }
 
   private queueFlood(d: Descriptor, from: Link | null): void {
+    if (this.o.bridge) return;
     this.floodQueue.set(d.fingerprint, { d, from });
     if (!this.floodTimer && !this.stopped) this.floodTimer = setTimeout(() => this.flushFlood(), 20);
   }
@@ -180,7 +207,8 @@ export class Overlay {
       if (ns.length) {
         const fp = ns[Math.floor(this.rand() * ns.length)]!;
         const link = [...(this.relayLinks.get(fp) ?? [])].find((l) => l.isOpen);
-        if (link) this.sendDigest(link);
+        if (link && this.o.bridge) this.fetchDirectory(link);
+        else if (link) this.sendDigest(link);
       }
       this.scheduleGossip();
     }, this.o.gossipIntervalMs * jitter);
@@ -194,7 +222,7 @@ export class Overlay {
   private send(link: Link, m: ControlMessage): void {
     if (!link.isOpen) return;
     try {
-      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, encodeControl(m).length);
+      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
       link.sendControl(m);
     } catch (e) {
       this.o.metrics.drops.inc({ reason: 'control_send_failed' });
@@ -204,9 +232,19 @@ export class Overlay {
 
   onControl(link: Link, m: ControlMessage): void {
     const fromRelay = link.peer?.role === LinkRole.RELAY;
+    if (this.o.bridge) {
+      // No gossip at a bridge; pages answer its own fetches; its clients may ask for its descriptor.
+      if (m.t.startsWith('gossip')) return;
+      if (m.t === 'dir' && this.fetches.has(link)) return this.onDirectoryPage(link, m);
+      if (m.t === 'bridge-get') {
+        const d = this.o.bridge.descriptor();
+        if (d) this.send(link, { t: 'bridge', d });
+        return;
+      }
+    }
     if (m.t.startsWith('gossip')) {
       if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'gossip from a client link'));
-      this.o.metrics.gossipBytes.inc({ direction: 'in' }, encodeControl(m).length);
+      this.o.metrics.gossipBytes.inc({ direction: 'in' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
     }
     switch (m.t) {
       case 'gossip-digest':
@@ -240,7 +278,49 @@ export class Overlay {
         for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
         this.send(link, { t: 'consensus', cs: [] });
         return;
+      case 'bridge-get':
+      case 'bridge':
+        // Bridge descriptors concern only a bridge and its clients; a public relay has none to give.
+        return;
     }
+  }
+
+  /**
+   * Bridge: fetches what a relay added since the last fetch on this link (specs/directory.md §6.1, paged), and its
+   * consensuses. Descriptors are checked and added as gossiped ones are; a forged one closes the link.
+   */
+  private fetchDirectory(link: Link): void {
+    if (this.fetches.has(link) || !link.isOpen || this.stopped) return;
+    const since = Math.max(0, (this.fetchedAt.get(link) ?? 0) - 5_000);
+    this.requestPage(link, since, null);
+    if (this.o.authorities?.size) this.send(link, { t: 'consensus-get' });
+  }
+
+  private requestPage(link: Link, since: number, after: Uint8Array | null): void {
+    const old = this.fetches.get(link);
+    if (old) clearTimeout(old.timer);
+    const timer = setTimeout(() => this.fetches.delete(link), PAGE_TIMEOUT_MS);
+    (timer as { unref?: () => void }).unref?.();
+    this.fetches.set(link, { since, timer });
+    this.send(link, { t: 'dir-get', since, after });
+  }
+
+  private onDirectoryPage(link: Link, m: Extract<ControlMessage, { t: 'dir' }>): void {
+    const f = this.fetches.get(link)!;
+    clearTimeout(f.timer);
+    this.fetches.delete(link);
+    for (const raw of m.ds) this.offer(link, raw);
+    if (!link.isOpen) return;
+    if (m.more && m.ds.length > 0) {
+      let after: Uint8Array;
+      try {
+        after = verifyDescriptor(m.ds[m.ds.length - 1]!, 0, Number.MAX_SAFE_INTEGER).id;
+      } catch (e) {
+        return this.violation(link, isAlliumError(e) ? e : new AlliumError('ERR_DESCRIPTOR', 'bad descriptor'));
+      }
+      return this.requestPage(link, f.since, after);
+    }
+    this.fetchedAt.set(link, m.at);
   }
 
   private offer(link: Link, raw: Uint8Array): void {
@@ -275,6 +355,7 @@ export class Overlay {
     const have = this.consensuses.get(c.authority);
     if (have && have.validAfter >= c.validAfter) return;
     this.consensuses.set(c.authority, c);
+    if (this.o.bridge) return; // a bridge's links are client links: relays take no consensus from them
     for (const set of this.relayLinks.values()) {
       for (const link of set) {
         if (link !== from) this.send(link, { t: 'consensus', cs: [raw] });

@@ -2,8 +2,18 @@
  * The relay daemon: a WebSocket server that accepts links, an overlay of links to other relays with directory
  * gossip, the circuit reactor, and the housekeeping that keeps them healthy (descriptor renewal, onion-key
  * rotation, expiry, the out-of-memory handler, rate limits). `start()` and `stop()` are idempotent.
+ *
+ * The WebSocket server listens with plain HTTP or, given a certificate, with TLS. Every request that is not an
+ * admitted upgrade gets the same plain 404 (specs/link.md §2.6). A probe-resistant relay — every bridge, and a
+ * public relay that opts in — upgrades only requests whose upgrade token opens under its identity (and bridge
+ * secret) and is not a replay; everything else, at any path, gets that 404 after the same work. A bridge never
+ * publishes its descriptor: it hands it only to its own clients, and dials other relays as a client.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as HttpsServer } from 'node:https';
+import { createSecureContext as tlsContext } from 'node:tls';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
@@ -12,8 +22,17 @@ import { IdentityKey, OnionKeyRing, parseFingerprint } from '../crypto/keys.js';
 import { DestroyReason } from '../protocol/cell.js';
 import { signDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
-import { AlliumError } from '../protocol/errors.js';
-import { FRAME_LEN, HandshakeReplayCache, LinkRole } from '../protocol/link-handshake.js';
+import { AlliumError, ConfigError, isAlliumError, ProtocolError } from '../protocol/errors.js';
+import {
+  decodeUpgradeToken,
+  FRAME_LEN,
+  HandshakeReplayCache,
+  LinkResponder,
+  LinkRole,
+  MSG1_HEAD_LEN,
+  UPGRADE_TOKEN_PARAM,
+} from '../protocol/link-handshake.js';
+import { fromHex, toHex } from '../protocol/bytes.js';
 import { ReplayFilter } from '../protocol/replay-filter.js';
 import { openLink } from '../net/dial.js';
 import { Link, type LinkOptions } from '../net/link.js';
@@ -21,7 +40,7 @@ import { fromWs } from '../net/socket.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { CircuitReactor } from './circuits.js';
 import { parseBootstrapLine, parseHostPort, resolveRelayConfig, type RelayConfig, type RelayConfigInput } from './config.js';
-import { ensureDataDir, loadOrCreateIdentity, loadOrCreateOnionKeys, saveOnionKeys } from './keystore.js';
+import { ensureDataDir, loadOrCreateIdentity, loadOrCreateOnionKeys, saveOnionKeys, writeFileAtomic } from './keystore.js';
 import { createLogger, shortFp } from './logger.js';
 import { RelayMetrics } from './metrics.js';
 import { Overlay } from './overlay.js';
@@ -48,6 +67,51 @@ export interface RelayOptions {
 
 const NOT_FOUND_BODY = '<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n';
 
+/**
+ * The headers of the relay's miss, in order. The request handler and the upgrade handler both send exactly these,
+ * so an upgrade the relay refuses is byte for byte a request for a missing page (apart from the Date).
+ */
+function missHeaders(): Record<string, string> {
+  return {
+    'Content-Type': 'text/html',
+    'Content-Length': String(Buffer.byteLength(NOT_FOUND_BODY)),
+    Date: new Date().toUTCString(),
+    Connection: 'close',
+  };
+}
+
+function sendMiss(res: ServerResponse): void {
+  res.sendDate = false;
+  res.writeHead(404, 'Not Found', missHeaders());
+  res.end(NOT_FOUND_BODY);
+}
+
+/** The same response, written on a socket the HTTP server handed over for an upgrade. */
+function writeMiss(socket: Duplex, method: string | undefined): void {
+  const head = Object.entries(missHeaders())
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(`HTTP/1.1 404 Not Found\r\n${head}\r\n${method === 'HEAD' ? '' : NOT_FOUND_BODY}`);
+}
+
+/** Loads the bridge secret (data_dir/bridge.secret, 64 hex digits), creating it on first start. */
+export function loadOrCreateBridgeSecret(dir: string): Uint8Array {
+  const path = join(dir, 'bridge.secret');
+  if (existsSync(path)) {
+    const text = readFileSync(path, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/.test(text)) throw new ConfigError(`${path} is damaged: delete it for a new secret (and hand out the new bridge line)`);
+    return fromHex(text);
+  }
+  const secret = crypto().random(32);
+  writeFileAtomic(path, toHex(secret) + '\n');
+  return secret;
+}
+
+/** "bridge URL FINGERPRINT secret=HEX" (specs/link.md §2.5). */
+export function formatBridgeLine(url: string, fingerprint: string, secret: Uint8Array): string {
+  return `bridge ${url} ${fingerprint} secret=${toHex(secret)}`;
+}
+
 export class Relay {
   readonly config: RelayConfig;
   readonly log: Logger;
@@ -58,7 +122,9 @@ export class Relay {
   private onionKeys: OnionKeyRing | null = null;
   private replay = new ReplayFilter();
   private handshakeReplay: HandshakeReplayCache;
-  private server: Server | null = null;
+  private server: Server | HttpsServer | null = null;
+  private bridgeSecret: Uint8Array | null = null;
+  private tls: { cert: Buffer; key: Buffer; mtime: number; checked: number } | null = null;
   private metricsServer: Server | null = null;
   private adminServer: Server | null = null;
   private adminPort = 0;
@@ -125,7 +191,7 @@ export class Relay {
     if (this.config.public_address) return this.config.public_address;
     const { host } = parseHostPort(this.config.listen, 'listen');
     const h = host.includes(':') ? `[${host}]` : host;
-    return `ws://${h}:${this.boundPort}${this.config.path}`;
+    return `${this.config.tls_cert ? 'wss' : 'ws'}://${h}:${this.boundPort}${this.config.path}`;
   }
 
   /** "ws://host:port/path FINGERPRINT", the line other relays and clients use to bootstrap through this one. */
@@ -135,6 +201,17 @@ export class Relay {
 
   get port(): number {
     return this.boundPort;
+  }
+
+  /** True for bridges and for public relays with probe_resistant set. */
+  get probeResistant(): boolean {
+    return this.config.bridge || this.config.probe_resistant;
+  }
+
+  /** "bridge URL FINGERPRINT secret=HEX", what a bridge's clients configure; null for a public relay. */
+  get bridgeLine(): string | null {
+    if (!this.bridgeSecret) return null;
+    return formatBridgeLine(this.address, this.fingerprint, this.bridgeSecret);
   }
 
   get adminAddress(): string | null {
@@ -177,6 +254,7 @@ export class Relay {
       version: ALLIUM_VERSION,
       nickname: this.config.nickname,
       fingerprint: this.fingerprint,
+      bridge: this.config.bridge,
       uptimeSeconds: Math.floor((this.now() - this.startedAt) / 1000),
       links: { relay: links.by['relay'] ?? 0, client: links.by['client'] ?? 0 },
       circuits: this.circuits.size,
@@ -234,8 +312,10 @@ export class Relay {
     if (this.state !== 'new') return;
     this.state = 'starting';
     const cfg = this.config;
+    if (cfg.tls_cert) this.tls = loadTlsFiles(cfg.tls_cert, cfg.tls_key);
     ensureDataDir(cfg.data_dir);
     const { identity, created } = loadOrCreateIdentity(cfg.data_dir);
+    if (cfg.bridge) this.bridgeSecret = loadOrCreateBridgeSecret(cfg.data_dir);
     this.identityKey = identity;
     this.onionKeys = loadOrCreateOnionKeys(cfg.data_dir, this.now(), {
       lifetimeMs: cfg.timing.onion_key_lifetime,
@@ -261,7 +341,8 @@ export class Relay {
       this.exitImpl = new ExitService({ policy: parseExitPolicy(this.exitPolicyLines), metrics: this.metrics, log: this.log });
       this.streamsImpl.register(RelayCommand.BEGIN, this.exitImpl.open);
     }
-    if (cfg.storage_quota > 0) {
+    // A bridge is in no directory, so no client would place content there: it stores nothing.
+    if (cfg.storage_quota > 0 && !cfg.bridge) {
       this.storeImpl = new BlockStore(cfg.data_dir, cfg.storage_quota, cfg.store_sync);
       this.contentImpl = new ContentService(this.storeImpl, this.metrics, this.log);
       this.streamsImpl.register(RelayCommand.STORE, this.contentImpl.onStore);
@@ -287,6 +368,7 @@ export class Relay {
       gossipIntervalMs: cfg.timing.gossip_interval,
       authorities: new Set([...cfg.directory_authorities.map((f) => f.toLowerCase()), ...(cfg.authority ? [identity.fingerprint] : [])]),
       now: this.now,
+      ...(cfg.bridge ? { bridge: { descriptor: () => this.ownDescriptor?.raw ?? null } } : {}),
     });
     for (const line of cfg.bootstrap) {
       const b = parseBootstrapLine(line);
@@ -315,7 +397,7 @@ export class Relay {
       }, cfg.timing.repair_interval);
     }
     this.state = 'running';
-    this.log.info({ relay: shortFp(identity.fingerprint), address: this.address }, 'relay running');
+    this.log.info({ relay: shortFp(identity.fingerprint), address: this.address, bridge: cfg.bridge, probeResistant: this.probeResistant }, 'relay running');
   }
 
   private linkOptions(): LinkOptions {
@@ -327,8 +409,10 @@ export class Relay {
     };
   }
 
+  /** Dials a relay: as a relay (signing with the identity), or as a bridge, which other relays must see as a client. */
   private dial(url: string, id: Uint8Array): Promise<Link> {
-    return openLink(nodeSocketFactory, url, { role: 'initiator', responder: id, identity: this.identity }, this.linkOptions());
+    const setup = this.config.bridge ? { role: 'initiator' as const, responder: id } : { role: 'initiator' as const, responder: id, identity: this.identity };
+    return openLink(nodeSocketFactory, url, setup, this.linkOptions());
   }
 
   /** Rate limits on reading: global bandwidth and per-link cells per second. Pauses the socket when over. */
@@ -383,11 +467,12 @@ export class Relay {
   private async listen(): Promise<void> {
     const { host, port } = parseHostPort(this.config.listen, 'listen');
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: FRAME_LEN });
-    this.server = createServer((req, res) => {
-      // Anything that is not our WebSocket upgrade looks like a web server's miss.
-      res.writeHead(404, { 'Content-Type': 'text/html', 'Content-Length': Buffer.byteLength(NOT_FOUND_BODY) });
-      res.end(NOT_FOUND_BODY);
-    });
+    // Anything that is not our WebSocket upgrade looks like a web server's miss.
+    const onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
+      if (this.probeResistant) this.probeCost();
+      sendMiss(res);
+    };
+    this.server = this.tls ? createTlsServer({ cert: this.tls.cert, key: this.tls.key }, onRequest) : createServer(onRequest);
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (_e, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
@@ -404,25 +489,109 @@ export class Relay {
     socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Service Unavailable'}\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 
+  private newResponder(): LinkResponder {
+    const psk = this.bridgeSecret;
+    return new LinkResponder({
+      identity: this.identity,
+      replay: this.handshakeReplay,
+      maxClockSkewMs: this.config.timing.clock_skew,
+      ...(psk ? { psk } : {}),
+    });
+  }
+
+  /**
+   * The work of checking an upgrade token, spent on a request that carries none, so that a miss and a refused
+   * upgrade cost the relay the same (one X25519 and one AEAD open) and answer in the same time.
+   */
+  private probeCost(): void {
+    try {
+      this.newResponder().open(crypto().random(MSG1_HEAD_LEN));
+    } catch {
+      /* expected: random bytes never open */
+    }
+  }
+
+  /**
+   * Admission of an upgrade (specs/link.md §2.6, §7). A probe-resistant relay answers every failure before the
+   * token is proven — wrong path, no token, a token that does not open, a replay, a stale clock — with the plain 404
+   * of any other miss. A public relay upgrades those (and then closes a link whose token failed), as before tokens.
+   */
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const ip = req.socket.remoteAddress ?? 'unknown';
-    const path = (req.url ?? '').split('?')[0];
-    if (this.state !== 'running' && this.state !== 'starting') return this.refuse(socket, 503, 'stopping');
-    if (path !== this.config.path) return this.refuse(socket, 404, 'wrong_path');
+    const pr = this.probeResistant;
+    const miss = (result: string): void => {
+      this.metrics.handshakes.inc({ result });
+      writeMiss(socket, req.method);
+    };
+    let url: URL | null = null;
+    try {
+      url = new URL(req.url ?? '/', 'http://relay.invalid');
+    } catch {
+      /* a request target that is not a path */
+    }
+    if (!url || url.pathname !== this.config.path) {
+      if (pr) this.probeCost();
+      return miss('wrong_path');
+    }
+    const token = url.searchParams.get(UPGRADE_TOKEN_PARAM);
+    let responder: LinkResponder | null = null;
+    let failure: AlliumError | null = null;
+    if (token !== null) {
+      const r = this.newResponder();
+      try {
+        r.open(decodeUpgradeToken(token));
+        responder = r;
+      } catch (e) {
+        failure = isAlliumError(e) ? e : new ProtocolError('ERR_LINK_PROBE', 'upgrade token refused');
+      }
+    } else if (pr) {
+      this.probeCost();
+      failure = new ProtocolError('ERR_LINK_PROBE', 'no upgrade token');
+    }
+    if (failure && pr) return miss(failure.code);
+    if (this.state !== 'running' && this.state !== 'starting') return pr ? miss('stopping') : this.refuse(socket, 503, 'stopping');
+    // Past this point a probe-resistant relay knows the peer made a valid first message for it.
     if (this.links.size >= this.config.max_links) return this.refuse(socket, 503, 'max_links');
     if ((this.linksPerIp.get(ip) ?? 0) >= this.config.max_links_per_ip) return this.refuse(socket, 503, 'max_links_per_ip');
     if (!this.handshakeBucket.tryTake(1)) return this.refuse(socket, 503, 'handshake_rate');
+    if (responder) {
+      try {
+        responder.admit(this.now());
+      } catch (e) {
+        responder.discard();
+        responder = null;
+        failure = isAlliumError(e) ? e : new ProtocolError('ERR_LINK_PROBE', 'upgrade token refused');
+        if (pr) return miss(failure.code);
+      }
+    }
     this.linksPerIp.set(ip, (this.linksPerIp.get(ip) ?? 0) + 1);
+    const release = (): void => {
+      const n = (this.linksPerIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.linksPerIp.delete(ip);
+      else this.linksPerIp.set(ip, n);
+    };
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
+      if (failure) {
+        // A public relay: the upgrade is done, the handshake is not; close as after a bad first message.
+        this.metrics.handshakes.inc({ result: failure.code });
+        ws.once('close', release);
+        ws.close(1002);
+        return;
+      }
       const link = new Link(
         fromWs(ws as never, ip),
-        { role: 'responder', identity: this.identity, replay: this.handshakeReplay, maxClockSkewMs: this.config.timing.clock_skew },
+        {
+          role: 'responder',
+          identity: this.identity,
+          replay: this.handshakeReplay,
+          maxClockSkewMs: this.config.timing.clock_skew,
+          ...(this.bridgeSecret ? { psk: this.bridgeSecret } : {}),
+          ...(responder ? { accepted: responder } : {}),
+        },
         this.linkOptions(),
       );
       link.once('link:close', (err) => {
-        const n = (this.linksPerIp.get(ip) ?? 1) - 1;
-        if (n <= 0) this.linksPerIp.delete(ip);
-        else this.linksPerIp.set(ip, n);
+        release();
         if (link.peer === null) this.metrics.handshakes.inc({ result: err ? err.code : 'closed' });
       });
       link.once('link:open', () => {
@@ -453,7 +622,10 @@ export class Relay {
     this.metricsPort = typeof a === 'object' && a ? a.port : port;
   }
 
-  /** Signs and floods a fresh descriptor. */
+  /**
+   * Signs and floods a fresh descriptor. A bridge signs its descriptor under the bridge context and keeps it to
+   * itself: it answers its clients' bridge-get with it and never adds it to a directory (specs/directory.md §9).
+   */
   publishDescriptor(): void {
     const cfg = this.config;
     const now = this.now();
@@ -467,14 +639,15 @@ export class Relay {
         family: cfg.family.map(parseFingerprint),
         bw: cfg.advertised_bandwidth ?? cfg.bandwidth_rate,
         exit: this.exitPolicyLines,
-        caps: this.storeImpl ? ['store', 'intro', 'rendezvous'] : ['intro', 'rendezvous'],
+        caps: cfg.bridge ? [] : this.storeImpl ? ['store', 'intro', 'rendezvous'] : ['intro', 'rendezvous'],
         pub: now,
         exp: now + cfg.timing.descriptor_lifetime,
       },
       this.identity.secretKey,
+      cfg.bridge ? 'bridge' : 'relay',
     );
     this.ownDescriptor = d;
-    this.overlay.publish(d);
+    if (!cfg.bridge) this.overlay.publish(d);
   }
 
   /** As a directory authority: sign and flood a consensus of the relays currently in the directory. */
@@ -515,9 +688,30 @@ export class Relay {
       this.overlay.maintain();
       if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
       this.checkMemory();
+      this.reloadTls(now);
       for (const l of this.links) (l as Link & { account?: () => void }).account?.();
     } catch (e) {
       this.log.error({ err: e }, 'maintenance failed');
+    }
+  }
+
+  /**
+   * Picks up renewed certificate files (an ACME client replaces them every few weeks) without a restart: checked at
+   * most once a minute, by modification time.
+   */
+  private reloadTls(now: number): void {
+    const t = this.tls;
+    if (!t || !this.server || now - t.checked < 60_000) return;
+    t.checked = now;
+    try {
+      const mtime = Math.max(statSync(this.config.tls_cert).mtimeMs, statSync(this.config.tls_key).mtimeMs);
+      if (mtime === t.mtime) return;
+      const next = loadTlsFiles(this.config.tls_cert, this.config.tls_key);
+      (this.server as HttpsServer).setSecureContext({ cert: next.cert, key: next.key });
+      this.tls = { ...next, checked: now };
+      this.log.info('reloaded the TLS certificate');
+    } catch (e) {
+      this.log.warn({ code: isAlliumError(e) ? e.code : 'unknown' }, 'TLS certificate files changed but could not be loaded; keeping the old ones');
     }
   }
 
@@ -589,7 +783,29 @@ export class Relay {
   }
 }
 
-function closeServer(s: Server | null): Promise<void> {
+/** Reads and checks a certificate and key (ERR_CONFIG naming the key when unreadable, not PEM, or not a pair). */
+function loadTlsFiles(certPath: string, keyPath: string): { cert: Buffer; key: Buffer; mtime: number; checked: number } {
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = readFileSync(certPath);
+  } catch {
+    throw new ConfigError(`tls_cert: cannot read ${certPath}`);
+  }
+  try {
+    key = readFileSync(keyPath);
+  } catch {
+    throw new ConfigError(`tls_key: cannot read ${keyPath}`);
+  }
+  try {
+    tlsContext({ cert, key });
+  } catch (e) {
+    throw new ConfigError(`tls_cert/tls_key: not a usable PEM certificate and matching key (${(e as Error).message})`);
+  }
+  return { cert, key, mtime: Math.max(statSync(certPath).mtimeMs, statSync(keyPath).mtimeMs), checked: 0 };
+}
+
+function closeServer(s: Server | HttpsServer | null): Promise<void> {
   if (!s) return Promise.resolve();
   return new Promise((resolve) => {
     s.close(() => resolve());

@@ -3,24 +3,30 @@
  * listener on 127.0.0.1), with the pre-built circuit pool size as a flag, so "fresh circuit" rows really build on
  * demand. Prints one JSON line {socksPort, pid} once the listener is up; stops on SIGTERM.
  *
- *   node client-main.js --bootstrap LINE [--bootstrap LINE …] [--pool N]
+ *   node client-main.js --bootstrap LINE [--bootstrap LINE …] [--bridge LINE …] [--tls-ca FILE] [--pool N]
  */
+import { readFileSync } from 'node:fs';
 import { initCrypto } from '../../crypto/index.js';
 import { AlliumClient } from '../../client/client.js';
 import { startSocksServer } from '../../client/socks.js';
-import { nodeSocketFactory } from '../../net/ws-node.js';
+import { createNodeSocketFactory } from '../../net/ws-node.js';
 
 const bootstrap: string[] = [];
+const bridges: string[] = [];
+let ca: Buffer | null = null;
 let poolSize = 2;
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--bootstrap') bootstrap.push(argv[++i]!);
+  else if (argv[i] === '--bridge') bridges.push(argv[++i]!);
+  else if (argv[i] === '--tls-ca') ca = readFileSync(argv[++i]!);
   else if (argv[i] === '--pool') poolSize = Number(argv[++i]);
   else throw new Error(`client-main: unknown argument ${argv[i]}`);
 }
 
 await initCrypto();
-const client = new AlliumClient({ bootstrap, socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize });
+const socketFactory = createNodeSocketFactory(ca ? { ca } : {});
+const client = new AlliumClient({ bootstrap, bridges, socketFactory, enforceDistinctSubnets: false, poolSize });
 await client.start();
 const socks = await startSocksServer(client, { host: '127.0.0.1', port: 0 });
 process.stdout.write(JSON.stringify({ socksPort: socks.port, pid: process.pid }) + '\n');
