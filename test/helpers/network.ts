@@ -169,13 +169,26 @@ export async function startNetwork(
   const policy = (i: number): string[] => (i >= n - exits ? ['accept 127.0.0.1:*', 'accept [::1]:*', 'reject *:*'] : ['reject *:*']);
   const launch = { ...(o.process ? { process: o.process } : {}), ...(o.env ? { env: o.env } : {}) };
   const first = await startRelay({ nickname: 'r0', exitPolicy: policy(0), timing: o.timing ?? {}, extra: o.extra ?? {}, ...launch });
-  const rest = await Promise.all(
-    Array.from({ length: n - 1 }, (_, i) =>
-      startRelay({ nickname: `r${i + 1}`, bootstrap: [first.bootstrap], exitPolicy: policy(i + 1), timing: o.timing ?? {}, extra: o.extra ?? {}, ...launch }),
-    ),
-  );
-  const relays = [first, ...rest];
-  await waitFor(async () => (await Promise.all(relays.map((r) => r.metric('allium_directory_relays')))).every((x) => x === n), 30_000);
+  const started: RelayProcess[] = [first];
+  const relays = [first];
+  try {
+    // allSettled: when one relay fails to start, the others are still collected and stopped below.
+    const rest = await Promise.allSettled(
+      Array.from({ length: n - 1 }, (_, i) =>
+        startRelay({ nickname: `r${i + 1}`, bootstrap: [first.bootstrap], exitPolicy: policy(i + 1), timing: o.timing ?? {}, extra: o.extra ?? {}, ...launch }),
+      ),
+    );
+    for (const r of rest) if (r.status === 'fulfilled') started.push(r.value);
+    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    relays.push(...started.slice(1));
+    await waitFor(async () => (await Promise.all(relays.map((r) => r.metric('allium_directory_relays')))).every((x) => x === n), 60_000, `a directory of ${n} relays at every relay`);
+  } catch (e) {
+    // A network that did not come up must not outlive the test: its processes would keep mocha from exiting.
+    await Promise.all(started.map((r) => r.kill('SIGKILL')));
+    for (const r of started) rmSync(r.dataDir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     relays,
     bootstrap: first.bootstrap,
