@@ -20,6 +20,7 @@
  * ever sees an HTTP 404, and the relay answers the upgrade with msg2 at once.
  */
 import { crypto } from '../crypto/index.js';
+import type { RandomSource } from '../crypto/drbg.js';
 import { ByteReader, ByteWriter, concatBytes, utf8 } from './bytes.js';
 import { CELL_LEN } from './constants.js';
 import { AlliumError, CryptoError, LimitError, ProtocolError } from './errors.js';
@@ -56,14 +57,16 @@ const SIGN_CONTEXT = utf8('allium-v1 link initiator signature');
 const ZERO_PSK = new Uint8Array(32);
 const NONCE0 = new Uint8Array(12);
 
-function pad(prefix: Uint8Array): Uint8Array {
-  const out = crypto().random(FRAME_LEN);
+const systemRandom: RandomSource = (n) => crypto().random(n);
+
+function pad(prefix: Uint8Array, random: RandomSource): Uint8Array {
+  const out = random(FRAME_LEN);
   out.set(prefix);
   return out;
 }
 
-function randomizeTopBit(X: Uint8Array): void {
-  X[31] = (X[31]! & 0x7f) | (crypto().random(1)[0]! & 0x80);
+function randomizeTopBit(X: Uint8Array, random: RandomSource): void {
+  X[31] = (X[31]! & 0x7f) | (random(1)[0]! & 0x80);
 }
 
 export interface LinkKeys {
@@ -86,11 +89,17 @@ export interface InitiatorOptions {
   readonly identity?: { publicKey: Uint8Array; secretKey: Uint8Array };
   readonly psk?: Uint8Array;
   readonly now: number;
+  /**
+   * Random bytes, in this order: the ephemeral X25519 secret (32), the top bit of E_i (1), msg1's padding (4112).
+   * For test vectors only; default crypto().random.
+   */
+  readonly random?: RandomSource;
 }
 
 /** The dialing side. */
 export class LinkInitiator {
-  private readonly e = crypto().x25519Keypair();
+  private readonly random: RandomSource;
+  private readonly e: { publicKey: Uint8Array; secretKey: Uint8Array };
   private readonly E: Uint8Array;
   private readonly S: Uint8Array;
   private readonly es: Uint8Array;
@@ -98,8 +107,10 @@ export class LinkInitiator {
   private msg1: Uint8Array | null = null;
 
   constructor(private readonly o: InitiatorOptions) {
+    this.random = o.random ?? systemRandom;
+    this.e = crypto().x25519Keypair(this.random(32));
     this.E = Uint8Array.from(this.e.publicKey);
-    randomizeTopBit(this.E);
+    randomizeTopBit(this.E, this.random);
     this.S = crypto().edPublicToX25519(o.responder);
     this.es = crypto().x25519(this.e.secretKey, this.S);
     this.psk = o.psk ?? ZERO_PSK;
@@ -118,7 +129,7 @@ export class LinkInitiator {
     const k1 = H(L.k1, this.es, this.E, this.S, this.psk);
     const c1 = crypto().aeadEncrypt(payload, this.E, NONCE0, k1);
     crypto().wipe(k1);
-    this.msg1 = pad(concatBytes(this.E, c1));
+    this.msg1 = pad(concatBytes(this.E, c1), this.random);
     return this.msg1;
   }
 
@@ -196,6 +207,11 @@ export interface ResponderOptions {
   readonly psk?: Uint8Array;
   readonly replay: HandshakeReplayCache;
   readonly maxClockSkewMs: number;
+  /**
+   * Random bytes for reply(), in this order: the ephemeral X25519 secret (32), the top bit of E_r (1), msg2's
+   * padding (4112). For test vectors only; default crypto().random.
+   */
+  readonly random?: RandomSource;
 }
 
 /** The accepting side (a relay). */
@@ -288,9 +304,10 @@ export class LinkResponder {
     this.opened = null;
     const c = crypto();
     const psk = this.o.psk ?? ZERO_PSK;
-    const e = c.x25519Keypair();
+    const random = this.o.random ?? systemRandom;
+    const e = c.x25519Keypair(random(32));
     const Er = Uint8Array.from(e.publicKey);
-    randomizeTopBit(Er);
+    randomizeTopBit(Er, random);
     const ee = c.x25519(e.secretKey, m.E);
     const th = H(L.th, m.head, Er);
     const ck = H(L.ck, ee, m.es, psk, th);
@@ -299,7 +316,7 @@ export class LinkResponder {
     const c2 = c.aeadEncrypt(payload2, th, NONCE0, k2);
     c.wipe(ee, m.es, k2, e.secretKey);
     this.ck = ck;
-    return pad(concatBytes(Er, c2));
+    return pad(concatBytes(Er, c2), random);
   }
 
   /** Drops the state of an opened msg1 that will not be answered. */

@@ -7,6 +7,7 @@ import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
 import { mailboxFile } from './mailbox.js';
 import type { VectorFile } from './common.js';
+import { linkFile } from './link.js';
 import { ntorOnionFile } from './ntor-onion.js';
 import { relayCryptoFile } from './relay-crypto.js';
 import { relayPayloadFile } from './relay-payload.js';
@@ -18,6 +19,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'ntor-onion.json': ntorOnionFile,
   'relay-crypto.json': relayCryptoFile,
   'mailbox.json': mailboxFile,
+  'link.json': linkFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */
