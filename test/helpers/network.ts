@@ -3,7 +3,7 @@
  * directory and config file, started by the test and stopped by it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
@@ -13,10 +13,33 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'smol-toml';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-// The TypeScript sources through tsx, never bin/allium.js: that prefers dist/ when a build exists (the packaging test
-// leaves one), and tests must run the code in the checkout, not a stale build.
 const SOURCE_CLI = join(ROOT, 'cli', 'allium.ts');
 const TSX = import.meta.resolve('tsx');
+const DIST_CLI = join(ROOT, 'dist', 'cli', 'allium.js');
+
+/** Newest modification time of the TypeScript sources a relay process runs. */
+function newestSource(): number {
+  let newest = 0;
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of ['crypto', 'protocol', 'net', 'relay', 'client', 'cli']) walk(join(ROOT, d));
+  return newest;
+}
+
+/**
+ * How relay processes run by default: the compiled build when it is at least as new as every source file (npm test
+ * builds first; starting from JavaScript saves each process a second or more of compiling), else the sources through
+ * tsx, so a test never runs a stale build. ALLIUM_TEST_SOURCES=1 forces the sources.
+ */
+const DEFAULT_ENTRY: string[] =
+  process.env['ALLIUM_TEST_SOURCES'] !== '1' && existsSync(DIST_CLI) && statSync(DIST_CLI).mtimeMs >= newestSource()
+    ? [DIST_CLI]
+    : ['--import', TSX, SOURCE_CLI];
 
 export interface RelayProcessOptions {
   dataDir?: string;
@@ -93,7 +116,7 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
   };
   const configFile = join(dataDir, 'relay.toml');
   writeFileSync(configFile, stringify(config));
-  const entry = o.process?.entry ? [o.process.entry] : ['--import', TSX, SOURCE_CLI];
+  const entry = o.process?.entry ? [o.process.entry] : DEFAULT_ENTRY;
   const argv = [...(o.process?.nodeArgs ?? []), ...entry, 'relay', '--config', configFile, '--ready-file', readyFile];
   const proc = spawn(process.execPath, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
