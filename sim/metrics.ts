@@ -1,0 +1,59 @@
+/**
+ * Relay metrics for simulated relays: the members of relay/metrics.ts the relay components update, as plain
+ * counters the experiments read directly (a prom-client registry per relay would cost more memory than the relay
+ * it describes when there are 10,000 of them). Metrics only observe: replacing them changes no behaviour.
+ */
+import type { RelayMetrics } from '../relay/metrics.js';
+
+export class Counter {
+  total = 0;
+  readonly byLabel = new Map<string, number>();
+
+  inc(labels?: Record<string, string | number> | number, n?: number): void {
+    let amount = 1;
+    let key = '';
+    if (typeof labels === 'number') amount = labels;
+    else {
+      if (labels) for (const k in labels) key = String(labels[k]);
+      if (n !== undefined) amount = n;
+    }
+    this.total += amount;
+    if (key) this.byLabel.set(key, (this.byLabel.get(key) ?? 0) + amount);
+  }
+
+  dec(labels?: Record<string, string | number> | number, n?: number): void {
+    const amount = typeof labels === 'number' ? labels : (n ?? 1);
+    this.inc(typeof labels === 'object' ? labels : undefined, -amount);
+  }
+
+  set(labels?: Record<string, string | number> | number, v?: number): void {
+    this.total = typeof labels === 'number' ? labels : (v ?? 0);
+  }
+
+  get(label: string): number {
+    return this.byLabel.get(label) ?? 0;
+  }
+}
+
+export class SimMetrics {
+  readonly links = new Counter();
+  readonly circuits = new Counter();
+  readonly cellsIn = new Counter();
+  readonly cellsOut = new Counter();
+  readonly bytesIn = new Counter();
+  readonly bytesOut = new Counter();
+  readonly drops = new Counter();
+  readonly errors = new Counter();
+  readonly handshakes = new Counter();
+  readonly directorySize = new Counter();
+  readonly storeBytes = new Counter();
+  readonly storeBlocks = new Counter();
+  readonly gossipBytes = new Counter();
+  readonly circuitsBuilt = new Counter();
+  readonly replicated = new Counter();
+
+  /** This object where the relay components expect their prom-client metrics. */
+  get asRelayMetrics(): RelayMetrics {
+    return this as unknown as RelayMetrics;
+  }
+}
