@@ -14,6 +14,7 @@
  *   to 1); `Date.now()` returns whole milliseconds, as it does in Node, and `performance.now()` the exact virtual
  *   time. Measurements of real CPU time in the simulator use process.hrtime, which is left alone.
  */
+import { EventHeap } from './heap.js';
 
 type Callback = (...args: unknown[]) => void;
 
@@ -60,7 +61,7 @@ const NO_ARGS: unknown[] = [];
 const SYNC_BURST = 256;
 
 export class VirtualClock {
-  private heap: SimEvent[] = [];
+  private readonly heap = new EventHeap<SimEvent>();
   private seq = 0;
   private t: number;
   private current: SimEvent | null = null;
@@ -80,14 +81,14 @@ export class VirtualClock {
   }
 
   get pending(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
 
   /** Schedules `fn` after `delayMs` virtual milliseconds. `sync` marks a callback that queues no promise jobs. */
   schedule(delayMs: number, fn: Callback, args: unknown[] = NO_ARGS, interval = 0, sync = this.current?.sync ?? false): SimEvent {
     const d = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
     const e: SimEvent = { at: this.t + d, seq: this.seq++, fn, args, interval, delay: d, cancelled: false, sync };
-    this.push(e);
+    this.heap.push(e);
     return e;
   }
 
@@ -100,7 +101,7 @@ export class VirtualClock {
     if (e.cancelled) return e;
     const copy: SimEvent = { ...e, at: this.t + (e.delay || 0), seq: this.seq++ };
     e.cancelled = true;
-    this.push(copy);
+    this.heap.push(copy);
     return copy;
   }
 
@@ -110,15 +111,15 @@ export class VirtualClock {
    */
   async runUntil(until: number, stop?: () => boolean): Promise<void> {
     let burst = 0;
-    while (this.heap.length > 0 && this.heap[0]!.at <= until) {
-      const e = this.pop();
+    while (this.heap.size > 0 && this.heap.peek()!.at <= until) {
+      const e = this.heap.pop();
       if (e.cancelled) continue;
       if (e.at > this.t) this.t = e.at;
       if (e.interval > 0) {
         // setInterval: the same event goes back in the heap for its next run (clearInterval marks it cancelled).
         e.at = this.t + e.interval;
         e.seq = this.seq++;
-        this.push(e);
+        this.heap.push(e);
       }
       this.current = e;
       try {
@@ -215,44 +216,6 @@ export class VirtualClock {
     };
     return this.installed;
   }
-
-  private push(e: SimEvent): void {
-    const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(e, h[p]!)) break;
-      h[i] = h[p]!;
-      i = p;
-    }
-    h[i] = e;
-  }
-
-  private pop(): SimEvent {
-    const h = this.heap;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      let i = 0;
-      const n = h.length;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && before(h[r]!, h[l]!) ? r : l;
-        if (!before(h[c]!, last)) break;
-        h[i] = h[c]!;
-        i = c;
-      }
-      h[i] = last;
-    }
-    return top;
-  }
-}
-
-function before(a: SimEvent, b: SimEvent): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
 /** The real setImmediate, captured before any clock is installed: one turn lets queued promise jobs finish. */

@@ -4,6 +4,8 @@
  * (sim/clock.ts) instead, which also drives timers and promises.
  */
 
+import { EventHeap } from './heap.js';
+
 interface Item {
   at: number;
   seq: number;
@@ -11,50 +13,21 @@ interface Item {
 }
 
 export class EventQueue {
-  private heap: Item[] = [];
+  private readonly heap = new EventHeap<Item>();
   private seq = 0;
   now = 0;
 
   at(time: number, fn: () => void): void {
-    const e: Item = { at: Math.max(time, this.now), seq: this.seq++, fn };
-    const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(e, h[p]!)) break;
-      h[i] = h[p]!;
-      i = p;
-    }
-    h[i] = e;
+    this.heap.push({ at: Math.max(time, this.now), seq: this.seq++, fn });
   }
 
   /** Runs every event up to `until` (inclusive); the clock ends at `until`. */
   runUntil(until: number): void {
-    const h = this.heap;
-    while (h.length > 0 && h[0]!.at <= until) {
-      const top = h[0]!;
-      const last = h.pop()!;
-      if (h.length > 0) {
-        let i = 0;
-        for (;;) {
-          const l = 2 * i + 1;
-          if (l >= h.length) break;
-          const r = l + 1;
-          const c = r < h.length && before(h[r]!, h[l]!) ? r : l;
-          if (!before(h[c]!, last)) break;
-          h[i] = h[c]!;
-          i = c;
-        }
-        h[i] = last;
-      }
+    while (this.heap.size > 0 && this.heap.peek()!.at <= until) {
+      const top = this.heap.pop();
       this.now = top.at;
       top.fn();
     }
     this.now = Math.max(this.now, until);
   }
-}
-
-function before(a: Item, b: Item): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
