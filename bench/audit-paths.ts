@@ -30,7 +30,6 @@ import { table } from './harness.js';
 import { parseFlags } from './lib/options.js';
 import { progress } from './lib/results.js';
 import {
-  ADVERSARY_DESCRIPTION,
   ADVERSARY_KINDS,
   BW,
   EXIT_SHARE,
@@ -266,13 +265,7 @@ function render(circuits: readonly CircuitRow[], clients: readonly ClientRow[], 
   const mdTable = (head: string[], rows: string[][]): string =>
     [`| ${head.join(' | ')} |`, `| ${head.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
   const markdown = [
-    '```',
-    `npm run audit:paths   # ${setting.split('\n').join(' ')}`,
-    '```',
-    '',
-    'Adversaries:',
-    '',
-    ...ADVERSARY_KINDS.map((k) => `- **${k}**: ${ADVERSARY_DESCRIPTION[k]}.`),
+    '`npm run audit:paths`: ' + setting.split('\n').join(' '),
     '',
     '**Per circuit, no guards** (a fresh bandwidth-weighted entry for every circuit). *predicted* is the same',
     'probability computed from the weights path selection uses; *measured* is what the real `choosePath` chose.',

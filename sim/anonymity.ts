@@ -135,13 +135,6 @@ export type AdversaryKind = 'relays' | 'bandwidth' | 'sybil' | 'sybil-one-net';
 
 export const ADVERSARY_KINDS: readonly AdversaryKind[] = ['relays', 'bandwidth', 'sybil', 'sybil-one-net'];
 
-export const ADVERSARY_DESCRIPTION: Record<AdversaryKind, string> = {
-  relays: 'f of the relays, typical ones (bandwidths at evenly spaced quantiles of the honest distribution, the honest share of exits), each on its own /16',
-  bandwidth: 'f of the total bandwidth in a few large relays, all exits, each on its own /16',
-  sybil: 'f of the relays, each at 20 kB/s (below every honest relay), all exits, each on its own /16',
-  'sybil-one-net': 'as sybil, but all in one /16',
-};
-
 /** Adversary relays for a fraction `f` of the relays (by count) or of the bandwidth, always up. */
 export function adversarySpecs(kind: AdversaryKind, f: number, honest: readonly RelaySpec[], seed: string): RelaySpec[] {
   const r = uniform(`${seed}/adversary/${kind}/${f}`);
