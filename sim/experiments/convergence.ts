@@ -200,6 +200,7 @@ async function warm(seed: number, n: number, windowMs: number, joins: number, lo
     // Warm-up: every relay's first anti-entropy round falls 150-450 s after its start, so from 150 s on rounds
     // happen at their steady rate.
     await w.run(warmup);
+    log(`  warm N=${n}: warm-up done, ${w.network.traffic.messagesOut} messages (link openings' digests)`);
     spread.clear();
     w.network.traffic.reset();
     for (const r of relays) r.host.traffic.reset();
@@ -272,7 +273,7 @@ export async function convergence(o: ConvergenceOptions): Promise<ExperimentResu
   const warms: WarmResult[] = [];
   for (const n of warmSizes) {
     // Flooding costs N² deliveries per renewal period: the largest networks get shorter windows.
-    const windowMs = (o.quick ? 5 : n >= 10000 ? 2 : n >= 3000 ? 5 : 20) * 60_000;
+    const windowMs = (o.quick ? 5 : n >= 10000 ? 1 : n >= 3000 ? 5 : 20) * 60_000;
     log(`steady state, N=${n}, window ${windowMs / 60_000} min`);
     warms.push(await warm(o.seed, n, windowMs, n >= 10 ? 3 : 1, log));
   }
