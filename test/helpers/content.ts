@@ -146,7 +146,7 @@ export async function circuitTo(client: AlliumClient, relay: RelayProcess, timeo
       }
     },
     timeoutMs,
-    `a circuit to ${relay.fingerprint.slice(0, 8)} (${String(lastError)})`,
+    () => `a circuit to ${relay.fingerprint.slice(0, 8)} (last error: ${String(lastError)})`,
   );
   return circuit!;
 }
