@@ -123,10 +123,17 @@ export class ContentClient {
     return results;
   }
 
-  /** Fetches one item from its holders, nearest first; repairs holders that lacked it. Null if none has it. */
+  /**
+   * Fetches one item from its holders, nearest first; repairs holders that lacked it. Null when every holder
+   * answered without it; ERR_UNREACHABLE when none had it but some could not be asked (or there is no holder).
+   */
   async fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal?: AbortSignal): Promise<Uint8Array | null> {
     const lacking: Descriptor[] = [];
-    for (const h of this.holders(rk)) {
+    const holders = this.holders(rk);
+    if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
+    let unreachable = 0;
+    let lastError: unknown = null;
+    for (const h of holders) {
       throwIfAborted(signal);
       try {
         const bytes = await fetchItem(await this.circuitTo(h, signal), kind, rk, signal ? { signal } : {});
@@ -142,7 +149,13 @@ export class ContentClient {
         lacking.push(h); // missing, or a tampered copy: fetched from the next holder and repaired here
       } catch (e) {
         if (e instanceof AbortedError) throw e;
+        unreachable++;
+        lastError = e;
       }
+    }
+    if (unreachable > 0) {
+      const why = isAlliumError(lastError) ? `${lastError.code}: ${lastError.message}` : String(lastError);
+      throw new AlliumError('ERR_UNREACHABLE', `${unreachable} of ${holders.length} holders could not be asked and the others do not have it (${why})`);
     }
     return null;
   }
@@ -229,7 +242,11 @@ export class ContentClient {
     }
   }
 
-  /** Fetches a link's content. Throws ERR_NOT_FOUND, ERR_LINK_CHECKSUM, ERR_LINK_FORMAT, ERR_ABORTED. */
+  /**
+   * Fetches a link's content. Throws ERR_NOT_FOUND (every holder asked says it has no such content),
+   * ERR_UNREACHABLE (missing data whose holders could not all be asked: try again later), ERR_LINK_CHECKSUM,
+   * ERR_LINK_FORMAT, ERR_ABORTED.
+   */
   async get(link: string, options: GetOptions = {}): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
     for await (const p of this.getStream(link, options)) parts.push(p);
@@ -238,26 +255,39 @@ export class ContentClient {
 
   /** The newest edition of an updatable key found at its holders. */
   async resolveSsk(publisher: Uint8Array, name: string, signal?: AbortSignal): Promise<string> {
-    const found = await this.newestEdition(publisher, name, signal);
+    const found = await this.newestEdition(publisher, name, signal, true);
     if (!found) throw new NotFoundError('content not found: no holder has an edition of this key');
     return found.target;
   }
 
-  private async newestEdition(publisher: Uint8Array, name: string, signal?: AbortSignal): Promise<{ edition: number; target: string } | null> {
+  /** With `strict`, ERR_UNREACHABLE rather than null when no edition was found and some holder could not be asked. */
+  private async newestEdition(publisher: Uint8Array, name: string, signal?: AbortSignal, strict = false): Promise<{ edition: number; target: string } | null> {
     const rk = sskRoutingKey(publisher, nameHash(name));
     let best: { edition: number; target: string } | null = null;
+    let unreachable = 0;
+    const holders = this.holders(rk);
     await Promise.all(
-      this.holders(rk).map(async (h) => {
+      holders.map(async (h) => {
+        let bytes: Uint8Array | null;
         try {
-          const bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, signal ? { signal } : {});
-          if (!bytes) return;
+          bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, signal ? { signal } : {});
+        } catch {
+          unreachable++;
+          return;
+        }
+        if (!bytes) return;
+        try {
           const r = openRecord(publisher, name, bytes);
           if (!best || r.edition > best.edition) best = r;
         } catch {
-          /* unreachable holder, or a forged or damaged record: ignored */
+          /* a forged or damaged record: ignored */
         }
       }),
     );
+    throwIfAborted(signal);
+    if (!best && strict && (holders.length === 0 || unreachable > 0)) {
+      throw new AlliumError('ERR_UNREACHABLE', `no edition found: ${unreachable} of ${holders.length} holders of this key could not be asked`);
+    }
     return best;
   }
 

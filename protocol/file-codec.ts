@@ -147,7 +147,10 @@ export async function* encodeFile(source: AsyncIterable<Uint8Array> | Iterable<U
   }
 }
 
-/** Fetches one stored block by reference (any holder); null when no holder has it. */
+/**
+ * Fetches one stored block by reference (any holder); null when every holder answered that it does not have it.
+ * Throws when it cannot tell (ERR_UNREACHABLE: some holder could not be asked) or was aborted.
+ */
 export type BlockFetcher = (ref: BlockRef) => Promise<Uint8Array | null>;
 
 export interface DecodeProgress {
@@ -204,6 +207,9 @@ export async function* decodeFile(root: BlockRef, fetch: BlockFetcher, options: 
   for (const [k, m, refs] of man.segs) {
     if (refs.length !== k + m) throw new ProtocolError('ERR_CONTENT', 'segment reference count');
     const shards: (Uint8Array | null)[] = new Array(k + m).fill(null);
+    // Why a block is missing when it could not be had: told apart so that a segment lost for want of holders is
+    // reported as unreachable, not as content nobody stored.
+    let unreachable: AlliumError | null = null;
     // Data blocks first; check blocks only for what is missing.
     const fetchInto = async (idx: number[]): Promise<void> => {
       let next = 0;
@@ -213,7 +219,9 @@ export async function* decodeFile(root: BlockRef, fetch: BlockFetcher, options: 
           try {
             const stored = await fetch(refs[i]!);
             if (stored) shards[i] = decryptBlock(refs[i]!, stored);
-          } catch {
+          } catch (e) {
+            if (e instanceof AlliumError && e.code === 'ERR_ABORTED') throw e;
+            if (e instanceof AlliumError && e.code === 'ERR_UNREACHABLE') unreachable ??= e;
             shards[i] = null;
           }
         }
@@ -228,6 +236,9 @@ export async function* decodeFile(root: BlockRef, fetch: BlockFetcher, options: 
       while (batch.length < missing && checkIdx < k + m) batch.push(checkIdx++);
       await fetchInto(batch);
       missing = k - shards.filter((s) => s !== null).length;
+    }
+    if (missing > 0 && unreachable) {
+      throw new AlliumError('ERR_UNREACHABLE', `a segment cannot be rebuilt: ${missing} of its ${k} blocks missing, some holders unreachable (${(unreachable as AlliumError).message})`);
     }
     const data = await reconstruct(shards, k, BLOCK_PLAIN_LEN);
     for (const plain of data) {

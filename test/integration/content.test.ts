@@ -229,6 +229,25 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     expect(e?.message).to.include('corrupted');
     expect((await codeOf(content.get('https://example.com/file')))?.code).to.equal('ERR_LINK_FORMAT');
   });
+
+  // Last in this group: it kills relays.
+  it('a get or resolve whose holders are all down fails with ERR_UNREACHABLE, not ERR_NOT_FOUND', async () => {
+    const publisher = IdentityKey.generate();
+    const { link: sskLink } = await content.publish(publisher, 'soon unreachable', utf8('an edition'));
+    const link = await content.put(utf8('held by relays about to stop'));
+    const rk = (parseLink(link) as { rk: Uint8Array }).rk;
+    const sskRk = sskRoutingKey(publisher.publicKey, nameHash('soon unreachable'));
+    const doomed = new Set([...content.holders(rk), ...content.holders(sskRk)].map((h) => h.fingerprint));
+    // Keep two relays for paths: kill only the holders if that leaves two, else only those of the block.
+    const victims = net.relays.filter((r) => doomed.has(r.fingerprint));
+    const blockHolders = new Set(content.holders(rk).map((h) => h.fingerprint));
+    const killed = net.relays.length - victims.length >= 2 ? victims : net.relays.filter((r) => blockHolders.has(r.fingerprint));
+    await Promise.all(killed.map((r) => r.kill('SIGKILL')));
+    const e = await codeOf(content.get(link));
+    expect(e?.code).to.equal('ERR_UNREACHABLE');
+    expect(e?.message).to.match(/3 of 3 holders could not be asked/);
+    if (killed === victims) expect((await codeOf(content.get(sskLink)))?.code).to.equal('ERR_UNREACHABLE');
+  });
 });
 
 describe('content: a 50 MiB file (relay processes)', function () {
