@@ -354,7 +354,16 @@ export class AlliumClient extends Emitter<ClientEvents> {
       };
       if (options.exitAddress) pathOptions.exitAddress = options.exitAddress;
       if (options.last) pathOptions.last = options.last;
-      const path = choosePath(this.directory.all(), pathOptions);
+      let path: Descriptor[];
+      try {
+        path = choosePath(this.directory.all(), pathOptions);
+      } catch (e) {
+        // Avoiding relays that failed recently is a preference (specs/path.md §5): when it leaves no path, relays
+        // that failed are tried again rather than failing every build until their exclusion ends.
+        if (!isAlliumError(e) || e.code !== 'ERR_ONION_PATH' || exclude.size === 0) throw e;
+        exclude.clear();
+        path = choosePath(this.directory.all(), { ...pathOptions, exclude });
+      }
       const entry = path[0]!;
       if (this.bridgeModeOn && !this.bridgeByFp.has(entry.fingerprint)) throw new AlliumError('ERR_INTERNAL', 'bridge mode: a path must start at a bridge');
       let link: Link;

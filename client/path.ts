@@ -137,6 +137,9 @@ export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descr
   }
   if (!entry) {
     if (guards.length > 0) throw new AlliumError('ERR_ONION_PATH', 'no guard is compatible with the chosen last hop');
+    // Guards that failed recently are not replaced by arbitrary entries: that would spread this client's first hops
+    // over the network, the exposure guards exist to prevent (the caller may try again without the exclusions).
+    if (o.guards.length > 0) throw new AlliumError('ERR_ONION_PATH', 'every guard failed recently');
     entry = weightedPick(
       usable.filter((d) => compatible([last!], d, o.enforceDistinctSubnets)),
       random,

@@ -137,6 +137,7 @@ export class FastPaths {
     let entry = guards.find((g) => g.fingerprint !== last!.fingerprint);
     if (!entry) {
       if (guards.length > 0) throw new AlliumError('ERR_ONION_PATH', 'no guard is compatible with the chosen last hop');
+      if (o.guards.length > 0) throw new AlliumError('ERR_ONION_PATH', 'every guard failed recently');
       entry = this.all.pick(random, [...excludedAll, this.all.indexOf(last)]);
     }
     if (!entry) throw new AlliumError('ERR_ONION_PATH', 'no entry relay compatible with the last hop');

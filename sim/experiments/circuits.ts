@@ -122,10 +122,16 @@ async function attempt(records: GuardRecord[], select: Selector, dead: ReadonlyS
   for (let a = 0; a < 3; a++) {
     const exclude = new Set([...failed].filter(([, t]) => now - t < 60_000).map(([fp]) => fp));
     let path: Descriptor[];
+    const guards = await select.usable(records, now);
     try {
-      path = select.choose({ guards: await select.usable(records, now), exclude });
+      try {
+        path = select.choose({ guards, exclude });
+      } catch (e) {
+        // As newCircuit(): no path while avoiding recent failures, so one without avoiding them.
+        if (exclude.size === 0) throw e;
+        path = select.choose({ guards, exclude: new Set() });
+      }
     } catch {
-      // newCircuit() does not catch this either: the circuit fails at once.
       return { built: false, attempts: a + 1, pathError: true, tried };
     }
     tried.push(path.map((d) => d.fingerprint.slice(0, 8)).join('-'));

@@ -1,0 +1,67 @@
+/**
+ * Path choice after failures (specs/path.md §5): a relay that failed is avoided for a minute, but avoidance is a
+ * preference. When it leaves no path (the only exit failed, and is back), the client tries the failed relays again
+ * instead of refusing every stream until the minute is over.
+ */
+import { expect } from 'chai';
+import { createServer, type Server } from 'node:http';
+import { AlliumClient } from '../../client/client.js';
+import { isAlliumError } from '../../protocol/errors.js';
+import { nodeSocketFactory } from '../../net/ws-node.js';
+import { fetchThrough, startNetwork, startRelay, type RelayProcess, type TestNetwork } from '../helpers/network.js';
+
+describe('path choice after failures (relay processes)', function () {
+  this.timeout(240_000);
+  let net: TestNetwork;
+  let client: AlliumClient;
+  let http: Server;
+  let port: number;
+  let restarted: RelayProcess | null = null;
+
+  before(async () => {
+    net = await startNetwork(5, { exits: 1 });
+    http = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    port = (http.address() as { port: number }).port;
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    await client.start();
+  });
+
+  after(async () => {
+    await client?.stop();
+    await restarted?.kill('SIGKILL');
+    http?.close();
+    await net?.stop();
+  });
+
+  it('the only exit killed and restarted carries streams at once, not after its exclusion ends', async () => {
+    const ok = await fetchThrough(client, port);
+    expect(ok.status).to.equal(200);
+    const exit = net.relays[net.relays.length - 1]!;
+    expect(ok.path.at(-1)).to.equal(exit.fingerprint);
+
+    await exit.kill('SIGKILL');
+    let code: string | null = null;
+    try {
+      await fetchThrough(client, port);
+    } catch (e) {
+      code = isAlliumError(e) ? e.code : String(e);
+    }
+    expect(code, 'a stream while the only exit is down').to.be.a('string').and.not.equal('ERR_ONION_PATH');
+
+    // The same relay (same keys, same address) comes back.
+    restarted = await startRelay({
+      dataDir: exit.dataDir,
+      listen: exit.address.replace(/^ws:\/\//, '').replace(/\/allium$/, ''),
+      nickname: 'exit-again',
+      bootstrap: [net.bootstrap],
+      exitPolicy: ['accept 127.0.0.1:*', 'reject *:*'],
+    });
+    expect(restarted.fingerprint).to.equal(exit.fingerprint);
+    // Within the minute in which the client avoids it, and with no other exit, a stream still gets through.
+    const again = await fetchThrough(client, port);
+    expect(again.status).to.equal(200);
+    expect(again.body.toString()).to.equal('ok');
+    expect(again.path.at(-1)).to.equal(exit.fingerprint);
+  });
+});

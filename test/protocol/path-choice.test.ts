@@ -1,0 +1,62 @@
+/**
+ * choosePath (client/path.ts, specs/path.md §2 and §5): entries come from the guards; when every guard failed
+ * recently the choice fails rather than falling back to an arbitrary entry, and without guards any relay may be one.
+ */
+import { expect } from 'chai';
+import { choosePath } from '../../client/path.js';
+import { IdentityKey } from '../../crypto/keys.js';
+import { crypto } from '../../crypto/index.js';
+import { signDescriptor, type Descriptor } from '../../protocol/descriptor.js';
+import { isAlliumError } from '../../protocol/errors.js';
+
+function relays(n: number): Descriptor[] {
+  const now = Date.now();
+  return Array.from({ length: n }, (_, i) => {
+    const id = IdentityKey.generate();
+    const exit = i < 2 ? ['accept *:443', 'reject *:*'] : ['reject *:*'];
+    return signDescriptor({ id: id.publicKey, onion: crypto().random(32), addr: `ws://10.${i}.0.1:9001/allium`, nick: `r${i}`, contact: '', family: [], bw: 1000, exit, caps: [], pub: now, exp: now + 3_600_000 }, id.secretKey);
+  });
+}
+
+function codeOf(f: () => unknown): string | null {
+  try {
+    f();
+    return null;
+  } catch (e) {
+    return isAlliumError(e) ? `${e.code}: ${e.message}` : String(e);
+  }
+}
+
+describe('path choice', () => {
+  let ds: Descriptor[];
+  let guards: Descriptor[];
+  before(() => {
+    ds = relays(10);
+    guards = [ds[5]!, ds[6]!];
+  });
+
+  it('takes the entry from the guards', () => {
+    for (let i = 0; i < 50; i++) {
+      const p = choosePath(ds, { hops: 3, exitPort: 443, guards, enforceDistinctSubnets: true });
+      expect([ds[5]!.fingerprint, ds[6]!.fingerprint]).to.include(p[0]!.fingerprint);
+      expect([ds[0]!.fingerprint, ds[1]!.fingerprint]).to.include(p[2]!.fingerprint);
+      expect(new Set(p.map((d) => d.fingerprint)).size).to.equal(3);
+    }
+  });
+
+  it('never replaces guards that failed recently by another entry', () => {
+    const exclude = new Set(guards.map((g) => g.fingerprint));
+    expect(codeOf(() => choosePath(ds, { hops: 3, exitPort: 443, guards, enforceDistinctSubnets: true, exclude }))).to.equal('ERR_ONION_PATH: every guard failed recently');
+    // One guard left: it is the entry.
+    const one = new Set([ds[5]!.fingerprint]);
+    for (let i = 0; i < 20; i++) expect(choosePath(ds, { hops: 3, exitPort: 443, guards, enforceDistinctSubnets: true, exclude: one })[0]).to.equal(ds[6]);
+  });
+
+  it('names the port when every exit for it is excluded, and picks any entry when there are no guards', () => {
+    const exclude = new Set([ds[0]!.fingerprint, ds[1]!.fingerprint]);
+    expect(codeOf(() => choosePath(ds, { hops: 3, exitPort: 443, guards, enforceDistinctSubnets: true, exclude }))).to.equal('ERR_ONION_PATH: no exit allows port 443');
+    const entries = new Set<string>();
+    for (let i = 0; i < 200; i++) entries.add(choosePath(ds, { hops: 3, exitPort: 443, guards: [], enforceDistinctSubnets: true })[0]!.fingerprint);
+    expect(entries.size).to.be.greaterThan(4);
+  });
+});
