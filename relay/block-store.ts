@@ -55,6 +55,7 @@ export class BlockStore {
   private bytesUsed: number;
   private readonly stmts;
   private lastSweep = 0;
+  private lastWriteFailure = 0;
 
   constructor(
     dir: string,
@@ -94,12 +95,14 @@ export class BlockStore {
         stored_at INTEGER NOT NULL,
         checked_gen TEXT NOT NULL DEFAULT ''
       ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS blocks_role ON blocks (role);
       CREATE INDEX IF NOT EXISTS mailbox_expires ON mailbox (state, expires);
       CREATE INDEX IF NOT EXISTS mailbox_hold ON mailbox (hold_until);
     `);
     this.stmts = {
       getBlock: this.db.prepare<[Uint8Array], { data: Buffer }>('SELECT data FROM blocks WHERE rk = ?'),
       hasBlock: this.db.prepare<[Uint8Array], { n: number }>('SELECT 1 AS n FROM blocks WHERE rk = ?'),
+      cacheCount: this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM blocks WHERE role = 'cache'"),
       insertBlock: this.db.prepare('INSERT OR IGNORE INTO blocks (rk, data, role, stored_at, last_access) VALUES (?, ?, ?, ?, ?)'),
       promote: this.db.prepare("UPDATE blocks SET role = 'replica' WHERE rk = ? AND role = 'cache'"),
       touch: this.db.prepare('UPDATE blocks SET last_access = ?, fetches = fetches + 1 WHERE rk = ?'),
@@ -148,6 +151,37 @@ export class BlockStore {
     return { blocks: u.n, records: r.n, mailboxes: m.n, bytes: this.bytesUsed, quota: this.quota };
   }
 
+  /**
+   * Runs a write. SQLite's "database or disk is full" and I/O errors become ERR_QUOTA (the store cannot take it,
+   * the request was not at fault) and are remembered, so the relay can stop advertising its store (relay.ts).
+   */
+  private write<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === 'string' && (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR'))) {
+        this.lastWriteFailure = Date.now();
+        throw new LimitError('storage_quota', `relay storage cannot be written (${code})`, 'ERR_QUOTA');
+      }
+      throw e;
+    }
+  }
+
+  /** When a write last failed for want of disk space or with an I/O error (Unix ms; 0: never). */
+  get lastWriteFailureAt(): number {
+    return this.lastWriteFailure;
+  }
+
+  /**
+   * Bytes still free for items this relay must keep: the quota minus everything but cached copies (which are
+   * evicted to make room).
+   */
+  roomLeft(): number {
+    const cached = this.stmts.cacheCount.get()!.n * BLOCK_LEN;
+    return this.quota - (this.bytesUsed - cached);
+  }
+
   /** Makes room for `bytes` by evicting; throws ERR_QUOTA when only last copies remain. */
   private makeRoom(bytes: number): void {
     while (this.bytesUsed + bytes > this.quota) {
@@ -170,7 +204,7 @@ export class BlockStore {
       return 'exists';
     }
     this.makeRoom(data.length);
-    this.stmts.insertBlock.run(rk, data, role, now, now);
+    this.write(() => this.stmts.insertBlock.run(rk, data, role, now, now));
     this.bytesUsed += data.length;
     return 'stored';
   }
@@ -216,7 +250,7 @@ export class BlockStore {
       if (have.edition === record.ed) return { result: 'exists', record };
     }
     this.makeRoom(data.length - (have?.data.length ?? 0));
-    this.stmts.upsertRecord.run(rk, record.ed, data, now);
+    this.write(() => this.stmts.upsertRecord.run(rk, record.ed, data, now));
     this.bytesUsed += data.length - (have?.data.length ?? 0);
     return { result: 'stored', record };
   }
@@ -233,7 +267,7 @@ export class BlockStore {
       if (have.edition === v.revision) return 'exists';
     }
     this.makeRoom(data.length - (have?.data.length ?? 0));
-    this.stmts.upsertRecord.run(locator, v.revision, data, now);
+    this.write(() => this.stmts.upsertRecord.run(locator, v.revision, data, now));
     this.bytesUsed += data.length - (have?.data.length ?? 0);
     return 'stored';
   }
@@ -277,14 +311,14 @@ export class BlockStore {
       this.makeRoom(data.length);
       const dt = v.kind === 'item' ? v.dt : null;
       const exp = v.kind === 'item' ? v.exp : now;
-      this.stmts.insertMailbox.run(rk, v.kind === 'item' ? 'item' : 'deleted', data, dt, exp, now + MAILBOX_HOLD_MS, now);
+      this.write(() => this.stmts.insertMailbox.run(rk, v.kind === 'item' ? 'item' : 'deleted', data, dt, exp, now + MAILBOX_HOLD_MS, now));
       this.bytesUsed += data.length;
       return 'stored';
     }
     if (v.kind === 'item') return have.state !== 'expired' && sameBytes(have.data, data) ? 'exists' : 'occupied';
     if (have.state !== 'item') return have.state === 'deleted' && sameBytes(have.data, data) ? 'exists' : 'occupied';
     if (!have.dt || !crypto().equal(deletionCheck(v.token), have.dt)) throw new AlliumError('ERR_SIGNATURE', 'deletion token does not match the item');
-    this.stmts.setMailbox.run('deleted', data, rk);
+    this.write(() => this.stmts.setMailbox.run('deleted', data, rk));
     this.bytesUsed += data.length - have.data.length;
     return 'stored';
   }

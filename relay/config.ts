@@ -53,6 +53,11 @@ export const relayConfigSchema = z.strictObject({
   replication_factor: z.number().int().min(1).max(16).default(3),
   /** Bytes of content blocks this relay stores at most (0: not a store relay). */
   storage_quota: z.number().int().nonnegative().default(1024 * 1024 * 1024),
+  /**
+   * Free disk space (bytes) the store leaves alone: below it, or when a write fails for want of space, the relay
+   * stops advertising `store` until there is twice this much again (specs/content.md §7.3).
+   */
+  storage_min_free_disk: z.number().int().nonnegative().default(256 * 1024 * 1024),
   /** "normal": acknowledged blocks survive the relay being killed; "full": also power loss (an fsync per write). */
   store_sync: z.enum(['normal', 'full']).default('normal'),
   /** Exit policy lines, first match wins; default: not an exit. */

@@ -16,6 +16,7 @@ export class RelayMetrics {
   readonly errors: client.Counter<'code'>;
   readonly handshakes: client.Counter<'result'>;
   readonly directorySize: client.Gauge;
+  readonly storeOpen: client.Gauge;
   readonly storeBytes: client.Gauge;
   readonly storeBlocks: client.Gauge;
   readonly gossipBytes: client.Counter<'direction'>;
@@ -35,6 +36,8 @@ export class RelayMetrics {
     this.errors = new client.Counter({ name: 'allium_errors_total', help: 'Protocol and peer errors, by error code', labelNames: ['code'], registers: r });
     this.handshakes = new client.Counter({ name: 'allium_handshakes_total', help: 'Link handshakes by result', labelNames: ['result'], registers: r });
     this.directorySize = new client.Gauge({ name: 'allium_directory_relays', help: 'Relays in this relay directory view', registers: r });
+    this.storeOpen = new client.Gauge({ name: 'allium_store_open', help: '1 while the content store takes new items and the descriptor lists store; 0 when full', registers: r });
+    this.storeOpen.set(1);
     this.storeBytes = new client.Gauge({ name: 'allium_store_bytes', help: 'Bytes of content blocks stored', registers: r });
     this.storeBlocks = new client.Gauge({ name: 'allium_store_blocks', help: 'Content blocks stored', registers: r });
     this.gossipBytes = new client.Counter({ name: 'allium_gossip_bytes_total', help: 'Directory gossip payload bytes', labelNames: ['direction'], registers: r });

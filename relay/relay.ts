@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, type Server as HttpsServer } from 'node:https';
 import { createSecureContext as tlsContext } from 'node:tls';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
@@ -148,6 +148,10 @@ export class Relay {
   private bandwidth: TokenBucket;
   private maintenanceTimer: ReturnType<typeof setInterval> | null = null;
   private ownDescriptor: Descriptor | null = null;
+  /** The store takes new items and the descriptor lists `store` (checkStoreRoom). */
+  private storeOpen = true;
+  private storeClosedAt = 0;
+  private storeClearSince = 0;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private boundPort = 0;
   private metricsPort = 0;
@@ -384,6 +388,7 @@ export class Relay {
     }
     this.historyTimer = setInterval(() => this.sampleBandwidth(), 1000);
     (this.historyTimer as { unref?: () => void }).unref?.();
+    this.checkStoreRoom(this.now()); // a relay that starts full never advertises its store
     this.publishDescriptor();
     this.overlayImpl.start();
     this.overlayImpl.maintain();
@@ -639,7 +644,7 @@ export class Relay {
         family: cfg.family.map(parseFingerprint),
         bw: cfg.advertised_bandwidth ?? cfg.bandwidth_rate,
         exit: this.exitPolicyLines,
-        caps: cfg.bridge ? [] : this.storeImpl ? ['store', 'intro', 'rendezvous'] : ['intro', 'rendezvous'],
+        caps: cfg.bridge ? [] : this.storeImpl && this.storeOpen ? ['store', 'intro', 'rendezvous'] : ['intro', 'rendezvous'],
         pub: now,
         exp: now + cfg.timing.descriptor_lifetime,
       },
@@ -684,7 +689,8 @@ export class Relay {
       this.metrics.directorySize.set(this.directory.size);
       const rotated = this.rotateOnionKeys();
       const d = this.ownDescriptor;
-      if (rotated || !d || now - d.pub >= this.config.timing.descriptor_renew) this.publishDescriptor();
+      const storeChanged = this.checkStoreRoom(now);
+      if (rotated || storeChanged || !d || now - d.pub >= this.config.timing.descriptor_renew) this.publishDescriptor();
       this.overlay.maintain();
       if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
       this.checkMemory();
@@ -693,6 +699,54 @@ export class Relay {
     } catch (e) {
       this.log.error({ err: e }, 'maintenance failed');
     }
+  }
+
+  /**
+   * Whether the store takes new items (specs/content.md §7.3). It closes at once — and the relay republishes
+   * without `store`, so placement moves to other relays and repair copies what it holds there — when the items it
+   * must keep fill 98 % of the quota, when the disk has less than storage_min_free_disk free, or when a write
+   * failed for want of space. It opens again once all of that has cleared with room to spare (below 90 % of the
+   * quota, twice the minimum free on disk, no failed write) for a renewal interval (at most ten minutes), so a
+   * relay at the edge does not flap. Returns true when it changed.
+   */
+  private checkStoreRoom(now: number): boolean {
+    const store = this.storeImpl;
+    if (!store) return false;
+    const quota = store.quota;
+    const room = store.roomLeft();
+    let free = Number.POSITIVE_INFINITY;
+    try {
+      const fs = statfsSync(this.config.data_dir);
+      free = Number(fs.bavail) * Number(fs.bsize);
+    } catch {
+      /* no statfs here: rely on the quota and on failed writes */
+    }
+    const minFree = this.config.storage_min_free_disk;
+    const failedAt = store.lastWriteFailureAt;
+    const full = room <= quota * 0.02 || free < minFree || (failedAt > 0 && now - failedAt < 60_000);
+    const clear = room >= quota * 0.1 && free >= 2 * minFree && (failedAt === 0 || now - failedAt >= 60_000);
+    if (this.storeOpen && full) {
+      this.storeOpen = false;
+      this.storeClosedAt = now;
+      this.storeClearSince = 0;
+      this.metrics.storeOpen.set(0);
+      this.log.warn({ roomLeft: room, diskFree: Number.isFinite(free) ? free : null, writeFailed: failedAt > 0 }, 'store full: no longer advertising it; new items go to other relays');
+      return true;
+    }
+    if (!this.storeOpen) {
+      if (!clear) {
+        this.storeClearSince = 0;
+        return false;
+      }
+      this.storeClearSince ||= now;
+      if (now - this.storeClearSince >= Math.min(this.config.timing.descriptor_renew, 10 * 60_000)) {
+        this.storeOpen = true;
+        this.metrics.storeOpen.set(1);
+        this.log.info({ roomLeft: room, closedForMs: now - this.storeClosedAt }, 'store has room again: advertising it');
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

@@ -1,0 +1,100 @@
+/**
+ * A store that cannot take more stops advertising itself (specs/content.md §7.3): a relay whose disk has less free
+ * space than storage_min_free_disk never lists `store`; a relay whose quota fills with items it must keep drops
+ * `store` from its descriptor, placement moves to other relays, and puts and gets go on with every new item at k
+ * holders that have room.
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import type { AlliumClient } from '../../client/client.js';
+import { ContentClient } from '../../client/content.js';
+import { BLOCK_LEN } from '../../protocol/chk.js';
+import { parseLink } from '../../protocol/content-link.js';
+import { startClient } from '../helpers/content.js';
+import { startNetwork, startRelay, waitFor, type RelayProcess, type TestNetwork } from '../helpers/network.js';
+
+describe('a full store stops advertising itself (relay processes)', function () {
+  this.timeout(300_000);
+  let net: TestNetwork;
+  let lowDisk: RelayProcess;
+  let small: RelayProcess;
+  let client: AlliumClient;
+  let content: ContentClient;
+
+  before(async () => {
+    net = await startNetwork(4, { timing: { repair_interval: 1000 } });
+    [lowDisk, small] = await Promise.all([
+      startRelay({ nickname: 'lowdisk', bootstrap: [net.bootstrap], timing: { repair_interval: 1000 }, extra: { storage_min_free_disk: 2 ** 52 } }),
+      startRelay({ nickname: 'small', bootstrap: [net.bootstrap], timing: { repair_interval: 1000 }, extra: { storage_quota: 24 * BLOCK_LEN } }),
+    ]);
+    client = await startClient(net.bootstrap);
+    content = new ContentClient(client);
+    await waitFor(
+      async () => {
+        await client.refreshDirectory();
+        return client.directory.all().length === 6;
+      },
+      60_000,
+      'six relays in the client directory',
+    );
+  });
+
+  after(async () => {
+    content?.close();
+    await client?.stop();
+    await Promise.all([lowDisk?.kill('SIGKILL'), small?.kill('SIGKILL')]);
+    await net?.stop();
+  });
+
+  const capsOf = (r: RelayProcess): string[] => client.directory.all().find((d) => d.fingerprint === r.fingerprint)!.caps;
+
+  it('a relay with too little free disk never advertises store', async () => {
+    expect(await lowDisk.metric('allium_store_open')).to.equal(0);
+    expect(capsOf(lowDisk)).to.not.include('store');
+    expect(capsOf(lowDisk)).to.include('rendezvous');
+    expect(await small.metric('allium_store_open')).to.equal(1);
+    expect(capsOf(small)).to.include('store');
+    expect(lowDisk.logs()).to.include('store full: no longer advertising it');
+  });
+
+  it('a relay whose quota fills drops store; puts and gets go on, new items placed elsewhere', async () => {
+    const links: { link: string; data: Buffer }[] = [];
+    // Until the small relay has closed its store: each put places about half its blocks there (k = 3 of 5).
+    for (let i = 0; i < 40 && (await small.metric('allium_store_open')) === 1; i++) {
+      const data = randomBytes(6 * BLOCK_LEN);
+      links.push({ link: await content.put(data), data });
+    }
+    await waitFor(async () => (await small.metric('allium_store_open')) === 0, 30_000, 'the small relay closing its store');
+    expect(small.logs()).to.include('store full: no longer advertising it');
+    await waitFor(
+      async () => {
+        await client.refreshDirectory();
+        return !capsOf(small).includes('store');
+      },
+      60_000,
+      'a directory in which the small relay no longer lists store',
+    );
+    // What the full relay held is copied to the holders that replace it: every root block put so far reaches k copies
+    // among the relays that still advertise store.
+    const roots = links.map(({ link }) => (parseLink(link) as { rk: Uint8Array }).rk);
+    await waitFor(
+      async () => {
+        for (const rk of roots) if ((await content.fetchFromAll('block', rk, undefined, { head: true })).length < 3) return false;
+        return true;
+      },
+      90_000,
+      'three copies of every root block at the relays that took over',
+    );
+    // New items: never placed at the full relay, stored at k holders.
+    for (let i = 0; i < 3; i++) {
+      const data = randomBytes(3 * BLOCK_LEN);
+      const link = await content.put(data);
+      const rk = (parseLink(link) as { rk: Uint8Array }).rk;
+      expect(content.holders(rk).map((h) => h.fingerprint)).to.not.include(small.fingerprint);
+      expect(content.holders(rk)).to.have.length(3);
+      links.push({ link, data });
+    }
+    // Everything put before and after reads back.
+    for (const { link, data } of links) expect(Buffer.from(await content.get(link)).equals(data)).to.equal(true);
+  });
+});
