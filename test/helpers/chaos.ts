@@ -85,7 +85,7 @@ export interface ChaosReport {
   maxDownSeen: number;
   peakRss: { relay: string; role: string; bytes: number }[];
   flood: { counts: Record<string, number> | null; handshakeRefusals: number; probes: number; frameErrors: number; alive: boolean; servesAfter: boolean } | null;
-  disk: { mode: 'tmpfs' | 'quota'; storeRefusals: number; alive: boolean; servesAfter: boolean; blocksHeld: number } | null;
+  disk: { mode: 'tmpfs' | 'quota'; storeRefusals: number; storeOpen: boolean; alive: boolean; servesAfter: boolean; blocksHeld: number } | null;
   /** A request of each kind after the faults stopped, every relay back up. */
   final: Record<RequestKind, boolean>;
   /** Failed attempts whose error was not an AlliumError (a bug: every failure should have a code). */
@@ -178,6 +178,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       extra: {
         replication_factor: o.k,
         ...(i === FULL && diskMode === 'quota' ? { storage_quota: o.disk!.freeBytes } : {}),
+        // The full relay's store closes when a write fails for want of space (specs/content.md §7.3), not before.
+        ...(i === FULL && diskMode === 'tmpfs' ? { storage_min_free_disk: 0 } : {}),
         ...(i === FLOODED && o.flood ? { handshakes_per_second: o.flood.handshakesPerSecond } : {}),
       },
     });
@@ -489,6 +491,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       diskReport = {
         mode: diskMode!,
         storeRefusals: drops[0]! + drops[1]!,
+        storeOpen: (await relays[FULL]!.metric('allium_store_open')) === 1,
         alive: alive(FULL),
         servesAfter: await serves(FULL),
         blocksHeld: await relays[FULL]!.metric('allium_store_blocks'),
@@ -576,7 +579,7 @@ export function formatChaosReport(r: ChaosReport): string {
   }
   if (r.disk) {
     lines.push(
-      `Full disk (${r.disk.mode === 'tmpfs' ? `a tmpfs with ${(r.options.disk!.freeBytes / 1024).toFixed(0)} KiB left` : `storage quota of ${(r.options.disk!.freeBytes / 1024).toFixed(0)} KiB: mounting a tmpfs was not permitted`}): ${r.disk.storeRefusals} stores refused, ${r.disk.blocksHeld} blocks held; alive: ${r.disk.alive}, carries circuits afterwards: ${r.disk.servesAfter}.`,
+      `Full disk (${r.disk.mode === 'tmpfs' ? `a tmpfs with ${(r.options.disk!.freeBytes / 1024).toFixed(0)} KiB left` : `storage quota of ${(r.options.disk!.freeBytes / 1024).toFixed(0)} KiB: mounting a tmpfs was not permitted`}): ${r.disk.storeRefusals} stores refused, ${r.disk.blocksHeld} blocks held, store ${r.disk.storeOpen ? 'still open' : 'closed (not advertised)'} at the end; alive: ${r.disk.alive}, carries circuits afterwards: ${r.disk.servesAfter}.`,
     );
   }
   lines.push('');

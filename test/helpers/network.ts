@@ -111,6 +111,8 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     metrics: '127.0.0.1:0',
     log_level: 'info',
     max_links_per_ip: 4096,
+    // Test machines may have little free disk; stores here hold a few megabytes.
+    storage_min_free_disk: 16 * 1024 * 1024,
     ...o.extra,
     timing: { ...FAST_TIMING, ...o.timing },
   };
