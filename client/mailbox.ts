@@ -79,10 +79,15 @@ export class MailboxSender {
   }
 
   /**
-   * Seals `data` to `recipient` and stores it in a free slot. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or
-   * MAX_MAILBOX_SLOTS when today's inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_ABORTED.
+   * Seals `data` to `recipient` and stores it in a free slot. `id` (MAILBOX_ID_LEN bytes, default random) names the
+   * message: a message first tried over a live conversation keeps that conversation's id, so the recipient drops
+   * whichever copy arrives second. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
+   * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_ABORTED, ERR_CONFIG (bad ttl or id).
    */
-  async deposit(recipient: Uint8Array, data: Uint8Array, options: { ttlMs?: number; signal?: AbortSignal } = {}): Promise<DepositResult> {
+  async deposit(recipient: Uint8Array, data: Uint8Array, options: { ttlMs?: number; signal?: AbortSignal; id?: Uint8Array } = {}): Promise<DepositResult> {
+    if (options.id !== undefined && options.id.length !== MAILBOX_ID_LEN) {
+      throw new AlliumError('ERR_CONFIG', `a message id is ${MAILBOX_ID_LEN} bytes`);
+    }
     if (data.length > MAX_MAILBOX_MESSAGE_BYTES) {
       throw new LimitError('MAX_MAILBOX_MESSAGE_BYTES', `a message of ${data.length} bytes does not fit a mailbox item`);
     }
@@ -98,7 +103,7 @@ export class MailboxSender {
     const key = `${who}:${epoch}`;
     const n = this.counters.get(who) ?? 0;
     this.counters.set(who, n + 1);
-    const id = crypto().random(MAILBOX_ID_LEN);
+    const id = options.id ? Uint8Array.from(options.id) : crypto().random(MAILBOX_ID_LEN);
     let slot = this.next.get(key) ?? (await this.frontier(inbox, options.signal));
     let stored: number | null = null;
     let statuses: ContentStatus[] = [];
@@ -168,14 +173,16 @@ export class MailboxCollector {
   /**
    * One pass: reads every inbox that may hold unread mail (all epochs an unexpired item can be in on the first
    * pass, then the epochs since the last pass), delivers new messages in order (by the sender's clock, then
-   * counter), then deletes them at their holders. Returns how many were delivered. Concurrent calls share a pass.
+   * counter), then deletes them at their holders. Returns how many were delivered: `deliver` returning false
+   * means the caller dropped the message (it already had it, e.g. over a live conversation), which is then deleted
+   * but not counted. Concurrent calls share a pass.
    */
-  collect(deliver: (m: CollectedMessage) => void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+  collect(deliver: (m: CollectedMessage) => boolean | void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
     this.running ??= this.pass(deliver, onError, signal).finally(() => (this.running = null));
     return this.running;
   }
 
-  private async pass(deliver: (m: CollectedMessage) => void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+  private async pass(deliver: (m: CollectedMessage) => boolean | void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
     const started = Date.now();
     const since = this.lastPass === null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : this.lastPass - MAILBOX_CLOCK_SKEW_MS;
     const first = mailboxEpochAt(Math.max(0, since));
@@ -191,8 +198,7 @@ export class MailboxCollector {
         deletions.push(f);
         if (this.seen.has(f.m.id)) continue;
         this.remember(f.m.id);
-        deliver(f.m);
-        delivered++;
+        if (deliver(f.m) !== false) delivered++;
       }
       await Promise.all(deletions.map((d) => content.storeAll('mailbox', d.rk, encodeMailboxDeletion(d.token), signal).catch(() => undefined)));
       this.lastPass = started;

@@ -7,8 +7,13 @@
  *
  *   const alice = new Messenger(client, createIdentity());
  *   for await (const m of alice.listen()) console.log(m.from, m.data, m.offline);
- *   const r = await bob.send(alice.address, bytes);  // r.status: 'delivered' (live session) or 'stored-offline'
+ *   const r = await bob.send(alice.address, bytes);  // r.status: 'delivered' (acknowledged) or 'stored-offline'
  *   const stream = await bob.connect(address, 80);     // a hidden TCP service
+ *
+ * Live messages are acknowledged end to end: send() reports 'delivered' only once the recipient's Messenger has
+ * received and emitted the message. A message whose conversation is lost before the acknowledgement comes is sent
+ * again over a new rendezvous, then left in the mailbox, always under the same message id, and the recipient drops
+ * copies of an id it has already emitted (specs/messaging.md §8.2–§8.3).
  *
  * Client authorisation: an endpoint listening with `authorizedClients` (X25519 public keys from
  * createClientAuthKey()) publishes a descriptor only those clients can read; others get ERR_CLIENT_AUTH.
@@ -22,8 +27,17 @@ import { decodeMessage, encodeCbor, zBytes } from '../protocol/cbor.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { MAX_AUTH_CLIENTS } from '../protocol/descriptor-auth.js';
 import { createEndpointDescriptor, openEndpointDescriptor, type IntroPoint } from '../protocol/endpoint-descriptor.js';
-import { AbortedError, AlliumError, CryptoError, isAlliumError, throwIfAborted, TimeoutError } from '../protocol/errors.js';
+import { AbortedError, AlliumError, CryptoError, isAlliumError, LimitError, throwIfAborted, TimeoutError } from '../protocol/errors.js';
 import { descriptorLocator, periodAt } from '../protocol/key-blinding.js';
+import {
+  decodeFrame,
+  encodeAckFrame,
+  encodeMessageFrame,
+  MAX_ACK_IDS,
+  MAX_LIVE_MESSAGE_BYTES,
+  MESSAGE_ID_LEN,
+  type ConversationFrame,
+} from '../protocol/message-frames.js';
 import { initiatorHandshake, responderHandshake } from '../protocol/message-handshake.js';
 import { ntorClientFinish, ntorServer } from '../protocol/ntor.js';
 import { pad, unpad } from '../protocol/padding.js';
@@ -42,11 +56,20 @@ import { MailboxCollector, MailboxSender } from './mailbox.js';
 
 export { createIdentity, formatAddress, parseAddress, type Identity };
 export { MAX_MAILBOX_MESSAGE_BYTES, MAX_MAILBOX_TTL_MS } from '../protocol/mailbox.js';
+export { MAX_LIVE_MESSAGE_BYTES } from '../protocol/message-frames.js';
 
 const MESSAGES = 'allium:messages';
 const SERVICE = 'allium:service';
 const DESCRIPTOR_LIFETIME_MS = 3 * 3600_000;
 const REPLY_TIMEOUT_MS = 30_000;
+/** A conversation whose peer acknowledges nothing for this long while messages wait is given up (default). */
+const DEFAULT_ACK_TIMEOUT_MS = REPLY_TIMEOUT_MS;
+/** Conversations a message is handed to before send() gives up on a live delivery: the first and one rebuilt. */
+const LIVE_ATTEMPTS = 2;
+/** Message ids remembered per peer, to drop copies (a message sent again after its ack was lost, or its offline copy). */
+const RECENT_IDS_PER_PEER = 1024;
+/** Peers whose recent ids are remembered (the least recently heard from is forgotten first). */
+const RECENT_ID_PEERS = 256;
 /** After a send found the recipient offline, further sends go straight to its mailbox for this long. */
 const OFFLINE_RECHECK_MS = 15_000;
 /** An introduction point is replaced after this long (its replay set then starts afresh under a new key). */
@@ -72,27 +95,43 @@ export interface IncomingMessage {
   readonly from: string;
   readonly data: Uint8Array;
   /**
-   * The sender's message number: in a live conversation 0, 1, 2, …; for an offline message, the sender's count of
+   * The sender's message number: in a live conversation 0, 1, 2, … (acknowledgements are not counted; a message sent
+   * again over a new conversation gets that conversation's number); for an offline message, the sender's count of
    * offline messages to us (it restarts with the sender's process; `sentAt` orders across restarts).
    */
   readonly seq: number;
   /** True for a message collected from the mailbox (the sender found us not listening). */
   readonly offline: boolean;
-  /** Offline messages: the message id (hex), the same for every copy, and the sender's clock when it sent. */
+  /**
+   * The message id (hex, 16 random bytes chosen by the sender): the same for every copy of one message, live or
+   * offline, and the `id` of the sender's receipt. A copy of an id already emitted is dropped (within the limits of
+   * specs/messaging.md §8.3), so applications see each id once.
+   */
   readonly id?: string;
+  /** Offline messages: the sender's clock when it sent. */
   readonly sentAt?: number;
 }
 
 /** What happened to a message given to send(). */
 export type SendReceipt =
   | {
-      /** Handed to a live end-to-end session with the recipient's endpoint (no read receipt is implied). */
+      /**
+       * Acknowledged end to end: the recipient's Messenger received the message over a live session and emitted it
+       * ('message:received'; the application may not have read it yet: this is no read receipt).
+       */
       readonly status: 'delivered';
       readonly to: string;
+      /** The message's number in the conversation that delivered it (IncomingMessage.seq at the recipient). */
       readonly seq: number;
+      /** The message id (hex), which the recipient sees too (IncomingMessage.id). */
+      readonly id: string;
     }
   | {
-      /** Sealed to the recipient and left in its mailbox, to be collected when it listens. */
+      /**
+       * Sealed to the recipient and left in its mailbox, to be collected when it listens. When a live attempt came
+       * first and its acknowledgement never arrived, the recipient may already have the message: it then drops the
+       * offline copy, which carries the same id.
+       */
       readonly status: 'stored-offline';
       readonly to: string;
       readonly id: string;
@@ -101,12 +140,17 @@ export type SendReceipt =
     };
 
 export interface SendOptions {
+  /**
+   * Stops the send (ERR_ABORTED). A message already handed to a conversation may still arrive: an aborted or timed
+   * out send does not say it did not.
+   */
   signal?: AbortSignal;
-  /** Fail with ERR_TIMEOUT after this long. */
+  /** Fail with ERR_TIMEOUT after this long (waiting for the acknowledgement included). */
   timeoutMs?: number;
   /**
-   * 'auto' (default): a live session if the endpoint can be reached, else the mailbox; 'never': live only
-   * (ERR_UNREACHABLE when not listening); 'only': straight to the mailbox.
+   * 'auto' (default): a live session if the endpoint can be reached, else the mailbox (also when two conversations
+   * were lost before the recipient acknowledged); 'never': live only (ERR_UNREACHABLE when not listening,
+   * ERR_LINK_CLOSED or ERR_TIMEOUT when no acknowledgement came); 'only': straight to the mailbox.
    */
   offline?: 'auto' | 'never' | 'only';
   /** Life of an offline message (default and maximum MAX_MAILBOX_TTL_MS, 7 days). */
@@ -142,6 +186,11 @@ export interface MessengerOptions {
   authorizedClients?: readonly Uint8Array[];
   /** Our client-authorisation key for endpoints that require one. */
   clientAuth?: ClientAuthKey;
+  /**
+   * A conversation whose peer acknowledges nothing for this long while messages wait for acknowledgement is closed,
+   * and those messages are sent again over a new one (default 30 s).
+   */
+  ackTimeoutMs?: number;
   /** Offline mailboxes. */
   offline?: {
     /** Collect offline messages while listening (default true). */
@@ -155,7 +204,7 @@ export interface MessengerOptions {
 
 export type MessengerEvents = {
   'message:received': [IncomingMessage];
-  /** A message was handed to a live session. */
+  /** A message was acknowledged by the recipient over a live session. */
   'message:delivered': [Extract<SendReceipt, { status: 'delivered' }>];
   /** A message was left in the recipient's mailbox. */
   'message:stored-offline': [Extract<SendReceipt, { status: 'stored-offline' }>];
@@ -204,53 +253,183 @@ function asAlliumError(e: unknown, what: string): AlliumError {
   return isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', what, { cause: e });
 }
 
-/** A conversation: a rendezvous circuit with the peer as a virtual hop, a message stream and a ratchet session. */
+interface PendingMessage {
+  readonly resolve: (n: number) => void;
+  readonly reject: (e: AlliumError) => void;
+  readonly n: number;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
+}
+
+/** Runs `f` once the current burst of events is handled (acks for a burst of messages then share frames). */
+function soon(f: () => void): void {
+  if (typeof setImmediate === 'function') setImmediate(f);
+  else setTimeout(f, 0);
+}
+
+/**
+ * A conversation: a rendezvous circuit with the peer as a virtual hop, a message stream and a ratchet session.
+ * Every message carries a random id and is acknowledged by the peer's Messenger once it has emitted it; send()
+ * resolves on that acknowledgement. The conversation closes (failing every unacknowledged message with
+ * ERR_LINK_CLOSED, or ERR_TIMEOUT) when its stream or circuit ends, or when messages wait `ackTimeoutMs` with no
+ * acknowledgement coming in.
+ */
 class Conversation {
   private buf: Uint8Array = new Uint8Array(0);
   closed = false;
+  /** Message frames sent on this stream so far (the next one's `n`). */
+  private sent = 0;
+  /** Unacknowledged messages, by id (hex), oldest first. */
+  private readonly pending = new Map<string, PendingMessage>();
+  private ackTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Ids received and not yet acknowledged (sent together once the current burst is handled). */
+  private acks: Uint8Array[] = [];
 
   constructor(
     readonly peer: string,
     readonly circuit: ClientCircuit,
     readonly stream: MuxStream,
     readonly session: RatchetSession,
-    onMessage: (m: IncomingMessage) => void,
-    onError: (e: AlliumError) => void,
+    /** Hands an incoming message over; false when it was a duplicate (acknowledged all the same, not emitted). */
+    private readonly onMessage: (m: IncomingMessage) => boolean,
+    private readonly onError: (e: AlliumError) => void,
+    private readonly ackTimeoutMs: number,
   ) {
     stream.on('stream:data', (d) => {
       stream.consumed(1);
       this.buf = concatBytes(this.buf, d);
-      while (this.buf.length >= 4) {
+      while (this.buf.length >= 4 && !this.closed) {
         const len = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(0);
         if (len > MAX_MESSAGE_BYTES) {
-          this.closed = true;
           this.buf = new Uint8Array(0);
           stream.end(EndReason.MISC);
+          this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation closed: the peer sent a frame larger than MAX_MESSAGE_BYTES'));
           return onError(new AlliumError('ERR_LIMIT', 'message frame larger than MAX_MESSAGE_BYTES: conversation closed'));
         }
         if (this.buf.length < 4 + len) break;
         const frame = this.buf.slice(4, 4 + len);
         this.buf = this.buf.slice(4 + len);
         try {
-          const { plaintext, seq } = session.decrypt(frame);
-          onMessage({ from: peer, data: unpad(plaintext, RATCHET_OVERHEAD), seq, offline: false });
+          this.onFrame(decodeFrame(unpad(session.decrypt(frame).plaintext, RATCHET_OVERHEAD)));
         } catch (e) {
           onError(asAlliumError(e, 'message handling failed'));
         }
       }
     });
-    stream.on('stream:end', () => (this.closed = true));
-    circuit.once('circuit:close', () => (this.closed = true));
+    stream.on('stream:end', () => this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation closed before the peer acknowledged the message')));
+    circuit.once('circuit:close', () => this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation circuit closed before the peer acknowledged the message')));
   }
 
-  send(data: Uint8Array): number {
-    if (this.closed) throw new AlliumError('ERR_LINK_CLOSED', 'conversation closed');
-    const { message, seq } = this.session.encrypt(pad(data, RATCHET_OVERHEAD));
+  private onFrame(f: ConversationFrame): void {
+    if (f.kind === 'ack') {
+      let progress = false;
+      for (const id of f.ids) {
+        const key = toHex(id);
+        const p = this.pending.get(key);
+        if (!p) continue; // late (its sender gave up waiting) or unknown: nothing to do
+        this.pending.delete(key);
+        p.signal?.removeEventListener('abort', p.onAbort);
+        p.resolve(p.n);
+        progress = true;
+      }
+      if (progress) this.armAckTimer(true);
+      return;
+    }
+    // Acknowledged whether new or a copy (a copy means our earlier ack was lost), and even if a listener threw:
+    // the message was emitted, and its id is remembered.
+    try {
+      this.onMessage({ from: this.peer, data: f.data, seq: f.n, offline: false, id: toHex(f.id) });
+    } finally {
+      if (this.acks.push(f.id) === 1) soon(() => this.flushAcks());
+    }
+  }
+
+  private flushAcks(): void {
+    const ids = this.acks;
+    this.acks = [];
+    try {
+      for (let i = 0; i < ids.length && !this.closed; i += MAX_ACK_IDS) this.writeFrame(encodeAckFrame(ids.slice(i, i + MAX_ACK_IDS)));
+    } catch (e) {
+      this.onError(asAlliumError(e, 'acknowledgement failed'));
+    }
+  }
+
+  /** Pads, encrypts and writes one frame plaintext. */
+  private writeFrame(plaintext: Uint8Array): void {
+    const { message } = this.session.encrypt(pad(plaintext, RATCHET_OVERHEAD));
     const frame = new Uint8Array(4 + message.length);
     new DataView(frame.buffer).setUint32(0, message.length);
     frame.set(message, 4);
     this.stream.write(frame);
-    return seq;
+  }
+
+  /** (Re)starts the acknowledgement timer while messages wait; `restart` after an ack came in. */
+  private armAckTimer(restart: boolean): void {
+    if (this.pending.size === 0) {
+      if (this.ackTimer) clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+      return;
+    }
+    if (this.ackTimer && !restart) return;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = null;
+      this.close(new AlliumError('ERR_TIMEOUT', `the peer acknowledged nothing for ${this.ackTimeoutMs} ms: conversation closed`));
+    }, this.ackTimeoutMs);
+    (this.ackTimer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Sends a message with id `id` and resolves with its number on this stream once the peer acknowledges it.
+   * Rejects with ERR_LINK_CLOSED or ERR_TIMEOUT when the conversation is lost first (the message may or may not
+   * have arrived), ERR_ABORTED, ERR_LIMIT (too large).
+   */
+  send(id: Uint8Array, data: Uint8Array, signal?: AbortSignal): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (this.closed) return reject(new AlliumError('ERR_LINK_CLOSED', 'conversation closed'));
+      if (signal?.aborted) return reject(new AbortedError());
+      const key = toHex(id);
+      if (this.pending.has(key)) return reject(new AlliumError('ERR_INTERNAL', 'message id already waiting for an acknowledgement'));
+      if (data.length > MAX_LIVE_MESSAGE_BYTES) {
+        return reject(new LimitError('MAX_MESSAGE_BYTES', `a message of ${data.length} bytes does not fit a conversation (at most ${MAX_LIVE_MESSAGE_BYTES})`));
+      }
+      const n = this.sent;
+      try {
+        this.writeFrame(encodeMessageFrame(n, id, data));
+      } catch (e) {
+        return reject(asAlliumError(e, 'message encryption failed'));
+      }
+      this.sent++;
+      const onAbort = (): void => {
+        if (this.pending.get(key) !== entry) return;
+        this.pending.delete(key);
+        this.armAckTimer(false);
+        reject(new AbortedError());
+      };
+      const entry: PendingMessage = { resolve, reject, n, signal, onAbort };
+      this.pending.set(key, entry);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.armAckTimer(false);
+    });
+  }
+
+  /** Closes the circuit and fails every unacknowledged message with `err`. */
+  close(err: AlliumError): void {
+    this.fail(err);
+    this.circuit.close();
+  }
+
+  private fail(err: AlliumError): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of waiting) {
+      p.signal?.removeEventListener('abort', p.onAbort);
+      p.reject(err);
+    }
   }
 }
 
@@ -265,6 +444,10 @@ export class Messenger extends Emitter<MessengerEvents> {
   private readonly intros = new Map<string, IntroState>();
   private readonly conversations = new Map<string, Promise<Conversation>>();
   private readonly offlineUntil = new Map<string, number>();
+  /** Every open conversation (ours and those peers opened to us), closed with the messenger. */
+  private readonly live = new Set<Conversation>();
+  /** peer address → ids of messages from it emitted lately (oldest first), to drop copies. */
+  private readonly recentIds = new Map<string, Set<string>>();
   private authorizedClients: readonly Uint8Array[];
   private revision = 0;
   private listening: Promise<void> | null = null;
@@ -354,8 +537,8 @@ export class Messenger extends Emitter<MessengerEvents> {
     try {
       const n = await this.inbox.collect(
         (m) => {
-          if (this.closed) return;
-          this.emit('message:received', { from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t });
+          if (this.closed) return false;
+          return this.receive({ from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t });
         },
         (e) => this.emit('endpoint:error', e),
         options.signal,
@@ -532,15 +715,19 @@ export class Messenger extends Emitter<MessengerEvents> {
     }
     if (target.a === MESSAGES) {
       circuit.mux.accept(stream);
-      const conv = new Conversation(
-        peer,
-        circuit,
-        stream,
-        session,
-        (m) => this.emit('message:received', m),
-        (e) => this.emit('endpoint:error', e),
-      );
-      if (!this.conversations.has(peer)) this.conversations.set(peer, Promise.resolve(conv));
+      const conv = this.conversation(peer, circuit, stream, session);
+      // Our replies to this peer go over the conversation it opened, unless one of ours is still open.
+      const have = this.conversations.get(peer);
+      const mine = Promise.resolve(conv);
+      if (!have) this.conversations.set(peer, mine);
+      else {
+        void have.then(
+          (c) => {
+            if (c.closed && this.conversations.get(peer) === have && !conv.closed) this.conversations.set(peer, mine);
+          },
+          () => undefined,
+        );
+      }
       this.offlineUntil.delete(peer);
       return;
     }
@@ -692,6 +879,44 @@ export class Messenger extends Emitter<MessengerEvents> {
     });
   }
 
+  /** A conversation on an accepted or opened message stream, closed with the messenger. */
+  private conversation(peer: string, circuit: ClientCircuit, stream: MuxStream, session: RatchetSession): Conversation {
+    const conv = new Conversation(
+      peer,
+      circuit,
+      stream,
+      session,
+      (m) => this.receive(m),
+      (e) => this.emit('endpoint:error', e),
+      this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
+    );
+    this.live.add(conv);
+    const forget = (): void => void this.live.delete(conv);
+    stream.once('stream:end', forget);
+    circuit.once('circuit:close', forget);
+    return conv;
+  }
+
+  /**
+   * Emits an incoming message unless its id was emitted lately from the same peer (a message sent again after its
+   * acknowledgement was lost, or the offline copy of a message that also arrived live). Returns false for a copy.
+   */
+  private receive(m: IncomingMessage): boolean {
+    if (this.closed) return false;
+    if (m.id !== undefined) {
+      let ids = this.recentIds.get(m.from);
+      if (ids) this.recentIds.delete(m.from); // re-inserted below: the map is kept in order of last use
+      else ids = new Set();
+      this.recentIds.set(m.from, ids);
+      if (this.recentIds.size > RECENT_ID_PEERS) this.recentIds.delete(this.recentIds.keys().next().value!);
+      if (ids.has(m.id)) return false;
+      ids.add(m.id);
+      if (ids.size > RECENT_IDS_PER_PEER) ids.delete(ids.values().next().value!);
+    }
+    this.emit('message:received', m);
+    return true;
+  }
+
   private conversationWith(key: string, signal: AbortSignal | undefined, clientAuth: ClientAuthKey | undefined): Promise<Conversation> {
     const have = this.conversations.get(key);
     if (have) {
@@ -711,14 +936,8 @@ export class Messenger extends Emitter<MessengerEvents> {
       const { circuit, session } = await this.rendezvous(key, signal, this.identity, clientAuth);
       try {
         const stream = await this.openStream(circuit, MESSAGES, 1, signal);
-        return new Conversation(
-          key,
-          circuit,
-          stream,
-          session,
-          (m) => this.emit('message:received', m),
-          (e) => this.emit('endpoint:error', e),
-        );
+        if (this.closed) throw new AbortedError('messenger closed');
+        return this.conversation(key, circuit, stream, session);
       } catch (e) {
         circuit.close();
         throw e;
@@ -733,10 +952,15 @@ export class Messenger extends Emitter<MessengerEvents> {
 
   /**
    * Sends a message to an address. When the endpoint is listening: over an end-to-end session (double ratchet,
-   * padded, in order), status 'delivered'. When it is not (no descriptor, or the rendezvous fails), sealed to the
-   * recipient and left in its mailbox, status 'stored-offline' (unless `offline: 'never'`). Throws
-   * ERR_ADDRESS_* (bad address), ERR_CLIENT_AUTH (the endpoint requires a client key we lack), ERR_UNREACHABLE,
-   * ERR_TIMEOUT, ERR_ABORTED, ERR_LIMIT (too large: MAX_MESSAGE_BYTES live, MAX_MAILBOX_MESSAGE_BYTES offline).
+   * padded, in order), status 'delivered' once the recipient's Messenger acknowledges that it received and emitted
+   * the message. A conversation lost before the acknowledgement (circuit or stream closed, or `ackTimeoutMs` without
+   * one) is rebuilt once with a new rendezvous and the message sent again under the same id; the recipient drops
+   * copies. When the endpoint is not listening (no descriptor, or the rendezvous fails), or the rebuilt conversation
+   * is lost too, the message is sealed to the recipient and left in its mailbox, status 'stored-offline' (unless
+   * `offline: 'never'`). Throws ERR_ADDRESS_* (bad address), ERR_CLIENT_AUTH (the endpoint requires a client key
+   * we lack), ERR_UNREACHABLE, ERR_LINK_CLOSED (no acknowledgement, `offline: 'never'`), ERR_TIMEOUT, ERR_ABORTED,
+   * ERR_LIMIT (too large: MAX_LIVE_MESSAGE_BYTES live, MAX_MAILBOX_MESSAGE_BYTES offline). After ERR_TIMEOUT or
+   * ERR_ABORTED the message may still arrive (once).
    */
   async send(address: string, data: Uint8Array, options: SendOptions = {}): Promise<SendReceipt> {
     const dl = deadline(options.signal, options.timeoutMs, 'send');
@@ -746,11 +970,13 @@ export class Messenger extends Emitter<MessengerEvents> {
       const identityKey = parseAddress(address);
       const to = formatAddress(identityKey);
       const mode = options.offline ?? 'auto';
+      // One id for every copy of this message: each live attempt and the offline one.
+      const id = crypto().random(MESSAGE_ID_LEN);
       const knownOffline = mode === 'auto' && (this.offlineUntil.get(to) ?? 0) > Date.now() && !this.conversations.has(to);
       if (mode !== 'only' && !knownOffline) {
         try {
-          const conv = await this.conversationWith(to, dl.signal, options.clientAuth ?? this.options.clientAuth);
-          const receipt = { status: 'delivered' as const, to, seq: conv.send(data) };
+          const seq = await this.sendLive(to, id, data, dl.signal, options.clientAuth ?? this.options.clientAuth);
+          const receipt = { status: 'delivered' as const, to, seq, id: toHex(id) };
           this.offlineUntil.delete(to);
           this.emit('message:delivered', receipt);
           return receipt;
@@ -761,7 +987,7 @@ export class Messenger extends Emitter<MessengerEvents> {
           this.offlineUntil.set(to, now + OFFLINE_RECHECK_MS);
         }
       }
-      const deposit: { ttlMs?: number; signal?: AbortSignal } = {};
+      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array } = { id };
       const ttl = options.ttlMs ?? this.options.offline?.ttlMs;
       if (ttl !== undefined) deposit.ttlMs = ttl;
       if (dl.signal) deposit.signal = dl.signal;
@@ -775,6 +1001,25 @@ export class Messenger extends Emitter<MessengerEvents> {
       throw error;
     } finally {
       dl.clear();
+    }
+  }
+
+  /**
+   * Hands a message to the conversation with `to` (built if need be) and resolves with its number there once the
+   * peer acknowledges it. A conversation lost first is replaced (a new rendezvous) and the message sent again, up to
+   * LIVE_ATTEMPTS conversations in all; then the last loss is thrown (ERR_LINK_CLOSED or ERR_TIMEOUT), as are the
+   * errors of building a conversation.
+   */
+  private async sendLive(to: string, id: Uint8Array, data: Uint8Array, signal: AbortSignal | undefined, clientAuth: ClientAuthKey | undefined): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      const conv = await this.conversationWith(to, signal, clientAuth);
+      try {
+        return await conv.send(id, data, signal);
+      } catch (e) {
+        if (this.closed) throw new AbortedError('messenger closed');
+        const lost = isAlliumError(e) && (e.code === 'ERR_LINK_CLOSED' || e.code === 'ERR_TIMEOUT');
+        if (!lost || attempt >= LIVE_ATTEMPTS) throw e;
+      }
     }
   }
 
@@ -809,8 +1054,10 @@ export class Messenger extends Emitter<MessengerEvents> {
     for (const i of [...this.intros.values(), ...this.retiring]) i.circuit.close();
     this.intros.clear();
     this.retiring.clear();
-    for (const p of this.conversations.values()) void p.then((c) => c.circuit.close()).catch(() => undefined);
+    for (const p of this.conversations.values()) void p.then((c) => c.close(new AbortedError('messenger closed'))).catch(() => undefined);
     this.conversations.clear();
+    for (const c of this.live) c.close(new AbortedError('messenger closed'));
+    this.live.clear();
     this.content.close();
     this.lookups.close();
     this.outbox.close();
@@ -818,7 +1065,10 @@ export class Messenger extends Emitter<MessengerEvents> {
   }
 }
 
-/** Errors after which send() leaves the message in the mailbox: the endpoint is not there, or did not answer. */
+/**
+ * Errors after which send() leaves the message in the mailbox: the endpoint is not there, did not answer, or the
+ * conversation was lost (twice) before it acknowledged the message.
+ */
 function fallsBackToMailbox(e: unknown): boolean {
   return isAlliumError(e) && (e.code === 'ERR_UNREACHABLE' || e.code === 'ERR_TIMEOUT' || e.code === 'ERR_HANDSHAKE_AUTH' || e.code === 'ERR_LINK_CLOSED' || e.code === 'ERR_STREAM_FAILED');
 }

@@ -1,0 +1,75 @@
+/**
+ * Conversation frames (specs/messaging.md §8.1): the plaintexts that travel, padded and ratchet-encrypted, on the
+ * message stream of a conversation.
+ *
+ *   message = u8(1) | u32(n) | id (16) | data         n: the sender's count of earlier messages on this stream
+ *   ack     = u8(2) | id (16) × k                     1 ≤ k ≤ MAX_ACK_IDS: the ids of messages received
+ *
+ * Both kinds are padded with pad(·, RATCHET_OVERHEAD) before encryption, so an ack fills the smallest bucket just
+ * as a short message does: by size, a relay cannot tell one from the other.
+ *
+ * `id` is random, chosen by the sender, and names the message end to end: a message sent again over a new
+ * conversation (its acknowledgement never came) and its copy left in the recipient's mailbox (specs/messaging.md
+ * §9.2, field "id") carry the same id, so the recipient delivers it once.
+ */
+import { ByteReader, ByteWriter } from './bytes.js';
+import { ProtocolError } from './errors.js';
+import { maxPaddable, PAD_HEADER_LEN, PAD_UNIT } from './padding.js';
+import { RATCHET_OVERHEAD } from './ratchet.js';
+
+export const FRAME_MESSAGE = 1;
+export const FRAME_ACK = 2;
+/** Length of a message id. The same as a mailbox item's id (MAILBOX_ID_LEN), so one id serves both paths. */
+export const MESSAGE_ID_LEN = 16;
+/** Kind, number and id in front of a message's data. */
+export const MESSAGE_FRAME_HEADER_LEN = 1 + 4 + MESSAGE_ID_LEN;
+/** The most ids one ack carries: an ack always fits the smallest padding bucket. */
+export const MAX_ACK_IDS = Math.floor((PAD_UNIT - RATCHET_OVERHEAD - PAD_HEADER_LEN - 1) / MESSAGE_ID_LEN); // 51
+/** The largest message a conversation carries (the largest bucket less the ratchet, padding and frame headers). */
+export const MAX_LIVE_MESSAGE_BYTES = maxPaddable(RATCHET_OVERHEAD) - MESSAGE_FRAME_HEADER_LEN; // 56618
+
+export type ConversationFrame =
+  | { readonly kind: 'message'; readonly n: number; readonly id: Uint8Array; readonly data: Uint8Array }
+  | { readonly kind: 'ack'; readonly ids: readonly Uint8Array[] };
+
+/** The plaintext of a message frame (before padding). */
+export function encodeMessageFrame(n: number, id: Uint8Array, data: Uint8Array): Uint8Array {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new ProtocolError('ERR_SCHEMA', 'message number out of range');
+  if (id.length !== MESSAGE_ID_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a message id is ${MESSAGE_ID_LEN} bytes`);
+  return new ByteWriter(MESSAGE_FRAME_HEADER_LEN + data.length).u8(FRAME_MESSAGE).u32(n).bytes(id).bytes(data).done();
+}
+
+/** The plaintext of an ack frame for 1 to MAX_ACK_IDS message ids (before padding). */
+export function encodeAckFrame(ids: readonly Uint8Array[]): Uint8Array {
+  if (ids.length === 0 || ids.length > MAX_ACK_IDS) throw new ProtocolError('ERR_SCHEMA', `an ack carries 1 to ${MAX_ACK_IDS} ids`);
+  const w = new ByteWriter(1 + ids.length * MESSAGE_ID_LEN).u8(FRAME_ACK);
+  for (const id of ids) {
+    if (id.length !== MESSAGE_ID_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a message id is ${MESSAGE_ID_LEN} bytes`);
+    w.bytes(id);
+  }
+  return w.done();
+}
+
+/**
+ * Decodes an unpadded frame plaintext. Throws ERR_TRUNCATED (shorter than its header), ERR_BAD_LENGTH (an ack
+ * whose length is not 1 + 16·k with 1 ≤ k ≤ MAX_ACK_IDS), ERR_SCHEMA (empty, or an unknown kind).
+ */
+export function decodeFrame(plaintext: Uint8Array): ConversationFrame {
+  const r = new ByteReader(plaintext, 'conversation frame');
+  const kind = r.u8();
+  if (kind === FRAME_MESSAGE) {
+    const n = r.u32();
+    const id = r.bytes(MESSAGE_ID_LEN).slice();
+    return { kind: 'message', n, id, data: r.rest().slice() };
+  }
+  if (kind === FRAME_ACK) {
+    const len = r.remaining;
+    if (len === 0 || len % MESSAGE_ID_LEN !== 0 || len / MESSAGE_ID_LEN > MAX_ACK_IDS) {
+      throw new ProtocolError('ERR_BAD_LENGTH', `an ack carries 1 to ${MAX_ACK_IDS} whole message ids`);
+    }
+    const ids: Uint8Array[] = [];
+    while (r.remaining > 0) ids.push(r.bytes(MESSAGE_ID_LEN).slice());
+    return { kind: 'ack', ids };
+  }
+  throw new ProtocolError('ERR_SCHEMA', `unknown conversation frame kind ${kind}`);
+}
