@@ -21,6 +21,7 @@ export {
   createClientAuthKey,
   formatAddress,
   parseAddress,
+  MAX_LIVE_MESSAGE_BYTES,
   MAX_MAILBOX_MESSAGE_BYTES,
   MAX_MAILBOX_TTL_MS,
   type IncomingMessage,
