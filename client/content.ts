@@ -113,7 +113,7 @@ export class ContentClient {
   /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
   async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
     const results = await this.storeAll(kind, rk, bytes, signal);
-    if (results.includes('quota') && !results.some((r) => r === 'ok' || r === 'exists')) {
+    if (results.length > 0 && results.every((r) => r === 'quota')) {
       throw new AlliumError('ERR_QUOTA', 'every holder refused: storage quota full');
     }
     if (kind === 'record' && results.every((r) => r === 'stale')) throw new AlliumError('ERR_RECORD_STALE', 'a newer edition is already published');
