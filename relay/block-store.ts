@@ -103,6 +103,8 @@ export class BlockStore {
       getBlock: this.db.prepare<[Uint8Array], { data: Buffer }>('SELECT data FROM blocks WHERE rk = ?'),
       hasBlock: this.db.prepare<[Uint8Array], { n: number }>('SELECT 1 AS n FROM blocks WHERE rk = ?'),
       cacheCount: this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM blocks WHERE role = 'cache'"),
+      blockAtOrAfter: this.db.prepare<[Uint8Array], { rk: Buffer }>('SELECT rk FROM blocks WHERE rk >= ? ORDER BY rk LIMIT 1'),
+      mailboxAtOrAfter: this.db.prepare<[Uint8Array], { rk: Buffer }>('SELECT rk FROM mailbox WHERE rk >= ? ORDER BY rk LIMIT 1'),
       insertBlock: this.db.prepare('INSERT OR IGNORE INTO blocks (rk, data, role, stored_at, last_access) VALUES (?, ?, ?, ?, ?)'),
       promote: this.db.prepare("UPDATE blocks SET role = 'replica' WHERE rk = ? AND role = 'cache'"),
       touch: this.db.prepare('UPDATE blocks SET last_access = ?, fetches = fetches + 1 WHERE rk = ?'),
@@ -373,6 +375,22 @@ export class BlockStore {
   }
 
   /** Routing keys not yet checked against placement generation `gen` (replication). */
+  /**
+   * Up to `n` keys of held blocks and mailbox slots, spread over the keyspace: for each of n random points, the first
+   * key at or after it (wrapping round). Cheap at any store size (index seeks only).
+   */
+  sampleKeys(n: number): Uint8Array[] {
+    const out = new Map<string, Uint8Array>();
+    for (let i = 0; i < n; i++) {
+      const at = crypto().random(32);
+      for (const stmt of [this.stmts.blockAtOrAfter, this.stmts.mailboxAtOrAfter]) {
+        const r = stmt.get(at) ?? stmt.get(new Uint8Array(32));
+        if (r) out.set(toHex(r.rk), new Uint8Array(r.rk));
+      }
+    }
+    return [...out.values()];
+  }
+
   uncheckedBlocks(gen: string, limit: number): Uint8Array[] {
     return this.stmts.unchecked.all(gen, limit).map((r) => new Uint8Array(r.rk));
   }

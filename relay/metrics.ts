@@ -22,6 +22,7 @@ export class RelayMetrics {
   readonly gossipBytes: client.Counter<'direction'>;
   readonly circuitsBuilt: client.Counter<'role'>;
   readonly replicated: client.Counter;
+  readonly departures: client.Counter;
 
   constructor(labels: Record<string, string> = {}) {
     this.registry.setDefaultLabels(labels);
@@ -42,6 +43,7 @@ export class RelayMetrics {
     this.storeBlocks = new client.Gauge({ name: 'allium_store_blocks', help: 'Content blocks stored', registers: r });
     this.gossipBytes = new client.Counter({ name: 'allium_gossip_bytes_total', help: 'Directory gossip payload bytes', labelNames: ['direction'], registers: r });
     this.replicated = new client.Counter({ name: 'allium_replicated_total', help: 'Content items copied to another holder by re-replication', registers: r });
+    this.departures = new client.Counter({ name: 'allium_holder_departures_total', help: 'Holders left out of placement after staying unreachable for the departure grace', registers: r });
     this.circuitsBuilt = new client.Counter({ name: 'allium_circuits_created_total', help: 'Circuit hops created at this relay, by position', labelNames: ['role'], registers: r });
   }
 

@@ -357,8 +357,14 @@ export class Relay {
         identity,
         k: cfg.replication_factor,
         circuitTo: (d) => this.replicationCircuit(d),
+        probe: (d) => this.overlay.linkTo(d.id).then(
+          (link) => link.isOpen,
+          () => false,
+        ),
+        departureGraceMs: 3 * cfg.timing.repair_interval,
         metrics: this.metrics,
         log: this.log,
+        now: this.now,
       });
     }
     this.overlayImpl = new Overlay({

@@ -8,6 +8,10 @@
  *   evicted first.
  * - Popular items (many fetches since the last look) are also offered to the next k relays in distance order, as
  *   cached copies, so load spreads as demand grows.
+ * - Departures are noticed before descriptors expire: each pass probes the other holders of a sample of held keys
+ *   (a relay link to each), and a holder that cannot be reached for `departureGraceMs` is left out of placement
+ *   here until it answers again or publishes a newer descriptor. Leaving it out changes the generation, so its items
+ *   get a new holder within a pass or two instead of when its descriptor expires, hours later.
  * Transfers use one-hop circuits to the other holder over relay links; no client is involved or identifiable.
  */
 import type { Logger } from 'pino';
@@ -32,6 +36,13 @@ export interface ReplicatorOptions {
   log: Logger;
   batch?: number;
   popularFetches?: number;
+  /** Whether a relay answers (e.g. a relay link to it opens); without it, only failed transfers count as misses. */
+  probe?: (d: Descriptor) => Promise<boolean>;
+  /** How long a holder must stay unreachable before it is left out of placement (default 3 minutes). */
+  departureGraceMs?: number;
+  /** Holders probed per pass, at most (default 16). */
+  probesPerPass?: number;
+  now?: () => number;
 }
 
 export class Replicator {
@@ -40,12 +51,82 @@ export class Replicator {
   /** Items re-replicated since start (for metrics and tests). */
   pushed = 0;
 
+  /** Relays that failed every contact since `since` (fingerprint → first failure of the run, Unix ms). */
+  private readonly misses = new Map<string, number>();
+  /** Relays left out of placement: fingerprint → `pub` of the descriptor they were left out under. */
+  private readonly departed = new Map<string, number>();
+
   constructor(private readonly o: ReplicatorOptions) {}
 
-  /** The placement generation: a hash of the store relays currently in the directory. */
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  /** The directory as placement here sees it: without relays taken to have left (see noteMiss). */
+  relays(): Descriptor[] {
+    const all = this.o.directory.all();
+    if (this.departed.size === 0) return all;
+    return all.filter((d) => this.departed.get(d.fingerprint) !== d.pub);
+  }
+
+  /** Fingerprints of relays currently left out of placement. */
+  departedRelays(): string[] {
+    return [...this.departed.keys()];
+  }
+
+  private noteAnswer(d: Descriptor): void {
+    this.misses.delete(d.fingerprint);
+    if (this.departed.delete(d.fingerprint)) this.o.log.info({ relay: d.fingerprint.slice(0, 8) }, 'holder answers again: placing items there again');
+  }
+
+  private noteMiss(d: Descriptor): void {
+    const now = this.now();
+    const since = this.misses.get(d.fingerprint);
+    if (since === undefined) {
+      this.misses.set(d.fingerprint, now);
+      return;
+    }
+    if (now - since >= (this.o.departureGraceMs ?? 180_000) && this.departed.get(d.fingerprint) !== d.pub) {
+      this.departed.set(d.fingerprint, d.pub);
+      this.o.metrics.departures.inc();
+      this.o.log.info({ relay: d.fingerprint.slice(0, 8), unreachableForMs: now - since }, 'holder unreachable: placing its items elsewhere until it answers');
+    }
+  }
+
+  /** Probes the other holders of a sample of held keys, so a holder that left is noticed without a transfer. */
+  private async watchHolders(): Promise<void> {
+    const probe = this.o.probe;
+    if (!probe) return;
+    const me = this.o.identity.fingerprint;
+    const all = this.o.directory.all();
+    const targets = new Map<string, Descriptor>();
+    for (const rk of this.o.store.sampleKeys(8)) {
+      // The holders in the full directory: a relay already left out is probed too, to notice its return.
+      for (const h of holdersOf(rk, all, this.o.k + 1)) if (h.fingerprint !== me) targets.set(h.fingerprint, h);
+    }
+    for (const fp of this.departed.keys()) {
+      const d = all.find((x) => x.fingerprint === fp);
+      if (d) targets.set(fp, d);
+    }
+    const list = [...targets.values()].slice(0, this.o.probesPerPass ?? 16);
+    await Promise.all(
+      list.map(async (d) => {
+        let ok = false;
+        try {
+          ok = await probe(d);
+        } catch {
+          ok = false;
+        }
+        if (this.stopped) return;
+        if (ok) this.noteAnswer(d);
+        else this.noteMiss(d);
+      }),
+    );
+  }
+
+  /** The placement generation: a hash of the store relays placement here counts (see relays()). */
   generation(): string {
-    const fps = this.o.directory
-      .all()
+    const fps = this.relays()
       .filter(isStoreRelay)
       .map((d) => d.fingerprint)
       .sort();
@@ -61,8 +142,10 @@ export class Replicator {
     if (this.running || this.stopped) return 0;
     this.running = true;
     try {
+      await this.watchHolders();
+      if (this.stopped) return 0;
       const gen = this.generation();
-      const relays = this.o.directory.all();
+      const relays = this.relays();
       const me = this.o.identity.fingerprint;
       let checked = 0;
       for (const rk of this.o.store.uncheckedBlocks(gen, this.o.batch ?? 32)) {
@@ -116,7 +199,14 @@ export class Replicator {
   /** Makes sure `h` holds the item. True if it has it now, false if it refused (quota), null if unreachable. */
   private async ensure(h: Descriptor, kind: 'block' | 'record' | 'mailbox', rk: Uint8Array, data: Uint8Array, cache: boolean): Promise<boolean | null> {
     try {
-      const circuit = await this.o.circuitTo(h);
+      let circuit: ClientCircuit;
+      try {
+        circuit = await this.o.circuitTo(h);
+      } catch (e) {
+        this.noteMiss(h);
+        throw e;
+      }
+      this.noteAnswer(h);
       if (kind === 'block') {
         const has = await fetchItem(circuit, 'block', rk, { head: true });
         if (has) return true;

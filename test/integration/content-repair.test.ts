@@ -264,3 +264,47 @@ describe('content durability: kill, erasure, tamper, crash (relay processes)', f
     again.close();
   });
 });
+
+describe('content durability: a departed holder is noticed before its descriptor expires (relay processes)', function () {
+  this.timeout(180_000);
+  // Descriptors valid ten minutes: expiry plays no part here. The departure grace is three repair intervals (3 s).
+  const LONG = { repair_interval: 1000, descriptor_lifetime: 600_000, descriptor_renew: 200_000 };
+  let net: TestNetwork;
+  let client: AlliumClient;
+  let content: ContentClient;
+
+  before(async () => {
+    net = await startNetwork(7, { timing: LONG });
+    client = await startClient(net.bootstrap);
+    content = new ContentClient(client);
+  });
+
+  after(async () => {
+    content?.close();
+    await client?.stop();
+    await net?.stop();
+  });
+
+  it('a holder killed: the other holders stop counting it and restore k = 3 live copies while its descriptor is still valid', async () => {
+    const data = patternBytes(2 * BLOCK_PAYLOAD_MAX, 77);
+    const layout = await fileLayout(data);
+    const link = await content.put(data);
+    const all = client.directory.all();
+    const relayOf = (d: Descriptor): RelayProcess => net.relays.find((r) => r.fingerprint === d.fingerprint)!;
+    const victim = relayOf(holdersOf(layout.root.rk, all, 3)[0]!);
+    await victim.kill('SIGKILL');
+    const live = net.relays.filter((r) => r !== victim);
+    const liveDescriptors = all.filter((d) => d.fingerprint !== victim.fingerprint);
+    const holding = (rk: Uint8Array): RelayProcess[] => live.filter((r) => storedBlock(r, rk) !== null);
+    await waitFor(
+      () => [...layout.blocks.values()].every(({ ref }) => holdersOf(ref.rk, liveDescriptors, 3).every((h) => holding(ref.rk).includes(relayOf(h)))),
+      60_000,
+      'every block at its three nearest live relays',
+    );
+    // Nothing expired: every survivor still has the killed relay's descriptor.
+    for (const r of live) expect(await r.metric('allium_directory_relays')).to.equal(net.relays.length);
+    const departures = await Promise.all(live.map((r) => r.metric('allium_holder_departures_total')));
+    expect(departures.reduce((a, b) => a + b, 0)).to.be.greaterThan(0);
+    expect(sha256(await content.get(link))).to.equal(sha256(data));
+  });
+});
