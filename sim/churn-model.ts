@@ -27,8 +27,11 @@
  * constant. Files are 32 data blocks and 16 Reed-Solomon parity blocks (protocol/file-codec.ts: a segment of k
  * data blocks gets ceil(k/2) parity blocks, any k of them rebuild it) plus a root block.
  *
- * The variant `instant-removal` drops a relay from every directory the moment it leaves: what the policy would do
- * if departures were known at once. It isolates the cost of learning about departures only from expiry.
+ * Departures: as built, the other holders of a departed relay's items notice it within about four passes (a first
+ * failed probe, then three repair intervals of grace: relay/replication.ts) and place without it from then on; the
+ * model drops it from placement at that moment, or when its last descriptor expires if that comes first. The
+ * variant `expiry-only` learns of departures only from descriptor expiry (the policy before probing); the variant
+ * `instant-removal` drops a relay the moment it leaves: what the policy would do if departures were known at once.
  */
 import { positionOf } from '../protocol/placement.js';
 import { EventQueue } from './event-queue.js';
@@ -43,7 +46,7 @@ export interface ChurnOptions {
   /** Fraction of relays leaving per hour (each relay's lifetime is exponential with mean 1 / churnPerHour hours). */
   churnPerHour: number;
   hours: number;
-  variant?: 'as-built' | 'instant-removal';
+  variant?: 'as-built' | 'expiry-only' | 'instant-removal';
   dataPerFile?: number;
   parityPerFile?: number;
   descriptorLifetimeMs?: number;
@@ -112,7 +115,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 
 export function runChurn(o: ChurnOptions): ChurnResult {
   const opt = {
-    variant: 'as-built' as const,
+    variant: 'as-built' as 'as-built' | 'expiry-only' | 'instant-removal',
     dataPerFile: 32,
     parityPerFile: 16,
     descriptorLifetimeMs: 3 * HOUR,
@@ -245,7 +248,9 @@ export function runChurn(o: ChurnOptions): ChurnResult {
       // Listed until the last descriptor it published expires.
       const since = (q.now - r.renewPhase) % opt.descriptorRenewMs;
       const lastPub = q.now - (since < 0 ? since + opt.descriptorRenewMs : since);
-      q.at(Math.max(q.now, lastPub + opt.descriptorLifetimeMs), () => unlist(r));
+      const expiry = lastPub + opt.descriptorLifetimeMs;
+      const noticed = opt.variant === 'as-built' ? q.now + (rng.next() + 3) * opt.repairIntervalMs : Number.POSITIVE_INFINITY;
+      q.at(Math.max(q.now, Math.min(expiry, noticed)), () => unlist(r));
     }
     join(q.now, false);
   };

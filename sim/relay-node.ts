@@ -291,6 +291,12 @@ export class FullRelay extends SimRelay {
         identity: this.identity,
         k: cfg.replication_factor,
         circuitTo: (d) => this.replicationCircuit(d),
+        probe: (d) => this.overlay.linkTo(d.id).then(
+          (link) => link.isOpen,
+          () => false,
+        ),
+        departureGraceMs: 3 * cfg.timing.repair_interval,
+        now: () => world.now,
         metrics,
         log: world.log,
       });

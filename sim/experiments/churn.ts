@@ -218,7 +218,7 @@ export async function churn(o: ChurnExperimentOptions): Promise<ExperimentResult
     return [
       `${pct(r.options.churnPerHour)}%`,
       r.options.k,
-      r.options.variant === 'as-built' ? 'as built' : 'departures known at once',
+      r.options.variant === 'as-built' ? 'as built' : r.options.variant === 'expiry-only' ? 'departures known at expiry' : 'departures known at once',
       pct(r.lostBlocks / r.blocks),
       pct(end.retrievable),
       pct(Math.min(...s.map((x) => x.retrievable))),
@@ -249,7 +249,8 @@ export async function churn(o: ChurnExperimentOptions): Promise<ExperimentResult
 
   // What moves the result: the policy's parameters one at a time, at 10% an hour and k = 3.
   const variants: [string, Partial<Parameters<typeof runChurn>[0]>][] = [
-    ['as built', {}],
+    ['as built (departed holders noticed by probes within about four passes)', {}],
+    ['departures noticed only when descriptors expire (before probing)', { variant: 'expiry-only' }],
     ['no batch limit (every unchecked block each pass)', { batch: 1_000_000 }],
     ['dials to departed relays fail in 0.1 s, not 10 s', { deadDialMs: 100 }],
     ['both', { batch: 1_000_000, deadDialMs: 100 }],
