@@ -13,18 +13,50 @@ export const MAX_CONTROL_MESSAGE = 256 * 1024;
 export const MAX_DESCRIPTORS_PER_MESSAGE = 100;
 /** A summary of 5,000 (identity, published) pairs stays under MAX_CONTROL_MESSAGE (specs/directory.md §5). */
 export const MAX_SUMMARY_ENTRIES = 5_000;
+/** Most (identity, published) pairs in one `gossip-announce` (44 bytes each: about 44 KB). */
+export const MAX_ANNOUNCE_ENTRIES = 1_000;
 
 const descList = z.array(zBytes(undefined, MAX_DESCRIPTOR_BYTES)).max(MAX_DESCRIPTORS_PER_MESSAGE);
+
+/** Unsigned lexicographic order of two byte strings (the order of their lowercase hex). */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+/** True when the pairs' identities are in strictly ascending order and all above `after`. */
+function ascending(e: readonly (readonly [Uint8Array, number])[], after: Uint8Array | null = null): boolean {
+  let prev = after;
+  for (const [id] of e) {
+    if (prev && compareBytes(prev, id) >= 0) return false;
+    prev = id;
+  }
+  return true;
+}
+
+const pairs = (max: number) => z.array(z.tuple([zBytes(32), zUint()])).max(max);
 
 export const controlSchema = z.discriminatedUnion('t', [
   /** Anti-entropy opener: the sender's directory digest and size. */
   z.strictObject({ t: z.literal('gossip-digest'), d: zBytes(32), n: zUint() }),
-  /** The reply when digests differ: every (identity, published) pair the sender holds. */
-  z.strictObject({ t: z.literal('gossip-summary'), e: z.array(z.tuple([zBytes(32), zUint()])).max(MAX_SUMMARY_ENTRIES) }),
+  /**
+   * The reply when digests differ: the sender's (identity, published) pairs with identities above `after` (all of
+   * them when null), in ascending order. `more`: the list was cut after its last entry, so it says nothing of the
+   * identities above that one.
+   */
+  z
+    .strictObject({ t: z.literal('gossip-summary'), e: pairs(MAX_SUMMARY_ENTRIES), after: zBytes(32).nullable(), more: z.boolean() })
+    .refine((m) => ascending(m.e, m.after), { message: 'summary entries out of order', path: ['e'] })
+    .refine((m) => !m.more || m.e.length > 0, { message: 'an empty summary cannot be cut', path: ['more'] }),
   /** Identities whose descriptors the sender wants. */
   z.strictObject({ t: z.literal('gossip-want'), ids: z.array(zBytes(32)).max(MAX_SUMMARY_ENTRIES) }),
   /** Signed descriptors. */
   z.strictObject({ t: z.literal('gossip-push'), ds: descList }),
+  /** (identity, published) of descriptors the sender has just added, in ascending order: ask with gossip-want. */
+  z
+    .strictObject({ t: z.literal('gossip-announce'), e: pairs(MAX_ANNOUNCE_ENTRIES).min(1) })
+    .refine((m) => ascending(m.e), { message: 'announced entries out of order', path: ['e'] }),
   /** A client asks for descriptors that arrived at or after `since` (responder time), page after `after`. */
   z.strictObject({ t: z.literal('dir-get'), since: zUint(), after: zBytes(32).nullable() }),
   /** A directory page. `at` is the responder's time; `more` says another page follows after the last identity. */

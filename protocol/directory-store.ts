@@ -106,20 +106,43 @@ export class DirectoryStore {
   }
 
   /**
-   * Compares a peer's summary with ours: the identities we should ask for (missing or older here) and the
-   * descriptors we should send (missing or older there).
+   * One page of the summary (specs/directory.md §5.3): the [identity, pub] pairs of the entries whose fingerprint
+   * is above hex(`after`) (all entries when null), in ascending fingerprint order, at most `max`. `more` says the
+   * list was cut: entries above its last one exist and are not in it.
    */
-  diff(peer: readonly (readonly [Uint8Array, number])[]): { want: Uint8Array[]; give: Descriptor[] } {
+  summaryPage(after: Uint8Array | null, max: number): { e: [Uint8Array, number][]; more: boolean } {
+    const lo = after ? toHex(after) : null;
+    const keys = [...this.entries.keys()].filter((fp) => lo === null || fp > lo).sort();
+    const e = keys.slice(0, max).map((fp): [Uint8Array, number] => {
+      const d = this.entries.get(fp)!.descriptor;
+      return [d.id, d.pub];
+    });
+    return { e, more: keys.length > max };
+  }
+
+  /**
+   * Compares a peer's summary with ours: the identities we should ask for (missing or older here) and the
+   * descriptors we should send (missing or older there). A summary page speaks only for the fingerprints it covers —
+   * above hex(`after`) and, when it was cut (`more`), up to its last entry — so nothing outside that range is given.
+   */
+  diff(peer: readonly (readonly [Uint8Array, number])[], range: { after?: Uint8Array | null; more?: boolean } = {}): { want: Uint8Array[]; give: Descriptor[] } {
     const theirs = new Map<string, number>();
     const want: Uint8Array[] = [];
+    let last = '';
     for (const [id, pub] of peer) {
       const fp = toHex(id);
       theirs.set(fp, pub);
+      if (fp > last) last = fp;
       const mine = this.entries.get(fp);
       if (!mine || mine.descriptor.pub < pub) want.push(id);
     }
+    const lo = range.after ? toHex(range.after) : null;
     const give: Descriptor[] = [];
+    // A cut page with no entries covers nothing (the schema refuses one).
+    if (range.more && peer.length === 0) return { want, give };
     for (const [fp, e] of this.entries) {
+      if (lo !== null && fp <= lo) continue;
+      if (range.more && fp > last) continue;
       const t = theirs.get(fp);
       if (t === undefined || t < e.descriptor.pub) give.push(e.descriptor);
     }

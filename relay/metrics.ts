@@ -20,6 +20,8 @@ export class RelayMetrics {
   readonly storeBytes: client.Gauge;
   readonly storeBlocks: client.Gauge;
   readonly gossipBytes: client.Counter<'direction'>;
+  readonly gossipDescriptors: client.Counter<'result'>;
+  readonly gossipPulls: client.Counter<'event'>;
   readonly circuitsBuilt: client.Counter<'role'>;
   readonly replicated: client.Counter;
   readonly departures: client.Counter;
@@ -42,6 +44,18 @@ export class RelayMetrics {
     this.storeBytes = new client.Gauge({ name: 'allium_store_bytes', help: 'Bytes of content blocks stored', registers: r });
     this.storeBlocks = new client.Gauge({ name: 'allium_store_blocks', help: 'Content blocks stored', registers: r });
     this.gossipBytes = new client.Counter({ name: 'allium_gossip_bytes_total', help: 'Directory gossip payload bytes', labelNames: ['direction'], registers: r });
+    this.gossipDescriptors = new client.Counter({
+      name: 'allium_gossip_descriptors_total',
+      help: 'Descriptors received whole in relay gossip, by result: new (added), known (already held), refused',
+      labelNames: ['result'],
+      registers: r,
+    });
+    this.gossipPulls = new client.Counter({
+      name: 'allium_gossip_pulls_total',
+      help: 'Announced descriptors asked for, by event: asked, retried (another announcer), abandoned, dropped (too many pending)',
+      labelNames: ['event'],
+      registers: r,
+    });
     this.replicated = new client.Counter({ name: 'allium_replicated_total', help: 'Content items copied to another holder by re-replication', registers: r });
     this.departures = new client.Counter({ name: 'allium_holder_departures_total', help: 'Holders left out of placement after staying unreachable for the departure grace', registers: r });
     this.circuitsBuilt = new client.Counter({ name: 'allium_circuits_created_total', help: 'Circuit hops created at this relay, by position', labelNames: ['role'], registers: r });

@@ -2,10 +2,14 @@
  * The supernode overlay (specs/directory.md §5): links to other relays, and directory gossip over them.
  *
  * - Keeps up to `degree` links with relays chosen at random from the directory (plus any that dial us).
- * - Push: a new or newer descriptor is flooded to every relay link except the one it came from (batched briefly).
- * - Pull (anti-entropy): every `gossipInterval` one random neighbour gets our directory digest; if it differs, the
- *   neighbour answers with a summary of (identity, published) pairs and both sides exchange what the other lacks.
- *   A newly opened relay link starts with a digest exchange, so a joining relay learns the directory at once.
+ * - Announce and pull: a new or newer descriptor learned from another relay is announced — its (identity,
+ *   published) pair — to every relay neighbour not known to hold it (batched briefly); a neighbour that lacks that
+ *   edition asks one announcer for it (`gossip-want`) and receives it whole, asking another announcer if the first
+ *   does not deliver in time. The relay's own new descriptor is pushed whole (no neighbour can hold it yet).
+ * - Anti-entropy: every `gossipInterval` one random neighbour gets our directory digest; if it differs, the
+ *   neighbour answers with a summary page of (identity, published) pairs and both sides exchange what the other
+ *   lacks within the fingerprints the page covers. A newly opened relay link starts with a digest exchange, so a
+ *   joining relay learns the directory at once.
  * - Serves directory pages to clients (`dir-get` → `dir`).
  * Descriptors that fail verification are dropped and counted; a forged or malformed one closes the link.
  *
@@ -17,7 +21,7 @@ import type { Logger } from 'pino';
 import type { IdentityKey } from '../crypto/keys.js';
 import { fingerprintOf, parseFingerprint } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
-import { MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
+import { MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError } from '../protocol/errors.js';
@@ -52,13 +56,56 @@ export interface OverlayOptions {
 const DIR_PAGE = MAX_DESCRIPTORS_PER_MESSAGE;
 /** A bridge gives up on a directory page after this long (and asks again at the next interval). */
 const PAGE_TIMEOUT_MS = 10_000;
+/** How long an announcer has to deliver a descriptor it was asked for before another announcer is asked. */
+export const PULL_TIMEOUT_MS = 3_000;
+/** Descriptors being pulled at once; announcements beyond are dropped (anti-entropy brings what they named). */
+export const MAX_PENDING_PULLS = 10_000;
+/** Descriptors being asked of one neighbour at once: its announcements beyond start no pull. */
+export const MAX_PULLS_PER_NEIGHBOUR = 1_000;
+/** Announcers remembered per descriptor being pulled. */
+const MAX_PULL_OFFERS = 16;
+
+/** A descriptor announced by neighbours and asked for, not yet held at the announced edition. */
+interface Pull {
+  readonly id: Uint8Array;
+  /** The newest published time announced. */
+  pub: number;
+  /** Announcers (neighbour fingerprints) with the published time each announced, in the order they announced. */
+  readonly offers: Map<string, number>;
+  /** Announcers asked so far; the last one asked is `asked`. */
+  readonly tried: Set<string>;
+  asked: string;
+  /** Counts the asks, so a timer set for an earlier one does nothing. */
+  attempt: number;
+}
+
+/** A descriptor queued for the next batch: whole to every neighbour if our own, else announced. */
+interface Queued {
+  d: Descriptor;
+  own: boolean;
+  /** Neighbours known to hold this edition or a newer one: nothing is sent to them. */
+  skip: Set<string>;
+}
 
 export class Overlay {
   private readonly relayLinks = new Map<string, Set<Link>>();
   private readonly dialing = new Map<string, Promise<Link>>();
   private readonly addresses = new Map<string, string>();
-  private readonly floodQueue = new Map<string, { d: Descriptor; from: Link | null }>();
-  private floodTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly gossipQueue = new Map<string, Queued>();
+  private batchTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Announced descriptors being asked for, by fingerprint. */
+  private readonly pulls = new Map<string, Pull>();
+  private readonly pullTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Pulls currently asked of each neighbour. */
+  private readonly askedOf = new Map<string, number>();
+  /**
+   * How each neighbour answered our last asks: 1 if it delivered, −k after k asks in a row timed out, absent (0)
+   * while it has not been asked. Announcers are asked in order of standing.
+   */
+  private readonly standing = new Map<string, number>();
+  /** Where the next summary page starts (identities above this one); null: at the start. */
+  private summaryCursor: Uint8Array | null = null;
+  private readonly peerFps = new WeakMap<Link, string>();
   private gossipTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   /** Newest signed consensus per configured authority. */
@@ -95,8 +142,13 @@ export class Overlay {
 
   stop(): void {
     this.stopped = true;
-    if (this.floodTimer) clearTimeout(this.floodTimer);
+    if (this.batchTimer) clearTimeout(this.batchTimer);
     if (this.gossipTimer) clearTimeout(this.gossipTimer);
+    for (const t of this.pullTimers) clearTimeout(t);
+    this.pullTimers.clear();
+    this.pulls.clear();
+    this.askedOf.clear();
+    this.standing.clear();
     for (const f of this.fetches.values()) clearTimeout(f.timer);
     this.fetches.clear();
   }
@@ -114,12 +166,16 @@ export class Overlay {
     // A bridge keeps only the links it dialed (as a client) as neighbours, and gossips on none.
     if (this.o.bridge && !link.initiatedHere) return;
     const fp = fingerprintOf(link.peer.identity);
+    this.peerFps.set(link, fp);
     let set = this.relayLinks.get(fp);
     if (!set) this.relayLinks.set(fp, (set = new Set()));
     set.add(link);
     link.once('link:close', () => {
       set!.delete(link);
-      if (set!.size === 0) this.relayLinks.delete(fp);
+      if (set!.size === 0) {
+        this.relayLinks.delete(fp);
+        this.neighbourGone(fp);
+      }
       const f = this.fetches.get(link);
       if (f) clearTimeout(f.timer);
       this.fetches.delete(link);
@@ -173,30 +229,193 @@ export class Overlay {
     }
   }
 
-  /** Adds our own or a received descriptor and floods it if it is new. */
+  /**
+   * Adds a descriptor and spreads it if it is new or newer: our own (`from` null) is pushed whole to every
+   * neighbour; one received is announced to every neighbour not known to hold it.
+   */
   publish(d: Descriptor, from: Link | null = null): void {
     const result = this.o.directory.add(d, this.now());
     this.o.metrics.directorySize.set(this.o.directory.size);
-    if (result !== 'same') this.queueFlood(d, from);
+    if (result !== 'same') this.queueGossip(d, from, from === null);
   }
 
-  private queueFlood(d: Descriptor, from: Link | null): void {
-    if (this.o.bridge) return;
-    this.floodQueue.set(d.fingerprint, { d, from });
-    if (!this.floodTimer && !this.stopped) this.floodTimer = setTimeout(() => this.flushFlood(), 20);
-  }
-
-  private flushFlood(): void {
-    this.floodTimer = null;
-    const items = [...this.floodQueue.values()];
-    this.floodQueue.clear();
-    for (const set of this.relayLinks.values()) {
-      for (const link of set) {
-        const ds = items.filter((i) => i.from !== link).map((i) => i.d.raw);
-        for (let i = 0; i < ds.length; i += DIR_PAGE) this.send(link, { t: 'gossip-push', ds: ds.slice(i, i + DIR_PAGE) });
-        break; // one link per neighbour is enough
-      }
+  private queueGossip(d: Descriptor, from: Link | null, own: boolean): void {
+    const skip = new Set<string>();
+    if (from) skip.add(this.peerOf(from));
+    // Whoever announced this edition (or a newer one) holds it.
+    const p = this.pulls.get(d.fingerprint);
+    if (p && d.pub >= p.pub) {
+      for (const [fp, pub] of p.offers) if (pub >= d.pub) skip.add(fp);
+      if (from && p.asked === this.peerOf(from)) this.standing.set(p.asked, 1); // it delivered
+      this.endPull(d.fingerprint, p);
     }
+    if (this.o.bridge) return;
+    this.gossipQueue.set(d.fingerprint, { d, own, skip });
+    if (!this.batchTimer && !this.stopped) this.batchTimer = setTimeout(() => this.flushGossip(), 20);
+  }
+
+  private flushGossip(): void {
+    this.batchTimer = null;
+    const items = [...this.gossipQueue.values()].sort((a, b) => (a.d.fingerprint < b.d.fingerprint ? -1 : 1));
+    this.gossipQueue.clear();
+    for (const [fp, set] of this.relayLinks) {
+      const link = openOne(set);
+      if (!link) continue;
+      const push: Uint8Array[] = [];
+      const announce: [Uint8Array, number][] = [];
+      for (const i of items) {
+        // Nothing to the neighbours known to hold it, nor to its publisher.
+        if (i.skip.has(fp) || fp === i.d.fingerprint) continue;
+        if (i.own) push.push(i.d.raw);
+        else announce.push([i.d.id, i.d.pub]);
+      }
+      for (let i = 0; i < push.length; i += DIR_PAGE) this.send(link, { t: 'gossip-push', ds: push.slice(i, i + DIR_PAGE) });
+      for (let i = 0; i < announce.length; i += MAX_ANNOUNCE_ENTRIES) this.send(link, { t: 'gossip-announce', e: announce.slice(i, i + MAX_ANNOUNCE_ENTRIES) });
+    }
+  }
+
+  /** The fingerprint of a relay link's peer. */
+  private peerOf(link: Link): string {
+    let fp = this.peerFps.get(link);
+    if (fp === undefined) {
+      fp = link.peer?.identity ? fingerprintOf(link.peer.identity) : '';
+      this.peerFps.set(link, fp);
+    }
+    return fp;
+  }
+
+  /**
+   * A neighbour announced descriptors. Those we hold at that edition or newer cost nothing more; for the others we
+   * ask this neighbour, unless another announcer is already being asked for that edition: then this one is kept as
+   * a fallback, or asked instead at once if the one being asked has let asks time out and this one stands better.
+   */
+  private onAnnounce(link: Link, entries: readonly (readonly [Uint8Array, number])[]): void {
+    const from = this.peerOf(link);
+    const ids: Uint8Array[] = [];
+    const asks: [string, number][] = [];
+    for (const [id, pub] of entries) {
+      const fp = fingerprintOf(id);
+      const have = this.o.directory.get(fp);
+      if (have && have.pub >= pub) {
+        const q = this.gossipQueue.get(fp);
+        if (q && q.d.pub <= pub) q.skip.add(from);
+        continue;
+      }
+      let p = this.pulls.get(fp);
+      if (p && p.pub >= pub) {
+        if (!p.offers.has(from) && p.offers.size < MAX_PULL_OFFERS) p.offers.set(from, pub);
+        const asked = this.standingOf(p.asked);
+        if (pub === p.pub && asked < 0 && this.standingOf(from) > asked && !p.tried.has(from) && (this.askedOf.get(from) ?? 0) < MAX_PULLS_PER_NEIGHBOUR) {
+          this.o.metrics.gossipPulls.inc({ event: 'retried' });
+          this.setAsked(p, from);
+          asks.push([fp, p.attempt]);
+          ids.push(id);
+        }
+        continue;
+      }
+      if ((this.askedOf.get(from) ?? 0) >= MAX_PULLS_PER_NEIGHBOUR || (!p && this.pulls.size >= MAX_PENDING_PULLS)) {
+        this.o.metrics.gossipPulls.inc({ event: 'dropped' });
+        continue;
+      }
+      if (!p) {
+        p = { id, pub, offers: new Map(), tried: new Set(), asked: '', attempt: 0 };
+        this.pulls.set(fp, p);
+      }
+      // A newer edition than any asked for so far: ask its announcer at once.
+      p.pub = pub;
+      p.offers.delete(from);
+      p.offers.set(from, pub);
+      this.setAsked(p, from);
+      asks.push([fp, p.attempt]);
+      ids.push(id);
+    }
+    if (ids.length) this.askFor(link, ids, asks);
+  }
+
+  /** Sends a want and, after PULL_TIMEOUT_MS, asks other announcers for whatever has not arrived. */
+  private askFor(link: Link, ids: Uint8Array[], asks: [string, number][]): void {
+    this.o.metrics.gossipPulls.inc({ event: 'asked' }, ids.length);
+    for (let i = 0; i < ids.length; i += MAX_SUMMARY_ENTRIES) this.send(link, { t: 'gossip-want', ids: ids.slice(i, i + MAX_SUMMARY_ENTRIES) });
+    if (this.stopped) return;
+    const timer = setTimeout(() => {
+      this.pullTimers.delete(timer);
+      this.retryPulls(asks, true);
+    }, PULL_TIMEOUT_MS);
+    (timer as { unref?: () => void }).unref?.();
+    this.pullTimers.add(timer);
+  }
+
+  /**
+   * Asks another announcer for each pull whose last ask (`attempt`) went unanswered — the untried one in the best
+   * standing, the earliest to announce among equals — and gives up when none is left.
+   */
+  private retryPulls(asks: readonly [string, number][], timedOut = false): void {
+    const next = new Map<string, { ids: Uint8Array[]; asks: [string, number][] }>();
+    for (const [fp, attempt] of asks) {
+      const p = this.pulls.get(fp);
+      if (!p || p.attempt !== attempt) continue;
+      if (timedOut && this.relayLinks.has(p.asked)) this.standing.set(p.asked, Math.min(0, this.standingOf(p.asked)) - 1);
+      let to: string | null = null;
+      let best = -Infinity;
+      for (const [n, pub] of p.offers) {
+        if (pub < p.pub || p.tried.has(n) || !this.relayLinks.has(n)) continue;
+        const st = this.standingOf(n);
+        if (st > best) {
+          best = st;
+          to = n;
+        }
+      }
+      if (to === null) {
+        // Nobody else announced it: anti-entropy (or the next announcement) brings it.
+        this.endPull(fp, p);
+        this.o.metrics.gossipPulls.inc({ event: 'abandoned' });
+        continue;
+      }
+      this.o.metrics.gossipPulls.inc({ event: 'retried' });
+      this.setAsked(p, to);
+      let g = next.get(to);
+      if (!g) next.set(to, (g = { ids: [], asks: [] }));
+      g.ids.push(p.id);
+      g.asks.push([fp, p.attempt]);
+    }
+    for (const [to, g] of next) {
+      const link = openOne(this.relayLinks.get(to));
+      if (link) this.askFor(link, g.ids, g.asks);
+      else this.retryPulls(g.asks); // no open link after all: the next announcer (`to` is tried now)
+    }
+  }
+
+  /** Records a new ask of `to` for `p` (a new attempt). */
+  private setAsked(p: Pull, to: string): void {
+    if (p.asked) this.uncount(p.asked);
+    p.asked = to;
+    p.tried.add(to);
+    p.attempt++;
+    this.askedOf.set(to, (this.askedOf.get(to) ?? 0) + 1);
+  }
+
+  private standingOf(n: string): number {
+    return this.standing.get(n) ?? 0;
+  }
+
+  private endPull(fp: string, p: Pull): void {
+    this.pulls.delete(fp);
+    if (p.asked) this.uncount(p.asked);
+  }
+
+  private uncount(n: string): void {
+    const c = (this.askedOf.get(n) ?? 0) - 1;
+    if (c > 0) this.askedOf.set(n, c);
+    else this.askedOf.delete(n);
+  }
+
+  /** A neighbour's last link closed: what it was asked for is asked of other announcers now. */
+  private neighbourGone(fp: string): void {
+    if (this.stopped) return;
+    this.standing.delete(fp);
+    const asks: [string, number][] = [];
+    for (const [k, p] of this.pulls) if (p.asked === fp) asks.push([k, p.attempt]);
+    if (asks.length) this.retryPulls(asks);
   }
 
   private scheduleGossip(): void {
@@ -213,6 +432,17 @@ export class Overlay {
       this.scheduleGossip();
     }, this.o.gossipIntervalMs * jitter);
     (this.gossipTimer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Answers a differing digest with one page of our summary. A view larger than a page is summarised a page at a
+   * time, each answer continuing where the previous one ended, so successive rounds cover the whole view.
+   */
+  private sendSummary(link: Link): void {
+    const after = this.summaryCursor;
+    const page = this.o.directory.summaryPage(after, MAX_SUMMARY_ENTRIES);
+    this.summaryCursor = page.more ? page.e[page.e.length - 1]![0] : null;
+    this.send(link, { t: 'gossip-summary', e: page.e, after, more: page.more });
   }
 
   private sendDigest(link: Link): void {
@@ -248,10 +478,11 @@ export class Overlay {
     }
     switch (m.t) {
       case 'gossip-digest':
-        if (!crypto().equal(m.d, this.o.directory.digest())) this.send(link, { t: 'gossip-summary', e: this.o.directory.summary().slice(0, MAX_SUMMARY_ENTRIES) });
+        if (!crypto().equal(m.d, this.o.directory.digest())) this.sendSummary(link);
         return;
       case 'gossip-summary': {
-        const { want, give } = this.o.directory.diff(m.e);
+        // A cut summary speaks only for the identities it covers: nothing beyond its last entry is given.
+        const { want, give } = this.o.directory.diff(m.e, { after: m.after, more: m.more });
         const raws = give.map((d) => d.raw);
         for (let i = 0; i < raws.length; i += DIR_PAGE) this.send(link, { t: 'gossip-push', ds: raws.slice(i, i + DIR_PAGE) });
         if (want.length) this.send(link, { t: 'gossip-want', ids: want.slice(0, MAX_SUMMARY_ENTRIES) });
@@ -263,8 +494,10 @@ export class Overlay {
         return;
       }
       case 'gossip-push':
-        for (const raw of m.ds) this.offer(link, raw);
+        for (const raw of m.ds) this.offer(link, raw, true);
         return;
+      case 'gossip-announce':
+        return this.onAnnounce(link, m.e);
       case 'dir-get':
         return this.serveDirectory(link, m.since, m.after);
       case 'dir':
@@ -323,15 +556,21 @@ export class Overlay {
     this.fetchedAt.set(link, m.at);
   }
 
-  private offer(link: Link, raw: Uint8Array): void {
+  private offer(link: Link, raw: Uint8Array, gossiped = false): void {
     try {
       const { result, descriptor } = this.o.directory.offer(raw, this.now());
       this.o.metrics.directorySize.set(this.o.directory.size);
+      if (gossiped) this.o.metrics.gossipDescriptors.inc({ result: result === 'same' ? 'known' : 'new' });
       if (result !== 'same') {
         this.learnAddress(descriptor.id, descriptor.addr);
-        this.queueFlood(descriptor, link);
+        this.queueGossip(descriptor, link, false);
+      } else {
+        // The sender holds what we are about to announce: no need to announce it there.
+        const q = this.gossipQueue.get(descriptor.fingerprint);
+        if (q && q.d.pub <= descriptor.pub) q.skip.add(this.peerOf(link));
       }
     } catch (e) {
+      if (gossiped) this.o.metrics.gossipDescriptors.inc({ result: 'refused' });
       const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
       this.o.metrics.drops.inc({ reason: `descriptor_${code.toLowerCase().replace(/^err_/, '')}` });
       // Stale and expired descriptors can be honest races; forged or malformed ones are not.
@@ -389,4 +628,10 @@ export class Overlay {
   closeAll(): void {
     for (const set of this.relayLinks.values()) for (const l of set) l.close();
   }
+}
+
+/** An open link of a neighbour's set, if any. */
+function openOne(set: ReadonlySet<Link> | undefined): Link | null {
+  if (set) for (const l of set) if (l.isOpen) return l;
+  return null;
 }

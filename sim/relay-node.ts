@@ -38,7 +38,7 @@ import { BlockStore } from '../relay/block-store.js';
 import { ContentService } from '../relay/content.js';
 import { Replicator } from '../relay/replication.js';
 import { SimDirectoryStore } from './directory.js';
-import { SimMetrics } from './metrics.js';
+import { Counter, SimMetrics } from './metrics.js';
 import type { Host } from './network.js';
 import type { World } from './world.js';
 import { messageSize } from './cbor-size.js';
@@ -54,10 +54,16 @@ export interface SimRelayOptions {
   bandwidth?: number;
 }
 
+/** The simulator's relay metrics, with the announce-and-pull counters the overlay updates (relay/metrics.ts). */
+export class SimRelayMetrics extends SimMetrics {
+  readonly gossipDescriptors = new Counter();
+  readonly gossipPulls = new Counter();
+}
+
 /** What the simulator keeps of every relay, whichever kind. */
 export abstract class SimRelay {
   readonly identity: IdentityKey;
-  readonly metrics = new SimMetrics();
+  readonly metrics = new SimRelayMetrics();
   readonly config: RelayConfig;
   readonly url: string;
   abstract readonly directory: DirectoryStore;

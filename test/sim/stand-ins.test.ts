@@ -44,7 +44,8 @@ describe('sim: stand-ins', () => {
     const bytes = fc.uint8Array({ maxLength: 600 });
     const message = fc.oneof(
       fc.record({ t: fc.constant('gossip-digest'), d: fc.uint8Array({ minLength: 32, maxLength: 32 }), n: fc.nat() }),
-      fc.record({ t: fc.constant('gossip-summary'), e: fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.maxSafeNat()), { maxLength: 300 }) }),
+      fc.record({ t: fc.constant('gossip-summary'), e: fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.maxSafeNat()), { maxLength: 300 }), after: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 })), more: fc.boolean() }),
+      fc.record({ t: fc.constant('gossip-announce'), e: fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.maxSafeNat()), { minLength: 1, maxLength: 300 }) }),
       fc.record({ t: fc.constant('gossip-push'), ds: fc.array(bytes, { maxLength: 30 }) }),
       fc.record({ t: fc.constant('dir'), at: fc.maxSafeNat(), ds: fc.array(bytes, { maxLength: 10 }), more: fc.boolean() }),
       fc.record({ t: fc.constant('dir-get'), since: fc.nat(), after: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 })) }),
