@@ -26,6 +26,9 @@ import { verifyEndpointDescriptor } from '../protocol/endpoint-descriptor.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 import { deletionCheck, MAILBOX_HOLD_MS, verifyMailboxStore } from '../protocol/mailbox.js';
 
+/** Sorts before every key (a zero-length blob is less than any other). */
+const NO_KEY = new Uint8Array(0);
+
 export type BlockRole = 'replica' | 'cache';
 export type StoreResult = 'stored' | 'exists';
 /** A mailbox STORE: stored, the same bytes already held, or the slot holds something else. */
@@ -120,8 +123,8 @@ export class BlockStore {
       recordUsage: this.db.prepare<[], { b: number | null; n: number }>('SELECT SUM(LENGTH(data)) AS b, COUNT(*) AS n FROM records'),
       setCopies: this.db.prepare('UPDATE blocks SET copies = ?, role = ?, checked_gen = ? WHERE rk = ?'),
       setRecordGen: this.db.prepare('UPDATE records SET checked_gen = ? WHERE rk = ?'),
-      unchecked: this.db.prepare<[string, number], { rk: Buffer }>('SELECT rk FROM blocks WHERE checked_gen != ? LIMIT ?'),
-      uncheckedRecords: this.db.prepare<[string, number], { rk: Buffer }>('SELECT rk FROM records WHERE checked_gen != ? LIMIT ?'),
+      unchecked: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>('SELECT rk FROM blocks WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?'),
+      uncheckedRecords: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>('SELECT rk FROM records WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?'),
       popular: this.db.prepare<[number, number], { rk: Buffer }>("SELECT rk FROM blocks WHERE fetches >= ? AND role = 'replica' ORDER BY fetches DESC LIMIT ?"),
       resetFetches: this.db.prepare('UPDATE blocks SET fetches = 0 WHERE rk = ?'),
       getMailbox: this.db.prepare<[Uint8Array], { state: MailboxState; data: Buffer; dt: Buffer | null; expires: number; hold_until: number }>(
@@ -135,8 +138,8 @@ export class BlockStore {
       releasedMailboxBytes: this.db.prepare<[number], { b: number | null }>('SELECT SUM(LENGTH(data)) AS b FROM mailbox WHERE hold_until <= ?'),
       releaseMailboxes: this.db.prepare('DELETE FROM mailbox WHERE hold_until <= ?'),
       mailboxUsage: this.db.prepare<[], { b: number | null; n: number }>('SELECT SUM(LENGTH(data)) AS b, COUNT(*) AS n FROM mailbox'),
-      uncheckedMailboxes: this.db.prepare<[string, number], { rk: Buffer }>(
-        "SELECT rk FROM mailbox WHERE state != 'expired' AND checked_gen != ? LIMIT ?",
+      uncheckedMailboxes: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>(
+        "SELECT rk FROM mailbox WHERE state != 'expired' AND checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?",
       ),
       setMailboxGen: this.db.prepare('UPDATE mailbox SET checked_gen = ? WHERE rk = ?'),
     };
@@ -365,9 +368,9 @@ export class BlockStore {
   }
 
   /** Mailbox slots with an item or a deletion not yet checked against placement generation `gen`. */
-  uncheckedMailboxes(gen: string, limit: number, now = Date.now()): Uint8Array[] {
+  uncheckedMailboxes(gen: string, limit: number, after: Uint8Array = NO_KEY, now = Date.now()): Uint8Array[] {
     this.sweepMailboxes(now, true);
-    return this.stmts.uncheckedMailboxes.all(gen, limit).map((r) => new Uint8Array(r.rk));
+    return this.stmts.uncheckedMailboxes.all(gen, after, limit).map((r) => new Uint8Array(r.rk));
   }
 
   markMailboxChecked(rk: Uint8Array, gen: string): void {
@@ -391,12 +394,13 @@ export class BlockStore {
     return [...out.values()];
   }
 
-  uncheckedBlocks(gen: string, limit: number): Uint8Array[] {
-    return this.stmts.unchecked.all(gen, limit).map((r) => new Uint8Array(r.rk));
+  /** Up to `limit` blocks not checked under `gen`, in key order after `after` (a pass's cursor; none: from the start). */
+  uncheckedBlocks(gen: string, limit: number, after: Uint8Array = NO_KEY): Uint8Array[] {
+    return this.stmts.unchecked.all(gen, after, limit).map((r) => new Uint8Array(r.rk));
   }
 
-  uncheckedRecords(gen: string, limit: number): Uint8Array[] {
-    return this.stmts.uncheckedRecords.all(gen, limit).map((r) => new Uint8Array(r.rk));
+  uncheckedRecords(gen: string, limit: number, after: Uint8Array = NO_KEY): Uint8Array[] {
+    return this.stmts.uncheckedRecords.all(gen, after, limit).map((r) => new Uint8Array(r.rk));
   }
 
   markChecked(rk: Uint8Array, gen: string, copies: number, role: BlockRole): void {

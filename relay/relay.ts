@@ -362,6 +362,7 @@ export class Relay {
           () => false,
         ),
         departureGraceMs: 3 * cfg.timing.repair_interval,
+        budgetMs: Math.floor(0.75 * cfg.timing.repair_interval),
         metrics: this.metrics,
         log: this.log,
         now: this.now,

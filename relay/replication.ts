@@ -34,12 +34,17 @@ export interface ReplicatorOptions {
   circuitTo: (d: Descriptor) => Promise<ClientCircuit>;
   metrics: RelayMetrics;
   log: Logger;
+  /** Items taken from the store at a time (default 32). */
   batch?: number;
   popularFetches?: number;
   /** Whether a relay answers (e.g. a relay link to it opens); without it, only failed transfers count as misses. */
   probe?: (d: Descriptor) => Promise<boolean>;
   /** How long a holder must stay unreachable before it is left out of placement (default 3 minutes). */
   departureGraceMs?: number;
+  /** How long a pass keeps taking batches (default 45 s; the relay passes three quarters of repair_interval). */
+  budgetMs?: number;
+  /** Items checked at once (default 4). */
+  parallel?: number;
   /** Holders probed per pass, at most (default 16). */
   probesPerPass?: number;
   now?: () => number;
@@ -147,48 +152,69 @@ export class Replicator {
       const gen = this.generation();
       const relays = this.relays();
       const me = this.o.identity.fingerprint;
+      const deadline = this.now() + (this.o.budgetMs ?? 45_000);
+      const batch = this.o.batch ?? 32;
+      const parallel = this.o.parallel ?? 4;
       let checked = 0;
-      for (const rk of this.o.store.uncheckedBlocks(gen, this.o.batch ?? 32)) {
-        if (this.stopped) break;
-        const holders = holdersOf(rk, relays, this.o.k);
-        const data = this.o.store.getBlock(rk, Date.now(), 'check');
-        if (!data) continue;
-        let copies = 1;
-        let ok = true;
-        for (const h of holders) {
-          if (h.fingerprint === me) continue;
-          const r = await this.ensure(h, 'block', rk, data, false);
-          if (r === true) copies++;
-          else if (r === null) ok = false;
+      // Each kind in key order from a cursor, a batch at a time, until it is done or the pass's time is up: an item
+      // whose transfers failed stays unchecked and is tried again next pass, never twice in one.
+      const work = async (next: (after: Uint8Array) => Uint8Array[], check: (rk: Uint8Array) => Promise<void>): Promise<void> => {
+        let after: Uint8Array = new Uint8Array(0);
+        while (!this.stopped && this.now() < deadline) {
+          const keys = next(after);
+          if (keys.length === 0) return;
+          after = keys[keys.length - 1]!;
+          for (let i = 0; i < keys.length && !this.stopped; i += parallel) {
+            await Promise.all(keys.slice(i, i + parallel).map(check));
+            checked += Math.min(parallel, keys.length - i);
+          }
+          if (keys.length < batch) return;
         }
-        if (ok) this.o.store.markChecked(rk, gen, copies, holders.some((h) => h.fingerprint === me) ? 'replica' : 'cache');
-        checked++;
-      }
-      for (const rk of this.o.store.uncheckedRecords(gen, this.o.batch ?? 32)) {
-        if (this.stopped) break;
-        const data = this.o.store.getRecord(rk);
-        if (!data) continue;
-        let ok = true;
-        for (const h of holdersOf(rk, relays, this.o.k)) {
-          if (h.fingerprint === me) continue;
-          if ((await this.ensure(h, 'record', rk, data, false)) === null) ok = false;
-        }
-        if (ok) this.o.store.markRecordChecked(rk, gen);
-        checked++;
-      }
+      };
+      await work(
+        (after) => this.o.store.uncheckedBlocks(gen, batch, after),
+        async (rk) => {
+          const holders = holdersOf(rk, relays, this.o.k);
+          const data = this.o.store.getBlock(rk, Date.now(), 'check');
+          if (!data) return;
+          let copies = 1;
+          let ok = true;
+          for (const h of holders) {
+            if (h.fingerprint === me) continue;
+            const r = await this.ensure(h, 'block', rk, data, false);
+            if (r === true) copies++;
+            else if (r === null) ok = false;
+          }
+          if (ok && !this.stopped) this.o.store.markChecked(rk, gen, copies, holders.some((h) => h.fingerprint === me) ? 'replica' : 'cache');
+        },
+      );
+      await work(
+        (after) => this.o.store.uncheckedRecords(gen, batch, after),
+        async (rk) => {
+          const data = this.o.store.getRecord(rk);
+          if (!data) return;
+          let ok = true;
+          for (const h of holdersOf(rk, relays, this.o.k)) {
+            if (h.fingerprint === me) continue;
+            if ((await this.ensure(h, 'record', rk, data, false)) === null) ok = false;
+          }
+          if (ok && !this.stopped) this.o.store.markRecordChecked(rk, gen);
+        },
+      );
       // Mailbox slots (specs/messaging.md §9.4): an item or a deletion; a holder with anything in the slot has it.
-      for (const rk of this.o.store.uncheckedMailboxes(gen, this.o.batch ?? 32)) {
-        if (this.stopped) break;
-        const data = this.o.store.getMailbox(rk);
-        if (!data || data.length === 0) continue;
-        let ok = true;
-        for (const h of holdersOf(rk, relays, this.o.k)) {
-          if (h.fingerprint === me) continue;
-          if ((await this.ensure(h, 'mailbox', rk, data, false)) === null) ok = false;
-        }
-        if (ok) this.o.store.markMailboxChecked(rk, gen);
-        checked++;
-      }
+      await work(
+        (after) => this.o.store.uncheckedMailboxes(gen, batch, after),
+        async (rk) => {
+          const data = this.o.store.getMailbox(rk);
+          if (!data || data.length === 0) return;
+          let ok = true;
+          for (const h of holdersOf(rk, relays, this.o.k)) {
+            if (h.fingerprint === me) continue;
+            if ((await this.ensure(h, 'mailbox', rk, data, false)) === null) ok = false;
+          }
+          if (ok && !this.stopped) this.o.store.markMailboxChecked(rk, gen);
+        },
+      );
       await this.spreadPopular(relays);
       return checked;
     } finally {

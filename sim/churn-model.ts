@@ -53,6 +53,10 @@ export interface ChurnOptions {
   descriptorRenewMs?: number;
   repairIntervalMs?: number;
   batch?: number;
+  /** A pass goes on taking batches until this much time is spent (0: one batch per pass, the policy before). */
+  budgetMs?: number;
+  /** Items checked at once. */
+  parallel?: number;
   deadDialMs?: number;
   latencyMs?: Distribution;
   bandwidth?: Distribution;
@@ -122,6 +126,8 @@ export function runChurn(o: ChurnOptions): ChurnResult {
     descriptorRenewMs: HOUR,
     repairIntervalMs: 60_000,
     batch: 32,
+    budgetMs: 45_000,
+    parallel: 4,
     deadDialMs: 10_000,
     sampleEveryMs: 10 * 60_000,
     ...o,
@@ -180,7 +186,8 @@ export function runChurn(o: ChurnOptions): ChurnResult {
     let blocked = false;
     let taken = 0;
     for (const b of [...r.items]) {
-      if (taken >= opt.batch) break;
+      // As relay/replication.ts: batches of `batch` keys, `parallel` items at a time, until the pass's budget is spent.
+      if (taken >= opt.batch && (opt.budgetMs <= 0 || cost / opt.parallel >= opt.budgetMs)) break;
       if (r.checked.get(b) === g) continue;
       taken++;
       checkedAny = true;
@@ -209,9 +216,10 @@ export function runChurn(o: ChurnOptions): ChurnResult {
     }
     if (checkedAny) {
       passes++;
-      passTime += cost;
+      passTime += cost / opt.parallel;
       if (blocked) blockedPasses++;
     }
+    cost /= opt.parallel;
     r.busyUntil = q.now + cost;
   };
 

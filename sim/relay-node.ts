@@ -302,6 +302,7 @@ export class FullRelay extends SimRelay {
           () => false,
         ),
         departureGraceMs: 3 * cfg.timing.repair_interval,
+        budgetMs: Math.floor(0.75 * cfg.timing.repair_interval),
         now: () => world.now,
         metrics,
         log: world.log,
