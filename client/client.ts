@@ -306,7 +306,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         if (this.state === 'stopped') {
           // stop() ran while this dial was in flight: never keep a link past stop().
           link.close();
-          throw new AlliumError('ERR_ABORTED', 'client stopped');
+          throw new AbortedError('client stopped');
         }
         this.links.set(fp, link);
         this.table.attach(link);
@@ -333,6 +333,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
     let lastErr: unknown = null;
     for (let attempt = 0; attempt < 3; attempt++) {
       throwIfAborted(options.signal);
+      if (this.state !== 'running') throw new AbortedError('client stopped');
       const now = this.now();
       const exclude = new Set([...this.failed].filter(([, t]) => now - t < 60_000).map(([fp]) => fp));
       let guards: Descriptor[];
@@ -381,6 +382,11 @@ export class AlliumClient extends Emitter<ClientEvents> {
         const buildOpts: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: this.buildTimeout.current };
         if (options.signal) buildOpts.signal = options.signal;
         const circuit = await buildCircuit(link, this.table, path, buildOpts);
+        if (this.state !== 'running') {
+          // stop() ran while this circuit was being built: never keep one past stop().
+          circuit.close();
+          throw new AbortedError('client stopped');
+        }
         this.buildTimeout.record(this.now() - started);
         await this.guards.markSucceeded(entry.fingerprint);
         this.circuits.add(circuit);

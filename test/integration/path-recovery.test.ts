@@ -34,6 +34,23 @@ describe('path choice after failures (relay processes)', function () {
     await net?.stop();
   });
 
+  it('stop() while circuits are being built: the builds end with ERR_ABORTED and no circuit is kept', async () => {
+    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 4 });
+    await c.start();
+    const builds = Array.from({ length: 3 }, () => c.newCircuit({ exitPort: null }).then(() => 'built', (e: unknown) => (isAlliumError(e) ? e.code : String(e))));
+    await c.stop();
+    for (const r of await Promise.all(builds)) expect(r).to.equal('ERR_ABORTED');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(c.listCircuits()).to.have.length(0);
+    let code = '';
+    try {
+      await c.newCircuit();
+    } catch (e) {
+      code = isAlliumError(e) ? e.code : String(e);
+    }
+    expect(code).to.equal('ERR_ABORTED');
+  });
+
   it('the only exit killed and restarted carries streams at once, not after its exclusion ends', async () => {
     const ok = await fetchThrough(client, port);
     expect(ok.status).to.equal(200);
