@@ -19,6 +19,8 @@ export type OfferResult = 'new' | 'updated' | 'same';
 export class DirectoryStore {
   private readonly entries = new Map<string, DirectoryEntry>();
   private cachedDigest: Uint8Array | null = null;
+  /** Hash of each held descriptor's bytes → its fingerprint (duplicates skip the signature check). */
+  private readonly byRaw = new Map<string, string>();
 
   constructor(readonly maxEntries = 100_000) {}
 
@@ -31,6 +33,10 @@ export class DirectoryStore {
    * Throws the verification errors of verifyDescriptor, ERR_DESCRIPTOR_STALE for an older edition.
    */
   offer(raw: Uint8Array, now: number): { result: OfferResult; descriptor: Descriptor } {
+    // The very bytes of a descriptor held (a duplicate in gossip, or a replay): known without a signature check.
+    const fp = this.byRaw.get(rawKey(raw));
+    const held = fp === undefined ? undefined : this.entries.get(fp);
+    if (held && held.descriptor.exp > now) return { result: 'same', descriptor: held.descriptor };
     const d = verifyDescriptor(raw, now);
     return { result: this.add(d, now), descriptor: d };
   }
@@ -44,7 +50,9 @@ export class DirectoryStore {
     } else if (this.entries.size >= this.maxEntries) {
       throw new LimitError('MAX_DIRECTORY_ENTRIES', 'directory full');
     }
+    if (have) this.byRaw.delete(rawKey(have.descriptor.raw));
     this.entries.set(d.fingerprint, { descriptor: d, receivedAt: now });
+    this.byRaw.set(rawKey(d.raw), d.fingerprint);
     this.cachedDigest = null;
     return have ? 'updated' : 'new';
   }
@@ -55,6 +63,7 @@ export class DirectoryStore {
     for (const [fp, e] of this.entries) {
       if (e.descriptor.exp <= now) {
         this.entries.delete(fp);
+        this.byRaw.delete(rawKey(e.descriptor.raw));
         gone.push(fp);
       }
     }
@@ -63,7 +72,11 @@ export class DirectoryStore {
   }
 
   remove(fingerprint: string): void {
-    if (this.entries.delete(fingerprint)) this.cachedDigest = null;
+    const e = this.entries.get(fingerprint);
+    if (!e) return;
+    this.entries.delete(fingerprint);
+    this.byRaw.delete(rawKey(e.descriptor.raw));
+    this.cachedDigest = null;
   }
 
   get(fingerprint: string): Descriptor | undefined {
@@ -148,4 +161,9 @@ export class DirectoryStore {
     }
     return { want, give };
   }
+}
+
+/** A short hash of a descriptor's bytes: equal bytes, equal key (a collision would need a 128-bit hash collision). */
+function rawKey(raw: Uint8Array): string {
+  return toHex(crypto().hash(16, raw));
 }
