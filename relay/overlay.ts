@@ -58,6 +58,13 @@ const DIR_PAGE = MAX_DESCRIPTORS_PER_MESSAGE;
 const PAGE_TIMEOUT_MS = 10_000;
 /** How long an announcer has to deliver a descriptor it was asked for before another announcer is asked. */
 export const PULL_TIMEOUT_MS = 3_000;
+/** A relay's own new descriptor goes out this soon (ms). */
+const PUSH_BATCH_MS = 20;
+/**
+ * Announcements wait this long (ms): every message takes at least a whole link frame, so batching several
+ * descriptors per announcement saves frames, and neighbours that announce the same descriptor meanwhile are skipped.
+ */
+export const ANNOUNCE_BATCH_MS = 250;
 /** Descriptors being pulled at once; announcements beyond are dropped (anti-entropy brings what they named). */
 export const MAX_PENDING_PULLS = 10_000;
 /** Descriptors being asked of one neighbour at once: its announcements beyond start no pull. */
@@ -251,7 +258,7 @@ export class Overlay {
     }
     if (this.o.bridge) return;
     this.gossipQueue.set(d.fingerprint, { d, own, skip });
-    if (!this.batchTimer && !this.stopped) this.batchTimer = setTimeout(() => this.flushGossip(), 20);
+    if (!this.batchTimer && !this.stopped) this.batchTimer = setTimeout(() => this.flushGossip(), own ? PUSH_BATCH_MS : ANNOUNCE_BATCH_MS);
   }
 
   private flushGossip(): void {

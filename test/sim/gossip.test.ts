@@ -15,7 +15,7 @@ import { signDescriptor, type Descriptor } from '../../protocol/descriptor.js';
 import { DirectoryStore } from '../../protocol/directory-store.js';
 import { LinkRole } from '../../protocol/link-handshake.js';
 import type { Link } from '../../net/link.js';
-import { Overlay, PULL_TIMEOUT_MS } from '../../relay/overlay.js';
+import { ANNOUNCE_BATCH_MS, Overlay, PULL_TIMEOUT_MS } from '../../relay/overlay.js';
 import { messageSize } from '../../sim/cbor-size.js';
 import { MessageLink, Traffic } from '../../sim/message-link.js';
 import { MessageRelay, SimRelayMetrics } from '../../sim/relay-node.js';
@@ -101,7 +101,7 @@ describe('sim: announce-and-pull gossip', function () {
       await w.run(1000);
       expect(wantsFor(honest, d)).to.equal(1);
       honest.send({ t: 'gossip-push', ds: [d.raw] });
-      await w.run(200);
+      await w.run(ANNOUNCE_BATCH_MS + 50);
       expect(h.directory.get(d.fingerprint)?.pub).to.equal(d.pub);
       expect(h.metrics.gossipPulls.get('retried')).to.equal(1);
       expect(h.metrics.gossipDescriptors.get('new')).to.equal(1);
