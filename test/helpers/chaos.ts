@@ -107,7 +107,7 @@ function seeded(seed: number): () => number {
 const codeOf = (e: unknown): string => (isAlliumError(e) ? e.code : e instanceof Error ? `untyped:${e.message.slice(0, 60)}` : 'untyped');
 
 /** Mounts a tmpfs of `bytes` at `dir`; false when mounting is not permitted here. */
-function mountTmpfs(dir: string, bytes: number): boolean {
+export function mountTmpfs(dir: string, bytes: number): boolean {
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0700`, 'tmpfs', dir], { stdio: 'ignore' });
     return true;
@@ -116,7 +116,7 @@ function mountTmpfs(dir: string, bytes: number): boolean {
   }
 }
 
-function unmount(dir: string): void {
+export function unmount(dir: string): void {
   try {
     execFileSync('umount', [dir], { stdio: 'ignore' });
   } catch {

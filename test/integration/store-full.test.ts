@@ -2,16 +2,19 @@
  * A store that cannot take more stops advertising itself (specs/content.md §7.3): a relay whose disk has less free
  * space than storage_min_free_disk never lists `store`; a relay whose quota fills with items it must keep drops
  * `store` from its descriptor, placement moves to other relays, and puts and gets go on with every new item at k
- * holders that have room.
+ * holders that have room. A store closed for want of disk opens again once space returns.
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { BLOCK_LEN } from '../../protocol/chk.js';
 import { parseLink } from '../../protocol/content-link.js';
 import { startClient } from '../helpers/content.js';
-import { startNetwork, startRelay, waitFor, type RelayProcess, type TestNetwork } from '../helpers/network.js';
+import { mountTmpfs, unmount } from '../helpers/chaos.js';
+import { startNetwork, startRelay, tempDir, waitFor, type RelayProcess, type TestNetwork } from '../helpers/network.js';
 
 describe('a full store stops advertising itself (relay processes)', function () {
   this.timeout(300_000);
@@ -96,5 +99,44 @@ describe('a full store stops advertising itself (relay processes)', function () 
     }
     // Everything put before and after reads back.
     for (const { link, data } of links) expect(Buffer.from(await content.get(link)).equals(data)).to.equal(true);
+  });
+});
+
+describe('a store closed for want of disk opens again when space returns (relay process, tmpfs)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let relay: RelayProcess | null = null;
+  let mounted = false;
+
+  before(function () {
+    dir = tempDir('allium-disk-');
+    mounted = mountTmpfs(dir, 64 * 1024 * 1024);
+    if (!mounted) this.skip(); // mounting needs privileges this machine may not give
+  });
+
+  after(async () => {
+    await relay?.kill('SIGKILL');
+    if (mounted) unmount(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('closes below storage_min_free_disk, and reopens once twice that is free for a renewal interval', async () => {
+    relay = await startRelay({
+      nickname: 'disk',
+      dataDir: dir,
+      timing: { descriptor_renew: 2000, maintenance_interval: 250 },
+      extra: { storage_min_free_disk: 16 * 1024 * 1024 },
+    });
+    expect(await relay.metric('allium_store_open')).to.equal(1);
+    const st = statfsSync(dir);
+    const filler = join(dir, 'filler');
+    writeFileSync(filler, Buffer.alloc(Number(st.bavail) * Number(st.bsize) - 8 * 1024 * 1024));
+    await waitFor(async () => (await relay!.metric('allium_store_open')) === 0, 20_000, 'the store closing');
+    expect(relay.logs()).to.include('store full: no longer advertising it');
+    const closedAt = Date.now();
+    rmSync(filler);
+    await waitFor(async () => (await relay!.metric('allium_store_open')) === 1, 30_000, 'the store opening again');
+    expect(Date.now() - closedAt, 'held closed for a renewal interval first').to.be.at.least(2000);
+    expect(relay.logs()).to.include('store has room again: advertising it');
   });
 });
