@@ -307,7 +307,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const kills: KillRecord[] = [];
     let maxDownSeen = 0;
     const t0 = Date.now();
-    const floodWindow = (): boolean => !!o.flood && Date.now() - t0 >= o.flood.startMs - 5000 && Date.now() - t0 <= o.flood.startMs + o.flood.durationMs;
+    // The flooded relay is not killed from shortly before its flood until its counters have been read after it (the
+    // flood process may outlast its nominal duration, and a restart would zero the counters).
+    let floodCountersRead = false;
+    const floodWindow = (): boolean => !!o.flood && Date.now() - t0 >= o.flood.startMs - 5000 && !floodCountersRead;
     const cycles: Promise<void>[] = [];
     const probes: Promise<void>[] = [];
     const cycle = async (i: number): Promise<void> => {
@@ -349,7 +352,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const flood = async (): Promise<void> => {
       if (!o.flood) return;
       await sleep(o.flood.startMs);
-      if (stopped) return;
+      if (stopped) {
+        floodCountersRead = true;
+        return;
+      }
       log(`flooding c${FLOODED} for ${o.flood.durationMs / 1000} s with ${o.flood.workers} workers`);
       floodProc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'chaos-flood.ts'), relays[FLOODED]!.bootstrap, String(o.flood.durationMs), String(o.flood.workers)], {
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -370,6 +376,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         probes: await m('allium_handshakes_total', { result: 'ERR_LINK_PROBE' }),
         frameErrors: await m('allium_errors_total', { code: 'ERR_LINK_FRAME' }),
       };
+      floodCountersRead = true;
     };
 
     log(`workload and faults for ${o.durationMs / 1000} s`);
