@@ -48,10 +48,10 @@ import { ExitService, PRIVATE_REJECT_LINES } from './exit.js';
 import { StreamsHandler } from './streams.js';
 import { BlockStore } from './block-store.js';
 import { ContentService } from './content.js';
-import { Replicator } from './replication.js';
+import { Replicator, replicationTransport } from './replication.js';
 import { RendezvousService } from './rendezvous.js';
 import { startAdminServer } from './admin.js';
-import { buildCircuit, CircuitTable, type ClientCircuit } from '../net/circuit.js';
+import { CircuitTable } from '../net/circuit.js';
 import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
@@ -140,7 +140,6 @@ export class Relay {
   private replicatorImpl: Replicator | null = null;
   private repairTimer: ReturnType<typeof setInterval> | null = null;
   private readonly ownCircuits = new CircuitTable((link, id) => this.reactorImpl?.has(link, id) ?? false);
-  private readonly replicationCircuits = new Map<string, Promise<ClientCircuit>>();
   private reactorImpl: CircuitReactor | null = null;
   private readonly links = new Set<Link>();
   private readonly linksPerIp = new Map<string, number>();
@@ -356,13 +355,8 @@ export class Relay {
         directory: this.directory,
         identity,
         k: cfg.replication_factor,
-        circuitTo: (d) => this.replicationCircuit(d),
-        probe: (d) => this.overlay.linkTo(d.id).then(
-          (link) => link.isOpen,
-          () => false,
-        ),
-        departureGraceMs: 3 * cfg.timing.repair_interval,
-        budgetMs: Math.floor(0.75 * cfg.timing.repair_interval),
+        ...replicationTransport((id) => this.overlay.linkTo(id), this.ownCircuits),
+        repairIntervalMs: cfg.timing.repair_interval,
         metrics: this.metrics,
         log: this.log,
         now: this.now,
@@ -776,24 +770,6 @@ export class Relay {
     }
   }
 
-  /** A one-hop circuit to another store relay, for re-replication (cached while open). */
-  private replicationCircuit(d: Desc): Promise<ClientCircuit> {
-    const have = this.replicationCircuits.get(d.fingerprint);
-    if (have) {
-      return have.then((c) => {
-        if (c.state === 'open') return c;
-        this.replicationCircuits.delete(d.fingerprint);
-        return this.replicationCircuit(d);
-      });
-    }
-    const p = this.overlay.linkTo(d.id).then((link) => {
-      this.ownCircuits.attach(link);
-      return buildCircuit(link, this.ownCircuits, [d], { timeoutMs: 20_000 });
-    });
-    this.replicationCircuits.set(d.fingerprint, p);
-    p.catch(() => this.replicationCircuits.delete(d.fingerprint));
-    return p;
-  }
 
   /** The content store (null when storage_quota is 0). */
   get store(): BlockStore | null {

@@ -9,7 +9,7 @@
  * - Popular items (many fetches since the last look) are also offered to the next k relays in distance order, as
  *   cached copies, so load spreads as demand grows.
  * - Departures are noticed before descriptors expire: each pass probes the other holders of a sample of held keys
- *   (a relay link to each), and a holder that cannot be reached for `departureGraceMs` is left out of placement
+ *   (a relay link to each), and a holder that cannot be reached for three repair intervals is left out of placement
  *   here until it answers again or publishes a newer descriptor. Leaving it out changes the generation, so its items
  *   get a new holder within a pass or two instead of when its descriptor expires, hours later.
  * Transfers use one-hop circuits to the other holder over relay links; no client is involved or identifiable.
@@ -22,7 +22,8 @@ import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { holdersOf, isStoreRelay } from '../protocol/placement.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
-import type { ClientCircuit } from '../net/circuit.js';
+import { buildCircuit, type CircuitTable, type ClientCircuit } from '../net/circuit.js';
+import type { Link } from '../net/link.js';
 import type { BlockStore } from './block-store.js';
 import type { RelayMetrics } from './metrics.js';
 
@@ -39,10 +40,11 @@ export interface ReplicatorOptions {
   popularFetches?: number;
   /** Whether a relay answers (e.g. a relay link to it opens); without it, only failed transfers count as misses. */
   probe?: (d: Descriptor) => Promise<boolean>;
-  /** How long a holder must stay unreachable before it is left out of placement (default 3 minutes). */
-  departureGraceMs?: number;
-  /** How long a pass keeps taking batches (default 45 s; the relay passes three quarters of repair_interval). */
-  budgetMs?: number;
+  /**
+   * The relay's repair_interval (default 60 s): a holder unreachable for three of them is left out of placement, and
+   * a pass takes items for three quarters of one.
+   */
+  repairIntervalMs?: number;
   /** Items checked at once (default 4). */
   parallel?: number;
   /** Holders probed per pass, at most (default 16). */
@@ -91,7 +93,7 @@ export class Replicator {
       this.misses.set(d.fingerprint, now);
       return;
     }
-    if (now - since >= (this.o.departureGraceMs ?? 180_000) && this.departed.get(d.fingerprint) !== d.pub) {
+    if (now - since >= 3 * (this.o.repairIntervalMs ?? 60_000) && this.departed.get(d.fingerprint) !== d.pub) {
       this.departed.set(d.fingerprint, d.pub);
       this.o.metrics.departures.inc();
       this.o.log.info({ relay: d.fingerprint.slice(0, 8), unreachableForMs: now - since }, 'holder unreachable: placing its items elsewhere until it answers');
@@ -152,7 +154,7 @@ export class Replicator {
       const gen = this.generation();
       const relays = this.relays();
       const me = this.o.identity.fingerprint;
-      const deadline = this.now() + (this.o.budgetMs ?? 45_000);
+      const deadline = this.now() + 0.75 * (this.o.repairIntervalMs ?? 60_000);
       const batch = this.o.batch ?? 32;
       const parallel = this.o.parallel ?? 4;
       let checked = 0;
@@ -260,4 +262,33 @@ export class Replicator {
   }
 }
 
-
+/**
+ * How a store relay reaches the others for repair: one-hop circuits over relay links (cached while open), and a
+ * probe that finds or opens a relay link. `linkTo` is the overlay's; circuits are registered in `table`.
+ */
+export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<Link>, table: CircuitTable): Pick<ReplicatorOptions, 'circuitTo' | 'probe'> {
+  const circuits = new Map<string, Promise<ClientCircuit>>();
+  const circuitTo = (d: Descriptor): Promise<ClientCircuit> => {
+    const have = circuits.get(d.fingerprint);
+    if (have) {
+      return have.then((c) => {
+        if (c.state === 'open') return c;
+        circuits.delete(d.fingerprint);
+        return circuitTo(d);
+      });
+    }
+    const p = linkTo(d.id).then((link) => {
+      table.attach(link);
+      return buildCircuit(link, table, [d], { timeoutMs: 20_000 });
+    });
+    circuits.set(d.fingerprint, p);
+    p.catch(() => circuits.delete(d.fingerprint));
+    return p;
+  };
+  const probe = (d: Descriptor): Promise<boolean> =>
+    linkTo(d.id).then(
+      (link) => link.isOpen,
+      () => false,
+    );
+  return { circuitTo, probe };
+}

@@ -26,7 +26,7 @@ import { ReplayFilter } from '../protocol/replay-filter.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { decodeFetch } from '../protocol/content-messages.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
-import { buildCircuit, CircuitTable, type ClientCircuit } from '../net/circuit.js';
+import { CircuitTable } from '../net/circuit.js';
 import { openLink } from '../net/dial.js';
 import { Link, type LinkOptions } from '../net/link.js';
 import { CircuitReactor } from '../relay/circuits.js';
@@ -36,7 +36,7 @@ import { Overlay } from '../relay/overlay.js';
 import { StreamsHandler } from '../relay/streams.js';
 import { BlockStore } from '../relay/block-store.js';
 import { ContentService } from '../relay/content.js';
-import { Replicator } from '../relay/replication.js';
+import { Replicator, replicationTransport } from '../relay/replication.js';
 import { SimDirectoryStore } from './directory.js';
 import { Counter, SimMetrics } from './metrics.js';
 import type { Host } from './network.js';
@@ -243,7 +243,6 @@ export class FullRelay extends SimRelay {
   private readonly replay = new ReplayFilter({ capacity: 100_000 });
   private readonly handshakeReplay: HandshakeReplayCache;
   private readonly ownCircuits: CircuitTable;
-  private readonly replicationCircuits = new Map<string, Promise<ClientCircuit>>();
   store: BlockStore | null = null;
   content: ContentService | null = null;
   /** FETCH requests (reads) this relay answered as a holder. */
@@ -296,13 +295,8 @@ export class FullRelay extends SimRelay {
         directory: this.directory,
         identity: this.identity,
         k: cfg.replication_factor,
-        circuitTo: (d) => this.replicationCircuit(d),
-        probe: (d) => this.overlay.linkTo(d.id).then(
-          (link) => link.isOpen,
-          () => false,
-        ),
-        departureGraceMs: 3 * cfg.timing.repair_interval,
-        budgetMs: Math.floor(0.75 * cfg.timing.repair_interval),
+        ...replicationTransport((id) => this.overlay.linkTo(id), this.ownCircuits),
+        repairIntervalMs: cfg.timing.repair_interval,
         now: () => world.now,
         metrics,
         log: world.log,
@@ -390,24 +384,6 @@ export class FullRelay extends SimRelay {
     return rotated;
   }
 
-  /** relay.ts replicationCircuit(): a cached one-hop circuit to another store relay. */
-  private replicationCircuit(d: Descriptor): Promise<ClientCircuit> {
-    const have = this.replicationCircuits.get(d.fingerprint);
-    if (have) {
-      return have.then((c) => {
-        if (c.state === 'open') return c;
-        this.replicationCircuits.delete(d.fingerprint);
-        return this.replicationCircuit(d);
-      });
-    }
-    const p = this.overlay.linkTo(d.id).then((link) => {
-      this.ownCircuits.attach(link);
-      return buildCircuit(link, this.ownCircuits, [d], { timeoutMs: 20_000 });
-    });
-    this.replicationCircuits.set(d.fingerprint, p);
-    p.catch(() => this.replicationCircuits.delete(d.fingerprint));
-    return p;
-  }
 
   protected override afterDown(): void {
     if (this.repairTimer) clearInterval(this.repairTimer);
