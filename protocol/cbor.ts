@@ -2,18 +2,18 @@
  * The one CBOR wrapper (specs/README.md §CBOR): deterministic encoding, strict decoding.
  *
  * Allowed values: null, booleans, safe integers, text strings, byte strings (Uint8Array), arrays, and maps with text
- * keys. No floats, tags, undefined, records or indefinite lengths. Encoding sorts map keys as RFC 8949 §4.2.1 does
- * (shorter first, then bytewise) and uses the shortest headers. Decoding refuses input longer than the caller's cap,
- * nesting deeper than MAX_CBOR_DEPTH, and anything that does not re-encode to exactly the same bytes
- * (ERR_CBOR_NONCANONICAL), so every value has one encoding and signatures over encodings are unambiguous.
+ * keys. No floats, tags, undefined, records or indefinite lengths. Encoding (cbor-x, with fixed options) sorts map
+ * keys as RFC 8949 §4.2.1 does (shorter first, then bytewise) and uses the shortest headers. Decoding never uses
+ * cbor-x: untrusted bytes go to our own strict decoder of the profile (cbor-strict.ts), whose time and memory are
+ * linear in the input for every input, and which accepts exactly the one encoding of each value, so signatures over
+ * encodings are unambiguous.
  */
-import { Decoder, Encoder } from 'cbor-x';
+import { Encoder } from 'cbor-x';
 import { z } from 'zod';
+import { decodeStrictCbor, MAX_CBOR_DEPTH, type CborValue } from './cbor-strict.js';
 import { AlliumError, LimitError, ProtocolError } from './errors.js';
 
-export const MAX_CBOR_DEPTH = 16;
-
-export type CborValue = null | boolean | number | string | Uint8Array | CborValue[] | { [key: string]: CborValue };
+export { MAX_CBOR_DEPTH, type CborValue };
 
 const encoder = new Encoder({
   useRecords: false,
@@ -23,45 +23,41 @@ const encoder = new Encoder({
   pack: false,
   useFloat32: 0,
 } as ConstructorParameters<typeof Encoder>[0]);
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true } as ConstructorParameters<typeof Decoder>[0]);
 
-function compareKeys(a: string, b: string): number {
-  const ea = new TextEncoder().encode(a);
-  const eb = new TextEncoder().encode(b);
-  if (ea.length !== eb.length) return ea.length - eb.length;
-  for (let i = 0; i < ea.length; i++) if (ea[i] !== eb[i]) return ea[i]! - eb[i]!;
+const textEncoder = new TextEncoder();
+
+function compareKeyBytes(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) return a.length - b.length;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return 0;
 }
 
-/** Checks the value model and returns a copy with sorted map keys and plain Uint8Arrays. */
-function canonicalize(v: unknown, depth: number, strictDecode: boolean): CborValue {
+/** Checks a value to encode against the model and returns a copy with sorted map keys and plain Uint8Arrays. */
+function canonicalize(v: unknown, depth: number): CborValue {
   if (depth > MAX_CBOR_DEPTH) throw new LimitError('MAX_CBOR_DEPTH', `nesting deeper than ${MAX_CBOR_DEPTH}`, 'ERR_CBOR_DEPTH');
   const bad = (what: string): never => {
-    if (strictDecode) throw new ProtocolError('ERR_CBOR_MALFORMED', `CBOR ${what} not allowed`);
     throw new AlliumError('ERR_INTERNAL', `cannot encode ${what} as Allium CBOR`);
   };
   if (v === null || typeof v === 'boolean' || typeof v === 'string') return v;
   if (typeof v === 'number') {
     if (!Number.isSafeInteger(v)) bad('non-integer or unsafe number');
     // cbor-x writes a number outside the 32-bit range as a float64; as a bigint it gets the 8-byte integer header
-    if (!strictDecode && (v > 0xffffffff || v < -0x100000000)) return BigInt(v) as unknown as CborValue;
+    if (v > 0xffffffff || v < -0x100000000) return BigInt(v) as unknown as CborValue;
     return Object.is(v, -0) ? 0 : v;
   }
-  if (typeof v === 'bigint' && strictDecode) {
-    // cbor-x decodes every 8-byte integer header to a bigint; the re-encoding check refuses non-minimal ones
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) bad('unsafe integer');
-    return Number(v);
-  }
   if (v instanceof Uint8Array) return new Uint8Array(v.buffer, v.byteOffset, v.length);
-  if (Array.isArray(v)) return v.map((x) => canonicalize(x, depth + 1, strictDecode));
-  if (typeof v === 'object' && v !== null) {
+  if (Array.isArray(v)) return v.map((x) => canonicalize(x, depth + 1));
+  if (typeof v === 'object') {
     const proto = Object.getPrototypeOf(v);
     if (proto !== Object.prototype && proto !== null) bad(`object of type ${(v as object).constructor?.name ?? 'unknown'}`);
+    const keys = Object.keys(v).map((k) => ({ k, e: textEncoder.encode(k) }));
+    keys.sort((a, b) => compareKeyBytes(a.e, b.e));
     const out: { [k: string]: CborValue } = {};
-    for (const k of Object.keys(v).sort(compareKeys)) {
+    for (const { k } of keys) {
       const x = (v as Record<string, unknown>)[k];
       if (x === undefined) bad('undefined');
-      out[k] = canonicalize(x, depth + 1, strictDecode);
+      if (k === '__proto__') bad('the map key "__proto__"');
+      out[k] = canonicalize(x, depth + 1);
     }
     return out;
   }
@@ -70,37 +66,17 @@ function canonicalize(v: unknown, depth: number, strictDecode: boolean): CborVal
 
 /** Deterministic CBOR encoding of an Allium value. */
 export function encodeCbor(value: unknown): Uint8Array {
-  const b = encoder.encode(canonicalize(value, 0, false));
+  const b = encoder.encode(canonicalize(value, 0));
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** Strict decoding of untrusted bytes. Throws only AlliumErrors. */
+/**
+ * Strict decoding of untrusted bytes (specs/README.md §CBOR "Strict decoding"). Throws only AlliumErrors:
+ * ERR_CBOR_TOO_LARGE, ERR_CBOR_MALFORMED, ERR_CBOR_NONCANONICAL or ERR_CBOR_DEPTH. Whatever it accepts re-encodes
+ * to exactly the input (checked by the property tests and the fuzz targets, not again here).
+ */
 export function decodeCbor(bytes: Uint8Array, maxBytes: number): CborValue {
-  if (bytes.length > maxBytes) throw new LimitError('cbor input', `${bytes.length} bytes > ${maxBytes}`, 'ERR_CBOR_TOO_LARGE');
-  if (bytes.length === 0) throw new ProtocolError('ERR_CBOR_MALFORMED', 'empty CBOR input');
-  let raw: unknown;
-  try {
-    raw = decoder.decode(bytes);
-  } catch (e) {
-    // a stack overflow means deep nesting; other RangeErrors are truncated input (a DataView read past the end)
-    if (e instanceof RangeError && /call stack/i.test(e.message)) throw new LimitError('MAX_CBOR_DEPTH', 'CBOR nesting too deep', 'ERR_CBOR_DEPTH');
-    throw new ProtocolError('ERR_CBOR_MALFORMED', 'CBOR could not be decoded', { cause: e });
-  }
-  const value = canonicalize(raw, 0, true);
-  let again: Uint8Array;
-  try {
-    again = encodeCbor(value);
-  } catch (e) {
-    throw new ProtocolError('ERR_CBOR_MALFORMED', 'CBOR value outside the Allium model', { cause: e });
-  }
-  if (!sameBytes(again, bytes)) throw new ProtocolError('ERR_CBOR_NONCANONICAL', 'CBOR is not in deterministic encoding');
-  return value;
+  return decodeStrictCbor(bytes, maxBytes);
 }
 
 /** Decodes and validates against a zod schema; schema failures become ERR_SCHEMA. */
