@@ -142,8 +142,8 @@ class Reader {
         return this.text(this.length(info, 1));
       case 4: {
         const n = this.length(info, 1);
-        const out: CborValue[] = [];
-        for (let i = 0; i < n; i++) out.push(this.item(depth + 1));
+        const out = new Array<CborValue>(n); // n ≤ the bytes that remain
+        for (let i = 0; i < n; i++) out[i] = this.item(depth + 1);
         return out;
       }
       case 5:
@@ -158,8 +158,23 @@ class Reader {
   }
 
   private text(len: number): string {
-    const raw = this.b.subarray(this.pos, this.pos + len);
+    const start = this.pos;
     this.pos += len;
+    // short ASCII text (map keys, names) without the cost of a TextDecoder call
+    if (len <= 32) {
+      let s = '';
+      for (let i = start; i < this.pos; i++) {
+        const c = this.b[i]!;
+        if (c >= 0x80) {
+          s = '';
+          break;
+        }
+        s += String.fromCharCode(c);
+        if (i === this.pos - 1) return s;
+      }
+      if (len === 0) return '';
+    }
+    const raw = this.b.subarray(start, this.pos);
     try {
       return utf8Strict.decode(raw);
     } catch {

@@ -46,6 +46,24 @@ const manifestSchema = z.strictObject({
 });
 const indirectSchema = z.strictObject({ v: z.literal(1), len: zUint(2 ** 32), parts: zBytes() });
 
+export type ManifestPayload =
+  | { readonly kind: 'manifest'; readonly size: number; readonly segs: readonly (readonly [number, number, BlockRef[]])[] }
+  | { readonly kind: 'indirect'; readonly len: number; readonly parts: readonly BlockRef[] };
+
+/**
+ * Decodes the payload of a MANIFEST block (specs/content.md §4): a manifest, or an indirect manifest naming the
+ * parts whose concatenation is one. Pure; throws ERR_CBOR_*, ERR_SCHEMA or ERR_CONTENT.
+ */
+export function decodeManifestPayload(payload: Uint8Array): ManifestPayload {
+  const value = decodeCbor(payload, payload.length);
+  if (value !== null && typeof value === 'object' && 'segs' in value) {
+    const m = validate(manifestSchema, value, 'manifest');
+    return { kind: 'manifest', size: m.size, segs: m.segs.map(([k, mm, refs]) => [k, mm, refsOf(refs)] as const) };
+  }
+  const ind = validate(indirectSchema, value, 'indirect manifest');
+  return { kind: 'indirect', len: ind.len, parts: refsOf(ind.parts) };
+}
+
 export interface EncodedBlock {
   readonly ref: BlockRef;
   readonly stored: Uint8Array;
@@ -169,14 +187,11 @@ async function readManifest(fetch: BlockFetcher, root: BlockRef): Promise<{ inli
   if (type === BlockType.INLINE) return { inline: payload };
   for (let depth = 0; depth < 8; depth++) {
     if (type !== BlockType.MANIFEST) throw new ProtocolError('ERR_CONTENT', 'root block is not a manifest');
-    const value = decodeCbor(payload, payload.length);
-    if (value !== null && typeof value === 'object' && 'segs' in value) {
-      const m = validate(manifestSchema, value, 'manifest');
-      return { size: m.size, segs: m.segs.map(([k, mm, refs]) => [k, mm, refsOf(refs)] as [number, number, BlockRef[]]) };
-    }
-    const ind = validate(indirectSchema, value, 'indirect manifest');
+    const m = decodeManifestPayload(payload);
+    if (m.kind === 'manifest') return { size: m.size, segs: m.segs.map(([k, mm, refs]) => [k, mm, refs]) };
+    const ind = m;
     const parts = await Promise.all(
-      refsOf(ind.parts).map(async (ref) => {
+      ind.parts.map(async (ref) => {
         const p = await fetchPlain(fetch, ref);
         if (!p) throw new AlliumError('ERR_NOT_FOUND', 'a manifest block is missing');
         const parsed = parseBlockPlaintext(p);

@@ -75,9 +75,11 @@ export function indefiniteArrays(n: number): Uint8Array {
 
 /** Every shape at roughly `bytes` bytes of input. */
 export function shapesOfSize(bytes: number): Record<string, Uint8Array> {
-  const levels = Math.max(1, Math.floor((bytes - 6) / 15));
+  // shallow enough for any depth cap (15 levels), wide enough to explode: k^15 nodes from about 45·k bytes
+  const levels = Math.max(1, Math.min(15, Math.floor((bytes - 10) / 6)));
+  const k = Math.max(1, Math.floor((bytes - 10 - 5 * levels) / (3 * levels)));
   return {
-    'sharing bomb (k = 4)': sharingBomb(levels, 4),
+    'sharing bomb': sharingBomb(levels, Math.min(k, 255)),
     'nested arrays': deepArrays(bytes - 1),
     'nested maps': deepMaps(Math.floor((bytes - 1) / 3)),
     'count beyond the input': claimedArray(2 ** 31, bytes - 5),
