@@ -31,7 +31,7 @@ export const ERROR_CODES = {
   ERR_CELL_COMMAND: 'protocol', // unknown cell command
   ERR_CELL_CIRCUIT_ID: 'protocol', // circuit id not allowed for this command
   ERR_CELL_PADDING: 'protocol', // non-zero bytes where the spec requires zero padding
-  ERR_RELAY_COMMAND: 'protocol', // unknown relay command
+  ERR_RELAY_COMMAND: 'protocol', // unknown relay command, or one not taken here (this hop, this sender, this circuit's state)
   ERR_RELAY_LENGTH: 'protocol', // relay payload length field larger than the data area
   // onion and handshake (protocol/onion.ts, protocol/ntor.ts)
   ERR_ONION_MAC: 'crypto', // the setup onion's MAC did not verify under any current onion key
