@@ -284,6 +284,8 @@ class Conversation {
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
   /** Ids received and not yet acknowledged (sent together once the current burst is handled). */
   private acks: Uint8Array[] = [];
+  /** True once a frame from the peer decrypted: the handshake's claim of who the peer is then holds (§8). */
+  authenticated = false;
 
   constructor(
     readonly peer: string,
@@ -294,6 +296,8 @@ class Conversation {
     private readonly onMessage: (m: IncomingMessage) => boolean,
     private readonly onError: (e: AlliumError) => void,
     private readonly ackTimeoutMs: number,
+    /** Called once, when the first frame from the peer decrypts. */
+    private readonly onAuthenticated: (c: Conversation) => void = () => undefined,
   ) {
     stream.on('stream:data', (d) => {
       stream.consumed(1);
@@ -310,7 +314,12 @@ class Conversation {
         const frame = this.buf.slice(4, 4 + len);
         this.buf = this.buf.slice(4 + len);
         try {
-          this.onFrame(decodeFrame(unpad(session.decrypt(frame).plaintext, RATCHET_OVERHEAD)));
+          const plaintext = session.decrypt(frame).plaintext;
+          if (!this.authenticated) {
+            this.authenticated = true;
+            this.onAuthenticated(this);
+          }
+          this.onFrame(decodeFrame(unpad(plaintext, RATCHET_OVERHEAD)));
         } catch (e) {
           onError(asAlliumError(e, 'message handling failed'));
         }
@@ -363,6 +372,14 @@ class Conversation {
     this.stream.write(frame);
   }
 
+  /**
+   * True when send() can use this conversation: open, and its session can encrypt (a responder session can only
+   * after the peer's first message, which is also what proves the peer is who its handshake claims).
+   */
+  get canSend(): boolean {
+    return !this.closed && this.session.canSend;
+  }
+
   /** (Re)starts the acknowledgement timer while messages wait; `restart` after an ack came in. */
   private armAckTimer(restart: boolean): void {
     if (this.pending.size === 0) {
@@ -388,6 +405,8 @@ class Conversation {
     return new Promise<number>((resolve, reject) => {
       if (this.closed) return reject(new AlliumError('ERR_LINK_CLOSED', 'conversation closed'));
       if (signal?.aborted) return reject(new AbortedError());
+      // Counts as lost (specs/messaging.md §8): the caller moves on to another conversation or the mailbox.
+      if (!this.session.canSend) return reject(new AlliumError('ERR_LINK_CLOSED', 'conversation cannot send: the peer has not authenticated'));
       const key = toHex(id);
       if (this.pending.has(key)) return reject(new AlliumError('ERR_INTERNAL', 'message id already waiting for an acknowledgement'));
       if (data.length > MAX_LIVE_MESSAGE_BYTES) {
@@ -715,20 +734,10 @@ export class Messenger extends Emitter<MessengerEvents> {
     }
     if (target.a === MESSAGES) {
       circuit.mux.accept(stream);
-      const conv = this.conversation(peer, circuit, stream, session);
-      // Our replies to this peer go over the conversation it opened, unless one of ours is still open.
-      const have = this.conversations.get(peer);
-      const mine = Promise.resolve(conv);
-      if (!have) this.conversations.set(peer, mine);
-      else {
-        void have.then(
-          (c) => {
-            if (c.closed && this.conversations.get(peer) === have && !conv.closed) this.conversations.set(peer, mine);
-          },
-          () => undefined,
-        );
-      }
-      this.offlineUntil.delete(peer);
+      // The handshake only claims who `peer` is: the stream becomes our conversation with that peer once a frame on
+      // it authenticates (specs/messaging.md §8). Until then an impostor's stream can neither take our messages to
+      // the peer nor block them.
+      this.conversation(peer, circuit, stream, session, (conv) => this.bindAuthenticated(peer, conv));
       return;
     }
     const service = target.a === SERVICE ? this.options.services?.[target.p] : undefined;
@@ -739,6 +748,27 @@ export class Messenger extends Emitter<MessengerEvents> {
       pipeSocket(stream, socket);
     });
     socket.once('error', () => circuit.mux.reset(stream, EndReason.CONNECT_REFUSED));
+  }
+
+  /**
+   * A conversation the peer opened has authenticated: our replies to the peer go over it, unless one of ours that
+   * can send is still open.
+   */
+  private bindAuthenticated(peer: string, conv: Conversation): void {
+    if (this.closed || conv.closed) return;
+    this.offlineUntil.delete(peer);
+    const have = this.conversations.get(peer);
+    const mine = Promise.resolve(conv);
+    if (!have) {
+      this.conversations.set(peer, mine);
+      return;
+    }
+    void have.then(
+      (c) => {
+        if (!c.canSend && this.conversations.get(peer) === have && conv.canSend) this.conversations.set(peer, mine);
+      },
+      () => undefined,
+    );
   }
 
   // ------------------------------------------------------------------ connecting (the initiator side)
@@ -880,7 +910,7 @@ export class Messenger extends Emitter<MessengerEvents> {
   }
 
   /** A conversation on an accepted or opened message stream, closed with the messenger. */
-  private conversation(peer: string, circuit: ClientCircuit, stream: MuxStream, session: RatchetSession): Conversation {
+  private conversation(peer: string, circuit: ClientCircuit, stream: MuxStream, session: RatchetSession, onAuthenticated?: (c: Conversation) => void): Conversation {
     const conv = new Conversation(
       peer,
       circuit,
@@ -889,6 +919,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       (m) => this.receive(m),
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
+      onAuthenticated,
     );
     this.live.add(conv);
     const forget = (): void => void this.live.delete(conv);
@@ -922,7 +953,8 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (have) {
       return have.then(
         (c) => {
-          if (!c.closed) return c;
+          if (c.canSend) return c;
+          // Closed, or (never filed here, but checked all the same) a session that cannot encrypt: build our own.
           if (this.conversations.get(key) === have) this.conversations.delete(key);
           return this.conversationWith(key, signal, clientAuth);
         },
