@@ -9,6 +9,7 @@
  * it has any — is in *bridge mode*: every circuit starts at a bridge, the directory comes through bridges, and no
  * public relay is ever dialed directly.
  */
+import { crypto } from '../crypto/index.js';
 import { fingerprintOf } from '../crypto/keys.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../protocol/errors.js';
@@ -95,11 +96,7 @@ const DIAL_CONCURRENCY = 4;
 const MAX_STAGE_TRIES = 12;
 
 function shuffle<T>(list: T[]): T[] {
-  for (let i = list.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [list[i], list[j]] = [list[j]!, list[i]!];
-  }
-  return list;
+  return crypto().shuffle(list);
 }
 
 export class AlliumClient extends Emitter<ClientEvents> {

@@ -585,7 +585,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const candidates = this.client.directory.all().filter((d) => d.caps.includes('intro') && !this.intros.has(d.fingerprint));
     while (this.intros.size < want && candidates.length) {
       throwIfAborted(signal);
-      const relay = candidates.splice(Math.floor(Math.random() * candidates.length), 1)[0]!;
+      const relay = candidates.splice(crypto().randomInt(candidates.length), 1)[0]!;
       try {
         await this.establishIntro(relay, signal);
       } catch (e) {
@@ -812,7 +812,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     let rp: Descriptor | undefined;
     let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
     for (let attempt = 0; attempt < 3 && !circuit && rps.length; attempt++) {
-      rp = rps.splice(Math.floor(Math.random() * rps.length), 1)[0]!;
+      rp = rps.splice(crypto().randomInt(rps.length), 1)[0]!;
       const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: rp, exitPort: null };
       if (signal) opts.signal = signal;
       try {
@@ -830,7 +830,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       const established = circuit.waitFor(RelayCommand.RENDEZVOUS_ESTABLISHED, REPLY_TIMEOUT_MS, signal);
       circuit.send({ command: RelayCommand.ESTABLISH_RENDEZVOUS, streamId: 0, data: encodeRv('establishRendezvous', { c: cookie }) });
       await established;
-      const intros = [...descriptor.intro].sort(() => Math.random() - 0.5);
+      const intros = crypto().shuffle([...descriptor.intro]);
       let lastErr: unknown = new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable');
       for (const ip of intros) {
         try {
