@@ -77,7 +77,7 @@ export const ERROR_CODES = {
   ERR_RECORD_STALE: 'protocol', // an updatable-key edition not newer than the one held
   // messaging (specs/messaging.md: protocol/address.ts, key-blinding.ts, endpoint-descriptor.ts, descriptor-auth.ts,
   // message-handshake.ts, ratchet.ts, ratchet-state.ts, padding.ts)
-  ERR_ADDRESS_FORMAT: 'config', // text that is not an Allium address, or whose key is not a valid Ed25519 point
+  ERR_ADDRESS_FORMAT: 'config', // text that is not an Allium address (or whose key is not a valid point), or a refused host name
   ERR_ADDRESS_CHECKSUM: 'config', // an address whose checksum does not match (a typo or a truncated paste)
   ERR_ADDRESS_VERSION: 'config', // an address of a version this implementation does not speak
   ERR_ENDPOINT_DESCRIPTOR: 'protocol', // an endpoint descriptor is malformed or its body is inconsistent
