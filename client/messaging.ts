@@ -599,6 +599,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: relay, exitPort: null };
     if (signal) opts.signal = signal;
     const circuit = await this.client.newCircuit(opts);
+    circuit.setPurpose('setup'); // nothing but INTRO_ESTABLISHED from the introduction point (relay-crypto.md §6.2)
     const auth = crypto().ed25519Keypair();
     const enc = crypto().x25519Keypair();
     const binding = circuit.bindings[circuit.bindings.length - 1]!;
@@ -614,6 +615,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       circuit.close();
       throw new AbortedError('messenger closed');
     }
+    circuit.setPurpose('intro'); // from now on INTRODUCE2, and nothing else
     const state: IntroState = { relay, circuit, auth, enc, seen: new Set(), established: Date.now(), retired: false };
     this.intros.set(relay.fingerprint, state);
     circuit.on('circuit:message', (_hop, m) => {
@@ -714,10 +716,12 @@ export class Messenger extends Emitter<MessengerEvents> {
       const rp = this.client.directory.get(intro.rp);
       if (!rp) throw new AlliumError('ERR_UNREACHABLE', 'rendezvous point not in the directory');
       const circuit = await this.client.newCircuit({ last: rp, exitPort: null });
+      circuit.setPurpose('setup');
       const s = crypto().x25519(ip.enc.secretKey, intro.x);
       const { keys, Y, auth } = ntorServer(s, ip.enc, this.identity.publicKey, intro.x, (n) => crypto().random(n));
       circuit.send({ command: RelayCommand.RENDEZVOUS1, streamId: 0, data: encodeRv('rendezvous1', { c: intro.c, h: concatBytes(Y, auth) }) });
       circuit.addVirtualHop({ forward: keys.backward, backward: keys.forward, binding: keys.binding });
+      circuit.setPurpose('service'); // the initiator, our virtual last hop, opens streams to us
       const peer = formatAddress(hs.initiatorIdentityKey);
       circuit.mux.on('mux:begin', (stream, data) => this.onBegin(circuit, stream, data, peer, hs.session));
     } catch (e) {
@@ -823,6 +827,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       }
     }
     if (!circuit || !rp) throw buildError;
+    circuit.setPurpose('setup'); // only RENDEZVOUS_ESTABLISHED and RENDEZVOUS2 from the rendezvous point
     const close = (): void => circuit.close();
     signal?.addEventListener('abort', close, { once: true });
     try {
@@ -867,6 +872,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: introRelay, exitPort: null };
     if (signal) opts.signal = signal;
     const introCircuit = await this.client.newCircuit(opts);
+    introCircuit.setPurpose('setup'); // only INTRODUCE_ACK
     const met = rpCircuit.waitFor(RelayCommand.RENDEZVOUS2, REPLY_TIMEOUT_MS, signal);
     met.catch(() => undefined);
     try {
@@ -881,6 +887,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const keys = ntorClientFinish(x, X, { identity: identityKey, onionKey: ip.enc }, reply.subarray(0, 32), reply.subarray(32));
     crypto().wipe(x);
     rpCircuit.addVirtualHop(keys);
+    rpCircuit.setPurpose('general'); // replies on the streams we open to the endpoint
     return { circuit: rpCircuit, session: hs.session };
   }
 
