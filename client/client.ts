@@ -9,9 +9,11 @@
  * it has any — is in *bridge mode*: every circuit starts at a bridge, the directory comes through bridges, and no
  * public relay is ever dialed directly.
  */
+import { crypto } from '../crypto/index.js';
 import { fingerprintOf } from '../crypto/keys.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../protocol/errors.js';
+import { normalizeHost } from '../protocol/hostname.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { encodeBegin, EndReason } from '../protocol/stream-messages.js';
 import { openLink, type SocketFactory } from '../net/dial.js';
@@ -95,11 +97,7 @@ const DIAL_CONCURRENCY = 4;
 const MAX_STAGE_TRIES = 12;
 
 function shuffle<T>(list: T[]): T[] {
-  for (let i = list.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [list[i], list[j]] = [list[j]!, list[i]!];
-  }
-  return list;
+  return crypto().shuffle(list);
 }
 
 export class AlliumClient extends Emitter<ClientEvents> {
@@ -471,11 +469,15 @@ export class AlliumClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Opens a stream to host:port through an exit (host resolved at the exit). Throws StreamError with the exit's
-   * END reason when refused, ERR_TIMEOUT, ERR_ABORTED, or a circuit error.
+   * Opens a stream to host:port through an exit (host resolved at the exit), or to a hidden service when the host
+   * is an `.allium` address. Throws ERR_ADDRESS_FORMAT for a host name it refuses (specs/streams.md §6.4), StreamError
+   * with the exit's END reason when refused, ERR_TIMEOUT, ERR_ABORTED, or a circuit error.
    */
-  async connect(host: string, port: number, options: ConnectOptions = {}): Promise<MuxStream> {
-    if (host.toLowerCase().endsWith('.allium')) {
+  async connect(rawHost: string, port: number, options: ConnectOptions = {}): Promise<MuxStream> {
+    // Every decision below is made on the normalised name (specs/streams.md §6.4): `x.allium.` or `X.ALLIUM` sent to
+    // an exit as an ordinary name would leak the hidden address to public DNS.
+    const { host, kind } = normalizeHost(rawHost);
+    if (kind === 'hidden') {
       if (!this.addressConnector) throw new AlliumError('ERR_UNREACHABLE', 'no messenger attached: .allium addresses need a Messenger on this client');
       return this.addressConnector(host, port, options.signal);
     }

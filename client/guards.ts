@@ -7,6 +7,7 @@
  * - A guard that leaves the directory is kept (it may come back) until its lifetime ends.
  * Storage is injected: a JSON file in Node, memory or IndexedDB in browsers.
  */
+import { crypto } from '../crypto/index.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { weightedPick } from './path.js';
 
@@ -31,7 +32,8 @@ export class GuardSet {
 
   constructor(
     private readonly storage: GuardStorage | null,
-    private readonly random: () => number = Math.random,
+    /** Uniform in [0, 1): the CSPRNG unless a seeded source is given (simulator, tests). */
+    private readonly random: () => number = () => crypto().uniform(),
   ) {}
 
   async load(): Promise<void> {

@@ -284,6 +284,8 @@ class Conversation {
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
   /** Ids received and not yet acknowledged (sent together once the current burst is handled). */
   private acks: Uint8Array[] = [];
+  /** True once a frame from the peer decrypted: the handshake's claim of who the peer is then holds (§8). */
+  authenticated = false;
 
   constructor(
     readonly peer: string,
@@ -294,6 +296,8 @@ class Conversation {
     private readonly onMessage: (m: IncomingMessage) => boolean,
     private readonly onError: (e: AlliumError) => void,
     private readonly ackTimeoutMs: number,
+    /** Called once, when the first frame from the peer decrypts. */
+    private readonly onAuthenticated: (c: Conversation) => void = () => undefined,
   ) {
     stream.on('stream:data', (d) => {
       stream.consumed(1);
@@ -310,7 +314,12 @@ class Conversation {
         const frame = this.buf.slice(4, 4 + len);
         this.buf = this.buf.slice(4 + len);
         try {
-          this.onFrame(decodeFrame(unpad(session.decrypt(frame).plaintext, RATCHET_OVERHEAD)));
+          const plaintext = session.decrypt(frame).plaintext;
+          if (!this.authenticated) {
+            this.authenticated = true;
+            this.onAuthenticated(this);
+          }
+          this.onFrame(decodeFrame(unpad(plaintext, RATCHET_OVERHEAD)));
         } catch (e) {
           onError(asAlliumError(e, 'message handling failed'));
         }
@@ -363,6 +372,14 @@ class Conversation {
     this.stream.write(frame);
   }
 
+  /**
+   * True when send() can use this conversation: open, and its session can encrypt (a responder session can only
+   * after the peer's first message, which is also what proves the peer is who its handshake claims).
+   */
+  get canSend(): boolean {
+    return !this.closed && this.session.canSend;
+  }
+
   /** (Re)starts the acknowledgement timer while messages wait; `restart` after an ack came in. */
   private armAckTimer(restart: boolean): void {
     if (this.pending.size === 0) {
@@ -388,6 +405,8 @@ class Conversation {
     return new Promise<number>((resolve, reject) => {
       if (this.closed) return reject(new AlliumError('ERR_LINK_CLOSED', 'conversation closed'));
       if (signal?.aborted) return reject(new AbortedError());
+      // Counts as lost (specs/messaging.md §8): the caller moves on to another conversation or the mailbox.
+      if (!this.session.canSend) return reject(new AlliumError('ERR_LINK_CLOSED', 'conversation cannot send: the peer has not authenticated'));
       const key = toHex(id);
       if (this.pending.has(key)) return reject(new AlliumError('ERR_INTERNAL', 'message id already waiting for an acknowledgement'));
       if (data.length > MAX_LIVE_MESSAGE_BYTES) {
@@ -566,7 +585,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const candidates = this.client.directory.all().filter((d) => d.caps.includes('intro') && !this.intros.has(d.fingerprint));
     while (this.intros.size < want && candidates.length) {
       throwIfAborted(signal);
-      const relay = candidates.splice(Math.floor(Math.random() * candidates.length), 1)[0]!;
+      const relay = candidates.splice(crypto().randomInt(candidates.length), 1)[0]!;
       try {
         await this.establishIntro(relay, signal);
       } catch (e) {
@@ -580,6 +599,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: relay, exitPort: null };
     if (signal) opts.signal = signal;
     const circuit = await this.client.newCircuit(opts);
+    circuit.setPurpose('setup'); // nothing but INTRO_ESTABLISHED from the introduction point (relay-crypto.md §6.2)
     const auth = crypto().ed25519Keypair();
     const enc = crypto().x25519Keypair();
     const binding = circuit.bindings[circuit.bindings.length - 1]!;
@@ -595,6 +615,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       circuit.close();
       throw new AbortedError('messenger closed');
     }
+    circuit.setPurpose('intro'); // from now on INTRODUCE2, and nothing else
     const state: IntroState = { relay, circuit, auth, enc, seen: new Set(), established: Date.now(), retired: false };
     this.intros.set(relay.fingerprint, state);
     circuit.on('circuit:message', (_hop, m) => {
@@ -695,10 +716,12 @@ export class Messenger extends Emitter<MessengerEvents> {
       const rp = this.client.directory.get(intro.rp);
       if (!rp) throw new AlliumError('ERR_UNREACHABLE', 'rendezvous point not in the directory');
       const circuit = await this.client.newCircuit({ last: rp, exitPort: null });
+      circuit.setPurpose('setup');
       const s = crypto().x25519(ip.enc.secretKey, intro.x);
       const { keys, Y, auth } = ntorServer(s, ip.enc, this.identity.publicKey, intro.x, (n) => crypto().random(n));
       circuit.send({ command: RelayCommand.RENDEZVOUS1, streamId: 0, data: encodeRv('rendezvous1', { c: intro.c, h: concatBytes(Y, auth) }) });
       circuit.addVirtualHop({ forward: keys.backward, backward: keys.forward, binding: keys.binding });
+      circuit.setPurpose('service'); // the initiator, our virtual last hop, opens streams to us
       const peer = formatAddress(hs.initiatorIdentityKey);
       circuit.mux.on('mux:begin', (stream, data) => this.onBegin(circuit, stream, data, peer, hs.session));
     } catch (e) {
@@ -715,20 +738,10 @@ export class Messenger extends Emitter<MessengerEvents> {
     }
     if (target.a === MESSAGES) {
       circuit.mux.accept(stream);
-      const conv = this.conversation(peer, circuit, stream, session);
-      // Our replies to this peer go over the conversation it opened, unless one of ours is still open.
-      const have = this.conversations.get(peer);
-      const mine = Promise.resolve(conv);
-      if (!have) this.conversations.set(peer, mine);
-      else {
-        void have.then(
-          (c) => {
-            if (c.closed && this.conversations.get(peer) === have && !conv.closed) this.conversations.set(peer, mine);
-          },
-          () => undefined,
-        );
-      }
-      this.offlineUntil.delete(peer);
+      // The handshake only claims who `peer` is: the stream becomes our conversation with that peer once a frame on
+      // it authenticates (specs/messaging.md §8). Until then an impostor's stream can neither take our messages to
+      // the peer nor block them.
+      this.conversation(peer, circuit, stream, session, (conv) => this.bindAuthenticated(peer, conv));
       return;
     }
     const service = target.a === SERVICE ? this.options.services?.[target.p] : undefined;
@@ -739,6 +752,27 @@ export class Messenger extends Emitter<MessengerEvents> {
       pipeSocket(stream, socket);
     });
     socket.once('error', () => circuit.mux.reset(stream, EndReason.CONNECT_REFUSED));
+  }
+
+  /**
+   * A conversation the peer opened has authenticated: our replies to the peer go over it, unless one of ours that
+   * can send is still open.
+   */
+  private bindAuthenticated(peer: string, conv: Conversation): void {
+    if (this.closed || conv.closed) return;
+    this.offlineUntil.delete(peer);
+    const have = this.conversations.get(peer);
+    const mine = Promise.resolve(conv);
+    if (!have) {
+      this.conversations.set(peer, mine);
+      return;
+    }
+    void have.then(
+      (c) => {
+        if (!c.canSend && this.conversations.get(peer) === have && conv.canSend) this.conversations.set(peer, mine);
+      },
+      () => undefined,
+    );
   }
 
   // ------------------------------------------------------------------ connecting (the initiator side)
@@ -782,7 +816,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     let rp: Descriptor | undefined;
     let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
     for (let attempt = 0; attempt < 3 && !circuit && rps.length; attempt++) {
-      rp = rps.splice(Math.floor(Math.random() * rps.length), 1)[0]!;
+      rp = rps.splice(crypto().randomInt(rps.length), 1)[0]!;
       const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: rp, exitPort: null };
       if (signal) opts.signal = signal;
       try {
@@ -793,6 +827,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       }
     }
     if (!circuit || !rp) throw buildError;
+    circuit.setPurpose('setup'); // only RENDEZVOUS_ESTABLISHED and RENDEZVOUS2 from the rendezvous point
     const close = (): void => circuit.close();
     signal?.addEventListener('abort', close, { once: true });
     try {
@@ -800,7 +835,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       const established = circuit.waitFor(RelayCommand.RENDEZVOUS_ESTABLISHED, REPLY_TIMEOUT_MS, signal);
       circuit.send({ command: RelayCommand.ESTABLISH_RENDEZVOUS, streamId: 0, data: encodeRv('establishRendezvous', { c: cookie }) });
       await established;
-      const intros = [...descriptor.intro].sort(() => Math.random() - 0.5);
+      const intros = crypto().shuffle([...descriptor.intro]);
       let lastErr: unknown = new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable');
       for (const ip of intros) {
         try {
@@ -837,6 +872,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: introRelay, exitPort: null };
     if (signal) opts.signal = signal;
     const introCircuit = await this.client.newCircuit(opts);
+    introCircuit.setPurpose('setup'); // only INTRODUCE_ACK
     const met = rpCircuit.waitFor(RelayCommand.RENDEZVOUS2, REPLY_TIMEOUT_MS, signal);
     met.catch(() => undefined);
     try {
@@ -851,6 +887,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const keys = ntorClientFinish(x, X, { identity: identityKey, onionKey: ip.enc }, reply.subarray(0, 32), reply.subarray(32));
     crypto().wipe(x);
     rpCircuit.addVirtualHop(keys);
+    rpCircuit.setPurpose('general'); // replies on the streams we open to the endpoint
     return { circuit: rpCircuit, session: hs.session };
   }
 
@@ -880,7 +917,7 @@ export class Messenger extends Emitter<MessengerEvents> {
   }
 
   /** A conversation on an accepted or opened message stream, closed with the messenger. */
-  private conversation(peer: string, circuit: ClientCircuit, stream: MuxStream, session: RatchetSession): Conversation {
+  private conversation(peer: string, circuit: ClientCircuit, stream: MuxStream, session: RatchetSession, onAuthenticated?: (c: Conversation) => void): Conversation {
     const conv = new Conversation(
       peer,
       circuit,
@@ -889,6 +926,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       (m) => this.receive(m),
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
+      onAuthenticated,
     );
     this.live.add(conv);
     const forget = (): void => void this.live.delete(conv);
@@ -922,7 +960,8 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (have) {
       return have.then(
         (c) => {
-          if (!c.closed) return c;
+          if (c.canSend) return c;
+          // Closed, or (never filed here, but checked all the same) a session that cannot encrypt: build our own.
           if (this.conversations.get(key) === have) this.conversations.delete(key);
           return this.conversationWith(key, signal, clientAuth);
         },

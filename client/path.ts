@@ -8,6 +8,7 @@
  * kept apart).
  */
 import ipaddr from 'ipaddr.js';
+import { crypto } from '../crypto/index.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AlliumError } from '../protocol/errors.js';
 import { isExitPolicy, parseExitPolicy, policyAllows, policyMightAllowPort, type ExitPolicy } from '../protocol/exit-policy.js';
@@ -110,7 +111,7 @@ export function allowsExit(d: Descriptor, port: number, address?: string): boole
  */
 export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descriptor[] {
   if (o.hops < 1 || o.hops > MAX_HOPS) throw new AlliumError('ERR_ONION_PATH', `hops must be 1..${MAX_HOPS}`);
-  const random = o.random ?? Math.random;
+  const random = o.random ?? (() => crypto().uniform());
   const usable = relays.filter((d) => !o.exclude?.has(d.fingerprint));
   const path: Descriptor[] = [];
 

@@ -86,6 +86,19 @@ class SocksReader {
   }
 }
 
+/**
+ * The isolation key of a SOCKS5 connection (specs/streams.md §6.2): the listener port and the credentials as
+ * received, each length-prefixed, so no two different (user, password) pairs share a key — joined with a separator,
+ * user "a:b" with password "c" would equal user "a" with password "b:c". `credentials` null: no authentication.
+ */
+export function socksIsolationKey(listenerPort: number, credentials: { user: Uint8Array; password: Uint8Array } | null): string {
+  if (!credentials) return `socks5:${listenerPort}:none`;
+  const { user, password } = credentials;
+  if (user.length > 255 || password.length > 255) throw new RangeError('RFC 1929 credentials are at most 255 bytes each');
+  const pair = Buffer.concat([Buffer.of(user.length), user, Buffer.of(password.length), password]);
+  return `socks5:${listenerPort}:${pair.toString('hex')}`;
+}
+
 function reply(socket: Socket, code: number): void {
   socket.write(Buffer.from([5, code, 0, 1, 0, 0, 0, 0, 0, 0]));
 }
@@ -97,14 +110,14 @@ export async function handleSocks(client: AlliumClient, socket: Socket, listener
     const [ver, nmethods] = await r.take(2);
     if (ver !== 5) throw new Error('not SOCKS5');
     const methods = await r.take(nmethods!);
-    let user = '';
+    let credentials: { user: Uint8Array; password: Uint8Array } | null = null;
     if (methods.includes(2)) {
       socket.write(Buffer.from([5, 2]));
       const [aver, ulen] = await r.take(2);
       if (aver !== 1) throw new Error('bad auth version');
-      user = (await r.take(ulen!)).toString('utf8');
+      const user = Uint8Array.from(await r.take(ulen!));
       const [plen] = await r.take(1);
-      user += ':' + (await r.take(plen!)).toString('utf8');
+      credentials = { user, password: Uint8Array.from(await r.take(plen!)) };
       socket.write(Buffer.from([1, 0]));
     } else if (methods.includes(0)) {
       socket.write(Buffer.from([5, 0]));
@@ -144,7 +157,7 @@ export async function handleSocks(client: AlliumClient, socket: Socket, listener
     const early = r.detach();
     let stream;
     try {
-      stream = await client.connect(host, port, { isolation: `${listenerPort}:${user}` });
+      stream = await client.connect(host, port, { isolation: socksIsolationKey(listenerPort, credentials) });
     } catch (e) {
       clearTimeout(timer);
       reply(

@@ -79,6 +79,34 @@ export class Crypto {
     if (out.length > 0) this.b.randomFill(out);
   }
 
+  /**
+   * A number in [0, 1) from 53 random bits: `(u64(random(8)) >> 11) / 2^53` (specs/README.md §Notation). Every
+   * security-relevant random choice uses this, randomInt or shuffle, never Math.random.
+   */
+  uniform(): number {
+    const v = new DataView(this.random(8).buffer);
+    return (v.getUint32(0) * 2 ** 21 + (v.getUint32(4) >>> 11)) / 2 ** 53;
+  }
+
+  /** An integer in [0, n) for an integer 1 ≤ n ≤ 2^32, without modulo bias (rejection sampling on 32 bits). */
+  randomInt(n: number): number {
+    if (!Number.isInteger(n) || n < 1 || n > 2 ** 32) throw new AlliumError('ERR_INTERNAL', 'randomInt needs an integer bound in [1, 2^32]');
+    const limit = 2 ** 32 - (2 ** 32 % n); // the largest multiple of n that fits: draws at or above it are redrawn
+    for (;;) {
+      const x = new DataView(this.random(4).buffer).getUint32(0);
+      if (x < limit) return x % n;
+    }
+  }
+
+  /** Shuffles `list` in place, every order equally likely (Fisher–Yates with randomInt), and returns it. */
+  shuffle<T>(list: T[]): T[] {
+    for (let i = list.length - 1; i > 0; i--) {
+      const j = this.randomInt(i + 1);
+      [list[i], list[j]] = [list[j]!, list[i]!];
+    }
+    return list;
+  }
+
   /** BLAKE2b-`outLen` of `input`, keyed with `key` when given. */
   hash(outLen: number, input: Uint8Array, key?: Uint8Array): Uint8Array {
     if (outLen < 16 || outLen > 64) throw new AlliumError('ERR_INTERNAL', 'hash length out of range');

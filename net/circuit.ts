@@ -2,7 +2,10 @@
  * A client circuit (specs/circuits.md §6): built in one round trip with the setup onion, extended by one hop when
  * asked (rendezvous), carrying streams to its last hop through a StreamMux, torn down with DESTROY.
  *
- * Every backward cell must authenticate at every layer; any failure tears the circuit down (ERR_RELAY_MAC).
+ * Every backward cell must authenticate at every layer; any failure tears the circuit down (ERR_RELAY_MAC). What
+ * the client then accepts is restricted per circuit (specs/relay-crypto.md §6.2): a reply it waits for only from
+ * the hop the request went to, DROP and TRUNCATED from any hop, and otherwise only what the circuit's purpose lets
+ * its last hop send; anything else destroys the circuit (ERR_RELAY_COMMAND).
  */
 import { crypto } from '../crypto/index.js';
 import {
@@ -15,6 +18,7 @@ import {
   type Cell,
 } from '../protocol/cell.js';
 import { REPLY_LEN } from '../protocol/constants.js';
+import { purposeAccepts, type CircuitPurpose } from '../protocol/circuit-purpose.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, CryptoError, isAlliumError, ProtocolError, TimeoutError } from '../protocol/errors.js';
 import { createOnion, openReply, ReplyStatus, wipeClientOnion, type OnionHop } from '../protocol/onion.js';
@@ -27,7 +31,7 @@ import { StreamMux } from './stream-mux.js';
 
 export type CircuitEvents = {
   'circuit:close': [AlliumError | null];
-  /** A relay message from a hop that no built-in handler took (content, rendezvous). */
+  /** A relay message from the last hop that the circuit's purpose takes and no built-in handler took (INTRODUCE2). */
   'circuit:message': [number, RelayMessage];
 };
 
@@ -102,7 +106,10 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
   /** Stream isolation key this circuit is bound to (null until first used). */
   isolation: string | null = null;
   dirtySince: number | null = null;
-  private readonly waiters = new Map<number, (m: RelayMessage) => void>();
+  /** What the last hop may send unasked (specs/relay-crypto.md §6.2); set by the circuit's owner. */
+  purpose: CircuitPurpose = 'general';
+  /** Replies waited for, by command, with the hop each must come from. */
+  private readonly waiters = new Map<number, { hop: number; deliver: (m: RelayMessage) => void }>();
 
   /** Each hop's binding value from its handshake (introduction uses the last hop's). */
   readonly bindings: Uint8Array[];
@@ -147,8 +154,18 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
     }
   }
 
-  /** Waits for the next relay message with this command (EXTENDED, TRUNCATED, content and rendezvous replies). */
+  /** Sets what the last hop may send unasked from now on (specs/relay-crypto.md §6.2). */
+  setPurpose(purpose: CircuitPurpose): void {
+    this.purpose = purpose;
+  }
+
+  /**
+   * Waits for the reply `command` (EXTENDED, rendezvous replies) to a request about to be sent to the last hop. Only
+   * that hop may send it, once: the same command from another hop destroys the circuit (ERR_RELAY_COMMAND), and so
+   * does one nobody waits for.
+   */
   waitFor(command: RelayCommand, timeoutMs: number, signal?: AbortSignal): Promise<RelayMessage> {
+    const hop = this.cc.length - 1;
     return new Promise((resolve, reject) => {
       if (this.state !== 'open') return reject(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
       const timer = setTimeout(() => finish(new TimeoutError('no reply on circuit')), timeoutMs);
@@ -163,7 +180,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
         if (err) reject(err);
         else resolve(m!);
       };
-      const waiter = (m: RelayMessage): void => finish(null, m);
+      const waiter = { hop, deliver: (m: RelayMessage): void => finish(null, m) };
       this.waiters.set(command, waiter);
     });
   }
@@ -180,10 +197,17 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       if (cell.command !== CellCommand.RELAY) throw new ProtocolError('ERR_CELL_COMMAND', 'unexpected cell on an open circuit');
       const origin = this.cc.unwrapBackward(cell.body);
       const msg = decodeRelayPayload(payloadOf(cell.body));
+      // specs/relay-crypto.md §6.2, in its order.
       const waiter = this.waiters.get(msg.command);
-      if (waiter) return waiter(msg);
-      if (origin === this.cc.length - 1 && this.mux.onMessage(msg)) return;
+      if (waiter) {
+        if (origin !== waiter.hop) throw new ProtocolError('ERR_RELAY_COMMAND', `a reply (relay command ${msg.command}) from hop ${origin}, not from the hop asked`);
+        return waiter.deliver(msg);
+      }
+      if (msg.command === RelayCommand.DROP) return;
       if (msg.command === RelayCommand.TRUNCATED) return this.close(new AlliumError('ERR_LINK_CLOSED', 'circuit truncated'), DestroyReason.FINISHED);
+      if (origin !== this.cc.length - 1) throw new ProtocolError('ERR_RELAY_COMMAND', `relay command ${msg.command} from hop ${origin}, which is not the last`);
+      if (!purposeAccepts(this.purpose, msg.command)) throw new ProtocolError('ERR_RELAY_COMMAND', `relay command ${msg.command} is not taken on a ${this.purpose} circuit`);
+      if (this.mux.onMessage(msg)) return;
       this.emit('circuit:message', origin, msg);
     } catch (e) {
       const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'cell handling failed', { cause: e });

@@ -14,6 +14,7 @@
  * Time comes from the global setTimeout and performance.now(), so under the simulator's virtual clock everything runs
  * in virtual time.
  */
+import { crypto } from '../crypto/index.js';
 import type { LinkSocket } from './socket.js';
 
 export interface MemoryPathOptions {
@@ -25,7 +26,7 @@ export interface MemoryPathOptions {
   loss?: number;
   /** Delay a retransmission adds, in milliseconds (default: max(200, 3 × latency), TCP's minimum RTO or more). */
   retransmitMs?: number;
-  /** Random source for loss (default Math.random). */
+  /** Random source for loss (default the crypto facade's uniform(), which the simulator seeds). */
   random?: () => number;
 }
 
@@ -245,7 +246,7 @@ function resolvePath(o: MemoryPathOptions = {}): Required<Omit<MemoryPathOptions
     bandwidth: o.bandwidth ?? 0,
     loss: o.loss ?? 0,
     retransmitMs: o.retransmitMs ?? Math.max(200, 3 * latencyMs),
-    random: o.random ?? Math.random,
+    random: o.random ?? (() => crypto().uniform()),
   };
 }
 

@@ -31,7 +31,7 @@ export const ERROR_CODES = {
   ERR_CELL_COMMAND: 'protocol', // unknown cell command
   ERR_CELL_CIRCUIT_ID: 'protocol', // circuit id not allowed for this command
   ERR_CELL_PADDING: 'protocol', // non-zero bytes where the spec requires zero padding
-  ERR_RELAY_COMMAND: 'protocol', // unknown relay command
+  ERR_RELAY_COMMAND: 'protocol', // unknown relay command, or one not taken here (this hop, this sender, this circuit's state)
   ERR_RELAY_LENGTH: 'protocol', // relay payload length field larger than the data area
   // onion and handshake (protocol/onion.ts, protocol/ntor.ts)
   ERR_ONION_MAC: 'crypto', // the setup onion's MAC did not verify under any current onion key
@@ -77,7 +77,7 @@ export const ERROR_CODES = {
   ERR_RECORD_STALE: 'protocol', // an updatable-key edition not newer than the one held
   // messaging (specs/messaging.md: protocol/address.ts, key-blinding.ts, endpoint-descriptor.ts, descriptor-auth.ts,
   // message-handshake.ts, ratchet.ts, ratchet-state.ts, padding.ts)
-  ERR_ADDRESS_FORMAT: 'config', // text that is not an Allium address, or whose key is not a valid Ed25519 point
+  ERR_ADDRESS_FORMAT: 'config', // text that is not an Allium address (or whose key is not a valid point), or a refused host name
   ERR_ADDRESS_CHECKSUM: 'config', // an address whose checksum does not match (a typo or a truncated paste)
   ERR_ADDRESS_VERSION: 'config', // an address of a version this implementation does not speak
   ERR_ENDPOINT_DESCRIPTOR: 'protocol', // an endpoint descriptor is malformed or its body is inconsistent

@@ -125,7 +125,7 @@ export class Overlay {
 
   constructor(private readonly o: OverlayOptions) {
     this.now = o.now ?? Date.now;
-    this.rand = o.random ?? Math.random;
+    this.rand = o.random ?? (() => crypto().uniform());
   }
 
   /** Remembers how to reach a relay (bootstrap lines). */

@@ -9,33 +9,151 @@
  *   for the other pass through, end-to-end encrypted under keys the relay does not have.
  * Neither relay learns both ends: the introduction point sees the endpoint's circuit and an initiator's circuit,
  * the rendezvous point sees two circuits; none sees an address or an IP of either party beyond its own first hop.
+ *
+ * The tables are bounded (§3.2): a circuit holds one registration at most (an intro key or a cookie; a second is a
+ * protocol violation that destroys the circuit, as Tor refuses ESTABLISH_INTRO on a circuit that is no longer an
+ * ordinary one), registrations die with their circuit, and they are counted per relay, per peer (the link the
+ * circuit arrives on) and per address block of that peer.
  */
+import ipaddr from 'ipaddr.js';
 import { crypto } from '../crypto/index.js';
 import { toHex } from '../protocol/bytes.js';
-import { AlliumError } from '../protocol/errors.js';
+import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { decodeRv, encodeRv, introSignedMessage } from '../protocol/rendezvous-messages.js';
+import type { Link } from '../net/link.js';
 import type { CircuitEndpointHandler, CircuitHop, CircuitReactor } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
 
 export const MAX_INTRO_POINTS = 10_000;
+export const MAX_INTRO_POINTS_PER_PEER = 2_500;
+export const MAX_INTRO_POINTS_PER_BLOCK = 2_500;
 export const MAX_PENDING_RENDEZVOUS = 10_000;
+export const MAX_PENDING_RENDEZVOUS_PER_PEER = 2_500;
+export const MAX_PENDING_RENDEZVOUS_PER_BLOCK = 2_500;
 export const RENDEZVOUS_COOKIE_LIFETIME_MS = 120_000;
 
 const COMMANDS = new Set<number>([RelayCommand.ESTABLISH_INTRO, RelayCommand.INTRODUCE1, RelayCommand.ESTABLISH_RENDEZVOUS, RelayCommand.RENDEZVOUS1]);
 
+/** The attachment a circuit's one registration is kept under. */
+const REGISTRATION = 'rv-registration';
+
+/** The limits of specs/rendezvous.md §3.2, each with its default. */
+export interface RendezvousLimits {
+  /** Intro keys registered at this relay (default MAX_INTRO_POINTS). */
+  maxIntroPoints?: number;
+  /** … by circuits arriving over one link (default MAX_INTRO_POINTS_PER_PEER). */
+  maxIntroPointsPerPeer?: number;
+  /** … by circuits arriving from one /24 or /48 (default MAX_INTRO_POINTS_PER_BLOCK). */
+  maxIntroPointsPerBlock?: number;
+  /** Cookies waiting at this relay (default MAX_PENDING_RENDEZVOUS). */
+  maxPendingRendezvous?: number;
+  /** … on circuits arriving over one link (default MAX_PENDING_RENDEZVOUS_PER_PEER). */
+  maxPendingRendezvousPerPeer?: number;
+  /** … on circuits arriving from one /24 or /48 (default MAX_PENDING_RENDEZVOUS_PER_BLOCK). */
+  maxPendingRendezvousPerBlock?: number;
+  /** How long a cookie waits for RENDEZVOUS1 (default RENDEZVOUS_COOKIE_LIFETIME_MS). */
+  cookieLifetimeMs?: number;
+}
+
+/** The IPv4 /24 or IPv6 /48 of an address, or null when there is none (in-memory links). */
+export function addressBlock(address: string | null): string | null {
+  if (!address || !ipaddr.isValid(address)) return null;
+  const ip = ipaddr.process(address); // an IPv4-mapped IPv6 address counts as its IPv4 address
+  if (ip.kind() === 'ipv4') {
+    const o = (ip as ipaddr.IPv4).octets;
+    return `v4:${o[0]}.${o[1]}.${o[2]}`;
+  }
+  const p = (ip as ipaddr.IPv6).parts;
+  return `v6:${p[0]!.toString(16)}:${p[1]!.toString(16)}:${p[2]!.toString(16)}`;
+}
+
+/** Registrations counted per peer and per address block, with the relay-wide total. */
+class Counts {
+  private readonly perPeer = new Map<Link, number>();
+  private readonly perBlock = new Map<string, number>();
+  total = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly max: number,
+    private readonly maxPerPeer: number,
+    private readonly maxPerBlock: number,
+  ) {}
+
+  /** The name of the limit a new registration from `link` / `block` would exceed, or null. */
+  exceeded(link: Link, block: string | null): string | null {
+    if (this.total >= this.max) return this.name;
+    if ((this.perPeer.get(link) ?? 0) >= this.maxPerPeer) return `${this.name}_PER_PEER`;
+    if (block !== null && (this.perBlock.get(block) ?? 0) >= this.maxPerBlock) return `${this.name}_PER_BLOCK`;
+    return null;
+  }
+
+  add(link: Link, block: string | null): void {
+    this.total++;
+    this.perPeer.set(link, (this.perPeer.get(link) ?? 0) + 1);
+    if (block !== null) this.perBlock.set(block, (this.perBlock.get(block) ?? 0) + 1);
+  }
+
+  remove(link: Link, block: string | null): void {
+    this.total--;
+    const n = (this.perPeer.get(link) ?? 1) - 1;
+    if (n <= 0) this.perPeer.delete(link);
+    else this.perPeer.set(link, n);
+    if (block === null) return;
+    const b = (this.perBlock.get(block) ?? 1) - 1;
+    if (b <= 0) this.perBlock.delete(block);
+    else this.perBlock.set(block, b);
+  }
+}
+
+/** A circuit's one registration, with what it was counted against. */
+interface Registration {
+  readonly kind: 'intro' | 'cookie';
+  readonly key: string;
+  readonly hop: CircuitHop;
+  readonly link: Link;
+  readonly block: string | null;
+  /** Cookies: when the cookie stops waiting. */
+  readonly expires: number;
+}
+
 export class RendezvousService implements CircuitEndpointHandler {
-  private readonly intros = new Map<string, CircuitHop>();
-  private readonly cookies = new Map<string, { hop: CircuitHop; expires: number }>();
+  private readonly intros = new Map<string, Registration>();
+  private readonly cookies = new Map<string, Registration>();
+  private readonly introCounts: Counts;
+  private readonly cookieCounts: Counts;
+  private readonly cookieLifetimeMs: number;
 
   constructor(
     private readonly reactor: CircuitReactor,
     private readonly metrics: RelayMetrics,
     private readonly now: () => number = Date.now,
-  ) {}
+    limits: RendezvousLimits = {},
+  ) {
+    this.introCounts = new Counts(
+      'MAX_INTRO_POINTS',
+      limits.maxIntroPoints ?? MAX_INTRO_POINTS,
+      limits.maxIntroPointsPerPeer ?? MAX_INTRO_POINTS_PER_PEER,
+      limits.maxIntroPointsPerBlock ?? MAX_INTRO_POINTS_PER_BLOCK,
+    );
+    this.cookieCounts = new Counts(
+      'MAX_PENDING_RENDEZVOUS',
+      limits.maxPendingRendezvous ?? MAX_PENDING_RENDEZVOUS,
+      limits.maxPendingRendezvousPerPeer ?? MAX_PENDING_RENDEZVOUS_PER_PEER,
+      limits.maxPendingRendezvousPerBlock ?? MAX_PENDING_RENDEZVOUS_PER_BLOCK,
+    );
+    this.cookieLifetimeMs = limits.cookieLifetimeMs ?? RENDEZVOUS_COOKIE_LIFETIME_MS;
+  }
 
+  /** Intro keys registered now. */
   get introCount(): number {
     return this.intros.size;
+  }
+
+  /** Cookies waiting now (expired ones included until the next prune). */
+  get pendingRendezvousCount(): number {
+    return this.cookies.size;
   }
 
   deliver(hop: CircuitHop, msg: RelayMessage): boolean {
@@ -58,77 +176,114 @@ export class RendezvousService implements CircuitEndpointHandler {
     this.reactor.sendBackward(hop, { command, streamId: 0, data });
   }
 
+  /** A circuit that already holds a registration may not make another (§3.2): the caller's throw destroys it. */
+  private requireUnregistered(hop: CircuitHop, what: string): void {
+    if (hop.attachments.has(REGISTRATION)) {
+      this.metrics.drops.inc({ reason: 'rendezvous_second_registration' });
+      throw new ProtocolError('ERR_RELAY_COMMAND', `${what} on a circuit that already holds an intro key or a cookie`);
+    }
+  }
+
+  private register(table: Map<string, Registration>, counts: Counts, r: Registration): void {
+    table.set(r.key, r);
+    counts.add(r.link, r.block);
+    r.hop.attachments.set(REGISTRATION, r);
+  }
+
+  private unregister(r: Registration): void {
+    const table = r.kind === 'intro' ? this.intros : this.cookies;
+    if (table.get(r.key) !== r) return;
+    table.delete(r.key);
+    (r.kind === 'intro' ? this.introCounts : this.cookieCounts).remove(r.link, r.block);
+    if (r.hop.attachments.get(REGISTRATION) === r) r.hop.attachments.delete(REGISTRATION);
+  }
+
   private establishIntro(hop: CircuitHop, data: Uint8Array): boolean {
+    this.requireUnregistered(hop, 'ESTABLISH_INTRO');
     const m = decodeRv('establishIntro', data);
     if (!hop.binding || !crypto().verify(m.s, introSignedMessage(hop.binding), m.k)) {
       throw new AlliumError('ERR_SIGNATURE', 'ESTABLISH_INTRO signature does not verify for this circuit');
     }
     const key = toHex(m.k);
-    if (!this.intros.has(key) && this.intros.size >= MAX_INTRO_POINTS) {
-      this.metrics.drops.inc({ reason: 'intro_limit' });
-      throw new AlliumError('ERR_LIMIT', 'too many introduction points');
-    }
+    const link = hop.prev.link;
+    const block = addressBlock(link.socket.remoteAddress);
     const old = this.intros.get(key);
-    if (old && old !== hop) old.attachments.delete('intro-key');
-    this.intros.set(key, hop);
-    hop.attachments.set('intro-key', key);
+    if (old) this.unregister(old); // the key moves to this circuit; the old one stays open, registered for nothing
+    let over = this.introCounts.exceeded(link, block);
+    if (over) {
+      this.pruneIntros();
+      over = this.introCounts.exceeded(link, block);
+    }
+    if (over) {
+      this.metrics.drops.inc({ reason: 'intro_limit' });
+      throw new LimitError(over, 'too many introduction points');
+    }
+    this.register(this.intros, this.introCounts, { kind: 'intro', key, hop, link, block, expires: Infinity });
     this.reply(hop, RelayCommand.INTRO_ESTABLISHED, encodeRv('empty', {}));
     return true;
   }
 
   private introduce(hop: CircuitHop, data: Uint8Array): boolean {
     const m = decodeRv('introduce1', data);
-    const target = this.intros.get(toHex(m.k));
-    if (!target || target.state !== 'open') {
+    const r = this.intros.get(toHex(m.k));
+    if (!r || r.hop.state !== 'open') {
+      if (r && r.hop.state === 'closed') this.unregister(r);
       this.metrics.drops.inc({ reason: 'introduce_unknown' });
       this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'unknown' }));
       return true;
     }
-    this.reactor.sendBackward(target, { command: RelayCommand.INTRODUCE2, streamId: 0, data: encodeRv('introduce2', { p: m.p }) });
+    this.reactor.sendBackward(r.hop, { command: RelayCommand.INTRODUCE2, streamId: 0, data: encodeRv('introduce2', { p: m.p }) });
     this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'ok' }));
     return true;
   }
 
-  private prune(): void {
+  /**
+   * Drops intro keys whose circuit is gone. closed() normally has; this keeps the table true regardless, and runs
+   * only when a limit is reached, where a pass over the table is cheap next to refusing an endpoint.
+   */
+  private pruneIntros(): void {
+    for (const r of [...this.intros.values()]) if (r.hop.state === 'closed') this.unregister(r);
+  }
+
+  private pruneCookies(): void {
     const now = this.now();
-    for (const [k, v] of this.cookies) if (v.expires <= now || v.hop.state === 'closed') this.cookies.delete(k);
+    for (const r of [...this.cookies.values()]) if (r.expires <= now || r.hop.state === 'closed') this.unregister(r);
   }
 
   private establishRendezvous(hop: CircuitHop, data: Uint8Array): boolean {
+    this.requireUnregistered(hop, 'ESTABLISH_RENDEZVOUS');
     const m = decodeRv('establishRendezvous', data);
-    this.prune();
+    this.pruneCookies();
     const key = toHex(m.c);
     if (this.cookies.has(key)) throw new AlliumError('ERR_STREAM', 'rendezvous cookie in use');
-    if (this.cookies.size >= MAX_PENDING_RENDEZVOUS) {
+    const link = hop.prev.link;
+    const block = addressBlock(link.socket.remoteAddress);
+    const over = this.cookieCounts.exceeded(link, block);
+    if (over) {
       this.metrics.drops.inc({ reason: 'rendezvous_limit' });
-      throw new AlliumError('ERR_LIMIT', 'too many pending rendezvous');
+      throw new LimitError(over, 'too many pending rendezvous');
     }
-    this.cookies.set(key, { hop, expires: this.now() + RENDEZVOUS_COOKIE_LIFETIME_MS });
-    hop.attachments.set('rv-cookie', key);
+    this.register(this.cookies, this.cookieCounts, { kind: 'cookie', key, hop, link, block, expires: this.now() + this.cookieLifetimeMs });
     this.reply(hop, RelayCommand.RENDEZVOUS_ESTABLISHED, encodeRv('empty', {}));
     return true;
   }
 
   private rendezvous(hop: CircuitHop, data: Uint8Array): boolean {
     const m = decodeRv('rendezvous1', data);
-    this.prune();
-    const key = toHex(m.c);
-    const waiting = this.cookies.get(key);
+    this.pruneCookies();
+    const waiting = this.cookies.get(toHex(m.c));
     if (!waiting || waiting.hop === hop) {
       this.metrics.drops.inc({ reason: 'rendezvous_unknown_cookie' });
       throw new AlliumError('ERR_NOT_FOUND', 'no circuit waits with this cookie');
     }
-    this.cookies.delete(key);
-    waiting.hop.attachments.delete('rv-cookie');
+    this.unregister(waiting);
     this.reactor.sendBackward(waiting.hop, { command: RelayCommand.RENDEZVOUS2, streamId: 0, data: encodeRv('rendezvous2', { h: m.h }) });
     this.reactor.splice(waiting.hop, hop);
     return true;
   }
 
   closed(hop: CircuitHop): void {
-    const intro = hop.attachments.get('intro-key') as string | undefined;
-    if (intro && this.intros.get(intro) === hop) this.intros.delete(intro);
-    const cookie = hop.attachments.get('rv-cookie') as string | undefined;
-    if (cookie) this.cookies.delete(cookie);
+    const r = hop.attachments.get(REGISTRATION) as Registration | undefined;
+    if (r) this.unregister(r);
   }
 }

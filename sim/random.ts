@@ -1,10 +1,12 @@
 /**
  * Seeded randomness for the simulator. One seed fixes every random choice of a run:
  *
- * - `Rng`: a fast seeded generator (xoroshiro128+ from pure-rand) for the simulator's own draws and, installed as
- *   `Math.random`, for the real code's (path selection, guard sampling, gossip partners and jitter).
+ * - `Rng`: a fast seeded generator (xoroshiro128+ from pure-rand) for the simulator's own draws (also installed as
+ *   `Math.random`, which the real code never uses: test/architecture/no-math-random.test.ts).
  * - `seededCrypto`: the crypto facade with its random source replaced by the deterministic generator of
- *   crypto/drbg.ts (BLAKE2b in counter mode), so keys, circuit ids, handshake ephemerals and paddings repeat too.
+ *   crypto/drbg.ts (BLAKE2b in counter mode), so keys, circuit ids, handshake ephemerals and paddings repeat too, as
+ *   do the real code's random choices (path selection, guard sampling, gossip partners and jitter), which draw from
+ *   the facade's uniform(), randomInt() and shuffle().
  *   Every other operation (hashes, signatures, X25519, AEAD) is the real libsodium call.
  * - Distributions for latency, bandwidth, loss and lifetimes, described by small JSON-friendly objects so an
  *   experiment's configuration can be printed and changed from the command line.

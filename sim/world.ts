@@ -1,8 +1,8 @@
 /**
  * A simulation run's world: the virtual clock, the seeded random streams, the simulated network and what the
  * relays of a run share. `World.create` installs the clock (timers, Date, performance.now), a seeded Math.random
- * and a seeded crypto random source for the length of the run; `close()` puts the process back as it was, so
- * simulations can run inside a test process.
+ * and a seeded crypto random source (from which the real code draws its random choices) for the length of the run;
+ * `close()` puts the process back as it was, so simulations can run inside a test process.
  *
  * Everything that happens in a run follows from its seed: two runs with one seed produce identical output
  * (test/sim/determinism.test.ts).

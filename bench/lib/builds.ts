@@ -2,6 +2,7 @@
  * Timing circuit builds with the client library: one build (path choice, the one-round-trip CREATE and its reply),
  * a run of sequential builds, and builds kept in flight; each circuit is closed once built.
  */
+import { crypto } from '../../crypto/index.js';
 import type { AlliumClient } from '../../client/client.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from '../../client/circuit.js';
 import { allowsExit, choosePath, weightedPick } from '../../client/path.js';
@@ -70,6 +71,6 @@ export async function closedLoopBuilds(
 
 /** A 3-hop path starting at `entry`, chosen as the client chooses, with an exit other than the entry. */
 function pathThrough(relays: readonly Descriptor[], exits: readonly Descriptor[], entry: Descriptor, port: number): Descriptor[] {
-  const last = weightedPick(exits, Math.random)!;
+  const last = weightedPick(exits, () => crypto().uniform())!;
   return choosePath(relays, { hops: 3, exitPort: port, guards: [entry], last, enforceDistinctSubnets: false });
 }

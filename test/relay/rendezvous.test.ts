@@ -1,0 +1,191 @@
+/**
+ * The introduction-point and rendezvous-cookie tables of a relay (specs/rendezvous.md §3.2), driven as the circuit
+ * reactor drives them: a handler's throw destroys the circuit, and a destroyed circuit is reported with closed().
+ * One circuit holds one registration; nothing a circuit made outlives it; registrations are bounded per peer and per
+ * address block, so one circuit or one neighbour cannot keep honest endpoints out.
+ */
+import { expect } from 'chai';
+import { crypto } from '../../crypto/index.js';
+import { isAlliumError } from '../../protocol/errors.js';
+import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
+import { COOKIE_LEN, decodeRv, encodeRv, introSignedMessage } from '../../protocol/rendezvous-messages.js';
+import type { Link } from '../../net/link.js';
+import { CircuitHop, type CircuitReactor } from '../../relay/circuits.js';
+import { RelayMetrics } from '../../relay/metrics.js';
+import { addressBlock, MAX_INTRO_POINTS, RendezvousService } from '../../relay/rendezvous.js';
+
+/** A link as the service sees it: its peer's address. */
+function fakeLink(remoteAddress: string | null): Link {
+  return { socket: { remoteAddress } } as unknown as Link;
+}
+
+class Harness {
+  readonly sent: { hop: CircuitHop; msg: RelayMessage }[] = [];
+  readonly destroyed: { hop: CircuitHop; code: string }[] = [];
+  private nextId = 1;
+  readonly service: RendezvousService;
+
+  constructor(limits: ConstructorParameters<typeof RendezvousService>[3] = {}) {
+    const reactor = {
+      sendBackward: (hop: CircuitHop, msg: RelayMessage) => void this.sent.push({ hop, msg }),
+      splice: () => undefined,
+    } as unknown as CircuitReactor;
+    this.service = new RendezvousService(reactor, new RelayMetrics(), Date.now, limits);
+  }
+
+  circuit(link: Link): CircuitHop {
+    const hop = new CircuitHop(this.nextId, { link, circId: this.nextId++ }, Date.now());
+    hop.binding = crypto().random(32);
+    hop.state = 'open';
+    return hop;
+  }
+
+  /** Delivers as the reactor does: an error destroys the circuit and the handler hears of it. */
+  deliver(hop: CircuitHop, command: RelayCommand, data: Uint8Array): string | null {
+    try {
+      expect(this.service.deliver(hop, { command, streamId: 0, data })).to.equal(true);
+      return null;
+    } catch (e) {
+      if (!isAlliumError(e)) throw e;
+      this.close(hop);
+      this.destroyed.push({ hop, code: e.code });
+      return e.code;
+    }
+  }
+
+  close(hop: CircuitHop): void {
+    if (hop.state === 'closed') return;
+    hop.state = 'closed';
+    this.service.closed(hop);
+  }
+
+  establishIntro(hop: CircuitHop, auth = crypto().ed25519Keypair()): string | null {
+    const s = crypto().sign(introSignedMessage(hop.binding!), auth.secretKey);
+    return this.deliver(hop, RelayCommand.ESTABLISH_INTRO, encodeRv('establishIntro', { k: auth.publicKey, s }));
+  }
+
+  establishRendezvous(hop: CircuitHop, cookie = crypto().random(COOKIE_LEN)): string | null {
+    return this.deliver(hop, RelayCommand.ESTABLISH_RENDEZVOUS, encodeRv('establishRendezvous', { c: cookie }));
+  }
+
+  introduce(hop: CircuitHop, key: Uint8Array): string {
+    this.deliver(hop, RelayCommand.INTRODUCE1, encodeRv('introduce1', { k: key, p: new Uint8Array(16) }));
+    const ack = this.sent.filter((s) => s.hop === hop && s.msg.command === RelayCommand.INTRODUCE_ACK).pop();
+    return decodeRv('introduceAck', ack!.msg.data).s;
+  }
+
+  repliesTo(hop: CircuitHop, command: RelayCommand): number {
+    return this.sent.filter((s) => s.hop === hop && s.msg.command === command).length;
+  }
+}
+
+describe('relay rendezvous tables (specs/rendezvous.md §3.2)', () => {
+  it(`one circuit sending ${MAX_INTRO_POINTS} ESTABLISH_INTRO cannot fill the table; after it closes nothing is left; an honest endpoint registers`, () => {
+    const h = new Harness();
+    const attacker = h.circuit(fakeLink('198.51.100.7'));
+    for (let i = 0; i < MAX_INTRO_POINTS && attacker.state === 'open'; i++) h.establishIntro(attacker);
+    const established = h.repliesTo(attacker, RelayCommand.INTRO_ESTABLISHED);
+    const attackerEntries = h.service.introCount;
+    // An honest endpoint comes while the attacker's circuit would still be open …
+    const honest = h.circuit(fakeLink('203.0.113.9'));
+    const auth = crypto().ed25519Keypair();
+    const honestResult = h.establishIntro(honest, auth);
+    // … and once it is closed (already destroyed by its second registration here), only the honest key is left.
+    h.close(attacker);
+    const leftAfterClose = h.service.introCount;
+    // The first registration stands; the second is a protocol violation that destroys the circuit, and its
+    // destruction removes everything it made.
+    expect({ established, destroyedWith: h.destroyed.map((d) => d.code), attackerEntries, honestResult, leftAfterClose }).to.deep.equal({
+      established: 1,
+      destroyedWith: ['ERR_RELAY_COMMAND'],
+      attackerEntries: 0,
+      honestResult: null,
+      leftAfterClose: 1,
+    });
+    expect(h.repliesTo(honest, RelayCommand.INTRO_ESTABLISHED)).to.equal(1);
+    expect(h.introduce(h.circuit(fakeLink('192.0.2.1')), auth.publicKey)).to.equal('ok');
+    expect(h.repliesTo(honest, RelayCommand.INTRODUCE2)).to.equal(1);
+  });
+
+  it('a registration dies with its circuit, and the same key on a new circuit moves there', () => {
+    const h = new Harness();
+    const link = fakeLink('198.51.100.7');
+    const auth = crypto().ed25519Keypair();
+    const first = h.circuit(link);
+    expect(h.establishIntro(first, auth)).to.equal(null);
+    const second = h.circuit(link);
+    expect(h.establishIntro(second, auth)).to.equal(null);
+    expect(h.service.introCount).to.equal(1);
+    // The first circuit lost the key: closing it takes nothing from the second.
+    h.close(first);
+    expect(h.introduce(h.circuit(link), auth.publicKey)).to.equal('ok');
+    expect(h.repliesTo(second, RelayCommand.INTRODUCE2)).to.equal(1);
+    // When the second closes too, the table is empty.
+    h.close(second);
+    expect(h.service.introCount).to.equal(0);
+    expect(h.introduce(h.circuit(link), auth.publicKey)).to.equal('unknown');
+  });
+
+  it('one cookie per circuit, never a cookie and an intro key on one circuit, and cookies die with their circuit', () => {
+    const h = new Harness();
+    const link = fakeLink('198.51.100.7');
+    const c = h.circuit(link);
+    expect(h.establishRendezvous(c)).to.equal(null);
+    expect(h.establishRendezvous(c)).to.equal('ERR_RELAY_COMMAND');
+    expect(h.service.pendingRendezvousCount).to.equal(0);
+
+    const d = h.circuit(link);
+    expect(h.establishRendezvous(d)).to.equal(null);
+    expect(h.establishIntro(d)).to.equal('ERR_RELAY_COMMAND');
+    expect(h.service.pendingRendezvousCount).to.equal(0);
+
+    const e = h.circuit(link);
+    expect(h.establishIntro(e)).to.equal(null);
+    expect(h.establishRendezvous(e)).to.equal('ERR_RELAY_COMMAND');
+    expect(h.service.introCount).to.equal(0);
+  });
+
+  it('bounds registrations per peer and per address block; other peers still register', () => {
+    const h = new Harness({ maxIntroPointsPerPeer: 3, maxIntroPointsPerBlock: 5, maxPendingRendezvousPerPeer: 2, maxPendingRendezvousPerBlock: 3 });
+    const one = fakeLink('198.51.100.7');
+    for (let i = 0; i < 3; i++) expect(h.establishIntro(h.circuit(one))).to.equal(null);
+    expect(h.establishIntro(h.circuit(one))).to.equal('ERR_LIMIT');
+    // Another link from the same /24 takes the block's remaining two, then the block is full.
+    const sameBlock = fakeLink('198.51.100.200');
+    expect(h.establishIntro(h.circuit(sameBlock))).to.equal(null);
+    expect(h.establishIntro(h.circuit(sameBlock))).to.equal(null);
+    expect(h.establishIntro(h.circuit(sameBlock))).to.equal('ERR_LIMIT');
+    // An IPv4-mapped IPv6 address is the same block.
+    expect(h.establishIntro(h.circuit(fakeLink('::ffff:198.51.100.9')))).to.equal('ERR_LIMIT');
+    // Elsewhere, registration goes on.
+    expect(h.establishIntro(h.circuit(fakeLink('203.0.113.9')))).to.equal(null);
+    expect(h.service.introCount).to.equal(6);
+
+    for (let i = 0; i < 2; i++) expect(h.establishRendezvous(h.circuit(one))).to.equal(null);
+    expect(h.establishRendezvous(h.circuit(one))).to.equal('ERR_LIMIT');
+    expect(h.establishRendezvous(h.circuit(sameBlock))).to.equal(null);
+    expect(h.establishRendezvous(h.circuit(sameBlock))).to.equal('ERR_LIMIT');
+    expect(h.establishRendezvous(h.circuit(fakeLink('203.0.113.9')))).to.equal(null);
+  });
+
+  it('counts are exact: after every circuit closes, a peer at its limit registers again', () => {
+    const h = new Harness({ maxIntroPointsPerPeer: 2 });
+    const link = fakeLink('2001:db8:1:2::5');
+    const circuits = [h.circuit(link), h.circuit(link)];
+    for (const c of circuits) expect(h.establishIntro(c)).to.equal(null);
+    expect(h.establishIntro(h.circuit(link))).to.equal('ERR_LIMIT');
+    for (const c of circuits) h.close(c);
+    expect(h.service.introCount).to.equal(0);
+    expect(h.establishIntro(h.circuit(link))).to.equal(null);
+  });
+
+  it('address blocks are /24 and /48; links without an address have none', () => {
+    expect(addressBlock('198.51.100.7')).to.equal(addressBlock('198.51.100.250'));
+    expect(addressBlock('198.51.100.7')).to.not.equal(addressBlock('198.51.101.7'));
+    expect(addressBlock('::ffff:198.51.100.7')).to.equal(addressBlock('198.51.100.7'));
+    expect(addressBlock('2001:db8:1:2::5')).to.equal(addressBlock('2001:db8:1:ffff::9'));
+    expect(addressBlock('2001:db8:1:2::5')).to.not.equal(addressBlock('2001:db8:2:2::5'));
+    expect(addressBlock(null)).to.equal(null);
+    expect(addressBlock('not an address')).to.equal(null);
+  });
+});
