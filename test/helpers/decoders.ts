@@ -25,6 +25,7 @@ import { signDescriptor, verifyDescriptor } from '../../protocol/descriptor.js';
 import { createEndpointDescriptor, openEndpointDescriptor, verifyEndpointDescriptor } from '../../protocol/endpoint-descriptor.js';
 import { ERROR_CODES, isAlliumError } from '../../protocol/errors.js';
 import { parseExitPolicy, parsePolicyLine } from '../../protocol/exit-policy.js';
+import { normalizeHost } from '../../protocol/hostname.js';
 import { periodAt } from '../../protocol/key-blinding.js';
 import { decodeManifestPayload } from '../../protocol/file-codec.js';
 import { decodeUpgradeToken, HandshakeReplayCache, LinkResponder } from '../../protocol/link-handshake.js';
@@ -193,6 +194,7 @@ const CASES: DecoderCase[] = [
   { name: 'bootstrap line', input: 'text', cap: 4096, run: (x) => parseBootstrap(text(x)), seeds: () => [`ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`] },
   { name: 'bridge line', input: 'text', cap: 4096, run: (x) => parseBridgeLine(text(x)), seeds: () => [`bridge wss://h/p ${fingerprintOf(ctx().identity.publicKey)} secret=${'ab'.repeat(32)}`] },
   { name: 'fingerprint', input: 'text', cap: 1024, run: (x) => parseFingerprint(text(x)), seeds: () => [fingerprintOf(ctx().identity.publicKey)] },
+  { name: 'host name', input: 'text', cap: 1024, run: (x) => normalizeHost(text(x)), seeds: () => ['example.com', 'x.allium.', '[::1]', '127.0.0.1', 'xn--allium-.com'] },
   { name: 'host:port', input: 'text', cap: 1024, run: (x) => parseHostPort(text(x), 'listen'), seeds: () => ['127.0.0.1:9001', '[::1]:80'] },
   {
     name: 'relay config (TOML)',
