@@ -31,7 +31,7 @@ export const ERROR_CODES = {
   ERR_CELL_COMMAND: 'protocol', // unknown cell command
   ERR_CELL_CIRCUIT_ID: 'protocol', // circuit id not allowed for this command
   ERR_CELL_PADDING: 'protocol', // non-zero bytes where the spec requires zero padding
-  ERR_RELAY_COMMAND: 'protocol', // unknown relay command
+  ERR_RELAY_COMMAND: 'protocol', // unknown relay command, or one the receiving hop does not accept
   ERR_RELAY_LENGTH: 'protocol', // relay payload length field larger than the data area
   // onion and handshake (protocol/onion.ts, protocol/ntor.ts)
   ERR_ONION_MAC: 'crypto', // the setup onion's MAC did not verify under any current onion key
@@ -51,7 +51,7 @@ export const ERROR_CODES = {
   ERR_EXIT_POLICY: 'protocol', // the exit's policy refuses the destination
   ERR_STREAM_FAILED: 'not-found', // the exit could not connect (refused, unreachable, resolve failed)
   ERR_CONTROL_FRAGMENT: 'protocol', // CONTROL fragments out of order, or a non-final fragment that is not full
-  ERR_RELAY_EARLY: 'protocol', // EXTEND outside a RELAY_EARLY cell, or more RELAY_EARLY cells than allowed
+  ERR_RELAY_EARLY: 'protocol', // RELAY_EARLY travelling backward, or more RELAY_EARLY cells than allowed
   // links (protocol/link-handshake.ts, relay/link.ts)
   ERR_LINK_FRAME: 'protocol', // a link frame has the wrong size or does not authenticate
   ERR_LINK_PROBE: 'protocol', // a first message that is not an Allium handshake for this relay (or lacks the bridge secret)
