@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   ERR_LINK_VERSION: 'protocol', // no link protocol version in common
   ERR_LINK_HANDSHAKE: 'protocol', // any other handshake violation
   ERR_LINK_CLOSED: 'aborted', // the link closed while something was waiting on it
+  ERR_DIAL_REFUSED: 'not-found', // a relay refused to dial an address that is not public unicast (specs/link.md §1.1)
   ERR_UNREACHABLE: 'not-found', // no link could be opened to a relay
   // directory (protocol/descriptor.ts, relay/directory.ts)
   ERR_DESCRIPTOR: 'protocol', // a relay descriptor is malformed or inconsistent

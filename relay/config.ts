@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { parseFingerprint } from '../crypto/keys.js';
 import { ConfigError } from '../protocol/errors.js';
 import { parseExitPolicy } from '../protocol/exit-policy.js';
+import { isLinkUrl } from '../protocol/dial-policy.js';
 
 const duration = z.number().int().positive();
 
@@ -31,6 +32,12 @@ export const relayConfigSchema = z.strictObject({
   probe_resistant: z.boolean().default(false),
   /** Where keys and state live (created with mode 0700). */
   data_dir: z.string().default('./allium-relay'),
+  /**
+   * Dial relays at loopback, private, link-local and other non-public addresses (specs/link.md §1.1). Off: such
+   * addresses in descriptors (anyone can publish one) are refused, so the relay cannot be made to send requests into
+   * its own host or network. Turn on only for a test network on one machine or a network of your own.
+   */
+  allow_private_addresses: z.boolean().default(false),
   /** Relays to join through: "ws://host:port/path FINGERPRINT". */
   bootstrap: z.array(z.string()).default([]),
   /** Fingerprints of the operator's other relays (declared family; never two in one circuit). */
@@ -110,7 +117,7 @@ export interface BootstrapEntry {
 /** Parses "ws://host:port/path FINGERPRINT". */
 export function parseBootstrapLine(line: string): BootstrapEntry {
   const parts = line.trim().split(/\s+/);
-  if (parts.length !== 2 || !/^wss?:\/\//.test(parts[0]!)) {
+  if (parts.length !== 2 || !isLinkUrl(parts[0]!)) {
     throw new ConfigError(`bootstrap line "${line}": expected "ws://host:port/path FINGERPRINT"`);
   }
   try {
@@ -156,7 +163,7 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
     } catch {
       throw new ConfigError(`public_address: "${cfg.public_address}" is not a URL`);
     }
-    if (u.search || u.hash) throw new ConfigError('public_address: no query or fragment (the link adds its own query)');
+    if (u.search || u.hash || !isLinkUrl(cfg.public_address)) throw new ConfigError('public_address: a ws:// or wss:// URL without user name, query or fragment (the link adds its own query)');
   }
   parseHostPort(cfg.listen, 'listen');
   if (cfg.metrics) parseHostPort(cfg.metrics, 'metrics');

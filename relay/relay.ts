@@ -38,7 +38,9 @@ import type { ReplayGuard } from '../protocol/onion.js';
 import { openLink } from '../net/dial.js';
 import { Link, type LinkOptions } from '../net/link.js';
 import { fromWs } from '../net/socket.js';
-import { nodeSocketFactory } from '../net/ws-node.js';
+import { createNodeSocketFactory } from '../net/ws-node.js';
+import type { SocketFactory } from '../net/dial.js';
+import { isPublicUnicast } from '../protocol/dial-policy.js';
 import { CircuitReactor } from './circuits.js';
 import { parseBootstrapLine, parseHostPort, resolveRelayConfig, type RelayConfig, type RelayConfigInput } from './config.js';
 import { ensureDataDir, loadOrCreateIdentity, loadOrCreateOnionKeys, saveOnionKeys, writeFileAtomic } from './keystore.js';
@@ -147,6 +149,7 @@ export class Relay {
   private readonly links = new Set<Link>();
   private readonly linksPerIp = new Map<string, number>();
   private handshakeBucket: TokenBucket;
+  private readonly socketFactory: SocketFactory;
   private bandwidth: TokenBucket;
   private maintenanceTimer: ReturnType<typeof setInterval> | null = null;
   private ownDescriptor: Descriptor | null = null;
@@ -168,6 +171,7 @@ export class Relay {
     this.handshakeReplay = this.newHandshakeReplay();
     this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
     this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
+    this.socketFactory = createNodeSocketFactory(this.config.allow_private_addresses ? {} : { allowAddress: isPublicUnicast });
   }
 
   /** Room for every handshake the rate limit admits within the replay window, so the cache never fills first. */
@@ -424,10 +428,17 @@ export class Relay {
     };
   }
 
-  /** Dials a relay: as a relay (signing with the identity), or as a bridge, which other relays must see as a client. */
+  /**
+   * Dials a relay: as a relay (signing with the identity), or as a bridge, which other relays must see as a client.
+   * Only public unicast addresses unless allow_private_addresses is set (specs/link.md §1.1): addresses come from
+   * descriptors anyone can sign. Rejects with ERR_DIAL_REFUSED (counted) or ERR_UNREACHABLE.
+   */
   private dial(url: string, id: Uint8Array): Promise<Link> {
     const setup = this.config.bridge ? { role: 'initiator' as const, responder: id } : { role: 'initiator' as const, responder: id, identity: this.identity };
-    return openLink(nodeSocketFactory, url, setup, this.linkOptions());
+    return openLink(this.socketFactory, url, setup, this.linkOptions()).catch((e: unknown) => {
+      if (isAlliumError(e) && e.code === 'ERR_DIAL_REFUSED') this.metrics.drops.inc({ reason: 'dial_refused_address' });
+      throw e;
+    });
   }
 
   /** Rate limits on reading: global bandwidth and per-link cells per second. Pauses the socket when over. */

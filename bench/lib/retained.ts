@@ -53,6 +53,7 @@ export async function retainedPerHop(rt: Runtime, port: number, circuits: number
         max_links_per_ip: 4096,
         exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],
         exit_reject_private: false,
+        allow_private_addresses: true,
         timing: { maintenance_interval: 500 },
       },
       { log: silentLogger() },

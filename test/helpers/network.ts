@@ -108,6 +108,8 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     bootstrap: o.bootstrap ?? [],
     exit_policy: o.exitPolicy ?? ['reject *:*'],
     exit_reject_private: false,
+    // A loopback test network: relays dial each other at 127.0.0.1 (specs/link.md §1.1).
+    allow_private_addresses: true,
     metrics: '127.0.0.1:0',
     log_level: 'info',
     max_links_per_ip: 4096,
