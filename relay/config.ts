@@ -50,8 +50,12 @@ export const relayConfigSchema = z.strictObject({
   /** Open links at most, and per remote IP address. */
   max_links: z.number().int().positive().default(4096),
   max_links_per_ip: z.number().int().positive().default(64),
-  /** New link handshakes accepted per second (burst: twice this). */
+  /** New link handshakes accepted per second over all peers (burst: twice this). */
   handshakes_per_second: z.number().int().positive().default(200),
+  /** New link handshakes accepted per second from one IP address, charged before the relay-wide bucket (burst: twice this). */
+  handshakes_per_second_per_ip: z.number().int().positive().default(10),
+  /** The same for one address block: an IPv4 /24, an IPv6 /48 (burst: twice this). */
+  handshakes_per_second_per_block: z.number().int().positive().default(50),
   /** Cells per second a single link may send us before its reads are paused. */
   cells_per_second_per_link: z.number().int().positive().default(50_000),
   /** Memory for queued cells across all links; beyond it the out-of-memory handler closes the link holding the most. */

@@ -61,6 +61,7 @@ import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
+import { AddressBuckets } from './address-buckets.js';
 
 export const ALLIUM_VERSION = '0.1.0';
 
@@ -149,6 +150,8 @@ export class Relay {
   private readonly links = new Set<Link>();
   private readonly linksPerIp = new Map<string, number>();
   private handshakeBucket: TokenBucket;
+  /** Per-address and per-block handshake buckets, charged before handshakeBucket (specs/link.md §7). */
+  private readonly addressBuckets: AddressBuckets;
   private readonly socketFactory: SocketFactory;
   private bandwidth: TokenBucket;
   private maintenanceTimer: ReturnType<typeof setInterval> | null = null;
@@ -170,6 +173,7 @@ export class Relay {
     this.metrics = new RelayMetrics();
     this.handshakeReplay = this.newHandshakeReplay();
     this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
+    this.addressBuckets = new AddressBuckets({ perIp: this.config.handshakes_per_second_per_ip, perBlock: this.config.handshakes_per_second_per_block, now: this.now });
     this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
     this.socketFactory = createNodeSocketFactory(this.config.allow_private_addresses ? {} : { allowAddress: isPublicUnicast });
   }
@@ -579,6 +583,9 @@ export class Relay {
     // Past this point a probe-resistant relay knows the peer made a valid first message for it.
     if (this.links.size >= this.config.max_links) return this.refuse(socket, 503, 'max_links');
     if ((this.linksPerIp.get(ip) ?? 0) >= this.config.max_links_per_ip) return this.refuse(socket, 503, 'max_links_per_ip');
+    // One address, then its /24 or /48, then the relay: a flood from one place cannot spend everyone's budget.
+    const over = this.addressBuckets.admit(ip);
+    if (over) return this.refuse(socket, 503, over === 'ip' ? 'handshake_rate_ip' : 'handshake_rate_block');
     if (!this.handshakeBucket.tryTake(1)) return this.refuse(socket, 503, 'handshake_rate');
     if (responder) {
       try {
@@ -779,6 +786,7 @@ export class Relay {
       this.overlay.maintain();
       if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
       this.checkMemory();
+      this.addressBuckets.sweep();
       this.reloadTls(now);
       for (const l of this.links) (l as Link & { account?: () => void }).account?.();
     } catch (e) {
