@@ -3,6 +3,7 @@
  * validated strictly — an unknown key is refused with its name, a wrong value with what is expected.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { parseFingerprint } from '../crypto/keys.js';
@@ -75,6 +76,11 @@ export const relayConfigSchema = z.strictObject({
   exit_policy: z.array(z.string()).default(['reject *:*']),
   /** Refuse exits to private, loopback and link-local addresses (prepended to exit_policy). */
   exit_reject_private: z.boolean().default(true),
+  /** DNS servers the exit resolves names with: "ip", "ip:port" or "[ipv6]:port" (default: the system's). */
+  exit_dns_servers: z.array(z.string()).max(16).default([]),
+  /** DNS lookups an exit has outstanding at once, and for one circuit (specs/streams.md §3). */
+  exit_max_pending_resolves: z.number().int().positive().default(256),
+  exit_max_pending_resolves_per_circuit: z.number().int().positive().default(16),
   /** host:port of the Prometheus metrics endpoint; empty to disable. */
   metrics: z.string().default(''),
   /** host:port of the status page (HTML and status.json); empty to disable. Loopback unless admin_token is set. */
@@ -106,6 +112,8 @@ export const relayConfigSchema = z.strictObject({
       clock_skew: duration.default(10 * 60_000),
       repair_interval: duration.default(60_000),
       consensus_interval: duration.default(10 * 60_000),
+      /** Deadline of one exit DNS lookup. */
+      exit_resolve_timeout: duration.default(5_000),
     })
     .prefault({}),
 });
@@ -168,6 +176,12 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
       throw new ConfigError(`public_address: "${cfg.public_address}" is not a URL`);
     }
     if (u.search || u.hash || !isLinkUrl(cfg.public_address)) throw new ConfigError('public_address: a ws:// or wss:// URL without user name, query or fragment (the link adds its own query)');
+  }
+  for (const s of cfg.exit_dns_servers) {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([0-9.]+)(?::(\d{1,5}))?|([0-9a-fA-F:]+))$/.exec(s);
+    const ip = m ? (m[1] ?? m[3] ?? m[5])! : '';
+    const port = m ? Number(m[2] ?? m[4] ?? 53) : 0;
+    if (!m || !isIP(ip) || port < 1 || port > 65535) throw new ConfigError(`exit_dns_servers: "${s}" is not "ip", "ip:port" or "[ipv6]:port"`);
   }
   parseHostPort(cfg.listen, 'listen');
   if (cfg.metrics) parseHostPort(cfg.metrics, 'metrics');

@@ -358,7 +358,15 @@ export class Relay {
     this.reactorImpl.addHandler(this.streamsImpl);
     this.reactorImpl.addHandler(new RendezvousService(this.reactorImpl, this.metrics, this.now));
     if (isExitPolicy(parseExitPolicy(this.exitPolicyLines))) {
-      this.exitImpl = new ExitService({ policy: parseExitPolicy(this.exitPolicyLines), metrics: this.metrics, log: this.log });
+      this.exitImpl = new ExitService({
+        policy: parseExitPolicy(this.exitPolicyLines),
+        metrics: this.metrics,
+        log: this.log,
+        dnsServers: cfg.exit_dns_servers,
+        resolveTimeoutMs: cfg.timing.exit_resolve_timeout,
+        maxPendingResolves: cfg.exit_max_pending_resolves,
+        maxPendingResolvesPerCircuit: cfg.exit_max_pending_resolves_per_circuit,
+      });
       this.streamsImpl.register(RelayCommand.BEGIN, this.exitImpl.open);
     }
     // A bridge is in no directory, so no client would place content there: it stores nothing.
