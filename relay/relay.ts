@@ -883,7 +883,13 @@ export class Relay {
   /** The out-of-memory handler: while queued bytes exceed max_queue_bytes, close the link holding the most. */
   checkMemory(): void {
     let total = 0;
-    for (const l of this.links) total += l.bufferedBytes;
+    let max = 0;
+    for (const l of this.links) {
+      total += l.bufferedBytes;
+      max = Math.max(max, l.bufferedBytes);
+    }
+    this.metrics.linkBufferedBytes.set(total);
+    this.metrics.linkBufferedBytesMax.set(max);
     while (total > this.config.max_queue_bytes) {
       let worst: Link | null = null;
       for (const l of this.links) if (!worst || l.bufferedBytes > worst.bufferedBytes) worst = l;
