@@ -86,7 +86,7 @@ interface Net {
 }
 
 function relayConfig(dir: string, bootstrap: string[]): ConstructorParameters<typeof Relay>[0] {
-  return { listen: '127.0.0.1:0', data_dir: dir, bootstrap, log_level: 'silent', max_links_per_ip: 4096 };
+  return { listen: '127.0.0.1:0', data_dir: dir, bootstrap, log_level: 'silent', max_links_per_ip: 4096, handshakes_per_second_per_ip: 10_000, handshakes_per_second_per_block: 10_000, allow_private_addresses: true };
 }
 
 /** Frames a control message of `bytes` takes when no other cell shares its frames. */

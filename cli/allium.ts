@@ -85,7 +85,7 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'trace|debug|info|warn|error')
     .option('--bridge', 'run as an unlisted bridge: never published in the directory; prints a bridge line to hand out')
     .option('--ready-file <file>', 'write {fingerprint,address,metrics} as JSON here once running')
-    .addOption(new Option('--test-network', 'loopback test network settings: fast timers, exits may reach 127.0.0.1').hideHelp())
+    .addOption(new Option('--test-network', 'loopback test network settings: fast timers, exits may reach 127.0.0.1, relays may dial 127.0.0.1').hideHelp())
     .action(async (opts: Record<string, unknown>) => {
       try {
         await initCrypto();
@@ -100,6 +100,9 @@ export function buildProgram(): Command {
         if (opts['bridge']) base['bridge'] = true;
         if (opts['testNetwork']) {
           base['exit_reject_private'] = false;
+          base['allow_private_addresses'] = true;
+          base['handshakes_per_second_per_ip'] ??= 10_000;
+          base['handshakes_per_second_per_block'] ??= 10_000;
           base['timing'] = { gossip_interval: 1000, maintenance_interval: 500, ...(base['timing'] as object | undefined) };
         }
         const config = resolveRelayConfig(base as RelayConfigInput);

@@ -82,6 +82,10 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
     bootstrap,
     exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],
     exit_reject_private: false,
+    allow_private_addresses: true,
+    // Every peer is 127.0.0.1 here.
+    handshakes_per_second_per_ip: 10_000,
+    handshakes_per_second_per_block: 10_000,
     metrics: `127.0.0.1:${metricsPort}`,
     admin: '127.0.0.1:0',
     log_level: 'warn',

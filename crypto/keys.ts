@@ -120,6 +120,18 @@ export class OnionKeyRing {
     return { rotated, dropped };
   }
 
+  /**
+   * Retires every key at once — wipes each secret — and makes a new current key. For a start whose replay filters
+   * did not survive (specs/circuits.md §3.4.1): no key may open onions it may have opened before. Returns the keys
+   * retired.
+   */
+  retireAll(now: number): KeyPair[] {
+    const retired = this.entries.map((e) => e.keyPair);
+    for (const k of retired) crypto().wipe(k.secretKey);
+    this.entries = [{ keyPair: crypto().x25519Keypair(), created: now }];
+    return retired;
+  }
+
   /** When the next rotation is due. */
   nextRotation(): number {
     return this.current.created + this.lifetimeMs;

@@ -1,6 +1,6 @@
 /**
- * A client circuit (specs/circuits.md §6): built in one round trip with the setup onion, extended by one hop when
- * asked (rendezvous), carrying streams to its last hop through a StreamMux, torn down with DESTROY.
+ * A client circuit (specs/circuits.md): built in one round trip with the setup onion (never extended afterwards,
+ * §6), carrying streams to its last hop through a StreamMux, torn down with DESTROY.
  *
  * Every backward cell must authenticate at every layer; any failure tears the circuit down (ERR_RELAY_MAC). What
  * the client then accepts is restricted per circuit (specs/relay-crypto.md §6.2): a reply it waits for only from
@@ -17,7 +17,6 @@ import {
   DestroyReason,
   type Cell,
 } from '../protocol/cell.js';
-import { REPLY_LEN } from '../protocol/constants.js';
 import { purposeAccepts, type CircuitPurpose } from '../protocol/circuit-purpose.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, CryptoError, isAlliumError, ProtocolError, TimeoutError } from '../protocol/errors.js';
@@ -145,8 +144,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
     if (this.state !== 'open') return false;
     try {
       const body = this.cc.wrapForward(encodeRelayPayload(msg), hop);
-      // EXTEND travels in RELAY_EARLY, which relays count (specs/cells.md §3).
-      this.link.sendCell(this.circId, msg.command === RelayCommand.EXTEND ? CellCommand.RELAY_EARLY : CellCommand.RELAY, body);
+      this.link.sendCell(this.circId, CellCommand.RELAY, body);
       return true;
     } catch (e) {
       this.close(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'send failed', { cause: e }), DestroyReason.RESOURCE_LIMIT);
@@ -160,7 +158,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
   }
 
   /**
-   * Waits for the reply `command` (EXTENDED, rendezvous replies) to a request about to be sent to the last hop. Only
+   * Waits for the reply `command` (rendezvous replies) to a request about to be sent to the last hop. Only
    * that hop may send it, once: the same command from another hop destroys the circuit (ERR_RELAY_COMMAND), and so
    * does one nobody waits for.
    */
@@ -217,30 +215,6 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
 
   onLinkClosed(err: AlliumError | null): void {
     this.finish(err ?? new AlliumError('ERR_LINK_CLOSED', 'link to the entry relay closed'));
-  }
-
-  /**
-   * Extends the circuit by one hop (specs/circuits.md §7): a one-hop onion for `to`, sent in EXTEND to the last
-   * hop, answered by EXTENDED with the new hop's reply.
-   */
-  async extend(to: Descriptor, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
-    const onion = createOnion([{ identity: to.id, onionKey: to.onion }]);
-    try {
-      const data = new Uint8Array(32 + onion.header.length);
-      data.set(to.id);
-      data.set(onion.header, 32);
-      const reply = this.waitFor(RelayCommand.EXTENDED, options.timeoutMs ?? 30_000, options.signal);
-      if (!this.send({ command: RelayCommand.EXTEND, streamId: 0, data })) throw new AlliumError('ERR_LINK_CLOSED', 'circuit closed');
-      const m = await reply;
-      if (m.data.length !== 1 + REPLY_LEN) throw new ProtocolError('ERR_SCHEMA', 'EXTENDED length');
-      if (m.data[0] !== ReplyStatus.OK) throw new AlliumError('ERR_HANDSHAKE_FAILED', `extension failed (status ${m.data[0]})`);
-      const opened = openReply(onion, m.data.subarray(1));
-      this.cc.addHop(opened.hops[0]!);
-      this.bindings.push(Uint8Array.from(opened.hops[0]!.binding));
-      this.path.push(to);
-    } finally {
-      wipeClientOnion(onion);
-    }
   }
 
   /**

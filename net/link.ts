@@ -3,8 +3,10 @@
  *
  * Runs the handshake (protocol/link-handshake.ts), then carries cells in fixed-size frames of FRAME_CELLS cells,
  * padding a frame with PADDING cells when fewer are queued, so every WebSocket message on the wire has one size.
- * Reassembles CONTROL messages. Enforces the handshake deadline, keepalives and the idle timeout, and bounds the
- * cells it will queue (a peer that stops reading cannot make us buffer without limit).
+ * Reassembles CONTROL messages. Enforces the handshake deadline, keepalives and the idle timeout, and bounds what it
+ * holds for a peer that stops reading (specs/link.md §4.2): it bounds the cells it queues, reports congestion above
+ * LINK_HIGH_WATER_BYTES so producers pause, and runs answers to the peer's requests (`answerRequest`) only while
+ * the link holds less than that mark, keeping at most one for when it is under it again.
  *
  * Events: link:open, link:cell, link:control, link:drain, link:close.
  */
@@ -121,6 +123,9 @@ export class Link extends Emitter<LinkEvents> {
   private lastSent = 0;
   private lastReceived = 0;
   private congested = false;
+  private drainWatch = false;
+  /** An answer to the peer held until the link is under its high-water mark (at most one). */
+  private deferredAnswer: (() => void) | null = null;
   peer: LinkPeer | null = null;
   readonly stats = { framesIn: 0, framesOut: 0, cellsIn: 0, cellsOut: 0, bytesIn: 0, bytesOut: 0 };
   readonly openedAt: number;
@@ -193,6 +198,28 @@ export class Link extends Emitter<LinkEvents> {
     return this.congested;
   }
 
+  /** True while the queue and the socket together hold LINK_HIGH_WATER_BYTES or more: answers wait. */
+  get overHighWater(): boolean {
+    return this.bufferedBytes >= LINK_HIGH_WATER_BYTES;
+  }
+
+  /**
+   * Runs `produce`, which answers a request of the peer (a directory page, a gossip reply), now if the link is under
+   * its high-water mark, else once it is (specs/link.md §4.2). Holds at most one answer: returns false, dropping
+   * `produce`, when one is already waiting or the link is closed.
+   */
+  answerRequest(produce: () => void): boolean {
+    if (this.state !== 'open') return false;
+    if (!this.overHighWater && !this.deferredAnswer) {
+      produce();
+      return true;
+    }
+    if (this.deferredAnswer) return false;
+    this.deferredAnswer = produce;
+    this.watchDrain();
+    return true;
+  }
+
   private write(frame: Uint8Array): void {
     this.socket.send(frame);
     this.lastSent = this.now();
@@ -204,13 +231,26 @@ export class Link extends Emitter<LinkEvents> {
     }
   }
 
+  /**
+   * Polls the socket while the link is congested or an answer waits: below half the mark the link drains; under
+   * the mark, queue included, the waiting answer runs.
+   */
   private watchDrain(): void {
+    if (this.drainWatch) return;
+    this.drainWatch = true;
     const check = (): void => {
+      this.drainWatch = false;
       if (this.state === 'closed') return;
-      if (this.socket.bufferedAmount <= LINK_HIGH_WATER_BYTES / 2) {
+      if (this.congested && this.socket.bufferedAmount <= LINK_HIGH_WATER_BYTES / 2) {
         this.congested = false;
         this.emit('link:drain');
-      } else setTimeout(check, 5);
+      }
+      if (this.deferredAnswer && !this.congested && !this.overHighWater) {
+        const produce = this.deferredAnswer;
+        this.deferredAnswer = null;
+        produce();
+      }
+      if (this.congested || this.deferredAnswer) this.watchDrain();
     };
     setTimeout(check, 5);
   }
@@ -398,6 +438,7 @@ export class Link extends Emitter<LinkEvents> {
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
     this.queue = [];
     this.head = 0;
+    this.deferredAnswer = null;
     this.control = [];
     this.sendCipher?.wipe();
     this.recvCipher?.wipe();

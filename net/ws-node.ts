@@ -8,6 +8,8 @@
  * middlebox read the upgrade request and recognise Allium. `createNodeSocketFactory({ ca })` trusts further
  * certificates (a bridge's self-signed one, a test CA).
  */
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { isIP } from 'node:net';
 import WebSocket from 'ws';
 import { AbortedError, AlliumError } from '../protocol/errors.js';
 import { FRAME_LEN } from '../protocol/link-handshake.js';
@@ -31,6 +33,28 @@ export interface NodeSocketOptions {
   ca?: string | Buffer | (string | Buffer)[];
   /** WebSocket opening-handshake deadline in milliseconds (default 10 000). */
   handshakeTimeoutMs?: number;
+  /**
+   * The addresses this factory may connect to (default: any). Applied to the address the socket actually connects
+   * to: an IP literal before connecting, a name after this factory's own resolution, in the connection's lookup —
+   * so a name cannot resolve one way when checked and another when connected (specs/link.md §1.1). A refused dial
+   * rejects with ERR_DIAL_REFUSED and sends nothing.
+   */
+  allowAddress?: (ip: string) => boolean;
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/** A net.connect lookup that resolves a name and keeps only the addresses `allow` accepts. */
+function guardedLookup(allow: (ip: string) => boolean): (hostname: string, options: LookupOptions, callback: LookupCallback) => void {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { family: options.family ?? 0, all: true }, (err, addresses) => {
+      if (err) return callback(err, '');
+      const ok = addresses.filter((a) => allow(a.address));
+      if (ok.length === 0) return callback(Object.assign(new Error('no permitted address'), { code: 'ERR_DIAL_REFUSED' }), '');
+      if (options.all) return callback(null, ok);
+      callback(null, ok[0]!.address, ok[0]!.family);
+    });
+  };
 }
 
 /** A socket factory with its own TLS trust settings. */
@@ -39,12 +63,18 @@ export function createNodeSocketFactory(options: NodeSocketOptions = {}): Socket
     new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new AbortedError());
       let origin: string;
+      let host: string;
       try {
         const u = new URL(url);
         origin = `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
+        host = u.hostname.replace(/^\[|\]$/g, '');
       } catch {
         return reject(new AlliumError('ERR_CONFIG', 'relay address is not a URL'));
       }
+      const allow = options.allowAddress;
+      // An IP literal is connected to without a lookup, so it is checked here; a name in the lookup.
+      if (allow && isIP(host) && !allow(host)) return reject(new AlliumError('ERR_DIAL_REFUSED', 'relay address is not a public address'));
+      let refused = false;
       const ws = new WebSocket(url, {
         perMessageDeflate: false,
         maxPayload: FRAME_LEN,
@@ -52,6 +82,15 @@ export function createNodeSocketFactory(options: NodeSocketOptions = {}): Socket
         origin,
         handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
         ...(options.ca ? { ca: options.ca } : {}),
+        ...(allow
+          ? {
+              lookup: ((hostname: string, o: LookupOptions, cb: LookupCallback) =>
+                guardedLookup(allow)(hostname, o, (err, address, family) => {
+                  if ((err as { code?: string } | null)?.code === 'ERR_DIAL_REFUSED') refused = true;
+                  cb(err, address, family);
+                })) as never,
+            }
+          : {}),
       });
       ws.binaryType = 'nodebuffer';
       const onAbort = (): void => {
@@ -65,7 +104,8 @@ export function createNodeSocketFactory(options: NodeSocketOptions = {}): Socket
       });
       ws.once('error', (err) => {
         signal?.removeEventListener('abort', onAbort);
-        reject(new AlliumError('ERR_UNREACHABLE', 'could not connect to relay', { cause: err }));
+        if (refused) reject(new AlliumError('ERR_DIAL_REFUSED', 'relay address resolves to no public address'));
+        else reject(new AlliumError('ERR_UNREACHABLE', 'could not connect to relay', { cause: err }));
       });
     });
 }

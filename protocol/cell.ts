@@ -17,7 +17,7 @@ export const CellCommand = {
   RELAY: 3,
   DESTROY: 4,
   CONTROL: 5,
-  /** A RELAY cell that may carry EXTEND; each circuit may carry at most MAX_RELAY_EARLY (specs/cells.md §3). */
+  /** A RELAY cell counted by every relay; each circuit may carry at most MAX_RELAY_EARLY. Clients send none (specs/link.md §6). */
   RELAY_EARLY: 6,
 } as const;
 export type CellCommand = (typeof CellCommand)[keyof typeof CellCommand];
@@ -50,7 +50,7 @@ export type DestroyReason = (typeof DestroyReason)[keyof typeof DestroyReason];
 const MAX_DESTROY_REASON = 10;
 
 export const MAX_CIRC_ID = 0xffffffff;
-/** RELAY_EARLY cells a relay passes on one circuit; bounds how long a circuit can be made with EXTEND. */
+/** RELAY_EARLY cells a relay passes on one circuit (specs/link.md §6). */
 export const MAX_RELAY_EARLY = 8;
 
 export function encodeCell(cell: Cell): Uint8Array {

@@ -15,6 +15,7 @@ import { decodeMessage, encodeCbor, validate, zBytes, zUint } from './cbor.js';
 import { LINK_VERSION_MAX, LINK_VERSION_MIN } from './link-handshake.js';
 import { CryptoError, LimitError, ProtocolError } from './errors.js';
 import { parseExitPolicy } from './exit-policy.js';
+import { isLinkUrl } from './dial-policy.js';
 
 export const MAX_DESCRIPTOR_BYTES = 2048;
 export const MAX_DESCRIPTOR_LIFETIME_MS = 24 * 3600 * 1000;
@@ -70,6 +71,7 @@ export function signDescriptor(fields: DescriptorFields, secretKey: Uint8Array, 
   };
   validate(bodySchema, body, 'descriptor');
   parseExitPolicy(body.exit);
+  if (!isLinkUrl(body.addr)) throw new ProtocolError('ERR_DESCRIPTOR', 'addr is not a link URL (no user information, query or fragment)');
   const b = encodeCbor(body);
   const s = crypto().sign(concatBytes(contextOf(kind), b), secretKey);
   const raw = encodeCbor({ b, s });
@@ -99,6 +101,7 @@ export function verifyDescriptor(raw: Uint8Array, now: number, skewMs = DESCRIPT
   if (body.pub > now + skewMs) throw new ProtocolError('ERR_DESCRIPTOR_FUTURE', 'descriptor published in the future');
   if (body.exp <= now) throw new ProtocolError('ERR_DESCRIPTOR_EXPIRED', 'descriptor expired');
   for (const f of body.family) if (crypto().equal(f, body.id)) throw new ProtocolError('ERR_DESCRIPTOR', 'a relay lists itself in its family');
+  if (!isLinkUrl(body.addr)) throw new ProtocolError('ERR_DESCRIPTOR', 'addr is not a link URL (no user information, query or fragment)');
   parseExitPolicy(body.exit);
   return { ...body, raw: Uint8Array.from(raw), digest: crypto().hash(32, raw), fingerprint: toHex(body.id) };
 }

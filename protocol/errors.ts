@@ -51,7 +51,7 @@ export const ERROR_CODES = {
   ERR_EXIT_POLICY: 'protocol', // the exit's policy refuses the destination
   ERR_STREAM_FAILED: 'not-found', // the exit could not connect (refused, unreachable, resolve failed)
   ERR_CONTROL_FRAGMENT: 'protocol', // CONTROL fragments out of order, or a non-final fragment that is not full
-  ERR_RELAY_EARLY: 'protocol', // EXTEND outside a RELAY_EARLY cell, or more RELAY_EARLY cells than allowed
+  ERR_RELAY_EARLY: 'protocol', // RELAY_EARLY travelling backward, or more RELAY_EARLY cells than allowed
   // links (protocol/link-handshake.ts, relay/link.ts)
   ERR_LINK_FRAME: 'protocol', // a link frame has the wrong size or does not authenticate
   ERR_LINK_PROBE: 'protocol', // a first message that is not an Allium handshake for this relay (or lacks the bridge secret)
@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   ERR_LINK_VERSION: 'protocol', // no link protocol version in common
   ERR_LINK_HANDSHAKE: 'protocol', // any other handshake violation
   ERR_LINK_CLOSED: 'aborted', // the link closed while something was waiting on it
+  ERR_DIAL_REFUSED: 'not-found', // a relay refused to dial an address that is not public unicast (specs/link.md §1.1)
   ERR_UNREACHABLE: 'not-found', // no link could be opened to a relay
   // directory (protocol/descriptor.ts, relay/directory.ts)
   ERR_DESCRIPTOR: 'protocol', // a relay descriptor is malformed or inconsistent

@@ -17,6 +17,8 @@ export const LABELS = {
   hopBackward: utf8('allium-v1:hop:backward-key'),
   hopBinding: utf8('allium-v1:hop:binding'),
   replayTag: utf8('allium-v1:onion:replay-tag'),
+  /** Keys the MAC of a relay's replay-state snapshot, a local file (specs/circuits.md §3.4.1). */
+  replayState: utf8('allium-v1:relay:replay-state'),
 } as const;
 
 export function H(t: Uint8Array, ...parts: Uint8Array[]): Uint8Array {

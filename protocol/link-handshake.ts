@@ -175,31 +175,80 @@ export class LinkInitiator {
   }
 }
 
-/** Remembers msg1 ephemerals for twice the allowed clock skew, so a replayed msg1 is refused. */
+/**
+ * Remembers msg1 ephemerals for twice the allowed clock skew, so a replayed msg1 is refused (specs/link.md §2.4).
+ * Across a restart the relay journals each tag (`onRecord`) and restores them (`restore`); when the journal may have
+ * lost writes it starts cold instead (`startCold`): every msg1 timestamped before the given time counts as a
+ * possible replay.
+ */
 export class HandshakeReplayCache {
   private readonly seen = new Map<string, number>();
+  /** msg1 timestamps below this are refused as possible replays of a lost cache (0: none). */
+  private coldBefore = 0;
   constructor(
     readonly windowMs: number,
     readonly maxEntries: number,
+    /** Called with each tag recorded and its expiry, before checkAndRecord returns; throwing refuses the handshake. */
+    private readonly onRecord?: (tag: Uint8Array, expires: number) => void,
   ) {}
 
-  checkAndRecord(E: Uint8Array, now: number): boolean {
+  /**
+   * True if msg1 with ephemeral `E` (and timestamp `ts`, when given) must be refused as a replay; otherwise records it.
+   * Throws LimitError LINK_REPLAY_CACHE_MAX when full.
+   */
+  checkAndRecord(E: Uint8Array, now: number, ts?: number): boolean {
+    this.expire(now);
+    if (ts !== undefined && ts < this.coldBefore) return true;
+    const tag = tagString(E);
+    if (this.seen.has(tag)) return true;
+    if (this.seen.size >= this.maxEntries) throw new LimitError('LINK_REPLAY_CACHE_MAX', 'too many recent handshakes');
+    const expires = now + this.windowMs;
+    this.onRecord?.(Uint8Array.from(tag, (c) => c.charCodeAt(0)), expires);
+    this.seen.set(tag, expires);
+    return false;
+  }
+
+  private expire(now: number): void {
     for (const [k, exp] of this.seen) {
       if (exp > now) break;
       this.seen.delete(k);
     }
-    const x = Uint8Array.from(E);
-    x[31]! &= 0x7f;
-    const tag = String.fromCharCode(...crypto().hash(16, x, L.replay));
-    if (this.seen.has(tag)) return true;
-    if (this.seen.size >= this.maxEntries) throw new LimitError('LINK_REPLAY_CACHE_MAX', 'too many recent handshakes');
-    this.seen.set(tag, now + this.windowMs);
-    return false;
+  }
+
+  /** Refuses every msg1 timestamped before `ts` (an unclean start: the cache of the last run is lost). */
+  startCold(ts: number): void {
+    this.coldBefore = Math.max(this.coldBefore, ts);
+  }
+
+  /** The unexpired tags (16 bytes each) with their expiry times, oldest first, for a snapshot. */
+  entries(now: number): [Uint8Array, number][] {
+    this.expire(now);
+    return [...this.seen].map(([k, exp]) => [Uint8Array.from(k, (c) => c.charCodeAt(0)), exp]);
+  }
+
+  /**
+   * Restores journaled tags into an empty cache (those already expired are skipped). Returns false, adding nothing,
+   * when a tag is not 16 bytes or more than `maxEntries` are still live.
+   */
+  restore(entries: readonly (readonly [Uint8Array, number])[], now: number): boolean {
+    if (this.seen.size !== 0) return false;
+    const live = entries.filter(([tag, exp]) => tag.length === 16 && Number.isSafeInteger(exp) && exp > now);
+    if (entries.some(([tag]) => tag.length !== 16) || live.length > this.maxEntries) return false;
+    // Oldest expiry first: expire() stops at the first live entry.
+    live.sort((a, b) => a[1] - b[1]);
+    for (const [tag, exp] of live) this.seen.set(String.fromCharCode(...tag), exp);
+    return true;
   }
 
   get size(): number {
     return this.seen.size;
   }
+}
+
+function tagString(E: Uint8Array): string {
+  const x = Uint8Array.from(E);
+  x[31]! &= 0x7f;
+  return String.fromCharCode(...crypto().hash(16, x, L.replay));
 }
 
 export interface ResponderOptions {
@@ -290,7 +339,7 @@ export class LinkResponder {
     const m = this.opened;
     if (!m || this.admitted) throw new AlliumError('ERR_INTERNAL', 'admit() before open(), or twice');
     if (Math.abs(m.ts - now) > this.o.maxClockSkewMs) throw new ProtocolError('ERR_LINK_CLOCK', 'handshake timestamp outside the allowed clock skew');
-    if (this.o.replay.checkAndRecord(m.E, now)) throw new ProtocolError('ERR_LINK_REPLAY', 'first message replayed');
+    if (this.o.replay.checkAndRecord(m.E, now, m.ts)) throw new ProtocolError('ERR_LINK_REPLAY', 'first message replayed');
     const version = Math.min(m.vmax, LINK_VERSION_MAX);
     if (version < Math.max(m.vmin, LINK_VERSION_MIN)) throw new ProtocolError('ERR_LINK_VERSION', 'no shared link version');
     this.version = version;

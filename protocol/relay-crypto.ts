@@ -286,7 +286,7 @@ export class ClientCircuitCrypto {
   }
 
   /**
-   * Appends a hop (after an extension), or a virtual hop (specs/rendezvous.md §5): the peer at the other side of a
+   * Appends a hop, or a virtual hop (specs/rendezvous.md §5): the peer at the other side of a
    * rendezvous point. A virtual hop's tag covers only the payload, because between the two circuits the tag area
    * passes through backward layers that shift it; every real hop on both circuits still checks its own tag.
    */

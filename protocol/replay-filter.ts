@@ -1,5 +1,6 @@
 /**
  * The setup-onion replay cache (specs/circuits.md §3.4): one Bloom filter per onion key, kept for that key's life.
+ * Across restarts the relay rebuilds each filter from the key's journal of tags (§3.4.1, relay/replay-journal.ts).
  * A filter that reaches its capacity reports `full`, and the relay rotates its onion key early (relay/keys), so the
  * false-positive rate never rises above the designed bound. Memory is fixed: bits = -n ln p / (ln 2)^2.
  */

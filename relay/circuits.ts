@@ -1,10 +1,11 @@
 /**
- * The circuit reactor: what a relay does with CREATE, CREATED, RELAY and DESTROY cells (specs/circuits.md §6,
- * specs/relay-crypto.md §5).
+ * The circuit reactor: what a relay does with CREATE, CREATED, RELAY and DESTROY cells (specs/circuits.md §3.3,
+ * specs/cells.md §6, specs/relay-crypto.md §5).
  *
- * A relay is one hop of many circuits. For each it knows the previous side (link, circuit id) and, once extended,
- * the next side. Forward cells lose this hop's layer and go on, or are delivered here; backward cells gain this
- * hop's layer and go back. Any cell that fails its tag, arrives in the wrong state or from the wrong side tears the
+ * A relay is one hop of many circuits. For each it knows the previous side (link, circuit id) and, when the onion
+ * named a next relay, the next side. A built circuit never gains a hop: EXTEND is withdrawn (specs/circuits.md §6).
+ * Forward cells lose this hop's layer and go on, or are delivered here; backward cells gain this hop's layer and go
+ * back. Any cell that fails its tag, arrives in the wrong state or from the wrong side tears the
  * circuit down in both directions; a closed link tears down every circuit on it and tells the other side.
  *
  * Not here: streams and exits (relay/exit.ts), content (relay/content), rendezvous (relay/rendezvous) — they plug in
@@ -25,7 +26,7 @@ import {
   DestroyReason,
   type Cell,
 } from '../protocol/cell.js';
-import { CELL_BODY_LEN, ONION_HEADER_LEN, RELAY_TAG_AREA_LEN, REPLY_LEN } from '../protocol/constants.js';
+import { CELL_BODY_LEN, RELAY_TAG_AREA_LEN } from '../protocol/constants.js';
 import { AlliumError, isAlliumError } from '../protocol/errors.js';
 import { processOnion, ReplyStatus, type RelayHop, type ReplayGuard } from '../protocol/onion.js';
 import { RelayHopCrypto, payloadOf } from '../protocol/relay-crypto.js';
@@ -305,16 +306,17 @@ export class CircuitReactor {
       return;
     }
     const msg = decodeRelayPayload(payloadOf(body));
-    this.deliver(hop, msg, early);
+    this.deliver(hop, msg);
   }
 
-  private deliver(hop: CircuitHop, msg: RelayMessage, early: boolean): void {
+  private deliver(hop: CircuitHop, msg: RelayMessage): void {
     switch (msg.command) {
       case RelayCommand.DROP:
         return;
       case RelayCommand.EXTEND:
-        if (!early) throw new AlliumError('ERR_RELAY_EARLY', 'EXTEND must travel in a RELAY_EARLY cell');
-        return this.onExtend(hop, msg);
+      case RelayCommand.EXTENDED:
+        // Withdrawn (specs/circuits.md §6): a circuit has the hops its onion named; no message adds one.
+        throw new AlliumError('ERR_RELAY_COMMAND', 'EXTEND and EXTENDED are withdrawn');
       case RelayCommand.TRUNCATE:
         if (hop.next) this.trySend(hop.next.link, hop.next.circId, CellCommand.DESTROY, destroyBody(DestroyReason.REQUESTED));
         this.detachNext(hop);
@@ -323,21 +325,6 @@ export class CircuitReactor {
     }
     for (const h of this.handlers) if (h.deliver(hop, msg)) return;
     throw new AlliumError('ERR_RELAY_COMMAND', `relay command ${msg.command} not accepted here`);
-  }
-
-  /** EXTEND data = identity (32) | onion header (816); EXTENDED data = status u8 | reply (640). */
-  private onExtend(hop: CircuitHop, msg: RelayMessage): void {
-    if (msg.data.length !== 32 + ONION_HEADER_LEN) throw new AlliumError('ERR_SCHEMA', 'EXTEND carries identity and onion header');
-    if (hop.next || hop.attachments.has('extend-done')) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'EXTEND on a hop that already has a next hop');
-    const identity = Uint8Array.from(msg.data.subarray(0, 32));
-    if (crypto().equal(identity, this.o.identity.publicKey)) throw new AlliumError('ERR_ONION_SLOT', 'EXTEND to self');
-    const header = Uint8Array.from(msg.data.subarray(32));
-    this.extend(hop, identity, header, (reply, status) => {
-      const data = new Uint8Array(1 + REPLY_LEN);
-      data[0] = status;
-      if (reply) data.set(reply, 1);
-      this.sendBackward(hop, { command: RelayCommand.EXTENDED, streamId: 0, data });
-    });
   }
 
   /** Sends a relay message from this hop back towards the client. */

@@ -3,11 +3,13 @@
  * validated strictly — an unknown key is refused with its name, a wrong value with what is expected.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { parseFingerprint } from '../crypto/keys.js';
 import { ConfigError } from '../protocol/errors.js';
 import { parseExitPolicy } from '../protocol/exit-policy.js';
+import { isLinkUrl } from '../protocol/dial-policy.js';
 
 const duration = z.number().int().positive();
 
@@ -31,6 +33,12 @@ export const relayConfigSchema = z.strictObject({
   probe_resistant: z.boolean().default(false),
   /** Where keys and state live (created with mode 0700). */
   data_dir: z.string().default('./allium-relay'),
+  /**
+   * Dial relays at loopback, private, link-local and other non-public addresses (specs/link.md §1.1). Off: such
+   * addresses in descriptors (anyone can publish one) are refused, so the relay cannot be made to send requests into
+   * its own host or network. Turn on only for a test network on one machine or a network of your own.
+   */
+  allow_private_addresses: z.boolean().default(false),
   /** Relays to join through: "ws://host:port/path FINGERPRINT". */
   bootstrap: z.array(z.string()).default([]),
   /** Fingerprints of the operator's other relays (declared family; never two in one circuit). */
@@ -43,8 +51,12 @@ export const relayConfigSchema = z.strictObject({
   /** Open links at most, and per remote IP address. */
   max_links: z.number().int().positive().default(4096),
   max_links_per_ip: z.number().int().positive().default(64),
-  /** New link handshakes accepted per second (burst: twice this). */
+  /** New link handshakes accepted per second over all peers (burst: twice this). */
   handshakes_per_second: z.number().int().positive().default(200),
+  /** New link handshakes accepted per second from one IP address, charged before the relay-wide bucket (burst: twice this). */
+  handshakes_per_second_per_ip: z.number().int().positive().default(10),
+  /** The same for one address block: an IPv4 /24, an IPv6 /48 (burst: twice this). */
+  handshakes_per_second_per_block: z.number().int().positive().default(50),
   /** Cells per second a single link may send us before its reads are paused. */
   cells_per_second_per_link: z.number().int().positive().default(50_000),
   /** Memory for queued cells across all links; beyond it the out-of-memory handler closes the link holding the most. */
@@ -64,6 +76,11 @@ export const relayConfigSchema = z.strictObject({
   exit_policy: z.array(z.string()).default(['reject *:*']),
   /** Refuse exits to private, loopback and link-local addresses (prepended to exit_policy). */
   exit_reject_private: z.boolean().default(true),
+  /** DNS servers the exit resolves names with: "ip", "ip:port" or "[ipv6]:port" (default: the system's). */
+  exit_dns_servers: z.array(z.string()).max(16).default([]),
+  /** DNS lookups an exit has outstanding at once, and for one circuit (specs/streams.md §3). */
+  exit_max_pending_resolves: z.number().int().positive().default(256),
+  exit_max_pending_resolves_per_circuit: z.number().int().positive().default(16),
   /** host:port of the Prometheus metrics endpoint; empty to disable. */
   metrics: z.string().default(''),
   /** host:port of the status page (HTML and status.json); empty to disable. Loopback unless admin_token is set. */
@@ -95,6 +112,8 @@ export const relayConfigSchema = z.strictObject({
       clock_skew: duration.default(10 * 60_000),
       repair_interval: duration.default(60_000),
       consensus_interval: duration.default(10 * 60_000),
+      /** Deadline of one exit DNS lookup. */
+      exit_resolve_timeout: duration.default(5_000),
     })
     .prefault({}),
 });
@@ -110,7 +129,7 @@ export interface BootstrapEntry {
 /** Parses "ws://host:port/path FINGERPRINT". */
 export function parseBootstrapLine(line: string): BootstrapEntry {
   const parts = line.trim().split(/\s+/);
-  if (parts.length !== 2 || !/^wss?:\/\//.test(parts[0]!)) {
+  if (parts.length !== 2 || !isLinkUrl(parts[0]!)) {
     throw new ConfigError(`bootstrap line "${line}": expected "ws://host:port/path FINGERPRINT"`);
   }
   try {
@@ -156,7 +175,13 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
     } catch {
       throw new ConfigError(`public_address: "${cfg.public_address}" is not a URL`);
     }
-    if (u.search || u.hash) throw new ConfigError('public_address: no query or fragment (the link adds its own query)');
+    if (u.search || u.hash || !isLinkUrl(cfg.public_address)) throw new ConfigError('public_address: a ws:// or wss:// URL without user name, query or fragment (the link adds its own query)');
+  }
+  for (const s of cfg.exit_dns_servers) {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([0-9.]+)(?::(\d{1,5}))?|([0-9a-fA-F:]+))$/.exec(s);
+    const ip = m ? (m[1] ?? m[3] ?? m[5])! : '';
+    const port = m ? Number(m[2] ?? m[4] ?? 53) : 0;
+    if (!m || !isIP(ip) || port < 1 || port > 65535) throw new ConfigError(`exit_dns_servers: "${s}" is not "ip", "ip:port" or "[ipv6]:port"`);
   }
   parseHostPort(cfg.listen, 'listen');
   if (cfg.metrics) parseHostPort(cfg.metrics, 'metrics');

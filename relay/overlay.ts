@@ -12,6 +12,9 @@
  *   joining relay learns the directory at once.
  * - Serves directory pages to clients (`dir-get` → `dir`).
  * Descriptors that fail verification are dropped and counted; a forged or malformed one closes the link.
+ * Answers to a peer's requests are made only while its link is under its high-water mark, one message at a time,
+ * and the relay's own gossip skips a link over the mark (specs/link.md §4.2): a peer that asks and never reads makes
+ * the relay hold at most the mark plus one message for it.
  *
  * A bridge (specs/directory.md §9) runs the overlay without gossip: it dials relays as a client (so they cannot
  * tell it from one), learns the directory by fetching pages (`dir-get`) over those links every gossip interval,
@@ -442,22 +445,27 @@ export class Overlay {
   }
 
   /**
-   * Answers a differing digest with one page of our summary. A view larger than a page is summarised a page at a
+   * One page of our summary, the answer to a differing digest. A view larger than a page is summarised a page at a
    * time, each answer continuing where the previous one ended, so successive rounds cover the whole view.
    */
-  private sendSummary(link: Link): void {
+  private summaryPage(): ControlMessage {
     const after = this.summaryCursor;
     const page = this.o.directory.summaryPage(after, MAX_SUMMARY_ENTRIES);
     this.summaryCursor = page.more ? page.e[page.e.length - 1]![0] : null;
-    this.send(link, { t: 'gossip-summary', e: page.e, after, more: page.more });
+    return { t: 'gossip-summary', e: page.e, after, more: page.more };
   }
 
   private sendDigest(link: Link): void {
     this.send(link, { t: 'gossip-digest', d: this.o.directory.digest(), n: this.o.directory.size });
   }
 
-  private send(link: Link, m: ControlMessage): void {
+  /**
+   * Sends a message of the relay's own (gossip). Skipped for a link over its high-water mark unless `answering`
+   * (a message of an answer, which `reply` already gated).
+   */
+  private send(link: Link, m: ControlMessage, answering = false): void {
     if (!link.isOpen) return;
+    if (!answering && link.overHighWater) return void this.o.metrics.drops.inc({ reason: 'control_send_congested' });
     try {
       if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
       link.sendControl(m);
@@ -465,6 +473,20 @@ export class Overlay {
       this.o.metrics.drops.inc({ reason: 'control_send_failed' });
       this.o.log.debug({ code: isAlliumError(e) ? e.code : 'unknown' }, 'control send failed');
     }
+  }
+
+  /**
+   * Answers a request with the messages `make` returns, made when the link is under its high-water mark and sent
+   * one at a time, each only while it still is (specs/link.md §4.2). A request that finds an earlier answer still
+   * waiting is dropped.
+   */
+  private reply(link: Link, make: () => ControlMessage[]): void {
+    const next = (rest: ControlMessage[]): void => {
+      const m = rest.shift();
+      if (m) this.send(link, m, true);
+      if (rest.length && !link.answerRequest(() => next(rest))) this.o.metrics.drops.inc({ reason: 'answer_deferred_dropped' });
+    };
+    if (!link.answerRequest(() => next(make()))) this.o.metrics.drops.inc({ reason: 'answer_deferred_dropped' });
   }
 
   onControl(link: Link, m: ControlMessage): void {
@@ -475,7 +497,7 @@ export class Overlay {
       if (m.t === 'dir' && this.fetches.has(link)) return this.onDirectoryPage(link, m);
       if (m.t === 'bridge-get') {
         const d = this.o.bridge.descriptor();
-        if (d) this.send(link, { t: 'bridge', d });
+        if (d) this.reply(link, () => [{ t: 'bridge', d }]);
         return;
       }
     }
@@ -485,28 +507,25 @@ export class Overlay {
     }
     switch (m.t) {
       case 'gossip-digest':
-        if (!crypto().equal(m.d, this.o.directory.digest())) this.sendSummary(link);
+        if (!crypto().equal(m.d, this.o.directory.digest())) this.reply(link, () => [this.summaryPage()]);
         return;
-      case 'gossip-summary': {
-        // A cut summary speaks only for the identities it covers: nothing beyond its last entry is given.
-        const { want, give } = this.o.directory.diff(m.e, { after: m.after, more: m.more });
-        const raws = give.map((d) => d.raw);
-        for (let i = 0; i < raws.length; i += DIR_PAGE) this.send(link, { t: 'gossip-push', ds: raws.slice(i, i + DIR_PAGE) });
-        if (want.length) this.send(link, { t: 'gossip-want', ids: want.slice(0, MAX_SUMMARY_ENTRIES) });
-        return;
-      }
-      case 'gossip-want': {
-        const raws = m.ids.map((id) => this.o.directory.getById(id)?.raw).filter((x): x is Uint8Array => !!x);
-        for (let i = 0; i < raws.length; i += DIR_PAGE) this.send(link, { t: 'gossip-push', ds: raws.slice(i, i + DIR_PAGE) });
-        return;
-      }
+      case 'gossip-summary':
+        return this.reply(link, () => {
+          // A cut summary speaks only for the identities it covers: nothing beyond its last entry is given.
+          const { want, give } = this.o.directory.diff(m.e, { after: m.after, more: m.more });
+          const out = pages(give.map((d) => d.raw));
+          if (want.length) out.push({ t: 'gossip-want', ids: want.slice(0, MAX_SUMMARY_ENTRIES) });
+          return out;
+        });
+      case 'gossip-want':
+        return this.reply(link, () => pages(m.ids.map((id) => this.o.directory.getById(id)?.raw).filter((x): x is Uint8Array => !!x)));
       case 'gossip-push':
         for (const raw of m.ds) this.offer(link, raw, true);
         return;
       case 'gossip-announce':
         return this.onAnnounce(link, m.e);
       case 'dir-get':
-        return this.serveDirectory(link, m.since, m.after);
+        return this.reply(link, () => [this.directoryPage(m.since, m.after)]);
       case 'dir':
         return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'directory page sent to a relay'));
       case 'consensus':
@@ -515,9 +534,7 @@ export class Overlay {
         return;
       case 'consensus-get':
         // One consensus per message, then an empty one that ends the answer.
-        for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
-        this.send(link, { t: 'consensus', cs: [] });
-        return;
+        return this.reply(link, () => [...[...this.consensuses.values()].map((c): ControlMessage => ({ t: 'consensus', cs: [c.raw] })), { t: 'consensus', cs: [] }]);
       case 'bridge-get':
       case 'bridge':
         // Bridge descriptors concern only a bridge and its clients; a public relay has none to give.
@@ -614,7 +631,7 @@ export class Overlay {
     return this.consensuses.size;
   }
 
-  private serveDirectory(link: Link, since: number, after: Uint8Array | null): void {
+  private directoryPage(since: number, after: Uint8Array | null): ControlMessage {
     const afterFp = after ? fingerprintOf(after) : '';
     const now = this.now();
     const list = this.o.directory
@@ -622,7 +639,7 @@ export class Overlay {
       .filter((d) => d.fingerprint > afterFp && d.exp > now)
       .sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
     const page = list.slice(0, DIR_PAGE);
-    this.send(link, { t: 'dir', at: this.now(), ds: page.map((d) => d.raw), more: list.length > DIR_PAGE });
+    return { t: 'dir', at: this.now(), ds: page.map((d) => d.raw), more: list.length > DIR_PAGE };
   }
 
   private violation(link: Link, err: AlliumError): void {
@@ -635,6 +652,13 @@ export class Overlay {
   closeAll(): void {
     for (const set of this.relayLinks.values()) for (const l of set) l.close();
   }
+}
+
+/** Descriptors as gossip-push messages of at most a page each. */
+function pages(raws: readonly Uint8Array[]): ControlMessage[] {
+  const out: ControlMessage[] = [];
+  for (let i = 0; i < raws.length; i += DIR_PAGE) out.push({ t: 'gossip-push', ds: raws.slice(i, i + DIR_PAGE) });
+  return out;
 }
 
 /** An open link of a neighbour's set, if any. */

@@ -34,13 +34,17 @@ import {
 } from '../protocol/link-handshake.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
 import { ReplayFilter } from '../protocol/replay-filter.js';
+import type { ReplayGuard } from '../protocol/onion.js';
 import { openLink } from '../net/dial.js';
 import { Link, type LinkOptions } from '../net/link.js';
 import { fromWs } from '../net/socket.js';
-import { nodeSocketFactory } from '../net/ws-node.js';
+import { createNodeSocketFactory } from '../net/ws-node.js';
+import type { SocketFactory } from '../net/dial.js';
+import { isPublicUnicast } from '../protocol/dial-policy.js';
 import { CircuitReactor } from './circuits.js';
 import { parseBootstrapLine, parseHostPort, resolveRelayConfig, type RelayConfig, type RelayConfigInput } from './config.js';
 import { ensureDataDir, loadOrCreateIdentity, loadOrCreateOnionKeys, saveOnionKeys, writeFileAtomic } from './keystore.js';
+import { ReplayJournals } from './replay-journal.js';
 import { createLogger, shortFp } from './logger.js';
 import { RelayMetrics } from './metrics.js';
 import { Overlay } from './overlay.js';
@@ -57,6 +61,7 @@ import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
+import { AddressBuckets } from './address-buckets.js';
 
 export const ALLIUM_VERSION = '0.1.0';
 
@@ -121,6 +126,7 @@ export class Relay {
   private identityKey: IdentityKey | null = null;
   private onionKeys: OnionKeyRing | null = null;
   private replay = new ReplayFilter();
+  private journals: ReplayJournals | null = null;
   private handshakeReplay: HandshakeReplayCache;
   private server: Server | HttpsServer | null = null;
   private bridgeSecret: Uint8Array | null = null;
@@ -144,6 +150,9 @@ export class Relay {
   private readonly links = new Set<Link>();
   private readonly linksPerIp = new Map<string, number>();
   private handshakeBucket: TokenBucket;
+  /** Per-address and per-block handshake buckets, charged before handshakeBucket (specs/link.md §7). */
+  private readonly addressBuckets: AddressBuckets;
+  private readonly socketFactory: SocketFactory;
   private bandwidth: TokenBucket;
   private maintenanceTimer: ReturnType<typeof setInterval> | null = null;
   private ownDescriptor: Descriptor | null = null;
@@ -162,12 +171,18 @@ export class Relay {
     this.startedAt = this.now();
     this.log = options.log ?? createLogger(this.config.log_level, 'allium-relay');
     this.metrics = new RelayMetrics();
-    // Room for every handshake the rate limit admits within the replay window, so the cache never fills first.
+    this.handshakeReplay = this.newHandshakeReplay();
+    this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
+    this.addressBuckets = new AddressBuckets({ perIp: this.config.handshakes_per_second_per_ip, perBlock: this.config.handshakes_per_second_per_block, now: this.now });
+    this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
+    this.socketFactory = createNodeSocketFactory(this.config.allow_private_addresses ? {} : { allowAddress: isPublicUnicast });
+  }
+
+  /** Room for every handshake the rate limit admits within the replay window, so the cache never fills first. */
+  private newHandshakeReplay(): HandshakeReplayCache {
     const windowMs = 2 * this.config.timing.clock_skew;
     const hps = this.config.handshakes_per_second;
-    this.handshakeReplay = new HandshakeReplayCache(windowMs, Math.ceil((hps * windowMs) / 1000) + 2 * hps + 1000);
-    this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
-    this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
+    return new HandshakeReplayCache(windowMs, Math.ceil((hps * windowMs) / 1000) + 2 * hps + 1000, (tag, expires) => this.journals?.appendLink(tag, expires));
   }
 
   get identity(): IdentityKey {
@@ -320,17 +335,19 @@ export class Relay {
     const { identity, created } = loadOrCreateIdentity(cfg.data_dir);
     if (cfg.bridge) this.bridgeSecret = loadOrCreateBridgeSecret(cfg.data_dir);
     this.identityKey = identity;
+    const onionKeysExisted = existsSync(join(cfg.data_dir, 'onion-keys.json'));
     this.onionKeys = loadOrCreateOnionKeys(cfg.data_dir, this.now(), {
       lifetimeMs: cfg.timing.onion_key_lifetime,
       overlapMs: cfg.timing.onion_key_overlap,
     });
+    this.restoreReplayState(identity, !onionKeysExisted);
     this.rotateOnionKeys();
     this.log.info({ relay: shortFp(identity.fingerprint), created }, created ? 'created a new relay identity' : 'loaded relay identity');
 
     this.reactorImpl = new CircuitReactor({
       identity,
       onionKeys: () => this.onionKeys!.usable,
-      replay: this.replay,
+      replay: this.journaledReplay,
       linkTo: (id) => this.overlay.linkTo(id),
       metrics: this.metrics,
       log: this.log,
@@ -341,7 +358,15 @@ export class Relay {
     this.reactorImpl.addHandler(this.streamsImpl);
     this.reactorImpl.addHandler(new RendezvousService(this.reactorImpl, this.metrics, this.now));
     if (isExitPolicy(parseExitPolicy(this.exitPolicyLines))) {
-      this.exitImpl = new ExitService({ policy: parseExitPolicy(this.exitPolicyLines), metrics: this.metrics, log: this.log });
+      this.exitImpl = new ExitService({
+        policy: parseExitPolicy(this.exitPolicyLines),
+        metrics: this.metrics,
+        log: this.log,
+        dnsServers: cfg.exit_dns_servers,
+        resolveTimeoutMs: cfg.timing.exit_resolve_timeout,
+        maxPendingResolves: cfg.exit_max_pending_resolves,
+        maxPendingResolvesPerCircuit: cfg.exit_max_pending_resolves_per_circuit,
+      });
       this.streamsImpl.register(RelayCommand.BEGIN, this.exitImpl.open);
     }
     // A bridge is in no directory, so no client would place content there: it stores nothing.
@@ -415,10 +440,17 @@ export class Relay {
     };
   }
 
-  /** Dials a relay: as a relay (signing with the identity), or as a bridge, which other relays must see as a client. */
+  /**
+   * Dials a relay: as a relay (signing with the identity), or as a bridge, which other relays must see as a client.
+   * Only public unicast addresses unless allow_private_addresses is set (specs/link.md §1.1): addresses come from
+   * descriptors anyone can sign. Rejects with ERR_DIAL_REFUSED (counted) or ERR_UNREACHABLE.
+   */
   private dial(url: string, id: Uint8Array): Promise<Link> {
     const setup = this.config.bridge ? { role: 'initiator' as const, responder: id } : { role: 'initiator' as const, responder: id, identity: this.identity };
-    return openLink(nodeSocketFactory, url, setup, this.linkOptions());
+    return openLink(this.socketFactory, url, setup, this.linkOptions()).catch((e: unknown) => {
+      if (isAlliumError(e) && e.code === 'ERR_DIAL_REFUSED') this.metrics.drops.inc({ reason: 'dial_refused_address' });
+      throw e;
+    });
   }
 
   /** Rate limits on reading: global bandwidth and per-link cells per second. Pauses the socket when over. */
@@ -559,6 +591,9 @@ export class Relay {
     // Past this point a probe-resistant relay knows the peer made a valid first message for it.
     if (this.links.size >= this.config.max_links) return this.refuse(socket, 503, 'max_links');
     if ((this.linksPerIp.get(ip) ?? 0) >= this.config.max_links_per_ip) return this.refuse(socket, 503, 'max_links_per_ip');
+    // One address, then its /24 or /48, then the relay: a flood from one place cannot spend everyone's budget.
+    const over = this.addressBuckets.admit(ip);
+    if (over) return this.refuse(socket, 503, over === 'ip' ? 'handshake_rate_ip' : 'handshake_rate_block');
     if (!this.handshakeBucket.tryTake(1)) return this.refuse(socket, 503, 'handshake_rate');
     if (responder) {
       try {
@@ -671,11 +706,73 @@ export class Relay {
     this.overlay.offerConsensus(raw, null);
   }
 
+  /**
+   * Restores each onion key's replay filter and the link replay cache from their journals. When the journals may
+   * have lost writes (or a key's is missing or damaged), retires every onion key and starts the link replay cache
+   * cold instead, since this run cannot know what the last one accepted (specs/circuits.md §3.4.1, specs/link.md
+   * §2.4). A data directory in which no relay ran before (`firstRun`: no onion-keys.json) has accepted nothing and
+   * needs neither. Runs before any link is accepted; leaves a journal open for appending for every usable key and
+   * for the link cache.
+   */
+  private restoreReplayState(identity: IdentityKey, firstRun: boolean): void {
+    const now = this.now();
+    const ring = this.onionKeys!;
+    const journals = new ReplayJournals(this.config.data_dir, identity);
+    this.journals = journals;
+    const begun = journals.begin();
+    let problem: string | null = begun.complete ? null : begun.reason;
+    const replay = new ReplayFilter();
+    for (const k of ring.usable) {
+      if (problem) break;
+      const tags = journals.readOnion(k.publicKey);
+      if (!tags) problem = 'an onion key has no intact replay journal';
+      else for (let o = 0; o < tags.length; o += 16) replay.checkAndRecord(k.publicKey, tags.subarray(o, o + 16));
+    }
+    const handshakes = this.newHandshakeReplay();
+    if (!problem) {
+      const entries = journals.readLink();
+      if (!entries || !handshakes.restore(entries, now)) problem = 'the link replay journal is missing or damaged';
+    }
+    if (!problem) {
+      this.replay = replay;
+      this.handshakeReplay = handshakes;
+      this.log.info('restored the replay state of the last run from its journals');
+    } else {
+      if (!firstRun) {
+        ring.retireAll(now);
+        saveOnionKeys(this.config.data_dir, ring);
+        const coldUntil = now + this.config.timing.clock_skew;
+        this.handshakeReplay.startCold(coldUntil);
+        this.log.warn(
+          { reason: problem, linkColdUntil: new Date(coldUntil).toISOString() },
+          'replay state of the last run not recoverable: retired the onion keys (clients holding the old descriptor cannot build through this relay until they fetch the new one) and refusing link handshakes timestamped before the cold period ends',
+        );
+      }
+    }
+    journals.deleteOnionsExcept(ring.usable.map((k) => k.publicKey));
+    for (const k of ring.usable) journals.openOnion(k.publicKey, problem !== null);
+    journals.resetLink(this.handshakeReplay.entries(now));
+  }
+
+  /** Checks an onion's replay tag and journals it before the onion is answered (specs/circuits.md §3.4.1). */
+  private readonly journaledReplay: ReplayGuard = {
+    checkAndRecord: (onionKey, tag) => {
+      if (this.replay.checkAndRecord(onionKey, tag)) return true;
+      this.journals!.appendOnion(onionKey, tag);
+      return false;
+    },
+  };
+
   private rotateOnionKeys(): boolean {
     const ring = this.onionKeys!;
     const full = this.replay.isFull(ring.current.keyPair.publicKey);
     const { rotated, dropped } = ring.rotate(this.now(), full);
-    for (const k of dropped) this.replay.forget(k.publicKey);
+    // The new key's journal exists before the key can open an onion; a retired key's goes with it.
+    if (rotated) this.journals?.openOnion(ring.current.keyPair.publicKey, true);
+    for (const k of dropped) {
+      this.replay.forget(k.publicKey);
+      this.journals?.deleteOnion(k.publicKey);
+    }
     if (rotated || dropped.length) saveOnionKeys(this.config.data_dir, ring);
     if (rotated) this.log.info('rotated onion key');
     return rotated;
@@ -689,12 +786,15 @@ export class Relay {
       if (expired.length) this.log.debug({ count: expired.length }, 'descriptors expired');
       this.metrics.directorySize.set(this.directory.size);
       const rotated = this.rotateOnionKeys();
+      const j = this.journals;
+      if (j && j.linkJournalRecords > 2 * this.handshakeReplay.size + 10_000) j.resetLink(this.handshakeReplay.entries(now));
       const d = this.ownDescriptor;
       const storeChanged = this.checkStoreRoom(now);
       if (rotated || storeChanged || !d || now - d.pub >= this.config.timing.descriptor_renew) this.publishDescriptor();
       this.overlay.maintain();
       if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
       this.checkMemory();
+      this.addressBuckets.sweep();
       this.reloadTls(now);
       for (const l of this.links) (l as Link & { account?: () => void }).account?.();
     } catch (e) {
@@ -783,7 +883,13 @@ export class Relay {
   /** The out-of-memory handler: while queued bytes exceed max_queue_bytes, close the link holding the most. */
   checkMemory(): void {
     let total = 0;
-    for (const l of this.links) total += l.bufferedBytes;
+    let max = 0;
+    for (const l of this.links) {
+      total += l.bufferedBytes;
+      max = Math.max(max, l.bufferedBytes);
+    }
+    this.metrics.linkBufferedBytes.set(total);
+    this.metrics.linkBufferedBytesMax.set(max);
     while (total > this.config.max_queue_bytes) {
       let worst: Link | null = null;
       for (const l of this.links) if (!worst || l.bufferedBytes > worst.bufferedBytes) worst = l;
@@ -815,6 +921,12 @@ export class Relay {
     await Promise.all([closeServer(this.server), closeServer(this.metricsServer), closeServer(this.adminServer)]);
     this.wss?.close();
     this.storeImpl?.close();
+    // Every link and the listener are closed: nothing more can be accepted, so the journals are complete.
+    try {
+      this.journals?.close();
+    } catch (e) {
+      this.log.warn({ err: e }, 'could not close the replay journals cleanly');
+    }
     this.state = 'stopped';
     this.log.info('relay stopped');
   }

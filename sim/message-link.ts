@@ -1,8 +1,8 @@
 /**
  * A message-level stand-in for net/link.ts, for overlays of thousands of relays in one process.
  *
- * It has the members the overlay (relay/overlay.ts) uses — `peer`, `isOpen`, `sendControl`, `close` and the
- * `link:control` and `link:close` events — and hands each CONTROL message to the other end as the decoded object,
+ * It has the members the overlay (relay/overlay.ts) uses — `peer`, `isOpen`, `sendControl`, `answerRequest`,
+ * `close` and the `link:control` and `link:close` events — and hands each CONTROL message to the other end as the decoded object,
  * after the path's latency and the serialisation time of the bytes the real link would send. What it skips is the
  * link layer itself: the handshake's X25519 operations, frame encryption, CONTROL fragmentation and reassembly,
  * and CBOR decoding and schema validation at the receiver. Those cost CPU at a relay, not bytes or messages, and
@@ -99,6 +99,18 @@ export class MessageLink extends Emitter<LinkEvents> {
 
   get isCongested(): boolean {
     return false;
+  }
+
+  /** Never over its high-water mark: the stand-in models serialisation time, not buffers. */
+  get overHighWater(): boolean {
+    return false;
+  }
+
+  /** Answers at once (net/link.ts holds an answer while the real link is over its high-water mark). */
+  answerRequest(produce: () => void): boolean {
+    if (this.state !== 'open') return false;
+    produce();
+    return true;
   }
 
   sendControl(m: ControlMessage): void {

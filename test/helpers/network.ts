@@ -108,9 +108,14 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     bootstrap: o.bootstrap ?? [],
     exit_policy: o.exitPolicy ?? ['reject *:*'],
     exit_reject_private: false,
+    // A loopback test network: relays dial each other at 127.0.0.1 (specs/link.md §1.1).
+    allow_private_addresses: true,
     metrics: '127.0.0.1:0',
     log_level: 'info',
+    // Every peer of a loopback test network is 127.0.0.1: per-address limits would count them all as one.
     max_links_per_ip: 4096,
+    handshakes_per_second_per_ip: 10_000,
+    handshakes_per_second_per_block: 10_000,
     // Test machines may have little free disk; stores here hold a few megabytes.
     storage_min_free_disk: 16 * 1024 * 1024,
     ...o.extra,

@@ -1,0 +1,226 @@
+/**
+ * Replay journals (specs/circuits.md §3.4.1, specs/link.md §2.4): what lets an onion key keep opening onions, and the
+ * link replay cache keep its tags, after the relay process restarts.
+ *
+ * Every onion the relay accepts has its 16-byte replay tag appended to its onion key's journal, and every msg1 its
+ * tag and expiry to the link journal, before the relay answers: one write(2) each, no fsync. A write that returned
+ * sits in the kernel's page cache, which outlives the process (a crash, an OOM kill, SIGKILL) but not the kernel. So
+ * at start the journals hold every write of the last run if that run stopped cleanly (it fsynced them and left the
+ * `clean` marker) or if the kernel is the same one (the `boot` marker equals the current boot id). Otherwise the
+ * relay must retire its onion keys and start its link cache cold — that policy is relay/relay.ts's.
+ *
+ *   data_dir/replay/onion-<hex B>.log   header | tag (16) …
+ *   data_dir/replay/link.log            header | tag (16) | expires u64 …
+ *   header = "ALRJRNL1" | kind u8 (1 onion, 2 link) | B (32; zero for link) | mac (32)
+ *   mac    = BLAKE2b-256(key = H(identity seed, "allium-v1:relay:replay-state"), magic | kind | B)
+ *
+ * Not here: the filters and the cache themselves (protocol/replay-filter.ts, protocol/link-handshake.ts).
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { crypto } from '../crypto/index.js';
+import type { IdentityKey } from '../crypto/keys.js';
+import { ByteWriter, concatBytes, toHex, utf8 } from '../protocol/bytes.js';
+import { AlliumError } from '../protocol/errors.js';
+import { H, LABELS } from '../protocol/kdf.js';
+import { writeFileAtomic } from './keystore.js';
+
+const MAGIC = utf8('ALRJRNL1');
+export const JOURNAL_HEADER_LEN = MAGIC.length + 1 + 32 + 32;
+const ONION = 1;
+const LINK = 2;
+const ONION_RECORD = 16;
+const LINK_RECORD = 24;
+
+/** The kernel's boot id (Linux); null where the platform has none, so only a clean stop proves the journals whole. */
+export function currentBootId(): string | null {
+  try {
+    const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return /^[0-9a-f-]{36}$/.test(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+function syncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch {
+    /* directory fsync is best effort, as in keystore.ts */
+  }
+}
+
+export class ReplayJournals {
+  readonly dir: string;
+  private readonly macKey: Uint8Array;
+  private readonly onionFds = new Map<string, number>();
+  private linkFd: number | null = null;
+  private linkRecords = 0;
+
+  constructor(
+    dataDir: string,
+    identity: IdentityKey,
+    private readonly bootId: string | null = currentBootId(),
+  ) {
+    this.dir = join(dataDir, 'replay');
+    this.macKey = H(LABELS.replayState, identity.seed);
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    chmodSync(this.dir, 0o700);
+  }
+
+  /**
+   * The start of a run: says whether the journals hold every write of the last run, then marks this run — the boot
+   * marker set to this kernel, the clean marker removed, both durably — so that the answer is right again after this
+   * run, however it ends. Call before accepting any link.
+   */
+  begin(): { complete: boolean; reason: string } {
+    const clean = join(this.dir, 'clean');
+    const boot = join(this.dir, 'boot');
+    let complete = false;
+    let reason = 'no journals from an earlier run';
+    if (existsSync(clean)) {
+      complete = true;
+    } else if (existsSync(boot)) {
+      const last = readFileSync(boot, 'utf8').trim();
+      if (this.bootId !== null && last === this.bootId) complete = true;
+      else reason = this.bootId === null ? 'the last stop was not clean, and this platform has no boot id to show the writes survived' : 'the machine restarted since the last clean stop: the last writes may be lost';
+    }
+    writeFileAtomic(boot, `${this.bootId ?? 'unknown'}\n`);
+    if (existsSync(clean)) {
+      unlinkSync(clean);
+      syncDir(this.dir);
+    }
+    return { complete, reason: complete ? '' : reason };
+  }
+
+  private header(kind: number, key: Uint8Array): Uint8Array {
+    const head = new ByteWriter(MAGIC.length + 1 + 32).bytes(MAGIC).u8(kind).bytes(key).done();
+    return concatBytes(head, crypto().hash(32, head, this.macKey));
+  }
+
+  private onionPath(B: Uint8Array): string {
+    return join(this.dir, `onion-${toHex(B)}.log`);
+  }
+
+  /** The records of a journal, or null when it is missing, not this relay's or this key's, or has a torn record. */
+  private read(path: string, kind: number, key: Uint8Array, record: number): Uint8Array | null {
+    if (!existsSync(path)) return null;
+    const bytes = new Uint8Array(readFileSync(path));
+    if (bytes.length < JOURNAL_HEADER_LEN || (bytes.length - JOURNAL_HEADER_LEN) % record !== 0) return null;
+    if (!crypto().equal(bytes.subarray(0, JOURNAL_HEADER_LEN), this.header(kind, key))) return null;
+    return bytes.subarray(JOURNAL_HEADER_LEN);
+  }
+
+  /** The tags of an onion key's journal, 16 bytes each, end to end; null when it cannot be trusted. */
+  readOnion(B: Uint8Array): Uint8Array | null {
+    return this.read(this.onionPath(B), ONION, B, ONION_RECORD);
+  }
+
+  /** The link journal's tags and expiry times; null when it cannot be trusted. */
+  readLink(): [Uint8Array, number][] | null {
+    const r = this.read(join(this.dir, 'link.log'), LINK, new Uint8Array(32), LINK_RECORD);
+    if (!r) return null;
+    const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
+    const out: [Uint8Array, number][] = [];
+    for (let o = 0; o < r.length; o += LINK_RECORD) out.push([r.slice(o, o + 16), Number(dv.getBigUint64(o + 16))]);
+    return out;
+  }
+
+  /** Opens an onion key's journal for appending; `fresh` creates it empty first (a key made now). */
+  openOnion(B: Uint8Array, fresh: boolean): void {
+    const id = toHex(B);
+    if (this.onionFds.has(id)) return;
+    const path = this.onionPath(B);
+    if (fresh || !existsSync(path)) writeFileAtomic(path, this.header(ONION, B));
+    this.onionFds.set(id, openSync(path, 'a', 0o600));
+  }
+
+  /** Records an accepted onion. Throws ERR_INTERNAL when it cannot (the onion must then be refused). */
+  appendOnion(B: Uint8Array, tag: Uint8Array): void {
+    const fd = this.onionFds.get(toHex(B));
+    if (fd === undefined) throw new AlliumError('ERR_INTERNAL', 'no replay journal for this onion key');
+    try {
+      writeSync(fd, tag);
+    } catch (e) {
+      throw new AlliumError('ERR_INTERNAL', 'replay journal write failed', { cause: e });
+    }
+  }
+
+  /** Deletes a retired key's journal. */
+  deleteOnion(B: Uint8Array): void {
+    const id = toHex(B);
+    const fd = this.onionFds.get(id);
+    if (fd !== undefined) closeSync(fd);
+    this.onionFds.delete(id);
+    try {
+      unlinkSync(this.onionPath(B));
+    } catch {
+      /* already gone */
+    }
+  }
+
+  /** Deletes every onion journal except those of `keep` (retirement, and journals of keys no longer held). */
+  deleteOnionsExcept(keep: readonly Uint8Array[]): void {
+    const kept = new Set(keep.map((k) => `onion-${toHex(k)}.log`));
+    for (const name of readdirSync(this.dir)) {
+      if (!name.startsWith('onion-') || kept.has(name)) continue;
+      const fd = this.onionFds.get(name.slice(6, -4));
+      if (fd !== undefined) closeSync(fd);
+      this.onionFds.delete(name.slice(6, -4));
+      unlinkSync(join(this.dir, name));
+    }
+    syncDir(this.dir);
+  }
+
+  /** Replaces the link journal by these entries (atomically) and opens it for appending. */
+  resetLink(entries: readonly (readonly [Uint8Array, number])[]): void {
+    if (this.linkFd !== null) closeSync(this.linkFd);
+    this.linkFd = null;
+    const w = new ByteWriter(JOURNAL_HEADER_LEN + entries.length * LINK_RECORD).bytes(this.header(LINK, new Uint8Array(32)));
+    for (const [tag, exp] of entries) w.bytes(tag).u64(BigInt(Math.floor(exp)));
+    const path = join(this.dir, 'link.log');
+    writeFileAtomic(path, w.done());
+    this.linkFd = openSync(path, 'a', 0o600);
+    this.linkRecords = entries.length;
+  }
+
+  /** Records an accepted msg1. Throws ERR_INTERNAL when it cannot (the handshake must then be refused). */
+  appendLink(tag: Uint8Array, expires: number): void {
+    if (this.linkFd === null) throw new AlliumError('ERR_INTERNAL', 'no link replay journal');
+    const rec = new ByteWriter(LINK_RECORD).bytes(tag).u64(BigInt(Math.floor(expires))).done();
+    try {
+      writeSync(this.linkFd, rec);
+    } catch (e) {
+      throw new AlliumError('ERR_INTERNAL', 'replay journal write failed', { cause: e });
+    }
+    this.linkRecords++;
+  }
+
+  /** Records in the link journal (live and expired), to decide when to rewrite it. */
+  get linkJournalRecords(): number {
+    return this.linkRecords;
+  }
+
+  /** Bytes of every journal on disk (for the status page and tests). */
+  bytes(): number {
+    let n = 0;
+    for (const name of readdirSync(this.dir)) if (name.endsWith('.log')) n += statSync(join(this.dir, name)).size;
+    return n;
+  }
+
+  /**
+   * A clean stop: fsyncs and closes every journal, then writes the clean marker. Call once nothing can be accepted
+   * any more (the listener and every link are closed).
+   */
+  close(): void {
+    for (const fd of [...this.onionFds.values(), ...(this.linkFd === null ? [] : [this.linkFd])]) {
+      fsyncSync(fd);
+      closeSync(fd);
+    }
+    this.onionFds.clear();
+    this.linkFd = null;
+    writeFileAtomic(join(this.dir, 'clean'), 'clean\n');
+  }
+}
