@@ -14,7 +14,7 @@ import { fingerprintOf } from '../crypto/keys.js';
 import type { ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
-import { AlliumError, CryptoError, isAlliumError, TimeoutError } from '../protocol/errors.js';
+import { AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError, TimeoutError } from '../protocol/errors.js';
 import { crypto } from '../crypto/index.js';
 import { majorityListed, verifyConsensus, type Consensus } from '../protocol/consensus.js';
 import type { Link } from '../net/link.js';
@@ -34,23 +34,55 @@ export interface DirectoryCache {
 
 const PAGE_TIMEOUT_MS = 10_000;
 const MAX_PAGES = 1000;
+/** Descriptors one fetch from one source may return (specs/limits.md MAX_DIRECTORY_FETCH_ENTRIES). */
+export const MAX_DIRECTORY_FETCH_ENTRIES = 20_000;
+/** … and their bytes (specs/limits.md MAX_DIRECTORY_FETCH_BYTES). */
+export const MAX_DIRECTORY_FETCH_BYTES = 16 * 1024 * 1024;
 /** Expired descriptors stay in the cache this long, as addresses to try when nothing else answers. */
 export const LEARNED_TTL_MS = 30 * 24 * 3600_000;
 /** At most this many of them. */
 export const MAX_LEARNED = 1000;
 
-/** Fetches every descriptor a relay offers that arrived at or after `since`, page by page. */
-export async function fetchFromRelay(link: Link, since: number, signal?: AbortSignal): Promise<{ raws: Uint8Array[]; at: number }> {
+/** Bounds of one fetch (defaults MAX_DIRECTORY_FETCH_ENTRIES and MAX_DIRECTORY_FETCH_BYTES). */
+export interface DirectoryFetchLimits {
+  maxEntries?: number;
+  maxBytes?: number;
+}
+
+/**
+ * Fetches every descriptor a relay offers that arrived at or after `since`, page by page (specs/directory.md §6.1).
+ * Each page is checked as it arrives: every entry must verify (signature and form; time is checked later, in the
+ * cross-check) and fingerprints must rise strictly across the whole fetch, so a source can neither pad its pages with
+ * junk nor serve one page again; else ERR_DIRECTORY. More than `maxEntries` descriptors or `maxBytes` bytes is
+ * ERR_LIMIT (MAX_DIRECTORY_FETCH_ENTRIES, MAX_DIRECTORY_FETCH_BYTES). Either way the source is left out.
+ */
+export async function fetchFromRelay(link: Link, since: number, signal?: AbortSignal, limits: DirectoryFetchLimits = {}): Promise<{ raws: Uint8Array[]; at: number }> {
+  const maxEntries = limits.maxEntries ?? MAX_DIRECTORY_FETCH_ENTRIES;
+  const maxBytes = limits.maxBytes ?? MAX_DIRECTORY_FETCH_BYTES;
   const raws: Uint8Array[] = [];
+  let bytes = 0;
   let after: Uint8Array | null = null;
+  let last: string | null = null;
   let at = 0;
   for (let page = 0; page < MAX_PAGES; page++) {
     const reply = await request(link, { t: 'dir-get', since, after }, signal);
     at = reply.at;
-    raws.push(...reply.ds);
+    for (const raw of reply.ds) {
+      if (raws.length >= maxEntries) throw new LimitError('MAX_DIRECTORY_FETCH_ENTRIES', `a directory source offers more than ${maxEntries} descriptors`);
+      bytes += raw.length;
+      if (bytes > maxBytes) throw new LimitError('MAX_DIRECTORY_FETCH_BYTES', `a directory source offers more than ${maxBytes} bytes of descriptors`);
+      let d: Descriptor;
+      try {
+        d = verifyDescriptor(raw, 0, Number.MAX_SAFE_INTEGER);
+      } catch (e) {
+        throw new ProtocolError('ERR_DIRECTORY', 'a directory page holds an entry that does not verify', { cause: e });
+      }
+      if (last !== null && d.fingerprint <= last) throw new ProtocolError('ERR_DIRECTORY', 'directory page entries are not in strictly ascending order');
+      last = d.fingerprint;
+      after = d.id;
+      raws.push(raw);
+    }
     if (!reply.more || reply.ds.length === 0) return { raws, at };
-    const last = reply.ds[reply.ds.length - 1]!;
-    after = verifyDescriptor(last, 0, Number.MAX_SAFE_INTEGER).id;
   }
   throw new AlliumError('ERR_DIRECTORY', 'directory has too many pages');
 }
