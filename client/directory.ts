@@ -38,6 +38,8 @@ const MAX_PAGES = 1000;
 export const MAX_DIRECTORY_FETCH_ENTRIES = 20_000;
 /** … and their bytes (specs/limits.md MAX_DIRECTORY_FETCH_BYTES). */
 export const MAX_DIRECTORY_FETCH_BYTES = 16 * 1024 * 1024;
+/** Consensuses one fetch from one source may return: one per authority, at most 16 (specs/directory.md §7). */
+export const MAX_CONSENSUSES_PER_FETCH = 16;
 /** Expired descriptors stay in the cache this long, as addresses to try when nothing else answers. */
 export const LEARNED_TTL_MS = 30 * 24 * 3600_000;
 /** At most this many of them. */
@@ -188,16 +190,21 @@ export function fetchBridgeDescriptor(link: Link, identity: Uint8Array, now: () 
   });
 }
 
-/** Asks a relay for the authority consensuses it holds (specs/directory.md §7). */
-export function fetchConsensuses(link: Link, signal?: AbortSignal): Promise<Uint8Array[]> {
+/**
+ * Asks a relay for the authority consensuses it holds (specs/directory.md §7): one per authority, so the answer ends
+ * after `max` (the number of configured authorities, at most MAX_CONSENSUSES_PER_FETCH), or at the empty message
+ * that closes it.
+ */
+export function fetchConsensuses(link: Link, signal?: AbortSignal, max = MAX_CONSENSUSES_PER_FETCH): Promise<Uint8Array[]> {
+  const cap = Math.min(max, MAX_CONSENSUSES_PER_FETCH);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => done(new TimeoutError('consensus request timed out')), PAGE_TIMEOUT_MS);
     const got: Uint8Array[] = [];
     // One consensus per message; an empty message ends the answer.
     const off = link.on('link:control', (m) => {
       if (m.t !== 'consensus') return;
-      if (m.cs.length === 0) done(null, got);
-      else got.push(...m.cs);
+      for (const c of m.cs) if (got.length < cap) got.push(c);
+      if (m.cs.length === 0 || got.length >= cap) done(null, got);
     });
     const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -344,7 +351,7 @@ export class ClientDirectory {
    * falls back to trusting relays alone.
    */
   private async applyConsensus(links: readonly Link[], now: number, signal?: AbortSignal): Promise<void> {
-    const got = await Promise.allSettled(links.map((l) => fetchConsensuses(l, signal)));
+    const got = await Promise.allSettled(links.map((l) => fetchConsensuses(l, signal, this.authorities.size)));
     const valid: Consensus[] = [];
     for (const r of got) {
       if (r.status !== 'fulfilled') continue;

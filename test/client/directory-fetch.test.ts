@@ -11,7 +11,7 @@ import type { ControlMessage } from '../../protocol/control.js';
 import { signDescriptor } from '../../protocol/descriptor.js';
 import { isAlliumError, LimitError } from '../../protocol/errors.js';
 import { HandshakeReplayCache } from '../../protocol/link-handshake.js';
-import { fetchFromRelay } from '../../client/directory.js';
+import { fetchConsensuses, fetchFromRelay } from '../../client/directory.js';
 import { Link } from '../../net/link.js';
 import { memorySocketPair } from '../../net/memory-socket.js';
 
@@ -136,5 +136,16 @@ describe('directory fetches are bounded by what they verify', () => {
     });
     const r = await fetchFromRelay(s.link, 0);
     expect({ n: r.raws.length, at: r.at, pages: s.sent() }).to.deep.equal({ n: 250, at: 42, pages: 3 });
+  });
+
+  it('a consensus fetch stops after one consensus per authority, however many the source sends', async () => {
+    const s = await source((m) => {
+      if (m.t !== 'consensus-get') return [];
+      const out: ControlMessage[] = Array.from({ length: 10_000 }, () => ({ t: 'consensus', cs: [crypto().random(64)] }));
+      out.push({ t: 'consensus', cs: [] });
+      return out;
+    });
+    const got = await fetchConsensuses(s.link, undefined, 3);
+    expect(got.length).to.equal(3);
   });
 });
