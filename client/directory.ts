@@ -226,6 +226,7 @@ export function fetchConsensuses(link: Link, signal?: AbortSignal, max = MAX_CON
 /** The client's verified view, kept current from its sources. */
 export class ClientDirectory {
   readonly store = new DirectoryStore();
+  /** Responder time of the last fetch from each open link (forgotten when the link closes). */
   private lastAt = new Map<Link, number>();
   /** Relays listed by a majority of the configured authorities (null: no authorities configured). */
   private listed: Set<string> | null = null;
@@ -327,7 +328,7 @@ export class ClientDirectory {
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') {
         perSource.push(r.value.raws);
-        this.lastAt.set(links[i]!, r.value.at);
+        this.noteFetched(links[i]!, r.value.at);
       }
     });
     if (perSource.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source answered');
@@ -370,6 +371,13 @@ export class ClientDirectory {
     this.listed = majorityListed(valid, this.authorities);
   }
 
+  /** Remembers a source's time for the next incremental fetch from it, for as long as its link is open. */
+  private noteFetched(link: Link, at: number): void {
+    if (!link.isOpen) return void this.lastAt.delete(link);
+    if (!this.lastAt.has(link)) link.once('link:close', () => this.lastAt.delete(link));
+    this.lastAt.set(link, at);
+  }
+
   /**
    * Incremental update from one link: newer editions of relays we already hold (self-signed by the same key, so one
    * source suffices). Relays we do not know yet wait for the next cross-checked refresh.
@@ -377,7 +385,7 @@ export class ClientDirectory {
   async update(link: Link, now: () => number, signal?: AbortSignal): Promise<number> {
     const since = Math.max(0, (this.lastAt.get(link) ?? 0) - 5_000);
     const { raws, at } = await fetchFromRelay(link, since, signal);
-    this.lastAt.set(link, at);
+    this.noteFetched(link, at);
     let n = 0;
     for (const raw of raws) {
       try {

@@ -11,7 +11,7 @@ import type { ControlMessage } from '../../protocol/control.js';
 import { signDescriptor } from '../../protocol/descriptor.js';
 import { isAlliumError, LimitError } from '../../protocol/errors.js';
 import { HandshakeReplayCache } from '../../protocol/link-handshake.js';
-import { fetchConsensuses, fetchFromRelay } from '../../client/directory.js';
+import { ClientDirectory, fetchConsensuses, fetchFromRelay } from '../../client/directory.js';
 import { Link } from '../../net/link.js';
 import { memorySocketPair } from '../../net/memory-socket.js';
 
@@ -147,5 +147,24 @@ describe('directory fetches are bounded by what they verify', () => {
     });
     const got = await fetchConsensuses(s.link, undefined, 3);
     expect(got.length).to.equal(3);
+  });
+
+  it('a directory forgets the links it fetched from once they close', async () => {
+    const pool = descriptors(5);
+    const dir = new ClientDirectory();
+    const sources = await Promise.all(Array.from({ length: 20 }, () => source((m) => (m.t === 'dir-get' ? [{ t: 'dir', at: 1, ds: pool, more: false }] : []))));
+    for (const s of sources) await dir.refresh([s.link], Date.now);
+    const held = (): number => (dir as unknown as { lastAt: Map<Link, number> }).lastAt.size;
+    expect(held()).to.equal(20);
+    await Promise.all(
+      sources.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.link.once('link:close', () => resolve());
+            s.close();
+          }),
+      ),
+    );
+    expect(held()).to.equal(0);
   });
 });
