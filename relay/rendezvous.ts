@@ -13,7 +13,8 @@
  * The tables are bounded (§3.2): a circuit holds one registration at most (an intro key or a cookie; a second is a
  * protocol violation that destroys the circuit, as Tor refuses ESTABLISH_INTRO on a circuit that is no longer an
  * ordinary one), registrations die with their circuit, and they are counted per relay, per peer (the link the
- * circuit arrives on) and per address block of that peer.
+ * circuit arrives on) and per address block of that peer. Cookies expire in the order they were made, so expired
+ * ones are dropped from the front of the table, never by a pass over all of it.
  */
 import ipaddr from 'ipaddr.js';
 import { crypto } from '../crypto/index.js';
@@ -245,20 +246,37 @@ export class RendezvousService implements CircuitEndpointHandler {
     for (const r of [...this.intros.values()]) if (r.hop.state === 'closed') this.unregister(r);
   }
 
-  private pruneCookies(): void {
+  /**
+   * Drops expired cookies. Every cookie lives cookieLifetimeMs from when it was made, and the table keeps them in the
+   * order they were made, so the expired ones are at its front: the work is the number dropped, not the table's size.
+   * (A clock stepping back can leave an expired cookie behind a live one for a while; it goes when that one does.)
+   */
+  private expireCookies(): void {
     const now = this.now();
-    for (const r of [...this.cookies.values()]) if (r.expires <= now || r.hop.state === 'closed') this.unregister(r);
+    for (const r of this.cookies.values()) {
+      if (r.expires > now) break;
+      this.unregister(r);
+    }
+  }
+
+  /** Drops cookies of closed circuits (closed() normally has): a pass over the table, only when a limit is reached. */
+  private pruneClosedCookies(): void {
+    for (const r of [...this.cookies.values()]) if (r.hop.state === 'closed') this.unregister(r);
   }
 
   private establishRendezvous(hop: CircuitHop, data: Uint8Array): boolean {
     this.requireUnregistered(hop, 'ESTABLISH_RENDEZVOUS');
     const m = decodeRv('establishRendezvous', data);
-    this.pruneCookies();
+    this.expireCookies();
     const key = toHex(m.c);
     if (this.cookies.has(key)) throw new AlliumError('ERR_STREAM', 'rendezvous cookie in use');
     const link = hop.prev.link;
     const block = addressBlock(link.socket.remoteAddress);
-    const over = this.cookieCounts.exceeded(link, block);
+    let over = this.cookieCounts.exceeded(link, block);
+    if (over) {
+      this.pruneClosedCookies();
+      over = this.cookieCounts.exceeded(link, block);
+    }
     if (over) {
       this.metrics.drops.inc({ reason: 'rendezvous_limit' });
       throw new LimitError(over, 'too many pending rendezvous');
@@ -270,8 +288,12 @@ export class RendezvousService implements CircuitEndpointHandler {
 
   private rendezvous(hop: CircuitHop, data: Uint8Array): boolean {
     const m = decodeRv('rendezvous1', data);
-    this.pruneCookies();
-    const waiting = this.cookies.get(toHex(m.c));
+    this.expireCookies();
+    let waiting = this.cookies.get(toHex(m.c));
+    if (waiting && waiting.hop.state === 'closed') {
+      this.unregister(waiting);
+      waiting = undefined;
+    }
     if (!waiting || waiting.hop === hop) {
       this.metrics.drops.inc({ reason: 'rendezvous_unknown_cookie' });
       throw new AlliumError('ERR_NOT_FOUND', 'no circuit waits with this cookie');

@@ -12,7 +12,7 @@ import { COOKIE_LEN, decodeRv, encodeRv, introSignedMessage } from '../../protoc
 import type { Link } from '../../net/link.js';
 import { CircuitHop, type CircuitReactor } from '../../relay/circuits.js';
 import { RelayMetrics } from '../../relay/metrics.js';
-import { addressBlock, MAX_INTRO_POINTS, RendezvousService } from '../../relay/rendezvous.js';
+import { addressBlock, MAX_INTRO_POINTS, RENDEZVOUS_COOKIE_LIFETIME_MS, RendezvousService } from '../../relay/rendezvous.js';
 
 /** A link as the service sees it: its peer's address. */
 function fakeLink(remoteAddress: string | null): Link {
@@ -25,12 +25,12 @@ class Harness {
   private nextId = 1;
   readonly service: RendezvousService;
 
-  constructor(limits: ConstructorParameters<typeof RendezvousService>[3] = {}) {
+  constructor(limits: ConstructorParameters<typeof RendezvousService>[3] = {}, now: () => number = Date.now) {
     const reactor = {
       sendBackward: (hop: CircuitHop, msg: RelayMessage) => void this.sent.push({ hop, msg }),
       splice: () => undefined,
     } as unknown as CircuitReactor;
-    this.service = new RendezvousService(reactor, new RelayMetrics(), Date.now, limits);
+    this.service = new RendezvousService(reactor, new RelayMetrics(), now, limits);
   }
 
   circuit(link: Link): CircuitHop {
@@ -187,5 +187,32 @@ describe('relay rendezvous tables (specs/rendezvous.md §3.2)', () => {
     expect(addressBlock('2001:db8:1:2::5')).to.not.equal(addressBlock('2001:db8:2:2::5'));
     expect(addressBlock(null)).to.equal(null);
     expect(addressBlock('not an address')).to.equal(null);
+  });
+
+  it('cookies expire from the front of the table: an ESTABLISH_RENDEZVOUS does not pass over every cookie', () => {
+    const clock = { now: 1_000_000 };
+    const h = new Harness({ maxPendingRendezvous: 100_000, maxPendingRendezvousPerPeer: 100_000, maxPendingRendezvousPerBlock: 100_000 }, () => clock.now);
+    // Every circuit counts how often its state is looked at.
+    let looks = 0;
+    const counted = (): CircuitHop => {
+      const hop = h.circuit(fakeLink(null));
+      let state = hop.state;
+      Object.defineProperty(hop, 'state', {
+        get: () => (looks++, state),
+        set: (v: typeof state) => void (state = v),
+      });
+      return hop;
+    };
+    for (let i = 0; i < 5000; i++) expect(h.establishRendezvous(counted())).to.equal(null);
+    looks = 0;
+    for (let i = 0; i < 1000; i++) expect(h.establishRendezvous(counted())).to.equal(null);
+    const looksPerCookie = looks / 1000;
+    // Expiry still works: half a lifetime later nothing has gone; a lifetime later the next registration drops all.
+    clock.now += RENDEZVOUS_COOKIE_LIFETIME_MS / 2;
+    expect(h.establishRendezvous(counted())).to.equal(null);
+    const halfway = h.service.pendingRendezvousCount;
+    clock.now += RENDEZVOUS_COOKIE_LIFETIME_MS / 2;
+    expect(h.establishRendezvous(counted())).to.equal(null);
+    expect({ looksPerCookie, halfway, after: h.service.pendingRendezvousCount }).to.deep.equal({ looksPerCookie: 0, halfway: 6001, after: 2 });
   });
 });
