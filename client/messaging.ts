@@ -878,7 +878,9 @@ export class Messenger extends Emitter<MessengerEvents> {
     try {
       const ack = introCircuit.waitFor(RelayCommand.INTRODUCE_ACK, REPLY_TIMEOUT_MS, signal);
       introCircuit.send({ command: RelayCommand.INTRODUCE1, streamId: 0, data: encodeRv('introduce1', { k: ip.auth, p: sealed }) });
-      if (decodeRv('introduceAck', (await ack).data).s !== 'ok') throw new AlliumError('ERR_UNREACHABLE', 'introduction point does not know the endpoint');
+      const status = decodeRv('introduceAck', (await ack).data).s;
+      if (status === 'busy') throw new AlliumError('ERR_UNREACHABLE', 'introduction point is rate limiting introductions to the endpoint');
+      if (status !== 'ok') throw new AlliumError('ERR_UNREACHABLE', 'introduction point does not know the endpoint');
     } finally {
       introCircuit.close();
     }
