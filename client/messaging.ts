@@ -80,6 +80,16 @@ const DEFAULT_POLL_MS = 60_000;
 /** A replaced introduction point stays up this long after the new descriptor is out, for clients holding the old. */
 const RETIRED_INTRO_GRACE_MS = 60_000;
 
+// What peers can make an endpoint hold (specs/messaging.md §8.4, specs/limits.md "Endpoints"); each has an option.
+/** Introductions that opened and await a rendezvous; past this the oldest is dropped. */
+export const MAX_PENDING_INTRODUCTIONS = 64;
+/** Introductions answered at once (a circuit to the rendezvous point being built, RENDEZVOUS1 not yet sent). */
+export const MAX_CONCURRENT_RENDEZVOUS = 4;
+/** Rendezvous circuits an endpoint keeps open for initiators; while at this, introductions wait in the queue. */
+export const MAX_SERVICE_CIRCUITS = 512;
+/** A rendezvous circuit with no open stream for this long is closed. */
+export const SERVICE_CIRCUIT_IDLE_MS = 60_000;
+
 const introPayloadSchema = z.strictObject({ rp: zBytes(32), c: zBytes(COOKIE_LEN), x: zBytes(32), hs: zBytes(81) });
 
 /** An X25519 key pair for client authorisation: give the public half to the endpoint, keep the pair. */
@@ -191,6 +201,17 @@ export interface MessengerOptions {
    * and those messages are sent again over a new one (default 30 s).
    */
   ackTimeoutMs?: number;
+  /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */
+  limits?: {
+    /** MAX_PENDING_INTRODUCTIONS (64). */
+    maxPendingIntroductions?: number;
+    /** MAX_CONCURRENT_RENDEZVOUS (4). */
+    maxConcurrentRendezvous?: number;
+    /** MAX_SERVICE_CIRCUITS (512). */
+    maxServiceCircuits?: number;
+    /** SERVICE_CIRCUIT_IDLE_MS (60 s). */
+    serviceCircuitIdleMs?: number;
+  };
   /** Offline mailboxes. */
   offline?: {
     /** Collect offline messages while listening (default true). */
@@ -215,6 +236,19 @@ export type MessengerEvents = {
   'endpoint:published': [number];
   'endpoint:error': [AlliumError];
 };
+
+/** An introduction that opened and is not a replay, waiting for its turn to be answered. */
+interface PendingIntroduction {
+  readonly ip: IntroState;
+  readonly rp: Descriptor;
+  /** The initiator's cookie and ntor ephemeral. */
+  readonly cookie: Uint8Array;
+  readonly x: Uint8Array;
+  readonly peer: string;
+  readonly session: RatchetSession;
+  /** When it arrived (an initiator waits REPLY_TIMEOUT_MS for RENDEZVOUS2; older ones are not answered). */
+  readonly at: number;
+}
 
 interface IntroState {
   relay: Descriptor;
@@ -477,6 +511,12 @@ export class Messenger extends Emitter<MessengerEvents> {
   private closed = false;
   private readonly closers = new Set<() => void>();
   private readonly retiring = new Set<IntroState>();
+  /** Introductions waiting to be answered, oldest first (at most maxPendingIntroductions). */
+  private readonly introQueue: PendingIntroduction[] = [];
+  /** Introductions being answered now (at most maxConcurrentRendezvous). */
+  private answering = 0;
+  /** Open rendezvous circuits initiators reach us on (at most maxServiceCircuits). */
+  private readonly serviceCircuits = new Set<ClientCircuit>();
 
   constructor(
     private readonly client: AlliumClient,
@@ -619,7 +659,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const state: IntroState = { relay, circuit, auth, enc, seen: new Set(), established: Date.now(), retired: false };
     this.intros.set(relay.fingerprint, state);
     circuit.on('circuit:message', (_hop, m) => {
-      if (m.command === RelayCommand.INTRODUCE2) void this.onIntroduce(state, m);
+      if (m.command === RelayCommand.INTRODUCE2) this.onIntroduce(state, m);
     });
     circuit.once('circuit:close', () => {
       if (this.intros.get(relay.fingerprint) !== state) return; // retired and replaced: nothing to do
@@ -700,8 +740,12 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.emit('endpoint:published', this.revision);
   }
 
-  /** INTRODUCE2: open the introduction, meet the initiator at its rendezvous point, start the session. */
-  private async onIntroduce(ip: IntroState, m: RelayMessage): Promise<void> {
+  /**
+   * INTRODUCE2: open the introduction and check it is no replay, then queue it to be answered (specs/messaging.md
+   * §8.4): at most maxPendingIntroductions wait, the oldest dropped first, so a flood of valid introductions from
+   * whoever knows the address costs a bounded queue, not a circuit each.
+   */
+  private onIntroduce(ip: IntroState, m: RelayMessage): void {
     try {
       const sealed = decodeRv('introduce2', m.data).p;
       const plain = crypto().open(sealed, ip.enc);
@@ -715,18 +759,81 @@ export class Messenger extends Emitter<MessengerEvents> {
       if (ip.seen.size >= (this.options.maxIntroductionsPerPoint ?? DEFAULT_MAX_INTRODUCTIONS)) void this.maintain();
       const rp = this.client.directory.get(intro.rp);
       if (!rp) throw new AlliumError('ERR_UNREACHABLE', 'rendezvous point not in the directory');
-      const circuit = await this.client.newCircuit({ last: rp, exitPort: null });
-      circuit.setPurpose('setup');
-      const s = crypto().x25519(ip.enc.secretKey, intro.x);
-      const { keys, Y, auth } = ntorServer(s, ip.enc, this.identity.publicKey, intro.x, (n) => crypto().random(n));
-      circuit.send({ command: RelayCommand.RENDEZVOUS1, streamId: 0, data: encodeRv('rendezvous1', { c: intro.c, h: concatBytes(Y, auth) }) });
-      circuit.addVirtualHop({ forward: keys.backward, backward: keys.forward, binding: keys.binding });
-      circuit.setPurpose('service'); // the initiator, our virtual last hop, opens streams to us
-      const peer = formatAddress(hs.initiatorIdentityKey);
-      circuit.mux.on('mux:begin', (stream, data) => this.onBegin(circuit, stream, data, peer, hs.session));
+      this.introQueue.push({ ip, rp, cookie: intro.c, x: intro.x, peer: formatAddress(hs.initiatorIdentityKey), session: hs.session, at: Date.now() });
+      if (this.introQueue.length > (this.options.limits?.maxPendingIntroductions ?? MAX_PENDING_INTRODUCTIONS)) {
+        this.introQueue.shift();
+        this.emit('endpoint:error', new LimitError('MAX_PENDING_INTRODUCTIONS', 'introductions arrive faster than they are answered: the oldest waiting one was dropped'));
+      }
+      this.answerIntroductions();
     } catch (e) {
       this.emit('endpoint:error', asAlliumError(e, 'introduction failed'));
     }
+  }
+
+  /**
+   * Answers queued introductions, oldest first, while fewer than maxConcurrentRendezvous are being answered and
+   * fewer than maxServiceCircuits rendezvous circuits are open. One whose initiator has stopped waiting is dropped.
+   */
+  private answerIntroductions(): void {
+    const concurrent = this.options.limits?.maxConcurrentRendezvous ?? MAX_CONCURRENT_RENDEZVOUS;
+    const circuits = this.options.limits?.maxServiceCircuits ?? MAX_SERVICE_CIRCUITS;
+    while (!this.closed && this.introQueue.length > 0 && this.answering < concurrent && this.answering + this.serviceCircuits.size < circuits) {
+      const next = this.introQueue.shift()!;
+      if (Date.now() - next.at > REPLY_TIMEOUT_MS) continue;
+      this.answering++;
+      void this.meetInitiator(next).finally(() => {
+        this.answering--;
+        this.answerIntroductions();
+      });
+    }
+  }
+
+  /** Meets the initiator of an introduction at its rendezvous point (rendezvous.md §4.2) and serves the circuit. */
+  private async meetInitiator(p: PendingIntroduction): Promise<void> {
+    try {
+      const circuit = await this.client.newCircuit({ last: p.rp, exitPort: null });
+      if (this.closed) return circuit.close();
+      circuit.setPurpose('setup');
+      const s = crypto().x25519(p.ip.enc.secretKey, p.x);
+      const { keys, Y, auth } = ntorServer(s, p.ip.enc, this.identity.publicKey, p.x, (n) => crypto().random(n));
+      circuit.send({ command: RelayCommand.RENDEZVOUS1, streamId: 0, data: encodeRv('rendezvous1', { c: p.cookie, h: concatBytes(Y, auth) }) });
+      circuit.addVirtualHop({ forward: keys.backward, backward: keys.forward, binding: keys.binding });
+      circuit.setPurpose('service'); // the initiator, our virtual last hop, opens streams to us
+      this.serve(circuit, p.peer, p.session);
+    } catch (e) {
+      this.emit('endpoint:error', asAlliumError(e, 'introduction failed'));
+    }
+  }
+
+  /**
+   * Serves a rendezvous circuit: takes the streams the initiator opens, and closes the circuit once it has had no
+   * open stream for serviceCircuitIdleMs (from the rendezvous, or from its last stream's end).
+   */
+  private serve(circuit: ClientCircuit, peer: string, session: RatchetSession): void {
+    const idleMs = this.options.limits?.serviceCircuitIdleMs ?? SERVICE_CIRCUIT_IDLE_MS;
+    let idle: ReturnType<typeof setTimeout> | null = null;
+    const stopIdle = (): void => {
+      if (idle) clearTimeout(idle);
+      idle = null;
+    };
+    const startIdle = (): void => {
+      stopIdle();
+      if (circuit.mux.size > 0 || circuit.state !== 'open') return;
+      idle = setTimeout(() => circuit.close(), idleMs);
+      (idle as { unref?: () => void }).unref?.();
+    };
+    this.serviceCircuits.add(circuit);
+    circuit.once('circuit:close', () => {
+      stopIdle();
+      this.serviceCircuits.delete(circuit);
+      this.answerIntroductions();
+    });
+    circuit.mux.on('mux:begin', (stream, data) => {
+      stopIdle();
+      stream.once('stream:end', startIdle);
+      this.onBegin(circuit, stream, data, peer, session);
+    });
+    startIdle();
   }
 
   private onBegin(circuit: ClientCircuit, stream: MuxStream, data: Uint8Array, peer: string, session: RatchetSession): void {
@@ -1095,6 +1202,8 @@ export class Messenger extends Emitter<MessengerEvents> {
     for (const i of [...this.intros.values(), ...this.retiring]) i.circuit.close();
     this.intros.clear();
     this.retiring.clear();
+    this.introQueue.length = 0;
+    for (const c of [...this.serviceCircuits]) c.close();
     for (const p of this.conversations.values()) void p.then((c) => c.close(new AbortedError('messenger closed'))).catch(() => undefined);
     this.conversations.clear();
     for (const c of this.live) c.close(new AbortedError('messenger closed'));

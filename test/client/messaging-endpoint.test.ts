@@ -1,0 +1,100 @@
+/**
+ * What initiators can make an endpoint hold (specs/messaging.md §8.4): anyone with the address can send valid
+ * introductions, and each asks the endpoint for a circuit to a rendezvous point. The endpoint answers a few at a
+ * time from a bounded queue, keeps a bounded number of rendezvous circuits, and closes one that carries no stream.
+ * Introductions are real (sealed to the introduction point's key, real session handshakes); circuits are stand-ins.
+ */
+import { expect } from 'chai';
+import { RelayCommand } from '../../protocol/relay-cell.js';
+import { MAX_CONCURRENT_RENDEZVOUS, MAX_PENDING_INTRODUCTIONS, SERVICE_CIRCUIT_IDLE_MS } from '../../client/messaging.js';
+import { VirtualClock } from '../../sim/clock.js';
+import { endpointRig, introduce, settle } from '../helpers/messenger-rig.js';
+
+describe('an endpoint bounds what introductions cost it', () => {
+  it('1000 valid introductions: rendezvous circuits built a few at a time, the rest queued or dropped oldest first', async () => {
+    const rig = await endpointRig({}, true);
+    const dropped: string[] = [];
+    rig.messenger.on('endpoint:error', (e) => dropped.push(e.code));
+    for (let i = 0; i < 1000; i++) introduce(rig);
+    await settle();
+    const atOnce = rig.maxInFlight();
+    // Answer every circuit request as it comes, until the endpoint asks for no more.
+    while (rig.inFlight() > 0) {
+      rig.answer();
+      await settle();
+    }
+    const rendezvous = rig.built.filter((c) => c.count(RelayCommand.RENDEZVOUS1) === 1).length;
+    expect({ atOnce, built: rig.built.length, rendezvous, maxInFlight: rig.maxInFlight(), dropped: dropped.length }).to.deep.equal({
+      atOnce: MAX_CONCURRENT_RENDEZVOUS,
+      built: MAX_CONCURRENT_RENDEZVOUS + MAX_PENDING_INTRODUCTIONS,
+      rendezvous: MAX_CONCURRENT_RENDEZVOUS + MAX_PENDING_INTRODUCTIONS,
+      maxInFlight: MAX_CONCURRENT_RENDEZVOUS,
+      dropped: 1000 - MAX_CONCURRENT_RENDEZVOUS - MAX_PENDING_INTRODUCTIONS,
+    });
+    expect(new Set(dropped)).to.deep.equal(new Set(['ERR_LIMIT']));
+    rig.messenger.close();
+  });
+
+  it('an introduction that waited longer than its initiator does (30 s) is not answered (virtual clock)', async () => {
+    const clock = new VirtualClock();
+    const restore = clock.install();
+    try {
+      const rig = await clock.waitFor(endpointRig({}, true));
+      for (let i = 0; i < 10; i++) introduce(rig);
+      await clock.runFor(31_000);
+      while (rig.inFlight() > 0) {
+        rig.answer();
+        await clock.runFor(0);
+      }
+      expect(rig.built.length).to.equal(MAX_CONCURRENT_RENDEZVOUS);
+      rig.messenger.close();
+    } finally {
+      restore();
+    }
+  });
+
+  it('keeps at most maxServiceCircuits rendezvous circuits; a closed one makes room for the next introduction', async () => {
+    const rig = await endpointRig({ limits: { maxServiceCircuits: 8 } });
+    for (let i = 0; i < 20; i++) introduce(rig);
+    await settle();
+    const first = rig.built.length;
+    rig.built[0]!.close();
+    rig.built[1]!.close();
+    await settle();
+    expect({ first, then: rig.built.length, open: rig.built.filter((c) => c.state === 'open').length }).to.deep.equal({ first: 8, then: 10, open: 8 });
+    rig.messenger.close();
+  });
+
+  it('closes a rendezvous circuit that has had no open stream for SERVICE_CIRCUIT_IDLE_MS (virtual clock)', async () => {
+    const clock = new VirtualClock();
+    const restore = clock.install();
+    try {
+      const rig = await clock.waitFor(endpointRig());
+      // A rendezvous that never carries a stream.
+      introduce(rig);
+      await clock.runFor(0);
+      const silent = rig.built[0]!;
+      // A rendezvous whose initiator opens a message stream and, two minutes later, ends it.
+      introduce(rig);
+      await clock.runFor(0);
+      const used = rig.built[1]!;
+      const stream = used.begin('allium:messages', 1);
+      await clock.runFor(SERVICE_CIRCUIT_IDLE_MS - 1);
+      const beforeIdle = { silent: silent.state, used: used.state };
+      await clock.runFor(2);
+      const afterIdle = { silent: silent.state, used: used.state };
+      await clock.runFor(2 * SERVICE_CIRCUIT_IDLE_MS);
+      used.receive({ command: RelayCommand.END, streamId: stream, data: Uint8Array.of(1) });
+      await clock.runFor(SERVICE_CIRCUIT_IDLE_MS + 1);
+      expect({ rendezvous: [silent.count(RelayCommand.RENDEZVOUS1), used.count(RelayCommand.RENDEZVOUS1)], beforeIdle, afterIdle, afterStream: used.state }).to.deep.equal({
+        rendezvous: [1, 1],
+        beforeIdle: { silent: 'open', used: 'open' },
+        afterIdle: { silent: 'closed', used: 'open' },
+        afterStream: 'closed',
+      });
+      rig.messenger.close();
+    } finally {
+      restore();
+    }
+  });
+});
