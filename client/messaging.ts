@@ -89,6 +89,8 @@ export const MAX_CONCURRENT_RENDEZVOUS = 4;
 export const MAX_SERVICE_CIRCUITS = 512;
 /** A rendezvous circuit with no open stream for this long is closed. */
 export const SERVICE_CIRCUIT_IDLE_MS = 60_000;
+/** Streams open at once on one rendezvous circuit (its one message stream included). */
+export const MAX_SERVICE_STREAMS_PER_CIRCUIT = 64;
 
 const introPayloadSchema = z.strictObject({ rp: zBytes(32), c: zBytes(COOKIE_LEN), x: zBytes(32), hs: zBytes(81) });
 
@@ -211,6 +213,8 @@ export interface MessengerOptions {
     maxServiceCircuits?: number;
     /** SERVICE_CIRCUIT_IDLE_MS (60 s). */
     serviceCircuitIdleMs?: number;
+    /** MAX_SERVICE_STREAMS_PER_CIRCUIT (64). */
+    maxServiceStreamsPerCircuit?: number;
   };
   /** Offline mailboxes. */
   offline?: {
@@ -806,11 +810,14 @@ export class Messenger extends Emitter<MessengerEvents> {
   }
 
   /**
-   * Serves a rendezvous circuit: takes the streams the initiator opens, and closes the circuit once it has had no
-   * open stream for serviceCircuitIdleMs (from the rendezvous, or from its last stream's end).
+   * Serves a rendezvous circuit: takes the streams the initiator opens (at most maxServiceStreamsPerCircuit at once,
+   * and one message stream in the circuit's life: its session serves one conversation), and closes the circuit once
+   * it has had no open stream for serviceCircuitIdleMs (from the rendezvous, or from its last stream's end).
    */
   private serve(circuit: ClientCircuit, peer: string, session: RatchetSession): void {
     const idleMs = this.options.limits?.serviceCircuitIdleMs ?? SERVICE_CIRCUIT_IDLE_MS;
+    const maxStreams = this.options.limits?.maxServiceStreamsPerCircuit ?? MAX_SERVICE_STREAMS_PER_CIRCUIT;
+    const served = { messages: false };
     let idle: ReturnType<typeof setTimeout> | null = null;
     const stopIdle = (): void => {
       if (idle) clearTimeout(idle);
@@ -831,12 +838,14 @@ export class Messenger extends Emitter<MessengerEvents> {
     circuit.mux.on('mux:begin', (stream, data) => {
       stopIdle();
       stream.once('stream:end', startIdle);
-      this.onBegin(circuit, stream, data, peer, session);
+      // The new stream is already counted.
+      if (circuit.mux.size > maxStreams) return circuit.mux.reset(stream, EndReason.RESOURCE_LIMIT);
+      this.onBegin(circuit, stream, data, peer, session, served);
     });
     startIdle();
   }
 
-  private onBegin(circuit: ClientCircuit, stream: MuxStream, data: Uint8Array, peer: string, session: RatchetSession): void {
+  private onBegin(circuit: ClientCircuit, stream: MuxStream, data: Uint8Array, peer: string, session: RatchetSession, served: { messages: boolean }): void {
     let target;
     try {
       target = decodeBegin(data);
@@ -844,6 +853,8 @@ export class Messenger extends Emitter<MessengerEvents> {
       return circuit.mux.reset(stream, EndReason.MISC);
     }
     if (target.a === MESSAGES) {
+      if (served.messages) return circuit.mux.reset(stream, EndReason.RESOURCE_LIMIT);
+      served.messages = true;
       circuit.mux.accept(stream);
       // The handshake only claims who `peer` is: the stream becomes our conversation with that peer once a frame on
       // it authenticates (specs/messaging.md §8). Until then an impostor's stream can neither take our messages to
@@ -854,11 +865,18 @@ export class Messenger extends Emitter<MessengerEvents> {
     const service = target.a === SERVICE ? this.options.services?.[target.p] : undefined;
     if (!service) return circuit.mux.reset(stream, EndReason.EXIT_POLICY);
     const socket = tcpConnect({ host: service.host, port: service.port });
+    // A stream that ends (or whose circuit closes) before the connection is made takes the connection with it.
+    const offEnd = stream.once('stream:end', () => socket.destroy());
     socket.once('connect', () => {
+      offEnd();
+      if (stream.state === 'closed') return void socket.destroy();
       circuit.mux.accept(stream);
       pipeSocket(stream, socket);
     });
-    socket.once('error', () => circuit.mux.reset(stream, EndReason.CONNECT_REFUSED));
+    socket.once('error', () => {
+      offEnd();
+      circuit.mux.reset(stream, EndReason.CONNECT_REFUSED);
+    });
   }
 
   /**
