@@ -91,6 +91,8 @@ export const MAX_SERVICE_CIRCUITS = 512;
 export const SERVICE_CIRCUIT_IDLE_MS = 60_000;
 /** Streams open at once on one rendezvous circuit (its one message stream included). */
 export const MAX_SERVICE_STREAMS_PER_CIRCUIT = 64;
+/** Peers with a conversation on file for send() to reuse; past this the longest filed is unfiled (not closed). */
+export const MAX_CONVERSATIONS = 1024;
 
 const introPayloadSchema = z.strictObject({ rp: zBytes(32), c: zBytes(COOKIE_LEN), x: zBytes(32), hs: zBytes(81) });
 
@@ -215,6 +217,8 @@ export interface MessengerOptions {
     serviceCircuitIdleMs?: number;
     /** MAX_SERVICE_STREAMS_PER_CIRCUIT (64). */
     maxServiceStreamsPerCircuit?: number;
+    /** MAX_CONVERSATIONS (1024). */
+    maxConversations?: number;
   };
   /** Offline mailboxes. */
   offline?: {
@@ -324,6 +328,7 @@ class Conversation {
   private acks: Uint8Array[] = [];
   /** True once a frame from the peer decrypted: the handshake's claim of who the peer is then holds (§8). */
   authenticated = false;
+  private readonly closedHandlers: (() => void)[] = [];
 
   constructor(
     readonly peer: string,
@@ -476,6 +481,12 @@ class Conversation {
     this.circuit.close();
   }
 
+  /** Runs `fn` once the conversation closes (at once if it has). */
+  onClosed(fn: () => void): void {
+    if (this.closed) fn();
+    else this.closedHandlers.push(fn);
+  }
+
   private fail(err: AlliumError): void {
     if (this.closed) return;
     this.closed = true;
@@ -487,6 +498,7 @@ class Conversation {
       p.signal?.removeEventListener('abort', p.onAbort);
       p.reject(err);
     }
+    for (const fn of this.closedHandlers.splice(0)) fn();
   }
 }
 
@@ -499,6 +511,10 @@ export class Messenger extends Emitter<MessengerEvents> {
   private readonly outbox: MailboxSender;
   private readonly inbox: MailboxCollector;
   private readonly intros = new Map<string, IntroState>();
+  /**
+   * peer address → the conversation send() uses (being built, or open). An entry goes when its conversation closes
+   * or fails to build; at most maxConversations, the longest filed unfiled first.
+   */
   private readonly conversations = new Map<string, Promise<Conversation>>();
   private readonly offlineUntil = new Map<string, number>();
   /** Every open conversation (ours and those peers opened to us), closed with the messenger. */
@@ -889,15 +905,29 @@ export class Messenger extends Emitter<MessengerEvents> {
     const have = this.conversations.get(peer);
     const mine = Promise.resolve(conv);
     if (!have) {
-      this.conversations.set(peer, mine);
+      this.file(peer, mine, conv);
       return;
     }
     void have.then(
       (c) => {
-        if (!c.canSend && this.conversations.get(peer) === have && conv.canSend) this.conversations.set(peer, mine);
+        if (!c.canSend && this.conversations.get(peer) === have && conv.canSend) this.file(peer, mine, conv);
       },
       () => undefined,
     );
+  }
+
+  /**
+   * Files `p` as the conversation with `peer`; `conv`, once known, is unfiled when it closes. At maxConversations
+   * the entry filed longest ago makes room (its conversation stays open; a send to that peer builds a new one).
+   */
+  private file(peer: string, p: Promise<Conversation>, conv?: Conversation): void {
+    this.conversations.delete(peer); // re-inserted last
+    const max = this.options.limits?.maxConversations ?? MAX_CONVERSATIONS;
+    if (this.conversations.size >= max) this.conversations.delete(this.conversations.keys().next().value!);
+    this.conversations.set(peer, p);
+    conv?.onClosed(() => {
+      if (this.conversations.get(peer) === p) this.conversations.delete(peer);
+    });
   }
 
   // ------------------------------------------------------------------ connecting (the initiator side)
@@ -1098,18 +1128,22 @@ export class Messenger extends Emitter<MessengerEvents> {
         },
       );
     }
-    const p = (async () => {
+    const p: Promise<Conversation> = (async () => {
       const { circuit, session } = await this.rendezvous(key, signal, this.identity, clientAuth);
       try {
         const stream = await this.openStream(circuit, MESSAGES, 1, signal);
         if (this.closed) throw new AbortedError('messenger closed');
-        return this.conversation(key, circuit, stream, session);
+        const conv = this.conversation(key, circuit, stream, session);
+        conv.onClosed(() => {
+          if (this.conversations.get(key) === p) this.conversations.delete(key);
+        });
+        return conv;
       } catch (e) {
         circuit.close();
         throw e;
       }
     })();
-    this.conversations.set(key, p);
+    this.file(key, p);
     p.catch(() => {
       if (this.conversations.get(key) === p) this.conversations.delete(key);
     });

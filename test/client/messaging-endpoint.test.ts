@@ -8,9 +8,9 @@ import { expect } from 'chai';
 import { createServer, type Socket } from 'node:net';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { decodeEnd, EndReason } from '../../protocol/stream-messages.js';
-import { MAX_CONCURRENT_RENDEZVOUS, MAX_PENDING_INTRODUCTIONS, MAX_SERVICE_STREAMS_PER_CIRCUIT, SERVICE_CIRCUIT_IDLE_MS } from '../../client/messaging.js';
+import { MAX_CONCURRENT_RENDEZVOUS, MAX_PENDING_INTRODUCTIONS, MAX_SERVICE_STREAMS_PER_CIRCUIT, SERVICE_CIRCUIT_IDLE_MS, type IncomingMessage } from '../../client/messaging.js';
 import { VirtualClock } from '../../sim/clock.js';
-import { endpointRig, introduce, settle, type FakeCircuit } from '../helpers/messenger-rig.js';
+import { endpointRig, introduce, sendFrame, settle, type FakeCircuit } from '../helpers/messenger-rig.js';
 
 describe('an endpoint bounds what introductions cost it', () => {
   it('1000 valid introductions: rendezvous circuits built a few at a time, the rest queued or dropped oldest first', async () => {
@@ -163,6 +163,43 @@ describe('streams on a rendezvous circuit are bounded', () => {
     const first = circuit.begin('allium:messages', 1);
     const second = circuit.begin('allium:messages', 1);
     expect([answers(circuit).get(first), answers(circuit).get(second)]).to.deep.equal(['connected', `end ${EndReason.RESOURCE_LIMIT}`]);
+    rig.messenger.close();
+  });
+});
+
+describe('conversations peers open are forgotten when they close', () => {
+  const filed = (m: unknown): number => (m as { conversations: Map<string, unknown> }).conversations.size;
+  const live = (m: unknown): number => (m as { live: Set<unknown> }).live.size;
+
+  it('1000 peers each introduce themselves, send one message and close: nothing is left on file', async () => {
+    const rig = await endpointRig();
+    const got: IncomingMessage[] = [];
+    rig.messenger.on('message:received', (m) => void got.push(m));
+    let most = 0;
+    for (let i = 0; i < 1000; i++) {
+      const peer = introduce(rig);
+      await settle();
+      const circuit = rig.built[i]!;
+      const stream = circuit.begin('allium:messages', 1);
+      sendFrame(circuit, stream, peer, new TextEncoder().encode(`hello ${i}`));
+      await settle();
+      most = Math.max(most, filed(rig.messenger));
+      circuit.close(); // the peer goes: its circuit is destroyed
+    }
+    expect({ received: got.length, most, filed: filed(rig.messenger), live: live(rig.messenger) }).to.deep.equal({ received: 1000, most: 1, filed: 0, live: 0 });
+    rig.messenger.close();
+  });
+
+  it('at most maxConversations are on file while peers keep theirs open', async () => {
+    const rig = await endpointRig({ limits: { maxConversations: 50 } });
+    for (let i = 0; i < 100; i++) {
+      const peer = introduce(rig);
+      await settle();
+      const circuit = rig.built[i]!;
+      sendFrame(circuit, circuit.begin('allium:messages', 1), peer, new Uint8Array(1));
+      await settle();
+    }
+    expect({ filed: filed(rig.messenger), live: live(rig.messenger) }).to.deep.equal({ filed: 50, live: 100 });
     rig.messenger.close();
   });
 });
