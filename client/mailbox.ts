@@ -175,14 +175,14 @@ export class MailboxCollector {
    * pass, then the epochs since the last pass), delivers new messages in order (by the sender's clock, then
    * counter), then deletes them at their holders. Returns how many were delivered: `deliver` returning false
    * means the caller dropped the message (it already had it, e.g. over a live conversation), which is then deleted
-   * but not counted. Concurrent calls share a pass.
+   * but not counted; a promise holds the pass until the caller has taken the message. Concurrent calls share a pass.
    */
-  collect(deliver: (m: CollectedMessage) => boolean | void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+  collect(deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
     this.running ??= this.pass(deliver, onError, signal).finally(() => (this.running = null));
     return this.running;
   }
 
-  private async pass(deliver: (m: CollectedMessage) => boolean | void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+  private async pass(deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
     const started = Date.now();
     const since = this.lastPass === null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : this.lastPass - MAILBOX_CLOCK_SKEW_MS;
     const first = mailboxEpochAt(Math.max(0, since));
@@ -198,7 +198,7 @@ export class MailboxCollector {
         deletions.push(f);
         if (this.seen.has(f.m.id)) continue;
         this.remember(f.m.id);
-        if (deliver(f.m) !== false) delivered++;
+        if ((await deliver(f.m)) !== false) delivered++;
       }
       await Promise.all(deletions.map((d) => content.storeAll('mailbox', d.rk, encodeMailboxDeletion(d.token), signal).catch(() => undefined)));
       this.lastPass = started;

@@ -93,6 +93,8 @@ export const SERVICE_CIRCUIT_IDLE_MS = 60_000;
 export const MAX_SERVICE_STREAMS_PER_CIRCUIT = 64;
 /** Peers with a conversation on file for send() to reuse; past this the longest filed is unfiled (not closed). */
 export const MAX_CONVERSATIONS = 1024;
+/** Messages a listen() call holds that the application has not taken yet; senders wait while it is full. */
+export const MAX_LISTEN_QUEUE = 256;
 
 const introPayloadSchema = z.strictObject({ rp: zBytes(32), c: zBytes(COOKIE_LEN), x: zBytes(32), hs: zBytes(81) });
 
@@ -219,6 +221,8 @@ export interface MessengerOptions {
     maxServiceStreamsPerCircuit?: number;
     /** MAX_CONVERSATIONS (1024). */
     maxConversations?: number;
+    /** MAX_LISTEN_QUEUE (256). */
+    maxListenQueue?: number;
   };
   /** Offline mailboxes. */
   offline?: {
@@ -267,6 +271,12 @@ interface IntroState {
   seen: Set<string>;
   established: number;
   retired: boolean;
+}
+
+/** A listen() call's messages that the application has not taken yet. */
+interface ListenQueue {
+  readonly items: { readonly m: IncomingMessage; readonly taken: () => void }[];
+  wake: (() => void) | null;
 }
 
 /** A combined signal for `signal` and `timeoutMs`; `wrap` turns the timeout's abort into ERR_TIMEOUT. */
@@ -328,6 +338,14 @@ class Conversation {
   private acks: Uint8Array[] = [];
   /** True once a frame from the peer decrypted: the handshake's claim of who the peer is then holds (§8). */
   authenticated = false;
+  /** Sizes of the DATA cells received and not yet credited to the peer (stream SENDMEs), oldest first. */
+  private readonly uncredited: number[] = [];
+  /** Bytes of those cells that frames already handed over (or acks) took up. */
+  private usedBytes = 0;
+  /** True while a message read from the stream waits to be taken. */
+  private delivering = false;
+  /** Length of the frame being handled, with its length prefix. */
+  private frameBytes = 0;
   private readonly closedHandlers: (() => void)[] = [];
 
   constructor(
@@ -335,41 +353,67 @@ class Conversation {
     readonly circuit: ClientCircuit,
     readonly stream: MuxStream,
     readonly session: RatchetSession,
-    /** Hands an incoming message over; false when it was a duplicate (acknowledged all the same, not emitted). */
-    private readonly onMessage: (m: IncomingMessage) => boolean,
+    /**
+     * Hands an incoming message over; resolves once the application has it (true), or with false when it was a
+     * duplicate (acknowledged all the same, not emitted) or could not be handed over (the conversation closed).
+     */
+    private readonly onMessage: (m: IncomingMessage) => Promise<boolean>,
     private readonly onError: (e: AlliumError) => void,
     private readonly ackTimeoutMs: number,
     /** Called once, when the first frame from the peer decrypts. */
     private readonly onAuthenticated: (c: Conversation) => void = () => undefined,
   ) {
     stream.on('stream:data', (d) => {
-      stream.consumed(1);
+      this.uncredited.push(d.length);
       this.buf = concatBytes(this.buf, d);
-      while (this.buf.length >= 4 && !this.closed) {
-        const len = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(0);
-        if (len > MAX_MESSAGE_BYTES) {
-          this.buf = new Uint8Array(0);
-          stream.end(EndReason.MISC);
-          this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation closed: the peer sent a frame larger than MAX_MESSAGE_BYTES'));
-          return onError(new AlliumError('ERR_LIMIT', 'message frame larger than MAX_MESSAGE_BYTES: conversation closed'));
-        }
-        if (this.buf.length < 4 + len) break;
-        const frame = this.buf.slice(4, 4 + len);
-        this.buf = this.buf.slice(4 + len);
-        try {
-          const plaintext = session.decrypt(frame).plaintext;
-          if (!this.authenticated) {
-            this.authenticated = true;
-            this.onAuthenticated(this);
-          }
-          this.onFrame(decodeFrame(unpad(plaintext, RATCHET_OVERHEAD)));
-        } catch (e) {
-          onError(asAlliumError(e, 'message handling failed'));
-        }
-      }
+      this.readFrames();
     });
     stream.on('stream:end', () => this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation closed before the peer acknowledged the message')));
     circuit.once('circuit:close', () => this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation circuit closed before the peer acknowledged the message')));
+  }
+
+  /**
+   * Reads the frames received so far, one message at a time: while a message waits to be taken by the application,
+   * nothing more is read, and a cell is credited to the peer only once every frame its bytes belong to has been
+   * handed over. So the peer's stream window (STREAM_WINDOW cells) bounds what it can make us buffer, and a reader
+   * that does not keep up stops the sender (§8.4).
+   */
+  private readFrames(): void {
+    while (!this.delivering && this.buf.length >= 4 && !this.closed) {
+      const len = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(0);
+      if (len > MAX_MESSAGE_BYTES) {
+        this.buf = new Uint8Array(0);
+        this.stream.end(EndReason.MISC);
+        this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation closed: the peer sent a frame larger than MAX_MESSAGE_BYTES'));
+        return this.onError(new AlliumError('ERR_LIMIT', 'message frame larger than MAX_MESSAGE_BYTES: conversation closed'));
+      }
+      if (this.buf.length < 4 + len) break;
+      const frame = this.buf.slice(4, 4 + len);
+      this.buf = this.buf.slice(4 + len);
+      this.frameBytes = 4 + len;
+      try {
+        const plaintext = this.session.decrypt(frame).plaintext;
+        if (!this.authenticated) {
+          this.authenticated = true;
+          this.onAuthenticated(this);
+        }
+        this.onFrame(decodeFrame(unpad(plaintext, RATCHET_OVERHEAD)));
+      } catch (e) {
+        this.onError(asAlliumError(e, 'message handling failed'));
+      }
+      if (!this.delivering) this.used(this.frameBytes);
+    }
+  }
+
+  /** Frames of `bytes` bytes are done with: credits the peer for the cells they used up. */
+  private used(bytes: number): void {
+    this.usedBytes += bytes;
+    let cells = 0;
+    while (this.uncredited.length > 0 && this.uncredited[0]! <= this.usedBytes) {
+      this.usedBytes -= this.uncredited.shift()!;
+      cells++;
+    }
+    if (cells > 0 && !this.closed) this.stream.consumed(cells);
   }
 
   private onFrame(f: ConversationFrame): void {
@@ -387,13 +431,21 @@ class Conversation {
       if (progress) this.armAckTimer(true);
       return;
     }
-    // Acknowledged whether new or a copy (a copy means our earlier ack was lost), and even if a listener threw:
-    // the message was emitted, and its id is remembered.
-    try {
-      this.onMessage({ from: this.peer, data: f.data, seq: f.n, offline: false, id: toHex(f.id) });
-    } finally {
+    // Acknowledged once handed over, whether new or a copy (a copy means our earlier ack was lost), and even if a
+    // listener threw: the message was emitted, and its id is remembered. Nothing more is read until then.
+    this.delivering = true;
+    const bytes = this.frameBytes;
+    const handedOver = (): void => {
+      this.delivering = false;
+      if (this.closed) return;
+      this.used(bytes);
       if (this.acks.push(f.id) === 1) soon(() => this.flushAcks());
-    }
+      this.readFrames();
+    };
+    this.onMessage({ from: this.peer, data: f.data, seq: f.n, offline: false, id: toHex(f.id) }).then(handedOver, (e: unknown) => {
+      this.onError(asAlliumError(e, 'message handling failed'));
+      handedOver();
+    });
   }
 
   private flushAcks(): void {
@@ -521,6 +573,10 @@ export class Messenger extends Emitter<MessengerEvents> {
   private readonly live = new Set<Conversation>();
   /** peer address → ids of messages from it emitted lately (oldest first), to drop copies. */
   private readonly recentIds = new Map<string, Set<string>>();
+  /** The queues of the listen() calls running now. */
+  private readonly listenQueues = new Set<ListenQueue>();
+  /** Messages waiting for room in a full listen() queue, each with a test of whether its source has gone. */
+  private readonly roomWaiters = new Set<{ resolve: () => void; gone: () => boolean }>();
   private authorizedClients: readonly Uint8Array[];
   private revision = 0;
   private listening: Promise<void> | null = null;
@@ -560,25 +616,30 @@ export class Messenger extends Emitter<MessengerEvents> {
    * incoming messages (live and offline) until close() or the signal aborts.
    */
   async *listen(options: ListenOptions = {}): AsyncGenerator<IncomingMessage> {
-    const queue: IncomingMessage[] = [];
-    let wake: (() => void) | null = null;
-    const off = this.on('message:received', (m) => {
-      queue.push(m);
-      wake?.();
-    });
-    const stop = (): void => wake?.();
+    // At most maxListenQueue messages wait here; each source (a conversation, the mailbox) hands over its next
+    // message only once the application has taken the last (specs/messaging.md §8.4).
+    const queue: ListenQueue = { items: [], wake: null };
+    this.listenQueues.add(queue);
+    const stop = (): void => queue.wake?.();
     options.signal?.addEventListener('abort', stop);
     this.closers.add(stop);
     try {
       await this.startListening(options);
       for (;;) {
-        while (queue.length) yield queue.shift()!;
+        while (queue.items.length) {
+          const { m, taken } = queue.items.shift()!;
+          taken();
+          this.roomFreed();
+          yield m;
+        }
         if (this.closed || options.signal?.aborted) return;
-        await new Promise<void>((r) => (wake = r));
-        wake = null;
+        await new Promise<void>((r) => (queue.wake = r));
+        queue.wake = null;
       }
     } finally {
-      off();
+      this.listenQueues.delete(queue);
+      for (const { taken } of queue.items.splice(0)) taken();
+      this.roomFreed();
       options.signal?.removeEventListener('abort', stop);
       this.closers.delete(stop);
     }
@@ -617,7 +678,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       const n = await this.inbox.collect(
         (m) => {
           if (this.closed) return false;
-          return this.receive({ from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t });
+          return this.receive({ from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t }, () => this.closed);
         },
         (e) => this.emit('endpoint:error', e),
         options.signal,
@@ -1075,12 +1136,12 @@ export class Messenger extends Emitter<MessengerEvents> {
 
   /** A conversation on an accepted or opened message stream, closed with the messenger. */
   private conversation(peer: string, circuit: ClientCircuit, stream: MuxStream, session: RatchetSession, onAuthenticated?: (c: Conversation) => void): Conversation {
-    const conv = new Conversation(
+    const conv: Conversation = new Conversation(
       peer,
       circuit,
       stream,
       session,
-      (m) => this.receive(m),
+      (m): Promise<boolean> => this.receive(m, () => conv.closed),
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
       onAuthenticated,
@@ -1093,10 +1154,44 @@ export class Messenger extends Emitter<MessengerEvents> {
   }
 
   /**
-   * Emits an incoming message unless its id was emitted lately from the same peer (a message sent again after its
-   * acknowledgement was lost, or the offline copy of a message that also arrived live). Returns false for a copy.
+   * Hands an incoming message to the application: waits while a listen() queue is full, then emits it unless its id
+   * was emitted lately from the same peer (a message sent again after its acknowledgement was lost, or the offline
+   * copy of a message that also arrived live), and resolves once every listen() call running took it (at once when
+   * none runs). Resolves false for a copy, and when the messenger closed or the source went (`gone`) first.
    */
-  private receive(m: IncomingMessage): boolean {
+  private async receive(m: IncomingMessage, gone: () => boolean): Promise<boolean> {
+    const max = this.options.limits?.maxListenQueue ?? MAX_LISTEN_QUEUE;
+    while (!this.closed && !gone() && [...this.listenQueues].some((q) => q.items.length >= max)) {
+      await new Promise<void>((resolve) => {
+        for (const w of this.roomWaiters) if (w.gone()) (this.roomWaiters.delete(w), w.resolve());
+        this.roomWaiters.add({ resolve, gone });
+      });
+    }
+    if (this.closed || gone() || !this.isNew(m)) return false;
+    const queues = [...this.listenQueues];
+    let holds = queues.length;
+    const taken = new Promise<void>((resolve) => {
+      const take = (): void => void (--holds === 0 && resolve());
+      for (const q of queues) {
+        q.items.push({ m, taken: take });
+        q.wake?.();
+      }
+      if (holds === 0) resolve();
+    });
+    this.emit('message:received', m);
+    await taken;
+    return true;
+  }
+
+  /** Lets messages waiting for room in the listen() queues try again. */
+  private roomFreed(): void {
+    const waiting = [...this.roomWaiters];
+    this.roomWaiters.clear();
+    for (const w of waiting) w.resolve();
+  }
+
+  /** False when `m`'s id was emitted lately from the same peer; otherwise remembers it. */
+  private isNew(m: IncomingMessage): boolean {
     if (this.closed) return false;
     if (m.id !== undefined) {
       let ids = this.recentIds.get(m.from);
@@ -1108,7 +1203,6 @@ export class Messenger extends Emitter<MessengerEvents> {
       ids.add(m.id);
       if (ids.size > RECENT_IDS_PER_PEER) ids.delete(ids.values().next().value!);
     }
-    this.emit('message:received', m);
     return true;
   }
 
@@ -1264,6 +1358,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.lookups.close();
     this.outbox.close();
     for (const stop of this.closers) stop();
+    this.roomFreed();
   }
 }
 

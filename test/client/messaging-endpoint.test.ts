@@ -8,9 +8,10 @@ import { expect } from 'chai';
 import { createServer, type Socket } from 'node:net';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { decodeEnd, EndReason } from '../../protocol/stream-messages.js';
-import { MAX_CONCURRENT_RENDEZVOUS, MAX_PENDING_INTRODUCTIONS, MAX_SERVICE_STREAMS_PER_CIRCUIT, SERVICE_CIRCUIT_IDLE_MS, type IncomingMessage } from '../../client/messaging.js';
+import { MAX_CONCURRENT_RENDEZVOUS, MAX_PENDING_INTRODUCTIONS, MAX_SERVICE_STREAMS_PER_CIRCUIT, SERVICE_CIRCUIT_IDLE_MS, type IncomingMessage, type Messenger } from '../../client/messaging.js';
 import { VirtualClock } from '../../sim/clock.js';
-import { endpointRig, introduce, sendFrame, settle, type FakeCircuit } from '../helpers/messenger-rig.js';
+import { STREAM_WINDOW } from '../../protocol/flow.js';
+import { endpointRig, introduce, sendFrame, settle, type FakeCircuit, type Initiator } from '../helpers/messenger-rig.js';
 
 describe('an endpoint bounds what introductions cost it', () => {
   it('1000 valid introductions: rendezvous circuits built a few at a time, the rest queued or dropped oldest first', async () => {
@@ -200,6 +201,78 @@ describe('conversations peers open are forgotten when they close', () => {
       await settle();
     }
     expect({ filed: filed(rig.messenger), live: live(rig.messenger) }).to.deep.equal({ filed: 50, live: 100 });
+    rig.messenger.close();
+  });
+});
+
+describe('listen() holds a bounded queue and the sender waits for the application', () => {
+  /** Listens without publishing (the circuits here are stand-ins): the introduction point is already up. */
+  function listen(m: Messenger): AsyncIterator<IncomingMessage> {
+    (m as unknown as { listening: Promise<void> }).listening = Promise.resolve();
+    return m.listen()[Symbol.asyncIterator]();
+  }
+
+  /** A peer that sends `total` short messages (two cells each) as fast as its stream window lets it. */
+  function flood(circuit: FakeCircuit, stream: number, peer: Initiator, total: number): () => number {
+    let cells = 0;
+    return () => {
+      while (STREAM_WINDOW + 50 * circuit.count(RelayCommand.SENDME, stream) - cells >= 2 && peer.sent < total) {
+        cells += sendFrame(circuit, stream, peer, new TextEncoder().encode(String(peer.sent)));
+      }
+      return peer.sent;
+    };
+  }
+
+  it('a peer sending 5000 messages to an application that does not read gets one in, and the rest when it reads', async () => {
+    const rig = await endpointRig();
+    const messages = listen(rig.messenger);
+    const first = messages.next();
+    await settle();
+    let emitted = 0;
+    rig.messenger.on('message:received', () => void emitted++);
+    const peer = introduce(rig);
+    await settle();
+    const circuit = rig.built[0]!;
+    const stream = circuit.begin('allium:messages', 1);
+    const send = flood(circuit, stream, peer, 5000);
+    // The application takes the first message, then stops reading while the peer sends all it can.
+    send();
+    await settle();
+    const taken = [(await first).value as IncomingMessage];
+    for (let i = 0; i < 5; i++) {
+      send();
+      await settle();
+    }
+    const whileNotReading = { sent: peer.sent, emitted, credit: circuit.count(RelayCommand.SENDME, stream) };
+    // Now it reads everything; the peer sends the rest as credit comes back.
+    while (taken.length < 5000) {
+      taken.push((await messages.next()).value as IncomingMessage);
+      if (taken.length % 100 === 0) send();
+    }
+    expect({ whileNotReading, inOrder: taken.every((m, i) => m.seq === i && new TextDecoder().decode(m.data) === String(i)) }).to.deep.equal({
+      whileNotReading: { sent: STREAM_WINDOW / 2, emitted: 2, credit: 0 },
+      inOrder: true,
+    });
+    rig.messenger.close();
+  });
+
+  it('at most maxListenQueue messages wait for the application, however many peers send', async () => {
+    const rig = await endpointRig({ limits: { maxListenQueue: 5 } });
+    const messages = listen(rig.messenger);
+    void messages.next().then(() => undefined); // starts the listen() call; its first message is taken at once
+    await settle();
+    let emitted = 0;
+    rig.messenger.on('message:received', () => void emitted++);
+    for (let i = 0; i < 20; i++) {
+      const peer = introduce(rig);
+      await settle();
+      const circuit = rig.built[i]!;
+      sendFrame(circuit, circuit.begin('allium:messages', 1), peer, new Uint8Array(1));
+      await settle();
+    }
+    const whileNotReading = emitted;
+    for (let i = 0; i < 19; i++) await messages.next();
+    expect({ whileNotReading, after: emitted }).to.deep.equal({ whileNotReading: 6, after: 20 });
     rig.messenger.close();
   });
 });

@@ -160,15 +160,20 @@ export function introduce(rig: Rig, identity: Identity = createIdentity()): Init
   return { identity, session: hs.session, sent: 0 };
 }
 
-/** Sends one message frame from `from` on stream `streamId` of `circuit`, in DATA cells as the initiator would. */
-export function sendFrame(circuit: FakeCircuit, streamId: number, from: Initiator, data: Uint8Array): void {
+/**
+ * Sends one message frame from `from` on stream `streamId` of `circuit`, in DATA cells as the initiator would; returns
+ * the number of cells.
+ */
+export function sendFrame(circuit: FakeCircuit, streamId: number, from: Initiator, data: Uint8Array): number {
   const { message } = from.session.encrypt(pad(encodeMessageFrame(from.sent++, crypto().random(MESSAGE_ID_LEN), data), RATCHET_OVERHEAD));
   const frame = new Uint8Array(4 + message.length);
   new DataView(frame.buffer).setUint32(0, message.length);
   frame.set(message, 4);
-  for (let off = 0; off < frame.length; off += RELAY_DATA_LEN) {
+  let cells = 0;
+  for (let off = 0; off < frame.length; off += RELAY_DATA_LEN, cells++) {
     circuit.receive({ command: RelayCommand.DATA, streamId, data: frame.subarray(off, off + RELAY_DATA_LEN) });
   }
+  return cells;
 }
 
 /** Lets queued promise jobs and immediates run (the Messenger answers introductions asynchronously). */
