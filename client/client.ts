@@ -93,6 +93,8 @@ export class StreamError extends AlliumError {
 
 /** Entries dialed at once while bootstrapping. */
 const DIAL_CONCURRENCY = 4;
+/** A relay that failed a build is avoided this long (path.md §5, "failed-relay exclusion" in specs/limits.md). */
+const FAILED_RELAY_EXCLUSION_MS = 60_000;
 /** Cached relays, and learned addresses, tried at most per bootstrap. */
 const MAX_STAGE_TRIES = 12;
 
@@ -120,6 +122,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private filling = false;
   private refreshTimer: ReturnType<typeof setInterval> | null = null;
+  /** Relays that failed a build lately (fingerprint → when), avoided for FAILED_RELAY_EXCLUSION_MS (path.md §5). */
   private readonly failed = new Map<string, number>();
 
   constructor(private readonly o: ClientOptions) {
@@ -333,7 +336,9 @@ export class AlliumClient extends Emitter<ClientEvents> {
       throwIfAborted(options.signal);
       if (this.state !== 'running') throw new AbortedError('client stopped');
       const now = this.now();
-      const exclude = new Set([...this.failed].filter(([, t]) => now - t < 60_000).map(([fp]) => fp));
+      // Exclusions end after FAILED_RELAY_EXCLUSION_MS, and so do their entries.
+      for (const [fp, t] of this.failed) if (now - t >= FAILED_RELAY_EXCLUSION_MS) this.failed.delete(fp);
+      const exclude = new Set(this.failed.keys());
       let guards: Descriptor[];
       let hops = options.hops ?? this.hops;
       if (this.bridgeModeOn) {

@@ -42,6 +42,8 @@ export interface ContentOptions {
   replication?: number;
   /** Blocks in flight at once (default 8). */
   concurrency?: number;
+  /** Largest manifest `get` assembles from parts (default MAX_MANIFEST_BYTES, 64 MiB: files up to about 22 GB). */
+  maxManifestBytes?: number;
 }
 
 const FLAG_RANDOM = 1;
@@ -50,6 +52,7 @@ export class ContentClient {
   private readonly circuits = new Map<string, Promise<ClientCircuit>>();
   private readonly k: number;
   private readonly concurrency: number;
+  private readonly maxManifestBytes: number | undefined;
   /** Repairs made while fetching (a holder lacked a block another holder had). */
   repairs = 0;
 
@@ -59,6 +62,7 @@ export class ContentClient {
   ) {
     this.k = options.replication ?? 3;
     this.concurrency = options.concurrency ?? 8;
+    this.maxManifestBytes = options.maxManifestBytes;
   }
 
   holders(rk: Uint8Array): Descriptor[] {
@@ -233,8 +237,9 @@ export class ContentClient {
         options.signal,
       );
     try {
-      const decodeOpts: { concurrency: number; onProgress?: (d: number, t: number) => void } = { concurrency: this.concurrency };
+      const decodeOpts: { concurrency: number; maxManifestBytes?: number; onProgress?: (d: number, t: number) => void } = { concurrency: this.concurrency };
       if (options.onProgress) decodeOpts.onProgress = options.onProgress;
+      if (this.maxManifestBytes !== undefined) decodeOpts.maxManifestBytes = this.maxManifestBytes;
       yield* decodeFile(root, fetch, decodeOpts);
     } catch (e) {
       if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);

@@ -14,7 +14,7 @@ import { fingerprintOf } from '../crypto/keys.js';
 import type { ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
-import { AlliumError, CryptoError, isAlliumError, TimeoutError } from '../protocol/errors.js';
+import { AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError, TimeoutError } from '../protocol/errors.js';
 import { crypto } from '../crypto/index.js';
 import { majorityListed, verifyConsensus, type Consensus } from '../protocol/consensus.js';
 import type { Link } from '../net/link.js';
@@ -34,23 +34,57 @@ export interface DirectoryCache {
 
 const PAGE_TIMEOUT_MS = 10_000;
 const MAX_PAGES = 1000;
+/** Descriptors one fetch from one source may return (specs/limits.md MAX_DIRECTORY_FETCH_ENTRIES). */
+export const MAX_DIRECTORY_FETCH_ENTRIES = 20_000;
+/** … and their bytes (specs/limits.md MAX_DIRECTORY_FETCH_BYTES). */
+export const MAX_DIRECTORY_FETCH_BYTES = 16 * 1024 * 1024;
+/** Consensuses one fetch from one source may return: one per authority, at most 16 (specs/directory.md §7). */
+export const MAX_CONSENSUSES_PER_FETCH = 16;
 /** Expired descriptors stay in the cache this long, as addresses to try when nothing else answers. */
 export const LEARNED_TTL_MS = 30 * 24 * 3600_000;
 /** At most this many of them. */
 export const MAX_LEARNED = 1000;
 
-/** Fetches every descriptor a relay offers that arrived at or after `since`, page by page. */
-export async function fetchFromRelay(link: Link, since: number, signal?: AbortSignal): Promise<{ raws: Uint8Array[]; at: number }> {
+/** Bounds of one fetch (defaults MAX_DIRECTORY_FETCH_ENTRIES and MAX_DIRECTORY_FETCH_BYTES). */
+export interface DirectoryFetchLimits {
+  maxEntries?: number;
+  maxBytes?: number;
+}
+
+/**
+ * Fetches every descriptor a relay offers that arrived at or after `since`, page by page (specs/directory.md §6.1).
+ * Each page is checked as it arrives: every entry must verify (signature and form; time is checked later, in the
+ * cross-check) and fingerprints must rise strictly across the whole fetch, so a source can neither pad its pages with
+ * junk nor serve one page again; else ERR_DIRECTORY. More than `maxEntries` descriptors or `maxBytes` bytes is
+ * ERR_LIMIT (MAX_DIRECTORY_FETCH_ENTRIES, MAX_DIRECTORY_FETCH_BYTES). Either way the source is left out.
+ */
+export async function fetchFromRelay(link: Link, since: number, signal?: AbortSignal, limits: DirectoryFetchLimits = {}): Promise<{ raws: Uint8Array[]; at: number }> {
+  const maxEntries = limits.maxEntries ?? MAX_DIRECTORY_FETCH_ENTRIES;
+  const maxBytes = limits.maxBytes ?? MAX_DIRECTORY_FETCH_BYTES;
   const raws: Uint8Array[] = [];
+  let bytes = 0;
   let after: Uint8Array | null = null;
+  let last: string | null = null;
   let at = 0;
   for (let page = 0; page < MAX_PAGES; page++) {
     const reply = await request(link, { t: 'dir-get', since, after }, signal);
     at = reply.at;
-    raws.push(...reply.ds);
+    for (const raw of reply.ds) {
+      if (raws.length >= maxEntries) throw new LimitError('MAX_DIRECTORY_FETCH_ENTRIES', `a directory source offers more than ${maxEntries} descriptors`);
+      bytes += raw.length;
+      if (bytes > maxBytes) throw new LimitError('MAX_DIRECTORY_FETCH_BYTES', `a directory source offers more than ${maxBytes} bytes of descriptors`);
+      let d: Descriptor;
+      try {
+        d = verifyDescriptor(raw, 0, Number.MAX_SAFE_INTEGER);
+      } catch (e) {
+        throw new ProtocolError('ERR_DIRECTORY', 'a directory page holds an entry that does not verify', { cause: e });
+      }
+      if (last !== null && d.fingerprint <= last) throw new ProtocolError('ERR_DIRECTORY', 'directory page entries are not in strictly ascending order');
+      last = d.fingerprint;
+      after = d.id;
+      raws.push(raw);
+    }
     if (!reply.more || reply.ds.length === 0) return { raws, at };
-    const last = reply.ds[reply.ds.length - 1]!;
-    after = verifyDescriptor(last, 0, Number.MAX_SAFE_INTEGER).id;
   }
   throw new AlliumError('ERR_DIRECTORY', 'directory has too many pages');
 }
@@ -156,16 +190,21 @@ export function fetchBridgeDescriptor(link: Link, identity: Uint8Array, now: () 
   });
 }
 
-/** Asks a relay for the authority consensuses it holds (specs/directory.md §7). */
-export function fetchConsensuses(link: Link, signal?: AbortSignal): Promise<Uint8Array[]> {
+/**
+ * Asks a relay for the authority consensuses it holds (specs/directory.md §7): one per authority, so the answer ends
+ * after `max` (the number of configured authorities, at most MAX_CONSENSUSES_PER_FETCH), or at the empty message
+ * that closes it.
+ */
+export function fetchConsensuses(link: Link, signal?: AbortSignal, max = MAX_CONSENSUSES_PER_FETCH): Promise<Uint8Array[]> {
+  const cap = Math.min(max, MAX_CONSENSUSES_PER_FETCH);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => done(new TimeoutError('consensus request timed out')), PAGE_TIMEOUT_MS);
     const got: Uint8Array[] = [];
     // One consensus per message; an empty message ends the answer.
     const off = link.on('link:control', (m) => {
       if (m.t !== 'consensus') return;
-      if (m.cs.length === 0) done(null, got);
-      else got.push(...m.cs);
+      for (const c of m.cs) if (got.length < cap) got.push(c);
+      if (m.cs.length === 0 || got.length >= cap) done(null, got);
     });
     const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -187,6 +226,7 @@ export function fetchConsensuses(link: Link, signal?: AbortSignal): Promise<Uint
 /** The client's verified view, kept current from its sources. */
 export class ClientDirectory {
   readonly store = new DirectoryStore();
+  /** Responder time of the last fetch from each open link (forgotten when the link closes). */
   private lastAt = new Map<Link, number>();
   /** Relays listed by a majority of the configured authorities (null: no authorities configured). */
   private listed: Set<string> | null = null;
@@ -288,7 +328,7 @@ export class ClientDirectory {
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') {
         perSource.push(r.value.raws);
-        this.lastAt.set(links[i]!, r.value.at);
+        this.noteFetched(links[i]!, r.value.at);
       }
     });
     if (perSource.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source answered');
@@ -312,7 +352,7 @@ export class ClientDirectory {
    * falls back to trusting relays alone.
    */
   private async applyConsensus(links: readonly Link[], now: number, signal?: AbortSignal): Promise<void> {
-    const got = await Promise.allSettled(links.map((l) => fetchConsensuses(l, signal)));
+    const got = await Promise.allSettled(links.map((l) => fetchConsensuses(l, signal, this.authorities.size)));
     const valid: Consensus[] = [];
     for (const r of got) {
       if (r.status !== 'fulfilled') continue;
@@ -331,6 +371,13 @@ export class ClientDirectory {
     this.listed = majorityListed(valid, this.authorities);
   }
 
+  /** Remembers a source's time for the next incremental fetch from it, for as long as its link is open. */
+  private noteFetched(link: Link, at: number): void {
+    if (!link.isOpen) return void this.lastAt.delete(link);
+    if (!this.lastAt.has(link)) link.once('link:close', () => this.lastAt.delete(link));
+    this.lastAt.set(link, at);
+  }
+
   /**
    * Incremental update from one link: newer editions of relays we already hold (self-signed by the same key, so one
    * source suffices). Relays we do not know yet wait for the next cross-checked refresh.
@@ -338,7 +385,7 @@ export class ClientDirectory {
   async update(link: Link, now: () => number, signal?: AbortSignal): Promise<number> {
     const since = Math.max(0, (this.lastAt.get(link) ?? 0) - 5_000);
     const { raws, at } = await fetchFromRelay(link, since, signal);
-    this.lastAt.set(link, at);
+    this.noteFetched(link, at);
     let n = 0;
     for (const raw of raws) {
       try {

@@ -6,8 +6,9 @@
  *   fetches (slots fill from 0 upwards) and then remembers where it stopped.
  * - MailboxCollector reads the identity's inboxes slot by slot until MAILBOX_SCAN_GAP slots in a row are free,
  *   opens what it finds, hands the messages over in the senders' order, and then replaces each collected item by
- *   its deletion. Each pass uses fresh circuits (a new ContentClient), never the endpoint's own, so holders cannot
- *   link the mailbox to the endpoint descriptor it publishes.
+ *   its deletion, an epoch at a time and at most MAX_MAILBOX_COLLECT_BYTES of messages at a time, so a spammed inbox
+ *   costs a bounded amount of memory. Each pass uses fresh circuits (a new ContentClient), never the endpoint's own,
+ *   so holders cannot link the mailbox to the endpoint descriptor it publishes.
  *
  * Holders of a slot may disagree when two senders race for it; a sender that meets `occupied` at some holder
  * also stores the same message (same id) in the next slot, and the collector drops copies by id.
@@ -43,6 +44,14 @@ export const MAILBOX_SCAN_GAP = 3;
 export const DEFAULT_MAILBOX_TTL_MS = MAX_MAILBOX_TTL_MS;
 /** Message ids a collector remembers to drop copies and replays. */
 const MAX_REMEMBERED_IDS = 10_000;
+/** Message bytes a collector holds before it hands them over (specs/limits.md MAX_MAILBOX_COLLECT_BYTES). */
+export const MAX_MAILBOX_COLLECT_BYTES = 4 * 1024 * 1024;
+
+interface Found {
+  readonly m: CollectedMessage;
+  readonly rk: Uint8Array;
+  readonly token: Uint8Array;
+}
 
 export interface DepositResult {
   /** The message id (hex), which the recipient sees too. */
@@ -168,6 +177,8 @@ export class MailboxCollector {
   constructor(
     private readonly client: AlliumClient,
     private readonly identity: Identity,
+    /** `maxCollectBytes`: message bytes held before they are handed over (default MAX_MAILBOX_COLLECT_BYTES). */
+    private readonly options: { maxCollectBytes?: number } = {},
   ) {}
 
   /**
@@ -175,32 +186,45 @@ export class MailboxCollector {
    * pass, then the epochs since the last pass), delivers new messages in order (by the sender's clock, then
    * counter), then deletes them at their holders. Returns how many were delivered: `deliver` returning false
    * means the caller dropped the message (it already had it, e.g. over a live conversation), which is then deleted
-   * but not counted. Concurrent calls share a pass.
+   * but not counted; a promise holds the pass until the caller has taken the message. Concurrent calls share a pass.
    */
-  collect(deliver: (m: CollectedMessage) => boolean | void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+  collect(deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
     this.running ??= this.pass(deliver, onError, signal).finally(() => (this.running = null));
     return this.running;
   }
 
-  private async pass(deliver: (m: CollectedMessage) => boolean | void, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+  private async pass(deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
     const started = Date.now();
     const since = this.lastPass === null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : this.lastPass - MAILBOX_CLOCK_SKEW_MS;
     const first = mailboxEpochAt(Math.max(0, since));
     const last = mailboxEpochAt(started + MAILBOX_CLOCK_SKEW_MS);
     const content = new ContentClient(this.client);
-    const found: { m: CollectedMessage; rk: Uint8Array; token: Uint8Array }[] = [];
-    try {
-      for (let epoch = first; epoch <= last; epoch++) await this.readInbox(content, epoch, found, onError, signal);
-      found.sort((a, b) => a.m.t - b.m.t || a.m.n - b.m.n || a.m.epoch - b.m.epoch || a.m.slot - b.m.slot);
-      let delivered = 0;
-      const deletions: { rk: Uint8Array; token: Uint8Array }[] = [];
-      for (const f of found) {
-        deletions.push(f);
+    const maxBytes = this.options.maxCollectBytes ?? MAX_MAILBOX_COLLECT_BYTES;
+    let found: Found[] = [];
+    let held = 0;
+    let delivered = 0;
+    // Hands over what is held, in the senders' order, then deletes it at its holders.
+    const flush = async (): Promise<void> => {
+      const batch = found.sort((a, b) => a.m.t - b.m.t || a.m.n - b.m.n || a.m.epoch - b.m.epoch || a.m.slot - b.m.slot);
+      found = [];
+      held = 0;
+      for (const f of batch) {
         if (this.seen.has(f.m.id)) continue;
         this.remember(f.m.id);
-        if (deliver(f.m) !== false) delivered++;
+        if ((await deliver(f.m)) !== false) delivered++;
       }
-      await Promise.all(deletions.map((d) => content.storeAll('mailbox', d.rk, encodeMailboxDeletion(d.token), signal).catch(() => undefined)));
+      await Promise.all(batch.map((d) => content.storeAll('mailbox', d.rk, encodeMailboxDeletion(d.token), signal).catch(() => undefined)));
+    };
+    const keep = async (f: Found): Promise<void> => {
+      found.push(f);
+      held += f.m.data.length;
+      if (held >= maxBytes) await flush();
+    };
+    try {
+      for (let epoch = first; epoch <= last; epoch++) {
+        await this.readInbox(content, epoch, keep, onError, signal);
+        await flush();
+      }
       this.lastPass = started;
       return delivered;
     } finally {
@@ -213,13 +237,7 @@ export class MailboxCollector {
     if (this.seen.size > MAX_REMEMBERED_IDS) this.seen.delete(this.seen.values().next().value!);
   }
 
-  private async readInbox(
-    content: ContentClient,
-    epoch: number,
-    out: { m: CollectedMessage; rk: Uint8Array; token: Uint8Array }[],
-    onError: (e: AlliumError) => void,
-    signal?: AbortSignal,
-  ): Promise<void> {
+  private async readInbox(content: ContentClient, epoch: number, keep: (f: Found) => Promise<void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<void> {
     const inbox = inboxKey(this.identity.publicKey, epoch);
     let slot = this.frontier.get(epoch) ?? 0;
     let free = 0;
@@ -237,21 +255,15 @@ export class MailboxCollector {
         }
         free = 0;
         this.frontier.set(epoch, s + 1);
-        this.readSlot(epoch, s, slotLocator(inbox, s), copies, out, onError);
+        for (const f of this.readSlot(epoch, s, slotLocator(inbox, s), copies, onError)) await keep(f);
       }
       slot = window[window.length - 1]! + 1;
     }
   }
 
   /** What the holders of one slot returned: items, deletions, or empty (expired) markers. */
-  private readSlot(
-    epoch: number,
-    slot: number,
-    rk: Uint8Array,
-    copies: Uint8Array[],
-    out: { m: CollectedMessage; rk: Uint8Array; token: Uint8Array }[],
-    onError: (e: AlliumError) => void,
-  ): void {
+  private readSlot(epoch: number, slot: number, rk: Uint8Array, copies: Uint8Array[], onError: (e: AlliumError) => void): Found[] {
+    const out: Found[] = [];
     const deleted: Uint8Array[] = [];
     const items = new Map<string, Uint8Array>();
     for (const c of copies) {
@@ -276,6 +288,7 @@ export class MailboxCollector {
         onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'mailbox item handling failed', { cause: e }));
       }
     }
+    return out;
   }
 }
 

@@ -80,6 +80,22 @@ const DEFAULT_POLL_MS = 60_000;
 /** A replaced introduction point stays up this long after the new descriptor is out, for clients holding the old. */
 const RETIRED_INTRO_GRACE_MS = 60_000;
 
+// What peers can make an endpoint hold (specs/messaging.md §8.4, specs/limits.md "Endpoints"); each has an option.
+/** Introductions that opened and await a rendezvous; past this the oldest is dropped. */
+export const MAX_PENDING_INTRODUCTIONS = 64;
+/** Introductions answered at once (a circuit to the rendezvous point being built, RENDEZVOUS1 not yet sent). */
+export const MAX_CONCURRENT_RENDEZVOUS = 4;
+/** Rendezvous circuits an endpoint keeps open for initiators; while at this, introductions wait in the queue. */
+export const MAX_SERVICE_CIRCUITS = 512;
+/** A rendezvous circuit with no open stream for this long is closed. */
+export const SERVICE_CIRCUIT_IDLE_MS = 60_000;
+/** Streams open at once on one rendezvous circuit (its one message stream included). */
+export const MAX_SERVICE_STREAMS_PER_CIRCUIT = 64;
+/** Peers with a conversation on file for send() to reuse; past this the longest filed is unfiled (not closed). */
+export const MAX_CONVERSATIONS = 1024;
+/** Messages a listen() call holds that the application has not taken yet; senders wait while it is full. */
+export const MAX_LISTEN_QUEUE = 256;
+
 const introPayloadSchema = z.strictObject({ rp: zBytes(32), c: zBytes(COOKIE_LEN), x: zBytes(32), hs: zBytes(81) });
 
 /** An X25519 key pair for client authorisation: give the public half to the endpoint, keep the pair. */
@@ -191,6 +207,23 @@ export interface MessengerOptions {
    * and those messages are sent again over a new one (default 30 s).
    */
   ackTimeoutMs?: number;
+  /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */
+  limits?: {
+    /** MAX_PENDING_INTRODUCTIONS (64). */
+    maxPendingIntroductions?: number;
+    /** MAX_CONCURRENT_RENDEZVOUS (4). */
+    maxConcurrentRendezvous?: number;
+    /** MAX_SERVICE_CIRCUITS (512). */
+    maxServiceCircuits?: number;
+    /** SERVICE_CIRCUIT_IDLE_MS (60 s). */
+    serviceCircuitIdleMs?: number;
+    /** MAX_SERVICE_STREAMS_PER_CIRCUIT (64). */
+    maxServiceStreamsPerCircuit?: number;
+    /** MAX_CONVERSATIONS (1024). */
+    maxConversations?: number;
+    /** MAX_LISTEN_QUEUE (256). */
+    maxListenQueue?: number;
+  };
   /** Offline mailboxes. */
   offline?: {
     /** Collect offline messages while listening (default true). */
@@ -216,6 +249,19 @@ export type MessengerEvents = {
   'endpoint:error': [AlliumError];
 };
 
+/** An introduction that opened and is not a replay, waiting for its turn to be answered. */
+interface PendingIntroduction {
+  readonly ip: IntroState;
+  readonly rp: Descriptor;
+  /** The initiator's cookie and ntor ephemeral. */
+  readonly cookie: Uint8Array;
+  readonly x: Uint8Array;
+  readonly peer: string;
+  readonly session: RatchetSession;
+  /** When it arrived (an initiator waits REPLY_TIMEOUT_MS for RENDEZVOUS2; older ones are not answered). */
+  readonly at: number;
+}
+
 interface IntroState {
   relay: Descriptor;
   circuit: ClientCircuit;
@@ -225,6 +271,12 @@ interface IntroState {
   seen: Set<string>;
   established: number;
   retired: boolean;
+}
+
+/** A listen() call's messages that the application has not taken yet. */
+interface ListenQueue {
+  readonly items: { readonly m: IncomingMessage; readonly taken: () => void }[];
+  wake: (() => void) | null;
 }
 
 /** A combined signal for `signal` and `timeoutMs`; `wrap` turns the timeout's abort into ERR_TIMEOUT. */
@@ -286,47 +338,82 @@ class Conversation {
   private acks: Uint8Array[] = [];
   /** True once a frame from the peer decrypted: the handshake's claim of who the peer is then holds (§8). */
   authenticated = false;
+  /** Sizes of the DATA cells received and not yet credited to the peer (stream SENDMEs), oldest first. */
+  private readonly uncredited: number[] = [];
+  /** Bytes of those cells that frames already handed over (or acks) took up. */
+  private usedBytes = 0;
+  /** True while a message read from the stream waits to be taken. */
+  private delivering = false;
+  /** Length of the frame being handled, with its length prefix. */
+  private frameBytes = 0;
+  private readonly closedHandlers: (() => void)[] = [];
 
   constructor(
     readonly peer: string,
     readonly circuit: ClientCircuit,
     readonly stream: MuxStream,
     readonly session: RatchetSession,
-    /** Hands an incoming message over; false when it was a duplicate (acknowledged all the same, not emitted). */
-    private readonly onMessage: (m: IncomingMessage) => boolean,
+    /**
+     * Hands an incoming message over; resolves once the application has it (true), or with false when it was a
+     * duplicate (acknowledged all the same, not emitted) or could not be handed over (the conversation closed).
+     */
+    private readonly onMessage: (m: IncomingMessage) => Promise<boolean>,
     private readonly onError: (e: AlliumError) => void,
     private readonly ackTimeoutMs: number,
     /** Called once, when the first frame from the peer decrypts. */
     private readonly onAuthenticated: (c: Conversation) => void = () => undefined,
   ) {
     stream.on('stream:data', (d) => {
-      stream.consumed(1);
+      this.uncredited.push(d.length);
       this.buf = concatBytes(this.buf, d);
-      while (this.buf.length >= 4 && !this.closed) {
-        const len = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(0);
-        if (len > MAX_MESSAGE_BYTES) {
-          this.buf = new Uint8Array(0);
-          stream.end(EndReason.MISC);
-          this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation closed: the peer sent a frame larger than MAX_MESSAGE_BYTES'));
-          return onError(new AlliumError('ERR_LIMIT', 'message frame larger than MAX_MESSAGE_BYTES: conversation closed'));
-        }
-        if (this.buf.length < 4 + len) break;
-        const frame = this.buf.slice(4, 4 + len);
-        this.buf = this.buf.slice(4 + len);
-        try {
-          const plaintext = session.decrypt(frame).plaintext;
-          if (!this.authenticated) {
-            this.authenticated = true;
-            this.onAuthenticated(this);
-          }
-          this.onFrame(decodeFrame(unpad(plaintext, RATCHET_OVERHEAD)));
-        } catch (e) {
-          onError(asAlliumError(e, 'message handling failed'));
-        }
-      }
+      this.readFrames();
     });
     stream.on('stream:end', () => this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation closed before the peer acknowledged the message')));
     circuit.once('circuit:close', () => this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation circuit closed before the peer acknowledged the message')));
+  }
+
+  /**
+   * Reads the frames received so far, one message at a time: while a message waits to be taken by the application,
+   * nothing more is read, and a cell is credited to the peer only once every frame its bytes belong to has been
+   * handed over. So the peer's stream window (STREAM_WINDOW cells) bounds what it can make us buffer, and a reader
+   * that does not keep up stops the sender (§8.4).
+   */
+  private readFrames(): void {
+    while (!this.delivering && this.buf.length >= 4 && !this.closed) {
+      const len = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(0);
+      if (len > MAX_MESSAGE_BYTES) {
+        this.buf = new Uint8Array(0);
+        this.stream.end(EndReason.MISC);
+        this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation closed: the peer sent a frame larger than MAX_MESSAGE_BYTES'));
+        return this.onError(new AlliumError('ERR_LIMIT', 'message frame larger than MAX_MESSAGE_BYTES: conversation closed'));
+      }
+      if (this.buf.length < 4 + len) break;
+      const frame = this.buf.slice(4, 4 + len);
+      this.buf = this.buf.slice(4 + len);
+      this.frameBytes = 4 + len;
+      try {
+        const plaintext = this.session.decrypt(frame).plaintext;
+        if (!this.authenticated) {
+          this.authenticated = true;
+          this.onAuthenticated(this);
+        }
+        this.onFrame(decodeFrame(unpad(plaintext, RATCHET_OVERHEAD)));
+      } catch (e) {
+        this.onError(asAlliumError(e, 'message handling failed'));
+      }
+      if (!this.delivering) this.used(this.frameBytes);
+    }
+  }
+
+  /** Frames of `bytes` bytes are done with: credits the peer for the cells they used up. */
+  private used(bytes: number): void {
+    this.usedBytes += bytes;
+    let cells = 0;
+    while (this.uncredited.length > 0 && this.uncredited[0]! <= this.usedBytes) {
+      this.usedBytes -= this.uncredited.shift()!;
+      cells++;
+    }
+    if (cells > 0 && !this.closed) this.stream.consumed(cells);
   }
 
   private onFrame(f: ConversationFrame): void {
@@ -344,13 +431,21 @@ class Conversation {
       if (progress) this.armAckTimer(true);
       return;
     }
-    // Acknowledged whether new or a copy (a copy means our earlier ack was lost), and even if a listener threw:
-    // the message was emitted, and its id is remembered.
-    try {
-      this.onMessage({ from: this.peer, data: f.data, seq: f.n, offline: false, id: toHex(f.id) });
-    } finally {
+    // Acknowledged once handed over, whether new or a copy (a copy means our earlier ack was lost), and even if a
+    // listener threw: the message was emitted, and its id is remembered. Nothing more is read until then.
+    this.delivering = true;
+    const bytes = this.frameBytes;
+    const handedOver = (): void => {
+      this.delivering = false;
+      if (this.closed) return;
+      this.used(bytes);
       if (this.acks.push(f.id) === 1) soon(() => this.flushAcks());
-    }
+      this.readFrames();
+    };
+    this.onMessage({ from: this.peer, data: f.data, seq: f.n, offline: false, id: toHex(f.id) }).then(handedOver, (e: unknown) => {
+      this.onError(asAlliumError(e, 'message handling failed'));
+      handedOver();
+    });
   }
 
   private flushAcks(): void {
@@ -438,6 +533,12 @@ class Conversation {
     this.circuit.close();
   }
 
+  /** Runs `fn` once the conversation closes (at once if it has). */
+  onClosed(fn: () => void): void {
+    if (this.closed) fn();
+    else this.closedHandlers.push(fn);
+  }
+
   private fail(err: AlliumError): void {
     if (this.closed) return;
     this.closed = true;
@@ -449,6 +550,7 @@ class Conversation {
       p.signal?.removeEventListener('abort', p.onAbort);
       p.reject(err);
     }
+    for (const fn of this.closedHandlers.splice(0)) fn();
   }
 }
 
@@ -461,12 +563,20 @@ export class Messenger extends Emitter<MessengerEvents> {
   private readonly outbox: MailboxSender;
   private readonly inbox: MailboxCollector;
   private readonly intros = new Map<string, IntroState>();
+  /**
+   * peer address → the conversation send() uses (being built, or open). An entry goes when its conversation closes
+   * or fails to build; at most maxConversations, the longest filed unfiled first.
+   */
   private readonly conversations = new Map<string, Promise<Conversation>>();
   private readonly offlineUntil = new Map<string, number>();
   /** Every open conversation (ours and those peers opened to us), closed with the messenger. */
   private readonly live = new Set<Conversation>();
   /** peer address → ids of messages from it emitted lately (oldest first), to drop copies. */
   private readonly recentIds = new Map<string, Set<string>>();
+  /** The queues of the listen() calls running now. */
+  private readonly listenQueues = new Set<ListenQueue>();
+  /** Messages waiting for room in a full listen() queue, each with a test of whether its source has gone. */
+  private readonly roomWaiters = new Set<{ resolve: () => void; gone: () => boolean }>();
   private authorizedClients: readonly Uint8Array[];
   private revision = 0;
   private listening: Promise<void> | null = null;
@@ -477,6 +587,12 @@ export class Messenger extends Emitter<MessengerEvents> {
   private closed = false;
   private readonly closers = new Set<() => void>();
   private readonly retiring = new Set<IntroState>();
+  /** Introductions waiting to be answered, oldest first (at most maxPendingIntroductions). */
+  private readonly introQueue: PendingIntroduction[] = [];
+  /** Introductions being answered now (at most maxConcurrentRendezvous). */
+  private answering = 0;
+  /** Open rendezvous circuits initiators reach us on (at most maxServiceCircuits). */
+  private readonly serviceCircuits = new Set<ClientCircuit>();
 
   constructor(
     private readonly client: AlliumClient,
@@ -500,25 +616,30 @@ export class Messenger extends Emitter<MessengerEvents> {
    * incoming messages (live and offline) until close() or the signal aborts.
    */
   async *listen(options: ListenOptions = {}): AsyncGenerator<IncomingMessage> {
-    const queue: IncomingMessage[] = [];
-    let wake: (() => void) | null = null;
-    const off = this.on('message:received', (m) => {
-      queue.push(m);
-      wake?.();
-    });
-    const stop = (): void => wake?.();
+    // At most maxListenQueue messages wait here; each source (a conversation, the mailbox) hands over its next
+    // message only once the application has taken the last (specs/messaging.md §8.4).
+    const queue: ListenQueue = { items: [], wake: null };
+    this.listenQueues.add(queue);
+    const stop = (): void => queue.wake?.();
     options.signal?.addEventListener('abort', stop);
     this.closers.add(stop);
     try {
       await this.startListening(options);
       for (;;) {
-        while (queue.length) yield queue.shift()!;
+        while (queue.items.length) {
+          const { m, taken } = queue.items.shift()!;
+          taken();
+          this.roomFreed();
+          yield m;
+        }
         if (this.closed || options.signal?.aborted) return;
-        await new Promise<void>((r) => (wake = r));
-        wake = null;
+        await new Promise<void>((r) => (queue.wake = r));
+        queue.wake = null;
       }
     } finally {
-      off();
+      this.listenQueues.delete(queue);
+      for (const { taken } of queue.items.splice(0)) taken();
+      this.roomFreed();
       options.signal?.removeEventListener('abort', stop);
       this.closers.delete(stop);
     }
@@ -557,7 +678,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       const n = await this.inbox.collect(
         (m) => {
           if (this.closed) return false;
-          return this.receive({ from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t });
+          return this.receive({ from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t }, () => this.closed);
         },
         (e) => this.emit('endpoint:error', e),
         options.signal,
@@ -619,7 +740,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const state: IntroState = { relay, circuit, auth, enc, seen: new Set(), established: Date.now(), retired: false };
     this.intros.set(relay.fingerprint, state);
     circuit.on('circuit:message', (_hop, m) => {
-      if (m.command === RelayCommand.INTRODUCE2) void this.onIntroduce(state, m);
+      if (m.command === RelayCommand.INTRODUCE2) this.onIntroduce(state, m);
     });
     circuit.once('circuit:close', () => {
       if (this.intros.get(relay.fingerprint) !== state) return; // retired and replaced: nothing to do
@@ -700,8 +821,12 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.emit('endpoint:published', this.revision);
   }
 
-  /** INTRODUCE2: open the introduction, meet the initiator at its rendezvous point, start the session. */
-  private async onIntroduce(ip: IntroState, m: RelayMessage): Promise<void> {
+  /**
+   * INTRODUCE2: open the introduction and check it is no replay, then queue it to be answered (specs/messaging.md
+   * §8.4): at most maxPendingIntroductions wait, the oldest dropped first, so a flood of valid introductions from
+   * whoever knows the address costs a bounded queue, not a circuit each.
+   */
+  private onIntroduce(ip: IntroState, m: RelayMessage): void {
     try {
       const sealed = decodeRv('introduce2', m.data).p;
       const plain = crypto().open(sealed, ip.enc);
@@ -715,21 +840,89 @@ export class Messenger extends Emitter<MessengerEvents> {
       if (ip.seen.size >= (this.options.maxIntroductionsPerPoint ?? DEFAULT_MAX_INTRODUCTIONS)) void this.maintain();
       const rp = this.client.directory.get(intro.rp);
       if (!rp) throw new AlliumError('ERR_UNREACHABLE', 'rendezvous point not in the directory');
-      const circuit = await this.client.newCircuit({ last: rp, exitPort: null });
-      circuit.setPurpose('setup');
-      const s = crypto().x25519(ip.enc.secretKey, intro.x);
-      const { keys, Y, auth } = ntorServer(s, ip.enc, this.identity.publicKey, intro.x, (n) => crypto().random(n));
-      circuit.send({ command: RelayCommand.RENDEZVOUS1, streamId: 0, data: encodeRv('rendezvous1', { c: intro.c, h: concatBytes(Y, auth) }) });
-      circuit.addVirtualHop({ forward: keys.backward, backward: keys.forward, binding: keys.binding });
-      circuit.setPurpose('service'); // the initiator, our virtual last hop, opens streams to us
-      const peer = formatAddress(hs.initiatorIdentityKey);
-      circuit.mux.on('mux:begin', (stream, data) => this.onBegin(circuit, stream, data, peer, hs.session));
+      this.introQueue.push({ ip, rp, cookie: intro.c, x: intro.x, peer: formatAddress(hs.initiatorIdentityKey), session: hs.session, at: Date.now() });
+      if (this.introQueue.length > (this.options.limits?.maxPendingIntroductions ?? MAX_PENDING_INTRODUCTIONS)) {
+        this.introQueue.shift();
+        this.emit('endpoint:error', new LimitError('MAX_PENDING_INTRODUCTIONS', 'introductions arrive faster than they are answered: the oldest waiting one was dropped'));
+      }
+      this.answerIntroductions();
     } catch (e) {
       this.emit('endpoint:error', asAlliumError(e, 'introduction failed'));
     }
   }
 
-  private onBegin(circuit: ClientCircuit, stream: MuxStream, data: Uint8Array, peer: string, session: RatchetSession): void {
+  /**
+   * Answers queued introductions, oldest first, while fewer than maxConcurrentRendezvous are being answered and
+   * fewer than maxServiceCircuits rendezvous circuits are open. One whose initiator has stopped waiting is dropped.
+   */
+  private answerIntroductions(): void {
+    const concurrent = this.options.limits?.maxConcurrentRendezvous ?? MAX_CONCURRENT_RENDEZVOUS;
+    const circuits = this.options.limits?.maxServiceCircuits ?? MAX_SERVICE_CIRCUITS;
+    while (!this.closed && this.introQueue.length > 0 && this.answering < concurrent && this.answering + this.serviceCircuits.size < circuits) {
+      const next = this.introQueue.shift()!;
+      if (Date.now() - next.at > REPLY_TIMEOUT_MS) continue;
+      this.answering++;
+      void this.meetInitiator(next).finally(() => {
+        this.answering--;
+        this.answerIntroductions();
+      });
+    }
+  }
+
+  /** Meets the initiator of an introduction at its rendezvous point (rendezvous.md §4.2) and serves the circuit. */
+  private async meetInitiator(p: PendingIntroduction): Promise<void> {
+    try {
+      const circuit = await this.client.newCircuit({ last: p.rp, exitPort: null });
+      if (this.closed) return circuit.close();
+      circuit.setPurpose('setup');
+      const s = crypto().x25519(p.ip.enc.secretKey, p.x);
+      const { keys, Y, auth } = ntorServer(s, p.ip.enc, this.identity.publicKey, p.x, (n) => crypto().random(n));
+      circuit.send({ command: RelayCommand.RENDEZVOUS1, streamId: 0, data: encodeRv('rendezvous1', { c: p.cookie, h: concatBytes(Y, auth) }) });
+      circuit.addVirtualHop({ forward: keys.backward, backward: keys.forward, binding: keys.binding });
+      circuit.setPurpose('service'); // the initiator, our virtual last hop, opens streams to us
+      this.serve(circuit, p.peer, p.session);
+    } catch (e) {
+      this.emit('endpoint:error', asAlliumError(e, 'introduction failed'));
+    }
+  }
+
+  /**
+   * Serves a rendezvous circuit: takes the streams the initiator opens (at most maxServiceStreamsPerCircuit at once,
+   * and one message stream in the circuit's life: its session serves one conversation), and closes the circuit once
+   * it has had no open stream for serviceCircuitIdleMs (from the rendezvous, or from its last stream's end).
+   */
+  private serve(circuit: ClientCircuit, peer: string, session: RatchetSession): void {
+    const idleMs = this.options.limits?.serviceCircuitIdleMs ?? SERVICE_CIRCUIT_IDLE_MS;
+    const maxStreams = this.options.limits?.maxServiceStreamsPerCircuit ?? MAX_SERVICE_STREAMS_PER_CIRCUIT;
+    const served = { messages: false };
+    let idle: ReturnType<typeof setTimeout> | null = null;
+    const stopIdle = (): void => {
+      if (idle) clearTimeout(idle);
+      idle = null;
+    };
+    const startIdle = (): void => {
+      stopIdle();
+      if (circuit.mux.size > 0 || circuit.state !== 'open') return;
+      idle = setTimeout(() => circuit.close(), idleMs);
+      (idle as { unref?: () => void }).unref?.();
+    };
+    this.serviceCircuits.add(circuit);
+    circuit.once('circuit:close', () => {
+      stopIdle();
+      this.serviceCircuits.delete(circuit);
+      this.answerIntroductions();
+    });
+    circuit.mux.on('mux:begin', (stream, data) => {
+      stopIdle();
+      stream.once('stream:end', startIdle);
+      // The new stream is already counted.
+      if (circuit.mux.size > maxStreams) return circuit.mux.reset(stream, EndReason.RESOURCE_LIMIT);
+      this.onBegin(circuit, stream, data, peer, session, served);
+    });
+    startIdle();
+  }
+
+  private onBegin(circuit: ClientCircuit, stream: MuxStream, data: Uint8Array, peer: string, session: RatchetSession, served: { messages: boolean }): void {
     let target;
     try {
       target = decodeBegin(data);
@@ -737,6 +930,8 @@ export class Messenger extends Emitter<MessengerEvents> {
       return circuit.mux.reset(stream, EndReason.MISC);
     }
     if (target.a === MESSAGES) {
+      if (served.messages) return circuit.mux.reset(stream, EndReason.RESOURCE_LIMIT);
+      served.messages = true;
       circuit.mux.accept(stream);
       // The handshake only claims who `peer` is: the stream becomes our conversation with that peer once a frame on
       // it authenticates (specs/messaging.md §8). Until then an impostor's stream can neither take our messages to
@@ -747,11 +942,18 @@ export class Messenger extends Emitter<MessengerEvents> {
     const service = target.a === SERVICE ? this.options.services?.[target.p] : undefined;
     if (!service) return circuit.mux.reset(stream, EndReason.EXIT_POLICY);
     const socket = tcpConnect({ host: service.host, port: service.port });
+    // A stream that ends (or whose circuit closes) before the connection is made takes the connection with it.
+    const offEnd = stream.once('stream:end', () => socket.destroy());
     socket.once('connect', () => {
+      offEnd();
+      if (stream.state === 'closed') return void socket.destroy();
       circuit.mux.accept(stream);
       pipeSocket(stream, socket);
     });
-    socket.once('error', () => circuit.mux.reset(stream, EndReason.CONNECT_REFUSED));
+    socket.once('error', () => {
+      offEnd();
+      circuit.mux.reset(stream, EndReason.CONNECT_REFUSED);
+    });
   }
 
   /**
@@ -764,15 +966,29 @@ export class Messenger extends Emitter<MessengerEvents> {
     const have = this.conversations.get(peer);
     const mine = Promise.resolve(conv);
     if (!have) {
-      this.conversations.set(peer, mine);
+      this.file(peer, mine, conv);
       return;
     }
     void have.then(
       (c) => {
-        if (!c.canSend && this.conversations.get(peer) === have && conv.canSend) this.conversations.set(peer, mine);
+        if (!c.canSend && this.conversations.get(peer) === have && conv.canSend) this.file(peer, mine, conv);
       },
       () => undefined,
     );
+  }
+
+  /**
+   * Files `p` as the conversation with `peer`; `conv`, once known, is unfiled when it closes. At maxConversations
+   * the entry filed longest ago makes room (its conversation stays open; a send to that peer builds a new one).
+   */
+  private file(peer: string, p: Promise<Conversation>, conv?: Conversation): void {
+    this.conversations.delete(peer); // re-inserted last
+    const max = this.options.limits?.maxConversations ?? MAX_CONVERSATIONS;
+    if (this.conversations.size >= max) this.conversations.delete(this.conversations.keys().next().value!);
+    this.conversations.set(peer, p);
+    conv?.onClosed(() => {
+      if (this.conversations.get(peer) === p) this.conversations.delete(peer);
+    });
   }
 
   // ------------------------------------------------------------------ connecting (the initiator side)
@@ -878,7 +1094,9 @@ export class Messenger extends Emitter<MessengerEvents> {
     try {
       const ack = introCircuit.waitFor(RelayCommand.INTRODUCE_ACK, REPLY_TIMEOUT_MS, signal);
       introCircuit.send({ command: RelayCommand.INTRODUCE1, streamId: 0, data: encodeRv('introduce1', { k: ip.auth, p: sealed }) });
-      if (decodeRv('introduceAck', (await ack).data).s !== 'ok') throw new AlliumError('ERR_UNREACHABLE', 'introduction point does not know the endpoint');
+      const status = decodeRv('introduceAck', (await ack).data).s;
+      if (status === 'busy') throw new AlliumError('ERR_UNREACHABLE', 'introduction point is rate limiting introductions to the endpoint');
+      if (status !== 'ok') throw new AlliumError('ERR_UNREACHABLE', 'introduction point does not know the endpoint');
     } finally {
       introCircuit.close();
     }
@@ -918,12 +1136,12 @@ export class Messenger extends Emitter<MessengerEvents> {
 
   /** A conversation on an accepted or opened message stream, closed with the messenger. */
   private conversation(peer: string, circuit: ClientCircuit, stream: MuxStream, session: RatchetSession, onAuthenticated?: (c: Conversation) => void): Conversation {
-    const conv = new Conversation(
+    const conv: Conversation = new Conversation(
       peer,
       circuit,
       stream,
       session,
-      (m) => this.receive(m),
+      (m): Promise<boolean> => this.receive(m, () => conv.closed),
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
       onAuthenticated,
@@ -936,10 +1154,44 @@ export class Messenger extends Emitter<MessengerEvents> {
   }
 
   /**
-   * Emits an incoming message unless its id was emitted lately from the same peer (a message sent again after its
-   * acknowledgement was lost, or the offline copy of a message that also arrived live). Returns false for a copy.
+   * Hands an incoming message to the application: waits while a listen() queue is full, then emits it unless its id
+   * was emitted lately from the same peer (a message sent again after its acknowledgement was lost, or the offline
+   * copy of a message that also arrived live), and resolves once every listen() call running took it (at once when
+   * none runs). Resolves false for a copy, and when the messenger closed or the source went (`gone`) first.
    */
-  private receive(m: IncomingMessage): boolean {
+  private async receive(m: IncomingMessage, gone: () => boolean): Promise<boolean> {
+    const max = this.options.limits?.maxListenQueue ?? MAX_LISTEN_QUEUE;
+    while (!this.closed && !gone() && [...this.listenQueues].some((q) => q.items.length >= max)) {
+      await new Promise<void>((resolve) => {
+        for (const w of this.roomWaiters) if (w.gone()) (this.roomWaiters.delete(w), w.resolve());
+        this.roomWaiters.add({ resolve, gone });
+      });
+    }
+    if (this.closed || gone() || !this.isNew(m)) return false;
+    const queues = [...this.listenQueues];
+    let holds = queues.length;
+    const taken = new Promise<void>((resolve) => {
+      const take = (): void => void (--holds === 0 && resolve());
+      for (const q of queues) {
+        q.items.push({ m, taken: take });
+        q.wake?.();
+      }
+      if (holds === 0) resolve();
+    });
+    this.emit('message:received', m);
+    await taken;
+    return true;
+  }
+
+  /** Lets messages waiting for room in the listen() queues try again. */
+  private roomFreed(): void {
+    const waiting = [...this.roomWaiters];
+    this.roomWaiters.clear();
+    for (const w of waiting) w.resolve();
+  }
+
+  /** False when `m`'s id was emitted lately from the same peer; otherwise remembers it. */
+  private isNew(m: IncomingMessage): boolean {
     if (this.closed) return false;
     if (m.id !== undefined) {
       let ids = this.recentIds.get(m.from);
@@ -951,7 +1203,6 @@ export class Messenger extends Emitter<MessengerEvents> {
       ids.add(m.id);
       if (ids.size > RECENT_IDS_PER_PEER) ids.delete(ids.values().next().value!);
     }
-    this.emit('message:received', m);
     return true;
   }
 
@@ -971,18 +1222,22 @@ export class Messenger extends Emitter<MessengerEvents> {
         },
       );
     }
-    const p = (async () => {
+    const p: Promise<Conversation> = (async () => {
       const { circuit, session } = await this.rendezvous(key, signal, this.identity, clientAuth);
       try {
         const stream = await this.openStream(circuit, MESSAGES, 1, signal);
         if (this.closed) throw new AbortedError('messenger closed');
-        return this.conversation(key, circuit, stream, session);
+        const conv = this.conversation(key, circuit, stream, session);
+        conv.onClosed(() => {
+          if (this.conversations.get(key) === p) this.conversations.delete(key);
+        });
+        return conv;
       } catch (e) {
         circuit.close();
         throw e;
       }
     })();
-    this.conversations.set(key, p);
+    this.file(key, p);
     p.catch(() => {
       if (this.conversations.get(key) === p) this.conversations.delete(key);
     });
@@ -1093,6 +1348,8 @@ export class Messenger extends Emitter<MessengerEvents> {
     for (const i of [...this.intros.values(), ...this.retiring]) i.circuit.close();
     this.intros.clear();
     this.retiring.clear();
+    this.introQueue.length = 0;
+    for (const c of [...this.serviceCircuits]) c.close();
     for (const p of this.conversations.values()) void p.then((c) => c.close(new AbortedError('messenger closed'))).catch(() => undefined);
     this.conversations.clear();
     for (const c of this.live) c.close(new AbortedError('messenger closed'));
@@ -1101,6 +1358,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.lookups.close();
     this.outbox.close();
     for (const stop of this.closers) stop();
+    this.roomFreed();
   }
 }
 

@@ -1,6 +1,8 @@
 /**
  * The requesting side of content streams (specs/content.md §8), over any circuit whose last hop is the holder:
- * used by clients, and by relays re-replicating blocks. Each call is one stream.
+ * used by clients, and by relays re-replicating blocks. Each call is one stream, which the requester ends itself
+ * once the request is settled (reply, error, timeout or abort): a holder that never sends END cannot keep stream ids
+ * of a reused circuit taken.
  */
 import { concatBytes } from '../protocol/bytes.js';
 import {
@@ -14,28 +16,47 @@ import {
 } from '../protocol/content-messages.js';
 import { AbortedError, AlliumError, ProtocolError, TimeoutError } from '../protocol/errors.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
+import { EndReason } from '../protocol/stream-messages.js';
 import type { ClientCircuit } from './circuit.js';
+import type { MuxStream } from './stream-mux.js';
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
-function withTimeout<T>(p: (done: (err: AlliumError | null, v?: T) => void) => () => void, signal?: AbortSignal, ms = REQUEST_TIMEOUT_MS): Promise<T> {
+/** The END a requester sends for a request settled with `err` (null: answered). */
+function endReasonFor(err: AlliumError | null): EndReason {
+  if (err === null || err.code === 'ERR_ABORTED') return EndReason.DONE;
+  return err.code === 'ERR_TIMEOUT' ? EndReason.TIMEOUT : EndReason.MISC;
+}
+
+/**
+ * Runs one request: `p` starts it and returns its cleanup, which runs once when the request settles (with the error,
+ * or null), whether it settled before `p` returned or later.
+ */
+function withTimeout<T>(p: (done: (err: AlliumError | null, v?: T) => void) => (err: AlliumError | null) => void, signal?: AbortSignal, ms = REQUEST_TIMEOUT_MS): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let cleanup: () => void = () => undefined;
+    let cleanup: ((err: AlliumError | null) => void) | null = null;
     const timer = setTimeout(() => finish(new TimeoutError('content request timed out')), ms);
     const onAbort = (): void => finish(new AbortedError());
     signal?.addEventListener('abort', onAbort, { once: true });
-    let settled = false;
+    let settled: { err: AlliumError | null } | null = null;
     function finish(err: AlliumError | null, v?: T): void {
       if (settled) return;
-      settled = true;
+      settled = { err };
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      cleanup();
+      cleanup?.(err);
       if (err) reject(err);
       else resolve(v as T);
     }
-    cleanup = p(finish);
+    const c = p(finish);
+    if (settled) c((settled as { err: AlliumError | null }).err);
+    else cleanup = c;
   });
+}
+
+/** Ends the request's stream at our side and tells the holder (nothing happens if the holder already ended it). */
+function endStream(circuit: ClientCircuit, s: MuxStream, err: AlliumError | null): void {
+  circuit.mux.reset(s, endReasonFor(err));
 }
 
 /** Stores one item on the circuit's last hop; returns the holder's status. */
@@ -59,9 +80,10 @@ export function storeItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Ar
     const offEnd = s.on('stream:end', () => done(new AlliumError('ERR_LINK_CLOSED', 'holder ended the request')));
     circuit.send({ command: RelayCommand.STORE, streamId: s.id, data: encodeStore({ k: rk, t: kind, n: bytes.length, c: options.cache ?? false }) });
     s.write(bytes);
-    return () => {
+    return (err) => {
       offReply();
       offEnd();
+      endStream(circuit, s, err);
     };
   }, signal);
 }
@@ -99,10 +121,11 @@ export function fetchItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Ar
     });
     const offEnd = s.on('stream:end', () => done(new AlliumError('ERR_LINK_CLOSED', 'holder ended the request early')));
     circuit.send({ command: RelayCommand.FETCH, streamId: s.id, data: encodeFetch({ k: rk, t: kind, h: options.head ?? false }) });
-    return () => {
+    return (err) => {
       offReply();
       offData();
       offEnd();
+      endStream(circuit, s, err);
     };
   }, options.signal);
 }

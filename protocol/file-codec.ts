@@ -25,11 +25,18 @@ import {
   type BlockRef,
   type KeyMode,
 } from './chk.js';
-import { AlliumError, ProtocolError } from './errors.js';
+import { AlliumError, LimitError, ProtocolError } from './errors.js';
 import { encodeParity, reconstruct } from './erasure.js';
 
 export const SEGMENT_DATA = 32;
 export const MAX_FILE_SIZE = 2 ** 40;
+/**
+ * Largest manifest a reader assembles from MANIFEST_PART blocks (reader's policy, specs/limits.md MAX_MANIFEST_BYTES):
+ * 64 MiB lists about 21 000 full segments, a file of some 22 GB. The format allows 2^32.
+ */
+export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+/** Blocks a reader fetches at once (segments and manifest parts) unless told otherwise. */
+const DEFAULT_DECODE_CONCURRENCY = 16;
 
 const refsBytes = (refs: readonly BlockRef[]): Uint8Array => concatBytes(...refs.flatMap((r) => [r.rk, r.dk]));
 function refsOf(b: Uint8Array): BlockRef[] {
@@ -180,7 +187,46 @@ async function fetchPlain(fetch: BlockFetcher, ref: BlockRef): Promise<Uint8Arra
   return stored ? decryptBlock(ref, stored) : null;
 }
 
-async function readManifest(fetch: BlockFetcher, root: BlockRef): Promise<{ inline: Uint8Array } | { size: number; segs: [number, number, BlockRef[]][] }> {
+/**
+ * Fetches the parts of an indirect manifest, `concurrency` at a time, each checked as it arrives: a MANIFEST_PART
+ * of exactly the length its place requires (the manifest is cut into BLOCK_PAYLOAD_MAX-byte parts, content.md §3.3).
+ */
+async function fetchParts(fetch: BlockFetcher, parts: readonly BlockRef[], len: number, concurrency: number): Promise<Uint8Array> {
+  const out = new Uint8Array(len);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (next < parts.length && !failed) {
+      const i = next++;
+      try {
+        const p = await fetchPlain(fetch, parts[i]!);
+        if (!p) throw new AlliumError('ERR_NOT_FOUND', 'a manifest block is missing');
+        const parsed = parseBlockPlaintext(p);
+        if (parsed.type !== BlockType.MANIFEST_PART) throw new ProtocolError('ERR_CONTENT', 'expected a manifest part');
+        const want = Math.min(BLOCK_PAYLOAD_MAX, len - i * BLOCK_PAYLOAD_MAX);
+        if (parsed.payload.length !== want) throw new ProtocolError('ERR_CONTENT', 'manifest length mismatch');
+        out.set(parsed.payload, i * BLOCK_PAYLOAD_MAX);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, parts.length) }, worker));
+  return out;
+}
+
+/** Reader's bounds on a manifest. */
+export interface ManifestLimits {
+  /** Largest manifest assembled from parts (default MAX_MANIFEST_BYTES). */
+  maxManifestBytes?: number;
+  /** Parts fetched at once (default 16). */
+  concurrency?: number;
+}
+
+async function readManifest(fetch: BlockFetcher, root: BlockRef, limits: ManifestLimits = {}): Promise<{ inline: Uint8Array } | { size: number; segs: [number, number, BlockRef[]][] }> {
+  const maxBytes = limits.maxManifestBytes ?? MAX_MANIFEST_BYTES;
+  const concurrency = Math.max(1, limits.concurrency ?? DEFAULT_DECODE_CONCURRENCY);
   const plain = await fetchPlain(fetch, root);
   if (!plain) throw new AlliumError('ERR_NOT_FOUND', 'no holder has the root block');
   let { type, payload } = parseBlockPlaintext(plain);
@@ -189,18 +235,11 @@ async function readManifest(fetch: BlockFetcher, root: BlockRef): Promise<{ inli
     if (type !== BlockType.MANIFEST) throw new ProtocolError('ERR_CONTENT', 'root block is not a manifest');
     const m = decodeManifestPayload(payload);
     if (m.kind === 'manifest') return { size: m.size, segs: m.segs.map(([k, mm, refs]) => [k, mm, refs]) };
-    const ind = m;
-    const parts = await Promise.all(
-      ind.parts.map(async (ref) => {
-        const p = await fetchPlain(fetch, ref);
-        if (!p) throw new AlliumError('ERR_NOT_FOUND', 'a manifest block is missing');
-        const parsed = parseBlockPlaintext(p);
-        if (parsed.type !== BlockType.MANIFEST_PART) throw new ProtocolError('ERR_CONTENT', 'expected a manifest part');
-        return parsed.payload;
-      }),
-    );
-    payload = concatBytes(...parts);
-    if (payload.length !== ind.len) throw new ProtocolError('ERR_CONTENT', 'manifest length mismatch');
+    // Everything is checked before a part is fetched: the length against the reader's cap, the part count against
+    // the length. Parts then come a few at a time, into one buffer of that length.
+    if (m.len > maxBytes) throw new LimitError('MAX_MANIFEST_BYTES', `a manifest of ${m.len} bytes is larger than this reader takes (${maxBytes})`);
+    if (m.parts.length !== Math.ceil(m.len / BLOCK_PAYLOAD_MAX)) throw new ProtocolError('ERR_CONTENT', 'manifest part count does not match its length');
+    payload = await fetchParts(fetch, m.parts, m.len, concurrency);
     type = BlockType.MANIFEST;
   }
   throw new ProtocolError('ERR_CONTENT', 'manifest nested too deeply');
@@ -208,16 +247,24 @@ async function readManifest(fetch: BlockFetcher, root: BlockRef): Promise<{ inli
 
 /**
  * Decodes a file, segment by segment, yielding its bytes in order. Missing data blocks are rebuilt from check
- * blocks; a segment with fewer than k surviving blocks fails with ERR_NOT_FOUND.
+ * blocks; a segment with fewer than k surviving blocks fails with ERR_NOT_FOUND. A manifest longer than
+ * `maxManifestBytes` (default MAX_MANIFEST_BYTES) is refused before any of its parts is fetched (ERR_LIMIT).
  */
-export async function* decodeFile(root: BlockRef, fetch: BlockFetcher, options: { concurrency?: number; onProgress?: DecodeProgress } = {}): AsyncGenerator<Uint8Array> {
-  const man = await readManifest(fetch, root);
+export async function* decodeFile(
+  root: BlockRef,
+  fetch: BlockFetcher,
+  options: { concurrency?: number; maxManifestBytes?: number; onProgress?: DecodeProgress } = {},
+): AsyncGenerator<Uint8Array> {
+  const limits: ManifestLimits = {};
+  if (options.concurrency !== undefined) limits.concurrency = options.concurrency;
+  if (options.maxManifestBytes !== undefined) limits.maxManifestBytes = options.maxManifestBytes;
+  const man = await readManifest(fetch, root, limits);
   if ('inline' in man) {
     options.onProgress?.(man.inline.length, man.inline.length);
     yield man.inline;
     return;
   }
-  const limit = options.concurrency ?? 16;
+  const limit = options.concurrency ?? DEFAULT_DECODE_CONCURRENCY;
   let done = 0;
   for (const [k, m, refs] of man.segs) {
     if (refs.length !== k + m) throw new ProtocolError('ERR_CONTENT', 'segment reference count');

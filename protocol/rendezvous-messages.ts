@@ -27,7 +27,7 @@ const schemas = {
   establishIntro: z.strictObject({ k: zBytes(32), s: zBytes(64) }),
   introduce1: z.strictObject({ k: zBytes(32), p: zBytes(undefined, 700) }),
   introduce2: z.strictObject({ p: zBytes(undefined, 700) }),
-  introduceAck: z.strictObject({ s: z.enum(['ok', 'unknown']) }),
+  introduceAck: z.strictObject({ s: z.enum(['ok', 'unknown', 'busy']) }),
   establishRendezvous: z.strictObject({ c: zBytes(COOKIE_LEN) }),
   rendezvous1: z.strictObject({ c: zBytes(COOKIE_LEN), h: zBytes(undefined, 400) }),
   rendezvous2: z.strictObject({ h: zBytes(undefined, 400) }),

@@ -13,7 +13,12 @@
  * The tables are bounded (§3.2): a circuit holds one registration at most (an intro key or a cookie; a second is a
  * protocol violation that destroys the circuit, as Tor refuses ESTABLISH_INTRO on a circuit that is no longer an
  * ordinary one), registrations die with their circuit, and they are counted per relay, per peer (the link the
- * circuit arrives on) and per address block of that peer.
+ * circuit arrives on) and per address block of that peer. Cookies expire in the order they were made, so expired
+ * ones are dropped from the front of the table, never by a pass over all of it.
+ *
+ * INTRODUCE1 is rate limited per intro key (a token bucket, as Tor's introduction-point DoS defence): past the burst,
+ * introductions are answered `busy` and not passed on, so whoever knows an endpoint's address cannot make its
+ * introduction circuit carry more than INTRODUCE1_RATE introductions a second.
  */
 import ipaddr from 'ipaddr.js';
 import { crypto } from '../crypto/index.js';
@@ -24,6 +29,7 @@ import { decodeRv, encodeRv, introSignedMessage } from '../protocol/rendezvous-m
 import type { Link } from '../net/link.js';
 import type { CircuitEndpointHandler, CircuitHop, CircuitReactor } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
+import { TokenBucket } from './token-bucket.js';
 
 export const MAX_INTRO_POINTS = 10_000;
 export const MAX_INTRO_POINTS_PER_PEER = 2_500;
@@ -32,6 +38,10 @@ export const MAX_PENDING_RENDEZVOUS = 10_000;
 export const MAX_PENDING_RENDEZVOUS_PER_PEER = 2_500;
 export const MAX_PENDING_RENDEZVOUS_PER_BLOCK = 2_500;
 export const RENDEZVOUS_COOKIE_LIFETIME_MS = 120_000;
+/** INTRODUCE1 passed on per intro key and second, on average (Tor's HiddenServiceEnableIntroDoSRatePerSec). */
+export const INTRODUCE1_RATE = 25;
+/** … and at once (Tor's HiddenServiceEnableIntroDoSBurstPerSec). */
+export const INTRODUCE1_BURST = 200;
 
 const COMMANDS = new Set<number>([RelayCommand.ESTABLISH_INTRO, RelayCommand.INTRODUCE1, RelayCommand.ESTABLISH_RENDEZVOUS, RelayCommand.RENDEZVOUS1]);
 
@@ -54,6 +64,10 @@ export interface RendezvousLimits {
   maxPendingRendezvousPerBlock?: number;
   /** How long a cookie waits for RENDEZVOUS1 (default RENDEZVOUS_COOKIE_LIFETIME_MS). */
   cookieLifetimeMs?: number;
+  /** INTRODUCE1 passed on per intro key and second (default INTRODUCE1_RATE). */
+  introduceRate?: number;
+  /** … and at once (default INTRODUCE1_BURST). */
+  introduceBurst?: number;
 }
 
 /** The IPv4 /24 or IPv6 /48 of an address, or null when there is none (in-memory links). */
@@ -116,6 +130,8 @@ interface Registration {
   readonly block: string | null;
   /** Cookies: when the cookie stops waiting. */
   readonly expires: number;
+  /** Intro keys: the INTRODUCE1 allowance. */
+  readonly introductions?: TokenBucket;
 }
 
 export class RendezvousService implements CircuitEndpointHandler {
@@ -124,6 +140,8 @@ export class RendezvousService implements CircuitEndpointHandler {
   private readonly introCounts: Counts;
   private readonly cookieCounts: Counts;
   private readonly cookieLifetimeMs: number;
+  private readonly introduceRate: number;
+  private readonly introduceBurst: number;
 
   constructor(
     private readonly reactor: CircuitReactor,
@@ -144,6 +162,8 @@ export class RendezvousService implements CircuitEndpointHandler {
       limits.maxPendingRendezvousPerBlock ?? MAX_PENDING_RENDEZVOUS_PER_BLOCK,
     );
     this.cookieLifetimeMs = limits.cookieLifetimeMs ?? RENDEZVOUS_COOKIE_LIFETIME_MS;
+    this.introduceRate = limits.introduceRate ?? INTRODUCE1_RATE;
+    this.introduceBurst = limits.introduceBurst ?? INTRODUCE1_BURST;
   }
 
   /** Intro keys registered now. */
@@ -218,7 +238,8 @@ export class RendezvousService implements CircuitEndpointHandler {
       this.metrics.drops.inc({ reason: 'intro_limit' });
       throw new LimitError(over, 'too many introduction points');
     }
-    this.register(this.intros, this.introCounts, { kind: 'intro', key, hop, link, block, expires: Infinity });
+    const introductions = new TokenBucket(this.introduceRate, this.introduceBurst, this.now);
+    this.register(this.intros, this.introCounts, { kind: 'intro', key, hop, link, block, expires: Infinity, introductions });
     this.reply(hop, RelayCommand.INTRO_ESTABLISHED, encodeRv('empty', {}));
     return true;
   }
@@ -230,6 +251,11 @@ export class RendezvousService implements CircuitEndpointHandler {
       if (r && r.hop.state === 'closed') this.unregister(r);
       this.metrics.drops.inc({ reason: 'introduce_unknown' });
       this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'unknown' }));
+      return true;
+    }
+    if (r.introductions && !r.introductions.tryTake(1)) {
+      this.metrics.drops.inc({ reason: 'introduce_rate' });
+      this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'busy' }));
       return true;
     }
     this.reactor.sendBackward(r.hop, { command: RelayCommand.INTRODUCE2, streamId: 0, data: encodeRv('introduce2', { p: m.p }) });
@@ -245,20 +271,37 @@ export class RendezvousService implements CircuitEndpointHandler {
     for (const r of [...this.intros.values()]) if (r.hop.state === 'closed') this.unregister(r);
   }
 
-  private pruneCookies(): void {
+  /**
+   * Drops expired cookies. Every cookie lives cookieLifetimeMs from when it was made, and the table keeps them in the
+   * order they were made, so the expired ones are at its front: the work is the number dropped, not the table's size.
+   * (A clock stepping back can leave an expired cookie behind a live one for a while; it goes when that one does.)
+   */
+  private expireCookies(): void {
     const now = this.now();
-    for (const r of [...this.cookies.values()]) if (r.expires <= now || r.hop.state === 'closed') this.unregister(r);
+    for (const r of this.cookies.values()) {
+      if (r.expires > now) break;
+      this.unregister(r);
+    }
+  }
+
+  /** Drops cookies of closed circuits (closed() normally has): a pass over the table, only when a limit is reached. */
+  private pruneClosedCookies(): void {
+    for (const r of [...this.cookies.values()]) if (r.hop.state === 'closed') this.unregister(r);
   }
 
   private establishRendezvous(hop: CircuitHop, data: Uint8Array): boolean {
     this.requireUnregistered(hop, 'ESTABLISH_RENDEZVOUS');
     const m = decodeRv('establishRendezvous', data);
-    this.pruneCookies();
+    this.expireCookies();
     const key = toHex(m.c);
     if (this.cookies.has(key)) throw new AlliumError('ERR_STREAM', 'rendezvous cookie in use');
     const link = hop.prev.link;
     const block = addressBlock(link.socket.remoteAddress);
-    const over = this.cookieCounts.exceeded(link, block);
+    let over = this.cookieCounts.exceeded(link, block);
+    if (over) {
+      this.pruneClosedCookies();
+      over = this.cookieCounts.exceeded(link, block);
+    }
     if (over) {
       this.metrics.drops.inc({ reason: 'rendezvous_limit' });
       throw new LimitError(over, 'too many pending rendezvous');
@@ -270,8 +313,12 @@ export class RendezvousService implements CircuitEndpointHandler {
 
   private rendezvous(hop: CircuitHop, data: Uint8Array): boolean {
     const m = decodeRv('rendezvous1', data);
-    this.pruneCookies();
-    const waiting = this.cookies.get(toHex(m.c));
+    this.expireCookies();
+    let waiting = this.cookies.get(toHex(m.c));
+    if (waiting && waiting.hop.state === 'closed') {
+      this.unregister(waiting);
+      waiting = undefined;
+    }
     if (!waiting || waiting.hop === hop) {
       this.metrics.drops.inc({ reason: 'rendezvous_unknown_cookie' });
       throw new AlliumError('ERR_NOT_FOUND', 'no circuit waits with this cookie');

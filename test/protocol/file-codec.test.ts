@@ -6,9 +6,10 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { toHex } from '../../protocol/bytes.js';
-import { BLOCK_LEN, BLOCK_PAYLOAD_MAX, decryptBlock, parseBlockPlaintext, BlockType, type BlockRef } from '../../protocol/chk.js';
-import { isAlliumError } from '../../protocol/errors.js';
-import { decodeFile, encodeFile, SEGMENT_DATA, type EncodedBlock } from '../../protocol/file-codec.js';
+import { encodeCbor } from '../../protocol/cbor.js';
+import { BLOCK_LEN, BLOCK_PAYLOAD_MAX, blockPlaintext, decryptBlock, encryptBlock, parseBlockPlaintext, BlockType, type BlockRef } from '../../protocol/chk.js';
+import { isAlliumError, LimitError } from '../../protocol/errors.js';
+import { decodeFile, encodeFile, MAX_MANIFEST_BYTES, SEGMENT_DATA, type BlockFetcher, type EncodedBlock } from '../../protocol/file-codec.js';
 
 function pattern(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -165,5 +166,103 @@ describe('protocol/file-codec', function () {
     // A block under the right routing key but the wrong decryption key: tampered, never garbage bytes.
     const wrongKey = { rk: e.root.rk, dk: new Uint8Array(32).fill(7) };
     expect(await codeOf(decode(wrongKey, e.store))).to.equal('ERR_CONTENT_TAMPERED');
+  });
+});
+
+/** A store that counts fetches and the most in flight at once; each fetch answers on a later turn. */
+function countingStore(store: Map<string, Uint8Array>): { fetch: BlockFetcher; fetches: () => number; maxInFlight: () => number } {
+  let fetches = 0;
+  let inFlight = 0;
+  let max = 0;
+  return {
+    fetch: async (ref) => {
+      fetches++;
+      max = Math.max(max, ++inFlight);
+      await new Promise((r) => setImmediate(r));
+      inFlight--;
+      return store.get(toHex(ref.rk)) ?? null;
+    },
+    fetches: () => fetches,
+    maxInFlight: () => max,
+  };
+}
+
+async function outcome(root: BlockRef, fetch: BlockFetcher, options: { maxManifestBytes?: number; concurrency?: number } = {}): Promise<{ code: string; limit?: string }> {
+  try {
+    for await (const _ of decodeFile(root, fetch, options)) void _;
+    return { code: 'decoded' };
+  } catch (e) {
+    if (!isAlliumError(e)) throw e;
+    return e instanceof LimitError ? { code: e.code, limit: e.limit } : { code: e.code };
+  }
+}
+
+/** Stores a block of `type` holding `payload`; returns its reference. */
+function put(store: Map<string, Uint8Array>, type: BlockType, payload: Uint8Array): BlockRef {
+  const b = encryptBlock(blockPlaintext(type, payload), 'random');
+  store.set(toHex(b.ref.rk), b.stored);
+  return b.ref;
+}
+
+const refsBytes = (refs: readonly BlockRef[]): Uint8Array => Buffer.concat(refs.flatMap((r) => [r.rk, r.dk]));
+
+describe('manifests are bounded before their parts are fetched', () => {
+  it('nested indirect manifests claiming 2^32 bytes: ERR_LIMIT (MAX_MANIFEST_BYTES), parts fetched a few at a time', async () => {
+    const store = new Map<string, Uint8Array>();
+    // Level 2: an indirect manifest of 2^32 bytes whose 131 072 parts all name one block.
+    const one = { rk: new Uint8Array(32).fill(1), dk: new Uint8Array(32).fill(2) };
+    const level2 = encodeCbor({ v: 1, len: 2 ** 32, parts: refsBytes(Array.from({ length: Math.ceil(2 ** 32 / BLOCK_PAYLOAD_MAX) }, () => one)) });
+    // Level 1, the root: an indirect manifest whose parts hold level 2 (8 MiB, under the cap).
+    const parts: BlockRef[] = [];
+    for (let off = 0; off < level2.length; off += BLOCK_PAYLOAD_MAX) parts.push(put(store, BlockType.MANIFEST_PART, level2.subarray(off, off + BLOCK_PAYLOAD_MAX)));
+    const root = put(store, BlockType.MANIFEST, encodeCbor({ v: 1, len: level2.length, parts: refsBytes(parts) }));
+    const s = countingStore(store);
+    const r = await outcome(root, s.fetch);
+    expect({ ...r, fetches: s.fetches(), maxInFlight: s.maxInFlight() }).to.deep.equal({
+      code: 'ERR_LIMIT',
+      limit: 'MAX_MANIFEST_BYTES',
+      fetches: 1 + parts.length,
+      maxInFlight: 16,
+    });
+  });
+
+  it('a root claiming more than MAX_MANIFEST_BYTES is refused before any part is fetched', async () => {
+    const store = new Map<string, Uint8Array>();
+    const part = put(store, BlockType.MANIFEST_PART, new Uint8Array(BLOCK_PAYLOAD_MAX));
+    // As many parts as a root holds, all one block, under a length of 2^32 (the most the format allows).
+    const root = put(store, BlockType.MANIFEST, encodeCbor({ v: 1, len: 2 ** 32, parts: refsBytes(Array.from({ length: 511 }, () => part)) }));
+    const s = countingStore(store);
+    expect({ ...(await outcome(root, s.fetch)), fetches: s.fetches() }).to.deep.equal({ code: 'ERR_LIMIT', limit: 'MAX_MANIFEST_BYTES', fetches: 1 });
+    expect(MAX_MANIFEST_BYTES).to.equal(64 * 1024 * 1024);
+    // A reader that allows less refuses less.
+    const small = put(store, BlockType.MANIFEST, encodeCbor({ v: 1, len: 4 * BLOCK_PAYLOAD_MAX, parts: refsBytes([part, part, part, part]) }));
+    const t = countingStore(store);
+    expect({ ...(await outcome(small, t.fetch, { maxManifestBytes: 3 * BLOCK_PAYLOAD_MAX })), fetches: t.fetches() }).to.deep.equal({ code: 'ERR_LIMIT', limit: 'MAX_MANIFEST_BYTES', fetches: 1 });
+  });
+
+  it('a part count that does not match the length, or a part of the wrong length, is ERR_CONTENT', async () => {
+    const store = new Map<string, Uint8Array>();
+    const part = put(store, BlockType.MANIFEST_PART, new Uint8Array(BLOCK_PAYLOAD_MAX));
+    const tooMany = put(store, BlockType.MANIFEST, encodeCbor({ v: 1, len: 100_000, parts: refsBytes(Array.from({ length: 511 }, () => part)) }));
+    const s = countingStore(store);
+    expect({ ...(await outcome(tooMany, s.fetch)), fetches: s.fetches() }).to.deep.equal({ code: 'ERR_CONTENT', fetches: 1 });
+    const short = put(store, BlockType.MANIFEST_PART, new Uint8Array(100));
+    const badPart = put(store, BlockType.MANIFEST, encodeCbor({ v: 1, len: 2 * BLOCK_PAYLOAD_MAX, parts: refsBytes([short, part]) }));
+    const t = countingStore(store);
+    expect((await outcome(badPart, t.fetch, { concurrency: 1 })).code).to.equal('ERR_CONTENT');
+    expect(t.fetches()).to.equal(2);
+  });
+
+  it('an honest file with an indirect manifest still decodes, its parts a few at a time', async () => {
+    // 12 segments of 32 blocks: the manifest (576 references) needs two parts.
+    const data = pattern(12 * SEGMENT_DATA * BLOCK_PAYLOAD_MAX, 99);
+    const e = await encode([data], 'random');
+    const plain = parseBlockPlaintext(decryptBlock(e.root, e.store.get(toHex(e.root.rk))!));
+    expect(plain.type).to.equal(BlockType.MANIFEST);
+    const s = countingStore(e.store);
+    const parts: Uint8Array[] = [];
+    for await (const p of decodeFile(e.root, s.fetch, { concurrency: 4 })) parts.push(p);
+    expect(sha(Buffer.concat(parts))).to.equal(sha(data));
+    expect(s.maxInFlight()).to.be.at.most(4);
   });
 });

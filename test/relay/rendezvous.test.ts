@@ -12,7 +12,7 @@ import { COOKIE_LEN, decodeRv, encodeRv, introSignedMessage } from '../../protoc
 import type { Link } from '../../net/link.js';
 import { CircuitHop, type CircuitReactor } from '../../relay/circuits.js';
 import { RelayMetrics } from '../../relay/metrics.js';
-import { addressBlock, MAX_INTRO_POINTS, RendezvousService } from '../../relay/rendezvous.js';
+import { addressBlock, INTRODUCE1_BURST, INTRODUCE1_RATE, MAX_INTRO_POINTS, RENDEZVOUS_COOKIE_LIFETIME_MS, RendezvousService } from '../../relay/rendezvous.js';
 
 /** A link as the service sees it: its peer's address. */
 function fakeLink(remoteAddress: string | null): Link {
@@ -25,12 +25,12 @@ class Harness {
   private nextId = 1;
   readonly service: RendezvousService;
 
-  constructor(limits: ConstructorParameters<typeof RendezvousService>[3] = {}) {
+  constructor(limits: ConstructorParameters<typeof RendezvousService>[3] = {}, now: () => number = Date.now) {
     const reactor = {
       sendBackward: (hop: CircuitHop, msg: RelayMessage) => void this.sent.push({ hop, msg }),
       splice: () => undefined,
     } as unknown as CircuitReactor;
-    this.service = new RendezvousService(reactor, new RelayMetrics(), Date.now, limits);
+    this.service = new RendezvousService(reactor, new RelayMetrics(), now, limits);
   }
 
   circuit(link: Link): CircuitHop {
@@ -187,5 +187,66 @@ describe('relay rendezvous tables (specs/rendezvous.md §3.2)', () => {
     expect(addressBlock('2001:db8:1:2::5')).to.not.equal(addressBlock('2001:db8:2:2::5'));
     expect(addressBlock(null)).to.equal(null);
     expect(addressBlock('not an address')).to.equal(null);
+  });
+
+  it(`INTRODUCE1 is rate limited per intro key: ${INTRODUCE1_BURST} at once, then ${INTRODUCE1_RATE} a second; the rest are answered busy`, () => {
+    const clock = { now: 1_000_000 };
+    const h = new Harness({}, () => clock.now);
+    const link = fakeLink('198.51.100.7');
+    const flooded = crypto().ed25519Keypair();
+    const other = crypto().ed25519Keypair();
+    const endpoint = h.circuit(link);
+    const otherEndpoint = h.circuit(link);
+    expect(h.establishIntro(endpoint, flooded)).to.equal(null);
+    expect(h.establishIntro(otherEndpoint, other)).to.equal(null);
+    const initiator = h.circuit(fakeLink('203.0.113.9'));
+    const answers = (key: Uint8Array, n: number): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (let i = 0; i < n; i++) {
+        const s = h.introduce(initiator, key);
+        out[s] = (out[s] ?? 0) + 1;
+      }
+      return out;
+    };
+    const flood = answers(flooded.publicKey, 10_000);
+    const passedOn = h.repliesTo(endpoint, RelayCommand.INTRODUCE2);
+    // Another endpoint at the same relay is not touched by the flood.
+    const otherAnswers = answers(other.publicKey, 10);
+    clock.now += 2_000; // two seconds refill 2 × INTRODUCE1_RATE
+    const later = answers(flooded.publicKey, 100);
+    expect({ flood, passedOn, otherAnswers, later, circuits: h.destroyed.length }).to.deep.equal({
+      flood: { ok: INTRODUCE1_BURST, busy: 10_000 - INTRODUCE1_BURST },
+      passedOn: INTRODUCE1_BURST,
+      otherAnswers: { ok: 10 },
+      later: { ok: 2 * INTRODUCE1_RATE, busy: 100 - 2 * INTRODUCE1_RATE },
+      circuits: 0,
+    });
+  });
+
+  it('cookies expire from the front of the table: an ESTABLISH_RENDEZVOUS does not pass over every cookie', () => {
+    const clock = { now: 1_000_000 };
+    const h = new Harness({ maxPendingRendezvous: 100_000, maxPendingRendezvousPerPeer: 100_000, maxPendingRendezvousPerBlock: 100_000 }, () => clock.now);
+    // Every circuit counts how often its state is looked at.
+    let looks = 0;
+    const counted = (): CircuitHop => {
+      const hop = h.circuit(fakeLink(null));
+      let state = hop.state;
+      Object.defineProperty(hop, 'state', {
+        get: () => (looks++, state),
+        set: (v: typeof state) => void (state = v),
+      });
+      return hop;
+    };
+    for (let i = 0; i < 5000; i++) expect(h.establishRendezvous(counted())).to.equal(null);
+    looks = 0;
+    for (let i = 0; i < 1000; i++) expect(h.establishRendezvous(counted())).to.equal(null);
+    const looksPerCookie = looks / 1000;
+    // Expiry still works: half a lifetime later nothing has gone; a lifetime later the next registration drops all.
+    clock.now += RENDEZVOUS_COOKIE_LIFETIME_MS / 2;
+    expect(h.establishRendezvous(counted())).to.equal(null);
+    const halfway = h.service.pendingRendezvousCount;
+    clock.now += RENDEZVOUS_COOKIE_LIFETIME_MS / 2;
+    expect(h.establishRendezvous(counted())).to.equal(null);
+    expect({ looksPerCookie, halfway, after: h.service.pendingRendezvousCount }).to.deep.equal({ looksPerCookie: 0, halfway: 6001, after: 2 });
   });
 });
