@@ -84,7 +84,8 @@ export class Crypto {
    * security-relevant random choice uses this, randomInt or shuffle, never Math.random.
    */
   uniform(): number {
-    const v = new DataView(this.random(8).buffer);
+    const b = this.random(8);
+    const v = new DataView(b.buffer, b.byteOffset, 8);
     return (v.getUint32(0) * 2 ** 21 + (v.getUint32(4) >>> 11)) / 2 ** 53;
   }
 
@@ -93,7 +94,8 @@ export class Crypto {
     if (!Number.isInteger(n) || n < 1 || n > 2 ** 32) throw new AlliumError('ERR_INTERNAL', 'randomInt needs an integer bound in [1, 2^32]');
     const limit = 2 ** 32 - (2 ** 32 % n); // the largest multiple of n that fits: draws at or above it are redrawn
     for (;;) {
-      const x = new DataView(this.random(4).buffer).getUint32(0);
+      const b = this.random(4);
+      const x = new DataView(b.buffer, b.byteOffset, 4).getUint32(0);
       if (x < limit) return x % n;
     }
   }
