@@ -32,6 +32,7 @@ import {
   withoutDate,
   type RelayProcess,
 } from '../helpers/network.js';
+import { needProgram } from '../helpers/programs.js';
 import { patternBytes } from '../helpers/content.js';
 import { clientOptionsFrom } from '../../cli/client-session.js';
 
@@ -240,11 +241,7 @@ describe('bridges and probe resistance (relay processes)', function () {
   });
 
   it('`allium client --bridge LINE` serves SOCKS5 through the bridge', async function () {
-    try {
-      await run('curl', ['--version']);
-    } catch {
-      this.skip(); // curl is installed by CI (.ci/run)
-    }
+    needProgram(this, 'curl');
     const dataDir = tempDir('allium-cli-client-');
     const child = spawn(
       process.execPath,
