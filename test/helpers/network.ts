@@ -37,7 +37,7 @@ function newestSource(): number {
  * builds first; starting from JavaScript saves each process a second or more of compiling), else the sources through
  * tsx, so a test never runs a stale build. ALLIUM_TEST_SOURCES=1 forces the sources.
  */
-const DEFAULT_ENTRY: string[] =
+export const DEFAULT_ENTRY: string[] =
   process.env['ALLIUM_TEST_SOURCES'] !== '1' && existsSync(DIST_CLI) && statSync(DIST_CLI).mtimeMs >= newestSource()
     ? [DIST_CLI]
     : ['--import', TSX, SOURCE_CLI];
