@@ -48,6 +48,12 @@ export interface RunningAllium {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Long-running commands still alive when the test process exits are killed. */
+const alive = new Set<import('node:child_process').ChildProcess>();
+process.once('exit', () => {
+  for (const c of alive) c.kill('SIGKILL');
+});
+
 /** Starts `allium …` and returns at once: for long-running commands (relay, client) read while they run. */
 export function spawnAllium(args: string[], o: { env?: Record<string, string> } = {}): RunningAllium {
   const child = spawn(process.execPath, [...DEFAULT_ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
@@ -56,7 +62,8 @@ export function spawnAllium(args: string[], o: { env?: Record<string, string> } 
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  process.once('exit', () => child.kill('SIGKILL'));
+  alive.add(child);
+  child.once('exit', () => alive.delete(child));
   return {
     pid: child.pid!,
     stdout: () => out,

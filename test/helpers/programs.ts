@@ -33,7 +33,9 @@ export const PROGRAMS = {
   curl: { debian: 'curl', paths: ['/usr/bin/curl'] },
   openssl: { debian: 'openssl', paths: ['/usr/bin/openssl'] },
   'systemd-analyze': { debian: 'systemd', paths: ['/usr/bin/systemd-analyze'] },
+  'systemd-notify': { debian: 'systemd', paths: ['/usr/bin/systemd-notify', '/bin/systemd-notify'] },
   python3: { debian: 'python3', paths: ['/usr/bin/python3'] },
+  script: { debian: 'bsdutils', paths: ['/usr/bin/script'] },
 } as const satisfies Record<string, Program>;
 
 export type ProgramName = keyof typeof PROGRAMS;
