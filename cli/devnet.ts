@@ -67,13 +67,13 @@ function say(s: string): void {
   process.stdout.write(`${s}\n`);
 }
 
-async function metric(url: string, name: string): Promise<number> {
+async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   try {
     const text = await (await fetch(url)).text();
     let sum = 0;
     for (const line of text.split('\n')) {
       const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (m && m[1] === name) sum += Number(m[3]);
+      if (m && m[1] === name && Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
     }
     return sum;
   } catch {
@@ -306,7 +306,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       void (async () => {
         const alive = relays.filter((r) => r.proc.exitCode === null);
         const circuits = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_circuits')));
-        const bytes = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_bytes_out_total')));
+        const bytes = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_link_bytes_total', { direction: 'out' })));
         const blocks = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_store_blocks')));
         const sum = (a: number[]): number => a.reduce((x, y) => x + (Number.isFinite(y) ? y : 0), 0);
         const line = `relays ${alive.length}/${relays.length} · circuit hops ${sum(circuits)} · client circuits ${client!.openCircuits} · relayed ${(sum(bytes) / 1e6).toFixed(1)} MB · stored blocks ${sum(blocks)}`;

@@ -54,6 +54,7 @@ import { startAdminServer } from './admin.js';
 import { preflightRelay } from './preflight.js';
 import { RelayNotices } from './notices.js';
 import { applyReload, type ReloadReport } from './reload.js';
+import { ALLIUM_VERSION } from './version.js';
 import { listenOn } from '../net/listen.js';
 import { CircuitTable } from '../net/circuit.js';
 import type { Descriptor as Desc } from '../protocol/descriptor.js';
@@ -62,7 +63,7 @@ import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 
-export const ALLIUM_VERSION = '0.1.0';
+export { ALLIUM_VERSION };
 
 export interface RelayOptions {
   log?: Logger;
@@ -441,7 +442,7 @@ export class Relay {
     }
     const wait = Math.max(this.bandwidth.take(FRAME_LEN), b.take(4));
     if (wait > 0) {
-      this.metrics.drops.inc({ reason: 'rate_limited_pause' });
+      this.metrics.rateLimitPauses.inc();
       link.socket.pause();
       setTimeout(() => link.socket.resume(), Math.min(wait, 1000));
     }
