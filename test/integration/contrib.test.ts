@@ -1,6 +1,7 @@
 /**
  * The files in contrib/ that operators copy (docs/operator-guide.md): the example config must load as it is, and the
- * systemd unit must keep its hardening (and pass `systemd-analyze verify` where that tool exists).
+ * systemd unit must keep its hardening, readiness and reload lines (and pass `systemd-analyze verify`). That its paths
+ * match what `npm install -g` makes is checked by test/integration/package.test.ts.
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -29,7 +30,10 @@ describe('contrib/ (example config, systemd unit)', function () {
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
     const required = [
-      'ExecStart=/usr/bin/env node /opt/allium/bin/allium.js relay --config /etc/allium/relay.toml',
+      'Type=notify',
+      'NotifyAccess=all',
+      'ExecStart=/usr/bin/env allium relay --config /etc/allium/relay.toml',
+      'ExecReload=/bin/kill -HUP $MAINPID',
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
       'ProtectHome=yes',

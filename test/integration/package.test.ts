@@ -134,6 +134,20 @@ describe('packaging (npm pack, install in an empty folder)', function () {
     expect(existsSync(join(pkgDir, 'dist', 'client', 'index.d.ts'))).to.equal(true);
   });
 
+  it("npm install -g puts allium where the systemd unit's ExecStart and Documentation look", async () => {
+    const prefix = join(dir, 'global');
+    await run('npm', ['install', '-g', '--prefix', prefix, tarball, '--prefer-offline', '--no-audit', '--no-fund'], { cwd: dir, maxBuffer: 1 << 24 });
+    const unit = readFileSync(join(ROOT, 'contrib', 'allium-relay.service'), 'utf8');
+    const exec = /^ExecStart=\/usr\/bin\/env (\S+) relay /m.exec(unit)![1]!;
+    // systemd's PATH has /usr/local/bin (and /usr/bin): with --prefix /usr/local, the command would be there.
+    const version = await run('/usr/bin/env', [exec, '--version'], { env: { ...process.env, PATH: `${join(prefix, 'bin')}:/usr/bin:/bin` } });
+    expect(version.stdout.trim()).to.equal(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
+    const docs = /^Documentation=(.*)$/m.exec(unit)![1]!.split(' ').map((d) => d.replace(/^file:/, ''));
+    expect(docs).to.include('/usr/local/lib/node_modules/allium/docs/operator-guide.md');
+    expect(existsSync(join(prefix, 'lib', 'node_modules', 'allium', 'docs', 'operator-guide.md'))).to.equal(true);
+    expect(existsSync(join(prefix, 'lib', 'node_modules', 'allium', 'contrib', 'allium-relay.service'))).to.equal(true);
+  });
+
   it('the devnet names the command as it is run: npx allium from a package, node bin/allium.js in a checkout', () => {
     expect(alliumCommand(pkgDir, dir)).to.equal('npx allium');
     expect(alliumCommand(ROOT, ROOT)).to.equal('node bin/allium.js');
