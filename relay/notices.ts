@@ -71,6 +71,9 @@ export class RelayNotices {
   private readonly lastFailure = new Map<string, string>();
   private joined = false;
   private lastDirectorySize = -1;
+  /** Since when the directory size has held still with a relay link open (0: not now). */
+  private stableSince = 0;
+  private stableTicks = 0;
   private readonly startedAt = Date.now();
   private warnedNotJoined = false;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -134,15 +137,26 @@ export class RelayNotices {
     this.heartbeat?.stop();
   }
 
-  /** "joined" once there is a relay link and the directory size held still for one tick; or a warning. */
+  /**
+   * "joined" once there is a relay link and the directory has stopped growing: its size held still for three ticks
+   * and at least two seconds (the first gossip exchange is over). Or, without a relay link, a warning.
+   */
   private tick(): void {
     if (this.joined || this.stopped) return;
     const links = this.relay.overlay.neighbourCount;
     const size = this.relay.directory.size;
+    const now = Date.now();
     if (links >= 1 && size >= 2 && size === this.lastDirectorySize) {
-      this.joined = true;
-      this.log.info({ relays: size, links }, `joined: ${size} relays known, ${links} links`);
-      return;
+      this.stableTicks++;
+      this.stableSince ||= now;
+      if (this.stableTicks >= 3 && now - this.stableSince >= 2000) {
+        this.joined = true;
+        this.log.info({ relays: size, links }, `joined: ${size} relays known, ${links} links`);
+        return;
+      }
+    } else {
+      this.stableTicks = 0;
+      this.stableSince = 0;
     }
     this.lastDirectorySize = size;
     const graceMs = Math.max(30_000, 3 * this.relay.config.timing.handshake_timeout);
