@@ -6,11 +6,13 @@
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 import { join, resolve } from 'node:path';
 import { IdentityKey } from '../../crypto/keys.js';
 import { spawnAllium, type RunningAllium } from '../helpers/cli.js';
-import { DEFAULT_ENTRY, tempDir, waitFor } from '../helpers/network.js';
+import { DEFAULT_ENTRY, makeTestCertificate, tempDir, waitFor } from '../helpers/network.js';
 import { findProgram, needProgram } from '../helpers/programs.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -144,6 +146,34 @@ describe('relay notices (allium relay processes)', function () {
     expect((await status()).nickname).to.equal('after');
     const code = await r.kill('SIGTERM');
     expect(code, 'still running after both SIGHUPs, then an orderly stop').to.equal(0);
+  });
+
+  it('SIGHUP reads the TLS certificate again, even at the same paths', async function () {
+    needProgram(this, 'openssl');
+    const a = makeTestCertificate(tempDir('allium-cert-a-'));
+    const b = makeTestCertificate(tempDir('allium-cert-b-'));
+    const cert = join(dir, 'tls-cert.pem');
+    const key = join(dir, 'tls-key.pem');
+    copyFileSync(a.cert, cert);
+    copyFileSync(a.key, key);
+    const { r } = await relay(`listen = "127.0.0.1:0"\ntls_cert = "${cert}"\ntls_key = "${key}"\n`, { env: { NODE_EXTRA_CA_CERTS: a.cert } });
+    const port = Number(/wss:\/\/127\.0\.0\.1:(\d+)\//.exec(r.stdout())![1]);
+    const served = (): Promise<string> =>
+      new Promise((res, rej) => {
+        const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+          res(s.getPeerX509Certificate()!.fingerprint256);
+          s.destroy();
+        });
+        s.once('error', rej);
+      });
+    const fp = (file: string): string => new X509Certificate(readFileSync(file)).fingerprint256;
+    expect(await served()).to.equal(fp(a.cert));
+    copyFileSync(b.cert, cert);
+    copyFileSync(b.key, key);
+    process.kill(r.pid, 'SIGHUP');
+    await waitLog(r, /reloaded the configuration/, 'the reload');
+    expect(jsonLines(r.stderr()).find((l) => l.msg.startsWith('reloaded the configuration'))!.msg).to.equal('reloaded the configuration: nothing to apply; TLS certificate read again');
+    expect(await served()).to.equal(fp(b.cert));
   });
 
   it('tells systemd it is ready, reloading and stopping (NOTIFY_SOCKET, through systemd-notify)', async function () {
