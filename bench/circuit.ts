@@ -169,11 +169,11 @@ async function bulkRound(round: number, net: BenchNetwork, client: Child<{ socks
   const built1 = await Promise.all(net.relays.map((r) => Promise.all(roles.map((role) => metricOf(r, 'allium_circuits_created_total', { role })))));
   const role = (i: number): string => roles[built1[i]!.findIndex((v, j) => v > built0[i]![j]!)] ?? '?';
   const direct = await curl(http.url('/bulk'));
-  const out0 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_bytes_out_total')));
+  const out0 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_link_bytes_total', { direction: 'out' })));
   const w = new CpuWindow([...net.relays.map((r) => r.pid), client.pid, process.pid]);
   const via = await curl(http.url('/bulk', net.httpPort), { socksPort: client.info.socksPort, user });
   const cpu = w.end();
-  const out1 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_bytes_out_total')));
+  const out1 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_link_bytes_total', { direction: 'out' })));
   const mib = http.bulkBytes / MiB;
   const path = net.relays
     .map((r, i) => ({ relay: i, role: role(i), cpuMsPerMiB: (cpu.cpu.get(r.pid)! * 1000) / mib, bytesOut: out1[i]! - out0[i]! }))

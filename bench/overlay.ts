@@ -162,7 +162,7 @@ async function networkBytes(net: Net): Promise<{ gossip: number; gossipOut: numb
     for (const l of (r as unknown as Internals).links) l.account?.();
     gossip += await counterValue(r.metrics.gossipBytes);
     gossipOut += (await r.metrics.gossipBytes.get()).values.filter((v) => v.labels['direction'] === 'out').reduce((a, v) => a + v.value, 0);
-    linkOut += await counterValue(r.metrics.bytesOut);
+    linkOut += (await r.metrics.linkBytes.get()).values.filter((v) => v.labels['direction'] === 'out').reduce((a, v) => a + v.value, 0);
   }
   return { gossip, gossipOut, linkOut };
 }

@@ -2,13 +2,15 @@
  * The `allium` command (docs/operator-guide.md, docs/developer-guide.md): thin shells over the library — argv,
  * config, signals, logging. No protocol logic lives here.
  *
- * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error, 3 network unreachable.
+ * Exit codes: cli/errors.ts (0 success, 1 runtime failure, 2 usage or configuration error, 3 network unreachable,
+ * 4 not found).
  */
 import { Command, Option } from 'commander';
 import { initCrypto } from '../crypto/index.js';
-import { isAlliumError } from '../protocol/errors.js';
-import { Relay, ALLIUM_VERSION } from '../relay/relay.js';
-import { loadRelayConfigFile, resolveRelayConfig, type RelayConfigInput } from '../relay/config.js';
+import { EXIT, EXIT_CODES_HELP, fail } from './errors.js';
+import { errnoText, probeListen } from '../net/listen.js';
+import { parseLink } from '../protocol/content-link.js';
+import { ALLIUM_VERSION } from '../relay/relay.js';
 import { AlliumClient } from '../client/client.js';
 import { startSocksServer } from '../client/socks.js';
 import { parseHostPort } from '../relay/config.js';
@@ -19,12 +21,22 @@ import { IdentityKey } from '../crypto/keys.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
 import { ConfigError } from '../protocol/errors.js';
 import { clientOptionsFrom, startClient, type ClientFlags } from './client-session.js';
+import { runRelayCommand } from './relay-command.js';
 import { Messenger } from '../client/messaging.js';
 import { progressBar } from './progress.js';
 
-export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const;
+export { EXIT };
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** A file named on the command line; a missing or unreadable one is a usage error naming it. */
+function readInput(file: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(file));
+  } catch (e) {
+    throw new ConfigError(`${file}: ${errnoText((e as NodeJS.ErrnoException).code)}`);
+  }
+}
 
 /** The client flags of a command's parsed options (commander's camelCase names). */
 function clientFlags(opts: Record<string, unknown>): ClientFlags {
@@ -36,15 +48,6 @@ function clientFlags(opts: Record<string, unknown>): ClientFlags {
   if (opts['hops'] !== undefined) f.hops = String(opts['hops']);
   if (Array.isArray(opts['authority'])) f.authority = opts['authority'] as string[];
   return f;
-}
-
-function fail(e: unknown): never {
-  if (isAlliumError(e)) {
-    process.stderr.write(`allium: ${e.message}\n`);
-    process.exit(e.kind === 'config' ? EXIT.USAGE : e.code === 'ERR_UNREACHABLE' ? EXIT.UNREACHABLE : EXIT.FAILURE);
-  }
-  process.stderr.write(`allium: ${(e as Error)?.stack ?? String(e)}\n`);
-  process.exit(EXIT.FAILURE);
 }
 
 function onSignals(stop: () => Promise<void>): void {
@@ -68,6 +71,7 @@ export function buildProgram(): Command {
     .description('Allium: an anonymous onion-routed overlay network — relays, circuits, censorship-resistant content and private messaging')
     .version(ALLIUM_VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}\n`)
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
     });
@@ -83,56 +87,15 @@ export function buildProgram(): Command {
     .option('--exit-policy <line>', 'exit policy line, e.g. "accept *:443" (repeatable; default reject *:*)', collect, [])
     .option('--metrics <host:port>', 'serve Prometheus metrics here')
     .option('--log-level <level>', 'trace|debug|info|warn|error')
+    .option('--log-format <format>', 'auto (readable on a terminal, JSON lines otherwise) | json | pretty')
+    .option('--verify-config', 'check the configuration (keys, values, data_dir, that every listen address is free) and exit; makes nothing')
     .option('--bridge', 'run as an unlisted bridge: never published in the directory; prints a bridge line to hand out')
     .option('--ready-file <file>', 'write {fingerprint,address,metrics} as JSON here once running')
     .addOption(new Option('--test-network', 'loopback test network settings: fast timers, exits may reach 127.0.0.1, relays may dial 127.0.0.1').hideHelp())
     .action(async (opts: Record<string, unknown>) => {
       try {
         await initCrypto();
-        const base: Record<string, unknown> = opts['config'] ? { ...loadRelayConfigFile(String(opts['config'])) } : {};
-        if (opts['listen']) base['listen'] = opts['listen'];
-        if (opts['dataDir']) base['data_dir'] = opts['dataDir'];
-        if ((opts['bootstrap'] as string[]).length) base['bootstrap'] = opts['bootstrap'];
-        if (opts['nickname']) base['nickname'] = opts['nickname'];
-        if ((opts['exitPolicy'] as string[]).length) base['exit_policy'] = opts['exitPolicy'];
-        if (opts['metrics']) base['metrics'] = opts['metrics'];
-        if (opts['logLevel']) base['log_level'] = opts['logLevel'];
-        if (opts['bridge']) base['bridge'] = true;
-        if (opts['testNetwork']) {
-          base['exit_reject_private'] = false;
-          base['allow_private_addresses'] = true;
-          base['handshakes_per_second_per_ip'] ??= 10_000;
-          base['handshakes_per_second_per_block'] ??= 10_000;
-          base['timing'] = { gossip_interval: 1000, maintenance_interval: 500, ...(base['timing'] as object | undefined) };
-        }
-        const config = resolveRelayConfig(base as RelayConfigInput);
-        const relay = new Relay(config);
-        await relay.start();
-        if (relay.bridgeLine) {
-          process.stdout.write(
-            `Allium bridge ${relay.config.nickname} running (unlisted: never published in the directory)\n  fingerprint: ${relay.fingerprint}\n  bridge line: ${relay.bridgeLine}\n` +
-              `  give the bridge line only to people you want to use this bridge: it lets them in, and lets anyone who has it find the bridge\n`,
-          );
-        } else {
-          process.stdout.write(`Allium relay ${relay.config.nickname} running\n  fingerprint: ${relay.fingerprint}\n  bootstrap line: ${relay.bootstrapLine}\n`);
-        }
-        if (relay.metricsAddress) process.stdout.write(`  metrics: ${relay.metricsAddress}\n`);
-        if (relay.adminAddress) process.stdout.write(`  status page: ${relay.adminAddress}\n`);
-        if (opts['readyFile']) {
-          writeFileAtomic(
-            String(opts['readyFile']),
-            JSON.stringify({
-              fingerprint: relay.fingerprint,
-              address: relay.address,
-              bootstrap: relay.bootstrapLine,
-              bridge: relay.bridgeLine,
-              metrics: relay.metricsAddress,
-              admin: relay.adminAddress,
-              pid: process.pid,
-            }),
-          );
-        }
-        onSignals(() => relay.stop());
+        await runRelayCommand(opts);
       } catch (e) {
         fail(e);
       }
@@ -147,7 +110,7 @@ export function buildProgram(): Command {
     .option('--tls-ca <file>', 'extra trusted certificates (PEM) for wss:// relays and bridges')
     .option('-c, --config <file>', 'client config file (TOML: bootstrap, bridges, use_bridges, tls_ca, authorities, data_dir, hops, socks)')
     .option('--socks <host:port>', 'SOCKS5 listen address (default 127.0.0.1:9050)')
-    .option('--data-dir <dir>', 'directory cache and guards (default ./allium-client)')
+    .option('--data-dir <dir>', 'directory cache and guards (default ~/.local/state/allium: see docs/developer-guide.md)')
     .option('--hops <n>', 'hops per circuit (1-8, default 3)')
     .option('--authority <fingerprint>', 'require the signed consensus of these directory authorities (repeatable)', collect, [])
     .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp())
@@ -155,12 +118,14 @@ export function buildProgram(): Command {
       try {
         await initCrypto();
         const { options, config } = clientOptionsFrom({ ...clientFlags(opts), poolSize: 2 });
+        const socksAt = parseHostPort(String(opts['socks'] ?? config.socks ?? '127.0.0.1:9050'), opts['socks'] ? '--socks' : 'socks');
+        await probeListen(socksAt.host, socksAt.port, opts['socks'] ? '--socks' : 'socks'); // before the network is contacted
         const client = new AlliumClient(options);
         client.on('client:progress', (m) => process.stderr.write(`allium: ${m}\n`));
         await client.start();
         new Messenger(client); // lets SOCKS reach *.allium hidden services
-        const { host, port } = parseHostPort(String(opts['socks'] ?? config.socks ?? '127.0.0.1:9050'), '--socks');
-        const socks = await startSocksServer(client, { host, port });
+        const { host, port } = socksAt;
+        const socks = await startSocksServer(client, { host, port, setting: opts['socks'] ? '--socks' : 'socks' });
         process.stdout.write(`Allium client ready: SOCKS5 on ${host}:${socks.port}\n  try: curl --socks5-hostname ${host}:${socks.port} http://example.test/\n`);
         onSignals(async () => {
           await socks.close();
@@ -206,7 +171,7 @@ export function buildProgram(): Command {
       .option('--use-bridges <when>', '"always" (default with bridges) or "fallback"')
       .option('--tls-ca <file>', 'extra trusted certificates (PEM) for wss:// relays and bridges')
       .option('-c, --config <file>', 'client config file (TOML)')
-      .option('--data-dir <dir>', 'directory cache and guards (default ./allium-client)')
+      .option('--data-dir <dir>', 'directory cache and guards (default ~/.local/state/allium: see docs/developer-guide.md)')
       .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp());
 
   clientOptions(
@@ -218,7 +183,7 @@ export function buildProgram(): Command {
   ).action(async (file: string, opts: Record<string, unknown>) => {
     try {
       await initCrypto();
-      const data = new Uint8Array(readFileSync(file));
+      const data = readInput(file);
       const client = await startClient(clientFlags(opts));
       const content = new ContentClient(client);
       const bar = progressBar('put');
@@ -242,6 +207,7 @@ export function buildProgram(): Command {
   ).action(async (link: string, opts: Record<string, unknown>) => {
     try {
       await initCrypto();
+      parseLink(link); // a mistyped link is refused before the network is contacted
       const client = await startClient(clientFlags(opts));
       const content = new ContentClient(client);
       const bar = progressBar('get');
@@ -273,6 +239,7 @@ export function buildProgram(): Command {
       try {
         await initCrypto();
         const keyFile = String(opts['key']);
+        readInput(file); // the file to publish must exist before a key is made
         let key: IdentityKey;
         if (existsSync(keyFile)) key = IdentityKey.fromSeed(fromHex(readFileSync(keyFile, 'utf8').trim()));
         else if (name === 'update') throw new ConfigError(`no publisher key at ${keyFile}: run "allium publish" first, or pass --key`);
@@ -281,10 +248,11 @@ export function buildProgram(): Command {
           writeFileAtomic(keyFile, toHex(key.seed) + '\n');
           process.stderr.write(`allium: created publisher key ${keyFile} (back it up: it is the only way to update this link)\n`);
         }
+        const data = readInput(file);
         const client = await startClient(clientFlags(opts));
         const content = new ContentClient(client);
         const bar = progressBar(name);
-        const r = await content.publish(key, String(opts['name']), new Uint8Array(readFileSync(file)), { onProgress: bar.update });
+        const r = await content.publish(key, String(opts['name']), data, { onProgress: bar.update });
         bar.stop();
         process.stdout.write(`${r.link}\n`);
         process.stderr.write(`allium: edition ${r.edition}\n`);

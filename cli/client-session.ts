@@ -10,17 +10,19 @@
  *   use_bridges = "always"        # or "fallback": public relays first, bridges when none answers
  *   tls_ca = "/path/ca.pem"       # extra trusted certificates for wss:// relays and bridges
  *   authorities = []              # directory authority fingerprints
- *   data_dir = "./allium-client"
+ *   data_dir = "~/.local/state/allium"   # default: $ALLIUM_STATE_DIR, $XDG_STATE_HOME/allium, ~/.local/state/allium
  *   hops = 3
  *   socks = "127.0.0.1:9050"      # allium client only
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { AlliumClient, type ClientOptions } from '../client/client.js';
 import { parseBootstrap, parseBridgeLine } from '../client/bootstrap.js';
-import { fileStorage } from '../client/storage-node.js';
+import { defaultStateDir, fileStorage } from '../client/storage-node.js';
+import { checkDataDir } from '../relay/preflight.js';
 import { ConfigError } from '../protocol/errors.js';
+import { identityOf, parseTomlFile } from '../relay/config.js';
+import { unknownKeyHint } from '../relay/config-hints.js';
 import type { SocketFactory } from '../net/dial.js';
 import { createNodeSocketFactory, nodeSocketFactory } from '../net/ws-node.js';
 
@@ -38,20 +40,25 @@ export type ClientConfig = z.infer<typeof clientConfigSchema>;
 
 /** Reads and validates a client config file. Throws ERR_CONFIG naming the file and the first bad key. */
 export function loadClientConfigFile(path: string): ClientConfig {
-  let data: unknown;
+  let text: string;
   try {
-    data = parseToml(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ConfigError(`client config ${path}: ${(e as NodeJS.ErrnoException).code ? 'cannot read the file' : `not valid TOML: ${(e as Error).message.split('\n')[0]}`}`);
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError(`client config ${path}: cannot read the file`);
   }
+  const data = parseTomlFile(`client config ${path}`, text);
   const r = clientConfigSchema.safeParse(data);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    if (issue.code === 'unrecognized_keys') throw new ConfigError(`client config ${path}: unknown key "${issue.keys.join('", "')}"`);
+    if (issue.code === 'unrecognized_keys') {
+      const hint = unknownKeyHint([], issue.keys[0]!, Object.keys(clientConfigSchema.shape), {});
+      throw new ConfigError(`client config ${path}: unknown key "${issue.keys[0]}"${hint ? `: ${hint}` : ''}`);
+    }
     throw new ConfigError(`client config ${path}: key "${issue.path.join('.')}": ${issue.message}`);
   }
   r.data.bootstrap?.forEach(parseBootstrap);
   r.data.bridges?.forEach(parseBridgeLine);
+  r.data.authorities?.forEach((a) => identityOf(a, `client config ${path}: authorities entry "${a}"`));
   return r.data;
 }
 
@@ -94,7 +101,8 @@ export function clientOptionsFrom(flags: ClientFlags): { options: ClientOptions;
   }
   const useBridges = flags.useBridges ?? config.use_bridges;
   if (useBridges !== undefined && useBridges !== 'always' && useBridges !== 'fallback') throw new ConfigError('--use-bridges: "always" or "fallback"');
-  const dataDir = flags.dataDir ?? config.data_dir ?? './allium-client';
+  const dataDir = flags.dataDir ?? config.data_dir ?? defaultStateDir();
+  checkDataDir(dataDir, flags.dataDir ? '--data-dir' : 'data_dir', ['directory.cbor', 'guards.json']); // before the network
   const authorities = flags.authority?.length ? flags.authority : (config.authorities ?? []);
   const hops = Number(flags.hops ?? config.hops ?? 3);
   const options: ClientOptions = {

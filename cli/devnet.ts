@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'smol-toml';
 import { AlliumClient } from '../client/client.js';
@@ -15,6 +15,7 @@ import { Messenger } from '../client/messaging.js';
 import { startSocksServer } from '../client/socks.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { ConfigError } from '../protocol/errors.js';
+import { SQLITE_INSTALL, sqliteUnavailable } from '../relay/sqlite.js';
 import { NETWORK_MAP_PAGE } from './network-map.js';
 
 /** The package root: the nearest folder above this file with a package.json (sources run from cli/, builds from dist/cli/). */
@@ -24,6 +25,16 @@ function packageRoot(): string {
   return dir;
 }
 const BIN = join(packageRoot(), 'bin', 'allium.js');
+
+/**
+ * How to run `allium` in hints: `npx allium` from an installed package (a node_modules folder), else `node` and the
+ * path of bin/allium.js from the working directory (`node bin/allium.js` in a checkout).
+ */
+export function alliumCommand(root = packageRoot(), cwd = process.cwd()): string {
+  if (root.split(sep).includes('node_modules')) return 'npx allium';
+  const rel = relative(cwd, join(root, 'bin', 'allium.js'));
+  return `node ${rel.startsWith('..') || isAbsolute(rel) ? join(root, 'bin', 'allium.js') : rel}`;
+}
 
 export interface DevnetOptions {
   relays: number;
@@ -56,13 +67,13 @@ function say(s: string): void {
   process.stdout.write(`${s}\n`);
 }
 
-async function metric(url: string, name: string): Promise<number> {
+async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   try {
     const text = await (await fetch(url)).text();
     let sum = 0;
     for (const line of text.split('\n')) {
       const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (m && m[1] === name) sum += Number(m[3]);
+      if (m && m[1] === name && Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
     }
     return sum;
   } catch {
@@ -142,6 +153,8 @@ async function mapJson(relays: DevRelay[], client: AlliumClient): Promise<unknow
 export async function runDevnet(o: DevnetOptions): Promise<void> {
   if (o.relays < 3) throw new ConfigError('--relays must be at least 3 (a circuit has 3 hops)');
   if (o.exits < 1 || o.exits >= o.relays) throw new ConfigError('--exits must be between 1 and relays - 1');
+  const noSqlite = sqliteUnavailable();
+  if (noSqlite) throw new ConfigError(`devnet: its relays store content, which needs the better-sqlite3 package, which ${noSqlite}: run "${SQLITE_INSTALL}"`);
   const root = mkdtempSync(join(tmpdir(), 'allium-devnet-'));
   const relays: DevRelay[] = [];
   let client: AlliumClient | null = null;
@@ -257,7 +270,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     const back = await content.get(link);
     const same = back.length === file.length && back.every((v, i) => v === file[i]);
     say(c.green(`✓ fetched it back by its link through anonymous circuits in ${Date.now() - tGet} ms: ${same ? 'byte-exact' : 'MISMATCH'}`));
-    say(`    try: node bin/allium.js get '${link}' -o out.txt --test-network --bootstrap "${first.bootstrap}"`);
+    say(`    try: ${alliumCommand()} get '${link}' -o out.txt --test-network --bootstrap "${first.bootstrap}"`);
 
     // Two identities exchange messages through introduction and rendezvous points; neither learns where the other is.
     const bobClient = new AlliumClient({ bootstrap: [first.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
@@ -297,7 +310,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       void (async () => {
         const alive = relays.filter((r) => r.proc.exitCode === null);
         const circuits = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_circuits')));
-        const bytes = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_bytes_out_total')));
+        const bytes = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_link_bytes_total', { direction: 'out' })));
         const blocks = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_store_blocks')));
         const sum = (a: number[]): number => a.reduce((x, y) => x + (Number.isFinite(y) ? y : 0), 0);
         const line = `relays ${alive.length}/${relays.length} · circuit hops ${sum(circuits)} · client circuits ${client!.openCircuits} · relayed ${(sum(bytes) / 1e6).toFixed(1)} MB · stored blocks ${sum(blocks)}`;

@@ -7,7 +7,7 @@
  * FINGERPRINT is the relay's identity key and SECRET the bridge's 32-byte pre-shared key, each as 64 hex digits
  * (specs/link.md §2.5). The leading word "bridge" may be left out.
  */
-import { parseFingerprint } from '../crypto/keys.js';
+import { parseIdentityFingerprint } from '../crypto/keys.js';
 import { AlliumError, ConfigError } from '../protocol/errors.js';
 
 export interface BootstrapLine {
@@ -27,10 +27,19 @@ export function parseBootstrap(line: string): BootstrapLine {
   if (parts.length !== 2 || !/^wss?:\/\/\S+$/.test(parts[0]!)) {
     throw new ConfigError(`bootstrap line "${line}": expected "ws://host:port/path FINGERPRINT"`);
   }
+  return { url: parts[0]!, identity: identityOf(parts[1]!, `bootstrap line "${line}"`) };
+}
+
+/**
+ * A fingerprint as an identity key: 64 hex digits that are a valid Ed25519 public key. Throws ERR_CONFIG naming
+ * `where`; a typo almost always gives digits that are not a key, refused here rather than found unreachable later.
+ */
+function identityOf(fingerprint: string, where: string): Uint8Array {
+  if (!/^[0-9a-fA-F]{64}$/.test(fingerprint)) throw new ConfigError(`${where}: the fingerprint must be 64 hex digits`);
   try {
-    return { url: parts[0]!, identity: parseFingerprint(parts[1]!) };
+    return parseIdentityFingerprint(fingerprint);
   } catch {
-    throw new ConfigError(`bootstrap line "${line}": the fingerprint must be 64 hex digits`);
+    throw new ConfigError(`${where}: the fingerprint is 64 hex digits but not a relay identity key (not a valid Ed25519 public key: a typo?)`);
   }
 }
 
@@ -40,12 +49,7 @@ export function parseBridgeLine(line: string): BridgeLine {
   if (parts[0] === 'bridge') parts.shift();
   const expected = 'expected "bridge wss://host/path FINGERPRINT secret=SECRET"';
   if (parts.length !== 3 || !/^wss?:\/\/\S+$/.test(parts[0]!)) throw new ConfigError(`bridge line: ${expected}`);
-  let identity: Uint8Array;
-  try {
-    identity = parseFingerprint(parts[1]!);
-  } catch {
-    throw new ConfigError('bridge line: the fingerprint must be 64 hex digits');
-  }
+  const identity = identityOf(parts[1]!, 'bridge line');
   const m = /^secret=([0-9a-fA-F]{64})$/.exec(parts[2]!);
   if (!m) throw new ConfigError(`bridge line: the secret must be "secret=" and 64 hex digits (${expected})`);
   const secret = new Uint8Array(32);

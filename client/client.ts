@@ -11,18 +11,18 @@
  */
 import { crypto } from '../crypto/index.js';
 import { fingerprintOf } from '../crypto/keys.js';
-import type { Descriptor } from '../protocol/descriptor.js';
+import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../protocol/errors.js';
 import { normalizeHost } from '../protocol/hostname.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { encodeBegin, EndReason } from '../protocol/stream-messages.js';
-import { openLink, type SocketFactory } from '../net/dial.js';
+import { explainDialFailure, openLink, type SocketFactory } from '../net/dial.js';
 import { Emitter } from '../net/emitter.js';
 import type { Link, LinkOptions } from '../net/link.js';
 import type { MuxStream } from '../net/stream-mux.js';
 import { BuildTimeout } from './build-timeout.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from './circuit.js';
-import { ClientDirectory, fetchBridgeDescriptor, type DirectoryCache } from './directory.js';
+import { ClientDirectory, fetchBridgeDescriptor, fetchFromRelay, type DirectoryCache } from './directory.js';
 import { GuardSet, type GuardStorage } from './guards.js';
 import { allowsExit, choosePath } from './path.js';
 import { NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type BridgeLine } from './bootstrap.js';
@@ -65,7 +65,7 @@ export interface ClientOptions {
 
 /** A bootstrap stage (client:bootstrap): what was tried, and how many answered. */
 export interface BootstrapStage {
-  readonly stage: 'bootstrap' | 'cache' | 'bridges' | 'learned';
+  readonly stage: 'bootstrap' | 'cache' | 'bridges' | 'learned' | 'widen';
   readonly tried: number;
   readonly reached: number;
 }
@@ -194,7 +194,14 @@ export class AlliumClient extends Emitter<ClientEvents> {
       this.emit('client:progress', `trying ${st.entries.length} ${st.label(st.entries.length)}${sources.length === 0 && st !== stages[0] ? ' (nothing reachable so far)' : ''}`);
       const isBridge = st.stage === 'bridges';
       for (const e of st.entries) (isBridge ? triedBridges : triedRelays).add(`${e.url} ${fingerprintOf(e.identity)}`);
-      const r = await this.reach(st.entries, want - sources.length, signal);
+      // Say which configured entry failed and why; entries from the cache or learned addresses are many and routine.
+      const report =
+        st.stage === 'bootstrap'
+          ? (e: Entry, err: unknown) => this.emit('client:progress', `bootstrap relay ${e.url} (${fingerprintOf(e.identity).slice(0, 8)}): ${explainDialFailure(err)}`)
+          : st.stage === 'bridges'
+            ? (e: Entry, err: unknown) => this.emit('client:progress', `bridge ${fingerprintOf(e.identity).slice(0, 8)}: ${explainDialFailure(err)}`)
+            : undefined;
+      const r = await this.reach(st.entries, want - sources.length, signal, report);
       if (r.lastError !== undefined) lastError = r.lastError;
       sources.push(...r.links);
       this.emit('client:bootstrap', { stage: st.stage, tried: st.entries.length, reached: r.links.length });
@@ -206,13 +213,19 @@ export class AlliumClient extends Emitter<ClientEvents> {
       if (sources.length >= want) break;
     }
     if (sources.length === 0) throw new NoEntryError(triedRelays.size, triedBridges.size, lastError);
+    if (!this.bridgeModeOn && sources.length < want) sources.push(...(await this.widenSources(sources, want, signal)));
     if (this.bridgeModeOn) {
       await this.refreshBridgeDescriptors(sources, signal);
       if (this.bridgeDescriptors.size === 0) throw new AlliumError('ERR_DIRECTORY', 'no bridge gave a valid bridge descriptor');
       this.emit('client:progress', `bridge mode: entering through ${this.bridgeDescriptors.size} bridge${this.bridgeDescriptors.size === 1 ? '' : 's'}`);
     }
     const r = await this.directory.refresh(sources, this.now, signal);
-    this.emit('client:progress', `directory: ${r.accepted.length} relays from ${r.sources} sources (${r.rejected.length} not confirmed by a majority)`);
+    this.emit(
+      'client:progress',
+      r.sources === 1
+        ? `directory: ${r.accepted.length} relays from 1 source only: not cross-checked (no other relay answered)`
+        : `directory: ${r.accepted.length} relays from ${r.sources} sources (${r.rejected.length} not confirmed by a majority)`,
+    );
     if (!this.bridgeModeOn) await this.guards.refresh(this.directory.all(), this.now());
     this.state = 'running';
     this.refreshTimer = setInterval(() => void this.refreshDirectory(), 10 * 60_000);
@@ -225,7 +238,12 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * Dials `entries` (bridges by their lines) with a few in flight at once, until `need` links are open or every
    * entry was tried. Links beyond `need` that open anyway are kept too.
    */
-  private async reach(entries: readonly { url: string; identity: Uint8Array }[], need: number, signal?: AbortSignal): Promise<{ links: Link[]; lastError: unknown }> {
+  private async reach(
+    entries: readonly { url: string; identity: Uint8Array }[],
+    need: number,
+    signal?: AbortSignal,
+    report?: (entry: { url: string; identity: Uint8Array }, err: unknown) => void,
+  ): Promise<{ links: Link[]; lastError: unknown }> {
     const links: Link[] = [];
     let lastError: unknown = undefined;
     let next = 0;
@@ -239,11 +257,43 @@ export class AlliumClient extends Emitter<ClientEvents> {
         } catch (err) {
           if (err instanceof AbortedError) throw err;
           lastError = err;
+          report?.(e, err);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(DIAL_CONCURRENCY, entries.length) }, worker));
     return { links, lastError };
+  }
+
+  /**
+   * The `widen` stage (specs/directory.md §6.4): with fewer than `directorySources` sources open — one bootstrap
+   * line and no cache, typically — the client asks the sources it has which relays exist, dials others of them (the
+   * link handshake proves each one's identity), and fetches the directory from all before it trusts any of it. A
+   * lying first source can still list only its own relays, which then agree; an honest one gains a cross-check.
+   */
+  private async widenSources(sources: readonly Link[], want: number, signal?: AbortSignal): Promise<Link[]> {
+    const have = new Set(sources.map((l) => (l.peer?.identity ? fingerprintOf(l.peer.identity) : '')));
+    const listed = await Promise.allSettled(sources.map((l) => fetchFromRelay(l, 0, signal)));
+    throwIfAborted(signal);
+    const now = this.now();
+    const candidates = new Map<string, { url: string; identity: Uint8Array }>();
+    for (const r of listed) {
+      if (r.status !== 'fulfilled') continue;
+      for (const raw of r.value.raws) {
+        try {
+          const d = verifyDescriptor(raw, now);
+          if (!have.has(d.fingerprint)) candidates.set(d.fingerprint, { url: d.addr, identity: d.id });
+        } catch {
+          /* invalid or expired: not a source */
+        }
+      }
+    }
+    const entries = shuffle([...candidates.values()]).slice(0, MAX_STAGE_TRIES);
+    if (entries.length === 0) return [];
+    this.emit('client:progress', `widening: asking ${entries.length} more of the relays listed for the directory, to cross-check it`);
+    const r = await this.reach(entries, want - sources.length, signal);
+    this.emit('client:bootstrap', { stage: 'widen', tried: entries.length, reached: r.links.length });
+    return r.links;
   }
 
   /** Bridge mode: asks each bridge link for its bridge's descriptor (kept while valid). */

@@ -4,11 +4,12 @@
  *   import { initCrypto, AlliumClient, ContentClient, nodeSocketFactory } from 'allium/client';
  */
 export { initCrypto } from '../crypto/index.js';
-export { AlliumClient, StreamError, type ClientOptions, type ConnectOptions, type ClientStorage, type BootstrapStage } from './client.js';
+export { AlliumClient, type ClientOptions } from './node-client.js';
+export { StreamError, type ConnectOptions, type ClientStorage, type BootstrapStage } from './client.js';
 export { NoEntryError, parseBridgeLine, type BridgeLine } from './bootstrap.js';
 export { ContentClient, type PutOptions, type GetOptions } from './content.js';
 export { startSocksServer, SocksReply } from './socks.js';
-export { fileStorage } from './storage-node.js';
+export { fileStorage, defaultStateDir } from './storage-node.js';
 export { nodeSocketFactory, createNodeSocketFactory, type NodeSocketOptions } from '../net/ws-node.js';
 export { fromBrowserWebSocket } from '../net/socket.js';
 export { IdentityKey } from '../crypto/keys.js';

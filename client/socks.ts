@@ -2,12 +2,14 @@
  * A SOCKS5 listener (RFC 1928 CONNECT with IPv4, IPv6 and domain names; RFC 1929 username/password) that carries
  * each connection over an Allium stream. Domain names are resolved by the exit, never locally. Credentials are not
  * checked: they only choose stream isolation, so connections with different credentials (or through different
- * listener ports) never share a circuit. Node only.
+ * listener ports) never share a circuit. An HTTP request sent to the port gets a 501 page that explains it is a SOCKS
+ * proxy and how to configure one. Node only.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAlliumError } from '../protocol/errors.js';
 import { EndReason } from '../protocol/stream-messages.js';
 import { pipeSocket } from '../net/pipe-socket.js';
+import { listenOn } from '../net/listen.js';
 import { StreamError, type AlliumClient } from './client.js';
 
 export const SocksReply = {
@@ -99,6 +101,29 @@ export function socksIsolationKey(listenerPort: number, credentials: { user: Uin
   return `socks5:${listenerPort}:${pair.toString('hex')}`;
 }
 
+/** The first two bytes of an HTTP request line: the start of a method (GET, POST, HEAD, CONNECT, PUT, …). */
+function looksLikeHttp(a: number, b: number): boolean {
+  const two = String.fromCharCode(a, b);
+  return ['GE', 'PO', 'HE', 'CO', 'PU', 'DE', 'OP', 'PA', 'TR'].includes(two);
+}
+
+const HTTP_PAGE = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>This is a SOCKS proxy, not an HTTP proxy</title></head>
+<body><h1>This is an Allium SOCKS5 proxy, not an HTTP proxy</h1>
+<p>Something sent an HTTP request to Allium's SOCKS port. Configure the application to use a <b>SOCKS5</b> proxy at
+this address (with remote name resolution: "SOCKS5 with hostname", or socks5h://), not an HTTP proxy. For example:</p>
+<pre>curl --socks5-hostname HOST:PORT https://example.org/
+curl -x socks5h://HOST:PORT https://example.org/</pre>
+<p>In Firefox: Settings, Network Settings, Manual proxy configuration, SOCKS Host, SOCKS v5, and "Proxy DNS when
+using SOCKS v5".</p>
+</body></html>
+`;
+
+/** The answer to an HTTP request on the SOCKS port (as Tor gives one): 501, and a page that says what to do. */
+const NOT_AN_HTTP_PROXY = Buffer.from(
+  `HTTP/1.0 501 Allium is not an HTTP Proxy\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(HTTP_PAGE)}\r\nConnection: close\r\n\r\n${HTTP_PAGE}`,
+);
+
 function reply(socket: Socket, code: number): void {
   socket.write(Buffer.from([5, code, 0, 1, 0, 0, 0, 0, 0, 0]));
 }
@@ -108,7 +133,15 @@ export async function handleSocks(client: AlliumClient, socket: Socket, listener
   const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
   try {
     const [ver, nmethods] = await r.take(2);
-    if (ver !== 5) throw new Error('not SOCKS5');
+    if (ver !== 5) {
+      // An application configured for an HTTP proxy, or a browser pointed at this port: say what this port is.
+      if (looksLikeHttp(ver!, nmethods!)) {
+        clearTimeout(timer);
+        socket.end(NOT_AN_HTTP_PROXY);
+        return;
+      }
+      throw new Error('not SOCKS5');
+    }
     const methods = await r.take(nmethods!);
     let credentials: { user: Uint8Array; password: Uint8Array } | null = null;
     if (methods.includes(2)) {
@@ -191,7 +224,14 @@ export async function handleSocks(client: AlliumClient, socket: Socket, listener
 }
 
 /** Starts a SOCKS5 listener on host:port (port 0 picks one). */
-export async function startSocksServer(client: AlliumClient, options: { host?: string; port?: number } = {}): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
+/**
+ * Listens for SOCKS5 on host:port (default 127.0.0.1:9050). A refused address is a SystemError naming `setting`
+ * (default "socks"): `socks 127.0.0.1:9050: address already in use`.
+ */
+export async function startSocksServer(
+  client: AlliumClient,
+  options: { host?: string; port?: number; setting?: string } = {},
+): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
   let boundPort = 0;
   const server = createServer((socket) => {
@@ -201,10 +241,7 @@ export async function startSocksServer(client: AlliumClient, options: { host?: s
     socket.once('close', () => sockets.delete(socket));
     void handleSocks(client, socket, boundPort);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 9050, options.host ?? '127.0.0.1', () => resolve());
-  });
+  await listenOn(server, options.host ?? '127.0.0.1', options.port ?? 9050, options.setting ?? 'socks');
   const a = server.address();
   boundPort = typeof a === 'object' && a ? a.port : 0;
   return {

@@ -55,6 +55,17 @@ export function parseFingerprint(text: string): Uint8Array {
   return out;
 }
 
+/**
+ * A fingerprint that names a relay identity: 64 hex digits that are also a valid Ed25519 public key (a canonical
+ * point of the prime-order subgroup). Throws ERR_KEY_FORMAT otherwise: a typo in a fingerprint almost always gives
+ * a string that is not a key, which is worth saying at once rather than as "no entry reachable" later.
+ */
+export function parseIdentityFingerprint(text: string): Uint8Array {
+  const key = parseFingerprint(text);
+  if (!crypto().edIsValidPoint(key)) throw new AlliumError('ERR_KEY_FORMAT', 'not a relay identity key: 64 hex digits, but not a valid Ed25519 public key');
+  return key;
+}
+
 export interface OnionKeyEntry {
   readonly keyPair: KeyPair;
   /** Milliseconds since the epoch. */

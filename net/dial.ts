@@ -66,3 +66,52 @@ export async function openLink(
     });
   });
 }
+
+const CONNECT_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'nothing listens at that address (connection refused)',
+  ECONNRESET: 'the connection was reset',
+  ETIMEDOUT: 'the connection timed out (a firewall, or nothing at that address)',
+  EHOSTUNREACH: 'the host is unreachable',
+  ENETUNREACH: 'the network is unreachable',
+  ENOTFOUND: 'the host name was not found',
+  EAI_AGAIN: 'the host name could not be resolved',
+  CERT_HAS_EXPIRED: 'its TLS certificate has expired',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'its TLS certificate is self-signed and not trusted here',
+  SELF_SIGNED_CERT_IN_CHAIN: 'its TLS certificate is not trusted here',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its TLS certificate is not trusted here',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'its TLS certificate is for another name',
+};
+
+/**
+ * Why a dial to a relay failed, in words an operator can act on (for "bootstrap relay … failed: …" lines). Never
+ * includes key material; the relay's address is the caller's to add.
+ */
+export function explainDialFailure(e: unknown): string {
+  if (!isAlliumError(e)) return 'failed';
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  switch (e.code) {
+    case 'ERR_UNREACHABLE': {
+      if (cause?.code && CONNECT_ERRORS[cause.code]) return CONNECT_ERRORS[cause.code]!;
+      const http = /Unexpected server response: (\d+)/.exec(cause?.message ?? '');
+      if (http) {
+        return `a web server answers there with HTTP ${http[1]}, not an upgrade: the path is wrong, or the relay there is probe-resistant (a bridge) and this fingerprint is not its own`;
+      }
+      return cause?.code ? `could not connect (${cause.code})` : 'could not connect';
+    }
+    case 'ERR_LINK_CLOSED':
+    case 'ERR_LINK_PROBE':
+    case 'ERR_LINK_AUTH':
+    case 'ERR_LINK_HANDSHAKE':
+      return 'a relay answers there, but not as this fingerprint: the link handshake failed (a wrong fingerprint, or another relay at that address)';
+    case 'ERR_LINK_CLOCK':
+      return 'its clock and ours differ by more than the allowed skew (check NTP on both sides)';
+    case 'ERR_LINK_VERSION':
+      return 'it speaks no link protocol version in common with us (an upgrade needed on one side)';
+    case 'ERR_TIMEOUT':
+      return 'no answer within the handshake timeout';
+    case 'ERR_ABORTED':
+      return 'aborted';
+    default:
+      return `${e.code}: ${e.message}`;
+  }
+}

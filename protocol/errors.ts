@@ -13,6 +13,7 @@ export type ErrorKind =
   | 'aborted' // the caller aborted through an AbortSignal, or the object was stopped
   | 'not-found' // the thing asked for does not exist (relay, content key, stream)
   | 'config' // the local configuration is invalid
+  | 'system' // the operating system refused a local resource the configuration names (address in use, permission)
   | 'internal'; // a bug: an invariant of our own code failed
 
 /** The codes, with their kinds. One line each: "Thrown when…" lives beside the code in specs/README.md. */
@@ -98,6 +99,7 @@ export const ERROR_CODES = {
   ERR_ABORTED: 'aborted', // aborted by the caller or by stop()
   ERR_NOT_FOUND: 'not-found', // a thing asked for does not exist
   ERR_CONFIG: 'config', // invalid configuration
+  ERR_SYSTEM: 'system', // the operating system refused an address, file or directory the configuration names
   ERR_INTERNAL: 'internal', // an invariant of our own code failed
   ERR_CRYPTO_UNAVAILABLE: 'internal', // no libsodium binding could be loaded, or crypto used before init
 } as const satisfies Record<string, ErrorKind>;
@@ -163,6 +165,22 @@ export class ConfigError extends AlliumError {
   constructor(message: string) {
     super('ERR_CONFIG', message);
     this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Thrown when the operating system refuses a local resource the configuration names: a listen address in use or
+ * not on this machine, a data directory that cannot be created or written. `setting` names the configuration key
+ * (or flag) and `errno` the system error code (EADDRINUSE, EACCES, …); the message is "setting value: what".
+ */
+export class SystemError extends AlliumError {
+  constructor(
+    readonly setting: string,
+    readonly errno: string,
+    message: string,
+  ) {
+    super('ERR_SYSTEM', message);
+    this.name = 'SystemError';
   }
 }
 

@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { ConfigError } from '../protocol/errors.js';
 import { parseHostPort } from './config.js';
 import { STATUS_PAGE } from './status-page.js';
+import { listenOn } from '../net/listen.js';
 
 export interface StatusSource {
   status(): Promise<unknown>;
@@ -43,10 +44,7 @@ export async function startAdminServer(address: string, token: string, source: S
       );
     } else res.writeHead(404).end();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
+  await listenOn(server, host, port, 'admin');
   const a = server.address();
   return { server, port: typeof a === 'object' && a ? a.port : port };
 }

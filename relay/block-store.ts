@@ -1,5 +1,6 @@
 /**
- * The relay's content store (specs/content.md §7) in SQLite (better-sqlite3), one file in the data directory.
+ * The relay's content store (specs/content.md §7) in SQLite (better-sqlite3, loaded on demand: relay/sqlite.ts),
+ * one file in the data directory.
  *
  * - Crash safety: WAL journal; a write is committed to the WAL before the relay acknowledges it, so a relay killed
  *   with SIGKILL restarts with a consistent store and every acknowledged block (store_sync = "full" also survives
@@ -16,7 +17,6 @@
  *   stays occupied for MAILBOX_HOLD_MS after it was stored, so an inbox's slots stay a contiguous run, and then
  *   the row goes. Expiry is enforced on every read and swept on writes and replication passes.
  */
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';
 import { crypto } from '../crypto/index.js';
@@ -25,6 +25,7 @@ import { verifyRecord, type SskRecord } from '../protocol/ssk.js';
 import { verifyEndpointDescriptor } from '../protocol/endpoint-descriptor.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 import { deletionCheck, MAILBOX_HOLD_MS, verifyMailboxStore } from '../protocol/mailbox.js';
+import { loadSqlite, type SqliteDatabase } from './sqlite.js';
 
 /** Sorts before every key (a zero-length blob is less than any other). */
 const NO_KEY = new Uint8Array(0);
@@ -54,7 +55,7 @@ export interface StoreStats {
 }
 
 export class BlockStore {
-  private readonly db: Database.Database;
+  private readonly db: SqliteDatabase;
   private bytesUsed: number;
   private readonly stmts;
   private lastSweep = 0;
@@ -65,6 +66,7 @@ export class BlockStore {
     readonly quota: number,
     sync: 'normal' | 'full' = 'normal',
   ) {
+    const Database = loadSqlite();
     this.db = new Database(join(dir, 'store.sqlite'));
     this.db.pragma('journal_mode = WAL');
     // WAL with synchronous=NORMAL: a committed write is in the WAL file before we acknowledge it, so it survives the

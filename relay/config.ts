@@ -1,17 +1,21 @@
 /**
  * Relay configuration (docs/operator-guide.md has the reference): a TOML file, overridden by command-line flags,
- * validated strictly — an unknown key is refused with its name, a wrong value with what is expected.
+ * validated strictly — an unknown key is refused with its name (and the key it was probably meant to be), a wrong
+ * value with what is expected, a TOML error with its line and column. Sizes and durations take units ("10 MB",
+ * "5 min": relay/config-units.ts). Fingerprints must be valid identity keys, not only 64 hex digits.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
-import { parseFingerprint } from '../crypto/keys.js';
+import { parseIdentityFingerprint } from '../crypto/keys.js';
 import { ConfigError } from '../protocol/errors.js';
 import { parseExitPolicy } from '../protocol/exit-policy.js';
 import { isLinkUrl } from '../protocol/dial-policy.js';
+import { zDuration, zSize } from './config-units.js';
+import { unknownKeyHint } from './config-hints.js';
 
-const duration = z.number().int().positive();
+const duration = zDuration();
 
 export const relayConfigSchema = z.strictObject({
   /** A short public name for the relay. */
@@ -44,10 +48,10 @@ export const relayConfigSchema = z.strictObject({
   /** Fingerprints of the operator's other relays (declared family; never two in one circuit). */
   family: z.array(z.string()).default([]),
   /** Sustained bandwidth, bytes per second (read side), and burst bytes. */
-  bandwidth_rate: z.number().int().positive().default(50 * 1024 * 1024),
-  bandwidth_burst: z.number().int().positive().default(100 * 1024 * 1024),
+  bandwidth_rate: zSize({ rate: true }).default(50 * 1024 * 1024),
+  bandwidth_burst: zSize().default(100 * 1024 * 1024),
   /** Bandwidth advertised to clients for path weighting (default: bandwidth_rate). */
-  advertised_bandwidth: z.number().int().positive().optional(),
+  advertised_bandwidth: zSize({ rate: true }).optional(),
   /** Open links at most, and per remote IP address. */
   max_links: z.number().int().positive().default(4096),
   max_links_per_ip: z.number().int().positive().default(64),
@@ -60,16 +64,16 @@ export const relayConfigSchema = z.strictObject({
   /** Cells per second a single link may send us before its reads are paused. */
   cells_per_second_per_link: z.number().int().positive().default(50_000),
   /** Memory for queued cells across all links; beyond it the out-of-memory handler closes the link holding the most. */
-  max_queue_bytes: z.number().int().positive().default(256 * 1024 * 1024),
+  max_queue_bytes: zSize().default(256 * 1024 * 1024),
   /** Copies of each content item kept in the overlay (the k nearest store relays hold it). */
   replication_factor: z.number().int().min(1).max(16).default(3),
   /** Bytes of content blocks this relay stores at most (0: not a store relay). */
-  storage_quota: z.number().int().nonnegative().default(1024 * 1024 * 1024),
+  storage_quota: zSize({ min: 0 }).default(1024 * 1024 * 1024),
   /**
    * Free disk space (bytes) the store leaves alone: below it, or when a write fails for want of space, the relay
    * stops advertising `store` until there is twice this much again (specs/content.md §7.3).
    */
-  storage_min_free_disk: z.number().int().nonnegative().default(256 * 1024 * 1024),
+  storage_min_free_disk: zSize({ min: 0 }).default(256 * 1024 * 1024),
   /** "normal": acknowledged blocks survive the relay being killed; "full": also power loss (an fsync per write). */
   store_sync: z.enum(['normal', 'full']).default('normal'),
   /** Exit policy lines, first match wins; default: not an exit. */
@@ -89,6 +93,8 @@ export const relayConfigSchema = z.strictObject({
   admin_token: z.string().default(''),
   /** trace | debug | info | warn | error. */
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** "auto": readable lines when standard error is a terminal, JSON lines otherwise; or always "json" or "pretty". */
+  log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
   /** Act as a directory authority: sign a consensus of the relays this relay knows (specs/directory.md §7). */
   authority: z.boolean().default(false),
   /** As an authority: list only these relays (empty: every relay with a valid descriptor), like approved-routers. */
@@ -114,6 +120,8 @@ export const relayConfigSchema = z.strictObject({
       consensus_interval: duration.default(10 * 60_000),
       /** Deadline of one exit DNS lookup. */
       exit_resolve_timeout: duration.default(5_000),
+      /** How often the relay logs its heartbeat line (uptime, links, circuits, bytes, store). */
+      heartbeat_interval: duration.default(3600_000),
     })
     .prefault({}),
 });
@@ -132,12 +140,21 @@ export function parseBootstrapLine(line: string): BootstrapEntry {
   if (parts.length !== 2 || !isLinkUrl(parts[0]!)) {
     throw new ConfigError(`bootstrap line "${line}": expected "ws://host:port/path FINGERPRINT"`);
   }
+  return { url: parts[0]!, identity: identityOf(parts[1]!, `bootstrap line "${line}"`) };
+}
+
+/** A fingerprint as an identity key, or ERR_CONFIG naming `where` and what is wrong with it. */
+export function identityOf(fingerprint: string, where: string): Uint8Array {
+  if (!/^[0-9a-fA-F]{64}$/.test(fingerprint)) throw new ConfigError(`${where}: the fingerprint must be 64 hex digits`);
   try {
-    return { url: parts[0]!, identity: parseFingerprint(parts[1]!) };
+    return parseIdentityFingerprint(fingerprint);
   } catch {
-    throw new ConfigError(`bootstrap line "${line}": the fingerprint must be 64 hex digits`);
+    throw new ConfigError(`${where}: the fingerprint is 64 hex digits but not a relay identity key (not a valid Ed25519 public key: a typo?)`);
   }
 }
+
+const TOP_KEYS = Object.keys(relayConfigSchema.shape);
+const TABLE_KEYS = { timing: Object.keys(relayConfigSchema.shape.timing.unwrap().shape) };
 
 /** Validates a config object (from TOML or code). Throws ConfigError naming the first bad key. */
 export function resolveRelayConfig(input: unknown): RelayConfig {
@@ -146,15 +163,17 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
     const issue = r.error.issues[0]!;
     const key = issue.path.join('.');
     if (issue.code === 'unrecognized_keys') {
-      throw new ConfigError(`unknown configuration key "${[...issue.path, ...issue.keys].join('.')}" (see the operator guide for valid keys)`);
+      const path = issue.path.map(String);
+      const hint = unknownKeyHint(path, issue.keys[0]!, TOP_KEYS, TABLE_KEYS);
+      throw new ConfigError(`unknown configuration key "${[...path, issue.keys[0]!].join('.')}"${hint ? `: ${hint}` : ' (see the operator guide for valid keys)'}`);
     }
     throw new ConfigError(`configuration key "${key}": ${issue.message}`);
   }
   const cfg = r.data;
   cfg.bootstrap.forEach(parseBootstrapLine);
-  for (const f of cfg.family) {
-    if (!/^[0-9a-fA-F]{64}$/.test(f)) throw new ConfigError(`family entry "${f}": a fingerprint is 64 hex digits`);
-  }
+  for (const f of cfg.family) identityOf(f, `family entry "${f}"`);
+  for (const f of cfg.authority_approved) identityOf(f, `authority_approved entry "${f}"`);
+  for (const f of cfg.directory_authorities) identityOf(f, `directory_authorities entry "${f}"`);
   try {
     parseExitPolicy(cfg.exit_policy);
   } catch (e) {
@@ -199,13 +218,22 @@ export function loadRelayConfigFile(path: string): RelayConfig {
   } catch {
     throw new ConfigError(`cannot read config file ${path}`);
   }
-  let data: unknown;
+  return resolveRelayConfig(parseTomlFile(`config file ${path}`, text));
+}
+
+/**
+ * Parses a TOML config file's text. A syntax error is ERR_CONFIG with the file (`label`), line and column:
+ * `config file relay.toml, line 3, column 12: not valid TOML: …`.
+ */
+export function parseTomlFile(label: string, text: string): unknown {
   try {
-    data = parseToml(text);
+    return parseToml(text);
   } catch (e) {
-    throw new ConfigError(`config file ${path} is not valid TOML: ${(e as Error).message.split('\n')[0]}`);
+    const t = e as Error & { line?: number; column?: number };
+    const what = t.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+    const where = t.line !== undefined ? `, line ${t.line}, column ${t.column ?? 1}` : '';
+    throw new ConfigError(`${label}${where}: not valid TOML: ${what}`);
   }
-  return resolveRelayConfig(data);
 }
 
 export function parseHostPort(s: string, key: string): { host: string; port: number } {

@@ -40,6 +40,7 @@ export class ContentService {
     const s = this.store.stats();
     this.metrics.storeBytes.set(s.bytes);
     this.metrics.storeBlocks.set(s.blocks);
+    this.metrics.storeQuota.set(s.quota);
   }
 
   /** Sends the reply, then END: after queued data on an accepted stream, at once on a refused one. */
@@ -98,6 +99,7 @@ export class ContentService {
     try {
       req = decodeFetch(data);
     } catch {
+      this.metrics.fetches.inc({ result: 'invalid' });
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'invalid', n: 0 }));
     }
     const item =
@@ -109,9 +111,10 @@ export class ContentService {
             ? this.store.getMailbox(req.k)
             : this.store.getRecord(req.k);
     if (!item) {
-      this.metrics.drops.inc({ reason: 'fetch_missing' });
+      this.metrics.fetches.inc({ result: 'missing' });
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'missing', n: 0 }));
     }
+    this.metrics.fetches.inc({ result: 'found' });
     mux.acceptQuietly(s);
     mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: 'found', n: item.length }));
     if (!req.h && item.length > 0) s.write(item); // an expired mailbox slot is found, with nothing to send

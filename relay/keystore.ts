@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { crypto } from '../crypto/index.js';
 import { IdentityKey, OnionKeyRing, type OnionKeyRingOptions } from '../crypto/keys.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
-import { ConfigError } from '../protocol/errors.js';
+import { ConfigError, SystemError } from '../protocol/errors.js';
+import { errnoText } from '../net/listen.js';
 
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = `${path}.tmp-${process.pid}`;
@@ -29,9 +30,16 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   }
 }
 
-export function ensureDataDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
+/** Creates the data directory (mode 0700). A refusal is a SystemError (ConfigError for a file in the way) naming data_dir. */
+export function ensureDataDir(dir: string, setting = 'data_dir'): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new ConfigError(`${setting} ${dir}: a file is in the way (not a directory)`);
+    throw new SystemError(setting, code, `${setting} ${dir}: ${errnoText(code)}`);
+  }
 }
 
 export function loadOrCreateIdentity(dir: string): { identity: IdentityKey; created: boolean } {

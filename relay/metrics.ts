@@ -1,8 +1,45 @@
 /**
- * Relay metrics in Prometheus text format (docs/operator-guide.md §Metrics), one registry per relay so several
- * relays can run in one process (tests, benchmarks). Served on a separate local port by relay/relay.ts.
+ * Relay metrics in Prometheus text format (docs/operator-guide.md §Metrics, whose table a test keeps equal to this
+ * file), one registry per relay so several relays can run in one process (tests, benchmarks). Served on a separate
+ * local port by relay/relay.ts.
+ *
+ * - Every labelled series whose label values are known in advance exists from the start at 0, so a rate() or an
+ *   alert sees it before the first event.
+ * - `allium_drops_total` counts refusals and losses only; routine events have counters of their own (rate-limit
+ *   pauses, content fetches by result, re-replication).
+ * - The process: Node's standard process_* and nodejs_* series (memory, CPU, file descriptors, event-loop lag,
+ *   garbage collection), and allium_build_info.
  */
 import client from 'prom-client';
+import { ALLIUM_VERSION } from './version.js';
+
+/** Handshake results known in advance (error codes are added as they happen). */
+const HANDSHAKE_RESULTS = ['ok', 'closed', 'wrong_path', 'stopping', 'max_links', 'max_links_per_ip', 'handshake_rate'];
+/** Drop reasons with fixed names (others carry an error code: descriptor_<code>, consensus_<code>). */
+export const DROP_REASONS = [
+  'oom_link_closed',
+  'circuit_limit',
+  'relay_unknown_circuit',
+  'link_queue_full',
+  'link_closed',
+  'extend_timeout',
+  'extend_unreachable',
+  'dial_failed',
+  'control_send_failed',
+  'stream_limit',
+  'service_not_offered',
+  'exit_policy',
+  'exit_resolve_failed',
+  'exit_connection_limit',
+  'store_quota',
+  'store_stale',
+  'store_invalid',
+  'intro_limit',
+  'introduce_unknown',
+  'rendezvous_limit',
+  'rendezvous_unknown_cookie',
+  'rendezvous_second_registration',
+];
 
 export class RelayMetrics {
   readonly registry = new client.Registry();
@@ -10,15 +47,21 @@ export class RelayMetrics {
   readonly circuits: client.Gauge;
   readonly cellsIn: client.Counter;
   readonly cellsOut: client.Counter;
-  readonly bytesIn: client.Counter;
-  readonly bytesOut: client.Counter;
+  readonly linkBytes: client.Counter<'direction'>;
+  /** allium_link_bytes_total{direction="in"} */
+  readonly bytesIn: client.Counter.Internal;
+  /** allium_link_bytes_total{direction="out"} */
+  readonly bytesOut: client.Counter.Internal;
   readonly drops: client.Counter<'reason'>;
+  readonly rateLimitPauses: client.Counter;
+  readonly fetches: client.Counter<'result'>;
   readonly errors: client.Counter<'code'>;
   readonly handshakes: client.Counter<'result'>;
   readonly directorySize: client.Gauge;
   readonly storeOpen: client.Gauge;
   readonly storeBytes: client.Gauge;
   readonly storeBlocks: client.Gauge;
+  readonly storeQuota: client.Gauge;
   readonly gossipBytes: client.Counter<'direction'>;
   readonly gossipDescriptors: client.Counter<'result'>;
   readonly gossipPulls: client.Counter<'event'>;
@@ -29,17 +72,23 @@ export class RelayMetrics {
   readonly linkBufferedBytes: client.Gauge;
   readonly linkBufferedBytesMax: client.Gauge;
   readonly exitPendingResolves: client.Gauge;
+  readonly buildInfo: client.Gauge<'version' | 'node'>;
 
-  constructor(labels: Record<string, string> = {}) {
+  constructor(labels: Record<string, string> = {}, o: { processMetrics?: boolean } = {}) {
     this.registry.setDefaultLabels(labels);
     const r = [this.registry];
+    this.buildInfo = new client.Gauge({ name: 'allium_build_info', help: 'Always 1; the labels say which Allium and which Node run', labelNames: ['version', 'node'], registers: r });
+    this.buildInfo.set({ version: ALLIUM_VERSION, node: process.versions.node }, 1);
     this.links = new client.Gauge({ name: 'allium_links', help: 'Open links by peer kind', labelNames: ['kind'], registers: r });
     this.circuits = new client.Gauge({ name: 'allium_circuits', help: 'Open circuits through this relay', registers: r });
     this.cellsIn = new client.Counter({ name: 'allium_cells_in_total', help: 'Cells received (not counting padding)', registers: r });
     this.cellsOut = new client.Counter({ name: 'allium_cells_out_total', help: 'Cells sent (not counting padding)', registers: r });
-    this.bytesIn = new client.Counter({ name: 'allium_bytes_in_total', help: 'Link bytes received', registers: r });
-    this.bytesOut = new client.Counter({ name: 'allium_bytes_out_total', help: 'Link bytes sent', registers: r });
-    this.drops = new client.Counter({ name: 'allium_drops_total', help: 'Links, circuits or messages dropped, by reason', labelNames: ['reason'], registers: r });
+    this.linkBytes = new client.Counter({ name: 'allium_link_bytes_total', help: 'Link bytes (frames on the wire), by direction', labelNames: ['direction'], registers: r });
+    this.bytesIn = this.linkBytes.labels({ direction: 'in' });
+    this.bytesOut = this.linkBytes.labels({ direction: 'out' });
+    this.drops = new client.Counter({ name: 'allium_drops_total', help: 'Links, circuits, streams or messages refused or lost, by reason', labelNames: ['reason'], registers: r });
+    this.rateLimitPauses = new client.Counter({ name: 'allium_rate_limit_pauses_total', help: "Times a link's reads were paused by bandwidth_rate or cells_per_second_per_link", registers: r });
+    this.fetches = new client.Counter({ name: 'allium_fetches_total', help: 'Content FETCH requests answered, by result: found, missing, invalid', labelNames: ['result'], registers: r });
     this.errors = new client.Counter({ name: 'allium_errors_total', help: 'Protocol and peer errors, by error code', labelNames: ['code'], registers: r });
     this.handshakes = new client.Counter({ name: 'allium_handshakes_total', help: 'Link handshakes by result', labelNames: ['result'], registers: r });
     this.directorySize = new client.Gauge({ name: 'allium_directory_relays', help: 'Relays in this relay directory view', registers: r });
@@ -47,6 +96,7 @@ export class RelayMetrics {
     this.storeOpen.set(1);
     this.storeBytes = new client.Gauge({ name: 'allium_store_bytes', help: 'Bytes of content blocks stored', registers: r });
     this.storeBlocks = new client.Gauge({ name: 'allium_store_blocks', help: 'Content blocks stored', registers: r });
+    this.storeQuota = new client.Gauge({ name: 'allium_store_quota_bytes', help: 'storage_quota: bytes the content store may hold (0: no store)', registers: r });
     this.gossipBytes = new client.Counter({ name: 'allium_gossip_bytes_total', help: 'Directory gossip payload bytes', labelNames: ['direction'], registers: r });
     this.gossipDescriptors = new client.Counter({
       name: 'allium_gossip_descriptors_total',
@@ -67,6 +117,21 @@ export class RelayMetrics {
     this.exitConnections = new client.Gauge({ name: 'allium_exit_connections', help: 'TCP connections the exit holds open or is connecting', registers: r });
     this.exitPendingResolves = new client.Gauge({ name: 'allium_exit_pending_resolves', help: 'DNS lookups the exit has outstanding', registers: r });
     this.circuitsBuilt = new client.Counter({ name: 'allium_circuits_created_total', help: 'Circuit hops created at this relay, by position', labelNames: ['role'], registers: r });
+
+    // Known label values start at 0.
+    for (const kind of ['relay', 'client']) this.links.set({ kind }, 0);
+    for (const direction of ['in', 'out']) {
+      this.linkBytes.inc({ direction }, 0);
+      this.gossipBytes.inc({ direction }, 0);
+    }
+    for (const result of HANDSHAKE_RESULTS) this.handshakes.inc({ result }, 0);
+    for (const reason of DROP_REASONS) this.drops.inc({ reason }, 0);
+    for (const result of ['found', 'missing', 'invalid']) this.fetches.inc({ result }, 0);
+    for (const result of ['new', 'known', 'refused']) this.gossipDescriptors.inc({ result }, 0);
+    for (const event of ['asked', 'retried', 'abandoned', 'dropped']) this.gossipPulls.inc({ event }, 0);
+    for (const role of ['entry', 'middle', 'last']) this.circuitsBuilt.inc({ role }, 0);
+
+    if (o.processMetrics ?? true) client.collectDefaultMetrics({ register: this.registry });
   }
 
   async text(): Promise<string> {

@@ -55,6 +55,11 @@ import { ContentService } from './content.js';
 import { Replicator, replicationTransport } from './replication.js';
 import { RendezvousService } from './rendezvous.js';
 import { startAdminServer } from './admin.js';
+import { preflightRelay } from './preflight.js';
+import { RelayNotices } from './notices.js';
+import { applyReload, type ReloadReport } from './reload.js';
+import { ALLIUM_VERSION } from './version.js';
+import { listenOn } from '../net/listen.js';
 import { CircuitTable } from '../net/circuit.js';
 import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
@@ -63,7 +68,7 @@ import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 import { AddressBuckets } from './address-buckets.js';
 
-export const ALLIUM_VERSION = '0.1.0';
+export { ALLIUM_VERSION };
 
 export interface RelayOptions {
   log?: Logger;
@@ -147,6 +152,8 @@ export class Relay {
   private repairTimer: ReturnType<typeof setInterval> | null = null;
   private readonly ownCircuits = new CircuitTable((link, id) => this.reactorImpl?.has(link, id) ?? false);
   private reactorImpl: CircuitReactor | null = null;
+  /** What the relay tells its operator: warnings, bootstrap failures, joined, reachability, heartbeat. */
+  private noticesImpl: RelayNotices | null = null;
   private readonly links = new Set<Link>();
   private readonly linksPerIp = new Map<string, number>();
   private handshakeBucket: TokenBucket;
@@ -169,7 +176,7 @@ export class Relay {
     this.config = resolveRelayConfig(config);
     this.now = options.now ?? Date.now;
     this.startedAt = this.now();
-    this.log = options.log ?? createLogger(this.config.log_level, 'allium-relay');
+    this.log = options.log ?? createLogger(this.config.log_level, 'allium-relay', undefined, this.config.log_format);
     this.metrics = new RelayMetrics();
     this.handshakeReplay = this.newHandshakeReplay();
     this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
@@ -330,6 +337,7 @@ export class Relay {
     if (this.state !== 'new') return;
     this.state = 'starting';
     const cfg = this.config;
+    await preflightRelay(cfg); // every listener and path checked before a key is made or the network joined
     if (cfg.tls_cert) this.tls = loadTlsFiles(cfg.tls_cert, cfg.tls_key);
     ensureDataDir(cfg.data_dir);
     const { identity, created } = loadOrCreateIdentity(cfg.data_dir);
@@ -387,12 +395,13 @@ export class Relay {
         now: this.now,
       });
     }
+    const notices = (this.noticesImpl = new RelayNotices(this));
     this.overlayImpl = new Overlay({
       identity,
       directory: this.directory,
       metrics: this.metrics,
       log: this.log,
-      dial: (url, id) => this.dial(url, id),
+      dial: (url, id) => notices.dialed(url, id, this.dial(url, id)),
       onLink: (link) => this.wireLink(link),
       degree: cfg.overlay_degree,
       gossipIntervalMs: cfg.timing.gossip_interval,
@@ -429,6 +438,7 @@ export class Relay {
     }
     this.state = 'running';
     this.log.info({ relay: shortFp(identity.fingerprint), address: this.address, bridge: cfg.bridge, probeResistant: this.probeResistant }, 'relay running');
+    notices.start();
   }
 
   private linkOptions(): LinkOptions {
@@ -464,7 +474,7 @@ export class Relay {
     }
     const wait = Math.max(this.bandwidth.take(FRAME_LEN), b.take(4));
     if (wait > 0) {
-      this.metrics.drops.inc({ reason: 'rate_limited_pause' });
+      this.metrics.rateLimitPauses.inc();
       link.socket.pause();
       setTimeout(() => link.socket.resume(), Math.min(wait, 1000));
     }
@@ -513,10 +523,7 @@ export class Relay {
     this.server = this.tls ? createTlsServer({ cert: this.tls.cert, key: this.tls.key }, onRequest) : createServer(onRequest);
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (_e, socket) => socket.destroy());
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(port, host, () => resolve());
-    });
+    await listenOn(this.server, host, port, 'listen');
     const addr = this.server.address();
     this.boundPort = typeof addr === 'object' && addr ? addr.port : port;
   }
@@ -655,10 +662,7 @@ export class Relay {
         () => res.writeHead(500).end(),
       );
     });
-    await new Promise<void>((resolve, reject) => {
-      this.metricsServer!.once('error', reject);
-      this.metricsServer!.listen(port, host, () => resolve());
-    });
+    await listenOn(this.metricsServer, host, port, 'metrics');
     const a = this.metricsServer.address();
     this.metricsPort = typeof a === 'object' && a ? a.port : port;
   }
@@ -854,20 +858,37 @@ export class Relay {
    * Picks up renewed certificate files (an ACME client replaces them every few weeks) without a restart: checked at
    * most once a minute, by modification time.
    */
-  private reloadTls(now: number): void {
+  private reloadTls(now: number, force = false): boolean {
     const t = this.tls;
-    if (!t || !this.server || now - t.checked < 60_000) return;
+    if (!t || !this.server || (!force && now - t.checked < 60_000)) return true;
     t.checked = now;
     try {
       const mtime = Math.max(statSync(this.config.tls_cert).mtimeMs, statSync(this.config.tls_key).mtimeMs);
-      if (mtime === t.mtime) return;
+      if (!force && mtime === t.mtime) return true;
       const next = loadTlsFiles(this.config.tls_cert, this.config.tls_key);
       (this.server as HttpsServer).setSecureContext({ cert: next.cert, key: next.key });
       this.tls = { ...next, checked: now };
       this.log.info('reloaded the TLS certificate');
+      return true;
     } catch (e) {
       this.log.warn({ code: isAlliumError(e) ? e.code : 'unknown' }, 'TLS certificate files changed but could not be loaded; keeping the old ones');
+      return false;
     }
+  }
+
+  /**
+   * Applies a new configuration as far as a running relay can (SIGHUP; relay/reload.ts lists what takes effect and
+   * what needs a restart). `next` must be validated (resolveRelayConfig).
+   */
+  reload(next: RelayConfig): ReloadReport {
+    return applyReload(this.config, next, {
+      log: this.log,
+      setBandwidth: (rate, burst) => (this.bandwidth = new TokenBucket(rate, burst, this.now)),
+      reloadTls: () => this.reloadTls(this.now(), true),
+      republish: () => {
+        if (this.state === 'running') this.publishDescriptor();
+      },
+    });
   }
 
 
@@ -908,6 +929,7 @@ export class Relay {
       return;
     }
     this.state = 'stopping';
+    this.noticesImpl?.stop();
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
     if (this.repairTimer) clearInterval(this.repairTimer);
     if (this.historyTimer) clearInterval(this.historyTimer);
@@ -933,7 +955,7 @@ export class Relay {
 }
 
 /** Reads and checks a certificate and key (ERR_CONFIG naming the key when unreadable, not PEM, or not a pair). */
-function loadTlsFiles(certPath: string, keyPath: string): { cert: Buffer; key: Buffer; mtime: number; checked: number } {
+export function loadTlsFiles(certPath: string, keyPath: string): { cert: Buffer; key: Buffer; mtime: number; checked: number } {
   let cert: Buffer;
   let key: Buffer;
   try {

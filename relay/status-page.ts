@@ -40,7 +40,7 @@ export const STATUS_PAGE = `<!DOCTYPE html>
  function set(id, v){ var e = document.getElementById(id); if (e) e.textContent = String(v); }
  function dur(s){ var h = Math.floor(s/3600), m = Math.floor(s%3600/60); return (h? h+'h ':'') + m + 'm ' + (s%60) + 's'; }
  function table(id, obj){ var t = document.getElementById(id); t.innerHTML = '';
-  var keys = Object.keys(obj).sort(function(a,b){return obj[b]-obj[a]});
+  var keys = Object.keys(obj).filter(function(k){return obj[k] > 0}).sort(function(a,b){return obj[b]-obj[a]});
   if (!keys.length){ t.innerHTML = '<tr><td class="muted">none</td></tr>'; return; }
   keys.forEach(function(k){ var r = t.insertRow(); r.insertCell().textContent = k; var c = r.insertCell(); c.className='n'; c.textContent = obj[k]; r.dataset.key = k; }); }
  function chart(h){ var svg = document.getElementById('chart'); var lines = svg.querySelectorAll('polyline');

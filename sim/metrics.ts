@@ -48,6 +48,9 @@ export class SimMetrics {
   readonly directorySize = new Counter();
   readonly storeBytes = new Counter();
   readonly storeBlocks = new Counter();
+  readonly storeQuota = new Counter();
+  readonly fetches = new Counter();
+  readonly rateLimitPauses = new Counter();
   readonly gossipBytes = new Counter();
   readonly circuitsBuilt = new Counter();
   readonly replicated = new Counter();

@@ -1,5 +1,5 @@
 /**
- * Packet captures of a test network on the loopback interface (Debian's tshark, installed by .ci/run): dumpcap
+ * Packet captures of a test network on the loopback interface (Debian's tshark: tests call needProgram first): dumpcap
  * records only the relays' own TCP ports, and tshark decodes what was recorded — HTTP upgrades and WebSocket frames
  * (opcode and payload length of each, per TCP connection).
  */
@@ -10,13 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { sleep } from './network.js';
+import { findProgram } from './programs.js';
 
 const run = promisify(execFile);
 
-export function captureToolsMissing(): string | null {
-  for (const tool of ['/usr/bin/dumpcap', '/usr/bin/tshark']) if (!existsSync(tool)) return `${tool} is not installed (.ci/run installs tshark)`;
-  return null;
-}
 
 /** `n` distinct free TCP ports on 127.0.0.1 (bound and released, so a relay can listen on them next). */
 export async function freePorts(n: number): Promise<number[]> {
@@ -49,7 +46,7 @@ export async function startCapture(ports: readonly number[]): Promise<Capture> {
   const dir = mkdtempSync(join(tmpdir(), 'allium-capture-'));
   const file = join(dir, 'links.pcapng');
   const filter = ports.map((p) => `tcp port ${p}`).join(' or ');
-  const proc: ChildProcess = spawn('/usr/bin/dumpcap', ['-i', 'lo', '-f', filter, '-w', file, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc: ChildProcess = spawn(findProgram('dumpcap') ?? 'dumpcap', ['-i', 'lo', '-f', filter, '-w', file, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
@@ -102,7 +99,7 @@ function decodeAsHttp(ports: readonly number[]): string[] {
 
 async function tsharkFields(file: string, ports: readonly number[], filter: string, fields: readonly string[]): Promise<string[][]> {
   const { stdout } = await run(
-    '/usr/bin/tshark',
+    findProgram('tshark') ?? 'tshark',
     ['-r', file, ...decodeAsHttp(ports), '-Y', filter, '-T', 'fields', '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a', ...fields.flatMap((f) => ['-e', f])],
     { maxBuffer: 1 << 28 },
   );

@@ -3,16 +3,16 @@
  * screenshot. Only loopback pages are loaded; background networking is off so Chromium contacts nothing else.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { findProgram } from './programs.js';
 
 const run = promisify(execFile);
 
 export function chromiumPath(): string | null {
-  for (const p of ['/usr/bin/chromium', '/usr/bin/chromium-browser']) if (existsSync(p)) return p;
-  return null;
+  return findProgram('chromium');
 }
 
 function flags(profile: string): string[] {

@@ -11,6 +11,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'smol-toml';
+import { findProgram } from './programs.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const SOURCE_CLI = join(ROOT, 'cli', 'allium.ts');
@@ -36,7 +37,7 @@ function newestSource(): number {
  * builds first; starting from JavaScript saves each process a second or more of compiling), else the sources through
  * tsx, so a test never runs a stale build. ALLIUM_TEST_SOURCES=1 forces the sources.
  */
-const DEFAULT_ENTRY: string[] =
+export const DEFAULT_ENTRY: string[] =
   process.env['ALLIUM_TEST_SOURCES'] !== '1' && existsSync(DIST_CLI) && statSync(DIST_CLI).mtimeMs >= newestSource()
     ? [DIST_CLI]
     : ['--import', TSX, SOURCE_CLI];
@@ -275,12 +276,7 @@ export function makeTestCertificate(dir: string): TestCertificate {
 
 /** The nginx binary, or null when it is not installed (Debian: nginx-light). */
 export function nginxBinary(): string | null {
-  for (const p of ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx']) if (existsSync(p)) return p;
-  try {
-    return execFileSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
+  return findProgram('nginx');
 }
 
 /**

@@ -31,6 +31,7 @@ import { fromWs } from '../../net/socket.js';
 import { resolveRelayConfig } from '../../relay/config.js';
 import { patternBytes, sha256 } from '../helpers/content.js';
 import { startRelay, waitFor, type RelayProcess } from '../helpers/network.js';
+import { needProgram } from '../helpers/programs.js';
 
 const run = promisify(execFile);
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -101,7 +102,8 @@ describe('log audit: no client address, key, link or destination at the default 
     for (const r of relays) rmSync(r.dataDir, { recursive: true, force: true });
   });
 
-  it('runs streams, content and messages through relay processes, with a relay restarted', async () => {
+  it('runs streams, content and messages through relay processes, with a relay restarted', async function () {
+    needProgram(this, 'curl');
     const fps = relays.map((r) => r.fingerprint);
     const factory = boundSocketFactory(clientPorts);
     const client = (entry: string[]): AlliumClient =>

@@ -29,7 +29,6 @@ import { nodeSocketFactory } from '../../net/ws-node.js';
 import { Relay } from '../../relay/relay.js';
 import { silentLogger } from '../../relay/logger.js';
 import {
-  captureToolsMissing,
   freePorts,
   httpMessages,
   startCapture,
@@ -41,6 +40,7 @@ import {
   type WsFrame,
 } from '../helpers/capture.js';
 import { patternBytes, sha256 } from '../helpers/content.js';
+import { needProgram } from '../helpers/programs.js';
 import { FAST_TIMING, startRelay, tempDir, waitFor, type RelayProcess } from '../helpers/network.js';
 
 const run = promisify(execFile);
@@ -65,8 +65,7 @@ describe('wire audit: one WebSocket message size on every link (relay processes,
   let activity = { curl: false, content: false, messages: 0 };
 
   before(async function () {
-    const missing = captureToolsMissing();
-    if (missing) throw new Error(missing);
+    needProgram(this, 'dumpcap', 'tshark', 'curl');
     ports = await freePorts(6);
     capture = await startCapture(ports);
     const exitPolicy = ['accept 127.0.0.1:*', 'reject *:*'];

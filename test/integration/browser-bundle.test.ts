@@ -10,6 +10,7 @@ import { join, relative, resolve } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { BROWSER_ENTRY } from '../../scripts/build-browser.js';
 import { browserBundle, launchChromium, serveStatic, type ChromiumSession, type StaticServer } from '../helpers/browser.js';
+import { needProgram } from '../helpers/programs.js';
 
 /** A 127.0.0.1 port with nothing listening on it. */
 async function closedPort(): Promise<number> {
@@ -100,7 +101,8 @@ describe('browser bundle (dist/browser/allium.js)', function () {
     expect(pkg.files).to.include('dist/browser');
   });
 
-  it('loads in headless Chromium: WebAssembly libsodium, addresses, localStorage, a clean connection failure', async () => {
+  it('loads in headless Chromium: WebAssembly libsodium, addresses, localStorage, a clean connection failure', async function () {
+    needProgram(this, 'chromium');
     server = await serveStatic(['dist/browser'], { '/bundle-test.html': PAGE(await closedPort()) });
     chromium = await launchChromium();
     page = await chromium.newPage();

@@ -10,7 +10,7 @@ import { AlliumClient } from '../../client/client.js';
 import { Messenger, type IncomingMessage } from '../../client/messaging.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { EndReason } from '../../protocol/stream-messages.js';
-import { chromiumPath } from '../helpers/chromium.js';
+import { needProgram } from '../helpers/programs.js';
 import { browserBundle, launchChromium, serveStatic, type ChromiumSession, type StaticServer } from '../helpers/browser.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 
@@ -47,7 +47,7 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
 
   before(async function () {
     this.timeout(600_000);
-    if (!chromiumPath()) throw new Error('chromium is not installed (.ci/run installs it)');
+    needProgram(this, 'chromium');
     await browserBundle();
     net = await startNetwork(6);
     client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });

@@ -15,6 +15,7 @@ import { AlliumClient } from '../../client/client.js';
 import { startSocksServer, SocksReply } from '../../client/socks.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { tempDir, startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
+import { needProgram } from '../helpers/programs.js';
 import { patternBytes } from '../helpers/content.js';
 
 const run = promisify(execFile);
@@ -98,7 +99,8 @@ describe('circuits, streams and SOCKS5 (relay processes)', function () {
     }
   }
 
-  it('curl fetches 0 B, 1 B and 64 MiB byte-exact through a 3-hop circuit', async () => {
+  it('curl fetches 0 B, 1 B and 64 MiB byte-exact through a 3-hop circuit', async function () {
+    needProgram(this, 'curl');
     const f = join(dir, 'out.bin');
     expect((await curl('/0', f)).body.length).to.equal(0);
     expect((await curl('/1', f)).body.toString()).to.equal('x');
@@ -137,7 +139,8 @@ describe('circuits, streams and SOCKS5 (relay processes)', function () {
     expect(await socksConnectReply(socks.port, '127.0.0.1', httpPort)).to.equal(SocksReply.SUCCEEDED);
   });
 
-  it('a middle relay killed mid-download gives a clean error, and the next request succeeds on a new circuit', async () => {
+  it('a middle relay killed mid-download gives a clean error, and the next request succeeds on a new circuit', async function () {
+    needProgram(this, 'curl');
     const f = join(dir, 'kill.bin');
     const download = curl('/big', f);
     let circuit = undefined as ReturnType<AlliumClient['listCircuits']>[number] | undefined;

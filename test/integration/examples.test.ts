@@ -5,11 +5,11 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { startNetwork, type TestNetwork } from '../helpers/network.js';
+import { startNetwork, tempDir, type TestNetwork } from '../helpers/network.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -30,6 +30,7 @@ describe('examples/ (child processes against a 5-relay network)', function () {
   let net: TestNetwork;
   let http: Server;
   let httpPort: number;
+  let stateDir: string;
 
   before(async function () {
     this.timeout(300_000); // a build, when dist/ is stale, then the network
@@ -42,18 +43,21 @@ describe('examples/ (child processes against a 5-relay network)', function () {
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
     httpPort = (http.address() as { port: number }).port;
     net = await startNetwork(5, { exits: 2 });
+    stateDir = tempDir('allium-state-');
   });
 
   after(async () => {
     http?.closeAllConnections();
     http?.close();
     await net?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
 
   function example(name: string, env: Record<string, string>, args: string[] = []): Promise<{ stdout: string; stderr: string }> {
     return run(process.execPath, ['--import', 'tsx', join('examples', name), ...args], {
       cwd: ROOT,
-      env: { ...process.env, ALLIUM_BOOTSTRAP: net.bootstrap, ALLIUM_TEST_NETWORK: '1', ...env },
+      // Where the examples' clients keep state by default (never this machine's ~/.local/state).
+      env: { ...process.env, ALLIUM_BOOTSTRAP: net.bootstrap, ALLIUM_TEST_NETWORK: '1', ALLIUM_STATE_DIR: stateDir, ...env },
       timeout: 60_000,
     });
   }
@@ -70,5 +74,11 @@ describe('examples/ (child processes against a 5-relay network)', function () {
     const lines = stdout.trim().split('\n');
     expect(lines[0]).to.match(/^link: allium:chk\/[a-z2-7]+$/);
     expect(lines[1]).to.equal(`fetched ${Buffer.byteLength(text)} bytes: identical`);
+  });
+
+  it('their clients kept the directory and guards in the state directory, which no example configured', () => {
+    expect(readdirSync(stateDir).sort()).to.include.members(['directory.cbor', 'guards.json']);
+    expect(statSync(stateDir).mode & 0o777).to.equal(0o700);
+    expect(statSync(join(stateDir, 'guards.json')).mode & 0o777).to.equal(0o600);
   });
 });

@@ -12,6 +12,7 @@ import { Messenger, type IncomingMessage } from '../../client/messaging.js';
 import { startSocksServer } from '../../client/socks.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
+import { needProgram } from '../helpers/programs.js';
 
 const run = promisify(execFile);
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -87,7 +88,8 @@ describe('private messaging and hidden services (relay processes)', function () 
     expect(code).to.match(/^ERR_ADDRESS_/);
   });
 
-  it('a hidden TCP service answers curl --socks5-hostname', async () => {
+  it('a hidden TCP service answers curl --socks5-hostname', async function () {
+    needProgram(this, 'curl');
     const socks = await startSocksServer(cb, { port: 0 });
     try {
       const { stdout } = await run('curl', ['-sS', '--max-time', '60', '--socks5-hostname', `127.0.0.1:${socks.port}`, `http://${alice.address}/`]);

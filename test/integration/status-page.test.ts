@@ -9,7 +9,8 @@ import { parseBootstrap } from '../../client/bootstrap.js';
 import { fetchFromRelay } from '../../client/directory.js';
 import { openLink } from '../../net/dial.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
-import { chromiumPath, dumpDom, screenshot, textById } from '../helpers/chromium.js';
+import { needProgram } from '../helpers/programs.js';
+import { dumpDom, screenshot, textById } from '../helpers/chromium.js';
 import { startRelay, waitFor, type RelayProcess } from '../helpers/network.js';
 
 const OUT = resolve(import.meta.dirname, '..', '..', 'test-output');
@@ -20,7 +21,7 @@ describe('relay status page (headless Chromium)', function () {
   let b: RelayProcess;
 
   before(async function () {
-    if (!chromiumPath()) throw new Error('chromium is not installed (.ci/run installs it)');
+    needProgram(this, 'chromium');
     a = await startRelay({ nickname: 'statusA', extra: { admin: '127.0.0.1:0' } });
     b = await startRelay({ nickname: 'statusB', bootstrap: [a.bootstrap] });
     await waitFor(async () => (await a.metric('allium_directory_relays')) === 2, 15_000, 'two relays');

@@ -21,7 +21,6 @@ import {
   fetchThrough,
   freePort,
   makeTestCertificate,
-  nginxBinary,
   rawHttp,
   startBytesServer,
   startNginx,
@@ -36,6 +35,7 @@ import {
   type TestNetwork,
 } from '../helpers/network.js';
 import { patternBytes } from '../helpers/content.js';
+import { needProgram } from '../helpers/programs.js';
 
 const RELAY_PATH = '/api/v2/events';
 const BRIDGE_PATH = '/static/live';
@@ -54,11 +54,7 @@ describe('TLS and relays behind nginx (relay processes, nginx)', function () {
     new AlliumClient({ bootstrap: o.bootstrap ?? [], ...o, socketFactory: createNodeSocketFactory({ ca: cert.pem }), enforceDistinctSubnets: false, poolSize: 0 });
 
   before(async function () {
-    if (!nginxBinary()) {
-      // CI installs it (.ci/run); on a workstation: apt-get install nginx-light.
-      console.log('      skipped: nginx is not installed (Debian package nginx-light)');
-      this.skip();
-    }
+    needProgram(this, 'nginx', 'openssl');
     cert = makeTestCertificate(tempDir('allium-cert-'));
     // Relay processes trust the test certificate when they dial wss:// relays.
     const env = { NODE_EXTRA_CA_CERTS: cert.cert };
