@@ -39,6 +39,11 @@ export const DROP_REASONS = [
   'rendezvous_limit',
   'rendezvous_unknown_cookie',
   'rendezvous_second_registration',
+  'introduce_rate',
+  'exit_resolve_limit',
+  'dial_refused_address',
+  'answer_deferred_dropped',
+  'control_send_congested',
 ];
 
 export class RelayMetrics {
