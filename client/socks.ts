@@ -11,18 +11,9 @@ import { EndReason } from '../protocol/stream-messages.js';
 import { pipeSocket } from '../net/pipe-socket.js';
 import { listenOn } from '../net/listen.js';
 import { StreamError, type AlliumClient } from './client.js';
+import { SocksHandshake, SocksReply, socksReply, type SocksCredentials } from './socks-handshake.js';
 
-export const SocksReply = {
-  SUCCEEDED: 0x00,
-  GENERAL_FAILURE: 0x01,
-  NOT_ALLOWED: 0x02,
-  NETWORK_UNREACHABLE: 0x03,
-  HOST_UNREACHABLE: 0x04,
-  CONNECTION_REFUSED: 0x05,
-  TTL_EXPIRED: 0x06,
-  COMMAND_NOT_SUPPORTED: 0x07,
-  ADDRESS_TYPE_NOT_SUPPORTED: 0x08,
-} as const;
+export { SocksReply };
 
 /** Maps an exit's END reason to the SOCKS reply a client application expects. */
 export function socksReplyFor(reason: EndReason): number {
@@ -43,68 +34,19 @@ export function socksReplyFor(reason: EndReason): number {
   }
 }
 
-const MAX_HANDSHAKE_BYTES = 600;
 const HANDSHAKE_TIMEOUT_MS = 30_000;
-
-/** Reads exactly what the SOCKS state machine needs from the socket, with a byte cap. */
-class SocksReader {
-  private buf = Buffer.alloc(0);
-  private wake: (() => void) | null = null;
-  private total = 0;
-  failed: Error | null = null;
-
-  constructor(private readonly socket: Socket) {
-    socket.on('data', this.onData);
-    socket.once('close', () => this.fail(new Error('closed')));
-  }
-
-  private onData = (d: Buffer): void => {
-    this.total += d.length;
-    if (this.total > MAX_HANDSHAKE_BYTES) return this.fail(new Error('handshake too long'));
-    this.buf = Buffer.concat([this.buf, d]);
-    this.wake?.();
-  };
-
-  private fail(e: Error): void {
-    this.failed = e;
-    this.wake?.();
-  }
-
-  async take(n: number): Promise<Buffer> {
-    while (this.buf.length < n) {
-      if (this.failed) throw this.failed;
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = null;
-    }
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    return out;
-  }
-
-  /** Stops reading for SOCKS and returns anything the client sent early (data after the request). */
-  detach(): Buffer {
-    this.socket.off('data', this.onData);
-    return this.buf;
-  }
-}
 
 /**
  * The isolation key of a SOCKS5 connection (specs/streams.md §6.2): the listener port and the credentials as
  * received, each length-prefixed, so no two different (user, password) pairs share a key — joined with a separator,
  * user "a:b" with password "c" would equal user "a" with password "b:c". `credentials` null: no authentication.
  */
-export function socksIsolationKey(listenerPort: number, credentials: { user: Uint8Array; password: Uint8Array } | null): string {
+export function socksIsolationKey(listenerPort: number, credentials: SocksCredentials | null): string {
   if (!credentials) return `socks5:${listenerPort}:none`;
   const { user, password } = credentials;
   if (user.length > 255 || password.length > 255) throw new RangeError('RFC 1929 credentials are at most 255 bytes each');
   const pair = Buffer.concat([Buffer.of(user.length), user, Buffer.of(password.length), password]);
   return `socks5:${listenerPort}:${pair.toString('hex')}`;
-}
-
-/** The first two bytes of an HTTP request line: the start of a method (GET, POST, HEAD, CONNECT, PUT, …). */
-function looksLikeHttp(a: number, b: number): boolean {
-  const two = String.fromCharCode(a, b);
-  return ['GE', 'PO', 'HE', 'CO', 'PU', 'DE', 'OP', 'PA', 'TR'].includes(two);
 }
 
 const HTTP_PAGE = `<!DOCTYPE html>
@@ -124,88 +66,59 @@ const NOT_AN_HTTP_PROXY = Buffer.from(
   `HTTP/1.0 501 Allium is not an HTTP Proxy\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(HTTP_PAGE)}\r\nConnection: close\r\n\r\n${HTTP_PAGE}`,
 );
 
-function reply(socket: Socket, code: number): void {
-  socket.write(Buffer.from([5, code, 0, 1, 0, 0, 0, 0, 0, 0]));
+/** The reply for a failed connect(). */
+function failureReply(e: unknown): number {
+  if (e instanceof StreamError) return socksReplyFor(e.reason);
+  if (!isAlliumError(e)) return SocksReply.GENERAL_FAILURE;
+  if (e.code === 'ERR_TIMEOUT') return SocksReply.TTL_EXPIRED;
+  if (e.code === 'ERR_EXIT_POLICY') return SocksReply.NOT_ALLOWED;
+  if (e.code === 'ERR_UNREACHABLE' || e.code === 'ERR_ADDRESS_FORMAT' || e.code === 'ERR_ADDRESS_CHECKSUM') return SocksReply.HOST_UNREACHABLE;
+  return SocksReply.GENERAL_FAILURE;
 }
 
-export async function handleSocks(client: AlliumClient, socket: Socket, listenerPort: number): Promise<void> {
-  const r = new SocksReader(socket);
+/**
+ * Runs one SOCKS5 connection: the handshake (client/socks-handshake.ts) over the socket, then a stream. Any
+ * handshake the machine refuses (ERR_SOCKS, ERR_LIMIT), a stall past 30 s or a closed socket ends the connection.
+ */
+export function handleSocks(client: AlliumClient, socket: Socket, listenerPort: number): void {
+  const hs = new SocksHandshake();
   const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
-  try {
-    const [ver, nmethods] = await r.take(2);
-    if (ver !== 5) {
-      // An application configured for an HTTP proxy, or a browser pointed at this port: say what this port is.
-      if (looksLikeHttp(ver!, nmethods!)) {
-        clearTimeout(timer);
+  const stop = (): void => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+  };
+  const onData = (d: Buffer): void => {
+    let actions;
+    try {
+      actions = hs.push(d);
+    } catch {
+      stop();
+      socket.destroy();
+      return;
+    }
+    for (const a of actions) {
+      if (a.kind === 'write') socket.write(a.bytes);
+      else if (a.kind === 'close') {
+        stop();
+        socket.end(a.bytes);
+      } else if (a.kind === 'http') {
+        // An application configured for an HTTP proxy, or a browser pointed at this port: say what this port is.
+        stop();
         socket.end(NOT_AN_HTTP_PROXY);
-        return;
+      } else {
+        socket.off('data', onData);
+        socket.pause();
+        void connect(a.host, a.port, a.credentials, a.early);
       }
-      throw new Error('not SOCKS5');
     }
-    const methods = await r.take(nmethods!);
-    let credentials: { user: Uint8Array; password: Uint8Array } | null = null;
-    if (methods.includes(2)) {
-      socket.write(Buffer.from([5, 2]));
-      const [aver, ulen] = await r.take(2);
-      if (aver !== 1) throw new Error('bad auth version');
-      const user = Uint8Array.from(await r.take(ulen!));
-      const [plen] = await r.take(1);
-      credentials = { user, password: Uint8Array.from(await r.take(plen!)) };
-      socket.write(Buffer.from([1, 0]));
-    } else if (methods.includes(0)) {
-      socket.write(Buffer.from([5, 0]));
-    } else {
-      socket.end(Buffer.from([5, 0xff]));
-      return;
-    }
-    const [v, cmd, , atyp] = await r.take(4);
-    if (v !== 5) throw new Error('bad request version');
-    let host: string;
-    if (atyp === 1) host = [...(await r.take(4))].join('.');
-    else if (atyp === 3) {
-      const [len] = await r.take(1);
-      host = (await r.take(len!)).toString('utf8');
-    } else if (atyp === 4) {
-      const b = await r.take(16);
-      const parts: string[] = [];
-      for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(i).toString(16));
-      host = parts.join(':');
-    } else {
-      reply(socket, SocksReply.ADDRESS_TYPE_NOT_SUPPORTED);
-      socket.end();
-      return;
-    }
-    const port = (await r.take(2)).readUInt16BE(0);
-    if (cmd !== 1) {
-      reply(socket, SocksReply.COMMAND_NOT_SUPPORTED);
-      socket.end();
-      return;
-    }
-    if (port === 0 || host.length === 0) {
-      reply(socket, SocksReply.GENERAL_FAILURE);
-      socket.end();
-      return;
-    }
-    socket.pause();
-    const early = r.detach();
+  };
+  const connect = async (host: string, port: number, credentials: SocksCredentials | null, early: Uint8Array): Promise<void> => {
     let stream;
     try {
       stream = await client.connect(host, port, { isolation: socksIsolationKey(listenerPort, credentials) });
     } catch (e) {
       clearTimeout(timer);
-      reply(
-        socket,
-        e instanceof StreamError
-          ? socksReplyFor(e.reason)
-          : isAlliumError(e) && e.code === 'ERR_TIMEOUT'
-            ? SocksReply.TTL_EXPIRED
-            : isAlliumError(e) && e.code === 'ERR_EXIT_POLICY'
-              ? SocksReply.NOT_ALLOWED
-              : isAlliumError(e) && (e.code === 'ERR_UNREACHABLE' || e.code === 'ERR_ADDRESS_FORMAT' || e.code === 'ERR_ADDRESS_CHECKSUM')
-                ? SocksReply.HOST_UNREACHABLE
-                : SocksReply.GENERAL_FAILURE,
-      );
-      socket.end();
+      socket.end(socksReply(failureReply(e)));
       return;
     }
     clearTimeout(timer);
@@ -213,14 +126,13 @@ export async function handleSocks(client: AlliumClient, socket: Socket, listener
       stream.end();
       return;
     }
-    reply(socket, SocksReply.SUCCEEDED);
+    socket.write(socksReply(SocksReply.SUCCEEDED));
     pipeSocket(stream, socket);
-    if (early.length) stream.write(new Uint8Array(early));
+    if (early.length) stream.write(early);
     socket.resume();
-  } catch {
-    clearTimeout(timer);
-    socket.destroy();
-  }
+  };
+  socket.on('data', onData);
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /** Starts a SOCKS5 listener on host:port (port 0 picks one). */

@@ -49,6 +49,7 @@ export const ERROR_CODES = {
   ERR_KEY_WIPED: 'internal', // a key object was used after wipe()
   ERR_SENDME: 'protocol', // a SENDME that acknowledges unsent data, or a peer sending beyond its window
   ERR_STREAM: 'protocol', // a stream message in the wrong state or for an unknown stream
+  ERR_SOCKS: 'protocol', // a local application's SOCKS5 handshake that the listener does not accept
   ERR_EXIT_POLICY: 'protocol', // the exit's policy refuses the destination
   ERR_STREAM_FAILED: 'not-found', // the exit could not connect (refused, unreachable, resolve failed)
   ERR_CONTROL_FRAGMENT: 'protocol', // CONTROL fragments out of order, or a non-final fragment that is not full

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parseBootstrap, parseBridgeLine } from '../../client/bootstrap.js';
+import { SocksHandshake } from '../../client/socks-handshake.js';
 import { seededRandom } from '../../crypto/drbg.js';
 import { crypto } from '../../crypto/index.js';
 import { fingerprintOf, IdentityKey, parseFingerprint } from '../../crypto/keys.js';
@@ -194,6 +195,13 @@ const CASES: DecoderCase[] = [
   { name: 'bootstrap line', input: 'text', cap: 4096, run: (x) => parseBootstrap(text(x)), seeds: () => [`ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`] },
   { name: 'bridge line', input: 'text', cap: 4096, run: (x) => parseBridgeLine(text(x)), seeds: () => [`bridge wss://h/p ${fingerprintOf(ctx().identity.publicKey)} secret=${'ab'.repeat(32)}`] },
   { name: 'fingerprint', input: 'text', cap: 1024, run: (x) => parseFingerprint(text(x)), seeds: () => [fingerprintOf(ctx().identity.publicKey)] },
+  {
+    name: 'SOCKS5 handshake',
+    input: 'bytes',
+    cap: 600,
+    run: (x) => new SocksHandshake().push(bytes(x)),
+    seeds: () => [Uint8Array.of(5, 1, 0, 5, 1, 0, 3, 3, 0x61, 0x62, 0x63, 0, 80), Uint8Array.of(5, 1, 2, 1, 1, 0x61, 1, 0x62, 5, 1, 0, 1, 127, 0, 0, 1, 1, 0xbb), new TextEncoder().encode('GET / HTTP/1.1\r\n')],
+  },
   { name: 'host name', input: 'text', cap: 1024, run: (x) => normalizeHost(text(x)), seeds: () => ['example.com', 'x.allium.', '[::1]', '127.0.0.1', 'xn--allium-.com'] },
   { name: 'host:port', input: 'text', cap: 1024, run: (x) => parseHostPort(text(x), 'listen'), seeds: () => ['127.0.0.1:9001', '[::1]:80'] },
   {
