@@ -11,6 +11,7 @@ import { linkFile } from './link.js';
 import { ntorOnionFile } from './ntor-onion.js';
 import { relayCryptoFile } from './relay-crypto.js';
 import { relayPayloadFile } from './relay-payload.js';
+import { siteFile } from './site.js';
 
 export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'cells.json': cellsFile,
@@ -20,6 +21,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'relay-crypto.json': relayCryptoFile,
   'mailbox.json': mailboxFile,
   'link.json': linkFile,
+  'site.json': siteFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

@@ -37,6 +37,7 @@ import { parseMessage } from '../../protocol/ratchet.js';
 import { decodeRatchetState } from '../../protocol/ratchet-state.js';
 import { decodeRelayPayload } from '../../protocol/relay-cell.js';
 import { decodeRv, encodeRv } from '../../protocol/rendezvous-messages.js';
+import { createEditionHints, decodeSiteManifest, editionPeriods, encodeSiteManifest, openEditionHint } from '../../protocol/site-manifest.js';
 import { createRecord, openRecord, verifyRecord } from '../../protocol/ssk.js';
 import { decodeBegin, decodeCircuitSendme, decodeEnd, encodeBegin } from '../../protocol/stream-messages.js';
 import { parseHostPort, resolveRelayConfig } from '../../relay/config.js';
@@ -94,12 +95,23 @@ function makeContext() {
   const mailbox = vectors<{ items: { bytes?: string }[]; storeInvalid: { bytes: string }[] }>('mailbox.json');
   const mailboxSeeds = [...mailbox.storeInvalid.map((x) => fromHex(x.bytes))];
   const ssk = createRecord(identity.secretKey, identity.publicKey, 'site', 3, 'allium:chk/abc');
+  const siteRef = { rk: rand(32), dk: rand(32) };
+  const site = encodeSiteManifest({
+    idx: 'index.html',
+    files: [
+      { path: 'img/a.png', type: 'image/png', ref: siteRef, size: 100 },
+      { path: 'index.html', type: 'text/html;charset=utf-8', ref: siteRef, size: 2000 },
+    ],
+    note: 'what changed',
+  });
+  const hintTarget = 'allium:chk/' + 'a'.repeat(111);
+  const hints = createEditionHints(identity.secretKey, identity.publicKey, 'site', 4, hintTarget, NOW);
   const relays = testRelays(2, 'decoder-table');
   const onion = onionTo(relays);
   const period = periodAt(Math.floor(NOW / 1000));
   const endpoint = createEndpointDescriptor(recipient, period, { v: 1, intro: [{ relay: rand(32), auth: IdentityKey.fromSeed(rand(32)).publicKey, enc: crypto().x25519Keypair(rand(32)).publicKey }], created: NOW, expires: NOW + 3_600_000 });
   const locator = endpoint.locator;
-  return { rand, identity, desc, authorities, consensus, recipient, address, mailboxSeeds, ssk, relays, onion, period, endpoint, locator, cells: hexList('cells.json', 'valid', 'invalid') };
+  return { rand, identity, desc, authorities, consensus, recipient, address, mailboxSeeds, ssk, site, hints, relays, onion, period, endpoint, locator, cells: hexList('cells.json', 'valid', 'invalid') };
 }
 let context: ReturnType<typeof makeContext> | null = null;
 const ctx = (): ReturnType<typeof makeContext> => (context ??= makeContext());
@@ -167,6 +179,15 @@ const CASES: DecoderCase[] = [
   { name: 'SSK record', input: 'bytes', cap: 8192, cbor: true, run: (x) => verifyRecord(ctx().ssk.rk, bytes(x)), seeds: () => [ctx().ssk.bytes] },
   { name: 'SSK record opened', input: 'bytes', cap: 8192, cbor: true, run: (x) => openRecord(ctx().identity.publicKey, 'site', bytes(x)), seeds: () => [ctx().ssk.bytes] },
   { name: 'file manifest', input: 'bytes', cap: 32 * 1024, cbor: true, run: (x) => decodeManifestPayload(bytes(x)), seeds: () => [encodeCbor({ v: 1, size: 100, segs: [[1, 1, new Uint8Array(128)]] }), encodeCbor({ v: 1, len: 64, parts: new Uint8Array(64) })] },
+  { name: 'site manifest', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeSiteManifest(bytes(x)), seeds: () => [ctx().site] },
+  {
+    name: 'edition hint opened',
+    input: 'bytes',
+    cap: 8192,
+    cbor: true,
+    run: (x) => openEditionHint(ctx().identity.publicKey, 'site', editionPeriods(NOW)[0]!, bytes(x)),
+    seeds: () => ctx().hints.map((h) => h.bytes),
+  },
   { name: 'block plaintext', input: 'bytes', cap: 32 * 1024, run: (x) => parseBlockPlaintext(bytes(x)), seeds: () => [Uint8Array.of(0, 0, 0, 0, 5, 1, 2, 3, 4, 5)] },
   { name: 'ratchet message', input: 'bytes', cap: 64 * 1024, run: (x) => parseMessage(bytes(x)), seeds: () => [Uint8Array.of(1, ...ctx().rand(32), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, ...ctx().rand(40))] },
   { name: 'conversation frame', input: 'bytes', cap: 64 * 1024, run: (x) => decodeFrame(bytes(x)), seeds: () => [encodeMessageFrame(1, ctx().rand(16), ctx().rand(10)), encodeAckFrame([ctx().rand(16), ctx().rand(16)])] },
