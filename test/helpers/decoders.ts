@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parseBootstrap, parseBridgeLine } from '../../client/bootstrap.js';
 import { SocksHandshake } from '../../client/socks-handshake.js';
+import { filterCss, filterHtml, filterSvg } from '../../client/content-filter/index.js';
+import { filterStyleAttribute } from '../../client/content-filter/css.js';
 import { seededRandom } from '../../crypto/drbg.js';
 import { crypto } from '../../crypto/index.js';
 import { fingerprintOf, IdentityKey, parseFingerprint } from '../../crypto/keys.js';
@@ -115,6 +117,16 @@ function makeContext() {
 }
 let context: ReturnType<typeof makeContext> | null = null;
 const ctx = (): ReturnType<typeof makeContext> => (context ??= makeContext());
+
+const FILTER_BASE = new URL('http://127.0.0.1:8888/allium:chk/aaaa/dir/page.html');
+const FILTER_SEEDS = {
+  html: [
+    '<!doctype html><html><head><title>t</title><link rel=stylesheet href=s.css><style>a{color:red;background:url(x.png)}</style></head><body><p style="color:blue">x<img src=a.png srcset="b.png 2x"><a href="http://e/">out</a><video src=v.webm controls></video></body></html>',
+    '<table><tr><td><form action=http://e/><input type=image src=x></form><iframe src=x></iframe><svg><image href=x /></svg><noscript><b>n</b></noscript><script>1</script>',
+  ],
+  css: ['@import "a.css"; @media screen { a { color: red } } @font-face { src: url(f.woff2) format("woff2") } b { background: url(http://e/) }', 'a{width:calc(1px + 2%)}'],
+  svg: ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><style>rect{fill:red}</style><rect width="10" height="10" fill="url(#g)"/><image href="a.png"/><a href="b.html"><text>t</text></a></svg>'],
+};
 
 const rv = (kind: Parameters<typeof decodeRv>[0]): DecoderCase => ({
   name: `rendezvous ${kind}`,
@@ -223,6 +235,12 @@ const CASES: DecoderCase[] = [
     run: (x) => new SocksHandshake().push(bytes(x)),
     seeds: () => [Uint8Array.of(5, 1, 0, 5, 1, 0, 3, 3, 0x61, 0x62, 0x63, 0, 80), Uint8Array.of(5, 1, 2, 1, 1, 0x61, 1, 0x62, 5, 1, 0, 1, 127, 0, 0, 1, 1, 0xbb), new TextEncoder().encode('GET / HTTP/1.1\r\n')],
   },
+  // The content filter (specs/content.md §13): pages, stylesheets and SVG a publisher controls.
+  { name: 'HTML filter', input: 'text', cap: 256 * 1024, run: (x) => filterHtml(text(x), { base: FILTER_BASE }), seeds: () => FILTER_SEEDS.html },
+  { name: 'HTML filter, scripts on', input: 'text', cap: 256 * 1024, run: (x) => filterHtml(text(x), { base: FILTER_BASE, scripts: true }), seeds: () => FILTER_SEEDS.html },
+  { name: 'CSS filter', input: 'text', cap: 256 * 1024, run: (x) => filterCss(text(x), FILTER_BASE), seeds: () => FILTER_SEEDS.css },
+  { name: 'style attribute filter', input: 'text', cap: 64 * 1024, run: (x) => filterStyleAttribute(text(x), FILTER_BASE), seeds: () => ['color: red; background: url(a.png)', 'width: calc(1px + (2px * 3))'] },
+  { name: 'SVG filter', input: 'text', cap: 256 * 1024, run: (x) => filterSvg(text(x), { base: FILTER_BASE }), seeds: () => FILTER_SEEDS.svg },
   { name: 'host name', input: 'text', cap: 1024, run: (x) => normalizeHost(text(x)), seeds: () => ['example.com', 'x.allium.', '[::1]', '127.0.0.1', 'xn--allium-.com'] },
   { name: 'host:port', input: 'text', cap: 1024, run: (x) => parseHostPort(text(x), 'listen'), seeds: () => ['127.0.0.1:9001', '[::1]:80'] },
   {
