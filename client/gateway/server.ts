@@ -10,7 +10,7 @@
  * their segments arrive, with byte ranges; everything else is offered as a download.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { once } from 'node:events';
+import { once, setMaxListeners } from 'node:events';
 import { toHex } from '../../protocol/bytes.js';
 import type { BlockRef } from '../../protocol/chk.js';
 import { formatLink, parseLink } from '../../protocol/content-link.js';
@@ -135,6 +135,7 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
   const siteCache = new Map<string, Promise<OpenedSite | null>>();
   const transfers = new Set<Transfer>();
   const stopping = new AbortController();
+  setMaxListeners(0, stopping.signal);
   let hosts = new Set<string>();
 
   /** The CHK root of a link, an updatable one at its newest known edition (never older than a bookmark's). */
@@ -143,6 +144,8 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
     if (l.type === 'chk') return { root: l, updatable: false };
     const id = siteIdOf(link);
     let hit = sskCache.get(id);
+    const bookmarked = bookmarks.known(id);
+    if (hit && bookmarked && bookmarked.edition > hit.edition) hit = { ...hit, ...bookmarked }; // a poll found a newer one
     if (!hit || now() - hit.at > SSK_RESOLVE_CACHE_MS) {
       const known = bookmarks.known(id);
       let latest: { edition: number; target: string } | null = null;
@@ -181,7 +184,8 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
     res.end(res.req.method === 'HEAD' ? undefined : buf);
   }
 
-  const pageHeaders = { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Security-Policy': GATEWAY_PAGE_CSP };
+  // The gateway's own pages send their forms with their Origin: under `no-referrer` a browser sends `Origin: null`.
+  const pageHeaders = { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Security-Policy': GATEWAY_PAGE_CSP, 'Referrer-Policy': 'same-origin' };
   const sendPage = (res: ServerResponse, status: number, html: string): void => send(res, status, html, pageHeaders);
   const sendError = (res: ServerResponse, e: unknown): void => {
     const d = describeError(e);
@@ -328,6 +332,7 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
     const method = req.method ?? 'GET';
     const done = new AbortController();
     const signal = AbortSignal.any([done.signal, stopping.signal]);
+    setMaxListeners(0, signal); // every block fetched for this request listens to it
     res.once('close', () => done.abort());
     try {
       if (method === 'POST') {
