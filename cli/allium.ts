@@ -154,6 +154,7 @@ export function buildProgram(): Command {
     .option('--socks-port <port>', 'SOCKS5 listener port (falls back to a free port if taken)', '9050')
     .option('--http-port <port>', 'port of the demo web server (0: any)', '0')
     .option('--map-port <port>', 'port of the network map page (0: any)', '0')
+    .option('--gateway-port <port>', 'port of the gateway serving the demo site (falls back to a free port if taken)', '8888')
     .option('--keep', 'keep the relays\' data directories after stopping')
     .action(async (opts: Record<string, unknown>) => {
       try {
@@ -166,6 +167,7 @@ export function buildProgram(): Command {
           socksPort: Number(opts['socksPort']),
           httpPort: Number(opts['httpPort']),
           mapPort: Number(opts['mapPort']),
+          gatewayPort: Number(opts['gatewayPort']),
           keep: !!opts['keep'],
         });
       } catch (e) {
