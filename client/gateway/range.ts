@@ -13,8 +13,8 @@ export function parseRange(header: string | undefined, size: number): { start: n
     return { start: Math.max(0, size - n), end: size };
   }
   const start = Number(m[1]);
-  const last = m[2] === '' ? size - 1 : Number(m[2]);
-  if (last < start) return null;
+  if (m[2] !== '' && Number(m[2]) < start) return null;
   if (start >= size) return 'unsatisfiable';
+  const last = m[2] === '' ? size - 1 : Number(m[2]);
   return { start, end: Math.min(size, last + 1) };
 }
