@@ -264,10 +264,17 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
     const base = new URL(url.pathname, `http://${req.headers.host}`);
     const download = url.searchParams.has('download');
     if (transfers.size >= MAX_GATEWAY_TRANSFERS) return sendPage(res, 503, errorPage(503, 'Busy', `The gateway is already fetching ${MAX_GATEWAY_TRANSFERS} files. Try again in a moment.`));
-    const file = await content.open(root, { signal });
-    const site = await siteAt(root, file, signal);
+    // A site already read is served without fetching its root again; anything else is opened (and looked at) now.
+    const known = siteCache.get(toHex(root.rk));
+    let file: OpenedContent | null = null;
+    let site = known ? await known : null;
+    if (!known) {
+      file = await content.open(root, { signal });
+      site = await siteAt(root, file, signal);
+    }
     if (parsed.rest === null) {
       if (site) return redirect(res, `${linkPath}/`, 301);
+      file ??= await content.open(root, { signal });
       const asked = url.searchParams.get('type');
       const type = asked && !download ? asked.toLowerCase() : 'application/octet-stream';
       return serveFile(req, res, { file, type, path: parsed.link.split('/').pop() ?? 'file', base, siteId, updatable, download, signal });

@@ -54,6 +54,20 @@ describe('content filter: ordinary pages keep what is safe', () => {
     expect(rewriteUrl('../img/a.png', base('index.html'), 'resource')).to.equal('/allium:chk/abcdefgh/img/a.png');
   });
 
+  it('keeps scripts only for a site whose reader turned them on, under a sandbox without the gateway\'s origin', async () => {
+    const { filterHtml, documentCsp } = await import('../../client/content-filter/index.js');
+    const page = '<script src="app.js"></script><script>document.title = "x"</script><script src="http://127.0.0.1:1/x.js"></script><img src=a.png onerror="alert(1)">';
+    const off = filterHtml(page, { base: base('index.html') });
+    expect(off).to.not.include('<script');
+    const on = filterHtml(page, { base: base('index.html'), scripts: true });
+    expect(on).to.include('<script src="/allium:chk/abcdefgh/hostile/app.js"></script>').and.include('<script>document.title = "x"</script>');
+    expect(on).to.not.include('127.0.0.1:1').and.not.include('onerror');
+    expect(documentCsp(false)).to.not.match(/script-src/);
+    expect(documentCsp(false)).to.match(/sandbox allow-same-origin allow-downloads$/);
+    expect(documentCsp(true)).to.match(/script-src 'self' 'unsafe-inline'/).and.match(/sandbox allow-scripts allow-downloads$/);
+    expect(documentCsp(true)).to.not.match(/allow-same-origin/);
+  });
+
   it('escapes "<" in CSS, so a stylesheet cannot close its <style> element', () => {
     const css = filterCss('p::after{content:"</style><img src=x>"}', base('index.html'));
     expect(css).to.not.include('<');
