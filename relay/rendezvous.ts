@@ -15,8 +15,8 @@
  * ordinary one), registrations die with their circuit, and they are counted per relay, per peer (the link the
  * circuit arrives on) and per address block of that peer.
  */
-import ipaddr from 'ipaddr.js';
 import { crypto } from '../crypto/index.js';
+import { addressBlock } from '../protocol/address-block.js';
 import { toHex } from '../protocol/bytes.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
@@ -54,18 +54,6 @@ export interface RendezvousLimits {
   maxPendingRendezvousPerBlock?: number;
   /** How long a cookie waits for RENDEZVOUS1 (default RENDEZVOUS_COOKIE_LIFETIME_MS). */
   cookieLifetimeMs?: number;
-}
-
-/** The IPv4 /24 or IPv6 /48 of an address, or null when there is none (in-memory links). */
-export function addressBlock(address: string | null): string | null {
-  if (!address || !ipaddr.isValid(address)) return null;
-  const ip = ipaddr.process(address); // an IPv4-mapped IPv6 address counts as its IPv4 address
-  if (ip.kind() === 'ipv4') {
-    const o = (ip as ipaddr.IPv4).octets;
-    return `v4:${o[0]}.${o[1]}.${o[2]}`;
-  }
-  const p = (ip as ipaddr.IPv6).parts;
-  return `v6:${p[0]!.toString(16)}:${p[1]!.toString(16)}:${p[2]!.toString(16)}`;
 }
 
 /** Registrations counted per peer and per address block, with the relay-wide total. */
