@@ -160,6 +160,7 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   } catch (e) {
     throw new ConfigError(`exit_policy: ${(e as Error).message}`);
   }
+  if (cfg.timing.descriptor_lifetime < 5_000) throw new ConfigError('timing.descriptor_lifetime must be at least 5 seconds (5000 ms); other relays refuse shorter-lived descriptors');
   if (cfg.timing.descriptor_lifetime > 24 * 3600_000) throw new ConfigError('timing.descriptor_lifetime must be at most 24 hours (86400000 ms); other relays refuse longer-lived descriptors');
   if (cfg.timing.descriptor_renew >= cfg.timing.descriptor_lifetime) throw new ConfigError('timing.descriptor_renew must be shorter than timing.descriptor_lifetime');
   if (cfg.timing.onion_key_overlap < cfg.timing.descriptor_lifetime) {

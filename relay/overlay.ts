@@ -100,7 +100,11 @@ interface Queued {
 export class Overlay {
   private readonly relayLinks = new Map<string, Set<Link>>();
   private readonly dialing = new Map<string, Promise<Link>>();
-  private readonly addresses = new Map<string, string>();
+  /**
+   * Addresses of the bootstrap relays (configuration), by fingerprint. Nothing a peer sends adds to it: every other
+   * address the relay dials is that of an unexpired descriptor in the directory, which bounds and expires its entries.
+   */
+  private readonly bootstrap = new Map<string, string>();
   private readonly gossipQueue = new Map<string, Queued>();
   private batchTimer: ReturnType<typeof setTimeout> | null = null;
   /** Announced descriptors being asked for, by fingerprint. */
@@ -131,9 +135,19 @@ export class Overlay {
     this.rand = o.random ?? (() => crypto().uniform());
   }
 
-  /** Remembers how to reach a relay (bootstrap lines). */
+  /** Remembers how to reach a bootstrap relay (a configured bootstrap line; never an address learned from a peer). */
   learnAddress(identity: Uint8Array, url: string): void {
-    this.addresses.set(fingerprintOf(identity), url);
+    this.bootstrap.set(fingerprintOf(identity), url);
+  }
+
+  /**
+   * Where to dial a relay (specs/directory.md §5.1): the address of its descriptor while that is unexpired, else its
+   * bootstrap line; null when there is neither.
+   */
+  private addressOf(fp: string): string | null {
+    const d = this.o.directory.get(fp);
+    if (d && d.exp > this.now()) return d.addr;
+    return this.bootstrap.get(fp) ?? null;
   }
 
   get neighbourCount(): number {
@@ -201,7 +215,7 @@ export class Overlay {
     for (const l of this.relayLinks.get(fp) ?? []) if (l.isOpen) return Promise.resolve(l);
     const inFlight = this.dialing.get(fp);
     if (inFlight) return inFlight;
-    const url = this.o.directory.get(fp)?.addr ?? this.addresses.get(fp);
+    const url = this.addressOf(fp);
     if (!url) return Promise.reject(new AlliumError('ERR_UNREACHABLE', 'relay not in the directory'));
     const p = this.o.dial(url, identity).then(
       (link) => {
@@ -226,8 +240,9 @@ export class Overlay {
     let missing = this.o.degree - have.size - this.dialing.size;
     if (missing <= 0) return;
     const candidates = new Set<string>();
-    if (have.size === 0) for (const fp of this.addresses.keys()) candidates.add(fp);
-    for (const d of this.o.directory.all()) candidates.add(d.fingerprint);
+    if (have.size === 0) for (const fp of this.bootstrap.keys()) candidates.add(fp);
+    const now = this.now();
+    for (const d of this.o.directory.all()) if (d.exp > now) candidates.add(d.fingerprint);
     const list = [...candidates].filter((fp) => fp !== self && !have.has(fp) && !this.dialing.has(fp));
     while (missing-- > 0 && list.length > 0) {
       const fp = list.splice(Math.floor(this.rand() * list.length), 1)[0]!;
@@ -586,7 +601,6 @@ export class Overlay {
       this.o.metrics.directorySize.set(this.o.directory.size);
       if (gossiped) this.o.metrics.gossipDescriptors.inc({ result: result === 'same' ? 'known' : 'new' });
       if (result !== 'same') {
-        this.learnAddress(descriptor.id, descriptor.addr);
         this.queueGossip(descriptor, link, false);
       } else {
         // The sender holds what we are about to announce: no need to announce it there.

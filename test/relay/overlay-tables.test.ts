@@ -1,0 +1,90 @@
+/**
+ * The overlay's tables that a remote peer can make grow (relay/overlay.ts), driven in process over real links on
+ * memory sockets with an injected clock: each is bounded per peer and per address block and cleaned when its owner
+ * goes (specs/directory.md §5, specs/limits.md).
+ */
+import { expect } from 'chai';
+import { crypto } from '../../crypto/index.js';
+import { IdentityKey } from '../../crypto/keys.js';
+import { verifyDescriptor } from '../../protocol/descriptor.js';
+import { isAlliumError } from '../../protocol/errors.js';
+import { descriptorFor, nextControl, OverlayHarness } from '../helpers/overlay.js';
+
+const newIdentity = (): IdentityKey => IdentityKey.fromSeed(crypto().random(32));
+
+/** The error code a promise rejects with, or 'resolved'. */
+async function outcome(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (e) {
+    return isAlliumError(e) ? e.code : String(e);
+  }
+}
+
+describe('overlay tables a peer can fill', () => {
+  let h: OverlayHarness;
+  afterEach(() => h?.stop());
+
+  describe('addresses (specs/directory.md §5.1)', () => {
+    it('a gossiped address is not kept: once its descriptor expires the relay dials neither it nor any other gossiped URL', async () => {
+      h = new OverlayHarness();
+      const { peer, mine } = await h.inbound({ identity: newIdentity() });
+      // A neighbour pushes 50 short-lived descriptors, each naming an address of its choice.
+      const junk = Array.from({ length: 50 }, (_, i) => descriptorFor({ pub: h.now, lifetimeMs: 60_000, addr: `ws://198.51.100.${i + 1}:80/admin` }));
+      const pushed = nextControl(mine, 'gossip-push');
+      peer.sendControl({ t: 'gossip-push', ds: junk.map((d) => d.raw) });
+      await pushed;
+      const held = h.directory.size;
+      // They expire, and maintenance sweeps the directory as relay.ts does.
+      h.now += 61_000;
+      h.directory.expire(h.now);
+      const results = junk.map((d) => outcome(h.overlay.linkTo(d.id)));
+      // A relay with no neighbours dials its bootstrap relays; none was configured, so nothing is dialed.
+      peer.close();
+      await new Promise((r) => setImmediate(r));
+      h.overlay.maintain();
+      const dialed = h.dials.map((d) => d.url);
+      h.failDials();
+      expect({ held, left: h.directory.size, results: [...new Set(await Promise.all(results))], dialed: dialed.length, sample: dialed.slice(0, 2) }).to.deep.equal({
+        held: 50,
+        left: 0,
+        results: ['ERR_UNREACHABLE'],
+        dialed: 0,
+        sample: [],
+      });
+    });
+
+    it('an unexpired directory entry is dialed at its address, and a bootstrap relay at its line', async () => {
+      h = new OverlayHarness();
+      const listed = descriptorFor({ pub: h.now, addr: 'ws://203.0.113.5:9001/allium' });
+      h.directory.add(listed, h.now);
+      const boot = newIdentity();
+      h.overlay.learnAddress(boot.publicKey, 'ws://203.0.113.6:9001/allium');
+      void h.overlay.linkTo(listed.id).catch(() => undefined);
+      void h.overlay.linkTo(boot.publicKey).catch(() => undefined);
+      // An entry past its expiry that maintenance has not swept yet is not dialed either.
+      const stale = descriptorFor({ pub: h.now, lifetimeMs: 10_000, addr: 'ws://203.0.113.7:9001/allium' });
+      h.directory.add(stale, h.now);
+      h.now += 10_001;
+      const staleDial = outcome(h.overlay.linkTo(stale.id));
+      const dialed = h.dials.map((d) => d.url);
+      h.failDials();
+      expect(await staleDial).to.equal('ERR_UNREACHABLE');
+      expect(dialed).to.deep.equal(['ws://203.0.113.5:9001/allium', 'ws://203.0.113.6:9001/allium']);
+    });
+
+    it('a descriptor that lives less than MIN_DESCRIPTOR_LIFETIME (5 s) is refused', () => {
+      const now = 1_750_000_000_000;
+      const code = (lifetimeMs: number): string => {
+        try {
+          verifyDescriptor(descriptorFor({ pub: now, lifetimeMs }).raw, now);
+          return 'ok';
+        } catch (e) {
+          return isAlliumError(e) ? e.code : String(e);
+        }
+      };
+      expect([code(1), code(4_999), code(5_000)]).to.deep.equal(['ERR_DESCRIPTOR', 'ERR_DESCRIPTOR', 'ok']);
+    });
+  });
+});
