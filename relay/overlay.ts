@@ -27,7 +27,7 @@ import { crypto } from '../crypto/index.js';
 import { MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
-import { AlliumError, isAlliumError } from '../protocol/errors.js';
+import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
 import { encodeControl } from '../protocol/control.js';
 import { verifyConsensus, type Consensus } from '../protocol/consensus.js';
@@ -54,9 +54,16 @@ export interface OverlayOptions {
   gossipSize?: (m: ControlMessage) => number;
   /** Run as a bridge: no gossip, directory fetched from the relays it dials, its descriptor served on bridge-get. */
   bridge?: { descriptor: () => Uint8Array | null };
+  /** Dials in progress at once (default MAX_PENDING_DIALS). */
+  maxPendingDials?: number;
 }
 
 const DIR_PAGE = MAX_DESCRIPTORS_PER_MESSAGE;
+/**
+ * Relay links being dialed at once (specs/limits.md). Every dial the relay makes — overlay maintenance, circuits,
+ * replication's links and probes — goes through linkTo, so this bounds the relay's outbound sockets in progress.
+ */
+export const MAX_PENDING_DIALS = 64;
 /** A bridge gives up on a directory page after this long (and asks again at the next interval). */
 const PAGE_TIMEOUT_MS = 10_000;
 /** How long an announcer has to deliver a descriptor it was asked for before another announcer is asked. */
@@ -209,7 +216,11 @@ export class Overlay {
     for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
   }
 
-  /** An open link to the relay with this identity, dialing one if needed. Rejects with ERR_UNREACHABLE. */
+  /**
+   * An open link to the relay with this identity, dialing one if needed (one dial per relay at a time, at most
+   * `maxPendingDials` in all). Rejects with ERR_UNREACHABLE, or LimitError MAX_PENDING_DIALS (ERR_LIMIT) when that
+   * many dials are in progress.
+   */
   linkTo(identity: Uint8Array): Promise<Link> {
     const fp = fingerprintOf(identity);
     for (const l of this.relayLinks.get(fp) ?? []) if (l.isOpen) return Promise.resolve(l);
@@ -217,6 +228,10 @@ export class Overlay {
     if (inFlight) return inFlight;
     const url = this.addressOf(fp);
     if (!url) return Promise.reject(new AlliumError('ERR_UNREACHABLE', 'relay not in the directory'));
+    if (this.dialing.size >= (this.o.maxPendingDials ?? MAX_PENDING_DIALS)) {
+      this.o.metrics.drops.inc({ reason: 'dial_limit' });
+      return Promise.reject(new LimitError('MAX_PENDING_DIALS', 'too many relay links being dialed'));
+    }
     const p = this.o.dial(url, identity).then(
       (link) => {
         this.dialing.delete(fp);

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { crypto } from '../crypto/index.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import { toHex, utf8 } from '../protocol/bytes.js';
+import { isAlliumError } from '../protocol/errors.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { holdersOf, isStoreRelay } from '../protocol/placement.js';
@@ -121,7 +122,9 @@ export class Replicator {
         let ok = false;
         try {
           ok = await probe(d);
-        } catch {
+        } catch (e) {
+          // This relay had no dial to spare (MAX_PENDING_DIALS): that says nothing about the holder.
+          if (isAlliumError(e) && e.code === 'ERR_LIMIT') return;
           ok = false;
         }
         if (this.stopped) return;
@@ -231,7 +234,7 @@ export class Replicator {
       try {
         circuit = await this.o.circuitTo(h);
       } catch (e) {
-        this.noteMiss(h);
+        if (!isAlliumError(e) || e.code !== 'ERR_LIMIT') this.noteMiss(h);
         throw e;
       }
       this.noteAnswer(h);
@@ -288,7 +291,10 @@ export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<L
   const probe = (d: Descriptor): Promise<boolean> =>
     linkTo(d.id).then(
       (link) => link.isOpen,
-      () => false,
+      (e: unknown) => {
+        if (isAlliumError(e) && e.code === 'ERR_LIMIT') throw e; // no dial to spare here: not the holder's doing
+        return false;
+      },
     );
   return { circuitTo, probe };
 }

@@ -87,4 +87,31 @@ describe('overlay tables a peer can fill', () => {
       expect([code(1), code(4_999), code(5_000)]).to.deep.equal(['ERR_DESCRIPTOR', 'ERR_DESCRIPTOR', 'ok']);
     });
   });
+
+  describe('dials in progress (specs/directory.md §5.1)', () => {
+    it('at most MAX_PENDING_DIALS (64) dials at once: the rest fail at once with ERR_LIMIT, and a finished dial makes room', async () => {
+      h = new OverlayHarness();
+      const relays = Array.from({ length: 100 }, (_, i) => descriptorFor({ pub: h.now, addr: `ws://203.0.113.${i + 1}:9001/allium` }));
+      for (const d of relays) h.directory.add(d, h.now);
+      const results = relays.map((d) => outcome(h.overlay.linkTo(d.id)));
+      const dialedAtOnce = h.dials.length;
+      // Asking again for a relay being dialed joins that dial; it starts no other.
+      void h.overlay.linkTo(relays[0]!.id).catch(() => undefined);
+      const afterRepeat = h.dials.length;
+      // One dial ends: the next relay can be dialed.
+      h.dials[0]!.reject(new Error('unreachable (test)'));
+      await new Promise((r) => setImmediate(r));
+      void h.overlay.linkTo(relays[99]!.id).catch(() => undefined);
+      const afterOneEnded = h.dials.length;
+      h.failDials();
+      const codes = await Promise.all(results);
+      expect({
+        dialedAtOnce,
+        afterRepeat,
+        afterOneEnded,
+        refused: codes.slice(64).every((c) => c === 'ERR_LIMIT'),
+        failed: codes.slice(0, 64).every((c) => c === 'ERR_UNREACHABLE'),
+      }).to.deep.equal({ dialedAtOnce: 64, afterRepeat: 64, afterOneEnded: 65, refused: true, failed: true });
+    });
+  });
 });
