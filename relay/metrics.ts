@@ -56,7 +56,7 @@ export class RelayMetrics {
     });
     this.gossipPulls = new client.Counter({
       name: 'allium_gossip_pulls_total',
-      help: 'Announced descriptors asked for, by event: asked, retried (another announcer), abandoned, dropped (too many pending)',
+      help: 'Announced descriptors asked for, by event: asked, retried (another announcer), abandoned, dropped (too many pending), evicted (for a neighbour below its fair share)',
       labelNames: ['event'],
       registers: r,
     });

@@ -29,6 +29,7 @@ import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
+import { addressBlock } from '../protocol/address-block.js';
 import { encodeControl } from '../protocol/control.js';
 import { verifyConsensus, type Consensus } from '../protocol/consensus.js';
 import type { Link } from '../net/link.js';
@@ -75,16 +76,23 @@ const PUSH_BATCH_MS = 20;
  * descriptors per announcement saves frames, and neighbours that announce the same descriptor meanwhile are skipped.
  */
 export const ANNOUNCE_BATCH_MS = 250;
-/** Descriptors being pulled at once; announcements beyond are dropped (anti-entropy brings what they named). */
+/**
+ * Descriptors being pulled at once; announcements beyond are dropped (anti-entropy brings what they named), except
+ * that a neighbour holding less than its fair share (MAX_PENDING_PULLS / neighbours) takes the place of a pull of the
+ * neighbour holding the most.
+ */
 export const MAX_PENDING_PULLS = 10_000;
 /** Descriptors being asked of one neighbour at once: its announcements beyond start no pull. */
 export const MAX_PULLS_PER_NEIGHBOUR = 1_000;
+/** Descriptors being asked of the neighbours of one address block (/24, /48) at once: identities are free, blocks not. */
+export const MAX_PULLS_PER_BLOCK = 2_000;
 /** Announcers remembered per descriptor being pulled. */
 const MAX_PULL_OFFERS = 16;
 
 /** A descriptor announced by neighbours and asked for, not yet held at the announced edition. */
 interface Pull {
   readonly id: Uint8Array;
+  readonly fp: string;
   /** The newest published time announced. */
   pub: number;
   /** Announcers (neighbour fingerprints) with the published time each announced, in the order they announced. */
@@ -92,6 +100,8 @@ interface Pull {
   /** Announcers asked so far; the last one asked is `asked`. */
   readonly tried: Set<string>;
   asked: string;
+  /** The address block `asked` was counted against (null: none). */
+  askedBlock: string | null;
   /** Counts the asks, so a timer set for an earlier one does nothing. */
   attempt: number;
 }
@@ -117,8 +127,10 @@ export class Overlay {
   /** Announced descriptors being asked for, by fingerprint. */
   private readonly pulls = new Map<string, Pull>();
   private readonly pullTimers = new Set<ReturnType<typeof setTimeout>>();
-  /** Pulls currently asked of each neighbour. */
-  private readonly askedOf = new Map<string, number>();
+  /** Pulls currently asked of each neighbour (their fingerprints, oldest ask first). */
+  private readonly askedOf = new Map<string, Set<string>>();
+  /** How many pulls are asked of the neighbours of each address block. */
+  private readonly askedOfBlock = new Map<string, number>();
   /**
    * How each neighbour answered our last asks: 1 if it delivered, −k after k asks in a row timed out, absent (0)
    * while it has not been asked. Announcers are asked in order of standing.
@@ -179,6 +191,7 @@ export class Overlay {
     this.pullTimers.clear();
     this.pulls.clear();
     this.askedOf.clear();
+    this.askedOfBlock.clear();
     this.standing.clear();
     for (const f of this.fetches.values()) clearTimeout(f.timer);
     this.fetches.clear();
@@ -331,6 +344,7 @@ export class Overlay {
    */
   private onAnnounce(link: Link, entries: readonly (readonly [Uint8Array, number])[]): void {
     const from = this.peerOf(link);
+    const block = addressBlock(link.socket.remoteAddress);
     const ids: Uint8Array[] = [];
     const asks: [string, number][] = [];
     for (const [id, pub] of entries) {
@@ -345,31 +359,61 @@ export class Overlay {
       if (p && p.pub >= pub) {
         if (!p.offers.has(from) && p.offers.size < MAX_PULL_OFFERS) p.offers.set(from, pub);
         const asked = this.standingOf(p.asked);
-        if (pub === p.pub && asked < 0 && this.standingOf(from) > asked && !p.tried.has(from) && (this.askedOf.get(from) ?? 0) < MAX_PULLS_PER_NEIGHBOUR) {
+        if (pub === p.pub && asked < 0 && this.standingOf(from) > asked && !p.tried.has(from) && this.mayAsk(from, block)) {
           this.o.metrics.gossipPulls.inc({ event: 'retried' });
-          this.setAsked(p, from);
+          this.setAsked(p, from, block);
           asks.push([fp, p.attempt]);
           ids.push(id);
         }
         continue;
       }
-      if ((this.askedOf.get(from) ?? 0) >= MAX_PULLS_PER_NEIGHBOUR || (!p && this.pulls.size >= MAX_PENDING_PULLS)) {
+      if (!this.mayAsk(from, block) || (!p && !this.roomForPull(from))) {
         this.o.metrics.gossipPulls.inc({ event: 'dropped' });
         continue;
       }
       if (!p) {
-        p = { id, pub, offers: new Map(), tried: new Set(), asked: '', attempt: 0 };
+        p = { id, fp, pub, offers: new Map(), tried: new Set(), asked: '', askedBlock: null, attempt: 0 };
         this.pulls.set(fp, p);
       }
       // A newer edition than any asked for so far: ask its announcer at once.
       p.pub = pub;
       p.offers.delete(from);
       p.offers.set(from, pub);
-      this.setAsked(p, from);
+      this.setAsked(p, from, block);
       asks.push([fp, p.attempt]);
       ids.push(id);
     }
     if (ids.length) this.askFor(link, ids, asks);
+  }
+
+  /** Whether neighbour `n`, in `block`, may be asked for one more pull: under its own cap and its block's. */
+  private mayAsk(n: string, block: string | null): boolean {
+    if ((this.askedOf.get(n)?.size ?? 0) >= MAX_PULLS_PER_NEIGHBOUR) return false;
+    return block === null || (this.askedOfBlock.get(block) ?? 0) < MAX_PULLS_PER_BLOCK;
+  }
+
+  /**
+   * Room in the pull table for a new pull asked of `n`. When the table is full, a neighbour below its fair share
+   * (MAX_PENDING_PULLS divided among the neighbours) takes the place of the oldest pull of the neighbour holding the
+   * most, if that one holds more than its share; so Sybil neighbours that fill the table cannot keep an honest
+   * neighbour's announcements out.
+   */
+  private roomForPull(n: string): boolean {
+    if (this.pulls.size < MAX_PENDING_PULLS) return true;
+    const share = Math.floor(MAX_PENDING_PULLS / Math.max(1, this.relayLinks.size));
+    if ((this.askedOf.get(n)?.size ?? 0) >= share) return false;
+    let victim: Set<string> | null = null;
+    for (const set of this.askedOf.values()) if (!victim || set.size > victim.size) victim = set;
+    if (!victim || victim.size <= share) return false;
+    const fp = victim.values().next().value!;
+    this.endPull(fp, this.pulls.get(fp)!);
+    this.o.metrics.gossipPulls.inc({ event: 'evicted' });
+    return true;
+  }
+
+  /** The address block of a neighbour: that of one of its open links (null: none). */
+  private blockOfNeighbour(n: string): string | null {
+    return addressBlock(openOne(this.relayLinks.get(n))?.socket.remoteAddress);
   }
 
   /** Sends a want and, after PULL_TIMEOUT_MS, asks other announcers for whatever has not arrived. */
@@ -398,7 +442,7 @@ export class Overlay {
       let to: string | null = null;
       let best = -Infinity;
       for (const [n, pub] of p.offers) {
-        if (pub < p.pub || p.tried.has(n) || !this.relayLinks.has(n)) continue;
+        if (pub < p.pub || p.tried.has(n) || !this.relayLinks.has(n) || !this.mayAsk(n, this.blockOfNeighbour(n))) continue;
         const st = this.standingOf(n);
         if (st > best) {
           best = st;
@@ -412,7 +456,7 @@ export class Overlay {
         continue;
       }
       this.o.metrics.gossipPulls.inc({ event: 'retried' });
-      this.setAsked(p, to);
+      this.setAsked(p, to, this.blockOfNeighbour(to));
       let g = next.get(to);
       if (!g) next.set(to, (g = { ids: [], asks: [] }));
       g.ids.push(p.id);
@@ -425,13 +469,17 @@ export class Overlay {
     }
   }
 
-  /** Records a new ask of `to` for `p` (a new attempt). */
-  private setAsked(p: Pull, to: string): void {
-    if (p.asked) this.uncount(p.asked);
+  /** Records a new ask of `to`, in `block`, for `p` (a new attempt). */
+  private setAsked(p: Pull, to: string, block: string | null): void {
+    if (p.asked) this.uncount(p);
     p.asked = to;
+    p.askedBlock = block;
     p.tried.add(to);
     p.attempt++;
-    this.askedOf.set(to, (this.askedOf.get(to) ?? 0) + 1);
+    let set = this.askedOf.get(to);
+    if (!set) this.askedOf.set(to, (set = new Set()));
+    set.add(p.fp);
+    if (block !== null) this.askedOfBlock.set(block, (this.askedOfBlock.get(block) ?? 0) + 1);
   }
 
   private standingOf(n: string): number {
@@ -440,13 +488,21 @@ export class Overlay {
 
   private endPull(fp: string, p: Pull): void {
     this.pulls.delete(fp);
-    if (p.asked) this.uncount(p.asked);
+    if (p.asked) this.uncount(p);
   }
 
-  private uncount(n: string): void {
-    const c = (this.askedOf.get(n) ?? 0) - 1;
-    if (c > 0) this.askedOf.set(n, c);
-    else this.askedOf.delete(n);
+  /** Takes `p` off the counts of the neighbour and block it was last asked of. */
+  private uncount(p: Pull): void {
+    const set = this.askedOf.get(p.asked);
+    if (set) {
+      set.delete(p.fp);
+      if (set.size === 0) this.askedOf.delete(p.asked);
+    }
+    const b = p.askedBlock;
+    if (b === null) return;
+    const c = (this.askedOfBlock.get(b) ?? 0) - 1;
+    if (c > 0) this.askedOfBlock.set(b, c);
+    else this.askedOfBlock.delete(b);
   }
 
   /** A neighbour's last link closed: what it was asked for is asked of other announcers now. */

@@ -114,4 +114,47 @@ describe('overlay tables a peer can fill', () => {
       }).to.deep.equal({ dialedAtOnce: 64, afterRepeat: 64, afterOneEnded: 65, refused: true, failed: true });
     });
   });
+
+  describe('pulls (specs/directory.md §5.2)', () => {
+    /** `n` random identities in ascending order, each announced as published at `pub`. */
+    const announcement = (n: number, pub: number): [Uint8Array, number][] =>
+      Array.from({ length: n }, () => crypto().random(32))
+        .sort((a, b) => Buffer.compare(a, b))
+        .map((id): [Uint8Array, number] => [id, pub]);
+
+    async function pullCounts(h: OverlayHarness): Promise<Record<string, number>> {
+      const out: Record<string, number> = {};
+      for (const v of (await h.metrics.gossipPulls.get()).values) out[String(v.labels['event'])] = v.value;
+      return out;
+    }
+
+    for (const spread of ['one /24', 'ten /24s'] as const) {
+      it(`ten Sybil neighbours from ${spread} announcing 1000 identities each cannot keep an honest announcement from being asked for`, async () => {
+        h = new OverlayHarness();
+        const sybils = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => h.inbound({ identity: newIdentity(), address: spread === 'one /24' ? `198.51.100.${i + 1}` : `198.51.${100 + i}.1` })),
+        );
+        for (const s of sybils) {
+          const done = nextControl(s.mine, 'gossip-announce');
+          s.peer.sendControl({ t: 'gossip-announce', e: announcement(1000, h.now) });
+          await done;
+        }
+        const honest = await h.inbound({ identity: newIdentity(), address: '203.0.113.9' });
+        const wanted = nextControl(honest.peer, 'gossip-want');
+        const before = await pullCounts(h);
+        const e = announcement(1, h.now);
+        const done = nextControl(honest.mine, 'gossip-announce');
+        honest.peer.sendControl({ t: 'gossip-announce', e });
+        await done;
+        const after = await pullCounts(h);
+        // From one /24 the Sybils get MAX_PULLS_PER_BLOCK (2000) pulls in all; from ten they fill the table and the
+        // honest neighbour, below its fair share, takes the place of a pull of the one holding the most.
+        expect({ sybilsDropped: before['dropped'] ?? 0, evicted: (after['evicted'] ?? 0) - (before['evicted'] ?? 0) }).to.deep.equal(
+          spread === 'one /24' ? { sybilsDropped: 8000, evicted: 0 } : { sybilsDropped: 0, evicted: 1 },
+        );
+        expect({ asked: (after['asked'] ?? 0) - (before['asked'] ?? 0), dropped: (after['dropped'] ?? 0) - (before['dropped'] ?? 0) }).to.deep.equal({ asked: 1, dropped: 0 });
+        expect((await wanted).ids).to.deep.equal([e[0]![0]]);
+      });
+    }
+  });
 });
