@@ -1,7 +1,9 @@
 /**
  * The supernode overlay (specs/directory.md §5): links to other relays, and directory gossip over them.
  *
- * - Keeps up to `degree` links with relays chosen at random from the directory (plus any that dial us).
+ * - Dials `degree` relays chosen at random from the directory and keeps those links; relays that dial us are
+ *   neighbours too, but never count towards `degree` (inbound links cannot eclipse the relay), and at most
+ *   `maxInboundPerBlock` of them per address block are.
  * - Announce and pull: a new or newer descriptor learned from another relay is announced — its (identity,
  *   published) pair — to every relay neighbour not known to hold it (batched briefly); a neighbour that lacks that
  *   edition asks one announcer for it (`gossip-want`) and receives it whole, asking another announcer if the first
@@ -57,6 +59,8 @@ export interface OverlayOptions {
   bridge?: { descriptor: () => Uint8Array | null };
   /** Dials in progress at once (default MAX_PENDING_DIALS). */
   maxPendingDials?: number;
+  /** Relay links that dialed us taken as neighbours per address block (default MAX_INBOUND_NEIGHBOURS_PER_BLOCK). */
+  maxInboundPerBlock?: number;
 }
 
 const DIR_PAGE = MAX_DESCRIPTORS_PER_MESSAGE;
@@ -86,6 +90,11 @@ export const MAX_PENDING_PULLS = 10_000;
 export const MAX_PULLS_PER_NEIGHBOUR = 1_000;
 /** Descriptors being asked of the neighbours of one address block (/24, /48) at once: identities are free, blocks not. */
 export const MAX_PULLS_PER_BLOCK = 2_000;
+/**
+ * Relay links that dialed this relay and are taken as gossip neighbours, per address block (/24, /48). Beyond it a
+ * relay link from that block still carries circuits and directory requests, but no gossip.
+ */
+export const MAX_INBOUND_NEIGHBOURS_PER_BLOCK = 8;
 /** Announcers remembered per descriptor being pulled. */
 const MAX_PULL_OFFERS = 16;
 
@@ -139,6 +148,8 @@ export class Overlay {
   /** Where the next summary page starts (identities above this one); null: at the start. */
   private summaryCursor: Uint8Array | null = null;
   private readonly peerFps = new WeakMap<Link, string>();
+  /** Inbound relay links taken as neighbours, per address block. */
+  private readonly inboundPerBlock = new Map<string, number>();
   private gossipTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   /** Newest signed consensus per configured authority. */
@@ -209,6 +220,10 @@ export class Overlay {
     if (link.peer?.role !== LinkRole.RELAY || !link.peer.identity) return;
     // A bridge keeps only the links it dialed (as a client) as neighbours, and gossips on none.
     if (this.o.bridge && !link.initiatedHere) return;
+    if (!link.initiatedHere && !this.admitInbound(link)) {
+      this.o.metrics.drops.inc({ reason: 'inbound_neighbour_limit' });
+      return;
+    }
     const fp = fingerprintOf(link.peer.identity);
     this.peerFps.set(link, fp);
     let set = this.relayLinks.get(fp);
@@ -227,6 +242,36 @@ export class Overlay {
     if (this.o.bridge) return this.fetchDirectory(link);
     this.sendDigest(link);
     for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
+  }
+
+  /**
+   * Takes an inbound relay link as a neighbour unless MAX_INBOUND_NEIGHBOURS_PER_BLOCK links of its address block
+   * already are; counts it until it closes.
+   */
+  private admitInbound(link: Link): boolean {
+    const block = addressBlock(link.socket.remoteAddress);
+    if (block === null) return true;
+    const n = this.inboundPerBlock.get(block) ?? 0;
+    if (n >= (this.o.maxInboundPerBlock ?? MAX_INBOUND_NEIGHBOURS_PER_BLOCK)) return false;
+    this.inboundPerBlock.set(block, n + 1);
+    link.once('link:close', () => {
+      const c = (this.inboundPerBlock.get(block) ?? 1) - 1;
+      if (c > 0) this.inboundPerBlock.set(block, c);
+      else this.inboundPerBlock.delete(block);
+    });
+    return true;
+  }
+
+  /** True when `link` is one of a neighbour's links (gossip runs over these only). */
+  private isNeighbourLink(link: Link): boolean {
+    return this.relayLinks.get(this.peerOf(link))?.has(link) ?? false;
+  }
+
+  /** Neighbours with an open link this relay dialed: what `degree` counts. */
+  private dialedNeighbours(): Set<string> {
+    const out = new Set<string>();
+    for (const [fp, set] of this.relayLinks) for (const l of set) if (l.initiatedHere && l.isOpen) out.add(fp);
+    return out;
   }
 
   /**
@@ -260,15 +305,20 @@ export class Overlay {
     return p;
   }
 
-  /** Keeps `degree` relay links: dials bootstrap relays first, then random directory entries. */
+  /**
+   * Keeps `degree` relay links that this relay dialed: dials bootstrap relays while it has dialed none, and random
+   * directory entries. Links other relays dialed are neighbours too but do not count, so relays that dial this one —
+   * Sybils among them — cannot stop it from choosing its own neighbours.
+   */
   maintain(): void {
     if (this.stopped) return;
     const self = this.o.identity.fingerprint;
     const have = new Set(this.neighbours());
-    let missing = this.o.degree - have.size - this.dialing.size;
+    const dialed = this.dialedNeighbours();
+    let missing = this.o.degree - dialed.size - this.dialing.size;
     if (missing <= 0) return;
     const candidates = new Set<string>();
-    if (have.size === 0) for (const fp of this.bootstrap.keys()) candidates.add(fp);
+    if (dialed.size === 0) for (const fp of this.bootstrap.keys()) candidates.add(fp);
     const now = this.now();
     for (const d of this.o.directory.all()) if (d.exp > now) candidates.add(d.fingerprint);
     const list = [...candidates].filter((fp) => fp !== self && !have.has(fp) && !this.dialing.has(fp));
@@ -589,6 +639,8 @@ export class Overlay {
     }
     if (m.t.startsWith('gossip')) {
       if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'gossip from a client link'));
+      // A relay link that is not a neighbour (beyond MAX_INBOUND_NEIGHBOURS_PER_BLOCK): its gossip is ignored.
+      if (!this.isNeighbourLink(link)) return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
       this.o.metrics.gossipBytes.inc({ direction: 'in' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
     }
     switch (m.t) {

@@ -130,7 +130,8 @@ describe('overlay tables a peer can fill', () => {
 
     for (const spread of ['one /24', 'ten /24s'] as const) {
       it(`ten Sybil neighbours from ${spread} announcing 1000 identities each cannot keep an honest announcement from being asked for`, async () => {
-        h = new OverlayHarness();
+        // All ten are neighbours here (the inbound cap per block is tested below), so the pull limits alone decide.
+        h = new OverlayHarness({ maxInboundPerBlock: 10 });
         const sybils = await Promise.all(
           Array.from({ length: 10 }, (_, i) => h.inbound({ identity: newIdentity(), address: spread === 'one /24' ? `198.51.100.${i + 1}` : `198.51.${100 + i}.1` })),
         );
@@ -156,5 +157,43 @@ describe('overlay tables a peer can fill', () => {
         expect((await wanted).ids).to.deep.equal([e[0]![0]]);
       });
     }
+  });
+
+  describe('neighbours (specs/directory.md §5.1)', () => {
+    it('eight relays that dial in do not count towards overlay_degree: maintain() still dials eight relays of its directory', async () => {
+      h = new OverlayHarness({ degree: 8 });
+      const listed = Array.from({ length: 20 }, (_, i) => descriptorFor({ pub: h.now, addr: `ws://203.0.113.${i + 1}:9001/allium` }));
+      for (const d of listed) h.directory.add(d, h.now);
+      for (let i = 0; i < 8; i++) await h.inbound({ identity: newIdentity(), address: `198.51.100.${i + 1}` });
+      const neighbours = h.overlay.neighbourCount;
+      h.overlay.maintain();
+      const dialed = new Set(h.dials.map((d) => d.fingerprint));
+      expect({ neighbours, dials: h.dials.length, allListed: [...dialed].every((fp) => listed.some((d) => d.fingerprint === fp)) }).to.deep.equal({
+        neighbours: 8,
+        dials: 8,
+        allListed: true,
+      });
+    });
+
+    it('at most MAX_INBOUND_NEIGHBOURS_PER_BLOCK (8) inbound relay links of one /24 are neighbours; the ninth gossips to no effect', async () => {
+      h = new OverlayHarness();
+      for (let i = 0; i < 8; i++) await h.inbound({ identity: newIdentity(), address: `198.51.100.${i + 1}` });
+      const ninth = await h.inbound({ identity: newIdentity(), address: '198.51.100.9' });
+      const other = await h.inbound({ identity: newIdentity(), address: '203.0.113.9' });
+      const d = descriptorFor({ pub: h.now });
+      const ignored = nextControl(ninth.mine, 'gossip-push');
+      ninth.peer.sendControl({ t: 'gossip-push', ds: [d.raw] });
+      await ignored;
+      const afterNinth = h.directory.size;
+      const taken = nextControl(other.mine, 'gossip-push');
+      other.peer.sendControl({ t: 'gossip-push', ds: [d.raw] });
+      await taken;
+      expect({ neighbours: h.overlay.neighbourCount, afterNinth, afterOther: h.directory.size, ninthOpen: ninth.mine.isOpen }).to.deep.equal({
+        neighbours: 9,
+        afterNinth: 0,
+        afterOther: 1,
+        ninthOpen: true,
+      });
+    });
   });
 });
