@@ -6,7 +6,8 @@
  * Reassembles CONTROL messages. Enforces the handshake deadline, keepalives and the idle timeout, and bounds what it
  * holds for a peer that stops reading (specs/link.md §4.2): it bounds the cells it queues, reports congestion above
  * LINK_HIGH_WATER_BYTES so producers pause, and runs answers to the peer's requests (`answerRequest`) only while
- * the link holds less than that mark, keeping at most one for when it is under it again.
+ * the link holds less than that mark and the peer is within its request rate (CONTROL_REQUESTS_PER_MINUTE), keeping
+ * at most one for when both hold again. A CONTROL message is queued whole or not at all.
  *
  * Events: link:open, link:cell, link:control, link:drain, link:close.
  */
@@ -56,6 +57,12 @@ export const DEFAULT_LINK_TIMERS: LinkTimers = {
 export const DEFAULT_MAX_LINK_QUEUE_CELLS = 4096;
 /** Socket bytes in flight above which the link reports congestion (and below half of which it drains). */
 export const LINK_HIGH_WATER_BYTES = 1 << 20;
+/**
+ * Requests of the peer (directory pages, gossip summaries and wants, consensuses) a link answers per minute, after a
+ * burst of CONTROL_REQUEST_BURST (specs/link.md §4.2). Beyond it one request waits for a token; more are ignored.
+ */
+export const CONTROL_REQUESTS_PER_MINUTE = 600;
+export const CONTROL_REQUEST_BURST = 120;
 
 export type LinkEvents = {
   'link:open': [LinkPeer];
@@ -90,6 +97,8 @@ export interface LinkOptions {
   now?: () => number;
   /** Called for every frame received before it is processed (rate limits); returning false drops the frame. */
   admitFrame?: (link: Link) => boolean;
+  /** Requests answered per minute and the burst (default CONTROL_REQUESTS_PER_MINUTE, CONTROL_REQUEST_BURST). */
+  requestRate?: { perMinute: number; burst: number };
 }
 
 let nextLinkId = 1;
@@ -124,8 +133,12 @@ export class Link extends Emitter<LinkEvents> {
   private lastReceived = 0;
   private congested = false;
   private drainWatch = false;
-  /** An answer to the peer held until the link is under its high-water mark (at most one). */
+  /** An answer to the peer held until the link is under its high-water mark and has a request token (at most one). */
   private deferredAnswer: (() => void) | null = null;
+  /** Request tokens (a token bucket refilled from `now`) and when they were last counted. */
+  private requestTokens: number;
+  private requestsCountedAt: number;
+  private readonly requestRate: { perMinute: number; burst: number };
   peer: LinkPeer | null = null;
   readonly stats = { framesIn: 0, framesOut: 0, cellsIn: 0, cellsOut: 0, bytesIn: 0, bytesOut: 0 };
   readonly openedAt: number;
@@ -141,6 +154,9 @@ export class Link extends Emitter<LinkEvents> {
     this.now = options.now ?? Date.now;
     this.openedAt = this.now();
     this.lastReceived = this.lastSent = this.openedAt;
+    this.requestRate = options.requestRate ?? { perMinute: CONTROL_REQUESTS_PER_MINUTE, burst: CONTROL_REQUEST_BURST };
+    this.requestTokens = this.requestRate.burst;
+    this.requestsCountedAt = this.openedAt;
     socket.onMessage((data, binary) => this.onMessage(data, binary));
     socket.onClose(() => this.teardown(this.state === 'open' ? null : new AlliumError('ERR_LINK_CLOSED', 'peer closed the link')));
     socket.onError(() => undefined);
@@ -205,18 +221,30 @@ export class Link extends Emitter<LinkEvents> {
 
   /**
    * Runs `produce`, which answers a request of the peer (a directory page, a gossip reply), now if the link is under
-   * its high-water mark, else once it is (specs/link.md §4.2). Holds at most one answer: returns false, dropping
-   * `produce`, when one is already waiting or the link is closed.
+   * its high-water mark and the peer within its request rate, else once both hold (specs/link.md §4.2). Holds at
+   * most one answer: returns false, dropping `produce`, when one is already waiting or the link is closed.
    */
   answerRequest(produce: () => void): boolean {
-    if (this.state !== 'open') return false;
-    if (!this.overHighWater && !this.deferredAnswer) {
+    if (this.state !== 'open' || this.deferredAnswer) return false;
+    if (!this.overHighWater && this.takeRequestToken()) {
       produce();
       return true;
     }
-    if (this.deferredAnswer) return false;
     this.deferredAnswer = produce;
     this.watchDrain();
+    return true;
+  }
+
+  /** Takes a request token if one is available (refilling at requestRate.perMinute). */
+  private takeRequestToken(): boolean {
+    const t = this.now();
+    const { perMinute, burst } = this.requestRate;
+    if (t > this.requestsCountedAt) {
+      this.requestTokens = Math.min(burst, this.requestTokens + ((t - this.requestsCountedAt) * perMinute) / 60_000);
+      this.requestsCountedAt = t;
+    }
+    if (this.requestTokens < 1) return false;
+    this.requestTokens--;
     return true;
   }
 
@@ -233,7 +261,7 @@ export class Link extends Emitter<LinkEvents> {
 
   /**
    * Polls the socket while the link is congested or an answer waits: below half the mark the link drains; under
-   * the mark, queue included, the waiting answer runs.
+   * the mark, queue included, and with a request token, the waiting answer runs.
    */
   private watchDrain(): void {
     if (this.drainWatch) return;
@@ -245,7 +273,7 @@ export class Link extends Emitter<LinkEvents> {
         this.congested = false;
         this.emit('link:drain');
       }
-      if (this.deferredAnswer && !this.congested && !this.overHighWater) {
+      if (this.deferredAnswer && !this.congested && !this.overHighWater && this.takeRequestToken()) {
         const produce = this.deferredAnswer;
         this.deferredAnswer = null;
         produce();
@@ -363,11 +391,18 @@ export class Link extends Emitter<LinkEvents> {
     if (this.state === 'open') this.scheduleFlush();
   }
 
-  /** Sends a CONTROL message (fragmented across CONTROL cells). */
+  /**
+   * Sends a CONTROL message (fragmented across CONTROL cells), whole or not at all: throws ERR_LINK_CLOSED, or
+   * LimitError MAX_LINK_QUEUE_CELLS with nothing queued when the queue has no room for every fragment (a message cut
+   * short would make the peer close the link on the next one, specs/link.md §5.1).
+   */
   sendControl(message: ControlMessage): void {
+    if (this.state === 'closed') throw new AlliumError('ERR_LINK_CLOSED', 'link is closed');
     const bytes = encodeControl(message);
     if (bytes.length > MAX_CONTROL_MESSAGE) throw new LimitError('MAX_CONTROL_MESSAGE', 'control message too large');
-    for (const f of fragmentControl(bytes)) this.sendCell(0, CellCommand.CONTROL, controlBody(f));
+    const fragments = fragmentControl(bytes);
+    if (this.queue.length - this.head + fragments.length > this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue has no room for the message');
+    for (const f of fragments) this.sendCell(0, CellCommand.CONTROL, controlBody(f));
   }
 
   private scheduleFlush(): void {

@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import type { IdentityKey } from '../crypto/keys.js';
 import { fingerprintOf, parseFingerprint } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
-import { MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
+import { compareBytes, MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
@@ -95,6 +95,8 @@ export const MAX_PULLS_PER_BLOCK = 2_000;
  * relay link from that block still carries circuits and directory requests, but no gossip.
  */
 export const MAX_INBOUND_NEIGHBOURS_PER_BLOCK = 8;
+/** Descriptors given in answer to one summary (a page of MAX_SUMMARY_ENTRIES); later rounds give the rest. */
+export const MAX_SUMMARY_GIVE = MAX_SUMMARY_ENTRIES;
 /** Announcers remembered per descriptor being pulled. */
 const MAX_PULL_OFFERS = 16;
 
@@ -148,6 +150,8 @@ export class Overlay {
   /** Where the next summary page starts (identities above this one); null: at the start. */
   private summaryCursor: Uint8Array | null = null;
   private readonly peerFps = new WeakMap<Link, string>();
+  /** Links on which this relay sent a digest not yet answered by a summary: a summary is taken only on these. */
+  private readonly digestSent = new WeakSet<Link>();
   /** Inbound relay links taken as neighbours, per address block. */
   private readonly inboundPerBlock = new Map<string, number>();
   private gossipTimer: ReturnType<typeof setTimeout> | null = null;
@@ -469,6 +473,7 @@ export class Overlay {
   /** Sends a want and, after PULL_TIMEOUT_MS, asks other announcers for whatever has not arrived. */
   private askFor(link: Link, ids: Uint8Array[], asks: [string, number][]): void {
     this.o.metrics.gossipPulls.inc({ event: 'asked' }, ids.length);
+    ids.sort(compareBytes); // a want names each identity once, in ascending order (specs/directory.md §5.2)
     for (let i = 0; i < ids.length; i += MAX_SUMMARY_ENTRIES) this.send(link, { t: 'gossip-want', ids: ids.slice(i, i + MAX_SUMMARY_ENTRIES) });
     if (this.stopped) return;
     const timer = setTimeout(() => {
@@ -591,23 +596,29 @@ export class Overlay {
     return { t: 'gossip-summary', e: page.e, after, more: page.more };
   }
 
+  /** Sends our digest; the link may then answer with one summary (specs/directory.md §5.3). */
   private sendDigest(link: Link): void {
-    this.send(link, { t: 'gossip-digest', d: this.o.directory.digest(), n: this.o.directory.size });
+    if (this.send(link, { t: 'gossip-digest', d: this.o.directory.digest(), n: this.o.directory.size })) this.digestSent.add(link);
   }
 
   /**
    * Sends a message of the relay's own (gossip). Skipped for a link over its high-water mark unless `answering`
-   * (a message of an answer, which `reply` already gated).
+   * (a message of an answer, which `reply` already gated). Returns whether it was queued.
    */
-  private send(link: Link, m: ControlMessage, answering = false): void {
-    if (!link.isOpen) return;
-    if (!answering && link.overHighWater) return void this.o.metrics.drops.inc({ reason: 'control_send_congested' });
+  private send(link: Link, m: ControlMessage, answering = false): boolean {
+    if (!link.isOpen) return false;
+    if (!answering && link.overHighWater) {
+      this.o.metrics.drops.inc({ reason: 'control_send_congested' });
+      return false;
+    }
     try {
-      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
       link.sendControl(m);
+      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
+      return true;
     } catch (e) {
       this.o.metrics.drops.inc({ reason: 'control_send_failed' });
       this.o.log.debug({ code: isAlliumError(e) ? e.code : 'unknown' }, 'control send failed');
+      return false;
     }
   }
 
@@ -648,10 +659,15 @@ export class Overlay {
         if (!crypto().equal(m.d, this.o.directory.digest())) this.reply(link, () => [this.summaryPage()]);
         return;
       case 'gossip-summary':
+        // A summary answers our digest (one per digest): an unasked one could make us send the whole directory.
+        if (!this.digestSent.has(link)) return void this.o.metrics.drops.inc({ reason: 'gossip_summary_unsolicited' });
+        this.digestSent.delete(link);
         return this.reply(link, () => {
-          // A cut summary speaks only for the identities it covers: nothing beyond its last entry is given.
+          // A cut summary speaks only for the identities it covers: nothing beyond its last entry is given. At most a
+          // page's worth is given per summary (MAX_SUMMARY_GIVE); later rounds give the rest.
           const { want, give } = this.o.directory.diff(m.e, { after: m.after, more: m.more });
-          const out = pages(give.map((d) => d.raw));
+          if (give.length > MAX_SUMMARY_GIVE) this.o.metrics.drops.inc({ reason: 'gossip_give_capped' });
+          const out = pages(give.slice(0, MAX_SUMMARY_GIVE).map((d) => d.raw));
           if (want.length) out.push({ t: 'gossip-want', ids: want.slice(0, MAX_SUMMARY_ENTRIES) });
           return out;
         });

@@ -8,7 +8,7 @@ import { crypto } from '../../crypto/index.js';
 import { IdentityKey } from '../../crypto/keys.js';
 import { verifyDescriptor } from '../../protocol/descriptor.js';
 import { isAlliumError } from '../../protocol/errors.js';
-import { descriptorFor, nextControl, OverlayHarness } from '../helpers/overlay.js';
+import { closed, descriptorFor, nextControl, OverlayHarness } from '../helpers/overlay.js';
 
 const newIdentity = (): IdentityKey => IdentityKey.fromSeed(crypto().random(32));
 
@@ -194,6 +194,69 @@ describe('overlay tables a peer can fill', () => {
         afterOther: 1,
         ninthOpen: true,
       });
+    });
+  });
+
+  describe('requests and their answers (specs/directory.md §5.3, specs/link.md §4.2)', () => {
+    async function drops(h: OverlayHarness, reason: string): Promise<number> {
+      return (await h.metrics.drops.get()).values.find((v) => v.labels['reason'] === reason)?.value ?? 0;
+    }
+
+    it('a gossip-want naming one identity 5000 times is a schema violation that closes the link, not 5000 descriptors', async () => {
+      h = new OverlayHarness();
+      const d = descriptorFor({ pub: h.now });
+      h.directory.add(d, h.now);
+      const { peer } = await h.inbound({ identity: newIdentity() });
+      peer.sendControl({ t: 'gossip-want', ids: Array.from({ length: 5_000 }, () => d.id) } as never);
+      const first = await Promise.race([nextControl(peer, 'gossip-push').then((m) => `push of ${m.ds.length}`), closed(peer).then(() => 'closed')]);
+      expect(first).to.equal('closed');
+    });
+
+    it('a summary is answered only after this relay sent its digest, once per digest, and gives at most MAX_SUMMARY_GIVE (5000)', async () => {
+      h = new OverlayHarness();
+      for (let i = 0; i < 5_100; i++) h.directory.add(descriptorFor({ pub: h.now }), h.now);
+      // The relay sends its digest when the link opens; the neighbour answers with an empty summary.
+      const { peer, mine } = await h.inbound({ identity: newIdentity() });
+      const pushed: number[] = [];
+      peer.on('link:control', (m) => {
+        if (m.t === 'gossip-push') pushed.push(m.ds.length);
+      });
+      const answered = nextControl(mine, 'gossip-summary');
+      peer.sendControl({ t: 'gossip-summary', e: [], after: null, more: false });
+      await answered;
+      // A second summary, unasked: nothing more is given. (A digest after it marks the end of what was sent.)
+      const unasked = nextControl(mine, 'gossip-summary');
+      peer.sendControl({ t: 'gossip-summary', e: [], after: null, more: false });
+      await unasked;
+      const marker = nextControl(peer, 'gossip-summary');
+      peer.sendControl({ t: 'gossip-digest', d: crypto().random(32), n: 0 });
+      await marker;
+      const given = pushed.reduce((a, b) => a + b, 0);
+      expect({ given, unsolicited: await drops(h, 'gossip_summary_unsolicited') }).to.deep.equal({ given: 5_000, unsolicited: 1 });
+    });
+
+    it('a peer asking faster than CONTROL_REQUESTS_PER_MINUTE gets the burst (120), then one answer per 100 ms', async () => {
+      h = new OverlayHarness();
+      const { peer, mine } = await h.inbound({ options: { now: () => h.now } });
+      let answers = 0;
+      let resolveAt: { n: number; fn: () => void } | null = null;
+      peer.on('link:control', (m) => {
+        if (m.t !== 'dir') return;
+        answers++;
+        if (resolveAt && answers >= resolveAt.n) resolveAt.fn();
+      });
+      const answersReach = (n: number): Promise<void> => new Promise((r) => (answers >= n ? r() : (resolveAt = { n, fn: r })));
+      let processed = 0;
+      const allProcessed = new Promise<void>((r) => mine.on('link:control', (m) => m.t === 'dir-get' && ++processed === 300 && r()));
+      for (let i = 0; i < 300; i++) peer.sendControl({ t: 'dir-get', since: 0, after: null });
+      await allProcessed;
+      await answersReach(120);
+      // The clock stands still: one request waits for a token, the other 179 were ignored.
+      const ignored = await drops(h, 'answer_deferred_dropped');
+      const atBurst = answers;
+      h.now += 100; // one token at 600 a minute
+      await answersReach(121);
+      expect({ atBurst, ignored, after100ms: answers }).to.deep.equal({ atBurst: 120, ignored: 179, after100ms: 121 });
     });
   });
 });
