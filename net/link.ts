@@ -45,12 +45,15 @@ export interface LinkTimers {
   keepaliveMs: number;
   /** Close after this long without receiving anything. */
   idleTimeoutMs: number;
+  /** Close when a CONTROL message is still incomplete this long after its first fragment (CONTROL_REASSEMBLY_TIMEOUT). */
+  controlReassemblyTimeoutMs: number;
 }
 
 export const DEFAULT_LINK_TIMERS: LinkTimers = {
   handshakeTimeoutMs: 10_000,
   keepaliveMs: 5 * 60_000,
   idleTimeoutMs: 15 * 60_000,
+  controlReassemblyTimeoutMs: 60_000,
 };
 
 /** Cells a link will queue for sending before it refuses more (specs/limits.md MAX_LINK_QUEUE_CELLS). */
@@ -124,6 +127,8 @@ export class Link extends Emitter<LinkEvents> {
   private flushScheduled = false;
   private control: Uint8Array[] = [];
   private controlBytes = 0;
+  /** When the CONTROL message being reassembled began (its first fragment arrived). */
+  private controlStartedAt = 0;
   private readonly timers: LinkTimers;
   private readonly maxQueue: number;
   private readonly now: () => number;
@@ -207,6 +212,14 @@ export class Link extends Emitter<LinkEvents> {
   /** Bytes this link holds: queued cells plus socket bytes in flight. */
   get bufferedBytes(): number {
     return (this.queue.length - this.head) * CELL_LEN + this.socket.bufferedAmount;
+  }
+
+  /**
+   * Bytes this link holds in memory: what it sends (bufferedBytes) and the CONTROL message it is reassembling
+   * (at most MAX_CONTROL_MESSAGE). The relay's out-of-memory handler counts these.
+   */
+  get heldBytes(): number {
+    return this.bufferedBytes + this.controlBytes;
   }
 
   /** True while the socket has more than LINK_HIGH_WATER_BYTES in flight; wait for link:drain. */
@@ -330,7 +343,7 @@ export class Link extends Emitter<LinkEvents> {
     this.handshakeTimer = null;
     this.state = 'open';
     this.peer = peer;
-    const tick = Math.min(this.timers.keepaliveMs, this.timers.idleTimeoutMs) / 4;
+    const tick = Math.min(this.timers.keepaliveMs, this.timers.idleTimeoutMs, this.timers.controlReassemblyTimeoutMs) / 4;
     this.keepaliveTimer = setInterval(() => this.onTick(), Math.max(50, tick));
     (this.keepaliveTimer as { unref?: () => void }).unref?.();
     this.emit('link:open', peer);
@@ -343,6 +356,7 @@ export class Link extends Emitter<LinkEvents> {
       this.fail(new TimeoutError('link idle timeout'));
       return;
     }
+    if (this.reassemblyOverdue(now)) return this.fail(new TimeoutError('CONTROL message not completed in time'));
     if (now - this.lastSent >= this.timers.keepaliveMs) this.flushFrame();
   }
 
@@ -358,9 +372,18 @@ export class Link extends Emitter<LinkEvents> {
     }
   }
 
+  /** True when a CONTROL message has been in reassembly longer than CONTROL_REASSEMBLY_TIMEOUT. */
+  private reassemblyOverdue(now: number): boolean {
+    return this.control.length > 0 && now - this.controlStartedAt >= this.timers.controlReassemblyTimeoutMs;
+  }
+
   private onControlCell(body: Uint8Array): void {
     const f = decodeControlBody(body);
     if (f.first !== (this.control.length === 0)) throw new ProtocolError('ERR_CONTROL_FRAGMENT', 'CONTROL fragment out of order');
+    // A peer that sends a message a fragment at a time, slowly, is held to the same deadline.
+    const now = this.now();
+    if (f.first) this.controlStartedAt = now;
+    else if (this.reassemblyOverdue(now)) throw new TimeoutError('CONTROL message not completed in time');
     // Every fragment but the last is full, so a message of n bytes takes exactly ceil(n / 1016) cells and a peer
     // cannot make us hold an endless list of empty fragments.
     if (!f.last && f.data.length !== CONTROL_DATA_MAX) throw new ProtocolError('ERR_CONTROL_FRAGMENT', 'a non-final CONTROL fragment must be full');
@@ -475,6 +498,7 @@ export class Link extends Emitter<LinkEvents> {
     this.head = 0;
     this.deferredAnswer = null;
     this.control = [];
+    this.controlBytes = 0;
     this.sendCipher?.wipe();
     this.recvCipher?.wipe();
     this.emit('link:close', error);

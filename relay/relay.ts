@@ -880,21 +880,24 @@ export class Relay {
     return this.replicatorImpl;
   }
 
-  /** The out-of-memory handler: while queued bytes exceed max_queue_bytes, close the link holding the most. */
+  /**
+   * The out-of-memory handler: while the bytes links hold — queued to send, and CONTROL messages being reassembled —
+   * exceed max_queue_bytes, close the link holding the most.
+   */
   checkMemory(): void {
     let total = 0;
     let max = 0;
     for (const l of this.links) {
-      total += l.bufferedBytes;
-      max = Math.max(max, l.bufferedBytes);
+      total += l.heldBytes;
+      max = Math.max(max, l.heldBytes);
     }
     this.metrics.linkBufferedBytes.set(total);
     this.metrics.linkBufferedBytesMax.set(max);
     while (total > this.config.max_queue_bytes) {
       let worst: Link | null = null;
-      for (const l of this.links) if (!worst || l.bufferedBytes > worst.bufferedBytes) worst = l;
+      for (const l of this.links) if (!worst || l.heldBytes > worst.heldBytes) worst = l;
       if (!worst) break;
-      total -= worst.bufferedBytes;
+      total -= worst.heldBytes;
       this.metrics.drops.inc({ reason: 'oom_link_closed' });
       this.log.warn('memory limit reached: closing the link with the largest queue');
       worst.close(new AlliumError('ERR_LIMIT', 'max_queue_bytes'));

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { crypto } from '../../crypto/index.js';
 import { IdentityKey } from '../../crypto/keys.js';
-import { CellCommand } from '../../protocol/cell.js';
+import { CellCommand, CONTROL_DATA_MAX, controlBody } from '../../protocol/cell.js';
 import { CELL_BODY_LEN } from '../../protocol/constants.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { closed, linkPair, nextControl } from '../helpers/overlay.js';
@@ -36,6 +36,24 @@ describe('link CONTROL messages', () => {
     a.sendControl({ t: 'dir-get', since: 0, after: null });
     const outcome = await Promise.race([nextControl(b, 'dir-get').then(() => 'dir-get'), closed(b).then((c) => `closed ${c}`)]);
     expect({ code, queued, outcome, open: b.isOpen }).to.deep.equal({ code: 'ERR_LIMIT', queued: 5, outcome: 'dir-get', open: true });
+    a.close();
+  });
+
+  it('a message begun and never finished closes the link after CONTROL_REASSEMBLY_TIMEOUT (60 s), and counts in heldBytes meanwhile', async () => {
+    const relay = IdentityKey.fromSeed(crypto().random(32));
+    let t = 1_750_000_000_000;
+    // Ticks every 50 ms of real time; the clock moves only when the test moves it.
+    const { a, b } = await linkPair({ responder: relay, options: { now: () => t, timers: { keepaliveMs: 200, idleTimeoutMs: 3_600_000 } } });
+    // 100 full fragments of a message that never ends, then a circuit cell: when it arrives, they have.
+    for (let i = 0; i < 100; i++) a.sendCell(0, CellCommand.CONTROL, controlBody({ first: i === 0, last: false, data: new Uint8Array(CONTROL_DATA_MAX) }));
+    const cell = new Promise((r) => b.once('link:cell', r));
+    a.sendCell(1, CellCommand.RELAY, new Uint8Array(CELL_BODY_LEN));
+    await cell;
+    const held = (b as unknown as { heldBytes?: number }).heldBytes ?? 0;
+    t += 60_000;
+    // (2 s of real time is forty ticks: only a bound for the old code, which never closes.)
+    const code = await Promise.race([closed(b), new Promise<string>((r) => setTimeout(() => r('still open after 2 s'), 2_000).unref())]);
+    expect({ held, code }).to.deep.equal({ held: 100 * CONTROL_DATA_MAX, code: 'ERR_TIMEOUT' });
     a.close();
   });
 });
