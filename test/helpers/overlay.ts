@@ -17,7 +17,7 @@ import { RelayMetrics } from '../../relay/metrics.js';
 import { Overlay, type OverlayOptions } from '../../relay/overlay.js';
 
 /** A signed relay descriptor for `identity` (a fresh one when absent), published at `pub`. */
-export function descriptorFor(o: { identity?: IdentityKey; pub: number; lifetimeMs?: number; addr?: string; nick?: string }): Descriptor {
+export function descriptorFor(o: { identity?: IdentityKey; pub: number; lifetimeMs?: number; addr?: string; nick?: string; caps?: Descriptor['caps'] }): Descriptor {
   const identity = o.identity ?? IdentityKey.fromSeed(crypto().random(32));
   return signDescriptor(
     {
@@ -29,7 +29,7 @@ export function descriptorFor(o: { identity?: IdentityKey; pub: number; lifetime
       family: [],
       bw: 1000,
       exit: ['reject *:*'],
-      caps: [],
+      caps: o.caps ?? [],
       pub: o.pub,
       exp: o.pub + (o.lifetimeMs ?? 3_600_000),
     },
