@@ -136,6 +136,7 @@ export class Link extends Emitter<LinkEvents> {
   private keepaliveTimer: ReturnType<typeof setInterval> | null = null;
   private lastSent = 0;
   private lastReceived = 0;
+  private lastActive = 0;
   private congested = false;
   private drainWatch = false;
   /** An answer to the peer held until the link is under its high-water mark and has a request token (at most one). */
@@ -189,6 +190,11 @@ export class Link extends Emitter<LinkEvents> {
       if (setup.psk) resp.psk = setup.psk;
       this.responder = new LinkResponder(resp);
     }
+  }
+
+  /** When the link last received a cell other than padding, or opened (the relay evicts idle client links first). */
+  get lastActiveAt(): number {
+    return this.lastActive;
   }
 
   /** True when this side dialed the link (it then uses circuit ids with the top bit set). */
@@ -343,6 +349,7 @@ export class Link extends Emitter<LinkEvents> {
     this.handshakeTimer = null;
     this.state = 'open';
     this.peer = peer;
+    this.lastActive = this.now();
     const tick = Math.min(this.timers.keepaliveMs, this.timers.idleTimeoutMs, this.timers.controlReassemblyTimeoutMs) / 4;
     this.keepaliveTimer = setInterval(() => this.onTick(), Math.max(50, tick));
     (this.keepaliveTimer as { unref?: () => void }).unref?.();
@@ -367,6 +374,7 @@ export class Link extends Emitter<LinkEvents> {
       const cell = decodeCell(raw);
       if (cell.command === CellCommand.PADDING) continue;
       this.stats.cellsIn++;
+      this.lastActive = this.lastReceived;
       if (cell.command === CellCommand.CONTROL) this.onControlCell(cell.body);
       else this.emit('link:cell', cell);
     }

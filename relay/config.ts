@@ -48,9 +48,12 @@ export const relayConfigSchema = z.strictObject({
   bandwidth_burst: z.number().int().positive().default(100 * 1024 * 1024),
   /** Bandwidth advertised to clients for path weighting (default: bandwidth_rate). */
   advertised_bandwidth: z.number().int().positive().optional(),
-  /** Open links at most, and per remote IP address. */
+  /** Open links at most, and per remote IP address and per address block (an IPv4 /24, an IPv6 /48). */
   max_links: z.number().int().positive().default(4096),
   max_links_per_ip: z.number().int().positive().default(64),
+  max_links_per_block: z.number().int().positive().default(256),
+  /** Of max_links, the links only relays may take: clients (and upgrades of unknown role) hold at most the rest. */
+  relay_links_reserved: z.number().int().nonnegative().default(512),
   /** New link handshakes accepted per second over all peers (burst: twice this). */
   handshakes_per_second: z.number().int().positive().default(200),
   /** New link handshakes accepted per second from one IP address, charged before the relay-wide bucket (burst: twice this). */
@@ -166,6 +169,7 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   if (cfg.timing.onion_key_overlap < cfg.timing.descriptor_lifetime) {
     throw new ConfigError('timing.onion_key_overlap must be at least timing.descriptor_lifetime, or clients holding a valid descriptor could not build circuits');
   }
+  if (cfg.relay_links_reserved >= cfg.max_links) throw new ConfigError('relay_links_reserved must be less than max_links (clients need some links)');
   if (!cfg.tls_cert !== !cfg.tls_key) throw new ConfigError('tls_cert and tls_key: set both (TLS) or neither (plain WebSocket)');
   if (cfg.bridge && cfg.authority) throw new ConfigError('bridge: a directory authority must be public; it cannot be a bridge');
   if (/[?#]/.test(cfg.path)) throw new ConfigError('path: a URL path without query or fragment, like "/allium"');

@@ -62,6 +62,7 @@ import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 import { AddressBuckets } from './address-buckets.js';
+import { LinkAdmission } from './link-admission.js';
 
 export const ALLIUM_VERSION = '0.1.0';
 
@@ -148,7 +149,8 @@ export class Relay {
   private readonly ownCircuits = new CircuitTable((link, id) => this.reactorImpl?.has(link, id) ?? false);
   private reactorImpl: CircuitReactor | null = null;
   private readonly links = new Set<Link>();
-  private readonly linksPerIp = new Map<string, number>();
+  /** Links per address and per block, the relays' reserve and idle-client eviction (specs/link.md §7). */
+  private readonly admission: LinkAdmission;
   private handshakeBucket: TokenBucket;
   /** Per-address and per-block handshake buckets, charged before handshakeBucket (specs/link.md §7). */
   private readonly addressBuckets: AddressBuckets;
@@ -173,6 +175,10 @@ export class Relay {
     this.metrics = new RelayMetrics();
     this.handshakeReplay = this.newHandshakeReplay();
     this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
+    this.admission = new LinkAdmission(
+      { maxLinks: this.config.max_links, maxLinksPerIp: this.config.max_links_per_ip, maxLinksPerBlock: this.config.max_links_per_block, relayLinksReserved: this.config.relay_links_reserved },
+      this.now,
+    );
     this.addressBuckets = new AddressBuckets({ perIp: this.config.handshakes_per_second_per_ip, perBlock: this.config.handshakes_per_second_per_block, now: this.now });
     this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
     this.socketFactory = createNodeSocketFactory(this.config.allow_private_addresses ? {} : { allowAddress: isPublicUnicast });
@@ -589,8 +595,8 @@ export class Relay {
     if (failure && pr) return miss(failure.code);
     if (this.state !== 'running' && this.state !== 'starting') return pr ? miss('stopping') : this.refuse(socket, 503, 'stopping');
     // Past this point a probe-resistant relay knows the peer made a valid first message for it.
-    if (this.links.size >= this.config.max_links) return this.refuse(socket, 503, 'max_links');
-    if ((this.linksPerIp.get(ip) ?? 0) >= this.config.max_links_per_ip) return this.refuse(socket, 503, 'max_links_per_ip');
+    const admitted = this.admission.admit(ip, responder?.claimedRole === LinkRole.RELAY, this.links);
+    if (typeof admitted === 'string') return this.refuse(socket, 503, admitted);
     // One address, then its /24 or /48, then the relay: a flood from one place cannot spend everyone's budget.
     const over = this.addressBuckets.admit(ip);
     if (over) return this.refuse(socket, 503, over === 'ip' ? 'handshake_rate_ip' : 'handshake_rate_block');
@@ -605,12 +611,11 @@ export class Relay {
         if (pr) return miss(failure.code);
       }
     }
-    this.linksPerIp.set(ip, (this.linksPerIp.get(ip) ?? 0) + 1);
-    const release = (): void => {
-      const n = (this.linksPerIp.get(ip) ?? 1) - 1;
-      if (n <= 0) this.linksPerIp.delete(ip);
-      else this.linksPerIp.set(ip, n);
-    };
+    if (admitted.evict && !failure) {
+      this.metrics.drops.inc({ reason: 'link_evicted_idle' });
+      this.admission.evict(admitted.evict);
+    }
+    const release = this.admission.hold(ip);
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
       if (failure) {
         // A public relay: the upgrade is done, the handshake is not; close as after a bad first message.
