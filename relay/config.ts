@@ -98,8 +98,10 @@ export const relayConfigSchema = z.strictObject({
   authority_approved: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).default([]),
   /** Fingerprints of the directory authorities whose consensuses this relay keeps and passes on. */
   directory_authorities: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).default([]),
-  /** Relays to keep links with for gossip. */
+  /** Relays to dial and keep links with for gossip. */
   overlay_degree: z.number().int().min(1).max(64).default(8),
+  /** Relays that dialed this one taken as gossip neighbours per /24 or /48 (a loopback test network raises it). */
+  max_inbound_neighbours_per_block: z.number().int().positive().default(8),
   /** Timing, in milliseconds. The defaults suit the public network; tests shorten them. */
   timing: z
     .strictObject({

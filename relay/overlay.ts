@@ -92,7 +92,8 @@ export const MAX_PULLS_PER_NEIGHBOUR = 1_000;
 export const MAX_PULLS_PER_BLOCK = 2_000;
 /**
  * Relay links that dialed this relay and are taken as gossip neighbours, per address block (/24, /48). Beyond it a
- * relay link from that block still carries circuits and directory requests, but no gossip.
+ * relay link from that block still carries circuits, and its requests (directory pages, digests, wants) are
+ * answered, but nothing is gossiped to it and nothing it offers (announcements, pushes, summaries) is taken.
  */
 export const MAX_INBOUND_NEIGHBOURS_PER_BLOCK = 8;
 /** Descriptors given in answer to one summary (a page of MAX_SUMMARY_ENTRIES); later rounds give the rest. */
@@ -650,8 +651,9 @@ export class Overlay {
     }
     if (m.t.startsWith('gossip')) {
       if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'gossip from a client link'));
-      // A relay link that is not a neighbour (beyond MAX_INBOUND_NEIGHBOURS_PER_BLOCK): its gossip is ignored.
-      if (!this.isNeighbourLink(link)) return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
+      // A relay link that is not a neighbour (beyond MAX_INBOUND_NEIGHBOURS_PER_BLOCK) is served as a client is — its
+      // digests and wants are answered, so it can still learn the directory — but nothing it offers is taken.
+      if (!this.isNeighbourLink(link) && m.t !== 'gossip-digest' && m.t !== 'gossip-want') return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
       this.o.metrics.gossipBytes.inc({ direction: 'in' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
     }
     switch (m.t) {

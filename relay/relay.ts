@@ -401,6 +401,7 @@ export class Relay {
       dial: (url, id) => this.dial(url, id),
       onLink: (link) => this.wireLink(link),
       degree: cfg.overlay_degree,
+      maxInboundPerBlock: cfg.max_inbound_neighbours_per_block,
       gossipIntervalMs: cfg.timing.gossip_interval,
       authorities: new Set([...cfg.directory_authorities.map((f) => f.toLowerCase()), ...(cfg.authority ? [identity.fingerprint] : [])]),
       now: this.now,

@@ -175,7 +175,7 @@ describe('overlay tables a peer can fill', () => {
       });
     });
 
-    it('at most MAX_INBOUND_NEIGHBOURS_PER_BLOCK (8) inbound relay links of one /24 are neighbours; the ninth gossips to no effect', async () => {
+    it('at most MAX_INBOUND_NEIGHBOURS_PER_BLOCK (8) inbound relay links of one /24 are neighbours; what the ninth offers is ignored, what it asks is answered', async () => {
       h = new OverlayHarness();
       for (let i = 0; i < 8; i++) await h.inbound({ identity: newIdentity(), address: `198.51.100.${i + 1}` });
       const ninth = await h.inbound({ identity: newIdentity(), address: '198.51.100.9' });
@@ -194,6 +194,10 @@ describe('overlay tables a peer can fill', () => {
         afterOther: 1,
         ninthOpen: true,
       });
+      // Its requests are still answered, as a client's are: it can learn the directory from this relay.
+      const summary = nextControl(ninth.peer, 'gossip-summary');
+      ninth.peer.sendControl({ t: 'gossip-digest', d: crypto().random(32), n: 0 });
+      expect((await summary).e.length).to.equal(1);
     });
   });
 
