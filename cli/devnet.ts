@@ -97,6 +97,7 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
     // Every peer is 127.0.0.1 here.
     handshakes_per_second_per_ip: 10_000,
     handshakes_per_second_per_block: 10_000,
+    max_inbound_neighbours_per_block: 4096,
     metrics: `127.0.0.1:${metricsPort}`,
     admin: '127.0.0.1:0',
     log_level: 'warn',

@@ -19,7 +19,7 @@ export const MAX_ANNOUNCE_ENTRIES = 1_000;
 const descList = z.array(zBytes(undefined, MAX_DESCRIPTOR_BYTES)).max(MAX_DESCRIPTORS_PER_MESSAGE);
 
 /** Unsigned lexicographic order of two byte strings (the order of their lowercase hex). */
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return a.length - b.length;
@@ -32,6 +32,12 @@ function ascending(e: readonly (readonly [Uint8Array, number])[], after: Uint8Ar
     if (prev && compareBytes(prev, id) >= 0) return false;
     prev = id;
   }
+  return true;
+}
+
+/** True when the identities are in strictly ascending order (so none is repeated). */
+function ascendingIds(ids: readonly Uint8Array[]): boolean {
+  for (let i = 1; i < ids.length; i++) if (compareBytes(ids[i - 1]!, ids[i]!) >= 0) return false;
   return true;
 }
 
@@ -49,8 +55,10 @@ export const controlSchema = z.discriminatedUnion('t', [
     .strictObject({ t: z.literal('gossip-summary'), e: pairs(MAX_SUMMARY_ENTRIES), after: zBytes(32).nullable(), more: z.boolean() })
     .refine((m) => ascending(m.e, m.after), { message: 'summary entries out of order', path: ['e'] })
     .refine((m) => !m.more || m.e.length > 0, { message: 'an empty summary cannot be cut', path: ['more'] }),
-  /** Identities whose descriptors the sender wants. */
-  z.strictObject({ t: z.literal('gossip-want'), ids: z.array(zBytes(32)).max(MAX_SUMMARY_ENTRIES) }),
+  /** Identities whose descriptors the sender wants, in strictly ascending order (each at most once). */
+  z
+    .strictObject({ t: z.literal('gossip-want'), ids: z.array(zBytes(32)).max(MAX_SUMMARY_ENTRIES) })
+    .refine((m) => ascendingIds(m.ids), { message: 'wanted identities out of order or repeated', path: ['ids'] }),
   /** Signed descriptors. */
   z.strictObject({ t: z.literal('gossip-push'), ds: descList }),
   /** (identity, published) of descriptors the sender has just added, in ascending order: ask with gossip-want. */

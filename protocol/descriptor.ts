@@ -5,8 +5,8 @@
  *   body   = CBOR map, fields below
  *
  * A descriptor is self-certifying: the signature must verify under the identity key it names. Verification also
- * checks the time window: not expired, not published in the future beyond the clock skew, and not living longer
- * than MAX_DESCRIPTOR_LIFETIME.
+ * checks the time window: not expired, not published in the future beyond the clock skew, and living at least
+ * MIN_DESCRIPTOR_LIFETIME and at most MAX_DESCRIPTOR_LIFETIME.
  */
 import { z } from 'zod';
 import { crypto } from '../crypto/index.js';
@@ -19,6 +19,11 @@ import { isLinkUrl } from './dial-policy.js';
 
 export const MAX_DESCRIPTOR_BYTES = 2048;
 export const MAX_DESCRIPTOR_LIFETIME_MS = 24 * 3600 * 1000;
+/**
+ * Shortest `exp − pub` a descriptor may have (specs/directory.md §2.4): a descriptor that expires almost at once
+ * serves no relay and only churns directories.
+ */
+export const MIN_DESCRIPTOR_LIFETIME_MS = 5_000;
 export const DESCRIPTOR_CLOCK_SKEW_MS = 10 * 60 * 1000;
 const SIGN_CONTEXT = utf8('allium-v1 descriptor');
 /**
@@ -95,7 +100,7 @@ export function verifyDescriptor(raw: Uint8Array, now: number, skewMs = DESCRIPT
   if (!crypto().verify(signed.s, concatBytes(contextOf(kind), signed.b), body.id)) {
     throw new CryptoError('ERR_SIGNATURE', 'descriptor signature does not verify');
   }
-  if (body.exp <= body.pub || body.exp - body.pub > MAX_DESCRIPTOR_LIFETIME_MS) {
+  if (body.exp - body.pub < MIN_DESCRIPTOR_LIFETIME_MS || body.exp - body.pub > MAX_DESCRIPTOR_LIFETIME_MS) {
     throw new ProtocolError('ERR_DESCRIPTOR', 'descriptor lifetime out of range');
   }
   if (body.pub > now + skewMs) throw new ProtocolError('ERR_DESCRIPTOR_FUTURE', 'descriptor published in the future');

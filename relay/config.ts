@@ -52,9 +52,12 @@ export const relayConfigSchema = z.strictObject({
   bandwidth_burst: zSize().default(100 * 1024 * 1024),
   /** Bandwidth advertised to clients for path weighting (default: bandwidth_rate). */
   advertised_bandwidth: zSize({ rate: true }).optional(),
-  /** Open links at most, and per remote IP address. */
+  /** Open links at most, and per remote IP address and per address block (an IPv4 /24, an IPv6 /48). */
   max_links: z.number().int().positive().default(4096),
   max_links_per_ip: z.number().int().positive().default(64),
+  max_links_per_block: z.number().int().positive().default(256),
+  /** Of max_links, the links only relays may take: clients (and upgrades of unknown role) hold at most the rest. */
+  relay_links_reserved: z.number().int().nonnegative().default(512),
   /** New link handshakes accepted per second over all peers (burst: twice this). */
   handshakes_per_second: z.number().int().positive().default(200),
   /** New link handshakes accepted per second from one IP address, charged before the relay-wide bucket (burst: twice this). */
@@ -101,8 +104,10 @@ export const relayConfigSchema = z.strictObject({
   authority_approved: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).default([]),
   /** Fingerprints of the directory authorities whose consensuses this relay keeps and passes on. */
   directory_authorities: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).default([]),
-  /** Relays to keep links with for gossip. */
+  /** Relays to dial and keep links with for gossip. */
   overlay_degree: z.number().int().min(1).max(64).default(8),
+  /** Relays that dialed this one taken as gossip neighbours per /24 or /48 (a loopback test network raises it). */
+  max_inbound_neighbours_per_block: z.number().int().positive().default(8),
   /** Timing, in milliseconds. The defaults suit the public network; tests shorten them. */
   timing: z
     .strictObject({
@@ -179,11 +184,13 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   } catch (e) {
     throw new ConfigError(`exit_policy: ${(e as Error).message}`);
   }
+  if (cfg.timing.descriptor_lifetime < 5_000) throw new ConfigError('timing.descriptor_lifetime must be at least 5 seconds (5000 ms); other relays refuse shorter-lived descriptors');
   if (cfg.timing.descriptor_lifetime > 24 * 3600_000) throw new ConfigError('timing.descriptor_lifetime must be at most 24 hours (86400000 ms); other relays refuse longer-lived descriptors');
   if (cfg.timing.descriptor_renew >= cfg.timing.descriptor_lifetime) throw new ConfigError('timing.descriptor_renew must be shorter than timing.descriptor_lifetime');
   if (cfg.timing.onion_key_overlap < cfg.timing.descriptor_lifetime) {
     throw new ConfigError('timing.onion_key_overlap must be at least timing.descriptor_lifetime, or clients holding a valid descriptor could not build circuits');
   }
+  if (cfg.relay_links_reserved >= cfg.max_links) throw new ConfigError('relay_links_reserved must be less than max_links (clients need some links)');
   if (!cfg.tls_cert !== !cfg.tls_key) throw new ConfigError('tls_cert and tls_key: set both (TLS) or neither (plain WebSocket)');
   if (cfg.bridge && cfg.authority) throw new ConfigError('bridge: a directory authority must be public; it cannot be a bridge');
   if (/[?#]/.test(cfg.path)) throw new ConfigError('path: a URL path without query or fragment, like "/allium"');

@@ -111,14 +111,14 @@ export class RelayMetrics {
     });
     this.gossipPulls = new client.Counter({
       name: 'allium_gossip_pulls_total',
-      help: 'Announced descriptors asked for, by event: asked, retried (another announcer), abandoned, dropped (too many pending)',
+      help: 'Announced descriptors asked for, by event: asked, retried (another announcer), abandoned, dropped (too many pending), evicted (for a neighbour below its fair share)',
       labelNames: ['event'],
       registers: r,
     });
     this.replicated = new client.Counter({ name: 'allium_replicated_total', help: 'Content items copied to another holder by re-replication', registers: r });
     this.departures = new client.Counter({ name: 'allium_holder_departures_total', help: 'Holders left out of placement after staying unreachable for the departure grace', registers: r });
-    this.linkBufferedBytes = new client.Gauge({ name: 'allium_link_buffered_bytes', help: 'Bytes queued on all links (cells and socket), at the last memory check', registers: r });
-    this.linkBufferedBytesMax = new client.Gauge({ name: 'allium_link_buffered_bytes_max', help: 'Bytes queued on the fullest link, at the last memory check', registers: r });
+    this.linkBufferedBytes = new client.Gauge({ name: 'allium_link_buffered_bytes', help: 'Bytes held by all links (cells and socket queued to send, CONTROL messages being reassembled), at the last memory check', registers: r });
+    this.linkBufferedBytesMax = new client.Gauge({ name: 'allium_link_buffered_bytes_max', help: 'Bytes held by the fullest link, at the last memory check', registers: r });
     this.exitConnections = new client.Gauge({ name: 'allium_exit_connections', help: 'TCP connections the exit holds open or is connecting', registers: r });
     this.exitPendingResolves = new client.Gauge({ name: 'allium_exit_pending_resolves', help: 'DNS lookups the exit has outstanding', registers: r });
     this.circuitsBuilt = new client.Counter({ name: 'allium_circuits_created_total', help: 'Circuit hops created at this relay, by position', labelNames: ['role'], registers: r });

@@ -1,7 +1,9 @@
 /**
  * The supernode overlay (specs/directory.md §5): links to other relays, and directory gossip over them.
  *
- * - Keeps up to `degree` links with relays chosen at random from the directory (plus any that dial us).
+ * - Dials `degree` relays chosen at random from the directory and keeps those links; relays that dial us are
+ *   neighbours too, but never count towards `degree` (inbound links cannot eclipse the relay), and at most
+ *   `maxInboundPerBlock` of them per address block are.
  * - Announce and pull: a new or newer descriptor learned from another relay is announced — its (identity,
  *   published) pair — to every relay neighbour not known to hold it (batched briefly); a neighbour that lacks that
  *   edition asks one announcer for it (`gossip-want`) and receives it whole, asking another announcer if the first
@@ -24,11 +26,12 @@ import type { Logger } from 'pino';
 import type { IdentityKey } from '../crypto/keys.js';
 import { fingerprintOf, parseFingerprint } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
-import { MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
+import { compareBytes, MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
-import { AlliumError, isAlliumError } from '../protocol/errors.js';
+import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
+import { addressBlock } from '../protocol/address-block.js';
 import { encodeControl } from '../protocol/control.js';
 import { verifyConsensus, type Consensus } from '../protocol/consensus.js';
 import type { Link } from '../net/link.js';
@@ -54,9 +57,18 @@ export interface OverlayOptions {
   gossipSize?: (m: ControlMessage) => number;
   /** Run as a bridge: no gossip, directory fetched from the relays it dials, its descriptor served on bridge-get. */
   bridge?: { descriptor: () => Uint8Array | null };
+  /** Dials in progress at once (default MAX_PENDING_DIALS). */
+  maxPendingDials?: number;
+  /** Relay links that dialed us taken as neighbours per address block (default MAX_INBOUND_NEIGHBOURS_PER_BLOCK). */
+  maxInboundPerBlock?: number;
 }
 
 const DIR_PAGE = MAX_DESCRIPTORS_PER_MESSAGE;
+/**
+ * Relay links being dialed at once (specs/limits.md). Every dial the relay makes — overlay maintenance, circuits,
+ * replication's links and probes — goes through linkTo, so this bounds the relay's outbound sockets in progress.
+ */
+export const MAX_PENDING_DIALS = 64;
 /** A bridge gives up on a directory page after this long (and asks again at the next interval). */
 const PAGE_TIMEOUT_MS = 10_000;
 /** How long an announcer has to deliver a descriptor it was asked for before another announcer is asked. */
@@ -68,16 +80,31 @@ const PUSH_BATCH_MS = 20;
  * descriptors per announcement saves frames, and neighbours that announce the same descriptor meanwhile are skipped.
  */
 export const ANNOUNCE_BATCH_MS = 250;
-/** Descriptors being pulled at once; announcements beyond are dropped (anti-entropy brings what they named). */
+/**
+ * Descriptors being pulled at once; announcements beyond are dropped (anti-entropy brings what they named), except
+ * that a neighbour holding less than its fair share (MAX_PENDING_PULLS / neighbours) takes the place of a pull of the
+ * neighbour holding the most.
+ */
 export const MAX_PENDING_PULLS = 10_000;
 /** Descriptors being asked of one neighbour at once: its announcements beyond start no pull. */
 export const MAX_PULLS_PER_NEIGHBOUR = 1_000;
+/** Descriptors being asked of the neighbours of one address block (/24, /48) at once: identities are free, blocks not. */
+export const MAX_PULLS_PER_BLOCK = 2_000;
+/**
+ * Relay links that dialed this relay and are taken as gossip neighbours, per address block (/24, /48). Beyond it a
+ * relay link from that block still carries circuits, and its requests (directory pages, digests, wants) are
+ * answered, but nothing is gossiped to it and nothing it offers (announcements, pushes, summaries) is taken.
+ */
+export const MAX_INBOUND_NEIGHBOURS_PER_BLOCK = 8;
+/** Descriptors given in answer to one summary (a page of MAX_SUMMARY_ENTRIES); later rounds give the rest. */
+export const MAX_SUMMARY_GIVE = MAX_SUMMARY_ENTRIES;
 /** Announcers remembered per descriptor being pulled. */
 const MAX_PULL_OFFERS = 16;
 
 /** A descriptor announced by neighbours and asked for, not yet held at the announced edition. */
 interface Pull {
   readonly id: Uint8Array;
+  readonly fp: string;
   /** The newest published time announced. */
   pub: number;
   /** Announcers (neighbour fingerprints) with the published time each announced, in the order they announced. */
@@ -85,6 +112,8 @@ interface Pull {
   /** Announcers asked so far; the last one asked is `asked`. */
   readonly tried: Set<string>;
   asked: string;
+  /** The address block `asked` was counted against (null: none). */
+  askedBlock: string | null;
   /** Counts the asks, so a timer set for an earlier one does nothing. */
   attempt: number;
 }
@@ -100,14 +129,20 @@ interface Queued {
 export class Overlay {
   private readonly relayLinks = new Map<string, Set<Link>>();
   private readonly dialing = new Map<string, Promise<Link>>();
-  private readonly addresses = new Map<string, string>();
+  /**
+   * Addresses of the bootstrap relays (configuration), by fingerprint. Nothing a peer sends adds to it: every other
+   * address the relay dials is that of an unexpired descriptor in the directory, which bounds and expires its entries.
+   */
+  private readonly bootstrap = new Map<string, string>();
   private readonly gossipQueue = new Map<string, Queued>();
   private batchTimer: ReturnType<typeof setTimeout> | null = null;
   /** Announced descriptors being asked for, by fingerprint. */
   private readonly pulls = new Map<string, Pull>();
   private readonly pullTimers = new Set<ReturnType<typeof setTimeout>>();
-  /** Pulls currently asked of each neighbour. */
-  private readonly askedOf = new Map<string, number>();
+  /** Pulls currently asked of each neighbour (their fingerprints, oldest ask first). */
+  private readonly askedOf = new Map<string, Set<string>>();
+  /** How many pulls are asked of the neighbours of each address block. */
+  private readonly askedOfBlock = new Map<string, number>();
   /**
    * How each neighbour answered our last asks: 1 if it delivered, −k after k asks in a row timed out, absent (0)
    * while it has not been asked. Announcers are asked in order of standing.
@@ -116,6 +151,10 @@ export class Overlay {
   /** Where the next summary page starts (identities above this one); null: at the start. */
   private summaryCursor: Uint8Array | null = null;
   private readonly peerFps = new WeakMap<Link, string>();
+  /** Links on which this relay sent a digest not yet answered by a summary: a summary is taken only on these. */
+  private readonly digestSent = new WeakSet<Link>();
+  /** Inbound relay links taken as neighbours, per address block. */
+  private readonly inboundPerBlock = new Map<string, number>();
   private gossipTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   /** Newest signed consensus per configured authority. */
@@ -131,9 +170,19 @@ export class Overlay {
     this.rand = o.random ?? (() => crypto().uniform());
   }
 
-  /** Remembers how to reach a relay (bootstrap lines). */
+  /** Remembers how to reach a bootstrap relay (a configured bootstrap line; never an address learned from a peer). */
   learnAddress(identity: Uint8Array, url: string): void {
-    this.addresses.set(fingerprintOf(identity), url);
+    this.bootstrap.set(fingerprintOf(identity), url);
+  }
+
+  /**
+   * Where to dial a relay (specs/directory.md §5.1): the address of its descriptor while that is unexpired, else its
+   * bootstrap line; null when there is neither.
+   */
+  private addressOf(fp: string): string | null {
+    const d = this.o.directory.get(fp);
+    if (d && d.exp > this.now()) return d.addr;
+    return this.bootstrap.get(fp) ?? null;
   }
 
   get neighbourCount(): number {
@@ -158,6 +207,7 @@ export class Overlay {
     this.pullTimers.clear();
     this.pulls.clear();
     this.askedOf.clear();
+    this.askedOfBlock.clear();
     this.standing.clear();
     for (const f of this.fetches.values()) clearTimeout(f.timer);
     this.fetches.clear();
@@ -175,6 +225,10 @@ export class Overlay {
     if (link.peer?.role !== LinkRole.RELAY || !link.peer.identity) return;
     // A bridge keeps only the links it dialed (as a client) as neighbours, and gossips on none.
     if (this.o.bridge && !link.initiatedHere) return;
+    if (!link.initiatedHere && !this.admitInbound(link)) {
+      this.o.metrics.drops.inc({ reason: 'inbound_neighbour_limit' });
+      return;
+    }
     const fp = fingerprintOf(link.peer.identity);
     this.peerFps.set(link, fp);
     let set = this.relayLinks.get(fp);
@@ -195,14 +249,52 @@ export class Overlay {
     for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
   }
 
-  /** An open link to the relay with this identity, dialing one if needed. Rejects with ERR_UNREACHABLE. */
+  /**
+   * Takes an inbound relay link as a neighbour unless MAX_INBOUND_NEIGHBOURS_PER_BLOCK links of its address block
+   * already are; counts it until it closes.
+   */
+  private admitInbound(link: Link): boolean {
+    const block = addressBlock(link.socket.remoteAddress);
+    if (block === null) return true;
+    const n = this.inboundPerBlock.get(block) ?? 0;
+    if (n >= (this.o.maxInboundPerBlock ?? MAX_INBOUND_NEIGHBOURS_PER_BLOCK)) return false;
+    this.inboundPerBlock.set(block, n + 1);
+    link.once('link:close', () => {
+      const c = (this.inboundPerBlock.get(block) ?? 1) - 1;
+      if (c > 0) this.inboundPerBlock.set(block, c);
+      else this.inboundPerBlock.delete(block);
+    });
+    return true;
+  }
+
+  /** True when `link` is one of a neighbour's links (gossip runs over these only). */
+  private isNeighbourLink(link: Link): boolean {
+    return this.relayLinks.get(this.peerOf(link))?.has(link) ?? false;
+  }
+
+  /** Neighbours with an open link this relay dialed: what `degree` counts. */
+  private dialedNeighbours(): Set<string> {
+    const out = new Set<string>();
+    for (const [fp, set] of this.relayLinks) for (const l of set) if (l.initiatedHere && l.isOpen) out.add(fp);
+    return out;
+  }
+
+  /**
+   * An open link to the relay with this identity, dialing one if needed (one dial per relay at a time, at most
+   * `maxPendingDials` in all). Rejects with ERR_UNREACHABLE, or LimitError MAX_PENDING_DIALS (ERR_LIMIT) when that
+   * many dials are in progress.
+   */
   linkTo(identity: Uint8Array): Promise<Link> {
     const fp = fingerprintOf(identity);
     for (const l of this.relayLinks.get(fp) ?? []) if (l.isOpen) return Promise.resolve(l);
     const inFlight = this.dialing.get(fp);
     if (inFlight) return inFlight;
-    const url = this.o.directory.get(fp)?.addr ?? this.addresses.get(fp);
+    const url = this.addressOf(fp);
     if (!url) return Promise.reject(new AlliumError('ERR_UNREACHABLE', 'relay not in the directory'));
+    if (this.dialing.size >= (this.o.maxPendingDials ?? MAX_PENDING_DIALS)) {
+      this.o.metrics.drops.inc({ reason: 'dial_limit' });
+      return Promise.reject(new LimitError('MAX_PENDING_DIALS', 'too many relay links being dialed'));
+    }
     const p = this.o.dial(url, identity).then(
       (link) => {
         this.dialing.delete(fp);
@@ -218,16 +310,22 @@ export class Overlay {
     return p;
   }
 
-  /** Keeps `degree` relay links: dials bootstrap relays first, then random directory entries. */
+  /**
+   * Keeps `degree` relay links that this relay dialed: dials bootstrap relays while it has dialed none, and random
+   * directory entries. Links other relays dialed are neighbours too but do not count, so relays that dial this one —
+   * Sybils among them — cannot stop it from choosing its own neighbours.
+   */
   maintain(): void {
     if (this.stopped) return;
     const self = this.o.identity.fingerprint;
     const have = new Set(this.neighbours());
-    let missing = this.o.degree - have.size - this.dialing.size;
+    const dialed = this.dialedNeighbours();
+    let missing = this.o.degree - dialed.size - this.dialing.size;
     if (missing <= 0) return;
     const candidates = new Set<string>();
-    if (have.size === 0) for (const fp of this.addresses.keys()) candidates.add(fp);
-    for (const d of this.o.directory.all()) candidates.add(d.fingerprint);
+    if (dialed.size === 0) for (const fp of this.bootstrap.keys()) candidates.add(fp);
+    const now = this.now();
+    for (const d of this.o.directory.all()) if (d.exp > now) candidates.add(d.fingerprint);
     const list = [...candidates].filter((fp) => fp !== self && !have.has(fp) && !this.dialing.has(fp));
     while (missing-- > 0 && list.length > 0) {
       const fp = list.splice(Math.floor(this.rand() * list.length), 1)[0]!;
@@ -301,6 +399,7 @@ export class Overlay {
    */
   private onAnnounce(link: Link, entries: readonly (readonly [Uint8Array, number])[]): void {
     const from = this.peerOf(link);
+    const block = addressBlock(link.socket.remoteAddress);
     const ids: Uint8Array[] = [];
     const asks: [string, number][] = [];
     for (const [id, pub] of entries) {
@@ -315,36 +414,67 @@ export class Overlay {
       if (p && p.pub >= pub) {
         if (!p.offers.has(from) && p.offers.size < MAX_PULL_OFFERS) p.offers.set(from, pub);
         const asked = this.standingOf(p.asked);
-        if (pub === p.pub && asked < 0 && this.standingOf(from) > asked && !p.tried.has(from) && (this.askedOf.get(from) ?? 0) < MAX_PULLS_PER_NEIGHBOUR) {
+        if (pub === p.pub && asked < 0 && this.standingOf(from) > asked && !p.tried.has(from) && this.mayAsk(from, block)) {
           this.o.metrics.gossipPulls.inc({ event: 'retried' });
-          this.setAsked(p, from);
+          this.setAsked(p, from, block);
           asks.push([fp, p.attempt]);
           ids.push(id);
         }
         continue;
       }
-      if ((this.askedOf.get(from) ?? 0) >= MAX_PULLS_PER_NEIGHBOUR || (!p && this.pulls.size >= MAX_PENDING_PULLS)) {
+      if (!this.mayAsk(from, block) || (!p && !this.roomForPull(from))) {
         this.o.metrics.gossipPulls.inc({ event: 'dropped' });
         continue;
       }
       if (!p) {
-        p = { id, pub, offers: new Map(), tried: new Set(), asked: '', attempt: 0 };
+        p = { id, fp, pub, offers: new Map(), tried: new Set(), asked: '', askedBlock: null, attempt: 0 };
         this.pulls.set(fp, p);
       }
       // A newer edition than any asked for so far: ask its announcer at once.
       p.pub = pub;
       p.offers.delete(from);
       p.offers.set(from, pub);
-      this.setAsked(p, from);
+      this.setAsked(p, from, block);
       asks.push([fp, p.attempt]);
       ids.push(id);
     }
     if (ids.length) this.askFor(link, ids, asks);
   }
 
+  /** Whether neighbour `n`, in `block`, may be asked for one more pull: under its own cap and its block's. */
+  private mayAsk(n: string, block: string | null): boolean {
+    if ((this.askedOf.get(n)?.size ?? 0) >= MAX_PULLS_PER_NEIGHBOUR) return false;
+    return block === null || (this.askedOfBlock.get(block) ?? 0) < MAX_PULLS_PER_BLOCK;
+  }
+
+  /**
+   * Room in the pull table for a new pull asked of `n`. When the table is full, a neighbour below its fair share
+   * (MAX_PENDING_PULLS divided among the neighbours) takes the place of the oldest pull of the neighbour holding the
+   * most, if that one holds more than its share; so Sybil neighbours that fill the table cannot keep an honest
+   * neighbour's announcements out.
+   */
+  private roomForPull(n: string): boolean {
+    if (this.pulls.size < MAX_PENDING_PULLS) return true;
+    const share = Math.floor(MAX_PENDING_PULLS / Math.max(1, this.relayLinks.size));
+    if ((this.askedOf.get(n)?.size ?? 0) >= share) return false;
+    let victim: Set<string> | null = null;
+    for (const set of this.askedOf.values()) if (!victim || set.size > victim.size) victim = set;
+    if (!victim || victim.size <= share) return false;
+    const fp = victim.values().next().value!;
+    this.endPull(fp, this.pulls.get(fp)!);
+    this.o.metrics.gossipPulls.inc({ event: 'evicted' });
+    return true;
+  }
+
+  /** The address block of a neighbour: that of one of its open links (null: none). */
+  private blockOfNeighbour(n: string): string | null {
+    return addressBlock(openOne(this.relayLinks.get(n))?.socket.remoteAddress);
+  }
+
   /** Sends a want and, after PULL_TIMEOUT_MS, asks other announcers for whatever has not arrived. */
   private askFor(link: Link, ids: Uint8Array[], asks: [string, number][]): void {
     this.o.metrics.gossipPulls.inc({ event: 'asked' }, ids.length);
+    ids.sort(compareBytes); // a want names each identity once, in ascending order (specs/directory.md §5.2)
     for (let i = 0; i < ids.length; i += MAX_SUMMARY_ENTRIES) this.send(link, { t: 'gossip-want', ids: ids.slice(i, i + MAX_SUMMARY_ENTRIES) });
     if (this.stopped) return;
     const timer = setTimeout(() => {
@@ -368,7 +498,7 @@ export class Overlay {
       let to: string | null = null;
       let best = -Infinity;
       for (const [n, pub] of p.offers) {
-        if (pub < p.pub || p.tried.has(n) || !this.relayLinks.has(n)) continue;
+        if (pub < p.pub || p.tried.has(n) || !this.relayLinks.has(n) || !this.mayAsk(n, this.blockOfNeighbour(n))) continue;
         const st = this.standingOf(n);
         if (st > best) {
           best = st;
@@ -382,7 +512,7 @@ export class Overlay {
         continue;
       }
       this.o.metrics.gossipPulls.inc({ event: 'retried' });
-      this.setAsked(p, to);
+      this.setAsked(p, to, this.blockOfNeighbour(to));
       let g = next.get(to);
       if (!g) next.set(to, (g = { ids: [], asks: [] }));
       g.ids.push(p.id);
@@ -395,13 +525,17 @@ export class Overlay {
     }
   }
 
-  /** Records a new ask of `to` for `p` (a new attempt). */
-  private setAsked(p: Pull, to: string): void {
-    if (p.asked) this.uncount(p.asked);
+  /** Records a new ask of `to`, in `block`, for `p` (a new attempt). */
+  private setAsked(p: Pull, to: string, block: string | null): void {
+    if (p.asked) this.uncount(p);
     p.asked = to;
+    p.askedBlock = block;
     p.tried.add(to);
     p.attempt++;
-    this.askedOf.set(to, (this.askedOf.get(to) ?? 0) + 1);
+    let set = this.askedOf.get(to);
+    if (!set) this.askedOf.set(to, (set = new Set()));
+    set.add(p.fp);
+    if (block !== null) this.askedOfBlock.set(block, (this.askedOfBlock.get(block) ?? 0) + 1);
   }
 
   private standingOf(n: string): number {
@@ -410,13 +544,21 @@ export class Overlay {
 
   private endPull(fp: string, p: Pull): void {
     this.pulls.delete(fp);
-    if (p.asked) this.uncount(p.asked);
+    if (p.asked) this.uncount(p);
   }
 
-  private uncount(n: string): void {
-    const c = (this.askedOf.get(n) ?? 0) - 1;
-    if (c > 0) this.askedOf.set(n, c);
-    else this.askedOf.delete(n);
+  /** Takes `p` off the counts of the neighbour and block it was last asked of. */
+  private uncount(p: Pull): void {
+    const set = this.askedOf.get(p.asked);
+    if (set) {
+      set.delete(p.fp);
+      if (set.size === 0) this.askedOf.delete(p.asked);
+    }
+    const b = p.askedBlock;
+    if (b === null) return;
+    const c = (this.askedOfBlock.get(b) ?? 0) - 1;
+    if (c > 0) this.askedOfBlock.set(b, c);
+    else this.askedOfBlock.delete(b);
   }
 
   /** A neighbour's last link closed: what it was asked for is asked of other announcers now. */
@@ -455,23 +597,29 @@ export class Overlay {
     return { t: 'gossip-summary', e: page.e, after, more: page.more };
   }
 
+  /** Sends our digest; the link may then answer with one summary (specs/directory.md §5.3). */
   private sendDigest(link: Link): void {
-    this.send(link, { t: 'gossip-digest', d: this.o.directory.digest(), n: this.o.directory.size });
+    if (this.send(link, { t: 'gossip-digest', d: this.o.directory.digest(), n: this.o.directory.size })) this.digestSent.add(link);
   }
 
   /**
    * Sends a message of the relay's own (gossip). Skipped for a link over its high-water mark unless `answering`
-   * (a message of an answer, which `reply` already gated).
+   * (a message of an answer, which `reply` already gated). Returns whether it was queued.
    */
-  private send(link: Link, m: ControlMessage, answering = false): void {
-    if (!link.isOpen) return;
-    if (!answering && link.overHighWater) return void this.o.metrics.drops.inc({ reason: 'control_send_congested' });
+  private send(link: Link, m: ControlMessage, answering = false): boolean {
+    if (!link.isOpen) return false;
+    if (!answering && link.overHighWater) {
+      this.o.metrics.drops.inc({ reason: 'control_send_congested' });
+      return false;
+    }
     try {
-      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
       link.sendControl(m);
+      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
+      return true;
     } catch (e) {
       this.o.metrics.drops.inc({ reason: 'control_send_failed' });
       this.o.log.debug({ code: isAlliumError(e) ? e.code : 'unknown' }, 'control send failed');
+      return false;
     }
   }
 
@@ -503,6 +651,9 @@ export class Overlay {
     }
     if (m.t.startsWith('gossip')) {
       if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'gossip from a client link'));
+      // A relay link that is not a neighbour (beyond MAX_INBOUND_NEIGHBOURS_PER_BLOCK) is served as a client is — its
+      // digests and wants are answered, so it can still learn the directory — but nothing it offers is taken.
+      if (!this.isNeighbourLink(link) && m.t !== 'gossip-digest' && m.t !== 'gossip-want') return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
       this.o.metrics.gossipBytes.inc({ direction: 'in' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
     }
     switch (m.t) {
@@ -510,10 +661,15 @@ export class Overlay {
         if (!crypto().equal(m.d, this.o.directory.digest())) this.reply(link, () => [this.summaryPage()]);
         return;
       case 'gossip-summary':
+        // A summary answers our digest (one per digest): an unasked one could make us send the whole directory.
+        if (!this.digestSent.has(link)) return void this.o.metrics.drops.inc({ reason: 'gossip_summary_unsolicited' });
+        this.digestSent.delete(link);
         return this.reply(link, () => {
-          // A cut summary speaks only for the identities it covers: nothing beyond its last entry is given.
+          // A cut summary speaks only for the identities it covers: nothing beyond its last entry is given. At most a
+          // page's worth is given per summary (MAX_SUMMARY_GIVE); later rounds give the rest.
           const { want, give } = this.o.directory.diff(m.e, { after: m.after, more: m.more });
-          const out = pages(give.map((d) => d.raw));
+          if (give.length > MAX_SUMMARY_GIVE) this.o.metrics.drops.inc({ reason: 'gossip_give_capped' });
+          const out = pages(give.slice(0, MAX_SUMMARY_GIVE).map((d) => d.raw));
           if (want.length) out.push({ t: 'gossip-want', ids: want.slice(0, MAX_SUMMARY_ENTRIES) });
           return out;
         });
@@ -586,7 +742,6 @@ export class Overlay {
       this.o.metrics.directorySize.set(this.o.directory.size);
       if (gossiped) this.o.metrics.gossipDescriptors.inc({ result: result === 'same' ? 'known' : 'new' });
       if (result !== 'same') {
-        this.learnAddress(descriptor.id, descriptor.addr);
         this.queueGossip(descriptor, link, false);
       } else {
         // The sender holds what we are about to announce: no need to announce it there.

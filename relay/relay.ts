@@ -67,6 +67,7 @@ import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 import { AddressBuckets } from './address-buckets.js';
+import { LinkAdmission } from './link-admission.js';
 
 export { ALLIUM_VERSION };
 
@@ -155,7 +156,8 @@ export class Relay {
   /** What the relay tells its operator: warnings, bootstrap failures, joined, reachability, heartbeat. */
   private noticesImpl: RelayNotices | null = null;
   private readonly links = new Set<Link>();
-  private readonly linksPerIp = new Map<string, number>();
+  /** Links per address and per block, the relays' reserve and idle-client eviction (specs/link.md §7). */
+  private readonly admission: LinkAdmission;
   private handshakeBucket: TokenBucket;
   /** Per-address and per-block handshake buckets, charged before handshakeBucket (specs/link.md §7). */
   private readonly addressBuckets: AddressBuckets;
@@ -180,6 +182,10 @@ export class Relay {
     this.metrics = new RelayMetrics();
     this.handshakeReplay = this.newHandshakeReplay();
     this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
+    this.admission = new LinkAdmission(
+      { maxLinks: this.config.max_links, maxLinksPerIp: this.config.max_links_per_ip, maxLinksPerBlock: this.config.max_links_per_block, relayLinksReserved: this.config.relay_links_reserved },
+      this.now,
+    );
     this.addressBuckets = new AddressBuckets({ perIp: this.config.handshakes_per_second_per_ip, perBlock: this.config.handshakes_per_second_per_block, now: this.now });
     this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
     this.socketFactory = createNodeSocketFactory(this.config.allow_private_addresses ? {} : { allowAddress: isPublicUnicast });
@@ -404,6 +410,7 @@ export class Relay {
       dial: (url, id) => notices.dialed(url, id, this.dial(url, id)),
       onLink: (link) => this.wireLink(link),
       degree: cfg.overlay_degree,
+      maxInboundPerBlock: cfg.max_inbound_neighbours_per_block,
       gossipIntervalMs: cfg.timing.gossip_interval,
       authorities: new Set([...cfg.directory_authorities.map((f) => f.toLowerCase()), ...(cfg.authority ? [identity.fingerprint] : [])]),
       now: this.now,
@@ -596,8 +603,8 @@ export class Relay {
     if (failure && pr) return miss(failure.code);
     if (this.state !== 'running' && this.state !== 'starting') return pr ? miss('stopping') : this.refuse(socket, 503, 'stopping');
     // Past this point a probe-resistant relay knows the peer made a valid first message for it.
-    if (this.links.size >= this.config.max_links) return this.refuse(socket, 503, 'max_links');
-    if ((this.linksPerIp.get(ip) ?? 0) >= this.config.max_links_per_ip) return this.refuse(socket, 503, 'max_links_per_ip');
+    const admitted = this.admission.admit(ip, responder?.claimedRole === LinkRole.RELAY, this.links);
+    if (typeof admitted === 'string') return this.refuse(socket, 503, admitted);
     // One address, then its /24 or /48, then the relay: a flood from one place cannot spend everyone's budget.
     const over = this.addressBuckets.admit(ip);
     if (over) return this.refuse(socket, 503, over === 'ip' ? 'handshake_rate_ip' : 'handshake_rate_block');
@@ -612,12 +619,11 @@ export class Relay {
         if (pr) return miss(failure.code);
       }
     }
-    this.linksPerIp.set(ip, (this.linksPerIp.get(ip) ?? 0) + 1);
-    const release = (): void => {
-      const n = (this.linksPerIp.get(ip) ?? 1) - 1;
-      if (n <= 0) this.linksPerIp.delete(ip);
-      else this.linksPerIp.set(ip, n);
-    };
+    if (admitted.evict && !failure) {
+      this.metrics.drops.inc({ reason: 'link_evicted_idle' });
+      this.admission.evict(admitted.evict);
+    }
+    const release = this.admission.hold(ip);
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
       if (failure) {
         // A public relay: the upgrade is done, the handshake is not; close as after a bad first message.
@@ -901,21 +907,24 @@ export class Relay {
     return this.replicatorImpl;
   }
 
-  /** The out-of-memory handler: while queued bytes exceed max_queue_bytes, close the link holding the most. */
+  /**
+   * The out-of-memory handler: while the bytes links hold — queued to send, and CONTROL messages being reassembled —
+   * exceed max_queue_bytes, close the link holding the most.
+   */
   checkMemory(): void {
     let total = 0;
     let max = 0;
     for (const l of this.links) {
-      total += l.bufferedBytes;
-      max = Math.max(max, l.bufferedBytes);
+      total += l.heldBytes;
+      max = Math.max(max, l.heldBytes);
     }
     this.metrics.linkBufferedBytes.set(total);
     this.metrics.linkBufferedBytesMax.set(max);
     while (total > this.config.max_queue_bytes) {
       let worst: Link | null = null;
-      for (const l of this.links) if (!worst || l.bufferedBytes > worst.bufferedBytes) worst = l;
+      for (const l of this.links) if (!worst || l.heldBytes > worst.heldBytes) worst = l;
       if (!worst) break;
-      total -= worst.bufferedBytes;
+      total -= worst.heldBytes;
       this.metrics.drops.inc({ reason: 'oom_link_closed' });
       this.log.warn('memory limit reached: closing the link with the largest queue');
       worst.close(new AlliumError('ERR_LIMIT', 'max_queue_bytes'));

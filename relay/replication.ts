@@ -13,11 +13,14 @@
  *   here until it answers again or publishes a newer descriptor. Leaving it out changes the generation, so its items
  *   get a new holder within a pass or two instead of when its descriptor expires, hours later.
  * Transfers use one-hop circuits to the other holder over relay links; no client is involved or identifiable.
+ * What a pass learns about other relays (misses, departures, cached circuits) is kept only for relays in the
+ * directory: each pass forgets the rest, so relays that come and go leave nothing behind.
  */
 import type { Logger } from 'pino';
 import { crypto } from '../crypto/index.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import { toHex, utf8 } from '../protocol/bytes.js';
+import { isAlliumError } from '../protocol/errors.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { holdersOf, isStoreRelay } from '../protocol/placement.js';
@@ -40,6 +43,8 @@ export interface ReplicatorOptions {
   popularFetches?: number;
   /** Whether a relay answers (e.g. a relay link to it opens); without it, only failed transfers count as misses. */
   probe?: (d: Descriptor) => Promise<boolean>;
+  /** Called every pass with the fingerprints in the directory: the transport drops what it keeps for other relays. */
+  prune?: (live: ReadonlySet<string>) => void;
   /**
    * The relay's repair_interval (default 60 s): a holder unreachable for three of them is left out of placement, and
    * a pass takes items for three quarters of one.
@@ -79,6 +84,17 @@ export class Replicator {
   /** Fingerprints of relays currently left out of placement. */
   departedRelays(): string[] {
     return [...this.departed.keys()];
+  }
+
+  /**
+   * Forgets misses and departures of relays no longer in the directory, and has the transport drop its circuits to
+   * them: a relay that left is placed nowhere anyway, and one that returns starts with a clean record.
+   */
+  private prune(): void {
+    const live = new Set(this.o.directory.all().map((d) => d.fingerprint));
+    for (const fp of this.misses.keys()) if (!live.has(fp)) this.misses.delete(fp);
+    for (const fp of this.departed.keys()) if (!live.has(fp)) this.departed.delete(fp);
+    this.o.prune?.(live);
   }
 
   private noteAnswer(d: Descriptor): void {
@@ -121,7 +137,9 @@ export class Replicator {
         let ok = false;
         try {
           ok = await probe(d);
-        } catch {
+        } catch (e) {
+          // This relay had no dial to spare (MAX_PENDING_DIALS): that says nothing about the holder.
+          if (isAlliumError(e) && e.code === 'ERR_LIMIT') return;
           ok = false;
         }
         if (this.stopped) return;
@@ -149,6 +167,7 @@ export class Replicator {
     if (this.running || this.stopped) return 0;
     this.running = true;
     try {
+      this.prune();
       await this.watchHolders();
       if (this.stopped) return 0;
       const gen = this.generation();
@@ -231,7 +250,7 @@ export class Replicator {
       try {
         circuit = await this.o.circuitTo(h);
       } catch (e) {
-        this.noteMiss(h);
+        if (!isAlliumError(e) || e.code !== 'ERR_LIMIT') this.noteMiss(h);
         throw e;
       }
       this.noteAnswer(h);
@@ -263,10 +282,11 @@ export class Replicator {
 }
 
 /**
- * How a store relay reaches the others for repair: one-hop circuits over relay links (cached while open), and a
- * probe that finds or opens a relay link. `linkTo` is the overlay's; circuits are registered in `table`.
+ * How a store relay reaches the others for repair: one-hop circuits over relay links (cached while open, dropped —
+ * and closed — once their relay leaves the directory), and a probe that finds or opens a relay link. `linkTo` is the
+ * overlay's; circuits are registered in `table`.
  */
-export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<Link>, table: CircuitTable): Pick<ReplicatorOptions, 'circuitTo' | 'probe'> {
+export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<Link>, table: CircuitTable): Pick<ReplicatorOptions, 'circuitTo' | 'probe' | 'prune'> {
   const circuits = new Map<string, Promise<ClientCircuit>>();
   const circuitTo = (d: Descriptor): Promise<ClientCircuit> => {
     const have = circuits.get(d.fingerprint);
@@ -285,10 +305,24 @@ export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<L
     p.catch(() => circuits.delete(d.fingerprint));
     return p;
   };
+  const prune = (live: ReadonlySet<string>): void => {
+    for (const [fp, p] of circuits) {
+      if (live.has(fp)) {
+        // A circuit that closed since is dropped too (circuitTo would replace it on its next use anyway).
+        p.then((c) => c.state !== 'open' && circuits.get(fp) === p && circuits.delete(fp), () => undefined);
+        continue;
+      }
+      circuits.delete(fp);
+      p.then((c) => c.close(), () => undefined);
+    }
+  };
   const probe = (d: Descriptor): Promise<boolean> =>
     linkTo(d.id).then(
       (link) => link.isOpen,
-      () => false,
+      (e: unknown) => {
+        if (isAlliumError(e) && e.code === 'ERR_LIMIT') throw e; // no dial to spare here: not the holder's doing
+        return false;
+      },
     );
-  return { circuitTo, probe };
+  return { circuitTo, probe, prune };
 }

@@ -51,6 +51,8 @@ export async function retainedPerHop(rt: Runtime, port: number, circuits: number
         bootstrap,
         log_level: 'silent',
         max_links_per_ip: 4096,
+        max_links_per_block: 4096,
+        max_inbound_neighbours_per_block: 4096,
         handshakes_per_second_per_ip: 10_000,
         handshakes_per_second_per_block: 10_000,
         exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],

@@ -115,6 +115,8 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     log_level: 'info',
     // Every peer of a loopback test network is 127.0.0.1: per-address limits would count them all as one.
     max_links_per_ip: 4096,
+    max_links_per_block: 4096,
+    max_inbound_neighbours_per_block: 4096,
     handshakes_per_second_per_ip: 10_000,
     handshakes_per_second_per_block: 10_000,
     // Test machines may have little free disk; stores here hold a few megabytes.

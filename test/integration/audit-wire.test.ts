@@ -226,6 +226,8 @@ describe('wire audit: the setup onion has one length at every hop (relays in thi
           exit_policy: ['reject *:*'],
           storage_quota: 0,
           max_links_per_ip: 4096,
+          max_links_per_block: 4096,
+          max_inbound_neighbours_per_block: 4096,
           handshakes_per_second_per_ip: 10_000,
           handshakes_per_second_per_block: 10_000,
           allow_private_addresses: true,
