@@ -44,6 +44,14 @@ export const DROP_REASONS = [
   'dial_refused_address',
   'answer_deferred_dropped',
   'control_send_congested',
+  'dial_limit',
+  'link_evicted_idle',
+  'inbound_neighbour_limit',
+  'gossip_not_neighbour',
+  'gossip_summary_unsolicited',
+  'gossip_give_capped',
+  'intro_limit_evicted',
+  'rendezvous_limit_evicted',
 ];
 
 export class RelayMetrics {
