@@ -20,8 +20,11 @@ export interface MuxTransport {
   lastReceivedTag(): Uint8Array;
   /** True while the link carrying the circuit is congested. */
   congested(): boolean;
-  /** Calls fn once the link is no longer congested. */
-  onDrain(fn: () => void): void;
+  /**
+   * Calls fn once the link is no longer congested. Returns a function that withdraws fn, which the multiplexer calls
+   * when it closes while still waiting: a link that stays congested must not collect a listener per dead circuit.
+   */
+  onDrain(fn: () => void): (() => void) | void;
 }
 
 /** Bytes a stream queues for sending before write() says "wait" (the owner pauses its source). */
@@ -150,6 +153,8 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
   private nextId = 1;
   private pumping = false;
   private waitingDrain = false;
+  /** Withdraws the drain listener while waitingDrain. */
+  private offDrain: (() => void) | null = null;
   private closed = false;
 
   constructor(private readonly t: MuxTransport) {
@@ -282,10 +287,12 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
       }
       if (this.t.congested() && !this.waitingDrain) {
         this.waitingDrain = true;
-        this.t.onDrain(() => {
-          this.waitingDrain = false;
-          this.pump();
-        });
+        this.offDrain =
+          this.t.onDrain(() => {
+            this.waitingDrain = false;
+            this.offDrain = null;
+            this.pump();
+          }) ?? null;
       }
     } finally {
       this.pumping = false;
@@ -321,6 +328,9 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
   /** The circuit closed: end every stream. */
   closeAll(reason: EndReason = EndReason.DESTROYED): void {
     this.closed = true;
+    this.offDrain?.();
+    this.offDrain = null;
+    this.waitingDrain = false;
     for (const s of [...this.streams.values()]) s.close(reason);
   }
 }

@@ -44,7 +44,7 @@ export class StreamsHandler implements CircuitEndpointHandler {
       lastSentTag: () => hop.crypto!.lastOriginTag,
       lastReceivedTag: () => hop.crypto!.lastForwardTag,
       congested: () => reactor.backwardCongested(hop),
-      onDrain: (fn) => void hop.prev.link.once('link:drain', fn),
+      onDrain: (fn) => hop.prev.link.once('link:drain', fn),
     });
     m.on('mux:begin', (s, data, command) => {
       const opener = this.openers.get(command);
