@@ -103,6 +103,8 @@ export function buildProgram(): Command {
           base['allow_private_addresses'] = true;
           base['handshakes_per_second_per_ip'] ??= 10_000;
           base['handshakes_per_second_per_block'] ??= 10_000;
+          base['max_circuits_per_block'] ??= 65_536;
+          base['max_circuits_per_relay_block'] ??= 65_536;
           base['timing'] = { gossip_interval: 1000, maintenance_interval: 500, ...(base['timing'] as object | undefined) };
         }
         const config = resolveRelayConfig(base as RelayConfigInput);

@@ -86,6 +86,8 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
     // Every peer is 127.0.0.1 here.
     handshakes_per_second_per_ip: 10_000,
     handshakes_per_second_per_block: 10_000,
+    max_circuits_per_block: 65_536,
+    max_circuits_per_relay_block: 65_536,
     metrics: `127.0.0.1:${metricsPort}`,
     admin: '127.0.0.1:0',
     log_level: 'warn',

@@ -8,6 +8,11 @@
  * back. Any cell that fails its tag, arrives in the wrong state or from the wrong side tears the
  * circuit down in both directions; a closed link tears down every circuit on it and tells the other side.
  *
+ * What peers can make it hold is bounded (specs/circuits.md §7.1): circuits per relay, per link, and per address block
+ * of the previous hop (a pool for client links, a larger one for relay links); a circuit that ends here and has been
+ * silent for CIRCUIT_IDLE_TIMEOUT_MS, with no handler holding anything on it (a stream, a registration), is
+ * destroyed by `maintain()`.
+ *
  * Not here: streams and exits (relay/exit.ts), content (relay/content), rendezvous (relay/rendezvous) — they plug in
  * through `CircuitEndpointHandler` for relay messages addressed to this hop.
  */
@@ -35,6 +40,18 @@ import { LinkRole } from '../protocol/link-handshake.js';
 import type { Link } from '../net/link.js';
 import type { KeyPair } from '../crypto/index.js';
 import type { RelayMetrics } from './metrics.js';
+import { addressKeys } from './address-buckets.js';
+
+/** Circuits a relay carries (specs/limits.md). */
+export const MAX_CIRCUITS = 65_536;
+/** Circuit ids in use on one link. */
+export const MAX_CIRCUITS_PER_LINK = 16_384;
+/** Circuits whose previous hop is a client link from one /24 or /48 (specs/circuits.md §7.1). */
+export const MAX_CIRCUITS_PER_BLOCK = 1024;
+/** Circuits whose previous hop is a relay link from one /24 or /48. */
+export const MAX_CIRCUITS_PER_RELAY_BLOCK = 8192;
+/** Silence after which a circuit that ends here, and on which nothing is held, is destroyed. */
+export const CIRCUIT_IDLE_TIMEOUT_MS = 10 * 60_000;
 
 export interface Side {
   readonly link: Link;
@@ -56,6 +73,8 @@ export class CircuitHop {
   binding: Uint8Array | null = null;
   /** A circuit joined to this one at a rendezvous point: forward cells not for us continue on it. */
   splicedWith: CircuitHop | null = null;
+  /** The pool and address block this circuit is counted in (specs/circuits.md §7.1). */
+  admittedIn: string | null = null;
 
   constructor(
     readonly id: number,
@@ -82,6 +101,13 @@ export interface CircuitEndpointHandler {
   deliver(circuit: CircuitHop, message: RelayMessage): boolean;
   /** The circuit closed; free whatever is attached to it. */
   closed(circuit: CircuitHop): void;
+  /**
+   * True while the handler holds something on the circuit that silence does not end — an open stream, an
+   * introduction key or a cookie: the idle timeout spares it (specs/circuits.md §7.1).
+   */
+  holds?(circuit: CircuitHop): boolean;
+  /** Periodic housekeeping (the relay's maintenance interval), with the reactor's clock. */
+  maintain?(now: number): void;
 }
 
 export interface CircuitReactorOptions {
@@ -93,8 +119,14 @@ export interface CircuitReactorOptions {
   metrics: RelayMetrics;
   log: Logger;
   now?: () => number;
+  /** Circuits at most (default MAX_CIRCUITS), per link (MAX_CIRCUITS_PER_LINK). */
   maxCircuits?: number;
   maxCircuitsPerLink?: number;
+  /** Circuits from client links of one address block (MAX_CIRCUITS_PER_BLOCK), from relay links (…_PER_RELAY_BLOCK). */
+  maxCircuitsPerBlock?: number;
+  maxCircuitsPerRelayBlock?: number;
+  /** Silence after which an idle circuit ending here is destroyed (CIRCUIT_IDLE_TIMEOUT_MS). */
+  circuitIdleTimeoutMs?: number;
   /** True for circuit ids of circuits this relay originated (they are handled by their own table). */
   originated?: (link: Link, circId: number) => boolean;
   /** How long the next hop may take to answer CREATE before the extension fails (specs/limits.md). */
@@ -113,12 +145,34 @@ export class CircuitReactor {
   private readonly maxCircuits: number;
   private readonly maxPerLink: number;
   private readonly extendTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  /** Circuits counted per pool and address block ("client <block>", "relay <block>"). */
+  private readonly perBlock = new Map<string, number>();
 
   constructor(private readonly o: CircuitReactorOptions) {
     this.now = o.now ?? Date.now;
-    this.maxCircuits = o.maxCircuits ?? 65_536;
-    this.maxPerLink = o.maxCircuitsPerLink ?? 16_384;
+    this.maxCircuits = o.maxCircuits ?? MAX_CIRCUITS;
+    this.maxPerLink = o.maxCircuitsPerLink ?? MAX_CIRCUITS_PER_LINK;
     this.extendTimeoutMs = o.extendTimeoutMs ?? 20_000;
+    this.idleTimeoutMs = o.circuitIdleTimeoutMs ?? CIRCUIT_IDLE_TIMEOUT_MS;
+  }
+
+  /**
+   * The pool and address block a CREATE arriving on `link` is counted in: its peer's /24 or /48 (a link without an
+   * IP address is a block of its own), in the relay pool when the peer proved a relay identity.
+   */
+  private admission(link: Link): { key: string; max: number } {
+    const relay = link.peer?.role === LinkRole.RELAY;
+    const remote = link.socket.remoteAddress;
+    const block = remote ? addressKeys(remote).block : `link ${link.id}`;
+    return relay
+      ? { key: `relay ${block}`, max: this.o.maxCircuitsPerRelayBlock ?? MAX_CIRCUITS_PER_RELAY_BLOCK }
+      : { key: `client ${block}`, max: this.o.maxCircuitsPerBlock ?? MAX_CIRCUITS_PER_BLOCK };
+  }
+
+  /** Circuits counted for the address block of `link`'s peer (tests, status). */
+  circuitsFromBlockOf(link: Link): number {
+    return this.perBlock.get(this.admission(link).key) ?? 0;
   }
 
   get size(): number {
@@ -186,8 +240,14 @@ export class CircuitReactor {
   private onCreate(link: Link, cell: Cell): void {
     const header = decodeCreateBody(cell.body);
     const perLink = this.byLink.get(link)?.size ?? 0;
+    const admission = this.admission(link);
     if (this.count >= this.maxCircuits || perLink >= this.maxPerLink) {
       this.o.metrics.drops.inc({ reason: 'circuit_limit' });
+      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
+      return;
+    }
+    if ((this.perBlock.get(admission.key) ?? 0) >= admission.max) {
+      this.o.metrics.drops.inc({ reason: 'circuit_limit_block' });
       this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
       return;
     }
@@ -205,6 +265,8 @@ export class CircuitReactor {
     hop.binding = Uint8Array.from(result.hop.keys.binding);
     this.table(link).set(cell.circId, { hop, side: 'prev' });
     this.count++;
+    hop.admittedIn = admission.key;
+    this.perBlock.set(admission.key, (this.perBlock.get(admission.key) ?? 0) + 1);
     this.o.metrics.circuits.set(this.count);
     this.o.metrics.circuitsBuilt.inc({ role: hop.isEntry ? 'entry' : result.kind === 'terminal' ? 'last' : 'middle' });
     if (result.kind === 'terminal') {
@@ -395,7 +457,28 @@ export class CircuitReactor {
       this.destroy(other, DestroyReason.FINISHED);
     }
     this.count--;
+    if (hop.admittedIn !== null) {
+      const n = (this.perBlock.get(hop.admittedIn) ?? 1) - 1;
+      if (n > 0) this.perBlock.set(hop.admittedIn, n);
+      else this.perBlock.delete(hop.admittedIn);
+      hop.admittedIn = null;
+    }
     this.o.metrics.circuits.set(this.count);
+  }
+
+  /**
+   * Housekeeping, every maintenance interval: destroys (reason FINISHED) each circuit that ends here — no next hop,
+   * not spliced — has carried no relay cell for the idle timeout, and on which no handler holds anything; then runs
+   * the handlers' own housekeeping. A circuit passing through is left to its last hop, whose DESTROY reaches it.
+   */
+  maintain(now: number = this.now()): void {
+    for (const hop of [...this.circuits()]) {
+      if (hop.state !== 'open' || hop.next || hop.splicedWith || now - hop.lastActivity < this.idleTimeoutMs) continue;
+      if (this.handlers.some((h) => h.holds?.(hop))) continue;
+      this.o.metrics.drops.inc({ reason: 'circuit_idle' });
+      this.destroy(hop, DestroyReason.FINISHED);
+    }
+    for (const h of this.handlers) h.maintain?.(now);
   }
 
   /** A link closed: tear down every circuit on it and tell the other side. */

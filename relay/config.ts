@@ -57,6 +57,12 @@ export const relayConfigSchema = z.strictObject({
   handshakes_per_second_per_ip: z.number().int().positive().default(10),
   /** The same for one address block: an IPv4 /24, an IPv6 /48 (burst: twice this). */
   handshakes_per_second_per_block: z.number().int().positive().default(50),
+  /**
+   * Circuits whose previous hop is a client link from one address block (an IPv4 /24, an IPv6 /48), and a relay
+   * link (specs/circuits.md §7.1); beyond them CREATE is answered with DESTROY RESOURCE_LIMIT.
+   */
+  max_circuits_per_block: z.number().int().positive().default(1024),
+  max_circuits_per_relay_block: z.number().int().positive().default(8192),
   /** Cells per second a single link may send us before its reads are paused. */
   cells_per_second_per_link: z.number().int().positive().default(50_000),
   /** Memory for queued cells across all links; beyond it the out-of-memory handler closes the link holding the most. */

@@ -353,6 +353,8 @@ export class Relay {
       log: this.log,
       now: this.now,
       originated: (link, id) => this.ownCircuits.has(link, id),
+      maxCircuitsPerBlock: cfg.max_circuits_per_block,
+      maxCircuitsPerRelayBlock: cfg.max_circuits_per_relay_block,
     });
     this.streamsImpl = new StreamsHandler(this.reactorImpl, this.metrics);
     this.reactorImpl.addHandler(this.streamsImpl);
@@ -794,6 +796,7 @@ export class Relay {
       this.overlay.maintain();
       if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
       this.checkMemory();
+      this.reactorImpl?.maintain(now);
       this.addressBuckets.sweep();
       this.reloadTls(now);
       for (const l of this.links) (l as Link & { account?: () => void }).account?.();

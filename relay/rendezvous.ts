@@ -333,4 +333,9 @@ export class RendezvousService implements CircuitEndpointHandler {
     const r = hop.attachments.get(REGISTRATION) as Registration | undefined;
     if (r) this.unregister(r);
   }
+
+  /** A circuit holding an intro key or a cookie is not idle, however long it is silent (specs/circuits.md §7.1). */
+  holds(hop: CircuitHop): boolean {
+    return hop.attachments.has(REGISTRATION);
+  }
 }

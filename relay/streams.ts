@@ -76,6 +76,11 @@ export class StreamsHandler implements CircuitEndpointHandler {
     return true;
   }
 
+  /** A circuit with an open stream is not idle (specs/circuits.md §7.1). */
+  holds(hop: CircuitHop): boolean {
+    return ((hop.attachments.get('mux') as StreamMux | undefined)?.size ?? 0) > 0;
+  }
+
   closed(hop: CircuitHop): void {
     (hop.attachments.get('mux') as StreamMux | undefined)?.closeAll(EndReason.DESTROYED);
     hop.attachments.delete('mux');

@@ -53,6 +53,8 @@ export async function retainedPerHop(rt: Runtime, port: number, circuits: number
         max_links_per_ip: 4096,
         handshakes_per_second_per_ip: 10_000,
         handshakes_per_second_per_block: 10_000,
+        max_circuits_per_block: 65_536,
+        max_circuits_per_relay_block: 65_536,
         exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],
         exit_reject_private: false,
         allow_private_addresses: true,

@@ -24,6 +24,7 @@ import { ContentService } from '../../relay/content.js';
 import { ExitService, type ExitOptions } from '../../relay/exit.js';
 import { silentLogger } from '../../relay/logger.js';
 import { RelayMetrics } from '../../relay/metrics.js';
+import { RendezvousService } from '../../relay/rendezvous.js';
 import { StreamsHandler } from '../../relay/streams.js';
 
 export interface RigOptions {
@@ -74,6 +75,7 @@ export class RelayRig {
     });
     this.streams = new (StreamsHandler as unknown as new (...a: unknown[]) => StreamsHandler)(this.reactor, this.metrics, o.streams ?? { now });
     this.reactor.addHandler(this.streams);
+    this.reactor.addHandler(new RendezvousService(this.reactor, this.metrics, now));
     if (o.store) {
       this.dir = mkdtempSync(join(tmpdir(), 'allium-rig-'));
       this.store = new BlockStore(this.dir, 64 * 1024 * 1024, 'normal');

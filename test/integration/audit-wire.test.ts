@@ -229,6 +229,8 @@ describe('wire audit: the setup onion has one length at every hop (relays in thi
           max_links_per_ip: 4096,
           handshakes_per_second_per_ip: 10_000,
           handshakes_per_second_per_block: 10_000,
+          max_circuits_per_block: 65_536,
+          max_circuits_per_relay_block: 65_536,
           allow_private_addresses: true,
           timing: FAST_TIMING,
         },
