@@ -165,6 +165,18 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
     return this.streams.size;
   }
 
+  /** The open streams. */
+  get all(): IterableIterator<MuxStream> {
+    return this.streams.values();
+  }
+
+  /** Bytes queued for sending on all streams (the memory the other end's window and reading leave here). */
+  get queuedBytes(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.queuedBytes;
+    return n;
+  }
+
   /** Opens a stream (client side): the caller sends BEGIN with the returned id. */
   open(): MuxStream {
     for (let i = 0; i < 0xffff; i++) {

@@ -2,6 +2,10 @@
  * The content service of a store relay (specs/content.md §8): STORE and FETCH streams at the last hop of a
  * circuit. The relay never learns who asks (the request came through a circuit) and cannot read what it holds.
  * Kinds: CHK blocks, updatable-key records, endpoint descriptors and mailbox slots (specs/messaging.md §9).
+ *
+ * Bounded (specs/content.md §8.1): at most MAX_CONTENT_STREAMS_PER_CIRCUIT STORE and FETCH streams open on one
+ * circuit, so a FETCH flood cannot make the relay queue an item per stream for a thousand streams a circuit; further
+ * ones are refused with END RESOURCE_LIMIT.
  */
 import type { Logger } from 'pino';
 import { concatBytes } from '../protocol/bytes.js';
@@ -19,6 +23,13 @@ import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
 
 const STORE_TIMEOUT_MS = 30_000;
+/** STORE and FETCH streams open at once on one circuit (specs/limits.md); clients use 8 at most. */
+export const MAX_CONTENT_STREAMS_PER_CIRCUIT = 16;
+
+export interface ContentServiceOptions {
+  /** Default MAX_CONTENT_STREAMS_PER_CIRCUIT. */
+  maxStreamsPerCircuit?: number;
+}
 const MAX_ITEM_BYTES: Record<ContentKind, number> = {
   block: BLOCK_LEN,
   record: MAX_RECORD_BYTES,
@@ -27,13 +38,39 @@ const MAX_ITEM_BYTES: Record<ContentKind, number> = {
 };
 
 export class ContentService {
+  /** Content streams open per circuit. */
+  private readonly open = new WeakMap<CircuitHop, number>();
+  private readonly maxStreamsPerCircuit: number;
+
   constructor(
     readonly store: BlockStore,
     private readonly metrics: RelayMetrics,
     private readonly log: Logger,
     private readonly onStored?: (rk: Uint8Array, kind: 'block' | 'record') => void,
+    options: ContentServiceOptions = {},
   ) {
+    this.maxStreamsPerCircuit = options.maxStreamsPerCircuit ?? MAX_CONTENT_STREAMS_PER_CIRCUIT;
     this.updateGauges();
+  }
+
+  /**
+   * Counts a new content stream on `hop` until it ends; false (the stream refused with END RESOURCE_LIMIT) when the
+   * circuit already has its limit open.
+   */
+  private admit(hop: CircuitHop, mux: StreamMux, s: MuxStream): boolean {
+    const n = this.open.get(hop) ?? 0;
+    if (n >= this.maxStreamsPerCircuit) {
+      this.metrics.drops.inc({ reason: 'content_stream_limit' });
+      mux.reset(s, EndReason.RESOURCE_LIMIT);
+      return false;
+    }
+    this.open.set(hop, n + 1);
+    s.once('stream:end', () => {
+      const left = (this.open.get(hop) ?? 1) - 1;
+      if (left > 0) this.open.set(hop, left);
+      else this.open.delete(hop);
+    });
+    return true;
   }
 
   updateGauges(): void {
@@ -50,7 +87,8 @@ export class ContentService {
   }
 
   /** STORE opener. */
-  onStore = (_hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+  onStore = (hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+    if (!this.admit(hop, mux, s)) return;
     let req;
     try {
       req = decodeStore(data);
@@ -93,7 +131,8 @@ export class ContentService {
   };
 
   /** FETCH opener. */
-  onFetch = (_hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+  onFetch = (hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+    if (!this.admit(hop, mux, s)) return;
     let req;
     try {
       req = decodeFetch(data);

@@ -62,6 +62,7 @@ import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 import { AddressBuckets } from './address-buckets.js';
+import { MemoryGuard } from './memory-guard.js';
 
 export const ALLIUM_VERSION = '0.1.0';
 
@@ -883,25 +884,22 @@ export class Relay {
     return this.replicatorImpl;
   }
 
-  /** The out-of-memory handler: while queued bytes exceed max_queue_bytes, close the link holding the most. */
+  /**
+   * The out-of-memory handler (relay/memory-guard.ts): while links and last-hop stream buffers together hold more
+   * than max_queue_bytes, close the link or destroy the circuit holding the most.
+   */
+  private memoryGuard: MemoryGuard | null = null;
+
   checkMemory(): void {
-    let total = 0;
-    let max = 0;
-    for (const l of this.links) {
-      total += l.bufferedBytes;
-      max = Math.max(max, l.bufferedBytes);
-    }
-    this.metrics.linkBufferedBytes.set(total);
-    this.metrics.linkBufferedBytesMax.set(max);
-    while (total > this.config.max_queue_bytes) {
-      let worst: Link | null = null;
-      for (const l of this.links) if (!worst || l.bufferedBytes > worst.bufferedBytes) worst = l;
-      if (!worst) break;
-      total -= worst.bufferedBytes;
-      this.metrics.drops.inc({ reason: 'oom_link_closed' });
-      this.log.warn('memory limit reached: closing the link with the largest queue');
-      worst.close(new AlliumError('ERR_LIMIT', 'max_queue_bytes'));
-    }
+    this.memoryGuard ??= new MemoryGuard({
+      maxBytes: this.config.max_queue_bytes,
+      links: () => this.links,
+      circuits: () => this.streamsImpl?.buffers() ?? [],
+      destroy: (hop) => this.reactorImpl?.destroy(hop, DestroyReason.RESOURCE_LIMIT),
+      metrics: this.metrics,
+      log: this.log,
+    });
+    this.memoryGuard.check();
   }
 
   /** Stops accepting, closes circuits cleanly, flushes and closes links, stops servers. */
