@@ -88,6 +88,7 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
     handshakes_per_second_per_block: 10_000,
     max_circuits_per_block: 65_536,
     max_circuits_per_relay_block: 65_536,
+    exit_max_streams_per_client_block: 4096,
     metrics: `127.0.0.1:${metricsPort}`,
     admin: '127.0.0.1:0',
     log_level: 'warn',

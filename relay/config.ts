@@ -87,6 +87,12 @@ export const relayConfigSchema = z.strictObject({
   /** DNS lookups an exit has outstanding at once, and for one circuit (specs/streams.md §3). */
   exit_max_pending_resolves: z.number().int().positive().default(256),
   exit_max_pending_resolves_per_circuit: z.number().int().positive().default(16),
+  /**
+   * Exit streams (resolving, connecting or connected) of one circuit, and of the one-hop circuits from one client
+   * address block, an IPv4 /24 or IPv6 /48 (specs/streams.md §3.1).
+   */
+  exit_max_streams_per_circuit: z.number().int().positive().default(128),
+  exit_max_streams_per_client_block: z.number().int().positive().default(256),
   /** host:port of the Prometheus metrics endpoint; empty to disable. */
   metrics: z.string().default(''),
   /** host:port of the status page (HTML and status.json); empty to disable. Loopback unless admin_token is set. */

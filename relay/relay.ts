@@ -369,8 +369,12 @@ export class Relay {
         resolveTimeoutMs: cfg.timing.exit_resolve_timeout,
         maxPendingResolves: cfg.exit_max_pending_resolves,
         maxPendingResolvesPerCircuit: cfg.exit_max_pending_resolves_per_circuit,
+        maxStreamsPerCircuit: cfg.exit_max_streams_per_circuit,
+        maxStreamsPerClientBlock: cfg.exit_max_streams_per_client_block,
+        now: this.now,
       });
       this.streamsImpl.register(RelayCommand.BEGIN, this.exitImpl.open);
+      this.streamsImpl.attach(this.exitImpl);
     }
     // A bridge is in no directory, so no client would place content there: it stores nothing.
     if (cfg.storage_quota > 0 && !cfg.bridge) {

@@ -16,6 +16,14 @@ import type { RelayMetrics } from './metrics.js';
 
 export type StreamOpener = (hop: CircuitHop, mux: StreamMux, stream: MuxStream, data: Uint8Array) => void;
 
+/** What a service behind the streams (the exit) adds to their housekeeping. */
+export interface LastHopService {
+  /** Bytes it holds for `hop`'s streams outside their queues (an exit's socket buffers), for buffers(). */
+  bufferedBytes?(hop: CircuitHop): number;
+  /** Periodic housekeeping with the reactor's clock (idle connections). */
+  maintain?(now: number): void;
+}
+
 /** Streams open on one circuit at its last hop (specs/limits.md). */
 export const MAX_STREAMS_PER_CIRCUIT = 1024;
 /** Time a stream's queue towards the client may go without sending a byte before the stream is ended. */
@@ -43,7 +51,7 @@ export class StreamsHandler implements CircuitEndpointHandler {
   private readonly muxes = new Map<CircuitHop, StreamMux>();
   /** For each stream with queued bytes: its bytes sent when first seen stuck, and when. */
   private readonly stuck = new WeakMap<MuxStream, { out: number; since: number }>();
-  private readonly bufferSources: ((hop: CircuitHop) => number)[] = [];
+  private readonly services: LastHopService[] = [];
   private readonly maxStreamsPerCircuit: number;
   private readonly stallTimeoutMs: number;
 
@@ -60,9 +68,9 @@ export class StreamsHandler implements CircuitEndpointHandler {
     this.openers.set(command, opener);
   }
 
-  /** Adds what a service holds for a circuit's streams outside their queues (exit socket buffers) to buffers(). */
-  addBufferSource(bytesOf: (hop: CircuitHop) => number): void {
-    this.bufferSources.push(bytesOf);
+  /** Includes a service's buffers in buffers() and its housekeeping in maintain(). */
+  attach(service: LastHopService): void {
+    this.services.push(service);
   }
 
   muxFor(hop: CircuitHop): StreamMux {
@@ -116,7 +124,7 @@ export class StreamsHandler implements CircuitEndpointHandler {
   *buffers(): Generator<readonly [CircuitHop, number]> {
     for (const [hop, mux] of this.muxes) {
       let bytes = mux.queuedBytes;
-      for (const f of this.bufferSources) bytes += f(hop);
+      for (const svc of this.services) bytes += svc.bufferedBytes?.(hop) ?? 0;
       if (bytes > 0) yield [hop, bytes];
     }
   }
@@ -127,6 +135,7 @@ export class StreamsHandler implements CircuitEndpointHandler {
    * the queue before the circuit closes.
    */
   maintain(now: number): void {
+    for (const svc of this.services) svc.maintain?.(now);
     for (const mux of this.muxes.values()) {
       for (const s of [...mux.all]) {
         if (s.queuedBytes === 0 || s.state === 'closed') {

@@ -55,6 +55,7 @@ export async function retainedPerHop(rt: Runtime, port: number, circuits: number
         handshakes_per_second_per_block: 10_000,
         max_circuits_per_block: 65_536,
         max_circuits_per_relay_block: 65_536,
+        exit_max_streams_per_client_block: 4096,
         exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],
         exit_reject_private: false,
         allow_private_addresses: true,

@@ -90,8 +90,7 @@ export class RelayRig {
       const { policy, ...rest } = o.exit;
       this.exit = new (ExitService as unknown as new (o: unknown) => ExitService)({ metrics: this.metrics, log: silentLogger(), now, ...rest, policy: parseExitPolicy(policy) });
       this.streams.register(RelayCommand.BEGIN, this.exit.open);
-      const handler = this.exit as unknown as Parameters<CircuitReactor['addHandler']>[0];
-      if (typeof handler.closed === 'function' && typeof handler.deliver === 'function') this.reactor.addHandler(handler);
+      (this.streams as unknown as { attach?: (s: unknown) => void }).attach?.(this.exit);
     }
   }
 

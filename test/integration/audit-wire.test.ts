@@ -231,6 +231,7 @@ describe('wire audit: the setup onion has one length at every hop (relays in thi
           handshakes_per_second_per_block: 10_000,
           max_circuits_per_block: 65_536,
           max_circuits_per_relay_block: 65_536,
+          exit_max_streams_per_client_block: 4096,
           allow_private_addresses: true,
           timing: FAST_TIMING,
         },
