@@ -45,6 +45,8 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
   private queued = 0;
   state: 'opening' | 'open' | 'closed' = 'opening';
   private endAfterFlush: EndReason | null = null;
+  /** write() said "wait": 'stream:drain' is due once the stream can take more. */
+  private wantDrain = false;
   bytesIn = 0;
   bytesOut = 0;
 
@@ -55,7 +57,11 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
     super();
   }
 
-  /** Queues bytes to send. Returns false when the caller should pause until 'stream:drain'. */
+  /**
+   * Queues bytes to send. Returns false when the caller should pause until 'stream:drain': the queue holds
+   * STREAM_HIGH_WATER, or the stream cannot send at all (its window or the circuit's is closed: the other end has
+   * not acknowledged), so that a source is not read into a queue that cannot move (specs/streams.md §4.4).
+   */
   write(data: Uint8Array): boolean {
     if (this.state === 'closed') return false;
     for (let off = 0; off < data.length; off += RELAY_DATA_LEN) {
@@ -64,7 +70,13 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
       this.queued += chunk.length;
     }
     this.mux.pump();
-    return this.queued < STREAM_HIGH_WATER;
+    if (this.canTakeMore()) return true;
+    this.wantDrain = true;
+    return false;
+  }
+
+  private canTakeMore(): boolean {
+    return this.queued < STREAM_HIGH_WATER && this.windows.send > 0 && this.mux.windowOpen;
   }
 
   /** Sends END once queued data is out. */
@@ -94,7 +106,10 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
       this.windows.onSent();
       this.bytesOut += chunk.length;
       sent = true;
-      if (this.queued < STREAM_HIGH_WATER && this.queued + chunk.length >= STREAM_HIGH_WATER) this.emit('stream:drain');
+    }
+    if (this.wantDrain && this.state !== 'closed' && this.canTakeMore()) {
+      this.wantDrain = false;
+      this.emit('stream:drain');
     }
     if (this.queue.length === 0 && this.endAfterFlush !== null && this.state !== 'closed') {
       const r = this.endAfterFlush;
@@ -313,6 +328,11 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
 
   private canSend(): boolean {
     return this.sendWindow.available > 0 && !this.t.congested();
+  }
+
+  /** The circuit's send window is open (the other end has acknowledged enough). */
+  get windowOpen(): boolean {
+    return this.sendWindow.available > 0;
   }
 
   /** @internal */

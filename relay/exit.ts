@@ -11,6 +11,8 @@
  * MAX_EXIT_STREAMS_PER_CIRCUIT per circuit and, for circuits whose previous hop is a client (one-hop circuits),
  * MAX_EXIT_STREAMS_PER_CLIENT_BLOCK per address block of that client, so one circuit or one network cannot take the
  * exit's connections. A connection that carries no data either way for EXIT_IDLE_TIMEOUT_MS is closed (`maintain`).
+ * What its sockets buffer (data for a destination that reads slowly, data read and not yet queued) is reported per
+ * circuit (`bufferedBytes`) and counted against max_queue_bytes with the stream queues.
  *
  * Safe logging: destinations are never logged at info level or above.
  */
@@ -91,6 +93,7 @@ export class ExitService implements LastHopService {
   private readonly streamsByCircuit = new WeakMap<CircuitHop, number>();
   private readonly streamsByBlock = new Map<string, number>();
   private readonly sockets = new Map<Socket, Connection>();
+  private readonly byCircuit = new Map<CircuitHop, Set<Connection>>();
   private readonly resolver: dns.Resolver;
   private readonly resolveTimeoutMs: number;
   private readonly now: () => number;
@@ -242,6 +245,9 @@ export class ExitService implements LastHopService {
     const socket = connect({ host: address, port: target.p });
     const conn: Connection = { socket, stream: s, mux, connected: false, lastData: this.now() };
     this.sockets.set(socket, conn);
+    let mine = this.byCircuit.get(hop);
+    if (!mine) this.byCircuit.set(hop, (mine = new Set()));
+    mine.add(conn);
     socket.setNoDelay(true);
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })), this.o.connectTimeoutMs ?? 10_000);
     socket.once('connect', () => {
@@ -263,6 +269,8 @@ export class ExitService implements LastHopService {
       this.connections--;
       this.gauges();
       this.sockets.delete(socket);
+      mine.delete(conn);
+      if (mine.size === 0 && this.byCircuit.get(hop) === mine) this.byCircuit.delete(hop);
       release();
     });
     s.on('stream:end', () => {
@@ -283,6 +291,16 @@ export class ExitService implements LastHopService {
       c.mux.reset(c.stream, EndReason.TIMEOUT);
       c.socket.destroy();
     }
+  }
+
+  /**
+   * Bytes the sockets of `hop`'s streams hold in the process: written and not yet taken by the kernel (a destination
+   * that does not read), and read and not yet handed on.
+   */
+  bufferedBytes(hop: CircuitHop): number {
+    let n = 0;
+    for (const c of this.byCircuit.get(hop) ?? []) n += c.socket.writableLength + c.socket.readableLength;
+    return n;
   }
 
   /** Closes every exit connection (shutdown). */

@@ -2,14 +2,64 @@
  * What exit streams can make an exit hold (specs/streams.md §3.1): a stream holds its place from BEGIN until its
  * connection closes, at most MAX_EXIT_STREAMS_PER_CIRCUIT per circuit and, for one-hop circuits from clients,
  * MAX_EXIT_STREAMS_PER_CLIENT_BLOCK per address block; a connection silent both ways for EXIT_IDLE_TIMEOUT is closed.
- * The destination is a TCP server on 127.0.0.1 that accepts and holds every connection, as an attacker's would.
+ * The exit's stream buffers both ways count against max_queue_bytes, and a stream whose circuit window is closed
+ * stops reading its destination. The destinations are TCP servers on 127.0.0.1 that hold every connection, send
+ * without end, or never read, as an attacker's would.
  */
 import { expect } from 'chai';
 import { createServer, type Server, type Socket } from 'node:net';
+import { DestroyReason } from '../../protocol/cell.js';
 import { encodeBegin, EndReason } from '../../protocol/stream-messages.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import type { ClientCircuit } from '../../net/circuit.js';
+import { STREAM_HIGH_WATER, type MuxStream, type StreamMux } from '../../net/stream-mux.js';
+import type { CircuitHop } from '../../relay/circuits.js';
+import { silentLogger } from '../../relay/logger.js';
+import { MemoryGuard } from '../../relay/memory-guard.js';
 import { RelayRig, until } from '../helpers/relay-rig.js';
+
+/** A TCP server on 127.0.0.1 that runs `onSocket` for each connection; close() destroys them all. */
+async function tcpServer(onSocket: (s: Socket) => void): Promise<{ port: number; close(): void }> {
+  const sockets: Socket[] = [];
+  const server = createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => undefined);
+    onSocket(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+/** Opens `n` streams to 127.0.0.1:port on `circuit`; resolves once each is connected. */
+async function openStreams(circuit: ClientCircuit, port: number, n: number): Promise<MuxStream[]> {
+  return Promise.all(
+    Array.from({ length: n }, async () => {
+      const s = circuit.mux.open();
+      await new Promise<void>((resolve, reject) => {
+        s.once('stream:connected', () => resolve());
+        s.once('stream:end', (r) => reject(new Error(`END ${r}`)));
+        circuit.send({ command: RelayCommand.BEGIN, streamId: s.id, data: encodeBegin({ a: '127.0.0.1', p: port }) });
+      });
+      return s;
+    }),
+  );
+}
+
+/** The exit's sockets (its private table: a Map keyed by socket, a Set before). */
+function exitSockets(rig: RelayRig): Socket[] {
+  return [...(rig.exit as unknown as { sockets: Map<Socket, unknown> | Set<Socket> }).sockets.keys()];
+}
+
+/** The relay's side of the circuit whose previous hop is `relayLink`'s. */
+function hopOf(rig: RelayRig, relayLink: unknown): CircuitHop {
+  return [...rig.reactor.circuits()].find((h) => h.prev.link === relayLink)!;
+}
 
 /** Opens a stream to 127.0.0.1:port: 'connected', or the END reason. */
 function begin(circuit: ClientCircuit, port: number): Promise<'connected' | number> {
@@ -66,6 +116,62 @@ describe('exit streams (specs/streams.md §3.1)', function () {
       expect(endings.filter((r) => r === EndReason.TIMEOUT).length).to.equal(connected);
     } finally {
       rig.close();
+    }
+  });
+
+  it('a destination that sends without end fills a stream only until its circuit window closes', async () => {
+    const blaster = await tcpServer((s) => s.write(Buffer.alloc(4 << 20)));
+    const rig = new RelayRig({ exit: { policy: ['accept 127.0.0.1:*', 'reject *:*'] } });
+    try {
+      const c = await rig.connect();
+      const circuit = await rig.circuit(c);
+      await openStreams(circuit, blaster.port, 16);
+      // The client stops reading: no circuit SENDME reaches the exit from here on.
+      c.client.socket.pause();
+      await until(() => exitSockets(rig).length === 16 && exitSockets(rig).every((s) => s.isPaused()), 'the exit stopped reading every destination');
+      const mux = hopOf(rig, c.relayLink).attachments.get('mux') as StreamMux;
+      const queues = [...mux.all].map((s) => s.queuedBytes);
+      const worst = Math.max(...queues);
+      console.log(`      16 streams from a destination that never stops: largest stream queue ${(worst / 1024).toFixed(0)} KiB, all ${(queues.reduce((a, b) => a + b, 0) / 1048576).toFixed(2)} MiB`);
+      // At most what the socket read when the window closed, and one read more: far below the 256 KiB high-water mark.
+      expect(worst).to.be.below(STREAM_HIGH_WATER / 2);
+    } finally {
+      rig.close();
+      blaster.close();
+    }
+  });
+
+  it("what the exit's sockets hold for a destination that does not read counts against max_queue_bytes", async () => {
+    const sink = await tcpServer((s) => s.pause());
+    const rig = new RelayRig({ exit: { policy: ['accept 127.0.0.1:*', 'reject *:*'] } });
+    try {
+      const c = await rig.connect();
+      const [attacker, honest] = await Promise.all([rig.circuit(c), rig.circuit(c)]);
+      const uploads = await openStreams(attacker!, sink.port, 4);
+      await openStreams(honest!, sink.port, 1);
+      for (const s of uploads) s.write(new Uint8Array(8 << 20));
+      // The exit acknowledges what its sockets have written out; once the kernel's buffers are full (about 4 MB a
+      // connection here), the rest of each stream's window (1000 cells, 886 KB) waits in the exit's socket.
+      await until(() => exitSockets(rig).filter((s) => s.writableLength >= 800_000).length === 4, 'the uploads waiting in the exit', 30_000);
+      const held = [...rig.streams.buffers()].map(([, n]) => n).reduce((a, b) => a + b, 0);
+      const guard = new MemoryGuard({
+        maxBytes: 1 << 20,
+        links: () => rig.relayLinks,
+        circuits: () => rig.streams.buffers(),
+        destroy: (hop) => rig.reactor.destroy(hop, DestroyReason.RESOURCE_LIMIT),
+        metrics: rig.metrics,
+        log: silentLogger(),
+      });
+      const counted = guard.check();
+      await until(() => attacker!.state === 'closed', 'the attacking circuit destroyed', 2000).catch(() => undefined);
+      console.log(`      4 uploads to a destination that does not read: the exit holds ${(held / 1048576).toFixed(2)} MiB for the circuit; the memory check counted ${(counted / 1048576).toFixed(2)} MiB; attacking circuit ${attacker!.state}, honest circuit ${honest!.state}`);
+      expect(held).to.be.greaterThan(1 << 20);
+      expect(attacker!.state).to.equal('closed');
+      expect(honest!.state).to.equal('open');
+      expect(await rig.drops('oom_circuit_destroyed')).to.equal(1);
+    } finally {
+      rig.close();
+      sink.close();
     }
   });
 });
