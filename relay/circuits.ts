@@ -11,7 +11,10 @@
  * What peers can make it hold is bounded (specs/circuits.md §7.1): circuits per relay, per link, and per address block
  * of the previous hop (a pool for client links, a larger one for relay links); a circuit that ends here and has been
  * silent for CIRCUIT_IDLE_TIMEOUT_MS, with no handler holding anything on it (a stream, a registration), is
- * destroyed by `maintain()`.
+ * destroyed by `maintain()`. Cells are forwarded without holding them back, but a circuit whose cells pile up in a
+ * congested link — more than MAX_CIRCUIT_BACKLOG_CELLS of them still held there — is destroyed (specs/link.md §4.2),
+ * and cells sent into congested links are reported (`onCongestedCells`) so the out-of-memory check runs before the
+ * next maintenance pass when they add up.
  *
  * Not here: streams and exits (relay/exit.ts), content (relay/content), rendezvous (relay/rendezvous) — they plug in
  * through `CircuitEndpointHandler` for relay messages addressed to this hop.
@@ -41,6 +44,7 @@ import type { Link } from '../net/link.js';
 import type { KeyPair } from '../crypto/index.js';
 import type { RelayMetrics } from './metrics.js';
 import { addressKeys } from './address-buckets.js';
+import { CircuitBacklog } from './circuit-backlog.js';
 
 /** Circuits a relay carries (specs/limits.md). */
 export const MAX_CIRCUITS = 65_536;
@@ -52,6 +56,11 @@ export const MAX_CIRCUITS_PER_BLOCK = 1024;
 export const MAX_CIRCUITS_PER_RELAY_BLOCK = 8192;
 /** Silence after which a circuit that ends here, and on which nothing is held, is destroyed. */
 export const CIRCUIT_IDLE_TIMEOUT_MS = 10 * 60_000;
+/**
+ * Cells of one circuit, in one direction, that a congested link may hold (specs/link.md §4.2): above the 2000 DATA
+ * cells a window lets an honest circuit have in flight, with room for the cells that are not flow-controlled.
+ */
+export const MAX_CIRCUIT_BACKLOG_CELLS = 2500;
 
 export interface Side {
   readonly link: Link;
@@ -75,6 +84,8 @@ export class CircuitHop {
   splicedWith: CircuitHop | null = null;
   /** The pool and address block this circuit is counted in (specs/circuits.md §7.1). */
   admittedIn: string | null = null;
+  /** Its cells still held by congested links, towards the previous and towards the next side. */
+  backlog: { prev: CircuitBacklog | null; next: CircuitBacklog | null } = { prev: null, next: null };
 
   constructor(
     readonly id: number,
@@ -127,6 +138,10 @@ export interface CircuitReactorOptions {
   maxCircuitsPerRelayBlock?: number;
   /** Silence after which an idle circuit ending here is destroyed (CIRCUIT_IDLE_TIMEOUT_MS). */
   circuitIdleTimeoutMs?: number;
+  /** Cells of one circuit and direction a congested link may hold (MAX_CIRCUIT_BACKLOG_CELLS). */
+  maxCircuitBacklogCells?: number;
+  /** Told of every cell sent into a congested link (the out-of-memory handler counts them). */
+  onCongestedCells?: (cells: number) => void;
   /** True for circuit ids of circuits this relay originated (they are handled by their own table). */
   originated?: (link: Link, circId: number) => boolean;
   /** How long the next hop may take to answer CREATE before the extension fails (specs/limits.md). */
@@ -405,6 +420,7 @@ export class CircuitReactor {
   private send(hop: CircuitHop, side: Side, body: Uint8Array, command: CellCommand = CellCommand.RELAY): boolean {
     try {
       side.link.sendCell(side.circId, command, body);
+      this.account(hop, side);
       return true;
     } catch (e) {
       const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
@@ -412,6 +428,26 @@ export class CircuitReactor {
       this.destroy(hop, DestroyReason.RESOURCE_LIMIT);
       return false;
     }
+  }
+
+  /**
+   * Counts a cell just sent on `side` against the circuit's backlog there while the link is congested; past the
+   * limit the circuit is destroyed (RESOURCE_LIMIT), the other circuits of the link go on.
+   */
+  private account(hop: CircuitHop, side: Side): void {
+    const which = side === hop.prev ? 'prev' : 'next';
+    const link = side.link;
+    // Over the mark counts cells still queued in the link too: they are written only on its next flush.
+    if (!link.isCongested && !link.overHighWater) {
+      hop.backlog[which]?.clear();
+      hop.backlog[which] = null;
+      return;
+    }
+    this.o.onCongestedCells?.(1);
+    const backlog = (hop.backlog[which] ??= new CircuitBacklog());
+    if (backlog.add(link) <= (this.o.maxCircuitBacklogCells ?? MAX_CIRCUIT_BACKLOG_CELLS)) return;
+    this.o.metrics.drops.inc({ reason: 'circuit_backlog' });
+    this.destroy(hop, DestroyReason.RESOURCE_LIMIT);
   }
 
   private trySend(link: Link, circId: number, command: CellCommand, body: Uint8Array): boolean {
@@ -448,6 +484,7 @@ export class CircuitReactor {
     if (hop.next) this.byLink.get(hop.next.link)?.delete(hop.next.circId);
     hop.crypto?.wipe();
     hop.pending?.wipe();
+    hop.backlog = { prev: null, next: null };
     hop.attachments.delete('extend-done');
     for (const h of this.handlers) h.closed(hop);
     const other = hop.splicedWith;

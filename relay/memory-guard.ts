@@ -4,10 +4,13 @@
  * queues towards the client, exit socket buffers towards destinations; specs/streams.md §4.4) — and while the total
  * is over the limit the largest holder goes: a link is closed (ERR_LIMIT), a circuit destroyed (RESOURCE_LIMIT).
  *
- * `check()` runs every maintenance interval. Not here: the per-link, per-stream and per-circuit bounds that keep
- * each holder small; this is the backstop for many of them at once.
+ * `check()` runs every maintenance interval, and soon after (on the next turn of the event loop) whenever the bytes
+ * reported by `note()` — cells sent into congested links — add up to a sixteenth of the limit since the last check,
+ * so a flood cannot grow for a whole interval unchecked. Not here: the per-link, per-stream and per-circuit bounds
+ * that keep each holder small; this is the backstop for many of them at once.
  */
 import type { Logger } from 'pino';
+import { CELL_LEN } from '../protocol/constants.js';
 import { AlliumError } from '../protocol/errors.js';
 import type { Link } from '../net/link.js';
 import type { CircuitHop } from './circuits.js';
@@ -23,15 +26,32 @@ export interface MemoryGuardOptions {
   destroy: (hop: CircuitHop) => void;
   metrics: RelayMetrics;
   log: Logger;
+  /** Bytes noted since the last check that bring the next one forward (default maxBytes / 16). */
+  checkEveryBytes?: number;
 }
 
 type Holder = { bytes: number; link: Link; hop?: undefined } | { bytes: number; hop: CircuitHop; link?: undefined };
 
 export class MemoryGuard {
+  private noted = 0;
+  private scheduled = false;
+
   constructor(private readonly o: MemoryGuardOptions) {}
+
+  /** `cells` more cells were sent into congested links: check soon once enough have been. */
+  noteCells(cells: number): void {
+    this.noted += cells * CELL_LEN;
+    if (this.scheduled || this.noted < (this.o.checkEveryBytes ?? this.o.maxBytes / 16)) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.check();
+    });
+  }
 
   /** Adds up what is held; while over the limit, releases the largest holder. Returns the total before. */
   check(): number {
+    this.noted = 0;
     const holders: Holder[] = [];
     let linkTotal = 0;
     let linkMax = 0;

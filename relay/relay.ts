@@ -356,6 +356,7 @@ export class Relay {
       originated: (link, id) => this.ownCircuits.has(link, id),
       maxCircuitsPerBlock: cfg.max_circuits_per_block,
       maxCircuitsPerRelayBlock: cfg.max_circuits_per_relay_block,
+      onCongestedCells: (n) => this.guard.noteCells(n),
     });
     this.streamsImpl = new StreamsHandler(this.reactorImpl, this.metrics);
     this.reactorImpl.addHandler(this.streamsImpl);
@@ -894,16 +895,19 @@ export class Relay {
    */
   private memoryGuard: MemoryGuard | null = null;
 
-  checkMemory(): void {
-    this.memoryGuard ??= new MemoryGuard({
+  private get guard(): MemoryGuard {
+    return (this.memoryGuard ??= new MemoryGuard({
       maxBytes: this.config.max_queue_bytes,
       links: () => this.links,
       circuits: () => this.streamsImpl?.buffers() ?? [],
       destroy: (hop) => this.reactorImpl?.destroy(hop, DestroyReason.RESOURCE_LIMIT),
       metrics: this.metrics,
       log: this.log,
-    });
-    this.memoryGuard.check();
+    }));
+  }
+
+  checkMemory(): void {
+    this.guard.check();
   }
 
   /** Stops accepting, closes circuits cleanly, flushes and closes links, stops servers. */

@@ -23,6 +23,7 @@ import { CircuitReactor, type CircuitReactorOptions } from '../../relay/circuits
 import { ContentService } from '../../relay/content.js';
 import { ExitService, type ExitOptions } from '../../relay/exit.js';
 import { silentLogger } from '../../relay/logger.js';
+import { MemoryGuard } from '../../relay/memory-guard.js';
 import { RelayMetrics } from '../../relay/metrics.js';
 import { RendezvousService } from '../../relay/rendezvous.js';
 import { StreamsHandler } from '../../relay/streams.js';
@@ -36,6 +37,10 @@ export interface RigOptions {
   store?: boolean | Record<string, unknown>;
   /** An exit with this policy and options (default: not an exit). */
   exit?: { policy: string[] } & Partial<Omit<ExitOptions, 'policy'>>;
+  /** The relay an EXTEND routing slot reaches (any identity), over one relay link with this path. */
+  next?: { rig: RelayRig; path?: MemoryPathOptions };
+  /** An out-of-memory handler with this limit (relay/memory-guard.ts), told of cells sent into congested links. */
+  maxQueueBytes?: number;
 }
 
 export interface RigConnection {
@@ -58,6 +63,11 @@ export class RelayRig {
   readonly relayLinks = new Set<Link>();
   /** The rig's clock (ms): the reactor and the handlers read it; advance() moves it. */
   time = Date.now();
+  /** The out-of-memory handler, when the rig has one. */
+  readonly guard: MemoryGuard | null = null;
+  /** Links this relay dialed (to `next`). */
+  readonly dialed = new Set<Link>();
+  private nextLink: Promise<Link> | null = null;
   private readonly dir: string | null = null;
   private readonly replay = new HandshakeReplayCache(120_000, 100_000);
 
@@ -67,12 +77,23 @@ export class RelayRig {
       identity: this.identity,
       onionKeys: () => [this.onionKey],
       replay: new ReplayFilter({ capacity: 100_000 }),
-      linkTo: () => Promise.reject(new Error('the rig relay extends nowhere')),
+      linkTo: () => (o.next ? (this.nextLink ??= this.dial(o.next.rig, o.next.path)) : Promise.reject(new Error('the rig relay extends nowhere'))),
       metrics: this.metrics,
       log: silentLogger(),
       now,
+      onCongestedCells: (n: number) => this.guard?.noteCells(n),
       ...o.reactor,
     });
+    if (o.maxQueueBytes) {
+      this.guard = new MemoryGuard({
+        maxBytes: o.maxQueueBytes,
+        links: () => [...this.relayLinks, ...this.dialed],
+        circuits: () => this.streams.buffers(),
+        destroy: (hop) => this.reactor.destroy(hop, DestroyReason.RESOURCE_LIMIT),
+        metrics: this.metrics,
+        log: silentLogger(),
+      });
+    }
     this.streams = new (StreamsHandler as unknown as new (...a: unknown[]) => StreamsHandler)(this.reactor, this.metrics, o.streams ?? { now });
     this.reactor.addHandler(this.streams);
     this.reactor.addHandler(new RendezvousService(this.reactor, this.metrics, now));
@@ -125,6 +146,30 @@ export class RelayRig {
     return { client, relayLink, table: new CircuitTable() };
   }
 
+  /** A relay link from this relay to `other`, its cells handled by this relay's reactor. */
+  private async dial(other: RelayRig, path: MemoryPathOptions = {}): Promise<Link> {
+    const c = await other.connect({ role: 'relay', address: '192.0.2.1', toRelay: path, toClient: {} });
+    c.client.on('link:cell', (cell) => this.reactor.onCell(c.client, cell));
+    c.client.on('link:close', () => {
+      this.dialed.delete(c.client);
+      this.reactor.onLinkClosed(c.client);
+    });
+    this.dialed.add(c.client);
+    return c.client;
+  }
+
+  /** The link this relay dialed to its `next` relay (after a circuit went there). */
+  get linkToNext(): Link {
+    const l = [...this.dialed][0];
+    if (!l) throw new Error('no link to the next relay yet');
+    return l;
+  }
+
+  /** A circuit through this relay and then `next` (the rig given as `next`). */
+  twoHopCircuit(c: RigConnection, next: RelayRig, timeoutMs = 10_000): Promise<ClientCircuit> {
+    return buildCircuit(c.client, c.table, [this.descriptor, next.descriptor], { timeoutMs });
+  }
+
   /** A one-hop circuit to this relay over `c`; rejects when the relay refuses it. */
   circuit(c: RigConnection, timeoutMs = 10_000): Promise<ClientCircuit> {
     return buildCircuit(c.client, c.table, [this.descriptor], { timeoutMs });
@@ -145,7 +190,7 @@ export class RelayRig {
   close(): void {
     this.reactor.closeAll(DestroyReason.HIBERNATING);
     this.exit?.closeAll();
-    for (const l of [...this.relayLinks]) l.close();
+    for (const l of [...this.relayLinks, ...this.dialed]) l.close();
     this.store?.close();
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
