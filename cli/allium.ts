@@ -106,6 +106,9 @@ export function buildProgram(): Command {
           base['max_circuits_per_block'] ??= 65_536;
           base['max_circuits_per_relay_block'] ??= 65_536;
           base['exit_max_streams_per_client_block'] ??= 4096;
+          base['creates_per_second_per_link'] ??= 10_000;
+          base['creates_per_second_per_block'] ??= 10_000;
+          base['creates_per_second_per_relay_block'] ??= 10_000;
           base['timing'] = { gossip_interval: 1000, maintenance_interval: 500, ...(base['timing'] as object | undefined) };
         }
         const config = resolveRelayConfig(base as RelayConfigInput);

@@ -9,9 +9,10 @@
  * circuit down in both directions; a closed link tears down every circuit on it and tells the other side.
  *
  * What peers can make it hold is bounded (specs/circuits.md §7.1): circuits per relay, per link, and per address block
- * of the previous hop (a pool for client links, a larger one for relay links); a circuit that ends here and has been
- * silent for CIRCUIT_IDLE_TIMEOUT_MS, with no handler holding anything on it (a stream, a registration), is
- * destroyed by `maintain()`. Cells are forwarded without holding them back, but a circuit whose cells pile up in a
+ * of the previous hop (a pool for client links, a larger one for relay links); CREATEs are rate limited per client
+ * link and per address block before their onion costs an X25519 per onion key (§7.2); a circuit that ends here
+ * and has been silent for CIRCUIT_IDLE_TIMEOUT_MS, with no handler holding anything on it (a stream, a
+ * registration), is destroyed by `maintain()` (§7.3). Cells are forwarded without holding them back, but a circuit whose cells pile up in a
  * congested link — more than MAX_CIRCUIT_BACKLOG_CELLS of them still held there — is destroyed (specs/link.md §4.2),
  * and cells sent into congested links are reported (`onCongestedCells`) so the out-of-memory check runs before the
  * next maintenance pass when they add up.
@@ -43,7 +44,8 @@ import { LinkRole } from '../protocol/link-handshake.js';
 import type { Link } from '../net/link.js';
 import type { KeyPair } from '../crypto/index.js';
 import type { RelayMetrics } from './metrics.js';
-import { addressKeys } from './address-buckets.js';
+import { addressKeys, BucketTable } from './address-buckets.js';
+import { TokenBucket } from './token-bucket.js';
 import { CircuitBacklog } from './circuit-backlog.js';
 
 /** Circuits a relay carries (specs/limits.md). */
@@ -54,6 +56,12 @@ export const MAX_CIRCUITS_PER_LINK = 16_384;
 export const MAX_CIRCUITS_PER_BLOCK = 1024;
 /** Circuits whose previous hop is a relay link from one /24 or /48. */
 export const MAX_CIRCUITS_PER_RELAY_BLOCK = 8192;
+/** CREATEs per second from one client link (burst: ten seconds' worth), specs/circuits.md §7.2. */
+export const CREATES_PER_SECOND_PER_LINK = 10;
+/** CREATEs per second from the client links of one /24 or /48 (burst: ten seconds' worth). */
+export const CREATES_PER_SECOND_PER_BLOCK = 50;
+/** CREATEs per second from the relay links of one /24 or /48 (burst: ten seconds' worth). */
+export const CREATES_PER_SECOND_PER_RELAY_BLOCK = 500;
 /** Silence after which a circuit that ends here, and on which nothing is held, is destroyed. */
 export const CIRCUIT_IDLE_TIMEOUT_MS = 10 * 60_000;
 /**
@@ -114,7 +122,7 @@ export interface CircuitEndpointHandler {
   closed(circuit: CircuitHop): void;
   /**
    * True while the handler holds something on the circuit that silence does not end — an open stream, an
-   * introduction key or a cookie: the idle timeout spares it (specs/circuits.md §7.1).
+   * introduction key or a cookie: the idle timeout spares it (specs/circuits.md §7.3).
    */
   holds?(circuit: CircuitHop): boolean;
   /** Periodic housekeeping (the relay's maintenance interval), with the reactor's clock. */
@@ -138,6 +146,10 @@ export interface CircuitReactorOptions {
   maxCircuitsPerRelayBlock?: number;
   /** Silence after which an idle circuit ending here is destroyed (CIRCUIT_IDLE_TIMEOUT_MS). */
   circuitIdleTimeoutMs?: number;
+  /** CREATEs per second from one client link, from a block's client links, from a block's relay links (CREATES_PER_SECOND_…). */
+  createsPerSecondPerLink?: number;
+  createsPerSecondPerBlock?: number;
+  createsPerSecondPerRelayBlock?: number;
   /** Cells of one circuit and direction a congested link may hold (MAX_CIRCUIT_BACKLOG_CELLS). */
   maxCircuitBacklogCells?: number;
   /** Told of every cell sent into a congested link (the out-of-memory handler counts them). */
@@ -163,6 +175,9 @@ export class CircuitReactor {
   private readonly idleTimeoutMs: number;
   /** Circuits counted per pool and address block ("client <block>", "relay <block>"). */
   private readonly perBlock = new Map<string, number>();
+  /** CREATE token buckets: per client link, per pool and block. */
+  private readonly createsPerLink = new WeakMap<Link, TokenBucket>();
+  private readonly createsPerBlock: { client: BucketTable; relay: BucketTable };
 
   constructor(private readonly o: CircuitReactorOptions) {
     this.now = o.now ?? Date.now;
@@ -170,6 +185,27 @@ export class CircuitReactor {
     this.maxPerLink = o.maxCircuitsPerLink ?? MAX_CIRCUITS_PER_LINK;
     this.extendTimeoutMs = o.extendTimeoutMs ?? 20_000;
     this.idleTimeoutMs = o.circuitIdleTimeoutMs ?? CIRCUIT_IDLE_TIMEOUT_MS;
+    const block = o.createsPerSecondPerBlock ?? CREATES_PER_SECOND_PER_BLOCK;
+    const relayBlock = o.createsPerSecondPerRelayBlock ?? CREATES_PER_SECOND_PER_RELAY_BLOCK;
+    this.createsPerBlock = { client: new BucketTable(block, 10 * block, this.now), relay: new BucketTable(relayBlock, 10 * relayBlock, this.now) };
+  }
+
+  /**
+   * Charges a CREATE to its link (client links) and to its pool and block: null when admitted, else the drop reason.
+   * An onion costs an X25519 per onion key held, and each accepted one fills the replay filter that, full, forces
+   * an early rotation (specs/circuits.md §7.2).
+   */
+  private chargeCreate(link: Link, admission: { key: string }): string | null {
+    const relay = link.peer?.role === LinkRole.RELAY;
+    if (!relay) {
+      let b = this.createsPerLink.get(link);
+      if (!b) {
+        const rate = this.o.createsPerSecondPerLink ?? CREATES_PER_SECOND_PER_LINK;
+        this.createsPerLink.set(link, (b = new TokenBucket(rate, 10 * rate, this.now)));
+      }
+      if (!b.tryTake(1)) return 'create_rate_link';
+    }
+    return this.createsPerBlock[relay ? 'relay' : 'client'].tryTake(admission.key) ? null : 'create_rate_block';
   }
 
   /**
@@ -263,6 +299,12 @@ export class CircuitReactor {
     }
     if ((this.perBlock.get(admission.key) ?? 0) >= admission.max) {
       this.o.metrics.drops.inc({ reason: 'circuit_limit_block' });
+      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
+      return;
+    }
+    const limited = this.chargeCreate(link, admission);
+    if (limited) {
+      this.o.metrics.drops.inc({ reason: limited });
       this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
       return;
     }
@@ -516,6 +558,8 @@ export class CircuitReactor {
       this.destroy(hop, DestroyReason.FINISHED);
     }
     for (const h of this.handlers) h.maintain?.(now);
+    this.createsPerBlock.client.sweep();
+    this.createsPerBlock.relay.sweep();
   }
 
   /** A link closed: tear down every circuit on it and tell the other side. */

@@ -63,6 +63,14 @@ export const relayConfigSchema = z.strictObject({
    */
   max_circuits_per_block: z.number().int().positive().default(1024),
   max_circuits_per_relay_block: z.number().int().positive().default(8192),
+  /**
+   * CREATEs accepted per second from one client link, from the client links of one address block, and from the
+   * relay links of one block; bursts of ten seconds' worth (specs/circuits.md §7.2). Beyond them DESTROY
+   * RESOURCE_LIMIT, before the onion is opened.
+   */
+  creates_per_second_per_link: z.number().int().positive().default(10),
+  creates_per_second_per_block: z.number().int().positive().default(50),
+  creates_per_second_per_relay_block: z.number().int().positive().default(500),
   /** Cells per second a single link may send us before its reads are paused. */
   cells_per_second_per_link: z.number().int().positive().default(50_000),
   /** Memory for queued cells across all links; beyond it the out-of-memory handler closes the link holding the most. */

@@ -356,6 +356,9 @@ export class Relay {
       originated: (link, id) => this.ownCircuits.has(link, id),
       maxCircuitsPerBlock: cfg.max_circuits_per_block,
       maxCircuitsPerRelayBlock: cfg.max_circuits_per_relay_block,
+      createsPerSecondPerLink: cfg.creates_per_second_per_link,
+      createsPerSecondPerBlock: cfg.creates_per_second_per_block,
+      createsPerSecondPerRelayBlock: cfg.creates_per_second_per_relay_block,
       onCongestedCells: (n) => this.guard.noteCells(n),
     });
     this.streamsImpl = new StreamsHandler(this.reactorImpl, this.metrics);

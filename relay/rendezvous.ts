@@ -334,7 +334,7 @@ export class RendezvousService implements CircuitEndpointHandler {
     if (r) this.unregister(r);
   }
 
-  /** A circuit holding an intro key or a cookie is not idle, however long it is silent (specs/circuits.md §7.1). */
+  /** A circuit holding an intro key or a cookie is not idle, however long it is silent (specs/circuits.md §7.3). */
   holds(hop: CircuitHop): boolean {
     return hop.attachments.has(REGISTRATION);
   }

@@ -115,7 +115,7 @@ export class StreamsHandler implements CircuitEndpointHandler {
     return true;
   }
 
-  /** A circuit with an open stream is not idle (specs/circuits.md §7.1). */
+  /** A circuit with an open stream is not idle (specs/circuits.md §7.3). */
   holds(hop: CircuitHop): boolean {
     return (this.muxes.get(hop)?.size ?? 0) > 0;
   }

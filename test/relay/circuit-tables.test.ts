@@ -90,4 +90,33 @@ describe('circuit table bounds (specs/circuits.md §7.1)', function () {
       rig.close();
     }
   });
+
+  it('CREATEs are rate limited per client link and per address block before their onion is opened', async () => {
+    // Scaled down by five: 10 a second per link and 50 per block, bursts of ten seconds' worth, become 2 and 10.
+    const rig = new RelayRig({ reactor: { createsPerSecondPerLink: 2, createsPerSecondPerBlock: 10 } });
+    try {
+      // Six links from one /24, each sending 40 CREATEs at once.
+      const links = await Promise.all(Array.from({ length: 6 }, (_, i) => rig.connect({ address: `198.51.100.${i + 1}` })));
+      const results = await Promise.all(links.map((l) => flood(rig, l, 40)));
+      const built = results.map((r) => r.built.length);
+      const honest = await rig.circuit(await rig.connect({ address: '203.0.113.9' })).then(
+        () => 'built',
+        (e: Error) => e.message,
+      );
+      const relayPeer = await rig.circuit(await rig.connect({ address: '198.51.100.50', role: 'relay' })).then(
+        () => 'built',
+        (e: Error) => e.message,
+      );
+      console.log(`      6 links of one /24 × 40 CREATEs: built ${built.join(' + ')} = ${built.reduce((a, b) => a + b, 0)}; honest client elsewhere: ${honest}; a relay in that /24: ${relayPeer}`);
+      expect(built.every((n) => n <= 20)).to.equal(true);
+      expect(built.reduce((a, b) => a + b, 0)).to.equal(100);
+      expect(honest).to.equal('built');
+      expect(relayPeer).to.equal('built');
+      // Ten seconds later the block's bucket has refilled.
+      rig.advance(10_000);
+      expect((await flood(rig, links[0]!, 40)).built.length).to.equal(20);
+    } finally {
+      rig.close();
+    }
+  });
 });
