@@ -63,6 +63,7 @@ import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 import { AddressBuckets } from './address-buckets.js';
 import { MemoryGuard } from './memory-guard.js';
+import { ReadPacer } from './read-pacer.js';
 
 export const ALLIUM_VERSION = '0.1.0';
 
@@ -154,7 +155,6 @@ export class Relay {
   /** Per-address and per-block handshake buckets, charged before handshakeBucket (specs/link.md §7). */
   private readonly addressBuckets: AddressBuckets;
   private readonly socketFactory: SocketFactory;
-  private bandwidth: TokenBucket;
   private maintenanceTimer: ReturnType<typeof setInterval> | null = null;
   private ownDescriptor: Descriptor | null = null;
   /** The store takes new items and the descriptor lists `store` (checkStoreRoom). */
@@ -175,7 +175,6 @@ export class Relay {
     this.handshakeReplay = this.newHandshakeReplay();
     this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
     this.addressBuckets = new AddressBuckets({ perIp: this.config.handshakes_per_second_per_ip, perBlock: this.config.handshakes_per_second_per_block, now: this.now });
-    this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
     this.socketFactory = createNodeSocketFactory(this.config.allow_private_addresses ? {} : { allowAddress: isPublicUnicast });
   }
 
@@ -464,21 +463,21 @@ export class Relay {
     });
   }
 
-  /** Rate limits on reading: global bandwidth and per-link cells per second. Pauses the socket when over. */
-  private readonly linkBuckets = new WeakMap<Link, TokenBucket>();
+  /** Rate limits on reading (relay/read-pacer.ts): per link, and relay-wide shared fairly. */
+  private readPacer: ReadPacer | null = null;
   private admitFrame(link: Link): boolean {
-    let b = this.linkBuckets.get(link);
-    if (!b) {
-      const rate = this.config.cells_per_second_per_link;
-      b = new TokenBucket(rate, rate, this.now);
-      this.linkBuckets.set(link, b);
-    }
-    const wait = Math.max(this.bandwidth.take(FRAME_LEN), b.take(4));
-    if (wait > 0) {
-      this.metrics.drops.inc({ reason: 'rate_limited_pause' });
-      link.socket.pause();
-      setTimeout(() => link.socket.resume(), Math.min(wait, 1000));
-    }
+    this.readPacer ??= new ReadPacer({
+      bytesPerSecond: this.config.bandwidth_rate,
+      burstBytes: this.config.bandwidth_burst,
+      cellsPerSecondPerLink: this.config.cells_per_second_per_link,
+      now: this.now,
+      pause: (l) => {
+        this.metrics.drops.inc({ reason: 'rate_limited_pause' });
+        l.socket.pause();
+      },
+      resume: (l) => l.socket.resume(),
+    });
+    this.readPacer.admit(link);
     return true;
   }
 
