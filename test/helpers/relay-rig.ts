@@ -20,21 +20,21 @@ import { Link } from '../../net/link.js';
 import { memorySocketPair, type MemoryPathOptions } from '../../net/memory-socket.js';
 import { BlockStore } from '../../relay/block-store.js';
 import { CircuitReactor, type CircuitReactorOptions } from '../../relay/circuits.js';
-import { ContentService } from '../../relay/content.js';
+import { ContentService, type ContentServiceOptions } from '../../relay/content.js';
 import { ExitService, type ExitOptions } from '../../relay/exit.js';
 import { silentLogger } from '../../relay/logger.js';
 import { MemoryGuard } from '../../relay/memory-guard.js';
 import { RelayMetrics } from '../../relay/metrics.js';
 import { RendezvousService } from '../../relay/rendezvous.js';
-import { StreamsHandler } from '../../relay/streams.js';
+import { StreamsHandler, type StreamsHandlerOptions } from '../../relay/streams.js';
 
 export interface RigOptions {
   /** Options of the circuit reactor beyond those the rig sets. */
   reactor?: Partial<CircuitReactorOptions>;
   /** Options of the streams handler (relay/streams.ts). */
-  streams?: Record<string, unknown>;
+  streams?: StreamsHandlerOptions;
   /** A content store (and its options, relay/content.ts). */
-  store?: boolean | Record<string, unknown>;
+  store?: boolean | ContentServiceOptions;
   /** An exit with this policy and options (default: not an exit). */
   exit?: { policy: string[] } & Partial<Omit<ExitOptions, 'policy'>>;
   /** The relay an EXTEND routing slot reaches (any identity), over one relay link with this path. */
@@ -94,24 +94,21 @@ export class RelayRig {
         log: silentLogger(),
       });
     }
-    this.streams = new (StreamsHandler as unknown as new (...a: unknown[]) => StreamsHandler)(this.reactor, this.metrics, o.streams ?? { now });
+    this.streams = new StreamsHandler(this.reactor, this.metrics, o.streams);
     this.reactor.addHandler(this.streams);
     this.reactor.addHandler(new RendezvousService(this.reactor, this.metrics, now));
     if (o.store) {
       this.dir = mkdtempSync(join(tmpdir(), 'allium-rig-'));
       this.store = new BlockStore(this.dir, 64 * 1024 * 1024, 'normal');
-      this.content = new (ContentService as unknown as new (...a: unknown[]) => ContentService)(this.store, this.metrics, silentLogger(), undefined, {
-        now,
-        ...(typeof o.store === 'object' ? o.store : {}),
-      });
+      this.content = new ContentService(this.store, this.metrics, silentLogger(), undefined, typeof o.store === 'object' ? o.store : {});
       this.streams.register(RelayCommand.STORE, this.content.onStore);
       this.streams.register(RelayCommand.FETCH, this.content.onFetch);
     }
     if (o.exit) {
       const { policy, ...rest } = o.exit;
-      this.exit = new (ExitService as unknown as new (o: unknown) => ExitService)({ metrics: this.metrics, log: silentLogger(), now, ...rest, policy: parseExitPolicy(policy) });
+      this.exit = new ExitService({ metrics: this.metrics, log: silentLogger(), now, ...rest, policy: parseExitPolicy(policy) });
       this.streams.register(RelayCommand.BEGIN, this.exit.open);
-      (this.streams as unknown as { attach?: (s: unknown) => void }).attach?.(this.exit);
+      this.streams.attach(this.exit);
     }
   }
 
@@ -178,7 +175,7 @@ export class RelayRig {
   /** Moves the clock and runs the reactor's maintenance (idle circuits, stalled streams, idle exit connections). */
   advance(ms: number): void {
     this.time += ms;
-    (this.reactor as unknown as { maintain?: (now: number) => void }).maintain?.(this.time);
+    this.reactor.maintain(this.time);
   }
 
   /** The number of drops counted for `reason`. */

@@ -73,7 +73,7 @@ describe('content streams at a store relay', function () {
       for (const circuit of circuits) for (let i = 0; i < 16; i++) open(circuit);
       await until(() => c.relayLink.stats.cellsIn >= 4 + 64 * 38, 'the STOREs and their data at the relay');
       await until(() => replies.length >= 60, 'the replies', 2000).catch(() => undefined);
-      const pending = (rig.content as unknown as { pendingStoreBytes?: number }).pendingStoreBytes;
+      const pending = rig.content!.pendingStoreBytes;
       const refused = replies.filter((r) => r === 'refused').length;
       console.log(`      64 unfinished STOREs of 32 KiB: ${refused} answered refused, ${64 - replies.length} waiting for data; bytes reserved: ${pending ?? 'not counted'}`);
       expect(refused).to.equal(60);
