@@ -36,7 +36,7 @@ import {
   type Cell,
 } from '../protocol/cell.js';
 import { CELL_BODY_LEN, RELAY_TAG_AREA_LEN } from '../protocol/constants.js';
-import { AlliumError, isAlliumError } from '../protocol/errors.js';
+import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
 import { processOnion, ReplyStatus, type RelayHop, type ReplayGuard } from '../protocol/onion.js';
 import { RelayHopCrypto, payloadOf } from '../protocol/relay-crypto.js';
 import { decodeRelayPayload, encodeRelayPayloadInto, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
@@ -488,7 +488,10 @@ export class CircuitReactor {
     this.o.onCongestedCells?.(1);
     const backlog = (hop.backlog[which] ??= new CircuitBacklog());
     if (backlog.add(link) <= (this.o.maxCircuitBacklogCells ?? MAX_CIRCUIT_BACKLOG_CELLS)) return;
+    const err = new LimitError('MAX_CIRCUIT_BACKLOG_CELLS', 'cells of one circuit waiting in a congested link');
     this.o.metrics.drops.inc({ reason: 'circuit_backlog' });
+    this.o.metrics.errors.inc({ code: err.code });
+    this.o.log.debug({ limit: err.limit }, 'circuit destroyed');
     this.destroy(hop, DestroyReason.RESOURCE_LIMIT);
   }
 

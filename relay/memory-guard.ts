@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { CELL_LEN } from '../protocol/constants.js';
-import { AlliumError } from '../protocol/errors.js';
+import { LimitError } from '../protocol/errors.js';
 import type { Link } from '../net/link.js';
 import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
@@ -79,7 +79,7 @@ export class MemoryGuard {
       if (h.link) {
         this.o.metrics.drops.inc({ reason: 'oom_link_closed' });
         this.o.log.warn('memory limit reached: closing the link with the largest queue');
-        h.link.close(new AlliumError('ERR_LIMIT', 'max_queue_bytes'));
+        h.link.close(new LimitError('max_queue_bytes', 'the link holds the most queued bytes'));
       } else {
         this.o.metrics.drops.inc({ reason: 'oom_circuit_destroyed' });
         this.o.log.warn('memory limit reached: destroying the circuit holding the most at its last hop');
