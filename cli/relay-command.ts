@@ -29,6 +29,14 @@ export function relayConfigInput(opts: Record<string, unknown>): Record<string, 
     base['allow_private_addresses'] = true;
     base['handshakes_per_second_per_ip'] ??= 10_000;
     base['handshakes_per_second_per_block'] ??= 10_000;
+    base['max_links_per_block'] ??= 4096;
+    base['max_inbound_neighbours_per_block'] ??= 4096;
+    base['max_circuits_per_block'] ??= 65_536;
+    base['max_circuits_per_relay_block'] ??= 65_536;
+    base['exit_max_streams_per_client_block'] ??= 4096;
+    base['creates_per_second_per_link'] ??= 10_000;
+    base['creates_per_second_per_block'] ??= 10_000;
+    base['creates_per_second_per_relay_block'] ??= 10_000;
     base['timing'] = { gossip_interval: 1000, maintenance_interval: 500, ...(base['timing'] as object | undefined) };
   }
   return base;

@@ -64,6 +64,20 @@ export const relayConfigSchema = z.strictObject({
   handshakes_per_second_per_ip: z.number().int().positive().default(10),
   /** The same for one address block: an IPv4 /24, an IPv6 /48 (burst: twice this). */
   handshakes_per_second_per_block: z.number().int().positive().default(50),
+  /**
+   * Circuits whose previous hop is a client link from one address block (an IPv4 /24, an IPv6 /48), and a relay
+   * link (specs/circuits.md §7.1); beyond them CREATE is answered with DESTROY RESOURCE_LIMIT.
+   */
+  max_circuits_per_block: z.number().int().positive().default(1024),
+  max_circuits_per_relay_block: z.number().int().positive().default(8192),
+  /**
+   * CREATEs accepted per second from one client link, from the client links of one address block, and from the
+   * relay links of one block; bursts of ten seconds' worth (specs/circuits.md §7.2). Beyond them DESTROY
+   * RESOURCE_LIMIT, before the onion is opened.
+   */
+  creates_per_second_per_link: z.number().int().positive().default(10),
+  creates_per_second_per_block: z.number().int().positive().default(50),
+  creates_per_second_per_relay_block: z.number().int().positive().default(500),
   /** Cells per second a single link may send us before its reads are paused. */
   cells_per_second_per_link: z.number().int().positive().default(50_000),
   /** Memory for queued cells across all links; beyond it the out-of-memory handler closes the link holding the most. */
@@ -88,6 +102,12 @@ export const relayConfigSchema = z.strictObject({
   /** DNS lookups an exit has outstanding at once, and for one circuit (specs/streams.md §3). */
   exit_max_pending_resolves: z.number().int().positive().default(256),
   exit_max_pending_resolves_per_circuit: z.number().int().positive().default(16),
+  /**
+   * Exit streams (resolving, connecting or connected) of one circuit, and of the one-hop circuits from one client
+   * address block, an IPv4 /24 or IPv6 /48 (specs/streams.md §3.1).
+   */
+  exit_max_streams_per_circuit: z.number().int().positive().default(128),
+  exit_max_streams_per_client_block: z.number().int().positive().default(256),
   /** host:port of the Prometheus metrics endpoint; empty to disable. */
   metrics: z.string().default(''),
   /** host:port of the status page (HTML and status.json); empty to disable. Loopback unless admin_token is set. */

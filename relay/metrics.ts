@@ -51,6 +51,16 @@ export const DROP_REASONS = [
   'gossip_summary_unsolicited',
   'gossip_give_capped',
   'intro_limit_evicted',
+  'circuit_backlog',
+  'circuit_idle',
+  'circuit_limit_block',
+  'content_stream_limit',
+  'exit_block_limit',
+  'exit_circuit_limit',
+  'exit_idle',
+  'oom_circuit_destroyed',
+  'store_pending_limit',
+  'stream_stalled',
   'rendezvous_limit_evicted',
 ];
 
@@ -84,6 +94,7 @@ export class RelayMetrics {
   readonly exitConnections: client.Gauge;
   readonly linkBufferedBytes: client.Gauge;
   readonly linkBufferedBytesMax: client.Gauge;
+  readonly streamBufferedBytes: client.Gauge;
   readonly exitPendingResolves: client.Gauge;
   readonly buildInfo: client.Gauge<'version' | 'node'>;
 
@@ -127,6 +138,11 @@ export class RelayMetrics {
     this.departures = new client.Counter({ name: 'allium_holder_departures_total', help: 'Holders left out of placement after staying unreachable for the departure grace', registers: r });
     this.linkBufferedBytes = new client.Gauge({ name: 'allium_link_buffered_bytes', help: 'Bytes held by all links (cells and socket queued to send, CONTROL messages being reassembled), at the last memory check', registers: r });
     this.linkBufferedBytesMax = new client.Gauge({ name: 'allium_link_buffered_bytes_max', help: 'Bytes held by the fullest link, at the last memory check', registers: r });
+    this.streamBufferedBytes = new client.Gauge({
+      name: 'allium_stream_buffered_bytes',
+      help: 'Bytes held for streams at their last hop (queues towards clients, exit socket buffers), at the last memory check',
+      registers: r,
+    });
     this.exitConnections = new client.Gauge({ name: 'allium_exit_connections', help: 'TCP connections the exit holds open or is connecting', registers: r });
     this.exitPendingResolves = new client.Gauge({ name: 'allium_exit_pending_resolves', help: 'DNS lookups the exit has outstanding', registers: r });
     this.circuitsBuilt = new client.Counter({ name: 'allium_circuits_created_total', help: 'Circuit hops created at this relay, by position', labelNames: ['role'], registers: r });

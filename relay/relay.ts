@@ -68,6 +68,8 @@ import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 import { AddressBuckets } from './address-buckets.js';
 import { LinkAdmission } from './link-admission.js';
+import { MemoryGuard } from './memory-guard.js';
+import { ReadPacer } from './read-pacer.js';
 
 export { ALLIUM_VERSION };
 
@@ -162,7 +164,6 @@ export class Relay {
   /** Per-address and per-block handshake buckets, charged before handshakeBucket (specs/link.md §7). */
   private readonly addressBuckets: AddressBuckets;
   private readonly socketFactory: SocketFactory;
-  private bandwidth: TokenBucket;
   private maintenanceTimer: ReturnType<typeof setInterval> | null = null;
   private ownDescriptor: Descriptor | null = null;
   /** The store takes new items and the descriptor lists `store` (checkStoreRoom). */
@@ -187,7 +188,6 @@ export class Relay {
       this.now,
     );
     this.addressBuckets = new AddressBuckets({ perIp: this.config.handshakes_per_second_per_ip, perBlock: this.config.handshakes_per_second_per_block, now: this.now });
-    this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
     this.socketFactory = createNodeSocketFactory(this.config.allow_private_addresses ? {} : { allowAddress: isPublicUnicast });
   }
 
@@ -367,6 +367,12 @@ export class Relay {
       log: this.log,
       now: this.now,
       originated: (link, id) => this.ownCircuits.has(link, id),
+      maxCircuitsPerBlock: cfg.max_circuits_per_block,
+      maxCircuitsPerRelayBlock: cfg.max_circuits_per_relay_block,
+      createsPerSecondPerLink: cfg.creates_per_second_per_link,
+      createsPerSecondPerBlock: cfg.creates_per_second_per_block,
+      createsPerSecondPerRelayBlock: cfg.creates_per_second_per_relay_block,
+      onCongestedCells: (n) => this.guard.noteCells(n),
     });
     this.streamsImpl = new StreamsHandler(this.reactorImpl, this.metrics);
     this.reactorImpl.addHandler(this.streamsImpl);
@@ -380,8 +386,12 @@ export class Relay {
         resolveTimeoutMs: cfg.timing.exit_resolve_timeout,
         maxPendingResolves: cfg.exit_max_pending_resolves,
         maxPendingResolvesPerCircuit: cfg.exit_max_pending_resolves_per_circuit,
+        maxStreamsPerCircuit: cfg.exit_max_streams_per_circuit,
+        maxStreamsPerClientBlock: cfg.exit_max_streams_per_client_block,
+        now: this.now,
       });
       this.streamsImpl.register(RelayCommand.BEGIN, this.exitImpl.open);
+      this.streamsImpl.attach(this.exitImpl);
     }
     // A bridge is in no directory, so no client would place content there: it stores nothing.
     if (cfg.storage_quota > 0 && !cfg.bridge) {
@@ -470,21 +480,21 @@ export class Relay {
     });
   }
 
-  /** Rate limits on reading: global bandwidth and per-link cells per second. Pauses the socket when over. */
-  private readonly linkBuckets = new WeakMap<Link, TokenBucket>();
+  /** Rate limits on reading (relay/read-pacer.ts): per link, and relay-wide shared fairly. */
+  private readPacer: ReadPacer | null = null;
   private admitFrame(link: Link): boolean {
-    let b = this.linkBuckets.get(link);
-    if (!b) {
-      const rate = this.config.cells_per_second_per_link;
-      b = new TokenBucket(rate, rate, this.now);
-      this.linkBuckets.set(link, b);
-    }
-    const wait = Math.max(this.bandwidth.take(FRAME_LEN), b.take(4));
-    if (wait > 0) {
-      this.metrics.rateLimitPauses.inc();
-      link.socket.pause();
-      setTimeout(() => link.socket.resume(), Math.min(wait, 1000));
-    }
+    this.readPacer ??= new ReadPacer({
+      bytesPerSecond: this.config.bandwidth_rate,
+      burstBytes: this.config.bandwidth_burst,
+      cellsPerSecondPerLink: this.config.cells_per_second_per_link,
+      now: this.now,
+      pause: (l) => {
+        this.metrics.rateLimitPauses.inc();
+        l.socket.pause();
+      },
+      resume: (l) => l.socket.resume(),
+    });
+    this.readPacer.admit(link);
     return true;
   }
 
@@ -804,6 +814,7 @@ export class Relay {
       this.overlay.maintain();
       if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
       this.checkMemory();
+      this.reactorImpl?.maintain(now);
       this.addressBuckets.sweep();
       this.reloadTls(now);
       for (const l of this.links) (l as Link & { account?: () => void }).account?.();
@@ -889,7 +900,8 @@ export class Relay {
   reload(next: RelayConfig): ReloadReport {
     return applyReload(this.config, next, {
       log: this.log,
-      setBandwidth: (rate, burst) => (this.bandwidth = new TokenBucket(rate, burst, this.now)),
+      // the pacer is made again from the applied config at the next frame read
+      setBandwidth: () => (this.readPacer = null),
       reloadTls: () => this.reloadTls(this.now(), true),
       republish: () => {
         if (this.state === 'running') this.publishDescriptor();
@@ -908,27 +920,24 @@ export class Relay {
   }
 
   /**
-   * The out-of-memory handler: while the bytes links hold — queued to send, and CONTROL messages being reassembled —
-   * exceed max_queue_bytes, close the link holding the most.
+   * The out-of-memory handler (relay/memory-guard.ts): while links and last-hop stream buffers together hold more
+   * than max_queue_bytes, close the link or destroy the circuit holding the most.
    */
+  private memoryGuard: MemoryGuard | null = null;
+
+  private get guard(): MemoryGuard {
+    return (this.memoryGuard ??= new MemoryGuard({
+      maxBytes: this.config.max_queue_bytes,
+      links: () => this.links,
+      circuits: () => this.streamsImpl?.buffers() ?? [],
+      destroy: (hop) => this.reactorImpl?.destroy(hop, DestroyReason.RESOURCE_LIMIT),
+      metrics: this.metrics,
+      log: this.log,
+    }));
+  }
+
   checkMemory(): void {
-    let total = 0;
-    let max = 0;
-    for (const l of this.links) {
-      total += l.heldBytes;
-      max = Math.max(max, l.heldBytes);
-    }
-    this.metrics.linkBufferedBytes.set(total);
-    this.metrics.linkBufferedBytesMax.set(max);
-    while (total > this.config.max_queue_bytes) {
-      let worst: Link | null = null;
-      for (const l of this.links) if (!worst || l.heldBytes > worst.heldBytes) worst = l;
-      if (!worst) break;
-      total -= worst.heldBytes;
-      this.metrics.drops.inc({ reason: 'oom_link_closed' });
-      this.log.warn('memory limit reached: closing the link with the largest queue');
-      worst.close(new AlliumError('ERR_LIMIT', 'max_queue_bytes'));
-    }
+    this.guard.check();
   }
 
   /** Stops accepting, closes circuits cleanly, flushes and closes links, stops servers. */

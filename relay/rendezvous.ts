@@ -398,4 +398,9 @@ export class RendezvousService implements CircuitEndpointHandler {
     const r = hop.attachments.get(REGISTRATION);
     if (r && r !== SPENT) this.unregister(r as Registration);
   }
+
+  /** A circuit holding an intro key or a cookie is not idle, however long it is silent (specs/circuits.md §7.3). */
+  holds(hop: CircuitHop): boolean {
+    return hop.attachments.has(REGISTRATION);
+  }
 }

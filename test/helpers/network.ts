@@ -119,6 +119,12 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     max_inbound_neighbours_per_block: 4096,
     handshakes_per_second_per_ip: 10_000,
     handshakes_per_second_per_block: 10_000,
+    max_circuits_per_block: 65_536,
+    max_circuits_per_relay_block: 65_536,
+    exit_max_streams_per_client_block: 4096,
+    creates_per_second_per_link: 10_000,
+    creates_per_second_per_block: 10_000,
+    creates_per_second_per_relay_block: 10_000,
     // Test machines may have little free disk; stores here hold a few megabytes.
     storage_min_free_disk: 16 * 1024 * 1024,
     ...o.extra,
