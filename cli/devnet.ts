@@ -17,6 +17,7 @@ import { nodeSocketFactory } from '../net/ws-node.js';
 import { ConfigError } from '../protocol/errors.js';
 import { SQLITE_INSTALL, sqliteUnavailable } from '../relay/sqlite.js';
 import { NETWORK_MAP_PAGE } from './network-map.js';
+import { SINGLE_HOST_NETWORK } from '../relay/config.js';
 
 /** The package root: the nearest folder above this file with a package.json (sources run from cli/, builds from dist/cli/). */
 function packageRoot(): string {
@@ -91,19 +92,8 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
     listen: `127.0.0.1:${port}`,
     data_dir: dir,
     bootstrap,
+    ...SINGLE_HOST_NETWORK,
     exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],
-    exit_reject_private: false,
-    allow_private_addresses: true,
-    // Every peer is 127.0.0.1 here.
-    handshakes_per_second_per_ip: 10_000,
-    handshakes_per_second_per_block: 10_000,
-    max_inbound_neighbours_per_block: 4096,
-    max_circuits_per_block: 65_536,
-    max_circuits_per_relay_block: 65_536,
-    exit_max_streams_per_client_block: 4096,
-    creates_per_second_per_link: 10_000,
-    creates_per_second_per_block: 10_000,
-    creates_per_second_per_relay_block: 10_000,
     metrics: `127.0.0.1:${metricsPort}`,
     admin: '127.0.0.1:0',
     log_level: 'warn',

@@ -154,6 +154,28 @@ export const relayConfigSchema = z.strictObject({
 export type RelayConfig = z.infer<typeof relayConfigSchema>;
 export type RelayConfigInput = z.input<typeof relayConfigSchema>;
 
+/**
+ * The settings of a network whose relays all run on one machine (a test network, the devnet, `--test-network`):
+ * relays dial each other at loopback addresses (specs/link.md §1.1), and every peer has the same address, so the
+ * per-address and per-block limits (specs/limits.md) would count the whole network as one peer. Never for a relay on
+ * a real network: these lift the defences against one address or network taking a relay's resources.
+ */
+export const SINGLE_HOST_NETWORK = {
+  allow_private_addresses: true,
+  exit_reject_private: false,
+  max_links_per_ip: 4096,
+  max_links_per_block: 4096,
+  max_inbound_neighbours_per_block: 4096,
+  handshakes_per_second_per_ip: 10_000,
+  handshakes_per_second_per_block: 10_000,
+  max_circuits_per_block: 65_536,
+  max_circuits_per_relay_block: 65_536,
+  exit_max_streams_per_client_block: 4096,
+  creates_per_second_per_link: 10_000,
+  creates_per_second_per_block: 10_000,
+  creates_per_second_per_relay_block: 10_000,
+} as const satisfies Partial<RelayConfigInput>;
+
 export interface BootstrapEntry {
   readonly url: string;
   readonly identity: Uint8Array;

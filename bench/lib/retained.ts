@@ -18,6 +18,7 @@ import { silentLogger } from '../../relay/logger.js';
 import { sleep } from '../../test/helpers/network.js';
 import { startChild } from './children.js';
 import type { Runtime } from './compiled.js';
+import { SINGLE_HOST_NETWORK } from '../../relay/config.js';
 
 export interface Retained {
   readonly hops: number;
@@ -50,20 +51,8 @@ export async function retainedPerHop(rt: Runtime, port: number, circuits: number
         data_dir: path.join(base, `r${i}`),
         bootstrap,
         log_level: 'silent',
-        max_links_per_ip: 4096,
-        max_links_per_block: 4096,
-        max_inbound_neighbours_per_block: 4096,
-        handshakes_per_second_per_ip: 10_000,
-        handshakes_per_second_per_block: 10_000,
-        max_circuits_per_block: 65_536,
-        max_circuits_per_relay_block: 65_536,
-        exit_max_streams_per_client_block: 4096,
-        creates_per_second_per_link: 10_000,
-        creates_per_second_per_block: 10_000,
-        creates_per_second_per_relay_block: 10_000,
+        ...SINGLE_HOST_NETWORK,
         exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],
-        exit_reject_private: false,
-        allow_private_addresses: true,
         timing: { maintenance_interval: 500 },
       },
       { log: silentLogger() },

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'smol-toml';
 import { findProgram } from './programs.js';
+import { SINGLE_HOST_NETWORK } from '../../relay/config.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const SOURCE_CLI = join(ROOT, 'cli', 'allium.ts');
@@ -108,23 +109,10 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     data_dir: dataDir,
     bootstrap: o.bootstrap ?? [],
     exit_policy: o.exitPolicy ?? ['reject *:*'],
-    exit_reject_private: false,
-    // A loopback test network: relays dial each other at 127.0.0.1 (specs/link.md §1.1).
-    allow_private_addresses: true,
+    // a loopback test network (relay/config.ts SINGLE_HOST_NETWORK)
+    ...SINGLE_HOST_NETWORK,
     metrics: '127.0.0.1:0',
     log_level: 'info',
-    // Every peer of a loopback test network is 127.0.0.1: per-address limits would count them all as one.
-    max_links_per_ip: 4096,
-    max_links_per_block: 4096,
-    max_inbound_neighbours_per_block: 4096,
-    handshakes_per_second_per_ip: 10_000,
-    handshakes_per_second_per_block: 10_000,
-    max_circuits_per_block: 65_536,
-    max_circuits_per_relay_block: 65_536,
-    exit_max_streams_per_client_block: 4096,
-    creates_per_second_per_link: 10_000,
-    creates_per_second_per_block: 10_000,
-    creates_per_second_per_relay_block: 10_000,
     // Test machines may have little free disk; stores here hold a few megabytes.
     storage_min_free_disk: 16 * 1024 * 1024,
     ...o.extra,
