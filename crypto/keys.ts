@@ -9,7 +9,7 @@
  * Persistence (files, modes, atomic writes) lives in relay/; this module is pure and takes the time as an argument.
  */
 import { crypto, type KeyPair } from './index.js';
-import { AlliumError } from '../protocol/errors.js';
+import { AlliumError } from '../errors/index.js';
 
 export const DEFAULT_ONION_KEY_LIFETIME_MS = 7 * 24 * 3600 * 1000;
 export const DEFAULT_ONION_KEY_OVERLAP_MS = 24 * 3600 * 1000;

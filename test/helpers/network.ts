@@ -29,7 +29,7 @@ function newestSource(): number {
       else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };
-  for (const d of ['crypto', 'protocol', 'net', 'relay', 'client', 'cli']) walk(join(ROOT, d));
+  for (const d of ['errors', 'crypto', 'protocol', 'net', 'relay', 'client', 'cli']) walk(join(ROOT, d));
   return newest;
 }
 
