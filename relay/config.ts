@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
-import { parseIdentityFingerprint } from '../crypto/keys.js';
 import { ConfigError } from '../protocol/errors.js';
 import { parseExitPolicy } from '../protocol/exit-policy.js';
 import { isLinkUrl } from '../protocol/dial-policy.js';
+import { identityOf, parseBootstrapLine, type BootstrapLine } from '../protocol/bootstrap-line.js';
 import { zDuration, zSize } from './config-units.js';
 import { unknownKeyHint } from './config-hints.js';
 
@@ -176,29 +176,9 @@ export const SINGLE_HOST_NETWORK = {
   creates_per_second_per_relay_block: 10_000,
 } as const satisfies Partial<RelayConfigInput>;
 
-export interface BootstrapEntry {
-  readonly url: string;
-  readonly identity: Uint8Array;
-}
+export type BootstrapEntry = BootstrapLine;
 
-/** Parses "ws://host:port/path FINGERPRINT". */
-export function parseBootstrapLine(line: string): BootstrapEntry {
-  const parts = line.trim().split(/\s+/);
-  if (parts.length !== 2 || !isLinkUrl(parts[0]!)) {
-    throw new ConfigError(`bootstrap line "${line}": expected "ws://host:port/path FINGERPRINT"`);
-  }
-  return { url: parts[0]!, identity: identityOf(parts[1]!, `bootstrap line "${line}"`) };
-}
-
-/** A fingerprint as an identity key, or ERR_CONFIG naming `where` and what is wrong with it. */
-export function identityOf(fingerprint: string, where: string): Uint8Array {
-  if (!/^[0-9a-fA-F]{64}$/.test(fingerprint)) throw new ConfigError(`${where}: the fingerprint must be 64 hex digits`);
-  try {
-    return parseIdentityFingerprint(fingerprint);
-  } catch {
-    throw new ConfigError(`${where}: the fingerprint is 64 hex digits but not a relay identity key (not a valid Ed25519 public key: a typo?)`);
-  }
-}
+export { identityOf, parseBootstrapLine };
 
 const TOP_KEYS = Object.keys(relayConfigSchema.shape);
 const TABLE_KEYS = { timing: Object.keys(relayConfigSchema.shape.timing.unwrap().shape) };

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { parseBootstrap, parseBridgeLine } from '../../client/bootstrap.js';
+import { parseBootstrapLine, parseBridgeLine } from '../../protocol/bootstrap-line.js';
 import { SocksHandshake } from '../../client/socks-handshake.js';
 import { seededRandom } from '../../crypto/drbg.js';
 import { crypto } from '../../crypto/index.js';
@@ -192,7 +192,7 @@ const CASES: DecoderCase[] = [
   { name: 'base32', input: 'text', cap: 4096, run: (x) => base32Decode(text(x)), seeds: () => ['mfrgg', 'aaaaaaaa'] },
   { name: 'exit policy line', input: 'text', cap: 1024, run: (x) => parsePolicyLine(text(x)), seeds: () => ['accept *:443', 'reject 10.0.0.0/8:*', 'accept [::1]:80-90'] },
   { name: 'exit policy', input: 'text', cap: 64 * 1024, run: (x) => parseExitPolicy(text(x).split('\n')), seeds: () => ['accept 127.0.0.1:*\nreject *:*'] },
-  { name: 'bootstrap line', input: 'text', cap: 4096, run: (x) => parseBootstrap(text(x)), seeds: () => [`ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`] },
+  { name: 'bootstrap line', input: 'text', cap: 4096, run: (x) => parseBootstrapLine(text(x)), seeds: () => [`ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`] },
   { name: 'bridge line', input: 'text', cap: 4096, run: (x) => parseBridgeLine(text(x)), seeds: () => [`bridge wss://h/p ${fingerprintOf(ctx().identity.publicKey)} secret=${'ab'.repeat(32)}`] },
   { name: 'fingerprint', input: 'text', cap: 1024, run: (x) => parseFingerprint(text(x)), seeds: () => [fingerprintOf(ctx().identity.publicKey)] },
   {
