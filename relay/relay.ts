@@ -55,8 +55,13 @@ import { CircuitTable } from '../net/circuit.js';
 import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
-import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
+import { AuthorityService } from './authority.js';
+import { RelayHistory } from './authority-history.js';
+import { ReachabilityTester } from './authority-reachability.js';
+import { consensusPlacement, ownEntry } from './consensus-placement.js';
+import { EchoService, measureRelay } from './measurement.js';
+import { flagNames } from '../protocol/flags.js';
 
 export const ALLIUM_VERSION = '0.1.0';
 
@@ -141,6 +146,9 @@ export class Relay {
   private repairTimer: ReturnType<typeof setInterval> | null = null;
   private readonly ownCircuits = new CircuitTable((link, id) => this.reactorImpl?.has(link, id) ?? false);
   private reactorImpl: CircuitReactor | null = null;
+  private authorityImpl: AuthorityService | null = null;
+  private testerImpl: ReachabilityTester | null = null;
+  private historyImpl: RelayHistory | null = null;
   private readonly links = new Set<Link>();
   private readonly linksPerIp = new Map<string, number>();
   private handshakeBucket: TokenBucket;
@@ -274,6 +282,8 @@ export class Relay {
         replicated: this.replicatorImpl?.pushed ?? 0,
         generation: this.replicatorImpl?.generation() ?? '',
       },
+      consensus: this.consensusStatus(),
+      authority: this.authorityImpl?.status() ?? null,
       directory: this.directory.all().map((d) => ({
         nickname: d.nick,
         fingerprint: d.fingerprint,
@@ -283,6 +293,27 @@ export class Relay {
         neighbour: neighbours.has(d.fingerprint),
       })),
       neighbours: [...neighbours],
+    };
+  }
+
+  /** The consensus this relay holds, and what it says of this relay (status page, `npm start`). */
+  private consensusStatus(): Record<string, unknown> | null {
+    const c = this.overlayImpl?.consensus.current ?? null;
+    if (!c) return null;
+    const mine = ownEntry(c, this.fingerprint);
+    return {
+      validAfter: new Date(c.validAfter).toISOString(),
+      validUntil: new Date(c.validUntil).toISOString(),
+      relays: c.count,
+      signers: c.signers.length,
+      period: c.sr.pn,
+      sharedRandom: c.sr.cur ? toHex(c.sr.cur).slice(0, 16) : null,
+      commits: c.sr.com.length,
+      reveals: c.sr.rev.length,
+      flags: mine ? flagNames(mine.flags) : null,
+      weight: mine?.w ?? null,
+      positionWeights: c.weights,
+      listed: Object.fromEntries(c.entries.map((e) => [toHex(e.id), { flags: flagNames(e.flags), weight: e.w }])),
     };
   }
 
@@ -340,6 +371,7 @@ export class Relay {
     this.streamsImpl = new StreamsHandler(this.reactorImpl, this.metrics);
     this.reactorImpl.addHandler(this.streamsImpl);
     this.reactorImpl.addHandler(new RendezvousService(this.reactorImpl, this.metrics, this.now));
+    this.reactorImpl.addHandler(new EchoService(this.reactorImpl, () => this.authorities));
     if (isExitPolicy(parseExitPolicy(this.exitPolicyLines))) {
       this.exitImpl = new ExitService({ policy: parseExitPolicy(this.exitPolicyLines), metrics: this.metrics, log: this.log });
       this.streamsImpl.register(RelayCommand.BEGIN, this.exitImpl.open);
@@ -357,6 +389,7 @@ export class Relay {
         k: cfg.replication_factor,
         ...replicationTransport((id) => this.overlay.linkTo(id), this.ownCircuits),
         repairIntervalMs: cfg.timing.repair_interval,
+        placement: () => consensusPlacement(this.overlayImpl?.consensus.current ?? null, this.now()),
         metrics: this.metrics,
         log: this.log,
         now: this.now,
@@ -371,10 +404,12 @@ export class Relay {
       onLink: (link) => this.wireLink(link),
       degree: cfg.overlay_degree,
       gossipIntervalMs: cfg.timing.gossip_interval,
-      authorities: new Set([...cfg.directory_authorities.map((f) => f.toLowerCase()), ...(cfg.authority ? [identity.fingerprint] : [])]),
+      authorities: this.authorities,
       now: this.now,
+      onAuthorityMessage: (link, m) => this.authorityImpl?.onMessage(link, m),
       ...(cfg.bridge ? { bridge: { descriptor: () => this.ownDescriptor?.raw ?? null } } : {}),
     });
+    if (cfg.authority) this.startAuthority(identity);
     for (const line of cfg.bootstrap) {
       const b = parseBootstrapLine(line);
       if (!crypto().equal(b.identity, identity.publicKey)) this.overlayImpl.learnAddress(b.identity, b.url);
@@ -393,6 +428,8 @@ export class Relay {
     this.publishDescriptor();
     this.overlayImpl.start();
     this.overlayImpl.maintain();
+    this.testerImpl?.start();
+    this.authorityImpl?.start();
     this.maintenanceTimer = setInterval(() => this.maintain(), cfg.timing.maintenance_interval);
     if (this.replicatorImpl) {
       this.repairTimer = setInterval(() => {
@@ -656,20 +693,50 @@ export class Relay {
     if (!cfg.bridge) this.overlay.publish(d);
   }
 
-  /** As a directory authority: sign and flood a consensus of the relays currently in the directory. */
-  private lastConsensus = 0;
-  publishConsensus(): void {
-    if (!this.config.authority) return;
-    const now = this.now();
-    const approved = new Set(this.config.authority_approved.map((f) => f.toLowerCase()));
-    const relays = this.directory
-      .all()
-      .filter((d) => approved.size === 0 || approved.has(d.fingerprint))
-      .map((d) => ({ id: d.id, pub: d.pub }));
-    const raw = signConsensus(this.identity, relays, now, now + 3 * this.config.timing.consensus_interval);
-    this.lastConsensus = now;
-    this.overlay.offerConsensus(raw, null);
+  /** Fingerprints of the configured directory authorities (this relay included when it is one). */
+  private authoritySet: Set<string> | null = null;
+  get authorities(): ReadonlySet<string> {
+    this.authoritySet ??= new Set([...this.config.directory_authorities.map((f) => f.toLowerCase()), ...(this.config.authority ? [this.identity.fingerprint] : [])]);
+    return this.authoritySet;
   }
+
+  /** As a directory authority: reachability tests, measurements and voting (relay/authority.ts). */
+  private startAuthority(identity: IdentityKey): void {
+    const cfg = this.config;
+    const t = cfg.timing;
+    const f = cfg.authority_flags;
+    this.historyImpl = RelayHistory.inDir(cfg.data_dir);
+    this.testerImpl = new ReachabilityTester({
+      directory: this.directory,
+      history: this.historyImpl,
+      prove: (d) => this.dial(d.addr, d.id),
+      ...(cfg.authority_measure ? { measure: (d: Desc) => this.overlay.linkTo(d.id).then((link) => measureRelay(link, this.ownCircuits, d, { durationMs: t.measurement_duration, now: this.now })) } : {}),
+      testIntervalMs: t.reachability_interval,
+      measureIntervalMs: t.measurement_interval,
+      now: this.now,
+    });
+    this.authorityImpl = new AuthorityService({
+      identity,
+      authorities: this.authorities,
+      directory: this.directory,
+      history: this.historyImpl,
+      tester: this.testerImpl,
+      current: () => this.overlay.consensus.current,
+      adopt: (c) => this.overlay.adoptConsensus(c),
+      linkTo: (id) => this.overlay.linkTo(id),
+      interval: t.consensus_interval,
+      srPeriod: t.sr_period,
+      testIntervalMs: t.reachability_interval,
+      measures: cfg.authority_measure,
+      thresholds: { fastMin: f.fast_min, stableMtbf: f.stable_mtbf, guardMinKnown: f.guard_min_known, guardMinWfu: f.guard_min_wfu, guardBwGuarantee: f.guard_bw_guarantee, holderMinUptime: f.holder_min_uptime, dirMinKnown: f.dir_min_known },
+      approved: new Set(cfg.authority_approved.map((x) => x.toLowerCase())),
+      dataDir: cfg.data_dir,
+      now: this.now,
+      log: this.log,
+    });
+  }
+
+  private historySavedAt = 0;
 
   private rotateOnionKeys(): boolean {
     const ring = this.onionKeys!;
@@ -693,7 +760,11 @@ export class Relay {
       const storeChanged = this.checkStoreRoom(now);
       if (rotated || storeChanged || !d || now - d.pub >= this.config.timing.descriptor_renew) this.publishDescriptor();
       this.overlay.maintain();
-      if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
+      this.overlay.consensus.expire(now);
+      if (this.historyImpl && now - this.historySavedAt >= 60_000) {
+        this.historySavedAt = now;
+        this.historyImpl.save(now);
+      }
       this.checkMemory();
       this.reloadTls(now);
       for (const l of this.links) (l as Link & { account?: () => void }).account?.();
@@ -806,6 +877,9 @@ export class Relay {
     if (this.repairTimer) clearInterval(this.repairTimer);
     if (this.historyTimer) clearInterval(this.historyTimer);
     this.replicatorImpl?.stop();
+    this.authorityImpl?.stop();
+    this.testerImpl?.stop();
+    this.historyImpl?.save(this.now());
     this.overlayImpl?.stop();
     this.reactorImpl?.closeAll(DestroyReason.HIBERNATING);
     this.exitImpl?.closeAll();
