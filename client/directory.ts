@@ -98,17 +98,28 @@ export interface CrossCheckResult {
  * newest valid descriptor among them is used. Invalid descriptors are discarded (and count for nothing).
  */
 export function crossCheck(perSource: readonly (readonly Uint8Array[])[], now: number): CrossCheckResult {
+  return crossCheckVerified(perSource.map((raws) => verifiedOf(raws, now)));
+}
+
+/** The descriptors among `raws` that verify at `now` (invalid ones count for nothing). */
+function verifiedOf(raws: readonly Uint8Array[], now: number): Descriptor[] {
+  const out: Descriptor[] = [];
+  for (const raw of raws) {
+    try {
+      out.push(verifyDescriptor(raw, now));
+    } catch {
+      /* counts for nothing */
+    }
+  }
+  return out;
+}
+
+/** The majority cross-check over descriptors each source returned, already verified. */
+function crossCheckVerified(perSource: readonly (readonly Descriptor[])[]): CrossCheckResult {
   const votes = new Map<string, { count: number; best: Descriptor }>();
-  for (const raws of perSource) {
+  for (const ds of perSource) {
     const seen = new Set<string>();
-    for (const raw of raws) {
-      let d: Descriptor;
-      try {
-        d = verifyDescriptor(raw, now);
-      } catch {
-        continue;
-      }
-      if (seen.has(d.fingerprint)) continue;
+    for (const d of ds) {
       seen.add(d.fingerprint);
       const v = votes.get(d.fingerprint);
       if (!v) votes.set(d.fingerprint, { count: 1, best: d });
@@ -333,16 +344,13 @@ export class ClientDirectory {
     let consensusConflict: ConsensusConflict | null = null;
     let divergent: string[] = [];
     let conflict: ViewConflict | null = null;
+    // Each descriptor is verified once, whatever checks below look at it.
+    const verified = perSource.map((raws) => verifiedOf(raws, now()));
     const newest = new Map<string, Descriptor>();
-    for (const raws of perSource) {
-      for (const raw of raws) {
-        try {
-          const d = verifyDescriptor(raw, now());
-          const have = newest.get(d.fingerprint);
-          if (!have || d.pub > have.pub) newest.set(d.fingerprint, d);
-        } catch {
-          /* invalid descriptors count for nothing */
-        }
+    for (const ds of verified) {
+      for (const d of ds) {
+        const have = newest.get(d.fingerprint);
+        if (!have || d.pub > have.pub) newest.set(d.fingerprint, d);
       }
     }
     if (this.authorities.size > 0) {
@@ -350,8 +358,8 @@ export class ClientDirectory {
       // Any source's valid descriptor will do: the consensus names the md each relay must have.
       result = { accepted: [...newest.values()], rejected: [], sources: perSource.length };
     } else {
-      result = crossCheck(perSource, now());
-      ({ divergent, conflict } = await this.compareSources(answered, perSource, result, now(), signal));
+      result = crossCheckVerified(verified);
+      ({ divergent, conflict } = await this.compareSources(answered, verified, result, signal));
     }
     this.viewCache = null;
     for (const d of result.accepted) {
@@ -372,24 +380,16 @@ export class ClientDirectory {
    */
   private async compareSources(
     links: readonly Link[],
-    perSource: readonly Uint8Array[][],
+    perSource: readonly (readonly Descriptor[])[],
     result: CrossCheckResult,
-    now: number,
     signal?: AbortSignal,
   ): Promise<{ divergent: string[]; conflict: ViewConflict | null }> {
     const accepted = new Set(result.accepted.map((d) => d.fingerprint));
     const threshold = Math.max(DIVERGENCE_MIN, Math.ceil(accepted.size * 0.02));
     const divergent: string[] = [];
     let most = 0;
-    perSource.forEach((raws, i) => {
-      const mine = new Set<string>();
-      for (const raw of raws) {
-        try {
-          mine.add(verifyDescriptor(raw, now).fingerprint);
-        } catch {
-          /* counts for nothing */
-        }
-      }
+    perSource.forEach((ds, i) => {
+      const mine = new Set(ds.map((d) => d.fingerprint));
       let differing = 0;
       for (const fp of mine) if (!accepted.has(fp)) differing++;
       for (const fp of accepted) if (!mine.has(fp)) differing++;

@@ -81,6 +81,9 @@ export interface GuardSetOptions {
   onPathBias?: (e: PathBiasEvent) => void;
 }
 
+const NO_WEIGHTS = {};
+const eligibleCache = new WeakMap<readonly Descriptor[], WeakMap<object, Map<string, Descriptor>>>();
+
 export class GuardSet {
   private records: GuardRecord[] = [];
 
@@ -113,9 +116,16 @@ export class GuardSet {
   }
 
   private eligible(view: GuardView): Map<string, Descriptor> {
+    // Views are immutable: the same relays with the same weights give the same guards (simulations share them).
+    const byWeights = eligibleCache.get(view.relays);
+    const key = view.weights ?? NO_WEIGHTS;
+    const have = byWeights?.get(key);
+    if (have) return have;
     const flagged = view.weights?.flagged ?? false;
     const out = new Map<string, Descriptor>();
     for (const d of view.relays) if (!flagged || (view.weights!.flags(d) & Flag.GUARD) !== 0) out.set(d.fingerprint, d);
+    if (byWeights) byWeights.set(key, out);
+    else eligibleCache.set(view.relays, new WeakMap([[key, out]]));
     return out;
   }
 

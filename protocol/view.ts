@@ -89,7 +89,16 @@ export class DirectoryView implements SelectionWeights {
     return hasFlag(this.flags(d), f);
   }
 
+  private readonly memo = { guard: new WeakMap<Descriptor, number>(), middle: new WeakMap<Descriptor, number>(), exit: new WeakMap<Descriptor, number>() };
+
   weight(d: Descriptor, position: Position): number {
+    const m = this.memo[position];
+    let w = m.get(d);
+    if (w === undefined) m.set(d, (w = this.computeWeight(d, position)));
+    return w;
+  }
+
+  private computeWeight(d: Descriptor, position: Position): number {
     const base = this.baseWeight(d);
     if (base === 0) return 0;
     if (!this.flagged) return position === 'exit' && !isExit(d) ? 0 : base;
