@@ -586,7 +586,9 @@ export class Messenger extends Emitter<MessengerEvents> {
     // Weighted by capacity among relays eligible as introduction points (Stable with a consensus): a count-based
     // draw would favour whoever runs the most relays (specs/rendezvous.md §2).
     const view = this.client.directory.view;
-    const candidates = view.relays.filter((d) => view.introEligible(d) && !this.intros.has(d.fingerprint));
+    const stable = view.relays.filter((d) => view.introEligible(d) && !this.intros.has(d.fingerprint));
+    // Stable relays when there are any; in a network too young or too small for that, any relay offering it.
+    const candidates = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('intro') && !this.intros.has(d.fingerprint));
     while (this.intros.size < want && candidates.length) {
       throwIfAborted(signal);
       const relay = weightedPick(candidates, () => crypto().uniform(), 'middle', view);
@@ -817,7 +819,8 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
     const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
     const view = this.client.directory.view;
-    const rps = view.relays.filter((d) => view.rendezvousEligible(d) && !introRelays.has(d.fingerprint));
+    const stable = view.relays.filter((d) => view.rendezvousEligible(d) && !introRelays.has(d.fingerprint));
+    const rps = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('rendezvous') && !introRelays.has(d.fingerprint));
     // A rendezvous point that cannot be reached (gone, but still in the directory) is replaced by another.
     let circuit: ClientCircuit | null = null;
     let rp: Descriptor | undefined;

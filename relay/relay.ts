@@ -61,7 +61,7 @@ import { RelayHistory } from './authority-history.js';
 import { ReachabilityTester } from './authority-reachability.js';
 import { consensusPlacement, ownEntry } from './consensus-placement.js';
 import { EchoService, measureRelay } from './measurement.js';
-import { flagNames } from '../protocol/flags.js';
+import { Flag, flagNames } from '../protocol/flags.js';
 
 export const ALLIUM_VERSION = '0.1.0';
 
@@ -407,6 +407,10 @@ export class Relay {
       authorities: this.authorities,
       now: this.now,
       onAuthorityMessage: (link, m) => this.authorityImpl?.onMessage(link, m),
+      onConsensus: (c) => {
+        this.metrics.consensusRelays.set({ flag: 'all' }, c.count);
+        for (const [name, bit] of Object.entries(Flag)) this.metrics.consensusRelays.set({ flag: name.toLowerCase() }, c.entries.filter((e) => (e.flags & bit) !== 0).length);
+      },
       ...(cfg.bridge ? { bridge: { descriptor: () => this.ownDescriptor?.raw ?? null } } : {}),
     });
     if (cfg.authority) this.startAuthority(identity);
