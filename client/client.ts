@@ -25,6 +25,7 @@ import { buildCircuit, CircuitTable, type ClientCircuit } from './circuit.js';
 import { ClientDirectory, fetchBridgeDescriptor, type ConsensusConflict, type DirectoryCache, type RefreshResult, type ViewConflict } from './directory.js';
 import { GuardSet, type GuardStorage, type PathBiasEvent } from './guards.js';
 import type { PathBiasReaction } from './path-bias.js';
+import { DirectoryView } from '../protocol/view.js';
 import { allowsExit, choosePath, networkOf, weightedPick } from './path.js';
 import { NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type BridgeLine } from './bootstrap.js';
 
@@ -321,6 +322,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
   private async checkedRefresh(links: readonly Link[], signal?: AbortSignal, opened: Link[] = []): Promise<RefreshResult> {
     let r = await this.directory.refresh(links, this.now, signal);
     if (r.divergent.length > 0 && !this.bridgeModeOn) {
+      // Never one already asked, including the sources that disagreed.
       const asked = new Set(links.map((l) => (l.peer?.identity ? fingerprintOf(l.peer.identity) : '')));
       const more = await this.freshSources(3, asked, opened, signal, [...this.directory.store.all(), ...r.seen]);
       if (more.length > 0) r = await this.directory.refresh([...links, ...more], this.now, signal);
@@ -348,8 +350,10 @@ export class AlliumClient extends Emitter<ClientEvents> {
     });
     const out: Link[] = [];
     const subnets = this.o.enforceDistinctSubnets ?? true;
+    // Drawn by weight: the consensus's, or claims capped as without authorities (a made-up claim buys nothing).
+    const weights = pool ? new DirectoryView(pool, null) : view;
     while (out.length < n && candidates.length > 0) {
-      const d = weightedPick(candidates, () => crypto().uniform(), 'middle', pool ? undefined : view);
+      const d = weightedPick(candidates, () => crypto().uniform(), 'middle', weights);
       if (!d) break;
       candidates = candidates.filter((x) => x !== d && (!subnets || networkOf(x) !== networkOf(d)));
       const wasOpen = this.links.get(d.fingerprint)?.isOpen ?? false;

@@ -160,7 +160,8 @@ export class Overlay {
           });
   }
 
-  private get authorities(): ReadonlySet<string> {
+  /** The configured directory authorities (fingerprints). */
+  get authorities(): ReadonlySet<string> {
     return this.o.authorities ?? new Set();
   }
 
@@ -264,10 +265,13 @@ export class Overlay {
     if (have.size === 0) for (const fp of this.addresses.keys()) candidates.add(fp);
     for (const d of this.o.directory.all()) candidates.add(d.fingerprint);
     const list = [...candidates].filter((fp) => fp !== self && !have.has(fp) && !this.dialing.has(fp));
-    // Authorities first (a relay's own descriptor reaches them directly, §5.5), then relays weighted by their
-    // consensus weight when there is a consensus (a count-based draw would favour whoever runs the most relays).
+    // One authority first, unless one is a neighbour already (a relay's own descriptor then reaches an authority
+    // directly, §5.1), then relays weighted by their consensus weight when there is a consensus (a count-based draw
+    // would favour whoever runs the most relays).
     const weight = (fp: string): number => (this.consensus.current ? this.consensus.weightOf(fp) : 1);
-    const authorityFirst = list.filter((fp) => this.authorities.has(fp));
+    const hasAuthority = [...have].some((fp) => this.authorities.has(fp));
+    const authorityList = hasAuthority ? [] : list.filter((fp) => this.authorities.has(fp));
+    const authorityFirst = authorityList.length ? [authorityList[Math.floor(this.rand() * authorityList.length)]!] : [];
     while (missing > 0 && list.length > 0) {
       let fp: string;
       if (authorityFirst.length > 0) fp = authorityFirst.shift()!;
