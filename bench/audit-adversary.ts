@@ -55,11 +55,11 @@ export function renderText(rows: readonly AuditRow[], before: ReadonlyMap<string
       out.push(`${r.adversary}`, `  anchor: ${r.anchor}`);
     }
     out.push(`  ${r.metric} — ${r.resources}`);
-    lines.push([`  ${r.id}`, before.get(r.id)?.display ?? '—', r.display, r.goal, r.met ? 'yes' : 'NO']);
+    lines.push([`  ${r.id}`, before.get(r.id)?.display ?? '—', r.display, r.goal, r.informational ? '(no goal)' : r.met ? 'yes' : 'NO']);
   }
   flush();
-  const met = rows.filter((r) => r.met).length;
-  out.push(`${met} of ${rows.length} goals met`);
+  const goals = rows.filter((r) => !r.informational);
+  out.push(`${goals.filter((r) => r.met).length} of ${goals.length} goals met (${rows.length - goals.length} figures without a goal: networks without authorities)`);
   return out.join('\n');
 }
 
@@ -68,7 +68,7 @@ export function renderMarkdown(rows: readonly AuditRow[], before: ReadonlyMap<st
   const head = '| adversary | resources | figure | before (recorded) | after (measured) | goal | met | anchor |\n| --- | --- | --- | --- | --- | --- | --- | --- |';
   return [
     head,
-    ...rows.map((r) => `| ${esc(r.adversary)} | ${esc(r.resources)} | ${esc(r.metric)} | ${esc(before.get(r.id)?.display ?? '—')} | ${esc(r.display)} | ${esc(r.goal)} | ${r.met ? 'yes' : '**no**'} | ${esc(r.anchor)} |`),
+    ...rows.map((r) => `| ${esc(r.adversary)} | ${esc(r.resources)} | ${esc(r.metric)} | ${esc(before.get(r.id)?.display ?? '—')} | ${esc(r.display)} | ${esc(r.goal)} | ${r.informational ? '(no goal)' : r.met ? 'yes' : '**no**'} | ${esc(r.anchor)} |`),
   ].join('\n');
 }
 

@@ -105,11 +105,38 @@ export async function bandwidthLying(o: AuditOptions): Promise<AuditRow[]> {
     met: value <= limit,
     anchor: 'Tor: unmeasured relays weighted at most 20 kB/s; FlashFlow bounds inflation to 1.33×',
   });
+  // Without authorities: the same relays and claims, weighed by claims capped at 8 × the median claim.
+  const free = new DirectoryView(relays, null);
+  const freeShare = (list: readonly Descriptor[], position: 'guard' | 'exit'): number => {
+    let a = 0;
+    let t = 0;
+    for (const d of list) {
+      const w = free.weight(d, position);
+      t += w;
+      if (adversary.has(d.fingerprint)) a += w;
+    }
+    return a / t;
+  };
+  const fg = freeShare(free.relays, 'guard');
+  const fe = freeShare(free.relays.filter(isExit), 'exit');
+  const freeRow: AuditRow = {
+    id: 'bandwidth/free',
+    adversary: '1. Bandwidth lying',
+    resources: `the same relays in a network without authorities (claims capped at 8 × the median claim)`,
+    metric: 'without authorities: the liars\' share of guard draws and of exits (port 443)',
+    value: fg,
+    display: `guard ${pct(fg, 2)}, exit ${pct(fe, 2)} (capacity shares ${pct(capShare.any, 2)}, ${pct(capShare.exit, 2)})`,
+    goal: 'none: what a network without authorities loses',
+    met: true,
+    informational: true,
+    anchor: 'Tor has no authority-free mode',
+  };
   return [
     row('first-guard', 'fresh clients whose first guard is the adversary\'s', p.guard, firstGuard / clients, 1.2 * capShare.any, `1.2 × its capacity share ${pct(capShare.any, 2)}`),
     row('entry', 'circuits with the adversary as entry (no guards)', p.guard, entry / circuits, 1.2 * capShare.any, `1.2 × its capacity share ${pct(capShare.any, 2)}`),
     row('middle', 'circuits with the adversary as middle', p.middle, middle / circuits, 1.2 * capShare.any, `1.2 × its capacity share ${pct(capShare.any, 2)}`),
     row('exit', 'circuits with the adversary as exit (port 443)', p.exit, exit / circuits, 1.2 * capShare.exit, `1.2 × its share of exit capacity ${pct(capShare.exit, 2)}`),
     row('first-last', 'circuits with the adversary as entry and exit', p.guard * p.exit, both / circuits, 1.44 * capShare.any * capShare.exit, '1.2² × the product of those shares'),
+    freeRow,
   ];
 }

@@ -35,6 +35,8 @@ export interface AuditRow {
   met: boolean;
   /** The published figure of the design this one is measured against, or "—". */
   anchor: string;
+  /** A figure without a goal: what a network without authorities loses (SECURITY.md). */
+  informational?: boolean;
 }
 
 export interface HonestNetwork {

@@ -15,6 +15,7 @@ interface Row {
   display: string;
   goal: string;
   met: boolean;
+  informational?: boolean;
 }
 
 describe('sim: adversary audit (quick)', function () {
@@ -25,7 +26,7 @@ describe('sim: adversary audit (quick)', function () {
     const out = JSON.parse(stdout) as { rows: Row[]; before: Row[] };
     const ids = out.rows.map((r) => r.id);
     for (const prefix of ['bandwidth/', 'grinding/', 'sybil/', 'equivocation/', 'sdos/', 'exposure/']) expect(ids.some((id) => id.startsWith(prefix)), prefix).to.equal(true);
-    const missed = out.rows.filter((r) => !r.met).map((r) => `${r.id}: ${r.display} (goal ${r.goal})`);
+    const missed = out.rows.filter((r) => !r.met && !r.informational).map((r) => `${r.id}: ${r.display} (goal ${r.goal})`);
     expect(missed, missed.join('\n')).to.deep.equal([]);
     // The old code missed the goal of at least one figure of every adversary.
     for (const prefix of ['bandwidth/', 'grinding/', 'sybil/', 'equivocation/', 'sdos/', 'exposure/']) {
