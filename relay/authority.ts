@@ -47,8 +47,13 @@ import { hostOf, isLoopbackHost } from '../protocol/relay-network.js';
 import { srCommit, srPeriodOf, srRound } from '../protocol/shared-random.js';
 import { UNMEASURED_CAP } from '../protocol/weights.js';
 import type { Link } from '../net/link.js';
-import type { RelayHistory } from './authority-history.js';
-import type { ReachabilityTester } from './authority-reachability.js';
+import { RelayHistory } from './authority-history.js';
+import { ReachabilityTester } from './authority-reachability.js';
+import type { RelayConfig } from './config.js';
+import type { CircuitTable } from '../net/circuit.js';
+import { measureRelay } from './measurement.js';
+import type { Overlay } from './overlay.js';
+import type { Consensus as ConsensusDoc } from '../protocol/consensus.js';
 import { writeFileAtomic } from './keystore.js';
 
 /** Relays per IP address an authority lists at most (loopback excepted), as Tor's AuthDirMaxServersPerAddr. */
@@ -309,4 +314,54 @@ export class AuthorityService {
   status(): Record<string, unknown> {
     return { lastPublished: this.lastPublished ? new Date(this.lastPublished).toISOString() : null, voteBytes: this.lastVoteSize, measured: this.o.tester.measuredCount, history: this.o.history.size };
   }
+}
+
+/**
+ * An authority's parts, from the relay's configuration: its history (authority-history.json), the reachability
+ * tester and measurer, and the voting service. The relay starts them after its overlay (relay/relay.ts).
+ */
+export function createAuthority(o: {
+  config: RelayConfig;
+  identity: IdentityKey;
+  authorities: ReadonlySet<string>;
+  directory: DirectoryStore;
+  overlay: Pick<Overlay, 'linkTo' | 'adoptConsensus' | 'consensus'>;
+  dial: (url: string, identity: Uint8Array) => Promise<Link>;
+  circuits: CircuitTable;
+  now: () => number;
+  log: Logger;
+}): { history: RelayHistory; tester: ReachabilityTester; service: AuthorityService } {
+  const cfg = o.config;
+  const t = cfg.timing;
+  const f = cfg.authority_flags;
+  const history = RelayHistory.inDir(cfg.data_dir);
+  const tester = new ReachabilityTester({
+    directory: o.directory,
+    history,
+    prove: (d) => o.dial(d.addr, d.id),
+    ...(cfg.authority_measure ? { measure: (d: Descriptor) => o.overlay.linkTo(d.id).then((link) => measureRelay(link, o.circuits, d, { durationMs: t.measurement_duration, now: o.now })) } : {}),
+    testIntervalMs: t.reachability_interval,
+    measureIntervalMs: t.measurement_interval,
+    now: o.now,
+  });
+  const service = new AuthorityService({
+    identity: o.identity,
+    authorities: o.authorities,
+    directory: o.directory,
+    history,
+    tester,
+    current: (): ConsensusDoc | null => o.overlay.consensus.current,
+    adopt: (c) => void o.overlay.adoptConsensus(c),
+    linkTo: (id) => o.overlay.linkTo(id),
+    interval: t.consensus_interval,
+    srPeriod: t.sr_period,
+    testIntervalMs: t.reachability_interval,
+    measures: cfg.authority_measure,
+    thresholds: { fastMin: f.fast_min, stableMtbf: f.stable_mtbf, guardMinKnown: f.guard_min_known, guardMinWfu: f.guard_min_wfu, guardBwGuarantee: f.guard_bw_guarantee, holderMinUptime: f.holder_min_uptime, dirMinKnown: f.dir_min_known },
+    approved: new Set(cfg.authority_approved.map((x) => x.toLowerCase())),
+    dataDir: cfg.data_dir,
+    now: o.now,
+    log: o.log,
+  });
+  return { history, tester, service };
 }

@@ -56,12 +56,11 @@ import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { TokenBucket } from './token-bucket.js';
-import { AuthorityService } from './authority.js';
-import { RelayHistory } from './authority-history.js';
-import { ReachabilityTester } from './authority-reachability.js';
-import { consensusPlacement, ownEntry } from './consensus-placement.js';
-import { EchoService, measureRelay } from './measurement.js';
-import { Flag, flagNames } from '../protocol/flags.js';
+import { createAuthority, type AuthorityService } from './authority.js';
+import type { RelayHistory } from './authority-history.js';
+import type { ReachabilityTester } from './authority-reachability.js';
+import { consensusPlacement, consensusStatus, countConsensus } from './consensus-placement.js';
+import { EchoService } from './measurement.js';
 
 export const ALLIUM_VERSION = '0.1.0';
 
@@ -282,7 +281,7 @@ export class Relay {
         replicated: this.replicatorImpl?.pushed ?? 0,
         generation: this.replicatorImpl?.generation() ?? '',
       },
-      consensus: this.consensusStatus(),
+      consensus: consensusStatus(this.overlayImpl?.consensus.current ?? null, this.fingerprint),
       authority: this.authorityImpl?.status() ?? null,
       directory: this.directory.all().map((d) => ({
         nickname: d.nick,
@@ -293,27 +292,6 @@ export class Relay {
         neighbour: neighbours.has(d.fingerprint),
       })),
       neighbours: [...neighbours],
-    };
-  }
-
-  /** The consensus this relay holds, and what it says of this relay (status page, `npm start`). */
-  private consensusStatus(): Record<string, unknown> | null {
-    const c = this.overlayImpl?.consensus.current ?? null;
-    if (!c) return null;
-    const mine = ownEntry(c, this.fingerprint);
-    return {
-      validAfter: new Date(c.validAfter).toISOString(),
-      validUntil: new Date(c.validUntil).toISOString(),
-      relays: c.count,
-      signers: c.signers.length,
-      period: c.sr.pn,
-      sharedRandom: c.sr.cur ? toHex(c.sr.cur).slice(0, 16) : null,
-      commits: c.sr.com.length,
-      reveals: c.sr.rev.length,
-      flags: mine ? flagNames(mine.flags) : null,
-      weight: mine?.w ?? null,
-      positionWeights: c.weights,
-      listed: Object.fromEntries(c.entries.map((e) => [toHex(e.id), { flags: flagNames(e.flags), weight: e.w }])),
     };
   }
 
@@ -407,10 +385,7 @@ export class Relay {
       authorities: this.authorities,
       now: this.now,
       onAuthorityMessage: (link, m) => this.authorityImpl?.onMessage(link, m),
-      onConsensus: (c) => {
-        this.metrics.consensusRelays.set({ flag: 'all' }, c.count);
-        for (const [name, bit] of Object.entries(Flag)) this.metrics.consensusRelays.set({ flag: name.toLowerCase() }, c.entries.filter((e) => (e.flags & bit) !== 0).length);
-      },
+      onConsensus: (c) => countConsensus(this.metrics, c),
       ...(cfg.bridge ? { bridge: { descriptor: () => this.ownDescriptor?.raw ?? null } } : {}),
     });
     if (cfg.authority) this.startAuthority(identity);
@@ -706,38 +681,20 @@ export class Relay {
 
   /** As a directory authority: reachability tests, measurements and voting (relay/authority.ts). */
   private startAuthority(identity: IdentityKey): void {
-    const cfg = this.config;
-    const t = cfg.timing;
-    const f = cfg.authority_flags;
-    this.historyImpl = RelayHistory.inDir(cfg.data_dir);
-    this.testerImpl = new ReachabilityTester({
-      directory: this.directory,
-      history: this.historyImpl,
-      prove: (d) => this.dial(d.addr, d.id),
-      ...(cfg.authority_measure ? { measure: (d: Desc) => this.overlay.linkTo(d.id).then((link) => measureRelay(link, this.ownCircuits, d, { durationMs: t.measurement_duration, now: this.now })) } : {}),
-      testIntervalMs: t.reachability_interval,
-      measureIntervalMs: t.measurement_interval,
-      now: this.now,
-    });
-    this.authorityImpl = new AuthorityService({
+    const a = createAuthority({
+      config: this.config,
       identity,
       authorities: this.authorities,
       directory: this.directory,
-      history: this.historyImpl,
-      tester: this.testerImpl,
-      current: () => this.overlay.consensus.current,
-      adopt: (c) => this.overlay.adoptConsensus(c),
-      linkTo: (id) => this.overlay.linkTo(id),
-      interval: t.consensus_interval,
-      srPeriod: t.sr_period,
-      testIntervalMs: t.reachability_interval,
-      measures: cfg.authority_measure,
-      thresholds: { fastMin: f.fast_min, stableMtbf: f.stable_mtbf, guardMinKnown: f.guard_min_known, guardMinWfu: f.guard_min_wfu, guardBwGuarantee: f.guard_bw_guarantee, holderMinUptime: f.holder_min_uptime, dirMinKnown: f.dir_min_known },
-      approved: new Set(cfg.authority_approved.map((x) => x.toLowerCase())),
-      dataDir: cfg.data_dir,
+      overlay: this.overlay,
+      dial: (url, id) => this.dial(url, id),
+      circuits: this.ownCircuits,
       now: this.now,
       log: this.log,
     });
+    this.historyImpl = a.history;
+    this.testerImpl = a.tester;
+    this.authorityImpl = a.service;
   }
 
   private historySavedAt = 0;
