@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { MAX_DESCRIPTOR_BYTES } from './descriptor.js';
-import { MAX_CONSENSUS_BYTES } from './consensus.js';
+import { CONSENSUS_PAGE_ENTRIES, MAX_CONSENSUS_HEAD_BYTES, zEntry } from './consensus.js';
 
 /** Largest reassembled CONTROL message (specs/limits.md). */
 export const MAX_CONTROL_MESSAGE = 256 * 1024;
@@ -15,6 +15,8 @@ export const MAX_DESCRIPTORS_PER_MESSAGE = 100;
 export const MAX_SUMMARY_ENTRIES = 5_000;
 /** Most (identity, published) pairs in one `gossip-announce` (44 bytes each: about 44 KB). */
 export const MAX_ANNOUNCE_ENTRIES = 1_000;
+/** Bytes of a signed vote in one `vote-part` (a vote of 100,000 relays takes 33 parts). */
+export const VOTE_PART_BYTES = 200 * 1024;
 
 const descList = z.array(zBytes(undefined, MAX_DESCRIPTOR_BYTES)).max(MAX_DESCRIPTORS_PER_MESSAGE);
 
@@ -69,10 +71,33 @@ export const controlSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('dir-get'), since: zUint(), after: zBytes(32).nullable() }),
   /** A directory page. `at` is the responder's time; `more` says another page follows after the last identity. */
   z.strictObject({ t: z.literal('dir'), at: zUint(), ds: descList, more: z.boolean() }),
-  /** Signed consensuses of directory authorities (optional, specs/directory.md §7): gossiped and served. */
-  z.strictObject({ t: z.literal('consensus'), cs: z.array(zBytes(undefined, MAX_CONSENSUS_BYTES + 256)).max(1) }),
-  /** A client asks for the consensuses a relay holds. */
-  z.strictObject({ t: z.literal('consensus-get') }),
+  /** Asks for the newest signed consensus head the receiver holds (specs/directory.md §7.3). */
+  z.strictObject({ t: z.literal('consensus-head-get') }),
+  /** A signed consensus head (null: none held); relays also push it to relay neighbours when they adopt it. */
+  z.strictObject({ t: z.literal('consensus-head'), c: zBytes(undefined, MAX_CONSENSUS_HEAD_BYTES + 1024).nullable() }),
+  /** Asks for the entries of consensus `d` from index `from`. */
+  z.strictObject({ t: z.literal('consensus-entries-get'), d: zBytes(32), from: zUint() }),
+  /** A page of entries of consensus `d` from index `from`; `ok` false: the sender does not hold `d`. */
+  z.strictObject({ t: z.literal('consensus-entries'), d: zBytes(32), from: zUint(), e: z.array(zEntry).max(CONSENSUS_PAGE_ENTRIES), more: z.boolean(), ok: z.boolean() }),
+  /** Asks for the changes from consensus `from` to consensus `to`, identities above `after`. */
+  z.strictObject({ t: z.literal('consensus-diff-get'), from: zBytes(32), to: zBytes(32), after: zBytes(32).nullable() }),
+  /** A page of changes (ascending identity; null: the identity leaves); `ok` false: no diff between these two. */
+  z.strictObject({
+    t: z.literal('consensus-diff'),
+    from: zBytes(32),
+    to: zBytes(32),
+    ch: z.array(z.tuple([zBytes(32), zEntry.nullable()])).max(CONSENSUS_PAGE_ENTRIES),
+    more: z.boolean(),
+    ok: z.boolean(),
+  }),
+  /** Authority to authority: part `i` of `n` of its signed vote for the consensus valid after `va` (§7.1). */
+  z.strictObject({ t: z.literal('vote-part'), va: zUint(), i: zUint(63), n: zUint(64).min(1), b: zBytes(undefined, VOTE_PART_BYTES) }),
+  /** Authority to authority: its signature over the head of digest `d` it computed for `va` (§7.2). */
+  z.strictObject({ t: z.literal('consensus-sig'), va: zUint(), d: zBytes(32), s: zBytes(64) }),
+  /** Asks a directory source to sign what it serves (§6.5). */
+  z.strictObject({ t: z.literal('view-get') }),
+  /** A source's signed statement of what it serves: directory digest `d` of `n` descriptors, newest consensus `c`. */
+  z.strictObject({ t: z.literal('view'), at: zUint(), d: zBytes(32), n: zUint(), c: zBytes(32).nullable(), s: zBytes(64) }),
   /** A bridge's client asks for the bridge's own descriptor (specs/directory.md §9). */
   z.strictObject({ t: z.literal('bridge-get') }),
   /** A bridge's descriptor, signed under the bridge context. */

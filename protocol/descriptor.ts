@@ -91,6 +91,16 @@ function range(a: number, b: number): number[] {
 }
 
 /**
+ * The identity a signed descriptor names, decoded without checking anything else (specs/directory.md §5.5: a relay
+ * decides whether it has room for a new identity before it spends a signature check). Throws ERR_CBOR_* /
+ * ERR_SCHEMA.
+ */
+export function descriptorIdentity(raw: Uint8Array): Uint8Array {
+  const signed = decodeMessage(signedSchema, raw, MAX_DESCRIPTOR_BYTES, 'signed descriptor');
+  return decodeMessage(bodySchema, signed.b, MAX_DESCRIPTOR_BYTES, 'descriptor').id;
+}
+
+/**
  * Decodes and verifies a signed descriptor at time `now`. Throws ERR_SIGNATURE (forged), ERR_DESCRIPTOR_EXPIRED,
  * ERR_DESCRIPTOR_FUTURE, ERR_DESCRIPTOR (inconsistent), ERR_CBOR_* / ERR_SCHEMA (malformed), ERR_CBOR_TOO_LARGE.
  */

@@ -118,8 +118,25 @@ export const relayConfigSchema = z.strictObject({
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
   /** "auto": readable lines when standard error is a terminal, JSON lines otherwise; or always "json" or "pretty". */
   log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
-  /** Act as a directory authority: sign a consensus of the relays this relay knows (specs/directory.md §7). */
+  /** Act as a directory authority: test, measure, vote and sign consensuses (specs/directory.md §7). */
   authority: z.boolean().default(false),
+  /** As an authority: measure relays' capacity (specs/measurement.md); off: weights from others' measurements only. */
+  authority_measure: z.boolean().default(true),
+  /**
+   * As an authority: when relays earn flags (specs/directory.md §7.4). Times in ms, capacities in bytes/s, WFU a
+   * fraction; the defaults suit the public network, test networks shorten the times.
+   */
+  authority_flags: z
+    .strictObject({
+      fast_min: z.number().int().nonnegative().default(100_000),
+      stable_mtbf: duration.default(7 * 24 * 3600_000),
+      guard_min_known: duration.default(8 * 24 * 3600_000),
+      guard_min_wfu: z.number().min(0).max(1).default(0.98),
+      guard_bw_guarantee: z.number().int().nonnegative().default(2_000_000),
+      holder_min_uptime: duration.default(4 * 24 * 3600_000),
+      dir_min_known: duration.default(24 * 3600_000),
+    })
+    .prefault({}),
   /** As an authority: list only these relays (empty: every relay with a valid descriptor), like approved-routers. */
   authority_approved: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).default([]),
   /** Fingerprints of the directory authorities whose consensuses this relay keeps and passes on. */
@@ -147,6 +164,13 @@ export const relayConfigSchema = z.strictObject({
       exit_resolve_timeout: duration.default(5_000),
       /** How often the relay logs its heartbeat line (uptime, links, circuits, bytes, store). */
       heartbeat_interval: duration.default(3600_000),
+      /** Placement period (the shared random value's, specs/directory.md §7.6); a multiple of consensus_interval. */
+      sr_period: duration.default(24 * 3600_000),
+      /** How often an authority tests that each relay answers at its address. */
+      reachability_interval: duration.default(20 * 60_000),
+      /** How often an authority measures each relay, and for how long (specs/measurement.md). */
+      measurement_interval: duration.default(24 * 3600_000),
+      measurement_duration: duration.default(10_000),
     })
     .prefault({}),
 });
@@ -215,6 +239,11 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   if (cfg.relay_links_reserved >= cfg.max_links) throw new ConfigError('relay_links_reserved must be less than max_links (clients need some links)');
   if (!cfg.tls_cert !== !cfg.tls_key) throw new ConfigError('tls_cert and tls_key: set both (TLS) or neither (plain WebSocket)');
   if (cfg.bridge && cfg.authority) throw new ConfigError('bridge: a directory authority must be public; it cannot be a bridge');
+  const t = cfg.timing;
+  if (t.sr_period % t.consensus_interval !== 0 || t.sr_period < 2 * t.consensus_interval) {
+    throw new ConfigError('timing.sr_period must be a multiple of timing.consensus_interval, and at least twice it');
+  }
+
   if (/[?#]/.test(cfg.path)) throw new ConfigError('path: a URL path without query or fragment, like "/allium"');
   if (cfg.public_address) {
     let u: URL;

@@ -81,6 +81,7 @@ export class RelayMetrics {
   readonly errors: client.Counter<'code'>;
   readonly handshakes: client.Counter<'result'>;
   readonly directorySize: client.Gauge;
+  readonly consensusRelays: client.Gauge<'flag'>;
   readonly storeOpen: client.Gauge;
   readonly storeBytes: client.Gauge;
   readonly storeBlocks: client.Gauge;
@@ -116,6 +117,7 @@ export class RelayMetrics {
     this.errors = new client.Counter({ name: 'allium_errors_total', help: 'Protocol and peer errors, by error code', labelNames: ['code'], registers: r });
     this.handshakes = new client.Counter({ name: 'allium_handshakes_total', help: 'Link handshakes by result', labelNames: ['result'], registers: r });
     this.directorySize = new client.Gauge({ name: 'allium_directory_relays', help: 'Relays in this relay directory view', registers: r });
+    this.consensusRelays = new client.Gauge({ name: 'allium_consensus_relays', help: 'Relays the consensus held lists, in all (flag="all") and with each flag', labelNames: ['flag'], registers: r });
     this.storeOpen = new client.Gauge({ name: 'allium_store_open', help: '1 while the content store takes new items and the descriptor lists store; 0 when full', registers: r });
     this.storeOpen.set(1);
     this.storeBytes = new client.Gauge({ name: 'allium_store_bytes', help: 'Bytes of content blocks stored', registers: r });

@@ -27,14 +27,19 @@ import type { IdentityKey } from '../crypto/keys.js';
 import { fingerprintOf, parseFingerprint } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
 import { compareBytes, MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
-import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
-import type { DirectoryStore } from '../protocol/directory-store.js';
+import { descriptorIdentity, verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
+import { directoryDigest, type DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
 import { addressBlock } from '../protocol/address-block.js';
 import { encodeControl } from '../protocol/control.js';
-import { verifyConsensus, type Consensus } from '../protocol/consensus.js';
+import { verifyConsensusHead, type Consensus, type ConsensusHead } from '../protocol/consensus.js';
+import { toHex } from '../protocol/bytes.js';
+import { signViewStatement } from '../protocol/view-statement.js';
+import { fetchConsensusDiff, fetchConsensusEntries, fetchConsensusHead } from '../net/directory-requests.js';
 import type { Link } from '../net/link.js';
+import { Admission } from './admission.js';
+import { ConsensusCache } from './consensus-cache.js';
 import { shortFp } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
 
@@ -61,6 +66,15 @@ export interface OverlayOptions {
   maxPendingDials?: number;
   /** Relay links that dialed us taken as neighbours per address block (default MAX_INBOUND_NEIGHBOURS_PER_BLOCK). */
   maxInboundPerBlock?: number;
+  /**
+   * Sybil admission (specs/directory.md §5.5): a descriptor of an identity neither held nor listed enters the
+   * directory only after its relay proved reachability (default: on; off for bridges, which admit nothing of their own).
+   */
+  admission?: boolean;
+  /** A new consensus was adopted (the relay updates what depends on it: placement, neighbour weights). */
+  onConsensus?: (c: Consensus) => void;
+  /** Votes and consensus signatures from relay links (directory authorities, specs/directory.md §7.1–§7.2). */
+  onAuthorityMessage?: (link: Link, m: Extract<ControlMessage, { t: 'vote-part' | 'consensus-sig' }>) => void;
 }
 
 const DIR_PAGE = MAX_DESCRIPTORS_PER_MESSAGE;
@@ -157,8 +171,12 @@ export class Overlay {
   private readonly inboundPerBlock = new Map<string, number>();
   private gossipTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
-  /** Newest signed consensus per configured authority. */
-  private readonly consensuses = new Map<string, Consensus>();
+  /** The consensuses held (specs/directory.md §7.3). */
+  readonly consensus = new ConsensusCache();
+  /** Consensus digests being fetched (so one head announced by several neighbours is fetched once). */
+  private readonly fetchingConsensus = new Set<string>();
+  /** Descriptors waiting for a reachability proof (null: admission off). */
+  readonly admission: Admission | null;
   private readonly now: () => number;
   private readonly rand: () => number;
   /** Bridge: directory fetches in progress, and the responder time of the last complete fetch, per link. */
@@ -168,6 +186,25 @@ export class Overlay {
   constructor(private readonly o: OverlayOptions) {
     this.now = o.now ?? Date.now;
     this.rand = o.random ?? (() => crypto().uniform());
+    this.admission =
+      o.bridge || o.admission === false
+        ? null
+        : new Admission({
+            prove: (url, id) => o.dial(url, id),
+            admitted: (d) => this.admitted(d),
+            askAgain: (peer, ids) => {
+              const link = openOne(this.relayLinks.get(peer));
+              if (link) this.send(link, { t: 'gossip-want', ids });
+            },
+            isHeld: (fp) => this.o.directory.get(fp) !== undefined,
+            now: this.now,
+            count: (event) => this.o.metrics.drops.inc({ reason: `admission_${event}` }),
+          });
+  }
+
+  /** The configured directory authorities (fingerprints). */
+  get authorities(): ReadonlySet<string> {
+    return this.o.authorities ?? new Set();
   }
 
   /** Remembers how to reach a bootstrap relay (a configured bootstrap line; never an address learned from a peer). */
@@ -211,6 +248,7 @@ export class Overlay {
     this.standing.clear();
     for (const f of this.fetches.values()) clearTimeout(f.timer);
     this.fetches.clear();
+    this.admission?.stop();
   }
 
   /** True when this overlay runs for a bridge. */
@@ -246,7 +284,8 @@ export class Overlay {
     });
     if (this.o.bridge) return this.fetchDirectory(link);
     this.sendDigest(link);
-    for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
+    const c = this.consensus.current;
+    if (c) this.send(link, { t: 'consensus-head', c: c.raw });
   }
 
   /**
@@ -327,8 +366,31 @@ export class Overlay {
     const now = this.now();
     for (const d of this.o.directory.all()) if (d.exp > now) candidates.add(d.fingerprint);
     const list = [...candidates].filter((fp) => fp !== self && !have.has(fp) && !this.dialing.has(fp));
-    while (missing-- > 0 && list.length > 0) {
-      const fp = list.splice(Math.floor(this.rand() * list.length), 1)[0]!;
+    // One authority first, unless one is a neighbour already (a relay's own descriptor then reaches an authority
+    // directly, §5.1), then relays weighted by their consensus weight when there is a consensus (a count-based draw
+    // would favour whoever runs the most relays).
+    const weight = (fp: string): number => (this.consensus.current ? this.consensus.weightOf(fp) : 1);
+    const hasAuthority = [...have].some((fp) => this.authorities.has(fp));
+    const authorityList = hasAuthority ? [] : list.filter((fp) => this.authorities.has(fp));
+    const authorityFirst = authorityList.length ? [authorityList[Math.floor(this.rand() * authorityList.length)]!] : [];
+    while (missing > 0 && list.length > 0) {
+      let fp: string;
+      if (authorityFirst.length > 0) fp = authorityFirst.shift()!;
+      else {
+        const ws = list.map(weight);
+        const total = ws.reduce((a, b) => a + b, 0);
+        let i = 0;
+        if (total > 0) {
+          let r = this.rand() * total;
+          for (i = 0; i < list.length - 1; i++) {
+            r -= ws[i]!;
+            if (r < 0) break;
+          }
+        } else i = Math.floor(this.rand() * list.length);
+        fp = list[i]!;
+      }
+      list.splice(list.indexOf(fp), 1);
+      missing--;
       const id = this.o.directory.get(fp)?.id ?? parseFingerprint(fp);
       this.linkTo(id).catch((e: unknown) => {
         this.o.metrics.drops.inc({ reason: 'dial_failed' });
@@ -565,6 +627,7 @@ export class Overlay {
   private neighbourGone(fp: string): void {
     if (this.stopped) return;
     this.standing.delete(fp);
+    this.admission?.peerGone(fp);
     const asks: [string, number][] = [];
     for (const [k, p] of this.pulls) if (p.asked === fp) asks.push([k, p.attempt]);
     if (asks.length) this.retryPulls(asks);
@@ -684,13 +747,33 @@ export class Overlay {
         return this.reply(link, () => [this.directoryPage(m.since, m.after)]);
       case 'dir':
         return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'directory page sent to a relay'));
-      case 'consensus':
-        if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'consensus from a client link'));
-        for (const raw of m.cs) this.offerConsensus(raw, link);
+      case 'consensus-head':
+        // Relays push heads they adopt; on a client link it can only be a reply to our own request (a bridge's).
+        if (!fromRelay) {
+          if (this.o.bridge) return;
+          return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'consensus from a client link'));
+        }
+        if (m.c) this.offerConsensusHead(m.c, link);
         return;
-      case 'consensus-get':
-        // One consensus per message, then an empty one that ends the answer.
-        return this.reply(link, () => [...[...this.consensuses.values()].map((c): ControlMessage => ({ t: 'consensus', cs: [c.raw] })), { t: 'consensus', cs: [] }]);
+      // Answers go through the link's request budget and high-water mark (specs/link.md §4.2), as pages do.
+      case 'consensus-head-get':
+        return this.reply(link, () => [{ t: 'consensus-head', c: this.consensus.current?.raw ?? null }]);
+      case 'consensus-entries-get':
+        return this.reply(link, () => [{ t: 'consensus-entries', d: m.d, from: m.from, ...this.consensus.entriesPage(m.d, m.from) }]);
+      case 'consensus-diff-get':
+        return this.reply(link, () => [{ t: 'consensus-diff', from: m.from, to: m.to, ...this.consensus.diffPage(m.from, m.to, m.after) }]);
+      case 'consensus-entries':
+      case 'consensus-diff':
+      case 'view':
+        // Replies to our own requests (net/directory-requests.ts waits for them).
+        return;
+      case 'vote-part':
+      case 'consensus-sig':
+        if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'authority message from a client link'));
+        this.o.onAuthorityMessage?.(link, m);
+        return;
+      case 'view-get':
+        return this.sendView(link);
       case 'bridge-get':
       case 'bridge':
         // Bridge descriptors concern only a bridge and its clients; a public relay has none to give.
@@ -706,7 +789,12 @@ export class Overlay {
     if (this.fetches.has(link) || !link.isOpen || this.stopped) return;
     const since = Math.max(0, (this.fetchedAt.get(link) ?? 0) - 5_000);
     this.requestPage(link, since, null);
-    if (this.o.authorities?.size) this.send(link, { t: 'consensus-get' });
+    if (this.o.authorities?.size) {
+      fetchConsensusHead(link).then(
+        (raw) => raw && this.offerConsensusHead(raw, link),
+        () => undefined,
+      );
+    }
   }
 
   private requestPage(link: Link, since: number, after: Uint8Array | null): void {
@@ -737,8 +825,38 @@ export class Overlay {
   }
 
   private offer(link: Link, raw: Uint8Array, gossiped = false): void {
+    const from = this.peerOf(link);
+    const admission = this.admission;
+    if (admission && from) {
+      // Room for a new identity is checked before its signature (specs/directory.md §5.5): a neighbour pushing keys
+      // it made up spends our CBOR decoder, not our signature checks.
+      let id: Uint8Array | null = null;
+      try {
+        id = descriptorIdentity(raw);
+      } catch {
+        /* malformed: the checks below refuse it */
+      }
+      if (id) {
+        const fp = toHex(id);
+        if (!this.o.directory.get(fp) && !this.consensus.listed(fp) && !admission.has(fp) && !admission.hasRoom(from)) {
+          admission.defer(from, id);
+          return;
+        }
+      }
+    }
     try {
-      const { result, descriptor } = this.o.directory.offer(raw, this.now());
+      const now = this.now();
+      const { descriptor: d, held } = this.o.directory.verify(raw, now);
+      if (admission && !held && !this.o.directory.get(d.fingerprint) && !this.consensus.listed(d.fingerprint)) {
+        // A new identity nobody vouches for: held back until its relay proves it is reachable where it says.
+        admission.offer(d, from || d.fingerprint);
+        if (gossiped) this.o.metrics.gossipDescriptors.inc({ result: 'pending' });
+        const p = this.pulls.get(d.fingerprint);
+        if (p && d.pub >= p.pub) this.endPull(d.fingerprint, p);
+        return;
+      }
+      const result = held ? 'same' : this.o.directory.add(d, now);
+      const descriptor = d;
       this.o.metrics.directorySize.set(this.o.directory.size);
       if (gossiped) this.o.metrics.gossipDescriptors.inc({ result: result === 'same' ? 'known' : 'new' });
       if (result !== 'same') {
@@ -759,31 +877,72 @@ export class Overlay {
     }
   }
 
-  /** Adds a consensus (ours as an authority, or gossiped) if newer, and floods it. */
-  offerConsensus(raw: Uint8Array, from: Link | null): void {
-    const auths = this.o.authorities;
-    if (!auths || auths.size === 0) return;
-    let c: Consensus;
+  /** A proven descriptor (§5.5): into the directory, and announced like any new one. */
+  private admitted(d: Descriptor): void {
+    if (this.stopped) return;
     try {
-      c = verifyConsensus(raw, auths, this.now());
+      const result = this.o.directory.add(d, this.now());
+      this.o.metrics.directorySize.set(this.o.directory.size);
+      if (result !== 'same') {
+        this.learnAddress(d.id, d.addr);
+        this.queueGossip(d, null, false);
+      }
+    } catch (e) {
+      this.o.metrics.drops.inc({ reason: `descriptor_${(isAlliumError(e) ? e.code : 'ERR_INTERNAL').toLowerCase().replace(/^err_/, '')}` });
+    }
+  }
+
+  /**
+   * A signed consensus head from `from` (pushed by a neighbour, or answered to a bridge): if a majority of the
+   * configured authorities signed it and it is newer than ours, fetch its entries from `from` — as a diff against
+   * ours when it has one — check them, adopt it and pass the head on (specs/directory.md §7.3).
+   */
+  offerConsensusHead(raw: Uint8Array, from: Link): void {
+    const auths = this.authorities;
+    if (auths.size === 0) return;
+    let head: ConsensusHead;
+    try {
+      head = verifyConsensusHead(raw, auths, this.now());
     } catch (e) {
       this.o.metrics.drops.inc({ reason: `consensus_${isAlliumError(e) ? e.code.toLowerCase() : 'invalid'}` });
       return;
     }
-    const have = this.consensuses.get(c.authority);
-    if (have && have.validAfter >= c.validAfter) return;
-    this.consensuses.set(c.authority, c);
-    if (this.o.bridge) return; // a bridge's links are client links: relays take no consensus from them
-    for (const set of this.relayLinks.values()) {
-      for (const link of set) {
-        if (link !== from) this.send(link, { t: 'consensus', cs: [raw] });
-        break;
-      }
-    }
+    const cur = this.consensus.current;
+    if (cur && head.validAfter <= cur.validAfter) return;
+    const key = toHex(head.digest);
+    if (this.fetchingConsensus.has(key)) return;
+    this.fetchingConsensus.add(key);
+    const viaDiff = cur ? fetchConsensusDiff(from, cur, head).catch(() => fetchConsensusEntries(from, head)) : fetchConsensusEntries(from, head);
+    viaDiff.then(
+      (c) => {
+        this.fetchingConsensus.delete(key);
+        this.adoptConsensus(c, from);
+      },
+      (e: unknown) => {
+        this.fetchingConsensus.delete(key);
+        this.o.metrics.drops.inc({ reason: `consensus_entries_${isAlliumError(e) ? e.code.toLowerCase() : 'invalid'}` });
+      },
+    );
   }
 
-  get consensusCount(): number {
-    return this.consensuses.size;
+  /** Adopts a checked consensus (ours as an authority, or fetched) if newer, and floods its head. */
+  adoptConsensus(c: Consensus, from: Link | null = null): boolean {
+    if (this.stopped || !this.consensus.adopt(c)) return false;
+    this.o.onConsensus?.(c);
+    if (this.o.bridge) return true; // a bridge's links are client links: relays take no consensus from them
+    for (const set of this.relayLinks.values()) {
+      const link = openOne(set);
+      if (link && link !== from) this.send(link, { t: 'consensus-head', c: c.raw });
+    }
+    return true;
+  }
+
+  /** Signs what this relay serves (specs/directory.md §6.5). */
+  private sendView(link: Link): void {
+    const now = this.now();
+    const served = this.o.directory.since(0).filter((d) => d.exp > now);
+    const fields = { at: now, d: directoryDigest(served), n: served.length, c: this.consensus.current?.digest ?? null };
+    this.reply(link, () => [{ t: 'view', ...fields, s: signViewStatement(fields, this.o.identity.secretKey) }]);
   }
 
   private directoryPage(since: number, after: Uint8Array | null): ControlMessage {

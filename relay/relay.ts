@@ -64,12 +64,16 @@ import { CircuitTable } from '../net/circuit.js';
 import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
-import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 import { AddressBuckets } from './address-buckets.js';
 import { LinkAdmission } from './link-admission.js';
 import { MemoryGuard } from './memory-guard.js';
 import { ReadPacer } from './read-pacer.js';
+import { createAuthority, type AuthorityService } from './authority.js';
+import type { RelayHistory } from './authority-history.js';
+import type { ReachabilityTester } from './authority-reachability.js';
+import { consensusPlacement, consensusStatus, countConsensus } from './consensus-placement.js';
+import { EchoService } from './measurement.js';
 
 export { ALLIUM_VERSION };
 
@@ -157,6 +161,9 @@ export class Relay {
   private reactorImpl: CircuitReactor | null = null;
   /** What the relay tells its operator: warnings, bootstrap failures, joined, reachability, heartbeat. */
   private noticesImpl: RelayNotices | null = null;
+  private authorityImpl: AuthorityService | null = null;
+  private testerImpl: ReachabilityTester | null = null;
+  private historyImpl: RelayHistory | null = null;
   private readonly links = new Set<Link>();
   /** Links per address and per block, the relays' reserve and idle-client eviction (specs/link.md §7). */
   private readonly admission: LinkAdmission;
@@ -302,6 +309,8 @@ export class Relay {
         replicated: this.replicatorImpl?.pushed ?? 0,
         generation: this.replicatorImpl?.generation() ?? '',
       },
+      consensus: consensusStatus(this.overlayImpl?.consensus.current ?? null, this.fingerprint),
+      authority: this.authorityImpl?.status() ?? null,
       directory: this.directory.all().map((d) => ({
         nickname: d.nick,
         fingerprint: d.fingerprint,
@@ -377,6 +386,7 @@ export class Relay {
     this.streamsImpl = new StreamsHandler(this.reactorImpl, this.metrics);
     this.reactorImpl.addHandler(this.streamsImpl);
     this.reactorImpl.addHandler(new RendezvousService(this.reactorImpl, this.metrics, this.now));
+    this.reactorImpl.addHandler(new EchoService(this.reactorImpl, () => this.authorities));
     if (isExitPolicy(parseExitPolicy(this.exitPolicyLines))) {
       this.exitImpl = new ExitService({
         policy: parseExitPolicy(this.exitPolicyLines),
@@ -406,6 +416,7 @@ export class Relay {
         k: cfg.replication_factor,
         ...replicationTransport((id) => this.overlay.linkTo(id), this.ownCircuits),
         repairIntervalMs: cfg.timing.repair_interval,
+        placement: () => consensusPlacement(this.overlayImpl?.consensus.current ?? null, this.now()),
         metrics: this.metrics,
         log: this.log,
         now: this.now,
@@ -422,10 +433,13 @@ export class Relay {
       degree: cfg.overlay_degree,
       maxInboundPerBlock: cfg.max_inbound_neighbours_per_block,
       gossipIntervalMs: cfg.timing.gossip_interval,
-      authorities: new Set([...cfg.directory_authorities.map((f) => f.toLowerCase()), ...(cfg.authority ? [identity.fingerprint] : [])]),
+      authorities: this.authorities,
       now: this.now,
+      onAuthorityMessage: (link, m) => this.authorityImpl?.onMessage(link, m),
+      onConsensus: (c) => countConsensus(this.metrics, c),
       ...(cfg.bridge ? { bridge: { descriptor: () => this.ownDescriptor?.raw ?? null } } : {}),
     });
+    if (cfg.authority) this.startAuthority(identity);
     for (const line of cfg.bootstrap) {
       const b = parseBootstrapLine(line);
       if (!crypto().equal(b.identity, identity.publicKey)) this.overlayImpl.learnAddress(b.identity, b.url);
@@ -444,6 +458,8 @@ export class Relay {
     this.publishDescriptor();
     this.overlayImpl.start();
     this.overlayImpl.maintain();
+    this.testerImpl?.start();
+    this.authorityImpl?.start();
     this.maintenanceTimer = setInterval(() => this.maintain(), cfg.timing.maintenance_interval);
     if (this.replicatorImpl) {
       this.repairTimer = setInterval(() => {
@@ -711,19 +727,11 @@ export class Relay {
     if (!cfg.bridge) this.overlay.publish(d);
   }
 
-  /** As a directory authority: sign and flood a consensus of the relays currently in the directory. */
-  private lastConsensus = 0;
-  publishConsensus(): void {
-    if (!this.config.authority) return;
-    const now = this.now();
-    const approved = new Set(this.config.authority_approved.map((f) => f.toLowerCase()));
-    const relays = this.directory
-      .all()
-      .filter((d) => approved.size === 0 || approved.has(d.fingerprint))
-      .map((d) => ({ id: d.id, pub: d.pub }));
-    const raw = signConsensus(this.identity, relays, now, now + 3 * this.config.timing.consensus_interval);
-    this.lastConsensus = now;
-    this.overlay.offerConsensus(raw, null);
+  /** Fingerprints of the configured directory authorities (this relay included when it is one). */
+  private authoritySet: Set<string> | null = null;
+  get authorities(): ReadonlySet<string> {
+    this.authoritySet ??= new Set([...this.config.directory_authorities.map((f) => f.toLowerCase()), ...(this.config.authority ? [this.identity.fingerprint] : [])]);
+    return this.authoritySet;
   }
 
   /**
@@ -782,6 +790,25 @@ export class Relay {
       return false;
     },
   };
+  /** As a directory authority: reachability tests, measurements and voting (relay/authority.ts). */
+  private startAuthority(identity: IdentityKey): void {
+    const a = createAuthority({
+      config: this.config,
+      identity,
+      authorities: this.authorities,
+      directory: this.directory,
+      overlay: this.overlay,
+      dial: (url, id) => this.dial(url, id),
+      circuits: this.ownCircuits,
+      now: this.now,
+      log: this.log,
+    });
+    this.historyImpl = a.history;
+    this.testerImpl = a.tester;
+    this.authorityImpl = a.service;
+  }
+
+  private historySavedAt = 0;
 
   private rotateOnionKeys(): boolean {
     const ring = this.onionKeys!;
@@ -812,7 +839,11 @@ export class Relay {
       const storeChanged = this.checkStoreRoom(now);
       if (rotated || storeChanged || !d || now - d.pub >= this.config.timing.descriptor_renew) this.publishDescriptor();
       this.overlay.maintain();
-      if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
+      this.overlay.consensus.expire(now);
+      if (this.historyImpl && now - this.historySavedAt >= 60_000) {
+        this.historySavedAt = now;
+        this.historyImpl.save(now);
+      }
       this.checkMemory();
       this.reactorImpl?.maintain(now);
       this.addressBuckets.sweep();
@@ -952,6 +983,9 @@ export class Relay {
     if (this.repairTimer) clearInterval(this.repairTimer);
     if (this.historyTimer) clearInterval(this.historyTimer);
     this.replicatorImpl?.stop();
+    this.authorityImpl?.stop();
+    this.testerImpl?.stop();
+    this.historyImpl?.save(this.now());
     this.overlayImpl?.stop();
     this.reactorImpl?.closeAll(DestroyReason.HIBERNATING);
     this.exitImpl?.closeAll();

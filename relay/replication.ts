@@ -23,7 +23,7 @@ import { toHex, utf8 } from '../protocol/bytes.js';
 import { isAlliumError } from '../protocol/errors.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
-import { holdersOf, isStoreRelay } from '../protocol/placement.js';
+import { holdersOf, isStoreRelay, type PlacementContext } from '../protocol/placement.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import { buildCircuit, type CircuitTable, type ClientCircuit } from '../net/circuit.js';
 import type { Link } from '../net/link.js';
@@ -54,7 +54,17 @@ export interface ReplicatorOptions {
   parallel?: number;
   /** Holders probed per pass, at most (default 16). */
   probesPerPass?: number;
+  /**
+   * Placement (specs/content.md §6.1): the period's shared random value and which relays may hold, from the
+   * consensus (default: unsalted positions, every store relay).
+   */
+  placement?: () => PlacementOptions;
   now?: () => number;
+}
+
+export interface PlacementOptions {
+  readonly ctx: PlacementContext | null;
+  readonly eligible?: (d: Descriptor) => boolean;
 }
 
 export class Replicator {
@@ -125,7 +135,7 @@ export class Replicator {
     const targets = new Map<string, Descriptor>();
     for (const rk of this.o.store.sampleKeys(8)) {
       // The holders in the full directory: a relay already left out is probed too, to notice its return.
-      for (const h of holdersOf(rk, all, this.o.k + 1)) if (h.fingerprint !== me) targets.set(h.fingerprint, h);
+      for (const h of this.holders(rk, all, this.o.k + 1)) if (h.fingerprint !== me) targets.set(h.fingerprint, h);
     }
     for (const fp of this.departed.keys()) {
       const d = all.find((x) => x.fingerprint === fp);
@@ -151,11 +161,24 @@ export class Replicator {
 
   /** The placement generation: a hash of the store relays placement here counts (see relays()). */
   generation(): string {
+    const p = this.place();
     const fps = this.relays()
-      .filter(isStoreRelay)
+      .filter(p.eligible ?? isStoreRelay)
       .map((d) => d.fingerprint)
       .sort();
-    return toHex(crypto().hash(16, utf8(fps.join(','))));
+    // A new placement period moves every item: the period's value is part of the generation.
+    const salt = p.ctx ? `${p.ctx.pn}:${toHex(p.ctx.srv)};` : '';
+    return toHex(crypto().hash(16, utf8(salt + fps.join(','))));
+  }
+
+  private place(): PlacementOptions {
+    return this.o.placement?.() ?? { ctx: null };
+  }
+
+  /** holdersOf with this relay's placement. */
+  private holders(rk: Uint8Array, relays: readonly Descriptor[], k: number): Descriptor[] {
+    const p = this.place();
+    return holdersOf(rk, relays, k, p.eligible ? { ctx: p.ctx, eligible: p.eligible } : { ctx: p.ctx });
   }
 
   stop(): void {
@@ -195,7 +218,7 @@ export class Replicator {
       await work(
         (after) => this.o.store.uncheckedBlocks(gen, batch, after),
         async (rk) => {
-          const holders = holdersOf(rk, relays, this.o.k);
+          const holders = this.holders(rk, relays, this.o.k);
           const data = this.o.store.getBlock(rk, Date.now(), 'check');
           if (!data) return;
           let copies = 1;
@@ -215,7 +238,7 @@ export class Replicator {
           const data = this.o.store.getRecord(rk);
           if (!data) return;
           let ok = true;
-          for (const h of holdersOf(rk, relays, this.o.k)) {
+          for (const h of this.holders(rk, relays, this.o.k)) {
             if (h.fingerprint === me) continue;
             if ((await this.ensure(h, 'record', rk, data, false)) === null) ok = false;
           }
@@ -229,7 +252,7 @@ export class Replicator {
           const data = this.o.store.getMailbox(rk);
           if (!data || data.length === 0) return;
           let ok = true;
-          for (const h of holdersOf(rk, relays, this.o.k)) {
+          for (const h of this.holders(rk, relays, this.o.k)) {
             if (h.fingerprint === me) continue;
             if ((await this.ensure(h, 'mailbox', rk, data, false)) === null) ok = false;
           }
@@ -275,7 +298,7 @@ export class Replicator {
     for (const rk of hot) {
       const data = this.o.store.getBlock(rk, Date.now(), 'check');
       if (!data) continue;
-      const ring = holdersOf(rk, relays, this.o.k * 2).slice(this.o.k);
+      const ring = this.holders(rk, relays, this.o.k * 2).slice(this.o.k);
       for (const h of ring) if (h.fingerprint !== this.o.identity.fingerprint) await this.ensure(h, 'block', rk, data, true);
     }
   }

@@ -90,6 +90,7 @@ export async function startBenchNetwork(o: {
   return {
     relays,
     bootstrap: relays[0]!.bootstrap,
+    authorities: [],
     delay,
     httpPort: delay.info.ports[o.n]!,
     async stop() {

@@ -5,6 +5,7 @@
  */
 import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
+import { consensusFile } from './consensus.js';
 import { mailboxFile } from './mailbox.js';
 import type { VectorFile } from './common.js';
 import { linkFile } from './link.js';
@@ -20,6 +21,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'relay-crypto.json': relayCryptoFile,
   'mailbox.json': mailboxFile,
   'link.json': linkFile,
+  'consensus.json': consensusFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

@@ -53,6 +53,8 @@ function harness(w: World, gossipIntervalMs = 24 * 3_600_000): { overlay: Overla
     gossipIntervalMs,
     now: () => Date.now(),
     random: w.rng.fork().random,
+    // The neighbours are played by the test and dial nothing: no reachability proofs (test/sim/admission.test.ts).
+    admission: false,
   });
   const neighbour = (latencyMs = 20): Neighbour => {
     const key = IdentityKey.fromSeed(crypto().random(32));
