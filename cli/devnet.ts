@@ -2,13 +2,11 @@
  * `allium devnet` (the README's main job): a real local Allium network on 127.0.0.1 — relay processes and a client —
  * showing each capability live, then a compact status line until Ctrl-C stops everything.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, relative, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stringify } from 'smol-toml';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { AlliumClient } from '../client/client.js';
 import { ContentClient } from '../client/content.js';
 import { Messenger } from '../client/messaging.js';
@@ -20,14 +18,8 @@ import { IdentityKey } from '../crypto/keys.js';
 import { toHex } from '../protocol/bytes.js';
 import { NETWORK_MAP_PAGE } from './network-map.js';
 import { SINGLE_HOST_NETWORK } from '../relay/config.js';
+import { packageRoot, readMetric, RelayStartError, spawnRelay, type RelayProcess } from './relay-process.js';
 
-/** The package root: the nearest folder above this file with a package.json (sources run from cli/, builds from dist/cli/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
-const BIN = join(packageRoot(), 'bin', 'allium.js');
 
 /**
  * How to run `allium` in hints: `npx allium` from an installed package (a node_modules folder), else `node` and the
@@ -70,15 +62,10 @@ function say(s: string): void {
   process.stdout.write(`${s}\n`);
 }
 
+/** A relay's metric, NaN while it does not answer. */
 async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   try {
-    const text = await (await fetch(url)).text();
-    let sum = 0;
-    for (const line of text.split('\n')) {
-      const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (m && m[1] === name && Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
-    }
-    return sum;
+    return await readMetric(url, name, labels);
   } catch {
     return NaN;
   }
@@ -146,23 +133,13 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
   const { mkdirSync } = await import('node:fs');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (i < auth.count) writeFileSync(join(dir, 'identity.key'), toHex(auth.keys[i]!.seed) + '\n', { mode: 0o600 });
-  const cfgFile = join(dir, 'relay.toml');
-  writeFileSync(cfgFile, stringify(config));
-  const ready = join(dir, 'ready.json');
-  const proc = spawn(process.execPath, [BIN, 'relay', '--config', cfgFile, '--ready-file', ready], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const deadline = Date.now() + 30_000;
-  while (!existsSync(ready)) {
-    if (proc.exitCode !== null) {
-      const why = err.split('\n').find((l) => l.startsWith('allium:') || /Error/.test(l)) ?? err.trim().split('\n').pop() ?? '';
-      throw new ConfigError(`relay ${nick} failed to start: ${why.trim()}`);
-    }
-    if (Date.now() > deadline) throw new ConfigError(`relay ${nick} did not start in 30 s`);
-    await new Promise((r) => setTimeout(r, 50));
+  let r: RelayProcess;
+  try {
+    r = await spawnRelay(dir, config, { startTimeoutMs: 30_000 });
+  } catch (e) {
+    throw new ConfigError(`relay ${nick} failed to start: ${e instanceof RelayStartError ? e.reason : String(e)}`);
   }
-  const info = JSON.parse(readFileSync(ready, 'utf8')) as { fingerprint: string; bootstrap: string; metrics: string; address: string; admin: string };
-  return { nick, proc, dir, fingerprint: info.fingerprint, bootstrap: info.bootstrap, metrics: info.metrics, admin: info.admin, port: Number(new URL(info.address).port) };
+  return { nick, proc: r.proc, dir, fingerprint: r.fingerprint, bootstrap: r.bootstrap, metrics: r.metrics, admin: r.admin!, port: Number(new URL(r.address).port) };
 }
 
 /** The network map's data: relays (up or not), overlay links between them, and the client's circuit paths. */

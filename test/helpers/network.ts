@@ -6,13 +6,13 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
-import { connect, createServer as createNetServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stringify } from 'smol-toml';
 import { findProgram } from './programs.js';
 import { SINGLE_HOST_NETWORK } from '../../relay/config.js';
+import { freePort, readMetric, spawnRelay, type RelayProcess } from '../../cli/relay-process.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const SOURCE_CLI = join(ROOT, 'cli', 'allium.ts');
@@ -58,31 +58,16 @@ export interface RelayProcessOptions {
 }
 
 export interface RelayLaunch {
-  /** Script that takes the `allium` command line (default: cli/allium.ts through tsx, whatever dist/ holds). */
+  /** Script that takes the `allium` command line (default: DEFAULT_ENTRY). */
   entry?: string;
   /** Extra node flags, e.g. --cpu-prof. */
   nodeArgs?: string[];
 }
 
-export interface RelayProcess {
-  readonly proc: ChildProcess;
-  readonly dataDir: string;
-  readonly fingerprint: string;
-  readonly address: string;
-  readonly bootstrap: string;
-  readonly metrics: string;
-  /** The bridge line, when the relay was started as a bridge. */
-  readonly bridge: string | null;
-  /** Status page URL when the relay was started with `admin` in its config. */
-  readonly admin: string | null;
-  readonly pid: number;
-  readonly logs: () => string;
-  kill(signal?: NodeJS.Signals): Promise<number | null>;
-  rssBytes(): number;
-  metric(name: string, labels?: Record<string, string>): Promise<number>;
-}
+export type { RelayProcess } from '../../cli/relay-process.js';
+export { freePort, readMetric };
 
-/** Every relay process a test started; killed when the test process exits, so no relay outlives its test run. */
+/** Other processes a test started (nginx); killed when the test process exits. Relay processes: cli/relay-process.ts. */
 const spawned = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
@@ -134,12 +119,10 @@ export function tempDir(prefix = 'allium-test-'): string {
 
 export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProcess> {
   const dataDir = o.dataDir ?? tempDir('allium-relay-');
-  const readyFile = join(dataDir, 'ready.json');
-  rmSync(readyFile, { force: true });
+  rmSync(join(dataDir, 'ready.json'), { force: true });
   const config = {
     nickname: o.nickname ?? 'test',
     listen: o.listen ?? '127.0.0.1:0',
-    data_dir: dataDir,
     bootstrap: o.bootstrap ?? [],
     exit_policy: o.exitPolicy ?? ['reject *:*'],
     // a loopback test network (relay/config.ts SINGLE_HOST_NETWORK)
@@ -151,66 +134,11 @@ export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     ...o.extra,
     timing: { ...FAST_TIMING, ...o.timing },
   };
-  const configFile = join(dataDir, 'relay.toml');
-  writeFileSync(configFile, stringify(config));
-  const entry = o.process?.entry ? [o.process.entry] : DEFAULT_ENTRY;
-  const argv = [...(o.process?.nodeArgs ?? []), ...entry, 'relay', '--config', configFile, '--ready-file', readyFile];
-  const proc = spawn(process.execPath, argv, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...o.env },
+  return spawnRelay(dataDir, config, {
+    entry: o.process?.entry ? [o.process.entry] : DEFAULT_ENTRY,
+    ...(o.process?.nodeArgs ? { nodeArgs: o.process.nodeArgs } : {}),
+    ...(o.env ? { env: o.env } : {}),
   });
-  spawned.add(proc);
-  proc.once('exit', () => spawned.delete(proc));
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(readyFile)) {
-    if (proc.exitCode !== null) throw new Error(`relay exited early (${proc.exitCode}):\n${out}`);
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`relay did not start:\n${out}`);
-    }
-    await sleep(25);
-  }
-  const info = JSON.parse(readFileSync(readyFile, 'utf8')) as { fingerprint: string; address: string; bootstrap: string; bridge?: string | null; metrics: string; admin: string | null };
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return {
-    proc,
-    dataDir,
-    fingerprint: info.fingerprint,
-    address: info.address,
-    bootstrap: info.bootstrap,
-    metrics: info.metrics,
-    bridge: info.bridge ?? null,
-    admin: info.admin ?? null,
-    pid: proc.pid!,
-    logs: () => out,
-    async kill(signal: NodeJS.Signals = 'SIGTERM') {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      return exited;
-    },
-    rssBytes() {
-      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
-      return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-    },
-    async metric(name, labels = {}) {
-      return readMetric(info.metrics, name, labels);
-    },
-  };
-}
-
-export async function readMetric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(url)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const ls = m[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => ls.includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
 }
 
 export interface TestNetwork {
@@ -290,15 +218,6 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs:
 }
 
 // --- TLS and nginx (censorship tests and benchmarks) ---------------------------------------------------------------
-
-/** A free TCP port on 127.0.0.1 (closed again at once, so another process may take it first; good enough for tests). */
-export async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 export interface TestCertificate {
   /** PEM files: the certificate (self-signed, so it is also the CA to trust) and its key. */
