@@ -13,7 +13,7 @@ import { ContentClient } from '../client/content.js';
 import { parseLink } from '../protocol/content-link.js';
 import { fetchItem } from '../net/content-requests.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
-import { startNetwork, waitFor } from '../test/helpers/network.js';
+import { startNetwork, waitFor } from '../cli/local-network.js';
 import { parseFlags } from './lib/options.js';
 import { median } from './lib/stats.js';
 import { writeResults } from './lib/results.js';
