@@ -17,7 +17,7 @@ import { ContentClient } from '../client/content.js';
 import { parseLink } from '../protocol/content-link.js';
 import { fetchItem } from '../net/content-requests.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
-import { startNetwork, waitFor } from '../test/helpers/network.js';
+import { startNetwork, waitFor } from '../cli/local-network.js';
 import { chromiumPath, launchBrowser } from '../test/helpers/chromium.js';
 import { memoryBookmarkStorage } from '../client/gateway/bookmarks.js';
 import { startGateway } from '../client/gateway/server.js';

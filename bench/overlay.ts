@@ -27,7 +27,7 @@ import type { Link } from '../net/link.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { Relay } from '../relay/relay.js';
 import { silentLogger } from '../relay/logger.js';
-import { sleep, startRelay } from '../test/helpers/network.js';
+import { sleep, startRelay } from '../cli/local-network.js';
 import { table } from './harness.js';
 import { compiledRuntime, tsxRuntime, type Runtime } from './lib/compiled.js';
 import { parseFlags } from './lib/options.js';
@@ -86,7 +86,7 @@ interface Net {
 }
 
 function relayConfig(dir: string, bootstrap: string[]): ConstructorParameters<typeof Relay>[0] {
-  return { listen: '127.0.0.1:0', data_dir: dir, bootstrap, log_level: 'silent', max_links_per_ip: 4096, handshakes_per_second_per_ip: 10_000, handshakes_per_second_per_block: 10_000, allow_private_addresses: true };
+  return { listen: '127.0.0.1:0', data_dir: dir, bootstrap, log_level: 'silent', max_links_per_ip: 4096, max_links_per_block: 4096, max_inbound_neighbours_per_block: 4096, handshakes_per_second_per_ip: 10_000, handshakes_per_second_per_block: 10_000, allow_private_addresses: true };
 }
 
 /** Frames a control message of `bytes` takes when no other cell shares its frames. */
@@ -324,8 +324,8 @@ async function measureRss(rt: Runtime, links: number): Promise<RssRun> {
   const relay = await startRelay({
     nickname: 'rss',
     timing: DEFAULT_TIMING,
-    extra: { log_level: 'warn', max_links_per_ip: links + 64, handshakes_per_second: 2000 },
-    process: { entry: rt.cli, nodeArgs: [...rt.loaderArgs] },
+    extra: { log_level: 'warn', max_links_per_ip: links + 64, max_links_per_block: links + 64, max_inbound_neighbours_per_block: 4096, handshakes_per_second: 2000 },
+    process: { entry: [rt.cli], nodeArgs: [...rt.loaderArgs] },
   });
   const opened: Link[] = [];
   try {

@@ -2,13 +2,11 @@
  * `allium devnet` (the README's main job): a real local Allium network on 127.0.0.1 — relay processes and a client —
  * showing each capability live, then a compact status line until Ctrl-C stops everything.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, relative, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stringify } from 'smol-toml';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { AlliumClient } from '../client/client.js';
 import { ContentClient } from '../client/content.js';
 import { Messenger } from '../client/messaging.js';
@@ -16,19 +14,15 @@ import { startSocksServer } from '../client/socks.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { ConfigError } from '../protocol/errors.js';
 import { SQLITE_INSTALL, sqliteUnavailable } from '../relay/sqlite.js';
+import { IdentityKey } from '../crypto/keys.js';
+import { toHex } from '../protocol/bytes.js';
 import { NETWORK_MAP_PAGE } from './network-map.js';
 import { memoryBookmarkStorage } from '../client/gateway/bookmarks.js';
 import { startGateway, type Gateway } from '../client/gateway/server.js';
 import { publishSite, type SiteSource } from '../client/site.js';
-import { IdentityKey } from '../crypto/keys.js';
+import { SINGLE_HOST_NETWORK } from '../relay/config.js';
+import { packageRoot, readMetric, RelayStartError, spawnRelay, type RelayProcess } from './relay-process.js';
 
-/** The package root: the nearest folder above this file with a package.json (sources run from cli/, builds from dist/cli/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
-const BIN = join(packageRoot(), 'bin', 'allium.js');
 
 /**
  * How to run `allium` in hints: `npx allium` from an installed package (a node_modules folder), else `node` and the
@@ -97,22 +91,46 @@ function say(s: string): void {
   process.stdout.write(`${s}\n`);
 }
 
+/** A relay's metric, NaN while it does not answer. */
 async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   try {
-    const text = await (await fetch(url)).text();
-    let sum = 0;
-    for (const line of text.split('\n')) {
-      const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (m && m[1] === name && Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
-    }
-    return sum;
+    return await readMetric(url, name, labels);
   } catch {
     return NaN;
   }
 }
 
-async function startRelayProcess(root: string, i: number, o: DevnetOptions, bootstrap: string[], exit: boolean): Promise<DevRelay> {
-  const nick = exit ? `exit${i}` : `relay${i}`;
+interface ConsensusStatus {
+  signers: number;
+  period: number;
+  sharedRandom: string | null;
+  commits: number;
+  reveals: number;
+  validAfter: string;
+  listed: Record<string, { flags: string[]; weight: number }>;
+}
+
+/** The consensus a relay holds, from its status page. */
+async function consensusOf(r: DevRelay): Promise<ConsensusStatus | null> {
+  try {
+    return ((await (await fetch(new URL('status.json', r.admin))).json()) as { consensus: ConsensusStatus | null }).consensus;
+  } catch {
+    return null;
+  }
+}
+
+/** The devnet's directory authorities: the first relays, their identities made in advance (specs/directory.md §7). */
+interface Authorities {
+  readonly count: number;
+  readonly keys: readonly IdentityKey[];
+  readonly fingerprints: readonly string[];
+}
+
+/** Flags earned in seconds, so a devnet shows guards, holders and measured weights at once (specs/directory.md §7.4). */
+const DEVNET_FLAGS = { fast_min: 1, stable_mtbf: 2000, guard_min_known: 4000, guard_min_wfu: 0.5, guard_bw_guarantee: 1, holder_min_uptime: 4000, dir_min_known: 2000 };
+
+async function startRelayProcess(root: string, i: number, o: DevnetOptions, bootstrap: string[], exit: boolean, auth: Authorities): Promise<DevRelay> {
+  const nick = i < auth.count ? `auth${i}` : exit ? `exit${i}` : `relay${i}`;
   const dir = join(root, nick);
   const port = o.basePort === 0 ? 0 : o.basePort + i;
   const metricsPort = o.basePort === 0 ? 0 : o.basePort + 100 + i;
@@ -121,37 +139,36 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
     listen: `127.0.0.1:${port}`,
     data_dir: dir,
     bootstrap,
+    ...SINGLE_HOST_NETWORK,
     exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],
-    exit_reject_private: false,
-    allow_private_addresses: true,
-    // Every peer is 127.0.0.1 here.
-    handshakes_per_second_per_ip: 10_000,
-    handshakes_per_second_per_block: 10_000,
     metrics: `127.0.0.1:${metricsPort}`,
     admin: '127.0.0.1:0',
     log_level: 'warn',
     storage_quota: 256 * 1024 * 1024,
-    timing: { gossip_interval: 2000, maintenance_interval: 500, repair_interval: 5000, descriptor_lifetime: 120_000, descriptor_renew: 30_000 },
+    directory_authorities: auth.fingerprints,
+    ...(i < auth.count ? { authority: true, authority_flags: DEVNET_FLAGS } : {}),
+    timing: {
+      gossip_interval: 2000,
+      maintenance_interval: 500,
+      repair_interval: 5000,
+      descriptor_lifetime: 120_000,
+      descriptor_renew: 30_000,
+      consensus_interval: 2000,
+      reachability_interval: 3000,
+      measurement_interval: 120_000,
+      measurement_duration: 1000,
+    },
   };
   const { mkdirSync } = await import('node:fs');
-  mkdirSync(dir, { recursive: true });
-  const cfgFile = join(dir, 'relay.toml');
-  writeFileSync(cfgFile, stringify(config));
-  const ready = join(dir, 'ready.json');
-  const proc = spawn(process.execPath, [BIN, 'relay', '--config', cfgFile, '--ready-file', ready], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const deadline = Date.now() + 30_000;
-  while (!existsSync(ready)) {
-    if (proc.exitCode !== null) {
-      const why = err.split('\n').find((l) => l.startsWith('allium:') || /Error/.test(l)) ?? err.trim().split('\n').pop() ?? '';
-      throw new ConfigError(`relay ${nick} failed to start: ${why.trim()}`);
-    }
-    if (Date.now() > deadline) throw new ConfigError(`relay ${nick} did not start in 30 s`);
-    await new Promise((r) => setTimeout(r, 50));
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (i < auth.count) writeFileSync(join(dir, 'identity.key'), toHex(auth.keys[i]!.seed) + '\n', { mode: 0o600 });
+  let r: RelayProcess;
+  try {
+    r = await spawnRelay(dir, config, { startTimeoutMs: 30_000 });
+  } catch (e) {
+    throw new ConfigError(`relay ${nick} failed to start: ${e instanceof RelayStartError ? e.reason : String(e)}`);
   }
-  const info = JSON.parse(readFileSync(ready, 'utf8')) as { fingerprint: string; bootstrap: string; metrics: string; address: string; admin: string };
-  return { nick, proc, dir, fingerprint: info.fingerprint, bootstrap: info.bootstrap, metrics: info.metrics, admin: info.admin, port: Number(new URL(info.address).port) };
+  return { nick, proc: r.proc, dir, fingerprint: r.fingerprint, bootstrap: r.bootstrap, metrics: r.metrics, admin: r.admin!, port: Number(new URL(r.address).port) };
 }
 
 /** The network map's data: relays (up or not), overlay links between them, and the client's circuit paths. */
@@ -187,6 +204,8 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   if (noSqlite) throw new ConfigError(`devnet: its relays store content, which needs the better-sqlite3 package, which ${noSqlite}: run "${SQLITE_INSTALL}"`);
   const root = mkdtempSync(join(tmpdir(), 'allium-devnet-'));
   const relays: DevRelay[] = [];
+  const authKeys = Array.from({ length: Math.min(3, o.relays - o.exits) }, () => IdentityKey.generate());
+  const auth: Authorities = { count: authKeys.length, keys: authKeys, fingerprints: authKeys.map((k) => k.fingerprint) };
   let client: AlliumClient | null = null;
   let content: ContentClient | null = null;
   let socks: Awaited<ReturnType<typeof startSocksServer>> | null = null;
@@ -233,18 +252,18 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   try {
     say(c.bold(`Allium local network: ${o.relays} relays (${o.exits} exits) on 127.0.0.1`));
     const t0 = Date.now();
-    const first = await startRelayProcess(root, 0, o, [], false);
+    const first = await startRelayProcess(root, 0, o, [], false, auth);
     relays.push(first);
-    say(`  relay0 joined  ${c.dim(first.fingerprint.slice(0, 16))}  port ${first.port}  (bootstrap)`);
+    say(`  ${first.nick.padEnd(7)} joined  ${c.dim(first.fingerprint.slice(0, 16))}  port ${first.port}  (bootstrap, directory authority)`);
     const rest = await Promise.all(
       Array.from({ length: o.relays - 1 }, (_, j) => {
         const i = j + 1;
-        return startRelayProcess(root, i, o, [first.bootstrap], i >= o.relays - o.exits);
+        return startRelayProcess(root, i, o, [first.bootstrap], i >= o.relays - o.exits, auth);
       }),
     );
     for (const r of rest) {
       relays.push(r);
-      say(`  ${r.nick.padEnd(7)} joined  ${c.dim(r.fingerprint.slice(0, 16))}  port ${r.port}`);
+      say(`  ${r.nick.padEnd(7)} joined  ${c.dim(r.fingerprint.slice(0, 16))}  port ${r.port}${auth.fingerprints.includes(r.fingerprint) ? '  (directory authority)' : ''}`);
     }
     for (;;) {
       const sizes = await Promise.all(relays.map((r) => metric(r.metrics, 'allium_directory_relays')));
@@ -254,9 +273,29 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     }
     say(c.green(`✓ directory converged: every relay knows all ${o.relays} relays (${((Date.now() - t0) / 1000).toFixed(1)} s)`));
 
-    client = new AlliumClient({ bootstrap: [first.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false });
+    // The authorities test every relay, measure it and vote; flags are earned within seconds here (days in a public network).
+    const tAuth = Date.now();
+    for (;;) {
+      const listed = await Promise.all(relays.map((r) => metric(r.metrics, 'allium_consensus_relays', { flag: 'all' })));
+      const flagged = await Promise.all(['guard', 'holder', 'measured'].map((f) => metric(first.metrics, 'allium_consensus_relays', { flag: f })));
+      if (listed.every((n) => n >= o.relays * 1) && flagged.every((n) => n === o.relays)) break;
+      if (Date.now() - tAuth > 90_000) throw new ConfigError('the authorities did not sign a consensus with flags and measured weights in 90 s');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const cs = await consensusOf(first);
+    say(c.green(`✓ ${auth.count} directory authorities tested, measured and voted: one consensus of ${o.relays} relays, signed by ${cs?.signers ?? '?'} of ${auth.count} (${((Date.now() - tAuth) / 1000).toFixed(1)} s)`));
+    if (cs) {
+      for (const r of relays) {
+        const e = cs.listed[r.fingerprint];
+        say(`    ${r.nick.padEnd(7)} ${(e ? e.flags.join(' ') : 'not listed').padEnd(44)} measured weight ${e ? `${(e.weight / 1e6).toFixed(1)} MB/s` : '—'}`);
+      }
+      say(`    ${c.dim(`placement period ${cs.period}, shared random value ${cs.sharedRandom ?? '(first period: not yet)'}; ${cs.commits} commits, ${cs.reveals} reveals so far`)}`);
+    }
+
+    client = new AlliumClient({ bootstrap: [first.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, authorities: auth.fingerprints });
     await client.start();
-    say(c.green(`✓ client fetched the directory from ${Math.min(3, o.relays)} relays and cross-checked it (${client.directory.size} relays)`));
+    const cc = client.directory.consensus;
+    say(c.green(`✓ client checked the consensus (${cc?.signers.length ?? 0} of ${auth.count} authority signatures) and fetched descriptors from ${Math.min(3, o.relays)} relays (${client.directory.all().length} usable relays)`));
 
     http = createServer((_req, res) => {
       res.writeHead(200, { 'Content-Type': 'text/plain' });
@@ -305,7 +344,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     say(`    try: ${alliumCommand()} get '${link}' -o out.txt --test-network --bootstrap "${first.bootstrap}"`);
 
     // Two identities exchange messages through introduction and rendezvous points; neither learns where the other is.
-    const bobClient = new AlliumClient({ bootstrap: [first.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    const bobClient = new AlliumClient({ bootstrap: [first.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, authorities: auth.fingerprints });
     await bobClient.start();
     extraClients.push(bobClient);
     const alice = new Messenger(client);
@@ -359,7 +398,8 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
         const bytes = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_link_bytes_total', { direction: 'out' })));
         const blocks = await Promise.all(alive.map((r) => metric(r.metrics, 'allium_store_blocks')));
         const sum = (a: number[]): number => a.reduce((x, y) => x + (Number.isFinite(y) ? y : 0), 0);
-        const line = `relays ${alive.length}/${relays.length} · circuit hops ${sum(circuits)} · client circuits ${client!.openCircuits} · relayed ${(sum(bytes) / 1e6).toFixed(1)} MB · stored blocks ${sum(blocks)}`;
+        const cs = client!.directory.consensus;
+        const line = `relays ${alive.length}/${relays.length} · consensus ${cs ? new Date(cs.validAfter).toISOString().slice(11, 19) : '—'} · circuit hops ${sum(circuits)} · client circuits ${client!.openCircuits} · relayed ${(sum(bytes) / 1e6).toFixed(1)} MB · stored blocks ${sum(blocks)}`;
         if (process.stdout.isTTY) process.stdout.write(`\r\x1b[2K${line}`);
         else say(line);
       })();

@@ -4,7 +4,7 @@
  * order, SIGHUP reads the configuration again and applies what a running relay can (relay/reload.ts) and re-reads
  * the TLS certificate.
  */
-import { loadRelayConfigFile, resolveRelayConfig, type RelayConfig, type RelayConfigInput } from '../relay/config.js';
+import { loadRelayConfigFile, resolveRelayConfig, SINGLE_HOST_NETWORK, type RelayConfig, type RelayConfigInput } from '../relay/config.js';
 import { createLogger } from '../relay/logger.js';
 import { preflightRelay } from '../relay/preflight.js';
 import { loadTlsFiles, Relay } from '../relay/relay.js';
@@ -25,10 +25,9 @@ export function relayConfigInput(opts: Record<string, unknown>): Record<string, 
   if (opts['logFormat']) base['log_format'] = opts['logFormat'];
   if (opts['bridge']) base['bridge'] = true;
   if (opts['testNetwork']) {
+    for (const [k, v] of Object.entries(SINGLE_HOST_NETWORK)) base[k] ??= v;
     base['exit_reject_private'] = false;
     base['allow_private_addresses'] = true;
-    base['handshakes_per_second_per_ip'] ??= 10_000;
-    base['handshakes_per_second_per_block'] ??= 10_000;
     base['timing'] = { gossip_interval: 1000, maintenance_interval: 500, ...(base['timing'] as object | undefined) };
   }
   return base;

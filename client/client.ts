@@ -22,9 +22,11 @@ import type { Link, LinkOptions } from '../net/link.js';
 import type { MuxStream } from '../net/stream-mux.js';
 import { BuildTimeout } from './build-timeout.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from './circuit.js';
-import { ClientDirectory, fetchBridgeDescriptor, fetchFromRelay, type DirectoryCache } from './directory.js';
-import { GuardSet, type GuardStorage } from './guards.js';
-import { allowsExit, choosePath } from './path.js';
+import { ClientDirectory, fetchBridgeDescriptor, fetchFromRelay, type ConsensusConflict, type DirectoryCache, type RefreshResult, type ViewConflict } from './directory.js';
+import { GuardSet, type GuardStorage, type PathBiasEvent } from './guards.js';
+import type { PathBiasReaction } from './path-bias.js';
+import { DirectoryView } from '../protocol/view.js';
+import { allowsExit, choosePath, networkOf, weightedPick } from './path.js';
 import { NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type BridgeLine } from './bootstrap.js';
 
 export interface ClientStorage {
@@ -52,6 +54,11 @@ export interface ClientOptions {
   entryRelays?: readonly string[];
   /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */
   authorities?: readonly string[];
+  /**
+   * What to do about a guard whose circuits fail far too often (specs/path.md §3.1): "avoid" (the default) stops
+   * using it; "warn" only reports it (`client:path-bias`).
+   */
+  pathBias?: PathBiasReaction;
   /** Bridge lines ("bridge wss://host/path FINGERPRINT secret=SECRET") of unlisted relays to enter through. */
   bridges?: readonly string[];
   /**
@@ -72,6 +79,10 @@ export interface BootstrapStage {
 
 export type ClientEvents = {
   'client:ready': [];
+  /** A guard's circuits fail far more often than the network explains (specs/path.md §3.1). */
+  'client:path-bias': [PathBiasEvent];
+  /** Directory sources disagree (without authorities), or two consensuses were signed for one time (§6.5, §7.3). */
+  'client:directory-conflict': [{ divergent: readonly string[]; conflict: ViewConflict | null; consensusConflict: ConsensusConflict | null }];
   'client:bootstrap': [BootstrapStage];
   'client:circuit': [ClientCircuit];
   'client:progress': [string];
@@ -133,7 +144,13 @@ export class AlliumClient extends Emitter<ClientEvents> {
     this.hops = o.hops ?? 3;
     this.now = o.now ?? Date.now;
     this.directory = new ClientDirectory(o.storage?.directory, new Set((o.authorities ?? []).map((a) => a.toLowerCase())));
-    this.guards = new GuardSet(o.storage?.guards ?? null);
+    this.guards = new GuardSet(o.storage?.guards ?? null, undefined, {
+      pathBiasReaction: o.pathBias ?? 'avoid',
+      onPathBias: (e) => {
+        this.emit('client:path-bias', e);
+        this.emit('client:progress', `guard ${e.fingerprint.slice(0, 8)}: ${e.successes} of ${e.attempts} circuits built (path bias: ${e.level})${e.disabled ? '; no longer used' : ''}`);
+      },
+    });
   }
 
   get openCircuits(): number {
@@ -219,14 +236,18 @@ export class AlliumClient extends Emitter<ClientEvents> {
       if (this.bridgeDescriptors.size === 0) throw new AlliumError('ERR_DIRECTORY', 'no bridge gave a valid bridge descriptor');
       this.emit('client:progress', `bridge mode: entering through ${this.bridgeDescriptors.size} bridge${this.bridgeDescriptors.size === 1 ? '' : 's'}`);
     }
-    const r = await this.directory.refresh(sources, this.now, signal);
+    const r = await this.checkedRefresh(sources, signal);
     this.emit(
       'client:progress',
       r.sources === 1
         ? `directory: ${r.accepted.length} relays from 1 source only: not cross-checked (no other relay answered)`
         : `directory: ${r.accepted.length} relays from ${r.sources} sources (${r.rejected.length} not confirmed by a majority)`,
     );
-    if (!this.bridgeModeOn) await this.guards.refresh(this.directory.all(), this.now());
+    if (r.consensus) {
+      const c = r.consensus;
+      this.emit('client:progress', `consensus of ${c.count} relays signed by ${c.signers.length} of ${this.o.authorities?.length ?? 0} authorities, valid until ${new Date(c.validUntil).toISOString()}; ${this.directory.all().length} usable`);
+    }
+    if (!this.bridgeModeOn) await this.guards.refresh(this.guardView(), this.now());
     this.state = 'running';
     this.refreshTimer = setInterval(() => void this.refreshDirectory(), 10 * 60_000);
     (this.refreshTimer as { unref?: () => void }).unref?.();
@@ -321,18 +342,91 @@ export class AlliumClient extends Emitter<ClientEvents> {
     return r.links;
   }
 
-  /** Re-fetches the directory (cross-checked) from open links, or in bridge mode from the bridges. */
+  /**
+   * Re-fetches the directory from fresh, diverse sources (specs/directory.md §6.3) — relays drawn by weight from
+   * the directory's sources (the Dir flag with a consensus), one per network, not the guards — or in bridge mode
+   * from the bridges. Links opened only for this are closed afterwards.
+   */
   async refreshDirectory(signal?: AbortSignal): Promise<void> {
+    const opened: Link[] = [];
     try {
-      const links = this.bridgeModeOn
-        ? await this.bridgeLinks(signal)
-        : [...this.links.values()].filter((l) => l.isOpen).slice(0, this.o.directorySources ?? 3);
+      const links = this.bridgeModeOn ? await this.bridgeLinks(signal) : await this.freshSources(this.o.directorySources ?? 3, new Set(), opened, signal);
       if (links.length === 0) return;
       if (this.bridgeModeOn) await this.refreshBridgeDescriptors(links, signal);
-      await this.directory.refresh(links, this.now, signal);
-      if (!this.bridgeModeOn) await this.guards.refresh(this.directory.all(), this.now());
+      await this.checkedRefresh(links, signal, opened);
+      if (!this.bridgeModeOn) await this.guards.refresh(this.guardView(), this.now());
     } catch {
       /* keep the current view */
+    } finally {
+      this.closeSourceLinks(opened);
+    }
+  }
+
+  /** Flags and weights for guard sampling (protocol/view.ts). */
+  private guardView(): { relays: readonly Descriptor[]; weights: ClientDirectory['view'] } {
+    return { relays: this.directory.all(), weights: this.directory.view };
+  }
+
+  /**
+   * A refresh, and when the sources disagree (without authorities: some source's view differs markedly from the
+   * majority's), a second one with up to three more fresh sources drawn from everything the first returned, so
+   * that two colluding sources of three are outvoted (specs/directory.md §6.5). Reports the conflict.
+   */
+  private async checkedRefresh(links: readonly Link[], signal?: AbortSignal, opened: Link[] = []): Promise<RefreshResult> {
+    let r = await this.directory.refresh(links, this.now, signal);
+    if (r.divergent.length > 0 && !this.bridgeModeOn) {
+      // Never one already asked, including the sources that disagreed.
+      const asked = new Set(links.map((l) => (l.peer?.identity ? fingerprintOf(l.peer.identity) : '')));
+      const more = await this.freshSources(3, asked, opened, signal, [...this.directory.store.all(), ...r.seen]);
+      if (more.length > 0) r = await this.directory.refresh([...links, ...more], this.now, signal);
+    }
+    if (r.divergent.length > 0 || r.conflict || r.consensusConflict) {
+      this.emit('client:directory-conflict', { divergent: r.divergent, conflict: r.conflict, consensusConflict: r.consensusConflict });
+      this.emit('client:progress', `directory sources disagree: ${r.divergent.length} of ${r.sources} gave a view unlike the majority's${r.consensusConflict ? '; two consensuses were signed for one time' : ''}`);
+    }
+    return r;
+  }
+
+  /**
+   * Up to `n` directory sources (specs/directory.md §6.3): relays of `pool` (default: the usable directory) eligible
+   * as sources, drawn by weight one network at a time, never a guard nor one in `skip`; dialed unless a link is open.
+   * Newly opened links are appended to `opened`.
+   */
+  private async freshSources(n: number, skip: ReadonlySet<string>, opened: Link[], signal?: AbortSignal, pool?: readonly Descriptor[]): Promise<Link[]> {
+    const view = this.directory.view;
+    const guards = new Set(this.guards.all.map((g) => g.fingerprint));
+    const seen = new Set<string>();
+    let candidates = (pool ?? this.directory.all()).filter((d) => {
+      if (seen.has(d.fingerprint)) return false;
+      seen.add(d.fingerprint);
+      return !skip.has(d.fingerprint) && !guards.has(d.fingerprint) && (pool !== undefined || view.dirEligible(d));
+    });
+    const out: Link[] = [];
+    const subnets = this.o.enforceDistinctSubnets ?? true;
+    // Drawn by weight: the consensus's, or claims capped as without authorities (a made-up claim buys nothing).
+    const weights = pool ? new DirectoryView(pool, null) : view;
+    while (out.length < n && candidates.length > 0) {
+      const d = weightedPick(candidates, () => crypto().uniform(), 'middle', weights);
+      if (!d) break;
+      candidates = candidates.filter((x) => x !== d && (!subnets || networkOf(x) !== networkOf(d)));
+      const wasOpen = this.links.get(d.fingerprint)?.isOpen ?? false;
+      try {
+        const link = await this.linkTo(d.id, d.addr, signal);
+        out.push(link);
+        if (!wasOpen) opened.push(link);
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+      }
+    }
+    return out;
+  }
+
+  /** Closes links opened only to ask for the directory, unless a circuit now starts there. */
+  private closeSourceLinks(opened: readonly Link[]): void {
+    const inUse = new Set([...this.circuits].map((c) => c.path[0]?.fingerprint));
+    for (const l of opened) {
+      const fp = l.peer?.identity ? fingerprintOf(l.peer.identity) : '';
+      if (!inUse.has(fp) && !this.guards.all.some((g) => g.fingerprint === fp)) l.close();
     }
   }
 
@@ -397,7 +491,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         hops = Math.max(2, hops); // the bridge, then at least the last hop: never a public relay first
       } else {
         const pinned = this.o.entryRelays?.map((f) => f.toLowerCase());
-        guards = pinned ? this.directory.all().filter((d) => pinned.includes(d.fingerprint)) : this.guards.usable(this.directory.all(), now);
+        guards = pinned ? this.directory.all().filter((d) => pinned.includes(d.fingerprint)) : this.guards.usable(this.guardView(), now);
       }
       const pathOptions: Parameters<typeof choosePath>[1] = {
         hops,
@@ -405,6 +499,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         guards,
         enforceDistinctSubnets: this.o.enforceDistinctSubnets ?? true,
         exclude,
+        weights: this.directory.view,
       };
       if (options.exitAddress) pathOptions.exitAddress = options.exitAddress;
       if (options.last) pathOptions.last = options.last;
@@ -431,6 +526,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
         continue;
       }
       const started = this.now();
+      // Path bias counts builds through a sampled guard whose link opened (specs/path.md §3.1).
+      const viaGuard = !this.bridgeModeOn && !this.o.entryRelays && path.length > 1 && this.guards.all.some((g) => g.fingerprint === entry.fingerprint);
       try {
         const buildOpts: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: this.buildTimeout.current };
         if (options.signal) buildOpts.signal = options.signal;
@@ -441,7 +538,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
           throw new AbortedError('client stopped');
         }
         this.buildTimeout.record(this.now() - started);
-        await this.guards.markSucceeded(entry.fingerprint);
+        await this.guards.markSucceeded(entry.fingerprint, this.now());
+        if (viaGuard) await this.guards.recordBuild(entry.fingerprint, true, this.now());
         this.circuits.add(circuit);
         circuit.once('circuit:close', () => {
           this.circuits.delete(circuit);
@@ -455,9 +553,13 @@ export class AlliumClient extends Emitter<ClientEvents> {
         if (e instanceof AbortedError) throw e;
         lastErr = e;
         if (isAlliumError(e) && e.code === 'ERR_TIMEOUT') this.buildTimeout.recordTimeout();
+        // Blame (specs/path.md §5): a hop past the entry that reports it could not reach the next relay gets that
+        // relay avoided for a minute. Whatever the entry does or reports — DESTROY, a closed link, a timeout, a
+        // relay it "could not reach" — excludes nobody: it counts against the entry in path bias, so destroying
+        // circuits whose last hop it dislikes does not steer this client towards the last hops it likes.
         const failedAfter = (e as { failedAfter?: number }).failedAfter;
-        const culprit = failedAfter !== undefined ? path[failedAfter] : path[path.length - 1];
-        if (culprit) this.failed.set(culprit.fingerprint, now);
+        if (failedAfter !== undefined && failedAfter >= 2 && path[failedAfter]) this.failed.set(path[failedAfter]!.fingerprint, now);
+        if (viaGuard) await this.guards.recordBuild(entry.fingerprint, false, this.now());
       }
     }
     throw isAlliumError(lastErr) ? lastErr : new AlliumError('ERR_UNREACHABLE', 'could not build a circuit', { cause: lastErr });

@@ -89,8 +89,28 @@ export class ContentClient {
     this.maxManifestBytes = options.maxManifestBytes;
   }
 
+  /** The k holders of `rk` (specs/content.md §6.1): placement salted by the period's shared random value. */
   holders(rk: Uint8Array): Descriptor[] {
-    return holdersOf(rk, this.client.directory.all(), this.k);
+    const view = this.client.directory.view;
+    return holdersOf(rk, view.relays, this.k, { ctx: view.placement(Date.now()), eligible: view.holderEligible });
+  }
+
+  /**
+   * Where to ask when none of the k holders has an item (specs/content.md §6.3): the next k relays by distance,
+   * then the holders of the previous placement period (items move after a period ends, by repair).
+   */
+  fallbackHolders(rk: Uint8Array): Descriptor[] {
+    const view = this.client.directory.view;
+    const now = Date.now();
+    const first = new Set(this.holders(rk).map((d) => d.fingerprint));
+    const out: Descriptor[] = [];
+    const add = (ds: readonly Descriptor[]): void => {
+      for (const d of ds) if (!first.has(d.fingerprint) && !out.includes(d)) out.push(d);
+    };
+    add(holdersOf(rk, view.relays, 2 * this.k, { ctx: view.placement(now), eligible: view.holderEligible }));
+    const prev = view.previousPlacement(now);
+    if (prev) add(holdersOf(rk, view.relays, this.k, { ctx: prev, eligible: view.holderEligible }));
+    return out;
   }
 
   /** A circuit whose last hop is `holder` (kept open and reused). */
@@ -161,12 +181,14 @@ export class ContentClient {
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
     let unreachable = 0;
     let lastError: unknown = null;
-    for (const h of holders) {
+    // Beyond the k holders when none of them had it: the next relays by distance and last period's holders; those
+    // count only if they have it (their failures neither make the item unreachable nor call for a repair).
+    for (const h of [...holders, ...this.fallbackHolders(rk)]) {
       throwIfAborted(signal);
       try {
         const bytes = await fetchItem(await this.circuitTo(h, signal), kind, rk, signal ? { signal } : {});
         if (bytes && check(bytes)) {
-          for (const l of lacking) {
+          for (const l of lacking.filter((x) => holders.includes(x))) {
             this.repairs++;
             void this.circuitTo(l)
               .then((c) => storeItem(c, kind, rk, bytes))
@@ -177,7 +199,7 @@ export class ContentClient {
         lacking.push(h); // missing, or a tampered copy: fetched from the next holder and repaired here
       } catch (e) {
         if (e instanceof AbortedError) throw e;
-        unreachable++;
+        if (holders.includes(h)) unreachable++;
         lastError = e;
       }
     }

@@ -14,9 +14,15 @@ import { fingerprintOf } from '../crypto/keys.js';
 import type { ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
-import { AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError, TimeoutError } from '../protocol/errors.js';
+import { AbortedError, AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError, TimeoutError } from '../protocol/errors.js';
+import { toHex } from '../protocol/bytes.js';
 import { crypto } from '../crypto/index.js';
-import { majorityListed, verifyConsensus, type Consensus } from '../protocol/consensus.js';
+import { verifyConsensusHead, type Consensus, type ConsensusHead } from '../protocol/consensus.js';
+import { DirectoryView } from '../protocol/view.js';
+import type { ViewStatement } from '../protocol/view-statement.js';
+import { fetchConsensusDiff, fetchConsensusEntries, fetchConsensusHead, fetchViewStatement } from '../net/directory-requests.js';
+
+export { fetchConsensusDiff, fetchConsensusEntries, fetchConsensusHead, fetchViewStatement } from '../net/directory-requests.js';
 import type { Link } from '../net/link.js';
 
 export interface DirectorySource {
@@ -126,17 +132,28 @@ export interface CrossCheckResult {
  * newest valid descriptor among them is used. Invalid descriptors are discarded (and count for nothing).
  */
 export function crossCheck(perSource: readonly (readonly Uint8Array[])[], now: number): CrossCheckResult {
+  return crossCheckVerified(perSource.map((raws) => verifiedOf(raws, now)));
+}
+
+/** The descriptors among `raws` that verify at `now` (invalid ones count for nothing). */
+function verifiedOf(raws: readonly Uint8Array[], now: number): Descriptor[] {
+  const out: Descriptor[] = [];
+  for (const raw of raws) {
+    try {
+      out.push(verifyDescriptor(raw, now));
+    } catch {
+      /* counts for nothing */
+    }
+  }
+  return out;
+}
+
+/** The majority cross-check over descriptors each source returned, already verified. */
+function crossCheckVerified(perSource: readonly (readonly Descriptor[])[]): CrossCheckResult {
   const votes = new Map<string, { count: number; best: Descriptor }>();
-  for (const raws of perSource) {
+  for (const ds of perSource) {
     const seen = new Set<string>();
-    for (const raw of raws) {
-      let d: Descriptor;
-      try {
-        d = verifyDescriptor(raw, now);
-      } catch {
-        continue;
-      }
-      if (seen.has(d.fingerprint)) continue;
+    for (const d of ds) {
       seen.add(d.fingerprint);
       const v = votes.get(d.fingerprint);
       if (!v) votes.set(d.fingerprint, { count: 1, best: d });
@@ -190,46 +207,47 @@ export function fetchBridgeDescriptor(link: Link, identity: Uint8Array, now: () 
   });
 }
 
+/** Two consensuses valid after the same time, both signed by a majority: proof that authorities equivocated. */
+export interface ConsensusConflict {
+  readonly validAfter: number;
+  readonly heads: readonly [Uint8Array, Uint8Array];
+}
+
 /**
- * Asks a relay for the authority consensuses it holds (specs/directory.md §7): one per authority, so the answer ends
- * after `max` (the number of configured authorities, at most MAX_CONSENSUSES_PER_FETCH), or at the empty message
- * that closes it.
+ * Two directory sources whose signed statements name views that differ by more than propagation explains
+ * (specs/directory.md §6.5): evidence that at least one of them serves different clients different views.
  */
-export function fetchConsensuses(link: Link, signal?: AbortSignal, max = MAX_CONSENSUSES_PER_FETCH): Promise<Uint8Array[]> {
-  const cap = Math.min(max, MAX_CONSENSUSES_PER_FETCH);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new TimeoutError('consensus request timed out')), PAGE_TIMEOUT_MS);
-    const got: Uint8Array[] = [];
-    // One consensus per message; an empty message ends the answer.
-    const off = link.on('link:control', (m) => {
-      if (m.t !== 'consensus') return;
-      for (const c of m.cs) if (got.length < cap) got.push(c);
-      if (m.cs.length === 0 || got.length >= cap) done(null, got);
-    });
-    const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    function done(err: AlliumError | null, cs?: Uint8Array[]): void {
-      clearTimeout(timer);
-      off();
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(cs!);
-    }
-    try {
-      link.sendControl({ t: 'consensus-get' });
-    } catch (e) {
-      done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
-    }
-  });
+export interface ViewConflict {
+  readonly sources: readonly string[];
+  readonly statements: readonly ViewStatement[];
+  /** Identities some answering source returned and the accepted view lacks, or the reverse. */
+  readonly differing: number;
 }
 
 /** The client's verified view, kept current from its sources. */
+export interface RefreshResult extends CrossCheckResult {
+  /** The consensus in use after the refresh (null without authorities). */
+  readonly consensus: ConsensusHead | null;
+  /** Two majority-signed consensuses for one time (authorities equivocated); neither was adopted. */
+  readonly consensusConflict: ConsensusConflict | null;
+  /** Without authorities: sources whose view differs from the accepted one by more than propagation explains. */
+  readonly divergent: readonly string[];
+  /** The divergence with the sources' signed statements (evidence), or null. */
+  readonly conflict: ViewConflict | null;
+  /** Every valid descriptor any source returned (the newest per relay), accepted or not. */
+  readonly seen: readonly Descriptor[];
+}
+
+/** A source's view differs "markedly" from the accepted one beyond this many identities (or 2 % of the view). */
+export const DIVERGENCE_MIN = 5;
+
 export class ClientDirectory {
   readonly store = new DirectoryStore();
   /** Responder time of the last fetch from each open link (forgotten when the link closes). */
   private lastAt = new Map<Link, number>();
-  /** Relays listed by a majority of the configured authorities (null: no authorities configured). */
-  private listed: Set<string> | null = null;
+  /** The newest valid consensus with its entries (null: none yet, or no authorities configured). */
+  private consensusDoc: Consensus | null = null;
+  private viewCache: DirectoryView | null = null;
   /** Expired descriptors kept for their addresses, by fingerprint. */
   private readonly learned = new Map<string, Descriptor>();
 
@@ -246,13 +264,31 @@ export class ClientDirectory {
     return this.store.size;
   }
 
+  /** True when the client requires a consensus of configured authorities. */
+  get usesAuthorities(): boolean {
+    return this.authorities.size > 0;
+  }
+
+  /** The consensus in use (null without authorities, or before the first refresh). */
+  get consensus(): Consensus | null {
+    return this.consensusDoc;
+  }
+
+  /** The usable view: relays with their flags and weights (protocol/view.ts). */
+  get view(): DirectoryView {
+    this.viewCache ??= new DirectoryView(this.store.all(), this.consensusDoc);
+    return this.viewCache;
+  }
+
+  /** The usable relays: with a consensus, those it lists with a matching descriptor. */
   all(): Descriptor[] {
-    const all = this.store.all();
-    return this.listed ? all.filter((d) => this.listed!.has(d.fingerprint)) : all;
+    return [...this.view.relays];
   }
 
   get(identity: Uint8Array): Descriptor | undefined {
-    return this.store.get(fingerprintOf(identity));
+    const d = this.store.get(fingerprintOf(identity));
+    if (!d || !this.consensusDoc) return d;
+    return this.view.relays.includes(d) ? d : undefined;
   }
 
   /**
@@ -262,6 +298,7 @@ export class ClientDirectory {
   async loadCache(now: number): Promise<number> {
     const raws = (await this.cache?.load()) ?? null;
     if (!raws) return 0;
+    this.viewCache = null;
     let n = 0;
     for (const raw of raws) {
       try {
@@ -302,6 +339,7 @@ export class ClientDirectory {
 
   /** Expires the view, keeping what expires as learned addresses. */
   private expireAndRemember(now: number): void {
+    this.viewCache = null;
     const before = new Map(this.store.all().map((d) => [d.fingerprint, d]));
     for (const fp of this.store.expire(now)) {
       const d = before.get(fp);
@@ -318,22 +356,47 @@ export class ClientDirectory {
   }
 
   /**
-   * Full fetch from every link, cross-checked by majority. With one source the cross-check is trivially that
-   * source (the caller is warned by `sources`).
+   * Full fetch from every link (specs/directory.md §6.2). With authorities: the newest consensus a majority of them
+   * signed (as a diff against the one held when possible), and every valid descriptor any source returned — the
+   * consensus says which are usable. Without: the majority cross-check, and a comparison of each source's view with
+   * the accepted one, with the sources' signed statements as evidence when they differ (§6.5). With one source the
+   * cross-check is trivially that source (the caller is warned by `sources`).
    */
-  async refresh(links: readonly Link[], now: () => number, signal?: AbortSignal): Promise<CrossCheckResult> {
+  async refresh(links: readonly Link[], now: () => number, signal?: AbortSignal): Promise<RefreshResult> {
     if (links.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source');
     const results = await Promise.allSettled(links.map((l) => fetchFromRelay(l, 0, signal)));
     const perSource: Uint8Array[][] = [];
+    const answered: Link[] = [];
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') {
         perSource.push(r.value.raws);
+        answered.push(links[i]!);
         this.noteFetched(links[i]!, r.value.at);
       }
     });
     if (perSource.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source answered');
-    const result = crossCheck(perSource, now());
-    if (this.authorities.size > 0) await this.applyConsensus(links, now(), signal);
+    let result: CrossCheckResult;
+    let consensusConflict: ConsensusConflict | null = null;
+    let divergent: string[] = [];
+    let conflict: ViewConflict | null = null;
+    // Each descriptor is verified once, whatever checks below look at it.
+    const verified = perSource.map((raws) => verifiedOf(raws, now()));
+    const newest = new Map<string, Descriptor>();
+    for (const ds of verified) {
+      for (const d of ds) {
+        const have = newest.get(d.fingerprint);
+        if (!have || d.pub > have.pub) newest.set(d.fingerprint, d);
+      }
+    }
+    if (this.authorities.size > 0) {
+      consensusConflict = await this.applyConsensus(answered, now(), signal);
+      // Any source's valid descriptor will do: the consensus names the md each relay must have.
+      result = { accepted: [...newest.values()], rejected: [], sources: perSource.length };
+    } else {
+      result = crossCheckVerified(verified);
+      ({ divergent, conflict } = await this.compareSources(answered, verified, result, signal));
+    }
+    this.viewCache = null;
     for (const d of result.accepted) {
       try {
         this.store.add(d, now());
@@ -343,32 +406,99 @@ export class ClientDirectory {
     }
     this.expireAndRemember(now());
     await this.save();
-    return result;
+    return { ...result, consensus: this.consensusDoc, consensusConflict, divergent, conflict, seen: [...newest.values()] };
   }
 
   /**
-   * Fetches consensuses from the sources and keeps only relays a strict majority of authorities list. With no
-   * valid consensus from a majority, nothing is usable (ERR_DIRECTORY): a client that requires authorities never
-   * falls back to trusting relays alone.
+   * Without authorities: which sources returned a view that differs from the accepted one by more than
+   * max(DIVERGENCE_MIN, 2 %) identities, with the signed statements of every source when any does (§6.5).
    */
-  private async applyConsensus(links: readonly Link[], now: number, signal?: AbortSignal): Promise<void> {
-    const got = await Promise.allSettled(links.map((l) => fetchConsensuses(l, signal, this.authorities.size)));
-    const valid: Consensus[] = [];
-    for (const r of got) {
-      if (r.status !== 'fulfilled') continue;
-      for (const raw of r.value) {
-        try {
-          valid.push(verifyConsensus(raw, this.authorities, now));
-        } catch {
-          /* forged, expired or from an unknown authority */
-        }
+  private async compareSources(
+    links: readonly Link[],
+    perSource: readonly (readonly Descriptor[])[],
+    result: CrossCheckResult,
+    signal?: AbortSignal,
+  ): Promise<{ divergent: string[]; conflict: ViewConflict | null }> {
+    const accepted = new Set(result.accepted.map((d) => d.fingerprint));
+    const threshold = Math.max(DIVERGENCE_MIN, Math.ceil(accepted.size * 0.02));
+    const divergent: string[] = [];
+    let most = 0;
+    perSource.forEach((ds, i) => {
+      const mine = new Set(ds.map((d) => d.fingerprint));
+      let differing = 0;
+      for (const fp of mine) if (!accepted.has(fp)) differing++;
+      for (const fp of accepted) if (!mine.has(fp)) differing++;
+      most = Math.max(most, differing);
+      const id = links[i]!.peer?.identity;
+      if (differing > threshold && id) divergent.push(fingerprintOf(id));
+    });
+    if (divergent.length === 0) return { divergent, conflict: null };
+    const got = await Promise.allSettled(links.map((l) => fetchViewStatement(l, signal)));
+    const statements = got.filter((r): r is PromiseFulfilledResult<ViewStatement> => r.status === 'fulfilled').map((r) => r.value);
+    return { divergent, conflict: { sources: links.map((l) => (l.peer?.identity ? fingerprintOf(l.peer.identity) : '')), statements, differing: most } };
+  }
+
+  /**
+   * Adopts the newest consensus that a strict majority of the configured authorities signed, from the heads the
+   * sources hold: as a diff against the consensus held when a source has one, else whole. Keeps the one held while
+   * it is valid and nothing newer verifies. Two different majority-signed heads for one time are a conflict: neither
+   * is adopted. Throws ERR_DIRECTORY when no valid consensus is held afterwards — a client that requires authorities
+   * never falls back to trusting relays alone.
+   */
+  private async applyConsensus(links: readonly Link[], now: number, signal?: AbortSignal): Promise<ConsensusConflict | null> {
+    const got = await Promise.allSettled(links.map((l) => fetchConsensusHead(l, signal)));
+    const heads: { head: ConsensusHead; link: Link }[] = [];
+    got.forEach((r, i) => {
+      if (r.status !== 'fulfilled' || !r.value) return;
+      try {
+        heads.push({ head: verifyConsensusHead(r.value, this.authorities, now), link: links[i]! });
+      } catch {
+        /* forged, expired, or signed by too few of our authorities */
+      }
+    });
+    let conflict: ConsensusConflict | null = null;
+    const byVa = new Map<number, Map<string, ConsensusHead>>();
+    for (const { head } of heads) {
+      let m = byVa.get(head.validAfter);
+      if (!m) byVa.set(head.validAfter, (m = new Map()));
+      m.set(toHex(head.digest), head);
+    }
+    for (const [va, m] of byVa) {
+      if (m.size > 1) {
+        const [a, b] = [...m.values()];
+        conflict = { validAfter: va, heads: [a!.raw, b!.raw] };
       }
     }
-    const authoritiesHeard = new Set(valid.map((c) => c.authority)).size;
-    if (authoritiesHeard < Math.floor(this.authorities.size / 2) + 1) {
-      throw new AlliumError('ERR_DIRECTORY', `no valid consensus from a majority of the ${this.authorities.size} configured directory authorities`);
+    const candidates = heads
+      .filter(({ head }) => (byVa.get(head.validAfter)?.size ?? 0) === 1)
+      .filter(({ head }) => !this.consensusDoc || head.validAfter > this.consensusDoc.validAfter)
+      .sort((x, y) => y.head.validAfter - x.head.validAfter);
+    for (const { head, link } of candidates) {
+      try {
+        const held = this.consensusDoc;
+        let next: Consensus | null = null;
+        if (held) {
+          try {
+            next = await fetchConsensusDiff(link, held, head, signal);
+          } catch (e) {
+            if (e instanceof AbortedError) throw e;
+          }
+        }
+        next ??= await fetchConsensusEntries(link, head, signal);
+        this.consensusDoc = next;
+        this.viewCache = null;
+        break;
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+        /* that source could not give the entries: the next */
+      }
     }
-    this.listed = majorityListed(valid, this.authorities);
+    if (!this.consensusDoc || this.consensusDoc.validUntil <= now) {
+      this.consensusDoc = null;
+      this.viewCache = null;
+      throw new AlliumError('ERR_DIRECTORY', `no consensus signed by a majority of the ${this.authorities.size} configured directory authorities`);
+    }
+    return conflict;
   }
 
   /** Remembers a source's time for the next incremental fetch from it, for as long as its link is open. */
@@ -386,6 +516,7 @@ export class ClientDirectory {
     const since = Math.max(0, (this.lastAt.get(link) ?? 0) - 5_000);
     const { raws, at } = await fetchFromRelay(link, since, signal);
     this.noteFetched(link, at);
+    this.viewCache = null;
     let n = 0;
     for (const raw of raws) {
       try {

@@ -52,6 +52,7 @@ import type { MuxStream } from '../net/stream-mux.js';
 import { z } from 'zod';
 import type { AlliumClient } from './client.js';
 import { ContentClient } from './content.js';
+import { weightedPick } from './path.js';
 import { MailboxCollector, MailboxSender } from './mailbox.js';
 
 export { createIdentity, formatAddress, parseAddress, type Identity };
@@ -703,10 +704,17 @@ export class Messenger extends Emitter<MessengerEvents> {
 
   private async ensureIntroPoints(signal?: AbortSignal): Promise<void> {
     const want = this.options.introPoints ?? 3;
-    const candidates = this.client.directory.all().filter((d) => d.caps.includes('intro') && !this.intros.has(d.fingerprint));
+    // Weighted by capacity among relays eligible as introduction points (Stable with a consensus): a count-based
+    // draw would favour whoever runs the most relays (specs/rendezvous.md §2).
+    const view = this.client.directory.view;
+    const stable = view.relays.filter((d) => view.introEligible(d) && !this.intros.has(d.fingerprint));
+    // Stable relays when there are any; in a network too young or too small for that, any relay offering it.
+    const candidates = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('intro') && !this.intros.has(d.fingerprint));
     while (this.intros.size < want && candidates.length) {
       throwIfAborted(signal);
-      const relay = candidates.splice(crypto().randomInt(candidates.length), 1)[0]!;
+      const relay = weightedPick(candidates, () => crypto().uniform(), 'middle', view);
+      if (!relay) break;
+      candidates.splice(candidates.indexOf(relay), 1);
       try {
         await this.establishIntro(relay, signal);
       } catch (e) {
@@ -1026,13 +1034,17 @@ export class Messenger extends Emitter<MessengerEvents> {
     }
     if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
     const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
-    const rps = this.client.directory.all().filter((d) => d.caps.includes('rendezvous') && !introRelays.has(d.fingerprint));
+    const view = this.client.directory.view;
+    const stable = view.relays.filter((d) => view.rendezvousEligible(d) && !introRelays.has(d.fingerprint));
+    const rps = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('rendezvous') && !introRelays.has(d.fingerprint));
     // A rendezvous point that cannot be reached (gone, but still in the directory) is replaced by another.
     let circuit: ClientCircuit | null = null;
     let rp: Descriptor | undefined;
     let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
     for (let attempt = 0; attempt < 3 && !circuit && rps.length; attempt++) {
-      rp = rps.splice(crypto().randomInt(rps.length), 1)[0]!;
+      rp = weightedPick(rps, () => crypto().uniform(), 'middle', view);
+      if (!rp) break;
+      rps.splice(rps.indexOf(rp), 1);
       const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: rp, exitPort: null };
       if (signal) opts.signal = signal;
       try {

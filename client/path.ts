@@ -1,18 +1,21 @@
 /**
  * Path selection (specs/path.md): distinct relays, never two from one declared family or one network (/16 for
- * IPv4, /32 for IPv6, the host name otherwise), chosen with probability proportional to advertised bandwidth, an
- * exit whose policy allows the target, and the entry taken from the client's persistent guards.
+ * IPv4, /32 for IPv6, the host name otherwise), each chosen with probability proportional to its weight for its
+ * position (the consensus's measured weight times the position weight of its class; protocol/view.ts), an exit
+ * whose policy allows the target, and the entry taken from the client's guards.
  *
  * Families: relays declare the identities of their operator's other relays. Two relays are treated as one family
  * when either lists the other (stricter than requiring both to agree, so an operator who forgets one side is still
  * kept apart).
  */
-import ipaddr from 'ipaddr.js';
 import { crypto } from '../crypto/index.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AlliumError } from '../protocol/errors.js';
 import { isExitPolicy, parseExitPolicy, policyAllows, policyMightAllowPort, type ExitPolicy } from '../protocol/exit-policy.js';
 import { MAX_HOPS } from '../protocol/constants.js';
+import { networkOf, sameFamily } from '../protocol/relay-network.js';
+import type { SelectionWeights } from '../protocol/view.js';
+import type { Position } from '../protocol/weights.js';
 
 export interface PathOptions {
   hops: number;
@@ -28,42 +31,15 @@ export interface PathOptions {
   exclude?: ReadonlySet<string>;
   /** A relay that must be the last hop (rendezvous points, introduction points, content holders). */
   last?: Descriptor;
+  /**
+   * Weights and flags by position (protocol/view.ts): the consensus's measured weights and position weights, or
+   * capped claims without authorities. Absent: advertised bandwidth as is (tests and benchmarks only).
+   */
+  weights?: SelectionWeights;
   random?: () => number;
 }
 
-/**
- * Networks, by descriptor: a path is checked against every relay in the directory, and parsing each address every
- * time cost more than the rest of choosing a path (descriptors do not change).
- */
-const networks = new WeakMap<Descriptor, string>();
-
-export function networkOf(d: Descriptor): string {
-  let n = networks.get(d);
-  if (n === undefined) networks.set(d, (n = parseNetwork(d)));
-  return n;
-}
-
-function parseNetwork(d: Descriptor): string {
-  let host: string;
-  try {
-    host = new URL(d.addr).hostname.replace(/^\[|\]$/g, '');
-  } catch {
-    return d.addr;
-  }
-  if (!ipaddr.isValid(host)) return `name:${host}`;
-  const ip = ipaddr.parse(host);
-  if (ip.kind() === 'ipv4') {
-    const o = (ip as ipaddr.IPv4).octets;
-    return `v4:${o[0]}.${o[1]}`;
-  }
-  const p = (ip as ipaddr.IPv6).parts;
-  return `v6:${p[0]!.toString(16)}:${p[1]!.toString(16)}`;
-}
-
-export function sameFamily(a: Descriptor, b: Descriptor): boolean {
-  const has = (x: Descriptor, id: Uint8Array): boolean => x.family.some((f) => f.length === id.length && f.every((v, i) => v === id[i]));
-  return has(a, b.id) || has(b, a.id);
-}
+export { networkOf, sameFamily } from '../protocol/relay-network.js';
 
 function compatible(path: readonly Descriptor[], d: Descriptor, subnets: boolean): boolean {
   for (const p of path) {
@@ -74,17 +50,30 @@ function compatible(path: readonly Descriptor[], d: Descriptor, subnets: boolean
   return true;
 }
 
-/** Picks one descriptor with probability proportional to bandwidth (at least 1). */
-export function weightedPick(list: readonly Descriptor[], random: () => number): Descriptor | undefined {
+/** A relay's weight for a position: from `weights` when given, else its advertised bandwidth (at least 1). */
+export function weightFor(d: Descriptor, position: Position, weights?: SelectionWeights): number {
+  return weights ? weights.weight(d, position) : Math.max(1, d.bw);
+}
+
+/**
+ * Picks one descriptor with probability proportional to its weight for `position` (relays of weight 0 never).
+ * Without `weights`, the weight is the advertised bandwidth (at least 1).
+ */
+export function weightedPick(list: readonly Descriptor[], random: () => number, position: Position = 'middle', weights?: SelectionWeights): Descriptor | undefined {
   if (list.length === 0) return undefined;
   let total = 0;
-  for (const d of list) total += Math.max(1, d.bw);
+  const ws = list.map((d) => weightFor(d, position, weights));
+  for (const w of ws) total += w;
+  if (total <= 0) return undefined;
   let r = random() * total;
-  for (const d of list) {
-    r -= Math.max(1, d.bw);
-    if (r < 0) return d;
+  let lastPositive: Descriptor | undefined;
+  for (let i = 0; i < list.length; i++) {
+    if (ws[i]! <= 0) continue;
+    lastPositive = list[i];
+    r -= ws[i]!;
+    if (r < 0) return list[i];
   }
-  return list[list.length - 1];
+  return lastPositive;
 }
 
 /**
@@ -115,44 +104,63 @@ export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descr
   const usable = relays.filter((d) => !o.exclude?.has(d.fingerprint));
   const path: Descriptor[] = [];
 
-  // Exit (or the required last hop) first: it is the scarcest.
-  let last: Descriptor | undefined = o.last;
-  if (!last) {
-    const exits =
-      o.exitPort === null
-        ? usable
-        : usable.filter((d) => isExitPolicy(exitPolicyOf(d)) && allowsExit(d, o.exitPort!, o.exitAddress));
-    last = weightedPick(exits, random);
-    if (!last) throw new AlliumError('ERR_ONION_PATH', o.exitPort === null ? 'directory is empty' : `no exit allows port ${o.exitPort}`);
-  }
-  if (o.hops === 1) return [last];
-
-  // Entry from the guards, in order, compatible with the exit.
-  let entry: Descriptor | undefined;
+  const exitsFor = (): Descriptor[] =>
+    o.exitPort === null ? usable : usable.filter((d) => isExitPolicy(exitPolicyOf(d)) && allowsExit(d, o.exitPort!, o.exitAddress));
+  const noExit = (): AlliumError => new AlliumError('ERR_ONION_PATH', o.exitPort === null ? 'directory is empty' : `no exit allows port ${o.exitPort}`);
   const guards = o.guards.filter((g) => !o.exclude?.has(g.fingerprint));
-  for (const g of guards) {
-    if (compatible([last], g, o.enforceDistinctSubnets)) {
-      entry = g;
-      break;
-    }
+  let last: Descriptor | undefined = o.last;
+  let entry: Descriptor | undefined;
+
+  if (o.hops === 1) {
+    last ??= weightedPick(exitsFor(), random, 'exit', o.weights);
+    if (!last) throw noExit();
+    return [last];
   }
-  if (!entry) {
-    if (guards.length > 0) throw new AlliumError('ERR_ONION_PATH', 'no guard is compatible with the chosen last hop');
+  if (guards.length > 0) {
+    // The entry first, from the guards in order: the first guard for which a last hop exists, and the last hop among
+    // those compatible with it, so that the first guard carries every circuit it can (specs/path.md §2.3).
+    const exits = last ? null : exitsFor();
+    if (exits && exits.length === 0) throw noExit();
+    for (const g of guards) {
+      if (last) {
+        if (compatible([last], g, o.enforceDistinctSubnets)) entry = g;
+      } else {
+        const x = weightedPick(
+          exits!.filter((d) => compatible([g], d, o.enforceDistinctSubnets)),
+          random,
+          'exit',
+          o.weights,
+        );
+        if (x) {
+          entry = g;
+          last = x;
+        }
+      }
+      if (entry) break;
+    }
+    if (!entry) throw new AlliumError('ERR_ONION_PATH', last ? 'no guard is compatible with the chosen last hop' : 'no last hop is compatible with any guard');
+  } else {
     // Guards that failed recently are not replaced by arbitrary entries: that would spread this client's first hops
     // over the network, the exposure guards exist to prevent (the caller may try again without the exclusions).
     if (o.guards.length > 0) throw new AlliumError('ERR_ONION_PATH', 'every guard failed recently');
+    last ??= weightedPick(exitsFor(), random, 'exit', o.weights);
+    if (!last) throw noExit();
     entry = weightedPick(
       usable.filter((d) => compatible([last!], d, o.enforceDistinctSubnets)),
       random,
+      'guard',
+      o.weights,
     );
   }
-  if (!entry) throw new AlliumError('ERR_ONION_PATH', 'no entry relay compatible with the last hop');
+  if (!entry || !last) throw new AlliumError('ERR_ONION_PATH', 'no entry relay compatible with the last hop');
   path.push(entry);
 
   for (let i = 1; i < o.hops - 1; i++) {
     const mid = weightedPick(
       usable.filter((d) => compatible([...path, last!], d, o.enforceDistinctSubnets)),
       random,
+      'middle',
+      o.weights,
     );
     if (!mid) throw new AlliumError('ERR_ONION_PATH', `not enough distinct relays for ${o.hops} hops`);
     path.push(mid);

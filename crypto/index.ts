@@ -13,7 +13,7 @@
  * Call `await initCrypto()` once; afterwards every function is synchronous.
  */
 import type { SodiumBinding } from './binding.js';
-import { AlliumError, CryptoError } from '../protocol/errors.js';
+import { AlliumError, CryptoError } from '../errors/index.js';
 
 export type BindingName = SodiumBinding['name'];
 export type BindingChoice = 'auto' | 'native' | 'wasm';

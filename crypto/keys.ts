@@ -2,14 +2,21 @@
  * Relay keys (specs/directory.md §2):
  *  - the identity key, Ed25519, long-term: its public key is the relay's name on the wire (fingerprint = hex);
  *  - onion keys, X25519, medium-term: they open setup onions. A new onion key is made every `lifetime`; the old one
- *    keeps working for `overlap` so that clients holding an older descriptor still build circuits.
+ *    keeps working for `overlap` so that clients holding an older descriptor still build circuits. A key replaced
+ *    early (its replay filter filled: a flood of valid onions) keeps working for the shorter `earlyOverlap`, and the
+ *    ring never holds more than `maxKeys` keys, dropping the oldest early-replaced key first (specs/circuits.md
+ *    §3.3.1): every key held costs an X25519 per CREATE it does not open and a replay filter.
  * Persistence (files, modes, atomic writes) lives in relay/; this module is pure and takes the time as an argument.
  */
 import { crypto, type KeyPair } from './index.js';
-import { AlliumError } from '../protocol/errors.js';
+import { AlliumError } from '../errors/index.js';
 
 export const DEFAULT_ONION_KEY_LIFETIME_MS = 7 * 24 * 3600 * 1000;
 export const DEFAULT_ONION_KEY_OVERLAP_MS = 24 * 3600 * 1000;
+/** How long a key replaced early still opens onions (capped at the overlap). */
+export const DEFAULT_ONION_KEY_EARLY_OVERLAP_MS = 3600 * 1000;
+/** Onion keys a relay holds at once, the current one included (specs/limits.md MAX_ONION_KEYS). */
+export const MAX_ONION_KEYS = 3;
 
 export class IdentityKey {
   readonly publicKey: Uint8Array;
@@ -70,23 +77,38 @@ export interface OnionKeyEntry {
   readonly keyPair: KeyPair;
   /** Milliseconds since the epoch. */
   readonly created: number;
+  /** When a newer key replaced it (absent for the current key). */
+  readonly replaced?: number;
+  /** It was replaced early (its replay filter filled) and keeps the short overlap. */
+  readonly early?: boolean;
 }
 
 export interface OnionKeyRingOptions {
   lifetimeMs?: number;
   overlapMs?: number;
+  /** Overlap of a key replaced early (default DEFAULT_ONION_KEY_EARLY_OVERLAP_MS, at most overlapMs). */
+  earlyOverlapMs?: number;
+  /** Keys held at once, at least 2 (default MAX_ONION_KEYS). */
+  maxKeys?: number;
 }
 
 export class OnionKeyRing {
   private entries: OnionKeyEntry[];
   readonly lifetimeMs: number;
   readonly overlapMs: number;
+  readonly earlyOverlapMs: number;
+  readonly maxKeys: number;
 
   constructor(entries: OnionKeyEntry[], options: OnionKeyRingOptions = {}) {
     if (entries.length === 0) throw new AlliumError('ERR_INTERNAL', 'an onion key ring needs a key');
-    this.entries = [...entries].sort((a, b) => b.created - a.created);
+    // Newest first; a key saved without its replacement time was replaced when the next newer key was made.
+    this.entries = [...entries]
+      .sort((a, b) => b.created - a.created)
+      .map((e, i, all) => (i === 0 || e.replaced !== undefined ? e : { ...e, replaced: all[i - 1]!.created }));
     this.lifetimeMs = options.lifetimeMs ?? DEFAULT_ONION_KEY_LIFETIME_MS;
     this.overlapMs = options.overlapMs ?? DEFAULT_ONION_KEY_OVERLAP_MS;
+    this.earlyOverlapMs = Math.min(this.overlapMs, options.earlyOverlapMs ?? DEFAULT_ONION_KEY_EARLY_OVERLAP_MS);
+    this.maxKeys = Math.max(2, options.maxKeys ?? MAX_ONION_KEYS);
   }
 
   static create(now: number, options: OnionKeyRingOptions = {}): OnionKeyRing {
@@ -107,25 +129,36 @@ export class OnionKeyRing {
   }
 
   /**
-   * Makes a new current key when the current one is older than its lifetime (or `force`), and drops keys whose
-   * overlap window has passed. Returns the keys dropped (their replay filters can be forgotten).
+   * Makes a new current key when the current one is older than its lifetime (or `force`: its replay filter is full,
+   * an early rotation), and drops keys whose overlap window has passed — `overlap` after they were replaced, or
+   * `earlyOverlap` when they were replaced early — then, beyond `maxKeys`, the oldest key replaced early (else the
+   * oldest). Returns the keys dropped, wiped (their replay filters and journals can go).
    */
   rotate(now: number, force = false): { rotated: boolean; dropped: KeyPair[] } {
     let rotated = false;
-    if (force || now - this.current.created >= this.lifetimeMs) {
+    const due = now - this.current.created >= this.lifetimeMs;
+    if (force || due) {
+      this.entries[0] = { ...this.entries[0]!, replaced: now, ...(due ? {} : { early: true }) };
       this.entries.unshift({ keyPair: crypto().x25519Keypair(), created: now });
       rotated = true;
     }
     const dropped: KeyPair[] = [];
+    const drop = (e: OnionKeyEntry): void => {
+      dropped.push(e.keyPair);
+      crypto().wipe(e.keyPair.secretKey);
+    };
     const keep: OnionKeyEntry[] = [this.entries[0]!];
     for (let i = 1; i < this.entries.length; i++) {
       const e = this.entries[i]!;
-      // an older key retires when the key that replaced it has been current for `overlap`
-      const replacedAt = this.entries[i - 1]!.created;
-      if (now - replacedAt >= this.overlapMs) {
-        dropped.push(e.keyPair);
-        crypto().wipe(e.keyPair.secretKey);
-      } else keep.push(e);
+      // an older key retires when it has been replaced for its overlap
+      if (now - (e.replaced ?? now) >= (e.early ? this.earlyOverlapMs : this.overlapMs)) drop(e);
+      else keep.push(e);
+    }
+    while (keep.length > this.maxKeys) {
+      let i = keep.length - 1;
+      while (i > 1 && !keep[i]!.early) i--;
+      if (!keep[i]!.early) i = keep.length - 1;
+      drop(keep.splice(i, 1)[0]!);
     }
     this.entries = keep;
     return { rotated, dropped };

@@ -129,7 +129,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       lastSentTag: () => cc.lastForwardTag,
       lastReceivedTag: () => cc.lastBackwardTag,
       congested: () => link.isCongested,
-      onDrain: (fn) => void link.once('link:drain', fn),
+      onDrain: (fn) => link.once('link:drain', fn),
     });
     this.mux.on('mux:error', (err) => this.close(err, DestroyReason.PROTOCOL));
     table.set(link, circId, this);

@@ -111,6 +111,8 @@ export function explainDialFailure(e: unknown): string {
       return 'no answer within the handshake timeout';
     case 'ERR_ABORTED':
       return 'aborted';
+    case 'ERR_DIAL_REFUSED':
+      return 'the address is loopback, private or otherwise not public, which relays do not dial unless allow_private_addresses is set (for a test network on one machine or a private network)';
     default:
       return `${e.code}: ${e.message}`;
   }

@@ -6,7 +6,8 @@
  * Reassembles CONTROL messages. Enforces the handshake deadline, keepalives and the idle timeout, and bounds what it
  * holds for a peer that stops reading (specs/link.md §4.2): it bounds the cells it queues, reports congestion above
  * LINK_HIGH_WATER_BYTES so producers pause, and runs answers to the peer's requests (`answerRequest`) only while
- * the link holds less than that mark, keeping at most one for when it is under it again.
+ * the link holds less than that mark and the peer is within its request rate (CONTROL_REQUESTS_PER_MINUTE), keeping
+ * at most one for when both hold again. A CONTROL message is queued whole or not at all.
  *
  * Events: link:open, link:cell, link:control, link:drain, link:close.
  */
@@ -44,18 +45,27 @@ export interface LinkTimers {
   keepaliveMs: number;
   /** Close after this long without receiving anything. */
   idleTimeoutMs: number;
+  /** Close when a CONTROL message is still incomplete this long after its first fragment (CONTROL_REASSEMBLY_TIMEOUT). */
+  controlReassemblyTimeoutMs: number;
 }
 
 export const DEFAULT_LINK_TIMERS: LinkTimers = {
   handshakeTimeoutMs: 10_000,
   keepaliveMs: 5 * 60_000,
   idleTimeoutMs: 15 * 60_000,
+  controlReassemblyTimeoutMs: 60_000,
 };
 
 /** Cells a link will queue for sending before it refuses more (specs/limits.md MAX_LINK_QUEUE_CELLS). */
 export const DEFAULT_MAX_LINK_QUEUE_CELLS = 4096;
 /** Socket bytes in flight above which the link reports congestion (and below half of which it drains). */
 export const LINK_HIGH_WATER_BYTES = 1 << 20;
+/**
+ * Requests of the peer (directory pages, gossip summaries and wants, consensuses) a link answers per minute, after a
+ * burst of CONTROL_REQUEST_BURST (specs/link.md §4.2). Beyond it one request waits for a token; more are ignored.
+ */
+export const CONTROL_REQUESTS_PER_MINUTE = 600;
+export const CONTROL_REQUEST_BURST = 120;
 
 export type LinkEvents = {
   'link:open': [LinkPeer];
@@ -90,6 +100,8 @@ export interface LinkOptions {
   now?: () => number;
   /** Called for every frame received before it is processed (rate limits); returning false drops the frame. */
   admitFrame?: (link: Link) => boolean;
+  /** Requests answered per minute and the burst (default CONTROL_REQUESTS_PER_MINUTE, CONTROL_REQUEST_BURST). */
+  requestRate?: { perMinute: number; burst: number };
 }
 
 let nextLinkId = 1;
@@ -115,6 +127,8 @@ export class Link extends Emitter<LinkEvents> {
   private flushScheduled = false;
   private control: Uint8Array[] = [];
   private controlBytes = 0;
+  /** When the CONTROL message being reassembled began (its first fragment arrived). */
+  private controlStartedAt = 0;
   private readonly timers: LinkTimers;
   private readonly maxQueue: number;
   private readonly now: () => number;
@@ -122,10 +136,15 @@ export class Link extends Emitter<LinkEvents> {
   private keepaliveTimer: ReturnType<typeof setInterval> | null = null;
   private lastSent = 0;
   private lastReceived = 0;
+  private lastActive = 0;
   private congested = false;
   private drainWatch = false;
-  /** An answer to the peer held until the link is under its high-water mark (at most one). */
+  /** An answer to the peer held until the link is under its high-water mark and has a request token (at most one). */
   private deferredAnswer: (() => void) | null = null;
+  /** Request tokens (a token bucket refilled from `now`) and when they were last counted. */
+  private requestTokens: number;
+  private requestsCountedAt: number;
+  private readonly requestRate: { perMinute: number; burst: number };
   peer: LinkPeer | null = null;
   readonly stats = { framesIn: 0, framesOut: 0, cellsIn: 0, cellsOut: 0, bytesIn: 0, bytesOut: 0 };
   readonly openedAt: number;
@@ -141,6 +160,9 @@ export class Link extends Emitter<LinkEvents> {
     this.now = options.now ?? Date.now;
     this.openedAt = this.now();
     this.lastReceived = this.lastSent = this.openedAt;
+    this.requestRate = options.requestRate ?? { perMinute: CONTROL_REQUESTS_PER_MINUTE, burst: CONTROL_REQUEST_BURST };
+    this.requestTokens = this.requestRate.burst;
+    this.requestsCountedAt = this.openedAt;
     socket.onMessage((data, binary) => this.onMessage(data, binary));
     socket.onClose(() => this.teardown(this.state === 'open' ? null : new AlliumError('ERR_LINK_CLOSED', 'peer closed the link')));
     socket.onError(() => undefined);
@@ -170,6 +192,11 @@ export class Link extends Emitter<LinkEvents> {
     }
   }
 
+  /** When the link last received a cell other than padding, or opened (the relay evicts idle client links first). */
+  get lastActiveAt(): number {
+    return this.lastActive;
+  }
+
   /** True when this side dialed the link (it then uses circuit ids with the top bit set). */
   get initiatedHere(): boolean {
     return this.setup.role === 'initiator';
@@ -193,6 +220,14 @@ export class Link extends Emitter<LinkEvents> {
     return (this.queue.length - this.head) * CELL_LEN + this.socket.bufferedAmount;
   }
 
+  /**
+   * Bytes this link holds in memory: what it sends (bufferedBytes) and the CONTROL message it is reassembling
+   * (at most MAX_CONTROL_MESSAGE). The relay's out-of-memory handler counts these.
+   */
+  get heldBytes(): number {
+    return this.bufferedBytes + this.controlBytes;
+  }
+
   /** True while the socket has more than LINK_HIGH_WATER_BYTES in flight; wait for link:drain. */
   get isCongested(): boolean {
     return this.congested;
@@ -205,18 +240,30 @@ export class Link extends Emitter<LinkEvents> {
 
   /**
    * Runs `produce`, which answers a request of the peer (a directory page, a gossip reply), now if the link is under
-   * its high-water mark, else once it is (specs/link.md §4.2). Holds at most one answer: returns false, dropping
-   * `produce`, when one is already waiting or the link is closed.
+   * its high-water mark and the peer within its request rate, else once both hold (specs/link.md §4.2). Holds at
+   * most one answer: returns false, dropping `produce`, when one is already waiting or the link is closed.
    */
   answerRequest(produce: () => void): boolean {
-    if (this.state !== 'open') return false;
-    if (!this.overHighWater && !this.deferredAnswer) {
+    if (this.state !== 'open' || this.deferredAnswer) return false;
+    if (!this.overHighWater && this.takeRequestToken()) {
       produce();
       return true;
     }
-    if (this.deferredAnswer) return false;
     this.deferredAnswer = produce;
     this.watchDrain();
+    return true;
+  }
+
+  /** Takes a request token if one is available (refilling at requestRate.perMinute). */
+  private takeRequestToken(): boolean {
+    const t = this.now();
+    const { perMinute, burst } = this.requestRate;
+    if (t > this.requestsCountedAt) {
+      this.requestTokens = Math.min(burst, this.requestTokens + ((t - this.requestsCountedAt) * perMinute) / 60_000);
+      this.requestsCountedAt = t;
+    }
+    if (this.requestTokens < 1) return false;
+    this.requestTokens--;
     return true;
   }
 
@@ -233,7 +280,7 @@ export class Link extends Emitter<LinkEvents> {
 
   /**
    * Polls the socket while the link is congested or an answer waits: below half the mark the link drains; under
-   * the mark, queue included, the waiting answer runs.
+   * the mark, queue included, and with a request token, the waiting answer runs.
    */
   private watchDrain(): void {
     if (this.drainWatch) return;
@@ -245,7 +292,7 @@ export class Link extends Emitter<LinkEvents> {
         this.congested = false;
         this.emit('link:drain');
       }
-      if (this.deferredAnswer && !this.congested && !this.overHighWater) {
+      if (this.deferredAnswer && !this.congested && !this.overHighWater && this.takeRequestToken()) {
         const produce = this.deferredAnswer;
         this.deferredAnswer = null;
         produce();
@@ -302,7 +349,8 @@ export class Link extends Emitter<LinkEvents> {
     this.handshakeTimer = null;
     this.state = 'open';
     this.peer = peer;
-    const tick = Math.min(this.timers.keepaliveMs, this.timers.idleTimeoutMs) / 4;
+    this.lastActive = this.now();
+    const tick = Math.min(this.timers.keepaliveMs, this.timers.idleTimeoutMs, this.timers.controlReassemblyTimeoutMs) / 4;
     this.keepaliveTimer = setInterval(() => this.onTick(), Math.max(50, tick));
     (this.keepaliveTimer as { unref?: () => void }).unref?.();
     this.emit('link:open', peer);
@@ -315,6 +363,7 @@ export class Link extends Emitter<LinkEvents> {
       this.fail(new TimeoutError('link idle timeout'));
       return;
     }
+    if (this.reassemblyOverdue(now)) return this.fail(new TimeoutError('CONTROL message not completed in time'));
     if (now - this.lastSent >= this.timers.keepaliveMs) this.flushFrame();
   }
 
@@ -325,14 +374,24 @@ export class Link extends Emitter<LinkEvents> {
       const cell = decodeCell(raw);
       if (cell.command === CellCommand.PADDING) continue;
       this.stats.cellsIn++;
+      this.lastActive = this.lastReceived;
       if (cell.command === CellCommand.CONTROL) this.onControlCell(cell.body);
       else this.emit('link:cell', cell);
     }
   }
 
+  /** True when a CONTROL message has been in reassembly longer than CONTROL_REASSEMBLY_TIMEOUT. */
+  private reassemblyOverdue(now: number): boolean {
+    return this.control.length > 0 && now - this.controlStartedAt >= this.timers.controlReassemblyTimeoutMs;
+  }
+
   private onControlCell(body: Uint8Array): void {
     const f = decodeControlBody(body);
     if (f.first !== (this.control.length === 0)) throw new ProtocolError('ERR_CONTROL_FRAGMENT', 'CONTROL fragment out of order');
+    // A peer that sends a message a fragment at a time, slowly, is held to the same deadline.
+    const now = this.now();
+    if (f.first) this.controlStartedAt = now;
+    else if (this.reassemblyOverdue(now)) throw new TimeoutError('CONTROL message not completed in time');
     // Every fragment but the last is full, so a message of n bytes takes exactly ceil(n / 1016) cells and a peer
     // cannot make us hold an endless list of empty fragments.
     if (!f.last && f.data.length !== CONTROL_DATA_MAX) throw new ProtocolError('ERR_CONTROL_FRAGMENT', 'a non-final CONTROL fragment must be full');
@@ -363,11 +422,18 @@ export class Link extends Emitter<LinkEvents> {
     if (this.state === 'open') this.scheduleFlush();
   }
 
-  /** Sends a CONTROL message (fragmented across CONTROL cells). */
+  /**
+   * Sends a CONTROL message (fragmented across CONTROL cells), whole or not at all: throws ERR_LINK_CLOSED, or
+   * LimitError MAX_LINK_QUEUE_CELLS with nothing queued when the queue has no room for every fragment (a message cut
+   * short would make the peer close the link on the next one, specs/link.md §5.1).
+   */
   sendControl(message: ControlMessage): void {
+    if (this.state === 'closed') throw new AlliumError('ERR_LINK_CLOSED', 'link is closed');
     const bytes = encodeControl(message);
     if (bytes.length > MAX_CONTROL_MESSAGE) throw new LimitError('MAX_CONTROL_MESSAGE', 'control message too large');
-    for (const f of fragmentControl(bytes)) this.sendCell(0, CellCommand.CONTROL, controlBody(f));
+    const fragments = fragmentControl(bytes);
+    if (this.queue.length - this.head + fragments.length > this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue has no room for the message');
+    for (const f of fragments) this.sendCell(0, CellCommand.CONTROL, controlBody(f));
   }
 
   private scheduleFlush(): void {
@@ -440,6 +506,7 @@ export class Link extends Emitter<LinkEvents> {
     this.head = 0;
     this.deferredAnswer = null;
     this.control = [];
+    this.controlBytes = 0;
     this.sendCipher?.wipe();
     this.recvCipher?.wipe();
     this.emit('link:close', error);

@@ -20,8 +20,11 @@ export interface MuxTransport {
   lastReceivedTag(): Uint8Array;
   /** True while the link carrying the circuit is congested. */
   congested(): boolean;
-  /** Calls fn once the link is no longer congested. */
-  onDrain(fn: () => void): void;
+  /**
+   * Calls fn once the link is no longer congested. Returns a function that withdraws fn, which the multiplexer calls
+   * when it closes while still waiting: a link that stays congested must not collect a listener per dead circuit.
+   */
+  onDrain(fn: () => void): (() => void) | void;
 }
 
 /** Bytes a stream queues for sending before write() says "wait" (the owner pauses its source). */
@@ -42,6 +45,8 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
   private queued = 0;
   state: 'opening' | 'open' | 'closed' = 'opening';
   private endAfterFlush: EndReason | null = null;
+  /** write() said "wait": 'stream:drain' is due once the stream can take more. */
+  private wantDrain = false;
   bytesIn = 0;
   bytesOut = 0;
 
@@ -52,7 +57,11 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
     super();
   }
 
-  /** Queues bytes to send. Returns false when the caller should pause until 'stream:drain'. */
+  /**
+   * Queues bytes to send. Returns false when the caller should pause until 'stream:drain': the queue holds
+   * STREAM_HIGH_WATER, or the stream cannot send at all (its window or the circuit's is closed: the other end has
+   * not acknowledged), so that a source is not read into a queue that cannot move (specs/streams.md §4.4).
+   */
   write(data: Uint8Array): boolean {
     if (this.state === 'closed') return false;
     for (let off = 0; off < data.length; off += RELAY_DATA_LEN) {
@@ -61,7 +70,13 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
       this.queued += chunk.length;
     }
     this.mux.pump();
-    return this.queued < STREAM_HIGH_WATER;
+    if (this.canTakeMore()) return true;
+    this.wantDrain = true;
+    return false;
+  }
+
+  private canTakeMore(): boolean {
+    return this.queued < STREAM_HIGH_WATER && this.windows.send > 0 && this.mux.windowOpen;
   }
 
   /** Sends END once queued data is out. */
@@ -91,7 +106,10 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
       this.windows.onSent();
       this.bytesOut += chunk.length;
       sent = true;
-      if (this.queued < STREAM_HIGH_WATER && this.queued + chunk.length >= STREAM_HIGH_WATER) this.emit('stream:drain');
+    }
+    if (this.wantDrain && this.state !== 'closed' && this.canTakeMore()) {
+      this.wantDrain = false;
+      this.emit('stream:drain');
     }
     if (this.queue.length === 0 && this.endAfterFlush !== null && this.state !== 'closed') {
       const r = this.endAfterFlush;
@@ -150,6 +168,8 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
   private nextId = 1;
   private pumping = false;
   private waitingDrain = false;
+  /** Withdraws the drain listener while waitingDrain. */
+  private offDrain: (() => void) | null = null;
   private closed = false;
 
   constructor(private readonly t: MuxTransport) {
@@ -158,6 +178,18 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
 
   get size(): number {
     return this.streams.size;
+  }
+
+  /** The open streams. */
+  get all(): IterableIterator<MuxStream> {
+    return this.streams.values();
+  }
+
+  /** Bytes queued for sending on all streams (the memory the other end's window and reading leave here). */
+  get queuedBytes(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.queuedBytes;
+    return n;
   }
 
   /** Opens a stream (client side): the caller sends BEGIN with the returned id. */
@@ -282,10 +314,12 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
       }
       if (this.t.congested() && !this.waitingDrain) {
         this.waitingDrain = true;
-        this.t.onDrain(() => {
-          this.waitingDrain = false;
-          this.pump();
-        });
+        this.offDrain =
+          this.t.onDrain(() => {
+            this.waitingDrain = false;
+            this.offDrain = null;
+            this.pump();
+          }) ?? null;
       }
     } finally {
       this.pumping = false;
@@ -294,6 +328,11 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
 
   private canSend(): boolean {
     return this.sendWindow.available > 0 && !this.t.congested();
+  }
+
+  /** The circuit's send window is open (the other end has acknowledged enough). */
+  get windowOpen(): boolean {
+    return this.sendWindow.available > 0;
   }
 
   /** @internal */
@@ -321,6 +360,9 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
   /** The circuit closed: end every stream. */
   closeAll(reason: EndReason = EndReason.DESTROYED): void {
     this.closed = true;
+    this.offDrain?.();
+    this.offDrain = null;
+    this.waitingDrain = false;
     for (const s of [...this.streams.values()]) s.close(reason);
   }
 }

@@ -14,7 +14,9 @@ export type CircuitPurpose =
   /** An endpoint's established introduction circuit. */
   | 'intro'
   /** An endpoint's rendezvous circuit, whose (virtual) last hop is the initiator. */
-  | 'service';
+  | 'service'
+  /** A measurer's one-hop circuit (specs/measurement.md): echoes, and nothing else. */
+  | 'measure';
 
 /** Replies on streams the client opened (specs/streams.md §5). */
 const STREAM_REPLIES = [RelayCommand.CONNECTED, RelayCommand.DATA, RelayCommand.END, RelayCommand.SENDME, RelayCommand.STORED, RelayCommand.FETCHED];
@@ -24,6 +26,7 @@ const UNASKED: Record<CircuitPurpose, ReadonlySet<number>> = {
   setup: new Set(),
   intro: new Set([RelayCommand.INTRODUCE2]),
   service: new Set([...STREAM_REPLIES, RelayCommand.BEGIN]),
+  measure: new Set([RelayCommand.ECHO]),
 };
 
 /** True when the last hop of a circuit of this purpose may send `command` without being asked. */

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { MAX_DESCRIPTOR_BYTES } from './descriptor.js';
-import { MAX_CONSENSUS_BYTES } from './consensus.js';
+import { CONSENSUS_PAGE_ENTRIES, MAX_CONSENSUS_HEAD_BYTES, zEntry } from './consensus.js';
 
 /** Largest reassembled CONTROL message (specs/limits.md). */
 export const MAX_CONTROL_MESSAGE = 256 * 1024;
@@ -15,11 +15,13 @@ export const MAX_DESCRIPTORS_PER_MESSAGE = 100;
 export const MAX_SUMMARY_ENTRIES = 5_000;
 /** Most (identity, published) pairs in one `gossip-announce` (44 bytes each: about 44 KB). */
 export const MAX_ANNOUNCE_ENTRIES = 1_000;
+/** Bytes of a signed vote in one `vote-part` (a vote of 100,000 relays takes 33 parts). */
+export const VOTE_PART_BYTES = 200 * 1024;
 
 const descList = z.array(zBytes(undefined, MAX_DESCRIPTOR_BYTES)).max(MAX_DESCRIPTORS_PER_MESSAGE);
 
 /** Unsigned lexicographic order of two byte strings (the order of their lowercase hex). */
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return a.length - b.length;
@@ -32,6 +34,12 @@ function ascending(e: readonly (readonly [Uint8Array, number])[], after: Uint8Ar
     if (prev && compareBytes(prev, id) >= 0) return false;
     prev = id;
   }
+  return true;
+}
+
+/** True when the identities are in strictly ascending order (so none is repeated). */
+function ascendingIds(ids: readonly Uint8Array[]): boolean {
+  for (let i = 1; i < ids.length; i++) if (compareBytes(ids[i - 1]!, ids[i]!) >= 0) return false;
   return true;
 }
 
@@ -49,8 +57,10 @@ export const controlSchema = z.discriminatedUnion('t', [
     .strictObject({ t: z.literal('gossip-summary'), e: pairs(MAX_SUMMARY_ENTRIES), after: zBytes(32).nullable(), more: z.boolean() })
     .refine((m) => ascending(m.e, m.after), { message: 'summary entries out of order', path: ['e'] })
     .refine((m) => !m.more || m.e.length > 0, { message: 'an empty summary cannot be cut', path: ['more'] }),
-  /** Identities whose descriptors the sender wants. */
-  z.strictObject({ t: z.literal('gossip-want'), ids: z.array(zBytes(32)).max(MAX_SUMMARY_ENTRIES) }),
+  /** Identities whose descriptors the sender wants, in strictly ascending order (each at most once). */
+  z
+    .strictObject({ t: z.literal('gossip-want'), ids: z.array(zBytes(32)).max(MAX_SUMMARY_ENTRIES) })
+    .refine((m) => ascendingIds(m.ids), { message: 'wanted identities out of order or repeated', path: ['ids'] }),
   /** Signed descriptors. */
   z.strictObject({ t: z.literal('gossip-push'), ds: descList }),
   /** (identity, published) of descriptors the sender has just added, in ascending order: ask with gossip-want. */
@@ -61,10 +71,33 @@ export const controlSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('dir-get'), since: zUint(), after: zBytes(32).nullable() }),
   /** A directory page. `at` is the responder's time; `more` says another page follows after the last identity. */
   z.strictObject({ t: z.literal('dir'), at: zUint(), ds: descList, more: z.boolean() }),
-  /** Signed consensuses of directory authorities (optional, specs/directory.md §7): gossiped and served. */
-  z.strictObject({ t: z.literal('consensus'), cs: z.array(zBytes(undefined, MAX_CONSENSUS_BYTES + 256)).max(1) }),
-  /** A client asks for the consensuses a relay holds. */
-  z.strictObject({ t: z.literal('consensus-get') }),
+  /** Asks for the newest signed consensus head the receiver holds (specs/directory.md §7.3). */
+  z.strictObject({ t: z.literal('consensus-head-get') }),
+  /** A signed consensus head (null: none held); relays also push it to relay neighbours when they adopt it. */
+  z.strictObject({ t: z.literal('consensus-head'), c: zBytes(undefined, MAX_CONSENSUS_HEAD_BYTES + 1024).nullable() }),
+  /** Asks for the entries of consensus `d` from index `from`. */
+  z.strictObject({ t: z.literal('consensus-entries-get'), d: zBytes(32), from: zUint() }),
+  /** A page of entries of consensus `d` from index `from`; `ok` false: the sender does not hold `d`. */
+  z.strictObject({ t: z.literal('consensus-entries'), d: zBytes(32), from: zUint(), e: z.array(zEntry).max(CONSENSUS_PAGE_ENTRIES), more: z.boolean(), ok: z.boolean() }),
+  /** Asks for the changes from consensus `from` to consensus `to`, identities above `after`. */
+  z.strictObject({ t: z.literal('consensus-diff-get'), from: zBytes(32), to: zBytes(32), after: zBytes(32).nullable() }),
+  /** A page of changes (ascending identity; null: the identity leaves); `ok` false: no diff between these two. */
+  z.strictObject({
+    t: z.literal('consensus-diff'),
+    from: zBytes(32),
+    to: zBytes(32),
+    ch: z.array(z.tuple([zBytes(32), zEntry.nullable()])).max(CONSENSUS_PAGE_ENTRIES),
+    more: z.boolean(),
+    ok: z.boolean(),
+  }),
+  /** Authority to authority: part `i` of `n` of its signed vote for the consensus valid after `va` (§7.1). */
+  z.strictObject({ t: z.literal('vote-part'), va: zUint(), i: zUint(63), n: zUint(64).min(1), b: zBytes(undefined, VOTE_PART_BYTES) }),
+  /** Authority to authority: its signature over the head of digest `d` it computed for `va` (§7.2). */
+  z.strictObject({ t: z.literal('consensus-sig'), va: zUint(), d: zBytes(32), s: zBytes(64) }),
+  /** Asks a directory source to sign what it serves (§6.5). */
+  z.strictObject({ t: z.literal('view-get') }),
+  /** A source's signed statement of what it serves: directory digest `d` of `n` descriptors, newest consensus `c`. */
+  z.strictObject({ t: z.literal('view'), at: zUint(), d: zBytes(32), n: zUint(), c: zBytes(32).nullable(), s: zBytes(64) }),
   /** A bridge's client asks for the bridge's own descriptor (specs/directory.md §9). */
   z.strictObject({ t: z.literal('bridge-get') }),
   /** A bridge's descriptor, signed under the bridge context. */

@@ -5,8 +5,8 @@
  *   body   = CBOR map, fields below
  *
  * A descriptor is self-certifying: the signature must verify under the identity key it names. Verification also
- * checks the time window: not expired, not published in the future beyond the clock skew, and not living longer
- * than MAX_DESCRIPTOR_LIFETIME.
+ * checks the time window: not expired, not published in the future beyond the clock skew, and living at least
+ * MIN_DESCRIPTOR_LIFETIME and at most MAX_DESCRIPTOR_LIFETIME.
  */
 import { z } from 'zod';
 import { crypto } from '../crypto/index.js';
@@ -19,6 +19,11 @@ import { isLinkUrl } from './dial-policy.js';
 
 export const MAX_DESCRIPTOR_BYTES = 2048;
 export const MAX_DESCRIPTOR_LIFETIME_MS = 24 * 3600 * 1000;
+/**
+ * Shortest `exp − pub` a descriptor may have (specs/directory.md §2.4): a descriptor that expires almost at once
+ * serves no relay and only churns directories.
+ */
+export const MIN_DESCRIPTOR_LIFETIME_MS = 5_000;
 export const DESCRIPTOR_CLOCK_SKEW_MS = 10 * 60 * 1000;
 const SIGN_CONTEXT = utf8('allium-v1 descriptor');
 /**
@@ -86,6 +91,16 @@ function range(a: number, b: number): number[] {
 }
 
 /**
+ * The identity a signed descriptor names, decoded without checking anything else (specs/directory.md §5.5: a relay
+ * decides whether it has room for a new identity before it spends a signature check). Throws ERR_CBOR_* /
+ * ERR_SCHEMA.
+ */
+export function descriptorIdentity(raw: Uint8Array): Uint8Array {
+  const signed = decodeMessage(signedSchema, raw, MAX_DESCRIPTOR_BYTES, 'signed descriptor');
+  return decodeMessage(bodySchema, signed.b, MAX_DESCRIPTOR_BYTES, 'descriptor').id;
+}
+
+/**
  * Decodes and verifies a signed descriptor at time `now`. Throws ERR_SIGNATURE (forged), ERR_DESCRIPTOR_EXPIRED,
  * ERR_DESCRIPTOR_FUTURE, ERR_DESCRIPTOR (inconsistent), ERR_CBOR_* / ERR_SCHEMA (malformed), ERR_CBOR_TOO_LARGE.
  */
@@ -95,7 +110,7 @@ export function verifyDescriptor(raw: Uint8Array, now: number, skewMs = DESCRIPT
   if (!crypto().verify(signed.s, concatBytes(contextOf(kind), signed.b), body.id)) {
     throw new CryptoError('ERR_SIGNATURE', 'descriptor signature does not verify');
   }
-  if (body.exp <= body.pub || body.exp - body.pub > MAX_DESCRIPTOR_LIFETIME_MS) {
+  if (body.exp - body.pub < MIN_DESCRIPTOR_LIFETIME_MS || body.exp - body.pub > MAX_DESCRIPTOR_LIFETIME_MS) {
     throw new ProtocolError('ERR_DESCRIPTOR', 'descriptor lifetime out of range');
   }
   if (body.pub > now + skewMs) throw new ProtocolError('ERR_DESCRIPTOR_FUTURE', 'descriptor published in the future');

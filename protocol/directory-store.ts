@@ -4,7 +4,7 @@
  * equal descriptor offered again is a replay and is ignored.
  */
 import { crypto } from '../crypto/index.js';
-import { concatBytes, toHex } from './bytes.js';
+import { toHex } from './bytes.js';
 import { LimitError, ProtocolError } from './errors.js';
 import { verifyDescriptor, type Descriptor } from './descriptor.js';
 
@@ -33,12 +33,21 @@ export class DirectoryStore {
    * Throws the verification errors of verifyDescriptor, ERR_DESCRIPTOR_STALE for an older edition.
    */
   offer(raw: Uint8Array, now: number): { result: OfferResult; descriptor: Descriptor } {
-    // The very bytes of a descriptor held (a duplicate in gossip, or a replay): known without a signature check.
+    const { descriptor: d, held } = this.verify(raw, now);
+    if (held) return { result: 'same', descriptor: d };
+    return { result: this.add(d, now), descriptor: d };
+  }
+
+  /**
+   * Verifies a signed descriptor without adding it (the caller decides: specs/directory.md §5.5). `held`: these
+   * very bytes are held and unexpired — known without a signature check (a duplicate in gossip, or a replay).
+   * Throws the errors of verifyDescriptor.
+   */
+  verify(raw: Uint8Array, now: number): { descriptor: Descriptor; held: boolean } {
     const fp = this.byRaw.get(rawKey(raw));
     const held = fp === undefined ? undefined : this.entries.get(fp);
-    if (held && held.descriptor.exp > now) return { result: 'same', descriptor: held.descriptor };
-    const d = verifyDescriptor(raw, now);
-    return { result: this.add(d, now), descriptor: d };
+    if (held && held.descriptor.exp > now) return { descriptor: held.descriptor, held: true };
+    return { descriptor: verifyDescriptor(raw, now), held: false };
   }
 
   /** Adds an already verified descriptor. */
@@ -101,15 +110,7 @@ export class DirectoryStore {
   /** A digest of the whole view: BLAKE2b over the sorted (identity | pub u64) pairs. Equal views, equal digests. */
   digest(): Uint8Array {
     if (this.cachedDigest) return this.cachedDigest;
-    const keys = [...this.entries.keys()].sort();
-    const parts: Uint8Array[] = [];
-    for (const k of keys) {
-      const d = this.entries.get(k)!.descriptor;
-      const pub = new Uint8Array(8);
-      new DataView(pub.buffer).setBigUint64(0, BigInt(d.pub));
-      parts.push(d.id, pub);
-    }
-    this.cachedDigest = crypto().hash(32, concatBytes(...parts));
+    this.cachedDigest = directoryDigest(this.all());
     return this.cachedDigest;
   }
 
@@ -161,6 +162,21 @@ export class DirectoryStore {
     }
     return { want, give };
   }
+}
+
+/**
+ * DirectoryDigest (specs/directory.md §4) of a set of descriptors: BLAKE2b-256 over id | u64(pub) of each, in
+ * ascending order of fingerprint. Written into one buffer (a view of 100,000 entries has 200,000 parts).
+ */
+export function directoryDigest(descriptors: readonly Pick<Descriptor, 'id' | 'pub' | 'fingerprint'>[]): Uint8Array {
+  const sorted = [...descriptors].sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : a.fingerprint > b.fingerprint ? 1 : 0));
+  const all = new Uint8Array(sorted.length * 40);
+  const view = new DataView(all.buffer);
+  sorted.forEach((d, i) => {
+    all.set(d.id, i * 40);
+    view.setBigUint64(i * 40 + 32, BigInt(d.pub));
+  });
+  return crypto().hash(32, all);
 }
 
 /** A short hash of a descriptor's bytes: equal bytes, equal key (a collision would need a 128-bit hash collision). */

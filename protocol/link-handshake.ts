@@ -279,6 +279,11 @@ export class LinkResponder {
     this.S = crypto().edPublicToX25519(o.identity.publicKey);
   }
 
+  /** The role msg1 claims, once open() has read it (the handshake proves a relay's in msg3). */
+  get claimedRole(): LinkRole {
+    return this.role;
+  }
+
   /**
    * Reads msg1 and returns msg2: open(), admit() and reply() in one. Throws ERR_LINK_PROBE when msg1 does not
    * decrypt (not an Allium peer that knows this relay, or a wrong bridge secret), ERR_LINK_REPLAY for a replayed

@@ -17,20 +17,12 @@ import { concatBytes, utf8 } from './bytes.js';
 import { PROTOID } from './constants.js';
 import { CryptoError } from './errors.js';
 import { H, LABELS } from './kdf.js';
-import type { OnionHop } from './onion.js';
+import type { HopKeys, OnionHop } from './hop.js';
+
+export type { HopKeys } from './hop.js';
 
 const PROTOID_BYTES = utf8(PROTOID);
 const SERVER = utf8('server');
-
-/** The symmetric keys of one hop of a circuit, shared by the client and that relay. */
-export interface HopKeys {
-  /** Key of the forward (client → relay) direction. */
-  readonly forward: Uint8Array;
-  /** Key of the backward (relay → client) direction. */
-  readonly backward: Uint8Array;
-  /** A value both ends know and nobody else does; binds later messages to this hop (rendezvous, extension). */
-  readonly binding: Uint8Array;
-}
 
 function finish(secretInput: Uint8Array): { keys: HopKeys; verify: Uint8Array } {
   const seed = H(LABELS.ntorKey, secretInput);

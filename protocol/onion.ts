@@ -33,15 +33,10 @@ import {
 } from './constants.js';
 import { CryptoError, ProtocolError, AlliumError } from './errors.js';
 import { H, LABELS } from './kdf.js';
-import { ntorClientFinish, ntorServer, type HopKeys } from './ntor.js';
+import type { HopKeys, OnionHop } from './hop.js';
+import { ntorClientFinish, ntorServer } from './ntor.js';
 
-/** What a client needs to know of one hop to build its layer. */
-export interface OnionHop {
-  /** Ed25519 identity public key (32 bytes). */
-  readonly identity: Uint8Array;
-  /** The relay's current X25519 onion public key (32 bytes). */
-  readonly onionKey: Uint8Array;
-}
+export type { OnionHop } from './hop.js';
 
 export const SLOT_EXTEND = 1;
 export const SLOT_TERMINAL = 2;

@@ -19,6 +19,8 @@ export const RelayCommand = {
   TRUNCATE: 8,
   TRUNCATED: 9,
   DROP: 10,
+  /** Capacity measurement (specs/measurement.md): sent back unchanged by the last hop of a measurer's circuit. */
+  ECHO: 11,
   // content (specs/content.md)
   STORE: 20,
   STORED: 21,

@@ -8,28 +8,11 @@
  * refreshed on every use), which forgives that address its debt — past that many active addresses the relay-wide
  * bucket is the limit.
  */
-import ipaddr from 'ipaddr.js';
+import { addressKeys } from '../protocol/address-block.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** Buckets per table (specs/limits.md HANDSHAKE_BUCKETS_MAX). */
 export const HANDSHAKE_BUCKETS_MAX = 65_536;
-
-/** The address as a key (IPv4-mapped IPv6 as IPv4) and its block: the /24 of IPv4, the /48 of IPv6. */
-export function addressKeys(remote: string): { address: string; block: string } {
-  let ip: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    ip = ipaddr.process(remote);
-  } catch {
-    // Not an IP address (a socket without one): its own address and block.
-    return { address: `?${remote}`, block: `?${remote}` };
-  }
-  if (ip.kind() === 'ipv4') {
-    const o = (ip as ipaddr.IPv4).octets;
-    return { address: ip.toString(), block: `${o[0]}.${o[1]}.${o[2]}.0/24` };
-  }
-  const p = (ip as ipaddr.IPv6).parts;
-  return { address: ip.toNormalizedString(), block: `${p[0]!.toString(16)}:${p[1]!.toString(16)}:${p[2]!.toString(16)}::/48` };
-}
 
 /** One table of token buckets keyed by address or block. */
 export class BucketTable {

@@ -16,6 +16,9 @@
  *   until its `exp` and then replaced by an empty marker; a valid deletion replaces it earlier. Either way the slot
  *   stays occupied for MAILBOX_HOLD_MS after it was stored, so an inbox's slots stay a contiguous run, and then
  *   the row goes. Expiry is enforced on every read and swept on writes and replication passes.
+ * - Endpoint descriptors (records rows with an `expires` time) are valid until the end of the period after theirs;
+ *   the same sweep deletes the rows past that, returning their bytes to the quota. Signed updatable-key records
+ *   (`expires` NULL) do not expire.
  */
 import { join } from 'node:path';
 import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';
@@ -24,6 +27,7 @@ import { toHex } from '../protocol/bytes.js';
 import { verifyRecord, type SskRecord } from '../protocol/ssk.js';
 import { verifyEndpointDescriptor } from '../protocol/endpoint-descriptor.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
+import { periodStart } from '../protocol/key-blinding.js';
 import { deletionCheck, MAILBOX_HOLD_MS, verifyMailboxStore } from '../protocol/mailbox.js';
 import { loadSqlite, type SqliteDatabase } from './sqlite.js';
 
@@ -37,8 +41,16 @@ export type MailboxResult = StoreResult | 'occupied';
 /** What a mailbox slot holds: a live item, the deletion that replaced it, or nothing after the item expired. */
 export type MailboxState = 'item' | 'deleted' | 'expired';
 
-/** Sweep expired mailbox items at most this often (ms). */
-const MAILBOX_SWEEP_INTERVAL_MS = 1000;
+/** Sweep expired mailbox items and endpoint descriptors at most this often (ms). */
+const SWEEP_INTERVAL_MS = 1000;
+
+/**
+ * When an endpoint descriptor for `period` stops being valid at a relay (Unix ms): relays accept the previous,
+ * current and next period (verifyEndpointDescriptor), so at the start of period + 2.
+ */
+function endpointExpiry(period: number): number {
+  return periodStart(period + 2) * 1000;
+}
 
 export interface StoredItem {
   readonly kind: 'block' | 'record';
@@ -88,7 +100,8 @@ export class BlockStore {
         edition INTEGER NOT NULL,
         data BLOB NOT NULL,
         stored_at INTEGER NOT NULL,
-        checked_gen TEXT NOT NULL DEFAULT ''
+        checked_gen TEXT NOT NULL DEFAULT '',
+        expires INTEGER
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS mailbox (
         rk BLOB PRIMARY KEY,
@@ -104,6 +117,7 @@ export class BlockStore {
       CREATE INDEX IF NOT EXISTS mailbox_expires ON mailbox (state, expires);
       CREATE INDEX IF NOT EXISTS mailbox_hold ON mailbox (hold_until);
     `);
+    this.addRecordExpiry();
     this.stmts = {
       getBlock: this.db.prepare<[Uint8Array], { data: Buffer }>('SELECT data FROM blocks WHERE rk = ?'),
       hasBlock: this.db.prepare<[Uint8Array], { n: number }>('SELECT 1 AS n FROM blocks WHERE rk = ?'),
@@ -116,8 +130,10 @@ export class BlockStore {
       deleteBlock: this.db.prepare('DELETE FROM blocks WHERE rk = ?'),
       getRecord: this.db.prepare<[Uint8Array], { data: Buffer; edition: number }>('SELECT data, edition FROM records WHERE rk = ?'),
       upsertRecord: this.db.prepare(
-        'INSERT INTO records (rk, edition, data, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, stored_at = excluded.stored_at, checked_gen = \'\'',
+        'INSERT INTO records (rk, edition, data, stored_at, expires) VALUES (?, ?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, stored_at = excluded.stored_at, expires = excluded.expires, checked_gen = \'\'',
       ),
+      expiredEndpointBytes: this.db.prepare<[number], { b: number | null }>('SELECT SUM(LENGTH(data)) AS b FROM records WHERE expires <= ?'),
+      deleteExpiredEndpoints: this.db.prepare('DELETE FROM records WHERE expires <= ?'),
       evictable: this.db.prepare<[], { rk: Buffer; role: string; copies: number }>(
         "SELECT rk, role, copies FROM blocks ORDER BY CASE role WHEN 'cache' THEN 0 ELSE 1 END, copies DESC, last_access ASC LIMIT 64",
       ),
@@ -257,7 +273,7 @@ export class BlockStore {
       if (have.edition === record.ed) return { result: 'exists', record };
     }
     this.makeRoom(data.length - (have?.data.length ?? 0));
-    this.write(() => this.stmts.upsertRecord.run(rk, record.ed, data, now));
+    this.write(() => this.stmts.upsertRecord.run(rk, record.ed, data, now, null));
     this.bytesUsed += data.length - (have?.data.length ?? 0);
     return { result: 'stored', record };
   }
@@ -268,13 +284,14 @@ export class BlockStore {
    */
   putEndpoint(locator: Uint8Array, data: Uint8Array, now = Date.now()): StoreResult {
     const v = verifyEndpointDescriptor(locator, data, now);
+    this.sweepExpired(now);
     const have = this.stmts.getRecord.get(locator);
     if (have) {
       if (have.edition > v.revision) throw new ProtocolError('ERR_RECORD_STALE', 'a newer revision is held');
       if (have.edition === v.revision) return 'exists';
     }
     this.makeRoom(data.length - (have?.data.length ?? 0));
-    this.write(() => this.stmts.upsertRecord.run(locator, v.revision, data, now));
+    this.write(() => this.stmts.upsertRecord.run(locator, v.revision, data, now, endpointExpiry(v.period)));
     this.bytesUsed += data.length - (have?.data.length ?? 0);
     return 'stored';
   }
@@ -312,7 +329,7 @@ export class BlockStore {
    */
   putMailbox(rk: Uint8Array, data: Uint8Array, now = Date.now()): MailboxResult {
     const v = verifyMailboxStore(data, now);
-    this.sweepMailboxes(now);
+    this.sweepExpired(now);
     const have = this.readMailbox(rk, now);
     if (!have) {
       this.makeRoom(data.length);
@@ -357,21 +374,48 @@ export class BlockStore {
     return { state: row.state, data, dt: row.dt ? new Uint8Array(row.dt) : null };
   }
 
-  /** Drops the payload of expired items and the rows whose hold has ended (at most once a second unless forced). */
-  sweepMailboxes(now = Date.now(), force = false): void {
-    if (!force && now - this.lastSweep < MAILBOX_SWEEP_INTERVAL_MS) return;
+  /**
+   * Drops the payload of expired mailbox items, the mailbox rows whose hold has ended, and the rows of endpoint
+   * descriptors no longer valid (at most once a second unless forced).
+   */
+  sweepExpired(now = Date.now(), force = false): void {
+    if (!force && now - this.lastSweep < SWEEP_INTERVAL_MS) return;
     this.lastSweep = now;
     this.db.transaction(() => {
       this.bytesUsed -= this.stmts.expiredMailboxBytes.get(now)!.b ?? 0;
       this.stmts.expireMailboxes.run(now);
       this.bytesUsed -= this.stmts.releasedMailboxBytes.get(now)!.b ?? 0;
       this.stmts.releaseMailboxes.run(now);
+      this.bytesUsed -= this.stmts.expiredEndpointBytes.get(now)!.b ?? 0;
+      this.stmts.deleteExpiredEndpoints.run(now);
     })();
+  }
+
+  /**
+   * Stores of an older version have no `expires` column in `records`: adds it, and sets it for the endpoint
+   * descriptors already held (the rows that verify as one; updatable-key records keep NULL), so they are swept too.
+   */
+  private addRecordExpiry(): void {
+    const columns = this.db.prepare<[], { name: string }>('PRAGMA table_info(records)').all();
+    if (!columns.some((c) => c.name === 'expires')) {
+      this.db.transaction(() => {
+        this.db.exec('ALTER TABLE records ADD COLUMN expires INTEGER');
+        const set = this.db.prepare('UPDATE records SET expires = ? WHERE rk = ?');
+        for (const row of this.db.prepare<[], { rk: Buffer; data: Buffer }>('SELECT rk, data FROM records').all()) {
+          try {
+            set.run(endpointExpiry(verifyEndpointDescriptor(new Uint8Array(row.rk), new Uint8Array(row.data)).period), row.rk);
+          } catch {
+            /* not an endpoint descriptor: an updatable-key record, which does not expire */
+          }
+        }
+      })();
+    }
+    this.db.exec('CREATE INDEX IF NOT EXISTS records_expires ON records (expires) WHERE expires IS NOT NULL');
   }
 
   /** Mailbox slots with an item or a deletion not yet checked against placement generation `gen`. */
   uncheckedMailboxes(gen: string, limit: number, after: Uint8Array = NO_KEY, now = Date.now()): Uint8Array[] {
-    this.sweepMailboxes(now, true);
+    this.sweepExpired(now, true);
     return this.stmts.uncheckedMailboxes.all(gen, after, limit).map((r) => new Uint8Array(r.rk));
   }
 
@@ -401,7 +445,9 @@ export class BlockStore {
     return this.stmts.unchecked.all(gen, after, limit).map((r) => new Uint8Array(r.rk));
   }
 
-  uncheckedRecords(gen: string, limit: number, after: Uint8Array = NO_KEY): Uint8Array[] {
+  /** Records not checked under `gen` (a replication pass, which sweeps expired rows first). */
+  uncheckedRecords(gen: string, limit: number, after: Uint8Array = NO_KEY, now = Date.now()): Uint8Array[] {
+    this.sweepExpired(now, true);
     return this.stmts.uncheckedRecords.all(gen, after, limit).map((r) => new Uint8Array(r.rk));
   }
 

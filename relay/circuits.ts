@@ -8,6 +8,15 @@
  * back. Any cell that fails its tag, arrives in the wrong state or from the wrong side tears the
  * circuit down in both directions; a closed link tears down every circuit on it and tells the other side.
  *
+ * What peers can make it hold is bounded (specs/circuits.md §7.1): circuits per relay, per link, and per address block
+ * of the previous hop (a pool for client links, a larger one for relay links); CREATEs are rate limited per client
+ * link and per address block before their onion costs an X25519 per onion key (§7.2); a circuit that ends here
+ * and has been silent for CIRCUIT_IDLE_TIMEOUT_MS, with no handler holding anything on it (a stream, a
+ * registration), is destroyed by `maintain()` (§7.3). Cells are forwarded without holding them back, but a circuit whose cells pile up in a
+ * congested link — more than MAX_CIRCUIT_BACKLOG_CELLS of them still held there — is destroyed (specs/link.md §4.2),
+ * and cells sent into congested links are reported (`onCongestedCells`) so the out-of-memory check runs before the
+ * next maintenance pass when they add up.
+ *
  * Not here: streams and exits (relay/exit.ts), content (relay/content), rendezvous (relay/rendezvous) — they plug in
  * through `CircuitEndpointHandler` for relay messages addressed to this hop.
  */
@@ -27,7 +36,7 @@ import {
   type Cell,
 } from '../protocol/cell.js';
 import { CELL_BODY_LEN, RELAY_TAG_AREA_LEN } from '../protocol/constants.js';
-import { AlliumError, isAlliumError } from '../protocol/errors.js';
+import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
 import { processOnion, ReplyStatus, type RelayHop, type ReplayGuard } from '../protocol/onion.js';
 import { RelayHopCrypto, payloadOf } from '../protocol/relay-crypto.js';
 import { decodeRelayPayload, encodeRelayPayloadInto, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
@@ -35,6 +44,32 @@ import { LinkRole } from '../protocol/link-handshake.js';
 import type { Link } from '../net/link.js';
 import type { KeyPair } from '../crypto/index.js';
 import type { RelayMetrics } from './metrics.js';
+import { addressKeys } from '../protocol/address-block.js';
+import { BucketTable } from './address-buckets.js';
+import { TokenBucket } from './token-bucket.js';
+import { CircuitBacklog } from './circuit-backlog.js';
+
+/** Circuits a relay carries (specs/limits.md). */
+export const MAX_CIRCUITS = 65_536;
+/** Circuit ids in use on one link. */
+export const MAX_CIRCUITS_PER_LINK = 16_384;
+/** Circuits whose previous hop is a client link from one /24 or /48 (specs/circuits.md §7.1). */
+export const MAX_CIRCUITS_PER_BLOCK = 1024;
+/** Circuits whose previous hop is a relay link from one /24 or /48. */
+export const MAX_CIRCUITS_PER_RELAY_BLOCK = 8192;
+/** CREATEs per second from one client link (burst: ten seconds' worth), specs/circuits.md §7.2. */
+export const CREATES_PER_SECOND_PER_LINK = 10;
+/** CREATEs per second from the client links of one /24 or /48 (burst: ten seconds' worth). */
+export const CREATES_PER_SECOND_PER_BLOCK = 50;
+/** CREATEs per second from the relay links of one /24 or /48 (burst: ten seconds' worth). */
+export const CREATES_PER_SECOND_PER_RELAY_BLOCK = 500;
+/** Silence after which a circuit that ends here, and on which nothing is held, is destroyed. */
+export const CIRCUIT_IDLE_TIMEOUT_MS = 10 * 60_000;
+/**
+ * Cells of one circuit, in one direction, that a congested link may hold (specs/link.md §4.2): above the 2000 DATA
+ * cells a window lets an honest circuit have in flight, with room for the cells that are not flow-controlled.
+ */
+export const MAX_CIRCUIT_BACKLOG_CELLS = 2500;
 
 export interface Side {
   readonly link: Link;
@@ -56,6 +91,10 @@ export class CircuitHop {
   binding: Uint8Array | null = null;
   /** A circuit joined to this one at a rendezvous point: forward cells not for us continue on it. */
   splicedWith: CircuitHop | null = null;
+  /** The pool and address block this circuit is counted in (specs/circuits.md §7.1). */
+  admittedIn: string | null = null;
+  /** Its cells still held by congested links, towards the previous and towards the next side. */
+  backlog: { prev: CircuitBacklog | null; next: CircuitBacklog | null } = { prev: null, next: null };
 
   constructor(
     readonly id: number,
@@ -82,6 +121,13 @@ export interface CircuitEndpointHandler {
   deliver(circuit: CircuitHop, message: RelayMessage): boolean;
   /** The circuit closed; free whatever is attached to it. */
   closed(circuit: CircuitHop): void;
+  /**
+   * True while the handler holds something on the circuit that silence does not end — an open stream, an
+   * introduction key or a cookie: the idle timeout spares it (specs/circuits.md §7.3).
+   */
+  holds?(circuit: CircuitHop): boolean;
+  /** Periodic housekeeping (the relay's maintenance interval), with the reactor's clock. */
+  maintain?(now: number): void;
 }
 
 export interface CircuitReactorOptions {
@@ -93,8 +139,22 @@ export interface CircuitReactorOptions {
   metrics: RelayMetrics;
   log: Logger;
   now?: () => number;
+  /** Circuits at most (default MAX_CIRCUITS), per link (MAX_CIRCUITS_PER_LINK). */
   maxCircuits?: number;
   maxCircuitsPerLink?: number;
+  /** Circuits from client links of one address block (MAX_CIRCUITS_PER_BLOCK), from relay links (…_PER_RELAY_BLOCK). */
+  maxCircuitsPerBlock?: number;
+  maxCircuitsPerRelayBlock?: number;
+  /** Silence after which an idle circuit ending here is destroyed (CIRCUIT_IDLE_TIMEOUT_MS). */
+  circuitIdleTimeoutMs?: number;
+  /** CREATEs per second from one client link, from a block's client links, from a block's relay links (CREATES_PER_SECOND_…). */
+  createsPerSecondPerLink?: number;
+  createsPerSecondPerBlock?: number;
+  createsPerSecondPerRelayBlock?: number;
+  /** Cells of one circuit and direction a congested link may hold (MAX_CIRCUIT_BACKLOG_CELLS). */
+  maxCircuitBacklogCells?: number;
+  /** Told of every cell sent into a congested link (the out-of-memory handler counts them). */
+  onCongestedCells?: (cells: number) => void;
   /** True for circuit ids of circuits this relay originated (they are handled by their own table). */
   originated?: (link: Link, circId: number) => boolean;
   /** How long the next hop may take to answer CREATE before the extension fails (specs/limits.md). */
@@ -113,12 +173,58 @@ export class CircuitReactor {
   private readonly maxCircuits: number;
   private readonly maxPerLink: number;
   private readonly extendTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  /** Circuits counted per pool and address block ("client <block>", "relay <block>"). */
+  private readonly perBlock = new Map<string, number>();
+  /** CREATE token buckets: per client link, per pool and block. */
+  private readonly createsPerLink = new WeakMap<Link, TokenBucket>();
+  private readonly createsPerBlock: { client: BucketTable; relay: BucketTable };
 
   constructor(private readonly o: CircuitReactorOptions) {
     this.now = o.now ?? Date.now;
-    this.maxCircuits = o.maxCircuits ?? 65_536;
-    this.maxPerLink = o.maxCircuitsPerLink ?? 16_384;
+    this.maxCircuits = o.maxCircuits ?? MAX_CIRCUITS;
+    this.maxPerLink = o.maxCircuitsPerLink ?? MAX_CIRCUITS_PER_LINK;
     this.extendTimeoutMs = o.extendTimeoutMs ?? 20_000;
+    this.idleTimeoutMs = o.circuitIdleTimeoutMs ?? CIRCUIT_IDLE_TIMEOUT_MS;
+    const block = o.createsPerSecondPerBlock ?? CREATES_PER_SECOND_PER_BLOCK;
+    const relayBlock = o.createsPerSecondPerRelayBlock ?? CREATES_PER_SECOND_PER_RELAY_BLOCK;
+    this.createsPerBlock = { client: new BucketTable(block, 10 * block, this.now), relay: new BucketTable(relayBlock, 10 * relayBlock, this.now) };
+  }
+
+  /**
+   * Charges a CREATE to its link (client links) and to its pool and block: null when admitted, else the drop reason.
+   * An onion costs an X25519 per onion key held, and each accepted one fills the replay filter that, full, forces
+   * an early rotation (specs/circuits.md §7.2).
+   */
+  private chargeCreate(link: Link, admission: { key: string }): string | null {
+    const relay = link.peer?.role === LinkRole.RELAY;
+    if (!relay) {
+      let b = this.createsPerLink.get(link);
+      if (!b) {
+        const rate = this.o.createsPerSecondPerLink ?? CREATES_PER_SECOND_PER_LINK;
+        this.createsPerLink.set(link, (b = new TokenBucket(rate, 10 * rate, this.now)));
+      }
+      if (!b.tryTake(1)) return 'create_rate_link';
+    }
+    return this.createsPerBlock[relay ? 'relay' : 'client'].tryTake(admission.key) ? null : 'create_rate_block';
+  }
+
+  /**
+   * The pool and address block a CREATE arriving on `link` is counted in: its peer's /24 or /48 (a link without an
+   * IP address is a block of its own), in the relay pool when the peer proved a relay identity.
+   */
+  private admission(link: Link): { key: string; max: number } {
+    const relay = link.peer?.role === LinkRole.RELAY;
+    const remote = link.socket.remoteAddress;
+    const block = remote ? addressKeys(remote).block : `link ${link.id}`;
+    return relay
+      ? { key: `relay ${block}`, max: this.o.maxCircuitsPerRelayBlock ?? MAX_CIRCUITS_PER_RELAY_BLOCK }
+      : { key: `client ${block}`, max: this.o.maxCircuitsPerBlock ?? MAX_CIRCUITS_PER_BLOCK };
+  }
+
+  /** Circuits counted for the address block of `link`'s peer (tests, status). */
+  circuitsFromBlockOf(link: Link): number {
+    return this.perBlock.get(this.admission(link).key) ?? 0;
   }
 
   get size(): number {
@@ -186,8 +292,20 @@ export class CircuitReactor {
   private onCreate(link: Link, cell: Cell): void {
     const header = decodeCreateBody(cell.body);
     const perLink = this.byLink.get(link)?.size ?? 0;
+    const admission = this.admission(link);
     if (this.count >= this.maxCircuits || perLink >= this.maxPerLink) {
       this.o.metrics.drops.inc({ reason: 'circuit_limit' });
+      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
+      return;
+    }
+    if ((this.perBlock.get(admission.key) ?? 0) >= admission.max) {
+      this.o.metrics.drops.inc({ reason: 'circuit_limit_block' });
+      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
+      return;
+    }
+    const limited = this.chargeCreate(link, admission);
+    if (limited) {
+      this.o.metrics.drops.inc({ reason: limited });
       this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
       return;
     }
@@ -205,6 +323,8 @@ export class CircuitReactor {
     hop.binding = Uint8Array.from(result.hop.keys.binding);
     this.table(link).set(cell.circId, { hop, side: 'prev' });
     this.count++;
+    hop.admittedIn = admission.key;
+    this.perBlock.set(admission.key, (this.perBlock.get(admission.key) ?? 0) + 1);
     this.o.metrics.circuits.set(this.count);
     this.o.metrics.circuitsBuilt.inc({ role: hop.isEntry ? 'entry' : result.kind === 'terminal' ? 'last' : 'middle' });
     if (result.kind === 'terminal') {
@@ -343,6 +463,7 @@ export class CircuitReactor {
   private send(hop: CircuitHop, side: Side, body: Uint8Array, command: CellCommand = CellCommand.RELAY): boolean {
     try {
       side.link.sendCell(side.circId, command, body);
+      this.account(hop, side);
       return true;
     } catch (e) {
       const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
@@ -350,6 +471,29 @@ export class CircuitReactor {
       this.destroy(hop, DestroyReason.RESOURCE_LIMIT);
       return false;
     }
+  }
+
+  /**
+   * Counts a cell just sent on `side` against the circuit's backlog there while the link is congested; past the
+   * limit the circuit is destroyed (RESOURCE_LIMIT), the other circuits of the link go on.
+   */
+  private account(hop: CircuitHop, side: Side): void {
+    const which = side === hop.prev ? 'prev' : 'next';
+    const link = side.link;
+    // Over the mark counts cells still queued in the link too: they are written only on its next flush.
+    if (!link.isCongested && !link.overHighWater) {
+      hop.backlog[which]?.clear();
+      hop.backlog[which] = null;
+      return;
+    }
+    this.o.onCongestedCells?.(1);
+    const backlog = (hop.backlog[which] ??= new CircuitBacklog());
+    if (backlog.add(link) <= (this.o.maxCircuitBacklogCells ?? MAX_CIRCUIT_BACKLOG_CELLS)) return;
+    const err = new LimitError('MAX_CIRCUIT_BACKLOG_CELLS', 'cells of one circuit waiting in a congested link');
+    this.o.metrics.drops.inc({ reason: 'circuit_backlog' });
+    this.o.metrics.errors.inc({ code: err.code });
+    this.o.log.debug({ limit: err.limit }, 'circuit destroyed');
+    this.destroy(hop, DestroyReason.RESOURCE_LIMIT);
   }
 
   private trySend(link: Link, circId: number, command: CellCommand, body: Uint8Array): boolean {
@@ -386,6 +530,7 @@ export class CircuitReactor {
     if (hop.next) this.byLink.get(hop.next.link)?.delete(hop.next.circId);
     hop.crypto?.wipe();
     hop.pending?.wipe();
+    hop.backlog = { prev: null, next: null };
     hop.attachments.delete('extend-done');
     for (const h of this.handlers) h.closed(hop);
     const other = hop.splicedWith;
@@ -395,7 +540,30 @@ export class CircuitReactor {
       this.destroy(other, DestroyReason.FINISHED);
     }
     this.count--;
+    if (hop.admittedIn !== null) {
+      const n = (this.perBlock.get(hop.admittedIn) ?? 1) - 1;
+      if (n > 0) this.perBlock.set(hop.admittedIn, n);
+      else this.perBlock.delete(hop.admittedIn);
+      hop.admittedIn = null;
+    }
     this.o.metrics.circuits.set(this.count);
+  }
+
+  /**
+   * Housekeeping, every maintenance interval: destroys (reason FINISHED) each circuit that ends here — no next hop,
+   * not spliced — has carried no relay cell for the idle timeout, and on which no handler holds anything; then runs
+   * the handlers' own housekeeping. A circuit passing through is left to its last hop, whose DESTROY reaches it.
+   */
+  maintain(now: number = this.now()): void {
+    for (const hop of [...this.circuits()]) {
+      if (hop.state !== 'open' || hop.next || hop.splicedWith || now - hop.lastActivity < this.idleTimeoutMs) continue;
+      if (this.handlers.some((h) => h.holds?.(hop))) continue;
+      this.o.metrics.drops.inc({ reason: 'circuit_idle' });
+      this.destroy(hop, DestroyReason.FINISHED);
+    }
+    for (const h of this.handlers) h.maintain?.(now);
+    this.createsPerBlock.client.sweep();
+    this.createsPerBlock.relay.sweep();
   }
 
   /** A link closed: tear down every circuit on it and tell the other side. */

@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
-import { parseIdentityFingerprint } from '../crypto/keys.js';
 import { ConfigError } from '../protocol/errors.js';
 import { parseExitPolicy } from '../protocol/exit-policy.js';
 import { isLinkUrl } from '../protocol/dial-policy.js';
+import { identityOf, parseBootstrapLine, type BootstrapLine } from '../protocol/bootstrap-line.js';
 import { zDuration, zSize } from './config-units.js';
 import { unknownKeyHint } from './config-hints.js';
 
@@ -52,15 +52,32 @@ export const relayConfigSchema = z.strictObject({
   bandwidth_burst: zSize().default(100 * 1024 * 1024),
   /** Bandwidth advertised to clients for path weighting (default: bandwidth_rate). */
   advertised_bandwidth: zSize({ rate: true }).optional(),
-  /** Open links at most, and per remote IP address. */
+  /** Open links at most, and per remote IP address and per address block (an IPv4 /24, an IPv6 /48). */
   max_links: z.number().int().positive().default(4096),
   max_links_per_ip: z.number().int().positive().default(64),
+  max_links_per_block: z.number().int().positive().default(256),
+  /** Of max_links, the links only relays may take: clients (and upgrades of unknown role) hold at most the rest. */
+  relay_links_reserved: z.number().int().nonnegative().default(512),
   /** New link handshakes accepted per second over all peers (burst: twice this). */
   handshakes_per_second: z.number().int().positive().default(200),
   /** New link handshakes accepted per second from one IP address, charged before the relay-wide bucket (burst: twice this). */
   handshakes_per_second_per_ip: z.number().int().positive().default(10),
   /** The same for one address block: an IPv4 /24, an IPv6 /48 (burst: twice this). */
   handshakes_per_second_per_block: z.number().int().positive().default(50),
+  /**
+   * Circuits whose previous hop is a client link from one address block (an IPv4 /24, an IPv6 /48), and a relay
+   * link (specs/circuits.md §7.1); beyond them CREATE is answered with DESTROY RESOURCE_LIMIT.
+   */
+  max_circuits_per_block: z.number().int().positive().default(1024),
+  max_circuits_per_relay_block: z.number().int().positive().default(8192),
+  /**
+   * CREATEs accepted per second from one client link, from the client links of one address block, and from the
+   * relay links of one block; bursts of ten seconds' worth (specs/circuits.md §7.2). Beyond them DESTROY
+   * RESOURCE_LIMIT, before the onion is opened.
+   */
+  creates_per_second_per_link: z.number().int().positive().default(10),
+  creates_per_second_per_block: z.number().int().positive().default(50),
+  creates_per_second_per_relay_block: z.number().int().positive().default(500),
   /** Cells per second a single link may send us before its reads are paused. */
   cells_per_second_per_link: z.number().int().positive().default(50_000),
   /** Memory for queued cells across all links; beyond it the out-of-memory handler closes the link holding the most. */
@@ -85,6 +102,12 @@ export const relayConfigSchema = z.strictObject({
   /** DNS lookups an exit has outstanding at once, and for one circuit (specs/streams.md §3). */
   exit_max_pending_resolves: z.number().int().positive().default(256),
   exit_max_pending_resolves_per_circuit: z.number().int().positive().default(16),
+  /**
+   * Exit streams (resolving, connecting or connected) of one circuit, and of the one-hop circuits from one client
+   * address block, an IPv4 /24 or IPv6 /48 (specs/streams.md §3.1).
+   */
+  exit_max_streams_per_circuit: z.number().int().positive().default(128),
+  exit_max_streams_per_client_block: z.number().int().positive().default(256),
   /** host:port of the Prometheus metrics endpoint; empty to disable. */
   metrics: z.string().default(''),
   /** host:port of the status page (HTML and status.json); empty to disable. Loopback unless admin_token is set. */
@@ -95,14 +118,33 @@ export const relayConfigSchema = z.strictObject({
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
   /** "auto": readable lines when standard error is a terminal, JSON lines otherwise; or always "json" or "pretty". */
   log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
-  /** Act as a directory authority: sign a consensus of the relays this relay knows (specs/directory.md §7). */
+  /** Act as a directory authority: test, measure, vote and sign consensuses (specs/directory.md §7). */
   authority: z.boolean().default(false),
+  /** As an authority: measure relays' capacity (specs/measurement.md); off: weights from others' measurements only. */
+  authority_measure: z.boolean().default(true),
+  /**
+   * As an authority: when relays earn flags (specs/directory.md §7.4). Times in ms, capacities in bytes/s, WFU a
+   * fraction; the defaults suit the public network, test networks shorten the times.
+   */
+  authority_flags: z
+    .strictObject({
+      fast_min: z.number().int().nonnegative().default(100_000),
+      stable_mtbf: duration.default(7 * 24 * 3600_000),
+      guard_min_known: duration.default(8 * 24 * 3600_000),
+      guard_min_wfu: z.number().min(0).max(1).default(0.98),
+      guard_bw_guarantee: z.number().int().nonnegative().default(2_000_000),
+      holder_min_uptime: duration.default(4 * 24 * 3600_000),
+      dir_min_known: duration.default(24 * 3600_000),
+    })
+    .prefault({}),
   /** As an authority: list only these relays (empty: every relay with a valid descriptor), like approved-routers. */
   authority_approved: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).default([]),
   /** Fingerprints of the directory authorities whose consensuses this relay keeps and passes on. */
   directory_authorities: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).default([]),
-  /** Relays to keep links with for gossip. */
+  /** Relays to dial and keep links with for gossip. */
   overlay_degree: z.number().int().min(1).max(64).default(8),
+  /** Relays that dialed this one taken as gossip neighbours per /24 or /48 (a loopback test network raises it). */
+  max_inbound_neighbours_per_block: z.number().int().positive().default(8),
   /** Timing, in milliseconds. The defaults suit the public network; tests shorten them. */
   timing: z
     .strictObject({
@@ -122,6 +164,13 @@ export const relayConfigSchema = z.strictObject({
       exit_resolve_timeout: duration.default(5_000),
       /** How often the relay logs its heartbeat line (uptime, links, circuits, bytes, store). */
       heartbeat_interval: duration.default(3600_000),
+      /** Placement period (the shared random value's, specs/directory.md §7.6); a multiple of consensus_interval. */
+      sr_period: duration.default(24 * 3600_000),
+      /** How often an authority tests that each relay answers at its address. */
+      reachability_interval: duration.default(20 * 60_000),
+      /** How often an authority measures each relay, and for how long (specs/measurement.md). */
+      measurement_interval: duration.default(24 * 3600_000),
+      measurement_duration: duration.default(10_000),
     })
     .prefault({}),
 });
@@ -129,29 +178,31 @@ export const relayConfigSchema = z.strictObject({
 export type RelayConfig = z.infer<typeof relayConfigSchema>;
 export type RelayConfigInput = z.input<typeof relayConfigSchema>;
 
-export interface BootstrapEntry {
-  readonly url: string;
-  readonly identity: Uint8Array;
-}
+/**
+ * The settings of a network whose relays all run on one machine (a test network, the devnet, `--test-network`):
+ * relays dial each other at loopback addresses (specs/link.md §1.1), and every peer has the same address, so the
+ * per-address and per-block limits (specs/limits.md) would count the whole network as one peer. Never for a relay on
+ * a real network: these lift the defences against one address or network taking a relay's resources.
+ */
+export const SINGLE_HOST_NETWORK = {
+  allow_private_addresses: true,
+  exit_reject_private: false,
+  max_links_per_ip: 4096,
+  max_links_per_block: 4096,
+  max_inbound_neighbours_per_block: 4096,
+  handshakes_per_second_per_ip: 10_000,
+  handshakes_per_second_per_block: 10_000,
+  max_circuits_per_block: 65_536,
+  max_circuits_per_relay_block: 65_536,
+  exit_max_streams_per_client_block: 4096,
+  creates_per_second_per_link: 10_000,
+  creates_per_second_per_block: 10_000,
+  creates_per_second_per_relay_block: 10_000,
+} as const satisfies Partial<RelayConfigInput>;
 
-/** Parses "ws://host:port/path FINGERPRINT". */
-export function parseBootstrapLine(line: string): BootstrapEntry {
-  const parts = line.trim().split(/\s+/);
-  if (parts.length !== 2 || !isLinkUrl(parts[0]!)) {
-    throw new ConfigError(`bootstrap line "${line}": expected "ws://host:port/path FINGERPRINT"`);
-  }
-  return { url: parts[0]!, identity: identityOf(parts[1]!, `bootstrap line "${line}"`) };
-}
+export type BootstrapEntry = BootstrapLine;
 
-/** A fingerprint as an identity key, or ERR_CONFIG naming `where` and what is wrong with it. */
-export function identityOf(fingerprint: string, where: string): Uint8Array {
-  if (!/^[0-9a-fA-F]{64}$/.test(fingerprint)) throw new ConfigError(`${where}: the fingerprint must be 64 hex digits`);
-  try {
-    return parseIdentityFingerprint(fingerprint);
-  } catch {
-    throw new ConfigError(`${where}: the fingerprint is 64 hex digits but not a relay identity key (not a valid Ed25519 public key: a typo?)`);
-  }
-}
+export { identityOf, parseBootstrapLine };
 
 const TOP_KEYS = Object.keys(relayConfigSchema.shape);
 const TABLE_KEYS = { timing: Object.keys(relayConfigSchema.shape.timing.unwrap().shape) };
@@ -179,13 +230,20 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   } catch (e) {
     throw new ConfigError(`exit_policy: ${(e as Error).message}`);
   }
+  if (cfg.timing.descriptor_lifetime < 5_000) throw new ConfigError('timing.descriptor_lifetime must be at least 5 seconds (5000 ms); other relays refuse shorter-lived descriptors');
   if (cfg.timing.descriptor_lifetime > 24 * 3600_000) throw new ConfigError('timing.descriptor_lifetime must be at most 24 hours (86400000 ms); other relays refuse longer-lived descriptors');
   if (cfg.timing.descriptor_renew >= cfg.timing.descriptor_lifetime) throw new ConfigError('timing.descriptor_renew must be shorter than timing.descriptor_lifetime');
   if (cfg.timing.onion_key_overlap < cfg.timing.descriptor_lifetime) {
     throw new ConfigError('timing.onion_key_overlap must be at least timing.descriptor_lifetime, or clients holding a valid descriptor could not build circuits');
   }
+  if (cfg.relay_links_reserved >= cfg.max_links) throw new ConfigError('relay_links_reserved must be less than max_links (clients need some links)');
   if (!cfg.tls_cert !== !cfg.tls_key) throw new ConfigError('tls_cert and tls_key: set both (TLS) or neither (plain WebSocket)');
   if (cfg.bridge && cfg.authority) throw new ConfigError('bridge: a directory authority must be public; it cannot be a bridge');
+  const t = cfg.timing;
+  if (t.sr_period % t.consensus_interval !== 0 || t.sr_period < 2 * t.consensus_interval) {
+    throw new ConfigError('timing.sr_period must be a multiple of timing.consensus_interval, and at least twice it');
+  }
+
   if (/[?#]/.test(cfg.path)) throw new ConfigError('path: a URL path without query or fragment, like "/allium"');
   if (cfg.public_address) {
     let u: URL;

@@ -2,9 +2,13 @@
  * The content service of a store relay (specs/content.md §8): STORE and FETCH streams at the last hop of a
  * circuit. The relay never learns who asks (the request came through a circuit) and cannot read what it holds.
  * Kinds: CHK blocks, updatable-key records, endpoint descriptors and mailbox slots (specs/messaging.md §9).
+ *
+ * Bounded (specs/content.md §8.1): at most MAX_CONTENT_STREAMS_PER_CIRCUIT STORE and FETCH streams open on one
+ * circuit, so a FETCH flood cannot make the relay queue an item per stream for a thousand streams a circuit; further
+ * ones are refused with END RESOURCE_LIMIT. A STORE reserves its `n` bytes (one buffer, filled as DATA arrives) out
+ * of MAX_PENDING_STORE_BYTES for the relay until it ends; a STORE that does not fit is answered STORED `refused`.
  */
 import type { Logger } from 'pino';
-import { concatBytes } from '../protocol/bytes.js';
 import { BLOCK_LEN } from '../protocol/chk.js';
 import { decodeFetch, decodeStore, encodeFetched, encodeStored, type ContentKind, type ContentStatus } from '../protocol/content-messages.js';
 import { isAlliumError } from '../protocol/errors.js';
@@ -19,6 +23,18 @@ import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
 
 const STORE_TIMEOUT_MS = 30_000;
+/** STORE and FETCH streams open at once on one circuit (specs/limits.md); clients use 8 at most. */
+export const MAX_CONTENT_STREAMS_PER_CIRCUIT = 16;
+
+/** Bytes of STOREs whose data is still arriving, over all circuits (specs/limits.md). */
+export const MAX_PENDING_STORE_BYTES = 64 * 1024 * 1024;
+
+export interface ContentServiceOptions {
+  /** Default MAX_CONTENT_STREAMS_PER_CIRCUIT. */
+  maxStreamsPerCircuit?: number;
+  /** Default MAX_PENDING_STORE_BYTES. */
+  maxPendingStoreBytes?: number;
+}
 const MAX_ITEM_BYTES: Record<ContentKind, number> = {
   block: BLOCK_LEN,
   record: MAX_RECORD_BYTES,
@@ -27,13 +43,47 @@ const MAX_ITEM_BYTES: Record<ContentKind, number> = {
 };
 
 export class ContentService {
+  /** Content streams open per circuit. */
+  private readonly open = new WeakMap<CircuitHop, number>();
+  private readonly maxStreamsPerCircuit: number;
+  private readonly maxPendingStoreBytes: number;
+  private pendingStore = 0;
+
   constructor(
     readonly store: BlockStore,
     private readonly metrics: RelayMetrics,
     private readonly log: Logger,
     private readonly onStored?: (rk: Uint8Array, kind: 'block' | 'record') => void,
+    options: ContentServiceOptions = {},
   ) {
+    this.maxStreamsPerCircuit = options.maxStreamsPerCircuit ?? MAX_CONTENT_STREAMS_PER_CIRCUIT;
+    this.maxPendingStoreBytes = options.maxPendingStoreBytes ?? MAX_PENDING_STORE_BYTES;
     this.updateGauges();
+  }
+
+  /**
+   * Counts a new content stream on `hop` until it ends; false (the stream refused with END RESOURCE_LIMIT) when the
+   * circuit already has its limit open.
+   */
+  private admit(hop: CircuitHop, mux: StreamMux, s: MuxStream): boolean {
+    const n = this.open.get(hop) ?? 0;
+    if (n >= this.maxStreamsPerCircuit) {
+      this.metrics.drops.inc({ reason: 'content_stream_limit' });
+      mux.reset(s, EndReason.RESOURCE_LIMIT);
+      return false;
+    }
+    this.open.set(hop, n + 1);
+    s.once('stream:end', () => {
+      const left = (this.open.get(hop) ?? 1) - 1;
+      if (left > 0) this.open.set(hop, left);
+      else this.open.delete(hop);
+    });
+    return true;
+  }
+
+  /** Bytes reserved by STOREs whose data is still arriving. */
+  get pendingStoreBytes(): number {
+    return this.pendingStore;
   }
 
   updateGauges(): void {
@@ -51,7 +101,8 @@ export class ContentService {
   }
 
   /** STORE opener. */
-  onStore = (_hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+  onStore = (hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+    if (!this.admit(hop, mux, s)) return;
     let req;
     try {
       req = decodeStore(data);
@@ -60,28 +111,44 @@ export class ContentService {
     }
     const max = MAX_ITEM_BYTES[req.t];
     if (req.n > max || (req.t === 'block' && req.n !== BLOCK_LEN)) return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
-    mux.acceptQuietly(s);
-    const parts: Uint8Array[] = [];
+    if (this.pendingStore + req.n > this.maxPendingStoreBytes) {
+      this.metrics.drops.inc({ reason: 'store_pending_limit' });
+      return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'refused' }));
+    }
+    // The item's bytes are reserved now and held in one buffer until the stream ends, whatever arrives.
+    this.pendingStore += req.n;
+    let bytes: Uint8Array | null = new Uint8Array(req.n);
     let got = 0;
     const timer = setTimeout(() => mux.reset(s, EndReason.TIMEOUT), STORE_TIMEOUT_MS);
-    s.on('stream:end', () => clearTimeout(timer));
+    s.once('stream:end', () => {
+      clearTimeout(timer);
+      this.pendingStore -= req.n;
+      bytes = null;
+    });
+    mux.acceptQuietly(s);
     s.on('stream:data', (chunk) => {
-      parts.push(Uint8Array.from(chunk));
-      got += chunk.length;
       s.consumed(1);
+      if (!bytes) return; // answered already
+      if (got + chunk.length > req.n) {
+        clearTimeout(timer);
+        bytes = null;
+        return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
+      }
+      bytes.set(chunk, got);
+      got += chunk.length;
       if (got < req.n) return;
       clearTimeout(timer);
-      if (got > req.n) return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
-      const bytes = concatBytes(...parts);
+      const item = bytes;
+      bytes = null;
       let status: ContentStatus;
       try {
-        if (req.t === 'block') status = this.store.putBlock(req.k, bytes, req.c ? 'cache' : 'replica') === 'stored' ? 'ok' : 'exists';
-        else if (req.t === 'endpoint') status = this.store.putEndpoint(req.k, bytes) === 'stored' ? 'ok' : 'exists';
+        if (req.t === 'block') status = this.store.putBlock(req.k, item, req.c ? 'cache' : 'replica') === 'stored' ? 'ok' : 'exists';
+        else if (req.t === 'endpoint') status = this.store.putEndpoint(req.k, item) === 'stored' ? 'ok' : 'exists';
         else if (req.t === 'mailbox') {
-          const r = this.store.putMailbox(req.k, bytes);
+          const r = this.store.putMailbox(req.k, item);
           status = r === 'stored' ? 'ok' : r;
         }
-        else status = this.store.putRecord(req.k, bytes).result === 'stored' ? 'ok' : 'exists';
+        else status = this.store.putRecord(req.k, item).result === 'stored' ? 'ok' : 'exists';
       } catch (e) {
         const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
         status = code === 'ERR_QUOTA' ? 'quota' : code === 'ERR_RECORD_STALE' ? 'stale' : 'invalid';
@@ -94,7 +161,8 @@ export class ContentService {
   };
 
   /** FETCH opener. */
-  onFetch = (_hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+  onFetch = (hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): void => {
+    if (!this.admit(hop, mux, s)) return;
     let req;
     try {
       req = decodeFetch(data);

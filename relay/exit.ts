@@ -7,6 +7,13 @@
  * libuv's four pool threads, which a few black-holed names would stall. A lookup is pending until its queries end;
  * pending lookups count against the connection cap and against limits of their own, per relay and per circuit.
  *
+ * A stream holds its place from BEGIN until its connection has closed (specs/streams.md §3.1): at most
+ * MAX_EXIT_STREAMS_PER_CIRCUIT per circuit and, for circuits whose previous hop is a client (one-hop circuits),
+ * MAX_EXIT_STREAMS_PER_CLIENT_BLOCK per address block of that client, so one circuit or one network cannot take the
+ * exit's connections. A connection that carries no data either way for EXIT_IDLE_TIMEOUT_MS is closed (`maintain`).
+ * What its sockets buffer (data for a destination that reads slowly, data read and not yet queued) is reported per
+ * circuit (`bufferedBytes`) and counted against max_queue_bytes with the stream queues.
+ *
  * Safe logging: destinations are never logged at info level or above.
  */
 import { promises as dns } from 'node:dns';
@@ -19,6 +26,15 @@ import type { StreamMux, MuxStream } from '../net/stream-mux.js';
 import { pipeSocket } from '../net/pipe-socket.js';
 import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
+import { addressKeys } from '../protocol/address-block.js';
+import type { LastHopService } from './streams.js';
+
+/** Exit streams (connecting, connected or resolving) of one circuit (specs/limits.md). */
+export const MAX_EXIT_STREAMS_PER_CIRCUIT = 128;
+/** Exit streams of circuits whose previous hop is a client link from one /24 or /48. */
+export const MAX_EXIT_STREAMS_PER_CLIENT_BLOCK = 256;
+/** Time an exit connection may carry no data, either way, before it is closed. */
+export const EXIT_IDLE_TIMEOUT_MS = 10 * 60_000;
 
 export const PRIVATE_REJECT_LINES = [
   'reject 0.0.0.0/8:*',
@@ -49,18 +65,41 @@ export interface ExitOptions {
   /** Lookups pending at once, for the relay and for one circuit (defaults 256 and 16). */
   maxPendingResolves?: number;
   maxPendingResolvesPerCircuit?: number;
+  /** Exit streams per circuit (default MAX_EXIT_STREAMS_PER_CIRCUIT). */
+  maxStreamsPerCircuit?: number;
+  /** Exit streams of one-hop circuits from one client address block (default MAX_EXIT_STREAMS_PER_CLIENT_BLOCK). */
+  maxStreamsPerClientBlock?: number;
+  /** Silence after which a connection is closed (default EXIT_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
+  /** The clock of the idle timeout (the reactor's). */
+  now?: () => number;
+}
+
+/** An exit connection, for the idle timeout. */
+interface Connection {
+  readonly socket: Socket;
+  readonly stream: MuxStream;
+  readonly mux: StreamMux;
+  connected: boolean;
+  lastData: number;
 }
 
 /** The exit service: opens TCP connections for BEGIN (registered with relay/streams.ts). */
-export class ExitService {
+export class ExitService implements LastHopService {
   private connections = 0;
   private pending = 0;
   private readonly pendingByCircuit = new WeakMap<CircuitHop, number>();
-  private readonly sockets = new Set<Socket>();
+  /** Streams holding a place, per circuit and per client block (from BEGIN until the connection closed). */
+  private readonly streamsByCircuit = new WeakMap<CircuitHop, number>();
+  private readonly streamsByBlock = new Map<string, number>();
+  private readonly sockets = new Map<Socket, Connection>();
+  private readonly byCircuit = new Map<CircuitHop, Set<Connection>>();
   private readonly resolver: dns.Resolver;
   private readonly resolveTimeoutMs: number;
+  private readonly now: () => number;
 
   constructor(private readonly o: ExitOptions) {
+    this.now = o.now ?? Date.now;
     this.resolveTimeoutMs = o.resolveTimeoutMs ?? 5000;
     this.resolver = new dns.Resolver({ timeout: Math.max(50, Math.floor(this.resolveTimeoutMs / 3)), tries: 2 });
     if (o.dnsServers?.length) this.resolver.setServers([...o.dnsServers]);
@@ -113,6 +152,39 @@ export class ExitService {
     void this.onBegin(hop, mux, s, data);
   };
 
+  /**
+   * Takes a place for a stream of `hop`: null when the circuit, or the client block it comes from, has its limit
+   * (the drop reason is counted); else the function that gives the place back, once.
+   */
+  private takePlace(hop: CircuitHop): (() => void) | null {
+    const onCircuit = this.streamsByCircuit.get(hop) ?? 0;
+    if (onCircuit >= (this.o.maxStreamsPerCircuit ?? MAX_EXIT_STREAMS_PER_CIRCUIT)) {
+      this.o.metrics.drops.inc({ reason: 'exit_circuit_limit' });
+      return null;
+    }
+    // A circuit whose previous hop is a client's link began at that client: its address block is known here.
+    const remote = hop.isEntry ? hop.prev.link.socket.remoteAddress : null;
+    const block = hop.isEntry ? (remote ? addressKeys(remote).block : `link ${hop.prev.link.id}`) : null;
+    if (block !== null && (this.streamsByBlock.get(block) ?? 0) >= (this.o.maxStreamsPerClientBlock ?? MAX_EXIT_STREAMS_PER_CLIENT_BLOCK)) {
+      this.o.metrics.drops.inc({ reason: 'exit_block_limit' });
+      return null;
+    }
+    this.streamsByCircuit.set(hop, onCircuit + 1);
+    if (block !== null) this.streamsByBlock.set(block, (this.streamsByBlock.get(block) ?? 0) + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const c = (this.streamsByCircuit.get(hop) ?? 1) - 1;
+      if (c > 0) this.streamsByCircuit.set(hop, c);
+      else this.streamsByCircuit.delete(hop);
+      if (block === null) return;
+      const b = (this.streamsByBlock.get(block) ?? 1) - 1;
+      if (b > 0) this.streamsByBlock.set(block, b);
+      else this.streamsByBlock.delete(block);
+    };
+  }
+
   private async onBegin(hop: CircuitHop, mux: StreamMux, s: MuxStream, data: Uint8Array): Promise<void> {
     let target;
     try {
@@ -121,67 +193,119 @@ export class ExitService {
       this.o.metrics.errors.inc({ code: isAlliumError(e) ? e.code : 'ERR_SCHEMA' });
       return mux.reset(s, EndReason.MISC);
     }
+    const release = this.takePlace(hop);
+    if (!release) return mux.reset(s, EndReason.RESOURCE_LIMIT);
+    let connecting = false;
+    try {
+      connecting = await this.connectStream(hop, mux, s, target, release);
+    } finally {
+      if (!connecting) release();
+    }
+  }
+
+  /** Resolves and connects; returns true once a socket exists (it gives the stream's place back when it closes). */
+  private async connectStream(hop: CircuitHop, mux: StreamMux, s: MuxStream, target: { a: string; p: number }, release: () => void): Promise<boolean> {
     // Lookups still pending hold a place too: otherwise BEGINs waiting on slow names would all pass this check and
     // then all connect.
     if (this.connections + this.pending >= (this.o.maxExitConnections ?? 4096)) {
       this.o.metrics.drops.inc({ reason: 'exit_connection_limit' });
-      return mux.reset(s, EndReason.RESOURCE_LIMIT);
+      mux.reset(s, EndReason.RESOURCE_LIMIT);
+      return false;
     }
     let address = target.a.replace(/^\[|\]$/g, '');
     if (!isIP(address)) {
       if (this.pending >= (this.o.maxPendingResolves ?? 256) || (this.pendingByCircuit.get(hop) ?? 0) >= (this.o.maxPendingResolvesPerCircuit ?? 16)) {
         this.o.metrics.drops.inc({ reason: 'exit_resolve_limit' });
-        return mux.reset(s, EndReason.RESOURCE_LIMIT);
+        mux.reset(s, EndReason.RESOURCE_LIMIT);
+        return false;
       }
       try {
         address = await this.resolve(hop, address);
       } catch {
         this.o.metrics.drops.inc({ reason: 'exit_resolve_failed' });
-        return mux.reset(s, EndReason.RESOLVE_FAILED);
+        mux.reset(s, EndReason.RESOLVE_FAILED);
+        return false;
       }
-      // The lookup's slot is released: the connection takes one of its own, if there is still room.
+      // The lookup's slot is released: the connection takes one of its own, if there is still room. Nothing runs
+      // between this check and the count below, so lookups that end together cannot overshoot the cap.
       if (this.connections + this.pending >= (this.o.maxExitConnections ?? 4096)) {
         this.o.metrics.drops.inc({ reason: 'exit_connection_limit' });
-        return mux.reset(s, EndReason.RESOURCE_LIMIT);
+        mux.reset(s, EndReason.RESOURCE_LIMIT);
+        return false;
       }
     }
-    if (s.state === 'closed') return;
+    if (s.state === 'closed') return false;
     if (!policyAllows(this.o.policy, address, target.p)) {
       this.o.metrics.drops.inc({ reason: 'exit_policy' });
-      return mux.reset(s, EndReason.EXIT_POLICY);
+      mux.reset(s, EndReason.EXIT_POLICY);
+      return false;
     }
     this.connections++;
     this.gauges();
     const socket = connect({ host: address, port: target.p });
-    this.sockets.add(socket);
+    const conn: Connection = { socket, stream: s, mux, connected: false, lastData: this.now() };
+    this.sockets.set(socket, conn);
+    let mine = this.byCircuit.get(hop);
+    if (!mine) this.byCircuit.set(hop, (mine = new Set()));
+    mine.add(conn);
     socket.setNoDelay(true);
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })), this.o.connectTimeoutMs ?? 10_000);
-    let connected = false;
     socket.once('connect', () => {
       clearTimeout(timer);
-      connected = true;
+      conn.connected = true;
+      conn.lastData = this.now();
       if (s.state === 'closed') return void socket.destroy();
       mux.accept(s);
       pipeSocket(s, socket);
+      socket.on('data', () => void (conn.lastData = this.now()));
+      s.on('stream:data', () => void (conn.lastData = this.now()));
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      if (!connected) mux.reset(s, endReasonFor(err.code));
+      if (!conn.connected) mux.reset(s, endReasonFor(err.code));
     });
     socket.once('close', () => {
       clearTimeout(timer);
       this.connections--;
       this.gauges();
       this.sockets.delete(socket);
+      mine.delete(conn);
+      if (mine.size === 0 && this.byCircuit.get(hop) === mine) this.byCircuit.delete(hop);
+      release();
     });
     s.on('stream:end', () => {
-      if (!connected) socket.destroy();
+      if (!conn.connected) socket.destroy();
     });
+    return true;
+  }
+
+  /**
+   * Closes every connection that has carried no data, either way, for the idle timeout (specs/streams.md §3.1); its
+   * stream ends with TIMEOUT. Also a connection whose stream ended but whose destination never closes its side.
+   */
+  maintain(now: number): void {
+    const idle = this.o.idleTimeoutMs ?? EXIT_IDLE_TIMEOUT_MS;
+    for (const c of [...this.sockets.values()]) {
+      if (!c.connected || now - c.lastData < idle) continue;
+      this.o.metrics.drops.inc({ reason: 'exit_idle' });
+      c.mux.reset(c.stream, EndReason.TIMEOUT);
+      c.socket.destroy();
+    }
+  }
+
+  /**
+   * Bytes the sockets of `hop`'s streams hold in the process: written and not yet taken by the kernel (a destination
+   * that does not read), and read and not yet handed on.
+   */
+  bufferedBytes(hop: CircuitHop): number {
+    let n = 0;
+    for (const c of this.byCircuit.get(hop) ?? []) n += c.socket.writableLength + c.socket.readableLength;
+    return n;
   }
 
   /** Closes every exit connection (shutdown). */
   closeAll(): void {
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets.keys()) s.destroy();
   }
 }
 

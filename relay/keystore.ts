@@ -57,6 +57,9 @@ export function loadOrCreateIdentity(dir: string): { identity: IdentityKey; crea
 interface StoredOnionKey {
   secret: string;
   created: number;
+  /** When a newer key replaced it, and whether early (crypto/keys.ts). */
+  replaced?: number;
+  early?: boolean;
 }
 
 export function loadOrCreateOnionKeys(dir: string, now: number, options: OnionKeyRingOptions): OnionKeyRing {
@@ -70,7 +73,12 @@ export function loadOrCreateOnionKeys(dir: string, now: number, options: OnionKe
       throw new ConfigError(`${path} is damaged: delete it and the relay will make new onion keys`);
     }
     return new OnionKeyRing(
-      stored.map((s) => ({ keyPair: crypto().x25519Keypair(fromHex(s.secret)), created: s.created })),
+      stored.map((s) => ({
+        keyPair: crypto().x25519Keypair(fromHex(s.secret)),
+        created: s.created,
+        ...(typeof s.replaced === 'number' ? { replaced: s.replaced } : {}),
+        ...(s.early === true ? { early: true } : {}),
+      })),
       options,
     );
   }
@@ -80,6 +88,11 @@ export function loadOrCreateOnionKeys(dir: string, now: number, options: OnionKe
 }
 
 export function saveOnionKeys(dir: string, ring: OnionKeyRing): void {
-  const stored: StoredOnionKey[] = ring.all.map((e) => ({ secret: toHex(e.keyPair.secretKey), created: e.created }));
+  const stored: StoredOnionKey[] = ring.all.map((e) => ({
+    secret: toHex(e.keyPair.secretKey),
+    created: e.created,
+    ...(e.replaced !== undefined ? { replaced: e.replaced } : {}),
+    ...(e.early ? { early: true } : {}),
+  }));
   writeFileAtomic(join(dir, 'onion-keys.json'), JSON.stringify(stored));
 }

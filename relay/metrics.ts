@@ -44,6 +44,24 @@ export const DROP_REASONS = [
   'dial_refused_address',
   'answer_deferred_dropped',
   'control_send_congested',
+  'dial_limit',
+  'link_evicted_idle',
+  'inbound_neighbour_limit',
+  'gossip_not_neighbour',
+  'gossip_summary_unsolicited',
+  'gossip_give_capped',
+  'intro_limit_evicted',
+  'circuit_backlog',
+  'circuit_idle',
+  'circuit_limit_block',
+  'content_stream_limit',
+  'exit_block_limit',
+  'exit_circuit_limit',
+  'exit_idle',
+  'oom_circuit_destroyed',
+  'store_pending_limit',
+  'stream_stalled',
+  'rendezvous_limit_evicted',
 ];
 
 export class RelayMetrics {
@@ -63,6 +81,7 @@ export class RelayMetrics {
   readonly errors: client.Counter<'code'>;
   readonly handshakes: client.Counter<'result'>;
   readonly directorySize: client.Gauge;
+  readonly consensusRelays: client.Gauge<'flag'>;
   readonly storeOpen: client.Gauge;
   readonly storeBytes: client.Gauge;
   readonly storeBlocks: client.Gauge;
@@ -76,6 +95,7 @@ export class RelayMetrics {
   readonly exitConnections: client.Gauge;
   readonly linkBufferedBytes: client.Gauge;
   readonly linkBufferedBytesMax: client.Gauge;
+  readonly streamBufferedBytes: client.Gauge;
   readonly exitPendingResolves: client.Gauge;
   readonly buildInfo: client.Gauge<'version' | 'node'>;
 
@@ -97,6 +117,7 @@ export class RelayMetrics {
     this.errors = new client.Counter({ name: 'allium_errors_total', help: 'Protocol and peer errors, by error code', labelNames: ['code'], registers: r });
     this.handshakes = new client.Counter({ name: 'allium_handshakes_total', help: 'Link handshakes by result', labelNames: ['result'], registers: r });
     this.directorySize = new client.Gauge({ name: 'allium_directory_relays', help: 'Relays in this relay directory view', registers: r });
+    this.consensusRelays = new client.Gauge({ name: 'allium_consensus_relays', help: 'Relays the consensus held lists, in all (flag="all") and with each flag', labelNames: ['flag'], registers: r });
     this.storeOpen = new client.Gauge({ name: 'allium_store_open', help: '1 while the content store takes new items and the descriptor lists store; 0 when full', registers: r });
     this.storeOpen.set(1);
     this.storeBytes = new client.Gauge({ name: 'allium_store_bytes', help: 'Bytes of content blocks stored', registers: r });
@@ -111,14 +132,19 @@ export class RelayMetrics {
     });
     this.gossipPulls = new client.Counter({
       name: 'allium_gossip_pulls_total',
-      help: 'Announced descriptors asked for, by event: asked, retried (another announcer), abandoned, dropped (too many pending)',
+      help: 'Announced descriptors asked for, by event: asked, retried (another announcer), abandoned, dropped (too many pending), evicted (for a neighbour below its fair share)',
       labelNames: ['event'],
       registers: r,
     });
     this.replicated = new client.Counter({ name: 'allium_replicated_total', help: 'Content items copied to another holder by re-replication', registers: r });
     this.departures = new client.Counter({ name: 'allium_holder_departures_total', help: 'Holders left out of placement after staying unreachable for the departure grace', registers: r });
-    this.linkBufferedBytes = new client.Gauge({ name: 'allium_link_buffered_bytes', help: 'Bytes queued on all links (cells and socket), at the last memory check', registers: r });
-    this.linkBufferedBytesMax = new client.Gauge({ name: 'allium_link_buffered_bytes_max', help: 'Bytes queued on the fullest link, at the last memory check', registers: r });
+    this.linkBufferedBytes = new client.Gauge({ name: 'allium_link_buffered_bytes', help: 'Bytes held by all links (cells and socket queued to send, CONTROL messages being reassembled), at the last memory check', registers: r });
+    this.linkBufferedBytesMax = new client.Gauge({ name: 'allium_link_buffered_bytes_max', help: 'Bytes held by the fullest link, at the last memory check', registers: r });
+    this.streamBufferedBytes = new client.Gauge({
+      name: 'allium_stream_buffered_bytes',
+      help: 'Bytes held for streams at their last hop (queues towards clients, exit socket buffers), at the last memory check',
+      registers: r,
+    });
     this.exitConnections = new client.Gauge({ name: 'allium_exit_connections', help: 'TCP connections the exit holds open or is connecting', registers: r });
     this.exitPendingResolves = new client.Gauge({ name: 'allium_exit_pending_resolves', help: 'DNS lookups the exit has outstanding', registers: r });
     this.circuitsBuilt = new client.Counter({ name: 'allium_circuits_created_total', help: 'Circuit hops created at this relay, by position', labelNames: ['role'], registers: r });

@@ -1,7 +1,9 @@
 /**
  * The supernode overlay (specs/directory.md §5): links to other relays, and directory gossip over them.
  *
- * - Keeps up to `degree` links with relays chosen at random from the directory (plus any that dial us).
+ * - Dials `degree` relays chosen at random from the directory and keeps those links; relays that dial us are
+ *   neighbours too, but never count towards `degree` (inbound links cannot eclipse the relay), and at most
+ *   `maxInboundPerBlock` of them per address block are.
  * - Announce and pull: a new or newer descriptor learned from another relay is announced — its (identity,
  *   published) pair — to every relay neighbour not known to hold it (batched briefly); a neighbour that lacks that
  *   edition asks one announcer for it (`gossip-want`) and receives it whole, asking another announcer if the first
@@ -24,14 +26,20 @@ import type { Logger } from 'pino';
 import type { IdentityKey } from '../crypto/keys.js';
 import { fingerprintOf, parseFingerprint } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
-import { MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
-import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
-import type { DirectoryStore } from '../protocol/directory-store.js';
-import { AlliumError, isAlliumError } from '../protocol/errors.js';
+import { compareBytes, MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
+import { descriptorIdentity, verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
+import { directoryDigest, type DirectoryStore } from '../protocol/directory-store.js';
+import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
+import { addressBlock } from '../protocol/address-block.js';
 import { encodeControl } from '../protocol/control.js';
-import { verifyConsensus, type Consensus } from '../protocol/consensus.js';
+import { verifyConsensusHead, type Consensus, type ConsensusHead } from '../protocol/consensus.js';
+import { toHex } from '../protocol/bytes.js';
+import { signViewStatement } from '../protocol/view-statement.js';
+import { fetchConsensusDiff, fetchConsensusEntries, fetchConsensusHead } from '../net/directory-requests.js';
 import type { Link } from '../net/link.js';
+import { Admission } from './admission.js';
+import { ConsensusCache } from './consensus-cache.js';
 import { shortFp } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
 
@@ -54,9 +62,27 @@ export interface OverlayOptions {
   gossipSize?: (m: ControlMessage) => number;
   /** Run as a bridge: no gossip, directory fetched from the relays it dials, its descriptor served on bridge-get. */
   bridge?: { descriptor: () => Uint8Array | null };
+  /** Dials in progress at once (default MAX_PENDING_DIALS). */
+  maxPendingDials?: number;
+  /** Relay links that dialed us taken as neighbours per address block (default MAX_INBOUND_NEIGHBOURS_PER_BLOCK). */
+  maxInboundPerBlock?: number;
+  /**
+   * Sybil admission (specs/directory.md §5.5): a descriptor of an identity neither held nor listed enters the
+   * directory only after its relay proved reachability (default: on; off for bridges, which admit nothing of their own).
+   */
+  admission?: boolean;
+  /** A new consensus was adopted (the relay updates what depends on it: placement, neighbour weights). */
+  onConsensus?: (c: Consensus) => void;
+  /** Votes and consensus signatures from relay links (directory authorities, specs/directory.md §7.1–§7.2). */
+  onAuthorityMessage?: (link: Link, m: Extract<ControlMessage, { t: 'vote-part' | 'consensus-sig' }>) => void;
 }
 
 const DIR_PAGE = MAX_DESCRIPTORS_PER_MESSAGE;
+/**
+ * Relay links being dialed at once (specs/limits.md). Every dial the relay makes — overlay maintenance, circuits,
+ * replication's links and probes — goes through linkTo, so this bounds the relay's outbound sockets in progress.
+ */
+export const MAX_PENDING_DIALS = 64;
 /** A bridge gives up on a directory page after this long (and asks again at the next interval). */
 const PAGE_TIMEOUT_MS = 10_000;
 /** How long an announcer has to deliver a descriptor it was asked for before another announcer is asked. */
@@ -68,16 +94,31 @@ const PUSH_BATCH_MS = 20;
  * descriptors per announcement saves frames, and neighbours that announce the same descriptor meanwhile are skipped.
  */
 export const ANNOUNCE_BATCH_MS = 250;
-/** Descriptors being pulled at once; announcements beyond are dropped (anti-entropy brings what they named). */
+/**
+ * Descriptors being pulled at once; announcements beyond are dropped (anti-entropy brings what they named), except
+ * that a neighbour holding less than its fair share (MAX_PENDING_PULLS / neighbours) takes the place of a pull of the
+ * neighbour holding the most.
+ */
 export const MAX_PENDING_PULLS = 10_000;
 /** Descriptors being asked of one neighbour at once: its announcements beyond start no pull. */
 export const MAX_PULLS_PER_NEIGHBOUR = 1_000;
+/** Descriptors being asked of the neighbours of one address block (/24, /48) at once: identities are free, blocks not. */
+export const MAX_PULLS_PER_BLOCK = 2_000;
+/**
+ * Relay links that dialed this relay and are taken as gossip neighbours, per address block (/24, /48). Beyond it a
+ * relay link from that block still carries circuits, and its requests (directory pages, digests, wants) are
+ * answered, but nothing is gossiped to it and nothing it offers (announcements, pushes, summaries) is taken.
+ */
+export const MAX_INBOUND_NEIGHBOURS_PER_BLOCK = 8;
+/** Descriptors given in answer to one summary (a page of MAX_SUMMARY_ENTRIES); later rounds give the rest. */
+export const MAX_SUMMARY_GIVE = MAX_SUMMARY_ENTRIES;
 /** Announcers remembered per descriptor being pulled. */
 const MAX_PULL_OFFERS = 16;
 
 /** A descriptor announced by neighbours and asked for, not yet held at the announced edition. */
 interface Pull {
   readonly id: Uint8Array;
+  readonly fp: string;
   /** The newest published time announced. */
   pub: number;
   /** Announcers (neighbour fingerprints) with the published time each announced, in the order they announced. */
@@ -85,6 +126,8 @@ interface Pull {
   /** Announcers asked so far; the last one asked is `asked`. */
   readonly tried: Set<string>;
   asked: string;
+  /** The address block `asked` was counted against (null: none). */
+  askedBlock: string | null;
   /** Counts the asks, so a timer set for an earlier one does nothing. */
   attempt: number;
 }
@@ -100,14 +143,20 @@ interface Queued {
 export class Overlay {
   private readonly relayLinks = new Map<string, Set<Link>>();
   private readonly dialing = new Map<string, Promise<Link>>();
-  private readonly addresses = new Map<string, string>();
+  /**
+   * Addresses of the bootstrap relays (configuration), by fingerprint. Nothing a peer sends adds to it: every other
+   * address the relay dials is that of an unexpired descriptor in the directory, which bounds and expires its entries.
+   */
+  private readonly bootstrap = new Map<string, string>();
   private readonly gossipQueue = new Map<string, Queued>();
   private batchTimer: ReturnType<typeof setTimeout> | null = null;
   /** Announced descriptors being asked for, by fingerprint. */
   private readonly pulls = new Map<string, Pull>();
   private readonly pullTimers = new Set<ReturnType<typeof setTimeout>>();
-  /** Pulls currently asked of each neighbour. */
-  private readonly askedOf = new Map<string, number>();
+  /** Pulls currently asked of each neighbour (their fingerprints, oldest ask first). */
+  private readonly askedOf = new Map<string, Set<string>>();
+  /** How many pulls are asked of the neighbours of each address block. */
+  private readonly askedOfBlock = new Map<string, number>();
   /**
    * How each neighbour answered our last asks: 1 if it delivered, −k after k asks in a row timed out, absent (0)
    * while it has not been asked. Announcers are asked in order of standing.
@@ -116,10 +165,18 @@ export class Overlay {
   /** Where the next summary page starts (identities above this one); null: at the start. */
   private summaryCursor: Uint8Array | null = null;
   private readonly peerFps = new WeakMap<Link, string>();
+  /** Links on which this relay sent a digest not yet answered by a summary: a summary is taken only on these. */
+  private readonly digestSent = new WeakSet<Link>();
+  /** Inbound relay links taken as neighbours, per address block. */
+  private readonly inboundPerBlock = new Map<string, number>();
   private gossipTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
-  /** Newest signed consensus per configured authority. */
-  private readonly consensuses = new Map<string, Consensus>();
+  /** The consensuses held (specs/directory.md §7.3). */
+  readonly consensus = new ConsensusCache();
+  /** Consensus digests being fetched (so one head announced by several neighbours is fetched once). */
+  private readonly fetchingConsensus = new Set<string>();
+  /** Descriptors waiting for a reachability proof (null: admission off). */
+  readonly admission: Admission | null;
   private readonly now: () => number;
   private readonly rand: () => number;
   /** Bridge: directory fetches in progress, and the responder time of the last complete fetch, per link. */
@@ -129,11 +186,40 @@ export class Overlay {
   constructor(private readonly o: OverlayOptions) {
     this.now = o.now ?? Date.now;
     this.rand = o.random ?? (() => crypto().uniform());
+    this.admission =
+      o.bridge || o.admission === false
+        ? null
+        : new Admission({
+            prove: (url, id) => o.dial(url, id),
+            admitted: (d) => this.admitted(d),
+            askAgain: (peer, ids) => {
+              const link = openOne(this.relayLinks.get(peer));
+              if (link) this.send(link, { t: 'gossip-want', ids });
+            },
+            isHeld: (fp) => this.o.directory.get(fp) !== undefined,
+            now: this.now,
+            count: (event) => this.o.metrics.drops.inc({ reason: `admission_${event}` }),
+          });
   }
 
-  /** Remembers how to reach a relay (bootstrap lines). */
+  /** The configured directory authorities (fingerprints). */
+  get authorities(): ReadonlySet<string> {
+    return this.o.authorities ?? new Set();
+  }
+
+  /** Remembers how to reach a bootstrap relay (a configured bootstrap line; never an address learned from a peer). */
   learnAddress(identity: Uint8Array, url: string): void {
-    this.addresses.set(fingerprintOf(identity), url);
+    this.bootstrap.set(fingerprintOf(identity), url);
+  }
+
+  /**
+   * Where to dial a relay (specs/directory.md §5.1): the address of its descriptor while that is unexpired, else its
+   * bootstrap line; null when there is neither.
+   */
+  private addressOf(fp: string): string | null {
+    const d = this.o.directory.get(fp);
+    if (d && d.exp > this.now()) return d.addr;
+    return this.bootstrap.get(fp) ?? null;
   }
 
   get neighbourCount(): number {
@@ -158,9 +244,11 @@ export class Overlay {
     this.pullTimers.clear();
     this.pulls.clear();
     this.askedOf.clear();
+    this.askedOfBlock.clear();
     this.standing.clear();
     for (const f of this.fetches.values()) clearTimeout(f.timer);
     this.fetches.clear();
+    this.admission?.stop();
   }
 
   /** True when this overlay runs for a bridge. */
@@ -175,6 +263,10 @@ export class Overlay {
     if (link.peer?.role !== LinkRole.RELAY || !link.peer.identity) return;
     // A bridge keeps only the links it dialed (as a client) as neighbours, and gossips on none.
     if (this.o.bridge && !link.initiatedHere) return;
+    if (!link.initiatedHere && !this.admitInbound(link)) {
+      this.o.metrics.drops.inc({ reason: 'inbound_neighbour_limit' });
+      return;
+    }
     const fp = fingerprintOf(link.peer.identity);
     this.peerFps.set(link, fp);
     let set = this.relayLinks.get(fp);
@@ -192,17 +284,56 @@ export class Overlay {
     });
     if (this.o.bridge) return this.fetchDirectory(link);
     this.sendDigest(link);
-    for (const c of this.consensuses.values()) this.send(link, { t: 'consensus', cs: [c.raw] });
+    const c = this.consensus.current;
+    if (c) this.send(link, { t: 'consensus-head', c: c.raw });
   }
 
-  /** An open link to the relay with this identity, dialing one if needed. Rejects with ERR_UNREACHABLE. */
+  /**
+   * Takes an inbound relay link as a neighbour unless MAX_INBOUND_NEIGHBOURS_PER_BLOCK links of its address block
+   * already are; counts it until it closes.
+   */
+  private admitInbound(link: Link): boolean {
+    const block = addressBlock(link.socket.remoteAddress);
+    if (block === null) return true;
+    const n = this.inboundPerBlock.get(block) ?? 0;
+    if (n >= (this.o.maxInboundPerBlock ?? MAX_INBOUND_NEIGHBOURS_PER_BLOCK)) return false;
+    this.inboundPerBlock.set(block, n + 1);
+    link.once('link:close', () => {
+      const c = (this.inboundPerBlock.get(block) ?? 1) - 1;
+      if (c > 0) this.inboundPerBlock.set(block, c);
+      else this.inboundPerBlock.delete(block);
+    });
+    return true;
+  }
+
+  /** True when `link` is one of a neighbour's links (gossip runs over these only). */
+  private isNeighbourLink(link: Link): boolean {
+    return this.relayLinks.get(this.peerOf(link))?.has(link) ?? false;
+  }
+
+  /** Neighbours with an open link this relay dialed: what `degree` counts. */
+  private dialedNeighbours(): Set<string> {
+    const out = new Set<string>();
+    for (const [fp, set] of this.relayLinks) for (const l of set) if (l.initiatedHere && l.isOpen) out.add(fp);
+    return out;
+  }
+
+  /**
+   * An open link to the relay with this identity, dialing one if needed (one dial per relay at a time, at most
+   * `maxPendingDials` in all). Rejects with ERR_UNREACHABLE, or LimitError MAX_PENDING_DIALS (ERR_LIMIT) when that
+   * many dials are in progress.
+   */
   linkTo(identity: Uint8Array): Promise<Link> {
     const fp = fingerprintOf(identity);
     for (const l of this.relayLinks.get(fp) ?? []) if (l.isOpen) return Promise.resolve(l);
     const inFlight = this.dialing.get(fp);
     if (inFlight) return inFlight;
-    const url = this.o.directory.get(fp)?.addr ?? this.addresses.get(fp);
+    const url = this.addressOf(fp);
     if (!url) return Promise.reject(new AlliumError('ERR_UNREACHABLE', 'relay not in the directory'));
+    if (this.dialing.size >= (this.o.maxPendingDials ?? MAX_PENDING_DIALS)) {
+      this.o.metrics.drops.inc({ reason: 'dial_limit' });
+      return Promise.reject(new LimitError('MAX_PENDING_DIALS', 'too many relay links being dialed'));
+    }
     const p = this.o.dial(url, identity).then(
       (link) => {
         this.dialing.delete(fp);
@@ -218,19 +349,48 @@ export class Overlay {
     return p;
   }
 
-  /** Keeps `degree` relay links: dials bootstrap relays first, then random directory entries. */
+  /**
+   * Keeps `degree` relay links that this relay dialed: dials bootstrap relays while it has dialed none, and random
+   * directory entries. Links other relays dialed are neighbours too but do not count, so relays that dial this one —
+   * Sybils among them — cannot stop it from choosing its own neighbours.
+   */
   maintain(): void {
     if (this.stopped) return;
     const self = this.o.identity.fingerprint;
     const have = new Set(this.neighbours());
-    let missing = this.o.degree - have.size - this.dialing.size;
+    const dialed = this.dialedNeighbours();
+    let missing = this.o.degree - dialed.size - this.dialing.size;
     if (missing <= 0) return;
     const candidates = new Set<string>();
-    if (have.size === 0) for (const fp of this.addresses.keys()) candidates.add(fp);
-    for (const d of this.o.directory.all()) candidates.add(d.fingerprint);
+    if (dialed.size === 0) for (const fp of this.bootstrap.keys()) candidates.add(fp);
+    const now = this.now();
+    for (const d of this.o.directory.all()) if (d.exp > now) candidates.add(d.fingerprint);
     const list = [...candidates].filter((fp) => fp !== self && !have.has(fp) && !this.dialing.has(fp));
-    while (missing-- > 0 && list.length > 0) {
-      const fp = list.splice(Math.floor(this.rand() * list.length), 1)[0]!;
+    // One authority first, unless one is a neighbour already (a relay's own descriptor then reaches an authority
+    // directly, §5.1), then relays weighted by their consensus weight when there is a consensus (a count-based draw
+    // would favour whoever runs the most relays).
+    const weight = (fp: string): number => (this.consensus.current ? this.consensus.weightOf(fp) : 1);
+    const hasAuthority = [...have].some((fp) => this.authorities.has(fp));
+    const authorityList = hasAuthority ? [] : list.filter((fp) => this.authorities.has(fp));
+    const authorityFirst = authorityList.length ? [authorityList[Math.floor(this.rand() * authorityList.length)]!] : [];
+    while (missing > 0 && list.length > 0) {
+      let fp: string;
+      if (authorityFirst.length > 0) fp = authorityFirst.shift()!;
+      else {
+        const ws = list.map(weight);
+        const total = ws.reduce((a, b) => a + b, 0);
+        let i = 0;
+        if (total > 0) {
+          let r = this.rand() * total;
+          for (i = 0; i < list.length - 1; i++) {
+            r -= ws[i]!;
+            if (r < 0) break;
+          }
+        } else i = Math.floor(this.rand() * list.length);
+        fp = list[i]!;
+      }
+      list.splice(list.indexOf(fp), 1);
+      missing--;
       const id = this.o.directory.get(fp)?.id ?? parseFingerprint(fp);
       this.linkTo(id).catch((e: unknown) => {
         this.o.metrics.drops.inc({ reason: 'dial_failed' });
@@ -301,6 +461,7 @@ export class Overlay {
    */
   private onAnnounce(link: Link, entries: readonly (readonly [Uint8Array, number])[]): void {
     const from = this.peerOf(link);
+    const block = addressBlock(link.socket.remoteAddress);
     const ids: Uint8Array[] = [];
     const asks: [string, number][] = [];
     for (const [id, pub] of entries) {
@@ -315,36 +476,67 @@ export class Overlay {
       if (p && p.pub >= pub) {
         if (!p.offers.has(from) && p.offers.size < MAX_PULL_OFFERS) p.offers.set(from, pub);
         const asked = this.standingOf(p.asked);
-        if (pub === p.pub && asked < 0 && this.standingOf(from) > asked && !p.tried.has(from) && (this.askedOf.get(from) ?? 0) < MAX_PULLS_PER_NEIGHBOUR) {
+        if (pub === p.pub && asked < 0 && this.standingOf(from) > asked && !p.tried.has(from) && this.mayAsk(from, block)) {
           this.o.metrics.gossipPulls.inc({ event: 'retried' });
-          this.setAsked(p, from);
+          this.setAsked(p, from, block);
           asks.push([fp, p.attempt]);
           ids.push(id);
         }
         continue;
       }
-      if ((this.askedOf.get(from) ?? 0) >= MAX_PULLS_PER_NEIGHBOUR || (!p && this.pulls.size >= MAX_PENDING_PULLS)) {
+      if (!this.mayAsk(from, block) || (!p && !this.roomForPull(from))) {
         this.o.metrics.gossipPulls.inc({ event: 'dropped' });
         continue;
       }
       if (!p) {
-        p = { id, pub, offers: new Map(), tried: new Set(), asked: '', attempt: 0 };
+        p = { id, fp, pub, offers: new Map(), tried: new Set(), asked: '', askedBlock: null, attempt: 0 };
         this.pulls.set(fp, p);
       }
       // A newer edition than any asked for so far: ask its announcer at once.
       p.pub = pub;
       p.offers.delete(from);
       p.offers.set(from, pub);
-      this.setAsked(p, from);
+      this.setAsked(p, from, block);
       asks.push([fp, p.attempt]);
       ids.push(id);
     }
     if (ids.length) this.askFor(link, ids, asks);
   }
 
+  /** Whether neighbour `n`, in `block`, may be asked for one more pull: under its own cap and its block's. */
+  private mayAsk(n: string, block: string | null): boolean {
+    if ((this.askedOf.get(n)?.size ?? 0) >= MAX_PULLS_PER_NEIGHBOUR) return false;
+    return block === null || (this.askedOfBlock.get(block) ?? 0) < MAX_PULLS_PER_BLOCK;
+  }
+
+  /**
+   * Room in the pull table for a new pull asked of `n`. When the table is full, a neighbour below its fair share
+   * (MAX_PENDING_PULLS divided among the neighbours) takes the place of the oldest pull of the neighbour holding the
+   * most, if that one holds more than its share; so Sybil neighbours that fill the table cannot keep an honest
+   * neighbour's announcements out.
+   */
+  private roomForPull(n: string): boolean {
+    if (this.pulls.size < MAX_PENDING_PULLS) return true;
+    const share = Math.floor(MAX_PENDING_PULLS / Math.max(1, this.relayLinks.size));
+    if ((this.askedOf.get(n)?.size ?? 0) >= share) return false;
+    let victim: Set<string> | null = null;
+    for (const set of this.askedOf.values()) if (!victim || set.size > victim.size) victim = set;
+    if (!victim || victim.size <= share) return false;
+    const fp = victim.values().next().value!;
+    this.endPull(fp, this.pulls.get(fp)!);
+    this.o.metrics.gossipPulls.inc({ event: 'evicted' });
+    return true;
+  }
+
+  /** The address block of a neighbour: that of one of its open links (null: none). */
+  private blockOfNeighbour(n: string): string | null {
+    return addressBlock(openOne(this.relayLinks.get(n))?.socket.remoteAddress);
+  }
+
   /** Sends a want and, after PULL_TIMEOUT_MS, asks other announcers for whatever has not arrived. */
   private askFor(link: Link, ids: Uint8Array[], asks: [string, number][]): void {
     this.o.metrics.gossipPulls.inc({ event: 'asked' }, ids.length);
+    ids.sort(compareBytes); // a want names each identity once, in ascending order (specs/directory.md §5.2)
     for (let i = 0; i < ids.length; i += MAX_SUMMARY_ENTRIES) this.send(link, { t: 'gossip-want', ids: ids.slice(i, i + MAX_SUMMARY_ENTRIES) });
     if (this.stopped) return;
     const timer = setTimeout(() => {
@@ -368,7 +560,7 @@ export class Overlay {
       let to: string | null = null;
       let best = -Infinity;
       for (const [n, pub] of p.offers) {
-        if (pub < p.pub || p.tried.has(n) || !this.relayLinks.has(n)) continue;
+        if (pub < p.pub || p.tried.has(n) || !this.relayLinks.has(n) || !this.mayAsk(n, this.blockOfNeighbour(n))) continue;
         const st = this.standingOf(n);
         if (st > best) {
           best = st;
@@ -382,7 +574,7 @@ export class Overlay {
         continue;
       }
       this.o.metrics.gossipPulls.inc({ event: 'retried' });
-      this.setAsked(p, to);
+      this.setAsked(p, to, this.blockOfNeighbour(to));
       let g = next.get(to);
       if (!g) next.set(to, (g = { ids: [], asks: [] }));
       g.ids.push(p.id);
@@ -395,13 +587,17 @@ export class Overlay {
     }
   }
 
-  /** Records a new ask of `to` for `p` (a new attempt). */
-  private setAsked(p: Pull, to: string): void {
-    if (p.asked) this.uncount(p.asked);
+  /** Records a new ask of `to`, in `block`, for `p` (a new attempt). */
+  private setAsked(p: Pull, to: string, block: string | null): void {
+    if (p.asked) this.uncount(p);
     p.asked = to;
+    p.askedBlock = block;
     p.tried.add(to);
     p.attempt++;
-    this.askedOf.set(to, (this.askedOf.get(to) ?? 0) + 1);
+    let set = this.askedOf.get(to);
+    if (!set) this.askedOf.set(to, (set = new Set()));
+    set.add(p.fp);
+    if (block !== null) this.askedOfBlock.set(block, (this.askedOfBlock.get(block) ?? 0) + 1);
   }
 
   private standingOf(n: string): number {
@@ -410,19 +606,28 @@ export class Overlay {
 
   private endPull(fp: string, p: Pull): void {
     this.pulls.delete(fp);
-    if (p.asked) this.uncount(p.asked);
+    if (p.asked) this.uncount(p);
   }
 
-  private uncount(n: string): void {
-    const c = (this.askedOf.get(n) ?? 0) - 1;
-    if (c > 0) this.askedOf.set(n, c);
-    else this.askedOf.delete(n);
+  /** Takes `p` off the counts of the neighbour and block it was last asked of. */
+  private uncount(p: Pull): void {
+    const set = this.askedOf.get(p.asked);
+    if (set) {
+      set.delete(p.fp);
+      if (set.size === 0) this.askedOf.delete(p.asked);
+    }
+    const b = p.askedBlock;
+    if (b === null) return;
+    const c = (this.askedOfBlock.get(b) ?? 0) - 1;
+    if (c > 0) this.askedOfBlock.set(b, c);
+    else this.askedOfBlock.delete(b);
   }
 
   /** A neighbour's last link closed: what it was asked for is asked of other announcers now. */
   private neighbourGone(fp: string): void {
     if (this.stopped) return;
     this.standing.delete(fp);
+    this.admission?.peerGone(fp);
     const asks: [string, number][] = [];
     for (const [k, p] of this.pulls) if (p.asked === fp) asks.push([k, p.attempt]);
     if (asks.length) this.retryPulls(asks);
@@ -455,23 +660,29 @@ export class Overlay {
     return { t: 'gossip-summary', e: page.e, after, more: page.more };
   }
 
+  /** Sends our digest; the link may then answer with one summary (specs/directory.md §5.3). */
   private sendDigest(link: Link): void {
-    this.send(link, { t: 'gossip-digest', d: this.o.directory.digest(), n: this.o.directory.size });
+    if (this.send(link, { t: 'gossip-digest', d: this.o.directory.digest(), n: this.o.directory.size })) this.digestSent.add(link);
   }
 
   /**
    * Sends a message of the relay's own (gossip). Skipped for a link over its high-water mark unless `answering`
-   * (a message of an answer, which `reply` already gated).
+   * (a message of an answer, which `reply` already gated). Returns whether it was queued.
    */
-  private send(link: Link, m: ControlMessage, answering = false): void {
-    if (!link.isOpen) return;
-    if (!answering && link.overHighWater) return void this.o.metrics.drops.inc({ reason: 'control_send_congested' });
+  private send(link: Link, m: ControlMessage, answering = false): boolean {
+    if (!link.isOpen) return false;
+    if (!answering && link.overHighWater) {
+      this.o.metrics.drops.inc({ reason: 'control_send_congested' });
+      return false;
+    }
     try {
-      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
       link.sendControl(m);
+      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
+      return true;
     } catch (e) {
       this.o.metrics.drops.inc({ reason: 'control_send_failed' });
       this.o.log.debug({ code: isAlliumError(e) ? e.code : 'unknown' }, 'control send failed');
+      return false;
     }
   }
 
@@ -503,6 +714,9 @@ export class Overlay {
     }
     if (m.t.startsWith('gossip')) {
       if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'gossip from a client link'));
+      // A relay link that is not a neighbour (beyond MAX_INBOUND_NEIGHBOURS_PER_BLOCK) is served as a client is — its
+      // digests and wants are answered, so it can still learn the directory — but nothing it offers is taken.
+      if (!this.isNeighbourLink(link) && m.t !== 'gossip-digest' && m.t !== 'gossip-want') return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
       this.o.metrics.gossipBytes.inc({ direction: 'in' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
     }
     switch (m.t) {
@@ -510,10 +724,15 @@ export class Overlay {
         if (!crypto().equal(m.d, this.o.directory.digest())) this.reply(link, () => [this.summaryPage()]);
         return;
       case 'gossip-summary':
+        // A summary answers our digest (one per digest): an unasked one could make us send the whole directory.
+        if (!this.digestSent.has(link)) return void this.o.metrics.drops.inc({ reason: 'gossip_summary_unsolicited' });
+        this.digestSent.delete(link);
         return this.reply(link, () => {
-          // A cut summary speaks only for the identities it covers: nothing beyond its last entry is given.
+          // A cut summary speaks only for the identities it covers: nothing beyond its last entry is given. At most a
+          // page's worth is given per summary (MAX_SUMMARY_GIVE); later rounds give the rest.
           const { want, give } = this.o.directory.diff(m.e, { after: m.after, more: m.more });
-          const out = pages(give.map((d) => d.raw));
+          if (give.length > MAX_SUMMARY_GIVE) this.o.metrics.drops.inc({ reason: 'gossip_give_capped' });
+          const out = pages(give.slice(0, MAX_SUMMARY_GIVE).map((d) => d.raw));
           if (want.length) out.push({ t: 'gossip-want', ids: want.slice(0, MAX_SUMMARY_ENTRIES) });
           return out;
         });
@@ -528,13 +747,33 @@ export class Overlay {
         return this.reply(link, () => [this.directoryPage(m.since, m.after)]);
       case 'dir':
         return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'directory page sent to a relay'));
-      case 'consensus':
-        if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'consensus from a client link'));
-        for (const raw of m.cs) this.offerConsensus(raw, link);
+      case 'consensus-head':
+        // Relays push heads they adopt; on a client link it can only be a reply to our own request (a bridge's).
+        if (!fromRelay) {
+          if (this.o.bridge) return;
+          return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'consensus from a client link'));
+        }
+        if (m.c) this.offerConsensusHead(m.c, link);
         return;
-      case 'consensus-get':
-        // One consensus per message, then an empty one that ends the answer.
-        return this.reply(link, () => [...[...this.consensuses.values()].map((c): ControlMessage => ({ t: 'consensus', cs: [c.raw] })), { t: 'consensus', cs: [] }]);
+      // Answers go through the link's request budget and high-water mark (specs/link.md §4.2), as pages do.
+      case 'consensus-head-get':
+        return this.reply(link, () => [{ t: 'consensus-head', c: this.consensus.current?.raw ?? null }]);
+      case 'consensus-entries-get':
+        return this.reply(link, () => [{ t: 'consensus-entries', d: m.d, from: m.from, ...this.consensus.entriesPage(m.d, m.from) }]);
+      case 'consensus-diff-get':
+        return this.reply(link, () => [{ t: 'consensus-diff', from: m.from, to: m.to, ...this.consensus.diffPage(m.from, m.to, m.after) }]);
+      case 'consensus-entries':
+      case 'consensus-diff':
+      case 'view':
+        // Replies to our own requests (net/directory-requests.ts waits for them).
+        return;
+      case 'vote-part':
+      case 'consensus-sig':
+        if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'authority message from a client link'));
+        this.o.onAuthorityMessage?.(link, m);
+        return;
+      case 'view-get':
+        return this.sendView(link);
       case 'bridge-get':
       case 'bridge':
         // Bridge descriptors concern only a bridge and its clients; a public relay has none to give.
@@ -550,7 +789,12 @@ export class Overlay {
     if (this.fetches.has(link) || !link.isOpen || this.stopped) return;
     const since = Math.max(0, (this.fetchedAt.get(link) ?? 0) - 5_000);
     this.requestPage(link, since, null);
-    if (this.o.authorities?.size) this.send(link, { t: 'consensus-get' });
+    if (this.o.authorities?.size) {
+      fetchConsensusHead(link).then(
+        (raw) => raw && this.offerConsensusHead(raw, link),
+        () => undefined,
+      );
+    }
   }
 
   private requestPage(link: Link, since: number, after: Uint8Array | null): void {
@@ -581,12 +825,41 @@ export class Overlay {
   }
 
   private offer(link: Link, raw: Uint8Array, gossiped = false): void {
+    const from = this.peerOf(link);
+    const admission = this.admission;
+    if (admission && from) {
+      // Room for a new identity is checked before its signature (specs/directory.md §5.5): a neighbour pushing keys
+      // it made up spends our CBOR decoder, not our signature checks.
+      let id: Uint8Array | null = null;
+      try {
+        id = descriptorIdentity(raw);
+      } catch {
+        /* malformed: the checks below refuse it */
+      }
+      if (id) {
+        const fp = toHex(id);
+        if (!this.o.directory.get(fp) && !this.consensus.listed(fp) && !admission.has(fp) && !admission.hasRoom(from)) {
+          admission.defer(from, id);
+          return;
+        }
+      }
+    }
     try {
-      const { result, descriptor } = this.o.directory.offer(raw, this.now());
+      const now = this.now();
+      const { descriptor: d, held } = this.o.directory.verify(raw, now);
+      if (admission && !held && !this.o.directory.get(d.fingerprint) && !this.consensus.listed(d.fingerprint)) {
+        // A new identity nobody vouches for: held back until its relay proves it is reachable where it says.
+        admission.offer(d, from || d.fingerprint);
+        if (gossiped) this.o.metrics.gossipDescriptors.inc({ result: 'pending' });
+        const p = this.pulls.get(d.fingerprint);
+        if (p && d.pub >= p.pub) this.endPull(d.fingerprint, p);
+        return;
+      }
+      const result = held ? 'same' : this.o.directory.add(d, now);
+      const descriptor = d;
       this.o.metrics.directorySize.set(this.o.directory.size);
       if (gossiped) this.o.metrics.gossipDescriptors.inc({ result: result === 'same' ? 'known' : 'new' });
       if (result !== 'same') {
-        this.learnAddress(descriptor.id, descriptor.addr);
         this.queueGossip(descriptor, link, false);
       } else {
         // The sender holds what we are about to announce: no need to announce it there.
@@ -604,31 +877,72 @@ export class Overlay {
     }
   }
 
-  /** Adds a consensus (ours as an authority, or gossiped) if newer, and floods it. */
-  offerConsensus(raw: Uint8Array, from: Link | null): void {
-    const auths = this.o.authorities;
-    if (!auths || auths.size === 0) return;
-    let c: Consensus;
+  /** A proven descriptor (§5.5): into the directory, and announced like any new one. */
+  private admitted(d: Descriptor): void {
+    if (this.stopped) return;
     try {
-      c = verifyConsensus(raw, auths, this.now());
+      const result = this.o.directory.add(d, this.now());
+      this.o.metrics.directorySize.set(this.o.directory.size);
+      if (result !== 'same') {
+        this.learnAddress(d.id, d.addr);
+        this.queueGossip(d, null, false);
+      }
+    } catch (e) {
+      this.o.metrics.drops.inc({ reason: `descriptor_${(isAlliumError(e) ? e.code : 'ERR_INTERNAL').toLowerCase().replace(/^err_/, '')}` });
+    }
+  }
+
+  /**
+   * A signed consensus head from `from` (pushed by a neighbour, or answered to a bridge): if a majority of the
+   * configured authorities signed it and it is newer than ours, fetch its entries from `from` — as a diff against
+   * ours when it has one — check them, adopt it and pass the head on (specs/directory.md §7.3).
+   */
+  offerConsensusHead(raw: Uint8Array, from: Link): void {
+    const auths = this.authorities;
+    if (auths.size === 0) return;
+    let head: ConsensusHead;
+    try {
+      head = verifyConsensusHead(raw, auths, this.now());
     } catch (e) {
       this.o.metrics.drops.inc({ reason: `consensus_${isAlliumError(e) ? e.code.toLowerCase() : 'invalid'}` });
       return;
     }
-    const have = this.consensuses.get(c.authority);
-    if (have && have.validAfter >= c.validAfter) return;
-    this.consensuses.set(c.authority, c);
-    if (this.o.bridge) return; // a bridge's links are client links: relays take no consensus from them
-    for (const set of this.relayLinks.values()) {
-      for (const link of set) {
-        if (link !== from) this.send(link, { t: 'consensus', cs: [raw] });
-        break;
-      }
-    }
+    const cur = this.consensus.current;
+    if (cur && head.validAfter <= cur.validAfter) return;
+    const key = toHex(head.digest);
+    if (this.fetchingConsensus.has(key)) return;
+    this.fetchingConsensus.add(key);
+    const viaDiff = cur ? fetchConsensusDiff(from, cur, head).catch(() => fetchConsensusEntries(from, head)) : fetchConsensusEntries(from, head);
+    viaDiff.then(
+      (c) => {
+        this.fetchingConsensus.delete(key);
+        this.adoptConsensus(c, from);
+      },
+      (e: unknown) => {
+        this.fetchingConsensus.delete(key);
+        this.o.metrics.drops.inc({ reason: `consensus_entries_${isAlliumError(e) ? e.code.toLowerCase() : 'invalid'}` });
+      },
+    );
   }
 
-  get consensusCount(): number {
-    return this.consensuses.size;
+  /** Adopts a checked consensus (ours as an authority, or fetched) if newer, and floods its head. */
+  adoptConsensus(c: Consensus, from: Link | null = null): boolean {
+    if (this.stopped || !this.consensus.adopt(c)) return false;
+    this.o.onConsensus?.(c);
+    if (this.o.bridge) return true; // a bridge's links are client links: relays take no consensus from them
+    for (const set of this.relayLinks.values()) {
+      const link = openOne(set);
+      if (link && link !== from) this.send(link, { t: 'consensus-head', c: c.raw });
+    }
+    return true;
+  }
+
+  /** Signs what this relay serves (specs/directory.md §6.5). */
+  private sendView(link: Link): void {
+    const now = this.now();
+    const served = this.o.directory.since(0).filter((d) => d.exp > now);
+    const fields = { at: now, d: directoryDigest(served), n: served.length, c: this.consensus.current?.digest ?? null };
+    this.reply(link, () => [{ t: 'view', ...fields, s: signViewStatement(fields, this.o.identity.secretKey) }]);
   }
 
   private directoryPage(since: number, after: Uint8Array | null): ControlMessage {

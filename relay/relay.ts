@@ -64,9 +64,16 @@ import { CircuitTable } from '../net/circuit.js';
 import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
-import { signConsensus } from '../protocol/consensus.js';
 import { TokenBucket } from './token-bucket.js';
 import { AddressBuckets } from './address-buckets.js';
+import { LinkAdmission } from './link-admission.js';
+import { MemoryGuard } from './memory-guard.js';
+import { ReadPacer } from './read-pacer.js';
+import { createAuthority, type AuthorityService } from './authority.js';
+import type { RelayHistory } from './authority-history.js';
+import type { ReachabilityTester } from './authority-reachability.js';
+import { consensusPlacement, consensusStatus, countConsensus } from './consensus-placement.js';
+import { EchoService } from './measurement.js';
 
 export { ALLIUM_VERSION };
 
@@ -154,13 +161,16 @@ export class Relay {
   private reactorImpl: CircuitReactor | null = null;
   /** What the relay tells its operator: warnings, bootstrap failures, joined, reachability, heartbeat. */
   private noticesImpl: RelayNotices | null = null;
+  private authorityImpl: AuthorityService | null = null;
+  private testerImpl: ReachabilityTester | null = null;
+  private historyImpl: RelayHistory | null = null;
   private readonly links = new Set<Link>();
-  private readonly linksPerIp = new Map<string, number>();
+  /** Links per address and per block, the relays' reserve and idle-client eviction (specs/link.md §7). */
+  private readonly admission: LinkAdmission;
   private handshakeBucket: TokenBucket;
   /** Per-address and per-block handshake buckets, charged before handshakeBucket (specs/link.md §7). */
   private readonly addressBuckets: AddressBuckets;
   private readonly socketFactory: SocketFactory;
-  private bandwidth: TokenBucket;
   private maintenanceTimer: ReturnType<typeof setInterval> | null = null;
   private ownDescriptor: Descriptor | null = null;
   /** The store takes new items and the descriptor lists `store` (checkStoreRoom). */
@@ -180,8 +190,11 @@ export class Relay {
     this.metrics = new RelayMetrics();
     this.handshakeReplay = this.newHandshakeReplay();
     this.handshakeBucket = new TokenBucket(this.config.handshakes_per_second, this.config.handshakes_per_second * 2, this.now);
+    this.admission = new LinkAdmission(
+      { maxLinks: this.config.max_links, maxLinksPerIp: this.config.max_links_per_ip, maxLinksPerBlock: this.config.max_links_per_block, relayLinksReserved: this.config.relay_links_reserved },
+      this.now,
+    );
     this.addressBuckets = new AddressBuckets({ perIp: this.config.handshakes_per_second_per_ip, perBlock: this.config.handshakes_per_second_per_block, now: this.now });
-    this.bandwidth = new TokenBucket(this.config.bandwidth_rate, this.config.bandwidth_burst, this.now);
     this.socketFactory = createNodeSocketFactory(this.config.allow_private_addresses ? {} : { allowAddress: isPublicUnicast });
   }
 
@@ -296,6 +309,8 @@ export class Relay {
         replicated: this.replicatorImpl?.pushed ?? 0,
         generation: this.replicatorImpl?.generation() ?? '',
       },
+      consensus: consensusStatus(this.overlayImpl?.consensus.current ?? null, this.fingerprint),
+      authority: this.authorityImpl?.status() ?? null,
       directory: this.directory.all().map((d) => ({
         nickname: d.nick,
         fingerprint: d.fingerprint,
@@ -361,10 +376,17 @@ export class Relay {
       log: this.log,
       now: this.now,
       originated: (link, id) => this.ownCircuits.has(link, id),
+      maxCircuitsPerBlock: cfg.max_circuits_per_block,
+      maxCircuitsPerRelayBlock: cfg.max_circuits_per_relay_block,
+      createsPerSecondPerLink: cfg.creates_per_second_per_link,
+      createsPerSecondPerBlock: cfg.creates_per_second_per_block,
+      createsPerSecondPerRelayBlock: cfg.creates_per_second_per_relay_block,
+      onCongestedCells: (n) => this.guard.noteCells(n),
     });
     this.streamsImpl = new StreamsHandler(this.reactorImpl, this.metrics);
     this.reactorImpl.addHandler(this.streamsImpl);
     this.reactorImpl.addHandler(new RendezvousService(this.reactorImpl, this.metrics, this.now));
+    this.reactorImpl.addHandler(new EchoService(this.reactorImpl, () => this.authorities));
     if (isExitPolicy(parseExitPolicy(this.exitPolicyLines))) {
       this.exitImpl = new ExitService({
         policy: parseExitPolicy(this.exitPolicyLines),
@@ -374,8 +396,12 @@ export class Relay {
         resolveTimeoutMs: cfg.timing.exit_resolve_timeout,
         maxPendingResolves: cfg.exit_max_pending_resolves,
         maxPendingResolvesPerCircuit: cfg.exit_max_pending_resolves_per_circuit,
+        maxStreamsPerCircuit: cfg.exit_max_streams_per_circuit,
+        maxStreamsPerClientBlock: cfg.exit_max_streams_per_client_block,
+        now: this.now,
       });
       this.streamsImpl.register(RelayCommand.BEGIN, this.exitImpl.open);
+      this.streamsImpl.attach(this.exitImpl);
     }
     // A bridge is in no directory, so no client would place content there: it stores nothing.
     if (cfg.storage_quota > 0 && !cfg.bridge) {
@@ -390,6 +416,7 @@ export class Relay {
         k: cfg.replication_factor,
         ...replicationTransport((id) => this.overlay.linkTo(id), this.ownCircuits),
         repairIntervalMs: cfg.timing.repair_interval,
+        placement: () => consensusPlacement(this.overlayImpl?.consensus.current ?? null, this.now()),
         metrics: this.metrics,
         log: this.log,
         now: this.now,
@@ -404,11 +431,15 @@ export class Relay {
       dial: (url, id) => notices.dialed(url, id, this.dial(url, id)),
       onLink: (link) => this.wireLink(link),
       degree: cfg.overlay_degree,
+      maxInboundPerBlock: cfg.max_inbound_neighbours_per_block,
       gossipIntervalMs: cfg.timing.gossip_interval,
-      authorities: new Set([...cfg.directory_authorities.map((f) => f.toLowerCase()), ...(cfg.authority ? [identity.fingerprint] : [])]),
+      authorities: this.authorities,
       now: this.now,
+      onAuthorityMessage: (link, m) => this.authorityImpl?.onMessage(link, m),
+      onConsensus: (c) => countConsensus(this.metrics, c),
       ...(cfg.bridge ? { bridge: { descriptor: () => this.ownDescriptor?.raw ?? null } } : {}),
     });
+    if (cfg.authority) this.startAuthority(identity);
     for (const line of cfg.bootstrap) {
       const b = parseBootstrapLine(line);
       if (!crypto().equal(b.identity, identity.publicKey)) this.overlayImpl.learnAddress(b.identity, b.url);
@@ -427,6 +458,8 @@ export class Relay {
     this.publishDescriptor();
     this.overlayImpl.start();
     this.overlayImpl.maintain();
+    this.testerImpl?.start();
+    this.authorityImpl?.start();
     this.maintenanceTimer = setInterval(() => this.maintain(), cfg.timing.maintenance_interval);
     if (this.replicatorImpl) {
       this.repairTimer = setInterval(() => {
@@ -463,21 +496,21 @@ export class Relay {
     });
   }
 
-  /** Rate limits on reading: global bandwidth and per-link cells per second. Pauses the socket when over. */
-  private readonly linkBuckets = new WeakMap<Link, TokenBucket>();
+  /** Rate limits on reading (relay/read-pacer.ts): per link, and relay-wide shared fairly. */
+  private readPacer: ReadPacer | null = null;
   private admitFrame(link: Link): boolean {
-    let b = this.linkBuckets.get(link);
-    if (!b) {
-      const rate = this.config.cells_per_second_per_link;
-      b = new TokenBucket(rate, rate, this.now);
-      this.linkBuckets.set(link, b);
-    }
-    const wait = Math.max(this.bandwidth.take(FRAME_LEN), b.take(4));
-    if (wait > 0) {
-      this.metrics.rateLimitPauses.inc();
-      link.socket.pause();
-      setTimeout(() => link.socket.resume(), Math.min(wait, 1000));
-    }
+    this.readPacer ??= new ReadPacer({
+      bytesPerSecond: this.config.bandwidth_rate,
+      burstBytes: this.config.bandwidth_burst,
+      cellsPerSecondPerLink: this.config.cells_per_second_per_link,
+      now: this.now,
+      pause: (l) => {
+        this.metrics.rateLimitPauses.inc();
+        l.socket.pause();
+      },
+      resume: (l) => l.socket.resume(),
+    });
+    this.readPacer.admit(link);
     return true;
   }
 
@@ -596,8 +629,8 @@ export class Relay {
     if (failure && pr) return miss(failure.code);
     if (this.state !== 'running' && this.state !== 'starting') return pr ? miss('stopping') : this.refuse(socket, 503, 'stopping');
     // Past this point a probe-resistant relay knows the peer made a valid first message for it.
-    if (this.links.size >= this.config.max_links) return this.refuse(socket, 503, 'max_links');
-    if ((this.linksPerIp.get(ip) ?? 0) >= this.config.max_links_per_ip) return this.refuse(socket, 503, 'max_links_per_ip');
+    const admitted = this.admission.admit(ip, responder?.claimedRole === LinkRole.RELAY, this.links);
+    if (typeof admitted === 'string') return this.refuse(socket, 503, admitted);
     // One address, then its /24 or /48, then the relay: a flood from one place cannot spend everyone's budget.
     const over = this.addressBuckets.admit(ip);
     if (over) return this.refuse(socket, 503, over === 'ip' ? 'handshake_rate_ip' : 'handshake_rate_block');
@@ -612,12 +645,11 @@ export class Relay {
         if (pr) return miss(failure.code);
       }
     }
-    this.linksPerIp.set(ip, (this.linksPerIp.get(ip) ?? 0) + 1);
-    const release = (): void => {
-      const n = (this.linksPerIp.get(ip) ?? 1) - 1;
-      if (n <= 0) this.linksPerIp.delete(ip);
-      else this.linksPerIp.set(ip, n);
-    };
+    if (admitted.evict && !failure) {
+      this.metrics.drops.inc({ reason: 'link_evicted_idle' });
+      this.admission.evict(admitted.evict);
+    }
+    const release = this.admission.hold(ip);
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
       if (failure) {
         // A public relay: the upgrade is done, the handshake is not; close as after a bad first message.
@@ -695,19 +727,11 @@ export class Relay {
     if (!cfg.bridge) this.overlay.publish(d);
   }
 
-  /** As a directory authority: sign and flood a consensus of the relays currently in the directory. */
-  private lastConsensus = 0;
-  publishConsensus(): void {
-    if (!this.config.authority) return;
-    const now = this.now();
-    const approved = new Set(this.config.authority_approved.map((f) => f.toLowerCase()));
-    const relays = this.directory
-      .all()
-      .filter((d) => approved.size === 0 || approved.has(d.fingerprint))
-      .map((d) => ({ id: d.id, pub: d.pub }));
-    const raw = signConsensus(this.identity, relays, now, now + 3 * this.config.timing.consensus_interval);
-    this.lastConsensus = now;
-    this.overlay.offerConsensus(raw, null);
+  /** Fingerprints of the configured directory authorities (this relay included when it is one). */
+  private authoritySet: Set<string> | null = null;
+  get authorities(): ReadonlySet<string> {
+    this.authoritySet ??= new Set([...this.config.directory_authorities.map((f) => f.toLowerCase()), ...(this.config.authority ? [this.identity.fingerprint] : [])]);
+    return this.authoritySet;
   }
 
   /**
@@ -766,6 +790,25 @@ export class Relay {
       return false;
     },
   };
+  /** As a directory authority: reachability tests, measurements and voting (relay/authority.ts). */
+  private startAuthority(identity: IdentityKey): void {
+    const a = createAuthority({
+      config: this.config,
+      identity,
+      authorities: this.authorities,
+      directory: this.directory,
+      overlay: this.overlay,
+      dial: (url, id) => this.dial(url, id),
+      circuits: this.ownCircuits,
+      now: this.now,
+      log: this.log,
+    });
+    this.historyImpl = a.history;
+    this.testerImpl = a.tester;
+    this.authorityImpl = a.service;
+  }
+
+  private historySavedAt = 0;
 
   private rotateOnionKeys(): boolean {
     const ring = this.onionKeys!;
@@ -796,8 +839,13 @@ export class Relay {
       const storeChanged = this.checkStoreRoom(now);
       if (rotated || storeChanged || !d || now - d.pub >= this.config.timing.descriptor_renew) this.publishDescriptor();
       this.overlay.maintain();
-      if (this.config.authority && now - this.lastConsensus >= this.config.timing.consensus_interval) this.publishConsensus();
+      this.overlay.consensus.expire(now);
+      if (this.historyImpl && now - this.historySavedAt >= 60_000) {
+        this.historySavedAt = now;
+        this.historyImpl.save(now);
+      }
       this.checkMemory();
+      this.reactorImpl?.maintain(now);
       this.addressBuckets.sweep();
       this.reloadTls(now);
       for (const l of this.links) (l as Link & { account?: () => void }).account?.();
@@ -883,7 +931,8 @@ export class Relay {
   reload(next: RelayConfig): ReloadReport {
     return applyReload(this.config, next, {
       log: this.log,
-      setBandwidth: (rate, burst) => (this.bandwidth = new TokenBucket(rate, burst, this.now)),
+      // the pacer is made again from the applied config at the next frame read
+      setBandwidth: () => (this.readPacer = null),
       reloadTls: () => this.reloadTls(this.now(), true),
       republish: () => {
         if (this.state === 'running') this.publishDescriptor();
@@ -901,25 +950,25 @@ export class Relay {
     return this.replicatorImpl;
   }
 
-  /** The out-of-memory handler: while queued bytes exceed max_queue_bytes, close the link holding the most. */
+  /**
+   * The out-of-memory handler (relay/memory-guard.ts): while links and last-hop stream buffers together hold more
+   * than max_queue_bytes, close the link or destroy the circuit holding the most.
+   */
+  private memoryGuard: MemoryGuard | null = null;
+
+  private get guard(): MemoryGuard {
+    return (this.memoryGuard ??= new MemoryGuard({
+      maxBytes: this.config.max_queue_bytes,
+      links: () => this.links,
+      circuits: () => this.streamsImpl?.buffers() ?? [],
+      destroy: (hop) => this.reactorImpl?.destroy(hop, DestroyReason.RESOURCE_LIMIT),
+      metrics: this.metrics,
+      log: this.log,
+    }));
+  }
+
   checkMemory(): void {
-    let total = 0;
-    let max = 0;
-    for (const l of this.links) {
-      total += l.bufferedBytes;
-      max = Math.max(max, l.bufferedBytes);
-    }
-    this.metrics.linkBufferedBytes.set(total);
-    this.metrics.linkBufferedBytesMax.set(max);
-    while (total > this.config.max_queue_bytes) {
-      let worst: Link | null = null;
-      for (const l of this.links) if (!worst || l.bufferedBytes > worst.bufferedBytes) worst = l;
-      if (!worst) break;
-      total -= worst.bufferedBytes;
-      this.metrics.drops.inc({ reason: 'oom_link_closed' });
-      this.log.warn('memory limit reached: closing the link with the largest queue');
-      worst.close(new AlliumError('ERR_LIMIT', 'max_queue_bytes'));
-    }
+    this.guard.check();
   }
 
   /** Stops accepting, closes circuits cleanly, flushes and closes links, stops servers. */
@@ -934,6 +983,9 @@ export class Relay {
     if (this.repairTimer) clearInterval(this.repairTimer);
     if (this.historyTimer) clearInterval(this.historyTimer);
     this.replicatorImpl?.stop();
+    this.authorityImpl?.stop();
+    this.testerImpl?.stop();
+    this.historyImpl?.save(this.now());
     this.overlayImpl?.stop();
     this.reactorImpl?.closeAll(DestroyReason.HIBERNATING);
     this.exitImpl?.closeAll();

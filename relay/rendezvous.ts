@@ -10,20 +10,27 @@
  * Neither relay learns both ends: the introduction point sees the endpoint's circuit and an initiator's circuit,
  * the rendezvous point sees two circuits; none sees an address or an IP of either party beyond its own first hop.
  *
- * The tables are bounded (§3.2): a circuit holds one registration at most (an intro key or a cookie; a second is a
- * protocol violation that destroys the circuit, as Tor refuses ESTABLISH_INTRO on a circuit that is no longer an
- * ordinary one), registrations die with their circuit, and they are counted per relay, per peer (the link the
- * circuit arrives on) and per address block of that peer. Cookies expire in the order they were made, so expired
- * ones are dropped from the front of the table, never by a pass over all of it.
+ * The tables are bounded (§3.2): a circuit makes one registration in its life at most (an intro key or a cookie; a
+ * second is a protocol violation that destroys the circuit, as Tor refuses ESTABLISH_INTRO on a circuit that is no
+ * longer an ordinary one), registrations die with their circuit and expire (cookies after
+ * RENDEZVOUS_COOKIE_LIFETIME_MS, intro keys after INTRO_REGISTRATION_LIFETIME_MS), and they are counted per relay and
+ * by where the circuit comes from. A circuit arriving over a client link comes straight from its builder: it is
+ * counted per peer (that link) and per address block of the peer. One arriving over a relay link has a middle relay
+ * before it, which many honest circuits share with any attacker's: relay links draw on the whole table, each up to
+ * its fair share of it, and a relay link below its share takes the place of the oldest registration of the relay
+ * link holding the most when the table is full. Cookies expire in the order they were made, so expired ones are dropped
+ * from the front of the table, never by a pass over all of it.
  *
  * INTRODUCE1 is rate limited per intro key (a token bucket, as Tor's introduction-point DoS defence): past the burst,
  * introductions are answered `busy` and not passed on, so whoever knows an endpoint's address cannot make its
  * introduction circuit carry more than INTRODUCE1_RATE introductions a second.
  */
-import ipaddr from 'ipaddr.js';
 import { crypto } from '../crypto/index.js';
+import { addressBlock } from '../protocol/address-block.js';
 import { toHex } from '../protocol/bytes.js';
+import { DestroyReason } from '../protocol/cell.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
+import { LinkRole } from '../protocol/link-handshake.js';
 import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { decodeRv, encodeRv, introSignedMessage } from '../protocol/rendezvous-messages.js';
 import type { Link } from '../net/link.js';
@@ -42,11 +49,14 @@ export const RENDEZVOUS_COOKIE_LIFETIME_MS = 120_000;
 export const INTRODUCE1_RATE = 25;
 /** … and at once (Tor's HiddenServiceEnableIntroDoSBurstPerSec). */
 export const INTRODUCE1_BURST = 200;
+/** An intro key stays registered this long; then its circuit is destroyed and its endpoint registers anew. */
+export const INTRO_REGISTRATION_LIFETIME_MS = 24 * 3600_000;
 
 const COMMANDS = new Set<number>([RelayCommand.ESTABLISH_INTRO, RelayCommand.INTRODUCE1, RelayCommand.ESTABLISH_RENDEZVOUS, RelayCommand.RENDEZVOUS1]);
 
-/** The attachment a circuit's one registration is kept under. */
+/** The attachment a circuit's one registration is kept under; once it is gone, SPENT stays (one per circuit life). */
 const REGISTRATION = 'rv-registration';
+const SPENT = 'spent';
 
 /** The limits of specs/rendezvous.md §3.2, each with its default. */
 export interface RendezvousLimits {
@@ -64,28 +74,41 @@ export interface RendezvousLimits {
   maxPendingRendezvousPerBlock?: number;
   /** How long a cookie waits for RENDEZVOUS1 (default RENDEZVOUS_COOKIE_LIFETIME_MS). */
   cookieLifetimeMs?: number;
+  /** How long an intro key stays registered (default INTRO_REGISTRATION_LIFETIME_MS). */
+  introLifetimeMs?: number;
   /** INTRODUCE1 passed on per intro key and second (default INTRODUCE1_RATE). */
   introduceRate?: number;
   /** … and at once (default INTRODUCE1_BURST). */
   introduceBurst?: number;
 }
 
-/** The IPv4 /24 or IPv6 /48 of an address, or null when there is none (in-memory links). */
-export function addressBlock(address: string | null): string | null {
-  if (!address || !ipaddr.isValid(address)) return null;
-  const ip = ipaddr.process(address); // an IPv4-mapped IPv6 address counts as its IPv4 address
-  if (ip.kind() === 'ipv4') {
-    const o = (ip as ipaddr.IPv4).octets;
-    return `v4:${o[0]}.${o[1]}.${o[2]}`;
-  }
-  const p = (ip as ipaddr.IPv6).parts;
-  return `v6:${p[0]!.toString(16)}:${p[1]!.toString(16)}:${p[2]!.toString(16)}`;
+/** A circuit's one registration, with what it was counted against. */
+interface Registration {
+  readonly kind: 'intro' | 'cookie';
+  readonly key: string;
+  readonly hop: CircuitHop;
+  readonly link: Link;
+  /** True when the circuit arrived over a relay link (counted in the relay links' pool, not per peer and block). */
+  readonly viaRelay: boolean;
+  /** The address block of a client link (null over a relay link, or without an address). */
+  readonly block: string | null;
+  /** When the registration lapses: a cookie stops waiting, an intro key must be registered anew. */
+  readonly expires: number;
+  /** Intro keys: the INTRODUCE1 allowance. */
+  readonly introductions?: TokenBucket;
 }
 
-/** Registrations counted per peer and per address block, with the relay-wide total. */
+/** Where a new registration fits: null when it fits, a registration to give way, or the name of the limit it exceeds. */
+type Admission = null | Registration | string;
+
+/**
+ * The registrations of one kind, counted relay-wide; per peer and per address block for circuits from client links;
+ * per relay link, in the order they were made, for circuits from relay links.
+ */
 class Counts {
   private readonly perPeer = new Map<Link, number>();
   private readonly perBlock = new Map<string, number>();
+  private readonly perRelayLink = new Map<Link, Set<Registration>>();
   total = 0;
 
   constructor(
@@ -95,43 +118,58 @@ class Counts {
     private readonly maxPerBlock: number,
   ) {}
 
-  /** The name of the limit a new registration from `link` / `block` would exceed, or null. */
-  exceeded(link: Link, block: string | null): string | null {
-    if (this.total >= this.max) return this.name;
-    if ((this.perPeer.get(link) ?? 0) >= this.maxPerPeer) return `${this.name}_PER_PEER`;
-    if (block !== null && (this.perBlock.get(block) ?? 0) >= this.maxPerBlock) return `${this.name}_PER_BLOCK`;
-    return null;
+  /**
+   * Whether a new registration from `link` fits. Over a client link: under the relay-wide total and its peer's and
+   * block's limits. Over a relay link: under the larger of MAX_…_PER_PEER and its fair share of the table
+   * (⌊max / relay links holding registrations, this one included⌋); when the table is full and the link holds less
+   * than its fair share, the oldest registration of the relay link holding the most, if that one holds more than
+   * its fair share, is named to give way.
+   */
+  admit(link: Link, viaRelay: boolean, block: string | null): Admission {
+    if (!viaRelay) {
+      if (this.total >= this.max) return this.name;
+      if ((this.perPeer.get(link) ?? 0) >= this.maxPerPeer) return `${this.name}_PER_PEER`;
+      if (block !== null && (this.perBlock.get(block) ?? 0) >= this.maxPerBlock) return `${this.name}_PER_BLOCK`;
+      return null;
+    }
+    const mine = this.perRelayLink.get(link)?.size ?? 0;
+    const fair = Math.floor(this.max / (this.perRelayLink.size + (mine === 0 ? 1 : 0)));
+    if (mine >= Math.max(this.maxPerPeer, fair)) return `${this.name}_PER_RELAY_LINK`;
+    if (this.total < this.max) return null;
+    let most: Set<Registration> | null = null;
+    for (const set of this.perRelayLink.values()) if (!most || set.size > most.size) most = set;
+    if (mine < fair && most && most.size > fair) return most.values().next().value!;
+    return this.name;
   }
 
-  add(link: Link, block: string | null): void {
+  add(r: Registration): void {
     this.total++;
-    this.perPeer.set(link, (this.perPeer.get(link) ?? 0) + 1);
-    if (block !== null) this.perBlock.set(block, (this.perBlock.get(block) ?? 0) + 1);
+    if (r.viaRelay) {
+      let set = this.perRelayLink.get(r.link);
+      if (!set) this.perRelayLink.set(r.link, (set = new Set()));
+      set.add(r);
+      return;
+    }
+    this.perPeer.set(r.link, (this.perPeer.get(r.link) ?? 0) + 1);
+    if (r.block !== null) this.perBlock.set(r.block, (this.perBlock.get(r.block) ?? 0) + 1);
   }
 
-  remove(link: Link, block: string | null): void {
+  remove(r: Registration): void {
     this.total--;
-    const n = (this.perPeer.get(link) ?? 1) - 1;
-    if (n <= 0) this.perPeer.delete(link);
-    else this.perPeer.set(link, n);
-    if (block === null) return;
-    const b = (this.perBlock.get(block) ?? 1) - 1;
-    if (b <= 0) this.perBlock.delete(block);
-    else this.perBlock.set(block, b);
+    if (r.viaRelay) {
+      const set = this.perRelayLink.get(r.link);
+      set?.delete(r);
+      if (set?.size === 0) this.perRelayLink.delete(r.link);
+      return;
+    }
+    const n = (this.perPeer.get(r.link) ?? 1) - 1;
+    if (n <= 0) this.perPeer.delete(r.link);
+    else this.perPeer.set(r.link, n);
+    if (r.block === null) return;
+    const b = (this.perBlock.get(r.block) ?? 1) - 1;
+    if (b <= 0) this.perBlock.delete(r.block);
+    else this.perBlock.set(r.block, b);
   }
-}
-
-/** A circuit's one registration, with what it was counted against. */
-interface Registration {
-  readonly kind: 'intro' | 'cookie';
-  readonly key: string;
-  readonly hop: CircuitHop;
-  readonly link: Link;
-  readonly block: string | null;
-  /** Cookies: when the cookie stops waiting. */
-  readonly expires: number;
-  /** Intro keys: the INTRODUCE1 allowance. */
-  readonly introductions?: TokenBucket;
 }
 
 export class RendezvousService implements CircuitEndpointHandler {
@@ -140,6 +178,7 @@ export class RendezvousService implements CircuitEndpointHandler {
   private readonly introCounts: Counts;
   private readonly cookieCounts: Counts;
   private readonly cookieLifetimeMs: number;
+  private readonly introLifetimeMs: number;
   private readonly introduceRate: number;
   private readonly introduceBurst: number;
 
@@ -162,6 +201,7 @@ export class RendezvousService implements CircuitEndpointHandler {
       limits.maxPendingRendezvousPerBlock ?? MAX_PENDING_RENDEZVOUS_PER_BLOCK,
     );
     this.cookieLifetimeMs = limits.cookieLifetimeMs ?? RENDEZVOUS_COOKIE_LIFETIME_MS;
+    this.introLifetimeMs = limits.introLifetimeMs ?? INTRO_REGISTRATION_LIFETIME_MS;
     this.introduceRate = limits.introduceRate ?? INTRODUCE1_RATE;
     this.introduceBurst = limits.introduceBurst ?? INTRODUCE1_BURST;
   }
@@ -196,26 +236,59 @@ export class RendezvousService implements CircuitEndpointHandler {
     this.reactor.sendBackward(hop, { command, streamId: 0, data });
   }
 
-  /** A circuit that already holds a registration may not make another (§3.2): the caller's throw destroys it. */
+  /**
+   * A circuit that holds a registration, or held one (it expired, gave way, moved or was used), may not make another
+   * (§3.2): the caller's throw destroys it.
+   */
   private requireUnregistered(hop: CircuitHop, what: string): void {
     if (hop.attachments.has(REGISTRATION)) {
       this.metrics.drops.inc({ reason: 'rendezvous_second_registration' });
-      throw new ProtocolError('ERR_RELAY_COMMAND', `${what} on a circuit that already holds an intro key or a cookie`);
+      throw new ProtocolError('ERR_RELAY_COMMAND', `${what} on a circuit that holds or held an intro key or a cookie`);
     }
+  }
+
+  /** Where a registration from `hop` is counted: over a relay link in that pool, else per peer and block. */
+  private origin(hop: CircuitHop): { link: Link; viaRelay: boolean; block: string | null } {
+    const link = hop.prev.link;
+    const viaRelay = link.peer?.role === LinkRole.RELAY;
+    return { link, viaRelay, block: viaRelay ? null : addressBlock(link.socket.remoteAddress) };
+  }
+
+  /**
+   * Makes room for a registration from `o` in `counts`, or throws ERR_LIMIT. A registration named to give way loses
+   * its place and its circuit is destroyed, so its endpoint notices and registers elsewhere.
+   */
+  private makeRoom(counts: Counts, o: { link: Link; viaRelay: boolean; block: string | null }, reason: string): void {
+    const a = counts.admit(o.link, o.viaRelay, o.block);
+    if (a === null) return;
+    if (typeof a === 'string') {
+      this.metrics.drops.inc({ reason });
+      throw new LimitError(a, reason === 'intro_limit' ? 'too many introduction points' : 'too many pending rendezvous');
+    }
+    this.metrics.drops.inc({ reason: `${reason}_evicted` });
+    this.unregister(a);
+    this.reactor.destroy(a.hop, DestroyReason.RESOURCE_LIMIT);
   }
 
   private register(table: Map<string, Registration>, counts: Counts, r: Registration): void {
     table.set(r.key, r);
-    counts.add(r.link, r.block);
+    counts.add(r);
     r.hop.attachments.set(REGISTRATION, r);
   }
 
+  /** Removes a registration; its circuit keeps SPENT, so it can make no other. */
   private unregister(r: Registration): void {
     const table = r.kind === 'intro' ? this.intros : this.cookies;
     if (table.get(r.key) !== r) return;
     table.delete(r.key);
-    (r.kind === 'intro' ? this.introCounts : this.cookieCounts).remove(r.link, r.block);
-    if (r.hop.attachments.get(REGISTRATION) === r) r.hop.attachments.delete(REGISTRATION);
+    (r.kind === 'intro' ? this.introCounts : this.cookieCounts).remove(r);
+    if (r.hop.attachments.get(REGISTRATION) === r) r.hop.attachments.set(REGISTRATION, SPENT);
+  }
+
+  /** Removes a registration that lapsed, and destroys its circuit if still open (its endpoint then registers anew). */
+  private lapse(r: Registration): void {
+    this.unregister(r);
+    if (r.kind === 'intro' && r.hop.state !== 'closed') this.reactor.destroy(r.hop, DestroyReason.FINISHED);
   }
 
   private establishIntro(hop: CircuitHop, data: Uint8Array): boolean {
@@ -225,21 +298,13 @@ export class RendezvousService implements CircuitEndpointHandler {
       throw new AlliumError('ERR_SIGNATURE', 'ESTABLISH_INTRO signature does not verify for this circuit');
     }
     const key = toHex(m.k);
-    const link = hop.prev.link;
-    const block = addressBlock(link.socket.remoteAddress);
+    const o = this.origin(hop);
     const old = this.intros.get(key);
     if (old) this.unregister(old); // the key moves to this circuit; the old one stays open, registered for nothing
-    let over = this.introCounts.exceeded(link, block);
-    if (over) {
-      this.pruneIntros();
-      over = this.introCounts.exceeded(link, block);
-    }
-    if (over) {
-      this.metrics.drops.inc({ reason: 'intro_limit' });
-      throw new LimitError(over, 'too many introduction points');
-    }
+    if (this.introCounts.admit(o.link, o.viaRelay, o.block) !== null) this.pruneIntros();
+    this.makeRoom(this.introCounts, o, 'intro_limit');
     const introductions = new TokenBucket(this.introduceRate, this.introduceBurst, this.now);
-    this.register(this.intros, this.introCounts, { kind: 'intro', key, hop, link, block, expires: Infinity, introductions });
+    this.register(this.intros, this.introCounts, { kind: 'intro', key, hop, ...o, expires: this.now() + this.introLifetimeMs, introductions });
     this.reply(hop, RelayCommand.INTRO_ESTABLISHED, encodeRv('empty', {}));
     return true;
   }
@@ -247,7 +312,8 @@ export class RendezvousService implements CircuitEndpointHandler {
   private introduce(hop: CircuitHop, data: Uint8Array): boolean {
     const m = decodeRv('introduce1', data);
     const r = this.intros.get(toHex(m.k));
-    if (!r || r.hop.state !== 'open') {
+    if (r && r.expires <= this.now()) this.lapse(r);
+    if (!r || r.hop.state !== 'open' || r.expires <= this.now()) {
       if (r && r.hop.state === 'closed') this.unregister(r);
       this.metrics.drops.inc({ reason: 'introduce_unknown' });
       this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'unknown' }));
@@ -264,17 +330,24 @@ export class RendezvousService implements CircuitEndpointHandler {
   }
 
   /**
-   * Drops intro keys whose circuit is gone. closed() normally has; this keeps the table true regardless, and runs
-   * only when a limit is reached, where a pass over the table is cheap next to refusing an endpoint.
+   * Drops intro keys whose circuit is gone, and lapses those past INTRO_REGISTRATION_LIFETIME. closed() normally
+   * removes the first; this keeps the table true regardless, and runs only when a limit is reached, where a pass over
+   * the table is cheap next to refusing an endpoint.
    */
   private pruneIntros(): void {
-    for (const r of [...this.intros.values()]) if (r.hop.state === 'closed') this.unregister(r);
+    const now = this.now();
+    for (const r of [...this.intros.values()]) {
+      if (r.hop.state === 'closed') this.unregister(r);
+      else if (r.expires <= now) this.lapse(r);
+    }
   }
 
+  /** Drops cookies past their lifetime or whose circuit is gone; the circuit of an expired cookie can register no other. */
   /**
    * Drops expired cookies. Every cookie lives cookieLifetimeMs from when it was made, and the table keeps them in the
    * order they were made, so the expired ones are at its front: the work is the number dropped, not the table's size.
    * (A clock stepping back can leave an expired cookie behind a live one for a while; it goes when that one does.)
+   * The circuit of an expired cookie keeps SPENT and can register no other.
    */
   private expireCookies(): void {
     const now = this.now();
@@ -295,18 +368,10 @@ export class RendezvousService implements CircuitEndpointHandler {
     this.expireCookies();
     const key = toHex(m.c);
     if (this.cookies.has(key)) throw new AlliumError('ERR_STREAM', 'rendezvous cookie in use');
-    const link = hop.prev.link;
-    const block = addressBlock(link.socket.remoteAddress);
-    let over = this.cookieCounts.exceeded(link, block);
-    if (over) {
-      this.pruneClosedCookies();
-      over = this.cookieCounts.exceeded(link, block);
-    }
-    if (over) {
-      this.metrics.drops.inc({ reason: 'rendezvous_limit' });
-      throw new LimitError(over, 'too many pending rendezvous');
-    }
-    this.register(this.cookies, this.cookieCounts, { kind: 'cookie', key, hop, link, block, expires: this.now() + this.cookieLifetimeMs });
+    const o = this.origin(hop);
+    if (this.cookieCounts.admit(o.link, o.viaRelay, o.block) !== null) this.pruneClosedCookies();
+    this.makeRoom(this.cookieCounts, o, 'rendezvous_limit');
+    this.register(this.cookies, this.cookieCounts, { kind: 'cookie', key, hop, ...o, expires: this.now() + this.cookieLifetimeMs });
     this.reply(hop, RelayCommand.RENDEZVOUS_ESTABLISHED, encodeRv('empty', {}));
     return true;
   }
@@ -330,7 +395,12 @@ export class RendezvousService implements CircuitEndpointHandler {
   }
 
   closed(hop: CircuitHop): void {
-    const r = hop.attachments.get(REGISTRATION) as Registration | undefined;
-    if (r) this.unregister(r);
+    const r = hop.attachments.get(REGISTRATION);
+    if (r && r !== SPENT) this.unregister(r as Registration);
+  }
+
+  /** A circuit holding an intro key or a cookie is not idle, however long it is silent (specs/circuits.md §7.3). */
+  holds(hop: CircuitHop): boolean {
+    return hop.attachments.has(REGISTRATION);
   }
 }

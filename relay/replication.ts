@@ -13,14 +13,17 @@
  *   here until it answers again or publishes a newer descriptor. Leaving it out changes the generation, so its items
  *   get a new holder within a pass or two instead of when its descriptor expires, hours later.
  * Transfers use one-hop circuits to the other holder over relay links; no client is involved or identifiable.
+ * What a pass learns about other relays (misses, departures, cached circuits) is kept only for relays in the
+ * directory: each pass forgets the rest, so relays that come and go leave nothing behind.
  */
 import type { Logger } from 'pino';
 import { crypto } from '../crypto/index.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import { toHex, utf8 } from '../protocol/bytes.js';
+import { isAlliumError } from '../protocol/errors.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
-import { holdersOf, isStoreRelay } from '../protocol/placement.js';
+import { holdersOf, isStoreRelay, type PlacementContext } from '../protocol/placement.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import { buildCircuit, type CircuitTable, type ClientCircuit } from '../net/circuit.js';
 import type { Link } from '../net/link.js';
@@ -40,6 +43,8 @@ export interface ReplicatorOptions {
   popularFetches?: number;
   /** Whether a relay answers (e.g. a relay link to it opens); without it, only failed transfers count as misses. */
   probe?: (d: Descriptor) => Promise<boolean>;
+  /** Called every pass with the fingerprints in the directory: the transport drops what it keeps for other relays. */
+  prune?: (live: ReadonlySet<string>) => void;
   /**
    * The relay's repair_interval (default 60 s): a holder unreachable for three of them is left out of placement, and
    * a pass takes items for three quarters of one.
@@ -49,7 +54,17 @@ export interface ReplicatorOptions {
   parallel?: number;
   /** Holders probed per pass, at most (default 16). */
   probesPerPass?: number;
+  /**
+   * Placement (specs/content.md §6.1): the period's shared random value and which relays may hold, from the
+   * consensus (default: unsalted positions, every store relay).
+   */
+  placement?: () => PlacementOptions;
   now?: () => number;
+}
+
+export interface PlacementOptions {
+  readonly ctx: PlacementContext | null;
+  readonly eligible?: (d: Descriptor) => boolean;
 }
 
 export class Replicator {
@@ -81,6 +96,17 @@ export class Replicator {
     return [...this.departed.keys()];
   }
 
+  /**
+   * Forgets misses and departures of relays no longer in the directory, and has the transport drop its circuits to
+   * them: a relay that left is placed nowhere anyway, and one that returns starts with a clean record.
+   */
+  private prune(): void {
+    const live = new Set(this.o.directory.all().map((d) => d.fingerprint));
+    for (const fp of this.misses.keys()) if (!live.has(fp)) this.misses.delete(fp);
+    for (const fp of this.departed.keys()) if (!live.has(fp)) this.departed.delete(fp);
+    this.o.prune?.(live);
+  }
+
   private noteAnswer(d: Descriptor): void {
     this.misses.delete(d.fingerprint);
     if (this.departed.delete(d.fingerprint)) this.o.log.info({ relay: d.fingerprint.slice(0, 8) }, 'holder answers again: placing items there again');
@@ -109,7 +135,7 @@ export class Replicator {
     const targets = new Map<string, Descriptor>();
     for (const rk of this.o.store.sampleKeys(8)) {
       // The holders in the full directory: a relay already left out is probed too, to notice its return.
-      for (const h of holdersOf(rk, all, this.o.k + 1)) if (h.fingerprint !== me) targets.set(h.fingerprint, h);
+      for (const h of this.holders(rk, all, this.o.k + 1)) if (h.fingerprint !== me) targets.set(h.fingerprint, h);
     }
     for (const fp of this.departed.keys()) {
       const d = all.find((x) => x.fingerprint === fp);
@@ -121,7 +147,9 @@ export class Replicator {
         let ok = false;
         try {
           ok = await probe(d);
-        } catch {
+        } catch (e) {
+          // This relay had no dial to spare (MAX_PENDING_DIALS): that says nothing about the holder.
+          if (isAlliumError(e) && e.code === 'ERR_LIMIT') return;
           ok = false;
         }
         if (this.stopped) return;
@@ -133,11 +161,24 @@ export class Replicator {
 
   /** The placement generation: a hash of the store relays placement here counts (see relays()). */
   generation(): string {
+    const p = this.place();
     const fps = this.relays()
-      .filter(isStoreRelay)
+      .filter(p.eligible ?? isStoreRelay)
       .map((d) => d.fingerprint)
       .sort();
-    return toHex(crypto().hash(16, utf8(fps.join(','))));
+    // A new placement period moves every item: the period's value is part of the generation.
+    const salt = p.ctx ? `${p.ctx.pn}:${toHex(p.ctx.srv)};` : '';
+    return toHex(crypto().hash(16, utf8(salt + fps.join(','))));
+  }
+
+  private place(): PlacementOptions {
+    return this.o.placement?.() ?? { ctx: null };
+  }
+
+  /** holdersOf with this relay's placement. */
+  private holders(rk: Uint8Array, relays: readonly Descriptor[], k: number): Descriptor[] {
+    const p = this.place();
+    return holdersOf(rk, relays, k, p.eligible ? { ctx: p.ctx, eligible: p.eligible } : { ctx: p.ctx });
   }
 
   stop(): void {
@@ -149,6 +190,7 @@ export class Replicator {
     if (this.running || this.stopped) return 0;
     this.running = true;
     try {
+      this.prune();
       await this.watchHolders();
       if (this.stopped) return 0;
       const gen = this.generation();
@@ -176,7 +218,7 @@ export class Replicator {
       await work(
         (after) => this.o.store.uncheckedBlocks(gen, batch, after),
         async (rk) => {
-          const holders = holdersOf(rk, relays, this.o.k);
+          const holders = this.holders(rk, relays, this.o.k);
           const data = this.o.store.getBlock(rk, Date.now(), 'check');
           if (!data) return;
           let copies = 1;
@@ -196,7 +238,7 @@ export class Replicator {
           const data = this.o.store.getRecord(rk);
           if (!data) return;
           let ok = true;
-          for (const h of holdersOf(rk, relays, this.o.k)) {
+          for (const h of this.holders(rk, relays, this.o.k)) {
             if (h.fingerprint === me) continue;
             if ((await this.ensure(h, 'record', rk, data, false)) === null) ok = false;
           }
@@ -210,7 +252,7 @@ export class Replicator {
           const data = this.o.store.getMailbox(rk);
           if (!data || data.length === 0) return;
           let ok = true;
-          for (const h of holdersOf(rk, relays, this.o.k)) {
+          for (const h of this.holders(rk, relays, this.o.k)) {
             if (h.fingerprint === me) continue;
             if ((await this.ensure(h, 'mailbox', rk, data, false)) === null) ok = false;
           }
@@ -231,7 +273,7 @@ export class Replicator {
       try {
         circuit = await this.o.circuitTo(h);
       } catch (e) {
-        this.noteMiss(h);
+        if (!isAlliumError(e) || e.code !== 'ERR_LIMIT') this.noteMiss(h);
         throw e;
       }
       this.noteAnswer(h);
@@ -256,17 +298,18 @@ export class Replicator {
     for (const rk of hot) {
       const data = this.o.store.getBlock(rk, Date.now(), 'check');
       if (!data) continue;
-      const ring = holdersOf(rk, relays, this.o.k * 2).slice(this.o.k);
+      const ring = this.holders(rk, relays, this.o.k * 2).slice(this.o.k);
       for (const h of ring) if (h.fingerprint !== this.o.identity.fingerprint) await this.ensure(h, 'block', rk, data, true);
     }
   }
 }
 
 /**
- * How a store relay reaches the others for repair: one-hop circuits over relay links (cached while open), and a
- * probe that finds or opens a relay link. `linkTo` is the overlay's; circuits are registered in `table`.
+ * How a store relay reaches the others for repair: one-hop circuits over relay links (cached while open, dropped —
+ * and closed — once their relay leaves the directory), and a probe that finds or opens a relay link. `linkTo` is the
+ * overlay's; circuits are registered in `table`.
  */
-export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<Link>, table: CircuitTable): Pick<ReplicatorOptions, 'circuitTo' | 'probe'> {
+export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<Link>, table: CircuitTable): Pick<ReplicatorOptions, 'circuitTo' | 'probe' | 'prune'> {
   const circuits = new Map<string, Promise<ClientCircuit>>();
   const circuitTo = (d: Descriptor): Promise<ClientCircuit> => {
     const have = circuits.get(d.fingerprint);
@@ -285,10 +328,24 @@ export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<L
     p.catch(() => circuits.delete(d.fingerprint));
     return p;
   };
+  const prune = (live: ReadonlySet<string>): void => {
+    for (const [fp, p] of circuits) {
+      if (live.has(fp)) {
+        // A circuit that closed since is dropped too (circuitTo would replace it on its next use anyway).
+        p.then((c) => c.state !== 'open' && circuits.get(fp) === p && circuits.delete(fp), () => undefined);
+        continue;
+      }
+      circuits.delete(fp);
+      p.then((c) => c.close(), () => undefined);
+    }
+  };
   const probe = (d: Descriptor): Promise<boolean> =>
     linkTo(d.id).then(
       (link) => link.isOpen,
-      () => false,
+      (e: unknown) => {
+        if (isAlliumError(e) && e.code === 'ERR_LIMIT') throw e; // no dial to spare here: not the holder's doing
+        return false;
+      },
     );
-  return { circuitTo, probe };
+  return { circuitTo, probe, prune };
 }

@@ -35,7 +35,7 @@ const STUBS: Record<string, { contents: string; resolveDir: string }> = {
   },
   'net-unavailable': {
     resolveDir: join(ROOT, 'client'),
-    contents: `import { AlliumError } from '../protocol/errors.ts';
+    contents: `import { AlliumError } from '../errors/index.ts';
 const unavailable = (what: string) => new AlliumError('ERR_CONFIG', \`\${what}: hidden TCP services are not available in browsers (they need Node)\`);
 /** A socket that never connects: it reports the error on its 'error' event, as a refused connection does. */
 export function connect() {

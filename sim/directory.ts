@@ -74,6 +74,12 @@ export class SimDirectoryStore extends DirectoryStore {
     return { result: this.add(d, now), descriptor: d };
   }
 
+  override verify(raw: Uint8Array, now: number): { descriptor: Descriptor; held: boolean } {
+    const d = this.cache.verify(raw, now);
+    const have = this.get(d.fingerprint);
+    return { descriptor: d, held: have === d };
+  }
+
   override add(d: Descriptor, now: number): OfferResult {
     const old = this.get(d.fingerprint);
     const result = super.add(d, now);

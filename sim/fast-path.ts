@@ -13,7 +13,7 @@
  * Scope: three-hop paths, directories without declared families, and the /16 rule off (the simulator's large runs
  * turn it off: its cost is reported instead).
  */
-import type { GuardRecord } from '../client/guards.js';
+import { GUARD_LIFETIME_MIN_DAYS, GUARD_LIFETIME_SPREAD_DAYS, N_PRIMARY, type GuardRecord } from '../client/guards.js';
 import { allowsExit } from '../client/path.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
@@ -97,15 +97,15 @@ export class FastPaths {
     return l;
   }
 
-  /** GuardSet.refresh() of an empty guard list: the three records it would create. */
+  /** GuardSet.refresh() of an empty guard list (no consensus): the N_PRIMARY records it would create. */
   sampleGuards(random: () => number, now: number): GuardRecord[] {
     const records: GuardRecord[] = [];
-    while (records.length < 3) {
+    while (records.length < N_PRIMARY) {
       const taken = records.map((r) => this.all.indexOf(this.byFp.get(r.fingerprint)!));
       const pick = this.all.pick(random, taken);
       if (!pick) break;
-      const lifetime = (60 + Math.floor(random() * 60)) * DAY;
-      records.push({ fingerprint: pick.fingerprint, addedAt: now, expiresAt: now + lifetime, failedAt: null });
+      const lifetime = (GUARD_LIFETIME_MIN_DAYS + Math.floor(random() * GUARD_LIFETIME_SPREAD_DAYS)) * DAY;
+      records.push({ fingerprint: pick.fingerprint, addedAt: now, expiresAt: now + lifetime, confirmedAt: null, unlistedSince: null, failedAt: null, disabledAt: null });
     }
     return records;
   }
@@ -124,24 +124,41 @@ export class FastPaths {
   choose(o: { exitPort: number | null; guards: readonly Descriptor[]; last?: Descriptor; exclude?: ReadonlySet<string> }, random: () => number): Descriptor[] {
     const exclude = o.exclude ?? new Set<string>();
     const excludedAll = [...exclude].map((fp) => this.all.indexOf(this.byFp.get(fp)!)).filter((i) => i >= 0);
-    let last = o.last;
-    if (!last) {
-      if (o.exitPort === null) last = this.all.pick(random, excludedAll);
-      else {
-        const ex = this.exitList(o.exitPort);
-        last = ex.pick(random, [...exclude].map((fp) => ex.indexOf(this.byFp.get(fp)!)));
-      }
-      if (!last) throw new AlliumError('ERR_ONION_PATH', o.exitPort === null ? 'directory is empty' : `no exit allows port ${o.exitPort}`);
-    }
+    const pickLast = (also: Descriptor | null): Descriptor | undefined => {
+      if (o.exitPort === null) return this.all.pick(random, also ? [...excludedAll, this.all.indexOf(also)] : excludedAll);
+      const ex = this.exitList(o.exitPort);
+      const out = [...exclude].map((fp) => ex.indexOf(this.byFp.get(fp)!));
+      if (also) out.push(ex.indexOf(also));
+      return ex.pick(random, out);
+    };
+    const noExit = (): AlliumError => new AlliumError('ERR_ONION_PATH', o.exitPort === null ? 'directory is empty' : `no exit allows port ${o.exitPort}`);
     const guards = o.guards.filter((g) => !exclude.has(g.fingerprint));
-    let entry = guards.find((g) => g.fingerprint !== last!.fingerprint);
-    if (!entry) {
-      if (guards.length > 0) throw new AlliumError('ERR_ONION_PATH', 'no guard is compatible with the chosen last hop');
+    let last = o.last;
+    let entry: Descriptor | undefined;
+    if (guards.length > 0) {
+      // choosePath: the first guard for which a last hop exists, the last hop among those compatible with it.
+      for (const g of guards) {
+        if (last) {
+          if (g.fingerprint !== last.fingerprint) entry = g;
+        } else {
+          const x = pickLast(g);
+          if (x) {
+            entry = g;
+            last = x;
+          }
+        }
+        if (entry) break;
+      }
+      if (!entry) throw new AlliumError('ERR_ONION_PATH', 'no guard is compatible with the chosen last hop');
+    } else {
       if (o.guards.length > 0) throw new AlliumError('ERR_ONION_PATH', 'every guard failed recently');
+      last ??= pickLast(null);
+      if (!last) throw noExit();
       entry = this.all.pick(random, [...excludedAll, this.all.indexOf(last)]);
     }
+    if (!last) throw noExit();
     if (!entry) throw new AlliumError('ERR_ONION_PATH', 'no entry relay compatible with the last hop');
-    const middle = this.all.pick(random, [...excludedAll, this.all.indexOf(entry), this.all.indexOf(last)]);
+    const middle = this.all.pick(random, [...excludedAll, this.all.indexOf(entry), this.all.indexOf(last!)]);
     if (!middle) throw new AlliumError('ERR_ONION_PATH', 'not enough distinct relays for 3 hops');
     return [entry, middle, last];
   }

@@ -2,7 +2,7 @@
  * A message-level stand-in for net/link.ts, for overlays of thousands of relays in one process.
  *
  * It has the members the overlay (relay/overlay.ts) uses — `peer`, `isOpen`, `sendControl`, `answerRequest`,
- * `close` and the `link:control` and `link:close` events — and hands each CONTROL message to the other end as the decoded object,
+ * `close`, `socket.remoteAddress` (none: no address block) and the `link:control` and `link:close` events — and hands each CONTROL message to the other end as the decoded object,
  * after the path's latency and the serialisation time of the bytes the real link would send. What it skips is the
  * link layer itself: the handshake's X25519 operations, frame encryption, CONTROL fragmentation and reassembly,
  * and CBOR decoding and schema validation at the receiver. Those cost CPU at a relay, not bytes or messages, and
@@ -51,6 +51,8 @@ const NO_ARGS: unknown[] = [];
 export class MessageLink extends Emitter<LinkEvents> {
   readonly id = nextId++;
   peer: LinkPeer | null = null;
+  /** No network address: the overlay's per-block counts leave these links out. */
+  readonly socket: { readonly remoteAddress: string | null } = { remoteAddress: null };
   private other: MessageLink | null = null;
   private state: 'open' | 'closed' = 'open';
   private dead = false;

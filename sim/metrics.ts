@@ -46,6 +46,7 @@ export class SimMetrics {
   readonly errors = new Counter();
   readonly handshakes = new Counter();
   readonly directorySize = new Counter();
+  readonly consensusRelays = new Counter();
   readonly storeBytes = new Counter();
   readonly storeBlocks = new Counter();
   readonly storeQuota = new Counter();

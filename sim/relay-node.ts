@@ -37,6 +37,8 @@ import { StreamsHandler } from '../relay/streams.js';
 import { BlockStore } from '../relay/block-store.js';
 import { ContentService } from '../relay/content.js';
 import { Replicator, replicationTransport } from '../relay/replication.js';
+import { consensusPlacement } from '../relay/consensus-placement.js';
+import { EchoService } from '../relay/measurement.js';
 import { SimDirectoryStore } from './directory.js';
 import { Counter, SimMetrics } from './metrics.js';
 import type { Host } from './network.js';
@@ -274,6 +276,7 @@ export class FullRelay extends SimRelay {
     });
     const streams = new StreamsHandler(this.reactor, metrics);
     this.reactor.addHandler(streams);
+    this.reactor.addHandler(new EchoService(this.reactor, () => this.overlay.authorities));
     if (options.store) {
       this.dataDir = mkdtempSync(join(tmpdir(), 'allium-sim-'));
       this.store = new BlockStore(this.dataDir, cfg.storage_quota, 'normal');
@@ -297,6 +300,7 @@ export class FullRelay extends SimRelay {
         k: cfg.replication_factor,
         ...replicationTransport((id) => this.overlay.linkTo(id), this.ownCircuits),
         repairIntervalMs: cfg.timing.repair_interval,
+        placement: () => consensusPlacement(this.overlay.consensus.current, world.now),
         now: () => world.now,
         metrics,
         log: world.log,

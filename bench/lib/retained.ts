@@ -15,9 +15,10 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Relay } from '../../relay/relay.js';
 import { silentLogger } from '../../relay/logger.js';
-import { sleep } from '../../test/helpers/network.js';
+import { sleep } from '../../cli/local-network.js';
 import { startChild } from './children.js';
 import type { Runtime } from './compiled.js';
+import { SINGLE_HOST_NETWORK } from '../../relay/config.js';
 
 export interface Retained {
   readonly hops: number;
@@ -50,12 +51,8 @@ export async function retainedPerHop(rt: Runtime, port: number, circuits: number
         data_dir: path.join(base, `r${i}`),
         bootstrap,
         log_level: 'silent',
-        max_links_per_ip: 4096,
-        handshakes_per_second_per_ip: 10_000,
-        handshakes_per_second_per_block: 10_000,
+        ...SINGLE_HOST_NETWORK,
         exit_policy: exit ? ['accept 127.0.0.1:*', 'reject *:*'] : ['reject *:*'],
-        exit_reject_private: false,
-        allow_private_addresses: true,
         timing: { maintenance_interval: 500 },
       },
       { log: silentLogger() },

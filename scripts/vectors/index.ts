@@ -5,6 +5,7 @@
  */
 import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
+import { consensusFile } from './consensus.js';
 import { mailboxFile } from './mailbox.js';
 import type { VectorFile } from './common.js';
 import { linkFile } from './link.js';
@@ -22,6 +23,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'mailbox.json': mailboxFile,
   'link.json': linkFile,
   'site.json': siteFile,
+  'consensus.json': consensusFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

@@ -14,7 +14,7 @@ import { join, relative } from 'node:path';
 import ts from 'typescript';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const CHECKED = ['crypto', 'protocol', 'net', 'relay', 'client'];
+const CHECKED = ['errors', 'crypto', 'protocol', 'net', 'relay', 'client'];
 
 function sourceFiles(dir: string): string[] {
   const out: string[] = [];

@@ -11,7 +11,9 @@ import type { ControlMessage } from '../../protocol/control.js';
 import { signDescriptor } from '../../protocol/descriptor.js';
 import { isAlliumError, LimitError } from '../../protocol/errors.js';
 import { HandshakeReplayCache } from '../../protocol/link-handshake.js';
-import { ClientDirectory, fetchConsensuses, fetchFromRelay } from '../../client/directory.js';
+import { ClientDirectory, fetchFromRelay } from '../../client/directory.js';
+import { fetchConsensusDiff } from '../../net/directory-requests.js';
+import type { Consensus, ConsensusHead } from '../../protocol/consensus.js';
 import { Link } from '../../net/link.js';
 import { memorySocketPair } from '../../net/memory-socket.js';
 
@@ -138,15 +140,18 @@ describe('directory fetches are bounded by what they verify', () => {
     expect({ n: r.raws.length, at: r.at, pages: s.sent() }).to.deep.equal({ n: 250, at: 42, pages: 3 });
   });
 
-  it('a consensus fetch stops after one consensus per authority, however many the source sends', async () => {
+  it('a consensus diff stops when it has more changes than both consensuses hold, however many the source sends', async () => {
+    let pages = 0;
     const s = await source((m) => {
-      if (m.t !== 'consensus-get') return [];
-      const out: ControlMessage[] = Array.from({ length: 10_000 }, () => ({ t: 'consensus', cs: [crypto().random(64)] }));
-      out.push({ t: 'consensus', cs: [] });
-      return out;
+      if (m.t !== 'consensus-diff-get') return [];
+      pages++;
+      const ch = Array.from({ length: 100 }, () => [crypto().random(32), null] as [Uint8Array, null]);
+      return [{ t: 'consensus-diff', from: m.from, to: m.to, ok: true, ch, more: true }];
     });
-    const got = await fetchConsensuses(s.link, undefined, 3);
-    expect(got.length).to.equal(3);
+    const from = { digest: crypto().random(32), entries: new Array(150).fill(null) } as unknown as Consensus;
+    const head = { digest: crypto().random(32), count: 150 } as unknown as ConsensusHead;
+    const r = await outcome(fetchConsensusDiff(s.link, from, head));
+    expect({ code: r.code, pages }).to.deep.equal({ code: 'ERR_DIRECTORY', pages: 4 });
   });
 
   it('a directory forgets the links it fetched from once they close', async () => {

@@ -67,18 +67,47 @@ describe('crypto/keys', () => {
       expect(ring.current.created).to.equal(200);
     });
 
+    it('a flood that fills filter after filter leaves at most MAX_ONION_KEYS keys: early-replaced keys go first, and soon', () => {
+      // Defaults: a week of lifetime, a day of overlap, an hour for a key replaced early, three keys.
+      const ring = OnionKeyRing.create(0);
+      ring.rotate(7 * 24 * 3600_000); // the scheduled rotation: the first key keeps its day of overlap
+      const scheduledPredecessor = pub(ring)[1];
+      const t0 = 7 * 24 * 3600_000;
+      const sizes: number[] = [];
+      const dropped: number[] = [];
+      // A full filter every minute for ten minutes (about 17 000 valid onions a second).
+      for (let i = 1; i <= 10; i++) {
+        const r = ring.rotate(t0 + i * 60_000, true);
+        sizes.push(ring.usable.length);
+        dropped.push(r.dropped.length);
+        for (const k of r.dropped) expect(k.secretKey.every((b) => b === 0)).to.equal(true);
+      }
+      console.log(`      keys held after each of 10 early rotations in 10 minutes: ${sizes.join(' ')}`);
+      expect(Math.max(...sizes)).to.equal(3);
+      // The key replaced on schedule keeps its day; the early ones go, oldest first.
+      expect(pub(ring)[2]).to.equal(scheduledPredecessor);
+      expect(dropped.slice(2).every((n) => n === 1)).to.equal(true);
+      // Once the flood stops, the last early-replaced key goes after an hour.
+      const lastEarly = ring.rotate(t0 + 10 * 60_000 + 3600_000);
+      expect(lastEarly.dropped).to.have.length(1);
+      expect(ring.usable).to.have.length(2);
+      expect(pub(ring)[1]).to.equal(scheduledPredecessor);
+    });
+
     it('orders the keys it is given newest first, and needs at least one (ERR_INTERNAL)', () => {
       const a = { keyPair: crypto().x25519Keypair(), created: 5 };
       const b = { keyPair: crypto().x25519Keypair(), created: 50 };
       const ring = new OnionKeyRing([a, b], opts);
       expect(ring.current).to.equal(b);
-      expect(ring.all).to.deep.equal([b, a]);
+      // The older key was replaced when the newer one was made.
+      expect(ring.all).to.deep.equal([b, { ...a, replaced: 50 }]);
       expectCode(() => new OnionKeyRing([]), 'ERR_INTERNAL');
     });
 
-    it('defaults to a week of lifetime and a day of overlap', () => {
+    it('defaults to a week of lifetime, a day of overlap, an hour for a key replaced early, and three keys', () => {
       const ring = OnionKeyRing.create(0);
       expect([ring.lifetimeMs, ring.overlapMs]).to.deep.equal([7 * 24 * 3600 * 1000, 24 * 3600 * 1000]);
+      expect([ring.earlyOverlapMs, ring.maxKeys]).to.deep.equal([3600 * 1000, 3]);
     });
   });
 });

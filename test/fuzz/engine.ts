@@ -86,6 +86,9 @@ export class FuzzEngine {
     return Math.floor(this.o.random() * n);
   }
 
+  /** Slow inputs are findings only after the seeds ran once (the first calls pay for compilation and set-up). */
+  private warm = false;
+
   /** Runs one input; returns true when it reached new coverage. */
   private run(input: Uint8Array): boolean {
     const cur = this.o.current;
@@ -101,7 +104,7 @@ export class FuzzEngine {
       this.record(e instanceof Finding ? e : new Finding('crash', `the target itself threw: ${(e as Error).stack ?? String(e)}`), input);
     }
     const ms = performance.now() - t0;
-    if (ms > this.o.slowMs) this.record(new Finding('slow', `one input took ${ms.toFixed(0)} ms (limit ${this.o.slowMs} ms)`), input);
+    if (this.warm && ms > this.o.slowMs) this.record(new Finding('slow', `one input took ${ms.toFixed(0)} ms (limit ${this.o.slowMs} ms)`), input);
     this.execs++;
     this.o.coverage.drain((i, count) => {
       const bit = 1 << bucket(count);
@@ -243,6 +246,7 @@ export class FuzzEngine {
       const input = s.length > this.o.maxLen ? s.subarray(0, this.o.maxLen) : s;
       if (this.run(input) || this.corpus.length === 0) this.corpus.push(input);
     }
+    this.warm = true;
     let lastBeat = performance.now();
     while (this.execs < maxExecs) {
       if ((this.execs & 63) === 0) {

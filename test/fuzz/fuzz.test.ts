@@ -58,7 +58,7 @@ describe('fuzzing', function () {
       const slowest = reports.reduce((a, b) => (a.execsPerSecond < b.execsPerSecond ? a : b));
       console.log(`      ${reports.length} targets, ${total} cases; slowest ${slowest.target} at ${slowest.execsPerSecond.toFixed(0)} cases/s`);
       expect(reports.map((r) => r.target)).to.deep.equal(targets);
-      for (const r of reports) expect(r.execs, r.target).to.be.greaterThan(50);
+      for (const r of reports) expect(r.execs, r.target).to.be.greaterThan(10);
       expect(reports.flatMap((r) => r.findings.map((f) => `${r.target}: ${f.kind}: ${f.message.split('\n')[0]} (${f.file})`))).to.deep.equal([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

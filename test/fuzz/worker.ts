@@ -82,7 +82,9 @@ const engine = new FuzzEngine({
   maxLen: target.maxLen,
   dictionary: DICTIONARY,
   random: () => uniformFloat64(rng),
-  slowMs: 250,
+  // far above any decoder's cost at these sizes (microseconds to a few milliseconds), and above a loaded machine's
+  // pauses: what it catches is work out of all proportion, as the value-sharing bomb's seconds
+  slowMs: 1000,
   current: new Uint8Array(d.current),
   heartbeat: (beat) => parentPort!.postMessage({ beat } satisfies WorkerMessage),
 });

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { parseBootstrap, parseBridgeLine } from '../../client/bootstrap.js';
+import { parseBootstrapLine, parseBridgeLine } from '../../protocol/bootstrap-line.js';
 import { SocksHandshake } from '../../client/socks-handshake.js';
 import { filterCss, filterHtml, filterSvg } from '../../client/content-filter/index.js';
 import { filterStyleAttribute } from '../../client/content-filter/css.js';
@@ -23,7 +23,8 @@ import { CELL_BODY_LEN } from '../../protocol/constants.js';
 import { base32Decode, parseLink } from '../../protocol/content-link.js';
 import { decodeFetch, decodeFetched, decodeStore, decodeStored, encodeFetch, encodeStore } from '../../protocol/content-messages.js';
 import { decodeControl, encodeControl } from '../../protocol/control.js';
-import { signConsensus, verifyConsensus } from '../../protocol/consensus.js';
+import { computeConsensus, descriptorMd, encodeSignedHead, signHead, signVote, verifyConsensusHead, verifyVote } from '../../protocol/consensus.js';
+import { verifyDescriptor as verifyDesc } from '../../protocol/descriptor.js';
 import { signDescriptor, verifyDescriptor } from '../../protocol/descriptor.js';
 import { createEndpointDescriptor, openEndpointDescriptor, verifyEndpointDescriptor } from '../../protocol/endpoint-descriptor.js';
 import { ERROR_CODES, isAlliumError } from '../../protocol/errors.js';
@@ -91,7 +92,10 @@ function makeContext() {
   const desc = descriptorRaw(identity, rand);
   const authority = IdentityKey.fromSeed(rand(32));
   const authorities = new Set([fingerprintOf(authority.publicKey)]);
-  const consensus = signConsensus(authority, [{ id: identity.publicKey, pub: NOW }], NOW, NOW + 3_600_000);
+  const va = Math.floor(NOW / 600_000) * 600_000;
+  const vote = signVote({ authority: authority.publicKey, validAfter: va, measures: true, commit: rand(32), reveal: null, entries: [{ id: identity.publicKey, md: descriptorMd(verifyDesc(desc, NOW)), flags: 3, bw: 1000, m: 900 }] }, authority.secretKey);
+  const { head } = computeConsensus([verifyVote(vote, authorities)], null, { validAfter: va, interval: 600_000, srPeriod: 86_400_000, authorities });
+  const consensus = encodeSignedHead(head, [[authority.publicKey, signHead(head, authority.secretKey)]]);
   const recipient = createIdentity(rand(32));
   const address = formatAddress(recipient.publicKey);
   const mailbox = vectors<{ items: { bytes?: string }[]; storeInvalid: { bytes: string }[] }>('mailbox.json');
@@ -113,7 +117,7 @@ function makeContext() {
   const period = periodAt(Math.floor(NOW / 1000));
   const endpoint = createEndpointDescriptor(recipient, period, { v: 1, intro: [{ relay: rand(32), auth: IdentityKey.fromSeed(rand(32)).publicKey, enc: crypto().x25519Keypair(rand(32)).publicKey }], created: NOW, expires: NOW + 3_600_000 });
   const locator = endpoint.locator;
-  return { rand, identity, desc, authorities, consensus, recipient, address, mailboxSeeds, ssk, site, hints, relays, onion, period, endpoint, locator, cells: hexList('cells.json', 'valid', 'invalid') };
+  return { rand, identity, desc, authorities, consensus, vote, recipient, address, mailboxSeeds, ssk, site, hints, relays, onion, period, endpoint, locator, cells: hexList('cells.json', 'valid', 'invalid') };
 }
 let context: ReturnType<typeof makeContext> | null = null;
 const ctx = (): ReturnType<typeof makeContext> => (context ??= makeContext());
@@ -155,7 +159,11 @@ const CASES: DecoderCase[] = [
       encodeControl({ t: 'dir-get', since: 0, after: null }),
       encodeControl({ t: 'gossip-summary', e: [[ctx().rand(32), 5]], after: null, more: false }),
       encodeControl({ t: 'gossip-announce', e: [[ctx().rand(32), 5]] }),
-      encodeControl({ t: 'consensus', cs: [ctx().consensus] }),
+      encodeControl({ t: 'consensus-head', c: ctx().consensus }),
+      encodeControl({ t: 'consensus-entries', d: ctx().rand(32), from: 0, e: [[ctx().rand(32), ctx().rand(16), 3, 1000]], more: false, ok: true }),
+      encodeControl({ t: 'consensus-diff', from: ctx().rand(32), to: ctx().rand(32), ch: [[ctx().rand(32), null]], more: false, ok: true }),
+      encodeControl({ t: 'vote-part', va: 600_000, i: 0, n: 1, b: ctx().rand(64) }),
+      encodeControl({ t: 'view', at: NOW, d: ctx().rand(32), n: 3, c: null, s: ctx().rand(64) }),
     ],
   },
   ...(['establishIntro', 'introduce1', 'introduce2', 'introduceAck', 'establishRendezvous', 'rendezvous1', 'rendezvous2', 'empty'] as const).map(rv),
@@ -167,7 +175,8 @@ const CASES: DecoderCase[] = [
   { name: 'STORED', input: 'bytes', cap: 886, cbor: true, run: (x) => decodeStored(bytes(x)), seeds: () => [encodeCbor({ s: 'ok' })] },
   { name: 'FETCHED', input: 'bytes', cap: 886, cbor: true, run: (x) => decodeFetched(bytes(x)), seeds: () => [encodeCbor({ s: 'found', n: 5 })] },
   { name: 'descriptor', input: 'bytes', cap: 8192, cbor: true, run: (x) => verifyDescriptor(bytes(x), NOW), seeds: () => [ctx().desc] },
-  { name: 'consensus', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => verifyConsensus(bytes(x), ctx().authorities, NOW), seeds: () => [ctx().consensus] },
+  { name: 'consensus head', input: 'bytes', cap: 16 * 1024, cbor: true, run: (x) => verifyConsensusHead(bytes(x), ctx().authorities, NOW), seeds: () => [ctx().consensus] },
+  { name: 'vote', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => verifyVote(bytes(x), ctx().authorities), seeds: () => [ctx().vote] },
   { name: 'mailbox item', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => decodeMailboxItem(bytes(x)), seeds: () => ctx().mailboxSeeds },
   { name: 'mailbox deletion', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => decodeMailboxDeletion(bytes(x)), seeds: () => ctx().mailboxSeeds },
   { name: 'mailbox store', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => verifyMailboxStore(bytes(x), NOW), seeds: () => ctx().mailboxSeeds },
@@ -225,7 +234,7 @@ const CASES: DecoderCase[] = [
   { name: 'base32', input: 'text', cap: 4096, run: (x) => base32Decode(text(x)), seeds: () => ['mfrgg', 'aaaaaaaa'] },
   { name: 'exit policy line', input: 'text', cap: 1024, run: (x) => parsePolicyLine(text(x)), seeds: () => ['accept *:443', 'reject 10.0.0.0/8:*', 'accept [::1]:80-90'] },
   { name: 'exit policy', input: 'text', cap: 64 * 1024, run: (x) => parseExitPolicy(text(x).split('\n')), seeds: () => ['accept 127.0.0.1:*\nreject *:*'] },
-  { name: 'bootstrap line', input: 'text', cap: 4096, run: (x) => parseBootstrap(text(x)), seeds: () => [`ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`] },
+  { name: 'bootstrap line', input: 'text', cap: 4096, run: (x) => parseBootstrapLine(text(x)), seeds: () => [`ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`] },
   { name: 'bridge line', input: 'text', cap: 4096, run: (x) => parseBridgeLine(text(x)), seeds: () => [`bridge wss://h/p ${fingerprintOf(ctx().identity.publicKey)} secret=${'ab'.repeat(32)}`] },
   { name: 'fingerprint', input: 'text', cap: 1024, run: (x) => parseFingerprint(text(x)), seeds: () => [fingerprintOf(ctx().identity.publicKey)] },
   {

@@ -42,6 +42,7 @@ import {
 import { patternBytes, sha256 } from '../helpers/content.js';
 import { needProgram } from '../helpers/programs.js';
 import { FAST_TIMING, startRelay, tempDir, waitFor, type RelayProcess } from '../helpers/network.js';
+import { SINGLE_HOST_NETWORK } from '../../relay/config.js';
 
 const run = promisify(execFile);
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -225,10 +226,7 @@ describe('wire audit: the setup onion has one length at every hop (relays in thi
           bootstrap: relays.length ? [relays[0]!.bootstrapLine] : [],
           exit_policy: ['reject *:*'],
           storage_quota: 0,
-          max_links_per_ip: 4096,
-          handshakes_per_second_per_ip: 10_000,
-          handshakes_per_second_per_block: 10_000,
-          allow_private_addresses: true,
+          ...SINGLE_HOST_NETWORK,
           timing: FAST_TIMING,
         },
         { log: silentLogger() },

@@ -13,12 +13,12 @@ import { promisify } from 'node:util';
 import { IdentityKey } from '../../crypto/keys.js';
 import { crypto } from '../../crypto/index.js';
 import { toHex } from '../../protocol/bytes.js';
-import { verifyConsensus } from '../../protocol/consensus.js';
+import { verifyConsensusHead } from '../../protocol/consensus.js';
 import { verifyDescriptor } from '../../protocol/descriptor.js';
 import { LinkInitiator } from '../../protocol/link-handshake.js';
 import { AlliumClient, type BootstrapStage } from '../../client/client.js';
 import { NoEntryError, parseBootstrap, parseBridgeLine } from '../../client/bootstrap.js';
-import { fetchBridgeDescriptor, fetchConsensuses, fetchFromRelay } from '../../client/directory.js';
+import { fetchBridgeDescriptor, fetchConsensusHead, fetchConsensusEntries, fetchFromRelay } from '../../client/directory.js';
 import { openLink, type SocketFactory } from '../../net/dial.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import {
@@ -296,8 +296,10 @@ describe('bridges and probe resistance (relay processes)', function () {
         expect(fps.sort(), `directory of ${r.fingerprint}`).to.deep.equal(relays.map((x) => x.fingerprint).sort());
         let listed: string[] = [];
         await waitFor(async () => {
-          const cs = (await fetchConsensuses(link)).map((c) => verifyConsensus(c, new Set([authority]), now()));
-          listed = cs.flatMap((c) => [...c.relays]);
+          const raw = await fetchConsensusHead(link);
+          if (!raw) return false;
+          const c = await fetchConsensusEntries(link, verifyConsensusHead(raw, new Set([authority]), now()));
+          listed = c.entries.map((e) => toHex(e.id));
           return listed.length >= 4;
         }, 15_000, 'a consensus');
         expect(listed).to.include.members(relays.map((x) => x.fingerprint));

@@ -14,6 +14,7 @@ import { nodeSocketFactory } from '../../net/ws-node.js';
 import { Relay } from '../../relay/relay.js';
 import { silentLogger } from '../../relay/logger.js';
 import { FAST_TIMING, tempDir, waitFor } from '../helpers/network.js';
+import { SINGLE_HOST_NETWORK } from '../../relay/config.js';
 
 describe('directory sources: one bootstrap line widens to several before the directory is trusted', function () {
   this.timeout(120_000);
@@ -32,7 +33,7 @@ describe('directory sources: one bootstrap line widens to several before the dir
           data_dir: dir,
           bootstrap: relays.length ? [relays[0]!.bootstrapLine] : [],
           storage_quota: 0,
-          max_links_per_ip: 4096,
+          ...SINGLE_HOST_NETWORK,
           // anti-entropy slow enough that the Sybil below is never passed on during the test
           timing: { ...FAST_TIMING, gossip_interval: 600_000 },
         },

@@ -20,7 +20,7 @@ function distIsStale(): boolean {
   const built = join(ROOT, 'dist', 'client', 'index.js');
   if (!existsSync(built)) return true;
   const builtAt = statSync(built).mtimeMs;
-  return ['crypto', 'protocol', 'net', 'relay', 'client'].some((dir) =>
+  return ['errors', 'crypto', 'protocol', 'net', 'relay', 'client'].some((dir) =>
     readdirSync(join(ROOT, dir)).some((f) => f.endsWith('.ts') && statSync(join(ROOT, dir, f)).mtimeMs > builtAt),
   );
 }

@@ -91,7 +91,7 @@ describe('mailbox slots in the relay store', () => {
     expect(store.getMailbox(rk2, now + 1000)!.length).to.equal(0);
     expect(store.putMailbox(rk2, seal('late', now + 2 * HOUR).bytes, now + 2000)).to.equal('occupied');
     expect(store.stats().mailboxes).to.equal(2);
-    store.sweepMailboxes(now + MAILBOX_HOLD_MS + 1, true);
+    store.sweepExpired(now + MAILBOX_HOLD_MS + 1, true);
     expect(store.getMailbox(rk, now + MAILBOX_HOLD_MS + 1)).to.equal(null);
     expect(store.getMailbox(rk2, now + MAILBOX_HOLD_MS + 1)).to.equal(null);
     expect(store.stats().mailboxes).to.equal(0);
@@ -104,7 +104,7 @@ describe('mailbox slots in the relay store', () => {
     const before = store.stats().bytes;
     store.putMailbox(rk, item.bytes, now);
     expect(store.stats().bytes).to.equal(before + item.bytes.length);
-    store.sweepMailboxes(now + 1000, true);
+    store.sweepExpired(now + 1000, true);
     expect(store.stats().bytes).to.equal(before);
     const far = sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp: now + MAX_MAILBOX_TTL_MS + HOUR, t: now, n: 0, data: enc('x') });
     let code = '';

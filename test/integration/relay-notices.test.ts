@@ -35,7 +35,8 @@ describe('relay notices (allium relay processes)', function () {
   async function relay(toml: string, o: { env?: Record<string, string> } = {}): Promise<{ r: RunningAllium; config: string; bootstrap: string }> {
     const name = `r${n++}`;
     const config = join(dir, `${name}.toml`);
-    writeFileSync(config, `data_dir = "${join(dir, name)}"\nstorage_quota = 0\n${toml}`);
+    // a network on one machine: relays dial each other on 127.0.0.1
+    writeFileSync(config, `data_dir = "${join(dir, name)}"\nstorage_quota = 0\nallow_private_addresses = true\n${toml}`);
     const r = spawnAllium(['relay', '--config', config], o);
     running.push(r);
     await waitFor(() => /bootstrap line: (\S+ \S+)/.test(r.stdout()) || /bridge line/.test(r.stdout()), 60_000, () => `relay ${name} to start:\n${r.stdout()}${r.stderr()}`);
@@ -132,7 +133,7 @@ describe('relay notices (allium relay processes)', function () {
     const admin = /status page: (\S+)/.exec(r.stdout())![1]!;
     const status = async (): Promise<{ nickname: string }> => (await (await fetch(`${admin}status.json`)).json()) as { nickname: string };
     expect((await status()).nickname).to.equal('before');
-    writeFileSync(config, `data_dir = "${join(dir, `r${n - 1}`)}"\nstorage_quota = 0\nlisten = "127.0.0.1:9"\nnickname = "after"\nadmin = "127.0.0.1:0"\nbandwidth_rate = "20 MB"\nlog_level = "debug"\n`);
+    writeFileSync(config, `data_dir = "${join(dir, `r${n - 1}`)}"\nstorage_quota = 0\nallow_private_addresses = true\nlisten = "127.0.0.1:9"\nnickname = "after"\nadmin = "127.0.0.1:0"\nbandwidth_rate = "20 MB"\nlog_level = "debug"\n`);
     process.kill(r.pid, 'SIGHUP');
     await waitLog(r, /reloaded the configuration/, 'the reload');
     const lines = jsonLines(r.stderr());

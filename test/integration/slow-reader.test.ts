@@ -54,7 +54,7 @@ describe('a peer that asks and never reads (relay process)', function () {
       if (m.t === 'dir') pages.push(m.ds.length);
     });
     const rssBefore = relay.rssBytes();
-    const bytesBefore = await relay.metric('allium_bytes_in_total');
+    const bytesBefore = await relay.metric('allium_link_bytes_total', { direction: 'in' });
     hog.socket.pause(); // never reads from here on
     const bound = LINK_HIGH_WATER_BYTES + MAX_CONTROL_MESSAGE + FRAME_LEN;
     let worst = 0;
@@ -65,7 +65,7 @@ describe('a peer that asks and never reads (relay process)', function () {
       await new Promise((r) => setTimeout(r, 100));
     }
     // Every request has reached the relay: one cell each, four cells to a frame at most.
-    await waitFor(async () => (await relay.metric('allium_bytes_in_total')) >= bytesBefore + 125 * FRAME_LEN, 30_000, 'the 500 requests at the relay');
+    await waitFor(async () => (await relay.metric('allium_link_bytes_total', { direction: 'in' })) >= bytesBefore + 125 * FRAME_LEN, 30_000, 'the 500 requests at the relay');
     for (let i = 0; i < 10; i++) {
       worst = Math.max(worst, await relay.metric('allium_link_buffered_bytes_max'));
       await new Promise((r) => setTimeout(r, 100));

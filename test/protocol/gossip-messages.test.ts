@@ -59,6 +59,14 @@ describe('gossip messages', () => {
     refuses({ t: 'gossip-summary', e: pairs(0, MAX_SUMMARY_ENTRIES + 1), after: null, more: true });
   });
 
+  it('gossip-want: at most MAX_SUMMARY_ENTRIES identities, strictly ascending, so none is named twice', () => {
+    expect(decodeControl(encodeControl({ t: 'gossip-want', ids: [] }))).to.deep.equal({ t: 'gossip-want', ids: [] });
+    refuses({ t: 'gossip-want', ids: Array.from({ length: MAX_SUMMARY_ENTRIES }, () => id(7)) });
+    refuses({ t: 'gossip-want', ids: [id(1), id(1)] });
+    refuses({ t: 'gossip-want', ids: [id(2), id(1)] });
+    refuses({ t: 'gossip-want', ids: Array.from({ length: MAX_SUMMARY_ENTRIES + 1 }, (_, i) => id(i)) });
+  });
+
   it('the largest summary, want and announcement fit one CONTROL message', () => {
     const summary = encodeControl({ t: 'gossip-summary', e: pairs(1, MAX_SUMMARY_ENTRIES), after: id(0), more: true });
     const want = encodeControl({ t: 'gossip-want', ids: Array.from({ length: MAX_SUMMARY_ENTRIES }, (_, i) => id(i)) });

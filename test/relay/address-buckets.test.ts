@@ -1,6 +1,7 @@
 /** relay/address-buckets.ts: keys, per-address and per-block charging, and the bounds of the tables (specs/link.md §7). */
 import { expect } from 'chai';
-import { AddressBuckets, addressKeys, BucketTable } from '../../relay/address-buckets.js';
+import { addressKeys } from '../../protocol/address-block.js';
+import { AddressBuckets, BucketTable } from '../../relay/address-buckets.js';
 
 describe('handshake buckets per address and block', () => {
   it('keys an address and its /24 or /48; IPv4-mapped IPv6 is its IPv4 address', () => {

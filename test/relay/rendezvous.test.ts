@@ -12,7 +12,8 @@ import { COOKIE_LEN, decodeRv, encodeRv, introSignedMessage } from '../../protoc
 import type { Link } from '../../net/link.js';
 import { CircuitHop, type CircuitReactor } from '../../relay/circuits.js';
 import { RelayMetrics } from '../../relay/metrics.js';
-import { addressBlock, INTRODUCE1_BURST, INTRODUCE1_RATE, MAX_INTRO_POINTS, RENDEZVOUS_COOKIE_LIFETIME_MS, RendezvousService } from '../../relay/rendezvous.js';
+import { addressBlock } from '../../protocol/address-block.js';
+import { INTRODUCE1_BURST, INTRODUCE1_RATE, MAX_INTRO_POINTS, RENDEZVOUS_COOKIE_LIFETIME_MS, RendezvousService } from '../../relay/rendezvous.js';
 
 /** A link as the service sees it: its peer's address. */
 function fakeLink(remoteAddress: string | null): Link {

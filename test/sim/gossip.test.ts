@@ -38,7 +38,7 @@ interface Neighbour {
   of<T extends ControlMessage['t']>(t: T): Extract<ControlMessage, { t: T }>[];
 }
 
-function harness(w: World): { overlay: Overlay; directory: DirectoryStore; metrics: SimRelayMetrics; neighbour(latencyMs?: number): Neighbour } {
+function harness(w: World, gossipIntervalMs = 24 * 3_600_000): { overlay: Overlay; directory: DirectoryStore; metrics: SimRelayMetrics; neighbour(latencyMs?: number): Neighbour } {
   const identity = IdentityKey.fromSeed(crypto().random(32));
   const directory = new DirectoryStore();
   const metrics = new SimRelayMetrics();
@@ -50,9 +50,11 @@ function harness(w: World): { overlay: Overlay; directory: DirectoryStore; metri
     dial: () => Promise.reject(new Error('the harness dials nothing')),
     onLink: () => undefined,
     degree: 0,
-    gossipIntervalMs: 24 * 3_600_000,
+    gossipIntervalMs,
     now: () => Date.now(),
     random: w.rng.fork().random,
+    // The neighbours are played by the test and dial nothing: no reachability proofs (test/sim/admission.test.ts).
+    admission: false,
   });
   const neighbour = (latencyMs = 20): Neighbour => {
     const key = IdentityKey.fromSeed(crypto().random(32));
@@ -180,7 +182,8 @@ describe('sim: announce-and-pull gossip', function () {
 
     it('a cut summary is not read as a list of what its sender lacks', async () => {
       await simulate({ seed: 14 }, async (w) => {
-        const h = harness(w);
+        // Anti-entropy every 10 s: each page answers a digest of the overlay's (one summary per digest, §5.3).
+        const h = harness(w, 10_000);
         const now = Date.now();
         const ds = Array.from({ length: total }, (_, i) => descriptorOf(IdentityKey.fromSeed(crypto().random(32)), now - 1000, i));
         for (const d of ds) h.directory.add(d, now);
@@ -196,7 +199,10 @@ describe('sim: announce-and-pull gossip', function () {
         expect(peer.of('gossip-want')).to.have.length(0);
         // (Read as a whole summary, that page would have named 1000 descriptors as missing.)
         expect(h.directory.diff(pairs(first)).give).to.have.length(1000);
-        // Its second page lacks one descriptor: exactly that one is given.
+        // At the next round (the overlay's next digest) its second page lacks one descriptor: exactly that one is given.
+        const digests = peer.of('gossip-digest').length;
+        h.overlay.start();
+        for (let i = 0; i < 30 && peer.of('gossip-digest').length === digests; i++) await w.run(1000);
         const rest = sorted.slice(MAX_SUMMARY_ENTRIES);
         const missing = rest[500]!;
         peer.send({ t: 'gossip-summary', e: pairs(rest.filter((d) => d !== missing)), after: first[first.length - 1]!.id, more: false });
@@ -293,10 +299,12 @@ describe('sim: announce-and-pull gossip', function () {
       const honest = relays.filter((r) => !silent.includes(r));
       const retried = (): number => honest.reduce((s, r) => s + r.metrics.gossipPulls.get('retried'), 0);
       // Two rounds of renewals from honest and silent relays alike. In the first, relays learn which neighbours
-      // let asks time out; in the second, they ask those last.
-      for (const [round, within] of [[0, 4 * PULL_TIMEOUT_MS], [1, PULL_TIMEOUT_MS]] as const) {
+      // let asks time out; in the second, they ask those last. A relay has overlay_degree neighbours it dialed plus
+      // those that dialed it (about twice overlay_degree), so the first round renews enough descriptors for every
+      // relay to have asked most of them.
+      for (const [round, within, count] of [[0, 4 * PULL_TIMEOUT_MS, 32], [1, PULL_TIMEOUT_MS, 16]] as const) {
         const renewed: Descriptor[] = [];
-        for (let i = 0; i < 16; i++) {
+        for (let i = 0; i < count; i++) {
           renewed.push(relays[(i * 7 + round) % n]!.publishDescriptor());
           await w.run(1000);
         }

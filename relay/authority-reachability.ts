@@ -1,0 +1,121 @@
+/**
+ * Reachability tests and capacity measurements at a directory authority (specs/directory.md §7.4,
+ * specs/measurement.md): every relay in the authority's directory is dialled at the address its descriptor gives,
+ * and the link handshake must prove its identity; the outcome goes into the relay's history, which flags are earned
+ * from. Relays found up are measured in turn (relay/measurement.ts). Both run a few at a time, each relay once per
+ * interval, oldest first.
+ */
+import type { Descriptor } from '../protocol/descriptor.js';
+import type { DirectoryStore } from '../protocol/directory-store.js';
+import type { RelayHistory } from './authority-history.js';
+
+export const TEST_CONCURRENCY = 8;
+export const MEASURE_CONCURRENCY = 2;
+/** A measurement counts for this many measurement intervals. */
+export const MEASUREMENT_VALID_INTERVALS = 5;
+
+export interface ReachabilityOptions {
+  directory: DirectoryStore;
+  history: RelayHistory;
+  /** Dials and proves the identity; resolves with something to close. */
+  prove: (d: Descriptor) => Promise<{ close(): void }>;
+  /** Measures a relay's capacity (bytes/s); absent: this authority does not measure. */
+  measure?: (d: Descriptor) => Promise<number>;
+  testIntervalMs: number;
+  measureIntervalMs: number;
+  now: () => number;
+}
+
+export class ReachabilityTester {
+  private readonly testing = new Set<string>();
+  private readonly measuring = new Set<string>();
+  /** Latest measurement per relay. */
+  private readonly measured = new Map<string, { bw: number; at: number }>();
+  private readonly lastMeasureTry = new Map<string, number>();
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private stopped = false;
+
+  constructor(private readonly o: ReachabilityOptions) {}
+
+  start(): void {
+    if (this.timer) return;
+    const tick = Math.max(50, Math.min(5_000, Math.floor(this.o.testIntervalMs / 10)));
+    this.timer = setInterval(() => this.tick(), tick);
+    (this.timer as { unref?: () => void }).unref?.();
+    this.tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** The measurement of a relay if recent enough (bytes/s), else 0. */
+  measurementOf(fp: string): number {
+    const m = this.measured.get(fp);
+    if (!m || this.o.now() - m.at > MEASUREMENT_VALID_INTERVALS * this.o.measureIntervalMs) return 0;
+    return m.bw;
+  }
+
+  get measuredCount(): number {
+    let n = 0;
+    for (const fp of this.measured.keys()) if (this.measurementOf(fp) > 0) n++;
+    return n;
+  }
+
+  /** A relay's descriptor arrived and is held: test it soon (the first test starts its history). */
+  tick(): void {
+    if (this.stopped) return;
+    const now = this.o.now();
+    const due = this.o.directory
+      .all()
+      .filter((d) => !this.testing.has(d.fingerprint))
+      .map((d) => ({ d, last: this.o.history.figures(d.fingerprint, now)?.lastTest ?? -Infinity }))
+      .filter((x) => now - x.last >= this.o.testIntervalMs)
+      .sort((a, b) => a.last - b.last);
+    for (const { d } of due) {
+      if (this.testing.size >= TEST_CONCURRENCY) break;
+      this.test(d);
+    }
+    if (!this.o.measure) return;
+    const toMeasure = this.o.directory
+      .all()
+      .filter((d) => !this.measuring.has(d.fingerprint) && this.o.history.figures(d.fingerprint, now)?.up)
+      .map((d) => ({ d, last: Math.max(this.measured.get(d.fingerprint)?.at ?? -Infinity, this.lastMeasureTry.get(d.fingerprint) ?? -Infinity) }))
+      .filter((x) => now - x.last >= this.o.measureIntervalMs)
+      .sort((a, b) => a.last - b.last);
+    for (const { d } of toMeasure) {
+      if (this.measuring.size >= MEASURE_CONCURRENCY) break;
+      this.measureOne(d);
+    }
+  }
+
+  private test(d: Descriptor): void {
+    this.testing.add(d.fingerprint);
+    this.o.prove(d).then(
+      (link) => {
+        link.close();
+        this.done(d, true);
+      },
+      () => this.done(d, false),
+    );
+  }
+
+  private done(d: Descriptor, up: boolean): void {
+    this.testing.delete(d.fingerprint);
+    if (this.stopped) return;
+    this.o.history.observe(d.fingerprint, up, this.o.now());
+  }
+
+  private measureOne(d: Descriptor): void {
+    this.measuring.add(d.fingerprint);
+    this.lastMeasureTry.set(d.fingerprint, this.o.now());
+    this.o.measure!(d).then(
+      (bw) => {
+        this.measuring.delete(d.fingerprint);
+        if (!this.stopped && bw > 0) this.measured.set(d.fingerprint, { bw, at: this.o.now() });
+      },
+      () => this.measuring.delete(d.fingerprint),
+    );
+  }
+}

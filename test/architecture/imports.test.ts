@@ -1,0 +1,113 @@
+/**
+ * The direction of imports (README "The map of the code"; STYLE "The house"):
+ *
+ *     errors ← crypto ← protocol ← net ← relay | client ← cli
+ *
+ * A module imports only from its own folder and the folders to its left; relay/ and client/ never import each other
+ * (what both need moves down into protocol/ or net/). protocol/ is pure: no sockets, timers, clocks, files or
+ * randomness of its own (node: built-ins are refused there, and Math.random everywhere — no-math-random.test.ts).
+ * Imports are read with the TypeScript parser, so comments and strings do not count and type-only imports do.
+ */
+import { expect } from 'chai';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, normalize, relative, resolve } from 'node:path';
+import ts from 'typescript';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const LAYER: Record<string, number> = { errors: 0, crypto: 1, protocol: 2, net: 3, relay: 4, client: 4, cli: 5 };
+
+function sources(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...sources(p));
+    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** Every module specifier a file imports or re-exports (static and dynamic). */
+export function importsOf(file: string): string[] {
+  const sf = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.ES2022, true);
+  const out: string[] = [];
+  const visit = (n: ts.Node): void => {
+    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier)) out.push(n.moduleSpecifier.text);
+    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0])) out.push(n.arguments[0].text);
+    ts.forEachChild(n, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+/** The top folder a relative import lands in, or null for a package or built-in. */
+function folderOf(file: string, spec: string): string | null {
+  if (!spec.startsWith('.')) return null;
+  return normalize(relative(ROOT, join(ROOT, dirname(file), spec))).split(/[\\/]/)[0]!;
+}
+
+describe('architecture: imports run one way', () => {
+  const files = Object.keys(LAYER).flatMap(sources);
+
+  it('every layer exists and has modules', () => {
+    for (const layer of Object.keys(LAYER)) expect(files.some((f) => f.startsWith(`${layer}/`)), layer).to.equal(true);
+  });
+
+  it('no module imports from a layer above it, and relay/ and client/ never import each other', () => {
+    const wrong: string[] = [];
+    for (const f of files) {
+      const own = f.split(/[\\/]/)[0]!;
+      for (const spec of importsOf(f)) {
+        const to = folderOf(f, spec);
+        if (to === null || to === own) continue;
+        if (!(to in LAYER)) wrong.push(`${f} → ${spec} (outside the layers)`);
+        else if (LAYER[to]! >= LAYER[own]!) wrong.push(`${f} → ${spec}`);
+      }
+    }
+    expect(wrong).to.deep.equal([]);
+  });
+
+  it('errors/ imports nothing, and protocol/ uses no Node built-in (it is pure)', () => {
+    const wrong: string[] = [];
+    for (const f of files) {
+      if (f.startsWith('errors/') && importsOf(f).length) wrong.push(`${f}: ${importsOf(f).join(', ')}`);
+      if (f.startsWith('protocol/')) for (const s of importsOf(f)) if (s.startsWith('node:')) wrong.push(`${f} → ${s}`);
+    }
+    expect(wrong).to.deep.equal([]);
+  });
+
+  it('the check sees a wrong import (a protocol module importing from relay/)', () => {
+    expect(folderOf('protocol/x.ts', '../relay/relay.js')).to.equal('relay');
+    expect(LAYER['relay']! >= LAYER['protocol']!).to.equal(true);
+  });
+});
+
+describe('architecture: no import cycles', () => {
+  it('no module reaches itself through its imports (so every module can be read and tested from below)', () => {
+    const files = Object.keys(LAYER).flatMap(sources);
+    const graph = new Map<string, string[]>();
+    for (const f of files) {
+      graph.set(
+        f,
+        importsOf(f)
+          .filter((s) => s.startsWith('.'))
+          .map((s) => normalize(relative(ROOT, join(ROOT, dirname(f), s))).replace(/\.js$/, '.ts')),
+      );
+    }
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const stack: string[] = [];
+    const visit = (f: string): void => {
+      state.set(f, 'open');
+      stack.push(f);
+      for (const g of graph.get(f) ?? []) {
+        if (!graph.has(g)) continue;
+        if (state.get(g) === 'open') cycles.push([...stack.slice(stack.indexOf(g)), g].join(' → '));
+        else if (!state.has(g)) visit(g);
+      }
+      stack.pop();
+      state.set(f, 'done');
+    };
+    for (const f of files) if (!state.has(f)) visit(f);
+    expect(cycles).to.deep.equal([]);
+  });
+});
