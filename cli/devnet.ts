@@ -17,6 +17,9 @@ import { SQLITE_INSTALL, sqliteUnavailable } from '../relay/sqlite.js';
 import { IdentityKey } from '../crypto/keys.js';
 import { toHex } from '../protocol/bytes.js';
 import { NETWORK_MAP_PAGE } from './network-map.js';
+import { memoryBookmarkStorage } from '../client/gateway/bookmarks.js';
+import { startGateway, type Gateway } from '../client/gateway/server.js';
+import { publishSite, type SiteSource } from '../client/site.js';
 import { SINGLE_HOST_NETWORK } from '../relay/config.js';
 import { packageRoot, readMetric, RelayStartError, spawnRelay, type RelayProcess } from './relay-process.js';
 
@@ -38,7 +41,33 @@ export interface DevnetOptions {
   socksPort: number;
   httpPort: number;
   mapPort: number;
+  /** Port of the gateway (falls back to a free port if taken). */
+  gatewayPort: number;
   keep: boolean;
+}
+
+/** The demo site devnet publishes: two pages, a stylesheet and an image, made here. */
+function demoSite(): SiteSource[] {
+  const files: Record<string, [string, string]> = {
+    'index.html': ['text/html', `<!DOCTYPE html><html lang="en"><head><title>Allium demo site</title><link rel="stylesheet" href="style.css"></head><body>
+<h1><img src="allium.svg" width="48" height="48" alt=""> A site published into Allium</h1>
+<p>This page was published by <code>allium devnet</code> a moment ago, under an updatable key, and you are reading it through the
+local gateway: every block came from store relays through anonymous circuits.</p>
+<p>The gateway's content filter rebuilt this page from what it knows to be safe: <a href="https://example.com/">a link to the open web</a>
+leads to a warning page, and nothing here can make your browser contact anything but the gateway.</p>
+<p><a href="pages/how.html">How it works</a></p></body></html>`],
+    'pages/how.html': ['text/html', `<!DOCTYPE html><html lang="en"><head><title>How it works</title><link rel="stylesheet" href="../style.css"></head><body>
+<h1>How it works</h1><ol><li>allium publish DIR --name NAME cut each file into encrypted blocks and stored them at three relays each.</li>
+<li>A site manifest maps paths to the files' links; a signed edition record points at it.</li>
+<li>The gateway resolves the newest edition, fetches the blocks, filters the page and serves it.</li></ol>
+<p><a href="../index.html">Back</a></p></body></html>`],
+    'style.css': ['text/css', 'body{font:17px/1.55 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;background:#f6fbf1;color:#1d2a1f}h1{color:#2f6b20}h1 img{vertical-align:middle}code{background:#e4efd9;padding:0 .2rem}'],
+    'allium.svg': ['image/svg+xml', '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 48"><circle cx="24" cy="20" r="14" fill="#8e6bbf"/><circle cx="18" cy="16" r="4" fill="#b89be0"/><path d="M24 34 V46" stroke="#4d7a3a" stroke-width="3"/></svg>'],
+  };
+  return Object.entries(files).map(([path, [type, text]]) => {
+    const bytes = new TextEncoder().encode(text);
+    return { path, type, size: bytes.length, sha256: path, read: async () => bytes };
+  });
 }
 
 interface DevRelay {
@@ -182,6 +211,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   let socks: Awaited<ReturnType<typeof startSocksServer>> | null = null;
   let http: Server | null = null;
   let mapServer: Server | null = null;
+  let gateway: Gateway | null = null;
   const extraClients: AlliumClient[] = [];
   const messengers: Messenger[] = [];
   let statusTimer: ReturnType<typeof setInterval> | null = null;
@@ -193,6 +223,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     if (statusTimer) clearInterval(statusTimer);
     process.stdout.write('\n');
     say('Stopping: client, SOCKS listener, relays…');
+    await gateway?.stop();
     content?.close();
     for (const m of messengers) m.close();
     for (const x of extraClients) await x.stop();
@@ -344,6 +375,20 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     });
     const mapPort = (mapServer.address() as { port: number }).port;
     say(c.green(`✓ network map: http://127.0.0.1:${mapPort}/   relay status pages: ${relays[0]!.admin} (one per relay)`));
+
+    // A site under an updatable key, read through the local gateway (docs/publishing.md).
+    const tSite = Date.now();
+    const site = await publishSite(content, demoSite(), { publisher: IdentityKey.generate(), name: 'demo', note: 'The first edition.' });
+    const bookmarks = memoryBookmarkStorage();
+    try {
+      gateway = await startGateway({ content, bookmarks }, { port: o.gatewayPort, pollIntervalMs: 60_000 });
+    } catch {
+      gateway = await startGateway({ content, bookmarks }, { port: 0, pollIntervalMs: 60_000 });
+    }
+    gateway.bookmarks.add(site.link, 'Allium demo site');
+    say(c.green(`✓ published a site (${site.manifest.files.length} files) under an updatable key in ${Date.now() - tSite} ms; the local gateway serves it to any browser:`));
+    say(`    ${gateway.url.replace(/\/$/, '')}${gateway.pathOf(site.link)}/`);
+    say(`    gateway home (bookmarks, what changed): ${gateway.url}`);
 
     say(c.bold('\nRunning. Ctrl-C stops everything.'));
     statusTimer = setInterval(() => {
