@@ -438,6 +438,7 @@ export class Relay {
       onAuthorityMessage: (link, m) => this.authorityImpl?.onMessage(link, m),
       onConsensus: (c) => countConsensus(this.metrics, c),
       ...(cfg.bridge ? { bridge: { descriptor: () => this.ownDescriptor?.raw ?? null } } : {}),
+      ...(cfg.sybil_admission ? {} : { admission: false }),
     });
     if (cfg.authority) this.startAuthority(identity);
     for (const line of cfg.bootstrap) {
