@@ -56,7 +56,6 @@ const manifestSchema = z.strictObject({
 
 const TOKEN = "[a-z0-9!#$&^_.+-]{1,64}";
 const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:;charset=${TOKEN})?$`);
-// eslint-disable-next-line no-control-regex
 const FORBIDDEN_IN_SEGMENT = /[\u0000-\u001f\u007f\\]|\p{Cs}/u;
 const enc = new TextEncoder();
 

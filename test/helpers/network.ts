@@ -3,15 +3,13 @@
  * directory and config file, started by the test and stopped by it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { findProgram } from './programs.js';
-import { SINGLE_HOST_NETWORK } from '../../relay/config.js';
 import { freePort, readMetric, type RelayProcess } from '../../cli/relay-process.js';
 import * as local from '../../cli/local-network.js';
 import { sleep, tempDir, type RelayProcessOptions } from '../../cli/local-network.js';
