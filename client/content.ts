@@ -298,7 +298,7 @@ export class ContentClient {
     if (this.maxManifestBytes !== undefined) limits.maxManifestBytes = this.maxManifestBytes;
     const file = await notFoundAsContent(openFile(this.blockFetcher(options.signal), ref, limits));
     const concurrency = this.concurrency;
-    const self = this;
+    const fetcher = (signal?: AbortSignal) => this.blockFetcher(signal);
     return {
       size: file.size,
       blocks: () => fileBlocks(file),
@@ -308,7 +308,7 @@ export class ContentClient {
         if (o.end !== undefined) ro.end = o.end;
         if (o.onProgress) ro.onProgress = o.onProgress;
         try {
-          yield* readFile(file, self.blockFetcher(o.signal ?? options.signal), ro);
+          yield* readFile(file, fetcher(o.signal ?? options.signal), ro);
         } catch (e) {
           if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);
           throw e;

@@ -61,7 +61,6 @@ import { applyReload, type ReloadReport } from './reload.js';
 import { ALLIUM_VERSION } from './version.js';
 import { listenOn } from '../net/listen.js';
 import { CircuitTable } from '../net/circuit.js';
-import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { TokenBucket } from './token-bucket.js';
