@@ -21,7 +21,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { policyAllows, type ExitPolicy } from '../protocol/exit-policy.js';
 import { isAlliumError } from '../protocol/errors.js';
-import { decodeBegin, EndReason } from '../protocol/stream-messages.js';
+import { decodeBegin, EndReason, endReasonOf } from '../protocol/stream-messages.js';
 import type { StreamMux, MuxStream } from '../net/stream-mux.js';
 import { pipeSocket } from '../net/pipe-socket.js';
 import type { CircuitHop } from './circuits.js';
@@ -191,7 +191,7 @@ export class ExitService implements LastHopService {
       target = decodeBegin(data);
     } catch (e) {
       this.o.metrics.errors.inc({ code: isAlliumError(e) ? e.code : 'ERR_SCHEMA' });
-      return mux.reset(s, EndReason.MISC);
+      return mux.reset(s, isAlliumError(e) ? endReasonOf(e) : EndReason.MISC);
     }
     const release = this.takePlace(hop);
     if (!release) return mux.reset(s, EndReason.RESOURCE_LIMIT);
