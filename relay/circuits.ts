@@ -19,6 +19,12 @@
  *
  * Not here: streams and exits (relay/exit.ts), content (relay/content), rendezvous (relay/rendezvous) — they plug in
  * through `CircuitEndpointHandler` for relay messages addressed to this hop.
+ *
+ * Why this file is above ~400 lines: the reactor is one state machine over one circuit table — CREATE admission,
+ * forwarding in both directions, teardown on either side and the idle sweep all move the same entries and must
+ * release the same counts. What is separable already is apart: the per-block counts and CREATE rates
+ * (relay/circuit-admission.ts), the hop state (relay/circuit-hop.ts), the backlog (relay/circuit-backlog.ts), and
+ * everything addressed to this hop (the endpoint handlers).
  */
 import type { Logger } from 'pino';
 import { crypto } from '../crypto/index.js';

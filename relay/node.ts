@@ -5,6 +5,7 @@
  * (relay/config.ts, whose every key states its default), and returns the parts:
  *
  *   overlay      links to other relays and directory gossip (relay/overlay.ts)
+ *   and, made by relay/node-parts.ts when the links carry cells:
  *   reactor      the circuit reactor (relay/circuits.ts), with its endpoint handlers:
  *     streams      last-hop streams (relay/streams.ts), behind which
  *     exit         the exit (relay/exit.ts), when the exit policy accepts anything
@@ -27,6 +28,13 @@
  * A node over a message transport (the simulator's large overlays, whose links carry control messages only, no
  * cells) has its circuit parts switched off: no reactor, streams, exit, content, replication, authority or memory
  * handler; it gossips and publishes like any relay.
+ *
+ * Why this file is above ~400 lines: it is the one place where a relay's lifetime is decided — which parts exist,
+ * how links become theirs, what each maintenance pass does, how the descriptor is made and when it is renewed, the
+ * order of a shutdown — and those steps read each other's state (the onion key rotation decides the renewal, the
+ * store's room decides the descriptor's caps, a stopped node refuses links). The wiring of the circuit parts is
+ * split out (relay/node-parts.ts) because it is a table with no state; what stays would have to pass the node's
+ * private state back and forth if cut further. A third of the length is the components' documentation.
  */
 import type { Logger } from 'pino';
 import { crypto } from '../crypto/index.js';
@@ -40,30 +48,30 @@ import { decodeUpgradeToken, LinkResponder, LinkRole, type HandshakeReplayCache 
 import type { ControlMessage } from '../protocol/control.js';
 import type { ReplayGuard } from '../protocol/onion.js';
 import type { ReplayFilter } from '../protocol/replay-filter.js';
-import { RelayCommand } from '../protocol/relay-cell.js';
 import { CircuitTable } from '../net/circuit.js';
 import { openLink, type SocketFactory } from '../net/dial.js';
 import { Emitter } from '../net/emitter.js';
 import { Link, type LinkOptions } from '../net/link.js';
 import type { LinkSocket } from '../net/socket.js';
-import { createAuthority, type AuthorityParts } from './authority.js';
+import type { AuthorityParts } from './authority.js';
 import type { BlockStore } from './block-store.js';
-import { CircuitReactor } from './circuits.js';
+import type { CircuitReactor } from './circuits.js';
 import { parseBootstrapLine, type RelayConfig } from './config.js';
-import { consensusPlacement, countConsensus } from './consensus-placement.js';
-import { ContentService } from './content.js';
-import { ExitService, PRIVATE_REJECT_LINES, type ExitNetwork } from './exit.js';
+import { countConsensus } from './consensus-placement.js';
+import type { ContentService } from './content.js';
+import { PRIVATE_REJECT_LINES, type ExitNetwork, type ExitService } from './exit.js';
 import { LinkAccounting } from './link-accounting.js';
-import { EchoService } from './measurement.js';
-import { MemoryGuard } from './memory-guard.js';
+import { createCircuitParts } from './node-parts.js';
+import type { EchoService } from './measurement.js';
+import type { MemoryGuard } from './memory-guard.js';
 import type { RelayMetrics } from './metrics.js';
 import { Overlay } from './overlay.js';
 import { ReadPacer } from './read-pacer.js';
-import { RendezvousService } from './rendezvous.js';
-import { Replicator, replicationTransport } from './replication.js';
+import type { RendezvousService } from './rendezvous.js';
+import type { Replicator } from './replication.js';
 import type { ReplayJournals } from './replay-journal.js';
 import { storeRoom, STORE_ROOM_OPEN, type StoreRoomState } from './store-room.js';
-import { StreamsHandler } from './streams.js';
+import type { StreamsHandler } from './streams.js';
 
 /**
  * How the node reaches other relays. Over sockets, it makes real links (net/link.ts: handshake, frame encryption)
@@ -121,19 +129,6 @@ export type RelayNodeEvents = {
   /** A descriptor of this relay is published: emitted before it is flooded (a bridge only keeps it). */
   'descriptor:published': [Descriptor];
 };
-
-/** The parts of a node whose links carry cells. */
-interface CircuitParts {
-  memory: MemoryGuard;
-  reactor: CircuitReactor;
-  streams: StreamsHandler;
-  rendezvous: RendezvousService;
-  echo: EchoService;
-  exit: ExitService | null;
-  content: ContentService | null;
-  replicator: Replicator | null;
-  authority: AuthorityParts | null;
-}
 
 /** The nodes this module made (isRelayNode): a node cannot be made any other way. */
 const made = new WeakSet<object>();
@@ -244,7 +239,27 @@ class Node extends Emitter<RelayNodeEvents> {
       onConsensus: (consensus) => countConsensus(c.metrics, consensus),
       ...(cfg.bridge ? { bridge: { descriptor: () => this.own?.raw ?? null } } : {}),
     });
-    const parts = cells ? this.circuitParts() : null;
+    const parts = cells
+      ? createCircuitParts({
+          config: cfg,
+          identity: c.identity,
+          onionKeys: () => this.onionKeys.usable,
+          replay: this.journaledReplay,
+          directory: c.directory,
+          overlay: this.overlay,
+          authorities: this.authorities,
+          ownCircuits: this.ownCircuits,
+          links: this.links,
+          store: this.store,
+          exitPolicyLines: this.exitPolicyLines,
+          exitNetwork: c.exitNetwork,
+          stateDir: c.stateDir ?? null,
+          dial: (url, id) => this.dial(url, id),
+          now: c.now,
+          log: c.log,
+          metrics: c.metrics,
+        })
+      : null;
     this.memory = parts?.memory ?? null;
     this.reactor = parts?.reactor ?? null;
     this.streams = parts?.streams ?? null;
@@ -256,95 +271,6 @@ class Node extends Emitter<RelayNodeEvents> {
     this.authority = parts?.authority ?? null;
     // Keys loaded from disk may have outlived their lifetime: rotate before the first onion is opened.
     this.rotateOnionKeys(this.now());
-  }
-
-  /** The reactor and what plugs into it; content and replication with a store; an authority's parts. */
-  private circuitParts(): CircuitParts {
-    const c = this.c;
-    const cfg = this.config;
-    const memory = new MemoryGuard({
-      get maxBytes() {
-        return cfg.max_queue_bytes; // reloadable
-      },
-      links: () => this.links,
-      circuits: () => this.streams?.buffers() ?? [],
-      destroy: (hop) => this.reactor?.destroy(hop, DestroyReason.RESOURCE_LIMIT),
-      metrics: c.metrics,
-      log: c.log,
-    });
-    const reactor = new CircuitReactor({
-      identity: c.identity,
-      onionKeys: () => this.onionKeys.usable,
-      replay: this.journaledReplay,
-      linkTo: (id) => this.overlay.linkTo(id),
-      metrics: c.metrics,
-      log: c.log,
-      now: c.now,
-      originated: (link, id) => this.ownCircuits.has(link, id),
-      maxCircuitsPerBlock: cfg.max_circuits_per_block,
-      maxCircuitsPerRelayBlock: cfg.max_circuits_per_relay_block,
-      createsPerSecondPerLink: cfg.creates_per_second_per_link,
-      createsPerSecondPerBlock: cfg.creates_per_second_per_block,
-      createsPerSecondPerRelayBlock: cfg.creates_per_second_per_relay_block,
-      onCongestedCells: (n) => memory.noteCells(n),
-    });
-    const streams = new StreamsHandler(reactor, c.metrics);
-    const rendezvous = new RendezvousService(reactor, c.metrics, c.now);
-    const echo = new EchoService(reactor, () => this.authorities);
-    reactor.addHandler(streams);
-    reactor.addHandler(rendezvous);
-    reactor.addHandler(echo);
-    const parts: CircuitParts = { memory, reactor, streams, rendezvous, echo, exit: null, content: null, replicator: null, authority: null };
-    const policy = parseExitPolicy(this.exitPolicyLines);
-    if (isExitPolicy(policy)) {
-      const exit = (parts.exit = new ExitService({
-        policy,
-        metrics: c.metrics,
-        log: c.log,
-        dnsServers: cfg.exit_dns_servers,
-        resolveTimeoutMs: cfg.timing.exit_resolve_timeout,
-        maxPendingResolves: cfg.exit_max_pending_resolves,
-        maxPendingResolvesPerCircuit: cfg.exit_max_pending_resolves_per_circuit,
-        maxStreamsPerCircuit: cfg.exit_max_streams_per_circuit,
-        maxStreamsPerClientBlock: cfg.exit_max_streams_per_client_block,
-        now: c.now,
-        ...(c.exitNetwork ? { network: c.exitNetwork } : {}),
-      }));
-      streams.register(RelayCommand.BEGIN, exit.open);
-      streams.attach(exit);
-    }
-    if (this.store) {
-      const content = (parts.content = new ContentService(this.store, c.metrics, c.log));
-      streams.register(RelayCommand.STORE, content.onStore);
-      streams.register(RelayCommand.FETCH, content.onFetch);
-      parts.replicator = new Replicator({
-        store: this.store,
-        directory: c.directory,
-        identity: c.identity,
-        k: cfg.replication_factor,
-        ...replicationTransport((id) => this.overlay.linkTo(id), this.ownCircuits),
-        repairIntervalMs: cfg.timing.repair_interval,
-        placement: () => consensusPlacement(this.overlay.consensus.current, this.now()),
-        metrics: c.metrics,
-        log: c.log,
-        now: c.now,
-      });
-    }
-    if (cfg.authority) {
-      parts.authority = createAuthority({
-        config: cfg,
-        stateDir: c.stateDir ?? null,
-        identity: c.identity,
-        authorities: this.authorities,
-        directory: c.directory,
-        overlay: this.overlay,
-        dial: (url, id) => this.dial(url, id),
-        circuits: this.ownCircuits,
-        now: c.now,
-        log: c.log,
-      });
-    }
-    return parts;
   }
 
   /** This relay's descriptor as last signed (null before the first). */

@@ -24,6 +24,11 @@
  * INTRODUCE1 is rate limited per intro key (a token bucket, as Tor's introduction-point DoS defence): past the burst,
  * introductions are answered `busy` and not passed on, so whoever knows an endpoint's address cannot make its
  * introduction circuit carry more than INTRODUCE1_RATE introductions a second.
+ *
+ * Why this file is at ~400 lines: introduction and rendezvous registrations share one bounded table discipline —
+ * per relay, per peer, per address block, fair shares for relay links, expiry in order, cleanup when the circuit
+ * goes — and a circuit may hold one registration of either kind; keeping both in one module keeps those bounds in
+ * one place.
  */
 import { crypto } from '../crypto/index.js';
 import { addressBlock } from '../protocol/address-block.js';
