@@ -1175,7 +1175,11 @@ export class Messenger extends Emitter<MessengerEvents> {
     const max = this.options.limits?.maxListenQueue ?? MAX_LISTEN_QUEUE;
     while (!this.closed && !gone() && [...this.listenQueues].some((q) => q.items.length >= max)) {
       await new Promise<void>((resolve) => {
-        for (const w of this.roomWaiters) if (w.gone()) (this.roomWaiters.delete(w), w.resolve());
+        for (const w of this.roomWaiters) {
+          if (!w.gone()) continue;
+          this.roomWaiters.delete(w);
+          w.resolve();
+        }
         this.roomWaiters.add({ resolve, gone });
       });
     }

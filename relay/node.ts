@@ -238,6 +238,7 @@ class Node extends Emitter<RelayNodeEvents> {
       onAuthorityMessage: (link, m) => this.authority?.service.onMessage(link, m),
       onConsensus: (consensus) => countConsensus(c.metrics, consensus),
       ...(cfg.bridge ? { bridge: { descriptor: () => this.own?.raw ?? null } } : {}),
+      ...(cfg.sybil_admission ? {} : { admission: false }),
     });
     const parts = cells
       ? createCircuitParts({
