@@ -61,9 +61,6 @@ const GOALS = { convergeS: 10, gossipBytesPerMin: 2 * 1000, rssIdle: 80 * 1e6, p
 
 // --- in-process networks ---------------------------------------------------------------------------------------------
 
-type Internals = {
-  links: Set<Link & { account?: () => void }>;
-};
 type OverlayInternals = {
   send(link: Link, m: ControlMessage): void;
   sendDigest(link: Link): void;
@@ -159,7 +156,7 @@ async function networkBytes(net: Net): Promise<{ gossip: number; gossipOut: numb
   let gossipOut = 0;
   let linkOut = 0;
   for (const r of net.relays) {
-    for (const l of (r as unknown as Internals).links) l.account?.();
+    r.node.accounting.sweep();
     gossip += await counterValue(r.metrics.gossipBytes);
     gossipOut += (await r.metrics.gossipBytes.get()).values.filter((v) => v.labels['direction'] === 'out').reduce((a, v) => a + v.value, 0);
     linkOut += (await r.metrics.linkBytes.get()).values.filter((v) => v.labels['direction'] === 'out').reduce((a, v) => a + v.value, 0);
@@ -199,7 +196,7 @@ async function settle(net: Net): Promise<number> {
   let last = -1;
   let stableSince = performance.now();
   while (performance.now() - t0 < 120_000) {
-    const links = net.relays.reduce((a, r) => a + (r as unknown as Internals).links.size, 0);
+    const links = net.relays.reduce((a, r) => a + r.linkCount, 0);
     if (links !== last) {
       last = links;
       stableSince = performance.now();

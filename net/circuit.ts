@@ -14,6 +14,7 @@ import {
   decodeCreatedBody,
   decodeDestroyBody,
   destroyBody,
+  destroyReasonOf,
   DestroyReason,
   type Cell,
 } from '../protocol/cell.js';
@@ -131,7 +132,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       congested: () => link.isCongested,
       onDrain: (fn) => link.once('link:drain', fn),
     });
-    this.mux.on('mux:error', (err) => this.close(err, DestroyReason.PROTOCOL));
+    this.mux.on('mux:error', (err) => this.close(err, destroyReasonOf(err)));
     table.set(link, circId, this);
   }
 
@@ -209,7 +210,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       this.emit('circuit:message', origin, msg);
     } catch (e) {
       const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'cell handling failed', { cause: e });
-      this.close(err, err.kind === 'crypto' ? DestroyReason.CRYPTO : DestroyReason.PROTOCOL);
+      this.close(err, destroyReasonOf(err));
     }
   }
 

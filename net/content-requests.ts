@@ -16,7 +16,7 @@ import {
 } from '../protocol/content-messages.js';
 import { AbortedError, AlliumError, ProtocolError, TimeoutError } from '../protocol/errors.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
-import { EndReason } from '../protocol/stream-messages.js';
+import { EndReason, endReasonOf } from '../protocol/stream-messages.js';
 import type { ClientCircuit } from './circuit.js';
 import type { MuxStream } from './stream-mux.js';
 
@@ -24,8 +24,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 /** The END a requester sends for a request settled with `err` (null: answered). */
 function endReasonFor(err: AlliumError | null): EndReason {
-  if (err === null || err.code === 'ERR_ABORTED') return EndReason.DONE;
-  return err.code === 'ERR_TIMEOUT' ? EndReason.TIMEOUT : EndReason.MISC;
+  return err === null ? EndReason.DONE : endReasonOf(err);
 }
 
 /**

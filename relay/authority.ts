@@ -316,12 +316,21 @@ export class AuthorityService {
   }
 }
 
+/** An authority's parts: its history, the reachability tester and measurer, and the voting service. */
+export interface AuthorityParts {
+  history: RelayHistory;
+  tester: ReachabilityTester;
+  service: AuthorityService;
+}
+
 /**
  * An authority's parts, from the relay's configuration: its history (authority-history.json), the reachability
- * tester and measurer, and the voting service. The relay starts them after its overlay (relay/relay.ts).
+ * tester and measurer, and the voting service. The relay node starts them after its overlay (relay/node.ts).
  */
 export function createAuthority(o: {
   config: RelayConfig;
+  /** Where the history and the shared-random state are kept (null: in memory only). */
+  stateDir: string | null;
   identity: IdentityKey;
   authorities: ReadonlySet<string>;
   directory: DirectoryStore;
@@ -330,11 +339,11 @@ export function createAuthority(o: {
   circuits: CircuitTable;
   now: () => number;
   log: Logger;
-}): { history: RelayHistory; tester: ReachabilityTester; service: AuthorityService } {
+}): AuthorityParts {
   const cfg = o.config;
   const t = cfg.timing;
   const f = cfg.authority_flags;
-  const history = RelayHistory.inDir(cfg.data_dir);
+  const history = o.stateDir ? RelayHistory.inDir(o.stateDir) : new RelayHistory(null);
   const tester = new ReachabilityTester({
     directory: o.directory,
     history,
@@ -359,7 +368,7 @@ export function createAuthority(o: {
     measures: cfg.authority_measure,
     thresholds: { fastMin: f.fast_min, stableMtbf: f.stable_mtbf, guardMinKnown: f.guard_min_known, guardMinWfu: f.guard_min_wfu, guardBwGuarantee: f.guard_bw_guarantee, holderMinUptime: f.holder_min_uptime, dirMinKnown: f.dir_min_known },
     approved: new Set(cfg.authority_approved.map((x) => x.toLowerCase())),
-    dataDir: cfg.data_dir,
+    dataDir: o.stateDir,
     now: o.now,
     log: o.log,
   });

@@ -19,6 +19,11 @@
  * - Endpoint descriptors (records rows with an `expires` time) are valid until the end of the period after theirs;
  *   the same sweep deletes the rows past that, returning their bytes to the quota. Signed updatable-key records
  *   (`expires` NULL) do not expire.
+ *
+ * Why this file is above ~400 lines: it is the one module that speaks SQL, and the four kinds of item (blocks,
+ * records, endpoint descriptors, mailbox slots) share one quota, one eviction order and one expiry sweep inside the
+ * same transactions. Splitting it per kind would spread the quota arithmetic and the schema over several files that
+ * must agree on every statement.
  */
 import { join } from 'node:path';
 import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';

@@ -12,7 +12,6 @@ import { decodeStored, encodeFetch, encodeStore } from '../../protocol/content-m
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { fetchItem, storeItem } from '../../net/content-requests.js';
-import type { StreamMux } from '../../net/stream-mux.js';
 import { RelayRig, until } from '../helpers/relay-rig.js';
 
 describe('content streams at a store relay', function () {
@@ -30,7 +29,7 @@ describe('content streams at a store relay', function () {
       for (let id = 1; id <= 1024; id++) attacker.send({ command: RelayCommand.FETCH, streamId: id, data: encodeFetch({ k: block.ref.rk, t: 'block', h: false }) });
       await until(() => c.relayLink.stats.cellsIn >= 1 + 1024, 'the 1024 FETCHes at the relay');
       const hop = [...rig.reactor.circuits()].find((h) => h.prev.link === c.relayLink)!;
-      const mux = hop.attachments.get('mux') as StreamMux;
+      const mux = rig.streams.muxOf(hop)!;
       const held = { streams: mux.size, queuedBytes: mux.queuedBytes };
       console.log(`      after 1024 FETCHes of a 32 KiB block: ${held.streams} streams open, ${(held.queuedBytes / 1048576).toFixed(1)} MiB queued on the circuit`);
 

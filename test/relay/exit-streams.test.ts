@@ -12,7 +12,7 @@ import { DestroyReason } from '../../protocol/cell.js';
 import { encodeBegin, EndReason } from '../../protocol/stream-messages.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import type { ClientCircuit } from '../../net/circuit.js';
-import { STREAM_HIGH_WATER, type MuxStream, type StreamMux } from '../../net/stream-mux.js';
+import { STREAM_HIGH_WATER, type MuxStream } from '../../net/stream-mux.js';
 import type { CircuitHop } from '../../relay/circuits.js';
 import { silentLogger } from '../../relay/logger.js';
 import { MemoryGuard } from '../../relay/memory-guard.js';
@@ -129,7 +129,7 @@ describe('exit streams (specs/streams.md §3.1)', function () {
       // The client stops reading: no circuit SENDME reaches the exit from here on.
       c.client.socket.pause();
       await until(() => exitSockets(rig).length === 16 && exitSockets(rig).every((s) => s.isPaused()), 'the exit stopped reading every destination');
-      const mux = hopOf(rig, c.relayLink).attachments.get('mux') as StreamMux;
+      const mux = rig.streams.muxOf(hopOf(rig, c.relayLink))!;
       const queues = [...mux.all].map((s) => s.queuedBytes);
       const worst = Math.max(...queues);
       console.log(`      16 streams from a destination that never stops: largest stream queue ${(worst / 1024).toFixed(0)} KiB, all ${(queues.reduce((a, b) => a + b, 0) / 1048576).toFixed(2)} MiB`);
