@@ -46,7 +46,7 @@ export type { MuxStream } from '../net/stream-mux.js';
  * when it cannot connect (the browser does not say why: refused, bad certificate, mixed content) and ERR_ABORTED
  * when `signal` fires first.
  */
-export const browserSocketFactory: SocketFactory = (url, signal) =>
+export const browserSocketFactory: SocketFactory = (url, { signal } = {}) =>
   new Promise<LinkSocket>((resolve, reject) => {
     if (signal?.aborted) return reject(new AbortedError());
     let ws: WebSocket;

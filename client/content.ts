@@ -19,22 +19,21 @@ import { holdersOf } from '../protocol/placement.js';
 import { createRecord, nameHash, openRecord, sskRoutingKey } from '../protocol/ssk.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
-import type { AlliumClient } from './client.js';
+import { anySignal, signalOption, type AbortOptions } from '../net/abort.js';
+import type { CircuitSource } from './client.js';
 
 export interface Progress {
   (done: number, total: number | null): void;
 }
 
-export interface PutOptions {
+export interface PutOptions extends AbortOptions {
   /** 'convergent' (default: same file, same link, stored once) or 'random' (no confirmation attack). */
   mode?: KeyMode;
   onProgress?: Progress;
-  signal?: AbortSignal;
 }
 
-export interface GetOptions {
+export interface GetOptions extends AbortOptions {
   onProgress?: Progress;
-  signal?: AbortSignal;
 }
 
 export interface ContentOptions {
@@ -53,11 +52,14 @@ export class ContentClient {
   private readonly k: number;
   private readonly concurrency: number;
   private readonly maxManifestBytes: number | undefined;
+  /** Aborted by close(): every request and circuit build in flight stops. */
+  private readonly shutdown = new AbortController();
   /** Repairs made while fetching (a holder lacked a block another holder had). */
   repairs = 0;
 
+  /** `client`: the directory and circuits to use (an AlliumClient, or anything with the same two members). */
   constructor(
-    private readonly client: AlliumClient,
+    private readonly client: CircuitSource,
     options: ContentOptions = {},
   ) {
     this.k = options.replication ?? 3;
@@ -89,8 +91,8 @@ export class ContentClient {
     return out;
   }
 
-  /** A circuit whose last hop is `holder` (kept open and reused). */
-  private circuitTo(holder: Descriptor, signal?: AbortSignal): Promise<ClientCircuit> {
+  /** A circuit whose last hop is `holder` (kept open and reused); `signal` includes close()'s. */
+  private circuitTo(holder: Descriptor, signal: AbortSignal = this.shutdown.signal): Promise<ClientCircuit> {
     const have = this.circuits.get(holder.fingerprint);
     if (have) {
       return have.then(
@@ -105,9 +107,7 @@ export class ContentClient {
         },
       );
     }
-    const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: holder, exitPort: null };
-    if (signal) opts.signal = signal;
-    const p = this.client.newCircuit(opts);
+    const p = this.client.newCircuit({ last: holder, exitPort: null, signal });
     this.circuits.set(holder.fingerprint, p);
     p.catch(() => this.circuits.delete(holder.fingerprint));
     return p;
@@ -117,14 +117,28 @@ export class ContentClient {
    * Stores one item at each of its k holders (two tries each) and returns what each answered, 'refused' for a
    * holder that could not be reached. Throws ERR_UNREACHABLE when there is no store relay, ERR_ABORTED.
    */
-  async storeAll(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
+  storeAll(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
+    return this.scoped(options, (signal) => this.storeAllWith(kind, rk, bytes, signal));
+  }
+
+  /** Runs `f` under the caller's signal and close()'s. */
+  private async scoped<T>(options: AbortOptions, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const scope = anySignal(options.signal, this.shutdown.signal);
+    try {
+      return await f(scope.signal);
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  private async storeAllWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal): Promise<ContentStatus[]> {
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
     return Promise.all(
       holders.map(async (h) => {
         for (let attempt = 0; attempt < 2; attempt++) {
           try {
-            return await storeItem(await this.circuitTo(h, signal), kind, rk, bytes, signal ? { signal } : {});
+            return await storeItem(await this.circuitTo(h, signal), kind, rk, bytes, { signal });
           } catch (e) {
             if (e instanceof AbortedError) throw e;
           }
@@ -135,8 +149,8 @@ export class ContentClient {
   }
 
   /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
-  async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
-    const results = await this.storeAll(kind, rk, bytes, signal);
+  async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
+    const results = await this.storeAll(kind, rk, bytes, options);
     if (results.length > 0 && results.every((r) => r === 'quota')) {
       throw new AlliumError('ERR_QUOTA', 'every holder refused: storage quota full');
     }
@@ -151,7 +165,11 @@ export class ContentClient {
    * Fetches one item from its holders, nearest first; repairs holders that lacked it. Null when every holder
    * answered without it; ERR_UNREACHABLE when none had it but some could not be asked (or there is no holder).
    */
-  async fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal?: AbortSignal): Promise<Uint8Array | null> {
+  fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, options: AbortOptions = {}): Promise<Uint8Array | null> {
+    return this.scoped(options, (signal) => this.fetchAnywhereWith(kind, rk, check, signal));
+  }
+
+  private async fetchAnywhereWith(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal: AbortSignal): Promise<Uint8Array | null> {
     const lacking: Descriptor[] = [];
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
@@ -162,12 +180,12 @@ export class ContentClient {
     for (const h of [...holders, ...this.fallbackHolders(rk)]) {
       throwIfAborted(signal);
       try {
-        const bytes = await fetchItem(await this.circuitTo(h, signal), kind, rk, signal ? { signal } : {});
+        const bytes = await fetchItem(await this.circuitTo(h, signal), kind, rk, { signal });
         if (bytes && check(bytes)) {
           for (const l of lacking.filter((x) => holders.includes(x))) {
             this.repairs++;
             void this.circuitTo(l)
-              .then((c) => storeItem(c, kind, rk, bytes))
+              .then((c) => storeItem(c, kind, rk, bytes, { signal: this.shutdown.signal }))
               .catch(() => undefined);
           }
           return bytes;
@@ -190,13 +208,15 @@ export class ContentClient {
    * Asks every holder of `rk` for the item; returns what each one had (endpoint descriptors: pick the newest;
    * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out.
    */
-  async fetchFromAll(kind: ContentKind, rk: Uint8Array, signal?: AbortSignal, options: { head?: boolean } = {}): Promise<Uint8Array[]> {
+  fetchFromAll(kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<Uint8Array[]> {
+    return this.scoped(options, (signal) => this.fetchFromAllWith(kind, rk, options.head ?? false, signal));
+  }
+
+  private async fetchFromAllWith(kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal): Promise<Uint8Array[]> {
     const got = await Promise.all(
       this.holders(rk).map(async (h) => {
         try {
-          const o: { head?: boolean; signal?: AbortSignal } = { head: options.head ?? false };
-          if (signal) o.signal = signal;
-          return await fetchItem(await this.circuitTo(h, signal), kind, rk, o);
+          return await fetchItem(await this.circuitTo(h, signal), kind, rk, { head, signal });
         } catch {
           throwIfAborted(signal); // our signal: stop; another caller's abort of a shared circuit: just this holder
           return null;
@@ -207,7 +227,11 @@ export class ContentClient {
   }
 
   /** Publishes bytes (or an async iterable of chunks) and returns the allium:chk link. */
-  async put(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<string> {
+  put(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<string> {
+    return this.scoped(options, (signal) => this.putWith(data, { ...options, signal }));
+  }
+
+  private async putWith(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions & { signal: AbortSignal }): Promise<string> {
     const mode = options.mode ?? 'convergent';
     const source = data instanceof Uint8Array ? [data] : data;
     const total = data instanceof Uint8Array ? data.length : null;
@@ -221,7 +245,7 @@ export class ContentClient {
       throwIfAborted(options.signal);
       if (failure) throw failure;
       const block: EncodedBlock = step.value;
-      const p = this.storeEverywhere('block', block.ref.rk, block.stored, options.signal).then(
+      const p = this.storeEverywhere('block', block.ref.rk, block.stored, { signal: options.signal }).then(
         () => {
           sent += block.stored.length;
           options.onProgress?.(sent, total);
@@ -243,10 +267,19 @@ export class ContentClient {
 
   /** Fetches a link's content as chunks, in order. */
   async *getStream(link: string, options: GetOptions = {}): AsyncGenerator<Uint8Array> {
+    const scope = anySignal(options.signal, this.shutdown.signal);
+    try {
+      yield* this.getStreamWith(link, options, scope.signal);
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  private async *getStreamWith(link: string, options: GetOptions, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     const parsed = parseLink(link);
     let root: BlockRef;
     if (parsed.type === 'ssk') {
-      const target = await this.resolveSsk(parsed.publisher, parsed.name, options.signal);
+      const target = await this.resolveSsk(parsed.publisher, parsed.name, { signal });
       const chk = parseLink(target);
       if (chk.type !== 'chk') throw new AlliumError('ERR_CONTENT', 'an updatable key must point at a chk link');
       root = chk;
@@ -256,7 +289,7 @@ export class ContentClient {
         'block',
         ref.rk,
         (b) => verifyStoredBlock(ref.rk, b),
-        options.signal,
+        { signal },
       );
     try {
       const decodeOpts: { concurrency: number; maxManifestBytes?: number; onProgress?: (d: number, t: number) => void } = { concurrency: this.concurrency };
@@ -281,14 +314,14 @@ export class ContentClient {
   }
 
   /** The newest edition of an updatable key found at its holders. */
-  async resolveSsk(publisher: Uint8Array, name: string, signal?: AbortSignal): Promise<string> {
-    const found = await this.newestEdition(publisher, name, signal, true);
+  async resolveSsk(publisher: Uint8Array, name: string, options: AbortOptions = {}): Promise<string> {
+    const found = await this.scoped(options, (signal) => this.newestEdition(publisher, name, signal, true));
     if (!found) throw new NotFoundError('content not found: no holder has an edition of this key');
     return found.target;
   }
 
   /** With `strict`, ERR_UNREACHABLE rather than null when no edition was found and some holder could not be asked. */
-  private async newestEdition(publisher: Uint8Array, name: string, signal?: AbortSignal, strict = false): Promise<{ edition: number; target: string } | null> {
+  private async newestEdition(publisher: Uint8Array, name: string, signal: AbortSignal, strict = false): Promise<{ edition: number; target: string } | null> {
     const rk = sskRoutingKey(publisher, nameHash(name));
     let best: { edition: number; target: string } | null = null;
     let unreachable = 0;
@@ -297,7 +330,7 @@ export class ContentClient {
       holders.map(async (h) => {
         let bytes: Uint8Array | null;
         try {
-          bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, signal ? { signal } : {});
+          bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, { signal });
         } catch {
           unreachable++;
           return;
@@ -324,15 +357,16 @@ export class ContentClient {
    */
   async publish(publisher: IdentityKey, name: string, data: Uint8Array, options: PutOptions = {}): Promise<{ link: string; edition: number }> {
     const target = await this.put(data, options);
-    const current = await this.newestEdition(publisher.publicKey, name, options.signal);
+    const current = await this.scoped(options, (signal) => this.newestEdition(publisher.publicKey, name, signal));
     const edition = (current?.edition ?? 0) + 1;
     const rec = createRecord(publisher.secretKey, publisher.publicKey, name, edition, target);
-    await this.storeEverywhere('record', rec.rk, rec.bytes, options.signal);
+    await this.storeEverywhere('record', rec.rk, rec.bytes, signalOption(options.signal));
     return { link: formatLink({ type: 'ssk', publisher: publisher.publicKey, name }), edition };
   }
 
-  /** Closes the circuits to holders. */
+  /** Aborts every request in flight (ERR_ABORTED) and closes the circuits to holders. */
   close(): void {
+    this.shutdown.abort();
     for (const p of this.circuits.values()) void p.then((c) => c.close()).catch(() => undefined);
     this.circuits.clear();
   }

@@ -45,6 +45,7 @@ import { MAX_MESSAGE_BYTES, RATCHET_OVERHEAD, type RatchetSession } from '../pro
 import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { COOKIE_LEN, decodeRv, encodeRv, introSignedMessage } from '../protocol/rendezvous-messages.js';
 import { decodeBegin, encodeBegin, EndReason } from '../protocol/stream-messages.js';
+import { signalOption } from '../net/abort.js';
 import { Emitter } from '../net/emitter.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import { pipeSocket } from '../net/pipe-socket.js';
@@ -607,7 +608,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.outbox = new MailboxSender(client, identity);
     this.inbox = new MailboxCollector(client, identity);
     this.authorizedClients = checkClients(options.authorizedClients ?? []);
-    client.useAddressConnector((address, port, signal) => this.connect(address, port, signal ? { signal } : {}));
+    client.useAddressConnector((address, port, options) => this.connect(address, port, options));
   }
 
   // ------------------------------------------------------------------ listening (the endpoint side)
@@ -682,7 +683,7 @@ export class Messenger extends Emitter<MessengerEvents> {
           return this.receive({ from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t }, () => this.closed);
         },
         (e) => this.emit('endpoint:error', e),
-        options.signal,
+        options,
       );
       this.emit('mailbox:checked', n);
       return n;
@@ -732,7 +733,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const auth = crypto().ed25519Keypair();
     const enc = crypto().x25519Keypair();
     const binding = circuit.bindings[circuit.bindings.length - 1]!;
-    const ack = circuit.waitFor(RelayCommand.INTRO_ESTABLISHED, REPLY_TIMEOUT_MS, signal);
+    const ack = circuit.waitFor(RelayCommand.INTRO_ESTABLISHED, REPLY_TIMEOUT_MS, signalOption(signal));
     circuit.send({ command: RelayCommand.ESTABLISH_INTRO, streamId: 0, data: encodeRv('establishIntro', { k: auth.publicKey, s: crypto().sign(introSignedMessage(binding), auth.secretKey) }) });
     try {
       await ack;
@@ -824,7 +825,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     // The current period and the next, so clients whose clocks cross the boundary first still find us.
     for (const p of [period, period + 1]) {
       const d = createEndpointDescriptor(this.identity, p, body, { revision: this.revision, clients: this.authorizedClients });
-      await this.content.storeEverywhere('endpoint', d.locator, d.bytes, signal);
+      await this.content.storeEverywhere('endpoint', d.locator, d.bytes, signalOption(signal));
     }
     this.emit('endpoint:published', this.revision);
   }
@@ -1019,7 +1020,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     // The newest revision any holder has: an endpoint republishes when an introduction point is lost.
     let descriptor: ReturnType<typeof openEndpointDescriptor> | null = null;
     let needsAuth = false;
-    for (const bytes of await this.lookups.fetchFromAll('endpoint', locator, signal)) {
+    for (const bytes of await this.lookups.fetchFromAll('endpoint', locator, signalOption(signal))) {
       try {
         const d = openEndpointDescriptor(identityKey, period, bytes, clientAuth ? { now, client: clientAuth } : { now });
         if (!descriptor || d.revision > descriptor.revision) descriptor = d;
@@ -1060,7 +1061,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     signal?.addEventListener('abort', close, { once: true });
     try {
       const cookie = crypto().random(COOKIE_LEN);
-      const established = circuit.waitFor(RelayCommand.RENDEZVOUS_ESTABLISHED, REPLY_TIMEOUT_MS, signal);
+      const established = circuit.waitFor(RelayCommand.RENDEZVOUS_ESTABLISHED, REPLY_TIMEOUT_MS, signalOption(signal));
       circuit.send({ command: RelayCommand.ESTABLISH_RENDEZVOUS, streamId: 0, data: encodeRv('establishRendezvous', { c: cookie }) });
       await established;
       const intros = crypto().shuffle([...descriptor.intro]);
@@ -1101,10 +1102,10 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (signal) opts.signal = signal;
     const introCircuit = await this.client.newCircuit(opts);
     introCircuit.setPurpose('setup'); // only INTRODUCE_ACK
-    const met = rpCircuit.waitFor(RelayCommand.RENDEZVOUS2, REPLY_TIMEOUT_MS, signal);
+    const met = rpCircuit.waitFor(RelayCommand.RENDEZVOUS2, REPLY_TIMEOUT_MS, signalOption(signal));
     met.catch(() => undefined);
     try {
-      const ack = introCircuit.waitFor(RelayCommand.INTRODUCE_ACK, REPLY_TIMEOUT_MS, signal);
+      const ack = introCircuit.waitFor(RelayCommand.INTRODUCE_ACK, REPLY_TIMEOUT_MS, signalOption(signal));
       introCircuit.send({ command: RelayCommand.INTRODUCE1, streamId: 0, data: encodeRv('introduce1', { k: ip.auth, p: sealed }) });
       const status = decodeRv('introduceAck', (await ack).data).s;
       if (status === 'busy') throw new AlliumError('ERR_UNREACHABLE', 'introduction point is rate limiting introductions to the endpoint');

@@ -59,7 +59,7 @@ function guardedLookup(allow: (ip: string) => boolean): (hostname: string, optio
 
 /** A socket factory with its own TLS trust settings. */
 export function createNodeSocketFactory(options: NodeSocketOptions = {}): SocketFactory {
-  return (url, signal) =>
+  return (url, { signal } = {}) =>
     new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new AbortedError());
       let origin: string;

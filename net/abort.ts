@@ -1,0 +1,131 @@
+/**
+ * The one async contract (docs/developer-guide.md §Cancellation): every async public call of the client library and
+ * of net/ takes `options?: AbortOptions` and rejects with ERR_ABORTED when the signal fires; a long-lived object
+ * aborts what it started when it stops. These helpers are the one place where a signal, a deadline and a request
+ * answered by callback are joined, so that each timer and listener is removed once, whatever settles first.
+ *
+ * - `anySignal`: a signal that fires when any of several does (a caller's signal and an object's shutdown signal),
+ *   detached from them again by `dispose()` — a long-lived shutdown signal must not collect one listener per call.
+ * - `deadline`: a caller's signal plus `timeoutMs`, whose abort becomes ERR_TIMEOUT.
+ * - `settleWithin`: a request answered by callback, settled once by its answer, its timeout or the signal.
+ *
+ * Nothing here reads a clock other than the global timers (the simulator's virtual clock replaces them).
+ */
+import { AbortedError, AlliumError, isAlliumError, TimeoutError } from '../protocol/errors.js';
+
+/** What every async public call takes last. */
+export interface AbortOptions {
+  /** Aborts the call: it rejects with ERR_ABORTED, and what it started is undone (streams reset, circuits closed). */
+  signal?: AbortSignal;
+}
+
+/** `{ signal }`, or `{}` when there is none (options are built this way under exactOptionalPropertyTypes). */
+export function signalOption(signal: AbortSignal | undefined): AbortOptions {
+  return signal ? { signal } : {};
+}
+
+/** A signal linked to others; `dispose()` detaches it (call it once the work it guards is done). */
+export interface LinkedSignal {
+  readonly signal: AbortSignal;
+  dispose(): void;
+}
+
+/**
+ * A signal that aborts as soon as any of `signals` does (at once if one already has). Unlike AbortSignal.any it can
+ * be detached: a shutdown signal that lives as long as its client holds no listener of a call that has finished.
+ */
+export function anySignal(...signals: (AbortSignal | undefined)[]): LinkedSignal {
+  const parents = signals.filter((s): s is AbortSignal => s !== undefined);
+  const ctl = new AbortController();
+  const abort = (): void => {
+    dispose();
+    ctl.abort();
+  };
+  const dispose = (): void => {
+    for (const s of parents) s.removeEventListener('abort', abort);
+  };
+  if (parents.some((s) => s.aborted)) ctl.abort();
+  else for (const s of parents) s.addEventListener('abort', abort, { once: true });
+  return { signal: ctl.signal, dispose };
+}
+
+/** A combined signal for a call's `signal` and `timeoutMs` (see `deadline`). */
+export interface Deadline {
+  /** Aborts when the caller's signal does or the time runs out (undefined: neither can happen). */
+  readonly signal: AbortSignal | undefined;
+  /** Turns the ERR_ABORTED the timeout caused into ERR_TIMEOUT; any other error is returned as it is. */
+  wrap(e: unknown): unknown;
+  /** Stops the timer and detaches from the caller's signal. */
+  clear(): void;
+}
+
+/** A deadline of `timeoutMs` (none when undefined) on top of `signal`; `what` names the call in ERR_TIMEOUT. */
+export function deadline(signal: AbortSignal | undefined, timeoutMs: number | undefined, what: string): Deadline {
+  if (timeoutMs === undefined) return { signal, wrap: (e) => e, clear: () => undefined };
+  const linked = anySignal(signal);
+  const ctl = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctl.abort();
+  }, timeoutMs);
+  const onAbort = (): void => ctl.abort();
+  if (linked.signal.aborted) ctl.abort();
+  linked.signal.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: ctl.signal,
+    wrap: (e) => (timedOut && !signal?.aborted && isAlliumError(e) && e.kind === 'aborted' ? new TimeoutError(`${what} timed out after ${timeoutMs} ms`) : e),
+    clear: () => {
+      clearTimeout(timer);
+      linked.signal.removeEventListener('abort', onAbort);
+      linked.dispose();
+    },
+  };
+}
+
+/** Settles a request started by `settleWithin`: with an error, or with null and the answer. */
+export type Settle<T> = (err: AlliumError | null, value?: T) => void;
+
+export interface SettleOptions extends AbortOptions {
+  /** The answer must come within this long … */
+  timeoutMs: number;
+  /** … or the request fails with ERR_TIMEOUT and this message. */
+  timeoutMessage: string;
+}
+
+/**
+ * Runs one request whose answer comes by callback. `start(settle)` begins it and may return its cleanup; the request
+ * settles once, with the first of: `settle(err, value)`, the timeout (TimeoutError), the signal (AbortedError). The
+ * cleanup runs exactly once with the error (null on success), whether the request settled before `start` returned
+ * or later. An already aborted signal rejects at once and `start` is never called.
+ */
+export function settleWithin<T>(start: (settle: Settle<T>) => ((err: AlliumError | null) => void) | void, options: SettleOptions): Promise<T> {
+  const { signal } = options;
+  return new Promise<T>((resolve, reject) => {
+    if (signal?.aborted) return reject(new AbortedError());
+    let cleanup: ((err: AlliumError | null) => void) | undefined;
+    let settled: { err: AlliumError | null } | null = null;
+    const timer = setTimeout(() => finish(new TimeoutError(options.timeoutMessage)), options.timeoutMs);
+    const onAbort = (): void => finish(new AbortedError());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    function finish(err: AlliumError | null, value?: T): void {
+      if (settled) return;
+      settled = { err };
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      cleanup?.(err);
+      if (err) reject(err);
+      else resolve(value as T);
+    }
+    let c: ((err: AlliumError | null) => void) | void;
+    try {
+      c = start(finish);
+    } catch (e) {
+      finish(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'request failed to start', { cause: e }));
+      return;
+    }
+    if (!c) return;
+    if (settled) c((settled as { err: AlliumError | null }).err);
+    else cleanup = c;
+  });
+}
