@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'smol-toml';
 import { AlliumClient } from '../client/client.js';
 import { ContentClient } from '../client/content.js';
-import { Messenger } from '../client/messaging.js';
+import { Messenger } from '../client/messaging/node.js';
 import { startSocksServer } from '../client/socks.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { ConfigError } from '../protocol/errors.js';

@@ -32,7 +32,7 @@ export {
   type SendReceipt,
   type ConnectOptions as MessengerConnectOptions,
   type ListenOptions,
-} from './messaging.js';
+} from './messaging/index.js';
 export { browserStorage, memoryStore, type KeyValueStore } from './storage-browser.js';
 export { fromBrowserWebSocket, type LinkSocket } from '../net/socket.js';
 export type { SocketFactory } from '../net/dial.js';

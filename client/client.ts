@@ -20,7 +20,7 @@ import { explainDialFailure, openLink, type SocketFactory } from '../net/dial.js
 import { Emitter } from '../net/emitter.js';
 import type { Link, LinkOptions } from '../net/link.js';
 import type { MuxStream } from '../net/stream-mux.js';
-import { anySignal, settleWithin, signalOption, type AbortOptions } from '../net/abort.js';
+import { settleWithin, Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
 import { BuildTimeout } from './build-timeout.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from './circuit.js';
 import { ClientDirectory, fetchBridgeDescriptor, fetchFromRelay, type ConsensusConflict, type DirectoryCache, type RefreshResult, type ViewConflict } from './directory.js';
@@ -160,7 +160,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
   private filling = false;
   private refreshTimer: ReturnType<typeof setInterval> | null = null;
   /** Aborted by stop(): every dial, build, refresh and stream open the client started is tied to it. */
-  private readonly shutdown = new AbortController();
+  private readonly shutdown = new Shutdown();
   /** Work in flight that stop() waits for (each settles soon after the shutdown signal fires). */
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Relays that failed a build lately (fingerprint → when), avoided for FAILED_RELAY_EXCLUSION_MS (path.md §5). */
@@ -200,7 +200,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
   async start(options: AbortOptions = {}): Promise<void> {
     if (this.state !== 'new') return;
     this.state = 'starting';
-    const scope = anySignal(options.signal, this.shutdown.signal);
+    const scope = this.shutdown.scope(options.signal);
     try {
       await this.track(this.startInner(scope.signal));
     } catch (e) {
@@ -391,7 +391,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
    */
   async refreshDirectory(options: AbortOptions = {}): Promise<void> {
     if (this.state !== 'running') return;
-    const scope = anySignal(options.signal, this.shutdown.signal);
+    const scope = this.shutdown.scope(options.signal);
     await this.track(this.refreshWith(scope.signal)).finally(() => scope.dispose());
   }
 
@@ -522,7 +522,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
    */
   async newCircuit(options: NewCircuitOptions = {}): Promise<ClientCircuit> {
     if (this.state !== 'running') throw new AlliumError('ERR_ABORTED', 'client is not running');
-    const scope = anySignal(options.signal, this.shutdown.signal);
+    const scope = this.shutdown.scope(options.signal);
     try {
       return await this.track(this.build(options, scope.signal));
     } finally {
@@ -691,7 +691,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       if (!this.addressConnector) throw new AlliumError('ERR_UNREACHABLE', 'no messenger attached: .allium addresses need a Messenger on this client');
       return this.addressConnector(host, port, signalOption(options.signal));
     }
-    const scope = anySignal(options.signal, this.shutdown.signal);
+    const scope = this.shutdown.scope(options.signal);
     try {
       const circuit = await this.circuitFor(port, options.isolation ?? '', { signal: scope.signal });
       return await settleWithin<MuxStream>(

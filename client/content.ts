@@ -19,7 +19,7 @@ import { holdersOf } from '../protocol/placement.js';
 import { createRecord, nameHash, openRecord, sskRoutingKey } from '../protocol/ssk.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
-import { anySignal, signalOption, type AbortOptions } from '../net/abort.js';
+import { Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
 import type { CircuitSource } from './client.js';
 
 export interface Progress {
@@ -53,7 +53,7 @@ export class ContentClient {
   private readonly concurrency: number;
   private readonly maxManifestBytes: number | undefined;
   /** Aborted by close(): every request and circuit build in flight stops. */
-  private readonly shutdown = new AbortController();
+  private readonly shutdown = new Shutdown();
   /** Repairs made while fetching (a holder lacked a block another holder had). */
   repairs = 0;
 
@@ -91,8 +91,8 @@ export class ContentClient {
     return out;
   }
 
-  /** A circuit whose last hop is `holder` (kept open and reused); `signal` includes close()'s. */
-  private circuitTo(holder: Descriptor, signal: AbortSignal = this.shutdown.signal): Promise<ClientCircuit> {
+  /** A circuit whose last hop is `holder` (kept open and reused); `signal` is a scope of close()'s. */
+  private circuitTo(holder: Descriptor, signal: AbortSignal): Promise<ClientCircuit> {
     const have = this.circuits.get(holder.fingerprint);
     if (have) {
       return have.then(
@@ -122,13 +122,8 @@ export class ContentClient {
   }
 
   /** Runs `f` under the caller's signal and close()'s. */
-  private async scoped<T>(options: AbortOptions, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const scope = anySignal(options.signal, this.shutdown.signal);
-    try {
-      return await f(scope.signal);
-    } finally {
-      scope.dispose();
-    }
+  private scoped<T>(options: AbortOptions, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.shutdown.run(options, f);
   }
 
   private async storeAllWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal): Promise<ContentStatus[]> {
@@ -184,9 +179,7 @@ export class ContentClient {
         if (bytes && check(bytes)) {
           for (const l of lacking.filter((x) => holders.includes(x))) {
             this.repairs++;
-            void this.circuitTo(l)
-              .then((c) => storeItem(c, kind, rk, bytes, { signal: this.shutdown.signal }))
-              .catch(() => undefined);
+            void this.shutdown.run({}, async (s) => storeItem(await this.circuitTo(l, s), kind, rk, bytes, { signal: s })).catch(() => undefined);
           }
           return bytes;
         }
@@ -267,7 +260,7 @@ export class ContentClient {
 
   /** Fetches a link's content as chunks, in order. */
   async *getStream(link: string, options: GetOptions = {}): AsyncGenerator<Uint8Array> {
-    const scope = anySignal(options.signal, this.shutdown.signal);
+    const scope = this.shutdown.scope(options.signal);
     try {
       yield* this.getStreamWith(link, options, scope.signal);
     } finally {

@@ -34,4 +34,4 @@ export {
   type SendReceipt,
   type ConnectOptions as MessengerConnectOptions,
   type ListenOptions,
-} from './messaging.js';
+} from './messaging/node.js';

@@ -4,8 +4,9 @@
  * aborts what it started when it stops. These helpers are the one place where a signal, a deadline and a request
  * answered by callback are joined, so that each timer and listener is removed once, whatever settles first.
  *
- * - `anySignal`: a signal that fires when any of several does (a caller's signal and an object's shutdown signal),
- *   detached from them again by `dispose()` — a long-lived shutdown signal must not collect one listener per call.
+ * - `Shutdown`: what a long-lived object's stop() aborts; `scope(signal)` gives each call a signal that fires when
+ *   the caller's does or the object stops, without leaving a listener per call on anything long-lived.
+ * - `anySignal`: a signal that fires when any of several does, detached from them again by `dispose()`.
  * - `deadline`: a caller's signal plus `timeoutMs`, whose abort becomes ERR_TIMEOUT.
  * - `settleWithin`: a request answered by callback, settled once by its answer, its timeout or the signal.
  *
@@ -47,6 +48,66 @@ export function anySignal(...signals: (AbortSignal | undefined)[]): LinkedSignal
   if (parents.some((s) => s.aborted)) ctl.abort();
   else for (const s of parents) s.addEventListener('abort', abort, { once: true });
   return { signal: ctl.signal, dispose };
+}
+
+/**
+ * The shutdown of a long-lived object (a client, a messenger): `abort()` in its stop()/close() aborts every scope
+ * handed out since. Scopes are kept in a set rather than as listeners on one signal, so a client with hundreds of
+ * calls in flight holds no pile of abort listeners (and Node warns of none).
+ */
+export class Shutdown {
+  private readonly ctl = new AbortController();
+  private readonly scopes = new Set<AbortController>();
+
+  /** Aborted once abort() ran. */
+  get signal(): AbortSignal {
+    return this.ctl.signal;
+  }
+
+  get aborted(): boolean {
+    return this.ctl.signal.aborted;
+  }
+
+  /**
+   * A signal for one call: it aborts when the object shuts down or `signal` (the caller's) aborts, whichever comes
+   * first. `dispose()` once the call is done.
+   */
+  scope(signal?: AbortSignal): LinkedSignal {
+    const ctl = new AbortController();
+    const abort = (): void => {
+      dispose();
+      ctl.abort();
+    };
+    const dispose = (): void => {
+      this.scopes.delete(ctl);
+      signal?.removeEventListener('abort', abort);
+    };
+    if (this.aborted || signal?.aborted) ctl.abort();
+    else {
+      this.scopes.add(ctl);
+      signal?.addEventListener('abort', abort, { once: true });
+    }
+    return { signal: ctl.signal, dispose };
+  }
+
+  /** Runs `f` under a scope of `options.signal`, disposed when `f` settles. */
+  async run<T>(options: AbortOptions, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const s = this.scope(options.signal);
+    try {
+      return await f(s.signal);
+    } finally {
+      s.dispose();
+    }
+  }
+
+  /** Aborts every scope (idempotent). */
+  abort(): void {
+    if (this.aborted) return;
+    this.ctl.abort();
+    const scopes = [...this.scopes];
+    this.scopes.clear();
+    for (const c of scopes) c.abort();
+  }
 }
 
 /** A combined signal for a call's `signal` and `timeoutMs` (see `deadline`). */

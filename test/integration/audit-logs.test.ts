@@ -20,7 +20,7 @@ import WebSocket from 'ws';
 import { IdentityKey } from '../../crypto/keys.js';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { parseLink } from '../../protocol/content-link.js';

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { promisify } from 'node:util';
 import { AlliumClient } from '../../client/client.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
