@@ -20,7 +20,7 @@ import { explainDialFailure, openLink, type SocketFactory } from '../net/dial.js
 import { Emitter } from '../net/emitter.js';
 import type { Link, LinkOptions } from '../net/link.js';
 import type { MuxStream } from '../net/stream-mux.js';
-import { settleWithin, Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
+import { settleWithin, Shutdown, signalOption, within, type AbortOptions } from '../net/abort.js';
 import { BuildTimeout } from './build-timeout.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from './circuit.js';
 import { ClientDirectory, fetchBridgeDescriptor, fetchFromRelay, type ConsensusConflict, type DirectoryCache, type RefreshResult, type ViewConflict } from './directory.js';
@@ -132,6 +132,8 @@ const DIAL_CONCURRENCY = 4;
 const FAILED_RELAY_EXCLUSION_MS = 60_000;
 /** Cached relays, and learned addresses, tried at most per bootstrap. */
 const MAX_STAGE_TRIES = 12;
+/** stop() waits this long for relays to answer the closing handshake of its links, then drops the connections. */
+const LINK_CLOSE_GRACE_MS = 2_000;
 /** A stream the exit has not connected after this long is reset (ERR_TIMEOUT). */
 const STREAM_CONNECT_TIMEOUT_MS = 60_000;
 
@@ -163,6 +165,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
   private readonly shutdown = new Shutdown();
   /** Work in flight that stop() waits for (each settles soon after the shutdown signal fires). */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Every link this client opened whose socket has not closed yet (stop() waits for them). */
+  private readonly sockets = new Set<Link>();
   /** Relays that failed a build lately (fingerprint → when), avoided for FAILED_RELAY_EXCLUSION_MS (path.md §5). */
   private readonly failed = new Map<string, number>();
 
@@ -197,25 +201,28 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * Rejects with NoEntryError (ERR_UNREACHABLE) when no stage answers, ERR_DIRECTORY when the directory cannot be
    * established, ERR_ABORTED. After a failure start() may be called again.
    */
-  async start(options: AbortOptions = {}): Promise<void> {
-    if (this.state !== 'new') return;
+  start(options: AbortOptions = {}): Promise<void> {
+    if (this.state !== 'new') return Promise.resolve();
     this.state = 'starting';
-    const scope = this.shutdown.scope(options.signal);
-    try {
-      await this.track(this.startInner(scope.signal));
-    } catch (e) {
-      for (const l of this.links.values()) l.close();
-      this.links.clear();
-      this.bridgeModeOn = false;
-      if (this.state === 'starting') this.state = 'new';
-      throw e;
-    } finally {
-      scope.dispose();
-    }
+    return this.run(options, async (signal) => {
+      try {
+        await this.startInner(signal);
+      } catch (e) {
+        for (const l of this.links.values()) l.close();
+        this.links.clear();
+        this.bridgeModeOn = false;
+        if (this.state === 'starting') this.state = 'new';
+        throw e;
+      }
+    });
   }
 
-  /** Keeps `p` in the set stop() waits for until it settles. */
-  private track<T>(p: Promise<T>): Promise<T> {
+  /**
+   * Runs `f` under a signal that fires when the caller's does or stop() runs, and keeps the call in the set stop()
+   * waits for: the promise returned is the caller's own, so it has settled by the time stop() resolves.
+   */
+  private run<T>(options: AbortOptions, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const p = this.shutdown.run(options, f);
     this.inFlight.add(p);
     const forget = (): void => void this.inFlight.delete(p);
     p.then(forget, forget);
@@ -389,10 +396,9 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * the directory's sources (the Dir flag with a consensus), one per network, not the guards — or in bridge mode
    * from the bridges. Links opened only for this are closed afterwards.
    */
-  async refreshDirectory(options: AbortOptions = {}): Promise<void> {
-    if (this.state !== 'running') return;
-    const scope = this.shutdown.scope(options.signal);
-    await this.track(this.refreshWith(scope.signal)).finally(() => scope.dispose());
+  refreshDirectory(options: AbortOptions = {}): Promise<void> {
+    if (this.state !== 'running') return Promise.resolve();
+    return this.run(options, (signal) => this.refreshWith(signal));
   }
 
   private async refreshWith(signal: AbortSignal): Promise<void> {
@@ -495,6 +501,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
     const p = openLink(this.o.socketFactory, bridge ? bridge.url : url, setup, opts).then(
       (link) => {
         this.dialing.delete(fp);
+        this.sockets.add(link);
+        void link.socketClosed.then(() => this.sockets.delete(link));
         if (this.state === 'stopped') {
           // stop() ran while this dial was in flight: never keep a link past stop().
           link.close();
@@ -520,14 +528,9 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * Builds a circuit. `exitPort` selects an exit that allows the port (null: any last hop); `last` forces the last
    * hop. Retries up to 3 times on other relays; each try gets the learned build timeout.
    */
-  async newCircuit(options: NewCircuitOptions = {}): Promise<ClientCircuit> {
-    if (this.state !== 'running') throw new AlliumError('ERR_ABORTED', 'client is not running');
-    const scope = this.shutdown.scope(options.signal);
-    try {
-      return await this.track(this.build(options, scope.signal));
-    } finally {
-      scope.dispose();
-    }
+  newCircuit(options: NewCircuitOptions = {}): Promise<ClientCircuit> {
+    if (this.state !== 'running') return Promise.reject(new AbortedError('client is not running'));
+    return this.run(options, (signal) => this.build(options, signal));
   }
 
   /** newCircuit() under `signal` (the caller's and the shutdown signal). */
@@ -683,35 +686,41 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * is an `.allium` address. Throws ERR_ADDRESS_FORMAT for a host name it refuses (specs/streams.md §6.4), StreamError
    * with the exit's END reason when refused, ERR_TIMEOUT, ERR_ABORTED, or a circuit error.
    */
-  async connect(rawHost: string, port: number, options: ConnectOptions = {}): Promise<MuxStream> {
+  connect(rawHost: string, port: number, options: ConnectOptions = {}): Promise<MuxStream> {
     // Every decision below is made on the normalised name (specs/streams.md §6.4): `x.allium.` or `X.ALLIUM` sent to
     // an exit as an ordinary name would leak the hidden address to public DNS.
-    const { host, kind } = normalizeHost(rawHost);
-    if (kind === 'hidden') {
-      if (!this.addressConnector) throw new AlliumError('ERR_UNREACHABLE', 'no messenger attached: .allium addresses need a Messenger on this client');
-      return this.addressConnector(host, port, signalOption(options.signal));
-    }
-    const scope = this.shutdown.scope(options.signal);
+    let name: ReturnType<typeof normalizeHost>;
     try {
-      const circuit = await this.circuitFor(port, options.isolation ?? '', { signal: scope.signal });
-      return await settleWithin<MuxStream>(
-        (done) => {
-          const s = circuit.mux.open();
-          const offC = s.once('stream:connected', () => done(null, s));
-          const offE = s.once('stream:end', (reason) => done(new StreamError(reason)));
-          if (!circuit.send({ command: RelayCommand.BEGIN, streamId: s.id, data: encodeBegin({ a: host, p: port }) })) circuit.mux.reset(s, EndReason.MISC);
-          return (err) => {
-            offC();
-            offE();
-            // Timed out or aborted: the stream is reset at both ends (an END from the exit needs nothing more).
-            if (err && !(err instanceof StreamError)) circuit.mux.reset(s, err.code === 'ERR_TIMEOUT' ? EndReason.TIMEOUT : EndReason.MISC);
-          };
-        },
-        { timeoutMs: STREAM_CONNECT_TIMEOUT_MS, timeoutMessage: 'stream did not connect in time', signal: scope.signal },
-      );
-    } finally {
-      scope.dispose();
+      name = normalizeHost(rawHost);
+    } catch (e) {
+      return Promise.reject(e);
     }
+    if (this.state === 'stopped') return Promise.reject(new AbortedError('client stopped'));
+    return this.run(options, (signal) => this.openStream(name.host, name.kind === 'hidden', port, options.isolation ?? '', signal));
+  }
+
+  /** connect() under `signal` (the caller's and the shutdown signal). */
+  private async openStream(host: string, hidden: boolean, port: number, isolation: string, signal: AbortSignal): Promise<MuxStream> {
+    if (hidden) {
+      if (!this.addressConnector) throw new AlliumError('ERR_UNREACHABLE', 'no messenger attached: .allium addresses need a Messenger on this client');
+      return this.addressConnector(host, port, { signal });
+    }
+    const circuit = await this.circuitFor(port, isolation, { signal });
+    return await settleWithin<MuxStream>(
+      (done) => {
+        const s = circuit.mux.open();
+        const offC = s.once('stream:connected', () => done(null, s));
+        const offE = s.once('stream:end', (reason) => done(new StreamError(reason)));
+        if (!circuit.send({ command: RelayCommand.BEGIN, streamId: s.id, data: encodeBegin({ a: host, p: port }) })) circuit.mux.reset(s, EndReason.MISC);
+        return (err) => {
+          offC();
+          offE();
+          // Timed out or aborted: the stream is reset at both ends (an END from the exit needs nothing more).
+          if (err && !(err instanceof StreamError)) circuit.mux.reset(s, err.code === 'ERR_TIMEOUT' ? EndReason.TIMEOUT : EndReason.MISC);
+        };
+      },
+      { timeoutMs: STREAM_CONNECT_TIMEOUT_MS, timeoutMessage: 'stream did not connect in time', signal },
+    );
   }
 
   /**
@@ -730,6 +739,12 @@ export class AlliumClient extends Emitter<ClientEvents> {
     this.links.clear();
     this.pool.length = 0;
     await Promise.allSettled([...this.inFlight]);
+    // Every link is closed now; its socket goes once the relay answers the close, or is dropped after a grace.
+    const closing = [...this.sockets].map((l) => l.socketClosed);
+    await within(Promise.all(closing), { timeoutMs: LINK_CLOSE_GRACE_MS, timeoutMessage: 'relays did not answer the close' }).catch(async () => {
+      for (const l of this.sockets) l.terminate();
+      await Promise.all(closing);
+    });
   }
 
   private addressConnector: AddressConnector | null = null;

@@ -9,6 +9,8 @@
  * - `anySignal`: a signal that fires when any of several does, detached from them again by `dispose()`.
  * - `deadline`: a caller's signal plus `timeoutMs`, whose abort becomes ERR_TIMEOUT.
  * - `settleWithin`: a request answered by callback, settled once by its answer, its timeout or the signal.
+ * - `within`: a promise raced against a timeout (and a signal), the timer cleared whichever wins, and what the
+ *   promise yields too late handed to `onLate` (a link opened after its deadline is closed, not leaked).
  *
  * Nothing here reads a clock other than the global timers (the simulator's virtual clock replaces them).
  */
@@ -188,5 +190,39 @@ export function settleWithin<T>(start: (settle: Settle<T>) => ((err: AlliumError
     if (!c) return;
     if (settled) c((settled as { err: AlliumError | null }).err);
     else cleanup = c;
+  });
+}
+
+export interface WithinOptions<T> extends SettleOptions {
+  /** Receives what `work` resolves with after the call already failed (timeout, abort), to release it. */
+  onLate?: (value: T) => void;
+}
+
+/**
+ * `work`, or ERR_TIMEOUT (`timeoutMessage`) once `timeoutMs` passed first, or ERR_ABORTED once the signal fired first.
+ * `work`'s own rejection passes through as it is; the timer and the listener are gone once the call settles.
+ */
+export function within<T>(work: Promise<T>, options: WithinOptions<T>): Promise<T> {
+  const { signal, onLate } = options;
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => finish(() => reject(new TimeoutError(options.timeoutMessage))), options.timeoutMs);
+    const onAbort = (): void => void finish(() => reject(new AbortedError()));
+    function finish(settle: () => void): boolean {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+      return true;
+    }
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        if (!finish(() => resolve(v))) onLate?.(v);
+      },
+      (e: unknown) => void finish(() => reject(e)),
+    );
   });
 }

@@ -53,7 +53,12 @@ export async function openLink(
   }
   const link = new Link(socket, { ...setup, initiator }, linkOptions);
   return new Promise<Link>((resolve, reject) => {
-    const onAbort = (): void => link.close(new AbortedError());
+    // Aborted: the connection is dropped, and the call rejects once its socket is gone (nothing outlives it).
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      link.terminate(new AbortedError());
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     const offOpen = link.once('link:open', () => {
       offClose();
@@ -63,7 +68,9 @@ export async function openLink(
     const offClose = link.once('link:close', (err) => {
       offOpen();
       signal?.removeEventListener('abort', onAbort);
-      reject(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed during the handshake'));
+      const error = err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed during the handshake');
+      if (aborted) void link.socketClosed.then(() => reject(error));
+      else reject(error);
     });
     if (signal?.aborted) onAbort(); // aborted while the socket was opening
   });

@@ -148,6 +148,11 @@ export class Link extends Emitter<LinkEvents> {
   peer: LinkPeer | null = null;
   readonly stats = { framesIn: 0, framesOut: 0, cellsIn: 0, cellsOut: 0, bytesIn: 0, bytesOut: 0 };
   readonly openedAt: number;
+  /**
+   * Resolves once the socket itself has closed: close() ends the link at once ('link:close'), the socket only when
+   * the peer has answered the closing handshake (or the connection dropped, or terminate() ran).
+   */
+  readonly socketClosed: Promise<void>;
 
   constructor(
     readonly socket: LinkSocket,
@@ -164,7 +169,12 @@ export class Link extends Emitter<LinkEvents> {
     this.requestTokens = this.requestRate.burst;
     this.requestsCountedAt = this.openedAt;
     socket.onMessage((data, binary) => this.onMessage(data, binary));
-    socket.onClose(() => this.teardown(this.state === 'open' ? null : new AlliumError('ERR_LINK_CLOSED', 'peer closed the link')));
+    let socketGone = (): void => undefined;
+    this.socketClosed = new Promise<void>((r) => (socketGone = r));
+    socket.onClose(() => {
+      socketGone();
+      this.teardown(this.state === 'open' ? null : new AlliumError('ERR_LINK_CLOSED', 'peer closed the link'));
+    });
     socket.onError(() => undefined);
     this.handshakeTimer = setTimeout(() => this.fail(new TimeoutError('link handshake deadline passed')), this.timers.handshakeTimeoutMs);
     if (setup.role === 'initiator' && setup.initiator) {
@@ -488,6 +498,12 @@ export class Link extends Emitter<LinkEvents> {
     // No reason text: a peer never learns our error codes (a prober sees what any web app would send).
     this.socket.close(error ? 1002 : 1000);
     this.teardown(error);
+  }
+
+  /** Closes the link (as close() does) and drops its connection without waiting for the peer to answer the close. */
+  terminate(error: AlliumError | null = null): void {
+    this.close(error);
+    this.socket.terminate?.();
   }
 
   private fail(e: unknown): void {

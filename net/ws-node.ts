@@ -93,9 +93,13 @@ export function createNodeSocketFactory(options: NodeSocketOptions = {}): Socket
           : {}),
       });
       ws.binaryType = 'nodebuffer';
+      // Aborted: the connection is dropped, and the call rejects once its socket is gone (nothing outlives it).
+      let aborted = false;
       const onAbort = (): void => {
+        aborted = true;
+        if (ws.readyState === WebSocket.CLOSED) return reject(new AbortedError());
+        ws.once('close', () => reject(new AbortedError()));
         ws.terminate();
-        reject(new AbortedError());
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       ws.once('open', () => {
@@ -104,6 +108,7 @@ export function createNodeSocketFactory(options: NodeSocketOptions = {}): Socket
       });
       ws.once('error', (err) => {
         signal?.removeEventListener('abort', onAbort);
+        if (aborted) return;
         if (refused) reject(new AlliumError('ERR_DIAL_REFUSED', 'relay address resolves to no public address'));
         else reject(new AlliumError('ERR_UNREACHABLE', 'could not connect to relay', { cause: err }));
       });

@@ -5,6 +5,7 @@
  * filling our memory. A message whose id was emitted lately from the same peer is a copy (sent again after its
  * acknowledgement was lost, or the offline copy of one that also arrived live) and is dropped.
  */
+import type { AbortOptions } from '../../net/abort.js';
 import { RECENT_ID_PEERS, RECENT_IDS_PER_PEER } from './limits.js';
 import type { IncomingMessage } from './types.js';
 
@@ -26,8 +27,9 @@ export class ListenQueue {
     this.wake?.();
   }
 
-  /** Yields the messages as they come, until the delivery closes or `signal` aborts. */
-  async *take(signal?: AbortSignal): AsyncGenerator<IncomingMessage> {
+  /** Yields the messages as they come, until the delivery closes or `options.signal` aborts. */
+  async *take(options: AbortOptions = {}): AsyncGenerator<IncomingMessage> {
+    const { signal } = options;
     const poke = (): void => this.poke();
     signal?.addEventListener('abort', poke);
     try {

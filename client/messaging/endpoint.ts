@@ -156,7 +156,7 @@ export class Endpoint {
       if (!relay) break;
       candidates.splice(candidates.indexOf(relay), 1);
       try {
-        await this.establishIntro(relay, signal);
+        await this.establishIntroWith(relay, signal);
       } catch (e) {
         if (e instanceof AbortedError) throw e;
       }
@@ -164,8 +164,12 @@ export class Endpoint {
     if (this.intros.size === 0) throw new AlliumError('ERR_UNREACHABLE', 'no introduction point could be established');
   }
 
-  /** Establishes an introduction point at `relay` (specs/rendezvous.md §3); `signal` is a scope of close()'s. */
-  async establishIntro(relay: Descriptor, signal: AbortSignal): Promise<void> {
+  /** Establishes an introduction point at `relay` (specs/rendezvous.md §3); close() aborts it too. */
+  async establishIntro(relay: Descriptor, options: AbortOptions = {}): Promise<void> {
+    await this.shutdown.run(options, (signal) => this.establishIntroWith(relay, signal));
+  }
+
+  private async establishIntroWith(relay: Descriptor, signal: AbortSignal): Promise<void> {
     const circuit = await this.client.newCircuit({ last: relay, exitPort: null, signal });
     circuit.setPurpose('setup'); // nothing but INTRO_ESTABLISHED from the introduction point (relay-crypto.md §6.2)
     const auth = crypto().ed25519Keypair();

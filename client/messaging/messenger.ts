@@ -136,7 +136,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const queue = this.delivery.openQueue();
     try {
       await this.startListening(options);
-      yield* queue.take(options.signal);
+      yield* queue.take(signalOption(options.signal));
     } finally {
       queue.close();
     }
