@@ -8,6 +8,12 @@
  * stage that answers. A client that got in through bridges — or that is told to use only bridges, the default when
  * it has any — is in *bridge mode*: every circuit starts at a bridge, the directory comes through bridges, and no
  * public relay is ever dialed directly.
+ *
+ * Why one file of ~750 lines: AlliumClient is one state machine (new → starting → running → stopped) whose bootstrap,
+ * directory refreshes, circuit builds and stream opens share its links, dials in flight, guards, failed-relay
+ * exclusions and shutdown; cut apart, each piece would need all of that state passed back in. What has no state of
+ * its own lives beside it: bootstrap lines (bootstrap.ts), paths (path.ts), the directory and its fetches
+ * (directory.ts, directory-fetch.ts, cross-check.ts), guards (guards.ts), the build timeout (build-timeout.ts).
  */
 import { crypto } from '../crypto/index.js';
 import { fingerprintOf } from '../crypto/keys.js';

@@ -10,6 +10,10 @@
  * at most one for when both hold again. A CONTROL message is queued whole or not at all.
  *
  * Events: link:open, link:cell, link:control, link:drain, link:close.
+ *
+ * Why ~540 lines: the frame queue, the CONTROL reassembly, the deadlines and the backpressure above all act on the
+ * same queue and socket in one order per frame; the handshake itself and the frame cipher are pure and live in
+ * protocol/ (link-handshake.ts), the socket adapters in socket.ts and ws-node.ts.
  */
 import {
   CellCommand,

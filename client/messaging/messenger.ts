@@ -22,6 +22,9 @@
  * introductions, serving rendezvous circuits, hidden TCP services through an injected connector), rendezvous.ts (the
  * initiator's side), conversation.ts (one conversation's frames and acknowledgements), delivery.ts (listen() queues
  * and copies), and client/mailbox.ts (offline messages). It keeps the conversations on file by peer.
+ *
+ * Why ~430 lines: the facade's public calls (listen, send, connect, checkMailbox) and their documentation are most of
+ * it; the rest is the table of conversations by peer, which send() and the hidden service's accepted streams share.
  */
 import { crypto } from '../../crypto/index.js';
 import { createIdentity, formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
