@@ -139,8 +139,8 @@ describe('client authorisation and introductions (relay processes)', function ()
 
         // The same INTRODUCE2 again (as an introduction point or an observer could replay it): refused.
         const { state, m } = captured[0]!;
-        const replay = (alice as unknown as { onIntroduce: (s: IntroView, m: RelayMessage) => Promise<void> }).onIntroduce.bind(alice);
-        await replay(state, m);
+        const endpoint = (alice as unknown as { endpoint: { onIntroduce: (s: IntroView, m: RelayMessage) => void } }).endpoint;
+        endpoint.onIntroduce.call(endpoint, state, m);
         expect(errors).to.include('ERR_MESSAGE_REPLAY');
 
         // Four introductions over two points of two each: at least one point is worn out, replaced and republished.

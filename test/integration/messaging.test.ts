@@ -100,7 +100,7 @@ describe('private messaging and hidden services (relay processes)', function () 
   });
 
   it('an introduction relay killed → the endpoint republishes and stays reachable', async () => {
-    const intros = (alice as unknown as { intros: Map<string, unknown> }).intros;
+    const intros = (alice as unknown as { endpoint: { intros: Map<string, unknown> } }).endpoint.intros;
     const victimFp = [...intros.keys()][0]!;
     const victim = net.relays.find((r) => r.fingerprint === victimFp)!;
     let published = 0;
