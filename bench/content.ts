@@ -4,7 +4,11 @@
  * get, repair time after a holder dies, store writes per second; and, in the same run, a plain 50 MiB stream over a
  * 3-hop circuit (the goal: a 50 MiB get at no less than half that throughput).
  *
- *   flags: --relays N (10)  --runs N (3)  --quick (1 run, 10 MiB instead of 50)
+ * And, with Chromium installed, the time to first paint of a 1 MiB site (an HTML page, a stylesheet and three
+ * images) opened through the local gateway (specs/content.md §12), each run a freshly published site and a browser
+ * cache left empty, with the time to its load event.
+ *
+ *   flags: --relays N (10)  --runs N (3)  --quick (1 run, 10 MiB instead of 50)  --site-only (only the site rows)
  */
 import { createServer } from 'node:http';
 import { initCrypto } from '../crypto/index.js';
@@ -13,12 +17,17 @@ import { ContentClient } from '../client/content.js';
 import { parseLink } from '../protocol/content-link.js';
 import { fetchItem } from '../net/content-requests.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
-import { startNetwork, waitFor } from '../test/helpers/network.js';
+import { startNetwork, waitFor } from '../cli/local-network.js';
+import { chromiumPath, launchBrowser } from '../test/helpers/chromium.js';
+import { memoryBookmarkStorage } from '../client/gateway/bookmarks.js';
+import { startGateway } from '../client/gateway/server.js';
+import { publishSite, type SiteSource } from '../client/site.js';
+import { readFileSync } from 'node:fs';
 import { parseFlags } from './lib/options.js';
 import { median } from './lib/stats.js';
 import { writeResults } from './lib/results.js';
 
-const flags = parseFlags(process.argv.slice(2), { relays: 'number', runs: 'number', quick: 'boolean' }, 'npm run bench:content -- [--relays N] [--runs N] [--quick]');
+const flags = parseFlags(process.argv.slice(2), { relays: 'number', runs: 'number', quick: 'boolean', 'site-only': 'boolean' }, 'npm run bench:content -- [--relays N] [--runs N] [--quick] [--site-only]');
 const relaysN = flags.relays ?? 10;
 const runs = flags.quick ? 1 : (flags.runs ?? 3);
 const BIG = (flags.quick ? 10 : 50) * 1024 * 1024;
@@ -52,7 +61,62 @@ const rows: Record<string, number[]> = {};
 const add = (k: string, v: number): void => void (rows[k] ??= []).push(v);
 const storeWrites = async (): Promise<number> => (await Promise.all(net.relays.map((r) => r.metric('allium_store_blocks').catch(() => 0)))).reduce((a, b) => a + b, 0);
 
+/** A 1 MiB site: a page with text, a stylesheet, and three images of about 330 KB (random bytes in a PNG's name). */
+function oneMiBSite(seed: number): SiteSource[] {
+  const png = readFileSync(new URL('../test/fixtures/garlic.png', import.meta.url));
+  const text = Array.from({ length: 400 }, (_, i) => `<p>Paragraph ${i} of a site published for the benchmark, run ${seed}.</p>`).join('\n');
+  const files: [string, string, Uint8Array][] = [
+    ['index.html', 'text/html', new TextEncoder().encode(`<!DOCTYPE html><html><head><title>bench</title><link rel="stylesheet" href="style.css"></head><body><h1>Benchmark site ${seed}</h1><img src="a.png"><img src="b.png"><img src="c.png"><img src="logo.png">${text}</body></html>`)],
+    ['style.css', 'text/css', new TextEncoder().encode(`body{font-family:sans-serif;background:#f6fbf1}h1{color:#2f6b20}/* ${seed} */`)],
+    ['logo.png', 'image/png', png],
+    ...['a', 'b', 'c'].map((n, i) => [`${n}.png`, 'image/png', data(330_000, seed * 31 + i)] as [string, string, Uint8Array]),
+  ];
+  return files.map(([path, type, bytes]) => ({ path, type, size: bytes.length, sha256: `${seed}-${path}`, read: async () => bytes }));
+}
+
+async function siteRows(): Promise<void> {
+  if (!chromiumPath()) {
+    console.log('skipped: site first paint (needs chromium, Debian package chromium)');
+    return;
+  }
+  const gateway = await startGateway({ content, bookmarks: memoryBookmarkStorage() }, { port: 0, pollIntervalMs: 0 });
+  const browser = await launchBrowser();
+  try {
+    for (let run = 0; run < runs; run++) {
+      const sources = oneMiBSite(run + 1);
+      const total = sources.reduce((n, s) => n + s.size, 0);
+      const site = await publishSite(content, sources);
+      const page = await browser.newPage();
+      await page.setCacheEnabled(false);
+      const t0 = performance.now();
+      await page.goto(gateway.url.replace(/\/$/, '') + gateway.pathOf(site.link), { waitUntil: 'load', timeout: 300_000 });
+      const loadMs = performance.now() - t0;
+      const paint = await page.evaluate(() => {
+        const e = performance.getEntriesByName('first-contentful-paint')[0] ?? performance.getEntriesByName('first-paint')[0];
+        return e ? e.startTime : NaN;
+      });
+      add(`site ${(total / 1048576).toFixed(1)} MiB via gateway: first paint (ms)`, paint);
+      add(`site ${(total / 1048576).toFixed(1)} MiB via gateway: load event (ms)`, loadMs);
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+    await gateway.stop();
+  }
+}
+
 try {
+  if (flags['site-only']) {
+    await siteRows();
+    console.log('\n| measurement | median | runs |\n| --- | --- | --- |');
+    for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(', ')} |`);
+    console.log(`results: ${writeResults('content-site', { relays: relaysN, runs }, rows)}`);
+    content.close();
+    await client.stop();
+    http.close();
+    await net.stop();
+    process.exit(0);
+  }
   for (let run = 0; run < runs; run++) {
     for (const [label, size] of [
       ['1 MiB', 1024 * 1024],
@@ -119,6 +183,7 @@ try {
     'three copies again',
   );
   add('repair after a holder died (s)', (performance.now() - t0) / 1000);
+  await siteRows();
 
   console.log('\n| measurement | median | runs |\n| --- | --- | --- |');
   for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(', ')} |`);

@@ -15,7 +15,7 @@ import { initCrypto } from '../crypto/index.js';
 import { AlliumClient } from '../client/client.js';
 import { Messenger, createIdentity, formatAddress } from '../client/messaging/node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
-import { startNetwork, waitFor } from '../test/helpers/network.js';
+import { startNetwork, waitFor } from '../cli/local-network.js';
 import { parseFlags } from './lib/options.js';
 import { fmt, summarize } from './lib/stats.js';
 import { progress, writeResults } from './lib/results.js';

@@ -27,7 +27,7 @@ import type { Link } from '../net/link.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { Relay } from '../relay/relay.js';
 import { silentLogger } from '../relay/logger.js';
-import { sleep, startRelay } from '../test/helpers/network.js';
+import { sleep, startRelay } from '../cli/local-network.js';
 import { table } from './harness.js';
 import { compiledRuntime, tsxRuntime, type Runtime } from './lib/compiled.js';
 import { parseFlags } from './lib/options.js';
@@ -325,7 +325,7 @@ async function measureRss(rt: Runtime, links: number): Promise<RssRun> {
     nickname: 'rss',
     timing: DEFAULT_TIMING,
     extra: { log_level: 'warn', max_links_per_ip: links + 64, max_links_per_block: links + 64, max_inbound_neighbours_per_block: 4096, handshakes_per_second: 2000 },
-    process: { entry: rt.cli, nodeArgs: [...rt.loaderArgs] },
+    process: { entry: [rt.cli], nodeArgs: [...rt.loaderArgs] },
   });
   const opened: Link[] = [];
   try {

@@ -31,7 +31,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { sleep } from '../test/helpers/network.js';
+import { sleep } from '../cli/local-network.js';
 import { table } from './harness.js';
 import { tsxRuntime } from './lib/compiled.js';
 import { parseFlags } from './lib/options.js';

@@ -15,7 +15,7 @@ import { AlliumClient } from '../client/client.js';
 import { startSocksServer } from '../client/socks.js';
 import { parseHostPort } from '../relay/config.js';
 import { writeFileAtomic } from '../relay/keystore.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { ContentClient } from '../client/content.js';
 import { IdentityKey } from '../crypto/keys.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
@@ -24,6 +24,15 @@ import { clientOptionsFrom, startClient, type ClientFlags } from './client-sessi
 import { runRelayCommand } from './relay-command.js';
 import { Messenger } from '../client/messaging/node.js';
 import { progressBar } from './progress.js';
+import { runGateway, runSitePublish, runStatus } from './site-commands.js';
+
+const isFolder = (p: string): boolean => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+};
 
 export { EXIT };
 
@@ -145,6 +154,7 @@ export function buildProgram(): Command {
     .option('--socks-port <port>', 'SOCKS5 listener port (falls back to a free port if taken)', '9050')
     .option('--http-port <port>', 'port of the demo web server (0: any)', '0')
     .option('--map-port <port>', 'port of the network map page (0: any)', '0')
+    .option('--gateway-port <port>', 'port of the gateway serving the demo site (falls back to a free port if taken)', '8888')
     .option('--keep', 'keep the relays\' data directories after stopping')
     .action(async (opts: Record<string, unknown>) => {
       try {
@@ -157,6 +167,7 @@ export function buildProgram(): Command {
           socksPort: Number(opts['socksPort']),
           httpPort: Number(opts['httpPort']),
           mapPort: Number(opts['mapPort']),
+          gatewayPort: Number(opts['gatewayPort']),
           keep: !!opts['keep'],
         });
       } catch (e) {
@@ -177,12 +188,13 @@ export function buildProgram(): Command {
   clientOptions(
     program
       .command('put')
-      .description('publish a file; prints its allium:chk link')
-      .argument('<file>', 'file to publish')
-      .option('--random-key', 'encrypt with random keys: no one can test whether a relay holds a known file (no deduplication)'),
+      .description('publish a file, or a folder as a site; prints its allium:chk link (a site\'s ends with "/")')
+      .argument('<file>', 'file or folder to publish')
+      .option('--random-key', 'encrypt with random keys: no one can test whether a relay holds a known file (no deduplication; a site keeps a secret so its editions still share blocks)'),
   ).action(async (file: string, opts: Record<string, unknown>) => {
     try {
       await initCrypto();
+      if (isFolder(file)) return await runSitePublish('put', file, { ...clientFlags(opts), randomKey: !!opts['randomKey'] });
       const data = readInput(file);
       const client = await startClient(clientFlags(opts));
       const content = new ContentClient(client);
@@ -229,16 +241,26 @@ export function buildProgram(): Command {
         .command(name)
         .description(
           name === 'publish'
-            ? 'publish a file under an updatable key (a stable allium:ssk link); creates the key file if missing'
-            : 'publish a new edition of an updatable key (the link stays the same)',
+            ? 'publish a file, or a folder as a site, under an updatable key (a stable allium:ssk link); creates the key file if missing'
+            : 'publish a new edition of an updatable key or site (the link stays the same; unchanged files are not sent again)',
         )
-        .argument('<file>', 'file to publish')
-        .requiredOption('--name <name>', 'the name under your key (part of the link)')
-        .option('--key <file>', 'publisher key file (keep it secret; back it up)', './allium-publisher.key'),
+        .argument('<file>', 'file or folder to publish')
+        .option('--name <name>', 'the name under your key (part of the link; a folder remembers it for "update")')
+        .option('--key <file>', 'publisher key file (keep it secret; back it up; default ./allium-publisher.key)')
+        .option('--note <text>', "a site's note on what this edition changed (shown to readers who follow it)")
+        .option('--random-key', 'a site only: keys no outsider can derive from the files (kept with the site, so editions share blocks)'),
     ).action(async (file: string, opts: Record<string, unknown>) => {
       try {
         await initCrypto();
-        const keyFile = String(opts['key']);
+        if (isFolder(file)) {
+          const f: Parameters<typeof runSitePublish>[2] = { ...clientFlags(opts), randomKey: !!opts['randomKey'] };
+          if (opts['name'] !== undefined) f.name = String(opts['name']);
+          if (opts['key'] !== undefined) f.key = String(opts['key']);
+          if (opts['note'] !== undefined) f.note = String(opts['note']);
+          return await runSitePublish(name, file, f);
+        }
+        if (opts['name'] === undefined) throw new ConfigError(`${name} FILE needs --name NAME`);
+        const keyFile = String(opts['key'] ?? './allium-publisher.key');
         readInput(file); // the file to publish must exist before a key is made
         let key: IdentityKey;
         if (existsSync(keyFile)) key = IdentityKey.fromSeed(fromHex(readFileSync(keyFile, 'utf8').trim()));
@@ -264,6 +286,38 @@ export function buildProgram(): Command {
       }
     });
   }
+
+  clientOptions(
+    program
+      .command('status')
+      .description("count how many of a file's or site's blocks are at their holders")
+      .argument('<link>', 'allium:chk/… or allium:ssk/…/name'),
+  ).action(async (link: string, opts: Record<string, unknown>) => {
+    try {
+      await initCrypto();
+      await runStatus(link, clientFlags(opts));
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+  clientOptions(
+    program
+      .command('gateway')
+      .description('serve Allium content to any browser at http://127.0.0.1:8888/ (filtered so pages cannot reach the open web)')
+      .option('--listen <host:port>', 'listen address (default 127.0.0.1:8888; loopback only unless --allow-remote)')
+      .option('--allow-remote', 'listen on an address that is not loopback (the gateway has no authentication)')
+      .option('--host-name <name>', 'another Host name to answer to, e.g. a name in /etc/hosts (repeatable)', collect, []),
+  ).action(async (opts: Record<string, unknown>) => {
+    try {
+      await initCrypto();
+      const f: Parameters<typeof runGateway>[0] = { ...clientFlags(opts), allowRemote: !!opts['allowRemote'], hostName: opts['hostName'] as string[] };
+      if (opts['listen'] !== undefined) f.listen = String(opts['listen']);
+      await runGateway(f);
+    } catch (e) {
+      fail(e);
+    }
+  });
 
   return program;
 }

@@ -2,13 +2,11 @@
  * `allium devnet` (the README's main job): a real local Allium network on 127.0.0.1 — relay processes and a client —
  * showing each capability live, then a compact status line until Ctrl-C stops everything.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, relative, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stringify } from 'smol-toml';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { AlliumClient } from '../client/client.js';
 import { ContentClient } from '../client/content.js';
 import { Messenger } from '../client/messaging/node.js';
@@ -19,15 +17,12 @@ import { SQLITE_INSTALL, sqliteUnavailable } from '../relay/sqlite.js';
 import { IdentityKey } from '../crypto/keys.js';
 import { toHex } from '../protocol/bytes.js';
 import { NETWORK_MAP_PAGE } from './network-map.js';
+import { memoryBookmarkStorage } from '../client/gateway/bookmarks.js';
+import { startGateway, type Gateway } from '../client/gateway/server.js';
+import { publishSite, type SiteSource } from '../client/site.js';
 import { SINGLE_HOST_NETWORK } from '../relay/config.js';
+import { packageRoot, readMetric, RelayStartError, spawnRelay, type RelayProcess } from './relay-process.js';
 
-/** The package root: the nearest folder above this file with a package.json (sources run from cli/, builds from dist/cli/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
-const BIN = join(packageRoot(), 'bin', 'allium.js');
 
 /**
  * How to run `allium` in hints: `npx allium` from an installed package (a node_modules folder), else `node` and the
@@ -46,7 +41,33 @@ export interface DevnetOptions {
   socksPort: number;
   httpPort: number;
   mapPort: number;
+  /** Port of the gateway (falls back to a free port if taken). */
+  gatewayPort: number;
   keep: boolean;
+}
+
+/** The demo site devnet publishes: two pages, a stylesheet and an image, made here. */
+function demoSite(): SiteSource[] {
+  const files: Record<string, [string, string]> = {
+    'index.html': ['text/html', `<!DOCTYPE html><html lang="en"><head><title>Allium demo site</title><link rel="stylesheet" href="style.css"></head><body>
+<h1><img src="allium.svg" width="48" height="48" alt=""> A site published into Allium</h1>
+<p>This page was published by <code>allium devnet</code> a moment ago, under an updatable key, and you are reading it through the
+local gateway: every block came from store relays through anonymous circuits.</p>
+<p>The gateway's content filter rebuilt this page from what it knows to be safe: <a href="https://example.com/">a link to the open web</a>
+leads to a warning page, and nothing here can make your browser contact anything but the gateway.</p>
+<p><a href="pages/how.html">How it works</a></p></body></html>`],
+    'pages/how.html': ['text/html', `<!DOCTYPE html><html lang="en"><head><title>How it works</title><link rel="stylesheet" href="../style.css"></head><body>
+<h1>How it works</h1><ol><li>allium publish DIR --name NAME cut each file into encrypted blocks and stored them at three relays each.</li>
+<li>A site manifest maps paths to the files' links; a signed edition record points at it.</li>
+<li>The gateway resolves the newest edition, fetches the blocks, filters the page and serves it.</li></ol>
+<p><a href="../index.html">Back</a></p></body></html>`],
+    'style.css': ['text/css', 'body{font:17px/1.55 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;background:#f6fbf1;color:#1d2a1f}h1{color:#2f6b20}h1 img{vertical-align:middle}code{background:#e4efd9;padding:0 .2rem}'],
+    'allium.svg': ['image/svg+xml', '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 48"><circle cx="24" cy="20" r="14" fill="#8e6bbf"/><circle cx="18" cy="16" r="4" fill="#b89be0"/><path d="M24 34 V46" stroke="#4d7a3a" stroke-width="3"/></svg>'],
+  };
+  return Object.entries(files).map(([path, [type, text]]) => {
+    const bytes = new TextEncoder().encode(text);
+    return { path, type, size: bytes.length, sha256: path, read: async () => bytes };
+  });
 }
 
 interface DevRelay {
@@ -70,15 +91,10 @@ function say(s: string): void {
   process.stdout.write(`${s}\n`);
 }
 
+/** A relay's metric, NaN while it does not answer. */
 async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   try {
-    const text = await (await fetch(url)).text();
-    let sum = 0;
-    for (const line of text.split('\n')) {
-      const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-      if (m && m[1] === name && Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
-    }
-    return sum;
+    return await readMetric(url, name, labels);
   } catch {
     return NaN;
   }
@@ -146,23 +162,13 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
   const { mkdirSync } = await import('node:fs');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (i < auth.count) writeFileSync(join(dir, 'identity.key'), toHex(auth.keys[i]!.seed) + '\n', { mode: 0o600 });
-  const cfgFile = join(dir, 'relay.toml');
-  writeFileSync(cfgFile, stringify(config));
-  const ready = join(dir, 'ready.json');
-  const proc = spawn(process.execPath, [BIN, 'relay', '--config', cfgFile, '--ready-file', ready], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const deadline = Date.now() + 30_000;
-  while (!existsSync(ready)) {
-    if (proc.exitCode !== null) {
-      const why = err.split('\n').find((l) => l.startsWith('allium:') || /Error/.test(l)) ?? err.trim().split('\n').pop() ?? '';
-      throw new ConfigError(`relay ${nick} failed to start: ${why.trim()}`);
-    }
-    if (Date.now() > deadline) throw new ConfigError(`relay ${nick} did not start in 30 s`);
-    await new Promise((r) => setTimeout(r, 50));
+  let r: RelayProcess;
+  try {
+    r = await spawnRelay(dir, config, { startTimeoutMs: 30_000 });
+  } catch (e) {
+    throw new ConfigError(`relay ${nick} failed to start: ${e instanceof RelayStartError ? e.reason : String(e)}`);
   }
-  const info = JSON.parse(readFileSync(ready, 'utf8')) as { fingerprint: string; bootstrap: string; metrics: string; address: string; admin: string };
-  return { nick, proc, dir, fingerprint: info.fingerprint, bootstrap: info.bootstrap, metrics: info.metrics, admin: info.admin, port: Number(new URL(info.address).port) };
+  return { nick, proc: r.proc, dir, fingerprint: r.fingerprint, bootstrap: r.bootstrap, metrics: r.metrics, admin: r.admin!, port: Number(new URL(r.address).port) };
 }
 
 /** The network map's data: relays (up or not), overlay links between them, and the client's circuit paths. */
@@ -205,6 +211,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
   let socks: Awaited<ReturnType<typeof startSocksServer>> | null = null;
   let http: Server | null = null;
   let mapServer: Server | null = null;
+  let gateway: Gateway | null = null;
   const extraClients: AlliumClient[] = [];
   const messengers: Messenger[] = [];
   let statusTimer: ReturnType<typeof setInterval> | null = null;
@@ -216,6 +223,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     if (statusTimer) clearInterval(statusTimer);
     process.stdout.write('\n');
     say('Stopping: client, SOCKS listener, relays…');
+    await gateway?.stop();
     content?.close();
     for (const m of messengers) m.close();
     for (const x of extraClients) await x.stop();
@@ -367,6 +375,20 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     });
     const mapPort = (mapServer.address() as { port: number }).port;
     say(c.green(`✓ network map: http://127.0.0.1:${mapPort}/   relay status pages: ${relays[0]!.admin} (one per relay)`));
+
+    // A site under an updatable key, read through the local gateway (docs/publishing.md).
+    const tSite = Date.now();
+    const site = await publishSite(content, demoSite(), { publisher: IdentityKey.generate(), name: 'demo', note: 'The first edition.' });
+    const bookmarks = memoryBookmarkStorage();
+    try {
+      gateway = await startGateway({ content, bookmarks }, { port: o.gatewayPort, pollIntervalMs: 60_000 });
+    } catch {
+      gateway = await startGateway({ content, bookmarks }, { port: 0, pollIntervalMs: 60_000 });
+    }
+    gateway.bookmarks.add(site.link, 'Allium demo site');
+    say(c.green(`✓ published a site (${site.manifest.files.length} files) under an updatable key in ${Date.now() - tSite} ms; the local gateway serves it to any browser:`));
+    say(`    ${gateway.url.replace(/\/$/, '')}${gateway.pathOf(site.link)}/`);
+    say(`    gateway home (bookmarks, what changed): ${gateway.url}`);
 
     say(c.bold('\nRunning. Ctrl-C stops everything.'));
     statusTimer = setInterval(() => {

@@ -23,3 +23,26 @@ export function progressBar(label: string): { update: (done: number, total: numb
     },
   };
 }
+
+/** A progress bar counting blocks, with an estimate of the time left (silent when stderr is not a terminal). */
+export function blocksBar(label: string): { update: (done: number, total: number, current: string) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {percentage}% {value}/{total} blocks, {eta_formatted} left  {current}`, stream: process.stderr, hideCursor: true, etaBuffer: 50 },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(done, total, current) {
+      if (!started) {
+        bar.start(total, 0, { current });
+        started = true;
+      }
+      bar.setTotal(total);
+      bar.update(done, { current: current.length > 30 ? '…' + current.slice(-29) : current });
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}

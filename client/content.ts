@@ -14,7 +14,8 @@ import { formatLink, parseLink } from '../protocol/content-link.js';
 import type { ContentKind, ContentStatus } from '../protocol/content-messages.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, NotFoundError, throwIfAborted } from '../protocol/errors.js';
-import { decodeFile, encodeFile, type EncodedBlock } from '../protocol/file-codec.js';
+import { encodeFile, fileBlocks, openFile, readFile, type EncodedBlock, type ReadOptions } from '../protocol/file-codec.js';
+import { createEditionHints, editionPeriods, hintName } from '../protocol/site-manifest.js';
 import { holdersOf } from '../protocol/placement.js';
 import { createRecord, nameHash, openRecord, sskRoutingKey } from '../protocol/ssk.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
@@ -29,7 +30,38 @@ export interface Progress {
 export interface PutOptions extends AbortOptions {
   /** 'convergent' (default: same file, same link, stored once) or 'random' (no confirmation attack). */
   mode?: KeyMode;
+  /** With convergent keys: a secret mixed into every key (content.md §2, §10.4), so outsiders cannot derive them. */
+  convergenceSecret?: Uint8Array;
+  /** Blocks the network already acknowledged (an insert journal, content.md §10.4): not sent again. */
+  skip?: (rk: Uint8Array) => boolean;
+  /** Called once a holder acknowledged a block (`ok` or `exists`). */
+  onStored?: (rk: Uint8Array) => void;
+  /** Counts, filled in as blocks are stored or skipped. */
+  stats?: { stored: number; skipped: number };
   onProgress?: Progress;
+}
+
+/** A file opened for reading: its size, its blocks, and a reader of byte ranges (content.md §12.3). */
+export interface OpenedContent {
+  readonly size: number;
+  /** Every block of the file (manifest blocks first). */
+  blocks(): BlockRef[];
+  /** Bytes [start, end) in order, fetching only the segments that cover them. */
+  read(options?: { start?: number; end?: number; onProgress?: Progress } & AbortOptions): AsyncGenerator<Uint8Array>;
+}
+
+/** Publishing an edition: whether to store edition hints (content.md §11.1; default true), and the clock. */
+export interface PublishOptions extends PutOptions {
+  hints?: boolean;
+  now?: () => number;
+}
+
+/** latestEdition(): ERR_UNREACHABLE rather than null when nothing was found and holders could not be asked (`strict`). */
+export interface LatestEditionOptions extends AbortOptions {
+  strict?: boolean;
+  /** Ask the edition hints too (default true). */
+  hints?: boolean;
+  now?: number;
 }
 
 export interface GetOptions extends AbortOptions {
@@ -231,16 +263,25 @@ export class ContentClient {
     let sent = 0;
     const inFlight = new Set<Promise<void>>();
     let failure: unknown = null;
-    const gen = encodeFile(source, { mode });
+    const gen = encodeFile(source, options.convergenceSecret && mode === 'convergent' ? { mode, convergenceSecret: options.convergenceSecret } : { mode });
     let step = await gen.next();
     let root: BlockRef | null = null;
     while (!step.done) {
       throwIfAborted(options.signal);
       if (failure) throw failure;
       const block: EncodedBlock = step.value;
+      if (options.skip?.(block.ref.rk)) {
+        if (options.stats) options.stats.skipped++;
+        sent += block.stored.length;
+        options.onProgress?.(sent, total);
+        step = await gen.next();
+        continue;
+      }
       const p = this.storeEverywhere('block', block.ref.rk, block.stored, { signal: options.signal }).then(
         () => {
           sent += block.stored.length;
+          if (options.stats) options.stats.stored++;
+          options.onStored?.(block.ref.rk);
           options.onProgress?.(sent, total);
         },
         (e: unknown) => {
@@ -258,41 +299,66 @@ export class ContentClient {
     return formatLink({ type: 'chk', rk: root.rk, dk: root.dk, flags: mode === 'random' ? FLAG_RANDOM : 0 });
   }
 
+  /** The CHK root of a link: itself, or the newest edition's target of an updatable key. */
+  async rootOf(link: string, options: AbortOptions = {}): Promise<BlockRef> {
+    const parsed = parseLink(link);
+    if (parsed.type === 'chk') return parsed;
+    const target = await this.resolveSsk(parsed.publisher, parsed.name, options);
+    const chk = parseLink(target);
+    if (chk.type !== 'chk') throw new AlliumError('ERR_CONTENT', 'an updatable key must point at a chk link');
+    return chk;
+  }
+
+  private blockFetcher(options: AbortOptions): (ref: BlockRef) => Promise<Uint8Array | null> {
+    return (ref) => this.fetchAnywhere('block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), options);
+  }
+
+  /**
+   * Opens a file by its root (or link): reads its manifest and returns its size and a range reader (whose reads
+   * take their own signal, else this call's). Throws ERR_NOT_FOUND, ERR_UNREACHABLE, ERR_CONTENT, ERR_LIMIT,
+   * ERR_ABORTED.
+   */
+  async open(root: BlockRef | string, options: AbortOptions = {}): Promise<OpenedContent> {
+    const ref = typeof root === 'string' ? await this.rootOf(root, options) : root;
+    const limits: { concurrency: number; maxManifestBytes?: number } = { concurrency: this.concurrency };
+    if (this.maxManifestBytes !== undefined) limits.maxManifestBytes = this.maxManifestBytes;
+    const file = await notFoundAsContent(openFile(this.blockFetcher(options), ref, limits));
+    const concurrency = this.concurrency;
+    const fetcher = (o: AbortOptions): ((ref: BlockRef) => Promise<Uint8Array | null>) => this.blockFetcher(o);
+    return {
+      size: file.size,
+      blocks: () => fileBlocks(file),
+      async *read(o = {}) {
+        const ro: ReadOptions = { concurrency };
+        if (o.start !== undefined) ro.start = o.start;
+        if (o.end !== undefined) ro.end = o.end;
+        if (o.onProgress) ro.onProgress = o.onProgress;
+        try {
+          yield* readFile(file, fetcher(signalOption(o.signal ?? options.signal)), ro);
+        } catch (e) {
+          if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);
+          throw e;
+        }
+      },
+    };
+  }
+
   /** Fetches a link's content as chunks, in order. */
   async *getStream(link: string, options: GetOptions = {}): AsyncGenerator<Uint8Array> {
     const scope = this.shutdown.scope(options.signal);
     try {
-      yield* this.getStreamWith(link, options, scope.signal);
+      const file = await this.open(link, { signal: scope.signal });
+      yield* file.read({ ...(options.onProgress ? { onProgress: options.onProgress } : {}), signal: scope.signal });
     } finally {
       scope.dispose();
     }
   }
 
-  private async *getStreamWith(link: string, options: GetOptions, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    const parsed = parseLink(link);
-    let root: BlockRef;
-    if (parsed.type === 'ssk') {
-      const target = await this.resolveSsk(parsed.publisher, parsed.name, { signal });
-      const chk = parseLink(target);
-      if (chk.type !== 'chk') throw new AlliumError('ERR_CONTENT', 'an updatable key must point at a chk link');
-      root = chk;
-    } else root = parsed;
-    const fetch = async (ref: BlockRef): Promise<Uint8Array | null> =>
-      this.fetchAnywhere(
-        'block',
-        ref.rk,
-        (b) => verifyStoredBlock(ref.rk, b),
-        { signal },
-      );
-    try {
-      const decodeOpts: { concurrency: number; maxManifestBytes?: number; onProgress?: (d: number, t: number) => void } = { concurrency: this.concurrency };
-      if (options.onProgress) decodeOpts.onProgress = options.onProgress;
-      if (this.maxManifestBytes !== undefined) decodeOpts.maxManifestBytes = this.maxManifestBytes;
-      yield* decodeFile(root, fetch, decodeOpts);
-    } catch (e) {
-      if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);
-      throw e;
-    }
+  /** How many of a block's holders have it (a head-only FETCH to each; unreachable holders count as lacking it). */
+  async copiesOf(rk: Uint8Array, options: AbortOptions = {}): Promise<{ holders: number; copies: number }> {
+    const holders = this.holders(rk).length;
+    const got = await this.fetchFromAll('block', rk, { ...options, head: true });
+    return { holders, copies: got.length };
   }
 
   /**
@@ -306,40 +372,56 @@ export class ContentClient {
     return concatBytes(...parts);
   }
 
-  /** The newest edition of an updatable key found at its holders. */
+  /** The newest edition of an updatable key found at its holders and those of its edition hints (content.md §11). */
   async resolveSsk(publisher: Uint8Array, name: string, options: AbortOptions = {}): Promise<string> {
-    const found = await this.scoped(options, (signal) => this.newestEdition(publisher, name, signal, true));
+    const found = await this.latestEdition(publisher, name, { ...options, strict: true });
     if (!found) throw new NotFoundError('content not found: no holder has an edition of this key');
     return found.target;
   }
 
-  /** With `strict`, ERR_UNREACHABLE rather than null when no edition was found and some holder could not be asked. */
-  private async newestEdition(publisher: Uint8Array, name: string, signal: AbortSignal, strict = false): Promise<{ edition: number; target: string } | null> {
-    const rk = sskRoutingKey(publisher, nameHash(name));
+  /**
+   * The newest edition found at the holders of the key and of its edition hints for the periods of now (content.md
+   * §11.2): four keys asked in parallel, the highest edition that opens wins. With `strict`, ERR_UNREACHABLE rather
+   * than null when no edition was found and some holder of the key itself could not be asked.
+   */
+  latestEdition(publisher: Uint8Array, name: string, options: LatestEditionOptions = {}): Promise<{ edition: number; target: string } | null> {
+    return this.scoped(options, (signal) => this.latestEditionWith(publisher, name, options, signal));
+  }
+
+  private async latestEditionWith(publisher: Uint8Array, name: string, options: LatestEditionOptions, signal: AbortSignal): Promise<{ edition: number; target: string } | null> {
+    const names = [name, ...(options.hints === false ? [] : editionPeriods(options.now ?? Date.now()).map((p) => hintName(name, p)))];
     let best: { edition: number; target: string } | null = null;
     let unreachable = 0;
-    const holders = this.holders(rk);
+    let holderCount = 0;
     await Promise.all(
-      holders.map(async (h) => {
-        let bytes: Uint8Array | null;
-        try {
-          bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, { signal });
-        } catch {
-          unreachable++;
-          return;
-        }
-        if (!bytes) return;
-        try {
-          const r = openRecord(publisher, name, bytes);
-          if (!best || r.edition > best.edition) best = r;
-        } catch {
-          /* a forged or damaged record: ignored */
-        }
+      names.map(async (recordName, i) => {
+        const rk = sskRoutingKey(publisher, nameHash(recordName));
+        const holders = this.holders(rk);
+        if (i === 0) holderCount = holders.length;
+        await Promise.all(
+          holders.map(async (h) => {
+            let bytes: Uint8Array | null;
+            try {
+              bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, { signal });
+            } catch {
+              if (i === 0) unreachable++;
+              return;
+            }
+            if (!bytes) return;
+            try {
+              const r = openRecord(publisher, recordName, bytes);
+              if (i > 0 && parseLink(r.target).type !== 'chk') return;
+              if (!best || r.edition > best.edition) best = r;
+            } catch {
+              /* a forged or damaged record: ignored */
+            }
+          }),
+        );
       }),
     );
     throwIfAborted(signal);
-    if (!best && strict && (holders.length === 0 || unreachable > 0)) {
-      throw new AlliumError('ERR_UNREACHABLE', `no edition found: ${unreachable} of ${holders.length} holders of this key could not be asked`);
+    if (!best && options.strict && (holderCount === 0 || unreachable > 0)) {
+      throw new AlliumError('ERR_UNREACHABLE', `no edition found: ${unreachable} of ${holderCount} holders of this key could not be asked`);
     }
     return best;
   }
@@ -348,12 +430,33 @@ export class ContentClient {
    * Publishes `data` under the updatable key (publisher, name): stores the content, then a signed edition one
    * newer than the newest found. Returns the allium:ssk link, which stays the same across editions.
    */
-  async publish(publisher: IdentityKey, name: string, data: Uint8Array, options: PutOptions = {}): Promise<{ link: string; edition: number }> {
+  async publish(publisher: IdentityKey, name: string, data: Uint8Array, options: PublishOptions = {}): Promise<{ link: string; edition: number }> {
     const target = await this.put(data, options);
-    const current = await this.scoped(options, (signal) => this.newestEdition(publisher.publicKey, name, signal));
+    return this.publishTarget(publisher, name, target, options);
+  }
+
+  /**
+   * Publishes `target` (a CHK link already stored) as the next edition of (publisher, name): one newer than the
+   * newest found at the key or its hints, stored at the key's holders, then the edition hints of the periods of now
+   * (content.md §11.1; a hint no holder took is not an error: the key itself carries the edition).
+   */
+  async publishTarget(publisher: IdentityKey, name: string, target: string, options: PublishOptions = {}): Promise<{ link: string; edition: number }> {
+    const now = (options.now ?? Date.now)();
+    const signal = signalOption(options.signal);
+    const current = await this.latestEdition(publisher.publicKey, name, { now, ...signal });
     const edition = (current?.edition ?? 0) + 1;
     const rec = createRecord(publisher.secretKey, publisher.publicKey, name, edition, target);
-    await this.storeEverywhere('record', rec.rk, rec.bytes, signalOption(options.signal));
+    await this.storeEverywhere('record', rec.rk, rec.bytes, signal);
+    if (options.hints !== false) {
+      const hints = createEditionHints(publisher.secretKey, publisher.publicKey, name, edition, target, now);
+      await Promise.all(
+        hints.map((h) =>
+          this.storeEverywhere('record', h.rk, h.bytes, signal).catch((e: unknown) => {
+            if (e instanceof AbortedError) throw e;
+          }),
+        ),
+      );
+    }
     return { link: formatLink({ type: 'ssk', publisher: publisher.publicKey, name }), edition };
   }
 
@@ -367,5 +470,15 @@ export class ContentClient {
   /** For tests and logs: the hex of a routing key's start. */
   static short(rk: Uint8Array): string {
     return toHex(rk).slice(0, 12);
+  }
+}
+
+/** A missing root reads as content nobody stored (ERR_NOT_FOUND from the codec becomes a NotFoundError). */
+async function notFoundAsContent<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND' && !(e instanceof NotFoundError)) throw new NotFoundError(`content not found: ${e.message}`);
+    throw e;
   }
 }

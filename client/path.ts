@@ -106,13 +106,16 @@ export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descr
 
   const exitsFor = (): Descriptor[] =>
     o.exitPort === null ? usable : usable.filter((d) => isExitPolicy(exitPolicyOf(d)) && allowsExit(d, o.exitPort!, o.exitAddress));
+  // The last hop of an internal circuit (no exit port: content, introduction, rendezvous) is weighted as a middle, as
+  // Tor does for internal circuits: exit weights would leave out every relay that does not exit (specs/path.md §3).
+  const lastPosition: Position = o.exitPort === null ? 'middle' : 'exit';
   const noExit = (): AlliumError => new AlliumError('ERR_ONION_PATH', o.exitPort === null ? 'directory is empty' : `no exit allows port ${o.exitPort}`);
   const guards = o.guards.filter((g) => !o.exclude?.has(g.fingerprint));
   let last: Descriptor | undefined = o.last;
   let entry: Descriptor | undefined;
 
   if (o.hops === 1) {
-    last ??= weightedPick(exitsFor(), random, 'exit', o.weights);
+    last ??= weightedPick(exitsFor(), random, lastPosition, o.weights);
     if (!last) throw noExit();
     return [last];
   }
@@ -128,7 +131,7 @@ export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descr
         const x = weightedPick(
           exits!.filter((d) => compatible([g], d, o.enforceDistinctSubnets)),
           random,
-          'exit',
+          lastPosition,
           o.weights,
         );
         if (x) {
@@ -143,7 +146,7 @@ export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descr
     // Guards that failed recently are not replaced by arbitrary entries: that would spread this client's first hops
     // over the network, the exposure guards exist to prevent (the caller may try again without the exclusions).
     if (o.guards.length > 0) throw new AlliumError('ERR_ONION_PATH', 'every guard failed recently');
-    last ??= weightedPick(exitsFor(), random, 'exit', o.weights);
+    last ??= weightedPick(exitsFor(), random, lastPosition, o.weights);
     if (!last) throw noExit();
     entry = weightedPick(
       usable.filter((d) => compatible([last!], d, o.enforceDistinctSubnets)),

@@ -74,6 +74,8 @@ export const ERROR_CODES = {
   // content (protocol/chk.ts, protocol/ssk.ts, relay/content.ts, client/content.ts)
   ERR_CONTENT: 'protocol', // a content block, manifest or record is malformed
   ERR_CONTENT_TAMPERED: 'crypto', // a block does not hash to its routing key or does not decrypt under the link key
+  ERR_SITE_MANIFEST: 'protocol', // a site manifest (or an edition hint's target) is malformed (protocol/site-manifest.ts)
+  ERR_FILTER: 'protocol', // a document the content filter cannot make safe (client/content-filter/)
   ERR_LINK_FORMAT: 'config', // text that is not an allium: link
   ERR_LINK_CHECKSUM: 'config', // an allium: link whose checksum does not match (a typo or a truncated paste)
   ERR_QUOTA: 'limit', // a relay's storage quota is full

@@ -224,50 +224,98 @@ export interface ManifestLimits {
   concurrency?: number;
 }
 
-async function readManifest(fetch: BlockFetcher, root: BlockRef, limits: ManifestLimits = {}): Promise<{ inline: Uint8Array } | { size: number; segs: [number, number, BlockRef[]][] }> {
+/** A file whose manifest was read: its size and segments (or its inline bytes), and the manifest blocks read. */
+export interface OpenedFile {
+  readonly size: number;
+  /** The whole file, when it lives inside its root block (INLINE). */
+  readonly inline: Uint8Array | null;
+  /** [k, m, refs]: k data block refs then m check block refs. */
+  readonly segs: readonly (readonly [number, number, readonly BlockRef[]])[];
+  /** The root and every MANIFEST_PART block read to assemble the manifest. */
+  readonly manifestBlocks: readonly BlockRef[];
+}
+
+/**
+ * Reads a file's manifest (content.md §3.4): the root, then the parts of indirect manifests, each level checked
+ * before any of its parts is fetched. Checks that the segments' data blocks hold exactly `size` bytes with every
+ * block full but the last. Throws ERR_NOT_FOUND (no root), ERR_CONTENT, ERR_LIMIT (MAX_MANIFEST_BYTES), ERR_SCHEMA.
+ */
+export async function openFile(fetch: BlockFetcher, root: BlockRef, limits: ManifestLimits = {}): Promise<OpenedFile> {
   const maxBytes = limits.maxManifestBytes ?? MAX_MANIFEST_BYTES;
   const concurrency = Math.max(1, limits.concurrency ?? DEFAULT_DECODE_CONCURRENCY);
   const plain = await fetchPlain(fetch, root);
   if (!plain) throw new AlliumError('ERR_NOT_FOUND', 'no holder has the root block');
+  const manifestBlocks: BlockRef[] = [root];
   let { type, payload } = parseBlockPlaintext(plain);
-  if (type === BlockType.INLINE) return { inline: payload };
+  if (type === BlockType.INLINE) return { size: payload.length, inline: payload, segs: [], manifestBlocks };
   for (let depth = 0; depth < 8; depth++) {
     if (type !== BlockType.MANIFEST) throw new ProtocolError('ERR_CONTENT', 'root block is not a manifest');
     const m = decodeManifestPayload(payload);
-    if (m.kind === 'manifest') return { size: m.size, segs: m.segs.map(([k, mm, refs]) => [k, mm, refs]) };
+    if (m.kind === 'manifest') {
+      let blocks = 0;
+      for (const [k, mm, refs] of m.segs) {
+        if (k < 1 || refs.length !== k + mm) throw new ProtocolError('ERR_CONTENT', 'segment reference count');
+        blocks += k;
+      }
+      // Every data block is full but the file's last one (content.md §3.1), which holds 1..BLOCK_PAYLOAD_MAX bytes.
+      if (m.size > blocks * BLOCK_PAYLOAD_MAX || (blocks > 0 && m.size <= (blocks - 1) * BLOCK_PAYLOAD_MAX) || (blocks === 0 && m.size !== 0)) {
+        throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+      }
+      return { size: m.size, inline: null, segs: m.segs, manifestBlocks };
+    }
     // Everything is checked before a part is fetched: the length against the reader's cap, the part count against
     // the length. Parts then come a few at a time, into one buffer of that length.
     if (m.len > maxBytes) throw new LimitError('MAX_MANIFEST_BYTES', `a manifest of ${m.len} bytes is larger than this reader takes (${maxBytes})`);
     if (m.parts.length !== Math.ceil(m.len / BLOCK_PAYLOAD_MAX)) throw new ProtocolError('ERR_CONTENT', 'manifest part count does not match its length');
     payload = await fetchParts(fetch, m.parts, m.len, concurrency);
+    manifestBlocks.push(...m.parts);
     type = BlockType.MANIFEST;
   }
   throw new ProtocolError('ERR_CONTENT', 'manifest nested too deeply');
 }
 
+/** Every block of an opened file: manifest blocks, then each segment's data and check blocks. */
+export function fileBlocks(file: OpenedFile): BlockRef[] {
+  return [...file.manifestBlocks, ...file.segs.flatMap(([, , refs]) => refs)];
+}
+
+export interface ReadOptions {
+  /** Blocks fetched at once (default 16). */
+  concurrency?: number;
+  /** First byte to yield (default 0). */
+  start?: number;
+  /** One past the last byte to yield (default the file's size). */
+  end?: number;
+  onProgress?: DecodeProgress;
+}
+
 /**
- * Decodes a file, segment by segment, yielding its bytes in order. Missing data blocks are rebuilt from check
- * blocks; a segment with fewer than k surviving blocks fails with ERR_NOT_FOUND. A manifest longer than
- * `maxManifestBytes` (default MAX_MANIFEST_BYTES) is refused before any of its parts is fetched (ERR_LIMIT).
+ * Yields bytes [start, end) of an opened file, in order, fetching only the segments that cover them. Missing data
+ * blocks are rebuilt from check blocks; a segment with fewer than k surviving blocks fails with ERR_NOT_FOUND, or
+ * ERR_UNREACHABLE when some of its holders could not be asked. Every data block must be full but the file's last
+ * (ERR_CONTENT).
  */
-export async function* decodeFile(
-  root: BlockRef,
-  fetch: BlockFetcher,
-  options: { concurrency?: number; maxManifestBytes?: number; onProgress?: DecodeProgress } = {},
-): AsyncGenerator<Uint8Array> {
-  const limits: ManifestLimits = {};
-  if (options.concurrency !== undefined) limits.concurrency = options.concurrency;
-  if (options.maxManifestBytes !== undefined) limits.maxManifestBytes = options.maxManifestBytes;
-  const man = await readManifest(fetch, root, limits);
-  if ('inline' in man) {
-    options.onProgress?.(man.inline.length, man.inline.length);
-    yield man.inline;
+export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
+  const start = Math.max(0, options.start ?? 0);
+  const end = Math.min(file.size, options.end ?? file.size);
+  const total = Math.max(0, end - start);
+  if (file.inline) {
+    const out = file.inline.subarray(start, Math.max(start, end));
+    options.onProgress?.(out.length, total);
+    if (out.length) yield out;
     return;
   }
+  if (total === 0) return;
   const limit = options.concurrency ?? DEFAULT_DECODE_CONCURRENCY;
+  const lastBlockLen = file.size - (Math.ceil(file.size / BLOCK_PAYLOAD_MAX) - 1) * BLOCK_PAYLOAD_MAX;
   let done = 0;
-  for (const [k, m, refs] of man.segs) {
-    if (refs.length !== k + m) throw new ProtocolError('ERR_CONTENT', 'segment reference count');
+  let offset = 0; // file offset of the segment's first byte
+  for (const [k, m, refs] of file.segs) {
+    const segLen = Math.min(k * BLOCK_PAYLOAD_MAX, file.size - offset);
+    const segStart = offset;
+    offset += segLen;
+    if (segStart + segLen <= start) continue;
+    if (segStart >= end) break;
     const shards: (Uint8Array | null)[] = new Array(k + m).fill(null);
     // Why a block is missing when it could not be had: told apart so that a segment lost for want of holders is
     // reported as unreachable, not as content nobody stored.
@@ -303,13 +351,40 @@ export async function* decodeFile(
       throw new AlliumError('ERR_UNREACHABLE', `a segment cannot be rebuilt: ${missing} of its ${k} blocks missing, some holders unreachable (${(unreachable as AlliumError).message})`);
     }
     const data = await reconstruct(shards, k, BLOCK_PLAIN_LEN);
+    let at = segStart;
     for (const plain of data) {
       const { type, payload } = parseBlockPlaintext(plain);
       if (type !== BlockType.DATA) throw new ProtocolError('ERR_CONTENT', 'expected a data block');
-      done += payload.length;
-      options.onProgress?.(done, man.size);
-      yield payload;
+      const isLast = at + BLOCK_PAYLOAD_MAX >= file.size;
+      if (payload.length !== (isLast ? lastBlockLen : BLOCK_PAYLOAD_MAX)) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+      const from = Math.max(start, at) - at;
+      const to = Math.min(end, at + payload.length) - at;
+      at += payload.length;
+      if (to > from) {
+        done += to - from;
+        options.onProgress?.(done, total);
+        yield from === 0 && to === payload.length ? payload : payload.subarray(from, to);
+      }
     }
+    if (at !== segStart + segLen) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
   }
-  if (done !== man.size) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+}
+
+/**
+ * Decodes a file, segment by segment, yielding its bytes in order (openFile, then readFile). A manifest longer than
+ * `maxManifestBytes` (default MAX_MANIFEST_BYTES) is refused before any of its parts is fetched (ERR_LIMIT).
+ */
+export async function* decodeFile(
+  root: BlockRef,
+  fetch: BlockFetcher,
+  options: { concurrency?: number; maxManifestBytes?: number; onProgress?: DecodeProgress } = {},
+): AsyncGenerator<Uint8Array> {
+  const limits: ManifestLimits = {};
+  if (options.concurrency !== undefined) limits.concurrency = options.concurrency;
+  if (options.maxManifestBytes !== undefined) limits.maxManifestBytes = options.maxManifestBytes;
+  const file = await openFile(fetch, root, limits);
+  const read: ReadOptions = {};
+  if (options.concurrency !== undefined) read.concurrency = options.concurrency;
+  if (options.onProgress) read.onProgress = options.onProgress;
+  yield* readFile(file, fetch, read);
 }

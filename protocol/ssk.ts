@@ -49,12 +49,22 @@ function u64(n: number): Uint8Array {
   return b;
 }
 
-/** Creates a signed edition pointing at `target` (a link text). */
-export function createRecord(secretKey: Uint8Array, publisher: Uint8Array, name: string, edition: number, target: string): { rk: Uint8Array; bytes: Uint8Array } {
+/**
+ * Creates a signed edition pointing at `target` (a link text). `random` supplies the nonce (the CSPRNG unless a
+ * vector or test injects a seeded source).
+ */
+export function createRecord(
+  secretKey: Uint8Array,
+  publisher: Uint8Array,
+  name: string,
+  edition: number,
+  target: string,
+  random: (n: number) => Uint8Array = (n) => crypto().random(n),
+): { rk: Uint8Array; bytes: Uint8Array } {
   const nh = nameHash(name);
   const rk = sskRoutingKey(publisher, nh);
   const key = crypto().hash(32, concatBytes(publisher, utf8(name)), L.key);
-  const nonce = crypto().random(24);
+  const nonce = random(24);
   const ct = concatBytes(nonce, crypto().xaeadEncrypt(utf8(target), rk, nonce, key));
   const sig = crypto().sign(concatBytes(SIGN, rk, u64(edition), ct), secretKey);
   return { rk, bytes: encodeCbor({ v: 1, pk: publisher, nh, ed: edition, ct, sig }) };

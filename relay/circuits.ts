@@ -238,7 +238,13 @@ export class CircuitReactor {
   /** Every circuit, for the out-of-memory handler and status pages. */
   *circuits(): Generator<CircuitHop> {
     const seen = new Set<CircuitHop>();
-    for (const m of this.byLink.values()) for (const { hop } of m.values()) if (!seen.has(hop)) (seen.add(hop), yield hop);
+    for (const m of this.byLink.values()) {
+      for (const { hop } of m.values()) {
+        if (seen.has(hop)) continue;
+        seen.add(hop);
+        yield hop;
+      }
+    }
   }
 
   private table(link: Link): Map<number, { hop: CircuitHop; side: 'prev' | 'next' }> {

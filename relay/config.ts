@@ -43,6 +43,12 @@ export const relayConfigSchema = z.strictObject({
    * its own host or network. Turn on only for a test network on one machine or a network of your own.
    */
   allow_private_addresses: z.boolean().default(false),
+  /**
+   * Sybil admission (specs/directory.md §5.5): a gossiped descriptor of an identity neither held nor listed by the
+   * consensus enters the directory only after its relay proved it answers at its address. Turning it off is allowed
+   * only with allow_private_addresses (a closed test network), where tests fill a directory with made-up relays.
+   */
+  sybil_admission: z.boolean().default(true),
   /** Relays to join through: "ws://host:port/path FINGERPRINT". */
   bootstrap: z.array(z.string()).default([]),
   /** Fingerprints of the operator's other relays (declared family; never two in one circuit). */
@@ -238,6 +244,9 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   }
   if (cfg.relay_links_reserved >= cfg.max_links) throw new ConfigError('relay_links_reserved must be less than max_links (clients need some links)');
   if (!cfg.tls_cert !== !cfg.tls_key) throw new ConfigError('tls_cert and tls_key: set both (TLS) or neither (plain WebSocket)');
+  if (!cfg.sybil_admission && !cfg.allow_private_addresses) {
+    throw new ConfigError('sybil_admission: may be turned off only on a closed test network (with allow_private_addresses); on a public network it is what keeps made-up relays out of the directory');
+  }
   if (cfg.bridge && cfg.authority) throw new ConfigError('bridge: a directory authority must be public; it cannot be a bridge');
   const t = cfg.timing;
   if (t.sr_period % t.consensus_interval !== 0 || t.sr_period < 2 * t.consensus_interval) {

@@ -61,7 +61,6 @@ import { applyReload, type ReloadReport } from './reload.js';
 import { ALLIUM_VERSION } from './version.js';
 import { listenOn } from '../net/listen.js';
 import { CircuitTable } from '../net/circuit.js';
-import type { Descriptor as Desc } from '../protocol/descriptor.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
 import { TokenBucket } from './token-bucket.js';
@@ -438,6 +437,7 @@ export class Relay {
       onAuthorityMessage: (link, m) => this.authorityImpl?.onMessage(link, m),
       onConsensus: (c) => countConsensus(this.metrics, c),
       ...(cfg.bridge ? { bridge: { descriptor: () => this.ownDescriptor?.raw ?? null } } : {}),
+      ...(cfg.sybil_admission ? {} : { admission: false }),
     });
     if (cfg.authority) this.startAuthority(identity);
     for (const line of cfg.bootstrap) {

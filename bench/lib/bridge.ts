@@ -5,18 +5,9 @@
  * benchmark (nginx by its own pid).
  */
 import { rmSync } from 'node:fs';
-import {
-  freePort,
-  makeTestCertificate,
-  nginxBinary,
-  startNginx,
-  startRelay,
-  tempDir,
-  waitFor,
-  type NginxSite,
-  type RelayProcess,
-  type TestCertificate,
-} from '../../test/helpers/network.js';
+import { startRelay, tempDir, waitFor } from '../../cli/local-network.js';
+import { freePort, type RelayProcess } from '../../cli/relay-process.js';
+import { makeTestCertificate, nginxBinary, startNginx, type NginxSite, type TestCertificate } from '../../test/helpers/network.js';
 import type { Runtime } from './compiled.js';
 import { BENCH_TIMING, type BenchNetwork } from './network.js';
 
@@ -47,7 +38,7 @@ export async function startBridgeBehindNginx(net: BenchNetwork, rt: Runtime, nod
       timing: BENCH_TIMING,
       env: { NODE_EXTRA_CA_CERTS: cert.cert },
       extra: { path: PATH, public_address: `wss://127.0.0.1:${nginx.port}${PATH}`, bridge: true },
-      process: { entry: rt.cli, nodeArgs: [...rt.loaderArgs, ...nodeArgs] },
+      process: { entry: [rt.cli], nodeArgs: [...rt.loaderArgs, ...nodeArgs] },
     });
     const n = net.relays.length;
     await waitFor(async () => (await bridge.metric('allium_directory_relays')) === n, 60_000, 'the bridge to learn the directory');

@@ -10,7 +10,7 @@ import { isExitPolicy, parseExitPolicy } from '../../protocol/exit-policy.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
 import { openLink } from '../../net/dial.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
-import { sleep } from '../../test/helpers/network.js';
+import { sleep } from '../../cli/local-network.js';
 
 export async function timedBuild(client: AlliumClient, port: number): Promise<{ ms: number; circuit: ClientCircuit }> {
   const t0 = performance.now();

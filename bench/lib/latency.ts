@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { AlliumClient } from '../../client/client.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
-import { sleep } from '../../test/helpers/network.js';
+import { sleep } from '../../cli/local-network.js';
 import { table } from '../harness.js';
 import { sequentialBuilds } from './builds.js';
 import { startChild, type Child } from './children.js';

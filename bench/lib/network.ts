@@ -6,7 +6,8 @@
  */
 import { createServer } from 'node:net';
 import { rmSync } from 'node:fs';
-import { readMetric, startNetwork, startRelay, sleep, type RelayProcess, type TestNetwork } from '../../test/helpers/network.js';
+import { startNetwork, startRelay, sleep, type LocalNetwork as TestNetwork } from '../../cli/local-network.js';
+import { readMetric, type RelayProcess } from '../../cli/relay-process.js';
 import { startChild, type Child } from './children.js';
 import type { Runtime } from './compiled.js';
 
@@ -50,7 +51,7 @@ export async function startBenchNetwork(o: {
   nodeArgs?: string[];
   delayMs?: number;
 }): Promise<BenchNetwork> {
-  const launch = { entry: o.runtime.cli, nodeArgs: [...o.runtime.loaderArgs, ...(o.nodeArgs ?? [])] };
+  const launch = { entry: [o.runtime.cli], nodeArgs: [...o.runtime.loaderArgs, ...(o.nodeArgs ?? [])] };
   if (!o.delayMs) {
     const net = await startNetwork(o.n, { exits: o.exits, timing: BENCH_TIMING, process: launch });
     await waitMesh(net.relays, 60_000);

@@ -15,7 +15,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Relay } from '../../relay/relay.js';
 import { silentLogger } from '../../relay/logger.js';
-import { sleep } from '../../test/helpers/network.js';
+import { sleep } from '../../cli/local-network.js';
 import { startChild } from './children.js';
 import type { Runtime } from './compiled.js';
 import { SINGLE_HOST_NETWORK } from '../../relay/config.js';

@@ -22,7 +22,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rea
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { sleep } from '../../test/helpers/network.js';
+import { sleep } from '../../cli/local-network.js';
 import { startChild, type Child } from './children.js';
 import type { Runtime } from './compiled.js';
 import { TorControl } from './tor-latency-control.js';

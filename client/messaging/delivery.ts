@@ -92,7 +92,11 @@ export class Delivery {
   async receive(m: IncomingMessage, gone: () => boolean): Promise<boolean> {
     while (!this.closed && !gone() && [...this.queues].some((q) => q.items.length >= this.maxListenQueue)) {
       await new Promise<void>((resolve) => {
-        for (const w of this.roomWaiters) if (w.gone()) (this.roomWaiters.delete(w), w.resolve());
+        for (const w of this.roomWaiters) {
+          if (!w.gone()) continue;
+          this.roomWaiters.delete(w);
+          w.resolve();
+        }
         this.roomWaiters.add({ resolve, gone });
       });
     }

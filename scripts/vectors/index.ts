@@ -12,6 +12,7 @@ import { linkFile } from './link.js';
 import { ntorOnionFile } from './ntor-onion.js';
 import { relayCryptoFile } from './relay-crypto.js';
 import { relayPayloadFile } from './relay-payload.js';
+import { siteFile } from './site.js';
 
 export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'cells.json': cellsFile,
@@ -21,6 +22,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'relay-crypto.json': relayCryptoFile,
   'mailbox.json': mailboxFile,
   'link.json': linkFile,
+  'site.json': siteFile,
   'consensus.json': consensusFile,
 };
 

@@ -24,7 +24,7 @@ import { computeSrv, srCommit } from '../../protocol/shared-random.js';
 import { DirectoryView } from '../../protocol/view.js';
 import { T0 } from '../anonymity.js';
 import { authorities, runConsensus, type Observed } from './authorities.js';
-import { honestNetwork, pct, type AuditOptions, type AuditRow } from './common.js';
+import { honestNetwork, type AuditOptions, type AuditRow } from './common.js';
 
 const K = 3;
 /** Days of uninterrupted uptime the Holder flag needs (DEFAULT_FLAG_THRESHOLDS.holderMinUptime). */

@@ -56,3 +56,36 @@ export function textById(dom: string, id: string): string | null {
   const m = new RegExp(`id="${id}"[^>]*>([^<]*)<`).exec(dom);
   return m ? m[1]!.trim() : null;
 }
+
+/**
+ * Headless Chromium driven through puppeteer-core with the flags above and a fresh profile, for tests that need to
+ * click, seek media or take screenshots. Requests are not intercepted: a test of what pages try to reach sees it.
+ */
+export async function launchBrowser(): Promise<{ browser: import('puppeteer-core').Browser; newPage: () => Promise<import('puppeteer-core').Page>; close: () => Promise<void> }> {
+  const { default: puppeteer } = await import('puppeteer-core');
+  const profile = mkdtempSync(join(tmpdir(), 'allium-chromium-'));
+  const browser = await puppeteer.launch({
+    executablePath: chromiumPath() ?? '/usr/bin/chromium',
+    headless: true,
+    pipe: true,
+    userDataDir: profile,
+    timeout: 120_000,
+    protocolTimeout: 600_000,
+    args: [...flags(profile).filter((f) => f !== '--headless' && !f.startsWith('--user-data-dir')), '--disable-domain-reliability', '--no-pings', '--autoplay-policy=no-user-gesture-required'],
+  });
+  return {
+    browser,
+    async newPage() {
+      const page = await browser.newPage();
+      page.setDefaultTimeout(300_000);
+      return page;
+    },
+    async close() {
+      try {
+        await browser.close();
+      } finally {
+        rmSync(profile, { recursive: true, force: true });
+      }
+    },
+  };
+}

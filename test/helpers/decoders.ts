@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parseBootstrapLine, parseBridgeLine } from '../../protocol/bootstrap-line.js';
 import { SocksHandshake } from '../../client/socks-handshake.js';
+import { filterCss, filterHtml, filterSvg } from '../../client/content-filter/index.js';
+import { filterStyleAttribute } from '../../client/content-filter/css.js';
 import { seededRandom } from '../../crypto/drbg.js';
 import { crypto } from '../../crypto/index.js';
 import { fingerprintOf, IdentityKey, parseFingerprint } from '../../crypto/keys.js';
@@ -38,6 +40,7 @@ import { parseMessage } from '../../protocol/ratchet.js';
 import { decodeRatchetState } from '../../protocol/ratchet-state.js';
 import { decodeRelayPayload } from '../../protocol/relay-cell.js';
 import { decodeRv, encodeRv } from '../../protocol/rendezvous-messages.js';
+import { createEditionHints, decodeSiteManifest, editionPeriods, encodeSiteManifest, openEditionHint } from '../../protocol/site-manifest.js';
 import { createRecord, openRecord, verifyRecord } from '../../protocol/ssk.js';
 import { decodeBegin, decodeCircuitSendme, decodeEnd, encodeBegin } from '../../protocol/stream-messages.js';
 import { parseHostPort, resolveRelayConfig } from '../../relay/config.js';
@@ -98,15 +101,36 @@ function makeContext() {
   const mailbox = vectors<{ items: { bytes?: string }[]; storeInvalid: { bytes: string }[] }>('mailbox.json');
   const mailboxSeeds = [...mailbox.storeInvalid.map((x) => fromHex(x.bytes))];
   const ssk = createRecord(identity.secretKey, identity.publicKey, 'site', 3, 'allium:chk/abc');
+  const siteRef = { rk: rand(32), dk: rand(32) };
+  const site = encodeSiteManifest({
+    idx: 'index.html',
+    files: [
+      { path: 'img/a.png', type: 'image/png', ref: siteRef, size: 100 },
+      { path: 'index.html', type: 'text/html;charset=utf-8', ref: siteRef, size: 2000 },
+    ],
+    note: 'what changed',
+  });
+  const hintTarget = 'allium:chk/' + 'a'.repeat(111);
+  const hints = createEditionHints(identity.secretKey, identity.publicKey, 'site', 4, hintTarget, NOW);
   const relays = testRelays(2, 'decoder-table');
   const onion = onionTo(relays);
   const period = periodAt(Math.floor(NOW / 1000));
   const endpoint = createEndpointDescriptor(recipient, period, { v: 1, intro: [{ relay: rand(32), auth: IdentityKey.fromSeed(rand(32)).publicKey, enc: crypto().x25519Keypair(rand(32)).publicKey }], created: NOW, expires: NOW + 3_600_000 });
   const locator = endpoint.locator;
-  return { rand, identity, desc, authorities, consensus, vote, recipient, address, mailboxSeeds, ssk, relays, onion, period, endpoint, locator, cells: hexList('cells.json', 'valid', 'invalid') };
+  return { rand, identity, desc, authorities, consensus, vote, recipient, address, mailboxSeeds, ssk, site, hints, relays, onion, period, endpoint, locator, cells: hexList('cells.json', 'valid', 'invalid') };
 }
 let context: ReturnType<typeof makeContext> | null = null;
 const ctx = (): ReturnType<typeof makeContext> => (context ??= makeContext());
+
+const FILTER_BASE = new URL('http://127.0.0.1:8888/allium:chk/aaaa/dir/page.html');
+const FILTER_SEEDS = {
+  html: [
+    '<!doctype html><html><head><title>t</title><link rel=stylesheet href=s.css><style>a{color:red;background:url(x.png)}</style></head><body><p style="color:blue">x<img src=a.png srcset="b.png 2x"><a href="http://e/">out</a><video src=v.webm controls></video></body></html>',
+    '<table><tr><td><form action=http://e/><input type=image src=x></form><iframe src=x></iframe><svg><image href=x /></svg><noscript><b>n</b></noscript><script>1</script>',
+  ],
+  css: ['@import "a.css"; @media screen { a { color: red } } @font-face { src: url(f.woff2) format("woff2") } b { background: url(http://e/) }', 'a{width:calc(1px + 2%)}'],
+  svg: ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><style>rect{fill:red}</style><rect width="10" height="10" fill="url(#g)"/><image href="a.png"/><a href="b.html"><text>t</text></a></svg>'],
+};
 
 const rv = (kind: Parameters<typeof decodeRv>[0]): DecoderCase => ({
   name: `rendezvous ${kind}`,
@@ -176,6 +200,15 @@ const CASES: DecoderCase[] = [
   { name: 'SSK record', input: 'bytes', cap: 8192, cbor: true, run: (x) => verifyRecord(ctx().ssk.rk, bytes(x)), seeds: () => [ctx().ssk.bytes] },
   { name: 'SSK record opened', input: 'bytes', cap: 8192, cbor: true, run: (x) => openRecord(ctx().identity.publicKey, 'site', bytes(x)), seeds: () => [ctx().ssk.bytes] },
   { name: 'file manifest', input: 'bytes', cap: 32 * 1024, cbor: true, run: (x) => decodeManifestPayload(bytes(x)), seeds: () => [encodeCbor({ v: 1, size: 100, segs: [[1, 1, new Uint8Array(128)]] }), encodeCbor({ v: 1, len: 64, parts: new Uint8Array(64) })] },
+  { name: 'site manifest', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeSiteManifest(bytes(x)), seeds: () => [ctx().site] },
+  {
+    name: 'edition hint opened',
+    input: 'bytes',
+    cap: 8192,
+    cbor: true,
+    run: (x) => openEditionHint(ctx().identity.publicKey, 'site', editionPeriods(NOW)[0]!, bytes(x)),
+    seeds: () => ctx().hints.map((h) => h.bytes),
+  },
   { name: 'block plaintext', input: 'bytes', cap: 32 * 1024, run: (x) => parseBlockPlaintext(bytes(x)), seeds: () => [Uint8Array.of(0, 0, 0, 0, 5, 1, 2, 3, 4, 5)] },
   { name: 'ratchet message', input: 'bytes', cap: 64 * 1024, run: (x) => parseMessage(bytes(x)), seeds: () => [Uint8Array.of(1, ...ctx().rand(32), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, ...ctx().rand(40))] },
   { name: 'conversation frame', input: 'bytes', cap: 64 * 1024, run: (x) => decodeFrame(bytes(x)), seeds: () => [encodeMessageFrame(1, ctx().rand(16), ctx().rand(10)), encodeAckFrame([ctx().rand(16), ctx().rand(16)])] },
@@ -211,6 +244,12 @@ const CASES: DecoderCase[] = [
     run: (x) => new SocksHandshake().push(bytes(x)),
     seeds: () => [Uint8Array.of(5, 1, 0, 5, 1, 0, 3, 3, 0x61, 0x62, 0x63, 0, 80), Uint8Array.of(5, 1, 2, 1, 1, 0x61, 1, 0x62, 5, 1, 0, 1, 127, 0, 0, 1, 1, 0xbb), new TextEncoder().encode('GET / HTTP/1.1\r\n')],
   },
+  // The content filter (specs/content.md §13): pages, stylesheets and SVG a publisher controls.
+  { name: 'HTML filter', input: 'text', cap: 256 * 1024, run: (x) => filterHtml(text(x), { base: FILTER_BASE }), seeds: () => FILTER_SEEDS.html },
+  { name: 'HTML filter, scripts on', input: 'text', cap: 256 * 1024, run: (x) => filterHtml(text(x), { base: FILTER_BASE, scripts: true }), seeds: () => FILTER_SEEDS.html },
+  { name: 'CSS filter', input: 'text', cap: 256 * 1024, run: (x) => filterCss(text(x), FILTER_BASE), seeds: () => FILTER_SEEDS.css },
+  { name: 'style attribute filter', input: 'text', cap: 64 * 1024, run: (x) => filterStyleAttribute(text(x), FILTER_BASE), seeds: () => ['color: red; background: url(a.png)', 'width: calc(1px + (2px * 3))'] },
+  { name: 'SVG filter', input: 'text', cap: 256 * 1024, run: (x) => filterSvg(text(x), { base: FILTER_BASE }), seeds: () => FILTER_SEEDS.svg },
   { name: 'host name', input: 'text', cap: 1024, run: (x) => normalizeHost(text(x)), seeds: () => ['example.com', 'x.allium.', '[::1]', '127.0.0.1', 'xn--allium-.com'] },
   { name: 'host:port', input: 'text', cap: 1024, run: (x) => parseHostPort(text(x), 'listen'), seeds: () => ['127.0.0.1:9001', '[::1]:80'] },
   {

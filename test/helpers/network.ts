@@ -3,16 +3,16 @@
  * directory and config file, started by the test and stopped by it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
-import { connect, createServer as createNetServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stringify } from 'smol-toml';
 import { findProgram } from './programs.js';
-import { SINGLE_HOST_NETWORK } from '../../relay/config.js';
+import { freePort, readMetric, type RelayProcess } from '../../cli/relay-process.js';
+import * as local from '../../cli/local-network.js';
+import { sleep, tempDir, type RelayProcessOptions } from '../../cli/local-network.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const SOURCE_CLI = join(ROOT, 'cli', 'allium.ts');
@@ -43,262 +43,27 @@ export const DEFAULT_ENTRY: string[] =
     ? [DIST_CLI]
     : ['--import', TSX, SOURCE_CLI];
 
-export interface RelayProcessOptions {
-  dataDir?: string;
-  bootstrap?: string[];
-  exitPolicy?: string[];
-  nickname?: string;
-  timing?: Record<string, number>;
-  extra?: Record<string, unknown>;
-  listen?: string;
-  /** How the relay process runs (benchmarks: compiled JS, profiler flags). Default: the sources through tsx. */
-  process?: RelayLaunch;
-  /** Extra environment variables for the relay process (e.g. NODE_EXTRA_CA_CERTS for a test certificate). */
-  env?: Record<string, string>;
+// --- TLS and nginx (censorship tests and benchmarks) ---------------------------------------------------------------
+
+export type { RelayProcess } from '../../cli/relay-process.js';
+export { freePort, readMetric };
+export { FAST_FLAGS, FAST_TIMING, preparedRelayDir, sleep, tempDir, waitFor, type LocalNetwork as TestNetwork, type RelayProcessOptions } from '../../cli/local-network.js';
+
+/** A relay process as the tests start it: cli/local-network.ts, running DEFAULT_ENTRY unless told otherwise. */
+export function startRelay(o: RelayProcessOptions = {}): Promise<RelayProcess> {
+  return local.startRelay({ ...o, process: { entry: DEFAULT_ENTRY, ...o.process } });
 }
 
-export interface RelayLaunch {
-  /** Script that takes the `allium` command line (default: cli/allium.ts through tsx, whatever dist/ holds). */
-  entry?: string;
-  /** Extra node flags, e.g. --cpu-prof. */
-  nodeArgs?: string[];
+/** A network of relay processes as the tests start it (cli/local-network.ts startNetwork), running DEFAULT_ENTRY. */
+export function startNetwork(n: number, o: Parameters<typeof local.startNetwork>[1] = {}): Promise<local.LocalNetwork> {
+  return local.startNetwork(n, { ...o, process: { entry: DEFAULT_ENTRY, ...o.process } });
 }
 
-export interface RelayProcess {
-  readonly proc: ChildProcess;
-  readonly dataDir: string;
-  readonly fingerprint: string;
-  readonly address: string;
-  readonly bootstrap: string;
-  readonly metrics: string;
-  /** The bridge line, when the relay was started as a bridge. */
-  readonly bridge: string | null;
-  /** Status page URL when the relay was started with `admin` in its config. */
-  readonly admin: string | null;
-  readonly pid: number;
-  readonly logs: () => string;
-  kill(signal?: NodeJS.Signals): Promise<number | null>;
-  rssBytes(): number;
-  metric(name: string, labels?: Record<string, string>): Promise<number>;
-}
-
-/** Every relay process a test started; killed when the test process exits, so no relay outlives its test run. */
+/** Other processes a test started (nginx); killed when the test process exits. Relay processes: cli/relay-process.ts. */
 const spawned = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
 });
-
-export const FAST_TIMING = {
-  gossip_interval: 1000,
-  maintenance_interval: 250,
-  descriptor_lifetime: 30_000,
-  descriptor_renew: 10_000,
-  // Directory authorities (specs/directory.md §7): a consensus a second, relays tested every two seconds, measured
-  // briefly once a minute (the first measurement at once).
-  consensus_interval: 1000,
-  reachability_interval: 2000,
-  measurement_interval: 60_000,
-  measurement_duration: 200,
-};
-
-/** Flags earned in seconds rather than days (specs/directory.md §7.4), for test networks with authorities. */
-export const FAST_FLAGS = {
-  fast_min: 1,
-  stable_mtbf: 1000,
-  guard_min_known: 2000,
-  guard_min_wfu: 0.5,
-  guard_bw_guarantee: 1,
-  holder_min_uptime: 2000,
-  dir_min_known: 1000,
-};
-
-/** A data directory with an identity made in advance, so its fingerprint can go into other relays' configuration. */
-export function preparedRelayDir(prefix = 'allium-relay-'): { dataDir: string; fingerprint: string } {
-  const dataDir = tempDir(prefix);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const seed = randomBytes(32);
-  writeFileSync(join(dataDir, 'identity.key'), seed.toString('hex') + '\n', { mode: 0o600 });
-  return { dataDir, fingerprint: identityFingerprint(seed) };
-}
-
-/** The fingerprint (hex Ed25519 public key) of a 32-byte identity seed, as relay/keystore.ts derives it. */
-function identityFingerprint(seed: Uint8Array): string {
-  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(seed)]);
-  const spki = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
-  return Buffer.from(spki.subarray(spki.length - 32)).toString('hex');
-}
-
-export function tempDir(prefix = 'allium-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-export async function startRelay(o: RelayProcessOptions = {}): Promise<RelayProcess> {
-  const dataDir = o.dataDir ?? tempDir('allium-relay-');
-  const readyFile = join(dataDir, 'ready.json');
-  rmSync(readyFile, { force: true });
-  const config = {
-    nickname: o.nickname ?? 'test',
-    listen: o.listen ?? '127.0.0.1:0',
-    data_dir: dataDir,
-    bootstrap: o.bootstrap ?? [],
-    exit_policy: o.exitPolicy ?? ['reject *:*'],
-    // a loopback test network (relay/config.ts SINGLE_HOST_NETWORK)
-    ...SINGLE_HOST_NETWORK,
-    metrics: '127.0.0.1:0',
-    log_level: 'info',
-    // Test machines may have little free disk; stores here hold a few megabytes.
-    storage_min_free_disk: 16 * 1024 * 1024,
-    ...o.extra,
-    timing: { ...FAST_TIMING, ...o.timing },
-  };
-  const configFile = join(dataDir, 'relay.toml');
-  writeFileSync(configFile, stringify(config));
-  const entry = o.process?.entry ? [o.process.entry] : DEFAULT_ENTRY;
-  const argv = [...(o.process?.nodeArgs ?? []), ...entry, 'relay', '--config', configFile, '--ready-file', readyFile];
-  const proc = spawn(process.execPath, argv, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...o.env },
-  });
-  spawned.add(proc);
-  proc.once('exit', () => spawned.delete(proc));
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(readyFile)) {
-    if (proc.exitCode !== null) throw new Error(`relay exited early (${proc.exitCode}):\n${out}`);
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`relay did not start:\n${out}`);
-    }
-    await sleep(25);
-  }
-  const info = JSON.parse(readFileSync(readyFile, 'utf8')) as { fingerprint: string; address: string; bootstrap: string; bridge?: string | null; metrics: string; admin: string | null };
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return {
-    proc,
-    dataDir,
-    fingerprint: info.fingerprint,
-    address: info.address,
-    bootstrap: info.bootstrap,
-    metrics: info.metrics,
-    bridge: info.bridge ?? null,
-    admin: info.admin ?? null,
-    pid: proc.pid!,
-    logs: () => out,
-    async kill(signal: NodeJS.Signals = 'SIGTERM') {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      return exited;
-    },
-    rssBytes() {
-      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
-      return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-    },
-    async metric(name, labels = {}) {
-      return readMetric(info.metrics, name, labels);
-    },
-  };
-}
-
-export async function readMetric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(url)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const ls = m[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => ls.includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
-}
-
-export interface TestNetwork {
-  relays: RelayProcess[];
-  bootstrap: string;
-  /** Fingerprints of the network's directory authorities (the first relays), for clients: `authorities`. */
-  authorities: string[];
-  stop(): Promise<void>;
-}
-
-/**
- * Starts `n` relays (the first is the bootstrap; the last `exits` allow exits to 127.0.0.1) and waits until every
- * relay's directory holds all of them. The first `authorities` relays (default: 3, or 1 below 3 relays; 0 for none)
- * are directory authorities (specs/directory.md §7) with FAST_FLAGS; then it also waits until every relay holds a
- * consensus listing all of them.
- */
-export async function startNetwork(
-  n: number,
-  o: { exits?: number; timing?: Record<string, number>; extra?: Record<string, unknown>; process?: RelayLaunch; env?: Record<string, string>; authorities?: number } = {},
-): Promise<TestNetwork> {
-  const exits = o.exits ?? 0;
-  const policy = (i: number): string[] => (i >= n - exits ? ['accept 127.0.0.1:*', 'accept [::1]:*', 'reject *:*'] : ['reject *:*']);
-  const launch = { ...(o.process ? { process: o.process } : {}), ...(o.env ? { env: o.env } : {}) };
-  const nAuth = Math.min(n, o.authorities ?? (n >= 3 ? 3 : 1));
-  const prepared = Array.from({ length: nAuth }, () => preparedRelayDir('allium-auth-'));
-  const authorities = prepared.map((p) => p.fingerprint);
-  const extraFor = (i: number): Record<string, unknown> =>
-    nAuth === 0 ? (o.extra ?? {}) : { directory_authorities: authorities, ...(i < nAuth ? { authority: true, authority_flags: FAST_FLAGS } : {}), ...o.extra };
-  const dirFor = (i: number): { dataDir?: string } => (i < nAuth ? { dataDir: prepared[i]!.dataDir } : {});
-  const first = await startRelay({ nickname: 'r0', exitPolicy: policy(0), timing: o.timing ?? {}, extra: extraFor(0), ...dirFor(0), ...launch });
-  const started: RelayProcess[] = [first];
-  const relays = [first];
-  try {
-    // allSettled: when one relay fails to start, the others are still collected and stopped below.
-    const rest = await Promise.allSettled(
-      Array.from({ length: n - 1 }, (_, i) =>
-        startRelay({ nickname: `r${i + 1}`, bootstrap: [first.bootstrap], exitPolicy: policy(i + 1), timing: o.timing ?? {}, extra: extraFor(i + 1), ...dirFor(i + 1), ...launch }),
-      ),
-    );
-    for (const r of rest) if (r.status === 'fulfilled') started.push(r.value);
-    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    relays.push(...started.slice(1));
-    await waitFor(async () => (await Promise.all(relays.map((r) => r.metric('allium_directory_relays')))).every((x) => x === n), 60_000, `a directory of ${n} relays at every relay`);
-    if (nAuth > 0) {
-      await waitFor(async () => (await Promise.all(relays.map((r) => r.metric('allium_consensus_relays', { flag: 'all' })))).every((x) => x === n), 60_000, `a consensus of ${n} relays at every relay`);
-    }
-  } catch (e) {
-    // A network that did not come up must not outlive the test: its processes would keep mocha from exiting.
-    await Promise.all(started.map((r) => r.kill('SIGKILL')));
-    for (const r of started) rmSync(r.dataDir, { recursive: true, force: true });
-    throw e;
-  }
-  return {
-    relays,
-    bootstrap: first.bootstrap,
-    authorities,
-    async stop() {
-      await Promise.all(relays.map((r) => r.kill('SIGKILL')));
-      for (const r of relays) rmSync(r.dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `cond` every 50 ms; `what` names it in the timeout error (a function is read when the wait fails). */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string | (() => string) = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
-    await sleep(50);
-  }
-}
-
-// --- TLS and nginx (censorship tests and benchmarks) ---------------------------------------------------------------
-
-/** A free TCP port on 127.0.0.1 (closed again at once, so another process may take it first; good enough for tests). */
-export async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 export interface TestCertificate {
   /** PEM files: the certificate (self-signed, so it is also the CA to trust) and its key. */

@@ -105,6 +105,9 @@ export class OverlayHarness {
       degree: 8,
       gossipIntervalMs: 3_600_000,
       now: () => this.now,
+      // These tables are about what a neighbour's gossip fills; Sybil admission (which dials each new identity before
+      // it enters the directory) is measured with real relays in test/integration/authority-network.test.ts.
+      admission: false,
       ...options,
     });
   }

@@ -63,7 +63,7 @@ describe('wire audit: one WebSocket message size on every link (relay processes,
   let webPort: number;
   const page = patternBytes(300_000, 7);
   let frames: WsFrame[] = [];
-  let activity = { curl: false, content: false, messages: 0 };
+  const activity = { curl: false, content: false, messages: 0 };
 
   before(async function () {
     needProgram(this, 'dumpcap', 'tshark', 'curl');

@@ -24,7 +24,7 @@ describe('allium devnet (the main job)', function () {
 
   before(async function () {
     this.timeout(200_000);
-    child = spawn(process.execPath, [join(ROOT, 'bin', 'allium.js'), 'devnet', '--relays', '4', '--exits', '1', '--socks-port', '0'], {
+    child = spawn(process.execPath, [join(ROOT, 'bin', 'allium.js'), 'devnet', '--relays', '4', '--exits', '1', '--socks-port', '0', '--gateway-port', '0'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -72,6 +72,18 @@ describe('allium devnet (the main job)', function () {
     mkdirSync(OUT, { recursive: true });
     await screenshot(mapUrl, join(OUT, 'network-map.png'));
     expect(statSync(join(OUT, 'network-map.png')).size).to.be.greaterThan(10_000);
+  });
+
+  it('publishes a site and prints the gateway URL that shows it (headless Chromium)', async function () {
+    needProgram(this, 'chromium');
+    const siteUrl = /\n {4}(http:\/\/127\.0\.0\.1:\d+\/allium:ssk\/[a-z2-7]+\/demo\/)\n/.exec(out)?.[1];
+    expect(siteUrl, out).to.be.a('string');
+    const dom = await dumpDom(siteUrl!);
+    expect(dom).to.include('A site published into Allium');
+    expect(dom).to.include('/external?url=https%3A%2F%2Fexample.com%2F');
+    mkdirSync(OUT, { recursive: true });
+    await screenshot(siteUrl!, join(OUT, 'devnet-site.png'));
+    expect(statSync(join(OUT, 'devnet-site.png')).size).to.be.greaterThan(10_000);
   });
 
   it('stops cleanly on Ctrl-C', async () => {

@@ -9,7 +9,7 @@ import { toHex } from '../../protocol/bytes.js';
 import { encodeCbor } from '../../protocol/cbor.js';
 import { BLOCK_LEN, BLOCK_PAYLOAD_MAX, blockPlaintext, decryptBlock, encryptBlock, parseBlockPlaintext, BlockType, type BlockRef } from '../../protocol/chk.js';
 import { isAlliumError, LimitError } from '../../protocol/errors.js';
-import { decodeFile, encodeFile, MAX_MANIFEST_BYTES, SEGMENT_DATA, type BlockFetcher, type EncodedBlock } from '../../protocol/file-codec.js';
+import { decodeFile, encodeFile, MAX_MANIFEST_BYTES, openFile, readFile, SEGMENT_DATA, type BlockFetcher, type EncodedBlock } from '../../protocol/file-codec.js';
 
 function pattern(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -264,5 +264,57 @@ describe('manifests are bounded before their parts are fetched', () => {
     for await (const p of decodeFile(e.root, s.fetch, { concurrency: 4 })) parts.push(p);
     expect(sha(Buffer.concat(parts))).to.equal(sha(data));
     expect(s.maxInFlight()).to.be.at.most(4);
+  });
+});
+
+describe('file codec: byte ranges (the gateway seeking in a video, specs/content.md §12.3)', () => {
+  it('yields exactly bytes [start, end) and fetches only the segments that cover them', async () => {
+    const size = 3 * SEGMENT_DATA * BLOCK_PAYLOAD_MAX + 12_345; // four segments
+    const data = pattern(size, 77);
+    const e = await encode([data]);
+    const fetched = new Set<string>();
+    const fetch: BlockFetcher = async (ref) => {
+      fetched.add(toHex(ref.rk));
+      return e.store.get(toHex(ref.rk)) ?? null;
+    };
+    const file = await openFile(fetch, e.root);
+    expect(file.size).to.equal(size);
+    const segs = await segmentsOf(e);
+    for (const [start, end] of [
+      [0, 1],
+      [BLOCK_PAYLOAD_MAX - 1, BLOCK_PAYLOAD_MAX + 1],
+      [2 * SEGMENT_DATA * BLOCK_PAYLOAD_MAX + 5, 2 * SEGMENT_DATA * BLOCK_PAYLOAD_MAX + 100_000],
+      [size - 10, size],
+      [0, size],
+    ] as const) {
+      fetched.clear();
+      const parts: Uint8Array[] = [];
+      for await (const p of readFile(file, fetch, { start, end })) parts.push(p);
+      expect(sha(Buffer.concat(parts)), `${start}-${end}`).to.equal(sha(data.subarray(start, end)));
+      const first = Math.floor(start / (SEGMENT_DATA * BLOCK_PAYLOAD_MAX));
+      const last = Math.floor((end - 1) / (SEGMENT_DATA * BLOCK_PAYLOAD_MAX));
+      segs.forEach((s, i) => {
+        const touched = s.refs.slice(0, s.k).some((r) => fetched.has(toHex(r.rk)));
+        expect(touched, `segment ${i} for ${start}-${end}`).to.equal(i >= first && i <= last);
+      });
+    }
+  });
+
+  it('refuses a manifest whose size its blocks cannot hold (ERR_CONTENT) before fetching any data block', async () => {
+    const e = await encode([pattern(3 * BLOCK_PAYLOAD_MAX, 5)]);
+    const segs = await segmentsOf(e);
+    const refs = Buffer.concat(segs[0]!.refs.flatMap((r) => [r.rk, r.dk]));
+    for (const size of [2 * BLOCK_PAYLOAD_MAX, 3 * BLOCK_PAYLOAD_MAX + 1]) {
+      const root = encryptBlock(blockPlaintext(BlockType.MANIFEST, encodeCbor({ v: 1, size, segs: [[3, 2, new Uint8Array(refs)]] })), 'convergent');
+      const store = new Map(e.store);
+      store.set(toHex(root.ref.rk), root.stored);
+      let code = '';
+      try {
+        await openFile(async (ref) => store.get(toHex(ref.rk)) ?? null, root.ref);
+      } catch (err) {
+        code = isAlliumError(err) ? err.code : String(err);
+      }
+      expect(code, `size ${size}`).to.equal('ERR_CONTENT');
+    }
   });
 });

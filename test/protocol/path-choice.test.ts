@@ -8,6 +8,7 @@ import { IdentityKey } from '../../crypto/keys.js';
 import { crypto } from '../../crypto/index.js';
 import { signDescriptor, type Descriptor } from '../../protocol/descriptor.js';
 import { isAlliumError } from '../../protocol/errors.js';
+import { DirectoryView } from '../../protocol/view.js';
 
 function relays(n: number): Descriptor[] {
   const now = Date.now();
@@ -58,5 +59,22 @@ describe('path choice', () => {
     const entries = new Set<string>();
     for (let i = 0; i < 200; i++) entries.add(choosePath(ds, { hops: 3, exitPort: 443, guards: [], enforceDistinctSubnets: true })[0]!.fingerprint);
     expect(entries.size).to.be.greaterThan(4);
+  });
+
+  it('weights the last hop of an internal circuit as a middle: a network without exits still builds one', () => {
+    // Weighted by the directory view of a network without authorities, exit weights are 0 for non-exits; an internal
+    // circuit (content, rendezvous) asked for its last hop among them and failed with "no last hop is compatible".
+    const noExits = ds.slice(2);
+    const view = new DirectoryView(noExits, null);
+    const lasts = new Set<string>();
+    for (let i = 0; i < 100; i++) {
+      for (const g of [[], [noExits[0]!]]) {
+        const p = choosePath(noExits, { hops: 3, exitPort: null, guards: g, enforceDistinctSubnets: true, weights: view });
+        expect(p).to.have.length(3);
+        lasts.add(p[2]!.fingerprint);
+      }
+    }
+    expect(lasts.size).to.be.greaterThan(4);
+    expect(codeOf(() => choosePath(noExits, { hops: 3, exitPort: 443, guards: [], enforceDistinctSubnets: true, weights: view }))).to.match(/^ERR_ONION_PATH/);
   });
 });

@@ -92,8 +92,14 @@ describe('exit DNS with a server that never answers', function () {
     await new Promise<void>((resolve, reject) => {
       const t = setInterval(() => {
         maxPending = Math.max(maxPending, exit.pendingResolves);
-        if (named.every((s) => s.outcome) && direct.every((s) => s.outcome)) (clearInterval(t), resolve());
-        if (Date.now() - started > 10_000) (clearInterval(t), reject(new Error(`unanswered: ${named.filter((s) => !s.outcome).length} BEGINs`)));
+        if (named.every((s) => s.outcome) && direct.every((s) => s.outcome)) {
+          clearInterval(t);
+          resolve();
+        }
+        if (Date.now() - started > 10_000) {
+          clearInterval(t);
+          reject(new Error(`unanswered: ${named.filter((s) => !s.outcome).length} BEGINs`));
+        }
       }, 20);
     });
     expect(direct.map((s) => s.outcome!.how)).to.deep.equal(['connected', 'connected', 'end']);

@@ -6,8 +6,8 @@
  * the corpus size and coverage features, and every finding (written to fuzz-findings/). Exits 1 if anything was
  * found. `--target` matches a target name case-insensitively by substring; `--list` prints the names.
  */
-import { decoderCases } from '../test/helpers/decoders.js';
-import { runFuzz, type TargetReport } from '../test/fuzz/run.js';
+import { decoderCases } from '../helpers/decoders.js';
+import { runFuzz, type TargetReport } from './run.js';
 
 const args = process.argv.slice(2);
 const value = (flag: string): string | undefined => {
