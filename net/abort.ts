@@ -196,6 +196,8 @@ export function settleWithin<T>(start: (settle: Settle<T>) => ((err: AlliumError
 export interface WithinOptions<T> extends SettleOptions {
   /** Receives what `work` resolves with after the call already failed (timeout, abort), to release it. */
   onLate?: (value: T) => void;
+  /** The timer does not keep the process alive (a background check that must not delay a shutdown). */
+  unref?: boolean;
 }
 
 /**
@@ -207,6 +209,7 @@ export function within<T>(work: Promise<T>, options: WithinOptions<T>): Promise<
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(() => finish(() => reject(new TimeoutError(options.timeoutMessage))), options.timeoutMs);
+    if (options.unref) (timer as { unref?: () => void }).unref?.();
     const onAbort = (): void => void finish(() => reject(new AbortedError()));
     function finish(settle: () => void): boolean {
       if (settled) return false;
