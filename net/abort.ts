@@ -16,6 +16,18 @@
  */
 import { AbortedError, AlliumError, isAlliumError, TimeoutError } from '../protocol/errors.js';
 
+/**
+ * Called on every signal made here. A call's signal is shared by each request it runs at once (a content fetch asks
+ * a dozen holders), and Node warns past 10 abort listeners on one signal; the Node socket factory (net/ws-node.ts)
+ * sets this to lift that limit, as net/ may not import node:events (browsers bundle it).
+ */
+let onNewSignal: ((signal: AbortSignal) => void) | null = null;
+
+/** Registers what is done to every signal made here (see onNewSignal). */
+export function onSignalCreated(f: (signal: AbortSignal) => void): void {
+  onNewSignal = f;
+}
+
 /** What every async public call takes last. */
 export interface AbortOptions {
   /** Aborts the call: it rejects with ERR_ABORTED, and what it started is undone (streams reset, circuits closed). */
@@ -40,6 +52,7 @@ export interface LinkedSignal {
 export function anySignal(...signals: (AbortSignal | undefined)[]): LinkedSignal {
   const parents = signals.filter((s): s is AbortSignal => s !== undefined);
   const ctl = new AbortController();
+  onNewSignal?.(ctl.signal);
   const abort = (): void => {
     dispose();
     ctl.abort();
@@ -76,6 +89,7 @@ export class Shutdown {
    */
   scope(signal?: AbortSignal): LinkedSignal {
     const ctl = new AbortController();
+    onNewSignal?.(ctl.signal);
     const abort = (): void => {
       dispose();
       ctl.abort();
@@ -127,6 +141,7 @@ export function deadline(signal: AbortSignal | undefined, timeoutMs: number | un
   if (timeoutMs === undefined) return { signal, wrap: (e) => e, clear: () => undefined };
   const linked = anySignal(signal);
   const ctl = new AbortController();
+  onNewSignal?.(ctl.signal);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;

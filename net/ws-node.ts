@@ -9,12 +9,17 @@
  * certificates (a bridge's self-signed one, a test CA).
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { setMaxListeners } from 'node:events';
 import { isIP } from 'node:net';
 import WebSocket from 'ws';
 import { AbortedError, AlliumError } from '../protocol/errors.js';
 import { FRAME_LEN } from '../protocol/link-handshake.js';
 import type { SocketFactory } from './dial.js';
 import { fromWs } from './socket.js';
+import { onSignalCreated } from './abort.js';
+
+// One call's signal is watched by every request it runs at once: no warning at 10 listeners (see net/abort.ts).
+onSignalCreated((signal) => setMaxListeners(0, signal));
 
 /** Firefox's WebSocket request headers (besides Host, Upgrade, Connection and the Sec-WebSocket-Key/Version). */
 const HEADERS = {
