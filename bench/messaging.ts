@@ -13,7 +13,7 @@
  */
 import { initCrypto } from '../crypto/index.js';
 import { AlliumClient } from '../client/client.js';
-import { Messenger, createIdentity, formatAddress } from '../client/messaging.js';
+import { Messenger, createIdentity, formatAddress } from '../client/messaging/node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { startNetwork, waitFor } from '../cli/local-network.js';
 import { parseFlags } from './lib/options.js';

@@ -22,7 +22,7 @@ import { fromHex, toHex } from '../protocol/bytes.js';
 import { ConfigError } from '../protocol/errors.js';
 import { clientOptionsFrom, startClient, type ClientFlags } from './client-session.js';
 import { runRelayCommand } from './relay-command.js';
-import { Messenger } from '../client/messaging.js';
+import { Messenger } from '../client/messaging/node.js';
 import { progressBar } from './progress.js';
 import { runGateway, runSitePublish, runStatus } from './site-commands.js';
 

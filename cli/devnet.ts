@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { AlliumClient } from '../client/client.js';
 import { ContentClient } from '../client/content.js';
-import { Messenger } from '../client/messaging.js';
+import { Messenger } from '../client/messaging/node.js';
 import { startSocksServer } from '../client/socks.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { ConfigError } from '../protocol/errors.js';

@@ -24,6 +24,7 @@ import { isAlliumError } from '../protocol/errors.js';
 import { decodeBegin, EndReason, endReasonOf } from '../protocol/stream-messages.js';
 import type { StreamMux, MuxStream } from '../net/stream-mux.js';
 import { pipeSocket } from '../net/pipe-socket.js';
+import { within } from '../net/abort.js';
 import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
 import { addressKeys } from '../protocol/address-block.js';
@@ -151,11 +152,7 @@ export class ExitService implements LastHopService {
       return address;
     });
     queries.catch(() => undefined); // a lookup that outlived its deadline ends unobserved
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('lookup deadline')), this.resolveTimeoutMs);
-    });
-    return Promise.race([queries, deadline]).finally(() => clearTimeout(timer));
+    return within(queries, { timeoutMs: this.resolveTimeoutMs, timeoutMessage: 'lookup deadline' });
   }
 
   /** Handles a BEGIN (the StreamOpener for RelayCommand.BEGIN). */

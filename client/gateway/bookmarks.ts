@@ -8,6 +8,7 @@ import { parseLink } from '../../protocol/content-link.js';
 import { isAlliumError, LimitError } from '../../protocol/errors.js';
 import type { ContentClient } from '../content.js';
 import { readSite } from '../site.js';
+import { signalOption, type AbortOptions } from '../../net/abort.js';
 
 export const MAX_BOOKMARKS = 256;
 export const BOOKMARK_POLL_INTERVAL_MS = 10 * 60_000;
@@ -138,8 +139,8 @@ export class Bookmarks {
   }
 
   /** Polls every bookmark of an updatable link once (content.md §11.2); one poll at a time. */
-  poll(signal?: AbortSignal): Promise<void> {
-    this.polling ??= this.pollAll(signal).finally(() => {
+  poll(options: AbortOptions = {}): Promise<void> {
+    this.polling ??= this.pollAll(options.signal).finally(() => {
       this.polling = null;
     });
     return this.polling;
@@ -160,7 +161,7 @@ export class Bookmarks {
       if (!latest || (b.edition !== null && latest.edition <= b.edition)) return;
       const target = parseLink(latest.target);
       if (target.type !== 'chk') return;
-      const site = await readSite(target, await this.content.open(target, signal ? { signal } : {}), signal);
+      const site = await readSite(target, await this.content.open(target, signalOption(signal)), signalOption(signal));
       const files: Record<string, string> = {};
       for (const f of site?.manifest.files ?? []) files[f.path] = toHex(f.ref.rk).slice(0, 16);
       if (b.edition !== null && b.files) {

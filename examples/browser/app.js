@@ -78,7 +78,7 @@ async function connect(lines) {
     messenger.on('endpoint:error', (e) => addEntry('error', describe(e)));
     $('send').disabled = false;
     setStatus(`Connected to ${client.directory.all().length} relays; publishing this address…`, 'connected');
-    await messenger.startListening(AbortSignal.timeout(180_000));
+    await messenger.startListening({ signal: AbortSignal.timeout(180_000) });
     setStatus('Listening: others can now send to this address.', 'listening');
   } catch (e) {
     setStatus(`Failed: ${describe(e)}`, 'error');

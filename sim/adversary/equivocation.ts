@@ -132,9 +132,9 @@ export async function equivocation(o: AuditOptions): Promise<AuditRow[]> {
     const client = new AlliumClient({ bootstrap: relays.slice(0, 3).map((r) => r.bootstrapLine), socketFactory: w.network.socketFactory(w.network.addHost()), poolSize: 1, enforceDistinctSubnets: false });
     const seen: string[][] = [];
     const refresh = client.directory.refresh.bind(client.directory);
-    client.directory.refresh = (links: readonly Link[], now: () => number, signal?: AbortSignal) => {
+    client.directory.refresh = (links: readonly Link[], now: () => number, options?: { signal?: AbortSignal }) => {
       seen.push(links.map((l) => (l.peer?.identity ? Buffer.from(l.peer.identity).toString('hex') : '?')));
-      return refresh(links, now, signal);
+      return refresh(links, now, options);
     };
     await w.wait(client.start());
     await w.run((o.quick ? 1 : 2) * 3_600_000);

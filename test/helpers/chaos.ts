@@ -21,7 +21,7 @@ import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { Messenger } from '../../client/messaging.js';
+import { Messenger } from '../../client/messaging/node.js';
 import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { circuitTo, fileLayout, openStore, patternBytes, sha256 } from './content.js';

@@ -20,7 +20,7 @@ import WebSocket from 'ws';
 import { IdentityKey } from '../../crypto/keys.js';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { parseLink } from '../../protocol/content-link.js';
@@ -43,7 +43,7 @@ const TARGET_ADDRESS = '127.0.0.3';
 
 /** Client sockets bound to CLIENT_ADDRESS; records the local ports the relays see. */
 function boundSocketFactory(ports: Set<number>): SocketFactory {
-  return (url, signal) =>
+  return (url, { signal } = {}) =>
     new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: FRAME_LEN, localAddress: CLIENT_ADDRESS });
       ws.binaryType = 'nodebuffer';

@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { parseBootstrap } from '../../client/bootstrap.js';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
 import { CellCommand, decodeCreateBody, type Cell } from '../../protocol/cell.js';
 import { CELL_BODY_LEN, ONION_HEADER_LEN } from '../../protocol/constants.js';

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import type { Page } from 'puppeteer-core';
 import { AlliumClient } from '../../client/client.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { EndReason } from '../../protocol/stream-messages.js';
 import { needProgram } from '../helpers/programs.js';
@@ -54,7 +54,7 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
     await client.start({ signal: AbortSignal.timeout(WAIT_MS) });
     node = new Messenger(client);
     node.on('message:received', (m) => atNode.push(m));
-    await node.startListening(AbortSignal.timeout(WAIT_MS));
+    await node.startListening({ signal: AbortSignal.timeout(WAIT_MS) });
     server = await serveStatic(['examples/browser', 'dist/browser']);
     chromium = await launchChromium();
     page = await chromium.newPage();
@@ -123,7 +123,7 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
       const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
       await client.start({ signal: AbortSignal.timeout(${WAIT_MS}) });
       const m = new a.Messenger(client, a.createIdentity(), { services: { 80: { host: '127.0.0.1', port: 80 } } });
-      await m.startListening(AbortSignal.timeout(${WAIT_MS}));
+      await m.startListening({ signal: AbortSignal.timeout(${WAIT_MS}) });
       window.__service = { client, m };
       return m.address;
     })()`)) as string;

@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { mailboxSlot } from '../../client/mailbox.js';
-import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging/node.js';
 import { crypto } from '../../crypto/index.js';
 import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
 import { toHex, utf8 } from '../../protocol/bytes.js';

@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
-import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging/node.js';
 import { crypto } from '../../crypto/index.js';
 import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
 import { isAlliumError, type AlliumError } from '../../protocol/errors.js';

@@ -78,7 +78,7 @@ describe('a peer that asks and never reads (relay process)', function () {
 
     // An honest client is served meanwhile.
     const honest = await link(relay);
-    const { raws } = await fetchFromRelay(honest, 0, AbortSignal.timeout(20_000));
+    const { raws } = await fetchFromRelay(honest, 0, { signal: AbortSignal.timeout(20_000) });
     expect(raws.length).to.be.greaterThanOrEqual(301);
     honest.close();
 
