@@ -13,7 +13,15 @@ import type { SocketFactory } from '../net/dial.js';
 import { fromBrowserWebSocket, type LinkSocket } from '../net/socket.js';
 
 export { initCrypto } from '../crypto/index.js';
-export { AlliumClient, StreamError, type ClientOptions, type ConnectOptions, type ClientStorage, type NewCircuitOptions, type CircuitSource } from './client.js';
+export {
+  AlliumClient,
+  StreamError,
+  type ClientOptions,
+  type ConnectOptions,
+  type ClientStorage,
+  type NewCircuitOptions,
+  type CircuitSource,
+} from './client.js';
 export type { AbortOptions } from '../net/abort.js';
 export { ContentClient, type PutOptions, type GetOptions } from './content.js';
 export {

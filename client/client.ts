@@ -29,7 +29,15 @@ import type { MuxStream } from '../net/stream-mux.js';
 import { settleWithin, Shutdown, signalOption, within, type AbortOptions } from '../net/abort.js';
 import { BuildTimeout } from './build-timeout.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from './circuit.js';
-import { ClientDirectory, fetchBridgeDescriptor, fetchFromRelay, type ConsensusConflict, type DirectoryCache, type RefreshResult, type ViewConflict } from './directory.js';
+import {
+  ClientDirectory,
+  fetchBridgeDescriptor,
+  fetchFromRelay,
+  type ConsensusConflict,
+  type DirectoryCache,
+  type RefreshResult,
+  type ViewConflict,
+} from './directory.js';
 import { GuardSet, type GuardStorage, type PathBiasEvent } from './guards.js';
 import type { PathBiasReaction } from './path-bias.js';
 import { DirectoryView } from '../protocol/view.js';
@@ -188,7 +196,10 @@ export class AlliumClient extends Emitter<ClientEvents> {
       pathBiasReaction: o.pathBias ?? 'avoid',
       onPathBias: (e) => {
         this.emit('client:path-bias', e);
-        this.emit('client:progress', `guard ${e.fingerprint.slice(0, 8)}: ${e.successes} of ${e.attempts} circuits built (path bias: ${e.level})${e.disabled ? '; no longer used' : ''}`);
+        this.emit(
+          'client:progress',
+          `guard ${e.fingerprint.slice(0, 8)}: ${e.successes} of ${e.attempts} circuits built (path bias: ${e.level})${e.disabled ? '; no longer used' : ''}`,
+        );
       },
     });
   }
@@ -250,9 +261,17 @@ export class AlliumClient extends Emitter<ClientEvents> {
       const seen = new Set(this.bootstrap.map((b) => fingerprintOf(b.identity)));
       const fromCache = shuffle(this.directory.all().filter((d) => !seen.has(d.fingerprint))).slice(0, MAX_STAGE_TRIES);
       stages.push({ stage: 'bootstrap', label: (n) => `bootstrap relay${n === 1 ? '' : 's'}`, entries: this.bootstrap });
-      stages.push({ stage: 'cache', label: (n) => `relay${n === 1 ? '' : 's'} from the cached directory`, entries: fromCache.map((d) => ({ url: d.addr, identity: d.id })) });
+      stages.push({
+        stage: 'cache',
+        label: (n) => `relay${n === 1 ? '' : 's'} from the cached directory`,
+        entries: fromCache.map((d) => ({ url: d.addr, identity: d.id })),
+      });
       if (this.bridges.length) stages.push(bridgeStage);
-      stages.push({ stage: 'learned', label: (n) => `relay address${s(n)} learned earlier`, entries: this.directory.learnedAddresses().slice(0, MAX_STAGE_TRIES) });
+      stages.push({
+        stage: 'learned',
+        label: (n) => `relay address${s(n)} learned earlier`,
+        entries: this.directory.learnedAddresses().slice(0, MAX_STAGE_TRIES),
+      });
     }
     const sources: Link[] = [];
     const triedRelays = new Set<string>();
@@ -262,13 +281,17 @@ export class AlliumClient extends Emitter<ClientEvents> {
       // Bridges and learned addresses are fallbacks: only when no public relay answered.
       if ((st.stage === 'bridges' || st.stage === 'learned') && sources.length > 0) break;
       if (st.entries.length === 0) continue;
-      this.emit('client:progress', `trying ${st.entries.length} ${st.label(st.entries.length)}${sources.length === 0 && st !== stages[0] ? ' (nothing reachable so far)' : ''}`);
+      this.emit(
+        'client:progress',
+        `trying ${st.entries.length} ${st.label(st.entries.length)}${sources.length === 0 && st !== stages[0] ? ' (nothing reachable so far)' : ''}`,
+      );
       const isBridge = st.stage === 'bridges';
       for (const e of st.entries) (isBridge ? triedBridges : triedRelays).add(`${e.url} ${fingerprintOf(e.identity)}`);
       // Say which configured entry failed and why; entries from the cache or learned addresses are many and routine.
       const report =
         st.stage === 'bootstrap'
-          ? (e: Entry, err: unknown) => this.emit('client:progress', `bootstrap relay ${e.url} (${fingerprintOf(e.identity).slice(0, 8)}): ${explainDialFailure(err)}`)
+          ? (e: Entry, err: unknown) =>
+              this.emit('client:progress', `bootstrap relay ${e.url} (${fingerprintOf(e.identity).slice(0, 8)}): ${explainDialFailure(err)}`)
           : st.stage === 'bridges'
             ? (e: Entry, err: unknown) => this.emit('client:progress', `bridge ${fingerprintOf(e.identity).slice(0, 8)}: ${explainDialFailure(err)}`)
             : undefined;
@@ -299,7 +322,10 @@ export class AlliumClient extends Emitter<ClientEvents> {
     );
     if (r.consensus) {
       const c = r.consensus;
-      this.emit('client:progress', `consensus of ${c.count} relays signed by ${c.signers.length} of ${this.o.authorities?.length ?? 0} authorities, valid until ${new Date(c.validUntil).toISOString()}; ${this.directory.all().length} usable`);
+      this.emit(
+        'client:progress',
+        `consensus of ${c.count} relays signed by ${c.signers.length} of ${this.o.authorities?.length ?? 0} authorities, valid until ${new Date(c.validUntil).toISOString()}; ${this.directory.all().length} usable`,
+      );
     }
     if (!this.bridgeModeOn) await this.guards.refresh(this.guardView(), this.now());
     throwIfAborted(signal); // stop() ran meanwhile
@@ -442,7 +468,10 @@ export class AlliumClient extends Emitter<ClientEvents> {
     }
     if (r.divergent.length > 0 || r.conflict || r.consensusConflict) {
       this.emit('client:directory-conflict', { divergent: r.divergent, conflict: r.conflict, consensusConflict: r.consensusConflict });
-      this.emit('client:progress', `directory sources disagree: ${r.divergent.length} of ${r.sources} gave a view unlike the majority's${r.consensusConflict ? '; two consensuses were signed for one time' : ''}`);
+      this.emit(
+        'client:progress',
+        `directory sources disagree: ${r.divergent.length} of ${r.sources} gave a view unlike the majority's${r.consensusConflict ? '; two consensuses were signed for one time' : ''}`,
+      );
     }
     return r;
   }

@@ -343,7 +343,12 @@ export class ContentClient {
     return this.scoped(options, (signal) => this.latestEditionWith(publisher, name, options, signal));
   }
 
-  private async latestEditionWith(publisher: Uint8Array, name: string, options: LatestEditionOptions, signal: AbortSignal): Promise<{ edition: number; target: string } | null> {
+  private async latestEditionWith(
+    publisher: Uint8Array,
+    name: string,
+    options: LatestEditionOptions,
+    signal: AbortSignal,
+  ): Promise<{ edition: number; target: string } | null> {
     const names = [name, ...(options.hints === false ? [] : editionPeriods(options.now ?? Date.now()).map((p) => hintName(name, p)))];
     let best: { edition: number; target: string } | null = null;
     let unreachable = 0;

@@ -50,6 +50,6 @@ export function crossCheckVerified(perSource: readonly (readonly Descriptor[])[]
   const need = Math.floor(perSource.length / 2) + 1;
   const accepted: Descriptor[] = [];
   const rejected: string[] = [];
-  for (const [fp, v] of votes) (v.count >= need ? accepted.push(v.best) : rejected.push(fp));
+  for (const [fp, v] of votes) v.count >= need ? accepted.push(v.best) : rejected.push(fp);
   return { accepted, rejected, sources: perSource.length };
 }

@@ -29,7 +29,11 @@ export interface DirectoryFetchLimits {
  * junk nor serve one page again; else ERR_DIRECTORY. More than `maxEntries` descriptors or `maxBytes` bytes is
  * ERR_LIMIT (MAX_DIRECTORY_FETCH_ENTRIES, MAX_DIRECTORY_FETCH_BYTES). Either way the source is left out.
  */
-export async function fetchFromRelay(link: Link, since: number, options: DirectoryFetchLimits & AbortOptions = {}): Promise<{ raws: Uint8Array[]; at: number }> {
+export async function fetchFromRelay(
+  link: Link,
+  since: number,
+  options: DirectoryFetchLimits & AbortOptions = {},
+): Promise<{ raws: Uint8Array[]; at: number }> {
   const maxEntries = options.maxEntries ?? MAX_DIRECTORY_FETCH_ENTRIES;
   const maxBytes = options.maxBytes ?? MAX_DIRECTORY_FETCH_BYTES;
   const raws: Uint8Array[] = [];

@@ -48,7 +48,6 @@ export const LEARNED_TTL_MS = 30 * 24 * 3600_000;
 /** At most this many of them. */
 export const MAX_LEARNED = 1000;
 
-
 /** Two consensuses valid after the same time, both signed by a majority: proof that authorities equivocated. */
 export interface ConsensusConflict {
   readonly validAfter: number;

@@ -41,7 +41,16 @@ export {
   type ServiceTarget,
   tcpServiceConnector,
 } from './messaging/node.js';
-export { publishSite, readSite, siteStatus, type SiteSource, type PublishSiteOptions, type PublishSiteResult, type OpenedSite, type SiteStatus } from './site.js';
+export {
+  publishSite,
+  readSite,
+  siteStatus,
+  type SiteSource,
+  type PublishSiteOptions,
+  type PublishSiteResult,
+  type OpenedSite,
+  type SiteStatus,
+} from './site.js';
 export { folderSources } from './site-folder.js';
 export { openInsertJournal, type InsertJournal } from './insert-journal.js';
 export { startGateway, type Gateway, type GatewayOptions, type GatewayComponents } from './gateway/server.js';

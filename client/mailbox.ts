@@ -134,7 +134,7 @@ export class MailboxSender {
       this.next.set(key, slot + 1);
     }
     if (stored !== null) return { id: toHex(id), epoch, slot: stored, expires: exp };
-    if (slot >= MAX_MAILBOX_SLOTS) throw new LimitError('MAX_MAILBOX_SLOTS', 'the recipient\'s inbox is full for this epoch');
+    if (slot >= MAX_MAILBOX_SLOTS) throw new LimitError('MAX_MAILBOX_SLOTS', "the recipient's inbox is full for this epoch");
     if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the mailbox slot is full');
     throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the offline message (${statuses.join(', ')})`);
   }
@@ -189,12 +189,20 @@ export class MailboxCollector {
    * means the caller dropped the message (it already had it, e.g. over a live conversation), which is then deleted
    * but not counted; a promise holds the pass until the caller has taken the message. Concurrent calls share a pass.
    */
-  collect(deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>, onError: (e: AlliumError) => void, options: AbortOptions = {}): Promise<number> {
+  collect(
+    deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>,
+    onError: (e: AlliumError) => void,
+    options: AbortOptions = {},
+  ): Promise<number> {
     this.running ??= this.pass(deliver, onError, options.signal).finally(() => (this.running = null));
     return this.running;
   }
 
-  private async pass(deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+  private async pass(
+    deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>,
+    onError: (e: AlliumError) => void,
+    signal?: AbortSignal,
+  ): Promise<number> {
     const started = Date.now();
     const since = this.lastPass === null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : this.lastPass - MAILBOX_CLOCK_SKEW_MS;
     const first = mailboxEpochAt(Math.max(0, since));
@@ -238,7 +246,13 @@ export class MailboxCollector {
     if (this.seen.size > MAX_REMEMBERED_IDS) this.seen.delete(this.seen.values().next().value!);
   }
 
-  private async readInbox(content: ContentClient, epoch: number, keep: (f: Found) => Promise<void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<void> {
+  private async readInbox(
+    content: ContentClient,
+    epoch: number,
+    keep: (f: Found) => Promise<void>,
+    onError: (e: AlliumError) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const inbox = inboxKey(this.identity.publicKey, epoch);
     let slot = this.frontier.get(epoch) ?? 0;
     let free = 0;

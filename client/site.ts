@@ -16,7 +16,16 @@ import { BLOCK_PAYLOAD_MAX, type BlockRef } from '../protocol/chk.js';
 import { formatLink, parseLink } from '../protocol/content-link.js';
 import { AlliumError, LimitError, throwIfAborted } from '../protocol/errors.js';
 import { SEGMENT_DATA } from '../protocol/file-codec.js';
-import { decodeSiteManifest, encodeSiteManifest, hasSiteMagic, MAX_SITE_MANIFEST_BYTES, SITE_MAGIC, sortSiteEntries, type SiteEntry, type SiteManifest } from '../protocol/site-manifest.js';
+import {
+  decodeSiteManifest,
+  encodeSiteManifest,
+  hasSiteMagic,
+  MAX_SITE_MANIFEST_BYTES,
+  SITE_MAGIC,
+  sortSiteEntries,
+  type SiteEntry,
+  type SiteManifest,
+} from '../protocol/site-manifest.js';
 import type { ContentClient, OpenedContent } from './content.js';
 import type { InsertJournal } from './insert-journal.js';
 import type { AbortOptions } from '../net/abort.js';
@@ -98,7 +107,11 @@ export async function publishSite(content: ContentClient, sources: readonly Site
   const index = o.index ?? defaultIndex(sorted.map((s) => s.path));
   // Checked before anything is sent: a manifest of these paths and types must be valid.
   const zero = { rk: new Uint8Array(32), dk: new Uint8Array(32) };
-  encodeSiteManifest({ idx: index, files: sorted.map((s) => ({ path: s.path, type: s.type, ref: zero, size: s.size })), ...(o.note !== undefined ? { note: o.note } : {}) });
+  encodeSiteManifest({
+    idx: index,
+    files: sorted.map((s) => ({ path: s.path, type: s.type, ref: zero, size: s.size })),
+    ...(o.note !== undefined ? { note: o.note } : {}),
+  });
 
   const toPut = sorted.filter((s) => !o.previous?.has(s.sha256));
   const totalBlocks = toPut.reduce((n, s) => n + blocksFor(s.size), 0) + blocksFor(sorted.length * 200);
@@ -212,7 +225,11 @@ export interface SiteStatus {
 }
 
 /** Counts the blocks of a link's file or site at their holders (head-only FETCH, a few blocks at a time). */
-export async function siteStatus(content: ContentClient, link: string, o: { signal?: AbortSignal; concurrency?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<SiteStatus> {
+export async function siteStatus(
+  content: ContentClient,
+  link: string,
+  o: { signal?: AbortSignal; concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<SiteStatus> {
   const sig = o.signal ? { signal: o.signal } : {};
   const root = await content.rootOf(link.replace(/\/$/, ''), sig);
   const file = await content.open(root, sig);

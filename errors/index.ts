@@ -111,17 +111,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 
 /** The DESTROY reasons by name (specs/cells.md §4); protocol/cell.ts gives their values (DestroyReason). */
 export type DestroyReasonName =
-  | 'NONE'
-  | 'PROTOCOL'
-  | 'INTERNAL'
-  | 'REQUESTED'
-  | 'HIBERNATING'
-  | 'RESOURCE_LIMIT'
-  | 'CONNECT_FAILED'
-  | 'LINK_CLOSED'
-  | 'TIMEOUT'
-  | 'FINISHED'
-  | 'CRYPTO';
+  'NONE' | 'PROTOCOL' | 'INTERNAL' | 'REQUESTED' | 'HIBERNATING' | 'RESOURCE_LIMIT' | 'CONNECT_FAILED' | 'LINK_CLOSED' | 'TIMEOUT' | 'FINISHED' | 'CRYPTO';
 
 /** The END reasons by name (specs/streams.md §2.4); protocol/stream-messages.ts gives their values (EndReason). */
 export type EndReasonName =

@@ -8,16 +8,7 @@
  * its last hop send; anything else destroys the circuit (ERR_RELAY_COMMAND).
  */
 import { crypto } from '../crypto/index.js';
-import {
-  CellCommand,
-  createBody,
-  decodeCreatedBody,
-  decodeDestroyBody,
-  destroyBody,
-  destroyReasonOf,
-  DestroyReason,
-  type Cell,
-} from '../protocol/cell.js';
+import { CellCommand, createBody, decodeCreatedBody, decodeDestroyBody, destroyBody, destroyReasonOf, DestroyReason, type Cell } from '../protocol/cell.js';
 import { purposeAccepts, type CircuitPurpose } from '../protocol/circuit-purpose.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AlliumError, CryptoError, isAlliumError, ProtocolError } from '../protocol/errors.js';
@@ -196,13 +187,15 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       // specs/relay-crypto.md §6.2, in its order.
       const waiter = this.waiters.get(msg.command);
       if (waiter) {
-        if (origin !== waiter.hop) throw new ProtocolError('ERR_RELAY_COMMAND', `a reply (relay command ${msg.command}) from hop ${origin}, not from the hop asked`);
+        if (origin !== waiter.hop)
+          throw new ProtocolError('ERR_RELAY_COMMAND', `a reply (relay command ${msg.command}) from hop ${origin}, not from the hop asked`);
         return waiter.deliver(msg);
       }
       if (msg.command === RelayCommand.DROP) return;
       if (msg.command === RelayCommand.TRUNCATED) return this.close(new AlliumError('ERR_LINK_CLOSED', 'circuit truncated'), DestroyReason.FINISHED);
       if (origin !== this.cc.length - 1) throw new ProtocolError('ERR_RELAY_COMMAND', `relay command ${msg.command} from hop ${origin}, which is not the last`);
-      if (!purposeAccepts(this.purpose, msg.command)) throw new ProtocolError('ERR_RELAY_COMMAND', `relay command ${msg.command} is not taken on a ${this.purpose} circuit`);
+      if (!purposeAccepts(this.purpose, msg.command))
+        throw new ProtocolError('ERR_RELAY_COMMAND', `relay command ${msg.command} is not taken on a ${this.purpose} circuit`);
       if (this.mux.onMessage(msg)) return;
       this.emit('circuit:message', origin, msg);
     } catch (e) {
@@ -264,7 +257,8 @@ export async function buildCircuit(
         const pending: PendingBuild = {
           onCell(cell) {
             if (cell.command === CellCommand.CREATED) done(null, Uint8Array.from(decodeCreatedBody(cell.body)));
-            else if (cell.command === CellCommand.DESTROY) done(new AlliumError('ERR_HANDSHAKE_FAILED', `first hop refused the circuit (reason ${decodeDestroyBody(cell.body)})`));
+            else if (cell.command === CellCommand.DESTROY)
+              done(new AlliumError('ERR_HANDSHAKE_FAILED', `first hop refused the circuit (reason ${decodeDestroyBody(cell.body)})`));
             else done(new ProtocolError('ERR_CELL_COMMAND', 'unexpected cell while building'));
           },
           onLinkClosed(err) {
@@ -318,5 +312,3 @@ export async function buildCircuit(
     wipeClientOnion(onion);
   }
 }
-
-

@@ -5,15 +5,7 @@
  * of a reused circuit taken.
  */
 import { concatBytes } from '../protocol/bytes.js';
-import {
-  decodeFetched,
-  decodeStored,
-  encodeFetch,
-  encodeStore,
-  MAX_CONTENT_ITEM,
-  type ContentKind,
-  type ContentStatus,
-} from '../protocol/content-messages.js';
+import { decodeFetched, decodeStored, encodeFetch, encodeStore, MAX_CONTENT_ITEM, type ContentKind, type ContentStatus } from '../protocol/content-messages.js';
 import { AlliumError, ProtocolError } from '../protocol/errors.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { EndReason, endReasonOf } from '../protocol/stream-messages.js';
@@ -39,7 +31,13 @@ function endStream(circuit: ClientCircuit, s: MuxStream, err: AlliumError | null
 }
 
 /** Stores one item on the circuit's last hop; returns the holder's status. */
-export function storeItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: { cache?: boolean } & AbortOptions = {}): Promise<ContentStatus> {
+export function storeItem(
+  circuit: ClientCircuit,
+  kind: ContentKind,
+  rk: Uint8Array,
+  bytes: Uint8Array,
+  options: { cache?: boolean } & AbortOptions = {},
+): Promise<ContentStatus> {
   const signal = options.signal;
   return request<ContentStatus>((done) => {
     if (circuit.state !== 'open') {
@@ -68,7 +66,12 @@ export function storeItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Ar
 }
 
 /** Fetches one item from the circuit's last hop: the bytes, or null when the holder does not have it. */
-export function fetchItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<Uint8Array | null> {
+export function fetchItem(
+  circuit: ClientCircuit,
+  kind: ContentKind,
+  rk: Uint8Array,
+  options: { head?: boolean } & AbortOptions = {},
+): Promise<Uint8Array | null> {
   return request<Uint8Array | null>((done) => {
     if (circuit.state !== 'open') {
       done(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));

@@ -49,7 +49,12 @@ export async function fetchConsensusEntries(link: Link, head: ConsensusHead, opt
   for (let page = 0; entries.length < head.count || page === 0; page++) {
     if (page > Math.ceil(head.count / 100) + 1) throw new AlliumError('ERR_DIRECTORY', 'consensus has too many pages');
     const from = entries.length;
-    const r = await ask(link, { t: 'consensus-entries-get', d: head.digest, from }, (x) => (x.t === 'consensus-entries' && crypto().equal(x.d, head.digest) && x.from === from ? x : undefined), options);
+    const r = await ask(
+      link,
+      { t: 'consensus-entries-get', d: head.digest, from },
+      (x) => (x.t === 'consensus-entries' && crypto().equal(x.d, head.digest) && x.from === from ? x : undefined),
+      options,
+    );
     if (!r.ok) throw new AlliumError('ERR_DIRECTORY', 'source does not hold the consensus it announced');
     entries.push(...r.e.map(entryFromTuple));
     if (!r.more || r.e.length === 0) break;
@@ -92,4 +97,3 @@ export async function fetchViewStatement(link: Link, options: AbortOptions = {})
 }
 
 const MAX_CONSENSUS_CHANGES = 200_000;
-

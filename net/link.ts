@@ -15,16 +15,7 @@
  * same queue and socket in one order per frame; the handshake itself and the frame cipher are pure and live in
  * protocol/ (link-handshake.ts), the socket adapters in socket.ts and ws-node.ts.
  */
-import {
-  CellCommand,
-  CONTROL_DATA_MAX,
-  controlBody,
-  decodeCell,
-  decodeControlBody,
-  encodeCellInto,
-  fragmentControl,
-  type Cell,
-} from '../protocol/cell.js';
+import { CellCommand, CONTROL_DATA_MAX, controlBody, decodeCell, decodeControlBody, encodeCellInto, fragmentControl, type Cell } from '../protocol/cell.js';
 import { CELL_BODY_LEN, CELL_LEN } from '../protocol/constants.js';
 import { decodeControl, encodeControl, MAX_CONTROL_MESSAGE, type ControlMessage } from '../protocol/control.js';
 import { AlliumError, LimitError, ProtocolError, TimeoutError, isAlliumError } from '../protocol/errors.js';
@@ -446,7 +437,8 @@ export class Link extends Emitter<LinkEvents> {
     const bytes = encodeControl(message);
     if (bytes.length > MAX_CONTROL_MESSAGE) throw new LimitError('MAX_CONTROL_MESSAGE', 'control message too large');
     const fragments = fragmentControl(bytes);
-    if (this.queue.length - this.head + fragments.length > this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue has no room for the message');
+    if (this.queue.length - this.head + fragments.length > this.maxQueue)
+      throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue has no room for the message');
     for (const f of fragments) this.sendCell(0, CellCommand.CONTROL, controlBody(f));
   }
 

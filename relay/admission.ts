@@ -169,7 +169,12 @@ export class Admission {
     let ok = false;
     try {
       // A link that opens after the deadline is closed at once (it proves nothing any more).
-      const link = await within(this.o.prove(p.d.addr, p.d.id), { timeoutMs: PROBE_TIMEOUT_MS, timeoutMessage: 'reachability proof timed out', onLate: (l) => l.close(), unref: true });
+      const link = await within(this.o.prove(p.d.addr, p.d.id), {
+        timeoutMs: PROBE_TIMEOUT_MS,
+        timeoutMessage: 'reachability proof timed out',
+        onLate: (l) => l.close(),
+        unref: true,
+      });
       link.close();
       ok = true;
     } catch {

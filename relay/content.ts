@@ -149,8 +149,7 @@ export class ContentService {
         else if (req.t === 'mailbox') {
           const r = this.store.putMailbox(req.k, item);
           status = r === 'stored' ? 'ok' : r;
-        }
-        else status = this.store.putRecord(req.k, item).result === 'stored' ? 'ok' : 'exists';
+        } else status = this.store.putRecord(req.k, item).result === 'stored' ? 'ok' : 'exists';
       } catch (e) {
         const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
         status = code === 'ERR_QUOTA' ? 'quota' : code === 'ERR_RECORD_STALE' ? 'stale' : 'invalid';

@@ -118,7 +118,9 @@ export class FrontDoor {
   private refuse(socket: Duplex, status: number, reason: string): void {
     this.o.metrics.handshakes.inc({ result: reason });
     const body = status === 404 ? NOT_FOUND_BODY : '';
-    socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Service Unavailable'}\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Service Unavailable'}\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
 
   /**

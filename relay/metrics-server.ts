@@ -9,7 +9,11 @@ import { listenOn } from '../net/listen.js';
 import { parseHostPort } from './config.js';
 import type { RelayMetrics } from './metrics.js';
 
-export async function startMetricsServer(address: string, metrics: Pick<RelayMetrics, 'text' | 'contentType'>, beforeScrape: () => void): Promise<{ server: Server; port: number }> {
+export async function startMetricsServer(
+  address: string,
+  metrics: Pick<RelayMetrics, 'text' | 'contentType'>,
+  beforeScrape: () => void,
+): Promise<{ server: Server; port: number }> {
   const { host, port } = parseHostPort(address, 'metrics');
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') {

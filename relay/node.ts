@@ -478,7 +478,10 @@ class Node extends Emitter<RelayNodeEvents> {
     this.room = state;
     if (change === 'closed') {
       this.metrics.storeOpen.set(0);
-      this.log.warn({ roomLeft, diskFree: Number.isFinite(diskFree) ? diskFree : null, writeFailed: failedAt > 0 }, 'store full: no longer advertising it; new items go to other relays');
+      this.log.warn(
+        { roomLeft, diskFree: Number.isFinite(diskFree) ? diskFree : null, writeFailed: failedAt > 0 },
+        'store full: no longer advertising it; new items go to other relays',
+      );
     } else if (change === 'opened') {
       this.metrics.storeOpen.set(1);
       this.log.info({ roomLeft, closedForMs: now - closedAt }, 'store has room again: advertising it');

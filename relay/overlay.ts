@@ -722,7 +722,8 @@ export class Overlay {
       if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'gossip from a client link'));
       // A relay link that is not a neighbour (beyond MAX_INBOUND_NEIGHBOURS_PER_BLOCK) is served as a client is — its
       // digests and wants are answered, so it can still learn the directory — but nothing it offers is taken.
-      if (!this.isNeighbourLink(link) && m.t !== 'gossip-digest' && m.t !== 'gossip-want') return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
+      if (!this.isNeighbourLink(link) && m.t !== 'gossip-digest' && m.t !== 'gossip-want')
+        return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
       this.o.metrics.gossipBytes.inc({ direction: 'in' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
     }
     switch (m.t) {

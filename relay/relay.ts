@@ -82,14 +82,11 @@ export class Relay {
     this.startedAt = this.now();
     this.log = options.log ?? createLogger(this.config.log_level, 'allium-relay', undefined, this.config.log_format);
     this.metrics = new RelayMetrics();
-    this.bandwidth = new BandwidthHistory(
-      () => {
-        const a = this.nodeImpl?.accounting;
-        a?.sweep();
-        return a?.totals ?? { in: 0, out: 0 };
-      },
-      this.now,
-    );
+    this.bandwidth = new BandwidthHistory(() => {
+      const a = this.nodeImpl?.accounting;
+      a?.sweep();
+      return a?.totals ?? { in: 0, out: 0 };
+    }, this.now);
   }
 
   /** The relay node: every part, wired (relay/node.ts). */
@@ -238,7 +235,13 @@ export class Relay {
     ));
     this.log.info({ relay: shortFp(identity.fingerprint), created }, created ? 'created a new relay identity' : 'loaded relay identity');
     const notices = (this.notices = new RelayNotices(this));
-    this.frontDoor = new FrontDoor({ config: cfg, metrics: this.metrics, now: this.now, node, accepting: () => this.state === 'starting' || this.state === 'running' });
+    this.frontDoor = new FrontDoor({
+      config: cfg,
+      metrics: this.metrics,
+      now: this.now,
+      node,
+      accepting: () => this.state === 'starting' || this.state === 'running',
+    });
     await this.listen(tls ? new TlsReloader(() => ({ cert: this.config.tls_cert, key: this.config.tls_key }), tls, this.log) : null);
     if (cfg.metrics) this.metricsServer = await startMetricsServer(cfg.metrics, this.metrics, () => node.accounting.sweep());
     if (cfg.admin) this.adminServer = await startAdminServer(cfg.admin, cfg.admin_token, { status: () => this.status() });

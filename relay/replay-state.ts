@@ -54,7 +54,9 @@ export function restoreReplayState(o: RestoreOptions): ReplayState {
     const entries = journals.readLink();
     if (!entries || !handshakes.restore(entries, now)) problem = 'the link replay journal is missing or damaged';
   }
-  const state: ReplayState = problem ? { replay: new ReplayFilter(), handshakeReplay: o.newHandshakeReplay(journals), journals } : { replay, handshakeReplay: handshakes, journals };
+  const state: ReplayState = problem
+    ? { replay: new ReplayFilter(), handshakeReplay: o.newHandshakeReplay(journals), journals }
+    : { replay, handshakeReplay: handshakes, journals };
   if (!problem) o.log.info('restored the replay state of the last run from its journals');
   else if (!o.firstRun) {
     ring.retireAll(now);

@@ -87,7 +87,8 @@ export async function buildBrowserBundle(outdir = BROWSER_OUTDIR): Promise<Brows
     absWorkingDir: ROOT,
     plugins: [browserStubs],
   });
-  const out = result.metafile.outputs[join('dist', 'browser', 'allium.js')] ?? Object.entries(result.metafile.outputs).find(([k]) => k.endsWith('allium.js'))?.[1];
+  const out =
+    result.metafile.outputs[join('dist', 'browser', 'allium.js')] ?? Object.entries(result.metafile.outputs).find(([k]) => k.endsWith('allium.js'))?.[1];
   return { file: outfile, bytes: out?.bytes ?? 0, metafile: result.metafile };
 }
 

@@ -224,8 +224,11 @@ export class MessageRelay extends SimRelay {
   constructor(world: World, host: Host, index: number, options: SimRelayOptions = {}, onChange?: ConstructorParameters<typeof SimDirectoryStore>[1]) {
     super(world, host, index, options);
     const self = { role: LinkRole.RELAY, identity: this.identity.publicKey, version: 1 } as const;
-    const dial = (url: string, id: Uint8Array): Promise<Link> => world.network.dialMessages(host, url, id, self, messageSize as (m: unknown) => number) as unknown as Promise<Link>;
-    this.node = this.follow(createRelayNode(this.components(new SimDirectoryStore(world.verifyCache, onChange), { kind: 'messages', dial, measure: messageSize }), this.config));
+    const dial = (url: string, id: Uint8Array): Promise<Link> =>
+      world.network.dialMessages(host, url, id, self, messageSize as (m: unknown) => number) as unknown as Promise<Link>;
+    this.node = this.follow(
+      createRelayNode(this.components(new SimDirectoryStore(world.verifyCache, onChange), { kind: 'messages', dial, measure: messageSize }), this.config),
+    );
     host.acceptMessages = (link) => {
       if (this.state === 'running') this.node.attachLink(link as unknown as Link);
       else link.close();
@@ -249,7 +252,12 @@ export class FullRelay extends SimRelay {
       this.dataDir = mkdtempSync(join(tmpdir(), 'allium-sim-'));
       blockStore = new BlockStore(this.dataDir, this.config.storage_quota, 'normal');
     }
-    this.node = this.follow(createRelayNode({ ...this.components(new DirectoryStore(), { kind: 'sockets', socketFactory: world.network.socketFactory(host) }), blockStore }, this.config));
+    this.node = this.follow(
+      createRelayNode(
+        { ...this.components(new DirectoryStore(), { kind: 'sockets', socketFactory: world.network.socketFactory(host) }), blockStore },
+        this.config,
+      ),
+    );
     // The front door of a public relay: the upgrade token in the URL carries the first handshake message.
     host.acceptSocket = (socket, _ip, url) => {
       if (this.state !== 'running') return socket.close(1001);

@@ -66,7 +66,10 @@ export class Bookmarks {
     private readonly now: () => number = Date.now,
   ) {
     const d = storage.load();
-    this.data = d && d.v === 1 && Array.isArray(d.bookmarks) ? { v: 1, bookmarks: d.bookmarks.slice(0, MAX_BOOKMARKS), scripts: (d.scripts ?? []).slice(0, MAX_BOOKMARKS) } : { v: 1, bookmarks: [], scripts: [] };
+    this.data =
+      d && d.v === 1 && Array.isArray(d.bookmarks)
+        ? { v: 1, bookmarks: d.bookmarks.slice(0, MAX_BOOKMARKS), scripts: (d.scripts ?? []).slice(0, MAX_BOOKMARKS) }
+        : { v: 1, bookmarks: [], scripts: [] };
   }
 
   list(): readonly Bookmark[] {
@@ -181,7 +184,13 @@ export class Bookmarks {
     } catch (e) {
       if (isAlliumError(e) && e.code === 'ERR_ABORTED') throw e;
       b.lastPoll = this.now();
-      b.error = isAlliumError(e) ? (e.code === 'ERR_UNREACHABLE' ? 'holders unreachable: will try again' : e.code === 'ERR_NOT_FOUND' ? 'no edition found' : e.code) : 'failed';
+      b.error = isAlliumError(e)
+        ? e.code === 'ERR_UNREACHABLE'
+          ? 'holders unreachable: will try again'
+          : e.code === 'ERR_NOT_FOUND'
+            ? 'no edition found'
+            : e.code
+        : 'failed';
     }
   }
 
@@ -189,4 +198,3 @@ export class Bookmarks {
     this.storage.save(this.data);
   }
 }
-

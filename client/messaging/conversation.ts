@@ -6,14 +6,7 @@
  */
 import { concatBytes, toHex } from '../../protocol/bytes.js';
 import { AbortedError, AlliumError, LimitError } from '../../protocol/errors.js';
-import {
-  decodeFrame,
-  encodeAckFrame,
-  encodeMessageFrame,
-  MAX_ACK_IDS,
-  MAX_LIVE_MESSAGE_BYTES,
-  type ConversationFrame,
-} from '../../protocol/message-frames.js';
+import { decodeFrame, encodeAckFrame, encodeMessageFrame, MAX_ACK_IDS, MAX_LIVE_MESSAGE_BYTES, type ConversationFrame } from '../../protocol/message-frames.js';
 import { pad, unpad } from '../../protocol/padding.js';
 import { MAX_MESSAGE_BYTES, RATCHET_OVERHEAD, type RatchetSession } from '../../protocol/ratchet.js';
 import { EndReason } from '../../protocol/stream-messages.js';

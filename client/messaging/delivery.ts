@@ -127,7 +127,8 @@ export class Delivery {
   private isNew(m: IncomingMessage): boolean {
     if (m.id === undefined) return true;
     let ids = this.recentIds.get(m.from);
-    if (ids) this.recentIds.delete(m.from); // re-inserted below: the map is kept in order of last use
+    if (ids)
+      this.recentIds.delete(m.from); // re-inserted below: the map is kept in order of last use
     else ids = new Set();
     this.recentIds.set(m.from, ids);
     if (this.recentIds.size > RECENT_ID_PEERS) this.recentIds.delete(this.recentIds.keys().next().value!);

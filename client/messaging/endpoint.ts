@@ -90,7 +90,8 @@ export interface EndpointEvents {
 /** Checks and copies authorised client keys (ERR_CONFIG: more than MAX_AUTH_CLIENTS, or not 32 bytes). */
 export function checkClients(keys: readonly Uint8Array[]): readonly Uint8Array[] {
   if (keys.length > MAX_AUTH_CLIENTS) throw new AlliumError('ERR_CONFIG', `at most ${MAX_AUTH_CLIENTS} authorised clients`);
-  for (const k of keys) if (!(k instanceof Uint8Array) || k.length !== 32) throw new AlliumError('ERR_CONFIG', 'an authorised client key is a 32-byte X25519 public key');
+  for (const k of keys)
+    if (!(k instanceof Uint8Array) || k.length !== 32) throw new AlliumError('ERR_CONFIG', 'an authorised client key is a 32-byte X25519 public key');
   return keys.map((k) => Uint8Array.from(k));
 }
 
@@ -176,7 +177,11 @@ export class Endpoint {
     const enc = crypto().x25519Keypair();
     const binding = circuit.bindings[circuit.bindings.length - 1]!;
     const ack = circuit.waitFor(RelayCommand.INTRO_ESTABLISHED, REPLY_TIMEOUT_MS, { signal });
-    circuit.send({ command: RelayCommand.ESTABLISH_INTRO, streamId: 0, data: encodeRv('establishIntro', { k: auth.publicKey, s: crypto().sign(introSignedMessage(binding), auth.secretKey) }) });
+    circuit.send({
+      command: RelayCommand.ESTABLISH_INTRO,
+      streamId: 0,
+      data: encodeRv('establishIntro', { k: auth.publicKey, s: crypto().sign(introSignedMessage(binding), auth.secretKey) }),
+    });
     try {
       await ack;
     } catch (e) {
@@ -310,4 +315,3 @@ export class Endpoint {
     this.content.close();
   }
 }
-

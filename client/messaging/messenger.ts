@@ -41,7 +41,17 @@ import { MailboxCollector, MailboxSender } from '../mailbox.js';
 import { Conversation } from './conversation.js';
 import { Delivery } from './delivery.js';
 import { Endpoint } from './endpoint.js';
-import { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_POLL_MS, endpointLimits, LIVE_ATTEMPTS, MAX_OFFLINE_PEERS, MESSAGE_STREAM, OFFLINE_RECHECK_MS, SERVICE_STREAM, type EndpointLimits } from './limits.js';
+import {
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_POLL_MS,
+  endpointLimits,
+  LIVE_ATTEMPTS,
+  MAX_OFFLINE_PEERS,
+  MESSAGE_STREAM,
+  OFFLINE_RECHECK_MS,
+  SERVICE_STREAM,
+  type EndpointLimits,
+} from './limits.js';
 import { meetEndpoint, openStream, type Meeting } from './rendezvous.js';
 import { HiddenService } from './service.js';
 import {
@@ -201,7 +211,13 @@ export class Messenger extends Emitter<MessengerEvents> {
   }
 
   /** A conversation on an accepted or opened message stream, closed with the messenger. */
-  private conversation(peer: string, circuit: ClientCircuit, stream: MuxStream, session: RatchetSession, onAuthenticated?: (c: Conversation) => void): Conversation {
+  private conversation(
+    peer: string,
+    circuit: ClientCircuit,
+    stream: MuxStream,
+    session: RatchetSession,
+    onAuthenticated?: (c: Conversation) => void,
+  ): Conversation {
     const conv: Conversation = new Conversation(
       peer,
       circuit,
@@ -427,5 +443,12 @@ export class Messenger extends Emitter<MessengerEvents> {
  * conversation was lost (twice) before it acknowledged the message.
  */
 function fallsBackToMailbox(e: unknown): boolean {
-  return isAlliumError(e) && (e.code === 'ERR_UNREACHABLE' || e.code === 'ERR_TIMEOUT' || e.code === 'ERR_HANDSHAKE_AUTH' || e.code === 'ERR_LINK_CLOSED' || e.code === 'ERR_STREAM_FAILED');
+  return (
+    isAlliumError(e) &&
+    (e.code === 'ERR_UNREACHABLE' ||
+      e.code === 'ERR_TIMEOUT' ||
+      e.code === 'ERR_HANDSHAKE_AUTH' ||
+      e.code === 'ERR_LINK_CLOSED' ||
+      e.code === 'ERR_STREAM_FAILED')
+  );
 }

@@ -65,7 +65,10 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
     }
   }
   if (!descriptor && needsAuth) {
-    throw new CryptoError('ERR_CLIENT_AUTH', clientAuth ? 'endpoint requires client authorisation and does not list our key' : 'endpoint requires client authorisation: no client key given');
+    throw new CryptoError(
+      'ERR_CLIENT_AUTH',
+      clientAuth ? 'endpoint requires client authorisation and does not list our key' : 'endpoint requires client authorisation: no client key given',
+    );
   }
   if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
   const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
@@ -159,7 +162,9 @@ export function openStream(circuit: ClientCircuit, a: string, p: number, options
     (done) => {
       const s = circuit.mux.open();
       const offC = s.once('stream:connected', () => done(null, s));
-      const offE = s.once('stream:end', (r) => done(new AlliumError(r === EndReason.EXIT_POLICY ? 'ERR_EXIT_POLICY' : 'ERR_STREAM_FAILED', `endpoint refused the stream (reason ${r})`)));
+      const offE = s.once('stream:end', (r) =>
+        done(new AlliumError(r === EndReason.EXIT_POLICY ? 'ERR_EXIT_POLICY' : 'ERR_STREAM_FAILED', `endpoint refused the stream (reason ${r})`)),
+      );
       circuit.send({ command: RelayCommand.BEGIN, streamId: s.id, data: encodeBegin({ a, p }) });
       return () => {
         offC();

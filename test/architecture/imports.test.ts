@@ -32,8 +32,10 @@ export function importsOf(file: string): string[] {
   const sf = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.ES2022, true);
   const out: string[] = [];
   const visit = (n: ts.Node): void => {
-    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier)) out.push(n.moduleSpecifier.text);
-    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0])) out.push(n.arguments[0].text);
+    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier))
+      out.push(n.moduleSpecifier.text);
+    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0]))
+      out.push(n.arguments[0].text);
     ts.forEachChild(n, visit);
   };
   visit(sf);
@@ -50,7 +52,11 @@ describe('architecture: imports run one way', () => {
   const files = Object.keys(LAYER).flatMap(sources);
 
   it('every layer exists and has modules', () => {
-    for (const layer of Object.keys(LAYER)) expect(files.some((f) => f.startsWith(`${layer}/`)), layer).to.equal(true);
+    for (const layer of Object.keys(LAYER))
+      expect(
+        files.some((f) => f.startsWith(`${layer}/`)),
+        layer,
+      ).to.equal(true);
   });
 
   it('no module imports from a layer above it, and relay/ and client/ never import each other', () => {
@@ -123,7 +129,8 @@ function runtimeImportsOf(file: string): string[] {
   const visit = (n: ts.Node): void => {
     if (ts.isImportDeclaration(n) && ts.isStringLiteral(n.moduleSpecifier) && !n.importClause?.isTypeOnly) out.push(n.moduleSpecifier.text);
     if (ts.isExportDeclaration(n) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier) && !n.isTypeOnly) out.push(n.moduleSpecifier.text);
-    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0])) out.push(n.arguments[0].text);
+    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0]))
+      out.push(n.arguments[0].text);
     ts.forEachChild(n, visit);
   };
   visit(sf);

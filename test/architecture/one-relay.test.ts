@@ -49,7 +49,15 @@ interface Observed {
 
 async function shipped(): Promise<Observed> {
   const relay = new Relay(
-    { listen: '127.0.0.1:0', data_dir: tempDir('one-relay-'), storage_quota: 64 * 1024 * 1024, storage_min_free_disk: 0, exit_policy: EXIT, log_level: 'silent', allow_private_addresses: true },
+    {
+      listen: '127.0.0.1:0',
+      data_dir: tempDir('one-relay-'),
+      storage_quota: 64 * 1024 * 1024,
+      storage_min_free_disk: 0,
+      exit_policy: EXIT,
+      log_level: 'silent',
+      allow_private_addresses: true,
+    },
     { log: silentLogger() },
   );
   await relay.start();
@@ -57,7 +65,12 @@ async function shipped(): Promise<Observed> {
     const capsBefore = relay.descriptor!.caps;
     relay.store!.roomLeft = () => 0;
     (relay as unknown as { maintain(): void }).maintain();
-    return { madeByCreateRelayNode: isRelayNode((relay as unknown as { node?: unknown }).node), shape: shapeOf(relay.circuits), capsBefore, capsWhenFull: relay.descriptor!.caps };
+    return {
+      madeByCreateRelayNode: isRelayNode((relay as unknown as { node?: unknown }).node),
+      shape: shapeOf(relay.circuits),
+      capsBefore,
+      capsWhenFull: relay.descriptor!.caps,
+    };
   } finally {
     await relay.stop();
   }
@@ -72,7 +85,12 @@ function simulated(): Promise<Observed> {
       const capsBefore = relay.descriptor!.caps;
       relay.store!.roomLeft = () => 0;
       relay.maintain();
-      return { madeByCreateRelayNode: isRelayNode((relay as unknown as { node?: unknown }).node), shape: shapeOf(relay.reactor), capsBefore, capsWhenFull: relay.descriptor!.caps };
+      return {
+        madeByCreateRelayNode: isRelayNode((relay as unknown as { node?: unknown }).node),
+        shape: shapeOf(relay.reactor),
+        capsBefore,
+        capsWhenFull: relay.descriptor!.caps,
+      };
     } finally {
       relay.dispose();
     }
@@ -107,7 +125,10 @@ describe('architecture: one relay for the daemon and the simulator', function ()
   });
 
   it('a simulated relay stops advertising a full store, as the shipped relay does (specs/content.md §7.3)', () => {
-    const caps = (o: Observed): { before: boolean; whenFull: boolean } => ({ before: o.capsBefore.includes('store'), whenFull: o.capsWhenFull.includes('store') });
+    const caps = (o: Observed): { before: boolean; whenFull: boolean } => ({
+      before: o.capsBefore.includes('store'),
+      whenFull: o.capsWhenFull.includes('store'),
+    });
     expect(caps(real)).to.deep.equal({ before: true, whenFull: false });
     expect(caps(sim)).to.deep.equal(caps(real));
   });

@@ -60,7 +60,19 @@ function descriptors(n: number, contact = ''): Uint8Array[] {
   const out = Array.from({ length: n }, (_, i) => {
     const id = IdentityKey.generate();
     return signDescriptor(
-      { id: id.publicKey, onion: crypto().random(32), addr: `ws://10.0.${i % 250}.1:9001/allium`, nick: `r${i}`, contact, family: [], bw: 1000, exit: ['reject *:*'], caps: [], pub: now, exp: now + 3_600_000 },
+      {
+        id: id.publicKey,
+        onion: crypto().random(32),
+        addr: `ws://10.0.${i % 250}.1:9001/allium`,
+        nick: `r${i}`,
+        contact,
+        family: [],
+        bw: 1000,
+        exit: ['reject *:*'],
+        caps: [],
+        pub: now,
+        exp: now + 3_600_000,
+      },
       id.secretKey,
     );
   });

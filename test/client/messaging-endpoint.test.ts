@@ -7,7 +7,15 @@
 import { expect } from 'chai';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { decodeEnd, EndReason } from '../../protocol/stream-messages.js';
-import { MAX_CONCURRENT_RENDEZVOUS, MAX_PENDING_INTRODUCTIONS, MAX_SERVICE_STREAMS_PER_CIRCUIT, SERVICE_CIRCUIT_IDLE_MS, type IncomingMessage, type Messenger, type ServiceConnector } from '../../client/messaging/index.js';
+import {
+  MAX_CONCURRENT_RENDEZVOUS,
+  MAX_PENDING_INTRODUCTIONS,
+  MAX_SERVICE_STREAMS_PER_CIRCUIT,
+  SERVICE_CIRCUIT_IDLE_MS,
+  type IncomingMessage,
+  type Messenger,
+  type ServiceConnector,
+} from '../../client/messaging/index.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { STREAM_WINDOW } from '../../protocol/flow.js';
 import { endpointRig, introduce, sendFrame, settle, type FakeCircuit, type Initiator } from '../helpers/messenger-rig.js';
@@ -88,7 +96,12 @@ describe('an endpoint bounds what introductions cost it', () => {
       await clock.runFor(2 * SERVICE_CIRCUIT_IDLE_MS);
       used.receive({ command: RelayCommand.END, streamId: stream, data: Uint8Array.of(1) });
       await clock.runFor(SERVICE_CIRCUIT_IDLE_MS + 1);
-      expect({ rendezvous: [silent.count(RelayCommand.RENDEZVOUS1), used.count(RelayCommand.RENDEZVOUS1)], beforeIdle, afterIdle, afterStream: used.state }).to.deep.equal({
+      expect({
+        rendezvous: [silent.count(RelayCommand.RENDEZVOUS1), used.count(RelayCommand.RENDEZVOUS1)],
+        beforeIdle,
+        afterIdle,
+        afterStream: used.state,
+      }).to.deep.equal({
         rendezvous: [1, 1],
         beforeIdle: { silent: 'open', used: 'open' },
         afterIdle: { silent: 'closed', used: 'open' },
@@ -139,7 +152,10 @@ describe('streams on a rendezvous circuit are bounded', () => {
       for (const id of open.slice(0, 10)) circuit.receive({ command: RelayCommand.END, streamId: id, data: Uint8Array.of(EndReason.DONE) });
       const more = Array.from({ length: 20 }, () => circuit.begin('allium:service', 80));
       await settle();
-      expect({ answered: more.every((id) => answers(circuit).has(id)), connected: more.filter((id) => answers(circuit).get(id) === 'connected').length }).to.deep.equal({ answered: true, connected: 10 });
+      expect({
+        answered: more.every((id) => answers(circuit).has(id)),
+        connected: more.filter((id) => answers(circuit).get(id) === 'connected').length,
+      }).to.deep.equal({ answered: true, connected: 10 });
     } finally {
       rig.messenger.close();
     }
@@ -176,7 +192,12 @@ describe('conversations peers open are forgotten when they close', () => {
       most = Math.max(most, filed(rig.messenger));
       circuit.close(); // the peer goes: its circuit is destroyed
     }
-    expect({ received: got.length, most, filed: filed(rig.messenger), live: live(rig.messenger) }).to.deep.equal({ received: 1000, most: 1, filed: 0, live: 0 });
+    expect({ received: got.length, most, filed: filed(rig.messenger), live: live(rig.messenger) }).to.deep.equal({
+      received: 1000,
+      most: 1,
+      filed: 0,
+      live: 0,
+    });
     rig.messenger.close();
   });
 
@@ -265,4 +286,3 @@ describe('listen() holds a bounded queue and the sender waits for the applicatio
     rig.messenger.close();
   });
 });
-

@@ -88,7 +88,16 @@ function runOne(target: string, o: FuzzRunOptions, findingsDir: string): Promise
       else {
         const r = m.result;
         const findings = r.findings.map((f) => ({ kind: f.kind, message: f.message, file: saveFinding(findingsDir, target, f.kind, f.message, f.input) }));
-        finish({ target, execs: r.execs, seconds: r.ms / 1000, execsPerSecond: r.execs / (r.ms / 1000), corpus: r.corpus, added: r.added, features: r.features, findings });
+        finish({
+          target,
+          execs: r.execs,
+          seconds: r.ms / 1000,
+          execsPerSecond: r.execs / (r.ms / 1000),
+          corpus: r.corpus,
+          added: r.added,
+          features: r.features,
+          findings,
+        });
       }
     });
     worker.on('error', (e: Error & { code?: string }) => failed(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'oom' : 'crash', `${e.name}: ${e.message}`));

@@ -20,9 +20,7 @@ export interface WorkerData {
   seed: number;
   current: SharedArrayBuffer;
 }
-export type WorkerMessage =
-  | { beat: number }
-  | { result: Omit<EngineResult, 'corpus' | 'added'> & { corpus: number; added: number; counters: number } };
+export type WorkerMessage = { beat: number } | { result: Omit<EngineResult, 'corpus' | 'added'> & { corpus: number; added: number; counters: number } };
 
 interface FileCoverage {
   s: Record<string, number>;
@@ -91,5 +89,13 @@ const engine = new FuzzEngine({
 const r = engine.runFor(d.seconds);
 for (const input of r.added) writeFileSync(join(d.corpusDir, createHash('sha256').update(input).digest('hex').slice(0, 32)), input);
 parentPort!.postMessage({
-  result: { execs: r.execs, ms: r.ms, features: r.features, findings: r.findings, corpus: r.corpus.length, added: r.added.length, counters: istanbulCoverage().size },
+  result: {
+    execs: r.execs,
+    ms: r.ms,
+    features: r.features,
+    findings: r.findings,
+    corpus: r.corpus.length,
+    added: r.added.length,
+    counters: istanbulCoverage().size,
+  },
 } satisfies WorkerMessage);

@@ -32,7 +32,13 @@ export class FakeCircuit extends Emitter<CircuitEvents> {
   constructor(readonly last: Descriptor | undefined) {
     super();
     const tag = new Uint8Array(16);
-    this.mux = new StreamMux({ send: (m) => this.send(m), lastSentTag: () => tag, lastReceivedTag: () => tag, congested: () => false, onDrain: () => undefined });
+    this.mux = new StreamMux({
+      send: (m) => this.send(m),
+      lastSentTag: () => tag,
+      lastReceivedTag: () => tag,
+      congested: () => false,
+      onDrain: () => undefined,
+    });
   }
 
   setPurpose(p: string): void {

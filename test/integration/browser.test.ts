@@ -32,7 +32,9 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
   /** The page's state, for failure messages. */
   async function pageState(): Promise<string> {
     const status = await page.$eval('#status', (e) => `${(e as HTMLElement).dataset['state']}: ${e.textContent}`).catch(() => '?');
-    const log = await page.$$eval('#log li', (ls) => ls.map((l) => `${l.className} ${(l as HTMLElement).dataset['state'] ?? ''} ${l.textContent}`)).catch(() => []);
+    const log = await page
+      .$$eval('#log li', (ls) => ls.map((l) => `${l.className} ${(l as HTMLElement).dataset['state'] ?? ''} ${l.textContent}`))
+      .catch(() => []);
     return `status ${status}\nlog:\n${log.join('\n')}\n${chromium.log()}`;
   }
 
@@ -58,7 +60,10 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
     server = await serveStatic(['examples/browser', 'dist/browser']);
     chromium = await launchChromium();
     page = await chromium.newPage();
-    const query = new URLSearchParams([['bootstrap', net.bootstrap], ['testnet', '1']]);
+    const query = new URLSearchParams([
+      ['bootstrap', net.bootstrap],
+      ['testnet', '1'],
+    ]);
     await page.goto(`${server.origin}/examples/browser/index.html?${query}`);
     await waitInPage(`/^[a-z2-7]{56}\\.allium$/.test(document.getElementById('address').textContent)`, "the page's address");
     pageAddress = (await page.$eval('#address', (e) => e.textContent))!;

@@ -30,7 +30,8 @@ function watchTimers(): { pending(): string[]; stop(): void } {
   const hook = createHook({
     init(id, type, _trigger, resource) {
       // Mocha's own test timer is not the client's.
-      if (type === 'Timeout' && !(new Error().stack ?? '').includes('/node_modules/mocha/')) timers.set(id, { timer: resource as never, stack: (new Error().stack ?? '').split('\n').slice(4, 9).join(' ←') });
+      if (type === 'Timeout' && !(new Error().stack ?? '').includes('/node_modules/mocha/'))
+        timers.set(id, { timer: resource as never, stack: (new Error().stack ?? '').split('\n').slice(4, 9).join(' ←') });
     },
     destroy(id) {
       timers.delete(id);
@@ -98,11 +99,17 @@ describe('AlliumClient.stop() leaves nothing running (relay processes)', functio
       watch('connect', client.connect('127.0.0.1', port)),
       watch('refreshDirectory', client.refreshDirectory()),
     ];
-    const fetch = watch('fetchAnywhere', content.fetchAnywhere('block', crypto().random(32), () => true));
+    const fetch = watch(
+      'fetchAnywhere',
+      content.fetchAnywhere('block', crypto().random(32), () => true),
+    );
     await client.stop();
 
     // stop() resolved: every call the client ran has settled already.
-    expect(calls.filter((c) => !c.outcome.settled).map((c) => c.outcome.what), 'still running after stop() resolved').to.deep.equal([]);
+    expect(
+      calls.filter((c) => !c.outcome.settled).map((c) => c.outcome.what),
+      'still running after stop() resolved',
+    ).to.deep.equal([]);
     // And nothing is left: no link's socket, no dial, no build or stream timer.
     try {
       expect({ sockets: tcpSockets(), timers: timers.pending() }, 'left after stop() resolved').to.deep.equal({ sockets, timers: [] });

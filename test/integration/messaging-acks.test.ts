@@ -154,7 +154,7 @@ describe('end-to-end acknowledgements (relay processes)', function () {
       expect(r.status).to.equal('delivered');
       expect(Date.now() - t0).to.be.at.least(ACK_TIMEOUT_MS);
       expect(ours.closed).to.equal(true);
-      await waitFor(() => theirs.closed, 30_000, 'the recipient\'s side of the abandoned conversation closed');
+      await waitFor(() => theirs.closed, 30_000, "the recipient's side of the abandoned conversation closed");
       const now = await inside(bob).conversations.get(alice.address)!;
       expect(now).to.not.equal(ours);
       expect(count('ack lost')).to.equal(1);
@@ -262,7 +262,11 @@ describe('end-to-end acknowledgements (relay processes)', function () {
         return reported.every((x) => count(x.text) >= 1);
       },
       120_000,
-      () => `every reported message at the recipient (missing: ${reported.filter((x) => count(x.text) === 0).map((x) => x.text).join(', ')})`,
+      () =>
+        `every reported message at the recipient (missing: ${reported
+          .filter((x) => count(x.text) === 0)
+          .map((x) => x.text)
+          .join(', ')})`,
     );
     // Exactly once, each under the id its receipt names.
     for (const x of reported) {

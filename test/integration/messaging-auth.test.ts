@@ -77,7 +77,7 @@ describe('client authorisation and introductions (relay processes)', function ()
       const copies = await probe.fetchFromAll('endpoint', descriptorLocator(alice.address, periodAt(Math.floor(Date.now() / 1000))));
       probe.close();
       expect(copies.length).to.be.greaterThan(0);
-      for (const c of copies) expect(((decodeCbor(c, MAX_ENDPOINT_DESCRIPTOR_BYTES) as { ct: Uint8Array }).ct).length).to.equal(ENDPOINT_CT_LEN[1]);
+      for (const c of copies) expect((decodeCbor(c, MAX_ENDPOINT_DESCRIPTOR_BYTES) as { ct: Uint8Array }).ct.length).to.equal(ENDPOINT_CT_LEN[1]);
 
       const r = await bob.send(alice.address, enc('from an authorised client'));
       expect(r.status).to.equal('delivered');

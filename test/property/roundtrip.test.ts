@@ -63,18 +63,25 @@ describe('property: round trips', () => {
   });
 
   it('CONTROL fragments: each fragment round-trips and the fragments reassemble the message', () => {
-    const lengths = fc.oneof(fc.nat({ max: 40 }), fc.integer({ min: CONTROL_DATA_MAX - 2, max: CONTROL_DATA_MAX + 2 }), fc.nat({ max: 4 * CONTROL_DATA_MAX + 3 }));
+    const lengths = fc.oneof(
+      fc.nat({ max: 40 }),
+      fc.integer({ min: CONTROL_DATA_MAX - 2, max: CONTROL_DATA_MAX + 2 }),
+      fc.nat({ max: 4 * CONTROL_DATA_MAX + 3 }),
+    );
     fc.assert(
-      fc.property(lengths.chain((n) => bytes(n, n)), (message) => {
-        const frags = fragmentControl(message).map((f) => decodeControlBody(controlBody(f)));
-        expect(frags.length).to.equal(Math.max(1, Math.ceil(message.length / CONTROL_DATA_MAX)));
-        frags.forEach((f, i) => {
-          expect(f.first).to.equal(i === 0);
-          expect(f.last).to.equal(i === frags.length - 1);
-          if (!f.last) expect(f.data.length).to.equal(CONTROL_DATA_MAX);
-        });
-        expect(toHex(concatBytes(...frags.map((f) => f.data)))).to.equal(toHex(message));
-      }),
+      fc.property(
+        lengths.chain((n) => bytes(n, n)),
+        (message) => {
+          const frags = fragmentControl(message).map((f) => decodeControlBody(controlBody(f)));
+          expect(frags.length).to.equal(Math.max(1, Math.ceil(message.length / CONTROL_DATA_MAX)));
+          frags.forEach((f, i) => {
+            expect(f.first).to.equal(i === 0);
+            expect(f.last).to.equal(i === frags.length - 1);
+            if (!f.last) expect(f.data.length).to.equal(CONTROL_DATA_MAX);
+          });
+          expect(toHex(concatBytes(...frags.map((f) => f.data)))).to.equal(toHex(message));
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -122,10 +129,16 @@ describe('property: round trips', () => {
   });
 
   it('CBOR: the encoding does not depend on the order in which map keys were inserted', () => {
-    const entries = fc.uniqueArray(fc.tuple(fc.string({ unit: 'grapheme', maxLength: 6 }).filter((k) => k !== '__proto__'), cborValue), {
-      selector: ([k]) => k,
-      maxLength: 8,
-    });
+    const entries = fc.uniqueArray(
+      fc.tuple(
+        fc.string({ unit: 'grapheme', maxLength: 6 }).filter((k) => k !== '__proto__'),
+        cborValue,
+      ),
+      {
+        selector: ([k]) => k,
+        maxLength: 8,
+      },
+    );
     fc.assert(
       fc.property(entries, (es) => {
         const forward = Object.fromEntries(es);

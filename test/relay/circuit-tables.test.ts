@@ -107,7 +107,9 @@ describe('circuit table bounds (specs/circuits.md §7.1)', function () {
         () => 'built',
         (e: Error) => e.message,
       );
-      console.log(`      6 links of one /24 × 40 CREATEs: built ${built.join(' + ')} = ${built.reduce((a, b) => a + b, 0)}; honest client elsewhere: ${honest}; a relay in that /24: ${relayPeer}`);
+      console.log(
+        `      6 links of one /24 × 40 CREATEs: built ${built.join(' + ')} = ${built.reduce((a, b) => a + b, 0)}; honest client elsewhere: ${honest}; a relay in that /24: ${relayPeer}`,
+      );
       expect(built.every((n) => n <= 20)).to.equal(true);
       expect(built.reduce((a, b) => a + b, 0)).to.equal(100);
       expect(honest).to.equal('built');

@@ -44,6 +44,10 @@ describe('store room', () => {
 
   it('waits at most ten minutes however long the renewal interval', () => {
     const long = 3_600_000;
-    expect(run([inputs(0, { roomLeft: 0, renewMs: long }), inputs(1, { renewMs: long }), inputs(1 + 10 * 60_000, { renewMs: long })])).to.deep.equal(['closed', null, 'opened']);
+    expect(run([inputs(0, { roomLeft: 0, renewMs: long }), inputs(1, { renewMs: long }), inputs(1 + 10 * 60_000, { renewMs: long })])).to.deep.equal([
+      'closed',
+      null,
+      'opened',
+    ]);
   });
 });
