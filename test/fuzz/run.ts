@@ -14,6 +14,8 @@ import { BUILD_DIR, buildFuzzWorker, WORKER_BUNDLE } from './build.js';
 import type { WorkerData, WorkerMessage } from './worker.js';
 
 const HANG_MS = 10_000;
+/** A worker's set-up (loading, libsodium, a target's seeds) before its first heartbeat: slow on a loaded machine. */
+const STARTUP_MS = 120_000;
 const CURRENT_BYTES = 4 + 64 * 1024;
 
 export interface TargetReport {
@@ -64,6 +66,7 @@ function runOne(target: string, o: FuzzRunOptions, findingsDir: string): Promise
   };
   return new Promise((resolve) => {
     let beat = performance.now();
+    let running = false;
     let execs = 0;
     let settled = false;
     const finish = (r: TargetReport): void => {
@@ -80,10 +83,12 @@ function runOne(target: string, o: FuzzRunOptions, findingsDir: string): Promise
       finish({ target, execs, seconds, execsPerSecond: execs / seconds, corpus: 0, added: 0, features: 0, findings: [{ kind, message, file }] });
     };
     const watchdog = setInterval(() => {
-      if (performance.now() - beat > HANG_MS) failed('hang', `no progress for ${HANG_MS} ms`);
+      if (!running && performance.now() - beat > STARTUP_MS) failed('hang', `not started within ${STARTUP_MS} ms`);
+      if (running && performance.now() - beat > HANG_MS) failed('hang', `no progress for ${HANG_MS} ms`);
     }, 1000);
     worker.on('message', (m: WorkerMessage) => {
       beat = performance.now();
+      running = true;
       if ('beat' in m) execs = m.beat;
       else {
         const r = m.result;

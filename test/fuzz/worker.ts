@@ -86,6 +86,7 @@ const engine = new FuzzEngine({
   current: new Uint8Array(d.current),
   heartbeat: (beat) => parentPort!.postMessage({ beat } satisfies WorkerMessage),
 });
+parentPort!.postMessage({ beat: 0 } satisfies WorkerMessage); // set up: from here on the runner's hang clock runs
 const r = engine.runFor(d.seconds);
 for (const input of r.added) writeFileSync(join(d.corpusDir, createHash('sha256').update(input).digest('hex').slice(0, 32)), input);
 parentPort!.postMessage({
