@@ -68,7 +68,8 @@ describe('a network with directory authorities (relay processes)', function () {
 
   it('weighs a relay by what the authorities measured, not by what it claims', () => {
     const c = client.directory.consensus!;
-    expect(c.signers).to.have.length(3);
+    // A majority of the three authorities signs a consensus; on a loaded machine one signature may come late.
+    expect(c.signers.length).to.be.within(2, 3);
     const entry = (fp: string) => c.entries.find((e) => toHex(e.id) === fp)!;
     const liar = entry(slow.fingerprint);
     // Its measured rate (within what a token bucket lets through in a short measurement), or, in a round where too
