@@ -30,14 +30,18 @@ export interface PlacementContext {
 }
 
 const caches = new Map<string, Map<string, Uint8Array>>();
+/** The context of the last call and its cache: a directory's worth of calls names its context once, not N times. */
+let last: { ctx: PlacementContext | null; cache: Map<string, Uint8Array> } | null = null;
 
 function cacheFor(ctx: PlacementContext | null): Map<string, Uint8Array> {
+  if (last && last.ctx === ctx) return last.cache;
   const key = ctx ? `${ctx.pn}:${toHex(ctx.srv)}` : '';
   let c = caches.get(key);
   if (!c) {
     if (caches.size >= 4) caches.clear();
     caches.set(key, (c = new Map()));
   }
+  last = { ctx, cache: c };
   return c;
 }
 
