@@ -22,7 +22,7 @@ import { fromHex, toHex } from '../protocol/bytes.js';
 import { ConfigError } from '../protocol/errors.js';
 import { clientOptionsFrom, startClient, type ClientFlags } from './client-session.js';
 import { runRelayCommand } from './relay-command.js';
-import { Messenger } from '../client/messaging.js';
+import { Messenger } from '../client/messaging/node.js';
 import { progressBar } from './progress.js';
 import { runGateway, runSitePublish, runStatus } from './site-commands.js';
 
@@ -135,7 +135,9 @@ export function buildProgram(): Command {
         new Messenger(client); // lets SOCKS reach *.allium hidden services
         const { host, port } = socksAt;
         const socks = await startSocksServer(client, { host, port, setting: opts['socks'] ? '--socks' : 'socks' });
-        process.stdout.write(`Allium client ready: SOCKS5 on ${host}:${socks.port}\n  try: curl --socks5-hostname ${host}:${socks.port} http://example.test/\n`);
+        process.stdout.write(
+          `Allium client ready: SOCKS5 on ${host}:${socks.port}\n  try: curl --socks5-hostname ${host}:${socks.port} http://example.test/\n`,
+        );
         onSignals(async () => {
           await socks.close();
           await client.stop();
@@ -155,7 +157,7 @@ export function buildProgram(): Command {
     .option('--http-port <port>', 'port of the demo web server (0: any)', '0')
     .option('--map-port <port>', 'port of the network map page (0: any)', '0')
     .option('--gateway-port <port>', 'port of the gateway serving the demo site (falls back to a free port if taken)', '8888')
-    .option('--keep', 'keep the relays\' data directories after stopping')
+    .option('--keep', "keep the relays' data directories after stopping")
     .action(async (opts: Record<string, unknown>) => {
       try {
         await initCrypto();
@@ -190,7 +192,10 @@ export function buildProgram(): Command {
       .command('put')
       .description('publish a file, or a folder as a site; prints its allium:chk link (a site\'s ends with "/")')
       .argument('<file>', 'file or folder to publish')
-      .option('--random-key', 'encrypt with random keys: no one can test whether a relay holds a known file (no deduplication; a site keeps a secret so its editions still share blocks)'),
+      .option(
+        '--random-key',
+        'encrypt with random keys: no one can test whether a relay holds a known file (no deduplication; a site keeps a secret so its editions still share blocks)',
+      ),
   ).action(async (file: string, opts: Record<string, unknown>) => {
     try {
       await initCrypto();

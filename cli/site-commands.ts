@@ -71,13 +71,25 @@ export async function runSitePublish(mode: 'put' | 'publish' | 'update', dir: st
   let keyFile: string | null = null;
   if (mode !== 'put') {
     name = flags.name ?? before?.name ?? null;
-    if (name === null) throw new ConfigError(mode === 'update' ? `${dir} was never published with a name: run "allium publish ${dir} --name NAME" first` : 'publish needs --name NAME');
+    if (name === null)
+      throw new ConfigError(
+        mode === 'update' ? `${dir} was never published with a name: run "allium publish ${dir} --name NAME" first` : 'publish needs --name NAME',
+      );
     validateName(name);
     keyFile = resolve(flags.key ?? before?.key ?? './allium-publisher.key');
   }
   const key = keyFile ? loadKey(keyFile, mode === 'publish') : null;
   const secret = before?.secret ? fromHex(before.secret) : flags.randomKey ? crypto().random(32) : null;
-  const state: SiteState = before ?? { v: 1, dir: resolve(dir), name, key: keyFile, secret: secret ? toHex(secret) : null, edition: null, link: null, files: {} };
+  const state: SiteState = before ?? {
+    v: 1,
+    dir: resolve(dir),
+    name,
+    key: keyFile,
+    secret: secret ? toHex(secret) : null,
+    edition: null,
+    link: null,
+    files: {},
+  };
   state.name = name;
   state.key = keyFile;
   state.secret = secret ? toHex(secret) : null;

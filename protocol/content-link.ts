@@ -51,7 +51,9 @@ export function base32Decode(s: string): Uint8Array {
 }
 
 function checksum(type: string, body: Uint8Array, name = ''): Uint8Array {
-  return crypto().hash(16, concatBytes(utf8(type), body, utf8(name)), CHECKSUM).subarray(0, 4);
+  return crypto()
+    .hash(16, concatBytes(utf8(type), body, utf8(name)), CHECKSUM)
+    .subarray(0, 4);
 }
 
 export type ContentLink =
@@ -84,7 +86,8 @@ export function parseLink(text: string): ContentLink {
   if (kind === 'chk') {
     if (m[3] !== undefined || raw.length !== 69) throw new ProtocolError('ERR_LINK_FORMAT', 'a chk link has 69 bytes');
     const body = raw.subarray(0, 65);
-    if (!crypto().equal(checksum('chk', body), raw.subarray(65))) throw new ProtocolError('ERR_LINK_CHECKSUM', 'link checksum does not match: the link is corrupted');
+    if (!crypto().equal(checksum('chk', body), raw.subarray(65)))
+      throw new ProtocolError('ERR_LINK_CHECKSUM', 'link checksum does not match: the link is corrupted');
     return { type: 'chk', rk: raw.slice(0, 32), dk: raw.slice(32, 64), flags: raw[64]! };
   }
   if (m[3] === undefined || raw.length !== 36) throw new ProtocolError('ERR_LINK_FORMAT', 'an ssk link has a key and a name');
@@ -96,6 +99,7 @@ export function parseLink(text: string): ContentLink {
   }
   validateName(name);
   const publisher = raw.slice(0, 32);
-  if (!crypto().equal(checksum('ssk', publisher, name), raw.subarray(32))) throw new ProtocolError('ERR_LINK_CHECKSUM', 'link checksum does not match: the link is corrupted');
+  if (!crypto().equal(checksum('ssk', publisher, name), raw.subarray(32)))
+    throw new ProtocolError('ERR_LINK_CHECKSUM', 'link checksum does not match: the link is corrupted');
   return { type: 'ssk', publisher, name };
 }

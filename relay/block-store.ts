@@ -19,6 +19,11 @@
  * - Endpoint descriptors (records rows with an `expires` time) are valid until the end of the period after theirs;
  *   the same sweep deletes the rows past that, returning their bytes to the quota. Signed updatable-key records
  *   (`expires` NULL) do not expire.
+ *
+ * Why this file is above ~400 lines: it is the one module that speaks SQL, and the four kinds of item (blocks,
+ * records, endpoint descriptors, mailbox slots) share one quota, one eviction order and one expiry sweep inside the
+ * same transactions. Splitting it per kind would spread the quota arithmetic and the schema over several files that
+ * must agree on every statement.
  */
 import { join } from 'node:path';
 import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';
@@ -130,7 +135,7 @@ export class BlockStore {
       deleteBlock: this.db.prepare('DELETE FROM blocks WHERE rk = ?'),
       getRecord: this.db.prepare<[Uint8Array], { data: Buffer; edition: number }>('SELECT data, edition FROM records WHERE rk = ?'),
       upsertRecord: this.db.prepare(
-        'INSERT INTO records (rk, edition, data, stored_at, expires) VALUES (?, ?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, stored_at = excluded.stored_at, expires = excluded.expires, checked_gen = \'\'',
+        "INSERT INTO records (rk, edition, data, stored_at, expires) VALUES (?, ?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, stored_at = excluded.stored_at, expires = excluded.expires, checked_gen = ''",
       ),
       expiredEndpointBytes: this.db.prepare<[number], { b: number | null }>('SELECT SUM(LENGTH(data)) AS b FROM records WHERE expires <= ?'),
       deleteExpiredEndpoints: this.db.prepare('DELETE FROM records WHERE expires <= ?'),
@@ -142,7 +147,9 @@ export class BlockStore {
       setCopies: this.db.prepare('UPDATE blocks SET copies = ?, role = ?, checked_gen = ? WHERE rk = ?'),
       setRecordGen: this.db.prepare('UPDATE records SET checked_gen = ? WHERE rk = ?'),
       unchecked: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>('SELECT rk FROM blocks WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?'),
-      uncheckedRecords: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>('SELECT rk FROM records WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?'),
+      uncheckedRecords: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>(
+        'SELECT rk FROM records WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?',
+      ),
       popular: this.db.prepare<[number, number], { rk: Buffer }>("SELECT rk FROM blocks WHERE fetches >= ? AND role = 'replica' ORDER BY fetches DESC LIMIT ?"),
       resetFetches: this.db.prepare('UPDATE blocks SET fetches = 0 WHERE rk = ?'),
       getMailbox: this.db.prepare<[Uint8Array], { state: MailboxState; data: Buffer; dt: Buffer | null; expires: number; hold_until: number }>(

@@ -196,8 +196,12 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     const valid = createRecord(publisher.secretKey, publisher.publicKey, name, 3, evil);
     const flipped = Uint8Array.from(valid.bytes);
     flipped[flipped.length - 1]! ^= 0x01; // the last byte is in "sig" (canonical CBOR puts the longest key last)
-    expect(() => verifyRecord(rk, flipped)).to.throw().with.property('code', 'ERR_SIGNATURE');
-    expect(() => verifyRecord(rk, forgedByOther.bytes)).to.throw().with.property('code', 'ERR_SIGNATURE');
+    expect(() => verifyRecord(rk, flipped))
+      .to.throw()
+      .with.property('code', 'ERR_SIGNATURE');
+    expect(() => verifyRecord(rk, forgedByOther.bytes))
+      .to.throw()
+      .with.property('code', 'ERR_SIGNATURE');
     const underOtherKey = createRecord(other.secretKey, other.publicKey, name, 99, evil); // valid, but for another key
 
     for (const h of holders) {
@@ -217,7 +221,9 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     const unknown = formatLink({ type: 'chk', rk: crypto().random(32), dk: crypto().random(32), flags: 0 });
     const nf = await codeOf(content.get(unknown));
     expect(nf?.code).to.equal('ERR_NOT_FOUND');
-    expect(nf?.message).to.match(/^content not found/).and.not.match(/not found.*not found/);
+    expect(nf?.message)
+      .to.match(/^content not found/)
+      .and.not.match(/not found.*not found/);
     const unknownSsk = formatLink({ type: 'ssk', publisher: IdentityKey.generate().publicKey, name: 'nothing here' });
     expect((await codeOf(content.get(unknownSsk)))?.code).to.equal('ERR_NOT_FOUND');
 
@@ -284,7 +290,9 @@ describe('content: a 50 MiB file (relay processes)', function () {
     const rootBlock = await content.fetchAnywhere('block', root.rk, (b) => verifyStoredBlock(root.rk, b));
     const rootPlain = parseBlockPlaintext(decryptBlock(root, rootBlock!));
     expect(rootPlain.type).to.equal(BlockType.MANIFEST);
-    expect(decodeCbor(rootPlain.payload, rootPlain.payload.length)).to.have.property('parts').with.length(5 * 64);
+    expect(decodeCbor(rootPlain.payload, rootPlain.payload.length))
+      .to.have.property('parts')
+      .with.length(5 * 64);
     const hashOut = createHash('sha256');
     let got = 0;
     for await (const part of content.getStream(link)) {

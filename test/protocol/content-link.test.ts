@@ -114,7 +114,10 @@ describe('protocol/content-link', () => {
   it('refuses what is not a link with ERR_LINK_FORMAT', () => {
     const good = formatLink({ type: 'chk', rk: new Uint8Array(32), dk: new Uint8Array(32).fill(1), flags: 0 });
     for (const bad of ['', 'allium:', 'http://example.com', 'allium:xyz/abc', good.slice(0, -8), `${good}aaaaaaaa`, `${good}/name`, 'allium:ssk/aaaa']) {
-      expect(codeOf(() => parseLink(bad)), JSON.stringify(bad)).to.equal('ERR_LINK_FORMAT');
+      expect(
+        codeOf(() => parseLink(bad)),
+        JSON.stringify(bad),
+      ).to.equal('ERR_LINK_FORMAT');
     }
   });
 });
