@@ -75,7 +75,7 @@ export class XorOrder<T> {
       order.sort((i, j) => heads[i]! - heads[j]! || i - j);
     }
     // Runs that share their first 32 bits (rare): by the whole position, then in the order given.
-    for (let a = 0; a < n; ) {
+    for (let a = 0; a < n;) {
       let b = a + 1;
       while (b < n && heads[order[b]!] === heads[order[a]!]) b++;
       if (b - a > 1) {

@@ -180,7 +180,12 @@ export class Replicator {
    * The index the last lookups used: kept while they ask about the same relays (one pass's list) under the same
    * placement, so a pass over many items sorts the directory once (protocol/placement-index.ts).
    */
-  private lastIndex: { relays: readonly Descriptor[]; ctx: PlacementContext | null; eligible: ((d: Descriptor) => boolean) | undefined; index: PlacementIndex } | null = null;
+  private lastIndex: {
+    relays: readonly Descriptor[];
+    ctx: PlacementContext | null;
+    eligible: ((d: Descriptor) => boolean) | undefined;
+    index: PlacementIndex;
+  } | null = null;
 
   /** The k holders of rk among `relays` with this relay's placement (what holdersOf returns). */
   private holders(rk: Uint8Array, relays: readonly Descriptor[], k: number): Descriptor[] {

@@ -199,7 +199,22 @@ function placementTiming(seed: number, n: number, log: (s: string) => void): Pla
   const ds = Array.from({ length: n }, (_, i) => {
     const id = IdentityKey.fromSeed(rng.bytes(32));
     const addr = `ws://${1 + rng.int(223)}.${rng.int(256)}.${rng.int(256)}.${1 + rng.int(254)}:9001/allium`;
-    return signDescriptor({ id: id.publicKey, onion: rng.bytes(32), addr, nick: `r${i}`, contact: '', family: [], bw: 1000, exit: ['reject *:*'], caps: ['store'], pub: now, exp: now + 3_600_000 }, id.secretKey);
+    return signDescriptor(
+      {
+        id: id.publicKey,
+        onion: rng.bytes(32),
+        addr,
+        nick: `r${i}`,
+        contact: '',
+        family: [],
+        bw: 1000,
+        exit: ['reject *:*'],
+        caps: ['store'],
+        pub: now,
+        exp: now + 3_600_000,
+      },
+      id.secretKey,
+    );
   });
   // CPU time (µs) of the process, not wall time: on a shared machine other work only stretches the wall clock.
   const time = (f: () => void): number => {
@@ -232,11 +247,21 @@ function placementTiming(seed: number, n: number, log: (s: string) => void): Pla
   const olds: number[] = [];
   const news: number[] = [];
   for (let r = 0; r < RUNS; r++) {
-    olds.push(time(() => { for (const key of oldKeys) holdersOf(key, ds, 3, { ctx }); }) / oldKeys.length);
-    news.push(time(() => { for (const key of newKeys) index.holders(key, 3); }) / newKeys.length);
+    olds.push(
+      time(() => {
+        for (const key of oldKeys) holdersOf(key, ds, 3, { ctx });
+      }) / oldKeys.length,
+    );
+    news.push(
+      time(() => {
+        for (const key of newKeys) index.holders(key, 3);
+      }) / newKeys.length,
+    );
   }
   const t: PlacementTiming = { n, oldMicros: median(olds), newMicros: median(news), buildMs: median(builds), rebuildMs: median(rebuilds), checked, agreed };
-  log(`  N=${n}: holdersOf ${t.oldMicros.toFixed(0)} µs per key, index ${t.newMicros.toFixed(2)} µs per key; build ${t.buildMs.toFixed(0)} ms (${t.rebuildMs.toFixed(0)} ms with positions already hashed); ${agreed}/${checked} keys agree`);
+  log(
+    `  N=${n}: holdersOf ${t.oldMicros.toFixed(0)} µs per key, index ${t.newMicros.toFixed(2)} µs per key; build ${t.buildMs.toFixed(0)} ms (${t.rebuildMs.toFixed(0)} ms with positions already hashed); ${agreed}/${checked} keys agree`,
+  );
   return t;
 }
 
@@ -262,7 +287,16 @@ export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
   }
   const placementTable: Table = {
     title: `Holders of one key (k = 3) as clients and relays compute them: the placement index beside the reference holdersOf (CPU µs per key, median of ${RUNS} runs in one process, this machine)`,
-    columns: ['N', 'holdersOf, sorting the directory per key (µs)', 'PlacementIndex.holders (µs)', 'speed-up', 'index build, positions hashed (ms)', 'index build, positions cached (ms)', 'keys checked', 'same holders in the same order'],
+    columns: [
+      'N',
+      'holdersOf, sorting the directory per key (µs)',
+      'PlacementIndex.holders (µs)',
+      'speed-up',
+      'index build, positions hashed (ms)',
+      'index build, positions cached (ms)',
+      'keys checked',
+      'same holders in the same order',
+    ],
     rows: timings.map((t) => [t.n, t.oldMicros, t.newMicros, t.oldMicros / t.newMicros, t.buildMs, t.rebuildMs, t.checked, t.agreed]),
   };
   const realTable: Table = {

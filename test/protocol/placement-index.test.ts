@@ -117,7 +117,12 @@ describe('protocol: placement index', () => {
   it('agrees with holdersOf on a directory of 2,000 relays in 40 networks with families', () => {
     const ids = Array.from({ length: 2000 }, (_, i) => crypto().hash(32, new Uint8Array([i & 255, i >> 8, 7])));
     const ds = ids.map((id, i) =>
-      descriptor(id, `ws://10.${i % 40}.${(i >> 3) & 255}.1:9001/allium`, i % 9 === 4 ? ['intro'] : ['store'], i % 13 === 0 ? [ids[(i + 1) % ids.length]!] : []),
+      descriptor(
+        id,
+        `ws://10.${i % 40}.${(i >> 3) & 255}.1:9001/allium`,
+        i % 9 === 4 ? ['intro'] : ['store'],
+        i % 13 === 0 ? [ids[(i + 1) % ids.length]!] : [],
+      ),
     );
     const ctx = { srv: crypto().hash(32, new Uint8Array([1])), pn: 42 };
     const index = new PlacementIndex(ds, { ctx });
@@ -133,7 +138,12 @@ describe('protocol: placement index', () => {
   it('XorOrder walks positions by increasing XOR distance, equal positions in the order given', () => {
     // Positions crowded into a few prefixes: long shared prefixes, equal positions and keys among them are common.
     const crowded = fc
-      .tuple(fc.constantFrom(0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff), fc.constantFrom(0x00, 0x80, 0xff), fc.nat({ max: 3 }), fc.uint8Array({ minLength: 29, maxLength: 29 }))
+      .tuple(
+        fc.constantFrom(0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff),
+        fc.constantFrom(0x00, 0x80, 0xff),
+        fc.nat({ max: 3 }),
+        fc.uint8Array({ minLength: 29, maxLength: 29 }),
+      )
       .map(([a, b, c, rest]) => {
         const p = new Uint8Array(32);
         p[0] = a;
