@@ -21,7 +21,6 @@ import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, NotFoundError, throwIfAborted } from '../protocol/errors.js';
 import { encodeFile, fileBlocks, openFile, readFile, type EncodedBlock, type ReadOptions } from '../protocol/file-codec.js';
 import { createEditionHints, editionPeriods, hintName } from '../protocol/site-manifest.js';
-import { holdersOf } from '../protocol/placement.js';
 import { createRecord, nameHash, openRecord, sskRoutingKey } from '../protocol/ssk.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
@@ -57,7 +56,7 @@ export class ContentClient {
   /** The k holders of `rk` (specs/content.md §6.1): placement salted by the period's shared random value. */
   holders(rk: Uint8Array): Descriptor[] {
     const view = this.client.directory.view;
-    return holdersOf(rk, view.relays, this.k, { ctx: view.placement(Date.now()), eligible: view.holderEligible });
+    return view.holderIndex(view.placement(Date.now())).holders(rk, this.k);
   }
 
   /**
@@ -72,9 +71,9 @@ export class ContentClient {
     const add = (ds: readonly Descriptor[]): void => {
       for (const d of ds) if (!first.has(d.fingerprint) && !out.includes(d)) out.push(d);
     };
-    add(holdersOf(rk, view.relays, 2 * this.k, { ctx: view.placement(now), eligible: view.holderEligible }));
+    add(view.holderIndex(view.placement(now)).holders(rk, 2 * this.k));
     const prev = view.previousPlacement(now);
-    if (prev) add(holdersOf(rk, view.relays, this.k, { ctx: prev, eligible: view.holderEligible }));
+    if (prev) add(view.holderIndex(prev).holders(rk, this.k));
     return out;
   }
 

@@ -12,7 +12,8 @@
  * which takes days of uptime to earn. Without authorities positions are a public function of the identity and can
  * be ground (SECURITY.md says what that costs).
  *
- * With the whole directory (or consensus) known, every party computes the same holders.
+ * With the whole directory (or consensus) known, every party computes the same holders. holdersOf below is the
+ * definition; protocol/placement-index.ts computes the same from a sorted index.
  */
 import { crypto } from '../crypto/index.js';
 import { ByteWriter, concatBytes, toHex, utf8 } from './bytes.js';
@@ -29,14 +30,18 @@ export interface PlacementContext {
 }
 
 const caches = new Map<string, Map<string, Uint8Array>>();
+/** The context of the last call and its cache: a directory's worth of calls names its context once, not N times. */
+let last: { ctx: PlacementContext | null; cache: Map<string, Uint8Array> } | null = null;
 
 function cacheFor(ctx: PlacementContext | null): Map<string, Uint8Array> {
+  if (last && last.ctx === ctx) return last.cache;
   const key = ctx ? `${ctx.pn}:${toHex(ctx.srv)}` : '';
   let c = caches.get(key);
   if (!c) {
     if (caches.size >= 4) caches.clear();
     caches.set(key, (c = new Map()));
   }
+  last = { ctx, cache: c };
   return c;
 }
 
@@ -79,6 +84,10 @@ export interface HoldersOptions {
  * The `k` eligible relays nearest to `key`, nearest first, no two in one network (/16, /32, host name) or declared
  * family while enough distinct ones exist; when they do not (a test network on one address), the nearest of the
  * rest fill the list.
+ *
+ * The reference definition: it sorts the whole directory for every key (O(N log N)). Clients and relays ask a
+ * PlacementIndex (protocol/placement-index.ts), which returns the same relays in the same order in O(log N + k);
+ * test/protocol/placement-index.test.ts holds the two to each other.
  */
 export function holdersOf(key: Uint8Array, relays: readonly Descriptor[], k: number, o: HoldersOptions = {}): Descriptor[] {
   const ctx = o.ctx ?? null;

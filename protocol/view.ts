@@ -15,6 +15,7 @@ import { descriptorMd, type Consensus, type ConsensusEntry } from './consensus.j
 import type { Descriptor } from './descriptor.js';
 import { isExitPolicy, parseExitPolicy } from './exit-policy.js';
 import { Flag, hasFlag } from './flags.js';
+import { PlacementIndex } from './placement-index.js';
 import type { PlacementContext } from './placement.js';
 import { srvFor } from './shared-random.js';
 import { claimCap, FLAT_WEIGHTS, positionFactor, WEIGHT_SCALE, type Position, type PositionWeights } from './weights.js';
@@ -126,6 +127,21 @@ export class DirectoryView implements SelectionWeights {
   /** Relays eligible to hold content: store relays, with the Holder flag when there is a consensus. */
   holderEligible = (d: Descriptor): boolean => d.caps.includes('store') && (!this.flagged || this.has(d, Flag.HOLDER));
 
+  /** Holder indexes built so far, newest last: at most two (the current and the previous placement period). */
+  private readonly holderIndexes: { ctx: PlacementContext | null; index: PlacementIndex }[] = [];
+
+  /**
+   * The holders of any key under `ctx` among this view's eligible relays (protocol/placement-index.ts): built on
+   * first use, then kept with the view, so every key of a file costs a lookup, not a pass over the directory.
+   */
+  holderIndex(ctx: PlacementContext | null): PlacementIndex {
+    for (const e of this.holderIndexes) if (sameContext(e.ctx, ctx)) return e.index;
+    const index = new PlacementIndex(this.relays, { ctx, eligible: this.holderEligible });
+    this.holderIndexes.push({ ctx, index });
+    if (this.holderIndexes.length > 2) this.holderIndexes.shift();
+    return index;
+  }
+
   /** Introduction points: relays offering "intro", Stable with a consensus. */
   introEligible = (d: Descriptor): boolean => d.caps.includes('intro') && (!this.flagged || this.has(d, Flag.STABLE));
 
@@ -141,6 +157,11 @@ function hexOf(b: Uint8Array): string {
   let s = '';
   for (let i = 0; i < b.length; i++) s += HEX[b[i]!];
   return s;
+}
+
+function sameContext(a: PlacementContext | null, b: PlacementContext | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.pn === b.pn && equalBytes(a.srv, b.srv);
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

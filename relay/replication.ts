@@ -23,7 +23,8 @@ import { toHex, utf8 } from '../protocol/bytes.js';
 import { isAlliumError } from '../protocol/errors.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
-import { holdersOf, isStoreRelay, type PlacementContext } from '../protocol/placement.js';
+import { isStoreRelay, type PlacementContext } from '../protocol/placement.js';
+import { PlacementIndex } from '../protocol/placement-index.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import { buildCircuit, type CircuitTable, type ClientCircuit } from '../net/circuit.js';
 import type { Link } from '../net/link.js';
@@ -175,14 +176,31 @@ export class Replicator {
     return this.o.placement?.() ?? { ctx: null };
   }
 
-  /** holdersOf with this relay's placement. */
+  /**
+   * The index the last lookups used: kept while they ask about the same relays (one pass's list) under the same
+   * placement, so a pass over many items sorts the directory once (protocol/placement-index.ts).
+   */
+  private lastIndex: {
+    relays: readonly Descriptor[];
+    ctx: PlacementContext | null;
+    eligible: ((d: Descriptor) => boolean) | undefined;
+    index: PlacementIndex;
+  } | null = null;
+
+  /** The k holders of rk among `relays` with this relay's placement (what holdersOf returns). */
   private holders(rk: Uint8Array, relays: readonly Descriptor[], k: number): Descriptor[] {
     const p = this.place();
-    return holdersOf(rk, relays, k, p.eligible ? { ctx: p.ctx, eligible: p.eligible } : { ctx: p.ctx });
+    let c = this.lastIndex;
+    if (!c || c.relays !== relays || c.eligible !== p.eligible || !sameContext(c.ctx, p.ctx)) {
+      c = { relays, ctx: p.ctx, eligible: p.eligible, index: new PlacementIndex(relays, p.eligible ? { ctx: p.ctx, eligible: p.eligible } : { ctx: p.ctx }) };
+      this.lastIndex = c;
+    }
+    return c.index.holders(rk, k);
   }
 
   stop(): void {
     this.stopped = true;
+    this.lastIndex = null;
   }
 
   /** One pass over items not yet checked in this generation; returns how many were checked. */
@@ -357,4 +375,9 @@ export function replicationTransport(
       },
     );
   return { circuitTo, probe, prune };
+}
+
+function sameContext(a: PlacementContext | null, b: PlacementContext | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.pn === b.pn && a.srv.length === b.srv.length && a.srv.every((v, i) => v === b.srv[i]);
 }

@@ -11,10 +11,16 @@
  * by holders and the time of each fetch of a one-block file by a fresh client; (2) for N up to 10,000: the
  * directory's size and a client's download per refresh from real signed descriptors, and the real holdersOf's time
  * per key on this machine; (3) for reference, Kademlia's iterative lookup (sim/kademlia.ts) over the same
- * positions: the O(log N) rounds a DHT needs when no party knows every node.
+ * positions: the O(log N) rounds a DHT needs when no party knows every node; (4) for N up to 50,000: a key's
+ * holders as clients and relays compute them, from the placement index (protocol/placement-index.ts), beside the
+ * reference holdersOf that sorts the directory for every key, and what building the index costs.
  */
 import { cborSize } from '../cbor-size.js';
-import { holdersOf, positionOf } from '../../protocol/placement.js';
+import { holdersOf, positionOf, type PlacementContext } from '../../protocol/placement.js';
+import { PlacementIndex } from '../../protocol/placement-index.js';
+import { signDescriptor } from '../../protocol/descriptor.js';
+import { IdentityKey } from '../../crypto/keys.js';
+import { Rng } from '../random.js';
 import { MAX_DESCRIPTORS_PER_MESSAGE } from '../../protocol/control.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
 import { AlliumClient } from '../../client/client.js';
@@ -167,6 +173,98 @@ async function scaleLookups(seed: number, n: number, keys: number, log: (s: stri
   });
 }
 
+interface PlacementTiming {
+  n: number;
+  /** Reference holdersOf, µs per key: the median of the runs. */
+  oldMicros: number;
+  /** PlacementIndex.holders, µs per key: the median of the runs. */
+  newMicros: number;
+  /** Building the index with every position to hash (a new placement period), ms: the median. */
+  buildMs: number;
+  /** Building it again with positions already hashed (a new view in the same period), ms: the median. */
+  rebuildMs: number;
+  checked: number;
+  agreed: number;
+}
+
+const RUNS = 5;
+
+/**
+ * The holders of one key (k = 3, a placement context as with a consensus) from the index and from the reference,
+ * timed in one process, runs interleaved, over N real signed descriptors in distinct networks.
+ */
+function placementTiming(seed: number, n: number, log: (s: string) => void): PlacementTiming {
+  const rng = new Rng(seed ^ n);
+  const now = 1_800_000_000_000;
+  const ds = Array.from({ length: n }, (_, i) => {
+    const id = IdentityKey.fromSeed(rng.bytes(32));
+    const addr = `ws://${1 + rng.int(223)}.${rng.int(256)}.${rng.int(256)}.${1 + rng.int(254)}:9001/allium`;
+    return signDescriptor(
+      {
+        id: id.publicKey,
+        onion: rng.bytes(32),
+        addr,
+        nick: `r${i}`,
+        contact: '',
+        family: [],
+        bw: 1000,
+        exit: ['reject *:*'],
+        caps: ['store'],
+        pub: now,
+        exp: now + 3_600_000,
+      },
+      id.secretKey,
+    );
+  });
+  // CPU time (µs) of the process, not wall time: on a shared machine other work only stretches the wall clock.
+  const time = (f: () => void): number => {
+    const c0 = process.cpuUsage();
+    f();
+    const c = process.cpuUsage(c0);
+    return c.user + c.system;
+  };
+  // Builds under fresh contexts first (each hashes every position), then under the context the lookups use.
+  const builds: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const fresh: PlacementContext = { srv: rng.bytes(32), pn: r };
+    builds.push(time(() => new PlacementIndex(ds, { ctx: fresh })) / 1000);
+  }
+  const ctx: PlacementContext = { srv: rng.bytes(32), pn: 1000 };
+  let index = new PlacementIndex(ds, { ctx });
+  const rebuilds: number[] = [];
+  for (let r = 0; r < RUNS; r++) rebuilds.push(time(() => (index = new PlacementIndex(ds, { ctx }))) / 1000);
+  // The reference sorts N relays per key: fewer keys at large N keep each run to a few seconds.
+  const oldKeys = Array.from({ length: Math.max(10, Math.min(200, Math.round(1e6 / n))) }, () => rng.bytes(32));
+  const newKeys = Array.from({ length: 5000 }, () => rng.bytes(32));
+  let checked = 0;
+  let agreed = 0;
+  for (const key of oldKeys) {
+    checked++;
+    const a = holdersOf(key, ds, 3, { ctx });
+    const b = index.holders(key, 3);
+    if (a.length === b.length && a.every((d, i) => d === b[i])) agreed++;
+  }
+  const olds: number[] = [];
+  const news: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    olds.push(
+      time(() => {
+        for (const key of oldKeys) holdersOf(key, ds, 3, { ctx });
+      }) / oldKeys.length,
+    );
+    news.push(
+      time(() => {
+        for (const key of newKeys) index.holders(key, 3);
+      }) / newKeys.length,
+    );
+  }
+  const t: PlacementTiming = { n, oldMicros: median(olds), newMicros: median(news), buildMs: median(builds), rebuildMs: median(rebuilds), checked, agreed };
+  log(
+    `  N=${n}: holdersOf ${t.oldMicros.toFixed(0)} µs per key, index ${t.newMicros.toFixed(2)} µs per key; build ${t.buildMs.toFixed(0)} ms (${t.rebuildMs.toFixed(0)} ms with positions already hashed); ${agreed}/${checked} keys agree`,
+  );
+  return t;
+}
+
 export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
   const log = o.log ?? (() => undefined);
   const realSizes = o.quick ? [10, 30] : [10, 30, 100];
@@ -181,6 +279,26 @@ export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
     log(`directory, holders and Kademlia, N=${n}`);
     scales.push(await scaleLookups(o.seed, n, o.quick ? 100 : 300, log));
   }
+  const placementSizes = o.quick ? [1000, 10000] : [1000, 3000, 10000, 30000, 50000];
+  const timings: PlacementTiming[] = [];
+  for (const n of placementSizes) {
+    log(`holders of a key, index and reference, N=${n}`);
+    timings.push(placementTiming(o.seed, n, log));
+  }
+  const placementTable: Table = {
+    title: `Holders of one key (k = 3) as clients and relays compute them: the placement index beside the reference holdersOf (CPU µs per key, median of ${RUNS} runs in one process, this machine)`,
+    columns: [
+      'N',
+      'holdersOf, sorting the directory per key (µs)',
+      'PlacementIndex.holders (µs)',
+      'speed-up',
+      'index build, positions hashed (ms)',
+      'index build, positions cached (ms)',
+      'keys checked',
+      'same holders in the same order',
+    ],
+    rows: timings.map((t) => [t.n, t.oldMicros, t.newMicros, t.oldMicros / t.newMicros, t.buildMs, t.rebuildMs, t.checked, t.agreed]),
+  };
   const realTable: Table = {
     title: 'Real relays and clients: fetching a one-block file by its link (a fresh client per fetch)',
     columns: [
@@ -251,6 +369,7 @@ export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
         { name: 'directory download (KiB)', points: scales.map((s) => [s.n, s.refreshKiB]) },
         { name: 'directory held (KiB)', points: scales.map((s) => [s.n, s.directoryKiB]) },
         { name: 'holdersOf (µs per key)', points: scales.map((s) => [s.n, s.holdersOfMicros]) },
+        { name: 'placement index (µs per key)', points: timings.map((t) => [t.n, t.newMicros]) },
       ],
     }),
   };
@@ -259,9 +378,12 @@ export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
     title: '(b) Content lookups versus N',
     seed: o.seed,
     quick: o.quick,
-    params: { realSizes, sizes },
-    tables: [realTable, scaleTable],
+    params: { realSizes, sizes, placementSizes },
+    tables: [realTable, scaleTable, placementTable],
     plots,
-    notes: ['holdersOf times are real CPU time on the machine that ran the experiment (the only figures here a second run will not repeat exactly).'],
+    notes: [
+      'holdersOf and placement index times are real CPU time on the machine that ran the experiment (the only figures here a second run will not repeat exactly).',
+      'The directory download per refresh is the same after the first download: every refresh (every 10 minutes, client/directory.ts refresh) asks each of three fresh sources for every descriptor (dir-get since 0); only the consensus, with authorities, comes as a diff.',
+    ],
   };
 }
