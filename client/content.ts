@@ -3,21 +3,25 @@
  * link gets the file back through anonymous circuits. Every request to a holder travels through a circuit whose
  * last hop is that holder, so the holder does not learn who asked and the entry does not learn what.
  *
- *   const link = await content.put(bytes, { onProgress })
+ *   const link = await content.put(bytes, { onProgress })            // random keys (content.md §9)
+ *   const same = await content.put(bytes, { convergent: true })      // opt-in: same file, same link, deduplicated
  *   const bytes = await content.get(link, { onProgress })
  *   const ssk = await content.publish(publisherKey, 'name', bytes)   // updatable: publish again for a new edition
+ *
+ * An allium:ssk link carries the secret that finds and decrypts its records (content.md §4): the publisher's is
+ * derived from its key and the name unless `secret` says otherwise.
  */
 import { IdentityKey } from '../crypto/keys.js';
 import { concatBytes, toHex } from '../protocol/bytes.js';
-import { verifyStoredBlock, type BlockRef, type KeyMode } from '../protocol/chk.js';
+import { verifyStoredBlock, type BlockRef } from '../protocol/chk.js';
 import { formatLink, parseLink } from '../protocol/content-link.js';
 import type { ContentKind, ContentStatus } from '../protocol/content-messages.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, NotFoundError, throwIfAborted } from '../protocol/errors.js';
 import { encodeFile, fileBlocks, openFile, readFile, type EncodedBlock, type ReadOptions } from '../protocol/file-codec.js';
-import { createEditionHints, editionPeriods, hintName } from '../protocol/site-manifest.js';
+import { createEditionHints, editionPeriods, hintKey } from '../protocol/site-manifest.js';
 import { holdersOf } from '../protocol/placement.js';
-import { createRecord, nameHash, openRecord, sskRoutingKey } from '../protocol/ssk.js';
+import { createRecord, openRecord, sskRoutingKeyOf, sskSecret, type SskKey } from '../protocol/ssk.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import type { AlliumClient } from './client.js';
@@ -27,9 +31,16 @@ export interface Progress {
 }
 
 export interface PutOptions {
-  /** 'convergent' (default: same file, same link, stored once) or 'random' (no confirmation attack). */
-  mode?: KeyMode;
-  /** With convergent keys: a secret mixed into every key (content.md §2, §10.4), so outsiders cannot derive them. */
+  /**
+   * Convergent keys (default false: random keys). Convergent keys make the same file give the same link and be
+   * stored once, but anyone with a copy of the file can compute its routing keys and test whether a relay holds it
+   * or a client fetches it (a confirmation attack, content.md §9). Random keys give no such test.
+   */
+  convergent?: boolean;
+  /**
+   * Keys convergent under this secret (content.md §2, §10.4): deterministic for whoever has the secret (a resumed
+   * publish makes the same blocks), random to everyone else. Ignored with `convergent: true`.
+   */
   convergenceSecret?: Uint8Array;
   /** Blocks the network already acknowledged (an insert journal, content.md §10.4): not sent again. */
   skip?: (rk: Uint8Array) => boolean;
@@ -50,10 +61,14 @@ export interface OpenedContent {
   read(options?: { start?: number; end?: number; onProgress?: Progress; signal?: AbortSignal }): AsyncGenerator<Uint8Array>;
 }
 
-/** Publishing an edition: whether to store edition hints (content.md §11.1; default true), and the clock. */
+/**
+ * Publishing an edition: whether to store edition hints (content.md §11.1; default true), the clock, and the link's
+ * secret (default: derived from the publisher's key and the name, so every edition has the same link).
+ */
 export interface PublishOptions extends PutOptions {
   hints?: boolean;
   now?: () => number;
+  secret?: Uint8Array;
 }
 
 export interface GetOptions {
@@ -232,13 +247,14 @@ export class ContentClient {
 
   /** Publishes bytes (or an async iterable of chunks) and returns the allium:chk link. */
   async put(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<string> {
-    const mode = options.mode ?? 'convergent';
+    const secret = options.convergent ? undefined : options.convergenceSecret;
+    const mode = options.convergent || secret ? 'convergent' : 'random';
     const source = data instanceof Uint8Array ? [data] : data;
     const total = data instanceof Uint8Array ? data.length : null;
     let sent = 0;
     const inFlight = new Set<Promise<void>>();
     let failure: unknown = null;
-    const gen = encodeFile(source, options.convergenceSecret && mode === 'convergent' ? { mode, convergenceSecret: options.convergenceSecret } : { mode });
+    const gen = encodeFile(source, secret ? { mode, convergenceSecret: secret } : { mode });
     let step = await gen.next();
     let root: BlockRef | null = null;
     while (!step.done) {
@@ -271,14 +287,14 @@ export class ContentClient {
     root = step.value;
     await Promise.all(inFlight);
     if (failure) throw failure;
-    return formatLink({ type: 'chk', rk: root.rk, dk: root.dk, flags: mode === 'random' ? FLAG_RANDOM : 0 });
+    return formatLink({ type: 'chk', rk: root.rk, dk: root.dk, flags: options.convergent ? 0 : FLAG_RANDOM });
   }
 
   /** The CHK root of a link: itself, or the newest edition's target of an updatable key. */
   async rootOf(link: string, signal?: AbortSignal): Promise<BlockRef> {
     const parsed = parseLink(link);
     if (parsed.type === 'chk') return parsed;
-    const target = await this.resolveSsk(parsed.publisher, parsed.name, signal);
+    const target = await this.resolveSsk(parsed, signal);
     const chk = parseLink(target);
     if (chk.type !== 'chk') throw new AlliumError('ERR_CONTENT', 'an updatable key must point at a chk link');
     return chk;
@@ -342,8 +358,8 @@ export class ContentClient {
   }
 
   /** The newest edition of an updatable key found at its holders and those of its edition hints (content.md §11). */
-  async resolveSsk(publisher: Uint8Array, name: string, signal?: AbortSignal): Promise<string> {
-    const found = await this.latestEdition(publisher, name, { strict: true, ...(signal ? { signal } : {}) });
+  async resolveSsk(key: SskKey, signal?: AbortSignal): Promise<string> {
+    const found = await this.latestEdition(key, { strict: true, ...(signal ? { signal } : {}) });
     if (!found) throw new NotFoundError('content not found: no holder has an edition of this key');
     return found.target;
   }
@@ -354,18 +370,17 @@ export class ContentClient {
    * than null when no edition was found and some holder of the key itself could not be asked.
    */
   async latestEdition(
-    publisher: Uint8Array,
-    name: string,
+    key: SskKey,
     options: { signal?: AbortSignal; strict?: boolean; hints?: boolean; now?: number } = {},
   ): Promise<{ edition: number; target: string } | null> {
     const { signal } = options;
-    const names = [name, ...(options.hints === false ? [] : editionPeriods(options.now ?? Date.now()).map((p) => hintName(name, p)))];
+    const keys = [key, ...(options.hints === false ? [] : editionPeriods(options.now ?? Date.now()).map((p) => hintKey(key, p)))];
     let best: { edition: number; target: string } | null = null;
     let unreachable = 0;
     let holderCount = 0;
     await Promise.all(
-      names.map(async (recordName, i) => {
-        const rk = sskRoutingKey(publisher, nameHash(recordName));
+      keys.map(async (recordKey, i) => {
+        const rk = sskRoutingKeyOf(recordKey);
         const holders = this.holders(rk);
         if (i === 0) holderCount = holders.length;
         await Promise.all(
@@ -379,7 +394,7 @@ export class ContentClient {
             }
             if (!bytes) return;
             try {
-              const r = openRecord(publisher, recordName, bytes);
+              const r = openRecord(recordKey, bytes);
               if (i > 0 && parseLink(r.target).type !== 'chk') return;
               if (!best || r.edition > best.edition) best = r;
             } catch {
@@ -397,8 +412,9 @@ export class ContentClient {
   }
 
   /**
-   * Publishes `data` under the updatable key (publisher, name): stores the content, then a signed edition one
-   * newer than the newest found. Returns the allium:ssk link, which stays the same across editions.
+   * Publishes `data` under the updatable key (publisher, name): stores the content (random keys unless
+   * `convergent`), then a signed edition one newer than the newest found. Returns the allium:ssk link, which stays
+   * the same across editions (it carries the secret: whoever has it reads every edition).
    */
   async publish(publisher: IdentityKey, name: string, data: Uint8Array, options: PublishOptions = {}): Promise<{ link: string; edition: number }> {
     const target = await this.put(data, options);
@@ -412,17 +428,18 @@ export class ContentClient {
    */
   async publishTarget(publisher: IdentityKey, name: string, target: string, options: PublishOptions = {}): Promise<{ link: string; edition: number }> {
     const now = (options.now ?? Date.now)();
-    const current = await this.latestEdition(publisher.publicKey, name, { now, ...(options.signal ? { signal: options.signal } : {}) });
+    const key: SskKey = { publisher: publisher.publicKey, secret: options.secret ?? sskSecret(publisher.secretKey, name), name };
+    const current = await this.latestEdition(key, { now, ...(options.signal ? { signal: options.signal } : {}) });
     const edition = (current?.edition ?? 0) + 1;
-    const rec = createRecord(publisher.secretKey, publisher.publicKey, name, edition, target);
+    const rec = createRecord(publisher.secretKey, key, edition, target);
     await this.storeEverywhere('record', rec.rk, rec.bytes, options.signal);
     if (options.hints !== false) {
-      const hints = createEditionHints(publisher.secretKey, publisher.publicKey, name, edition, target, now);
+      const hints = createEditionHints(publisher.secretKey, key, edition, target, now);
       await Promise.all(hints.map((h) => this.storeEverywhere('record', h.rk, h.bytes, options.signal).catch((e: unknown) => {
         if (e instanceof AbortedError) throw e;
       })));
     }
-    return { link: formatLink({ type: 'ssk', publisher: publisher.publicKey, name }), edition };
+    return { link: formatLink({ type: 'ssk', ...key }), edition };
   }
 
   /** Closes the circuits to holders. */
