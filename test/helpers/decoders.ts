@@ -20,7 +20,7 @@ import { decodeCbor, encodeCbor } from '../../protocol/cbor.js';
 import { decodeCell, decodeControlBody, decodeCreateBody, decodeCreatedBody, decodeDestroyBody } from '../../protocol/cell.js';
 import { parseBlockPlaintext } from '../../protocol/chk.js';
 import { CELL_BODY_LEN } from '../../protocol/constants.js';
-import { base32Decode, parseLink } from '../../protocol/content-link.js';
+import { base32Decode, formatLink, parseLink } from '../../protocol/content-link.js';
 import { decodeFetch, decodeFetched, decodeStore, decodeStored, encodeFetch, encodeStore } from '../../protocol/content-messages.js';
 import { decodeControl, encodeControl } from '../../protocol/control.js';
 import { computeConsensus, descriptorMd, encodeSignedHead, signHead, signVote, verifyConsensusHead, verifyVote } from '../../protocol/consensus.js';
@@ -100,7 +100,8 @@ function makeContext() {
   const address = formatAddress(recipient.publicKey);
   const mailbox = vectors<{ items: { bytes?: string }[]; storeInvalid: { bytes: string }[] }>('mailbox.json');
   const mailboxSeeds = [...mailbox.storeInvalid.map((x) => fromHex(x.bytes))];
-  const ssk = createRecord(identity.secretKey, identity.publicKey, 'site', 3, 'allium:chk/abc');
+  const sskKey = { publisher: identity.publicKey, secret: rand(32), name: 'site' };
+  const ssk = createRecord(identity.secretKey, sskKey, 3, 'allium:chk/abc');
   const siteRef = { rk: rand(32), dk: rand(32) };
   const site = encodeSiteManifest({
     idx: 'index.html',
@@ -111,13 +112,13 @@ function makeContext() {
     note: 'what changed',
   });
   const hintTarget = 'allium:chk/' + 'a'.repeat(111);
-  const hints = createEditionHints(identity.secretKey, identity.publicKey, 'site', 4, hintTarget, NOW);
+  const hints = createEditionHints(identity.secretKey, sskKey, 4, hintTarget, NOW);
   const relays = testRelays(2, 'decoder-table');
   const onion = onionTo(relays);
   const period = periodAt(Math.floor(NOW / 1000));
   const endpoint = createEndpointDescriptor(recipient, period, { v: 1, intro: [{ relay: rand(32), auth: IdentityKey.fromSeed(rand(32)).publicKey, enc: crypto().x25519Keypair(rand(32)).publicKey }], created: NOW, expires: NOW + 3_600_000 });
   const locator = endpoint.locator;
-  return { rand, identity, desc, authorities, consensus, vote, recipient, address, mailboxSeeds, ssk, site, hints, relays, onion, period, endpoint, locator, cells: hexList('cells.json', 'valid', 'invalid') };
+  return { rand, identity, desc, authorities, consensus, vote, recipient, address, mailboxSeeds, sskKey, ssk, site, hints, relays, onion, period, endpoint, locator, cells: hexList('cells.json', 'valid', 'invalid') };
 }
 let context: ReturnType<typeof makeContext> | null = null;
 const ctx = (): ReturnType<typeof makeContext> => (context ??= makeContext());
@@ -198,7 +199,7 @@ const CASES: DecoderCase[] = [
     seeds: () => [ctx().endpoint.bytes],
   },
   { name: 'SSK record', input: 'bytes', cap: 8192, cbor: true, run: (x) => verifyRecord(ctx().ssk.rk, bytes(x)), seeds: () => [ctx().ssk.bytes] },
-  { name: 'SSK record opened', input: 'bytes', cap: 8192, cbor: true, run: (x) => openRecord(ctx().identity.publicKey, 'site', bytes(x)), seeds: () => [ctx().ssk.bytes] },
+  { name: 'SSK record opened', input: 'bytes', cap: 8192, cbor: true, run: (x) => openRecord(ctx().sskKey, bytes(x)), seeds: () => [ctx().ssk.bytes] },
   { name: 'file manifest', input: 'bytes', cap: 32 * 1024, cbor: true, run: (x) => decodeManifestPayload(bytes(x)), seeds: () => [encodeCbor({ v: 1, size: 100, segs: [[1, 1, new Uint8Array(128)]] }), encodeCbor({ v: 1, len: 64, parts: new Uint8Array(64) })] },
   { name: 'site manifest', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeSiteManifest(bytes(x)), seeds: () => [ctx().site] },
   {
@@ -206,7 +207,7 @@ const CASES: DecoderCase[] = [
     input: 'bytes',
     cap: 8192,
     cbor: true,
-    run: (x) => openEditionHint(ctx().identity.publicKey, 'site', editionPeriods(NOW)[0]!, bytes(x)),
+    run: (x) => openEditionHint(ctx().sskKey, editionPeriods(NOW)[0]!, bytes(x)),
     seeds: () => ctx().hints.map((h) => h.bytes),
   },
   { name: 'block plaintext', input: 'bytes', cap: 32 * 1024, run: (x) => parseBlockPlaintext(bytes(x)), seeds: () => [Uint8Array.of(0, 0, 0, 0, 5, 1, 2, 3, 4, 5)] },
@@ -230,7 +231,7 @@ const CASES: DecoderCase[] = [
   // text
   { name: 'upgrade token', input: 'text', cap: 1024, run: (x) => decodeUpgradeToken(text(x)), seeds: () => ['AAAA', 'abc-_'] },
   { name: 'messaging address', input: 'text', cap: 1024, run: (x) => parseAddress(text(x)), seeds: () => [ctx().address, ctx().address.toUpperCase()] },
-  { name: 'content link', input: 'text', cap: 4096, run: (x) => parseLink(text(x)), seeds: () => ['allium:chk/' + 'a'.repeat(103), 'allium:ctx().ssk/' + 'b'.repeat(52) + '/name'] },
+  { name: 'content link', input: 'text', cap: 4096, run: (x) => parseLink(text(x)), seeds: () => ['allium:chk/' + 'a'.repeat(103), 'allium:ssk/' + 'b'.repeat(58) + '/name', formatLink({ type: 'ssk', ...ctx().sskKey }), formatLink({ type: 'chk', rk: ctx().rand(32), dk: ctx().rand(32), flags: 1 })] },
   { name: 'base32', input: 'text', cap: 4096, run: (x) => base32Decode(text(x)), seeds: () => ['mfrgg', 'aaaaaaaa'] },
   { name: 'exit policy line', input: 'text', cap: 1024, run: (x) => parsePolicyLine(text(x)), seeds: () => ['accept *:443', 'reject 10.0.0.0/8:*', 'accept [::1]:80-90'] },
   { name: 'exit policy', input: 'text', cap: 64 * 1024, run: (x) => parseExitPolicy(text(x).split('\n')), seeds: () => ['accept 127.0.0.1:*\nreject *:*'] },
