@@ -8,7 +8,7 @@ import { parseBootstrap } from '../../client/bootstrap.js';
 import { verifyDescriptor } from '../../protocol/descriptor.js';
 import { openLink } from '../../net/dial.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
-import { sleep, startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
+import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 
 /** Fingerprint → publication time of every descriptor a relay serves. */
 async function published(bootstrapLine: string): Promise<Map<string, number>> {
@@ -51,15 +51,16 @@ describe('gossip: announce and pull (6 relay processes)', function () {
     const asked = await total('allium_gossip_pulls_total', { event: 'asked' });
     const before = { fresh: await total('allium_gossip_descriptors_total', { result: 'new' }), known: await total('allium_gossip_descriptors_total', { result: 'known' }) };
     const t0 = Date.now();
-    await sleep(8_000);
-    // Every relay holds a descriptor of every relay published after t0.
+    // Until at least two renewals of each relay reached the n − 1 others, and every relay holds a descriptor of every
+    // relay published after t0.
     await waitFor(
       async () => {
+        if ((await total('allium_gossip_descriptors_total', { result: 'new' })) - before.fresh < 2 * n * (n - 1)) return false;
         const views = await Promise.all(net.relays.map((r) => published(r.bootstrap)));
         return views.every((v) => v.size === n && [...v.values()].every((pub) => pub >= t0));
       },
-      10_000,
-      'renewed descriptors at every relay',
+      30_000,
+      'two renewals of every relay at every relay',
     );
     const fresh = (await total('allium_gossip_descriptors_total', { result: 'new' })) - before.fresh;
     const known = (await total('allium_gossip_descriptors_total', { result: 'known' })) - before.known;

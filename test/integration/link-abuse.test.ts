@@ -141,7 +141,8 @@ describe('link abuse (relay process)', function () {
     for (const r of results) if (r.status === 'fulfilled') r.value.terminate();
     expect(refused).to.be.greaterThan(40);
     expect(await relay.metric('allium_handshakes_total', { result: 'handshake_rate' })).to.be.greaterThan(40);
-    await sleep(2500); // the bucket refills
+    // Time, not an event: the handshake bucket refills at its rate (the next test needs it full too).
+    await sleep(2500);
     await stillServes(relay);
   });
 
@@ -177,6 +178,7 @@ describe('link abuse (relay process)', function () {
       s.write(new TextEncoder().encode('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
       link.socket.pause(); // stop reading entirely
       const before = relay.rssBytes();
+      // A window of time, not an event: what is measured is that nothing grows while the client does not read.
       await sleep(4000);
       const growth = relay.rssBytes() - before;
       expect(growth).to.be.lessThan(40 * 1024 * 1024);
