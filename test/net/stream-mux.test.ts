@@ -17,8 +17,8 @@ class End implements MuxTransport {
   readonly mux: StreamMux;
   peer!: End;
   readonly inbox: { msg: RelayMessage; tag: Uint8Array }[] = [];
-  sentTag = new Uint8Array(16);
-  receivedTag = new Uint8Array(16);
+  sentTag: Uint8Array = new Uint8Array(16);
+  receivedTag: Uint8Array = new Uint8Array(16);
   sent: RelayMessage[] = [];
   isCongested = false;
   private drains: (() => void)[] = [];
