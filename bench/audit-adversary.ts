@@ -37,7 +37,14 @@ function readBaseline(): Baseline | null {
 function table(rows: readonly (readonly string[])[]): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function renderText(rows: readonly AuditRow[], before: ReadonlyMap<string, AuditRow>): string {
@@ -59,21 +66,31 @@ export function renderText(rows: readonly AuditRow[], before: ReadonlyMap<string
   }
   flush();
   const goals = rows.filter((r) => !r.informational);
-  out.push(`${goals.filter((r) => r.met).length} of ${goals.length} goals met (${rows.length - goals.length} figures without a goal: networks without authorities)`);
+  out.push(
+    `${goals.filter((r) => r.met).length} of ${goals.length} goals met (${rows.length - goals.length} figures without a goal: networks without authorities)`,
+  );
   return out.join('\n');
 }
 
 export function renderMarkdown(rows: readonly AuditRow[], before: ReadonlyMap<string, AuditRow>): string {
   const esc = (s: string): string => s.replace(/\|/g, '\\|');
-  const head = '| adversary | resources | figure | before (recorded) | after (measured) | goal | met | anchor |\n| --- | --- | --- | --- | --- | --- | --- | --- |';
+  const head =
+    '| adversary | resources | figure | before (recorded) | after (measured) | goal | met | anchor |\n| --- | --- | --- | --- | --- | --- | --- | --- |';
   return [
     head,
-    ...rows.map((r) => `| ${esc(r.adversary)} | ${esc(r.resources)} | ${esc(r.metric)} | ${esc(before.get(r.id)?.display ?? '—')} | ${esc(r.display)} | ${esc(r.goal)} | ${r.informational ? '(no goal)' : r.met ? 'yes' : '**no**'} | ${esc(r.anchor)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${esc(r.adversary)} | ${esc(r.resources)} | ${esc(r.metric)} | ${esc(before.get(r.id)?.display ?? '—')} | ${esc(r.display)} | ${esc(r.goal)} | ${r.informational ? '(no goal)' : r.met ? 'yes' : '**no**'} | ${esc(r.anchor)} |`,
+    ),
   ].join('\n');
 }
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), { quick: 'boolean', json: 'boolean', only: 'string', seed: 'string', 'record-baseline': 'boolean', 'write-docs': 'boolean' }, USAGE);
+  const flags = parseFlags(
+    process.argv.slice(2),
+    { quick: 'boolean', json: 'boolean', only: 'string', seed: 'string', 'record-baseline': 'boolean', 'write-docs': 'boolean' },
+    USAGE,
+  );
   const quick = flags.quick ?? false;
   const seed = flags.seed ?? 'allium-adversary-1';
   const only = flags.only ? flags.only.split(',').map((s) => s.trim()) : undefined;
@@ -84,7 +101,12 @@ async function main(): Promise<void> {
   const mode = quick ? 'quick' : 'full';
   const before = new Map((baseline?.[mode] ?? []).map((r) => [r.id, r]));
   if (flags['record-baseline']) {
-    const next: Baseline = baseline ?? { note: 'Figures of the adversary audit on the code before its defences (recorded once).', commit: '', quick: [], full: [] };
+    const next: Baseline = baseline ?? {
+      note: 'Figures of the adversary audit on the code before its defences (recorded once).',
+      commit: '',
+      quick: [],
+      full: [],
+    };
     const keep = next[mode].filter((r) => !rows.some((x) => x.id === r.id));
     next[mode] = [...keep, ...rows];
     next.commit = process.env['ALLIUM_BASELINE_COMMIT'] ?? next.commit;
@@ -95,12 +117,19 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ mode, seed, seconds: { ...seconds, total }, rows, before: [...before.values()] }, null, 2));
   } else {
     console.log(renderText(rows, before));
-    console.log(`\n${mode} run, seed ${seed}, ${total.toFixed(0)} s (${Object.entries(seconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')})`);
+    console.log(
+      `\n${mode} run, seed ${seed}, ${total.toFixed(0)} s (${Object.entries(seconds)
+        .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+        .join(', ')})`,
+    );
   }
   if (flags['write-docs'] && !quick && existsSync(DOC)) {
     const doc = readFileSync(DOC, 'utf8');
     const md = `${renderMarkdown(rows, before)}\n\nFull run, seed ${seed}, ${total.toFixed(0)} s on the shared 2-core machine.`;
-    const next = doc.replace(/<!-- audit:adversary:begin[^>]*-->[\s\S]*<!-- audit:adversary:end -->/, `<!-- audit:adversary:begin (npm run audit:adversary -- --write-docs writes this section) -->\n${md}\n<!-- audit:adversary:end -->`);
+    const next = doc.replace(
+      /<!-- audit:adversary:begin[^>]*-->[\s\S]*<!-- audit:adversary:end -->/,
+      `<!-- audit:adversary:begin (npm run audit:adversary -- --write-docs writes this section) -->\n${md}\n<!-- audit:adversary:end -->`,
+    );
     writeFileSync(DOC, next);
     progress('wrote the table in docs/adversary-audit.md');
   }

@@ -53,7 +53,18 @@ const USAGE =
   'usage: npm run audit:paths -- [--quick] [--honest N] [--circuits N] [--clients N] [--clients-ng N] [--days N] [--per-day N] [--seed S] [--no-write] [--tsx]';
 const flags = parseFlags(
   process.argv.slice(2),
-  { quick: 'boolean', honest: 'number', circuits: 'number', clients: 'number', 'clients-ng': 'number', days: 'number', 'per-day': 'number', seed: 'string', 'no-write': 'boolean', tsx: 'boolean' },
+  {
+    quick: 'boolean',
+    honest: 'number',
+    circuits: 'number',
+    clients: 'number',
+    'clients-ng': 'number',
+    days: 'number',
+    'per-day': 'number',
+    seed: 'string',
+    'no-write': 'boolean',
+    tsx: 'boolean',
+  },
   USAGE,
 );
 const quick = flags.quick ?? false;
@@ -112,7 +123,15 @@ async function runCompiled(): Promise<number> {
     tsconfig,
     JSON.stringify({
       extends: path.join(ROOT, 'tsconfig.json'),
-      compilerOptions: { rootDir: ROOT, outDir: path.join(out, 'dist'), declaration: false, sourceMap: false, incremental: true, tsBuildInfoFile: path.join(out, 'tsbuildinfo'), noEmit: false },
+      compilerOptions: {
+        rootDir: ROOT,
+        outDir: path.join(out, 'dist'),
+        declaration: false,
+        sourceMap: false,
+        incremental: true,
+        tsBuildInfoFile: path.join(out, 'tsbuildinfo'),
+        noEmit: false,
+      },
       files: [path.join(ROOT, 'bench', 'audit-paths.ts')],
       include: [],
     }),
@@ -175,12 +194,24 @@ async function main(): Promise<void> {
       progress(`${kind} f=${pct(f, 0)}: ${opts.clients} clients with guards (with and without churn), ${opts.clientsNoGuards} without, ${opts.days} days`);
       const guards = await simulateClients(pop, dirs, { ...base, clients: opts.clients, guards: true });
       lap('guards', guards.pathsRun);
-      const guardsStable = await simulateClients(pop, dailyDirectories(pop, opts.days, opts.seed, false), { ...base, clients: opts.clients, guards: true, label: 'stable' });
+      const guardsStable = await simulateClients(pop, dailyDirectories(pop, opts.days, opts.seed, false), {
+        ...base,
+        clients: opts.clients,
+        guards: true,
+        label: 'stable',
+      });
       lap('guards, no churn', guardsStable.pathsRun);
       const none = await simulateClients(pop, dirs, { ...base, clients: opts.clientsNoGuards, guards: false });
       lap('no guards', none.pathsRun);
       const p = measured.both / measured.circuits;
-      clientRows.push({ kind, f, guards, guardsStable, none, noneFromRate: Array.from({ length: opts.days }, (_, d) => 1 - Math.pow(1 - p, opts.perDay * (d + 1))) });
+      clientRows.push({
+        kind,
+        f,
+        guards,
+        guardsStable,
+        none,
+        noneFromRate: Array.from({ length: opts.days }, (_, d) => 1 - Math.pow(1 - p, opts.perDay * (d + 1))),
+      });
     }
   }
   const seconds = (Date.now() - started) / 1000;
@@ -203,8 +234,26 @@ async function main(): Promise<void> {
 
 const DAYS_SHOWN = [1, 30, 90, 180];
 
-function render(circuits: readonly CircuitRow[], clients: readonly ClientRow[], honest: ReturnType<typeof honestSpecs>, seconds: number): { text: string; markdown: string } {
-  const head1 = ['adversary', 'f', 'adv relays', 'relay share', 'bw share', 'exit-bw share', 'circuits', 'first+last measured', '95% interval', 'predicted', 'f²', 'measured/f²'];
+function render(
+  circuits: readonly CircuitRow[],
+  clients: readonly ClientRow[],
+  honest: ReturnType<typeof honestSpecs>,
+  seconds: number,
+): { text: string; markdown: string } {
+  const head1 = [
+    'adversary',
+    'f',
+    'adv relays',
+    'relay share',
+    'bw share',
+    'exit-bw share',
+    'circuits',
+    'first+last measured',
+    '95% interval',
+    'predicted',
+    'f²',
+    'measured/f²',
+  ];
   const rows1 = circuits.map((r) => [
     r.kind,
     pct(r.f, 0),
@@ -257,7 +306,7 @@ function render(circuits: readonly CircuitRow[], clients: readonly ClientRow[], 
     'Per circuit, no guards (a fresh entry for every circuit):',
     table([head1, ...rows1], new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11])),
     '',
-    'Clients with at least one circuit whose first and last hops were the adversary\'s, by day:',
+    "Clients with at least one circuit whose first and last hops were the adversary's, by day:",
     table([head2, ...rows2], new Set(head2.map((_, i) => i).filter((i) => i > 1))),
     '',
     setting,
@@ -272,8 +321,8 @@ function render(circuits: readonly CircuitRow[], clients: readonly ClientRow[], 
     '',
     mdTable(head1, rows1),
     '',
-    '**Clients caught at least once** (a circuit whose first and last hops were both the adversary\'s), by day,',
-    'with Allium\'s guards (with relay churn, and with every relay up every day) and with a fresh entry per circuit.',
+    "**Clients caught at least once** (a circuit whose first and last hops were both the adversary's), by day,",
+    "with Allium's guards (with relay churn, and with every relay up every day) and with a fresh entry per circuit.",
     '*no guards (rate)* is 1 − (1 − p)^n from the measured per-circuit rate p above, n the circuits built by then: the',
     'curve for a large population, next to the smaller simulated one. *guards listed* is the mean number of distinct',
     'relays a client held as a guard over the run.',

@@ -72,9 +72,24 @@ function nativeCases(): BenchCase[] {
   s.crypto_box_keypair(pk, new Uint8Array(32));
   const sealed = new Uint8Array(SEAL_MSG + 48);
   return [
-    { id: PRIM.aead1003, label: `ChaCha20-Poly1305-IETF encrypt ${MACED} B`, bytes: MACED, op: () => void s.crypto_aead_chacha20poly1305_ietf_encrypt(c1019, m1003, null, null, nonce, key) },
-    { id: PRIM.xaead512, label: `XChaCha20-Poly1305 encrypt ${XAEAD_REF} B`, bytes: XAEAD_REF, op: () => void s.crypto_aead_xchacha20poly1305_ietf_encrypt(c528, m512, null, null, xnonce, key) },
-    { id: PRIM.chacha1019, label: `chacha20 xor ${BODY} B (from block 1)`, bytes: BODY, op: () => s.crypto_stream_chacha20_ietf_xor_ic(body, body, nonce, 1, key) },
+    {
+      id: PRIM.aead1003,
+      label: `ChaCha20-Poly1305-IETF encrypt ${MACED} B`,
+      bytes: MACED,
+      op: () => void s.crypto_aead_chacha20poly1305_ietf_encrypt(c1019, m1003, null, null, nonce, key),
+    },
+    {
+      id: PRIM.xaead512,
+      label: `XChaCha20-Poly1305 encrypt ${XAEAD_REF} B`,
+      bytes: XAEAD_REF,
+      op: () => void s.crypto_aead_xchacha20poly1305_ietf_encrypt(c528, m512, null, null, xnonce, key),
+    },
+    {
+      id: PRIM.chacha1019,
+      label: `chacha20 xor ${BODY} B (from block 1)`,
+      bytes: BODY,
+      op: () => s.crypto_stream_chacha20_ietf_xor_ic(body, body, nonce, 1, key),
+    },
     { id: PRIM.poly1003, label: `poly1305 ${MACED} B`, bytes: MACED, op: () => s.crypto_onetimeauth(tag, m1003, otk) },
     { id: PRIM.block64, label: 'chacha20 block 0 (64 B)', bytes: 64, op: () => s.crypto_stream_chacha20_ietf_xor_ic(block0, zero64, nonce, 0, key) },
     {
@@ -118,9 +133,24 @@ async function wasmCases(): Promise<BenchCase[]> {
   const point = s.crypto_scalarmult_base(s.randombytes_buf(32));
   const { publicKey: pk } = s.crypto_box_keypair();
   return [
-    { id: PRIM.aead1003, label: `ChaCha20-Poly1305-IETF encrypt ${MACED} B`, bytes: MACED, op: () => void s.crypto_aead_chacha20poly1305_ietf_encrypt(m1003, null, null, nonce, key) },
-    { id: PRIM.xaead512, label: `XChaCha20-Poly1305 encrypt ${XAEAD_REF} B`, bytes: XAEAD_REF, op: () => void s.crypto_aead_xchacha20poly1305_ietf_encrypt(m512, null, null, xnonce, key) },
-    { id: PRIM.chacha1019, label: `chacha20 xor ${BODY} B (from block 1)`, bytes: BODY, op: () => void s.crypto_stream_chacha20_ietf_xor_ic(body, nonce, 1, key) },
+    {
+      id: PRIM.aead1003,
+      label: `ChaCha20-Poly1305-IETF encrypt ${MACED} B`,
+      bytes: MACED,
+      op: () => void s.crypto_aead_chacha20poly1305_ietf_encrypt(m1003, null, null, nonce, key),
+    },
+    {
+      id: PRIM.xaead512,
+      label: `XChaCha20-Poly1305 encrypt ${XAEAD_REF} B`,
+      bytes: XAEAD_REF,
+      op: () => void s.crypto_aead_xchacha20poly1305_ietf_encrypt(m512, null, null, xnonce, key),
+    },
+    {
+      id: PRIM.chacha1019,
+      label: `chacha20 xor ${BODY} B (from block 1)`,
+      bytes: BODY,
+      op: () => void s.crypto_stream_chacha20_ietf_xor_ic(body, nonce, 1, key),
+    },
     { id: PRIM.poly1003, label: `poly1305 ${MACED} B`, bytes: MACED, op: () => void s.crypto_onetimeauth(m1003, otk) },
     { id: PRIM.block64, label: 'chacha20 block 0 (64 B)', bytes: 64, op: () => void s.crypto_stream_chacha20_ietf_xor_ic(zero64, nonce, 0, key) },
     {

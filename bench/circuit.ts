@@ -88,7 +88,15 @@ export const opts = {
 const GOALS = { buildMs: 9, freshTtfbMs: 25, bulkMBs: 20, cpuMsPerMiB: 7, circuitsPerS: 1000, rss: 80 * 1e6, perCircuit: 2 * KiB };
 
 const ms = (s: Summary): string => `${fmt(s.median)} ms`;
-const row = (label: string, s: Summary, unit: string, goal = '', v = ''): string[] => [label, `${fmt(s.median)}${unit}`, `${fmt(s.p90)}${unit}`, fmtMinMax(s, unit), String(s.n), goal, v];
+const row = (label: string, s: Summary, unit: string, goal = '', v = ''): string[] => [
+  label,
+  `${fmt(s.median)}${unit}`,
+  `${fmt(s.p90)}${unit}`,
+  fmtMinMax(s, unit),
+  String(s.n),
+  goal,
+  v,
+];
 
 async function rssSample(relays: readonly RelayProcess[]): Promise<number[]> {
   const samples: number[][] = relays.map(() => []);
@@ -125,7 +133,12 @@ async function openCircuits(client: AlliumClient, port: number, count: number): 
  * Per relay, (RSS in B − RSS in A) / (circuits in B − circuits in A): both states hold building garbage of the same
  * size, so it cancels, but RSS still moves in whole pages and with the garbage collector, so read it as ±1–2 KiB.
  */
-async function idleCircuits(client: AlliumClient, net: BenchNetwork, port: number, count: number): Promise<{
+async function idleCircuits(
+  client: AlliumClient,
+  net: BenchNetwork,
+  port: number,
+  count: number,
+): Promise<{
   perRelay: { circuits: number; deltaBytes: number }[];
   clientDeltaBytes: number;
   built: number;
@@ -202,7 +215,13 @@ interface BridgeRuns {
 
 /** Build times and bulk rounds with clients that know only the bridge line (so the bridge is every circuit's entry). */
 async function bridgeRuns(setup: BridgeSetup, rt: Runtime, http: HttpTarget): Promise<BridgeRuns> {
-  const client = new AlliumClient({ bootstrap: [], bridges: [setup.line], socketFactory: createNodeSocketFactory({ ca: setup.cert.pem }), enforceDistinctSubnets: false, poolSize: 0 });
+  const client = new AlliumClient({
+    bootstrap: [],
+    bridges: [setup.line],
+    socketFactory: createNodeSocketFactory({ ca: setup.cert.pem }),
+    enforceDistinctSubnets: false,
+    poolSize: 0,
+  });
   await client.start();
   let builds: Summary;
   try {
@@ -255,7 +274,9 @@ async function main(): Promise<void> {
     await client.start();
     progress('warming up: 20 builds (opens the links to the guards)');
     await sequentialBuilds(client, http.port, 20);
-    progress(`memory per idle circuit: ${opts.idleCircuits} circuits opened and closed (heap warm-up), then ${opts.idleCircuits} held, then ${opts.idleCircuits} more`);
+    progress(
+      `memory per idle circuit: ${opts.idleCircuits} circuits opened and closed (heap warm-up), then ${opts.idleCircuits} held, then ${opts.idleCircuits} more`,
+    );
     const idle = await idleCircuits(client, net, http.port, opts.idleCircuits);
     progress(`timing ${opts.builds} sequential 3-hop builds`);
     const builds = summarize(await sequentialBuilds(client, http.port, opts.builds));
@@ -291,7 +312,11 @@ async function main(): Promise<void> {
       const d = await curl(http.url('/1'));
       const e = await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
       const f = await curl(http.url('/1'), { socksPort: socks, user: `fresh-${i}-${Date.now()}` });
-      for (const [k, r] of [['direct', d], ['existing', e], ['fresh', f]] as const) {
+      for (const [k, r] of [
+        ['direct', d],
+        ['existing', e],
+        ['fresh', f],
+      ] as const) {
         if (r.code === 200) ttfb[k].push(r.ttfb * 1000);
         else ttfbFail++;
       }
@@ -364,7 +389,9 @@ async function main(): Promise<void> {
     rows.push(row('other tenants during bulk (cores)', summarize(okBulk.map((b) => b.otherCores)), ''));
     for (const c of concurrency) {
       const g = c.k === 256 ? ['≥ 1,000/s', verdict(c.rate.median, '>=', GOALS.circuitsPerS)] : ['', ''];
-      rows.push(row(`circuits built per second, ${c.k} in flight (${c.total} builds/round${c.failed ? `, ${c.failed} failed` : ''})`, c.rate, '/s', g[0], g[1]));
+      rows.push(
+        row(`circuits built per second, ${c.k} in flight (${c.total} builds/round${c.failed ? `, ${c.failed} failed` : ''})`, c.rate, '/s', g[0], g[1]),
+      );
       rows.push(row(`  per-circuit build time at ${c.k} in flight`, c.latency, ' ms'));
     }
     rows.push(row('relay RSS idle (per relay)', summarize(rssIdle.map((x) => x / 1e6)), ' MB', '≤ 80 MB', verdict(idleS.median, '<=', GOALS.rss)));
@@ -419,9 +446,17 @@ async function main(): Promise<void> {
     goals.push(['bulk ≥ 20 MB/s', `${fmt(alliumMBs.median)} MB/s`, verdict(alliumMBs.median, '>=', GOALS.bulkMBs)]);
     goals.push(['≤ 7 ms CPU per MiB per relay', ms(cpuAll), verdict(cpuAll.median, '<=', GOALS.cpuMsPerMiB)]);
     goals.push(['≥ 1,000 circuits/s with 256 in flight', `${fmt(c256?.rate.median ?? NaN)}/s`, verdict(c256?.rate.median ?? NaN, '>=', GOALS.circuitsPerS)]);
-    goals.push(['≤ 80 MB RSS per relay (idle median / after-bulk max)', `${fmt(idleS.median / 1e6)} / ${fmt(afterS.max / 1e6)} MB`, verdict(Math.max(idleS.median, afterS.max), '<=', GOALS.rss)]);
+    goals.push([
+      '≤ 80 MB RSS per relay (idle median / after-bulk max)',
+      `${fmt(idleS.median / 1e6)} / ${fmt(afterS.max / 1e6)} MB`,
+      verdict(Math.max(idleS.median, afterS.max), '<=', GOALS.rss),
+    ]);
     goals.push(['≤ 2 KiB per idle circuit (RSS delta, noisy)', `${fmt(perCircuit.median / KiB)} KiB`, verdict(perCircuit.median, '<=', GOALS.perCircuit)]);
-    goals.push(['≤ 2 KiB per idle circuit (retained per hop, after GC)', `${fmt(retained.bytesPerHop / KiB)} KiB`, verdict(retained.bytesPerHop, '<=', GOALS.perCircuit)]);
+    goals.push([
+      '≤ 2 KiB per idle circuit (retained per hop, after GC)',
+      `${fmt(retained.bytesPerHop / KiB)} KiB`,
+      verdict(retained.bytesPerHop, '<=', GOALS.perCircuit),
+    ]);
     out.push(table(goals, new Set()));
     out.push(`(${((performance.now() - startedAt) / 1000).toFixed(0)} s; MB = 10^6 bytes, MiB = 2^20)`);
     if (flags.tor) {
@@ -446,7 +481,23 @@ async function main(): Promise<void> {
     }
     console.log(out.join('\n'));
     if (!flags['no-json']) {
-      const file = writeResults('circuit', opts, { builds, concurrency, ttfb: ttfbS, ttfbFail, bulk, alliumMBs, directMBs, ratio, cpuAll, rssIdle, rssAfter, idle, aggPerCircuit, retained, bridge });
+      const file = writeResults('circuit', opts, {
+        builds,
+        concurrency,
+        ttfb: ttfbS,
+        ttfbFail,
+        bulk,
+        alliumMBs,
+        directMBs,
+        ratio,
+        cpuAll,
+        rssIdle,
+        rssAfter,
+        idle,
+        aggPerCircuit,
+        retained,
+        bridge,
+      });
       console.log(`results written to ${file}`);
     }
   } finally {

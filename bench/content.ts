@@ -27,7 +27,11 @@ import { parseFlags } from './lib/options.js';
 import { median } from './lib/stats.js';
 import { writeResults } from './lib/results.js';
 
-const flags = parseFlags(process.argv.slice(2), { relays: 'number', runs: 'number', quick: 'boolean', 'site-only': 'boolean' }, 'npm run bench:content -- [--relays N] [--runs N] [--quick] [--site-only]');
+const flags = parseFlags(
+  process.argv.slice(2),
+  { relays: 'number', runs: 'number', quick: 'boolean', 'site-only': 'boolean' },
+  'npm run bench:content -- [--relays N] [--runs N] [--quick] [--site-only]',
+);
 const relaysN = flags.relays ?? 10;
 const runs = flags.quick ? 1 : (flags.runs ?? 3);
 const BIG = (flags.quick ? 10 : 50) * 1024 * 1024;
@@ -59,14 +63,21 @@ const content = new ContentClient(client);
 
 const rows: Record<string, number[]> = {};
 const add = (k: string, v: number): void => void (rows[k] ??= []).push(v);
-const storeWrites = async (): Promise<number> => (await Promise.all(net.relays.map((r) => r.metric('allium_store_blocks').catch(() => 0)))).reduce((a, b) => a + b, 0);
+const storeWrites = async (): Promise<number> =>
+  (await Promise.all(net.relays.map((r) => r.metric('allium_store_blocks').catch(() => 0)))).reduce((a, b) => a + b, 0);
 
 /** A 1 MiB site: a page with text, a stylesheet, and three images of about 330 KB (random bytes in a PNG's name). */
 function oneMiBSite(seed: number): SiteSource[] {
   const png = readFileSync(new URL('../test/fixtures/garlic.png', import.meta.url));
   const text = Array.from({ length: 400 }, (_, i) => `<p>Paragraph ${i} of a site published for the benchmark, run ${seed}.</p>`).join('\n');
   const files: [string, string, Uint8Array][] = [
-    ['index.html', 'text/html', new TextEncoder().encode(`<!DOCTYPE html><html><head><title>bench</title><link rel="stylesheet" href="style.css"></head><body><h1>Benchmark site ${seed}</h1><img src="a.png"><img src="b.png"><img src="c.png"><img src="logo.png">${text}</body></html>`)],
+    [
+      'index.html',
+      'text/html',
+      new TextEncoder().encode(
+        `<!DOCTYPE html><html><head><title>bench</title><link rel="stylesheet" href="style.css"></head><body><h1>Benchmark site ${seed}</h1><img src="a.png"><img src="b.png"><img src="c.png"><img src="logo.png">${text}</body></html>`,
+      ),
+    ],
     ['style.css', 'text/css', new TextEncoder().encode(`body{font-family:sans-serif;background:#f6fbf1}h1{color:#2f6b20}/* ${seed} */`)],
     ['logo.png', 'image/png', png],
     ...['a', 'b', 'c'].map((n, i) => [`${n}.png`, 'image/png', data(330_000, seed * 31 + i)] as [string, string, Uint8Array]),
@@ -189,7 +200,9 @@ try {
   for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(', ')} |`);
   const bigGet = median(rows[`get ${flags.quick ? '10 MiB' : '50 MiB'} MB/s`]!);
   const plain = median(rows['plain 3-hop stream MB/s']!);
-  console.log(`\nratio: ${flags.quick ? '10' : '50'} MiB get / plain 3-hop stream = ${(bigGet / plain).toFixed(2)} (goal ≥ 0.5: ${bigGet / plain >= 0.5 ? 'PASS' : 'MISS'})`);
+  console.log(
+    `\nratio: ${flags.quick ? '10' : '50'} MiB get / plain 3-hop stream = ${(bigGet / plain).toFixed(2)} (goal ≥ 0.5: ${bigGet / plain >= 0.5 ? 'PASS' : 'MISS'})`,
+  );
   const file = writeResults('content', { relays: relaysN, runs, big: BIG }, rows);
   console.log(`results: ${file}`);
 } finally {

@@ -145,12 +145,48 @@ const RATIOS: readonly RatioSpec[] = [
   { id: 'wrapBackward/aead', label: `wrapBackward, 1 layer / AEAD ${1003} B`, num: CASE.wrapBackward, den: [[PRIM.aead1003, 1]], goal: true },
   { id: 'clientWrap/3aead', label: 'client wrapForward → hop 3 / 3 × AEAD', num: CASE.clientWrap, den: [[PRIM.aead1003, 3]], goal: true },
   { id: 'clientUnwrap/3aead', label: 'client unwrapBackward ← hop 3 / 3 × AEAD', num: CASE.clientUnwrap, den: [[PRIM.aead1003, 3]], goal: true },
-  { id: 'processOnion/x25519', label: 'processOnion / its X25519 (2 + 1 base)', num: CASE.processOnion, den: [[PRIM.x25519, 2], [PRIM.x25519Base, 1]], goal: true },
-  { id: 'createOnion/x25519', label: 'createOnion / its X25519 (3 + 3 base)', num: CASE.createOnion, den: [[PRIM.x25519, 3], [PRIM.x25519Base, 3]], goal: true },
-  { id: 'roundTrip/x25519', label: 'round-trip setup / its X25519 (15 + 6 base)', num: CASE.roundTrip, den: [[PRIM.x25519, 15], [PRIM.x25519Base, 6]], goal: true },
-  { id: 'ntorServer/x25519', label: 'ntorServer / its X25519 (1 + 1 base)', num: CASE.ntorServer, den: [[PRIM.x25519, 1], [PRIM.x25519Base, 1]], goal: true },
+  {
+    id: 'processOnion/x25519',
+    label: 'processOnion / its X25519 (2 + 1 base)',
+    num: CASE.processOnion,
+    den: [
+      [PRIM.x25519, 2],
+      [PRIM.x25519Base, 1],
+    ],
+    goal: true,
+  },
+  {
+    id: 'createOnion/x25519',
+    label: 'createOnion / its X25519 (3 + 3 base)',
+    num: CASE.createOnion,
+    den: [
+      [PRIM.x25519, 3],
+      [PRIM.x25519Base, 3],
+    ],
+    goal: true,
+  },
+  {
+    id: 'roundTrip/x25519',
+    label: 'round-trip setup / its X25519 (15 + 6 base)',
+    num: CASE.roundTrip,
+    den: [
+      [PRIM.x25519, 15],
+      [PRIM.x25519Base, 6],
+    ],
+    goal: true,
+  },
+  {
+    id: 'ntorServer/x25519',
+    label: 'ntorServer / its X25519 (1 + 1 base)',
+    num: CASE.ntorServer,
+    den: [
+      [PRIM.x25519, 1],
+      [PRIM.x25519Base, 1],
+    ],
+    goal: true,
+  },
   { id: 'ntorClient/x25519', label: 'ntorClientFinish / its X25519 (2)', num: CASE.ntorClient, den: [[PRIM.x25519, 2]], goal: true },
-  { id: 'unwrapForward/duo', label: "unwrapForward / its 2 libsodium calls, bare", num: CASE.unwrapForward, den: [[PRIM.layerDuo, 1]], goal: false },
+  { id: 'unwrapForward/duo', label: 'unwrapForward / its 2 libsodium calls, bare', num: CASE.unwrapForward, den: [[PRIM.layerDuo, 1]], goal: false },
   { id: 'facadeDuo/duo', label: 'those 2 calls: facade / bare', num: CASE.facadeDuo, den: [[PRIM.layerDuo, 1]], goal: false },
   { id: 'duo/aead', label: "a layer's 2 calls, bare / AEAD 1003 B", num: PRIM.layerDuo, den: [[PRIM.aead1003, 1]], goal: false },
   { id: 'trio/aead', label: '3 separate calls, bare / AEAD 1003 B', num: PRIM.layerTrio, den: [[PRIM.aead1003, 1]], goal: false },
@@ -233,14 +269,26 @@ async function runBinding(which: Which, o: Options): Promise<BindingResult | nul
   });
   const replay = allium.replayState();
   if (replay.full) throw new Error('bench: a replay filter filled; the processOnion figures would include refusals');
-  return { binding: c.bindingName, runs: o.runs, sliceMs: o.sliceMs, turns: o.turns, cases, ratios, replay, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  return {
+    binding: c.bindingName,
+    runs: o.runs,
+    sliceMs: o.sliceMs,
+    turns: o.turns,
+    cases,
+    ratios,
+    replay,
+    seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+  };
 }
 
 // --- printing ------------------------------------------------------------------------------------------------------
 
 function machineLine(): string {
   const cpus = os.cpus();
-  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  const load = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   return `node ${process.version}, ${cpus[0]?.model.trim() ?? 'unknown CPU'} × ${cpus.length}, load average ${load}`;
 }
 
@@ -271,7 +319,7 @@ function printBinding(res: BindingResult): void {
     const ref = REFERENCE[res.binding]?.[k.id];
     let note = '';
     if (ref) {
-      const mine = ref.unit === 'MB/s' ? k.mbPerSec?.median ?? NaN : k.opsPerSec.median;
+      const mine = ref.unit === 'MB/s' ? (k.mbPerSec?.median ?? NaN) : k.opsPerSec.median;
       note = `${ref.text} (${Math.round((100 * mine) / ref.value)}%)`;
     }
     rows.push([`  ${k.label}`, fmtNum(k.opsPerSec.median), `[${fmtRange(k.opsPerSec)}]`, k.mbPerSec ? fmtNum(k.mbPerSec.median) : '', note]);
@@ -313,7 +361,17 @@ function printComparison(results: readonly BindingResult[]): void {
   const native = results.find((r) => r.binding === 'sodium-native');
   const wasm = results.find((r) => r.binding === 'libsodium-wrappers');
   if (!native || !wasm) return;
-  const ids = [CASE.unwrapForward, CASE.wrapBackward, CASE.clientWrap, CASE.clientUnwrap, CASE.processOnion, CASE.roundTrip, PRIM.aead1003, PRIM.xaead512, PRIM.x25519];
+  const ids = [
+    CASE.unwrapForward,
+    CASE.wrapBackward,
+    CASE.clientWrap,
+    CASE.clientUnwrap,
+    CASE.processOnion,
+    CASE.roundTrip,
+    PRIM.aead1003,
+    PRIM.xaead512,
+    PRIM.x25519,
+  ];
   const rows: string[][] = [['sodium-native vs libsodium-wrappers', 'native/s', 'wasm/s', 'native ÷ wasm']];
   for (const id of ids) {
     const n = caseOf(native, id);

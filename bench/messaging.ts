@@ -13,7 +13,7 @@
  */
 import { initCrypto } from '../crypto/index.js';
 import { AlliumClient } from '../client/client.js';
-import { Messenger, createIdentity, formatAddress } from '../client/messaging.js';
+import { Messenger, createIdentity, formatAddress } from '../client/messaging/node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { startNetwork, waitFor } from '../cli/local-network.js';
 import { parseFlags } from './lib/options.js';
@@ -34,7 +34,9 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 await initCrypto();
-console.log(`Allium messaging benchmark: ${relaysN} relay processes on 127.0.0.1, two clients in this process, ${runs} fresh endpoints and offline rounds, ${pings} pings, ${burst} messages`);
+console.log(
+  `Allium messaging benchmark: ${relaysN} relay processes on 127.0.0.1, two clients in this process, ${runs} fresh endpoints and offline rounds, ${pings} pings, ${burst} messages`,
+);
 const net = await startNetwork(relaysN);
 const fps = net.relays.map((r) => r.fingerprint);
 const mkClient = (entry: string[]): AlliumClient =>
@@ -99,7 +101,9 @@ try {
     burstCount = 0;
     const t0 = performance.now();
     // Every send at once (a conversation keeps them in order); each resolves when the recipient acknowledges it.
-    const receipts = await Promise.all(Array.from({ length: burst }, (_, i) => bob.send(alice.address, enc(`burst ${i} ${'x'.repeat(100)}`), { offline: 'never' })));
+    const receipts = await Promise.all(
+      Array.from({ length: burst }, (_, i) => bob.send(alice.address, enc(`burst ${i} ${'x'.repeat(100)}`), { offline: 'never' })),
+    );
     if (receipts.some((r) => r.status !== 'delivered')) throw new Error('a burst message was not delivered');
     await waitFor(() => burstCount >= burst, 300_000, 'the burst');
     add('messages per second, one way (100-byte messages)', burst / ((performance.now() - t0) / 1000));

@@ -61,9 +61,6 @@ const GOALS = { convergeS: 10, gossipBytesPerMin: 2 * 1000, rssIdle: 80 * 1e6, p
 
 // --- in-process networks ---------------------------------------------------------------------------------------------
 
-type Internals = {
-  links: Set<Link & { account?: () => void }>;
-};
 type OverlayInternals = {
   send(link: Link, m: ControlMessage): void;
   sendDigest(link: Link): void;
@@ -86,7 +83,18 @@ interface Net {
 }
 
 function relayConfig(dir: string, bootstrap: string[]): ConstructorParameters<typeof Relay>[0] {
-  return { listen: '127.0.0.1:0', data_dir: dir, bootstrap, log_level: 'silent', max_links_per_ip: 4096, max_links_per_block: 4096, max_inbound_neighbours_per_block: 4096, handshakes_per_second_per_ip: 10_000, handshakes_per_second_per_block: 10_000, allow_private_addresses: true };
+  return {
+    listen: '127.0.0.1:0',
+    data_dir: dir,
+    bootstrap,
+    log_level: 'silent',
+    max_links_per_ip: 4096,
+    max_links_per_block: 4096,
+    max_inbound_neighbours_per_block: 4096,
+    handshakes_per_second_per_ip: 10_000,
+    handshakes_per_second_per_block: 10_000,
+    allow_private_addresses: true,
+  };
 }
 
 /** Frames a control message of `bytes` takes when no other cell shares its frames. */
@@ -159,7 +167,7 @@ async function networkBytes(net: Net): Promise<{ gossip: number; gossipOut: numb
   let gossipOut = 0;
   let linkOut = 0;
   for (const r of net.relays) {
-    for (const l of (r as unknown as Internals).links) l.account?.();
+    r.node.accounting.sweep();
     gossip += await counterValue(r.metrics.gossipBytes);
     gossipOut += (await r.metrics.gossipBytes.get()).values.filter((v) => v.labels['direction'] === 'out').reduce((a, v) => a + v.value, 0);
     linkOut += (await r.metrics.linkBytes.get()).values.filter((v) => v.labels['direction'] === 'out').reduce((a, v) => a + v.value, 0);
@@ -181,7 +189,14 @@ interface GossipResult {
   readonly n: number;
   readonly windowS: number;
   readonly settleS: number;
-  readonly window: { payloadPerRelayMin: number; linkBytesPerRelayMin: number; gossipFramesPerRelayMin: number; digests: number; expectedDigests: number; byType: Record<string, MessageCount> };
+  readonly window: {
+    payloadPerRelayMin: number;
+    linkBytesPerRelayMin: number;
+    gossipFramesPerRelayMin: number;
+    digests: number;
+    expectedDigests: number;
+    byType: Record<string, MessageCount>;
+  };
   readonly exchange: { payload: number; messages: number; frames: number; linkBytes: number };
   readonly renewal: { payload: Summary; messages: Summary; frames: Summary; linkBytes: Summary; settleMs: Summary };
   readonly neighbours: Summary;
@@ -199,7 +214,7 @@ async function settle(net: Net): Promise<number> {
   let last = -1;
   let stableSince = performance.now();
   while (performance.now() - t0 < 120_000) {
-    const links = net.relays.reduce((a, r) => a + (r as unknown as Internals).links.size, 0);
+    const links = net.relays.reduce((a, r) => a + r.linkCount, 0);
     if (links !== last) {
       last = links;
       stableSince = performance.now();
@@ -324,7 +339,13 @@ async function measureRss(rt: Runtime, links: number): Promise<RssRun> {
   const relay = await startRelay({
     nickname: 'rss',
     timing: DEFAULT_TIMING,
-    extra: { log_level: 'warn', max_links_per_ip: links + 64, max_links_per_block: links + 64, max_inbound_neighbours_per_block: 4096, handshakes_per_second: 2000 },
+    extra: {
+      log_level: 'warn',
+      max_links_per_ip: links + 64,
+      max_links_per_block: links + 64,
+      max_inbound_neighbours_per_block: 4096,
+      handshakes_per_second: 2000,
+    },
     process: { entry: [rt.cli], nodeArgs: [...rt.loaderArgs] },
   });
   const opened: Link[] = [];
@@ -417,7 +438,9 @@ async function main(): Promise<void> {
     `Gossip once converged, ${g.n} relays, after the overlay settled (${fmt(g.settleS)} s: every relay has its neighbours, no new link for 10 s); ` +
       `relay neighbours median ${fmt(g.neighbours.median)}, ${fmtMinMax(g.neighbours)} (relay 0 is everyone's bootstrap)`,
   );
-  out.push(`payload = allium_gossip_bytes_total (CBOR control messages, sent + received); link bytes = 4112-byte link messages (WebSocket/TCP headers not counted)`);
+  out.push(
+    `payload = allium_gossip_bytes_total (CBOR control messages, sent + received); link bytes = 4112-byte link messages (WebSocket/TCP headers not counted)`,
+  );
   const byType = Object.entries(g.window.byType)
     .map(([t, c]) => `${t.replace('gossip-', '')} ${c.messages}`)
     .join(', ');
@@ -462,11 +485,31 @@ async function main(): Promise<void> {
   const withLinks = summarize(runs.map((r) => r.withLinks));
   const perLink = summarize(runs.map((r) => r.perLink));
   const rssRows: string[][] = [['relay process RSS (VmRSS)', 'median', 'min–max', 'goal', '']];
-  rssRows.push([`idle, ${rt.kind === 'compiled' ? 'tsc output' : 'through tsx'}`, `${fmt(idle.median / 1e6)} MB`, fmtMinMax({ ...idle, min: idle.min / 1e6, max: idle.max / 1e6 }, ' MB'), '< 80 MB', verdict(idle.median, '<', GOALS.rssIdle)]);
+  rssRows.push([
+    `idle, ${rt.kind === 'compiled' ? 'tsc output' : 'through tsx'}`,
+    `${fmt(idle.median / 1e6)} MB`,
+    fmtMinMax({ ...idle, min: idle.min / 1e6, max: idle.max / 1e6 }, ' MB'),
+    '< 80 MB',
+    verdict(idle.median, '<', GOALS.rssIdle),
+  ]);
   if (tsxIdle !== null) rssRows.push(['idle, through tsx (checkout; not the goal figure)', `${fmt(tsxIdle / 1e6)} MB`, '', '', '']);
-  rssRows.push([`with ${runs[0]!.links} idle client links`, `${fmt(withLinks.median / 1e6)} MB`, fmtMinMax({ ...withLinks, min: withLinks.min / 1e6, max: withLinks.max / 1e6 }, ' MB'), '', '']);
-  rssRows.push(['per extra idle link', `${fmt(perLink.median / KiB)} KiB`, fmtMinMax({ ...perLink, min: perLink.min / KiB, max: perLink.max / KiB }, ' KiB'), '< 16 KB', verdict(perLink.median, '<', GOALS.perLink)]);
-  out.push(`Relay process memory: a real relay process (allium relay, ${rt.kind === 'compiled' ? 'tsc output' : 'sources through tsx'}), relay defaults, ${opts.rssRuns} run(s); links opened from this process`);
+  rssRows.push([
+    `with ${runs[0]!.links} idle client links`,
+    `${fmt(withLinks.median / 1e6)} MB`,
+    fmtMinMax({ ...withLinks, min: withLinks.min / 1e6, max: withLinks.max / 1e6 }, ' MB'),
+    '',
+    '',
+  ]);
+  rssRows.push([
+    'per extra idle link',
+    `${fmt(perLink.median / KiB)} KiB`,
+    fmtMinMax({ ...perLink, min: perLink.min / KiB, max: perLink.max / KiB }, ' KiB'),
+    '< 16 KB',
+    verdict(perLink.median, '<', GOALS.perLink),
+  ]);
+  out.push(
+    `Relay process memory: a real relay process (allium relay, ${rt.kind === 'compiled' ? 'tsc output' : 'sources through tsx'}), relay defaults, ${opts.rssRuns} run(s); links opened from this process`,
+  );
   out.push(table(rssRows, new Set([1])));
   out.push('');
 
@@ -478,7 +521,11 @@ async function main(): Promise<void> {
     notConverged ? `${fmt(c100)} s median of the runs that did; ${notConverged} did not in ${CONVERGE_LIMIT_S} s` : `${fmt(c100)} s`,
     largest < 100 ? 'n/a (no 100-relay run)' : notConverged ? 'MISS' : verdict(c100, '<', GOALS.convergeS),
   ]);
-  goalRows.push(['converged gossip < 2 KB per relay per minute (steady state, payload)', kb(g.steady.payloadPerRelayMin), verdict(g.steady.payloadPerRelayMin, '<', GOALS.gossipBytesPerMin)]);
+  goalRows.push([
+    'converged gossip < 2 KB per relay per minute (steady state, payload)',
+    kb(g.steady.payloadPerRelayMin),
+    verdict(g.steady.payloadPerRelayMin, '<', GOALS.gossipBytesPerMin),
+  ]);
   goalRows.push(['  the same counted in link bytes', kb(g.steady.wirePerRelayMin), verdict(g.steady.wirePerRelayMin, '<', GOALS.gossipBytesPerMin)]);
   goalRows.push(['relay RSS idle < 80 MB', `${fmt(idle.median / 1e6)} MB`, verdict(idle.median, '<', GOALS.rssIdle)]);
   goalRows.push(['< 16 KB per extra idle link', `${fmt(perLink.median / KiB)} KiB`, verdict(perLink.median, '<', GOALS.perLink)]);

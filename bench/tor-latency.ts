@@ -90,7 +90,10 @@ function alliumResult(delayMs: number): { file: string; date: string; builds: Su
   const dir = path.resolve(import.meta.dirname, 'results');
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => /^circuit-latency-.*\.json$/.test(f)).sort().reverse();
+    files = readdirSync(dir)
+      .filter((f) => /^circuit-latency-.*\.json$/.test(f))
+      .sort()
+      .reverse();
   } catch {
     return null;
   }
@@ -101,7 +104,8 @@ function alliumResult(delayMs: number): { file: string; date: string; builds: Su
         options: { delayMs?: number; method?: string };
         results: { builds?: Summary };
       };
-      if (doc.options.delayMs === delayMs && doc.options.method === 'forwarder' && doc.results.builds) return { file: `bench/results/${f}`, date: doc.date, builds: doc.results.builds };
+      if (doc.options.delayMs === delayMs && doc.options.method === 'forwarder' && doc.results.builds)
+        return { file: `bench/results/${f}`, date: doc.date, builds: doc.results.builds };
     } catch {
       // not a result file we understand; try the next
     }
@@ -131,9 +135,14 @@ async function main(): Promise<void> {
     });
   }
   try {
-    progress(`${version}; starting two private networks on 127.0.0.1 (direct, and ${d} ms per direction through a forwarder), ${opts.mids} mids + ${opts.exits} exits + 3 authorities each`);
+    progress(
+      `${version}; starting two private networks on 127.0.0.1 (direct, and ${d} ms per direction through a forwarder), ${opts.mids} mids + ${opts.exits} exits + 3 authorities each`,
+    );
     const base = { mids: opts.mids, exits: opts.exits, runtime: tsxRuntime(), bootstrapTimeoutS: opts.bootstrapTimeoutS, log: progress };
-    const started = await Promise.allSettled([startTorNet({ ...base, name: 'ref', delayMs: 0, direct: true }), startTorNet({ ...base, name: `d${d}`, delayMs: d })]);
+    const started = await Promise.allSettled([
+      startTorNet({ ...base, name: 'ref', delayMs: 0, direct: true }),
+      startTorNet({ ...base, name: `d${d}`, delayMs: d }),
+    ]);
     for (const s of started) if (s.status === 'fulfilled') nets.push(s.value);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
@@ -172,11 +181,20 @@ async function main(): Promise<void> {
     const r0 = side(samples[0]!);
     const r1 = side(samples[1]!);
     const allium = alliumResult(d);
-    const row = (label: string, s: Summary, expect: string): string[] => [label, `${fmt(s.median)} ms`, `${fmt(s.p90)} ms`, fmtMinMax(s, ' ms'), String(s.n), expect];
+    const row = (label: string, s: Summary, expect: string): string[] => [
+      label,
+      `${fmt(s.median)} ms`,
+      `${fmt(s.p90)} ms`,
+      fmtMinMax(s, ' ms'),
+      String(s.n),
+      expect,
+    ];
     const out: string[] = [];
     out.push(`== bench:tor-latency --delay ${d} — ${machineLine()} ==`);
     out.push(`${version}; 3 authorities (direct, never on a path) + ${opts.mids} mids + ${opts.exits} exits per network.`);
-    out.push(`Reference network: direct loopback; delayed network: every mid and exit behind a forwarder, ${d} ms per direction on client→guard, guard→middle, middle→exit.`);
+    out.push(
+      `Reference network: direct loopback; delayed network: every mid and exit behind a forwarder, ${d} ms per direction on client→guard, guard→middle, middle→exit.`,
+    );
     out.push(`Explicit paths (EXTENDCIRCUIT 0 $guard,$middle,$exit), channels already open; alternating builds, 200 ms apart.`);
     out.push('');
     const rows: string[][] = [['', 'median', 'p90', 'min–max', 'n', 'delay on the critical path']];

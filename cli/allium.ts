@@ -22,7 +22,7 @@ import { fromHex, toHex } from '../protocol/bytes.js';
 import { ConfigError } from '../protocol/errors.js';
 import { clientOptionsFrom, startClient, type ClientFlags } from './client-session.js';
 import { runRelayCommand } from './relay-command.js';
-import { Messenger } from '../client/messaging.js';
+import { Messenger } from '../client/messaging/node.js';
 import { progressBar } from './progress.js';
 import { runGateway, runSitePublish, runStatus } from './site-commands.js';
 
@@ -139,7 +139,9 @@ export function buildProgram(): Command {
         new Messenger(client); // lets SOCKS reach *.allium hidden services
         const { host, port } = socksAt;
         const socks = await startSocksServer(client, { host, port, setting: opts['socks'] ? '--socks' : 'socks' });
-        process.stdout.write(`Allium client ready: SOCKS5 on ${host}:${socks.port}\n  try: curl --socks5-hostname ${host}:${socks.port} http://example.test/\n`);
+        process.stdout.write(
+          `Allium client ready: SOCKS5 on ${host}:${socks.port}\n  try: curl --socks5-hostname ${host}:${socks.port} http://example.test/\n`,
+        );
         onSignals(async () => {
           await socks.close();
           await client.stop();
@@ -159,7 +161,7 @@ export function buildProgram(): Command {
     .option('--http-port <port>', 'port of the demo web server (0: any)', '0')
     .option('--map-port <port>', 'port of the network map page (0: any)', '0')
     .option('--gateway-port <port>', 'port of the gateway serving the demo site (falls back to a free port if taken)', '8888')
-    .option('--keep', 'keep the relays\' data directories after stopping')
+    .option('--keep', "keep the relays' data directories after stopping")
     .action(async (opts: Record<string, unknown>) => {
       try {
         await initCrypto();

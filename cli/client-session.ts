@@ -89,7 +89,11 @@ export function socketFactoryFor(tlsCa: string | undefined): SocketFactory {
   return createNodeSocketFactory({ ca });
 }
 
-const fromEnv = (name: string): string[] => (process.env[name] ?? '').split(',').map((l) => l.trim()).filter(Boolean);
+const fromEnv = (name: string): string[] =>
+  (process.env[name] ?? '')
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean);
 
 /** Merges flags, the config file and the environment into client options (flags win). */
 export function clientOptionsFrom(flags: ClientFlags): { options: ClientOptions; config: ClientConfig; dataDir: string } {
@@ -97,7 +101,9 @@ export function clientOptionsFrom(flags: ClientFlags): { options: ClientOptions;
   const bootstrap = flags.bootstrap.length ? flags.bootstrap : (config.bootstrap ?? fromEnv('ALLIUM_BOOTSTRAP'));
   const bridges = flags.bridge?.length ? flags.bridge : (config.bridges ?? fromEnv('ALLIUM_BRIDGES'));
   if (bootstrap.length === 0 && bridges.length === 0) {
-    throw new ConfigError('no relay to join through: pass --bootstrap "ws://host:port/path FINGERPRINT" or --bridge "bridge wss://… FINGERPRINT secret=…", or set ALLIUM_BOOTSTRAP or ALLIUM_BRIDGES');
+    throw new ConfigError(
+      'no relay to join through: pass --bootstrap "ws://host:port/path FINGERPRINT" or --bridge "bridge wss://… FINGERPRINT secret=…", or set ALLIUM_BOOTSTRAP or ALLIUM_BRIDGES',
+    );
   }
   const useBridges = flags.useBridges ?? config.use_bridges;
   if (useBridges !== undefined && useBridges !== 'always' && useBridges !== 'fallback') throw new ConfigError('--use-bridges: "always" or "fallback"');

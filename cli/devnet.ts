@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { AlliumClient } from '../client/client.js';
 import { ContentClient } from '../client/content.js';
-import { Messenger } from '../client/messaging.js';
+import { Messenger } from '../client/messaging/node.js';
 import { startSocksServer } from '../client/socks.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { ConfigError } from '../protocol/errors.js';
@@ -22,7 +22,6 @@ import { startGateway, type Gateway } from '../client/gateway/server.js';
 import { publishSite, type SiteSource } from '../client/site.js';
 import { SINGLE_HOST_NETWORK } from '../relay/config.js';
 import { packageRoot, readMetric, RelayStartError, spawnRelay, type RelayProcess } from './relay-process.js';
-
 
 /**
  * How to run `allium` in hints: `npx allium` from an installed package (a node_modules folder), else `node` and the
@@ -49,20 +48,32 @@ export interface DevnetOptions {
 /** The demo site devnet publishes: two pages, a stylesheet and an image, made here. */
 function demoSite(): SiteSource[] {
   const files: Record<string, [string, string]> = {
-    'index.html': ['text/html', `<!DOCTYPE html><html lang="en"><head><title>Allium demo site</title><link rel="stylesheet" href="style.css"></head><body>
+    'index.html': [
+      'text/html',
+      `<!DOCTYPE html><html lang="en"><head><title>Allium demo site</title><link rel="stylesheet" href="style.css"></head><body>
 <h1><img src="allium.svg" width="48" height="48" alt=""> A site published into Allium</h1>
 <p>This page was published by <code>allium devnet</code> a moment ago, under an updatable key, and you are reading it through the
 local gateway: every block came from store relays through anonymous circuits.</p>
 <p>The gateway's content filter rebuilt this page from what it knows to be safe: <a href="https://example.com/">a link to the open web</a>
 leads to a warning page, and nothing here can make your browser contact anything but the gateway.</p>
-<p><a href="pages/how.html">How it works</a></p></body></html>`],
-    'pages/how.html': ['text/html', `<!DOCTYPE html><html lang="en"><head><title>How it works</title><link rel="stylesheet" href="../style.css"></head><body>
+<p><a href="pages/how.html">How it works</a></p></body></html>`,
+    ],
+    'pages/how.html': [
+      'text/html',
+      `<!DOCTYPE html><html lang="en"><head><title>How it works</title><link rel="stylesheet" href="../style.css"></head><body>
 <h1>How it works</h1><ol><li>allium publish DIR --name NAME cut each file into encrypted blocks and stored them at three relays each.</li>
 <li>A site manifest maps paths to the files' links; a signed edition record points at it.</li>
 <li>The gateway resolves the newest edition, fetches the blocks, filters the page and serves it.</li></ol>
-<p><a href="../index.html">Back</a></p></body></html>`],
-    'style.css': ['text/css', 'body{font:17px/1.55 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;background:#f6fbf1;color:#1d2a1f}h1{color:#2f6b20}h1 img{vertical-align:middle}code{background:#e4efd9;padding:0 .2rem}'],
-    'allium.svg': ['image/svg+xml', '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 48"><circle cx="24" cy="20" r="14" fill="#8e6bbf"/><circle cx="18" cy="16" r="4" fill="#b89be0"/><path d="M24 34 V46" stroke="#4d7a3a" stroke-width="3"/></svg>'],
+<p><a href="../index.html">Back</a></p></body></html>`,
+    ],
+    'style.css': [
+      'text/css',
+      'body{font:17px/1.55 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;background:#f6fbf1;color:#1d2a1f}h1{color:#2f6b20}h1 img{vertical-align:middle}code{background:#e4efd9;padding:0 .2rem}',
+    ],
+    'allium.svg': [
+      'image/svg+xml',
+      '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 48"><circle cx="24" cy="20" r="14" fill="#8e6bbf"/><circle cx="18" cy="16" r="4" fill="#b89be0"/><path d="M24 34 V46" stroke="#4d7a3a" stroke-width="3"/></svg>',
+    ],
   };
   return Object.entries(files).map(([path, [type, text]]) => {
     const bytes = new TextEncoder().encode(text);
@@ -127,7 +138,15 @@ interface Authorities {
 }
 
 /** Flags earned in seconds, so a devnet shows guards, holders and measured weights at once (specs/directory.md §7.4). */
-const DEVNET_FLAGS = { fast_min: 1, stable_mtbf: 2000, guard_min_known: 4000, guard_min_wfu: 0.5, guard_bw_guarantee: 1, holder_min_uptime: 4000, dir_min_known: 2000 };
+const DEVNET_FLAGS = {
+  fast_min: 1,
+  stable_mtbf: 2000,
+  guard_min_known: 4000,
+  guard_min_wfu: 0.5,
+  guard_bw_guarantee: 1,
+  holder_min_uptime: 4000,
+  dir_min_known: 2000,
+};
 
 async function startRelayProcess(root: string, i: number, o: DevnetOptions, bootstrap: string[], exit: boolean, auth: Authorities): Promise<DevRelay> {
   const nick = i < auth.count ? `auth${i}` : exit ? `exit${i}` : `relay${i}`;
@@ -168,7 +187,16 @@ async function startRelayProcess(root: string, i: number, o: DevnetOptions, boot
   } catch (e) {
     throw new ConfigError(`relay ${nick} failed to start: ${e instanceof RelayStartError ? e.reason : String(e)}`);
   }
-  return { nick, proc: r.proc, dir, fingerprint: r.fingerprint, bootstrap: r.bootstrap, metrics: r.metrics, admin: r.admin!, port: Number(new URL(r.address).port) };
+  return {
+    nick,
+    proc: r.proc,
+    dir,
+    fingerprint: r.fingerprint,
+    bootstrap: r.bootstrap,
+    metrics: r.metrics,
+    admin: r.admin!,
+    port: Number(new URL(r.address).port),
+  };
 }
 
 /** The network map's data: relays (up or not), overlay links between them, and the client's circuit paths. */
@@ -191,7 +219,12 @@ async function mapJson(relays: DevRelay[], client: AlliumClient): Promise<unknow
   });
   const exits = new Set(statuses.flatMap((s) => s?.directory.filter((d) => d.exit).map((d) => d.fingerprint) ?? []));
   return {
-    relays: relays.map((r, i) => ({ nickname: r.nick, fingerprint: r.fingerprint, up: statuses[i] !== null && r.proc.exitCode === null, exit: exits.has(r.fingerprint) })),
+    relays: relays.map((r, i) => ({
+      nickname: r.nick,
+      fingerprint: r.fingerprint,
+      up: statuses[i] !== null && r.proc.exitCode === null,
+      exit: exits.has(r.fingerprint),
+    })),
     links: [...links].map((l) => l.split(' ')),
     circuits: client.listCircuits().map((c) => c.path.map((d) => d.fingerprint)),
   };
@@ -263,7 +296,9 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     );
     for (const r of rest) {
       relays.push(r);
-      say(`  ${r.nick.padEnd(7)} joined  ${c.dim(r.fingerprint.slice(0, 16))}  port ${r.port}${auth.fingerprints.includes(r.fingerprint) ? '  (directory authority)' : ''}`);
+      say(
+        `  ${r.nick.padEnd(7)} joined  ${c.dim(r.fingerprint.slice(0, 16))}  port ${r.port}${auth.fingerprints.includes(r.fingerprint) ? '  (directory authority)' : ''}`,
+      );
     }
     for (;;) {
       const sizes = await Promise.all(relays.map((r) => metric(r.metrics, 'allium_directory_relays')));
@@ -283,19 +318,34 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       await new Promise((r) => setTimeout(r, 250));
     }
     const cs = await consensusOf(first);
-    say(c.green(`✓ ${auth.count} directory authorities tested, measured and voted: one consensus of ${o.relays} relays, signed by ${cs?.signers ?? '?'} of ${auth.count} (${((Date.now() - tAuth) / 1000).toFixed(1)} s)`));
+    say(
+      c.green(
+        `✓ ${auth.count} directory authorities tested, measured and voted: one consensus of ${o.relays} relays, signed by ${cs?.signers ?? '?'} of ${auth.count} (${((Date.now() - tAuth) / 1000).toFixed(1)} s)`,
+      ),
+    );
     if (cs) {
       for (const r of relays) {
         const e = cs.listed[r.fingerprint];
         say(`    ${r.nick.padEnd(7)} ${(e ? e.flags.join(' ') : 'not listed').padEnd(44)} measured weight ${e ? `${(e.weight / 1e6).toFixed(1)} MB/s` : '—'}`);
       }
-      say(`    ${c.dim(`placement period ${cs.period}, shared random value ${cs.sharedRandom ?? '(first period: not yet)'}; ${cs.commits} commits, ${cs.reveals} reveals so far`)}`);
+      say(
+        `    ${c.dim(`placement period ${cs.period}, shared random value ${cs.sharedRandom ?? '(first period: not yet)'}; ${cs.commits} commits, ${cs.reveals} reveals so far`)}`,
+      );
     }
 
-    client = new AlliumClient({ bootstrap: [first.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, authorities: auth.fingerprints });
+    client = new AlliumClient({
+      bootstrap: [first.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      authorities: auth.fingerprints,
+    });
     await client.start();
     const cc = client.directory.consensus;
-    say(c.green(`✓ client checked the consensus (${cc?.signers.length ?? 0} of ${auth.count} authority signatures) and fetched descriptors from ${Math.min(3, o.relays)} relays (${client.directory.all().length} usable relays)`));
+    say(
+      c.green(
+        `✓ client checked the consensus (${cc?.signers.length ?? 0} of ${auth.count} authority signatures) and fetched descriptors from ${Math.min(3, o.relays)} relays (${client.directory.all().length} usable relays)`,
+      ),
+    );
 
     http = createServer((_req, res) => {
       res.writeHead(200, { 'Content-Type': 'text/plain' });
@@ -344,7 +394,13 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     say(`    try: ${alliumCommand()} get '${link}' -o out.txt --test-network --bootstrap "${first.bootstrap}"`);
 
     // Two identities exchange messages through introduction and rendezvous points; neither learns where the other is.
-    const bobClient = new AlliumClient({ bootstrap: [first.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, authorities: auth.fingerprints });
+    const bobClient = new AlliumClient({
+      bootstrap: [first.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+      authorities: auth.fingerprints,
+    });
     await bobClient.start();
     extraClients.push(bobClient);
     const alice = new Messenger(client);
@@ -364,7 +420,9 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
 
     mapServer = createServer((req, res) => {
       if (req.url === '/map.json') {
-        void mapJson(relays, client!).then((m) => res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(m)));
+        void mapJson(relays, client!).then((m) =>
+          res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(m)),
+        );
       } else if (req.url === '/' || req.url === '/index.html') {
         res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(NETWORK_MAP_PAGE);
       } else res.writeHead(404).end();
@@ -386,7 +444,11 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       gateway = await startGateway({ content, bookmarks }, { port: 0, pollIntervalMs: 60_000 });
     }
     gateway.bookmarks.add(site.link, 'Allium demo site');
-    say(c.green(`✓ published a site (${site.manifest.files.length} files) under an updatable key in ${Date.now() - tSite} ms; the local gateway serves it to any browser:`));
+    say(
+      c.green(
+        `✓ published a site (${site.manifest.files.length} files) under an updatable key in ${Date.now() - tSite} ms; the local gateway serves it to any browser:`,
+      ),
+    );
     say(`    ${gateway.url.replace(/\/$/, '')}${gateway.pathOf(site.link)}/`);
     say(`    gateway home (bookmarks, what changed): ${gateway.url}`);
 

@@ -110,7 +110,14 @@ export interface LocalNetwork {
  */
 export async function startNetwork(
   n: number,
-  o: { exits?: number; timing?: Record<string, number>; extra?: Record<string, unknown>; process?: RelayProcessOptions['process']; env?: Record<string, string>; authorities?: number } = {},
+  o: {
+    exits?: number;
+    timing?: Record<string, number>;
+    extra?: Record<string, unknown>;
+    process?: RelayProcessOptions['process'];
+    env?: Record<string, string>;
+    authorities?: number;
+  } = {},
 ): Promise<LocalNetwork> {
   const exits = o.exits ?? 0;
   const policy = (i: number): string[] => (i >= n - exits ? ['accept 127.0.0.1:*', 'accept [::1]:*', 'reject *:*'] : ['reject *:*']);
@@ -128,16 +135,32 @@ export async function startNetwork(
     // allSettled: when one relay fails to start, the others are still collected and stopped below.
     const rest = await Promise.allSettled(
       Array.from({ length: n - 1 }, (_, i) =>
-        startRelay({ nickname: `r${i + 1}`, bootstrap: [first.bootstrap], exitPolicy: policy(i + 1), timing: o.timing ?? {}, extra: extraFor(i + 1), ...dirFor(i + 1), ...launch }),
+        startRelay({
+          nickname: `r${i + 1}`,
+          bootstrap: [first.bootstrap],
+          exitPolicy: policy(i + 1),
+          timing: o.timing ?? {},
+          extra: extraFor(i + 1),
+          ...dirFor(i + 1),
+          ...launch,
+        }),
       ),
     );
     for (const r of rest) if (r.status === 'fulfilled') started.push(r.value);
     const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     relays.push(...started.slice(1));
-    await waitFor(async () => (await Promise.all(relays.map((r) => r.metric('allium_directory_relays')))).every((x) => x === n), 60_000, `a directory of ${n} relays at every relay`);
+    await waitFor(
+      async () => (await Promise.all(relays.map((r) => r.metric('allium_directory_relays')))).every((x) => x === n),
+      60_000,
+      `a directory of ${n} relays at every relay`,
+    );
     if (nAuth > 0) {
-      await waitFor(async () => (await Promise.all(relays.map((r) => r.metric('allium_consensus_relays', { flag: 'all' })))).every((x) => x === n), 60_000, `a consensus of ${n} relays at every relay`);
+      await waitFor(
+        async () => (await Promise.all(relays.map((r) => r.metric('allium_consensus_relays', { flag: 'all' })))).every((x) => x === n),
+        60_000,
+        `a consensus of ${n} relays at every relay`,
+      );
     }
   } catch (e) {
     // A network that did not come up must not outlive the test: its processes would keep mocha from exiting.
@@ -169,4 +192,3 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs:
     await sleep(50);
   }
 }
-

@@ -28,7 +28,12 @@ export function progressBar(label: string): { update: (done: number, total: numb
 export function blocksBar(label: string): { update: (done: number, total: number, current: string) => void; stop: () => void } {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {percentage}% {value}/{total} blocks, {eta_formatted} left  {current}`, stream: process.stderr, hideCursor: true, etaBuffer: 50 },
+    {
+      format: `${label} [{bar}] {percentage}% {value}/{total} blocks, {eta_formatted} left  {current}`,
+      stream: process.stderr,
+      hideCursor: true,
+      etaBuffer: 50,
+    },
     cliProgress.Presets.shades_classic,
   );
   let started = false;

@@ -72,7 +72,10 @@ export async function runSitePublish(mode: 'put' | 'publish' | 'update', dir: st
   let keyFile: string | null = null;
   if (mode !== 'put') {
     name = flags.name ?? before?.name ?? null;
-    if (name === null) throw new ConfigError(mode === 'update' ? `${dir} was never published with a name: run "allium publish ${dir} --name NAME" first` : 'publish needs --name NAME');
+    if (name === null)
+      throw new ConfigError(
+        mode === 'update' ? `${dir} was never published with a name: run "allium publish ${dir} --name NAME" first` : 'publish needs --name NAME',
+      );
     validateName(name);
     keyFile = resolve(flags.key ?? before?.key ?? './allium-publisher.key');
   }

@@ -5,14 +5,24 @@
  *
  *   import { initCrypto, AlliumClient, Messenger, browserSocketFactory, browserStorage } from 'allium/browser';
  *
- * Hidden TCP services (`MessengerOptions.services`) need Node: in the bundle, a connection to one is refused.
+ * Hidden TCP services (`MessengerOptions.services`) need a `connectService` (a ServiceConnector): allium/client gives
+ * one over node:net; in the bundle there is none unless the page passes its own, and a connection is refused.
  */
 import { AbortedError, AlliumError } from '../protocol/errors.js';
 import type { SocketFactory } from '../net/dial.js';
 import { fromBrowserWebSocket, type LinkSocket } from '../net/socket.js';
 
 export { initCrypto } from '../crypto/index.js';
-export { AlliumClient, StreamError, type ClientOptions, type ConnectOptions, type ClientStorage } from './client.js';
+export {
+  AlliumClient,
+  StreamError,
+  type ClientOptions,
+  type ConnectOptions,
+  type ClientStorage,
+  type NewCircuitOptions,
+  type CircuitSource,
+} from './client.js';
+export type { AbortOptions } from '../net/abort.js';
 export { ContentClient, type PutOptions, type GetOptions } from './content.js';
 export {
   Messenger,
@@ -32,7 +42,11 @@ export {
   type SendReceipt,
   type ConnectOptions as MessengerConnectOptions,
   type ListenOptions,
-} from './messaging.js';
+  type MessengerHost,
+  type ServiceConnector,
+  type ServiceConnection,
+  type ServiceTarget,
+} from './messaging/index.js';
 export { browserStorage, memoryStore, type KeyValueStore } from './storage-browser.js';
 export { fromBrowserWebSocket, type LinkSocket } from '../net/socket.js';
 export type { SocketFactory } from '../net/dial.js';
@@ -46,7 +60,7 @@ export type { MuxStream } from '../net/stream-mux.js';
  * when it cannot connect (the browser does not say why: refused, bad certificate, mixed content) and ERR_ABORTED
  * when `signal` fires first.
  */
-export const browserSocketFactory: SocketFactory = (url, signal) =>
+export const browserSocketFactory: SocketFactory = (url, { signal } = {}) =>
   new Promise<LinkSocket>((resolve, reject) => {
     if (signal?.aborted) return reject(new AbortedError());
     let ws: WebSocket;

@@ -8,6 +8,12 @@
  * stage that answers. A client that got in through bridges — or that is told to use only bridges, the default when
  * it has any — is in *bridge mode*: every circuit starts at a bridge, the directory comes through bridges, and no
  * public relay is ever dialed directly.
+ *
+ * Why one file of ~750 lines: AlliumClient is one state machine (new → starting → running → stopped) whose bootstrap,
+ * directory refreshes, circuit builds and stream opens share its links, dials in flight, guards, failed-relay
+ * exclusions and shutdown; cut apart, each piece would need all of that state passed back in. What has no state of
+ * its own lives beside it: bootstrap lines (bootstrap.ts), paths (path.ts), the directory and its fetches
+ * (directory.ts, directory-fetch.ts, cross-check.ts), guards (guards.ts), the build timeout (build-timeout.ts).
  */
 import { crypto } from '../crypto/index.js';
 import { fingerprintOf } from '../crypto/keys.js';
@@ -20,9 +26,18 @@ import { explainDialFailure, openLink, type SocketFactory } from '../net/dial.js
 import { Emitter } from '../net/emitter.js';
 import type { Link, LinkOptions } from '../net/link.js';
 import type { MuxStream } from '../net/stream-mux.js';
+import { settleWithin, Shutdown, signalOption, within, type AbortOptions } from '../net/abort.js';
 import { BuildTimeout } from './build-timeout.js';
 import { buildCircuit, CircuitTable, type ClientCircuit } from './circuit.js';
-import { ClientDirectory, fetchBridgeDescriptor, fetchFromRelay, type ConsensusConflict, type DirectoryCache, type RefreshResult, type ViewConflict } from './directory.js';
+import {
+  ClientDirectory,
+  fetchBridgeDescriptor,
+  fetchFromRelay,
+  type ConsensusConflict,
+  type DirectoryCache,
+  type RefreshResult,
+  type ViewConflict,
+} from './directory.js';
 import { GuardSet, type GuardStorage, type PathBiasEvent } from './guards.js';
 import type { PathBiasReaction } from './path-bias.js';
 import { DirectoryView } from '../protocol/view.js';
@@ -88,10 +103,33 @@ export type ClientEvents = {
   'client:progress': [string];
 };
 
-export interface ConnectOptions {
+export interface ConnectOptions extends AbortOptions {
   /** Streams with different isolation keys never share a circuit (SOCKS username:password, listener port). */
   isolation?: string;
-  signal?: AbortSignal;
+}
+
+/** What newCircuit() builds (every field optional; see newCircuit). */
+export interface NewCircuitOptions extends AbortOptions {
+  /** An exit that allows this port (null or absent: any last hop). */
+  exitPort?: number | null;
+  /** An exit whose policy allows this address. */
+  exitAddress?: string;
+  /** Forces the last hop (a content holder, an introduction or rendezvous point). */
+  last?: Descriptor;
+  /** Hops for this circuit (default: ClientOptions.hops). */
+  hops?: number;
+}
+
+/** Opens streams to `*.allium` addresses for AlliumClient.connect (a Messenger registers one). */
+export type AddressConnector = (address: string, port: number, options?: AbortOptions) => Promise<MuxStream>;
+
+/**
+ * What ContentClient, Messenger and the mailboxes use of a client: its directory and circuits to a chosen last hop.
+ * AlliumClient is one; a test can give a stand-in.
+ */
+export interface CircuitSource {
+  readonly directory: Pick<ClientDirectory, 'view' | 'get'>;
+  newCircuit(options?: NewCircuitOptions): Promise<ClientCircuit>;
 }
 
 /** Error thrown when the exit ended a stream before it connected; `reason` is the END reason. */
@@ -108,6 +146,10 @@ const DIAL_CONCURRENCY = 4;
 const FAILED_RELAY_EXCLUSION_MS = 60_000;
 /** Cached relays, and learned addresses, tried at most per bootstrap. */
 const MAX_STAGE_TRIES = 12;
+/** stop() waits this long for relays to answer the closing handshake of its links, then drops the connections. */
+const LINK_CLOSE_GRACE_MS = 2_000;
+/** A stream the exit has not connected after this long is reset (ERR_TIMEOUT). */
+const STREAM_CONNECT_TIMEOUT_MS = 60_000;
 
 function shuffle<T>(list: T[]): T[] {
   return crypto().shuffle(list);
@@ -133,6 +175,12 @@ export class AlliumClient extends Emitter<ClientEvents> {
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private filling = false;
   private refreshTimer: ReturnType<typeof setInterval> | null = null;
+  /** Aborted by stop(): every dial, build, refresh and stream open the client started is tied to it. */
+  private readonly shutdown = new Shutdown();
+  /** Work in flight that stop() waits for (each settles soon after the shutdown signal fires). */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Every link this client opened whose socket has not closed yet (stop() waits for them). */
+  private readonly sockets = new Set<Link>();
   /** Relays that failed a build lately (fingerprint → when), avoided for FAILED_RELAY_EXCLUSION_MS (path.md §5). */
   private readonly failed = new Map<string, number>();
 
@@ -148,7 +196,10 @@ export class AlliumClient extends Emitter<ClientEvents> {
       pathBiasReaction: o.pathBias ?? 'avoid',
       onPathBias: (e) => {
         this.emit('client:path-bias', e);
-        this.emit('client:progress', `guard ${e.fingerprint.slice(0, 8)}: ${e.successes} of ${e.attempts} circuits built (path bias: ${e.level})${e.disabled ? '; no longer used' : ''}`);
+        this.emit(
+          'client:progress',
+          `guard ${e.fingerprint.slice(0, 8)}: ${e.successes} of ${e.attempts} circuits built (path bias: ${e.level})${e.disabled ? '; no longer used' : ''}`,
+        );
       },
     });
   }
@@ -167,21 +218,35 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * Rejects with NoEntryError (ERR_UNREACHABLE) when no stage answers, ERR_DIRECTORY when the directory cannot be
    * established, ERR_ABORTED. After a failure start() may be called again.
    */
-  async start(options: { signal?: AbortSignal } = {}): Promise<void> {
-    if (this.state !== 'new') return;
+  start(options: AbortOptions = {}): Promise<void> {
+    if (this.state !== 'new') return Promise.resolve();
     this.state = 'starting';
-    try {
-      await this.startInner(options.signal);
-    } catch (e) {
-      for (const l of this.links.values()) l.close();
-      this.links.clear();
-      this.bridgeModeOn = false;
-      if (this.state === 'starting') this.state = 'new';
-      throw e;
-    }
+    return this.run(options, async (signal) => {
+      try {
+        await this.startInner(signal);
+      } catch (e) {
+        for (const l of this.links.values()) l.close();
+        this.links.clear();
+        this.bridgeModeOn = false;
+        if (this.state === 'starting') this.state = 'new';
+        throw e;
+      }
+    });
   }
 
-  private async startInner(signal?: AbortSignal): Promise<void> {
+  /**
+   * Runs `f` under a signal that fires when the caller's does or stop() runs, and keeps the call in the set stop()
+   * waits for: the promise returned is the caller's own, so it has settled by the time stop() resolves.
+   */
+  private run<T>(options: AbortOptions, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const p = this.shutdown.run(options, f);
+    this.inFlight.add(p);
+    const forget = (): void => void this.inFlight.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  private async startInner(signal: AbortSignal): Promise<void> {
     await this.guards.load();
     const cached = await this.directory.loadCache(this.now());
     if (cached) this.emit('client:progress', `loaded ${cached} relays from the cached directory`);
@@ -196,9 +261,17 @@ export class AlliumClient extends Emitter<ClientEvents> {
       const seen = new Set(this.bootstrap.map((b) => fingerprintOf(b.identity)));
       const fromCache = shuffle(this.directory.all().filter((d) => !seen.has(d.fingerprint))).slice(0, MAX_STAGE_TRIES);
       stages.push({ stage: 'bootstrap', label: (n) => `bootstrap relay${n === 1 ? '' : 's'}`, entries: this.bootstrap });
-      stages.push({ stage: 'cache', label: (n) => `relay${n === 1 ? '' : 's'} from the cached directory`, entries: fromCache.map((d) => ({ url: d.addr, identity: d.id })) });
+      stages.push({
+        stage: 'cache',
+        label: (n) => `relay${n === 1 ? '' : 's'} from the cached directory`,
+        entries: fromCache.map((d) => ({ url: d.addr, identity: d.id })),
+      });
       if (this.bridges.length) stages.push(bridgeStage);
-      stages.push({ stage: 'learned', label: (n) => `relay address${s(n)} learned earlier`, entries: this.directory.learnedAddresses().slice(0, MAX_STAGE_TRIES) });
+      stages.push({
+        stage: 'learned',
+        label: (n) => `relay address${s(n)} learned earlier`,
+        entries: this.directory.learnedAddresses().slice(0, MAX_STAGE_TRIES),
+      });
     }
     const sources: Link[] = [];
     const triedRelays = new Set<string>();
@@ -208,13 +281,17 @@ export class AlliumClient extends Emitter<ClientEvents> {
       // Bridges and learned addresses are fallbacks: only when no public relay answered.
       if ((st.stage === 'bridges' || st.stage === 'learned') && sources.length > 0) break;
       if (st.entries.length === 0) continue;
-      this.emit('client:progress', `trying ${st.entries.length} ${st.label(st.entries.length)}${sources.length === 0 && st !== stages[0] ? ' (nothing reachable so far)' : ''}`);
+      this.emit(
+        'client:progress',
+        `trying ${st.entries.length} ${st.label(st.entries.length)}${sources.length === 0 && st !== stages[0] ? ' (nothing reachable so far)' : ''}`,
+      );
       const isBridge = st.stage === 'bridges';
       for (const e of st.entries) (isBridge ? triedBridges : triedRelays).add(`${e.url} ${fingerprintOf(e.identity)}`);
       // Say which configured entry failed and why; entries from the cache or learned addresses are many and routine.
       const report =
         st.stage === 'bootstrap'
-          ? (e: Entry, err: unknown) => this.emit('client:progress', `bootstrap relay ${e.url} (${fingerprintOf(e.identity).slice(0, 8)}): ${explainDialFailure(err)}`)
+          ? (e: Entry, err: unknown) =>
+              this.emit('client:progress', `bootstrap relay ${e.url} (${fingerprintOf(e.identity).slice(0, 8)}): ${explainDialFailure(err)}`)
           : st.stage === 'bridges'
             ? (e: Entry, err: unknown) => this.emit('client:progress', `bridge ${fingerprintOf(e.identity).slice(0, 8)}: ${explainDialFailure(err)}`)
             : undefined;
@@ -245,9 +322,13 @@ export class AlliumClient extends Emitter<ClientEvents> {
     );
     if (r.consensus) {
       const c = r.consensus;
-      this.emit('client:progress', `consensus of ${c.count} relays signed by ${c.signers.length} of ${this.o.authorities?.length ?? 0} authorities, valid until ${new Date(c.validUntil).toISOString()}; ${this.directory.all().length} usable`);
+      this.emit(
+        'client:progress',
+        `consensus of ${c.count} relays signed by ${c.signers.length} of ${this.o.authorities?.length ?? 0} authorities, valid until ${new Date(c.validUntil).toISOString()}; ${this.directory.all().length} usable`,
+      );
     }
     if (!this.bridgeModeOn) await this.guards.refresh(this.guardView(), this.now());
+    throwIfAborted(signal); // stop() ran meanwhile
     this.state = 'running';
     this.refreshTimer = setInterval(() => void this.refreshDirectory(), 10 * 60_000);
     (this.refreshTimer as { unref?: () => void }).unref?.();
@@ -294,7 +375,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
    */
   private async widenSources(sources: readonly Link[], want: number, signal?: AbortSignal): Promise<Link[]> {
     const have = new Set(sources.map((l) => (l.peer?.identity ? fingerprintOf(l.peer.identity) : '')));
-    const listed = await Promise.allSettled(sources.map((l) => fetchFromRelay(l, 0, signal)));
+    const listed = await Promise.allSettled(sources.map((l) => fetchFromRelay(l, 0, signalOption(signal))));
     throwIfAborted(signal);
     const now = this.now();
     const candidates = new Map<string, { url: string; identity: Uint8Array }>();
@@ -324,7 +405,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         const id = link.peer?.identity;
         if (!id || !this.bridgeByFp.has(fingerprintOf(id))) return;
         try {
-          const d = await fetchBridgeDescriptor(link, id, this.now, signal);
+          const d = await fetchBridgeDescriptor(link, id, this.now, signalOption(signal));
           this.bridgeDescriptors.set(d.fingerprint, d);
         } catch (e) {
           if (e instanceof AbortedError) throw e;
@@ -347,7 +428,12 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * the directory's sources (the Dir flag with a consensus), one per network, not the guards — or in bridge mode
    * from the bridges. Links opened only for this are closed afterwards.
    */
-  async refreshDirectory(signal?: AbortSignal): Promise<void> {
+  refreshDirectory(options: AbortOptions = {}): Promise<void> {
+    if (this.state !== 'running') return Promise.resolve();
+    return this.run(options, (signal) => this.refreshWith(signal));
+  }
+
+  private async refreshWith(signal: AbortSignal): Promise<void> {
     const opened: Link[] = [];
     try {
       const links = this.bridgeModeOn ? await this.bridgeLinks(signal) : await this.freshSources(this.o.directorySources ?? 3, new Set(), opened, signal);
@@ -373,16 +459,19 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * that two colluding sources of three are outvoted (specs/directory.md §6.5). Reports the conflict.
    */
   private async checkedRefresh(links: readonly Link[], signal?: AbortSignal, opened: Link[] = []): Promise<RefreshResult> {
-    let r = await this.directory.refresh(links, this.now, signal);
+    let r = await this.directory.refresh(links, this.now, signalOption(signal));
     if (r.divergent.length > 0 && !this.bridgeModeOn) {
       // Never one already asked, including the sources that disagreed.
       const asked = new Set(links.map((l) => (l.peer?.identity ? fingerprintOf(l.peer.identity) : '')));
       const more = await this.freshSources(3, asked, opened, signal, [...this.directory.store.all(), ...r.seen]);
-      if (more.length > 0) r = await this.directory.refresh([...links, ...more], this.now, signal);
+      if (more.length > 0) r = await this.directory.refresh([...links, ...more], this.now, signalOption(signal));
     }
     if (r.divergent.length > 0 || r.conflict || r.consensusConflict) {
       this.emit('client:directory-conflict', { divergent: r.divergent, conflict: r.conflict, consensusConflict: r.consensusConflict });
-      this.emit('client:progress', `directory sources disagree: ${r.divergent.length} of ${r.sources} gave a view unlike the majority's${r.consensusConflict ? '; two consensuses were signed for one time' : ''}`);
+      this.emit(
+        'client:progress',
+        `directory sources disagree: ${r.divergent.length} of ${r.sources} gave a view unlike the majority's${r.consensusConflict ? '; two consensuses were signed for one time' : ''}`,
+      );
     }
     return r;
   }
@@ -442,12 +531,13 @@ export class AlliumClient extends Emitter<ClientEvents> {
     if (inFlight) return inFlight;
     const bridge = this.bridgeByFp.get(fp);
     if (this.bridgeModeOn && !bridge) return Promise.reject(new AlliumError('ERR_INTERNAL', 'bridge mode: refusing to dial a public relay directly'));
-    const opts: LinkOptions & { signal?: AbortSignal } = { ...this.o.linkOptions };
-    if (signal) opts.signal = signal;
+    const opts: LinkOptions & AbortOptions = { ...this.o.linkOptions, ...signalOption(signal) };
     const setup = bridge ? { role: 'initiator' as const, responder: identity, psk: bridge.secret } : { role: 'initiator' as const, responder: identity };
     const p = openLink(this.o.socketFactory, bridge ? bridge.url : url, setup, opts).then(
       (link) => {
         this.dialing.delete(fp);
+        this.sockets.add(link);
+        void link.socketClosed.then(() => this.sockets.delete(link));
         if (this.state === 'stopped') {
           // stop() ran while this dial was in flight: never keep a link past stop().
           link.close();
@@ -473,11 +563,16 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * Builds a circuit. `exitPort` selects an exit that allows the port (null: any last hop); `last` forces the last
    * hop. Retries up to 3 times on other relays; each try gets the learned build timeout.
    */
-  async newCircuit(options: { exitPort?: number | null; exitAddress?: string; last?: Descriptor; hops?: number; signal?: AbortSignal } = {}): Promise<ClientCircuit> {
-    if (this.state !== 'running') throw new AlliumError('ERR_ABORTED', 'client is not running');
+  newCircuit(options: NewCircuitOptions = {}): Promise<ClientCircuit> {
+    if (this.state !== 'running') return Promise.reject(new AbortedError('client is not running'));
+    return this.run(options, (signal) => this.build(options, signal));
+  }
+
+  /** newCircuit() under `signal` (the caller's and the shutdown signal). */
+  private async build(options: NewCircuitOptions, signal: AbortSignal): Promise<ClientCircuit> {
     let lastErr: unknown = null;
     for (let attempt = 0; attempt < 3; attempt++) {
-      throwIfAborted(options.signal);
+      throwIfAborted(signal);
       if (this.state !== 'running') throw new AbortedError('client stopped');
       const now = this.now();
       // Exclusions end after FAILED_RELAY_EXCLUSION_MS, and so do their entries.
@@ -486,7 +581,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       let guards: Descriptor[];
       let hops = options.hops ?? this.hops;
       if (this.bridgeModeOn) {
-        guards = await this.usableBridges(exclude, options.signal);
+        guards = await this.usableBridges(exclude, signal);
         for (const g of guards) exclude.delete(g.fingerprint);
         hops = Math.max(2, hops); // the bridge, then at least the last hop: never a public relay first
       } else {
@@ -517,7 +612,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       if (this.bridgeModeOn && !this.bridgeByFp.has(entry.fingerprint)) throw new AlliumError('ERR_INTERNAL', 'bridge mode: a path must start at a bridge');
       let link: Link;
       try {
-        link = await this.linkTo(entry.id, entry.addr, options.signal);
+        link = await this.linkTo(entry.id, entry.addr, signal);
       } catch (e) {
         if (e instanceof AbortedError) throw e;
         lastErr = e;
@@ -529,9 +624,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       // Path bias counts builds through a sampled guard whose link opened (specs/path.md §3.1).
       const viaGuard = !this.bridgeModeOn && !this.o.entryRelays && path.length > 1 && this.guards.all.some((g) => g.fingerprint === entry.fingerprint);
       try {
-        const buildOpts: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: this.buildTimeout.current };
-        if (options.signal) buildOpts.signal = options.signal;
-        const circuit = await buildCircuit(link, this.table, path, buildOpts);
+        const circuit = await buildCircuit(link, this.table, path, { timeoutMs: this.buildTimeout.current, signal });
         if (this.state !== 'running') {
           // stop() ran while this circuit was being built: never keep one past stop().
           circuit.close();
@@ -608,7 +701,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
   }
 
   /** A circuit for a stream to `port` under `isolation`: one already bound to it, a pooled one, or a new one. */
-  async circuitFor(port: number, isolation: string, signal?: AbortSignal): Promise<ClientCircuit> {
+  async circuitFor(port: number, isolation: string, options: AbortOptions = {}): Promise<ClientCircuit> {
     for (const c of this.circuits) if (c.isolation === isolation && this.usable(c, isolation, port)) return c;
     const pooled = this.pool.findIndex((c) => this.usable(c, isolation, port));
     let circuit: ClientCircuit;
@@ -616,9 +709,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       circuit = this.pool.splice(pooled, 1)[0]!;
       this.fillPool();
     } else {
-      const opts: { exitPort: number; signal?: AbortSignal } = { exitPort: port };
-      if (signal) opts.signal = signal;
-      circuit = await this.newCircuit(opts);
+      circuit = await this.newCircuit({ exitPort: port, ...signalOption(options.signal) });
     }
     circuit.isolation = isolation;
     circuit.dirtySince ??= this.now();
@@ -630,59 +721,71 @@ export class AlliumClient extends Emitter<ClientEvents> {
    * is an `.allium` address. Throws ERR_ADDRESS_FORMAT for a host name it refuses (specs/streams.md §6.4), StreamError
    * with the exit's END reason when refused, ERR_TIMEOUT, ERR_ABORTED, or a circuit error.
    */
-  async connect(rawHost: string, port: number, options: ConnectOptions = {}): Promise<MuxStream> {
+  connect(rawHost: string, port: number, options: ConnectOptions = {}): Promise<MuxStream> {
     // Every decision below is made on the normalised name (specs/streams.md §6.4): `x.allium.` or `X.ALLIUM` sent to
     // an exit as an ordinary name would leak the hidden address to public DNS.
-    const { host, kind } = normalizeHost(rawHost);
-    if (kind === 'hidden') {
-      if (!this.addressConnector) throw new AlliumError('ERR_UNREACHABLE', 'no messenger attached: .allium addresses need a Messenger on this client');
-      return this.addressConnector(host, port, options.signal);
+    let name: ReturnType<typeof normalizeHost>;
+    try {
+      name = normalizeHost(rawHost);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    const circuit = await this.circuitFor(port, options.isolation ?? '', options.signal);
-    const s = circuit.mux.open();
-    const result = new Promise<MuxStream>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        circuit.mux.reset(s, EndReason.TIMEOUT);
-        reject(new AlliumError('ERR_TIMEOUT', 'stream did not connect in time'));
-      }, 60_000);
-      const onAbort = (): void => {
-        circuit.mux.reset(s, EndReason.MISC);
-        reject(new AbortedError());
-      };
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      const offC = s.once('stream:connected', () => {
-        clearTimeout(timer);
-        offE();
-        options.signal?.removeEventListener('abort', onAbort);
-        resolve(s);
-      });
-      const offE = s.once('stream:end', (reason) => {
-        clearTimeout(timer);
-        offC();
-        options.signal?.removeEventListener('abort', onAbort);
-        reject(new StreamError(reason));
-      });
-    });
-    if (!circuit.send({ command: RelayCommand.BEGIN, streamId: s.id, data: encodeBegin({ a: host, p: port }) })) {
-      circuit.mux.reset(s, EndReason.MISC);
-    }
-    return result;
+    if (this.state === 'stopped') return Promise.reject(new AbortedError('client stopped'));
+    return this.run(options, (signal) => this.openStream(name.host, name.kind === 'hidden', port, options.isolation ?? '', signal));
   }
 
-  /** Closes every circuit and link. */
+  /** connect() under `signal` (the caller's and the shutdown signal). */
+  private async openStream(host: string, hidden: boolean, port: number, isolation: string, signal: AbortSignal): Promise<MuxStream> {
+    if (hidden) {
+      if (!this.addressConnector) throw new AlliumError('ERR_UNREACHABLE', 'no messenger attached: .allium addresses need a Messenger on this client');
+      return this.addressConnector(host, port, { signal });
+    }
+    const circuit = await this.circuitFor(port, isolation, { signal });
+    return await settleWithin<MuxStream>(
+      (done) => {
+        const s = circuit.mux.open();
+        const offC = s.once('stream:connected', () => done(null, s));
+        const offE = s.once('stream:end', (reason) => done(new StreamError(reason)));
+        if (!circuit.send({ command: RelayCommand.BEGIN, streamId: s.id, data: encodeBegin({ a: host, p: port }) })) circuit.mux.reset(s, EndReason.MISC);
+        return (err) => {
+          offC();
+          offE();
+          // Timed out or aborted: the stream is reset at both ends (an END from the exit needs nothing more).
+          if (err && !(err instanceof StreamError)) circuit.mux.reset(s, err.code === 'ERR_TIMEOUT' ? EndReason.TIMEOUT : EndReason.MISC);
+        };
+      },
+      { timeoutMs: STREAM_CONNECT_TIMEOUT_MS, timeoutMessage: 'stream did not connect in time', signal },
+    );
+  }
+
+  /**
+   * Stops the client: aborts every dial, circuit build, directory refresh and stream open it started (they reject
+   * with ERR_ABORTED), stops its timers, closes every circuit and link, and resolves once nothing it started is still
+   * running. Idempotent; a stopped client does not start again.
+   */
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    this.shutdown.abort();
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.refreshTimer = null;
     for (const c of [...this.circuits]) c.close();
     for (const l of this.links.values()) l.close();
     this.links.clear();
+    this.pool.length = 0;
+    await Promise.allSettled([...this.inFlight]);
+    // Every link is closed now; its socket goes once the relay answers the close, or is dropped after a grace.
+    const closing = [...this.sockets].map((l) => l.socketClosed);
+    await within(Promise.all(closing), { timeoutMs: LINK_CLOSE_GRACE_MS, timeoutMessage: 'relays did not answer the close' }).catch(async () => {
+      for (const l of this.sockets) l.terminate();
+      await Promise.all(closing);
+    });
   }
 
-  private addressConnector: ((address: string, port: number, signal?: AbortSignal) => Promise<MuxStream>) | null = null;
+  private addressConnector: AddressConnector | null = null;
 
-  /** Routes connections to `*.allium` addresses (hidden services) through a Messenger (client/messaging.ts). */
-  useAddressConnector(fn: (address: string, port: number, signal?: AbortSignal) => Promise<MuxStream>): void {
+  /** Routes connections to `*.allium` addresses (hidden services) through a Messenger (client/messaging/). */
+  useAddressConnector(fn: AddressConnector): void {
     this.addressConnector = fn;
   }
 

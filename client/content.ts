@@ -10,6 +10,10 @@
  *
  * An allium:ssk link carries the secret that finds and decrypts its records (content.md §4): the publisher's is
  * derived from its key and the name unless `secret` says otherwise.
+ * Why ~430 lines: every call here (store, fetch with repair, put, open and ranged reads, editions and their hints)
+ * runs over the same circuits to holders, kept open and reused, and under the same shutdown that close() aborts;
+ * the codecs are pure and live in protocol/ (file-codec.ts, ssk.ts, site-manifest.ts), the options in
+ * content-options.ts, the requests on a circuit in net/content-requests.ts.
  */
 import { IdentityKey } from '../crypto/keys.js';
 import { concatBytes, toHex } from '../protocol/bytes.js';
@@ -24,66 +28,12 @@ import { holdersOf } from '../protocol/placement.js';
 import { createRecord, openRecord, sskRoutingKeyOf, sskSecret, type SskKey } from '../protocol/ssk.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
-import type { AlliumClient } from './client.js';
+import { Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
+import type { CircuitSource } from './client.js';
 
-export interface Progress {
-  (done: number, total: number | null): void;
-}
+import type { ContentOptions, GetOptions, LatestEditionOptions, OpenedContent, PublishOptions, PutOptions } from './content-options.js';
 
-export interface PutOptions {
-  /**
-   * Convergent keys (default false: random keys). Convergent keys make the same file give the same link and be
-   * stored once, but anyone with a copy of the file can compute its routing keys and test whether a relay holds it
-   * or a client fetches it (a confirmation attack, content.md §9). Random keys give no such test.
-   */
-  convergent?: boolean;
-  /**
-   * Keys convergent under this secret (content.md §2, §10.4): deterministic for whoever has the secret (a resumed
-   * publish makes the same blocks), random to everyone else. Ignored with `convergent: true`.
-   */
-  convergenceSecret?: Uint8Array;
-  /** Blocks the network already acknowledged (an insert journal, content.md §10.4): not sent again. */
-  skip?: (rk: Uint8Array) => boolean;
-  /** Called once a holder acknowledged a block (`ok` or `exists`). */
-  onStored?: (rk: Uint8Array) => void;
-  /** Counts, filled in as blocks are stored or skipped. */
-  stats?: { stored: number; skipped: number };
-  onProgress?: Progress;
-  signal?: AbortSignal;
-}
-
-/** A file opened for reading: its size, its blocks, and a reader of byte ranges (content.md §12.3). */
-export interface OpenedContent {
-  readonly size: number;
-  /** Every block of the file (manifest blocks first). */
-  blocks(): BlockRef[];
-  /** Bytes [start, end) in order, fetching only the segments that cover them. */
-  read(options?: { start?: number; end?: number; onProgress?: Progress; signal?: AbortSignal }): AsyncGenerator<Uint8Array>;
-}
-
-/**
- * Publishing an edition: whether to store edition hints (content.md §11.1; default true), the clock, and the link's
- * secret (default: derived from the publisher's key and the name, so every edition has the same link).
- */
-export interface PublishOptions extends PutOptions {
-  hints?: boolean;
-  now?: () => number;
-  secret?: Uint8Array;
-}
-
-export interface GetOptions {
-  onProgress?: Progress;
-  signal?: AbortSignal;
-}
-
-export interface ContentOptions {
-  /** Copies of each block (default 3). */
-  replication?: number;
-  /** Blocks in flight at once (default 8). */
-  concurrency?: number;
-  /** Largest manifest `get` assembles from parts (default MAX_MANIFEST_BYTES, 64 MiB: files up to about 22 GB). */
-  maxManifestBytes?: number;
-}
+export type { ContentOptions, GetOptions, LatestEditionOptions, OpenedContent, Progress, PublishOptions, PutOptions } from './content-options.js';
 
 const FLAG_RANDOM = 1;
 
@@ -92,11 +42,14 @@ export class ContentClient {
   private readonly k: number;
   private readonly concurrency: number;
   private readonly maxManifestBytes: number | undefined;
+  /** Aborted by close(): every request and circuit build in flight stops. */
+  private readonly shutdown = new Shutdown();
   /** Repairs made while fetching (a holder lacked a block another holder had). */
   repairs = 0;
 
+  /** `client`: the directory and circuits to use (an AlliumClient, or anything with the same two members). */
   constructor(
-    private readonly client: AlliumClient,
+    private readonly client: CircuitSource,
     options: ContentOptions = {},
   ) {
     this.k = options.replication ?? 3;
@@ -128,8 +81,8 @@ export class ContentClient {
     return out;
   }
 
-  /** A circuit whose last hop is `holder` (kept open and reused). */
-  private circuitTo(holder: Descriptor, signal?: AbortSignal): Promise<ClientCircuit> {
+  /** A circuit whose last hop is `holder` (kept open and reused); `signal` is a scope of close()'s. */
+  private circuitTo(holder: Descriptor, signal: AbortSignal): Promise<ClientCircuit> {
     const have = this.circuits.get(holder.fingerprint);
     if (have) {
       return have.then(
@@ -144,9 +97,7 @@ export class ContentClient {
         },
       );
     }
-    const opts: { last: Descriptor; exitPort: null; signal?: AbortSignal } = { last: holder, exitPort: null };
-    if (signal) opts.signal = signal;
-    const p = this.client.newCircuit(opts);
+    const p = this.client.newCircuit({ last: holder, exitPort: null, signal });
     this.circuits.set(holder.fingerprint, p);
     p.catch(() => this.circuits.delete(holder.fingerprint));
     return p;
@@ -156,14 +107,23 @@ export class ContentClient {
    * Stores one item at each of its k holders (two tries each) and returns what each answered, 'refused' for a
    * holder that could not be reached. Throws ERR_UNREACHABLE when there is no store relay, ERR_ABORTED.
    */
-  async storeAll(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
+  storeAll(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
+    return this.scoped(options, (signal) => this.storeAllWith(kind, rk, bytes, signal));
+  }
+
+  /** Runs `f` under the caller's signal and close()'s. */
+  private scoped<T>(options: AbortOptions, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.shutdown.run(options, f);
+  }
+
+  private async storeAllWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal): Promise<ContentStatus[]> {
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
     return Promise.all(
       holders.map(async (h) => {
         for (let attempt = 0; attempt < 2; attempt++) {
           try {
-            return await storeItem(await this.circuitTo(h, signal), kind, rk, bytes, signal ? { signal } : {});
+            return await storeItem(await this.circuitTo(h, signal), kind, rk, bytes, { signal });
           } catch (e) {
             if (e instanceof AbortedError) throw e;
           }
@@ -174,8 +134,8 @@ export class ContentClient {
   }
 
   /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
-  async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal?: AbortSignal): Promise<ContentStatus[]> {
-    const results = await this.storeAll(kind, rk, bytes, signal);
+  async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
+    const results = await this.storeAll(kind, rk, bytes, options);
     if (results.length > 0 && results.every((r) => r === 'quota')) {
       throw new AlliumError('ERR_QUOTA', 'every holder refused: storage quota full');
     }
@@ -190,7 +150,11 @@ export class ContentClient {
    * Fetches one item from its holders, nearest first; repairs holders that lacked it. Null when every holder
    * answered without it; ERR_UNREACHABLE when none had it but some could not be asked (or there is no holder).
    */
-  async fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal?: AbortSignal): Promise<Uint8Array | null> {
+  fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, options: AbortOptions = {}): Promise<Uint8Array | null> {
+    return this.scoped(options, (signal) => this.fetchAnywhereWith(kind, rk, check, signal));
+  }
+
+  private async fetchAnywhereWith(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal: AbortSignal): Promise<Uint8Array | null> {
     const lacking: Descriptor[] = [];
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
@@ -201,13 +165,11 @@ export class ContentClient {
     for (const h of [...holders, ...this.fallbackHolders(rk)]) {
       throwIfAborted(signal);
       try {
-        const bytes = await fetchItem(await this.circuitTo(h, signal), kind, rk, signal ? { signal } : {});
+        const bytes = await fetchItem(await this.circuitTo(h, signal), kind, rk, { signal });
         if (bytes && check(bytes)) {
           for (const l of lacking.filter((x) => holders.includes(x))) {
             this.repairs++;
-            void this.circuitTo(l)
-              .then((c) => storeItem(c, kind, rk, bytes))
-              .catch(() => undefined);
+            void this.shutdown.run({}, async (s) => storeItem(await this.circuitTo(l, s), kind, rk, bytes, { signal: s })).catch(() => undefined);
           }
           return bytes;
         }
@@ -229,13 +191,15 @@ export class ContentClient {
    * Asks every holder of `rk` for the item; returns what each one had (endpoint descriptors: pick the newest;
    * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out.
    */
-  async fetchFromAll(kind: ContentKind, rk: Uint8Array, signal?: AbortSignal, options: { head?: boolean } = {}): Promise<Uint8Array[]> {
+  fetchFromAll(kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<Uint8Array[]> {
+    return this.scoped(options, (signal) => this.fetchFromAllWith(kind, rk, options.head ?? false, signal));
+  }
+
+  private async fetchFromAllWith(kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal): Promise<Uint8Array[]> {
     const got = await Promise.all(
       this.holders(rk).map(async (h) => {
         try {
-          const o: { head?: boolean; signal?: AbortSignal } = { head: options.head ?? false };
-          if (signal) o.signal = signal;
-          return await fetchItem(await this.circuitTo(h, signal), kind, rk, o);
+          return await fetchItem(await this.circuitTo(h, signal), kind, rk, { head, signal });
         } catch {
           throwIfAborted(signal); // our signal: stop; another caller's abort of a shared circuit: just this holder
           return null;
@@ -246,7 +210,11 @@ export class ContentClient {
   }
 
   /** Publishes bytes (or an async iterable of chunks) and returns the allium:chk link. */
-  async put(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<string> {
+  put(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<string> {
+    return this.scoped(options, (signal) => this.putWith(data, { ...options, signal }));
+  }
+
+  private async putWith(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions & { signal: AbortSignal }): Promise<string> {
     const secret = options.convergent ? undefined : options.convergenceSecret;
     const mode = options.convergent || secret ? 'convergent' : 'random';
     const source = data instanceof Uint8Array ? [data] : data;
@@ -268,7 +236,7 @@ export class ContentClient {
         step = await gen.next();
         continue;
       }
-      const p = this.storeEverywhere('block', block.ref.rk, block.stored, options.signal).then(
+      const p = this.storeEverywhere('block', block.ref.rk, block.stored, { signal: options.signal }).then(
         () => {
           sent += block.stored.length;
           if (options.stats) options.stats.stored++;
@@ -291,30 +259,31 @@ export class ContentClient {
   }
 
   /** The CHK root of a link: itself, or the newest edition's target of an updatable key. */
-  async rootOf(link: string, signal?: AbortSignal): Promise<BlockRef> {
+  async rootOf(link: string, options: AbortOptions = {}): Promise<BlockRef> {
     const parsed = parseLink(link);
     if (parsed.type === 'chk') return parsed;
-    const target = await this.resolveSsk(parsed, signal);
+    const target = await this.resolveSsk(parsed, options);
     const chk = parseLink(target);
     if (chk.type !== 'chk') throw new AlliumError('ERR_CONTENT', 'an updatable key must point at a chk link');
     return chk;
   }
 
-  private blockFetcher(signal?: AbortSignal): (ref: BlockRef) => Promise<Uint8Array | null> {
-    return (ref) => this.fetchAnywhere('block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), signal);
+  private blockFetcher(options: AbortOptions): (ref: BlockRef) => Promise<Uint8Array | null> {
+    return (ref) => this.fetchAnywhere('block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), options);
   }
 
   /**
-   * Opens a file by its root (or link): reads its manifest and returns its size and a range reader. Throws
-   * ERR_NOT_FOUND, ERR_UNREACHABLE, ERR_CONTENT, ERR_LIMIT, ERR_ABORTED.
+   * Opens a file by its root (or link): reads its manifest and returns its size and a range reader (whose reads
+   * take their own signal, else this call's). Throws ERR_NOT_FOUND, ERR_UNREACHABLE, ERR_CONTENT, ERR_LIMIT,
+   * ERR_ABORTED.
    */
-  async open(root: BlockRef | string, options: { signal?: AbortSignal } = {}): Promise<OpenedContent> {
-    const ref = typeof root === 'string' ? await this.rootOf(root, options.signal) : root;
+  async open(root: BlockRef | string, options: AbortOptions = {}): Promise<OpenedContent> {
+    const ref = typeof root === 'string' ? await this.rootOf(root, options) : root;
     const limits: { concurrency: number; maxManifestBytes?: number } = { concurrency: this.concurrency };
     if (this.maxManifestBytes !== undefined) limits.maxManifestBytes = this.maxManifestBytes;
-    const file = await notFoundAsContent(openFile(this.blockFetcher(options.signal), ref, limits));
+    const file = await notFoundAsContent(openFile(this.blockFetcher(options), ref, limits));
     const concurrency = this.concurrency;
-    const fetcher = (signal?: AbortSignal) => this.blockFetcher(signal);
+    const fetcher = (o: AbortOptions): ((ref: BlockRef) => Promise<Uint8Array | null>) => this.blockFetcher(o);
     return {
       size: file.size,
       blocks: () => fileBlocks(file),
@@ -324,7 +293,7 @@ export class ContentClient {
         if (o.end !== undefined) ro.end = o.end;
         if (o.onProgress) ro.onProgress = o.onProgress;
         try {
-          yield* readFile(file, fetcher(o.signal ?? options.signal), ro);
+          yield* readFile(file, fetcher(signalOption(o.signal ?? options.signal)), ro);
         } catch (e) {
           if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);
           throw e;
@@ -335,14 +304,19 @@ export class ContentClient {
 
   /** Fetches a link's content as chunks, in order. */
   async *getStream(link: string, options: GetOptions = {}): AsyncGenerator<Uint8Array> {
-    const file = await this.open(link, options.signal ? { signal: options.signal } : {});
-    yield* file.read(options);
+    const scope = this.shutdown.scope(options.signal);
+    try {
+      const file = await this.open(link, { signal: scope.signal });
+      yield* file.read({ ...(options.onProgress ? { onProgress: options.onProgress } : {}), signal: scope.signal });
+    } finally {
+      scope.dispose();
+    }
   }
 
   /** How many of a block's holders have it (a head-only FETCH to each; unreachable holders count as lacking it). */
-  async copiesOf(rk: Uint8Array, signal?: AbortSignal): Promise<{ holders: number; copies: number }> {
+  async copiesOf(rk: Uint8Array, options: AbortOptions = {}): Promise<{ holders: number; copies: number }> {
     const holders = this.holders(rk).length;
-    const got = await this.fetchFromAll('block', rk, signal, { head: true });
+    const got = await this.fetchFromAll('block', rk, { ...options, head: true });
     return { holders, copies: got.length };
   }
 
@@ -358,8 +332,8 @@ export class ContentClient {
   }
 
   /** The newest edition of an updatable key found at its holders and those of its edition hints (content.md §11). */
-  async resolveSsk(key: SskKey, signal?: AbortSignal): Promise<string> {
-    const found = await this.latestEdition(key, { strict: true, ...(signal ? { signal } : {}) });
+  async resolveSsk(key: SskKey, options: AbortOptions = {}): Promise<string> {
+    const found = await this.latestEdition(key, { ...options, strict: true });
     if (!found) throw new NotFoundError('content not found: no holder has an edition of this key');
     return found.target;
   }
@@ -369,11 +343,11 @@ export class ContentClient {
    * §11.2): four keys asked in parallel, the highest edition that opens wins. With `strict`, ERR_UNREACHABLE rather
    * than null when no edition was found and some holder of the key itself could not be asked.
    */
-  async latestEdition(
-    key: SskKey,
-    options: { signal?: AbortSignal; strict?: boolean; hints?: boolean; now?: number } = {},
-  ): Promise<{ edition: number; target: string } | null> {
-    const { signal } = options;
+  latestEdition(key: SskKey, options: LatestEditionOptions = {}): Promise<{ edition: number; target: string } | null> {
+    return this.scoped(options, (signal) => this.latestEditionWith(key, options, signal));
+  }
+
+  private async latestEditionWith(key: SskKey, options: LatestEditionOptions, signal: AbortSignal): Promise<{ edition: number; target: string } | null> {
     const keys = [key, ...(options.hints === false ? [] : editionPeriods(options.now ?? Date.now()).map((p) => hintKey(key, p)))];
     let best: { edition: number; target: string } | null = null;
     let unreachable = 0;
@@ -387,7 +361,7 @@ export class ContentClient {
           holders.map(async (h) => {
             let bytes: Uint8Array | null;
             try {
-              bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, signal ? { signal } : {});
+              bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, { signal });
             } catch {
               if (i === 0) unreachable++;
               return;
@@ -428,22 +402,28 @@ export class ContentClient {
    */
   async publishTarget(publisher: IdentityKey, name: string, target: string, options: PublishOptions = {}): Promise<{ link: string; edition: number }> {
     const now = (options.now ?? Date.now)();
+    const signal = signalOption(options.signal);
     const key: SskKey = { publisher: publisher.publicKey, secret: options.secret ?? sskSecret(publisher.secretKey, name), name };
-    const current = await this.latestEdition(key, { now, ...(options.signal ? { signal: options.signal } : {}) });
+    const current = await this.latestEdition(key, { now, ...signal });
     const edition = (current?.edition ?? 0) + 1;
     const rec = createRecord(publisher.secretKey, key, edition, target);
-    await this.storeEverywhere('record', rec.rk, rec.bytes, options.signal);
+    await this.storeEverywhere('record', rec.rk, rec.bytes, signal);
     if (options.hints !== false) {
       const hints = createEditionHints(publisher.secretKey, key, edition, target, now);
-      await Promise.all(hints.map((h) => this.storeEverywhere('record', h.rk, h.bytes, options.signal).catch((e: unknown) => {
-        if (e instanceof AbortedError) throw e;
-      })));
+      await Promise.all(
+        hints.map((h) =>
+          this.storeEverywhere('record', h.rk, h.bytes, signal).catch((e: unknown) => {
+            if (e instanceof AbortedError) throw e;
+          }),
+        ),
+      );
     }
     return { link: formatLink({ type: 'ssk', ...key }), edition };
   }
 
-  /** Closes the circuits to holders. */
+  /** Aborts every request in flight (ERR_ABORTED) and closes the circuits to holders. */
   close(): void {
+    this.shutdown.abort();
     for (const p of this.circuits.values()) void p.then((c) => c.close()).catch(() => undefined);
     this.circuits.clear();
   }

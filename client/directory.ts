@@ -11,19 +11,22 @@
  * descriptor is fetched from the bridge itself (`bridge-get`, §9) and never enters the view.
  */
 import { fingerprintOf } from '../crypto/keys.js';
-import type { ControlMessage } from '../protocol/control.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
-import { AbortedError, AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError, TimeoutError } from '../protocol/errors.js';
+import { AbortedError, AlliumError, isAlliumError } from '../protocol/errors.js';
 import { toHex } from '../protocol/bytes.js';
-import { crypto } from '../crypto/index.js';
 import { verifyConsensusHead, type Consensus, type ConsensusHead } from '../protocol/consensus.js';
 import { DirectoryView } from '../protocol/view.js';
 import type { ViewStatement } from '../protocol/view-statement.js';
+import { signalOption, type AbortOptions } from '../net/abort.js';
 import { fetchConsensusDiff, fetchConsensusEntries, fetchConsensusHead, fetchViewStatement } from '../net/directory-requests.js';
 
 export { fetchConsensusDiff, fetchConsensusEntries, fetchConsensusHead, fetchViewStatement } from '../net/directory-requests.js';
+export { fetchBridgeDescriptor, fetchFromRelay, MAX_DIRECTORY_FETCH_BYTES, MAX_DIRECTORY_FETCH_ENTRIES, type DirectoryFetchLimits } from './directory-fetch.js';
+export { crossCheck, type CrossCheckResult } from './cross-check.js';
 import type { Link } from '../net/link.js';
+import { crossCheckVerified, verifiedOf, type CrossCheckResult } from './cross-check.js';
+import { fetchFromRelay } from './directory-fetch.js';
 
 export interface DirectorySource {
   /** Open link to a relay. */
@@ -38,174 +41,12 @@ export interface DirectoryCache {
   save(raws: Uint8Array[]): Promise<void>;
 }
 
-const PAGE_TIMEOUT_MS = 10_000;
-const MAX_PAGES = 1000;
-/** Descriptors one fetch from one source may return (specs/limits.md MAX_DIRECTORY_FETCH_ENTRIES). */
-export const MAX_DIRECTORY_FETCH_ENTRIES = 20_000;
-/** … and their bytes (specs/limits.md MAX_DIRECTORY_FETCH_BYTES). */
-export const MAX_DIRECTORY_FETCH_BYTES = 16 * 1024 * 1024;
 /** Consensuses one fetch from one source may return: one per authority, at most 16 (specs/directory.md §7). */
 export const MAX_CONSENSUSES_PER_FETCH = 16;
 /** Expired descriptors stay in the cache this long, as addresses to try when nothing else answers. */
 export const LEARNED_TTL_MS = 30 * 24 * 3600_000;
 /** At most this many of them. */
 export const MAX_LEARNED = 1000;
-
-/** Bounds of one fetch (defaults MAX_DIRECTORY_FETCH_ENTRIES and MAX_DIRECTORY_FETCH_BYTES). */
-export interface DirectoryFetchLimits {
-  maxEntries?: number;
-  maxBytes?: number;
-}
-
-/**
- * Fetches every descriptor a relay offers that arrived at or after `since`, page by page (specs/directory.md §6.1).
- * Each page is checked as it arrives: every entry must verify (signature and form; time is checked later, in the
- * cross-check) and fingerprints must rise strictly across the whole fetch, so a source can neither pad its pages with
- * junk nor serve one page again; else ERR_DIRECTORY. More than `maxEntries` descriptors or `maxBytes` bytes is
- * ERR_LIMIT (MAX_DIRECTORY_FETCH_ENTRIES, MAX_DIRECTORY_FETCH_BYTES). Either way the source is left out.
- */
-export async function fetchFromRelay(link: Link, since: number, signal?: AbortSignal, limits: DirectoryFetchLimits = {}): Promise<{ raws: Uint8Array[]; at: number }> {
-  const maxEntries = limits.maxEntries ?? MAX_DIRECTORY_FETCH_ENTRIES;
-  const maxBytes = limits.maxBytes ?? MAX_DIRECTORY_FETCH_BYTES;
-  const raws: Uint8Array[] = [];
-  let bytes = 0;
-  let after: Uint8Array | null = null;
-  let last: string | null = null;
-  let at = 0;
-  for (let page = 0; page < MAX_PAGES; page++) {
-    const reply = await request(link, { t: 'dir-get', since, after }, signal);
-    at = reply.at;
-    for (const raw of reply.ds) {
-      if (raws.length >= maxEntries) throw new LimitError('MAX_DIRECTORY_FETCH_ENTRIES', `a directory source offers more than ${maxEntries} descriptors`);
-      bytes += raw.length;
-      if (bytes > maxBytes) throw new LimitError('MAX_DIRECTORY_FETCH_BYTES', `a directory source offers more than ${maxBytes} bytes of descriptors`);
-      let d: Descriptor;
-      try {
-        d = verifyDescriptor(raw, 0, Number.MAX_SAFE_INTEGER);
-      } catch (e) {
-        throw new ProtocolError('ERR_DIRECTORY', 'a directory page holds an entry that does not verify', { cause: e });
-      }
-      if (last !== null && d.fingerprint <= last) throw new ProtocolError('ERR_DIRECTORY', 'directory page entries are not in strictly ascending order');
-      last = d.fingerprint;
-      after = d.id;
-      raws.push(raw);
-    }
-    if (!reply.more || reply.ds.length === 0) return { raws, at };
-  }
-  throw new AlliumError('ERR_DIRECTORY', 'directory has too many pages');
-}
-
-function request(link: Link, m: ControlMessage, signal?: AbortSignal): Promise<Extract<ControlMessage, { t: 'dir' }>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new TimeoutError('directory page timed out')), PAGE_TIMEOUT_MS);
-    const offMsg = link.on('link:control', (reply) => {
-      if (reply.t === 'dir') done(null, reply);
-    });
-    const offClose = link.once('link:close', (err) => done(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed')));
-    const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    function done(err: AlliumError | null, reply?: Extract<ControlMessage, { t: 'dir' }>): void {
-      clearTimeout(timer);
-      offMsg();
-      offClose();
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(reply!);
-    }
-    try {
-      link.sendControl(m);
-    } catch (e) {
-      done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
-    }
-  });
-}
-
-export interface CrossCheckResult {
-  readonly accepted: Descriptor[];
-  /** Fingerprints some source returned but fewer than a majority confirmed. */
-  readonly rejected: string[];
-  readonly sources: number;
-}
-
-/**
- * Majority cross-check: a relay is kept when more than half of the sources returned a valid descriptor for it; the
- * newest valid descriptor among them is used. Invalid descriptors are discarded (and count for nothing).
- */
-export function crossCheck(perSource: readonly (readonly Uint8Array[])[], now: number): CrossCheckResult {
-  return crossCheckVerified(perSource.map((raws) => verifiedOf(raws, now)));
-}
-
-/** The descriptors among `raws` that verify at `now` (invalid ones count for nothing). */
-function verifiedOf(raws: readonly Uint8Array[], now: number): Descriptor[] {
-  const out: Descriptor[] = [];
-  for (const raw of raws) {
-    try {
-      out.push(verifyDescriptor(raw, now));
-    } catch {
-      /* counts for nothing */
-    }
-  }
-  return out;
-}
-
-/** The majority cross-check over descriptors each source returned, already verified. */
-function crossCheckVerified(perSource: readonly (readonly Descriptor[])[]): CrossCheckResult {
-  const votes = new Map<string, { count: number; best: Descriptor }>();
-  for (const ds of perSource) {
-    const seen = new Set<string>();
-    for (const d of ds) {
-      seen.add(d.fingerprint);
-      const v = votes.get(d.fingerprint);
-      if (!v) votes.set(d.fingerprint, { count: 1, best: d });
-      else {
-        v.count++;
-        if (d.pub > v.best.pub) v.best = d;
-      }
-    }
-  }
-  const need = Math.floor(perSource.length / 2) + 1;
-  const accepted: Descriptor[] = [];
-  const rejected: string[] = [];
-  for (const [fp, v] of votes) (v.count >= need ? accepted.push(v.best) : rejected.push(fp));
-  return { accepted, rejected, sources: perSource.length };
-}
-
-/**
- * Asks a bridge for its own descriptor (specs/directory.md §9) and verifies it: signed under the bridge context, by
- * the identity the bridge line names, valid now. Throws ERR_LINK_AUTH for a descriptor of another identity,
- * ERR_SIGNATURE and the other descriptor errors, ERR_TIMEOUT, ERR_LINK_CLOSED, ERR_ABORTED.
- */
-export function fetchBridgeDescriptor(link: Link, identity: Uint8Array, now: () => number, signal?: AbortSignal): Promise<Descriptor> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new TimeoutError('bridge descriptor request timed out')), PAGE_TIMEOUT_MS);
-    const offMsg = link.on('link:control', (m) => {
-      if (m.t !== 'bridge') return;
-      try {
-        const d = verifyDescriptor(m.d, now(), undefined, 'bridge');
-        if (!crypto().equal(d.id, identity)) throw new CryptoError('ERR_LINK_AUTH', 'bridge descriptor names another identity');
-        done(null, d);
-      } catch (e) {
-        done(isAlliumError(e) ? e : new AlliumError('ERR_DESCRIPTOR', 'bad bridge descriptor'));
-      }
-    });
-    const offClose = link.once('link:close', (err) => done(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed')));
-    const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    function done(err: AlliumError | null, d?: Descriptor): void {
-      clearTimeout(timer);
-      offMsg();
-      offClose();
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(d!);
-    }
-    try {
-      link.sendControl({ t: 'bridge-get' });
-    } catch (e) {
-      done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
-    }
-  });
-}
 
 /** Two consensuses valid after the same time, both signed by a majority: proof that authorities equivocated. */
 export interface ConsensusConflict {
@@ -362,9 +203,10 @@ export class ClientDirectory {
    * the accepted one, with the sources' signed statements as evidence when they differ (§6.5). With one source the
    * cross-check is trivially that source (the caller is warned by `sources`).
    */
-  async refresh(links: readonly Link[], now: () => number, signal?: AbortSignal): Promise<RefreshResult> {
+  async refresh(links: readonly Link[], now: () => number, options: AbortOptions = {}): Promise<RefreshResult> {
+    const { signal } = options;
     if (links.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source');
-    const results = await Promise.allSettled(links.map((l) => fetchFromRelay(l, 0, signal)));
+    const results = await Promise.allSettled(links.map((l) => fetchFromRelay(l, 0, signalOption(signal))));
     const perSource: Uint8Array[][] = [];
     const answered: Link[] = [];
     results.forEach((r, i) => {
@@ -433,7 +275,7 @@ export class ClientDirectory {
       if (differing > threshold && id) divergent.push(fingerprintOf(id));
     });
     if (divergent.length === 0) return { divergent, conflict: null };
-    const got = await Promise.allSettled(links.map((l) => fetchViewStatement(l, signal)));
+    const got = await Promise.allSettled(links.map((l) => fetchViewStatement(l, signalOption(signal))));
     const statements = got.filter((r): r is PromiseFulfilledResult<ViewStatement> => r.status === 'fulfilled').map((r) => r.value);
     return { divergent, conflict: { sources: links.map((l) => (l.peer?.identity ? fingerprintOf(l.peer.identity) : '')), statements, differing: most } };
   }
@@ -446,7 +288,7 @@ export class ClientDirectory {
    * never falls back to trusting relays alone.
    */
   private async applyConsensus(links: readonly Link[], now: number, signal?: AbortSignal): Promise<ConsensusConflict | null> {
-    const got = await Promise.allSettled(links.map((l) => fetchConsensusHead(l, signal)));
+    const got = await Promise.allSettled(links.map((l) => fetchConsensusHead(l, signalOption(signal))));
     const heads: { head: ConsensusHead; link: Link }[] = [];
     got.forEach((r, i) => {
       if (r.status !== 'fulfilled' || !r.value) return;
@@ -479,12 +321,12 @@ export class ClientDirectory {
         let next: Consensus | null = null;
         if (held) {
           try {
-            next = await fetchConsensusDiff(link, held, head, signal);
+            next = await fetchConsensusDiff(link, held, head, signalOption(signal));
           } catch (e) {
             if (e instanceof AbortedError) throw e;
           }
         }
-        next ??= await fetchConsensusEntries(link, head, signal);
+        next ??= await fetchConsensusEntries(link, head, signalOption(signal));
         this.consensusDoc = next;
         this.viewCache = null;
         break;
@@ -512,9 +354,9 @@ export class ClientDirectory {
    * Incremental update from one link: newer editions of relays we already hold (self-signed by the same key, so one
    * source suffices). Relays we do not know yet wait for the next cross-checked refresh.
    */
-  async update(link: Link, now: () => number, signal?: AbortSignal): Promise<number> {
+  async update(link: Link, now: () => number, options: AbortOptions = {}): Promise<number> {
     const since = Math.max(0, (this.lastAt.get(link) ?? 0) - 5_000);
-    const { raws, at } = await fetchFromRelay(link, since, signal);
+    const { raws, at } = await fetchFromRelay(link, since, signalOption(options.signal));
     this.noteFetched(link, at);
     this.viewCache = null;
     let n = 0;

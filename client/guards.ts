@@ -155,7 +155,9 @@ export class GuardSet {
     while (this.ordered().filter(holdsSlot).length < N_PRIMARY) {
       if (this.records.length >= SAMPLE_MAX) {
         // Make room: the guard unlisted longest, else a disabled one; with neither, the sample stays as it is.
-        const out = [...this.records].filter((r) => r.unlistedSince != null || r.disabledAt).sort((a, b) => (a.unlistedSince ?? a.disabledAt ?? 0) - (b.unlistedSince ?? b.disabledAt ?? 0))[0];
+        const out = [...this.records]
+          .filter((r) => r.unlistedSince != null || r.disabledAt)
+          .sort((a, b) => (a.unlistedSince ?? a.disabledAt ?? 0) - (b.unlistedSince ?? b.disabledAt ?? 0))[0];
         if (!out) break;
         this.records.splice(this.records.indexOf(out), 1);
       }
@@ -168,7 +170,15 @@ export class GuardSet {
       );
       if (!pick) break;
       const lifetime = (GUARD_LIFETIME_MIN_DAYS + Math.floor(this.random() * GUARD_LIFETIME_SPREAD_DAYS)) * DAY;
-      this.records.push({ fingerprint: pick.fingerprint, addedAt: now, expiresAt: now + lifetime, confirmedAt: null, unlistedSince: null, failedAt: null, disabledAt: null });
+      this.records.push({
+        fingerprint: pick.fingerprint,
+        addedAt: now,
+        expiresAt: now + lifetime,
+        confirmedAt: null,
+        unlistedSince: null,
+        failedAt: null,
+        disabledAt: null,
+      });
       changed = true;
     }
     if (changed) await this.save();

@@ -5,10 +5,11 @@
  */
 export { initCrypto } from '../crypto/index.js';
 export { AlliumClient, type ClientOptions } from './node-client.js';
-export { StreamError, type ConnectOptions, type ClientStorage, type BootstrapStage } from './client.js';
+export { StreamError, type ConnectOptions, type ClientStorage, type BootstrapStage, type NewCircuitOptions, type CircuitSource } from './client.js';
+export type { AbortOptions } from '../net/abort.js';
 export { NoEntryError, parseBridgeLine, type BridgeLine } from './bootstrap.js';
 export { ContentClient, type PutOptions, type GetOptions } from './content.js';
-export { startSocksServer, SocksReply } from './socks.js';
+export { startSocksServer, SocksReply, type SocksServerOptions } from './socks.js';
 export { fileStorage, defaultStateDir } from './storage-node.js';
 export { nodeSocketFactory, createNodeSocketFactory, type NodeSocketOptions } from '../net/ws-node.js';
 export { fromBrowserWebSocket } from '../net/socket.js';
@@ -34,8 +35,22 @@ export {
   type SendReceipt,
   type ConnectOptions as MessengerConnectOptions,
   type ListenOptions,
-} from './messaging.js';
-export { publishSite, readSite, siteStatus, type SiteSource, type PublishSiteOptions, type PublishSiteResult, type OpenedSite, type SiteStatus } from './site.js';
+  type MessengerHost,
+  type ServiceConnector,
+  type ServiceConnection,
+  type ServiceTarget,
+  tcpServiceConnector,
+} from './messaging/node.js';
+export {
+  publishSite,
+  readSite,
+  siteStatus,
+  type SiteSource,
+  type PublishSiteOptions,
+  type PublishSiteResult,
+  type OpenedSite,
+  type SiteStatus,
+} from './site.js';
 export { folderSources } from './site-folder.js';
 export { openInsertJournal, type InsertJournal } from './insert-journal.js';
 export { startGateway, type Gateway, type GatewayOptions, type GatewayComponents } from './gateway/server.js';

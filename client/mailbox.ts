@@ -35,7 +35,8 @@ import {
   sealMailboxItem,
   slotLocator,
 } from '../protocol/mailbox.js';
-import type { AlliumClient } from './client.js';
+import { signalOption, type AbortOptions } from '../net/abort.js';
+import type { CircuitSource } from './client.js';
 import { ContentClient } from './content.js';
 
 /** Free slots in a row after which a collector stops reading an inbox. */
@@ -81,7 +82,7 @@ export class MailboxSender {
   private readonly counters = new Map<string, number>();
 
   constructor(
-    client: AlliumClient,
+    client: CircuitSource,
     private readonly identity: Identity,
   ) {
     this.content = new ContentClient(client);
@@ -93,7 +94,7 @@ export class MailboxSender {
    * whichever copy arrives second. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
    * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_ABORTED, ERR_CONFIG (bad ttl or id).
    */
-  async deposit(recipient: Uint8Array, data: Uint8Array, options: { ttlMs?: number; signal?: AbortSignal; id?: Uint8Array } = {}): Promise<DepositResult> {
+  async deposit(recipient: Uint8Array, data: Uint8Array, options: { ttlMs?: number; id?: Uint8Array } & AbortOptions = {}): Promise<DepositResult> {
     if (options.id !== undefined && options.id.length !== MAILBOX_ID_LEN) {
       throw new AlliumError('ERR_CONFIG', `a message id is ${MAILBOX_ID_LEN} bytes`);
     }
@@ -120,7 +121,7 @@ export class MailboxSender {
       throwIfAborted(options.signal);
       const rk = slotLocator(inbox, slot);
       const sealed = sealMailboxItem({ sender: this.identity, recipient, slot: rk, exp, t: now, n, data, id });
-      statuses = await this.content.storeAll('mailbox', rk, sealed.bytes, options.signal);
+      statuses = await this.content.storeAll('mailbox', rk, sealed.bytes, signalOption(options.signal));
       const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
       if (accepted && stored === null) stored = slot;
       // Clean when no holder had something else there; otherwise another sender raced us: a copy goes next door.
@@ -133,14 +134,14 @@ export class MailboxSender {
       this.next.set(key, slot + 1);
     }
     if (stored !== null) return { id: toHex(id), epoch, slot: stored, expires: exp };
-    if (slot >= MAX_MAILBOX_SLOTS) throw new LimitError('MAX_MAILBOX_SLOTS', 'the recipient\'s inbox is full for this epoch');
+    if (slot >= MAX_MAILBOX_SLOTS) throw new LimitError('MAX_MAILBOX_SLOTS', "the recipient's inbox is full for this epoch");
     if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the mailbox slot is full');
     throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the offline message (${statuses.join(', ')})`);
   }
 
   /** True when any holder has something in the slot. */
   private async occupied(inbox: Uint8Array, slot: number, signal?: AbortSignal): Promise<boolean> {
-    return (await this.content.fetchFromAll('mailbox', slotLocator(inbox, slot), signal, { head: true })).length > 0;
+    return (await this.content.fetchFromAll('mailbox', slotLocator(inbox, slot), { head: true, ...signalOption(signal) })).length > 0;
   }
 
   /** The first free slot, by galloping (1, 3, 7, …) and then bisecting: slots fill from 0 upwards. */
@@ -175,7 +176,7 @@ export class MailboxCollector {
   private running: Promise<number> | null = null;
 
   constructor(
-    private readonly client: AlliumClient,
+    private readonly client: CircuitSource,
     private readonly identity: Identity,
     /** `maxCollectBytes`: message bytes held before they are handed over (default MAX_MAILBOX_COLLECT_BYTES). */
     private readonly options: { maxCollectBytes?: number } = {},
@@ -188,12 +189,20 @@ export class MailboxCollector {
    * means the caller dropped the message (it already had it, e.g. over a live conversation), which is then deleted
    * but not counted; a promise holds the pass until the caller has taken the message. Concurrent calls share a pass.
    */
-  collect(deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
-    this.running ??= this.pass(deliver, onError, signal).finally(() => (this.running = null));
+  collect(
+    deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>,
+    onError: (e: AlliumError) => void,
+    options: AbortOptions = {},
+  ): Promise<number> {
+    this.running ??= this.pass(deliver, onError, options.signal).finally(() => (this.running = null));
     return this.running;
   }
 
-  private async pass(deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<number> {
+  private async pass(
+    deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>,
+    onError: (e: AlliumError) => void,
+    signal?: AbortSignal,
+  ): Promise<number> {
     const started = Date.now();
     const since = this.lastPass === null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : this.lastPass - MAILBOX_CLOCK_SKEW_MS;
     const first = mailboxEpochAt(Math.max(0, since));
@@ -213,7 +222,7 @@ export class MailboxCollector {
         this.remember(f.m.id);
         if ((await deliver(f.m)) !== false) delivered++;
       }
-      await Promise.all(batch.map((d) => content.storeAll('mailbox', d.rk, encodeMailboxDeletion(d.token), signal).catch(() => undefined)));
+      await Promise.all(batch.map((d) => content.storeAll('mailbox', d.rk, encodeMailboxDeletion(d.token), signalOption(signal)).catch(() => undefined)));
     };
     const keep = async (f: Found): Promise<void> => {
       found.push(f);
@@ -237,7 +246,13 @@ export class MailboxCollector {
     if (this.seen.size > MAX_REMEMBERED_IDS) this.seen.delete(this.seen.values().next().value!);
   }
 
-  private async readInbox(content: ContentClient, epoch: number, keep: (f: Found) => Promise<void>, onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<void> {
+  private async readInbox(
+    content: ContentClient,
+    epoch: number,
+    keep: (f: Found) => Promise<void>,
+    onError: (e: AlliumError) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const inbox = inboxKey(this.identity.publicKey, epoch);
     let slot = this.frontier.get(epoch) ?? 0;
     let free = 0;
@@ -245,7 +260,7 @@ export class MailboxCollector {
       throwIfAborted(signal);
       // Read a window of slots at once; the frontier advances past every occupied slot read in order.
       const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
-      const answers = await Promise.all(window.map((s) => content.fetchFromAll('mailbox', slotLocator(inbox, s), signal)));
+      const answers = await Promise.all(window.map((s) => content.fetchFromAll('mailbox', slotLocator(inbox, s), signalOption(signal))));
       for (let i = 0; i < window.length; i++) {
         const s = window[i]!;
         const copies = answers[i]!;

@@ -59,7 +59,12 @@ export function weightFor(d: Descriptor, position: Position, weights?: Selection
  * Picks one descriptor with probability proportional to its weight for `position` (relays of weight 0 never).
  * Without `weights`, the weight is the advertised bandwidth (at least 1).
  */
-export function weightedPick(list: readonly Descriptor[], random: () => number, position: Position = 'middle', weights?: SelectionWeights): Descriptor | undefined {
+export function weightedPick(
+  list: readonly Descriptor[],
+  random: () => number,
+  position: Position = 'middle',
+  weights?: SelectionWeights,
+): Descriptor | undefined {
   if (list.length === 0) return undefined;
   let total = 0;
   const ws = list.map((d) => weightFor(d, position, weights));

@@ -41,7 +41,13 @@ export function folderSources(dir: string): SiteSource[] {
           throw new ConfigError(`${p}: cannot be part of a site (${(err as Error).message})`);
         }
         const bytes = readFileSync(p);
-        out.push({ path, type: mediaTypeOf(path), size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), read: async () => new Uint8Array(await readFile(p)) });
+        out.push({
+          path,
+          type: mediaTypeOf(path),
+          size: bytes.length,
+          sha256: createHash('sha256').update(bytes).digest('hex'),
+          read: async () => new Uint8Array(await readFile(p)),
+        });
         if (out.length > MAX_SITE_ENTRIES) throw new ConfigError(`${dir}: more than ${MAX_SITE_ENTRIES} files`);
       }
     }

@@ -18,9 +18,19 @@ import { BLOCK_PAYLOAD_MAX, type BlockRef } from '../protocol/chk.js';
 import { formatLink, parseLink } from '../protocol/content-link.js';
 import { AlliumError, LimitError, throwIfAborted } from '../protocol/errors.js';
 import { SEGMENT_DATA } from '../protocol/file-codec.js';
-import { decodeSiteManifest, encodeSiteManifest, hasSiteMagic, MAX_SITE_MANIFEST_BYTES, SITE_MAGIC, sortSiteEntries, type SiteEntry, type SiteManifest } from '../protocol/site-manifest.js';
+import {
+  decodeSiteManifest,
+  encodeSiteManifest,
+  hasSiteMagic,
+  MAX_SITE_MANIFEST_BYTES,
+  SITE_MAGIC,
+  sortSiteEntries,
+  type SiteEntry,
+  type SiteManifest,
+} from '../protocol/site-manifest.js';
 import type { ContentClient, OpenedContent } from './content.js';
 import type { InsertJournal } from './insert-journal.js';
+import type { AbortOptions } from '../net/abort.js';
 
 /** A file to publish: its site path, media type, size, SHA-256 (hex) and a way to read it. */
 export interface SiteSource {
@@ -105,7 +115,11 @@ export async function publishSite(content: ContentClient, sources: readonly Site
   const index = o.index ?? defaultIndex(sorted.map((s) => s.path));
   // Checked before anything is sent: a manifest of these paths and types must be valid.
   const zero = { rk: new Uint8Array(32), dk: new Uint8Array(32) };
-  encodeSiteManifest({ idx: index, files: sorted.map((s) => ({ path: s.path, type: s.type, ref: zero, size: s.size })), ...(o.note !== undefined ? { note: o.note } : {}) });
+  encodeSiteManifest({
+    idx: index,
+    files: sorted.map((s) => ({ path: s.path, type: s.type, ref: zero, size: s.size })),
+    ...(o.note !== undefined ? { note: o.note } : {}),
+  });
 
   const toPut = sorted.filter((s) => !o.previous?.has(s.sha256));
   const totalBlocks = toPut.reduce((n, s) => n + blocksFor(s.size), 0) + blocksFor(sorted.length * 200);
@@ -188,7 +202,8 @@ function siteOf(root: BlockRef, manifest: SiteManifest): OpenedSite {
  * ERR_LIMIT (MAX_SITE_MANIFEST_BYTES, checked against the size before anything more is fetched),
  * ERR_SITE_MANIFEST, ERR_SCHEMA, ERR_CBOR_* and what fetching throws.
  */
-export async function readSite(root: BlockRef, file: OpenedContent, signal?: AbortSignal): Promise<OpenedSite | null> {
+export async function readSite(root: BlockRef, file: OpenedContent, options: AbortOptions = {}): Promise<OpenedSite | null> {
+  const { signal } = options;
   if (file.size < SITE_MAGIC.length) return null;
   const head: Uint8Array[] = [];
   let got = 0;
@@ -217,11 +232,15 @@ export interface SiteStatus {
 }
 
 /** Counts the blocks of a link's file or site at their holders (head-only FETCH, a few blocks at a time). */
-export async function siteStatus(content: ContentClient, link: string, o: { signal?: AbortSignal; concurrency?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<SiteStatus> {
+export async function siteStatus(
+  content: ContentClient,
+  link: string,
+  o: { signal?: AbortSignal; concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<SiteStatus> {
   const sig = o.signal ? { signal: o.signal } : {};
-  const root = await content.rootOf(link.replace(/\/$/, ''), o.signal);
+  const root = await content.rootOf(link.replace(/\/$/, ''), sig);
   const file = await content.open(root, sig);
-  const site = await readSite(root, file, o.signal);
+  const site = await readSite(root, file, sig);
   const blocks = new Map<string, BlockRef>();
   const add = (refs: BlockRef[]): void => refs.forEach((r) => blocks.set(toHex(r.rk), r));
   add(file.blocks());
@@ -243,7 +262,7 @@ export async function siteStatus(content: ContentClient, link: string, o: { sign
   const worker = async (): Promise<void> => {
     while (next < list.length) {
       const r = list[next++]!;
-      const { holders, copies } = await content.copiesOf(r.rk, o.signal);
+      const { holders, copies } = await content.copiesOf(r.rk, sig);
       counts.copies += copies;
       counts.wanted += holders;
       if (copies === 0) counts.missing++;

@@ -82,7 +82,8 @@ export class SocksHandshake {
     if (this.state === 'done') throw new ProtocolError('ERR_SOCKS', 'SOCKS5 handshake already over');
     // Everything up to the end of the request counts, early data sent with it too (specs/streams.md §6.3).
     this.received += data.length;
-    if (this.received > MAX_SOCKS_HANDSHAKE_BYTES) throw new LimitError('MAX_SOCKS_HANDSHAKE_BYTES', `SOCKS5 handshake longer than ${MAX_SOCKS_HANDSHAKE_BYTES} bytes`);
+    if (this.received > MAX_SOCKS_HANDSHAKE_BYTES)
+      throw new LimitError('MAX_SOCKS_HANDSHAKE_BYTES', `SOCKS5 handshake longer than ${MAX_SOCKS_HANDSHAKE_BYTES} bytes`);
     const joined = new Uint8Array(this.buf.length + data.length);
     joined.set(this.buf);
     joined.set(data, this.buf.length);

@@ -6,7 +6,8 @@
  * proxy and how to configure one. Node only.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { isAlliumError } from '../protocol/errors.js';
+import { AbortedError, isAlliumError, throwIfAborted } from '../protocol/errors.js';
+import type { AbortOptions } from '../net/abort.js';
 import { EndReason } from '../protocol/stream-messages.js';
 import { pipeSocket } from '../net/pipe-socket.js';
 import { listenOn } from '../net/listen.js';
@@ -135,15 +136,25 @@ export function handleSocks(client: AlliumClient, socket: Socket, listenerPort: 
   socket.once('close', () => clearTimeout(timer));
 }
 
-/** Starts a SOCKS5 listener on host:port (port 0 picks one). */
+export interface SocksServerOptions extends AbortOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 9050; 0 picks a free port. */
+  port?: number;
+  /** The setting named in errors (default "socks"). */
+  setting?: string;
+}
+
 /**
  * Listens for SOCKS5 on host:port (default 127.0.0.1:9050). A refused address is a SystemError naming `setting`
- * (default "socks"): `socks 127.0.0.1:9050: address already in use`.
+ * (default "socks"): `socks 127.0.0.1:9050: address already in use`. `signal` is the listener's life: aborted
+ * before it listens, the call rejects with ERR_ABORTED; aborted later, it closes as close() does.
  */
 export async function startSocksServer(
   client: AlliumClient,
-  options: { host?: string; port?: number; setting?: string } = {},
+  options: SocksServerOptions = {},
 ): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
+  throwIfAborted(options.signal);
   const sockets = new Set<Socket>();
   let boundPort = 0;
   const server = createServer((socket) => {
@@ -156,13 +167,19 @@ export async function startSocksServer(
   await listenOn(server, options.host ?? '127.0.0.1', options.port ?? 9050, options.setting ?? 'socks');
   const a = server.address();
   boundPort = typeof a === 'object' && a ? a.port : 0;
-  return {
-    server,
-    port: boundPort,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const { signal } = options;
+  const close = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      signal?.removeEventListener('abort', onAbort);
+      for (const s of sockets) s.destroy();
+      if (!server.listening) return resolve();
+      server.close(() => resolve());
+    });
+  const onAbort = (): void => void close();
+  if (signal?.aborted) {
+    await close();
+    throw new AbortedError();
+  }
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return { server, port: boundPort, close };
 }

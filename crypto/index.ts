@@ -373,9 +373,7 @@ export async function loadCrypto(which: 'native' | 'wasm'): Promise<Crypto | nul
   if (which === 'native') {
     // Loaded on demand: a relay with sodium-native never pays for the WebAssembly build's memory, and a browser
     // bundle never sees node:module.
-    binding = typeof process !== 'undefined' && process.versions?.node
-      ? (await import('./binding-native.js')).loadNativeBinding()
-      : null;
+    binding = typeof process !== 'undefined' && process.versions?.node ? (await import('./binding-native.js')).loadNativeBinding() : null;
   } else {
     binding = await (await import('./binding-wasm.js')).loadWasmBinding();
   }

@@ -110,21 +110,76 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** Base class of every error Allium throws on purpose. */
+/** The DESTROY reasons by name (specs/cells.md §4); protocol/cell.ts gives their values (DestroyReason). */
+export type DestroyReasonName =
+  'NONE' | 'PROTOCOL' | 'INTERNAL' | 'REQUESTED' | 'HIBERNATING' | 'RESOURCE_LIMIT' | 'CONNECT_FAILED' | 'LINK_CLOSED' | 'TIMEOUT' | 'FINISHED' | 'CRYPTO';
+
+/** The END reasons by name (specs/streams.md §2.4); protocol/stream-messages.ts gives their values (EndReason). */
+export type EndReasonName =
+  | 'DONE'
+  | 'CONNECT_REFUSED'
+  | 'EXIT_POLICY'
+  | 'RESOLVE_FAILED'
+  | 'TIMEOUT'
+  | 'DESTROYED'
+  | 'INTERNAL'
+  | 'HOST_UNREACHABLE'
+  | 'NET_UNREACHABLE'
+  | 'MISC'
+  | 'RESOURCE_LIMIT';
+
+export interface AlliumErrorOptions {
+  cause?: unknown;
+  /** The DESTROY reason sent when this error tears a circuit down (default: by kind, `destroyReasonForKind`). */
+  destroy?: DestroyReasonName;
+  /** The END reason sent when this error ends a stream (default: by code, `endReasonForCode`). */
+  end?: EndReasonName;
+}
+
+/**
+ * The DESTROY reason of an error that tears a circuit down, when its thrower named none: CRYPTO for a failed check
+ * (kind `crypto`), PROTOCOL for everything else. (specs/cells.md §4 also names RESOURCE_LIMIT, TIMEOUT and INTERNAL
+ * for those kinds; relays have always sent PROTOCOL for them, and the wire stays as it is until a proposal moves it.)
+ */
+export function destroyReasonForKind(kind: ErrorKind): DestroyReasonName {
+  return kind === 'crypto' ? 'CRYPTO' : 'PROTOCOL';
+}
+
+/**
+ * The END reason of an error that ends a stream, when its thrower named none: DONE when the caller gave up
+ * (ERR_ABORTED: the stream simply ends), TIMEOUT for a deadline, MISC for everything else.
+ */
+export function endReasonForCode(code: ErrorCode): EndReasonName {
+  if (code === 'ERR_ABORTED') return 'DONE';
+  return ERROR_CODES[code] === 'timeout' ? 'TIMEOUT' : 'MISC';
+}
+
+/**
+ * Base class of every error Allium throws on purpose. Besides its code and kind it carries what the peer is told
+ * when the error tears down a circuit (`destroyReason`) or ends a stream (`endReason`), so the code that catches it
+ * sends that reason and maps nothing by hand.
+ */
 export class AlliumError extends Error {
   readonly code: ErrorCode;
   readonly kind: ErrorKind;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly destroyReason: DestroyReasonName;
+  readonly endReason: EndReasonName;
+  constructor(code: ErrorCode, message: string, options?: AlliumErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AlliumError';
     this.code = code;
     this.kind = ERROR_CODES[code];
+    this.destroyReason = options?.destroy ?? destroyReasonForKind(this.kind);
+    this.endReason = options?.end ?? endReasonForCode(code);
   }
 }
 
-/** Thrown when a peer breaks the protocol. Tears down the circuit or link it arrived on. */
+/**
+ * Thrown when a peer breaks the protocol. Tears down the circuit or link it arrived on; a thrower that must tell the
+ * peer something other than PROTOCOL (or CRYPTO for a crypto code) names the reason in its options.
+ */
 export class ProtocolError extends AlliumError {
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: AlliumErrorOptions) {
     super(code, message, options);
     this.name = 'ProtocolError';
   }
@@ -132,7 +187,7 @@ export class ProtocolError extends AlliumError {
 
 /** Thrown when a cryptographic check fails. */
 export class CryptoError extends AlliumError {
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: AlliumErrorOptions) {
     super(code, message, options);
     this.name = 'CryptoError';
   }

@@ -8,22 +8,15 @@
  * its last hop send; anything else destroys the circuit (ERR_RELAY_COMMAND).
  */
 import { crypto } from '../crypto/index.js';
-import {
-  CellCommand,
-  createBody,
-  decodeCreatedBody,
-  decodeDestroyBody,
-  destroyBody,
-  DestroyReason,
-  type Cell,
-} from '../protocol/cell.js';
+import { CellCommand, createBody, decodeCreatedBody, decodeDestroyBody, destroyBody, destroyReasonOf, DestroyReason, type Cell } from '../protocol/cell.js';
 import { purposeAccepts, type CircuitPurpose } from '../protocol/circuit-purpose.js';
 import type { Descriptor } from '../protocol/descriptor.js';
-import { AbortedError, AlliumError, CryptoError, isAlliumError, ProtocolError, TimeoutError } from '../protocol/errors.js';
+import { AlliumError, CryptoError, isAlliumError, ProtocolError } from '../protocol/errors.js';
 import { createOnion, openReply, ReplyStatus, wipeClientOnion, type OnionHop } from '../protocol/onion.js';
 import type { HopKeys } from '../protocol/ntor.js';
 import { ClientCircuitCrypto, payloadOf } from '../protocol/relay-crypto.js';
 import { decodeRelayPayload, encodeRelayPayload, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
+import { settleWithin, signalOption, type AbortOptions } from './abort.js';
 import { Emitter } from './emitter.js';
 import type { Link } from './link.js';
 import { StreamMux } from './stream-mux.js';
@@ -131,7 +124,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       congested: () => link.isCongested,
       onDrain: (fn) => link.once('link:drain', fn),
     });
-    this.mux.on('mux:error', (err) => this.close(err, DestroyReason.PROTOCOL));
+    this.mux.on('mux:error', (err) => this.close(err, destroyReasonOf(err)));
     table.set(link, circId, this);
   }
 
@@ -162,25 +155,21 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
    * that hop may send it, once: the same command from another hop destroys the circuit (ERR_RELAY_COMMAND), and so
    * does one nobody waits for.
    */
-  waitFor(command: RelayCommand, timeoutMs: number, signal?: AbortSignal): Promise<RelayMessage> {
+  waitFor(command: RelayCommand, timeoutMs: number, options: AbortOptions = {}): Promise<RelayMessage> {
     const hop = this.cc.length - 1;
-    return new Promise((resolve, reject) => {
-      if (this.state !== 'open') return reject(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
-      const timer = setTimeout(() => finish(new TimeoutError('no reply on circuit')), timeoutMs);
-      const offClose = this.once('circuit:close', (err) => finish(err ?? new AlliumError('ERR_LINK_CLOSED', 'circuit closed')));
-      const onAbort = (): void => finish(new AbortedError());
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const finish = (err: AlliumError | null, m?: RelayMessage): void => {
-        clearTimeout(timer);
-        offClose();
-        signal?.removeEventListener('abort', onAbort);
-        if (this.waiters.get(command) === waiter) this.waiters.delete(command);
-        if (err) reject(err);
-        else resolve(m!);
-      };
-      const waiter = { hop, deliver: (m: RelayMessage): void => finish(null, m) };
-      this.waiters.set(command, waiter);
-    });
+    return settleWithin<RelayMessage>(
+      (done) => {
+        if (this.state !== 'open') return done(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
+        const offClose = this.once('circuit:close', (err) => done(err ?? new AlliumError('ERR_LINK_CLOSED', 'circuit closed')));
+        const waiter = { hop, deliver: (m: RelayMessage): void => done(null, m) };
+        this.waiters.set(command, waiter);
+        return () => {
+          offClose();
+          if (this.waiters.get(command) === waiter) this.waiters.delete(command);
+        };
+      },
+      { timeoutMs, timeoutMessage: 'no reply on circuit', ...options },
+    );
   }
 
   onCell(cell: Cell): void {
@@ -198,18 +187,20 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       // specs/relay-crypto.md §6.2, in its order.
       const waiter = this.waiters.get(msg.command);
       if (waiter) {
-        if (origin !== waiter.hop) throw new ProtocolError('ERR_RELAY_COMMAND', `a reply (relay command ${msg.command}) from hop ${origin}, not from the hop asked`);
+        if (origin !== waiter.hop)
+          throw new ProtocolError('ERR_RELAY_COMMAND', `a reply (relay command ${msg.command}) from hop ${origin}, not from the hop asked`);
         return waiter.deliver(msg);
       }
       if (msg.command === RelayCommand.DROP) return;
       if (msg.command === RelayCommand.TRUNCATED) return this.close(new AlliumError('ERR_LINK_CLOSED', 'circuit truncated'), DestroyReason.FINISHED);
       if (origin !== this.cc.length - 1) throw new ProtocolError('ERR_RELAY_COMMAND', `relay command ${msg.command} from hop ${origin}, which is not the last`);
-      if (!purposeAccepts(this.purpose, msg.command)) throw new ProtocolError('ERR_RELAY_COMMAND', `relay command ${msg.command} is not taken on a ${this.purpose} circuit`);
+      if (!purposeAccepts(this.purpose, msg.command))
+        throw new ProtocolError('ERR_RELAY_COMMAND', `relay command ${msg.command} is not taken on a ${this.purpose} circuit`);
       if (this.mux.onMessage(msg)) return;
       this.emit('circuit:message', origin, msg);
     } catch (e) {
       const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'cell handling failed', { cause: e });
-      this.close(err, err.kind === 'crypto' ? DestroyReason.CRYPTO : DestroyReason.PROTOCOL);
+      this.close(err, destroyReasonOf(err));
     }
   }
 
@@ -255,51 +246,44 @@ export async function buildCircuit(
   link: Link,
   table: CircuitTable,
   path: readonly Descriptor[],
-  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  options: { timeoutMs?: number } & AbortOptions = {},
 ): Promise<ClientCircuit> {
   const hops: OnionHop[] = path.map((d) => ({ identity: d.id, onionKey: d.onion }));
   const onion = createOnion(hops);
   let circId = 0;
   try {
-    const reply = await new Promise<Uint8Array>((resolve, reject) => {
-      const pending: PendingBuild = {
-        onCell(cell) {
-          if (cell.command === CellCommand.CREATED) done(null, Uint8Array.from(decodeCreatedBody(cell.body)));
-          else if (cell.command === CellCommand.DESTROY) done(new AlliumError('ERR_HANDSHAKE_FAILED', `first hop refused the circuit (reason ${decodeDestroyBody(cell.body)})`));
-          else done(new ProtocolError('ERR_CELL_COMMAND', 'unexpected cell while building'));
-        },
-        onLinkClosed(err) {
-          done(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed while building'));
-        },
-      };
-      const timer = setTimeout(() => done(new TimeoutError('circuit build timed out')), options.timeoutMs ?? 60_000);
-      const onAbort = (): void => done(new AbortedError());
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      let settled = false;
-      function done(err: AlliumError | null, r?: Uint8Array): void {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        if (err) {
-          if (circId) {
-            try {
-              link.sendCell(circId, CellCommand.DESTROY, destroyBody(DestroyReason.FINISHED));
-            } catch {
-              /* closed */
-            }
-            table.release(link, circId);
+    const reply = await settleWithin<Uint8Array>(
+      (done) => {
+        const pending: PendingBuild = {
+          onCell(cell) {
+            if (cell.command === CellCommand.CREATED) done(null, Uint8Array.from(decodeCreatedBody(cell.body)));
+            else if (cell.command === CellCommand.DESTROY)
+              done(new AlliumError('ERR_HANDSHAKE_FAILED', `first hop refused the circuit (reason ${decodeDestroyBody(cell.body)})`));
+            else done(new ProtocolError('ERR_CELL_COMMAND', 'unexpected cell while building'));
+          },
+          onLinkClosed(err) {
+            done(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed while building'));
+          },
+        };
+        try {
+          circId = table.allocate(link, pending);
+          link.sendCell(circId, CellCommand.CREATE, createBody(onion.header));
+        } catch (e) {
+          done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
+        }
+        // A build that failed, timed out or was aborted gives its circuit id back (and tells the first hop).
+        return (err) => {
+          if (!err || !circId) return;
+          try {
+            link.sendCell(circId, CellCommand.DESTROY, destroyBody(DestroyReason.FINISHED));
+          } catch {
+            /* closed */
           }
-          reject(err);
-        } else resolve(r!);
-      }
-      try {
-        circId = table.allocate(link, pending);
-        link.sendCell(circId, CellCommand.CREATE, createBody(onion.header));
-      } catch (e) {
-        done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
-      }
-    });
+          table.release(link, circId);
+        };
+      },
+      { timeoutMs: options.timeoutMs ?? 60_000, timeoutMessage: 'circuit build timed out', ...signalOption(options.signal) },
+    );
     let opened;
     try {
       opened = openReply(onion, reply);
@@ -328,5 +312,3 @@ export async function buildCircuit(
     wipeClientOnion(onion);
   }
 }
-
-

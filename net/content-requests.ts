@@ -5,18 +5,11 @@
  * of a reused circuit taken.
  */
 import { concatBytes } from '../protocol/bytes.js';
-import {
-  decodeFetched,
-  decodeStored,
-  encodeFetch,
-  encodeStore,
-  MAX_CONTENT_ITEM,
-  type ContentKind,
-  type ContentStatus,
-} from '../protocol/content-messages.js';
-import { AbortedError, AlliumError, ProtocolError, TimeoutError } from '../protocol/errors.js';
+import { decodeFetched, decodeStored, encodeFetch, encodeStore, MAX_CONTENT_ITEM, type ContentKind, type ContentStatus } from '../protocol/content-messages.js';
+import { AlliumError, ProtocolError } from '../protocol/errors.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
-import { EndReason } from '../protocol/stream-messages.js';
+import { EndReason, endReasonOf } from '../protocol/stream-messages.js';
+import { settleWithin, signalOption, type AbortOptions, type Settle } from './abort.js';
 import type { ClientCircuit } from './circuit.js';
 import type { MuxStream } from './stream-mux.js';
 
@@ -24,34 +17,12 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 /** The END a requester sends for a request settled with `err` (null: answered). */
 function endReasonFor(err: AlliumError | null): EndReason {
-  if (err === null || err.code === 'ERR_ABORTED') return EndReason.DONE;
-  return err.code === 'ERR_TIMEOUT' ? EndReason.TIMEOUT : EndReason.MISC;
+  return err === null ? EndReason.DONE : endReasonOf(err);
 }
 
-/**
- * Runs one request: `p` starts it and returns its cleanup, which runs once when the request settles (with the error,
- * or null), whether it settled before `p` returned or later.
- */
-function withTimeout<T>(p: (done: (err: AlliumError | null, v?: T) => void) => (err: AlliumError | null) => void, signal?: AbortSignal, ms = REQUEST_TIMEOUT_MS): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let cleanup: ((err: AlliumError | null) => void) | null = null;
-    const timer = setTimeout(() => finish(new TimeoutError('content request timed out')), ms);
-    const onAbort = (): void => finish(new AbortedError());
-    signal?.addEventListener('abort', onAbort, { once: true });
-    let settled: { err: AlliumError | null } | null = null;
-    function finish(err: AlliumError | null, v?: T): void {
-      if (settled) return;
-      settled = { err };
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      cleanup?.(err);
-      if (err) reject(err);
-      else resolve(v as T);
-    }
-    const c = p(finish);
-    if (settled) c((settled as { err: AlliumError | null }).err);
-    else cleanup = c;
-  });
+/** One request with REQUEST_TIMEOUT_MS (net/abort.ts): `start` begins it and returns its cleanup. */
+function request<T>(start: (done: Settle<T>) => (err: AlliumError | null) => void, signal: AbortSignal | undefined): Promise<T> {
+  return settleWithin(start, { timeoutMs: REQUEST_TIMEOUT_MS, timeoutMessage: 'content request timed out', ...signalOption(signal) });
 }
 
 /** Ends the request's stream at our side and tells the holder (nothing happens if the holder already ended it). */
@@ -60,9 +31,15 @@ function endStream(circuit: ClientCircuit, s: MuxStream, err: AlliumError | null
 }
 
 /** Stores one item on the circuit's last hop; returns the holder's status. */
-export function storeItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: { cache?: boolean; signal?: AbortSignal } = {}): Promise<ContentStatus> {
+export function storeItem(
+  circuit: ClientCircuit,
+  kind: ContentKind,
+  rk: Uint8Array,
+  bytes: Uint8Array,
+  options: { cache?: boolean } & AbortOptions = {},
+): Promise<ContentStatus> {
   const signal = options.signal;
-  return withTimeout<ContentStatus>((done) => {
+  return request<ContentStatus>((done) => {
     if (circuit.state !== 'open') {
       done(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
       return () => undefined;
@@ -89,8 +66,13 @@ export function storeItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Ar
 }
 
 /** Fetches one item from the circuit's last hop: the bytes, or null when the holder does not have it. */
-export function fetchItem(circuit: ClientCircuit, kind: ContentKind, rk: Uint8Array, options: { head?: boolean; signal?: AbortSignal } = {}): Promise<Uint8Array | null> {
-  return withTimeout<Uint8Array | null>((done) => {
+export function fetchItem(
+  circuit: ClientCircuit,
+  kind: ContentKind,
+  rk: Uint8Array,
+  options: { head?: boolean } & AbortOptions = {},
+): Promise<Uint8Array | null> {
+  return request<Uint8Array | null>((done) => {
     if (circuit.state !== 'open') {
       done(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
       return () => undefined;

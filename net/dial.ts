@@ -10,11 +10,12 @@
  */
 import { AbortedError, AlliumError, isAlliumError } from '../protocol/errors.js';
 import { LinkInitiator, UPGRADE_TOKEN_PARAM } from '../protocol/link-handshake.js';
+import { signalOption, type AbortOptions } from './abort.js';
 import { Link, type LinkOptions, type LinkSetup } from './link.js';
 import type { LinkSocket } from './socket.js';
 
-/** Opens a WebSocket to `url`; resolves when it is open. */
-export type SocketFactory = (url: string, signal?: AbortSignal) => Promise<LinkSocket>;
+/** Opens a WebSocket to `url`; resolves when it is open, rejects with ERR_ABORTED when the signal fires first. */
+export type SocketFactory = (url: string, options?: AbortOptions) => Promise<LinkSocket>;
 
 /** `url` with the upgrade token set (any earlier token replaced). */
 export function withUpgradeToken(url: string, token: string): string {
@@ -32,7 +33,7 @@ export async function openLink(
   connect: SocketFactory,
   url: string,
   setup: Extract<LinkSetup, { role: 'initiator' }>,
-  options: LinkOptions & { signal?: AbortSignal } = {},
+  options: LinkOptions & AbortOptions = {},
 ): Promise<Link> {
   const { signal, ...linkOptions } = options;
   if (signal?.aborted) throw new AbortedError();
@@ -45,14 +46,19 @@ export async function openLink(
   const initiator = setup.initiator ?? new LinkInitiator(init);
   let socket: LinkSocket;
   try {
-    socket = await connect(withUpgradeToken(url, initiator.upgradeToken()), signal);
+    socket = await connect(withUpgradeToken(url, initiator.upgradeToken()), signalOption(signal));
   } catch (e) {
     if (isAlliumError(e)) throw e;
     throw new AlliumError('ERR_UNREACHABLE', `could not connect to relay`, { cause: e });
   }
   const link = new Link(socket, { ...setup, initiator }, linkOptions);
   return new Promise<Link>((resolve, reject) => {
-    const onAbort = (): void => link.close(new AbortedError());
+    // Aborted: the connection is dropped, and the call rejects once its socket is gone (nothing outlives it).
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      link.terminate(new AbortedError());
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     const offOpen = link.once('link:open', () => {
       offClose();
@@ -62,8 +68,11 @@ export async function openLink(
     const offClose = link.once('link:close', (err) => {
       offOpen();
       signal?.removeEventListener('abort', onAbort);
-      reject(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed during the handshake'));
+      const error = err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed during the handshake');
+      if (aborted) void link.socketClosed.then(() => reject(error));
+      else reject(error);
     });
+    if (signal?.aborted) onAbort(); // aborted while the socket was opening
   });
 }
 

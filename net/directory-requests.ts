@@ -6,8 +6,9 @@
 import { crypto } from '../crypto/index.js';
 import type { ControlMessage } from '../protocol/control.js';
 import { applyDiff, checkEntries, entryFromTuple, type Consensus, type ConsensusEntry, type ConsensusHead } from '../protocol/consensus.js';
-import { AlliumError, isAlliumError, TimeoutError } from '../protocol/errors.js';
+import { AlliumError, isAlliumError } from '../protocol/errors.js';
 import { verifyViewStatement, type ViewStatement } from '../protocol/view-statement.js';
+import { settleWithin, type AbortOptions } from './abort.js';
 import type { Link } from './link.js';
 
 /** Each reply must arrive within this long. */
@@ -15,44 +16,45 @@ export const DIRECTORY_REQUEST_TIMEOUT_MS = 10_000;
 const PAGE_TIMEOUT_MS = DIRECTORY_REQUEST_TIMEOUT_MS;
 
 /** Sends `m` on `link` and resolves with the first CONTROL reply `match` accepts (PAGE_TIMEOUT_MS). */
-export function ask<T>(link: Link, m: ControlMessage, match: (r: ControlMessage) => T | undefined, signal?: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new TimeoutError('directory request timed out')), PAGE_TIMEOUT_MS);
-    const offMsg = link.on('link:control', (r) => {
-      const v = match(r);
-      if (v !== undefined) done(null, v);
-    });
-    const offClose = link.once('link:close', (err) => done(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed')));
-    const onAbort = (): void => done(new AlliumError('ERR_ABORTED', 'aborted'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    function done(err: AlliumError | null, v?: T): void {
-      clearTimeout(timer);
-      offMsg();
-      offClose();
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(v!);
-    }
-    try {
-      link.sendControl(m);
-    } catch (e) {
-      done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
-    }
-  });
+export function ask<T>(link: Link, m: ControlMessage, match: (r: ControlMessage) => T | undefined, options: AbortOptions = {}): Promise<T> {
+  return settleWithin<T>(
+    (done) => {
+      const offMsg = link.on('link:control', (r) => {
+        const v = match(r);
+        if (v !== undefined) done(null, v);
+      });
+      const offClose = link.once('link:close', (err) => done(err ?? new AlliumError('ERR_LINK_CLOSED', 'link closed')));
+      try {
+        link.sendControl(m);
+      } catch (e) {
+        done(isAlliumError(e) ? e : new AlliumError('ERR_LINK_CLOSED', 'send failed'));
+      }
+      return () => {
+        offMsg();
+        offClose();
+      };
+    },
+    { timeoutMs: PAGE_TIMEOUT_MS, timeoutMessage: 'directory request timed out', ...options },
+  );
 }
 
 /** Asks a relay for the newest signed consensus head it holds (specs/directory.md §7.3); null when it has none. */
-export function fetchConsensusHead(link: Link, signal?: AbortSignal): Promise<Uint8Array | null> {
-  return ask(link, { t: 'consensus-head-get' }, (r) => (r.t === 'consensus-head' ? r.c : undefined), signal);
+export function fetchConsensusHead(link: Link, options: AbortOptions = {}): Promise<Uint8Array | null> {
+  return ask(link, { t: 'consensus-head-get' }, (r) => (r.t === 'consensus-head' ? r.c : undefined), options);
 }
 
 /** Fetches the entries of consensus `head` page by page and checks them against it. Throws ERR_DIRECTORY. */
-export async function fetchConsensusEntries(link: Link, head: ConsensusHead, signal?: AbortSignal): Promise<Consensus> {
+export async function fetchConsensusEntries(link: Link, head: ConsensusHead, options: AbortOptions = {}): Promise<Consensus> {
   const entries: ConsensusEntry[] = [];
   for (let page = 0; entries.length < head.count || page === 0; page++) {
     if (page > Math.ceil(head.count / 100) + 1) throw new AlliumError('ERR_DIRECTORY', 'consensus has too many pages');
     const from = entries.length;
-    const r = await ask(link, { t: 'consensus-entries-get', d: head.digest, from }, (x) => (x.t === 'consensus-entries' && crypto().equal(x.d, head.digest) && x.from === from ? x : undefined), signal);
+    const r = await ask(
+      link,
+      { t: 'consensus-entries-get', d: head.digest, from },
+      (x) => (x.t === 'consensus-entries' && crypto().equal(x.d, head.digest) && x.from === from ? x : undefined),
+      options,
+    );
     if (!r.ok) throw new AlliumError('ERR_DIRECTORY', 'source does not hold the consensus it announced');
     entries.push(...r.e.map(entryFromTuple));
     if (!r.more || r.e.length === 0) break;
@@ -64,7 +66,7 @@ export async function fetchConsensusEntries(link: Link, head: ConsensusHead, sig
  * Fetches the changes from `from` to `head` and applies them; the result is checked against the head. Throws
  * ERR_DIRECTORY (also when the source has no such diff: the caller fetches the whole consensus instead).
  */
-export async function fetchConsensusDiff(link: Link, from: Consensus, head: ConsensusHead, signal?: AbortSignal): Promise<Consensus> {
+export async function fetchConsensusDiff(link: Link, from: Consensus, head: ConsensusHead, options: AbortOptions = {}): Promise<Consensus> {
   const changes: [Uint8Array, ConsensusEntry | null][] = [];
   let after: Uint8Array | null = null;
   for (let page = 0; page < Math.ceil(MAX_CONSENSUS_CHANGES / 100); page++) {
@@ -73,7 +75,7 @@ export async function fetchConsensusDiff(link: Link, from: Consensus, head: Cons
       link,
       { t: 'consensus-diff-get', from: from.digest, to: head.digest, after: at },
       (x) => (x.t === 'consensus-diff' && crypto().equal(x.from, from.digest) && crypto().equal(x.to, head.digest) ? x : undefined),
-      signal,
+      options,
     );
     if (!r.ok) throw new AlliumError('ERR_DIRECTORY', 'source has no diff between these consensuses');
     for (const [id, e] of r.ch) changes.push([id, e ? entryFromTuple(e) : null]);
@@ -87,12 +89,11 @@ export async function fetchConsensusDiff(link: Link, from: Consensus, head: Cons
 }
 
 /** Asks a directory source for its signed statement of what it serves (specs/directory.md §6.5). */
-export async function fetchViewStatement(link: Link, signal?: AbortSignal): Promise<ViewStatement> {
+export async function fetchViewStatement(link: Link, options: AbortOptions = {}): Promise<ViewStatement> {
   const id = link.peer?.identity;
   if (!id) throw new AlliumError('ERR_LINK_AUTH', 'source without an identity');
-  const m = await ask(link, { t: 'view-get' }, (r) => (r.t === 'view' ? r : undefined), signal);
+  const m = await ask(link, { t: 'view-get' }, (r) => (r.t === 'view' ? r : undefined), options);
   return verifyViewStatement(id, m);
 }
 
 const MAX_CONSENSUS_CHANGES = 200_000;
-

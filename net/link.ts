@@ -10,17 +10,12 @@
  * at most one for when both hold again. A CONTROL message is queued whole or not at all.
  *
  * Events: link:open, link:cell, link:control, link:drain, link:close.
+ *
+ * Why ~540 lines: the frame queue, the CONTROL reassembly, the deadlines and the backpressure above all act on the
+ * same queue and socket in one order per frame; the handshake itself and the frame cipher are pure and live in
+ * protocol/ (link-handshake.ts), the socket adapters in socket.ts and ws-node.ts.
  */
-import {
-  CellCommand,
-  CONTROL_DATA_MAX,
-  controlBody,
-  decodeCell,
-  decodeControlBody,
-  encodeCellInto,
-  fragmentControl,
-  type Cell,
-} from '../protocol/cell.js';
+import { CellCommand, CONTROL_DATA_MAX, controlBody, decodeCell, decodeControlBody, encodeCellInto, fragmentControl, type Cell } from '../protocol/cell.js';
 import { CELL_BODY_LEN, CELL_LEN } from '../protocol/constants.js';
 import { decodeControl, encodeControl, MAX_CONTROL_MESSAGE, type ControlMessage } from '../protocol/control.js';
 import { AlliumError, LimitError, ProtocolError, TimeoutError, isAlliumError } from '../protocol/errors.js';
@@ -148,6 +143,11 @@ export class Link extends Emitter<LinkEvents> {
   peer: LinkPeer | null = null;
   readonly stats = { framesIn: 0, framesOut: 0, cellsIn: 0, cellsOut: 0, bytesIn: 0, bytesOut: 0 };
   readonly openedAt: number;
+  /**
+   * Resolves once the socket itself has closed: close() ends the link at once ('link:close'), the socket only when
+   * the peer has answered the closing handshake (or the connection dropped, or terminate() ran).
+   */
+  readonly socketClosed: Promise<void>;
 
   constructor(
     readonly socket: LinkSocket,
@@ -164,7 +164,12 @@ export class Link extends Emitter<LinkEvents> {
     this.requestTokens = this.requestRate.burst;
     this.requestsCountedAt = this.openedAt;
     socket.onMessage((data, binary) => this.onMessage(data, binary));
-    socket.onClose(() => this.teardown(this.state === 'open' ? null : new AlliumError('ERR_LINK_CLOSED', 'peer closed the link')));
+    let socketGone = (): void => undefined;
+    this.socketClosed = new Promise<void>((r) => (socketGone = r));
+    socket.onClose(() => {
+      socketGone();
+      this.teardown(this.state === 'open' ? null : new AlliumError('ERR_LINK_CLOSED', 'peer closed the link'));
+    });
     socket.onError(() => undefined);
     this.handshakeTimer = setTimeout(() => this.fail(new TimeoutError('link handshake deadline passed')), this.timers.handshakeTimeoutMs);
     if (setup.role === 'initiator' && setup.initiator) {
@@ -432,7 +437,8 @@ export class Link extends Emitter<LinkEvents> {
     const bytes = encodeControl(message);
     if (bytes.length > MAX_CONTROL_MESSAGE) throw new LimitError('MAX_CONTROL_MESSAGE', 'control message too large');
     const fragments = fragmentControl(bytes);
-    if (this.queue.length - this.head + fragments.length > this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue has no room for the message');
+    if (this.queue.length - this.head + fragments.length > this.maxQueue)
+      throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue has no room for the message');
     for (const f of fragments) this.sendCell(0, CellCommand.CONTROL, controlBody(f));
   }
 
@@ -488,6 +494,12 @@ export class Link extends Emitter<LinkEvents> {
     // No reason text: a peer never learns our error codes (a prober sees what any web app would send).
     this.socket.close(error ? 1002 : 1000);
     this.teardown(error);
+  }
+
+  /** Closes the link (as close() does) and drops its connection without waiting for the peer to answer the close. */
+  terminate(error: AlliumError | null = null): void {
+    this.close(error);
+    this.socket.terminate?.();
   }
 
   private fail(e: unknown): void {

@@ -5,6 +5,11 @@
 export interface LinkSocket {
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
+  /**
+   * Drops the connection at once, without the closing handshake (a peer that does not answer a close). Optional;
+   * where absent, close() is all there is.
+   */
+  terminate?(): void;
   /** Bytes accepted by send() but not yet written to the network. */
   readonly bufferedAmount: number;
   /** Stop and restart reading from the network (backpressure, rate limits); no-ops where unsupported. */
@@ -72,6 +77,7 @@ export function fromWs(ws: WsWebSocket, remoteAddress: string | null = null): Li
       if (ws.readyState === 0 || ws.readyState === 1) ws.close(code ?? 1000, reason);
       else if (ws.readyState !== 3) ws.terminate();
     },
+    terminate: () => ws.terminate(),
     get bufferedAmount() {
       return Math.max(pending, ws.bufferedAmount);
     },

@@ -9,12 +9,17 @@
  * certificates (a bridge's self-signed one, a test CA).
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { setMaxListeners } from 'node:events';
 import { isIP } from 'node:net';
 import WebSocket from 'ws';
 import { AbortedError, AlliumError } from '../protocol/errors.js';
 import { FRAME_LEN } from '../protocol/link-handshake.js';
 import type { SocketFactory } from './dial.js';
 import { fromWs } from './socket.js';
+import { onSignalCreated } from './abort.js';
+
+// One call's signal is watched by every request it runs at once: no warning at 10 listeners (see net/abort.ts).
+onSignalCreated((signal) => setMaxListeners(0, signal));
 
 /** Firefox's WebSocket request headers (besides Host, Upgrade, Connection and the Sec-WebSocket-Key/Version). */
 const HEADERS = {
@@ -59,7 +64,7 @@ function guardedLookup(allow: (ip: string) => boolean): (hostname: string, optio
 
 /** A socket factory with its own TLS trust settings. */
 export function createNodeSocketFactory(options: NodeSocketOptions = {}): SocketFactory {
-  return (url, signal) =>
+  return (url, { signal } = {}) =>
     new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new AbortedError());
       let origin: string;
@@ -93,9 +98,13 @@ export function createNodeSocketFactory(options: NodeSocketOptions = {}): Socket
           : {}),
       });
       ws.binaryType = 'nodebuffer';
+      // Aborted: the connection is dropped, and the call rejects once its socket is gone (nothing outlives it).
+      let aborted = false;
       const onAbort = (): void => {
+        aborted = true;
+        if (ws.readyState === WebSocket.CLOSED) return reject(new AbortedError());
+        ws.once('close', () => reject(new AbortedError()));
         ws.terminate();
-        reject(new AbortedError());
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       ws.once('open', () => {
@@ -104,6 +113,7 @@ export function createNodeSocketFactory(options: NodeSocketOptions = {}): Socket
       });
       ws.once('error', (err) => {
         signal?.removeEventListener('abort', onAbort);
+        if (aborted) return;
         if (refused) reject(new AlliumError('ERR_DIAL_REFUSED', 'relay address resolves to no public address'));
         else reject(new AlliumError('ERR_UNREACHABLE', 'could not connect to relay', { cause: err }));
       });

@@ -40,7 +40,9 @@ export function createIdentity(seed?: Uint8Array): Identity {
 }
 
 function checksum(publicKey: Uint8Array, version: number): Uint8Array {
-  return crypto().hash(32, concatBytes(publicKey, Uint8Array.of(version)), CHECKSUM).subarray(0, CHECKSUM_LEN);
+  return crypto()
+    .hash(32, concatBytes(publicKey, Uint8Array.of(version)), CHECKSUM)
+    .subarray(0, CHECKSUM_LEN);
 }
 
 /** The address of an identity's public key. Throws ERR_KEY_FORMAT for a key that is not a valid point. */

@@ -22,6 +22,8 @@ const encoder = new Encoder({
   tagUint8Array: false,
   pack: false,
   useFloat32: 0,
+  // Maps are written as plain CBOR maps (canonicalize() hands the encoder Maps, to keep the sorted key order).
+  useTag259ForMaps: false,
 } as ConstructorParameters<typeof Encoder>[0]);
 
 const textEncoder = new TextEncoder();
@@ -52,14 +54,16 @@ function canonicalize(v: unknown, depth: number): CborValue {
     if (proto !== Object.prototype && proto !== null) bad(`object of type ${(v as object).constructor?.name ?? 'unknown'}`);
     const keys = Object.keys(v).map((k) => ({ k, e: textEncoder.encode(k) }));
     keys.sort((a, b) => compareKeyBytes(a.e, b.e));
-    const out: { [k: string]: CborValue } = {};
+    // A Map keeps the sorted order; an object would not: JavaScript lists integer-like keys ("5") before all others,
+    // whatever their order of insertion, so {"\x1c": 1, "5": 2} would be written "5" first — not canonical.
+    const out = new Map<string, CborValue>();
     for (const { k } of keys) {
       const x = (v as Record<string, unknown>)[k];
       if (x === undefined) bad('undefined');
       if (k === '__proto__') bad('the map key "__proto__"');
-      out[k] = canonicalize(x, depth + 1);
+      out.set(k, canonicalize(x, depth + 1));
     }
-    return out;
+    return out as unknown as CborValue;
   }
   return bad(typeof v);
 }

@@ -8,7 +8,7 @@
  */
 import { ByteReader, ByteWriter } from './bytes.js';
 import { CELL_BODY_LEN, CELL_LEN, ONION_HEADER_LEN, REPLY_LEN } from './constants.js';
-import { ProtocolError } from './errors.js';
+import { ProtocolError, type AlliumError, type DestroyReasonName } from './errors.js';
 
 export const CellCommand = {
   PADDING: 0,
@@ -45,8 +45,13 @@ export const DestroyReason = {
   TIMEOUT: 8,
   FINISHED: 9,
   CRYPTO: 10,
-} as const;
+} as const satisfies Record<DestroyReasonName, number>;
 export type DestroyReason = (typeof DestroyReason)[keyof typeof DestroyReason];
+
+/** The DESTROY reason to send for an error that tears a circuit down (the one it carries, errors/index.ts). */
+export function destroyReasonOf(err: AlliumError): DestroyReason {
+  return DestroyReason[err.destroyReason];
+}
 const MAX_DESTROY_REASON = 10;
 
 export const MAX_CIRC_ID = 0xffffffff;

@@ -77,8 +77,7 @@ export type KeyMode = 'convergent' | 'random';
 /** Encrypts a 32752-byte plaintext into a stored block and its reference. */
 export function encryptBlock(plain: Uint8Array, mode: KeyMode, convergenceSecret?: Uint8Array): { stored: Uint8Array; ref: BlockRef } {
   if (plain.length !== BLOCK_PLAIN_LEN) throw new AlliumError('ERR_INTERNAL', 'block plaintext size');
-  const dk =
-    mode === 'convergent' ? crypto().hash(32, convergenceSecret ? concatBytes(plain, convergenceSecret) : plain, CONVERGENT) : crypto().random(32);
+  const dk = mode === 'convergent' ? crypto().hash(32, convergenceSecret ? concatBytes(plain, convergenceSecret) : plain, CONVERGENT) : crypto().random(32);
   const stored = crypto().aeadEncrypt(plain, null, NONCE0, dk);
   return { stored, ref: { rk: routingKeyOf(stored), dk } };
 }

@@ -59,7 +59,9 @@ export interface ConsensusEntry {
   readonly w: number;
 }
 
-export const zEntry = z.tuple([zBytes(32), zBytes(MD_LEN), zUint(ALL_FLAGS), zUint(2 ** 40)]).refine((e) => (e[2] & ~ALL_FLAGS) === 0, { message: 'unknown flag' });
+export const zEntry = z
+  .tuple([zBytes(32), zBytes(MD_LEN), zUint(ALL_FLAGS), zUint(2 ** 40)])
+  .refine((e) => (e[2] & ~ALL_FLAGS) === 0, { message: 'unknown flag' });
 const zPair = z.tuple([zBytes(32), zBytes(32)]);
 
 const headSchema = z.strictObject({
@@ -77,7 +79,15 @@ const headSchema = z.strictObject({
     com: z.array(zPair).max(MAX_AUTHORITIES),
     rev: z.array(zPair).max(MAX_AUTHORITIES),
   }),
-  w: z.tuple([zUint(WEIGHT_SCALE), zUint(WEIGHT_SCALE), zUint(WEIGHT_SCALE), zUint(WEIGHT_SCALE), zUint(WEIGHT_SCALE), zUint(WEIGHT_SCALE), zUint(WEIGHT_SCALE)]),
+  w: z.tuple([
+    zUint(WEIGHT_SCALE),
+    zUint(WEIGHT_SCALE),
+    zUint(WEIGHT_SCALE),
+    zUint(WEIGHT_SCALE),
+    zUint(WEIGHT_SCALE),
+    zUint(WEIGHT_SCALE),
+    zUint(WEIGHT_SCALE),
+  ]),
   uc: zUint(),
   n: zUint(MAX_CONSENSUS_RELAYS),
   ed: zBytes(32),
@@ -86,7 +96,10 @@ type HeadBody = z.infer<typeof headSchema>;
 
 const signedHeadSchema = z.strictObject({
   h: zBytes(undefined, MAX_CONSENSUS_HEAD_BYTES),
-  sigs: z.array(z.tuple([zBytes(32), zBytes(64)])).min(1).max(MAX_AUTHORITIES),
+  sigs: z
+    .array(z.tuple([zBytes(32), zBytes(64)]))
+    .min(1)
+    .max(MAX_AUTHORITIES),
 });
 
 export interface ConsensusHead {
@@ -198,7 +211,10 @@ export function verifyConsensusHead(raw: Uint8Array, authorities: ReadonlySet<st
     if (crypto().verify(s, msg, a)) signers.add(fp);
   }
   if (signers.size < majorityOf(authorities.size)) {
-    throw new ProtocolError('ERR_DIRECTORY', `consensus signed by ${signers.size} of the ${authorities.size} configured authorities (${majorityOf(authorities.size)} needed)`);
+    throw new ProtocolError(
+      'ERR_DIRECTORY',
+      `consensus signed by ${signers.size} of the ${authorities.size} configured authorities (${majorityOf(authorities.size)} needed)`,
+    );
   }
   if (h.va > now + skewMs || h.vu <= now) throw new ProtocolError('ERR_DIRECTORY', 'consensus not valid now');
   return headFrom(h, signed.h, cd, [...signers].sort(), raw);
@@ -403,7 +419,8 @@ const VOTED_FLAGS = [Flag.FAST, Flag.STABLE, Flag.GUARD, Flag.EXIT, Flag.HOLDER,
  */
 export function computeConsensus(votes: readonly Vote[], before: SrState | null, p: ConsensusParams): { head: Uint8Array; entries: ConsensusEntry[] } {
   const byAuthority = new Map<string, Vote>();
-  for (const v of votes) if (p.authorities.has(v.fingerprint) && v.validAfter === p.validAfter && !byAuthority.has(v.fingerprint)) byAuthority.set(v.fingerprint, v);
+  for (const v of votes)
+    if (p.authorities.has(v.fingerprint) && v.validAfter === p.validAfter && !byAuthority.has(v.fingerprint)) byAuthority.set(v.fingerprint, v);
   const used = [...byAuthority.values()].sort((x, y) => compareBytes(x.authority, y.authority));
   if (used.length < majorityOf(p.authorities.size)) {
     throw new ProtocolError('ERR_DIRECTORY', `${used.length} votes of ${p.authorities.size} authorities: a consensus needs ${majorityOf(p.authorities.size)}`);

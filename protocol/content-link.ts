@@ -59,7 +59,9 @@ export function base32Decode(s: string): Uint8Array {
 }
 
 function checksum(type: string, body: Uint8Array, name = ''): Uint8Array {
-  return crypto().hash(16, concatBytes(utf8(type), body, utf8(name)), CHECKSUM).subarray(0, 4);
+  return crypto()
+    .hash(16, concatBytes(utf8(type), body, utf8(name)), CHECKSUM)
+    .subarray(0, 4);
 }
 
 export type ContentLink =
@@ -72,7 +74,8 @@ export function formatLink(link: ContentLink): string {
     return `allium:chk/${base32Encode(concatBytes(body, checksum('chk', body)))}`;
   }
   validateName(link.name);
-  if (link.publisher.length !== 32 || link.secret.length !== 32) throw new ProtocolError('ERR_LINK_FORMAT', 'an ssk link has a 32-byte key and a 32-byte secret');
+  if (link.publisher.length !== 32 || link.secret.length !== 32)
+    throw new ProtocolError('ERR_LINK_FORMAT', 'an ssk link has a 32-byte key and a 32-byte secret');
   const body = concatBytes(Uint8Array.of(SSK_LINK_VERSION), link.publisher, link.secret);
   return `allium:ssk/${base32Encode(concatBytes(body, checksum('ssk', body, link.name)))}/${encodeURIComponent(link.name)}`;
 }
@@ -94,7 +97,8 @@ export function parseLink(text: string): ContentLink {
   if (kind === 'chk') {
     if (m[3] !== undefined || raw.length !== CHK_LINK_BYTES) throw new ProtocolError('ERR_LINK_FORMAT', 'a chk link has 69 bytes');
     const body = raw.subarray(0, 65);
-    if (!crypto().equal(checksum('chk', body), raw.subarray(65))) throw new ProtocolError('ERR_LINK_CHECKSUM', 'link checksum does not match: the link is corrupted');
+    if (!crypto().equal(checksum('chk', body), raw.subarray(65)))
+      throw new ProtocolError('ERR_LINK_CHECKSUM', 'link checksum does not match: the link is corrupted');
     return { type: 'chk', rk: raw.slice(0, 32), dk: raw.slice(32, 64), flags: raw[64]! };
   }
   if (m[3] === undefined) throw new ProtocolError('ERR_LINK_FORMAT', 'an ssk link has a key and a name');
@@ -113,6 +117,7 @@ export function parseLink(text: string): ContentLink {
   }
   validateName(name);
   const body = raw.subarray(0, 65);
-  if (!crypto().equal(checksum('ssk', body, name), raw.subarray(65))) throw new ProtocolError('ERR_LINK_CHECKSUM', 'link checksum does not match: the link is corrupted');
+  if (!crypto().equal(checksum('ssk', body, name), raw.subarray(65)))
+    throw new ProtocolError('ERR_LINK_CHECKSUM', 'link checksum does not match: the link is corrupted');
   return { type: 'ssk', publisher: raw.slice(1, 33), secret: raw.slice(33, 65), name };
 }

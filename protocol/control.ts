@@ -78,7 +78,14 @@ export const controlSchema = z.discriminatedUnion('t', [
   /** Asks for the entries of consensus `d` from index `from`. */
   z.strictObject({ t: z.literal('consensus-entries-get'), d: zBytes(32), from: zUint() }),
   /** A page of entries of consensus `d` from index `from`; `ok` false: the sender does not hold `d`. */
-  z.strictObject({ t: z.literal('consensus-entries'), d: zBytes(32), from: zUint(), e: z.array(zEntry).max(CONSENSUS_PAGE_ENTRIES), more: z.boolean(), ok: z.boolean() }),
+  z.strictObject({
+    t: z.literal('consensus-entries'),
+    d: zBytes(32),
+    from: zUint(),
+    e: z.array(zEntry).max(CONSENSUS_PAGE_ENTRIES),
+    more: z.boolean(),
+    ok: z.boolean(),
+  }),
   /** Asks for the changes from consensus `from` to consensus `to`, identities above `after`. */
   z.strictObject({ t: z.literal('consensus-diff-get'), from: zBytes(32), to: zBytes(32), after: zBytes(32).nullable() }),
   /** A page of changes (ascending identity; null: the identity leaves); `ok` false: no diff between these two. */

@@ -42,8 +42,15 @@ const bodySchema = z.strictObject({
   v: z.literal(1),
   id: zBytes(32),
   onion: zBytes(32),
-  addr: z.string().max(256).regex(/^wss?:\/\/[^\s]+$/),
-  nick: z.string().min(1).max(32).regex(/^[A-Za-z0-9_-]+$/),
+  addr: z
+    .string()
+    .max(256)
+    .regex(/^wss?:\/\/[^\s]+$/),
+  nick: z
+    .string()
+    .min(1)
+    .max(32)
+    .regex(/^[A-Za-z0-9_-]+$/),
   contact: z.string().max(256),
   family: z.array(zBytes(32)).max(32),
   bw: zUint(2 ** 40),

@@ -139,7 +139,10 @@ export class DirectoryStore {
    * descriptors we should send (missing or older there). A summary page speaks only for the fingerprints it covers —
    * above hex(`after`) and, when it was cut (`more`), up to its last entry — so nothing outside that range is given.
    */
-  diff(peer: readonly (readonly [Uint8Array, number])[], range: { after?: Uint8Array | null; more?: boolean } = {}): { want: Uint8Array[]; give: Descriptor[] } {
+  diff(
+    peer: readonly (readonly [Uint8Array, number])[],
+    range: { after?: Uint8Array | null; more?: boolean } = {},
+  ): { want: Uint8Array[]; give: Descriptor[] } {
     const theirs = new Map<string, number>();
     const want: Uint8Array[] = [];
     let last = '';

@@ -348,7 +348,10 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
       missing = k - shards.filter((s) => s !== null).length;
     }
     if (missing > 0 && unreachable) {
-      throw new AlliumError('ERR_UNREACHABLE', `a segment cannot be rebuilt: ${missing} of its ${k} blocks missing, some holders unreachable (${(unreachable as AlliumError).message})`);
+      throw new AlliumError(
+        'ERR_UNREACHABLE',
+        `a segment cannot be rebuilt: ${missing} of its ${k} blocks missing, some holders unreachable (${(unreachable as AlliumError).message})`,
+      );
     }
     const data = await reconstruct(shards, k, BLOCK_PLAIN_LEN);
     let at = segStart;

@@ -203,7 +203,10 @@ export class HandshakeReplayCache {
     if (this.seen.has(tag)) return true;
     if (this.seen.size >= this.maxEntries) throw new LimitError('LINK_REPLAY_CACHE_MAX', 'too many recent handshakes');
     const expires = now + this.windowMs;
-    this.onRecord?.(Uint8Array.from(tag, (c) => c.charCodeAt(0)), expires);
+    this.onRecord?.(
+      Uint8Array.from(tag, (c) => c.charCodeAt(0)),
+      expires,
+    );
     this.seen.set(tag, expires);
     return false;
   }
@@ -366,7 +369,12 @@ export class LinkResponder {
     const th = H(L.th, m.head, Er);
     const ck = H(L.ck, ee, m.es, psk, th);
     const k2 = H(L.k2, ck);
-    const payload2 = new ByteWriter(PAYLOAD2_LEN).u16(this.version).u16(0).u64(BigInt(Math.floor(now))).u32(0).done();
+    const payload2 = new ByteWriter(PAYLOAD2_LEN)
+      .u16(this.version)
+      .u16(0)
+      .u64(BigInt(Math.floor(now)))
+      .u32(0)
+      .done();
     const c2 = c.aeadEncrypt(payload2, th, NONCE0, k2);
     c.wipe(ee, m.es, k2, e.secretKey);
     this.ck = ck;

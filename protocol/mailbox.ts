@@ -97,9 +97,7 @@ const innerSchema = z.strictObject({
 export type MailboxItemEnvelope = z.infer<typeof itemSchema>;
 
 /** What a relay learns from a STORE of kind "mailbox": an item (with its expiry and deletion check) or a deletion. */
-export type MailboxStore =
-  | { readonly kind: 'item'; readonly exp: number; readonly dt: Uint8Array }
-  | { readonly kind: 'deletion'; readonly token: Uint8Array };
+export type MailboxStore = { readonly kind: 'item'; readonly exp: number; readonly dt: Uint8Array } | { readonly kind: 'deletion'; readonly token: Uint8Array };
 
 /** An opened item: the authenticated sender and message. */
 export interface OpenedMailboxItem {

@@ -21,16 +21,7 @@
  */
 import { crypto, type KeyPair } from '../crypto/index.js';
 import { concatBytes, xorInto } from './bytes.js';
-import {
-  MAX_HOPS,
-  ONION_BETA_LEN,
-  ONION_HEADER_LEN,
-  ONION_MAC_LEN,
-  ONION_SLOT_LEN,
-  ONION_X_LEN,
-  REPLY_LEN,
-  REPLY_SLOT_LEN,
-} from './constants.js';
+import { MAX_HOPS, ONION_BETA_LEN, ONION_HEADER_LEN, ONION_MAC_LEN, ONION_SLOT_LEN, ONION_X_LEN, REPLY_LEN, REPLY_SLOT_LEN } from './constants.js';
 import { CryptoError, ProtocolError, AlliumError } from './errors.js';
 import { H, LABELS } from './kdf.js';
 import type { HopKeys, OnionHop } from './hop.js';

@@ -38,15 +38,7 @@ import { crypto, type KeyPair } from '../crypto/index.js';
 import { ByteReader, ByteWriter, concatBytes, utf8 } from './bytes.js';
 import { AlliumError, CryptoError, LimitError, ProtocolError } from './errors.js';
 import { PAD_MAX_BUCKET } from './padding.js';
-import {
-  decodeRatchetState,
-  encodeRatchetState,
-  MAX_SESSION_AD_BYTES,
-  MAX_SKIP,
-  skippedId,
-  type RatchetState,
-  type SkippedKey,
-} from './ratchet-state.js';
+import { decodeRatchetState, encodeRatchetState, MAX_SESSION_AD_BYTES, MAX_SKIP, skippedId, type RatchetState, type SkippedKey } from './ratchet-state.js';
 
 export { MAX_SKIP } from './ratchet-state.js';
 

@@ -27,13 +27,7 @@
  * AES-CTR kind.
  */
 import { crypto } from '../crypto/index.js';
-import {
-  CELL_BODY_LEN,
-  MAX_HOPS,
-  RELAY_PAYLOAD_LEN,
-  RELAY_TAG_AREA_LEN,
-  RELAY_TAG_LEN,
-} from './constants.js';
+import { CELL_BODY_LEN, MAX_HOPS, RELAY_PAYLOAD_LEN, RELAY_TAG_AREA_LEN, RELAY_TAG_LEN } from './constants.js';
 import { AlliumError, CryptoError, LimitError, ProtocolError } from './errors.js';
 import type { HopKeys } from './ntor.js';
 

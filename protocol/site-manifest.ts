@@ -54,7 +54,7 @@ const manifestSchema = z.strictObject({
   note: z.string().max(MAX_SITE_NOTE).optional(),
 });
 
-const TOKEN = "[a-z0-9!#$&^_.+-]{1,64}";
+const TOKEN = '[a-z0-9!#$&^_.+-]{1,64}';
 const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:;charset=${TOKEN})?$`);
 const FORBIDDEN_IN_SEGMENT = /[\u0000-\u001f\u007f\\]|\p{Cs}/u;
 const enc = new TextEncoder();

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { ByteReader } from './bytes.js';
 import { decodeMessage, encodeCbor } from './cbor.js';
-import { ProtocolError } from './errors.js';
+import { ProtocolError, type AlliumError, type EndReasonName } from './errors.js';
 import { SENDME_VERSION } from './flow.js';
 
 export const EndReason = {
@@ -24,8 +24,13 @@ export const EndReason = {
   NET_UNREACHABLE: 9,
   MISC: 10,
   RESOURCE_LIMIT: 11,
-} as const;
+} as const satisfies Record<EndReasonName, number>;
 export type EndReason = (typeof EndReason)[keyof typeof EndReason];
+
+/** The END reason to send for an error that ends a stream (the one it carries, errors/index.ts). */
+export function endReasonOf(err: AlliumError): EndReason {
+  return EndReason[err.endReason];
+}
 
 const beginSchema = z.strictObject({
   a: z.string().min(1).max(255),

@@ -37,7 +37,15 @@ export interface PositionWeights {
 }
 
 /** Weights that use every relay fully in every position it may take (no balancing): authority-free networks. */
-export const FLAT_WEIGHTS: PositionWeights = { gg: WEIGHT_SCALE, gd: WEIGHT_SCALE, mg: WEIGHT_SCALE, me: WEIGHT_SCALE, md: WEIGHT_SCALE, ee: WEIGHT_SCALE, ed: WEIGHT_SCALE };
+export const FLAT_WEIGHTS: PositionWeights = {
+  gg: WEIGHT_SCALE,
+  gd: WEIGHT_SCALE,
+  mg: WEIGHT_SCALE,
+  me: WEIGHT_SCALE,
+  md: WEIGHT_SCALE,
+  ee: WEIGHT_SCALE,
+  ed: WEIGHT_SCALE,
+};
 
 export type Position = 'guard' | 'middle' | 'exit';
 
@@ -52,7 +60,12 @@ export function lowMedian(xs: readonly number[]): number {
  * it. `measuring` is the number of voting authorities that measure (say so in their votes); measurements are the
  * non-zero `m` values.
  */
-export function consensusWeight(claims: readonly number[], measurements: readonly number[], measuring: number, cap = UNMEASURED_CAP): { w: number; measured: boolean } {
+export function consensusWeight(
+  claims: readonly number[],
+  measurements: readonly number[],
+  measuring: number,
+  cap = UNMEASURED_CAP,
+): { w: number; measured: boolean } {
   const claim = claims.length ? lowMedian(claims) : 0;
   if (measuring > 0 && measurements.length > 0 && measurements.length * 2 >= measuring) {
     return { w: Math.max(1, Math.min(lowMedian(measurements), claim || Infinity)), measured: true };

@@ -34,7 +34,11 @@ export async function startAdminServer(address: string, token: string, source: S
       res.writeHead(401, { 'Content-Type': 'text/plain' }).end('unauthorized\n');
       return;
     }
-    const headers = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'" };
+    const headers = {
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      'Content-Security-Policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+    };
     if (url.pathname === '/' || url.pathname === '/index.html') {
       res.writeHead(200, { ...headers, 'Content-Type': 'text/html; charset=utf-8' }).end(STATUS_PAGE);
     } else if (url.pathname === '/status.json') {

@@ -25,6 +25,7 @@
 import { toHex } from '../protocol/bytes.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { hostOf, isLoopbackHost, networkOf } from '../protocol/relay-network.js';
+import { within } from '../net/abort.js';
 
 export const MAX_PENDING = 1024;
 export const PENDING_PER_PEER = 64;
@@ -167,14 +168,13 @@ export class Admission {
   private async prove(p: Pending): Promise<void> {
     let ok = false;
     try {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const link = await Promise.race([
-        this.o.prove(p.d.addr, p.d.id),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('proof timed out')), PROBE_TIMEOUT_MS);
-          (timer as { unref?: () => void }).unref?.();
-        }),
-      ]).finally(() => clearTimeout(timer));
+      // A link that opens after the deadline is closed at once (it proves nothing any more).
+      const link = await within(this.o.prove(p.d.addr, p.d.id), {
+        timeoutMs: PROBE_TIMEOUT_MS,
+        timeoutMessage: 'reachability proof timed out',
+        onLate: (l) => l.close(),
+        unref: true,
+      });
       link.close();
       ok = true;
     } catch {

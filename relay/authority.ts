@@ -233,7 +233,10 @@ export class AuthorityService {
     const pn = srPeriodOf(va, this.o.srPeriod);
     const R = this.revealFor(pn);
     const { commitPhase } = srRound(va, this.o.srPeriod, this.o.interval);
-    const raw = signVote({ authority: this.o.identity.publicKey, validAfter: va, measures: this.o.measures, commit: srCommit(R, pn), reveal: commitPhase ? null : R, entries }, this.o.identity.secretKey);
+    const raw = signVote(
+      { authority: this.o.identity.publicKey, validAfter: va, measures: this.o.measures, commit: srCommit(R, pn), reveal: commitPhase ? null : R, entries },
+      this.o.identity.secretKey,
+    );
     this.lastVoteSize = raw.length;
     r.votes.set(this.self, verifyVote(raw, this.o.authorities));
     const n = Math.max(1, Math.ceil(raw.length / VOTE_PART_BYTES));
@@ -246,7 +249,12 @@ export class AuthorityService {
     if (r.votes.size < majorityOf(this.o.authorities.size)) return;
     const prev = this.o.current();
     const before = prev && prev.validAfter < va ? prev.sr : null;
-    const { head, entries } = computeConsensus([...r.votes.values()], before, { validAfter: va, interval: this.o.interval, srPeriod: this.o.srPeriod, authorities: this.o.authorities });
+    const { head, entries } = computeConsensus([...r.votes.values()], before, {
+      validAfter: va,
+      interval: this.o.interval,
+      srPeriod: this.o.srPeriod,
+      authorities: this.o.authorities,
+    });
     r.head = head;
     r.entries = entries;
     r.digest = toHex(headDigest(head));
@@ -266,7 +274,10 @@ export class AuthorityService {
   private tryPublish(va: number, r: Round): void {
     if (!r.head || !r.entries || r.sigs.size < majorityOf(this.o.authorities.size)) return;
     r.published = true;
-    const signed = encodeSignedHead(r.head, [...r.sigs].map(([fp, s]) => [parseFingerprint(fp), s] as const));
+    const signed = encodeSignedHead(
+      r.head,
+      [...r.sigs].map(([fp, s]) => [parseFingerprint(fp), s] as const),
+    );
     const c = checkEntries(readHead(r.head, signed, [...r.sigs.keys()].sort()), r.entries);
     this.lastPublished = va;
     this.o.log.info({ validAfter: new Date(va).toISOString(), relays: c.count, signatures: r.sigs.size }, 'consensus published');
@@ -312,16 +323,30 @@ export class AuthorityService {
   }
 
   status(): Record<string, unknown> {
-    return { lastPublished: this.lastPublished ? new Date(this.lastPublished).toISOString() : null, voteBytes: this.lastVoteSize, measured: this.o.tester.measuredCount, history: this.o.history.size };
+    return {
+      lastPublished: this.lastPublished ? new Date(this.lastPublished).toISOString() : null,
+      voteBytes: this.lastVoteSize,
+      measured: this.o.tester.measuredCount,
+      history: this.o.history.size,
+    };
   }
+}
+
+/** An authority's parts: its history, the reachability tester and measurer, and the voting service. */
+export interface AuthorityParts {
+  history: RelayHistory;
+  tester: ReachabilityTester;
+  service: AuthorityService;
 }
 
 /**
  * An authority's parts, from the relay's configuration: its history (authority-history.json), the reachability
- * tester and measurer, and the voting service. The relay starts them after its overlay (relay/relay.ts).
+ * tester and measurer, and the voting service. The relay node starts them after its overlay (relay/node.ts).
  */
 export function createAuthority(o: {
   config: RelayConfig;
+  /** Where the history and the shared-random state are kept (null: in memory only). */
+  stateDir: string | null;
   identity: IdentityKey;
   authorities: ReadonlySet<string>;
   directory: DirectoryStore;
@@ -330,16 +355,21 @@ export function createAuthority(o: {
   circuits: CircuitTable;
   now: () => number;
   log: Logger;
-}): { history: RelayHistory; tester: ReachabilityTester; service: AuthorityService } {
+}): AuthorityParts {
   const cfg = o.config;
   const t = cfg.timing;
   const f = cfg.authority_flags;
-  const history = RelayHistory.inDir(cfg.data_dir);
+  const history = o.stateDir ? RelayHistory.inDir(o.stateDir) : new RelayHistory(null);
   const tester = new ReachabilityTester({
     directory: o.directory,
     history,
     prove: (d) => o.dial(d.addr, d.id),
-    ...(cfg.authority_measure ? { measure: (d: Descriptor) => o.overlay.linkTo(d.id).then((link) => measureRelay(link, o.circuits, d, { durationMs: t.measurement_duration, now: o.now })) } : {}),
+    ...(cfg.authority_measure
+      ? {
+          measure: (d: Descriptor) =>
+            o.overlay.linkTo(d.id).then((link) => measureRelay(link, o.circuits, d, { durationMs: t.measurement_duration, now: o.now })),
+        }
+      : {}),
     testIntervalMs: t.reachability_interval,
     measureIntervalMs: t.measurement_interval,
     now: o.now,
@@ -357,9 +387,17 @@ export function createAuthority(o: {
     srPeriod: t.sr_period,
     testIntervalMs: t.reachability_interval,
     measures: cfg.authority_measure,
-    thresholds: { fastMin: f.fast_min, stableMtbf: f.stable_mtbf, guardMinKnown: f.guard_min_known, guardMinWfu: f.guard_min_wfu, guardBwGuarantee: f.guard_bw_guarantee, holderMinUptime: f.holder_min_uptime, dirMinKnown: f.dir_min_known },
+    thresholds: {
+      fastMin: f.fast_min,
+      stableMtbf: f.stable_mtbf,
+      guardMinKnown: f.guard_min_known,
+      guardMinWfu: f.guard_min_wfu,
+      guardBwGuarantee: f.guard_bw_guarantee,
+      holderMinUptime: f.holder_min_uptime,
+      dirMinKnown: f.dir_min_known,
+    },
     approved: new Set(cfg.authority_approved.map((x) => x.toLowerCase())),
-    dataDir: cfg.data_dir,
+    dataDir: o.stateDir,
     now: o.now,
     log: o.log,
   });

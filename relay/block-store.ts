@@ -26,6 +26,11 @@
  * - Endpoint descriptors (records rows with an `expires` time) are valid until the end of the period after theirs;
  *   the same sweep deletes the rows past that, returning their bytes to the quota. Signed updatable-key records
  *   (`expires` NULL) do not expire.
+ *
+ * Why this file is above ~400 lines: it is the one module that speaks SQL, and the four kinds of item (blocks,
+ * records, endpoint descriptors, mailbox slots) share one quota, one eviction order and one expiry sweep inside the
+ * same transactions. Splitting it per kind would spread the quota arithmetic and the schema over several files that
+ * must agree on every statement.
  */
 import { join } from 'node:path';
 import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';
@@ -152,7 +157,7 @@ export class BlockStore {
       deleteBlock: this.db.prepare('DELETE FROM blocks WHERE rk = ?'),
       getRecord: this.db.prepare<[Uint8Array], { data: Buffer; edition: number }>('SELECT data, edition FROM records WHERE rk = ?'),
       upsertRecord: this.db.prepare(
-        'INSERT INTO records (rk, edition, data, expires) VALUES (?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, expires = excluded.expires, checked_gen = \'\'',
+        "INSERT INTO records (rk, edition, data, expires) VALUES (?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, expires = excluded.expires, checked_gen = ''",
       ),
       expiredEndpointBytes: this.db.prepare<[number], { b: number | null }>('SELECT SUM(LENGTH(data)) AS b FROM records WHERE expires <= ?'),
       deleteExpiredEndpoints: this.db.prepare('DELETE FROM records WHERE expires <= ?'),
@@ -164,7 +169,9 @@ export class BlockStore {
       setCopies: this.db.prepare('UPDATE blocks SET copies = ?, role = ?, checked_gen = ? WHERE rk = ?'),
       setRecordGen: this.db.prepare('UPDATE records SET checked_gen = ? WHERE rk = ?'),
       unchecked: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>('SELECT rk FROM blocks WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?'),
-      uncheckedRecords: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>('SELECT rk FROM records WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?'),
+      uncheckedRecords: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>(
+        'SELECT rk FROM records WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?',
+      ),
       blockRole: this.db.prepare<[Uint8Array], { role: string }>('SELECT role FROM blocks WHERE rk = ?'),
       getMailbox: this.db.prepare<[Uint8Array], { state: MailboxState; data: Buffer; dt: Buffer | null; expires: number; hold_until: number }>(
         'SELECT state, data, dt, expires, hold_until FROM mailbox WHERE rk = ?',
@@ -517,7 +524,11 @@ export class BlockStore {
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version >= SCHEMA_VERSION) return;
-    const columns = (table: string): string[] => this.db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all().map((c) => c.name);
+    const columns = (table: string): string[] =>
+      this.db
+        .prepare<[], { name: string }>(`PRAGMA table_info(${table})`)
+        .all()
+        .map((c) => c.name);
     this.db.transaction(() => {
       for (const [table, drop] of [
         ['blocks', ['stored_at', 'last_access', 'fetches']],

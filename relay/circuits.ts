@@ -19,6 +19,12 @@
  *
  * Not here: streams and exits (relay/exit.ts), content (relay/content), rendezvous (relay/rendezvous) — they plug in
  * through `CircuitEndpointHandler` for relay messages addressed to this hop.
+ *
+ * Why this file is above ~400 lines: the reactor is one state machine over one circuit table — CREATE admission,
+ * forwarding in both directions, teardown on either side and the idle sweep all move the same entries and must
+ * release the same counts. What is separable already is apart: the per-block counts and CREATE rates
+ * (relay/circuit-admission.ts), the hop state (relay/circuit-hop.ts), the backlog (relay/circuit-backlog.ts), and
+ * everything addressed to this hop (the endpoint handlers).
  */
 import type { Logger } from 'pino';
 import { crypto } from '../crypto/index.js';
@@ -32,37 +38,35 @@ import {
   decodeCreatedBody,
   decodeDestroyBody,
   destroyBody,
+  destroyReasonOf,
   DestroyReason,
   type Cell,
 } from '../protocol/cell.js';
 import { CELL_BODY_LEN, RELAY_TAG_AREA_LEN } from '../protocol/constants.js';
-import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
-import { processOnion, ReplyStatus, type RelayHop, type ReplayGuard } from '../protocol/onion.js';
+import { AlliumError, isAlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
+import { processOnion, ReplyStatus, type ReplayGuard } from '../protocol/onion.js';
 import { RelayHopCrypto, payloadOf } from '../protocol/relay-crypto.js';
 import { decodeRelayPayload, encodeRelayPayloadInto, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
-import { LinkRole } from '../protocol/link-handshake.js';
 import type { Link } from '../net/link.js';
 import type { KeyPair } from '../crypto/index.js';
 import type { RelayMetrics } from './metrics.js';
-import { addressKeys } from '../protocol/address-block.js';
-import { BucketTable } from './address-buckets.js';
-import { TokenBucket } from './token-bucket.js';
+import { CircuitAdmission, type CircuitAdmissionLimits } from './circuit-admission.js';
 import { CircuitBacklog } from './circuit-backlog.js';
+import { CircuitHop, type CircuitEndpointHandler, type Extension, type Side } from './circuit-hop.js';
+
+export { CircuitHop, type CircuitEndpointHandler, type Side } from './circuit-hop.js';
+export {
+  CREATES_PER_SECOND_PER_BLOCK,
+  CREATES_PER_SECOND_PER_LINK,
+  CREATES_PER_SECOND_PER_RELAY_BLOCK,
+  MAX_CIRCUITS_PER_BLOCK,
+  MAX_CIRCUITS_PER_RELAY_BLOCK,
+} from './circuit-admission.js';
 
 /** Circuits a relay carries (specs/limits.md). */
 export const MAX_CIRCUITS = 65_536;
 /** Circuit ids in use on one link. */
 export const MAX_CIRCUITS_PER_LINK = 16_384;
-/** Circuits whose previous hop is a client link from one /24 or /48 (specs/circuits.md §7.1). */
-export const MAX_CIRCUITS_PER_BLOCK = 1024;
-/** Circuits whose previous hop is a relay link from one /24 or /48. */
-export const MAX_CIRCUITS_PER_RELAY_BLOCK = 8192;
-/** CREATEs per second from one client link (burst: ten seconds' worth), specs/circuits.md §7.2. */
-export const CREATES_PER_SECOND_PER_LINK = 10;
-/** CREATEs per second from the client links of one /24 or /48 (burst: ten seconds' worth). */
-export const CREATES_PER_SECOND_PER_BLOCK = 50;
-/** CREATEs per second from the relay links of one /24 or /48 (burst: ten seconds' worth). */
-export const CREATES_PER_SECOND_PER_RELAY_BLOCK = 500;
 /** Silence after which a circuit that ends here, and on which nothing is held, is destroyed. */
 export const CIRCUIT_IDLE_TIMEOUT_MS = 10 * 60_000;
 /**
@@ -71,66 +75,7 @@ export const CIRCUIT_IDLE_TIMEOUT_MS = 10 * 60_000;
  */
 export const MAX_CIRCUIT_BACKLOG_CELLS = 2500;
 
-export interface Side {
-  readonly link: Link;
-  readonly circId: number;
-}
-
-/** One circuit as this relay sees it. */
-export class CircuitHop {
-  next: Side | null = null;
-  crypto: RelayHopCrypto | null = null;
-  pending: RelayHop | null = null;
-  state: 'building' | 'open' | 'closed' = 'building';
-  lastActivity: number;
-  /** RELAY_EARLY cells seen from the previous side. */
-  earlyCount = 0;
-  /** Free-form slots for endpoint handlers (streams, content, rendezvous). */
-  readonly attachments = new Map<string, unknown>();
-  /** The hop's binding value from the handshake (both ends know it; rendezvous and introduction use it). */
-  binding: Uint8Array | null = null;
-  /** A circuit joined to this one at a rendezvous point: forward cells not for us continue on it. */
-  splicedWith: CircuitHop | null = null;
-  /** The pool and address block this circuit is counted in (specs/circuits.md §7.1). */
-  admittedIn: string | null = null;
-  /** Its cells still held by congested links, towards the previous and towards the next side. */
-  backlog: { prev: CircuitBacklog | null; next: CircuitBacklog | null } = { prev: null, next: null };
-
-  constructor(
-    readonly id: number,
-    readonly prev: Side,
-    readonly createdAt: number,
-  ) {
-    this.lastActivity = createdAt;
-  }
-
-  /** True when the previous side is a client (this relay is the entry). */
-  get isEntry(): boolean {
-    return this.prev.link.peer?.role === LinkRole.CLIENT;
-  }
-
-  /** True when no hop follows this one: relay messages addressed here come from the end of the circuit. */
-  get isLast(): boolean {
-    return this.next === null;
-  }
-}
-
-/** Handles relay messages addressed to this hop (BEGIN, DATA, STORE, ESTABLISH_INTRO, …). */
-export interface CircuitEndpointHandler {
-  /** Returns true if it handled the command. Throwing an AlliumError tears the circuit down. */
-  deliver(circuit: CircuitHop, message: RelayMessage): boolean;
-  /** The circuit closed; free whatever is attached to it. */
-  closed(circuit: CircuitHop): void;
-  /**
-   * True while the handler holds something on the circuit that silence does not end — an open stream, an
-   * introduction key or a cookie: the idle timeout spares it (specs/circuits.md §7.3).
-   */
-  holds?(circuit: CircuitHop): boolean;
-  /** Periodic housekeeping (the relay's maintenance interval), with the reactor's clock. */
-  maintain?(now: number): void;
-}
-
-export interface CircuitReactorOptions {
+export interface CircuitReactorOptions extends CircuitAdmissionLimits {
   identity: IdentityKey;
   onionKeys: () => readonly KeyPair[];
   replay: ReplayGuard;
@@ -142,15 +87,8 @@ export interface CircuitReactorOptions {
   /** Circuits at most (default MAX_CIRCUITS), per link (MAX_CIRCUITS_PER_LINK). */
   maxCircuits?: number;
   maxCircuitsPerLink?: number;
-  /** Circuits from client links of one address block (MAX_CIRCUITS_PER_BLOCK), from relay links (…_PER_RELAY_BLOCK). */
-  maxCircuitsPerBlock?: number;
-  maxCircuitsPerRelayBlock?: number;
   /** Silence after which an idle circuit ending here is destroyed (CIRCUIT_IDLE_TIMEOUT_MS). */
   circuitIdleTimeoutMs?: number;
-  /** CREATEs per second from one client link, from a block's client links, from a block's relay links (CREATES_PER_SECOND_…). */
-  createsPerSecondPerLink?: number;
-  createsPerSecondPerBlock?: number;
-  createsPerSecondPerRelayBlock?: number;
   /** Cells of one circuit and direction a congested link may hold (MAX_CIRCUIT_BACKLOG_CELLS). */
   maxCircuitBacklogCells?: number;
   /** Told of every cell sent into a congested link (the out-of-memory handler counts them). */
@@ -174,11 +112,8 @@ export class CircuitReactor {
   private readonly maxPerLink: number;
   private readonly extendTimeoutMs: number;
   private readonly idleTimeoutMs: number;
-  /** Circuits counted per pool and address block ("client <block>", "relay <block>"). */
-  private readonly perBlock = new Map<string, number>();
-  /** CREATE token buckets: per client link, per pool and block. */
-  private readonly createsPerLink = new WeakMap<Link, TokenBucket>();
-  private readonly createsPerBlock: { client: BucketTable; relay: BucketTable };
+  /** Circuits per address block and CREATE rates (specs/circuits.md §7.1, §7.2). */
+  private readonly admission: CircuitAdmission;
 
   constructor(private readonly o: CircuitReactorOptions) {
     this.now = o.now ?? Date.now;
@@ -186,45 +121,12 @@ export class CircuitReactor {
     this.maxPerLink = o.maxCircuitsPerLink ?? MAX_CIRCUITS_PER_LINK;
     this.extendTimeoutMs = o.extendTimeoutMs ?? 20_000;
     this.idleTimeoutMs = o.circuitIdleTimeoutMs ?? CIRCUIT_IDLE_TIMEOUT_MS;
-    const block = o.createsPerSecondPerBlock ?? CREATES_PER_SECOND_PER_BLOCK;
-    const relayBlock = o.createsPerSecondPerRelayBlock ?? CREATES_PER_SECOND_PER_RELAY_BLOCK;
-    this.createsPerBlock = { client: new BucketTable(block, 10 * block, this.now), relay: new BucketTable(relayBlock, 10 * relayBlock, this.now) };
-  }
-
-  /**
-   * Charges a CREATE to its link (client links) and to its pool and block: null when admitted, else the drop reason.
-   * An onion costs an X25519 per onion key held, and each accepted one fills the replay filter that, full, forces
-   * an early rotation (specs/circuits.md §7.2).
-   */
-  private chargeCreate(link: Link, admission: { key: string }): string | null {
-    const relay = link.peer?.role === LinkRole.RELAY;
-    if (!relay) {
-      let b = this.createsPerLink.get(link);
-      if (!b) {
-        const rate = this.o.createsPerSecondPerLink ?? CREATES_PER_SECOND_PER_LINK;
-        this.createsPerLink.set(link, (b = new TokenBucket(rate, 10 * rate, this.now)));
-      }
-      if (!b.tryTake(1)) return 'create_rate_link';
-    }
-    return this.createsPerBlock[relay ? 'relay' : 'client'].tryTake(admission.key) ? null : 'create_rate_block';
-  }
-
-  /**
-   * The pool and address block a CREATE arriving on `link` is counted in: its peer's /24 or /48 (a link without an
-   * IP address is a block of its own), in the relay pool when the peer proved a relay identity.
-   */
-  private admission(link: Link): { key: string; max: number } {
-    const relay = link.peer?.role === LinkRole.RELAY;
-    const remote = link.socket.remoteAddress;
-    const block = remote ? addressKeys(remote).block : `link ${link.id}`;
-    return relay
-      ? { key: `relay ${block}`, max: this.o.maxCircuitsPerRelayBlock ?? MAX_CIRCUITS_PER_RELAY_BLOCK }
-      : { key: `client ${block}`, max: this.o.maxCircuitsPerBlock ?? MAX_CIRCUITS_PER_BLOCK };
+    this.admission = new CircuitAdmission(o, this.now);
   }
 
   /** Circuits counted for the address block of `link`'s peer (tests, status). */
   circuitsFromBlockOf(link: Link): number {
-    return this.perBlock.get(this.admission(link).key) ?? 0;
+    return this.admission.circuitsFromBlockOf(link);
   }
 
   get size(): number {
@@ -270,10 +172,10 @@ export class CircuitReactor {
     try {
       switch (cell.command) {
         case CellCommand.CREATE:
-          if (entry) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'CREATE for a circuit id in use');
+          if (entry) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'CREATE for a circuit id in use');
           return this.onCreate(link, cell);
         case CellCommand.CREATED:
-          if (!entry || entry.side !== 'next' || entry.hop.state !== 'building') throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'unexpected CREATED');
+          if (!entry || entry.side !== 'next' || entry.hop.state !== 'building') throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'unexpected CREATED');
           return this.onCreated(entry.hop, cell);
         case CellCommand.RELAY:
         case CellCommand.RELAY_EARLY:
@@ -284,13 +186,13 @@ export class CircuitReactor {
           decodeDestroyBody(cell.body);
           return this.onDestroy(entry.hop, entry.side);
         default:
-          throw new AlliumError('ERR_CELL_COMMAND', 'unexpected cell command');
+          throw new ProtocolError('ERR_CELL_COMMAND', 'unexpected cell command');
       }
     } catch (e) {
       const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'circuit cell handling failed', { cause: e });
       this.o.metrics.errors.inc({ code: err.code });
-      if (entry) this.destroy(entry.hop, err.kind === 'crypto' ? DestroyReason.CRYPTO : DestroyReason.PROTOCOL);
-      else if (cell.circId !== 0) this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.PROTOCOL));
+      if (entry) this.destroy(entry.hop, destroyReasonOf(err));
+      else if (cell.circId !== 0) this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(destroyReasonOf(err)));
       if (err.kind === 'internal') this.o.log.error({ err }, 'circuit cell handling failed');
     }
   }
@@ -298,20 +200,9 @@ export class CircuitReactor {
   private onCreate(link: Link, cell: Cell): void {
     const header = decodeCreateBody(cell.body);
     const perLink = this.byLink.get(link)?.size ?? 0;
-    const admission = this.admission(link);
-    if (this.count >= this.maxCircuits || perLink >= this.maxPerLink) {
-      this.o.metrics.drops.inc({ reason: 'circuit_limit' });
-      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
-      return;
-    }
-    if ((this.perBlock.get(admission.key) ?? 0) >= admission.max) {
-      this.o.metrics.drops.inc({ reason: 'circuit_limit_block' });
-      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
-      return;
-    }
-    const limited = this.chargeCreate(link, admission);
-    if (limited) {
-      this.o.metrics.drops.inc({ reason: limited });
+    const admitted = this.count >= this.maxCircuits || perLink >= this.maxPerLink ? 'circuit_limit' : this.admission.admit(link);
+    if (typeof admitted === 'string') {
+      this.o.metrics.drops.inc({ reason: admitted });
       this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(DestroyReason.RESOURCE_LIMIT));
       return;
     }
@@ -321,7 +212,7 @@ export class CircuitReactor {
     } catch (e) {
       const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'onion processing failed', { cause: e });
       this.o.metrics.errors.inc({ code: err.code });
-      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(err.kind === 'crypto' ? DestroyReason.CRYPTO : DestroyReason.PROTOCOL));
+      this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(destroyReasonOf(err)));
       return;
     }
     const hop = new CircuitHop(this.nextHopId++, { link, circId: cell.circId }, this.now());
@@ -329,8 +220,7 @@ export class CircuitReactor {
     hop.binding = Uint8Array.from(result.hop.keys.binding);
     this.table(link).set(cell.circId, { hop, side: 'prev' });
     this.count++;
-    hop.admittedIn = admission.key;
-    this.perBlock.set(admission.key, (this.perBlock.get(admission.key) ?? 0) + 1);
+    this.admission.count(hop, admitted.key);
     this.o.metrics.circuits.set(this.count);
     this.o.metrics.circuitsBuilt.inc({ role: hop.isEntry ? 'entry' : result.kind === 'terminal' ? 'last' : 'middle' });
     if (result.kind === 'terminal') {
@@ -354,13 +244,13 @@ export class CircuitReactor {
   private extend(hop: CircuitHop, identity: Uint8Array, header: Uint8Array, done: (reply: Uint8Array | null, status: number) => void): void {
     // The deadline is cleared as soon as the extension ends either way: a pending timer would keep the hop and the
     // onion header alive for the whole timeout after every circuit built through here.
-    const finish = (reply: Uint8Array | null, status: number): void => {
+    const finish: Extension = (reply, status) => {
       clearTimeout(timer);
       done(reply, status);
     };
-    hop.attachments.set('extend-done', finish);
+    hop.extension = finish;
     const timer = setTimeout(() => {
-      if (hop.state === 'closed' || hop.attachments.get('extend-done') !== finish) return;
+      if (hop.state === 'closed' || hop.extension !== finish) return;
       this.o.metrics.drops.inc({ reason: 'extend_timeout' });
       if (hop.next) this.trySend(hop.next.link, hop.next.circId, CellCommand.DESTROY, destroyBody(DestroyReason.TIMEOUT));
       this.extendFailed(hop, ReplyStatus.NEXT_FAILED);
@@ -383,8 +273,8 @@ export class CircuitReactor {
   }
 
   private extendFailed(hop: CircuitHop, status: number): void {
-    const done = hop.attachments.get('extend-done') as ((r: Uint8Array | null, s: number) => void) | undefined;
-    hop.attachments.delete('extend-done');
+    const done = hop.extension;
+    hop.extension = null;
     if (hop.next) {
       this.byLink.get(hop.next.link)?.delete(hop.next.circId);
       hop.next = null;
@@ -394,9 +284,9 @@ export class CircuitReactor {
 
   private onCreated(hop: CircuitHop, cell: Cell): void {
     const reply = decodeCreatedBody(cell.body);
-    const done = hop.attachments.get('extend-done') as ((r: Uint8Array | null, s: number) => void) | undefined;
-    hop.attachments.delete('extend-done');
-    if (!done) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'CREATED without an extension in progress');
+    const done = hop.extension;
+    hop.extension = null;
+    if (!done) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'CREATED without an extension in progress');
     done(Uint8Array.from(reply), ReplyStatus.OK);
   }
 
@@ -406,11 +296,11 @@ export class CircuitReactor {
   }
 
   private onRelay(hop: CircuitHop, side: 'prev' | 'next', body: Uint8Array, early: boolean): void {
-    if (hop.state !== 'open' || !hop.crypto) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'RELAY cell on a circuit that is not open');
+    if (hop.state !== 'open' || !hop.crypto) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'RELAY cell on a circuit that is not open');
     hop.lastActivity = this.now();
     if (early) {
-      if (side !== 'prev') throw new AlliumError('ERR_RELAY_EARLY', 'RELAY_EARLY travelling backward');
-      if (++hop.earlyCount > MAX_RELAY_EARLY) throw new AlliumError('ERR_RELAY_EARLY', 'too many RELAY_EARLY cells on one circuit');
+      if (side !== 'prev') throw new ProtocolError('ERR_RELAY_EARLY', 'RELAY_EARLY travelling backward');
+      if (++hop.earlyCount > MAX_RELAY_EARLY) throw new ProtocolError('ERR_RELAY_EARLY', 'too many RELAY_EARLY cells on one circuit');
     }
     if (side === 'next') {
       hop.crypto.wrapBackward(body);
@@ -422,12 +312,12 @@ export class CircuitReactor {
       const other = hop.splicedWith;
       if (other) {
         // A rendezvous point: the cell is for the peer at the other end; it travels back along the other circuit.
-        if (other.state !== 'open' || !other.crypto) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'spliced circuit closed');
+        if (other.state !== 'open' || !other.crypto) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'spliced circuit closed');
         other.crypto.wrapBackward(body);
         this.send(other, other.prev, body);
         return;
       }
-      if (!hop.next || hop.attachments.has('extend-done')) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'forward cell at the last hop');
+      if (!hop.next || hop.extending) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'forward cell at the last hop');
       this.send(hop, hop.next, body, early ? CellCommand.RELAY_EARLY : CellCommand.RELAY);
       return;
     }
@@ -442,7 +332,7 @@ export class CircuitReactor {
       case RelayCommand.EXTEND:
       case RelayCommand.EXTENDED:
         // Withdrawn (specs/circuits.md §6): a circuit has the hops its onion named; no message adds one.
-        throw new AlliumError('ERR_RELAY_COMMAND', 'EXTEND and EXTENDED are withdrawn');
+        throw new ProtocolError('ERR_RELAY_COMMAND', 'EXTEND and EXTENDED are withdrawn');
       case RelayCommand.TRUNCATE:
         if (hop.next) this.trySend(hop.next.link, hop.next.circId, CellCommand.DESTROY, destroyBody(DestroyReason.REQUESTED));
         this.detachNext(hop);
@@ -450,7 +340,7 @@ export class CircuitReactor {
         return;
     }
     for (const h of this.handlers) if (h.deliver(hop, msg)) return;
-    throw new AlliumError('ERR_RELAY_COMMAND', `relay command ${msg.command} not accepted here`);
+    throw new ProtocolError('ERR_RELAY_COMMAND', `relay command ${msg.command} not accepted here`);
   }
 
   /** Sends a relay message from this hop back towards the client. */
@@ -513,7 +403,7 @@ export class CircuitReactor {
   }
 
   private onDestroy(hop: CircuitHop, side: 'prev' | 'next'): void {
-    if (side === 'next' && hop.attachments.has('extend-done')) {
+    if (side === 'next' && hop.extending) {
       this.extendFailed(hop, ReplyStatus.NEXT_FAILED);
       return;
     }
@@ -537,7 +427,7 @@ export class CircuitReactor {
     hop.crypto?.wipe();
     hop.pending?.wipe();
     hop.backlog = { prev: null, next: null };
-    hop.attachments.delete('extend-done');
+    hop.extension = null;
     for (const h of this.handlers) h.closed(hop);
     const other = hop.splicedWith;
     hop.splicedWith = null;
@@ -546,12 +436,7 @@ export class CircuitReactor {
       this.destroy(other, DestroyReason.FINISHED);
     }
     this.count--;
-    if (hop.admittedIn !== null) {
-      const n = (this.perBlock.get(hop.admittedIn) ?? 1) - 1;
-      if (n > 0) this.perBlock.set(hop.admittedIn, n);
-      else this.perBlock.delete(hop.admittedIn);
-      hop.admittedIn = null;
-    }
+    this.admission.release(hop);
     this.o.metrics.circuits.set(this.count);
   }
 
@@ -568,8 +453,7 @@ export class CircuitReactor {
       this.destroy(hop, DestroyReason.FINISHED);
     }
     for (const h of this.handlers) h.maintain?.(now);
-    this.createsPerBlock.client.sweep();
-    this.createsPerBlock.relay.sweep();
+    this.admission.sweep();
   }
 
   /** A link closed: tear down every circuit on it and tell the other side. */
@@ -578,7 +462,7 @@ export class CircuitReactor {
     if (!t) return;
     this.byLink.delete(link);
     for (const { hop, side } of [...t.values()]) {
-      if (side === 'next' && hop.attachments.has('extend-done')) {
+      if (side === 'next' && hop.extending) {
         hop.next = null;
         this.extendFailed(hop, ReplyStatus.NEXT_FAILED);
         continue;
@@ -589,7 +473,7 @@ export class CircuitReactor {
 
   /** Joins two circuits whose last hop is this relay (a rendezvous point). */
   splice(a: CircuitHop, b: CircuitHop): void {
-    if (a.splicedWith || b.splicedWith || a.next || b.next) throw new AlliumError('ERR_CELL_CIRCUIT_ID', 'circuit cannot be spliced');
+    if (a.splicedWith || b.splicedWith || a.next || b.next) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'circuit cannot be spliced');
     a.splicedWith = b;
     b.splicedWith = a;
   }

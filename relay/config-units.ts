@@ -87,7 +87,12 @@ export function zSize(o: { rate?: boolean; min?: number } = {}) {
       }
       return n;
     })
-    .pipe(z.number().int('must be a whole number of bytes').min(min, min === 0 ? 'must not be negative' : 'must be at least 1 byte'));
+    .pipe(
+      z
+        .number()
+        .int('must be a whole number of bytes')
+        .min(min, min === 0 ? 'must not be negative' : 'must be at least 1 byte'),
+    );
 }
 
 /** A schema for a duration: a whole number of milliseconds, or a string with a unit. */

@@ -19,7 +19,10 @@ const duration = zDuration();
 
 export const relayConfigSchema = z.strictObject({
   /** A short public name for the relay. */
-  nickname: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('unnamed'),
+  nickname: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/)
+    .default('unnamed'),
   /** How to reach the operator (public). */
   contact: z.string().max(256).default(''),
   /** host:port the WebSocket server listens on. */
@@ -27,7 +30,10 @@ export const relayConfigSchema = z.strictObject({
   /** URL path of the WebSocket endpoint. */
   path: z.string().startsWith('/').default('/allium'),
   /** The address published in the descriptor (or put in the bridge line); default ws(s)://<listen><path>. */
-  public_address: z.string().regex(/^wss?:\/\/\S+$/).optional(),
+  public_address: z
+    .string()
+    .regex(/^wss?:\/\/\S+$/)
+    .optional(),
   /** PEM certificate chain and private key files: listen with TLS (wss://) instead of plain WebSocket. */
   tls_cert: z.string().default(''),
   tls_key: z.string().default(''),
@@ -222,7 +228,9 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
     if (issue.code === 'unrecognized_keys') {
       const path = issue.path.map(String);
       const hint = unknownKeyHint(path, issue.keys[0]!, TOP_KEYS, TABLE_KEYS);
-      throw new ConfigError(`unknown configuration key "${[...path, issue.keys[0]!].join('.')}"${hint ? `: ${hint}` : ' (see the operator guide for valid keys)'}`);
+      throw new ConfigError(
+        `unknown configuration key "${[...path, issue.keys[0]!].join('.')}"${hint ? `: ${hint}` : ' (see the operator guide for valid keys)'}`,
+      );
     }
     throw new ConfigError(`configuration key "${key}": ${issue.message}`);
   }
@@ -236,16 +244,23 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   } catch (e) {
     throw new ConfigError(`exit_policy: ${(e as Error).message}`);
   }
-  if (cfg.timing.descriptor_lifetime < 5_000) throw new ConfigError('timing.descriptor_lifetime must be at least 5 seconds (5000 ms); other relays refuse shorter-lived descriptors');
-  if (cfg.timing.descriptor_lifetime > 24 * 3600_000) throw new ConfigError('timing.descriptor_lifetime must be at most 24 hours (86400000 ms); other relays refuse longer-lived descriptors');
-  if (cfg.timing.descriptor_renew >= cfg.timing.descriptor_lifetime) throw new ConfigError('timing.descriptor_renew must be shorter than timing.descriptor_lifetime');
+  if (cfg.timing.descriptor_lifetime < 5_000)
+    throw new ConfigError('timing.descriptor_lifetime must be at least 5 seconds (5000 ms); other relays refuse shorter-lived descriptors');
+  if (cfg.timing.descriptor_lifetime > 24 * 3600_000)
+    throw new ConfigError('timing.descriptor_lifetime must be at most 24 hours (86400000 ms); other relays refuse longer-lived descriptors');
+  if (cfg.timing.descriptor_renew >= cfg.timing.descriptor_lifetime)
+    throw new ConfigError('timing.descriptor_renew must be shorter than timing.descriptor_lifetime');
   if (cfg.timing.onion_key_overlap < cfg.timing.descriptor_lifetime) {
-    throw new ConfigError('timing.onion_key_overlap must be at least timing.descriptor_lifetime, or clients holding a valid descriptor could not build circuits');
+    throw new ConfigError(
+      'timing.onion_key_overlap must be at least timing.descriptor_lifetime, or clients holding a valid descriptor could not build circuits',
+    );
   }
   if (cfg.relay_links_reserved >= cfg.max_links) throw new ConfigError('relay_links_reserved must be less than max_links (clients need some links)');
   if (!cfg.tls_cert !== !cfg.tls_key) throw new ConfigError('tls_cert and tls_key: set both (TLS) or neither (plain WebSocket)');
   if (!cfg.sybil_admission && !cfg.allow_private_addresses) {
-    throw new ConfigError('sybil_admission: may be turned off only on a closed test network (with allow_private_addresses); on a public network it is what keeps made-up relays out of the directory');
+    throw new ConfigError(
+      'sybil_admission: may be turned off only on a closed test network (with allow_private_addresses); on a public network it is what keeps made-up relays out of the directory',
+    );
   }
   if (cfg.bridge && cfg.authority) throw new ConfigError('bridge: a directory authority must be public; it cannot be a bridge');
   const t = cfg.timing;
@@ -261,7 +276,8 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
     } catch {
       throw new ConfigError(`public_address: "${cfg.public_address}" is not a URL`);
     }
-    if (u.search || u.hash || !isLinkUrl(cfg.public_address)) throw new ConfigError('public_address: a ws:// or wss:// URL without user name, query or fragment (the link adds its own query)');
+    if (u.search || u.hash || !isLinkUrl(cfg.public_address))
+      throw new ConfigError('public_address: a ws:// or wss:// URL without user name, query or fragment (the link adds its own query)');
   }
   for (const s of cfg.exit_dns_servers) {
     const m = /^(?:\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([0-9.]+)(?::(\d{1,5}))?|([0-9a-fA-F:]+))$/.exec(s);

@@ -66,7 +66,11 @@ export class ConsensusCache {
   }
 
   /** A page of the diff from consensus `from` to consensus `to`, identities above `after`. */
-  diffPage(from: Uint8Array, to: Uint8Array, after: Uint8Array | null): { ok: boolean; ch: [Uint8Array, [Uint8Array, Uint8Array, number, number] | null][]; more: boolean } {
+  diffPage(
+    from: Uint8Array,
+    to: Uint8Array,
+    after: Uint8Array | null,
+  ): { ok: boolean; ch: [Uint8Array, [Uint8Array, Uint8Array, number, number] | null][]; more: boolean } {
     const a = this.byDigest(from);
     const b = this.byDigest(to);
     if (!a || !b || a.validAfter >= b.validAfter) return { ok: false, ch: [], more: false };

@@ -48,5 +48,6 @@ export function consensusStatus(c: Consensus | null, fingerprint: string): Recor
 /** `allium_consensus_relays{flag}`: the relays the consensus lists, in all and with each flag. */
 export function countConsensus(metrics: Pick<RelayMetrics, 'consensusRelays'>, c: Consensus): void {
   metrics.consensusRelays.set({ flag: 'all' }, c.count);
-  for (const [name, bit] of Object.entries(Flag)) metrics.consensusRelays.set({ flag: name.toLowerCase() }, c.entries.filter((e) => (e.flags & bit) !== 0).length);
+  for (const [name, bit] of Object.entries(Flag))
+    metrics.consensusRelays.set({ flag: name.toLowerCase() }, c.entries.filter((e) => (e.flags & bit) !== 0).length);
 }

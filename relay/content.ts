@@ -48,6 +48,8 @@ export class ContentService {
   private readonly maxStreamsPerCircuit: number;
   private readonly maxPendingStoreBytes: number;
   private pendingStore = 0;
+  /** FETCH requests answered: reads, and head-only checks (other relays' repair probes). For status and the simulator. */
+  readonly fetched = { reads: 0, heads: 0 };
 
   constructor(
     readonly store: BlockStore,
@@ -147,8 +149,7 @@ export class ContentService {
         else if (req.t === 'mailbox') {
           const r = this.store.putMailbox(req.k, item);
           status = r === 'stored' ? 'ok' : r;
-        }
-        else status = this.store.putRecord(req.k, item).result === 'stored' ? 'ok' : 'exists';
+        } else status = this.store.putRecord(req.k, item).result === 'stored' ? 'ok' : 'exists';
       } catch (e) {
         const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
         status = code === 'ERR_QUOTA' ? 'quota' : code === 'ERR_RECORD_STALE' ? 'stale' : 'invalid';
@@ -170,6 +171,8 @@ export class ContentService {
       this.metrics.fetches.inc({ result: 'invalid' });
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'invalid', n: 0 }));
     }
+    if (req.h) this.fetched.heads++;
+    else this.fetched.reads++;
     const item =
       req.t === 'block'
         ? this.store.getBlock(req.k, req.h ? 'check' : 'fetch')

@@ -21,9 +21,10 @@ import { connect, isIP, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { policyAllows, type ExitPolicy } from '../protocol/exit-policy.js';
 import { isAlliumError } from '../protocol/errors.js';
-import { decodeBegin, EndReason } from '../protocol/stream-messages.js';
+import { decodeBegin, EndReason, endReasonOf } from '../protocol/stream-messages.js';
 import type { StreamMux, MuxStream } from '../net/stream-mux.js';
 import { pipeSocket } from '../net/pipe-socket.js';
+import { within } from '../net/abort.js';
 import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
 import { addressKeys } from '../protocol/address-block.js';
@@ -50,8 +51,20 @@ export const PRIVATE_REJECT_LINES = [
   'reject [::]/128:*',
 ];
 
+/**
+ * Where an exit's streams go: name lookups and TCP connections. The default is the system's (c-ares lookups with the
+ * deadlines below, node:net sockets); the simulator's reaches no destination.
+ */
+export interface ExitNetwork {
+  resolve4(name: string): Promise<string[]>;
+  resolve6(name: string): Promise<string[]>;
+  connect(target: { host: string; port: number }): Socket;
+}
+
 export interface ExitOptions {
   policy: ExitPolicy;
+  /** Lookups and connections (default: the system's; `dnsServers` and `resolveTimeoutMs` apply to that only). */
+  network?: ExitNetwork;
   metrics: RelayMetrics;
   log: Logger;
   /** TCP connect deadline (default 10 s). */
@@ -94,15 +107,14 @@ export class ExitService implements LastHopService {
   private readonly streamsByBlock = new Map<string, number>();
   private readonly sockets = new Map<Socket, Connection>();
   private readonly byCircuit = new Map<CircuitHop, Set<Connection>>();
-  private readonly resolver: dns.Resolver;
+  private readonly network: ExitNetwork;
   private readonly resolveTimeoutMs: number;
   private readonly now: () => number;
 
   constructor(private readonly o: ExitOptions) {
     this.now = o.now ?? Date.now;
     this.resolveTimeoutMs = o.resolveTimeoutMs ?? 5000;
-    this.resolver = new dns.Resolver({ timeout: Math.max(50, Math.floor(this.resolveTimeoutMs / 3)), tries: 2 });
-    if (o.dnsServers?.length) this.resolver.setServers([...o.dnsServers]);
+    this.network = o.network ?? systemExitNetwork(this.resolveTimeoutMs, o.dnsServers ?? []);
   }
 
   get openConnections(): number {
@@ -129,7 +141,7 @@ export class ExitService implements LastHopService {
     this.pending++;
     this.pendingByCircuit.set(hop, (this.pendingByCircuit.get(hop) ?? 0) + 1);
     this.gauges();
-    const queries = Promise.allSettled([this.resolver.resolve4(name), this.resolver.resolve6(name)]).then(([a, aaaa]) => {
+    const queries = Promise.allSettled([this.network.resolve4(name), this.network.resolve6(name)]).then(([a, aaaa]) => {
       this.pending--;
       const n = (this.pendingByCircuit.get(hop) ?? 1) - 1;
       if (n > 0) this.pendingByCircuit.set(hop, n);
@@ -140,11 +152,7 @@ export class ExitService implements LastHopService {
       return address;
     });
     queries.catch(() => undefined); // a lookup that outlived its deadline ends unobserved
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('lookup deadline')), this.resolveTimeoutMs);
-    });
-    return Promise.race([queries, deadline]).finally(() => clearTimeout(timer));
+    return within(queries, { timeoutMs: this.resolveTimeoutMs, timeoutMessage: 'lookup deadline' });
   }
 
   /** Handles a BEGIN (the StreamOpener for RelayCommand.BEGIN). */
@@ -191,7 +199,7 @@ export class ExitService implements LastHopService {
       target = decodeBegin(data);
     } catch (e) {
       this.o.metrics.errors.inc({ code: isAlliumError(e) ? e.code : 'ERR_SCHEMA' });
-      return mux.reset(s, EndReason.MISC);
+      return mux.reset(s, isAlliumError(e) ? endReasonOf(e) : EndReason.MISC);
     }
     const release = this.takePlace(hop);
     if (!release) return mux.reset(s, EndReason.RESOURCE_LIMIT);
@@ -242,7 +250,7 @@ export class ExitService implements LastHopService {
     }
     this.connections++;
     this.gauges();
-    const socket = connect({ host: address, port: target.p });
+    const socket = this.network.connect({ host: address, port: target.p });
     const conn: Connection = { socket, stream: s, mux, connected: false, lastData: this.now() };
     this.sockets.set(socket, conn);
     let mine = this.byCircuit.get(hop);
@@ -307,6 +315,13 @@ export class ExitService implements LastHopService {
   closeAll(): void {
     for (const s of this.sockets.keys()) s.destroy();
   }
+}
+
+/** The system's lookups (c-ares, a third of the deadline per try, two tries) and TCP connections. */
+function systemExitNetwork(resolveTimeoutMs: number, dnsServers: readonly string[]): ExitNetwork {
+  const resolver = new dns.Resolver({ timeout: Math.max(50, Math.floor(resolveTimeoutMs / 3)), tries: 2 });
+  if (dnsServers.length) resolver.setServers([...dnsServers]);
+  return { resolve4: (name) => resolver.resolve4(name), resolve6: (name) => resolver.resolve6(name), connect: (target) => connect(target) };
 }
 
 export function endReasonFor(code: string | undefined): EndReason {

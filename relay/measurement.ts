@@ -37,7 +37,7 @@ export class EchoService implements CircuitEndpointHandler {
     if (msg.command !== RelayCommand.ECHO) return false;
     const peer = hop.prev.link.peer?.identity;
     if (!hop.isLast || !peer || !this.measurers().has(fingerprintOf(peer))) {
-      throw new ProtocolError('ERR_RELAY_COMMAND', 'ECHO from a circuit that is not a measurer\'s');
+      throw new ProtocolError('ERR_RELAY_COMMAND', "ECHO from a circuit that is not a measurer's");
     }
     this.reactor.sendBackward(hop, { command: RelayCommand.ECHO, streamId: 0, data: msg.data });
     return true;

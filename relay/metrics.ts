@@ -102,28 +102,70 @@ export class RelayMetrics {
   constructor(labels: Record<string, string> = {}, o: { processMetrics?: boolean } = {}) {
     this.registry.setDefaultLabels(labels);
     const r = [this.registry];
-    this.buildInfo = new client.Gauge({ name: 'allium_build_info', help: 'Always 1; the labels say which Allium and which Node run', labelNames: ['version', 'node'], registers: r });
+    this.buildInfo = new client.Gauge({
+      name: 'allium_build_info',
+      help: 'Always 1; the labels say which Allium and which Node run',
+      labelNames: ['version', 'node'],
+      registers: r,
+    });
     this.buildInfo.set({ version: ALLIUM_VERSION, node: process.versions.node }, 1);
     this.links = new client.Gauge({ name: 'allium_links', help: 'Open links by peer kind', labelNames: ['kind'], registers: r });
     this.circuits = new client.Gauge({ name: 'allium_circuits', help: 'Open circuits through this relay', registers: r });
     this.cellsIn = new client.Counter({ name: 'allium_cells_in_total', help: 'Cells received (not counting padding)', registers: r });
     this.cellsOut = new client.Counter({ name: 'allium_cells_out_total', help: 'Cells sent (not counting padding)', registers: r });
-    this.linkBytes = new client.Counter({ name: 'allium_link_bytes_total', help: 'Link bytes (frames on the wire), by direction', labelNames: ['direction'], registers: r });
+    this.linkBytes = new client.Counter({
+      name: 'allium_link_bytes_total',
+      help: 'Link bytes (frames on the wire), by direction',
+      labelNames: ['direction'],
+      registers: r,
+    });
     this.bytesIn = this.linkBytes.labels({ direction: 'in' });
     this.bytesOut = this.linkBytes.labels({ direction: 'out' });
-    this.drops = new client.Counter({ name: 'allium_drops_total', help: 'Links, circuits, streams or messages refused or lost, by reason', labelNames: ['reason'], registers: r });
-    this.rateLimitPauses = new client.Counter({ name: 'allium_rate_limit_pauses_total', help: "Times a link's reads were paused by bandwidth_rate or cells_per_second_per_link", registers: r });
-    this.fetches = new client.Counter({ name: 'allium_fetches_total', help: 'Content FETCH requests answered, by result: found, missing, invalid', labelNames: ['result'], registers: r });
+    this.drops = new client.Counter({
+      name: 'allium_drops_total',
+      help: 'Links, circuits, streams or messages refused or lost, by reason',
+      labelNames: ['reason'],
+      registers: r,
+    });
+    this.rateLimitPauses = new client.Counter({
+      name: 'allium_rate_limit_pauses_total',
+      help: "Times a link's reads were paused by bandwidth_rate or cells_per_second_per_link",
+      registers: r,
+    });
+    this.fetches = new client.Counter({
+      name: 'allium_fetches_total',
+      help: 'Content FETCH requests answered, by result: found, missing, invalid',
+      labelNames: ['result'],
+      registers: r,
+    });
     this.errors = new client.Counter({ name: 'allium_errors_total', help: 'Protocol and peer errors, by error code', labelNames: ['code'], registers: r });
     this.handshakes = new client.Counter({ name: 'allium_handshakes_total', help: 'Link handshakes by result', labelNames: ['result'], registers: r });
     this.directorySize = new client.Gauge({ name: 'allium_directory_relays', help: 'Relays in this relay directory view', registers: r });
-    this.consensusRelays = new client.Gauge({ name: 'allium_consensus_relays', help: 'Relays the consensus held lists, in all (flag="all") and with each flag', labelNames: ['flag'], registers: r });
-    this.storeOpen = new client.Gauge({ name: 'allium_store_open', help: '1 while the content store takes new items and the descriptor lists store; 0 when full', registers: r });
+    this.consensusRelays = new client.Gauge({
+      name: 'allium_consensus_relays',
+      help: 'Relays the consensus held lists, in all (flag="all") and with each flag',
+      labelNames: ['flag'],
+      registers: r,
+    });
+    this.storeOpen = new client.Gauge({
+      name: 'allium_store_open',
+      help: '1 while the content store takes new items and the descriptor lists store; 0 when full',
+      registers: r,
+    });
     this.storeOpen.set(1);
     this.storeBytes = new client.Gauge({ name: 'allium_store_bytes', help: 'Bytes of content blocks stored', registers: r });
     this.storeBlocks = new client.Gauge({ name: 'allium_store_blocks', help: 'Content blocks stored', registers: r });
-    this.storeQuota = new client.Gauge({ name: 'allium_store_quota_bytes', help: 'storage_quota: bytes the content store may hold (0: no store)', registers: r });
-    this.gossipBytes = new client.Counter({ name: 'allium_gossip_bytes_total', help: 'Directory gossip payload bytes', labelNames: ['direction'], registers: r });
+    this.storeQuota = new client.Gauge({
+      name: 'allium_store_quota_bytes',
+      help: 'storage_quota: bytes the content store may hold (0: no store)',
+      registers: r,
+    });
+    this.gossipBytes = new client.Counter({
+      name: 'allium_gossip_bytes_total',
+      help: 'Directory gossip payload bytes',
+      labelNames: ['direction'],
+      registers: r,
+    });
     this.gossipDescriptors = new client.Counter({
       name: 'allium_gossip_descriptors_total',
       help: 'Descriptors received whole in relay gossip, by result: new (added), known (already held), refused',
@@ -137,9 +179,21 @@ export class RelayMetrics {
       registers: r,
     });
     this.replicated = new client.Counter({ name: 'allium_replicated_total', help: 'Content items copied to another holder by re-replication', registers: r });
-    this.departures = new client.Counter({ name: 'allium_holder_departures_total', help: 'Holders left out of placement after staying unreachable for the departure grace', registers: r });
-    this.linkBufferedBytes = new client.Gauge({ name: 'allium_link_buffered_bytes', help: 'Bytes held by all links (cells and socket queued to send, CONTROL messages being reassembled), at the last memory check', registers: r });
-    this.linkBufferedBytesMax = new client.Gauge({ name: 'allium_link_buffered_bytes_max', help: 'Bytes held by the fullest link, at the last memory check', registers: r });
+    this.departures = new client.Counter({
+      name: 'allium_holder_departures_total',
+      help: 'Holders left out of placement after staying unreachable for the departure grace',
+      registers: r,
+    });
+    this.linkBufferedBytes = new client.Gauge({
+      name: 'allium_link_buffered_bytes',
+      help: 'Bytes held by all links (cells and socket queued to send, CONTROL messages being reassembled), at the last memory check',
+      registers: r,
+    });
+    this.linkBufferedBytesMax = new client.Gauge({
+      name: 'allium_link_buffered_bytes_max',
+      help: 'Bytes held by the fullest link, at the last memory check',
+      registers: r,
+    });
     this.streamBufferedBytes = new client.Gauge({
       name: 'allium_stream_buffered_bytes',
       help: 'Bytes held for streams at their last hop (queues towards clients, exit socket buffers), at the last memory check',
@@ -147,7 +201,12 @@ export class RelayMetrics {
     });
     this.exitConnections = new client.Gauge({ name: 'allium_exit_connections', help: 'TCP connections the exit holds open or is connecting', registers: r });
     this.exitPendingResolves = new client.Gauge({ name: 'allium_exit_pending_resolves', help: 'DNS lookups the exit has outstanding', registers: r });
-    this.circuitsBuilt = new client.Counter({ name: 'allium_circuits_created_total', help: 'Circuit hops created at this relay, by position', labelNames: ['role'], registers: r });
+    this.circuitsBuilt = new client.Counter({
+      name: 'allium_circuits_created_total',
+      help: 'Circuit hops created at this relay, by position',
+      labelNames: ['role'],
+      registers: r,
+    });
 
     // Known label values start at 0.
     for (const kind of ['relay', 'client']) this.links.set({ kind }, 0);

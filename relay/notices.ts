@@ -57,9 +57,13 @@ export function configWarnings(cfg: RelayConfig, ownFingerprint: string): string
   if (!cfg.public_address) {
     const { host } = parseHostPort(cfg.listen, 'listen');
     if (WILDCARDS.has(host)) {
-      out.push(`listen is the wildcard address ${cfg.listen} and public_address is not set: the relay publishes that address, which no one else can dial; set public_address to the address others reach it at`);
+      out.push(
+        `listen is the wildcard address ${cfg.listen} and public_address is not set: the relay publishes that address, which no one else can dial; set public_address to the address others reach it at`,
+      );
     } else if (isLoopback(host) && others.some((b) => !isLoopback(new URL(b.url).hostname.replace(/^\[|\]$/g, '')))) {
-      out.push(`listen is the loopback address ${cfg.listen} and public_address is not set, but the bootstrap relays are elsewhere: the relay publishes a loopback address, which no other machine can dial; set listen and public_address`);
+      out.push(
+        `listen is the loopback address ${cfg.listen} and public_address is not set, but the bootstrap relays are elsewhere: the relay publishes a loopback address, which no other machine can dial; set listen and public_address`,
+      );
     }
   }
   return out;
@@ -128,7 +132,11 @@ export class RelayNotices {
     void this.selfTest();
     this.timer = setInterval(() => this.tick(), Math.min(cfg.timing.maintenance_interval, 5000));
     this.timer.unref?.();
-    this.heartbeat = startHeartbeat({ status: () => this.relay.status() as Promise<HeartbeatStatus>, log: this.log, intervalMs: cfg.timing.heartbeat_interval });
+    this.heartbeat = startHeartbeat({
+      status: () => this.relay.status() as Promise<HeartbeatStatus>,
+      log: this.log,
+      intervalMs: cfg.timing.heartbeat_interval,
+    });
   }
 
   stop(): void {

@@ -21,6 +21,12 @@
  * A bridge (specs/directory.md §9) runs the overlay without gossip: it dials relays as a client (so they cannot
  * tell it from one), learns the directory by fetching pages (`dir-get`) over those links every gossip interval,
  * floods nothing, and answers its own clients' `bridge-get` with its bridge descriptor.
+ *
+ * Why this file is above ~400 lines: announce-and-pull, anti-entropy, the dial table and the bridge's page fetching
+ * all read and clean the same per-neighbour tables (pulls asked of each neighbour and of each address block, the
+ * inbound count per block, what each neighbour is known to hold), and every bound on them must be released in one
+ * place when a neighbour goes (`neighbourGone`). Cut into files, those invariants would span modules that reach into
+ * each other's maps; the codecs and the pure directory math already live in protocol/.
  */
 import type { Logger } from 'pino';
 import type { IdentityKey } from '../crypto/keys.js';
@@ -716,7 +722,8 @@ export class Overlay {
       if (!fromRelay) return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'gossip from a client link'));
       // A relay link that is not a neighbour (beyond MAX_INBOUND_NEIGHBOURS_PER_BLOCK) is served as a client is — its
       // digests and wants are answered, so it can still learn the directory — but nothing it offers is taken.
-      if (!this.isNeighbourLink(link) && m.t !== 'gossip-digest' && m.t !== 'gossip-want') return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
+      if (!this.isNeighbourLink(link) && m.t !== 'gossip-digest' && m.t !== 'gossip-want')
+        return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
       this.o.metrics.gossipBytes.inc({ direction: 'in' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
     }
     switch (m.t) {

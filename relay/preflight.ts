@@ -33,7 +33,12 @@ export function checkDataDir(dir: string, setting = 'data_dir', files: readonly 
     try {
       accessSync(abs, constants.W_OK | constants.X_OK);
     } catch (e) {
-      throw denied(setting, dir, `${errnoText((e as NodeJS.ErrnoException).code)} (this process, uid ${process.getuid?.() ?? '?'}, must be able to write there)`, (e as NodeJS.ErrnoException).code);
+      throw denied(
+        setting,
+        dir,
+        `${errnoText((e as NodeJS.ErrnoException).code)} (this process, uid ${process.getuid?.() ?? '?'}, must be able to write there)`,
+        (e as NodeJS.ErrnoException).code,
+      );
     }
     if (typeof process.getuid === 'function' && st.uid !== process.getuid() && (st.mode & 0o777) !== 0o700 && process.getuid() !== 0) {
       throw denied(setting, dir, 'owned by another user, so its mode cannot be made 0700: use a directory of your own', 'EPERM');

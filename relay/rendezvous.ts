@@ -24,6 +24,11 @@
  * INTRODUCE1 is rate limited per intro key (a token bucket, as Tor's introduction-point DoS defence): past the burst,
  * introductions are answered `busy` and not passed on, so whoever knows an endpoint's address cannot make its
  * introduction circuit carry more than INTRODUCE1_RATE introductions a second.
+ *
+ * Why this file is at ~400 lines: introduction and rendezvous registrations share one bounded table discipline —
+ * per relay, per peer, per address block, fair shares for relay links, expiry in order, cleanup when the circuit
+ * goes — and a circuit may hold one registration of either kind; keeping both in one module keeps those bounds in
+ * one place.
  */
 import { crypto } from '../crypto/index.js';
 import { addressBlock } from '../protocol/address-block.js';
@@ -54,8 +59,7 @@ export const INTRO_REGISTRATION_LIFETIME_MS = 24 * 3600_000;
 
 const COMMANDS = new Set<number>([RelayCommand.ESTABLISH_INTRO, RelayCommand.INTRODUCE1, RelayCommand.ESTABLISH_RENDEZVOUS, RelayCommand.RENDEZVOUS1]);
 
-/** The attachment a circuit's one registration is kept under; once it is gone, SPENT stays (one per circuit life). */
-const REGISTRATION = 'rv-registration';
+/** What a circuit's slot holds once its one registration is gone: it can make no other (one per circuit life). */
 const SPENT = 'spent';
 
 /** The limits of specs/rendezvous.md §3.2, each with its default. */
@@ -173,6 +177,8 @@ class Counts {
 }
 
 export class RendezvousService implements CircuitEndpointHandler {
+  /** Each circuit's registration, or SPENT once it had one (the typed slot of this handler on the circuit). */
+  private readonly registrations = new WeakMap<CircuitHop, Registration | typeof SPENT>();
   private readonly intros = new Map<string, Registration>();
   private readonly cookies = new Map<string, Registration>();
   private readonly introCounts: Counts;
@@ -241,7 +247,7 @@ export class RendezvousService implements CircuitEndpointHandler {
    * (§3.2): the caller's throw destroys it.
    */
   private requireUnregistered(hop: CircuitHop, what: string): void {
-    if (hop.attachments.has(REGISTRATION)) {
+    if (this.registrations.has(hop)) {
       this.metrics.drops.inc({ reason: 'rendezvous_second_registration' });
       throw new ProtocolError('ERR_RELAY_COMMAND', `${what} on a circuit that holds or held an intro key or a cookie`);
     }
@@ -273,7 +279,7 @@ export class RendezvousService implements CircuitEndpointHandler {
   private register(table: Map<string, Registration>, counts: Counts, r: Registration): void {
     table.set(r.key, r);
     counts.add(r);
-    r.hop.attachments.set(REGISTRATION, r);
+    this.registrations.set(r.hop, r);
   }
 
   /** Removes a registration; its circuit keeps SPENT, so it can make no other. */
@@ -282,7 +288,7 @@ export class RendezvousService implements CircuitEndpointHandler {
     if (table.get(r.key) !== r) return;
     table.delete(r.key);
     (r.kind === 'intro' ? this.introCounts : this.cookieCounts).remove(r);
-    if (r.hop.attachments.get(REGISTRATION) === r) r.hop.attachments.set(REGISTRATION, SPENT);
+    if (this.registrations.get(r.hop) === r) this.registrations.set(r.hop, SPENT);
   }
 
   /** Removes a registration that lapsed, and destroys its circuit if still open (its endpoint then registers anew). */
@@ -395,12 +401,12 @@ export class RendezvousService implements CircuitEndpointHandler {
   }
 
   closed(hop: CircuitHop): void {
-    const r = hop.attachments.get(REGISTRATION);
-    if (r && r !== SPENT) this.unregister(r as Registration);
+    const r = this.registrations.get(hop);
+    if (r && r !== SPENT) this.unregister(r);
   }
 
   /** A circuit holding an intro key or a cookie is not idle, however long it is silent (specs/circuits.md §7.3). */
   holds(hop: CircuitHop): boolean {
-    return hop.attachments.has(REGISTRATION);
+    return this.registrations.has(hop);
   }
 }

@@ -85,7 +85,11 @@ export class ReplayJournals {
     } else if (existsSync(boot)) {
       const last = readFileSync(boot, 'utf8').trim();
       if (this.bootId !== null && last === this.bootId) complete = true;
-      else reason = this.bootId === null ? 'the last stop was not clean, and this platform has no boot id to show the writes survived' : 'the machine restarted since the last clean stop: the last writes may be lost';
+      else
+        reason =
+          this.bootId === null
+            ? 'the last stop was not clean, and this platform has no boot id to show the writes survived'
+            : 'the machine restarted since the last clean stop: the last writes may be lost';
     }
     writeFileAtomic(boot, `${this.bootId ?? 'unknown'}\n`);
     if (existsSync(clean)) {
@@ -189,7 +193,10 @@ export class ReplayJournals {
   /** Records an accepted msg1. Throws ERR_INTERNAL when it cannot (the handshake must then be refused). */
   appendLink(tag: Uint8Array, expires: number): void {
     if (this.linkFd === null) throw new AlliumError('ERR_INTERNAL', 'no link replay journal');
-    const rec = new ByteWriter(LINK_RECORD).bytes(tag).u64(BigInt(Math.floor(expires))).done();
+    const rec = new ByteWriter(LINK_RECORD)
+      .bytes(tag)
+      .u64(BigInt(Math.floor(expires)))
+      .done();
     try {
       writeSync(this.linkFd, rec);
     } catch (e) {

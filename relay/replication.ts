@@ -309,7 +309,10 @@ export class Replicator {
  * and closed — once their relay leaves the directory), and a probe that finds or opens a relay link. `linkTo` is the
  * overlay's; circuits are registered in `table`.
  */
-export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<Link>, table: CircuitTable): Pick<ReplicatorOptions, 'circuitTo' | 'probe' | 'prune'> {
+export function replicationTransport(
+  linkTo: (identity: Uint8Array) => Promise<Link>,
+  table: CircuitTable,
+): Pick<ReplicatorOptions, 'circuitTo' | 'probe' | 'prune'> {
   const circuits = new Map<string, Promise<ClientCircuit>>();
   const circuitTo = (d: Descriptor): Promise<ClientCircuit> => {
     const have = circuits.get(d.fingerprint);
@@ -332,11 +335,17 @@ export function replicationTransport(linkTo: (identity: Uint8Array) => Promise<L
     for (const [fp, p] of circuits) {
       if (live.has(fp)) {
         // A circuit that closed since is dropped too (circuitTo would replace it on its next use anyway).
-        p.then((c) => c.state !== 'open' && circuits.get(fp) === p && circuits.delete(fp), () => undefined);
+        p.then(
+          (c) => c.state !== 'open' && circuits.get(fp) === p && circuits.delete(fp),
+          () => undefined,
+        );
         continue;
       }
       circuits.delete(fp);
-      p.then((c) => c.close(), () => undefined);
+      p.then(
+        (c) => c.close(),
+        () => undefined,
+      );
     }
   };
   const probe = (d: Descriptor): Promise<boolean> =>

@@ -35,7 +35,9 @@ export function sqliteUnavailable(): string | null {
 export function loadSqlite(): SqliteConstructor {
   const why = sqliteUnavailable();
   if (why !== null || !loaded) {
-    throw new ConfigError(`storage_quota: the content store needs the better-sqlite3 package, which ${why}: run "${SQLITE_INSTALL}" where allium is installed, or set storage_quota = 0 (no content store)`);
+    throw new ConfigError(
+      `storage_quota: the content store needs the better-sqlite3 package, which ${why}: run "${SQLITE_INSTALL}" where allium is installed, or set storage_quota = 0 (no content store)`,
+    );
   }
   return loaded;
 }

@@ -7,7 +7,7 @@
  * the client has not moved for STREAM_STALL_TIMEOUT_MS (the client withholds SENDMEs, or does not read) is ended
  * with TIMEOUT by `maintain()`. `buffers()` reports what each circuit holds, for the out-of-memory handler.
  */
-import { DestroyReason } from '../protocol/cell.js';
+import { destroyReasonOf } from '../protocol/cell.js';
 import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { EndReason } from '../protocol/stream-messages.js';
 import { StreamMux, type MuxStream } from '../net/stream-mux.js';
@@ -73,6 +73,11 @@ export class StreamsHandler implements CircuitEndpointHandler {
     this.services.push(service);
   }
 
+  /** The stream multiplexer of `hop`, if a stream message reached it (tests, status). */
+  muxOf(hop: CircuitHop): StreamMux | undefined {
+    return this.muxes.get(hop);
+  }
+
   muxFor(hop: CircuitHop): StreamMux {
     let mux = this.muxes.get(hop);
     if (mux) return mux;
@@ -94,9 +99,8 @@ export class StreamsHandler implements CircuitEndpointHandler {
     });
     m.on('mux:error', (err) => {
       this.metrics.errors.inc({ code: err.code });
-      reactor.destroy(hop, DestroyReason.PROTOCOL);
+      reactor.destroy(hop, destroyReasonOf(err));
     });
-    hop.attachments.set('mux', m);
     this.muxes.set(hop, m);
     mux = m;
     return mux;
@@ -155,6 +159,5 @@ export class StreamsHandler implements CircuitEndpointHandler {
   closed(hop: CircuitHop): void {
     this.muxes.get(hop)?.closeAll(EndReason.DESTROYED);
     this.muxes.delete(hop);
-    hop.attachments.delete('mux');
   }
 }

@@ -6,9 +6,9 @@
  * - crypto/binding-native.ts (sodium-native, loaded on demand by crypto/index.ts) is replaced by a module whose
  *   loader finds nothing, so `initCrypto()` takes libsodium-wrappers-sumo (WebAssembly), as it would in Node
  *   without sodium-native;
- * - `node:net`, which client/messaging.ts uses only to reach the local TCP service behind a hidden service, is
- *   replaced by a module whose sockets fail at once with AlliumError ERR_CONFIG (not available in browsers), so a
- *   connection to a hidden service configured in a page is refused like one to a service that is down;
+ * - nothing the entry imports uses `node:net`: hidden TCP services reach their local service through a connector the
+ *   Node entry injects (client/messaging/tcp-connector.ts); in a page without one, a stream to a hidden service is
+ *   refused like one to a service that is down (test/architecture/imports.test.ts keeps node:* out of this graph);
  * - libsodium's own `require("crypto")`, its fallback where WebCrypto is missing, gets an empty module;
  * - zod's error messages in 40-odd languages (`z.locales`, which Allium never uses; a quarter of the bundle) are cut
  *   down to English, the one zod configures by default;
@@ -33,26 +33,6 @@ const STUBS: Record<string, { contents: string; resolveDir: string }> = {
     resolveDir: join(ROOT, 'crypto'),
     contents: '/** sodium-native does not exist in browsers. */\nexport function loadNativeBinding() { return null; }\n',
   },
-  'net-unavailable': {
-    resolveDir: join(ROOT, 'client'),
-    contents: `import { AlliumError } from '../errors/index.ts';
-const unavailable = (what: string) => new AlliumError('ERR_CONFIG', \`\${what}: hidden TCP services are not available in browsers (they need Node)\`);
-/** A socket that never connects: it reports the error on its 'error' event, as a refused connection does. */
-export function connect() {
-  const onError: ((e: unknown) => void)[] = [];
-  const socket = {
-    destroyed: true,
-    on(event: string, fn: (e: unknown) => void) { if (event === 'error') onError.push(fn); return socket; },
-    once(event: string, fn: (e: unknown) => void) { return socket.on(event, fn); },
-    destroy() { return socket; },
-  };
-  setTimeout(() => { for (const fn of onError) fn(unavailable('connect')); }, 0);
-  return socket;
-}
-export const createConnection = connect;
-export function createServer(): never { throw unavailable('createServer'); }
-`,
-  },
   'empty-crypto': { resolveDir: ROOT, contents: 'export default {};\n' },
   // resolveDir: zod's own locales folder, taken from the importer
   'zod-locales': { resolveDir: '', contents: "export { default as en } from './en.js';\n" },
@@ -64,7 +44,6 @@ const browserStubs: Plugin = {
     b.onResolve({ filter: /^\.\/binding-native\.js$/ }, (args) =>
       resolve(args.resolveDir) === join(ROOT, 'crypto') ? { path: 'native-binding', namespace: STUB } : undefined,
     );
-    b.onResolve({ filter: /^node:net$/ }, () => ({ path: 'net-unavailable', namespace: STUB }));
     b.onResolve({ filter: /^crypto$/ }, (args) =>
       /[\\/]node_modules[\\/]libsodium-sumo[\\/]/.test(args.importer) ? { path: 'empty-crypto', namespace: STUB } : undefined,
     );
@@ -108,7 +87,8 @@ export async function buildBrowserBundle(outdir = BROWSER_OUTDIR): Promise<Brows
     absWorkingDir: ROOT,
     plugins: [browserStubs],
   });
-  const out = result.metafile.outputs[join('dist', 'browser', 'allium.js')] ?? Object.entries(result.metafile.outputs).find(([k]) => k.endsWith('allium.js'))?.[1];
+  const out =
+    result.metafile.outputs[join('dist', 'browser', 'allium.js')] ?? Object.entries(result.metafile.outputs).find(([k]) => k.endsWith('allium.js'))?.[1];
   return { file: outfile, bytes: out?.bytes ?? 0, metafile: result.metafile };
 }
 

@@ -209,7 +209,14 @@ export interface Population {
 }
 
 /** Honest relays plus the adversary's, as the client's directory holds them. */
-export function population(kind: AdversaryKind, f: number, honest: readonly RelaySpec[], honestRaws: readonly Uint8Array[], seed: string, port: number): Population {
+export function population(
+  kind: AdversaryKind,
+  f: number,
+  honest: readonly RelaySpec[],
+  honestRaws: readonly Uint8Array[],
+  seed: string,
+  port: number,
+): Population {
   const adv = adversarySpecs(kind, f, honest, seed);
   const prefix = `a${ADVERSARY_KINDS.indexOf(kind)}-${Math.round(f * 1000)}-`;
   const advRaws = signSpecs(adv, seed, prefix);

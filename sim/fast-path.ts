@@ -105,7 +105,15 @@ export class FastPaths {
       const pick = this.all.pick(random, taken);
       if (!pick) break;
       const lifetime = (GUARD_LIFETIME_MIN_DAYS + Math.floor(random() * GUARD_LIFETIME_SPREAD_DAYS)) * DAY;
-      records.push({ fingerprint: pick.fingerprint, addedAt: now, expiresAt: now + lifetime, confirmedAt: null, unlistedSince: null, failedAt: null, disabledAt: null });
+      records.push({
+        fingerprint: pick.fingerprint,
+        addedAt: now,
+        expiresAt: now + lifetime,
+        confirmedAt: null,
+        unlistedSince: null,
+        failedAt: null,
+        disabledAt: null,
+      });
     }
     return records;
   }

@@ -72,7 +72,7 @@ export class Kademlia {
         }
       }
       // Below the depth where only this node remains, every sibling subtree is empty.
-      const own = this.lowerBound(x >> shift << shift);
+      const own = this.lowerBound((x >> shift) << shift);
       const ownEnd = this.lowerBound(((x >> shift) + 1n) << shift);
       if (ownEnd - own <= 1) break;
     }

@@ -144,7 +144,7 @@ export class SimNetwork {
 
   /** A socket factory for code running on `from` (a relay dialing others, or a client). */
   socketFactory(from: Host): SocketFactory {
-    return (url, signal) => {
+    return (url, { signal } = {}) => {
       if (signal?.aborted) return Promise.reject(new AbortedError());
       const to = this.hostAt(url);
       if (!to || !to.alive || !from.alive || !to.acceptSocket) return this.failDial(from, to, signal);

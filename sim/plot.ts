@@ -177,7 +177,9 @@ export function lineChart(c: LineChart): string {
       if (c.markers ?? ok.length <= 30) for (const [x, y] of ok) body.push(`<circle cx="${num(sx(x))}" cy="${num(sy(y))}" r="3" fill="${color}"/>`);
     }
     const ly = m.top + 8 + i * 18;
-    body.push(`<line x1="${plotR + 14}" y1="${ly}" x2="${plotR + 38}" y2="${ly}" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6,4"' : ''}/>`);
+    body.push(
+      `<line x1="${plotR + 14}" y1="${ly}" x2="${plotR + 38}" y2="${ly}" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6,4"' : ''}/>`,
+    );
     body.push(`<text x="${plotR + 44}" y="${ly}" dy="4" font-size="11" ${FONT} fill="#222">${esc(s.name)}</text>`);
   });
   return frame(width, height, c.title, body);
@@ -216,7 +218,9 @@ export function barChart(c: BarChart): string {
       const v = g.values[i] ?? 0;
       if (!Number.isFinite(v) || (c.logY && v <= 0)) return;
       const top = sy(v);
-      body.push(`<rect x="${num(x + j * barW)}" y="${num(top)}" width="${num(barW * 0.92)}" height="${num(plotB - top)}" fill="${COLORS[j % COLORS.length]}"/>`);
+      body.push(
+        `<rect x="${num(x + j * barW)}" y="${num(top)}" width="${num(barW * 0.92)}" height="${num(plotB - top)}" fill="${COLORS[j % COLORS.length]}"/>`,
+      );
     });
     body.push(`<text x="${num(m.left + (i + 0.5) * slot)}" y="${plotB + 16}" text-anchor="middle" font-size="11" ${FONT} fill="#444">${esc(cat)}</text>`);
   });

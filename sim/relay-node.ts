@@ -1,46 +1,42 @@
 /**
- * Relays inside the simulator. Both kinds run the real relay components, wired the way relay/relay.ts wires them,
- * minus what needs an operating system (the HTTP and WebSocket server, key files, the metrics and status servers):
+ * Relays inside the simulator. Each IS the shipped relay node — `createRelayNode` (relay/node.ts), the one function
+ * that wires relay parts — given simulated components: the simulated network's transport, the virtual clock (which
+ * stands in for the process's timers and Date), seeded randomness, plain-counter metrics and no files. What is left
+ * here is what relay/relay.ts does as a Node shell: a host to listen on, the timers that call the node's `maintain`
+ * and `repair`, and taking the relay down.
  *
- * - `FullRelay`: real links (net/link.ts: handshake, frame encryption, CONTROL fragmentation) over in-memory
- *   sockets, the overlay (relay/overlay.ts) with the real DirectoryStore, the circuit reactor (relay/circuits.ts),
- *   streams, and for store relays the SQLite block store, the content service and re-replication
- *   (relay/replication.ts) over one-hop circuits. Clients (client/client.ts) connect to it as to a real relay.
- * - `MessageRelay`: the overlay and its gossip for networks of thousands of relays, over message-level links
- *   (sim/message-link.ts) and the directory store of sim/directory.ts. No circuits.
+ * - `FullRelay`: real links (net/link.ts: handshake, frame encryption, CONTROL fragmentation) over in-memory sockets
+ *   and every part of the node: overlay, circuit reactor, streams, rendezvous, echo, an exit for an exit policy (whose
+ *   destinations the simulated network does not reach), and for store relays the SQLite block store in a temporary
+ *   directory, the content service and re-replication. Clients (client/client.ts) connect to it as to a real relay.
+ * - `MessageRelay`: the same node over message-level links (sim/message-link.ts) and the directory store of
+ *   sim/directory.ts, for networks of thousands of relays. Those links carry control messages, not cells, so the
+ *   node has its circuit parts switched off; it gossips, publishes, renews and rotates as any relay.
  *
- * Both publish signed descriptors (protocol/descriptor.ts) and run relay.ts's maintenance: expire descriptors,
- * renew their own before `descriptor_renew`, rotate onion keys (full relays), and keep `overlay_degree` links.
+ * Both run the node's maintenance every `maintenance_interval`: descriptor expiry and renewal, onion-key rotation,
+ * overlay links, and (full relays) idle circuits, stalled streams, the store's room and the out-of-memory check.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crypto } from '../crypto/index.js';
 import { IdentityKey, OnionKeyRing } from '../crypto/keys.js';
-import { DestroyReason } from '../protocol/cell.js';
-import { signDescriptor as signFields, type Descriptor } from '../protocol/descriptor.js';
+import type { Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
-import { decodeUpgradeToken, HandshakeReplayCache, LinkResponder, LinkRole, UPGRADE_TOKEN_PARAM } from '../protocol/link-handshake.js';
-import type { LinkSocket } from '../net/socket.js';
+import { HandshakeReplayCache, LinkRole, UPGRADE_TOKEN_PARAM } from '../protocol/link-handshake.js';
 import { ReplayFilter } from '../protocol/replay-filter.js';
-import { RelayCommand } from '../protocol/relay-cell.js';
-import { decodeFetch } from '../protocol/content-messages.js';
-import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
-import { CircuitTable } from '../net/circuit.js';
-import { openLink } from '../net/dial.js';
-import { Link, type LinkOptions } from '../net/link.js';
-import { CircuitReactor } from '../relay/circuits.js';
+import type { Link } from '../net/link.js';
 import { resolveRelayConfig, type RelayConfig, type RelayConfigInput } from '../relay/config.js';
-import { PRIVATE_REJECT_LINES } from '../relay/exit.js';
-import { Overlay } from '../relay/overlay.js';
-import { StreamsHandler } from '../relay/streams.js';
 import { BlockStore } from '../relay/block-store.js';
-import { ContentService } from '../relay/content.js';
-import { Replicator, replicationTransport } from '../relay/replication.js';
-import { consensusPlacement } from '../relay/consensus-placement.js';
-import { EchoService } from '../relay/measurement.js';
+import type { ExitNetwork } from '../relay/exit.js';
+import { createRelayNode, type RelayNode, type RelayNodeComponents } from '../relay/node.js';
+import type { Overlay } from '../relay/overlay.js';
+import type { CircuitReactor } from '../relay/circuits.js';
+import type { ContentService } from '../relay/content.js';
+import type { Replicator } from '../relay/replication.js';
 import { SimDirectoryStore } from './directory.js';
-import { Counter, SimMetrics } from './metrics.js';
+import { SimMetrics } from './metrics.js';
 import type { Host } from './network.js';
 import type { World } from './world.js';
 import { messageSize } from './cbor-size.js';
@@ -56,11 +52,19 @@ export interface SimRelayOptions {
   bandwidth?: number;
 }
 
-/** The simulator's relay metrics, with the announce-and-pull counters the overlay updates (relay/metrics.ts). */
-export class SimRelayMetrics extends SimMetrics {
-  readonly gossipDescriptors = new Counter();
-  readonly gossipPulls = new Counter();
-}
+/** The simulator's relay metrics (sim/metrics.ts: every member of relay/metrics.ts the relay's parts update). */
+export class SimRelayMetrics extends SimMetrics {}
+
+/** The simulated Internet ends at the relays: an exit's lookups find nothing and its connections go nowhere. */
+const NO_DESTINATIONS: ExitNetwork = {
+  resolve4: () => Promise.reject(new Error('no names outside the simulated network')),
+  resolve6: () => Promise.reject(new Error('no names outside the simulated network')),
+  connect: () => {
+    const s = new Socket();
+    process.nextTick(() => s.destroy(Object.assign(new Error('no route outside the simulated network'), { code: 'ENETUNREACH' })));
+    return s;
+  },
+};
 
 /** What the simulator keeps of every relay, whichever kind. */
 export abstract class SimRelay {
@@ -68,27 +72,56 @@ export abstract class SimRelay {
   readonly metrics = new SimRelayMetrics();
   readonly config: RelayConfig;
   readonly url: string;
-  abstract readonly directory: DirectoryStore;
-  abstract readonly overlay: Overlay;
-  descriptor: Descriptor | null = null;
+  /** The relay node: every part, wired by createRelayNode. */
+  abstract readonly node: RelayNode;
   state: 'new' | 'running' | 'down' = 'new';
   startedAt = 0;
-  private maintenanceTimer: ReturnType<typeof setInterval> | null = null;
-  protected onionPublic: () => Uint8Array;
+  private readonly timers: ReturnType<typeof setInterval>[] = [];
 
   constructor(
     readonly world: World,
     readonly host: Host,
     readonly index: number,
-    protected readonly options: SimRelayOptions = {},
+    options: SimRelayOptions = {},
   ) {
     this.identity = IdentityKey.fromSeed(crypto().random(32));
-    this.config = resolveRelayConfig({ nickname: `sim${index}`, storage_quota: options.store ? 1024 ** 3 : 0, ...options.config });
+    this.config = resolveRelayConfig({
+      nickname: `sim${index}`,
+      storage_quota: options.store ? 1024 ** 3 : 0,
+      exit_policy: options.exit ? ['accept *:80', 'accept *:443', 'reject *:*'] : ['reject *:*'],
+      advertised_bandwidth: Math.round(options.bandwidth ?? host.bandwidth),
+      ...options.config,
+    });
     this.url = `ws://${host.ip}:9001/allium`;
     host.identity = this.identity.publicKey;
     world.network.bind(this.url, host);
-    const onion = crypto().x25519Keypair().publicKey;
-    this.onionPublic = () => onion;
+  }
+
+  /** The components every simulated relay shares: keys, replay state, clock, randomness, metrics, no files. */
+  protected components(directory: DirectoryStore, transport: RelayNodeComponents['transport']): RelayNodeComponents {
+    const cfg = this.config;
+    const world = this.world;
+    return {
+      identity: this.identity,
+      onionKeys: OnionKeyRing.create(Date.now(), { lifetimeMs: cfg.timing.onion_key_lifetime, overlapMs: cfg.timing.onion_key_overlap }),
+      replay: new ReplayFilter({ capacity: 100_000 }),
+      handshakeReplay: new HandshakeReplayCache(2 * cfg.timing.clock_skew, 100_000),
+      directory,
+      transport,
+      now: () => Date.now(),
+      log: world.log,
+      metrics: this.metrics.asRelayMetrics,
+      random: world.rng.fork().random,
+      address: () => this.url,
+      // The same descriptor with its fingerprint as a flat string: the real one is built by concatenation, and
+      // comparing such strings as map keys costs a thousand times per second at ten thousand relays.
+      signed: (d) => {
+        const flat: Descriptor = { ...d, fingerprint: Buffer.from(d.id).toString('hex') };
+        world.verifyCache.add(flat);
+        return flat;
+      },
+      exitNetwork: NO_DESTINATIONS,
+    };
   }
 
   get fingerprint(): string {
@@ -103,60 +136,48 @@ export abstract class SimRelay {
     return this.state === 'running';
   }
 
-  /** The exit policy as published (relay.ts prepends the private-range refusals). */
+  get directory(): DirectoryStore {
+    return this.node.directory;
+  }
+
+  get overlay(): Overlay {
+    return this.node.overlay;
+  }
+
+  /** This relay's descriptor as last signed. */
+  get descriptor(): Descriptor | null {
+    return this.node.descriptor;
+  }
+
+  /** The exit policy as published (private ranges refused first). */
   get exitPolicyLines(): string[] {
-    const lines = this.options.exit ? ['accept *:80', 'accept *:443', 'reject *:*'] : ['reject *:*'];
-    return isExitPolicy(parseExitPolicy(lines)) && this.config.exit_reject_private ? [...PRIVATE_REJECT_LINES, ...lines] : lines;
+    return this.node.exitPolicyLines;
   }
 
   /** Signs a fresh descriptor and hands it to the overlay to flood. */
   publishDescriptor(): Descriptor {
-    const d = this.signDescriptor(Date.now());
-    this.onPublish?.(d);
-    this.overlay.publish(d);
-    return d;
+    return this.node.publishDescriptor();
   }
 
-  /** Called with each descriptor this relay publishes (experiments time their spread). */
+  /** Called with each descriptor this relay publishes, before it is flooded (experiments time their spread). */
   onPublish: ((d: Descriptor) => void) | null = null;
+
+  /** Takes the node's events the simulator follows (each subclass, once its node exists). */
+  protected follow(node: RelayNode): RelayNode {
+    node.on('descriptor:published', (d) => this.onPublish?.(d));
+    return node;
+  }
 
   /** Signs this relay's descriptor as published at `now` (and keeps it as its own). */
   signDescriptor(now: number): Descriptor {
-    const d = signFields(
-      {
-        id: this.identity.publicKey,
-        onion: this.onionPublic(),
-        addr: this.url,
-        nick: this.config.nickname,
-        contact: '',
-        family: [],
-        bw: Math.round(this.options.bandwidth ?? this.host.bandwidth),
-        exit: this.exitPolicyLines,
-        caps: this.options.store ? ['store', 'intro', 'rendezvous'] : ['intro', 'rendezvous'],
-        pub: now,
-        exp: now + this.config.timing.descriptor_lifetime,
-      },
-      this.identity.secretKey,
-    );
-    // The same descriptor with its fingerprint as a flat string: the real one is built by concatenation, and
-    // comparing such strings as map keys costs a thousand times per second at ten thousand relays.
-    const flat: Descriptor = { ...d, fingerprint: Buffer.from(d.id).toString('hex') };
-    this.world.verifyCache.add(flat);
-    this.descriptor = flat;
-    return flat;
+    return this.node.signDescriptor(now);
   }
 
   /** Starts the relay: learns its bootstrap relays, publishes, joins the overlay. */
   start(bootstrap: readonly SimRelay[] = []): void {
     if (this.state !== 'new') return;
-    this.state = 'running';
-    this.startedAt = Date.now();
-    for (const b of bootstrap) if (b !== this) this.overlay.learnAddress(b.identity.publicKey, b.url);
-    this.beforeStart();
-    this.publishDescriptor();
-    this.overlay.start();
-    this.overlay.maintain();
-    this.maintenanceTimer = setInterval(() => this.maintain(), this.config.timing.maintenance_interval);
+    this.config.bootstrap = bootstrap.filter((b) => b !== this).map((b) => b.bootstrapLine);
+    this.run(true);
   }
 
   /**
@@ -165,29 +186,21 @@ export abstract class SimRelay {
    */
   startConverged(): void {
     if (this.state !== 'new') return;
+    this.run(false);
+  }
+
+  private run(publish: boolean): void {
     this.state = 'running';
     this.startedAt = Date.now();
-    this.beforeStart();
-    this.overlay.start();
-    this.overlay.maintain();
-    this.maintenanceTimer = setInterval(() => this.maintain(), this.config.timing.maintenance_interval);
+    this.node.start({ publish });
+    const every = (ms: number, fn: () => void): void => void this.timers.push(setInterval(fn, ms));
+    every(this.config.timing.maintenance_interval, () => this.node.maintain());
+    if (this.node.replicator) every(this.config.timing.repair_interval, () => void this.node.repair());
   }
 
-  protected beforeStart(): void {}
-
-  /** relay.ts maintain(): expiry, renewal, onion keys, overlay links. */
+  /** One maintenance pass now (relay/node.ts maintain()). */
   maintain(): void {
-    if (this.state !== 'running') return;
-    const now = Date.now();
-    this.directory.expire(now);
-    const rotated = this.rotateKeys(now);
-    const d = this.descriptor;
-    if (rotated || !d || now - d.pub >= this.config.timing.descriptor_renew) this.publishDescriptor();
-    this.overlay.maintain();
-  }
-
-  protected rotateKeys(_now: number): boolean {
-    return false;
+    this.node.maintain();
   }
 
   /** Takes the relay down: `crash` (the process died; peers see resets) or `vanish` (the host left the network). */
@@ -197,211 +210,95 @@ export abstract class SimRelay {
       return;
     }
     this.state = 'down';
-    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
-    this.overlay.stop();
+    for (const t of this.timers) clearInterval(t);
+    // The host's connections die first, so the node's shutdown (circuits closed, links closed) reaches no one.
     this.world.network.down(this.host, how);
-    this.afterDown();
+    this.node.stop();
   }
-
-  protected afterDown(): void {}
 }
 
-/** A relay of the large-overlay tier: gossip over message-level links. */
+/** A relay of the large-overlay tier: the node over message-level links, gossip only. */
 export class MessageRelay extends SimRelay {
-  readonly directory: SimDirectoryStore;
-  readonly overlay: Overlay;
+  readonly node: RelayNode;
 
   constructor(world: World, host: Host, index: number, options: SimRelayOptions = {}, onChange?: ConstructorParameters<typeof SimDirectoryStore>[1]) {
     super(world, host, index, options);
-    this.directory = new SimDirectoryStore(world.verifyCache, onChange);
     const self = { role: LinkRole.RELAY, identity: this.identity.publicKey, version: 1 } as const;
-    this.overlay = new Overlay({
-      identity: this.identity,
-      directory: this.directory,
-      metrics: this.metrics.asRelayMetrics,
-      log: world.log,
-      dial: (url, id) => world.network.dialMessages(host, url, id, self, messageSize as (m: unknown) => number) as unknown as Promise<Link>,
-      onLink: () => undefined,
-      degree: this.config.overlay_degree,
-      gossipIntervalMs: this.config.timing.gossip_interval,
-      now: () => Date.now(),
-      random: world.rng.fork().random,
-      gossipSize: messageSize,
-    });
+    const dial = (url: string, id: Uint8Array): Promise<Link> =>
+      world.network.dialMessages(host, url, id, self, messageSize as (m: unknown) => number) as unknown as Promise<Link>;
+    this.node = this.follow(
+      createRelayNode(this.components(new SimDirectoryStore(world.verifyCache, onChange), { kind: 'messages', dial, measure: messageSize }), this.config),
+    );
     host.acceptMessages = (link) => {
-      if (this.state === 'running') this.overlay.attach(link as unknown as Link);
+      if (this.state === 'running') this.node.attachLink(link as unknown as Link);
       else link.close();
     };
+  }
+
+  override get directory(): SimDirectoryStore {
+    return this.node.directory as SimDirectoryStore;
   }
 }
 
 /** A relay of the full tier: real links, circuits and content. */
 export class FullRelay extends SimRelay {
-  readonly directory = new DirectoryStore();
-  readonly overlay: Overlay;
-  readonly reactor: CircuitReactor;
-  readonly links = new Set<Link>();
-  private readonly onionKeys: OnionKeyRing;
-  private readonly replay = new ReplayFilter({ capacity: 100_000 });
-  private readonly handshakeReplay: HandshakeReplayCache;
-  private readonly ownCircuits: CircuitTable;
-  store: BlockStore | null = null;
-  content: ContentService | null = null;
-  /** FETCH requests (reads) this relay answered as a holder. */
-  fetchesServed = 0;
-  /** Head-only FETCH requests (other relays' repair checks) it answered. */
-  headFetchesServed = 0;
-  replicator: Replicator | null = null;
+  readonly node: RelayNode;
   private dataDir: string | null = null;
-  private repairTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(world: World, host: Host, index: number, options: SimRelayOptions = {}) {
     super(world, host, index, options);
-    const cfg = this.config;
-    this.onionKeys = OnionKeyRing.create(Date.now(), { lifetimeMs: cfg.timing.onion_key_lifetime, overlapMs: cfg.timing.onion_key_overlap });
-    this.onionPublic = () => this.onionKeys.current.keyPair.publicKey;
-    const windowMs = 2 * cfg.timing.clock_skew;
-    this.handshakeReplay = new HandshakeReplayCache(windowMs, 100_000);
-    this.ownCircuits = new CircuitTable((link, id) => this.reactor.has(link, id));
-    const metrics = this.metrics.asRelayMetrics;
-    this.reactor = new CircuitReactor({
-      identity: this.identity,
-      onionKeys: () => this.onionKeys.usable,
-      replay: this.replay,
-      linkTo: (id) => this.overlay.linkTo(id),
-      metrics,
-      log: world.log,
-      now: () => Date.now(),
-      originated: (link, id) => this.ownCircuits.has(link, id),
-    });
-    const streams = new StreamsHandler(this.reactor, metrics);
-    this.reactor.addHandler(streams);
-    this.reactor.addHandler(new EchoService(this.reactor, () => this.overlay.authorities));
+    let blockStore: BlockStore | null = null;
     if (options.store) {
       this.dataDir = mkdtempSync(join(tmpdir(), 'allium-sim-'));
-      this.store = new BlockStore(this.dataDir, cfg.storage_quota, 'normal');
-      this.content = new ContentService(this.store, metrics, world.log);
-      streams.register(RelayCommand.STORE, this.content.onStore);
-      const onFetch = this.content.onFetch;
-      streams.register(RelayCommand.FETCH, (hop, mux, stream, data) => {
-        try {
-          // Head-only FETCHes are other relays' repair checks; the rest are reads.
-          if (decodeFetch(data).h) this.headFetchesServed++;
-          else this.fetchesServed++;
-        } catch {
-          /* malformed: the content service answers it */
-        }
-        onFetch(hop, mux, stream, data);
-      });
-      this.replicator = new Replicator({
-        store: this.store,
-        directory: this.directory,
-        identity: this.identity,
-        k: cfg.replication_factor,
-        ...replicationTransport((id) => this.overlay.linkTo(id), this.ownCircuits),
-        repairIntervalMs: cfg.timing.repair_interval,
-        placement: () => consensusPlacement(this.overlay.consensus.current, world.now),
-        now: () => world.now,
-        metrics,
-        log: world.log,
-      });
+      blockStore = new BlockStore(this.dataDir, this.config.storage_quota, 'normal');
     }
-    const factory = world.network.socketFactory(host);
-    this.overlay = new Overlay({
-      identity: this.identity,
-      directory: this.directory,
-      metrics,
-      log: world.log,
-      dial: (url, id) => openLink(factory, url, { role: 'initiator', responder: id, identity: this.identity }, this.linkOptions()),
-      onLink: (link) => this.wireLink(link),
-      degree: cfg.overlay_degree,
-      gossipIntervalMs: cfg.timing.gossip_interval,
-      now: () => Date.now(),
-      random: world.rng.fork().random,
-    });
-    host.acceptSocket = (socket, _ip, url) => this.accept(socket, url);
-  }
-
-  /**
-   * relay.ts onUpgrade() for a public relay: the upgrade token in the URL carries the first handshake message; a
-   * token that does not open or admit gets the upgrade and then a close, as after a bad first message.
-   */
-  private accept(socket: LinkSocket, url: string): void {
-    if (this.state !== 'running') return socket.close(1001);
-    const cfg = this.config;
-    const token = new URL(url).searchParams.get(UPGRADE_TOKEN_PARAM);
-    let accepted: LinkResponder | null = null;
-    if (token !== null) {
-      const r = new LinkResponder({ identity: this.identity, replay: this.handshakeReplay, maxClockSkewMs: cfg.timing.clock_skew });
-      try {
-        r.open(decodeUpgradeToken(token));
-        r.admit(Date.now());
-        accepted = r;
-      } catch {
-        this.metrics.handshakes.inc({ result: 'token_refused' });
-        return socket.close(1002);
-      }
-    }
-    const link = new Link(
-      socket,
-      {
-        role: 'responder',
-        identity: this.identity,
-        replay: this.handshakeReplay,
-        maxClockSkewMs: cfg.timing.clock_skew,
-        ...(accepted ? { accepted } : {}),
-      },
-      this.linkOptions(),
+    this.node = this.follow(
+      createRelayNode(
+        { ...this.components(new DirectoryStore(), { kind: 'sockets', socketFactory: world.network.socketFactory(host) }), blockStore },
+        this.config,
+      ),
     );
-    link.once('link:open', () => this.overlay.attach(link));
+    // The front door of a public relay: the upgrade token in the URL carries the first handshake message.
+    host.acceptSocket = (socket, _ip, url) => {
+      if (this.state !== 'running') return socket.close(1001);
+      this.node.acceptLink(socket, new URL(url).searchParams.get(UPGRADE_TOKEN_PARAM));
+    };
   }
 
-  private linkOptions(): LinkOptions {
-    const t = this.config.timing;
-    return { timers: { handshakeTimeoutMs: t.handshake_timeout, keepaliveMs: t.link_keepalive, idleTimeoutMs: t.link_idle_timeout }, now: () => Date.now() };
+  get reactor(): CircuitReactor {
+    return this.node.reactor!;
   }
 
-  private wireLink(link: Link): void {
-    this.links.add(link);
-    link.on('link:cell', (cell) => this.reactor.onCell(link, cell));
-    link.on('link:close', () => {
-      this.links.delete(link);
-      this.reactor.onLinkClosed(link);
-    });
+  get links(): ReadonlySet<Link> {
+    return this.node.links;
   }
 
-  protected override beforeStart(): void {
-    if (this.replicator) {
-      this.repairTimer = setInterval(() => {
-        this.replicator!.tick().then(
-          () => this.content?.updateGauges(),
-          () => undefined,
-        );
-      }, this.config.timing.repair_interval);
-    }
+  get store(): BlockStore | null {
+    return this.node.store;
   }
 
-  protected override rotateKeys(now: number): boolean {
-    const full = this.replay.isFull(this.onionKeys.current.keyPair.publicKey);
-    const { rotated, dropped } = this.onionKeys.rotate(now, full);
-    for (const k of dropped) this.replay.forget(k.publicKey);
-    return rotated;
+  get content(): ContentService | null {
+    return this.node.content;
   }
 
+  get replicator(): Replicator | null {
+    return this.node.replicator;
+  }
 
-  protected override afterDown(): void {
-    if (this.repairTimer) clearInterval(this.repairTimer);
-    this.replicator?.stop();
-    this.reactor.closeAll(DestroyReason.HIBERNATING);
-    // The sockets are already dead; closing the links here only stops their timers on this side.
-    for (const l of [...this.links]) l.close();
+  /** FETCH requests (reads) this relay answered as a holder. */
+  get fetchesServed(): number {
+    return this.node.content?.fetched.reads ?? 0;
+  }
+
+  /** Head-only FETCH requests (other relays' repair checks) it answered. */
+  get headFetchesServed(): number {
+    return this.node.content?.fetched.heads ?? 0;
   }
 
   /** Closes the block store and deletes its files (end of a run). */
   dispose(): void {
     if (this.state === 'running') this.down('crash');
-    this.store?.close();
-    this.store = null;
+    this.node.store?.close();
     if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
     this.dataDir = null;
   }

@@ -18,7 +18,15 @@ export interface CurlResult {
 }
 
 export async function curl(url: string, o: { socksPort?: number; user?: string; timeoutS?: number } = {}): Promise<CurlResult> {
-  const args = ['-s', '-o', '/dev/null', '--max-time', String(o.timeoutS ?? 120), '-w', '%{http_code} %{time_starttransfer} %{time_total} %{size_download} %{speed_download}'];
+  const args = [
+    '-s',
+    '-o',
+    '/dev/null',
+    '--max-time',
+    String(o.timeoutS ?? 120),
+    '-w',
+    '%{http_code} %{time_starttransfer} %{time_total} %{size_download} %{speed_download}',
+  ];
   if (o.socksPort !== undefined) {
     const auth = o.user ? `${encodeURIComponent(o.user)}:x@` : '';
     args.push('-x', `socks5h://${auth}127.0.0.1:${o.socksPort}`);

@@ -76,7 +76,9 @@ export async function latencyMode(rt: Runtime, o: { delayMs: number; inner: bool
 
 async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick: boolean; json: boolean }): Promise<void> {
   const d = o.delayMs;
-  const how = o.inner ? `netem delay ${d} ms on lo in a private network namespace (every packet)` : `delaying forwarder, ${d} ms per direction on every link and on exit → web server`;
+  const how = o.inner
+    ? `netem delay ${d} ms on lo in a private network namespace (every packet)`
+    : `delaying forwarder, ${d} ms per direction on every link and on exit → web server`;
   const http = await startHttpTarget(1024);
   progress(`starting 6 relay processes with ${d} ms links`);
   const net: BenchNetwork = await startBenchNetwork({ n: 6, exits: 2, runtime: rt, httpPort: http.port, delayMs: o.inner ? 0 : d });
@@ -108,12 +110,20 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
     }
     const ex = summarize(existing);
     const fr = summarize(fresh);
-    const r = (label: string, s: Summary, expect: string): string[] => [label, `${fmt(s.median)} ms`, `${fmt(s.p90)} ms`, fmtMinMax(s, ' ms'), String(s.n), expect];
+    const r = (label: string, s: Summary, expect: string): string[] => [
+      label,
+      `${fmt(s.median)} ms`,
+      `${fmt(s.p90)} ms`,
+      fmtMinMax(s, ' ms'),
+      String(s.n),
+      expect,
+    ];
     // One-way delays on the critical path (d each). A build crosses client→guard→middle→exit and back: 6d. Tor's
     // telescoping build waits for CREATE2 (2d), then EXTEND2 to the middle (4d), then to the exit (6d): 12d. With the
     // forwarder a stream costs BEGIN and CONNECTED (6d), then the request and response (6d + exit↔server 2d); with
     // netem every local hop (curl↔SOCKS, TCP handshakes) waits too, so the first-byte rows have no simple formula.
-    const expectStream = (extra: number): string => (o.inner ? 'more than the forwarder formula: every local hop waits too' : `${14 + extra} × ${d} = ${(14 + extra) * d} ms`);
+    const expectStream = (extra: number): string =>
+      o.inner ? 'more than the forwarder formula: every local hop waits too' : `${14 + extra} × ${d} = ${(14 + extra) * d} ms`;
     const out: string[] = [];
     out.push(`== bench:circuit --latency ${d} — ${machineLine()} ==`);
     out.push(`6 relay processes (${rt.kind === 'compiled' ? 'tsc output' : 'tsx'}); ${how}.`);
@@ -140,7 +150,10 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
       );
     }
     console.log(out.join('\n'));
-    if (o.json) console.log(`results written to ${writeResults('circuit-latency', { ...o, method: o.inner ? 'netem' : 'forwarder' }, { builds, existing: ex, fresh: fr })}`);
+    if (o.json)
+      console.log(
+        `results written to ${writeResults('circuit-latency', { ...o, method: o.inner ? 'netem' : 'forwarder' }, { builds, existing: ex, fresh: fr })}`,
+      );
   } finally {
     await client?.stop();
     await socks?.stop();

@@ -104,8 +104,21 @@ export function torVersion(): string {
 /** Relay identity fingerprint (tor creates the keys in `dataDir` on --list-fingerprint). */
 function relayFingerprint(dataDir: string, nick: string): string {
   const out = run('tor', [
-    '--defaults-torrc', '/dev/null', '-f', '/dev/null', '--ignore-missing-torrc', '--quiet', '--list-fingerprint',
-    '--DataDirectory', dataDir, '--ORPort', '1', '--Nickname', nick, '--DirAuthority', `fake ${IP}:1 ${'f'.repeat(40)}`,
+    '--defaults-torrc',
+    '/dev/null',
+    '-f',
+    '/dev/null',
+    '--ignore-missing-torrc',
+    '--quiet',
+    '--list-fingerprint',
+    '--DataDirectory',
+    dataDir,
+    '--ORPort',
+    '1',
+    '--Nickname',
+    nick,
+    '--DirAuthority',
+    `fake ${IP}:1 ${'f'.repeat(40)}`,
   ]);
   const line = out.split('\n').find((l) => l.startsWith(`${nick} `));
   const fp = line?.slice(nick.length + 1).replace(/\s+/g, '') ?? '';
@@ -117,8 +130,25 @@ function relayFingerprint(dataDir: string, nick: string): string {
 function authorityCertificate(dataDir: string, dirPort: number): string {
   const keys = path.join(dataDir, 'keys');
   mkdirSync(keys, { recursive: true, mode: 0o700 });
-  run('tor-gencert', ['--create-identity-key', '--passphrase-fd', '0', '-m', '12', '-a', `${IP}:${dirPort}`,
-    '-i', 'authority_identity_key', '-s', 'authority_signing_key', '-c', 'authority_certificate'], { cwd: keys, input: '\n' });
+  run(
+    'tor-gencert',
+    [
+      '--create-identity-key',
+      '--passphrase-fd',
+      '0',
+      '-m',
+      '12',
+      '-a',
+      `${IP}:${dirPort}`,
+      '-i',
+      'authority_identity_key',
+      '-s',
+      'authority_signing_key',
+      '-c',
+      'authority_certificate',
+    ],
+    { cwd: keys, input: '\n' },
+  );
   const m = /^fingerprint ([0-9A-F]{40})$/m.exec(readFileSync(path.join(keys, 'authority_certificate'), 'utf8'));
   if (!m) throw new Error('tor-gencert wrote no fingerprint');
   return m[1]!;
@@ -183,7 +213,12 @@ export async function startTorNet(o: TorNetOptions): Promise<TorNet> {
     const dirPort = new Map(auths.map((n, i) => [n.nick, ports[nicks.length + i]!]));
     const socksPort = ports[ports.length - 1]!;
 
-    if (!o.direct) forwarder = await startChild<{ ports: number[] }>(o.runtime, 'delay-main', ['--delay', String(o.delayMs), ...others.map((n) => String(orPort.get(n.nick)))]);
+    if (!o.direct)
+      forwarder = await startChild<{ ports: number[] }>(o.runtime, 'delay-main', [
+        '--delay',
+        String(o.delayMs),
+        ...others.map((n) => String(orPort.get(n.nick))),
+      ]);
     const advertised = new Map(forwarder ? others.map((n, i) => [n.nick, forwarder!.info.ports[i]!]) : []);
 
     log(`${o.name}: keys for ${nicks.length} relays`);
@@ -205,8 +240,14 @@ export async function startTorNet(o: TorNetOptions): Promise<TorNet> {
     const dirAuthLines = auths
       .map((a) => `DirAuthority ${a.nick} orport=${orPort.get(a.nick)} no-v2 v3ident=${v3.get(a.nick)} ${IP}:${dirPort.get(a.nick)} ${fp(a.nick)}`)
       .join('\n');
-    const exitFps = relays.filter((r) => r.role === 'exit').map((r) => r.fingerprint).join(',');
-    const guardFps = relays.filter((r) => r.role !== 'exit').map((r) => r.fingerprint).join(',');
+    const exitFps = relays
+      .filter((r) => r.role === 'exit')
+      .map((r) => r.fingerprint)
+      .join(',');
+    const guardFps = relays
+      .filter((r) => r.role !== 'exit')
+      .map((r) => r.fingerprint)
+      .join(',');
     writeFileSync(path.join(dir, 'resolv.conf'), `nameserver ${IP}\n`);
 
     for (const r of relays) {
@@ -229,16 +270,34 @@ export async function startTorNet(o: TorNetOptions): Promise<TorNet> {
       ];
       if (r.role === 'auth') {
         lines.push(
-          'AuthoritativeDirectory 1', 'V3AuthoritativeDirectory 1', 'ExitPolicy reject *:*',
-          'V3AuthVotingInterval 60', 'V3AuthVoteDelay 4', 'V3AuthDistDelay 4',
-          'TestingV3AuthInitialVotingInterval 20', 'TestingV3AuthInitialVoteDelay 4', 'TestingV3AuthInitialDistDelay 4',
-          'V3AuthNIntervalsValid 2', `TestingDirAuthVoteExit ${exitFps}`, `TestingDirAuthVoteGuard ${guardFps}`,
-          'TestingDirAuthVoteHSDir *', 'TestingMinExitFlagThreshold 0', 'TestingMinFastFlagThreshold 0', 'AuthDirMaxServersPerAddr 0',
+          'AuthoritativeDirectory 1',
+          'V3AuthoritativeDirectory 1',
+          'ExitPolicy reject *:*',
+          'V3AuthVotingInterval 60',
+          'V3AuthVoteDelay 4',
+          'V3AuthDistDelay 4',
+          'TestingV3AuthInitialVotingInterval 20',
+          'TestingV3AuthInitialVoteDelay 4',
+          'TestingV3AuthInitialDistDelay 4',
+          'V3AuthNIntervalsValid 2',
+          `TestingDirAuthVoteExit ${exitFps}`,
+          `TestingDirAuthVoteGuard ${guardFps}`,
+          'TestingDirAuthVoteHSDir *',
+          'TestingMinExitFlagThreshold 0',
+          'TestingMinFastFlagThreshold 0',
+          'AuthDirMaxServersPerAddr 0',
         );
       } else if (r.role === 'mid') {
         lines.push('ExitPolicy reject *:*');
       } else {
-        lines.push('ExitRelay 1', 'ExitPolicyRejectPrivate 0', 'ExitPolicyRejectLocalInterfaces 0', `ExitPolicy accept ${IP}:*`, 'ExitPolicy reject *:*', 'IPv6Exit 0');
+        lines.push(
+          'ExitRelay 1',
+          'ExitPolicyRejectPrivate 0',
+          'ExitPolicyRejectLocalInterfaces 0',
+          `ExitPolicy accept ${IP}:*`,
+          'ExitPolicy reject *:*',
+          'IPv6Exit 0',
+        );
       }
       writeFileSync(path.join(d, 'torrc'), lines.join('\n') + '\n');
     }
@@ -276,7 +335,8 @@ export async function startTorNet(o: TorNetOptions): Promise<TorNet> {
     const deadline = t0 + o.bootstrapTimeoutS * 1000;
     const alive = (): void => {
       const dead = tors.find((t) => t.proc.exitCode !== null || t.proc.signalCode !== null);
-      if (dead) throw new Error(`${o.name}: tor ${dead.nick} exited (${dead.proc.exitCode ?? dead.proc.signalCode}); see ${path.join(dir, dead.nick)}/notice.log`);
+      if (dead)
+        throw new Error(`${o.name}: tor ${dead.nick} exited (${dead.proc.exitCode ?? dead.proc.signalCode}); see ${path.join(dir, dead.nick)}/notice.log`);
     };
     while (!existsSync(sock) || !existsSync(cookie)) {
       alive();
@@ -290,7 +350,11 @@ export async function startTorNet(o: TorNetOptions): Promise<TorNet> {
       let missing = 0;
       for (const r of relays.filter((x) => x.role !== 'auth')) {
         const ok = await control.getinfo(`ns/id/${r.fingerprint}`).then(
-          () => control!.getinfo(`desc/id/${r.fingerprint}`).then(() => true, () => false),
+          () =>
+            control!.getinfo(`desc/id/${r.fingerprint}`).then(
+              () => true,
+              () => false,
+            ),
           () => false,
         );
         if (!ok) missing++;

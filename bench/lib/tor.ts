@@ -30,7 +30,9 @@ interface TorResults {
 export function loadTor(p: string): { file: string; r: TorResults } {
   let file = p;
   if (statSync(p).isDirectory()) {
-    const files = readdirSync(p).filter((f) => /^bench-.*\.json$/.test(f)).sort();
+    const files = readdirSync(p)
+      .filter((f) => /^bench-.*\.json$/.test(f))
+      .sort();
     if (!files.length) throw new Error(`no bench-*.json in ${p}`);
     file = path.join(p, files[files.length - 1]!);
   }
@@ -83,7 +85,13 @@ export function torComparison(t: { file: string; r: TorResults }, a: AlliumSide)
   rows.push(['other tenants during bulk, cores', ours(a.otherCores), med(bulk?.other_cores)]);
   for (const k of [8, 256]) rows.push([`circuits/s, ${k} in flight`, `${fmt(a.rate.get(k)?.median ?? NaN)}/s (closed loop)`, rate(k)]);
   rows.push(['relay RSS idle, MB (median)', fmt(a.rssIdle.median), fmt(medianOf(relays(r.rss_kB_idle)))]);
-  rows.push(['relay RSS after bulk, MB (median / max)', `${fmt(a.rssAfter.median)} / ${fmt(a.rssAfter.max)}`, `${fmt(medianOf(relays(r.rss_kB_after_bulk)))} / ${fmt(Math.max(...relays(r.rss_kB_after_bulk)))}`]);
+  rows.push([
+    'relay RSS after bulk, MB (median / max)',
+    `${fmt(a.rssAfter.median)} / ${fmt(a.rssAfter.max)}`,
+    `${fmt(medianOf(relays(r.rss_kB_after_bulk)))} / ${fmt(Math.max(...relays(r.rss_kB_after_bulk)))}`,
+  ]);
   rows.push(['memory per idle circuit at the guard, KiB (RSS delta)', fmt(a.perCircuitKiB), `${fmt(guardKiB)} (${m?.circuits_built ?? '—'} circuits)`]);
-  return [`Beside real Tor on the same machine (${path.basename(t.file)}; its methods: shared/anchors/tor-local/RESULTS.md):`, table(rows, new Set())].join('\n');
+  return [`Beside real Tor on the same machine (${path.basename(t.file)}; its methods: shared/anchors/tor-local/RESULTS.md):`, table(rows, new Set())].join(
+    '\n',
+  );
 }

@@ -16,18 +16,99 @@ const DECLARATION_AT_RULES = new Set(['font-face', 'page']);
 const KEYFRAMES = new Set(['keyframes', '-webkit-keyframes']);
 
 const FUNCTIONS = new Set([
-  'rgb', 'rgba', 'hsl', 'hsla', 'hwb', 'lab', 'lch', 'oklab', 'oklch', 'color', 'color-mix',
-  'calc', 'min', 'max', 'clamp', 'abs', 'sign', 'round', 'mod', 'rem',
-  'linear-gradient', 'radial-gradient', 'conic-gradient', 'repeating-linear-gradient', 'repeating-radial-gradient', 'repeating-conic-gradient',
-  'translate', 'translatex', 'translatey', 'translatez', 'translate3d', 'rotate', 'rotatex', 'rotatey', 'rotatez', 'rotate3d',
-  'scale', 'scalex', 'scaley', 'scalez', 'scale3d', 'skew', 'skewx', 'skewy', 'matrix', 'matrix3d', 'perspective',
-  'cubic-bezier', 'steps', 'repeat', 'minmax', 'fit-content', 'counter', 'counters', 'attr', 'local', 'format',
-  'blur', 'brightness', 'contrast', 'drop-shadow', 'grayscale', 'hue-rotate', 'invert', 'opacity', 'saturate', 'sepia',
-  'inset', 'circle', 'ellipse', 'polygon', 'rect', 'xywh', 'tech',
+  'rgb',
+  'rgba',
+  'hsl',
+  'hsla',
+  'hwb',
+  'lab',
+  'lch',
+  'oklab',
+  'oklch',
+  'color',
+  'color-mix',
+  'calc',
+  'min',
+  'max',
+  'clamp',
+  'abs',
+  'sign',
+  'round',
+  'mod',
+  'rem',
+  'linear-gradient',
+  'radial-gradient',
+  'conic-gradient',
+  'repeating-linear-gradient',
+  'repeating-radial-gradient',
+  'repeating-conic-gradient',
+  'translate',
+  'translatex',
+  'translatey',
+  'translatez',
+  'translate3d',
+  'rotate',
+  'rotatex',
+  'rotatey',
+  'rotatez',
+  'rotate3d',
+  'scale',
+  'scalex',
+  'scaley',
+  'scalez',
+  'scale3d',
+  'skew',
+  'skewx',
+  'skewy',
+  'matrix',
+  'matrix3d',
+  'perspective',
+  'cubic-bezier',
+  'steps',
+  'repeat',
+  'minmax',
+  'fit-content',
+  'counter',
+  'counters',
+  'attr',
+  'local',
+  'format',
+  'blur',
+  'brightness',
+  'contrast',
+  'drop-shadow',
+  'grayscale',
+  'hue-rotate',
+  'invert',
+  'opacity',
+  'saturate',
+  'sepia',
+  'inset',
+  'circle',
+  'ellipse',
+  'polygon',
+  'rect',
+  'xywh',
+  'tech',
 ]);
 
 /** Value nodes that fetch nothing by themselves. Url and Function are checked on their own. */
-const VALUE_NODES = new Set(['Identifier', 'Number', 'Dimension', 'Percentage', 'String', 'Hash', 'Operator', 'Parentheses', 'UnicodeRange', 'Ratio', 'Brackets', 'Value', 'Comma', 'WhiteSpace']);
+const VALUE_NODES = new Set([
+  'Identifier',
+  'Number',
+  'Dimension',
+  'Percentage',
+  'String',
+  'Hash',
+  'Operator',
+  'Parentheses',
+  'UnicodeRange',
+  'Ratio',
+  'Brackets',
+  'Value',
+  'Comma',
+  'WhiteSpace',
+]);
 const BLOCKED_PROPERTIES = new Set(['behavior', '-ms-behavior', '-moz-binding', 'binding']);
 
 /** Refuses input whose brackets nest deeper than MAX_CSS_DEPTH (counted without regard to strings: errs to refusing). */
@@ -63,7 +144,8 @@ function filterDeclarations(block: csstree.Block | csstree.DeclarationList, base
   block.children.forEach((node, item, list) => {
     if (node.type !== 'Declaration') return void list.remove(item);
     const prop = node.property.toLowerCase();
-    if (prop.startsWith('--') || BLOCKED_PROPERTIES.has(prop) || /\\/.test(prop) || node.value.type === 'Raw' || !valueAllowed(node.value, base)) list.remove(item);
+    if (prop.startsWith('--') || BLOCKED_PROPERTIES.has(prop) || /\\/.test(prop) || node.value.type === 'Raw' || !valueAllowed(node.value, base))
+      list.remove(item);
   });
 }
 
@@ -117,7 +199,15 @@ function generate(ast: csstree.CssNode): string {
 function parse(text: string, context: 'stylesheet' | 'declarationList'): csstree.CssNode {
   checkCssDepth(text);
   try {
-    return csstree.parse(text, { context, parseValue: true, parseCustomProperty: false, parseAtrulePrelude: true, parseRulePrelude: true, positions: false, onParseError: () => undefined });
+    return csstree.parse(text, {
+      context,
+      parseValue: true,
+      parseCustomProperty: false,
+      parseAtrulePrelude: true,
+      parseRulePrelude: true,
+      positions: false,
+      onParseError: () => undefined,
+    });
   } catch (e) {
     throw new ProtocolError('ERR_FILTER', `the CSS parser refused the stylesheet (${(e as Error).name})`);
   }

@@ -46,7 +46,8 @@ export function decodeDocument(bytes: Uint8Array): string {
 }
 
 export function checkFilterSize(bytes: Uint8Array | string): void {
-  if (bytes.length > MAX_FILTERED_BYTES) throw new LimitError('MAX_FILTERED_BYTES', `documents over ${MAX_FILTERED_BYTES} bytes are not filtered`, 'ERR_FILTER');
+  if (bytes.length > MAX_FILTERED_BYTES)
+    throw new LimitError('MAX_FILTERED_BYTES', `documents over ${MAX_FILTERED_BYTES} bytes are not filtered`, 'ERR_FILTER');
 }
 
 const textOf = (el: Element): string =>
@@ -168,7 +169,11 @@ export function filterHtml(input: Uint8Array | string, o: FilterOptions): string
   const out = T.createDocument();
   T.setDocumentType(out, 'html', '', '');
   const htmlAttrs = html?.attrs.filter((a) => a.name === 'lang' && /^[A-Za-z0-9-]{1,35}$/.test(a.value)) ?? [];
-  const outHtml = T.createElement('html', H.NS.HTML, htmlAttrs.map((a) => ({ name: a.name, value: a.value })));
+  const outHtml = T.createElement(
+    'html',
+    H.NS.HTML,
+    htmlAttrs.map((a) => ({ name: a.name, value: a.value })),
+  );
   T.appendChild(out, outHtml);
   const head = T.createElement('head', H.NS.HTML, []);
   T.appendChild(outHtml, head);

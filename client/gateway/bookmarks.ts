@@ -8,6 +8,7 @@ import { parseLink } from '../../protocol/content-link.js';
 import { isAlliumError, LimitError } from '../../protocol/errors.js';
 import type { ContentClient } from '../content.js';
 import { readSite } from '../site.js';
+import { signalOption, type AbortOptions } from '../../net/abort.js';
 
 export const MAX_BOOKMARKS = 256;
 export const BOOKMARK_POLL_INTERVAL_MS = 10 * 60_000;
@@ -66,7 +67,10 @@ export class Bookmarks {
     private readonly now: () => number = Date.now,
   ) {
     const d = storage.load();
-    this.data = d && d.v === 1 && Array.isArray(d.bookmarks) ? { v: 1, bookmarks: d.bookmarks.slice(0, MAX_BOOKMARKS), scripts: (d.scripts ?? []).slice(0, MAX_BOOKMARKS) } : { v: 1, bookmarks: [], scripts: [] };
+    this.data =
+      d && d.v === 1 && Array.isArray(d.bookmarks)
+        ? { v: 1, bookmarks: d.bookmarks.slice(0, MAX_BOOKMARKS), scripts: (d.scripts ?? []).slice(0, MAX_BOOKMARKS) }
+        : { v: 1, bookmarks: [], scripts: [] };
   }
 
   list(): readonly Bookmark[] {
@@ -139,8 +143,8 @@ export class Bookmarks {
   }
 
   /** Polls every bookmark of an updatable link once (content.md §11.2); one poll at a time. */
-  poll(signal?: AbortSignal): Promise<void> {
-    this.polling ??= this.pollAll(signal).finally(() => {
+  poll(options: AbortOptions = {}): Promise<void> {
+    this.polling ??= this.pollAll(options.signal).finally(() => {
       this.polling = null;
     });
     return this.polling;
@@ -157,7 +161,8 @@ export class Bookmarks {
       l = parseLink(b.link);
     } catch (e) {
       // A bookmark saved before SSK links carried a secret (ERR_LINK_OUTDATED): shown, never polled.
-      b.error = isAlliumError(e) && e.code === 'ERR_LINK_OUTDATED' ? 'an old link without a secret: ask the publisher for the current link' : 'not a valid link';
+      b.error =
+        isAlliumError(e) && e.code === 'ERR_LINK_OUTDATED' ? 'an old link without a secret: ask the publisher for the current link' : 'not a valid link';
       return;
     }
     if (l.type !== 'ssk') return;
@@ -168,7 +173,7 @@ export class Bookmarks {
       if (!latest || (b.edition !== null && latest.edition <= b.edition)) return;
       const target = parseLink(latest.target);
       if (target.type !== 'chk') return;
-      const site = await readSite(target, await this.content.open(target, signal ? { signal } : {}), signal);
+      const site = await readSite(target, await this.content.open(target, signalOption(signal)), signalOption(signal));
       const files: Record<string, string> = {};
       for (const f of site?.manifest.files ?? []) files[f.path] = toHex(f.ref.rk).slice(0, 16);
       if (b.edition !== null && b.files) {
@@ -188,7 +193,13 @@ export class Bookmarks {
     } catch (e) {
       if (isAlliumError(e) && e.code === 'ERR_ABORTED') throw e;
       b.lastPoll = this.now();
-      b.error = isAlliumError(e) ? (e.code === 'ERR_UNREACHABLE' ? 'holders unreachable: will try again' : e.code === 'ERR_NOT_FOUND' ? 'no edition found' : e.code) : 'failed';
+      b.error = isAlliumError(e)
+        ? e.code === 'ERR_UNREACHABLE'
+          ? 'holders unreachable: will try again'
+          : e.code === 'ERR_NOT_FOUND'
+            ? 'no edition found'
+            : e.code
+        : 'failed';
     }
   }
 
@@ -196,4 +207,3 @@ export class Bookmarks {
     this.storage.save(this.data);
   }
 }
-

@@ -3,8 +3,7 @@
  * Every value from a link, a manifest or a request is escaped text; no page of the gateway links outside it.
  */
 
-export const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const STYLE = `body{font:16px/1.5 system-ui,sans-serif;max-width:56rem;margin:2rem auto;padding:0 1rem;color:#1d2a1f;background:#fbfdf8}
 h1{font-size:1.6rem;margin:.2rem 0 1rem}h1 span{color:#4d7a3a}h2{font-size:1.15rem;margin-top:2rem}
@@ -19,7 +18,10 @@ export function page(title: string, body: string): string {
 }
 
 export function errorPage(status: number, title: string, detail: string, extra = ''): string {
-  return page(title, `<h1><span>Allium</span> · ${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p>${extra}<p class="muted">HTTP ${status} · <a href="/">gateway home</a></p>`);
+  return page(
+    title,
+    `<h1><span>Allium</span> · ${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p>${extra}<p class="muted">HTTP ${status} · <a href="/">gateway home</a></p>`,
+  );
 }
 
 export function externalPage(url: string): string {
@@ -58,14 +60,27 @@ export interface TransferView {
 
 const when = (t: number | null): string => (t === null ? 'never' : new Date(t).toISOString().replace('T', ' ').slice(0, 16) + ' UTC');
 const list = (label: string, xs: string[]): string =>
-  xs.length ? `<div class="muted">${label}: ${xs.slice(0, 20).map((x) => `<code>${escapeHtml(x)}</code>`).join(', ')}${xs.length > 20 ? ` and ${xs.length - 20} more` : ''}</div>` : '';
+  xs.length
+    ? `<div class="muted">${label}: ${xs
+        .slice(0, 20)
+        .map((x) => `<code>${escapeHtml(x)}</code>`)
+        .join(', ')}${xs.length > 20 ? ` and ${xs.length - 20} more` : ''}</div>`
+    : '';
 
 export function homePage(o: { bookmarks: readonly BookmarkView[]; transfers: readonly TransferView[]; polling: boolean; message?: string }): string {
   const marks = o.bookmarks
     .map((b) => {
       const ch = b.changes;
-      const changed = b.fresh && ch ? `<div><strong>New edition ${b.edition}</strong> (${when(b.lastChange)})</div>${list('changed', ch.changed)}${list('added', ch.added)}${list('removed', ch.removed)}${b.note ? `<div>Publisher's note: ${escapeHtml(b.note)}</div>` : ''}` : '';
-      const meta = b.edition !== null ? `edition ${b.edition} · last change ${when(b.lastChange)} · checked ${when(b.lastPoll)}` : b.link.startsWith('allium:ssk/') ? `checked ${when(b.lastPoll)}` : 'fixed content';
+      const changed =
+        b.fresh && ch
+          ? `<div><strong>New edition ${b.edition}</strong> (${when(b.lastChange)})</div>${list('changed', ch.changed)}${list('added', ch.added)}${list('removed', ch.removed)}${b.note ? `<div>Publisher's note: ${escapeHtml(b.note)}</div>` : ''}`
+          : '';
+      const meta =
+        b.edition !== null
+          ? `edition ${b.edition} · last change ${when(b.lastChange)} · checked ${when(b.lastPoll)}`
+          : b.link.startsWith('allium:ssk/')
+            ? `checked ${when(b.lastPoll)}`
+            : 'fixed content';
       return `<div class="card${b.fresh ? ' changed' : ''}" data-bookmark="${escapeHtml(b.id)}"><a href="${escapeHtml(b.path)}"><strong>${escapeHtml(b.title)}</strong></a>${changed}<div class="muted">${escapeHtml(meta)}${b.error ? ` · <span class="warn">${escapeHtml(b.error)}</span>` : ''}</div><div class="muted link">${escapeHtml(b.link)}</div>
 <form class="inline" method="post" action="/bookmarks/remove"><input type="hidden" name="id" value="${escapeHtml(b.id)}"><button>Remove</button></form>
 <form class="inline" method="post" action="/scripts"><input type="hidden" name="id" value="${escapeHtml(b.id)}"><input type="hidden" name="on" value="${b.scripts ? '0' : '1'}"><button title="Scripts can reveal who you are">${b.scripts ? 'Turn scripts off' : 'Allow scripts (unsafe)'}</button></form></div>`;

@@ -8,6 +8,9 @@
  * Every request passes guard.ts (Host, Origin, Sec-Fetch-Site) first. HTML, CSS and SVG pass the content filter
  * (client/content-filter/) and carry a strict Content-Security-Policy; media and other safe types are streamed as
  * their segments arrive, with byte ranges; everything else is offered as a download.
+ *
+ * Why ~410 lines: one request's path through the caches of roots and sites, the filter and the range reader shares
+ * the server's state and its stop signal; the guard, pages, ranges and bookmarks are modules of their own.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once, setMaxListeners } from 'node:events';
@@ -79,14 +82,27 @@ function describeError(e: unknown): { status: number; title: string; detail: str
   const code = isAlliumError(e) ? e.code : 'ERR_INTERNAL';
   switch (code) {
     case 'ERR_NOT_FOUND':
-      return { status: 404, title: 'Not found', detail: 'Every holder that was asked says it has no such content. It may never have been published, or it has been lost.' };
+      return {
+        status: 404,
+        title: 'Not found',
+        detail: 'Every holder that was asked says it has no such content. It may never have been published, or it has been lost.',
+      };
     case 'ERR_UNREACHABLE':
     case 'ERR_TIMEOUT':
-      return { status: 503, title: 'Unreachable for now', detail: 'Some of the relays holding this content could not be reached, and the others do not have it. Try again in a minute.' };
+      return {
+        status: 503,
+        title: 'Unreachable for now',
+        detail: 'Some of the relays holding this content could not be reached, and the others do not have it. Try again in a minute.',
+      };
     case 'ERR_LINK_CHECKSUM':
       return { status: 400, title: 'Mistyped link', detail: 'The checksum of this link does not match: a character was changed or lost when it was copied.' };
     case 'ERR_LINK_OUTDATED':
-      return { status: 400, title: 'Outdated link', detail: 'This allium:ssk link is of the first format, which carries no secret (anyone who guessed its name could read it), and is no longer read. Ask the publisher for the current link: allium:ssk/ followed by 111 characters and the name.' };
+      return {
+        status: 400,
+        title: 'Outdated link',
+        detail:
+          'This allium:ssk link is of the first format, which carries no secret (anyone who guessed its name could read it), and is no longer read. Ask the publisher for the current link: allium:ssk/ followed by 111 characters and the name.',
+      };
     case 'ERR_LINK_FORMAT':
       return { status: 400, title: 'Not an Allium link', detail: 'This address is not a well-formed allium: link or site path.' };
     case 'ERR_CONTENT':
@@ -98,7 +114,11 @@ function describeError(e: unknown): { status: number; title: string; detail: str
     case 'ERR_CBOR_DEPTH':
     case 'ERR_CBOR_TOO_LARGE':
     case 'ERR_LIMIT':
-      return { status: 502, title: 'Corrupt content', detail: 'What the network returned for this link is damaged or malformed, or too large to read, and was refused.' };
+      return {
+        status: 502,
+        title: 'Corrupt content',
+        detail: 'What the network returned for this link is damaged or malformed, or too large to read, and was refused.',
+      };
     case 'ERR_ABORTED':
       return { status: 503, title: 'Stopped', detail: 'The gateway is stopping.' };
     default:
@@ -129,7 +149,10 @@ function contentDisposition(path: string): string {
 /** Starts the gateway. Throws ERR_CONFIG (a remote address without allowRemote), ERR_SYSTEM (address in use). */
 export async function startGateway(components: GatewayComponents, init: GatewayOptions = {}): Promise<Gateway> {
   const host = init.host ?? '127.0.0.1';
-  if (!isLoopback(host) && !init.allowRemote) throw new ConfigError(`gateway: ${host} is not a loopback address; the gateway has no authentication (pass allowRemote / --allow-remote to listen there anyway)`);
+  if (!isLoopback(host) && !init.allowRemote)
+    throw new ConfigError(
+      `gateway: ${host} is not a loopback address; the gateway has no authentication (pass allowRemote / --allow-remote to listen there anyway)`,
+    );
   const { content } = components;
   const now = init.now ?? Date.now;
   const bookmarks = new Bookmarks(components.bookmarks, content, now);
@@ -172,7 +195,7 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
     const key = toHex(root.rk);
     let p = siteCache.get(key);
     if (!p) {
-      p = readSite(root, file, signal);
+      p = readSite(root, file, { signal });
       siteCache.set(key, p);
       p.catch(() => siteCache.delete(key));
       if (siteCache.size > SITE_CACHE_ENTRIES) siteCache.delete(siteCache.keys().next().value!);
@@ -187,7 +210,12 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
   }
 
   // The gateway's own pages send their forms with their Origin: under `no-referrer` a browser sends `Origin: null`.
-  const pageHeaders = { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Security-Policy': GATEWAY_PAGE_CSP, 'Referrer-Policy': 'same-origin' };
+  const pageHeaders = {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Security-Policy': GATEWAY_PAGE_CSP,
+    'Referrer-Policy': 'same-origin',
+  };
   const sendPage = (res: ServerResponse, status: number, html: string): void => send(res, status, html, pageHeaders);
   const sendError = (res: ServerResponse, e: unknown): void => {
     const d = describeError(e);
@@ -200,7 +228,14 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
   };
 
   /** Streams bytes of an opened file (a range, or all of it), counting a transfer for the home page. */
-  async function stream(req: IncomingMessage, res: ServerResponse, file: OpenedContent, label: string, headers: Record<string, string | number>, signal: AbortSignal): Promise<void> {
+  async function stream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    file: OpenedContent,
+    label: string,
+    headers: Record<string, string | number>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const range = parseRange(typeof req.headers.range === 'string' ? req.headers.range : undefined, file.size);
     if (range === 'unsatisfiable') {
       res.writeHead(416, { ...COMMON_HEADERS, 'Content-Range': `bytes */${file.size}`, 'Content-Length': 0 });
@@ -229,7 +264,11 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
   }
 
   /** Serves one file of a site (or a bare file with a type) through the filter rules of its media type. */
-  async function serveFile(req: IncomingMessage, res: ServerResponse, o: { file: OpenedContent; type: string; path: string; base: URL; siteId: string; updatable: boolean; download: boolean; signal: AbortSignal }): Promise<void> {
+  async function serveFile(
+    req: IncomingMessage,
+    res: ServerResponse,
+    o: { file: OpenedContent; type: string; path: string; base: URL; siteId: string; updatable: boolean; download: boolean; signal: AbortSignal },
+  ): Promise<void> {
     const scripts = bookmarks.scriptsOn(o.siteId);
     const cache = o.updatable ? 'no-cache' : 'private, max-age=31536000, immutable';
     let treatment = o.download ? 'download' : treatmentOf(o.type);
@@ -243,7 +282,16 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
         return send(res, 200, f.body, { 'Content-Type': f.contentType, 'Content-Security-Policy': f.csp, 'Cache-Control': cache });
       } catch (e) {
         if (!isFilterRefusal(e)) throw e;
-        return sendPage(res, 200, errorPage(200, 'Cannot be shown safely', 'The content filter could not make this document safe to show (it is too large, nested too deeply, or malformed).', `<p><a href="?download">Download it instead</a> (open it only with a program you trust not to connect to the network).</p>`));
+        return sendPage(
+          res,
+          200,
+          errorPage(
+            200,
+            'Cannot be shown safely',
+            'The content filter could not make this document safe to show (it is too large, nested too deeply, or malformed).',
+            `<p><a href="?download">Download it instead</a> (open it only with a program you trust not to connect to the network).</p>`,
+          ),
+        );
       }
     }
     const headers: Record<string, string | number> = { 'Cache-Control': cache, 'Content-Security-Policy': FILE_CSP };
@@ -262,10 +310,13 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
     if (!parsed) return sendPage(res, 404, errorPage(404, 'Not found', 'The gateway has no page at this address.'));
     const { root, updatable } = await rootOf(parsed.link, signal);
     const siteId = siteIdOf(parsed.link);
-    const linkPath = updatable ? `/${parsed.link}` : `/${formatLink({ type: 'chk', rk: root.rk, dk: root.dk, flags: (parseLink(parsed.link) as { flags: number }).flags })}`;
+    const linkPath = updatable
+      ? `/${parsed.link}`
+      : `/${formatLink({ type: 'chk', rk: root.rk, dk: root.dk, flags: (parseLink(parsed.link) as { flags: number }).flags })}`;
     const base = new URL(url.pathname, `http://${req.headers.host}`);
     const download = url.searchParams.has('download');
-    if (transfers.size >= MAX_GATEWAY_TRANSFERS) return sendPage(res, 503, errorPage(503, 'Busy', `The gateway is already fetching ${MAX_GATEWAY_TRANSFERS} files. Try again in a moment.`));
+    if (transfers.size >= MAX_GATEWAY_TRANSFERS)
+      return sendPage(res, 503, errorPage(503, 'Busy', `The gateway is already fetching ${MAX_GATEWAY_TRANSFERS} files. Try again in a moment.`));
     // A site already read is served without fetching its root again; anything else is opened (and looked at) now.
     const known = siteCache.get(toHex(root.rk));
     let file: OpenedContent | null = null;
@@ -281,7 +332,12 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
       const type = asked && !download ? asked.toLowerCase() : 'application/octet-stream';
       return serveFile(req, res, { file, type, path: parsed.link.split('/').pop() ?? 'file', base, siteId, updatable, download, signal });
     }
-    if (!site) return sendPage(res, 404, errorPage(404, 'Not a site', 'This link is a single file, not a site: it has no paths.', `<p><a href="${linkPath}?download">Download the file</a></p>`));
+    if (!site)
+      return sendPage(
+        res,
+        404,
+        errorPage(404, 'Not a site', 'This link is a single file, not a site: it has no paths.', `<p><a href="${linkPath}?download">Download the file</a></p>`),
+      );
     bookmarks.seen(siteId);
     let path: string;
     try {
@@ -307,7 +363,11 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
       entry = site.entry(path);
       if (!entry) {
         if (site.list(path).length) return redirect(res, `${url.pathname}/`, 301);
-        return sendPage(res, 404, errorPage(404, 'Not in this site', 'This site has no file at this path. The link that led here may be mistyped or out of date.'));
+        return sendPage(
+          res,
+          404,
+          errorPage(404, 'Not in this site', 'This site has no file at this path. The link that led here may be mistyped or out of date.'),
+        );
       }
     }
     const f = await content.open(entry.ref, { signal });
@@ -349,12 +409,12 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
         if (url.pathname === '/bookmarks') {
           try {
             bookmarks.add(form.get('link') ?? '', form.get('title') ?? undefined);
-            void bookmarks.poll(stopping.signal).catch(() => undefined);
+            void bookmarks.poll({ signal: stopping.signal }).catch(() => undefined);
           } catch (e) {
             return home(res, `Not bookmarked: ${describeError(e).detail}`);
           }
         } else if (url.pathname === '/bookmarks/remove') bookmarks.remove(form.get('id') ?? '');
-        else if (url.pathname === '/bookmarks/poll') await bookmarks.poll(stopping.signal);
+        else if (url.pathname === '/bookmarks/poll') await bookmarks.poll({ signal: stopping.signal });
         else if (url.pathname === '/scripts') bookmarks.setScripts(form.get('id') ?? '', form.get('on') === '1');
         else return sendPage(res, 404, errorPage(404, 'Not found', 'No such form.'));
         return redirect(res, '/', 303);
@@ -385,16 +445,18 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
   const server: Server = createServer((req, res) => void handle(req, res));
   const port = init.port ?? 8888;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new ConfigError(`gateway: ${host}:${port} is in use (pass another --port, or 0 for any)`) : e));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'EADDRINUSE' ? new ConfigError(`gateway: ${host}:${port} is in use (pass another --port, or 0 for any)`) : e),
+    );
     server.listen(port, host, () => resolve());
   });
   const bound = (server.address() as { port: number }).port;
   hosts = gatewayHosts(host, bound, init.hostNames);
   const shown = host.includes(':') ? `[${host}]` : host;
   const interval = init.pollIntervalMs ?? BOOKMARK_POLL_INTERVAL_MS;
-  const timer = interval > 0 ? setInterval(() => void bookmarks.poll(stopping.signal).catch(() => undefined), interval) : null;
+  const timer = interval > 0 ? setInterval(() => void bookmarks.poll({ signal: stopping.signal }).catch(() => undefined), interval) : null;
   (timer as { unref?: () => void } | null)?.unref?.();
-  void bookmarks.poll(stopping.signal).catch(() => undefined);
+  void bookmarks.poll({ signal: stopping.signal }).catch(() => undefined);
   return {
     url: `http://${shown}:${bound}/`,
     port: bound,

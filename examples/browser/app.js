@@ -10,16 +10,7 @@
  * network (`npm start`); leave it out on a real network. The identity is new on every load: a real application
  * would keep its seed (identity.secretKey's first 32 bytes) somewhere safer than this example cares to.
  */
-import {
-  AlliumClient,
-  AlliumError,
-  Messenger,
-  browserSocketFactory,
-  browserStorage,
-  createIdentity,
-  initCrypto,
-  parseAddress,
-} from 'allium/browser';
+import { AlliumClient, AlliumError, Messenger, browserSocketFactory, browserStorage, createIdentity, initCrypto, parseAddress } from 'allium/browser';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -78,7 +69,7 @@ async function connect(lines) {
     messenger.on('endpoint:error', (e) => addEntry('error', describe(e)));
     $('send').disabled = false;
     setStatus(`Connected to ${client.directory.all().length} relays; publishing this address…`, 'connected');
-    await messenger.startListening(AbortSignal.timeout(180_000));
+    await messenger.startListening({ signal: AbortSignal.timeout(180_000) });
     setStatus('Listening: others can now send to this address.', 'listening');
   } catch (e) {
     setStatus(`Failed: ${describe(e)}`, 'error');
@@ -88,7 +79,10 @@ async function connect(lines) {
 
 $('connect-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
-  const lines = $('bootstrap').value.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = $('bootstrap')
+    .value.split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (lines.length) void connect(lines);
 });
 

@@ -29,8 +29,8 @@ const hexOf = (s: string): string => toHex(utf8(s));
 const len = (major: number, n: number): string => {
   const m = major << 5;
   if (n < 24) return (m | n).toString(16).padStart(2, '0');
-  if (n < 0x100) return ((m | 24).toString(16) + n.toString(16).padStart(2, '0'));
-  if (n < 0x10000) return ((m | 25).toString(16) + n.toString(16).padStart(4, '0'));
+  if (n < 0x100) return (m | 24).toString(16) + n.toString(16).padStart(2, '0');
+  if (n < 0x10000) return (m | 25).toString(16) + n.toString(16).padStart(4, '0');
   return (m | 26).toString(16) + n.toString(16).padStart(8, '0');
 };
 const nested = (levels: number): CborValue => (levels === 1 ? [] : [nested(levels - 1)]);
@@ -205,7 +205,11 @@ const DEFAULT_MAX = 1024;
 function rejected(kind: string, cases: Rejected[]): object[] {
   return cases.map(([name, hex, expected, maxBytes = DEFAULT_MAX]) => {
     const bytes = fromHex(hex);
-    const error = expectCode(errorCodeOf(() => decodeCbor(bytes, maxBytes), name), expected, `cbor ${kind} "${name}"`);
+    const error = expectCode(
+      errorCodeOf(() => decodeCbor(bytes, maxBytes), name),
+      expected,
+      `cbor ${kind} "${name}"`,
+    );
     return { name, hex, maxBytes, error };
   });
 }

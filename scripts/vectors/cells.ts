@@ -187,7 +187,11 @@ export function cellsFile(): VectorFile {
     return { name: c.name, ...expected, hex: toHex(bytes) };
   });
   const invalid = invalidCases().map((c) => {
-    const code = expectCode(errorCodeOf(() => decodeTypedCell(c.bytes), c.name), c.error, `cells invalid "${c.name}"`);
+    const code = expectCode(
+      errorCodeOf(() => decodeTypedCell(c.bytes), c.name),
+      c.error,
+      `cells invalid "${c.name}"`,
+    );
     return { name: c.name, hex: toHex(c.bytes), error: code };
   });
   return {

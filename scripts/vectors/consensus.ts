@@ -37,7 +37,10 @@ const SRP = 4 * IV;
 /** A valid-after in a reveal phase (round 2 of 4): 2025-06-15 12:20 UTC. */
 const VA = 1_749_990_000_000;
 
-const fields = (i: number, key: IdentityKey): { id: Uint8Array; addr: string; family: Uint8Array[]; exit: string[]; caps: ('store' | 'intro' | 'rendezvous')[] } => ({
+const fields = (
+  i: number,
+  key: IdentityKey,
+): { id: Uint8Array; addr: string; family: Uint8Array[]; exit: string[]; caps: ('store' | 'intro' | 'rendezvous')[] } => ({
   id: key.publicKey,
   addr: `ws://198.51.${100 + i}.7:9001/allium`,
   family: [] as Uint8Array[],
@@ -74,11 +77,20 @@ export function consensusFile(): VectorFile {
     ],
   ];
   const voteRaws = authorityKeys.map((k, i) =>
-    signVote({ authority: k.publicKey, validAfter: VA, measures: i < 2, commit: srCommit(reveals[i]!, pn), reveal: reveals[i]!, entries: voteEntries[i]! }, k.secretKey),
+    signVote(
+      { authority: k.publicKey, validAfter: VA, measures: i < 2, commit: srCommit(reveals[i]!, pn), reveal: reveals[i]!, entries: voteEntries[i]! },
+      k.secretKey,
+    ),
   );
   const votes = voteRaws.map((raw) => verifyVote(raw, authorities));
   // The consensus before, of the same period, whose commit phase recorded all three commits.
-  const before = { pn, cur: seeded('consensus/srv-current')(32), prev: seeded('consensus/srv-previous')(32), com: authorityKeys.map((k, i) => [k.publicKey, srCommit(reveals[i]!, pn)] as const).sort((a, b) => (toHex(a[0]) < toHex(b[0]) ? -1 : 1)), rev: [] };
+  const before = {
+    pn,
+    cur: seeded('consensus/srv-current')(32),
+    prev: seeded('consensus/srv-previous')(32),
+    com: authorityKeys.map((k, i) => [k.publicKey, srCommit(reveals[i]!, pn)] as const).sort((a, b) => (toHex(a[0]) < toHex(b[0]) ? -1 : 1)),
+    rev: [],
+  };
   const params = { validAfter: VA, interval: IV, srPeriod: SRP, authorities };
   const { head, entries } = computeConsensus(votes, before, params);
   const sigs = authorityKeys.map((k) => [k.publicKey, signHead(head, k.secretKey)] as const);
@@ -88,7 +100,11 @@ export function consensusFile(): VectorFile {
 
   // The next round: relay 2 loses Stable, relay 3 leaves (no vote lists it).
   const next = computeConsensus(
-    votes.map((v, i) => ({ ...v, validAfter: VA + IV, entries: voteEntries[i]!.filter((e) => e.id !== relays[3]!.id).map((e) => (e.id === relays[2]!.id ? { ...e, flags: Flag.FAST } : e)) })),
+    votes.map((v, i) => ({
+      ...v,
+      validAfter: VA + IV,
+      entries: voteEntries[i]!.filter((e) => e.id !== relays[3]!.id).map((e) => (e.id === relays[2]!.id ? { ...e, flags: Flag.FAST } : e)),
+    })),
     verified.sr,
     { ...params, validAfter: VA + IV },
   );
@@ -109,18 +125,61 @@ export function consensusFile(): VectorFile {
   const foreign = IdentityKey.fromSeed(seeded('consensus/foreign')(32));
   const foreignSigs = encodeSignedHead(head, [sigs[0]!, [foreign.publicKey, signHead(head, foreign.secretKey)] as const]);
   const badEntries = [...entries].reverse();
-  const unordered = signVote({ authority: authorityKeys[0]!.publicKey, validAfter: VA, measures: true, commit: null, reveal: null, entries: voteEntries[0]! }, authorityKeys[0]!.secretKey);
+  const unordered = signVote(
+    { authority: authorityKeys[0]!.publicKey, validAfter: VA, measures: true, commit: null, reveal: null, entries: voteEntries[0]! },
+    authorityKeys[0]!.secretKey,
+  );
   const refused = [
-    { name: 'one signature of three authorities', signedHead: toHex(oneSig), now: VA, code: expectCode(errorCodeOf(() => verifyConsensusHead(oneSig, authorities, VA), 'one sig'), 'ERR_DIRECTORY', 'one signature') },
-    { name: 'a majority only with a foreign authority', signedHead: toHex(foreignSigs), now: VA, code: expectCode(errorCodeOf(() => verifyConsensusHead(foreignSigs, authorities, VA), 'foreign'), 'ERR_DIRECTORY', 'foreign signature') },
-    { name: 'expired (now = vu)', signedHead: toHex(signed), now: VA + 3 * IV, code: expectCode(errorCodeOf(() => verifyConsensusHead(signed, authorities, VA + 3 * IV), 'expired'), 'ERR_DIRECTORY', 'expired head') },
-    { name: 'too far in the future (va > now + 10 min)', signedHead: toHex(signed), now: VA - 10 * 60_000 - 1, code: expectCode(errorCodeOf(() => verifyConsensusHead(signed, authorities, VA - 10 * 60_000 - 1), 'future'), 'ERR_DIRECTORY', 'future head') },
+    {
+      name: 'one signature of three authorities',
+      signedHead: toHex(oneSig),
+      now: VA,
+      code: expectCode(
+        errorCodeOf(() => verifyConsensusHead(oneSig, authorities, VA), 'one sig'),
+        'ERR_DIRECTORY',
+        'one signature',
+      ),
+    },
+    {
+      name: 'a majority only with a foreign authority',
+      signedHead: toHex(foreignSigs),
+      now: VA,
+      code: expectCode(
+        errorCodeOf(() => verifyConsensusHead(foreignSigs, authorities, VA), 'foreign'),
+        'ERR_DIRECTORY',
+        'foreign signature',
+      ),
+    },
+    {
+      name: 'expired (now = vu)',
+      signedHead: toHex(signed),
+      now: VA + 3 * IV,
+      code: expectCode(
+        errorCodeOf(() => verifyConsensusHead(signed, authorities, VA + 3 * IV), 'expired'),
+        'ERR_DIRECTORY',
+        'expired head',
+      ),
+    },
+    {
+      name: 'too far in the future (va > now + 10 min)',
+      signedHead: toHex(signed),
+      now: VA - 10 * 60_000 - 1,
+      code: expectCode(
+        errorCodeOf(() => verifyConsensusHead(signed, authorities, VA - 10 * 60_000 - 1), 'future'),
+        'ERR_DIRECTORY',
+        'future head',
+      ),
+    },
     {
       name: 'entries out of order',
       signedHead: toHex(signed),
       now: VA,
       entries: badEntries.map((e) => toHex(encodeEntry(e))),
-      code: expectCode(errorCodeOf(() => checkEntries(verifyConsensusHead(signed, authorities, VA), badEntries), 'order'), 'ERR_DIRECTORY', 'entries out of order'),
+      code: expectCode(
+        errorCodeOf(() => checkEntries(verifyConsensusHead(signed, authorities, VA), badEntries), 'order'),
+        'ERR_DIRECTORY',
+        'entries out of order',
+      ),
     },
   ];
   check(verifyVote(unordered, authorities).entries.length === 4, 'signVote sorts entries');
@@ -135,11 +194,20 @@ export function consensusFile(): VectorFile {
   const h = readHead(head, signed, verified.signers);
   return {
     description:
-      'Directory authorities and the consensus (specs/directory.md §6.5, §7). `authorities`: their seeds and keys. `relays`: the routing fields of four descriptors and their md (§7.1). `votes`: three signed votes (hex) for validAfter; the consensus before them (`before`, the shared-random state: same period, three commits). `consensus`: the entries the votes compute (fields and encoding), ed, the head (hex), cd, each authority\'s signature, the signed head, and the decoded head. `next`: the next round\'s entries and head, and `diff`: the changes from the first to the second ([id, entry or null]). `sharedRandom`: each reveal\'s commit, the value of the next period computed from the consensus\'s reveals, and the disaster value. `weights`: position weights (out of 10000) for class totals. `view`: a relay\'s signed view statement. `refused`: heads (and entries) that must be refused, with the code.',
+      "Directory authorities and the consensus (specs/directory.md §6.5, §7). `authorities`: their seeds and keys. `relays`: the routing fields of four descriptors and their md (§7.1). `votes`: three signed votes (hex) for validAfter; the consensus before them (`before`, the shared-random state: same period, three commits). `consensus`: the entries the votes compute (fields and encoding), ed, the head (hex), cd, each authority's signature, the signed head, and the decoded head. `next`: the next round's entries and head, and `diff`: the changes from the first to the second ([id, entry or null]). `sharedRandom`: each reveal's commit, the value of the next period computed from the consensus's reveals, and the disaster value. `weights`: position weights (out of 10000) for class totals. `view`: a relay's signed view statement. `refused`: heads (and entries) that must be refused, with the code.",
     version: VECTORS_VERSION,
     constants: { interval: IV, srPeriod: SRP, validAfter: VA, weightScale: 10_000, unmeasuredCap: h.unmeasuredCap },
     authorities: authorityKeys.map((k, i) => ({ seed: toHex(seeded(`consensus/authority-${i}`)(32)), publicKey: toHex(k.publicKey) })),
-    relays: relays.map((r, i) => ({ seed: toHex(seeded(`consensus/relay-${i}`)(32)), id: toHex(r.id), addr: r.addr, exit: r.exit, caps: r.caps, family: [], md: toHex(r.md), mdInput: toHex(encodeCbor({ id: r.id, addr: r.addr, family: [], exit: r.exit, caps: [...r.caps].sort() })) })),
+    relays: relays.map((r, i) => ({
+      seed: toHex(seeded(`consensus/relay-${i}`)(32)),
+      id: toHex(r.id),
+      addr: r.addr,
+      exit: r.exit,
+      caps: r.caps,
+      family: [],
+      md: toHex(r.md),
+      mdInput: toHex(encodeCbor({ id: r.id, addr: r.addr, family: [], exit: r.exit, caps: [...r.caps].sort() })),
+    })),
     before: { pn: before.pn, cur: toHex(before.cur), prev: toHex(before.prev), com: before.com.map(([a, c]) => [toHex(a), toHex(c)]) },
     votes: voteRaws.map((raw, i) => ({ authority: i, measures: i < 2, reveal: toHex(reveals[i]!), vote: toHex(raw) })),
     consensus: {
@@ -156,7 +224,14 @@ export function consensusFile(): VectorFile {
         voters: h.voters,
         weights: h.weights,
         count: h.count,
-        sr: { pn: h.sr.pn, srp: h.sr.srp, cur: h.sr.cur && toHex(h.sr.cur), prev: h.sr.prev && toHex(h.sr.prev), com: h.sr.com.map(([a, c]) => [toHex(a), toHex(c)]), rev: h.sr.rev.map(([a, r]) => [toHex(a), toHex(r)]) },
+        sr: {
+          pn: h.sr.pn,
+          srp: h.sr.srp,
+          cur: h.sr.cur && toHex(h.sr.cur),
+          prev: h.sr.prev && toHex(h.sr.prev),
+          com: h.sr.com.map(([a, c]) => [toHex(a), toHex(c)]),
+          rev: h.sr.rev.map(([a, r]) => [toHex(a), toHex(r)]),
+        },
       },
     },
     next: { entries: next.entries.map((e) => toHex(encodeEntry(e))), head: toHex(next.head) },
@@ -167,7 +242,19 @@ export function consensusFile(): VectorFile {
       srv: toHex(srv),
       disaster: toHex(disaster),
     },
-    weights: weights.map((x) => ({ G: x.G, E: x.E, D: x.D, M: x.M, Wgg: x.w.gg, Wgd: x.w.gd, Wmg: x.w.mg, Wme: x.w.me, Wmd: x.w.md, Wee: x.w.ee, Wed: x.w.ed })),
+    weights: weights.map((x) => ({
+      G: x.G,
+      E: x.E,
+      D: x.D,
+      M: x.M,
+      Wgg: x.w.gg,
+      Wgd: x.w.gd,
+      Wmg: x.w.mg,
+      Wme: x.w.me,
+      Wmd: x.w.md,
+      Wee: x.w.ee,
+      Wed: x.w.ed,
+    })),
     view: { relay: toHex(relayKeys[0]!.publicKey), at: view.at, d: toHex(view.d), n: view.n, c: toHex(view.c), s: toHex(viewSig) },
     refused,
   };

@@ -174,7 +174,10 @@ function handshake(k: Keys, h: HandshakeCase, index: number) {
   check(token === encodeUpgradeToken(head) && toHex(decodeUpgradeToken(token)) === toHex(head), `${h.name}: token`);
   check(token === Buffer.from(head).toString('base64url'), `${h.name}: token is RFC 4648 §5 base64url`);
   const msg3Head = fin.msg3.subarray(0, MSG3_HEAD_LEN);
-  check(fin.msg3.subarray(MSG3_HEAD_LEN).every((b) => b === 0), `${h.name}: msg3 is zero after byte 97`);
+  check(
+    fin.msg3.subarray(MSG3_HEAD_LEN).every((b) => b === 0),
+    `${h.name}: msg3 is zero after byte 97`,
+  );
   if (h.initiator === 'relay') {
     check(toHex(msg3Head.subarray(1, 33)) === toHex(k.dialer.publicKey), `${h.name}: msg3 identity`);
     check(c.verify(msg3Head.subarray(33, 97), concatBytes(SIGN_CONTEXT, auth), k.dialer.publicKey), `${h.name}: msg3 signature over auth`);
@@ -228,10 +231,23 @@ const flip = (b: Uint8Array, i: number, mask = 0x01): Uint8Array => {
 const headOf = (h: Handshake): Uint8Array => fromHex(h.msg1).subarray(0, MSG1_HEAD_LEN);
 
 /** What a responder does with a msg1 (its 4048 padding bytes do not matter: they are zero here). */
-function respondTo(k: Keys, responder: 'relay' | 'bridge', psk: Uint8Array | null, head: Uint8Array, now: number, seen: readonly { head: Uint8Array; now: number }[]): void {
+function respondTo(
+  k: Keys,
+  responder: 'relay' | 'bridge',
+  psk: Uint8Array | null,
+  head: Uint8Array,
+  now: number,
+  seen: readonly { head: Uint8Array; now: number }[],
+): void {
   const replay = new HandshakeReplayCache(2 * SKEW, 1000);
   const make = () =>
-    new LinkResponder({ identity: responder === 'bridge' ? k.bridge : k.relay, ...(psk ? { psk } : {}), replay, maxClockSkewMs: SKEW, random: seeded('link/msg1-invalid/responder') });
+    new LinkResponder({
+      identity: responder === 'bridge' ? k.bridge : k.relay,
+      ...(psk ? { psk } : {}),
+      replay,
+      maxClockSkewMs: SKEW,
+      random: seeded('link/msg1-invalid/responder'),
+    });
   for (const s of seen) make().respond(concatBytes(s.head, new Uint8Array(FRAME_LEN - MSG1_HEAD_LEN)), s.now);
   make().respond(concatBytes(head, new Uint8Array(FRAME_LEN - MSG1_HEAD_LEN)), now);
 }
@@ -239,16 +255,77 @@ function respondTo(k: Keys, responder: 'relay' | 'bridge', psk: Uint8Array | nul
 function msg1Invalid(k: Keys, hs: readonly Handshake[]) {
   const [clientRelay, , clientBridge] = hs as [Handshake, Handshake, Handshake, Handshake];
   const noSecret = new LinkInitiator({ responder: k.bridge.publicKey, now: NOW, random: seeded('link/msg1-invalid/no-secret') }).start();
-  const wrongSecret = new LinkInitiator({ responder: k.bridge.publicKey, psk: seeded('link/msg1-invalid/wrong-secret')(32), now: NOW, random: seeded('link/msg1-invalid/wrong-secret-init') }).start();
+  const wrongSecret = new LinkInitiator({
+    responder: k.bridge.publicKey,
+    psk: seeded('link/msg1-invalid/wrong-secret')(32),
+    now: NOW,
+    random: seeded('link/msg1-invalid/wrong-secret-init'),
+  }).start();
   const otherRelay = new LinkInitiator({ responder: k.dialer.publicKey, now: NOW, random: seeded('link/msg1-invalid/other-relay') }).start();
-  const cases: { name: string; responder: 'relay' | 'bridge'; psk: Uint8Array | null; head: Uint8Array; now: number; seen: { head: Uint8Array; now: number }[]; error: string }[] = [
-    { name: 'made without the secret, at a bridge', responder: 'bridge', psk: k.bridgeSecret, head: noSecret.subarray(0, 64), now: NOW, seen: [], error: 'ERR_LINK_PROBE' },
-    { name: 'made with a wrong secret, at a bridge', responder: 'bridge', psk: k.bridgeSecret, head: wrongSecret.subarray(0, 64), now: NOW, seen: [], error: 'ERR_LINK_PROBE' },
-    { name: 'made with the secret, at the bridge run without one', responder: 'bridge', psk: null, head: headOf(clientBridge), now: clientBridge.responderNow, seen: [], error: 'ERR_LINK_PROBE' },
+  const cases: {
+    name: string;
+    responder: 'relay' | 'bridge';
+    psk: Uint8Array | null;
+    head: Uint8Array;
+    now: number;
+    seen: { head: Uint8Array; now: number }[];
+    error: string;
+  }[] = [
+    {
+      name: 'made without the secret, at a bridge',
+      responder: 'bridge',
+      psk: k.bridgeSecret,
+      head: noSecret.subarray(0, 64),
+      now: NOW,
+      seen: [],
+      error: 'ERR_LINK_PROBE',
+    },
+    {
+      name: 'made with a wrong secret, at a bridge',
+      responder: 'bridge',
+      psk: k.bridgeSecret,
+      head: wrongSecret.subarray(0, 64),
+      now: NOW,
+      seen: [],
+      error: 'ERR_LINK_PROBE',
+    },
+    {
+      name: 'made with the secret, at the bridge run without one',
+      responder: 'bridge',
+      psk: null,
+      head: headOf(clientBridge),
+      now: clientBridge.responderNow,
+      seen: [],
+      error: 'ERR_LINK_PROBE',
+    },
     { name: 'made for another relay', responder: 'relay', psk: null, head: otherRelay.subarray(0, 64), now: NOW, seen: [], error: 'ERR_LINK_PROBE' },
-    { name: 'top bit of E_i flipped (E_i is the AEAD associated data)', responder: 'relay', psk: null, head: flip(headOf(clientRelay), 31, 0x80), now: clientRelay.responderNow, seen: [], error: 'ERR_LINK_PROBE' },
-    { name: 'last tag byte of c1 flipped', responder: 'relay', psk: null, head: flip(headOf(clientRelay), 63), now: clientRelay.responderNow, seen: [], error: 'ERR_LINK_PROBE' },
-    { name: 'E_i all zero (small order)', responder: 'relay', psk: null, head: concatBytes(new Uint8Array(32), headOf(clientRelay).subarray(32)), now: clientRelay.responderNow, seen: [], error: 'ERR_LINK_PROBE' },
+    {
+      name: 'top bit of E_i flipped (E_i is the AEAD associated data)',
+      responder: 'relay',
+      psk: null,
+      head: flip(headOf(clientRelay), 31, 0x80),
+      now: clientRelay.responderNow,
+      seen: [],
+      error: 'ERR_LINK_PROBE',
+    },
+    {
+      name: 'last tag byte of c1 flipped',
+      responder: 'relay',
+      psk: null,
+      head: flip(headOf(clientRelay), 63),
+      now: clientRelay.responderNow,
+      seen: [],
+      error: 'ERR_LINK_PROBE',
+    },
+    {
+      name: 'E_i all zero (small order)',
+      responder: 'relay',
+      psk: null,
+      head: concatBytes(new Uint8Array(32), headOf(clientRelay).subarray(32)),
+      now: clientRelay.responderNow,
+      seen: [],
+      error: 'ERR_LINK_PROBE',
+    },
     {
       name: 'replayed: the same msg1 a second time, one second later',
       responder: 'relay',
@@ -258,13 +335,51 @@ function msg1Invalid(k: Keys, hs: readonly Handshake[]) {
       seen: [{ head: headOf(clientRelay), now: clientRelay.responderNow }],
       error: 'ERR_LINK_REPLAY',
     },
-    { name: 'timestamp one millisecond more than the clock skew behind', responder: 'relay', psk: null, head: headOf(clientRelay), now: clientRelay.initiatorNow + SKEW + 1, seen: [], error: 'ERR_LINK_CLOCK' },
-    { name: 'timestamp one millisecond more than the clock skew ahead', responder: 'relay', psk: null, head: headOf(clientRelay), now: clientRelay.initiatorNow - SKEW - 1, seen: [], error: 'ERR_LINK_CLOCK' },
-    { name: 'role 3', responder: 'relay', psk: null, head: craftHead('link/msg1-invalid/role-3', k.relay.publicKey, new Uint8Array(32), payload1(1, 1, 3, NOW)), now: NOW, seen: [], error: 'ERR_LINK_HANDSHAKE' },
-    { name: 'versions 2 to 3 only', responder: 'relay', psk: null, head: craftHead('link/msg1-invalid/version-2', k.relay.publicKey, new Uint8Array(32), payload1(2, 3, 1, NOW)), now: NOW, seen: [], error: 'ERR_LINK_VERSION' },
+    {
+      name: 'timestamp one millisecond more than the clock skew behind',
+      responder: 'relay',
+      psk: null,
+      head: headOf(clientRelay),
+      now: clientRelay.initiatorNow + SKEW + 1,
+      seen: [],
+      error: 'ERR_LINK_CLOCK',
+    },
+    {
+      name: 'timestamp one millisecond more than the clock skew ahead',
+      responder: 'relay',
+      psk: null,
+      head: headOf(clientRelay),
+      now: clientRelay.initiatorNow - SKEW - 1,
+      seen: [],
+      error: 'ERR_LINK_CLOCK',
+    },
+    {
+      name: 'role 3',
+      responder: 'relay',
+      psk: null,
+      head: craftHead('link/msg1-invalid/role-3', k.relay.publicKey, new Uint8Array(32), payload1(1, 1, 3, NOW)),
+      now: NOW,
+      seen: [],
+      error: 'ERR_LINK_HANDSHAKE',
+    },
+    {
+      name: 'versions 2 to 3 only',
+      responder: 'relay',
+      psk: null,
+      head: craftHead('link/msg1-invalid/version-2', k.relay.publicKey, new Uint8Array(32), payload1(2, 3, 1, NOW)),
+      now: NOW,
+      seen: [],
+      error: 'ERR_LINK_VERSION',
+    },
   ];
   const accepted = [
-    { name: 'timestamp exactly the clock skew behind', responder: 'relay' as const, psk: null, head: headOf(clientRelay), now: clientRelay.initiatorNow + SKEW },
+    {
+      name: 'timestamp exactly the clock skew behind',
+      responder: 'relay' as const,
+      psk: null,
+      head: headOf(clientRelay),
+      now: clientRelay.initiatorNow + SKEW,
+    },
     { name: 'timestamp exactly the clock skew ahead', responder: 'relay' as const, psk: null, head: headOf(clientRelay), now: clientRelay.initiatorNow - SKEW },
   ];
   for (const a of accepted) respondTo(k, a.responder, a.psk, a.head, a.now, []);
@@ -276,7 +391,11 @@ function msg1Invalid(k: Keys, hs: readonly Handshake[]) {
       head: toHex(v.head),
       now: v.now,
       seen: v.seen.map((s) => ({ head: toHex(s.head), now: s.now })),
-      error: expectCode(errorCodeOf(() => respondTo(k, v.responder, v.psk, v.head, v.now, v.seen), v.name), v.error, `msg1 "${v.name}"`),
+      error: expectCode(
+        errorCodeOf(() => respondTo(k, v.responder, v.psk, v.head, v.now, v.seen), v.name),
+        v.error,
+        `msg1 "${v.name}"`,
+      ),
     })),
     accepted: accepted.map((a) => ({ name: a.name, responder: a.responder, psk: a.psk, head: toHex(a.head), now: a.now })),
   };
@@ -313,7 +432,11 @@ function msg2Invalid(k: Keys, hs: readonly Handshake[]) {
     name,
     handshake: h.name,
     head: toHex(bytes),
-    error: expectCode(errorCodeOf(() => finishWith(k, h, bytes), name), error, `msg2 "${name}"`),
+    error: expectCode(
+      errorCodeOf(() => finishWith(k, h, bytes), name),
+      error,
+      `msg2 "${name}"`,
+    ),
   }));
 }
 
@@ -361,7 +484,11 @@ function msg3Invalid(k: Keys, hs: readonly Handshake[]) {
       handshake: h.name,
       head: toHex(head),
       nonZero,
-      error: expectCode(errorCodeOf(() => readMsg3(k, h, full), name), error, `msg3 "${name}"`),
+      error: expectCode(
+        errorCodeOf(() => readMsg3(k, h, full), name),
+        error,
+        `msg3 "${name}"`,
+      ),
     };
   });
 }
@@ -425,7 +552,11 @@ function frames(h: Handshake) {
       name: v.name,
       counter: v.counter,
       frame: toHex(v.frame),
-      error: expectCode(errorCodeOf(() => openAt(v.counter, v.frame), v.name), v.error, `frame "${v.name}"`),
+      error: expectCode(
+        errorCodeOf(() => openAt(v.counter, v.frame), v.name),
+        v.error,
+        `frame "${v.name}"`,
+      ),
     })),
   };
 }
@@ -460,7 +591,11 @@ function tokens(hs: readonly Handshake[]) {
     refused: cases.map(([name, token]) => ({
       name,
       token,
-      error: expectCode(errorCodeOf(() => decodeUpgradeToken(token), name), 'ERR_LINK_PROBE', `token "${name}"`),
+      error: expectCode(
+        errorCodeOf(() => decodeUpgradeToken(token), name),
+        'ERR_LINK_PROBE',
+        `token "${name}"`,
+      ),
     })),
   };
 }
@@ -480,7 +615,10 @@ function bridge(k: Keys) {
     ['ws:// address', `bridge ws://192.0.2.10:8443/allium ${fp} secret=${secret}`],
   ];
   const parsed = lines.map(([name, text]) => ({ name, text, parsed: parsedOf(text) }));
-  check(parsed.slice(0, 3).every((p) => p.parsed.line === line), 'bridge lines normalise to the printed form');
+  check(
+    parsed.slice(0, 3).every((p) => p.parsed.line === line),
+    'bridge lines normalise to the printed form',
+  );
   const refusedLines: [string, string][] = [
     ['fingerprint of 63 hex digits', `bridge ${BRIDGE_URL} ${fp.slice(1)} secret=${secret}`],
     ['fingerprint with a non-hex digit', `bridge ${BRIDGE_URL} g${fp.slice(1)} secret=${secret}`],
@@ -524,7 +662,14 @@ function bridge(k: Keys) {
       fields: fieldsHex(f),
       raw: toHex(d.raw),
       digest: toHex(d.digest),
-      refusedAs: { kind: other, error: expectCode(errorCodeOf(() => verifyDescriptor(d.raw, NOW, undefined, other), `${kind} as ${other}`), 'ERR_SIGNATURE', `${kind} descriptor under the ${other} context`) },
+      refusedAs: {
+        kind: other,
+        error: expectCode(
+          errorCodeOf(() => verifyDescriptor(d.raw, NOW, undefined, other), `${kind} as ${other}`),
+          'ERR_SIGNATURE',
+          `${kind} descriptor under the ${other} context`,
+        ),
+      },
     };
   };
   const bridgeDescriptor = descriptor('bridge', bridgeFields, k.bridge.secretKey);
@@ -538,7 +683,11 @@ function bridge(k: Keys) {
     refusedLines: refusedLines.map(([name, text]) => ({
       name,
       text,
-      error: expectCode(errorCodeOf(() => parseBridgeLine(text), name), 'ERR_CONFIG', `bridge line "${name}"`),
+      error: expectCode(
+        errorCodeOf(() => parseBridgeLine(text), name),
+        'ERR_CONFIG',
+        `bridge line "${name}"`,
+      ),
     })),
     now: NOW,
     descriptors: [bridgeDescriptor, descriptor('relay', relayFields, k.relay.secretKey)],

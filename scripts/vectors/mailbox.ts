@@ -118,11 +118,15 @@ export function mailboxFile(): VectorFile {
     item: toHex(bytes),
     slot,
     now,
-    error: expectCode(errorCodeOf(() => openMailboxItem(who[as as keyof typeof who], fromHex(slot), bytes, { now }), name), expected[name]!, `mailbox open "${name}"`),
+    error: expectCode(
+      errorCodeOf(() => openMailboxItem(who[as as keyof typeof who], fromHex(slot), bytes, { now }), name),
+      expected[name]!,
+      `mailbox open "${name}"`,
+    ),
   }));
 
   const storeCases: [string, Uint8Array, number, string][] = [
-    ['expires at the relay\'s now', base, NOW + 2 * HOUR, 'ERR_LIMIT'],
+    ["expires at the relay's now", base, NOW + 2 * HOUR, 'ERR_LIMIT'],
     ['expires beyond the longest lifetime', base, NOW + 2 * HOUR - MAX_MAILBOX_TTL_MS - HOUR, 'ERR_LIMIT'],
     ['unknown field', encodeCbor({ ...fields, x: 0 }), NOW, 'ERR_SCHEMA'],
     ['deletion token of 31 bytes', encodeCbor({ v: 1, del: seeded('mailbox/short-token')(31) }), NOW, 'ERR_SCHEMA'],
@@ -132,7 +136,11 @@ export function mailboxFile(): VectorFile {
     name,
     bytes: toHex(bytes),
     now,
-    error: expectCode(errorCodeOf(() => verifyMailboxStore(bytes, now), name), error, `mailbox store "${name}"`),
+    error: expectCode(
+      errorCodeOf(() => verifyMailboxStore(bytes, now), name),
+      error,
+      `mailbox store "${name}"`,
+    ),
   }));
   check(verifyMailboxStore(base, NOW).kind === 'item', 'the first item is storable at NOW');
 
@@ -145,7 +153,13 @@ export function mailboxFile(): VectorFile {
     description:
       'Offline mailboxes (specs/messaging.md §9): inbox and slot locators, sealed items (the random bytes are the ephemeral X25519 secret, then the 16-byte id), their deletion tokens, checks and deletions, the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
     version: VECTORS_VERSION,
-    constants: { epochSeconds: MAILBOX_EPOCH_SECONDS, maxSlots: MAX_MAILBOX_SLOTS, maxTtlMs: MAX_MAILBOX_TTL_MS, maxItemBytes: MAX_MAILBOX_ITEM_BYTES, ctLengths: [...MAILBOX_CT_LENS] },
+    constants: {
+      epochSeconds: MAILBOX_EPOCH_SECONDS,
+      maxSlots: MAX_MAILBOX_SLOTS,
+      maxTtlMs: MAX_MAILBOX_TTL_MS,
+      maxItemBytes: MAX_MAILBOX_ITEM_BYTES,
+      ctLengths: [...MAILBOX_CT_LENS],
+    },
     recipientSeed: toHex(recipientSeed),
     recipientPublicKey: toHex(recipient.publicKey),
     senderSeed: toHex(senderSeed),

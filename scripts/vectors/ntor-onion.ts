@@ -34,7 +34,14 @@ function circuit(n: number, all: ReturnType<typeof relays>) {
     { random: client.random },
   );
 
-  const hops: { header: Uint8Array; result: 'extend' | 'terminal'; next: Uint8Array | null; hop: RelayHop; seed: string; rec: ReturnType<typeof recordingRandom> }[] = [];
+  const hops: {
+    header: Uint8Array;
+    result: 'extend' | 'terminal';
+    next: Uint8Array | null;
+    hop: RelayHop;
+    seed: string;
+    rec: ReturnType<typeof recordingRandom>;
+  }[] = [];
   let header = onion.header;
   for (let i = 0; i < n; i++) {
     check(header.length === ONION_HEADER_LEN, 'every hop receives 816 bytes');
@@ -103,11 +110,11 @@ export function ntorOnionFile(): VectorFile {
       'createOnion(path, random) where random hands out clientRandom in order (calls of the sizes in clientRandomCalls ' +
       'made to seededRandom(clientRandomSeed) return exactly these bytes) ' +
       'gives hops[0].header; x and X are the ephemeral keys the client chose for each hop (X as sent, top bit random). ' +
-      'processOnion(hops[i].header) with that relay\'s keys and random handing out relayRandom (likewise with ' +
+      "processOnion(hops[i].header) with that relay's keys and random handing out relayRandom (likewise with " +
       'relayRandomCalls; y is its first 32 bytes, then, ' +
       'at the terminal hop, the 560 bytes of reply padding) gives result, next (the next identity) and, for "extend", ' +
       'hops[i+1].header. Replies are built from the last hop back: hops[i].reply is what hop i sends towards the ' +
-      'client, and openReply(onion, hops[0].reply) gives every hop\'s keys (forward, backward, binding) and status.',
+      "client, and openReply(onion, hops[0].reply) gives every hop's keys (forward, backward, binding) and status.",
     version: VECTORS_VERSION,
     protoid: PROTOID,
     headerLength: ONION_HEADER_LEN,

@@ -62,7 +62,11 @@ export function relayPayloadFile(): VectorFile {
   const invalid = invalidCases.map(([name, bytes, error]) => ({
     name,
     hex: toHex(bytes),
-    error: expectCode(errorCodeOf(() => decodeRelayPayload(bytes), name), error, `relay payload invalid "${name}"`),
+    error: expectCode(
+      errorCodeOf(() => decodeRelayPayload(bytes), name),
+      error,
+      `relay payload invalid "${name}"`,
+    ),
   }));
 
   const encodeCases: [string, number, number, number, string][] = [

@@ -99,8 +99,20 @@ export function siteFile(): VectorFile {
     ['the default document is not a file', raw({ v: 1, idx: 'missing.html', files: files(page) }), 'ERR_SITE_MANIFEST'],
     ['paths out of order', raw({ v: 1, idx: 'index.html', files: files(page, ['about.html', 'text/html', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
     ['a path twice', raw({ v: 1, idx: 'index.html', files: files(page, page) }), 'ERR_SITE_MANIFEST'],
-    ['a path inside a file', raw({ v: 1, idx: 'index.html', files: files(['a', 'text/plain', ref('a'), 1], ['a/b', 'text/plain', ref('b'), 1], page) }), 'ERR_SITE_MANIFEST'],
-    ['a file inside a file, a sibling between', raw({ v: 1, idx: 'index.html', files: files(['a', 'text/plain', ref('a'), 1], ['a b', 'text/plain', ref('b'), 1], ['a/c', 'text/plain', ref('c'), 1], page) }), 'ERR_SITE_MANIFEST'],
+    [
+      'a path inside a file',
+      raw({ v: 1, idx: 'index.html', files: files(['a', 'text/plain', ref('a'), 1], ['a/b', 'text/plain', ref('b'), 1], page) }),
+      'ERR_SITE_MANIFEST',
+    ],
+    [
+      'a file inside a file, a sibling between',
+      raw({
+        v: 1,
+        idx: 'index.html',
+        files: files(['a', 'text/plain', ref('a'), 1], ['a b', 'text/plain', ref('b'), 1], ['a/c', 'text/plain', ref('c'), 1], page),
+      }),
+      'ERR_SITE_MANIFEST',
+    ],
     ['a leading slash', raw({ v: 1, idx: '/index.html', files: files(['/index.html', 'text/html', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
     ['a dot-dot segment', raw({ v: 1, idx: '../index.html', files: files(['../index.html', 'text/html', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
     ['a dot segment', raw({ v: 1, idx: './index.html', files: files(['./index.html', 'text/html', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
@@ -111,8 +123,34 @@ export function siteFile(): VectorFile {
     ['DEL', raw({ v: 1, idx: 'a\u007fb.html', files: files(['a\u007fb.html', 'text/html', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
     ['an empty path', raw({ v: 1, idx: '', files: files(['', 'text/html', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
     ['a segment of 256 bytes', raw({ v: 1, idx: 's'.repeat(256), files: files(['s'.repeat(256), 'text/html', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
-    [`a path of ${MAX_SITE_PATH_BYTES + 1} bytes`, raw({ v: 1, idx: 'p', files: files(['p', 'text/html', ref('a'), 1], [`q/${'r'.repeat(200)}/${'s'.repeat(200)}/${'t'.repeat(109)}`, 'text/html', ref('b'), 1]) }), 'ERR_LIMIT'],
-    [`a path of ${MAX_SITE_PATH_DEPTH + 1} segments`, raw({ v: 1, idx: 'p', files: files(['p', 'text/html', ref('a'), 1], [Array(MAX_SITE_PATH_DEPTH + 1).fill('q').join('/'), 'text/html', ref('b'), 1]) }), 'ERR_LIMIT'],
+    [
+      `a path of ${MAX_SITE_PATH_BYTES + 1} bytes`,
+      raw({
+        v: 1,
+        idx: 'p',
+        files: files(['p', 'text/html', ref('a'), 1], [`q/${'r'.repeat(200)}/${'s'.repeat(200)}/${'t'.repeat(109)}`, 'text/html', ref('b'), 1]),
+      }),
+      'ERR_LIMIT',
+    ],
+    [
+      `a path of ${MAX_SITE_PATH_DEPTH + 1} segments`,
+      raw({
+        v: 1,
+        idx: 'p',
+        files: files(
+          ['p', 'text/html', ref('a'), 1],
+          [
+            Array(MAX_SITE_PATH_DEPTH + 1)
+              .fill('q')
+              .join('/'),
+            'text/html',
+            ref('b'),
+            1,
+          ],
+        ),
+      }),
+      'ERR_LIMIT',
+    ],
     ['a media type in capitals', raw({ v: 1, idx: 'index.html', files: files(['index.html', 'Text/HTML', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
     ['a media type with a space', raw({ v: 1, idx: 'index.html', files: files(['index.html', 'text/html; charset=utf-8', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
     ['a media type with another parameter', raw({ v: 1, idx: 'index.html', files: files(['index.html', 'text/html;q=1', ref('a'), 1]) }), 'ERR_SITE_MANIFEST'],
@@ -123,7 +161,11 @@ export function siteFile(): VectorFile {
   const invalid = invalidCases.map(([name, bytes, code]) => ({
     name,
     bytes: toHex(bytes),
-    error: expectCode(errorCodeOf(() => decodeSiteManifest(bytes), `site manifest "${name}"`), code, `site manifest "${name}"`),
+    error: expectCode(
+      errorCodeOf(() => decodeSiteManifest(bytes), `site manifest "${name}"`),
+      code,
+      `site manifest "${name}"`,
+    ),
   }));
 
   // Edition hints.
@@ -146,27 +188,75 @@ export function siteFile(): VectorFile {
   const under = (k: SskKey, recordName: string): SskKey => ({ ...k, name: recordName });
   const hintInvalidCases: [string, Uint8Array, string][] = [
     ['the main record (not under the hint name)', createRecord(publisher.secretKey, key, edition, target, seeded('site/main')).bytes, 'ERR_CONTENT'],
-    ['a hint of another day', createRecord(publisher.secretKey, under(key, hintName(name, 'd2026-12-05')), edition, target, seeded('site/other-day')).bytes, 'ERR_CONTENT'],
-    ['a hint signed by another publisher', createRecord(other.secretKey, { publisher: other.publicKey, secret, name: hintName(name, day) }, edition, target, seeded('site/other-key')).bytes, 'ERR_CONTENT'],
-    ['a hint under another secret', createRecord(publisher.secretKey, { ...under(key, hintName(name, day)), secret: seeded('site/other-secret')(32) }, edition, target, seeded('site/other-secret-nonce')).bytes, 'ERR_CONTENT'],
-    ['a hint whose target is an ssk link', createRecord(publisher.secretKey, under(key, hintName(name, day)), edition, formatLink({ type: 'ssk', ...key }), seeded('site/ssk-target')).bytes, 'ERR_SITE_MANIFEST'],
-    ['a hint whose target is not a link', createRecord(publisher.secretKey, under(key, hintName(name, day)), edition, 'http://example.com/', seeded('site/not-link')).bytes, 'ERR_SITE_MANIFEST'],
+    [
+      'a hint of another day',
+      createRecord(publisher.secretKey, under(key, hintName(name, 'd2026-12-05')), edition, target, seeded('site/other-day')).bytes,
+      'ERR_CONTENT',
+    ],
+    [
+      'a hint signed by another publisher',
+      createRecord(other.secretKey, { publisher: other.publicKey, secret, name: hintName(name, day) }, edition, target, seeded('site/other-key')).bytes,
+      'ERR_CONTENT',
+    ],
+    [
+      'a hint under another secret',
+      createRecord(
+        publisher.secretKey,
+        { ...under(key, hintName(name, day)), secret: seeded('site/other-secret')(32) },
+        edition,
+        target,
+        seeded('site/other-secret-nonce'),
+      ).bytes,
+      'ERR_CONTENT',
+    ],
+    [
+      'a hint whose target is an ssk link',
+      createRecord(publisher.secretKey, under(key, hintName(name, day)), edition, formatLink({ type: 'ssk', ...key }), seeded('site/ssk-target')).bytes,
+      'ERR_SITE_MANIFEST',
+    ],
+    [
+      'a hint whose target is not a link',
+      createRecord(publisher.secretKey, under(key, hintName(name, day)), edition, 'http://example.com/', seeded('site/not-link')).bytes,
+      'ERR_SITE_MANIFEST',
+    ],
   ];
   const hintInvalid = hintInvalidCases.map(([what, bytes, code]) => ({
     name: what,
     period: day,
     record: toHex(bytes),
-    error: expectCode(errorCodeOf(() => openEditionHint(key, day, bytes), `hint "${what}"`), code, `hint "${what}"`),
+    error: expectCode(
+      errorCodeOf(() => openEditionHint(key, day, bytes), `hint "${what}"`),
+      code,
+      `hint "${what}"`,
+    ),
   }));
 
   return {
     description:
       'Site manifests (specs/content.md §10) and edition hints (§11). `valid`: manifests with their fields (ref = rk | dk, hex) and exact bytes (magic, then deterministic CBOR). `invalid`: bytes a reader refuses, with the error code. `hints`: for a publisher seed, name, link secret (the default, derived from the key and the name: content.md §4), edition, target and time (ms, UTC), the periods, each hint name (hex of its UTF-8), the routing key and the record made with the 24-byte nonces of `hintNonces` taken in order. `hintInvalid`: records that must not open as the hint of `period`, with their codes.',
     version: VECTORS_VERSION,
-    constants: { magic: toHex(SITE_MAGIC), maxManifestBytes: MAX_SITE_MANIFEST_BYTES, maxEntries: MAX_SITE_ENTRIES, maxPathBytes: MAX_SITE_PATH_BYTES, maxPathDepth: MAX_SITE_PATH_DEPTH },
+    constants: {
+      magic: toHex(SITE_MAGIC),
+      maxManifestBytes: MAX_SITE_MANIFEST_BYTES,
+      maxEntries: MAX_SITE_ENTRIES,
+      maxPathBytes: MAX_SITE_PATH_BYTES,
+      maxPathDepth: MAX_SITE_PATH_DEPTH,
+    },
     valid,
     invalid,
-    hint: { publisherSeed: toHex(publisherSeed), publicKey: toHex(publisher.publicKey), name, secret: toHex(secret), link: formatLink({ type: 'ssk', ...key }), edition, target, now: NOW, periods: editionPeriods(NOW), hintNonces: nonces, hints },
+    hint: {
+      publisherSeed: toHex(publisherSeed),
+      publicKey: toHex(publisher.publicKey),
+      name,
+      secret: toHex(secret),
+      link: formatLink({ type: 'ssk', ...key }),
+      edition,
+      target,
+      now: NOW,
+      periods: editionPeriods(NOW),
+      hintNonces: nonces,
+      hints,
+    },
     hintInvalid,
   };
 }

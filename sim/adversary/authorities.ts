@@ -89,7 +89,13 @@ export function runConsensus(a: Authorities, relays: readonly Observed[], va: nu
     const flags = assignFlags(new Map(seen.map((o, j) => [o.d.fingerprint, observation(o, ms[j]!)])), DEFAULT_FLAG_THRESHOLDS);
     const entries: VoteEntry[] = seen.map((o, j) => ({ id: o.d.id, md: descriptorMd(o.d), flags: flags.get(o.d.fingerprint)!, bw: o.d.bw, m: ms[j]! }));
     const reveal = seededRandom(`${seed}/reveal/${i}/${pn}`)(32);
-    return verifyVote(signVote({ authority: k.publicKey, validAfter: va, measures: true, commit: srCommit(reveal, pn), reveal: commitPhase ? null : reveal, entries }, k.secretKey), a.fingerprints);
+    return verifyVote(
+      signVote(
+        { authority: k.publicKey, validAfter: va, measures: true, commit: srCommit(reveal, pn), reveal: commitPhase ? null : reveal, entries },
+        k.secretKey,
+      ),
+      a.fingerprints,
+    );
   });
   const { head, entries } = computeConsensus(votes, before, { validAfter: va, interval: INTERVAL, srPeriod: SR_PERIOD, authorities: a.fingerprints });
   const signed = encodeSignedHead(

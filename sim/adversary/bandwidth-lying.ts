@@ -26,9 +26,23 @@ const PORT = 443;
 export async function bandwidthLying(o: AuditOptions): Promise<AuditRow[]> {
   const net = honestNetwork(1000, o.seed);
   const typical = median([...net.capacity.values()]);
-  const adv: RelaySpec[] = [0, 1].map((i) => ({ label: `liar${i}`, bw: CLAIM, exit: ['accept *:*'], net: [203, 10 + i] as [number, number], family: null, availability: 1 }));
+  const adv: RelaySpec[] = [0, 1].map((i) => ({
+    label: `liar${i}`,
+    bw: CLAIM,
+    exit: ['accept *:*'],
+    net: [203, 10 + i] as [number, number],
+    family: null,
+    availability: 1,
+  }));
   const advRaws = signSpecs(adv, o.seed, 'bw-');
-  const { accepted } = crossCheck([[...net.raws, ...advRaws], [...net.raws, ...advRaws], [...net.raws, ...advRaws]], T0);
+  const { accepted } = crossCheck(
+    [
+      [...net.raws, ...advRaws],
+      [...net.raws, ...advRaws],
+      [...net.raws, ...advRaws],
+    ],
+    T0,
+  );
   const relays = [...accepted].sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
   const adversary = new Set(relays.filter((d) => d.nick.startsWith('bw-')).map((d) => d.fingerprint));
   const capacity = (d: Descriptor): number => net.capacity.get(d.fingerprint) ?? typical;
@@ -93,7 +107,7 @@ export async function bandwidthLying(o: AuditOptions): Promise<AuditRow[]> {
   const p = { guard: exact(view.relays, 'guard'), middle: exact(view.relays, 'middle'), exit: exact(view.relays.filter(isExit), 'exit') };
   const liar = consensus.entries.find((e) => adversary.has(Buffer.from(e.id).toString('hex')));
   o.progress?.(`bandwidth lying: the consensus weighs each liar at ${liar?.w ?? 0} B/s (flags ${liar?.flags ?? 0})`);
-  const resources = `2 relays running for a month, claiming 2^40 B/s, each with the capacity of a median honest relay (${(typical / 1e3).toFixed(0)} kB/s), among 1,000 honest relays (${((net.descriptors.reduce((s, d) => s + capacity(d), 0)) / 1e9).toFixed(2)} GB/s)`;
+  const resources = `2 relays running for a month, claiming 2^40 B/s, each with the capacity of a median honest relay (${(typical / 1e3).toFixed(0)} kB/s), among 1,000 honest relays (${(net.descriptors.reduce((s, d) => s + capacity(d), 0) / 1e9).toFixed(2)} GB/s)`;
   const row = (id: string, metric: string, value: number, sampled: number, limit: number, goal: string): AuditRow => ({
     id: `bandwidth/${id}`,
     adversary: '1. Bandwidth lying',
@@ -123,7 +137,7 @@ export async function bandwidthLying(o: AuditOptions): Promise<AuditRow[]> {
     id: 'bandwidth/free',
     adversary: '1. Bandwidth lying',
     resources: `the same relays in a network without authorities (claims capped at 8 × the median claim)`,
-    metric: 'without authorities: the liars\' share of guard draws and of exits (port 443)',
+    metric: "without authorities: the liars' share of guard draws and of exits (port 443)",
     value: fg,
     display: `guard ${pct(fg, 2)}, exit ${pct(fe, 2)} (capacity shares ${pct(capShare.any, 2)}, ${pct(capShare.exit, 2)})`,
     goal: 'none: what a network without authorities loses',
@@ -132,11 +146,39 @@ export async function bandwidthLying(o: AuditOptions): Promise<AuditRow[]> {
     anchor: 'Tor has no authority-free mode',
   };
   return [
-    row('first-guard', 'fresh clients whose first guard is the adversary\'s', p.guard, firstGuard / clients, 1.2 * capShare.any, `1.2 × its capacity share ${pct(capShare.any, 2)}`),
-    row('entry', 'circuits with the adversary as entry (no guards)', p.guard, entry / circuits, 1.2 * capShare.any, `1.2 × its capacity share ${pct(capShare.any, 2)}`),
+    row(
+      'first-guard',
+      "fresh clients whose first guard is the adversary's",
+      p.guard,
+      firstGuard / clients,
+      1.2 * capShare.any,
+      `1.2 × its capacity share ${pct(capShare.any, 2)}`,
+    ),
+    row(
+      'entry',
+      'circuits with the adversary as entry (no guards)',
+      p.guard,
+      entry / circuits,
+      1.2 * capShare.any,
+      `1.2 × its capacity share ${pct(capShare.any, 2)}`,
+    ),
     row('middle', 'circuits with the adversary as middle', p.middle, middle / circuits, 1.2 * capShare.any, `1.2 × its capacity share ${pct(capShare.any, 2)}`),
-    row('exit', 'circuits with the adversary as exit (port 443)', p.exit, exit / circuits, 1.2 * capShare.exit, `1.2 × its share of exit capacity ${pct(capShare.exit, 2)}`),
-    row('first-last', 'circuits with the adversary as entry and exit', p.guard * p.exit, both / circuits, 1.44 * capShare.any * capShare.exit, '1.2² × the product of those shares'),
+    row(
+      'exit',
+      'circuits with the adversary as exit (port 443)',
+      p.exit,
+      exit / circuits,
+      1.2 * capShare.exit,
+      `1.2 × its share of exit capacity ${pct(capShare.exit, 2)}`,
+    ),
+    row(
+      'first-last',
+      'circuits with the adversary as entry and exit',
+      p.guard * p.exit,
+      both / circuits,
+      1.44 * capShare.any * capShare.exit,
+      '1.2² × the product of those shares',
+    ),
     freeRow,
   ];
 }

@@ -87,7 +87,14 @@ const asLinks = (xs: readonly PlayedSource[]): Link[] => xs as unknown as Link[]
 
 export async function equivocation(o: AuditOptions): Promise<AuditRow[]> {
   const net = honestNetwork(1000, o.seed);
-  const sybils: RelaySpec[] = Array.from({ length: 50 }, (_, i) => ({ label: `eq${i}`, bw: 10_000_000, exit: ['accept *:*'], net: [198, 18 + (i % 2)] as [number, number], family: null, availability: 1 }));
+  const sybils: RelaySpec[] = Array.from({ length: 50 }, (_, i) => ({
+    label: `eq${i}`,
+    bw: 10_000_000,
+    exit: ['accept *:*'],
+    net: [198, 18 + (i % 2)] as [number, number],
+    family: null,
+    availability: 1,
+  }));
   const sybilRaws = signSpecs(sybils, o.seed, 'eq-');
   const sybilFps = new Set(sybilRaws.map((r) => verifyDescriptor(r, T0).fingerprint));
   const honestFps = new Set(net.descriptors.map((d) => d.fingerprint));
@@ -98,16 +105,37 @@ export async function equivocation(o: AuditOptions): Promise<AuditRow[]> {
   });
 
   // With authorities: the consensus of the honest network (the authorities never saw the Sybils answer).
-  const obs: Observed[] = net.descriptors.map((d) => ({ d, capacity: net.capacity.get(d.fingerprint)!, knownDays: 60, availability: net.availability.get(d.fingerprint)!, up: true, uptimeDays: 10 }));
+  const obs: Observed[] = net.descriptors.map((d) => ({
+    d,
+    capacity: net.capacity.get(d.fingerprint)!,
+    knownDays: 60,
+    availability: net.availability.get(d.fingerprint)!,
+    up: true,
+    uptimeDays: 10,
+  }));
   const a = authorities(o.seed);
   const consensus = runConsensus(a, obs, T0, null, `${o.seed}/eq`);
   const withAuth = new ClientDirectory(undefined, a.fingerprints);
-  await withAuth.refresh(asLinks([new PlayedSource(`${o.seed}/eq/c1`, tailored, consensus), new PlayedSource(`${o.seed}/eq/c2`, tailored, consensus), new PlayedSource(`${o.seed}/eq/h`, net.raws, consensus)]), () => T0);
+  await withAuth.refresh(
+    asLinks([
+      new PlayedSource(`${o.seed}/eq/c1`, tailored, consensus),
+      new PlayedSource(`${o.seed}/eq/c2`, tailored, consensus),
+      new PlayedSource(`${o.seed}/eq/h`, net.raws, consensus),
+    ]),
+    () => T0,
+  );
   const auth = count(withAuth.all().map((d) => d.fingerprint));
 
   // Without authorities: the cross-check, the comparison, and three fresh sources when they disagree.
   const free = new ClientDirectory();
-  const first = await free.refresh(asLinks([new PlayedSource(`${o.seed}/eq/c1`, tailored, null), new PlayedSource(`${o.seed}/eq/c2`, tailored, null), new PlayedSource(`${o.seed}/eq/h`, net.raws, null)]), () => T0);
+  const first = await free.refresh(
+    asLinks([
+      new PlayedSource(`${o.seed}/eq/c1`, tailored, null),
+      new PlayedSource(`${o.seed}/eq/c2`, tailored, null),
+      new PlayedSource(`${o.seed}/eq/h`, net.raws, null),
+    ]),
+    () => T0,
+  );
   const detected = first.divergent.length > 0 && (first.conflict?.statements.length ?? 0) === 3;
   const sources = [
     new PlayedSource(`${o.seed}/eq/c1`, tailored, null),
@@ -129,12 +157,17 @@ export async function equivocation(o: AuditOptions): Promise<AuditRow[]> {
       await w.run(1000);
     }
     await w.run(30_000);
-    const client = new AlliumClient({ bootstrap: relays.slice(0, 3).map((r) => r.bootstrapLine), socketFactory: w.network.socketFactory(w.network.addHost()), poolSize: 1, enforceDistinctSubnets: false });
+    const client = new AlliumClient({
+      bootstrap: relays.slice(0, 3).map((r) => r.bootstrapLine),
+      socketFactory: w.network.socketFactory(w.network.addHost()),
+      poolSize: 1,
+      enforceDistinctSubnets: false,
+    });
     const seen: string[][] = [];
     const refresh = client.directory.refresh.bind(client.directory);
-    client.directory.refresh = (links: readonly Link[], now: () => number, signal?: AbortSignal) => {
+    client.directory.refresh = (links: readonly Link[], now: () => number, options?: { signal?: AbortSignal }) => {
       seen.push(links.map((l) => (l.peer?.identity ? Buffer.from(l.peer.identity).toString('hex') : '?')));
-      return refresh(links, now, signal);
+      return refresh(links, now, options);
     };
     await w.wait(client.start());
     await w.run((o.quick ? 1 : 2) * 3_600_000);
@@ -151,7 +184,7 @@ export async function equivocation(o: AuditOptions): Promise<AuditRow[]> {
     {
       ...base,
       id: 'equivocation/accepted',
-      resources: '2 of a client\'s 3 directory sources collude; 50 adversary relays (with authorities)',
+      resources: "2 of a client's 3 directory sources collude; 50 adversary relays (with authorities)",
       metric: 'tailored view accepted by the client (adversary relays added, honest relays hidden)',
       value: auth.sybils + auth.hidden,
       display: `refused: ${auth.sybils} adversary relays added, ${auth.hidden} of ${honestFps.size} honest relays hidden (the consensus decides; its head needs a majority of the authorities' signatures)`,
@@ -161,8 +194,8 @@ export async function equivocation(o: AuditOptions): Promise<AuditRow[]> {
     {
       ...base,
       id: 'equivocation/free',
-      resources: '2 of a client\'s 3 directory sources collude; 50 adversary relays (no authorities)',
-      metric: 'tailored view without authorities: detected, and the view after the client\'s reaction',
+      resources: "2 of a client's 3 directory sources collude; 50 adversary relays (no authorities)",
+      metric: "tailored view without authorities: detected, and the view after the client's reaction",
       value: freeCount.sybils + freeCount.hidden,
       display: `${detected ? 'detected in the first refresh (3 signed view statements kept)' : 'NOT detected'}; after 3 fresh sources: ${freeCount.sybils} adversary relays added, ${freeCount.hidden} honest relays hidden`,
       goal: 'detected within one refresh',
@@ -172,7 +205,7 @@ export async function equivocation(o: AuditOptions): Promise<AuditRow[]> {
       ...base,
       id: 'equivocation/sources',
       resources: `a client running for ${o.quick ? '1 hour' : '2 hours'} (8 relays, simulator)`,
-      metric: 'distinct relays asked for the directory over the client\'s refreshes',
+      metric: "distinct relays asked for the directory over the client's refreshes",
       value: refreshes.distinct,
       display: `${refreshes.distinct} relays in ${refreshes.refreshes} refreshes${refreshes.sameAsFirst ? ', always those of the first' : ''}`,
       goal: 'fresh sources at each refresh (more than the first 3)',

@@ -37,7 +37,14 @@ export async function guardExposure(o: AuditOptions): Promise<AuditRow[]> {
       const obs: Observed[] = pop.relays.map((d) => {
         const adv = pop.adversary.has(d.fingerprint);
         const av = pop.availability.get(d.fingerprint) ?? 1;
-        return { d, capacity: capacity(d), knownDays: (adv ? 30 : 60) + day, availability: av, up: true, uptimeDays: av >= 0.99 ? 30 : Math.min(30, 1 / (1 - av)) };
+        return {
+          d,
+          capacity: capacity(d),
+          knownDays: (adv ? 30 : 60) + day,
+          availability: av,
+          up: true,
+          uptimeDays: av >= 0.99 ? 30 : Math.min(30, 1 / (1 - av)),
+        };
       });
       return runConsensus(a, obs, T0 + day * DAY_MS, null, `${o.seed}/exposure/${f}/${k}`);
     });

@@ -32,7 +32,19 @@ const HOLDER_DAYS = 4;
 
 function sybil(key: IdentityKey, i: number, next: (n: number) => Uint8Array): Descriptor {
   return signDescriptor(
-    { id: key.publicKey, onion: crypto().x25519Keypair(next(32)).publicKey, addr: `ws://${100 + ((i >> 8) % 100)}.${i & 255}.3.7:443/allium`, nick: `grind${i}`, contact: '', family: [], bw: 200_000, exit: ['reject *:*'], caps: ['store'], pub: T0, exp: T0 + 3 * 3600_000 },
+    {
+      id: key.publicKey,
+      onion: crypto().x25519Keypair(next(32)).publicKey,
+      addr: `ws://${100 + ((i >> 8) % 100)}.${i & 255}.3.7:443/allium`,
+      nick: `grind${i}`,
+      contact: '',
+      family: [],
+      bw: 200_000,
+      exit: ['reject *:*'],
+      caps: ['store'],
+      pub: T0,
+      exp: T0 + 3 * 3600_000,
+    },
     key.secretKey,
   );
 }
@@ -141,7 +153,8 @@ export async function placementGrinding(o: AuditOptions): Promise<AuditRow[]> {
     }
     const ds = won.map((k, i) => sybil(k, i, nk));
     const got = new Set(ds.map((d) => d.fingerprint));
-    if (!holdersOf(tgt, [...stores, ...ds], K).every((h) => got.has(h.fingerprint))) throw new Error('grinding without authorities: holdersOf does not confirm');
+    if (!holdersOf(tgt, [...stores, ...ds], K).every((h) => got.has(h.fingerprint)))
+      throw new Error('grinding without authorities: holdersOf does not confirm');
     freeKeys.push(n);
   }
   freeKeys.sort((x, y) => x - y);
@@ -153,7 +166,7 @@ export async function placementGrinding(o: AuditOptions): Promise<AuditRow[]> {
       metric: 'cost of holding all 3 holders of a chosen CHK with probability ≥ 0.5 (key pairs; relay-days)',
       value: relayDays,
       display: `no number suffices: ${wonFresh} of ${periods} periods won with fresh keys (not Holders); ${wonIfFlagged} had they been Holders; Holders needed for half the periods: ${needed.toLocaleString('en-US')} = ${relayDays.toLocaleString('en-US')} relay-days`,
-      goal: 'impossible before the period\'s shared random value; afterwards only relays with the holder flag (days of uptime) count',
+      goal: "impossible before the period's shared random value; afterwards only relays with the holder flag (days of uptime) count",
       met: wonFresh === 0 && wonIfFlagged <= Math.max(1, periods * 0.01) && relayDays >= 1000,
     },
     {
@@ -163,7 +176,7 @@ export async function placementGrinding(o: AuditOptions): Promise<AuditRow[]> {
       metric: 'cost of holding all 3 descriptor holders of a chosen endpoint 30 days ahead (key pairs; relay-days)',
       value: relayDays,
       display: `no number suffices: that day's holders depend on its shared random value, unknown 30 days ahead; on the day, as a CHK (${relayDays.toLocaleString('en-US')} relay-days for half the chances)`,
-      goal: 'impossible before the period\'s shared random value; afterwards only relays with the holder flag (days of uptime) count',
+      goal: "impossible before the period's shared random value; afterwards only relays with the holder flag (days of uptime) count",
       met: wonFresh === 0 && relayDays >= 1000,
     },
     {

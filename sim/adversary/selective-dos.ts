@@ -24,11 +24,20 @@ const PORT = 443;
 
 export async function selectiveDos(o: AuditOptions): Promise<AuditRow[]> {
   const net = honestNetwork(1000, o.seed);
-  const exitCapacity = net.descriptors.filter((d) => isExitPolicy(parseExitPolicy(d.exit)) && allowsExit(d, PORT)).reduce((s, d) => s + net.capacity.get(d.fingerprint)!, 0);
+  const exitCapacity = net.descriptors
+    .filter((d) => isExitPolicy(parseExitPolicy(d.exit)) && allowsExit(d, PORT))
+    .reduce((s, d) => s + net.capacity.get(d.fingerprint)!, 0);
   const advExitTotal = exitCapacity / 9; // a tenth of all exit capacity once added
   const adv: RelaySpec[] = [
     { label: 'guard', bw: 20_000_000, exit: ['reject *:*'], net: [203, 20], family: null, availability: 1 },
-    ...Array.from({ length: 4 }, (_, i) => ({ label: `exit${i}`, bw: Math.round(advExitTotal / 4), exit: ['accept *:*'], net: [203, 21 + i] as [number, number], family: null, availability: 1 })),
+    ...Array.from({ length: 4 }, (_, i) => ({
+      label: `exit${i}`,
+      bw: Math.round(advExitTotal / 4),
+      exit: ['accept *:*'],
+      net: [203, 21 + i] as [number, number],
+      family: null,
+      availability: 1,
+    })),
   ];
   const advRaws = signSpecs(adv, o.seed, 'sd-');
   const all = [...net.raws, ...advRaws];
@@ -38,13 +47,28 @@ export async function selectiveDos(o: AuditOptions): Promise<AuditRow[]> {
   const capacity = (d: Descriptor): number => net.capacity.get(d.fingerprint) ?? d.bw;
   const obs: Observed[] = relays.map((d) => {
     const a = net.availability.get(d.fingerprint) ?? 1;
-    return { d, capacity: capacity(d), knownDays: adversary.has(d.fingerprint) ? 30 : 60, availability: a, up: true, uptimeDays: a >= 0.99 ? 30 : Math.min(30, 1 / (1 - a)) };
+    return {
+      d,
+      capacity: capacity(d),
+      knownDays: adversary.has(d.fingerprint) ? 30 : 60,
+      availability: a,
+      up: true,
+      uptimeDays: a >= 0.99 ? 30 : Math.min(30, 1 / (1 - a)),
+    };
   });
   const view = new DirectoryView(relays, runConsensus(authorities(o.seed), obs, T0, null, `${o.seed}/sdos`));
   const random = uniform(`${o.seed}/sdos`);
   // The client's sample: the adversary's guard confirmed first, an honest Guard relay second.
   const honestGuard = view.relays.find((d) => !adversary.has(d.fingerprint) && view.weight(d, 'guard') > 0)!;
-  const records: GuardRecord[] = [guard, honestGuard].map((d, i) => ({ fingerprint: d.fingerprint, addedAt: T0 - 30 * 86_400_000, expiresAt: T0 + 200 * 86_400_000, confirmedAt: T0 - (30 - i) * 86_400_000, unlistedSince: null, failedAt: null, disabledAt: null }));
+  const records: GuardRecord[] = [guard, honestGuard].map((d, i) => ({
+    fingerprint: d.fingerprint,
+    addedAt: T0 - 30 * 86_400_000,
+    expiresAt: T0 + 200 * 86_400_000,
+    confirmedAt: T0 - (30 - i) * 86_400_000,
+    unlistedSince: null,
+    failedAt: null,
+    disabledAt: null,
+  }));
   const warnings: PathBiasEvent[] = [];
   const guards = new GuardSet({ load: async () => records, save: async () => undefined }, random, { onPathBias: (e) => warnings.push(e) });
   await guards.load();
@@ -103,13 +127,23 @@ export async function selectiveDos(o: AuditOptions): Promise<AuditRow[]> {
     anchor: 'Tor path bias: notice below 70 %, warning below 50 %, extreme below 30 % circuit success after 150 circuits (pb_dropguards off by default)',
   };
   return [
-    { ...base, id: 'sdos/last-hop', metric: 'built circuits whose last hop is the adversary\'s', value: share, display: `${pct(share)} (${built} built, ${gaveUp} requests failed)`, goal: `≤ 1.2 × its fair share ${pct(fair)}`, met: share <= 1.2 * fair },
+    {
+      ...base,
+      id: 'sdos/last-hop',
+      metric: "built circuits whose last hop is the adversary's",
+      value: share,
+      display: `${pct(share)} (${built} built, ${gaveUp} requests failed)`,
+      goal: `≤ 1.2 × its fair share ${pct(fair)}`,
+      met: share <= 1.2 * fair,
+    },
     {
       ...base,
       id: 'sdos/warned',
       metric: 'the client warns of its guard (path bias)',
       value: warned ? 1 : 0,
-      display: warned ? `warned after ${warned.attempts} attempts (${warned.successes} built)${disabled ? `; stopped using it after ${disabled.attempts}` : ''}` : 'no warning',
+      display: warned
+        ? `warned after ${warned.attempts} attempts (${warned.successes} built)${disabled ? `; stopped using it after ${disabled.attempts}` : ''}`
+        : 'no warning',
       goal: 'warns',
       met: !!warned,
     },

@@ -28,7 +28,10 @@ function adversaryPeer(w: World, targets: readonly MessageRelay[]): { links: Mes
   const key = IdentityKey.fromSeed(crypto().random(32));
   const links: MessageLink[] = [];
   for (const t of targets) {
-    const [mine, theirs] = MessageLink.pair(w.clock, { latencyMs: 30, bandwidth: 12_500_000, loss: 0 }, w.rng.random, messageSize as (m: unknown) => number, [new Traffic(), new Traffic()]);
+    const [mine, theirs] = MessageLink.pair(w.clock, { latencyMs: 30, bandwidth: 12_500_000, loss: 0 }, w.rng.random, messageSize as (m: unknown) => number, [
+      new Traffic(),
+      new Traffic(),
+    ]);
     mine.peer = { role: LinkRole.RELAY, identity: t.identity.publicKey, version: 1 };
     theirs.peer = { role: LinkRole.RELAY, identity: key.publicKey, version: 1 };
     t.overlay.attach(theirs as unknown as Link);
@@ -43,7 +46,19 @@ function fakeDescriptors(w: World, n: number): Descriptor[] {
   for (let i = 0; i < n; i++) {
     const key = IdentityKey.fromSeed(crypto().random(32));
     const d = signDescriptor(
-      { id: key.publicKey, onion: crypto().random(32), addr: `ws://100.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}:9001/allium`, nick: `s${i}`, contact: '', family: [], bw: 2 ** 40, exit: ['accept *:*'], caps: ['store', 'intro', 'rendezvous'], pub: now, exp: now + 3 * 3_600_000 },
+      {
+        id: key.publicKey,
+        onion: crypto().random(32),
+        addr: `ws://100.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}:9001/allium`,
+        nick: `s${i}`,
+        contact: '',
+        family: [],
+        bw: 2 ** 40,
+        exit: ['accept *:*'],
+        caps: ['store', 'intro', 'rendezvous'],
+        pub: now,
+        exp: now + 3 * 3_600_000,
+      },
       key.secretKey,
     );
     w.verifyCache.add(d);
@@ -102,13 +117,57 @@ export async function sybilFlood(o: AuditOptions): Promise<AuditRow[]> {
     for (const r of relays) relays.forEach((x, i) => ((r.directory.get(x.fingerprint)?.pub ?? 0) < renewed[i]! ? stale++ : 0));
     for (const r of [...relays, joiner]) r.down('vanish');
     const resources = `${SYBIL_PEERS} adversary relays linked to honest relays, pushing ${FAKES.toLocaleString('en-US')} valid descriptors of fresh identities (${honestCount} honest relays)`;
-    const base = { adversary: '3. Sybil flood', resources, anchor: 'Tor: authorities list at most 2 relays per IP address (AuthDirMaxServersPerAddr); relays only fetch what the consensus lists' };
+    const base = {
+      adversary: '3. Sybil flood',
+      resources,
+      anchor: 'Tor: authorities list at most 2 relays per IP address (AuthDirMaxServersPerAddr); relays only fetch what the consensus lists',
+    };
     return [
-      { ...base, id: 'sybil/join', metric: 'honest relays that admitted an honest join after the flood', value: admitted / honestCount, display: `${admitted} of ${honestCount}`, goal: 'all', met: admitted === honestCount },
-      { ...base, id: 'sybil/entries', metric: 'directory entries at the fullest honest relay', value: maxEntries, display: maxEntries.toLocaleString('en-US'), goal: `≤ ${honestCount + 1}: the honest relays and the joiner (unproven entries take none)`, met: maxEntries <= honestCount + 1 },
-      { ...base, id: 'sybil/gossip', metric: 'gossip bytes received by the busiest honest relay during the flood', value: gossipIn, display: `${(gossipIn / 1e6).toFixed(1)} MB (the adversary pushed ${(ownPushes / 1e6).toFixed(1)} MB to it)`, goal: 'no more than the adversary pushes itself (+ 10 %): honest relays pass none of it on', met: gossipIn <= 1.1 * ownPushes },
-      { ...base, id: 'sybil/forwarded', metric: 'gossip bytes honest relays sent each other during the flood', value: forwarded, display: `${(forwarded / 1e6).toFixed(2)} MB`, goal: '≤ 0.5 MB (digests and renewals, none of the flood)', met: forwarded <= 500_000 },
-      { ...base, id: 'sybil/evicted', metric: 'honest relays missing from honest directories afterwards', value: missing, display: `${missing}${stale ? ` (${stale} renewals missing)` : ''}`, goal: '0', met: missing === 0 && stale === 0 },
+      {
+        ...base,
+        id: 'sybil/join',
+        metric: 'honest relays that admitted an honest join after the flood',
+        value: admitted / honestCount,
+        display: `${admitted} of ${honestCount}`,
+        goal: 'all',
+        met: admitted === honestCount,
+      },
+      {
+        ...base,
+        id: 'sybil/entries',
+        metric: 'directory entries at the fullest honest relay',
+        value: maxEntries,
+        display: maxEntries.toLocaleString('en-US'),
+        goal: `≤ ${honestCount + 1}: the honest relays and the joiner (unproven entries take none)`,
+        met: maxEntries <= honestCount + 1,
+      },
+      {
+        ...base,
+        id: 'sybil/gossip',
+        metric: 'gossip bytes received by the busiest honest relay during the flood',
+        value: gossipIn,
+        display: `${(gossipIn / 1e6).toFixed(1)} MB (the adversary pushed ${(ownPushes / 1e6).toFixed(1)} MB to it)`,
+        goal: 'no more than the adversary pushes itself (+ 10 %): honest relays pass none of it on',
+        met: gossipIn <= 1.1 * ownPushes,
+      },
+      {
+        ...base,
+        id: 'sybil/forwarded',
+        metric: 'gossip bytes honest relays sent each other during the flood',
+        value: forwarded,
+        display: `${(forwarded / 1e6).toFixed(2)} MB`,
+        goal: '≤ 0.5 MB (digests and renewals, none of the flood)',
+        met: forwarded <= 500_000,
+      },
+      {
+        ...base,
+        id: 'sybil/evicted',
+        metric: 'honest relays missing from honest directories afterwards',
+        value: missing,
+        display: `${missing}${stale ? ` (${stale} renewals missing)` : ''}`,
+        goal: '0',
+        met: missing === 0 && stale === 0,
+      },
     ];
   });
 }

@@ -98,7 +98,11 @@ export async function realChurn(o: {
     const datas = Array.from({ length: o.files }, (_, i) => fileBytes(i + o.seed * 1000, o.dataBlocks));
     const keys: Uint8Array[] = [];
     for (const d of datas) keys.push(...(await blockKeys(d)));
-    const putter = new AlliumClient({ bootstrap: all.slice(0, 3).map((r) => r.bootstrapLine), socketFactory: w.network.socketFactory(w.network.addHost()), poolSize: 0 });
+    const putter = new AlliumClient({
+      bootstrap: all.slice(0, 3).map((r) => r.bootstrapLine),
+      socketFactory: w.network.socketFactory(w.network.addHost()),
+      poolSize: 0,
+    });
     await w.wait(putter.start());
     const content = new ContentClient(putter, { replication: o.k });
     const links: string[] = [];
@@ -116,7 +120,13 @@ export async function realChurn(o: {
       const byFp = new Map(all.map((r) => [r.fingerprint, r]));
       for (const rk of keys) {
         if (alive.some((r) => r.store!.hasBlock(rk))) durable++;
-        if (holdersOf(rk, view, o.k).some((d) => { const r = byFp.get(d.fingerprint); return !!r && r.alive && r.store!.hasBlock(rk); })) retrievable++;
+        if (
+          holdersOf(rk, view, o.k).some((d) => {
+            const r = byFp.get(d.fingerprint);
+            return !!r && r.alive && r.store!.hasBlock(rk);
+          })
+        )
+          retrievable++;
       }
       samples.push({ hour: (w.now - start) / HOUR, durable: durable / keys.length, retrievable: retrievable / keys.length });
     };
@@ -146,11 +156,14 @@ export async function realChurn(o: {
       for (let t = waves.everyMs; t <= o.hours * HOUR; t += waves.everyMs) setTimeout(wave, t);
     } else {
       const schedule = (r: FullRelay): void => {
-        setTimeout(() => {
-          const before = all.length;
-          depart(r);
-          for (const j of all.slice(before)) schedule(j);
-        }, w.rng.exponential(HOUR / o.churnPerHour));
+        setTimeout(
+          () => {
+            const before = all.length;
+            depart(r);
+            for (const j of all.slice(before)) schedule(j);
+          },
+          w.rng.exponential(HOUR / o.churnPerHour),
+        );
       };
       for (const r of live()) schedule(r);
     }
@@ -163,7 +176,13 @@ export async function realChurn(o: {
     let lost = 0;
     for (const rk of keys) if (!live().some((r) => r.store!.hasBlock(rk))) lost++;
     // A new client fetches every file back (parity rebuilds missing blocks).
-    const getter = new AlliumClient({ bootstrap: live().slice(0, 3).map((r) => r.bootstrapLine), socketFactory: w.network.socketFactory(w.network.addHost()), poolSize: 0 });
+    const getter = new AlliumClient({
+      bootstrap: live()
+        .slice(0, 3)
+        .map((r) => r.bootstrapLine),
+      socketFactory: w.network.socketFactory(w.network.addHost()),
+      poolSize: 0,
+    });
     await w.wait(getter.start());
     const reader = new ContentClient(getter, { replication: o.k });
     let fetched = 0;
@@ -327,7 +346,10 @@ export async function churn(o: ChurnExperimentOptions): Promise<ExperimentResult
     yMin: 0,
     yMax: 100,
     markers: false,
-    series: [...seriesFor(3, 'as-built', 'filesWithParity'), ...seriesFor(3, 'as-built', 'filesWithoutParity').map((s) => ({ ...s, name: `${s.name}, no parity`, dashed: true }))],
+    series: [
+      ...seriesFor(3, 'as-built', 'filesWithParity'),
+      ...seriesFor(3, 'as-built', 'filesWithoutParity').map((s) => ({ ...s, name: `${s.name}, no parity`, dashed: true })),
+    ],
   });
   plots['churn-loss.svg'] = lineChart({
     title: `Blocks lost after ${hours} h versus churn`,

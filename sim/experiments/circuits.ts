@@ -116,7 +116,12 @@ interface Selector {
 }
 
 /** newCircuit()'s loop (client/client.ts) over path selection: the relays each attempt tries, and its outcome. */
-async function attempt(records: GuardRecord[], select: Selector, dead: ReadonlySet<string>, now: number): Promise<{ built: boolean; attempts: number; pathError: boolean; tried: string[] }> {
+async function attempt(
+  records: GuardRecord[],
+  select: Selector,
+  dead: ReadonlySet<string>,
+  now: number,
+): Promise<{ built: boolean; attempts: number; pathError: boolean; tried: string[] }> {
   const failed = new Map<string, number>();
   const tried: string[] = [];
   for (let a = 0; a < 3; a++) {
@@ -145,7 +150,13 @@ async function attempt(records: GuardRecord[], select: Selector, dead: ReadonlyS
 }
 
 /** newCircuit()'s retries over path selection alone, for many clients: which relays they try, and whether those are up. */
-async function scaleBuilds(seed: number, relays: number, clients: number, fractions: number[], log: (s: string) => void): Promise<{ rows: ScaleRow[]; identical: number; compared: number }> {
+async function scaleBuilds(
+  seed: number,
+  relays: number,
+  clients: number,
+  fractions: number[],
+  log: (s: string) => void,
+): Promise<{ rows: ScaleRow[]; identical: number; compared: number }> {
   return simulate({ seed }, async (w) => {
     const descriptors: Descriptor[] = [];
     for (let i = 0; i < relays; i++) descriptors.push(new MessageRelay(w, w.network.addHost(), i, { exit: w.rng.next() < 0.2 }).signDescriptor(w.now));
@@ -178,10 +189,20 @@ async function scaleBuilds(seed: number, relays: number, clients: number, fracti
       const streamFast = new Rng(streamSeed).random;
       const streamReal = new Rng(streamSeed).random;
       for (let c = 0; c < clients; c++) {
-        const r = await attempt(saved[c]!.map((x) => ({ ...x })), fastSelector(streamFast), dead, w.now);
+        const r = await attempt(
+          saved[c]!.map((x) => ({ ...x })),
+          fastSelector(streamFast),
+          dead,
+          w.now,
+        );
         if (c < 200 && f > 0) {
           // The same client with the real GuardSet and choosePath, on a twin random stream.
-          const check = await attempt(saved[c]!.map((x) => ({ ...x })), realSelector(streamReal), dead, w.now);
+          const check = await attempt(
+            saved[c]!.map((x) => ({ ...x })),
+            realSelector(streamReal),
+            dead,
+            w.now,
+          );
           compared++;
           if (JSON.stringify(check) === JSON.stringify(r)) identical++;
         }
@@ -215,12 +236,35 @@ export async function circuits(o: CircuitsOptions): Promise<ExperimentResult> {
   const { rows: scale, identical, compared } = await scaleBuilds(o.seed, scaleRelays, scaleClients, fractions, log);
   const realTable: Table = {
     title: `Real relays and clients: ${n} relays (one in five an exit), ${clients} clients building ${perClient} exit circuits each`,
-    columns: ['relays down (%)', 'circuits asked for', 'built at once (%)', 'time to build, mean (s)', 'p95 (s)', 'built 3.5 h later (%)', 'time then, mean (s)'],
-    rows: reals.map((r) => [100 * r.dead, r.requested, (100 * r.built) / r.requested, r.meanSeconds, r.p95Seconds, (100 * r.builtAfter) / r.requested, r.meanSecondsAfter]),
+    columns: [
+      'relays down (%)',
+      'circuits asked for',
+      'built at once (%)',
+      'time to build, mean (s)',
+      'p95 (s)',
+      'built 3.5 h later (%)',
+      'time then, mean (s)',
+    ],
+    rows: reals.map((r) => [
+      100 * r.dead,
+      r.requested,
+      (100 * r.built) / r.requested,
+      r.meanSeconds,
+      r.p95Seconds,
+      (100 * r.builtAfter) / r.requested,
+      r.meanSecondsAfter,
+    ]),
   };
   const scaleTable: Table = {
     title: `Path selection with newCircuit()'s retries: ${scaleRelays.toLocaleString('en-US')} relays, ${scaleClients.toLocaleString('en-US')} clients, dead relays still listed`,
-    columns: ['relays down (%)', 'built within 3 attempts (%)', 'built at the first attempt (%)', '(1 − f)³ (%)', 'attempts per circuit', 'failed with ERR_ONION_PATH (%)'],
+    columns: [
+      'relays down (%)',
+      'built within 3 attempts (%)',
+      'built at the first attempt (%)',
+      '(1 − f)³ (%)',
+      'attempts per circuit',
+      'failed with ERR_ONION_PATH (%)',
+    ],
     rows: scale.map((r) => [100 * r.dead, 100 * r.built, 100 * r.firstTry, 100 * (1 - r.dead) ** 3, r.attempts, 100 * r.pathErrors]),
   };
   const plots = {

@@ -175,7 +175,13 @@ async function warm(seed: number, n: number, windowMs: number, joins: number, lo
     };
     const create = (i: number): MessageRelay => {
       let self: MessageRelay | null = null;
-      self = new MessageRelay(w, w.network.addHost(), i, { store: true }, onChange(() => self!));
+      self = new MessageRelay(
+        w,
+        w.network.addHost(),
+        i,
+        { store: true },
+        onChange(() => self!),
+      );
       return self;
     };
     for (let i = 0; i < n; i++) relays.push(create(i));
@@ -220,7 +226,9 @@ async function warm(seed: number, n: number, windowMs: number, joins: number, lo
     const slice = windowMs / 10;
     while (w.now < start + windowMs - 1) {
       await w.run(Math.min(slice, start + windowMs - w.now));
-      log(`  warm N=${n}: ${((w.now - start) / 60_000).toFixed(1)} of ${(windowMs / 60_000).toFixed(0)} min, ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(0)} s`);
+      log(
+        `  warm N=${n}: ${((w.now - start) / 60_000).toFixed(1)} of ${(windowMs / 60_000).toFixed(0)} min, ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(0)} s`,
+      );
     }
     log(`  warm N=${n}: ${w.network.traffic.messagesOut} messages in the window, ${w.clock.eventsRun} events in all`);
     const minutes = windowMs / 60_000;
@@ -279,7 +287,16 @@ export async function convergence(o: ConvergenceOptions): Promise<ExperimentResu
   }
   const coldTable: Table = {
     title: 'Cold start: N relays join over 10 minutes, each through two running relays',
-    columns: ['N', 'links', 'all views complete after last join (s)', 'joiner holds directory, median (s)', 'p95 (s)', 'new descriptor reaches all, median (s)', 'p95 (s)', 'gossip sent per relay during joins (KiB)'],
+    columns: [
+      'N',
+      'links',
+      'all views complete after last join (s)',
+      'joiner holds directory, median (s)',
+      'p95 (s)',
+      'new descriptor reaches all, median (s)',
+      'p95 (s)',
+      'gossip sent per relay during joins (KiB)',
+    ],
     rows: colds.map((c) => [
       c.n,
       c.tier,
@@ -293,7 +310,18 @@ export async function convergence(o: ConvergenceOptions): Promise<ExperimentResu
   };
   const warmTable: Table = {
     title: 'Steady state: gossip cost per relay and propagation of renewed descriptors',
-    columns: ['N', 'window (min)', 'gossip payload sent (KiB/relay/min)', 'link bytes sent (KiB/relay/min)', 'renewals', 'renewal reaches all, median (s)', 'p99 (s)', 'max (s)', 'joins', 'joiner holds directory, median (s)'],
+    columns: [
+      'N',
+      'window (min)',
+      'gossip payload sent (KiB/relay/min)',
+      'link bytes sent (KiB/relay/min)',
+      'renewals',
+      'renewal reaches all, median (s)',
+      'p99 (s)',
+      'max (s)',
+      'joins',
+      'joiner holds directory, median (s)',
+    ],
     rows: warms.map((r) => [
       r.n,
       r.windowMin,
@@ -321,8 +349,15 @@ export async function convergence(o: ConvergenceOptions): Promise<ExperimentResu
       logX: true,
       logY: true,
       series: [
-        { name: 'cold: all views complete', points: colds.filter((c) => c.tier === 'messages').map((c) => [c.n, Math.max(0.01, sec(c.convergedAfterLastJoinMs))]) },
-        { name: 'cold, real links', points: colds.filter((c) => c.tier === 'real links').map((c) => [c.n, Math.max(0.01, sec(c.convergedAfterLastJoinMs))]), dashed: true },
+        {
+          name: 'cold: all views complete',
+          points: colds.filter((c) => c.tier === 'messages').map((c) => [c.n, Math.max(0.01, sec(c.convergedAfterLastJoinMs))]),
+        },
+        {
+          name: 'cold, real links',
+          points: colds.filter((c) => c.tier === 'real links').map((c) => [c.n, Math.max(0.01, sec(c.convergedAfterLastJoinMs))]),
+          dashed: true,
+        },
         { name: 'renewal reaches all (median)', points: warms.map((r) => [r.n, sec(r.renewalSpreadMedianMs)]) },
         { name: 'renewal reaches all (p99)', points: warms.map((r) => [r.n, sec(r.renewalSpreadP99Ms)]) },
         { name: 'joiner holds directory', points: warms.map((r) => [r.n, sec(r.joinFullMedianMs)]) },

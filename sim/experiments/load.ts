@@ -132,7 +132,14 @@ export async function load(o: LoadOptions): Promise<ExperimentResult> {
         const g = new GuardSet(null, streamReal);
         const realUsable = await g.refresh(descriptors, w.now);
         const realExit = choosePath(descriptors, { hops: 3, exitPort: 443, guards: realUsable, enforceDistinctSubnets: false, random: streamReal });
-        const realContent = choosePath(descriptors, { hops: 3, exitPort: null, guards: realUsable, enforceDistinctSubnets: false, last: holder, random: streamReal });
+        const realContent = choosePath(descriptors, {
+          hops: 3,
+          exitPort: null,
+          guards: realUsable,
+          enforceDistinctSubnets: false,
+          last: holder,
+          random: streamReal,
+        });
         realMicros += Number(process.hrtime.bigint() - t0) / 1000;
         const same = (a: Descriptor[], b: Descriptor[]): boolean => a.length === b.length && a.every((d, i) => d.fingerprint === b[i]!.fingerprint);
         if (same(usable, realUsable) && same(exitPath, realExit) && same(contentPath, realContent)) identical++;
@@ -185,7 +192,14 @@ export async function load(o: LoadOptions): Promise<ExperimentResult> {
         yMax: 1,
         markers: false,
         series: [
-          { name: 'equal', points: [[0, 0], [1, 1]], dashed: true },
+          {
+            name: 'equal',
+            points: [
+              [0, 0],
+              [1, 1],
+            ],
+            dashed: true,
+          },
           ...spreads.map((s) => ({ name: s.short, points: lorenz(s.values, 100) })),
         ],
       }),

@@ -113,7 +113,12 @@ async function scaleLookups(seed: number, n: number, keys: number, log: (s: stri
     // A directory fetch: pages of 100 descriptors ("dir" messages), from each of the three sources.
     let page = 0;
     for (let i = 0; i < n; i += MAX_DESCRIPTORS_PER_MESSAGE) {
-      page += cborSize({ t: 'dir', at: w.now, ds: descriptors.slice(i, i + MAX_DESCRIPTORS_PER_MESSAGE).map((d) => d.raw), more: i + MAX_DESCRIPTORS_PER_MESSAGE < n });
+      page += cborSize({
+        t: 'dir',
+        at: w.now,
+        ds: descriptors.slice(i, i + MAX_DESCRIPTORS_PER_MESSAGE).map((d) => d.raw),
+        more: i + MAX_DESCRIPTORS_PER_MESSAGE < n,
+      });
     }
     const rks = Array.from({ length: keys }, () => w.rng.bytes(32));
     // holdersOf as the client runs it, timed on this machine (real time, not part of the reproducible output).
@@ -146,12 +151,18 @@ async function scaleLookups(seed: number, n: number, keys: number, log: (s: stri
       refreshKiB: (3 * page) / 1024,
       holdersOfMicros: micros,
       kademliaRounds: mean(stats.map((s) => s.rounds)),
-      kademliaRoundsP95: quantile(stats.map((s) => s.rounds), 0.95),
+      kademliaRoundsP95: quantile(
+        stats.map((s) => s.rounds),
+        0.95,
+      ),
       kademliaRequests: mean(stats.map((s) => s.requests)),
       kademliaFound: mean(stats.map((s) => (s.found ? 1 : 0))),
       kademliaHops: mean(stats.map((s) => s.hops)),
       greedyHops: mean(greedy.map((s) => s.hops)),
-      greedyHopsP95: quantile(greedy.map((s) => s.hops), 0.95),
+      greedyHopsP95: quantile(
+        greedy.map((s) => s.hops),
+        0.95,
+      ),
     };
   });
 }
@@ -172,7 +183,15 @@ export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
   }
   const realTable: Table = {
     title: 'Real relays and clients: fetching a one-block file by its link (a fresh client per fetch)',
-    columns: ['N', 'fetches', 'circuits built per fetch', 'FETCH requests at holders per fetch', 'relays on the request path', 'time per fetch, median (s)', 'p95 (s)'],
+    columns: [
+      'N',
+      'fetches',
+      'circuits built per fetch',
+      'FETCH requests at holders per fetch',
+      'relays on the request path',
+      'time per fetch, median (s)',
+      'p95 (s)',
+    ],
     rows: reals.map((r) => [r.n, r.lookups, r.circuitsPerLookup, r.fetchesPerLookup, 3, r.medianSeconds, r.p95Seconds]),
   };
   const scaleTable: Table = {
@@ -208,7 +227,7 @@ export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
   };
   const plots: Record<string, string> = {
     'lookup-hops.svg': lineChart({
-      title: 'Steps to reach a key\'s holder versus N',
+      title: "Steps to reach a key's holder versus N",
       xLabel: 'relays (N)',
       yLabel: 'count per lookup',
       logX: true,

@@ -10,6 +10,7 @@
  */
 import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { dirname, join, normalize, relative, resolve } from 'node:path';
 import ts from 'typescript';
 
@@ -31,8 +32,10 @@ export function importsOf(file: string): string[] {
   const sf = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.ES2022, true);
   const out: string[] = [];
   const visit = (n: ts.Node): void => {
-    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier)) out.push(n.moduleSpecifier.text);
-    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0])) out.push(n.arguments[0].text);
+    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier))
+      out.push(n.moduleSpecifier.text);
+    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0]))
+      out.push(n.arguments[0].text);
     ts.forEachChild(n, visit);
   };
   visit(sf);
@@ -49,7 +52,11 @@ describe('architecture: imports run one way', () => {
   const files = Object.keys(LAYER).flatMap(sources);
 
   it('every layer exists and has modules', () => {
-    for (const layer of Object.keys(LAYER)) expect(files.some((f) => f.startsWith(`${layer}/`)), layer).to.equal(true);
+    for (const layer of Object.keys(LAYER))
+      expect(
+        files.some((f) => f.startsWith(`${layer}/`)),
+        layer,
+      ).to.equal(true);
   });
 
   it('no module imports from a layer above it, and relay/ and client/ never import each other', () => {
@@ -109,5 +116,70 @@ describe('architecture: no import cycles', () => {
     };
     for (const f of files) if (!state.has(f)) visit(f);
     expect(cycles).to.deep.equal([]);
+  });
+});
+
+/** Modules scripts/build-browser.ts replaces in the bundle (by a stub), so their own imports never go in. */
+const REPLACED_IN_BROWSER = new Set(['crypto/binding-native.ts']);
+
+/** Every module specifier a file imports at run time (whole `import type` / `export type` declarations are erased). */
+function runtimeImportsOf(file: string): string[] {
+  const sf = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.ES2022, true);
+  const out: string[] = [];
+  const visit = (n: ts.Node): void => {
+    if (ts.isImportDeclaration(n) && ts.isStringLiteral(n.moduleSpecifier) && !n.importClause?.isTypeOnly) out.push(n.moduleSpecifier.text);
+    if (ts.isExportDeclaration(n) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier) && !n.isTypeOnly) out.push(n.moduleSpecifier.text);
+    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0]))
+      out.push(n.arguments[0].text);
+    ts.forEachChild(n, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+/**
+ * The Node built-ins reached from `entry` through our own modules (packages are the bundler's business), each with
+ * the chain of imports that reaches it. `imports` reads a file's imports (injectable, so the check can be tested).
+ */
+export function nodeImportsReachedFrom(entry: string, imports: (file: string) => string[] = runtimeImportsOf): string[] {
+  const found: string[] = [];
+  const seen = new Set<string>([entry]);
+  const queue: { file: string; chain: string[] }[] = [{ file: entry, chain: [entry] }];
+  while (queue.length) {
+    const { file, chain } = queue.shift()!;
+    if (REPLACED_IN_BROWSER.has(file)) continue;
+    for (const spec of imports(file)) {
+      if (spec.startsWith('node:') || builtinModules.includes(spec)) found.push([...chain, spec].join(' → '));
+      if (!spec.startsWith('.')) continue;
+      const next = normalize(relative(ROOT, join(ROOT, dirname(file), spec))).replace(/\.js$/, '.ts');
+      if (seen.has(next)) continue;
+      seen.add(next);
+      queue.push({ file: next, chain: [...chain, next] });
+    }
+  }
+  return found;
+}
+
+describe('architecture: the browser bundle carries no Node built-in', () => {
+  it('nothing client/browser.ts imports, however deep, imports a node:* module (hidden services get an injected connector)', () => {
+    expect(nodeImportsReachedFrom('client/browser.ts')).to.deep.equal([]);
+  });
+
+  it('the browser path includes the messaging folder (so the check covers it)', () => {
+    const reached: string[] = [];
+    nodeImportsReachedFrom('client/browser.ts', (f) => (reached.push(f), runtimeImportsOf(f)));
+    expect(reached).to.include.members(['client/messaging/index.ts', 'client/messaging/messenger.ts', 'client/messaging/service.ts']);
+    expect(reached).not.to.include('client/messaging/tcp-connector.ts');
+  });
+
+  it('the check sees node:net imported by client/messaging/service.ts from the browser path', () => {
+    const withNet = (f: string): string[] => [...runtimeImportsOf(f), ...(f === 'client/messaging/service.ts' ? ['node:net'] : [])];
+    const found = nodeImportsReachedFrom('client/browser.ts', withNet);
+    expect(found).to.have.length(1);
+    expect(found[0]).to.match(/^client\/browser\.ts → .*client\/messaging\/service\.ts → node:net$/);
+  });
+
+  it('the Node entry, client/index.ts, does reach node:net (through client/messaging/tcp-connector.ts)', () => {
+    expect(nodeImportsReachedFrom('client/index.ts').some((c) => c.endsWith('client/messaging/tcp-connector.ts → node:net'))).to.equal(true);
   });
 });

@@ -49,7 +49,8 @@ export function mathRandomUses(fileName: string, text: string): string[] {
       const isOwnName =
         (ts.isPropertyAccessExpression(p) && p.name === n) ||
         ((ts.isPropertyAssignment(p) || ts.isPropertySignature(p) || ts.isPropertyDeclaration(p) || ts.isMethodDeclaration(p)) && p.name === n) ||
-        ((ts.isVariableDeclaration(p) || ts.isParameter(p) || ts.isFunctionDeclaration(p) || ts.isClassDeclaration(p) || ts.isImportSpecifier(p)) && p.name === n) ||
+        ((ts.isVariableDeclaration(p) || ts.isParameter(p) || ts.isFunctionDeclaration(p) || ts.isClassDeclaration(p) || ts.isImportSpecifier(p)) &&
+          p.name === n) ||
         ts.isTypeReferenceNode(p) ||
         ts.isQualifiedName(p);
       if (!isOwnName) {

@@ -17,7 +17,11 @@ describe('client tables', () => {
     inside.state = 'running';
     // 1000 relays failed a build (as linkTo and buildCircuit record them), each once.
     for (let i = 0; i < 1000; i++) inside.failed.set(toHex(crypto().random(32)), clock.now);
-    const attempt = (): Promise<string> => client.newCircuit({ exitPort: null }).then(() => 'built', (e: { code: string }) => e.code);
+    const attempt = (): Promise<string> =>
+      client.newCircuit({ exitPort: null }).then(
+        () => 'built',
+        (e: { code: string }) => e.code,
+      );
     clock.now += 30_000;
     expect({ build: await attempt(), failed: inside.failed.size }).to.deep.equal({ build: 'ERR_ONION_PATH', failed: 1000 });
     clock.now += 30_000;

@@ -23,8 +23,12 @@ describe('content filter: the hostile corpus, filtered', () => {
     it(`${p.name}: nothing of 127.0.0.1:1 survives, except as the text of an /external link`, () => {
       for (const [file, text] of [[p.file, p.content] as const, ...Object.entries(p.extra ?? {})]) {
         // Links to /external name the address as text, and a title attribute may hold it as text: neither loads.
-        const out = filter(file, text).replace(/href="\/external\?url=[^"]*"/g, '').replace(/ title="[^"<>]*"/g, '');
-        expect(out, `${file}:\n${out}`).to.not.match(/127\.0\.0\.1(:|%3A)1|\/\/127|<script|\son[a-z]+=|<iframe|<object|<embed|<base|<meta http|@import\s+"http|javascript:/i);
+        const out = filter(file, text)
+          .replace(/href="\/external\?url=[^"]*"/g, '')
+          .replace(/ title="[^"<>]*"/g, '');
+        expect(out, `${file}:\n${out}`).to.not.match(
+          /127\.0\.0\.1(:|%3A)1|\/\/127|<script|\son[a-z]+=|<iframe|<object|<embed|<base|<meta http|@import\s+"http|javascript:/i,
+        );
       }
     });
   }
@@ -47,16 +51,17 @@ describe('content filter: ordinary pages keep what is safe', () => {
     expect(out).to.include('<td colspan="2">c</td>');
   });
 
-  it('does not let a relative URL climb out of the site to the gateway\'s own pages', () => {
+  it("does not let a relative URL climb out of the site to the gateway's own pages", () => {
     expect(rewriteUrl('../../../bookmarks', base('index.html'), 'resource')).to.equal(null);
     expect(rewriteUrl('allium:chk/abcdefgh/../../../bookmarks', base('index.html'), 'resource')).to.equal(null);
     expect(rewriteUrl('/allium:chk/abcdefgh/%2e%2e/%2e%2e/x', base('index.html'), 'resource')).to.equal(null);
     expect(rewriteUrl('../img/a.png', base('index.html'), 'resource')).to.equal('/allium:chk/abcdefgh/img/a.png');
   });
 
-  it('keeps scripts only for a site whose reader turned them on, under a sandbox without the gateway\'s origin', async () => {
+  it("keeps scripts only for a site whose reader turned them on, under a sandbox without the gateway's origin", async () => {
     const { filterHtml, documentCsp } = await import('../../client/content-filter/index.js');
-    const page = '<script src="app.js"></script><script>document.title = "x"</script><script src="http://127.0.0.1:1/x.js"></script><img src=a.png onerror="alert(1)">';
+    const page =
+      '<script src="app.js"></script><script>document.title = "x"</script><script src="http://127.0.0.1:1/x.js"></script><img src=a.png onerror="alert(1)">';
     const off = filterHtml(page, { base: base('index.html') });
     expect(off).to.not.include('<script');
     const on = filterHtml(page, { base: base('index.html'), scripts: true });
@@ -64,7 +69,9 @@ describe('content filter: ordinary pages keep what is safe', () => {
     expect(on).to.not.include('127.0.0.1:1').and.not.include('onerror');
     expect(documentCsp(false)).to.not.match(/script-src/);
     expect(documentCsp(false)).to.match(/sandbox allow-same-origin allow-downloads$/);
-    expect(documentCsp(true)).to.match(/script-src 'self' 'unsafe-inline'/).and.match(/sandbox allow-scripts allow-downloads$/);
+    expect(documentCsp(true))
+      .to.match(/script-src 'self' 'unsafe-inline'/)
+      .and.match(/sandbox allow-scripts allow-downloads$/);
     expect(documentCsp(true)).to.not.match(/allow-same-origin/);
   });
 

@@ -60,7 +60,19 @@ function descriptors(n: number, contact = ''): Uint8Array[] {
   const out = Array.from({ length: n }, (_, i) => {
     const id = IdentityKey.generate();
     return signDescriptor(
-      { id: id.publicKey, onion: crypto().random(32), addr: `ws://10.0.${i % 250}.1:9001/allium`, nick: `r${i}`, contact, family: [], bw: 1000, exit: ['reject *:*'], caps: [], pub: now, exp: now + 3_600_000 },
+      {
+        id: id.publicKey,
+        onion: crypto().random(32),
+        addr: `ws://10.0.${i % 250}.1:9001/allium`,
+        nick: `r${i}`,
+        contact,
+        family: [],
+        bw: 1000,
+        exit: ['reject *:*'],
+        caps: [],
+        pub: now,
+        exp: now + 3_600_000,
+      },
       id.secretKey,
     );
   });
@@ -108,7 +120,7 @@ describe('directory fetches are bounded by what they verify', () => {
       next += 100;
       return [{ t: 'dir', at: 1, ds, more: true }];
     });
-    const r = await outcome(fetchFromRelay(s.link, 0, undefined, { maxEntries: 1000 }));
+    const r = await outcome(fetchFromRelay(s.link, 0, { maxEntries: 1000 }));
     expect({ ...r, pages: s.sent() }).to.deep.equal({ code: 'ERR_LIMIT', limit: 'MAX_DIRECTORY_FETCH_ENTRIES', pages: 11 });
   });
 
@@ -123,7 +135,7 @@ describe('directory fetches are bounded by what they verify', () => {
       return [{ t: 'dir', at: 1, ds, more: true }];
     });
     const maxBytes = pool.slice(0, 10 * 20).reduce((n, raw) => n + raw.length, 0); // ten pages exactly
-    const r = await outcome(fetchFromRelay(s.link, 0, undefined, { maxBytes }));
+    const r = await outcome(fetchFromRelay(s.link, 0, { maxBytes }));
     expect({ ...r, pages: s.sent() }).to.deep.equal({ code: 'ERR_LIMIT', limit: 'MAX_DIRECTORY_FETCH_BYTES', pages: 11 });
   });
 

@@ -15,7 +15,8 @@ describe('gateway: Host, Origin and Sec-Fetch rules', () => {
 
   it('answers its own names only: a rebound DNS name is 421', () => {
     for (const h of ['127.0.0.1:8888', 'localhost:8888', 'LOCALHOST:8888', 'allium.local:8888']) expect(status('GET', { host: h }), h).to.equal(200);
-    for (const h of ['evil.example:8888', '127.0.0.1:8889', '127.0.0.2:8888', '[::1]:8888', 'localhost', '']) expect(status('GET', { host: h }), h).to.equal(421);
+    for (const h of ['evil.example:8888', '127.0.0.1:8889', '127.0.0.2:8888', '[::1]:8888', 'localhost', ''])
+      expect(status('GET', { host: h }), h).to.equal(421);
     expect(status('GET', {})).to.equal(421);
     expect(gatewayHosts('::1', 80).has('[::1]')).to.equal(true);
   });
@@ -39,7 +40,9 @@ describe('gateway: Host, Origin and Sec-Fetch rules', () => {
     expect(status('GET', { host, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' })).to.equal(403);
     expect(status('GET', { host, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' })).to.equal(403);
     expect(status('GET', { host, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' })).to.equal(403);
-    expect(status('POST', { host, origin: 'http://127.0.0.1:8888', 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' })).to.equal(403);
+    expect(
+      status('POST', { host, origin: 'http://127.0.0.1:8888', 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' }),
+    ).to.equal(403);
     expect(status('GET', { host, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' })).to.equal(200);
   });
 });
@@ -54,6 +57,7 @@ describe('gateway: Range headers', () => {
     expect(parseRange('bytes=-1000', 100)).to.deep.equal({ start: 0, end: 100 });
     expect(parseRange('bytes=100-', 100)).to.equal('unsatisfiable');
     expect(parseRange('bytes=-0', 100)).to.equal('unsatisfiable');
-    for (const h of ['bytes=0-1,5-9', 'items=0-1', 'bytes=5-1', 'bytes=-', 'bytes=x-1', `bytes=0-${'9'.repeat(20)}`]) expect(parseRange(h, 100), h).to.equal(null);
+    for (const h of ['bytes=0-1,5-9', 'items=0-1', 'bytes=5-1', 'bytes=-', 'bytes=x-1', `bytes=0-${'9'.repeat(20)}`])
+      expect(parseRange(h, 100), h).to.equal(null);
   });
 });

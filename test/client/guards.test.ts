@@ -17,7 +17,19 @@ function relays(n: number): Descriptor[] {
   return Array.from({ length: n }, (_, i) => {
     const k = IdentityKey.generate();
     return signDescriptor(
-      { id: k.publicKey, onion: crypto().random(32), addr: `ws://10.${i}.0.1:9001/allium`, nick: `g${i}`, contact: '', family: [], bw: 1000 + i, exit: ['reject *:*'], caps: [], pub: T, exp: T + 3600_000 },
+      {
+        id: k.publicKey,
+        onion: crypto().random(32),
+        addr: `ws://10.${i}.0.1:9001/allium`,
+        nick: `g${i}`,
+        contact: '',
+        family: [],
+        bw: 1000 + i,
+        exit: ['reject *:*'],
+        caps: [],
+        pub: T,
+        exp: T + 3600_000,
+      },
       k.secretKey,
     );
   });
@@ -54,7 +66,10 @@ describe('guards', () => {
     for (let day = 0; day < 100; day++) {
       t += 2 * DAY;
       const used = new Set(g.all.map((r) => r.fingerprint));
-      await g.refresh(all.filter((d) => !used.has(d.fingerprint)), t); // every guard vanishes at once
+      await g.refresh(
+        all.filter((d) => !used.has(d.fingerprint)),
+        t,
+      ); // every guard vanishes at once
       expect(g.all.length).to.be.at.most(SAMPLE_MAX);
     }
   });

@@ -34,7 +34,10 @@ describe('mailbox collection is bounded', () => {
       for (let i = 0; i < count; i++) {
         const rk = slotLocator(inbox, i);
         const data = new Uint8Array(27_000).fill(i % 256);
-        held.set(toHex(rk), sealMailboxItem({ sender: createIdentity(), recipient: reader.publicKey, slot: rk, exp: now + 3_600_000, t: t0 + i, n: 0, data }).bytes);
+        held.set(
+          toHex(rk),
+          sealMailboxItem({ sender: createIdentity(), recipient: reader.publicKey, slot: rk, exp: now + 3_600_000, t: t0 + i, n: 0, data }).bytes,
+        );
       }
     };
     fill(today - 1, 5, now - MAILBOX_EPOCH_SECONDS * 1000);

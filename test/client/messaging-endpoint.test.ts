@@ -5,10 +5,17 @@
  * Introductions are real (sealed to the introduction point's key, real session handshakes); circuits are stand-ins.
  */
 import { expect } from 'chai';
-import { createServer, type Socket } from 'node:net';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { decodeEnd, EndReason } from '../../protocol/stream-messages.js';
-import { MAX_CONCURRENT_RENDEZVOUS, MAX_PENDING_INTRODUCTIONS, MAX_SERVICE_STREAMS_PER_CIRCUIT, SERVICE_CIRCUIT_IDLE_MS, type IncomingMessage, type Messenger } from '../../client/messaging.js';
+import {
+  MAX_CONCURRENT_RENDEZVOUS,
+  MAX_PENDING_INTRODUCTIONS,
+  MAX_SERVICE_STREAMS_PER_CIRCUIT,
+  SERVICE_CIRCUIT_IDLE_MS,
+  type IncomingMessage,
+  type Messenger,
+  type ServiceConnector,
+} from '../../client/messaging/index.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { STREAM_WINDOW } from '../../protocol/flow.js';
 import { endpointRig, introduce, sendFrame, settle, type FakeCircuit, type Initiator } from '../helpers/messenger-rig.js';
@@ -89,7 +96,12 @@ describe('an endpoint bounds what introductions cost it', () => {
       await clock.runFor(2 * SERVICE_CIRCUIT_IDLE_MS);
       used.receive({ command: RelayCommand.END, streamId: stream, data: Uint8Array.of(1) });
       await clock.runFor(SERVICE_CIRCUIT_IDLE_MS + 1);
-      expect({ rendezvous: [silent.count(RelayCommand.RENDEZVOUS1), used.count(RelayCommand.RENDEZVOUS1)], beforeIdle, afterIdle, afterStream: used.state }).to.deep.equal({
+      expect({
+        rendezvous: [silent.count(RelayCommand.RENDEZVOUS1), used.count(RelayCommand.RENDEZVOUS1)],
+        beforeIdle,
+        afterIdle,
+        afterStream: used.state,
+      }).to.deep.equal({
         rendezvous: [1, 1],
         beforeIdle: { silent: 'open', used: 'open' },
         afterIdle: { silent: 'closed', used: 'open' },
@@ -101,15 +113,6 @@ describe('an endpoint bounds what introductions cost it', () => {
     }
   });
 });
-
-/** Resolves once `cond` holds, looking again every few milliseconds (it waits for sockets); fails after 30 s. */
-async function until(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** How the endpoint answered each stream the initiator opened: 'connected' or the END reason. */
 function answers(c: FakeCircuit): Map<number, string> {
@@ -124,22 +127,23 @@ function answers(c: FakeCircuit): Map<number, string> {
 
 describe('streams on a rendezvous circuit are bounded', () => {
   it(`1000 BEGINs to a hidden service on one circuit: at most ${MAX_SERVICE_STREAMS_PER_CIRCUIT} local connections, the rest refused`, async () => {
-    const sockets: Socket[] = [];
-    const server = createServer((s) => void sockets.push(s));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const port = (server.address() as { port: number }).port;
-    const rig = await endpointRig({ services: { 80: { host: '127.0.0.1', port } } });
+    // The local service, through the injected connector: every connection it makes is counted, and stays open.
+    let connections = 0;
+    const connectService: ServiceConnector = async () => {
+      connections++;
+      return { attach: () => undefined, close: () => undefined };
+    };
+    const rig = await endpointRig({ services: { 80: { host: '127.0.0.1', port: 8080 } }, connectService });
     try {
       introduce(rig);
       await settle();
       const circuit = rig.built[0]!;
       for (let i = 0; i < 1000; i++) circuit.begin('allium:service', 80);
-      const connected = (): number => [...answers(circuit).values()].filter((a) => a === 'connected').length;
-      // Every BEGIN answered, and the service has seen every connection the endpoint made.
-      await until(() => answers(circuit).size === 1000 && sockets.length === connected());
+      await settle();
       const byAnswer: Record<string, number> = {};
       for (const a of answers(circuit).values()) byAnswer[a] = (byAnswer[a] ?? 0) + 1;
-      expect({ connections: sockets.length, byAnswer }).to.deep.equal({
+      expect({ answered: answers(circuit).size, connections, byAnswer }).to.deep.equal({
+        answered: 1000,
         connections: MAX_SERVICE_STREAMS_PER_CIRCUIT,
         byAnswer: { connected: MAX_SERVICE_STREAMS_PER_CIRCUIT, [`end ${EndReason.RESOURCE_LIMIT}`]: 1000 - MAX_SERVICE_STREAMS_PER_CIRCUIT },
       });
@@ -147,12 +151,13 @@ describe('streams on a rendezvous circuit are bounded', () => {
       const open = [...answers(circuit)].filter(([, a]) => a === 'connected').map(([id]) => id);
       for (const id of open.slice(0, 10)) circuit.receive({ command: RelayCommand.END, streamId: id, data: Uint8Array.of(EndReason.DONE) });
       const more = Array.from({ length: 20 }, () => circuit.begin('allium:service', 80));
-      await until(() => more.every((id) => answers(circuit).has(id)));
-      expect(more.filter((id) => answers(circuit).get(id) === 'connected').length).to.equal(10);
+      await settle();
+      expect({
+        answered: more.every((id) => answers(circuit).has(id)),
+        connected: more.filter((id) => answers(circuit).get(id) === 'connected').length,
+      }).to.deep.equal({ answered: true, connected: 10 });
     } finally {
       rig.messenger.close();
-      for (const s of sockets) s.destroy();
-      server.close();
     }
   });
 
@@ -187,7 +192,12 @@ describe('conversations peers open are forgotten when they close', () => {
       most = Math.max(most, filed(rig.messenger));
       circuit.close(); // the peer goes: its circuit is destroyed
     }
-    expect({ received: got.length, most, filed: filed(rig.messenger), live: live(rig.messenger) }).to.deep.equal({ received: 1000, most: 1, filed: 0, live: 0 });
+    expect({ received: got.length, most, filed: filed(rig.messenger), live: live(rig.messenger) }).to.deep.equal({
+      received: 1000,
+      most: 1,
+      filed: 0,
+      live: 0,
+    });
     rig.messenger.close();
   });
 
@@ -276,4 +286,3 @@ describe('listen() holds a bounded queue and the sender waits for the applicatio
     rig.messenger.close();
   });
 });
-

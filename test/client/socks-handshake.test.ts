@@ -64,7 +64,24 @@ describe('SOCKS5 handshake machine', () => {
     m.push(Uint8Array.of(5, 1, 0));
     expectCode(() => m.push(new Uint8Array(MAX_SOCKS_HANDSHAKE_BYTES)), 'ERR_LIMIT');
     // the largest credentials and name RFC 1928/1929 allow add up to more than the cap
-    const big = [5, 1, 2, 1, 255, ...new Array<number>(255).fill(0x61), 255, ...new Array<number>(255).fill(0x62), 5, 1, 0, 3, 255, ...new Array<number>(255).fill(0x63), 0, 80];
+    const big = [
+      5,
+      1,
+      2,
+      1,
+      255,
+      ...new Array<number>(255).fill(0x61),
+      255,
+      ...new Array<number>(255).fill(0x62),
+      5,
+      1,
+      0,
+      3,
+      255,
+      ...new Array<number>(255).fill(0x63),
+      0,
+      80,
+    ];
     const slow = new SocksHandshake();
     expectCode(() => {
       for (const b of big) slow.push(Uint8Array.of(b));

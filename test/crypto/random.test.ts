@@ -52,7 +52,10 @@ describe('crypto facade: uniform choices', () => {
     expect(scripted([0x80, 0, 0, 1], [0x80, 0, 0, 0]).randomInt(2 ** 31 + 1)).to.equal(2 ** 31);
     expect(scripted([0xff, 0xff, 0xff, 0xff]).randomInt(2 ** 32)).to.equal(2 ** 32 - 1);
     expect(scripted([1, 2, 3, 4]).randomInt(1)).to.equal(0);
-    for (const bad of [0, -1, 1.5, 2 ** 32 + 1, Number.NaN]) expect(() => scripted().randomInt(bad)).to.throw().with.property('code', 'ERR_INTERNAL');
+    for (const bad of [0, -1, 1.5, 2 ** 32 + 1, Number.NaN])
+      expect(() => scripted().randomInt(bad))
+        .to.throw()
+        .with.property('code', 'ERR_INTERNAL');
   });
 
   it('randomInt and uniform are uniform (chi-square, seeded source)', () => {

@@ -258,7 +258,10 @@ export class FuzzEngine {
         }
       }
       // favour recent additions a little, as libFuzzer weights newer inputs
-      const base = this.rnd(3) === 0 && this.added.length ? this.added[this.added.length - 1 - this.rnd(Math.min(8, this.added.length))]! : this.corpus[this.rnd(this.corpus.length)]!;
+      const base =
+        this.rnd(3) === 0 && this.added.length
+          ? this.added[this.added.length - 1 - this.rnd(Math.min(8, this.added.length))]!
+          : this.corpus[this.rnd(this.corpus.length)]!;
       const input = this.mutate(base);
       if (this.run(input)) {
         this.corpus.push(input);

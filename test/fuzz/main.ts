@@ -34,7 +34,9 @@ const row = (r: TargetReport): string =>
   `${r.target.padEnd(34)} ${String(r.execs).padStart(10)} ${r.execsPerSecond.toFixed(0).padStart(9)} ${String(r.corpus).padStart(7)} ${String(r.features).padStart(9)} ${String(r.findings.length).padStart(9)}`;
 if (!json) {
   console.log(`fuzzing ${targets.length} targets, ${seconds} s each, ${jobs} at once`);
-  console.log(`${'target'.padEnd(34)} ${'cases'.padStart(10)} ${'cases/s'.padStart(9)} ${'corpus'.padStart(7)} ${'features'.padStart(9)} ${'findings'.padStart(9)}`);
+  console.log(
+    `${'target'.padEnd(34)} ${'cases'.padStart(10)} ${'cases/s'.padStart(9)} ${'corpus'.padStart(7)} ${'features'.padStart(9)} ${'findings'.padStart(9)}`,
+  );
 }
 const reports = await runFuzz({
   seconds,

@@ -14,6 +14,8 @@ import { BUILD_DIR, buildFuzzWorker, WORKER_BUNDLE } from './build.js';
 import type { WorkerData, WorkerMessage } from './worker.js';
 
 const HANG_MS = 10_000;
+/** A worker's set-up (loading, libsodium, a target's seeds) before its first heartbeat: slow on a loaded machine. */
+const STARTUP_MS = 120_000;
 const CURRENT_BYTES = 4 + 64 * 1024;
 
 export interface TargetReport {
@@ -64,6 +66,7 @@ function runOne(target: string, o: FuzzRunOptions, findingsDir: string): Promise
   };
   return new Promise((resolve) => {
     let beat = performance.now();
+    let running = false;
     let execs = 0;
     let settled = false;
     const finish = (r: TargetReport): void => {
@@ -80,15 +83,26 @@ function runOne(target: string, o: FuzzRunOptions, findingsDir: string): Promise
       finish({ target, execs, seconds, execsPerSecond: execs / seconds, corpus: 0, added: 0, features: 0, findings: [{ kind, message, file }] });
     };
     const watchdog = setInterval(() => {
-      if (performance.now() - beat > HANG_MS) failed('hang', `no progress for ${HANG_MS} ms`);
+      if (!running && performance.now() - beat > STARTUP_MS) failed('hang', `not started within ${STARTUP_MS} ms`);
+      if (running && performance.now() - beat > HANG_MS) failed('hang', `no progress for ${HANG_MS} ms`);
     }, 1000);
     worker.on('message', (m: WorkerMessage) => {
       beat = performance.now();
+      running = true;
       if ('beat' in m) execs = m.beat;
       else {
         const r = m.result;
         const findings = r.findings.map((f) => ({ kind: f.kind, message: f.message, file: saveFinding(findingsDir, target, f.kind, f.message, f.input) }));
-        finish({ target, execs: r.execs, seconds: r.ms / 1000, execsPerSecond: r.execs / (r.ms / 1000), corpus: r.corpus, added: r.added, features: r.features, findings });
+        finish({
+          target,
+          execs: r.execs,
+          seconds: r.ms / 1000,
+          execsPerSecond: r.execs / (r.ms / 1000),
+          corpus: r.corpus,
+          added: r.added,
+          features: r.features,
+          findings,
+        });
       }
     });
     worker.on('error', (e: Error & { code?: string }) => failed(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'oom' : 'crash', `${e.name}: ${e.message}`));

@@ -20,9 +20,7 @@ export interface WorkerData {
   seed: number;
   current: SharedArrayBuffer;
 }
-export type WorkerMessage =
-  | { beat: number }
-  | { result: Omit<EngineResult, 'corpus' | 'added'> & { corpus: number; added: number; counters: number } };
+export type WorkerMessage = { beat: number } | { result: Omit<EngineResult, 'corpus' | 'added'> & { corpus: number; added: number; counters: number } };
 
 interface FileCoverage {
   s: Record<string, number>;
@@ -88,8 +86,17 @@ const engine = new FuzzEngine({
   current: new Uint8Array(d.current),
   heartbeat: (beat) => parentPort!.postMessage({ beat } satisfies WorkerMessage),
 });
+parentPort!.postMessage({ beat: 0 } satisfies WorkerMessage); // set up: from here on the runner's hang clock runs
 const r = engine.runFor(d.seconds);
 for (const input of r.added) writeFileSync(join(d.corpusDir, createHash('sha256').update(input).digest('hex').slice(0, 32)), input);
 parentPort!.postMessage({
-  result: { execs: r.execs, ms: r.ms, features: r.features, findings: r.findings, corpus: r.corpus.length, added: r.added.length, counters: istanbulCoverage().size },
+  result: {
+    execs: r.execs,
+    ms: r.ms,
+    features: r.features,
+    findings: r.findings,
+    corpus: r.corpus.length,
+    added: r.added.length,
+    counters: istanbulCoverage().size,
+  },
 } satisfies WorkerMessage);

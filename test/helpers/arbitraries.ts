@@ -35,8 +35,26 @@ export function withPrefix(base: fc.Arbitrary<Uint8Array>, prefix: fc.Arbitrary<
 export const cborKey = fc.string({ unit: 'grapheme', maxLength: 6 }).filter((k) => k !== '__proto__');
 
 const interestingInts = fc.constantFrom(
-  0, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER,
-  -1, -24, -25, -256, -257, -65536, -65537, -(2 ** 32), -(2 ** 32) - 1, Number.MIN_SAFE_INTEGER,
+  0,
+  23,
+  24,
+  255,
+  256,
+  65535,
+  65536,
+  2 ** 32 - 1,
+  2 ** 32,
+  Number.MAX_SAFE_INTEGER,
+  -1,
+  -24,
+  -25,
+  -256,
+  -257,
+  -65536,
+  -65537,
+  -(2 ** 32),
+  -(2 ** 32) - 1,
+  Number.MIN_SAFE_INTEGER,
 );
 
 /** Any value of the Allium CBOR model (protocol/cbor.ts), nested at most 5 deep. */

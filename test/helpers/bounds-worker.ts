@@ -11,11 +11,7 @@ import { acceptableFailure, decoderCases, type DecoderCase, type DecoderInput } 
 import { inputsOfSize } from './decoder-inputs.js';
 
 export type BoundsRequest = { kind: 'time'; name: string; sizes: number[] } | { kind: 'memory' };
-export type BoundsReply =
-  | { running: string }
-  | { unexpected: string }
-  | { shape: string; best: number[] }
-  | { done: true };
+export type BoundsReply = { running: string } | { unexpected: string } | { shape: string; best: number[] } | { done: true };
 
 const post = (m: BoundsReply): void => parentPort!.postMessage(m);
 
@@ -68,7 +64,11 @@ function memory(): void {
 
 await initCrypto();
 parentPort!.on('message', (m: BoundsRequest) => {
-  if (m.kind === 'time') time(decoderCases().find((c) => c.name === m.name)!, m.sizes);
+  if (m.kind === 'time')
+    time(
+      decoderCases().find((c) => c.name === m.name)!,
+      m.sizes,
+    );
   else memory();
   post({ done: true });
 });

@@ -14,7 +14,6 @@ import { findProgram } from './programs.js';
 
 const run = promisify(execFile);
 
-
 /** `n` distinct free TCP ports on 127.0.0.1 (bound and released, so a relay can listen on them next). */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
@@ -100,7 +99,22 @@ function decodeAsHttp(ports: readonly number[]): string[] {
 async function tsharkFields(file: string, ports: readonly number[], filter: string, fields: readonly string[]): Promise<string[][]> {
   const { stdout } = await run(
     findProgram('tshark') ?? 'tshark',
-    ['-r', file, ...decodeAsHttp(ports), '-Y', filter, '-T', 'fields', '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a', ...fields.flatMap((f) => ['-e', f])],
+    [
+      '-r',
+      file,
+      ...decodeAsHttp(ports),
+      '-Y',
+      filter,
+      '-T',
+      'fields',
+      '-E',
+      'separator=\t',
+      '-E',
+      'aggregator=,',
+      '-E',
+      'occurrence=a',
+      ...fields.flatMap((f) => ['-e', f]),
+    ],
     { maxBuffer: 1 << 28 },
   );
   return stdout

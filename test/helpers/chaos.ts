@@ -21,7 +21,7 @@ import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { Messenger } from '../../client/messaging.js';
+import { Messenger } from '../../client/messaging/node.js';
 import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { circuitTo, fileLayout, openStore, patternBytes, sha256 } from './content.js';
@@ -155,7 +155,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const FULL = 2;
   const exitFrom = o.relays - o.exits;
   const role = (i: number): string =>
-    [i === 0 ? 'bootstrap' : '', i === FLOODED && o.flood ? 'flooded' : '', i === FULL && o.disk ? 'disk-full' : '', i >= exitFrom ? 'exit' : ''].filter(Boolean).join('+') || 'relay';
+    [i === 0 ? 'bootstrap' : '', i === FLOODED && o.flood ? 'flooded' : '', i === FULL && o.disk ? 'disk-full' : '', i >= exitFrom ? 'exit' : '']
+      .filter(Boolean)
+      .join('+') || 'relay';
 
   // ---------------------------------------------------------------- the network
   const dirs: string[] = Array.from({ length: o.relays }, () => tempDir('allium-chaos-'));
@@ -238,7 +240,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     receiver.on('message:received', (m) => received.add(new TextDecoder().decode(m.data)));
 
     // ---------------------------------------------------------------- requests
-    const stats = Object.fromEntries(REQUEST_KINDS.map((k) => [k, { total: 0, firstTry: 0, afterRetry: 0, failed: 0, codes: {} }])) as Record<RequestKind, RequestStats>;
+    const stats = Object.fromEntries(REQUEST_KINDS.map((k) => [k, { total: 0, firstTry: 0, afterRetry: 0, failed: 0, codes: {} }])) as Record<
+      RequestKind,
+      RequestStats
+    >;
     let untyped = 0;
     async function attempt<T>(kind: RequestKind, fn: (signal: AbortSignal) => Promise<T>, tries = 3): Promise<T | null> {
       const s = stats[kind];
@@ -321,7 +326,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       await relays[i]!.kill('SIGKILL');
       await sleep(downMs);
       const s = Date.now();
-      relays[i] = await launch(i, everyLine().filter((_, j) => j !== i));
+      relays[i] = await launch(
+        i,
+        everyLine().filter((_, j) => j !== i),
+      );
       const restartMs = Date.now() - s;
       down.delete(i);
       const record: KillRecord = { relay: `c${i}`, downMs: Math.round(downMs), restartMs, circuitMs: null };
@@ -357,10 +365,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         return;
       }
       log(`flooding c${FLOODED} for ${o.flood.durationMs / 1000} s with ${o.flood.workers} workers`);
-      floodProc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'chaos-flood.ts'), relays[FLOODED]!.bootstrap, String(o.flood.durationMs), String(o.flood.workers)], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        cwd: ROOT,
-      });
+      floodProc = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'chaos-flood.ts'), relays[FLOODED]!.bootstrap, String(o.flood.durationMs), String(o.flood.workers)],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+          cwd: ROOT,
+        },
+      );
       let out = '';
       floodProc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       await new Promise((r) => floodProc!.once('exit', r));

@@ -35,7 +35,10 @@ function flags(profile: string): string[] {
 export async function dumpDom(url: string, budgetMs = 4000): Promise<string> {
   const profile = mkdtempSync(join(tmpdir(), 'allium-chromium-'));
   try {
-    const { stdout } = await run(chromiumPath()!, [...flags(profile), `--virtual-time-budget=${budgetMs}`, '--dump-dom', url], { maxBuffer: 1 << 24, timeout: 60_000 });
+    const { stdout } = await run(chromiumPath()!, [...flags(profile), `--virtual-time-budget=${budgetMs}`, '--dump-dom', url], {
+      maxBuffer: 1 << 24,
+      timeout: 60_000,
+    });
     return stdout;
   } finally {
     rmSync(profile, { recursive: true, force: true });
@@ -45,7 +48,11 @@ export async function dumpDom(url: string, budgetMs = 4000): Promise<string> {
 export async function screenshot(url: string, file: string, budgetMs = 4000): Promise<void> {
   const profile = mkdtempSync(join(tmpdir(), 'allium-chromium-'));
   try {
-    await run(chromiumPath()!, [...flags(profile), `--virtual-time-budget=${budgetMs}`, '--window-size=1280,1000', '--hide-scrollbars', `--screenshot=${file}`, url], { timeout: 60_000 });
+    await run(
+      chromiumPath()!,
+      [...flags(profile), `--virtual-time-budget=${budgetMs}`, '--window-size=1280,1000', '--hide-scrollbars', `--screenshot=${file}`, url],
+      { timeout: 60_000 },
+    );
   } finally {
     rmSync(profile, { recursive: true, force: true });
   }
@@ -61,7 +68,11 @@ export function textById(dom: string, id: string): string | null {
  * Headless Chromium driven through puppeteer-core with the flags above and a fresh profile, for tests that need to
  * click, seek media or take screenshots. Requests are not intercepted: a test of what pages try to reach sees it.
  */
-export async function launchBrowser(): Promise<{ browser: import('puppeteer-core').Browser; newPage: () => Promise<import('puppeteer-core').Page>; close: () => Promise<void> }> {
+export async function launchBrowser(): Promise<{
+  browser: import('puppeteer-core').Browser;
+  newPage: () => Promise<import('puppeteer-core').Page>;
+  close: () => Promise<void>;
+}> {
   const { default: puppeteer } = await import('puppeteer-core');
   const profile = mkdtempSync(join(tmpdir(), 'allium-chromium-'));
   const browser = await puppeteer.launch({
@@ -71,7 +82,12 @@ export async function launchBrowser(): Promise<{ browser: import('puppeteer-core
     userDataDir: profile,
     timeout: 120_000,
     protocolTimeout: 600_000,
-    args: [...flags(profile).filter((f) => f !== '--headless' && !f.startsWith('--user-data-dir')), '--disable-domain-reliability', '--no-pings', '--autoplay-policy=no-user-gesture-required'],
+    args: [
+      ...flags(profile).filter((f) => f !== '--headless' && !f.startsWith('--user-data-dir')),
+      '--disable-domain-reliability',
+      '--no-pings',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
   });
   return {
     browser,

@@ -11,7 +11,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runAllium(args: string[], o: { env?: Record<string, string>; timeoutMs?: number; uid?: number; gid?: number; cwd?: string } = {}): Promise<CliResult> {
+export function runAllium(
+  args: string[],
+  o: { env?: Record<string, string>; timeoutMs?: number; uid?: number; gid?: number; cwd?: string } = {},
+): Promise<CliResult> {
   const options: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } };
   if (o.uid !== undefined) options.uid = o.uid;
   if (o.gid !== undefined) options.gid = o.gid;

@@ -7,7 +7,32 @@ import { seededRandom } from '../../crypto/drbg.js';
 import { shapesOfSize } from './cbor-shapes.js';
 import type { DecoderCase, DecoderInput } from './decoders.js';
 
-const TEXT_UNITS = [' ', '\t', ':', '/', '.', '[', ']', '=', '-', 'a', '0', 'f', '"', '\\', '#', '*', ',', '\n', 'é', 'ws://', 'allium:', 'accept ', '[::', '1.'];
+const TEXT_UNITS = [
+  ' ',
+  '\t',
+  ':',
+  '/',
+  '.',
+  '[',
+  ']',
+  '=',
+  '-',
+  'a',
+  '0',
+  'f',
+  '"',
+  '\\',
+  '#',
+  '*',
+  ',',
+  '\n',
+  'é',
+  'ws://',
+  'allium:',
+  'accept ',
+  '[::',
+  '1.',
+];
 
 function repeatTo(unit: Uint8Array, size: number): Uint8Array {
   const out = new Uint8Array(size);

@@ -80,7 +80,19 @@ const hexList = (file: string, ...lists: string[]): Uint8Array[] => {
 
 function descriptorRaw(identity: IdentityKey, rand: (n: number) => Uint8Array): Uint8Array {
   return signDescriptor(
-    { id: identity.publicKey, onion: rand(32), addr: 'ws://10.0.0.1:9001/allium', nick: 'seed', contact: 'x@y', family: [rand(32)], bw: 1000, exit: ['accept *:443', 'reject *:*'], caps: ['store', 'intro'], pub: NOW, exp: NOW + 3_600_000 },
+    {
+      id: identity.publicKey,
+      onion: rand(32),
+      addr: 'ws://10.0.0.1:9001/allium',
+      nick: 'seed',
+      contact: 'x@y',
+      family: [rand(32)],
+      bw: 1000,
+      exit: ['accept *:443', 'reject *:*'],
+      caps: ['store', 'intro'],
+      pub: NOW,
+      exp: NOW + 3_600_000,
+    },
     identity.secretKey,
   ).raw;
 }
@@ -93,7 +105,17 @@ function makeContext() {
   const authority = IdentityKey.fromSeed(rand(32));
   const authorities = new Set([fingerprintOf(authority.publicKey)]);
   const va = Math.floor(NOW / 600_000) * 600_000;
-  const vote = signVote({ authority: authority.publicKey, validAfter: va, measures: true, commit: rand(32), reveal: null, entries: [{ id: identity.publicKey, md: descriptorMd(verifyDesc(desc, NOW)), flags: 3, bw: 1000, m: 900 }] }, authority.secretKey);
+  const vote = signVote(
+    {
+      authority: authority.publicKey,
+      validAfter: va,
+      measures: true,
+      commit: rand(32),
+      reveal: null,
+      entries: [{ id: identity.publicKey, md: descriptorMd(verifyDesc(desc, NOW)), flags: 3, bw: 1000, m: 900 }],
+    },
+    authority.secretKey,
+  );
   const { head } = computeConsensus([verifyVote(vote, authorities)], null, { validAfter: va, interval: 600_000, srPeriod: 86_400_000, authorities });
   const consensus = encodeSignedHead(head, [[authority.publicKey, signHead(head, authority.secretKey)]]);
   const recipient = createIdentity(rand(32));
@@ -116,9 +138,34 @@ function makeContext() {
   const relays = testRelays(2, 'decoder-table');
   const onion = onionTo(relays);
   const period = periodAt(Math.floor(NOW / 1000));
-  const endpoint = createEndpointDescriptor(recipient, period, { v: 1, intro: [{ relay: rand(32), auth: IdentityKey.fromSeed(rand(32)).publicKey, enc: crypto().x25519Keypair(rand(32)).publicKey }], created: NOW, expires: NOW + 3_600_000 });
+  const endpoint = createEndpointDescriptor(recipient, period, {
+    v: 1,
+    intro: [{ relay: rand(32), auth: IdentityKey.fromSeed(rand(32)).publicKey, enc: crypto().x25519Keypair(rand(32)).publicKey }],
+    created: NOW,
+    expires: NOW + 3_600_000,
+  });
   const locator = endpoint.locator;
-  return { rand, identity, desc, authorities, consensus, vote, recipient, address, mailboxSeeds, sskKey, ssk, site, hints, relays, onion, period, endpoint, locator, cells: hexList('cells.json', 'valid', 'invalid') };
+  return {
+    rand,
+    identity,
+    desc,
+    authorities,
+    consensus,
+    vote,
+    recipient,
+    address,
+    mailboxSeeds,
+    sskKey,
+    ssk,
+    site,
+    hints,
+    relays,
+    onion,
+    period,
+    endpoint,
+    locator,
+    cells: hexList('cells.json', 'valid', 'invalid'),
+  };
 }
 let context: ReturnType<typeof makeContext> | null = null;
 const ctx = (): ReturnType<typeof makeContext> => (context ??= makeContext());
@@ -129,8 +176,13 @@ const FILTER_SEEDS = {
     '<!doctype html><html><head><title>t</title><link rel=stylesheet href=s.css><style>a{color:red;background:url(x.png)}</style></head><body><p style="color:blue">x<img src=a.png srcset="b.png 2x"><a href="http://e/">out</a><video src=v.webm controls></video></body></html>',
     '<table><tr><td><form action=http://e/><input type=image src=x></form><iframe src=x></iframe><svg><image href=x /></svg><noscript><b>n</b></noscript><script>1</script>',
   ],
-  css: ['@import "a.css"; @media screen { a { color: red } } @font-face { src: url(f.woff2) format("woff2") } b { background: url(http://e/) }', 'a{width:calc(1px + 2%)}'],
-  svg: ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><style>rect{fill:red}</style><rect width="10" height="10" fill="url(#g)"/><image href="a.png"/><a href="b.html"><text>t</text></a></svg>'],
+  css: [
+    '@import "a.css"; @media screen { a { color: red } } @font-face { src: url(f.woff2) format("woff2") } b { background: url(http://e/) }',
+    'a{width:calc(1px + 2%)}',
+  ],
+  svg: [
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><style>rect{fill:red}</style><rect width="10" height="10" fill="url(#g)"/><image href="a.png"/><a href="b.html"><text>t</text></a></svg>',
+  ],
 };
 
 const rv = (kind: Parameters<typeof decodeRv>[0]): DecoderCase => ({
@@ -139,10 +191,22 @@ const rv = (kind: Parameters<typeof decodeRv>[0]): DecoderCase => ({
   cap: 900,
   cbor: true,
   run: (x) => decodeRv(kind, bytes(x)),
-  seeds: () => [encodeRv('establishIntro', { k: ctx().rand(32), s: ctx().rand(64) }), encodeRv('introduce1', { k: ctx().rand(32), p: ctx().rand(100) }), encodeRv('rendezvous1', { c: ctx().rand(20), h: ctx().rand(100) }), encodeRv('empty', {})],
+  seeds: () => [
+    encodeRv('establishIntro', { k: ctx().rand(32), s: ctx().rand(64) }),
+    encodeRv('introduce1', { k: ctx().rand(32), p: ctx().rand(100) }),
+    encodeRv('rendezvous1', { c: ctx().rand(20), h: ctx().rand(100) }),
+    encodeRv('empty', {}),
+  ],
 });
 const CASES: DecoderCase[] = [
-  { name: 'CBOR', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeCbor(bytes(x), 256 * 1024), seeds: () => hexList('cbor.json', 'valid', 'nonCanonical', 'invalid') },
+  {
+    name: 'CBOR',
+    input: 'bytes',
+    cap: 256 * 1024,
+    cbor: true,
+    run: (x) => decodeCbor(bytes(x), 256 * 1024),
+    seeds: () => hexList('cbor.json', 'valid', 'nonCanonical', 'invalid'),
+  },
   { name: 'cell', input: 'bytes', cap: 1024, run: (x) => decodeCell(bytes(x)), seeds: () => ctx().cells },
   { name: 'CREATE body', input: 'bytes', cap: CELL_BODY_LEN, run: (x) => decodeCreateBody(bytes(x)), seeds: () => ctx().cells.map((c) => c.subarray(5)) },
   { name: 'CREATED body', input: 'bytes', cap: CELL_BODY_LEN, run: (x) => decodeCreatedBody(bytes(x)), seeds: () => ctx().cells.map((c) => c.subarray(5)) },
@@ -168,20 +232,55 @@ const CASES: DecoderCase[] = [
     ],
   },
   ...(['establishIntro', 'introduce1', 'introduce2', 'introduceAck', 'establishRendezvous', 'rendezvous1', 'rendezvous2', 'empty'] as const).map(rv),
-  { name: 'BEGIN', input: 'bytes', cap: 886, cbor: true, run: (x) => decodeBegin(bytes(x)), seeds: () => [encodeBegin({ a: 'example.com', p: 443 }), encodeBegin({ a: '127.0.0.1', p: 80 })] },
+  {
+    name: 'BEGIN',
+    input: 'bytes',
+    cap: 886,
+    cbor: true,
+    run: (x) => decodeBegin(bytes(x)),
+    seeds: () => [encodeBegin({ a: 'example.com', p: 443 }), encodeBegin({ a: '127.0.0.1', p: 80 })],
+  },
   { name: 'END', input: 'bytes', cap: 886, run: (x) => decodeEnd(bytes(x)), seeds: () => [Uint8Array.of(1), Uint8Array.of(255), new Uint8Array(0)] },
   { name: 'circuit SENDME', input: 'bytes', cap: 886, run: (x) => decodeCircuitSendme(bytes(x)), seeds: () => [new Uint8Array(17), ctx().rand(21)] },
-  { name: 'STORE', input: 'bytes', cap: 886, cbor: true, run: (x) => decodeStore(bytes(x)), seeds: () => [encodeStore({ k: ctx().rand(32), t: 'block', n: 100, c: true })] },
-  { name: 'FETCH', input: 'bytes', cap: 886, cbor: true, run: (x) => decodeFetch(bytes(x)), seeds: () => [encodeFetch({ k: ctx().rand(32), t: 'record', h: false })] },
+  {
+    name: 'STORE',
+    input: 'bytes',
+    cap: 886,
+    cbor: true,
+    run: (x) => decodeStore(bytes(x)),
+    seeds: () => [encodeStore({ k: ctx().rand(32), t: 'block', n: 100, c: true })],
+  },
+  {
+    name: 'FETCH',
+    input: 'bytes',
+    cap: 886,
+    cbor: true,
+    run: (x) => decodeFetch(bytes(x)),
+    seeds: () => [encodeFetch({ k: ctx().rand(32), t: 'record', h: false })],
+  },
   { name: 'STORED', input: 'bytes', cap: 886, cbor: true, run: (x) => decodeStored(bytes(x)), seeds: () => [encodeCbor({ s: 'ok' })] },
   { name: 'FETCHED', input: 'bytes', cap: 886, cbor: true, run: (x) => decodeFetched(bytes(x)), seeds: () => [encodeCbor({ s: 'found', n: 5 })] },
   { name: 'descriptor', input: 'bytes', cap: 8192, cbor: true, run: (x) => verifyDescriptor(bytes(x), NOW), seeds: () => [ctx().desc] },
-  { name: 'consensus head', input: 'bytes', cap: 16 * 1024, cbor: true, run: (x) => verifyConsensusHead(bytes(x), ctx().authorities, NOW), seeds: () => [ctx().consensus] },
+  {
+    name: 'consensus head',
+    input: 'bytes',
+    cap: 16 * 1024,
+    cbor: true,
+    run: (x) => verifyConsensusHead(bytes(x), ctx().authorities, NOW),
+    seeds: () => [ctx().consensus],
+  },
   { name: 'vote', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => verifyVote(bytes(x), ctx().authorities), seeds: () => [ctx().vote] },
   { name: 'mailbox item', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => decodeMailboxItem(bytes(x)), seeds: () => ctx().mailboxSeeds },
   { name: 'mailbox deletion', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => decodeMailboxDeletion(bytes(x)), seeds: () => ctx().mailboxSeeds },
   { name: 'mailbox store', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => verifyMailboxStore(bytes(x), NOW), seeds: () => ctx().mailboxSeeds },
-  { name: 'mailbox item opened', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => openMailboxItem(ctx().recipient, new Uint8Array(32), bytes(x), { now: NOW }), seeds: () => ctx().mailboxSeeds },
+  {
+    name: 'mailbox item opened',
+    input: 'bytes',
+    cap: 64 * 1024,
+    cbor: true,
+    run: (x) => openMailboxItem(ctx().recipient, new Uint8Array(32), bytes(x), { now: NOW }),
+    seeds: () => ctx().mailboxSeeds,
+  },
   {
     name: 'endpoint descriptor',
     input: 'bytes',
@@ -200,7 +299,14 @@ const CASES: DecoderCase[] = [
   },
   { name: 'SSK record', input: 'bytes', cap: 8192, cbor: true, run: (x) => verifyRecord(ctx().ssk.rk, bytes(x)), seeds: () => [ctx().ssk.bytes] },
   { name: 'SSK record opened', input: 'bytes', cap: 8192, cbor: true, run: (x) => openRecord(ctx().sskKey, bytes(x)), seeds: () => [ctx().ssk.bytes] },
-  { name: 'file manifest', input: 'bytes', cap: 32 * 1024, cbor: true, run: (x) => decodeManifestPayload(bytes(x)), seeds: () => [encodeCbor({ v: 1, size: 100, segs: [[1, 1, new Uint8Array(128)]] }), encodeCbor({ v: 1, len: 64, parts: new Uint8Array(64) })] },
+  {
+    name: 'file manifest',
+    input: 'bytes',
+    cap: 32 * 1024,
+    cbor: true,
+    run: (x) => decodeManifestPayload(bytes(x)),
+    seeds: () => [encodeCbor({ v: 1, size: 100, segs: [[1, 1, new Uint8Array(128)]] }), encodeCbor({ v: 1, len: 64, parts: new Uint8Array(64) })],
+  },
   { name: 'site manifest', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeSiteManifest(bytes(x)), seeds: () => [ctx().site] },
   {
     name: 'edition hint opened',
@@ -210,9 +316,27 @@ const CASES: DecoderCase[] = [
     run: (x) => openEditionHint(ctx().sskKey, editionPeriods(NOW)[0]!, bytes(x)),
     seeds: () => ctx().hints.map((h) => h.bytes),
   },
-  { name: 'block plaintext', input: 'bytes', cap: 32 * 1024, run: (x) => parseBlockPlaintext(bytes(x)), seeds: () => [Uint8Array.of(0, 0, 0, 0, 5, 1, 2, 3, 4, 5)] },
-  { name: 'ratchet message', input: 'bytes', cap: 64 * 1024, run: (x) => parseMessage(bytes(x)), seeds: () => [Uint8Array.of(1, ...ctx().rand(32), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, ...ctx().rand(40))] },
-  { name: 'conversation frame', input: 'bytes', cap: 64 * 1024, run: (x) => decodeFrame(bytes(x)), seeds: () => [encodeMessageFrame(1, ctx().rand(16), ctx().rand(10)), encodeAckFrame([ctx().rand(16), ctx().rand(16)])] },
+  {
+    name: 'block plaintext',
+    input: 'bytes',
+    cap: 32 * 1024,
+    run: (x) => parseBlockPlaintext(bytes(x)),
+    seeds: () => [Uint8Array.of(0, 0, 0, 0, 5, 1, 2, 3, 4, 5)],
+  },
+  {
+    name: 'ratchet message',
+    input: 'bytes',
+    cap: 64 * 1024,
+    run: (x) => parseMessage(bytes(x)),
+    seeds: () => [Uint8Array.of(1, ...ctx().rand(32), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, ...ctx().rand(40))],
+  },
+  {
+    name: 'conversation frame',
+    input: 'bytes',
+    cap: 64 * 1024,
+    run: (x) => decodeFrame(bytes(x)),
+    seeds: () => [encodeMessageFrame(1, ctx().rand(16), ctx().rand(10)), encodeAckFrame([ctx().rand(16), ctx().rand(16)])],
+  },
   { name: 'ratchet state', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeRatchetState(bytes(x)), seeds: () => [] },
   {
     name: 'setup onion header',
@@ -231,27 +355,78 @@ const CASES: DecoderCase[] = [
   // text
   { name: 'upgrade token', input: 'text', cap: 1024, run: (x) => decodeUpgradeToken(text(x)), seeds: () => ['AAAA', 'abc-_'] },
   { name: 'messaging address', input: 'text', cap: 1024, run: (x) => parseAddress(text(x)), seeds: () => [ctx().address, ctx().address.toUpperCase()] },
-  { name: 'content link', input: 'text', cap: 4096, run: (x) => parseLink(text(x)), seeds: () => ['allium:chk/' + 'a'.repeat(103), 'allium:ssk/' + 'b'.repeat(58) + '/name', formatLink({ type: 'ssk', ...ctx().sskKey }), formatLink({ type: 'chk', rk: ctx().rand(32), dk: ctx().rand(32), flags: 1 })] },
+  {
+    name: 'content link',
+    input: 'text',
+    cap: 4096,
+    run: (x) => parseLink(text(x)),
+    seeds: () => [
+      'allium:chk/' + 'a'.repeat(103),
+      'allium:ssk/' + 'b'.repeat(58) + '/name',
+      formatLink({ type: 'ssk', ...ctx().sskKey }),
+      formatLink({ type: 'chk', rk: ctx().rand(32), dk: ctx().rand(32), flags: 1 }),
+    ],
+  },
   { name: 'base32', input: 'text', cap: 4096, run: (x) => base32Decode(text(x)), seeds: () => ['mfrgg', 'aaaaaaaa'] },
-  { name: 'exit policy line', input: 'text', cap: 1024, run: (x) => parsePolicyLine(text(x)), seeds: () => ['accept *:443', 'reject 10.0.0.0/8:*', 'accept [::1]:80-90'] },
+  {
+    name: 'exit policy line',
+    input: 'text',
+    cap: 1024,
+    run: (x) => parsePolicyLine(text(x)),
+    seeds: () => ['accept *:443', 'reject 10.0.0.0/8:*', 'accept [::1]:80-90'],
+  },
   { name: 'exit policy', input: 'text', cap: 64 * 1024, run: (x) => parseExitPolicy(text(x).split('\n')), seeds: () => ['accept 127.0.0.1:*\nreject *:*'] },
-  { name: 'bootstrap line', input: 'text', cap: 4096, run: (x) => parseBootstrapLine(text(x)), seeds: () => [`ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`] },
-  { name: 'bridge line', input: 'text', cap: 4096, run: (x) => parseBridgeLine(text(x)), seeds: () => [`bridge wss://h/p ${fingerprintOf(ctx().identity.publicKey)} secret=${'ab'.repeat(32)}`] },
+  {
+    name: 'bootstrap line',
+    input: 'text',
+    cap: 4096,
+    run: (x) => parseBootstrapLine(text(x)),
+    seeds: () => [`ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`],
+  },
+  {
+    name: 'bridge line',
+    input: 'text',
+    cap: 4096,
+    run: (x) => parseBridgeLine(text(x)),
+    seeds: () => [`bridge wss://h/p ${fingerprintOf(ctx().identity.publicKey)} secret=${'ab'.repeat(32)}`],
+  },
   { name: 'fingerprint', input: 'text', cap: 1024, run: (x) => parseFingerprint(text(x)), seeds: () => [fingerprintOf(ctx().identity.publicKey)] },
   {
     name: 'SOCKS5 handshake',
     input: 'bytes',
     cap: 600,
     run: (x) => new SocksHandshake().push(bytes(x)),
-    seeds: () => [Uint8Array.of(5, 1, 0, 5, 1, 0, 3, 3, 0x61, 0x62, 0x63, 0, 80), Uint8Array.of(5, 1, 2, 1, 1, 0x61, 1, 0x62, 5, 1, 0, 1, 127, 0, 0, 1, 1, 0xbb), new TextEncoder().encode('GET / HTTP/1.1\r\n')],
+    seeds: () => [
+      Uint8Array.of(5, 1, 0, 5, 1, 0, 3, 3, 0x61, 0x62, 0x63, 0, 80),
+      Uint8Array.of(5, 1, 2, 1, 1, 0x61, 1, 0x62, 5, 1, 0, 1, 127, 0, 0, 1, 1, 0xbb),
+      new TextEncoder().encode('GET / HTTP/1.1\r\n'),
+    ],
   },
   // The content filter (specs/content.md §13): pages, stylesheets and SVG a publisher controls.
   { name: 'HTML filter', input: 'text', cap: 256 * 1024, run: (x) => filterHtml(text(x), { base: FILTER_BASE }), seeds: () => FILTER_SEEDS.html },
-  { name: 'HTML filter, scripts on', input: 'text', cap: 256 * 1024, run: (x) => filterHtml(text(x), { base: FILTER_BASE, scripts: true }), seeds: () => FILTER_SEEDS.html },
+  {
+    name: 'HTML filter, scripts on',
+    input: 'text',
+    cap: 256 * 1024,
+    run: (x) => filterHtml(text(x), { base: FILTER_BASE, scripts: true }),
+    seeds: () => FILTER_SEEDS.html,
+  },
   { name: 'CSS filter', input: 'text', cap: 256 * 1024, run: (x) => filterCss(text(x), FILTER_BASE), seeds: () => FILTER_SEEDS.css },
-  { name: 'style attribute filter', input: 'text', cap: 64 * 1024, run: (x) => filterStyleAttribute(text(x), FILTER_BASE), seeds: () => ['color: red; background: url(a.png)', 'width: calc(1px + (2px * 3))'] },
+  {
+    name: 'style attribute filter',
+    input: 'text',
+    cap: 64 * 1024,
+    run: (x) => filterStyleAttribute(text(x), FILTER_BASE),
+    seeds: () => ['color: red; background: url(a.png)', 'width: calc(1px + (2px * 3))'],
+  },
   { name: 'SVG filter', input: 'text', cap: 256 * 1024, run: (x) => filterSvg(text(x), { base: FILTER_BASE }), seeds: () => FILTER_SEEDS.svg },
-  { name: 'host name', input: 'text', cap: 1024, run: (x) => normalizeHost(text(x)), seeds: () => ['example.com', 'x.allium.', '[::1]', '127.0.0.1', 'xn--allium-.com'] },
+  {
+    name: 'host name',
+    input: 'text',
+    cap: 1024,
+    run: (x) => normalizeHost(text(x)),
+    seeds: () => ['example.com', 'x.allium.', '[::1]', '127.0.0.1', 'xn--allium-.com'],
+  },
   { name: 'host:port', input: 'text', cap: 1024, run: (x) => parseHostPort(text(x), 'listen'), seeds: () => ['127.0.0.1:9001', '[::1]:80'] },
   {
     name: 'relay config (TOML)',

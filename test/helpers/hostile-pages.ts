@@ -20,7 +20,11 @@ export interface HostilePage {
 export function hostilePages(canary: string): HostilePage[] {
   const c = (name: string): string => `${canary}/${name}`;
   const host = canary.replace(/^http:\/\//, '');
-  const html = (name: string, body: string, head = ''): HostilePage => ({ name, file: `${name}.html`, content: `<!DOCTYPE html><html><head><title>${name}</title>${head}</head><body><p>${name}</p>${body}</body></html>` });
+  const html = (name: string, body: string, head = ''): HostilePage => ({
+    name,
+    file: `${name}.html`,
+    content: `<!DOCTYPE html><html><head><title>${name}</title>${head}</head><body><p>${name}</p>${body}</body></html>`,
+  });
   return [
     html('img', `<img src="${c('img')}">`),
     html('img-protocol-relative', `<img src="//${host}/img-protocol-relative">`),
@@ -32,7 +36,11 @@ export function hostilePages(canary: string): HostilePage[] {
     html('script-src', `<script src="${c('script-src')}"></script>`),
     html('inline-script', `<script>new Image().src=${JSON.stringify(c('inline-script'))}</script>`),
     html('event-handler', `<img src="missing.png" onerror="new Image().src=${JSON.stringify(c('event-handler'))}">`),
-    { name: 'body-onload', file: 'body-onload.html', content: `<!DOCTYPE html><html><body onload='fetch(${JSON.stringify(c('body-onload'))})'><p>x</p></body></html>` },
+    {
+      name: 'body-onload',
+      file: 'body-onload.html',
+      content: `<!DOCTYPE html><html><body onload='fetch(${JSON.stringify(c('body-onload'))})'><p>x</p></body></html>`,
+    },
     html('websocket', `<script>new WebSocket(${JSON.stringify(`ws://${host}/websocket`)})</script>`),
     html('beacon', `<script>navigator.sendBeacon(${JSON.stringify(c('beacon'))}, 'x')</script>`),
     html('iframe', `<iframe src="${c('iframe')}"></iframe>`),
@@ -69,7 +77,11 @@ export function hostilePages(canary: string): HostilePage[] {
     html('video-source', `<video autoplay muted><source src="${c('video-source')}"></video>`),
     html('audio-src', `<audio src="${c('audio-src')}" autoplay></audio>`),
     html('track', `<video src="ok.webm"><track default src="${c('track')}"></video>`),
-    { name: 'body-background', file: 'body-background.html', content: `<!DOCTYPE html><html><body background="${c('body-background')}"><p>x</p></body></html>` },
+    {
+      name: 'body-background',
+      file: 'body-background.html',
+      content: `<!DOCTYPE html><html><body background="${c('body-background')}"><p>x</p></body></html>`,
+    },
     html('table-background', `<table background="${c('table-background')}"><tr><td>x</td></tr></table>`),
     html('inline-svg-image', `<svg width="10" height="10"><image href="${c('inline-svg-image')}" width="10" height="10"/></svg>`),
     html('inline-svg-use', `<svg width="10" height="10"><use href="${c('inline-svg-use')}#a"/></svg>`),
@@ -81,10 +93,30 @@ export function hostilePages(canary: string): HostilePage[] {
     { ...html('a-href', `<a id="go" href="${c('a-href')}">go</a>`), click: '#go' },
     { ...html('a-javascript', `<a id="go" href="javascript:location='${c('a-javascript')}'">go</a>`), click: '#go' },
     html('portal', `<portal src="${c('portal')}"></portal><fencedframe src="${c('portal')}"></fencedframe>`),
-    { name: 'svg-file-image', file: 'svg-file-image.svg', content: `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="20" height="20"><image xlink:href="${c('svg-file-image')}" width="20" height="20"/><image href="${c('svg-file-image')}" width="20" height="20"/></svg>` },
-    { name: 'svg-file-script', file: 'svg-file-script.svg', content: `<svg xmlns="http://www.w3.org/2000/svg" onload="fetch('${c('svg-file-script')}')"><script>fetch('${c('svg-file-script')}')</script><rect width="5" height="5"/></svg>` },
-    { name: 'svg-file-style', file: 'svg-file-style.svg', content: `<svg xmlns="http://www.w3.org/2000/svg"><style>rect{fill:url(${c('svg-file-style')}#p)}</style><rect width="5" height="5" fill="url(${c('svg-file-style')}#q)"/></svg>` },
-    { name: 'svg-file-foreign', file: 'svg-file-foreign.svg', content: `<svg xmlns="http://www.w3.org/2000/svg"><foreignObject width="50" height="50"><img xmlns="http://www.w3.org/1999/xhtml" src="${c('svg-file-foreign')}"/></foreignObject><feImage href="${c('svg-file-foreign')}"/></svg>` },
-    { name: 'xml-stylesheet-pi', file: 'xml-stylesheet-pi.svg', content: `<?xml-stylesheet href="${c('xml-stylesheet-pi')}"?><svg xmlns="http://www.w3.org/2000/svg"><rect width="5" height="5"/></svg>` },
+    {
+      name: 'svg-file-image',
+      file: 'svg-file-image.svg',
+      content: `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="20" height="20"><image xlink:href="${c('svg-file-image')}" width="20" height="20"/><image href="${c('svg-file-image')}" width="20" height="20"/></svg>`,
+    },
+    {
+      name: 'svg-file-script',
+      file: 'svg-file-script.svg',
+      content: `<svg xmlns="http://www.w3.org/2000/svg" onload="fetch('${c('svg-file-script')}')"><script>fetch('${c('svg-file-script')}')</script><rect width="5" height="5"/></svg>`,
+    },
+    {
+      name: 'svg-file-style',
+      file: 'svg-file-style.svg',
+      content: `<svg xmlns="http://www.w3.org/2000/svg"><style>rect{fill:url(${c('svg-file-style')}#p)}</style><rect width="5" height="5" fill="url(${c('svg-file-style')}#q)"/></svg>`,
+    },
+    {
+      name: 'svg-file-foreign',
+      file: 'svg-file-foreign.svg',
+      content: `<svg xmlns="http://www.w3.org/2000/svg"><foreignObject width="50" height="50"><img xmlns="http://www.w3.org/1999/xhtml" src="${c('svg-file-foreign')}"/></foreignObject><feImage href="${c('svg-file-foreign')}"/></svg>`,
+    },
+    {
+      name: 'xml-stylesheet-pi',
+      file: 'xml-stylesheet-pi.svg',
+      content: `<?xml-stylesheet href="${c('xml-stylesheet-pi')}"?><svg xmlns="http://www.w3.org/2000/svg"><rect width="5" height="5"/></svg>`,
+    },
   ];
 }

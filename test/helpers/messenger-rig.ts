@@ -18,8 +18,7 @@ import { encodeBegin } from '../../protocol/stream-messages.js';
 import type { CircuitEvents } from '../../net/circuit.js';
 import { Emitter } from '../../net/emitter.js';
 import { StreamMux } from '../../net/stream-mux.js';
-import type { AlliumClient } from '../../client/client.js';
-import { Messenger, type MessengerOptions } from '../../client/messaging.js';
+import { Messenger, type MessengerHost, type MessengerOptions } from '../../client/messaging/index.js';
 
 /** A circuit without relays: what the Messenger sends is recorded, what the far end sends is handed in. */
 export class FakeCircuit extends Emitter<CircuitEvents> {
@@ -33,7 +32,13 @@ export class FakeCircuit extends Emitter<CircuitEvents> {
   constructor(readonly last: Descriptor | undefined) {
     super();
     const tag = new Uint8Array(16);
-    this.mux = new StreamMux({ send: (m) => this.send(m), lastSentTag: () => tag, lastReceivedTag: () => tag, congested: () => false, onDrain: () => undefined });
+    this.mux = new StreamMux({
+      send: (m) => this.send(m),
+      lastSentTag: () => tag,
+      lastReceivedTag: () => tag,
+      congested: () => false,
+      onDrain: () => undefined,
+    });
   }
 
   setPurpose(p: string): void {
@@ -124,11 +129,11 @@ export async function endpointRig(options: MessengerOptions = {}, manual = false
       });
     },
     directory: { get: () => rp, all: () => [] },
-    useAddressConnector: () => undefined,
-  } as unknown as AlliumClient;
+  } as unknown as MessengerHost;
   const messenger = new Messenger(client, createIdentity(), options);
-  await (messenger as unknown as { establishIntro(r: Descriptor): Promise<void> }).establishIntro(introRelay);
-  const state = (messenger as unknown as { intros: Map<string, { enc: KeyPair }> }).intros.get('intro-relay')!;
+  const endpoint = (messenger as unknown as { endpoint: { establishIntro(r: Descriptor): Promise<void>; intros: Map<string, { enc: KeyPair }> } }).endpoint;
+  await endpoint.establishIntro(introRelay);
+  const state = endpoint.intros.get('intro-relay')!;
   return {
     messenger,
     intro: intro!,

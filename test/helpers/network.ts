@@ -47,7 +47,16 @@ export const DEFAULT_ENTRY: string[] =
 
 export type { RelayProcess } from '../../cli/relay-process.js';
 export { freePort, readMetric };
-export { FAST_FLAGS, FAST_TIMING, preparedRelayDir, sleep, tempDir, waitFor, type LocalNetwork as TestNetwork, type RelayProcessOptions } from '../../cli/local-network.js';
+export {
+  FAST_FLAGS,
+  FAST_TIMING,
+  preparedRelayDir,
+  sleep,
+  tempDir,
+  waitFor,
+  type LocalNetwork as TestNetwork,
+  type RelayProcessOptions,
+} from '../../cli/local-network.js';
 
 /** A relay process as the tests start it: cli/local-network.ts, running DEFAULT_ENTRY unless told otherwise. */
 export function startRelay(o: RelayProcessOptions = {}): Promise<RelayProcess> {
@@ -78,7 +87,25 @@ export function makeTestCertificate(dir: string): TestCertificate {
   const key = join(dir, 'key.pem');
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
     { stdio: 'pipe' },
   );
   return { cert, key, pem: readFileSync(cert, 'utf8') };
@@ -122,7 +149,10 @@ export async function startNginx(o: { cert: TestCertificate; proxies: { path: st
   const dir = tempDir('allium-nginx-');
   mkdirSync(join(dir, 'www'));
   mkdirSync(join(dir, 'tmp'));
-  writeFileSync(join(dir, 'www', 'index.html'), '<!DOCTYPE html>\n<html><head><title>Garden notes</title></head><body><h1>Garden notes</h1><p>Leeks, garlic and chives.</p></body></html>\n');
+  writeFileSync(
+    join(dir, 'www', 'index.html'),
+    '<!DOCTYPE html>\n<html><head><title>Garden notes</title></head><body><h1>Garden notes</h1><p>Leeks, garlic and chives.</p></body></html>\n',
+  );
   const port = o.port ?? (await freePort());
   const locations = o.proxies.map((p, i) => nginxLocationSnippet(p.path, p.upstream, `allium${i}`)).join('\n');
   const t = (name: string): string => join(dir, 'tmp', name);
@@ -214,12 +244,25 @@ export interface RawResponse {
  */
 export async function rawHttp(o: { port: number; path: string; ca?: string; tls?: boolean; upgrade?: boolean; method?: string }): Promise<RawResponse> {
   const host = `127.0.0.1:${o.port}`;
-  const lines = [`${o.method ?? 'GET'} ${o.path} HTTP/1.1`, `Host: ${host}`, 'User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0', 'Accept: */*'];
+  const lines = [
+    `${o.method ?? 'GET'} ${o.path} HTTP/1.1`,
+    `Host: ${host}`,
+    'User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
+    'Accept: */*',
+  ];
   if (o.upgrade) {
-    lines.push('Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, `Origin: ${o.tls ? 'https' : 'http'}://${host}`);
+    lines.push(
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      'Sec-WebSocket-Version: 13',
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+      `Origin: ${o.tls ? 'https' : 'http'}://${host}`,
+    );
   }
   const request = lines.join('\r\n') + '\r\n\r\n';
-  const socket: Socket = o.tls ? tlsConnect({ host: '127.0.0.1', port: o.port, servername: 'localhost', ...(o.ca ? { ca: o.ca } : {}) }) : connect(o.port, '127.0.0.1');
+  const socket: Socket = o.tls
+    ? tlsConnect({ host: '127.0.0.1', port: o.port, servername: 'localhost', ...(o.ca ? { ca: o.ca } : {}) })
+    : connect(o.port, '127.0.0.1');
   return new Promise<RawResponse>((resolve, reject) => {
     let buf = Buffer.alloc(0);
     const timer = setTimeout(() => finish(new Error(`no complete response from ${host}${o.path}`)), 15_000);
@@ -279,7 +322,11 @@ export async function startBytesServer(body: Uint8Array): Promise<{ port: number
 
 /** The slice of AlliumClient that fetchThrough uses (so this helper does not import the client). */
 interface StreamClient {
-  connect(host: string, port: number, o: { isolation?: string; signal?: AbortSignal }): Promise<{
+  connect(
+    host: string,
+    port: number,
+    o: { isolation?: string; signal?: AbortSignal },
+  ): Promise<{
     on(e: 'stream:data', f: (c: Uint8Array) => void): unknown;
     on(e: 'stream:end', f: (reason: number) => void): unknown;
     write(b: Uint8Array): boolean;
@@ -292,7 +339,11 @@ interface StreamClient {
  * GET http://127.0.0.1:PORT/ through one of the client's circuits (HTTP/1.0, the exit connects to 127.0.0.1).
  * Returns the status, the body and the fingerprints of the circuit's path.
  */
-export async function fetchThrough(client: StreamClient, port: number, isolation = `fetch-${Date.now()}-${Math.random()}`): Promise<{ status: number; body: Buffer; path: string[] }> {
+export async function fetchThrough(
+  client: StreamClient,
+  port: number,
+  isolation = `fetch-${Date.now()}-${Math.random()}`,
+): Promise<{ status: number; body: Buffer; path: string[] }> {
   const stream = await client.connect('127.0.0.1', port, { isolation, signal: AbortSignal.timeout(60_000) });
   const chunks: Buffer[] = [];
   const ended = new Promise<void>((r) => stream.on('stream:end', () => r()));
@@ -305,5 +356,9 @@ export async function fetchThrough(client: StreamClient, port: number, isolation
   const all = Buffer.concat(chunks);
   const end = all.indexOf('\r\n\r\n');
   const circuit = client.listCircuits().find((c) => c.isolation === isolation);
-  return { status: Number(all.subarray(0, end).toString('latin1').split(' ')[1]), body: all.subarray(end + 4), path: circuit?.path.map((d) => d.fingerprint) ?? [] };
+  return {
+    status: Number(all.subarray(0, end).toString('latin1').split(' ')[1]),
+    body: all.subarray(end + 4),
+    path: circuit?.path.map((d) => d.fingerprint) ?? [],
+  };
 }

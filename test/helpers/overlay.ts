@@ -17,7 +17,14 @@ import { RelayMetrics } from '../../relay/metrics.js';
 import { Overlay, type OverlayOptions } from '../../relay/overlay.js';
 
 /** A signed relay descriptor for `identity` (a fresh one when absent), published at `pub`. */
-export function descriptorFor(o: { identity?: IdentityKey; pub: number; lifetimeMs?: number; addr?: string; nick?: string; caps?: Descriptor['caps'] }): Descriptor {
+export function descriptorFor(o: {
+  identity?: IdentityKey;
+  pub: number;
+  lifetimeMs?: number;
+  addr?: string;
+  nick?: string;
+  caps?: Descriptor['caps'];
+}): Descriptor {
   const identity = o.identity ?? IdentityKey.fromSeed(crypto().random(32));
   return signDescriptor(
     {
@@ -67,7 +74,11 @@ export async function linkPair(o: {
 }): Promise<{ a: Link; b: Link }> {
   const [sa, sb] = memorySocketPair({ firstAddress: o.initiatorAddress ?? null, secondAddress: o.responderAddress ?? null });
   const b = new Link(sb, { role: 'responder', identity: o.responder, replay: new HandshakeReplayCache(600_000, 100_000), maxClockSkewMs: 600_000 }, o.options);
-  const a = new Link(sa, { role: 'initiator', responder: o.responder.publicKey, ...(o.initiator ? { identity: o.initiator } : {}) }, o.initiatorOptions ?? o.options);
+  const a = new Link(
+    sa,
+    { role: 'initiator', responder: o.responder.publicKey, ...(o.initiator ? { identity: o.initiator } : {}) },
+    o.initiatorOptions ?? o.options,
+  );
   await Promise.all([new Promise((r) => a.once('link:open', r)), new Promise((r) => b.once('link:open', r))]);
   return { a, b };
 }

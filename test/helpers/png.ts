@@ -49,7 +49,9 @@ export function readPng(png: Uint8Array): Image {
       else if (f === 3) v += (a + up) >> 1;
       else if (f === 4) {
         const p = a + up - c;
-        const pa = Math.abs(p - a), pb = Math.abs(p - up), pc = Math.abs(p - c);
+        const pa = Math.abs(p - a),
+          pb = Math.abs(p - up),
+          pc = Math.abs(p - c);
         v += pa <= pb && pa <= pc ? a : pb <= pc ? up : c;
       }
       out[y * stride + i] = v & 0xff;

@@ -121,10 +121,21 @@ export class RelayRig {
    * Opens a link from `address` (the relay sees that remote address): a client link, or a relay link (the initiator
    * proves an identity). `toRelay` and `toClient` shape the two directions of the in-memory path.
    */
-  async connect(o: { address?: string | null; role?: 'client' | 'relay'; toRelay?: MemoryPathOptions; toClient?: MemoryPathOptions } = {}): Promise<RigConnection> {
-    const [a, b] = memorySocketPair({ forward: o.toRelay ?? {}, backward: o.toClient ?? o.toRelay ?? {}, firstAddress: o.address === undefined ? '198.51.100.7' : o.address });
+  async connect(
+    o: { address?: string | null; role?: 'client' | 'relay'; toRelay?: MemoryPathOptions; toClient?: MemoryPathOptions } = {},
+  ): Promise<RigConnection> {
+    const [a, b] = memorySocketPair({
+      forward: o.toRelay ?? {},
+      backward: o.toClient ?? o.toRelay ?? {},
+      firstAddress: o.address === undefined ? '198.51.100.7' : o.address,
+    });
     const relayLink = new Link(b, { role: 'responder', identity: this.identity, replay: this.replay, maxClockSkewMs: 60_000 });
-    const client = new Link(a, o.role === 'relay' ? { role: 'initiator', responder: this.identity.publicKey, identity: IdentityKey.generate() } : { role: 'initiator', responder: this.identity.publicKey });
+    const client = new Link(
+      a,
+      o.role === 'relay'
+        ? { role: 'initiator', responder: this.identity.publicKey, identity: IdentityKey.generate() }
+        : { role: 'initiator', responder: this.identity.publicKey },
+    );
     relayLink.on('link:cell', (cell) => this.reactor.onCell(relayLink, cell));
     relayLink.on('link:close', () => {
       this.relayLinks.delete(relayLink);

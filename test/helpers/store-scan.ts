@@ -54,9 +54,15 @@ export function scanTables(file: string, from: number, to: number, itemExpiries:
   const db = new Database(file, { readonly: true });
   const findings: string[] = [];
   try {
-    const tables = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((t) => t.name);
+    const tables = db
+      .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+      .all()
+      .map((t) => t.name);
     for (const table of tables) {
-      const cols = db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all().map((c) => c.name);
+      const cols = db
+        .prepare<[], { name: string }>(`PRAGMA table_info(${table})`)
+        .all()
+        .map((c) => c.name);
       for (const c of cols) {
         if (FORBIDDEN_NAME.test(c) || !(ALLOWED[table] ?? []).includes(c)) findings.push(`column ${table}.${c}`);
       }
@@ -67,7 +73,8 @@ export function scanTables(file: string, from: number, to: number, itemExpiries:
           if (table === 'mailbox' && c === 'expires' && itemExpiries.has(n)) continue; // an item's own exp, in its bytes
           const ms = n >= from - 30 * DAY && n <= to + 30 * DAY;
           const s = n * 1000 >= from - 30 * DAY && n * 1000 <= to + 30 * DAY;
-          if ((ms && n % STORE_TIME_BUCKET_MS !== 0) || (s && (n * 1000) % STORE_TIME_BUCKET_MS !== 0)) findings.push(`${table}.${c} = ${n}: a time finer than the bucket`);
+          if ((ms && n % STORE_TIME_BUCKET_MS !== 0) || (s && (n * 1000) % STORE_TIME_BUCKET_MS !== 0))
+            findings.push(`${table}.${c} = ${n}: a time finer than the bucket`);
         }
       }
     }

@@ -20,7 +20,7 @@ import WebSocket from 'ws';
 import { IdentityKey } from '../../crypto/keys.js';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { parseLink } from '../../protocol/content-link.js';
@@ -43,7 +43,7 @@ const TARGET_ADDRESS = '127.0.0.3';
 
 /** Client sockets bound to CLIENT_ADDRESS; records the local ports the relays see. */
 function boundSocketFactory(ports: Set<number>): SocketFactory {
-  return (url, signal) =>
+  return (url, { signal } = {}) =>
     new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: FRAME_LEN, localAddress: CLIENT_ADDRESS });
       ws.binaryType = 'nodebuffer';
@@ -87,10 +87,16 @@ describe('log audit: no client address, key, link or destination at the default 
     const extra = { log_level: LEVEL };
     const first = await startRelay({ nickname: 'l0', extra });
     const rest = await Promise.all(
-      Array.from({ length: 5 }, (_, i) => startRelay({ nickname: `l${i + 1}`, bootstrap: [first.bootstrap], exitPolicy: i === 4 ? exitPolicy : ['reject *:*'], extra })),
+      Array.from({ length: 5 }, (_, i) =>
+        startRelay({ nickname: `l${i + 1}`, bootstrap: [first.bootstrap], exitPolicy: i === 4 ? exitPolicy : ['reject *:*'], extra }),
+      ),
     );
     relays = [first, ...rest];
-    await waitFor(async () => (await Promise.all(relays.map((r) => r.metric('allium_directory_relays')))).every((x) => x === relays.length), 30_000, 'directory');
+    await waitFor(
+      async () => (await Promise.all(relays.map((r) => r.metric('allium_directory_relays')))).every((x) => x === relays.length),
+      30_000,
+      'directory',
+    );
     web = createServer((_req, res) => res.end(patternBytes(50_000, 3)));
     await new Promise<void>((r) => web.listen(0, TARGET_ADDRESS, () => r()));
     webPort = (web.address() as { port: number }).port;
@@ -199,7 +205,9 @@ describe('log audit: no client address, key, link or destination at the default 
     const lines = logs.split('\n').filter((l) => l.startsWith('{'));
     expect(lines.length).to.be.greaterThan(10);
     if (LEVEL === 'info') expect(lines.every((l) => JSON.parse(l).level >= 30)).to.equal(true);
-    console.log(`      ${lines.length} log lines from ${relays.length + 1} relay runs; messages: ${[...new Set(lines.map((l) => JSON.parse(l).msg as string))].join('; ')}`);
+    console.log(
+      `      ${lines.length} log lines from ${relays.length + 1} relay runs; messages: ${[...new Set(lines.map((l) => JSON.parse(l).msg as string))].join('; ')}`,
+    );
   });
 
   it('contain no client address or port, and no destination address or port', function () {

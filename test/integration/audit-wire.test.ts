@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { parseBootstrap } from '../../client/bootstrap.js';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
 import { CellCommand, decodeCreateBody, type Cell } from '../../protocol/cell.js';
 import { CELL_BODY_LEN, ONION_HEADER_LEN } from '../../protocol/constants.js';
@@ -72,10 +72,18 @@ describe('wire audit: one WebSocket message size on every link (relay processes,
     const exitPolicy = ['accept 127.0.0.1:*', 'reject *:*'];
     const first = await startRelay({ nickname: 'w0', listen: `127.0.0.1:${ports[0]}` });
     const rest = await Promise.all(
-      ports.slice(1).map((p, i) => startRelay({ nickname: `w${i + 1}`, listen: `127.0.0.1:${p}`, bootstrap: [first.bootstrap], exitPolicy: i === 4 ? exitPolicy : ['reject *:*'] })),
+      ports
+        .slice(1)
+        .map((p, i) =>
+          startRelay({ nickname: `w${i + 1}`, listen: `127.0.0.1:${p}`, bootstrap: [first.bootstrap], exitPolicy: i === 4 ? exitPolicy : ['reject *:*'] }),
+        ),
     );
     relays = [first, ...rest];
-    await waitFor(async () => (await Promise.all(relays.map((r) => r.metric('allium_directory_relays')))).every((x) => x === relays.length), 30_000, 'directory');
+    await waitFor(
+      async () => (await Promise.all(relays.map((r) => r.metric('allium_directory_relays')))).every((x) => x === relays.length),
+      30_000,
+      'directory',
+    );
     web = createServer((_req, res) => res.end(page));
     await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
     webPort = (web.address() as { port: number }).port;

@@ -46,20 +46,27 @@ describe('directory authorities (relay processes)', function () {
 
   it('a client requiring the authorities uses only relays a majority of them lists', async () => {
     let client: AlliumClient | null = null;
-    await waitFor(async () => {
-      client = new AlliumClient({ bootstrap: [relays[0]!.bootstrap], socketFactory: nodeSocketFactory, authorities, poolSize: 0 });
-      try {
-        await client.start();
-        return client.directory.all().length === 4;
-      } catch {
-        return false;
-      } finally {
-        await client.stop();
-      }
-    }, 20_000, 'a consensus from a majority');
+    await waitFor(
+      async () => {
+        client = new AlliumClient({ bootstrap: [relays[0]!.bootstrap], socketFactory: nodeSocketFactory, authorities, poolSize: 0 });
+        try {
+          await client.start();
+          return client.directory.all().length === 4;
+        } catch {
+          return false;
+        } finally {
+          await client.stop();
+        }
+      },
+      20_000,
+      'a consensus from a majority',
+    );
     const c = new AlliumClient({ bootstrap: [relays[0]!.bootstrap], socketFactory: nodeSocketFactory, authorities, poolSize: 0 });
     await c.start();
-    const listed = c.directory.all().map((d) => d.fingerprint).sort();
+    const listed = c.directory
+      .all()
+      .map((d) => d.fingerprint)
+      .sort();
     expect(listed).to.deep.equal([...approved].sort());
     expect(listed).to.not.include(prepared[4]!.key.fingerprint);
     await c.stop();

@@ -40,9 +40,23 @@ describe('a network with directory authorities (relay processes)', function () {
       extra: { directory_authorities: net.authorities, advertised_bandwidth: 2 ** 40, bandwidth_rate: 50_000, bandwidth_burst: 50_000 },
     });
     extra.push(slow);
-    await waitFor(async () => (await Promise.all(net.relays.map((r) => r.metric('allium_consensus_relays', { flag: 'measured' })))).every((n) => n === 6), 90_000, 'every relay measured');
-    await waitFor(async () => (await Promise.all(net.relays.map((r) => r.metric('allium_consensus_relays', { flag: 'holder' })))).every((n) => n === 6), 60_000, 'every relay a holder');
-    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, authorities: net.authorities });
+    await waitFor(
+      async () => (await Promise.all(net.relays.map((r) => r.metric('allium_consensus_relays', { flag: 'measured' })))).every((n) => n === 6),
+      90_000,
+      'every relay measured',
+    );
+    await waitFor(
+      async () => (await Promise.all(net.relays.map((r) => r.metric('allium_consensus_relays', { flag: 'holder' })))).every((n) => n === 6),
+      60_000,
+      'every relay a holder',
+    );
+    client = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+      authorities: net.authorities,
+    });
     await client.start();
   });
 
@@ -69,7 +83,7 @@ describe('a network with directory authorities (relay processes)', function () {
     expect(view.weight(d, 'middle') / total).to.be.below(0.25); // by its claim it would be all but 100 %
   });
 
-  it('a client using the authorities stores content where its relays place it (the period\'s placement)', async () => {
+  it("a client using the authorities stores content where its relays place it (the period's placement)", async () => {
     const content = new ContentClient(client);
     try {
       const data = crypto().random(20_000);
@@ -79,7 +93,14 @@ describe('a network with directory authorities (relay processes)', function () {
       const holders = content.holders(rk.rk).map((h) => h.fingerprint);
       expect(holders).to.have.length(3);
       const all = [...net.relays, slow];
-      for (const fp of holders) expect(storedBlock(all.find((r) => r.fingerprint === fp)!, rk.rk), `holder ${fp.slice(0, 8)}`).to.not.equal(null);
+      for (const fp of holders)
+        expect(
+          storedBlock(
+            all.find((r) => r.fingerprint === fp)!,
+            rk.rk,
+          ),
+          `holder ${fp.slice(0, 8)}`,
+        ).to.not.equal(null);
       expect(await content.get(link)).to.deep.equal(data);
     } finally {
       content.close();
@@ -95,7 +116,19 @@ describe('a network with directory authorities (relay processes)', function () {
     const fakes = Array.from({ length: 2000 }, (_, i) => {
       const k = IdentityKey.generate();
       return signDescriptor(
-        { id: k.publicKey, onion: crypto().random(32), addr: `ws://10.${(i >> 8) & 255}.${i & 255}.9:9/allium`, nick: `f${i}`, contact: '', family: [], bw: 2 ** 40, exit: ['reject *:*'], caps: ['store'], pub: now, exp: now + 3_600_000 },
+        {
+          id: k.publicKey,
+          onion: crypto().random(32),
+          addr: `ws://10.${(i >> 8) & 255}.${i & 255}.9:9/allium`,
+          nick: `f${i}`,
+          contact: '',
+          family: [],
+          bw: 2 ** 40,
+          exit: ['reject *:*'],
+          caps: ['store'],
+          pub: now,
+          exp: now + 3_600_000,
+        },
         k.secretKey,
       ).raw;
     });
@@ -104,7 +137,11 @@ describe('a network with directory authorities (relay processes)', function () {
     const joiner = await startRelay({ nickname: 'joiner', bootstrap: [net.relays[1]!.bootstrap], extra: { directory_authorities: net.authorities } });
     extra.push(joiner);
     const all = [...net.relays, slow, joiner];
-    await waitFor(async () => (await Promise.all(all.map((r) => r.metric('allium_directory_relays')))).every((n) => n === all.length), 60_000, 'the joiner at every relay, and no made-up identity anywhere');
+    await waitFor(
+      async () => (await Promise.all(all.map((r) => r.metric('allium_directory_relays')))).every((n) => n === all.length),
+      60_000,
+      'the joiner at every relay, and no made-up identity anywhere',
+    );
     for (const r of all) expect(await r.metric('allium_directory_relays')).to.equal(all.length);
     link.close();
   });

@@ -21,17 +21,7 @@ import { NoEntryError, parseBootstrap, parseBridgeLine } from '../../client/boot
 import { fetchBridgeDescriptor, fetchConsensusHead, fetchConsensusEntries, fetchFromRelay } from '../../client/directory.js';
 import { openLink, type SocketFactory } from '../../net/dial.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
-import {
-  fetchThrough,
-  freePort,
-  rawHttp,
-  startBytesServer,
-  startRelay,
-  tempDir,
-  waitFor,
-  withoutDate,
-  type RelayProcess,
-} from '../helpers/network.js';
+import { fetchThrough, freePort, rawHttp, startBytesServer, startRelay, tempDir, waitFor, withoutDate, type RelayProcess } from '../helpers/network.js';
 import { needProgram } from '../helpers/programs.js';
 import { patternBytes } from '../helpers/content.js';
 import { clientOptionsFrom } from '../../cli/client-session.js';
@@ -69,7 +59,11 @@ describe('bridges and probe resistance (relay processes)', function () {
       relays.push(await startRelay({ nickname: `r${i}`, bootstrap: [relays[0]!.bootstrap], exitPolicy, timing, extra: common }));
     }
     bridge = await startRelay({ nickname: 'bridge', bootstrap: [relays[0]!.bootstrap], timing, extra: { ...common, bridge: true } });
-    await waitFor(async () => (await Promise.all([...relays, bridge].map((r) => r.metric('allium_directory_relays')))).every((n) => n === 4), 30_000, 'four public relays everywhere');
+    await waitFor(
+      async () => (await Promise.all([...relays, bridge].map((r) => r.metric('allium_directory_relays')))).every((n) => n === 4),
+      30_000,
+      'four public relays everywhere',
+    );
     web = await startBytesServer(page);
   });
   after(async () => {
@@ -127,7 +121,14 @@ describe('bridges and probe resistance (relay processes)', function () {
     const closed = [await freePort(), await freePort()];
     const bootstrap = closed.map((p, i) => `ws://127.0.0.1:${p}/allium ${relays[i]!.fingerprint}`);
     const rec = recording();
-    const client = new AlliumClient({ bootstrap, bridges: [bridge.bridge!], useBridges: 'fallback', socketFactory: rec.factory, enforceDistinctSubnets: false, poolSize: 0 });
+    const client = new AlliumClient({
+      bootstrap,
+      bridges: [bridge.bridge!],
+      useBridges: 'fallback',
+      socketFactory: rec.factory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+    });
     const stages: BootstrapStage[] = [];
     const progress: string[] = [];
     client.on('client:bootstrap', (s) => stages.push(s));
@@ -140,7 +141,12 @@ describe('bridges and probe resistance (relay processes)', function () {
       ]);
       expect(progress.join('\n')).to.match(/trying 2 bootstrap relays\n[^]*trying 1 bridge \(nothing reachable so far\)\n[^]*bridge: 1 of 1 reachable/);
       expect(client.bridgeMode).to.equal(true);
-      expect(client.directory.all().map((d) => d.fingerprint).sort()).to.deep.equal(relays.map((r) => r.fingerprint).sort());
+      expect(
+        client.directory
+          .all()
+          .map((d) => d.fingerprint)
+          .sort(),
+      ).to.deep.equal(relays.map((r) => r.fingerprint).sort());
       for (let i = 0; i < 3; i++) {
         const r = await fetchThrough(client, web.port);
         expect(r.status).to.equal(200);
@@ -150,7 +156,10 @@ describe('bridges and probe resistance (relay processes)', function () {
       }
       const publicAddresses = new Set(relays.map((r) => origin(r.address)));
       const dialed = rec.urls.map(origin);
-      expect(dialed.filter((u) => publicAddresses.has(u)), 'public relays dialed directly').to.deep.equal([]);
+      expect(
+        dialed.filter((u) => publicAddresses.has(u)),
+        'public relays dialed directly',
+      ).to.deep.equal([]);
       expect(new Set(dialed)).to.deep.equal(new Set([...bootstrap.map((l) => origin(parseBootstrap(l).url)), origin(parseBridgeLine(bridge.bridge!).url)]));
     } finally {
       await client.stop();
@@ -158,7 +167,10 @@ describe('bridges and probe resistance (relay processes)', function () {
   });
 
   it('a client whose bootstrap relays are unreachable falls back to its cached directory, then to relay addresses learned earlier', async () => {
-    const link = await openLink(nodeSocketFactory, parseBootstrap(relays[0]!.bootstrap).url, { role: 'initiator', responder: parseBootstrap(relays[0]!.bootstrap).identity });
+    const link = await openLink(nodeSocketFactory, parseBootstrap(relays[0]!.bootstrap).url, {
+      role: 'initiator',
+      responder: parseBootstrap(relays[0]!.bootstrap).identity,
+    });
     const { raws } = await fetchFromRelay(link, 0);
     link.close();
     const closed = [await freePort(), await freePort()];
@@ -200,7 +212,13 @@ describe('bridges and probe resistance (relay processes)', function () {
 
   it('a client with bridges (use bridges always) dials only the bridge, even with reachable public relays', async () => {
     const rec = recording();
-    const client = new AlliumClient({ bootstrap: [relays[0]!.bootstrap], bridges: [bridge.bridge!], socketFactory: rec.factory, enforceDistinctSubnets: false, poolSize: 0 });
+    const client = new AlliumClient({
+      bootstrap: [relays[0]!.bootstrap],
+      bridges: [bridge.bridge!],
+      socketFactory: rec.factory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+    });
     try {
       await client.start({ signal: AbortSignal.timeout(60_000) });
       const r = await fetchThrough(client, web.port);
@@ -222,7 +240,10 @@ describe('bridges and probe resistance (relay processes)', function () {
     const closed = [await freePort(), await freePort(), await freePort()];
     const client = new AlliumClient({
       bootstrap: [`ws://127.0.0.1:${closed[0]}/allium ${relays[0]!.fingerprint}`, `ws://127.0.0.1:${closed[1]}/allium ${relays[1]!.fingerprint}`],
-      bridges: [`bridge ws://127.0.0.1:${closed[2]}/allium ${bridge.fingerprint} secret=${toHex(b.secret)}`, `bridge ${b.url} ${bridge.fingerprint} secret=${toHex(crypto().random(32))}`],
+      bridges: [
+        `bridge ws://127.0.0.1:${closed[2]}/allium ${bridge.fingerprint} secret=${toHex(b.secret)}`,
+        `bridge ${b.url} ${bridge.fingerprint} secret=${toHex(crypto().random(32))}`,
+      ],
       useBridges: 'fallback',
       socketFactory: nodeSocketFactory,
       poolSize: 0,
@@ -246,7 +267,19 @@ describe('bridges and probe resistance (relay processes)', function () {
     const dataDir = tempDir('allium-cli-client-');
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'cli', 'allium.ts'), 'client', '--bridge', bridge.bridge!, '--socks', '127.0.0.1:0', '--data-dir', dataDir, '--test-network'],
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'cli', 'allium.ts'),
+        'client',
+        '--bridge',
+        bridge.bridge!,
+        '--socks',
+        '127.0.0.1:0',
+        '--data-dir',
+        dataDir,
+        '--test-network',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
@@ -257,7 +290,10 @@ describe('bridges and probe resistance (relay processes)', function () {
       const socks = Number(/SOCKS5 on 127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
       expect(socks, out).to.be.greaterThan(0);
       expect(out).to.include('bridge: 1 of 1 reachable');
-      const { stdout } = await run('curl', ['-s', '--max-time', '60', '-x', `socks5h://127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/`], { encoding: 'buffer', maxBuffer: 1 << 24 });
+      const { stdout } = await run('curl', ['-s', '--max-time', '60', '-x', `socks5h://127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/`], {
+        encoding: 'buffer',
+        maxBuffer: 1 << 24,
+      });
       expect(Buffer.compare(stdout, page)).to.equal(0);
     } finally {
       child.kill('SIGTERM');
@@ -282,7 +318,9 @@ describe('bridges and probe resistance (relay processes)', function () {
       await client.stop();
     }
     writeFileSync(file, `bridge = ["${bridge.bridge}"]\n`);
-    expect(() => clientOptionsFrom({ bootstrap: [], config: file })).to.throw(/unknown key "bridge"/).with.property('code', 'ERR_CONFIG');
+    expect(() => clientOptionsFrom({ bootstrap: [], config: file }))
+      .to.throw(/unknown key "bridge"/)
+      .with.property('code', 'ERR_CONFIG');
   });
 
   it('the bridge never appears in any relay directory or consensus, and relays refuse its descriptor', async () => {
@@ -295,13 +333,17 @@ describe('bridges and probe resistance (relay processes)', function () {
         const fps = raws.map((raw) => verifyDescriptor(raw, now()).fingerprint);
         expect(fps.sort(), `directory of ${r.fingerprint}`).to.deep.equal(relays.map((x) => x.fingerprint).sort());
         let listed: string[] = [];
-        await waitFor(async () => {
-          const raw = await fetchConsensusHead(link);
-          if (!raw) return false;
-          const c = await fetchConsensusEntries(link, verifyConsensusHead(raw, new Set([authority]), now()));
-          listed = c.entries.map((e) => toHex(e.id));
-          return listed.length >= 4;
-        }, 15_000, 'a consensus');
+        await waitFor(
+          async () => {
+            const raw = await fetchConsensusHead(link);
+            if (!raw) return false;
+            const c = await fetchConsensusEntries(link, verifyConsensusHead(raw, new Set([authority]), now()));
+            listed = c.entries.map((e) => toHex(e.id));
+            return listed.length >= 4;
+          },
+          15_000,
+          'a consensus',
+        );
         expect(listed).to.include.members(relays.map((x) => x.fingerprint));
         expect(listed).to.not.include(bridge.fingerprint);
       } finally {
@@ -316,7 +358,9 @@ describe('bridges and probe resistance (relay processes)', function () {
     const desc = await fetchBridgeDescriptor(link, b.identity, now);
     link.close();
     expect(desc.fingerprint).to.equal(bridge.fingerprint);
-    expect(() => verifyDescriptor(desc.raw, now())).to.throw().with.property('code', 'ERR_SIGNATURE');
+    expect(() => verifyDescriptor(desc.raw, now()))
+      .to.throw()
+      .with.property('code', 'ERR_SIGNATURE');
     // A relay that is handed the bridge descriptor in gossip drops the link and keeps its directory clean.
     const target = parseBootstrap(relays[1]!.bootstrap);
     const gossiper = await openLink(nodeSocketFactory, target.url, { role: 'initiator', responder: target.identity, identity: IdentityKey.generate() });

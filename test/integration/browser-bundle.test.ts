@@ -76,11 +76,17 @@ describe('browser bundle (dist/browser/allium.js)', function () {
 
   it('contains no Node-only module: no sodium-native, node:net, better-sqlite3, ws, file storage or SOCKS', () => {
     for (const name of ['sodium-native', 'better-sqlite3', 'ws', 'bufferutil', 'socks-proxy-agent']) {
-      expect(inputs.filter((i) => i.includes(`node_modules/${name}/`)), name).to.deep.equal([]);
+      expect(
+        inputs.filter((i) => i.includes(`node_modules/${name}/`)),
+        name,
+      ).to.deep.equal([]);
     }
     expect(inputs.filter((i) => /^node:|^(crypto|fs|path|net|module)$/.test(i))).to.deep.equal([]);
     for (const own of ['crypto/binding-native.ts', 'client/socks.ts', 'client/storage-node.ts', 'net/ws-node.ts', 'relay/']) {
-      expect(inputs.filter((i) => i.includes(own)), own).to.deep.equal([]);
+      expect(
+        inputs.filter((i) => i.includes(own)),
+        own,
+      ).to.deep.equal([]);
     }
     expect(inputs.some((i) => i.includes('node_modules/libsodium-wrappers-sumo/'))).to.equal(true);
     expect(imports, 'imports left in the bundle').to.deep.equal([]);
@@ -94,7 +100,10 @@ describe('browser bundle (dist/browser/allium.js)', function () {
 
   it("is what package.json's allium/browser entry names, with the types tsc emits for client/browser.ts", () => {
     const root = resolve(import.meta.dirname, '..', '..');
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; default: string }>; files: string[] };
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      exports: Record<string, { types: string; default: string }>;
+      files: string[];
+    };
     const entry = pkg.exports['./browser']!;
     expect(entry.default).to.equal(`./${relative(root, bundleFile)}`);
     expect(entry.types).to.equal(`./dist/${relative(root, BROWSER_ENTRY).replace(/\.ts$/, '.d.ts')}`);
@@ -110,7 +119,19 @@ describe('browser bundle (dist/browser/allium.js)', function () {
     await page.waitForFunction('window.__result !== undefined', { timeout: 120_000 });
     const r = (await page.evaluate('window.__result')) as Record<string, unknown>;
     expect(r['error'], chromium.log()).to.equal(undefined);
-    for (const name of ['initCrypto', 'AlliumClient', 'Messenger', 'ContentClient', 'createIdentity', 'parseAddress', 'formatAddress', 'fromBrowserWebSocket', 'browserSocketFactory', 'browserStorage', 'AlliumError']) {
+    for (const name of [
+      'initCrypto',
+      'AlliumClient',
+      'Messenger',
+      'ContentClient',
+      'createIdentity',
+      'parseAddress',
+      'formatAddress',
+      'fromBrowserWebSocket',
+      'browserSocketFactory',
+      'browserStorage',
+      'AlliumError',
+    ]) {
       expect(r['exports']).to.include(name);
     }
     expect(r['binding']).to.equal('libsodium-wrappers');

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import type { Page } from 'puppeteer-core';
 import { AlliumClient } from '../../client/client.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { EndReason } from '../../protocol/stream-messages.js';
 import { needProgram } from '../helpers/programs.js';
@@ -32,7 +32,9 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
   /** The page's state, for failure messages. */
   async function pageState(): Promise<string> {
     const status = await page.$eval('#status', (e) => `${(e as HTMLElement).dataset['state']}: ${e.textContent}`).catch(() => '?');
-    const log = await page.$$eval('#log li', (ls) => ls.map((l) => `${l.className} ${(l as HTMLElement).dataset['state'] ?? ''} ${l.textContent}`)).catch(() => []);
+    const log = await page
+      .$$eval('#log li', (ls) => ls.map((l) => `${l.className} ${(l as HTMLElement).dataset['state'] ?? ''} ${l.textContent}`))
+      .catch(() => []);
     return `status ${status}\nlog:\n${log.join('\n')}\n${chromium.log()}`;
   }
 
@@ -54,11 +56,14 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
     await client.start({ signal: AbortSignal.timeout(WAIT_MS) });
     node = new Messenger(client);
     node.on('message:received', (m) => atNode.push(m));
-    await node.startListening(AbortSignal.timeout(WAIT_MS));
+    await node.startListening({ signal: AbortSignal.timeout(WAIT_MS) });
     server = await serveStatic(['examples/browser', 'dist/browser']);
     chromium = await launchChromium();
     page = await chromium.newPage();
-    const query = new URLSearchParams([['bootstrap', net.bootstrap], ['testnet', '1']]);
+    const query = new URLSearchParams([
+      ['bootstrap', net.bootstrap],
+      ['testnet', '1'],
+    ]);
     await page.goto(`${server.origin}/examples/browser/index.html?${query}`);
     await waitInPage(`/^[a-z2-7]{56}\\.allium$/.test(document.getElementById('address').textContent)`, "the page's address");
     pageAddress = (await page.$eval('#address', (e) => e.textContent))!;
@@ -123,7 +128,7 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
       const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
       await client.start({ signal: AbortSignal.timeout(${WAIT_MS}) });
       const m = new a.Messenger(client, a.createIdentity(), { services: { 80: { host: '127.0.0.1', port: 80 } } });
-      await m.startListening(AbortSignal.timeout(${WAIT_MS}));
+      await m.startListening({ signal: AbortSignal.timeout(${WAIT_MS}) });
       window.__service = { client, m };
       return m.address;
     })()`)) as string;

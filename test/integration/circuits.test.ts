@@ -144,10 +144,14 @@ describe('circuits, streams and SOCKS5 (relay processes)', function () {
     const f = join(dir, 'kill.bin');
     const download = curl('/big', f);
     let circuit = undefined as ReturnType<AlliumClient['listCircuits']>[number] | undefined;
-    await waitFor(() => {
-      circuit = client.listCircuits().find((c) => c.mux.size > 0);
-      return circuit !== undefined;
-    }, 20_000, 'an active stream');
+    await waitFor(
+      () => {
+        circuit = client.listCircuits().find((c) => c.mux.size > 0);
+        return circuit !== undefined;
+      },
+      20_000,
+      'an active stream',
+    );
     const middle = circuit!.path[1]!;
     const victim = net.relays.find((r) => r.fingerprint === middle.fingerprint)!;
     await victim.kill('SIGKILL');

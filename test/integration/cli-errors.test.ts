@@ -49,7 +49,11 @@ describe('allium CLI: errors are one line naming the setting, with the exit stat
   it('--help lists the exit statuses, not found among them', async () => {
     const r = await runAllium(['--help']);
     expect(r.code).to.equal(0);
-    expect(r.stdout).to.include('Exit status:').and.include('4  not found').and.include('3  network unreachable').and.include('2  usage or configuration error');
+    expect(r.stdout)
+      .to.include('Exit status:')
+      .and.include('4  not found')
+      .and.include('3  network unreachable')
+      .and.include('2  usage or configuration error');
   });
 
   it('the listen port in use: exit 1, "listen 127.0.0.1:P: address already in use", no key made', async () => {
@@ -69,7 +73,15 @@ describe('allium CLI: errors are one line naming the setting, with the exit stat
   });
 
   it('the SOCKS port in use: "--socks 127.0.0.1:P: address already in use", before the network is contacted', async () => {
-    const r = await runAllium(['client', '--bootstrap', `ws://127.0.0.1:1/allium ${VALID_FP}`, '--socks', `127.0.0.1:${taken.port}`, '--data-dir', join(dir, 'c1')]);
+    const r = await runAllium([
+      'client',
+      '--bootstrap',
+      `ws://127.0.0.1:1/allium ${VALID_FP}`,
+      '--socks',
+      `127.0.0.1:${taken.port}`,
+      '--data-dir',
+      join(dir, 'c1'),
+    ]);
     expect(oneLine(r)).to.equal(`allium: --socks 127.0.0.1:${taken.port}: address already in use`);
     expect(r.code).to.equal(1);
   });
@@ -107,10 +119,23 @@ describe('allium CLI: errors are one line naming the setting, with the exit stat
     const bad = notAKey();
     const line = `ws://127.0.0.1:1/allium ${bad}`;
     const r = await runAllium(['relay', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'fp'), '--bootstrap', line]);
-    expect(oneLine(r)).to.equal(`allium: bootstrap line "${line}": the fingerprint is 64 hex digits but not a relay identity key (not a valid Ed25519 public key: a typo?)`);
+    expect(oneLine(r)).to.equal(
+      `allium: bootstrap line "${line}": the fingerprint is 64 hex digits but not a relay identity key (not a valid Ed25519 public key: a typo?)`,
+    );
     expect(r.code).to.equal(2);
-    const c = await runAllium(['get', formatLink({ type: 'chk', rk: new Uint8Array(32), dk: new Uint8Array(32), flags: 0 }), '-o', '-', '--bootstrap', line, '--data-dir', join(dir, 'c2')]);
-    expect(oneLine(c)).to.equal(`allium: bootstrap line "${line}": the fingerprint is 64 hex digits but not a relay identity key (not a valid Ed25519 public key: a typo?)`);
+    const c = await runAllium([
+      'get',
+      formatLink({ type: 'chk', rk: new Uint8Array(32), dk: new Uint8Array(32), flags: 0 }),
+      '-o',
+      '-',
+      '--bootstrap',
+      line,
+      '--data-dir',
+      join(dir, 'c2'),
+    ]);
+    expect(oneLine(c)).to.equal(
+      `allium: bootstrap line "${line}": the fingerprint is 64 hex digits but not a relay identity key (not a valid Ed25519 public key: a typo?)`,
+    );
     expect(c.code).to.equal(2);
   });
 
@@ -148,19 +173,26 @@ describe('allium CLI: errors are one line naming the setting, with the exit stat
       expect(oneLine(await verify(f))).to.equal('allium: unknown configuration key "bandwith_rate": did you mean "bandwidth_rate"?');
       const g = cfg('table.toml', '[timing]\ngossip_interval = 1000\nmetrics = "127.0.0.1:0"\n');
       const r = await verify(g);
-      expect(oneLine(r)).to.equal('allium: unknown configuration key "timing.metrics": "metrics" is a top-level key: move it above the [timing] table (TOML puts every key after [timing] into it)');
+      expect(oneLine(r)).to.equal(
+        'allium: unknown configuration key "timing.metrics": "metrics" is a top-level key: move it above the [timing] table (TOML puts every key after [timing] into it)',
+      );
       expect(r.code).to.equal(2);
     });
 
     it('sizes and durations take units; a wrong unit says what is expected', async () => {
-      const ok = cfg('units.toml', `listen = "127.0.0.1:0"\ndata_dir = "${join(dir, 'units')}"\nbandwidth_rate = "10 MB"\nstorage_quota = "2 GiB"\n[timing]\nrepair_interval = "2 min"\n`);
+      const ok = cfg(
+        'units.toml',
+        `listen = "127.0.0.1:0"\ndata_dir = "${join(dir, 'units')}"\nbandwidth_rate = "10 MB"\nstorage_quota = "2 GiB"\n[timing]\nrepair_interval = "2 min"\n`,
+      );
       const r = await verify(ok);
       expect(r.code, r.stderr).to.equal(0);
       expect(r.stdout).to.include('bandwidth_rate = 10000000').and.include('storage_quota = 2147483648').and.include('timing.repair_interval = 120000');
       expect(existsSync(join(dir, 'units')), '--verify-config makes nothing').to.equal(false);
       const bad = cfg('badunit.toml', 'bandwidth_rate = "10 MX"\n');
       const b = await verify(bad);
-      expect(oneLine(b)).to.match(/^allium: configuration key "bandwidth_rate": "10 MX" is not a size per second: a number of bytes, or a number and a unit: B, KB, MB/);
+      expect(oneLine(b)).to.match(
+        /^allium: configuration key "bandwidth_rate": "10 MX" is not a size per second: a number of bytes, or a number and a unit: B, KB, MB/,
+      );
       expect(b.code).to.equal(2);
     });
   });
@@ -177,8 +209,20 @@ describe('allium CLI: errors are one line naming the setting, with the exit stat
 
     it('a wrong fingerprint: says which bootstrap relay failed and why, then exit 3', async () => {
       const url = net.bootstrap.split(' ')[0]!;
-      const r = await runAllium(['get', formatLink({ type: 'chk', rk: new Uint8Array(32), dk: new Uint8Array(32), flags: 0 }), '-o', '-', '--bootstrap', `${url} ${VALID_FP}`, '--data-dir', join(dir, 'c5'), '--test-network']);
-      expect(r.stderr).to.include(`allium: bootstrap relay ${url} (${VALID_FP.slice(0, 8)}): a relay answers there, but not as this fingerprint: the link handshake failed (a wrong fingerprint, or another relay at that address)`);
+      const r = await runAllium([
+        'get',
+        formatLink({ type: 'chk', rk: new Uint8Array(32), dk: new Uint8Array(32), flags: 0 }),
+        '-o',
+        '-',
+        '--bootstrap',
+        `${url} ${VALID_FP}`,
+        '--data-dir',
+        join(dir, 'c5'),
+        '--test-network',
+      ]);
+      expect(r.stderr).to.include(
+        `allium: bootstrap relay ${url} (${VALID_FP.slice(0, 8)}): a relay answers there, but not as this fingerprint: the link handshake failed (a wrong fingerprint, or another relay at that address)`,
+      );
       expect(r.stderr.trim().split('\n').pop()).to.equal('allium: no entry reachable: tried 1 relay and 0 bridges');
       expect(r.stderr).not.to.match(/^\s+at /m);
       expect(r.code).to.equal(3);
@@ -195,10 +239,14 @@ describe('allium CLI: errors are one line naming the setting, with the exit stat
       const client = spawnAllium(['client', '--bootstrap', net.bootstrap, '--socks', '127.0.0.1:0', '--data-dir', join(dir, 'c7'), '--test-network']);
       try {
         let socks = '';
-        await waitFor(() => {
-          socks = /SOCKS5 on (127\.0\.0\.1:\d+)/.exec(client.stdout())?.[1] ?? '';
-          return socks !== '';
-        }, 60_000, () => `the client to print its SOCKS address:\n${client.stdout()}${client.stderr()}`);
+        await waitFor(
+          () => {
+            socks = /SOCKS5 on (127\.0\.0\.1:\d+)/.exec(client.stdout())?.[1] ?? '';
+            return socks !== '';
+          },
+          60_000,
+          () => `the client to print its SOCKS address:\n${client.stdout()}${client.stderr()}`,
+        );
         const res = await fetch(`http://${socks}/`);
         expect(res.status).to.equal(501);
         const page = await res.text();

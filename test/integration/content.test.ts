@@ -107,7 +107,7 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     for (const l of [a, b, c]) expect(sha256(await content.get(l))).to.equal(sha256(data));
   });
 
-  it('a holder that knows the publisher key and guesses the name cannot read an updatable key\'s record; the link can', async () => {
+  it("a holder that knows the publisher key and guesses the name cannot read an updatable key's record; the link can", async () => {
     const publisher = IdentityKey.generate();
     const name = 'diary';
     const { link } = await content.publish(publisher, name, utf8('dear diary'));
@@ -153,7 +153,19 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
       const out = await run(
         process.execPath,
         // --convergent: the blocks are then those fileLayout computes, so the scan can look for every block key.
-        ['--import', 'tsx', join(ROOT, 'cli', 'allium.ts'), 'put', '--convergent', '--bootstrap', net.bootstrap, '--data-dir', join(dir, 'client'), '--test-network', path],
+        [
+          '--import',
+          'tsx',
+          join(ROOT, 'cli', 'allium.ts'),
+          'put',
+          '--convergent',
+          '--bootstrap',
+          net.bootstrap,
+          '--data-dir',
+          join(dir, 'client'),
+          '--test-network',
+          path,
+        ],
         { cwd: ROOT, maxBuffer: 1 << 20 },
       );
       link = out.stdout.trim();
@@ -241,8 +253,12 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     const valid = createRecord(publisher.secretKey, key, 3, evil);
     const flipped = Uint8Array.from(valid.bytes);
     flipped[flipped.length - 1]! ^= 0x01; // the last byte is in "sig" (canonical CBOR puts the longest key last)
-    expect(() => verifyRecord(rk, flipped)).to.throw().with.property('code', 'ERR_SIGNATURE');
-    expect(() => verifyRecord(rk, forgedByOther.bytes)).to.throw().with.property('code', 'ERR_SIGNATURE');
+    expect(() => verifyRecord(rk, flipped))
+      .to.throw()
+      .with.property('code', 'ERR_SIGNATURE');
+    expect(() => verifyRecord(rk, forgedByOther.bytes))
+      .to.throw()
+      .with.property('code', 'ERR_SIGNATURE');
     const underOtherKey = createRecord(other.secretKey, { ...key, publisher: other.publicKey }, 99, evil); // valid, but for another key
 
     for (const h of holders) {
@@ -263,7 +279,9 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     const unknown = formatLink({ type: 'chk', rk: crypto().random(32), dk: crypto().random(32), flags: 0 });
     const nf = await codeOf(content.get(unknown));
     expect(nf?.code).to.equal('ERR_NOT_FOUND');
-    expect(nf?.message).to.match(/^content not found/).and.not.match(/not found.*not found/);
+    expect(nf?.message)
+      .to.match(/^content not found/)
+      .and.not.match(/not found.*not found/);
     const unknownSsk = formatLink({ type: 'ssk', publisher: IdentityKey.generate().publicKey, secret: crypto().random(32), name: 'nothing here' });
     expect((await codeOf(content.get(unknownSsk)))?.code).to.equal('ERR_NOT_FOUND');
 
@@ -330,7 +348,9 @@ describe('content: a 50 MiB file (relay processes)', function () {
     const rootBlock = await content.fetchAnywhere('block', root.rk, (b) => verifyStoredBlock(root.rk, b));
     const rootPlain = parseBlockPlaintext(decryptBlock(root, rootBlock!));
     expect(rootPlain.type).to.equal(BlockType.MANIFEST);
-    expect(decodeCbor(rootPlain.payload, rootPlain.payload.length)).to.have.property('parts').with.length(5 * 64);
+    expect(decodeCbor(rootPlain.payload, rootPlain.payload.length))
+      .to.have.property('parts')
+      .with.length(5 * 64);
     const hashOut = createHash('sha256');
     let got = 0;
     for await (const part of content.getStream(link)) {

@@ -25,7 +25,21 @@ function forged(addr: string): { identity: IdentityKey; raw: Uint8Array; onion: 
   const identity = IdentityKey.generate();
   const onion = crypto().x25519Keypair().publicKey;
   const now = Date.now();
-  const body = { v: 1, id: identity.publicKey, onion, addr, nick: 'canary', contact: '', family: [], bw: 1000, exit: ['reject *:*'], caps: [], proto: [1], pub: now, exp: now + 600_000 };
+  const body = {
+    v: 1,
+    id: identity.publicKey,
+    onion,
+    addr,
+    nick: 'canary',
+    contact: '',
+    family: [],
+    bw: 1000,
+    exit: ['reject *:*'],
+    caps: [],
+    proto: [1],
+    pub: now,
+    exp: now + 600_000,
+  };
   const b = encodeCbor(body);
   const s = crypto().sign(concatBytes(utf8('allium-v1 descriptor'), b), identity.secretKey);
   return { identity, raw: encodeCbor({ b, s }), onion };
@@ -70,7 +84,11 @@ describe('descriptor addresses and private targets (relay processes)', function 
     const gossip = await relayLink(relay);
     gossip.sendControl({ t: 'gossip-push', ds: [x.raw] });
     // The overlay tries to link with every relay it learns of (degree 8): the dial is refused before any byte leaves.
-    await waitFor(async () => requests.length > 0 || (await relay.metric('allium_drops_total', { reason: 'dial_refused_address' })) >= 1, 20_000, 'the overlay dial');
+    await waitFor(
+      async () => requests.length > 0 || (await relay.metric('allium_drops_total', { reason: 'dial_refused_address' })) >= 1,
+      20_000,
+      'the overlay dial',
+    );
     expect(requests, 'requests at the canary after an overlay dial').to.deep.equal([]);
 
     // A circuit through the relay to that identity: the extension fails as unreachable, still without a request.
@@ -120,6 +138,23 @@ describe('descriptor addresses and private targets (relay processes)', function 
     expect(requests[0]).to.match(/^GET \/admin\/reset\?token=/);
     gossip.close();
     // (signDescriptor itself refuses such an address: nothing honest publishes one.)
-    expect(() => signDescriptor({ id: x.identity.publicKey, onion: x.onion, addr: `ws://127.0.0.1:${port}/a?b`, nick: 'n', contact: '', family: [], bw: 1, exit: ['reject *:*'], caps: [], pub: Date.now(), exp: Date.now() + 60_000 }, x.identity.secretKey)).to.throw();
+    expect(() =>
+      signDescriptor(
+        {
+          id: x.identity.publicKey,
+          onion: x.onion,
+          addr: `ws://127.0.0.1:${port}/a?b`,
+          nick: 'n',
+          contact: '',
+          family: [],
+          bw: 1,
+          exit: ['reject *:*'],
+          caps: [],
+          pub: Date.now(),
+          exp: Date.now() + 60_000,
+        },
+        x.identity.secretKey,
+      ),
+    ).to.throw();
   });
 });

@@ -81,7 +81,10 @@ describe('directory sources: one bootstrap line widens to several before the dir
     try {
       await client.start({ signal: AbortSignal.timeout(60_000) });
       console.log(`      ${progress.filter((m) => m.startsWith('directory:')).join('; ')}`);
-      expect(client.directory.all().map((d) => d.fingerprint), 'the relay only the bootstrap relay lists').not.to.include(sybil);
+      expect(
+        client.directory.all().map((d) => d.fingerprint),
+        'the relay only the bootstrap relay lists',
+      ).not.to.include(sybil);
       expect(client.directory.size).to.equal(4);
       expect(stages.map((s) => s.stage)).to.deep.equal(['bootstrap', 'widen']);
       expect(stages[1]!.reached).to.be.at.least(2);

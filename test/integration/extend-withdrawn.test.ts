@@ -41,7 +41,11 @@ describe('EXTEND is withdrawn (relay processes)', function () {
   before(async () => {
     a = await startRelay({ nickname: 'a' });
     b = await startRelay({ nickname: 'b', bootstrap: [a.bootstrap] });
-    await waitFor(async () => (await a.metric('allium_directory_relays')) === 2 && (await b.metric('allium_directory_relays')) === 2, 30_000, 'both relays in both directories');
+    await waitFor(
+      async () => (await a.metric('allium_directory_relays')) === 2 && (await b.metric('allium_directory_relays')) === 2,
+      30_000,
+      'both relays in both directories',
+    );
   });
   after(async () => {
     await a?.kill('SIGKILL');

@@ -86,7 +86,12 @@ async function startCanary(): Promise<{ origin: string; hits: string[]; connecti
 }
 
 /** A raw GET to the gateway with the headers given (Host included). */
-function rawGet(port: number, path: string, headers: Record<string, string>, method = 'GET'): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+function rawGet(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  method = 'GET',
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method, headers, setHost: false }, (res) => {
       let body = '';
@@ -138,7 +143,14 @@ describe('gateway: sites in Chromium through the gateway (relay processes)', fun
     gardenSite(dir, 1);
     const r = await publishSite(content, folderSources(dir), { publisher, name: 'garden' });
     expect(r.edition).to.equal(1);
-    expect(r.manifest.files.map((f) => f.path)).to.deep.equal(['docs/about.html', 'img/garlic.png', 'img/leaf.svg', 'index.html', 'style.css', 'video/leeks.webm']);
+    expect(r.manifest.files.map((f) => f.path)).to.deep.equal([
+      'docs/about.html',
+      'img/garlic.png',
+      'img/leaf.svg',
+      'index.html',
+      'style.css',
+      'video/leeks.webm',
+    ]);
     siteLink = r.link;
     firstFiles = r.files;
     const page = await chromium.newPage();
@@ -184,17 +196,27 @@ describe('gateway: sites in Chromium through the gateway (relay processes)', fun
       });
     await waitFor(async () => (await state()).ready >= 1, 120_000, 'the video metadata');
     await page.$eval('#clip', (el) => void ((el as HTMLVideoElement).currentTime = 20));
-    await waitFor(async () => {
-      const s = await state();
-      return !s.seeking && s.ready >= 2;
-    }, 120_000, 'the seek to 20 s');
+    await waitFor(
+      async () => {
+        const s = await state();
+        return !s.seeking && s.ready >= 2;
+      },
+      120_000,
+      'the seek to 20 s',
+    );
     const seeked = await state();
     expect(seeked.duration).to.be.closeTo(24, 0.5);
     expect(seeked.time).to.be.closeTo(20, 1);
     expect(seeked.ready).to.be.at.least(2);
     expect(ranges.length, JSON.stringify(ranges)).to.be.at.least(1);
-    expect(ranges.every((r) => r.status === 206 && /^bytes \d+-\d+\/2942981$/.test(r.range ?? '')), JSON.stringify(ranges)).to.equal(true);
-    expect(ranges.some((r) => Number(/^bytes (\d+)/.exec(r.range ?? '')?.[1]) > 1_000_000), `a range past the first segment: ${JSON.stringify(ranges)}`).to.equal(true);
+    expect(
+      ranges.every((r) => r.status === 206 && /^bytes \d+-\d+\/2942981$/.test(r.range ?? '')),
+      JSON.stringify(ranges),
+    ).to.equal(true);
+    expect(
+      ranges.some((r) => Number(/^bytes (\d+)/.exec(r.range ?? '')?.[1]) > 1_000_000),
+      `a range past the first segment: ${JSON.stringify(ranges)}`,
+    ).to.equal(true);
     await page.close();
     // And byte-exact from Node: a range in the third segment.
     const whole = readFileSync(join(FIXTURES, 'leeks.webm'));
@@ -260,7 +282,11 @@ describe('gateway: sites in Chromium through the gateway (relay processes)', fun
         const file = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).slice(1);
         const body = files[file];
         if (body === undefined) return void res.writeHead(404).end();
-        res.writeHead(200, { 'Content-Type': file.endsWith('.svg') ? 'image/svg+xml' : file.endsWith('.css') ? 'text/css' : file.endsWith('.png') ? 'image/png' : 'text/html' }).end(file.endsWith('.png') ? readFileSync(join(hostileDir, file)) : body);
+        res
+          .writeHead(200, {
+            'Content-Type': file.endsWith('.svg') ? 'image/svg+xml' : file.endsWith('.css') ? 'text/css' : file.endsWith('.png') ? 'image/png' : 'text/html',
+          })
+          .end(file.endsWith('.png') ? readFileSync(join(hostileDir, file)) : body);
       });
       await new Promise<void>((res) => plain!.listen(0, '127.0.0.1', () => res()));
       const plainOrigin = `http://127.0.0.1:${(plain.address() as { port: number }).port}/`;
@@ -295,11 +321,18 @@ describe('gateway: sites in Chromium through the gateway (relay processes)', fun
     expect((await rawGet(gateway.port, '/bookmarks/poll', { Host: host }, 'POST')).status).to.equal(403);
     expect((await rawGet(gateway.port, '/bookmarks/poll', { Host: host, Origin: 'null' }, 'POST')).status).to.equal(403);
     const sub = gateway.pathOf(siteLink) + '/img/garlic.png';
-    expect((await rawGet(gateway.port, sub, { Host: host, 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'no-cors', 'Sec-Fetch-Dest': 'image' })).status).to.equal(403);
-    expect((await rawGet(gateway.port, '/', { Host: host, 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate', 'Sec-Fetch-Dest': 'document' })).status).to.equal(200);
+    expect(
+      (await rawGet(gateway.port, sub, { Host: host, 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'no-cors', 'Sec-Fetch-Dest': 'image' })).status,
+    ).to.equal(403);
+    expect(
+      (await rawGet(gateway.port, '/', { Host: host, 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate', 'Sec-Fetch-Dest': 'document' })).status,
+    ).to.equal(200);
     const page = await rawGet(gateway.port, gateway.pathOf(siteLink) + '/', { Host: host });
     expect(page.status).to.equal(200);
-    expect(page.headers['content-security-policy']).to.match(/default-src 'none'/).and.match(/sandbox/).and.not.match(/script-src/);
+    expect(page.headers['content-security-policy'])
+      .to.match(/default-src 'none'/)
+      .and.match(/sandbox/)
+      .and.not.match(/script-src/);
     expect(page.headers['x-content-type-options']).to.equal('nosniff');
   });
 
@@ -319,7 +352,7 @@ describe('gateway: sites in Chromium through the gateway (relay processes)', fun
     await page.close();
   });
 
-  it('a site\'s files get random keys by default (the same folder twice: unrelated blocks), convergent ones only on request', async () => {
+  it("a site's files get random keys by default (the same folder twice: unrelated blocks), convergent ones only on request", async () => {
     const dir = tempDir('allium-site-keys-');
     try {
       writeTree(dir, { 'index.html': '<p>the same page</p>', 'data.bin': Buffer.from(patternBytes(70_000, 9)) });

@@ -49,7 +49,10 @@ describe('gossip: announce and pull (6 relay processes)', function () {
   it('renewals reach every relay, each relay receiving each renewal whole about once', async () => {
     const n = net.relays.length;
     const asked = await total('allium_gossip_pulls_total', { event: 'asked' });
-    const before = { fresh: await total('allium_gossip_descriptors_total', { result: 'new' }), known: await total('allium_gossip_descriptors_total', { result: 'known' }) };
+    const before = {
+      fresh: await total('allium_gossip_descriptors_total', { result: 'new' }),
+      known: await total('allium_gossip_descriptors_total', { result: 'known' }),
+    };
     const t0 = Date.now();
     // Until at least two renewals of each relay reached the n − 1 others, and every relay holds a descriptor of every
     // relay published after t0.

@@ -31,7 +31,9 @@ function cheapUpgrade(url: string, identity: Uint8Array, localAddress: string): 
     const s = connect({ host: u.hostname, port: Number(u.port), localAddress });
     let buf = '';
     s.once('connect', () =>
-      s.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`),
+      s.write(
+        `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+      ),
     );
     s.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
@@ -74,7 +76,11 @@ describe('handshake flood from one address block (relay process)', function () {
     });
     try {
       // The flood is on: its excess is being refused.
-      await waitFor(() => (statuses.get(503) ?? 0) >= 50, 30_000, () => `the flood to be refused (${JSON.stringify([...statuses])})`);
+      await waitFor(
+        () => (statuses.get(503) ?? 0) >= 50,
+        30_000,
+        () => `the flood to be refused (${JSON.stringify([...statuses])})`,
+      );
       const honest = factoryFrom('127.1.0.1');
       for (let attempt = 0; attempt < 5; attempt++) {
         const link = await openLink(honest, b.url, { role: 'initiator', responder: b.identity }, { timers: { handshakeTimeoutMs: 10_000 } });

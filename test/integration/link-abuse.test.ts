@@ -65,7 +65,7 @@ describe('link abuse (relay process)', function () {
     const wrong = IdentityKey.generate().publicKey;
     let code = '';
     try {
-      await openLink(nodeSocketFactory, b.url, { role: 'initiator', responder: wrong, }, { timers: { handshakeTimeoutMs: 3000 } });
+      await openLink(nodeSocketFactory, b.url, { role: 'initiator', responder: wrong }, { timers: { handshakeTimeoutMs: 3000 } });
     } catch (e) {
       code = (e as { code: string }).code;
     }
@@ -108,7 +108,19 @@ describe('link abuse (relay process)', function () {
     const link = await openLink(nodeSocketFactory, b.url, { role: 'initiator', responder: b.identity, identity: me });
     const now = Date.now();
     const good = signDescriptor(
-      { id: me.publicKey, onion: crypto().x25519Keypair().publicKey, addr: 'ws://127.0.0.1:1/allium', nick: 'forger', contact: '', family: [], bw: 1000, exit: ['reject *:*'], caps: [], pub: now, exp: now + 60_000 },
+      {
+        id: me.publicKey,
+        onion: crypto().x25519Keypair().publicKey,
+        addr: 'ws://127.0.0.1:1/allium',
+        nick: 'forger',
+        contact: '',
+        family: [],
+        bw: 1000,
+        exit: ['reject *:*'],
+        caps: [],
+        pub: now,
+        exp: now + 60_000,
+      },
       me.secretKey,
     );
     const forged = Uint8Array.from(good.raw);
@@ -191,5 +203,3 @@ describe('link abuse (relay process)', function () {
     }
   });
 });
-
-

@@ -66,7 +66,8 @@ describe('links per address block (relay in process, real sockets)', function ()
     }
   }
 
-  const refusals = async (relay: Relay, result: string): Promise<number> => (await relay.metrics.handshakes.get()).values.find((v) => v.labels['result'] === result)?.value ?? 0;
+  const refusals = async (relay: Relay, result: string): Promise<number> =>
+    (await relay.metrics.handshakes.get()).values.find((v) => v.labels['result'] === result)?.value ?? 0;
 
   after(async () => {
     for (const l of links) l.close();

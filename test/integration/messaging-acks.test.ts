@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import type { MailboxSender } from '../../client/mailbox.js';
-import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging/node.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { MAX_ACK_IDS, MAX_LIVE_MESSAGE_BYTES, decodeFrame, encodeAckFrame, encodeMessageFrame } from '../../protocol/message-frames.js';
@@ -25,7 +25,7 @@ const ACK_TIMEOUT_MS = 4000;
 /** What the tests reach inside a Messenger. */
 interface Inside {
   conversations: Map<string, Promise<{ circuit: ClientCircuit; closed: boolean; flushAcks: () => void; acks: Uint8Array[] }>>;
-  receive: (m: IncomingMessage, gone: () => boolean) => Promise<boolean>;
+  delivery: { receive: (m: IncomingMessage, gone: () => boolean) => Promise<boolean> };
   outbox: MailboxSender;
 }
 const inside = (m: Messenger): Inside => m as unknown as Inside;
@@ -141,9 +141,9 @@ describe('end-to-end acknowledgements (relay processes)', function () {
     const theirs = await inside(alice).conversations.get(bob.address)!;
     theirs.flushAcks = () => void theirs.acks.splice(0);
     const ours = await inside(bob).conversations.get(alice.address)!;
-    const receive = inside(alice).receive.bind(alice);
+    const receive = inside(alice).delivery.receive.bind(inside(alice).delivery);
     let copies = 0;
-    inside(alice).receive = async (m, gone) => {
+    inside(alice).delivery.receive = async (m, gone) => {
       const fresh = await receive(m, gone);
       if (!fresh && dec(m.data) === 'ack lost') copies++;
       return fresh;
@@ -154,14 +154,14 @@ describe('end-to-end acknowledgements (relay processes)', function () {
       expect(r.status).to.equal('delivered');
       expect(Date.now() - t0).to.be.at.least(ACK_TIMEOUT_MS);
       expect(ours.closed).to.equal(true);
-      await waitFor(() => theirs.closed, 30_000, 'the recipient\'s side of the abandoned conversation closed');
+      await waitFor(() => theirs.closed, 30_000, "the recipient's side of the abandoned conversation closed");
       const now = await inside(bob).conversations.get(alice.address)!;
       expect(now).to.not.equal(ours);
       expect(count('ack lost')).to.equal(1);
       expect(copies).to.equal(1);
       if (r.status === 'delivered') expect(got.get('ack lost')![0]!.id).to.equal(r.id);
     } finally {
-      inside(alice).receive = receive;
+      inside(alice).delivery.receive = receive;
     }
     // The new conversation works as usual.
     expect((await bob.send(alice.address, enc('after the loss'))).status).to.equal('delivered');
@@ -219,9 +219,9 @@ describe('end-to-end acknowledgements (relay processes)', function () {
     // The rendezvous point (the last relay of bob's circuit), unless it is the bootstrap relay: then the hop before.
     const relays = conv.circuit.path.filter((d) => d.fingerprint !== net.relays[0]!.fingerprint);
     const victim = net.relays.find((r) => r.fingerprint === relays[relays.length - 1]!.fingerprint)!;
-    const receive = inside(alice).receive.bind(alice);
+    const receive = inside(alice).delivery.receive.bind(inside(alice).delivery);
     let copies = 0;
-    inside(alice).receive = async (m, gone) => {
+    inside(alice).delivery.receive = async (m, gone) => {
       const fresh = await receive(m, gone);
       if (!fresh) copies++;
       return fresh;
@@ -248,7 +248,7 @@ describe('end-to-end acknowledgements (relay processes)', function () {
     }
     await killed;
     const results = await Promise.all(sends);
-    inside(alice).receive = receive;
+    inside(alice).delivery.receive = receive;
     expect(conv.closed).to.equal(true); // the conversation the sends started on was lost
     const failed = results.filter((x) => x.e !== undefined).map((x) => `${x.text}: ${String(x.e)}`);
     const reported = results.filter((x) => x.r !== undefined);
@@ -262,7 +262,11 @@ describe('end-to-end acknowledgements (relay processes)', function () {
         return reported.every((x) => count(x.text) >= 1);
       },
       120_000,
-      () => `every reported message at the recipient (missing: ${reported.filter((x) => count(x.text) === 0).map((x) => x.text).join(', ')})`,
+      () =>
+        `every reported message at the recipient (missing: ${reported
+          .filter((x) => count(x.text) === 0)
+          .map((x) => x.text)
+          .join(', ')})`,
     );
     // Exactly once, each under the id its receipt names.
     for (const x of reported) {

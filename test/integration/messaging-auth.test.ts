@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { createClientAuthKey, Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { createClientAuthKey, Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { decodeCbor } from '../../protocol/cbor.js';
 import { ENDPOINT_CT_LEN, MAX_ENDPOINT_DESCRIPTOR_BYTES } from '../../protocol/endpoint-descriptor.js';
 import { isAlliumError } from '../../protocol/errors.js';
@@ -34,7 +34,7 @@ interface IntroView {
   circuit: ClientCircuit;
   seen: Set<string>;
 }
-const introsOf = (m: Messenger): Map<string, IntroView> => (m as unknown as { intros: Map<string, IntroView> }).intros;
+const introsOf = (m: Messenger): Map<string, IntroView> => (m as unknown as { endpoint: { intros: Map<string, IntroView> } }).endpoint.intros;
 
 describe('client authorisation and introductions (relay processes)', function () {
   this.timeout(300_000);
@@ -77,7 +77,7 @@ describe('client authorisation and introductions (relay processes)', function ()
       const copies = await probe.fetchFromAll('endpoint', descriptorLocator(alice.address, periodAt(Math.floor(Date.now() / 1000))));
       probe.close();
       expect(copies.length).to.be.greaterThan(0);
-      for (const c of copies) expect(((decodeCbor(c, MAX_ENDPOINT_DESCRIPTOR_BYTES) as { ct: Uint8Array }).ct).length).to.equal(ENDPOINT_CT_LEN[1]);
+      for (const c of copies) expect((decodeCbor(c, MAX_ENDPOINT_DESCRIPTOR_BYTES) as { ct: Uint8Array }).ct.length).to.equal(ENDPOINT_CT_LEN[1]);
 
       const r = await bob.send(alice.address, enc('from an authorised client'));
       expect(r.status).to.equal('delivered');
@@ -139,8 +139,8 @@ describe('client authorisation and introductions (relay processes)', function ()
 
         // The same INTRODUCE2 again (as an introduction point or an observer could replay it): refused.
         const { state, m } = captured[0]!;
-        const replay = (alice as unknown as { onIntroduce: (s: IntroView, m: RelayMessage) => Promise<void> }).onIntroduce.bind(alice);
-        await replay(state, m);
+        const endpoint = (alice as unknown as { endpoint: { onIntroduce: (s: IntroView, m: RelayMessage) => void } }).endpoint;
+        endpoint.onIntroduce.call(endpoint, state, m);
         expect(errors).to.include('ERR_MESSAGE_REPLAY');
 
         // Four introductions over two points of two each: at least one point is worn out, replaced and republished.

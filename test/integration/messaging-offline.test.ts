@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { mailboxSlot } from '../../client/mailbox.js';
-import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging/node.js';
 import { crypto } from '../../crypto/index.js';
 import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
 import { toHex, utf8 } from '../../protocol/bytes.js';
@@ -66,7 +66,8 @@ describe('mailbox slots in the relay store', () => {
   it('keeps the first item of a slot, refuses others, deletes only with the token, expires and releases', () => {
     const a = alice();
     const rk = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 0);
-    const seal = (text: string, exp = now + HOUR) => sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp, t: now, n: 0, data: enc(text) });
+    const seal = (text: string, exp = now + HOUR) =>
+      sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp, t: now, n: 0, data: enc(text) });
     const first = seal('first');
     expect(store.putMailbox(rk, first.bytes, now)).to.equal('stored');
     expect(store.putMailbox(rk, first.bytes, now)).to.equal('exists');
@@ -109,7 +110,15 @@ describe('mailbox slots in the relay store', () => {
     expect(store.stats().bytes).to.equal(before + item.bytes.length);
     store.sweepExpired(now + 1000, true);
     expect(store.stats().bytes).to.equal(before);
-    const far = sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp: now + MAX_MAILBOX_TTL_MS + HOUR, t: now, n: 0, data: enc('x') });
+    const far = sealMailboxItem({
+      sender: createIdentity(),
+      recipient: a.publicKey,
+      slot: rk,
+      exp: now + MAX_MAILBOX_TTL_MS + HOUR,
+      t: now,
+      n: 0,
+      data: enc('x'),
+    });
     let code = '';
     try {
       store.putMailbox(slotLocator(inboxKey(a.publicKey, 1), 0), far.bytes, now);
@@ -203,7 +212,7 @@ describe('offline messages through mailboxes (relay processes)', function () {
     }
   });
 
-  it('holders keep only ciphertext: a wrong key cannot decrypt, and no holder\'s disk has the plaintext', async () => {
+  it("holders keep only ciphertext: a wrong key cannot decrypt, and no holder's disk has the plaintext", async () => {
     const dave = createIdentity();
     const mallory = createIdentity();
     const marker = `secret-marker-${toHex(crypto().random(8))}`;
@@ -243,7 +252,15 @@ describe('offline messages through mailboxes (relay processes)', function () {
     }
     // An item living longer than the maximum is refused by every holder.
     const rk1 = slotLocator(inboxKey(carol.publicKey, mailboxEpochAt(Date.now())), 1);
-    const far = sealMailboxItem({ sender: createIdentity(), recipient: carol.publicKey, slot: rk1, exp: Date.now() + MAX_MAILBOX_TTL_MS + HOUR, t: Date.now(), n: 0, data: enc('x') });
+    const far = sealMailboxItem({
+      sender: createIdentity(),
+      recipient: carol.publicKey,
+      slot: rk1,
+      exp: Date.now() + MAX_MAILBOX_TTL_MS + HOUR,
+      t: Date.now(),
+      n: 0,
+      data: enc('x'),
+    });
     expect(await probe.storeAll('mailbox', rk1, far.bytes)).to.deep.equal(Array(probe.holders(rk1).length).fill('invalid'));
     expect(await codeOf(bob.send(formatAddress(carol.publicKey), enc('x'), { ttlMs: MAX_MAILBOX_TTL_MS + 1 }))).to.equal('ERR_CONFIG');
   });
@@ -277,7 +294,16 @@ describe('offline messages through mailboxes (relay processes)', function () {
       // One message (one id) stored in two slots, as a sender does after a race: delivered once.
       const id = crypto().random(16);
       for (const i of [3, 4]) {
-        const s = sealMailboxItem({ sender: bob.identity, recipient: erin.publicKey, slot: slot(i), exp: Date.now() + HOUR, t: Date.now(), n: 99, data: enc('twice'), id });
+        const s = sealMailboxItem({
+          sender: bob.identity,
+          recipient: erin.publicKey,
+          slot: slot(i),
+          exp: Date.now() + HOUR,
+          t: Date.now(),
+          n: 99,
+          data: enc('twice'),
+          id,
+        });
         expect(await probe.storeAll('mailbox', slot(i), s.bytes)).to.include('ok');
       }
       expect(await m.checkMailbox()).to.equal(1);
@@ -311,7 +337,7 @@ describe('offline messages through mailboxes (relay processes)', function () {
     expect(failures).to.deep.equal(['ERR_UNREACHABLE', 'ERR_ABORTED', 'ERR_TIMEOUT', 'ERR_LIMIT']);
   });
 
-  it('a holder of a slot killed: relays copy the item to the slot\'s new holder, and the recipient still gets it', async () => {
+  it("a holder of a slot killed: relays copy the item to the slot's new holder, and the recipient still gets it", async () => {
     const frank = createIdentity();
     expect((await bob.send(formatAddress(frank.publicKey), enc('kept safe'))).status).to.equal('stored-offline');
     const rk = mailboxSlot(frank.publicKey, mailboxEpochAt(Date.now()), 0);
@@ -320,7 +346,13 @@ describe('offline messages through mailboxes (relay processes)', function () {
     // Count copies through a client whose entries are all live relays: the clients above pin two entries each, and a
     // client pinned to {victim, r} has no path that ends at r (a path never repeats a relay).
     const live = net.relays.filter((r) => r !== victim);
-    const cl = new AlliumClient({ bootstrap: [live[0]!.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, entryRelays: live.map((r) => r.fingerprint) });
+    const cl = new AlliumClient({
+      bootstrap: [live[0]!.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+      entryRelays: live.map((r) => r.fingerprint),
+    });
     await cl.start();
     const seen = new Map<string, string>();
     try {

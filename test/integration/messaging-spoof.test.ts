@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
-import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging/node.js';
 import { crypto } from '../../crypto/index.js';
 import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
 import { isAlliumError, type AlliumError } from '../../protocol/errors.js';
@@ -42,7 +42,9 @@ async function impostorConversation(client: AlliumClient, victim: Identity, addr
   const forged: Identity = { publicKey: victim.publicKey, secretKey: createIdentity().secretKey };
   // A long acknowledgement timeout: the impostor keeps its circuit open for the whole test.
   const messenger = new Messenger(client, forged, { ackTimeoutMs: 3_600_000 });
-  const open = (messenger as unknown as { conversationWith(k: string, s?: AbortSignal, a?: unknown): Promise<ConversationView> }).conversationWith.bind(messenger);
+  const open = (messenger as unknown as { conversationWith(k: string, s?: AbortSignal, a?: unknown): Promise<ConversationView> }).conversationWith.bind(
+    messenger,
+  );
   const conv = await open(address, undefined, undefined);
   void conv.send(crypto().random(16), enc('forged')).catch(() => undefined);
   return { messenger, conv };

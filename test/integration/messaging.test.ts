@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { promisify } from 'node:util';
 import { AlliumClient } from '../../client/client.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging.js';
+import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
@@ -100,7 +100,7 @@ describe('private messaging and hidden services (relay processes)', function () 
   });
 
   it('an introduction relay killed → the endpoint republishes and stays reachable', async () => {
-    const intros = (alice as unknown as { intros: Map<string, unknown> }).intros;
+    const intros = (alice as unknown as { endpoint: { intros: Map<string, unknown> } }).endpoint.intros;
     const victimFp = [...intros.keys()][0]!;
     const victim = net.relays.find((r) => r.fingerprint === victimFp)!;
     let published = 0;

@@ -44,7 +44,8 @@ describe('out-of-memory handler and CONTROL reassembly (relay in process)', func
     hog.once('link:close', () => (hogClosed = true));
     for (let i = 0; i < 150; i++) hog.sendCell(0, CellCommand.CONTROL, controlBody({ first: i === 0, last: false, data: new Uint8Array(CONTROL_DATA_MAX) }));
     hog.sendCell(1, CellCommand.RELAY, new Uint8Array(CELL_BODY_LEN)); // a cell for no circuit: counted when it arrives
-    const unknownCells = async (): Promise<number> => (await relay.metrics.drops.get()).values.find((v) => v.labels['reason'] === 'relay_unknown_circuit')?.value ?? 0;
+    const unknownCells = async (): Promise<number> =>
+      (await relay.metrics.drops.get()).values.find((v) => v.labels['reason'] === 'relay_unknown_circuit')?.value ?? 0;
     await waitFor(async () => (await unknownCells()) >= 1, 20_000, 'the fragments at the relay');
     relay.checkMemory();
     await waitFor(() => hogClosed, 5_000, 'the hog closed by the out-of-memory handler');

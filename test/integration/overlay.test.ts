@@ -46,17 +46,24 @@ describe('overlay (10 relay processes)', function () {
 
   it('converges: every relay serves the same directory of all 10 relays', async () => {
     const expected = net.relays.map((r) => r.fingerprint).sort();
-    await waitFor(async () => {
-      const views = await Promise.all(net.relays.map((r) => directoryOf(r.bootstrap)));
-      return views.every((v) => JSON.stringify(v) === JSON.stringify(expected));
-    }, 20_000, 'identical directories');
+    await waitFor(
+      async () => {
+        const views = await Promise.all(net.relays.map((r) => directoryOf(r.bootstrap)));
+        return views.every((v) => JSON.stringify(v) === JSON.stringify(expected));
+      },
+      20_000,
+      'identical directories',
+    );
   });
 
   it('a client cross-checks the directory from several relays', async () => {
     const links = await Promise.all(net.relays.slice(0, 3).map((r) => clientLink(r.bootstrap)));
     try {
       const pages = await Promise.all(links.map((l) => fetchFromRelay(l, 0)));
-      const result = crossCheck(pages.map((p) => p.raws), Date.now());
+      const result = crossCheck(
+        pages.map((p) => p.raws),
+        Date.now(),
+      );
       expect(result.accepted.map((d) => d.fingerprint).sort()).to.deep.equal(net.relays.map((r) => r.fingerprint).sort());
       // A source that injects or omits entries is outvoted.
       const forgedSource = pages[0]!.raws.slice(1);
@@ -71,17 +78,26 @@ describe('overlay (10 relay processes)', function () {
     const victim = net.relays[5]!;
     await victim.kill('SIGKILL');
     const others = net.relays.filter((r) => r !== victim);
-    await waitFor(async () => {
-      const views = await Promise.all(others.map((r) => directoryOf(r.bootstrap)));
-      return views.every((v) => v.length === 9 && !v.includes(victim.fingerprint));
-    }, 20_000, 'expiry everywhere');
+    await waitFor(
+      async () => {
+        const views = await Promise.all(others.map((r) => directoryOf(r.bootstrap)));
+        return views.every((v) => v.length === 9 && !v.includes(victim.fingerprint));
+      },
+      20_000,
+      'expiry everywhere',
+    );
   });
 
   it('SIGTERM stops a relay cleanly (exit 0) and a restart keeps its identity', async () => {
     const r = net.relays[7]!;
     const code = await r.kill('SIGTERM');
     expect(code).to.equal(0);
-    const again = await startRelay({ dataDir: r.dataDir, bootstrap: [net.bootstrap], nickname: 'again', timing: { descriptor_lifetime: 8000, descriptor_renew: 1500 } });
+    const again = await startRelay({
+      dataDir: r.dataDir,
+      bootstrap: [net.bootstrap],
+      nickname: 'again',
+      timing: { descriptor_lifetime: 8000, descriptor_renew: 1500 },
+    });
     try {
       expect(again.fingerprint).to.equal(r.fingerprint);
       await waitFor(async () => (await directoryOf(net.bootstrap)).includes(r.fingerprint), 10_000, 'rejoin');

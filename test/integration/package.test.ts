@@ -124,7 +124,8 @@ describe('packaging (npm pack, install in an empty folder)', function () {
 
   it('with better-sqlite3 installed beside it, the relay opens its store', async () => {
     // Copied from this checkout rather than installed, which would compile it again.
-    for (const name of ['better-sqlite3', 'bindings', 'file-uri-to-path']) cpSync(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name), { recursive: true });
+    for (const name of ['better-sqlite3', 'bindings', 'file-uri-to-path'])
+      cpSync(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name), { recursive: true });
     await relayStartsAndStops('relay-store', '');
     expect(existsSync(join(dir, 'relay-store', 'store.sqlite'))).to.equal(true);
   });
@@ -145,7 +146,10 @@ describe('packaging (npm pack, install in an empty folder)', function () {
     // systemd's PATH has /usr/local/bin (and /usr/bin): with --prefix /usr/local, the command would be there.
     const version = await run('/usr/bin/env', [exec, '--version'], { env: { ...process.env, PATH: `${join(prefix, 'bin')}:/usr/bin:/bin` } });
     expect(version.stdout.trim()).to.equal(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
-    const docs = /^Documentation=(.*)$/m.exec(unit)![1]!.split(' ').map((d) => d.replace(/^file:/, ''));
+    const docs = /^Documentation=(.*)$/m
+      .exec(unit)![1]!
+      .split(' ')
+      .map((d) => d.replace(/^file:/, ''));
     expect(docs).to.include('/usr/local/lib/node_modules/allium/docs/operator-guide.md');
     expect(existsSync(join(prefix, 'lib', 'node_modules', 'allium', 'docs', 'operator-guide.md'))).to.equal(true);
     expect(existsSync(join(prefix, 'lib', 'node_modules', 'allium', 'contrib', 'allium-relay.service'))).to.equal(true);

@@ -37,7 +37,12 @@ describe('path choice after failures (relay processes)', function () {
   it('stop() while circuits are being built: the builds end with ERR_ABORTED and no circuit is kept', async () => {
     const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 4 });
     await c.start();
-    const builds = Array.from({ length: 3 }, () => c.newCircuit({ exitPort: null }).then(() => 'built', (e: unknown) => (isAlliumError(e) ? e.code : String(e))));
+    const builds = Array.from({ length: 3 }, () =>
+      c.newCircuit({ exitPort: null }).then(
+        () => 'built',
+        (e: unknown) => (isAlliumError(e) ? e.code : String(e)),
+      ),
+    );
     await c.stop();
     for (const r of await Promise.all(builds)) expect(r).to.equal('ERR_ABORTED');
     await new Promise((r) => setTimeout(r, 500));

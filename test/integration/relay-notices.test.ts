@@ -39,10 +39,19 @@ describe('relay notices (allium relay processes)', function () {
     writeFileSync(config, `data_dir = "${join(dir, name)}"\nstorage_quota = 0\nallow_private_addresses = true\n${toml}`);
     const r = spawnAllium(['relay', '--config', config], o);
     running.push(r);
-    await waitFor(() => /bootstrap line: (\S+ \S+)/.test(r.stdout()) || /bridge line/.test(r.stdout()), 60_000, () => `relay ${name} to start:\n${r.stdout()}${r.stderr()}`);
+    await waitFor(
+      () => /bootstrap line: (\S+ \S+)/.test(r.stdout()) || /bridge line/.test(r.stdout()),
+      60_000,
+      () => `relay ${name} to start:\n${r.stdout()}${r.stderr()}`,
+    );
     return { r, config, bootstrap: /bootstrap line: (\S+ \S+)/.exec(r.stdout())?.[1] ?? '' };
   }
-  const waitLog = (r: RunningAllium, re: RegExp, what: string): Promise<void> => waitFor(() => re.test(r.stderr()), 60_000, () => `${what}:\n${r.stderr()}`);
+  const waitLog = (r: RunningAllium, re: RegExp, what: string): Promise<void> =>
+    waitFor(
+      () => re.test(r.stderr()),
+      60_000,
+      () => `${what}:\n${r.stderr()}`,
+    );
 
   before(() => {
     dir = tempDir('allium-notices-');
@@ -56,21 +65,36 @@ describe('relay notices (allium relay processes)', function () {
     const { r } = await relay('listen = "127.0.0.1:0"\n');
     await waitLog(r, /reachability: the published address/, 'the self-test');
     const lines = jsonLines(r.stderr());
-    expect(r.stderr().split('\n').filter(Boolean).every((l) => l.startsWith('{')), 'every line JSON').to.equal(true);
+    expect(
+      r
+        .stderr()
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => l.startsWith('{')),
+      'every line JSON',
+    ).to.equal(true);
     const warn = lines.find((l) => l.level === 40 && l.msg.startsWith('no bootstrap relay'));
-    expect(warn?.msg).to.equal('no bootstrap relay: this relay starts a network of its own (one relay); to join an existing network, add a bootstrap line its operators give you');
-    expect(lines.find((l) => l.msg.startsWith('reachability:'))?.msg).to.match(/^reachability: the published address ws:\/\/127\.0\.0\.1:\d+\/allium answers \(a link handshake with this relay completed\)$/);
+    expect(warn?.msg).to.equal(
+      'no bootstrap relay: this relay starts a network of its own (one relay); to join an existing network, add a bootstrap line its operators give you',
+    );
+    expect(lines.find((l) => l.msg.startsWith('reachability:'))?.msg).to.match(
+      /^reachability: the published address ws:\/\/127\.0\.0\.1:\d+\/allium answers \(a link handshake with this relay completed\)$/,
+    );
   });
 
   it('a wildcard listen without public_address, and a published address that does not answer, are warned about', async () => {
     const { r } = await relay('listen = "0.0.0.0:0"\n');
     await waitLog(r, /wildcard/, 'the wildcard warning');
-    expect(r.stderr()).to.include('listen is the wildcard address 0.0.0.0:0 and public_address is not set: the relay publishes that address, which no one else can dial; set public_address');
+    expect(r.stderr()).to.include(
+      'listen is the wildcard address 0.0.0.0:0 and public_address is not set: the relay publishes that address, which no one else can dial; set public_address',
+    );
     const { r: r2 } = await relay('listen = "127.0.0.1:0"\npublic_address = "ws://127.0.0.1:1/allium"\n');
     await waitLog(r2, /reachability:/, 'the self-test');
     const w = jsonLines(r2.stderr()).find((l) => l.msg.startsWith('reachability:'))!;
     expect(w.level).to.equal(40);
-    expect(w.msg).to.match(/^reachability: the published address ws:\/\/127\.0\.0\.1:1\/allium does not answer from this machine: nothing listens at that address \(connection refused\)\./);
+    expect(w.msg).to.match(
+      /^reachability: the published address ws:\/\/127\.0\.0\.1:1\/allium does not answer from this machine: nothing listens at that address \(connection refused\)\./,
+    );
   });
 
   it('says which bootstrap relay failed and why: nothing there, or a relay with another fingerprint', async () => {
@@ -93,13 +117,17 @@ describe('relay notices (allium relay processes)', function () {
 
   it('logs "joined: N relays known, M links" once it has joined, and a heartbeat line', async () => {
     const { bootstrap } = await relay('listen = "127.0.0.1:0"\n[timing]\ngossip_interval = 1000\nmaintenance_interval = 250\n');
-    const { r } = await relay(`listen = "127.0.0.1:0"\nbootstrap = ["${bootstrap}"]\n[timing]\ngossip_interval = 1000\nmaintenance_interval = 250\nheartbeat_interval = "1 s"\n`);
+    const { r } = await relay(
+      `listen = "127.0.0.1:0"\nbootstrap = ["${bootstrap}"]\n[timing]\ngossip_interval = 1000\nmaintenance_interval = 250\nheartbeat_interval = "1 s"\n`,
+    );
     await waitLog(r, /joined: /, 'joined');
     await waitLog(r, /heartbeat: /, 'a heartbeat');
     const lines = jsonLines(r.stderr());
     expect(lines.find((l) => l.msg.startsWith('joined:'))!.msg).to.equal('joined: 2 relays known, 1 links');
     const hb = lines.find((l) => l.msg.startsWith('heartbeat:'))!;
-    expect(hb.msg).to.match(/^heartbeat: up \d+m \d+s; 1 relay links, \d+ client links; 0 circuits; [\d.]+ (B|kB|MB) in, [\d.]+ (B|kB|MB) out; directory 2 relays; no content store$/);
+    expect(hb.msg).to.match(
+      /^heartbeat: up \d+m \d+s; 1 relay links, \d+ client links; 0 circuits; [\d.]+ (B|kB|MB) in, [\d.]+ (B|kB|MB) out; directory 2 relays; no content store$/,
+    );
     expect(hb).to.include({ relayLinks: 1, circuits: 0, relays: 2 });
     expect(lines.some((l) => l.msg.startsWith('no bootstrap relay'))).to.equal(false);
   });
@@ -108,9 +136,14 @@ describe('relay notices (allium relay processes)', function () {
     const { r } = await relay('listen = "127.0.0.1:0"\nlog_format = "pretty"\n');
     await waitLog(r, /reachability:/, 'the self-test');
     const lines = r.stderr().split('\n').filter(Boolean);
-    expect(lines.some((l) => l.startsWith('{')), 'no JSON line').to.equal(false);
+    expect(
+      lines.some((l) => l.startsWith('{')),
+      'no JSON line',
+    ).to.equal(false);
     expect(lines.some((l) => /^\d\d:\d\d:\d\d WARN {2}no bootstrap relay: /.test(l))).to.equal(true);
-    expect(lines.some((l) => /^\d\d:\d\d:\d\d INFO {2}relay running {2}relay=[0-9a-f]{8} address=ws:\/\/127\.0\.0\.1:\d+\/allium bridge=false/.test(l))).to.equal(true);
+    expect(
+      lines.some((l) => /^\d\d:\d\d:\d\d INFO {2}relay running {2}relay=[0-9a-f]{8} address=ws:\/\/127\.0\.0\.1:\d+\/allium bridge=false/.test(l)),
+    ).to.equal(true);
     // Under a terminal (a pseudo-terminal from script(1)), "auto" is readable too, with the level in colour.
     needProgram(this, 'script');
     const config = join(dir, 'tty.toml');
@@ -120,7 +153,11 @@ describe('relay notices (allium relay processes)', function () {
     let out = '';
     tty.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     try {
-      await waitFor(() => out.includes('heartbeat:'), 60_000, () => `a heartbeat on the terminal:\n${out}`);
+      await waitFor(
+        () => out.includes('heartbeat:'),
+        60_000,
+        () => `a heartbeat on the terminal:\n${out}`,
+      );
     } finally {
       tty.kill('SIGKILL');
     }
@@ -133,17 +170,24 @@ describe('relay notices (allium relay processes)', function () {
     const admin = /status page: (\S+)/.exec(r.stdout())![1]!;
     const status = async (): Promise<{ nickname: string }> => (await (await fetch(`${admin}status.json`)).json()) as { nickname: string };
     expect((await status()).nickname).to.equal('before');
-    writeFileSync(config, `data_dir = "${join(dir, `r${n - 1}`)}"\nstorage_quota = 0\nallow_private_addresses = true\nlisten = "127.0.0.1:9"\nnickname = "after"\nadmin = "127.0.0.1:0"\nbandwidth_rate = "20 MB"\nlog_level = "debug"\n`);
+    writeFileSync(
+      config,
+      `data_dir = "${join(dir, `r${n - 1}`)}"\nstorage_quota = 0\nallow_private_addresses = true\nlisten = "127.0.0.1:9"\nnickname = "after"\nadmin = "127.0.0.1:0"\nbandwidth_rate = "20 MB"\nlog_level = "debug"\n`,
+    );
     process.kill(r.pid, 'SIGHUP');
     await waitLog(r, /reloaded the configuration/, 'the reload');
     const lines = jsonLines(r.stderr());
-    expect(lines.find((l) => l.msg.startsWith('reloaded the configuration'))!.msg).to.equal('reloaded the configuration: applied nickname, bandwidth_rate, log_level');
+    expect(lines.find((l) => l.msg.startsWith('reloaded the configuration'))!.msg).to.equal(
+      'reloaded the configuration: applied nickname, bandwidth_rate, log_level',
+    );
     expect(lines.find((l) => l.msg.startsWith('these changes need a restart'))!.msg).to.equal('these changes need a restart and were not applied: listen');
     expect((await status()).nickname).to.equal('after');
     writeFileSync(config, 'nickname = "broken\n');
     process.kill(r.pid, 'SIGHUP');
     await waitLog(r, /reload failed/, 'the failed reload');
-    expect(jsonLines(r.stderr()).find((l) => l.msg.startsWith('reload failed'))!.msg).to.match(/^reload failed, nothing changed: config file .*, line 1, column \d+: not valid TOML: /);
+    expect(jsonLines(r.stderr()).find((l) => l.msg.startsWith('reload failed'))!.msg).to.match(
+      /^reload failed, nothing changed: config file .*, line 1, column \d+: not valid TOML: /,
+    );
     expect((await status()).nickname).to.equal('after');
     const code = await r.kill('SIGTERM');
     expect(code, 'still running after both SIGHUPs, then an orderly stop').to.equal(0);
@@ -173,7 +217,9 @@ describe('relay notices (allium relay processes)', function () {
     copyFileSync(b.key, key);
     process.kill(r.pid, 'SIGHUP');
     await waitLog(r, /reloaded the configuration/, 'the reload');
-    expect(jsonLines(r.stderr()).find((l) => l.msg.startsWith('reloaded the configuration'))!.msg).to.equal('reloaded the configuration: nothing to apply; TLS certificate read again');
+    expect(jsonLines(r.stderr()).find((l) => l.msg.startsWith('reloaded the configuration'))!.msg).to.equal(
+      'reloaded the configuration: nothing to apply; TLS certificate read again',
+    );
     expect(await served()).to.equal(fp(b.cert));
   });
 
@@ -186,10 +232,18 @@ describe('relay notices (allium relay processes)', function () {
     try {
       await waitFor(() => got.includes('listening'), 10_000, 'the fake notify socket');
       const { r } = await relay('listen = "127.0.0.1:0"\n', { env: { NOTIFY_SOCKET: socket } });
-      await waitFor(() => got.includes('READY=1'), 30_000, () => `READY=1:\n${got}`);
+      await waitFor(
+        () => got.includes('READY=1'),
+        30_000,
+        () => `READY=1:\n${got}`,
+      );
       expect(got).to.match(new RegExp(`MAINPID=${r.pid} \\| READY=1 \\| STATUS=relay [0-9a-f]{8} running at ws://127\\.0\\.0\\.1:\\d+/allium`));
       process.kill(r.pid, 'SIGHUP');
-      await waitFor(() => /RELOADING=1[\s\S]*\| READY=1/.test(got), 30_000, () => `RELOADING=1 then READY=1:\n${got}`);
+      await waitFor(
+        () => /RELOADING=1[\s\S]*\| READY=1/.test(got),
+        30_000,
+        () => `RELOADING=1 then READY=1:\n${got}`,
+      );
       expect(await r.kill('SIGTERM')).to.equal(0);
       expect(got).to.include('STOPPING=1');
     } finally {

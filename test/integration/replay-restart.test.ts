@@ -45,9 +45,9 @@ async function create(link: Link, header: Uint8Array): Promise<Cell> {
 async function connect(relay: RelayProcess, now?: () => number): Promise<{ link: Link; url: string; self: Descriptor }> {
   const b = parseBootstrap(relay.bootstrap);
   let url = '';
-  const capture: SocketFactory = (u, signal) => {
+  const capture: SocketFactory = (u, options) => {
     url = u;
-    return nodeSocketFactory(u, signal);
+    return nodeSocketFactory(u, options);
   };
   const link = await openLink(capture, b.url, { role: 'initiator', responder: b.identity }, now ? { now } : {});
   const self = (await fetchFromRelay(link, 0)).raws.map((r) => verifyDescriptor(r, Date.now())).find((d) => d.fingerprint === relay.fingerprint)!;

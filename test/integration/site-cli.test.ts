@@ -40,7 +40,9 @@ describe('allium CLI: sites (relay processes)', function () {
     expect(r.code, r.stderr).to.equal(0);
     link = r.stdout.trim();
     expect(link).to.match(/^allium:ssk\/[a-z2-7]{111}\/garden$/);
-    expect(r.stderr).to.match(/3 files \(0 unchanged, not sent again\)/).and.match(/edition 1/);
+    expect(r.stderr)
+      .to.match(/3 files \(0 unchanged, not sent again\)/)
+      .and.match(/edition 1/);
     expect(readFileSync(join(work, 'pub.key'), 'utf8')).to.match(/^[0-9a-f]{64}\n$/);
   });
 
@@ -49,7 +51,9 @@ describe('allium CLI: sites (relay processes)', function () {
     const r = await runAllium(['update', site, '--note', 'a new front page', ...common()], { timeoutMs: 180_000 });
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout.trim()).to.equal(link);
-    expect(r.stderr).to.match(/3 files \(2 unchanged, not sent again\)/).and.match(/edition 2/);
+    expect(r.stderr)
+      .to.match(/3 files \(2 unchanged, not sent again\)/)
+      .and.match(/edition 2/);
   });
 
   it('status LINK: every block of the site at its holders', async () => {

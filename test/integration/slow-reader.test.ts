@@ -36,7 +36,19 @@ describe('a peer that asks and never reads (relay process)', function () {
     const ds = Array.from({ length: 300 }, (_, i) => {
       const id = IdentityKey.generate();
       return signDescriptor(
-        { id: id.publicKey, onion: crypto().x25519Keypair().publicKey, addr: 'ws://127.0.0.1:1/allium', nick: `filler${i}`, contact: 'x'.repeat(256), family: [], bw: 1000, exit, caps: [], pub: now, exp: now + 3_600_000 },
+        {
+          id: id.publicKey,
+          onion: crypto().x25519Keypair().publicKey,
+          addr: 'ws://127.0.0.1:1/allium',
+          nick: `filler${i}`,
+          contact: 'x'.repeat(256),
+          family: [],
+          bw: 1000,
+          exit,
+          caps: [],
+          pub: now,
+          exp: now + 3_600_000,
+        },
         id.secretKey,
       ).raw;
     });
@@ -66,7 +78,11 @@ describe('a peer that asks and never reads (relay process)', function () {
       await new Promise((r) => setTimeout(r, 100));
     }
     // Every request has reached the relay: one cell each, four cells to a frame at most.
-    await waitFor(async () => (await relay.metric('allium_link_bytes_total', { direction: 'in' })) >= bytesBefore + 125 * FRAME_LEN, 30_000, 'the 500 requests at the relay');
+    await waitFor(
+      async () => (await relay.metric('allium_link_bytes_total', { direction: 'in' })) >= bytesBefore + 125 * FRAME_LEN,
+      30_000,
+      'the 500 requests at the relay',
+    );
     for (let i = 0; i < 10; i++) {
       worst = Math.max(worst, await relay.metric('allium_link_buffered_bytes_max'));
       await new Promise((r) => setTimeout(r, 100));
@@ -78,7 +94,7 @@ describe('a peer that asks and never reads (relay process)', function () {
 
     // An honest client is served meanwhile.
     const honest = await link(relay);
-    const { raws } = await fetchFromRelay(honest, 0, AbortSignal.timeout(20_000));
+    const { raws } = await fetchFromRelay(honest, 0, { signal: AbortSignal.timeout(20_000) });
     expect(raws.length).to.be.greaterThanOrEqual(301);
     honest.close();
 

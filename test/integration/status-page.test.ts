@@ -53,7 +53,9 @@ describe('relay status page (headless Chromium)', function () {
     };
     expect(textById(dom, 'fp')).to.equal(status.fingerprint);
     expect(textById(dom, 'version')).to.equal(status.version);
-    expect(Number(textById(dom, 'dir-size'))).to.equal(status.directory.length).and.to.equal(await a.metric('allium_directory_relays'));
+    expect(Number(textById(dom, 'dir-size')))
+      .to.equal(status.directory.length)
+      .and.to.equal(await a.metric('allium_directory_relays'));
     expect(Number(textById(dom, 'links-relay'))).to.equal(await a.metric('allium_links', { kind: 'relay' }));
     expect(Number(textById(dom, 'links-client'))).to.equal(await a.metric('allium_links', { kind: 'client' }));
     expect(Number(textById(dom, 'circuits'))).to.equal(await a.metric('allium_circuits'));

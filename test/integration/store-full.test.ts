@@ -82,7 +82,7 @@ describe('a full store stops advertising itself (relay processes)', function () 
     const roots = links.map(({ link }) => (parseLink(link) as { rk: Uint8Array }).rk);
     await waitFor(
       async () => {
-        for (const rk of roots) if ((await content.fetchFromAll('block', rk, undefined, { head: true })).length < 3) return false;
+        for (const rk of roots) if ((await content.fetchFromAll('block', rk, { head: true })).length < 3) return false;
         return true;
       },
       90_000,

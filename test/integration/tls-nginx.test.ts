@@ -51,7 +51,13 @@ describe('TLS and relays behind nginx (relay processes, nginx)', function () {
   let web: { port: number; close(): Promise<void> } | null = null;
   const page = patternBytes(300_000, 4);
   const client = (o: { bootstrap?: string[]; bridges?: string[]; entryRelays?: string[] }): AlliumClient =>
-    new AlliumClient({ bootstrap: o.bootstrap ?? [], ...o, socketFactory: createNodeSocketFactory({ ca: cert.pem }), enforceDistinctSubnets: false, poolSize: 0 });
+    new AlliumClient({
+      bootstrap: o.bootstrap ?? [],
+      ...o,
+      socketFactory: createNodeSocketFactory({ ca: cert.pem }),
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+    });
 
   before(async function () {
     needProgram(this, 'nginx', 'openssl');
@@ -68,11 +74,32 @@ describe('TLS and relays behind nginx (relay processes, nginx)', function () {
       ],
     });
     const behind = (path: string): Record<string, unknown> => ({ path, public_address: `wss://127.0.0.1:${nginx!.port}${path}` });
-    proxied = await startRelay({ nickname: 'proxied', listen: `127.0.0.1:${relayPort}`, bootstrap: [net.bootstrap], env, extra: { ...behind(RELAY_PATH), probe_resistant: true } });
-    bridge = await startRelay({ nickname: 'bridge', listen: `127.0.0.1:${bridgePort}`, bootstrap: [net.bootstrap], env, extra: { ...behind(BRIDGE_PATH), bridge: true } });
-    native = await startRelay({ nickname: 'native', bootstrap: [net.bootstrap], env, extra: { tls_cert: cert.cert, tls_key: cert.key, probe_resistant: true } });
+    proxied = await startRelay({
+      nickname: 'proxied',
+      listen: `127.0.0.1:${relayPort}`,
+      bootstrap: [net.bootstrap],
+      env,
+      extra: { ...behind(RELAY_PATH), probe_resistant: true },
+    });
+    bridge = await startRelay({
+      nickname: 'bridge',
+      listen: `127.0.0.1:${bridgePort}`,
+      bootstrap: [net.bootstrap],
+      env,
+      extra: { ...behind(BRIDGE_PATH), bridge: true },
+    });
+    native = await startRelay({
+      nickname: 'native',
+      bootstrap: [net.bootstrap],
+      env,
+      extra: { tls_cert: cert.cert, tls_key: cert.key, probe_resistant: true },
+    });
     const everyone = [...net.relays, proxied, bridge, native];
-    await waitFor(async () => (await Promise.all(everyone.map((r) => r.metric('allium_directory_relays')))).every((n) => n === 5), 30_000, 'five public relays everywhere');
+    await waitFor(
+      async () => (await Promise.all(everyone.map((r) => r.metric('allium_directory_relays')))).every((n) => n === 5),
+      30_000,
+      'five public relays everywhere',
+    );
     web = await startBytesServer(page);
   });
   after(async () => {
@@ -153,10 +180,16 @@ describe('TLS and relays behind nginx (relay processes, nginx)', function () {
     expect(withoutDate(await rawHttp({ port, path: '/no-such-page.html', upgrade: true, ...tls }))).to.equal(miss);
     const relayId = parseBootstrap(proxied!.bootstrap).identity;
     const b = parseBridgeLine(bridge!.bridge!);
-    const token = (responder: Uint8Array, psk?: Uint8Array): string => new LinkInitiator({ responder, now: Date.now(), ...(psk ? { psk } : {}) }).upgradeToken();
+    const token = (responder: Uint8Array, psk?: Uint8Array): string =>
+      new LinkInitiator({ responder, now: Date.now(), ...(psk ? { psk } : {}) }).upgradeToken();
     const probes: { path: string; upgrade?: boolean }[] = [];
     for (const path of [RELAY_PATH, BRIDGE_PATH]) {
-      probes.push({ path }, { path, upgrade: true }, { path: `${path}?token=garbage`, upgrade: true }, { path: `${path}?token=${token(IdentityKey.generate().publicKey)}`, upgrade: true });
+      probes.push(
+        { path },
+        { path, upgrade: true },
+        { path: `${path}?token=garbage`, upgrade: true },
+        { path: `${path}?token=${token(IdentityKey.generate().publicKey)}`, upgrade: true },
+      );
     }
     probes.push({ path: `${BRIDGE_PATH}?token=${token(b.identity)}`, upgrade: true }); // knows the identity, not the secret
     probes.push({ path: `${BRIDGE_PATH}?token=${token(b.identity, crypto().random(32))}`, upgrade: true }); // a wrong secret
@@ -173,7 +206,11 @@ describe('TLS and relays behind nginx (relay processes, nginx)', function () {
     const nport = Number(new URL(parseBootstrap(native!.bootstrap).url).port);
     const nmiss = withoutDate(await rawHttp({ port: nport, path: '/index.html', ...tls }));
     expect(nmiss).to.match(/^HTTP\/1\.1 404 Not Found\n/);
-    for (const p of [{ path: '/allium' }, { path: '/allium', upgrade: true }, { path: `/allium?token=${token(IdentityKey.generate().publicKey)}`, upgrade: true }]) {
+    for (const p of [
+      { path: '/allium' },
+      { path: '/allium', upgrade: true },
+      { path: `/allium?token=${token(IdentityKey.generate().publicKey)}`, upgrade: true },
+    ]) {
       expect(withoutDate(await rawHttp({ port: nport, ...tls, ...p })), JSON.stringify(p)).to.equal(nmiss);
     }
   });

@@ -40,7 +40,14 @@ function rig(hops = 3): Rig {
     },
     once: () => () => undefined,
   } as unknown as Link;
-  const circuit = new ClientCircuit(link, CIRC_ID, new ClientCircuitCrypto(keys), [], new CircuitTable(), keys.map((k) => k.binding));
+  const circuit = new ClientCircuit(
+    link,
+    CIRC_ID,
+    new ClientCircuitCrypto(keys),
+    [],
+    new CircuitTable(),
+    keys.map((k) => k.binding),
+  );
   const relays = keys.map((k) => new RelayHopCrypto(k));
   return {
     circuit,
@@ -67,7 +74,10 @@ async function settled(p: Promise<unknown>): Promise<string> {
 }
 
 describe('client circuits accept replies only from the hop asked, and only what their purpose takes', () => {
-  for (const [name, command] of [['INTRO_ESTABLISHED', RelayCommand.INTRO_ESTABLISHED], ['RENDEZVOUS_ESTABLISHED', RelayCommand.RENDEZVOUS_ESTABLISHED]] as const) {
+  for (const [name, command] of [
+    ['INTRO_ESTABLISHED', RelayCommand.INTRO_ESTABLISHED],
+    ['RENDEZVOUS_ESTABLISHED', RelayCommand.RENDEZVOUS_ESTABLISHED],
+  ] as const) {
     it(`a middle relay forging ${name} is refused and the circuit destroyed`, async () => {
       const { circuit, destroys, fromHop } = rig();
       const reply = circuit.waitFor(command, 30_000);

@@ -87,7 +87,11 @@ describe('content requests end their streams', () => {
       const results = Array.from({ length: 20 }, () => fetchItem(circuit, 'block', RK).catch((e: { code: string }) => e.code));
       expect(mux.size).to.equal(20);
       const codes = await clock.waitFor(Promise.all(results), 60_000);
-      expect({ codes: [...new Set(codes)], open: mux.size, reasons: [...new Set(ends.values())] }).to.deep.equal({ codes: ['ERR_TIMEOUT'], open: 0, reasons: [EndReason.TIMEOUT] });
+      expect({ codes: [...new Set(codes)], open: mux.size, reasons: [...new Set(ends.values())] }).to.deep.equal({
+        codes: ['ERR_TIMEOUT'],
+        open: 0,
+        reasons: [EndReason.TIMEOUT],
+      });
     } finally {
       restore();
     }

@@ -167,6 +167,11 @@ describe('stream multiplexer (net/stream-mux.ts)', () => {
     c.on('stream:end', (r) => (reason = r));
     p.exit.mux.reset(x, EndReason.EXIT_POLICY);
     p.settle();
-    expect({ reason, client: p.client.mux.size, exit: p.exit.mux.size, state: c.state }).to.deep.equal({ reason: EndReason.EXIT_POLICY, client: 0, exit: 0, state: 'closed' });
+    expect({ reason, client: p.client.mux.size, exit: p.exit.mux.size, state: c.state }).to.deep.equal({
+      reason: EndReason.EXIT_POLICY,
+      client: 0,
+      exit: 0,
+      state: 'closed',
+    });
   });
 });

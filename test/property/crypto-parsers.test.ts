@@ -56,7 +56,11 @@ describe('property: cryptographic parsers are total', () => {
   it('processOnion past a valid MAC: the routing slot decides extend, terminal or ERR_ONION_SLOT', () => {
     const slotBody = fc.oneof(bytesOf(95), fc.uint8Array({ minLength: 95, maxLength: 95 }));
     const extendSlot = fc
-      .tuple(fc.oneof(fc.constant<Uint8Array | null>(null), fc.uint8Array({ minLength: 32, maxLength: 32 })), fc.uint8Array({ minLength: 48, maxLength: 48 }), bytesOf(15))
+      .tuple(
+        fc.oneof(fc.constant<Uint8Array | null>(null), fc.uint8Array({ minLength: 32, maxLength: 32 })),
+        fc.uint8Array({ minLength: 48, maxLength: 48 }),
+        bytesOf(15),
+      )
       .map(([next, xg, reserved]) => ({ next, rest: concatBytes(xg, reserved) }));
     const plain = fc
       .tuple(

@@ -34,7 +34,10 @@ const cellHeader = fc
   .map(([circId, command]) => Uint8Array.of(circId >>> 24, (circId >>> 16) & 0xff, (circId >>> 8) & 0xff, circId & 0xff, command));
 
 /** A body steered past the first fields of the typed decoders. */
-const bodyPrefix = fc.oneof(fc.uint8Array({ maxLength: 4 }), fc.tuple(fc.integer({ min: 0, max: 4 }), fc.nat({ max: 1100 })).map(([f, l]) => Uint8Array.of(f, l >> 8, l & 0xff)));
+const bodyPrefix = fc.oneof(
+  fc.uint8Array({ maxLength: 4 }),
+  fc.tuple(fc.integer({ min: 0, max: 4 }), fc.nat({ max: 1100 })).map(([f, l]) => Uint8Array.of(f, l >> 8, l & 0xff)),
+);
 
 describe('property: decoders are total', () => {
   it('decodeCell', () => {
@@ -101,12 +104,10 @@ describe('property: decoders are total', () => {
     });
 
     it('sequences of CBOR heads with random arguments (lengths, tags, simple values, floats)', () => {
-      const head = fc
-        .tuple(fc.nat({ max: 7 }), fc.nat({ max: 31 }), fc.uint8Array({ minLength: 8, maxLength: 8 }))
-        .map(([major, info, arg]) => {
-          const extra = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0;
-          return Uint8Array.of((major << 5) | info, ...arg.subarray(0, extra));
-        });
+      const head = fc.tuple(fc.nat({ max: 7 }), fc.nat({ max: 31 }), fc.uint8Array({ minLength: 8, maxLength: 8 })).map(([major, info, arg]) => {
+        const extra = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0;
+        return Uint8Array.of((major << 5) | info, ...arg.subarray(0, extra));
+      });
       const input = fc.array(fc.oneof(head, fc.uint8Array({ maxLength: 4 })), { maxLength: 24 }).map((parts) => Uint8Array.from(parts.flatMap((p) => [...p])));
       fc.assert(fc.property(input, check), { numRuns: 1000 });
     });

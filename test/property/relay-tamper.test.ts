@@ -62,7 +62,13 @@ describe('property: relay-cell tampering', () => {
 
   it('forward: any bit of any cell on any circuit fails at the first hop', () => {
     const arb = fc
-      .record({ n: fc.integer({ min: 1, max: MAX_HOPS }), target: fc.nat(), byte: fc.nat({ max: CELL_BODY_LEN - 1 }), bit: fc.nat({ max: 7 }), skip: fc.nat({ max: 3 }) })
+      .record({
+        n: fc.integer({ min: 1, max: MAX_HOPS }),
+        target: fc.nat(),
+        byte: fc.nat({ max: CELL_BODY_LEN - 1 }),
+        bit: fc.nat({ max: 7 }),
+        skip: fc.nat({ max: 3 }),
+      })
       .map((r) => ({ ...r, target: r.target % r.n }));
     fc.assert(
       fc.property(arb, ({ n, target, byte, bit, skip }) => {

@@ -28,7 +28,11 @@ function codeOf(f: () => unknown): string | null {
 
 /** An address text for arbitrary 32 bytes, version and checksum as given (to build invalid ones). */
 function rawAddress(key: Uint8Array, version: number, check?: Uint8Array): string {
-  const sum = check ?? crypto().hash(32, concatBytes(key, Uint8Array.of(version)), utf8('allium-v1:address:checksum')).subarray(0, 2);
+  const sum =
+    check ??
+    crypto()
+      .hash(32, concatBytes(key, Uint8Array.of(version)), utf8('allium-v1:address:checksum'))
+      .subarray(0, 2);
   return base32Encode(concatBytes(key, sum, Uint8Array.of(version))) + '.allium';
 }
 
@@ -77,7 +81,16 @@ describe('protocol/address', () => {
 
   it('refuses text that is not an address', () => {
     const addr = formatAddress(createIdentity().publicKey);
-    for (const bad of ['', '.allium', addr.slice(0, -7), addr.replace('.allium', '.onion'), `${addr}.`, `x${addr}`, addr.slice(1), `${addr.slice(0, 56)}a.allium`]) {
+    for (const bad of [
+      '',
+      '.allium',
+      addr.slice(0, -7),
+      addr.replace('.allium', '.onion'),
+      `${addr}.`,
+      `x${addr}`,
+      addr.slice(1),
+      `${addr.slice(0, 56)}a.allium`,
+    ]) {
       expectCode(() => parseAddress(bad), 'ERR_ADDRESS_FORMAT');
     }
   });

@@ -35,7 +35,10 @@ let authorities = new Set<string>();
 let relays: Uint8Array[] = [];
 
 function vote(i: number, va: number, entries: VoteEntry[], sr: { c?: Uint8Array | null; r?: Uint8Array | null } = {}, measures = true): Vote {
-  return verifyVote(signVote({ authority: keys[i]!.publicKey, validAfter: va, measures, commit: sr.c ?? null, reveal: sr.r ?? null, entries }, keys[i]!.secretKey), authorities);
+  return verifyVote(
+    signVote({ authority: keys[i]!.publicKey, validAfter: va, measures, commit: sr.c ?? null, reveal: sr.r ?? null, entries }, keys[i]!.secretKey),
+    authorities,
+  );
 }
 
 const e = (j: number, flags: number, bw: number, m: number): VoteEntry => ({ id: relays[j]!, md: new Uint8Array(16).fill(j), flags, bw, m });
@@ -71,7 +74,11 @@ describe('consensus', () => {
     const r1 = byId.get(toHex(relays[1]!))!;
     expect(r1.w).to.equal(250); // a claim of 2^40 buys nothing: the low median of the measurements
     // Never above the claim: an operator can ask for less than it has.
-    const capped = computeConsensus([0, 1, 2].map((i) => vote(i, va, [e(4, Flag.FAST, 1000, 5000)])), null, { validAfter: va, interval: IV, srPeriod: SRP, authorities });
+    const capped = computeConsensus(
+      [0, 1, 2].map((i) => vote(i, va, [e(4, Flag.FAST, 1000, 5000)])),
+      null,
+      { validAfter: va, interval: IV, srPeriod: SRP, authorities },
+    );
     expect(capped.entries[0]!.w).to.equal(1000);
   });
 
@@ -84,10 +91,18 @@ describe('consensus', () => {
 
   it('needs votes of a majority of the authorities, and a head signed by a majority', () => {
     expectCode(() => computeConsensus([vote(0, va, [])], null, { validAfter: va, interval: IV, srPeriod: SRP, authorities }), 'ERR_DIRECTORY');
-    const { head, entries } = computeConsensus([vote(0, va, [e(0, 1, 10, 0)]), vote(1, va, [e(0, 1, 10, 0)])], null, { validAfter: va, interval: IV, srPeriod: SRP, authorities });
+    const { head, entries } = computeConsensus([vote(0, va, [e(0, 1, 10, 0)]), vote(1, va, [e(0, 1, 10, 0)])], null, {
+      validAfter: va,
+      interval: IV,
+      srPeriod: SRP,
+      authorities,
+    });
     const one = encodeSignedHead(head, [[keys[0]!.publicKey, signHead(head, keys[0]!.secretKey)]]);
     expectCode(() => verifyConsensusHead(one, authorities, va), 'ERR_DIRECTORY');
-    const two = encodeSignedHead(head, [0, 1].map((i) => [keys[i]!.publicKey, signHead(head, keys[i]!.secretKey)] as const));
+    const two = encodeSignedHead(
+      head,
+      [0, 1].map((i) => [keys[i]!.publicKey, signHead(head, keys[i]!.secretKey)] as const),
+    );
     const h = verifyConsensusHead(two, authorities, va);
     expect(checkEntries(h, entries).count).to.equal(1);
     // A signature over another head counts for nothing.
@@ -132,7 +147,13 @@ describe('consensus', () => {
     expect(next.cur).to.not.equal(null);
     expect(toHex(srvFor(next, (pn + 1) * SRP + 1, SRP).srv)).to.equal(toHex(next.cur!));
     // A commit made after the commit phase does not count.
-    const late = nextSrState(nextSrState(null, (pn + 1) * SRP + 5 * IV, IV, SRP, [{ a: keys[0]!.publicKey, c: srCommit(reveals[0]!, pn + 1), r: null }]), (pn + 1) * SRP + 6 * IV, IV, SRP, [{ a: keys[0]!.publicKey, c: null, r: reveals[0]! }]);
+    const late = nextSrState(
+      nextSrState(null, (pn + 1) * SRP + 5 * IV, IV, SRP, [{ a: keys[0]!.publicKey, c: srCommit(reveals[0]!, pn + 1), r: null }]),
+      (pn + 1) * SRP + 6 * IV,
+      IV,
+      SRP,
+      [{ a: keys[0]!.publicKey, c: null, r: reveals[0]! }],
+    );
     expect(late.com).to.have.length(0);
     expect(late.rev).to.have.length(0);
   });

@@ -116,7 +116,9 @@ describe('protocol/content-link', () => {
   it('refuses an ssk link of the first format (key and checksum, no secret), or of another version, with ERR_LINK_OUTDATED', () => {
     const publisher = new Uint8Array(32).fill(5);
     // The first format, as it was written: base32(pk | MAC16("ssk" | pk | name)[0..4)) — a valid link then.
-    const sum = crypto().hash(16, concatBytes(utf8('ssk'), publisher, utf8('diary')), utf8('allium-v1:link:checksum')).subarray(0, 4);
+    const sum = crypto()
+      .hash(16, concatBytes(utf8('ssk'), publisher, utf8('diary')), utf8('allium-v1:link:checksum'))
+      .subarray(0, 4);
     const v1 = `allium:ssk/${base32Encode(concatBytes(publisher, sum))}/diary`;
     expect(v1).to.match(/^allium:ssk\/[a-z2-7]{58}\/diary$/);
     expect(codeOf(() => parseLink(v1))).to.equal('ERR_LINK_OUTDATED');
@@ -127,7 +129,10 @@ describe('protocol/content-link', () => {
   it('refuses what is not a link with ERR_LINK_FORMAT', () => {
     const good = formatLink({ type: 'chk', rk: new Uint8Array(32), dk: new Uint8Array(32).fill(1), flags: 0 });
     for (const bad of ['', 'allium:', 'http://example.com', 'allium:xyz/abc', good.slice(0, -8), `${good}aaaaaaaa`, `${good}/name`, 'allium:ssk/aaaa']) {
-      expect(codeOf(() => parseLink(bad)), JSON.stringify(bad)).to.equal('ERR_LINK_FORMAT');
+      expect(
+        codeOf(() => parseLink(bad)),
+        JSON.stringify(bad),
+      ).to.equal('ERR_LINK_FORMAT');
     }
   });
 });

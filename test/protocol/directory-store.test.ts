@@ -23,7 +23,22 @@ describe('directory store', () => {
     const id = IdentityKey.generate();
     const now = Date.now();
     const sign = (pub: number, exp: number) =>
-      signDescriptor({ id: id.publicKey, onion: crypto().random(32), addr: 'ws://10.0.0.1:9001/allium', nick: 'r', contact: '', family: [], bw: 1000, exit: ['reject *:*'], caps: ['store'], pub, exp }, id.secretKey).raw;
+      signDescriptor(
+        {
+          id: id.publicKey,
+          onion: crypto().random(32),
+          addr: 'ws://10.0.0.1:9001/allium',
+          nick: 'r',
+          contact: '',
+          family: [],
+          bw: 1000,
+          exit: ['reject *:*'],
+          caps: ['store'],
+          pub,
+          exp,
+        },
+        id.secretKey,
+      ).raw;
     const store = new DirectoryStore();
     const first = sign(now - 1000, now + 60_000);
     expect(store.offer(first, now).result).to.equal('new');

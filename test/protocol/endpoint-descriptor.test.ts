@@ -49,9 +49,20 @@ function withField(bytes: Uint8Array, field: string, value: unknown): Uint8Array
 }
 
 const OPEN_CODES = [
-  'ERR_CBOR_MALFORMED', 'ERR_CBOR_NONCANONICAL', 'ERR_CBOR_TOO_LARGE', 'ERR_CBOR_DEPTH', 'ERR_SCHEMA',
-  'ERR_ENDPOINT_MISMATCH', 'ERR_ENDPOINT_DESCRIPTOR', 'ERR_ENDPOINT_DECRYPT', 'ERR_SIGNATURE', 'ERR_CLIENT_AUTH',
-  'ERR_DESCRIPTOR_EXPIRED', 'ERR_DESCRIPTOR_FUTURE', 'ERR_PADDING', 'ERR_KEY_FORMAT',
+  'ERR_CBOR_MALFORMED',
+  'ERR_CBOR_NONCANONICAL',
+  'ERR_CBOR_TOO_LARGE',
+  'ERR_CBOR_DEPTH',
+  'ERR_SCHEMA',
+  'ERR_ENDPOINT_MISMATCH',
+  'ERR_ENDPOINT_DESCRIPTOR',
+  'ERR_ENDPOINT_DECRYPT',
+  'ERR_SIGNATURE',
+  'ERR_CLIENT_AUTH',
+  'ERR_DESCRIPTOR_EXPIRED',
+  'ERR_DESCRIPTOR_FUTURE',
+  'ERR_PADDING',
+  'ERR_KEY_FORMAT',
 ];
 
 describeEachBinding('protocol/endpoint-descriptor', () => {
@@ -131,7 +142,7 @@ describeEachBinding('protocol/endpoint-descriptor', () => {
     expect(toHex(locator)).to.equal(toHex(locatorOfBlindedKey(bk, P)));
   });
 
-  it('refuses forgeries: re-signed by another key, or another identity\'s descriptor under this locator', () => {
+  it("refuses forgeries: re-signed by another key, or another identity's descriptor under this locator", () => {
     const { locator, bytes } = createEndpointDescriptor(endpoint, P, body());
     const mallory = createIdentity();
     // Mallory's own, valid descriptor offered under the endpoint's locator
@@ -189,14 +200,16 @@ describeEachBinding('protocol/endpoint-descriptor', () => {
 
   it('decoding is total over arbitrary and mutated input', () => {
     const { locator, bytes } = createEndpointDescriptor(endpoint, P, body(2), { clients: [crypto().x25519Keypair().publicKey] });
-    const mutated = fc
-      .tuple(fc.nat({ max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), fc.nat({ max: 8 }))
-      .map(([i, x, cut]) => {
-        const t = Uint8Array.from(bytes.subarray(0, bytes.length - cut));
-        if (i < t.length) t[i]! ^= x;
-        return t;
-      });
-    const input = fc.oneof(mutated, fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ minLength: MAX_ENDPOINT_DESCRIPTOR_BYTES + 1, maxLength: MAX_ENDPOINT_DESCRIPTOR_BYTES + 2 }));
+    const mutated = fc.tuple(fc.nat({ max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), fc.nat({ max: 8 })).map(([i, x, cut]) => {
+      const t = Uint8Array.from(bytes.subarray(0, bytes.length - cut));
+      if (i < t.length) t[i]! ^= x;
+      return t;
+    });
+    const input = fc.oneof(
+      mutated,
+      fc.uint8Array({ maxLength: 300 }),
+      fc.uint8Array({ minLength: MAX_ENDPOINT_DESCRIPTOR_BYTES + 1, maxLength: MAX_ENDPOINT_DESCRIPTOR_BYTES + 2 }),
+    );
     fc.assert(
       fc.property(input, (b) => {
         total(() => verifyEndpointDescriptor(locator, b, NOW), OPEN_CODES);

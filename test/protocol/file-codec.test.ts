@@ -9,7 +9,16 @@ import { toHex } from '../../protocol/bytes.js';
 import { encodeCbor } from '../../protocol/cbor.js';
 import { BLOCK_LEN, BLOCK_PAYLOAD_MAX, blockPlaintext, decryptBlock, encryptBlock, parseBlockPlaintext, BlockType, type BlockRef } from '../../protocol/chk.js';
 import { isAlliumError, LimitError } from '../../protocol/errors.js';
-import { decodeFile, encodeFile, MAX_MANIFEST_BYTES, openFile, readFile, SEGMENT_DATA, type BlockFetcher, type EncodedBlock } from '../../protocol/file-codec.js';
+import {
+  decodeFile,
+  encodeFile,
+  MAX_MANIFEST_BYTES,
+  openFile,
+  readFile,
+  SEGMENT_DATA,
+  type BlockFetcher,
+  type EncodedBlock,
+} from '../../protocol/file-codec.js';
 
 function pattern(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -187,7 +196,11 @@ function countingStore(store: Map<string, Uint8Array>): { fetch: BlockFetcher; f
   };
 }
 
-async function outcome(root: BlockRef, fetch: BlockFetcher, options: { maxManifestBytes?: number; concurrency?: number } = {}): Promise<{ code: string; limit?: string }> {
+async function outcome(
+  root: BlockRef,
+  fetch: BlockFetcher,
+  options: { maxManifestBytes?: number; concurrency?: number } = {},
+): Promise<{ code: string; limit?: string }> {
   try {
     for await (const _ of decodeFile(root, fetch, options)) void _;
     return { code: 'decoded' };
@@ -214,7 +227,8 @@ describe('manifests are bounded before their parts are fetched', () => {
     const level2 = encodeCbor({ v: 1, len: 2 ** 32, parts: refsBytes(Array.from({ length: Math.ceil(2 ** 32 / BLOCK_PAYLOAD_MAX) }, () => one)) });
     // Level 1, the root: an indirect manifest whose parts hold level 2 (8 MiB, under the cap).
     const parts: BlockRef[] = [];
-    for (let off = 0; off < level2.length; off += BLOCK_PAYLOAD_MAX) parts.push(put(store, BlockType.MANIFEST_PART, level2.subarray(off, off + BLOCK_PAYLOAD_MAX)));
+    for (let off = 0; off < level2.length; off += BLOCK_PAYLOAD_MAX)
+      parts.push(put(store, BlockType.MANIFEST_PART, level2.subarray(off, off + BLOCK_PAYLOAD_MAX)));
     const root = put(store, BlockType.MANIFEST, encodeCbor({ v: 1, len: level2.length, parts: refsBytes(parts) }));
     const s = countingStore(store);
     const r = await outcome(root, s.fetch);
@@ -237,7 +251,11 @@ describe('manifests are bounded before their parts are fetched', () => {
     // A reader that allows less refuses less.
     const small = put(store, BlockType.MANIFEST, encodeCbor({ v: 1, len: 4 * BLOCK_PAYLOAD_MAX, parts: refsBytes([part, part, part, part]) }));
     const t = countingStore(store);
-    expect({ ...(await outcome(small, t.fetch, { maxManifestBytes: 3 * BLOCK_PAYLOAD_MAX })), fetches: t.fetches() }).to.deep.equal({ code: 'ERR_LIMIT', limit: 'MAX_MANIFEST_BYTES', fetches: 1 });
+    expect({ ...(await outcome(small, t.fetch, { maxManifestBytes: 3 * BLOCK_PAYLOAD_MAX })), fetches: t.fetches() }).to.deep.equal({
+      code: 'ERR_LIMIT',
+      limit: 'MAX_MANIFEST_BYTES',
+      fetches: 1,
+    });
   });
 
   it('a part count that does not match the length, or a part of the wrong length, is ERR_CONTENT', async () => {

@@ -39,8 +39,20 @@ describe('gossip messages', () => {
   it('gossip-announce: one to MAX_ANNOUNCE_ENTRIES pairs of a 32-byte identity and a uint, in ascending order', () => {
     refuses({ t: 'gossip-announce', e: [] });
     refuses({ t: 'gossip-announce', e: pairs(0, MAX_ANNOUNCE_ENTRIES + 1) });
-    refuses({ t: 'gossip-announce', e: [[id(2), PUB], [id(1), PUB]] });
-    refuses({ t: 'gossip-announce', e: [[id(1), PUB], [id(1), PUB + 1]] });
+    refuses({
+      t: 'gossip-announce',
+      e: [
+        [id(2), PUB],
+        [id(1), PUB],
+      ],
+    });
+    refuses({
+      t: 'gossip-announce',
+      e: [
+        [id(1), PUB],
+        [id(1), PUB + 1],
+      ],
+    });
     refuses({ t: 'gossip-announce', e: [[id(1).subarray(1), PUB]] });
     refuses({ t: 'gossip-announce', e: [[id(1), -1]] });
     refuses({ t: 'gossip-announce', e: [[id(1), PUB, 0]] });
@@ -51,7 +63,15 @@ describe('gossip messages', () => {
     refuses({ t: 'gossip-summary', e: pairs(1, 2) });
     refuses({ t: 'gossip-summary', e: pairs(1, 2), after: null });
     refuses({ t: 'gossip-summary', e: pairs(1, 2), more: false });
-    refuses({ t: 'gossip-summary', e: [[id(2), PUB], [id(1), PUB]], after: null, more: false });
+    refuses({
+      t: 'gossip-summary',
+      e: [
+        [id(2), PUB],
+        [id(1), PUB],
+      ],
+      after: null,
+      more: false,
+    });
     refuses({ t: 'gossip-summary', e: pairs(5, 2), after: id(5), more: false });
     refuses({ t: 'gossip-summary', e: pairs(5, 2), after: id(6), more: false });
     refuses({ t: 'gossip-summary', e: [], after: null, more: true });

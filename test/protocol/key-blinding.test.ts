@@ -92,7 +92,7 @@ describeEachBinding('protocol/key-blinding', () => {
     );
   });
 
-  it('A\' = h·A = s\'·B, and blinded signatures verify with crypto().verify under A\' only', () => {
+  it("A' = h·A = s'·B, and blinded signatures verify with crypto().verify under A' only", () => {
     fc.assert(
       fc.property(bytes32, fc.nat({ max: 100000 }), fc.uint8Array({ maxLength: 100 }), (seed, p, msg) => {
         const id = createIdentity(seed);

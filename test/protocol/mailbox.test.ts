@@ -37,8 +37,17 @@ const HOUR = 3600_000;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 const OPEN_CODES = [
-  'ERR_CBOR_MALFORMED', 'ERR_CBOR_NONCANONICAL', 'ERR_CBOR_TOO_LARGE', 'ERR_CBOR_DEPTH', 'ERR_SCHEMA', 'ERR_BAD_LENGTH',
-  'ERR_MESSAGE_AUTH', 'ERR_PADDING', 'ERR_SIGNATURE', 'ERR_KEY_FORMAT', 'ERR_DESCRIPTOR_FUTURE',
+  'ERR_CBOR_MALFORMED',
+  'ERR_CBOR_NONCANONICAL',
+  'ERR_CBOR_TOO_LARGE',
+  'ERR_CBOR_DEPTH',
+  'ERR_SCHEMA',
+  'ERR_BAD_LENGTH',
+  'ERR_MESSAGE_AUTH',
+  'ERR_PADDING',
+  'ERR_SIGNATURE',
+  'ERR_KEY_FORMAT',
+  'ERR_DESCRIPTOR_FUTURE',
 ];
 const STORE_CODES = ['ERR_CBOR_MALFORMED', 'ERR_CBOR_NONCANONICAL', 'ERR_CBOR_TOO_LARGE', 'ERR_CBOR_DEPTH', 'ERR_SCHEMA', 'ERR_BAD_LENGTH', 'ERR_LIMIT'];
 
@@ -117,10 +126,18 @@ describeEachBinding('protocol/mailbox', () => {
     }
   });
 
-  it('refuses a message whose signature is not the named sender\'s', () => {
+  it("refuses a message whose signature is not the named sender's", () => {
     // An impostor naming bob as the sender, signing with its own key: the item opens but the signature fails.
     const impostor = createIdentity();
-    const forged = sealMailboxItem({ sender: { publicKey: bob.publicKey, secretKey: impostor.secretKey }, recipient: alice.publicKey, slot, exp: NOW + HOUR, t: NOW, n: 0, data: enc('I am bob') });
+    const forged = sealMailboxItem({
+      sender: { publicKey: bob.publicKey, secretKey: impostor.secretKey },
+      recipient: alice.publicKey,
+      slot,
+      exp: NOW + HOUR,
+      t: NOW,
+      n: 0,
+      data: enc('I am bob'),
+    });
     expectCode(() => openMailboxItem(alice, slot, forged.bytes), 'ERR_SIGNATURE');
   });
 

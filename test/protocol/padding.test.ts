@@ -6,18 +6,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { toHex } from '../../protocol/bytes.js';
-import {
-  maxPaddable,
-  pad,
-  PAD_BUCKETS,
-  PAD_HEADER_LEN,
-  PAD_MAX_BUCKET,
-  PAD_UNIT,
-  paddedLength,
-  padTo,
-  unpad,
-  unpadExact,
-} from '../../protocol/padding.js';
+import { maxPaddable, pad, PAD_BUCKETS, PAD_HEADER_LEN, PAD_MAX_BUCKET, PAD_UNIT, paddedLength, padTo, unpad, unpadExact } from '../../protocol/padding.js';
 import { RATCHET_OVERHEAD } from '../../protocol/ratchet.js';
 import { bytesOf } from '../helpers/arbitraries.js';
 import { total } from '../helpers/total.js';
@@ -26,10 +15,12 @@ import { expectCode } from '../helpers/vectors.js';
 const overheads = fc.constantFrom(0, 40, RATCHET_OVERHEAD);
 /** Lengths clustered at the bucket edges, where off-by-one errors live. */
 const lengthNear = (overhead: number) =>
-  fc.oneof(
-    fc.nat({ max: maxPaddable(overhead) }),
-    fc.constantFrom(...PAD_BUCKETS).chain((b) => fc.integer({ min: -2, max: 2 }).map((d) => b - overhead - PAD_HEADER_LEN + d)),
-  ).filter((n) => n >= 0 && n <= maxPaddable(overhead));
+  fc
+    .oneof(
+      fc.nat({ max: maxPaddable(overhead) }),
+      fc.constantFrom(...PAD_BUCKETS).chain((b) => fc.integer({ min: -2, max: 2 }).map((d) => b - overhead - PAD_HEADER_LEN + d)),
+    )
+    .filter((n) => n >= 0 && n <= maxPaddable(overhead));
 
 describe('protocol/padding', () => {
   it('has the documented buckets', () => {
@@ -89,7 +80,7 @@ describe('protocol/padding', () => {
     expect(unpadExact(roomy).length).to.equal(10);
   });
 
-  it('unpad is total and canonical: whatever it accepts is pad()\'s output for the result', () => {
+  it("unpad is total and canonical: whatever it accepts is pad()'s output for the result", () => {
     const near = fc.constantFrom(...PAD_BUCKETS.slice(0, 3)).chain((b) =>
       fc.tuple(bytesOf(b), fc.nat({ max: b - PAD_HEADER_LEN })).map(([x, len]) => {
         const out = Uint8Array.from(x);

@@ -15,7 +15,22 @@ function relays(n: number): Descriptor[] {
   return Array.from({ length: n }, (_, i) => {
     const id = IdentityKey.generate();
     const exit = i < 2 ? ['accept *:443', 'reject *:*'] : ['reject *:*'];
-    return signDescriptor({ id: id.publicKey, onion: crypto().random(32), addr: `ws://10.${i}.0.1:9001/allium`, nick: `r${i}`, contact: '', family: [], bw: 1000, exit, caps: [], pub: now, exp: now + 3_600_000 }, id.secretKey);
+    return signDescriptor(
+      {
+        id: id.publicKey,
+        onion: crypto().random(32),
+        addr: `ws://10.${i}.0.1:9001/allium`,
+        nick: `r${i}`,
+        contact: '',
+        family: [],
+        bw: 1000,
+        exit,
+        caps: [],
+        pub: now,
+        exp: now + 3_600_000,
+      },
+      id.secretKey,
+    );
   });
 }
 
@@ -47,7 +62,9 @@ describe('path choice', () => {
 
   it('never replaces guards that failed recently by another entry', () => {
     const exclude = new Set(guards.map((g) => g.fingerprint));
-    expect(codeOf(() => choosePath(ds, { hops: 3, exitPort: 443, guards, enforceDistinctSubnets: true, exclude }))).to.equal('ERR_ONION_PATH: every guard failed recently');
+    expect(codeOf(() => choosePath(ds, { hops: 3, exitPort: 443, guards, enforceDistinctSubnets: true, exclude }))).to.equal(
+      'ERR_ONION_PATH: every guard failed recently',
+    );
     // One guard left: it is the entry.
     const one = new Set([ds[5]!.fingerprint]);
     for (let i = 0; i < 20; i++) expect(choosePath(ds, { hops: 3, exitPort: 443, guards, enforceDistinctSubnets: true, exclude: one })[0]).to.equal(ds[6]);
@@ -55,7 +72,9 @@ describe('path choice', () => {
 
   it('names the port when every exit for it is excluded, and picks any entry when there are no guards', () => {
     const exclude = new Set([ds[0]!.fingerprint, ds[1]!.fingerprint]);
-    expect(codeOf(() => choosePath(ds, { hops: 3, exitPort: 443, guards, enforceDistinctSubnets: true, exclude }))).to.equal('ERR_ONION_PATH: no exit allows port 443');
+    expect(codeOf(() => choosePath(ds, { hops: 3, exitPort: 443, guards, enforceDistinctSubnets: true, exclude }))).to.equal(
+      'ERR_ONION_PATH: no exit allows port 443',
+    );
     const entries = new Set<string>();
     for (let i = 0; i < 200; i++) entries.add(choosePath(ds, { hops: 3, exitPort: 443, guards: [], enforceDistinctSubnets: true })[0]!.fingerprint);
     expect(entries.size).to.be.greaterThan(4);

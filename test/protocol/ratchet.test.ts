@@ -108,7 +108,7 @@ describeEachBinding('protocol/message-handshake', () => {
     expectCode(() => responderHandshake({ identity: b, prekey }, new Uint8Array(HANDSHAKE_LEN + 1)), 'ERR_BAD_LENGTH');
   });
 
-  it('an impostor naming someone else\'s identity key cannot get a message through', () => {
+  it("an impostor naming someone else's identity key cannot get a message through", () => {
     const alice = createIdentity();
     const mallory = createIdentity();
     const b = createIdentity();

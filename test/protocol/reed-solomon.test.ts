@@ -13,7 +13,13 @@ const hexAll = (xs: readonly Uint8Array[]): string[] => xs.map(toHex);
 describe('protocol/reed-solomon', () => {
   it("matches Backblaze's published 5 + 5 vector", () => {
     // JavaReedSolomon's ReedSolomonTest: data shards [0,1],[4,5],[2,3],[6,7],[8,9] give these parity shards.
-    const data = [[0, 1], [4, 5], [2, 3], [6, 7], [8, 9]].map((s) => Uint8Array.from(s));
+    const data = [
+      [0, 1],
+      [4, 5],
+      [2, 3],
+      [6, 7],
+      [8, 9],
+    ].map((s) => Uint8Array.from(s));
     const parity = rsEncode(data, 5, 2);
     expect(parity.map((p) => [...p])).to.deep.equal([
       [12, 13],
@@ -32,24 +38,28 @@ describe('protocol/reed-solomon', () => {
   });
 
   it('rebuilds the 5 + 5 vector from its parity alone', () => {
-    const data = [[0, 1], [4, 5], [2, 3], [6, 7], [8, 9]].map((s) => Uint8Array.from(s));
+    const data = [
+      [0, 1],
+      [4, 5],
+      [2, 3],
+      [6, 7],
+      [8, 9],
+    ].map((s) => Uint8Array.from(s));
     const parity = rsEncode(data, 5, 2);
     const shards = [...data.map(() => null), ...parity];
     expect(hexAll(rsReconstruct(shards, 5, 2))).to.deep.equal(hexAll(data));
   });
 
   it('any erasure of at most m = ceil(k/2) shards is rebuilt (k = 1..32)', () => {
-    const segment = fc
-      .record({ k: fc.integer({ min: 1, max: 32 }), len: fc.integer({ min: 1, max: 64 }) })
-      .chain(({ k, len }) => {
-        const m = Math.ceil(k / 2);
-        return fc.record({
-          k: fc.constant(k),
-          len: fc.constant(len),
-          data: fc.array(fc.uint8Array({ minLength: len, maxLength: len }), { minLength: k, maxLength: k }),
-          erased: fc.uniqueArray(fc.integer({ min: 0, max: k + m - 1 }), { maxLength: m }),
-        });
+    const segment = fc.record({ k: fc.integer({ min: 1, max: 32 }), len: fc.integer({ min: 1, max: 64 }) }).chain(({ k, len }) => {
+      const m = Math.ceil(k / 2);
+      return fc.record({
+        k: fc.constant(k),
+        len: fc.constant(len),
+        data: fc.array(fc.uint8Array({ minLength: len, maxLength: len }), { minLength: k, maxLength: k }),
+        erased: fc.uniqueArray(fc.integer({ min: 0, max: k + m - 1 }), { maxLength: m }),
       });
+    });
     fc.assert(
       fc.property(segment, ({ k, len, data, erased }) => {
         const m = Math.ceil(k / 2);

@@ -21,7 +21,11 @@ function measuredRate(capacity: number, p: number, probes: number, label: string
 describe('protocol/replay-filter', () => {
   describe('BloomFilter', () => {
     it('is sized m = -n ln p / (ln 2)^2 bits', () => {
-      for (const [n, p] of [[1000, 0.01], [20_000, 1e-3], [1_000_000, 1e-7]] as const) {
+      for (const [n, p] of [
+        [1000, 0.01],
+        [20_000, 1e-3],
+        [1_000_000, 1e-7],
+      ] as const) {
         const bits = Math.ceil((-n * Math.log(p)) / Math.LN2 ** 2);
         expect(new BloomFilter(n, p).byteLength).to.equal(Math.ceil(bits / 8));
       }

@@ -2,7 +2,15 @@
 import { expect } from 'chai';
 import { concatBytes } from '../../protocol/bytes.js';
 import { encodeCbor } from '../../protocol/cbor.js';
-import { checkSitePath, decodeSiteManifest, encodeSiteManifest, MAX_SITE_ENTRIES, MAX_SITE_MANIFEST_BYTES, SITE_MAGIC, sortSiteEntries } from '../../protocol/site-manifest.js';
+import {
+  checkSitePath,
+  decodeSiteManifest,
+  encodeSiteManifest,
+  MAX_SITE_ENTRIES,
+  MAX_SITE_MANIFEST_BYTES,
+  SITE_MAGIC,
+  sortSiteEntries,
+} from '../../protocol/site-manifest.js';
 import { LimitError } from '../../protocol/errors.js';
 import { expectCode } from '../helpers/vectors.js';
 
@@ -11,10 +19,18 @@ const name = (i: number): string => `f${String(i).padStart(5, '0')}.txt`;
 
 describe('protocol: site manifest limits', () => {
   it(`takes ${MAX_SITE_ENTRIES} entries and refuses one more with ERR_LIMIT (MAX_SITE_ENTRIES) before validating them`, () => {
-    const files = Array.from({ length: MAX_SITE_ENTRIES }, (_, i) => ({ path: name(i), type: 'text/plain', ref: { rk: ref.slice(0, 32), dk: ref.slice(32) }, size: 1 }));
+    const files = Array.from({ length: MAX_SITE_ENTRIES }, (_, i) => ({
+      path: name(i),
+      type: 'text/plain',
+      ref: { rk: ref.slice(0, 32), dk: ref.slice(32) },
+      size: 1,
+    }));
     const ok = encodeSiteManifest({ idx: name(0), files });
     expect(decodeSiteManifest(ok).files).to.have.length(MAX_SITE_ENTRIES);
-    const tooMany = concatBytes(SITE_MAGIC, encodeCbor({ v: 1, idx: name(0), files: Array.from({ length: MAX_SITE_ENTRIES + 1 }, (_, i) => [name(i), 'text/plain', ref, 1]) }));
+    const tooMany = concatBytes(
+      SITE_MAGIC,
+      encodeCbor({ v: 1, idx: name(0), files: Array.from({ length: MAX_SITE_ENTRIES + 1 }, (_, i) => [name(i), 'text/plain', ref, 1]) }),
+    );
     const e = expectCode(() => decodeSiteManifest(tooMany), 'ERR_LIMIT');
     expect((e as LimitError).limit).to.equal('MAX_SITE_ENTRIES');
   });

@@ -47,7 +47,13 @@ describe('relay store: endpoint descriptors expire', () => {
     const fresh = endpointDescriptor(P + 2);
     store.putEndpoint(fresh.locator, fresh.bytes, later);
     const after = store.stats();
-    expect({ heldRecords: held.records, served, records: after.records, bytes: after.bytes, freshServed: store.getEndpoint(fresh.locator, later) !== null }).to.deep.equal({
+    expect({
+      heldRecords: held.records,
+      served,
+      records: after.records,
+      bytes: after.bytes,
+      freshServed: store.getEndpoint(fresh.locator, later) !== null,
+    }).to.deep.equal({
       heldRecords: 20,
       served: 0,
       records: 1,
@@ -63,7 +69,13 @@ describe('relay store: endpoint descriptors expire', () => {
     // The database as a store of the previous version left it: no expiry column in `records`.
     const db = new Database(join(dir, 'store.sqlite'));
     db.exec('DROP INDEX IF EXISTS records_expires');
-    if (db.prepare<[], { name: string }>('PRAGMA table_info(records)').all().some((c) => c.name === 'expires')) db.exec('ALTER TABLE records DROP COLUMN expires');
+    if (
+      db
+        .prepare<[], { name: string }>('PRAGMA table_info(records)')
+        .all()
+        .some((c) => c.name === 'expires')
+    )
+      db.exec('ALTER TABLE records DROP COLUMN expires');
     db.close();
     store = new BlockStore(dir, 10 * 1024 * 1024);
     const later = NOW + 3 * DAY;

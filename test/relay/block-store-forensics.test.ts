@@ -51,8 +51,24 @@ describe('relay store: no access times, fetch counts or store times on disk (con
     const slot0 = slotLocator(inboxKey(recipient.publicKey, mailboxEpochAt(now)), 0);
     const slot1 = slotLocator(inboxKey(recipient.publicKey, mailboxEpochAt(now)), 1);
     const exp = now + 3 * DAY + 12_345;
-    const item = sealMailboxItem({ sender: createIdentity(), recipient: recipient.publicKey, slot: slot0, exp, t: now, n: 0, data: new TextEncoder().encode('hello') });
-    const other = sealMailboxItem({ sender: createIdentity(), recipient: recipient.publicKey, slot: slot1, exp, t: now, n: 0, data: new TextEncoder().encode('again') });
+    const item = sealMailboxItem({
+      sender: createIdentity(),
+      recipient: recipient.publicKey,
+      slot: slot0,
+      exp,
+      t: now,
+      n: 0,
+      data: new TextEncoder().encode('hello'),
+    });
+    const other = sealMailboxItem({
+      sender: createIdentity(),
+      recipient: recipient.publicKey,
+      slot: slot1,
+      exp,
+      t: now,
+      n: 0,
+      data: new TextEncoder().encode('again'),
+    });
     at(() => store.putMailbox(slot0, item.bytes));
     at(() => store.putMailbox(slot1, other.bytes));
     at(() => store.putMailbox(slot1, encodeMailboxDeletion(other.token)));
@@ -94,7 +110,9 @@ describe('relay store: no access times, fetch counts or store times on disk (con
       CREATE INDEX blocks_role ON blocks (role);
     `);
     old.prepare("INSERT INTO blocks (rk, data, role, stored_at, last_access, fetches) VALUES (?, ?, 'replica', ?, ?, 4242)").run(b.rk, b.stored, T, T + 1);
-    old.prepare("INSERT INTO mailbox (rk, state, data, dt, expires, hold_until, stored_at) VALUES (?, 'deleted', X'00', NULL, ?, ?, ?)").run(crypto().random(32), T, T + 9 * DAY, T);
+    old
+      .prepare("INSERT INTO mailbox (rk, state, data, dt, expires, hold_until, stored_at) VALUES (?, 'deleted', X'00', NULL, ?, ?, ?)")
+      .run(crypto().random(32), T, T + 9 * DAY, T);
     old.close();
 
     const store = new BlockStore(dir, 64 * 1024 * 1024);
@@ -110,6 +128,10 @@ describe('relay store: no access times, fetch counts or store times on disk (con
     const hold = db.prepare<[], { hold_until: number }>('SELECT hold_until FROM mailbox').get()!.hold_until;
     const version = db.pragma('user_version', { simple: true });
     db.close();
-    expect({ findings, hold, version }).to.deep.equal({ findings: [], hold: Math.ceil((T + 9 * DAY) / STORE_TIME_BUCKET_MS) * STORE_TIME_BUCKET_MS, version: 1 });
+    expect({ findings, hold, version }).to.deep.equal({
+      findings: [],
+      hold: Math.ceil((T + 9 * DAY) / STORE_TIME_BUCKET_MS) * STORE_TIME_BUCKET_MS,
+      version: 1,
+    });
   });
 });

@@ -73,7 +73,7 @@ describe('circuit table bounds (specs/circuits.md §7.1)', function () {
       const established = intro!.waitFor(RelayCommand.INTRO_ESTABLISHED, 5000);
       intro!.send({ command: RelayCommand.ESTABLISH_INTRO, streamId: 0, data: encodeRv('establishIntro', { k: auth.publicKey, s: sig }) });
       await established;
-      await until(() => [...rig.reactor.circuits()].some((h) => h.attachments.has('mux')), 'the STORE stream open at the relay');
+      await until(() => [...rig.reactor.circuits()].some((h) => rig.streams.muxOf(h) !== undefined), 'the STORE stream open at the relay');
 
       rig.advance(9 * 60_000);
       talking!.send({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) });
@@ -107,7 +107,9 @@ describe('circuit table bounds (specs/circuits.md §7.1)', function () {
         () => 'built',
         (e: Error) => e.message,
       );
-      console.log(`      6 links of one /24 × 40 CREATEs: built ${built.join(' + ')} = ${built.reduce((a, b) => a + b, 0)}; honest client elsewhere: ${honest}; a relay in that /24: ${relayPeer}`);
+      console.log(
+        `      6 links of one /24 × 40 CREATEs: built ${built.join(' + ')} = ${built.reduce((a, b) => a + b, 0)}; honest client elsewhere: ${honest}; a relay in that /24: ${relayPeer}`,
+      );
       expect(built.every((n) => n <= 20)).to.equal(true);
       expect(built.reduce((a, b) => a + b, 0)).to.equal(100);
       expect(honest).to.equal('built');

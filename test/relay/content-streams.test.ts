@@ -12,7 +12,6 @@ import { decodeStored, encodeFetch, encodeStore } from '../../protocol/content-m
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { fetchItem, storeItem } from '../../net/content-requests.js';
-import type { StreamMux } from '../../net/stream-mux.js';
 import { RelayRig, until } from '../helpers/relay-rig.js';
 
 describe('content streams at a store relay', function () {
@@ -27,12 +26,15 @@ describe('content streams at a store relay', function () {
       const attacker = await rig.circuit(c);
       // The attacker stops reading: it sends no circuit SENDME, so the relay may send 2000 DATA cells and no more.
       c.client.socket.pause();
-      for (let id = 1; id <= 1024; id++) attacker.send({ command: RelayCommand.FETCH, streamId: id, data: encodeFetch({ k: block.ref.rk, t: 'block', h: false }) });
+      for (let id = 1; id <= 1024; id++)
+        attacker.send({ command: RelayCommand.FETCH, streamId: id, data: encodeFetch({ k: block.ref.rk, t: 'block', h: false }) });
       await until(() => c.relayLink.stats.cellsIn >= 1 + 1024, 'the 1024 FETCHes at the relay');
       const hop = [...rig.reactor.circuits()].find((h) => h.prev.link === c.relayLink)!;
-      const mux = hop.attachments.get('mux') as StreamMux;
+      const mux = rig.streams.muxOf(hop)!;
       const held = { streams: mux.size, queuedBytes: mux.queuedBytes };
-      console.log(`      after 1024 FETCHes of a 32 KiB block: ${held.streams} streams open, ${(held.queuedBytes / 1048576).toFixed(1)} MiB queued on the circuit`);
+      console.log(
+        `      after 1024 FETCHes of a 32 KiB block: ${held.streams} streams open, ${(held.queuedBytes / 1048576).toFixed(1)} MiB queued on the circuit`,
+      );
 
       // An honest client is served meanwhile.
       const honest = await rig.connect({ address: '203.0.113.9' });
@@ -75,7 +77,9 @@ describe('content streams at a store relay', function () {
       await until(() => replies.length >= 60, 'the replies', 2000).catch(() => undefined);
       const pending = rig.content!.pendingStoreBytes;
       const refused = replies.filter((r) => r === 'refused').length;
-      console.log(`      64 unfinished STOREs of 32 KiB: ${refused} answered refused, ${64 - replies.length} waiting for data; bytes reserved: ${pending ?? 'not counted'}`);
+      console.log(
+        `      64 unfinished STOREs of 32 KiB: ${refused} answered refused, ${64 - replies.length} waiting for data; bytes reserved: ${pending ?? 'not counted'}`,
+      );
       expect(refused).to.equal(60);
       expect(pending).to.equal(4 * 32768);
 

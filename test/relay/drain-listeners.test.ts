@@ -25,7 +25,9 @@ describe('drain listeners of last-hop multiplexers', () => {
       for (const circ of circuits) circ.close();
       await until(() => rig.reactor.size === 0, 'the circuits closed at the relay');
       const left = c.relayLink.listenerCount('link:drain') - before;
-      console.log(`      drain listeners left on the congested link after ${circuits.length} circuits closed: ${left} (still congested: ${c.relayLink.isCongested})`);
+      console.log(
+        `      drain listeners left on the congested link after ${circuits.length} circuits closed: ${left} (still congested: ${c.relayLink.isCongested})`,
+      );
       expect(c.relayLink.isCongested, 'the link is still congested').to.equal(true);
       expect(left).to.equal(0);
     } finally {

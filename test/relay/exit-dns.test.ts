@@ -83,7 +83,10 @@ describe('exit DNS with a server that never answers', function () {
       }
     }
     // Beyond 4 per circuit and 8 in all: refused at once.
-    expect(named.filter((s) => s.outcome?.reason === EndReason.RESOURCE_LIMIT), 'BEGINs refused at once').to.have.length(10);
+    expect(
+      named.filter((s) => s.outcome?.reason === EndReason.RESOURCE_LIMIT),
+      'BEGINs refused at once',
+    ).to.have.length(10);
     expect(exit.pendingResolves).to.equal(8);
 
     // Pending lookups hold places under the connection cap (10): two connections fit, the third does not.

@@ -12,7 +12,7 @@ import { DestroyReason } from '../../protocol/cell.js';
 import { encodeBegin, EndReason } from '../../protocol/stream-messages.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import type { ClientCircuit } from '../../net/circuit.js';
-import { STREAM_HIGH_WATER, type MuxStream, type StreamMux } from '../../net/stream-mux.js';
+import { STREAM_HIGH_WATER, type MuxStream } from '../../net/stream-mux.js';
 import type { CircuitHop } from '../../relay/circuits.js';
 import { silentLogger } from '../../relay/logger.js';
 import { MemoryGuard } from '../../relay/memory-guard.js';
@@ -89,7 +89,9 @@ describe('exit streams (specs/streams.md §3.1)', function () {
 
   it('circuits that hold connections cannot take every exit connection; idle connections close', async () => {
     // The exit's defaults scaled down by 16: 4096 connections, 128 per circuit, 256 per client block become 256, 8, 16.
-    const rig = new RelayRig({ exit: { policy: ['accept 127.0.0.1:*', 'reject *:*'], maxExitConnections: 256, maxStreamsPerCircuit: 8, maxStreamsPerClientBlock: 16 } });
+    const rig = new RelayRig({
+      exit: { policy: ['accept 127.0.0.1:*', 'reject *:*'], maxExitConnections: 256, maxStreamsPerCircuit: 8, maxStreamsPerClientBlock: 16 },
+    });
     try {
       // Four circuits asking for 64 connections each to a server that holds them: two through a relay link (their
       // previous hop is a relay), two one-hop circuits from a client link.
@@ -100,7 +102,9 @@ describe('exit streams (specs/streams.md §3.1)', function () {
       const connected = outcomes.filter((o) => o === 'connected').length;
       const honest = await rig.connect({ address: '203.0.113.9', role: 'relay' });
       const honestOutcome = await begin(await rig.circuit(honest), port);
-      console.log(`      256 BEGINs on 4 circuits: ${connected} connected; the exit holds ${rig.exit!.openConnections}; an honest BEGIN: ${honestOutcome === 'connected' ? 'connected' : `END ${honestOutcome}`}`);
+      console.log(
+        `      256 BEGINs on 4 circuits: ${connected} connected; the exit holds ${rig.exit!.openConnections}; an honest BEGIN: ${honestOutcome === 'connected' ? 'connected' : `END ${honestOutcome}`}`,
+      );
       expect(honestOutcome).to.equal('connected');
       expect(connected).to.equal(2 * 8 + 16);
       expect(outcomes.filter((o) => o === EndReason.RESOURCE_LIMIT).length).to.equal(256 - connected);
@@ -111,7 +115,9 @@ describe('exit streams (specs/streams.md §3.1)', function () {
       rig.advance(10 * 60_000);
       await until(() => rig.exit!.openConnections === 0, 'the idle connections closed', 5000).catch(() => undefined);
       await until(() => endings.length === connected, 'the streams ended', 2000).catch(() => undefined);
-      console.log(`      after ten idle minutes: the exit holds ${rig.exit!.openConnections}; ${endings.filter((r) => r === EndReason.TIMEOUT).length} streams ended with TIMEOUT`);
+      console.log(
+        `      after ten idle minutes: the exit holds ${rig.exit!.openConnections}; ${endings.filter((r) => r === EndReason.TIMEOUT).length} streams ended with TIMEOUT`,
+      );
       expect(rig.exit!.openConnections).to.equal(0);
       expect(endings.filter((r) => r === EndReason.TIMEOUT).length).to.equal(connected);
     } finally {
@@ -129,10 +135,12 @@ describe('exit streams (specs/streams.md §3.1)', function () {
       // The client stops reading: no circuit SENDME reaches the exit from here on.
       c.client.socket.pause();
       await until(() => exitSockets(rig).length === 16 && exitSockets(rig).every((s) => s.isPaused()), 'the exit stopped reading every destination');
-      const mux = hopOf(rig, c.relayLink).attachments.get('mux') as StreamMux;
+      const mux = rig.streams.muxOf(hopOf(rig, c.relayLink))!;
       const queues = [...mux.all].map((s) => s.queuedBytes);
       const worst = Math.max(...queues);
-      console.log(`      16 streams from a destination that never stops: largest stream queue ${(worst / 1024).toFixed(0)} KiB, all ${(queues.reduce((a, b) => a + b, 0) / 1048576).toFixed(2)} MiB`);
+      console.log(
+        `      16 streams from a destination that never stops: largest stream queue ${(worst / 1024).toFixed(0)} KiB, all ${(queues.reduce((a, b) => a + b, 0) / 1048576).toFixed(2)} MiB`,
+      );
       // At most what the socket read when the window closed, and one read more: far below the 256 KiB high-water mark.
       expect(worst).to.be.below(STREAM_HIGH_WATER / 2);
     } finally {
@@ -164,7 +172,9 @@ describe('exit streams (specs/streams.md §3.1)', function () {
       });
       const counted = guard.check();
       await until(() => attacker!.state === 'closed', 'the attacking circuit destroyed', 2000).catch(() => undefined);
-      console.log(`      4 uploads to a destination that does not read: the exit holds ${(held / 1048576).toFixed(2)} MiB for the circuit; the memory check counted ${(counted / 1048576).toFixed(2)} MiB; attacking circuit ${attacker!.state}, honest circuit ${honest!.state}`);
+      console.log(
+        `      4 uploads to a destination that does not read: the exit holds ${(held / 1048576).toFixed(2)} MiB for the circuit; the memory check counted ${(counted / 1048576).toFixed(2)} MiB; attacking circuit ${attacker!.state}, honest circuit ${honest!.state}`,
+      );
       expect(held).to.be.greaterThan(1 << 20);
       expect(attacker!.state).to.equal('closed');
       expect(honest!.state).to.equal('open');

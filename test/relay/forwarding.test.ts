@@ -41,7 +41,9 @@ describe('forwarding into a congested link', function () {
       await until(() => attacker!.state === 'closed', 'the attacking circuit destroyed', 3000).catch(() => undefined);
       clearInterval(watch);
       worst = Math.max(worst, toNext.bufferedBytes);
-      console.log(`      20 000 cells into a 500 KB/s link: the link held at most ${(worst / 1048576).toFixed(1)} MiB; attacking circuit ${attacker!.state}, honest circuit ${honest!.state}`);
+      console.log(
+        `      20 000 cells into a 500 KB/s link: the link held at most ${(worst / 1048576).toFixed(1)} MiB; attacking circuit ${attacker!.state}, honest circuit ${honest!.state}`,
+      );
       expect(attacker!.state).to.equal('closed');
       expect(honest!.state).to.equal('open');
       expect(await a.drops('circuit_backlog')).to.equal(1);
@@ -61,7 +63,9 @@ describe('forwarding into a congested link', function () {
       // Each circuit stays under its own backlog limit; together they pass max_queue_bytes.
       await Promise.all(circuits.map((circuit) => flood(circuit, 2000)));
       await until(() => toNext.isClosed, 'the link holding the most closed', 5000).catch(() => undefined);
-      console.log(`      4 × 2000 cells into a 500 KB/s link with max_queue_bytes 4 MiB, no maintenance pass: link ${toNext.isClosed ? 'closed' : `open, holding ${(toNext.bufferedBytes / 1048576).toFixed(1)} MiB`}`);
+      console.log(
+        `      4 × 2000 cells into a 500 KB/s link with max_queue_bytes 4 MiB, no maintenance pass: link ${toNext.isClosed ? 'closed' : `open, holding ${(toNext.bufferedBytes / 1048576).toFixed(1)} MiB`}`,
+      );
       expect(toNext.isClosed).to.equal(true);
       expect(await a.drops('oom_link_closed')).to.equal(1);
     } finally {

@@ -125,11 +125,20 @@ describe('relay metrics: the operator guide, the Grafana dashboard and the code 
         for (const label of by[1]!.split(',').map((l) => l.trim())) {
           if (label === 'instance' || label === 'job') continue;
           const names = [...expr.matchAll(/\b((?:allium|process|nodejs)_[a-z0-9_]+)/g)].map((x) => base(x[1]!));
-          expect(names.some((n) => reg.get(n)?.labels.includes(label)), `${panel}: by (${label})`).to.equal(true);
+          expect(
+            names.some((n) => reg.get(n)?.labels.includes(label)),
+            `${panel}: by (${label})`,
+          ).to.equal(true);
         }
       }
     }
-    for (const must of ['allium_link_bytes_total', 'allium_store_quota_bytes', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds', 'allium_build_info']) {
+    for (const must of [
+      'allium_link_bytes_total',
+      'allium_store_quota_bytes',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+      'allium_build_info',
+    ]) {
       expect(used, must).to.include(must);
     }
   });

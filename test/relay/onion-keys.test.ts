@@ -9,7 +9,6 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '../../protocol/bytes.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
-import type { OnionKeyRing } from '../../crypto/keys.js';
 import { buildCircuit, CircuitTable } from '../../net/circuit.js';
 import { openLink } from '../../net/dial.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
@@ -17,10 +16,9 @@ import { Relay } from '../../relay/relay.js';
 import { silentLogger } from '../../relay/logger.js';
 import { tempDir } from '../helpers/network.js';
 
-interface RelayInside {
-  onionKeys: OnionKeyRing;
+/** The node's onion replay filter, which the test swaps for a small one. */
+interface NodeInside {
   replay: ReplayFilter;
-  maintain(): void;
 }
 
 function config(dir: string): ConstructorParameters<typeof Relay>[0] {
@@ -35,7 +33,8 @@ describe('onion keys under a flood of valid onions', function () {
     const relay = new Relay(config(dir), { log: silentLogger() });
     await relay.start();
     try {
-      const inside = relay as unknown as RelayInside;
+      const node = relay.node;
+      const inside = node as unknown as NodeInside;
       inside.replay = new ReplayFilter({ capacity: 3 });
       const link = await openLink(nodeSocketFactory, relay.address, { role: 'initiator', responder: relay.identity.publicKey });
       const table = new CircuitTable();
@@ -43,10 +42,10 @@ describe('onion keys under a flood of valid onions', function () {
       for (let round = 0; round < 6; round++) {
         // Three circuits fill the current key's filter; the maintenance pass rotates early and publishes the new key.
         for (let i = 0; i < 3; i++) (await buildCircuit(link, table, [relay.descriptor!], { timeoutMs: 10_000 })).close();
-        inside.maintain();
-        sizes.push(inside.onionKeys.all.length);
+        node.maintain();
+        sizes.push(node.onionKeys.all.length);
       }
-      const held = inside.onionKeys.usable.map((k) => toHex(k.publicKey)).sort();
+      const held = node.onionKeys.usable.map((k) => toHex(k.publicKey)).sort();
       const journals = readdirSync(join(dir, 'replay'))
         .filter((n) => n.startsWith('onion-'))
         .map((n) => n.slice(6, -4))
@@ -65,7 +64,7 @@ describe('onion keys under a flood of valid onions', function () {
       const again = new Relay(config(dir), { log: silentLogger() });
       await again.start();
       try {
-        const after = (again as unknown as RelayInside).onionKeys.usable.map((k) => toHex(k.publicKey)).sort();
+        const after = again.node.onionKeys.usable.map((k) => toHex(k.publicKey)).sort();
         expect(after).to.deep.equal(held);
       } finally {
         await again.stop();

@@ -46,7 +46,13 @@ describe('overlay tables a peer can fill', () => {
       h.overlay.maintain();
       const dialed = h.dials.map((d) => d.url);
       h.failDials();
-      expect({ held, left: h.directory.size, results: [...new Set(await Promise.all(results))], dialed: dialed.length, sample: dialed.slice(0, 2) }).to.deep.equal({
+      expect({
+        held,
+        left: h.directory.size,
+        results: [...new Set(await Promise.all(results))],
+        dialed: dialed.length,
+        sample: dialed.slice(0, 2),
+      }).to.deep.equal({
         held: 50,
         left: 0,
         results: ['ERR_UNREACHABLE'],
@@ -133,7 +139,9 @@ describe('overlay tables a peer can fill', () => {
         // All ten are neighbours here (the inbound cap per block is tested below), so the pull limits alone decide.
         h = new OverlayHarness({ maxInboundPerBlock: 10 });
         const sybils = await Promise.all(
-          Array.from({ length: 10 }, (_, i) => h.inbound({ identity: newIdentity(), address: spread === 'one /24' ? `198.51.100.${i + 1}` : `198.51.${100 + i}.1` })),
+          Array.from({ length: 10 }, (_, i) =>
+            h.inbound({ identity: newIdentity(), address: spread === 'one /24' ? `198.51.100.${i + 1}` : `198.51.${100 + i}.1` }),
+          ),
         );
         for (const s of sybils) {
           const done = nextControl(s.mine, 'gossip-announce');
@@ -153,7 +161,10 @@ describe('overlay tables a peer can fill', () => {
         expect({ sybilsDropped: before['dropped'] ?? 0, evicted: (after['evicted'] ?? 0) - (before['evicted'] ?? 0) }).to.deep.equal(
           spread === 'one /24' ? { sybilsDropped: 8000, evicted: 0 } : { sybilsDropped: 0, evicted: 1 },
         );
-        expect({ asked: (after['asked'] ?? 0) - (before['asked'] ?? 0), dropped: (after['dropped'] ?? 0) - (before['dropped'] ?? 0) }).to.deep.equal({ asked: 1, dropped: 0 });
+        expect({ asked: (after['asked'] ?? 0) - (before['asked'] ?? 0), dropped: (after['dropped'] ?? 0) - (before['dropped'] ?? 0) }).to.deep.equal({
+          asked: 1,
+          dropped: 0,
+        });
         expect((await wanted).ids).to.deep.equal([e[0]![0]]);
       });
     }

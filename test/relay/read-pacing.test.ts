@@ -66,7 +66,9 @@ describe('read pacing under a flood', function () {
       while (performance.now() < until) await new Promise((r) => setTimeout(r, 50));
       const seconds = (performance.now() - started) / 1000;
       const read = (await readBytes()) - inBefore;
-      console.log(`      8 circuit builds on the honest link during the flood: ${times.join(' ')} ms (${total} ms in all); the relay read ${(read / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s`);
+      console.log(
+        `      8 circuit builds on the honest link during the flood: ${times.join(' ')} ms (${total} ms in all); the relay read ${(read / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s`,
+      );
       expect(total).to.be.below(3000);
       expect(read).to.be.below(1.3 * (1_000_000 * seconds + 1_000_000));
     } finally {

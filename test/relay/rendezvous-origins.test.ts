@@ -81,7 +81,14 @@ class Harness {
 }
 
 /** The defaults' proportions, a hundredth of the size: a relay-wide table of 100, 25 per peer and per block. */
-const SMALL: RendezvousLimits = { maxIntroPoints: 100, maxIntroPointsPerPeer: 25, maxIntroPointsPerBlock: 25, maxPendingRendezvous: 100, maxPendingRendezvousPerPeer: 25, maxPendingRendezvousPerBlock: 25 };
+const SMALL: RendezvousLimits = {
+  maxIntroPoints: 100,
+  maxIntroPointsPerPeer: 25,
+  maxIntroPointsPerBlock: 25,
+  maxPendingRendezvous: 100,
+  maxPendingRendezvousPerPeer: 25,
+  maxPendingRendezvousPerBlock: 25,
+};
 
 describe('rendezvous registrations by origin, and their lifetimes (specs/rendezvous.md §3.2)', () => {
   it('an attacker whose circuits come through four middle relays fills the table; an honest endpoint through a fifth still registers', () => {
@@ -128,7 +135,11 @@ describe('rendezvous registrations by origin, and their lifetimes (specs/rendezv
     // A relay link from the same /24: its circuits are many clients' circuits, not that block's.
     const middle = link('relay', '198.51.100.8');
     const fromMiddle = Array.from({ length: 26 }, () => h.establishIntro(h.circuit(middle)));
-    expect({ client: fromClient.filter((r) => r === null).length, clientLast: fromClient[25], middle: fromMiddle.filter((r) => r === null).length }).to.deep.equal({
+    expect({
+      client: fromClient.filter((r) => r === null).length,
+      clientLast: fromClient[25],
+      middle: fromMiddle.filter((r) => r === null).length,
+    }).to.deep.equal({
       client: 25,
       clientLast: 'ERR_LIMIT',
       middle: 26,
@@ -144,7 +155,12 @@ describe('rendezvous registrations by origin, and their lifetimes (specs/rendezv
     const before = h.introduce(auth.publicKey);
     h.now += 1;
     const after = h.introduce(auth.publicKey);
-    expect({ before, after, destroyed: intro.state, count: h.service.introCount }).to.deep.equal({ before: 'ok', after: 'unknown', destroyed: 'closed', count: 0 });
+    expect({ before, after, destroyed: intro.state, count: h.service.introCount }).to.deep.equal({
+      before: 'ok',
+      after: 'unknown',
+      destroyed: 'closed',
+      count: 0,
+    });
   });
 
   it('a circuit whose cookie expired cannot register again (a cookie or an intro key)', () => {

@@ -54,7 +54,10 @@ describe('replay journals', () => {
     // Another relay's identity, or another key's name: the header does not verify.
     expect(new ReplayJournals(dir, IdentityKey.generate(), 'boot').readOnion(B)).to.equal(null);
     const other = crypto().x25519Keypair().publicKey;
-    writeFileSync(join(dir, 'replay', `onion-${Buffer.from(other).toString('hex')}.log`), readFileSync(join(dir, 'replay', `onion-${Buffer.from(B).toString('hex')}.log`)));
+    writeFileSync(
+      join(dir, 'replay', `onion-${Buffer.from(other).toString('hex')}.log`),
+      readFileSync(join(dir, 'replay', `onion-${Buffer.from(B).toString('hex')}.log`)),
+    );
     expect(again.readOnion(other)).to.equal(null);
     // A torn last record (a write that did not complete).
     const path = join(dir, 'replay', `onion-${Buffer.from(B).toString('hex')}.log`);

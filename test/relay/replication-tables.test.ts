@@ -63,7 +63,11 @@ describe('replication state about other relays', () => {
     now += 3 * 3600_000;
     directory.add(descriptorFor({ identity: key, pub: now, lifetimeMs: 24 * 3600_000, caps: ['store'] }), now);
     await r.tick();
-    expect({ whileListed, afterLeaving, afterReturn: r.departedRelays() }).to.deep.equal({ whileListed: [first.fingerprint], afterLeaving: [], afterReturn: [] });
+    expect({ whileListed, afterLeaving, afterReturn: r.departedRelays() }).to.deep.equal({
+      whileListed: [first.fingerprint],
+      afterLeaving: [],
+      afterReturn: [],
+    });
   });
 
   it("the transport's cached circuit to a relay that left the directory is dropped on the next pass", async () => {

@@ -22,7 +22,13 @@ describe('sim: directory convergence', () => {
         }
         await w.run(30_000);
         const fps = relays.map((r) => r.fingerprint).sort();
-        for (const r of relays) expect(r.directory.all().map((d) => d.fingerprint).sort()).to.deep.equal(fps);
+        for (const r of relays)
+          expect(
+            r.directory
+              .all()
+              .map((d) => d.fingerprint)
+              .sort(),
+          ).to.deep.equal(fps);
         // Every relay kept links to others (the overlay degree is 8).
         for (const r of relays) expect(r.overlay.neighbourCount).to.be.at.least(Math.min(8, n - 1) / 2);
         // A late joiner holds the directory after its first exchanges.

@@ -20,7 +20,11 @@ async function scenario(seed: number): Promise<string> {
       await w.run(700);
     }
     await w.run(20_000);
-    const client = new AlliumClient({ bootstrap: relays.slice(0, 3).map((r) => r.bootstrapLine), socketFactory: w.network.socketFactory(w.network.addHost()), poolSize: 0 });
+    const client = new AlliumClient({
+      bootstrap: relays.slice(0, 3).map((r) => r.bootstrapLine),
+      socketFactory: w.network.socketFactory(w.network.addHost()),
+      poolSize: 0,
+    });
     await w.wait(client.start());
     const paths: string[][] = [];
     const times: number[] = [];

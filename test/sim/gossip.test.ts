@@ -23,7 +23,19 @@ import { simulate, type World } from '../../sim/world.js';
 
 function descriptorOf(key: IdentityKey, pub: number, i = 0): Descriptor {
   return signDescriptor(
-    { id: key.publicKey, onion: crypto().random(32), addr: `ws://10.1.${(i >> 8) & 255}.${i & 255}:9001/allium`, nick: `n${i}`, contact: '', family: [], bw: 1000, exit: ['reject *:*'], caps: ['store'], pub, exp: pub + 3 * 3_600_000 },
+    {
+      id: key.publicKey,
+      onion: crypto().random(32),
+      addr: `ws://10.1.${(i >> 8) & 255}.${i & 255}:9001/allium`,
+      nick: `n${i}`,
+      contact: '',
+      family: [],
+      bw: 1000,
+      exit: ['reject *:*'],
+      caps: ['store'],
+      pub,
+      exp: pub + 3 * 3_600_000,
+    },
     key.secretKey,
   );
 }
@@ -38,7 +50,10 @@ interface Neighbour {
   of<T extends ControlMessage['t']>(t: T): Extract<ControlMessage, { t: T }>[];
 }
 
-function harness(w: World, gossipIntervalMs = 24 * 3_600_000): { overlay: Overlay; directory: DirectoryStore; metrics: SimRelayMetrics; neighbour(latencyMs?: number): Neighbour } {
+function harness(
+  w: World,
+  gossipIntervalMs = 24 * 3_600_000,
+): { overlay: Overlay; directory: DirectoryStore; metrics: SimRelayMetrics; neighbour(latencyMs?: number): Neighbour } {
   const identity = IdentityKey.fromSeed(crypto().random(32));
   const directory = new DirectoryStore();
   const metrics = new SimRelayMetrics();
@@ -58,7 +73,10 @@ function harness(w: World, gossipIntervalMs = 24 * 3_600_000): { overlay: Overla
   });
   const neighbour = (latencyMs = 20): Neighbour => {
     const key = IdentityKey.fromSeed(crypto().random(32));
-    const [mine, theirs] = MessageLink.pair(w.clock, { latencyMs, bandwidth: 0, loss: 0 }, w.rng.random, messageSize as (m: unknown) => number, [new Traffic(), new Traffic()]);
+    const [mine, theirs] = MessageLink.pair(w.clock, { latencyMs, bandwidth: 0, loss: 0 }, w.rng.random, messageSize as (m: unknown) => number, [
+      new Traffic(),
+      new Traffic(),
+    ]);
     mine.peer = { role: LinkRole.RELAY, identity: identity.publicKey, version: 1 };
     theirs.peer = { role: LinkRole.RELAY, identity: key.publicKey, version: 1 };
     const got: ControlMessage[] = [];
@@ -76,7 +94,8 @@ function harness(w: World, gossipIntervalMs = 24 * 3_600_000): { overlay: Overla
 }
 
 const wantsFor = (n: Neighbour, d: Descriptor): number => n.of('gossip-want').filter((m) => m.ids.some((id) => crypto().equal(id, d.id))).length;
-const announcedTo = (n: Neighbour, d: Descriptor): boolean => n.of('gossip-announce').some((m) => m.e.some(([id, pub]) => crypto().equal(id, d.id) && pub === d.pub));
+const announcedTo = (n: Neighbour, d: Descriptor): boolean =>
+  n.of('gossip-announce').some((m) => m.e.some(([id, pub]) => crypto().equal(id, d.id) && pub === d.pub));
 
 describe('sim: announce-and-pull gossip', function () {
   this.timeout(120_000);
@@ -230,7 +249,7 @@ describe('sim: announce-and-pull gossip', function () {
           pages.push(peer.of('gossip-summary').at(-1)!);
         }
         expect(peer.of('gossip-summary')).to.have.length(3);
-        const [p1, p2, p3] = pages as [typeof pages[0], typeof pages[0], typeof pages[0]];
+        const [p1, p2, p3] = pages as [(typeof pages)[0], (typeof pages)[0], (typeof pages)[0]];
         expect(p1.after).to.equal(null);
         expect(p1.more).to.equal(true);
         expect(p1.e).to.have.length(MAX_SUMMARY_ENTRIES);
@@ -302,14 +321,18 @@ describe('sim: announce-and-pull gossip', function () {
       // let asks time out; in the second, they ask those last. A relay has overlay_degree neighbours it dialed plus
       // those that dialed it (about twice overlay_degree), so the first round renews enough descriptors for every
       // relay to have asked most of them.
-      for (const [round, within, count] of [[0, 4 * PULL_TIMEOUT_MS, 32], [1, PULL_TIMEOUT_MS, 16]] as const) {
+      for (const [round, within, count] of [
+        [0, 4 * PULL_TIMEOUT_MS, 32],
+        [1, PULL_TIMEOUT_MS, 16],
+      ] as const) {
         const renewed: Descriptor[] = [];
         for (let i = 0; i < count; i++) {
           renewed.push(relays[(i * 7 + round) % n]!.publishDescriptor());
           await w.run(1000);
         }
         await w.run(within);
-        for (const d of renewed) for (const r of honest) expect(r.directory.get(d.fingerprint)?.pub, `round ${round}: relay ${r.index} holds the renewal`).to.equal(d.pub);
+        for (const d of renewed)
+          for (const r of honest) expect(r.directory.get(d.fingerprint)?.pub, `round ${round}: relay ${r.index} holds the renewal`).to.equal(d.pub);
         expect(retried()).to.be.above(0);
       }
       for (const r of relays) r.down();

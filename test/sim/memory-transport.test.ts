@@ -102,7 +102,11 @@ describe('sim: in-memory transport', () => {
         await w.run(1000);
       }
       await w.run(30_000);
-      const client = new AlliumClient({ bootstrap: relays.slice(0, 3).map((r) => r.bootstrapLine), socketFactory: w.network.socketFactory(w.network.addHost()), poolSize: 0 });
+      const client = new AlliumClient({
+        bootstrap: relays.slice(0, 3).map((r) => r.bootstrapLine),
+        socketFactory: w.network.socketFactory(w.network.addHost()),
+        poolSize: 0,
+      });
       await w.wait(client.start());
       const circuit = await w.wait(client.newCircuit({ exitPort: 443 }));
       expect(circuit.path).to.have.length(3);

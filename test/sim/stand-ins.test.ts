@@ -23,7 +23,10 @@ import { PlacementIndex } from '../../sim/placement-index.js';
 /** The same relay re-signed with other exit policy lines. */
 function signDescriptorAs(d: Descriptor, exit: string[], now: number): Descriptor {
   const id = keys.get(d.fingerprint)!;
-  return signDescriptor({ id: d.id, onion: d.onion, addr: d.addr, nick: d.nick, contact: '', family: [], bw: d.bw, exit, caps: d.caps, pub: now, exp: now + 3_600_000 }, id.secretKey);
+  return signDescriptor(
+    { id: d.id, onion: d.onion, addr: d.addr, nick: d.nick, contact: '', family: [], bw: d.bw, exit, caps: d.caps, pub: now, exp: now + 3_600_000 },
+    id.secretKey,
+  );
 }
 
 const keys = new Map<string, IdentityKey>();
@@ -33,7 +36,19 @@ function descriptors(n: number, now: number): Descriptor[] {
     const id = IdentityKey.fromSeed(crypto().hash(32, new Uint8Array([i & 255, i >> 8])));
     keys.set(id.fingerprint, id);
     return signDescriptor(
-      { id: id.publicKey, onion: crypto().random(32), addr: `ws://10.0.${i >> 8}.${i & 255}:9001/allium`, nick: `r${i}`, contact: '', family: [], bw: 1000 + ((i * 7919) % 100_000), exit: ['reject *:*'], caps: i % 7 === 3 ? ['intro'] : ['store'], pub: now, exp: now + 3_600_000 },
+      {
+        id: id.publicKey,
+        onion: crypto().random(32),
+        addr: `ws://10.0.${i >> 8}.${i & 255}:9001/allium`,
+        nick: `r${i}`,
+        contact: '',
+        family: [],
+        bw: 1000 + ((i * 7919) % 100_000),
+        exit: ['reject *:*'],
+        caps: i % 7 === 3 ? ['intro'] : ['store'],
+        pub: now,
+        exp: now + 3_600_000,
+      },
       id.secretKey,
     );
   });
@@ -44,13 +59,24 @@ describe('sim: stand-ins', () => {
     const bytes = fc.uint8Array({ maxLength: 600 });
     const message = fc.oneof(
       fc.record({ t: fc.constant('gossip-digest'), d: fc.uint8Array({ minLength: 32, maxLength: 32 }), n: fc.nat() }),
-      fc.record({ t: fc.constant('gossip-summary'), e: fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.maxSafeNat()), { maxLength: 300 }), after: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 })), more: fc.boolean() }),
-      fc.record({ t: fc.constant('gossip-announce'), e: fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.maxSafeNat()), { minLength: 1, maxLength: 300 }) }),
+      fc.record({
+        t: fc.constant('gossip-summary'),
+        e: fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.maxSafeNat()), { maxLength: 300 }),
+        after: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 })),
+        more: fc.boolean(),
+      }),
+      fc.record({
+        t: fc.constant('gossip-announce'),
+        e: fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.maxSafeNat()), { minLength: 1, maxLength: 300 }),
+      }),
       fc.record({ t: fc.constant('gossip-push'), ds: fc.array(bytes, { maxLength: 30 }) }),
       fc.record({ t: fc.constant('dir'), at: fc.maxSafeNat(), ds: fc.array(bytes, { maxLength: 10 }), more: fc.boolean() }),
       fc.record({ t: fc.constant('dir-get'), since: fc.nat(), after: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 })) }),
     );
-    fc.assert(fc.property(message, (m) => cborSize(m) === encodeCbor(m as ControlMessage).length), { numRuns: 300 });
+    fc.assert(
+      fc.property(message, (m) => cborSize(m) === encodeCbor(m as ControlMessage).length),
+      { numRuns: 300 },
+    );
   });
 
   it('the placement index returns the holders holdersOf returns, in order', () => {
@@ -71,11 +97,7 @@ describe('sim: stand-ins', () => {
 
   it('fast path selection chooses what GuardSet and choosePath choose from the same random numbers', async () => {
     const now = Date.now();
-    const ds = descriptors(400, now).map((d, i) =>
-      i % 4 === 0
-        ? signDescriptorAs(d, ['accept *:443', 'reject *:*'], now)
-        : d,
-    );
+    const ds = descriptors(400, now).map((d, i) => (i % 4 === 0 ? signDescriptorAs(d, ['accept *:443', 'reject *:*'], now) : d));
     const fast = new FastPaths(ds);
     for (let c = 0; c < 150; c++) {
       const a = new Rng(c).random;
@@ -112,9 +134,13 @@ describe('sim: stand-ins', () => {
     b.offer(ds[5]!.raw, now);
     expect(a.digest()).to.deep.equal(b.digest());
     // Verification still refuses what the real store refuses.
-    expect(() => a.offer(ds[0]!.raw, now + 2 * 3_600_000)).to.throw().with.property('code', 'ERR_DESCRIPTOR_EXPIRED');
+    expect(() => a.offer(ds[0]!.raw, now + 2 * 3_600_000))
+      .to.throw()
+      .with.property('code', 'ERR_DESCRIPTOR_EXPIRED');
     const forged = Uint8Array.from(ds[1]!.raw);
     forged[forged.length - 1]! ^= 1;
-    expect(() => a.offer(forged, now)).to.throw().with.property('code', 'ERR_SIGNATURE');
+    expect(() => a.offer(forged, now))
+      .to.throw()
+      .with.property('code', 'ERR_SIGNATURE');
   });
 });

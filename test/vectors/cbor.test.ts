@@ -51,7 +51,10 @@ describeEachBinding('vectors: cbor.json', () => {
     });
   }
 
-  for (const [kind, list] of [['non-canonical', V.nonCanonical], ['invalid', V.invalid]] as const) {
+  for (const [kind, list] of [
+    ['non-canonical', V.nonCanonical],
+    ['invalid', V.invalid],
+  ] as const) {
     for (const v of list) {
       it(`${kind}: ${v.name} → ${v.error}`, () => {
         expectCode(() => decodeCbor(hex(v.hex), v.maxBytes), v.error);

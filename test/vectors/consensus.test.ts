@@ -53,7 +53,7 @@ describeEachBinding('vectors: consensus', () => {
   const v = readVectors<V>('consensus.json');
   const authorities = new Set(v.authorities.map((a) => fingerprintOf(hex(a.publicKey))));
 
-  it('md of each relay\'s routing fields', () => {
+  it("md of each relay's routing fields", () => {
     for (const r of v.relays) {
       expect(toHex(encodeCbor({ id: hex(r.id), addr: r.addr, family: [], exit: r.exit, caps: [...r.caps].sort() }))).to.equal(r.mdInput);
       expect(toHex(descriptorMd({ id: hex(r.id), addr: r.addr, family: [], exit: r.exit, caps: r.caps }))).to.equal(r.md);
@@ -63,7 +63,12 @@ describeEachBinding('vectors: consensus', () => {
   it('votes verify; computing the consensus from them gives the head and entries', () => {
     const votes = v.votes.map((x) => verifyVote(hex(x.vote), authorities));
     const before = { pn: v.before.pn, cur: hex(v.before.cur), prev: hex(v.before.prev), com: v.before.com.map(([a, c]) => [hex(a), hex(c)] as const), rev: [] };
-    const { head, entries } = computeConsensus(votes, before, { validAfter: v.constants.validAfter, interval: v.constants.interval, srPeriod: v.constants.srPeriod, authorities });
+    const { head, entries } = computeConsensus(votes, before, {
+      validAfter: v.constants.validAfter,
+      interval: v.constants.interval,
+      srPeriod: v.constants.srPeriod,
+      authorities,
+    });
     expect(toHex(head)).to.equal(v.consensus.head);
     expect(entries.map((e) => toHex(encodeEntry(e)))).to.deep.equal(v.consensus.entries.map((e) => e.encoding));
     expect(toHex(entriesDigest(entries))).to.equal(v.consensus.ed);
@@ -78,17 +83,20 @@ describeEachBinding('vectors: consensus', () => {
     expect(h.validUntil).to.equal(v.consensus.decoded.validUntil);
     expect(h.voters).to.deep.equal(v.consensus.decoded.voters);
     expect(h.weights).to.deep.equal(v.consensus.decoded.weights);
-    const c = checkEntries(h, v.consensus.entries.map((e) => entryOf(e.encoding)));
+    const c = checkEntries(
+      h,
+      v.consensus.entries.map((e) => entryOf(e.encoding)),
+    );
     expect(c.entries.map((e) => [toHex(e.id), toHex(e.md), e.flags, e.w])).to.deep.equal(v.consensus.entries.map((e) => [e.id, e.md, e.flags, e.w]));
   });
 
-  it('the diff turns the entries into the next consensus\'s', () => {
+  it("the diff turns the entries into the next consensus's", () => {
     const from = v.consensus.entries.map((e) => entryOf(e.encoding));
     const changes = v.diff.map(([id, e]) => [hex(id), e ? entryOf(e) : null] as const);
     expect(applyDiff(from, changes).map((e) => toHex(encodeEntry(e)))).to.deep.equal(v.next.entries);
   });
 
-  it('shared random: commits, the next period\'s value and the disaster value', () => {
+  it("shared random: commits, the next period's value and the disaster value", () => {
     for (const c of v.sharedRandom.commits) expect(toHex(srCommit(hex(c.reveal), c.pn))).to.equal(c.commit);
     const h = verifyConsensusHead(hex(v.consensus.signedHead), authorities, v.constants.validAfter);
     expect(toHex(computeSrv(v.sharedRandom.nextPeriod, h.sr.rev, h.sr.cur))).to.equal(v.sharedRandom.srv);

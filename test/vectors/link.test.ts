@@ -148,7 +148,11 @@ describeEachBinding('vectors: link.json', () => {
       random,
     });
   }
-  function responderOf(h: HandshakeVector, random: (n: number) => Uint8Array, replay = new HandshakeReplayCache(V.constants['replayWindowMs']!, 1000)): LinkResponder {
+  function responderOf(
+    h: HandshakeVector,
+    random: (n: number) => Uint8Array,
+    replay = new HandshakeReplayCache(V.constants['replayWindowMs']!, 1000),
+  ): LinkResponder {
     return new LinkResponder({
       identity: responderKey(h.responder),
       ...(h.psk !== ZERO_PSK ? { psk: hex(h.psk) } : {}),
@@ -268,7 +272,7 @@ describeEachBinding('vectors: link.json', () => {
         expect(toHex(c.aeadEncrypt(padTo(m3, FRAME_PLAIN_LEN), null, nonce0, hex(h.keys.i2r)))).to.equal(h.msg3Frame);
       });
 
-      it('carries msg1\'s head as the upgrade token', () => {
+      it("carries msg1's head as the upgrade token", () => {
         const head = hex(h.msg1).subarray(0, MSG1_HEAD_LEN);
         expect(h.upgradeToken).to.have.length(UPGRADE_TOKEN_LEN);
         expect(h.upgradeToken).to.equal(Buffer.from(head).toString('base64url'));
@@ -316,7 +320,11 @@ describeEachBinding('vectors: link.json', () => {
   }
   it('refuses a msg1 of the wrong size', () => {
     const v = V.msg1.accepted[0]!;
-    const r = new LinkResponder({ identity: relay(), replay: new HandshakeReplayCache(V.constants['replayWindowMs']!, 10), maxClockSkewMs: V.constants['clockSkewMs']! });
+    const r = new LinkResponder({
+      identity: relay(),
+      replay: new HandshakeReplayCache(V.constants['replayWindowMs']!, 10),
+      maxClockSkewMs: V.constants['clockSkewMs']!,
+    });
     expectCode(() => r.respond(padTo(hex(v.head), FRAME_LEN - 1), v.now), 'ERR_LINK_PROBE');
   });
 
@@ -431,7 +439,7 @@ describeEachBinding('vectors: link.json', () => {
       });
     }
 
-    it('names the bridge line\'s identity and address in the bridge descriptor', () => {
+    it("names the bridge line's identity and address in the bridge descriptor", () => {
       const d = B.descriptors.find((x) => x.kind === 'bridge')!;
       const line = parseBridgeLine(B.line);
       const got = verifyDescriptor(hex(d.raw), B.now, undefined, 'bridge');

@@ -86,7 +86,16 @@ describeEachBinding('vectors: mailbox.json', () => {
   for (const v of V.items) {
     it(`item: ${v.name}`, () => {
       const q = byteQueue(hex(v.random));
-      const s = sealMailboxItem({ sender: sender(), recipient: recipient().publicKey, slot: hex(v.locator), exp: v.exp, t: v.t, n: v.n, data: hex(v.data), random: q.random });
+      const s = sealMailboxItem({
+        sender: sender(),
+        recipient: recipient().publicKey,
+        slot: hex(v.locator),
+        exp: v.exp,
+        t: v.t,
+        n: v.n,
+        data: hex(v.data),
+        random: q.random,
+      });
       expect(q.remaining()).to.equal(0);
       expect(toHex(s.bytes)).to.equal(v.item);
       expect(toHex(s.id)).to.equal(v.id);

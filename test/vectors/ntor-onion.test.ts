@@ -67,7 +67,10 @@ describeEachBinding('vectors: ntor-onion.json', () => {
 
       it('the client builds the first header from its random bytes', () => {
         const q = byteQueue(hex(v.clientRandom));
-        const onion = createOnion(v.hops.map((h) => ({ identity: hex(h.identity), onionKey: hex(h.onionPublicKey) })), { random: q.random });
+        const onion = createOnion(
+          v.hops.map((h) => ({ identity: hex(h.identity), onionKey: hex(h.onionPublicKey) })),
+          { random: q.random },
+        );
         expect(q.remaining()).to.equal(0);
         expect(toHex(onion.header)).to.equal(v.hops[0]!.header);
         onion.hops.forEach((h, i) => {
@@ -100,7 +103,10 @@ describeEachBinding('vectors: ntor-onion.json', () => {
         }
 
         const q = byteQueue(hex(v.clientRandom));
-        const onion = createOnion(v.hops.map((h) => ({ identity: hex(h.identity), onionKey: hex(h.onionPublicKey) })), { random: q.random });
+        const onion = createOnion(
+          v.hops.map((h) => ({ identity: hex(h.identity), onionKey: hex(h.onionPublicKey) })),
+          { random: q.random },
+        );
         const opened = openReply(onion, hex(v.hops[0]!.reply));
         expect(opened.status).to.equal(v.status);
         expect(opened.hops.map(keysHex)).to.deep.equal(v.hops.map((h) => h.keys));

@@ -19,7 +19,9 @@ describeEachBinding('vectors: regeneration', () => {
   });
 
   it('has no vector file the generator does not make', () => {
-    const committed = readdirSync(VECTORS_DIR).filter((f) => f.endsWith('.json')).sort();
+    const committed = readdirSync(VECTORS_DIR)
+      .filter((f) => f.endsWith('.json'))
+      .sort();
     expect(committed).to.deep.equal([...buildVectorFiles().keys()].sort());
   });
 });

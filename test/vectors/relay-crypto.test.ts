@@ -12,7 +12,15 @@ import { byteQueue, hex, readVectors } from '../helpers/vectors.js';
 
 interface RelayCryptoVectors {
   hops: { forward: string; backward: string }[];
-  forward: { target: number; payload: string; fillSeed: string; fill: string; counters: number[]; sent: string; afterHop: { hop: number; result: string; body: string }[] }[];
+  forward: {
+    target: number;
+    payload: string;
+    fillSeed: string;
+    fill: string;
+    counters: number[];
+    sent: string;
+    afterHop: { hop: number; result: string; body: string }[];
+  }[];
   backward: { origin: number; payload: string; counters: number[]; path: { hop: number; body: string }[]; clientOrigin: number }[];
 }
 

@@ -24,7 +24,19 @@ interface SiteVectors {
   constants: { magic: string; maxManifestBytes: number; maxEntries: number; maxPathBytes: number; maxPathDepth: number };
   valid: { name: string; idx: string; files: { path: string; type: string; ref: string; size: number }[]; note?: string; bytes: string }[];
   invalid: { name: string; bytes: string; error: string }[];
-  hint: { publisherSeed: string; publicKey: string; name: string; secret: string; link: string; edition: number; target: string; now: number; periods: string[]; hintNonces: string; hints: { period: string; hintName: string; rk: string; record: string }[] };
+  hint: {
+    publisherSeed: string;
+    publicKey: string;
+    name: string;
+    secret: string;
+    link: string;
+    edition: number;
+    target: string;
+    now: number;
+    periods: string[];
+    hintNonces: string;
+    hints: { period: string; hintName: string; rk: string; record: string }[];
+  };
   hintInvalid: { name: string; period: string; record: string; error: string }[];
 }
 
@@ -32,7 +44,13 @@ describeEachBinding('vectors: site manifests and edition hints (specs/vectors/si
   const v = readVectors<SiteVectors>('site.json');
 
   it('constants match the code', () => {
-    expect(v.constants).to.deep.equal({ magic: toHex(SITE_MAGIC), maxManifestBytes: MAX_SITE_MANIFEST_BYTES, maxEntries: MAX_SITE_ENTRIES, maxPathBytes: MAX_SITE_PATH_BYTES, maxPathDepth: MAX_SITE_PATH_DEPTH });
+    expect(v.constants).to.deep.equal({
+      magic: toHex(SITE_MAGIC),
+      maxManifestBytes: MAX_SITE_MANIFEST_BYTES,
+      maxEntries: MAX_SITE_ENTRIES,
+      maxPathBytes: MAX_SITE_PATH_BYTES,
+      maxPathDepth: MAX_SITE_PATH_DEPTH,
+    });
   });
 
   for (const c of v.valid) {
@@ -69,7 +87,9 @@ describeEachBinding('vectors: site manifests and edition hints (specs/vectors/si
     const q = byteQueue(hex(h.hintNonces));
     const made = createEditionHints(publisher.secretKey, key, h.edition, h.target, h.now, q.random);
     expect(q.remaining()).to.equal(0);
-    expect(made.map((m) => ({ period: m.period, hintName: toHex(utf8(hintName(h.name, m.period))), rk: toHex(m.rk), record: toHex(m.bytes) }))).to.deep.equal(h.hints);
+    expect(made.map((m) => ({ period: m.period, hintName: toHex(utf8(hintName(h.name, m.period))), rk: toHex(m.rk), record: toHex(m.bytes) }))).to.deep.equal(
+      h.hints,
+    );
     for (const x of h.hints) expect(openEditionHint(key, x.period, hex(x.record))).to.deep.equal({ edition: h.edition, target: h.target });
   });
 

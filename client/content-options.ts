@@ -1,0 +1,71 @@
+/**
+ * What ContentClient's calls take and give (docs/developer-guide.md §Content): the options of put, get, publish and
+ * edition lookups, and a file opened for reading. Every options object carries `signal` (AbortOptions).
+ */
+import type { BlockRef } from '../protocol/chk.js';
+import type { AbortOptions } from '../net/abort.js';
+
+export interface Progress {
+  (done: number, total: number | null): void;
+}
+
+export interface PutOptions extends AbortOptions {
+  /**
+   * Convergent keys (default false: random keys). Convergent keys make the same file give the same link and be
+   * stored once, but anyone with a copy of the file can compute its routing keys and test whether a relay holds it
+   * or a client fetches it (a confirmation attack, content.md §9). Random keys give no such test.
+   */
+  convergent?: boolean;
+  /**
+   * Keys convergent under this secret (content.md §2, §10.4): deterministic for whoever has the secret (a resumed
+   * publish makes the same blocks), random to everyone else. Ignored with `convergent: true`.
+   */
+  convergenceSecret?: Uint8Array;
+  /** Blocks the network already acknowledged (an insert journal, content.md §10.4): not sent again. */
+  skip?: (rk: Uint8Array) => boolean;
+  /** Called once a holder acknowledged a block (`ok` or `exists`). */
+  onStored?: (rk: Uint8Array) => void;
+  /** Counts, filled in as blocks are stored or skipped. */
+  stats?: { stored: number; skipped: number };
+  onProgress?: Progress;
+}
+
+/** A file opened for reading: its size, its blocks, and a reader of byte ranges (content.md §12.3). */
+export interface OpenedContent {
+  readonly size: number;
+  /** Every block of the file (manifest blocks first). */
+  blocks(): BlockRef[];
+  /** Bytes [start, end) in order, fetching only the segments that cover them. */
+  read(options?: { start?: number; end?: number; onProgress?: Progress } & AbortOptions): AsyncGenerator<Uint8Array>;
+}
+
+/**
+ * Publishing an edition: whether to store edition hints (content.md §11.1; default true), the clock, and the link's
+ * secret (default: derived from the publisher's key and the name, so every edition has the same link).
+ */
+export interface PublishOptions extends PutOptions {
+  hints?: boolean;
+  now?: () => number;
+  secret?: Uint8Array;
+}
+
+/** latestEdition(): ERR_UNREACHABLE rather than null when nothing was found and holders could not be asked (`strict`). */
+export interface LatestEditionOptions extends AbortOptions {
+  strict?: boolean;
+  /** Ask the edition hints too (default true). */
+  hints?: boolean;
+  now?: number;
+}
+
+export interface GetOptions extends AbortOptions {
+  onProgress?: Progress;
+}
+
+export interface ContentOptions {
+  /** Copies of each block (default 3). */
+  replication?: number;
+  /** Blocks in flight at once (default 8). */
+  concurrency?: number;
+  /** Largest manifest `get` assembles from parts (default MAX_MANIFEST_BYTES, 64 MiB: files up to about 22 GB). */
+  maxManifestBytes?: number;
+}

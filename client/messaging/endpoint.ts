@@ -1,0 +1,317 @@
+/**
+ * The endpoint's presence in the network (specs/rendezvous.md §2–§4.1, specs/messaging.md §3): introduction points
+ * established on Stable relays, a descriptor listing them published for the current and the next period (readable
+ * only by authorised clients when there are any), kept up — a lost introduction point is replaced and the descriptor
+ * republished; a worn one (too old, or too many introductions) is retired after the new descriptor is out.
+ *
+ * INTRODUCE2 cells arriving at an introduction point are opened here (sealed to the point's key, checked against its
+ * replay set) and handed on as PendingIntroductions; answering them is the hidden service's part (service.ts).
+ */
+import { crypto, type KeyPair } from '../../crypto/index.js';
+import { formatAddress, type Identity } from '../../protocol/address.js';
+import { toHex } from '../../protocol/bytes.js';
+import { decodeMessage, zBytes } from '../../protocol/cbor.js';
+import type { Descriptor } from '../../protocol/descriptor.js';
+import { MAX_AUTH_CLIENTS } from '../../protocol/descriptor-auth.js';
+import { createEndpointDescriptor } from '../../protocol/endpoint-descriptor.js';
+import { AbortedError, AlliumError, throwIfAborted } from '../../protocol/errors.js';
+import { periodAt } from '../../protocol/key-blinding.js';
+import { responderHandshake } from '../../protocol/message-handshake.js';
+import type { RatchetSession } from '../../protocol/ratchet.js';
+import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
+import { COOKIE_LEN, decodeRv, encodeRv, introSignedMessage } from '../../protocol/rendezvous-messages.js';
+import { Shutdown, signalOption, type AbortOptions } from '../../net/abort.js';
+import type { ClientCircuit } from '../../net/circuit.js';
+import { z } from 'zod';
+import type { CircuitSource } from '../client.js';
+import { ContentClient } from '../content.js';
+import { weightedPick } from '../path.js';
+import {
+  DEFAULT_INTRO_LIFETIME_MS,
+  DEFAULT_INTRO_POINTS,
+  DEFAULT_MAX_INTRODUCTIONS,
+  DEFAULT_REPUBLISH_MS,
+  DESCRIPTOR_LIFETIME_MS,
+  REPLY_TIMEOUT_MS,
+  RETIRED_INTRO_GRACE_MS,
+} from './limits.js';
+import { asAlliumError } from './types.js';
+
+const introPayloadSchema = z.strictObject({ rp: zBytes(32), c: zBytes(COOKIE_LEN), x: zBytes(32), hs: zBytes(81) });
+
+/** An introduction point we keep: its circuit, its keys, and the introductions it has seen. */
+export interface IntroState {
+  relay: Descriptor;
+  circuit: ClientCircuit;
+  auth: KeyPair;
+  enc: KeyPair;
+  /** Replay tags of introductions accepted under `enc`: it dies with the introduction point and its key. */
+  seen: Set<string>;
+  established: number;
+  retired: boolean;
+}
+
+/** An introduction that opened and is not a replay, waiting for its turn to be answered. */
+export interface PendingIntroduction {
+  readonly ip: IntroState;
+  /** The rendezvous point the initiator waits at. */
+  readonly rp: Descriptor;
+  /** The initiator's cookie and ntor ephemeral. */
+  readonly cookie: Uint8Array;
+  readonly x: Uint8Array;
+  /** The address the initiator's handshake claims (proven only once its first frame decrypts). */
+  readonly peer: string;
+  readonly session: RatchetSession;
+  /** When it arrived (an initiator waits REPLY_TIMEOUT_MS for RENDEZVOUS2; older ones are not answered). */
+  readonly at: number;
+}
+
+export interface EndpointOptions {
+  /** Introduction points to keep (default 3). */
+  introPoints?: number;
+  /** Re-publish this often (default 10 minutes) and whenever an introduction point is lost. */
+  republishMs?: number;
+  /** Replace an introduction point after this long (default 18 h) … */
+  introPointLifetimeMs?: number;
+  /** … or after this many introductions through it (default 16384). */
+  maxIntroductionsPerPoint?: number;
+  /** Only these X25519 public keys may read the descriptor. */
+  authorizedClients?: readonly Uint8Array[];
+}
+
+export interface EndpointEvents {
+  /** An introduction opened: answer it (or drop it). */
+  introduced(p: PendingIntroduction): void;
+  /** The descriptor was published, with its revision. */
+  published(revision: number): void;
+  error(e: AlliumError): void;
+}
+
+/** Checks and copies authorised client keys (ERR_CONFIG: more than MAX_AUTH_CLIENTS, or not 32 bytes). */
+export function checkClients(keys: readonly Uint8Array[]): readonly Uint8Array[] {
+  if (keys.length > MAX_AUTH_CLIENTS) throw new AlliumError('ERR_CONFIG', `at most ${MAX_AUTH_CLIENTS} authorised clients`);
+  for (const k of keys)
+    if (!(k instanceof Uint8Array) || k.length !== 32) throw new AlliumError('ERR_CONFIG', 'an authorised client key is a 32-byte X25519 public key');
+  return keys.map((k) => Uint8Array.from(k));
+}
+
+export class Endpoint {
+  readonly intros = new Map<string, IntroState>();
+  private readonly retiring = new Set<IntroState>();
+  /** Publishes the descriptor (its own circuits). */
+  private readonly content: ContentClient;
+  private authorizedClients: readonly Uint8Array[];
+  private revision = 0;
+  private maintaining: Promise<void> | null = null;
+  private maintainAgain = false;
+  private republishTimer: ReturnType<typeof setInterval> | null = null;
+  private closed = false;
+  /** Aborted by close(): circuit builds and publishing in flight stop. */
+  private readonly shutdown = new Shutdown();
+
+  constructor(
+    private readonly client: CircuitSource,
+    private readonly identity: Identity,
+    private readonly options: EndpointOptions,
+    private readonly on: EndpointEvents,
+  ) {
+    this.content = new ContentClient(client);
+    this.authorizedClients = checkClients(options.authorizedClients ?? []);
+  }
+
+  /**
+   * Establishes introduction points, publishes the descriptor and keeps both up from then on. Throws ERR_UNREACHABLE
+   * when no introduction point can be established, ERR_ABORTED.
+   */
+  async start(options: AbortOptions = {}): Promise<void> {
+    await this.shutdown.run(options, async (signal) => {
+      await this.ensureIntroPoints(signal);
+      await this.publish(signal);
+    });
+    if (this.closed) throw new AbortedError('messenger closed');
+    this.republishTimer ??= setInterval(() => void this.maintain(), this.options.republishMs ?? DEFAULT_REPUBLISH_MS);
+    (this.republishTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Changes who may read the descriptor (ERR_CONFIG); republish() makes it count. */
+  setAuthorizedClients(keys: readonly Uint8Array[]): void {
+    this.authorizedClients = checkClients(keys);
+  }
+
+  /** Publishes the descriptor again now (ERR_UNREACHABLE, ERR_ABORTED). */
+  republish(options: AbortOptions = {}): Promise<void> {
+    return this.shutdown.run(options, (signal) => this.publish(signal));
+  }
+
+  private async ensureIntroPoints(signal: AbortSignal): Promise<void> {
+    const want = this.options.introPoints ?? DEFAULT_INTRO_POINTS;
+    // Weighted by capacity among relays eligible as introduction points (Stable with a consensus): a count-based
+    // draw would favour whoever runs the most relays (specs/rendezvous.md §2).
+    const view = this.client.directory.view;
+    const stable = view.relays.filter((d) => view.introEligible(d) && !this.intros.has(d.fingerprint));
+    // Stable relays when there are any; in a network too young or too small for that, any relay offering it.
+    const candidates = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('intro') && !this.intros.has(d.fingerprint));
+    while (this.intros.size < want && candidates.length) {
+      throwIfAborted(signal);
+      const relay = weightedPick(candidates, () => crypto().uniform(), 'middle', view);
+      if (!relay) break;
+      candidates.splice(candidates.indexOf(relay), 1);
+      try {
+        await this.establishIntroWith(relay, signal);
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+      }
+    }
+    if (this.intros.size === 0) throw new AlliumError('ERR_UNREACHABLE', 'no introduction point could be established');
+  }
+
+  /** Establishes an introduction point at `relay` (specs/rendezvous.md §3); close() aborts it too. */
+  async establishIntro(relay: Descriptor, options: AbortOptions = {}): Promise<void> {
+    await this.shutdown.run(options, (signal) => this.establishIntroWith(relay, signal));
+  }
+
+  private async establishIntroWith(relay: Descriptor, signal: AbortSignal): Promise<void> {
+    const circuit = await this.client.newCircuit({ last: relay, exitPort: null, signal });
+    circuit.setPurpose('setup'); // nothing but INTRO_ESTABLISHED from the introduction point (relay-crypto.md §6.2)
+    const auth = crypto().ed25519Keypair();
+    const enc = crypto().x25519Keypair();
+    const binding = circuit.bindings[circuit.bindings.length - 1]!;
+    const ack = circuit.waitFor(RelayCommand.INTRO_ESTABLISHED, REPLY_TIMEOUT_MS, { signal });
+    circuit.send({
+      command: RelayCommand.ESTABLISH_INTRO,
+      streamId: 0,
+      data: encodeRv('establishIntro', { k: auth.publicKey, s: crypto().sign(introSignedMessage(binding), auth.secretKey) }),
+    });
+    try {
+      await ack;
+    } catch (e) {
+      circuit.close();
+      throw e;
+    }
+    if (this.closed) {
+      circuit.close();
+      throw new AbortedError('messenger closed');
+    }
+    circuit.setPurpose('intro'); // from now on INTRODUCE2, and nothing else
+    const state: IntroState = { relay, circuit, auth, enc, seen: new Set(), established: Date.now(), retired: false };
+    this.intros.set(relay.fingerprint, state);
+    circuit.on('circuit:message', (_hop, m) => {
+      if (m.command === RelayCommand.INTRODUCE2) this.onIntroduce(state, m);
+    });
+    circuit.once('circuit:close', () => {
+      if (this.intros.get(relay.fingerprint) !== state) return; // retired and replaced: nothing to do
+      this.intros.delete(relay.fingerprint);
+      if (!this.closed) void this.maintain(); // an introduction point vanished: replace it and republish
+    });
+  }
+
+  /** Takes out introduction points that are too old or have seen too many introductions (closed after republishing). */
+  private retireIntroPoints(): IntroState[] {
+    const now = Date.now();
+    const lifetime = this.options.introPointLifetimeMs ?? DEFAULT_INTRO_LIFETIME_MS;
+    const max = this.options.maxIntroductionsPerPoint ?? DEFAULT_MAX_INTRODUCTIONS;
+    const out: IntroState[] = [];
+    for (const [fp, s] of this.intros) {
+      if (now - s.established < lifetime && s.seen.size < max) continue;
+      s.retired = true;
+      this.intros.delete(fp);
+      out.push(s);
+    }
+    return out;
+  }
+
+  /** Replaces lost or worn introduction points and republishes; runs one at a time, again if asked meanwhile. */
+  private maintain(): Promise<void> {
+    if (this.maintaining) {
+      this.maintainAgain = true;
+      return this.maintaining;
+    }
+    this.maintaining = (async () => {
+      do {
+        this.maintainAgain = false;
+        if (this.closed) return;
+        const retired = this.retireIntroPoints();
+        try {
+          await this.shutdown.run({}, async (signal) => {
+            await this.ensureIntroPoints(signal);
+            await this.publish(signal);
+          });
+        } catch (e) {
+          if (!this.closed) this.on.error(asAlliumError(e, 'republish failed'));
+        } finally {
+          for (const r of retired) this.closeLater(r);
+        }
+      } while (this.maintainAgain && !this.closed);
+    })().finally(() => (this.maintaining = null));
+    return this.maintaining;
+  }
+
+  /** Closes a replaced introduction point after a grace period (clients may still hold the previous descriptor). */
+  private closeLater(r: IntroState): void {
+    if (this.closed) return void r.circuit.close();
+    this.retiring.add(r);
+    const timer = setTimeout(() => {
+      this.retiring.delete(r);
+      r.circuit.close();
+    }, RETIRED_INTRO_GRACE_MS);
+    (timer as { unref?: () => void }).unref?.();
+    r.circuit.once('circuit:close', () => {
+      clearTimeout(timer);
+      this.retiring.delete(r);
+    });
+  }
+
+  private async publish(signal: AbortSignal): Promise<void> {
+    const now = Date.now();
+    const period = periodAt(Math.floor(now / 1000));
+    const body = {
+      v: 1 as const,
+      intro: [...this.intros.values()].map((i) => ({ relay: i.relay.id, auth: i.auth.publicKey, enc: i.enc.publicKey })),
+      created: now,
+      expires: now + DESCRIPTOR_LIFETIME_MS,
+    };
+    if (body.intro.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no introduction point to publish');
+    this.revision = Math.max(this.revision + 1, now);
+    // The current period and the next, so clients whose clocks cross the boundary first still find us.
+    for (const p of [period, period + 1]) {
+      const d = createEndpointDescriptor(this.identity, p, body, { revision: this.revision, clients: this.authorizedClients });
+      await this.content.storeEverywhere('endpoint', d.locator, d.bytes, signalOption(signal));
+    }
+    this.on.published(this.revision);
+  }
+
+  /**
+   * INTRODUCE2: opens the introduction and checks it is no replay, then hands it on (specs/messaging.md §8.4). A worn
+   * introduction point is replaced (its replay set goes with its key).
+   */
+  private onIntroduce(ip: IntroState, m: RelayMessage): void {
+    try {
+      const sealed = decodeRv('introduce2', m.data).p;
+      const plain = crypto().open(sealed, ip.enc);
+      if (!plain) throw new AlliumError('ERR_MESSAGE_AUTH', 'introduction does not open');
+      const intro = decodeMessage(introPayloadSchema, plain, 512, 'introduction');
+      const hs = responderHandshake({ identity: this.identity, prekey: ip.enc }, intro.hs);
+      const tag = toHex(hs.replayTag);
+      if (ip.seen.has(tag)) throw new AlliumError('ERR_MESSAGE_REPLAY', 'introduction replayed');
+      ip.seen.add(tag);
+      if (ip.seen.size >= (this.options.maxIntroductionsPerPoint ?? DEFAULT_MAX_INTRODUCTIONS)) void this.maintain();
+      const rp = this.client.directory.get(intro.rp);
+      if (!rp) throw new AlliumError('ERR_UNREACHABLE', 'rendezvous point not in the directory');
+      this.on.introduced({ ip, rp, cookie: intro.c, x: intro.x, peer: formatAddress(hs.initiatorIdentityKey), session: hs.session, at: Date.now() });
+    } catch (e) {
+      this.on.error(asAlliumError(e, 'introduction failed'));
+    }
+  }
+
+  /** Stops maintenance, aborts what is in flight and closes every introduction point. */
+  close(): void {
+    this.closed = true;
+    this.shutdown.abort();
+    if (this.republishTimer) clearInterval(this.republishTimer);
+    this.republishTimer = null;
+    for (const i of [...this.intros.values(), ...this.retiring]) i.circuit.close();
+    this.intros.clear();
+    this.retiring.clear();
+    this.content.close();
+  }
+}

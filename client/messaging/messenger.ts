@@ -1,0 +1,454 @@
+/**
+ * Private messaging and hidden services (docs/developer-guide.md §Messaging; specs/messaging.md, specs/rendezvous.md):
+ * an identity listens at an address; anyone with the address reaches it through an introduction point and a
+ * rendezvous point, each over its own circuit, so neither side learns where the other is and no relay sees both
+ * ends. When the recipient is not listening, a message is sealed to it and left in its mailbox in the overlay, and
+ * the recipient collects it when it listens again.
+ *
+ *   const alice = new Messenger(client, createIdentity());
+ *   for await (const m of alice.listen()) console.log(m.from, m.data, m.offline);
+ *   const r = await bob.send(alice.address, bytes);  // r.status: 'delivered' (acknowledged) or 'stored-offline'
+ *   const stream = await bob.connect(address, 80);     // a hidden TCP service
+ *
+ * Live messages are acknowledged end to end: send() reports 'delivered' only once the recipient's Messenger has
+ * received and emitted the message. A message whose conversation is lost before the acknowledgement comes is sent
+ * again over a new rendezvous, then left in the mailbox, always under the same message id, and the recipient drops
+ * copies of an id it has already emitted (specs/messaging.md §8.2–§8.3).
+ *
+ * Client authorisation: an endpoint listening with `authorizedClients` (X25519 public keys from
+ * createClientAuthKey()) publishes a descriptor only those clients can read; others get ERR_CLIENT_AUTH.
+ *
+ * This is the facade; the parts are: endpoint.ts (introduction points, publishing), service.ts (answering
+ * introductions, serving rendezvous circuits, hidden TCP services through an injected connector), rendezvous.ts (the
+ * initiator's side), conversation.ts (one conversation's frames and acknowledgements), delivery.ts (listen() queues
+ * and copies), and client/mailbox.ts (offline messages). It keeps the conversations on file by peer.
+ *
+ * Why ~430 lines: the facade's public calls (listen, send, connect, checkMailbox) and their documentation are most of
+ * it; the rest is the table of conversations by peer, which send() and the hidden service's accepted streams share.
+ */
+import { crypto } from '../../crypto/index.js';
+import { createIdentity, formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
+import { toHex } from '../../protocol/bytes.js';
+import { AbortedError, isAlliumError, throwIfAborted } from '../../protocol/errors.js';
+import { MESSAGE_ID_LEN } from '../../protocol/message-frames.js';
+import type { RatchetSession } from '../../protocol/ratchet.js';
+import { deadline, Shutdown, signalOption, type AbortOptions } from '../../net/abort.js';
+import type { ClientCircuit } from '../../net/circuit.js';
+import { Emitter } from '../../net/emitter.js';
+import type { MuxStream } from '../../net/stream-mux.js';
+import { ContentClient } from '../content.js';
+import { MailboxCollector, MailboxSender } from '../mailbox.js';
+import { Conversation } from './conversation.js';
+import { Delivery } from './delivery.js';
+import { Endpoint } from './endpoint.js';
+import {
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_POLL_MS,
+  endpointLimits,
+  LIVE_ATTEMPTS,
+  MAX_OFFLINE_PEERS,
+  MESSAGE_STREAM,
+  OFFLINE_RECHECK_MS,
+  SERVICE_STREAM,
+  type EndpointLimits,
+} from './limits.js';
+import { meetEndpoint, openStream, type Meeting } from './rendezvous.js';
+import { HiddenService } from './service.js';
+import {
+  asAlliumError,
+  type ClientAuthKey,
+  type ConnectOptions,
+  type IncomingMessage,
+  type ListenOptions,
+  type MessengerEvents,
+  type MessengerHost,
+  type MessengerOptions,
+  type SendOptions,
+  type SendReceipt,
+} from './types.js';
+
+export class Messenger extends Emitter<MessengerEvents> {
+  readonly address: string;
+  private readonly limits: EndpointLimits;
+  /** Introduction points and the published descriptor. */
+  private readonly endpoint: Endpoint;
+  /** Answers introductions and serves rendezvous circuits. */
+  private readonly service: HiddenService;
+  /** Hands incoming messages to listen() calls and events. */
+  private readonly delivery: Delivery;
+  /** Looks up other endpoints' descriptors (other circuits, so holders cannot link our lookups to our endpoint). */
+  private readonly lookups: ContentClient;
+  private readonly outbox: MailboxSender;
+  private readonly inbox: MailboxCollector;
+  /**
+   * peer address → the conversation send() uses (being built, or open). An entry goes when its conversation closes
+   * or fails to build; at most maxConversations, the longest filed unfiled first.
+   */
+  private readonly conversations = new Map<string, Promise<Conversation>>();
+  /** peer address → until when sends to it go straight to its mailbox. */
+  private readonly offlineUntil = new Map<string, number>();
+  /** Every open conversation (ours and those peers opened to us), closed with the messenger. */
+  private readonly live = new Set<Conversation>();
+  private listening: Promise<void> | null = null;
+  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private closed = false;
+  /** Aborted by close(): every rendezvous, send, mailbox pass and listen() the messenger runs stops. */
+  private readonly shutdown = new Shutdown();
+
+  /**
+   * `client`: the directory and circuits to use (an AlliumClient; connections it makes to `*.allium` addresses are
+   * routed through this messenger). `options.connectService` reaches hidden TCP services (the Node entry gives one).
+   */
+  constructor(
+    private readonly client: MessengerHost,
+    readonly identity: Identity = createIdentity(),
+    private readonly options: MessengerOptions = {},
+  ) {
+    super();
+    this.address = formatAddress(identity.publicKey);
+    this.limits = endpointLimits(options.limits);
+    this.delivery = new Delivery(this.limits.maxListenQueue, (m) => this.emit('message:received', m));
+    this.lookups = new ContentClient(client);
+    this.outbox = new MailboxSender(client, identity);
+    this.inbox = new MailboxCollector(client, identity);
+    const endpointOptions: ConstructorParameters<typeof Endpoint>[2] = {};
+    if (options.introPoints !== undefined) endpointOptions.introPoints = options.introPoints;
+    if (options.republishMs !== undefined) endpointOptions.republishMs = options.republishMs;
+    if (options.introPointLifetimeMs !== undefined) endpointOptions.introPointLifetimeMs = options.introPointLifetimeMs;
+    if (options.maxIntroductionsPerPoint !== undefined) endpointOptions.maxIntroductionsPerPoint = options.maxIntroductionsPerPoint;
+    if (options.authorizedClients !== undefined) endpointOptions.authorizedClients = options.authorizedClients;
+    this.endpoint = new Endpoint(client, identity, endpointOptions, {
+      introduced: (p) => this.service.enqueue(p),
+      published: (revision) => this.emit('endpoint:published', revision),
+      error: (e) => this.emit('endpoint:error', e),
+    });
+    const serviceOptions = {
+      limits: this.limits,
+      ...(options.services ? { services: options.services } : {}),
+      ...(options.connectService ? { connectService: options.connectService } : {}),
+    };
+    this.service = new HiddenService(client, identity, serviceOptions, {
+      // The handshake only claims who `peer` is: the stream becomes our conversation with that peer once a frame on
+      // it authenticates (specs/messaging.md §8). Until then an impostor's stream can neither take our messages to
+      // the peer nor block them.
+      messageStream: (peer, circuit, stream, session) => void this.conversation(peer, circuit, stream, session, (conv) => this.bindAuthenticated(peer, conv)),
+      error: (e) => this.emit('endpoint:error', e),
+    });
+    client.useAddressConnector?.((address, port, o) => this.connect(address, port, o));
+  }
+
+  // ------------------------------------------------------------------ listening (the endpoint side)
+
+  /**
+   * Starts listening: keeps introduction points and a published descriptor, collects offline messages, and yields
+   * incoming messages (live and offline) until close() or the signal aborts.
+   */
+  async *listen(options: ListenOptions = {}): AsyncGenerator<IncomingMessage> {
+    // At most maxListenQueue messages wait here; each source (a conversation, the mailbox) hands over its next
+    // message only once the application has taken the last (specs/messaging.md §8.4).
+    const queue = this.delivery.openQueue();
+    try {
+      await this.startListening(options);
+      yield* queue.take(signalOption(options.signal));
+    } finally {
+      queue.close();
+    }
+  }
+
+  /**
+   * Establishes introduction points, publishes the descriptor and starts collecting offline messages
+   * (idempotent). Throws ERR_UNREACHABLE when no introduction point can be established, ERR_ABORTED.
+   */
+  startListening(options: ListenOptions = {}): Promise<void> {
+    if (this.closed) return Promise.reject(new AbortedError('messenger closed'));
+    if (options.authorizedClients) this.endpoint.setAuthorizedClients(options.authorizedClients);
+    this.listening ??= (async () => {
+      await this.endpoint.start(signalOption(options.signal));
+      if (this.options.offline?.collect !== false && !this.closed) {
+        this.pollTimer = setInterval(() => void this.checkMailbox().catch(() => undefined), this.options.offline?.pollMs ?? DEFAULT_POLL_MS);
+        (this.pollTimer as { unref?: () => void }).unref?.();
+        void this.checkMailbox().catch(() => undefined);
+      }
+    })();
+    this.listening.catch(() => (this.listening = null));
+    return this.listening;
+  }
+
+  /**
+   * Collects offline messages now (listening does this on start and every `offline.pollMs`). They arrive as
+   * 'message:received' events with `offline: true`. Resolves with the number delivered.
+   */
+  async checkMailbox(options: AbortOptions = {}): Promise<number> {
+    if (this.closed) throw new AbortedError('messenger closed');
+    const scope = this.shutdown.scope(options.signal);
+    try {
+      const n = await this.inbox.collect(
+        (m) => {
+          if (this.closed) return false;
+          return this.delivery.receive({ from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t }, () => this.closed);
+        },
+        (e) => this.emit('endpoint:error', e),
+        { signal: scope.signal },
+      );
+      this.emit('mailbox:checked', n);
+      return n;
+    } catch (e) {
+      const err = asAlliumError(e, 'mailbox collection failed');
+      if (err.code !== 'ERR_ABORTED') this.emit('endpoint:error', err);
+      throw err;
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /** Changes who may read our descriptor, and republishes it when listening. */
+  async setAuthorizedClients(keys: readonly Uint8Array[], options: AbortOptions = {}): Promise<void> {
+    this.endpoint.setAuthorizedClients(keys);
+    if (this.listening) {
+      await this.listening;
+      await this.endpoint.republish(options);
+    }
+  }
+
+  /** A conversation on an accepted or opened message stream, closed with the messenger. */
+  private conversation(
+    peer: string,
+    circuit: ClientCircuit,
+    stream: MuxStream,
+    session: RatchetSession,
+    onAuthenticated?: (c: Conversation) => void,
+  ): Conversation {
+    const conv: Conversation = new Conversation(
+      peer,
+      circuit,
+      stream,
+      session,
+      (m): Promise<boolean> => this.delivery.receive(m, () => conv.closed),
+      (e) => this.emit('endpoint:error', e),
+      this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
+      onAuthenticated,
+    );
+    this.live.add(conv);
+    const forget = (): void => void this.live.delete(conv);
+    stream.once('stream:end', forget);
+    circuit.once('circuit:close', forget);
+    return conv;
+  }
+
+  /**
+   * A conversation the peer opened has authenticated: our replies to the peer go over it, unless one of ours that
+   * can send is still open.
+   */
+  private bindAuthenticated(peer: string, conv: Conversation): void {
+    if (this.closed || conv.closed) return;
+    this.offlineUntil.delete(peer);
+    const have = this.conversations.get(peer);
+    const mine = Promise.resolve(conv);
+    if (!have) {
+      this.file(peer, mine, conv);
+      return;
+    }
+    void have.then(
+      (c) => {
+        if (!c.canSend && this.conversations.get(peer) === have && conv.canSend) this.file(peer, mine, conv);
+      },
+      () => undefined,
+    );
+  }
+
+  /**
+   * Files `p` as the conversation with `peer`; `conv`, once known, is unfiled when it closes. At maxConversations
+   * the entry filed longest ago makes room (its conversation stays open; a send to that peer builds a new one).
+   */
+  private file(peer: string, p: Promise<Conversation>, conv?: Conversation): void {
+    this.conversations.delete(peer); // re-inserted last
+    if (this.conversations.size >= this.limits.maxConversations) this.conversations.delete(this.conversations.keys().next().value!);
+    this.conversations.set(peer, p);
+    conv?.onClosed(() => {
+      if (this.conversations.get(peer) === p) this.conversations.delete(peer);
+    });
+  }
+
+  // ------------------------------------------------------------------ sending (the initiator side)
+
+  /** Meets the endpoint at `address` (rendezvous.ts) as `as`. */
+  private rendezvous(address: string, signal: AbortSignal, as: Identity, clientAuth: ClientAuthKey | undefined): Promise<Meeting> {
+    return meetEndpoint(this.client, this.lookups, address, { signal, as, clientAuth });
+  }
+
+  /** The conversation send() uses with `key`: the one on file if it can send, else a new one (filed). */
+  private conversationWith(key: string, signal: AbortSignal, clientAuth: ClientAuthKey | undefined): Promise<Conversation> {
+    const have = this.conversations.get(key);
+    if (have) {
+      return have.then(
+        (c) => {
+          if (c.canSend) return c;
+          // Closed, or (never filed here, but checked all the same) a session that cannot encrypt: build our own.
+          if (this.conversations.get(key) === have) this.conversations.delete(key);
+          return this.conversationWith(key, signal, clientAuth);
+        },
+        () => {
+          if (this.conversations.get(key) === have) this.conversations.delete(key);
+          return this.conversationWith(key, signal, clientAuth);
+        },
+      );
+    }
+    const p: Promise<Conversation> = (async () => {
+      const { circuit, session } = await this.rendezvous(key, signal, this.identity, clientAuth);
+      try {
+        const stream = await openStream(circuit, MESSAGE_STREAM, 1, { signal });
+        if (this.closed) throw new AbortedError('messenger closed');
+        const conv = this.conversation(key, circuit, stream, session);
+        conv.onClosed(() => {
+          if (this.conversations.get(key) === p) this.conversations.delete(key);
+        });
+        return conv;
+      } catch (e) {
+        circuit.close();
+        throw e;
+      }
+    })();
+    this.file(key, p);
+    p.catch(() => {
+      if (this.conversations.get(key) === p) this.conversations.delete(key);
+    });
+    return p;
+  }
+
+  /**
+   * Sends a message to an address. When the endpoint is listening: over an end-to-end session (double ratchet,
+   * padded, in order), status 'delivered' once the recipient's Messenger acknowledges that it received and emitted
+   * the message. A conversation lost before the acknowledgement (circuit or stream closed, or `ackTimeoutMs` without
+   * one) is rebuilt once with a new rendezvous and the message sent again under the same id; the recipient drops
+   * copies. When the endpoint is not listening (no descriptor, or the rendezvous fails), or the rebuilt conversation
+   * is lost too, the message is sealed to the recipient and left in its mailbox, status 'stored-offline' (unless
+   * `offline: 'never'`). Throws ERR_ADDRESS_* (bad address), ERR_CLIENT_AUTH (the endpoint requires a client key
+   * we lack), ERR_UNREACHABLE, ERR_LINK_CLOSED (no acknowledgement, `offline: 'never'`), ERR_TIMEOUT, ERR_ABORTED,
+   * ERR_LIMIT (too large: MAX_LIVE_MESSAGE_BYTES live, MAX_MAILBOX_MESSAGE_BYTES offline). After ERR_TIMEOUT or
+   * ERR_ABORTED the message may still arrive (once).
+   */
+  async send(address: string, data: Uint8Array, options: SendOptions = {}): Promise<SendReceipt> {
+    const scope = this.shutdown.scope(options.signal);
+    const dl = deadline(scope.signal, options.timeoutMs, 'send');
+    const signal = dl.signal ?? scope.signal;
+    try {
+      if (this.closed) throw new AbortedError('messenger closed');
+      throwIfAborted(signal);
+      const identityKey = parseAddress(address);
+      const to = formatAddress(identityKey);
+      const mode = options.offline ?? 'auto';
+      // One id for every copy of this message: each live attempt and the offline one.
+      const id = crypto().random(MESSAGE_ID_LEN);
+      const knownOffline = mode === 'auto' && (this.offlineUntil.get(to) ?? 0) > Date.now() && !this.conversations.has(to);
+      if (mode !== 'only' && !knownOffline) {
+        try {
+          const seq = await this.sendLive(to, id, data, signal, options.clientAuth ?? this.options.clientAuth);
+          const receipt = { status: 'delivered' as const, to, seq, id: toHex(id) };
+          this.offlineUntil.delete(to);
+          this.emit('message:delivered', receipt);
+          return receipt;
+        } catch (e) {
+          if (mode === 'never' || !fallsBackToMailbox(e)) throw e;
+          const now = Date.now();
+          if (this.offlineUntil.size >= MAX_OFFLINE_PEERS) for (const [k, t] of this.offlineUntil) if (t <= now) this.offlineUntil.delete(k);
+          this.offlineUntil.set(to, now + OFFLINE_RECHECK_MS);
+        }
+      }
+      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array } = { id, signal };
+      const ttl = options.ttlMs ?? this.options.offline?.ttlMs;
+      if (ttl !== undefined) deposit.ttlMs = ttl;
+      const r = await this.outbox.deposit(identityKey, data, deposit);
+      const receipt = { status: 'stored-offline' as const, to, id: r.id, expires: r.expires };
+      this.emit('message:stored-offline', receipt);
+      return receipt;
+    } catch (e) {
+      const error = asAlliumError(dl.wrap(e), 'send failed');
+      this.emit('message:failed', { to: address, error });
+      throw error;
+    } finally {
+      dl.clear();
+      scope.dispose();
+    }
+  }
+
+  /**
+   * Hands a message to the conversation with `to` (built if need be) and resolves with its number there once the
+   * peer acknowledges it. A conversation lost first is replaced (a new rendezvous) and the message sent again, up to
+   * LIVE_ATTEMPTS conversations in all; then the last loss is thrown (ERR_LINK_CLOSED or ERR_TIMEOUT), as are the
+   * errors of building a conversation.
+   */
+  private async sendLive(to: string, id: Uint8Array, data: Uint8Array, signal: AbortSignal, clientAuth: ClientAuthKey | undefined): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      const conv = await this.conversationWith(to, signal, clientAuth);
+      try {
+        return await conv.send(id, data, { signal });
+      } catch (e) {
+        if (this.closed) throw new AbortedError('messenger closed');
+        const lost = isAlliumError(e) && (e.code === 'ERR_LINK_CLOSED' || e.code === 'ERR_TIMEOUT');
+        if (!lost || attempt >= LIVE_ATTEMPTS) throw e;
+      }
+    }
+  }
+
+  /**
+   * Opens a stream to a hidden TCP service `port` at `address`. The service does not learn who connects: each
+   * connection uses a fresh throwaway identity, not this messenger's. Throws as send() does (without the mailbox),
+   * and ERR_EXIT_POLICY when the endpoint serves no such port.
+   */
+  async connect(address: string, port: number, options: ConnectOptions = {}): Promise<MuxStream> {
+    const scope = this.shutdown.scope(options.signal);
+    const dl = deadline(scope.signal, options.timeoutMs, 'connect');
+    const signal = dl.signal ?? scope.signal;
+    try {
+      if (this.closed) throw new AbortedError('messenger closed');
+      const { circuit } = await this.rendezvous(address, signal, createIdentity(), options.clientAuth ?? this.options.clientAuth);
+      try {
+        return await openStream(circuit, SERVICE_STREAM, port, { signal });
+      } catch (e) {
+        circuit.close();
+        throw e;
+      }
+    } catch (e) {
+      throw dl.wrap(e);
+    } finally {
+      dl.clear();
+      scope.dispose();
+    }
+  }
+
+  /**
+   * Stops listening and closes every conversation: aborts every send, connect, rendezvous and mailbox pass in flight
+   * (ERR_ABORTED), ends every listen() call, and stops the messenger's timers. Idempotent.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.shutdown.abort();
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    this.endpoint.close();
+    this.service.close();
+    for (const p of this.conversations.values()) void p.then((c) => c.close(new AbortedError('messenger closed'))).catch(() => undefined);
+    this.conversations.clear();
+    for (const c of this.live) c.close(new AbortedError('messenger closed'));
+    this.live.clear();
+    this.lookups.close();
+    this.outbox.close();
+    this.delivery.close();
+  }
+}
+
+/**
+ * Errors after which send() leaves the message in the mailbox: the endpoint is not there, did not answer, or the
+ * conversation was lost (twice) before it acknowledged the message.
+ */
+function fallsBackToMailbox(e: unknown): boolean {
+  return (
+    isAlliumError(e) &&
+    (e.code === 'ERR_UNREACHABLE' ||
+      e.code === 'ERR_TIMEOUT' ||
+      e.code === 'ERR_HANDSHAKE_AUTH' ||
+      e.code === 'ERR_LINK_CLOSED' ||
+      e.code === 'ERR_STREAM_FAILED')
+  );
+}

@@ -1,0 +1,176 @@
+/**
+ * The initiator's side of a rendezvous (specs/rendezvous.md §4, specs/messaging.md §3.3): find the endpoint's newest
+ * descriptor at its holders (through lookup circuits of their own, so holders cannot link our lookups to our
+ * endpoint), set up a rendezvous point, introduce ourselves through one of its introduction points, and finish the
+ * ntor handshake from the endpoint's RENDEZVOUS2: the circuit's last hop is then the endpoint, end to end.
+ */
+import { crypto } from '../../crypto/index.js';
+import { fingerprintOf } from '../../crypto/keys.js';
+import { parseAddress, type Identity } from '../../protocol/address.js';
+import { encodeCbor } from '../../protocol/cbor.js';
+import type { Descriptor } from '../../protocol/descriptor.js';
+import { openEndpointDescriptor, type IntroPoint } from '../../protocol/endpoint-descriptor.js';
+import { AbortedError, AlliumError, CryptoError, isAlliumError } from '../../protocol/errors.js';
+import { descriptorLocator, periodAt } from '../../protocol/key-blinding.js';
+import { initiatorHandshake } from '../../protocol/message-handshake.js';
+import { ntorClientFinish } from '../../protocol/ntor.js';
+import type { RatchetSession } from '../../protocol/ratchet.js';
+import { RelayCommand } from '../../protocol/relay-cell.js';
+import { COOKIE_LEN, decodeRv, encodeRv } from '../../protocol/rendezvous-messages.js';
+import { encodeBegin, EndReason } from '../../protocol/stream-messages.js';
+import { settleWithin, signalOption, type AbortOptions } from '../../net/abort.js';
+import type { ClientCircuit } from '../../net/circuit.js';
+import type { MuxStream } from '../../net/stream-mux.js';
+import type { CircuitSource } from '../client.js';
+import type { ContentClient } from '../content.js';
+import { weightedPick } from '../path.js';
+import { REPLY_TIMEOUT_MS } from './limits.js';
+import type { ClientAuthKey } from './types.js';
+
+/** A circuit whose last (virtual) hop is the endpoint, and the session our introduction started. */
+export interface Meeting {
+  readonly circuit: ClientCircuit;
+  readonly session: RatchetSession;
+}
+
+export interface MeetOptions extends AbortOptions {
+  /** Who we introduce ourselves as (a throwaway identity for hidden TCP services). */
+  readonly as: Identity;
+  /** Our client-authorisation key, for an endpoint that requires one. */
+  readonly clientAuth?: ClientAuthKey | undefined;
+}
+
+/**
+ * Meets the endpoint at `address`: its descriptor is looked up with `lookups`, circuits are built by `client`. Throws
+ * ERR_UNREACHABLE (no descriptor: not listening; or no introduction worked), ERR_CLIENT_AUTH (the endpoint requires
+ * client authorisation that `clientAuth` does not give), ERR_ADDRESS_*, ERR_TIMEOUT, ERR_ABORTED.
+ */
+export async function meetEndpoint(client: CircuitSource, lookups: ContentClient, address: string, options: MeetOptions): Promise<Meeting> {
+  const { signal, as, clientAuth } = options;
+  const identityKey = parseAddress(address);
+  const now = Date.now();
+  const period = periodAt(Math.floor(now / 1000));
+  const locator = descriptorLocator(identityKey, period);
+  // The newest revision any holder has: an endpoint republishes when an introduction point is lost.
+  let descriptor: ReturnType<typeof openEndpointDescriptor> | null = null;
+  let needsAuth = false;
+  for (const bytes of await lookups.fetchFromAll('endpoint', locator, signalOption(signal))) {
+    try {
+      const d = openEndpointDescriptor(identityKey, period, bytes, clientAuth ? { now, client: clientAuth } : { now });
+      if (!descriptor || d.revision > descriptor.revision) descriptor = d;
+    } catch (e) {
+      // Only a validly signed descriptor gets as far as the client layer: this endpoint restricts who finds it.
+      if (isAlliumError(e) && e.code === 'ERR_CLIENT_AUTH') needsAuth = true;
+      /* otherwise a forged or stale copy */
+    }
+  }
+  if (!descriptor && needsAuth) {
+    throw new CryptoError(
+      'ERR_CLIENT_AUTH',
+      clientAuth ? 'endpoint requires client authorisation and does not list our key' : 'endpoint requires client authorisation: no client key given',
+    );
+  }
+  if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
+  const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
+  const view = client.directory.view;
+  const stable = view.relays.filter((d) => view.rendezvousEligible(d) && !introRelays.has(d.fingerprint));
+  const rps = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('rendezvous') && !introRelays.has(d.fingerprint));
+  // A rendezvous point that cannot be reached (gone, but still in the directory) is replaced by another.
+  let circuit: ClientCircuit | null = null;
+  let rp: Descriptor | undefined;
+  let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
+  for (let attempt = 0; attempt < 3 && !circuit && rps.length; attempt++) {
+    rp = weightedPick(rps, () => crypto().uniform(), 'middle', view);
+    if (!rp) break;
+    rps.splice(rps.indexOf(rp), 1);
+    try {
+      circuit = await client.newCircuit({ last: rp, exitPort: null, ...signalOption(signal) });
+    } catch (e) {
+      if (e instanceof AbortedError) throw e;
+      buildError = e;
+    }
+  }
+  if (!circuit || !rp) throw buildError;
+  circuit.setPurpose('setup'); // only RENDEZVOUS_ESTABLISHED and RENDEZVOUS2 from the rendezvous point
+  const close = (): void => circuit.close();
+  signal?.addEventListener('abort', close, { once: true });
+  try {
+    const cookie = crypto().random(COOKIE_LEN);
+    const established = circuit.waitFor(RelayCommand.RENDEZVOUS_ESTABLISHED, REPLY_TIMEOUT_MS, signalOption(signal));
+    circuit.send({ command: RelayCommand.ESTABLISH_RENDEZVOUS, streamId: 0, data: encodeRv('establishRendezvous', { c: cookie }) });
+    await established;
+    const intros = crypto().shuffle([...descriptor.intro]);
+    let lastErr: unknown = new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable');
+    for (const ip of intros) {
+      try {
+        return await introduceAndMeet(client, { rpCircuit: circuit, identityKey, ip, rp, cookie, as }, signal);
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+        lastErr = e;
+      }
+    }
+    throw lastErr;
+  } catch (e) {
+    circuit.close();
+    throw e;
+  } finally {
+    signal?.removeEventListener('abort', close);
+  }
+}
+
+/** One introduction through `ip`, then the endpoint's RENDEZVOUS2 on the rendezvous circuit. */
+async function introduceAndMeet(
+  client: CircuitSource,
+  m: { rpCircuit: ClientCircuit; identityKey: Uint8Array; ip: IntroPoint; rp: Descriptor; cookie: Uint8Array; as: Identity },
+  signal: AbortSignal | undefined,
+): Promise<Meeting> {
+  const { rpCircuit, identityKey, ip, rp, cookie } = m;
+  const introRelay = client.directory.get(ip.relay);
+  if (!introRelay) throw new AlliumError('ERR_UNREACHABLE', 'introduction point not in the directory');
+  const hs = initiatorHandshake(m.as, { identityKey, prekey: ip.enc });
+  const x = crypto().random(32);
+  const X = crypto().x25519Public(x);
+  const sealed = crypto().seal(encodeCbor({ rp: rp.id, c: cookie, x: X, hs: hs.handshake }), ip.enc);
+  const introCircuit = await client.newCircuit({ last: introRelay, exitPort: null, ...signalOption(signal) });
+  introCircuit.setPurpose('setup'); // only INTRODUCE_ACK
+  const met = rpCircuit.waitFor(RelayCommand.RENDEZVOUS2, REPLY_TIMEOUT_MS, signalOption(signal));
+  met.catch(() => undefined);
+  try {
+    const ack = introCircuit.waitFor(RelayCommand.INTRODUCE_ACK, REPLY_TIMEOUT_MS, signalOption(signal));
+    introCircuit.send({ command: RelayCommand.INTRODUCE1, streamId: 0, data: encodeRv('introduce1', { k: ip.auth, p: sealed }) });
+    const status = decodeRv('introduceAck', (await ack).data).s;
+    if (status === 'busy') throw new AlliumError('ERR_UNREACHABLE', 'introduction point is rate limiting introductions to the endpoint');
+    if (status !== 'ok') throw new AlliumError('ERR_UNREACHABLE', 'introduction point does not know the endpoint');
+  } finally {
+    introCircuit.close();
+  }
+  const reply = decodeRv('rendezvous2', (await met).data).h;
+  if (reply.length !== 64) throw new AlliumError('ERR_HANDSHAKE_AUTH', 'rendezvous reply has the wrong length');
+  const keys = ntorClientFinish(x, X, { identity: identityKey, onionKey: ip.enc }, reply.subarray(0, 32), reply.subarray(32));
+  crypto().wipe(x);
+  rpCircuit.addVirtualHop(keys);
+  rpCircuit.setPurpose('general'); // replies on the streams we open to the endpoint
+  return { circuit: rpCircuit, session: hs.session };
+}
+
+/**
+ * Opens a stream to `a`:`p` at the endpoint (the circuit's virtual last hop). Throws ERR_EXIT_POLICY (no such
+ * service), ERR_STREAM_FAILED (refused), ERR_TIMEOUT (no answer in REPLY_TIMEOUT_MS), ERR_ABORTED.
+ */
+export function openStream(circuit: ClientCircuit, a: string, p: number, options: AbortOptions = {}): Promise<MuxStream> {
+  return settleWithin<MuxStream>(
+    (done) => {
+      const s = circuit.mux.open();
+      const offC = s.once('stream:connected', () => done(null, s));
+      const offE = s.once('stream:end', (r) =>
+        done(new AlliumError(r === EndReason.EXIT_POLICY ? 'ERR_EXIT_POLICY' : 'ERR_STREAM_FAILED', `endpoint refused the stream (reason ${r})`)),
+      );
+      circuit.send({ command: RelayCommand.BEGIN, streamId: s.id, data: encodeBegin({ a, p }) });
+      return () => {
+        offC();
+        offE();
+      };
+    },
+    { timeoutMs: REPLY_TIMEOUT_MS, timeoutMessage: 'endpoint did not answer', ...options },
+  );
+}

@@ -1,0 +1,181 @@
+/**
+ * The public types of messaging (docs/developer-guide.md §Messaging): what a Messenger takes, emits and returns, and
+ * what it needs of its client and of the host it runs on (a connector to local TCP services, injected so that the
+ * library carries no node:net into browsers).
+ */
+import { crypto, type KeyPair } from '../../crypto/index.js';
+import { AlliumError, isAlliumError } from '../../protocol/errors.js';
+import type { AbortOptions } from '../../net/abort.js';
+import type { MuxStream } from '../../net/stream-mux.js';
+import type { AddressConnector, CircuitSource } from '../client.js';
+import type { EndpointLimits } from './limits.js';
+
+/** What a Messenger uses of its client: directory and circuits, and (optionally) routing of `.allium` connects. */
+export interface MessengerHost extends CircuitSource {
+  /** Registers the Messenger for AlliumClient.connect() to `*.allium` addresses (AlliumClient has it). */
+  useAddressConnector?(connector: AddressConnector): void;
+}
+
+/** A local TCP service behind a hidden service port. */
+export interface ServiceTarget {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A connection to a local service, made by a ServiceConnector. */
+export interface ServiceConnection {
+  /** Joins the connection to the accepted stream, both ways, until either ends. */
+  attach(stream: MuxStream): void;
+  /** Drops the connection. */
+  close(): void;
+}
+
+/**
+ * Connects to a local service. Resolves once connected; rejects when it cannot be reached (the stream is then refused
+ * with CONNECT_REFUSED). The signal fires when the stream ends first: the connector drops what it started.
+ */
+export type ServiceConnector = (target: ServiceTarget, options?: AbortOptions) => Promise<ServiceConnection>;
+
+/** An X25519 key pair for client authorisation: give the public half to the endpoint, keep the pair. */
+export type ClientAuthKey = KeyPair;
+
+/** A new client-authorisation key pair. */
+export function createClientAuthKey(): ClientAuthKey {
+  return crypto().x25519Keypair();
+}
+
+export interface IncomingMessage {
+  /** The sender's address (authenticated by the session handshake, or by its signature for offline messages). */
+  readonly from: string;
+  readonly data: Uint8Array;
+  /**
+   * The sender's message number: in a live conversation 0, 1, 2, … (acknowledgements are not counted; a message sent
+   * again over a new conversation gets that conversation's number); for an offline message, the sender's count of
+   * offline messages to us (it restarts with the sender's process; `sentAt` orders across restarts).
+   */
+  readonly seq: number;
+  /** True for a message collected from the mailbox (the sender found us not listening). */
+  readonly offline: boolean;
+  /**
+   * The message id (hex, 16 random bytes chosen by the sender): the same for every copy of one message, live or
+   * offline, and the `id` of the sender's receipt. A copy of an id already emitted is dropped (within the limits of
+   * specs/messaging.md §8.3), so applications see each id once.
+   */
+  readonly id?: string;
+  /** Offline messages: the sender's clock when it sent. */
+  readonly sentAt?: number;
+}
+
+/** What happened to a message given to send(). */
+export type SendReceipt =
+  | {
+      /**
+       * Acknowledged end to end: the recipient's Messenger received the message over a live session and emitted it
+       * ('message:received'; the application may not have read it yet: this is no read receipt).
+       */
+      readonly status: 'delivered';
+      readonly to: string;
+      /** The message's number in the conversation that delivered it (IncomingMessage.seq at the recipient). */
+      readonly seq: number;
+      /** The message id (hex), which the recipient sees too (IncomingMessage.id). */
+      readonly id: string;
+    }
+  | {
+      /**
+       * Sealed to the recipient and left in its mailbox, to be collected when it listens. When a live attempt came
+       * first and its acknowledgement never arrived, the recipient may already have the message: it then drops the
+       * offline copy, which carries the same id.
+       */
+      readonly status: 'stored-offline';
+      readonly to: string;
+      readonly id: string;
+      /** When relays drop it if it has not been collected (Unix ms). */
+      readonly expires: number;
+    };
+
+/**
+ * `signal` stops the send (ERR_ABORTED). A message already handed to a conversation may still arrive: an aborted or
+ * timed out send does not say it did not.
+ */
+export interface SendOptions extends AbortOptions {
+  /** Fail with ERR_TIMEOUT after this long (waiting for the acknowledgement included). */
+  timeoutMs?: number;
+  /**
+   * 'auto' (default): a live session if the endpoint can be reached, else the mailbox (also when two conversations
+   * were lost before the recipient acknowledged); 'never': live only (ERR_UNREACHABLE when not listening,
+   * ERR_LINK_CLOSED or ERR_TIMEOUT when no acknowledgement came); 'only': straight to the mailbox.
+   */
+  offline?: 'auto' | 'never' | 'only';
+  /** Life of an offline message (default and maximum MAX_MAILBOX_TTL_MS, 7 days). */
+  ttlMs?: number;
+  /** Our key for an endpoint that requires client authorisation (default: MessengerOptions.clientAuth). */
+  clientAuth?: ClientAuthKey;
+}
+
+export interface ConnectOptions extends AbortOptions {
+  /** Fail with ERR_TIMEOUT after this long. */
+  timeoutMs?: number;
+  clientAuth?: ClientAuthKey;
+}
+
+export interface ListenOptions extends AbortOptions {
+  /** Only these X25519 public keys may read our descriptor (replaces MessengerOptions.authorizedClients). */
+  authorizedClients?: readonly Uint8Array[];
+}
+
+export interface MessengerOptions {
+  /** Introduction points to keep (default 3). */
+  introPoints?: number;
+  /** Re-publish the descriptor this often (default 10 minutes) and whenever an introduction point is lost. */
+  republishMs?: number;
+  /** Replace an introduction point after this long (default 18 h) … */
+  introPointLifetimeMs?: number;
+  /** … or after this many introductions through it (default 16384). */
+  maxIntroductionsPerPoint?: number;
+  /** Hidden TCP services: port → local host:port to connect to (through `connectService`). */
+  services?: Record<number, ServiceTarget>;
+  /**
+   * How a hidden service reaches its local TCP services. The Node entry (`allium/client`) gives one over node:net by
+   * default; without one (the browser), a stream to a service is refused as one to a service that is down.
+   */
+  connectService?: ServiceConnector;
+  /** Client authorisation: only these X25519 public keys can find the endpoint (at most 32). */
+  authorizedClients?: readonly Uint8Array[];
+  /** Our client-authorisation key for endpoints that require one. */
+  clientAuth?: ClientAuthKey;
+  /**
+   * A conversation whose peer acknowledges nothing for this long while messages wait for acknowledgement is closed,
+   * and those messages are sent again over a new one (default 30 s).
+   */
+  ackTimeoutMs?: number;
+  /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */
+  limits?: Partial<EndpointLimits>;
+  /** Offline mailboxes. */
+  offline?: {
+    /** Collect offline messages while listening (default true). */
+    collect?: boolean;
+    /** Look for new offline messages this often while listening (default 60 s). */
+    pollMs?: number;
+    /** Default life of messages we leave offline (default 7 days). */
+    ttlMs?: number;
+  };
+}
+
+export type MessengerEvents = {
+  'message:received': [IncomingMessage];
+  /** A message was acknowledged by the recipient over a live session. */
+  'message:delivered': [Extract<SendReceipt, { status: 'delivered' }>];
+  /** A message was left in the recipient's mailbox. */
+  'message:stored-offline': [Extract<SendReceipt, { status: 'stored-offline' }>];
+  /** send() failed (it also throws the error). */
+  'message:failed': [{ to: string; error: AlliumError }];
+  /** A mailbox collection pass finished, with the number of messages it delivered. */
+  'mailbox:checked': [number];
+  'endpoint:published': [number];
+  'endpoint:error': [AlliumError];
+};
+
+/** `e` as an AlliumError (ERR_INTERNAL with `what` for anything else), as events report errors. */
+export function asAlliumError(e: unknown, what: string): AlliumError {
+  return isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', what, { cause: e });
+}
