@@ -136,7 +136,7 @@ try {
       const bytes = data(size, run * 7 + size);
       const w0 = await storeWrites();
       let t = performance.now();
-      const link = await content.put(bytes, { mode: 'random' });
+      const link = await content.put(bytes);
       const putS = (performance.now() - t) / 1000;
       add(`put ${label} MB/s`, size / MB / putS);
       add('store writes/s (all relays)', ((await storeWrites()) - w0) / putS);
@@ -168,7 +168,7 @@ try {
   }
 
   // Repair: kill one holder of a fresh block and time until 3 live holders have it again.
-  const link = await content.put(data(1024 * 1024, 4242), { mode: 'random' });
+  const link = await content.put(data(1024 * 1024, 4242));
   const root = parseLink(link);
   if (root.type !== 'chk') throw new Error('expected a chk link');
   const holders = content.holders(root.rk);

@@ -38,6 +38,10 @@ export { EXIT };
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
+/** The trade-off of --convergent, said plainly (specs/content.md §9). */
+const CONVERGENT_HELP =
+  'use convergent keys: the same file gives the same link and is stored once, but anyone who has a copy of the file can compute its keys and test whether a relay stores it or who fetches it (default: random keys, which give no such test)';
+
 /** A file named on the command line; a missing or unreadable one is a usage error naming it. */
 function readInput(file: string): Uint8Array {
   try {
@@ -192,19 +196,17 @@ export function buildProgram(): Command {
       .command('put')
       .description('publish a file, or a folder as a site; prints its allium:chk link (a site\'s ends with "/")')
       .argument('<file>', 'file or folder to publish')
-      .option(
-        '--random-key',
-        'encrypt with random keys: no one can test whether a relay holds a known file (no deduplication; a site keeps a secret so its editions still share blocks)',
-      ),
+      .option('--convergent', CONVERGENT_HELP)
+      .addOption(new Option('--random-key', 'random keys (now the default; accepted for old scripts)').hideHelp()),
   ).action(async (file: string, opts: Record<string, unknown>) => {
     try {
       await initCrypto();
-      if (isFolder(file)) return await runSitePublish('put', file, { ...clientFlags(opts), randomKey: !!opts['randomKey'] });
+      if (isFolder(file)) return await runSitePublish('put', file, { ...clientFlags(opts), convergent: !!opts['convergent'] });
       const data = readInput(file);
       const client = await startClient(clientFlags(opts));
       const content = new ContentClient(client);
       const bar = progressBar('put');
-      const link = await content.put(data, { mode: opts['randomKey'] ? 'random' : 'convergent', onProgress: bar.update });
+      const link = await content.put(data, { convergent: !!opts['convergent'], onProgress: bar.update });
       bar.stop();
       process.stdout.write(`${link}\n`);
       content.close();
@@ -253,12 +255,13 @@ export function buildProgram(): Command {
         .option('--name <name>', 'the name under your key (part of the link; a folder remembers it for "update")')
         .option('--key <file>', 'publisher key file (keep it secret; back it up; default ./allium-publisher.key)')
         .option('--note <text>', "a site's note on what this edition changed (shown to readers who follow it)")
-        .option('--random-key', 'a site only: keys no outsider can derive from the files (kept with the site, so editions share blocks)'),
+        .option('--convergent', CONVERGENT_HELP)
+        .addOption(new Option('--random-key', 'random keys (now the default; accepted for old scripts)').hideHelp()),
     ).action(async (file: string, opts: Record<string, unknown>) => {
       try {
         await initCrypto();
         if (isFolder(file)) {
-          const f: Parameters<typeof runSitePublish>[2] = { ...clientFlags(opts), randomKey: !!opts['randomKey'] };
+          const f: Parameters<typeof runSitePublish>[2] = { ...clientFlags(opts), convergent: !!opts['convergent'] };
           if (opts['name'] !== undefined) f.name = String(opts['name']);
           if (opts['key'] !== undefined) f.key = String(opts['key']);
           if (opts['note'] !== undefined) f.note = String(opts['note']);
@@ -279,7 +282,7 @@ export function buildProgram(): Command {
         const client = await startClient(clientFlags(opts));
         const content = new ContentClient(client);
         const bar = progressBar(name);
-        const r = await content.publish(key, String(opts['name']), data, { onProgress: bar.update });
+        const r = await content.publish(key, String(opts['name']), data, { convergent: !!opts['convergent'], onProgress: bar.update });
         bar.stop();
         process.stdout.write(`${r.link}\n`);
         process.stderr.write(`allium: edition ${r.edition}\n`);

@@ -30,7 +30,8 @@ export interface SiteCommandFlags extends ClientFlags {
   name?: string;
   key?: string;
   note?: string;
-  randomKey?: boolean;
+  /** Plain convergent keys (content.md §9, §10.4); default: keys convergent under a run secret, random to others. */
+  convergent?: boolean;
 }
 
 async function startClient(flags: ClientFlags): Promise<{ client: AlliumClient; dataDir: string }> {
@@ -79,22 +80,15 @@ export async function runSitePublish(mode: 'put' | 'publish' | 'update', dir: st
     keyFile = resolve(flags.key ?? before?.key ?? './allium-publisher.key');
   }
   const key = keyFile ? loadKey(keyFile, mode === 'publish') : null;
-  const secret = before?.secret ? fromHex(before.secret) : flags.randomKey ? crypto().random(32) : null;
-  const state: SiteState = before ?? {
-    v: 1,
-    dir: resolve(dir),
-    name,
-    key: keyFile,
-    secret: secret ? toHex(secret) : null,
-    edition: null,
-    link: null,
-    files: {},
-  };
+  const journal = openInsertJournal(siteStatePaths(dataDir, dir).journal);
+  // The run secret (content.md §10.4): a resumed run (a journal left by an interrupted one) keeps the secret it was
+  // started with, so it makes the same blocks; a new run draws a fresh one, so no two runs' blocks are related.
+  const secret = flags.convergent ? null : journal.size > 0 && before?.secret ? fromHex(before.secret) : crypto().random(32);
+  const state: SiteState = before ?? { v: 1, dir: resolve(dir), name, key: keyFile, secret: null, edition: null, link: null, files: {} };
   state.name = name;
   state.key = keyFile;
   state.secret = secret ? toHex(secret) : null;
   saveSiteState(dataDir, state); // the secret must survive a crash, or a resumed run would make other blocks
-  const journal = openInsertJournal(siteStatePaths(dataDir, dir).journal);
   if (journal.size > 0) process.stderr.write(`allium: resuming: ${journal.size} blocks were acknowledged by an earlier run and are not sent again\n`);
 
   const { client } = await startClient(flags);
@@ -105,7 +99,7 @@ export async function runSitePublish(mode: 'put' | 'publish' | 'update', dir: st
     const r = await publishSite(content, sources, {
       previous: previousFiles(before),
       journal,
-      ...(secret ? { convergenceSecret: secret } : {}),
+      ...(secret ? { convergenceSecret: secret } : { convergent: true }),
       ...(flags.note !== undefined ? { note: flags.note } : {}),
       ...(key && name !== null ? { publisher: key, name } : {}),
       onProgress: (p) => bar.update(p.doneBlocks, p.totalBlocks, p.current),
@@ -115,6 +109,7 @@ export async function runSitePublish(mode: 'put' | 'publish' | 'update', dir: st
     journal.clear();
     state.edition = r.edition;
     state.link = r.link;
+    state.secret = null; // the edition is out: the run secret is forgotten with the journal
     state.files = filesRecord(r.files, new Set(sources.map((s) => s.sha256)));
     saveSiteState(dataDir, state);
     process.stdout.write(`${r.link}\n`);

@@ -2,7 +2,7 @@
  * What ContentClient's calls take and give (docs/developer-guide.md §Content): the options of put, get, publish and
  * edition lookups, and a file opened for reading. Every options object carries `signal` (AbortOptions).
  */
-import type { BlockRef, KeyMode } from '../protocol/chk.js';
+import type { BlockRef } from '../protocol/chk.js';
 import type { AbortOptions } from '../net/abort.js';
 
 export interface Progress {
@@ -10,9 +10,16 @@ export interface Progress {
 }
 
 export interface PutOptions extends AbortOptions {
-  /** 'convergent' (default: same file, same link, stored once) or 'random' (no confirmation attack). */
-  mode?: KeyMode;
-  /** With convergent keys: a secret mixed into every key (content.md §2, §10.4), so outsiders cannot derive them. */
+  /**
+   * Convergent keys (default false: random keys). Convergent keys make the same file give the same link and be
+   * stored once, but anyone with a copy of the file can compute its routing keys and test whether a relay holds it
+   * or a client fetches it (a confirmation attack, content.md §9). Random keys give no such test.
+   */
+  convergent?: boolean;
+  /**
+   * Keys convergent under this secret (content.md §2, §10.4): deterministic for whoever has the secret (a resumed
+   * publish makes the same blocks), random to everyone else. Ignored with `convergent: true`.
+   */
   convergenceSecret?: Uint8Array;
   /** Blocks the network already acknowledged (an insert journal, content.md §10.4): not sent again. */
   skip?: (rk: Uint8Array) => boolean;
@@ -32,10 +39,14 @@ export interface OpenedContent {
   read(options?: { start?: number; end?: number; onProgress?: Progress } & AbortOptions): AsyncGenerator<Uint8Array>;
 }
 
-/** Publishing an edition: whether to store edition hints (content.md §11.1; default true), and the clock. */
+/**
+ * Publishing an edition: whether to store edition hints (content.md §11.1; default true), the clock, and the link's
+ * secret (default: derived from the publisher's key and the name, so every edition has the same link).
+ */
 export interface PublishOptions extends PutOptions {
   hints?: boolean;
   now?: () => number;
+  secret?: Uint8Array;
 }
 
 /** latestEdition(): ERR_UNREACHABLE rather than null when nothing was found and holders could not be asked (`strict`). */

@@ -3,10 +3,13 @@
  * link gets the file back through anonymous circuits. Every request to a holder travels through a circuit whose
  * last hop is that holder, so the holder does not learn who asked and the entry does not learn what.
  *
- *   const link = await content.put(bytes, { onProgress })
+ *   const link = await content.put(bytes, { onProgress })            // random keys (content.md §9)
+ *   const same = await content.put(bytes, { convergent: true })      // opt-in: same file, same link, deduplicated
  *   const bytes = await content.get(link, { onProgress })
  *   const ssk = await content.publish(publisherKey, 'name', bytes)   // updatable: publish again for a new edition
  *
+ * An allium:ssk link carries the secret that finds and decrypts its records (content.md §4): the publisher's is
+ * derived from its key and the name unless `secret` says otherwise.
  * Why ~430 lines: every call here (store, fetch with repair, put, open and ranged reads, editions and their hints)
  * runs over the same circuits to holders, kept open and reused, and under the same shutdown that close() aborts;
  * the codecs are pure and live in protocol/ (file-codec.ts, ssk.ts, site-manifest.ts), the options in
@@ -20,8 +23,8 @@ import type { ContentKind, ContentStatus } from '../protocol/content-messages.js
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, NotFoundError, throwIfAborted } from '../protocol/errors.js';
 import { encodeFile, fileBlocks, openFile, readFile, type EncodedBlock, type ReadOptions } from '../protocol/file-codec.js';
-import { createEditionHints, editionPeriods, hintName } from '../protocol/site-manifest.js';
-import { createRecord, nameHash, openRecord, sskRoutingKey } from '../protocol/ssk.js';
+import { createEditionHints, editionPeriods, hintKey } from '../protocol/site-manifest.js';
+import { createRecord, openRecord, sskRoutingKeyOf, sskSecret, type SskKey } from '../protocol/ssk.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import { Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
@@ -211,13 +214,14 @@ export class ContentClient {
   }
 
   private async putWith(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions & { signal: AbortSignal }): Promise<string> {
-    const mode = options.mode ?? 'convergent';
+    const secret = options.convergent ? undefined : options.convergenceSecret;
+    const mode = options.convergent || secret ? 'convergent' : 'random';
     const source = data instanceof Uint8Array ? [data] : data;
     const total = data instanceof Uint8Array ? data.length : null;
     let sent = 0;
     const inFlight = new Set<Promise<void>>();
     let failure: unknown = null;
-    const gen = encodeFile(source, options.convergenceSecret && mode === 'convergent' ? { mode, convergenceSecret: options.convergenceSecret } : { mode });
+    const gen = encodeFile(source, secret ? { mode, convergenceSecret: secret } : { mode });
     let step = await gen.next();
     let root: BlockRef | null = null;
     while (!step.done) {
@@ -250,14 +254,14 @@ export class ContentClient {
     root = step.value;
     await Promise.all(inFlight);
     if (failure) throw failure;
-    return formatLink({ type: 'chk', rk: root.rk, dk: root.dk, flags: mode === 'random' ? FLAG_RANDOM : 0 });
+    return formatLink({ type: 'chk', rk: root.rk, dk: root.dk, flags: options.convergent ? 0 : FLAG_RANDOM });
   }
 
   /** The CHK root of a link: itself, or the newest edition's target of an updatable key. */
   async rootOf(link: string, options: AbortOptions = {}): Promise<BlockRef> {
     const parsed = parseLink(link);
     if (parsed.type === 'chk') return parsed;
-    const target = await this.resolveSsk(parsed.publisher, parsed.name, options);
+    const target = await this.resolveSsk(parsed, options);
     const chk = parseLink(target);
     if (chk.type !== 'chk') throw new AlliumError('ERR_CONTENT', 'an updatable key must point at a chk link');
     return chk;
@@ -327,8 +331,8 @@ export class ContentClient {
   }
 
   /** The newest edition of an updatable key found at its holders and those of its edition hints (content.md §11). */
-  async resolveSsk(publisher: Uint8Array, name: string, options: AbortOptions = {}): Promise<string> {
-    const found = await this.latestEdition(publisher, name, { ...options, strict: true });
+  async resolveSsk(key: SskKey, options: AbortOptions = {}): Promise<string> {
+    const found = await this.latestEdition(key, { ...options, strict: true });
     if (!found) throw new NotFoundError('content not found: no holder has an edition of this key');
     return found.target;
   }
@@ -338,23 +342,18 @@ export class ContentClient {
    * §11.2): four keys asked in parallel, the highest edition that opens wins. With `strict`, ERR_UNREACHABLE rather
    * than null when no edition was found and some holder of the key itself could not be asked.
    */
-  latestEdition(publisher: Uint8Array, name: string, options: LatestEditionOptions = {}): Promise<{ edition: number; target: string } | null> {
-    return this.scoped(options, (signal) => this.latestEditionWith(publisher, name, options, signal));
+  latestEdition(key: SskKey, options: LatestEditionOptions = {}): Promise<{ edition: number; target: string } | null> {
+    return this.scoped(options, (signal) => this.latestEditionWith(key, options, signal));
   }
 
-  private async latestEditionWith(
-    publisher: Uint8Array,
-    name: string,
-    options: LatestEditionOptions,
-    signal: AbortSignal,
-  ): Promise<{ edition: number; target: string } | null> {
-    const names = [name, ...(options.hints === false ? [] : editionPeriods(options.now ?? Date.now()).map((p) => hintName(name, p)))];
+  private async latestEditionWith(key: SskKey, options: LatestEditionOptions, signal: AbortSignal): Promise<{ edition: number; target: string } | null> {
+    const keys = [key, ...(options.hints === false ? [] : editionPeriods(options.now ?? Date.now()).map((p) => hintKey(key, p)))];
     let best: { edition: number; target: string } | null = null;
     let unreachable = 0;
     let holderCount = 0;
     await Promise.all(
-      names.map(async (recordName, i) => {
-        const rk = sskRoutingKey(publisher, nameHash(recordName));
+      keys.map(async (recordKey, i) => {
+        const rk = sskRoutingKeyOf(recordKey);
         const holders = this.holders(rk);
         if (i === 0) holderCount = holders.length;
         await Promise.all(
@@ -368,7 +367,7 @@ export class ContentClient {
             }
             if (!bytes) return;
             try {
-              const r = openRecord(publisher, recordName, bytes);
+              const r = openRecord(recordKey, bytes);
               if (i > 0 && parseLink(r.target).type !== 'chk') return;
               if (!best || r.edition > best.edition) best = r;
             } catch {
@@ -386,8 +385,9 @@ export class ContentClient {
   }
 
   /**
-   * Publishes `data` under the updatable key (publisher, name): stores the content, then a signed edition one
-   * newer than the newest found. Returns the allium:ssk link, which stays the same across editions.
+   * Publishes `data` under the updatable key (publisher, name): stores the content (random keys unless
+   * `convergent`), then a signed edition one newer than the newest found. Returns the allium:ssk link, which stays
+   * the same across editions (it carries the secret: whoever has it reads every edition).
    */
   async publish(publisher: IdentityKey, name: string, data: Uint8Array, options: PublishOptions = {}): Promise<{ link: string; edition: number }> {
     const target = await this.put(data, options);
@@ -402,12 +402,13 @@ export class ContentClient {
   async publishTarget(publisher: IdentityKey, name: string, target: string, options: PublishOptions = {}): Promise<{ link: string; edition: number }> {
     const now = (options.now ?? Date.now)();
     const signal = signalOption(options.signal);
-    const current = await this.latestEdition(publisher.publicKey, name, { now, ...signal });
+    const key: SskKey = { publisher: publisher.publicKey, secret: options.secret ?? sskSecret(publisher.secretKey, name), name };
+    const current = await this.latestEdition(key, { now, ...signal });
     const edition = (current?.edition ?? 0) + 1;
-    const rec = createRecord(publisher.secretKey, publisher.publicKey, name, edition, target);
+    const rec = createRecord(publisher.secretKey, key, edition, target);
     await this.storeEverywhere('record', rec.rk, rec.bytes, signal);
     if (options.hints !== false) {
-      const hints = createEditionHints(publisher.secretKey, publisher.publicKey, name, edition, target, now);
+      const hints = createEditionHints(publisher.secretKey, key, edition, target, now);
       await Promise.all(
         hints.map((h) =>
           this.storeEverywhere('record', h.rk, h.bytes, signal).catch((e: unknown) => {
@@ -416,7 +417,7 @@ export class ContentClient {
         ),
       );
     }
-    return { link: formatLink({ type: 'ssk', publisher: publisher.publicKey, name }), edition };
+    return { link: formatLink({ type: 'ssk', ...key }), edition };
   }
 
   /** Aborts every request in flight (ERR_ABORTED) and closes the circuits to holders. */

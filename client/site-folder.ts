@@ -63,7 +63,11 @@ export interface SiteState {
   /** Name under the publisher's key; null for a site published with `put DIR`. */
   name: string | null;
   key: string | null;
-  /** Hex convergence secret (--random-key), or null. */
+  /**
+   * Hex run secret of a publish in progress (content.md §10.4): drawn when a run starts with an empty journal, kept
+   * while the journal exists so a resumed run makes the same blocks, null once the edition is published (or with
+   * --convergent).
+   */
   secret: string | null;
   edition: number | null;
   link: string | null;

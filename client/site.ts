@@ -7,7 +7,9 @@
  *   const s = await siteStatus(content, link)                                           // blocks at holders
  *
  * Publishing skips files whose SHA-256 is unchanged since the previous edition (their entries are reused without
- * encoding or sending them), and blocks an insert journal lists (acknowledged by an earlier, interrupted run).
+ * encoding or sending them: the root recorded then, never a key recomputed from the content), and blocks an insert
+ * journal lists (acknowledged by an earlier, interrupted run under the same run secret). Keys are random to anyone
+ * without the run secret unless `convergent` (content.md §9, §10.4).
  * Folder walking and state files are the Node shell's (cli/site-state.ts).
  */
 import type { IdentityKey } from '../crypto/keys.js';
@@ -53,8 +55,14 @@ export interface SiteProgress {
 export interface PublishSiteOptions {
   previous?: PreviousFiles;
   journal?: InsertJournal;
-  /** Convergence secret of a site published with --random-key (content.md §10.4). */
+  /**
+   * The run secret (content.md §10.4): keys convergent under it, so a run resumed from `journal` with the same secret
+   * makes the same blocks, while to anyone without it the keys are random. Without it (and without `convergent`)
+   * every block gets a random key, and an interrupted run cannot reuse what it sent.
+   */
   convergenceSecret?: Uint8Array;
+  /** Plain convergent keys: deduplicated, but open to confirmation attacks (content.md §9). Default false. */
+  convergent?: boolean;
   /** Default document (default: index.html, else the first .html, else the first path). */
   index?: string;
   note?: string;
@@ -123,8 +131,7 @@ export async function publishSite(content: ContentClient, sources: readonly Site
     return {
       counts,
       options: {
-        mode: 'convergent' as const,
-        ...(o.convergenceSecret ? { convergenceSecret: o.convergenceSecret } : {}),
+        ...(o.convergent ? { convergent: true } : o.convergenceSecret ? { convergenceSecret: o.convergenceSecret } : {}),
         ...(o.journal ? { skip: (rk: Uint8Array) => o.journal!.has(rk), onStored: (rk: Uint8Array) => o.journal!.add(rk) } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
         stats: counts,

@@ -78,6 +78,7 @@ export const ERROR_CODES = {
   ERR_FILTER: 'protocol', // a document the content filter cannot make safe (client/content-filter/)
   ERR_LINK_FORMAT: 'config', // text that is not an allium: link
   ERR_LINK_CHECKSUM: 'config', // an allium: link whose checksum does not match (a typo or a truncated paste)
+  ERR_LINK_OUTDATED: 'config', // an allium:ssk link of the first format, without a decryption secret
   ERR_QUOTA: 'limit', // a relay's storage quota is full
   ERR_RECORD_STALE: 'protocol', // an updatable-key edition not newer than the one held
   // messaging (specs/messaging.md: protocol/address.ts, key-blinding.ts, endpoint-descriptor.ts, descriptor-auth.ts,

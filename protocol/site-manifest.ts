@@ -18,7 +18,7 @@ import type { BlockRef } from './chk.js';
 import { parseLink } from './content-link.js';
 import { LimitError, ProtocolError } from './errors.js';
 import { MAX_FILE_SIZE } from './file-codec.js';
-import { createRecord, openRecord } from './ssk.js';
+import { createRecord, openRecord, type SskKey } from './ssk.js';
 
 export const SITE_MAGIC = utf8('allium-site/1\n');
 export const MAX_SITE_MANIFEST_BYTES = 8 * 1024 * 1024;
@@ -183,25 +183,29 @@ export function hintName(name: string, period: string): string {
   return `${name}\u0000hint/${period}`;
 }
 
-/** The records a publisher stores for edition `edition` at time `nowMs`: one per period. */
+/** The key of a period's hint: the link's publisher and secret, under the hint name (so it too needs the secret). */
+export function hintKey(k: SskKey, period: string): SskKey {
+  return { publisher: k.publisher, secret: k.secret, name: hintName(k.name, period) };
+}
+
+/** The records a publisher stores for edition `edition` of `k` at time `nowMs`: one per period. */
 export function createEditionHints(
   secretKey: Uint8Array,
-  publisher: Uint8Array,
-  name: string,
+  k: SskKey,
   edition: number,
   target: string,
   nowMs: number,
   random?: (n: number) => Uint8Array,
 ): { period: string; rk: Uint8Array; bytes: Uint8Array }[] {
-  return editionPeriods(nowMs).map((period) => ({ period, ...createRecord(secretKey, publisher, hintName(name, period), edition, target, random) }));
+  return editionPeriods(nowMs).map((period) => ({ period, ...createRecord(secretKey, hintKey(k, period), edition, target, random) }));
 }
 
 /**
- * Opens an untrusted hint record: a record of (publisher, HintName(name, period)) whose target is a CHK link.
- * Throws ERR_SIGNATURE, ERR_CONTENT_TAMPERED, ERR_CONTENT, ERR_CBOR_*, ERR_SCHEMA or ERR_SITE_MANIFEST.
+ * Opens an untrusted hint record: a record of (publisher, secret, HintName(name, period)) whose target is a CHK
+ * link. Throws ERR_SIGNATURE, ERR_CONTENT_TAMPERED, ERR_CONTENT, ERR_CBOR_*, ERR_SCHEMA or ERR_SITE_MANIFEST.
  */
-export function openEditionHint(publisher: Uint8Array, name: string, period: string, bytes: Uint8Array): { edition: number; target: string } {
-  const r = openRecord(publisher, hintName(name, period), bytes);
+export function openEditionHint(k: SskKey, period: string, bytes: Uint8Array): { edition: number; target: string } {
+  const r = openRecord(hintKey(k, period), bytes);
   let link;
   try {
     link = parseLink(r.target);

@@ -7,9 +7,16 @@
  *   power loss, at the cost of an fsync per write).
  * - Every block is verified against its routing key when stored and again when read; a block that fails on read is
  *   deleted and reported missing (it will be repaired from another holder).
- * - Quota: blocks are admitted while the total stays under the quota. When full, cached copies go first (least
- *   recently used); replicas are never evicted for another block — the store refuses instead (ERR_QUOTA). (Evicting
- *   replicas "known to have other copies" lost blocks: every holder knows the same count and evicts the same block.)
+ * - Quota: blocks are admitted while the total stays under the quota. When full, cached copies go first (those not
+ *   read since the last repair pass, then the best replicated); replicas are never evicted for another block — the
+ *   store refuses instead (ERR_QUOTA). (Evicting replicas "known to have other copies" lost blocks: every holder knows
+ *   the same count and evicts the same block.)
+ * - Only what serving needs is on disk (specs/content.md §7): no time an item was stored or last read and no count
+ *   of reads, so a seized store says what is held, not when it came or who wanted it. A read writes nothing. Reads
+ *   are counted coarsely in memory for popularity (§6.4) and eviction, cleared every repair pass. The one time near
+ *   a STORE that reaches the disk, a mailbox slot's hold_until, is rounded up to STORE_TIME_BUCKET_MS. Deleted rows
+ *   are overwritten (secure_delete). Stores of schema version 0 are migrated when opened (columns dropped, file
+ *   rewritten).
  * - No plaintext, file name or decryption key ever reaches this store: only routing keys and encrypted blocks,
  *   and signed records that need the name to be read.
  * - Mailbox slots (specs/messaging.md §9) hold one sealed item each, first come first kept. An item is served
@@ -28,7 +35,7 @@
 import { join } from 'node:path';
 import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';
 import { crypto } from '../crypto/index.js';
-import { toHex } from '../protocol/bytes.js';
+import { fromHex, toHex } from '../protocol/bytes.js';
 import { verifyRecord, type SskRecord } from '../protocol/ssk.js';
 import { verifyEndpointDescriptor } from '../protocol/endpoint-descriptor.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
@@ -45,6 +52,20 @@ export type StoreResult = 'stored' | 'exists';
 export type MailboxResult = StoreResult | 'occupied';
 /** What a mailbox slot holds: a live item, the deletion that replaced it, or nothing after the item expired. */
 export type MailboxState = 'item' | 'deleted' | 'expired';
+
+/** The only resolution of a time the store writes (specs/limits.md STORE_TIME_BUCKET): one UTC day. */
+export const STORE_TIME_BUCKET_MS = 86_400_000;
+/** Blocks whose reads are counted in memory between two repair passes (specs/limits.md MAX_POPULAR_TRACKED). */
+export const MAX_POPULAR_TRACKED = 4096;
+/** A read count saturates here: popularity needs "many", not how many. */
+const MAX_READ_COUNT = 255;
+/** The schema this code writes (PRAGMA user_version); 0 had stored_at, last_access and fetches. */
+const SCHEMA_VERSION = 1;
+
+/** `t` rounded up to the next bucket boundary (a time already on one stays). */
+export function bucketUp(t: number): number {
+  return Math.ceil(t / STORE_TIME_BUCKET_MS) * STORE_TIME_BUCKET_MS;
+}
 
 /** Sweep expired mailbox items and endpoint descriptors at most this often (ms). */
 const SWEEP_INTERVAL_MS = 1000;
@@ -77,6 +98,8 @@ export class BlockStore {
   private readonly stmts;
   private lastSweep = 0;
   private lastWriteFailure = 0;
+  /** Reads (FETCH, not head-only) per block since the last repair pass, by hex key: memory only, bounded. */
+  private readonly reads = new Map<string, number>();
 
   constructor(
     dir: string,
@@ -89,22 +112,21 @@ export class BlockStore {
     // WAL with synchronous=NORMAL: a committed write is in the WAL file before we acknowledge it, so it survives the
     // process being killed (SIGKILL); surviving power loss as well needs store_sync = "full".
     this.db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    // Deleted rows (evicted blocks, collected mailbox items) are overwritten, not left readable in free pages.
+    this.db.pragma('secure_delete = ON');
+    const fresh = this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'").get()!.n === 0;
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS blocks (
         rk BLOB PRIMARY KEY,
         data BLOB NOT NULL,
         role TEXT NOT NULL,
         copies INTEGER NOT NULL DEFAULT 0,
-        stored_at INTEGER NOT NULL,
-        last_access INTEGER NOT NULL,
-        fetches INTEGER NOT NULL DEFAULT 0,
         checked_gen TEXT NOT NULL DEFAULT ''
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS records (
         rk BLOB PRIMARY KEY,
         edition INTEGER NOT NULL,
         data BLOB NOT NULL,
-        stored_at INTEGER NOT NULL,
         checked_gen TEXT NOT NULL DEFAULT '',
         expires INTEGER
       ) WITHOUT ROWID;
@@ -115,7 +137,6 @@ export class BlockStore {
         dt BLOB,
         expires INTEGER NOT NULL,
         hold_until INTEGER NOT NULL,
-        stored_at INTEGER NOT NULL,
         checked_gen TEXT NOT NULL DEFAULT ''
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS blocks_role ON blocks (role);
@@ -123,24 +144,25 @@ export class BlockStore {
       CREATE INDEX IF NOT EXISTS mailbox_hold ON mailbox (hold_until);
     `);
     this.addRecordExpiry();
+    if (fresh) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    else this.migrate();
     this.stmts = {
       getBlock: this.db.prepare<[Uint8Array], { data: Buffer }>('SELECT data FROM blocks WHERE rk = ?'),
       hasBlock: this.db.prepare<[Uint8Array], { n: number }>('SELECT 1 AS n FROM blocks WHERE rk = ?'),
       cacheCount: this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM blocks WHERE role = 'cache'"),
       blockAtOrAfter: this.db.prepare<[Uint8Array], { rk: Buffer }>('SELECT rk FROM blocks WHERE rk >= ? ORDER BY rk LIMIT 1'),
       mailboxAtOrAfter: this.db.prepare<[Uint8Array], { rk: Buffer }>('SELECT rk FROM mailbox WHERE rk >= ? ORDER BY rk LIMIT 1'),
-      insertBlock: this.db.prepare('INSERT OR IGNORE INTO blocks (rk, data, role, stored_at, last_access) VALUES (?, ?, ?, ?, ?)'),
+      insertBlock: this.db.prepare('INSERT OR IGNORE INTO blocks (rk, data, role) VALUES (?, ?, ?)'),
       promote: this.db.prepare("UPDATE blocks SET role = 'replica' WHERE rk = ? AND role = 'cache'"),
-      touch: this.db.prepare('UPDATE blocks SET last_access = ?, fetches = fetches + 1 WHERE rk = ?'),
       deleteBlock: this.db.prepare('DELETE FROM blocks WHERE rk = ?'),
       getRecord: this.db.prepare<[Uint8Array], { data: Buffer; edition: number }>('SELECT data, edition FROM records WHERE rk = ?'),
       upsertRecord: this.db.prepare(
-        "INSERT INTO records (rk, edition, data, stored_at, expires) VALUES (?, ?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, stored_at = excluded.stored_at, expires = excluded.expires, checked_gen = ''",
+        "INSERT INTO records (rk, edition, data, expires) VALUES (?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, expires = excluded.expires, checked_gen = ''",
       ),
       expiredEndpointBytes: this.db.prepare<[number], { b: number | null }>('SELECT SUM(LENGTH(data)) AS b FROM records WHERE expires <= ?'),
       deleteExpiredEndpoints: this.db.prepare('DELETE FROM records WHERE expires <= ?'),
       evictable: this.db.prepare<[], { rk: Buffer; role: string; copies: number }>(
-        "SELECT rk, role, copies FROM blocks ORDER BY CASE role WHEN 'cache' THEN 0 ELSE 1 END, copies DESC, last_access ASC LIMIT 64",
+        "SELECT rk, role, copies FROM blocks ORDER BY CASE role WHEN 'cache' THEN 0 ELSE 1 END, copies DESC, rk LIMIT 64",
       ),
       usage: this.db.prepare<[], { b: number | null; n: number }>('SELECT SUM(LENGTH(data)) AS b, COUNT(*) AS n FROM blocks'),
       recordUsage: this.db.prepare<[], { b: number | null; n: number }>('SELECT SUM(LENGTH(data)) AS b, COUNT(*) AS n FROM records'),
@@ -150,13 +172,12 @@ export class BlockStore {
       uncheckedRecords: this.db.prepare<[string, Uint8Array, number], { rk: Buffer }>(
         'SELECT rk FROM records WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?',
       ),
-      popular: this.db.prepare<[number, number], { rk: Buffer }>("SELECT rk FROM blocks WHERE fetches >= ? AND role = 'replica' ORDER BY fetches DESC LIMIT ?"),
-      resetFetches: this.db.prepare('UPDATE blocks SET fetches = 0 WHERE rk = ?'),
+      blockRole: this.db.prepare<[Uint8Array], { role: string }>('SELECT role FROM blocks WHERE rk = ?'),
       getMailbox: this.db.prepare<[Uint8Array], { state: MailboxState; data: Buffer; dt: Buffer | null; expires: number; hold_until: number }>(
         'SELECT state, data, dt, expires, hold_until FROM mailbox WHERE rk = ?',
       ),
       deleteMailbox: this.db.prepare('DELETE FROM mailbox WHERE rk = ?'),
-      insertMailbox: this.db.prepare('INSERT INTO mailbox (rk, state, data, dt, expires, hold_until, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insertMailbox: this.db.prepare('INSERT INTO mailbox (rk, state, data, dt, expires, hold_until) VALUES (?, ?, ?, ?, ?, ?)'),
       setMailbox: this.db.prepare("UPDATE mailbox SET state = ?, data = ?, checked_gen = '' WHERE rk = ?"),
       expiredMailboxBytes: this.db.prepare<[number], { b: number | null }>("SELECT SUM(LENGTH(data)) AS b FROM mailbox WHERE state = 'item' AND expires <= ?"),
       expireMailboxes: this.db.prepare("UPDATE mailbox SET state = 'expired', data = X'' WHERE state = 'item' AND expires <= ?"),
@@ -215,8 +236,9 @@ export class BlockStore {
   /** Makes room for `bytes` by evicting; throws ERR_QUOTA when only last copies remain. */
   private makeRoom(bytes: number): void {
     while (this.bytesUsed + bytes > this.quota) {
-      const victims = this.stmts.evictable.all();
-      const victim = victims.find((v) => v.role === 'cache');
+      const victims = this.stmts.evictable.all().filter((v) => v.role === 'cache');
+      // Cache copies nobody read since the last pass go first (the in-memory counts; nothing on disk says when).
+      const victim = victims.find((v) => !this.reads.has(toHex(v.rk))) ?? victims[0];
       if (!victim) throw new LimitError('storage_quota', 'relay storage quota is full', 'ERR_QUOTA');
       this.stmts.deleteBlock.run(victim.rk);
       this.bytesUsed -= BLOCK_LEN;
@@ -227,24 +249,25 @@ export class BlockStore {
    * Stores a block after checking it hashes to `rk`. Throws ERR_CONTENT_TAMPERED for a mismatch, ERR_QUOTA when
    * full. Returns 'exists' for a block already held (a cached copy becomes a replica).
    */
-  putBlock(rk: Uint8Array, data: Uint8Array, role: BlockRole = 'replica', now = Date.now()): StoreResult {
+  putBlock(rk: Uint8Array, data: Uint8Array, role: BlockRole = 'replica'): StoreResult {
     if (!verifyStoredBlock(rk, data)) throw new AlliumError('ERR_CONTENT_TAMPERED', 'block does not hash to its routing key');
     if (this.stmts.hasBlock.get(rk)) {
       if (role === 'replica') this.stmts.promote.run(rk);
       return 'exists';
     }
     this.makeRoom(data.length);
-    this.write(() => this.stmts.insertBlock.run(rk, data, role, now, now));
+    this.write(() => this.stmts.insertBlock.run(rk, data, role));
     this.bytesUsed += data.length;
     return 'stored';
   }
 
   /**
    * Reads a block, verifying it; a damaged block is deleted and reported as missing. A 'fetch' (someone asked for
-   * the content) counts towards popularity and recency; a 'check' (replication's own reads and HEAD requests) does
-   * not, or retrying an unreachable holder every repair pass would make every block look popular.
+   * the content) counts towards popularity, in memory only; a 'check' (replication's own reads and HEAD requests)
+   * does not, or retrying an unreachable holder every repair pass would make every block look popular. Nothing is
+   * written either way.
    */
-  getBlock(rk: Uint8Array, now = Date.now(), purpose: 'fetch' | 'check' = 'fetch'): Uint8Array | null {
+  getBlock(rk: Uint8Array, purpose: 'fetch' | 'check' = 'fetch'): Uint8Array | null {
     const row = this.stmts.getBlock.get(rk);
     if (!row) return null;
     const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
@@ -253,7 +276,7 @@ export class BlockStore {
       this.bytesUsed -= row.data.length;
       return null;
     }
-    if (purpose === 'fetch') this.stmts.touch.run(now, rk);
+    if (purpose === 'fetch') this.countRead(rk);
     return data;
   }
 
@@ -272,7 +295,7 @@ export class BlockStore {
    * Stores a signed record if it verifies and is newer than the one held. Throws ERR_SIGNATURE, ERR_CONTENT,
    * ERR_RECORD_STALE (an older or equal edition: a replay or a rollback attempt).
    */
-  putRecord(rk: Uint8Array, data: Uint8Array, now = Date.now()): { result: StoreResult; record: SskRecord } {
+  putRecord(rk: Uint8Array, data: Uint8Array): { result: StoreResult; record: SskRecord } {
     const record = verifyRecord(rk, data);
     const have = this.stmts.getRecord.get(rk);
     if (have) {
@@ -280,7 +303,7 @@ export class BlockStore {
       if (have.edition === record.ed) return { result: 'exists', record };
     }
     this.makeRoom(data.length - (have?.data.length ?? 0));
-    this.write(() => this.stmts.upsertRecord.run(rk, record.ed, data, now, null));
+    this.write(() => this.stmts.upsertRecord.run(rk, record.ed, data, null));
     this.bytesUsed += data.length - (have?.data.length ?? 0);
     return { result: 'stored', record };
   }
@@ -298,7 +321,7 @@ export class BlockStore {
       if (have.edition === v.revision) return 'exists';
     }
     this.makeRoom(data.length - (have?.data.length ?? 0));
-    this.write(() => this.stmts.upsertRecord.run(locator, v.revision, data, now, endpointExpiry(v.period)));
+    this.write(() => this.stmts.upsertRecord.run(locator, v.revision, data, endpointExpiry(v.period)));
     this.bytesUsed += data.length - (have?.data.length ?? 0);
     return 'stored';
   }
@@ -341,8 +364,10 @@ export class BlockStore {
     if (!have) {
       this.makeRoom(data.length);
       const dt = v.kind === 'item' ? v.dt : null;
-      const exp = v.kind === 'item' ? v.exp : now;
-      this.write(() => this.stmts.insertMailbox.run(rk, v.kind === 'item' ? 'item' : 'deleted', data, dt, exp, now + MAILBOX_HOLD_MS, now));
+      // An item's expiry is its own `exp` (in its bytes anyway); a deletion's is the start of its day; the hold ends
+      // at the end of the day MAILBOX_HOLD_MS from now. No time finer than the bucket is written.
+      const exp = v.kind === 'item' ? v.exp : Math.floor(now / STORE_TIME_BUCKET_MS) * STORE_TIME_BUCKET_MS;
+      this.write(() => this.stmts.insertMailbox.run(rk, v.kind === 'item' ? 'item' : 'deleted', data, dt, exp, bucketUp(now + MAILBOX_HOLD_MS)));
       this.bytesUsed += data.length;
       return 'stored';
     }
@@ -466,11 +491,60 @@ export class BlockStore {
     this.stmts.setRecordGen.run(gen, rk);
   }
 
-  /** Replicas fetched at least `minFetches` times since last asked (popular: worth caching elsewhere). */
+  /** Counts a read in memory (saturating; at most MAX_POPULAR_TRACKED keys between two passes). */
+  private countRead(rk: Uint8Array): void {
+    const k = toHex(rk);
+    const n = this.reads.get(k);
+    if (n !== undefined) this.reads.set(k, Math.min(n + 1, MAX_READ_COUNT));
+    else if (this.reads.size < MAX_POPULAR_TRACKED) this.reads.set(k, 1);
+  }
+
+  /**
+   * Replicas read at least `minFetches` times since the last call (popular: worth caching elsewhere), most read
+   * first; then every count is cleared (a repair pass calls this once).
+   */
   popular(minFetches: number, limit: number): Uint8Array[] {
-    const out = this.stmts.popular.all(minFetches, limit).map((r) => new Uint8Array(r.rk));
-    for (const rk of out) this.stmts.resetFetches.run(rk);
+    const hot = [...this.reads].filter(([, n]) => n >= minFetches).sort((a, b) => b[1] - a[1]);
+    this.reads.clear();
+    const out: Uint8Array[] = [];
+    for (const [k] of hot) {
+      if (out.length >= limit) break;
+      const rk = fromHex(k);
+      if (this.stmts.blockRole.get(rk)?.role === 'replica') out.push(rk);
+    }
     return out;
+  }
+
+  /**
+   * Migrates a store of an earlier schema (specs/content.md §7): version 0 kept stored_at, last_access and fetches
+   * per block and stored_at per record and slot, and a slot's exact hold_until. Drops those columns, rounds
+   * hold_until up to its bucket, and rewrites the file (VACUUM, then a checkpoint that truncates the WAL) so the old
+   * values do not survive in free pages.
+   */
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version >= SCHEMA_VERSION) return;
+    const columns = (table: string): string[] =>
+      this.db
+        .prepare<[], { name: string }>(`PRAGMA table_info(${table})`)
+        .all()
+        .map((c) => c.name);
+    this.db.transaction(() => {
+      for (const [table, drop] of [
+        ['blocks', ['stored_at', 'last_access', 'fetches']],
+        ['records', ['stored_at']],
+        ['mailbox', ['stored_at']],
+      ] as const) {
+        const have = columns(table);
+        for (const c of drop) if (have.includes(c)) this.db.exec(`ALTER TABLE ${table} DROP COLUMN ${c}`);
+      }
+      const b = STORE_TIME_BUCKET_MS; // an integer literal in the SQL: integer division (a bound number is a REAL)
+      this.db.exec(`UPDATE mailbox SET hold_until = ((CAST(hold_until AS INTEGER) + ${b} - 1) / ${b}) * ${b}`);
+      this.db.exec(`UPDATE mailbox SET expires = (CAST(expires AS INTEGER) / ${b}) * ${b} WHERE state = 'deleted'`);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
+    this.db.exec('VACUUM');
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   close(): void {

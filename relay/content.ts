@@ -175,7 +175,7 @@ export class ContentService {
     else this.fetched.reads++;
     const item =
       req.t === 'block'
-        ? this.store.getBlock(req.k, Date.now(), req.h ? 'check' : 'fetch')
+        ? this.store.getBlock(req.k, req.h ? 'check' : 'fetch')
         : req.t === 'endpoint'
           ? this.store.getEndpoint(req.k)
           : req.t === 'mailbox'

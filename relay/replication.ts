@@ -237,7 +237,7 @@ export class Replicator {
         (after) => this.o.store.uncheckedBlocks(gen, batch, after),
         async (rk) => {
           const holders = this.holders(rk, relays, this.o.k);
-          const data = this.o.store.getBlock(rk, Date.now(), 'check');
+          const data = this.o.store.getBlock(rk, 'check');
           if (!data) return;
           let copies = 1;
           let ok = true;
@@ -314,7 +314,7 @@ export class Replicator {
   private async spreadPopular(relays: Descriptor[]): Promise<void> {
     const hot = this.o.store.popular(this.o.popularFetches ?? 20, 4);
     for (const rk of hot) {
-      const data = this.o.store.getBlock(rk, Date.now(), 'check');
+      const data = this.o.store.getBlock(rk, 'check');
       if (!data) continue;
       const ring = this.holders(rk, relays, this.o.k * 2).slice(this.o.k);
       for (const h of ring) if (h.fingerprint !== this.o.identity.fingerprint) await this.ensure(h, 'block', rk, data, true);

@@ -53,7 +53,8 @@ export function memoryBookmarkStorage(): BookmarkStorage {
 /** The identity of a site for script opt-ins and bookmarks: a CHK root, or a publisher key and name. */
 export function siteIdOf(link: string): string {
   const l = parseLink(link.replace(/\/$/, ''));
-  return l.type === 'chk' ? `chk:${toHex(l.rk)}` : `ssk:${toHex(l.publisher)}/${l.name}`;
+  // The secret is part of an updatable key: the same publisher and name under another secret is another site.
+  return l.type === 'chk' ? `chk:${toHex(l.rk)}` : `ssk:${toHex(l.publisher)}/${toHex(l.secret)}/${l.name}`;
 }
 
 export class Bookmarks {
@@ -155,10 +156,18 @@ export class Bookmarks {
   }
 
   private async pollOne(b: Bookmark, signal?: AbortSignal): Promise<void> {
-    const l = parseLink(b.link);
+    let l;
+    try {
+      l = parseLink(b.link);
+    } catch (e) {
+      // A bookmark saved before SSK links carried a secret (ERR_LINK_OUTDATED): shown, never polled.
+      b.error =
+        isAlliumError(e) && e.code === 'ERR_LINK_OUTDATED' ? 'an old link without a secret: ask the publisher for the current link' : 'not a valid link';
+      return;
+    }
     if (l.type !== 'ssk') return;
     try {
-      const latest = await this.content.latestEdition(l.publisher, l.name, { now: this.now(), ...(signal ? { signal } : {}) });
+      const latest = await this.content.latestEdition(l, { now: this.now(), ...(signal ? { signal } : {}) });
       b.lastPoll = this.now();
       b.error = null;
       if (!latest || (b.edition !== null && latest.edition <= b.edition)) return;

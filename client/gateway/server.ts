@@ -96,6 +96,13 @@ function describeError(e: unknown): { status: number; title: string; detail: str
       };
     case 'ERR_LINK_CHECKSUM':
       return { status: 400, title: 'Mistyped link', detail: 'The checksum of this link does not match: a character was changed or lost when it was copied.' };
+    case 'ERR_LINK_OUTDATED':
+      return {
+        status: 400,
+        title: 'Outdated link',
+        detail:
+          'This allium:ssk link is of the first format, which carries no secret (anyone who guessed its name could read it), and is no longer read. Ask the publisher for the current link: allium:ssk/ followed by 111 characters and the name.',
+      };
     case 'ERR_LINK_FORMAT':
       return { status: 400, title: 'Not an Allium link', detail: 'This address is not a well-formed allium: link or site path.' };
     case 'ERR_CONTENT':
@@ -168,7 +175,7 @@ export async function startGateway(components: GatewayComponents, init: GatewayO
       const known = bookmarks.known(id);
       let latest: { edition: number; target: string } | null = null;
       try {
-        latest = await content.latestEdition(l.publisher, l.name, { signal, strict: !known, now: now() });
+        latest = await content.latestEdition(l, { signal, strict: !known, now: now() });
       } catch (e) {
         if (!known) throw e;
       }

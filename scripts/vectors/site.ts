@@ -21,7 +21,7 @@ import {
   SITE_MAGIC,
   type SiteManifest,
 } from '../../protocol/site-manifest.js';
-import { createRecord } from '../../protocol/ssk.js';
+import { createRecord, sskSecret, type SskKey } from '../../protocol/ssk.js';
 import { check, errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
 /** A fixed clock for the vectors: 2026-12-06 12:00:00 UTC. */
@@ -173,47 +173,50 @@ export function siteFile(): VectorFile {
   const publisher = IdentityKey.fromSeed(publisherSeed);
   const name = 'garden';
   const edition = 7;
+  const secret = sskSecret(publisher.secretKey, name);
+  const key: SskKey = { publisher: publisher.publicKey, secret, name };
   const target = formatLink({ type: 'chk', rk: seeded('site/target-rk')(32), dk: seeded('site/target-dk')(32), flags: 0 });
   const rec = recordingRandom('site/hint-nonces');
-  const hints = createEditionHints(publisher.secretKey, publisher.publicKey, name, edition, target, NOW, rec.random).map((h) => {
-    const opened = openEditionHint(publisher.publicKey, name, h.period, h.bytes);
+  const hints = createEditionHints(publisher.secretKey, key, edition, target, NOW, rec.random).map((h) => {
+    const opened = openEditionHint(key, h.period, h.bytes);
     check(opened.edition === edition && opened.target === target, `hint ${h.period} opens`);
     return { period: h.period, hintName: toHex(utf8(hintName(name, h.period))), rk: toHex(h.rk), record: toHex(h.bytes) };
   });
   const nonces = rec.taken();
   const other = IdentityKey.fromSeed(seeded('site/other')(32));
   const day = editionPeriods(NOW)[0]!;
+  const under = (k: SskKey, recordName: string): SskKey => ({ ...k, name: recordName });
   const hintInvalidCases: [string, Uint8Array, string][] = [
-    [
-      'the main record (not under the hint name)',
-      createRecord(publisher.secretKey, publisher.publicKey, name, edition, target, seeded('site/main')).bytes,
-      'ERR_CONTENT',
-    ],
+    ['the main record (not under the hint name)', createRecord(publisher.secretKey, key, edition, target, seeded('site/main')).bytes, 'ERR_CONTENT'],
     [
       'a hint of another day',
-      createRecord(publisher.secretKey, publisher.publicKey, hintName(name, 'd2026-12-05'), edition, target, seeded('site/other-day')).bytes,
+      createRecord(publisher.secretKey, under(key, hintName(name, 'd2026-12-05')), edition, target, seeded('site/other-day')).bytes,
       'ERR_CONTENT',
     ],
     [
       'a hint signed by another publisher',
-      createRecord(other.secretKey, other.publicKey, hintName(name, day), edition, target, seeded('site/other-key')).bytes,
+      createRecord(other.secretKey, { publisher: other.publicKey, secret, name: hintName(name, day) }, edition, target, seeded('site/other-key')).bytes,
+      'ERR_CONTENT',
+    ],
+    [
+      'a hint under another secret',
+      createRecord(
+        publisher.secretKey,
+        { ...under(key, hintName(name, day)), secret: seeded('site/other-secret')(32) },
+        edition,
+        target,
+        seeded('site/other-secret-nonce'),
+      ).bytes,
       'ERR_CONTENT',
     ],
     [
       'a hint whose target is an ssk link',
-      createRecord(
-        publisher.secretKey,
-        publisher.publicKey,
-        hintName(name, day),
-        edition,
-        formatLink({ type: 'ssk', publisher: publisher.publicKey, name }),
-        seeded('site/ssk-target'),
-      ).bytes,
+      createRecord(publisher.secretKey, under(key, hintName(name, day)), edition, formatLink({ type: 'ssk', ...key }), seeded('site/ssk-target')).bytes,
       'ERR_SITE_MANIFEST',
     ],
     [
       'a hint whose target is not a link',
-      createRecord(publisher.secretKey, publisher.publicKey, hintName(name, day), edition, 'http://example.com/', seeded('site/not-link')).bytes,
+      createRecord(publisher.secretKey, under(key, hintName(name, day)), edition, 'http://example.com/', seeded('site/not-link')).bytes,
       'ERR_SITE_MANIFEST',
     ],
   ];
@@ -222,7 +225,7 @@ export function siteFile(): VectorFile {
     period: day,
     record: toHex(bytes),
     error: expectCode(
-      errorCodeOf(() => openEditionHint(publisher.publicKey, name, day, bytes), `hint "${what}"`),
+      errorCodeOf(() => openEditionHint(key, day, bytes), `hint "${what}"`),
       code,
       `hint "${what}"`,
     ),
@@ -230,7 +233,7 @@ export function siteFile(): VectorFile {
 
   return {
     description:
-      'Site manifests (specs/content.md §10) and edition hints (§11). `valid`: manifests with their fields (ref = rk | dk, hex) and exact bytes (magic, then deterministic CBOR). `invalid`: bytes a reader refuses, with the error code. `hints`: for a publisher seed, name, edition, target and time (ms, UTC), the periods, each hint name (hex of its UTF-8), the routing key and the record made with the 24-byte nonces of `hintNonces` taken in order. `hintInvalid`: records that must not open as the hint of `period`, with their codes.',
+      'Site manifests (specs/content.md §10) and edition hints (§11). `valid`: manifests with their fields (ref = rk | dk, hex) and exact bytes (magic, then deterministic CBOR). `invalid`: bytes a reader refuses, with the error code. `hints`: for a publisher seed, name, link secret (the default, derived from the key and the name: content.md §4), edition, target and time (ms, UTC), the periods, each hint name (hex of its UTF-8), the routing key and the record made with the 24-byte nonces of `hintNonces` taken in order. `hintInvalid`: records that must not open as the hint of `period`, with their codes.',
     version: VECTORS_VERSION,
     constants: {
       magic: toHex(SITE_MAGIC),
@@ -245,6 +248,8 @@ export function siteFile(): VectorFile {
       publisherSeed: toHex(publisherSeed),
       publicKey: toHex(publisher.publicKey),
       name,
+      secret: toHex(secret),
+      link: formatLink({ type: 'ssk', ...key }),
       edition,
       target,
       now: NOW,

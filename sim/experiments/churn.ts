@@ -106,7 +106,8 @@ export async function realChurn(o: {
     await w.wait(putter.start());
     const content = new ContentClient(putter, { replication: o.k });
     const links: string[] = [];
-    for (const d of datas) links.push(await w.wait(content.put(d)));
+    // Convergent keys: the blocks are those blockKeys computed (a put uses random keys by default).
+    for (const d of datas) links.push(await w.wait(content.put(d, { convergent: true })));
     content.close();
     await w.wait(putter.stop());
 

@@ -284,7 +284,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const content = async (): Promise<void> => {
       for (let i = 0; !stopped; i++) {
         const data = patternBytes(Math.round(between(o.putBytes)), o.seed * 1000 + i);
-        const link = await attempt('put', (signal) => putter.put(data, { signal }));
+        const link = await attempt('put', (signal) => putter.put(data, { convergent: true, signal }));
         if (link) stored.push({ link, data });
         const pick = stored[Math.floor(random() * stored.length)];
         if (pick) {
@@ -425,7 +425,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         if (sha256(await httpGet(ca, webPort, 'final', signal)) !== sha256(page)) throw new AlliumError('ERR_STREAM_FAILED', 'response body differs');
       }),
       (async () => {
-        const finalLink = await until('put', (signal) => putter.put(finalData, { signal }));
+        const finalLink = await until('put', (signal) => putter.put(finalData, { convergent: true, signal }));
         if (finalLink) stored.push({ link: finalLink, data: finalData });
         if (finalLink) await until('get', (signal) => getter.get(finalLink, { signal }));
         else final.get = false;

@@ -20,7 +20,7 @@ import { decodeCbor, encodeCbor } from '../../protocol/cbor.js';
 import { decodeCell, decodeControlBody, decodeCreateBody, decodeCreatedBody, decodeDestroyBody } from '../../protocol/cell.js';
 import { parseBlockPlaintext } from '../../protocol/chk.js';
 import { CELL_BODY_LEN } from '../../protocol/constants.js';
-import { base32Decode, parseLink } from '../../protocol/content-link.js';
+import { base32Decode, formatLink, parseLink } from '../../protocol/content-link.js';
 import { decodeFetch, decodeFetched, decodeStore, decodeStored, encodeFetch, encodeStore } from '../../protocol/content-messages.js';
 import { decodeControl, encodeControl } from '../../protocol/control.js';
 import { computeConsensus, descriptorMd, encodeSignedHead, signHead, signVote, verifyConsensusHead, verifyVote } from '../../protocol/consensus.js';
@@ -122,7 +122,8 @@ function makeContext() {
   const address = formatAddress(recipient.publicKey);
   const mailbox = vectors<{ items: { bytes?: string }[]; storeInvalid: { bytes: string }[] }>('mailbox.json');
   const mailboxSeeds = [...mailbox.storeInvalid.map((x) => fromHex(x.bytes))];
-  const ssk = createRecord(identity.secretKey, identity.publicKey, 'site', 3, 'allium:chk/abc');
+  const sskKey = { publisher: identity.publicKey, secret: rand(32), name: 'site' };
+  const ssk = createRecord(identity.secretKey, sskKey, 3, 'allium:chk/abc');
   const siteRef = { rk: rand(32), dk: rand(32) };
   const site = encodeSiteManifest({
     idx: 'index.html',
@@ -133,7 +134,7 @@ function makeContext() {
     note: 'what changed',
   });
   const hintTarget = 'allium:chk/' + 'a'.repeat(111);
-  const hints = createEditionHints(identity.secretKey, identity.publicKey, 'site', 4, hintTarget, NOW);
+  const hints = createEditionHints(identity.secretKey, sskKey, 4, hintTarget, NOW);
   const relays = testRelays(2, 'decoder-table');
   const onion = onionTo(relays);
   const period = periodAt(Math.floor(NOW / 1000));
@@ -154,6 +155,7 @@ function makeContext() {
     recipient,
     address,
     mailboxSeeds,
+    sskKey,
     ssk,
     site,
     hints,
@@ -296,14 +298,7 @@ const CASES: DecoderCase[] = [
     seeds: () => [ctx().endpoint.bytes],
   },
   { name: 'SSK record', input: 'bytes', cap: 8192, cbor: true, run: (x) => verifyRecord(ctx().ssk.rk, bytes(x)), seeds: () => [ctx().ssk.bytes] },
-  {
-    name: 'SSK record opened',
-    input: 'bytes',
-    cap: 8192,
-    cbor: true,
-    run: (x) => openRecord(ctx().identity.publicKey, 'site', bytes(x)),
-    seeds: () => [ctx().ssk.bytes],
-  },
+  { name: 'SSK record opened', input: 'bytes', cap: 8192, cbor: true, run: (x) => openRecord(ctx().sskKey, bytes(x)), seeds: () => [ctx().ssk.bytes] },
   {
     name: 'file manifest',
     input: 'bytes',
@@ -318,7 +313,7 @@ const CASES: DecoderCase[] = [
     input: 'bytes',
     cap: 8192,
     cbor: true,
-    run: (x) => openEditionHint(ctx().identity.publicKey, 'site', editionPeriods(NOW)[0]!, bytes(x)),
+    run: (x) => openEditionHint(ctx().sskKey, editionPeriods(NOW)[0]!, bytes(x)),
     seeds: () => ctx().hints.map((h) => h.bytes),
   },
   {
@@ -365,7 +360,12 @@ const CASES: DecoderCase[] = [
     input: 'text',
     cap: 4096,
     run: (x) => parseLink(text(x)),
-    seeds: () => ['allium:chk/' + 'a'.repeat(103), 'allium:ctx().ssk/' + 'b'.repeat(52) + '/name'],
+    seeds: () => [
+      'allium:chk/' + 'a'.repeat(103),
+      'allium:ssk/' + 'b'.repeat(58) + '/name',
+      formatLink({ type: 'ssk', ...ctx().sskKey }),
+      formatLink({ type: 'chk', rk: ctx().rand(32), dk: ctx().rand(32), flags: 1 }),
+    ],
   },
   { name: 'base32', input: 'text', cap: 4096, run: (x) => base32Decode(text(x)), seeds: () => ['mfrgg', 'aaaaaaaa'] },
   {

@@ -80,7 +80,7 @@ describe('content durability: kill, erasure, tamper, crash (relay processes)', f
   it('a holder killed with SIGKILL: the content is still fetchable and k = 3 copies are restored', async () => {
     const data = patternBytes(3 * BLOCK_PAYLOAD_MAX - 100, 21);
     const layout = await fileLayout(data);
-    const link = await content.put(data);
+    const link = await content.put(data, { convergent: true }); // the blocks fileLayout computed
     const parsed = parseLink(link);
     expect(parsed.type === 'chk' && toHex(parsed.rk)).to.equal(toHex(layout.root.rk)); // the put stored what we computed
     for (const { ref } of layout.blocks.values()) expect(names(holding(ref.rk))).to.deep.equal(names(holdersAmong(ref.rk, live)));
@@ -129,7 +129,7 @@ describe('content durability: kill, erasure, tamper, crash (relay processes)', f
   it('a tampered copy is never served: deleted by its relay on read, the right bytes come from another holder, and it is repaired', async () => {
     const data = patternBytes(2 * BLOCK_PAYLOAD_MAX + 7, 33);
     const layout = await fileLayout(data);
-    const link = await content.put(data);
+    const link = await content.put(data, { convergent: true }); // the blocks fileLayout computed
     // So that the relays' own replication passes do not read (and delete) the damaged copy before the client does.
     await replicationChecked([...layout.blocks.values()].map((b) => b.ref.rk));
     const target = layout.segments[0]!.refs[0]!; // the first data block
@@ -172,7 +172,7 @@ describe('content durability: kill, erasure, tamper, crash (relay processes)', f
       [32, 16],
       [3, 2],
     ]);
-    const link = await content.put(data);
+    const link = await content.put(data, { convergent: true }); // the blocks fileLayout computed
 
     // So that no relay pushes a block back while we delete it.
     await replicationChecked([...layout.blocks.values()].map((b) => b.ref.rk));
@@ -290,7 +290,7 @@ describe('content durability: a departed holder is noticed before its descriptor
   it('a holder killed: the other holders stop counting it and restore k = 3 live copies while its descriptor is still valid', async () => {
     const data = patternBytes(2 * BLOCK_PAYLOAD_MAX, 77);
     const layout = await fileLayout(data);
-    const link = await content.put(data);
+    const link = await content.put(data, { convergent: true }); // the blocks fileLayout computed
     const all = client.directory.all();
     const relayOf = (d: Descriptor): RelayProcess => net.relays.find((r) => r.fingerprint === d.fingerprint)!;
     const victim = relayOf(holdersOf(layout.root.rk, all, 3)[0]!);

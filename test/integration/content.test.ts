@@ -1,7 +1,8 @@
 /**
  * Content end to end against relay processes (specs/content.md): byte-exact round trips at the size boundaries
- * and for a 50 MiB file, what a holder's disk reveals (nothing: no plaintext, file name or key), updatable keys
- * against forged and replayed records, and the errors a user sees.
+ * and for a 50 MiB file, what a holder's disk reveals (nothing: no plaintext, file name or key), random keys by
+ * default (no confirmation test from a copy of the file), updatable keys whose records a holder that guesses the name
+ * cannot read, updatable keys against forged and replayed records, and the errors a user sees.
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -18,7 +19,7 @@ import { decodeCbor } from '../../protocol/cbor.js';
 import { BLOCK_PAYLOAD_MAX, BlockType, decryptBlock, parseBlockPlaintext, verifyStoredBlock } from '../../protocol/chk.js';
 import { formatLink, parseLink } from '../../protocol/content-link.js';
 import { isAlliumError } from '../../protocol/errors.js';
-import { createRecord, nameHash, sskRoutingKey, verifyRecord } from '../../protocol/ssk.js';
+import { createRecord, sskRoutingKeyOf, sskSecret, verifyRecord, type SskKey } from '../../protocol/ssk.js';
 import { storeItem } from '../../net/content-requests.js';
 import { circuitTo, fileLayout, filesContaining, filesUnder, openStore, patternBytes, sha256, startClient } from '../helpers/content.js';
 import { startNetwork, tempDir, waitFor, type RelayProcess, type TestNetwork } from '../helpers/network.js';
@@ -70,10 +71,12 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
       const back = await content.get(link);
       expect(back.length).to.equal(size);
       expect(sha256(back)).to.equal(sha256(data));
-      // Convergent keys: the same bytes give the same link.
-      expect(await content.put(data)).to.equal(link);
+      // Convergent keys (an opt-in): the same bytes give the same link, whose blocks are those computed here.
+      const convergent = await content.put(data, { convergent: true });
+      expect(await content.put(data, { convergent: true })).to.equal(convergent);
       // Every block is at its 3 holders.
       const layout = await fileLayout(data);
+      expect(toHex((parseLink(convergent) as { rk: Uint8Array }).rk)).to.equal(toHex(layout.root.rk));
       expect(layout.blocks.size).to.equal(size <= BLOCK_PAYLOAD_MAX ? 1 : 4);
       for (const { ref } of layout.blocks.values()) {
         for (const h of content.holders(ref.rk)) {
@@ -88,13 +91,53 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     });
   }
 
-  it('random-key puts of the same bytes give different links, each fetchable', async () => {
+  it('puts of the same bytes give different routing keys by default, equal ones only with convergent keys', async () => {
     const data = patternBytes(40_000, 3);
-    const a = await content.put(data, { mode: 'random' });
-    const b = await content.put(data, { mode: 'random' });
-    expect(a).to.not.equal(b);
-    expect(sha256(await content.get(a))).to.equal(sha256(data));
-    expect(sha256(await content.get(b))).to.equal(sha256(data));
+    const rkOf = (link: string): string => toHex((parseLink(link) as { rk: Uint8Array }).rk);
+    const a = await content.put(data);
+    const b = await content.put(data);
+    const c = await content.put(data, { convergent: true });
+    const d = await content.put(data, { convergent: true });
+    // What a holder of a copy of the file can compute: the convergent routing key. It must not find the default puts.
+    expect({ defaultPutsShareKey: rkOf(a) === rkOf(b), convergentPutsShareKey: rkOf(c) === rkOf(d), defaultIsConvergent: rkOf(a) === rkOf(c) }).to.deep.equal({
+      defaultPutsShareKey: false,
+      convergentPutsShareKey: true,
+      defaultIsConvergent: false,
+    });
+    for (const l of [a, b, c]) expect(sha256(await content.get(l))).to.equal(sha256(data));
+  });
+
+  it("a holder that knows the publisher key and guesses the name cannot read an updatable key's record; the link can", async () => {
+    const publisher = IdentityKey.generate();
+    const name = 'diary';
+    const { link } = await content.publish(publisher, name, utf8('dear diary'));
+    // Everything on every relay's disk, as a holder (or whoever seizes it) has it, plus the guessed name.
+    let held = 0;
+    let located = 0;
+    let decrypted = 0;
+    for (const r of net.relays) {
+      const db = openStore(r);
+      try {
+        for (const row of db.prepare<[], { rk: Buffer; data: Buffer }>('SELECT rk, data FROM records').all()) {
+          let rec: { pk?: Uint8Array; nh?: Uint8Array; ct?: Uint8Array };
+          try {
+            rec = decodeCbor(new Uint8Array(row.data), 8192) as typeof rec;
+          } catch {
+            continue; // an endpoint descriptor
+          }
+          if (!rec.pk || !rec.nh || !rec.ct || toHex(rec.pk) !== toHex(publisher.publicKey)) continue;
+          held++;
+          // The first format: nh and the content key from the name alone (the key's derivation was public).
+          if (toHex(rec.nh) === toHex(crypto().hash(32, utf8(name), utf8('allium-v1:ssk:name')))) located++;
+          const key = crypto().hash(32, new Uint8Array([...rec.pk, ...utf8(name)]), utf8('allium-v1:ssk:key'));
+          if (crypto().xaeadDecrypt(rec.ct.subarray(24), new Uint8Array(row.rk), rec.ct.subarray(0, 24), key)) decrypted++;
+        }
+      } finally {
+        db.close();
+      }
+    }
+    expect({ heldSome: held > 0, located, decrypted }).to.deep.equal({ heldSome: true, located: 0, decrypted: 0 });
+    expect(Buffer.from(await content.get(link)).toString()).to.equal('dear diary');
   });
 
   it("a holder's disk holds no plaintext, no file name and no decryption key", async () => {
@@ -109,7 +152,20 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     try {
       const out = await run(
         process.execPath,
-        ['--import', 'tsx', join(ROOT, 'cli', 'allium.ts'), 'put', '--bootstrap', net.bootstrap, '--data-dir', join(dir, 'client'), '--test-network', path],
+        // --convergent: the blocks are then those fileLayout computes, so the scan can look for every block key.
+        [
+          '--import',
+          'tsx',
+          join(ROOT, 'cli', 'allium.ts'),
+          'put',
+          '--convergent',
+          '--bootstrap',
+          net.bootstrap,
+          '--data-dir',
+          join(dir, 'client'),
+          '--test-network',
+          path,
+        ],
         { cwd: ROOT, maxBuffer: 1 << 20 },
       );
       link = out.stdout.trim();
@@ -169,7 +225,8 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
   it('updatable keys: the newest edition wins; forged records are refused, a replayed old edition is stale', async () => {
     const publisher = IdentityKey.generate();
     const name = 'weekly-notes';
-    const rk = sskRoutingKey(publisher.publicKey, nameHash(name));
+    const key: SskKey = { publisher: publisher.publicKey, secret: sskSecret(publisher.secretKey, name), name };
+    const rk = sskRoutingKeyOf(key);
     const holders = content.holders(rk).map((h) => relayOf(h.fingerprint));
     expect(holders).to.have.length(3);
     const recordAt = (r: RelayProcess): { edition: number; data: Buffer } | undefined => {
@@ -192,8 +249,8 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     // What a forger would point the key at.
     const evil = await content.put(utf8('forged edition'));
     const other = IdentityKey.generate();
-    const forgedByOther = createRecord(other.secretKey, publisher.publicKey, name, 99, evil);
-    const valid = createRecord(publisher.secretKey, publisher.publicKey, name, 3, evil);
+    const forgedByOther = createRecord(other.secretKey, key, 99, evil);
+    const valid = createRecord(publisher.secretKey, key, 3, evil);
     const flipped = Uint8Array.from(valid.bytes);
     flipped[flipped.length - 1]! ^= 0x01; // the last byte is in "sig" (canonical CBOR puts the longest key last)
     expect(() => verifyRecord(rk, flipped))
@@ -202,7 +259,7 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     expect(() => verifyRecord(rk, forgedByOther.bytes))
       .to.throw()
       .with.property('code', 'ERR_SIGNATURE');
-    const underOtherKey = createRecord(other.secretKey, other.publicKey, name, 99, evil); // valid, but for another key
+    const underOtherKey = createRecord(other.secretKey, { ...key, publisher: other.publicKey }, 99, evil); // valid, but for another key
 
     for (const h of holders) {
       const c = await circuitTo(client, h);
@@ -214,7 +271,8 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
       expect(recordAt(h)!.edition).to.equal(2);
     }
     expect(Buffer.from(await content.get(one.link)).toString()).to.equal('edition two');
-    expect(await content.resolveSsk(publisher.publicKey, name)).to.equal(await content.put(utf8('edition two')));
+    const target = parseLink(await content.resolveSsk(key));
+    expect(target.type === 'chk' && sha256(await content.get(formatLink(target)))).to.equal(sha256(utf8('edition two')));
   });
 
   it('errors users understand: unknown link → ERR_NOT_FOUND, a typo → ERR_LINK_CHECKSUM', async () => {
@@ -224,7 +282,7 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     expect(nf?.message)
       .to.match(/^content not found/)
       .and.not.match(/not found.*not found/);
-    const unknownSsk = formatLink({ type: 'ssk', publisher: IdentityKey.generate().publicKey, name: 'nothing here' });
+    const unknownSsk = formatLink({ type: 'ssk', publisher: IdentityKey.generate().publicKey, secret: crypto().random(32), name: 'nothing here' });
     expect((await codeOf(content.get(unknownSsk)))?.code).to.equal('ERR_NOT_FOUND');
 
     const link = await content.put(utf8('typo target'));
@@ -242,7 +300,7 @@ describe('content: round trips, privacy, updatable keys, errors (relay processes
     const { link: sskLink } = await content.publish(publisher, 'soon unreachable', utf8('an edition'));
     const link = await content.put(utf8('held by relays about to stop'));
     const rk = (parseLink(link) as { rk: Uint8Array }).rk;
-    const sskRk = sskRoutingKey(publisher.publicKey, nameHash('soon unreachable'));
+    const sskRk = sskRoutingKeyOf(parseLink(sskLink) as SskKey);
     const doomed = new Set([...content.holders(rk), ...content.holders(sskRk)].map((h) => h.fingerprint));
     // Keep two relays for paths: kill only the holders if that leaves two, else only those of the block.
     const victims = net.relays.filter((r) => doomed.has(r.fingerprint));

@@ -21,10 +21,11 @@ import { folderSources } from '../../client/site-folder.js';
 import { publishSite } from '../../client/site.js';
 import { crypto } from '../../crypto/index.js';
 import { IdentityKey } from '../../crypto/keys.js';
+import { toHex } from '../../protocol/bytes.js';
 import { formatLink } from '../../protocol/content-link.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { launchBrowser } from '../helpers/chromium.js';
-import { startClient } from '../helpers/content.js';
+import { patternBytes, startClient } from '../helpers/content.js';
 import { hostilePages } from '../helpers/hostile-pages.js';
 import { startNetwork, tempDir, waitFor, type TestNetwork } from '../helpers/network.js';
 import { readPng } from '../helpers/png.js';
@@ -351,15 +352,33 @@ describe('gateway: sites in Chromium through the gateway (relay processes)', fun
     await page.close();
   });
 
+  it("a site's files get random keys by default (the same folder twice: unrelated blocks), convergent ones only on request", async () => {
+    const dir = tempDir('allium-site-keys-');
+    try {
+      writeTree(dir, { 'index.html': '<p>the same page</p>', 'data.bin': Buffer.from(patternBytes(70_000, 9)) });
+      const rks = async (o: Parameters<typeof publishSite>[2]): Promise<string[]> =>
+        (await publishSite(content, folderSources(dir), o)).manifest.files.map((f) => toHex(f.ref.rk));
+      const [a, b, c, d] = [await rks({}), await rks({}), await rks({ convergent: true }), await rks({ convergent: true })];
+      expect({ defaultRunsShareKeys: a.some((k, i) => k === b[i]), convergentRunsShareKeys: c.every((k, i) => k === d[i]) }).to.deep.equal({
+        defaultRunsShareKeys: false,
+        convergentRunsShareKeys: true,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('resumes an interrupted publish: blocks the network acknowledged are not sent again', async () => {
     const resumeDir = tempDir('allium-resume-');
     try {
       writeTree(resumeDir, { 'index.html': '<p>big</p>', 'big.bin': Buffer.from(crypto().random(2_500_000)) });
       const journal = memoryJournal();
+      const runSecret = crypto().random(32); // kept with the journal (content.md §10.4): a resumed run makes the same blocks
       const stop = new AbortController();
       let acknowledged = 0;
       const first = await publishSite(content, folderSources(resumeDir), {
         journal,
+        convergenceSecret: runSecret,
         onProgress: () => {
           if (journal.size >= 30 && !stop.signal.aborted) {
             acknowledged = journal.size;
@@ -374,7 +393,7 @@ describe('gateway: sites in Chromium through the gateway (relay processes)', fun
       expect(isAlliumError(first) && first.code, 'the first run was stopped').to.equal('ERR_ABORTED');
       const inJournal = journal.size;
       expect(inJournal).to.be.at.least(acknowledged);
-      const second = await publishSite(content, folderSources(resumeDir), { journal });
+      const second = await publishSite(content, folderSources(resumeDir), { journal, convergenceSecret: runSecret });
       expect(second.stats.blocksSkipped, 'every journalled block of the files was skipped').to.equal(inJournal);
       const total = second.stats.blocksStored + second.stats.blocksSkipped;
       expect(total).to.be.greaterThan(inJournal);

@@ -29,7 +29,7 @@ import {
   slotLocator,
 } from '../../protocol/mailbox.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
-import { BlockStore } from '../../relay/block-store.js';
+import { BlockStore, bucketUp } from '../../relay/block-store.js';
 import { fetchItem } from '../../net/content-requests.js';
 import { circuitTo, filesContaining } from '../helpers/content.js';
 import { sleep, startNetwork, tempDir, waitFor, type TestNetwork } from '../helpers/network.js';
@@ -92,9 +92,12 @@ describe('mailbox slots in the relay store', () => {
     expect(store.getMailbox(rk2, now + 1000)!.length).to.equal(0);
     expect(store.putMailbox(rk2, seal('late', now + 2 * HOUR).bytes, now + 2000)).to.equal('occupied');
     expect(store.stats().mailboxes).to.equal(2);
-    store.sweepExpired(now + MAILBOX_HOLD_MS + 1, true);
-    expect(store.getMailbox(rk, now + MAILBOX_HOLD_MS + 1)).to.equal(null);
-    expect(store.getMailbox(rk2, now + MAILBOX_HOLD_MS + 1)).to.equal(null);
+    // Released at the hold's end, rounded up to the store's time bucket (content.md §7: no exact store time on disk).
+    const released = bucketUp(now + MAILBOX_HOLD_MS);
+    expect(store.getMailbox(rk, released - 1)).to.not.equal(null);
+    store.sweepExpired(released, true);
+    expect(store.getMailbox(rk, released)).to.equal(null);
+    expect(store.getMailbox(rk2, released)).to.equal(null);
     expect(store.stats().mailboxes).to.equal(0);
   });
 

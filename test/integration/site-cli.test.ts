@@ -39,7 +39,7 @@ describe('allium CLI: sites (relay processes)', function () {
     const r = await runAllium(['publish', site, '--name', 'garden', '--key', join(work, 'pub.key'), ...common()], { timeoutMs: 180_000 });
     expect(r.code, r.stderr).to.equal(0);
     link = r.stdout.trim();
-    expect(link).to.match(/^allium:ssk\/[a-z2-7]{58}\/garden$/);
+    expect(link).to.match(/^allium:ssk\/[a-z2-7]{111}\/garden$/);
     expect(r.stderr)
       .to.match(/3 files \(0 unchanged, not sent again\)/)
       .and.match(/edition 1/);

@@ -1,10 +1,12 @@
 /**
  * Content links (specs/content.md §5): chk and ssk links round trip, and a link with any one character changed is
- * refused with ERR_LINK_CHECKSUM or ERR_LINK_FORMAT — never accepted as some other (or the same) link.
+ * refused with ERR_LINK_CHECKSUM or ERR_LINK_FORMAT — never accepted as some other (or the same) link. An ssk link
+ * carries its secret; one of the first format (no secret) is refused with ERR_LINK_OUTDATED.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { toHex } from '../../protocol/bytes.js';
+import { concatBytes, toHex, utf8 } from '../../protocol/bytes.js';
+import { crypto } from '../../crypto/index.js';
 import { base32Decode, base32Encode, formatLink, parseLink, type ContentLink } from '../../protocol/content-link.js';
 import { isAlliumError } from '../../protocol/errors.js';
 
@@ -25,13 +27,13 @@ function codeOf(f: () => unknown): string | null {
 const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const chk = fc.record({ rk: bytes32, dk: bytes32, flags: fc.integer({ min: 0, max: 255 }) }).map((v) => ({ type: 'chk' as const, ...v }));
 const name = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }).filter((s) => !/[\0-\x1f]/.test(s) && s.length <= 128);
-const ssk = fc.record({ publisher: bytes32, name }).map((v) => ({ type: 'ssk' as const, ...v }));
+const ssk = fc.record({ publisher: bytes32, secret: bytes32, name }).map((v) => ({ type: 'ssk' as const, ...v }));
 
 function same(a: ContentLink, b: ContentLink): void {
   if (a.type === 'chk' && b.type === 'chk') {
     expect([toHex(b.rk), toHex(b.dk), b.flags]).to.deep.equal([toHex(a.rk), toHex(a.dk), a.flags]);
   } else if (a.type === 'ssk' && b.type === 'ssk') {
-    expect([toHex(b.publisher), b.name]).to.deep.equal([toHex(a.publisher), a.name]);
+    expect([toHex(b.publisher), toHex(b.secret), b.name]).to.deep.equal([toHex(a.publisher), toHex(a.secret), a.name]);
   } else expect.fail(`type ${b.type} instead of ${a.type}`);
 }
 
@@ -82,11 +84,11 @@ describe('protocol/content-link', () => {
     fc.assert(
       fc.property(ssk, (l) => {
         const text = formatLink(l);
-        expect(text.startsWith('allium:ssk/')).to.equal(true);
+        expect(text).to.match(/^allium:ssk\/[a-z2-7]{111}\//);
         same(l, parseLink(text));
       }),
     );
-    const l = { type: 'ssk' as const, publisher: new Uint8Array(32).fill(9), name: 'my blog/2024 ü' };
+    const l = { type: 'ssk' as const, publisher: new Uint8Array(32).fill(9), secret: new Uint8Array(32).fill(8), name: 'my blog/2024 ü' };
     expect(formatLink(l)).to.match(/\/my%20blog%2F2024%20%C3%BC$/);
   });
 
@@ -107,8 +109,21 @@ describe('protocol/content-link', () => {
       }),
       { numRuns: 10 },
     );
-    const text = formatLink({ type: 'ssk', publisher: new Uint8Array(32).fill(3), name: 'diary' });
+    const text = formatLink({ type: 'ssk', publisher: new Uint8Array(32).fill(3), secret: new Uint8Array(32).fill(4), name: 'diary' });
     expect(codeOf(() => parseLink(text.replace(/diary$/, 'diarz')))).to.equal('ERR_LINK_CHECKSUM');
+  });
+
+  it('refuses an ssk link of the first format (key and checksum, no secret), or of another version, with ERR_LINK_OUTDATED', () => {
+    const publisher = new Uint8Array(32).fill(5);
+    // The first format, as it was written: base32(pk | MAC16("ssk" | pk | name)[0..4)) — a valid link then.
+    const sum = crypto()
+      .hash(16, concatBytes(utf8('ssk'), publisher, utf8('diary')), utf8('allium-v1:link:checksum'))
+      .subarray(0, 4);
+    const v1 = `allium:ssk/${base32Encode(concatBytes(publisher, sum))}/diary`;
+    expect(v1).to.match(/^allium:ssk\/[a-z2-7]{58}\/diary$/);
+    expect(codeOf(() => parseLink(v1))).to.equal('ERR_LINK_OUTDATED');
+    const v3 = `allium:ssk/${base32Encode(concatBytes(Uint8Array.of(3), publisher, new Uint8Array(36)))}/diary`;
+    expect(codeOf(() => parseLink(v3))).to.equal('ERR_LINK_OUTDATED');
   });
 
   it('refuses what is not a link with ERR_LINK_FORMAT', () => {

@@ -2,6 +2,8 @@
 import { expect } from 'chai';
 import { IdentityKey } from '../../crypto/keys.js';
 import { toHex, utf8 } from '../../protocol/bytes.js';
+import { formatLink, parseLink } from '../../protocol/content-link.js';
+import { sskSecret, type SskKey } from '../../protocol/ssk.js';
 import {
   createEditionHints,
   decodeSiteManifest,
@@ -26,6 +28,8 @@ interface SiteVectors {
     publisherSeed: string;
     publicKey: string;
     name: string;
+    secret: string;
+    link: string;
     edition: number;
     target: string;
     now: number;
@@ -74,20 +78,24 @@ describeEachBinding('vectors: site manifests and edition hints (specs/vectors/si
     const h = v.hint;
     const publisher = IdentityKey.fromSeed(hex(h.publisherSeed));
     expect(toHex(publisher.publicKey)).to.equal(h.publicKey);
+    expect(toHex(sskSecret(publisher.secretKey, h.name))).to.equal(h.secret);
+    const key: SskKey = { publisher: publisher.publicKey, secret: hex(h.secret), name: h.name };
+    expect(formatLink({ type: 'ssk', ...key })).to.equal(h.link);
+    const parsed = parseLink(h.link);
+    expect(parsed.type === 'ssk' && [toHex(parsed.publisher), toHex(parsed.secret), parsed.name]).to.deep.equal([h.publicKey, h.secret, h.name]);
     expect(editionPeriods(h.now)).to.deep.equal(h.periods);
     const q = byteQueue(hex(h.hintNonces));
-    const made = createEditionHints(publisher.secretKey, publisher.publicKey, h.name, h.edition, h.target, h.now, q.random);
+    const made = createEditionHints(publisher.secretKey, key, h.edition, h.target, h.now, q.random);
     expect(q.remaining()).to.equal(0);
     expect(made.map((m) => ({ period: m.period, hintName: toHex(utf8(hintName(h.name, m.period))), rk: toHex(m.rk), record: toHex(m.bytes) }))).to.deep.equal(
       h.hints,
     );
-    for (const x of h.hints)
-      expect(openEditionHint(publisher.publicKey, h.name, x.period, hex(x.record))).to.deep.equal({ edition: h.edition, target: h.target });
+    for (const x of h.hints) expect(openEditionHint(key, x.period, hex(x.record))).to.deep.equal({ edition: h.edition, target: h.target });
   });
 
   for (const c of v.hintInvalid) {
     it(`hint refused: ${c.name} → ${c.error}`, () => {
-      expectCode(() => openEditionHint(hex(v.hint.publicKey), v.hint.name, c.period, hex(c.record)), c.error);
+      expectCode(() => openEditionHint({ publisher: hex(v.hint.publicKey), secret: hex(v.hint.secret), name: v.hint.name }, c.period, hex(c.record)), c.error);
     });
   }
 });
