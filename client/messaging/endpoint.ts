@@ -25,7 +25,7 @@ import type { ClientCircuit } from '../../net/circuit.js';
 import { z } from 'zod';
 import type { CircuitSource } from '../client.js';
 import { ContentClient } from '../content.js';
-import { weightedPick } from '../path.js';
+import { pickServicePoint } from '../path.js';
 import {
   DEFAULT_INTRO_LIFETIME_MS,
   DEFAULT_INTRO_POINTS,
@@ -145,17 +145,15 @@ export class Endpoint {
 
   private async ensureIntroPoints(signal: AbortSignal): Promise<void> {
     const want = this.options.introPoints ?? DEFAULT_INTRO_POINTS;
-    // Weighted by capacity among relays eligible as introduction points (Stable with a consensus): a count-based
-    // draw would favour whoever runs the most relays (specs/rendezvous.md §2).
+    // Weighted by capacity among eligible relays (Fast and Stable with a consensus): a count-based draw would favour
+    // whoever runs the most relays (specs/messaging.md §8). A relay that fails is not tried again this round.
     const view = this.client.directory.view;
-    const stable = view.relays.filter((d) => view.introEligible(d) && !this.intros.has(d.fingerprint));
-    // Stable relays when there are any; in a network too young or too small for that, any relay offering it.
-    const candidates = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('intro') && !this.intros.has(d.fingerprint));
-    while (this.intros.size < want && candidates.length) {
+    const tried = new Set<string>(this.intros.keys());
+    while (this.intros.size < want) {
       throwIfAborted(signal);
-      const relay = weightedPick(candidates, () => crypto().uniform(), 'middle', view);
+      const relay = pickServicePoint(view, 'intro', tried);
       if (!relay) break;
-      candidates.splice(candidates.indexOf(relay), 1);
+      tried.add(relay.fingerprint);
       try {
         await this.establishIntroWith(relay, signal);
       } catch (e) {

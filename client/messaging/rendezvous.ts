@@ -23,7 +23,7 @@ import type { ClientCircuit } from '../../net/circuit.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import type { CircuitSource } from '../client.js';
 import type { ContentClient } from '../content.js';
-import { weightedPick } from '../path.js';
+import { pickServicePoint } from '../path.js';
 import { REPLY_TIMEOUT_MS } from './limits.js';
 import type { ClientAuthKey } from './types.js';
 
@@ -73,16 +73,15 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
   if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
   const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
   const view = client.directory.view;
-  const stable = view.relays.filter((d) => view.rendezvousEligible(d) && !introRelays.has(d.fingerprint));
-  const rps = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('rendezvous') && !introRelays.has(d.fingerprint));
+  const tried = new Set(introRelays);
   // A rendezvous point that cannot be reached (gone, but still in the directory) is replaced by another.
   let circuit: ClientCircuit | null = null;
   let rp: Descriptor | undefined;
   let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
-  for (let attempt = 0; attempt < 3 && !circuit && rps.length; attempt++) {
-    rp = weightedPick(rps, () => crypto().uniform(), 'middle', view);
+  for (let attempt = 0; attempt < 3 && !circuit; attempt++) {
+    rp = pickServicePoint(view, 'rendezvous', tried);
     if (!rp) break;
-    rps.splice(rps.indexOf(rp), 1);
+    tried.add(rp.fingerprint);
     try {
       circuit = await client.newCircuit({ last: rp, exitPort: null, ...signalOption(signal) });
     } catch (e) {
