@@ -14,7 +14,7 @@ import { AlliumError } from '../protocol/errors.js';
 import { isExitPolicy, parseExitPolicy, policyAllows, policyMightAllowPort, type ExitPolicy } from '../protocol/exit-policy.js';
 import { MAX_HOPS } from '../protocol/constants.js';
 import { networkOf, sameFamily } from '../protocol/relay-network.js';
-import type { SelectionWeights } from '../protocol/view.js';
+import { servicePointEligible, type SelectionWeights } from '../protocol/view.js';
 import type { Position } from '../protocol/weights.js';
 
 export interface PathOptions {
@@ -79,6 +79,27 @@ export function weightedPick(
     if (r < 0) return list[i];
   }
   return lastPositive;
+}
+
+/** What choosing an introduction or rendezvous point reads: the usable relays with their weights and flags. */
+export interface ServicePointView extends SelectionWeights {
+  readonly relays: readonly Descriptor[];
+}
+
+/**
+ * Picks an introduction or rendezvous point (specs/messaging.md §8, directory.md §6.6): a relay offering the
+ * capability, Fast and Stable when the view has a consensus, not in `exclude`, drawn with probability proportional to
+ * its middle-position weight — never uniformly by count, which whoever runs the most relays would win. Undefined when
+ * none is eligible.
+ */
+export function pickServicePoint(
+  view: ServicePointView,
+  capability: 'intro' | 'rendezvous',
+  exclude: ReadonlySet<string>,
+  random: () => number = () => crypto().uniform(),
+): Descriptor | undefined {
+  const candidates = view.relays.filter((d) => !exclude.has(d.fingerprint) && servicePointEligible(d, capability, view));
+  return weightedPick(candidates, random, 'middle', view);
 }
 
 /**

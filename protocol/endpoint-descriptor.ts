@@ -4,7 +4,7 @@
  * authorisation, only by listed clients), stored by relays that can check its signature but cannot tell whose it is.
  *
  *   body   = CBOR { "v": 1, "intro": [{ "relay": id (32), "auth": Ed25519 key (32), "enc": X25519 key (32) }],
- *                   "created": ms, "expires": ms }
+ *                   ? "pow": { "seed": (32), "e": suggested effort }, "created": ms, "expires": ms }
  *   middle = CBOR { "v": 1, "auth": [entry (80)], "inner": x }
  *              x = body                                              when "auth" is empty
  *              x = n2 (24) | XChaCha20-Poly1305(Kc, n2, body, AD2)   otherwise (Kc: descriptor-auth.ts)
@@ -36,6 +36,7 @@ import { decodeMessage, encodeCbor, validate, zBytes, zUint } from './cbor.js';
 import { DESCRIPTOR_CLOCK_SKEW_MS } from './descriptor.js';
 import { AUTH_ENTRY_LEN, AUTH_GROUP, clientLayerKey, MAX_AUTH_CLIENTS, openCookie, sealCookie } from './descriptor-auth.js';
 import { CryptoError, LimitError, ProtocolError } from './errors.js';
+import { MAX_POW_EFFORT, POW_SEED_LEN } from './intro-pow.js';
 import { blindPublicKey, blindSigningKey, locatorOfBlindedKey, periodAt, signBlinded, subcredential } from './key-blinding.js';
 import { PAD_BUCKETS, padTo, unpadExact } from './padding.js';
 
@@ -56,9 +57,12 @@ const CLIENT_CONTEXT = utf8('allium-v1 endpoint-client-layer');
 const OUTER_KEY = utf8('allium-v1:descriptor:outer-key');
 
 const introSchema = z.strictObject({ relay: zBytes(32), auth: zBytes(32), enc: zBytes(32) });
+/** The endpoint's proof-of-work parameters (rendezvous.md §4.3): its newest seed and the effort it suggests (0: none). */
+const powParamsSchema = z.strictObject({ seed: zBytes(POW_SEED_LEN), e: zUint(MAX_POW_EFFORT) });
 const bodySchema = z.strictObject({
   v: z.literal(1),
   intro: z.array(introSchema).min(1).max(MAX_INTRO_POINTS),
+  pow: powParamsSchema.optional(),
   created: zUint(),
   expires: zUint(),
 });

@@ -4,9 +4,10 @@
  *
  *   ESTABLISH_INTRO        { "k": intro auth key (Ed25519, 32), "s": signature by k over ("allium-v1 intro" | binding) }
  *   INTRO_ESTABLISHED      { }
- *   INTRODUCE1             { "k": intro auth key, "p": sealed introduction (opaque to the relay) }
- *   INTRODUCE2             { "p": sealed introduction }                          (relay → endpoint)
- *   INTRODUCE_ACK          { "s": "ok" | "unknown" }
+ *   INTRODUCE1             { "k": intro auth key, "p": sealed introduction (opaque to the relay), ? "w": pow }
+ *   INTRODUCE2             { "p": sealed introduction, ? "w": pow }              (relay → endpoint)
+ *   INTRODUCE_ACK          { "s": "ok" | "unknown" | "busy" }
+ *   pow                    { "n": nonce (16), "e": effort }                      (intro-pow.ts; the relay passes it on)
  *   ESTABLISH_RENDEZVOUS   { "c": rendezvous cookie (20) }
  *   RENDEZVOUS_ESTABLISHED { }
  *   RENDEZVOUS1            { "c": cookie, "h": handshake reply (opaque to the relay) }   (endpoint → point)
@@ -19,14 +20,17 @@ import { z } from 'zod';
 import { concatBytes, utf8 } from './bytes.js';
 import { decodeMessage, encodeCbor, zBytes } from './cbor.js';
 import { RELAY_DATA_LEN } from './constants.js';
+import { MAX_POW_EFFORT, POW_NONCE_LEN } from './intro-pow.js';
 
 export const INTRO_SIGN_CONTEXT = utf8('allium-v1 intro');
 export const COOKIE_LEN = 20;
 
+const powSchema = z.strictObject({ n: zBytes(POW_NONCE_LEN), e: z.number().int().min(1).max(MAX_POW_EFFORT) });
+
 const schemas = {
   establishIntro: z.strictObject({ k: zBytes(32), s: zBytes(64) }),
-  introduce1: z.strictObject({ k: zBytes(32), p: zBytes(undefined, 700) }),
-  introduce2: z.strictObject({ p: zBytes(undefined, 700) }),
+  introduce1: z.strictObject({ k: zBytes(32), p: zBytes(undefined, 700), w: powSchema.optional() }),
+  introduce2: z.strictObject({ p: zBytes(undefined, 700), w: powSchema.optional() }),
   introduceAck: z.strictObject({ s: z.enum(['ok', 'unknown', 'busy']) }),
   establishRendezvous: z.strictObject({ c: zBytes(COOKIE_LEN) }),
   rendezvous1: z.strictObject({ c: zBytes(COOKIE_LEN), h: zBytes(undefined, 400) }),

@@ -142,14 +142,24 @@ export class DirectoryView implements SelectionWeights {
     return index;
   }
 
-  /** Introduction points: relays offering "intro", Stable with a consensus. */
-  introEligible = (d: Descriptor): boolean => d.caps.includes('intro') && (!this.flagged || this.has(d, Flag.STABLE));
+  /** Introduction points: relays offering "intro", Fast and Stable with a consensus. */
+  introEligible = (d: Descriptor): boolean => servicePointEligible(d, 'intro', this);
 
-  /** Rendezvous points: relays offering "rendezvous", Stable with a consensus. */
-  rendezvousEligible = (d: Descriptor): boolean => d.caps.includes('rendezvous') && (!this.flagged || this.has(d, Flag.STABLE));
+  /** Rendezvous points: relays offering "rendezvous", Fast and Stable with a consensus. */
+  rendezvousEligible = (d: Descriptor): boolean => servicePointEligible(d, 'rendezvous', this);
 
   /** Directory sources: the Dir flag with a consensus, any relay without. */
   dirEligible = (d: Descriptor): boolean => !this.flagged || this.has(d, Flag.DIR);
+}
+
+/**
+ * Whether `d` may serve as an introduction or rendezvous point (directory.md §6.6): it offers the capability and, when
+ * the flags come from a consensus, has both Fast and Stable. There is no fallback to unflagged relays with a consensus:
+ * Stable goes to at least half the running relays (median MTBF), so such a fallback would only be reached once the
+ * flagged ones are used up, and would then hand the choice to whoever runs the most new, slow relays.
+ */
+export function servicePointEligible(d: Descriptor, capability: 'intro' | 'rendezvous', view: Pick<SelectionWeights, 'flags' | 'flagged'>): boolean {
+  return d.caps.includes(capability) && (!view.flagged || hasFlag(view.flags(d), Flag.FAST | Flag.STABLE));
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));

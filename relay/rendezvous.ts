@@ -330,7 +330,7 @@ export class RendezvousService implements CircuitEndpointHandler {
       this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'busy' }));
       return true;
     }
-    this.reactor.sendBackward(r.hop, { command: RelayCommand.INTRODUCE2, streamId: 0, data: encodeRv('introduce2', { p: m.p }) });
+    this.reactor.sendBackward(r.hop, { command: RelayCommand.INTRODUCE2, streamId: 0, data: encodeRv('introduce2', m.w ? { p: m.p, w: m.w } : { p: m.p }) });
     this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'ok' }));
     return true;
   }

@@ -14,7 +14,8 @@ import { decodeMessage, zBytes } from '../../protocol/cbor.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
 import { MAX_AUTH_CLIENTS } from '../../protocol/descriptor-auth.js';
 import { createEndpointDescriptor } from '../../protocol/endpoint-descriptor.js';
-import { AbortedError, AlliumError, throwIfAborted } from '../../protocol/errors.js';
+import { POW_SEED_LEN, powBinding, verifyPow } from '../../protocol/intro-pow.js';
+import { AbortedError, AlliumError, ProtocolError, throwIfAborted } from '../../protocol/errors.js';
 import { periodAt } from '../../protocol/key-blinding.js';
 import { responderHandshake } from '../../protocol/message-handshake.js';
 import type { RatchetSession } from '../../protocol/ratchet.js';
@@ -25,13 +26,17 @@ import type { ClientCircuit } from '../../net/circuit.js';
 import { z } from 'zod';
 import type { CircuitSource } from '../client.js';
 import { ContentClient } from '../content.js';
-import { weightedPick } from '../path.js';
+import { pickServicePoint } from '../path.js';
 import {
   DEFAULT_INTRO_LIFETIME_MS,
   DEFAULT_INTRO_POINTS,
   DEFAULT_MAX_INTRODUCTIONS,
   DEFAULT_REPUBLISH_MS,
   DESCRIPTOR_LIFETIME_MS,
+  MAX_POW_REPLAY_ENTRIES,
+  POW_MAX_SUGGESTED_EFFORT,
+  POW_MIN_EFFORT,
+  POW_UPDATE_MS,
   REPLY_TIMEOUT_MS,
   RETIRED_INTRO_GRACE_MS,
 } from './limits.js';
@@ -64,6 +69,29 @@ export interface PendingIntroduction {
   readonly session: RatchetSession;
   /** When it arrived (an initiator waits REPLY_TIMEOUT_MS for RENDEZVOUS2; older ones are not answered). */
   readonly at: number;
+  /** The proof-of-work effort it paid (0: none); the service answers higher efforts first (rendezvous.md §4.3). */
+  readonly effort: number;
+}
+
+/** How loaded the introduction queue was since the last look (HiddenService.takeLoad). */
+export interface IntroductionLoad {
+  /** The most introductions waiting at once. */
+  readonly peak: number;
+  /** Introductions dropped because the queue was full. */
+  readonly dropped: number;
+  /** The queue's bound. */
+  readonly capacity: number;
+}
+
+/**
+ * The suggested effort after a period with `load` (specs/rendezvous.md §4.3): doubled (at least POW_MIN_EFFORT, at most
+ * POW_MAX_SUGGESTED_EFFORT) when the queue dropped introductions or held half its bound; halved (0 below
+ * POW_MIN_EFFORT) when nothing waited at all; else unchanged.
+ */
+export function nextEffort(effort: number, load: IntroductionLoad): number {
+  if (load.dropped > 0 || load.peak * 2 >= load.capacity) return Math.min(POW_MAX_SUGGESTED_EFFORT, Math.max(POW_MIN_EFFORT, effort * 2));
+  if (load.peak === 0) return effort >> 1 < POW_MIN_EFFORT ? 0 : effort >> 1;
+  return effort;
 }
 
 export interface EndpointOptions {
@@ -85,6 +113,8 @@ export interface EndpointEvents {
   /** The descriptor was published, with its revision. */
   published(revision: number): void;
   error(e: AlliumError): void;
+  /** How loaded the introduction queue was since the last call; read every POW_UPDATE_MS to set the effort. */
+  load?(): IntroductionLoad;
 }
 
 /** Checks and copies authorised client keys (ERR_CONFIG: more than MAX_AUTH_CLIENTS, or not 32 bytes). */
@@ -108,6 +138,11 @@ export class Endpoint {
   private closed = false;
   /** Aborted by close(): circuit builds and publishing in flight stop. */
   private readonly shutdown = new Shutdown();
+  /** Proof-of-work seeds, newest first (the published one and the one before), each with the nonces it accepted. */
+  private powSeeds: { seed: Uint8Array; seen: Set<string> }[] = [];
+  /** The effort published in the descriptor (0: no proof of work asked for). */
+  private effort = 0;
+  private powTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     private readonly client: CircuitSource,
@@ -131,6 +166,34 @@ export class Endpoint {
     if (this.closed) throw new AbortedError('messenger closed');
     this.republishTimer ??= setInterval(() => void this.maintain(), this.options.republishMs ?? DEFAULT_REPUBLISH_MS);
     (this.republishTimer as { unref?: () => void }).unref?.();
+    const load = this.on.load?.bind(this.on);
+    if (load && !this.powTimer) {
+      this.powTimer = setInterval(() => this.updateEffort(load()), POW_UPDATE_MS);
+      (this.powTimer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** The proof-of-work effort the descriptor suggests now (0: none). */
+  get suggestedEffort(): number {
+    return this.effort;
+  }
+
+  /**
+   * Reconsiders the suggested effort after a period with `load` (nextEffort) and republishes when it changed. Returns
+   * the new effort.
+   */
+  updateEffort(load: IntroductionLoad): number {
+    const next = nextEffort(this.effort, load);
+    if (next !== this.effort) {
+      this.effort = next;
+      if (!this.closed && this.intros.size > 0) void this.maintain();
+    }
+    return this.effort;
+  }
+
+  /** A fresh seed in front; only the one before it stays valid (a client may hold the previous descriptor). */
+  private rotateSeed(): void {
+    this.powSeeds = [{ seed: crypto().random(POW_SEED_LEN), seen: new Set() }, ...this.powSeeds.slice(0, 1)];
   }
 
   /** Changes who may read the descriptor (ERR_CONFIG); republish() makes it count. */
@@ -145,17 +208,15 @@ export class Endpoint {
 
   private async ensureIntroPoints(signal: AbortSignal): Promise<void> {
     const want = this.options.introPoints ?? DEFAULT_INTRO_POINTS;
-    // Weighted by capacity among relays eligible as introduction points (Stable with a consensus): a count-based
-    // draw would favour whoever runs the most relays (specs/rendezvous.md §2).
+    // Weighted by capacity among eligible relays (Fast and Stable with a consensus): a count-based draw would favour
+    // whoever runs the most relays (specs/messaging.md §8). A relay that fails is not tried again this round.
     const view = this.client.directory.view;
-    const stable = view.relays.filter((d) => view.introEligible(d) && !this.intros.has(d.fingerprint));
-    // Stable relays when there are any; in a network too young or too small for that, any relay offering it.
-    const candidates = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('intro') && !this.intros.has(d.fingerprint));
-    while (this.intros.size < want && candidates.length) {
+    const tried = new Set<string>(this.intros.keys());
+    while (this.intros.size < want) {
       throwIfAborted(signal);
-      const relay = weightedPick(candidates, () => crypto().uniform(), 'middle', view);
+      const relay = pickServicePoint(view, 'intro', tried);
       if (!relay) break;
-      candidates.splice(candidates.indexOf(relay), 1);
+      tried.add(relay.fingerprint);
       try {
         await this.establishIntroWith(relay, signal);
       } catch (e) {
@@ -271,10 +332,12 @@ export class Endpoint {
       expires: now + DESCRIPTOR_LIFETIME_MS,
     };
     if (body.intro.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no introduction point to publish');
+    this.rotateSeed();
+    const published = { ...body, pow: { seed: this.powSeeds[0]!.seed, e: this.effort } };
     this.revision = Math.max(this.revision + 1, now);
     // The current period and the next, so clients whose clocks cross the boundary first still find us.
     for (const p of [period, period + 1]) {
-      const d = createEndpointDescriptor(this.identity, p, body, { revision: this.revision, clients: this.authorizedClients });
+      const d = createEndpointDescriptor(this.identity, p, published, { revision: this.revision, clients: this.authorizedClients });
       await this.content.storeEverywhere('endpoint', d.locator, d.bytes, signalOption(signal));
     }
     this.on.published(this.revision);
@@ -286,7 +349,31 @@ export class Endpoint {
    */
   private onIntroduce(ip: IntroState, m: RelayMessage): void {
     try {
-      const sealed = decodeRv('introduce2', m.data).p;
+      const { p: sealed, w } = decodeRv('introduce2', m.data);
+      // The proof of work is checked before anything costs an X25519 (rendezvous.md §4.3): one hash per seed.
+      let effort = 0;
+      if (w) {
+        if (this.powSeeds.length === 0) this.rotateSeed();
+        const held =
+          this.powSeeds[
+            verifyPow(
+              this.powSeeds.map((x) => x.seed),
+              w,
+              powBinding(sealed),
+            )
+          ]!;
+        const nonce = toHex(w.n);
+        if (held.seen.has(nonce)) throw new ProtocolError('ERR_INTRO_POW', 'proof of work replayed');
+        held.seen.add(nonce);
+        if (held.seen.size >= MAX_POW_REPLAY_ENTRIES) {
+          this.rotateSeed(); // the full seed is dropped at once; clients learn the new one from the republished descriptor
+          this.powSeeds.length = 1;
+          void this.maintain();
+        }
+        effort = w.e;
+      } else if (this.effort > 0) {
+        throw new ProtocolError('ERR_INTRO_POW', 'introduction without proof of work while the endpoint asks for one');
+      }
       const plain = crypto().open(sealed, ip.enc);
       if (!plain) throw new AlliumError('ERR_MESSAGE_AUTH', 'introduction does not open');
       const intro = decodeMessage(introPayloadSchema, plain, 512, 'introduction');
@@ -297,7 +384,7 @@ export class Endpoint {
       if (ip.seen.size >= (this.options.maxIntroductionsPerPoint ?? DEFAULT_MAX_INTRODUCTIONS)) void this.maintain();
       const rp = this.client.directory.get(intro.rp);
       if (!rp) throw new AlliumError('ERR_UNREACHABLE', 'rendezvous point not in the directory');
-      this.on.introduced({ ip, rp, cookie: intro.c, x: intro.x, peer: formatAddress(hs.initiatorIdentityKey), session: hs.session, at: Date.now() });
+      this.on.introduced({ ip, rp, cookie: intro.c, x: intro.x, peer: formatAddress(hs.initiatorIdentityKey), session: hs.session, at: Date.now(), effort });
     } catch (e) {
       this.on.error(asAlliumError(e, 'introduction failed'));
     }
@@ -309,6 +396,8 @@ export class Endpoint {
     this.shutdown.abort();
     if (this.republishTimer) clearInterval(this.republishTimer);
     this.republishTimer = null;
+    if (this.powTimer) clearInterval(this.powTimer);
+    this.powTimer = null;
     for (const i of [...this.intros.values(), ...this.retiring]) i.circuit.close();
     this.intros.clear();
     this.retiring.clear();

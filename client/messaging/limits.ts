@@ -83,3 +83,17 @@ export const DEFAULT_REPUBLISH_MS = 600_000;
 export const DEFAULT_POLL_MS = 60_000;
 /** A replaced introduction point stays up this long after the new descriptor is out, for clients holding the old. */
 export const RETIRED_INTRO_GRACE_MS = 60_000;
+
+/** Proof of work at introductions (specs/rendezvous.md §4.3, specs/limits.md "Endpoints"). */
+/** The endpoint reconsiders its suggested effort this often (and republishes when it changed). */
+export const POW_UPDATE_MS = 120_000;
+/** The lowest effort the endpoint suggests once under load (below it, it suggests none: 0). */
+export const POW_MIN_EFFORT = 16;
+/** The highest effort the endpoint suggests (about 0.3 s of an initiator's CPU at 250,000 hashes a second). */
+export const POW_MAX_SUGGESTED_EFFORT = 1 << 16;
+/** The most effort an initiator spends on one introduction (about 1 s), however much the endpoint asks. */
+export const POW_CLIENT_MAX_EFFORT = 1 << 18;
+/** Solutions remembered per seed to refuse replays; when full, the seed is replaced and the descriptor republished. */
+export const MAX_POW_REPLAY_ENTRIES = 65_536;
+/** Hashes an initiator tries between yields to its event loop (and checks of its abort signal) while solving. */
+export const POW_SOLVE_SLICE = 4096;

@@ -121,6 +121,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       introduced: (p) => this.service.enqueue(p),
       published: (revision) => this.emit('endpoint:published', revision),
       error: (e) => this.emit('endpoint:error', e),
+      load: () => this.service.takeLoad(),
     });
     const serviceOptions = {
       limits: this.limits,

@@ -17,14 +17,16 @@ import { ntorClientFinish } from '../../protocol/ntor.js';
 import type { RatchetSession } from '../../protocol/ratchet.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { COOKIE_LEN, decodeRv, encodeRv } from '../../protocol/rendezvous-messages.js';
+import { powBinding } from '../../protocol/intro-pow.js';
 import { encodeBegin, EndReason } from '../../protocol/stream-messages.js';
 import { settleWithin, signalOption, type AbortOptions } from '../../net/abort.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import type { CircuitSource } from '../client.js';
 import type { ContentClient } from '../content.js';
-import { weightedPick } from '../path.js';
-import { REPLY_TIMEOUT_MS } from './limits.js';
+import { pickServicePoint } from '../path.js';
+import { POW_CLIENT_MAX_EFFORT, POW_MIN_EFFORT, REPLY_TIMEOUT_MS } from './limits.js';
+import { solveIntroPow } from './pow-solver.js';
 import type { ClientAuthKey } from './types.js';
 
 /** A circuit whose last (virtual) hop is the endpoint, and the session our introduction started. */
@@ -73,16 +75,15 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
   if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
   const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
   const view = client.directory.view;
-  const stable = view.relays.filter((d) => view.rendezvousEligible(d) && !introRelays.has(d.fingerprint));
-  const rps = stable.length > 0 ? stable : view.relays.filter((d) => d.caps.includes('rendezvous') && !introRelays.has(d.fingerprint));
+  const tried = new Set(introRelays);
   // A rendezvous point that cannot be reached (gone, but still in the directory) is replaced by another.
   let circuit: ClientCircuit | null = null;
   let rp: Descriptor | undefined;
   let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
-  for (let attempt = 0; attempt < 3 && !circuit && rps.length; attempt++) {
-    rp = weightedPick(rps, () => crypto().uniform(), 'middle', view);
+  for (let attempt = 0; attempt < 3 && !circuit; attempt++) {
+    rp = pickServicePoint(view, 'rendezvous', tried);
     if (!rp) break;
-    rps.splice(rps.indexOf(rp), 1);
+    tried.add(rp.fingerprint);
     try {
       circuit = await client.newCircuit({ last: rp, exitPort: null, ...signalOption(signal) });
     } catch (e) {
@@ -101,12 +102,17 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
     await established;
     const intros = crypto().shuffle([...descriptor.intro]);
     let lastErr: unknown = new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable');
+    // The effort the endpoint suggests (rendezvous.md §4.3); an attempt that got no answer is retried with twice as much.
+    const pow = descriptor.pow;
+    let effort = pow ? Math.min(pow.e, POW_CLIENT_MAX_EFFORT) : 0;
     for (const ip of intros) {
       try {
-        return await introduceAndMeet(client, { rpCircuit: circuit, identityKey, ip, rp, cookie, as }, signal);
+        const w = pow && effort > 0 ? { seed: pow.seed, effort } : null;
+        return await introduceAndMeet(client, { rpCircuit: circuit, identityKey, ip, rp, cookie, as, pow: w }, signal);
       } catch (e) {
         if (e instanceof AbortedError) throw e;
         lastErr = e;
+        if (pow && isAlliumError(e) && e.code === 'ERR_TIMEOUT') effort = Math.min(POW_CLIENT_MAX_EFFORT, Math.max(POW_MIN_EFFORT, effort * 2));
       }
     }
     throw lastErr;
@@ -121,7 +127,15 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
 /** One introduction through `ip`, then the endpoint's RENDEZVOUS2 on the rendezvous circuit. */
 async function introduceAndMeet(
   client: CircuitSource,
-  m: { rpCircuit: ClientCircuit; identityKey: Uint8Array; ip: IntroPoint; rp: Descriptor; cookie: Uint8Array; as: Identity },
+  m: {
+    rpCircuit: ClientCircuit;
+    identityKey: Uint8Array;
+    ip: IntroPoint;
+    rp: Descriptor;
+    cookie: Uint8Array;
+    as: Identity;
+    pow: { seed: Uint8Array; effort: number } | null;
+  },
   signal: AbortSignal | undefined,
 ): Promise<Meeting> {
   const { rpCircuit, identityKey, ip, rp, cookie } = m;
@@ -131,13 +145,18 @@ async function introduceAndMeet(
   const x = crypto().random(32);
   const X = crypto().x25519Public(x);
   const sealed = crypto().seal(encodeCbor({ rp: rp.id, c: cookie, x: X, hs: hs.handshake }), ip.enc);
+  const w = m.pow ? await solveIntroPow(m.pow.seed, m.pow.effort, powBinding(sealed), signalOption(signal)) : null;
   const introCircuit = await client.newCircuit({ last: introRelay, exitPort: null, ...signalOption(signal) });
   introCircuit.setPurpose('setup'); // only INTRODUCE_ACK
   const met = rpCircuit.waitFor(RelayCommand.RENDEZVOUS2, REPLY_TIMEOUT_MS, signalOption(signal));
   met.catch(() => undefined);
   try {
     const ack = introCircuit.waitFor(RelayCommand.INTRODUCE_ACK, REPLY_TIMEOUT_MS, signalOption(signal));
-    introCircuit.send({ command: RelayCommand.INTRODUCE1, streamId: 0, data: encodeRv('introduce1', { k: ip.auth, p: sealed }) });
+    introCircuit.send({
+      command: RelayCommand.INTRODUCE1,
+      streamId: 0,
+      data: encodeRv('introduce1', w ? { k: ip.auth, p: sealed, w } : { k: ip.auth, p: sealed }),
+    });
     const status = decodeRv('introduceAck', (await ack).data).s;
     if (status === 'busy') throw new AlliumError('ERR_UNREACHABLE', 'introduction point is rate limiting introductions to the endpoint');
     if (status !== 'ok') throw new AlliumError('ERR_UNREACHABLE', 'introduction point does not know the endpoint');

@@ -1,6 +1,6 @@
 /**
  * The hidden service: the endpoint's side of a rendezvous (specs/rendezvous.md §4.2, specs/messaging.md §8.4). Opened
- * introductions wait in a bounded queue (the oldest dropped first) and are answered a few at a time: a circuit to the
+ * introductions wait in a bounded queue by proof-of-work effort (the oldest of the lowest effort dropped first) and are answered a few at a time: a circuit to the
  * initiator's rendezvous point, RENDEZVOUS1, and the initiator joined as a virtual hop. The rendezvous circuit is then
  * served: its one message stream becomes a conversation (handed to the Messenger), streams to hidden TCP services
  * are joined to local connections made by an injected ServiceConnector (so this module needs no node:net), and a
@@ -22,7 +22,7 @@ import { Shutdown } from '../../net/abort.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import type { CircuitSource } from '../client.js';
-import type { PendingIntroduction } from './endpoint.js';
+import type { IntroductionLoad, PendingIntroduction } from './endpoint.js';
 import { MESSAGE_STREAM, REPLY_TIMEOUT_MS, SERVICE_STREAM, type EndpointLimits } from './limits.js';
 import { asAlliumError, type ServiceConnector, type ServiceTarget } from './types.js';
 
@@ -44,8 +44,9 @@ export interface HiddenServiceEvents {
 }
 
 export class HiddenService {
-  /** Introductions waiting to be answered, oldest first (at most maxPendingIntroductions). */
+  /** Introductions waiting to be answered, highest effort first, then oldest first (at most maxPendingIntroductions). */
   private readonly queue: PendingIntroduction[] = [];
+  private load = { peak: 0, dropped: 0 };
   /** Introductions being answered now (at most maxConcurrentRendezvous). */
   private answering = 0;
   /** Open rendezvous circuits initiators reach us on (at most maxServiceCircuits). */
@@ -66,19 +67,39 @@ export class HiddenService {
     return this.circuits.size;
   }
 
-  /** Queues an opened introduction to be answered; past maxPendingIntroductions the oldest waiting is dropped. */
+  /**
+   * Queues an opened introduction to be answered, highest proof-of-work effort first and oldest first among equal
+   * efforts (rendezvous.md §4.3); past maxPendingIntroductions the oldest of the lowest effort waiting is dropped.
+   */
   enqueue(p: PendingIntroduction): void {
     if (this.closed) return;
-    this.queue.push(p);
+    let at = this.queue.length;
+    while (at > 0 && this.queue[at - 1]!.effort < p.effort) at--;
+    this.queue.splice(at, 0, p);
     if (this.queue.length > this.options.limits.maxPendingIntroductions) {
-      this.queue.shift();
-      this.on.error(new LimitError('MAX_PENDING_INTRODUCTIONS', 'introductions arrive faster than they are answered: the oldest waiting one was dropped'));
+      const lowest = this.queue[this.queue.length - 1]!.effort;
+      this.queue.splice(
+        this.queue.findIndex((q) => q.effort === lowest),
+        1,
+      );
+      this.load.dropped++;
+      this.on.error(
+        new LimitError('MAX_PENDING_INTRODUCTIONS', 'introductions arrive faster than they are answered: the oldest of the lowest effort was dropped'),
+      );
     }
+    this.load.peak = Math.max(this.load.peak, this.queue.length);
     this.answer();
   }
 
+  /** How loaded the queue was since the last call (for the suggested effort, endpoint.ts nextEffort); starts afresh. */
+  takeLoad(): IntroductionLoad {
+    const load = { ...this.load, peak: Math.max(this.load.peak, this.queue.length), capacity: this.options.limits.maxPendingIntroductions };
+    this.load = { peak: this.queue.length, dropped: 0 };
+    return load;
+  }
+
   /**
-   * Answers queued introductions, oldest first, while fewer than maxConcurrentRendezvous are being answered and
+   * Answers queued introductions in queue order (highest effort, then oldest), while fewer than maxConcurrentRendezvous are being answered and
    * fewer than maxServiceCircuits rendezvous circuits are open. One whose initiator has stopped waiting is dropped.
    */
   private answer(): void {

@@ -6,6 +6,7 @@
 import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
 import { consensusFile } from './consensus.js';
+import { introPowFile } from './intro-pow.js';
 import { mailboxFile } from './mailbox.js';
 import type { VectorFile } from './common.js';
 import { linkFile } from './link.js';
@@ -24,6 +25,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'link.json': linkFile,
   'site.json': siteFile,
   'consensus.json': consensusFile,
+  'intro-pow.json': introPowFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

@@ -21,6 +21,7 @@ import {
   type EndpointDescriptorBody,
 } from '../../protocol/endpoint-descriptor.js';
 import { blindSigningKey, descriptorLocator, locatorOfBlindedKey, periodStart, signBlinded } from '../../protocol/key-blinding.js';
+import { MAX_POW_EFFORT } from '../../protocol/intro-pow.js';
 import { describeEachBinding } from '../helpers/bindings.js';
 import { total } from '../helpers/total.js';
 import { expectCode } from '../helpers/vectors.js';
@@ -83,6 +84,16 @@ describeEachBinding('protocol/endpoint-descriptor', () => {
     sameBody(b, opened);
     expect(opened.revision).to.equal(7);
     sameBody(b, openEndpointDescriptor(endpoint.publicKey, P, bytes)); // by key, no time checks
+  });
+
+  it('carries the proof-of-work seed and suggested effort, with the most intro points, in the smallest size', () => {
+    const b = { ...body(MAX_INTRO_POINTS), pow: { seed: crypto().random(32), e: MAX_POW_EFFORT } };
+    const { bytes } = createEndpointDescriptor(endpoint, P, b);
+    const opened = openEndpointDescriptor(address, P, bytes, { now: NOW });
+    expect([toHex(opened.pow!.seed), opened.pow!.e]).to.deep.equal([toHex(b.pow.seed), MAX_POW_EFFORT]);
+    expect(openEndpointDescriptor(address, P, createEndpointDescriptor(endpoint, P, body()).bytes, { now: NOW }).pow).to.equal(undefined);
+    expectCode(() => createEndpointDescriptor(endpoint, P, { ...body(), pow: { seed: crypto().random(32), e: MAX_POW_EFFORT + 1 } }), 'ERR_SCHEMA');
+    expectCode(() => createEndpointDescriptor(endpoint, P, { ...body(), pow: { seed: crypto().random(31), e: 1 } }), 'ERR_SCHEMA');
   });
 
   it('round trips for every listed client and for nobody else', () => {

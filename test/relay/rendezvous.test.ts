@@ -25,13 +25,14 @@ class Harness {
   readonly destroyed: { hop: CircuitHop; code: string }[] = [];
   private nextId = 1;
   readonly service: RendezvousService;
+  readonly metrics = new RelayMetrics();
 
   constructor(limits: ConstructorParameters<typeof RendezvousService>[3] = {}, now: () => number = Date.now) {
     const reactor = {
       sendBackward: (hop: CircuitHop, msg: RelayMessage) => void this.sent.push({ hop, msg }),
       splice: () => undefined,
     } as unknown as CircuitReactor;
-    this.service = new RendezvousService(reactor, new RelayMetrics(), now, limits);
+    this.service = new RendezvousService(reactor, this.metrics, now, limits);
   }
 
   circuit(link: Link): CircuitHop {
@@ -222,6 +223,22 @@ describe('relay rendezvous tables (specs/rendezvous.md §3.2)', () => {
       later: { ok: 2 * INTRODUCE1_RATE, busy: 100 - 2 * INTRODUCE1_RATE },
       circuits: 0,
     });
+  });
+
+  it('INTRODUCE1 beyond the rate is counted as introduce_rate; a proof of work is passed on to the endpoint unchanged', async () => {
+    const h = new Harness({}, () => 1_000_000);
+    const key = crypto().ed25519Keypair();
+    const endpoint = h.circuit(fakeLink('198.51.100.7'));
+    expect(h.establishIntro(endpoint, key)).to.equal(null);
+    const initiator = h.circuit(fakeLink('203.0.113.9'));
+    const w = { n: crypto().random(16), e: 4096 };
+    const p = crypto().random(300);
+    h.deliver(initiator, RelayCommand.INTRODUCE1, encodeRv('introduce1', { k: key.publicKey, p, w }));
+    const passed = h.sent.find((s) => s.hop === endpoint && s.msg.command === RelayCommand.INTRODUCE2)!;
+    expect(decodeRv('introduce2', passed.msg.data)).to.deep.equal({ p, w });
+    for (let i = 0; i < INTRODUCE1_BURST + 50; i++) h.introduce(initiator, key.publicKey);
+    const counted = (await h.metrics.drops.get()).values.find((v) => v.labels.reason === 'introduce_rate')?.value;
+    expect({ counted, passedOn: h.repliesTo(endpoint, RelayCommand.INTRODUCE2) }).to.deep.equal({ counted: 51, passedOn: INTRODUCE1_BURST });
   });
 
   it('cookies expire from the front of the table: an ESTABLISH_RENDEZVOUS does not pass over every cookie', () => {
