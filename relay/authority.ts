@@ -14,6 +14,9 @@
  * An authority that missed votes computes another head, gathers no majority for it, and takes the published
  * consensus from its neighbours like any relay. The reveal of each period is drawn once and kept in
  * `sr-state.json` in the data directory, so a restart within a period reveals what it committed to.
+ *
+ * Why this file is at ~400 lines: the voting schedule above is one timeline whose steps (vote, gather, sign, adopt)
+ * read the same per-interval state; split across files they would pass that state back and forth.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

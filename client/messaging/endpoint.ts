@@ -6,6 +6,9 @@
  *
  * INTRODUCE2 cells arriving at an introduction point are opened here (sealed to the point's key, checked against its
  * replay set) and handed on as PendingIntroductions; answering them is the hidden service's part (service.ts).
+ *
+ * Why this file is at ~400 lines: the introduction points, the descriptor and the proof-of-work seeds and effort
+ * are published together and replaced together; they share one lifetime and one republishing step.
  */
 import { crypto, type KeyPair } from '../../crypto/index.js';
 import { formatAddress, type Identity } from '../../protocol/address.js';
