@@ -142,7 +142,8 @@ describe('log audit: no client address, key, link or destination at the default 
       add('content decryption key', encodings(parsed.dk));
     }
     // A link nobody stored: not found.
-    const missing = link.replace(/.(.{8})$/, (_m, tail: string) => `${tail[0] === 'a' ? 'b' : 'a'}${tail}`);
+    // (the character before the last 8 replaced by another one: a different link, whatever the random key made)
+    const missing = link.replace(/(.)(.{8})$/, (_m, c: string, tail: string) => `${c === 'a' ? 'b' : 'a'}${tail}`);
     await new ContentClient(cb).get(missing, { signal: AbortSignal.timeout(30_000) }).then(
       () => expect.fail('a link nobody stored was found'),
       () => undefined,
