@@ -16,7 +16,21 @@
  *
  * Not here: the filters and the cache themselves (protocol/replay-filter.ts, protocol/link-handshake.ts).
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  ftruncateSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  chmodSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { crypto } from '../crypto/index.js';
 import type { IdentityKey } from '../crypto/keys.js';
@@ -31,6 +45,33 @@ const ONION = 1;
 const LINK = 2;
 const ONION_RECORD = 16;
 const LINK_RECORD = 24;
+
+/**
+ * Zeros kept written past the end of each journal, so that records still fit once the disk is full: a relay whose
+ * content store filled its disk keeps carrying circuits for the next 4,096 onions (2,730 link handshakes) of each
+ * journal, and tops the reserve up whenever the disk has room again. Only when a reserve is used up does a write fail,
+ * and the onion or handshake is then refused (fail closed). An all-zero record ends a journal's records.
+ */
+export const JOURNAL_RESERVE = 64 * 1024;
+
+/** An open journal: its descriptor, where the next record goes, and how far the file is written (zeros past `end`). */
+interface Journal {
+  readonly fd: number;
+  end: number;
+  allocated: number;
+  readonly record: number;
+}
+
+function allZero(b: Uint8Array): boolean {
+  for (const x of b) if (x !== 0) return false;
+  return true;
+}
+
+/** The records up to the first all-zero one (the reserve). */
+function liveRecords(records: Uint8Array, record: number): Uint8Array {
+  for (let o = 0; o < records.length; o += record) if (allZero(records.subarray(o, o + record))) return records.subarray(0, o);
+  return records;
+}
 
 /** The kernel's boot id (Linux); null where the platform has none, so only a clean stop proves the journals whole. */
 export function currentBootId(): string | null {
@@ -55,8 +96,8 @@ function syncDir(dir: string): void {
 export class ReplayJournals {
   readonly dir: string;
   private readonly macKey: Uint8Array;
-  private readonly onionFds = new Map<string, number>();
-  private linkFd: number | null = null;
+  private readonly onionFds = new Map<string, Journal>();
+  private linkFd: Journal | null = null;
   private linkRecords = 0;
 
   constructor(
@@ -114,7 +155,59 @@ export class ReplayJournals {
     const bytes = new Uint8Array(readFileSync(path));
     if (bytes.length < JOURNAL_HEADER_LEN || (bytes.length - JOURNAL_HEADER_LEN) % record !== 0) return null;
     if (!crypto().equal(bytes.subarray(0, JOURNAL_HEADER_LEN), this.header(kind, key))) return null;
-    return bytes.subarray(JOURNAL_HEADER_LEN);
+    return liveRecords(bytes.subarray(JOURNAL_HEADER_LEN), record);
+  }
+
+  /** Opens a journal for writing after its live records, and writes its reserve. */
+  private open(path: string, record: number): Journal {
+    const fd = openSync(path, 'r+', 0o600);
+    const size = fstatSync(fd).size;
+    const bytes = new Uint8Array(readFileSync(path));
+    const live =
+      size >= JOURNAL_HEADER_LEN ? liveRecords(bytes.subarray(JOURNAL_HEADER_LEN, size - ((size - JOURNAL_HEADER_LEN) % record)), record) : new Uint8Array(0);
+    const j: Journal = { fd, end: JOURNAL_HEADER_LEN + live.length, allocated: size, record };
+    this.reserve(j);
+    return j;
+  }
+
+  /** Tops a journal's reserve of zeros up to JOURNAL_RESERVE past its end, as far as the disk allows. */
+  private reserve(j: Journal): void {
+    const want = j.end + Math.ceil(JOURNAL_RESERVE / j.record) * j.record;
+    if (j.allocated >= want) return;
+    const from = Math.max(j.allocated, j.end);
+    try {
+      if (writeSync(j.fd, new Uint8Array(want - from), 0, want - from, from) === want - from) {
+        j.allocated = want;
+        return;
+      }
+    } catch {
+      /* the disk is full: the reserve written so far still takes records */
+    }
+    this.realign(j);
+  }
+
+  /** After a short or failed write: the file cut back to whole records (a torn tail would make it unreadable). */
+  private realign(j: Journal): void {
+    const size = fstatSync(j.fd).size;
+    const whole = Math.max(j.end, JOURNAL_HEADER_LEN + Math.floor((size - JOURNAL_HEADER_LEN) / j.record) * j.record);
+    if (size !== whole) ftruncateSync(j.fd, whole);
+    j.allocated = whole;
+  }
+
+  /** Writes one record at the journal's end; throws when it cannot (a full disk and no reserve left). */
+  private write(j: Journal, rec: Uint8Array): void {
+    let cause: unknown = 'a short write';
+    try {
+      if (writeSync(j.fd, rec, 0, rec.length, j.end) === rec.length) cause = null;
+    } catch (e) {
+      cause = e;
+    }
+    if (cause !== null) {
+      this.realign(j);
+      throw new AlliumError('ERR_INTERNAL', 'replay journal write failed', { cause });
+    }
+    j.end += rec.length;
+    if (j.allocated - j.end < JOURNAL_RESERVE / 2) this.reserve(j);
   }
 
   /** The tags of an onion key's journal, 16 bytes each, end to end; null when it cannot be trusted. */
@@ -138,25 +231,21 @@ export class ReplayJournals {
     if (this.onionFds.has(id)) return;
     const path = this.onionPath(B);
     if (fresh || !existsSync(path)) writeFileAtomic(path, this.header(ONION, B));
-    this.onionFds.set(id, openSync(path, 'a', 0o600));
+    this.onionFds.set(id, this.open(path, ONION_RECORD));
   }
 
   /** Records an accepted onion. Throws ERR_INTERNAL when it cannot (the onion must then be refused). */
   appendOnion(B: Uint8Array, tag: Uint8Array): void {
-    const fd = this.onionFds.get(toHex(B));
-    if (fd === undefined) throw new AlliumError('ERR_INTERNAL', 'no replay journal for this onion key');
-    try {
-      writeSync(fd, tag);
-    } catch (e) {
-      throw new AlliumError('ERR_INTERNAL', 'replay journal write failed', { cause: e });
-    }
+    const j = this.onionFds.get(toHex(B));
+    if (j === undefined) throw new AlliumError('ERR_INTERNAL', 'no replay journal for this onion key');
+    this.write(j, tag);
   }
 
   /** Deletes a retired key's journal. */
   deleteOnion(B: Uint8Array): void {
     const id = toHex(B);
-    const fd = this.onionFds.get(id);
-    if (fd !== undefined) closeSync(fd);
+    const j = this.onionFds.get(id);
+    if (j !== undefined) closeSync(j.fd);
     this.onionFds.delete(id);
     try {
       unlinkSync(this.onionPath(B));
@@ -170,8 +259,8 @@ export class ReplayJournals {
     const kept = new Set(keep.map((k) => `onion-${toHex(k)}.log`));
     for (const name of readdirSync(this.dir)) {
       if (!name.startsWith('onion-') || kept.has(name)) continue;
-      const fd = this.onionFds.get(name.slice(6, -4));
-      if (fd !== undefined) closeSync(fd);
+      const j = this.onionFds.get(name.slice(6, -4));
+      if (j !== undefined) closeSync(j.fd);
       this.onionFds.delete(name.slice(6, -4));
       unlinkSync(join(this.dir, name));
     }
@@ -180,13 +269,13 @@ export class ReplayJournals {
 
   /** Replaces the link journal by these entries (atomically) and opens it for appending. */
   resetLink(entries: readonly (readonly [Uint8Array, number])[]): void {
-    if (this.linkFd !== null) closeSync(this.linkFd);
+    if (this.linkFd !== null) closeSync(this.linkFd.fd);
     this.linkFd = null;
     const w = new ByteWriter(JOURNAL_HEADER_LEN + entries.length * LINK_RECORD).bytes(this.header(LINK, new Uint8Array(32)));
     for (const [tag, exp] of entries) w.bytes(tag).u64(BigInt(Math.floor(exp)));
     const path = join(this.dir, 'link.log');
     writeFileAtomic(path, w.done());
-    this.linkFd = openSync(path, 'a', 0o600);
+    this.linkFd = this.open(path, LINK_RECORD);
     this.linkRecords = entries.length;
   }
 
@@ -197,11 +286,7 @@ export class ReplayJournals {
       .bytes(tag)
       .u64(BigInt(Math.floor(expires)))
       .done();
-    try {
-      writeSync(this.linkFd, rec);
-    } catch (e) {
-      throw new AlliumError('ERR_INTERNAL', 'replay journal write failed', { cause: e });
-    }
+    this.write(this.linkFd, rec);
     this.linkRecords++;
   }
 
@@ -222,9 +307,9 @@ export class ReplayJournals {
    * any more (the listener and every link are closed).
    */
   close(): void {
-    for (const fd of [...this.onionFds.values(), ...(this.linkFd === null ? [] : [this.linkFd])]) {
-      fsyncSync(fd);
-      closeSync(fd);
+    for (const j of [...this.onionFds.values(), ...(this.linkFd === null ? [] : [this.linkFd])]) {
+      fsyncSync(j.fd);
+      closeSync(j.fd);
     }
     this.onionFds.clear();
     this.linkFd = null;
