@@ -161,8 +161,8 @@ export class ReplayJournals {
   /** Opens a journal for writing after its live records, and writes its reserve. */
   private open(path: string, record: number): Journal {
     const fd = openSync(path, 'r+', 0o600);
-    const size = fstatSync(fd).size;
-    const bytes = new Uint8Array(readFileSync(path));
+    const bytes = new Uint8Array(readFileSync(fd));
+    const size = bytes.length;
     const live =
       size >= JOURNAL_HEADER_LEN ? liveRecords(bytes.subarray(JOURNAL_HEADER_LEN, size - ((size - JOURNAL_HEADER_LEN) % record)), record) : new Uint8Array(0);
     const j: Journal = { fd, end: JOURNAL_HEADER_LEN + live.length, allocated: size, record };
