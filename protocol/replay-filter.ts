@@ -2,7 +2,7 @@
  * The setup-onion replay cache (specs/circuits.md §3.4): one Bloom filter per onion key, kept for that key's life.
  * Across restarts the relay rebuilds each filter from the key's journal of tags (§3.4.1, relay/replay-journal.ts).
  * A filter that reaches its capacity reports `full`, and the relay rotates its onion key early (relay/keys), so the
- * false-positive rate never rises above the designed bound. Memory is fixed: bits = -n ln p / (ln 2)^2.
+ * false-positive rate never rises above the designed bound. Memory is fixed: bits = max(-n ln p / (ln 2)^2, √(n/p)).
  */
 import type { ReplayGuard } from './onion.js';
 import { toHex } from './bytes.js';
@@ -25,8 +25,10 @@ export class BloomFilter {
     falsePositiveRate: number,
   ) {
     const m = Math.ceil((-capacity * Math.log(falsePositiveRate)) / Math.LN2 ** 2);
-    this.m = Math.max(64, m);
-    this.k = Math.max(1, Math.round((this.m / capacity) * Math.LN2));
+    // Double hashing has a floor of about n/m² (two tags whose (h1, h2) agree mod m collide in every bit), which
+    // the usual sizing puts above p for small filters: at least √(n/p) bits keeps it below (specs/circuits.md §3.4).
+    this.m = Math.max(64, m, Math.ceil(Math.sqrt(capacity / falsePositiveRate)));
+    this.k = Math.max(1, Math.round((m / capacity) * Math.LN2));
     this.bits = new Uint8Array(Math.ceil(this.m / 8));
   }
 
@@ -38,13 +40,15 @@ export class BloomFilter {
     return this.bits.length;
   }
 
-  // Bit i of the k is (h1 + i * h2) mod m: double hashing over the two halves of `tag`, which must be a uniformly
-  // random 16-byte value (a hash). Plain loops rather than a generator: this runs for every onion a relay processes.
+  // Bit i of the k is (h1 mod m + i·s) mod m with the step s = 1 + h2 mod (m − 1): double hashing over the two
+  // halves of `tag`, which must be a uniformly random 16-byte value (a hash). The step is never 0 mod m, and the sum
+  // stays exact (below 2^53) rather than wrapping at 2^32. Plain loops: this runs for every onion a relay processes.
 
   has(tag: Uint8Array): boolean {
     const [h1, h2] = doubleHash(tag);
-    for (let i = 0; i < this.k; i++) {
-      const j = ((h1 + Math.imul(i, h2)) >>> 0) % this.m;
+    const m = this.m;
+    const step = 1 + (h2 % (m - 1));
+    for (let i = 0, j = h1 % m; i < this.k; i++, j = (j + step) % m) {
       if ((this.bits[j >>> 3]! & (1 << (j & 7))) === 0) return false;
     }
     return true;
@@ -52,17 +56,16 @@ export class BloomFilter {
 
   add(tag: Uint8Array): void {
     const [h1, h2] = doubleHash(tag);
-    for (let i = 0; i < this.k; i++) {
-      const j = ((h1 + Math.imul(i, h2)) >>> 0) % this.m;
-      this.bits[j >>> 3]! |= 1 << (j & 7);
-    }
+    const m = this.m;
+    const step = 1 + (h2 % (m - 1));
+    for (let i = 0, j = h1 % m; i < this.k; i++, j = (j + step) % m) this.bits[j >>> 3]! |= 1 << (j & 7);
     this.n++;
   }
 }
 
 function doubleHash(tag: Uint8Array): [number, number] {
   const dv = new DataView(tag.buffer, tag.byteOffset, tag.length);
-  return [dv.getUint32(0) ^ dv.getUint32(8), (dv.getUint32(4) ^ dv.getUint32(12)) | 1];
+  return [(dv.getUint32(0) ^ dv.getUint32(8)) >>> 0, (dv.getUint32(4) ^ dv.getUint32(12)) >>> 0];
 }
 
 /** A ReplayGuard with one Bloom filter per onion key. */

@@ -51,6 +51,23 @@ describe('protocol/replay-filter', () => {
       expect(rate).to.be.within(0.0006, 0.0014);
     });
 
+    it('a small filter keeps its design rate: no double-hashing floor above p (capacity 3 at 1e-7)', () => {
+      // Sized by -n ln p / (ln 2)^2 alone, a 3-onion filter had 101 bits, and a fresh tag collided with one already
+      // held about once in 3 000 checks (two tags agreeing on (h1, h2) mod m share every bit), 3 000 times the design
+      // rate. 30 000 filters, each checked as it fills: 90 000 checks, at most a few expected at 1e-7 plus the floor.
+      const all = tags('bloom/small-filters', 90_000);
+      let refused = 0;
+      for (let f = 0; f < 30_000; f++) {
+        const filter = new BloomFilter(3, 1e-7);
+        for (let i = 0; i < 3; i++) {
+          const t = all[3 * f + i]!;
+          if (filter.has(t)) refused++;
+          filter.add(t);
+        }
+      }
+      expect(refused).to.be.at.most(1);
+    });
+
     it('below capacity, the rate is far lower', () => {
       const f = new BloomFilter(20_000, 0.01);
       for (const t of tags('bloom/half/in', 10_000)) f.add(t);
