@@ -164,7 +164,7 @@ export class ContentClient {
     for (const h of [...holders, ...this.fallbackHolders(rk)]) {
       throwIfAborted(signal);
       try {
-        const bytes = await fetchItem(await this.circuitTo(h, signal), kind, rk, { signal });
+        const bytes = await this.fetchFrom(h, kind, rk, signal);
         if (bytes && check(bytes)) {
           for (const l of lacking.filter((x) => holders.includes(x))) {
             this.repairs++;
@@ -184,6 +184,28 @@ export class ContentClient {
       throw new AlliumError('ERR_UNREACHABLE', `${unreachable} of ${holders.length} holders could not be asked and the others do not have it (${why})`);
     }
     return null;
+  }
+
+  /**
+   * One item from one holder. A circuit that could not be built, or that closed under the request (a relay on it
+   * restarted, or destroyed it as idle just then), is no answer from the holder: one more try on a fresh circuit.
+   * A holder that accepted the request and then stalled is not asked again.
+   */
+  private async fetchFrom(h: Descriptor, kind: ContentKind, rk: Uint8Array, signal: AbortSignal): Promise<Uint8Array | null> {
+    for (let attempt = 0; ; attempt++) {
+      let circuit: ClientCircuit;
+      try {
+        circuit = await this.circuitTo(h, signal);
+      } catch (e) {
+        if (e instanceof AbortedError || attempt > 0) throw e;
+        continue;
+      }
+      try {
+        return await fetchItem(circuit, kind, rk, { signal });
+      } catch (e) {
+        if (e instanceof AbortedError || attempt > 0 || !isAlliumError(e) || e.code !== 'ERR_LINK_CLOSED' || circuit.state === 'open') throw e;
+      }
+    }
   }
 
   /**
