@@ -42,7 +42,6 @@ function validType(t: string): boolean {
 }
 
 function validName(n: string): boolean {
-  // eslint-disable-next-line no-control-regex
   return encoder.encode(n).length <= MAX_ATTACHMENT_NAME_BYTES && !/[/\\\u0000-\u001f\u007f-\u009f]/u.test(n) && n !== '.' && n !== '..';
 }
 
@@ -77,7 +76,6 @@ export function decodeAttachment(bytes: Uint8Array): Attachment {
  * UTF-8 on a character boundary; '' for what is left empty, '.' or '..'.
  */
 export function attachmentName(name: string): string {
-  // eslint-disable-next-line no-control-regex
   let n = (name.split(/[/\\]/).pop() ?? '').replace(/[\u0000-\u001f\u007f-\u009f]/gu, '');
   while (encoder.encode(n).length > MAX_ATTACHMENT_NAME_BYTES) n = [...n].slice(0, -1).join('');
   return n === '.' || n === '..' ? '' : n;

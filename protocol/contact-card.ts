@@ -44,7 +44,6 @@ const fatal = new TextDecoder('utf-8', { fatal: true });
  * Characters a name may not hold (§11.1 step 4): C0 controls, DEL, C1 controls, and the bidirectional formatting
  * characters that can make a name display as another.
  */
-// eslint-disable-next-line no-control-regex
 const REFUSED = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 
 /**
