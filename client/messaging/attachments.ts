@@ -19,6 +19,9 @@ import type { AbortOptions } from '../../net/abort.js';
 import { Emitter } from '../../net/emitter.js';
 import type { ContentClient } from '../content.js';
 
+/** Blocks a download fetches at once (as ContentClient's default concurrency). */
+const READ_CONCURRENCY = 8;
+
 /** Progress of an upload or a download, in bytes of the file. */
 export interface AttachmentProgress {
   /** The message id (hex) the attachment travels under, the same at both ends. */
@@ -160,7 +163,7 @@ export class AttachmentDownload extends Emitter<AttachmentDownloadEvents> {
       throwIfAborted(options.signal);
       const fetch = this.fetcher(options.signal);
       if (!this.file) {
-        const file = await openFile(fetch, this.attachment.root);
+        const file = await openFile(fetch, this.attachment.root, { concurrency: READ_CONCURRENCY });
         if (file.size !== size) throw new ProtocolError('ERR_CONTENT', 'the attachment is not the size its descriptor says');
         this.file = file;
         // The manifest blocks are in hand now; keep the root (small, and read again by nothing) out of the count.
@@ -168,7 +171,7 @@ export class AttachmentDownload extends Emitter<AttachmentDownloadEvents> {
       }
       if (this.received >= size) return;
       this.emitProgress();
-      for await (const chunk of readFile(this.file, fetch, { start: this.received })) {
+      for await (const chunk of readFile(this.file, fetch, { start: this.received, concurrency: READ_CONCURRENCY })) {
         this.received += chunk.length;
         this.release();
         this.emitProgress();

@@ -4,7 +4,14 @@
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { SystemError } from '../../protocol/errors.js';
 import type { ContactStorage } from './contacts.js';
+
+/** A file-system refusal as a typed error naming the setting (contactStorage) and the path. */
+function systemError(path: string, e: unknown): SystemError {
+  const errno = (e as NodeJS.ErrnoException).code ?? 'EIO';
+  return new SystemError('contactStorage', errno, `contactStorage ${path}: ${errno}`);
+}
 
 let writes = 0;
 
@@ -16,14 +23,18 @@ export function fileContactStorage(path: string): ContactStorage {
         return new Uint8Array(await readFile(path));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-        throw e;
+        throw systemError(path, e);
       }
     },
     async save(bytes) {
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      const tmp = `${path}.tmp-${process.pid}-${++writes}`;
-      await writeFile(tmp, bytes, { mode: 0o600 });
-      await rename(tmp, path);
+      try {
+        await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+        const tmp = `${path}.tmp-${process.pid}-${++writes}`;
+        await writeFile(tmp, bytes, { mode: 0o600 });
+        await rename(tmp, path);
+      } catch (e) {
+        throw systemError(path, e);
+      }
     },
   };
 }
