@@ -96,7 +96,11 @@ export class MailboxSender {
    * whichever copy arrives second. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
    * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_ABORTED, ERR_CONFIG (bad ttl or id).
    */
-  async deposit(recipient: Uint8Array, data: Uint8Array, options: { ttlMs?: number; id?: Uint8Array; attachment?: boolean } & AbortOptions = {}): Promise<DepositResult> {
+  async deposit(
+    recipient: Uint8Array,
+    data: Uint8Array,
+    options: { ttlMs?: number; id?: Uint8Array; attachment?: boolean } & AbortOptions = {},
+  ): Promise<DepositResult> {
     if (options.id !== undefined && options.id.length !== MAILBOX_ID_LEN) {
       throw new AlliumError('ERR_CONFIG', `a message id is ${MAILBOX_ID_LEN} bytes`);
     }

@@ -81,7 +81,8 @@ export function decodeCard(card: Uint8Array): ContactCard {
     throw new ProtocolError('ERR_ADDRESS_CHECKSUM', 'address card checksum does not match: the card is mistyped or truncated');
   }
   const nl = body[HEADER_LEN - 1];
-  if (nl === undefined || body.length !== HEADER_LEN + nl || nl > MAX_CARD_NAME_BYTES) throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card length does not match its name');
+  if (nl === undefined || body.length !== HEADER_LEN + nl || nl > MAX_CARD_NAME_BYTES)
+    throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card length does not match its name');
   let name: string;
   try {
     name = fatal.decode(body.subarray(HEADER_LEN));

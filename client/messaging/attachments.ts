@@ -156,7 +156,8 @@ export class AttachmentDownload extends Emitter<AttachmentDownloadEvents> {
    */
   async *read(options: AbortOptions = {}): AsyncGenerator<Uint8Array> {
     const { size } = this.attachment;
-    if (size > this.maxBytes) throw new LimitError('MAX_ATTACHMENT_BYTES', `an attachment of ${size} bytes is larger than this messenger takes (${this.maxBytes})`);
+    if (size > this.maxBytes)
+      throw new LimitError('MAX_ATTACHMENT_BYTES', `an attachment of ${size} bytes is larger than this messenger takes (${this.maxBytes})`);
     if (this.reading) throw new AlliumError('ERR_INTERNAL', 'a download is read by one reader at a time');
     this.reading = true;
     try {

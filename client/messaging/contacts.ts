@@ -194,7 +194,10 @@ export class ContactBook extends Emitter<ContactEvents> {
    * true, and 'contact:identity-changed' is emitted. Throws the card's errors (ERR_ADDRESS_*), LimitError
    * MAX_CONTACTS, ERR_ABORTED, and what the storage throws.
    */
-  async add(card: CardInput, options: { name?: string } & AbortOptions = {}): Promise<{ contact: Contact; change: 'added' | 'unchanged' | 'identity-changed' }> {
+  async add(
+    card: CardInput,
+    options: { name?: string } & AbortOptions = {},
+  ): Promise<{ contact: Contact; change: 'added' | 'unchanged' | 'identity-changed' }> {
     const c = cardOf(card);
     const name = options.name ?? c.name;
     checkName(name, false);

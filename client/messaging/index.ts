@@ -7,14 +7,7 @@ export { createIdentity, formatAddress, parseAddress, type Identity } from '../.
 export { MAX_MAILBOX_MESSAGE_BYTES, MAX_MAILBOX_TTL_MS } from '../../protocol/mailbox.js';
 export { MAX_LIVE_MESSAGE_BYTES } from '../../protocol/message-frames.js';
 export { Messenger } from './messenger.js';
-export {
-  attachmentName,
-  attachmentType,
-  decodeAttachment,
-  encodeAttachment,
-  MAX_ATTACHMENT_BYTES,
-  type Attachment,
-} from '../../protocol/attachment.js';
+export { attachmentName, attachmentType, decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
 export { decodeCard, encodeCard, formatCard, parseCard, MAX_CARD_NAME_BYTES, type ContactCard } from '../../protocol/contact-card.js';
 export { safetyNumber, sameSafetyNumber, SAFETY_ITERATIONS } from '../../protocol/safety-number.js';
 export { AttachmentDownload, type AttachmentDownloadEvents, type AttachmentProgress, type FileInput } from './attachments.js';

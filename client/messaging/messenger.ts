@@ -214,7 +214,15 @@ export class Messenger extends Emitter<MessengerEvents> {
               return false; // never deliverable: deleted like a copy
             }
           }
-          const incoming: IncomingMessage = { from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t, ...(attachment ? { attachment } : {}) };
+          const incoming: IncomingMessage = {
+            from: formatAddress(m.from),
+            data: m.data,
+            seq: m.n,
+            offline: true,
+            id: m.id,
+            sentAt: m.t,
+            ...(attachment ? { attachment } : {}),
+          };
           return this.delivery.receive(incoming, () => this.closed);
         },
         (e) => this.emit('endpoint:error', e),
@@ -411,7 +419,14 @@ export class Messenger extends Emitter<MessengerEvents> {
    * LIVE_ATTEMPTS conversations in all; then the last loss is thrown (ERR_LINK_CLOSED or ERR_TIMEOUT), as are the
    * errors of building a conversation.
    */
-  private async sendLive(to: string, id: Uint8Array, data: Uint8Array, attachment: boolean, signal: AbortSignal, clientAuth: ClientAuthKey | undefined): Promise<number> {
+  private async sendLive(
+    to: string,
+    id: Uint8Array,
+    data: Uint8Array,
+    attachment: boolean,
+    signal: AbortSignal,
+    clientAuth: ClientAuthKey | undefined,
+  ): Promise<number> {
     for (let attempt = 1; ; attempt++) {
       const conv = await this.conversationWith(to, signal, clientAuth);
       try {
@@ -504,7 +519,8 @@ export class Messenger extends Emitter<MessengerEvents> {
   safetyNumber(peer: CardInput): string {
     let key: Uint8Array;
     if (typeof peer === 'string') key = parseCard(peer).key;
-    else if (peer instanceof Uint8Array) key = peer.length === 32 ? peer : decodeCard(peer).key; // a card is 38 bytes or more
+    else if (peer instanceof Uint8Array)
+      key = peer.length === 32 ? peer : decodeCard(peer).key; // a card is 38 bytes or more
     else key = peer.key;
     if (!crypto().edIsValidPoint(key)) throw new AlliumError('ERR_KEY_FORMAT', 'not a valid Ed25519 identity key');
     return safetyNumber(this.identity.publicKey, key);

@@ -47,12 +47,36 @@ export function contactsFile(): VectorFile {
     { name: 'one bit flipped in the key', bytes: flipped, error: 'ERR_ADDRESS_CHECKSUM' },
     { name: 'four bytes', bytes: good.subarray(0, 4), error: 'ERR_ADDRESS_FORMAT' },
     { name: 'version 2', bytes: withChecksum(concatBytes(Uint8Array.of(2), good.subarray(1, good.length - 4))), error: 'ERR_ADDRESS_VERSION' },
-    { name: 'name length beyond the card', bytes: withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(9), utf8('Alice'))), error: 'ERR_ADDRESS_FORMAT' },
-    { name: 'a control character in the name', bytes: withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(3), utf8('A\nb'))), error: 'ERR_ADDRESS_FORMAT' },
-    { name: 'a bidirectional override in the name', bytes: withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(4), utf8('\u202eAb'))), error: 'ERR_ADDRESS_FORMAT' },
-    { name: 'a name that is not UTF-8', bytes: withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(2), Uint8Array.of(0xc3, 0x28))), error: 'ERR_ADDRESS_FORMAT' },
+    {
+      name: 'name length beyond the card',
+      bytes: withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(9), utf8('Alice'))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
+    {
+      name: 'a control character in the name',
+      bytes: withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(3), utf8('A\nb'))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
+    {
+      name: 'a bidirectional override in the name',
+      bytes: withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(4), utf8('\u202eAb'))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
+    {
+      name: 'a name that is not UTF-8',
+      bytes: withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(2), Uint8Array.of(0xc3, 0x28))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
     { name: 'a key that is not a point', bytes: withChecksum(concatBytes(Uint8Array.of(1), badKey, Uint8Array.of(0))), error: 'ERR_ADDRESS_FORMAT' },
-  ].map((c) => ({ name: c.name, bytes: toHex(c.bytes), error: expectCode(errorCodeOf(() => decodeCard(c.bytes), c.name), c.error, c.name) }));
+  ].map((c) => ({
+    name: c.name,
+    bytes: toHex(c.bytes),
+    error: expectCode(
+      errorCodeOf(() => decodeCard(c.bytes), c.name),
+      c.error,
+      c.name,
+    ),
+  }));
   const goodText = formatCard(alice, 'Alice');
   const typo = goodText.slice(0, 30) + (goodText[30] === 'a' ? 'b' : 'a') + goodText.slice(31);
   const invalidText = [
@@ -61,8 +85,20 @@ export function contactsFile(): VectorFile {
     { name: 'another prefix', text: 'allium:card/' + goodText.slice(CARD_PREFIX.length), error: 'ERR_ADDRESS_FORMAT' },
     { name: 'a character outside base32', text: goodText.slice(0, -1) + '1', error: 'ERR_ADDRESS_FORMAT' },
     { name: 'too long', text: CARD_PREFIX + base32Encode(new Uint8Array(103)), error: 'ERR_ADDRESS_FORMAT' },
-    { name: 'a name of 65 bytes', text: CARD_PREFIX + base32Encode(withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(65), utf8('a'.repeat(65))))), error: 'ERR_ADDRESS_FORMAT' },
-  ].map((c) => ({ name: c.name, text: c.text, error: expectCode(errorCodeOf(() => parseCard(c.text), c.name), c.error, c.name) }));
+    {
+      name: 'a name of 65 bytes',
+      text: CARD_PREFIX + base32Encode(withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(65), utf8('a'.repeat(65))))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
+  ].map((c) => ({
+    name: c.name,
+    text: c.text,
+    error: expectCode(
+      errorCodeOf(() => parseCard(c.text), c.name),
+      c.error,
+      c.name,
+    ),
+  }));
 
   const carol = key('carol');
   const safety = [
@@ -98,7 +134,15 @@ export function contactsFile(): VectorFile {
     { name: 'a size beyond 2^40', value: { ...base, size: 2 ** 40 + 1 } },
   ].map((c) => {
     const bytes = encodeCbor(c.value);
-    return { name: c.name, bytes: toHex(bytes), error: expectCode(errorCodeOf(() => decodeAttachment(bytes), c.name), 'ERR_SCHEMA', c.name) };
+    return {
+      name: c.name,
+      bytes: toHex(bytes),
+      error: expectCode(
+        errorCodeOf(() => decodeAttachment(bytes), c.name),
+        'ERR_SCHEMA',
+        c.name,
+      ),
+    };
   });
   return {
     description:

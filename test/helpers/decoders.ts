@@ -337,7 +337,11 @@ const CASES: DecoderCase[] = [
     input: 'bytes',
     cap: 64 * 1024,
     run: (x) => decodeFrame(bytes(x)),
-    seeds: () => [encodeMessageFrame(1, ctx().rand(16), ctx().rand(10)), encodeMessageFrame(2, ctx().rand(16), ctx().rand(10), true), encodeAckFrame([ctx().rand(16), ctx().rand(16)])],
+    seeds: () => [
+      encodeMessageFrame(1, ctx().rand(16), ctx().rand(10)),
+      encodeMessageFrame(2, ctx().rand(16), ctx().rand(10), true),
+      encodeAckFrame([ctx().rand(16), ctx().rand(16)]),
+    ],
   },
   {
     name: 'attachment descriptor',

@@ -126,7 +126,9 @@ describe('messaging: attachments and contacts (relay processes)', function () {
     expect(new Set(fetched).size, 'no block fetched twice').to.equal(fetched.length);
     expect(fetched.length).to.equal(1 + dataBlocks);
     expect(dl.stats.fetched).to.equal(fetched.length);
-    console.log(`      aborted at ${reached} of ${size} bytes after ${before} blocks; resumed with ${fetched.length - before} more, ${dl.stats.reused} reused from memory`);
+    console.log(
+      `      aborted at ${reached} of ${size} bytes after ${before} blocks; resumed with ${fetched.length - before} more, ${dl.stats.reused} reused from memory`,
+    );
   });
 
   it('leaves an attachment in the mailbox when asked, and the recipient downloads it from there', async () => {
@@ -153,7 +155,10 @@ describe('messaging: attachments and contacts (relay processes)', function () {
       // Bob sends 100 KiB to the small messenger's address... which it refuses to fetch: its limit, before any block.
       const m = { id: 'x', attachment: { root: { rk: new Uint8Array(32), dk: new Uint8Array(32) }, size: 100 * 1024, type: 'text/plain', name: '' } };
       const fetched = spyFetches(small);
-      const e2 = await small.download(m).bytes().catch((x: unknown) => x);
+      const e2 = await small
+        .download(m)
+        .bytes()
+        .catch((x: unknown) => x);
       expect(e2).to.include({ code: 'ERR_LIMIT', limit: 'MAX_ATTACHMENT_BYTES' });
       expect(fetched).to.have.length(0);
     } finally {

@@ -52,11 +52,18 @@ describeEachBinding('vectors: address cards, safety numbers and attachment descr
 
   it('every truncation and every single-byte change of a card is refused with a typed error, never accepted', () => {
     const good = hex(v.cards[1]!.bytes);
-    for (let n = 0; n < good.length; n++) expect(() => decodeCard(good.subarray(0, n))).to.throw().with.property('code').that.matches(/^ERR_ADDRESS_/);
+    for (let n = 0; n < good.length; n++)
+      expect(() => decodeCard(good.subarray(0, n)))
+        .to.throw()
+        .with.property('code')
+        .that.matches(/^ERR_ADDRESS_/);
     for (let i = 0; i < good.length; i++) {
       const bad = Uint8Array.from(good);
       bad[i]! ^= 0x20;
-      expect(() => decodeCard(bad)).to.throw().with.property('code').that.matches(/^ERR_ADDRESS_/);
+      expect(() => decodeCard(bad))
+        .to.throw()
+        .with.property('code')
+        .that.matches(/^ERR_ADDRESS_/);
     }
   });
 
@@ -97,5 +104,6 @@ describeEachBinding('vectors: address cards, safety numbers and attachment descr
       });
     });
   }
-  for (const a of v.attachmentInvalid) it(`attachment descriptor refused: ${a.name} → ${a.error}`, () => void expectCode(() => decodeAttachment(hex(a.bytes)), a.error));
+  for (const a of v.attachmentInvalid)
+    it(`attachment descriptor refused: ${a.name} → ${a.error}`, () => void expectCode(() => decodeAttachment(hex(a.bytes)), a.error));
 });
