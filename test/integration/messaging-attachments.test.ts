@@ -196,7 +196,7 @@ describe('messaging: attachments and contacts (relay processes)', function () {
     // A mistyped or truncated card is refused with a typed error, and nothing is added.
     const typo = aliceCard.slice(0, 40) + (aliceCard[40] === 'a' ? 'b' : 'a') + aliceCard.slice(41);
     expect(await codeOf(bob.contacts.add(typo, { name: 'Typo' }))).to.equal('ERR_ADDRESS_CHECKSUM');
-    expect(await codeOf(bob.contacts.add(aliceCard.slice(0, -6), { name: 'Cut' }))).to.equal('ERR_ADDRESS_CHECKSUM');
+    expect(await codeOf(bob.contacts.add(aliceCard.slice(0, -8), { name: 'Cut' }))).to.equal('ERR_ADDRESS_CHECKSUM');
     expect(await codeOf(bob.contacts.add(bobCard.subarray(0, 30), { name: 'Cut' }))).to.equal('ERR_ADDRESS_CHECKSUM');
     expect(await bob.contacts.get('Typo')).to.equal(undefined);
   });
