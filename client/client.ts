@@ -38,7 +38,7 @@ import {
   type RefreshResult,
   type ViewConflict,
 } from './directory.js';
-import { GuardSet, type GuardStorage, type PathBiasEvent } from './guards.js';
+import { GuardSet, N_PRIMARY, type GuardStorage, type PathBiasEvent } from './guards.js';
 import { VanguardSet, type VanguardStorage } from './vanguards.js';
 import type { PathBiasReaction } from './path-bias.js';
 import { DirectoryView } from '../protocol/view.js';
@@ -473,7 +473,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
   /** Updates the vanguards (specs/path.md §3.2) against the directory; returns them. */
   private refreshVanguards(): Promise<Descriptor[]> {
     const now = this.now();
-    return this.vanguards.refresh(this.guardView(), now, this.entries(now));
+    // Apart from the primary entries only: a client pinned to every relay (entryRelays) still has vanguards.
+    return this.vanguards.refresh(this.guardView(), now, this.entries(now).slice(0, N_PRIMARY));
   }
 
   /** Flags and weights for guard sampling (protocol/view.ts). */

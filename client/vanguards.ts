@@ -43,6 +43,9 @@ export interface VanguardSetOptions {
   enforceDistinctSubnets?: boolean;
 }
 
+const NO_WEIGHTS = {};
+const eligibleCache = new WeakMap<readonly Descriptor[], WeakMap<object, Map<string, Descriptor>>>();
+
 function related(a: Descriptor, b: Descriptor, subnets: boolean): boolean {
   return a.fingerprint === b.fingerprint || sameFamily(a, b) || (subnets && networkOf(a) === networkOf(b));
 }
@@ -70,6 +73,11 @@ export class VanguardSet {
 
   /** Eligible vanguards: in the view and, with a consensus, Fast and Stable; of middle weight above 0. */
   private eligible(view: GuardView): Map<string, Descriptor> {
+    // Views are immutable: the same relays with the same weights give the same answer (simulations share them).
+    const byWeights = eligibleCache.get(view.relays);
+    const key = view.weights ?? NO_WEIGHTS;
+    const have = byWeights?.get(key);
+    if (have) return have;
     const w = view.weights;
     const out = new Map<string, Descriptor>();
     for (const d of view.relays) {
@@ -77,6 +85,8 @@ export class VanguardSet {
       if (w && w.weight(d, 'middle') <= 0) continue;
       out.set(d.fingerprint, d);
     }
+    if (byWeights) byWeights.set(key, out);
+    else eligibleCache.set(view.relays, new WeakMap([[key, out]]));
     return out;
   }
 
