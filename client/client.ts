@@ -39,7 +39,7 @@ import {
   type ViewConflict,
 } from './directory.js';
 import { GuardSet, N_PRIMARY, type GuardStorage, type PathBiasEvent } from './guards.js';
-import { VanguardSet, type VanguardStorage } from './vanguards.js';
+import { VANGUARD_MIN_RELAYS, VanguardSet, type VanguardStorage } from './vanguards.js';
 import type { PathBiasReaction } from './path-bias.js';
 import { DirectoryView } from '../protocol/view.js';
 import { allowsExit, choosePath, networkOf, weightedPick } from './path.js';
@@ -624,7 +624,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       };
       if (options.exitAddress) pathOptions.exitAddress = options.exitAddress;
       if (options.last) pathOptions.last = options.last;
-      if (options.vanguards) {
+      if (options.vanguards && this.directory.all().length >= VANGUARD_MIN_RELAYS) {
         // An endpoint circuit: its second hop from the vanguards, refreshed first when one expired (path.md §3.2).
         pathOptions.vanguards = this.vanguards.stale(this.guardView(), now) ? await this.refreshVanguards() : this.vanguards.current(this.guardView());
         pathOptions.hops = Math.max(2, hops);

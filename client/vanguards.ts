@@ -37,6 +37,11 @@ const DAY = 24 * 3600 * 1000;
 export const L2_COUNT = 4;
 export const L2_LIFETIME_MIN_DAYS = 1;
 export const L2_LIFETIME_MAX_DAYS = 12;
+/**
+ * Below this many relays in the directory endpoint circuits are ordinary ones (specs/path.md §3.2): a vanguard path
+ * needs four distinct relays besides the guards' exclusions, and in so small a network the guard is one of a handful.
+ */
+export const VANGUARD_MIN_RELAYS = 2 * L2_COUNT;
 
 export interface VanguardSetOptions {
   /** Keep vanguards of one network apart (default true; test networks on one address turn it off). */
