@@ -20,6 +20,7 @@ import { fingerprintOf } from '../crypto/keys.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../protocol/errors.js';
 import { normalizeHost } from '../protocol/hostname.js';
+import { linkPaddingOf, type LinkPaddingMode } from '../protocol/link-padding.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { encodeBegin, EndReason } from '../protocol/stream-messages.js';
 import { explainDialFailure, openLink, type SocketFactory } from '../net/dial.js';
@@ -68,6 +69,11 @@ export interface ClientOptions {
   /** Milliseconds a circuit takes new streams after its first one (default 600,000: ten minutes). */
   circuitDirtinessMs?: number;
   linkOptions?: LinkOptions;
+  /**
+   * Link padding on every link the client opens (specs/link.md §4.4): 'auto' (default) pads both directions of an
+   * idle link with a frame every 1.5–9.5 s, 'reduced' every 9–14 s (metered links), 'off' none.
+   */
+  linkPadding?: LinkPaddingMode;
   /** Pin entry relays by fingerprint (instead of sampled guards), as Tor's EntryNodes. */
   entryRelays?: readonly string[];
   /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */
@@ -548,6 +554,18 @@ export class AlliumClient extends Emitter<ClientEvents> {
     }
   }
 
+  /** Pads a new link both ways (specs/link.md §4.4): our direction here, the relay's on our `padding` request. */
+  private startPadding(link: Link): void {
+    const p = linkPaddingOf(this.o.linkPadding ?? 'auto');
+    if (!p) return;
+    try {
+      link.sendControl({ t: 'padding', lo: p.lo, hi: p.hi });
+    } catch {
+      return; // closed already
+    }
+    link.setPadding(p);
+  }
+
   /**
    * An open link to a relay, dialing it if needed. A bridge is always dialed at its bridge line's address with its
    * secret; in bridge mode nothing else is dialed at all.
@@ -574,6 +592,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         }
         this.links.set(fp, link);
         this.table.attach(link);
+        this.startPadding(link);
         link.once('link:close', () => {
           if (this.links.get(fp) === link) this.links.delete(fp);
         });

@@ -64,6 +64,8 @@ export class SimMetrics {
   readonly streamBufferedBytes = new Counter();
   readonly gossipDescriptors = new Counter();
   readonly gossipPulls = new Counter();
+  readonly paddingFrames = new Counter();
+  readonly paddingSkipped = new Counter();
 
   /** This object where the relay components expect their prom-client metrics. */
   get asRelayMetrics(): RelayMetrics {
