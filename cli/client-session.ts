@@ -115,7 +115,7 @@ export function clientOptionsFrom(flags: ClientFlags): { options: ClientOptions;
     throw new ConfigError('--link-padding: "auto", "reduced" or "off"');
   if (useBridges !== undefined && useBridges !== 'always' && useBridges !== 'fallback') throw new ConfigError('--use-bridges: "always" or "fallback"');
   const dataDir = flags.dataDir ?? config.data_dir ?? defaultStateDir();
-  checkDataDir(dataDir, flags.dataDir ? '--data-dir' : 'data_dir', ['directory.cbor', 'guards.json']); // before the network
+  checkDataDir(dataDir, flags.dataDir ? '--data-dir' : 'data_dir', ['directory.cbor', 'guards.json', 'vanguards.json']); // before the network
   const authorities = flags.authority?.length ? flags.authority : (config.authorities ?? []);
   const hops = Number(flags.hops ?? config.hops ?? 3);
   const options: ClientOptions = {
