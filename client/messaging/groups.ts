@@ -250,9 +250,16 @@ export class Group {
     await this.distribute(this.others(), options);
   }
 
-  /** Hands our sender key to every other member (on creating or joining the group). */
+  /** Hands our sender key to every other member (on joining the group). */
   announce(options: AbortOptions = {}): Promise<void> {
     return this.distribute(this.others(), options);
+  }
+
+  /** On creating the group: the roster to every other member, then our sender key (each member's queue keeps the order). */
+  async introduce(options: AbortOptions = {}): Promise<void> {
+    const bytes = encodeGroupEnvelope(this.roster);
+    const sent = Promise.allSettled(this.others().map((a) => this.enqueue(a, bytes, options)));
+    await Promise.all([sent, this.announce(options)]);
   }
 
   // ------------------------------------------------------------------ inside
@@ -475,7 +482,7 @@ export class Groups {
     const roster = signRoster({ group: crypto().random(GROUP_ID_LEN), r: 0, name, members: keys, admins: [0], by: me }, this.host.identity.secretKey);
     const group = new Group(this.host, roster, this.limits.maxPending, this.limits.maxSkip);
     this.groups.set(group.id, group);
-    await group.announce(options);
+    await group.introduce(options);
     return group;
   }
 
