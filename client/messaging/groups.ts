@@ -22,7 +22,7 @@
 import { crypto } from '../../crypto/index.js';
 import { formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
 import { toHex } from '../../protocol/bytes.js';
-import { AlliumError, ConfigError, isAlliumError, LimitError, ProtocolError } from '../../protocol/errors.js';
+import { AlliumError, ConfigError, isAlliumError, LimitError } from '../../protocol/errors.js';
 import {
   decodeGroupEnvelope,
   encodeGroupEnvelope,
@@ -451,6 +451,12 @@ function isLeave(prev: Roster, next: Roster): boolean {
 /** The messenger's groups: creates them, and routes each incoming envelope to its group. */
 export class Groups {
   private readonly groups = new Map<string, Group>();
+  /**
+   * Sender keys and messages for a group we have not joined yet: a member may hand us its key before the roster
+   * that adds us has come (they travel over different pairwise sessions). Replayed on joining; at most maxPending,
+   * oldest dropped.
+   */
+  private orphans: Array<{ from: string; id: string; bytes: Uint8Array }> = [];
 
   constructor(
     private readonly host: GroupHost,
@@ -516,9 +522,19 @@ export class Groups {
         const g = new Group(this.host, env, this.limits.maxPending, this.limits.maxSkip);
         this.groups.set(id, g);
         this.host.emit('group:member-added', { group: id, member: formatAddress(this.host.identity.publicKey), by: formatAddress(env.by) });
+        const early = this.orphans.filter((o) => o.id === id);
+        this.orphans = this.orphans.filter((o) => o.id !== id);
+        for (const o of early) await this.receive(o.from, o.bytes, options);
         return await g.announce(options);
       }
-      if (!group) throw new ProtocolError('ERR_NOT_FOUND', 'an envelope for a group we are not in');
+      if (!group) {
+        this.orphans.push({ from, id, bytes });
+        if (this.orphans.length > this.limits.maxPending) {
+          this.orphans.shift();
+          throw new LimitError('MAX_GROUP_PENDING', 'an envelope for a group we are not in was dropped');
+        }
+        return;
+      }
       if (env.kind === 'sender-key') group.receiveSenderKey(from, env);
       else group.receiveMessage(from, env);
     } catch (e) {

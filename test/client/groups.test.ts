@@ -174,4 +174,19 @@ describe('groups (client/messaging/groups.ts, specs/messaging.md §13.4)', () =>
     await key!();
     expect(b.got.map((m) => dec(m.data))).to.deep.equal(['first', 'second']);
   });
+
+  it('a sender key that comes before the roster adding us is kept until we join', async () => {
+    const { nodes, hold } = network(2);
+    const [a, b] = nodes as [Node, Node];
+    hold.set(b.address, []);
+    const g = await a.groups.create('pair', [b.address]);
+    await g.send(enc('hi'));
+    const [roster, key, message] = hold.get(b.address)!;
+    hold.delete(b.address);
+    await key!();
+    await message!();
+    expect(b.errors).to.deep.equal([]);
+    await roster!();
+    expect(b.got.map((m) => dec(m.data))).to.deep.equal(['hi']);
+  });
 });
