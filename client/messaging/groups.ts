@@ -35,7 +35,7 @@ import {
   type SenderKeyDistribution,
 } from '../../protocol/group-messages.js';
 import { MAX_GROUP_SKIP, OwnSenderKey, SenderChain } from '../../protocol/sender-key.js';
-import type { AbortOptions } from '../../net/abort.js';
+import { anySignal, type AbortOptions } from '../../net/abort.js';
 import { asAlliumError, type SendReceipt } from './types.js';
 
 /** Groups one messenger is in (specs/limits.md). */
@@ -98,6 +98,19 @@ export interface GroupHost {
   error(e: AlliumError): void;
 }
 
+/**
+ * Runs `f` with a signal of its own linked to the caller's: one call fans out to every member, and the caller's
+ * signal then carries one listener, not one per member (net/abort.ts lifts Node's listener limit on signals made there).
+ */
+async function fanOut<T>(options: AbortOptions, f: (o: AbortOptions) => Promise<T>): Promise<T> {
+  const linked = anySignal(options.signal);
+  try {
+    return await f({ signal: linked.signal });
+  } finally {
+    linked.dispose();
+  }
+}
+
 const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && crypto().equal(a, b);
 
 /** One group as a member sees it. */
@@ -156,7 +169,11 @@ export class Group {
    * member without our current key gets it first). Resolves when every member was reached or failed: see the report.
    * Throws LimitError MAX_GROUP_MESSAGE_BYTES, ERR_GROUP_MEMBERSHIP (no longer a member), ERR_ABORTED.
    */
-  async send(data: Uint8Array, options: AbortOptions = {}): Promise<GroupSendReport> {
+  send(data: Uint8Array, options: AbortOptions = {}): Promise<GroupSendReport> {
+    return fanOut(options, (o) => this.sendAll(data, o));
+  }
+
+  private async sendAll(data: Uint8Array, options: AbortOptions): Promise<GroupSendReport> {
     this.requireActive();
     const others = this.others();
     // Members that lack our current generation get it as of this message's index, before the message.
@@ -186,7 +203,11 @@ export class Group {
    * then hands the newcomer its sender key as of now, so the newcomer reads nothing sent before. Throws
    * ERR_GROUP_MEMBERSHIP (not an admin), ERR_CONFIG (already a member), LimitError MAX_GROUP_MEMBERS.
    */
-  async add(address: string, options: AbortOptions = {}): Promise<void> {
+  add(address: string, options: AbortOptions = {}): Promise<void> {
+    return fanOut(options, (o) => this.addMember(address, o));
+  }
+
+  private async addMember(address: string, options: AbortOptions): Promise<void> {
     const key = parseAddress(address);
     this.requireAdmin();
     if (this.indexOf(key) >= 0) throw new ConfigError('already a member of the group');
@@ -200,7 +221,11 @@ export class Group {
    * member (we first) updates its sender key and hands the new one to the remaining members only. Throws
    * ERR_GROUP_MEMBERSHIP (not an admin), ERR_NOT_FOUND (not a member), ERR_CONFIG (ourselves: use leave()).
    */
-  async remove(address: string, options: AbortOptions = {}): Promise<void> {
+  remove(address: string, options: AbortOptions = {}): Promise<void> {
+    return fanOut(options, (o) => this.removeMember(address, o));
+  }
+
+  private async removeMember(address: string, options: AbortOptions): Promise<void> {
     const key = parseAddress(address);
     this.requireAdmin();
     if (same(key, this.host.identity.publicKey)) throw new ConfigError('to remove ourselves, leave()');
@@ -211,7 +236,11 @@ export class Group {
   }
 
   /** Leaves the group: a roster without us, signed by us, to every member; they update their keys. */
-  async leave(options: AbortOptions = {}): Promise<void> {
+  leave(options: AbortOptions = {}): Promise<void> {
+    return fanOut(options, (o) => this.leaveGroup(o));
+  }
+
+  private async leaveGroup(options: AbortOptions): Promise<void> {
     this.requireActive();
     const i = this.indexOf(this.host.identity.publicKey);
     const { members, admins } = without(this.roster, i);
@@ -228,7 +257,11 @@ export class Group {
   }
 
   /** Makes a member an admin, or not (admins only). Throws ERR_GROUP_MEMBERSHIP, ERR_NOT_FOUND. */
-  async setAdmin(address: string, admin: boolean, options: AbortOptions = {}): Promise<void> {
+  setAdmin(address: string, admin: boolean, options: AbortOptions = {}): Promise<void> {
+    return fanOut(options, (o) => this.changeAdmin(address, admin, o));
+  }
+
+  private async changeAdmin(address: string, admin: boolean, options: AbortOptions): Promise<void> {
     const key = parseAddress(address);
     this.requireAdmin();
     const i = this.indexOf(key);
@@ -244,10 +277,12 @@ export class Group {
    * then on a leaked copy of our old chain reads none of our messages. Resolves once every member was reached or
    * failed (those that failed get it with our next message).
    */
-  async updateKey(options: AbortOptions = {}): Promise<void> {
-    this.requireActive();
-    this.rotate();
-    await this.distribute(this.others(), options);
+  updateKey(options: AbortOptions = {}): Promise<void> {
+    return fanOut(options, async (o) => {
+      this.requireActive();
+      this.rotate();
+      await this.distribute(this.others(), o);
+    });
   }
 
   /** Hands our sender key to every other member (on joining the group). */
@@ -476,7 +511,11 @@ export class Groups {
   }
 
   /** A new group with us as its only admin; `members` (addresses) get the roster and our sender key. */
-  async create(name: string, members: readonly string[], options: AbortOptions = {}): Promise<Group> {
+  create(name: string, members: readonly string[], options: AbortOptions = {}): Promise<Group> {
+    return fanOut(options, (o) => this.createGroup(name, members, o));
+  }
+
+  private async createGroup(name: string, members: readonly string[], options: AbortOptions): Promise<Group> {
     const me = this.host.identity.publicKey;
     const keys: Uint8Array[] = [me];
     for (const a of members) {

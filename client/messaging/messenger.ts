@@ -214,7 +214,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       const n = await this.inbox.collect(
         (m) => {
           if (this.closed) return false;
-          if (m.group) return this.groupTable.receive(formatAddress(m.from), m.data, { signal: scope.signal }).then(() => true);
+          if (m.group) return this.groupTable.receive(formatAddress(m.from), m.data).then(() => true);
           let attachment: Attachment | undefined;
           if (m.attachment) {
             try {
@@ -272,7 +272,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       stream,
       session,
       (m): Promise<boolean> =>
-        m.group ? this.groupTable.receive(m.from, m.data, { signal: this.shutdown.signal }).then(() => true) : this.delivery.receive(m, () => conv.closed),
+        m.group ? this.groupTable.receive(m.from, m.data).then(() => true) : this.delivery.receive(m, () => conv.closed),
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
       onAuthenticated,
