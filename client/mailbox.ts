@@ -128,7 +128,18 @@ export class MailboxSender {
     for (; slot < MAX_MAILBOX_SLOTS; slot++) {
       throwIfAborted(options.signal);
       const rk = slotLocator(inbox, slot);
-      const sealed = sealMailboxItem({ sender: this.identity, recipient, slot: rk, exp, t: now, n, data, id, attachment: options.attachment === true, group: options.group === true });
+      const sealed = sealMailboxItem({
+        sender: this.identity,
+        recipient,
+        slot: rk,
+        exp,
+        t: now,
+        n,
+        data,
+        id,
+        attachment: options.attachment === true,
+        group: options.group === true,
+      });
       statuses = await this.content.storeAll('mailbox', rk, sealed.bytes, signalOption(options.signal));
       const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
       if (accepted && stored === null) stored = slot;

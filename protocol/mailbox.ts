@@ -208,7 +208,15 @@ export function sealMailboxItem(o: SealOptions): { bytes: Uint8Array; id: Uint8A
   c.wipe(seed);
   const id = o.id ?? random(MAILBOX_ID_LEN);
   if (id.length !== MAILBOX_ID_LEN) throw new AlliumError('ERR_INTERNAL', 'a mailbox message id is 16 bytes');
-  const body = { v: 1 as const, from: o.sender.publicKey, t: o.t, n: o.n, id, d: o.data, ...(o.group ? { k: 2 as const } : o.attachment ? { k: 1 as const } : {}) };
+  const body = {
+    v: 1 as const,
+    from: o.sender.publicKey,
+    t: o.t,
+    n: o.n,
+    id,
+    d: o.data,
+    ...(o.group ? { k: 2 as const } : o.attachment ? { k: 1 as const } : {}),
+  };
   const sig = c.sign(signedBytes(o.slot, o.exp, recipient, encodeCbor(body)), o.sender.secretKey);
   const inner = encodeCbor({ ...body, sig });
   const len = paddedLength(inner.length, TAG) + TAG;

@@ -52,12 +52,7 @@ export function encodeMessageFrame(n: number, id: Uint8Array, data: Uint8Array, 
   const kind = content === true || content === 'attachment' ? FRAME_ATTACHMENT : content === 'group' ? FRAME_GROUP : FRAME_MESSAGE;
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new ProtocolError('ERR_SCHEMA', 'message number out of range');
   if (id.length !== MESSAGE_ID_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a message id is ${MESSAGE_ID_LEN} bytes`);
-  return new ByteWriter(MESSAGE_FRAME_HEADER_LEN + data.length)
-    .u8(kind)
-    .u32(n)
-    .bytes(id)
-    .bytes(data)
-    .done();
+  return new ByteWriter(MESSAGE_FRAME_HEADER_LEN + data.length).u8(kind).u32(n).bytes(id).bytes(data).done();
 }
 
 /** The plaintext of an ack frame for 1 to MAX_ACK_IDS message ids (before padding). */

@@ -7,7 +7,15 @@
 import { concatBytes, toHex } from '../../protocol/bytes.js';
 import { AbortedError, AlliumError, LimitError } from '../../protocol/errors.js';
 import { decodeAttachment, type Attachment } from '../../protocol/attachment.js';
-import { decodeFrame, encodeAckFrame, encodeMessageFrame, MAX_ACK_IDS, MAX_LIVE_MESSAGE_BYTES, type ConversationFrame, type FrameContent } from '../../protocol/message-frames.js';
+import {
+  decodeFrame,
+  encodeAckFrame,
+  encodeMessageFrame,
+  MAX_ACK_IDS,
+  MAX_LIVE_MESSAGE_BYTES,
+  type ConversationFrame,
+  type FrameContent,
+} from '../../protocol/message-frames.js';
 import { pad, unpad } from '../../protocol/padding.js';
 import { MAX_MESSAGE_BYTES, RATCHET_OVERHEAD, type RatchetSession } from '../../protocol/ratchet.js';
 import { EndReason } from '../../protocol/stream-messages.js';
@@ -164,7 +172,15 @@ export class Conversation {
       if (this.acks.push(f.id) === 1) soon(() => this.flushAcks());
       this.readFrames();
     };
-    const m: IncomingMessage = { from: this.peer, data: f.data, seq: f.n, offline: false, id: toHex(f.id), ...(attachment ? { attachment } : {}), ...(f.group ? { group: true } : {}) };
+    const m: IncomingMessage = {
+      from: this.peer,
+      data: f.data,
+      seq: f.n,
+      offline: false,
+      id: toHex(f.id),
+      ...(attachment ? { attachment } : {}),
+      ...(f.group ? { group: true } : {}),
+    };
     this.onMessage(m).then(handedOver, (e: unknown) => {
       this.onError(asAlliumError(e, 'message handling failed'));
       handedOver();

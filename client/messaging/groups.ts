@@ -248,7 +248,10 @@ export class Group {
       this.deactivate();
       return;
     }
-    const next = signRoster({ group: this.idBytes, r: this.roster.r + 1, name: this.roster.name, members, admins, by: this.host.identity.publicKey }, this.host.identity.secretKey);
+    const next = signRoster(
+      { group: this.idBytes, r: this.roster.r + 1, name: this.roster.name, members, admins, by: this.host.identity.publicKey },
+      this.host.identity.secretKey,
+    );
     const others = this.others();
     this.roster = next;
     this.deactivate();
@@ -269,7 +272,12 @@ export class Group {
     const admins = new Set(this.roster.admins);
     if (admin) admins.add(i);
     else admins.delete(i);
-    await this.publish(this.roster.members, [...admins].sort((a, b) => a - b), [], options);
+    await this.publish(
+      this.roster.members,
+      [...admins].sort((a, b) => a - b),
+      [],
+      options,
+    );
   }
 
   /**

@@ -271,8 +271,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       circuit,
       stream,
       session,
-      (m): Promise<boolean> =>
-        m.group ? this.groupTable.receive(m.from, m.data).then(() => true) : this.delivery.receive(m, () => conv.closed),
+      (m): Promise<boolean> => (m.group ? this.groupTable.receive(m.from, m.data).then(() => true) : this.delivery.receive(m, () => conv.closed)),
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
       onAuthenticated,

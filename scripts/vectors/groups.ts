@@ -6,7 +6,14 @@
 import { crypto } from '../../crypto/index.js';
 import { toHex } from '../../protocol/bytes.js';
 import { encodeCbor } from '../../protocol/cbor.js';
-import { decodeGroupEnvelope, encodeGroupEnvelope, MAX_GROUP_ENVELOPE_BYTES, MAX_GROUP_MEMBERS, MAX_GROUP_MESSAGE_BYTES, signRoster } from '../../protocol/group-messages.js';
+import {
+  decodeGroupEnvelope,
+  encodeGroupEnvelope,
+  MAX_GROUP_ENVELOPE_BYTES,
+  MAX_GROUP_MEMBERS,
+  MAX_GROUP_MESSAGE_BYTES,
+  signRoster,
+} from '../../protocol/group-messages.js';
 import { groupHeader, kdfGroupChain, MAX_GROUP_SKIP, OwnSenderKey, SenderChain } from '../../protocol/sender-key.js';
 import { check, errorCodeOf, expectCode, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
@@ -64,7 +71,15 @@ export function groupsFile(): VectorFile {
     },
   ].map((c) => {
     const bytes = encodeCbor(c.value);
-    return { name: c.name, bytes: toHex(bytes), error: expectCode(errorCodeOf(() => decodeGroupEnvelope(bytes), c.name), c.error, c.name) };
+    return {
+      name: c.name,
+      bytes: toHex(bytes),
+      error: expectCode(
+        errorCodeOf(() => decodeGroupEnvelope(bytes), c.name),
+        c.error,
+        c.name,
+      ),
+    };
   });
   const trailing = Uint8Array.of(...distBytes, 0);
   invalid.push({ name: 'a sender key with a trailing byte', bytes: toHex(trailing), error: errorCodeOf(() => decodeGroupEnvelope(trailing), 'trailing') });
@@ -73,7 +88,12 @@ export function groupsFile(): VectorFile {
     description:
       'Groups (specs/messaging.md §13): the sender-key chain from a fixed chain key (ck_n and mk_n for n = 0..2); a sender key of generation 2 and the message of index 1 under it (sender identity and signing key from fixed seeds), with its header, AEAD ciphertext and signature; a signed roster; and refused envelopes with their codes.',
     version: VECTORS_VERSION,
-    constants: { maxGroupMembers: MAX_GROUP_MEMBERS, maxGroupMessageBytes: MAX_GROUP_MESSAGE_BYTES, maxGroupEnvelopeBytes: MAX_GROUP_ENVELOPE_BYTES, maxGroupSkip: MAX_GROUP_SKIP },
+    constants: {
+      maxGroupMembers: MAX_GROUP_MEMBERS,
+      maxGroupMessageBytes: MAX_GROUP_MESSAGE_BYTES,
+      maxGroupEnvelopeBytes: MAX_GROUP_ENVELOPE_BYTES,
+      maxGroupSkip: MAX_GROUP_SKIP,
+    },
     chain,
     message: {
       group: toHex(group),

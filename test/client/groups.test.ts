@@ -61,7 +61,10 @@ describe('groups (client/messaging/groups.ts, specs/messaging.md §13.4)', () =>
   it('five members: every member receives every other member’s messages exactly once', async () => {
     const { nodes } = network(5);
     const [a, ...rest] = nodes as [Node, ...Node[]];
-    const g = await a.groups.create('five', rest.map((x) => x.address));
+    const g = await a.groups.create(
+      'five',
+      rest.map((x) => x.address),
+    );
     for (const x of nodes) {
       const mine = x.groups.get(g.id)!;
       expect(mine.members).to.have.length(5);
@@ -132,7 +135,11 @@ describe('groups (client/messaging/groups.ts, specs/messaging.md §13.4)', () =>
     expect(g.members).to.deep.equal([a.address, b.address]);
     expect(b.groups.get(g.id)!.generation).to.equal(1);
     await g.updateKey();
-    expect(b.events.filter(([e, x]) => e === 'group:key-updated' && (x as { member: string }).member === a.address).map(([, x]) => (x as { generation: number }).generation)).to.deep.equal([1, 2]);
+    expect(
+      b.events
+        .filter(([e, x]) => e === 'group:key-updated' && (x as { member: string }).member === a.address)
+        .map(([, x]) => (x as { generation: number }).generation),
+    ).to.deep.equal([1, 2]);
     const before = c.inbox.length;
     await g.send(enc('two of us'));
     expect(c.inbox.length).to.equal(before);
@@ -147,7 +154,10 @@ describe('groups (client/messaging/groups.ts, specs/messaging.md §13.4)', () =>
     let code = '';
     await bg.add(c.address).catch((e: AlliumError) => (code = e.code));
     expect(code).to.equal('ERR_GROUP_MEMBERSHIP');
-    const forged = signRoster({ group: g.idBytes, r: 5, name: 'admins', members: [b.identity.publicKey], admins: [0], by: b.identity.publicKey }, b.identity.secretKey);
+    const forged = signRoster(
+      { group: g.idBytes, r: 5, name: 'admins', members: [b.identity.publicKey], admins: [0], by: b.identity.publicKey },
+      b.identity.secretKey,
+    );
     await a.groups.receive(b.address, encodeGroupEnvelope(forged));
     expect(a.errors.map((e) => e.code)).to.deep.equal(['ERR_GROUP_MEMBERSHIP']);
     expect(g.members).to.have.length(2);

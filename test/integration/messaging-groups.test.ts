@@ -52,7 +52,13 @@ describe('messaging: groups (relay processes)', function () {
       [fps[1]!, fps[2]!],
       [fps[3]!, fps[4]!],
     ]) {
-      const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, entryRelays: entry });
+      const c = new AlliumClient({
+        bootstrap: [net.bootstrap],
+        socketFactory: nodeSocketFactory,
+        enforceDistinctSubnets: false,
+        poolSize: 0,
+        entryRelays: entry,
+      });
       await c.start();
       clients.push(c);
     }
@@ -75,15 +81,30 @@ describe('messaging: groups (relay processes)', function () {
   it(`${N} members: every member receives every other member's message exactly once`, async () => {
     const t0 = Date.now();
     const admin = members[0]!;
-    const group = await admin.createGroup('allotment', members.slice(1).map((m) => m.address));
+    const group = await admin.createGroup(
+      'allotment',
+      members.slice(1).map((m) => m.address),
+    );
     groupId = group.id;
     await waitFor(() => members.every((m) => m.group(groupId) !== undefined), 300_000, 'every member joined');
     const reports = await Promise.all(members.map((m, i) => m.group(groupId)!.send(enc(`hello from ${i}`))));
     for (const r of reports) expect(r.failed.map((f) => f.error.code)).to.deep.equal([]);
-    await waitFor(() => members.every((m) => got.get(m)!.length >= N - 1), 300_000, () => `messages: ${members.map((m) => got.get(m)!.length).join(',')}`);
+    await waitFor(
+      () => members.every((m) => got.get(m)!.length >= N - 1),
+      300_000,
+      () => `messages: ${members.map((m) => got.get(m)!.length).join(',')}`,
+    );
     for (const [i, m] of members.entries()) {
-      const texts = got.get(m)!.map((x) => dec(x.data)).sort();
-      expect(texts).to.deep.equal(members.map((_, j) => `hello from ${j}`).filter((t) => t !== `hello from ${i}`).sort());
+      const texts = got
+        .get(m)!
+        .map((x) => dec(x.data))
+        .sort();
+      expect(texts).to.deep.equal(
+        members
+          .map((_, j) => `hello from ${j}`)
+          .filter((t) => t !== `hello from ${i}`)
+          .sort(),
+      );
     }
     console.log(`      ${N} members: group formed and ${N} messages delivered to all in ${Date.now() - t0} ms`);
   });
@@ -99,10 +120,17 @@ describe('messaging: groups (relay processes)', function () {
     const before = got.get(removed)!.length;
     const sender = rest[1]!;
     await sender.group(groupId)!.send(enc('after the removal'));
-    await waitFor(() => rest.filter((m) => m !== sender).every((m) => got.get(m)!.some((x) => dec(x.data) === 'after the removal')), 120_000, 'the rest got it');
+    await waitFor(
+      () => rest.filter((m) => m !== sender).every((m) => got.get(m)!.some((x) => dec(x.data) === 'after the removal')),
+      120_000,
+      'the rest got it',
+    );
     expect(got.get(removed)!.length).to.equal(before);
     // Nothing of the group reached it after the removal: no message, no sender key of a new generation.
-    const after = envelopes.get(removed)!.slice(seen).map((b) => decodeGroupEnvelope(b));
+    const after = envelopes
+      .get(removed)!
+      .slice(seen)
+      .map((b) => decodeGroupEnvelope(b));
     expect(after.filter((e) => toHex(e.group) === groupId && e.kind !== 'roster')).to.deep.equal([]);
   });
 

@@ -2,14 +2,34 @@
 import { expect } from 'chai';
 import { crypto } from '../../crypto/index.js';
 import { toHex } from '../../protocol/bytes.js';
-import { decodeGroupEnvelope, encodeGroupEnvelope, MAX_GROUP_ENVELOPE_BYTES, MAX_GROUP_MEMBERS, MAX_GROUP_MESSAGE_BYTES, verifyRoster } from '../../protocol/group-messages.js';
+import {
+  decodeGroupEnvelope,
+  encodeGroupEnvelope,
+  MAX_GROUP_ENVELOPE_BYTES,
+  MAX_GROUP_MEMBERS,
+  MAX_GROUP_MESSAGE_BYTES,
+  verifyRoster,
+} from '../../protocol/group-messages.js';
 import { groupHeader, kdfGroupChain, MAX_GROUP_SKIP, SenderChain } from '../../protocol/sender-key.js';
 import { expectCode, hex, readVectors } from '../helpers/vectors.js';
 
 interface File {
   constants: { maxGroupMembers: number; maxGroupMessageBytes: number; maxGroupEnvelopeBytes: number; maxGroupSkip: number };
   chain: Array<{ n: number; ck: string; mk: string }>;
-  message: { group: string; sender: string; signingSeed: string; signingKey: string; e: number; n: number; data: string; header: string; mk: string; ct: string; sig: string; envelope: string };
+  message: {
+    group: string;
+    sender: string;
+    signingSeed: string;
+    signingKey: string;
+    e: number;
+    n: number;
+    data: string;
+    header: string;
+    mk: string;
+    ct: string;
+    sig: string;
+    envelope: string;
+  };
   senderKey: { ck: string; e: number; n: number; pn: number; sp: string; envelope: string };
   roster: { adminSeed: string; members: string[]; admins: number[]; r: number; name: string; sig: string; envelope: string };
   invalid: Array<{ name: string; bytes: string; error: string }>;
