@@ -74,6 +74,7 @@ import {
   type SendOptions,
   type SendReceipt,
 } from './types.js';
+import { endpointCircuits } from './endpoint-circuits.js';
 
 export class Messenger extends Emitter<MessengerEvents> {
   readonly address: string;
@@ -138,14 +139,17 @@ export class Messenger extends Emitter<MessengerEvents> {
       error: (e) => this.emit('endpoint:error', e),
     });
     this.outbox = new MailboxSender(client, identity);
-    this.inbox = new MailboxCollector(client, identity);
+    // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
+    // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
+    const asEndpoint = endpointCircuits(client);
+    this.inbox = new MailboxCollector(asEndpoint, identity);
     const endpointOptions: ConstructorParameters<typeof Endpoint>[2] = {};
     if (options.introPoints !== undefined) endpointOptions.introPoints = options.introPoints;
     if (options.republishMs !== undefined) endpointOptions.republishMs = options.republishMs;
     if (options.introPointLifetimeMs !== undefined) endpointOptions.introPointLifetimeMs = options.introPointLifetimeMs;
     if (options.maxIntroductionsPerPoint !== undefined) endpointOptions.maxIntroductionsPerPoint = options.maxIntroductionsPerPoint;
     if (options.authorizedClients !== undefined) endpointOptions.authorizedClients = options.authorizedClients;
-    this.endpoint = new Endpoint(client, identity, endpointOptions, {
+    this.endpoint = new Endpoint(asEndpoint, identity, endpointOptions, {
       introduced: (p) => this.service.enqueue(p),
       published: (revision) => this.emit('endpoint:published', revision),
       error: (e) => this.emit('endpoint:error', e),
@@ -156,7 +160,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       ...(options.services ? { services: options.services } : {}),
       ...(options.connectService ? { connectService: options.connectService } : {}),
     };
-    this.service = new HiddenService(client, identity, serviceOptions, {
+    this.service = new HiddenService(asEndpoint, identity, serviceOptions, {
       // The handshake only claims who `peer` is: the stream becomes our conversation with that peer once a frame on
       // it authenticates (specs/messaging.md §8). Until then an impostor's stream can neither take our messages to
       // the peer nor block them.
