@@ -36,7 +36,6 @@ import {
 } from '../../protocol/group-messages.js';
 import { MAX_GROUP_SKIP, OwnSenderKey, SenderChain } from '../../protocol/sender-key.js';
 import { anySignal, type AbortOptions } from '../../net/abort.js';
-import { asAlliumError, type SendReceipt } from './types.js';
 
 /** Groups one messenger is in (specs/limits.md). */
 export const MAX_GROUPS = 1000;
@@ -93,7 +92,7 @@ export interface GroupSendReport {
 /** What groups need of the messenger: pairwise delivery of an envelope, events and error reports. */
 export interface GroupHost {
   readonly identity: Identity;
-  sendEnvelope(to: string, envelope: Uint8Array, options: AbortOptions): Promise<SendReceipt>;
+  sendEnvelope(to: string, envelope: Uint8Array, options: AbortOptions): Promise<EnvelopeReceipt>;
   emit<K extends keyof GroupEvents>(event: K, ...args: GroupEvents[K]): void;
   error(e: AlliumError): void;
 }
@@ -109,6 +108,16 @@ async function fanOut<T>(options: AbortOptions, f: (o: AbortOptions) => Promise<
   } finally {
     linked.dispose();
   }
+}
+
+/** What pairwise delivery of one envelope came to (the messenger's SendReceipt, of which only the status is used). */
+export interface EnvelopeReceipt {
+  readonly status: 'delivered' | 'stored-offline';
+}
+
+/** `e` as an AlliumError (ERR_INTERNAL with `what` for anything else). */
+function asAlliumError(e: unknown, what: string): AlliumError {
+  return isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', what, { cause: e });
 }
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && crypto().equal(a, b);
@@ -326,7 +335,7 @@ export class Group {
   }
 
   /** Envelope `bytes` to `to`, after everything queued for `to` before it. */
-  private enqueue(to: string, bytes: Uint8Array, options: AbortOptions): Promise<SendReceipt> {
+  private enqueue(to: string, bytes: Uint8Array, options: AbortOptions): Promise<EnvelopeReceipt> {
     const prev = this.queues.get(to) ?? Promise.resolve();
     const p = prev.catch(() => undefined).then(() => this.host.sendEnvelope(to, bytes, options));
     this.queues.set(to, p);
