@@ -10,7 +10,12 @@ export { Messenger } from './messenger.js';
 export {
   Group,
   MAX_GROUP_PENDING,
+  MAX_GROUP_PENDING_TOTAL,
+  MAX_GROUP_SKIPPED,
+  MAX_GROUP_SKIPPED_PER_GROUP,
   MAX_GROUPS,
+  MAX_GROUPS_PER_INVITER,
+  type GroupLimits,
   type GroupEvents,
   type GroupIncoming,
   type GroupKeyUpdate,
@@ -19,6 +24,7 @@ export {
 } from './groups.js';
 export { MAX_GROUP_MEMBERS, MAX_GROUP_MESSAGE_BYTES, MAX_GROUP_NAME_BYTES } from '../../protocol/group-messages.js';
 export { MAX_GROUP_SKIP } from '../../protocol/sender-key.js';
+export { memoryGroupStorage, type GroupStorage } from './group-store.js';
 export { attachmentName, attachmentType, decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
 export { decodeCard, encodeCard, formatCard, parseCard, MAX_CARD_NAME_BYTES, type ContactCard } from '../../protocol/contact-card.js';
 export { safetyNumber, sameSafetyNumber, SAFETY_ITERATIONS } from '../../protocol/safety-number.js';

@@ -132,12 +132,15 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.contacts.on('contact:identity-changed', (c) => this.emit('contact:identity-changed', c));
     this.contacts.on('contact:verified', (c) => this.emit('contact:verified', c));
     this.contacts.on('contact:removed', (n) => this.emit('contact:removed', n));
-    this.groupTable = new Groups({
-      identity,
-      sendEnvelope: (to, envelope, o) => this.deliver(to, envelope, o, 'group', crypto().random(MESSAGE_ID_LEN)),
-      emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
-      error: (e) => this.emit('endpoint:error', e),
-    });
+    this.groupTable = new Groups(
+      {
+        identity,
+        sendEnvelope: (to, envelope, o) => this.deliver(to, envelope, o, 'group', crypto().random(MESSAGE_ID_LEN)),
+        emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
+        error: (e) => this.emit('endpoint:error', e),
+      },
+      { ...(options.groupStorage ? { storage: options.groupStorage } : {}), ...(options.groupLimits ? { limits: options.groupLimits } : {}) },
+    );
     this.outbox = new MailboxSender(client, identity);
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
     // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
@@ -537,7 +540,16 @@ export class Messenger extends Emitter<MessengerEvents> {
     }
   }
 
-  /** The group with id `id` (hex), if we are (or were) in it. */
+  /**
+   * Reads the groups kept in `groupStorage` (once; receiving or creating a group does it first) and resolves with
+   * every group. Throws ERR_MESSAGE_AUTH (state sealed under another identity, or changed), ERR_CBOR_*, ERR_SCHEMA,
+   * and what the storage throws.
+   */
+  async loadGroups(options: AbortOptions = {}): Promise<Group[]> {
+    return this.groupTable.load(options);
+  }
+
+  /** The group with id `id` (hex), if we are (or were) in it (after a restart: once loadGroups() resolved). */
   group(id: string): Group | undefined {
     return this.groupTable.get(id);
   }

@@ -11,7 +11,8 @@ import type { MuxStream } from '../../net/stream-mux.js';
 import type { AddressConnector, CircuitSource } from '../client.js';
 import type { AttachmentProgress } from './attachments.js';
 import type { Contact, ContactStorage, IdentityChange } from './contacts.js';
-import type { GroupEvents } from './groups.js';
+import type { GroupEvents, GroupLimits } from './groups.js';
+import type { GroupStorage } from './group-store.js';
 import type { EndpointLimits } from './limits.js';
 
 /** What a Messenger uses of its client: directory and circuits, and (optionally) routing of `.allium` connects. */
@@ -179,6 +180,13 @@ export interface MessengerOptions {
   contactStorage?: ContactStorage;
   /** Contacts the book holds (default MAX_CONTACTS, 10 000). */
   maxContacts?: number;
+  /**
+   * Where group state is kept, sealed under a key derived from the identity (default: nowhere; it lives as long as the messenger). In
+   * Node, fileGroupStorage(dir). A restarted messenger with the same identity and storage takes its groups back.
+   */
+  groupStorage?: GroupStorage;
+  /** Bounds on groups and what members can make us hold (defaults: the constants of the same names, specs/limits.md). */
+  groupLimits?: Partial<GroupLimits>;
   /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */
   limits?: Partial<EndpointLimits>;
   /** Offline mailboxes. */
