@@ -91,6 +91,27 @@ for (const k of groupSizes) {
   }
 }
 
+/** Prints the table of every row measured and writes the results file. */
+function report(): void {
+  console.log('\n| measurement | median | p90 | min–max | n |\n| --- | --- | --- | --- | --- |');
+  const out: Record<string, ReturnType<typeof summarize>> = {};
+  for (const [k, v] of Object.entries(rows)) {
+    const s = summarize(v);
+    out[k] = s;
+    console.log(`| ${k} | ${fmt(s.median)} | ${fmt(s.p90)} | ${fmt(s.min)}–${fmt(s.max)} | ${s.n} |`);
+  }
+  const file = writeResults(
+    'messaging',
+    { relays: relaysN, runs, pings, burst, offlineBatch: OFFLINE_BATCH, groupSizes, groupLive },
+    { summary: out, samples: rows },
+  );
+  console.log(`\nresults: ${file}`);
+}
+if (groupsOnly && groupLive < 2) {
+  report();
+  process.exit(0);
+}
+
 console.log(
   `Allium messaging benchmark: ${relaysN} relay processes on 127.0.0.1, two clients in this process, ${runs} fresh endpoints and offline rounds, ${pings} pings, ${burst} messages`,
 );
@@ -223,15 +244,7 @@ try {
     for (const m of members) m.close();
   }
 
-  console.log('\n| measurement | median | p90 | min–max | n |\n| --- | --- | --- | --- | --- |');
-  const out: Record<string, ReturnType<typeof summarize>> = {};
-  for (const [k, v] of Object.entries(rows)) {
-    const s = summarize(v);
-    out[k] = s;
-    console.log(`| ${k} | ${fmt(s.median)} | ${fmt(s.p90)} | ${fmt(s.min)}–${fmt(s.max)} | ${s.n} |`);
-  }
-  const file = writeResults('messaging', { relays: relaysN, runs, pings, burst, offlineBatch: OFFLINE_BATCH }, { summary: out, samples: rows });
-  console.log(`\nresults: ${file}`);
+  report();
 } finally {
   for (const m of closers) m.close();
   await ca.stop();

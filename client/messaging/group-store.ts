@@ -62,6 +62,8 @@ const XNONCE = 24;
 /** What a group's record holds (Group.state() / Group.restore()). */
 export interface GroupRecord {
   readonly roster: Roster;
+  /** The roster's envelope when the caller has it encoded already. */
+  readonly rosterBytes?: Uint8Array;
   readonly active: boolean;
   /** Who signed the roster that invited us (absent for a group we created). */
   readonly inviter?: Uint8Array;
@@ -122,7 +124,7 @@ function open(key: Uint8Array, name: string, bytes: Uint8Array): Uint8Array {
 export function sealGroupRecord(key: Uint8Array, name: string, r: GroupRecord): Uint8Array {
   const value = {
     v: VERSION,
-    roster: encodeGroupEnvelope(r.roster),
+    roster: r.rosterBytes ?? encodeGroupEnvelope(r.roster),
     active: r.active,
     ...(r.inviter ? { inviter: r.inviter } : {}),
     own: { e: r.own.e, n: r.own.n, pn: r.own.pn, ck: r.own.ck, ss: r.own.signingSeed },

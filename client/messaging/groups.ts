@@ -200,6 +200,10 @@ export class Group {
   /** Who signed the roster that invited us (undefined for a group we created). */
   readonly inviter: Uint8Array | undefined;
   private roster: Roster;
+  /** The roster's envelope, encoded once per roster for saving. */
+  private rosterBytes: Uint8Array | null = null;
+  /** Members' identity keys by address (parsed once: parsing checks the point). */
+  private readonly keyOf = new Map<string, Uint8Array>();
   private readonly own: OwnSenderKey;
   /** Members holding our current generation (from the index we handed them); not stored: after a restart every
    * member gets our key again before our next message (a copy of a generation it holds changes nothing). */
@@ -232,8 +236,28 @@ export class Group {
     }
     this.own = OwnSenderKey.fromParts(r.own);
     this.active = r.active;
-    for (const c of r.chains) this.chains.set(formatAddress(c.member), SenderChain.restore(c.chain, ctx.limits.maxSkip, this.pools()));
+    for (const c of r.chains) {
+      const a = formatAddress(c.member);
+      this.keyOf.set(a, c.member.slice());
+      this.chains.set(a, SenderChain.restore(c.chain, ctx.limits.maxSkip, this.pools()));
+    }
     this.pending = r.pending.map((p) => ({ from: formatAddress(p.member), m: p.message }));
+  }
+
+  private setRoster(next: Roster): void {
+    this.roster = next;
+    this.rosterBytes = null;
+    for (const a of [...this.keyOf.keys()]) if (this.indexOf(this.keyOf.get(a)!) < 0) this.keyOf.delete(a);
+  }
+
+  /** The identity key of member `address`, or undefined when it is not a member. */
+  private memberKey(address: string): Uint8Array | undefined {
+    const have = this.keyOf.get(address);
+    if (have) return have;
+    const key = parseAddress(address);
+    if (this.indexOf(key) < 0) return undefined;
+    this.keyOf.set(address, key);
+    return key;
   }
 
   /** The pools a chain of this group counts in: the group's and the messenger's. */
@@ -245,11 +269,12 @@ export class Group {
   state(): GroupRecord {
     return {
       roster: this.roster,
+      rosterBytes: (this.rosterBytes ??= encodeGroupEnvelope(this.roster)),
       active: this.active,
       ...(this.inviter ? { inviter: this.inviter } : {}),
       own: this.own.state(),
-      chains: [...this.chains].map(([a, c]) => ({ member: parseAddress(a), chain: c.state() })),
-      pending: this.pending.map((p) => ({ member: parseAddress(p.from), message: p.m })),
+      chains: [...this.chains].map(([a, c]) => ({ member: this.keyOf.get(a) ?? parseAddress(a), chain: c.state() })),
+      pending: this.pending.map((p) => ({ member: this.keyOf.get(p.from) ?? parseAddress(p.from), message: p.m })),
     };
   }
 
@@ -395,7 +420,7 @@ export class Group {
       this.host.identity.secretKey,
     );
     const others = this.others();
-    this.roster = next;
+    this.setRoster(next);
     this.deactivate();
     await this.ctx.save(this);
     const bytes = encodeGroupEnvelope(next);
@@ -552,7 +577,7 @@ export class Group {
   /** Takes roster `next` here: events, chains of removed members dropped, a new generation after a removal. */
   private take(next: Roster): { removed: Uint8Array[]; added: Uint8Array[] } {
     const prev = this.roster;
-    this.roster = next;
+    this.setRoster(next);
     const by = formatAddress(next.by);
     const me = this.host.identity.publicKey;
     const added = next.members.filter((k) => !prev.members.some((p) => same(p, k)));
@@ -598,7 +623,7 @@ export class Group {
   /** A sender key from member `from`. */
   receiveSenderKey(from: string, d: SenderKeyDistribution): void {
     if (!this.active) return;
-    if (this.indexOf(parseAddress(from)) < 0) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a sender key from someone not in the group');
+    if (!this.memberKey(from)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a sender key from someone not in the group');
     const have = this.chains.get(from);
     let taken = true;
     if (!have) this.chains.set(from, SenderChain.from(d, this.ctx.limits.maxSkip, this.pools()));
@@ -624,8 +649,8 @@ export class Group {
    */
   receiveMessage(from: string, m: GroupMessage): void {
     if (!this.active) return;
-    const sender = parseAddress(from);
-    if (this.indexOf(sender) < 0) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group message from someone not in the group');
+    const sender = this.memberKey(from);
+    if (!sender) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group message from someone not in the group');
     const chain = this.chains.get(from);
     let data: Uint8Array;
     try {
