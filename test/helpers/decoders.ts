@@ -17,6 +17,7 @@ import { fingerprintOf, IdentityKey, parseFingerprint } from '../../crypto/keys.
 import { createIdentity, formatAddress, parseAddress } from '../../protocol/address.js';
 import { decodeAttachment, encodeAttachment } from '../../protocol/attachment.js';
 import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
+import { decodeDeviceEnvelope, decodeLinkCode } from '../../protocol/device-link.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor.js';
 import { decodeCell, decodeControlBody, decodeCreateBody, decodeCreatedBody, decodeDestroyBody } from '../../protocol/cell.js';
@@ -364,6 +365,24 @@ const CASES: DecoderCase[] = [
     },
   },
   { name: 'address card', input: 'bytes', cap: 1024, run: (x) => decodeCard(bytes(x)), seeds: () => [encodeCard(parseAddress(ctx().address), 'Alice')] },
+  {
+    name: 'device envelope',
+    input: 'bytes',
+    cap: 32 * 1024,
+    cbor: true,
+    run: (x) => decodeDeviceEnvelope(bytes(x)),
+    seeds: () => {
+      const v = vectors<{ list: { envelope: string }; envelopes: Array<{ bytes: string }> }>('devices.json');
+      return [v.list.envelope, ...v.envelopes.map((e) => e.bytes)].map(fromHex);
+    },
+  },
+  {
+    name: 'link code',
+    input: 'bytes',
+    cap: 128,
+    run: (x) => decodeLinkCode(bytes(x)),
+    seeds: () => [fromHex(vectors<{ linkCode: { bytes: string } }>('devices.json').linkCode.bytes)],
+  },
   { name: 'ratchet state', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeRatchetState(bytes(x)), seeds: () => [] },
   {
     name: 'setup onion header',
