@@ -217,6 +217,14 @@ export class Devices {
     this.log = new HistoryLog(this.limits.maxHistoryEntries, this.limits.maxHistoryLogBytes);
   }
 
+  /** Ends every link() and requestHistory() waiting for an answer (ERR_ABORTED), and every history answer in progress. */
+  close(): void {
+    for (const settle of [...this.offers.values()]) settle(new AbortedError('messenger closed'));
+    for (const r of [...this.requests.values()]) r.settle(new AbortedError('messenger closed'));
+    for (const a of this.serving.values()) a.cancelled = true;
+    this.code = null;
+  }
+
   // ------------------------------------------------------------------ what we know
 
   /** True while this device is its person's primary (it is until it accepts another's link offer). */

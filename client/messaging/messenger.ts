@@ -651,6 +651,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.files.close();
     this.outbox.close();
     this.delivery.close();
+    this.devices.close();
   }
 }
 

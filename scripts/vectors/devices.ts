@@ -27,7 +27,8 @@ import { check, errorCodeOf, expectCode, seeded, VECTORS_VERSION, type VectorFil
 
 export function devicesFile(): VectorFile {
   const seeds = ['devices/primary', 'devices/laptop', 'devices/tablet'].map((s) => seeded(s)(32));
-  const [primary, laptop, tablet] = seeds.map((s) => crypto().ed25519Keypair(s)) as [KeyPair, KeyPair, KeyPair];
+  const keys: KeyPair[] = seeds.map((s) => crypto().ed25519Keypair(s));
+  const [primary, laptop, tablet] = [keys[0]!, keys[1]!, keys[2]!];
   const P = primary.publicKey;
   const secret = seeded('devices/link-secret')(16);
   const code = encodeLinkCode({ device: laptop.publicKey, secret });
