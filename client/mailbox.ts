@@ -319,7 +319,18 @@ export class MailboxCollector {
         // A holder still serving an item that another holder shows deleted (with the matching token): collected.
         if (deleted.some((d) => crypto().equal(d, dt))) continue;
         const o = openMailboxItem(this.identity, rk, bytes, { now: Date.now() });
-        const m: CollectedMessage = { from: o.from, data: o.data, attachment: o.attachment, group: o.group, device: o.device, t: o.t, n: o.n, id: toHex(o.id), epoch, slot };
+        const m: CollectedMessage = {
+          from: o.from,
+          data: o.data,
+          attachment: o.attachment,
+          group: o.group,
+          device: o.device,
+          t: o.t,
+          n: o.n,
+          id: toHex(o.id),
+          epoch,
+          slot,
+        };
         out.push({ m, rk, token: o.token });
       } catch (e) {
         onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'mailbox item handling failed', { cause: e }));

@@ -299,5 +299,16 @@ export function openMailboxItem(recipient: Identity, slot: Uint8Array, bytes: Ui
   if (options.now !== undefined && inner.t > options.now + MAILBOX_CLOCK_SKEW_MS) {
     throw new ProtocolError('ERR_DESCRIPTOR_FUTURE', 'mailbox message sent in the future');
   }
-  return { from: inner.from, t: inner.t, n: inner.n, id: inner.id, data: inner.d, attachment: inner.k === 1, group: inner.k === 2, device: inner.k === 3, exp: item.exp, token };
+  return {
+    from: inner.from,
+    t: inner.t,
+    n: inner.n,
+    id: inner.id,
+    data: inner.d,
+    attachment: inner.k === 1,
+    group: inner.k === 2,
+    device: inner.k === 3,
+    exp: item.exp,
+    token,
+  };
 }

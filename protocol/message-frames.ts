@@ -57,13 +57,7 @@ export type ConversationFrame =
 /** The plaintext of a message frame (before padding); `content` true is 'attachment'. */
 export function encodeMessageFrame(n: number, id: Uint8Array, data: Uint8Array, content: FrameContent | boolean = 'data'): Uint8Array {
   const kind =
-    content === true || content === 'attachment'
-      ? FRAME_ATTACHMENT
-      : content === 'group'
-        ? FRAME_GROUP
-        : content === 'device'
-          ? FRAME_DEVICE
-          : FRAME_MESSAGE;
+    content === true || content === 'attachment' ? FRAME_ATTACHMENT : content === 'group' ? FRAME_GROUP : content === 'device' ? FRAME_DEVICE : FRAME_MESSAGE;
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new ProtocolError('ERR_SCHEMA', 'message number out of range');
   if (id.length !== MESSAGE_ID_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a message id is ${MESSAGE_ID_LEN} bytes`);
   return new ByteWriter(MESSAGE_FRAME_HEADER_LEN + data.length).u8(kind).u32(n).bytes(id).bytes(data).done();
@@ -90,7 +84,15 @@ export function decodeFrame(plaintext: Uint8Array): ConversationFrame {
   if (kind === FRAME_MESSAGE || kind === FRAME_ATTACHMENT || kind === FRAME_GROUP || kind === FRAME_DEVICE) {
     const n = r.u32();
     const id = r.bytes(MESSAGE_ID_LEN).slice();
-    return { kind: 'message', n, id, data: r.rest().slice(), attachment: kind === FRAME_ATTACHMENT, group: kind === FRAME_GROUP, device: kind === FRAME_DEVICE };
+    return {
+      kind: 'message',
+      n,
+      id,
+      data: r.rest().slice(),
+      attachment: kind === FRAME_ATTACHMENT,
+      group: kind === FRAME_GROUP,
+      device: kind === FRAME_DEVICE,
+    };
   }
   if (kind === FRAME_ACK) {
     const len = r.remaining;

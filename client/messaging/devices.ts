@@ -49,7 +49,20 @@ import { AbortedError, AlliumError, ConfigError, CryptoError, isAlliumError, Lim
 import type { FrameContent } from '../../protocol/message-frames.js';
 import { settleWithin, type AbortOptions } from '../../net/abort.js';
 import { HistoryLog, MAX_HISTORY_ENTRIES, MAX_HISTORY_LOG_BYTES } from './device-history.js';
+import type { DeviceEvents, DeviceLimits, DeviceListInfo, DeviceReceipt, HistoryMessage, LinkCodeInfo } from './device-types.js';
 import type { IncomingMessage, SendOptions, SendReceipt } from './types.js';
+
+export type {
+  DeviceChange,
+  DeviceEvents,
+  DeviceLimits,
+  DeviceListInfo,
+  DeviceReceipt,
+  HistoryMessage,
+  HistoryProgress,
+  LinkCodeInfo,
+  SyncedMessage,
+} from './device-types.js';
 
 /** Device lists of other people a messenger holds (specs/limits.md). */
 export const MAX_DEVICE_LISTS = 10_000;
@@ -60,83 +73,6 @@ export const LINK_ACCEPT_TIMEOUT_MS = 60_000;
 /** How long requestHistory() waits for the whole answer by default. */
 export const HISTORY_TIMEOUT_MS = 5 * 60_000;
 
-/** A person's devices as a messenger holds them. */
-export interface DeviceListInfo {
-  /** The person's address: its primary's. */
-  readonly person: string;
-  readonly revision: number;
-  /** Device addresses, the primary first. */
-  readonly devices: readonly string[];
-}
-
-export interface DeviceChange {
-  readonly person: string;
-  readonly device: string;
-}
-
-/** A message a sibling device sent (specs/messaging.md §14.5). */
-export interface SyncedMessage {
-  /** The recipient's (person's) address. */
-  readonly to: string;
-  readonly data: Uint8Array;
-  /** The message id (hex): the recipient sees the same one. */
-  readonly id: string;
-  readonly sentAt: number;
-  /** The sibling that sent it. */
-  readonly device: string;
-  /** `data` is an attachment descriptor. */
-  readonly attachment: boolean;
-}
-
-/** A message from history (specs/messaging.md §14.7). */
-export interface HistoryMessage {
-  /** True for a message our person sent, false for one it received. */
-  readonly outgoing: boolean;
-  /** The other person's address. */
-  readonly peer: string;
-  readonly id: string;
-  readonly sentAt: number;
-  readonly data: Uint8Array;
-  readonly attachment: boolean;
-}
-
-export interface HistoryProgress {
-  /** The sibling answering. */
-  readonly from: string;
-  readonly entries: number;
-  readonly bytes: number;
-  readonly done: boolean;
-}
-
-/** What one device of a person made of a message sent to the person. */
-export interface DeviceReceipt {
-  readonly device: string;
-  readonly status: 'delivered' | 'stored-offline' | 'failed';
-  readonly error?: AlliumError;
-}
-
-export interface LinkCodeInfo {
-  /** "allium:link/…" (97 characters; upper-case it for a QR code's alphanumeric mode). */
-  readonly text: string;
-  /** The 53-byte payload, for a QR code in byte mode. */
-  readonly bytes: Uint8Array;
-  /** Until when the code can be used (Unix ms). */
-  readonly expires: number;
-}
-
-export type DeviceEvents = {
-  /** A device was added to our person (at the new device, `device` is its own address: it is linked). */
-  'device:linked': [DeviceChange];
-  /** A device was removed from our person (at the removed device, `device` is its own address). */
-  'device:unlinked': [DeviceChange];
-  /** A person's device list changed: ours, or a contact's. */
-  'devices:changed': [DeviceListInfo];
-  /** A sibling device sent a message. */
-  'message:synced': [SyncedMessage];
-  /** A history answer came in part or in whole. */
-  'history:progress': [HistoryProgress];
-};
-
 /** What devices need of the messenger. */
 export interface DeviceHost {
   readonly identity: Identity;
@@ -146,17 +82,6 @@ export interface DeviceHost {
   contacts(options: AbortOptions): Promise<readonly string[]>;
   emit<K extends keyof DeviceEvents>(event: K, ...args: DeviceEvents[K]): void;
   error(e: AlliumError): void;
-}
-
-export interface DeviceLimits {
-  /** MAX_DEVICE_LISTS */
-  maxLists: number;
-  /** MAX_HISTORY_ENTRIES */
-  maxHistoryEntries: number;
-  /** MAX_HISTORY_LOG_BYTES */
-  maxHistoryLogBytes: number;
-  /** MAX_HISTORY_SYNC_BYTES: the most an answer sends and a request asks for by default. */
-  maxHistorySyncBytes: number;
 }
 
 interface Held {
@@ -284,7 +209,10 @@ export class Devices {
     const k = hex(this.me);
     let held = this.lists.get(k);
     if (!held) {
-      const list = signDeviceList({ person: this.me, r: 0, members: [{ key: this.me, sig: signMembership(this.me, this.host.identity.secretKey) }] }, this.host.identity.secretKey);
+      const list = signDeviceList(
+        { person: this.me, r: 0, members: [{ key: this.me, sig: signMembership(this.me, this.host.identity.secretKey) }] },
+        this.host.identity.secretKey,
+      );
       held = { list, bytes: encodeDeviceEnvelope(list) };
       this.lists.set(k, held);
     }
@@ -311,7 +239,9 @@ export class Devices {
       (settle) => {
         this.offers.get(hex(c.device))?.(new AbortedError('another link to this device started'));
         this.offers.set(hex(c.device), settle);
-        this.host.deliver(device, offer, { offline: 'never', ...(signal ? { signal } : {}) }, 'device', newId()).catch((e: unknown) => settle(asError(e, 'link offer failed')));
+        this.host
+          .deliver(device, offer, { offline: 'never', ...(signal ? { signal } : {}) }, 'device', newId())
+          .catch((e: unknown) => settle(asError(e, 'link offer failed')));
         return () => void this.offers.delete(hex(c.device));
       },
       { ...(signal ? { signal } : {}), timeoutMs: options.timeoutMs ?? LINK_ACCEPT_TIMEOUT_MS, timeoutMessage: 'the new device did not accept the link' },
@@ -413,9 +343,7 @@ export class Devices {
     };
     const ts = Date.now();
     const sync =
-      data.length <= MAX_SYNC_DATA_BYTES
-        ? encodeDeviceEnvelope({ kind: 'sent', to: toKey, id, ts, data, attachment: content === 'attachment' })
-        : null;
+      data.length <= MAX_SYNC_DATA_BYTES ? encodeDeviceEnvelope({ kind: 'sent', to: toKey, id, ts, data, attachment: content === 'attachment' }) : null;
     const syncs = sync
       ? siblings.map((b) =>
           this.host.deliver(addr(b), sync, options.signal ? { signal: options.signal } : {}, 'device', newId()).catch((e: unknown) => {
@@ -426,7 +354,9 @@ export class Devices {
     const results = await Promise.allSettled(targets.map(toDevice));
     await Promise.all(syncs);
     const devices: DeviceReceipt[] = results.map((r, i) =>
-      r.status === 'fulfilled' ? { device: targets[i]!, status: r.value.status } : { device: targets[i]!, status: 'failed', error: asError(r.reason, 'send failed') },
+      r.status === 'fulfilled'
+        ? { device: targets[i]!, status: r.value.status }
+        : { device: targets[i]!, status: 'failed', error: asError(r.reason, 'send failed') },
     );
     const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const base = ok.find((r) => r.status === 'delivered') ?? ok[0];
@@ -475,7 +405,8 @@ export class Devices {
       case 'accept': {
         const settle = this.offers.get(hex(sender));
         if (!settle || !same(e.person, this.me)) throw new ProtocolError('ERR_DEVICE_LIST', 'an accept for no link offer of ours');
-        if (!crypto().verify(e.sig, concatBytes(MEMBER_CONTEXT, this.me), sender)) throw new CryptoError('ERR_SIGNATURE', 'the accept is not signed by the device');
+        if (!crypto().verify(e.sig, concatBytes(MEMBER_CONTEXT, this.me), sender))
+          throw new CryptoError('ERR_SIGNATURE', 'the accept is not signed by the device');
         settle(null, e.sig);
         return;
       }
@@ -648,4 +579,3 @@ export class Devices {
 function newId(): Uint8Array {
   return crypto().random(DEVICE_ID_LEN);
 }
-

@@ -144,13 +144,16 @@ export class Messenger extends Emitter<MessengerEvents> {
       emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
       error: (e) => this.emit('endpoint:error', e),
     });
-    this.devices = new Devices({
-      identity,
-      deliver: (to, data, o, content, id) => this.deliver(to, data, o, content, id),
-      contacts: async (o) => (await this.contacts.list(o)).map((c) => c.address),
-      emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
-      error: (e) => this.emit('endpoint:error', e),
-    }, options.devices);
+    this.devices = new Devices(
+      {
+        identity,
+        deliver: (to, data, o, content, id) => this.deliver(to, data, o, content, id),
+        contacts: async (o) => (await this.contacts.list(o)).map((c) => c.address),
+        emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
+        error: (e) => this.emit('endpoint:error', e),
+      },
+      options.devices,
+    );
     this.outbox = new MailboxSender(client, identity);
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
     // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.

@@ -11,7 +11,7 @@ import type { MuxStream } from '../../net/stream-mux.js';
 import type { AddressConnector, CircuitSource } from '../client.js';
 import type { AttachmentProgress } from './attachments.js';
 import type { Contact, ContactStorage, IdentityChange } from './contacts.js';
-import type { DeviceEvents, DeviceLimits, DeviceReceipt } from './devices.js';
+import type { DeviceEvents, DeviceLimits, DeviceReceipt } from './device-types.js';
 import type { GroupEvents } from './groups.js';
 import type { EndpointLimits } from './limits.js';
 

@@ -80,7 +80,11 @@ export function devicesFile(): VectorFile {
   });
   const invalid = [
     { name: 'a list not naming its person first', value: raw(list, { d: [...members].reverse().map((m) => ({ k: m.key, s: m.sig })) }), error: 'ERR_SCHEMA' },
-    { name: 'a list naming a device twice', value: raw(list, { d: [members[0], members[1], members[1]].map((m) => ({ k: m!.key, s: m!.sig })) }), error: 'ERR_SCHEMA' },
+    {
+      name: 'a list naming a device twice',
+      value: raw(list, { d: [members[0], members[1], members[1]].map((m) => ({ k: m!.key, s: m!.sig })) }),
+      error: 'ERR_SCHEMA',
+    },
     { name: 'a list of no device', value: raw(list, { d: [] }), error: 'ERR_SCHEMA' },
     { name: 'an unknown type', value: { v: 1, t: 7, p: P, proof }, error: 'ERR_SCHEMA' },
     { name: 'version 2', value: { v: 2, t: 2, p: P, proof }, error: 'ERR_SCHEMA' },
@@ -89,19 +93,36 @@ export function devicesFile(): VectorFile {
     { name: 'a sync whose "a" is false', value: { v: 1, t: 4, to: alice, id, ts: 0, d: data, a: false }, error: 'ERR_SCHEMA' },
   ].map((c) => {
     const bytes = encodeCbor(c.value);
-    return { name: c.name, bytes: toHex(bytes), error: expectCode(errorCodeOf(() => decodeDeviceEnvelope(bytes), c.name), c.error, c.name) };
+    return {
+      name: c.name,
+      bytes: toHex(bytes),
+      error: expectCode(
+        errorCodeOf(() => decodeDeviceEnvelope(bytes), c.name),
+        c.error,
+        c.name,
+      ),
+    };
   });
   const forged = { ...list, sig: signDeviceList({ person: P, r: 2, members }, laptop.secretKey).sig };
   const forgedBytes = encodeDeviceEnvelope(forged);
   // The tablet listed with the laptop's membership signature: the person signed the list, the tablet never consented.
-  const unsignedBytes = encodeCbor(raw(signDeviceList({ person: P, r: 2, members: [members[0]!, { key: tablet.publicKey, sig: members[1]!.sig }] }, primary.secretKey)));
+  const unsignedBytes = encodeCbor(
+    raw(signDeviceList({ person: P, r: 2, members: [members[0]!, { key: tablet.publicKey, sig: members[1]!.sig }] }, primary.secretKey)),
+  );
   const refusedLists = [
     { name: 'a list signed by one of its devices, not its person', bytes: toHex(forgedBytes), error: 'ERR_SIGNATURE' },
     { name: 'a list whose device did not sign its membership', bytes: toHex(unsignedBytes), error: 'ERR_SIGNATURE' },
   ].map((c) => {
     const l = decodeDeviceEnvelope(fromHex(c.bytes));
     if (l.kind !== 'list') throw new Error('not a list');
-    return { ...c, error: expectCode(errorCodeOf(() => verifyDeviceList(l), c.name), c.error, c.name) };
+    return {
+      ...c,
+      error: expectCode(
+        errorCodeOf(() => verifyDeviceList(l), c.name),
+        c.error,
+        c.name,
+      ),
+    };
   });
 
   const badChecksum = Uint8Array.from(code);
@@ -112,7 +133,14 @@ export function devicesFile(): VectorFile {
     { name: 'a code one byte short', bytes: toHex(code.subarray(0, 52)), error: 'ERR_ADDRESS_FORMAT' },
     { name: 'a code of version 2', bytes: toHex(badVersion), error: 'ERR_ADDRESS_VERSION' },
     { name: 'a code whose checksum does not match', bytes: toHex(badChecksum), error: 'ERR_ADDRESS_CHECKSUM' },
-  ].map((c) => ({ ...c, error: expectCode(errorCodeOf(() => decodeLinkCode(fromHex(c.bytes)), c.name), c.error, c.name) }));
+  ].map((c) => ({
+    ...c,
+    error: expectCode(
+      errorCodeOf(() => decodeLinkCode(fromHex(c.bytes)), c.name),
+      c.error,
+      c.name,
+    ),
+  }));
 
   return {
     description:
@@ -126,7 +154,14 @@ export function devicesFile(): VectorFile {
       maxHistorySyncBytes: MAX_HISTORY_SYNC_BYTES,
     },
     seeds: { primary: toHex(seeds[0]!), laptop: toHex(seeds[1]!), tablet: toHex(seeds[2]!) },
-    linkCode: { device: toHex(laptop.publicKey), secret: toHex(secret), bytes: toHex(code), text: formatLinkCode({ device: laptop.publicKey, secret }), person: toHex(P), proof: toHex(proof) },
+    linkCode: {
+      device: toHex(laptop.publicKey),
+      secret: toHex(secret),
+      bytes: toHex(code),
+      text: formatLinkCode({ device: laptop.publicKey, secret }),
+      person: toHex(P),
+      proof: toHex(proof),
+    },
     list: { person: toHex(P), r: 2, members: members.map((m) => ({ key: toHex(m.key), sig: toHex(m.sig) })), sig: toHex(list.sig), envelope: toHex(listBytes) },
     envelopes,
     invalid,

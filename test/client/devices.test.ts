@@ -122,7 +122,14 @@ describe('devices (client/messaging/devices.ts, specs/messaging.md §14)', () =>
     expect(bob1.got.map((m) => dec(m.data))).to.deep.equal(['after']);
     expect(bob2.got).to.deep.equal([]);
     // Its syncs and history requests are refused by its former siblings.
-    const sync = encodeDeviceEnvelope({ kind: 'sent', to: alice.identity.publicKey, id: crypto().random(16), ts: Date.now(), data: enc('x'), attachment: false });
+    const sync = encodeDeviceEnvelope({
+      kind: 'sent',
+      to: alice.identity.publicKey,
+      id: crypto().random(16),
+      ts: Date.now(),
+      data: enc('x'),
+      attachment: false,
+    });
     await expectRefused(bob0, bob2.address, sync, 'ERR_DEVICE_LIST');
     const ask = encodeDeviceEnvelope({ kind: 'history-request', q: crypto().random(16), after: 0, max: 1000 });
     await expectRefused(bob1, bob2.address, ask, 'ERR_DEVICE_LIST');
@@ -173,17 +180,28 @@ describe('devices (client/messaging/devices.ts, specs/messaging.md §14)', () =>
     const wrong = encodeDeviceEnvelope({ kind: 'offer', person: mallory.identity.publicKey, proof: new Uint8Array(32) });
     await expectRefused(bob1, mallory.address, wrong, 'ERR_MESSAGE_AUTH');
     // A proof for Bob's key, sent by Mallory: the session's peer must be the person offered.
-    const stolen = encodeDeviceEnvelope({ kind: 'offer', person: bob0.identity.publicKey, proof: linkProof(new Uint8Array(16), bob0.identity.publicKey, bob1.identity.publicKey) });
+    const stolen = encodeDeviceEnvelope({
+      kind: 'offer',
+      person: bob0.identity.publicKey,
+      proof: linkProof(new Uint8Array(16), bob0.identity.publicKey, bob1.identity.publicKey),
+    });
     await expectRefused(bob1, mallory.address, stolen, 'ERR_MESSAGE_AUTH');
     await bob0.devices.link(code.text);
     expect(bob1.devices.list()!.person).to.equal(bob0.address);
-    const again = encodeDeviceEnvelope({ kind: 'offer', person: mallory.identity.publicKey, proof: linkProof(parseSecret(code.bytes), mallory.identity.publicKey, bob1.identity.publicKey) });
+    const again = encodeDeviceEnvelope({
+      kind: 'offer',
+      person: mallory.identity.publicKey,
+      proof: linkProof(parseSecret(code.bytes), mallory.identity.publicKey, bob1.identity.publicKey),
+    });
     await expectRefused(bob1, mallory.address, again, 'ERR_DEVICE_LIST');
   });
 });
 
 function list(person: Uint8Array, r: number, members: Identity[], signer: Identity): Uint8Array {
-  const l: DeviceList = signDeviceList({ person, r, members: members.map((m) => ({ key: m.publicKey, sig: signMembership(person, m.secretKey) })) }, signer.secretKey);
+  const l: DeviceList = signDeviceList(
+    { person, r, members: members.map((m) => ({ key: m.publicKey, sig: signMembership(person, m.secretKey) })) },
+    signer.secretKey,
+  );
   return encodeDeviceEnvelope(l);
 }
 

@@ -133,7 +133,10 @@ describe('messaging: several devices per person (relay processes)', function () 
   let oldList: Uint8Array;
 
   it('an unlinked device cannot read messages sent after the unlinking', async () => {
-    oldList = envelopes.get(bob2)!.filter((b) => decodeDeviceEnvelope(b).kind === 'list').at(-1)!;
+    oldList = envelopes
+      .get(bob2)!
+      .filter((b) => decodeDeviceEnvelope(b).kind === 'list')
+      .at(-1)!;
     const unlinked: string[] = [];
     bob2.on('device:unlinked', (c) => unlinked.push(c.device));
     await bob0.devices.unlink(bob2.address);
@@ -167,7 +170,15 @@ describe('messaging: several devices per person (relay processes)', function () 
       bob2.identity.secretKey,
     );
     await deliver(alice.address, encodeDeviceEnvelope(forged), { offline: 'never' }, 'device', crypto().random(16));
-    await waitFor(() => errors.get(alice)!.slice(seen).filter((e) => e.code === 'ERR_SIGNATURE').length > 0, 60_000, 'both refusals reported');
+    await waitFor(
+      () =>
+        errors
+          .get(alice)!
+          .slice(seen)
+          .filter((e) => e.code === 'ERR_SIGNATURE').length > 0,
+      60_000,
+      'both refusals reported',
+    );
     const refused = errors
       .get(alice)!
       .slice(seen)
