@@ -10,6 +10,7 @@ import { contactsFile } from './contacts.js';
 import { groupsFile } from './groups.js';
 import { introPowFile } from './intro-pow.js';
 import { mailboxFile } from './mailbox.js';
+import { mixFile } from './mix.js';
 import type { VectorFile } from './common.js';
 import { linkFile } from './link.js';
 import { ntorOnionFile } from './ntor-onion.js';
@@ -30,6 +31,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'intro-pow.json': introPowFile,
   'contacts.json': contactsFile,
   'groups.json': groupsFile,
+  'mix.json': mixFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */
