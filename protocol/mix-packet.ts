@@ -105,7 +105,7 @@ function writeSlot(kind: number, delayMs: number, address: Uint8Array | null, ne
 
 /**
  * Builds a packet for `path` (first hop first) ending in `final`, carrying `payload` (exactly MIX_PAYLOAD_LEN
- * bytes). Throws ERR_MIX_PATH for an empty, too long or repeating path or a delay out of range.
+ * bytes). Throws ERR_MIX_PATH for an empty or too long path, one relay twice in a row, or a delay out of range.
  */
 export function createMixPacket(path: readonly MixHop[], final: MixFinal, payload: Uint8Array, options: CreateMixPacketOptions = {}): Uint8Array {
   const c = crypto();
@@ -113,14 +113,12 @@ export function createMixPacket(path: readonly MixHop[], final: MixFinal, payloa
   const n = path.length;
   if (n < 1 || n > MAX_MIX_HOPS) throw new AlliumError('ERR_MIX_PATH', `a mix path has 1..${MAX_MIX_HOPS} hops, not ${n}`);
   if (payload.length !== MIX_PAYLOAD_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a mix payload is ${MIX_PAYLOAD_LEN} bytes`);
-  const seen = new Set<string>();
-  for (const hop of path) {
+  path.forEach((hop, i) => {
     if (hop.identity.length !== 32 || hop.mixKey.length !== 32) throw new AlliumError('ERR_KEY_FORMAT', 'mix hop keys must be 32 bytes');
     if (!Number.isInteger(hop.delayMs) || hop.delayMs < 0 || hop.delayMs > MAX_MIX_DELAY_MS) throw new AlliumError('ERR_MIX_PATH', 'mix delay out of range');
-    const id = String.fromCharCode(...hop.identity);
-    if (seen.has(id)) throw new AlliumError('ERR_MIX_PATH', 'a mix path must not repeat a relay');
-    seen.add(id);
-  }
+    // A relay may appear twice (a loop starts and ends at the sender's gateway), never twice in a row (§2).
+    if (i > 0 && c.equal(hop.identity, path[i - 1]!.identity)) throw new AlliumError('ERR_MIX_PATH', 'consecutive mix hops must differ');
+  });
   if (final.kind === 'deliver' && final.inbox.length !== 32) throw new AlliumError('ERR_KEY_FORMAT', 'an inbox is 32 bytes');
 
   // Group elements and shared secrets (§2.2).
