@@ -39,6 +39,11 @@ export const ERROR_CODES = {
   ERR_ONION_REPLAY: 'protocol', // a setup onion was seen before under the same onion key
   ERR_ONION_SLOT: 'protocol', // a decrypted routing slot is malformed (bad command or non-zero reserved bytes)
   ERR_ONION_PATH: 'config', // a path is empty, too long, or repeats a hop
+  // message mode (protocol/mix-packet.ts, specs/mix.md §6)
+  ERR_MIX_MAC: 'crypto', // a mix packet's MAC did not verify under any mix key
+  ERR_MIX_REPLAY: 'protocol', // a mix packet was seen before under the same mix key
+  ERR_MIX_SLOT: 'protocol', // a decrypted mix routing slot is malformed
+  ERR_MIX_PATH: 'config', // a mix path is empty, too long or repeats a relay; or a message is too long for one packet
   ERR_HANDSHAKE_AUTH: 'crypto', // a hop's key confirmation (AUTH) did not verify
   ERR_HANDSHAKE_FAILED: 'protocol', // a hop reported failure in its reply slot
   ERR_BAD_POINT: 'crypto', // X25519 produced the all-zero output (small-order input)

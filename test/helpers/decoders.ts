@@ -40,6 +40,8 @@ import { decodeUpgradeToken, HandshakeReplayCache, LinkResponder } from '../../p
 import { decodeMailboxDeletion, decodeMailboxItem, openMailboxItem, verifyMailboxStore } from '../../protocol/mailbox.js';
 import { decodeFrame, encodeAckFrame, encodeMessageFrame } from '../../protocol/message-frames.js';
 import { processOnion } from '../../protocol/onion.js';
+import { decodeMixMailBody, decodeMixPollBody } from '../../protocol/mix-cells.js';
+import { processMixPacket } from '../../protocol/mix-packet.js';
 import { parseMessage } from '../../protocol/ratchet.js';
 import { decodeRatchetState } from '../../protocol/ratchet-state.js';
 import { decodeRelayPayload } from '../../protocol/relay-cell.js';
@@ -384,6 +386,15 @@ const CASES: DecoderCase[] = [
     seeds: () => [fromHex(vectors<{ linkCode: { bytes: string } }>('devices.json').linkCode.bytes)],
   },
   { name: 'ratchet state', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeRatchetState(bytes(x)), seeds: () => [] },
+  { name: 'MIX_POLL body', input: 'bytes', cap: CELL_BODY_LEN, run: (x) => decodeMixPollBody(bytes(x)), seeds: () => ctx().cells.map((c) => c.subarray(5)) },
+  { name: 'MIX_MAIL body', input: 'bytes', cap: CELL_BODY_LEN, run: (x) => decodeMixMailBody(bytes(x)), seeds: () => ctx().cells.map((c) => c.subarray(5)) },
+  {
+    name: 'mix packet',
+    input: 'bytes',
+    cap: CELL_BODY_LEN,
+    run: (x) => processMixPacket(bytes(x), { identity: ctx().relays[0]!.identity, keys: [ctx().relays[0]!.onionKey], replay: noReplay }),
+    seeds: () => vectors<{ valid: { packet: string }[]; invalid: { packet: string }[] }>('mix.json').valid.map((v) => fromHex(v.packet)),
+  },
   {
     name: 'setup onion header',
     input: 'bytes',
