@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     } catch {
       /* not a checkout */
     }
-    const next: Baseline = baseline ?? { note: 'The mailbox observer on the code before per-contact inboxes (recorded once).', commit, quick: undefined, full: undefined };
+    const next: Baseline = baseline ?? { note: 'The mailbox observer on the code before per-contact inboxes (recorded once).', commit };
     next[mode] = now;
     next.commit = commit;
     writeFileSync(BASELINE, JSON.stringify(next, null, 2) + '\n');
