@@ -41,7 +41,8 @@ function figureOf(r: MailboxObserverResult): Figure {
 
 function render(f: Figure): string[] {
   const out = [`    KS distance (largest) ${f.maxKs.toFixed(3)}, p (Bonferroni over ${f.tests.length}) ${f.pMin.toFixed(4)}`];
-  for (const t of f.tests) out.push(`      ${t.figure.padEnd(12)} KS ${t.ks.toFixed(3)}  p ${t.p.toFixed(4)}  active [${t.active.join(' ')}]  idle [${t.idle.join(' ')}]`);
+  for (const t of f.tests)
+    out.push(`      ${t.figure.padEnd(12)} KS ${t.ks.toFixed(3)}  p ${t.p.toFixed(4)}  active [${t.active.join(' ')}]  idle [${t.idle.join(' ')}]`);
   return out;
 }
 
@@ -72,15 +73,26 @@ async function main(): Promise<void> {
   }
   const goal = now.maxKs === 0 || now.pMin >= 0.05;
   if (flags.json) {
-    console.log(JSON.stringify({ mode, seed, seconds, owners: r.owners, ticks: r.ticks, deposits: r.deposits, now, before, goalMet: goal, views: r.views }, null, 2));
+    console.log(
+      JSON.stringify(
+        { mode, seed, seconds, owners: r.owners, ticks: r.ticks, deposits: r.deposits, delivered: r.delivered, now, before, goalMet: goal, views: r.views },
+        null,
+        2,
+      ),
+    );
     return;
   }
   const lines = [
     '4. Mailbox observer: what someone who knows only the address sees of an active owner (mail, collections) and an idle one',
-    `  ${r.owners} owners (half active, ${r.deposits} offline messages to them), ${r.ticks} ticks`,
+    `  ${r.owners} owners (half active, ${r.deposits} offline messages to them, ${r.delivered} delivered by their collections), ${r.ticks} ticks`,
   ];
   if (before) lines.push('  before (recorded):', ...render(before));
-  lines.push('  now:', ...render(now), `  goal: equal distributions (KS 0, or p ≥ 0.05) — ${goal ? 'met' : 'NOT met'}`, `\n${mode} run, seed ${seed}: ${seconds.toFixed(1)} s`);
+  lines.push(
+    '  now:',
+    ...render(now),
+    `  goal: equal distributions (KS 0, or p ≥ 0.05) — ${goal ? 'met' : 'NOT met'}`,
+    `\n${mode} run, seed ${seed}: ${seconds.toFixed(1)} s`,
+  );
   console.log(lines.join('\n'));
 }
 

@@ -49,8 +49,9 @@ export interface OwnerView {
   readonly changes: number;
   /** The first tick after which a change was seen (ticks + 1 when none). */
   readonly firstChange: number;
-  /** Ground truth, not seen by the observer: messages left for the owner, ticks it was online. */
+  /** Ground truth, not seen by the observer: messages left for the owner, delivered to it, ticks it was online. */
   readonly deposited: number;
+  readonly delivered: number;
   readonly online: number[];
 }
 
@@ -68,6 +69,8 @@ export interface MailboxObserverResult {
   readonly owners: number;
   readonly ticks: number;
   readonly deposits: number;
+  /** Messages the active owners' collections delivered (all of them, when an owner came online after the last). */
+  readonly delivered: number;
   readonly tests: FigureTest[];
   /** The largest KS distance over the figures. */
   readonly maxKs: number;
@@ -128,7 +131,7 @@ export async function runMailboxObserver(o: ObserverOptions): Promise<MailboxObs
     const owners = Array.from({ length: 2 * perSide }, (_, i) => {
       const m = new Messenger(ownerClient, undefined, { offline: { collect: false } });
       closers.push(m);
-      return { m, active: i < perSide, deposited: 0, online: [] as number[] };
+      return { m, active: i < perSide, deposited: 0, delivered: 0, online: [] as number[] };
     });
     // Contacts: each active owner and its correspondent hold each other's card (specs/messaging.md §11.1).
     for (const [i, w] of owners.entries()) {
@@ -153,7 +156,7 @@ export async function runMailboxObserver(o: ObserverOptions): Promise<MailboxObs
       for (const w of owners) {
         if (!w.active || rng.next() >= 0.5) continue;
         w.online.push(t);
-        await w.m.checkMailbox();
+        w.delivered += await w.m.checkMailbox();
       }
       // The observer's look: the address's inbox for today, slot by slot.
       const epoch = mailboxEpochAt(Date.now());
@@ -169,7 +172,10 @@ export async function runMailboxObserver(o: ObserverOptions): Promise<MailboxObs
           }
           free = 0;
           occupied++;
-          const digest = copies.map((c) => toHex(crypto().hash(16, c))).sort().join(',');
+          const digest = copies
+            .map((c) => toHex(crypto().hash(16, c)))
+            .sort()
+            .join(',');
           const before = last[i]!.get(s);
           if (before !== undefined && before !== digest) {
             seen[i]!.changes++;
@@ -180,7 +186,7 @@ export async function runMailboxObserver(o: ObserverOptions): Promise<MailboxObs
         seen[i]!.occupied = occupied;
       }
     }
-    const views: OwnerView[] = owners.map((w, i) => ({ active: w.active, ...seen[i]!, deposited: w.deposited, online: w.online }));
+    const views: OwnerView[] = owners.map((w, i) => ({ active: w.active, ...seen[i]!, deposited: w.deposited, delivered: w.delivered, online: w.online }));
     const figures = ['occupied', 'changes', 'firstChange'] as const;
     const tests: FigureTest[] = figures.map((figure) => {
       const active = views.filter((v) => v.active).map((v) => v[figure]);
@@ -191,6 +197,7 @@ export async function runMailboxObserver(o: ObserverOptions): Promise<MailboxObs
       owners: owners.length,
       ticks,
       deposits: views.reduce((n, v) => n + v.deposited, 0),
+      delivered: views.reduce((n, v) => n + v.delivered, 0),
       tests,
       maxKs: Math.max(...tests.map((x) => x.ks)),
       pMin: Math.min(1, Math.min(...tests.map((x) => x.p)) * tests.length),

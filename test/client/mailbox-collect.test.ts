@@ -81,7 +81,7 @@ describe('mailbox collection is bounded', () => {
     expect({ n, deleted, todayBeforeYesterday }).to.deep.equal({ n: 405, deleted: 0, todayBeforeYesterday: false });
   });
 
-  it("reads the per-contact inboxes of its pairs, and refuses an item there that is not from the pair", async () => {
+  it('reads the per-contact inboxes of its pairs, and refuses an item there that is not from the pair', async () => {
     const reader = createIdentity();
     const friend = createIdentity();
     const stranger = createIdentity();
@@ -109,10 +109,20 @@ describe('mailbox collection is bounded', () => {
     const got: string[] = [];
     const errors: string[] = [];
     const alone = new MailboxCollector(client, reader);
-    await withHolders(holders, () => alone.collect((m) => void got.push(new TextDecoder().decode(m.data)), (e) => errors.push(e.code)));
+    await withHolders(holders, () =>
+      alone.collect(
+        (m) => void got.push(new TextDecoder().decode(m.data)),
+        (e) => errors.push(e.code),
+      ),
+    );
     expect(got, 'without the pair, its inbox is not read').to.deep.equal([]);
     const paired = new MailboxCollector(client, reader, { pairs: () => [friend.publicKey] });
-    await withHolders(holders, () => paired.collect((m) => void got.push(new TextDecoder().decode(m.data)), (e) => errors.push(e.code)));
+    await withHolders(holders, () =>
+      paired.collect(
+        (m) => void got.push(new TextDecoder().decode(m.data)),
+        (e) => errors.push(e.code),
+      ),
+    );
     expect({ got, errors }).to.deep.equal({ got: ['one', 'two'], errors: ['ERR_MESSAGE_AUTH'] });
   });
 });

@@ -35,7 +35,9 @@ describe('private mailboxes (relay processes)', function () {
       const db = openStore(r);
       try {
         return db
-          .prepare<[], { row: string }>("SELECT hex(rk) || ' ' || state || ' ' || hex(data) || ' ' || ifnull(hex(dt), '-') || ' ' || expires || ' ' || hold_until AS row FROM mailbox ORDER BY rk")
+          .prepare<[], { row: string }>(
+            "SELECT hex(rk) || ' ' || state || ' ' || hex(data) || ' ' || ifnull(hex(dt), '-') || ' ' || expires || ' ' || hold_until AS row FROM mailbox ORDER BY rk",
+          )
           .all()
           .map((x) => `${r.fingerprint.slice(0, 8)} ${x.row}`);
       } finally {
@@ -88,7 +90,8 @@ describe('private mailboxes (relay processes)', function () {
 
   it('collecting writes nothing at any relay: no deletion, no state, no time of the collection', async () => {
     const carol = createIdentity();
-    for (const text of ['first', 'second']) expect((await bob.send(formatAddress(carol.publicKey), enc(text), { offline: 'only' })).status).to.equal('stored-offline');
+    for (const text of ['first', 'second'])
+      expect((await bob.send(formatAddress(carol.publicKey), enc(text), { offline: 'only' })).status).to.equal('stored-offline');
     const epoch = mailboxEpochAt(Date.now());
     const before = await probe.fetchFromAll('mailbox', mailboxSlot(carol.publicKey, epoch, 0));
     const tablesBefore = tables();
