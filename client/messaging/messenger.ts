@@ -40,7 +40,7 @@ import type { ClientCircuit } from '../../net/circuit.js';
 import { Emitter } from '../../net/emitter.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import { ContentClient } from '../content.js';
-import { MailboxCollector, MailboxSender } from '../mailbox.js';
+import { MailboxCollector, MailboxSender, MAX_MAILBOX_PAIRS } from '../mailbox.js';
 import { AttachmentDownload, uploadAttachment, type AttachmentProgress, type FileInput } from './attachments.js';
 import { ContactBook, type CardInput } from './contacts.js';
 import { Conversation } from './conversation.js';
@@ -107,6 +107,11 @@ export class Messenger extends Emitter<MessengerEvents> {
    * or fails to build; at most maxConversations, the longest filed unfiled first.
    */
   private readonly conversations = new Map<string, Promise<Conversation>>();
+  /**
+   * Pairs (specs/messaging.md §9.1): peers that authenticated a conversation with us, by address, most recent last; at
+   * most MAX_MAILBOX_PAIRS. Their per-contact inboxes are read, as contacts' are, in case they hold us as a contact.
+   */
+  private readonly pairs = new Map<string, Uint8Array>();
   /** peer address → until when sends to it go straight to its mailbox. */
   private readonly offlineUntil = new Map<string, number>();
   /** Every open conversation (ours and those peers opened to us), closed with the messenger. */
@@ -158,7 +163,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
     // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
     const asEndpoint = endpointCircuits(client);
-    this.inbox = new MailboxCollector(asEndpoint, identity);
+    this.inbox = new MailboxCollector(asEndpoint, identity, { pairs: () => this.pairKeys() });
     const endpointOptions: ConstructorParameters<typeof Endpoint>[2] = {};
     if (options.introPoints !== undefined) endpointOptions.introPoints = options.introPoints;
     if (options.republishMs !== undefined) endpointOptions.republishMs = options.republishMs;
@@ -328,6 +333,7 @@ export class Messenger extends Emitter<MessengerEvents> {
   private bindAuthenticated(peer: string, conv: Conversation): void {
     if (this.closed || conv.closed) return;
     this.offlineUntil.delete(peer);
+    this.pair(peer);
     const have = this.conversations.get(peer);
     const mine = Promise.resolve(conv);
     if (!have) {
@@ -340,6 +346,22 @@ export class Messenger extends Emitter<MessengerEvents> {
       },
       () => undefined,
     );
+  }
+
+  /** Records `peer` as a pair: both sides of an authenticated conversation do (specs/messaging.md §9.1). */
+  private pair(peer: string): void {
+    this.pairs.delete(peer); // re-inserted last
+    this.pairs.set(peer, parseAddress(peer));
+    if (this.pairs.size > MAX_MAILBOX_PAIRS) this.pairs.delete(this.pairs.keys().next().value!);
+  }
+
+  /** The identity keys whose per-contact inboxes a collection reads: pairs, then contacts, most recent first. */
+  private async pairKeys(): Promise<Uint8Array[]> {
+    const out = new Map<string, Uint8Array>();
+    for (const [a, k] of [...this.pairs].reverse()) out.set(a, k);
+    const contacts = (await this.contacts.list().catch(() => [])).sort((a, b) => b.added - a.added);
+    for (const c of contacts) if (out.size < MAX_MAILBOX_PAIRS && !out.has(c.address)) out.set(c.address, c.key);
+    return [...out.values()];
   }
 
   /**
@@ -436,6 +458,7 @@ export class Messenger extends Emitter<MessengerEvents> {
           const seq = await this.sendLive(to, id, data, content, signal, options.clientAuth ?? this.options.clientAuth);
           const receipt = { status: 'delivered' as const, to, seq, id: toHex(id) };
           this.offlineUntil.delete(to);
+          this.pair(to);
           this.emit('message:delivered', receipt);
           return receipt;
         } catch (e) {
@@ -445,12 +468,14 @@ export class Messenger extends Emitter<MessengerEvents> {
           this.offlineUntil.set(to, now + OFFLINE_RECHECK_MS);
         }
       }
-      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean; group: boolean; device: boolean } = {
+      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean; group: boolean; device: boolean; pairwise: boolean } = {
         id,
         signal,
         attachment: content === 'attachment',
         group: content === 'group',
         device: content === 'device',
+        // Per-contact inbox for a contact only: the contact book is kept on both sides, pairs only in memory (§9.1).
+        pairwise: (await this.contacts.byAddress(to, { signal }).catch(() => undefined)) !== undefined,
       };
       const ttl = options.ttlMs ?? this.options.offline?.ttlMs;
       if (ttl !== undefined) deposit.ttlMs = ttl;

@@ -193,7 +193,7 @@ describe('end-to-end acknowledgements (relay processes)', function () {
     expect(count('left offline after two tries')).to.equal(1);
     expect(stored.status).to.equal('stored-offline');
     expect(got.get('left offline after two tries')![0]!.id).to.equal(stored.id);
-    // The mailbox copy (same id) is collected, deleted and dropped.
+    // The mailbox copy (same id) is collected and dropped.
     expect(await alice.checkMailbox()).to.equal(0);
     expect(count('left offline after two tries')).to.equal(1);
     // For 15 s after a send ended in the mailbox, 'auto' sends to alice go straight there (no conversation with her is
