@@ -7,6 +7,7 @@ import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
 import { consensusFile } from './consensus.js';
 import { contactsFile } from './contacts.js';
+import { directoryWantFile } from './directory-want.js';
 import { groupsFile } from './groups.js';
 import { introPowFile } from './intro-pow.js';
 import { mailboxFile } from './mailbox.js';
@@ -30,6 +31,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'intro-pow.json': introPowFile,
   'contacts.json': contactsFile,
   'groups.json': groupsFile,
+  'directory-want.json': directoryWantFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */
