@@ -3,10 +3,11 @@
  * docs/shape-audit.md). Each section is a module of bench/shape/ returning its figures; the sections run here are:
  *
  *   2. guard-discovery   introductions an adversary needs before one of its relays is next to an endpoint's guard
+ *   3. intro-flood       an honest first message's time to an endpoint under 1,000 INTRODUCE1/s (relay processes)
+ *   4. mix               message mode: a global observer matching senders to receivers, cover off and on; latency
  *   5. padding           what link padding costs on a client's guard link, idle and busy
  *
- * (1, the purpose classifier, 3, the introduction flood, and 4, the message mode, are to come: one more entry in
- * SECTIONS.)
+ * (1, the purpose classifier, is to come: one more entry in SECTIONS.)
  *
  *   --quick             smaller populations and fewer trials (the CI run)
  *   --json              print the result as JSON instead of the table
@@ -23,6 +24,8 @@ import { parseFlags } from './lib/options.js';
 import { progress } from './lib/results.js';
 import type { ShapeRow, ShapeSection } from './shape/common.js';
 import { guardDiscovery } from './shape/guard-discovery.js';
+import { introFlood } from './shape/intro-flood.js';
+import { messageMode } from './shape/mix.js';
 import { paddingOverhead } from './shape/padding.js';
 
 const USAGE = 'usage: npm run audit:shape -- [--quick] [--json] [--only a,b] [--seed S] [--record-baseline]';
@@ -30,6 +33,8 @@ const BASELINE = path.resolve(import.meta.dirname, '..', 'docs', 'shape-baseline
 
 export const SECTIONS: readonly ShapeSection[] = [
   { name: 'guard-discovery', run: guardDiscovery },
+  { name: 'intro-flood', run: introFlood },
+  { name: 'mix', run: messageMode },
   { name: 'padding', run: paddingOverhead },
 ];
 
