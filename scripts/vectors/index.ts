@@ -8,6 +8,7 @@ import { cellsFile } from './cells.js';
 import { consensusFile } from './consensus.js';
 import { contactsFile } from './contacts.js';
 import { devicesFile } from './devices.js';
+import { directoryWantFile } from './directory-want.js';
 import { groupsFile } from './groups.js';
 import { introPowFile } from './intro-pow.js';
 import { mailboxFile } from './mailbox.js';
@@ -34,6 +35,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'groups.json': groupsFile,
   'devices.json': devicesFile,
   'mix.json': mixFile,
+  'directory-want.json': directoryWantFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

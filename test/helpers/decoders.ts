@@ -228,6 +228,8 @@ const CASES: DecoderCase[] = [
     seeds: () => [
       encodeControl({ t: 'gossip-push', ds: [ctx().desc] }),
       encodeControl({ t: 'dir-get', since: 0, after: null }),
+      encodeControl({ t: 'dir-want', ids: [ctx().rand(32)] }),
+      encodeControl({ t: 'dir-found', ds: [ctx().desc] }),
       encodeControl({ t: 'gossip-summary', e: [[ctx().rand(32), 5]], after: null, more: false }),
       encodeControl({ t: 'gossip-announce', e: [[ctx().rand(32), 5]] }),
       encodeControl({ t: 'consensus-head', c: ctx().consensus }),
