@@ -2,11 +2,11 @@
  * npm run audit:shape — what the shape of an endpoint's and a circuit's traffic gives away (issue 17,
  * docs/shape-audit.md). Each section is a module of bench/shape/ returning its figures; the sections run here are:
  *
+ *   1. purpose           how well a classifier at the guard tells a circuit's purpose, circuit padding off and on
  *   2. guard-discovery   introductions an adversary needs before one of its relays is next to an endpoint's guard
  *   5. padding           what link padding costs on a client's guard link, idle and busy
  *
- * (1, the purpose classifier, 3, the introduction flood, and 4, the message mode, are to come: one more entry in
- * SECTIONS.)
+ * (3, the introduction flood, and 4, the message mode, are to come: one more entry in SECTIONS.)
  *
  *   --quick             smaller populations and fewer trials (the CI run)
  *   --json              print the result as JSON instead of the table
@@ -24,11 +24,13 @@ import { progress } from './lib/results.js';
 import type { ShapeRow, ShapeSection } from './shape/common.js';
 import { guardDiscovery } from './shape/guard-discovery.js';
 import { paddingOverhead } from './shape/padding.js';
+import { purposeClassifier } from './shape/purpose.js';
 
 const USAGE = 'usage: npm run audit:shape -- [--quick] [--json] [--only a,b] [--seed S] [--record-baseline]';
 const BASELINE = path.resolve(import.meta.dirname, '..', 'docs', 'shape-baseline.json');
 
 export const SECTIONS: readonly ShapeSection[] = [
+  { name: 'purpose', run: purposeClassifier },
   { name: 'guard-discovery', run: guardDiscovery },
   { name: 'padding', run: paddingOverhead },
 ];

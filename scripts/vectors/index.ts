@@ -13,6 +13,7 @@ import { mailboxFile } from './mailbox.js';
 import type { VectorFile } from './common.js';
 import { linkFile } from './link.js';
 import { ntorOnionFile } from './ntor-onion.js';
+import { paddingFile } from './padding.js';
 import { relayCryptoFile } from './relay-crypto.js';
 import { relayPayloadFile } from './relay-payload.js';
 import { siteFile } from './site.js';
@@ -30,6 +31,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'intro-pow.json': introPowFile,
   'contacts.json': contactsFile,
   'groups.json': groupsFile,
+  'padding.json': paddingFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */
