@@ -181,7 +181,7 @@ function farEnd(relays: readonly FullRelay[], circuit: ClientCircuit): { relay: 
 }
 
 /** Plays `steps` on a circuit; resolves when the last cell is sent. Returns the cells sent by the two ends. */
-async function play(relays: readonly FullRelay[], circuit: ClientCircuit, steps: readonly Step[], oneWay: number): Promise<number> {
+async function play(relays: readonly FullRelay[], circuit: ClientCircuit, steps: readonly Step[], oneWay: number, deadline: number): Promise<number> {
   const far = farEnd(relays, circuit);
   let arrived = 0;
   let waiting: { n: number; resolve: () => void } | null = null;
@@ -199,7 +199,7 @@ async function play(relays: readonly FullRelay[], circuit: ClientCircuit, steps:
   const drop = { command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) };
   let sentByClient = 0;
   let sent = 0;
-  for (let i = 0; i < steps.length; i++) {
+  for (let i = 0; i < steps.length && Date.now() < deadline && circuit.state === 'open'; i++) {
     const s = steps[i]!;
     const prev = steps[i - 1];
     if (s.from === 'client') {
@@ -212,7 +212,9 @@ async function play(relays: readonly FullRelay[], circuit: ClientCircuit, steps:
         sent++;
       }
     } else {
-      if (prev?.from === 'client' && arrived < sentByClient) await new Promise<void>((resolve) => (waiting = { n: sentByClient, resolve }));
+      if (prev?.from === 'client' && arrived < sentByClient) {
+        await Promise.race([new Promise<void>((resolve) => (waiting = { n: sentByClient, resolve })), sleep(deadline - Date.now())]);
+      }
       await sleep(s.after);
       for (let k = 0; k < s.cells; k++) {
         if (k > 0 && s.spacing > 0) await sleep(s.spacing);
@@ -272,12 +274,12 @@ async function collect(w: World, padding: boolean, perPurpose: number): Promise<
     const job = { purpose, circId: circuit.circId, payload: 0 };
     jobs.push(job);
     recorder.attach(relays);
-    job.payload = await play(relays, circuit, steps, oneWay);
+    job.payload = await play(relays, circuit, steps, oneWay, began + WINDOW_MS);
     await sleep(WINDOW_MS + 1000 - (Date.now() - began));
     circuit.close();
   };
   await w.wait(Promise.all(order.map((p, i) => runOne(p, i * 250 + rng.exponential(100)))));
-  await client.stop().catch(() => undefined);
+  await w.wait(client.stop().catch(() => undefined));
   for (const r of relays) r.dispose();
   const out: Collected = {
     samples: [],
