@@ -253,14 +253,27 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       reply.catch(() => undefined);
       throw new AlliumError('ERR_LINK_CLOSED', 'circuit closed');
     }
-    const answer = decodePaddingNegotiated((await reply).data);
-    if (answer.machine !== machine) throw new ProtocolError('ERR_SCHEMA', 'PADDING_NEGOTIATED names another machine');
-    if (answer.status === PaddingStatus.REFUSED) throw new LimitError('CIRCUIT_PADDING_BUDGET', 'the relay refused the padding machine for want of budget');
-    if (answer.status !== PaddingStatus.OK) throw new AlliumError('ERR_NOT_FOUND', `hop ${hop} runs no padding machine ${machine} (status ${answer.status})`);
-    if (this.state !== 'open') return;
+    // The client's half starts with the request, so that the circuit's first cells count towards its first state
+    // (padding.md §3): a DROP to the hop is discarded there whatever it answers.
     const driver = new ClientPaddingDriver(halves.client, () => this.sendRaw({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) }, hop));
-    this.padding = { driver, hop };
+    const run = { driver, hop };
+    this.padding = run;
     driver.start();
+    const refused = (err: AlliumError): AlliumError => {
+      driver.stop();
+      if (this.padding === run) this.padding = null;
+      this.paddingEarlier += driver.padding;
+      return err;
+    };
+    let answer;
+    try {
+      answer = decodePaddingNegotiated((await reply).data);
+    } catch (e) {
+      throw refused(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'padding negotiation failed', { cause: e }));
+    }
+    if (answer.machine !== machine) throw refused(new ProtocolError('ERR_SCHEMA', 'PADDING_NEGOTIATED names another machine'));
+    if (answer.status === PaddingStatus.REFUSED) throw refused(new LimitError('CIRCUIT_PADDING_BUDGET', 'the relay refused the padding machine for want of budget'));
+    if (answer.status !== PaddingStatus.OK) throw refused(new AlliumError('ERR_NOT_FOUND', `hop ${hop} runs no padding machine ${machine} (status ${answer.status})`));
   }
 
   /**

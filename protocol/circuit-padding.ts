@@ -192,14 +192,24 @@ export class PaddingRuntime {
 /** Machine numbers on the wire. */
 export const PaddingMachineId = {
   /** Make a circuit's first exchanges look like an ordinary stream's: a BEGIN-like cell and a request, a
-   * CONNECTED-like answer and a response burst, whatever the circuit carries (padding.md §4.1). */
+   * CONNECTED-like answer and a response burst, whatever the circuit carries (padding.md §4). */
   STREAM_SETUP: 1,
 } as const;
 export type PaddingMachineId = (typeof PaddingMachineId)[keyof typeof PaddingMachineId];
 
 const one: readonly PaddingBin[] = [{ lo: 1, hi: 2, weight: 1 }];
 
-/** The relay's half of STREAM_SETUP: a CONNECTED-like cell, then a first response cell, then a response burst. */
+/** Late, sparse cells (a second request, a chat's next message): some circuits have them, so none stands out. */
+const TAIL_DELAY: readonly PaddingBin[] = [
+  { lo: 200, hi: 1000, weight: 2 },
+  { lo: 1000, hi: 3000, weight: 3 },
+  { lo: 3000, hi: 6000, weight: 2 },
+];
+
+/**
+ * The relay's half of STREAM_SETUP: a CONNECTED-like cell, then a first response cell, a response burst, and a few
+ * late cells.
+ */
 const STREAM_SETUP_RELAY: PaddingMachine = {
   name: 'stream-setup/relay',
   maxPadding: 160,
@@ -209,9 +219,10 @@ const STREAM_SETUP_RELAY: PaddingMachine = {
     {
       name: 'connected',
       delay: [
+        { lo: 0, hi: 20, weight: 3 },
         { lo: 20, hi: 60, weight: 3 },
-        { lo: 60, hi: 150, weight: 4 },
-        { lo: 150, hi: 400, weight: 2 },
+        { lo: 60, hi: 150, weight: 3 },
+        { lo: 150, hi: 400, weight: 1 },
       ],
       length: one,
       countNonPadding: true,
@@ -220,9 +231,9 @@ const STREAM_SETUP_RELAY: PaddingMachine = {
     {
       name: 'first-byte',
       delay: [
-        { lo: 30, hi: 100, weight: 3 },
-        { lo: 100, hi: 300, weight: 4 },
-        { lo: 300, hi: 800, weight: 2 },
+        { lo: 300, hi: 700, weight: 3 },
+        { lo: 700, hi: 1200, weight: 4 },
+        { lo: 1200, hi: 2000, weight: 2 },
       ],
       length: one,
       countNonPadding: true,
@@ -231,35 +242,68 @@ const STREAM_SETUP_RELAY: PaddingMachine = {
     {
       name: 'burst',
       delay: [
-        { lo: 0, hi: 2, weight: 6 },
-        { lo: 2, hi: 10, weight: 3 },
-        { lo: 10, hi: 40, weight: 1 },
+        { lo: 0, hi: 1.5, weight: 9 },
+        { lo: 1.5, hi: 10, weight: 1 },
       ],
       length: [
-        { lo: 1, hi: 4, weight: 2 },
-        { lo: 4, hi: 12, weight: 3 },
+        { lo: 2, hi: 12, weight: 2 },
         { lo: 12, hi: 40, weight: 3 },
-        { lo: 40, hi: 120, weight: 2 },
+        { lo: 40, hi: 100, weight: 3 },
+        { lo: 100, hi: 150, weight: 1 },
       ],
       countNonPadding: true,
-      next: { 'length-count': 'end' },
+      next: { 'length-count': 4 },
+    },
+    {
+      name: 'tail',
+      delay: TAIL_DELAY,
+      infinity: 1,
+      length: [
+        { lo: 0, hi: 3, weight: 1 },
+        { lo: 3, hi: 8, weight: 2 },
+        { lo: 8, hi: 14, weight: 1 },
+      ],
+      countNonPadding: true,
+      next: { 'length-count': 'end', infinity: 'end' },
     },
   ],
 };
 
-/** The client's half: a BEGIN-like cell at once, then, after the first cell back, a request of one or two cells. */
+/**
+ * The client's half: the circuit's first two cells out (its own, or padding for what it lacks), then, after the
+ * second cell back, a request of one or two cells, and a few late cells.
+ */
 const STREAM_SETUP_CLIENT: PaddingMachine = {
   name: 'stream-setup/client',
-  maxPadding: 4,
+  maxPadding: 12,
   states: [
-    { name: 'begin', delay: [{ lo: 0, hi: 5, weight: 1 }], length: one, countNonPadding: true, next: { 'length-count': 1 } },
-    { name: 'wait-connected', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 2, 'padding-received': 2 } },
+    {
+      name: 'begin',
+      delay: [{ lo: 0, hi: 1, weight: 1 }],
+      length: [{ lo: 2, hi: 3, weight: 1 }],
+      countNonPadding: true,
+      next: { 'length-count': 1 },
+    },
+    // The first cell back is the relay's PADDING_NEGOTIATED; the next stands for CONNECTED.
+    { name: 'wait-negotiated', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 2, 'padding-received': 2 } },
+    { name: 'wait-connected', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 3, 'padding-received': 3 } },
     {
       name: 'request',
       delay: [{ lo: 0, hi: 3, weight: 1 }],
       length: [{ lo: 1, hi: 3, weight: 1 }],
       countNonPadding: true,
-      next: { 'length-count': 'end' },
+      next: { 'length-count': 4 },
+    },
+    {
+      name: 'tail',
+      delay: TAIL_DELAY,
+      infinity: 1,
+      length: [
+        { lo: 0, hi: 3, weight: 1 },
+        { lo: 3, hi: 8, weight: 2 },
+      ],
+      countNonPadding: true,
+      next: { 'length-count': 'end', infinity: 'end' },
     },
   ],
 };

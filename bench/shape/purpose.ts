@@ -53,7 +53,8 @@ const clamp = (x: number, lo: number, hi: number): number => Math.max(lo, Math.m
  * read, the endpoint's circuit to the rendezvous point, a peer's acknowledgement.
  */
 export function script(p: Purpose, r: Rng): Step[] {
-  const c = (cells: number, after = 0, spacing = 0.5): Step => ({ from: 'client', cells, after, spacing });
+  // A client sends a message's cells in one go; a far end streams its answer a cell at a time.
+  const c = (cells: number, after = 0, spacing = 0): Step => ({ from: 'client', cells, after, spacing });
   const f = (cells: number, after = 0, spacing = 0.5): Step => ({ from: 'far', cells, after, spacing });
   switch (p) {
     case 'stream': {
@@ -227,7 +228,7 @@ async function play(relays: readonly FullRelay[], circuit: ClientCircuit, steps:
   return sent;
 }
 
-interface Collected {
+export interface Collected {
   samples: Sample[];
   /** Padding cells (machines and negotiation) and payload cells after setup, per purpose, at the guard. */
   padding: Record<Purpose, number>;
@@ -235,7 +236,7 @@ interface Collected {
   circuits: number;
 }
 
-async function collect(w: World, padding: boolean, perPurpose: number): Promise<Collected> {
+export async function collect(w: World, padding: boolean, perPurpose: number): Promise<Collected> {
   const relays: FullRelay[] = [];
   for (let i = 0; i < 8; i++) {
     const r = new FullRelay(w, w.network.addHost(), i, { exit: i < 2 });
