@@ -249,7 +249,9 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
     if (!halves) throw new AlliumError('ERR_NOT_FOUND', `no padding machine ${machine}`);
     if (this.padding) throw new AlliumError('ERR_INTERNAL', 'a padding machine already runs on this circuit');
     const reply = this.waitFor(RelayCommand.PADDING_NEGOTIATED, options.timeoutMs ?? 30_000, { hop, ...signalOption(options.signal) });
-    if (!this.sendRaw({ command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command: PaddingCommand.START, machine }) }, hop)) {
+    if (
+      !this.sendRaw({ command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command: PaddingCommand.START, machine }) }, hop)
+    ) {
       reply.catch(() => undefined);
       throw new AlliumError('ERR_LINK_CLOSED', 'circuit closed');
     }
@@ -272,8 +274,10 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       throw refused(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'padding negotiation failed', { cause: e }));
     }
     if (answer.machine !== machine) throw refused(new ProtocolError('ERR_SCHEMA', 'PADDING_NEGOTIATED names another machine'));
-    if (answer.status === PaddingStatus.REFUSED) throw refused(new LimitError('CIRCUIT_PADDING_BUDGET', 'the relay refused the padding machine for want of budget'));
-    if (answer.status !== PaddingStatus.OK) throw refused(new AlliumError('ERR_NOT_FOUND', `hop ${hop} runs no padding machine ${machine} (status ${answer.status})`));
+    if (answer.status === PaddingStatus.REFUSED)
+      throw refused(new LimitError('CIRCUIT_PADDING_BUDGET', 'the relay refused the padding machine for want of budget'));
+    if (answer.status !== PaddingStatus.OK)
+      throw refused(new AlliumError('ERR_NOT_FOUND', `hop ${hop} runs no padding machine ${machine} (status ${answer.status})`));
   }
 
   /**
@@ -287,7 +291,12 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
     this.paddingEarlier += run.driver.padding;
     this.padding = null;
     const reply = this.waitFor(RelayCommand.PADDING_NEGOTIATED, options.timeoutMs ?? 30_000, { hop: run.hop, ...signalOption(options.signal) });
-    if (!this.sendRaw({ command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command: PaddingCommand.STOP, machine: 0 }) }, run.hop)) {
+    if (
+      !this.sendRaw(
+        { command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command: PaddingCommand.STOP, machine: 0 }) },
+        run.hop,
+      )
+    ) {
       reply.catch(() => undefined);
       throw new AlliumError('ERR_LINK_CLOSED', 'circuit closed');
     }

@@ -109,7 +109,9 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     }
     const status = this.admit(hop, req.machine);
     if (status !== PaddingStatus.OK) {
-      this.o.metrics.circuitPaddingRefused.inc({ reason: status === PaddingStatus.REFUSED ? 'limit' : status === PaddingStatus.NOT_HERE ? 'not_here' : 'unknown' });
+      this.o.metrics.circuitPaddingRefused.inc({
+        reason: status === PaddingStatus.REFUSED ? 'limit' : status === PaddingStatus.NOT_HERE ? 'not_here' : 'unknown',
+      });
       this.reactor.sendBackward(hop, answer(req.machine, status));
       return true;
     }

@@ -8,13 +8,7 @@ import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
-import {
-  decodePaddingNegotiated,
-  encodePaddingNegotiate,
-  PaddingCommand,
-  PaddingMachineId,
-  PaddingStatus,
-} from '../../protocol/circuit-padding.js';
+import { decodePaddingNegotiated, encodePaddingNegotiate, PaddingCommand, PaddingMachineId, PaddingStatus } from '../../protocol/circuit-padding.js';
 import { LimitError } from '../../protocol/errors.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { CIRCUIT_PADDING_MAX_CELLS, CIRCUIT_PADDING_MAX_STARTS } from '../../relay/circuit-padding.js';
@@ -28,7 +22,13 @@ describe('circuit padding machines (relay processes)', function () {
   before(async () => {
     net = await startNetwork(5);
     // Machines are started by hand here (circuitPadding off), so each test knows exactly what was asked.
-    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, circuitPadding: false });
+    client = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+      circuitPadding: false,
+    });
     await client.start();
   });
 

@@ -77,7 +77,14 @@ describe('protocol/circuit-padding: the state machine', () => {
       name: 'inf',
       maxPadding: 3,
       states: [
-        { name: 'never', delay: [{ lo: 1, hi: 2, weight: 0 }], infinity: 1, length: [{ lo: 5, hi: 6, weight: 1 }], countNonPadding: false, next: { infinity: 1 } },
+        {
+          name: 'never',
+          delay: [{ lo: 1, hi: 2, weight: 0 }],
+          infinity: 1,
+          length: [{ lo: 5, hi: 6, weight: 1 }],
+          countNonPadding: false,
+          next: { infinity: 1 },
+        },
         { name: 'after', delay: [], length: [{ lo: 1, hi: 2, weight: 1 }], countNonPadding: false, next: {} },
       ],
     };
@@ -158,7 +165,9 @@ describe('protocol/circuit-padding: PADDING_NEGOTIATE and PADDING_NEGOTIATED', (
   it('round-trips START and STOP, and refuses STOP with a machine in the encoder', () => {
     const start = { command: PaddingCommand.START, machine: PaddingMachineId.STREAM_SETUP };
     expect(decodePaddingNegotiate(encodePaddingNegotiate(start))).to.deep.equal(start);
-    expect(() => encodePaddingNegotiate({ command: PaddingCommand.STOP, machine: 1 })).to.throw().with.property('code', 'ERR_SCHEMA');
+    expect(() => encodePaddingNegotiate({ command: PaddingCommand.STOP, machine: 1 }))
+      .to.throw()
+      .with.property('code', 'ERR_SCHEMA');
   });
 
   it('decoding any bytes gives a value or one of our errors', () => {
