@@ -149,6 +149,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (options.introPointLifetimeMs !== undefined) endpointOptions.introPointLifetimeMs = options.introPointLifetimeMs;
     if (options.maxIntroductionsPerPoint !== undefined) endpointOptions.maxIntroductionsPerPoint = options.maxIntroductionsPerPoint;
     if (options.authorizedClients !== undefined) endpointOptions.authorizedClients = options.authorizedClients;
+    if (options.introPow !== undefined) endpointOptions.introPow = options.introPow;
     this.endpoint = new Endpoint(asEndpoint, identity, endpointOptions, {
       introduced: (p) => this.service.enqueue(p),
       published: (revision) => this.emit('endpoint:published', revision),

@@ -154,6 +154,11 @@ export interface MessengerOptions {
   introPointLifetimeMs?: number;
   /** … or after this many introductions through it (default 16384). */
   maxIntroductionsPerPoint?: number;
+  /**
+   * Give the introduction points the seeds proofs of work are solved under, so introductions that paid pass a flood
+   * that did not (specs/rendezvous.md §3.2; default true). false only measures the defence (npm run audit:shape).
+   */
+  introPow?: boolean;
   /** Hidden TCP services: port → local host:port to connect to (through `connectService`). */
   services?: Record<number, ServiceTarget>;
   /**
