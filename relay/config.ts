@@ -66,6 +66,8 @@ export const relayConfigSchema = z.strictObject({
   advertised_bandwidth: zSize({ rate: true }).optional(),
   /** Honour clients' requests for link padding (specs/link.md §4.4). */
   link_padding: z.boolean().default(true),
+  /** Act as a mix relay of message mode (specs/mix.md §4): open, delay and pass on mix packets, hold inboxes. */
+  mix: z.boolean().default(false),
   /** Padding bytes per second the relay sends across all links (default: a tenth of bandwidth_rate). */
   link_padding_budget: zSize({ rate: true }).optional(),
   /** Run the circuit padding machines clients negotiate with this relay as a middle hop (specs/padding.md). */

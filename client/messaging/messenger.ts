@@ -45,6 +45,7 @@ import { AttachmentDownload, uploadAttachment, type AttachmentProgress, type Fil
 import { ContactBook, type CardInput } from './contacts.js';
 import { Conversation } from './conversation.js';
 import { Delivery } from './delivery.js';
+import { Devices } from './devices.js';
 import { Endpoint } from './endpoint.js';
 import { Group, Groups } from './groups.js';
 import {
@@ -94,6 +95,11 @@ export class Messenger extends Emitter<MessengerEvents> {
   readonly contacts: ContactBook;
   /** The groups we are in (specs/messaging.md §13); their envelopes travel through deliver() as frames of kind 4. */
   private readonly groupTable: Groups;
+  /**
+   * Our person's devices and the device lists of others (specs/messaging.md §14): link(), unlink(),
+   * requestHistory(); send() goes to every device of a person whose list we hold. Envelopes are frames of kind 5.
+   */
+  readonly devices: Devices;
   private readonly outbox: MailboxSender;
   private readonly inbox: MailboxCollector;
   /**
@@ -138,6 +144,16 @@ export class Messenger extends Emitter<MessengerEvents> {
       emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
       error: (e) => this.emit('endpoint:error', e),
     });
+    this.devices = new Devices(
+      {
+        identity,
+        deliver: (to, data, o, content, id) => this.deliver(to, data, o, content, id),
+        contacts: async (o) => (await this.contacts.list(o)).map((c) => c.address),
+        emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
+        error: (e) => this.emit('endpoint:error', e),
+      },
+      options.devices,
+    );
     this.outbox = new MailboxSender(client, identity);
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
     // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
@@ -220,6 +236,7 @@ export class Messenger extends Emitter<MessengerEvents> {
         (m) => {
           if (this.closed) return false;
           if (m.group) return this.groupTable.receive(formatAddress(m.from), m.data).then(() => true);
+          if (m.device) return this.deviceEnvelope(formatAddress(m.from), m.data);
           let attachment: Attachment | undefined;
           if (m.attachment) {
             try {
@@ -238,7 +255,7 @@ export class Messenger extends Emitter<MessengerEvents> {
             sentAt: m.t,
             ...(attachment ? { attachment } : {}),
           };
-          return this.delivery.receive(incoming, () => this.closed);
+          return this.delivery.receive(this.devices.incoming(incoming), () => this.closed);
         },
         (e) => this.emit('endpoint:error', e),
         { signal: scope.signal },
@@ -276,7 +293,12 @@ export class Messenger extends Emitter<MessengerEvents> {
       circuit,
       stream,
       session,
-      (m): Promise<boolean> => (m.group ? this.groupTable.receive(m.from, m.data).then(() => true) : this.delivery.receive(m, () => conv.closed)),
+      (m): Promise<boolean> =>
+        m.group
+          ? this.groupTable.receive(m.from, m.data).then(() => true)
+          : m.deviceEnvelope
+            ? this.deviceEnvelope(m.from, m.data)
+            : this.delivery.receive(this.devices.incoming(m), () => conv.closed),
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
       onAuthenticated,
@@ -286,6 +308,17 @@ export class Messenger extends Emitter<MessengerEvents> {
     stream.once('stream:end', forget);
     circuit.once('circuit:close', forget);
     return conv;
+  }
+
+  /** A device envelope from `from` (specs/messaging.md §14.2); a refusal is reported, and the envelope taken as handled. */
+  private deviceEnvelope(from: string, data: Uint8Array): Promise<boolean> {
+    return this.devices.receive(from, data).then(
+      () => true,
+      (e: unknown) => {
+        this.emit('endpoint:error', asAlliumError(e, 'device envelope refused'));
+        return true;
+      },
+    );
   }
 
   /**
@@ -381,7 +414,8 @@ export class Messenger extends Emitter<MessengerEvents> {
    * ERR_ABORTED the message may still arrive (once).
    */
   send(address: string, data: Uint8Array, options: SendOptions = {}): Promise<SendReceipt> {
-    return this.deliver(address, data, options, 'data', crypto().random(MESSAGE_ID_LEN));
+    // To every device of a person whose list we hold, and a copy to our sibling devices (specs/messaging.md §14.5).
+    return this.devices.send(address, data, options, 'data', crypto().random(MESSAGE_ID_LEN));
   }
 
   /** send(), for application data, an attachment descriptor or a group envelope (`content`), under the message id `id`. */
@@ -411,11 +445,12 @@ export class Messenger extends Emitter<MessengerEvents> {
           this.offlineUntil.set(to, now + OFFLINE_RECHECK_MS);
         }
       }
-      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean; group: boolean } = {
+      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean; group: boolean; device: boolean } = {
         id,
         signal,
         attachment: content === 'attachment',
         group: content === 'group',
+        device: content === 'device',
       };
       const ttl = options.ttlMs ?? this.options.offline?.ttlMs;
       if (ttl !== undefined) deposit.ttlMs = ttl;
@@ -495,7 +530,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       if (options.offline !== undefined) sendOptions.offline = options.offline;
       if (options.ttlMs !== undefined) sendOptions.ttlMs = options.ttlMs;
       if (options.clientAuth !== undefined) sendOptions.clientAuth = options.clientAuth;
-      const receipt = await this.deliver(to, encodeAttachment(attachment), sendOptions, 'attachment', id);
+      const receipt = await this.devices.send(to, encodeAttachment(attachment), sendOptions, 'attachment', id);
       return { ...receipt, attachment };
     } catch (e) {
       throw asAlliumError(dl.wrap(e), 'sendFile failed');
@@ -620,6 +655,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.files.close();
     this.outbox.close();
     this.delivery.close();
+    this.devices.close();
   }
 }
 

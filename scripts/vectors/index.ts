@@ -7,9 +7,11 @@ import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
 import { consensusFile } from './consensus.js';
 import { contactsFile } from './contacts.js';
+import { devicesFile } from './devices.js';
 import { groupsFile } from './groups.js';
 import { introPowFile } from './intro-pow.js';
 import { mailboxFile } from './mailbox.js';
+import { mixFile } from './mix.js';
 import type { VectorFile } from './common.js';
 import { linkFile } from './link.js';
 import { ntorOnionFile } from './ntor-onion.js';
@@ -32,6 +34,8 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'contacts.json': contactsFile,
   'groups.json': groupsFile,
   'padding.json': paddingFile,
+  'devices.json': devicesFile,
+  'mix.json': mixFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */
