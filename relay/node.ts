@@ -64,6 +64,7 @@ import { PRIVATE_REJECT_LINES, type ExitNetwork, type ExitService } from './exit
 import { LinkAccounting } from './link-accounting.js';
 import { createCircuitParts } from './node-parts.js';
 import type { EchoService } from './measurement.js';
+import type { CircuitPaddingService } from './circuit-padding.js';
 import type { MemoryGuard } from './memory-guard.js';
 import type { RelayMetrics } from './metrics.js';
 import { Overlay } from './overlay.js';
@@ -169,6 +170,8 @@ class Node extends Emitter<RelayNodeEvents> {
   readonly streams: StreamsHandler | null;
   readonly rendezvous: RendezvousService | null;
   readonly echo: EchoService | null;
+  /** Circuit padding machines (specs/padding.md). */
+  readonly padding: CircuitPaddingService | null;
   readonly exit: ExitService | null;
   readonly store: BlockStore | null;
   readonly content: ContentService | null;
@@ -287,6 +290,7 @@ class Node extends Emitter<RelayNodeEvents> {
     this.streams = parts?.streams ?? null;
     this.rendezvous = parts?.rendezvous ?? null;
     this.echo = parts?.echo ?? null;
+    this.padding = parts?.padding ?? null;
     this.exit = parts?.exit ?? null;
     this.content = parts?.content ?? null;
     this.replicator = parts?.replicator ?? null;

@@ -16,6 +16,7 @@ import { mixFile } from './mix.js';
 import type { VectorFile } from './common.js';
 import { linkFile } from './link.js';
 import { ntorOnionFile } from './ntor-onion.js';
+import { paddingFile } from './padding.js';
 import { relayCryptoFile } from './relay-crypto.js';
 import { relayPayloadFile } from './relay-payload.js';
 import { siteFile } from './site.js';
@@ -33,6 +34,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'intro-pow.json': introPowFile,
   'contacts.json': contactsFile,
   'groups.json': groupsFile,
+  'padding.json': paddingFile,
   'devices.json': devicesFile,
   'mix.json': mixFile,
   'directory-want.json': directoryWantFile,
