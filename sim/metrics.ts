@@ -66,6 +66,9 @@ export class SimMetrics {
   readonly gossipPulls = new Counter();
   readonly paddingFrames = new Counter();
   readonly paddingSkipped = new Counter();
+  readonly circuitPaddingCells = new Counter();
+  readonly circuitPaddingRefused = new Counter();
+  readonly circuitPaddingReceived = new Counter();
 
   /** This object where the relay components expect their prom-client metrics. */
   get asRelayMetrics(): RelayMetrics {

@@ -895,7 +895,7 @@ export class Groups {
   }
 
   /**
-   * An envelope from `from` (authenticated by the pairwise session or the mailbox signature). Errors are reported
+   * An envelope from `from` (authenticated by the pairwise session or the mailbox item's MAC). Errors are reported
    * through the host (never thrown back to the conversation): a bad envelope is dropped, the conversation goes on.
    * Resolves once what the envelope changed is saved (and its message, if any, emitted): the caller acknowledges it
    * then.

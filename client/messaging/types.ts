@@ -11,6 +11,7 @@ import type { MuxStream } from '../../net/stream-mux.js';
 import type { AddressConnector, CircuitSource } from '../client.js';
 import type { AttachmentProgress } from './attachments.js';
 import type { Contact, ContactStorage, IdentityChange } from './contacts.js';
+import type { DeviceEvents, DeviceLimits, DeviceReceipt } from './device-types.js';
 import type { GroupEvents, GroupLimits } from './groups.js';
 import type { GroupStorage } from './group-store.js';
 import type { EndpointLimits } from './limits.js';
@@ -79,10 +80,23 @@ export interface IncomingMessage {
    * emits it as a message; group messages arrive as 'group:message' events.
    */
   readonly group?: true;
+  /**
+   * Internal: `data` is a device envelope (specs/messaging.md §14.2), handled by the messenger's devices and never
+   * emitted as a message.
+   */
+  readonly deviceEnvelope?: true;
+  /**
+   * The address of the device that sent the message, when it is one of the sender's linked devices
+   * (specs/messaging.md §14.5): `from` is then the person's address (its primary's), this the device's.
+   */
+  readonly device?: string;
 }
 
-/** What happened to a message given to send(). */
-export type SendReceipt =
+/**
+ * What happened to a message given to send(). Sent to a person with several devices (specs/messaging.md §14.5), the
+ * receipt is the best of its devices' ('delivered' if one acknowledged it) and `devices` says what each made of it.
+ */
+export type SendReceipt = (
   | {
       /**
        * Acknowledged end to end: the recipient's Messenger received the message over a live session and emitted it
@@ -106,7 +120,11 @@ export type SendReceipt =
       readonly id: string;
       /** When relays drop it if it has not been collected (Unix ms). */
       readonly expires: number;
-    };
+    }
+) & {
+  /** Sent to a person whose device list we hold: what each of its devices made of the message. */
+  readonly devices?: readonly DeviceReceipt[];
+};
 
 /**
  * `signal` stops the send (ERR_ABORTED). A message already handed to a conversation may still arrive: an aborted or
@@ -192,6 +210,8 @@ export interface MessengerOptions {
   groupStorage?: GroupStorage;
   /** Bounds on groups and what members can make us hold (defaults: the constants of the same names, specs/limits.md). */
   groupLimits?: Partial<GroupLimits>;
+  /** Device lists held and history kept (defaults: MAX_DEVICE_LISTS, MAX_HISTORY_*, specs/limits.md). */
+  devices?: Partial<DeviceLimits>;
   /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */
   limits?: Partial<EndpointLimits>;
   /** Offline mailboxes. */
@@ -229,7 +249,8 @@ export type MessengerEvents = {
   /** A contact's key was marked verified. */
   'contact:verified': [Contact];
   'contact:removed': [string];
-} & GroupEvents;
+} & GroupEvents &
+  DeviceEvents;
 
 /** `e` as an AlliumError (ERR_INTERNAL with `what` for anything else), as events report errors. */
 export function asAlliumError(e: unknown, what: string): AlliumError {
