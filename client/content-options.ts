@@ -68,4 +68,11 @@ export interface ContentOptions {
   concurrency?: number;
   /** Largest manifest `get` assembles from parts (default MAX_MANIFEST_BYTES, 64 MiB: files up to about 22 GB). */
   maxManifestBytes?: number;
+  /**
+   * How long an operation's STORE circuit to a holder takes new requests after its first (default 10 minutes,
+   * CONTENT_CIRCUIT_DIRTINESS, content.md §8.2); a FETCH circuit always carries one request.
+   */
+  circuitDirtinessMs?: number;
+  /** The clock that limit is read from (default Date.now; tests inject one). */
+  now?: () => number;
 }

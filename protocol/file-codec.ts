@@ -279,9 +279,48 @@ export function fileBlocks(file: OpenedFile): BlockRef[] {
   return [...file.manifestBlocks, ...file.segs.flatMap(([, , refs]) => refs)];
 }
 
+/**
+ * Class(n) of specs/content.md §8.2: the number of blocks a fetch that needs `n` asks for, `n` rounded up to one of 8
+ * classes per doubling above 8 (at most 12.5 % more), so that files of one class give the same request count.
+ */
+export function requestClass(n: number): number {
+  if (n <= 8) return n;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 3);
+  return Math.ceil(n / step) * step;
+}
+
+/**
+ * How many check blocks of each segment pad a fetch of `segs` (those a read covers) to Class(already + their data
+ * blocks), spread as evenly as their check blocks allow (content.md §8.2).
+ */
+export function paddingPlan(segs: readonly (readonly [number, number, ...unknown[]])[], already: number): number[] {
+  const needed = already + segs.reduce((n, [k]) => n + k, 0);
+  let extra = requestClass(needed) - needed;
+  const plan: number[] = segs.map(() => 0);
+  while (extra > 0) {
+    let added = false;
+    for (let i = 0; i < segs.length && extra > 0; i++) {
+      if (plan[i]! < segs[i]![1]) {
+        plan[i]!++;
+        extra--;
+        added = true;
+      }
+    }
+    if (!added) break;
+  }
+  return plan;
+}
+
 export interface ReadOptions {
   /** Blocks fetched at once (default 16). */
   concurrency?: number;
+  /**
+   * Pads the read's requests to a size class with check blocks (content.md §8.2); `already` counts requests the
+   * operation made before (the manifest blocks read to open the file). Default: no padding.
+   */
+  pad?: { already: number };
+  /** Puts the block indices of a segment in the order they are fetched (default: as they are; the client shuffles). */
+  order?: (indices: number[]) => number[];
   /** First byte to yield (default 0). */
   start?: number;
   /** One past the last byte to yield (default the file's size). */
@@ -309,8 +348,26 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
   const limit = options.concurrency ?? DEFAULT_DECODE_CONCURRENCY;
   const lastBlockLen = file.size - (Math.ceil(file.size / BLOCK_PAYLOAD_MAX) - 1) * BLOCK_PAYLOAD_MAX;
   let done = 0;
+  const order = options.order ?? ((x: number[]): number[] => x);
+  // The segments the range covers, and the check blocks that pad their fetch to a class.
+  const covered: number[] = [];
+  for (let i = 0, off = 0; i < file.segs.length; i++) {
+    const [k] = file.segs[i]!;
+    const len = Math.min(k * BLOCK_PAYLOAD_MAX, file.size - off);
+    if (off + len > start && off < end) covered.push(i);
+    off += len;
+  }
+  const plan = options.pad
+    ? paddingPlan(
+        covered.map((i) => file.segs[i]!),
+        options.pad.already,
+      )
+    : covered.map(() => 0);
+  const padOf = new Map(covered.map((i, j) => [i, plan[j]!]));
   let offset = 0; // file offset of the segment's first byte
+  let segIndex = -1;
   for (const [k, m, refs] of file.segs) {
+    segIndex++;
     const segLen = Math.min(k * BLOCK_PAYLOAD_MAX, file.size - offset);
     const segStart = offset;
     offset += segLen;
@@ -338,14 +395,17 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
       };
       await Promise.all(Array.from({ length: Math.min(limit, idx.length) }, worker));
     };
-    await fetchInto(Array.from({ length: k }, (_, i) => i));
-    let missing = shards.slice(0, k).filter((s) => s === null).length;
-    let checkIdx = k;
-    while (missing > 0 && checkIdx < k + m) {
+    // Data blocks and the padding's check blocks in one random order; further check blocks only for what is missing.
+    const checks = order(Array.from({ length: m }, (_, i) => k + i));
+    const pad = padOf.get(segIndex) ?? 0;
+    await fetchInto(order([...Array.from({ length: k }, (_, i) => i), ...checks.slice(0, pad)]));
+    let missing = Math.max(0, k - shards.filter((s) => s !== null).length);
+    let checkIdx = pad;
+    while (missing > 0 && checkIdx < m) {
       const batch: number[] = [];
-      while (batch.length < missing && checkIdx < k + m) batch.push(checkIdx++);
+      while (batch.length < missing && checkIdx < m) batch.push(checks[checkIdx++]!);
       await fetchInto(batch);
-      missing = k - shards.filter((s) => s !== null).length;
+      missing = Math.max(0, k - shards.filter((s) => s !== null).length);
     }
     if (missing > 0 && unreachable) {
       throw new AlliumError(
