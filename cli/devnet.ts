@@ -12,7 +12,7 @@ import { ContentClient } from '../client/content.js';
 import { Messenger } from '../client/messaging/node.js';
 import { startSocksServer } from '../client/socks.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
-import { ConfigError } from '../protocol/errors.js';
+import { AlliumError, ConfigError } from '../protocol/errors.js';
 import { SQLITE_INSTALL, sqliteUnavailable } from '../relay/sqlite.js';
 import { IdentityKey } from '../crypto/keys.js';
 import { toHex } from '../protocol/bytes.js';
@@ -407,14 +407,24 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     const bob = new Messenger(bobClient);
     messengers.push(alice, bob);
     const tMsg = Date.now();
-    await alice.startListening();
-    const received = new Promise<string>((res) => alice.once('message:received', (m) => res(new TextDecoder().decode(m.data))));
-    await bob.send(alice.address, new TextEncoder().encode('Hello Alice, from Bob (end-to-end encrypted).'));
+    // Both listen, as any messaging app does: a reply reaches Bob live, or through his mailbox if it must.
+    await Promise.all([alice.startListening(), bob.startListening()]);
+    const next = (m: Messenger, what: string): Promise<string> =>
+      new Promise<string>((res, rej) => {
+        const t = setTimeout(() => rej(new AlliumError('ERR_TIMEOUT', `${what} did not arrive within 60 s`)), 60_000);
+        m.once('message:received', (r) => {
+          clearTimeout(t);
+          res(new TextDecoder().decode(r.data));
+        });
+      });
+    const received = next(alice, "Bob's message");
+    const sent = await bob.send(alice.address, new TextEncoder().encode('Hello Alice, from Bob (end-to-end encrypted).'));
     const text = await received;
-    const answered = new Promise<string>((res) => bob.once('message:received', (m) => res(new TextDecoder().decode(m.data))));
-    await alice.send(bob.address, new TextEncoder().encode('Hi Bob! Neither of us knows where the other is.'));
+    const answered = next(bob, "Alice's answer");
+    const replied = await alice.send(bob.address, new TextEncoder().encode('Hi Bob! Neither of us knows where the other is.'));
     const answer = await answered;
-    say(c.green(`✓ two identities exchanged messages through a rendezvous point in ${Date.now() - tMsg} ms:`));
+    const how = sent.status === 'delivered' && replied.status === 'delivered' ? 'through a rendezvous point' : 'through a rendezvous point and mailboxes';
+    say(c.green(`✓ two identities exchanged messages ${how} in ${Date.now() - tMsg} ms:`));
     say(`    ${c.dim(bob.address.slice(0, 12) + '… → ' + alice.address.slice(0, 12) + '…: ' + text)}`);
     say(`    ${c.dim(alice.address.slice(0, 12) + '… → ' + bob.address.slice(0, 12) + '…: ' + answer)}`);
 

@@ -75,13 +75,14 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
   if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
   const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
   const view = client.directory.view;
-  const tried = new Set(introRelays);
-  // A rendezvous point that cannot be reached (gone, but still in the directory) is replaced by another.
+  const tried = new Set<string>();
+  // A rendezvous point that cannot be reached (gone, but still in the directory) is replaced by another. One that is
+  // none of the endpoint's introduction points is preferred; in a network too small for that, one of them serves.
   let circuit: ClientCircuit | null = null;
   let rp: Descriptor | undefined;
   let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
   for (let attempt = 0; attempt < 3 && !circuit; attempt++) {
-    rp = pickServicePoint(view, 'rendezvous', tried);
+    rp = pickServicePoint(view, 'rendezvous', new Set([...tried, ...introRelays])) ?? pickServicePoint(view, 'rendezvous', tried);
     if (!rp) break;
     tried.add(rp.fingerprint);
     try {
