@@ -69,10 +69,12 @@ export interface ContentOptions {
   /** Largest manifest `get` assembles from parts (default MAX_MANIFEST_BYTES, 64 MiB: files up to about 22 GB). */
   maxManifestBytes?: number;
   /**
-   * How long an operation's STORE circuit to a holder takes new requests after its first (default 10 minutes,
-   * CONTENT_CIRCUIT_DIRTINESS, content.md §8.2); a FETCH circuit always carries one request.
+   * How long one of an operation's circuits takes new requests after its first (default 10 minutes,
+   * CONTENT_CIRCUIT_DIRTINESS, content.md §8.2).
    */
   circuitDirtinessMs?: number;
+  /** Circuits (each to a forwarder) per operation (default 3, CONTENT_CIRCUITS_PER_OPERATION, content.md §8.2). */
+  circuitsPerOperation?: number;
   /** The clock that limit is read from (default Date.now; tests inject one). */
   now?: () => number;
 }

@@ -1,9 +1,9 @@
 /**
  * Publishing and fetching content (docs/developer-guide.md §Content): put a file, get a link; anyone with the
- * link gets the file back through anonymous circuits. Every request to a holder travels through a circuit whose
- * last hop is that holder, so the holder does not learn who asked; and those circuits are used so that the entry
- * does not learn what (content.md §8.2, client/content-circuits.ts): a fresh circuit per FETCH, STORE circuits per
- * operation and holder, blocks in random order, fetches padded to a size class.
+ * link gets the file back through anonymous circuits. Every request to a holder travels through a circuit to a
+ * forwarder, which passes it one hop on to the holder (content.md §8.3), so the holder does not learn who asked;
+ * and those circuits are used so that the entry does not learn what (content.md §8.2, client/content-circuits.ts):
+ * a few circuits per operation whatever the holders, blocks in random order, fetches padded to a size class.
  *
  *   const link = await content.put(bytes, { onProgress })            // random keys (content.md §9)
  *   const same = await content.put(bytes, { convergent: true })      // opt-in: same file, same link, deduplicated
@@ -32,7 +32,7 @@ import type { ClientCircuit } from '../net/circuit.js';
 import { Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
 import { crypto } from '../crypto/index.js';
 import type { CircuitSource } from './client.js';
-import { ContentCircuits, type StoreCircuits } from './content-circuits.js';
+import { ContentCircuits, type OperationCircuits } from './content-circuits.js';
 
 import type { ContentOptions, GetOptions, LatestEditionOptions, OpenedContent, PublishOptions, PutOptions } from './content-options.js';
 
@@ -65,6 +65,7 @@ export class ContentClient {
     const circuitOptions: ConstructorParameters<typeof ContentCircuits>[1] = {};
     if (options.now) circuitOptions.now = options.now;
     if (options.circuitDirtinessMs !== undefined) circuitOptions.dirtinessMs = options.circuitDirtinessMs;
+    if (options.circuitsPerOperation !== undefined) circuitOptions.perOperation = options.circuitsPerOperation;
     this.circuits = new ContentCircuits(client, circuitOptions);
   }
 
@@ -97,14 +98,7 @@ export class ContentClient {
    * holder that could not be reached. Throws ERR_UNREACHABLE when there is no store relay, ERR_ABORTED.
    */
   storeAll(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
-    return this.scoped(options, async (signal) => {
-      const op = this.circuits.operation();
-      try {
-        return await this.storeAllWith(kind, rk, bytes, signal, op);
-      } finally {
-        op.close();
-      }
-    });
+    return this.operation(options, (signal, op) => this.storeAllWith(kind, rk, bytes, signal, op));
   }
 
   /** Runs `f` under the caller's signal and close()'s. */
@@ -112,37 +106,44 @@ export class ContentClient {
     return this.shutdown.run(options, f);
   }
 
-  /** storeAll on the operation `op`'s STORE circuits. */
-  private async storeAllWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal, op: StoreCircuits): Promise<ContentStatus[]> {
-    const holders = this.holders(rk);
-    if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
-    return Promise.all(
-      holders.map(async (h) => {
-        for (let attempt = 0; attempt < 2; attempt++) {
-          try {
-            return await op.with(h, signal, (c) => storeItem(c, kind, rk, bytes, { signal }));
-          } catch (e) {
-            if (e instanceof AbortedError) throw e;
-          }
-        }
-        return 'refused' as ContentStatus;
-      }),
-    );
-  }
-
-  /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
-  storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
+  /** Runs `f` as one operation (content.md §8.2): on circuits of its own, closed when it ends. */
+  private operation<T>(options: AbortOptions, f: (signal: AbortSignal, op: OperationCircuits) => Promise<T>): Promise<T> {
     return this.scoped(options, async (signal) => {
       const op = this.circuits.operation();
       try {
-        return await this.storeEverywhereWith(kind, rk, bytes, signal, op);
+        return await f(signal, op);
       } finally {
         op.close();
       }
     });
   }
 
-  private async storeEverywhereWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal, op: StoreCircuits): Promise<ContentStatus[]> {
+  /** storeAll on the operation `op`'s STORE circuits. */
+  private async storeAllWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal, op: OperationCircuits): Promise<ContentStatus[]> {
+    const holders = this.holders(rk);
+    if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
+    return Promise.all(holders.map((h) => this.storeAt(op, h, kind, rk, bytes, signal)));
+  }
+
+  /** Stores at one holder (two tries); a forwarder that could not ask it counts as a failed try; 'refused' when none. */
+  private async storeAt(op: OperationCircuits, h: Descriptor, kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal): Promise<ContentStatus> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const status = await op.with(h, signal, (c, f) => storeItem(c, kind, rk, bytes, f ? { signal, forwardTo: f } : { signal }));
+        if (status !== 'unreachable' && status !== 'unknown') return status;
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+      }
+    }
+    return 'refused';
+  }
+
+  /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
+  storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
+    return this.operation(options, (signal, op) => this.storeEverywhereWith(kind, rk, bytes, signal, op));
+  }
+
+  private async storeEverywhereWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal, op: OperationCircuits): Promise<ContentStatus[]> {
     const results = await this.storeAllWith(kind, rk, bytes, signal, op);
     if (results.length > 0 && results.every((r) => r === 'quota')) {
       throw new AlliumError('ERR_QUOTA', 'every holder refused: storage quota full');
@@ -159,10 +160,16 @@ export class ContentClient {
    * answered without it; ERR_UNREACHABLE when none had it but some could not be asked (or there is no holder).
    */
   fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, options: AbortOptions = {}): Promise<Uint8Array | null> {
-    return this.scoped(options, (signal) => this.fetchAnywhereWith(kind, rk, check, signal));
+    return this.operation(options, (signal, op) => this.fetchAnywhereWith(op, kind, rk, check, signal));
   }
 
-  private async fetchAnywhereWith(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchAnywhereWith(
+    op: OperationCircuits,
+    kind: ContentKind,
+    rk: Uint8Array,
+    check: (bytes: Uint8Array) => boolean,
+    signal: AbortSignal,
+  ): Promise<Uint8Array | null> {
     const lacking: Descriptor[] = [];
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
@@ -173,11 +180,12 @@ export class ContentClient {
     for (const h of [...holders, ...this.fallbackHolders(rk)]) {
       throwIfAborted(signal);
       try {
-        const bytes = await this.fetchFrom(h, kind, rk, signal);
+        const bytes = await this.fetchFrom(op, h, kind, rk, signal);
         if (bytes && check(bytes)) {
           for (const l of lacking.filter((x) => holders.includes(x))) {
             this.repairs++;
-            void this.shutdown.run({}, (s) => this.circuits.once(l, s, (c) => storeItem(c, kind, rk, bytes, { signal: s }))).catch(() => undefined);
+            // On this operation's circuits, which stay open until the repair settles.
+            void this.shutdown.run({}, (s) => this.storeAt(op, l, kind, rk, bytes, s)).catch(() => undefined);
           }
           return bytes;
         }
@@ -196,26 +204,23 @@ export class ContentClient {
   }
 
   /**
-   * One item from one holder, on a circuit built for this request alone (content.md §8.2). A circuit that could not
-   * be built, or that closed under the request (a relay on it restarted, or destroyed it just then), is no answer
-   * from the holder: one more try on a fresh circuit. A holder that accepted the request and then stalled is not
-   * asked again.
+   * One item from one holder, through one of the operation's circuits and its forwarder (content.md §8.2). A circuit
+   * that could not be built, or that closed under the request (a relay on it restarted, or destroyed it just then),
+   * is no answer from the holder: one more try on another circuit. A holder that accepted the request and then
+   * stalled, or that the forwarder could not ask, is not asked again.
    */
-  private async fetchFrom(h: Descriptor, kind: ContentKind, rk: Uint8Array, signal: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchFrom(op: OperationCircuits, h: Descriptor, kind: ContentKind, rk: Uint8Array, signal: AbortSignal): Promise<Uint8Array | null> {
     for (let attempt = 0; ; attempt++) {
-      let circuit: ClientCircuit;
+      let circuit: ClientCircuit | null = null;
       try {
-        circuit = await this.circuits.build(h, signal);
+        return await op.with(h, signal, (c, f) => {
+          circuit = c;
+          return fetchItem(c, kind, rk, f ? { signal, forwardTo: f } : { signal });
+        });
       } catch (e) {
-        if (e instanceof AbortedError || attempt > 0) throw e;
-        continue;
-      }
-      try {
-        return await fetchItem(circuit, kind, rk, { signal });
-      } catch (e) {
-        if (e instanceof AbortedError || attempt > 0 || !isAlliumError(e) || e.code !== 'ERR_LINK_CLOSED' || circuit.state === 'open') throw e;
-      } finally {
-        circuit.close();
+        const c = circuit as ClientCircuit | null;
+        const noCircuit = c === null || (isAlliumError(e) && e.code === 'ERR_LINK_CLOSED' && c.state !== 'open');
+        if (e instanceof AbortedError || attempt > 0 || !noCircuit) throw e;
       }
     }
   }
@@ -225,14 +230,14 @@ export class ContentClient {
    * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out.
    */
   fetchFromAll(kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<Uint8Array[]> {
-    return this.scoped(options, (signal) => this.fetchFromAllWith(kind, rk, options.head ?? false, signal));
+    return this.operation(options, (signal, op) => this.fetchFromAllWith(op, kind, rk, options.head ?? false, signal));
   }
 
-  private async fetchFromAllWith(kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal): Promise<Uint8Array[]> {
+  private async fetchFromAllWith(op: OperationCircuits, kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal): Promise<Uint8Array[]> {
     const got = await Promise.all(
       this.holders(rk).map(async (h) => {
         try {
-          return await this.circuits.once(h, signal, (c) => fetchItem(c, kind, rk, { head, signal }));
+          return await op.with(h, signal, (c, f) => fetchItem(c, kind, rk, f ? { head, signal, forwardTo: f } : { head, signal }));
         } catch {
           throwIfAborted(signal); // our signal: stop; any other failure: just this holder
           return null;
@@ -244,14 +249,7 @@ export class ContentClient {
 
   /** Publishes bytes (or an async iterable of chunks) and returns the allium:chk link. */
   put(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<string> {
-    return this.scoped(options, async (signal) => {
-      const op = this.circuits.operation();
-      try {
-        return await this.putWith(data, { ...options, signal }, op);
-      } finally {
-        op.close();
-      }
-    });
+    return this.operation(options, (signal, op) => this.putWith(data, { ...options, signal }, op));
   }
 
   /**
@@ -261,7 +259,7 @@ export class ContentClient {
   private async putWith(
     data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     options: PutOptions & { signal: AbortSignal },
-    op: StoreCircuits,
+    op: OperationCircuits,
   ): Promise<string> {
     const secret = options.convergent ? undefined : options.convergenceSecret;
     const mode = options.convergent || secret ? 'convergent' : 'random';
@@ -327,26 +325,32 @@ export class ContentClient {
     return chk;
   }
 
-  private blockFetcher(options: AbortOptions): (ref: BlockRef) => Promise<Uint8Array | null> {
-    return (ref) => this.fetchAnywhere('block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), options);
+  /** Fetches blocks as part of the operation `op`. */
+  private blockFetcher(op: OperationCircuits, options: AbortOptions): (ref: BlockRef) => Promise<Uint8Array | null> {
+    return (ref) => this.scoped(options, (signal) => this.fetchAnywhereWith(op, 'block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), signal));
   }
 
-  /** Reads a file's manifest (root and parts). */
-  private async openManifest(root: BlockRef | string, options: AbortOptions): Promise<OpenedFile> {
+  /** Reads a file's manifest (root and parts) as part of the operation `op`. */
+  private async openManifest(root: BlockRef | string, op: OperationCircuits, options: AbortOptions): Promise<OpenedFile> {
     const ref = typeof root === 'string' ? await this.rootOf(root, options) : root;
     const limits: { concurrency: number; maxManifestBytes?: number } = { concurrency: this.concurrency };
     if (this.maxManifestBytes !== undefined) limits.maxManifestBytes = this.maxManifestBytes;
-    return notFoundAsContent(openFile(this.blockFetcher(options), ref, limits));
+    return notFoundAsContent(openFile(this.blockFetcher(op, options), ref, limits));
   }
 
   /** Bytes of an opened file, its blocks fetched in random order and padded to a class (`already`: requests made). */
-  private async *readOpened(file: OpenedFile, already: number, o: { start?: number; end?: number; onProgress?: GetOptions['onProgress'] } & AbortOptions) {
+  private async *readOpened(
+    file: OpenedFile,
+    op: OperationCircuits,
+    already: number,
+    o: { start?: number; end?: number; onProgress?: GetOptions['onProgress'] } & AbortOptions,
+  ) {
     const ro: ReadOptions = { concurrency: this.concurrency, order: shuffled, pad: { already } };
     if (o.start !== undefined) ro.start = o.start;
     if (o.end !== undefined) ro.end = o.end;
     if (o.onProgress) ro.onProgress = o.onProgress;
     try {
-      yield* readFile(file, this.blockFetcher(signalOption(o.signal)), ro);
+      yield* readFile(file, this.blockFetcher(op, signalOption(o.signal)), ro);
     } catch (e) {
       if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);
       throw e;
@@ -355,24 +359,35 @@ export class ContentClient {
 
   /**
    * Opens a file by its root (or link): reads its manifest and returns its size and a range reader (whose reads
-   * take their own signal, else this call's). Throws ERR_NOT_FOUND, ERR_UNREACHABLE, ERR_CONTENT, ERR_LIMIT,
-   * ERR_ABORTED.
+   * take their own signal, else this call's). The manifest read is one operation, each read another (content.md
+   * §8.2). Throws ERR_NOT_FOUND, ERR_UNREACHABLE, ERR_CONTENT, ERR_LIMIT, ERR_ABORTED.
    */
   async open(root: BlockRef | string, options: AbortOptions = {}): Promise<OpenedContent> {
-    const file = await this.openManifest(root, options);
-    const read = (o: Parameters<OpenedContent['read']>[0] = {}): AsyncGenerator<Uint8Array> =>
-      this.readOpened(file, 0, { ...o, ...signalOption(o.signal ?? options.signal) });
+    const file = await this.operation(options, (signal, op) => this.openManifest(root, op, { signal }));
+    const read = (o: Parameters<OpenedContent['read']>[0] = {}): AsyncGenerator<Uint8Array> => this.readAsOperation(file, { ...o, ...signalOption(o.signal ?? options.signal) });
     return { size: file.size, blocks: () => fileBlocks(file), read };
+  }
+
+  /** One read of an opened file as an operation of its own. */
+  private async *readAsOperation(file: OpenedFile, o: { start?: number; end?: number; onProgress?: GetOptions['onProgress'] } & AbortOptions) {
+    const op = this.circuits.operation();
+    try {
+      yield* this.readOpened(file, op, 0, o);
+    } finally {
+      op.close();
+    }
   }
 
   /** Fetches a link's content as chunks, in order. */
   async *getStream(link: string, options: GetOptions = {}): AsyncGenerator<Uint8Array> {
     const scope = this.shutdown.scope(options.signal);
+    const op = this.circuits.operation();
     try {
-      const file = await this.openManifest(link, { signal: scope.signal });
+      const file = await this.openManifest(link, op, { signal: scope.signal });
       // The manifest blocks count towards the fetch's class (content.md §8.2).
-      yield* this.readOpened(file, file.manifestBlocks.length, { ...(options.onProgress ? { onProgress: options.onProgress } : {}), signal: scope.signal });
+      yield* this.readOpened(file, op, file.manifestBlocks.length, { ...(options.onProgress ? { onProgress: options.onProgress } : {}), signal: scope.signal });
     } finally {
+      op.close();
       scope.dispose();
     }
   }
@@ -408,10 +423,15 @@ export class ContentClient {
    * than null when no edition was found and some holder of the key itself could not be asked.
    */
   latestEdition(key: SskKey, options: LatestEditionOptions = {}): Promise<{ edition: number; target: string } | null> {
-    return this.scoped(options, (signal) => this.latestEditionWith(key, options, signal));
+    return this.operation(options, (signal, op) => this.latestEditionWith(op, key, options, signal));
   }
 
-  private async latestEditionWith(key: SskKey, options: LatestEditionOptions, signal: AbortSignal): Promise<{ edition: number; target: string } | null> {
+  private async latestEditionWith(
+    op: OperationCircuits,
+    key: SskKey,
+    options: LatestEditionOptions,
+    signal: AbortSignal,
+  ): Promise<{ edition: number; target: string } | null> {
     const keys = [key, ...(options.hints === false ? [] : editionPeriods(options.now ?? Date.now()).map((p) => hintKey(key, p)))];
     let best: { edition: number; target: string } | null = null;
     let unreachable = 0;
@@ -425,7 +445,7 @@ export class ContentClient {
           holders.map(async (h) => {
             let bytes: Uint8Array | null;
             try {
-              bytes = await this.circuits.once(h, signal, (c) => fetchItem(c, 'record', rk, { signal }));
+              bytes = await op.with(h, signal, (c, f) => fetchItem(c, 'record', rk, f ? { signal, forwardTo: f } : { signal }));
             } catch {
               if (i === 0) unreachable++;
               return;

@@ -1,11 +1,22 @@
 /**
- * The requesting side of content streams (specs/content.md §8), over any circuit whose last hop is the holder:
- * used by clients, and by relays re-replicating blocks. Each call is one stream, which the requester ends itself
+ * The requesting side of content streams (specs/content.md §8), over a circuit whose last hop is the holder (relays
+ * re-replicating blocks, forwarders) or a forwarder that passes the request on to the holder named in `forwardTo`
+ * (clients, §8.3). Each call is one stream, which the requester ends itself
  * once the request is settled (reply, error, timeout or abort): a holder that never sends END cannot keep stream ids
  * of a reused circuit taken.
  */
 import { concatBytes } from '../protocol/bytes.js';
-import { decodeFetched, decodeStored, encodeFetch, encodeStore, MAX_CONTENT_ITEM, type ContentKind, type ContentStatus } from '../protocol/content-messages.js';
+import {
+  decodeFetched,
+  decodeStored,
+  encodeFetch,
+  encodeStore,
+  MAX_CONTENT_ITEM,
+  type ContentKind,
+  type ContentStatus,
+  type FetchRequest,
+  type StoreRequest,
+} from '../protocol/content-messages.js';
 import { AlliumError, ProtocolError } from '../protocol/errors.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { EndReason, endReasonOf } from '../protocol/stream-messages.js';
@@ -15,14 +26,25 @@ import type { MuxStream } from './stream-mux.js';
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+/** What a request may add to the defaults. */
+export interface RequestOptions extends AbortOptions {
+  /** The holder's identity key: the circuit's last hop forwards the request to it (specs/content.md §8.3). */
+  forwardTo?: Uint8Array;
+  /** Default 30 s. */
+  timeoutMs?: number;
+}
+
+/** A forwarder's answer that the holder could not be asked (content.md §8.3): an error, never "not held". */
+const NOT_ASKED = new Set<ContentStatus>(['unknown', 'unreachable', 'refused']);
+
 /** The END a requester sends for a request settled with `err` (null: answered). */
 function endReasonFor(err: AlliumError | null): EndReason {
   return err === null ? EndReason.DONE : endReasonOf(err);
 }
 
 /** One request with REQUEST_TIMEOUT_MS (net/abort.ts): `start` begins it and returns its cleanup. */
-function request<T>(start: (done: Settle<T>) => (err: AlliumError | null) => void, signal: AbortSignal | undefined): Promise<T> {
-  return settleWithin(start, { timeoutMs: REQUEST_TIMEOUT_MS, timeoutMessage: 'content request timed out', ...signalOption(signal) });
+function request<T>(start: (done: Settle<T>) => (err: AlliumError | null) => void, options: RequestOptions): Promise<T> {
+  return settleWithin(start, { timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS, timeoutMessage: 'content request timed out', ...signalOption(options.signal) });
 }
 
 /** Ends the request's stream at our side and tells the holder (nothing happens if the holder already ended it). */
@@ -36,9 +58,8 @@ export function storeItem(
   kind: ContentKind,
   rk: Uint8Array,
   bytes: Uint8Array,
-  options: { cache?: boolean } & AbortOptions = {},
+  options: { cache?: boolean } & RequestOptions = {},
 ): Promise<ContentStatus> {
-  const signal = options.signal;
   return request<ContentStatus>((done) => {
     if (circuit.state !== 'open') {
       done(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
@@ -55,22 +76,27 @@ export function storeItem(
       }
     });
     const offEnd = s.on('stream:end', () => done(new AlliumError('ERR_LINK_CLOSED', 'holder ended the request')));
-    circuit.send({ command: RelayCommand.STORE, streamId: s.id, data: encodeStore({ k: rk, t: kind, n: bytes.length, c: options.cache ?? false }) });
+    const req: StoreRequest = { k: rk, t: kind, n: bytes.length, c: options.cache ?? false };
+    if (options.forwardTo) req.f = options.forwardTo;
+    circuit.send({ command: RelayCommand.STORE, streamId: s.id, data: encodeStore(req) });
     s.write(bytes);
     return (err) => {
       offReply();
       offEnd();
       endStream(circuit, s, err);
     };
-  }, signal);
+  }, options);
 }
 
-/** Fetches one item from the circuit's last hop: the bytes, or null when the holder does not have it. */
+/**
+ * Fetches one item from the circuit's last hop (or the holder it forwards to): the bytes, or null when the holder
+ * does not have it. A forwarder's `unknown`, `unreachable` or `refused` is ERR_UNREACHABLE: the holder was not asked.
+ */
 export function fetchItem(
   circuit: ClientCircuit,
   kind: ContentKind,
   rk: Uint8Array,
-  options: { head?: boolean } & AbortOptions = {},
+  options: { head?: boolean } & RequestOptions = {},
 ): Promise<Uint8Array | null> {
   return request<Uint8Array | null>((done) => {
     if (circuit.state !== 'open') {
@@ -85,6 +111,7 @@ export function fetchItem(
       try {
         if (cmd !== RelayCommand.FETCHED) throw new ProtocolError('ERR_STREAM', 'unexpected reply to FETCH');
         const r = decodeFetched(data);
+        if (NOT_ASKED.has(r.s)) return done(new AlliumError('ERR_UNREACHABLE', `the holder could not be asked (${r.s})`));
         if (r.s !== 'found') return done(null, null);
         if (r.n > MAX_CONTENT_ITEM) throw new ProtocolError('ERR_CONTENT', 'item larger than allowed');
         expected = r.n;
@@ -102,12 +129,14 @@ export function fetchItem(
       if (got === expected) done(null, concatBytes(...parts));
     });
     const offEnd = s.on('stream:end', () => done(new AlliumError('ERR_LINK_CLOSED', 'holder ended the request early')));
-    circuit.send({ command: RelayCommand.FETCH, streamId: s.id, data: encodeFetch({ k: rk, t: kind, h: options.head ?? false }) });
+    const req: FetchRequest = { k: rk, t: kind, h: options.head ?? false };
+    if (options.forwardTo) req.f = options.forwardTo;
+    circuit.send({ command: RelayCommand.FETCH, streamId: s.id, data: encodeFetch(req) });
     return (err) => {
       offReply();
       offData();
       offEnd();
       endStream(circuit, s, err);
     };
-  }, options.signal);
+  }, options);
 }

@@ -62,6 +62,7 @@ export const DROP_REASONS = [
   'store_pending_limit',
   'stream_stalled',
   'rendezvous_limit_evicted',
+  'content_forward_limit',
 ];
 
 export class RelayMetrics {
@@ -78,6 +79,7 @@ export class RelayMetrics {
   readonly drops: client.Counter<'reason'>;
   readonly rateLimitPauses: client.Counter;
   readonly fetches: client.Counter<'result'>;
+  readonly forwards: client.Counter<'result'>;
   readonly errors: client.Counter<'code'>;
   readonly handshakes: client.Counter<'result'>;
   readonly directorySize: client.Gauge;
@@ -135,6 +137,12 @@ export class RelayMetrics {
     this.fetches = new client.Counter({
       name: 'allium_fetches_total',
       help: 'Content FETCH requests answered, by result: found, missing, invalid',
+      labelNames: ['result'],
+      registers: r,
+    });
+    this.forwards = new client.Counter({
+      name: 'allium_content_forwards_total',
+      help: 'STORE and FETCH requests forwarded to a holder (content.md §8.3), by result: answered, unknown, unreachable, refused',
       labelNames: ['result'],
       registers: r,
     });
@@ -217,6 +225,7 @@ export class RelayMetrics {
     for (const result of HANDSHAKE_RESULTS) this.handshakes.inc({ result }, 0);
     for (const reason of DROP_REASONS) this.drops.inc({ reason }, 0);
     for (const result of ['found', 'missing', 'invalid']) this.fetches.inc({ result }, 0);
+    for (const result of ['answered', 'unknown', 'unreachable', 'refused']) this.forwards.inc({ result }, 0);
     for (const result of ['new', 'known', 'refused']) this.gossipDescriptors.inc({ result }, 0);
     for (const event of ['asked', 'retried', 'abandoned', 'dropped']) this.gossipPulls.inc({ event }, 0);
     for (const role of ['entry', 'middle', 'last']) this.circuitsBuilt.inc({ role }, 0);

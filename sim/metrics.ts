@@ -64,6 +64,7 @@ export class SimMetrics {
   readonly streamBufferedBytes = new Counter();
   readonly gossipDescriptors = new Counter();
   readonly gossipPulls = new Counter();
+  readonly forwards = new Counter();
 
   /** This object where the relay components expect their prom-client metrics. */
   get asRelayMetrics(): RelayMetrics {
