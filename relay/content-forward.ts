@@ -25,7 +25,7 @@ import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
 
 /** Forwards in flight from one client circuit (specs/limits.md). */
-export const MAX_FORWARDS_PER_CIRCUIT = 16;
+export const MAX_FORWARDS_PER_CIRCUIT = 12;
 /** Forwards in flight to one holder, on the one circuit to it (specs/limits.md). */
 export const MAX_FORWARDS_PER_HOLDER = 12;
 /** Forwards in flight at this relay (specs/limits.md). */
