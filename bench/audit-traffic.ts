@@ -73,8 +73,11 @@ interface Trace {
   startedAt: number;
   duration: number;
   circuits: CircuitView[];
-  /** Requests as the holders saw them: holder, circuit, command, routing key. */
-  requests: { holder: string; circuit: number; command: 'STORE' | 'FETCH'; rk: string }[];
+  /**
+   * Requests as the holders saw them: holder, the client circuit it arrived on (null when a forwarder passed it on,
+   * content.md §8.3), the forwarder, command, routing key.
+   */
+  requests: { holder: string; circuit: number | null; via: string | null; command: 'STORE' | 'FETCH'; rk: string }[];
 }
 
 /** Watches every ClientCircuit of the reader: cells through the guard and requests reaching the last hop. */
@@ -150,8 +153,13 @@ class Watcher {
     v[dir]++;
     if (m && (m.command === RelayCommand.FETCH || m.command === RelayCommand.STORE)) {
       const fetch = m.command === RelayCommand.FETCH;
-      const rk = fetch ? decodeFetch(m.data).k : decodeStore(m.data).k;
-      t.requests.push({ holder: c.path[c.path.length - 1]!.fingerprint, circuit: c.number, command: fetch ? 'FETCH' : 'STORE', rk: toHex(rk) });
+      const req = fetch ? decodeFetch(m.data) : decodeStore(m.data);
+      const last = c.path[c.path.length - 1]!.fingerprint;
+      t.requests.push(
+        req.f
+          ? { holder: toHex(req.f), circuit: null, via: last, command: fetch ? 'FETCH' : 'STORE', rk: toHex(req.k) }
+          : { holder: last, circuit: c.number, via: null, command: fetch ? 'FETCH' : 'STORE', rk: toHex(req.k) },
+      );
     }
   }
 }
@@ -289,20 +297,33 @@ export async function runTrafficAudit(o: { quick: boolean; seed: number }): Prom
     const requestsPerFetch = traces.reduce((s, t) => s + t.requests.length, 0) / traces.length;
 
     // (2) Holder linkability over each session.
+    // A holder links requests that come on one client circuit; a forwarded request comes on the forwarder's one-hop
+    // circuit, shared with every other client of that forwarder and its repair traffic: in this audit there is one
+    // reader, so requests from one forwarder are counted apart (the worst case: a network with a single client).
     let worstShare = 0;
     let chance = 0;
     let linkablePairs = 0;
     let busiest = 0;
+    let forwarderShare = 0;
+    let forwarded = 0;
+    let requestsSeen = 0;
     for (const s of sessions) {
       const reqs = s.flatMap((t) => t.requests.filter((r) => r.command === 'FETCH'));
       const n = reqs.length;
       const perCircuit = new Map<string, number>();
+      const perForwarder = new Map<string, number>();
       const perHolder = new Map<string, number>();
-      for (const r of reqs) {
-        perCircuit.set(`${r.holder}/${r.circuit}`, (perCircuit.get(`${r.holder}/${r.circuit}`) ?? 0) + 1);
+      for (const [i, r] of reqs.entries()) {
+        const key = r.circuit === null ? `${r.holder}/forwarded/${i}` : `${r.holder}/${r.circuit}`;
+        perCircuit.set(key, (perCircuit.get(key) ?? 0) + 1);
+        const fkey = `${r.holder}/${r.via ?? `circuit ${r.circuit}`}`;
+        perForwarder.set(fkey, (perForwarder.get(fkey) ?? 0) + 1);
         perHolder.set(r.holder, (perHolder.get(r.holder) ?? 0) + 1);
+        if (r.via !== null) forwarded++;
+        requestsSeen++;
       }
       worstShare += Math.max(...perCircuit.values()) / n;
+      forwarderShare += Math.max(...perForwarder.values()) / n;
       busiest += Math.max(...perHolder.values()) / n;
       chance += 1 / n;
       linkablePairs += [...perCircuit.values()].reduce((a, m) => a + (m * (m - 1)) / 2, 0) / ((n * (n - 1)) / 2);
@@ -332,7 +353,7 @@ export async function runTrafficAudit(o: { quick: boolean; seed: number }): Prom
       { id: 'guard/requests', metric: 'block requests per fetch', value: requestsPerFetch, display: requestsPerFetch.toFixed(1), goal: '', met: null },
       {
         id: 'holder/linkable-share',
-        metric: 'holder linkability: share of a session’s block requests the best-placed holder receives on one circuit',
+        metric: 'holder linkability: share of a session’s block requests the best-placed holder receives on one client circuit',
         value: worstShare / S,
         display: pct(worstShare / S),
         goal: `≤ chance: ${pct(chance / S)} (one request)`,
@@ -340,11 +361,27 @@ export async function runTrafficAudit(o: { quick: boolean; seed: number }): Prom
       },
       {
         id: 'holder/linkable-pairs',
-        metric: 'holder linkability: share of pairs of a session’s requests that some holder sees on one circuit',
+        metric: 'holder linkability: share of pairs of a session’s requests that some holder sees on one client circuit',
         value: linkablePairs / S,
         display: pct(linkablePairs / S),
         goal: '0 %',
         met: linkablePairs === 0,
+      },
+      {
+        id: 'holder/forwarded',
+        metric: 'share of block requests a holder receives from a forwarder rather than on a client’s circuit',
+        value: forwarded / requestsSeen,
+        display: pct(forwarded / requestsSeen),
+        goal: '',
+        met: null,
+      },
+      {
+        id: 'holder/forwarder-share',
+        metric: 'share of a session’s block requests the best-placed holder receives from one forwarder (one client in the network)',
+        value: forwarderShare / S,
+        display: pct(forwarderShare / S),
+        goal: '',
+        met: null,
       },
       {
         id: 'holder/busiest-share',

@@ -103,20 +103,28 @@ export class OperationCircuits {
    * Runs `f` with a circuit for a request to `holder` and the holder's identity to name in `f` (content.md §8.2).
    * A circuit that fails to build rejects; `f`'s errors pass through.
    */
-  async with<T>(holder: Descriptor, signal: AbortSignal, f: (c: ClientCircuit, forwardTo: Uint8Array | null) => Promise<T>): Promise<T> {
-    const s = this.pick(holder, signal);
+  async with<T>(
+    holder: Descriptor,
+    signal: AbortSignal,
+    f: (c: ClientCircuit, forwardTo: Uint8Array | null, forwarder: string) => Promise<T>,
+    avoid?: string,
+  ): Promise<T> {
+    const s = this.pick(holder, signal, avoid);
     s.users++;
     s.since ??= this.circuits.now();
     try {
-      return await f(await s.built, s.forwarder.fingerprint === holder.fingerprint ? null : holder.id);
+      return await f(await s.built, s.forwarder.fingerprint === holder.fingerprint ? null : holder.id, s.forwarder.fingerprint);
     } finally {
       s.users--;
       if (s.retired && s.users === 0) this.drop(s);
     }
   }
 
-  /** The circuit for a request to `holder`: the least busy whose forwarder is not the holder, ties at random. */
-  private pick(holder: Descriptor, signal: AbortSignal): Slot {
+  /**
+   * The circuit for a request to `holder`: the least busy whose forwarder is not the holder (nor `avoid`, a forwarder
+   * that just failed this request, when another is open), ties at random.
+   */
+  private pick(holder: Descriptor, signal: AbortSignal, avoid?: string): Slot {
     const now = this.circuits.now();
     // Replace what failed, closed or got dirty (and fill the operation's circuits at its first request).
     this.slots = this.slots.filter((s) => {
@@ -134,10 +142,13 @@ export class OperationCircuits {
       // Every circuit ends at this holder: one to another forwarder if the directory has one, else the holder itself.
       const f = this.forwarder([holder.fingerprint, ...this.slots.map((s) => s.forwarder.fingerprint)]) ?? this.forwarder([holder.fingerprint]) ?? holder;
       const s = this.open(f, signal);
-      if (f === holder || this.ended) s.retired = true; // a one-off: closed when its request settles
+      if (f === holder || this.ended)
+        s.retired = true; // a one-off: closed when its request settles
       else this.slots.push(s);
       eligible = [s];
     }
+    const elsewhere = eligible.filter((s) => s.forwarder.fingerprint !== avoid);
+    if (elsewhere.length > 0) eligible = elsewhere;
     const least = Math.min(...eligible.map((s) => s.users));
     const ties = eligible.filter((s) => s.users === least);
     return ties[crypto().randomInt(ties.length)]!;

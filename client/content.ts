@@ -125,12 +125,31 @@ export class ContentClient {
     return Promise.all(holders.map((h) => this.storeAt(op, h, kind, rk, bytes, signal)));
   }
 
-  /** Stores at one holder (two tries); a forwarder that could not ask it counts as a failed try; 'refused' when none. */
-  private async storeAt(op: OperationCircuits, h: Descriptor, kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal): Promise<ContentStatus> {
+  /**
+   * Stores at one holder (two tries, the second through another forwarder): a forwarder that could not ask it or was
+   * at a limit (`unreachable`, `unknown`, `refused`) counts as a failed try; 'refused' when none succeeded.
+   */
+  private async storeAt(
+    op: OperationCircuits,
+    h: Descriptor,
+    kind: ContentKind,
+    rk: Uint8Array,
+    bytes: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<ContentStatus> {
+    let last: string | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const status = await op.with(h, signal, (c, f) => storeItem(c, kind, rk, bytes, f ? { signal, forwardTo: f } : { signal }));
-        if (status !== 'unreachable' && status !== 'unknown') return status;
+        const status = await op.with(
+          h,
+          signal,
+          (c, f, forwarder) => {
+            last = forwarder;
+            return storeItem(c, kind, rk, bytes, f ? { signal, forwardTo: f } : { signal });
+          },
+          last,
+        );
+        if (status !== 'unreachable' && status !== 'unknown' && status !== 'refused') return status;
       } catch (e) {
         if (e instanceof AbortedError) throw e;
       }
@@ -143,7 +162,13 @@ export class ContentClient {
     return this.operation(options, (signal, op) => this.storeEverywhereWith(kind, rk, bytes, signal, op));
   }
 
-  private async storeEverywhereWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal, op: OperationCircuits): Promise<ContentStatus[]> {
+  private async storeEverywhereWith(
+    kind: ContentKind,
+    rk: Uint8Array,
+    bytes: Uint8Array,
+    signal: AbortSignal,
+    op: OperationCircuits,
+  ): Promise<ContentStatus[]> {
     const results = await this.storeAllWith(kind, rk, bytes, signal, op);
     if (results.length > 0 && results.every((r) => r === 'quota')) {
       throw new AlliumError('ERR_QUOTA', 'every holder refused: storage quota full');
@@ -364,7 +389,8 @@ export class ContentClient {
    */
   async open(root: BlockRef | string, options: AbortOptions = {}): Promise<OpenedContent> {
     const file = await this.operation(options, (signal, op) => this.openManifest(root, op, { signal }));
-    const read = (o: Parameters<OpenedContent['read']>[0] = {}): AsyncGenerator<Uint8Array> => this.readAsOperation(file, { ...o, ...signalOption(o.signal ?? options.signal) });
+    const read = (o: Parameters<OpenedContent['read']>[0] = {}): AsyncGenerator<Uint8Array> =>
+      this.readAsOperation(file, { ...o, ...signalOption(o.signal ?? options.signal) });
     return { size: file.size, blocks: () => fileBlocks(file), read };
   }
 

@@ -44,7 +44,11 @@ function endReasonFor(err: AlliumError | null): EndReason {
 
 /** One request with REQUEST_TIMEOUT_MS (net/abort.ts): `start` begins it and returns its cleanup. */
 function request<T>(start: (done: Settle<T>) => (err: AlliumError | null) => void, options: RequestOptions): Promise<T> {
-  return settleWithin(start, { timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS, timeoutMessage: 'content request timed out', ...signalOption(options.signal) });
+  return settleWithin(start, {
+    timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
+    timeoutMessage: 'content request timed out',
+    ...signalOption(options.signal),
+  });
 }
 
 /** Ends the request's stream at our side and tells the holder (nothing happens if the holder already ended it). */

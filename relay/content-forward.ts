@@ -116,7 +116,13 @@ export class ContentForwarder {
   }
 
   /** Fetches from the slot's holder: its status, and the bytes when found (empty for a head-only request). */
-  async fetch(slot: ForwardSlot, kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal): Promise<{ s: ContentStatus; item: Uint8Array | null }> {
+  async fetch(
+    slot: ForwardSlot,
+    kind: ContentKind,
+    rk: Uint8Array,
+    head: boolean,
+    signal: AbortSignal,
+  ): Promise<{ s: ContentStatus; item: Uint8Array | null }> {
     const r = await this.run(slot, signal, (c, s) => fetchItem(c, kind, rk, { head, signal: s, timeoutMs: this.timeoutMs }));
     if (r === 'unreachable') return { s: 'unreachable', item: null };
     return r === null ? { s: 'missing', item: null } : { s: 'found', item: r };

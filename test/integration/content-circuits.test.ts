@@ -75,7 +75,7 @@ describe('content circuits: a few per operation to forwarders, rotated and close
         expect(new Set([...circuits].map(lastHop)).size, 'to three forwarders').to.equal(3);
         expect(
           fetches.every((r) => r.holder !== null && r.holder !== lastHop(r.circuit)),
-          'each FETCH names its holder, never the circuit\'s last hop',
+          "each FETCH names its holder, never the circuit's last hop",
         ).to.equal(true);
         expect(
           [...circuits].every((c) => c.state === 'closed'),
@@ -106,7 +106,7 @@ describe('content circuits: a few per operation to forwarders, rotated and close
       expect(byCircuit.size, 'circuits replaced as they got dirty').to.be.greaterThan(3);
       expect(
         stores.every((r) => r.holder !== null && r.holder !== lastHop(r.circuit)),
-        'each STORE names its holder, never the circuit\'s last hop',
+        "each STORE names its holder, never the circuit's last hop",
       ).to.equal(true);
       expect(
         [...byCircuit.keys()].every((c) => c.state === 'closed'),

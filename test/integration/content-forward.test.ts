@@ -135,7 +135,11 @@ describe('content forwarding: requests reach the holder through a forwarder (rel
         });
         // Spread over holders so that no holder's own bound (MAX_FORWARDS_PER_HOLDER) is reached first.
         const to = others[i % others.length]!;
-        c.send({ command: RelayCommand.STORE, streamId: s.id, data: encodeStore({ k: crypto().random(32), t: 'block', n: BLOCK_LEN, c: false, f: fromHex(to.fingerprint) }) });
+        c.send({
+          command: RelayCommand.STORE,
+          streamId: s.id,
+          data: encodeStore({ k: crypto().random(32), t: 'block', n: BLOCK_LEN, c: false, f: fromHex(to.fingerprint) }),
+        });
       }
       await enough;
       expect(replies.filter((r) => r === 'refused')).to.have.length(flood - MAX_FORWARDS_PER_CIRCUIT);
