@@ -29,6 +29,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { AlliumClient } from '../client/client.js';
+import { FRAME_LEN } from '../protocol/link-handshake.js';
+import type { LinkPaddingMode } from '../protocol/link-padding.js';
+import type { Link } from '../net/link.js';
 import type { ClientCircuit } from '../client/circuit.js';
 import { initCrypto } from '../crypto/index.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
@@ -172,6 +175,8 @@ interface BulkRound {
   path: { relay: number; role: string; cpuMsPerMiB: number; bytesOut: number }[];
   clientCpuMsPerMiB: number;
   otherCores: number;
+  /** Padding bytes the entry sent during the transfer, per byte it sent (the client's link is busy). */
+  entryPaddingShare: number;
 }
 
 async function bulkRound(round: number, net: BenchNetwork, client: Child<{ socksPort: number }>, http: HttpTarget): Promise<BulkRound> {
@@ -184,11 +189,15 @@ async function bulkRound(round: number, net: BenchNetwork, client: Child<{ socks
   const role = (i: number): string => roles[built1[i]!.findIndex((v, j) => v > built0[i]![j]!)] ?? '?';
   const direct = await curl(http.url('/bulk'));
   const out0 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_link_bytes_total', { direction: 'out' })));
+  const pad0 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_link_padding_frames_total')));
   const w = new CpuWindow([...net.relays.map((r) => r.pid), client.pid, process.pid]);
   const via = await curl(http.url('/bulk', net.httpPort), { socksPort: client.info.socksPort, user });
   const cpu = w.end();
   const out1 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_link_bytes_total', { direction: 'out' })));
+  const pad1 = await Promise.all(net.relays.map((r) => metricOf(r, 'allium_link_padding_frames_total')));
   const mib = http.bulkBytes / MiB;
+  const entry = roles.indexOf('entry');
+  const entryRelay = net.relays.findIndex((_, i) => role(i) === roles[entry]);
   const path = net.relays
     .map((r, i) => ({ relay: i, role: role(i), cpuMsPerMiB: (cpu.cpu.get(r.pid)! * 1000) / mib, bytesOut: out1[i]! - out0[i]! }))
     .filter((p) => p.bytesOut >= http.bulkBytes)
@@ -203,7 +212,32 @@ async function bulkRound(round: number, net: BenchNetwork, client: Child<{ socks
     path,
     clientCpuMsPerMiB: (cpu.cpu.get(client.pid)! * 1000) / mib,
     otherCores: cpu.otherCores,
+    entryPaddingShare: entryRelay < 0 ? NaN : ((pad1[entryRelay]! - pad0[entryRelay]!) * FRAME_LEN) / Math.max(1, out1[entryRelay]! - out0[entryRelay]!),
   };
+}
+
+/**
+ * Link padding on an idle client (specs/link.md §4.4): a fresh client in this process, its links open and nothing
+ * sent for `seconds`; padding frames each way per second on its links, for each mode.
+ */
+async function idlePadding(net: BenchNetwork, seconds: number): Promise<{ mode: LinkPaddingMode; outBps: number; inBps: number }[]> {
+  const res: { mode: LinkPaddingMode; outBps: number; inBps: number }[] = [];
+  for (const mode of ['auto', 'reduced', 'off'] as const) {
+    progress(`link padding, idle client (${mode}): ${seconds} s with its links open and nothing sent`);
+    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, linkPadding: mode });
+    await c.start();
+    try {
+      const links = [...(c as unknown as { links: Map<string, Link> }).links.values()];
+      const before = links.map((l) => ({ out: l.stats.paddingFramesOut, in: l.stats.paddingFramesIn }));
+      await sleep(seconds * 1000);
+      const out = links.reduce((a, l, i) => a + l.stats.paddingFramesOut - before[i]!.out, 0);
+      const inn = links.reduce((a, l, i) => a + l.stats.paddingFramesIn - before[i]!.in, 0);
+      res.push({ mode, outBps: (out * FRAME_LEN) / seconds / links.length, inBps: (inn * FRAME_LEN) / seconds / links.length });
+    } finally {
+      await c.stop();
+    }
+  }
+  return res;
 }
 
 // --- a bridge behind nginx with TLS as the entry -------------------------------------------------------------------
@@ -298,6 +332,7 @@ async function main(): Promise<void> {
     }
     await client.stop();
     client = null;
+    const padIdle = await idlePadding(net, quick ? 15 : 60);
 
     // Client process: first byte and bulk.
     progress('starting the SOCKS client process (pre-built pool off)');
@@ -386,6 +421,17 @@ async function main(): Promise<void> {
     rows.push(row('relay CPU per MiB, each relay on the path', cpuAll, ' ms', '≤ 7 ms', verdict(cpuAll.median, '<=', GOALS.cpuMsPerMiB)));
     for (const role of ['entry', 'middle', 'last']) rows.push(row(`  ${role === 'last' ? 'exit' : role}`, cpuBy(role), ' ms'));
     rows.push(row('client process CPU per MiB', summarize(okBulk.map((b) => b.clientCpuMsPerMiB)), ' ms'));
+    rows.push(
+      row(
+        'link padding, busy client: entry padding bytes per byte sent, %',
+        summarize(okBulk.map((b) => b.entryPaddingShare * 100)),
+        ' %',
+        '≤ 10 %',
+        verdict(summarize(okBulk.map((b) => b.entryPaddingShare * 100)).median, '<=', 10),
+      ),
+    );
+    for (const p of padIdle)
+      rows.push([`link padding, idle client (${p.mode}), B/s per link out / in`, `${p.outBps.toFixed(0)} / ${p.inBps.toFixed(0)}`, '', '', '1', '', '']);
     rows.push(row('other tenants during bulk (cores)', summarize(okBulk.map((b) => b.otherCores)), ''));
     for (const c of concurrency) {
       const g = c.k === 256 ? ['≥ 1,000/s', verdict(c.rate.median, '>=', GOALS.circuitsPerS)] : ['', ''];
@@ -487,6 +533,7 @@ async function main(): Promise<void> {
         ttfb: ttfbS,
         ttfbFail,
         bulk,
+        padIdle,
         alliumMBs,
         directMBs,
         ratio,

@@ -8,6 +8,7 @@
  *   bootstrap = ["ws://host:port/path FINGERPRINT"]
  *   bridges = ["bridge wss://host/path FINGERPRINT secret=SECRET"]
  *   use_bridges = "always"        # or "fallback": public relays first, bridges when none answers
+ *   link_padding = "auto"         # or "reduced" (metered connections) or "off" (specs/link.md §4.4)
  *   tls_ca = "/path/ca.pem"       # extra trusted certificates for wss:// relays and bridges
  *   authorities = []              # directory authority fingerprints
  *   data_dir = "~/.local/state/allium"   # default: $ALLIUM_STATE_DIR, $XDG_STATE_HOME/allium, ~/.local/state/allium
@@ -21,6 +22,7 @@ import { parseBootstrap, parseBridgeLine } from '../client/bootstrap.js';
 import { defaultStateDir, fileStorage } from '../client/storage-node.js';
 import { checkDataDir } from '../relay/preflight.js';
 import { ConfigError } from '../protocol/errors.js';
+import type { LinkPaddingMode } from '../protocol/link-padding.js';
 import { identityOf, parseTomlFile } from '../relay/config.js';
 import { unknownKeyHint } from '../relay/config-hints.js';
 import type { SocketFactory } from '../net/dial.js';
@@ -30,6 +32,7 @@ export const clientConfigSchema = z.strictObject({
   bootstrap: z.array(z.string()).optional(),
   bridges: z.array(z.string()).optional(),
   use_bridges: z.enum(['always', 'fallback']).optional(),
+  link_padding: z.enum(['auto', 'reduced', 'off']).optional(),
   tls_ca: z.string().optional(),
   authorities: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)).optional(),
   data_dir: z.string().optional(),
@@ -66,6 +69,7 @@ export interface ClientFlags {
   bootstrap: string[];
   bridge?: string[];
   useBridges?: string;
+  linkPadding?: string;
   tlsCa?: string;
   config?: string;
   dataDir?: string;
@@ -106,9 +110,12 @@ export function clientOptionsFrom(flags: ClientFlags): { options: ClientOptions;
     );
   }
   const useBridges = flags.useBridges ?? config.use_bridges;
+  const linkPadding = flags.linkPadding ?? config.link_padding;
+  if (linkPadding !== undefined && linkPadding !== 'auto' && linkPadding !== 'reduced' && linkPadding !== 'off')
+    throw new ConfigError('--link-padding: "auto", "reduced" or "off"');
   if (useBridges !== undefined && useBridges !== 'always' && useBridges !== 'fallback') throw new ConfigError('--use-bridges: "always" or "fallback"');
   const dataDir = flags.dataDir ?? config.data_dir ?? defaultStateDir();
-  checkDataDir(dataDir, flags.dataDir ? '--data-dir' : 'data_dir', ['directory.cbor', 'guards.json']); // before the network
+  checkDataDir(dataDir, flags.dataDir ? '--data-dir' : 'data_dir', ['directory.cbor', 'guards.json', 'vanguards.json']); // before the network
   const authorities = flags.authority?.length ? flags.authority : (config.authorities ?? []);
   const hops = Number(flags.hops ?? config.hops ?? 3);
   const options: ClientOptions = {
@@ -121,6 +128,7 @@ export function clientOptionsFrom(flags: ClientFlags): { options: ClientOptions;
     authorities,
     poolSize: flags.poolSize ?? 0,
     ...(useBridges ? { useBridges: useBridges as 'always' | 'fallback' } : {}),
+    ...(linkPadding ? { linkPadding: linkPadding as LinkPaddingMode } : {}),
   };
   return { options, config, dataDir };
 }

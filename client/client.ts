@@ -20,6 +20,7 @@ import { fingerprintOf } from '../crypto/keys.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../protocol/errors.js';
 import { normalizeHost } from '../protocol/hostname.js';
+import { linkPaddingOf, type LinkPaddingMode } from '../protocol/link-padding.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { encodeBegin, EndReason } from '../protocol/stream-messages.js';
 import { explainDialFailure, openLink, type SocketFactory } from '../net/dial.js';
@@ -38,7 +39,8 @@ import {
   type RefreshResult,
   type ViewConflict,
 } from './directory.js';
-import { GuardSet, type GuardStorage, type PathBiasEvent } from './guards.js';
+import { GuardSet, N_PRIMARY, type GuardStorage, type PathBiasEvent } from './guards.js';
+import { VANGUARD_MIN_RELAYS, VanguardSet, type VanguardStorage } from './vanguards.js';
 import type { PathBiasReaction } from './path-bias.js';
 import { DirectoryView } from '../protocol/view.js';
 import { allowsExit, choosePath, networkOf, weightedPick } from './path.js';
@@ -47,6 +49,8 @@ import { NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type
 export interface ClientStorage {
   directory?: DirectoryCache;
   guards?: GuardStorage;
+  /** The second-layer guards of endpoint circuits (specs/path.md §3.2), kept beside the guards. */
+  vanguards?: VanguardStorage;
 }
 
 export interface ClientOptions {
@@ -65,6 +69,11 @@ export interface ClientOptions {
   /** Milliseconds a circuit takes new streams after its first one (default 600,000: ten minutes). */
   circuitDirtinessMs?: number;
   linkOptions?: LinkOptions;
+  /**
+   * Link padding on every link the client opens (specs/link.md §4.4): 'auto' (default) pads both directions of an
+   * idle link with a frame every 1.5–9.5 s, 'reduced' every 9–14 s (metered links), 'off' none.
+   */
+  linkPadding?: LinkPaddingMode;
   /** Pin entry relays by fingerprint (instead of sampled guards), as Tor's EntryNodes. */
   entryRelays?: readonly string[];
   /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */
@@ -118,6 +127,12 @@ export interface NewCircuitOptions extends AbortOptions {
   last?: Descriptor;
   /** Hops for this circuit (default: ClientOptions.hops). */
   hops?: number;
+  /**
+   * An endpoint circuit (specs/path.md §3.2): the second hop is one of the client's vanguards and a fresh middle
+   * follows it, so the circuit has one hop more than `hops`. Endpoints (hidden services, messaging identities) set
+   * it on every circuit they build in that role.
+   */
+  vanguards?: boolean;
 }
 
 /** Opens streams to `*.allium` addresses for AlliumClient.connect (a Messenger registers one). */
@@ -158,6 +173,8 @@ function shuffle<T>(list: T[]): T[] {
 export class AlliumClient extends Emitter<ClientEvents> {
   readonly directory: ClientDirectory;
   readonly guards: GuardSet;
+  /** Second-layer guards of endpoint circuits (specs/path.md §3.2). */
+  readonly vanguards: VanguardSet;
   readonly buildTimeout = new BuildTimeout();
   private readonly table = new CircuitTable();
   private readonly links = new Map<string, Link>();
@@ -192,6 +209,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
     this.hops = o.hops ?? 3;
     this.now = o.now ?? Date.now;
     this.directory = new ClientDirectory(o.storage?.directory, new Set((o.authorities ?? []).map((a) => a.toLowerCase())));
+    this.vanguards = new VanguardSet(o.storage?.vanguards ?? null, undefined, { enforceDistinctSubnets: o.enforceDistinctSubnets ?? true });
     this.guards = new GuardSet(o.storage?.guards ?? null, undefined, {
       pathBiasReaction: o.pathBias ?? 'avoid',
       onPathBias: (e) => {
@@ -248,6 +266,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
 
   private async startInner(signal: AbortSignal): Promise<void> {
     await this.guards.load();
+    await this.vanguards.load();
     const cached = await this.directory.loadCache(this.now());
     if (cached) this.emit('client:progress', `loaded ${cached} relays from the cached directory`);
     const want = this.o.directorySources ?? 3;
@@ -328,6 +347,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       );
     }
     if (!this.bridgeModeOn) await this.guards.refresh(this.guardView(), this.now());
+    await this.refreshVanguards();
     throwIfAborted(signal); // stop() ran meanwhile
     this.state = 'running';
     this.refreshTimer = setInterval(() => void this.refreshDirectory(), 10 * 60_000);
@@ -441,11 +461,26 @@ export class AlliumClient extends Emitter<ClientEvents> {
       if (this.bridgeModeOn) await this.refreshBridgeDescriptors(links, signal);
       await this.checkedRefresh(links, signal, opened);
       if (!this.bridgeModeOn) await this.guards.refresh(this.guardView(), this.now());
+      await this.refreshVanguards();
     } catch {
       /* keep the current view */
     } finally {
       this.closeSourceLinks(opened);
     }
+  }
+
+  /** The entry relays circuits start at: the pinned relays, the bridges, or the usable guards. */
+  private entries(now: number): Descriptor[] {
+    if (this.bridgeModeOn) return [...this.bridgeDescriptors.values()];
+    const pinned = this.o.entryRelays?.map((f) => f.toLowerCase());
+    return pinned ? this.directory.all().filter((d) => pinned.includes(d.fingerprint)) : this.guards.usable(this.guardView(), now);
+  }
+
+  /** Updates the vanguards (specs/path.md §3.2) against the directory; returns them. */
+  private refreshVanguards(): Promise<Descriptor[]> {
+    const now = this.now();
+    // Apart from the primary entries only: a client pinned to every relay (entryRelays) still has vanguards.
+    return this.vanguards.refresh(this.guardView(), now, this.entries(now).slice(0, N_PRIMARY));
   }
 
   /** Flags and weights for guard sampling (protocol/view.ts). */
@@ -519,6 +554,18 @@ export class AlliumClient extends Emitter<ClientEvents> {
     }
   }
 
+  /** Pads a new link both ways (specs/link.md §4.4): our direction here, the relay's on our `padding` request. */
+  private startPadding(link: Link): void {
+    const p = linkPaddingOf(this.o.linkPadding ?? 'auto');
+    if (!p) return;
+    try {
+      link.sendControl({ t: 'padding', lo: p.lo, hi: p.hi });
+    } catch {
+      return; // closed already
+    }
+    link.setPadding(p);
+  }
+
   /**
    * An open link to a relay, dialing it if needed. A bridge is always dialed at its bridge line's address with its
    * secret; in bridge mode nothing else is dialed at all.
@@ -545,6 +592,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         }
         this.links.set(fp, link);
         this.table.attach(link);
+        this.startPadding(link);
         link.once('link:close', () => {
           if (this.links.get(fp) === link) this.links.delete(fp);
         });
@@ -584,10 +632,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         guards = await this.usableBridges(exclude, signal);
         for (const g of guards) exclude.delete(g.fingerprint);
         hops = Math.max(2, hops); // the bridge, then at least the last hop: never a public relay first
-      } else {
-        const pinned = this.o.entryRelays?.map((f) => f.toLowerCase());
-        guards = pinned ? this.directory.all().filter((d) => pinned.includes(d.fingerprint)) : this.guards.usable(this.guardView(), now);
-      }
+      } else guards = this.entries(now);
       const pathOptions: Parameters<typeof choosePath>[1] = {
         hops,
         exitPort: options.exitPort === undefined ? null : options.exitPort,
@@ -598,6 +643,11 @@ export class AlliumClient extends Emitter<ClientEvents> {
       };
       if (options.exitAddress) pathOptions.exitAddress = options.exitAddress;
       if (options.last) pathOptions.last = options.last;
+      if (options.vanguards && this.directory.all().length >= VANGUARD_MIN_RELAYS) {
+        // An endpoint circuit: its second hop from the vanguards, refreshed first when one expired (path.md §3.2).
+        pathOptions.vanguards = this.vanguards.stale(this.guardView(), now) ? await this.refreshVanguards() : this.vanguards.current(this.guardView());
+        pathOptions.hops = Math.max(2, hops);
+      }
       let path: Descriptor[];
       try {
         path = choosePath(this.directory.all(), pathOptions);

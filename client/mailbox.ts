@@ -66,6 +66,8 @@ export interface DepositResult {
 export interface CollectedMessage {
   readonly from: Uint8Array;
   readonly data: Uint8Array;
+  /** True when `data` is an attachment descriptor (specs/messaging.md §12.1). */
+  readonly attachment: boolean;
   readonly t: number;
   readonly n: number;
   readonly id: string;
@@ -94,7 +96,11 @@ export class MailboxSender {
    * whichever copy arrives second. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
    * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_ABORTED, ERR_CONFIG (bad ttl or id).
    */
-  async deposit(recipient: Uint8Array, data: Uint8Array, options: { ttlMs?: number; id?: Uint8Array } & AbortOptions = {}): Promise<DepositResult> {
+  async deposit(
+    recipient: Uint8Array,
+    data: Uint8Array,
+    options: { ttlMs?: number; id?: Uint8Array; attachment?: boolean } & AbortOptions = {},
+  ): Promise<DepositResult> {
     if (options.id !== undefined && options.id.length !== MAILBOX_ID_LEN) {
       throw new AlliumError('ERR_CONFIG', `a message id is ${MAILBOX_ID_LEN} bytes`);
     }
@@ -120,7 +126,7 @@ export class MailboxSender {
     for (; slot < MAX_MAILBOX_SLOTS; slot++) {
       throwIfAborted(options.signal);
       const rk = slotLocator(inbox, slot);
-      const sealed = sealMailboxItem({ sender: this.identity, recipient, slot: rk, exp, t: now, n, data, id });
+      const sealed = sealMailboxItem({ sender: this.identity, recipient, slot: rk, exp, t: now, n, data, id, attachment: options.attachment === true });
       statuses = await this.content.storeAll('mailbox', rk, sealed.bytes, signalOption(options.signal));
       const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
       if (accepted && stored === null) stored = slot;
@@ -297,7 +303,7 @@ export class MailboxCollector {
         // A holder still serving an item that another holder shows deleted (with the matching token): collected.
         if (deleted.some((d) => crypto().equal(d, dt))) continue;
         const o = openMailboxItem(this.identity, rk, bytes, { now: Date.now() });
-        const m: CollectedMessage = { from: o.from, data: o.data, t: o.t, n: o.n, id: toHex(o.id), epoch, slot };
+        const m: CollectedMessage = { from: o.from, data: o.data, attachment: o.attachment, t: o.t, n: o.n, id: toHex(o.id), epoch, slot };
         out.push({ m, rk, token: o.token });
       } catch (e) {
         onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'mailbox item handling failed', { cause: e }));

@@ -36,6 +36,11 @@ export interface PathOptions {
    * capped claims without authorities. Absent: advertised bandwidth as is (tests and benchmarks only).
    */
   weights?: SelectionWeights;
+  /**
+   * An endpoint circuit (specs/path.md §3.2): the second hop is one of these vanguards, never a fresh relay, and at
+   * least one fresh middle follows it before the last hop.
+   */
+  vanguards?: readonly Descriptor[];
   random?: () => number;
 }
 
@@ -184,14 +189,26 @@ export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descr
   if (!entry || !last) throw new AlliumError('ERR_ONION_PATH', 'no entry relay compatible with the last hop');
   path.push(entry);
 
-  for (let i = 1; i < o.hops - 1; i++) {
+  let middles = o.hops - 2;
+  if (o.vanguards) {
+    // Checked against the last hop by identity only: the adversary chooses the last hop of a rendezvous circuit, and
+    // one declaring every honest relay its family would otherwise push the endpoint off all its vanguards.
+    const v = o.vanguards.filter(
+      (d) => !o.exclude?.has(d.fingerprint) && d.fingerprint !== last!.fingerprint && compatible([entry!], d, o.enforceDistinctSubnets),
+    );
+    if (v.length === 0) throw new AlliumError('ERR_ONION_PATH', 'no vanguard is usable with this guard and last hop');
+    path.push(v[Math.floor(random() * v.length)]!);
+    middles = Math.max(1, middles);
+  }
+  const total = path.length + middles + 1;
+  for (let i = 0; i < middles; i++) {
     const mid = weightedPick(
       usable.filter((d) => compatible([...path, last!], d, o.enforceDistinctSubnets)),
       random,
       'middle',
       o.weights,
     );
-    if (!mid) throw new AlliumError('ERR_ONION_PATH', `not enough distinct relays for ${o.hops} hops`);
+    if (!mid) throw new AlliumError('ERR_ONION_PATH', `not enough distinct relays for ${total} hops`);
     path.push(mid);
   }
   path.push(last);

@@ -11,6 +11,7 @@ import { decodeCbor, encodeCbor } from '../protocol/cbor.js';
 import type { ClientStorage } from './client.js';
 import type { DirectoryCache } from './directory.js';
 import type { GuardRecord, GuardStorage } from './guards.js';
+import type { VanguardRecord, VanguardStorage } from './vanguards.js';
 
 /** The part of the Web Storage API this module uses (`window.localStorage` has it). */
 export interface KeyValueStore {
@@ -61,7 +62,7 @@ function fromBase64(text: string): Uint8Array {
 
 /**
  * Client storage over `store` (default: `localStorage` if usable, else memory), with keys `${prefix}:directory` and
- * `${prefix}:guards`. Use one prefix per client identity on an origin. Unreadable or corrupt values load as empty.
+ * `${prefix}:guards` and `${prefix}:vanguards`. Use one prefix per client identity on an origin. Unreadable or corrupt values load as empty.
  */
 export function browserStorage(options: { prefix?: string; store?: KeyValueStore } = {}): ClientStorage & { readonly persistent: boolean } {
   const prefix = options.prefix ?? 'allium';
@@ -118,5 +119,20 @@ export function browserStorage(options: { prefix?: string; store?: KeyValueStore
       write('guards', JSON.stringify(records));
     },
   };
-  return { directory, guards, persistent };
+  const vanguards: VanguardStorage = {
+    async load() {
+      const text = read('vanguards');
+      if (text === null) return null;
+      try {
+        const v: unknown = JSON.parse(text);
+        return Array.isArray(v) ? (v as VanguardRecord[]) : null;
+      } catch {
+        return null;
+      }
+    },
+    async save(records) {
+      write('vanguards', JSON.stringify(records));
+    },
+  };
+  return { directory, guards, vanguards, persistent };
 }

@@ -1,5 +1,5 @@
 /**
- * File storage for the Node client: the cached directory and the guard list in a directory (mode 0700, files
+ * File storage for the Node client: the cached directory, the guard list and the vanguards in a directory (mode 0700, files
  * 0600), and the default state directory every Node client uses unless told otherwise (as Arti keeps its state):
  *
  *     $ALLIUM_STATE_DIR, else $XDG_STATE_HOME/allium, else ~/.local/state/allium
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { decodeCbor, encodeCbor } from '../protocol/cbor.js';
 import type { DirectoryCache } from './directory.js';
 import type { GuardRecord, GuardStorage } from './guards.js';
+import type { VanguardRecord, VanguardStorage } from './vanguards.js';
 import type { ClientStorage } from './client.js';
 
 let writes = 0;
@@ -68,5 +69,20 @@ export function fileStorage(dir: string): ClientStorage {
       await atomicWrite(join(dir, 'guards.json'), JSON.stringify(records, null, 1));
     },
   };
-  return { directory, guards };
+  const vanguards: VanguardStorage = {
+    async load() {
+      await ready;
+      try {
+        const v: unknown = JSON.parse(await readFile(join(dir, 'vanguards.json'), 'utf8'));
+        return Array.isArray(v) ? (v as VanguardRecord[]) : null;
+      } catch {
+        return null;
+      }
+    },
+    async save(records) {
+      await ready;
+      await atomicWrite(join(dir, 'vanguards.json'), JSON.stringify(records, null, 1));
+    },
+  };
+  return { directory, guards, vanguards };
 }

@@ -83,9 +83,9 @@ export const ERROR_CODES = {
   ERR_RECORD_STALE: 'protocol', // an updatable-key edition not newer than the one held
   // messaging (specs/messaging.md: protocol/address.ts, key-blinding.ts, endpoint-descriptor.ts, descriptor-auth.ts,
   // message-handshake.ts, ratchet.ts, ratchet-state.ts, padding.ts)
-  ERR_ADDRESS_FORMAT: 'config', // text that is not an Allium address (or whose key is not a valid point), or a refused host name
-  ERR_ADDRESS_CHECKSUM: 'config', // an address whose checksum does not match (a typo or a truncated paste)
-  ERR_ADDRESS_VERSION: 'config', // an address of a version this implementation does not speak
+  ERR_ADDRESS_FORMAT: 'config', // text that is not an Allium address or address card (or whose key is not a valid point), or a refused host name
+  ERR_ADDRESS_CHECKSUM: 'config', // an address or address card whose checksum does not match (a typo or a truncated paste)
+  ERR_ADDRESS_VERSION: 'config', // an address or address card of a version this implementation does not speak
   ERR_ENDPOINT_DESCRIPTOR: 'protocol', // an endpoint descriptor is malformed or its body is inconsistent
   ERR_ENDPOINT_MISMATCH: 'protocol', // an endpoint descriptor stored under the wrong locator, or for another address or period
   ERR_ENDPOINT_DECRYPT: 'crypto', // an endpoint descriptor layer does not decrypt under its address, period or cookie

@@ -9,9 +9,11 @@
  * the link holds less than that mark and the peer is within its request rate (CONTROL_REQUESTS_PER_MINUTE), keeping
  * at most one for when both hold again. A CONTROL message is queued whole or not at all.
  *
+ * Pads an idle link with all-PADDING frames when asked (`setPadding`, specs/link.md §4.4).
+ *
  * Events: link:open, link:cell, link:control, link:drain, link:close.
  *
- * Why ~540 lines: the frame queue, the CONTROL reassembly, the deadlines and the backpressure above all act on the
+ * Why ~620 lines: the frame queue, the link padding timer, the CONTROL reassembly, the deadlines and the backpressure above all act on the
  * same queue and socket in one order per frame; the handshake itself and the frame cipher are pure and live in
  * protocol/ (link-handshake.ts), the socket adapters in socket.ts and ws-node.ts.
  */
@@ -30,6 +32,8 @@ import {
   type LinkPeer,
   LinkRole,
 } from '../protocol/link-handshake.js';
+import { crypto } from '../crypto/index.js';
+import { linkPaddingDelay, type LinkPadding } from '../protocol/link-padding.js';
 import { Emitter } from './emitter.js';
 import type { LinkSocket } from './socket.js';
 
@@ -109,6 +113,14 @@ const framePlain = new Uint8Array(FRAME_PLAIN_LEN);
 
 type QueuedCell = { circId: number; command: number; body: Uint8Array };
 
+/** Where a padding side's draws come from, and whether a padding frame may go now (a relay's budget). */
+export interface PaddingDriver {
+  /** Uniform in [0, 1) (default: the CSPRNG). */
+  random?: () => number;
+  /** False skips this padding frame (a new delay is drawn). */
+  allow?: () => boolean;
+}
+
 export class Link extends Emitter<LinkEvents> {
   readonly id = nextLinkId++;
   private state: 'handshake' | 'open' | 'closed' = 'handshake';
@@ -141,7 +153,26 @@ export class Link extends Emitter<LinkEvents> {
   private requestsCountedAt: number;
   private readonly requestRate: { perMinute: number; burst: number };
   peer: LinkPeer | null = null;
-  readonly stats = { framesIn: 0, framesOut: 0, cellsIn: 0, cellsOut: 0, bytesIn: 0, bytesOut: 0 };
+  readonly stats = {
+    framesIn: 0,
+    framesOut: 0,
+    cellsIn: 0,
+    cellsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    /** Frames of PADDING cells only, received (link padding and keepalives) and sent as link padding (§4.4). */
+    paddingFramesIn: 0,
+    paddingFramesOut: 0,
+    /** Padding frames not sent because `allow` said no. */
+    paddingSkipped: 0,
+  };
+  /** Link padding towards the peer (specs/link.md §4.4): its bounds, driver and timer. */
+  private padding: LinkPadding | null = null;
+  private padDriver: PaddingDriver = {};
+  private padTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The delay drawn, and the time it runs from (the last frame sent when it was drawn). */
+  private padDelay = 0;
+  private padFrom = 0;
   readonly openedAt: number;
   /**
    * Resolves once the socket itself has closed: close() ends the link at once ('link:close'), the socket only when
@@ -359,7 +390,51 @@ export class Link extends Emitter<LinkEvents> {
     this.keepaliveTimer = setInterval(() => this.onTick(), Math.max(50, tick));
     (this.keepaliveTimer as { unref?: () => void }).unref?.();
     this.emit('link:open', peer);
+    if (this.padding) this.armPadding(this.lastSent);
     if (this.queuedCells) this.scheduleFlush();
+  }
+
+  /**
+   * Pads the link towards the peer (specs/link.md §4.4): whenever nothing was sent for a delay drawn between the
+   * bounds, one all-PADDING frame; null stops. A client calls it for its own direction; a relay when a client asks.
+   */
+  setPadding(p: LinkPadding | null, driver: PaddingDriver = {}): void {
+    if (this.state === 'closed') return;
+    this.padding = p;
+    this.padDriver = driver;
+    if (this.padTimer) clearTimeout(this.padTimer);
+    this.padTimer = null;
+    if (p && this.state === 'open') this.armPadding(this.lastSent);
+  }
+
+  /** The padding bounds in force towards the peer (null: none). */
+  get paddingBounds(): LinkPadding | null {
+    return this.padding;
+  }
+
+  /** Draws the next delay, running from `from`, and sets the timer for it. */
+  private armPadding(from: number): void {
+    const r = this.padDriver.random ?? (() => crypto().uniform());
+    this.padDelay = linkPaddingDelay(this.padding!, r(), r());
+    this.padFrom = from;
+    this.padTimer = setTimeout(() => this.onPaddingTimer(), Math.max(0, from + this.padDelay - this.now()));
+    (this.padTimer as { unref?: () => void }).unref?.();
+  }
+
+  private onPaddingTimer(): void {
+    this.padTimer = null;
+    if (this.state !== 'open' || !this.padding) return;
+    // A frame went since the delay was drawn: a new delay, from that frame.
+    if (this.lastSent !== this.padFrom) return this.armPadding(this.lastSent);
+    // Cells waiting go out with the next flush, which is due: a new delay from now.
+    if (this.queuedCells > 0) return this.armPadding(this.now());
+    if (this.padDriver.allow?.() === false) {
+      this.stats.paddingSkipped++;
+      return this.armPadding(this.now());
+    }
+    this.flushFrame();
+    this.stats.paddingFramesOut++;
+    if (this.state === 'open') this.armPadding(this.lastSent);
   }
 
   private onTick(): void {
@@ -373,11 +448,15 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   private onFrame(plain: Uint8Array): void {
+    let padding = 0;
     for (let i = 0; i < FRAME_CELLS; i++) {
       if (this.state !== 'open') return;
       const raw = plain.subarray(i * CELL_LEN, (i + 1) * CELL_LEN);
       const cell = decodeCell(raw);
-      if (cell.command === CellCommand.PADDING) continue;
+      if (cell.command === CellCommand.PADDING) {
+        if (++padding === FRAME_CELLS) this.stats.paddingFramesIn++;
+        continue;
+      }
       this.stats.cellsIn++;
       this.lastActive = this.lastReceived;
       if (cell.command === CellCommand.CONTROL) this.onControlCell(cell.body);
@@ -514,6 +593,9 @@ export class Link extends Emitter<LinkEvents> {
     this.state = 'closed';
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    if (this.padTimer) clearTimeout(this.padTimer);
+    this.padTimer = null;
+    this.padding = null;
     this.queue = [];
     this.head = 0;
     this.deferredAnswer = null;

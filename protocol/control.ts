@@ -109,6 +109,8 @@ export const controlSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('bridge-get') }),
   /** A bridge's descriptor, signed under the bridge context. */
   z.strictObject({ t: z.literal('bridge'), d: zBytes(undefined, MAX_DESCRIPTOR_BYTES) }),
+  /** A client asks its peer to pad the link towards it (specs/link.md §4.4): bounds in ms, or 0, 0 for none. */
+  z.strictObject({ t: z.literal('padding'), lo: zUint(), hi: zUint() }),
 ]);
 export type ControlMessage = z.infer<typeof controlSchema>;
 

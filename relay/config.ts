@@ -64,6 +64,10 @@ export const relayConfigSchema = z.strictObject({
   bandwidth_burst: zSize().default(100 * 1024 * 1024),
   /** Bandwidth advertised to clients for path weighting (default: bandwidth_rate). */
   advertised_bandwidth: zSize({ rate: true }).optional(),
+  /** Honour clients' requests for link padding (specs/link.md §4.4). */
+  link_padding: z.boolean().default(true),
+  /** Padding bytes per second the relay sends across all links (default: a tenth of bandwidth_rate). */
+  link_padding_budget: zSize({ rate: true }).optional(),
   /** Open links at most, and per remote IP address and per address block (an IPv4 /24, an IPv6 /48). */
   max_links: z.number().int().positive().default(4096),
   max_links_per_ip: z.number().int().positive().default(64),

@@ -71,6 +71,9 @@ export class RelayMetrics {
   readonly circuits: client.Gauge;
   readonly cellsIn: client.Counter;
   readonly cellsOut: client.Counter;
+  /** Link padding frames sent to clients that asked (specs/link.md §4.4), and those the budget skipped. */
+  readonly paddingFrames: client.Counter;
+  readonly paddingSkipped: client.Counter;
   readonly linkBytes: client.Counter<'direction'>;
   /** allium_link_bytes_total{direction="in"} */
   readonly bytesIn: client.Counter.Internal;
@@ -115,6 +118,12 @@ export class RelayMetrics {
     this.circuits = new client.Gauge({ name: 'allium_circuits', help: 'Open circuits through this relay', registers: r });
     this.cellsIn = new client.Counter({ name: 'allium_cells_in_total', help: 'Cells received (not counting padding)', registers: r });
     this.cellsOut = new client.Counter({ name: 'allium_cells_out_total', help: 'Cells sent (not counting padding)', registers: r });
+    this.paddingFrames = new client.Counter({ name: 'allium_link_padding_frames_total', help: 'Link padding frames sent to clients that asked', registers: r });
+    this.paddingSkipped = new client.Counter({
+      name: 'allium_link_padding_skipped_total',
+      help: 'Link padding frames not sent because link_padding_budget was spent',
+      registers: r,
+    });
     this.linkBytes = new client.Counter({
       name: 'allium_link_bytes_total',
       help: 'Link bytes (frames on the wire), by direction',

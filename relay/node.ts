@@ -44,7 +44,8 @@ import { signDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, ConfigError, isAlliumError } from '../protocol/errors.js';
 import { isExitPolicy, parseExitPolicy } from '../protocol/exit-policy.js';
-import { decodeUpgradeToken, LinkResponder, LinkRole, type HandshakeReplayCache } from '../protocol/link-handshake.js';
+import { decodeUpgradeToken, FRAME_LEN, LinkResponder, LinkRole, type HandshakeReplayCache } from '../protocol/link-handshake.js';
+import { acceptLinkPadding } from '../protocol/link-padding.js';
 import type { ControlMessage } from '../protocol/control.js';
 import type { ReplayGuard } from '../protocol/onion.js';
 import type { ReplayFilter } from '../protocol/replay-filter.js';
@@ -67,6 +68,7 @@ import type { MemoryGuard } from './memory-guard.js';
 import type { RelayMetrics } from './metrics.js';
 import { Overlay } from './overlay.js';
 import { ReadPacer } from './read-pacer.js';
+import { TokenBucket } from './token-bucket.js';
 import type { RendezvousService } from './rendezvous.js';
 import type { Replicator } from './replication.js';
 import type { ReplayJournals } from './replay-journal.js';
@@ -177,6 +179,8 @@ class Node extends Emitter<RelayNodeEvents> {
   readonly links = new Set<Link>();
   readonly accounting: LinkAccounting;
   private readonly now: () => number;
+  /** The relay-wide link padding budget (link_padding_budget), made when a client first asks. */
+  private paddingBudget: TokenBucket | null = null;
   private readonly replay: ReplayFilter;
   private readonly journaledReplay: ReplayGuard;
   private readonly handshakeReplay: HandshakeReplayCache;
@@ -397,6 +401,32 @@ class Node extends Emitter<RelayNodeEvents> {
   }
 
   /** A link carrying cells: to the reactor, counted and accounted for until it closes. */
+  /**
+   * A client's `padding` request (specs/link.md §4.4): pads the link towards it within the relay-wide budget while
+   * link_padding is on; bounds out of range are ignored.
+   */
+  private onPaddingRequest(link: Link, lo: number, hi: number): void {
+    if (!this.config.link_padding) return;
+    const p = acceptLinkPadding(lo, hi);
+    if (p === 'ignore') return;
+    const budget = (this.paddingBudget ??= new TokenBucket(
+      this.config.link_padding_budget ?? this.config.bandwidth_rate / 10,
+      Math.max(FRAME_LEN, (this.config.link_padding_budget ?? this.config.bandwidth_rate / 10) * 2),
+      this.now,
+    ));
+    link.setPadding(p, {
+      ...(this.c.random ? { random: this.c.random } : {}),
+      allow: () => {
+        if (!budget.tryTake(FRAME_LEN)) {
+          this.metrics.paddingSkipped.inc();
+          return false;
+        }
+        this.metrics.paddingFrames.inc();
+        return true;
+      },
+    });
+  }
+
   private wireLink(link: Link): void {
     const reactor = this.reactor!;
     this.links.add(link);
@@ -407,6 +437,7 @@ class Node extends Emitter<RelayNodeEvents> {
       this.metrics.cellsIn.inc();
       reactor.onCell(link, cell);
     });
+    if (kind === 'client') link.on('link:control', (m) => m.t === 'padding' && this.onPaddingRequest(link, m.lo, m.hi));
     link.on('link:close', (err) => {
       this.accounting.untrack(link);
       this.links.delete(link);

@@ -785,6 +785,9 @@ export class Overlay {
       case 'bridge':
         // Bridge descriptors concern only a bridge and its clients; a public relay has none to give.
         return;
+      case 'padding':
+        // A client's link padding request: the node answers it (specs/link.md §4.4); from a relay it is ignored.
+        return;
     }
   }
 

@@ -65,6 +65,8 @@ export class SimMetrics {
   readonly gossipDescriptors = new Counter();
   readonly gossipPulls = new Counter();
   readonly forwards = new Counter();
+  readonly paddingFrames = new Counter();
+  readonly paddingSkipped = new Counter();
 
   /** This object where the relay components expect their prom-client metrics. */
   get asRelayMetrics(): RelayMetrics {

@@ -6,6 +6,7 @@
  */
 import { concatBytes, toHex } from '../../protocol/bytes.js';
 import { AbortedError, AlliumError, LimitError } from '../../protocol/errors.js';
+import { decodeAttachment, type Attachment } from '../../protocol/attachment.js';
 import { decodeFrame, encodeAckFrame, encodeMessageFrame, MAX_ACK_IDS, MAX_LIVE_MESSAGE_BYTES, type ConversationFrame } from '../../protocol/message-frames.js';
 import { pad, unpad } from '../../protocol/padding.js';
 import { MAX_MESSAGE_BYTES, RATCHET_OVERHEAD, type RatchetSession } from '../../protocol/ratchet.js';
@@ -141,6 +142,17 @@ export class Conversation {
       if (progress) this.armAckTimer(true);
       return;
     }
+    let attachment: Attachment | undefined;
+    if (f.attachment) {
+      try {
+        attachment = decodeAttachment(f.data);
+      } catch (e) {
+        // Never deliverable, so acknowledged at once: the sender is not made to resend it (specs/messaging.md §8.1).
+        this.onError(asAlliumError(e, 'attachment descriptor refused'));
+        if (this.acks.push(f.id) === 1) soon(() => this.flushAcks());
+        return;
+      }
+    }
     // Acknowledged once handed over, whether new or a copy (a copy means our earlier ack was lost), and even if a
     // listener threw: the message was emitted, and its id is remembered. Nothing more is read until then.
     this.delivering = true;
@@ -152,7 +164,8 @@ export class Conversation {
       if (this.acks.push(f.id) === 1) soon(() => this.flushAcks());
       this.readFrames();
     };
-    this.onMessage({ from: this.peer, data: f.data, seq: f.n, offline: false, id: toHex(f.id) }).then(handedOver, (e: unknown) => {
+    const m: IncomingMessage = { from: this.peer, data: f.data, seq: f.n, offline: false, id: toHex(f.id), ...(attachment ? { attachment } : {}) };
+    this.onMessage(m).then(handedOver, (e: unknown) => {
       this.onError(asAlliumError(e, 'message handling failed'));
       handedOver();
     });
@@ -206,7 +219,7 @@ export class Conversation {
    * Rejects with ERR_LINK_CLOSED or ERR_TIMEOUT when the conversation is lost first (the message may or may not
    * have arrived), ERR_ABORTED, ERR_LIMIT (too large).
    */
-  send(id: Uint8Array, data: Uint8Array, options: AbortOptions = {}): Promise<number> {
+  send(id: Uint8Array, data: Uint8Array, options: AbortOptions & { attachment?: boolean } = {}): Promise<number> {
     const { signal } = options;
     return new Promise<number>((resolve, reject) => {
       if (this.closed) return reject(new AlliumError('ERR_LINK_CLOSED', 'conversation closed'));
@@ -220,7 +233,7 @@ export class Conversation {
       }
       const n = this.sent;
       try {
-        this.writeFrame(encodeMessageFrame(n, id, data));
+        this.writeFrame(encodeMessageFrame(n, id, data, options.attachment === true));
       } catch (e) {
         return reject(asAlliumError(e, 'message encryption failed'));
       }

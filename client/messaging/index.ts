@@ -7,6 +7,21 @@ export { createIdentity, formatAddress, parseAddress, type Identity } from '../.
 export { MAX_MAILBOX_MESSAGE_BYTES, MAX_MAILBOX_TTL_MS } from '../../protocol/mailbox.js';
 export { MAX_LIVE_MESSAGE_BYTES } from '../../protocol/message-frames.js';
 export { Messenger } from './messenger.js';
+export { attachmentName, attachmentType, decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
+export { decodeCard, encodeCard, formatCard, parseCard, MAX_CARD_NAME_BYTES, type ContactCard } from '../../protocol/contact-card.js';
+export { safetyNumber, sameSafetyNumber, SAFETY_ITERATIONS } from '../../protocol/safety-number.js';
+export { AttachmentDownload, type AttachmentDownloadEvents, type AttachmentProgress, type FileInput } from './attachments.js';
+export {
+  ContactBook,
+  memoryContactStorage,
+  MAX_CONTACTS,
+  type CardInput,
+  type Contact,
+  type ContactBookOptions,
+  type ContactEvents,
+  type ContactStorage,
+  type IdentityChange,
+} from './contacts.js';
 export {
   MAX_CONCURRENT_RENDEZVOUS,
   MAX_CONVERSATIONS,
@@ -21,11 +36,13 @@ export {
   createClientAuthKey,
   type ClientAuthKey,
   type ConnectOptions,
+  type FileReceipt,
   type IncomingMessage,
   type ListenOptions,
   type MessengerEvents,
   type MessengerHost,
   type MessengerOptions,
+  type SendFileOptions,
   type SendOptions,
   type SendReceipt,
   type ServiceConnection,

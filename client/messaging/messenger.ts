@@ -29,8 +29,11 @@
 import { crypto } from '../../crypto/index.js';
 import { createIdentity, formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
 import { toHex } from '../../protocol/bytes.js';
-import { AbortedError, isAlliumError, throwIfAborted } from '../../protocol/errors.js';
+import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../../protocol/errors.js';
+import { decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
+import { decodeCard, encodeCard, formatCard, parseCard } from '../../protocol/contact-card.js';
 import { MESSAGE_ID_LEN } from '../../protocol/message-frames.js';
+import { safetyNumber } from '../../protocol/safety-number.js';
 import type { RatchetSession } from '../../protocol/ratchet.js';
 import { deadline, Shutdown, signalOption, type AbortOptions } from '../../net/abort.js';
 import type { ClientCircuit } from '../../net/circuit.js';
@@ -38,6 +41,8 @@ import { Emitter } from '../../net/emitter.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import { ContentClient } from '../content.js';
 import { MailboxCollector, MailboxSender } from '../mailbox.js';
+import { AttachmentDownload, uploadAttachment, type AttachmentProgress, type FileInput } from './attachments.js';
+import { ContactBook, type CardInput } from './contacts.js';
 import { Conversation } from './conversation.js';
 import { Delivery } from './delivery.js';
 import { Endpoint } from './endpoint.js';
@@ -58,14 +63,17 @@ import {
   asAlliumError,
   type ClientAuthKey,
   type ConnectOptions,
+  type FileReceipt,
   type IncomingMessage,
   type ListenOptions,
   type MessengerEvents,
   type MessengerHost,
   type MessengerOptions,
+  type SendFileOptions,
   type SendOptions,
   type SendReceipt,
 } from './types.js';
+import { endpointCircuits } from './endpoint-circuits.js';
 
 export class Messenger extends Emitter<MessengerEvents> {
   readonly address: string;
@@ -78,6 +86,11 @@ export class Messenger extends Emitter<MessengerEvents> {
   private readonly delivery: Delivery;
   /** Looks up other endpoints' descriptors (other circuits, so holders cannot link our lookups to our endpoint). */
   private readonly lookups: ContentClient;
+  /** Attachments: their blocks are stored and fetched over circuits of their own. */
+  private readonly files: ContentClient;
+  private readonly maxAttachmentBytes: number;
+  /** The contact book: each contact's identity key, verified or changed (specs/messaging.md §11.3). */
+  readonly contacts: ContactBook;
   private readonly outbox: MailboxSender;
   private readonly inbox: MailboxCollector;
   /**
@@ -109,15 +122,25 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.limits = endpointLimits(options.limits);
     this.delivery = new Delivery(this.limits.maxListenQueue, (m) => this.emit('message:received', m));
     this.lookups = new ContentClient(client);
+    this.files = new ContentClient(client);
+    this.maxAttachmentBytes = options.maxAttachmentBytes ?? MAX_ATTACHMENT_BYTES;
+    this.contacts = new ContactBook(options.contactStorage, options.maxContacts !== undefined ? { maxContacts: options.maxContacts } : {});
+    this.contacts.on('contact:added', (c) => this.emit('contact:added', c));
+    this.contacts.on('contact:identity-changed', (c) => this.emit('contact:identity-changed', c));
+    this.contacts.on('contact:verified', (c) => this.emit('contact:verified', c));
+    this.contacts.on('contact:removed', (n) => this.emit('contact:removed', n));
     this.outbox = new MailboxSender(client, identity);
-    this.inbox = new MailboxCollector(client, identity);
+    // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
+    // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
+    const asEndpoint = endpointCircuits(client);
+    this.inbox = new MailboxCollector(asEndpoint, identity);
     const endpointOptions: ConstructorParameters<typeof Endpoint>[2] = {};
     if (options.introPoints !== undefined) endpointOptions.introPoints = options.introPoints;
     if (options.republishMs !== undefined) endpointOptions.republishMs = options.republishMs;
     if (options.introPointLifetimeMs !== undefined) endpointOptions.introPointLifetimeMs = options.introPointLifetimeMs;
     if (options.maxIntroductionsPerPoint !== undefined) endpointOptions.maxIntroductionsPerPoint = options.maxIntroductionsPerPoint;
     if (options.authorizedClients !== undefined) endpointOptions.authorizedClients = options.authorizedClients;
-    this.endpoint = new Endpoint(client, identity, endpointOptions, {
+    this.endpoint = new Endpoint(asEndpoint, identity, endpointOptions, {
       introduced: (p) => this.service.enqueue(p),
       published: (revision) => this.emit('endpoint:published', revision),
       error: (e) => this.emit('endpoint:error', e),
@@ -128,7 +151,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       ...(options.services ? { services: options.services } : {}),
       ...(options.connectService ? { connectService: options.connectService } : {}),
     };
-    this.service = new HiddenService(client, identity, serviceOptions, {
+    this.service = new HiddenService(asEndpoint, identity, serviceOptions, {
       // The handshake only claims who `peer` is: the stream becomes our conversation with that peer once a frame on
       // it authenticates (specs/messaging.md §8). Until then an impostor's stream can neither take our messages to
       // the peer nor block them.
@@ -186,7 +209,25 @@ export class Messenger extends Emitter<MessengerEvents> {
       const n = await this.inbox.collect(
         (m) => {
           if (this.closed) return false;
-          return this.delivery.receive({ from: formatAddress(m.from), data: m.data, seq: m.n, offline: true, id: m.id, sentAt: m.t }, () => this.closed);
+          let attachment: Attachment | undefined;
+          if (m.attachment) {
+            try {
+              attachment = decodeAttachment(m.data);
+            } catch (e) {
+              this.emit('endpoint:error', asAlliumError(e, 'attachment descriptor refused'));
+              return false; // never deliverable: deleted like a copy
+            }
+          }
+          const incoming: IncomingMessage = {
+            from: formatAddress(m.from),
+            data: m.data,
+            seq: m.n,
+            offline: true,
+            id: m.id,
+            sentAt: m.t,
+            ...(attachment ? { attachment } : {}),
+          };
+          return this.delivery.receive(incoming, () => this.closed);
         },
         (e) => this.emit('endpoint:error', e),
         { signal: scope.signal },
@@ -328,7 +369,12 @@ export class Messenger extends Emitter<MessengerEvents> {
    * ERR_LIMIT (too large: MAX_LIVE_MESSAGE_BYTES live, MAX_MAILBOX_MESSAGE_BYTES offline). After ERR_TIMEOUT or
    * ERR_ABORTED the message may still arrive (once).
    */
-  async send(address: string, data: Uint8Array, options: SendOptions = {}): Promise<SendReceipt> {
+  send(address: string, data: Uint8Array, options: SendOptions = {}): Promise<SendReceipt> {
+    return this.deliver(address, data, options, false, crypto().random(MESSAGE_ID_LEN));
+  }
+
+  /** send(), for application data or (`attachment`) an attachment descriptor, under the message id `id`. */
+  private async deliver(address: string, data: Uint8Array, options: SendOptions, attachment: boolean, id: Uint8Array): Promise<SendReceipt> {
     const scope = this.shutdown.scope(options.signal);
     const dl = deadline(scope.signal, options.timeoutMs, 'send');
     const signal = dl.signal ?? scope.signal;
@@ -338,12 +384,11 @@ export class Messenger extends Emitter<MessengerEvents> {
       const identityKey = parseAddress(address);
       const to = formatAddress(identityKey);
       const mode = options.offline ?? 'auto';
-      // One id for every copy of this message: each live attempt and the offline one.
-      const id = crypto().random(MESSAGE_ID_LEN);
+      // One id (`id`) for every copy of this message: each live attempt and the offline one.
       const knownOffline = mode === 'auto' && (this.offlineUntil.get(to) ?? 0) > Date.now() && !this.conversations.has(to);
       if (mode !== 'only' && !knownOffline) {
         try {
-          const seq = await this.sendLive(to, id, data, signal, options.clientAuth ?? this.options.clientAuth);
+          const seq = await this.sendLive(to, id, data, attachment, signal, options.clientAuth ?? this.options.clientAuth);
           const receipt = { status: 'delivered' as const, to, seq, id: toHex(id) };
           this.offlineUntil.delete(to);
           this.emit('message:delivered', receipt);
@@ -355,7 +400,7 @@ export class Messenger extends Emitter<MessengerEvents> {
           this.offlineUntil.set(to, now + OFFLINE_RECHECK_MS);
         }
       }
-      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array } = { id, signal };
+      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean } = { id, signal, attachment };
       const ttl = options.ttlMs ?? this.options.offline?.ttlMs;
       if (ttl !== undefined) deposit.ttlMs = ttl;
       const r = await this.outbox.deposit(identityKey, data, deposit);
@@ -378,17 +423,111 @@ export class Messenger extends Emitter<MessengerEvents> {
    * LIVE_ATTEMPTS conversations in all; then the last loss is thrown (ERR_LINK_CLOSED or ERR_TIMEOUT), as are the
    * errors of building a conversation.
    */
-  private async sendLive(to: string, id: Uint8Array, data: Uint8Array, signal: AbortSignal, clientAuth: ClientAuthKey | undefined): Promise<number> {
+  private async sendLive(
+    to: string,
+    id: Uint8Array,
+    data: Uint8Array,
+    attachment: boolean,
+    signal: AbortSignal,
+    clientAuth: ClientAuthKey | undefined,
+  ): Promise<number> {
     for (let attempt = 1; ; attempt++) {
       const conv = await this.conversationWith(to, signal, clientAuth);
       try {
-        return await conv.send(id, data, { signal });
+        return await conv.send(id, data, { signal, attachment });
       } catch (e) {
         if (this.closed) throw new AbortedError('messenger closed');
         const lost = isAlliumError(e) && (e.code === 'ERR_LINK_CLOSED' || e.code === 'ERR_TIMEOUT');
         if (!lost || attempt >= LIVE_ATTEMPTS) throw e;
       }
     }
+  }
+
+  // ------------------------------------------------------------------ attachments (specs/messaging.md §12)
+
+  /**
+   * Sends a file: stores it in the content store with random keys (progress as 'attachment:progress' events and
+   * `onProgress`), then sends its descriptor — where the blocks are, the key, size, media type and name — as a
+   * message, live or to the mailbox as send() does. The recipient's IncomingMessage has `attachment`; it fetches the
+   * file with download(). Throws LimitError MAX_ATTACHMENT_BYTES (larger than `maxAttachmentBytes`: nothing is
+   * stored), the content store's errors (ERR_UNREACHABLE, ERR_QUOTA), and send()'s. `timeoutMs` covers both parts.
+   */
+  async sendFile(address: string, file: FileInput, options: SendFileOptions = {}): Promise<FileReceipt> {
+    const scope = this.shutdown.scope(options.signal);
+    const dl = deadline(scope.signal, options.timeoutMs, 'sendFile');
+    const signal = dl.signal ?? scope.signal;
+    try {
+      if (this.closed) throw new AbortedError('messenger closed');
+      const to = formatAddress(parseAddress(address));
+      const id = crypto().random(MESSAGE_ID_LEN);
+      const idHex = toHex(id);
+      let attachment: Attachment;
+      try {
+        attachment = await uploadAttachment(
+          this.files,
+          file,
+          this.maxAttachmentBytes,
+          (done, total) => this.progress({ id: idHex, direction: 'upload', done, total }, options.onProgress),
+          { signal },
+        );
+      } catch (e) {
+        const error = asAlliumError(dl.wrap(e), 'attachment upload failed');
+        this.emit('message:failed', { to, error });
+        throw error;
+      }
+      const sendOptions: SendOptions = { signal };
+      if (options.offline !== undefined) sendOptions.offline = options.offline;
+      if (options.ttlMs !== undefined) sendOptions.ttlMs = options.ttlMs;
+      if (options.clientAuth !== undefined) sendOptions.clientAuth = options.clientAuth;
+      const receipt = await this.deliver(to, encodeAttachment(attachment), sendOptions, true, id);
+      return { ...receipt, attachment };
+    } catch (e) {
+      throw asAlliumError(dl.wrap(e), 'sendFile failed');
+    } finally {
+      dl.clear();
+      scope.dispose();
+    }
+  }
+
+  /**
+   * A download of a received attachment (nothing is fetched until read() or bytes()). Reading it again after an
+   * abort or a failure resumes it: no block already fetched is fetched again. Progress: the download's
+   * 'download:progress' events, this messenger's 'attachment:progress', and `onProgress`.
+   */
+  download(message: Pick<IncomingMessage, 'attachment' | 'id'>, options: { onProgress?: (p: AttachmentProgress) => void } = {}): AttachmentDownload {
+    if (!message.attachment) throw new AlliumError('ERR_CONFIG', 'this message carries no attachment');
+    return new AttachmentDownload(this.files, message.attachment, message.id ?? '', this.maxAttachmentBytes, (p) => this.progress(p, options.onProgress));
+  }
+
+  private progress(p: AttachmentProgress, onProgress: ((p: AttachmentProgress) => void) | undefined): void {
+    this.emit('attachment:progress', p);
+    onProgress?.(p);
+  }
+
+  // ------------------------------------------------------------------ contacts (specs/messaging.md §11)
+
+  /** Our address card as text ("allium:contact/…"), with the name we suggest (default none). */
+  card(name = ''): string {
+    return formatCard(this.identity.publicKey, name);
+  }
+
+  /** Our address card as bytes: the payload of a QR code in byte mode. */
+  cardBytes(name = ''): Uint8Array {
+    return encodeCard(this.identity.publicKey, name);
+  }
+
+  /**
+   * The safety number of this identity and a peer's (a card, an address, or an identity key): 60 digits in groups
+   * of 5, the same on both sides. Compare it over a channel you trust, then contacts.markVerified().
+   */
+  safetyNumber(peer: CardInput): string {
+    let key: Uint8Array;
+    if (typeof peer === 'string') key = parseCard(peer).key;
+    else if (peer instanceof Uint8Array)
+      key = peer.length === 32 ? peer : decodeCard(peer).key; // a card is 38 bytes or more
+    else key = peer.key;
+    if (!crypto().edIsValidPoint(key)) throw new AlliumError('ERR_KEY_FORMAT', 'not a valid Ed25519 identity key');
+    return safetyNumber(this.identity.publicKey, key);
   }
 
   /**
@@ -434,6 +573,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     for (const c of this.live) c.close(new AbortedError('messenger closed'));
     this.live.clear();
     this.lookups.close();
+    this.files.close();
     this.outbox.close();
     this.delivery.close();
   }

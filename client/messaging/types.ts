@@ -4,10 +4,13 @@
  * library carries no node:net into browsers).
  */
 import { crypto, type KeyPair } from '../../crypto/index.js';
+import type { Attachment } from '../../protocol/attachment.js';
 import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import type { AbortOptions } from '../../net/abort.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import type { AddressConnector, CircuitSource } from '../client.js';
+import type { AttachmentProgress } from './attachments.js';
+import type { Contact, ContactStorage, IdentityChange } from './contacts.js';
 import type { EndpointLimits } from './limits.js';
 
 /** What a Messenger uses of its client: directory and circuits, and (optionally) routing of `.allium` connects. */
@@ -64,6 +67,11 @@ export interface IncomingMessage {
   readonly id?: string;
   /** Offline messages: the sender's clock when it sent. */
   readonly sentAt?: number;
+  /**
+   * A file sent with sendFile() (specs/messaging.md §12): its size, media type and name, and where its blocks are.
+   * `data` is then the encoded descriptor. Fetch it with Messenger.download().
+   */
+  readonly attachment?: Attachment;
 }
 
 /** What happened to a message given to send(). */
@@ -112,6 +120,14 @@ export interface SendOptions extends AbortOptions {
   clientAuth?: ClientAuthKey;
 }
 
+/** sendFile(): send()'s options, and progress of the upload. */
+export interface SendFileOptions extends SendOptions {
+  onProgress?: (p: AttachmentProgress) => void;
+}
+
+/** What sendFile() resolves with: the message's receipt, and the descriptor the recipient got. */
+export type FileReceipt = SendReceipt & { readonly attachment: Attachment };
+
 export interface ConnectOptions extends AbortOptions {
   /** Fail with ERR_TIMEOUT after this long. */
   timeoutMs?: number;
@@ -148,6 +164,15 @@ export interface MessengerOptions {
    * and those messages are sent again over a new one (default 30 s).
    */
   ackTimeoutMs?: number;
+  /**
+   * Largest attachment sent or downloaded (default MAX_ATTACHMENT_BYTES, 100 MiB; specs/limits.md). Larger:
+   * LimitError MAX_ATTACHMENT_BYTES, before anything is stored or fetched.
+   */
+  maxAttachmentBytes?: number;
+  /** Where the contact book is kept (default: memory). In Node, fileContactStorage(path). */
+  contactStorage?: ContactStorage;
+  /** Contacts the book holds (default MAX_CONTACTS, 10 000). */
+  maxContacts?: number;
   /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */
   limits?: Partial<EndpointLimits>;
   /** Offline mailboxes. */
@@ -173,6 +198,18 @@ export type MessengerEvents = {
   'mailbox:checked': [number];
   'endpoint:published': [number];
   'endpoint:error': [AlliumError];
+  /** Bytes of an attachment stored (sendFile) or fetched (a download) so far. */
+  'attachment:progress': [AttachmentProgress];
+  /** A contact was added to the book. */
+  'contact:added': [Contact];
+  /**
+   * A card for a known contact name came with another identity key: the book now holds the new key with `changed`
+   * set and `verified` cleared. Warn the user, and ask them to compare safety numbers again.
+   */
+  'contact:identity-changed': [IdentityChange];
+  /** A contact's key was marked verified. */
+  'contact:verified': [Contact];
+  'contact:removed': [string];
 };
 
 /** `e` as an AlliumError (ERR_INTERNAL with `what` for anything else), as events report errors. */

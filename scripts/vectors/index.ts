@@ -6,6 +6,7 @@
 import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
 import { consensusFile } from './consensus.js';
+import { contactsFile } from './contacts.js';
 import { introPowFile } from './intro-pow.js';
 import { mailboxFile } from './mailbox.js';
 import type { VectorFile } from './common.js';
@@ -26,6 +27,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'site.json': siteFile,
   'consensus.json': consensusFile,
   'intro-pow.json': introPowFile,
+  'contacts.json': contactsFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

@@ -15,11 +15,13 @@ import { seededRandom } from '../../crypto/drbg.js';
 import { crypto } from '../../crypto/index.js';
 import { fingerprintOf, IdentityKey, parseFingerprint } from '../../crypto/keys.js';
 import { createIdentity, formatAddress, parseAddress } from '../../protocol/address.js';
+import { decodeAttachment, encodeAttachment } from '../../protocol/attachment.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor.js';
 import { decodeCell, decodeControlBody, decodeCreateBody, decodeCreatedBody, decodeDestroyBody } from '../../protocol/cell.js';
 import { parseBlockPlaintext } from '../../protocol/chk.js';
 import { CELL_BODY_LEN } from '../../protocol/constants.js';
+import { decodeCard, encodeCard, formatCard, parseCard } from '../../protocol/contact-card.js';
 import { base32Decode, formatLink, parseLink } from '../../protocol/content-link.js';
 import { decodeFetch, decodeFetched, decodeStore, decodeStored, encodeFetch, encodeStore } from '../../protocol/content-messages.js';
 import { decodeControl, encodeControl } from '../../protocol/control.js';
@@ -335,8 +337,21 @@ const CASES: DecoderCase[] = [
     input: 'bytes',
     cap: 64 * 1024,
     run: (x) => decodeFrame(bytes(x)),
-    seeds: () => [encodeMessageFrame(1, ctx().rand(16), ctx().rand(10)), encodeAckFrame([ctx().rand(16), ctx().rand(16)])],
+    seeds: () => [
+      encodeMessageFrame(1, ctx().rand(16), ctx().rand(10)),
+      encodeMessageFrame(2, ctx().rand(16), ctx().rand(10), true),
+      encodeAckFrame([ctx().rand(16), ctx().rand(16)]),
+    ],
   },
+  {
+    name: 'attachment descriptor',
+    input: 'bytes',
+    cap: 4096,
+    cbor: true,
+    run: (x) => decodeAttachment(bytes(x)),
+    seeds: () => [encodeAttachment({ root: { rk: ctx().rand(32), dk: ctx().rand(32) }, size: 123_456, type: 'image/png', name: 'leek.png' })],
+  },
+  { name: 'address card', input: 'bytes', cap: 1024, run: (x) => decodeCard(bytes(x)), seeds: () => [encodeCard(parseAddress(ctx().address), 'Alice')] },
   { name: 'ratchet state', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeRatchetState(bytes(x)), seeds: () => [] },
   {
     name: 'setup onion header',
@@ -355,6 +370,13 @@ const CASES: DecoderCase[] = [
   // text
   { name: 'upgrade token', input: 'text', cap: 1024, run: (x) => decodeUpgradeToken(text(x)), seeds: () => ['AAAA', 'abc-_'] },
   { name: 'messaging address', input: 'text', cap: 1024, run: (x) => parseAddress(text(x)), seeds: () => [ctx().address, ctx().address.toUpperCase()] },
+  {
+    name: 'address card text',
+    input: 'text',
+    cap: 1024,
+    run: (x) => parseCard(text(x)),
+    seeds: () => [formatCard(parseAddress(ctx().address), 'Bob'), formatCard(parseAddress(ctx().address)).toUpperCase(), ctx().address],
+  },
   {
     name: 'content link',
     input: 'text',

@@ -76,6 +76,14 @@ describe('examples/ (child processes against a 5-relay network)', function () {
     expect(lines[1]).to.equal(`fetched ${Buffer.byteLength(text)} bytes: identical`);
   });
 
+  it('send-a-file.ts exchanges cards, compares safety numbers and sends a file that arrives identical', async () => {
+    const { stdout } = await example('send-a-file.ts', {}, ['100000']);
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).to.match(/^safety number: (\d{5} ){11}\d{5} \(bob reads the same: true\)$/);
+    expect(lines[1]).to.equal('sent pattern.bin (100000 bytes): delivered');
+    expect(lines[2]).to.equal('received 100000 bytes: identical');
+  });
+
   it('their clients kept the directory and guards in the state directory, which no example configured', () => {
     expect(readdirSync(stateDir).sort()).to.include.members(['directory.cbor', 'guards.json']);
     expect(statSync(stateDir).mode & 0o777).to.equal(0o700);

@@ -1,0 +1,267 @@
+/**
+ * The contact book (specs/messaging.md §11.3): per contact, the identity key it has now, whether the user verified
+ * it (compared safety numbers), whether it changed since, and the keys it had before. Adding a card under a name the
+ * book knows with another key is an identity change: reported ('contact:identity-changed'), never silently taken.
+ *
+ * The book is strict CBOR kept through a ContactStorage the application gives (file-storage in Node:
+ * contact-file.ts; anything with load/save in a browser); without one it lives in memory. A stored book that does
+ * not decode is refused rather than replaced by an empty one, which would hide every later change.
+ */
+import { z } from 'zod';
+import { crypto } from '../../crypto/index.js';
+import { formatAddress } from '../../protocol/address.js';
+import { decodeMessage, encodeCbor, zBytes, zUint } from '../../protocol/cbor.js';
+import { checkName, decodeCard, parseCard, type ContactCard } from '../../protocol/contact-card.js';
+import { LimitError, NotFoundError, ProtocolError, throwIfAborted } from '../../protocol/errors.js';
+import type { AbortOptions } from '../../net/abort.js';
+import { Emitter } from '../../net/emitter.js';
+
+/** Contacts a book holds (default; ContactBookOptions.maxContacts). */
+export const MAX_CONTACTS = 10_000;
+/** Earlier identity keys kept per contact, newest first. */
+export const MAX_PREVIOUS_KEYS = 8;
+/** Largest stored book read back. */
+export const MAX_CONTACT_BOOK_BYTES = 4 * 1024 * 1024;
+
+/** Where a book is kept: the whole book's bytes, read once and written after every change. */
+export interface ContactStorage {
+  /** The stored bytes, or null when nothing was stored yet. */
+  load(options?: AbortOptions): Promise<Uint8Array | null>;
+  save(bytes: Uint8Array, options?: AbortOptions): Promise<void>;
+}
+
+/** A book that lives as long as the process (or page). */
+export function memoryContactStorage(): ContactStorage {
+  let held: Uint8Array | null = null;
+  return {
+    load: () => Promise.resolve(held && Uint8Array.from(held)),
+    save: (b) => {
+      held = Uint8Array.from(b);
+      return Promise.resolve();
+    },
+  };
+}
+
+export interface Contact {
+  /** The application's name for the contact, unique in the book. */
+  readonly name: string;
+  /** The identity key the contact has now, and its address. */
+  readonly key: Uint8Array;
+  readonly address: string;
+  /** The user compared safety numbers for this key and said they match. */
+  readonly verified: boolean;
+  /** The key was replaced and the user has not yet verified or accepted the new one: show a warning. */
+  readonly changed: boolean;
+  /** The keys it had before, newest first. */
+  readonly previous: readonly Uint8Array[];
+  readonly added: number;
+  readonly keyChangedAt?: number;
+}
+
+/** What 'contact:identity-changed' reports. */
+export interface IdentityChange {
+  readonly contact: Contact;
+  /** The key (and address) the contact had until now. */
+  readonly previousKey: Uint8Array;
+  readonly previousAddress: string;
+  /** True when the replaced key had been verified: the warning deserves the most attention. */
+  readonly wasVerified: boolean;
+}
+
+export type ContactEvents = {
+  'contact:added': [Contact];
+  'contact:identity-changed': [IdentityChange];
+  'contact:verified': [Contact];
+  'contact:removed': [string];
+};
+
+export interface ContactBookOptions {
+  /** MAX_CONTACTS (10 000). */
+  maxContacts?: number;
+  /** The clock (default Date.now). */
+  now?: () => number;
+}
+
+const contactSchema = z.strictObject({
+  n: z.string(),
+  k: zBytes(32),
+  vf: z.boolean(),
+  ch: z.boolean(),
+  t: zUint(),
+  tc: zUint().optional(),
+  p: z.array(zBytes(32)).max(MAX_PREVIOUS_KEYS),
+});
+const bookSchema = z.strictObject({ v: z.literal(1), contacts: z.array(contactSchema) });
+
+type Row = z.infer<typeof contactSchema>;
+
+function toContact(r: Row): Contact {
+  return {
+    name: r.n,
+    key: Uint8Array.from(r.k),
+    address: formatAddress(r.k),
+    verified: r.vf,
+    changed: r.ch,
+    previous: r.p.map((k) => Uint8Array.from(k)),
+    added: r.t,
+    ...(r.tc !== undefined ? { keyChangedAt: r.tc } : {}),
+  };
+}
+
+/** A card as given: text (a card or a plain address), a card's bytes, or one already parsed. */
+export type CardInput = string | Uint8Array | ContactCard;
+
+function cardOf(input: CardInput): ContactCard {
+  if (typeof input === 'string') return parseCard(input);
+  if (input instanceof Uint8Array) return decodeCard(input);
+  return input;
+}
+
+export class ContactBook extends Emitter<ContactEvents> {
+  private rows: Map<string, Row> | null = null;
+  private loading: Promise<Map<string, Row>> | null = null;
+  /** Saves run one after another, each with the book as it was when it was asked for. */
+  private saving: Promise<void> = Promise.resolve();
+  private readonly max: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly storage: ContactStorage = memoryContactStorage(),
+    options: ContactBookOptions = {},
+  ) {
+    super();
+    this.max = options.maxContacts ?? MAX_CONTACTS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Reads the stored book (once; every call does it first). Throws ERR_CBOR_*, ERR_SCHEMA, ERR_KEY_FORMAT for a
+   * stored book that does not decode, and what the storage throws.
+   */
+  async load(options: AbortOptions = {}): Promise<void> {
+    await this.table(options);
+  }
+
+  private table(options: AbortOptions): Promise<Map<string, Row>> {
+    if (this.rows) return Promise.resolve(this.rows);
+    this.loading ??= (async () => {
+      const bytes = await this.storage.load(options);
+      const rows = new Map<string, Row>();
+      if (bytes) {
+        const book = decodeMessage(bookSchema, bytes, MAX_CONTACT_BOOK_BYTES, 'contact book');
+        for (const r of book.contacts) {
+          checkName(r.n, false);
+          for (const k of [r.k, ...r.p]) if (!crypto().edIsValidPoint(k)) throw new ProtocolError('ERR_KEY_FORMAT', 'contact book: a key is not a valid point');
+          if (rows.has(r.n)) throw new ProtocolError('ERR_SCHEMA', 'contact book: a name twice');
+          rows.set(r.n, r);
+        }
+      }
+      this.rows = rows;
+      return rows;
+    })();
+    this.loading.catch(() => (this.loading = null));
+    return this.loading;
+  }
+
+  private persist(rows: Map<string, Row>, options: AbortOptions): Promise<void> {
+    const bytes = encodeCbor({ v: 1, contacts: [...rows.values()] });
+    const p = this.saving.then(() => this.storage.save(bytes, options));
+    this.saving = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Every contact, in the order they were added. */
+  async list(options: AbortOptions = {}): Promise<Contact[]> {
+    return [...(await this.table(options)).values()].map(toContact);
+  }
+
+  async get(name: string, options: AbortOptions = {}): Promise<Contact | undefined> {
+    const r = (await this.table(options)).get(name);
+    return r && toContact(r);
+  }
+
+  /** The contact whose current key the address names (undefined for none). */
+  async byAddress(address: string, options: AbortOptions = {}): Promise<Contact | undefined> {
+    const key = parseCard(address).key;
+    for (const r of (await this.table(options)).values()) if (crypto().equal(r.k, key)) return toContact(r);
+    return undefined;
+  }
+
+  /**
+   * Adds a contact from a card (its text or bytes) or an address, under `name` (default: the card's name; one or
+   * the other is needed, ERR_ADDRESS_FORMAT otherwise). A name the book knows with the same key changes nothing; with
+   * another key it is an identity change (§11.3): the new key replaces the old, `verified` becomes false, `changed`
+   * true, and 'contact:identity-changed' is emitted. Throws the card's errors (ERR_ADDRESS_*), LimitError
+   * MAX_CONTACTS, ERR_ABORTED, and what the storage throws.
+   */
+  async add(
+    card: CardInput,
+    options: { name?: string } & AbortOptions = {},
+  ): Promise<{ contact: Contact; change: 'added' | 'unchanged' | 'identity-changed' }> {
+    const c = cardOf(card);
+    const name = options.name ?? c.name;
+    checkName(name, false);
+    const rows = await this.table(options);
+    throwIfAborted(options.signal);
+    const have = rows.get(name);
+    if (have && crypto().equal(have.k, c.key)) return { contact: toContact(have), change: 'unchanged' };
+    if (!have) {
+      if (rows.size >= this.max) throw new LimitError('MAX_CONTACTS', `the contact book holds at most ${this.max} contacts`);
+      const row: Row = { n: name, k: Uint8Array.from(c.key), vf: false, ch: false, t: this.now(), p: [] };
+      rows.set(name, row);
+      await this.persist(rows, options);
+      const contact = toContact(row);
+      this.emit('contact:added', contact);
+      return { contact, change: 'added' };
+    }
+    const previousKey = have.k;
+    const wasVerified = have.vf;
+    const row: Row = {
+      ...have,
+      k: Uint8Array.from(c.key),
+      vf: false,
+      ch: true,
+      tc: this.now(),
+      p: [previousKey, ...have.p.filter((k) => !crypto().equal(k, c.key))].slice(0, MAX_PREVIOUS_KEYS),
+    };
+    rows.set(name, row);
+    await this.persist(rows, options);
+    const contact = toContact(row);
+    this.emit('contact:identity-changed', { contact, previousKey: Uint8Array.from(previousKey), previousAddress: formatAddress(previousKey), wasVerified });
+    return { contact, change: 'identity-changed' };
+  }
+
+  /**
+   * Marks a contact's current key verified (the user compared safety numbers and they match) or not; verifying also
+   * clears `changed`. Throws ERR_NOT_FOUND for an unknown name.
+   */
+  async markVerified(name: string, verified = true, options: AbortOptions = {}): Promise<Contact> {
+    return this.update(name, options, (r) => ({ ...r, vf: verified, ch: verified ? false : r.ch }), verified);
+  }
+
+  /** Accepts a changed key without verifying it: clears `changed`, leaves `verified` false. */
+  async acceptChange(name: string, options: AbortOptions = {}): Promise<Contact> {
+    return this.update(name, options, (r) => ({ ...r, ch: false }), false);
+  }
+
+  /** Forgets a contact (true if it was there). */
+  async remove(name: string, options: AbortOptions = {}): Promise<boolean> {
+    const rows = await this.table(options);
+    if (!rows.delete(name)) return false;
+    await this.persist(rows, options);
+    this.emit('contact:removed', name);
+    return true;
+  }
+
+  private async update(name: string, options: AbortOptions, f: (r: Row) => Row, verifiedEvent: boolean): Promise<Contact> {
+    const rows = await this.table(options);
+    const have = rows.get(name);
+    if (!have) throw new NotFoundError('no contact of that name');
+    const row = f(have);
+    rows.set(name, row);
+    await this.persist(rows, options);
+    const contact = toContact(row);
+    if (verifiedEvent) this.emit('contact:verified', contact);
+    return contact;
+  }
+}

@@ -1,0 +1,88 @@
+/** The contact book (specs/messaging.md §11.3): identity changes, verification, persistence, bounds. */
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createIdentity, formatAddress } from '../../protocol/address.js';
+import { formatCard, encodeCard } from '../../protocol/contact-card.js';
+import { toHex } from '../../protocol/bytes.js';
+import { ContactBook, memoryContactStorage, type IdentityChange } from '../../client/messaging/contacts.js';
+import { fileContactStorage } from '../../client/messaging/contact-file.js';
+
+async function rejects(p: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    expect((e as { code?: string }).code).to.equal(code);
+    return;
+  }
+  expect.fail(`expected ${code}`);
+}
+
+describe('contact book', () => {
+  let alice: Uint8Array;
+  let mallory: Uint8Array;
+  before(() => {
+    alice = createIdentity().publicKey;
+    mallory = createIdentity().publicKey;
+  });
+
+  it('adds from a card, keeps the same key quietly, and reports a changed key with the flag set and verification cleared', async () => {
+    const book = new ContactBook(memoryContactStorage(), { now: () => 1000 });
+    const changes: IdentityChange[] = [];
+    book.on('contact:identity-changed', (c) => changes.push(c));
+    const first = await book.add(formatCard(alice, 'Alice'));
+    expect(first.change).to.equal('added');
+    expect(first.contact).to.include({ name: 'Alice', address: formatAddress(alice), verified: false, changed: false });
+    await book.markVerified('Alice');
+    expect((await book.add(encodeCard(alice, 'Alice'))).change).to.equal('unchanged');
+    expect(changes).to.have.length(0);
+
+    const swapped = await book.add(formatCard(mallory, 'Alice'));
+    expect(swapped.change).to.equal('identity-changed');
+    expect(changes).to.have.length(1);
+    expect(changes[0]!.wasVerified).to.equal(true);
+    expect(changes[0]!.previousAddress).to.equal(formatAddress(alice));
+    const now = (await book.get('Alice'))!;
+    expect(now).to.include({ address: formatAddress(mallory), verified: false, changed: true, keyChangedAt: 1000 });
+    expect(now.previous.map(toHex)).to.deep.equal([toHex(alice)]);
+    expect((await book.byAddress(formatAddress(mallory)))?.name).to.equal('Alice');
+
+    expect((await book.acceptChange('Alice')).changed).to.equal(false);
+    expect((await book.markVerified('Alice')).verified).to.equal(true);
+  });
+
+  it('keeps the book across restarts in a file, and refuses a corrupted one instead of starting empty', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'allium-contacts-'));
+    try {
+      const path = join(dir, 'sub', 'contacts.cbor');
+      const one = new ContactBook(fileContactStorage(path));
+      await one.add(formatAddress(alice), { name: 'Alice' });
+      await one.markVerified('Alice');
+      const two = new ContactBook(fileContactStorage(path));
+      expect(await two.get('Alice')).to.include({ verified: true, changed: false, address: formatAddress(alice) });
+      // A later change is still noticed after the restart.
+      let warned = 0;
+      two.on('contact:identity-changed', () => warned++);
+      await two.add(formatAddress(mallory), { name: 'Alice' });
+      expect(warned).to.equal(1);
+      writeFileSync(path, Uint8Array.of(0xa1, 0x61));
+      await rejects(new ContactBook(fileContactStorage(path)).list(), 'ERR_CBOR_MALFORMED');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a corrupted card, a contact without a name, and more than maxContacts', async () => {
+    const book = new ContactBook(memoryContactStorage(), { maxContacts: 2 });
+    const card = formatCard(alice, 'Alice');
+    await rejects(book.add(card.slice(0, -8)), 'ERR_ADDRESS_CHECKSUM');
+    await rejects(book.add(formatAddress(alice)), 'ERR_ADDRESS_FORMAT'); // no name given and none on the card
+    await book.add(formatAddress(alice), { name: 'a' });
+    await book.add(formatAddress(mallory), { name: 'b' });
+    const e = await book.add(formatAddress(createIdentity().publicKey), { name: 'c' }).catch((x: unknown) => x);
+    expect(e).to.include({ code: 'ERR_LIMIT', limit: 'MAX_CONTACTS' });
+    expect(await book.list()).to.have.length(2);
+    await rejects(book.markVerified('nobody'), 'ERR_NOT_FOUND');
+  });
+});
