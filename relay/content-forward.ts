@@ -1,7 +1,7 @@
 /**
  * Forwarding STORE and FETCH one hop to the holder (specs/content.md §8.3). A client's content circuit ends at a
- * store relay, the forwarder; each request names its holder in `f`. The forwarder checks the holder is a store relay
- * of its directory other than itself (else `unknown`), takes a slot under its bounds (else `refused`), and sends the
+ * store relay, the forwarder; each request names its holder in `f`. The forwarder checks the holder is a relay of
+ * its directory other than itself (else `unknown`; a holder whose store is full still serves what it has), takes a slot under its bounds (else `refused`), and sends the
  * request, without `f`, on its one-hop circuit to the holder over a relay link — the circuit its repair uses (§6.2),
  * shared by every client it forwards for — then hands back the holder's answer. A holder it cannot reach, or that
  * does not answer within CONTENT_FORWARD_TIMEOUT_MS, is `unreachable`: the client asks the next holder.
@@ -18,7 +18,6 @@ import { toHex } from '../protocol/bytes.js';
 import type { ContentKind, ContentStatus } from '../protocol/content-messages.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
-import { isStoreRelay } from '../protocol/placement.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import type { CircuitHop } from './circuits.js';
@@ -79,12 +78,12 @@ export class ContentForwarder {
   }
 
   /**
-   * Checks a forward for `hop` to the relay `f` and takes its slot: `unknown` for a holder that is not a store relay
-   * of the directory (or this relay), `refused` at a bound (specs/content.md §8.3 item 2).
+   * Checks a forward for `hop` to the relay `f` and takes its slot: `unknown` for a holder that is not in the
+   * directory (or is this relay), `refused` at a bound (specs/content.md §8.3 item 2).
    */
   admit(hop: CircuitHop, f: Uint8Array): ForwardSlot | 'unknown' | 'refused' {
     const holder = this.o.directory.get(toHex(f));
-    if (!holder || !isStoreRelay(holder) || holder.fingerprint === this.o.self) {
+    if (!holder || holder.fingerprint === this.o.self) {
       this.o.metrics.forwards.inc({ result: 'unknown' });
       return 'unknown';
     }
