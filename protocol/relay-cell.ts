@@ -36,6 +36,7 @@ export const RelayCommand = {
   RENDEZVOUS_ESTABLISHED: 36,
   RENDEZVOUS1: 37,
   RENDEZVOUS2: 38,
+  INTRO_POW: 39,
 } as const;
 export type RelayCommand = (typeof RelayCommand)[keyof typeof RelayCommand];
 const KNOWN = new Set<number>(Object.values(RelayCommand));

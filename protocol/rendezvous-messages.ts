@@ -12,6 +12,7 @@
  *   RENDEZVOUS_ESTABLISHED { }
  *   RENDEZVOUS1            { "c": cookie, "h": handshake reply (opaque to the relay) }   (endpoint → point)
  *   RENDEZVOUS2            { "h": handshake reply }                              (point → initiator)
+ *   INTRO_POW              { "s": [seed (32)] (1–2) }                            (endpoint → its introduction point)
  *
  * `binding` is the hop's binding value from the circuit handshake, so an ESTABLISH_INTRO cannot be replayed on
  * another circuit.
@@ -20,7 +21,7 @@ import { z } from 'zod';
 import { concatBytes, utf8 } from './bytes.js';
 import { decodeMessage, encodeCbor, zBytes } from './cbor.js';
 import { RELAY_DATA_LEN } from './constants.js';
-import { MAX_POW_EFFORT, POW_NONCE_LEN } from './intro-pow.js';
+import { MAX_POW_EFFORT, POW_NONCE_LEN, POW_SEED_LEN } from './intro-pow.js';
 
 export const INTRO_SIGN_CONTEXT = utf8('allium-v1 intro');
 export const COOKIE_LEN = 20;
@@ -35,6 +36,8 @@ const schemas = {
   establishRendezvous: z.strictObject({ c: zBytes(COOKIE_LEN) }),
   rendezvous1: z.strictObject({ c: zBytes(COOKIE_LEN), h: zBytes(undefined, 400) }),
   rendezvous2: z.strictObject({ h: zBytes(undefined, 400) }),
+  /** The endpoint's proof-of-work seeds, newest first, for its introduction point to check `w` against (§3.2). */
+  introPow: z.strictObject({ s: z.array(zBytes(POW_SEED_LEN)).min(1).max(2) }),
   empty: z.strictObject({}),
 };
 

@@ -40,6 +40,7 @@ export const DROP_REASONS = [
   'rendezvous_unknown_cookie',
   'rendezvous_second_registration',
   'introduce_rate',
+  'introduce_pow_rate',
   'exit_resolve_limit',
   'dial_refused_address',
   'answer_deferred_dropped',

@@ -23,7 +23,9 @@
  *
  * INTRODUCE1 is rate limited per intro key (a token bucket, as Tor's introduction-point DoS defence): past the burst,
  * introductions are answered `busy` and not passed on, so whoever knows an endpoint's address cannot make its
- * introduction circuit carry more than INTRODUCE1_RATE introductions a second.
+ * introduction circuit carry more than INTRODUCE1_RATE introductions a second. An endpoint may give its introduction
+ * point its proof-of-work seeds (INTRO_POW): an INTRODUCE1 with a proof valid under them, never seen before, draws on
+ * a second allowance (INTRODUCE1_POW_RATE), so a flood that does not pay cannot crowd out initiators who do.
  *
  * Why this file is at ~400 lines: introduction and rendezvous registrations share one bounded table discipline —
  * per relay, per peer, per address block, fair shares for relay links, expiry in order, cleanup when the circuit
@@ -38,6 +40,8 @@ import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
 import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { decodeRv, encodeRv, introSignedMessage } from '../protocol/rendezvous-messages.js';
+import { powBinding, verifyPow, type PowSolution } from '../protocol/intro-pow.js';
+import { BloomFilter } from '../protocol/replay-filter.js';
 import type { Link } from '../net/link.js';
 import type { CircuitEndpointHandler, CircuitHop, CircuitReactor } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
@@ -57,7 +61,25 @@ export const INTRODUCE1_BURST = 200;
 /** An intro key stays registered this long; then its circuit is destroyed and its endpoint registers anew. */
 export const INTRO_REGISTRATION_LIFETIME_MS = 24 * 3600_000;
 
-const COMMANDS = new Set<number>([RelayCommand.ESTABLISH_INTRO, RelayCommand.INTRODUCE1, RelayCommand.ESTABLISH_RENDEZVOUS, RelayCommand.RENDEZVOUS1]);
+/** INTRODUCE1 with a proof of work valid under the endpoint's seeds, passed on per intro key and second (§3.2). */
+export const INTRODUCE1_POW_RATE = 100;
+/** … and at once. */
+export const INTRODUCE1_POW_BURST = 400;
+/**
+ * Proofs of work an introduction point accepts per seed, remembered in a Bloom filter (about 2.4 KB per seed, made
+ * on the first proof); beyond, proofs under that seed count as unpaid until the endpoint sends new seeds.
+ */
+export const MAX_INTRO_POW_PER_SEED = 1_024;
+/** The filter's false-positive rate at that count: an honest proof taken for a replay counts as unpaid. */
+const INTRO_POW_FILTER_FPR = 1e-4;
+
+const COMMANDS = new Set<number>([
+  RelayCommand.ESTABLISH_INTRO,
+  RelayCommand.INTRODUCE1,
+  RelayCommand.ESTABLISH_RENDEZVOUS,
+  RelayCommand.RENDEZVOUS1,
+  RelayCommand.INTRO_POW,
+]);
 
 /** What a circuit's slot holds once its one registration is gone: it can make no other (one per circuit life). */
 const SPENT = 'spent';
@@ -84,6 +106,10 @@ export interface RendezvousLimits {
   introduceRate?: number;
   /** … and at once (default INTRODUCE1_BURST). */
   introduceBurst?: number;
+  /** INTRODUCE1 with a valid proof of work passed on per intro key and second (default INTRODUCE1_POW_RATE). */
+  introducePowRate?: number;
+  /** … and at once (default INTRODUCE1_POW_BURST). */
+  introducePowBurst?: number;
 }
 
 /** A circuit's one registration, with what it was counted against. */
@@ -100,6 +126,8 @@ interface Registration {
   readonly expires: number;
   /** Intro keys: the INTRODUCE1 allowance. */
   readonly introductions?: TokenBucket;
+  /** Intro keys whose endpoint sent INTRO_POW: its seeds, the nonces seen under each, and the paid allowance. */
+  pow?: { seeds: { seed: Uint8Array; seen: BloomFilter | null }[]; paid: TokenBucket };
 }
 
 /** Where a new registration fits: null when it fits, a registration to give way, or the name of the limit it exceeds. */
@@ -186,6 +214,8 @@ export class RendezvousService implements CircuitEndpointHandler {
   private readonly cookieLifetimeMs: number;
   private readonly introLifetimeMs: number;
   private readonly introduceRate: number;
+  private readonly introducePowRate: number;
+  private readonly introducePowBurst: number;
   private readonly introduceBurst: number;
 
   constructor(
@@ -210,6 +240,8 @@ export class RendezvousService implements CircuitEndpointHandler {
     this.introLifetimeMs = limits.introLifetimeMs ?? INTRO_REGISTRATION_LIFETIME_MS;
     this.introduceRate = limits.introduceRate ?? INTRODUCE1_RATE;
     this.introduceBurst = limits.introduceBurst ?? INTRODUCE1_BURST;
+    this.introducePowRate = limits.introducePowRate ?? INTRODUCE1_POW_RATE;
+    this.introducePowBurst = limits.introducePowBurst ?? INTRODUCE1_POW_BURST;
   }
 
   /** Intro keys registered now. */
@@ -234,6 +266,8 @@ export class RendezvousService implements CircuitEndpointHandler {
         return this.establishRendezvous(hop, msg.data);
       case RelayCommand.RENDEZVOUS1:
         return this.rendezvous(hop, msg.data);
+      case RelayCommand.INTRO_POW:
+        return this.introPow(hop, msg.data);
     }
     return false;
   }
@@ -315,6 +349,48 @@ export class RendezvousService implements CircuitEndpointHandler {
     return true;
   }
 
+  /**
+   * INTRO_POW on an endpoint's introduction circuit: the seeds its proofs of work are solved under, newest first
+   * (§3.2). Nonces seen under a seed still named stay remembered; the others go with their seed.
+   */
+  private introPow(hop: CircuitHop, data: Uint8Array): boolean {
+    const m = decodeRv('introPow', data);
+    const r = this.registrations.get(hop);
+    if (!r || r === 'spent' || r.kind !== 'intro' || this.intros.get(r.key) !== r)
+      throw new ProtocolError('ERR_RELAY_COMMAND', 'INTRO_POW on a circuit that holds no intro key');
+    const old = r.pow?.seeds ?? [];
+    const seeds = m.s.map((seed) => old.find((x) => crypto().equal(x.seed, seed)) ?? { seed, seen: null });
+    r.pow = { seeds, paid: r.pow?.paid ?? new TokenBucket(this.introducePowRate, this.introducePowBurst, this.now) };
+    return true;
+  }
+
+  /**
+   * True when `w` is a proof of work valid under one of the endpoint's seeds and not seen before under it (a hash
+   * per seed, and one for the filter); remembers it. A seed with MAX_INTRO_POW_PER_SEED proofs proves nothing more
+   * until the endpoint sends new seeds.
+   */
+  private paid(r: Registration, p: Uint8Array, w: PowSolution): boolean {
+    const pow = r.pow;
+    if (!pow) return false;
+    let i: number;
+    try {
+      i = verifyPow(
+        pow.seeds.map((x) => x.seed),
+        w,
+        powBinding(p),
+      );
+    } catch {
+      return false;
+    }
+    const held = pow.seeds[i]!;
+    const seen = (held.seen ??= new BloomFilter(MAX_INTRO_POW_PER_SEED, INTRO_POW_FILTER_FPR));
+    // The nonce is the initiator's choice: its hash under the seed is what the filter takes (uniform, as it needs).
+    const tag = crypto().hash(16, w.n, held.seed);
+    if (seen.count >= MAX_INTRO_POW_PER_SEED || seen.has(tag)) return false;
+    seen.add(tag);
+    return true;
+  }
+
   private introduce(hop: CircuitHop, data: Uint8Array): boolean {
     const m = decodeRv('introduce1', data);
     const r = this.intros.get(toHex(m.k));
@@ -325,7 +401,14 @@ export class RendezvousService implements CircuitEndpointHandler {
       this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'unknown' }));
       return true;
     }
-    if (r.introductions && !r.introductions.tryTake(1)) {
+    // A valid proof of work draws on its own allowance, which a flood without one cannot spend (§3.2).
+    if (m.w && r.pow && this.paid(r, m.p, m.w)) {
+      if (!r.pow.paid.tryTake(1)) {
+        this.metrics.drops.inc({ reason: 'introduce_pow_rate' });
+        this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'busy' }));
+        return true;
+      }
+    } else if (r.introductions && !r.introductions.tryTake(1)) {
       this.metrics.drops.inc({ reason: 'introduce_rate' });
       this.reply(hop, RelayCommand.INTRODUCE_ACK, encodeRv('introduceAck', { s: 'busy' }));
       return true;

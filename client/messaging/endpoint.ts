@@ -194,9 +194,26 @@ export class Endpoint {
     return this.effort;
   }
 
-  /** A fresh seed in front; only the one before it stays valid (a client may hold the previous descriptor). */
-  private rotateSeed(): void {
-    this.powSeeds = [{ seed: crypto().random(POW_SEED_LEN), seen: new Set() }, ...this.powSeeds.slice(0, 1)];
+  /**
+   * A fresh seed in front; only the one before it stays valid (a client may hold the previous descriptor), or none
+   * (`keep` 0: a seed whose replay set is full). The introduction points hear of it at once.
+   */
+  private rotateSeed(keep = 1): void {
+    this.powSeeds = [{ seed: crypto().random(POW_SEED_LEN), seen: new Set() }, ...this.powSeeds.slice(0, keep)];
+    for (const ip of this.intros.values()) this.sendSeeds(ip);
+  }
+
+  /**
+   * Gives an introduction point the seeds proofs are solved under (INTRO_POW, specs/rendezvous.md §3.2), so that
+   * introductions that paid are passed on within their own allowance, whatever a flood without proofs does.
+   */
+  private sendSeeds(ip: IntroState): void {
+    if (this.powSeeds.length === 0 || ip.circuit.state !== 'open') return;
+    try {
+      ip.circuit.send({ command: RelayCommand.INTRO_POW, streamId: 0, data: encodeRv('introPow', { s: this.powSeeds.map((x) => x.seed) }) });
+    } catch {
+      /* the circuit is closing: its replacement gets the seeds */
+    }
   }
 
   /** Changes who may read the descriptor (ERR_CONFIG); republish() makes it count. */
@@ -259,6 +276,7 @@ export class Endpoint {
     circuit.setPurpose('intro'); // from now on INTRODUCE2, and nothing else
     const state: IntroState = { relay, circuit, auth, enc, seen: new Set(), established: Date.now(), retired: false };
     this.intros.set(relay.fingerprint, state);
+    this.sendSeeds(state);
     circuit.on('circuit:message', (_hop, m) => {
       if (m.command === RelayCommand.INTRODUCE2) this.onIntroduce(state, m);
     });
@@ -369,8 +387,7 @@ export class Endpoint {
         if (held.seen.has(nonce)) throw new ProtocolError('ERR_INTRO_POW', 'proof of work replayed');
         held.seen.add(nonce);
         if (held.seen.size >= MAX_POW_REPLAY_ENTRIES) {
-          this.rotateSeed(); // the full seed is dropped at once; clients learn the new one from the republished descriptor
-          this.powSeeds.length = 1;
+          this.rotateSeed(0); // the full seed is dropped at once; clients learn the new one from the republished descriptor
           void this.maintain();
         }
         effort = w.e;

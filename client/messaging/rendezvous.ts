@@ -29,6 +29,8 @@ import { POW_CLIENT_MAX_EFFORT, POW_MIN_EFFORT, REPLY_TIMEOUT_MS } from './limit
 import { solveIntroPow } from './pow-solver.js';
 import type { ClientAuthKey } from './types.js';
 
+/** Why an introduction point answered `busy` (the message of the ERR_UNREACHABLE thrown for it). */
+const IP_BUSY = 'introduction point is rate limiting introductions to the endpoint';
 /** A circuit whose last (virtual) hop is the endpoint, and the session our introduction started. */
 export interface Meeting {
   readonly circuit: ClientCircuit;
@@ -113,7 +115,10 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
       } catch (e) {
         if (e instanceof AbortedError) throw e;
         lastErr = e;
-        if (pow && isAlliumError(e) && e.code === 'ERR_TIMEOUT') effort = Math.min(POW_CLIENT_MAX_EFFORT, Math.max(POW_MIN_EFFORT, effort * 2));
+        // No answer, or `busy` (the introduction point's allowance for introductions without a valid proof is spent,
+        // rendezvous.md §3.2): pay, or pay more, at the next one.
+        const busy = isAlliumError(e) && e.code === 'ERR_UNREACHABLE' && e.message === IP_BUSY;
+        if (pow && isAlliumError(e) && (e.code === 'ERR_TIMEOUT' || busy)) effort = Math.min(POW_CLIENT_MAX_EFFORT, Math.max(POW_MIN_EFFORT, effort * 2));
       }
     }
     throw lastErr;
@@ -159,7 +164,7 @@ async function introduceAndMeet(
       data: encodeRv('introduce1', w ? { k: ip.auth, p: sealed, w } : { k: ip.auth, p: sealed }),
     });
     const status = decodeRv('introduceAck', (await ack).data).s;
-    if (status === 'busy') throw new AlliumError('ERR_UNREACHABLE', 'introduction point is rate limiting introductions to the endpoint');
+    if (status === 'busy') throw new AlliumError('ERR_UNREACHABLE', IP_BUSY);
     if (status !== 'ok') throw new AlliumError('ERR_UNREACHABLE', 'introduction point does not know the endpoint');
   } finally {
     introCircuit.close();

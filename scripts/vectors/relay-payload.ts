@@ -49,7 +49,7 @@ export function relayPayloadFile(): VectorFile {
     ['relay command 0', raw(0, 1, 0, some), 'ERR_RELAY_COMMAND'],
     ['relay command 12 (between ECHO and STORE)', raw(12, 1, 0, some), 'ERR_RELAY_COMMAND'],
     ['relay command 24 (between FETCHED and ESTABLISH_INTRO)', raw(24, 1, 0, some), 'ERR_RELAY_COMMAND'],
-    ['relay command 39 (after RENDEZVOUS2)', raw(39, 1, 0, some), 'ERR_RELAY_COMMAND'],
+    ['relay command 40 (after INTRO_POW)', raw(40, 1, 0, some), 'ERR_RELAY_COMMAND'],
     ['relay command 255', raw(255, 1, 0, some), 'ERR_RELAY_COMMAND'],
     ['length 887 (one beyond the data area)', raw(RelayCommand.DATA, 1, RELAY_DATA_LEN + 1, new Uint8Array(0)), 'ERR_RELAY_LENGTH'],
     ['length 65535', raw(RelayCommand.DATA, 1, 0xffff, new Uint8Array(0)), 'ERR_RELAY_LENGTH'],

@@ -13,7 +13,16 @@ import type { Link } from '../../net/link.js';
 import { CircuitHop, type CircuitReactor } from '../../relay/circuits.js';
 import { RelayMetrics } from '../../relay/metrics.js';
 import { addressBlock } from '../../protocol/address-block.js';
-import { INTRODUCE1_BURST, INTRODUCE1_RATE, MAX_INTRO_POINTS, RENDEZVOUS_COOKIE_LIFETIME_MS, RendezvousService } from '../../relay/rendezvous.js';
+import {
+  INTRODUCE1_BURST,
+  INTRODUCE1_POW_BURST,
+  INTRODUCE1_RATE,
+  MAX_INTRO_POINTS,
+  RENDEZVOUS_COOKIE_LIFETIME_MS,
+  RendezvousService,
+} from '../../relay/rendezvous.js';
+import { encodeCbor } from '../../protocol/cbor.js';
+import { POW_SEED_LEN, powBinding, solvePow } from '../../protocol/intro-pow.js';
 
 /** A link as the service sees it: its peer's address. */
 function fakeLink(remoteAddress: string | null): Link {
@@ -239,6 +248,58 @@ describe('relay rendezvous tables (specs/rendezvous.md §3.2)', () => {
     for (let i = 0; i < INTRODUCE1_BURST + 50; i++) h.introduce(initiator, key.publicKey);
     const counted = (await h.metrics.drops.get()).values.find((v) => v.labels.reason === 'introduce_rate')?.value;
     expect({ counted, passedOn: h.repliesTo(endpoint, RelayCommand.INTRODUCE2) }).to.deep.equal({ counted: 51, passedOn: INTRODUCE1_BURST });
+  });
+
+  it('introductions with a proof of work valid under the seeds the endpoint gave (INTRO_POW) have their own allowance: a flood without one does not crowd them out', () => {
+    const clock = { now: 1_000_000 };
+    const h = new Harness({}, () => clock.now);
+    const key = crypto().ed25519Keypair();
+    const endpoint = h.circuit(fakeLink('198.51.100.7'));
+    expect(h.establishIntro(endpoint, key)).to.equal(null);
+    const seed = crypto().random(POW_SEED_LEN);
+    expect(h.deliver(endpoint, RelayCommand.INTRO_POW, encodeRv('introPow', { s: [seed] }))).to.equal(null);
+    const attacker = h.circuit(fakeLink('203.0.113.9'));
+    const honest = h.circuit(fakeLink('192.0.2.55'));
+    // The flood spends the allowance for introductions without a proof.
+    for (let i = 0; i < INTRODUCE1_BURST + 1_000; i++) h.introduce(attacker, key.publicKey);
+    const paidIntroduction = (effort: number, s = seed): { p: Uint8Array; w: { n: Uint8Array; e: number } } => {
+      const p = crypto().random(300);
+      const w = solvePow(s, effort, powBinding(p), crypto().random(16), 1 << 20)!;
+      return { p, w: { n: w.n, e: w.e } };
+    };
+    const ack = (hop: CircuitHop, m: { p: Uint8Array; w?: { n: Uint8Array; e: number } }): string => {
+      h.deliver(hop, RelayCommand.INTRODUCE1, encodeRv('introduce1', { k: key.publicKey, ...m }));
+      const a = h.sent.filter((x) => x.hop === hop && x.msg.command === RelayCommand.INTRODUCE_ACK).pop()!;
+      return decodeRv('introduceAck', a.msg.data).s;
+    };
+    const good = paidIntroduction(16);
+    const results = {
+      unpaid: ack(honest, { p: crypto().random(300) }),
+      paid: ack(honest, good),
+      replayed: ack(honest, good), // the same proof again: it counts as unpaid, and that allowance is spent
+      otherSeed: ack(honest, paidIntroduction(16, crypto().random(POW_SEED_LEN))),
+      circuits: h.destroyed.length,
+    };
+    expect(results).to.deep.equal({ unpaid: 'busy', paid: 'ok', replayed: 'busy', otherSeed: 'busy', circuits: 0 });
+    const passed = h.sent.filter((x) => x.hop === endpoint && x.msg.command === RelayCommand.INTRODUCE2).pop()!;
+    expect(decodeRv('introduce2', passed.msg.data).p).to.deep.equal(good.p);
+    // A paying flood meets its own allowance.
+    const paidAnswers: Record<string, number> = {};
+    for (let i = 0; i < INTRODUCE1_POW_BURST + 20; i++) {
+      const s = ack(attacker, paidIntroduction(1));
+      paidAnswers[s] = (paidAnswers[s] ?? 0) + 1;
+    }
+    expect(paidAnswers).to.deep.equal({ ok: INTRODUCE1_POW_BURST - 1, busy: 21 });
+  });
+
+  it('INTRO_POW only on a circuit holding an intro key; the seeds are bounded', () => {
+    const h = new Harness();
+    const stranger = h.circuit(fakeLink('198.51.100.7'));
+    expect(h.deliver(stranger, RelayCommand.INTRO_POW, encodeRv('introPow', { s: [crypto().random(32)] }))).to.equal('ERR_RELAY_COMMAND');
+    const endpoint = h.circuit(fakeLink('198.51.100.8'));
+    expect(h.establishIntro(endpoint)).to.equal(null);
+    const three = encodeCbor({ s: [crypto().random(32), crypto().random(32), crypto().random(32)] });
+    expect(h.deliver(endpoint, RelayCommand.INTRO_POW, three)).to.equal('ERR_SCHEMA');
   });
 
   it('cookies expire from the front of the table: an ESTABLISH_RENDEZVOUS does not pass over every cookie', () => {
