@@ -11,6 +11,9 @@
  * What it does not do: build circuits in advance of an operation, or ask a forwarder other than through `f`. In a
  * directory with a single store relay (no forwarder but the holder) a request goes to the holder itself, without
  * `f`, as before forwarding existed.
+ *
+ * `directForMeasurement` (npm run bench:content only) puts the old way back for comparison: one circuit per holder,
+ * ending at it, kept for the client's life and shared by every operation.
  */
 import { crypto } from '../crypto/index.js';
 import type { Descriptor } from '../protocol/descriptor.js';
@@ -30,6 +33,11 @@ export interface ContentCircuitsOptions {
   dirtinessMs?: number;
   /** Circuits per operation (default CONTENT_CIRCUITS_PER_OPERATION). */
   perOperation?: number;
+  /**
+   * Measurement only (npm run bench:content): every request goes straight to its holder on one circuit per holder,
+   * kept for the client's life, as before content.md §8.2–§8.3 — none of their protections. Default false.
+   */
+  directForMeasurement?: boolean;
 }
 
 /** One circuit of an operation, to one forwarder. */
@@ -54,6 +62,9 @@ export class ContentCircuits {
   readonly now: () => number;
   readonly dirtinessMs: number;
   readonly perOperation: number;
+  readonly direct: boolean;
+  /** Direct mode: the circuit to each holder, by fingerprint. */
+  private readonly toHolder = new Map<string, Promise<ClientCircuit>>();
 
   constructor(
     readonly source: CircuitSource,
@@ -62,6 +73,28 @@ export class ContentCircuits {
     this.now = options.now ?? Date.now;
     this.dirtinessMs = options.dirtinessMs ?? CONTENT_CIRCUIT_DIRTINESS_MS;
     this.perOperation = Math.max(1, options.perOperation ?? CONTENT_CIRCUITS_PER_OPERATION);
+    this.direct = options.directForMeasurement ?? false;
+  }
+
+  /** Direct mode: the circuit whose last hop is `holder`, built at the first request to it and kept while open. */
+  directTo(holder: Descriptor, signal: AbortSignal): Promise<ClientCircuit> {
+    const have = this.toHolder.get(holder.fingerprint);
+    if (have) {
+      return have.then(
+        (c) => {
+          if (c.state === 'open') return c;
+          if (this.toHolder.get(holder.fingerprint) === have) this.toHolder.delete(holder.fingerprint);
+          return this.directTo(holder, signal);
+        },
+        () => {
+          if (this.toHolder.get(holder.fingerprint) === have) this.toHolder.delete(holder.fingerprint);
+          return this.directTo(holder, signal);
+        },
+      );
+    }
+    const p = this.build(holder, signal);
+    this.toHolder.set(holder.fingerprint, p);
+    return p;
   }
 
   /** A new circuit whose last hop is `last`, closed by close() if it is still open then. */
@@ -86,6 +119,7 @@ export class ContentCircuits {
   /** Closes every content circuit, open or being built. */
   close(): void {
     this.closed = true;
+    this.toHolder.clear();
     for (const p of this.live) void p.then((c) => c.close()).catch(() => undefined);
     this.live.clear();
   }
@@ -109,6 +143,7 @@ export class OperationCircuits {
     f: (c: ClientCircuit, forwardTo: Uint8Array | null, forwarder: string) => Promise<T>,
     avoid?: string,
   ): Promise<T> {
+    if (this.circuits.direct) return f(await this.circuits.directTo(holder, signal), null, holder.fingerprint);
     const s = this.pick(holder, signal, avoid);
     s.users++;
     s.since ??= this.circuits.now();

@@ -77,4 +77,11 @@ export interface ContentOptions {
   circuitsPerOperation?: number;
   /** The clock that limit is read from (default Date.now; tests inject one). */
   now?: () => number;
+  /**
+   * Measurement only (npm run bench:content compares with it): requests go straight to each holder on one circuit per
+   * holder kept for the client's life, blocks in file order, fetches unpadded — content as it was before content.md
+   * §8.2–§8.3, without any of their protections (the guard can tell files apart, holders link requests). Default
+   * false; never set it for real use.
+   */
+  directForMeasurement?: boolean;
 }

@@ -66,6 +66,7 @@ export class ContentClient {
     if (options.now) circuitOptions.now = options.now;
     if (options.circuitDirtinessMs !== undefined) circuitOptions.dirtinessMs = options.circuitDirtinessMs;
     if (options.circuitsPerOperation !== undefined) circuitOptions.perOperation = options.circuitsPerOperation;
+    if (options.directForMeasurement) circuitOptions.directForMeasurement = true;
     this.circuits = new ContentCircuits(client, circuitOptions);
   }
 
@@ -328,7 +329,7 @@ export class ContentClient {
       step = await gen.next();
       // The last block yielded is the root: it waits for the end, to go out last.
       if (window.length > PUT_WINDOW || (step.done && window.length > 1)) {
-        const out = crypto().shuffle(window.slice(0, -1));
+        const out = this.circuits.direct ? window.slice(0, -1) : crypto().shuffle(window.slice(0, -1));
         window = window.slice(-1);
         for (const b of out) await store(b);
       }
@@ -370,7 +371,8 @@ export class ContentClient {
     already: number,
     o: { start?: number; end?: number; onProgress?: GetOptions['onProgress'] } & AbortOptions,
   ) {
-    const ro: ReadOptions = { concurrency: this.concurrency, order: shuffled, pad: { already } };
+    // Direct mode (measurement only) reads as before content.md §8.2: in file order, unpadded.
+    const ro: ReadOptions = this.circuits.direct ? { concurrency: this.concurrency } : { concurrency: this.concurrency, order: shuffled, pad: { already } };
     if (o.start !== undefined) ro.start = o.start;
     if (o.end !== undefined) ro.end = o.end;
     if (o.onProgress) ro.onProgress = o.onProgress;

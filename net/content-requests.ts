@@ -5,7 +5,6 @@
  * once the request is settled (reply, error, timeout or abort): a holder that never sends END cannot keep stream ids
  * of a reused circuit taken.
  */
-import { concatBytes } from '../protocol/bytes.js';
 import {
   decodeFetched,
   decodeStored,
@@ -92,47 +91,65 @@ export function storeItem(
   }, options);
 }
 
+/** What a FETCH hands over as it arrives (a forwarder passes it on to its client as it comes, content.md §8.3). */
+export interface FetchSink {
+  /** The holder's FETCHED `found`, with the item's size: called once, before any data. */
+  found(n: number): void;
+  /** The next DATA chunk; the chunks add up to exactly the `n` of found(). A view valid during the call only. */
+  data(chunk: Uint8Array): void;
+}
+
 /**
- * Fetches one item from the circuit's last hop (or the holder it forwards to): the bytes, or null when the holder
- * does not have it. A forwarder's `unknown`, `unreachable` or `refused` is ERR_UNREACHABLE: the holder was not asked.
+ * Fetches one item from the circuit's last hop (or the holder it forwards to), handing it to `sink` as it arrives:
+ * 'found' once all its bytes were passed on (at once for a head-only request or an empty item), 'missing' when the
+ * holder does not have it. A forwarder's `unknown`, `unreachable` or `refused` is ERR_UNREACHABLE: the holder was not
+ * asked. An END before the last byte is ERR_LINK_CLOSED, more bytes than announced ERR_CONTENT.
  */
-export function fetchItem(
+export function fetchItemInto(
   circuit: ClientCircuit,
   kind: ContentKind,
   rk: Uint8Array,
+  sink: FetchSink,
   options: { head?: boolean } & RequestOptions = {},
-): Promise<Uint8Array | null> {
-  return request<Uint8Array | null>((done) => {
+): Promise<'found' | 'missing'> {
+  return request<'found' | 'missing'>((done) => {
     if (circuit.state !== 'open') {
       done(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
       return () => undefined;
     }
     const s = circuit.mux.open();
     let expected = -1;
-    const parts: Uint8Array[] = [];
     let got = 0;
+    let settled = false;
+    const settle: typeof done = (err, value) => {
+      settled = true;
+      done(err, value);
+    };
     const offReply = s.on('stream:reply', (cmd, data) => {
       try {
         if (cmd !== RelayCommand.FETCHED) throw new ProtocolError('ERR_STREAM', 'unexpected reply to FETCH');
+        if (expected >= 0) throw new ProtocolError('ERR_STREAM', 'a second FETCHED');
         const r = decodeFetched(data);
-        if (NOT_ASKED.has(r.s)) return done(new AlliumError('ERR_UNREACHABLE', `the holder could not be asked (${r.s})`));
-        if (r.s !== 'found') return done(null, null);
+        if (NOT_ASKED.has(r.s)) return settle(new AlliumError('ERR_UNREACHABLE', `the holder could not be asked (${r.s})`));
+        if (r.s !== 'found') return settle(null, 'missing');
         if (r.n > MAX_CONTENT_ITEM) throw new ProtocolError('ERR_CONTENT', 'item larger than allowed');
         expected = r.n;
-        if (options.head || expected === 0) done(null, new Uint8Array(0));
+        sink.found(r.n);
+        if (options.head || expected === 0) settle(null, 'found');
       } catch (e) {
-        done(e as AlliumError);
+        settle(e as AlliumError);
       }
     });
     const offData = s.on('stream:data', (d) => {
-      parts.push(Uint8Array.from(d));
-      got += d.length;
       s.consumed(1);
-      if (expected < 0) return done(new ProtocolError('ERR_STREAM', 'data before FETCHED'));
-      if (got > expected) return done(new ProtocolError('ERR_CONTENT', 'holder sent more than announced'));
-      if (got === expected) done(null, concatBytes(...parts));
+      if (settled) return;
+      if (expected < 0) return settle(new ProtocolError('ERR_STREAM', 'data before FETCHED'));
+      got += d.length;
+      if (got > expected) return settle(new ProtocolError('ERR_CONTENT', 'holder sent more than announced'));
+      sink.data(d);
+      if (got === expected) settle(null, 'found');
     });
-    const offEnd = s.on('stream:end', () => done(new AlliumError('ERR_LINK_CLOSED', 'holder ended the request early')));
+    const offEnd = s.on('stream:end', () => settle(new AlliumError('ERR_LINK_CLOSED', 'holder ended the request early')));
     const req: FetchRequest = { k: rk, t: kind, h: options.head ?? false };
     if (options.forwardTo) req.f = options.forwardTo;
     circuit.send({ command: RelayCommand.FETCH, streamId: s.id, data: encodeFetch(req) });
@@ -143,4 +160,29 @@ export function fetchItem(
       endStream(circuit, s, err);
     };
   }, options);
+}
+
+/**
+ * Fetches one item from the circuit's last hop (or the holder it forwards to): the bytes (empty for a head-only
+ * request), or null when the holder does not have it. Errors as fetchItemInto. The item is copied once, into a
+ * buffer of the announced size.
+ */
+export async function fetchItem(
+  circuit: ClientCircuit,
+  kind: ContentKind,
+  rk: Uint8Array,
+  options: { head?: boolean } & RequestOptions = {},
+): Promise<Uint8Array | null> {
+  let item = new Uint8Array(0);
+  let at = 0;
+  const sink: FetchSink = {
+    found: (n) => {
+      if (!options.head) item = new Uint8Array(n);
+    },
+    data: (chunk) => {
+      item.set(chunk, at);
+      at += chunk.length;
+    },
+  };
+  return (await fetchItemInto(circuit, kind, rk, sink, options)) === 'found' ? item : null;
 }

@@ -27,6 +27,7 @@ import {
 } from './chk.js';
 import { AlliumError, LimitError, ProtocolError } from './errors.js';
 import { encodeParity, reconstruct } from './erasure.js';
+import { RequestQueue } from './request-queue.js';
 
 export const SEGMENT_DATA = 32;
 export const MAX_FILE_SIZE = 2 ** 40;
@@ -37,6 +38,8 @@ export const MAX_FILE_SIZE = 2 ** 40;
 export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 /** Blocks a reader fetches at once (segments and manifest parts) unless told otherwise. */
 const DEFAULT_DECODE_CONCURRENCY = 16;
+/** Segments a reader fetches beyond the one it is yielding (content.md §3.4): one, so at most two are held. */
+export const READ_AHEAD = 1;
 
 const refsBytes = (refs: readonly BlockRef[]): Uint8Array => concatBytes(...refs.flatMap((r) => [r.rk, r.dk]));
 function refsOf(b: Uint8Array): BlockRef[] {
@@ -349,55 +352,49 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
   const lastBlockLen = file.size - (Math.ceil(file.size / BLOCK_PAYLOAD_MAX) - 1) * BLOCK_PAYLOAD_MAX;
   let done = 0;
   const order = options.order ?? ((x: number[]): number[] => x);
-  // The segments the range covers, and the check blocks that pad their fetch to a class.
-  const covered: number[] = [];
-  for (let i = 0, off = 0; i < file.segs.length; i++) {
-    const [k] = file.segs[i]!;
-    const len = Math.min(k * BLOCK_PAYLOAD_MAX, file.size - off);
-    if (off + len > start && off < end) covered.push(i);
-    off += len;
-  }
-  const plan = options.pad
-    ? paddingPlan(
-        covered.map((i) => file.segs[i]!),
-        options.pad.already,
-      )
-    : covered.map(() => 0);
-  const padOf = new Map(covered.map((i, j) => [i, plan[j]!]));
-  let offset = 0; // file offset of the segment's first byte
-  let segIndex = -1;
-  for (const [k, m, refs] of file.segs) {
-    segIndex++;
+  // The segments the range covers, in order, and the check blocks that pad their fetch to a class.
+  const segments: { index: number; k: number; m: number; refs: readonly BlockRef[]; segStart: number; segLen: number }[] = [];
+  for (let i = 0, offset = 0; i < file.segs.length; i++) {
+    const [k, m, refs] = file.segs[i]!;
     const segLen = Math.min(k * BLOCK_PAYLOAD_MAX, file.size - offset);
     const segStart = offset;
     offset += segLen;
     if (segStart + segLen <= start) continue;
     if (segStart >= end) break;
+    segments.push({ index: i, k, m, refs, segStart, segLen });
+  }
+  const plan = options.pad
+    ? paddingPlan(
+        segments.map((g) => file.segs[g.index]!),
+        options.pad.already,
+      )
+    : segments.map(() => 0);
+  // Requests of every segment being read share `limit` places, the earliest segment first; the next segment's
+  // requests start while this one's last are in flight (READ_AHEAD), so its slowest block does not idle the rest.
+  const queue = new RequestQueue(limit);
+  /** The data-block plaintexts of one segment, fetched and rebuilt. */
+  const segmentData = async (pos: number): Promise<Uint8Array[]> => {
+    const { k, m, refs } = segments[pos]!;
     const shards: (Uint8Array | null)[] = new Array(k + m).fill(null);
     // Why a block is missing when it could not be had: told apart so that a segment lost for want of holders is
     // reported as unreachable, not as content nobody stored.
     let unreachable: AlliumError | null = null;
-    // Data blocks first; check blocks only for what is missing.
+    const fetchOne = async (i: number): Promise<void> => {
+      try {
+        const stored = await fetch(refs[i]!);
+        if (stored) shards[i] = decryptBlock(refs[i]!, stored);
+      } catch (e) {
+        if (e instanceof AlliumError && e.code === 'ERR_ABORTED') throw e;
+        if (e instanceof AlliumError && e.code === 'ERR_UNREACHABLE') unreachable ??= e;
+        shards[i] = null;
+      }
+    };
     const fetchInto = async (idx: number[]): Promise<void> => {
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < idx.length) {
-          const i = idx[next++]!;
-          try {
-            const stored = await fetch(refs[i]!);
-            if (stored) shards[i] = decryptBlock(refs[i]!, stored);
-          } catch (e) {
-            if (e instanceof AlliumError && e.code === 'ERR_ABORTED') throw e;
-            if (e instanceof AlliumError && e.code === 'ERR_UNREACHABLE') unreachable ??= e;
-            shards[i] = null;
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(limit, idx.length) }, worker));
+      await Promise.all(idx.map((i) => queue.run(pos, () => fetchOne(i))));
     };
     // Data blocks and the padding's check blocks in one random order; further check blocks only for what is missing.
     const checks = order(Array.from({ length: m }, (_, i) => k + i));
-    const pad = padOf.get(segIndex) ?? 0;
+    const pad = plan[pos] ?? 0;
     await fetchInto(order([...Array.from({ length: k }, (_, i) => i), ...checks.slice(0, pad)]));
     let missing = Math.max(0, k - shards.filter((s) => s !== null).length);
     let checkIdx = pad;
@@ -413,23 +410,40 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
         `a segment cannot be rebuilt: ${missing} of its ${k} blocks missing, some holders unreachable (${(unreachable as AlliumError).message})`,
       );
     }
-    const data = await reconstruct(shards, k, BLOCK_PLAIN_LEN);
-    let at = segStart;
-    for (const plain of data) {
-      const { type, payload } = parseBlockPlaintext(plain);
-      if (type !== BlockType.DATA) throw new ProtocolError('ERR_CONTENT', 'expected a data block');
-      const isLast = at + BLOCK_PAYLOAD_MAX >= file.size;
-      if (payload.length !== (isLast ? lastBlockLen : BLOCK_PAYLOAD_MAX)) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
-      const from = Math.max(start, at) - at;
-      const to = Math.min(end, at + payload.length) - at;
-      at += payload.length;
-      if (to > from) {
-        done += to - from;
-        options.onProgress?.(done, total);
-        yield from === 0 && to === payload.length ? payload : payload.subarray(from, to);
-      }
+    return reconstruct(shards, k, BLOCK_PLAIN_LEN);
+  };
+  const started: Promise<Uint8Array[]>[] = [];
+  const startUpTo = (last: number): void => {
+    while (started.length <= Math.min(last, segments.length - 1)) {
+      const p = segmentData(started.length);
+      p.catch(() => undefined); // awaited in turn below; a segment read ahead and then not needed fails silently
+      started.push(p);
     }
-    if (at !== segStart + segLen) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+  };
+  try {
+    for (let pos = 0; pos < segments.length; pos++) {
+      startUpTo(pos + READ_AHEAD);
+      const data = await started[pos]!;
+      const { segStart, segLen } = segments[pos]!;
+      let at = segStart;
+      for (const plain of data) {
+        const { type, payload } = parseBlockPlaintext(plain);
+        if (type !== BlockType.DATA) throw new ProtocolError('ERR_CONTENT', 'expected a data block');
+        const isLast = at + BLOCK_PAYLOAD_MAX >= file.size;
+        if (payload.length !== (isLast ? lastBlockLen : BLOCK_PAYLOAD_MAX)) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+        const from = Math.max(start, at) - at;
+        const to = Math.min(end, at + payload.length) - at;
+        at += payload.length;
+        if (to > from) {
+          done += to - from;
+          options.onProgress?.(done, total);
+          yield from === 0 && to === payload.length ? payload : payload.subarray(from, to);
+        }
+      }
+      if (at !== segStart + segLen) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+    }
+  } finally {
+    queue.close(); // a read that stopped early starts no more requests; those in flight settle unread
   }
 }
 

@@ -10,15 +10,19 @@
  * they share one circuit there, which the holder limits to 16 content streams) and per relay (MAX_FORWARDS). A
  * forwarded request carries no `f`, so the holder serves it itself: one forward per request, never a chain.
  *
- * What it does not do: stream a FETCH's bytes through as they come (an item is at most 32 KiB and is passed on
- * whole), or open more than one circuit per holder.
+ * A FETCH's answer is streamed through: the holder's FETCHED and each DATA cell go on to the client as they arrive,
+ * so a forward adds one hop's latency to a fetch, not the time to receive a whole item. A STORE's bytes are collected
+ * first (they are reserved out of MAX_PENDING_STORE_BYTES, as at a holder) and then sent on.
+ *
+ * What it does not do: open more than one circuit per holder, or check a fetched item against its routing key (the
+ * client does).
  */
 import type { Logger } from 'pino';
 import { toHex } from '../protocol/bytes.js';
 import type { ContentKind, ContentStatus } from '../protocol/content-messages.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
-import { fetchItem, storeItem } from '../net/content-requests.js';
+import { fetchItemInto, storeItem, type FetchSink } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
@@ -114,17 +118,14 @@ export class ContentForwarder {
     };
   }
 
-  /** Fetches from the slot's holder: its status, and the bytes when found (empty for a head-only request). */
-  async fetch(
-    slot: ForwardSlot,
-    kind: ContentKind,
-    rk: Uint8Array,
-    head: boolean,
-    signal: AbortSignal,
-  ): Promise<{ s: ContentStatus; item: Uint8Array | null }> {
-    const r = await this.run(slot, signal, (c, s) => fetchItem(c, kind, rk, { head, signal: s, timeoutMs: this.timeoutMs }));
-    if (r === 'unreachable') return { s: 'unreachable', item: null };
-    return r === null ? { s: 'missing', item: null } : { s: 'found', item: r };
+  /**
+   * Fetches from the slot's holder, handing the item to `sink` as it arrives (content.md §8.3 item 3): the holder's
+   * `found` and each DATA chunk are passed on at once, not after the whole item. Resolves with `found` once every byte
+   * was passed on, `missing`, or `unreachable` — which, after found(), means the holder failed part-way and the
+   * client's stream must be ended without its last bytes.
+   */
+  fetch(slot: ForwardSlot, kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal, sink: FetchSink): Promise<ContentStatus> {
+    return this.run(slot, signal, (c, s) => fetchItemInto(c, kind, rk, sink, { head, signal: s, timeoutMs: this.timeoutMs }));
   }
 
   /** Stores at the slot's holder: its status. */

@@ -20,6 +20,7 @@ import { MAX_RECORD_BYTES } from '../protocol/ssk.js';
 import { MAX_ENDPOINT_DESCRIPTOR_BYTES } from '../protocol/endpoint-descriptor.js';
 import { MAX_MAILBOX_ITEM_BYTES } from '../protocol/mailbox.js';
 import { EndReason } from '../protocol/stream-messages.js';
+import type { FetchSink } from '../net/content-requests.js';
 import type { MuxStream, StreamMux } from '../net/stream-mux.js';
 import type { BlockStore } from './block-store.js';
 import type { CircuitHop } from './circuits.js';
@@ -216,7 +217,11 @@ export class ContentService {
     s.end(EndReason.DONE);
   };
 
-  /** A FETCH naming a holder: forwarded, and the holder's answer passed back (content.md §8.3). */
+  /**
+   * A FETCH naming a holder: forwarded, and the holder's answer streamed back as it arrives (content.md §8.3): its
+   * FETCHED `found` and each DATA cell go on at once. A holder that fails after `found` leaves the item short: the
+   * client's stream is ended with END HOST_UNREACHABLE, which the client takes as the holder not answering.
+   */
   private forwardFetch(hop: CircuitHop, mux: StreamMux, s: MuxStream, f: Uint8Array, kind: ContentKind, rk: Uint8Array, head: boolean): void {
     const slot = this.forwarder ? this.forwarder.admit(hop, f) : 'unknown';
     if (typeof slot === 'string') return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: slot, n: 0 }));
@@ -226,10 +231,20 @@ export class ContentService {
       abort.abort();
     });
     mux.acceptQuietly(s);
-    void this.forwarder!.fetch(slot, kind, rk, head, abort.signal).then(({ s: status, item }) => {
+    let replied = false;
+    const sink: FetchSink = {
+      found: (n) => {
+        if (s.state === 'closed') return;
+        replied = true;
+        mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: 'found', n }));
+      },
+      // A copy: the chunk is a view the holder's circuit may reuse once this returns; at most n bytes queue here.
+      data: (chunk) => void (s.state !== 'closed' && s.write(chunk.slice())),
+    };
+    void this.forwarder!.fetch(slot, kind, rk, head, abort.signal, sink).then((status) => {
       if (s.state === 'closed') return; // the client gave up
-      mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: status, n: item?.length ?? 0 }));
-      if (!head && item && item.length > 0) s.write(item);
+      if (replied) return s.end(status === 'found' ? EndReason.DONE : EndReason.HOST_UNREACHABLE);
+      mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: status, n: 0 }));
       s.end(EndReason.DONE);
     });
   }
