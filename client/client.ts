@@ -43,7 +43,7 @@ import { GuardSet, N_PRIMARY, type GuardStorage, type PathBiasEvent } from './gu
 import { VANGUARD_MIN_RELAYS, VanguardSet, type VanguardStorage } from './vanguards.js';
 import type { PathBiasReaction } from './path-bias.js';
 import { DirectoryView } from '../protocol/view.js';
-import { allowsExit, choosePath, networkOf, weightedPick } from './path.js';
+import { allowsExit, choosePath, compatible, networkOf, weightedPick } from './path.js';
 import { NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type BridgeLine } from './bootstrap.js';
 
 export interface ClientStorage {
@@ -648,16 +648,40 @@ export class AlliumClient extends Emitter<ClientEvents> {
         pathOptions.vanguards = this.vanguards.stale(this.guardView(), now) ? await this.refreshVanguards() : this.vanguards.current(this.guardView());
         pathOptions.hops = Math.max(2, hops);
       }
-      let path: Descriptor[];
-      try {
-        path = choosePath(this.directory.all(), pathOptions);
-      } catch (e) {
+      const choose = (): Descriptor[] | AlliumError => {
+        try {
+          return choosePath(this.directory.all(), pathOptions);
+        } catch (e) {
+          if (isAlliumError(e) && e.code === 'ERR_ONION_PATH') return e;
+          throw e;
+        }
+      };
+      let path = choose();
+      if (path instanceof AlliumError && exclude.size > 0) {
         // Avoiding relays that failed recently is a preference (specs/path.md §5): when it leaves no path, relays
         // that failed are tried again rather than failing every build until their exclusion ends.
-        if (!isAlliumError(e) || e.code !== 'ERR_ONION_PATH' || exclude.size === 0) throw e;
         exclude.clear();
-        path = choosePath(this.directory.all(), { ...pathOptions, exclude });
+        path = choose();
       }
+      const enforce = pathOptions.enforceDistinctSubnets ?? true;
+      const last = options.last;
+      if (
+        path instanceof AlliumError &&
+        last &&
+        !this.bridgeModeOn &&
+        !this.o.entryRelays &&
+        pathOptions.guards.every((g) => g.fingerprint === last.fingerprint)
+      ) {
+        // The imposed last hop is the only usable guard (the other failed or left): one more guard is sampled, bounded
+        // by the sample's size, rather than no circuit to that relay until a guard returns (specs/path.md §3). Only
+        // then: a last hop merely related to every guard (a family it declares itself, a network it chose) must not
+        // choose which relays this client samples next.
+        if (await this.guards.sampleFitting(this.guardView(), now, (d) => compatible([last], d, enforce))) {
+          pathOptions.guards = this.entries(now);
+          path = choose();
+        }
+      }
+      if (path instanceof AlliumError) throw path;
       const entry = path[0]!;
       if (this.bridgeModeOn && !this.bridgeByFp.has(entry.fingerprint)) throw new AlliumError('ERR_INTERNAL', 'bridge mode: a path must start at a bridge');
       let link: Link;

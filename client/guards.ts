@@ -169,20 +169,44 @@ export class GuardSet {
         view.weights,
       );
       if (!pick) break;
-      const lifetime = (GUARD_LIFETIME_MIN_DAYS + Math.floor(this.random() * GUARD_LIFETIME_SPREAD_DAYS)) * DAY;
-      this.records.push({
-        fingerprint: pick.fingerprint,
-        addedAt: now,
-        expiresAt: now + lifetime,
-        confirmedAt: null,
-        unlistedSince: null,
-        failedAt: null,
-        disabledAt: null,
-      });
+      this.records.push(this.newRecord(pick.fingerprint, now));
       changed = true;
     }
     if (changed) await this.save();
     return this.usable(view, now);
+  }
+
+  /**
+   * Samples one more guard, among the listed Guard relays not in the sample for which `fits` holds, when the last
+   * hop imposed on a path (a content holder, a rendezvous point) is the only usable guard (specs/path.md §3). The sample never passes SAMPLE_MAX: room is made as RefreshGuards makes it
+   * (an unlisted guard, else a disabled one), and with none to drop nothing is added. Returns the guard added.
+   */
+  async sampleFitting(directory: readonly Descriptor[] | GuardView, now: number, fits: (d: Descriptor) => boolean): Promise<Descriptor | null> {
+    const view: GuardView = Array.isArray(directory) ? { relays: directory } : (directory as GuardView);
+    const eligible = this.eligible(view);
+    const taken = new Set(this.records.map((r) => r.fingerprint));
+    const pick = weightedPick(
+      [...eligible.values()].filter((d) => !taken.has(d.fingerprint) && fits(d)),
+      this.random,
+      'guard',
+      view.weights,
+    );
+    if (!pick) return null;
+    if (this.records.length >= SAMPLE_MAX) {
+      const out = [...this.records]
+        .filter((r) => r.unlistedSince != null || r.disabledAt)
+        .sort((a, b) => (a.unlistedSince ?? a.disabledAt ?? 0) - (b.unlistedSince ?? b.disabledAt ?? 0))[0];
+      if (!out) return null;
+      this.records.splice(this.records.indexOf(out), 1);
+    }
+    this.records.push(this.newRecord(pick.fingerprint, now));
+    await this.save();
+    return pick;
+  }
+
+  private newRecord(fingerprint: string, now: number): GuardRecord {
+    const lifetime = (GUARD_LIFETIME_MIN_DAYS + Math.floor(this.random() * GUARD_LIFETIME_SPREAD_DAYS)) * DAY;
+    return { fingerprint, addedAt: now, expiresAt: now + lifetime, confirmedAt: null, unlistedSince: null, failedAt: null, disabledAt: null };
   }
 
   /**

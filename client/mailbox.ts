@@ -68,6 +68,8 @@ export interface CollectedMessage {
   readonly data: Uint8Array;
   /** True when `data` is an attachment descriptor (specs/messaging.md §12.1). */
   readonly attachment: boolean;
+  /** True when `data` is a group envelope (specs/messaging.md §13.2). */
+  readonly group: boolean;
   readonly t: number;
   readonly n: number;
   readonly id: string;
@@ -99,7 +101,7 @@ export class MailboxSender {
   async deposit(
     recipient: Uint8Array,
     data: Uint8Array,
-    options: { ttlMs?: number; id?: Uint8Array; attachment?: boolean } & AbortOptions = {},
+    options: { ttlMs?: number; id?: Uint8Array; attachment?: boolean; group?: boolean } & AbortOptions = {},
   ): Promise<DepositResult> {
     if (options.id !== undefined && options.id.length !== MAILBOX_ID_LEN) {
       throw new AlliumError('ERR_CONFIG', `a message id is ${MAILBOX_ID_LEN} bytes`);
@@ -126,7 +128,18 @@ export class MailboxSender {
     for (; slot < MAX_MAILBOX_SLOTS; slot++) {
       throwIfAborted(options.signal);
       const rk = slotLocator(inbox, slot);
-      const sealed = sealMailboxItem({ sender: this.identity, recipient, slot: rk, exp, t: now, n, data, id, attachment: options.attachment === true });
+      const sealed = sealMailboxItem({
+        sender: this.identity,
+        recipient,
+        slot: rk,
+        exp,
+        t: now,
+        n,
+        data,
+        id,
+        attachment: options.attachment === true,
+        group: options.group === true,
+      });
       statuses = await this.content.storeAll('mailbox', rk, sealed.bytes, signalOption(options.signal));
       const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
       if (accepted && stored === null) stored = slot;
@@ -303,7 +316,7 @@ export class MailboxCollector {
         // A holder still serving an item that another holder shows deleted (with the matching token): collected.
         if (deleted.some((d) => crypto().equal(d, dt))) continue;
         const o = openMailboxItem(this.identity, rk, bytes, { now: Date.now() });
-        const m: CollectedMessage = { from: o.from, data: o.data, attachment: o.attachment, t: o.t, n: o.n, id: toHex(o.id), epoch, slot };
+        const m: CollectedMessage = { from: o.from, data: o.data, attachment: o.attachment, group: o.group, t: o.t, n: o.n, id: toHex(o.id), epoch, slot };
         out.push({ m, rk, token: o.token });
       } catch (e) {
         onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'mailbox item handling failed', { cause: e }));

@@ -46,7 +46,8 @@ export interface PathOptions {
 
 export { networkOf, sameFamily } from '../protocol/relay-network.js';
 
-function compatible(path: readonly Descriptor[], d: Descriptor, subnets: boolean): boolean {
+/** Whether `d` may join a path holding `path`: not one of them, not of a family with one, and (with `subnets`) not in one's network (§2.1). */
+export function compatible(path: readonly Descriptor[], d: Descriptor, subnets: boolean): boolean {
   for (const p of path) {
     if (p.fingerprint === d.fingerprint) return false;
     if (sameFamily(p, d)) return false;

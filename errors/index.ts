@@ -93,6 +93,7 @@ export const ERROR_CODES = {
   ERR_MESSAGE_AUTH: 'crypto', // a message or session handshake does not authenticate (wrong key, tampered header or body)
   ERR_MESSAGE_REPLAY: 'protocol', // a message whose key was already used or discarded: a replay or a duplicate
   ERR_RATCHET_SKIP: 'limit', // a message would need more than MAX_SKIP skipped message keys
+  ERR_GROUP_MEMBERSHIP: 'protocol', // a group change or message from someone the group's roster does not allow, or a group call by a non-member or non-admin
   ERR_INTRO_POW: 'protocol', // an introduction's proof of work is missing, below the effort it claims, for no current seed, or replayed
   ERR_PADDING: 'protocol', // a padded plaintext that is not a bucket size, has an impossible length or non-zero padding
   // signatures and keys

@@ -426,8 +426,9 @@ export class Link extends Emitter<LinkEvents> {
     if (this.state !== 'open' || !this.padding) return;
     // A frame went since the delay was drawn: a new delay, from that frame.
     if (this.lastSent !== this.padFrom) return this.armPadding(this.lastSent);
-    // Cells waiting go out with the next flush, which is due: a new delay from now.
-    if (this.queuedCells > 0) return this.armPadding(this.now());
+    // Cells waiting go out with the next flush, which is due; a link over its high-water mark is not idle, and a peer
+    // that stops reading must not be sent padding to hold for it: a new delay from now.
+    if (this.queuedCells > 0 || this.congested || this.overHighWater) return this.armPadding(this.now());
     if (this.padDriver.allow?.() === false) {
       this.stats.paddingSkipped++;
       return this.armPadding(this.now());

@@ -19,7 +19,7 @@
  *   ss    = X25519(e, IKB);  x = ss | E | IKB
  *   k     = H(x, "allium-v1:mailbox:key");   token = H(x, "allium-v1:mailbox:delete")
  *   dt    = H(token, "allium-v1:mailbox:delete-check")
- *   body  = CBOR { "v": 1, "from": IK_A, "t": sent ms, "n": counter, "id": random(16), "d": data, ? "k": 1 }
+ *   body  = CBOR { "v": 1, "from": IK_A, "t": sent ms, "n": counter, "id": random(16), "d": data, ? "k": 1 or 2 }
  *   sig   = Ed25519(IK_A, "allium-v1 mailbox" | slot | u64(exp) | IK_B | body)
  *   inner = CBOR { "v", "from", "t", "n", "id", "d", "sig" }
  *   ct    = ChaCha20-Poly1305(k, 0^12, pad(inner, 16), AD = "allium-v1 mailbox" | slot | u64(exp) | E | dt)
@@ -91,7 +91,7 @@ const innerSchema = z.strictObject({
   n: zUint(),
   id: zBytes(MAILBOX_ID_LEN),
   d: zBytes(undefined, MAX_MAILBOX_MESSAGE_BYTES),
-  k: z.literal(1).optional(),
+  k: z.union([z.literal(1), z.literal(2)]).optional(),
   sig: zBytes(64),
 });
 
@@ -112,6 +112,8 @@ export interface OpenedMailboxItem {
   readonly data: Uint8Array;
   /** True when `data` is an attachment descriptor (specs/messaging.md §12.1; the item's "k": 1). */
   readonly attachment: boolean;
+  /** True when `data` is a group envelope (specs/messaging.md §13.2; the item's "k": 2). */
+  readonly group: boolean;
   readonly exp: number;
   /** The deletion token: the recipient sends deletion(token) to the slot's holders once it has the message. */
   readonly token: Uint8Array;
@@ -180,6 +182,8 @@ export interface SealOptions {
   readonly data: Uint8Array;
   /** `data` is an attachment descriptor (messaging.md §12.1): the body carries "k": 1. */
   readonly attachment?: boolean;
+  /** `data` is a group envelope (messaging.md §13.2): the body carries "k": 2. */
+  readonly group?: boolean;
   /** The message id (16 bytes): the same for copies of one message in several slots. Default: random. */
   readonly id?: Uint8Array;
   /** Random bytes for the ephemeral key and the id (test vectors only; default: crypto().random). */
@@ -204,7 +208,15 @@ export function sealMailboxItem(o: SealOptions): { bytes: Uint8Array; id: Uint8A
   c.wipe(seed);
   const id = o.id ?? random(MAILBOX_ID_LEN);
   if (id.length !== MAILBOX_ID_LEN) throw new AlliumError('ERR_INTERNAL', 'a mailbox message id is 16 bytes');
-  const body = { v: 1 as const, from: o.sender.publicKey, t: o.t, n: o.n, id, d: o.data, ...(o.attachment ? { k: 1 as const } : {}) };
+  const body = {
+    v: 1 as const,
+    from: o.sender.publicKey,
+    t: o.t,
+    n: o.n,
+    id,
+    d: o.data,
+    ...(o.group ? { k: 2 as const } : o.attachment ? { k: 1 as const } : {}),
+  };
   const sig = c.sign(signedBytes(o.slot, o.exp, recipient, encodeCbor(body)), o.sender.secretKey);
   const inner = encodeCbor({ ...body, sig });
   const len = paddedLength(inner.length, TAG) + TAG;
@@ -283,5 +295,5 @@ export function openMailboxItem(recipient: Identity, slot: Uint8Array, bytes: Ui
   if (options.now !== undefined && inner.t > options.now + MAILBOX_CLOCK_SKEW_MS) {
     throw new ProtocolError('ERR_DESCRIPTOR_FUTURE', 'mailbox message sent in the future');
   }
-  return { from: inner.from, t: inner.t, n: inner.n, id: inner.id, data: inner.d, attachment: inner.k === 1, exp: item.exp, token };
+  return { from: inner.from, t: inner.t, n: inner.n, id: inner.id, data: inner.d, attachment: inner.k === 1, group: inner.k === 2, exp: item.exp, token };
 }

@@ -409,11 +409,8 @@ class Node extends Emitter<RelayNodeEvents> {
     if (!this.config.link_padding) return;
     const p = acceptLinkPadding(lo, hi);
     if (p === 'ignore') return;
-    const budget = (this.paddingBudget ??= new TokenBucket(
-      this.config.link_padding_budget ?? this.config.bandwidth_rate / 10,
-      Math.max(FRAME_LEN, (this.config.link_padding_budget ?? this.config.bandwidth_rate / 10) * 2),
-      this.now,
-    ));
+    const rate = this.config.link_padding_budget ?? this.config.bandwidth_rate / 10;
+    const budget = (this.paddingBudget ??= new TokenBucket(rate, Math.max(FRAME_LEN, 2 * rate), this.now));
     link.setPadding(p, {
       ...(this.c.random ? { random: this.c.random } : {}),
       allow: () => {

@@ -7,7 +7,15 @@
 import { concatBytes, toHex } from '../../protocol/bytes.js';
 import { AbortedError, AlliumError, LimitError } from '../../protocol/errors.js';
 import { decodeAttachment, type Attachment } from '../../protocol/attachment.js';
-import { decodeFrame, encodeAckFrame, encodeMessageFrame, MAX_ACK_IDS, MAX_LIVE_MESSAGE_BYTES, type ConversationFrame } from '../../protocol/message-frames.js';
+import {
+  decodeFrame,
+  encodeAckFrame,
+  encodeMessageFrame,
+  MAX_ACK_IDS,
+  MAX_LIVE_MESSAGE_BYTES,
+  type ConversationFrame,
+  type FrameContent,
+} from '../../protocol/message-frames.js';
 import { pad, unpad } from '../../protocol/padding.js';
 import { MAX_MESSAGE_BYTES, RATCHET_OVERHEAD, type RatchetSession } from '../../protocol/ratchet.js';
 import { EndReason } from '../../protocol/stream-messages.js';
@@ -164,7 +172,15 @@ export class Conversation {
       if (this.acks.push(f.id) === 1) soon(() => this.flushAcks());
       this.readFrames();
     };
-    const m: IncomingMessage = { from: this.peer, data: f.data, seq: f.n, offline: false, id: toHex(f.id), ...(attachment ? { attachment } : {}) };
+    const m: IncomingMessage = {
+      from: this.peer,
+      data: f.data,
+      seq: f.n,
+      offline: false,
+      id: toHex(f.id),
+      ...(attachment ? { attachment } : {}),
+      ...(f.group ? { group: true } : {}),
+    };
     this.onMessage(m).then(handedOver, (e: unknown) => {
       this.onError(asAlliumError(e, 'message handling failed'));
       handedOver();
@@ -219,7 +235,7 @@ export class Conversation {
    * Rejects with ERR_LINK_CLOSED or ERR_TIMEOUT when the conversation is lost first (the message may or may not
    * have arrived), ERR_ABORTED, ERR_LIMIT (too large).
    */
-  send(id: Uint8Array, data: Uint8Array, options: AbortOptions & { attachment?: boolean } = {}): Promise<number> {
+  send(id: Uint8Array, data: Uint8Array, options: AbortOptions & { content?: FrameContent } = {}): Promise<number> {
     const { signal } = options;
     return new Promise<number>((resolve, reject) => {
       if (this.closed) return reject(new AlliumError('ERR_LINK_CLOSED', 'conversation closed'));
@@ -233,7 +249,7 @@ export class Conversation {
       }
       const n = this.sent;
       try {
-        this.writeFrame(encodeMessageFrame(n, id, data, options.attachment === true));
+        this.writeFrame(encodeMessageFrame(n, id, data, options.content ?? 'data'));
       } catch (e) {
         return reject(asAlliumError(e, 'message encryption failed'));
       }

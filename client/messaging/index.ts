@@ -7,6 +7,18 @@ export { createIdentity, formatAddress, parseAddress, type Identity } from '../.
 export { MAX_MAILBOX_MESSAGE_BYTES, MAX_MAILBOX_TTL_MS } from '../../protocol/mailbox.js';
 export { MAX_LIVE_MESSAGE_BYTES } from '../../protocol/message-frames.js';
 export { Messenger } from './messenger.js';
+export {
+  Group,
+  MAX_GROUP_PENDING,
+  MAX_GROUPS,
+  type GroupEvents,
+  type GroupIncoming,
+  type GroupKeyUpdate,
+  type GroupMemberChange,
+  type GroupSendReport,
+} from './groups.js';
+export { MAX_GROUP_MEMBERS, MAX_GROUP_MESSAGE_BYTES, MAX_GROUP_NAME_BYTES } from '../../protocol/group-messages.js';
+export { MAX_GROUP_SKIP } from '../../protocol/sender-key.js';
 export { attachmentName, attachmentType, decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
 export { decodeCard, encodeCard, formatCard, parseCard, MAX_CARD_NAME_BYTES, type ContactCard } from '../../protocol/contact-card.js';
 export { safetyNumber, sameSafetyNumber, SAFETY_ITERATIONS } from '../../protocol/safety-number.js';

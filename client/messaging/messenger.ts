@@ -32,7 +32,7 @@ import { toHex } from '../../protocol/bytes.js';
 import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../../protocol/errors.js';
 import { decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
 import { decodeCard, encodeCard, formatCard, parseCard } from '../../protocol/contact-card.js';
-import { MESSAGE_ID_LEN } from '../../protocol/message-frames.js';
+import { MESSAGE_ID_LEN, type FrameContent } from '../../protocol/message-frames.js';
 import { safetyNumber } from '../../protocol/safety-number.js';
 import type { RatchetSession } from '../../protocol/ratchet.js';
 import { deadline, Shutdown, signalOption, type AbortOptions } from '../../net/abort.js';
@@ -46,6 +46,7 @@ import { ContactBook, type CardInput } from './contacts.js';
 import { Conversation } from './conversation.js';
 import { Delivery } from './delivery.js';
 import { Endpoint } from './endpoint.js';
+import { Group, Groups } from './groups.js';
 import {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_POLL_MS,
@@ -91,6 +92,8 @@ export class Messenger extends Emitter<MessengerEvents> {
   private readonly maxAttachmentBytes: number;
   /** The contact book: each contact's identity key, verified or changed (specs/messaging.md §11.3). */
   readonly contacts: ContactBook;
+  /** The groups we are in (specs/messaging.md §13); their envelopes travel through deliver() as frames of kind 4. */
+  private readonly groupTable: Groups;
   private readonly outbox: MailboxSender;
   private readonly inbox: MailboxCollector;
   /**
@@ -129,6 +132,12 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.contacts.on('contact:identity-changed', (c) => this.emit('contact:identity-changed', c));
     this.contacts.on('contact:verified', (c) => this.emit('contact:verified', c));
     this.contacts.on('contact:removed', (n) => this.emit('contact:removed', n));
+    this.groupTable = new Groups({
+      identity,
+      sendEnvelope: (to, envelope, o) => this.deliver(to, envelope, o, 'group', crypto().random(MESSAGE_ID_LEN)),
+      emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
+      error: (e) => this.emit('endpoint:error', e),
+    });
     this.outbox = new MailboxSender(client, identity);
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
     // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
@@ -209,6 +218,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       const n = await this.inbox.collect(
         (m) => {
           if (this.closed) return false;
+          if (m.group) return this.groupTable.receive(formatAddress(m.from), m.data).then(() => true);
           let attachment: Attachment | undefined;
           if (m.attachment) {
             try {
@@ -265,7 +275,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       circuit,
       stream,
       session,
-      (m): Promise<boolean> => this.delivery.receive(m, () => conv.closed),
+      (m): Promise<boolean> => (m.group ? this.groupTable.receive(m.from, m.data).then(() => true) : this.delivery.receive(m, () => conv.closed)),
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
       onAuthenticated,
@@ -370,11 +380,11 @@ export class Messenger extends Emitter<MessengerEvents> {
    * ERR_ABORTED the message may still arrive (once).
    */
   send(address: string, data: Uint8Array, options: SendOptions = {}): Promise<SendReceipt> {
-    return this.deliver(address, data, options, false, crypto().random(MESSAGE_ID_LEN));
+    return this.deliver(address, data, options, 'data', crypto().random(MESSAGE_ID_LEN));
   }
 
-  /** send(), for application data or (`attachment`) an attachment descriptor, under the message id `id`. */
-  private async deliver(address: string, data: Uint8Array, options: SendOptions, attachment: boolean, id: Uint8Array): Promise<SendReceipt> {
+  /** send(), for application data, an attachment descriptor or a group envelope (`content`), under the message id `id`. */
+  private async deliver(address: string, data: Uint8Array, options: SendOptions, content: FrameContent, id: Uint8Array): Promise<SendReceipt> {
     const scope = this.shutdown.scope(options.signal);
     const dl = deadline(scope.signal, options.timeoutMs, 'send');
     const signal = dl.signal ?? scope.signal;
@@ -388,7 +398,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       const knownOffline = mode === 'auto' && (this.offlineUntil.get(to) ?? 0) > Date.now() && !this.conversations.has(to);
       if (mode !== 'only' && !knownOffline) {
         try {
-          const seq = await this.sendLive(to, id, data, attachment, signal, options.clientAuth ?? this.options.clientAuth);
+          const seq = await this.sendLive(to, id, data, content, signal, options.clientAuth ?? this.options.clientAuth);
           const receipt = { status: 'delivered' as const, to, seq, id: toHex(id) };
           this.offlineUntil.delete(to);
           this.emit('message:delivered', receipt);
@@ -400,7 +410,12 @@ export class Messenger extends Emitter<MessengerEvents> {
           this.offlineUntil.set(to, now + OFFLINE_RECHECK_MS);
         }
       }
-      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean } = { id, signal, attachment };
+      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean; group: boolean } = {
+        id,
+        signal,
+        attachment: content === 'attachment',
+        group: content === 'group',
+      };
       const ttl = options.ttlMs ?? this.options.offline?.ttlMs;
       if (ttl !== undefined) deposit.ttlMs = ttl;
       const r = await this.outbox.deposit(identityKey, data, deposit);
@@ -427,14 +442,14 @@ export class Messenger extends Emitter<MessengerEvents> {
     to: string,
     id: Uint8Array,
     data: Uint8Array,
-    attachment: boolean,
+    content: FrameContent,
     signal: AbortSignal,
     clientAuth: ClientAuthKey | undefined,
   ): Promise<number> {
     for (let attempt = 1; ; attempt++) {
       const conv = await this.conversationWith(to, signal, clientAuth);
       try {
-        return await conv.send(id, data, { signal, attachment });
+        return await conv.send(id, data, { signal, content });
       } catch (e) {
         if (this.closed) throw new AbortedError('messenger closed');
         const lost = isAlliumError(e) && (e.code === 'ERR_LINK_CLOSED' || e.code === 'ERR_TIMEOUT');
@@ -479,7 +494,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       if (options.offline !== undefined) sendOptions.offline = options.offline;
       if (options.ttlMs !== undefined) sendOptions.ttlMs = options.ttlMs;
       if (options.clientAuth !== undefined) sendOptions.clientAuth = options.clientAuth;
-      const receipt = await this.deliver(to, encodeAttachment(attachment), sendOptions, true, id);
+      const receipt = await this.deliver(to, encodeAttachment(attachment), sendOptions, 'attachment', id);
       return { ...receipt, attachment };
     } catch (e) {
       throw asAlliumError(dl.wrap(e), 'sendFile failed');
@@ -502,6 +517,34 @@ export class Messenger extends Emitter<MessengerEvents> {
   private progress(p: AttachmentProgress, onProgress: ((p: AttachmentProgress) => void) | undefined): void {
     this.emit('attachment:progress', p);
     onProgress?.(p);
+  }
+
+  // ------------------------------------------------------------------ groups (specs/messaging.md §13)
+
+  /**
+   * Creates a group of us (its admin) and `members` (addresses): each gets the signed roster and our sender key over
+   * its pairwise session (live, else its mailbox), and answers with its own. Resolves once every member was reached
+   * or failed. Events: 'group:message', 'group:member-added', 'group:member-removed', 'group:key-updated'. Throws
+   * ERR_ADDRESS_* (a bad address), LimitError MAX_GROUP_MEMBERS or MAX_GROUPS, ERR_ABORTED.
+   */
+  async createGroup(name: string, members: readonly string[], options: AbortOptions = {}): Promise<Group> {
+    if (this.closed) throw new AbortedError('messenger closed');
+    const scope = this.shutdown.scope(options.signal);
+    try {
+      return await this.groupTable.create(name, members, { signal: scope.signal });
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /** The group with id `id` (hex), if we are (or were) in it. */
+  group(id: string): Group | undefined {
+    return this.groupTable.get(id);
+  }
+
+  /** Every group we are (or were) in. */
+  get groups(): Group[] {
+    return this.groupTable.list();
   }
 
   // ------------------------------------------------------------------ contacts (specs/messaging.md §11)

@@ -11,6 +11,7 @@ import type { MuxStream } from '../../net/stream-mux.js';
 import type { AddressConnector, CircuitSource } from '../client.js';
 import type { AttachmentProgress } from './attachments.js';
 import type { Contact, ContactStorage, IdentityChange } from './contacts.js';
+import type { GroupEvents } from './groups.js';
 import type { EndpointLimits } from './limits.js';
 
 /** What a Messenger uses of its client: directory and circuits, and (optionally) routing of `.allium` connects. */
@@ -72,6 +73,11 @@ export interface IncomingMessage {
    * `data` is then the encoded descriptor. Fetch it with Messenger.download().
    */
   readonly attachment?: Attachment;
+  /**
+   * Internal: `data` is a group envelope (specs/messaging.md §13.2). The messenger hands it to its groups and never
+   * emits it as a message; group messages arrive as 'group:message' events.
+   */
+  readonly group?: true;
 }
 
 /** What happened to a message given to send(). */
@@ -210,7 +216,7 @@ export type MessengerEvents = {
   /** A contact's key was marked verified. */
   'contact:verified': [Contact];
   'contact:removed': [string];
-};
+} & GroupEvents;
 
 /** `e` as an AlliumError (ERR_INTERNAL with `what` for anything else), as events report errors. */
 export function asAlliumError(e: unknown, what: string): AlliumError {

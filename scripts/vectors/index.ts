@@ -7,6 +7,7 @@ import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
 import { consensusFile } from './consensus.js';
 import { contactsFile } from './contacts.js';
+import { groupsFile } from './groups.js';
 import { introPowFile } from './intro-pow.js';
 import { mailboxFile } from './mailbox.js';
 import type { VectorFile } from './common.js';
@@ -28,6 +29,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'consensus.json': consensusFile,
   'intro-pow.json': introPowFile,
   'contacts.json': contactsFile,
+  'groups.json': groupsFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

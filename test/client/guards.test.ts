@@ -74,6 +74,27 @@ describe('guards', () => {
     }
   });
 
+  it('a guard sampled for an imposed last hop fits it, and the sample never passes SAMPLE_MAX', async () => {
+    const all = relays(60);
+    const g = new GuardSet(null);
+    await g.refresh(all, T);
+    const [a, b] = g.all.map((r) => r.fingerprint);
+    // Every usable guard is unfit (the last hop is b, and a has failed): one more is sampled, neither a nor b.
+    const added = await g.sampleFitting(all, T, (d) => d.fingerprint !== a && d.fingerprint !== b);
+    expect(added).to.not.equal(null);
+    expect([a, b]).to.not.include(added!.fingerprint);
+    expect(g.all.map((r) => r.fingerprint)).to.include(added!.fingerprint);
+    // Asked again and again (an adversary imposing last hops): the sample stops at SAMPLE_MAX, all listed.
+    for (let i = 0; i < 100; i++) await g.sampleFitting(all, T, () => true);
+    expect(g.all).to.have.length(SAMPLE_MAX);
+    expect(await g.sampleFitting(all, T, () => true)).to.equal(null);
+    // Nothing fits: nothing is added.
+    const g2 = new GuardSet(null);
+    await g2.refresh(all, T);
+    expect(await g2.sampleFitting(all, T, () => false)).to.equal(null);
+    expect(g2.all).to.have.length(N_PRIMARY);
+  });
+
   it('confirmed guards come first', async () => {
     const all = relays(10);
     const g = new GuardSet(null);

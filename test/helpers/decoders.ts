@@ -16,6 +16,7 @@ import { crypto } from '../../crypto/index.js';
 import { fingerprintOf, IdentityKey, parseFingerprint } from '../../crypto/keys.js';
 import { createIdentity, formatAddress, parseAddress } from '../../protocol/address.js';
 import { decodeAttachment, encodeAttachment } from '../../protocol/attachment.js';
+import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor.js';
 import { decodeCell, decodeControlBody, decodeCreateBody, decodeCreatedBody, decodeDestroyBody } from '../../protocol/cell.js';
@@ -350,6 +351,17 @@ const CASES: DecoderCase[] = [
     cbor: true,
     run: (x) => decodeAttachment(bytes(x)),
     seeds: () => [encodeAttachment({ root: { rk: ctx().rand(32), dk: ctx().rand(32) }, size: 123_456, type: 'image/png', name: 'leek.png' })],
+  },
+  {
+    name: 'group envelope',
+    input: 'bytes',
+    cap: 48 * 1024,
+    cbor: true,
+    run: (x) => decodeGroupEnvelope(bytes(x)),
+    seeds: () => {
+      const v = vectors<{ message: { envelope: string }; senderKey: { envelope: string }; roster: { envelope: string } }>('groups.json');
+      return [v.message.envelope, v.senderKey.envelope, v.roster.envelope].map(fromHex);
+    },
   },
   { name: 'address card', input: 'bytes', cap: 1024, run: (x) => decodeCard(bytes(x)), seeds: () => [encodeCard(parseAddress(ctx().address), 'Alice')] },
   { name: 'ratchet state', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeRatchetState(bytes(x)), seeds: () => [] },

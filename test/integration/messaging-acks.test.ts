@@ -56,7 +56,7 @@ describe('conversation frames', () => {
     expect(code(() => decodeFrame(new Uint8Array([2])))).to.equal('ERR_BAD_LENGTH');
     expect(code(() => decodeFrame(new Uint8Array([2, ...id, 1])))).to.equal('ERR_BAD_LENGTH');
     expect(code(() => decodeFrame(new Uint8Array([1, 0, 0, 0, 0, 1])))).to.equal('ERR_TRUNCATED');
-    expect(code(() => decodeFrame(new Uint8Array([4, ...id])))).to.equal('ERR_SCHEMA'); // an unknown kind (3 is an attachment)
+    expect(code(() => decodeFrame(new Uint8Array([5, ...id])))).to.equal('ERR_SCHEMA'); // an unknown kind (3 is an attachment, 4 a group envelope)
     expect(code(() => decodeFrame(new Uint8Array(0)))).to.equal('ERR_TRUNCATED');
     expect(MAX_LIVE_MESSAGE_BYTES).to.equal(56704 - 61 - 4 - 21);
   });

@@ -1,7 +1,8 @@
 /**
  * Path choice after failures (specs/path.md §5): a relay that failed is avoided for a minute, but avoidance is a
  * preference. When it leaves no path (the only exit failed, and is back), the client tries the failed relays again
- * instead of refusing every stream until the minute is over.
+ * instead of refusing every stream until the minute is over. A last hop imposed on a circuit that is one primary
+ * guard, while the other is down, gets a circuit through a newly sampled guard (specs/path.md §3).
  */
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
@@ -85,5 +86,33 @@ describe('path choice after failures (relay processes)', function () {
     expect(again.status).to.equal(200);
     expect(again.body.toString()).to.equal('ok');
     expect(again.path.at(-1)).to.equal(exit.fingerprint);
+  });
+
+  it('a circuit to one primary guard while the other is down goes through a newly sampled guard', async () => {
+    // A client of its own, so that its guards (and the relay killed) do not change the test above.
+    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    await c.start();
+    try {
+      const [g1, g2] = c.guards.all.map((r) => r.fingerprint);
+      expect(g1, 'two primary guards').to.be.a('string');
+      expect(g2, 'two primary guards').to.be.a('string');
+      const down = (restarted?.fingerprint === g1 ? restarted : net.relays.find((r) => r.fingerprint === g1))!; // the exit runs again as `restarted`
+      const target = c.directory.all().find((d) => d.fingerprint === g2)!;
+      await down.kill('SIGKILL');
+      // The first build tries g1 (still listed) and fails; with g1 failed the only usable guard is the last hop.
+      const circuit = await c.newCircuit({ last: target, exitPort: null });
+      const path = circuit.path.map((h) => h.fingerprint);
+      expect(path.at(-1)).to.equal(g2);
+      expect(path[0]).to.not.equal(g1);
+      expect(path[0]).to.not.equal(g2);
+      expect(
+        c.guards.all.map((r) => r.fingerprint),
+        'the entry is a guard of the sample',
+      ).to.include(path[0]);
+      expect(c.guards.all).to.have.length(3);
+      circuit.close();
+    } finally {
+      await c.stop();
+    }
   });
 });
