@@ -16,7 +16,8 @@
  * cache left empty, with the time to its load event.
  *
  *   flags: --relays N (10)  --runs N (5)  --quick (3 runs, 10 MiB instead of 50)  --site-only (only the site rows)
- *          --no-direct (leave the direct client out)
+ *          --no-direct (leave the direct client out)  --compare (only the puts and gets of both clients: no plain
+ *          stream, repair or site rows)
  */
 import { createServer } from 'node:http';
 import { initCrypto } from '../crypto/index.js';
@@ -33,16 +34,18 @@ import { publishSite, type SiteSource } from '../client/site.js';
 import { readFileSync } from 'node:fs';
 import { parseFlags } from './lib/options.js';
 import { median } from './lib/stats.js';
-import { writeResults } from './lib/results.js';
+import { progress, writeResults } from './lib/results.js';
 
 const flags = parseFlags(
   process.argv.slice(2),
-  { relays: 'number', runs: 'number', quick: 'boolean', 'site-only': 'boolean', 'no-direct': 'boolean' },
-  'npm run bench:content -- [--relays N] [--runs N] [--quick] [--site-only] [--no-direct]',
+  { relays: 'number', runs: 'number', quick: 'boolean', 'site-only': 'boolean', 'no-direct': 'boolean', compare: 'boolean' },
+  'npm run bench:content -- [--relays N] [--runs N] [--quick] [--site-only] [--no-direct] [--compare]',
 );
 const relaysN = flags.relays ?? 10;
 const runs = flags.runs ?? (flags.quick ? 3 : 5);
 const withDirect = !flags['no-direct'];
+const compareOnly = flags.compare ?? false;
+if (compareOnly && !withDirect) throw new Error('--compare needs the direct client');
 /** issue 16: content throughput with forwarding at least this share of the same network's without it. */
 const FORWARDING_GOAL = 0.8;
 const BIG = (flags.quick ? 10 : 50) * 1024 * 1024;
@@ -129,6 +132,37 @@ async function siteRows(): Promise<void> {
   }
 }
 
+/** Repair: kill one holder of a fresh block and time until 3 live holders have it again; then the site rows. */
+async function repairAndSiteRows(): Promise<void> {
+  const link = await content.put(data(1024 * 1024, 4242));
+  const root = parseLink(link);
+  if (root.type !== 'chk') throw new Error('expected a chk link');
+  const holders = content.holders(root.rk);
+  const victim = net.relays.find((r) => r.fingerprint === holders[0]!.fingerprint)!;
+  await victim.kill('SIGKILL');
+  const t0 = performance.now();
+  await waitFor(
+    async () => {
+      const live = client.directory.all().filter((d) => d.fingerprint !== victim.fingerprint && d.caps.includes('store'));
+      let copies = 0;
+      for (const d of live) {
+        try {
+          const c = await client.newCircuit({ last: d, exitPort: null, hops: 1 });
+          if (await fetchItem(c, 'block', root.rk, { head: true })) copies++;
+          c.close();
+        } catch {
+          /* relay busy or gone */
+        }
+      }
+      return copies >= 3;
+    },
+    300_000,
+    'three copies again',
+  );
+  add('repair after a holder died (s)', (performance.now() - t0) / 1000);
+  await siteRows();
+}
+
 try {
   if (flags['site-only']) {
     await siteRows();
@@ -169,8 +203,10 @@ try {
         if (got !== size) throw new Error(`get returned ${got} of ${size} bytes`);
         add(`get ${label} MB/s${mode}`, size / MB / getS);
         add(`get ${label} time to first byte (ms)${mode}`, first);
+        progress(`run ${run + 1}: ${label}${mode || ' (forwarding)'}: put ${(size / MB / putS).toFixed(2)} MB/s, get ${(size / MB / getS).toFixed(2)} MB/s`);
       }
     }
+    if (compareOnly) continue;
     // A plain stream of the same size over a 3-hop circuit, in the same run.
     const s = await client.connect('127.0.0.1', httpPort, { isolation: `bench-${run}` });
     const t = performance.now();
@@ -186,54 +222,32 @@ try {
     add('plain 3-hop stream MB/s', n / MB / ((performance.now() - t) / 1000));
   }
 
-  // Repair: kill one holder of a fresh block and time until 3 live holders have it again.
-  const link = await content.put(data(1024 * 1024, 4242));
-  const root = parseLink(link);
-  if (root.type !== 'chk') throw new Error('expected a chk link');
-  const holders = content.holders(root.rk);
-  const victim = net.relays.find((r) => r.fingerprint === holders[0]!.fingerprint)!;
-  await victim.kill('SIGKILL');
-  const t0 = performance.now();
-  await waitFor(
-    async () => {
-      const live = client.directory.all().filter((d) => d.fingerprint !== victim.fingerprint && d.caps.includes('store'));
-      let copies = 0;
-      for (const d of live) {
-        try {
-          const c = await client.newCircuit({ last: d, exitPort: null, hops: 1 });
-          if (await fetchItem(c, 'block', root.rk, { head: true })) copies++;
-          c.close();
-        } catch {
-          /* relay busy or gone */
-        }
-      }
-      return copies >= 3;
-    },
-    300_000,
-    'three copies again',
-  );
-  add('repair after a holder died (s)', (performance.now() - t0) / 1000);
-  await siteRows();
+  if (!compareOnly) await repairAndSiteRows();
 
   console.log('\n| measurement | median | runs |\n| --- | --- | --- |');
   for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(', ')} |`);
   const big = flags.quick ? '10 MiB' : '50 MiB';
-  const bigGet = median(rows[`get ${big} MB/s`]!);
-  const plain = median(rows['plain 3-hop stream MB/s']!);
-  console.log(`\nratio: ${big} get / plain 3-hop stream = ${(bigGet / plain).toFixed(2)} (goal ≥ 0.5: ${bigGet / plain >= 0.5 ? 'PASS' : 'MISS'})`);
+  if (!compareOnly) {
+    const bigGet = median(rows[`get ${big} MB/s`]!);
+    const plain = median(rows['plain 3-hop stream MB/s']!);
+    console.log(`\nratio: ${big} get / plain 3-hop stream = ${(bigGet / plain).toFixed(2)} (goal ≥ 0.5: ${bigGet / plain >= 0.5 ? 'PASS' : 'MISS'})`);
+  }
   if (withDirect) {
     console.log(`\nforwarding / direct, same network, same run (issue 16: ≥ ${FORWARDING_GOAL}, at most ${Math.round((1 - FORWARDING_GOAL) * 100)} % lost):`);
     console.log('| figure | forwarding | direct | ratio of medians | median of paired ratios | verdict |\n| --- | --- | --- | --- | --- | --- |');
+    let met = true;
     for (const what of ['get', 'put']) {
       for (const label of ['1 MiB', big]) {
         const fwd = rows[`${what} ${label} MB/s`]!;
         const dir = rows[`${what} ${label} MB/s (direct)`]!;
         const paired = median(fwd.map((x, i) => x / dir[i]!));
+        met &&= paired >= FORWARDING_GOAL;
         console.log(
           `| ${what} ${label} MB/s | ${median(fwd).toFixed(2)} | ${median(dir).toFixed(2)} | ${(median(fwd) / median(dir)).toFixed(2)} | ${paired.toFixed(2)} | ${paired >= FORWARDING_GOAL ? 'PASS' : 'MISS'} |`,
         );
       }
     }
+    console.log(`verdict (issue 16, content throughput with forwarding): ${met ? 'PASS' : 'MISS'}`);
   }
   const file = writeResults('content', { relays: relaysN, runs, big: BIG }, rows);
   console.log(`results: ${file}`);
