@@ -2,11 +2,13 @@
  * npm run audit:shape — what the shape of an endpoint's and a circuit's traffic gives away (issue 17,
  * docs/shape-audit.md). Each section is a module of bench/shape/ returning its figures; the sections run here are:
  *
+ *   1. purpose           how well a classifier at the guard tells a circuit's purpose, circuit padding off and on
  *   2. guard-discovery   introductions an adversary needs before one of its relays is next to an endpoint's guard
+ *   3. intro-flood       an honest first message's time to an endpoint under 1,000 INTRODUCE1/s (relay processes)
+ *   4. mix               message mode: a global observer matching senders to receivers, cover off and on; latency
  *   5. padding           what link padding costs on a client's guard link, idle and busy
  *
- * (1, the purpose classifier, 3, the introduction flood, and 4, the message mode, are to come: one more entry in
- * SECTIONS.)
+ * Every section of issue 17 is here.
  *
  *   --quick             smaller populations and fewer trials (the CI run)
  *   --json              print the result as JSON instead of the table
@@ -23,13 +25,19 @@ import { parseFlags } from './lib/options.js';
 import { progress } from './lib/results.js';
 import type { ShapeRow, ShapeSection } from './shape/common.js';
 import { guardDiscovery } from './shape/guard-discovery.js';
+import { introFlood } from './shape/intro-flood.js';
+import { messageMode } from './shape/mix.js';
 import { paddingOverhead } from './shape/padding.js';
+import { purposeClassifier } from './shape/purpose.js';
 
 const USAGE = 'usage: npm run audit:shape -- [--quick] [--json] [--only a,b] [--seed S] [--record-baseline]';
 const BASELINE = path.resolve(import.meta.dirname, '..', 'docs', 'shape-baseline.json');
 
 export const SECTIONS: readonly ShapeSection[] = [
+  { name: 'purpose', run: purposeClassifier },
   { name: 'guard-discovery', run: guardDiscovery },
+  { name: 'intro-flood', run: introFlood },
+  { name: 'mix', run: messageMode },
   { name: 'padding', run: paddingOverhead },
 ];
 

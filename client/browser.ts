@@ -48,6 +48,8 @@ export {
   ContactBook,
   AttachmentDownload,
   memoryContactStorage,
+  memoryGroupStorage,
+  type GroupStorage,
   formatCard,
   parseCard,
   encodeCard,

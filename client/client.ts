@@ -16,6 +16,7 @@
  * (directory.ts, directory-fetch.ts, cross-check.ts), guards (guards.ts), the build timeout (build-timeout.ts).
  */
 import { crypto } from '../crypto/index.js';
+import { PaddingMachineId } from '../protocol/circuit-padding.js';
 import { fingerprintOf } from '../crypto/keys.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../protocol/errors.js';
@@ -74,6 +75,12 @@ export interface ClientOptions {
    * idle link with a frame every 1.5–9.5 s, 'reduced' every 9–14 s (metered links), 'off' none.
    */
   linkPadding?: LinkPaddingMode;
+  /**
+   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates the STREAM_SETUP machine with
+   * its middle hop, so that whatever it carries — streams, content, introductions, rendezvous, messages — its first
+   * exchanges look alike at the guard (default true).
+   */
+  circuitPadding?: boolean;
   /** Pin entry relays by fingerprint (instead of sampled guards), as Tor's EntryNodes. */
   entryRelays?: readonly string[];
   /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */
@@ -714,6 +721,10 @@ export class AlliumClient extends Emitter<ClientEvents> {
           if (i >= 0) this.pool.splice(i, 1);
           if (this.state === 'running') this.fillPool();
         });
+        if ((this.o.circuitPadding ?? true) && path.length >= 3) {
+          // Not awaited: the circuit is usable at once; a refusal (a relay's budget) leaves it unpadded.
+          circuit.startPadding(PaddingMachineId.STREAM_SETUP).catch(() => undefined);
+        }
         this.emit('client:circuit', circuit);
         return circuit;
       } catch (e) {

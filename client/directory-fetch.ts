@@ -4,6 +4,8 @@
  * client/directory.ts (the cross-check in client/cross-check.ts); this module only fetches and checks form.
  */
 import { crypto } from '../crypto/index.js';
+import { MAX_DESCRIPTORS_PER_MESSAGE } from '../protocol/control.js';
+import { checkFound } from '../protocol/directory-want.js';
 import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 import { settleWithin, signalOption, type AbortOptions } from '../net/abort.js';
@@ -62,6 +64,23 @@ export async function fetchFromRelay(
     if (!reply.more || reply.ds.length === 0) return { raws, at };
   }
   throw new AlliumError('ERR_DIRECTORY', 'directory has too many pages');
+}
+
+/**
+ * Fetches the descriptors of `ids` (ascending, without repeats) from one source, by identity (specs/directory.md
+ * §6.1): `dir-want` runs of at most MAX_DESCRIPTORS_PER_MESSAGE identities, one at a time. Each answer is checked as
+ * it arrives (protocol/directory-want.ts checkFound: at most one descriptor per identity asked, each verifying and
+ * asked for, in order; else ERR_DIRECTORY and the caller leaves the source out). Identities the source holds no
+ * descriptor for are simply absent from the result. Times are the caller's to check.
+ */
+export async function fetchWanted(link: Link, ids: readonly Uint8Array[], options: AbortOptions = {}): Promise<Descriptor[]> {
+  const found: Descriptor[] = [];
+  for (let i = 0; i < ids.length; i += MAX_DESCRIPTORS_PER_MESSAGE) {
+    const run = ids.slice(i, i + MAX_DESCRIPTORS_PER_MESSAGE);
+    const reply = await ask(link, { t: 'dir-want', ids: run }, (r) => (r.t === 'dir-found' ? r : undefined), signalOption(options.signal));
+    found.push(...checkFound(run, reply.ds));
+  }
+  return found;
 }
 
 /**

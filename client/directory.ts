@@ -1,6 +1,8 @@
 /**
  * The client's directory (specs/directory.md §6): fetched from several relays, every signature verified, entries
- * kept only when a majority of the sources agree on them, cached, refreshed incrementally.
+ * kept only when a majority of the sources agree on them, cached, refreshed incrementally. With directory
+ * authorities, the consensus (as a diff) says which descriptors are usable, and a refresh downloads only those the
+ * client lacks or will soon lack, by identity (§6.2).
  *
  * A lying bootstrap relay can omit relays or inject relays (Sybils with valid self-signed descriptors). Asking
  * several relays over independent links and keeping what a strict majority returns means a minority of liars can
@@ -11,22 +13,30 @@
  * descriptor is fetched from the bridge itself (`bridge-get`, §9) and never enters the view.
  */
 import { fingerprintOf } from '../crypto/keys.js';
-import { verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
+import { DESCRIPTOR_CLOCK_SKEW_MS, verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
 import { AbortedError, AlliumError, isAlliumError } from '../protocol/errors.js';
 import { toHex } from '../protocol/bytes.js';
-import { verifyConsensusHead, type Consensus, type ConsensusHead } from '../protocol/consensus.js';
+import { crypto } from '../crypto/index.js';
+import { descriptorMd, verifyConsensusHead, type Consensus, type ConsensusHead } from '../protocol/consensus.js';
 import { DirectoryView } from '../protocol/view.js';
 import type { ViewStatement } from '../protocol/view-statement.js';
 import { signalOption, type AbortOptions } from '../net/abort.js';
 import { fetchConsensusDiff, fetchConsensusEntries, fetchConsensusHead, fetchViewStatement } from '../net/directory-requests.js';
 
 export { fetchConsensusDiff, fetchConsensusEntries, fetchConsensusHead, fetchViewStatement } from '../net/directory-requests.js';
-export { fetchBridgeDescriptor, fetchFromRelay, MAX_DIRECTORY_FETCH_BYTES, MAX_DIRECTORY_FETCH_ENTRIES, type DirectoryFetchLimits } from './directory-fetch.js';
+export {
+  fetchBridgeDescriptor,
+  fetchFromRelay,
+  fetchWanted,
+  MAX_DIRECTORY_FETCH_BYTES,
+  MAX_DIRECTORY_FETCH_ENTRIES,
+  type DirectoryFetchLimits,
+} from './directory-fetch.js';
 export { crossCheck, type CrossCheckResult } from './cross-check.js';
 import type { Link } from '../net/link.js';
 import { crossCheckVerified, verifiedOf, type CrossCheckResult } from './cross-check.js';
-import { fetchFromRelay } from './directory-fetch.js';
+import { fetchFromRelay, fetchWanted } from './directory-fetch.js';
 
 export interface DirectorySource {
   /** Open link to a relay. */
@@ -77,7 +87,30 @@ export interface RefreshResult extends CrossCheckResult {
   readonly conflict: ViewConflict | null;
   /** Every valid descriptor any source returned (the newest per relay), accepted or not. */
   readonly seen: readonly Descriptor[];
+  /** What this refresh downloaded: descriptors and their bytes, and how the consensus came (null: no authorities). */
+  readonly downloaded: DirectoryDownload;
 }
+
+/** What one refresh downloaded (specs/directory.md §6.2), for metrics and the simulator. */
+export interface DirectoryDownload {
+  /** Descriptors received from every source together. */
+  readonly descriptors: number;
+  /** Their bytes. */
+  readonly descriptorBytes: number;
+  /** With authorities: 'diff' or 'whole' when a newer consensus was adopted, 'kept' when none was; else null. */
+  readonly consensus: 'diff' | 'whole' | 'kept' | null;
+  /**
+   * A consensus diff was asked for and not used — the source had none (`ok` false), or it failed to apply or check
+   * (ERR_DIRECTORY: refused) — before the whole consensus was fetched.
+   */
+  readonly diffFailed: boolean;
+}
+
+/**
+ * With authorities, a held descriptor that expires sooner than this is fetched again at a refresh
+ * (specs/limits.md DESCRIPTOR_REFETCH_WINDOW): how long a client can go without a refresh before relays leave its view.
+ */
+export const DESCRIPTOR_REFETCH_WINDOW_MS = 3600_000;
 
 /** A source's view differs "markedly" from the accepted one beyond this many identities (or 2 % of the view). */
 export const DIVERGENCE_MIN = 5;
@@ -197,15 +230,15 @@ export class ClientDirectory {
   }
 
   /**
-   * Full fetch from every link (specs/directory.md §6.2). With authorities: the newest consensus a majority of them
-   * signed (as a diff against the one held when possible), and every valid descriptor any source returned — the
-   * consensus says which are usable. Without: the majority cross-check, and a comparison of each source's view with
-   * the accepted one, with the sources' signed statements as evidence when they differ (§6.5). With one source the
-   * cross-check is trivially that source (the caller is warned by `sources`).
+   * A refresh from these links (specs/directory.md §6.2). With authorities: refreshByNeed below. Without: a full fetch
+   * from every link, the majority cross-check, and a comparison of each source's view with the accepted one, with the
+   * sources' signed statements as evidence when they differ (§6.5). With one source the cross-check is trivially
+   * that source (the caller is warned by `sources`).
    */
   async refresh(links: readonly Link[], now: () => number, options: AbortOptions = {}): Promise<RefreshResult> {
     const { signal } = options;
     if (links.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source');
+    if (this.authorities.size > 0) return this.refreshByNeed(links, now, signal);
     const results = await Promise.allSettled(links.map((l) => fetchFromRelay(l, 0, signalOption(signal))));
     const perSource: Uint8Array[][] = [];
     const answered: Link[] = [];
@@ -217,10 +250,6 @@ export class ClientDirectory {
       }
     });
     if (perSource.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source answered');
-    let result: CrossCheckResult;
-    let consensusConflict: ConsensusConflict | null = null;
-    let divergent: string[] = [];
-    let conflict: ViewConflict | null = null;
     // Each descriptor is verified once, whatever checks below look at it.
     const verified = perSource.map((raws) => verifiedOf(raws, now()));
     const newest = new Map<string, Descriptor>();
@@ -230,14 +259,8 @@ export class ClientDirectory {
         if (!have || d.pub > have.pub) newest.set(d.fingerprint, d);
       }
     }
-    if (this.authorities.size > 0) {
-      consensusConflict = await this.applyConsensus(answered, now(), signal);
-      // Any source's valid descriptor will do: the consensus names the md each relay must have.
-      result = { accepted: [...newest.values()], rejected: [], sources: perSource.length };
-    } else {
-      result = crossCheckVerified(verified);
-      ({ divergent, conflict } = await this.compareSources(answered, verified, result, signal));
-    }
+    const result = crossCheckVerified(verified);
+    const { divergent, conflict } = await this.compareSources(answered, verified, result, signal);
     this.viewCache = null;
     for (const d of result.accepted) {
       try {
@@ -248,7 +271,81 @@ export class ClientDirectory {
     }
     this.expireAndRemember(now());
     await this.save();
-    return { ...result, consensus: this.consensusDoc, consensusConflict, divergent, conflict, seen: [...newest.values()] };
+    const downloaded: DirectoryDownload = {
+      descriptors: perSource.reduce((n, raws) => n + raws.length, 0),
+      descriptorBytes: perSource.reduce((n, raws) => raws.reduce((m, r) => m + r.length, n), 0),
+      consensus: null,
+      diffFailed: false,
+    };
+    return { ...result, consensus: null, consensusConflict: null, divergent, conflict, seen: [...newest.values()], downloaded };
+  }
+
+  /**
+   * With authorities (specs/directory.md §6.2): the newest consensus a majority of them signed (as a diff against the
+   * one held when possible), then only the descriptors the client needs — those the consensus lists that it holds
+   * with another md or none, or that expire within DESCRIPTOR_REFETCH_WINDOW_MS — by identity, from the first source
+   * that gives them, the next sources asked only for what it did not give. A source whose answer breaks the rules
+   * (fetchWanted) is left out. Descriptors certify themselves and the consensus names the md each must have, so one
+   * source's will do.
+   */
+  private async refreshByNeed(links: readonly Link[], now: () => number, signal?: AbortSignal): Promise<RefreshResult> {
+    const adopted = await this.applyConsensus(links, now(), signal);
+    const consensus = this.consensusDoc!;
+    const listed = new Map<string, Uint8Array>();
+    for (const e of consensus.entries) listed.set(toHex(e.id), e.md);
+    const horizon = now() + DESCRIPTOR_REFETCH_WINDOW_MS;
+    const need = new Map<string, Uint8Array>();
+    for (const e of consensus.entries) {
+      const d = this.store.get(toHex(e.id));
+      if (!d || d.exp <= horizon || !crypto().equal(descriptorMd(d), e.md)) need.set(toHex(e.id), e.id);
+    }
+    let descriptors = 0;
+    let descriptorBytes = 0;
+    let answered = adopted.answered;
+    const got = new Map<string, Descriptor>();
+    this.viewCache = null;
+    for (const link of links) {
+      if (need.size === 0) break;
+      let found: Descriptor[];
+      try {
+        // Consensus entries are in ascending order of identity, and so is `need`.
+        found = await fetchWanted(link, [...need.values()], signalOption(signal));
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+        continue; // this source is left out; the next is asked for what is still needed
+      }
+      answered = Math.max(answered, 1);
+      for (const d of found) {
+        descriptors++;
+        descriptorBytes += d.raw.length;
+        // Its signature was checked as it arrived (fetchWanted); its times are checked here, at this client's time.
+        if (d.exp <= now() || d.pub > now() + DESCRIPTOR_CLOCK_SKEW_MS) continue; // asked of the next source
+        if (!crypto().equal(descriptorMd(d), listed.get(d.fingerprint)!)) continue; // not the edition the consensus lists
+        try {
+          this.store.add(d, now());
+        } catch {
+          /* older than held: ours has another md, or expires sooner; asked of the next source */
+          continue;
+        }
+        got.set(d.fingerprint, d);
+        need.delete(d.fingerprint);
+      }
+    }
+    if (answered === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source answered');
+    this.expireAndRemember(now());
+    await this.save();
+    const downloaded: DirectoryDownload = { descriptors, descriptorBytes, consensus: adopted.how, diffFailed: adopted.diffFailed };
+    return {
+      accepted: [...got.values()],
+      rejected: [],
+      sources: answered,
+      consensus: this.consensusDoc,
+      consensusConflict: adopted.conflict,
+      divergent: [],
+      conflict: null,
+      seen: [...got.values()],
+      downloaded,
+    };
   }
 
   /**
@@ -287,9 +384,18 @@ export class ClientDirectory {
    * is adopted. Throws ERR_DIRECTORY when no valid consensus is held afterwards — a client that requires authorities
    * never falls back to trusting relays alone.
    */
-  private async applyConsensus(links: readonly Link[], now: number, signal?: AbortSignal): Promise<ConsensusConflict | null> {
+  private async applyConsensus(
+    links: readonly Link[],
+    now: number,
+    signal?: AbortSignal,
+  ): Promise<{ conflict: ConsensusConflict | null; answered: number; how: 'diff' | 'whole' | 'kept'; diffFailed: boolean }> {
     const got = await Promise.allSettled(links.map((l) => fetchConsensusHead(l, signalOption(signal))));
+    const aborted = got.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof AbortedError);
+    if (aborted) throw aborted.reason;
+    const answered = got.filter((r) => r.status === 'fulfilled').length;
     const heads: { head: ConsensusHead; link: Link }[] = [];
+    let how: 'diff' | 'whole' | 'kept' = 'kept';
+    let diffFailed = false;
     got.forEach((r, i) => {
       if (r.status !== 'fulfilled' || !r.value) return;
       try {
@@ -322,11 +428,17 @@ export class ClientDirectory {
         if (held) {
           try {
             next = await fetchConsensusDiff(link, held, head, signalOption(signal));
+            how = 'diff';
           } catch (e) {
             if (e instanceof AbortedError) throw e;
+            // No diff at the source, or one that does not apply or check (ERR_DIRECTORY, refused): the whole instead.
+            diffFailed = true;
           }
         }
-        next ??= await fetchConsensusEntries(link, head, signalOption(signal));
+        if (!next) {
+          next = await fetchConsensusEntries(link, head, signalOption(signal));
+          how = 'whole';
+        }
         this.consensusDoc = next;
         this.viewCache = null;
         break;
@@ -338,9 +450,10 @@ export class ClientDirectory {
     if (!this.consensusDoc || this.consensusDoc.validUntil <= now) {
       this.consensusDoc = null;
       this.viewCache = null;
+      if (answered === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source answered');
       throw new AlliumError('ERR_DIRECTORY', `no consensus signed by a majority of the ${this.authorities.size} configured directory authorities`);
     }
-    return conflict;
+    return { conflict, answered, how, diffFailed };
   }
 
   /** Remembers a source's time for the next incremental fetch from it, for as long as its link is open. */

@@ -60,6 +60,9 @@ export {
   type IdentityChange,
   type SendFileOptions,
   fileContactStorage,
+  fileGroupStorage,
+  memoryGroupStorage,
+  type GroupStorage,
   tcpServiceConnector,
 } from './messaging/node.js';
 export {

@@ -1,14 +1,16 @@
 /**
  * Offline mailboxes, the client side (specs/messaging.md §9; the codec is protocol/mailbox.ts).
  *
- * - MailboxSender leaves a sealed message in the first free slot of the recipient's inbox for the current epoch,
- *   at the slot's k holders, through circuits. It finds the first free slot by galloping over slots with HEAD
- *   fetches (slots fill from 0 upwards) and then remembers where it stopped.
- * - MailboxCollector reads the identity's inboxes slot by slot until MAILBOX_SCAN_GAP slots in a row are free,
- *   opens what it finds, hands the messages over in the senders' order, and then replaces each collected item by
- *   its deletion, an epoch at a time and at most MAX_MAILBOX_COLLECT_BYTES of messages at a time, so a spammed inbox
- *   costs a bounded amount of memory. Each pass uses fresh circuits (a new ContentClient), never the endpoint's own,
- *   so holders cannot link the mailbox to the endpoint descriptor it publishes.
+ * - MailboxSender leaves a sealed message in the first free slot of an inbox of the recipient for the current epoch
+ *   — the per-contact inbox from us when the recipient is a pair (§9.1), else its first-contact inbox — at the
+ *   slot's k holders, through circuits. It finds the first free slot by galloping over slots with HEAD fetches
+ *   (slots fill from 0 upwards) and then remembers where it stopped.
+ * - MailboxCollector reads the identity's first-contact inbox and the per-contact inboxes of its pairs slot by slot
+ *   until MAILBOX_SCAN_GAP slots in a row are free, opens what it finds and hands the messages over in the senders'
+ *   order, an epoch at a time and at most MAX_MAILBOX_COLLECT_BYTES of messages at a time, so a spammed inbox costs
+ *   a bounded amount of memory. It only reads: nothing is deleted (items expire at the relays), so collecting
+ *   changes nothing an observer of the slots could see or time. Each pass uses fresh circuits (a new ContentClient),
+ *   never the endpoint's own, so holders cannot link the mailbox to the endpoint descriptor it publishes.
  *
  * Holders of a slot may disagree when two senders race for it; a sender that meets `occupied` at some holder
  * also stores the same message (same id) in the next slot, and the collector drops copies by id.
@@ -17,12 +19,9 @@ import { crypto } from '../crypto/index.js';
 import { toHex } from '../protocol/bytes.js';
 import type { Identity } from '../protocol/address.js';
 import type { ContentStatus } from '../protocol/content-messages.js';
-import { AlliumError, isAlliumError, LimitError, throwIfAborted } from '../protocol/errors.js';
+import { AlliumError, CryptoError, isAlliumError, LimitError, throwIfAborted } from '../protocol/errors.js';
 import {
   decodeMailboxDeletion,
-  decodeMailboxItem,
-  deletionCheck,
-  encodeMailboxDeletion,
   inboxKey,
   mailboxEpochAt,
   MAILBOX_CLOCK_SKEW_MS,
@@ -32,6 +31,8 @@ import {
   MAX_MAILBOX_SLOTS,
   MAX_MAILBOX_TTL_MS,
   openMailboxItem,
+  pairInboxKey,
+  pairSecret,
   sealMailboxItem,
   slotLocator,
 } from '../protocol/mailbox.js';
@@ -45,13 +46,17 @@ export const MAILBOX_SCAN_GAP = 3;
 export const DEFAULT_MAILBOX_TTL_MS = MAX_MAILBOX_TTL_MS;
 /** Message ids a collector remembers to drop copies and replays. */
 const MAX_REMEMBERED_IDS = 10_000;
+/** Inboxes whose read position a collector remembers (each epoch's first-contact and per-contact inboxes). */
+const MAX_FRONTIERS = 4096;
+/** Pairs whose last read a collector remembers (a contact book holds at most MAX_CONTACTS, 10 000). */
+const MAX_PAIR_READS = 16_384;
 /** Message bytes a collector holds before it hands them over (specs/limits.md MAX_MAILBOX_COLLECT_BYTES). */
 export const MAX_MAILBOX_COLLECT_BYTES = 4 * 1024 * 1024;
+/** Pairs a messenger keeps, and per-contact inboxes a pass reads (specs/limits.md MAX_MAILBOX_PAIRS). */
+export const MAX_MAILBOX_PAIRS = 256;
 
 interface Found {
   readonly m: CollectedMessage;
-  readonly rk: Uint8Array;
-  readonly token: Uint8Array;
 }
 
 export interface DepositResult {
@@ -59,8 +64,10 @@ export interface DepositResult {
   readonly id: string;
   readonly epoch: number;
   readonly slot: number;
-  /** When relays drop the message if it has not been collected (Unix ms). */
+  /** When relays drop the message (Unix ms). */
   readonly expires: number;
+  /** True when it went to the per-contact inbox, false for the first-contact inbox. */
+  readonly pairwise: boolean;
 }
 
 export interface CollectedMessage {
@@ -70,6 +77,8 @@ export interface CollectedMessage {
   readonly attachment: boolean;
   /** True when `data` is a group envelope (specs/messaging.md §13.2). */
   readonly group: boolean;
+  /** True when `data` is a device envelope (specs/messaging.md §14.2). */
+  readonly device: boolean;
   readonly t: number;
   readonly n: number;
   readonly id: string;
@@ -80,7 +89,7 @@ export interface CollectedMessage {
 /** Leaves sealed messages in recipients' inboxes. */
 export class MailboxSender {
   private readonly content: ContentClient;
-  /** `recipient:epoch` → the next slot to try. */
+  /** inbox (hex) → the next slot to try. */
   private readonly next = new Map<string, number>();
   /** recipient → the counter of the next message to it. */
   private readonly counters = new Map<string, number>();
@@ -95,13 +104,14 @@ export class MailboxSender {
   /**
    * Seals `data` to `recipient` and stores it in a free slot. `id` (MAILBOX_ID_LEN bytes, default random) names the
    * message: a message first tried over a live conversation keeps that conversation's id, so the recipient drops
-   * whichever copy arrives second. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
+   * whichever copy arrives second. `pairwise`: the recipient is a pair (specs/messaging.md §9.1), so the message goes
+   * to the per-contact inbox from us, which only the two of us can find; else to its first-contact inbox. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
    * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_ABORTED, ERR_CONFIG (bad ttl or id).
    */
   async deposit(
     recipient: Uint8Array,
     data: Uint8Array,
-    options: { ttlMs?: number; id?: Uint8Array; attachment?: boolean; group?: boolean } & AbortOptions = {},
+    options: { ttlMs?: number; id?: Uint8Array; attachment?: boolean; group?: boolean; device?: boolean; pairwise?: boolean } & AbortOptions = {},
   ): Promise<DepositResult> {
     if (options.id !== undefined && options.id.length !== MAILBOX_ID_LEN) {
       throw new AlliumError('ERR_CONFIG', `a message id is ${MAILBOX_ID_LEN} bytes`);
@@ -116,9 +126,10 @@ export class MailboxSender {
     const now = Date.now();
     const exp = now + Math.floor(ttl);
     const epoch = mailboxEpochAt(now);
-    const inbox = inboxKey(recipient, epoch);
+    const pairwise = options.pairwise === true;
+    const inbox = pairwise ? pairInboxKey(pairSecret(this.identity, recipient), this.identity.publicKey, epoch) : inboxKey(recipient, epoch);
     const who = toHex(recipient);
-    const key = `${who}:${epoch}`;
+    const key = toHex(inbox);
     const n = this.counters.get(who) ?? 0;
     this.counters.set(who, n + 1);
     const id = options.id ? Uint8Array.from(options.id) : crypto().random(MAILBOX_ID_LEN);
@@ -139,6 +150,7 @@ export class MailboxSender {
         id,
         attachment: options.attachment === true,
         group: options.group === true,
+        device: options.device === true,
       });
       statuses = await this.content.storeAll('mailbox', rk, sealed.bytes, signalOption(options.signal));
       const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
@@ -148,11 +160,12 @@ export class MailboxSender {
       if (!accepted && !statuses.includes('occupied')) break;
     }
     if (slot < MAX_MAILBOX_SLOTS) {
-      // Hints for past epochs are of no use: drop them before the map grows.
-      if (this.next.size >= 1024) for (const k of this.next.keys()) if (!k.endsWith(`:${epoch}`)) this.next.delete(k);
+      // Hints are per inbox and epoch; the oldest go before the map grows (a lost hint costs a few HEAD fetches).
+      if (this.next.size >= 1024) this.next.delete(this.next.keys().next().value!);
+      this.next.delete(key);
       this.next.set(key, slot + 1);
     }
-    if (stored !== null) return { id: toHex(id), epoch, slot: stored, expires: exp };
+    if (stored !== null) return { id: toHex(id), epoch, slot: stored, expires: exp, pairwise };
     if (slot >= MAX_MAILBOX_SLOTS) throw new LimitError('MAX_MAILBOX_SLOTS', "the recipient's inbox is full for this epoch");
     if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the mailbox slot is full');
     throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the offline message (${statuses.join(', ')})`);
@@ -186,27 +199,40 @@ export class MailboxSender {
   }
 }
 
+/** One inbox a pass reads: the first-contact inbox (`peer` null) or the per-contact inbox from `peer`. */
+interface InboxRef {
+  readonly key: Uint8Array;
+  readonly peer: Uint8Array | null;
+}
+
 /** Collects an identity's offline messages. */
 export class MailboxCollector {
-  /** epoch → the first slot not yet read. */
-  private readonly frontier = new Map<number, number>();
+  /** inbox (hex) → the first slot not yet read. */
+  private readonly frontier = new Map<string, number>();
   private readonly seen = new Set<string>();
   private lastPass: number | null = null;
+  /** Pair (hex identity key) → when its per-contact inbox was last read (the start of that pass). */
+  private readonly pairRead = new Map<string, number>();
   private running: Promise<number> | null = null;
 
   constructor(
     private readonly client: CircuitSource,
     private readonly identity: Identity,
-    /** `maxCollectBytes`: message bytes held before they are handed over (default MAX_MAILBOX_COLLECT_BYTES). */
-    private readonly options: { maxCollectBytes?: number } = {},
+    /**
+     * `maxCollectBytes`: message bytes held before they are handed over (default MAX_MAILBOX_COLLECT_BYTES).
+     * `pairs`: the identity keys of our pairs, most recent first (default none): their per-contact inboxes are read
+     * too, at most MAX_MAILBOX_PAIRS of them.
+     */
+    private readonly options: { maxCollectBytes?: number; pairs?: () => Uint8Array[] | Promise<Uint8Array[]> } = {},
   ) {}
 
   /**
    * One pass: reads every inbox that may hold unread mail (all epochs an unexpired item can be in on the first
    * pass, then the epochs since the last pass), delivers new messages in order (by the sender's clock, then
-   * counter), then deletes them at their holders. Returns how many were delivered: `deliver` returning false
-   * means the caller dropped the message (it already had it, e.g. over a live conversation), which is then deleted
-   * but not counted; a promise holds the pass until the caller has taken the message. Concurrent calls share a pass.
+   * counter). Writes nothing: items stay at their holders until they expire. Returns how many were delivered:
+   * `deliver` returning false means the caller dropped the message (it already had it, e.g. over a live
+   * conversation), which is not counted; a promise holds the pass until the caller has taken the message.
+   * Concurrent calls share a pass.
    */
   collect(
     deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>,
@@ -223,15 +249,17 @@ export class MailboxCollector {
     signal?: AbortSignal,
   ): Promise<number> {
     const started = Date.now();
-    const since = this.lastPass === null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : this.lastPass - MAILBOX_CLOCK_SKEW_MS;
-    const first = mailboxEpochAt(Math.max(0, since));
+    // An inbox never read is read back to the oldest epoch an unexpired item can be in; else from its last read.
+    const firstEpoch = (lastRead: number | null | undefined): number =>
+      mailboxEpochAt(Math.max(0, lastRead == null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : lastRead - MAILBOX_CLOCK_SKEW_MS));
+    const first = firstEpoch(this.lastPass);
     const last = mailboxEpochAt(started + MAILBOX_CLOCK_SKEW_MS);
     const content = new ContentClient(this.client);
     const maxBytes = this.options.maxCollectBytes ?? MAX_MAILBOX_COLLECT_BYTES;
     let found: Found[] = [];
     let held = 0;
     let delivered = 0;
-    // Hands over what is held, in the senders' order, then deletes it at its holders.
+    // Hands over what is held, in the senders' order (nothing is written back: items expire at their holders).
     const flush = async (): Promise<void> => {
       const batch = found.sort((a, b) => a.m.t - b.m.t || a.m.n - b.m.n || a.m.epoch - b.m.epoch || a.m.slot - b.m.slot);
       found = [];
@@ -241,23 +269,47 @@ export class MailboxCollector {
         this.remember(f.m.id);
         if ((await deliver(f.m)) !== false) delivered++;
       }
-      await Promise.all(batch.map((d) => content.storeAll('mailbox', d.rk, encodeMailboxDeletion(d.token), signalOption(signal)).catch(() => undefined)));
     };
     const keep = async (f: Found): Promise<void> => {
       found.push(f);
       held += f.m.data.length;
       if (held >= maxBytes) await flush();
     };
+    // At most MAX_MAILBOX_PAIRS per-contact inboxes a pass: those never read first, then the longest unread, so a
+    // reader with more contacts reads every one in turn (each from its own last read).
+    const pairs = this.choosePairs((await this.options.pairs?.()) ?? []).map((peer) => ({
+      peer,
+      secret: pairSecret(this.identity, peer),
+      from: firstEpoch(this.pairRead.get(toHex(peer))),
+    }));
     try {
-      for (let epoch = first; epoch <= last; epoch++) {
-        await this.readInbox(content, epoch, keep, onError, signal);
+      for (let epoch = Math.min(first, ...pairs.map((p) => p.from)); epoch <= last; epoch++) {
+        const inboxes: InboxRef[] = [
+          ...(epoch >= first ? [{ key: inboxKey(this.identity.publicKey, epoch), peer: null }] : []),
+          ...pairs.filter((p) => epoch >= p.from).map((p) => ({ key: pairInboxKey(p.secret, p.peer, epoch), peer: p.peer })),
+        ];
+        for (const inbox of inboxes) await this.readInbox(content, epoch, inbox, keep, onError, signal);
         await flush();
       }
       this.lastPass = started;
+      for (const p of pairs) {
+        const k = toHex(p.peer);
+        this.pairRead.delete(k); // re-inserted last: the map is in order of reading
+        this.pairRead.set(k, started);
+        if (this.pairRead.size > MAX_PAIR_READS) this.pairRead.delete(this.pairRead.keys().next().value!);
+      }
       return delivered;
     } finally {
       content.close();
     }
+  }
+
+  /** The pairs this pass reads: never read first (in the given order), then the longest unread. */
+  private choosePairs(all: readonly Uint8Array[]): Uint8Array[] {
+    const unique = new Map(all.map((k) => [toHex(k), k]));
+    const never = [...unique].filter(([k]) => !this.pairRead.has(k)).map(([, v]) => v);
+    const read = [...unique].filter(([k]) => this.pairRead.has(k)).sort(([a], [b]) => this.pairRead.get(a)! - this.pairRead.get(b)!);
+    return [...never, ...read.map(([, v]) => v)].slice(0, MAX_MAILBOX_PAIRS);
   }
 
   private remember(id: string): void {
@@ -268,12 +320,14 @@ export class MailboxCollector {
   private async readInbox(
     content: ContentClient,
     epoch: number,
+    ref: InboxRef,
     keep: (f: Found) => Promise<void>,
     onError: (e: AlliumError) => void,
     signal?: AbortSignal,
   ): Promise<void> {
-    const inbox = inboxKey(this.identity.publicKey, epoch);
-    let slot = this.frontier.get(epoch) ?? 0;
+    const inbox = ref.key;
+    const name = toHex(inbox);
+    let slot = this.frontier.get(name) ?? 0;
     let free = 0;
     while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
       throwIfAborted(signal);
@@ -288,41 +342,55 @@ export class MailboxCollector {
           continue;
         }
         free = 0;
-        this.frontier.set(epoch, s + 1);
-        for (const f of this.readSlot(epoch, s, slotLocator(inbox, s), copies, onError)) await keep(f);
+        this.frontier.delete(name); // kept in order of use: the oldest inboxes go first
+        this.frontier.set(name, s + 1);
+        if (this.frontier.size > MAX_FRONTIERS) this.frontier.delete(this.frontier.keys().next().value!);
+        for (const f of this.readSlot(epoch, s, slotLocator(inbox, s), ref.peer, copies, onError)) await keep(f);
       }
       slot = window[window.length - 1]! + 1;
     }
   }
 
-  /** What the holders of one slot returned: items, deletions, or empty (expired) markers. */
-  private readSlot(epoch: number, slot: number, rk: Uint8Array, copies: Uint8Array[], onError: (e: AlliumError) => void): Found[] {
+  /**
+   * What the holders of one slot returned: items or empty (expired) markers. An item in the per-contact inbox from
+   * `peer` must be from `peer` (ERR_MESSAGE_AUTH otherwise: the pair secret is the two parties' alone).
+   */
+  private readSlot(epoch: number, slot: number, rk: Uint8Array, peer: Uint8Array | null, copies: Uint8Array[], onError: (e: AlliumError) => void): Found[] {
     const out: Found[] = [];
-    const deleted: Uint8Array[] = [];
     const items = new Map<string, Uint8Array>();
-    for (const c of copies) {
-      if (c.length === 0) continue;
-      try {
-        deleted.push(deletionCheck(decodeMailboxDeletion(c)));
-        continue;
-      } catch {
-        /* not a deletion */
-      }
-      items.set(toHex(crypto().hash(32, c)), c);
-    }
+    for (const c of copies) if (c.length > 0 && !isDeletion(c)) items.set(toHex(crypto().hash(32, c)), c);
     for (const bytes of items.values()) {
       try {
-        const dt = decodeMailboxItem(bytes).dt;
-        // A holder still serving an item that another holder shows deleted (with the matching token): collected.
-        if (deleted.some((d) => crypto().equal(d, dt))) continue;
         const o = openMailboxItem(this.identity, rk, bytes, { now: Date.now() });
-        const m: CollectedMessage = { from: o.from, data: o.data, attachment: o.attachment, group: o.group, t: o.t, n: o.n, id: toHex(o.id), epoch, slot };
-        out.push({ m, rk, token: o.token });
+        if (peer && !crypto().equal(o.from, peer)) throw new CryptoError('ERR_MESSAGE_AUTH', 'a per-contact inbox holds an item from someone else');
+        const m: CollectedMessage = {
+          from: o.from,
+          data: o.data,
+          attachment: o.attachment,
+          group: o.group,
+          device: o.device,
+          t: o.t,
+          n: o.n,
+          id: toHex(o.id),
+          epoch,
+          slot,
+        };
+        out.push({ m });
       } catch (e) {
         onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'mailbox item handling failed', { cause: e }));
       }
     }
     return out;
+  }
+}
+
+/** A deletion of earlier versions, still served by a relay that has not been upgraded: not an item, skipped. */
+function isDeletion(bytes: Uint8Array): boolean {
+  try {
+    decodeMailboxDeletion(bytes);
+    return true;
+  } catch {
+    return false;
   }
 }
 

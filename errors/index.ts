@@ -39,6 +39,11 @@ export const ERROR_CODES = {
   ERR_ONION_REPLAY: 'protocol', // a setup onion was seen before under the same onion key
   ERR_ONION_SLOT: 'protocol', // a decrypted routing slot is malformed (bad command or non-zero reserved bytes)
   ERR_ONION_PATH: 'config', // a path is empty, too long, or repeats a hop
+  // message mode (protocol/mix-packet.ts, specs/mix.md §6)
+  ERR_MIX_MAC: 'crypto', // a mix packet's MAC did not verify under any mix key
+  ERR_MIX_REPLAY: 'protocol', // a mix packet was seen before under the same mix key
+  ERR_MIX_SLOT: 'protocol', // a decrypted mix routing slot is malformed
+  ERR_MIX_PATH: 'config', // a mix path is empty, too long or repeats a relay; or a message is too long for one packet
   ERR_HANDSHAKE_AUTH: 'crypto', // a hop's key confirmation (AUTH) did not verify
   ERR_HANDSHAKE_FAILED: 'protocol', // a hop reported failure in its reply slot
   ERR_BAD_POINT: 'crypto', // X25519 produced the all-zero output (small-order input)
@@ -94,6 +99,7 @@ export const ERROR_CODES = {
   ERR_MESSAGE_REPLAY: 'protocol', // a message whose key was already used or discarded: a replay or a duplicate
   ERR_RATCHET_SKIP: 'limit', // a message would need more than MAX_SKIP skipped message keys
   ERR_GROUP_MEMBERSHIP: 'protocol', // a group change or message from someone the group's roster does not allow, or a group call by a non-member or non-admin
+  ERR_DEVICE_LIST: 'protocol', // a device list or envelope from someone the person's list does not allow, or a call only the primary may make
   ERR_INTRO_POW: 'protocol', // an introduction's proof of work is missing, below the effort it claims, for no current seed, or replayed
   ERR_PADDING: 'protocol', // a padded plaintext that is not a bucket size, has an impossible length or non-zero padding
   // signatures and keys

@@ -11,12 +11,21 @@ import { crypto } from '../crypto/index.js';
 import { CellCommand, createBody, decodeCreatedBody, decodeDestroyBody, destroyBody, destroyReasonOf, DestroyReason, type Cell } from '../protocol/cell.js';
 import { purposeAccepts, type CircuitPurpose } from '../protocol/circuit-purpose.js';
 import type { Descriptor } from '../protocol/descriptor.js';
-import { AlliumError, CryptoError, isAlliumError, ProtocolError } from '../protocol/errors.js';
+import { AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
+import {
+  decodePaddingNegotiated,
+  encodePaddingNegotiate,
+  PaddingCommand,
+  PaddingStatus,
+  paddingMachine,
+  type PaddingMachineId,
+} from '../protocol/circuit-padding.js';
 import { createOnion, openReply, ReplyStatus, wipeClientOnion, type OnionHop } from '../protocol/onion.js';
 import type { HopKeys } from '../protocol/ntor.js';
 import { ClientCircuitCrypto, payloadOf } from '../protocol/relay-crypto.js';
 import { decodeRelayPayload, encodeRelayPayload, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { settleWithin, signalOption, type AbortOptions } from './abort.js';
+import { ClientPaddingDriver } from './circuit-padding.js';
 import { Emitter } from './emitter.js';
 import type { Link } from './link.js';
 import { StreamMux } from './stream-mux.js';
@@ -100,6 +109,10 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
   dirtySince: number | null = null;
   /** What the last hop may send unasked (specs/relay-crypto.md §6.2); set by the circuit's owner. */
   purpose: CircuitPurpose = 'general';
+  /** The client's half of the padding machine negotiated on this circuit, and its hop (specs/padding.md). */
+  private padding: { driver: ClientPaddingDriver; hop: number } | null = null;
+  /** Padding cells sent by machines stopped earlier on this circuit. */
+  private paddingEarlier = 0;
   /** Replies waited for, by command, with the hop each must come from. */
   private readonly waiters = new Map<number, { hop: number; deliver: (m: RelayMessage) => void }>();
 
@@ -134,6 +147,12 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
 
   /** Sends a relay message to hop `hop` (default: the last). Returns false if the circuit is closed or full. */
   send(msg: RelayMessage, hop = this.cc.length - 1): boolean {
+    if (!this.sendRaw(msg, hop)) return false;
+    this.padding?.driver.on('nonpadding-sent');
+    return true;
+  }
+
+  private sendRaw(msg: RelayMessage, hop: number): boolean {
     if (this.state !== 'open') return false;
     try {
       const body = this.cc.wrapForward(encodeRelayPayload(msg), hop);
@@ -155,8 +174,8 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
    * that hop may send it, once: the same command from another hop destroys the circuit (ERR_RELAY_COMMAND), and so
    * does one nobody waits for.
    */
-  waitFor(command: RelayCommand, timeoutMs: number, options: AbortOptions = {}): Promise<RelayMessage> {
-    const hop = this.cc.length - 1;
+  waitFor(command: RelayCommand, timeoutMs: number, options: AbortOptions & { hop?: number } = {}): Promise<RelayMessage> {
+    const hop = options.hop ?? this.cc.length - 1;
     return settleWithin<RelayMessage>(
       (done) => {
         if (this.state !== 'open') return done(new AlliumError('ERR_LINK_CLOSED', 'circuit closed'));
@@ -184,6 +203,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       if (cell.command !== CellCommand.RELAY) throw new ProtocolError('ERR_CELL_COMMAND', 'unexpected cell on an open circuit');
       const origin = this.cc.unwrapBackward(cell.body);
       const msg = decodeRelayPayload(payloadOf(cell.body));
+      if (this.padding) this.padding.driver.on(msg.command === RelayCommand.DROP && origin === this.padding.hop ? 'padding-received' : 'nonpadding-received');
       // specs/relay-crypto.md §6.2, in its order.
       const waiter = this.waiters.get(msg.command);
       if (waiter) {
@@ -217,6 +237,78 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
     this.bindings.push(Uint8Array.from(keys.binding));
   }
 
+  /**
+   * Negotiates padding machine `machine` with hop `hop` (default the second, the middle; specs/padding.md §3) and
+   * runs the client's half. Throws LimitError (CIRCUIT_PADDING_BUDGET) when the relay refuses it for a limit,
+   * ERR_NOT_FOUND when the hop runs no such machine or none at its position, ERR_TIMEOUT without an answer; the
+   * circuit stays usable in every case.
+   */
+  async startPadding(machine: PaddingMachineId, options: AbortOptions & { hop?: number; timeoutMs?: number } = {}): Promise<void> {
+    const hop = options.hop ?? Math.min(1, this.cc.length - 1);
+    const halves = paddingMachine(machine);
+    if (!halves) throw new AlliumError('ERR_NOT_FOUND', `no padding machine ${machine}`);
+    if (this.padding) throw new AlliumError('ERR_INTERNAL', 'a padding machine already runs on this circuit');
+    const reply = this.waitFor(RelayCommand.PADDING_NEGOTIATED, options.timeoutMs ?? 30_000, { hop, ...signalOption(options.signal) });
+    if (
+      !this.sendRaw({ command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command: PaddingCommand.START, machine }) }, hop)
+    ) {
+      reply.catch(() => undefined);
+      throw new AlliumError('ERR_LINK_CLOSED', 'circuit closed');
+    }
+    // The client's half starts with the request, so that the circuit's first cells count towards its first state
+    // (padding.md §3): a DROP to the hop is discarded there whatever it answers.
+    const driver = new ClientPaddingDriver(halves.client, () => this.sendRaw({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) }, hop));
+    const run = { driver, hop };
+    this.padding = run;
+    driver.start();
+    const refused = (err: AlliumError): AlliumError => {
+      driver.stop();
+      if (this.padding === run) this.padding = null;
+      this.paddingEarlier += driver.padding;
+      return err;
+    };
+    let answer;
+    try {
+      answer = decodePaddingNegotiated((await reply).data);
+    } catch (e) {
+      throw refused(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'padding negotiation failed', { cause: e }));
+    }
+    if (answer.machine !== machine) throw refused(new ProtocolError('ERR_SCHEMA', 'PADDING_NEGOTIATED names another machine'));
+    if (answer.status === PaddingStatus.REFUSED)
+      throw refused(new LimitError('CIRCUIT_PADDING_BUDGET', 'the relay refused the padding machine for want of budget'));
+    if (answer.status !== PaddingStatus.OK)
+      throw refused(new AlliumError('ERR_NOT_FOUND', `hop ${hop} runs no padding machine ${machine} (status ${answer.status})`));
+  }
+
+  /**
+   * Stops the padding machine on this circuit (STOP to its hop, specs/padding.md §3) and waits for the answer. The
+   * relay keeps counting what the circuit used: a later startPadding may be refused.
+   */
+  async stopPadding(options: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
+    const run = this.padding;
+    if (!run) return;
+    run.driver.stop();
+    this.paddingEarlier += run.driver.padding;
+    this.padding = null;
+    const reply = this.waitFor(RelayCommand.PADDING_NEGOTIATED, options.timeoutMs ?? 30_000, { hop: run.hop, ...signalOption(options.signal) });
+    if (
+      !this.sendRaw(
+        { command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command: PaddingCommand.STOP, machine: 0 }) },
+        run.hop,
+      )
+    ) {
+      reply.catch(() => undefined);
+      throw new AlliumError('ERR_LINK_CLOSED', 'circuit closed');
+    }
+    const answer = decodePaddingNegotiated((await reply).data);
+    if (answer.machine !== 0 || answer.status !== PaddingStatus.OK) throw new ProtocolError('ERR_SCHEMA', 'unexpected answer to STOP');
+  }
+
+  /** Padding cells the client's halves of padding machines have sent on this circuit. */
+  get paddingSent(): number {
+    return this.paddingEarlier + (this.padding?.driver.padding ?? 0);
+  }
+
   /** Tears the circuit down (DESTROY to the entry, which propagates it). */
   close(err: AlliumError | null = null, reason: DestroyReason = DestroyReason.FINISHED): void {
     if (this.state !== 'open') return;
@@ -232,6 +324,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
   private finish(err: AlliumError | null): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.padding?.driver.stop();
     this.mux.closeAll();
     this.cc.wipe();
     this.emit('circuit:close', err);

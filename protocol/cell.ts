@@ -19,10 +19,14 @@ export const CellCommand = {
   CONTROL: 5,
   /** A RELAY cell counted by every relay; each circuit may carry at most MAX_RELAY_EARLY. Clients send none (specs/link.md §6). */
   RELAY_EARLY: 6,
+  /** Message mode (specs/mix.md §3): a mix packet, a poll of the sender's inbox, one cell of mail in answer. */
+  MIX: 7,
+  MIX_POLL: 8,
+  MIX_MAIL: 9,
 } as const;
 export type CellCommand = (typeof CellCommand)[keyof typeof CellCommand];
 
-const LINK_LEVEL = new Set<number>([CellCommand.PADDING, CellCommand.CONTROL]);
+const LINK_LEVEL = new Set<number>([CellCommand.PADDING, CellCommand.CONTROL, CellCommand.MIX, CellCommand.MIX_POLL, CellCommand.MIX_MAIL]);
 const KNOWN = new Set<number>(Object.values(CellCommand));
 
 export interface Cell {

@@ -71,6 +71,15 @@ export const controlSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('dir-get'), since: zUint(), after: zBytes(32).nullable() }),
   /** A directory page. `at` is the responder's time; `more` says another page follows after the last identity. */
   z.strictObject({ t: z.literal('dir'), at: zUint(), ds: descList, more: z.boolean() }),
+  /**
+   * A client asks for the descriptors of these identities (specs/directory.md §6.1): 1 to 100, strictly ascending,
+   * so an answer holds at most one descriptor per identity asked.
+   */
+  z
+    .strictObject({ t: z.literal('dir-want'), ids: z.array(zBytes(32)).min(1).max(MAX_DESCRIPTORS_PER_MESSAGE) })
+    .refine((m) => ascendingIds(m.ids), { message: 'wanted identities out of order or repeated', path: ['ids'] }),
+  /** The answer to dir-want: the unexpired descriptors the sender holds for the identities asked, ascending. */
+  z.strictObject({ t: z.literal('dir-found'), ds: descList }),
   /** Asks for the newest signed consensus head the receiver holds (specs/directory.md §7.3). */
   z.strictObject({ t: z.literal('consensus-head-get') }),
   /** A signed consensus head (null: none held); relays also push it to relay neighbours when they adopt it. */

@@ -36,7 +36,7 @@ export type DescriptorKind = 'relay' | 'bridge';
 const contextOf = (kind: DescriptorKind): Uint8Array => (kind === 'bridge' ? BRIDGE_SIGN_CONTEXT : SIGN_CONTEXT);
 
 /** Capabilities a relay offers (specs/directory.md §2.2). */
-export const RELAY_CAPABILITIES = ['store', 'intro', 'rendezvous'] as const;
+export const RELAY_CAPABILITIES = ['store', 'intro', 'rendezvous', 'mix'] as const;
 
 const bodySchema = z.strictObject({
   v: z.literal(1),

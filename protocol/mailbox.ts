@@ -7,32 +7,40 @@
  *   inbox   = H(A | u64(epoch), "allium-v1:mailbox:inbox")                  needs the address
  *   slot_i  = H(inbox | u32(i), "allium-v1:mailbox:slot")                     the routing key of slot i, i < 1024
  *
+ * That is the *first-contact* inbox, the only one anyone with the address can compute. Two identities that know each
+ * other use *per-contact* inboxes instead, one per direction, whose slots need a secret only the two share:
+ *
+ *   pair    = H(X25519(a, B) | lo | hi, "allium-v1:mailbox:pair")            lo, hi: the two identity keys, sorted
+ *   pinbox  = H(pair | from | u64(epoch), "allium-v1:mailbox:pair-inbox")      slots as above
+ *
  * Senders fill an epoch's slots from 0 upwards (a holder keeps the first item of a slot and answers `occupied` to
  * any other), so the recipient, who does not know who wrote, reads slots 0, 1, 2, … until a few in a row are empty.
- * A relay sees each slot's routing key alone: without the address, slots of one inbox, and inboxes of different
- * epochs, cannot be told from any other content key. Anyone who knows the address can compute them too, and so
- * count an identity's mail and see when it is collected: the trade-off of an inbox that strangers can write to.
+ * A relay sees each slot's routing key alone: without the address (or the pair secret), slots of one inbox, and
+ * inboxes of different epochs, cannot be told from any other content key. Anyone who knows the address can compute
+ * the first-contact inbox and count what strangers leave there; mail between pairs it cannot see.
  *
  * An item is sealed to the recipient's X25519 form IKB with a fresh ephemeral key, and the message inside is
- * signed by the sender's identity key:
+ * authenticated by a MAC under a key both parties can compute (so either could have written it: deniable):
  *
- *   ss    = X25519(e, IKB);  x = ss | E | IKB
+ *   ss    = X25519(e, IKB);  x = ss | E | IKB;  sd = X25519(ika, IKB)            sd: static-static, the pair's
  *   k     = H(x, "allium-v1:mailbox:key");   token = H(x, "allium-v1:mailbox:delete")
  *   dt    = H(token, "allium-v1:mailbox:delete-check")
- *   body  = CBOR { "v": 1, "from": IK_A, "t": sent ms, "n": counter, "id": random(16), "d": data, ? "k": 1 or 2 }
- *   sig   = Ed25519(IK_A, "allium-v1 mailbox" | slot | u64(exp) | IK_B | body)
- *   inner = CBOR { "v", "from", "t", "n", "id", "d", "sig" }
+ *   mk    = H(ss | sd | E | IKA | IKB, "allium-v1:mailbox:mac")
+ *   body  = CBOR { "v": 2, "from": IK_A, "t": sent ms, "n": counter, "id": random(16), "d": data, ? "k": 1, 2 or 3 }
+ *   mac   = BLAKE2b-256 keyed with mk over "allium-v1 mailbox" | slot | u64(exp) | IK_B | body
+ *   inner = CBOR { "v", "from", "t", "n", "id", "d", "mac" }
  *   ct    = ChaCha20-Poly1305(k, 0^12, pad(inner, 16), AD = "allium-v1 mailbox" | slot | u64(exp) | E | dt)
  *   item  = CBOR { "v": 1, "exp": expiry ms, "e": E, "dt": dt, "ct": ct }          ct: a padding bucket ≤ 28352
  *
  * The AD binds the item to its slot and expiry, so a relay can neither move it to another slot nor extend its life.
- * The token is known only to the two parties; a relay replaces the item by `deletion = CBOR { "v": 1, "del": token }`
- * when H(token) matches `dt`, which is how the recipient removes what it has collected (a deletion keeps the slot
- * occupied, so the slots stay a contiguous run). Relays drop an item at `exp` (at most MAX_MAILBOX_TTL_MS ahead).
+ * Nothing deletes an item: relays drop it at `exp` (at most MAX_MAILBOX_TTL_MS ahead) and refuse the deletion
+ * `CBOR { "v": 1, "del": token }` of earlier versions, so reading one's mail writes nothing an observer could time
+ * (specs/messaging.md §9.4). `token` and `dt` stay in the format, unused.
  *
  * What this does not give: forward secrecy for stored items (the recipient's identity key opens every item still
- * held), deniability (the sender's signature proves authorship to anyone the recipient shows the message to), and
- * protection from anyone with the address filling slots with junk.
+ * held), protection against key-compromise impersonation (whoever holds the recipient's identity key can write it
+ * items from anyone, as in X3DH), and protection from anyone with the address filling first-contact slots with junk
+ * (specs/proposals/001).
  */
 import { z } from 'zod';
 import type { RandomSource } from '../crypto/drbg.js';
@@ -69,11 +77,15 @@ const NONCE0 = new Uint8Array(12);
 const CONTEXT = utf8('allium-v1 mailbox');
 const L = {
   inbox: utf8('allium-v1:mailbox:inbox'),
+  pair: utf8('allium-v1:mailbox:pair'),
+  pairInbox: utf8('allium-v1:mailbox:pair-inbox'),
   slot: utf8('allium-v1:mailbox:slot'),
   key: utf8('allium-v1:mailbox:key'),
   del: utf8('allium-v1:mailbox:delete'),
   check: utf8('allium-v1:mailbox:delete-check'),
+  mac: utf8('allium-v1:mailbox:mac'),
 };
+const MAC_LEN = 32;
 
 const itemSchema = z.strictObject({
   v: z.literal(1),
@@ -83,26 +95,27 @@ const itemSchema = z.strictObject({
   ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
 });
 const deletionSchema = z.strictObject({ v: z.literal(1), del: zBytes(MAILBOX_TOKEN_LEN) });
-const storedSchema = z.union([itemSchema, deletionSchema]);
 const innerSchema = z.strictObject({
-  v: z.literal(1),
+  v: z.literal(2),
   from: zBytes(32),
   t: zUint(),
   n: zUint(),
   id: zBytes(MAILBOX_ID_LEN),
   d: zBytes(undefined, MAX_MAILBOX_MESSAGE_BYTES),
-  k: z.union([z.literal(1), z.literal(2)]).optional(),
-  sig: zBytes(64),
+  k: z.union([z.literal(1), z.literal(2), z.literal(3)]).optional(),
+  mac: zBytes(MAC_LEN),
 });
 
 export type MailboxItemEnvelope = z.infer<typeof itemSchema>;
 
-/** What a relay learns from a STORE of kind "mailbox": an item (with its expiry and deletion check) or a deletion. */
-export type MailboxStore = { readonly kind: 'item'; readonly exp: number; readonly dt: Uint8Array } | { readonly kind: 'deletion'; readonly token: Uint8Array };
+/** What a relay learns from a STORE of kind "mailbox": an item and its expiry. */
+export interface MailboxStore {
+  readonly exp: number;
+}
 
 /** An opened item: the authenticated sender and message. */
 export interface OpenedMailboxItem {
-  /** The sender's identity key (its signature verified). */
+  /** The sender's identity key (its MAC verified: only the sender, or we, could have made it). */
   readonly from: Uint8Array;
   /** The sender's clock when it sent (Unix ms): orders one sender's messages. */
   readonly t: number;
@@ -114,6 +127,8 @@ export interface OpenedMailboxItem {
   readonly attachment: boolean;
   /** True when `data` is a group envelope (specs/messaging.md §13.2; the item's "k": 2). */
   readonly group: boolean;
+  /** True when `data` is a device envelope (specs/messaging.md §14.2; the item's "k": 3). */
+  readonly device: boolean;
   readonly exp: number;
   /** The deletion token: the recipient sends deletion(token) to the slot's holders once it has the message. */
   readonly token: Uint8Array;
@@ -141,6 +156,42 @@ export function inboxKey(address: string | Uint8Array, epoch: number): Uint8Arra
   return crypto().hash(32, concatBytes(a, u64(epoch)), L.inbox);
 }
 
+/**
+ * The secret two identities share for their per-contact inboxes (specs/messaging.md §9.1): either side computes it
+ * from its own identity and the other's key. Throws ERR_KEY_FORMAT for a key that is not a valid point, or a
+ * Diffie-Hellman output of zero (a small-order key).
+ */
+export function pairSecret(self: Identity, peer: string | Uint8Array): Uint8Array {
+  const c = crypto();
+  const other = identityKeyOf(peer);
+  if (!c.edIsValidPoint(other)) throw new AlliumError('ERR_KEY_FORMAT', 'not a valid Ed25519 identity key');
+  const sk = c.edSecretToX25519(self.secretKey);
+  let dh: Uint8Array;
+  try {
+    dh = c.x25519(sk, c.edPublicToX25519(other));
+  } catch (e) {
+    throw new AlliumError('ERR_KEY_FORMAT', 'the pair key agreement failed', { cause: e });
+  } finally {
+    c.wipe(sk);
+  }
+  const [lo, hi] = compareBytes(self.publicKey, other) <= 0 ? [self.publicKey, other] : [other, self.publicKey];
+  const out = c.hash(32, concatBytes(dh, lo, hi), L.pair);
+  c.wipe(dh);
+  return out;
+}
+
+/** The per-contact inbox of a pair for mail from `from` (one of the two identity keys) in an epoch. */
+export function pairInboxKey(pair: Uint8Array, from: Uint8Array, epoch: number): Uint8Array {
+  if (pair.length !== 32 || from.length !== 32) throw new AlliumError('ERR_INTERNAL', 'a pair secret and an identity key are 32 bytes');
+  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new AlliumError('ERR_INTERNAL', 'an epoch is a non-negative integer');
+  return crypto().hash(32, concatBytes(pair, from, u64(epoch)), L.pairInbox);
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
 /** The routing key of slot `slot` of an inbox. */
 export function slotLocator(inbox: Uint8Array, slot: number): Uint8Array {
   if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_MAILBOX_SLOTS) throw new AlliumError('ERR_INTERNAL', `a slot is 0..${MAX_MAILBOX_SLOTS - 1}`);
@@ -163,8 +214,16 @@ function itemAd(slot: Uint8Array, exp: number, e: Uint8Array, dt: Uint8Array): U
   return concatBytes(CONTEXT, slot, u64(exp), e, dt);
 }
 
-function signedBytes(slot: Uint8Array, exp: number, recipient: Uint8Array, body: Uint8Array): Uint8Array {
+function macInput(slot: Uint8Array, exp: number, recipient: Uint8Array, body: Uint8Array): Uint8Array {
   return concatBytes(CONTEXT, slot, u64(exp), recipient, body);
+}
+
+/** The MAC key: the ephemeral and the static-static secrets, which the sender and the recipient alone can compute. */
+function macKey(ss: Uint8Array, sd: Uint8Array, e: Uint8Array, ika: Uint8Array, ikb: Uint8Array): Uint8Array {
+  const x = concatBytes(ss, sd, e, ika, ikb);
+  const out = crypto().hash(32, x, L.mac);
+  crypto().wipe(x);
+  return out;
 }
 
 export interface SealOptions {
@@ -184,6 +243,8 @@ export interface SealOptions {
   readonly attachment?: boolean;
   /** `data` is a group envelope (messaging.md §13.2): the body carries "k": 2. */
   readonly group?: boolean;
+  /** `data` is a device envelope (messaging.md §14.2): the body carries "k": 3. */
+  readonly device?: boolean;
   /** The message id (16 bytes): the same for copies of one message in several slots. Default: random. */
   readonly id?: Uint8Array;
   /** Random bytes for the ephemeral key and the id (test vectors only; default: crypto().random). */
@@ -209,20 +270,33 @@ export function sealMailboxItem(o: SealOptions): { bytes: Uint8Array; id: Uint8A
   const id = o.id ?? random(MAILBOX_ID_LEN);
   if (id.length !== MAILBOX_ID_LEN) throw new AlliumError('ERR_INTERNAL', 'a mailbox message id is 16 bytes');
   const body = {
-    v: 1 as const,
+    v: 2 as const,
     from: o.sender.publicKey,
     t: o.t,
     n: o.n,
     id,
     d: o.data,
-    ...(o.group ? { k: 2 as const } : o.attachment ? { k: 1 as const } : {}),
+    ...(o.device ? { k: 3 as const } : o.group ? { k: 2 as const } : o.attachment ? { k: 1 as const } : {}),
   };
-  const sig = c.sign(signedBytes(o.slot, o.exp, recipient, encodeCbor(body)), o.sender.secretKey);
-  const inner = encodeCbor({ ...body, sig });
+  const ss = c.x25519(eph.secretKey, ikb);
+  c.wipe(eph.secretKey);
+  const ika = c.edSecretToX25519(o.sender.secretKey);
+  let sd: Uint8Array;
+  try {
+    sd = c.x25519(ika, ikb);
+  } catch (e) {
+    throw new AlliumError('ERR_KEY_FORMAT', 'the recipient key gives no shared secret', { cause: e });
+  } finally {
+    c.wipe(ika);
+  }
+  const mk = macKey(ss, sd, eph.publicKey, c.edPublicToX25519(o.sender.publicKey), ikb);
+  c.wipe(sd);
+  const mac = c.hash(MAC_LEN, macInput(o.slot, o.exp, recipient, encodeCbor(body)), mk);
+  c.wipe(mk);
+  const inner = encodeCbor({ ...body, mac });
   const len = paddedLength(inner.length, TAG) + TAG;
   if (len > MAX_MAILBOX_CT_BYTES) throw new LimitError('MAX_MAILBOX_MESSAGE_BYTES', 'message does not fit a mailbox item');
-  const { key, token } = itemKeys(c.x25519(eph.secretKey, ikb), eph.publicKey, ikb);
-  c.wipe(eph.secretKey);
+  const { key, token } = itemKeys(ss, eph.publicKey, ikb);
   const dt = deletionCheck(token);
   const ct = c.aeadEncrypt(pad(inner, TAG), itemAd(o.slot, o.exp, eph.publicKey, dt), NONCE0, key);
   c.wipe(key);
@@ -230,7 +304,7 @@ export function sealMailboxItem(o: SealOptions): { bytes: Uint8Array; id: Uint8A
   return { bytes, id, token };
 }
 
-/** The deletion a recipient stores over a collected item. */
+/** The deletion of earlier versions (a recipient stored it over a collected item); relays now refuse it. */
 export function encodeMailboxDeletion(token: Uint8Array): Uint8Array {
   if (token.length !== MAILBOX_TOKEN_LEN) throw new AlliumError('ERR_INTERNAL', 'a deletion token is 32 bytes');
   return encodeCbor({ v: 1, del: token });
@@ -243,29 +317,28 @@ export function decodeMailboxItem(bytes: Uint8Array): MailboxItemEnvelope {
   return d;
 }
 
-/** True for bytes that decode as a deletion (what a holder serves for a collected slot). */
+/** Decodes a deletion of earlier versions (what a relay not yet upgraded may serve for a collected slot). */
 export function decodeMailboxDeletion(bytes: Uint8Array): Uint8Array {
   return decodeMessage(deletionSchema, bytes, MAX_MAILBOX_ITEM_BYTES, 'mailbox deletion').del;
 }
 
 /**
- * What a relay checks before storing under a slot: an item (well formed, a bucket-sized ciphertext, expiring
- * after `now` and at most MAX_MAILBOX_TTL_MS + skew after it) or a deletion. Throws ERR_CBOR_* / ERR_SCHEMA,
- * ERR_BAD_LENGTH, LimitError MAILBOX_TTL (ERR_LIMIT).
+ * What a relay checks before storing under a slot (specs/messaging.md §9.3): an item, well formed, with a
+ * bucket-sized ciphertext, expiring after `now` and at most MAX_MAILBOX_TTL_MS + skew after it. Anything else — a
+ * deletion of earlier versions too — is refused: nothing but an item ever occupies a slot, and a collection writes
+ * nothing. Throws ERR_CBOR_* / ERR_SCHEMA, ERR_BAD_LENGTH, LimitError MAILBOX_TTL (ERR_LIMIT).
  */
 export function verifyMailboxStore(bytes: Uint8Array, now: number): MailboxStore {
-  const d = decodeMessage(storedSchema, bytes, MAX_MAILBOX_ITEM_BYTES, 'mailbox store');
-  if ('del' in d) return { kind: 'deletion', token: d.del };
   const item = decodeMailboxItem(bytes);
   if (item.exp <= now) throw new LimitError('MAILBOX_TTL', 'mailbox item already expired');
   if (item.exp > now + MAX_MAILBOX_TTL_MS + MAILBOX_CLOCK_SKEW_MS) throw new LimitError('MAILBOX_TTL', 'mailbox item expires beyond the longest lifetime');
-  return { kind: 'item', exp: item.exp, dt: item.dt };
+  return { exp: item.exp };
 }
 
 /**
  * Opens an item fetched from slot `slot` of our inbox. Throws ERR_CBOR_* / ERR_SCHEMA / ERR_BAD_LENGTH
- * (malformed), ERR_MESSAGE_AUTH (not sealed to us, tampered, or moved from another slot), ERR_PADDING,
- * ERR_SIGNATURE (the sender's signature fails), ERR_KEY_FORMAT (the sender key is not a valid point),
+ * (malformed), ERR_MESSAGE_AUTH (not sealed to us, tampered, moved from another slot, or its MAC does not verify
+ * under the named sender), ERR_PADDING, ERR_KEY_FORMAT (the sender key is not a valid point),
  * ERR_DESCRIPTOR_FUTURE (sent further in the future than the clock skew allows; only given `now`).
  */
 export function openMailboxItem(recipient: Identity, slot: Uint8Array, bytes: Uint8Array, options: { now?: number } = {}): OpenedMailboxItem {
@@ -273,27 +346,50 @@ export function openMailboxItem(recipient: Identity, slot: Uint8Array, bytes: Ui
   const item = decodeMailboxItem(bytes);
   const ikbSecret = c.edSecretToX25519(recipient.secretKey);
   const ikb = c.edPublicToX25519(recipient.publicKey);
-  let ss: Uint8Array;
   try {
-    ss = c.x25519(ikbSecret, item.e);
-  } catch (e) {
-    throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item does not open', { cause: e });
+    let ss: Uint8Array;
+    try {
+      ss = c.x25519(ikbSecret, item.e);
+    } catch (e) {
+      throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item does not open', { cause: e });
+    }
+    const ssCopy = Uint8Array.from(ss);
+    const { key, token } = itemKeys(ss, item.e, ikb);
+    const padded = c.aeadDecrypt(item.ct, itemAd(slot, item.exp, item.e, item.dt), NONCE0, key);
+    c.wipe(key);
+    // The ciphertext authenticates dt; a dt that is not H(token) is refused (the format's rule since version 1).
+    if (!padded || !c.equal(deletionCheck(token), item.dt)) throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item does not open');
+    const inner = decodeMessage(innerSchema, unpad(padded, TAG), MAX_MAILBOX_CT_BYTES, 'mailbox message');
+    if (!c.edIsValidPoint(inner.from)) throw new ProtocolError('ERR_KEY_FORMAT', 'mailbox sender key is not a valid point');
+    const { mac, ...body } = inner;
+    const ika = c.edPublicToX25519(inner.from);
+    let sd: Uint8Array;
+    try {
+      sd = c.x25519(ikbSecret, ika);
+    } catch (e) {
+      throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox sender key gives no shared secret', { cause: e });
+    }
+    const mk = macKey(ssCopy, sd, item.e, ika, ikb);
+    c.wipe(sd, ssCopy);
+    const want = c.hash(MAC_LEN, macInput(slot, item.exp, recipient.publicKey, encodeCbor(body)), mk);
+    c.wipe(mk);
+    if (!c.equal(want, mac)) throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox message is not authenticated by its sender');
+    if (options.now !== undefined && inner.t > options.now + MAILBOX_CLOCK_SKEW_MS) {
+      throw new ProtocolError('ERR_DESCRIPTOR_FUTURE', 'mailbox message sent in the future');
+    }
+    return {
+      from: inner.from,
+      t: inner.t,
+      n: inner.n,
+      id: inner.id,
+      data: inner.d,
+      attachment: inner.k === 1,
+      group: inner.k === 2,
+      device: inner.k === 3,
+      exp: item.exp,
+      token,
+    };
   } finally {
     c.wipe(ikbSecret);
   }
-  const { key, token } = itemKeys(ss, item.e, ikb);
-  const padded = c.aeadDecrypt(item.ct, itemAd(slot, item.exp, item.e, item.dt), NONCE0, key);
-  c.wipe(key);
-  // The ciphertext authenticates dt; a dt that is not H(token) would make the item undeletable, so it is refused.
-  if (!padded || !c.equal(deletionCheck(token), item.dt)) throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item does not open');
-  const inner = decodeMessage(innerSchema, unpad(padded, TAG), MAX_MAILBOX_CT_BYTES, 'mailbox message');
-  if (!c.edIsValidPoint(inner.from)) throw new ProtocolError('ERR_KEY_FORMAT', 'mailbox sender key is not a valid point');
-  const { sig, ...body } = inner;
-  if (!c.verify(sig, signedBytes(slot, item.exp, recipient.publicKey, encodeCbor(body)), inner.from)) {
-    throw new CryptoError('ERR_SIGNATURE', 'mailbox message signature does not verify');
-  }
-  if (options.now !== undefined && inner.t > options.now + MAILBOX_CLOCK_SKEW_MS) {
-    throw new ProtocolError('ERR_DESCRIPTOR_FUTURE', 'mailbox message sent in the future');
-  }
-  return { from: inner.from, t: inner.t, n: inner.n, id: inner.id, data: inner.d, attachment: inner.k === 1, group: inner.k === 2, exp: item.exp, token };
 }

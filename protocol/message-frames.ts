@@ -6,6 +6,7 @@
  *   ack     = u8(2) | id (16) × k                     1 ≤ k ≤ MAX_ACK_IDS: the ids of messages received
  *   attachment = u8(3) | u32(n) | id (16) | descriptor   a message whose data is an attachment descriptor (§12.1)
  *   group   = u8(4) | u32(n) | id (16) | envelope       a message whose data is a group envelope (§13.2)
+ *   device  = u8(5) | u32(n) | id (16) | envelope       a message whose data is a device envelope (§14.2)
  *
  * Both kinds are padded with pad(·, RATCHET_OVERHEAD) before encryption, so an ack fills the smallest bucket just
  * as a short message does: by size, a relay cannot tell one from the other.
@@ -23,8 +24,12 @@ export const FRAME_MESSAGE = 1;
 export const FRAME_ACK = 2;
 export const FRAME_ATTACHMENT = 3;
 export const FRAME_GROUP = 4;
-/** What a message frame's data is: the application's, an attachment descriptor (§12.1), a group envelope (§13.2). */
-export type FrameContent = 'data' | 'attachment' | 'group';
+export const FRAME_DEVICE = 5;
+/**
+ * What a message frame's data is: the application's, an attachment descriptor (§12.1), a group envelope (§13.2), a
+ * device envelope (§14.2).
+ */
+export type FrameContent = 'data' | 'attachment' | 'group' | 'device';
 /** Length of a message id. The same as a mailbox item's id (MAILBOX_ID_LEN), so one id serves both paths. */
 export const MESSAGE_ID_LEN = 16;
 /** Kind, number and id in front of a message's data. */
@@ -44,12 +49,15 @@ export type ConversationFrame =
       readonly attachment: boolean;
       /** True for a group frame: `data` is a group envelope (specs/messaging.md §13.2), never the application's. */
       readonly group: boolean;
+      /** True for a device frame: `data` is a device envelope (specs/messaging.md §14.2), never the application's. */
+      readonly device: boolean;
     }
   | { readonly kind: 'ack'; readonly ids: readonly Uint8Array[] };
 
 /** The plaintext of a message frame (before padding); `content` true is 'attachment'. */
 export function encodeMessageFrame(n: number, id: Uint8Array, data: Uint8Array, content: FrameContent | boolean = 'data'): Uint8Array {
-  const kind = content === true || content === 'attachment' ? FRAME_ATTACHMENT : content === 'group' ? FRAME_GROUP : FRAME_MESSAGE;
+  const kind =
+    content === true || content === 'attachment' ? FRAME_ATTACHMENT : content === 'group' ? FRAME_GROUP : content === 'device' ? FRAME_DEVICE : FRAME_MESSAGE;
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new ProtocolError('ERR_SCHEMA', 'message number out of range');
   if (id.length !== MESSAGE_ID_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a message id is ${MESSAGE_ID_LEN} bytes`);
   return new ByteWriter(MESSAGE_FRAME_HEADER_LEN + data.length).u8(kind).u32(n).bytes(id).bytes(data).done();
@@ -73,10 +81,18 @@ export function encodeAckFrame(ids: readonly Uint8Array[]): Uint8Array {
 export function decodeFrame(plaintext: Uint8Array): ConversationFrame {
   const r = new ByteReader(plaintext, 'conversation frame');
   const kind = r.u8();
-  if (kind === FRAME_MESSAGE || kind === FRAME_ATTACHMENT || kind === FRAME_GROUP) {
+  if (kind === FRAME_MESSAGE || kind === FRAME_ATTACHMENT || kind === FRAME_GROUP || kind === FRAME_DEVICE) {
     const n = r.u32();
     const id = r.bytes(MESSAGE_ID_LEN).slice();
-    return { kind: 'message', n, id, data: r.rest().slice(), attachment: kind === FRAME_ATTACHMENT, group: kind === FRAME_GROUP };
+    return {
+      kind: 'message',
+      n,
+      id,
+      data: r.rest().slice(),
+      attachment: kind === FRAME_ATTACHMENT,
+      group: kind === FRAME_GROUP,
+      device: kind === FRAME_DEVICE,
+    };
   }
   if (kind === FRAME_ACK) {
     const len = r.remaining;

@@ -21,6 +21,9 @@ export const RelayCommand = {
   DROP: 10,
   /** Capacity measurement (specs/measurement.md): sent back unchanged by the last hop of a measurer's circuit. */
   ECHO: 11,
+  /** Circuit padding machines (specs/padding.md §3): start or stop a machine at the hop addressed, and its answer. */
+  PADDING_NEGOTIATE: 12,
+  PADDING_NEGOTIATED: 13,
   // content (specs/content.md)
   STORE: 20,
   STORED: 21,

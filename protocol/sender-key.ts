@@ -20,7 +20,11 @@
  * Out of order and duplicates: a message ahead of the chain makes the keys it skips be kept (at most MAX_GROUP_SKIP
  * per sender, oldest dropped); a key decrypts once, so a copy is ERR_MESSAGE_REPLAY. A new generation keeps the
  * keys of the previous one up to its announced length `pn`. decrypt() changes nothing unless the message verifies
- * and decrypts.
+ * and decrypts. Chains may also share SkipPools (a group's, a messenger's): a bound on their keys together, paid by
+ * the chain that holds the most (§13.3).
+ *
+ * State for storage (§13.7): OwnSenderKey.state()/fromParts() and SenderChain.state()/restore() copy every secret out
+ * and back; the caller seals what it stores.
  *
  * Pure: randomness only through the crypto facade (seedable in tests), no clock, no I/O.
  */
@@ -54,7 +58,7 @@ export function groupHeader(group: Uint8Array, sender: Uint8Array, e: number, n:
 export class OwnSenderKey {
   private constructor(
     private ck: Uint8Array,
-    private signing: KeyPair,
+    private signing: KeyPair & { readonly seed: Uint8Array },
     /** Generation. */
     public e: number,
     /** Index of the next message. */
@@ -76,12 +80,22 @@ export class OwnSenderKey {
   /** Replaces the chain and signing key with fresh random ones (the next generation); the old ones are wiped. */
   rotate(): void {
     if (this.e >= MAX_U32) throw new LimitError('MAX_CHAIN_LENGTH', 'sender key generations exhausted');
-    crypto().wipe(this.ck, this.signing.secretKey);
+    crypto().wipe(this.ck, this.signing.secretKey, this.signing.seed);
     this.ck = crypto().random(32);
     this.signing = crypto().ed25519Keypair();
     this.pn = this.n;
     this.n = 0;
     this.e += 1;
+  }
+
+  /** Everything fromParts() needs to rebuild this key (copies: the caller stores them sealed and wipes them). */
+  state(): { ck: Uint8Array; signingSeed: Uint8Array; e: number; n: number; pn: number } {
+    return { ck: this.ck.slice(), signingSeed: this.signing.seed.slice(), e: this.e, n: this.n, pn: this.pn };
+  }
+
+  /** Wipes the chain and signing keys (we left the group, or it was forgotten). */
+  destroy(): void {
+    crypto().wipe(this.ck, this.signing.secretKey, this.signing.seed);
   }
 
   /** What other members need to read our messages from index n of this generation on (never earlier ones). */
@@ -110,6 +124,60 @@ interface Held {
   readonly sp: Uint8Array;
 }
 
+/** A skipped key as stored: the generation and index it opens, the key, and the signing key of its generation. */
+export interface SkippedKeyState {
+  readonly e: number;
+  readonly n: number;
+  readonly mk: Uint8Array;
+  readonly sp: Uint8Array;
+}
+
+/** A chain as stored: its position, chain key and signing key, and its skipped keys, oldest first. */
+export interface SenderChainState {
+  readonly e: number;
+  readonly n: number;
+  readonly ck: Uint8Array;
+  readonly sp: Uint8Array;
+  readonly skipped: readonly SkippedKeyState[];
+}
+
+/**
+ * A bound on the skipped keys of several chains together: a group's chains (MAX_GROUP_SKIPPED_PER_GROUP) or a
+ * messenger's (MAX_GROUP_SKIPPED). When a chain's new keys take the pool over `max`, the chain of the pool holding
+ * the most gives up its oldest keys until the pool is at `max` again: a member that skips far ahead pays first, and
+ * a member holding a few keys for messages in flight keeps them while anyone holds more (specs/messaging.md §13.3).
+ */
+export class SkipPool {
+  private held = 0;
+  /** Chains of this pool holding at least one key. */
+  private readonly holders = new Set<SenderChain>();
+
+  constructor(readonly max: number) {}
+
+  /** Skipped keys held by the pool's chains together. */
+  get size(): number {
+    return this.held;
+  }
+
+  /** @internal SenderChain's bookkeeping: `k` keys more (or fewer) held by `chain`. */
+  count(chain: SenderChain, k: number): void {
+    this.held += k;
+    if (chain.skippedKeys > 0) this.holders.add(chain);
+    else this.holders.delete(chain);
+  }
+
+  /** Drops keys from the largest holders until the pool holds at most `max`. */
+  enforce(): void {
+    while (this.held > this.max) {
+      let big: SenderChain | undefined;
+      for (const c of this.holders) if (!big || c.skippedKeys > big.skippedKeys) big = c;
+      const before = this.held;
+      if (big) big.dropOldest(Math.min(this.held - this.max, big.skippedKeys));
+      if (this.held === before) return; // nothing left to drop (never, while the counts are kept right)
+    }
+  }
+}
+
 /** Another member's chain as we hold it: current generation, and the keys we skipped (bounded). */
 export class SenderChain {
   private ck: Uint8Array;
@@ -117,8 +185,9 @@ export class SenderChain {
   private skipped = new Map<string, Held>();
 
   private constructor(
-    d: SenderKeyDistribution,
+    d: { readonly e: number; readonly n: number; readonly ck: Uint8Array; readonly sp: Uint8Array },
     readonly maxSkip: number,
+    private readonly pools: readonly SkipPool[],
   ) {
     this.ck = d.ck.slice();
     this.sp = d.sp.slice();
@@ -130,9 +199,35 @@ export class SenderChain {
   /** Index of the next message expected in it. */
   n: number;
 
-  static from(d: SenderKeyDistribution, maxSkip = MAX_GROUP_SKIP): SenderChain {
+  /** A chain from a member's distribution; its skipped keys count in `pools` as well as against maxSkip. */
+  static from(d: SenderKeyDistribution, maxSkip = MAX_GROUP_SKIP, pools: readonly SkipPool[] = []): SenderChain {
     if (!crypto().edIsValidPoint(d.sp)) throw new ProtocolError('ERR_KEY_FORMAT', 'sender signing key is not a valid point');
-    return new SenderChain(d, maxSkip);
+    return new SenderChain(d, maxSkip, pools);
+  }
+
+  /** A chain as state() gave it (from storage); bounds apply as they would have when the keys were kept. */
+  static restore(s: SenderChainState, maxSkip = MAX_GROUP_SKIP, pools: readonly SkipPool[] = []): SenderChain {
+    for (const k of [s.sp, ...s.skipped.map((x) => x.sp)]) {
+      if (!crypto().edIsValidPoint(k)) throw new ProtocolError('ERR_KEY_FORMAT', 'sender signing key is not a valid point');
+    }
+    const c = new SenderChain(s, maxSkip, pools);
+    for (const x of s.skipped) c.hold(x.e, x.n, { mk: x.mk.slice(), sp: x.sp.slice() });
+    c.settle();
+    return c;
+  }
+
+  /** Copies of everything restore() needs. */
+  state(): SenderChainState {
+    return {
+      e: this.e,
+      n: this.n,
+      ck: this.ck.slice(),
+      sp: this.sp.slice(),
+      skipped: [...this.skipped].map(([id, h]) => {
+        const [e, n] = id.split(':').map(Number) as [number, number];
+        return { e, n, mk: h.mk.slice(), sp: h.sp.slice() };
+      }),
+    };
   }
 
   get skippedKeys(): number {
@@ -162,16 +257,31 @@ export class SenderChain {
     this.sp = d.sp.slice();
     this.e = d.e;
     this.n = d.n;
+    this.settle();
     return true;
   }
 
   private hold(e: number, n: number, h: Held): void {
     this.skipped.set(`${e}:${n}`, h);
-    while (this.skipped.size > this.maxSkip) {
-      const [k, old] = this.skipped.entries().next().value!;
+    for (const p of this.pools) p.count(this, 1);
+    if (this.skipped.size > this.maxSkip) this.dropOldest(this.skipped.size - this.maxSkip);
+  }
+
+  /** Brings every pool this chain is in back within its bound (after keys were held). */
+  private settle(): void {
+    for (const p of this.pools) p.enforce();
+  }
+
+  /** Drops (and wipes) the `k` oldest skipped keys: their messages will be ERR_MESSAGE_REPLAY. */
+  dropOldest(k: number): void {
+    let dropped = 0;
+    for (const [id, old] of this.skipped) {
+      if (dropped >= k) break;
       crypto().wipe(old.mk);
-      this.skipped.delete(k);
+      this.skipped.delete(id);
+      dropped++;
     }
+    for (const p of this.pools) p.count(this, -dropped);
   }
 
   /**
@@ -190,6 +300,7 @@ export class SenderChain {
       if (!data) throw new CryptoError('ERR_MESSAGE_AUTH', 'group message does not decrypt');
       crypto().wipe(held.mk);
       this.skipped.delete(id);
+      for (const p of this.pools) p.count(this, -1);
       return data;
     }
     if (m.e > this.e) throw new NotFoundError('no sender key yet for this generation');
@@ -218,12 +329,15 @@ export class SenderChain {
     crypto().wipe(this.ck);
     this.ck = ck;
     this.n = m.n + 1;
+    this.settle();
     return data;
   }
 
   /** Wipes every key held (the sender left, or we did). */
   destroy(): void {
     crypto().wipe(this.ck, ...[...this.skipped.values()].map((h) => h.mk));
+    const had = this.skipped.size;
     this.skipped.clear();
+    for (const p of this.pools) p.count(this, -had);
   }
 }

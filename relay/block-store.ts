@@ -20,9 +20,10 @@
  * - No plaintext, file name or decryption key ever reaches this store: only routing keys and encrypted blocks,
  *   and signed records that need the name to be read.
  * - Mailbox slots (specs/messaging.md §9) hold one sealed item each, first come first kept. An item is served
- *   until its `exp` and then replaced by an empty marker; a valid deletion replaces it earlier. Either way the slot
- *   stays occupied for MAILBOX_HOLD_MS after it was stored, so an inbox's slots stay a contiguous run, and then
- *   the row goes. Expiry is enforced on every read and swept on writes and replication passes.
+ *   until its `exp` and then replaced by an empty marker; nothing replaces it earlier (there are no deletions, so
+ *   the owner's collection writes nothing here and leaves no time or state behind). The slot stays occupied for
+ *   MAILBOX_HOLD_MS after it was stored, so an inbox's slots stay a contiguous run, and then the row goes. Expiry
+ *   is enforced on every read and swept on writes and replication passes.
  * - Endpoint descriptors (records rows with an `expires` time) are valid until the end of the period after theirs;
  *   the same sweep deletes the rows past that, returning their bytes to the quota. Signed updatable-key records
  *   (`expires` NULL) do not expire.
@@ -40,7 +41,7 @@ import { verifyRecord, type SskRecord } from '../protocol/ssk.js';
 import { verifyEndpointDescriptor } from '../protocol/endpoint-descriptor.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 import { periodStart } from '../protocol/key-blinding.js';
-import { deletionCheck, MAILBOX_HOLD_MS, verifyMailboxStore } from '../protocol/mailbox.js';
+import { MAILBOX_HOLD_MS, verifyMailboxStore } from '../protocol/mailbox.js';
 import { loadSqlite, type SqliteDatabase } from './sqlite.js';
 
 /** Sorts before every key (a zero-length blob is less than any other). */
@@ -50,8 +51,8 @@ export type BlockRole = 'replica' | 'cache';
 export type StoreResult = 'stored' | 'exists';
 /** A mailbox STORE: stored, the same bytes already held, or the slot holds something else. */
 export type MailboxResult = StoreResult | 'occupied';
-/** What a mailbox slot holds: a live item, the deletion that replaced it, or nothing after the item expired. */
-export type MailboxState = 'item' | 'deleted' | 'expired';
+/** What a mailbox slot holds: a live item, or nothing after the item expired. */
+export type MailboxState = 'item' | 'expired';
 
 /** The only resolution of a time the store writes (specs/limits.md STORE_TIME_BUCKET): one UTC day. */
 export const STORE_TIME_BUCKET_MS = 86_400_000;
@@ -59,8 +60,11 @@ export const STORE_TIME_BUCKET_MS = 86_400_000;
 export const MAX_POPULAR_TRACKED = 4096;
 /** A read count saturates here: popularity needs "many", not how many. */
 const MAX_READ_COUNT = 255;
-/** The schema this code writes (PRAGMA user_version); 0 had stored_at, last_access and fetches. */
-const SCHEMA_VERSION = 1;
+/**
+ * The schema this code writes (PRAGMA user_version); 0 had stored_at, last_access and fetches; 1 kept mailbox
+ * deletions (state 'deleted', with the day they were made) and each item's deletion check.
+ */
+const SCHEMA_VERSION = 2;
 
 /** `t` rounded up to the next bucket boundary (a time already on one stays). */
 export function bucketUp(t: number): number {
@@ -173,8 +177,8 @@ export class BlockStore {
         'SELECT rk FROM records WHERE checked_gen != ? AND rk > ? ORDER BY rk LIMIT ?',
       ),
       blockRole: this.db.prepare<[Uint8Array], { role: string }>('SELECT role FROM blocks WHERE rk = ?'),
-      getMailbox: this.db.prepare<[Uint8Array], { state: MailboxState; data: Buffer; dt: Buffer | null; expires: number; hold_until: number }>(
-        'SELECT state, data, dt, expires, hold_until FROM mailbox WHERE rk = ?',
+      getMailbox: this.db.prepare<[Uint8Array], { state: MailboxState; data: Buffer; expires: number; hold_until: number }>(
+        'SELECT state, data, expires, hold_until FROM mailbox WHERE rk = ?',
       ),
       deleteMailbox: this.db.prepare('DELETE FROM mailbox WHERE rk = ?'),
       insertMailbox: this.db.prepare('INSERT INTO mailbox (rk, state, data, dt, expires, hold_until) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -352,36 +356,27 @@ export class BlockStore {
   }
 
   /**
-   * Stores an item or a deletion in a mailbox slot (specs/messaging.md §9.4). An item goes into an empty slot;
-   * the same bytes again are 'exists'; anything else in an occupied slot is 'occupied'. A deletion whose token
-   * matches the held item's check replaces it; one for an empty slot occupies it (anyone may fill a free slot).
-   * Throws what verifyMailboxStore throws, ERR_SIGNATURE for a deletion that does not match, ERR_QUOTA.
+   * Stores an item in a mailbox slot (specs/messaging.md §9.4). An item goes into an empty slot; the same bytes
+   * again are 'exists'; anything else in an occupied slot is 'occupied'. Nothing else is stored: a deletion (of
+   * earlier versions) is refused by verifyMailboxStore, so it neither removes an item nor occupies a free slot.
+   * Throws what verifyMailboxStore throws, ERR_QUOTA.
    */
   putMailbox(rk: Uint8Array, data: Uint8Array, now = Date.now()): MailboxResult {
     const v = verifyMailboxStore(data, now);
     this.sweepExpired(now);
     const have = this.readMailbox(rk, now);
-    if (!have) {
-      this.makeRoom(data.length);
-      const dt = v.kind === 'item' ? v.dt : null;
-      // An item's expiry is its own `exp` (in its bytes anyway); a deletion's is the start of its day; the hold ends
-      // at the end of the day MAILBOX_HOLD_MS from now. No time finer than the bucket is written.
-      const exp = v.kind === 'item' ? v.exp : Math.floor(now / STORE_TIME_BUCKET_MS) * STORE_TIME_BUCKET_MS;
-      this.write(() => this.stmts.insertMailbox.run(rk, v.kind === 'item' ? 'item' : 'deleted', data, dt, exp, bucketUp(now + MAILBOX_HOLD_MS)));
-      this.bytesUsed += data.length;
-      return 'stored';
-    }
-    if (v.kind === 'item') return have.state !== 'expired' && sameBytes(have.data, data) ? 'exists' : 'occupied';
-    if (have.state !== 'item') return have.state === 'deleted' && sameBytes(have.data, data) ? 'exists' : 'occupied';
-    if (!have.dt || !crypto().equal(deletionCheck(v.token), have.dt)) throw new AlliumError('ERR_SIGNATURE', 'deletion token does not match the item');
-    this.write(() => this.stmts.setMailbox.run('deleted', data, rk));
-    this.bytesUsed += data.length - have.data.length;
+    if (have) return have.state !== 'expired' && sameBytes(have.data, data) ? 'exists' : 'occupied';
+    this.makeRoom(data.length);
+    // The expiry is the item's own `exp` (in its bytes anyway); the hold ends at the end of the day MAILBOX_HOLD_MS
+    // from now. No time finer than the bucket is written.
+    this.write(() => this.stmts.insertMailbox.run(rk, 'item', data, null, v.exp, bucketUp(now + MAILBOX_HOLD_MS)));
+    this.bytesUsed += data.length;
     return 'stored';
   }
 
   /**
-   * What a mailbox slot holds for a FETCH: the item, the deletion that replaced it, an empty array when the item
-   * expired (the slot is still occupied), or null for a free slot.
+   * What a mailbox slot holds for a FETCH: the item, an empty array when the item expired (the slot is still
+   * occupied), or null for a free slot.
    */
   getMailbox(rk: Uint8Array, now = Date.now()): Uint8Array | null {
     const have = this.readMailbox(rk, now);
@@ -389,7 +384,7 @@ export class BlockStore {
   }
 
   /** Reads a slot, expiring an item whose time has come (so an expired item is never served). */
-  private readMailbox(rk: Uint8Array, now: number): { state: MailboxState; data: Uint8Array; dt: Uint8Array | null } | null {
+  private readMailbox(rk: Uint8Array, now: number): { state: MailboxState; data: Uint8Array } | null {
     const row = this.stmts.getMailbox.get(rk);
     if (!row) return null;
     if (row.hold_until <= now) {
@@ -400,10 +395,10 @@ export class BlockStore {
     if (row.state === 'item' && row.expires <= now) {
       this.stmts.setMailbox.run('expired', new Uint8Array(0), rk);
       this.bytesUsed -= row.data.length;
-      return { state: 'expired', data: new Uint8Array(0), dt: null };
+      return { state: 'expired', data: new Uint8Array(0) };
     }
     const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
-    return { state: row.state, data, dt: row.dt ? new Uint8Array(row.dt) : null };
+    return { state: row.state, data };
   }
 
   /**
@@ -518,8 +513,9 @@ export class BlockStore {
   /**
    * Migrates a store of an earlier schema (specs/content.md §7): version 0 kept stored_at, last_access and fetches
    * per block and stored_at per record and slot, and a slot's exact hold_until. Drops those columns, rounds
-   * hold_until up to its bucket, and rewrites the file (VACUUM, then a checkpoint that truncates the WAL) so the old
-   * values do not survive in free pages.
+   * hold_until up to its bucket. Version 1 kept mailbox deletions: they become expired markers (no bytes, no time)
+   * and every deletion check goes (specs/messaging.md §9.4). Then rewrites the file (VACUUM, then a checkpoint that
+   * truncates the WAL) so the old values do not survive in free pages.
    */
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
@@ -539,8 +535,9 @@ export class BlockStore {
         for (const c of drop) if (have.includes(c)) this.db.exec(`ALTER TABLE ${table} DROP COLUMN ${c}`);
       }
       const b = STORE_TIME_BUCKET_MS; // an integer literal in the SQL: integer division (a bound number is a REAL)
-      this.db.exec(`UPDATE mailbox SET hold_until = ((CAST(hold_until AS INTEGER) + ${b} - 1) / ${b}) * ${b}`);
-      this.db.exec(`UPDATE mailbox SET expires = (CAST(expires AS INTEGER) / ${b}) * ${b} WHERE state = 'deleted'`);
+      if (version < 1) this.db.exec(`UPDATE mailbox SET hold_until = ((CAST(hold_until AS INTEGER) + ${b} - 1) / ${b}) * ${b}`);
+      this.db.exec("UPDATE mailbox SET state = 'expired', data = X'', expires = 0 WHERE state = 'deleted'");
+      this.db.exec('UPDATE mailbox SET dt = NULL');
       this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
     this.db.exec('VACUUM');

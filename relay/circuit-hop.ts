@@ -41,6 +41,12 @@ export class CircuitHop {
   splicedWith: CircuitHop | null = null;
   /** The pool and address block this circuit is counted in (specs/circuits.md §7.1). */
   admittedIn: string | null = null;
+  /**
+   * The running padding machine's ear (relay/circuit-padding.ts, specs/padding.md §2): the reactor tells it of every
+   * cell sent towards the client that is not its own padding, every cell from the client's side, and every DROP
+   * addressed here. Null while no machine runs.
+   */
+  padding: ((event: 'nonpadding-sent' | 'nonpadding-received' | 'padding-received') => void) | null = null;
   /** Its cells still held by congested links, towards the previous and towards the next side. */
   backlog: { prev: CircuitBacklog | null; next: CircuitBacklog | null } = { prev: null, next: null };
 

@@ -304,17 +304,18 @@ export class CircuitReactor {
     }
     if (side === 'next') {
       hop.crypto.wrapBackward(body);
-      this.send(hop, hop.prev, body);
+      if (this.send(hop, hop.prev, body)) hop.padding?.('nonpadding-sent');
       return;
     }
     const verdict = hop.crypto.unwrapForward(body);
     if (verdict === 'forward') {
+      hop.padding?.('nonpadding-received');
       const other = hop.splicedWith;
       if (other) {
         // A rendezvous point: the cell is for the peer at the other end; it travels back along the other circuit.
         if (other.state !== 'open' || !other.crypto) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'spliced circuit closed');
         other.crypto.wrapBackward(body);
-        this.send(other, other.prev, body);
+        if (this.send(other, other.prev, body)) other.padding?.('nonpadding-sent');
         return;
       }
       if (!hop.next || hop.extending) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'forward cell at the last hop');
@@ -322,12 +323,16 @@ export class CircuitReactor {
       return;
     }
     const msg = decodeRelayPayload(payloadOf(body));
+    if (msg.command !== RelayCommand.DROP) hop.padding?.('nonpadding-received');
     this.deliver(hop, msg);
   }
 
   private deliver(hop: CircuitHop, msg: RelayMessage): void {
     switch (msg.command) {
       case RelayCommand.DROP:
+        // Padding addressed here: the client's half of a machine (specs/padding.md §2), or long-range padding.
+        this.o.metrics.circuitPaddingReceived.inc();
+        hop.padding?.('padding-received');
         return;
       case RelayCommand.EXTEND:
       case RelayCommand.EXTENDED:
@@ -348,7 +353,10 @@ export class CircuitReactor {
     if (hop.state !== 'open' || !hop.crypto) return false;
     const body = new Uint8Array(CELL_BODY_LEN);
     encodeRelayPayloadInto(body, RELAY_TAG_AREA_LEN, msg);
-    return this.send(hop, hop.prev, hop.crypto.originateBackwardInPlace(body));
+    const sent = this.send(hop, hop.prev, hop.crypto.originateBackwardInPlace(body));
+    // A machine's own DROPs are its padding; every other cell towards the client counts as non-padding.
+    if (sent && msg.command !== RelayCommand.DROP) hop.padding?.('nonpadding-sent');
+    return sent;
   }
 
   /** Whether the link towards the client is congested (handlers stop reading their sources). */

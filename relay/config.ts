@@ -66,8 +66,14 @@ export const relayConfigSchema = z.strictObject({
   advertised_bandwidth: zSize({ rate: true }).optional(),
   /** Honour clients' requests for link padding (specs/link.md §4.4). */
   link_padding: z.boolean().default(true),
+  /** Act as a mix relay of message mode (specs/mix.md §4): open, delay and pass on mix packets, hold inboxes. */
+  mix: z.boolean().default(false),
   /** Padding bytes per second the relay sends across all links (default: a tenth of bandwidth_rate). */
   link_padding_budget: zSize({ rate: true }).optional(),
+  /** Run the circuit padding machines clients negotiate with this relay as a middle hop (specs/padding.md). */
+  circuit_padding: z.boolean().default(true),
+  /** Circuit padding bytes per second across all circuits (default: a twentieth of bandwidth_rate). */
+  circuit_padding_budget: zSize({ rate: true }).optional(),
   /** Open links at most, and per remote IP address and per address block (an IPv4 /24, an IPv6 /48). */
   max_links: z.number().int().positive().default(4096),
   max_links_per_ip: z.number().int().positive().default(64),

@@ -75,6 +75,9 @@ export class RelayMetrics {
   /** Link padding frames sent to clients that asked (specs/link.md §4.4), and those the budget skipped. */
   readonly paddingFrames: client.Counter;
   readonly paddingSkipped: client.Counter;
+  readonly circuitPaddingCells: client.Counter;
+  readonly circuitPaddingRefused: client.Counter<'reason'>;
+  readonly circuitPaddingReceived: client.Counter;
   readonly linkBytes: client.Counter<'direction'>;
   /** allium_link_bytes_total{direction="in"} */
   readonly bytesIn: client.Counter.Internal;
@@ -123,6 +126,22 @@ export class RelayMetrics {
     this.paddingSkipped = new client.Counter({
       name: 'allium_link_padding_skipped_total',
       help: 'Link padding frames not sent because link_padding_budget was spent',
+      registers: r,
+    });
+    this.circuitPaddingCells = new client.Counter({
+      name: 'allium_circuit_padding_cells_total',
+      help: 'DROP cells sent by circuit padding machines (specs/padding.md)',
+      registers: r,
+    });
+    this.circuitPaddingRefused = new client.Counter({
+      name: 'allium_circuit_padding_refused_total',
+      help: 'Padding machine requests refused, and machines ended by a spent budget, by reason',
+      labelNames: ['reason'],
+      registers: r,
+    });
+    this.circuitPaddingReceived = new client.Counter({
+      name: 'allium_circuit_padding_received_total',
+      help: 'DROP cells addressed to this relay (a client half of a padding machine), discarded',
       registers: r,
     });
     this.linkBytes = new client.Counter({

@@ -14,7 +14,7 @@
  *   authority    reachability tests, measurements and votes (relay/authority.ts) when the relay is an authority
  */
 import type { Logger } from 'pino';
-import type { KeyPair } from '../crypto/index.js';
+import { crypto, type KeyPair } from '../crypto/index.js';
 import type { IdentityKey } from '../crypto/keys.js';
 import { DestroyReason } from '../protocol/cell.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
@@ -25,6 +25,7 @@ import type { CircuitTable } from '../net/circuit.js';
 import type { Link } from '../net/link.js';
 import { createAuthority, type AuthorityParts } from './authority.js';
 import type { BlockStore } from './block-store.js';
+import { CircuitPaddingService } from './circuit-padding.js';
 import { CircuitReactor } from './circuits.js';
 import type { RelayConfig } from './config.js';
 import { consensusPlacement } from './consensus-placement.js';
@@ -46,6 +47,8 @@ export interface CircuitParts {
   streams: StreamsHandler;
   rendezvous: RendezvousService;
   echo: EchoService;
+  /** Circuit padding machines at this hop (specs/padding.md). */
+  padding: CircuitPaddingService;
   exit: ExitService | null;
   content: ContentService | null;
   replicator: Replicator | null;
@@ -115,8 +118,16 @@ export function createCircuitParts(d: CircuitPartsDeps): CircuitParts {
   const echo = new EchoService(reactor, () => d.authorities);
   reactor.addHandler(streams);
   reactor.addHandler(rendezvous);
+  const padding = new CircuitPaddingService(reactor, {
+    enabled: () => cfg.circuit_padding,
+    budgetBytesPerSecond: cfg.circuit_padding_budget ?? cfg.bandwidth_rate / 20,
+    random: () => crypto().uniform(),
+    now: d.now,
+    metrics: d.metrics,
+  });
   reactor.addHandler(echo);
-  const parts: CircuitParts = { memory, reactor, streams, rendezvous, echo, exit: null, content: null, replicator: null, authority: null };
+  reactor.addHandler(padding);
+  const parts: CircuitParts = { memory, reactor, streams, rendezvous, echo, padding, exit: null, content: null, replicator: null, authority: null };
   const policy = parseExitPolicy(d.exitPolicyLines);
   if (isExitPolicy(policy)) {
     const exit = (parts.exit = new ExitService({

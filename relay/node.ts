@@ -39,7 +39,7 @@
 import type { Logger } from 'pino';
 import { crypto } from '../crypto/index.js';
 import { parseFingerprint, type IdentityKey, type OnionKeyRing } from '../crypto/keys.js';
-import { DestroyReason } from '../protocol/cell.js';
+import { CellCommand, DestroyReason } from '../protocol/cell.js';
 import { signDescriptor, type Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, ConfigError, isAlliumError } from '../protocol/errors.js';
@@ -64,6 +64,7 @@ import { PRIVATE_REJECT_LINES, type ExitNetwork, type ExitService } from './exit
 import { LinkAccounting } from './link-accounting.js';
 import { createCircuitParts } from './node-parts.js';
 import type { EchoService } from './measurement.js';
+import type { CircuitPaddingService } from './circuit-padding.js';
 import type { MemoryGuard } from './memory-guard.js';
 import type { RelayMetrics } from './metrics.js';
 import { Overlay } from './overlay.js';
@@ -74,6 +75,8 @@ import type { Replicator } from './replication.js';
 import type { ReplayJournals } from './replay-journal.js';
 import { storeRoom, STORE_ROOM_OPEN, type StoreRoomState } from './store-room.js';
 import type { StreamsHandler } from './streams.js';
+import { MixNode } from './mix.js';
+import { ReplayFilter as MixReplayFilter } from '../protocol/replay-filter.js';
 
 /**
  * How the node reaches other relays. Over sockets, it makes real links (net/link.ts: handshake, frame encryption)
@@ -167,12 +170,17 @@ class Node extends Emitter<RelayNodeEvents> {
   readonly streams: StreamsHandler | null;
   readonly rendezvous: RendezvousService | null;
   readonly echo: EchoService | null;
+  /** Circuit padding machines (specs/padding.md). */
+  readonly padding: CircuitPaddingService | null;
   readonly exit: ExitService | null;
   readonly store: BlockStore | null;
   readonly content: ContentService | null;
   readonly replicator: Replicator | null;
   readonly authority: AuthorityParts | null;
   readonly memory: MemoryGuard | null;
+  /** The mix of message mode (specs/mix.md §4), when config `mix` is on. */
+  readonly mix: MixNode<Link> | null;
+  private readonly mixReplay = new MixReplayFilter();
   /** Circuits this relay builds itself (replication, measurement), kept apart from those it carries. */
   readonly ownCircuits: CircuitTable;
   /** Open links that carry cells (a message transport's are the overlay's alone). */
@@ -244,6 +252,18 @@ class Node extends Emitter<RelayNodeEvents> {
       ...(cfg.bridge ? { bridge: { descriptor: () => this.own?.raw ?? null } } : {}),
       ...(cfg.sybil_admission ? {} : { admission: false }),
     });
+    this.mix =
+      cells && cfg.mix
+        ? new MixNode<Link>({
+            identity: c.identity.publicKey,
+            keys: () => this.onionKeys.usable,
+            replay: this.mixReplay,
+            now: c.now,
+            forward: async (next, packet) => (await this.overlay.linkTo(next)).sendCell(0, CellCommand.MIX, packet),
+            sendMail: (link, body) => link.sendCell(0, CellCommand.MIX_MAIL, body),
+            onDrop: (reason) => c.metrics.drops.inc({ reason }),
+          })
+        : null;
     const parts = cells
       ? createCircuitParts({
           config: cfg,
@@ -270,6 +290,7 @@ class Node extends Emitter<RelayNodeEvents> {
     this.streams = parts?.streams ?? null;
     this.rendezvous = parts?.rendezvous ?? null;
     this.echo = parts?.echo ?? null;
+    this.padding = parts?.padding ?? null;
     this.exit = parts?.exit ?? null;
     this.content = parts?.content ?? null;
     this.replicator = parts?.replicator ?? null;
@@ -432,6 +453,7 @@ class Node extends Emitter<RelayNodeEvents> {
     this.accounting.track(link);
     link.on('link:cell', (cell) => {
       this.metrics.cellsIn.inc();
+      if (cell.circId === 0) return this.onMixCell(link, kind, cell.command, cell.body);
       reactor.onCell(link, cell);
     });
     if (kind === 'client') link.on('link:control', (m) => m.t === 'padding' && this.onPaddingRequest(link, m.lo, m.hi));
@@ -441,7 +463,15 @@ class Node extends Emitter<RelayNodeEvents> {
       this.metrics.links.dec({ kind });
       if (err) this.metrics.errors.inc({ code: err.code });
       reactor.onLinkClosed(link);
+      this.mix?.onLinkClosed(link);
     });
+  }
+
+  /** Message-mode cells (specs/mix.md §3): packets from anyone, polls from clients; anything else is counted. */
+  private onMixCell(link: Link, kind: 'relay' | 'client', command: number, body: Uint8Array): void {
+    if (this.mix && command === CellCommand.MIX) return this.mix.onPacket(link, body);
+    if (this.mix && command === CellCommand.MIX_POLL && kind === 'client') return this.mix.onPoll(link, body);
+    this.metrics.drops.inc({ reason: 'mix_not_offered' });
   }
 
   /**
@@ -469,11 +499,12 @@ class Node extends Emitter<RelayNodeEvents> {
    */
   private rotateOnionKeys(now: number): boolean {
     const ring = this.onionKeys;
-    const full = this.replay.isFull(ring.current.keyPair.publicKey);
+    const full = this.replay.isFull(ring.current.keyPair.publicKey) || this.mixReplay.isFull(ring.current.keyPair.publicKey);
     const { rotated, dropped } = ring.rotate(now, full);
     if (rotated) this.journals?.openOnion(ring.current.keyPair.publicKey, true);
     for (const k of dropped) {
       this.replay.forget(k.publicKey);
+      this.mixReplay.forget(k.publicKey);
       this.journals?.deleteOnion(k.publicKey);
     }
     if (rotated || dropped.length) this.c.saveOnionKeys?.(ring);
@@ -545,6 +576,7 @@ class Node extends Emitter<RelayNodeEvents> {
       }
       this.memory?.check();
       this.reactor?.maintain(now);
+      this.mix?.sweep();
       this.accounting.sweep();
     } catch (e) {
       this.log.error({ err: e }, 'maintenance failed');
@@ -580,7 +612,9 @@ class Node extends Emitter<RelayNodeEvents> {
         family: cfg.family.map(parseFingerprint),
         bw: cfg.advertised_bandwidth ?? cfg.bandwidth_rate,
         exit: this.exitPolicyLines,
-        caps: cfg.bridge ? [] : cfg.storage_quota > 0 && this.room.open ? ['store', 'intro', 'rendezvous'] : ['intro', 'rendezvous'],
+        caps: cfg.bridge
+          ? []
+          : [...(cfg.storage_quota > 0 && this.room.open ? (['store'] as const) : []), 'intro', 'rendezvous', ...(this.mix ? (['mix'] as const) : [])],
         pub: now,
         exp: now + cfg.timing.descriptor_lifetime,
       },
@@ -614,6 +648,7 @@ class Node extends Emitter<RelayNodeEvents> {
     this.overlay.stop();
     this.reactor?.closeAll(DestroyReason.HIBERNATING);
     this.exit?.closeAll();
+    this.mix?.stop();
     for (const l of [...this.links]) l.close();
   }
 }

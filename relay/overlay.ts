@@ -12,7 +12,7 @@
  *   neighbour answers with a summary page of (identity, published) pairs and both sides exchange what the other
  *   lacks within the fingerprints the page covers. A newly opened relay link starts with a digest exchange, so a
  *   joining relay learns the directory at once.
- * - Serves directory pages to clients (`dir-get` → `dir`).
+ * - Serves directory pages to clients (`dir-get` → `dir`), and descriptors by identity (`dir-want` → `dir-found`).
  * Descriptors that fail verification are dropped and counted; a forged or malformed one closes the link.
  * Answers to a peer's requests are made only while its link is under its high-water mark, one message at a time,
  * and the relay's own gossip skips a link over the mark (specs/link.md §4.2): a peer that asks and never reads makes
@@ -754,6 +754,11 @@ export class Overlay {
         return this.reply(link, () => [this.directoryPage(m.since, m.after)]);
       case 'dir':
         return this.violation(link, new AlliumError('ERR_LINK_HANDSHAKE', 'directory page sent to a relay'));
+      case 'dir-want':
+        return this.reply(link, () => [this.wantedPage(m.ids)]);
+      case 'dir-found':
+        // An answer to a client's dir-want: a relay asks nobody for it (specs/directory.md §6.1).
+        return;
       case 'consensus-head':
         // Relays push heads they adopt; on a client link it can only be a reply to our own request (a bridge's).
         if (!fromRelay) {
@@ -964,6 +969,20 @@ export class Overlay {
       .sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
     const page = list.slice(0, DIR_PAGE);
     return { t: 'dir', at: this.now(), ds: page.map((d) => d.raw), more: list.length > DIR_PAGE };
+  }
+
+  /**
+   * The answer to dir-want (specs/directory.md §6.1): the unexpired descriptors held for the identities asked, in their
+   * (ascending) order; at most one per identity, so at most MAX_DESCRIPTORS_PER_MESSAGE.
+   */
+  private wantedPage(ids: readonly Uint8Array[]): ControlMessage {
+    const now = this.now();
+    const ds: Uint8Array[] = [];
+    for (const id of ids) {
+      const d = this.o.directory.getById(id);
+      if (d && d.exp > now) ds.push(d.raw);
+    }
+    return { t: 'dir-found', ds };
   }
 
   private violation(link: Link, err: AlliumError): void {

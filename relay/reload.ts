@@ -18,7 +18,7 @@
  * Not reloadable (a restart applies them): listen, path, public_address, data_dir, bridge, probe_resistant,
  * bootstrap, exit_policy, exit_reject_private, metrics, admin, admin_token, storage_quota, store_sync,
  * replication_factor, handshakes_per_second, overlay_degree, authority, authority_approved, directory_authorities,
- * log_format, link_padding, link_padding_budget, turning TLS on or off, and every timing key.
+ * log_format, link_padding, link_padding_budget, circuit_padding, circuit_padding_budget, turning TLS on or off, and every timing key.
  */
 import type { Logger } from 'pino';
 import type { RelayConfig } from './config.js';

@@ -263,7 +263,7 @@ export class Replicator {
           if (ok && !this.stopped) this.o.store.markRecordChecked(rk, gen);
         },
       );
-      // Mailbox slots (specs/messaging.md §9.4): an item or a deletion; a holder with anything in the slot has it.
+      // Mailbox slots (specs/messaging.md §9.4): an item; a holder with anything in the slot has it.
       await work(
         (after) => this.o.store.uncheckedMailboxes(gen, batch, after),
         async (rk) => {

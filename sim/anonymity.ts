@@ -167,8 +167,13 @@ export function adversarySpecs(kind: AdversaryKind, f: number, honest: readonly 
 /** Nickname prefix of the honest relays (adversary relays: "a<kind>-<f in per mille>-"). */
 export const HONEST_PREFIX = 'h-';
 
-/** Signed descriptors for `specs`, keys from the seed; families declared by both sides. */
-export function signSpecs(specs: readonly RelaySpec[], seed: string, prefix: string): Uint8Array[] {
+/** Signed descriptors for `specs`, keys from the seed; families declared by both sides; published at `pubOf(i)` (T0), for 3 hours. */
+export function signSpecs(specs: readonly RelaySpec[], seed: string, prefix: string, pubOf: (i: number) => number = () => T0): Uint8Array[] {
+  return signSpecDescriptors(specs, seed, prefix, pubOf).map((d) => d.raw);
+}
+
+/** signSpecs, as parsed descriptors (the signer's own: no signature check). */
+export function signSpecDescriptors(specs: readonly RelaySpec[], seed: string, prefix: string, pubOf: (i: number) => number = () => T0): Descriptor[] {
   const keys = specs.map((s) => IdentityKey.fromSeed(seededRandom(`${seed}/${prefix}/${s.label}/identity`)(32)));
   const families = new Map<number, Uint8Array[]>();
   specs.forEach((s, i) => {
@@ -189,11 +194,11 @@ export function signSpecs(specs: readonly RelaySpec[], seed: string, prefix: str
         bw: s.bw,
         exit: [...s.exit],
         caps: ['store'],
-        pub: T0,
-        exp: T0 + 3 * 3600_000,
+        pub: pubOf(i),
+        exp: pubOf(i) + 3 * 3600_000,
       },
       key.secretKey,
-    ).raw;
+    );
   });
 }
 

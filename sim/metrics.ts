@@ -67,6 +67,9 @@ export class SimMetrics {
   readonly forwards = new Counter();
   readonly paddingFrames = new Counter();
   readonly paddingSkipped = new Counter();
+  readonly circuitPaddingCells = new Counter();
+  readonly circuitPaddingRefused = new Counter();
+  readonly circuitPaddingReceived = new Counter();
 
   /** This object where the relay components expect their prom-client metrics. */
   get asRelayMetrics(): RelayMetrics {

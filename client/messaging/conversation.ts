@@ -180,6 +180,7 @@ export class Conversation {
       id: toHex(f.id),
       ...(attachment ? { attachment } : {}),
       ...(f.group ? { group: true } : {}),
+      ...(f.device ? { deviceEnvelope: true } : {}),
     };
     this.onMessage(m).then(handedOver, (e: unknown) => {
       this.onError(asAlliumError(e, 'message handling failed'));

@@ -108,6 +108,8 @@ export interface EndpointOptions {
   maxIntroductionsPerPoint?: number;
   /** Only these X25519 public keys may read the descriptor. */
   authorizedClients?: readonly Uint8Array[];
+  /** Send introduction points the proof-of-work seeds (INTRO_POW; default true; false only to measure the defence). */
+  introPow?: boolean;
 }
 
 export interface EndpointEvents {
@@ -208,7 +210,7 @@ export class Endpoint {
    * introductions that paid are passed on within their own allowance, whatever a flood without proofs does.
    */
   private sendSeeds(ip: IntroState): void {
-    if (this.powSeeds.length === 0 || ip.circuit.state !== 'open') return;
+    if (this.powSeeds.length === 0 || ip.circuit.state !== 'open' || this.options.introPow === false) return;
     try {
       ip.circuit.send({ command: RelayCommand.INTRO_POW, streamId: 0, data: encodeRv('introPow', { s: this.powSeeds.map((x) => x.seed) }) });
     } catch {

@@ -15,9 +15,19 @@
  * Order per member: every envelope to one member goes through one queue, so that member gets a sender key before
  * the messages under it (a message whose key has not come is held, at most MAX_GROUP_PENDING per group).
  *
- * Not here: persistence (group state, like ratchet sessions, lives as long as the messenger); resolving two admins'
- * concurrent changes of one revision (the first a member sees wins; §13.4); one ciphertext in the content store for
- * large messages (§13.5).
+ * State at rest (§13.7): with a GroupStorage, every change to a group is saved (sealed, group-store.ts) before its
+ * effects leave: before a message under a new index is handed to anyone (so no index is used twice across a restart),
+ * and before a received message is emitted and acknowledged (so a copy that comes again after a restart opens
+ * nothing: exactly once). A crash between saving and emitting loses that message; it is never emitted twice.
+ *
+ * Bounds (specs/limits.md): groups in all (MAX_GROUPS) and per inviter (MAX_GROUPS_PER_INVITER); skipped keys per
+ * sender (MAX_GROUP_SKIP), per group (MAX_GROUP_SKIPPED_PER_GROUP) and in all (MAX_GROUP_SKIPPED), paid by the chain
+ * holding the most (SkipPool); held messages per group (MAX_GROUP_PENDING) and in all (MAX_GROUP_PENDING_TOTAL), paid
+ * by the group holding the most.
+ *
+ * Not here: resolving two admins' concurrent changes of one revision (the first a member sees wins; §13.4); one
+ * ciphertext in the content store for large messages (§13.5); an outbox that survives a restart (a send cut short by
+ * close() reached the members its report names).
  */
 import { crypto } from '../../crypto/index.js';
 import { formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
@@ -34,13 +44,73 @@ import {
   type Roster,
   type SenderKeyDistribution,
 } from '../../protocol/group-messages.js';
-import { MAX_GROUP_SKIP, OwnSenderKey, SenderChain } from '../../protocol/sender-key.js';
+import { MAX_GROUP_SKIP, OwnSenderKey, SenderChain, SkipPool } from '../../protocol/sender-key.js';
 import { anySignal, type AbortOptions } from '../../net/abort.js';
+import {
+  groupStoreKey,
+  openGroupRecord,
+  openOrphans,
+  ORPHANS_RECORD,
+  sealGroupRecord,
+  sealOrphans,
+  wipeGroupRecord,
+  type GroupRecord,
+  type GroupStorage,
+} from './group-store.js';
 
 /** Groups one messenger is in (specs/limits.md). */
 export const MAX_GROUPS = 1000;
+/** Groups one messenger is in by invitation of one identity (the signer of the roster that added it). */
+export const MAX_GROUPS_PER_INVITER = 32;
 /** Group messages held per group while their sender key has not come (specs/limits.md). */
 export const MAX_GROUP_PENDING = 256;
+/** Group messages held in all of a messenger's groups while their sender key has not come. */
+export const MAX_GROUP_PENDING_TOTAL = 1024;
+/** Skipped message keys held for all the members of one group together. */
+export const MAX_GROUP_SKIPPED_PER_GROUP = 2000;
+/** Skipped message keys held in all of a messenger's groups together. */
+export const MAX_GROUP_SKIPPED = 20_000;
+
+/** The bounds of a messenger's groups (specs/limits.md); every field defaults to the constant of its name. */
+export interface GroupLimits {
+  /** MAX_GROUPS (1000). */
+  maxGroups: number;
+  /** MAX_GROUPS_PER_INVITER (32). */
+  maxGroupsPerInviter: number;
+  /** MAX_GROUP_PENDING (256): held messages per group, and envelopes held for groups not joined yet. */
+  maxPending: number;
+  /** MAX_GROUP_PENDING_TOTAL (1024). */
+  maxPendingTotal: number;
+  /** MAX_GROUP_SKIP (1000): skipped keys per sender and group. */
+  maxSkip: number;
+  /** MAX_GROUP_SKIPPED_PER_GROUP (2000). */
+  maxSkippedPerGroup: number;
+  /** MAX_GROUP_SKIPPED (20 000). */
+  maxSkipped: number;
+}
+
+export function groupLimits(given: Partial<GroupLimits> = {}): GroupLimits {
+  return {
+    maxGroups: given.maxGroups ?? MAX_GROUPS,
+    maxGroupsPerInviter: given.maxGroupsPerInviter ?? MAX_GROUPS_PER_INVITER,
+    maxPending: given.maxPending ?? MAX_GROUP_PENDING,
+    maxPendingTotal: given.maxPendingTotal ?? MAX_GROUP_PENDING_TOTAL,
+    maxSkip: given.maxSkip ?? MAX_GROUP_SKIP,
+    maxSkippedPerGroup: given.maxSkippedPerGroup ?? MAX_GROUP_SKIPPED_PER_GROUP,
+    maxSkipped: given.maxSkipped ?? MAX_GROUP_SKIPPED,
+  };
+}
+
+/** What a Group needs of the table it is in: its bounds, the shared pools, and saving. */
+interface GroupContext {
+  readonly limits: GroupLimits;
+  /** Every chain of every group: MAX_GROUP_SKIPPED. */
+  readonly skipped: SkipPool;
+  /** Makes room for one more held message in all groups (MAX_GROUP_PENDING_TOTAL). */
+  readonly roomToHold: () => void;
+  /** Saves the group (when there is storage), then emits its messages that wait on the save; rejects if it fails. */
+  readonly save: (g: Group) => Promise<void>;
+}
 
 /** A message of a group, decrypted and verified as its sender's. */
 export interface GroupIncoming {
@@ -127,12 +197,23 @@ export class Group {
   readonly idBytes: Uint8Array;
   /** The group id (hex of 32 random bytes). */
   readonly id: string;
+  /** Who signed the roster that invited us (undefined for a group we created). */
+  readonly inviter: Uint8Array | undefined;
   private roster: Roster;
-  private readonly own = OwnSenderKey.create();
-  /** Members holding our current generation (from the index we handed them). */
+  /** The roster's envelope, encoded once per roster for saving. */
+  private rosterBytes: Uint8Array | null = null;
+  /** Members' identity keys by address (parsed once: parsing checks the point). */
+  private readonly keyOf = new Map<string, Uint8Array>();
+  private readonly own: OwnSenderKey;
+  /** Members holding our current generation (from the index we handed them); not stored: after a restart every
+   * member gets our key again before our next message (a copy of a generation it holds changes nothing). */
   private readonly keyHolders = new Set<string>();
   private readonly chains = new Map<string, SenderChain>();
+  /** The skipped keys of this group's chains together (MAX_GROUP_SKIPPED_PER_GROUP). */
+  private readonly skipped: SkipPool;
   private pending: Array<{ from: string; m: GroupMessage }> = [];
+  /** Messages decrypted but not yet emitted: they wait for the state that consumed their keys to be saved. */
+  private ready: GroupIncoming[] = [];
   /** Per member, the tail of its queue of envelopes. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private active = true;
@@ -140,12 +221,84 @@ export class Group {
   constructor(
     private readonly host: GroupHost,
     roster: Roster,
-    private readonly maxPending: number,
-    private readonly maxSkip: number,
+    private readonly ctx: GroupContext,
+    from?: { inviter?: Uint8Array; record?: GroupRecord },
   ) {
     this.roster = roster;
     this.idBytes = roster.group.slice();
     this.id = toHex(roster.group);
+    this.inviter = from?.inviter?.slice() ?? from?.record?.inviter?.slice();
+    this.skipped = new SkipPool(ctx.limits.maxSkippedPerGroup);
+    const r = from?.record;
+    if (!r) {
+      this.own = OwnSenderKey.create();
+      return;
+    }
+    this.own = OwnSenderKey.fromParts(r.own);
+    this.active = r.active;
+    for (const c of r.chains) {
+      const a = formatAddress(c.member);
+      this.keyOf.set(a, c.member.slice());
+      this.chains.set(a, SenderChain.restore(c.chain, ctx.limits.maxSkip, this.pools()));
+    }
+    this.pending = r.pending.map((p) => ({ from: formatAddress(p.member), m: p.message }));
+  }
+
+  private setRoster(next: Roster): void {
+    this.roster = next;
+    this.rosterBytes = null;
+    const members = new Set(next.members.map(toHex));
+    for (const [a, k] of [...this.keyOf]) if (!members.has(toHex(k))) this.keyOf.delete(a);
+  }
+
+  /** The identity key of member `address`, or undefined when it is not a member. */
+  private memberKey(address: string): Uint8Array | undefined {
+    const have = this.keyOf.get(address);
+    if (have) return have;
+    const key = parseAddress(address);
+    if (this.indexOf(key) < 0) return undefined;
+    this.keyOf.set(address, key);
+    return key;
+  }
+
+  /** The pools a chain of this group counts in: the group's and the messenger's. */
+  private pools(): SkipPool[] {
+    return [this.skipped, this.ctx.skipped];
+  }
+
+  /** Everything a restart needs (copies; the caller seals them, then wipes them). */
+  state(): GroupRecord {
+    return {
+      roster: this.roster,
+      rosterBytes: (this.rosterBytes ??= encodeGroupEnvelope(this.roster)),
+      active: this.active,
+      ...(this.inviter ? { inviter: this.inviter } : {}),
+      own: this.own.state(),
+      chains: [...this.chains].map(([a, c]) => ({ member: this.keyOf.get(a) ?? parseAddress(a), chain: c.state() })),
+      pending: this.pending.map((p) => ({ member: this.keyOf.get(p.from) ?? parseAddress(p.from), message: p.m })),
+    };
+  }
+
+  /** Skipped keys held for this group's members together. */
+  get skippedKeys(): number {
+    return this.skipped.size;
+  }
+
+  /** Messages held while their sender key has not come. */
+  get heldMessages(): number {
+    return this.pending.length;
+  }
+
+  /** Drops the oldest held message (the messenger-wide bound makes room). */
+  dropOldestHeld(): void {
+    this.pending.shift();
+  }
+
+  /** @internal The messages whose state was saved, to emit now. */
+  takeReady(): GroupIncoming[] {
+    const r = this.ready;
+    this.ready = [];
+    return r;
   }
 
   get name(): string {
@@ -191,10 +344,15 @@ export class Group {
     const m = this.own.encrypt(this.idBytes, this.host.identity.publicKey, data);
     const bytes = encodeGroupEnvelope(m);
     const distBytes = encodeGroupEnvelope(dist);
-    for (const a of newHolders) {
-      this.keyHolders.add(a);
-      void this.enqueue(a, distBytes, options).catch(() => this.keyHolders.delete(a));
+    for (const a of newHolders) this.keyHolders.add(a);
+    try {
+      // The index is spent on storage before the message leaves: a restart never uses it again (§13.7).
+      await this.ctx.save(this);
+    } catch (e) {
+      for (const a of newHolders) this.keyHolders.delete(a);
+      throw e;
     }
+    for (const a of newHolders) void this.enqueue(a, distBytes, options).catch(() => this.keyHolders.delete(a));
     const results = await Promise.allSettled(others.map((a) => this.enqueue(a, bytes, options)));
     const delivered: string[] = [];
     const storedOffline: string[] = [];
@@ -255,6 +413,7 @@ export class Group {
     const { members, admins } = without(this.roster, i);
     if (members.length === 0) {
       this.deactivate();
+      await this.ctx.save(this);
       return;
     }
     const next = signRoster(
@@ -262,8 +421,9 @@ export class Group {
       this.host.identity.secretKey,
     );
     const others = this.others();
-    this.roster = next;
+    this.setRoster(next);
     this.deactivate();
+    await this.ctx.save(this);
     const bytes = encodeGroupEnvelope(next);
     await Promise.allSettled(others.map((a) => this.enqueue(a, bytes, options)));
   }
@@ -298,20 +458,39 @@ export class Group {
     return fanOut(options, async (o) => {
       this.requireActive();
       this.rotate();
+      await this.ctx.save(this);
       await this.distribute(this.others(), o);
     });
   }
 
-  /** Hands our sender key to every other member (on joining the group). */
-  announce(options: AbortOptions = {}): Promise<void> {
-    return this.distribute(this.others(), options);
+  /**
+   * On joining: our sender key to `via` (who sent us the roster: a session to it exists) and to every member we
+   * open to (§13.4, one session per pair); the others get it in reply to theirs, or before our first message.
+   */
+  announce(via: string, options: AbortOptions = {}): Promise<void> {
+    return this.distribute(
+      this.others().filter((a) => !this.keyHolders.has(a) && (a === via || this.opensTo(a))),
+      options,
+    );
   }
 
   /** On creating the group: the roster to every other member, then our sender key (each member's queue keeps the order). */
   async introduce(options: AbortOptions = {}): Promise<void> {
     const bytes = encodeGroupEnvelope(this.roster);
     const sent = Promise.allSettled(this.others().map((a) => this.enqueue(a, bytes, options)));
-    await Promise.all([sent, this.announce(options)]);
+    await Promise.all([sent, this.distribute(this.others(), options)]);
+  }
+
+  /**
+   * Of two members that would hand each other their keys at the same moment (both joining, or a newcomer and a
+   * member), the one with the lower identity key sends first and the other replies over the session that carried
+   * it: one rendezvous per pair, not one each way (§13.4).
+   */
+  private opensTo(address: string): boolean {
+    const mine = this.host.identity.publicKey;
+    const theirs = parseAddress(address);
+    for (let i = 0; i < mine.length; i++) if (mine[i] !== theirs[i]) return mine[i]! < theirs[i]!;
+    return false;
   }
 
   // ------------------------------------------------------------------ inside
@@ -368,7 +547,7 @@ export class Group {
     );
   }
 
-  /** Signs and sends roster r + 1, then applies it here as every member does. */
+  /** Signs roster r + 1, applies it here as every member does and saves it, then sends it to its members. */
   private async publish(members: readonly Uint8Array[], admins: readonly number[], removed: Uint8Array[], options: AbortOptions): Promise<void> {
     const next = signRoster(
       { group: this.idBytes, r: this.roster.r + 1, name: this.roster.name, members, admins, by: this.host.identity.publicKey },
@@ -377,9 +556,10 @@ export class Group {
     const bytes = encodeGroupEnvelope(next);
     const me = this.host.identity.publicKey;
     const to = [...members.filter((k) => !same(k, me)), ...removed].map((k) => formatAddress(k));
+    const change = this.take(next);
+    await this.ctx.save(this);
     const sent = Promise.allSettled(to.map((a) => this.enqueue(a, bytes, options)));
-    const follow = this.apply(next, options);
-    await Promise.all([sent, follow]);
+    await Promise.all([sent, this.follow(change, options)]);
   }
 
   /** A roster envelope from `from`. */
@@ -390,17 +570,22 @@ export class Group {
     if (!isAdminIn(this.roster, next.by) && !isLeave(this.roster, next)) {
       throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group roster signed by a member who may not make that change');
     }
-    await this.apply(next, options);
+    const change = this.take(next);
+    await this.ctx.save(this);
+    await this.follow(change, options);
   }
 
-  /** Takes roster `next`: events, keys for newcomers, a new generation after a removal. */
-  private async apply(next: Roster, options: AbortOptions): Promise<void> {
+  /** Takes roster `next` here: events, chains of removed members dropped, a new generation after a removal. */
+  private take(next: Roster): { removed: Uint8Array[]; added: Uint8Array[] } {
     const prev = this.roster;
-    this.roster = next;
+    this.setRoster(next);
     const by = formatAddress(next.by);
     const me = this.host.identity.publicKey;
-    const added = next.members.filter((k) => !prev.members.some((p) => same(p, k)));
-    const removed = prev.members.filter((k) => !next.members.some((p) => same(p, k)));
+    // By hex, not pairwise comparison: a roster of k members is compared in O(k), not O(k²) (1000 members: 10⁶).
+    const before = new Set(prev.members.map(toHex));
+    const after = new Set(next.members.map(toHex));
+    const added = next.members.filter((k) => !before.has(toHex(k)));
+    const removed = prev.members.filter((k) => !after.has(toHex(k)));
     for (const k of removed) {
       const a = formatAddress(k);
       this.chains.get(a)?.destroy();
@@ -411,19 +596,29 @@ export class Group {
     }
     if (!next.members.some((k) => same(k, me))) {
       this.deactivate();
-      return;
+      return { removed, added: [] };
     }
     for (const k of added) this.host.emit('group:member-added', { group: this.id, member: formatAddress(k), by });
     const adminsBefore = prev.admins.map((i) => formatAddress(prev.members[i]!)).sort();
     const adminsNow = this.admins.sort();
     if (adminsBefore.join() !== adminsNow.join()) this.host.emit('group:admins-changed', { group: this.id, admins: adminsNow, by });
-    if (removed.length > 0) {
-      // Nothing we send from now on is readable with a key a removed member holds (§13.4).
-      this.rotate();
-      await this.distribute(this.others(), options);
-    } else if (added.length > 0) {
+    // Nothing we send from now on is readable with a key a removed member holds (§13.4).
+    if (removed.length > 0) this.rotate();
+    return { removed, added };
+  }
+
+  /** After a roster was taken and saved: our (new) key to the remaining members, or to the newcomers. */
+  private async follow(change: { removed: Uint8Array[]; added: Uint8Array[] }, options: AbortOptions): Promise<void> {
+    if (!this.active) return;
+    const me = this.host.identity.publicKey;
+    if (change.removed.length > 0) await this.distribute(this.others(), options);
+    else if (change.added.length > 0) {
+      // To a newcomer we open to; the others hand us their keys first, and get ours in reply.
       await this.distribute(
-        added.filter((k) => !same(k, me)).map((k) => formatAddress(k)),
+        change.added
+          .filter((k) => !same(k, me))
+          .map((k) => formatAddress(k))
+          .filter((a) => this.opensTo(a)),
         options,
       );
     }
@@ -432,21 +627,34 @@ export class Group {
   /** A sender key from member `from`. */
   receiveSenderKey(from: string, d: SenderKeyDistribution): void {
     if (!this.active) return;
-    if (this.indexOf(parseAddress(from)) < 0) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a sender key from someone not in the group');
+    if (!this.memberKey(from)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a sender key from someone not in the group');
     const have = this.chains.get(from);
-    if (!have) this.chains.set(from, SenderChain.from(d, this.maxSkip));
+    let taken = true;
+    if (!have) this.chains.set(from, SenderChain.from(d, this.ctx.limits.maxSkip, this.pools()));
     else if (have.update(d)) this.host.emit('group:key-updated', { group: this.id, member: from, generation: d.e });
-    else return;
+    else taken = false;
+    // A member that does not hold our current key yet gets it in reply (over the session its key came by).
+    if (!this.keyHolders.has(from)) void this.distribute([from], {}).catch(() => undefined);
+    if (!taken) return;
     const waiting = this.pending.filter((p) => p.from === from);
     this.pending = this.pending.filter((p) => p.from !== from);
-    for (const p of waiting) this.receiveMessage(p.from, p.m);
+    for (const p of waiting) {
+      try {
+        this.receiveMessage(p.from, p.m);
+      } catch (e) {
+        this.host.error(asAlliumError(e, 'a held group message refused'));
+      }
+    }
   }
 
-  /** A group message from member `from`: emitted once; copies are dropped; held while its key has not come. */
+  /**
+   * A group message from member `from`: once it opens, it waits in `ready` until the table has saved the state
+   * (then it is emitted, once); copies are dropped; held while its key has not come.
+   */
   receiveMessage(from: string, m: GroupMessage): void {
     if (!this.active) return;
-    const sender = parseAddress(from);
-    if (this.indexOf(sender) < 0) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group message from someone not in the group');
+    const sender = this.memberKey(from);
+    if (!sender) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group message from someone not in the group');
     const chain = this.chains.get(from);
     let data: Uint8Array;
     try {
@@ -454,8 +662,9 @@ export class Group {
       data = chain.decrypt(sender, m);
     } catch (e) {
       if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') {
+        this.ctx.roomToHold();
         this.pending.push({ from, m });
-        if (this.pending.length > this.maxPending) {
+        if (this.pending.length > this.ctx.limits.maxPending) {
           this.pending.shift();
           this.host.error(new LimitError('MAX_GROUP_PENDING', 'a held group message was dropped'));
         }
@@ -464,7 +673,7 @@ export class Group {
       if (isAlliumError(e) && e.code === 'ERR_MESSAGE_REPLAY') return; // a copy (live and mailbox): delivered once
       throw e;
     }
-    this.host.emit('group:message', { group: this.id, from, data, generation: m.e, index: m.n });
+    this.ready.push({ group: this.id, from, data, generation: m.e, index: m.n });
   }
 
   private deactivate(): void {
@@ -500,7 +709,16 @@ function isLeave(prev: Roster, next: Roster): boolean {
   );
 }
 
-/** The messenger's groups: creates them, and routes each incoming envelope to its group. */
+/** What a Groups table takes besides its host: bounds, and where state is kept (default: nowhere, memory only). */
+export interface GroupsOptions {
+  limits?: Partial<GroupLimits>;
+  storage?: GroupStorage;
+}
+
+/**
+ * The messenger's groups: creates them, routes each incoming envelope to its group, keeps them within the bounds of
+ * GroupLimits, and saves and loads them through a GroupStorage (§13.7).
+ */
 export class Groups {
   private readonly groups = new Map<string, Group>();
   /**
@@ -509,15 +727,29 @@ export class Groups {
    * oldest dropped.
    */
   private orphans: Array<{ from: string; id: string; bytes: Uint8Array }> = [];
+  private readonly limits: GroupLimits;
+  private readonly storage: GroupStorage | undefined;
+  /** The key records are sealed under (only with storage). */
+  private readonly storeKey: Uint8Array | undefined;
+  private loading: Promise<void> | null = null;
+  /** Per record, the last save queued and the one not started yet (which later changes join). */
+  private readonly saves = new Map<string, { tail: Promise<void>; next: Promise<void> | null }>();
+  private readonly ctx: GroupContext;
 
   constructor(
     private readonly host: GroupHost,
-    private readonly limits: { maxGroups: number; maxPending: number; maxSkip: number } = {
-      maxGroups: MAX_GROUPS,
-      maxPending: MAX_GROUP_PENDING,
-      maxSkip: MAX_GROUP_SKIP,
-    },
-  ) {}
+    options: GroupsOptions = {},
+  ) {
+    this.limits = groupLimits(options.limits);
+    this.storage = options.storage;
+    this.storeKey = options.storage ? groupStoreKey(host.identity) : undefined;
+    this.ctx = {
+      limits: this.limits,
+      skipped: new SkipPool(this.limits.maxSkipped),
+      roomToHold: () => this.roomToHold(),
+      save: (g) => this.persist(g),
+    };
+  }
 
   get(id: string): Group | undefined {
     return this.groups.get(id.toLowerCase());
@@ -527,12 +759,103 @@ export class Groups {
     return [...this.groups.values()];
   }
 
+  /** Skipped keys held in all groups together (at most MAX_GROUP_SKIPPED). */
+  get skippedKeys(): number {
+    return this.ctx.skipped.size;
+  }
+
+  /**
+   * Reads the stored groups (once; create() and receive() do it first). Throws ERR_MESSAGE_AUTH (a record sealed
+   * under another identity, or changed), ERR_CBOR_*, ERR_SCHEMA, ERR_KEY_FORMAT, and what the storage throws: a
+   * store that does not read is refused, never replaced.
+   */
+  async load(options: AbortOptions = {}): Promise<Group[]> {
+    this.loading ??= this.readStore(options);
+    this.loading.catch(() => (this.loading = null));
+    await this.loading;
+    return this.list();
+  }
+
+  private async readStore(options: AbortOptions): Promise<void> {
+    if (!this.storage || !this.storeKey) return;
+    const records = await this.storage.load(options);
+    for (const [name, bytes] of records) {
+      if (name === ORPHANS_RECORD) {
+        for (const o of openOrphans(this.storeKey, bytes)) {
+          this.orphans.push({ from: formatAddress(o.from), id: toHex(decodeGroupEnvelope(o.bytes).group), bytes: o.bytes });
+        }
+        continue;
+      }
+      const record = openGroupRecord(this.storeKey, name, bytes);
+      if (toHex(record.roster.group) !== name) throw new AlliumError('ERR_SCHEMA', 'group store: a record under another group id');
+      if (this.groups.has(name)) continue; // joined or created before the store was read: ours is newer
+      this.groups.set(name, new Group(this.host, record.roster, this.ctx, { record }));
+      wipeGroupRecord(record);
+    }
+  }
+
+  /**
+   * Saves `g` (coalesced: a change made while a save is queued joins it), then emits the messages that waited on it.
+   * Rejects with the storage's error (the messages are emitted all the same).
+   */
+  private persist(g: Group): Promise<void> {
+    const storage = this.storage;
+    const key = this.storeKey;
+    if (!storage || !key) {
+      for (const m of g.takeReady()) this.host.emit('group:message', m);
+      return Promise.resolve();
+    }
+    let slot = this.saves.get(g.id);
+    if (!slot) this.saves.set(g.id, (slot = { tail: Promise.resolve(), next: null }));
+    if (slot.next) return slot.next;
+    const s = slot;
+    const p = s.tail.then(async () => {
+      s.next = null;
+      const ready = g.takeReady();
+      const record = g.state();
+      try {
+        await storage.save(g.id, sealGroupRecord(key, g.id, record));
+      } finally {
+        wipeGroupRecord(record);
+        for (const m of ready) this.host.emit('group:message', m);
+      }
+    });
+    s.next = p;
+    s.tail = p.catch(() => undefined);
+    return p;
+  }
+
+  private saveOrphans(): Promise<void> {
+    if (!this.storage || !this.storeKey) return Promise.resolve();
+    const bytes = this.orphans.length
+      ? sealOrphans(
+          this.storeKey,
+          this.orphans.map((o) => ({ from: parseAddress(o.from), bytes: o.bytes })),
+        )
+      : null;
+    return this.storage.save(ORPHANS_RECORD, bytes);
+  }
+
+  /** Before a message is held: when all groups together hold maxPendingTotal, the group holding most drops its oldest. */
+  private roomToHold(): void {
+    let total = 0;
+    let big: Group | undefined;
+    for (const g of this.groups.values()) {
+      total += g.heldMessages;
+      if (!big || g.heldMessages > big.heldMessages) big = g;
+    }
+    if (total < this.limits.maxPendingTotal || !big) return;
+    big.dropOldestHeld();
+    this.host.error(new LimitError('MAX_GROUP_PENDING_TOTAL', 'a held group message was dropped'));
+  }
+
   /** A new group with us as its only admin; `members` (addresses) get the roster and our sender key. */
   create(name: string, members: readonly string[], options: AbortOptions = {}): Promise<Group> {
     return fanOut(options, (o) => this.createGroup(name, members, o));
   }
 
   private async createGroup(name: string, members: readonly string[], options: AbortOptions): Promise<Group> {
+    await this.load(options);
     const me = this.host.identity.publicKey;
     const keys: Uint8Array[] = [me];
     for (const a of members) {
@@ -542,8 +865,9 @@ export class Groups {
     if (keys.length > MAX_GROUP_MEMBERS) throw new LimitError('MAX_GROUP_MEMBERS', `a group has at most ${MAX_GROUP_MEMBERS} members`);
     this.makeRoom();
     const roster = signRoster({ group: crypto().random(GROUP_ID_LEN), r: 0, name, members: keys, admins: [0], by: me }, this.host.identity.secretKey);
-    const group = new Group(this.host, roster, this.limits.maxPending, this.limits.maxSkip);
+    const group = new Group(this.host, roster, this.ctx);
     this.groups.set(group.id, group);
+    await this.persist(group);
     await group.introduce(options);
     return group;
   }
@@ -553,18 +877,32 @@ export class Groups {
     for (const [id, g] of this.groups) {
       if (!g.isActive) {
         this.groups.delete(id);
+        this.saves.delete(id);
+        void this.storage?.save(id, null).catch((e: unknown) => this.host.error(asAlliumError(e, 'group state not deleted')));
         return;
       }
     }
     throw new LimitError('MAX_GROUPS', `a messenger is in at most ${this.limits.maxGroups} groups`);
   }
 
+  /** Refuses an invitation from `by` when it already put us in maxGroupsPerInviter groups we are still in. */
+  private checkInviter(by: Uint8Array): void {
+    let n = 0;
+    for (const g of this.groups.values()) if (g.isActive && g.inviter && same(g.inviter, by)) n++;
+    if (n >= this.limits.maxGroupsPerInviter) {
+      throw new LimitError('MAX_GROUPS_PER_INVITER', `one identity invites us to at most ${this.limits.maxGroupsPerInviter} groups`);
+    }
+  }
+
   /**
-   * An envelope from `from` (authenticated by the pairwise session or the mailbox signature). Errors are reported
+   * An envelope from `from` (authenticated by the pairwise session or the mailbox item's MAC). Errors are reported
    * through the host (never thrown back to the conversation): a bad envelope is dropped, the conversation goes on.
+   * Resolves once what the envelope changed is saved (and its message, if any, emitted): the caller acknowledges it
+   * then.
    */
   async receive(from: string, bytes: Uint8Array, options: AbortOptions = {}): Promise<void> {
     try {
+      await this.load(options);
       const env = decodeGroupEnvelope(bytes);
       const id = toHex(env.group);
       const group = this.groups.get(id);
@@ -574,25 +912,37 @@ export class Groups {
         if (!verifyRoster(env)) throw new AlliumError('ERR_SIGNATURE', 'group roster signature');
         if (!isAdminIn(env, env.by)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group roster not signed by an admin');
         if (!env.members.some((k) => same(k, this.host.identity.publicKey))) return; // not for us (we were removed earlier)
+        this.checkInviter(env.by);
         this.makeRoom();
-        const g = new Group(this.host, env, this.limits.maxPending, this.limits.maxSkip);
+        const g = new Group(this.host, env, this.ctx, { inviter: env.by });
         this.groups.set(id, g);
+        await this.persist(g);
         this.host.emit('group:member-added', { group: id, member: formatAddress(this.host.identity.publicKey), by: formatAddress(env.by) });
         const early = this.orphans.filter((o) => o.id === id);
-        this.orphans = this.orphans.filter((o) => o.id !== id);
-        for (const o of early) await this.receive(o.from, o.bytes, options);
-        return await g.announce(options);
+        if (early.length) {
+          this.orphans = this.orphans.filter((o) => o.id !== id);
+          for (const o of early) await this.receive(o.from, o.bytes, options);
+          await this.saveOrphans();
+        }
+        return await g.announce(from, options);
       }
       if (!group) {
         this.orphans.push({ from, id, bytes });
+        let dropped = false;
         if (this.orphans.length > this.limits.maxPending) {
           this.orphans.shift();
-          throw new LimitError('MAX_GROUP_PENDING', 'an envelope for a group we are not in was dropped');
+          dropped = true;
         }
+        await this.saveOrphans();
+        if (dropped) throw new LimitError('MAX_GROUP_PENDING', 'an envelope for a group we are not in was dropped');
         return;
       }
-      if (env.kind === 'sender-key') group.receiveSenderKey(from, env);
-      else group.receiveMessage(from, env);
+      try {
+        if (env.kind === 'sender-key') group.receiveSenderKey(from, env);
+        else group.receiveMessage(from, env);
+      } finally {
+        await this.persist(group);
+      }
     } catch (e) {
       this.host.error(asAlliumError(e, 'group envelope refused'));
     }

@@ -10,7 +10,12 @@ export { Messenger } from './messenger.js';
 export {
   Group,
   MAX_GROUP_PENDING,
+  MAX_GROUP_PENDING_TOTAL,
+  MAX_GROUP_SKIPPED,
+  MAX_GROUP_SKIPPED_PER_GROUP,
   MAX_GROUPS,
+  MAX_GROUPS_PER_INVITER,
+  type GroupLimits,
   type GroupEvents,
   type GroupIncoming,
   type GroupKeyUpdate,
@@ -18,7 +23,26 @@ export {
   type GroupSendReport,
 } from './groups.js';
 export { MAX_GROUP_MEMBERS, MAX_GROUP_MESSAGE_BYTES, MAX_GROUP_NAME_BYTES } from '../../protocol/group-messages.js';
+export {
+  Devices,
+  HISTORY_TIMEOUT_MS,
+  LINK_ACCEPT_TIMEOUT_MS,
+  LINK_CODE_TTL_MS,
+  MAX_DEVICE_LISTS,
+  type DeviceChange,
+  type DeviceEvents,
+  type DeviceLimits,
+  type DeviceListInfo,
+  type DeviceReceipt,
+  type HistoryMessage,
+  type HistoryProgress,
+  type LinkCodeInfo,
+  type SyncedMessage,
+} from './devices.js';
+export { MAX_HISTORY_ENTRIES, MAX_HISTORY_LOG_BYTES } from './device-history.js';
+export { decodeLinkCode, MAX_DEVICES, MAX_HISTORY_SYNC_BYTES, MAX_SYNC_DATA_BYTES, parseLinkCode, type LinkCode } from '../../protocol/device-link.js';
 export { MAX_GROUP_SKIP } from '../../protocol/sender-key.js';
+export { memoryGroupStorage, type GroupStorage } from './group-store.js';
 export { attachmentName, attachmentType, decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
 export { decodeCard, encodeCard, formatCard, parseCard, MAX_CARD_NAME_BYTES, type ContactCard } from '../../protocol/contact-card.js';
 export { safetyNumber, sameSafetyNumber, SAFETY_ITERATIONS } from '../../protocol/safety-number.js';

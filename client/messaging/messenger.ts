@@ -40,11 +40,12 @@ import type { ClientCircuit } from '../../net/circuit.js';
 import { Emitter } from '../../net/emitter.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import { ContentClient } from '../content.js';
-import { MailboxCollector, MailboxSender } from '../mailbox.js';
+import { MailboxCollector, MailboxSender, MAX_MAILBOX_PAIRS } from '../mailbox.js';
 import { AttachmentDownload, uploadAttachment, type AttachmentProgress, type FileInput } from './attachments.js';
 import { ContactBook, type CardInput } from './contacts.js';
 import { Conversation } from './conversation.js';
 import { Delivery } from './delivery.js';
+import { Devices } from './devices.js';
 import { Endpoint } from './endpoint.js';
 import { Group, Groups } from './groups.js';
 import {
@@ -94,6 +95,11 @@ export class Messenger extends Emitter<MessengerEvents> {
   readonly contacts: ContactBook;
   /** The groups we are in (specs/messaging.md §13); their envelopes travel through deliver() as frames of kind 4. */
   private readonly groupTable: Groups;
+  /**
+   * Our person's devices and the device lists of others (specs/messaging.md §14): link(), unlink(),
+   * requestHistory(); send() goes to every device of a person whose list we hold. Envelopes are frames of kind 5.
+   */
+  readonly devices: Devices;
   private readonly outbox: MailboxSender;
   private readonly inbox: MailboxCollector;
   /**
@@ -101,6 +107,11 @@ export class Messenger extends Emitter<MessengerEvents> {
    * or fails to build; at most maxConversations, the longest filed unfiled first.
    */
   private readonly conversations = new Map<string, Promise<Conversation>>();
+  /**
+   * Pairs (specs/messaging.md §9.1): peers that authenticated a conversation with us, by address, most recent last; at
+   * most MAX_MAILBOX_PAIRS. Their per-contact inboxes are read, as contacts' are, in case they hold us as a contact.
+   */
+  private readonly pairs = new Map<string, Uint8Array>();
   /** peer address → until when sends to it go straight to its mailbox. */
   private readonly offlineUntil = new Map<string, number>();
   /** Every open conversation (ours and those peers opened to us), closed with the messenger. */
@@ -132,23 +143,37 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.contacts.on('contact:identity-changed', (c) => this.emit('contact:identity-changed', c));
     this.contacts.on('contact:verified', (c) => this.emit('contact:verified', c));
     this.contacts.on('contact:removed', (n) => this.emit('contact:removed', n));
-    this.groupTable = new Groups({
-      identity,
-      sendEnvelope: (to, envelope, o) => this.deliver(to, envelope, o, 'group', crypto().random(MESSAGE_ID_LEN)),
-      emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
-      error: (e) => this.emit('endpoint:error', e),
-    });
+    this.groupTable = new Groups(
+      {
+        identity,
+        sendEnvelope: (to, envelope, o) => this.deliver(to, envelope, o, 'group', crypto().random(MESSAGE_ID_LEN)),
+        emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
+        error: (e) => this.emit('endpoint:error', e),
+      },
+      { ...(options.groupStorage ? { storage: options.groupStorage } : {}), ...(options.groupLimits ? { limits: options.groupLimits } : {}) },
+    );
+    this.devices = new Devices(
+      {
+        identity,
+        deliver: (to, data, o, content, id) => this.deliver(to, data, o, content, id),
+        contacts: async (o) => (await this.contacts.list(o)).map((c) => c.address),
+        emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
+        error: (e) => this.emit('endpoint:error', e),
+      },
+      options.devices,
+    );
     this.outbox = new MailboxSender(client, identity);
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
     // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
     const asEndpoint = endpointCircuits(client);
-    this.inbox = new MailboxCollector(asEndpoint, identity);
+    this.inbox = new MailboxCollector(asEndpoint, identity, { pairs: () => this.pairKeys() });
     const endpointOptions: ConstructorParameters<typeof Endpoint>[2] = {};
     if (options.introPoints !== undefined) endpointOptions.introPoints = options.introPoints;
     if (options.republishMs !== undefined) endpointOptions.republishMs = options.republishMs;
     if (options.introPointLifetimeMs !== undefined) endpointOptions.introPointLifetimeMs = options.introPointLifetimeMs;
     if (options.maxIntroductionsPerPoint !== undefined) endpointOptions.maxIntroductionsPerPoint = options.maxIntroductionsPerPoint;
     if (options.authorizedClients !== undefined) endpointOptions.authorizedClients = options.authorizedClients;
+    if (options.introPow !== undefined) endpointOptions.introPow = options.introPow;
     this.endpoint = new Endpoint(asEndpoint, identity, endpointOptions, {
       introduced: (p) => this.service.enqueue(p),
       published: (revision) => this.emit('endpoint:published', revision),
@@ -219,6 +244,7 @@ export class Messenger extends Emitter<MessengerEvents> {
         (m) => {
           if (this.closed) return false;
           if (m.group) return this.groupTable.receive(formatAddress(m.from), m.data).then(() => true);
+          if (m.device) return this.deviceEnvelope(formatAddress(m.from), m.data);
           let attachment: Attachment | undefined;
           if (m.attachment) {
             try {
@@ -237,7 +263,7 @@ export class Messenger extends Emitter<MessengerEvents> {
             sentAt: m.t,
             ...(attachment ? { attachment } : {}),
           };
-          return this.delivery.receive(incoming, () => this.closed);
+          return this.delivery.receive(this.devices.incoming(incoming), () => this.closed);
         },
         (e) => this.emit('endpoint:error', e),
         { signal: scope.signal },
@@ -275,7 +301,12 @@ export class Messenger extends Emitter<MessengerEvents> {
       circuit,
       stream,
       session,
-      (m): Promise<boolean> => (m.group ? this.groupTable.receive(m.from, m.data).then(() => true) : this.delivery.receive(m, () => conv.closed)),
+      (m): Promise<boolean> =>
+        m.group
+          ? this.groupTable.receive(m.from, m.data).then(() => true)
+          : m.deviceEnvelope
+            ? this.deviceEnvelope(m.from, m.data)
+            : this.delivery.receive(this.devices.incoming(m), () => conv.closed),
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
       onAuthenticated,
@@ -287,6 +318,17 @@ export class Messenger extends Emitter<MessengerEvents> {
     return conv;
   }
 
+  /** A device envelope from `from` (specs/messaging.md §14.2); a refusal is reported, and the envelope taken as handled. */
+  private deviceEnvelope(from: string, data: Uint8Array): Promise<boolean> {
+    return this.devices.receive(from, data).then(
+      () => true,
+      (e: unknown) => {
+        this.emit('endpoint:error', asAlliumError(e, 'device envelope refused'));
+        return true;
+      },
+    );
+  }
+
   /**
    * A conversation the peer opened has authenticated: our replies to the peer go over it, unless one of ours that
    * can send is still open.
@@ -294,6 +336,7 @@ export class Messenger extends Emitter<MessengerEvents> {
   private bindAuthenticated(peer: string, conv: Conversation): void {
     if (this.closed || conv.closed) return;
     this.offlineUntil.delete(peer);
+    this.pair(peer);
     const have = this.conversations.get(peer);
     const mine = Promise.resolve(conv);
     if (!have) {
@@ -306,6 +349,22 @@ export class Messenger extends Emitter<MessengerEvents> {
       },
       () => undefined,
     );
+  }
+
+  /** Records `peer` as a pair: both sides of an authenticated conversation do (specs/messaging.md §9.1). */
+  private pair(peer: string): void {
+    this.pairs.delete(peer); // re-inserted last
+    this.pairs.set(peer, parseAddress(peer));
+    if (this.pairs.size > MAX_MAILBOX_PAIRS) this.pairs.delete(this.pairs.keys().next().value!);
+  }
+
+  /** The identity keys whose per-contact inboxes a collection reads: pairs, then contacts, most recent first. */
+  private async pairKeys(): Promise<Uint8Array[]> {
+    const out = new Map<string, Uint8Array>();
+    for (const [a, k] of [...this.pairs].reverse()) out.set(a, k);
+    const contacts = (await this.contacts.list().catch(() => [])).sort((a, b) => b.added - a.added);
+    for (const c of contacts) if (out.size < MAX_MAILBOX_PAIRS && !out.has(c.address)) out.set(c.address, c.key);
+    return [...out.values()];
   }
 
   /**
@@ -380,7 +439,8 @@ export class Messenger extends Emitter<MessengerEvents> {
    * ERR_ABORTED the message may still arrive (once).
    */
   send(address: string, data: Uint8Array, options: SendOptions = {}): Promise<SendReceipt> {
-    return this.deliver(address, data, options, 'data', crypto().random(MESSAGE_ID_LEN));
+    // To every device of a person whose list we hold, and a copy to our sibling devices (specs/messaging.md §14.5).
+    return this.devices.send(address, data, options, 'data', crypto().random(MESSAGE_ID_LEN));
   }
 
   /** send(), for application data, an attachment descriptor or a group envelope (`content`), under the message id `id`. */
@@ -401,6 +461,7 @@ export class Messenger extends Emitter<MessengerEvents> {
           const seq = await this.sendLive(to, id, data, content, signal, options.clientAuth ?? this.options.clientAuth);
           const receipt = { status: 'delivered' as const, to, seq, id: toHex(id) };
           this.offlineUntil.delete(to);
+          this.pair(to);
           this.emit('message:delivered', receipt);
           return receipt;
         } catch (e) {
@@ -410,11 +471,14 @@ export class Messenger extends Emitter<MessengerEvents> {
           this.offlineUntil.set(to, now + OFFLINE_RECHECK_MS);
         }
       }
-      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean; group: boolean } = {
+      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean; group: boolean; device: boolean; pairwise: boolean } = {
         id,
         signal,
         attachment: content === 'attachment',
         group: content === 'group',
+        device: content === 'device',
+        // Per-contact inbox for a contact only: the contact book is kept on both sides, pairs only in memory (§9.1).
+        pairwise: (await this.contacts.byAddress(to, { signal }).catch(() => undefined)) !== undefined,
       };
       const ttl = options.ttlMs ?? this.options.offline?.ttlMs;
       if (ttl !== undefined) deposit.ttlMs = ttl;
@@ -494,7 +558,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       if (options.offline !== undefined) sendOptions.offline = options.offline;
       if (options.ttlMs !== undefined) sendOptions.ttlMs = options.ttlMs;
       if (options.clientAuth !== undefined) sendOptions.clientAuth = options.clientAuth;
-      const receipt = await this.deliver(to, encodeAttachment(attachment), sendOptions, 'attachment', id);
+      const receipt = await this.devices.send(to, encodeAttachment(attachment), sendOptions, 'attachment', id);
       return { ...receipt, attachment };
     } catch (e) {
       throw asAlliumError(dl.wrap(e), 'sendFile failed');
@@ -537,7 +601,16 @@ export class Messenger extends Emitter<MessengerEvents> {
     }
   }
 
-  /** The group with id `id` (hex), if we are (or were) in it. */
+  /**
+   * Reads the groups kept in `groupStorage` (once; receiving or creating a group does it first) and resolves with
+   * every group. Throws ERR_MESSAGE_AUTH (state sealed under another identity, or changed), ERR_CBOR_*, ERR_SCHEMA,
+   * and what the storage throws.
+   */
+  async loadGroups(options: AbortOptions = {}): Promise<Group[]> {
+    return this.groupTable.load(options);
+  }
+
+  /** The group with id `id` (hex), if we are (or were) in it (after a restart: once loadGroups() resolved). */
   group(id: string): Group | undefined {
     return this.groupTable.get(id);
   }
@@ -619,6 +692,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.files.close();
     this.outbox.close();
     this.delivery.close();
+    this.devices.close();
   }
 }
 

@@ -10,6 +10,7 @@ import type { MessengerHost, MessengerOptions } from './types.js';
 export * from './index.js';
 export { tcpServiceConnector } from './tcp-connector.js';
 export { fileContactStorage } from './contact-file.js';
+export { fileGroupStorage } from './group-file.js';
 
 export class Messenger extends BaseMessenger {
   constructor(client: MessengerHost, identity?: Identity, options: MessengerOptions = {}) {

@@ -11,7 +11,9 @@ import type { MuxStream } from '../../net/stream-mux.js';
 import type { AddressConnector, CircuitSource } from '../client.js';
 import type { AttachmentProgress } from './attachments.js';
 import type { Contact, ContactStorage, IdentityChange } from './contacts.js';
-import type { GroupEvents } from './groups.js';
+import type { DeviceEvents, DeviceLimits, DeviceReceipt } from './device-types.js';
+import type { GroupEvents, GroupLimits } from './groups.js';
+import type { GroupStorage } from './group-store.js';
 import type { EndpointLimits } from './limits.js';
 
 /** What a Messenger uses of its client: directory and circuits, and (optionally) routing of `.allium` connects. */
@@ -78,10 +80,23 @@ export interface IncomingMessage {
    * emits it as a message; group messages arrive as 'group:message' events.
    */
   readonly group?: true;
+  /**
+   * Internal: `data` is a device envelope (specs/messaging.md §14.2), handled by the messenger's devices and never
+   * emitted as a message.
+   */
+  readonly deviceEnvelope?: true;
+  /**
+   * The address of the device that sent the message, when it is one of the sender's linked devices
+   * (specs/messaging.md §14.5): `from` is then the person's address (its primary's), this the device's.
+   */
+  readonly device?: string;
 }
 
-/** What happened to a message given to send(). */
-export type SendReceipt =
+/**
+ * What happened to a message given to send(). Sent to a person with several devices (specs/messaging.md §14.5), the
+ * receipt is the best of its devices' ('delivered' if one acknowledged it) and `devices` says what each made of it.
+ */
+export type SendReceipt = (
   | {
       /**
        * Acknowledged end to end: the recipient's Messenger received the message over a live session and emitted it
@@ -105,7 +120,11 @@ export type SendReceipt =
       readonly id: string;
       /** When relays drop it if it has not been collected (Unix ms). */
       readonly expires: number;
-    };
+    }
+) & {
+  /** Sent to a person whose device list we hold: what each of its devices made of the message. */
+  readonly devices?: readonly DeviceReceipt[];
+};
 
 /**
  * `signal` stops the send (ERR_ABORTED). A message already handed to a conversation may still arrive: an aborted or
@@ -154,6 +173,11 @@ export interface MessengerOptions {
   introPointLifetimeMs?: number;
   /** … or after this many introductions through it (default 16384). */
   maxIntroductionsPerPoint?: number;
+  /**
+   * Give the introduction points the seeds proofs of work are solved under, so introductions that paid pass a flood
+   * that did not (specs/rendezvous.md §3.2; default true). false only measures the defence (npm run audit:shape).
+   */
+  introPow?: boolean;
   /** Hidden TCP services: port → local host:port to connect to (through `connectService`). */
   services?: Record<number, ServiceTarget>;
   /**
@@ -179,6 +203,15 @@ export interface MessengerOptions {
   contactStorage?: ContactStorage;
   /** Contacts the book holds (default MAX_CONTACTS, 10 000). */
   maxContacts?: number;
+  /**
+   * Where group state is kept, sealed under a key derived from the identity (default: nowhere; it lives as long as the messenger). In
+   * Node, fileGroupStorage(dir). A restarted messenger with the same identity and storage takes its groups back.
+   */
+  groupStorage?: GroupStorage;
+  /** Bounds on groups and what members can make us hold (defaults: the constants of the same names, specs/limits.md). */
+  groupLimits?: Partial<GroupLimits>;
+  /** Device lists held and history kept (defaults: MAX_DEVICE_LISTS, MAX_HISTORY_*, specs/limits.md). */
+  devices?: Partial<DeviceLimits>;
   /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */
   limits?: Partial<EndpointLimits>;
   /** Offline mailboxes. */
@@ -216,7 +249,8 @@ export type MessengerEvents = {
   /** A contact's key was marked verified. */
   'contact:verified': [Contact];
   'contact:removed': [string];
-} & GroupEvents;
+} & GroupEvents &
+  DeviceEvents;
 
 /** `e` as an AlliumError (ERR_INTERNAL with `what` for anything else), as events report errors. */
 export function asAlliumError(e: unknown, what: string): AlliumError {

@@ -20,6 +20,8 @@ import {
 } from '../../protocol/cell.js';
 import { CELL_BODY_LEN, CELL_LEN, ONION_HEADER_LEN, REPLY_LEN } from '../../protocol/constants.js';
 import { encodeCbor } from '../../protocol/cbor.js';
+import { decodeMixMailBody, decodeMixPollBody, mixMailBody, mixPollBody } from '../../protocol/mix-cells.js';
+import { MIX_PAYLOAD_LEN } from '../../protocol/mix-packet.js';
 import { check, errorCodeOf, expectCode, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
 const nameOf = <T extends Record<string, number>>(table: T, v: number): string => {
@@ -49,6 +51,14 @@ export function decodeTypedCell(bytes: Uint8Array): Record<string, unknown> {
       case CellCommand.CONTROL: {
         const f = decodeControlBody(cell.body);
         return { first: f.first, last: f.last, data: toHex(f.data) };
+      }
+      case CellCommand.MIX:
+        return { body: toHex(cell.body) };
+      case CellCommand.MIX_POLL:
+        return { inboxSecret: toHex(decodeMixPollBody(cell.body)) };
+      case CellCommand.MIX_MAIL: {
+        const m = decodeMixMailBody(cell.body);
+        return { mail: m.mail, payload: toHex(m.payload) };
       }
     }
   })();
@@ -102,6 +112,24 @@ function validCases(): ValidCase[] {
       fields: { first, last, data: toHex(data) },
     });
   }
+  const mixRnd = seeded('cells-mix');
+  const packet = mixRnd(CELL_BODY_LEN);
+  const secret = mixRnd(32);
+  const payload = mixRnd(MIX_PAYLOAD_LEN);
+  cases.push(
+    { name: 'MIX', cell: { circId: 0, command: CellCommand.MIX, body: packet }, fields: { body: toHex(packet) } },
+    { name: 'MIX_POLL', cell: { circId: 0, command: CellCommand.MIX_POLL, body: mixPollBody(secret) }, fields: { inboxSecret: toHex(secret) } },
+    {
+      name: 'MIX_MAIL with mail',
+      cell: { circId: 0, command: CellCommand.MIX_MAIL, body: mixMailBody(true, payload) },
+      fields: { mail: true, payload: toHex(payload) },
+    },
+    {
+      name: 'MIX_MAIL without',
+      cell: { circId: 0, command: CellCommand.MIX_MAIL, body: mixMailBody(false, payload) },
+      fields: { mail: false, payload: toHex(payload) },
+    },
+  );
   return cases;
 }
 
@@ -140,7 +168,10 @@ function invalidCases(): InvalidCase[] {
     { name: 'one byte short (1023)', bytes: padding.subarray(0, CELL_LEN - 1), error: 'ERR_CELL_SIZE' },
     { name: 'one byte long (1025)', bytes: concatBytes(padding, new Uint8Array(1)), error: 'ERR_CELL_SIZE' },
     { name: 'two cells (2048)', bytes: concatBytes(padding, padding), error: 'ERR_CELL_SIZE' },
-    { name: 'unknown command 7', bytes: edited(1, 7, zero), error: 'ERR_CELL_COMMAND' },
+    { name: 'unknown command 10', bytes: edited(1, 10, zero), error: 'ERR_CELL_COMMAND' },
+    { name: 'MIX on a circuit id', bytes: edited(1, CellCommand.MIX, zero), error: 'ERR_CELL_CIRCUIT_ID' },
+    { name: 'MIX_POLL with a non-zero pad byte', bytes: edited(0, CellCommand.MIX_POLL, zero, (b) => (b[5 + 40] = 1)), error: 'ERR_CELL_PADDING' },
+    { name: 'MIX_MAIL with unknown flags', bytes: edited(0, CellCommand.MIX_MAIL, zero, (b) => (b[5] = 2)), error: 'ERR_SCHEMA' },
     { name: 'unknown command 255', bytes: edited(0, 255, zero), error: 'ERR_CELL_COMMAND' },
     { name: 'CREATE on circuit id 0', bytes: edited(0, CellCommand.CREATE, header), error: 'ERR_CELL_CIRCUIT_ID' },
     { name: 'CREATED on circuit id 0', bytes: edited(0, CellCommand.CREATED, reply), error: 'ERR_CELL_CIRCUIT_ID' },

@@ -7,12 +7,16 @@ import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
 import { consensusFile } from './consensus.js';
 import { contactsFile } from './contacts.js';
+import { devicesFile } from './devices.js';
+import { directoryWantFile } from './directory-want.js';
 import { groupsFile } from './groups.js';
 import { introPowFile } from './intro-pow.js';
 import { mailboxFile } from './mailbox.js';
+import { mixFile } from './mix.js';
 import type { VectorFile } from './common.js';
 import { linkFile } from './link.js';
 import { ntorOnionFile } from './ntor-onion.js';
+import { paddingFile } from './padding.js';
 import { relayCryptoFile } from './relay-crypto.js';
 import { relayPayloadFile } from './relay-payload.js';
 import { siteFile } from './site.js';
@@ -30,6 +34,10 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'intro-pow.json': introPowFile,
   'contacts.json': contactsFile,
   'groups.json': groupsFile,
+  'padding.json': paddingFile,
+  'devices.json': devicesFile,
+  'mix.json': mixFile,
+  'directory-want.json': directoryWantFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

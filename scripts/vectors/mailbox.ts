@@ -18,6 +18,8 @@ import {
   MAX_MAILBOX_SLOTS,
   MAX_MAILBOX_TTL_MS,
   openMailboxItem,
+  pairInboxKey,
+  pairSecret,
   sealMailboxItem,
   slotLocator,
   verifyMailboxStore,
@@ -36,6 +38,15 @@ export function mailboxFile(): VectorFile {
   const epoch = Math.floor(NOW / 1000 / MAILBOX_EPOCH_SECONDS);
   const inbox = inboxKey(recipient.publicKey, epoch);
   const slots = [0, 1, MAX_MAILBOX_SLOTS - 1].map((i) => ({ slot: i, locator: toHex(slotLocator(inbox, i)) }));
+  // Per-contact inboxes (§9.1): the pair secret is the same from either side; one inbox per direction.
+  const pair = pairSecret(sender, recipient.publicKey);
+  check(toHex(pairSecret(recipient, sender.publicKey)) === toHex(pair), 'the pair secret is symmetric');
+  const perContact = {
+    pair: toHex(pair),
+    senderToRecipient: toHex(pairInboxKey(pair, sender.publicKey, epoch)),
+    recipientToSender: toHex(pairInboxKey(pair, recipient.publicKey, epoch)),
+    slot0: toHex(slotLocator(pairInboxKey(pair, sender.publicKey, epoch), 0)),
+  };
 
   const itemCases: [string, number, Uint8Array, number][] = [
     ['short message, slot 0', 0, utf8('Hello Alice: I left this while you were away.'), 0],
@@ -97,7 +108,7 @@ export function mailboxFile(): VectorFile {
     ['opened by another identity', 'other', base, toHex(rk0), NOW],
     ['expiry changed (re-encoded)', 'recipient', encodeCbor({ ...fields, exp: NOW + 3 * HOUR }), toHex(rk0), NOW],
     ['deletion check changed (re-encoded)', 'recipient', encodeCbor({ ...fields, dt: seeded('mailbox/dt')(32) }), toHex(rk0), NOW],
-    ['signed by a key other than the named sender', 'recipient', forged, toHex(rk0), NOW],
+    ['authenticated by a key other than the named sender', 'recipient', forged, toHex(rk0), NOW],
     ['sent more than the clock skew ahead', 'recipient', base, toHex(rk0), NOW - HOUR],
     ['ciphertext not a bucket', 'recipient', encodeCbor({ ...fields, ct: seeded('mailbox/ct')(1000) }), toHex(rk0), NOW],
   ];
@@ -108,7 +119,7 @@ export function mailboxFile(): VectorFile {
     'opened by another identity': 'ERR_MESSAGE_AUTH',
     'expiry changed (re-encoded)': 'ERR_MESSAGE_AUTH',
     'deletion check changed (re-encoded)': 'ERR_MESSAGE_AUTH',
-    'signed by a key other than the named sender': 'ERR_SIGNATURE',
+    'authenticated by a key other than the named sender': 'ERR_MESSAGE_AUTH',
     'sent more than the clock skew ahead': 'ERR_DESCRIPTOR_FUTURE',
     'ciphertext not a bucket': 'ERR_BAD_LENGTH',
   };
@@ -130,6 +141,7 @@ export function mailboxFile(): VectorFile {
     ['expires beyond the longest lifetime', base, NOW + 2 * HOUR - MAX_MAILBOX_TTL_MS - HOUR, 'ERR_LIMIT'],
     ['unknown field', encodeCbor({ ...fields, x: 0 }), NOW, 'ERR_SCHEMA'],
     ['deletion token of 31 bytes', encodeCbor({ v: 1, del: seeded('mailbox/short-token')(31) }), NOW, 'ERR_SCHEMA'],
+    ['a deletion (relays store none: messaging.md §9.3)', encodeCbor({ v: 1, del: seeded('mailbox/deletion')(32) }), NOW, 'ERR_SCHEMA'],
     ['version 2', encodeCbor({ ...fields, v: 2 }), NOW, 'ERR_SCHEMA'],
   ];
   const storeInvalid = storeCases.map(([name, bytes, now, error]) => ({
@@ -142,7 +154,7 @@ export function mailboxFile(): VectorFile {
       `mailbox store "${name}"`,
     ),
   }));
-  check(verifyMailboxStore(base, NOW).kind === 'item', 'the first item is storable at NOW');
+  check(verifyMailboxStore(base, NOW).exp > NOW, 'the first item is storable at NOW');
 
   const messages = {
     store: toHex(encodeStore({ k: rk0, t: 'mailbox', n: base.length, c: false })),
@@ -151,7 +163,7 @@ export function mailboxFile(): VectorFile {
 
   return {
     description:
-      'Offline mailboxes (specs/messaging.md §9): inbox and slot locators, sealed items (the random bytes are the ephemeral X25519 secret, then the 16-byte id), their deletion tokens, checks and deletions, the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
+      'Offline mailboxes (specs/messaging.md §9): first-contact and per-contact inbox and slot locators, sealed items (the random bytes are the ephemeral X25519 secret, then the 16-byte id), their deletion tokens, checks and deletions, the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
     version: VECTORS_VERSION,
     constants: {
       epochSeconds: MAILBOX_EPOCH_SECONDS,
@@ -169,6 +181,7 @@ export function mailboxFile(): VectorFile {
     epoch,
     inbox: toHex(inbox),
     slots,
+    perContact,
     items,
     openInvalid,
     storeInvalid,

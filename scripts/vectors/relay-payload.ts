@@ -47,7 +47,7 @@ export function relayPayloadFile(): VectorFile {
   const some = rnd(10);
   const invalidCases: [string, Uint8Array, string][] = [
     ['relay command 0', raw(0, 1, 0, some), 'ERR_RELAY_COMMAND'],
-    ['relay command 12 (between ECHO and STORE)', raw(12, 1, 0, some), 'ERR_RELAY_COMMAND'],
+    ['relay command 14 (between PADDING_NEGOTIATED and STORE)', raw(14, 1, 0, some), 'ERR_RELAY_COMMAND'],
     ['relay command 24 (between FETCHED and ESTABLISH_INTRO)', raw(24, 1, 0, some), 'ERR_RELAY_COMMAND'],
     ['relay command 40 (after INTRO_POW)', raw(40, 1, 0, some), 'ERR_RELAY_COMMAND'],
     ['relay command 255', raw(255, 1, 0, some), 'ERR_RELAY_COMMAND'],

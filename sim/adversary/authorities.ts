@@ -77,15 +77,23 @@ function observation(o: Observed, m: number): RelayObservation {
 
 /**
  * The consensus valid after `va` from the three authorities' votes on `relays` (those up), following `before`
- * (shared-random state), with reveals drawn from `seed`.
+ * (shared-random state), with reveals drawn from `seed`. Authority i measures a relay at `measure(o, i)` when given,
+ * else at its capacity with fresh noise of ±10 % for every `va`.
  */
-export function runConsensus(a: Authorities, relays: readonly Observed[], va: number, before: SrState | null, seed: string): Consensus {
+export function runConsensus(
+  a: Authorities,
+  relays: readonly Observed[],
+  va: number,
+  before: SrState | null,
+  seed: string,
+  measure?: (o: Observed, authority: number) => number,
+): Consensus {
   const pn = srPeriodOf(va, SR_PERIOD);
   const { commitPhase } = srRound(va, SR_PERIOD, INTERVAL);
   const votes = a.keys.map((k, i) => {
     const noise = uniform(`${seed}/measure/${i}/${va}`);
     const seen = relays.filter((o) => o.up);
-    const ms = seen.map((o) => (o.measured === false ? 0 : Math.max(1, Math.round(o.capacity * (0.9 + 0.2 * noise())))));
+    const ms = seen.map((o) => (o.measured === false ? 0 : measure ? measure(o, i) : Math.max(1, Math.round(o.capacity * (0.9 + 0.2 * noise())))));
     const flags = assignFlags(new Map(seen.map((o, j) => [o.d.fingerprint, observation(o, ms[j]!)])), DEFAULT_FLAG_THRESHOLDS);
     const entries: VoteEntry[] = seen.map((o, j) => ({ id: o.d.id, md: descriptorMd(o.d), flags: flags.get(o.d.fingerprint)!, bw: o.d.bw, m: ms[j]! }));
     const reveal = seededRandom(`${seed}/reveal/${i}/${pn}`)(32);

@@ -62,6 +62,10 @@ class PlayedSource extends Emitter<LinkEvents> {
         const rest = this.sorted.filter((x) => x.fp > after);
         return reply({ t: 'dir', at: T0, ds: rest.slice(0, 100).map((x) => x.raw), more: rest.length > 100 });
       }
+      case 'dir-want': {
+        const want = new Set(m.ids.map((id) => Buffer.from(id).toString('hex')));
+        return reply({ t: 'dir-found', ds: this.sorted.filter((x) => want.has(x.fp)).map((x) => x.raw) });
+      }
       case 'consensus-head-get':
         return reply({ t: 'consensus-head', c: c?.raw ?? null });
       case 'consensus-entries-get': {

@@ -8,7 +8,7 @@
  * the model's for the same parameters (several seeds), then fetches every file back with a real client.
  */
 import { encodeFile } from '../../protocol/file-codec.js';
-import { holdersOf } from '../../protocol/placement.js';
+import { PlacementIndex } from '../../protocol/placement-index.js';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { runChurn, type ChurnResult } from '../churn-model.js';
@@ -116,12 +116,13 @@ export async function realChurn(o: {
       const alive = live();
       let durable = 0;
       let retrievable = 0;
-      const view = alive[0]!.directory.all();
+      // One placement index per sample (the view of one live relay): a key's holders in O(log N), as clients find them.
+      const index = new PlacementIndex(alive[0]!.directory.all());
       const byFp = new Map(all.map((r) => [r.fingerprint, r]));
       for (const rk of keys) {
         if (alive.some((r) => r.store!.hasBlock(rk))) durable++;
         if (
-          holdersOf(rk, view, o.k).some((d) => {
+          index.holders(rk, o.k).some((d) => {
             const r = byFp.get(d.fingerprint);
             return !!r && r.alive && r.store!.hasBlock(rk);
           })
@@ -147,7 +148,7 @@ export async function realChurn(o: {
         if (waves.holdersOnly) {
           // Take down holders of one block: the worst case for that block.
           const rk = keys[w.rng.int(keys.length)]!;
-          const hs = new Set(holdersOf(rk, victims[0]!.directory.all(), o.k).map((d) => d.fingerprint));
+          const hs = new Set(new PlacementIndex(victims[0]!.directory.all()).holders(rk, o.k).map((d) => d.fingerprint));
           victims = victims.filter((r) => hs.has(r.fingerprint));
         }
         w.rng.shuffle(victims);

@@ -13,7 +13,9 @@
  * per key on this machine; (3) for reference, Kademlia's iterative lookup (sim/kademlia.ts) over the same
  * positions: the O(log N) rounds a DHT needs when no party knows every node; (4) for N up to 50,000: a key's
  * holders as clients and relays compute them, from the placement index (protocol/placement-index.ts), beside the
- * reference holdersOf that sorts the directory for every key, and what building the index costs.
+ * reference holdersOf that sorts the directory for every key, and what building the index costs; (5) at 1,000 and
+ * 10,000 relays: what a client downloads per hourly directory refresh, with the real client code
+ * (sim/experiments/directory-refresh.ts).
  */
 import { cborSize } from '../cbor-size.js';
 import { holdersOf, positionOf, type PlacementContext } from '../../protocol/placement.js';
@@ -26,6 +28,7 @@ import type { Descriptor } from '../../protocol/descriptor.js';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { Kademlia } from '../kademlia.js';
+import { refreshBytes, type RefreshBytes } from './directory-refresh.js';
 import { lineChart } from '../plot.js';
 import type { ExperimentResult, Table } from '../report.js';
 import { FullRelay, MessageRelay } from '../relay-node.js';
@@ -189,6 +192,24 @@ interface PlacementTiming {
 
 const RUNS = 5;
 
+/** Issue 18's goal: a client's directory bytes per hourly refresh at 10,000 relays, after the first, ≤ 100 KiB. */
+const REFRESH_GOAL_N = 10_000;
+const REFRESH_GOAL_KIB = 100;
+
+function refreshVerdict(r: RefreshBytes): string {
+  return r.byNeed / 1024 <= REFRESH_GOAL_KIB ? 'met' : 'not met';
+}
+
+/** Issue 18's goal: a key's holders at 50,000 relays in at most 20 µs. */
+const PLACEMENT_GOAL_N = 50_000;
+const PLACEMENT_GOAL_MICROS = 20;
+
+/** The goal's verdict for a row: met or not at the goal's N, '—' at other sizes. */
+function placementVerdict(t: PlacementTiming): string {
+  if (t.n !== PLACEMENT_GOAL_N) return '—';
+  return t.newMicros <= PLACEMENT_GOAL_MICROS && t.agreed === t.checked ? 'met' : 'not met';
+}
+
 /**
  * The holders of one key (k = 3, a placement context as with a consensus) from the index and from the reference,
  * timed in one process, runs interleaved, over N real signed descriptors in distinct networks.
@@ -279,12 +300,16 @@ export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
     log(`directory, holders and Kademlia, N=${n}`);
     scales.push(await scaleLookups(o.seed, n, o.quick ? 100 : 300, log));
   }
-  const placementSizes = o.quick ? [1000, 10000] : [1000, 3000, 10000, 30000, 50000];
+  const placementSizes = o.quick ? [1000, 10000, PLACEMENT_GOAL_N] : [1000, 3000, 10000, 30000, PLACEMENT_GOAL_N];
   const timings: PlacementTiming[] = [];
   for (const n of placementSizes) {
     log(`holders of a key, index and reference, N=${n}`);
     timings.push(placementTiming(o.seed, n, log));
   }
+  for (const t of timings.filter((x) => x.n === PLACEMENT_GOAL_N))
+    log(
+      `  goal: holders of one key at ${t.n} relays ≤ ${PLACEMENT_GOAL_MICROS} µs: ${t.newMicros.toFixed(2)} µs (before: ${t.oldMicros.toFixed(0)} µs) — ${placementVerdict(t)}`,
+    );
   const placementTable: Table = {
     title: `Holders of one key (k = 3) as clients and relays compute them: the placement index beside the reference holdersOf (CPU µs per key, median of ${RUNS} runs in one process, this machine)`,
     columns: [
@@ -296,8 +321,70 @@ export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
       'index build, positions cached (ms)',
       'keys checked',
       'same holders in the same order',
+      `goal at ${PLACEMENT_GOAL_N.toLocaleString('en-US')} relays (µs)`,
+      'verdict',
     ],
-    rows: timings.map((t) => [t.n, t.oldMicros, t.newMicros, t.oldMicros / t.newMicros, t.buildMs, t.rebuildMs, t.checked, t.agreed]),
+    rows: timings.map((t) => [
+      t.n,
+      t.oldMicros,
+      t.newMicros,
+      t.oldMicros / t.newMicros,
+      t.buildMs,
+      t.rebuildMs,
+      t.checked,
+      t.agreed,
+      t.n === PLACEMENT_GOAL_N ? PLACEMENT_GOAL_MICROS : '—',
+      placementVerdict(t),
+    ]),
+  };
+  const refreshSizes = [1000, REFRESH_GOAL_N];
+  const refreshes: RefreshBytes[] = [];
+  for (const n of refreshSizes) {
+    log(`directory bytes per hourly refresh, N=${n}`);
+    refreshes.push(await refreshBytes(o.seed, n, o.quick ? 2 : 4, log));
+  }
+  for (const r of refreshes.filter((x) => x.n === REFRESH_GOAL_N))
+    log(
+      `  goal: directory bytes per hourly refresh at ${r.n} relays ≤ ${REFRESH_GOAL_KIB} KiB: ${(r.byNeed / 1024).toFixed(0)} KiB with authorities (before: ${(r.before / 1024).toFixed(0)} KiB), ${(r.free / 1024).toFixed(0)} KiB without — ${refreshVerdict(r)}; step 2 of proposal 002 (projected) ${(r.step2 / 1024).toFixed(0)} KiB`,
+    );
+  const refreshTable: Table = {
+    title: `Client directory bytes per hourly refresh after the first download (KiB received, mean of the refreshes after the first; three sources, relays renewing hourly, an hourly consensus; specs/proposals/002-descriptors-by-need.md)`,
+    columns: [
+      'N',
+      'refreshes',
+      'without authorities: every refresh (unchanged)',
+      'with authorities, before: first download',
+      'with authorities, before: per refresh',
+      'with authorities, by need: first download',
+      'with authorities, by need: per refresh',
+      'of which consensus (heads, diff)',
+      'of which descriptors',
+      'descriptors downloaded per refresh',
+      'consensus diff entries',
+      'consensus as a diff (refreshes)',
+      'sent by the client per refresh',
+      'step 2 of proposal 002, projected (not built)',
+      `goal at ${REFRESH_GOAL_N.toLocaleString('en-US')} relays`,
+      'verdict',
+    ],
+    rows: refreshes.map((r) => [
+      r.n,
+      r.refreshes,
+      r.free / 1024,
+      r.beforeFirst / 1024,
+      r.before / 1024,
+      r.byNeedFirst / 1024,
+      r.byNeed / 1024,
+      r.byNeedConsensus / 1024,
+      r.byNeedDescriptorBytes / 1024,
+      r.byNeedDescriptors,
+      r.diffEntries,
+      r.viaDiff,
+      r.byNeedUp / 1024,
+      r.step2 / 1024,
+      r.n === REFRESH_GOAL_N ? REFRESH_GOAL_KIB : '—',
+      r.n === REFRESH_GOAL_N ? refreshVerdict(r) : '—',
+    ]),
   };
   const realTable: Table = {
     title: 'Real relays and clients: fetching a one-block file by its link (a fresh client per fetch)',
@@ -378,12 +465,13 @@ export async function lookup(o: LookupOptions): Promise<ExperimentResult> {
     title: '(b) Content lookups versus N',
     seed: o.seed,
     quick: o.quick,
-    params: { realSizes, sizes, placementSizes },
-    tables: [realTable, scaleTable, placementTable],
+    params: { realSizes, sizes, placementSizes, refreshSizes },
+    tables: [realTable, scaleTable, placementTable, refreshTable],
     plots,
     notes: [
       'holdersOf and placement index times are real CPU time on the machine that ran the experiment (the only figures here a second run will not repeat exactly).',
-      'The directory download per refresh is the same after the first download: every refresh (every 10 minutes, client/directory.ts refresh) asks each of three fresh sources for every descriptor (dir-get since 0); only the consensus, with authorities, comes as a diff.',
+      'Without authorities the directory download per refresh is the same after the first download: every refresh (every 10 minutes, client/directory.ts refresh) asks each of three fresh sources for every descriptor (dir-get since 0) for the majority cross-check.',
+      'With authorities a refresh fetches the consensus as a diff, then only the descriptors the client lacks or that expire within DESCRIPTOR_REFETCH_WINDOW (1 h), by identity (dir-want), from one source (specs/directory.md §6.2). Relays renew hourly for three hours, so each descriptor is downloaded about once per two hours; the bytes of the hourly refresh table are CONTROL messages (CBOR) without link framing.',
     ],
   };
 }

@@ -117,7 +117,7 @@ describe('architecture: one relay for the daemon and the simulator', function ()
 
   it('a simulated relay has the parts of the shipped relay: rendezvous, echo, an exit behind BEGIN, content behind STORE and FETCH', () => {
     expect(real.shape).to.deep.equal({
-      handlers: ['StreamsHandler', 'RendezvousService', 'EchoService'],
+      handlers: ['StreamsHandler', 'RendezvousService', 'EchoService', 'CircuitPaddingService'],
       openers: ['BEGIN', 'FETCH', 'STORE'],
       services: ['ExitService'],
     });

@@ -4,58 +4,15 @@
  * with relay processes and real Messengers: test/integration/messaging-groups.test.ts.
  */
 import { expect } from 'chai';
-import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
 import { encodeGroupEnvelope, signRoster } from '../../protocol/group-messages.js';
 import type { AlliumError } from '../../protocol/errors.js';
-import { Groups, type GroupEvents, type GroupIncoming } from '../../client/messaging/groups.js';
+import { groupNetwork, type GroupNode } from '../helpers/group-network.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
-interface Node {
-  identity: Identity;
-  address: string;
-  groups: Groups;
-  got: GroupIncoming[];
-  events: Array<[string, unknown]>;
-  errors: AlliumError[];
-  /** Every envelope delivered to this node. */
-  inbox: Uint8Array[];
-}
-
-/** Members that deliver envelopes to each other at once, in order; `hold` delays what goes to one member. */
-function network(n: number): { nodes: Node[]; hold: Map<string, Array<() => Promise<void>>> } {
-  const byAddress = new Map<string, Node>();
-  const hold = new Map<string, Array<() => Promise<void>>>();
-  const nodes: Node[] = [];
-  for (let i = 0; i < n; i++) {
-    const identity = createIdentity();
-    const address = formatAddress(identity.publicKey);
-    const node: Node = { identity, address, got: [], events: [], errors: [], inbox: [], groups: undefined as unknown as Groups };
-    node.groups = new Groups({
-      identity,
-      sendEnvelope: async (to, envelope) => {
-        const target = byAddress.get(to)!;
-        const go = async (): Promise<void> => {
-          target.inbox.push(envelope);
-          await target.groups.receive(address, envelope);
-        };
-        const held = hold.get(to);
-        if (held) held.push(go);
-        else await go();
-        return { status: 'delivered', to, seq: 0, id: '' };
-      },
-      emit: <K extends keyof GroupEvents>(event: K, ...args: GroupEvents[K]) => {
-        node.events.push([event, args[0]]);
-        if (event === 'group:message') node.got.push(args[0] as GroupIncoming);
-      },
-      error: (e) => node.errors.push(e),
-    });
-    byAddress.set(address, node);
-    nodes.push(node);
-  }
-  return { nodes, hold };
-}
+type Node = GroupNode;
+const network = groupNetwork;
 
 describe('groups (client/messaging/groups.ts, specs/messaging.md §13.4)', () => {
   it('five members: every member receives every other member’s messages exactly once', async () => {

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { toHex } from '../../protocol/bytes.js';
 import { createIdentity } from '../../protocol/address.js';
-import { inboxKey, mailboxEpochAt, MAILBOX_EPOCH_SECONDS, sealMailboxItem, slotLocator } from '../../protocol/mailbox.js';
+import { inboxKey, mailboxEpochAt, MAILBOX_EPOCH_SECONDS, pairInboxKey, pairSecret, sealMailboxItem, slotLocator } from '../../protocol/mailbox.js';
 import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { MailboxCollector, MAILBOX_SCAN_GAP, MAX_MAILBOX_COLLECT_BYTES } from '../../client/mailbox.js';
@@ -77,6 +77,52 @@ describe('mailbox collection is bounded', () => {
     // A hand-over starts once the messages held reach MAX_MAILBOX_COLLECT_BYTES; a window of slots is read at once.
     const perFlush = Math.ceil(MAX_MAILBOX_COLLECT_BYTES / 27_000) + MAILBOX_SCAN_GAP - 1;
     expect(mostHeld).to.be.at.most(perFlush);
-    expect({ n, deleted, todayBeforeYesterday }).to.deep.equal({ n: 405, deleted: 405, todayBeforeYesterday: false });
+    // Collecting writes nothing (specs/messaging.md §9.4): what an observer reads in the slots does not change.
+    expect({ n, deleted, todayBeforeYesterday }).to.deep.equal({ n: 405, deleted: 0, todayBeforeYesterday: false });
+  });
+
+  it('reads the per-contact inboxes of its pairs, and refuses an item there that is not from the pair', async () => {
+    const reader = createIdentity();
+    const friend = createIdentity();
+    const stranger = createIdentity();
+    const now = Date.now();
+    const inbox = pairInboxKey(pairSecret(friend, reader.publicKey), friend.publicKey, mailboxEpochAt(now));
+    const held = new Map<string, Uint8Array>();
+    const put = (i: number, sender: typeof friend, text: string): void => {
+      const rk = slotLocator(inbox, i);
+      const data = new TextEncoder().encode(text);
+      held.set(toHex(rk), sealMailboxItem({ sender, recipient: reader.publicKey, slot: rk, exp: now + 3_600_000, t: now + i, n: i, data }).bytes);
+    };
+    put(0, friend, 'one');
+    put(1, friend, 'two');
+    put(2, stranger, 'not from the pair'); // someone who learnt the pair's inbox from a holder
+    const holders: Pick<ContentClient, 'fetchFromAll' | 'storeAll'> = {
+      fetchFromAll: async (_kind, rk) => {
+        const item = held.get(toHex(rk));
+        return item ? [item] : [];
+      },
+      storeAll: async () => {
+        throw new Error('a collection stores nothing');
+      },
+    };
+    const client = { directory: { all: () => [] } } as unknown as AlliumClient;
+    const got: string[] = [];
+    const errors: string[] = [];
+    const alone = new MailboxCollector(client, reader);
+    await withHolders(holders, () =>
+      alone.collect(
+        (m) => void got.push(new TextDecoder().decode(m.data)),
+        (e) => errors.push(e.code),
+      ),
+    );
+    expect(got, 'without the pair, its inbox is not read').to.deep.equal([]);
+    const paired = new MailboxCollector(client, reader, { pairs: () => [friend.publicKey] });
+    await withHolders(holders, () =>
+      paired.collect(
+        (m) => void got.push(new TextDecoder().decode(m.data)),
+        (e) => errors.push(e.code),
+      ),
+    );
+    expect({ got, errors }).to.deep.equal({ got: ['one', 'two'], errors: ['ERR_MESSAGE_AUTH'] });
   });
 });

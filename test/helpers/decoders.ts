@@ -17,6 +17,7 @@ import { fingerprintOf, IdentityKey, parseFingerprint } from '../../crypto/keys.
 import { createIdentity, formatAddress, parseAddress } from '../../protocol/address.js';
 import { decodeAttachment, encodeAttachment } from '../../protocol/attachment.js';
 import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
+import { decodeDeviceEnvelope, decodeLinkCode } from '../../protocol/device-link.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor.js';
 import { decodeCell, decodeControlBody, decodeCreateBody, decodeCreatedBody, decodeDestroyBody } from '../../protocol/cell.js';
@@ -39,6 +40,8 @@ import { decodeUpgradeToken, HandshakeReplayCache, LinkResponder } from '../../p
 import { decodeMailboxDeletion, decodeMailboxItem, openMailboxItem, verifyMailboxStore } from '../../protocol/mailbox.js';
 import { decodeFrame, encodeAckFrame, encodeMessageFrame } from '../../protocol/message-frames.js';
 import { processOnion } from '../../protocol/onion.js';
+import { decodeMixMailBody, decodeMixPollBody } from '../../protocol/mix-cells.js';
+import { processMixPacket } from '../../protocol/mix-packet.js';
 import { parseMessage } from '../../protocol/ratchet.js';
 import { decodeRatchetState } from '../../protocol/ratchet-state.js';
 import { decodeRelayPayload } from '../../protocol/relay-cell.js';
@@ -225,6 +228,8 @@ const CASES: DecoderCase[] = [
     seeds: () => [
       encodeControl({ t: 'gossip-push', ds: [ctx().desc] }),
       encodeControl({ t: 'dir-get', since: 0, after: null }),
+      encodeControl({ t: 'dir-want', ids: [ctx().rand(32)] }),
+      encodeControl({ t: 'dir-found', ds: [ctx().desc] }),
       encodeControl({ t: 'gossip-summary', e: [[ctx().rand(32), 5]], after: null, more: false }),
       encodeControl({ t: 'gossip-announce', e: [[ctx().rand(32), 5]] }),
       encodeControl({ t: 'consensus-head', c: ctx().consensus }),
@@ -364,7 +369,34 @@ const CASES: DecoderCase[] = [
     },
   },
   { name: 'address card', input: 'bytes', cap: 1024, run: (x) => decodeCard(bytes(x)), seeds: () => [encodeCard(parseAddress(ctx().address), 'Alice')] },
+  {
+    name: 'device envelope',
+    input: 'bytes',
+    cap: 32 * 1024,
+    cbor: true,
+    run: (x) => decodeDeviceEnvelope(bytes(x)),
+    seeds: () => {
+      const v = vectors<{ list: { envelope: string }; envelopes: Array<{ bytes: string }> }>('devices.json');
+      return [v.list.envelope, ...v.envelopes.map((e) => e.bytes)].map(fromHex);
+    },
+  },
+  {
+    name: 'link code',
+    input: 'bytes',
+    cap: 128,
+    run: (x) => decodeLinkCode(bytes(x)),
+    seeds: () => [fromHex(vectors<{ linkCode: { bytes: string } }>('devices.json').linkCode.bytes)],
+  },
   { name: 'ratchet state', input: 'bytes', cap: 256 * 1024, cbor: true, run: (x) => decodeRatchetState(bytes(x)), seeds: () => [] },
+  { name: 'MIX_POLL body', input: 'bytes', cap: CELL_BODY_LEN, run: (x) => decodeMixPollBody(bytes(x)), seeds: () => ctx().cells.map((c) => c.subarray(5)) },
+  { name: 'MIX_MAIL body', input: 'bytes', cap: CELL_BODY_LEN, run: (x) => decodeMixMailBody(bytes(x)), seeds: () => ctx().cells.map((c) => c.subarray(5)) },
+  {
+    name: 'mix packet',
+    input: 'bytes',
+    cap: CELL_BODY_LEN,
+    run: (x) => processMixPacket(bytes(x), { identity: ctx().relays[0]!.identity, keys: [ctx().relays[0]!.onionKey], replay: noReplay }),
+    seeds: () => vectors<{ valid: { packet: string }[]; invalid: { packet: string }[] }>('mix.json').valid.map((v) => fromHex(v.packet)),
+  },
   {
     name: 'setup onion header',
     input: 'bytes',

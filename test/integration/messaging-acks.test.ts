@@ -56,7 +56,7 @@ describe('conversation frames', () => {
     expect(code(() => decodeFrame(new Uint8Array([2])))).to.equal('ERR_BAD_LENGTH');
     expect(code(() => decodeFrame(new Uint8Array([2, ...id, 1])))).to.equal('ERR_BAD_LENGTH');
     expect(code(() => decodeFrame(new Uint8Array([1, 0, 0, 0, 0, 1])))).to.equal('ERR_TRUNCATED');
-    expect(code(() => decodeFrame(new Uint8Array([5, ...id])))).to.equal('ERR_SCHEMA'); // an unknown kind (3 is an attachment, 4 a group envelope)
+    expect(code(() => decodeFrame(new Uint8Array([6, ...id])))).to.equal('ERR_SCHEMA'); // an unknown kind (3 is an attachment, 4 a group envelope, 5 a device envelope)
     expect(code(() => decodeFrame(new Uint8Array(0)))).to.equal('ERR_TRUNCATED');
     expect(MAX_LIVE_MESSAGE_BYTES).to.equal(56704 - 61 - 4 - 21);
   });
@@ -193,7 +193,7 @@ describe('end-to-end acknowledgements (relay processes)', function () {
     expect(count('left offline after two tries')).to.equal(1);
     expect(stored.status).to.equal('stored-offline');
     expect(got.get('left offline after two tries')![0]!.id).to.equal(stored.id);
-    // The mailbox copy (same id) is collected, deleted and dropped.
+    // The mailbox copy (same id) is collected and dropped.
     expect(await alice.checkMailbox()).to.equal(0);
     expect(count('left offline after two tries')).to.equal(1);
     // For 15 s after a send ended in the mailbox, 'auto' sends to alice go straight there (no conversation with her is

@@ -1,7 +1,8 @@
 /**
  * Groups with relay processes (specs/messaging.md §13): real Messengers, each listening at its own address, form a
  * group over their pairwise sessions; every member receives every other member's message exactly once; a removed
- * member receives nothing it can decrypt afterwards; a member added later does not read earlier messages.
+ * member receives nothing it can decrypt afterwards; a member added later does not read earlier messages; a member
+ * whose messenger restarts over its group storage receives and sends again and emits no message twice.
  *
  * Members: ALLIUM_GROUP_MEMBERS (default 5). Every pair of members builds a conversation (a rendezvous each way
  * until one authenticates), so the cost grows with the square of the group on a shared 2-core machine; 50 is
@@ -11,9 +12,12 @@ import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import { Messenger, type GroupIncoming } from '../../client/messaging/node.js';
 import type { Groups } from '../../client/messaging/groups.js';
-import { createIdentity } from '../../protocol/address.js';
+import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
+import { createIdentity, formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
 import { toHex } from '../../protocol/bytes.js';
-import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
+import { decodeGroupEnvelope, type GroupMessage } from '../../protocol/group-messages.js';
+import { SenderChain } from '../../protocol/sender-key.js';
+import type { AlliumError } from '../../protocol/errors.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 
@@ -26,24 +30,32 @@ describe('messaging: groups (relay processes)', function () {
   let net: TestNetwork;
   const clients: AlliumClient[] = [];
   const members: Messenger[] = [];
-  const got = new Map<Messenger, GroupIncoming[]>();
-  /** Group envelopes each messenger received, in order. */
-  const envelopes = new Map<Messenger, Uint8Array[]>();
+  /** Group messages each address emitted (across a restart of its messenger), in order. */
+  const gotAt = new Map<string, GroupIncoming[]>();
+  /** Group envelopes each address received, in order, with their senders. */
+  const envelopesAt = new Map<string, Array<{ from: string; bytes: Uint8Array }>>();
+  const got = { get: (m: Messenger) => gotAt.get(m.address) };
+  const envelopes = { get: (m: Messenger) => envelopesAt.get(m.address)?.map((e) => e.bytes) };
+  /** Each member's group storage, kept across a restart. */
+  const storages = new Map<string, GroupStorage>();
   let late: Messenger;
 
-  function messenger(client: AlliumClient): Messenger {
-    const m = new Messenger(client, createIdentity(), { offline: { collect: false } });
-    got.set(m, []);
-    envelopes.set(m, []);
-    m.on('group:message', (x) => got.get(m)!.push(x));
-    const table = (m as unknown as { groupTable: Groups }).groupTable;
+  function messenger(client: AlliumClient, identity: Identity = createIdentity(), offline = false): Messenger {
+    const storage = storages.get(formatAddress(identity.publicKey)) ?? memoryGroupStorage();
+    const m = new Messenger(client, identity, { offline: offline ? { pollMs: 3_600_000 } : { collect: false }, groupStorage: storage });
+    storages.set(m.address, storage);
+    if (!gotAt.has(m.address)) gotAt.set(m.address, []);
+    if (!envelopesAt.has(m.address)) envelopesAt.set(m.address, []);
+    m.on('group:message', (x) => gotAt.get(m.address)!.push(x));
+    const table = groupTable(m);
     const receive = table.receive.bind(table);
     table.receive = (from, bytes, o) => {
-      envelopes.get(m)!.push(bytes);
+      envelopesAt.get(m.address)!.push({ from, bytes });
       return receive(from, bytes, o);
     };
     return m;
   }
+  const groupTable = (m: Messenger): Groups => (m as unknown as { groupTable: Groups }).groupTable;
 
   before(async () => {
     net = await startNetwork(6);
@@ -67,9 +79,10 @@ describe('messaging: groups (relay processes)', function () {
     await Promise.all([...members, late].map((m) => m.startListening()));
   });
 
+  const closed: Messenger[] = [];
   after(async () => {
     try {
-      for (const m of [...members, late]) m?.close();
+      for (const m of [...members, late, ...closed]) m?.close();
       for (const c of clients) await c.stop();
     } finally {
       await net?.stop();
@@ -107,6 +120,72 @@ describe('messaging: groups (relay processes)', function () {
       );
     }
     console.log(`      ${N} members: group formed and ${N} messages delivered to all in ${Date.now() - t0} ms`);
+  });
+
+  it('a member restarts over its group storage: it receives and sends again, and emits no message twice', async () => {
+    const k = 2;
+    const old = members[k]!;
+    const before = got.get(old)!.length;
+    const seen = [...envelopesAt.get(old.address)!];
+    old.close();
+    closed.push(old);
+    const back = messenger(clients[k % 2]!, old.identity, true);
+    members[k] = back;
+    const [g] = await back.loadGroups();
+    expect(g?.id).to.equal(groupId);
+    expect(g!.members).to.have.length(N);
+    await back.startListening();
+    // A member's next message reaches the restarted messenger (live, or from its mailbox if the sender still had
+    // its old descriptor).
+    const report = await members[1]!.group(groupId)!.send(enc('after the restart'));
+    expect(report.failed.map((f) => f.error.code)).to.deep.equal([]);
+    if (report.storedOffline.includes(back.address)) await back.checkMailbox();
+    await waitFor(() => got.get(back)!.some((x) => dec(x.data) === 'after the restart'), 120_000, 'the restarted member got a message');
+    // It sends under its stored chain; every other member takes it.
+    const mine = await back.group(groupId)!.send(enc('back again'));
+    expect(mine.failed.map((f) => f.error.code)).to.deep.equal([]);
+    await waitFor(
+      () => members.filter((m) => m !== back).every((m) => got.get(m)!.some((x) => dec(x.data) === 'back again')),
+      120_000,
+      'every member got the restarted member’s message',
+    );
+    // Every envelope it had before the restart, handed to it again (a retransmission, a mailbox item collected
+    // twice): nothing is emitted again.
+    for (const e of seen) await groupTable(back).receive(e.from, e.bytes);
+    expect(got.get(back)!.length).to.equal(before + 1);
+    for (const m of members) {
+      const ids = got.get(m)!.map((x) => `${x.from} ${x.generation}:${x.index}`);
+      expect(new Set(ids).size, `${m.address} emitted a message twice`).to.equal(ids.length);
+    }
+  });
+
+  it('a leaked copy of a member’s group state reads nothing that member sends after its next key update', async () => {
+    const sender = members[1]!;
+    const reader = members[0]!;
+    // The attacker's copy: the sender's chain as the reader holds it now (what a leak of the reader's device gives).
+    const group = (groupTable(reader) as unknown as { groups: Map<string, { chains: Map<string, SenderChain> }> }).groups.get(groupId)!;
+    const leaked = SenderChain.restore(group.chains.get(sender.address)!.state());
+    const seen = envelopesAt.get(reader.address)!.length;
+    await sender.group(groupId)!.send(enc('before the update'));
+    await sender.group(groupId)!.updateKey();
+    await sender.group(groupId)!.send(enc('after the update'));
+    await waitFor(() => got.get(reader)!.some((x) => dec(x.data) === 'after the update'), 120_000, 'the reader got both');
+    const messages = envelopesAt
+      .get(reader.address)!
+      .slice(seen)
+      .filter((e) => e.from === sender.address)
+      .map((e) => decodeGroupEnvelope(e.bytes))
+      .filter((e): e is GroupMessage => e.kind === 'message' && toHex(e.group) === groupId);
+    expect(messages).to.have.length(2);
+    const key = parseAddress(sender.address);
+    expect(dec(leaked.decrypt(key, messages[0]!))).to.equal('before the update'); // the weakness: same generation
+    let code = '';
+    try {
+      leaked.decrypt(key, messages[1]!);
+    } catch (e) {
+      code = (e as AlliumError).code;
+    }
+    expect(code).to.equal('ERR_NOT_FOUND'); // a generation it has no key for
   });
 
   it('a removed member receives nothing it can decrypt after the removal', async () => {

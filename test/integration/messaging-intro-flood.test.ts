@@ -55,7 +55,16 @@ describe('introductions under a flood without proofs of work (relay processes)',
       const intros = introsOf(alice);
       expect(intros.length).to.be.greaterThan(0);
       // Every introduction point flooded: more than its burst at once, then 50 every 25 ms (2,000 a second each).
-      for (const ip of intros) floods.push(await attacker.newCircuit({ last: ip.relay, exitPort: null }));
+      for (const ip of intros) {
+        const c = await attacker.newCircuit({ last: ip.relay, exitPort: null });
+        // The attacker ignores the INTRODUCE_ACKs (our circuit would close on a reply nobody waits for): one waiter
+        // takes them all, so the flood goes on for as long as the test runs.
+        (c as unknown as { waiters: Map<number, { hop: number; deliver: () => void }> }).waiters.set(RelayCommand.INTRODUCE_ACK, {
+          hop: c.hops - 1,
+          deliver: () => {},
+        });
+        floods.push(c);
+      }
       let sent = 0;
       const flood = (n: number): void => {
         for (let i = 0; i < n; i++)
@@ -72,6 +81,10 @@ describe('introductions under a flood without proofs of work (relay processes)',
       // The flood has spent every introduction point's allowance for introductions without a proof.
       await waitFor(async () => sent >= 400 * floods.length && (await refused()) >= 150 * floods.length, 60_000, 'the flood answered busy');
       const r = await bob.send(alice.address, new TextEncoder().encode('through the flood'), { timeoutMs: 60_000 });
+      expect(
+        floods.every((c) => c.state === 'open'),
+        'the flood still running',
+      ).to.equal(true);
       expect(r.status, 'delivered live, not left in the mailbox').to.equal('delivered');
       await waitFor(() => got.length === 1, 30_000, 'the message at Alice');
       expect(new TextDecoder().decode(got[0]!.data)).to.equal('through the flood');

@@ -1,7 +1,7 @@
 /**
- * Offline mailboxes (specs/messaging.md §9): the relay store's slot rules (first item kept, deletion only with the
- * item's token, expiry, release), and, with relay processes, an offline recipient that receives everything in
- * order when it comes back and nothing twice; relays that enforce expiry and the longest lifetime; holders that
+ * Offline mailboxes (specs/messaging.md §9): the relay store's slot rules (first item kept, no deletion, expiry,
+ * release), and, with relay processes, an offline recipient that receives everything in order when it comes back
+ * and nothing twice (a restart without state reads it again); relays that enforce expiry and the longest lifetime; holders that
  * cannot read what they keep; a wrong key that cannot decrypt; tampered, replayed and duplicated items refused;
  * the errors a sender sees; and a holder killed, after which relays copy the item to the slot's new holder.
  */
@@ -17,7 +17,6 @@ import { toHex, utf8 } from '../../protocol/bytes.js';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor.js';
 import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import {
-  decodeMailboxDeletion,
   encodeMailboxDeletion,
   inboxKey,
   mailboxEpochAt,
@@ -63,7 +62,7 @@ describe('mailbox slots in the relay store', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('keeps the first item of a slot, refuses others, deletes only with the token, expires and releases', () => {
+  it('keeps the first item of a slot, refuses others and every deletion, expires and releases', () => {
     const a = alice();
     const rk = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 0);
     const seal = (text: string, exp = now + HOUR) =>
@@ -73,16 +72,23 @@ describe('mailbox slots in the relay store', () => {
     expect(store.putMailbox(rk, first.bytes, now)).to.equal('exists');
     expect(store.putMailbox(rk, seal('second').bytes, now)).to.equal('occupied');
     expect(toHex(store.getMailbox(rk, now)!)).to.equal(toHex(first.bytes));
-    let code = '';
-    try {
-      store.putMailbox(rk, encodeMailboxDeletion(crypto().random(32)), now);
-    } catch (e) {
-      code = (e as AlliumError).code;
+    // No deletion is stored (specs/messaging.md §9.4), with the item's token or without, nor in a free slot.
+    const codes: string[] = [];
+    const free = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 9);
+    for (const [slot, token] of [
+      [rk, crypto().random(32)],
+      [rk, first.token],
+      [free, crypto().random(32)],
+    ] as const) {
+      try {
+        store.putMailbox(slot, encodeMailboxDeletion(token), now);
+      } catch (e) {
+        codes.push((e as AlliumError).code);
+      }
     }
-    expect(code).to.equal('ERR_SIGNATURE');
-    expect(store.putMailbox(rk, encodeMailboxDeletion(first.token), now)).to.equal('stored');
-    expect(toHex(decodeMailboxDeletion(store.getMailbox(rk, now)!))).to.equal(toHex(first.token));
-    expect(store.putMailbox(rk, first.bytes, now)).to.equal('occupied'); // a collected item cannot come back
+    expect(codes).to.deep.equal(['ERR_SCHEMA', 'ERR_SCHEMA', 'ERR_SCHEMA']);
+    expect(toHex(store.getMailbox(rk, now)!)).to.equal(toHex(first.bytes));
+    expect(store.getMailbox(free, now)).to.equal(null);
 
     // Expiry: the item is served until exp, then the slot is occupied with nothing in it; released after the hold.
     const rk2 = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 1);
@@ -199,14 +205,18 @@ describe('offline messages through mailboxes (relay processes)', function () {
     ctl.abort();
     alice.close();
 
-    // The holders replaced each collected item by its deletion: the same identity, restarted, gets nothing again.
+    // Collecting wrote nothing (specs/messaging.md §9.4): the holders still serve the item, so the same identity,
+    // restarted without its state, reads the messages again (at least once across restarts, the same ids).
     const epoch = mailboxEpochAt(Date.now());
     const first = await probe.fetchFromAll('mailbox', mailboxSlot(aliceId.publicKey, epoch, 0));
     expect(first.length).to.be.greaterThan(0);
-    for (const copy of first) expect(decodeMailboxDeletion(copy).length).to.equal(32);
+    for (const copy of first) expect(dec(openMailboxItem(aliceId, mailboxSlot(aliceId.publicKey, epoch, 0), copy).data)).to.equal('offline 0');
     const again = new Messenger(ca, aliceId);
+    const ids2: string[] = [];
+    again.on('message:received', (m) => ids2.push(m.id ?? ''));
     try {
-      expect(await again.checkMailbox()).to.equal(0);
+      expect(await again.checkMailbox()).to.equal(30);
+      expect(ids2).to.deep.equal(ids);
     } finally {
       again.close();
     }
@@ -282,8 +292,8 @@ describe('offline messages through mailboxes (relay processes)', function () {
       expect(await m.checkMailbox()).to.equal(1);
       expect(got.map((x) => dec(x.data))).to.deep.equal(['genuine']);
 
-      // Replayed at its own slot: every holder keeps the deletion.
-      expect(new Set(await probe.storeAll('mailbox', slot(0), captured))).to.deep.equal(new Set(['occupied']));
+      // Replayed at its own slot: every holder has it already.
+      expect(new Set(await probe.storeAll('mailbox', slot(0), captured))).to.deep.equal(new Set(['exists']));
       // Replayed in the next free slot: relays cannot tell, but it does not open there.
       expect(await probe.storeAll('mailbox', slot(1), captured)).to.include('ok');
       // Tampered: one ciphertext byte changed.
@@ -309,10 +319,10 @@ describe('offline messages through mailboxes (relay processes)', function () {
       expect(await m.checkMailbox()).to.equal(1);
       expect(got.map((x) => dec(x.data))).to.deep.equal(['genuine', 'twice']);
       expect(errors.filter((c) => c === 'ERR_MESSAGE_AUTH').length).to.equal(2);
-      // A fresh collector (a restart) finds every slot collected or refused: nothing is delivered again.
+      // A fresh collector (a restart, without state) reads the same items again: the two messages, once each.
       const restarted = new Messenger(ca, erin);
       try {
-        expect(await restarted.checkMailbox()).to.equal(0);
+        expect(await restarted.checkMailbox()).to.equal(2);
       } finally {
         restarted.close();
       }

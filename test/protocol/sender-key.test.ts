@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { crypto } from '../../crypto/index.js';
 import type { GroupMessage } from '../../protocol/group-messages.js';
-import { MAX_GROUP_SKIP, OwnSenderKey, SenderChain } from '../../protocol/sender-key.js';
+import { MAX_GROUP_SKIP, OwnSenderKey, SenderChain, SkipPool } from '../../protocol/sender-key.js';
 import { expectCode } from '../helpers/vectors.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -108,5 +108,38 @@ describe('sender keys (specs/messaging.md §13.3)', () => {
     expect(dec(reader.decrypt(alice, late[1]!))).to.equal('old1');
     for (const m of late) expectCode(() => newcomer.decrypt(alice, m), 'ERR_MESSAGE_REPLAY');
     expect(reader.update(own.distribution(group))).to.equal(false); // a copy of the same generation
+  });
+
+  it('a SkipPool bounds several chains together: the chain holding the most drops its oldest keys first', () => {
+    const pool = new SkipPool(10);
+    const a = OwnSenderKey.create();
+    const b = OwnSenderKey.create();
+    const ra = SenderChain.from(a.distribution(group), MAX_GROUP_SKIP, [pool]);
+    const rb = SenderChain.from(b.distribution(group), MAX_GROUP_SKIP, [pool]);
+    const a0 = a.encrypt(group, alice, enc('a0'));
+    const a1 = a.encrypt(group, alice, enc('a1'));
+    ra.decrypt(alice, a.encrypt(group, alice, enc('a2'))); // keeps a0's and a1's keys
+    const b0 = b.encrypt(group, alice, enc('b0'));
+    for (let i = 0; i < 20; i++) b.encrypt(group, alice, new Uint8Array(0));
+    rb.decrypt(alice, b.encrypt(group, alice, enc('far'))); // 21 keys: over the pool's 10
+    expect(pool.size).to.equal(10);
+    expect([ra.skippedKeys, rb.skippedKeys]).to.deep.equal([2, 8]);
+    expect(dec(ra.decrypt(alice, a1))).to.equal('a1');
+    expect(dec(ra.decrypt(alice, a0))).to.equal('a0');
+    expectCode(() => rb.decrypt(alice, b0), 'ERR_MESSAGE_REPLAY'); // its oldest were dropped
+    expect(pool.size).to.equal(8);
+    rb.destroy();
+    expect(pool.size).to.equal(0);
+  });
+
+  it('state() and restore() give back a chain that reads what the original would, skipped keys included', () => {
+    const { own, reader } = setup();
+    const m0 = own.encrypt(group, alice, enc('zero'));
+    reader.decrypt(alice, own.encrypt(group, alice, enc('one')));
+    const copy = SenderChain.restore(reader.state());
+    const mine = OwnSenderKey.fromParts(own.state());
+    expect(dec(copy.decrypt(alice, m0))).to.equal('zero');
+    expect(dec(copy.decrypt(alice, mine.encrypt(group, alice, enc('two'))))).to.equal('two');
+    expect(dec(reader.decrypt(alice, own.encrypt(group, alice, enc('two'))))).to.equal('two'); // the same index, the same key
   });
 });

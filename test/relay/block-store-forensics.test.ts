@@ -71,7 +71,10 @@ describe('relay store: no access times, fetch counts or store times on disk (con
     });
     at(() => store.putMailbox(slot0, item.bytes));
     at(() => store.putMailbox(slot1, other.bytes));
-    at(() => store.putMailbox(slot1, encodeMailboxDeletion(other.token)));
+    // A deletion (of earlier versions) is refused: the owner's collection writes nothing (specs/messaging.md §9.4).
+    expect(() => at(() => store.putMailbox(slot1, encodeMailboxDeletion(other.token))))
+      .to.throw()
+      .with.property('code', 'ERR_SCHEMA');
     // Let a wall-clock millisecond pass, so the reads below have times of their own.
     while (Date.now() === times[times.length - 1]) await new Promise((r) => setImmediate(r));
 
@@ -131,7 +134,46 @@ describe('relay store: no access times, fetch counts or store times on disk (con
     expect({ findings, hold, version }).to.deep.equal({
       findings: [],
       hold: Math.ceil((T + 9 * DAY) / STORE_TIME_BUCKET_MS) * STORE_TIME_BUCKET_MS,
-      version: 1,
+      version: 2,
+    });
+  });
+
+  it('migrates a store that kept mailbox deletions: each becomes an expired marker, no bytes, no time, no check', () => {
+    const file = join(dir, 'store.sqlite');
+    const T = Date.UTC(2026, 10, 4, 0, 0, 0, 0); // the day a deletion was made (version 1 kept the start of its day)
+    const old = new Database(file);
+    old.pragma('journal_mode = WAL');
+    old.exec(`
+      CREATE TABLE mailbox (rk BLOB PRIMARY KEY, state TEXT NOT NULL, data BLOB NOT NULL, dt BLOB, expires INTEGER NOT NULL,
+        hold_until INTEGER NOT NULL, checked_gen TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+    `);
+    const token = crypto().random(32);
+    old
+      .prepare("INSERT INTO mailbox (rk, state, data, dt, expires, hold_until) VALUES (?, 'deleted', ?, NULL, ?, ?)")
+      .run(crypto().random(32), encodeMailboxDeletion(token), T, T + 9 * DAY);
+    old
+      .prepare("INSERT INTO mailbox (rk, state, data, dt, expires, hold_until) VALUES (?, 'item', X'01', ?, ?, ?)")
+      .run(crypto().random(32), crypto().random(32), T + 3 * DAY, T + 9 * DAY);
+    old.pragma('user_version = 1');
+    old.close();
+
+    new BlockStore(dir, 64 * 1024 * 1024).close();
+    const db = new Database(file, { readonly: true });
+    const rows = db
+      .prepare<[], { state: string; n: number; dt: Buffer | null; expires: number }>('SELECT state, LENGTH(data) AS n, dt, expires FROM mailbox ORDER BY state')
+      .all();
+    const version = db.pragma('user_version', { simple: true });
+    db.close();
+    const findings: string[] = [];
+    for (const [name, bytes] of storeFiles(dir))
+      findings.push(...timestampsIn(name, bytes, [T, T]), ...(bytes.includes(Buffer.from(token)) ? [`${name} holds the token`] : []));
+    expect({ rows, version, findings }).to.deep.equal({
+      rows: [
+        { state: 'expired', n: 0, dt: null, expires: 0 },
+        { state: 'item', n: 1, dt: null, expires: T + 3 * DAY },
+      ],
+      version: 2,
+      findings: [],
     });
   });
 });

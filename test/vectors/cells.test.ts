@@ -16,6 +16,7 @@ import {
   encodeCell,
 } from '../../protocol/cell.js';
 import { CELL_LEN } from '../../protocol/constants.js';
+import { decodeMixMailBody, decodeMixPollBody, mixMailBody, mixPollBody } from '../../protocol/mix-cells.js';
 import { describeEachBinding } from '../helpers/bindings.js';
 import { expectCode, hex, readVectors } from '../helpers/vectors.js';
 
@@ -28,6 +29,9 @@ interface Fields {
   first?: boolean;
   last?: boolean;
   data?: string;
+  inboxSecret?: string;
+  mail?: boolean;
+  payload?: string;
 }
 interface CellVectors {
   cellLength: number;
@@ -54,6 +58,12 @@ function bodyOf(command: keyof typeof CellCommand, f: Fields): Uint8Array {
       return destroyBody(f.reasonCode as DestroyReason);
     case 'CONTROL':
       return controlBody({ first: f.first!, last: f.last!, data: hex(f.data!) });
+    case 'MIX':
+      return hex(f.body!);
+    case 'MIX_POLL':
+      return mixPollBody(hex(f.inboxSecret!));
+    case 'MIX_MAIL':
+      return mixMailBody(f.mail!, hex(f.payload!));
   }
 }
 
@@ -72,6 +82,12 @@ function decodeFully(bytes: Uint8Array): { circId: number; command: number; fiel
   if (cell.command === CellCommand.CONTROL) {
     const f = decodeControlBody(cell.body);
     fields = { first: f.first, last: f.last, data: toHex(f.data) };
+  }
+  if (cell.command === CellCommand.MIX) fields = { body: toHex(cell.body) };
+  if (cell.command === CellCommand.MIX_POLL) fields = { inboxSecret: toHex(decodeMixPollBody(cell.body)) };
+  if (cell.command === CellCommand.MIX_MAIL) {
+    const m = decodeMixMailBody(cell.body);
+    fields = { mail: m.mail, payload: toHex(m.payload) };
   }
   return { circId: cell.circId, command: cell.command, fields };
 }

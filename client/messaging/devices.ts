@@ -1,0 +1,581 @@
+/**
+ * Several devices per person (specs/messaging.md §14; docs/developer-guide.md §Devices).
+ *
+ *   const code = laptop.devices.linkCode();            // on the new device: show code.text (or a QR of code.bytes)
+ *   await phone.devices.link(code.text);               // on the primary: offer → accept → a new signed list
+ *   laptop.on('device:linked', …);                     // the laptop is now a device of the phone's person
+ *   await alice.send(phone.address, bytes);            // reaches the phone and the laptop (alice holds the list)
+ *   const old = await laptop.devices.requestHistory(); // what the phone holds, in bounded chunks
+ *   await phone.devices.unlink(laptop.address);        // contacts stop encrypting to the laptop
+ *
+ * Every device has its own identity, address, endpoint and mailbox; a person is its primary's identity with a
+ * device list the primary signs and each device countersigns (protocol/device-link.ts). A sender that holds a
+ * person's list delivers each message to every device over that device's own pairwise session (per-device sessions,
+ * not a sender key: nothing is shared, so unlinking is a new list and nothing to rotate), and tells its own siblings
+ * what it sent. Envelopes travel through the messenger's pairwise delivery as frames of kind 5 or mailbox items with
+ * "k": 3; the messenger hands incoming ones to `receive`.
+ *
+ * Receiving never waits on a send: an envelope's answer (an accept, a history chunk) goes out in the background, so
+ * the conversation it came on keeps reading (its acknowledgements come back on it).
+ *
+ * Not here: persistence of lists and history (they live as long as the messenger), a short typed code (a PAKE),
+ * groups with several devices per member, forwarding contacts' lists to a new device, unlinking by the device itself.
+ */
+import { crypto } from '../../crypto/index.js';
+import { formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
+import { concatBytes, fromHex, toHex } from '../../protocol/bytes.js';
+import {
+  decodeDeviceEnvelope,
+  decodeLinkCode,
+  DEVICE_ID_LEN,
+  encodeDeviceEnvelope,
+  encodeLinkCode,
+  formatLinkCode,
+  LINK_SECRET_LEN,
+  linkProof,
+  MAX_DEVICES,
+  MAX_HISTORY_SYNC_BYTES,
+  MAX_SYNC_DATA_BYTES,
+  MEMBER_CONTEXT,
+  parseLinkCode,
+  signDeviceList,
+  signMembership,
+  verifyDeviceList,
+  type DeviceEnvelope,
+  type DeviceList,
+  type HistoryEntry,
+} from '../../protocol/device-link.js';
+import { AbortedError, AlliumError, ConfigError, CryptoError, isAlliumError, LimitError, NotFoundError, ProtocolError } from '../../protocol/errors.js';
+import type { FrameContent } from '../../protocol/message-frames.js';
+import { settleWithin, type AbortOptions } from '../../net/abort.js';
+import { HistoryLog, MAX_HISTORY_ENTRIES, MAX_HISTORY_LOG_BYTES } from './device-history.js';
+import type { DeviceEvents, DeviceLimits, DeviceListInfo, DeviceReceipt, HistoryMessage, LinkCodeInfo } from './device-types.js';
+import type { IncomingMessage, SendOptions, SendReceipt } from './types.js';
+
+export type {
+  DeviceChange,
+  DeviceEvents,
+  DeviceLimits,
+  DeviceListInfo,
+  DeviceReceipt,
+  HistoryMessage,
+  HistoryProgress,
+  LinkCodeInfo,
+  SyncedMessage,
+} from './device-types.js';
+
+/** Device lists of other people a messenger holds (specs/limits.md). */
+export const MAX_DEVICE_LISTS = 10_000;
+/** How long a link code can be used (specs/limits.md). */
+export const LINK_CODE_TTL_MS = 10 * 60_000;
+/** How long link() waits for the new device's accept once its offer was delivered. */
+export const LINK_ACCEPT_TIMEOUT_MS = 60_000;
+/** How long requestHistory() waits for the whole answer by default. */
+export const HISTORY_TIMEOUT_MS = 5 * 60_000;
+
+/** What devices need of the messenger. */
+export interface DeviceHost {
+  readonly identity: Identity;
+  /** Pairwise delivery to one identity (the messenger's, with its live then mailbox path), under message id `id`. */
+  deliver(to: string, data: Uint8Array, options: SendOptions, content: FrameContent, id: Uint8Array): Promise<SendReceipt>;
+  /** Addresses of the contact book, told of every change to our list. */
+  contacts(options: AbortOptions): Promise<readonly string[]>;
+  emit<K extends keyof DeviceEvents>(event: K, ...args: DeviceEvents[K]): void;
+  error(e: AlliumError): void;
+}
+
+interface Held {
+  readonly list: DeviceList;
+  readonly bytes: Uint8Array;
+}
+
+interface Outstanding {
+  readonly from: string;
+  readonly max: number;
+  next: number;
+  bytes: number;
+  readonly entries: HistoryEntry[];
+  readonly seen: Set<string>;
+  readonly settle: (err: AlliumError | null, value?: HistoryEntry[]) => void;
+}
+
+const hex = toHex;
+const addr = (key: Uint8Array): string => formatAddress(key);
+const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && crypto().equal(a, b);
+const asError = (e: unknown, what: string): AlliumError => (isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', what, { cause: e }));
+
+export class Devices {
+  private readonly me: Uint8Array;
+  private readonly limits: DeviceLimits;
+  /** person (hex) → its newest list; least recently taken first. Ours too, once we have one. */
+  private readonly lists = new Map<string, Held>();
+  /** device (hex) → person (hex), for every device of a held list other than the person itself. */
+  private readonly personOf = new Map<string, string>();
+  /** Our person's key: our own for a primary, the primary's for a linked device, null while unlinked. */
+  private person: Uint8Array | null;
+  /** On a new device: the code it shows. */
+  private code: { secret: Uint8Array; expires: number } | null = null;
+  /** On a new device: the person whose offer it accepted, until that person's list names it. */
+  private accepted: Uint8Array | null = null;
+  /** On the primary: device (hex) → the settle of a link waiting for its accept. */
+  private readonly offers = new Map<string, (err: AlliumError | null, sig?: Uint8Array) => void>();
+  /** device address → revision of our list it was sent (at most maxLists, oldest dropped). */
+  private readonly announced = new Map<string, number>();
+  private readonly log: HistoryLog;
+  /** Requesters (hex) whose history answer is being sent, and whether a newer request replaced it. */
+  private readonly serving = new Map<string, { cancelled: boolean }>();
+  /** Our history requests (q hex) waiting for chunks. */
+  private readonly requests = new Map<string, Outstanding>();
+
+  constructor(
+    private readonly host: DeviceHost,
+    limits: Partial<DeviceLimits> = {},
+  ) {
+    this.me = host.identity.publicKey;
+    this.person = this.me;
+    this.limits = {
+      maxLists: limits.maxLists ?? MAX_DEVICE_LISTS,
+      maxHistoryEntries: limits.maxHistoryEntries ?? MAX_HISTORY_ENTRIES,
+      maxHistoryLogBytes: limits.maxHistoryLogBytes ?? MAX_HISTORY_LOG_BYTES,
+      maxHistorySyncBytes: limits.maxHistorySyncBytes ?? MAX_HISTORY_SYNC_BYTES,
+    };
+    this.log = new HistoryLog(this.limits.maxHistoryEntries, this.limits.maxHistoryLogBytes);
+  }
+
+  /** Ends every link() and requestHistory() waiting for an answer (ERR_ABORTED), and every history answer in progress. */
+  close(): void {
+    for (const settle of [...this.offers.values()]) settle(new AbortedError('messenger closed'));
+    for (const r of [...this.requests.values()]) r.settle(new AbortedError('messenger closed'));
+    for (const a of this.serving.values()) a.cancelled = true;
+    this.code = null;
+  }
+
+  // ------------------------------------------------------------------ what we know
+
+  /** True while this device is its person's primary (it is until it accepts another's link offer). */
+  get isPrimary(): boolean {
+    return this.person !== null && same(this.person, this.me);
+  }
+
+  /** Our person's devices (just us while we have linked none), or undefined while unlinked. */
+  list(): DeviceListInfo | undefined {
+    if (!this.person) return undefined;
+    return this.info(this.person) ?? { person: addr(this.me), revision: 0, devices: [addr(this.me)] };
+  }
+
+  /** The devices of the person at `address` (an address of the person or of one of its devices), if we hold them. */
+  of(address: string): DeviceListInfo | undefined {
+    const key = hex(parseAddress(address));
+    return this.info(this.lists.has(key) ? key : this.personOf.get(key));
+  }
+
+  private info(person: Uint8Array | string | undefined): DeviceListInfo | undefined {
+    if (person === undefined) return undefined;
+    const held = this.lists.get(typeof person === 'string' ? person : hex(person));
+    if (!held) return undefined;
+    return { person: addr(held.list.person), revision: held.list.r, devices: held.list.members.map((m) => addr(m.key)) };
+  }
+
+  /** Our siblings' keys: the devices of our person other than us. */
+  private siblings(): Uint8Array[] {
+    if (!this.person) return [];
+    const held = this.lists.get(hex(this.person));
+    return held ? held.list.members.map((m) => m.key).filter((k) => !same(k, this.me)) : [];
+  }
+
+  private isSibling(key: Uint8Array): boolean {
+    return this.siblings().some((k) => same(k, key));
+  }
+
+  // ------------------------------------------------------------------ linking (§14.3)
+
+  /**
+   * On a new device: a fresh link code for the primary to scan or type (any earlier code stops working). The device
+   * must be listening. 'device:linked' follows once the primary has linked it.
+   */
+  linkCode(options: { ttlMs?: number } = {}): LinkCodeInfo {
+    if (this.person && (!this.isPrimary || this.siblings().length > 0)) {
+      throw new ConfigError('a device of a person with other devices cannot be linked to another; unlink it first');
+    }
+    const secret = crypto().random(LINK_SECRET_LEN);
+    const expires = Date.now() + (options.ttlMs ?? LINK_CODE_TTL_MS);
+    this.code = { secret, expires };
+    const c = { device: this.me, secret };
+    return { text: formatLinkCode(c), bytes: encodeLinkCode(c), expires };
+  }
+
+  /** Our own list, signed at revision 0 on first need (the primary alone). */
+  private own(): Held {
+    const k = hex(this.me);
+    let held = this.lists.get(k);
+    if (!held) {
+      const list = signDeviceList(
+        { person: this.me, r: 0, members: [{ key: this.me, sig: signMembership(this.me, this.host.identity.secretKey) }] },
+        this.host.identity.secretKey,
+      );
+      held = { list, bytes: encodeDeviceEnvelope(list) };
+      this.lists.set(k, held);
+    }
+    return held;
+  }
+
+  /**
+   * On the primary: links the device whose code (text or bytes) the user scanned or typed. Sends it an offer over a
+   * live session, waits for its accept, then signs the new list and sends it to every device and contact. Throws
+   * ERR_ADDRESS_* (a bad code), ERR_DEVICE_LIST (we are not a primary), LimitError MAX_DEVICES, ERR_UNREACHABLE (the
+   * new device is not listening), ERR_TIMEOUT (no accept within `timeoutMs`, default 60 s), ERR_ABORTED.
+   */
+  async link(code: string | Uint8Array, options: AbortOptions & { timeoutMs?: number } = {}): Promise<DeviceListInfo> {
+    if (!this.isPrimary) throw new ProtocolError('ERR_DEVICE_LIST', 'only a primary links devices');
+    const c = typeof code === 'string' ? parseLinkCode(code) : decodeLinkCode(code);
+    if (same(c.device, this.me)) throw new ConfigError('a device cannot link itself');
+    const held = this.own();
+    if (held.list.members.some((m) => same(m.key, c.device))) return this.list()!;
+    if (held.list.members.length >= MAX_DEVICES) throw new LimitError('MAX_DEVICES', `a person has at most ${MAX_DEVICES} devices`);
+    const device = addr(c.device);
+    const signal = options.signal;
+    const offer = encodeDeviceEnvelope({ kind: 'offer', person: this.me, proof: linkProof(c.secret, this.me, c.device) });
+    const sig = await settleWithin<Uint8Array>(
+      (settle) => {
+        this.offers.get(hex(c.device))?.(new AbortedError('another link to this device started'));
+        this.offers.set(hex(c.device), settle);
+        this.host
+          .deliver(device, offer, { offline: 'never', ...(signal ? { signal } : {}) }, 'device', newId())
+          .catch((e: unknown) => settle(asError(e, 'link offer failed')));
+        return () => void this.offers.delete(hex(c.device));
+      },
+      { ...(signal ? { signal } : {}), timeoutMs: options.timeoutMs ?? LINK_ACCEPT_TIMEOUT_MS, timeoutMessage: 'the new device did not accept the link' },
+    );
+    const now = this.own().list;
+    if (now.members.some((m) => same(m.key, c.device))) return this.list()!; // a concurrent link() got there first
+    if (now.members.length >= MAX_DEVICES) throw new LimitError('MAX_DEVICES', `a person has at most ${MAX_DEVICES} devices`);
+    const next = signDeviceList({ person: this.me, r: now.r + 1, members: [...now.members, { key: c.device, sig }] }, this.host.identity.secretKey);
+    await this.publish(now, next, options);
+    return this.list()!;
+  }
+
+  /**
+   * On the primary: unlinks a device (its address). The new list goes to every device (the unlinked one included)
+   * and every contact; once a contact takes it, it encrypts nothing more to that device. Throws ERR_DEVICE_LIST (we
+   * are not a primary), ERR_CONFIG (our own address), ERR_NOT_FOUND (not one of our devices), ERR_ABORTED.
+   */
+  async unlink(device: string, options: AbortOptions = {}): Promise<DeviceListInfo> {
+    if (!this.isPrimary) throw new ProtocolError('ERR_DEVICE_LIST', 'only a primary unlinks devices');
+    const key = parseAddress(device);
+    if (same(key, this.me)) throw new ConfigError('the primary cannot unlink itself');
+    const now = this.own().list;
+    if (!now.members.some((m) => same(m.key, key))) throw new NotFoundError('not a device of this person');
+    const next = signDeviceList({ person: this.me, r: now.r + 1, members: now.members.filter((m) => !same(m.key, key)) }, this.host.identity.secretKey);
+    await this.publish(now, next, options);
+    return this.list()!;
+  }
+
+  /** Takes our own new list and sends it to every device of the old and the new, every contact, every peer told before. */
+  private async publish(old: DeviceList, next: DeviceList, options: AbortOptions): Promise<void> {
+    const bytes = encodeDeviceEnvelope(next);
+    this.install({ list: next, bytes }, old);
+    const targets = new Set<string>();
+    for (const m of [...old.members, ...next.members]) if (!same(m.key, this.me)) targets.add(addr(m.key));
+    for (const t of this.announced.keys()) targets.add(t);
+    for (const c of await this.host.contacts(options)) for (const t of this.devicesOf(c)) targets.add(t);
+    targets.delete(addr(this.me));
+    await Promise.all([...targets].map((t) => this.announce(t, { list: next, bytes }, options)));
+  }
+
+  /** Sends `held` to one device address, remembering it was sent; failures are reported, not thrown. */
+  private async announce(to: string, held: Held, options: AbortOptions): Promise<void> {
+    try {
+      await this.host.deliver(to, held.bytes, options.signal ? { signal: options.signal } : {}, 'device', newId());
+      this.remember(to, held.list.r);
+    } catch (e) {
+      this.host.error(asError(e, 'device list not delivered'));
+    }
+  }
+
+  private remember(to: string, r: number): void {
+    this.announced.delete(to);
+    if (this.announced.size >= this.limits.maxLists) this.announced.delete(this.announced.keys().next().value!);
+    this.announced.set(to, r);
+  }
+
+  /** Sends our person's list to `address` (every device of it we know) now. Nothing to send while we have no siblings. */
+  async announceTo(address: string, options: AbortOptions = {}): Promise<void> {
+    const held = this.person ? this.lists.get(hex(this.person)) : undefined;
+    if (!held) return;
+    await Promise.all(this.devicesOf(address).map((t) => this.announce(t, held, options)));
+  }
+
+  // ------------------------------------------------------------------ sending (§14.5)
+
+  /** The device addresses a message to `address` goes to: every device of its person's list, or the address alone. */
+  private devicesOf(address: string): string[] {
+    const key = parseAddress(address);
+    const held = this.lists.get(hex(key));
+    const all = held ? held.list.members.map((m) => addr(m.key)) : [addr(key)];
+    return all.filter((a) => a !== addr(this.me));
+  }
+
+  /**
+   * send() for the messenger: to every device of the recipient (when we hold its list), our list first to any of
+   * them not yet told it, and a copy to each of our siblings. Without a list and without siblings, exactly the
+   * messenger's pairwise delivery.
+   */
+  async send(address: string, data: Uint8Array, options: SendOptions, content: 'data' | 'attachment', id: Uint8Array): Promise<SendReceipt> {
+    let toKey: Uint8Array;
+    try {
+      toKey = parseAddress(address);
+    } catch {
+      return this.host.deliver(address, data, options, content, id); // which reports and throws the address's error
+    }
+    const to = addr(toKey);
+    const held = this.lists.get(hex(toKey));
+    const siblings = this.siblings();
+    if (!held && siblings.length === 0) {
+      const r = await this.host.deliver(to, data, options, content, id);
+      this.logOwn(toKey, id, data, content);
+      return r;
+    }
+    const ours = this.person ? this.lists.get(hex(this.person)) : undefined;
+    const targets = this.devicesOf(to);
+    const toDevice = async (t: string): Promise<SendReceipt> => {
+      if (ours && ours.list.members.length > 1 && this.announced.get(t) !== ours.list.r) await this.announce(t, ours, options);
+      return this.host.deliver(t, data, options, content, id);
+    };
+    const ts = Date.now();
+    const sync =
+      data.length <= MAX_SYNC_DATA_BYTES ? encodeDeviceEnvelope({ kind: 'sent', to: toKey, id, ts, data, attachment: content === 'attachment' }) : null;
+    const syncs = sync
+      ? siblings.map((b) =>
+          this.host.deliver(addr(b), sync, options.signal ? { signal: options.signal } : {}, 'device', newId()).catch((e: unknown) => {
+            this.host.error(asError(e, 'sync to a sibling failed'));
+          }),
+        )
+      : [];
+    const results = await Promise.allSettled(targets.map(toDevice));
+    await Promise.all(syncs);
+    const devices: DeviceReceipt[] = results.map((r, i) =>
+      r.status === 'fulfilled'
+        ? { device: targets[i]!, status: r.value.status }
+        : { device: targets[i]!, status: 'failed', error: asError(r.reason, 'send failed') },
+    );
+    const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const base = ok.find((r) => r.status === 'delivered') ?? ok[0];
+    if (!base) {
+      const first = results.find((r) => r.status === 'rejected');
+      throw first ? asError(first.reason, 'send failed') : new NotFoundError('no device to send to');
+    }
+    this.logOwn(toKey, id, data, content, ts);
+    return { ...base, to, devices };
+  }
+
+  private logOwn(to: Uint8Array, id: Uint8Array, data: Uint8Array, content: FrameContent, ts = Date.now()): void {
+    this.log.add({ outgoing: true, peer: to, id, ts, data, attachment: content === 'attachment' });
+  }
+
+  // ------------------------------------------------------------------ receiving
+
+  /**
+   * An incoming application message, as the application sees it: from a device of a person we hold the list of,
+   * `from` becomes the person's address and `device` the device's. Kept for history.
+   */
+  incoming(m: IncomingMessage): IncomingMessage {
+    const key = parseAddress(m.from);
+    const person = this.personOf.get(hex(key));
+    const out = person && person !== hex(key) ? { ...m, from: addr(this.lists.get(person)!.list.person), device: m.from } : m;
+    if (m.id && !m.group && !m.deviceEnvelope) {
+      const peer = person ? this.lists.get(person)!.list.person : key;
+      this.log.add({ outgoing: false, peer, id: fromHex(m.id), ts: m.sentAt ?? Date.now(), data: m.data, attachment: m.attachment !== undefined });
+    }
+    return out;
+  }
+
+  /**
+   * A device envelope from `from` (authenticated by its session or its mailbox signature). Throws what it refuses:
+   * ERR_CBOR_*, ERR_SCHEMA, ERR_SIGNATURE (a forged list or accept), ERR_MESSAGE_REPLAY (an older list),
+   * ERR_DEVICE_LIST (a sender the list does not allow), ERR_MESSAGE_AUTH (an offer without our code's proof).
+   */
+  async receive(from: string, bytes: Uint8Array): Promise<void> {
+    const sender = parseAddress(from);
+    const e = decodeDeviceEnvelope(bytes);
+    switch (e.kind) {
+      case 'list':
+        return this.takeList(sender, e, bytes);
+      case 'offer':
+        return this.takeOffer(sender, e);
+      case 'accept': {
+        const settle = this.offers.get(hex(sender));
+        if (!settle || !same(e.person, this.me)) throw new ProtocolError('ERR_DEVICE_LIST', 'an accept for no link offer of ours');
+        if (!crypto().verify(e.sig, concatBytes(MEMBER_CONTEXT, this.me), sender))
+          throw new CryptoError('ERR_SIGNATURE', 'the accept is not signed by the device');
+        settle(null, e.sig);
+        return;
+      }
+      case 'sent':
+        return this.takeSent(sender, e);
+      case 'history-request':
+        return this.takeRequest(sender, e);
+      case 'history':
+        return this.takeChunk(sender, e);
+    }
+  }
+
+  private takeOffer(sender: Uint8Array, e: Extract<DeviceEnvelope, { kind: 'offer' }>): void {
+    const code = this.code;
+    if (this.person && (!this.isPrimary || this.siblings().length > 0)) throw new ProtocolError('ERR_DEVICE_LIST', 'a link offer to a device of a person');
+    if (!code || code.expires <= Date.now()) throw new CryptoError('ERR_MESSAGE_AUTH', 'a link offer while no link code is shown');
+    if (!same(sender, e.person) || !same(linkProof(code.secret, e.person, this.me), e.proof)) {
+      throw new CryptoError('ERR_MESSAGE_AUTH', 'a link offer that does not prove our link code');
+    }
+    this.code = null; // spent: the first offer that proves the code wins
+    this.accepted = e.person;
+    const accept = encodeDeviceEnvelope({ kind: 'accept', person: e.person, sig: signMembership(e.person, this.host.identity.secretKey) });
+    void this.host.deliver(addr(e.person), accept, {}, 'device', newId()).catch((err: unknown) => this.host.error(asError(err, 'link accept not delivered')));
+  }
+
+  /** §14.4. Nothing changes on a refusal. */
+  private takeList(sender: Uint8Array, list: DeviceList, bytes: Uint8Array): void {
+    verifyDeviceList(list);
+    const k = hex(list.person);
+    const held = this.lists.get(k);
+    const names = (l: DeviceList | undefined, key: Uint8Array): boolean => l?.members.some((m) => same(m.key, key)) ?? false;
+    if (!same(sender, list.person) && !names(held?.list, sender) && !names(list, sender)) {
+      throw new ProtocolError('ERR_DEVICE_LIST', "a device list sent by neither its person nor one of that person's devices");
+    }
+    if (held) {
+      if (list.r < held.list.r || (list.r === held.list.r && !same(bytes, held.bytes))) {
+        throw new ProtocolError('ERR_MESSAGE_REPLAY', `a device list of revision ${list.r} where ${held.list.r} is held`);
+      }
+      if (list.r === held.list.r) return; // a copy
+    }
+    if (same(list.person, this.me)) throw new ProtocolError('ERR_DEVICE_LIST', 'a device list for our own key that we did not sign');
+    this.install({ list, bytes }, held?.list);
+  }
+
+  /** Keeps a list (ours or another person's), maps its devices, and reports what changed. */
+  private install(next: Held, old: DeviceList | undefined): void {
+    const k = hex(next.list.person);
+    if (old) for (const m of old.members) if (this.personOf.get(hex(m.key)) === k) this.personOf.delete(hex(m.key));
+    this.lists.delete(k);
+    while (this.lists.size >= this.limits.maxLists && this.evictOne());
+    this.lists.set(k, next);
+    for (const m of next.list.members) if (!same(m.key, next.list.person)) this.personOf.set(hex(m.key), k);
+    const info = this.info(k)!;
+    this.host.emit('devices:changed', info);
+
+    const has = (l: DeviceList | undefined, key: Uint8Array): boolean => l?.members.some((m) => same(m.key, key)) ?? false;
+    const person = info.person;
+    if (this.person && same(this.person, next.list.person)) {
+      if (!has(next.list, this.me)) {
+        this.person = null;
+        this.host.emit('device:unlinked', { person, device: addr(this.me) });
+        return;
+      }
+      for (const m of next.list.members) if (!has(old, m.key) && old) this.host.emit('device:linked', { person, device: addr(m.key) });
+      for (const m of old?.members ?? []) if (!has(next.list, m.key)) this.host.emit('device:unlinked', { person, device: addr(m.key) });
+    } else if (this.accepted && same(this.accepted, next.list.person) && has(next.list, this.me)) {
+      // The person whose offer we accepted lists us: we are its device now (and no longer a primary of our own).
+      this.accepted = null;
+      this.lists.delete(hex(this.me));
+      this.person = next.list.person;
+      this.host.emit('device:linked', { person, device: addr(this.me) });
+    }
+  }
+
+  /** Drops the least recently taken list that is not our own person's; false when there is none. */
+  private evictOne(): boolean {
+    for (const [k, held] of this.lists) {
+      if (this.person && k === hex(this.person)) continue;
+      this.lists.delete(k);
+      for (const m of held.list.members) if (this.personOf.get(hex(m.key)) === k) this.personOf.delete(hex(m.key));
+      return true;
+    }
+    return false;
+  }
+
+  private takeSent(sender: Uint8Array, e: Extract<DeviceEnvelope, { kind: 'sent' }>): void {
+    if (!this.isSibling(sender)) throw new ProtocolError('ERR_DEVICE_LIST', 'a sync from a device that is not our sibling');
+    this.log.add({ outgoing: true, peer: e.to, id: e.id, ts: e.ts, data: e.data, attachment: e.attachment });
+    this.host.emit('message:synced', { to: addr(e.to), data: e.data, id: hex(e.id), sentAt: e.ts, device: addr(sender), attachment: e.attachment });
+  }
+
+  // ------------------------------------------------------------------ history (§14.7)
+
+  /**
+   * Asks a sibling (default: our primary, or our first sibling on the primary) for the messages it holds with
+   * ts ≥ `after` (default 0), at most `maxBytes` of data (default and most MAX_HISTORY_SYNC_BYTES). Resolves with
+   * them, oldest first, once the last chunk came ('history:progress' for each); each is kept in our own history too.
+   * Resume an interrupted request with `after` = the newest `sentAt` received. Throws ERR_DEVICE_LIST (no sibling),
+   * ERR_TIMEOUT (`timeoutMs`, default 5 minutes), ERR_ABORTED, and the send's errors.
+   */
+  async requestHistory(options: AbortOptions & { from?: string; after?: number; maxBytes?: number; timeoutMs?: number } = {}): Promise<HistoryMessage[]> {
+    const siblings = this.siblings();
+    const primary = this.person && !this.isPrimary ? this.person : undefined;
+    const fromKey = options.from !== undefined ? parseAddress(options.from) : (primary ?? siblings[0]);
+    if (!fromKey || !this.isSibling(fromKey)) throw new ProtocolError('ERR_DEVICE_LIST', 'history comes only from a sibling device');
+    const max = Math.min(options.maxBytes ?? this.limits.maxHistorySyncBytes, MAX_HISTORY_SYNC_BYTES);
+    const q = crypto().random(DEVICE_ID_LEN);
+    const request = encodeDeviceEnvelope({ kind: 'history-request', q, after: options.after ?? 0, max });
+    const from = addr(fromKey);
+    const signal = options.signal;
+    const entries = await settleWithin<HistoryEntry[]>(
+      (settle) => {
+        this.requests.set(hex(q), { from: hex(fromKey), max, next: 0, bytes: 0, entries: [], seen: new Set(), settle });
+        this.host.deliver(from, request, signal ? { signal } : {}, 'device', newId()).catch((e: unknown) => settle(asError(e, 'history request failed')));
+        return () => void this.requests.delete(hex(q));
+      },
+      { ...(signal ? { signal } : {}), timeoutMs: options.timeoutMs ?? HISTORY_TIMEOUT_MS, timeoutMessage: 'no complete history answer' },
+    );
+    return entries.map((e) => ({ outgoing: e.outgoing, peer: addr(e.peer), id: hex(e.id), sentAt: e.ts, data: e.data, attachment: e.attachment }));
+  }
+
+  private takeRequest(sender: Uint8Array, e: Extract<DeviceEnvelope, { kind: 'history-request' }>): void {
+    if (!this.isSibling(sender)) throw new ProtocolError('ERR_DEVICE_LIST', 'a history request from a device that is not our sibling');
+    const who = hex(sender);
+    // One answer per requester: a new request replaces the one in progress (it sends no further chunk).
+    const answer = { cancelled: false };
+    const previous = this.serving.get(who);
+    if (previous) previous.cancelled = true;
+    this.serving.set(who, answer);
+    const chunks = this.log.chunks(e.after, Math.min(e.max, this.limits.maxHistorySyncBytes));
+    void (async () => {
+      try {
+        for (let i = 0; i < chunks.length; i++) {
+          // A sibling unlinked meanwhile gets nothing more, nor does a request replaced by a newer one.
+          if (answer.cancelled || !this.isSibling(sender)) return;
+          const chunk = encodeDeviceEnvelope({ kind: 'history', q: e.q, i, last: i === chunks.length - 1, entries: chunks[i]! });
+          await this.host.deliver(addr(sender), chunk, {}, 'device', newId());
+        }
+      } catch (err) {
+        this.host.error(asError(err, 'history answer failed'));
+      } finally {
+        if (this.serving.get(who) === answer) this.serving.delete(who);
+      }
+    })();
+  }
+
+  private takeChunk(sender: Uint8Array, e: Extract<DeviceEnvelope, { kind: 'history' }>): void {
+    const r = this.requests.get(hex(e.q));
+    if (!r || r.from !== hex(sender)) throw new ProtocolError('ERR_DEVICE_LIST', 'a history chunk for no request of ours to that device');
+    if (e.i !== r.next) throw new ProtocolError('ERR_SCHEMA', `history chunk ${e.i} where ${r.next} was expected`);
+    const bytes = e.entries.reduce((n, x) => n + x.data.length, 0);
+    if (r.bytes + bytes > r.max) {
+      r.settle(new LimitError('MAX_HISTORY_SYNC_BYTES', 'the history answer is larger than asked for'));
+      return;
+    }
+    r.next++;
+    r.bytes += bytes;
+    for (const x of e.entries) {
+      this.log.add(x);
+      const key = `${hex(x.peer)}:${hex(x.id)}`;
+      if (r.seen.has(key)) continue; // an entry of the millisecond a resumed request starts at, or a copy
+      r.seen.add(key);
+      r.entries.push(x);
+    }
+    this.host.emit('history:progress', { from: addr(sender), entries: r.entries.length, bytes: r.bytes, done: e.last });
+    if (e.last) r.settle(null, r.entries);
+  }
+}
+
+function newId(): Uint8Array {
+  return crypto().random(DEVICE_ID_LEN);
+}

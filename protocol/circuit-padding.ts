@@ -1,0 +1,386 @@
+/**
+ * Circuit padding machines (specs/padding.md): a small state-machine framework in the manner of Tor's proposal 254,
+ * the machines Allium ships, and the PADDING_NEGOTIATE / PADDING_NEGOTIATED codecs. Pure: the caller feeds events
+ * and the firing of its own timer, and supplies uniform draws in [0, 1) (the CSPRNG in relays and clients, a seeded
+ * source in tests and the simulator).
+ *
+ *   machine   = states, a padding cap (maxPadding)
+ *   state     = delay histogram (bins of ms, by weight, plus an "infinity" weight: send nothing),
+ *               length histogram (cells this state sends before "length-count"),
+ *               countNonPadding (non-padding cells sent in the machine's direction count towards the length),
+ *               next: event → state | end
+ *
+ *   enter(s):   inState = 0; limit = sample(s.length); schedule()
+ *   schedule(): inState ≥ limit → event(length-count)
+ *               padding sent ≥ maxPadding → end
+ *               s.delay empty → wait (no timer)
+ *               draw a bin by weight: the infinity bin → event(infinity); else timer = uniform in the bin
+ *   timer:      send one padding cell; padding += 1; inState += 1; event(padding-sent)
+ *   event(e):   next[e] defined → enter it (or end)
+ *               else e ∈ {padding-sent, nonpadding-sent} → schedule()     (a sent cell re-arms the gap timer)
+ *               else e ∈ {length-count, infinity} → wait
+ *               else → keep the timer as it is
+ *
+ * One runtime runs one direction: a relay's machine pads towards the client, a client's towards the relay it
+ * negotiated with. The machines are a fixed table known to both ends (a peer names a machine by its number and
+ * cannot supply histograms), and every machine's states only move forward, so one negotiation yields at most
+ * maxPadding cells; relays bound them further per circuit and per relay (specs/limits.md).
+ *
+ * Not here: token removal from bins (Tor's RTT-adaptive machines); timers and cell I/O (relay/circuit-padding.ts,
+ * net/circuit-padding.ts).
+ */
+import { ByteReader, ByteWriter } from './bytes.js';
+import { AlliumError, ProtocolError } from './errors.js';
+
+export type PaddingEvent = 'nonpadding-sent' | 'nonpadding-received' | 'padding-sent' | 'padding-received' | 'length-count' | 'infinity';
+
+/** A histogram bin: [lo, hi) in milliseconds (delays) or cells (lengths), drawn with probability weight / total. */
+export interface PaddingBin {
+  readonly lo: number;
+  readonly hi: number;
+  readonly weight: number;
+}
+
+export interface PaddingState {
+  readonly name: string;
+  /** The gap before the next padding cell; empty: the state sends nothing and waits for a transition. */
+  readonly delay: readonly PaddingBin[];
+  /** Weight of the infinity bin: no padding cell, event "infinity". */
+  readonly infinity?: number;
+  /** Cells the state sends before "length-count" (whole numbers in [lo, hi)). */
+  readonly length: readonly PaddingBin[];
+  /** Non-padding cells sent in the machine's direction count towards the length. */
+  readonly countNonPadding: boolean;
+  readonly next: Partial<Record<PaddingEvent, number | 'end'>>;
+}
+
+export interface PaddingMachine {
+  readonly name: string;
+  readonly states: readonly PaddingState[];
+  /** Padding cells one run of the machine sends at most. */
+  readonly maxPadding: number;
+}
+
+/** What the caller does with its padding timer after an event. */
+export type PaddingAction =
+  | { readonly kind: 'schedule'; readonly delayMs: number } // (re)arm the timer
+  | { readonly kind: 'wait' } // cancel the timer; the machine waits for an event
+  | { readonly kind: 'keep' } // leave the timer as it is
+  | { readonly kind: 'end' }; // cancel the timer; the machine is finished
+
+/** A draw in [0, 1). */
+export type Uniform = () => number;
+
+/** Transitions handled in one call at most: machines move forward, so this only stops a malformed table. */
+const MAX_STEPS = 64;
+
+function pickBin(bins: readonly PaddingBin[], infinity: number, u: number): PaddingBin | null {
+  let total = infinity;
+  for (const b of bins) total += b.weight;
+  let x = u * total;
+  for (const b of bins) {
+    if (x < b.weight) return b;
+    x -= b.weight;
+  }
+  return null;
+}
+
+/** A sampled state length: a bin by weight, then a whole number in [lo, hi). */
+export function sampleLength(bins: readonly PaddingBin[], random: Uniform): number {
+  const b = pickBin(bins, 0, random());
+  if (!b) return 0;
+  return b.lo + Math.floor(random() * Math.max(1, b.hi - b.lo));
+}
+
+/** One run of a machine in one direction (the module header gives the rules). */
+export class PaddingRuntime {
+  private state: number | 'end' = 0;
+  private inState = 0;
+  private limit = 0;
+  private steps = 0;
+  /** Padding cells this run has sent. */
+  padding = 0;
+
+  constructor(
+    readonly machine: PaddingMachine,
+    private readonly random: Uniform,
+  ) {
+    if (machine.states.length === 0) throw new AlliumError('ERR_INTERNAL', 'a padding machine needs a state');
+  }
+
+  get stateName(): string {
+    return this.state === 'end' ? 'end' : this.machine.states[this.state]!.name;
+  }
+
+  get ended(): boolean {
+    return this.state === 'end';
+  }
+
+  /** Enters the first state. */
+  start(): PaddingAction {
+    this.steps = 0;
+    return this.enter(0);
+  }
+
+  /** A cell other than the timer's padding: sent in the machine's direction, or received from the other end. */
+  on(event: 'nonpadding-sent' | 'nonpadding-received' | 'padding-received'): PaddingAction {
+    if (this.state === 'end') return { kind: 'end' };
+    this.steps = 0;
+    if (event === 'nonpadding-sent' && this.current.countNonPadding) this.inState++;
+    return this.event(event);
+  }
+
+  /**
+   * The caller's timer fired and it sent one padding cell (or would have, but its budget refused: `sent` false,
+   * and the machine ends, so a spent budget is never retried in a loop).
+   */
+  onPaddingSent(sent = true): PaddingAction {
+    if (this.state === 'end') return { kind: 'end' };
+    if (!sent) return this.finish();
+    this.steps = 0;
+    this.padding++;
+    this.inState++;
+    return this.event('padding-sent');
+  }
+
+  /** Ends the run (a STOP, the circuit closing). */
+  stop(): void {
+    this.state = 'end';
+  }
+
+  private get current(): PaddingState {
+    return this.machine.states[this.state as number]!;
+  }
+
+  private finish(): PaddingAction {
+    this.state = 'end';
+    return { kind: 'end' };
+  }
+
+  private enter(s: number | 'end'): PaddingAction {
+    if (s === 'end' || ++this.steps > MAX_STEPS) return this.finish();
+    if (!this.machine.states[s]) throw new AlliumError('ERR_INTERNAL', `padding machine ${this.machine.name} has no state ${s}`);
+    this.state = s;
+    this.inState = 0;
+    this.limit = sampleLength(this.current.length, this.random);
+    return this.schedule();
+  }
+
+  private schedule(): PaddingAction {
+    if (this.inState >= this.limit) return this.event('length-count');
+    if (this.padding >= this.machine.maxPadding) return this.finish();
+    const st = this.current;
+    if (st.delay.length === 0) return { kind: 'wait' };
+    const bin = pickBin(st.delay, st.infinity ?? 0, this.random());
+    if (!bin) return this.event('infinity');
+    return { kind: 'schedule', delayMs: bin.lo + this.random() * (bin.hi - bin.lo) };
+  }
+
+  private event(e: PaddingEvent): PaddingAction {
+    const next = this.current.next[e];
+    if (next !== undefined) return this.enter(next);
+    if (e === 'padding-sent' || e === 'nonpadding-sent') return this.schedule();
+    if (e === 'length-count' || e === 'infinity') return { kind: 'wait' };
+    return { kind: 'keep' };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The machines (specs/padding.md §4). A negotiated machine number names a pair: the relay's half pads towards the
+// client, the client's half towards the relay.
+
+/** Machine numbers on the wire. */
+export const PaddingMachineId = {
+  /** Make a circuit's first exchanges look like an ordinary stream's: a BEGIN-like cell and a request, a
+   * CONNECTED-like answer and a response burst, whatever the circuit carries (padding.md §4). */
+  STREAM_SETUP: 1,
+} as const;
+export type PaddingMachineId = (typeof PaddingMachineId)[keyof typeof PaddingMachineId];
+
+const one: readonly PaddingBin[] = [{ lo: 1, hi: 2, weight: 1 }];
+
+/** Late, sparse cells (a second request, a chat's next message): some circuits have them, so none stands out. */
+const TAIL_DELAY: readonly PaddingBin[] = [
+  { lo: 200, hi: 1000, weight: 2 },
+  { lo: 1000, hi: 3000, weight: 3 },
+  { lo: 3000, hi: 6000, weight: 2 },
+];
+
+/**
+ * The relay's half of STREAM_SETUP: a CONNECTED-like cell, then a first response cell, a response burst, and a few
+ * late cells.
+ */
+const STREAM_SETUP_RELAY: PaddingMachine = {
+  name: 'stream-setup/relay',
+  maxPadding: 160,
+  states: [
+    // Waits for the client's first cell after the negotiation (its BEGIN, or the padding that stands for one).
+    { name: 'wait-begin', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 1, 'padding-received': 1 } },
+    {
+      name: 'connected',
+      delay: [
+        { lo: 0, hi: 20, weight: 3 },
+        { lo: 20, hi: 60, weight: 3 },
+        { lo: 60, hi: 150, weight: 3 },
+        { lo: 150, hi: 400, weight: 1 },
+      ],
+      length: one,
+      countNonPadding: true,
+      next: { 'length-count': 2 },
+    },
+    {
+      name: 'first-byte',
+      delay: [
+        { lo: 300, hi: 700, weight: 3 },
+        { lo: 700, hi: 1200, weight: 4 },
+        { lo: 1200, hi: 2000, weight: 2 },
+      ],
+      length: one,
+      countNonPadding: true,
+      next: { 'length-count': 3 },
+    },
+    {
+      name: 'burst',
+      delay: [
+        { lo: 0, hi: 1.5, weight: 9 },
+        { lo: 1.5, hi: 10, weight: 1 },
+      ],
+      length: [
+        { lo: 2, hi: 12, weight: 2 },
+        { lo: 12, hi: 40, weight: 3 },
+        { lo: 40, hi: 100, weight: 3 },
+        { lo: 100, hi: 150, weight: 1 },
+      ],
+      countNonPadding: true,
+      next: { 'length-count': 4 },
+    },
+    {
+      name: 'tail',
+      delay: TAIL_DELAY,
+      infinity: 1,
+      length: [
+        { lo: 0, hi: 3, weight: 1 },
+        { lo: 3, hi: 8, weight: 2 },
+        { lo: 8, hi: 14, weight: 1 },
+      ],
+      countNonPadding: true,
+      next: { 'length-count': 'end', infinity: 'end' },
+    },
+  ],
+};
+
+/**
+ * The client's half: the circuit's first two cells out (its own, or padding for what it lacks), then, after the
+ * second cell back, a request of one or two cells, and a few late cells.
+ */
+const STREAM_SETUP_CLIENT: PaddingMachine = {
+  name: 'stream-setup/client',
+  maxPadding: 12,
+  states: [
+    {
+      name: 'begin',
+      delay: [{ lo: 0, hi: 1, weight: 1 }],
+      length: [{ lo: 2, hi: 3, weight: 1 }],
+      countNonPadding: true,
+      next: { 'length-count': 1 },
+    },
+    // The first cell back is the relay's PADDING_NEGOTIATED; the next stands for CONNECTED.
+    { name: 'wait-negotiated', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 2, 'padding-received': 2 } },
+    { name: 'wait-connected', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 3, 'padding-received': 3 } },
+    {
+      name: 'request',
+      delay: [{ lo: 0, hi: 3, weight: 1 }],
+      length: [{ lo: 1, hi: 3, weight: 1 }],
+      countNonPadding: true,
+      next: { 'length-count': 4 },
+    },
+    {
+      name: 'tail',
+      delay: TAIL_DELAY,
+      infinity: 1,
+      length: [
+        { lo: 0, hi: 3, weight: 1 },
+        { lo: 3, hi: 8, weight: 2 },
+      ],
+      countNonPadding: true,
+      next: { 'length-count': 'end', infinity: 'end' },
+    },
+  ],
+};
+
+const MACHINES: ReadonlyMap<number, { relay: PaddingMachine; client: PaddingMachine }> = new Map([
+  [PaddingMachineId.STREAM_SETUP, { relay: STREAM_SETUP_RELAY, client: STREAM_SETUP_CLIENT }],
+]);
+
+/** The two halves of machine `id`, or null for a number no machine has. */
+export function paddingMachine(id: number): { relay: PaddingMachine; client: PaddingMachine } | null {
+  return MACHINES.get(id) ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// PADDING_NEGOTIATE and PADDING_NEGOTIATED (specs/padding.md §3)
+
+export const PADDING_VERSION = 1;
+
+export const PaddingCommand = { START: 1, STOP: 2 } as const;
+export type PaddingCommand = (typeof PaddingCommand)[keyof typeof PaddingCommand];
+
+export const PaddingStatus = {
+  OK: 0,
+  /** No machine has that number. */
+  UNKNOWN_MACHINE: 1,
+  /** A limit of the relay (padding.md §5): the circuit's or the relay's budget, or machines running. */
+  REFUSED: 2,
+  /** The relay is the circuit's first hop, or padding is off there. */
+  NOT_HERE: 3,
+} as const;
+export type PaddingStatus = (typeof PaddingStatus)[keyof typeof PaddingStatus];
+
+export interface PaddingNegotiate {
+  readonly command: PaddingCommand;
+  /** The machine (0 with STOP). */
+  readonly machine: number;
+}
+
+export interface PaddingNegotiated {
+  readonly machine: number;
+  readonly status: PaddingStatus;
+}
+
+export const PADDING_NEGOTIATE_LEN = 3;
+export const PADDING_NEGOTIATED_LEN = 3;
+
+export function encodePaddingNegotiate(m: PaddingNegotiate): Uint8Array {
+  if (m.command === PaddingCommand.STOP && m.machine !== 0) throw new ProtocolError('ERR_SCHEMA', 'STOP names no machine');
+  if (!Number.isInteger(m.machine) || m.machine < 0 || m.machine > 0xff) throw new ProtocolError('ERR_SCHEMA', 'machine out of range');
+  return new ByteWriter(PADDING_NEGOTIATE_LEN).u8(PADDING_VERSION).u8(m.command).u8(m.machine).done();
+}
+
+export function decodePaddingNegotiate(data: Uint8Array): PaddingNegotiate {
+  if (data.length !== PADDING_NEGOTIATE_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `PADDING_NEGOTIATE is ${PADDING_NEGOTIATE_LEN} bytes`);
+  const r = new ByteReader(data, 'PADDING_NEGOTIATE');
+  if (r.u8() !== PADDING_VERSION) throw new ProtocolError('ERR_SCHEMA', 'unknown PADDING_NEGOTIATE version');
+  const command = r.u8();
+  const machine = r.u8();
+  r.end();
+  if (command !== PaddingCommand.START && command !== PaddingCommand.STOP) throw new ProtocolError('ERR_SCHEMA', 'unknown padding command');
+  if (command === PaddingCommand.STOP && machine !== 0) throw new ProtocolError('ERR_SCHEMA', 'STOP names no machine');
+  if (command === PaddingCommand.START && machine === 0) throw new ProtocolError('ERR_SCHEMA', 'START names machine 0');
+  return { command: command as PaddingCommand, machine };
+}
+
+export function encodePaddingNegotiated(m: PaddingNegotiated): Uint8Array {
+  if (!Number.isInteger(m.machine) || m.machine < 0 || m.machine > 0xff) throw new ProtocolError('ERR_SCHEMA', 'machine out of range');
+  return new ByteWriter(PADDING_NEGOTIATED_LEN).u8(PADDING_VERSION).u8(m.machine).u8(m.status).done();
+}
+
+export function decodePaddingNegotiated(data: Uint8Array): PaddingNegotiated {
+  if (data.length !== PADDING_NEGOTIATED_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `PADDING_NEGOTIATED is ${PADDING_NEGOTIATED_LEN} bytes`);
+  const r = new ByteReader(data, 'PADDING_NEGOTIATED');
+  if (r.u8() !== PADDING_VERSION) throw new ProtocolError('ERR_SCHEMA', 'unknown PADDING_NEGOTIATED version');
+  const machine = r.u8();
+  const status = r.u8();
+  r.end();
+  if (status > PaddingStatus.NOT_HERE) throw new ProtocolError('ERR_SCHEMA', 'unknown padding status');
+  return { machine, status: status as PaddingStatus };
+}

@@ -1,0 +1,191 @@
+/**
+ * Circuit padding at a relay (specs/padding.md §3, §5): answers PADDING_NEGOTIATE addressed to this hop and runs the
+ * relay half of the machine asked for, sending DROP cells back towards the client when its timer fires.
+ *
+ * The reactor tells a running machine of the cells that pass (CircuitHop.padding): a cell leaving towards the client
+ * is "nonpadding-sent", a cell arriving from the client side is "nonpadding-received", and a DROP addressed to this
+ * hop "padding-received" (the client's half pads towards us).
+ *
+ * What a peer can make the relay send is bounded three ways (limits.md §Circuit padding): the machine table is
+ * fixed and every machine moves forward to its end, so one START yields at most the machine's maxPadding cells;
+ * a circuit gets CIRCUIT_PADDING_MAX_STARTS STARTs and CIRCUIT_PADDING_MAX_CELLS padding cells over its life; and the
+ * relay runs MAX_PADDING_MACHINES machines at once and sends at most circuit_padding_budget bytes of padding a
+ * second across every circuit. A START the relay cannot honour is answered REFUSED (the client raises a LimitError)
+ * and the circuit goes on; a padding cell the budget cannot pay for ends its machine.
+ *
+ * Not here: machines at the first hop (the guard would see its own padding for what it is: NOT_HERE).
+ */
+import { CELL_LEN } from '../protocol/constants.js';
+import { ProtocolError } from '../protocol/errors.js';
+import {
+  decodePaddingNegotiate,
+  encodePaddingNegotiated,
+  PaddingCommand,
+  PaddingRuntime,
+  PaddingStatus,
+  paddingMachine,
+  type PaddingAction,
+} from '../protocol/circuit-padding.js';
+import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
+import type { CircuitHop, CircuitEndpointHandler } from './circuit-hop.js';
+import type { CircuitReactor } from './circuits.js';
+import type { RelayMetrics } from './metrics.js';
+import { TokenBucket } from './token-bucket.js';
+
+/** START requests a relay honours on one circuit over its life (specs/limits.md). */
+export const CIRCUIT_PADDING_MAX_STARTS = 2;
+/** Padding cells a relay sends on one circuit over its life. */
+export const CIRCUIT_PADDING_MAX_CELLS = 200;
+/** Padding machines a relay runs at once. */
+export const MAX_PADDING_MACHINES = 8192;
+
+export interface CircuitPaddingOptions {
+  /** Honour START at all (config circuit_padding; read at each request). */
+  enabled: () => boolean;
+  /** Padding bytes a second across every circuit (config circuit_padding_budget). */
+  budgetBytesPerSecond: number;
+  maxStarts?: number;
+  maxCellsPerCircuit?: number;
+  maxMachines?: number;
+  /** Uniform draws in [0, 1) (the CSPRNG; seeded in the simulator). */
+  random: () => number;
+  now: () => number;
+  metrics: RelayMetrics;
+}
+
+interface Run {
+  readonly runtime: PaddingRuntime;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+interface Spent {
+  starts: number;
+  cells: number;
+}
+
+const answer = (machine: number, status: PaddingStatus): RelayMessage => ({
+  command: RelayCommand.PADDING_NEGOTIATED,
+  streamId: 0,
+  data: encodePaddingNegotiated({ machine, status }),
+});
+
+export class CircuitPaddingService implements CircuitEndpointHandler {
+  private readonly runs = new Map<CircuitHop, Run>();
+  /** What each circuit has used (kept while the circuit lives, so a STOP and START again does not reset it). */
+  private readonly spent = new Map<CircuitHop, Spent>();
+  private readonly budget: TokenBucket;
+  private readonly maxStarts: number;
+  private readonly maxCells: number;
+  private readonly maxMachines: number;
+
+  constructor(
+    private readonly reactor: CircuitReactor,
+    private readonly o: CircuitPaddingOptions,
+  ) {
+    this.budget = new TokenBucket(o.budgetBytesPerSecond, Math.max(CELL_LEN, 2 * o.budgetBytesPerSecond), o.now);
+    this.maxStarts = o.maxStarts ?? CIRCUIT_PADDING_MAX_STARTS;
+    this.maxCells = o.maxCellsPerCircuit ?? CIRCUIT_PADDING_MAX_CELLS;
+    this.maxMachines = o.maxMachines ?? MAX_PADDING_MACHINES;
+  }
+
+  /** Machines running now (tests, status). */
+  get running(): number {
+    return this.runs.size;
+  }
+
+  /** Padding cells sent on `hop` so far. */
+  cellsOn(hop: CircuitHop): number {
+    return this.spent.get(hop)?.cells ?? 0;
+  }
+
+  deliver(hop: CircuitHop, msg: RelayMessage): boolean {
+    if (msg.command !== RelayCommand.PADDING_NEGOTIATE) return false;
+    if (msg.streamId !== 0) throw new ProtocolError('ERR_RELAY_COMMAND', 'PADDING_NEGOTIATE on a stream');
+    const req = decodePaddingNegotiate(msg.data);
+    if (req.command === PaddingCommand.STOP) {
+      this.stop(hop);
+      this.reactor.sendBackward(hop, answer(0, PaddingStatus.OK));
+      return true;
+    }
+    const status = this.admit(hop, req.machine);
+    if (status !== PaddingStatus.OK) {
+      this.o.metrics.circuitPaddingRefused.inc({
+        reason: status === PaddingStatus.REFUSED ? 'limit' : status === PaddingStatus.NOT_HERE ? 'not_here' : 'unknown',
+      });
+      this.reactor.sendBackward(hop, answer(req.machine, status));
+      return true;
+    }
+    // Answer first: the machine's first cell must not overtake the answer the client waits for.
+    this.reactor.sendBackward(hop, answer(req.machine, PaddingStatus.OK));
+    this.start(hop, req.machine);
+    return true;
+  }
+
+  private admit(hop: CircuitHop, machine: number): PaddingStatus {
+    if (!this.o.enabled() || hop.isEntry) return PaddingStatus.NOT_HERE;
+    const m = paddingMachine(machine);
+    if (!m) return PaddingStatus.UNKNOWN_MACHINE;
+    const spent = this.spent.get(hop) ?? { starts: 0, cells: 0 };
+    if (this.runs.has(hop) || spent.starts >= this.maxStarts || spent.cells >= this.maxCells) return PaddingStatus.REFUSED;
+    if (this.runs.size >= this.maxMachines) return PaddingStatus.REFUSED;
+    // The relay-wide budget must hold a whole run of this machine now, or the request is refused.
+    if (this.budget.available < m.relay.maxPadding * CELL_LEN) return PaddingStatus.REFUSED;
+    return PaddingStatus.OK;
+  }
+
+  private start(hop: CircuitHop, machine: number): void {
+    const spent = this.spent.get(hop) ?? { starts: 0, cells: 0 };
+    spent.starts++;
+    this.spent.set(hop, spent);
+    const run: Run = { runtime: new PaddingRuntime(paddingMachine(machine)!.relay, this.o.random), timer: null };
+    this.runs.set(hop, run);
+    hop.padding = (e) => this.apply(hop, run, run.runtime.on(e));
+    this.apply(hop, run, run.runtime.start());
+  }
+
+  private apply(hop: CircuitHop, run: Run, a: PaddingAction): void {
+    if (a.kind === 'keep') return;
+    if (run.timer) clearTimeout(run.timer);
+    run.timer = null;
+    if (a.kind === 'end') return this.stop(hop);
+    if (a.kind === 'wait') return;
+    run.timer = setTimeout(() => {
+      run.timer = null;
+      this.apply(hop, run, run.runtime.onPaddingSent(this.pad(hop)));
+    }, a.delayMs);
+    (run.timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Sends one DROP towards the client if the circuit's and the relay's budgets allow; false ends the machine. */
+  private pad(hop: CircuitHop): boolean {
+    const spent = this.spent.get(hop);
+    if (!spent || hop.state !== 'open' || spent.cells >= this.maxCells || !this.budget.tryTake(CELL_LEN)) {
+      this.o.metrics.circuitPaddingRefused.inc({ reason: 'budget' });
+      return false;
+    }
+    if (!this.reactor.sendBackward(hop, { command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) })) return false;
+    spent.cells++;
+    this.o.metrics.circuitPaddingCells.inc();
+    return true;
+  }
+
+  private stop(hop: CircuitHop): void {
+    const run = this.runs.get(hop);
+    if (!run) return;
+    if (run.timer) clearTimeout(run.timer);
+    run.timer = null;
+    run.runtime.stop();
+    this.runs.delete(hop);
+    hop.padding = null;
+  }
+
+  closed(hop: CircuitHop): void {
+    this.stop(hop);
+    this.spent.delete(hop);
+  }
+
+  /** A machine holds nothing a silent circuit needs: idle circuits are not spared for it. */
+  holds(): boolean {
+    return false;
+  }
+}

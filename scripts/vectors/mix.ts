@@ -1,0 +1,121 @@
+/**
+ * specs/vectors/mix.json: the message-mode mix packet (specs/mix.md §2, protocol/mix-packet.ts). Each valid vector
+ * gives the path's keys and delays, the final instruction, the payload and the sender's random bytes, the packet,
+ * and what each hop makes of it; invalid ones give a packet, the relay's keys and the code processing throws.
+ */
+import { crypto } from '../../crypto/index.js';
+import { toHex } from '../../protocol/bytes.js';
+import { createMixPacket, MIX_PACKET_LEN, MIX_PAYLOAD_LEN, mixInbox, processMixPacket, type MixFinal, type MixResult } from '../../protocol/mix-packet.js';
+import { ReplayFilter } from '../../protocol/replay-filter.js';
+import { errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
+
+interface Relay {
+  identity: string;
+  secretKey: string;
+  publicKey: string;
+}
+
+function relays(n: number): Relay[] {
+  const rnd = seeded('mix-relays');
+  return Array.from({ length: n }, () => {
+    const identity = rnd(32);
+    const kp = crypto().x25519Keypair(rnd(32));
+    return { identity: toHex(identity), secretKey: toHex(kp.secretKey), publicKey: toHex(kp.publicKey) };
+  });
+}
+
+const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
+
+function describeResult(r: MixResult): Record<string, unknown> {
+  if (r.kind === 'forward') return { kind: r.kind, delayMs: r.delayMs, next: toHex(r.next), packet: toHex(r.packet) };
+  if (r.kind === 'deliver') return { kind: r.kind, delayMs: r.delayMs, inbox: toHex(r.inbox), payload: toHex(r.payload) };
+  return { kind: r.kind, delayMs: r.delayMs };
+}
+
+function run(relaysOnPath: Relay[], packet: Uint8Array): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  let p = packet;
+  for (const r of relaysOnPath) {
+    const res = processMixPacket(p, {
+      identity: hex(r.identity),
+      keys: [{ publicKey: hex(r.publicKey), secretKey: hex(r.secretKey) }],
+      replay: new ReplayFilter({ capacity: 100 }),
+    });
+    out.push(describeResult(res));
+    if (res.kind === 'forward') p = res.packet;
+  }
+  return out;
+}
+
+export function mixFile(): VectorFile {
+  const R = relays(5);
+  const rnd = seeded('mix');
+  const inboxSecret = rnd(32);
+  const cases: { name: string; path: number[]; delays: number[]; final: 'deliver' | 'drop' }[] = [
+    { name: 'three hops, deliver', path: [0, 1, 2], delays: [120, 45, 300], final: 'deliver' },
+    { name: 'five hops (the most), deliver', path: [4, 3, 2, 1, 0], delays: [0, 1, 30_000, 7, 99], final: 'deliver' },
+    { name: 'one hop, drop', path: [3], delays: [250], final: 'drop' },
+  ];
+  const valid = cases.map((c) => {
+    const payload = rnd(MIX_PAYLOAD_LEN);
+    const rec = recordingRandom(`mix/${c.name}`);
+    const final: MixFinal = c.final === 'deliver' ? { kind: 'deliver', inbox: mixInbox(inboxSecret) } : { kind: 'drop' };
+    const path = c.path.map((i, k) => ({ identity: hex(R[i]!.identity), mixKey: hex(R[i]!.publicKey), delayMs: c.delays[k]! }));
+    const packet = createMixPacket(path, final, payload, { random: rec.random });
+    if (packet.length !== MIX_PACKET_LEN) throw new Error('mix packet length');
+    const hops = run(
+      c.path.map((i) => R[i]!),
+      packet,
+    );
+    const last = hops[hops.length - 1]!;
+    if (c.final === 'deliver' && last['payload'] !== toHex(payload)) throw new Error('mix vector does not deliver its payload');
+    return {
+      name: c.name,
+      path: c.path,
+      delays: c.delays,
+      final: c.final === 'deliver' ? { kind: 'deliver', inboxSecret: toHex(inboxSecret), inbox: toHex(mixInbox(inboxSecret)) } : { kind: 'drop' },
+      payload: toHex(payload),
+      random: rec.taken(),
+      randomCalls: rec.calls(),
+      packet: toHex(packet),
+      hops,
+    };
+  });
+
+  const base = hex(valid[0]!.packet);
+  const flip = (at: number): string => {
+    const b = Uint8Array.from(base);
+    b[at]! ^= 1;
+    return toHex(b);
+  };
+  const invalid = [
+    { name: 'gamma changed', packet: flip(40), relay: 0, expected: 'ERR_MIX_MAC' },
+    { name: 'beta changed', packet: flip(100), relay: 0, expected: 'ERR_MIX_MAC' },
+    { name: 'payload changed (a tagging attack)', packet: flip(900), relay: 0, expected: 'ERR_MIX_MAC' },
+    { name: 'at a relay not on the path', packet: toHex(base), relay: 1, expected: 'ERR_MIX_MAC' },
+    { name: 'one byte short', packet: toHex(base.subarray(0, MIX_PACKET_LEN - 1)), relay: 0, expected: 'ERR_BAD_LENGTH' },
+    { name: 'a small-order alpha', packet: toHex(new Uint8Array(MIX_PACKET_LEN)), relay: 0, expected: 'ERR_BAD_POINT' },
+    { name: 'a forward to the relay itself', packet: toHex(base), relay: 0, identity: R[1]!.identity, expected: 'ERR_MIX_SLOT' },
+  ].map((t) => {
+    const r = R[t.relay]!;
+    const code = errorCodeOf(
+      () =>
+        processMixPacket(hex(t.packet), {
+          identity: hex(t.identity ?? r.identity),
+          keys: [{ publicKey: hex(r.publicKey), secretKey: hex(r.secretKey) }],
+          replay: new ReplayFilter({ capacity: 100 }),
+        }),
+      t.name,
+    );
+    const { expected, ...rest } = t;
+    return { ...rest, code: expectCode(code, expected, t.name) };
+  });
+  return {
+    description:
+      'Mix packets (specs/mix.md §2). valid: createMixPacket(path of relays[i] with delays, final, payload, random) gives `packet`; processMixPacket at each hop in turn (its identity, its one key, an empty replay filter) gives `hops`. invalid: processMixPacket(packet) at relays[relay] (identity overridden by `identity` when given) throws `code`.',
+    version: VECTORS_VERSION,
+    relays: R,
+    valid,
+    invalid,
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Circuit padding machines end to end (specs/padding.md): relay processes on 127.0.0.1 and the client library in
+ * this process. A circuit negotiates STREAM_SETUP with its middle; the middle pads back towards the client and
+ * discards the client's padding, which never reaches the last hop; a START beyond a relay's budget is refused with a
+ * LimitError while the relay serves on; and STOP/START cycles cannot make the middle pad a circuit without end.
+ */
+import { expect } from 'chai';
+import { AlliumClient } from '../../client/client.js';
+import type { ClientCircuit } from '../../net/circuit.js';
+import { nodeSocketFactory } from '../../net/ws-node.js';
+import { decodePaddingNegotiated, encodePaddingNegotiate, PaddingCommand, PaddingMachineId, PaddingStatus } from '../../protocol/circuit-padding.js';
+import { LimitError } from '../../protocol/errors.js';
+import { RelayCommand } from '../../protocol/relay-cell.js';
+import { CIRCUIT_PADDING_MAX_CELLS, CIRCUIT_PADDING_MAX_STARTS } from '../../relay/circuit-padding.js';
+import { startNetwork, waitFor, type RelayProcess, type TestNetwork } from '../helpers/network.js';
+
+describe('circuit padding machines (relay processes)', function () {
+  this.timeout(180_000);
+  let net: TestNetwork;
+  let client: AlliumClient;
+
+  before(async () => {
+    net = await startNetwork(5);
+    // Machines are started by hand here (circuitPadding off), so each test knows exactly what was asked.
+    client = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+      circuitPadding: false,
+    });
+    await client.start();
+  });
+
+  after(async () => {
+    await client?.stop();
+    await net?.stop();
+  });
+
+  const relayAt = (c: ClientCircuit, i: number): RelayProcess => net.relays.find((r) => r.fingerprint === c.path[i]!.fingerprint)!;
+
+  /** START or STOP sent by hand to hop 1, as any client (or attacker) can; resolves with the status answered. */
+  async function negotiate(c: ClientCircuit, command: PaddingCommand, machine: number): Promise<number> {
+    const reply = c.waitFor(RelayCommand.PADDING_NEGOTIATED, 20_000, { hop: 1 });
+    c.send({ command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command, machine }) }, 1);
+    return decodePaddingNegotiated((await reply).data).status;
+  }
+
+  it('negotiates STREAM_SETUP with the middle: padding flows both ways, and the middle discards the client’s', async () => {
+    const c = await client.newCircuit();
+    const middle = relayAt(c, 1);
+    const last = relayAt(c, 2);
+    const before = { sent: await middle.metric('allium_circuit_padding_cells_total'), lastGot: await last.metric('allium_circuit_padding_received_total') };
+    const middleGot = await middle.metric('allium_circuit_padding_received_total');
+    await c.startPadding(PaddingMachineId.STREAM_SETUP);
+    // The client's half sends its BEGIN-like cell at once; the middle answers with CONNECTED-like, first-byte and burst.
+    await waitFor(async () => (await middle.metric('allium_circuit_padding_cells_total')) - before.sent >= 3, 20_000, 'padding from the middle');
+    await waitFor(() => c.paddingSent >= 1, 20_000, 'padding from the client');
+    await waitFor(
+      async () => (await middle.metric('allium_circuit_padding_received_total')) - middleGot === c.paddingSent,
+      20_000,
+      'the middle received every padding cell the client sent',
+    );
+    expect(await last.metric('allium_circuit_padding_received_total'), 'no padding reached the last hop').to.equal(before.lastGot);
+    expect(c.state, 'the client discarded the middle’s padding and kept the circuit').to.equal('open');
+    c.close();
+  });
+
+  it('a START beyond the budget is refused with a LimitError; the circuit and the relay serve on', async () => {
+    const c = await client.newCircuit();
+    const middle = relayAt(c, 1);
+    for (let i = 0; i < CIRCUIT_PADDING_MAX_STARTS; i++) {
+      await c.startPadding(PaddingMachineId.STREAM_SETUP);
+      await c.stopPadding();
+    }
+    const refusedBefore = await middle.metric('allium_circuit_padding_refused_total', { reason: 'limit' });
+    let err: unknown = null;
+    await c.startPadding(PaddingMachineId.STREAM_SETUP).catch((e: unknown) => (err = e));
+    expect(err).to.be.instanceOf(LimitError);
+    expect((err as LimitError).limit).to.equal('CIRCUIT_PADDING_BUDGET');
+    expect(await middle.metric('allium_circuit_padding_refused_total', { reason: 'limit' })).to.equal(refusedBefore + 1);
+    // The relay answered on the same circuit, which is still open, and starts machines for new circuits.
+    expect(await negotiate(c, PaddingCommand.START, PaddingMachineId.STREAM_SETUP)).to.equal(PaddingStatus.REFUSED);
+    expect(c.state).to.equal('open');
+    const fresh = await client.newCircuit();
+    await fresh.startPadding(PaddingMachineId.STREAM_SETUP);
+    c.close();
+    fresh.close();
+  });
+
+  it('regression: STOP and START again, and poking the machine, cannot make the middle pad a circuit without end', async () => {
+    const c = await client.newCircuit();
+    const middle = relayAt(c, 1);
+    const before = await middle.metric('allium_circuit_padding_cells_total');
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      statuses.push(await negotiate(c, PaddingCommand.START, PaddingMachineId.STREAM_SETUP));
+      // What wakes the machine: a DROP to the middle (the client's BEGIN-like cell), then time for its burst.
+      for (let k = 0; k < 3; k++) c.send({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) }, 1);
+      await new Promise((r) => setTimeout(r, 1_500));
+      await negotiate(c, PaddingCommand.STOP, 0);
+    }
+    const sent = (await middle.metric('allium_circuit_padding_cells_total')) - before;
+    console.log(`      padding cells the middle sent on one circuit in 12 START/STOP cycles: ${sent} (cap ${CIRCUIT_PADDING_MAX_CELLS})`);
+    expect(statuses.filter((s) => s === PaddingStatus.OK)).to.have.length(CIRCUIT_PADDING_MAX_STARTS);
+    expect(sent).to.be.at.most(CIRCUIT_PADDING_MAX_CELLS);
+    expect(c.state).to.equal('open');
+    c.close();
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * Message mode (specs/mix.md) through real relays in this process over real WebSockets on 127.0.0.1: a message
+ * crosses four mixes (two gateways and two mixes between) and reaches its recipient's poll; a replayed packet is
+ * dropped at the mix; a flood from one link is held to MAX_MIX_QUEUE_PER_LINK while another client's packet still
+ * goes through.
+ */
+import { expect } from 'chai';
+import { MixClient, type MixRelayInfo } from '../../client/messaging/mix-mode.js';
+import { crypto } from '../../crypto/index.js';
+import { openLink } from '../../net/dial.js';
+import type { Link } from '../../net/link.js';
+import { nodeSocketFactory } from '../../net/ws-node.js';
+import { CellCommand } from '../../protocol/cell.js';
+import { decodeMixMailBody, mixPollBody } from '../../protocol/mix-cells.js';
+import { createMixPacket, MIX_PAYLOAD_LEN, mixInbox } from '../../protocol/mix-packet.js';
+import { utf8 } from '../../protocol/bytes.js';
+import { MAX_MIX_QUEUE_PER_LINK } from '../../relay/mix.js';
+import { Relay } from '../../relay/relay.js';
+import { silentLogger } from '../../relay/logger.js';
+import { tempDir, waitFor } from '../helpers/network.js';
+
+const metric = async (relay: Relay, reason: string): Promise<number> => {
+  const m = new RegExp(`^allium_drops_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(await relay.metrics.text());
+  return m ? Number(m[1]) : 0;
+};
+
+describe('message mode: mix relays (relays in this process, real WebSockets)', function () {
+  this.timeout(60_000);
+  const relays: Relay[] = [];
+  const links: Link[] = [];
+  const clients: MixClient[] = [];
+  let infos: MixRelayInfo[] = [];
+
+  before(async () => {
+    for (let i = 0; i < 4; i++) {
+      const relay = new Relay(
+        { listen: '127.0.0.1:0', data_dir: tempDir(), storage_quota: 0, log_level: 'silent', allow_private_addresses: true, mix: true },
+        { log: silentLogger() },
+      );
+      await relay.start();
+      relays.push(relay);
+    }
+    for (const a of relays) for (const b of relays) if (a !== b) a.overlay.learnAddress(b.identity.publicKey, b.address);
+    infos = relays.map((r) => ({ identity: r.identity.publicKey, mixKey: r.node.onionKeys.current.keyPair.publicKey }));
+  });
+
+  after(async () => {
+    for (const c of clients) c.stop();
+    for (const l of links) l.close();
+    await Promise.all(relays.map((r) => r.stop()));
+  });
+
+  const linkTo = async (relay: Relay): Promise<Link> => {
+    const link = await openLink(nodeSocketFactory, relay.address, { role: 'initiator', responder: relay.identity.publicKey });
+    links.push(link);
+    return link;
+  };
+
+  const client = async (gateway: number, init: { cover?: boolean } = {}): Promise<MixClient> => {
+    const link = await linkTo(relays[gateway]!);
+    const c = new MixClient(
+      {
+        send: (kind, body) => link.sendCell(0, kind === 'packet' ? CellCommand.MIX : CellCommand.MIX_POLL, body),
+        mixes: () => infos,
+      },
+      { gateway: relays[gateway]!.identity.publicKey, cover: init.cover ?? false, pollRate: 4, delayMeanMs: 20 },
+    );
+    link.on('link:cell', (cell) => cell.command === CellCommand.MIX_MAIL && c.onMail(cell.body));
+    clients.push(c);
+    c.start();
+    return c;
+  };
+
+  it('carries a message through four mixes to its recipient, and loops and drop cover with cover on', async () => {
+    const alice = await client(0, { cover: true });
+    const bob = await client(1);
+    const got = new Promise<Uint8Array>((resolve) => bob.once('mix:message', (data) => resolve(data)));
+    alice.send(bob.address, utf8('hello through the mixes'));
+    expect(Buffer.from(await got).toString()).to.equal('hello through the mixes');
+    const forwarded = relays.reduce((n, r) => n + r.node.mix!.stats.forwarded, 0);
+    expect(forwarded, 'each of the first three hops forwarded it').to.be.at.least(3);
+    await waitFor(() => alice.stats.loopsReturned >= 1 && alice.stats.dropSent >= 1, 20_000, 'a loop back to alice, and drop cover');
+    await waitFor(() => relays.some((r) => r.node.mix!.stats.dropCover >= 1), 20_000, 'drop cover dropped at its last mix');
+    alice.stop();
+  });
+
+  it('drops a replayed packet at the mix (ERR_MIX_REPLAY), the first copy delivered once', async () => {
+    const link = await linkTo(relays[2]!);
+    const secret = crypto().random(32);
+    const payload = crypto().random(MIX_PAYLOAD_LEN);
+    const packet = createMixPacket(
+      [{ identity: infos[2]!.identity, mixKey: infos[2]!.mixKey, delayMs: 0 }],
+      { kind: 'deliver', inbox: mixInbox(secret) },
+      payload,
+    );
+    const before = await metric(relays[2]!, 'mix_replay');
+    link.sendCell(0, CellCommand.MIX, packet);
+    link.sendCell(0, CellCommand.MIX, packet);
+    await waitFor(async () => (await metric(relays[2]!, 'mix_replay')) === before + 1, 10_000, 'the replay counted');
+    const mails: boolean[] = [];
+    link.on('link:cell', (cell) => cell.command === CellCommand.MIX_MAIL && mails.push(decodeMixMailBody(cell.body).mail));
+    link.sendCell(0, CellCommand.MIX_POLL, mixPollBody(secret));
+    link.sendCell(0, CellCommand.MIX_POLL, mixPollBody(secret));
+    await waitFor(() => mails.length === 4, 10_000, 'two answers of two cells');
+    expect(mails.filter(Boolean)).to.have.length(1);
+    expect(relays[2]!.node.mix!.stats.delivered).to.equal(1);
+  });
+
+  it('holds a flood from one link to MAX_MIX_QUEUE_PER_LINK and still carries another client’s packet', async () => {
+    const target = relays[3]!;
+    const flood = await linkTo(target);
+    const sink = mixInbox(crypto().random(32));
+    const n = MAX_MIX_QUEUE_PER_LINK + 150;
+    const hop = [{ identity: infos[3]!.identity, mixKey: infos[3]!.mixKey, delayMs: 30_000 }];
+    for (let i = 0; i < n; i++) flood.sendCell(0, CellCommand.MIX, createMixPacket(hop, { kind: 'deliver', inbox: sink }, new Uint8Array(MIX_PAYLOAD_LEN)));
+    await waitFor(() => target.node.mix!.stats.received >= n, 30_000, 'the flood read');
+    const held = Math.max(...[...target.node.links].map((l) => target.node.mix!.queuedFrom(l)));
+    expect(held, 'packets held from the flooding link').to.equal(MAX_MIX_QUEUE_PER_LINK);
+    expect(await metric(target, 'mix_queue_link')).to.equal(150);
+
+    const carol = await client(3);
+    const dave = await client(0);
+    const got = new Promise<Uint8Array>((resolve) => dave.once('mix:message', (data) => resolve(data)));
+    carol.send(dave.address, utf8('still served'));
+    expect(Buffer.from(await got).toString()).to.equal('still served');
+  });
+});

@@ -1,0 +1,186 @@
+/**
+ * protocol/circuit-padding.ts (specs/padding.md §2–§4): the padding state machine driven with values and a seeded
+ * uniform source, the shipped machines' shape (forward-only, capped), and the negotiation codecs.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import {
+  decodePaddingNegotiate,
+  decodePaddingNegotiated,
+  encodePaddingNegotiate,
+  PaddingCommand,
+  PaddingMachineId,
+  PaddingRuntime,
+  paddingMachine,
+  sampleLength,
+  type PaddingAction,
+  type PaddingMachine,
+} from '../../protocol/circuit-padding.js';
+import { isAlliumError } from '../../protocol/errors.js';
+import { Rng } from '../../sim/random.js';
+
+const seeded = (seed: number): (() => number) => new Rng(seed).random;
+
+/** A two-state machine with fixed numbers, to check each rule alone. */
+const TOY: PaddingMachine = {
+  name: 'toy',
+  maxPadding: 5,
+  states: [
+    { name: 'gap', delay: [{ lo: 100, hi: 200, weight: 1 }], length: [{ lo: 3, hi: 4, weight: 1 }], countNonPadding: true, next: { 'length-count': 1 } },
+    { name: 'idle', delay: [], length: [{ lo: 1, hi: 2, weight: 1 }], countNonPadding: false, next: { 'nonpadding-received': 'end' } },
+  ],
+};
+
+describe('protocol/circuit-padding: the state machine', () => {
+  it('schedules a delay inside the state bin, re-arms after each cell sent, and moves on when the length is reached', () => {
+    const rt = new PaddingRuntime(TOY, seeded(1));
+    const first = rt.start();
+    expect(first.kind).to.equal('schedule');
+    expect((first as { delayMs: number }).delayMs).to.be.within(100, 200);
+    expect(rt.onPaddingSent().kind, 'one padding cell: the gap timer is armed again').to.equal('schedule');
+    // A non-padding cell counts towards the length (countNonPadding) and re-arms the timer.
+    expect(rt.on('nonpadding-sent').kind).to.equal('schedule');
+    expect(rt.stateName).to.equal('gap');
+    // The third cell reaches the sampled length (exactly 3): to "idle", which waits.
+    expect(rt.onPaddingSent()).to.deep.equal({ kind: 'wait' });
+    expect(rt.stateName).to.equal('idle');
+    expect(rt.padding).to.equal(2);
+    expect(rt.on('padding-received'), 'an event with no transition keeps the timer').to.deep.equal({ kind: 'keep' });
+    expect(rt.on('nonpadding-received')).to.deep.equal({ kind: 'end' });
+    expect(rt.ended).to.equal(true);
+    expect(rt.onPaddingSent()).to.deep.equal({ kind: 'end' });
+  });
+
+  it('never sends more than maxPadding, and a budget that refuses a cell ends the machine', () => {
+    const endless: PaddingMachine = {
+      name: 'endless',
+      maxPadding: 7,
+      states: [{ name: 's', delay: [{ lo: 0, hi: 1, weight: 1 }], length: [{ lo: 1000, hi: 1001, weight: 1 }], countNonPadding: false, next: {} }],
+    };
+    const rt = new PaddingRuntime(endless, seeded(2));
+    let a: PaddingAction = rt.start();
+    let sent = 0;
+    while (a.kind === 'schedule' && sent < 100) {
+      sent++;
+      a = rt.onPaddingSent();
+    }
+    expect(sent).to.equal(7);
+    expect(a.kind).to.equal('end');
+    const refused = new PaddingRuntime(endless, seeded(2));
+    refused.start();
+    expect(refused.onPaddingSent(false)).to.deep.equal({ kind: 'end' });
+    expect(refused.padding).to.equal(0);
+  });
+
+  it('an infinity draw sends nothing and raises "infinity"', () => {
+    const m: PaddingMachine = {
+      name: 'inf',
+      maxPadding: 3,
+      states: [
+        {
+          name: 'never',
+          delay: [{ lo: 1, hi: 2, weight: 0 }],
+          infinity: 1,
+          length: [{ lo: 5, hi: 6, weight: 1 }],
+          countNonPadding: false,
+          next: { infinity: 1 },
+        },
+        { name: 'after', delay: [], length: [{ lo: 1, hi: 2, weight: 1 }], countNonPadding: false, next: {} },
+      ],
+    };
+    const rt = new PaddingRuntime(m, seeded(3));
+    expect(rt.start()).to.deep.equal({ kind: 'wait' });
+    expect(rt.stateName).to.equal('after');
+  });
+
+  it('is deterministic for a seed: the same events give the same actions', () => {
+    const run = (seed: number): string[] => {
+      const rt = new PaddingRuntime(paddingMachine(PaddingMachineId.STREAM_SETUP)!.relay, seeded(seed));
+      const out = [JSON.stringify(rt.start()), JSON.stringify(rt.on('nonpadding-received'))];
+      for (let i = 0; i < 200 && !rt.ended; i++) out.push(JSON.stringify(rt.onPaddingSent()));
+      return out;
+    };
+    expect(run(11)).to.deep.equal(run(11));
+    expect(run(11)).to.not.deep.equal(run(12));
+  });
+
+  it('STREAM_SETUP (relay half): waits for the client, then CONNECTED, first byte and a burst, never more than its cap', () => {
+    const relay = paddingMachine(PaddingMachineId.STREAM_SETUP)!.relay;
+    for (let seed = 0; seed < 200; seed++) {
+      const rt = new PaddingRuntime(relay, seeded(seed));
+      expect(rt.start()).to.deep.equal({ kind: 'wait' });
+      const a = rt.on('padding-received');
+      expect(rt.stateName).to.equal('connected');
+      expect(a.kind).to.equal('schedule');
+      let b: PaddingAction = a;
+      let n = 0;
+      while (b.kind === 'schedule') {
+        n++;
+        b = rt.onPaddingSent();
+      }
+      expect(b.kind).to.equal('end');
+      expect(n).to.be.within(3, relay.maxPadding);
+    }
+  });
+
+  it('STREAM_SETUP counts real cells: a circuit that already sent a long burst gets no padding burst', () => {
+    const rt = new PaddingRuntime(paddingMachine(PaddingMachineId.STREAM_SETUP)!.relay, seeded(5));
+    rt.start();
+    rt.on('nonpadding-received'); // the client's BEGIN
+    for (let i = 0; i < 200 && !rt.ended; i++) rt.on('nonpadding-sent'); // CONNECTED and a long response
+    expect(rt.ended).to.equal(true);
+    expect(rt.padding).to.equal(0);
+  });
+
+  it('every shipped machine only moves forward and has a cap', () => {
+    for (const id of Object.values(PaddingMachineId)) {
+      for (const m of Object.values(paddingMachine(id)!)) {
+        expect(m.maxPadding).to.be.within(1, 1000);
+        m.states.forEach((s, i) => {
+          for (const next of Object.values(s.next)) if (next !== 'end') expect(next, `${m.name} ${s.name}`).to.be.greaterThan(i);
+        });
+      }
+    }
+    expect(paddingMachine(0)).to.equal(null);
+    expect(paddingMachine(200)).to.equal(null);
+  });
+
+  it('sampleLength draws whole numbers inside a bin', () => {
+    const r = seeded(9);
+    for (let i = 0; i < 500; i++) {
+      const n = sampleLength(
+        [
+          { lo: 1, hi: 4, weight: 1 },
+          { lo: 40, hi: 120, weight: 1 },
+        ],
+        r,
+      );
+      expect(Number.isInteger(n)).to.equal(true);
+      expect((n >= 1 && n < 4) || (n >= 40 && n < 120), String(n)).to.equal(true);
+    }
+  });
+});
+
+describe('protocol/circuit-padding: PADDING_NEGOTIATE and PADDING_NEGOTIATED', () => {
+  it('round-trips START and STOP, and refuses STOP with a machine in the encoder', () => {
+    const start = { command: PaddingCommand.START, machine: PaddingMachineId.STREAM_SETUP };
+    expect(decodePaddingNegotiate(encodePaddingNegotiate(start))).to.deep.equal(start);
+    expect(() => encodePaddingNegotiate({ command: PaddingCommand.STOP, machine: 1 }))
+      .to.throw()
+      .with.property('code', 'ERR_SCHEMA');
+  });
+
+  it('decoding any bytes gives a value or one of our errors', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 6 }), (b) => {
+        for (const decode of [decodePaddingNegotiate, decodePaddingNegotiated]) {
+          try {
+            decode(b);
+          } catch (e) {
+            if (!isAlliumError(e)) throw e;
+          }
+        }
+      }),
+    );
+  });
+});
