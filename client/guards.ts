@@ -154,12 +154,7 @@ export class GuardSet {
     const holdsSlot = (r: GuardRecord): boolean => r.unlistedSince == null || now - r.unlistedSince < GRACE_MS;
     while (this.ordered().filter(holdsSlot).length < N_PRIMARY) {
       if (this.records.length >= SAMPLE_MAX) {
-        // Make room: the guard unlisted longest, else a disabled one; with neither, the sample stays as it is.
-        const out = [...this.records]
-          .filter((r) => r.unlistedSince != null || r.disabledAt)
-          .sort((a, b) => (a.unlistedSince ?? a.disabledAt ?? 0) - (b.unlistedSince ?? b.disabledAt ?? 0))[0];
-        if (!out) break;
-        this.records.splice(this.records.indexOf(out), 1);
+        if (!this.makeRoom()) break;
       }
       const taken = new Set(this.records.map((r) => r.fingerprint));
       const pick = weightedPick(
@@ -193,15 +188,21 @@ export class GuardSet {
     );
     if (!pick) return null;
     if (this.records.length >= SAMPLE_MAX) {
-      const out = [...this.records]
-        .filter((r) => r.unlistedSince != null || r.disabledAt)
-        .sort((a, b) => (a.unlistedSince ?? a.disabledAt ?? 0) - (b.unlistedSince ?? b.disabledAt ?? 0))[0];
-      if (!out) return null;
-      this.records.splice(this.records.indexOf(out), 1);
+      if (!this.makeRoom()) return null;
     }
     this.records.push(this.newRecord(pick.fingerprint, now));
     await this.save();
     return pick;
+  }
+
+  /** Drops the guard unlisted longest, else a disabled one, to make room in a full sample; false when there is neither. */
+  private makeRoom(): boolean {
+    const out = [...this.records]
+      .filter((r) => r.unlistedSince != null || r.disabledAt)
+      .sort((a, b) => (a.unlistedSince ?? a.disabledAt ?? 0) - (b.unlistedSince ?? b.disabledAt ?? 0))[0];
+    if (!out) return false;
+    this.records.splice(this.records.indexOf(out), 1);
+    return true;
   }
 
   private newRecord(fingerprint: string, now: number): GuardRecord {

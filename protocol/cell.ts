@@ -27,6 +27,11 @@ export const CellCommand = {
 export type CellCommand = (typeof CellCommand)[keyof typeof CellCommand];
 
 const LINK_LEVEL = new Set<number>([CellCommand.PADDING, CellCommand.CONTROL, CellCommand.MIX, CellCommand.MIX_POLL, CellCommand.MIX_MAIL]);
+
+/** Whether `command` is a link-level command, carried on circuit id 0 only (specs/cells.md §3). */
+export function isLinkLevel(command: number): boolean {
+  return LINK_LEVEL.has(command);
+}
 const KNOWN = new Set<number>(Object.values(CellCommand));
 
 export interface Cell {

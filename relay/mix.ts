@@ -22,6 +22,8 @@ import { TokenBucket } from './token-bucket.js';
 export const MAX_MIX_QUEUE = 20_000;
 /** Packets held that arrived on one link (MAX_MIX_QUEUE_PER_LINK). */
 export const MAX_MIX_QUEUE_PER_LINK = 2_000;
+/** Packets held that arrived on the client links of one address block (/24, /48) together (MAX_MIX_QUEUE_PER_BLOCK). */
+export const MAX_MIX_QUEUE_PER_BLOCK = 5_000;
 /** Inboxes a gateway holds (MAX_MIX_INBOXES). */
 export const MAX_MIX_INBOXES = 10_000;
 /** Payloads held per inbox (MAX_MIX_INBOX_PACKETS); the oldest goes first. */
@@ -43,6 +45,7 @@ export type MixDropReason =
   | 'mix_malformed'
   | 'mix_queue_full'
   | 'mix_queue_link'
+  | 'mix_queue_block'
   | 'mix_forward_failed'
   | 'mix_inboxes_full'
   | 'mix_inbox_total'
@@ -53,6 +56,7 @@ export type MixDropReason =
 export interface MixLimits {
   maxQueue?: number;
   maxQueuePerLink?: number;
+  maxQueuePerBlock?: number;
   maxInboxes?: number;
   maxInboxPackets?: number;
   maxInboxTotal?: number;
@@ -72,15 +76,18 @@ export interface MixNodeOptions<L> extends MixLimits {
   /** Sends one MIX_MAIL cell on the link a poll came from. */
   readonly sendMail: (link: L, body: Uint8Array) => void;
   readonly onDrop?: (reason: MixDropReason) => void;
+  /** The address block (/24, /48) a client link comes from; null for relay links and links without an address. */
+  readonly blockOf?: (link: L) => string | null;
   readonly now?: () => number;
   /** Dummy payloads; default the CSPRNG. */
   readonly random?: (n: number) => Uint8Array;
 }
 
-type Held<L> =
-  | { readonly kind: 'forward'; readonly from: L; readonly next: Uint8Array; readonly packet: Uint8Array }
-  | { readonly kind: 'deliver'; readonly from: L; readonly inbox: string; readonly payload: Uint8Array }
-  | { readonly kind: 'drop'; readonly from: L };
+type Held<L> = { readonly from: L; readonly block: string | null } & (
+  | { readonly kind: 'forward'; readonly next: Uint8Array; readonly packet: Uint8Array }
+  | { readonly kind: 'deliver'; readonly inbox: string; readonly payload: Uint8Array }
+  | { readonly kind: 'drop' }
+);
 
 export interface MixStats {
   received: number;
@@ -96,6 +103,8 @@ export class MixNode<L> {
   readonly stats: MixStats = { received: 0, forwarded: 0, delivered: 0, dropCover: 0, polls: 0, mailSent: 0, dropped: 0 };
   private readonly queue: DelayQueue<Held<L>>;
   private readonly perLink = new Map<L, number>();
+  /** Packets held per address block of client links: many links from one block share one bound. */
+  private readonly perBlock = new Map<string, number>();
   private readonly pollRate = new Map<L, TokenBucket>();
   private readonly inboxes = new Map<string, { payload: Uint8Array; at: number }[]>();
   private inboxTotal = 0;
@@ -109,6 +118,7 @@ export class MixNode<L> {
     this.l = {
       maxQueue: o.maxQueue ?? MAX_MIX_QUEUE,
       maxQueuePerLink: o.maxQueuePerLink ?? MAX_MIX_QUEUE_PER_LINK,
+      maxQueuePerBlock: o.maxQueuePerBlock ?? MAX_MIX_QUEUE_PER_BLOCK,
       maxInboxes: o.maxInboxes ?? MAX_MIX_INBOXES,
       maxInboxPackets: o.maxInboxPackets ?? MAX_MIX_INBOX_PACKETS,
       maxInboxTotal: o.maxInboxTotal ?? MAX_MIX_INBOX_TOTAL,
@@ -145,6 +155,9 @@ export class MixNode<L> {
     // Bounds before the X25519: a flood costs the relay a map lookup per cell once its share is full.
     if (this.queue.size >= this.l.maxQueue) return this.drop('mix_queue_full');
     if (held >= this.l.maxQueuePerLink) return this.drop('mix_queue_link');
+    const block = this.o.blockOf?.(from) ?? null;
+    const inBlock = block === null ? 0 : (this.perBlock.get(block) ?? 0);
+    if (block !== null && inBlock >= this.l.maxQueuePerBlock) return this.drop('mix_queue_block');
     let r;
     try {
       r = processMixPacket(packet, { identity: this.o.identity, keys: this.o.keys(), replay: this.o.replay });
@@ -155,9 +168,10 @@ export class MixNode<L> {
       );
     }
     this.perLink.set(from, held + 1);
-    if (r.kind === 'forward') this.queue.push(r.delayMs, { kind: 'forward', from, next: r.next, packet: r.packet });
-    else if (r.kind === 'deliver') this.queue.push(r.delayMs, { kind: 'deliver', from, inbox: toHex(r.inbox), payload: r.payload });
-    else this.queue.push(r.delayMs, { kind: 'drop', from });
+    if (block !== null) this.perBlock.set(block, inBlock + 1);
+    if (r.kind === 'forward') this.queue.push(r.delayMs, { kind: 'forward', from, block, next: r.next, packet: r.packet });
+    else if (r.kind === 'deliver') this.queue.push(r.delayMs, { kind: 'deliver', from, block, inbox: toHex(r.inbox), payload: r.payload });
+    else this.queue.push(r.delayMs, { kind: 'drop', from, block });
   }
 
   private release(h: Held<L>): void {
@@ -165,6 +179,13 @@ export class MixNode<L> {
     if (n !== undefined) {
       if (n <= 1) this.perLink.delete(h.from);
       else this.perLink.set(h.from, n - 1);
+    }
+    if (h.block !== null) {
+      // Counted until the packet leaves, whether or not its link is still open: a block cannot reset its share by
+      // reconnecting.
+      const b = this.perBlock.get(h.block) ?? 0;
+      if (b <= 1) this.perBlock.delete(h.block);
+      else this.perBlock.set(h.block, b - 1);
     }
     if (h.kind === 'drop') {
       this.stats.dropCover++;
@@ -248,6 +269,7 @@ export class MixNode<L> {
     this.inboxes.clear();
     this.inboxTotal = 0;
     this.perLink.clear();
+    this.perBlock.clear();
     this.pollRate.clear();
   }
 }

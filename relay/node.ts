@@ -36,6 +36,7 @@
  * split out (relay/node-parts.ts) because it is a table with no state; what stays would have to pass the node's
  * private state back and forth if cut further. A third of the length is the components' documentation.
  */
+import { addressBlock } from '../protocol/address-block.js';
 import type { Logger } from 'pino';
 import { crypto } from '../crypto/index.js';
 import { parseFingerprint, type IdentityKey, type OnionKeyRing } from '../crypto/keys.js';
@@ -262,6 +263,7 @@ class Node extends Emitter<RelayNodeEvents> {
             forward: async (next, packet) => (await this.overlay.linkTo(next)).sendCell(0, CellCommand.MIX, packet),
             sendMail: (link, body) => link.sendCell(0, CellCommand.MIX_MAIL, body),
             onDrop: (reason) => c.metrics.drops.inc({ reason }),
+            blockOf: (link) => (link.peer?.role === LinkRole.RELAY ? null : addressBlock(link.socket.remoteAddress)),
           })
         : null;
     const parts = cells

@@ -14,7 +14,7 @@ import { CellCommand } from '../../protocol/cell.js';
 import { decodeMixMailBody, mixPollBody } from '../../protocol/mix-cells.js';
 import { createMixPacket, MIX_PAYLOAD_LEN, mixInbox } from '../../protocol/mix-packet.js';
 import { utf8 } from '../../protocol/bytes.js';
-import { MAX_MIX_QUEUE_PER_LINK } from '../../relay/mix.js';
+import { MAX_MIX_QUEUE_PER_BLOCK, MAX_MIX_QUEUE_PER_LINK } from '../../relay/mix.js';
 import { Relay } from '../../relay/relay.js';
 import { silentLogger } from '../../relay/logger.js';
 import { tempDir, waitFor } from '../helpers/network.js';
@@ -123,5 +123,20 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
     const got = new Promise<Uint8Array>((resolve) => dave.once('mix:message', (data) => resolve(data)));
     carol.send(dave.address, utf8('still served'));
     expect(Buffer.from(await got).toString()).to.equal('still served');
+  });
+
+  it('holds floods from many links of one address block to MAX_MIX_QUEUE_PER_BLOCK together', async () => {
+    const target = relays[2]!;
+    const perLink = MAX_MIX_QUEUE_PER_LINK;
+    const nLinks = Math.ceil(MAX_MIX_QUEUE_PER_BLOCK / perLink) + 1; // more than the block's share, each within its own
+    const floods = await Promise.all(Array.from({ length: nLinks }, () => linkTo(target)));
+    const sink = mixInbox(crypto().random(32));
+    const hop = [{ identity: infos[2]!.identity, mixKey: infos[2]!.mixKey, delayMs: 30_000 }];
+    for (const f of floods)
+      for (let i = 0; i < perLink; i++) f.sendCell(0, CellCommand.MIX, createMixPacket(hop, { kind: 'deliver', inbox: sink }, new Uint8Array(MIX_PAYLOAD_LEN)));
+    await waitFor(() => target.node.mix!.stats.received >= nLinks * perLink, 30_000, 'the floods read');
+    // Every link is 127.0.0.1: one block, whose share all the links together cannot pass.
+    expect(target.node.mix!.queued, 'packets held from the block').to.equal(MAX_MIX_QUEUE_PER_BLOCK);
+    expect(await metric(target, 'mix_queue_block')).to.equal(nLinks * perLink - MAX_MIX_QUEUE_PER_BLOCK);
   });
 });

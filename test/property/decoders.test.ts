@@ -19,6 +19,7 @@ import {
   decodeDestroyBody,
   destroyBody,
   encodeCell,
+  isLinkLevel,
 } from '../../protocol/cell.js';
 import { CELL_BODY_LEN, CELL_LEN, ONION_HEADER_LEN, RELAY_PAYLOAD_LEN, REPLY_LEN } from '../../protocol/constants.js';
 import { decodeRelayPayload, encodeRelayPayload } from '../../protocol/relay-cell.js';
@@ -137,7 +138,7 @@ describe('property: decoders are total', () => {
 describe('property: CellCommand table', () => {
   it('every command decodes on the circuit ids it allows', () => {
     for (const command of Object.values(CellCommand)) {
-      const linkLevel = command === CellCommand.PADDING || command === CellCommand.CONTROL;
+      const linkLevel = isLinkLevel(command);
       const body = command === CellCommand.CONTROL ? controlBody({ first: true, last: true, data: new Uint8Array(0) }) : new Uint8Array(CELL_BODY_LEN);
       expect(decodeCell(encodeCell({ circId: linkLevel ? 0 : 9, command, body })).command).to.equal(command);
     }

@@ -18,6 +18,7 @@ import {
   destroyBody,
   encodeCell,
   fragmentControl,
+  isLinkLevel,
 } from '../../protocol/cell.js';
 import { CELL_BODY_LEN, CELL_LEN, ONION_HEADER_LEN, RELAY_DATA_LEN, RELAY_PAYLOAD_LEN, REPLY_LEN } from '../../protocol/constants.js';
 import { decodeRelayPayload, encodeRelayPayload, RelayCommand } from '../../protocol/relay-cell.js';
@@ -29,7 +30,7 @@ const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxL
 describe('property: round trips', () => {
   it('encodeCell / decodeCell for every command on the circuit ids it allows', () => {
     const cell = fc.constantFrom(...Object.values(CellCommand)).chain((command) => {
-      const linkLevel = command === CellCommand.PADDING || command === CellCommand.CONTROL;
+      const linkLevel = isLinkLevel(command);
       const circId = linkLevel ? fc.constant(0) : fc.integer({ min: 1, max: 0xffffffff });
       const body =
         command === CellCommand.PADDING
