@@ -97,11 +97,12 @@ export class ContentService {
     return this.pendingStore;
   }
 
+  /** After every STORE and repair pass: from the store's in-memory counts, never a scan of the store. */
   updateGauges(): void {
-    const s = this.store.stats();
-    this.metrics.storeBytes.set(s.bytes);
-    this.metrics.storeBlocks.set(s.blocks);
-    this.metrics.storeQuota.set(s.quota);
+    const held = this.store.held;
+    this.metrics.storeBytes.set(held.bytes);
+    this.metrics.storeBlocks.set(held.blocks);
+    this.metrics.storeQuota.set(this.store.quota);
   }
 
   /** Sends the reply, then END: after queued data on an accepted stream, at once on a refused one. */
