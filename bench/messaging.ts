@@ -39,7 +39,17 @@ import { OnOff, sidesOf, type Side } from './lib/onoff.js';
 
 const flags = parseFlags(
   process.argv.slice(2),
-  { relays: 'number', runs: 'number', pings: 'number', burst: 'number', quick: 'boolean', groups: 'string', 'group-live': 'number', 'groups-only': 'boolean', 'defences-off-too': 'boolean' },
+  {
+    relays: 'number',
+    runs: 'number',
+    pings: 'number',
+    burst: 'number',
+    quick: 'boolean',
+    groups: 'string',
+    'group-live': 'number',
+    'groups-only': 'boolean',
+    'defences-off-too': 'boolean',
+  },
   'npm run bench:messaging -- [--relays N] [--runs N] [--pings N] [--burst N] [--groups 50,500] [--group-live N] [--groups-only] [--quick] [--defences-off-too]',
 );
 const relaysN = flags.relays ?? 8;
@@ -120,7 +130,9 @@ function report(): void {
       '\nWhat the defences cost: the one-to-one rows with the defaults (on) and with link padding, circuit padding, vanguards, proof of work at introductions and content forwarding off, same run and network, taking turns:\n',
     );
     console.log(onOff.table());
-    console.log('\non / off above 1 for times, below 1 for messages per second, is the cost; "paired": the median of the ratios of the pairs measured back to back.');
+    console.log(
+      '\non / off above 1 for times, below 1 for messages per second, is the cost; "paired": the median of the ratios of the pairs measured back to back.',
+    );
   }
   const file = writeResults(
     'messaging',
