@@ -110,6 +110,12 @@ interface GroupContext {
   readonly roomToHold: () => void;
   /** Saves the group (when there is storage), then emits its messages that wait on the save; rejects if it fails. */
   readonly save: (g: Group) => Promise<void>;
+  /**
+   * Runs the sends a received envelope calls for (our key in reply to a roster) without holding up its
+   * acknowledgement: the conversation that carried the envelope reads nothing more until it is acknowledged, and the
+   * peer's acknowledgement of those sends comes back on that same conversation (§13.4).
+   */
+  readonly later: (sends: Promise<void>) => void;
 }
 
 /** A message of a group, decrypted and verified as its sender's. */
@@ -562,7 +568,10 @@ export class Group {
     await Promise.all([sent, this.follow(change, options)]);
   }
 
-  /** A roster envelope from `from`. */
+  /**
+   * A roster envelope from `from`. Resolves once the roster is taken and saved (the envelope may be acknowledged
+   * then); the keys it calls for go out after, each in its member's queue (GroupContext.later).
+   */
   async receiveRoster(next: Roster, options: AbortOptions = {}): Promise<void> {
     if (!this.active) return;
     if (next.r <= this.roster.r) return; // a copy, or older: the first roster of a revision wins (§13.4)
@@ -572,7 +581,7 @@ export class Group {
     }
     const change = this.take(next);
     await this.ctx.save(this);
-    await this.follow(change, options);
+    this.ctx.later(this.follow(change, options));
   }
 
   /** Takes roster `next` here: events, chains of removed members dropped, a new generation after a removal. */
@@ -735,6 +744,8 @@ export class Groups {
   /** Per record, the last save queued and the one not started yet (which later changes join). */
   private readonly saves = new Map<string, { tail: Promise<void>; next: Promise<void> | null }>();
   private readonly ctx: GroupContext;
+  /** Sends started by received envelopes that have not finished (GroupContext.later). */
+  private readonly followUps = new Set<Promise<void>>();
 
   constructor(
     private readonly host: GroupHost,
@@ -748,7 +759,23 @@ export class Groups {
       skipped: new SkipPool(this.limits.maxSkipped),
       roomToHold: () => this.roomToHold(),
       save: (g) => this.persist(g),
+      later: (sends) => this.later(sends),
     };
+  }
+
+  private later(sends: Promise<void>): void {
+    const p: Promise<void> = sends
+      .catch((e: unknown) => this.host.error(asAlliumError(e, 'group follow-up send failed')))
+      .finally(() => this.followUps.delete(p));
+    this.followUps.add(p);
+  }
+
+  /**
+   * Resolves once every send that received envelopes started (our key in reply to a roster or an invitation) has
+   * finished, those it starts meanwhile included. receive() does not wait for them.
+   */
+  async settled(): Promise<void> {
+    while (this.followUps.size > 0) await Promise.all([...this.followUps]);
   }
 
   get(id: string): Group | undefined {
@@ -898,7 +925,8 @@ export class Groups {
    * An envelope from `from` (authenticated by the pairwise session or the mailbox item's MAC). Errors are reported
    * through the host (never thrown back to the conversation): a bad envelope is dropped, the conversation goes on.
    * Resolves once what the envelope changed is saved (and its message, if any, emitted): the caller acknowledges it
-   * then.
+   * then. Sends the envelope calls for (our sender key to a member we just learnt of) are started, not awaited: their
+   * acknowledgements may come over the very conversation that waits for this one (settled() waits for them).
    */
   async receive(from: string, bytes: Uint8Array, options: AbortOptions = {}): Promise<void> {
     try {
@@ -924,7 +952,8 @@ export class Groups {
           for (const o of early) await this.receive(o.from, o.bytes, options);
           await this.saveOrphans();
         }
-        return await g.announce(from, options);
+        this.later(g.announce(from, options));
+        return;
       }
       if (!group) {
         this.orphans.push({ from, id, bytes });
