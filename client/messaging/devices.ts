@@ -18,8 +18,11 @@
  * Receiving never waits on a send: an envelope's answer (an accept, a history chunk) goes out in the background, so
  * the conversation it came on keeps reading (its acknowledgements come back on it).
  *
+ * Groups (§13.8): toMember() hands a group envelope to every device of a member's person; groupMember() tells the
+ * group table that a linked device stands for its person and only receives.
+ *
  * Not here: persistence of lists and history (they live as long as the messenger), a short typed code (a PAKE),
- * groups with several devices per member, forwarding contacts' lists to a new device, unlinking by the device itself.
+ * sending to a group from a linked device, forwarding contacts' lists to a new device, unlinking by the device itself.
  */
 import { crypto } from '../../crypto/index.js';
 import { formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
@@ -335,12 +338,8 @@ export class Devices {
       this.logOwn(toKey, id, data, content);
       return r;
     }
-    const ours = this.person ? this.lists.get(hex(this.person)) : undefined;
     const targets = this.devicesOf(to);
-    const toDevice = async (t: string): Promise<SendReceipt> => {
-      if (ours && ours.list.members.length > 1 && this.announced.get(t) !== ours.list.r) await this.announce(t, ours, options);
-      return this.host.deliver(t, data, options, content, id);
-    };
+    const toDevice = (t: string): Promise<SendReceipt> => this.toDevice(t, data, options, content, id);
     const ts = Date.now();
     const sync =
       data.length <= MAX_SYNC_DATA_BYTES ? encodeDeviceEnvelope({ kind: 'sent', to: toKey, id, ts, data, attachment: content === 'attachment' }) : null;
@@ -353,19 +352,39 @@ export class Devices {
       : [];
     const results = await Promise.allSettled(targets.map(toDevice));
     await Promise.all(syncs);
-    const devices: DeviceReceipt[] = results.map((r, i) =>
-      r.status === 'fulfilled'
-        ? { device: targets[i]!, status: r.value.status }
-        : { device: targets[i]!, status: 'failed', error: asError(r.reason, 'send failed') },
-    );
-    const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const base = ok.find((r) => r.status === 'delivered') ?? ok[0];
-    if (!base) {
-      const first = results.find((r) => r.status === 'rejected');
-      throw first ? asError(first.reason, 'send failed') : new NotFoundError('no device to send to');
-    }
+    const receipt = best(to, targets, results);
     this.logOwn(toKey, id, data, content, ts);
-    return { ...base, to, devices };
+    return receipt;
+  }
+
+  /** One device's copy: our list first when the device has not been told our current revision (§14.5). */
+  private async toDevice(t: string, data: Uint8Array, options: SendOptions, content: FrameContent, id: Uint8Array): Promise<SendReceipt> {
+    const ours = this.person ? this.lists.get(hex(this.person)) : undefined;
+    if (ours && ours.list.members.length > 1 && this.announced.get(t) !== ours.list.r) await this.announce(t, ours, options);
+    return this.host.deliver(t, data, options, content, id);
+  }
+
+  /**
+   * A group envelope to member `address` (specs/messaging.md §13.8): to every device of its person's list when we
+   * hold one, each as its own pairwise message under the same id; no copy to our siblings (they get the group's
+   * envelopes from its members themselves) and nothing kept for history. Resolves with the best device's receipt.
+   */
+  async toMember(address: string, envelope: Uint8Array, options: SendOptions, id: Uint8Array): Promise<SendReceipt> {
+    const key = parseAddress(address);
+    const to = addr(key);
+    if (!this.lists.has(hex(key)) && this.siblings().length === 0) return this.host.deliver(to, envelope, options, 'group', id);
+    const targets = this.devicesOf(to);
+    const results = await Promise.allSettled(targets.map((t) => this.toDevice(t, envelope, options, 'group', id)));
+    return best(to, targets, results);
+  }
+
+  /**
+   * Who we are in group rosters (§13.8): a linked device stands for its person and only receives; a primary, or a
+   * device with no person, is itself and sends.
+   */
+  groupMember(): { key: Uint8Array; sends: boolean } {
+    if (this.person && !same(this.person, this.me)) return { key: this.person, sends: false };
+    return { key: this.me, sends: true };
   }
 
   private logOwn(to: Uint8Array, id: Uint8Array, data: Uint8Array, content: FrameContent, ts = Date.now()): void {
@@ -574,6 +593,22 @@ export class Devices {
     this.host.emit('history:progress', { from: addr(sender), entries: r.entries.length, bytes: r.bytes, done: e.last });
     if (e.last) r.settle(null, r.entries);
   }
+}
+
+/** The receipt of a message sent to several devices: the first delivered, else the first stored; else the first error. */
+function best(to: string, targets: readonly string[], results: ReadonlyArray<PromiseSettledResult<SendReceipt>>): SendReceipt {
+  const devices: DeviceReceipt[] = results.map((r, i) =>
+    r.status === 'fulfilled'
+      ? { device: targets[i]!, status: r.value.status }
+      : { device: targets[i]!, status: 'failed', error: asError(r.reason, 'send failed') },
+  );
+  const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const base = ok.find((r) => r.status === 'delivered') ?? ok[0];
+  if (!base) {
+    const first = results.find((r) => r.status === 'rejected');
+    throw first ? asError(first.reason, 'send failed') : new NotFoundError('no device to send to');
+  }
+  return { ...base, to, devices };
 }
 
 function newId(): Uint8Array {

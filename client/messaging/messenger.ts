@@ -146,7 +146,9 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.groupTable = new Groups(
       {
         identity,
-        sendEnvelope: (to, envelope, o) => this.deliver(to, envelope, o, 'group', crypto().random(MESSAGE_ID_LEN)),
+        // To every device of the member's person, when we hold its list (specs/messaging.md §13.8).
+        sendEnvelope: (to, envelope, o) => this.devices.toMember(to, envelope, o, crypto().random(MESSAGE_ID_LEN)),
+        member: () => this.devices.groupMember(),
         emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
         error: (e) => this.emit('endpoint:error', e),
       },

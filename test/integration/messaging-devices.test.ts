@@ -3,11 +3,11 @@
  * own address. Bob's primary links two devices from their link codes; Alice, Bob's contact, then reaches all three
  * exactly once; a message one of Bob's devices sends shows on its siblings; a device linked later gets history on
  * request; an unlinked device receives nothing sent after the unlinking; a replayed or forged list is refused with
- * its code at the contact.
+ * its code at the contact. A group with Bob as a member reaches all three of his devices (§13.8), each once.
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
-import { Messenger, type IncomingMessage, type SyncedMessage } from '../../client/messaging/node.js';
+import { Messenger, type GroupIncoming, type IncomingMessage, type SyncedMessage } from '../../client/messaging/node.js';
 import type { Devices } from '../../client/messaging/devices.js';
 import { createIdentity } from '../../protocol/address.js';
 import { crypto } from '../../crypto/index.js';
@@ -29,6 +29,7 @@ describe('messaging: several devices per person (relay processes)', function () 
   const clients: AlliumClient[] = [];
   const all: Messenger[] = [];
   const got = new Map<Messenger, IncomingMessage[]>();
+  const groupGot = new Map<Messenger, GroupIncoming[]>();
   const synced = new Map<Messenger, SyncedMessage[]>();
   const errors = new Map<Messenger, AlliumError[]>();
   /** Device envelopes each messenger received. */
@@ -38,6 +39,8 @@ describe('messaging: several devices per person (relay processes)', function () 
   function messenger(client: AlliumClient): Messenger {
     const m = new Messenger(client, createIdentity(), { offline: { collect: false } });
     got.set(m, []);
+    groupGot.set(m, []);
+    m.on('group:message', (x) => groupGot.get(m)!.push(x));
     synced.set(m, []);
     errors.set(m, []);
     envelopes.set(m, []);
@@ -116,6 +119,36 @@ describe('messaging: several devices per person (relay processes)', function () 
       const s = synced.get(b)!.filter((x) => x.id === r.id);
       expect(s.map((x) => [x.to, x.device, dec(x.data)])).to.deep.equal([[alice.address, bob1.address, 'from the laptop']]);
     }
+  });
+
+  it('a group with a person of 3 devices as a member: every device receives every message, once', async () => {
+    const t0 = Date.now();
+    const bobs = [bob0, bob1, bob2];
+    // Alice holds Bob's list (she is his contact): the roster, her key and her messages go to each of his devices.
+    const group = await alice.createGroup('household', [bob0.address]);
+    await waitFor(() => bobs.every((b) => b.group(group.id) !== undefined), 60_000, 'every device of bob joined');
+    for (const b of bobs) expect(b.group(group.id)!.members).to.deep.equal([alice.address, bob0.address]);
+    const r = await group.send(enc('to all of bob'));
+    expect(r.failed).to.deep.equal([]);
+    await waitFor(() => bobs.every((b) => groupGot.get(b)!.length >= 1), 60_000, 'every device got the message');
+    for (const b of bobs) {
+      expect(groupGot.get(b)!.map((m) => [m.group, m.from, dec(m.data)])).to.deep.equal([[group.id, alice.address, 'to all of bob']]);
+    }
+    // The primary sends for the person; a linked device only receives.
+    await bob0.group(group.id)!.send(enc('from bob'));
+    await waitFor(() => groupGot.get(alice)!.length >= 1, 60_000, 'alice got bob’s message');
+    expect(groupGot.get(alice)!.map((m) => [m.from, dec(m.data)])).to.deep.equal([[bob0.address, 'from bob']]);
+    let code = '';
+    await bob1
+      .group(group.id)!
+      .send(enc('from the laptop'))
+      .catch((e: AlliumError) => (code = e.code));
+    expect(code).to.equal('ERR_GROUP_MEMBERSHIP');
+    // A second message: still once per device.
+    await group.send(enc('again'));
+    await waitFor(() => bobs.every((b) => groupGot.get(b)!.length >= 2), 60_000, 'every device got the second');
+    for (const b of bobs) expect(groupGot.get(b)!.map((m) => dec(m.data))).to.deep.equal(['to all of bob', 'again']);
+    console.log(`      group over 3 devices: ${Date.now() - t0} ms`);
   });
 
   it('a newly linked device gets history on request', async () => {
