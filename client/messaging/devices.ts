@@ -21,7 +21,10 @@
  * Groups (§13.8): toMember() hands a group envelope to every device of a member's person; groupMember() tells the
  * group table that a linked device stands for its person and only receives.
  *
- * Not here: persistence of lists and history (they live as long as the messenger), a short typed code (a PAKE),
+ * State at rest (§14.9): with a storage, our standing (person, accepted offer) and every held list are saved after
+ * each change, sealed (device-store.ts); load() reads them before anything else is done.
+ *
+ * Not here: persistence of history and of which peers were sent our list, a short typed code (a PAKE),
  * sending to a group from a linked device, forwarding contacts' lists to a new device, unlinking by the device itself.
  */
 import { crypto } from '../../crypto/index.js';
@@ -52,6 +55,8 @@ import { AbortedError, AlliumError, ConfigError, CryptoError, isAlliumError, Lim
 import type { FrameContent } from '../../protocol/message-frames.js';
 import { settleWithin, type AbortOptions } from '../../net/abort.js';
 import { HistoryLog, MAX_HISTORY_ENTRIES, MAX_HISTORY_LOG_BYTES } from './device-history.js';
+import { deviceStoreKey, LIST_RECORD_PREFIX, openDeviceList, openDeviceSelf, sealDeviceList, sealDeviceSelf, SELF_RECORD } from './device-store.js';
+import type { GroupStorage } from './group-store.js';
 import type { DeviceEvents, DeviceLimits, DeviceListInfo, DeviceReceipt, HistoryMessage, LinkCodeInfo } from './device-types.js';
 import type { IncomingMessage, SendOptions, SendReceipt } from './types.js';
 
@@ -129,11 +134,19 @@ export class Devices {
   private readonly serving = new Map<string, { cancelled: boolean }>();
   /** Our history requests (q hex) waiting for chunks. */
   private readonly requests = new Map<string, Outstanding>();
+  /** The key records are sealed under (only with storage). */
+  private readonly storeKey: Uint8Array | undefined;
+  private loading: Promise<void> | null = null;
+  /** The last save queued: saves run one after another, in the order of the changes. */
+  private saved: Promise<void> = Promise.resolve();
 
+  /** `storage`: where our standing and the lists we hold are kept (§14.9); default nowhere. */
   constructor(
     private readonly host: DeviceHost,
     limits: Partial<DeviceLimits> = {},
+    private readonly storage?: GroupStorage,
   ) {
+    this.storeKey = storage ? deviceStoreKey(host.identity) : undefined;
     this.me = host.identity.publicKey;
     this.person = this.me;
     this.limits = {
@@ -151,6 +164,69 @@ export class Devices {
     for (const r of [...this.requests.values()]) r.settle(new AbortedError('messenger closed'));
     for (const a of this.serving.values()) a.cancelled = true;
     this.code = null;
+  }
+
+  // ------------------------------------------------------------------ state at rest (§14.9)
+
+  /**
+   * Reads the stored standing and lists (once; every call that needs them does it first). Throws ERR_MESSAGE_AUTH
+   * (sealed under another identity, or changed), ERR_CBOR_*, ERR_SCHEMA, ERR_SIGNATURE (a list that does not verify),
+   * and what the storage throws: a store that does not read is refused, never replaced.
+   */
+  load(options: AbortOptions = {}): Promise<void> {
+    this.loading ??= this.readStore(options);
+    this.loading.catch(() => (this.loading = null));
+    return this.loading;
+  }
+
+  private async readStore(options: AbortOptions): Promise<void> {
+    const key = this.storeKey;
+    if (!this.storage || !key) return;
+    const records = await this.storage.load(options);
+    for (const [name, bytes] of records) {
+      if (name === SELF_RECORD) {
+        const s = openDeviceSelf(key, bytes);
+        this.person = s.person ?? null;
+        this.accepted = s.accepted ?? null;
+        continue;
+      }
+      if (!name.startsWith(LIST_RECORD_PREFIX)) continue; // not ours (the storage may be shared with groups)
+      const listBytes = openDeviceList(key, name, bytes);
+      const list = decodeDeviceEnvelope(listBytes);
+      if (list.kind !== 'list' || LIST_RECORD_PREFIX + hex(list.person) !== name)
+        throw new ProtocolError('ERR_SCHEMA', `device store ${name}: not that person's list`);
+      verifyDeviceList(list);
+      const k = hex(list.person);
+      const have = this.lists.get(k);
+      if (have && have.list.r >= list.r) continue; // taken before the store was read: ours is newer
+      this.lists.set(k, { list, bytes: listBytes });
+      for (const m of list.members) if (!same(m.key, list.person)) this.personOf.set(hex(m.key), k);
+    }
+  }
+
+  /** Queues a save of `name` (sealed `bytes`, or deleted); a failure is reported. */
+  private save(name: string, bytes: () => Uint8Array | null): void {
+    const storage = this.storage;
+    if (!storage) return;
+    this.saved = this.saved.then(() => storage.save(name, bytes()).catch((e: unknown) => this.host.error(asError(e, 'device state not saved'))));
+  }
+
+  private saveSelf(): void {
+    const key = this.storeKey!;
+    const person = this.person;
+    const accepted = this.accepted;
+    this.save(SELF_RECORD, () => sealDeviceSelf(key, { ...(person ? { person } : {}), ...(accepted ? { accepted } : {}) }));
+  }
+
+  private saveList(held: Held | null, person: string): void {
+    const key = this.storeKey!;
+    const name = LIST_RECORD_PREFIX + person;
+    this.save(name, () => (held ? sealDeviceList(key, name, held.bytes) : null));
+  }
+
+  /** Resolves once every change made so far is saved (tests; an application about to exit). */
+  flushed(): Promise<void> {
+    return this.saved;
   }
 
   // ------------------------------------------------------------------ what we know
@@ -218,6 +294,7 @@ export class Devices {
       );
       held = { list, bytes: encodeDeviceEnvelope(list) };
       this.lists.set(k, held);
+      this.saveList(held, k);
     }
     return held;
   }
@@ -229,6 +306,7 @@ export class Devices {
    * new device is not listening), ERR_TIMEOUT (no accept within `timeoutMs`, default 60 s), ERR_ABORTED.
    */
   async link(code: string | Uint8Array, options: AbortOptions & { timeoutMs?: number } = {}): Promise<DeviceListInfo> {
+    await this.load(options);
     if (!this.isPrimary) throw new ProtocolError('ERR_DEVICE_LIST', 'only a primary links devices');
     const c = typeof code === 'string' ? parseLinkCode(code) : decodeLinkCode(code);
     if (same(c.device, this.me)) throw new ConfigError('a device cannot link itself');
@@ -263,6 +341,7 @@ export class Devices {
    * are not a primary), ERR_CONFIG (our own address), ERR_NOT_FOUND (not one of our devices), ERR_ABORTED.
    */
   async unlink(device: string, options: AbortOptions = {}): Promise<DeviceListInfo> {
+    await this.load(options);
     if (!this.isPrimary) throw new ProtocolError('ERR_DEVICE_LIST', 'only a primary unlinks devices');
     const key = parseAddress(device);
     if (same(key, this.me)) throw new ConfigError('the primary cannot unlink itself');
@@ -324,6 +403,7 @@ export class Devices {
    * messenger's pairwise delivery.
    */
   async send(address: string, data: Uint8Array, options: SendOptions, content: 'data' | 'attachment', id: Uint8Array): Promise<SendReceipt> {
+    await this.load(options.signal ? { signal: options.signal } : {});
     let toKey: Uint8Array;
     try {
       toKey = parseAddress(address);
@@ -370,6 +450,7 @@ export class Devices {
    * envelopes from its members themselves) and nothing kept for history. Resolves with the best device's receipt.
    */
   async toMember(address: string, envelope: Uint8Array, options: SendOptions, id: Uint8Array): Promise<SendReceipt> {
+    await this.load(options.signal ? { signal: options.signal } : {});
     const key = parseAddress(address);
     const to = addr(key);
     if (!this.lists.has(hex(key)) && this.siblings().length === 0) return this.host.deliver(to, envelope, options, 'group', id);
@@ -414,6 +495,7 @@ export class Devices {
    * ERR_DEVICE_LIST (a sender the list does not allow), ERR_MESSAGE_AUTH (an offer without our code's proof).
    */
   async receive(from: string, bytes: Uint8Array): Promise<void> {
+    await this.load();
     const sender = parseAddress(from);
     const e = decodeDeviceEnvelope(bytes);
     switch (e.kind) {
@@ -447,6 +529,7 @@ export class Devices {
     }
     this.code = null; // spent: the first offer that proves the code wins
     this.accepted = e.person;
+    this.saveSelf();
     const accept = encodeDeviceEnvelope({ kind: 'accept', person: e.person, sig: signMembership(e.person, this.host.identity.secretKey) });
     void this.host.deliver(addr(e.person), accept, {}, 'device', newId()).catch((err: unknown) => this.host.error(asError(err, 'link accept not delivered')));
   }
@@ -478,6 +561,7 @@ export class Devices {
     while (this.lists.size >= this.limits.maxLists && this.evictOne());
     this.lists.set(k, next);
     for (const m of next.list.members) if (!same(m.key, next.list.person)) this.personOf.set(hex(m.key), k);
+    this.saveList(next, k);
     const info = this.info(k)!;
     this.host.emit('devices:changed', info);
 
@@ -486,6 +570,7 @@ export class Devices {
     if (this.person && same(this.person, next.list.person)) {
       if (!has(next.list, this.me)) {
         this.person = null;
+        this.saveSelf();
         this.host.emit('device:unlinked', { person, device: addr(this.me) });
         return;
       }
@@ -495,7 +580,9 @@ export class Devices {
       // The person whose offer we accepted lists us: we are its device now (and no longer a primary of our own).
       this.accepted = null;
       this.lists.delete(hex(this.me));
+      this.saveList(null, hex(this.me));
       this.person = next.list.person;
+      this.saveSelf();
       this.host.emit('device:linked', { person, device: addr(this.me) });
     }
   }
@@ -506,6 +593,7 @@ export class Devices {
       if (this.person && k === hex(this.person)) continue;
       this.lists.delete(k);
       for (const m of held.list.members) if (this.personOf.get(hex(m.key)) === k) this.personOf.delete(hex(m.key));
+      this.saveList(null, k);
       return true;
     }
     return false;
@@ -527,6 +615,7 @@ export class Devices {
    * ERR_TIMEOUT (`timeoutMs`, default 5 minutes), ERR_ABORTED, and the send's errors.
    */
   async requestHistory(options: AbortOptions & { from?: string; after?: number; maxBytes?: number; timeoutMs?: number } = {}): Promise<HistoryMessage[]> {
+    await this.load(options.signal ? { signal: options.signal } : {});
     const siblings = this.siblings();
     const primary = this.person && !this.isPrimary ? this.person : undefined;
     const fromKey = options.from !== undefined ? parseAddress(options.from) : (primary ?? siblings[0]);

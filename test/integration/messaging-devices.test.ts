@@ -3,13 +3,15 @@
  * own address. Bob's primary links two devices from their link codes; Alice, Bob's contact, then reaches all three
  * exactly once; a message one of Bob's devices sends shows on its siblings; a device linked later gets history on
  * request; an unlinked device receives nothing sent after the unlinking; a replayed or forged list is refused with
- * its code at the contact. A group with Bob as a member reaches all three of his devices (§13.8), each once.
+ * its code at the contact. A group with Bob as a member reaches all three of his devices (§13.8), each once. A
+ * linked device whose messenger restarts over its device storage (§14.9) is still Bob's and still reached.
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import { Messenger, type GroupIncoming, type IncomingMessage, type SyncedMessage } from '../../client/messaging/node.js';
 import type { Devices } from '../../client/messaging/devices.js';
-import { createIdentity } from '../../protocol/address.js';
+import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
+import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
 import { crypto } from '../../crypto/index.js';
 import { decodeDeviceEnvelope, encodeDeviceEnvelope, signDeviceList, signMembership } from '../../protocol/device-link.js';
 import type { AlliumError } from '../../protocol/errors.js';
@@ -36,8 +38,13 @@ describe('messaging: several devices per person (relay processes)', function () 
   const envelopes = new Map<Messenger, Uint8Array[]>();
   let alice: Messenger, bob0: Messenger, bob1: Messenger, bob2: Messenger, bob3: Messenger;
 
-  function messenger(client: AlliumClient): Messenger {
-    const m = new Messenger(client, createIdentity(), { offline: { collect: false } });
+  /** Each identity's device storage, kept across a restart of its messenger. */
+  const storages = new Map<string, GroupStorage>();
+
+  function messenger(client: AlliumClient, identity: Identity = createIdentity()): Messenger {
+    const deviceStorage = storages.get(formatAddress(identity.publicKey)) ?? memoryGroupStorage();
+    const m = new Messenger(client, identity, { offline: { collect: false }, deviceStorage });
+    storages.set(m.address, deviceStorage);
     got.set(m, []);
     groupGot.set(m, []);
     m.on('group:message', (x) => groupGot.get(m)!.push(x));
@@ -151,6 +158,21 @@ describe('messaging: several devices per person (relay processes)', function () 
     console.log(`      group over 3 devices: ${Date.now() - t0} ms`);
   });
 
+  it('a linked device restarts over its device storage: still a device of the person, and still reached', async () => {
+    const t0 = Date.now();
+    await bob1.devices.flushed();
+    bob1.close();
+    const back = messenger(clients[0]!, bob1.identity);
+    bob1 = back;
+    expect(await back.loadDevices()).to.deep.equal({ person: bob0.address, revision: 2, devices: [bob0.address, back.address, bob2.address] });
+    expect(back.devices.isPrimary).to.equal(false);
+    await back.startListening();
+    const r = await alice.send(bob0.address, enc('after the laptop restarted'));
+    expect(r.devices!.map((d) => [d.device, d.status])).to.deep.equal([bob0, back, bob2].map((b) => [b.address, 'delivered']));
+    expect(got.get(back)!.map((m) => [m.from, m.device, dec(m.data)])).to.deep.equal([[alice.address, undefined, 'after the laptop restarted']]);
+    console.log(`      restart of a linked device: ${Date.now() - t0} ms`);
+  });
+
   it('a newly linked device gets history on request', async () => {
     await bob0.devices.link(bob3.devices.linkCode().text);
     const progress: boolean[] = [];
@@ -159,6 +181,7 @@ describe('messaging: several devices per person (relay processes)', function () 
     expect(history.map((h) => [h.outgoing, h.peer, dec(h.data)])).to.deep.equal([
       [false, alice.address, 'hello, all of bob'],
       [true, alice.address, 'from the laptop'],
+      [false, alice.address, 'after the laptop restarted'],
     ]);
     expect(progress.at(-1)).to.equal(true);
   });
