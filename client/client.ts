@@ -723,7 +723,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         });
         if ((this.o.circuitPadding ?? true) && path.length >= 3) {
           // Not awaited: the circuit is usable at once; a refusal (a relay's budget) leaves it unpadded.
-          circuit.startPadding(PaddingMachineId.STREAM_SETUP).catch(() => undefined);
+          circuit.startPadding(PaddingMachineId.EXCHANGES).catch(() => undefined);
         }
         this.emit('client:circuit', circuit);
         return circuit;
