@@ -333,15 +333,15 @@ const EXCHANGE_THINK: readonly PaddingBin[] = [
 /** A response's size in cells: a chat acknowledgement to a content block to a web object. */
 const EXCHANGE_BURST: readonly PaddingBin[] = [
   { lo: 1, hi: 6, weight: 1 },
-  { lo: 30, hi: 45, weight: 3 },
+  { lo: 30, hi: 45, weight: 2 },
   { lo: 45, hi: 70, weight: 2 },
+  { lo: 70, hi: 110, weight: 1 },
 ];
 
 /** A late response's size: acknowledgements and small objects. */
 const EXCHANGE_LATE_BURST: readonly PaddingBin[] = [
-  { lo: 1, hi: 4, weight: 2 },
-  { lo: 4, hi: 20, weight: 2 },
-  { lo: 20, hi: 45, weight: 1 },
+  { lo: 1, hi: 4, weight: 3 },
+  { lo: 4, hi: 12, weight: 2 },
 ];
 
 /**
@@ -421,7 +421,8 @@ function exchangesClient(): PaddingMachine {
         countNonPadding: true,
         next: { 'length-count': base + 1 },
       },
-      // Any cell back (the relay half's think cell, or a real one) ends the wait.
+      // Any cell back (the relay half's think cell, or a real one) ends the wait; a real request sent meanwhile
+      // takes the next round's request's place.
       {
         name: `wait-response-${i}`,
         delay: [],
@@ -430,6 +431,7 @@ function exchangesClient(): PaddingMachine {
         next: {
           'nonpadding-received': last ? 'end' : base + 2,
           'padding-received': last ? 'end' : base + 2,
+          ...(last ? {} : { 'nonpadding-sent': base + 3 }),
         },
       },
     );

@@ -183,7 +183,7 @@ describe('protocol/circuit-padding: the state machine', () => {
     expect([...early].sort(), 'both branches taken over 200 seeds').to.deep.equal([false, true]);
   });
 
-  it('EXCHANGES (client half): two cells at once, waits for the answer and CONNECTED, then eight request rounds', () => {
+  it('EXCHANGES (client half): two cells at once, waits for the answer and CONNECTED, then eight request rounds; real requests take rounds', () => {
     const client = paddingMachine(PaddingMachineId.EXCHANGES)!.client;
     for (let seed = 0; seed < 100; seed++) {
       const { states, padding, end } = driveAlone(client, seed);
@@ -201,9 +201,13 @@ describe('protocol/circuit-padding: the state machine', () => {
     rt.on('nonpadding-received');
     rt.on('nonpadding-received');
     expect(rt.stateName).to.equal('request-0');
-    rt.on('nonpadding-sent');
-    rt.on('nonpadding-sent');
+    for (let i = 0; i < 3 && rt.stateName === 'request-0'; i++) rt.on('nonpadding-sent');
     expect(rt.stateName).to.equal('wait-response-0');
+    // A real request sent while the response is awaited takes the next round's request's place.
+    expect(rt.on('nonpadding-sent')).to.deep.equal({ kind: 'wait' });
+    expect(rt.stateName).to.equal('wait-response-1');
+    expect(rt.on('nonpadding-received').kind).to.equal('schedule');
+    expect(rt.stateName).to.equal('request-2');
     expect(rt.padding).to.equal(0);
   });
 
