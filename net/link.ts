@@ -113,6 +113,11 @@ const framePlain = new Uint8Array(FRAME_PLAIN_LEN);
 
 type QueuedCell = { circId: number; command: number; body: Uint8Array };
 
+/** A buffer for `frames` sealed frames. */
+function sendSlab(frames: number): Uint8Array {
+  return new Uint8Array(frames * FRAME_LEN);
+}
+
 /** Where a padding side's draws come from, and whether a padding frame may go now (a relay's budget). */
 export interface PaddingDriver {
   /** Uniform in [0, 1) (default: the CSPRNG). */
@@ -533,19 +538,26 @@ export class Link extends Emitter<LinkEvents> {
     else setTimeout(run, 0);
   }
 
-  /** Frames every queued cell; the frames leave in one socket write (cork/uncork) where the socket allows it. */
+  /**
+   * Frames every queued cell; the frames leave in one socket write (cork/uncork) where the socket allows it, and are
+   * sealed into one buffer allocated for the whole flush (the socket holds each frame until it is written, so frames
+   * cannot share a buffer across flushes).
+   */
   private flush(): void {
     if (this.state !== 'open' || this.queue.length === this.head) return;
+    const frames = Math.ceil((this.queue.length - this.head) / FRAME_CELLS);
+    const slab = sendSlab(frames);
     this.socket.cork?.();
     try {
-      while (this.state === 'open' && this.queue.length > this.head) this.flushFrame();
+      for (let i = 0; i < frames && this.state === 'open' && this.queue.length > this.head; i++)
+        this.flushFrame(slab.subarray(i * FRAME_LEN, (i + 1) * FRAME_LEN));
     } finally {
       this.socket.uncork?.();
     }
   }
 
-  /** Sends one frame with up to FRAME_CELLS queued cells, padded with PADDING cells. */
-  private flushFrame(): void {
+  /** Sends one frame with up to FRAME_CELLS queued cells, padded with PADDING cells, sealed into `out` (or a new buffer). */
+  private flushFrame(out: Uint8Array = sendSlab(1)): void {
     if (this.state !== 'open' || !this.sendCipher) return;
     const plain = framePlain;
     const q = this.queue;
@@ -564,7 +576,7 @@ export class Link extends Emitter<LinkEvents> {
       this.head = 0;
     }
     this.stats.cellsOut += n;
-    this.write(this.sendCipher.seal(plain));
+    this.write(this.sendCipher.sealInto(plain, out));
   }
 
   /** Closes the link; `error` says why (null for an orderly close). */
