@@ -17,7 +17,7 @@
  * same queue and socket in one order per frame; the handshake itself and the frame cipher are pure and live in
  * protocol/ (link-handshake.ts), the socket adapters in socket.ts and ws-node.ts.
  */
-import { CellCommand, CONTROL_DATA_MAX, controlBody, decodeCell, decodeControlBody, fragmentControl, type Cell } from '../protocol/cell.js';
+import { CellCommand, CONTROL_DATA_MAX, controlBody, decodeCellAt, decodeControlBody, fragmentControl, type Cell } from '../protocol/cell.js';
 import { CELL_BODY_LEN, CELL_LEN } from '../protocol/constants.js';
 import { decodeControl, encodeControl, MAX_CONTROL_MESSAGE, type ControlMessage } from '../protocol/control.js';
 import { AlliumError, LimitError, ProtocolError, TimeoutError, isAlliumError } from '../protocol/errors.js';
@@ -109,9 +109,10 @@ let nextLinkId = 1;
 /** Plaintext of a frame of PADDING only (link padding, keepalives): never written to. */
 const paddingPlain = new Uint8Array(FRAME_PLAIN_LEN);
 
-/** A buffer for `frames` sealed frames. */
+/** A buffer for `frames` sealed frames; the seal writes every byte, so in Node it is not zero-filled first. */
 function sendSlab(frames: number): Uint8Array {
-  return new Uint8Array(frames * FRAME_LEN);
+  const n = frames * FRAME_LEN;
+  return typeof Buffer === 'function' ? new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n) : new Uint8Array(n);
 }
 
 /** Where a padding side's draws come from, and whether a padding frame may go now (a relay's budget). */
@@ -452,8 +453,7 @@ export class Link extends Emitter<LinkEvents> {
     let padding = 0;
     for (let i = 0; i < FRAME_CELLS; i++) {
       if (this.state !== 'open') return;
-      const raw = plain.subarray(i * CELL_LEN, (i + 1) * CELL_LEN);
-      const cell = decodeCell(raw);
+      const cell = decodeCellAt(plain, i * CELL_LEN);
       if (cell.command === CellCommand.PADDING) {
         if (++padding === FRAME_CELLS) this.stats.paddingFramesIn++;
         continue;
