@@ -7,6 +7,9 @@
  * circuit, so a FETCH flood cannot make the relay queue an item per stream for a thousand streams a circuit; further
  * ones are refused with END RESOURCE_LIMIT. A STORE reserves its `n` bytes (one buffer, filled as DATA arrives) out
  * of MAX_PENDING_STORE_BYTES for the relay until it ends; a STORE that does not fit is answered STORED `refused`.
+ *
+ * A request naming a holder in `f` is forwarded to it (specs/content.md §8.3, relay/content-forward.ts): a STORE's
+ * bytes are collected here under the same reservation, then passed on; the holder's answer comes back on the stream.
  */
 import type { Logger } from 'pino';
 import { BLOCK_LEN } from '../protocol/chk.js';
@@ -17,9 +20,11 @@ import { MAX_RECORD_BYTES } from '../protocol/ssk.js';
 import { MAX_ENDPOINT_DESCRIPTOR_BYTES } from '../protocol/endpoint-descriptor.js';
 import { MAX_MAILBOX_ITEM_BYTES } from '../protocol/mailbox.js';
 import { EndReason } from '../protocol/stream-messages.js';
+import type { FetchSink } from '../net/content-requests.js';
 import type { MuxStream, StreamMux } from '../net/stream-mux.js';
 import type { BlockStore } from './block-store.js';
 import type { CircuitHop } from './circuits.js';
+import type { ContentForwarder, ForwardSlot } from './content-forward.js';
 import type { RelayMetrics } from './metrics.js';
 
 const STORE_TIMEOUT_MS = 30_000;
@@ -34,6 +39,8 @@ export interface ContentServiceOptions {
   maxStreamsPerCircuit?: number;
   /** Default MAX_PENDING_STORE_BYTES. */
   maxPendingStoreBytes?: number;
+  /** Forwards requests that name a holder (content.md §8.3); without it they are answered `unknown`. */
+  forwarder?: ContentForwarder;
 }
 const MAX_ITEM_BYTES: Record<ContentKind, number> = {
   block: BLOCK_LEN,
@@ -48,6 +55,7 @@ export class ContentService {
   private readonly maxStreamsPerCircuit: number;
   private readonly maxPendingStoreBytes: number;
   private pendingStore = 0;
+  private readonly forwarder: ContentForwarder | null;
   /** FETCH requests answered: reads, and head-only checks (other relays' repair probes). For status and the simulator. */
   readonly fetched = { reads: 0, heads: 0 };
 
@@ -60,6 +68,7 @@ export class ContentService {
   ) {
     this.maxStreamsPerCircuit = options.maxStreamsPerCircuit ?? MAX_CONTENT_STREAMS_PER_CIRCUIT;
     this.maxPendingStoreBytes = options.maxPendingStoreBytes ?? MAX_PENDING_STORE_BYTES;
+    this.forwarder = options.forwarder ?? null;
     this.updateGauges();
   }
 
@@ -88,11 +97,12 @@ export class ContentService {
     return this.pendingStore;
   }
 
+  /** After every STORE and repair pass: from the store's in-memory counts, never a scan of the store. */
   updateGauges(): void {
-    const s = this.store.stats();
-    this.metrics.storeBytes.set(s.bytes);
-    this.metrics.storeBlocks.set(s.blocks);
-    this.metrics.storeQuota.set(s.quota);
+    const held = this.store.held;
+    this.metrics.storeBytes.set(held.bytes);
+    this.metrics.storeBlocks.set(held.blocks);
+    this.metrics.storeQuota.set(this.store.quota);
   }
 
   /** Sends the reply, then END: after queued data on an accepted stream, at once on a refused one. */
@@ -117,6 +127,13 @@ export class ContentService {
       this.metrics.drops.inc({ reason: 'store_pending_limit' });
       return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'refused' }));
     }
+    let slot: ForwardSlot | null = null;
+    if (req.f) {
+      const admitted = this.forwarder ? this.forwarder.admit(hop, req.f) : 'unknown';
+      if (typeof admitted === 'string') return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: admitted }));
+      slot = admitted;
+    }
+    const abort = new AbortController();
     // The item's bytes are reserved now and held in one buffer until the stream ends, whatever arrives.
     this.pendingStore += req.n;
     let bytes: Uint8Array | null = new Uint8Array(req.n);
@@ -126,6 +143,8 @@ export class ContentService {
       clearTimeout(timer);
       this.pendingStore -= req.n;
       bytes = null;
+      slot?.release();
+      abort.abort();
     });
     mux.acceptQuietly(s);
     s.on('stream:data', (chunk) => {
@@ -142,6 +161,12 @@ export class ContentService {
       clearTimeout(timer);
       const item = bytes;
       bytes = null;
+      if (slot) {
+        void this.forwarder!.store(slot, req.t, req.k, item, req.c, abort.signal).then((status) => {
+          if (s.state !== 'closed') this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: status }));
+        });
+        return;
+      }
       let status: ContentStatus;
       try {
         if (req.t === 'block') status = this.store.putBlock(req.k, item, req.c ? 'cache' : 'replica') === 'stored' ? 'ok' : 'exists';
@@ -171,6 +196,7 @@ export class ContentService {
       this.metrics.fetches.inc({ result: 'invalid' });
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'invalid', n: 0 }));
     }
+    if (req.f) return this.forwardFetch(hop, mux, s, req.f, req.t, req.k, req.h);
     if (req.h) this.fetched.heads++;
     else this.fetched.reads++;
     const item =
@@ -191,4 +217,36 @@ export class ContentService {
     if (!req.h && item.length > 0) s.write(item); // an expired mailbox slot is found, with nothing to send
     s.end(EndReason.DONE);
   };
+
+  /**
+   * A FETCH naming a holder: forwarded, and the holder's answer streamed back as it arrives (content.md §8.3): its
+   * FETCHED `found` and each DATA cell go on at once. A holder that fails after `found` leaves the item short: the
+   * client's stream is ended with END HOST_UNREACHABLE, which the client takes as the holder not answering.
+   */
+  private forwardFetch(hop: CircuitHop, mux: StreamMux, s: MuxStream, f: Uint8Array, kind: ContentKind, rk: Uint8Array, head: boolean): void {
+    const slot = this.forwarder ? this.forwarder.admit(hop, f) : 'unknown';
+    if (typeof slot === 'string') return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: slot, n: 0 }));
+    const abort = new AbortController();
+    s.once('stream:end', () => {
+      slot.release();
+      abort.abort();
+    });
+    mux.acceptQuietly(s);
+    let replied = false;
+    const sink: FetchSink = {
+      found: (n) => {
+        if (s.state === 'closed') return;
+        replied = true;
+        mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: 'found', n }));
+      },
+      // A copy: the chunk is a view the holder's circuit may reuse once this returns; at most n bytes queue here.
+      data: (chunk) => void (s.state !== 'closed' && s.write(chunk.slice())),
+    };
+    void this.forwarder!.fetch(slot, kind, rk, head, abort.signal, sink).then((status) => {
+      if (s.state === 'closed') return; // the client gave up
+      if (replied) return s.end(status === 'found' ? EndReason.DONE : EndReason.HOST_UNREACHABLE);
+      mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: status, n: 0 }));
+      s.end(EndReason.DONE);
+    });
+  }
 }

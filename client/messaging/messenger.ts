@@ -191,6 +191,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       // the peer nor block them.
       messageStream: (peer, circuit, stream, session) => void this.conversation(peer, circuit, stream, session, (conv) => this.bindAuthenticated(peer, conv)),
       error: (e) => this.emit('endpoint:error', e),
+      loaded: () => this.endpoint.loadSeen(true),
     });
     client.useAddressConnector?.((address, port, o) => this.connect(address, port, o));
   }
