@@ -96,6 +96,7 @@ export function loadNativeBinding(): SodiumBinding | null {
       s.crypto_aead_chacha20poly1305_ietf_encrypt(c, m, ad, null, nonce, key);
       return c;
     },
+    aeadEncryptInto: (out, m, ad, nonce, key) => void s.crypto_aead_chacha20poly1305_ietf_encrypt(out, m, ad, null, nonce, key),
     aeadDecryptInPlace: (buf, ad, nonce, key) => {
       if (buf.length < TAG) return null;
       // libsodium verifies the tag over the ciphertext before it writes any plaintext, so m may start at c (on a

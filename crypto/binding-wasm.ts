@@ -46,6 +46,7 @@ export async function loadWasmBinding(): Promise<SodiumBinding> {
     chacha20Xor: (out, input, nonce, ic, key) => out.set(s.crypto_stream_chacha20_ietf_xor_ic(input, nonce, ic, key)),
     poly1305: (out, m, key) => out.set(s.crypto_onetimeauth(m, key)),
     aeadEncrypt: (m, ad, nonce, key) => s.crypto_aead_chacha20poly1305_ietf_encrypt(m, ad, null, nonce, key),
+    aeadEncryptInto: (out, m, ad, nonce, key) => out.set(s.crypto_aead_chacha20poly1305_ietf_encrypt(m, ad, null, nonce, key)),
     aeadDecryptInPlace: (buf, ad, nonce, key) => {
       if (buf.length < 16) return null;
       let m: Uint8Array;

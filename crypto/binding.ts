@@ -24,6 +24,8 @@ export interface SodiumBinding {
   poly1305(out: Uint8Array, message: Uint8Array, key: Uint8Array): void;
   /** ChaCha20-Poly1305-IETF; returns ciphertext||tag. */
   aeadEncrypt(message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array;
+  /** As aeadEncrypt, into `out` (exactly message.length + 16 bytes; it must not overlap `message`). */
+  aeadEncryptInto(out: Uint8Array, message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): void;
   /**
    * Decrypts ciphertext||tag in place: on success the plaintext is the first length − 16 bytes of `buf` (returned as
    * a view of it). On failure returns null and what `buf` holds is unspecified (native libsodium clears it); the tag is

@@ -304,6 +304,19 @@ export class Crypto {
     return this.b.aeadEncrypt(message, ad, nonce, key);
   }
 
+  /**
+   * As aeadEncrypt, into `out`, which must be exactly message.length + 16 bytes and not overlap `message`: a caller
+   * sealing many messages at once gives them one buffer instead of one allocation each.
+   */
+  aeadEncryptInto(out: Uint8Array, message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): void {
+    checkLen('aead nonce', nonce, NONCE_LEN);
+    checkLen('aead key', key, KEY_LEN);
+    checkLen('aead output', out, message.length + 16);
+    if (out.buffer === message.buffer && out.byteOffset < message.byteOffset + message.length && message.byteOffset < out.byteOffset + out.length)
+      throw new AlliumError('ERR_INTERNAL', 'aead output overlaps its input');
+    this.b.aeadEncryptInto(out, message, ad, nonce, key);
+  }
+
   aeadDecrypt(ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null {
     checkLen('aead nonce', nonce, NONCE_LEN);
     checkLen('aead key', key, KEY_LEN);

@@ -8,6 +8,7 @@
  * its last hop send; anything else destroys the circuit (ERR_RELAY_COMMAND).
  */
 import { crypto } from '../crypto/index.js';
+import { CELL_BODY_LEN, RELAY_PAYLOAD_LEN } from '../protocol/constants.js';
 import { CellCommand, createBody, decodeCreatedBody, decodeDestroyBody, destroyBody, destroyReasonOf, DestroyReason, type Cell } from '../protocol/cell.js';
 import { purposeAccepts, type CircuitPurpose } from '../protocol/circuit-purpose.js';
 import type { Descriptor } from '../protocol/descriptor.js';
@@ -23,7 +24,7 @@ import {
 import { createOnion, openReply, ReplyStatus, wipeClientOnion, type OnionHop } from '../protocol/onion.js';
 import type { HopKeys } from '../protocol/ntor.js';
 import { ClientCircuitCrypto, payloadOf } from '../protocol/relay-crypto.js';
-import { decodeRelayPayload, encodeRelayPayload, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
+import { decodeRelayPayload, encodeRelayPayloadInto, RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { settleWithin, signalOption, type AbortOptions } from './abort.js';
 import { ClientPaddingDriver } from './circuit-padding.js';
 import { Emitter } from './emitter.js';
@@ -37,6 +38,9 @@ export type CircuitEvents = {
 };
 
 const HIGH = 0x80000000;
+/** The payload and body of the relay cell being sent (sendRaw): the link copies each cell when it queues it. */
+const sendPayload = new Uint8Array(RELAY_PAYLOAD_LEN);
+const sendBody = new Uint8Array(CELL_BODY_LEN);
 
 /** Routes cells arriving on a client's links to its circuits. */
 export class CircuitTable {
@@ -155,8 +159,10 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
   private sendRaw(msg: RelayMessage, hop: number): boolean {
     if (this.state !== 'open') return false;
     try {
-      const body = this.cc.wrapForward(encodeRelayPayload(msg), hop);
-      this.link.sendCell(this.circId, CellCommand.RELAY, body);
+      // The link copies the cell when it queues it, so every circuit encodes and encrypts in the same two buffers.
+      sendPayload.fill(0);
+      encodeRelayPayloadInto(sendPayload, 0, msg);
+      this.link.sendCell(this.circId, CellCommand.RELAY, this.cc.wrapForwardInto(sendBody, sendPayload, hop));
       return true;
     } catch (e) {
       this.close(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'send failed', { cause: e }), DestroyReason.RESOURCE_LIMIT);

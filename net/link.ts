@@ -17,7 +17,7 @@
  * same queue and socket in one order per frame; the handshake itself and the frame cipher are pure and live in
  * protocol/ (link-handshake.ts), the socket adapters in socket.ts and ws-node.ts.
  */
-import { CellCommand, CONTROL_DATA_MAX, controlBody, decodeCell, decodeControlBody, encodeCellInto, fragmentControl, type Cell } from '../protocol/cell.js';
+import { CellCommand, CONTROL_DATA_MAX, controlBody, decodeCellAt, decodeControlBody, fragmentControl, type Cell } from '../protocol/cell.js';
 import { CELL_BODY_LEN, CELL_LEN } from '../protocol/constants.js';
 import { decodeControl, encodeControl, MAX_CONTROL_MESSAGE, type ControlMessage } from '../protocol/control.js';
 import { AlliumError, LimitError, ProtocolError, TimeoutError, isAlliumError } from '../protocol/errors.js';
@@ -35,6 +35,7 @@ import {
 import { crypto } from '../crypto/index.js';
 import { linkPaddingDelay, type LinkPadding } from '../protocol/link-padding.js';
 import { Emitter } from './emitter.js';
+import { FrameQueue } from './frame-queue.js';
 import type { LinkSocket } from './socket.js';
 
 export interface LinkTimers {
@@ -105,13 +106,14 @@ export interface LinkOptions {
 
 let nextLinkId = 1;
 
-/**
- * Plaintext of the frame being built. A frame is encoded and sealed in one synchronous step and seal() copies, so
- * one buffer serves every frame of every link (an idle link holds no frame buffer of its own).
- */
-const framePlain = new Uint8Array(FRAME_PLAIN_LEN);
+/** Plaintext of a frame of PADDING only (link padding, keepalives): never written to. */
+const paddingPlain = new Uint8Array(FRAME_PLAIN_LEN);
 
-type QueuedCell = { circId: number; command: number; body: Uint8Array };
+/** A buffer for `frames` sealed frames; the seal writes every byte, so in Node it is not zero-filled first. */
+function sendSlab(frames: number): Uint8Array {
+  const n = frames * FRAME_LEN;
+  return typeof Buffer === 'function' ? new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n) : new Uint8Array(n);
+}
 
 /** Where a padding side's draws come from, and whether a padding frame may go now (a relay's budget). */
 export interface PaddingDriver {
@@ -128,9 +130,8 @@ export class Link extends Emitter<LinkEvents> {
   private responder: LinkResponder | null = null;
   private sendCipher: FrameCipher | null = null;
   private recvCipher: FrameCipher | null = null;
-  /** Cells waiting for a frame: queue[head..) (a head index, so taking cells from the front costs no shifting). */
-  private queue: QueuedCell[] = [];
-  private head = 0;
+  /** Cells waiting for a frame, already encoded in their frames' plaintext. */
+  private readonly queue = new FrameQueue();
   private flushScheduled = false;
   private control: Uint8Array[] = [];
   private controlBytes = 0;
@@ -248,12 +249,12 @@ export class Link extends Emitter<LinkEvents> {
 
   /** Cells queued and not yet framed. */
   get queuedCells(): number {
-    return this.queue.length - this.head;
+    return this.queue.cells;
   }
 
   /** Bytes this link holds: queued cells plus socket bytes in flight. */
   get bufferedBytes(): number {
-    return (this.queue.length - this.head) * CELL_LEN + this.socket.bufferedAmount;
+    return this.queue.cells * CELL_LEN + this.socket.bufferedAmount;
   }
 
   /**
@@ -452,8 +453,7 @@ export class Link extends Emitter<LinkEvents> {
     let padding = 0;
     for (let i = 0; i < FRAME_CELLS; i++) {
       if (this.state !== 'open') return;
-      const raw = plain.subarray(i * CELL_LEN, (i + 1) * CELL_LEN);
-      const cell = decodeCell(raw);
+      const cell = decodeCellAt(plain, i * CELL_LEN);
       if (cell.command === CellCommand.PADDING) {
         if (++padding === FRAME_CELLS) this.stats.paddingFramesIn++;
         continue;
@@ -496,14 +496,15 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   /**
-   * Queues a cell. Throws ERR_LINK_CLOSED on a closed link and LimitError MAX_LINK_QUEUE_CELLS when the queue is
-   * full (the caller decides which circuit pays).
+   * Queues a cell, copying `body` into the frame it will travel in (the caller may reuse its buffer at once). Throws
+   * ERR_LINK_CLOSED on a closed link and LimitError MAX_LINK_QUEUE_CELLS when the queue is full (the caller decides
+   * which circuit pays).
    */
   sendCell(circId: number, command: CellCommand, body: Uint8Array): void {
     if (this.state === 'closed') throw new AlliumError('ERR_LINK_CLOSED', 'link is closed');
     if (body.length > CELL_BODY_LEN) throw new AlliumError('ERR_INTERNAL', 'cell body too long');
-    if (this.queue.length - this.head >= this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue full');
-    this.queue.push({ circId, command, body });
+    if (this.queue.cells >= this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue full');
+    this.queue.push(circId, command, body);
     if (this.state === 'open') this.scheduleFlush();
   }
 
@@ -517,8 +518,7 @@ export class Link extends Emitter<LinkEvents> {
     const bytes = encodeControl(message);
     if (bytes.length > MAX_CONTROL_MESSAGE) throw new LimitError('MAX_CONTROL_MESSAGE', 'control message too large');
     const fragments = fragmentControl(bytes);
-    if (this.queue.length - this.head + fragments.length > this.maxQueue)
-      throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue has no room for the message');
+    if (this.queue.cells + fragments.length > this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue has no room for the message');
     for (const f of fragments) this.sendCell(0, CellCommand.CONTROL, controlBody(f));
   }
 
@@ -533,38 +533,34 @@ export class Link extends Emitter<LinkEvents> {
     else setTimeout(run, 0);
   }
 
-  /** Frames every queued cell; the frames leave in one socket write (cork/uncork) where the socket allows it. */
+  /**
+   * Frames every queued cell; the frames leave in one socket write (cork/uncork) where the socket allows it, and are
+   * sealed into one buffer allocated for the whole flush (the socket holds each frame until it is written, so frames
+   * cannot share a buffer across flushes).
+   */
   private flush(): void {
-    if (this.state !== 'open' || this.queue.length === this.head) return;
+    if (this.state !== 'open' || this.queue.cells === 0) return;
+    const frames = Math.ceil(this.queue.cells / FRAME_CELLS);
+    const slab = sendSlab(frames);
     this.socket.cork?.();
     try {
-      while (this.state === 'open' && this.queue.length > this.head) this.flushFrame();
+      for (let i = 0; i < frames && this.state === 'open' && this.queue.cells > 0; i++) this.flushFrame(slab.subarray(i * FRAME_LEN, (i + 1) * FRAME_LEN));
     } finally {
       this.socket.uncork?.();
     }
   }
 
-  /** Sends one frame with up to FRAME_CELLS queued cells, padded with PADDING cells. */
-  private flushFrame(): void {
+  /** Sends one frame with up to FRAME_CELLS queued cells, padded with PADDING cells, sealed into `out` (or a new buffer). */
+  private flushFrame(out: Uint8Array = sendSlab(1)): void {
     if (this.state !== 'open' || !this.sendCipher) return;
-    const plain = framePlain;
-    const q = this.queue;
-    const n = Math.min(FRAME_CELLS, q.length - this.head);
-    for (let i = 0; i < n; i++) {
-      const c = q[this.head + i]!;
-      encodeCellInto(plain, i * CELL_LEN, c.circId, c.command as CellCommand, c.body);
-    }
-    if (n < FRAME_CELLS) plain.fill(0, n * CELL_LEN);
-    this.head += n;
-    if (this.head === q.length) {
-      q.length = 0;
-      this.head = 0;
-    } else if (this.head >= 1024) {
-      q.splice(0, this.head);
-      this.head = 0;
-    }
+    const n = this.queue.nextCells;
+    const plain = n > 0 ? this.queue.shift() : paddingPlain;
     this.stats.cellsOut += n;
-    this.write(this.sendCipher.seal(plain));
+    try {
+      this.write(this.sendCipher.sealInto(plain, out));
+    } finally {
+      if (n > 0) FrameQueue.release(plain);
+    }
   }
 
   /** Closes the link; `error` says why (null for an orderly close). */
@@ -597,8 +593,7 @@ export class Link extends Emitter<LinkEvents> {
     if (this.padTimer) clearTimeout(this.padTimer);
     this.padTimer = null;
     this.padding = null;
-    this.queue = [];
-    this.head = 0;
+    this.queue.clear();
     this.deferredAnswer = null;
     this.control = [];
     this.controlBytes = 0;

@@ -4,7 +4,8 @@
  * reader stops the far end instead of filling our memory.
  *
  * Received data arrives a cell (886 bytes) at a time, often dozens in one turn of the event loop (one link read);
- * the socket is corked for that turn so they leave in one write, not one system call per cell.
+ * the socket is corked for that turn so they leave in one write, not one system call per cell, and are acknowledged
+ * together once that write completes.
  */
 import type { Socket } from 'node:net';
 import { EndReason } from '../protocol/stream-messages.js';
@@ -13,8 +14,20 @@ import type { MuxStream } from './stream-mux.js';
 export function pipeSocket(stream: MuxStream, socket: Socket): void {
   let ended = false;
   let corked = false;
+  /** Cells of this turn written, and the last one, held back: its write's callback acknowledges them all. */
+  let batch = 0;
+  let last: Uint8Array | null = null;
+  /** Writes the held cell; writes complete in order, so when it has, every cell of the turn has. */
+  const writeLast = (): void => {
+    const n = batch;
+    const data = last;
+    batch = 0;
+    last = null;
+    if (data && !socket.destroyed) socket.write(data, () => stream.consumed(n));
+  };
   const uncork = (): void => {
     corked = false;
+    writeLast();
     socket.uncork();
   };
   socket.on('data', (buf: Buffer) => {
@@ -28,7 +41,9 @@ export function pipeSocket(stream: MuxStream, socket: Socket): void {
       socket.cork();
       process.nextTick(uncork);
     }
-    socket.write(data, () => stream.consumed(1));
+    if (last) socket.write(last);
+    last = data;
+    batch++;
   });
   socket.on('end', () => {
     if (!ended) stream.end(EndReason.DONE);
@@ -39,6 +54,7 @@ export function pipeSocket(stream: MuxStream, socket: Socket): void {
   });
   stream.on('stream:end', () => {
     ended = true;
+    writeLast();
     if (!socket.destroyed) socket.end();
   });
 }

@@ -86,15 +86,27 @@ export function encodeCellInto(out: Uint8Array, offset: number, circId: number, 
 /** Decodes the cell header and checks command and circuit id; the body is a view into `bytes`. */
 export function decodeCell(bytes: Uint8Array): Cell {
   if (bytes.length !== CELL_LEN) throw new ProtocolError('ERR_CELL_SIZE', `a cell is ${CELL_LEN} bytes, not ${bytes.length}`);
-  const r = new ByteReader(bytes, 'cell');
-  const circId = r.u32();
-  const command = r.u8();
+  return decodeCellAt(bytes, 0);
+}
+
+/**
+ * As decodeCell, for the cell at frame[offset..offset + CELL_LEN) (the link decodes the cells of a frame in place;
+ * one view per cell, its body). The caller guarantees the frame holds a whole cell there.
+ */
+export function decodeCellAt(frame: Uint8Array, offset: number): Cell {
+  if (offset < 0 || offset + CELL_LEN > frame.length) throw new ProtocolError('ERR_CELL_SIZE', `a cell is ${CELL_LEN} bytes`);
+  const circId = ((frame[offset]! << 24) | (frame[offset + 1]! << 16) | (frame[offset + 2]! << 8) | frame[offset + 3]!) >>> 0;
+  const command = frame[offset + 4]!;
   if (!KNOWN.has(command)) throw new ProtocolError('ERR_CELL_COMMAND', `unknown cell command ${command}`);
   if (LINK_LEVEL.has(command) !== (circId === 0)) {
     throw new ProtocolError('ERR_CELL_CIRCUIT_ID', `command ${command} ${circId === 0 ? 'needs a circuit id' : 'must use circuit id 0'}`);
   }
-  const body = r.rest();
-  if (command === CellCommand.PADDING) new ByteReader(body, 'PADDING body').zeros();
+  const body = frame.subarray(offset + 5, offset + CELL_LEN);
+  if (command === CellCommand.PADDING) {
+    for (let i = 0; i < body.length; i++) {
+      if (body[i] !== 0) throw new ProtocolError('ERR_CELL_PADDING', `PADDING body: non-zero padding at offset ${i}`);
+    }
+  }
   return { circId, command: command as CellCommand, body };
 }
 

@@ -440,6 +440,17 @@ export class FrameCipher {
   }
 
   /**
+   * As seal, into `out` (FRAME_LEN bytes, e.g. one slot of a buffer holding every frame of one flush, so a link
+   * allocates once per flush rather than once per frame). The next nonce is used whatever `out` is.
+   */
+  sealInto(plain: Uint8Array, out: Uint8Array): Uint8Array {
+    if (plain.length !== FRAME_PLAIN_LEN) throw new AlliumError('ERR_INTERNAL', 'frame plaintext size');
+    if (out.length !== FRAME_LEN) throw new AlliumError('ERR_INTERNAL', 'frame size');
+    crypto().aeadEncryptInto(out, plain, null, this.next(), this.key);
+    return out;
+  }
+
+  /**
    * Decrypts in place (the frame buffer becomes its plaintext; the result is a view of it: a relay moves every byte it
    * forwards without a copy). Throws ERR_LINK_FRAME for a frame of the wrong size or one that does not authenticate.
    */

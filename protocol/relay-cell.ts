@@ -4,7 +4,6 @@
  *
  *   relay_cmd u8 | stream_id u16 | length u16 | data (length bytes) | zero padding to 891 bytes
  */
-import { ByteReader } from './bytes.js';
 import { RELAY_DATA_LEN, RELAY_HEADER_LEN, RELAY_PAYLOAD_LEN } from './constants.js';
 import { ProtocolError } from './errors.js';
 
@@ -74,13 +73,15 @@ export function encodeRelayPayloadInto(out: Uint8Array, offset: number, m: Relay
 
 export function decodeRelayPayload(payload: Uint8Array): RelayMessage {
   if (payload.length !== RELAY_PAYLOAD_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a relay payload is ${RELAY_PAYLOAD_LEN} bytes`);
-  const r = new ByteReader(payload, 'relay payload');
-  const command = r.u8();
+  // Read directly (this runs for every cell a circuit end receives): command, stream id, length, data, zeros.
+  const command = payload[0]!;
   if (!KNOWN.has(command)) throw new ProtocolError('ERR_RELAY_COMMAND', `unknown relay command ${command}`);
-  const streamId = r.u16();
-  const length = r.u16();
+  const streamId = (payload[1]! << 8) | payload[2]!;
+  const length = (payload[3]! << 8) | payload[4]!;
   if (length > RELAY_DATA_LEN) throw new ProtocolError('ERR_RELAY_LENGTH', `relay length ${length} > ${RELAY_DATA_LEN}`);
-  const data = r.bytes(length);
-  r.zeros();
-  return { command: command as RelayCommand, streamId, data };
+  const end = RELAY_HEADER_LEN + length;
+  for (let i = end; i < RELAY_PAYLOAD_LEN; i++) {
+    if (payload[i] !== 0) throw new ProtocolError('ERR_CELL_PADDING', `relay payload: non-zero padding at offset ${i}`);
+  }
+  return { command: command as RelayCommand, streamId, data: payload.subarray(RELAY_HEADER_LEN, end) };
 }

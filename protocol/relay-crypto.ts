@@ -296,14 +296,23 @@ export class ClientCircuitCrypto {
    * Every hop up to `target` verifies its tag; hop `target` recognises the cell as its own.
    */
   wrapForward(payload: Uint8Array, target: number): Uint8Array {
+    return this.wrapForwardInto(new Uint8Array(CELL_BODY_LEN), payload, target);
+  }
+
+  /**
+   * As wrapForward, into `body` (CELL_BODY_LEN bytes, whatever it holds: every byte that reaches the wire is
+   * written), so a client that sends many cells encrypts them all in one buffer. Returns `body`.
+   */
+  wrapForwardInto(body: Uint8Array, payload: Uint8Array, target: number): Uint8Array {
+    checkBody(body);
     if (payload.length !== RELAY_PAYLOAD_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a relay payload is ${RELAY_PAYLOAD_LEN} bytes`);
     if (!Number.isInteger(target) || target < 0 || target >= this.fwd.length) throw new AlliumError('ERR_INTERNAL', 'no such hop');
     const k = target;
     for (let j = 0; j <= k; j++) this.fwd[j]!.prepare();
 
     // Simulate the tag areas forward, in place in body[0..AREA): slots 1..7 as hop k will receive them. Slots 0..k-1
-    // of the first area carry the tag chain and never reach slots 1..7 at hop k, so they can be left zero here.
-    const body = new Uint8Array(CELL_BODY_LEN);
+    // of the first area carry the tag chain and are shifted out before slots 1..7 reach hop k, so what they hold
+    // does not matter (zero in a fresh buffer, anything in a reused one).
     const area = body.subarray(0, AREA);
     if (this.fill) area.set(this.fill(AREA - k * TAG), k * TAG);
     else crypto().randomFill(area.subarray(k * TAG));

@@ -101,6 +101,8 @@ export interface CircuitReactorOptions extends CircuitAdmissionLimits {
 
 /** Circuit ids: the side that opened a link uses ids with the top bit set, the other side ids without. */
 const HIGH = 0x80000000;
+/** The body of a cell this relay originates, from encoding to the link's queue (sendBackward). */
+const originBody = new Uint8Array(CELL_BODY_LEN);
 
 export class CircuitReactor {
   private readonly byLink = new Map<Link, Map<number, { hop: CircuitHop; side: 'prev' | 'next' }>>();
@@ -351,7 +353,9 @@ export class CircuitReactor {
   /** Sends a relay message from this hop back towards the client. */
   sendBackward(hop: CircuitHop, msg: RelayMessage): boolean {
     if (hop.state !== 'open' || !hop.crypto) return false;
-    const body = new Uint8Array(CELL_BODY_LEN);
+    // The link copies the cell into its frame when it queues it, so one body serves every cell originated here.
+    const body = originBody;
+    body.fill(0, RELAY_TAG_AREA_LEN);
     encodeRelayPayloadInto(body, RELAY_TAG_AREA_LEN, msg);
     const sent = this.send(hop, hop.prev, hop.crypto.originateBackwardInPlace(body));
     // A machine's own DROPs are its padding; every other cell towards the client counts as non-padding.

@@ -13,9 +13,15 @@ export interface Child<T> {
   stop(): Promise<void>;
 }
 
-/** Spawns `node [loader] script args…` and waits for its first stdout line (JSON). */
-export async function startChild<T>(rt: Runtime, module: string, args: readonly string[], timeoutMs = 60_000): Promise<Child<T>> {
-  const proc = spawn(process.execPath, [...rt.loaderArgs, rt.module(module), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawns `node [loader] [nodeArgs] script args…` and waits for its first stdout line (JSON). */
+export async function startChild<T>(
+  rt: Runtime,
+  module: string,
+  args: readonly string[],
+  timeoutMs = 60_000,
+  nodeArgs: readonly string[] = [],
+): Promise<Child<T>> {
+  const proc = spawn(process.execPath, [...rt.loaderArgs, ...nodeArgs, rt.module(module), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));

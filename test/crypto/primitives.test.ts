@@ -166,6 +166,21 @@ describeEachBinding('crypto primitives: RFC known answers', () => {
       expect(toHex(crypto().aeadEncrypt(SUNSCREEN, ad, nonce, key))).to.equal(ct + tag);
     });
 
+    it('encrypts into a slot of a larger buffer to the same bytes, and refuses a wrong-size or overlapping output', () => {
+      const slab = new Uint8Array(SUNSCREEN.length + 16 + 8).fill(0xaa);
+      crypto().aeadEncryptInto(slab.subarray(4, 4 + SUNSCREEN.length + 16), SUNSCREEN, ad, nonce, key);
+      expect(toHex(slab.subarray(4, 4 + SUNSCREEN.length + 16))).to.equal(ct + tag);
+      expect(toHex(slab.subarray(0, 4)) + toHex(slab.subarray(-4))).to.equal('aa'.repeat(8));
+      expect(() => crypto().aeadEncryptInto(new Uint8Array(SUNSCREEN.length + 15), SUNSCREEN, ad, nonce, key))
+        .to.throw()
+        .with.property('code', 'ERR_KEY_FORMAT');
+      const shared = new Uint8Array(2 * SUNSCREEN.length + 16);
+      const m = shared.subarray(0, SUNSCREEN.length);
+      expect(() => crypto().aeadEncryptInto(shared.subarray(8, 8 + SUNSCREEN.length + 16), m, ad, nonce, key))
+        .to.throw()
+        .with.property('code', 'ERR_INTERNAL');
+    });
+
     it('decrypts it, and refuses a changed tag, ciphertext or associated data', () => {
       expect(toHex(crypto().aeadDecrypt(hex(ct + tag), ad, nonce, key)!)).to.equal(toHex(SUNSCREEN));
       const badTag = hex(ct + tag);

@@ -29,6 +29,22 @@ describe('protocol/relay-crypto', () => {
   });
   const relays = (n: number) => keys.slice(0, n).map((k) => new RelayHopCrypto(k));
 
+  it('wrapForwardInto a reused buffer, whatever it holds, gives the bytes wrapForward gives, and the relays accept them', () => {
+    const fresh = new ClientCircuitCrypto(keys.slice(0, 3), { random: seededRandom('into') });
+    const reused = new ClientCircuitCrypto(keys.slice(0, 3), { random: seededRandom('into') });
+    const rs = relays(3);
+    const body = new Uint8Array(CELL_BODY_LEN);
+    for (const target of [2, 0, 1, 2]) {
+      body.fill(0xa5 + target);
+      const want = toHex(fresh.wrapForward(payload, target));
+      expect(toHex(reused.wrapForwardInto(body, payload, target))).to.equal(want);
+      expect(toHex(reused.lastForwardTag)).to.equal(toHex(fresh.lastForwardTag));
+      for (let j = 0; j <= target; j++) expect(rs[j]!.unwrapForward(body)).to.equal(j === target ? 'mine' : 'forward');
+      expect(toHex(payloadOf(body))).to.equal(toHex(payload));
+    }
+    expectCode(() => reused.wrapForwardInto(new Uint8Array(CELL_BODY_LEN - 1), payload, 0), 'ERR_BAD_LENGTH');
+  });
+
   it('counts cells per hop and direction; a cell for hop 1 leaves later hops’ counters alone', () => {
     const client = new ClientCircuitCrypto(keys.slice(0, 3));
     const rs = relays(3);
