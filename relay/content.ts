@@ -7,6 +7,9 @@
  * circuit, so a FETCH flood cannot make the relay queue an item per stream for a thousand streams a circuit; further
  * ones are refused with END RESOURCE_LIMIT. A STORE reserves its `n` bytes (one buffer, filled as DATA arrives) out
  * of MAX_PENDING_STORE_BYTES for the relay until it ends; a STORE that does not fit is answered STORED `refused`.
+ * Mailbox STOREs are also rate-bounded per circuit and per previous-hop link (token buckets, specs/limits.md
+ * MAILBOX_STORES_PER_CIRCUIT / MAILBOX_STORES_PER_PEER): beyond them STORED `refused`, before any byte is reserved.
+ * The buckets hang off the circuit and the link in weak maps, so they go when their owner does.
  */
 import type { Logger } from 'pino';
 import { BLOCK_LEN } from '../protocol/chk.js';
@@ -20,6 +23,8 @@ import { EndReason } from '../protocol/stream-messages.js';
 import type { MuxStream, StreamMux } from '../net/stream-mux.js';
 import type { BlockStore } from './block-store.js';
 import type { CircuitHop } from './circuits.js';
+import type { Link } from '../net/link.js';
+import { TokenBucket } from './token-bucket.js';
 import type { RelayMetrics } from './metrics.js';
 
 const STORE_TIMEOUT_MS = 30_000;
@@ -29,11 +34,22 @@ export const MAX_CONTENT_STREAMS_PER_CIRCUIT = 16;
 /** Bytes of STOREs whose data is still arriving, over all circuits (specs/limits.md). */
 export const MAX_PENDING_STORE_BYTES = 64 * 1024 * 1024;
 
+/** Mailbox STOREs one circuit may make: a burst, then a rate per second (specs/limits.md). */
+export const MAILBOX_STORES_PER_CIRCUIT = { burst: 64, perSecond: 1 };
+/** Mailbox STOREs over all circuits from one previous-hop link (a middle relay, or a client on a one-hop circuit). */
+export const MAILBOX_STORES_PER_PEER = { burst: 1024, perSecond: 32 };
+
 export interface ContentServiceOptions {
   /** Default MAX_CONTENT_STREAMS_PER_CIRCUIT. */
   maxStreamsPerCircuit?: number;
   /** Default MAX_PENDING_STORE_BYTES. */
   maxPendingStoreBytes?: number;
+  /** Default MAILBOX_STORES_PER_CIRCUIT. */
+  mailboxStoresPerCircuit?: { burst: number; perSecond: number };
+  /** Default MAILBOX_STORES_PER_PEER. */
+  mailboxStoresPerPeer?: { burst: number; perSecond: number };
+  /** The clock of the rate bounds (default Date.now). */
+  now?: () => number;
 }
 const MAX_ITEM_BYTES: Record<ContentKind, number> = {
   block: BLOCK_LEN,
@@ -48,6 +64,10 @@ export class ContentService {
   private readonly maxStreamsPerCircuit: number;
   private readonly maxPendingStoreBytes: number;
   private pendingStore = 0;
+  private readonly mailboxPerCircuit = new WeakMap<CircuitHop, TokenBucket>();
+  private readonly mailboxPerPeer = new WeakMap<Link, TokenBucket>();
+  private readonly mailboxLimits: { circuit: { burst: number; perSecond: number }; peer: { burst: number; perSecond: number } };
+  private readonly now: () => number;
   /** FETCH requests answered: reads, and head-only checks (other relays' repair probes). For status and the simulator. */
   readonly fetched = { reads: 0, heads: 0 };
 
@@ -60,7 +80,30 @@ export class ContentService {
   ) {
     this.maxStreamsPerCircuit = options.maxStreamsPerCircuit ?? MAX_CONTENT_STREAMS_PER_CIRCUIT;
     this.maxPendingStoreBytes = options.maxPendingStoreBytes ?? MAX_PENDING_STORE_BYTES;
+    this.mailboxLimits = {
+      circuit: options.mailboxStoresPerCircuit ?? MAILBOX_STORES_PER_CIRCUIT,
+      peer: options.mailboxStoresPerPeer ?? MAILBOX_STORES_PER_PEER,
+    };
+    this.now = options.now ?? Date.now;
     this.updateGauges();
+  }
+
+  /**
+   * Takes one mailbox STORE from the circuit's and the previous-hop link's buckets; false when either is empty (then
+   * neither is charged). A link with no bucket yet gets a full one.
+   */
+  private admitMailboxStore(hop: CircuitHop): boolean {
+    const bucket = <K extends object>(map: WeakMap<K, TokenBucket>, key: K, l: { burst: number; perSecond: number }): TokenBucket => {
+      let b = map.get(key);
+      if (!b) map.set(key, (b = new TokenBucket(l.perSecond, l.burst, this.now)));
+      return b;
+    };
+    const circuit = bucket(this.mailboxPerCircuit, hop, this.mailboxLimits.circuit);
+    const peer = bucket(this.mailboxPerPeer, hop.prev.link, this.mailboxLimits.peer);
+    if (circuit.available < 1 || peer.available < 1) return false;
+    circuit.tryTake(1);
+    peer.tryTake(1);
+    return true;
   }
 
   /**
@@ -113,6 +156,10 @@ export class ContentService {
     }
     const max = MAX_ITEM_BYTES[req.t];
     if (req.n > max || (req.t === 'block' && req.n !== BLOCK_LEN)) return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
+    if (req.t === 'mailbox' && !this.admitMailboxStore(hop)) {
+      this.metrics.drops.inc({ reason: 'mailbox_store_limit' });
+      return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'refused' }));
+    }
     if (this.pendingStore + req.n > this.maxPendingStoreBytes) {
       this.metrics.drops.inc({ reason: 'store_pending_limit' });
       return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'refused' }));

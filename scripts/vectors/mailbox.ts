@@ -20,7 +20,7 @@ import {
   openMailboxItem,
   pairInboxKey,
   pairSecret,
-  sealMailboxItem,
+  sealMailboxItemV1,
   slotLocator,
   verifyMailboxStore,
 } from '../../protocol/mailbox.js';
@@ -57,7 +57,7 @@ export function mailboxFile(): VectorFile {
     const rec = recordingRandom(`mailbox/item-${slot}`);
     const rk = slotLocator(inbox, slot);
     const exp = NOW + 2 * HOUR;
-    const s = sealMailboxItem({ sender, recipient: recipient.publicKey, slot: rk, exp, t: NOW, n, data, random: rec.random });
+    const s = sealMailboxItemV1({ sender, recipient: recipient.publicKey, slot: rk, exp, t: NOW, n, data, random: rec.random });
     const o = openMailboxItem(recipient, rk, s.bytes, { now: NOW });
     check(toHex(o.data) === toHex(data) && toHex(o.from) === toHex(sender.publicKey) && o.n === n, `mailbox item "${name}" opens`);
     const env = decodeMailboxItem(s.bytes);
@@ -92,7 +92,7 @@ export function mailboxFile(): VectorFile {
   };
   const other = createIdentity(seeded('mailbox/other')(32));
   const impostor = createIdentity(seeded('mailbox/impostor')(32));
-  const forged = sealMailboxItem({
+  const forged = sealMailboxItemV1({
     sender: { publicKey: sender.publicKey, secretKey: impostor.secretKey },
     recipient: recipient.publicKey,
     slot: rk0,
@@ -149,12 +149,12 @@ export function mailboxFile(): VectorFile {
     bytes: toHex(bytes),
     now,
     error: expectCode(
-      errorCodeOf(() => verifyMailboxStore(bytes, now), name),
+      errorCodeOf(() => verifyMailboxStore(bytes, now, new Uint8Array(32)), name),
       error,
       `mailbox store "${name}"`,
     ),
   }));
-  check(verifyMailboxStore(base, NOW).exp > NOW, 'the first item is storable at NOW');
+  check(verifyMailboxStore(base, NOW, new Uint8Array(32)).exp > NOW, 'the first item is storable at NOW');
 
   const messages = {
     store: toHex(encodeStore({ k: rk0, t: 'mailbox', n: base.length, c: false })),

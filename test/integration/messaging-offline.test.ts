@@ -24,7 +24,7 @@ import {
   MAX_MAILBOX_ITEM_BYTES,
   MAX_MAILBOX_TTL_MS,
   openMailboxItem,
-  sealMailboxItem,
+  sealMailboxItemV1,
   slotLocator,
 } from '../../protocol/mailbox.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
@@ -66,7 +66,7 @@ describe('mailbox slots in the relay store', () => {
     const a = alice();
     const rk = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 0);
     const seal = (text: string, exp = now + HOUR) =>
-      sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp, t: now, n: 0, data: enc(text) });
+      sealMailboxItemV1({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp, t: now, n: 0, data: enc(text) });
     const first = seal('first');
     expect(store.putMailbox(rk, first.bytes, now)).to.equal('stored');
     expect(store.putMailbox(rk, first.bytes, now)).to.equal('exists');
@@ -92,7 +92,7 @@ describe('mailbox slots in the relay store', () => {
 
     // Expiry: the item is served until exp, then the slot is occupied with nothing in it; released after the hold.
     const rk2 = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 1);
-    const short = sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk2, exp: now + 1000, t: now, n: 0, data: enc('short') });
+    const short = sealMailboxItemV1({ sender: createIdentity(), recipient: a.publicKey, slot: rk2, exp: now + 1000, t: now, n: 0, data: enc('short') });
     expect(store.putMailbox(rk2, short.bytes, now)).to.equal('stored');
     expect(store.getMailbox(rk2, now + 999)!.length).to.equal(short.bytes.length);
     expect(store.getMailbox(rk2, now + 1000)!.length).to.equal(0);
@@ -110,13 +110,13 @@ describe('mailbox slots in the relay store', () => {
   it('sweeps expired items so their bytes no longer count, and refuses items outside the time bounds', () => {
     const a = alice();
     const rk = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 5);
-    const item = sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp: now + 1000, t: now, n: 0, data: enc('x') });
+    const item = sealMailboxItemV1({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp: now + 1000, t: now, n: 0, data: enc('x') });
     const before = store.stats().bytes;
     store.putMailbox(rk, item.bytes, now);
     expect(store.stats().bytes).to.equal(before + item.bytes.length);
     store.sweepExpired(now + 1000, true);
     expect(store.stats().bytes).to.equal(before);
-    const far = sealMailboxItem({
+    const far = sealMailboxItemV1({
       sender: createIdentity(),
       recipient: a.publicKey,
       slot: rk,
@@ -262,7 +262,7 @@ describe('offline messages through mailboxes (relay processes)', function () {
     }
     // An item living longer than the maximum is refused by every holder.
     const rk1 = slotLocator(inboxKey(carol.publicKey, mailboxEpochAt(Date.now())), 1);
-    const far = sealMailboxItem({
+    const far = sealMailboxItemV1({
       sender: createIdentity(),
       recipient: carol.publicKey,
       slot: rk1,
@@ -304,7 +304,7 @@ describe('offline messages through mailboxes (relay processes)', function () {
       // One message (one id) stored in two slots, as a sender does after a race: delivered once.
       const id = crypto().random(16);
       for (const i of [3, 4]) {
-        const s = sealMailboxItem({
+        const s = sealMailboxItemV1({
           sender: bob.identity,
           recipient: erin.publicKey,
           slot: slot(i),

@@ -25,7 +25,7 @@ import {
   MAX_MAILBOX_SLOTS,
   MAX_MAILBOX_TTL_MS,
   openMailboxItem,
-  sealMailboxItem,
+  sealMailboxItemV1,
   slotLocator,
   verifyMailboxStore,
 } from '../../protocol/mailbox.js';
@@ -62,8 +62,8 @@ describeEachBinding('protocol/mailbox', () => {
     slot = slotLocator(inboxKey(alice.publicKey, mailboxEpochAt(NOW)), 0);
   });
 
-  const seal = (data = enc('hello while you were away'), over: Partial<Parameters<typeof sealMailboxItem>[0]> = {}) =>
-    sealMailboxItem({ sender: bob, recipient: alice.publicKey, slot, exp: NOW + HOUR, t: NOW, n: 7, data, ...over });
+  const seal = (data = enc('hello while you were away'), over: Partial<Parameters<typeof sealMailboxItemV1>[0]> = {}) =>
+    sealMailboxItemV1({ sender: bob, recipient: alice.publicKey, slot, exp: NOW + HOUR, t: NOW, n: 7, data, ...over });
 
   it('derives locators per address, epoch and slot; the text address and the key agree', () => {
     const e = mailboxEpochAt(NOW);
@@ -87,9 +87,11 @@ describeEachBinding('protocol/mailbox', () => {
     expect(new TextDecoder().decode(o.data)).to.equal('hello while you were away');
     expect([o.t, o.n, o.exp]).to.deep.equal([NOW, 7, NOW + HOUR]);
     expect(toHex(o.id)).to.equal(toHex(s.id));
-    expect(toHex(o.token)).to.equal(toHex(s.token));
-    expect(toHex(deletionCheck(o.token))).to.equal(toHex(decodeMailboxItem(s.bytes).dt));
-    expect(toHex(decodeMailboxDeletion(encodeMailboxDeletion(o.token)))).to.equal(toHex(o.token));
+    expect(o.version).to.equal(1);
+    expect(toHex(o.token!)).to.equal(toHex(s.token));
+    const env = decodeMailboxItem(s.bytes);
+    expect(toHex(deletionCheck(o.token!))).to.equal(toHex(env.v === 1 ? env.dt : new Uint8Array(0)));
+    expect(toHex(decodeMailboxDeletion(encodeMailboxDeletion(o.token!)))).to.equal(toHex(o.token!));
     // a given id is kept (copies of one message in several slots share it)
     expect(toHex(seal(enc('x'), { id: s.id }).id)).to.equal(toHex(s.id));
   });
@@ -130,7 +132,7 @@ describeEachBinding('protocol/mailbox', () => {
   it("refuses a message whose MAC is not the named sender's", () => {
     // An impostor naming bob as the sender, with its own key: the item opens but the MAC does not verify.
     const impostor = createIdentity();
-    const forged = sealMailboxItem({
+    const forged = sealMailboxItemV1({
       sender: { publicKey: bob.publicKey, secretKey: impostor.secretKey },
       recipient: alice.publicKey,
       slot,
@@ -187,15 +189,15 @@ describeEachBinding('protocol/mailbox', () => {
 
   it('relays accept items within the time bounds, and refuse the rest (a deletion too: specs/messaging.md §9.3)', () => {
     const s = seal();
-    expect(verifyMailboxStore(s.bytes, NOW).exp).to.equal(decodeMailboxItem(s.bytes).exp);
-    expectCode(() => verifyMailboxStore(encodeMailboxDeletion(s.token), NOW), 'ERR_SCHEMA');
-    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW }).bytes, NOW), 'ERR_LIMIT');
-    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS + 3600_000 }).bytes, NOW), 'ERR_LIMIT');
-    expect(verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS }).bytes, NOW).exp).to.equal(NOW + MAX_MAILBOX_TTL_MS);
+    expect(verifyMailboxStore(s.bytes, NOW, slot).exp).to.equal(decodeMailboxItem(s.bytes).exp);
+    expectCode(() => verifyMailboxStore(encodeMailboxDeletion(s.token), NOW, slot), 'ERR_SCHEMA');
+    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW }).bytes, NOW, slot), 'ERR_LIMIT');
+    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS + 3600_000 }).bytes, NOW, slot), 'ERR_LIMIT');
+    expect(verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS }).bytes, NOW, slot).exp).to.equal(NOW + MAX_MAILBOX_TTL_MS);
     const m = decodeCbor(seal().bytes, MAX_MAILBOX_ITEM_BYTES) as Record<string, unknown>;
-    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, ct: crypto().random(1000) }), NOW), 'ERR_BAD_LENGTH');
-    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, x: 1 }), NOW), 'ERR_SCHEMA');
-    expectCode(() => verifyMailboxStore(encodeCbor({ v: 1, del: crypto().random(31) }), NOW), 'ERR_SCHEMA');
+    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, ct: crypto().random(1000) }), NOW, slot), 'ERR_BAD_LENGTH');
+    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, x: 1 }), NOW, slot), 'ERR_SCHEMA');
+    expectCode(() => verifyMailboxStore(encodeCbor({ v: 1, del: crypto().random(31) }), NOW, slot), 'ERR_SCHEMA');
   });
 
   it('decoding is total over arbitrary and mutated input', () => {
@@ -203,7 +205,7 @@ describeEachBinding('protocol/mailbox', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2000 }), (b) => {
         total(() => openMailboxItem(alice, slot, b), OPEN_CODES);
-        total(() => verifyMailboxStore(b, NOW), STORE_CODES);
+        total(() => verifyMailboxStore(b, NOW, slot), STORE_CODES);
       }),
       { numRuns: 300 },
     );
@@ -212,7 +214,7 @@ describeEachBinding('protocol/mailbox', () => {
         const b = Uint8Array.from(good);
         b[i]! ^= x;
         expect(total(() => openMailboxItem(alice, slot, b), OPEN_CODES).ok).to.equal(false);
-        total(() => verifyMailboxStore(b, NOW), STORE_CODES);
+        total(() => verifyMailboxStore(b, NOW, slot), STORE_CODES);
       }),
       { numRuns: 300 },
     );

@@ -18,7 +18,7 @@ import {
   MAX_MAILBOX_SLOTS,
   MAX_MAILBOX_TTL_MS,
   openMailboxItem,
-  sealMailboxItem,
+  sealMailboxItemV1,
   slotLocator,
   verifyMailboxStore,
 } from '../../protocol/mailbox.js';
@@ -98,7 +98,7 @@ describeEachBinding('vectors: mailbox.json', () => {
   for (const v of V.items) {
     it(`item: ${v.name}`, () => {
       const q = byteQueue(hex(v.random));
-      const s = sealMailboxItem({
+      const s = sealMailboxItemV1({
         sender: sender(),
         recipient: recipient().publicKey,
         slot: hex(v.locator),
@@ -114,12 +114,12 @@ describeEachBinding('vectors: mailbox.json', () => {
       expect(toHex(s.token)).to.equal(v.token);
       expect(toHex(deletionCheck(s.token))).to.equal(v.dt);
       const env = decodeMailboxItem(hex(v.item));
-      expect([toHex(env.e), toHex(env.dt), env.ct.length, env.exp]).to.deep.equal([v.ephemeral, v.dt, v.ctLength, v.exp]);
+      expect([toHex(env.e), env.v === 1 ? toHex(env.dt) : null, env.ct.length, env.exp]).to.deep.equal([v.ephemeral, v.dt, v.ctLength, v.exp]);
       const o = openMailboxItem(recipient(), hex(v.locator), hex(v.item), { now: V.now });
-      expect([toHex(o.from), toHex(o.data), o.t, o.n, toHex(o.id), toHex(o.token)]).to.deep.equal([V.senderPublicKey, v.data, v.t, v.n, v.id, v.token]);
+      expect([toHex(o.from), toHex(o.data), o.t, o.n, toHex(o.id), toHex(o.token!)]).to.deep.equal([V.senderPublicKey, v.data, v.t, v.n, v.id, v.token]);
       expect(toHex(encodeMailboxDeletion(hex(v.token)))).to.equal(v.deletion);
       expect(toHex(decodeMailboxDeletion(hex(v.deletion)))).to.equal(v.token);
-      const relay = verifyMailboxStore(hex(v.item), V.now);
+      const relay = verifyMailboxStore(hex(v.item), V.now, new Uint8Array(32));
       expect(relay.exp).to.equal(v.exp);
     });
   }
@@ -133,7 +133,7 @@ describeEachBinding('vectors: mailbox.json', () => {
 
   for (const v of V.storeInvalid) {
     it(`relay refuses: ${v.name} → ${v.error}`, () => {
-      expectCode(() => verifyMailboxStore(hex(v.bytes), v.now), v.error);
+      expectCode(() => verifyMailboxStore(hex(v.bytes), v.now, new Uint8Array(32)), v.error);
     });
   }
 
