@@ -18,7 +18,10 @@ import {
   MAX_MAILBOX_SLOTS,
   MAX_MAILBOX_TTL_MS,
   openMailboxItem,
+  mailboxPowBinding,
+  sealMailboxItem,
   sealMailboxItemV1,
+  solveMailboxItem,
   slotLocator,
   verifyMailboxStore,
 } from '../../protocol/mailbox.js';
@@ -43,6 +46,21 @@ interface ItemVector {
   item: string;
   deletion: string;
 }
+interface ItemV2Vector {
+  name: string;
+  index: number;
+  locator: string;
+  exp: number;
+  t: number;
+  n: number;
+  data: string;
+  random: string;
+  id: string;
+  effort: number;
+  binding: string;
+  nonce: string;
+  item: string;
+}
 interface MailboxVectors {
   constants: { epochSeconds: number; maxSlots: number; maxTtlMs: number; maxItemBytes: number; ctLengths: number[] };
   recipientSeed: string;
@@ -58,6 +76,8 @@ interface MailboxVectors {
   items: ItemVector[];
   openInvalid: { name: string; as: 'recipient' | 'other'; item: string; slot: string; now: number; error: string }[];
   storeInvalid: { name: string; bytes: string; now: number; error: string }[];
+  itemsV2: ItemV2Vector[];
+  storeInvalidV2: { name: string; bytes: string; slot: string; now: number; error: string }[];
   messages: { store: string; storedOccupied: string };
 }
 
@@ -134,6 +154,29 @@ describeEachBinding('vectors: mailbox.json', () => {
   for (const v of V.storeInvalid) {
     it(`relay refuses: ${v.name} → ${v.error}`, () => {
       expectCode(() => verifyMailboxStore(hex(v.bytes), v.now, new Uint8Array(32)), v.error);
+    });
+  }
+
+  for (const v of V.itemsV2) {
+    it(`item: ${v.name}`, () => {
+      const q = byteQueue(hex(v.random));
+      const inbox = inboxKey(recipient().publicKey, V.epoch);
+      const s = sealMailboxItem({ sender: sender(), recipient: recipient().publicKey, inbox, index: v.index, exp: v.exp, t: v.t, n: v.n, data: hex(v.data), random: q.random });
+      expect(q.remaining()).to.equal(0);
+      expect([toHex(s.slot), s.effort, toHex(mailboxPowBinding(s.item)), toHex(s.id)]).to.deep.equal([v.locator, v.effort, v.binding, v.id]);
+      const bytes = solveMailboxItem(s.item, new Uint8Array(16))!;
+      expect(toHex(bytes)).to.equal(v.item);
+      const env = decodeMailboxItem(bytes);
+      expect(env.v === 2 ? [toHex(env.w.n), env.w.e, env.i] : null).to.deep.equal([v.nonce, v.effort, v.index]);
+      expect(verifyMailboxStore(bytes, V.now, hex(v.locator)).exp).to.equal(v.exp);
+      const o = openMailboxItem(recipient(), hex(v.locator), bytes, { now: V.now });
+      expect([toHex(o.from), toHex(o.data), o.version, o.token]).to.deep.equal([V.senderPublicKey, v.data, 2, null]);
+    });
+  }
+
+  for (const v of V.storeInvalidV2) {
+    it(`relay refuses: ${v.name} → ${v.error}`, () => {
+      expectCode(() => verifyMailboxStore(hex(v.bytes), v.now, hex(v.slot)), v.error);
     });
   }
 
