@@ -420,11 +420,13 @@ export function verifyMailboxStore(bytes: Uint8Array, now: number, rk: Uint8Arra
   if (item.exp <= now) throw new LimitError('MAILBOX_TTL', 'mailbox item already expired');
   if (item.exp > now + MAX_MAILBOX_TTL_MS + MAILBOX_CLOCK_SKEW_MS) throw new LimitError('MAILBOX_TTL', 'mailbox item expires beyond the longest lifetime');
   if (item.v === 1) {
-    if (!(options.acceptV1 ?? now < MAILBOX_V1_UNTIL_MS)) throw new ProtocolError('ERR_MAILBOX_POW', 'mailbox items of version 1 carry no proof of work and are no longer stored');
+    if (!(options.acceptV1 ?? now < MAILBOX_V1_UNTIL_MS))
+      throw new ProtocolError('ERR_MAILBOX_POW', 'mailbox items of version 1 carry no proof of work and are no longer stored');
     return { exp: item.exp };
   }
   const c = crypto();
-  if (rk.length !== 32 || !c.equal(slotLocator(item.x, item.i), rk)) throw new ProtocolError('ERR_MAILBOX_POW', 'mailbox item names another slot than the one it is stored in');
+  if (rk.length !== 32 || !c.equal(slotLocator(item.x, item.i), rk))
+    throw new ProtocolError('ERR_MAILBOX_POW', 'mailbox item names another slot than the one it is stored in');
   if (item.w.e < mailboxEffort(item.i)) throw new ProtocolError('ERR_MAILBOX_POW', 'mailbox item carries less work than its slot needs');
   try {
     verifyPow([rk], item.w, mailboxPowBinding(item));

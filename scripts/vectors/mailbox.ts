@@ -230,7 +230,11 @@ export function mailboxFile(): VectorFile {
     bytes: toHex(bytes),
     slot,
     now: NOW,
-    error: expectCode(errorCodeOf(() => verifyMailboxStore(bytes, NOW, fromHex(slot)), name), error, `mailbox store "${name}"`),
+    error: expectCode(
+      errorCodeOf(() => verifyMailboxStore(bytes, NOW, fromHex(slot)), name),
+      error,
+      `mailbox store "${name}"`,
+    ),
   }));
 
   const messages = {

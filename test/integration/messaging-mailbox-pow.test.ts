@@ -106,7 +106,9 @@ describe('first-contact inboxes behind a proof of work (relay processes)', funct
       // Version 2 solved for slot 0, stored in slot i + 1: the relay derives the slot from the item.
       statuses['moved']!.push(...(await probe.storeAll('mailbox', slotLocator(inbox, i + 1), solveMailboxItem(junk(victim, 0).item, new Uint8Array(16))!)));
     }
-    console.log(`      what relays answered a flooder without work: ${JSON.stringify(Object.fromEntries(Object.entries(statuses).map(([k, v]) => [k, [...new Set(v)]])))}`);
+    console.log(
+      `      what relays answered a flooder without work: ${JSON.stringify(Object.fromEntries(Object.entries(statuses).map(([k, v]) => [k, [...new Set(v)]])))}`,
+    );
     for (const [kind, got] of Object.entries(statuses)) expect(new Set(got), kind).to.deep.equal(new Set(['invalid']));
 
     // The stranger's message goes to slot 0, and opens there.

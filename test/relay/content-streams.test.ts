@@ -106,7 +106,16 @@ describe('content streams at a store relay', function () {
       const inbox = inboxKey(recipient.publicKey, 1);
       let next = 0;
       const item = (): { rk: Uint8Array; bytes: Uint8Array } => {
-        const s = sealMailboxItem({ sender, recipient: recipient.publicKey, inbox, index: next++, exp: Date.now() + 3600_000, t: Date.now(), n: 0, data: new Uint8Array(8) });
+        const s = sealMailboxItem({
+          sender,
+          recipient: recipient.publicKey,
+          inbox,
+          index: next++,
+          exp: Date.now() + 3600_000,
+          t: Date.now(),
+          n: 0,
+          data: new Uint8Array(8),
+        });
         return { rk: s.slot, bytes: solveMailboxItem(s.item, crypto().random(16))! };
       };
       const store = async (circuit: ClientCircuit): Promise<string> => {

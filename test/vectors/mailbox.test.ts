@@ -161,7 +161,17 @@ describeEachBinding('vectors: mailbox.json', () => {
     it(`item: ${v.name}`, () => {
       const q = byteQueue(hex(v.random));
       const inbox = inboxKey(recipient().publicKey, V.epoch);
-      const s = sealMailboxItem({ sender: sender(), recipient: recipient().publicKey, inbox, index: v.index, exp: v.exp, t: v.t, n: v.n, data: hex(v.data), random: q.random });
+      const s = sealMailboxItem({
+        sender: sender(),
+        recipient: recipient().publicKey,
+        inbox,
+        index: v.index,
+        exp: v.exp,
+        t: v.t,
+        n: v.n,
+        data: hex(v.data),
+        random: q.random,
+      });
       expect(q.remaining()).to.equal(0);
       expect([toHex(s.slot), s.effort, toHex(mailboxPowBinding(s.item)), toHex(s.id)]).to.deep.equal([v.locator, v.effort, v.binding, v.id]);
       const bytes = solveMailboxItem(s.item, new Uint8Array(16))!;
