@@ -4,11 +4,20 @@
  * get, repair time after a holder dies, store writes per second; and, in the same run, a plain 50 MiB stream over a
  * 3-hop circuit (the goal: a 50 MiB get at no less than half that throughput).
  *
+ * And, in the same run and on the same network, the same puts and gets by a second ContentClient with forwarding off
+ * (`directForMeasurement`: straight to each holder on one circuit per holder, blocks in file order, fetches unpadded,
+ * as before specs/content.md §8.2–§8.3): the two clients take turns, in alternating order, in every repetition, and
+ * the benchmark prints each figure's ratio, forwarding / direct, and the verdict against issue 16's bound (no more
+ * than 20 % lost). The ratio is the median of the ratios of the pairs measured back to back, which a shared machine's
+ * load swings affect less than a ratio of medians.
+ *
  * And, with Chromium installed, the time to first paint of a 1 MiB site (an HTML page, a stylesheet and three
  * images) opened through the local gateway (specs/content.md §12), each run a freshly published site and a browser
  * cache left empty, with the time to its load event.
  *
- *   flags: --relays N (10)  --runs N (3)  --quick (1 run, 10 MiB instead of 50)  --site-only (only the site rows)
+ *   flags: --relays N (10)  --runs N (5)  --quick (3 runs, 10 MiB instead of 50)  --site-only (only the site rows)
+ *          --no-direct (leave the direct client out)  --compare (only the puts and gets of both clients: no plain
+ *          stream, repair or site rows)
  */
 import { createServer } from 'node:http';
 import { initCrypto } from '../crypto/index.js';
@@ -25,15 +34,20 @@ import { publishSite, type SiteSource } from '../client/site.js';
 import { readFileSync } from 'node:fs';
 import { parseFlags } from './lib/options.js';
 import { median } from './lib/stats.js';
-import { writeResults } from './lib/results.js';
+import { progress, writeResults } from './lib/results.js';
 
 const flags = parseFlags(
   process.argv.slice(2),
-  { relays: 'number', runs: 'number', quick: 'boolean', 'site-only': 'boolean' },
-  'npm run bench:content -- [--relays N] [--runs N] [--quick] [--site-only]',
+  { relays: 'number', runs: 'number', quick: 'boolean', 'site-only': 'boolean', 'no-direct': 'boolean', compare: 'boolean' },
+  'npm run bench:content -- [--relays N] [--runs N] [--quick] [--site-only] [--no-direct] [--compare]',
 );
 const relaysN = flags.relays ?? 10;
-const runs = flags.quick ? 1 : (flags.runs ?? 3);
+const runs = flags.runs ?? (flags.quick ? 3 : 5);
+const withDirect = !flags['no-direct'];
+const compareOnly = flags.compare ?? false;
+if (compareOnly && !withDirect) throw new Error('--compare needs the direct client');
+/** issue 16: content throughput with forwarding at least this share of the same network's without it. */
+const FORWARDING_GOAL = 0.8;
 const BIG = (flags.quick ? 10 : 50) * 1024 * 1024;
 const MB = 1e6;
 
@@ -60,6 +74,8 @@ const httpPort = (http.address() as { port: number }).port;
 const client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
 await client.start();
 const content = new ContentClient(client);
+/** Forwarding off, for the comparison (and nothing else). */
+const direct = new ContentClient(client, { directForMeasurement: true });
 
 const rows: Record<string, number[]> = {};
 const add = (k: string, v: number): void => void (rows[k] ??= []).push(v);
@@ -116,58 +132,8 @@ async function siteRows(): Promise<void> {
   }
 }
 
-try {
-  if (flags['site-only']) {
-    await siteRows();
-    console.log('\n| measurement | median | runs |\n| --- | --- | --- |');
-    for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(', ')} |`);
-    console.log(`results: ${writeResults('content-site', { relays: relaysN, runs }, rows)}`);
-    content.close();
-    await client.stop();
-    http.close();
-    await net.stop();
-    process.exit(0);
-  }
-  for (let run = 0; run < runs; run++) {
-    for (const [label, size] of [
-      ['1 MiB', 1024 * 1024],
-      [flags.quick ? '10 MiB' : '50 MiB', BIG],
-    ] as const) {
-      const bytes = data(size, run * 7 + size);
-      const w0 = await storeWrites();
-      let t = performance.now();
-      const link = await content.put(bytes);
-      const putS = (performance.now() - t) / 1000;
-      add(`put ${label} MB/s`, size / MB / putS);
-      add('store writes/s (all relays)', ((await storeWrites()) - w0) / putS);
-      t = performance.now();
-      let first = 0;
-      let got = 0;
-      for await (const chunk of content.getStream(link)) {
-        if (!first) first = performance.now() - t;
-        got += chunk.length;
-      }
-      const getS = (performance.now() - t) / 1000;
-      if (got !== size) throw new Error(`get returned ${got} of ${size} bytes`);
-      add(`get ${label} MB/s`, size / MB / getS);
-      add(`get ${label} time to first byte (ms)`, first);
-    }
-    // A plain stream of the same size over a 3-hop circuit, in the same run.
-    const s = await client.connect('127.0.0.1', httpPort, { isolation: `bench-${run}` });
-    const t = performance.now();
-    let n = 0;
-    await new Promise<void>((resolve) => {
-      s.on('stream:data', (d) => {
-        n += d.length;
-        s.consumed(1);
-      });
-      s.on('stream:end', () => resolve());
-      s.write(new TextEncoder().encode('GET / HTTP/1.0\r\nHost: x\r\n\r\n'));
-    });
-    add('plain 3-hop stream MB/s', n / MB / ((performance.now() - t) / 1000));
-  }
-
-  // Repair: kill one holder of a fresh block and time until 3 live holders have it again.
+/** Repair: kill one holder of a fresh block and time until 3 live holders have it again; then the site rows. */
+async function repairAndSiteRows(): Promise<void> {
   const link = await content.put(data(1024 * 1024, 4242));
   const root = parseLink(link);
   if (root.type !== 'chk') throw new Error('expected a chk link');
@@ -195,18 +161,99 @@ try {
   );
   add('repair after a holder died (s)', (performance.now() - t0) / 1000);
   await siteRows();
+}
+
+try {
+  if (flags['site-only']) {
+    await siteRows();
+    console.log('\n| measurement | median | runs |\n| --- | --- | --- |');
+    for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(', ')} |`);
+    console.log(`results: ${writeResults('content-site', { relays: relaysN, runs }, rows)}`);
+    content.close();
+    direct.close();
+    await client.stop();
+    http.close();
+    await net.stop();
+    process.exit(0);
+  }
+  for (let run = 0; run < runs; run++) {
+    for (const [label, size] of [
+      ['1 MiB', 1024 * 1024],
+      [flags.quick ? '10 MiB' : '50 MiB', BIG],
+    ] as const) {
+      // The two clients take turns, the first alternating between repetitions (so a trend in load favours neither).
+      const turns: [ContentClient, string][] = [[content, '']];
+      if (withDirect) turns.splice(run % 2, 0, [direct, ' (direct)']);
+      for (const [c, mode] of turns) {
+        const bytes = data(size, run * 7 + size + (mode ? 1 : 0));
+        const w0 = await storeWrites();
+        let t = performance.now();
+        const link = await c.put(bytes);
+        const putS = (performance.now() - t) / 1000;
+        add(`put ${label} MB/s${mode}`, size / MB / putS);
+        if (!mode) add('store writes/s (all relays)', ((await storeWrites()) - w0) / putS);
+        t = performance.now();
+        let first = 0;
+        let got = 0;
+        for await (const chunk of c.getStream(link)) {
+          if (!first) first = performance.now() - t;
+          got += chunk.length;
+        }
+        const getS = (performance.now() - t) / 1000;
+        if (got !== size) throw new Error(`get returned ${got} of ${size} bytes`);
+        add(`get ${label} MB/s${mode}`, size / MB / getS);
+        add(`get ${label} time to first byte (ms)${mode}`, first);
+        progress(`run ${run + 1}: ${label}${mode || ' (forwarding)'}: put ${(size / MB / putS).toFixed(2)} MB/s, get ${(size / MB / getS).toFixed(2)} MB/s`);
+      }
+    }
+    if (compareOnly) continue;
+    // A plain stream of the same size over a 3-hop circuit, in the same run.
+    const s = await client.connect('127.0.0.1', httpPort, { isolation: `bench-${run}` });
+    const t = performance.now();
+    let n = 0;
+    await new Promise<void>((resolve) => {
+      s.on('stream:data', (d) => {
+        n += d.length;
+        s.consumed(1);
+      });
+      s.on('stream:end', () => resolve());
+      s.write(new TextEncoder().encode('GET / HTTP/1.0\r\nHost: x\r\n\r\n'));
+    });
+    add('plain 3-hop stream MB/s', n / MB / ((performance.now() - t) / 1000));
+  }
+
+  if (!compareOnly) await repairAndSiteRows();
 
   console.log('\n| measurement | median | runs |\n| --- | --- | --- |');
   for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(', ')} |`);
-  const bigGet = median(rows[`get ${flags.quick ? '10 MiB' : '50 MiB'} MB/s`]!);
-  const plain = median(rows['plain 3-hop stream MB/s']!);
-  console.log(
-    `\nratio: ${flags.quick ? '10' : '50'} MiB get / plain 3-hop stream = ${(bigGet / plain).toFixed(2)} (goal ≥ 0.5: ${bigGet / plain >= 0.5 ? 'PASS' : 'MISS'})`,
-  );
+  const big = flags.quick ? '10 MiB' : '50 MiB';
+  if (!compareOnly) {
+    const bigGet = median(rows[`get ${big} MB/s`]!);
+    const plain = median(rows['plain 3-hop stream MB/s']!);
+    console.log(`\nratio: ${big} get / plain 3-hop stream = ${(bigGet / plain).toFixed(2)} (goal ≥ 0.5: ${bigGet / plain >= 0.5 ? 'PASS' : 'MISS'})`);
+  }
+  if (withDirect) {
+    console.log(`\nforwarding / direct, same network, same run (issue 16: ≥ ${FORWARDING_GOAL}, at most ${Math.round((1 - FORWARDING_GOAL) * 100)} % lost):`);
+    console.log('| figure | forwarding | direct | ratio of medians | median of paired ratios | verdict |\n| --- | --- | --- | --- | --- | --- |');
+    let met = true;
+    for (const what of ['get', 'put']) {
+      for (const label of ['1 MiB', big]) {
+        const fwd = rows[`${what} ${label} MB/s`]!;
+        const dir = rows[`${what} ${label} MB/s (direct)`]!;
+        const paired = median(fwd.map((x, i) => x / dir[i]!));
+        met &&= paired >= FORWARDING_GOAL;
+        console.log(
+          `| ${what} ${label} MB/s | ${median(fwd).toFixed(2)} | ${median(dir).toFixed(2)} | ${(median(fwd) / median(dir)).toFixed(2)} | ${paired.toFixed(2)} | ${paired >= FORWARDING_GOAL ? 'PASS' : 'MISS'} |`,
+        );
+      }
+    }
+    console.log(`verdict (issue 16, content throughput with forwarding): ${met ? 'PASS' : 'MISS'}`);
+  }
   const file = writeResults('content', { relays: relaysN, runs, big: BIG }, rows);
   console.log(`results: ${file}`);
 } finally {
   content.close();
+  direct.close();
   await client.stop();
   http.close();
   await net.stop();

@@ -68,4 +68,20 @@ export interface ContentOptions {
   concurrency?: number;
   /** Largest manifest `get` assembles from parts (default MAX_MANIFEST_BYTES, 64 MiB: files up to about 22 GB). */
   maxManifestBytes?: number;
+  /**
+   * How long one of an operation's circuits takes new requests after its first (default 10 minutes,
+   * CONTENT_CIRCUIT_DIRTINESS, content.md §8.2).
+   */
+  circuitDirtinessMs?: number;
+  /** Circuits (each to a forwarder) per operation (default 3, CONTENT_CIRCUITS_PER_OPERATION, content.md §8.2). */
+  circuitsPerOperation?: number;
+  /** The clock that limit is read from (default Date.now; tests inject one). */
+  now?: () => number;
+  /**
+   * Measurement only (npm run bench:content compares with it): requests go straight to each holder on one circuit per
+   * holder kept for the client's life, blocks in file order, fetches unpadded — content as it was before content.md
+   * §8.2–§8.3, without any of their protections (the guard can tell files apart, holders link requests). Default
+   * false; never set it for real use.
+   */
+  directForMeasurement?: boolean;
 }

@@ -1,7 +1,9 @@
 /**
  * Publishing and fetching content (docs/developer-guide.md §Content): put a file, get a link; anyone with the
- * link gets the file back through anonymous circuits. Every request to a holder travels through a circuit whose
- * last hop is that holder, so the holder does not learn who asked and the entry does not learn what.
+ * link gets the file back through anonymous circuits. Every request to a holder travels through a circuit to a
+ * forwarder, which passes it one hop on to the holder (content.md §8.3), so the holder does not learn who asked;
+ * and those circuits are used so that the entry does not learn what (content.md §8.2, client/content-circuits.ts):
+ * a few circuits per operation whatever the holders, blocks in random order, fetches padded to a size class.
  *
  *   const link = await content.put(bytes, { onProgress })            // random keys (content.md §9)
  *   const same = await content.put(bytes, { convergent: true })      // opt-in: same file, same link, deduplicated
@@ -10,8 +12,8 @@
  *
  * An allium:ssk link carries the secret that finds and decrypts its records (content.md §4): the publisher's is
  * derived from its key and the name unless `secret` says otherwise.
- * Why ~430 lines: every call here (store, fetch with repair, put, open and ranged reads, editions and their hints)
- * runs over the same circuits to holders, kept open and reused, and under the same shutdown that close() aborts;
+ * Why ~480 lines: every call here (store, fetch with repair, put, open and ranged reads, editions and their hints)
+ * runs over the same kind of circuits to holders and under the same shutdown that close() aborts;
  * the codecs are pure and live in protocol/ (file-codec.ts, ssk.ts, site-manifest.ts), the options in
  * content-options.ts, the requests on a circuit in net/content-requests.ts.
  */
@@ -22,22 +24,28 @@ import { formatLink, parseLink } from '../protocol/content-link.js';
 import type { ContentKind, ContentStatus } from '../protocol/content-messages.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, NotFoundError, throwIfAborted } from '../protocol/errors.js';
-import { encodeFile, fileBlocks, openFile, readFile, type EncodedBlock, type ReadOptions } from '../protocol/file-codec.js';
+import { encodeFile, fileBlocks, openFile, readFile, SEGMENT_DATA, type EncodedBlock, type OpenedFile, type ReadOptions } from '../protocol/file-codec.js';
 import { createEditionHints, editionPeriods, hintKey } from '../protocol/site-manifest.js';
 import { createRecord, openRecord, sskRoutingKeyOf, sskSecret, type SskKey } from '../protocol/ssk.js';
 import { fetchItem, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import { Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
+import { crypto } from '../crypto/index.js';
 import type { CircuitSource } from './client.js';
+import { ContentCircuits, type OperationCircuits } from './content-circuits.js';
 
 import type { ContentOptions, GetOptions, LatestEditionOptions, OpenedContent, PublishOptions, PutOptions } from './content-options.js';
 
 export type { ContentOptions, GetOptions, LatestEditionOptions, OpenedContent, Progress, PublishOptions, PutOptions } from './content-options.js';
 
 const FLAG_RANDOM = 1;
+/** A put stores its blocks in random order within windows of a full segment and its check blocks (content.md §8.2). */
+const PUT_WINDOW = SEGMENT_DATA + SEGMENT_DATA / 2;
+/** Fetch order within a segment: random (content.md §8.2). */
+const shuffled = (xs: number[]): number[] => crypto().shuffle(xs);
 
 export class ContentClient {
-  private readonly circuits = new Map<string, Promise<ClientCircuit>>();
+  private readonly circuits: ContentCircuits;
   private readonly k: number;
   private readonly concurrency: number;
   private readonly maxManifestBytes: number | undefined;
@@ -54,6 +62,12 @@ export class ContentClient {
     this.k = options.replication ?? 3;
     this.concurrency = options.concurrency ?? 8;
     this.maxManifestBytes = options.maxManifestBytes;
+    const circuitOptions: ConstructorParameters<typeof ContentCircuits>[1] = {};
+    if (options.now) circuitOptions.now = options.now;
+    if (options.circuitDirtinessMs !== undefined) circuitOptions.dirtinessMs = options.circuitDirtinessMs;
+    if (options.circuitsPerOperation !== undefined) circuitOptions.perOperation = options.circuitsPerOperation;
+    if (options.directForMeasurement) circuitOptions.directForMeasurement = true;
+    this.circuits = new ContentCircuits(client, circuitOptions);
   }
 
   /** The k holders of `rk` (specs/content.md §6.1): placement salted by the period's shared random value. */
@@ -80,34 +94,12 @@ export class ContentClient {
     return out;
   }
 
-  /** A circuit whose last hop is `holder` (kept open and reused); `signal` is a scope of close()'s. */
-  private circuitTo(holder: Descriptor, signal: AbortSignal): Promise<ClientCircuit> {
-    const have = this.circuits.get(holder.fingerprint);
-    if (have) {
-      return have.then(
-        (c) => {
-          if (c.state === 'open') return c;
-          this.circuits.delete(holder.fingerprint);
-          return this.circuitTo(holder, signal);
-        },
-        () => {
-          this.circuits.delete(holder.fingerprint);
-          return this.circuitTo(holder, signal);
-        },
-      );
-    }
-    const p = this.client.newCircuit({ last: holder, exitPort: null, signal });
-    this.circuits.set(holder.fingerprint, p);
-    p.catch(() => this.circuits.delete(holder.fingerprint));
-    return p;
-  }
-
   /**
    * Stores one item at each of its k holders (two tries each) and returns what each answered, 'refused' for a
    * holder that could not be reached. Throws ERR_UNREACHABLE when there is no store relay, ERR_ABORTED.
    */
   storeAll(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
-    return this.scoped(options, (signal) => this.storeAllWith(kind, rk, bytes, signal));
+    return this.operation(options, (signal, op) => this.storeAllWith(kind, rk, bytes, signal, op));
   }
 
   /** Runs `f` under the caller's signal and close()'s. */
@@ -115,26 +107,70 @@ export class ContentClient {
     return this.shutdown.run(options, f);
   }
 
-  private async storeAllWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal): Promise<ContentStatus[]> {
+  /** Runs `f` as one operation (content.md §8.2): on circuits of its own, closed when it ends. */
+  private operation<T>(options: AbortOptions, f: (signal: AbortSignal, op: OperationCircuits) => Promise<T>): Promise<T> {
+    return this.scoped(options, async (signal) => {
+      const op = this.circuits.operation();
+      try {
+        return await f(signal, op);
+      } finally {
+        op.close();
+      }
+    });
+  }
+
+  /** storeAll on the operation `op`'s STORE circuits. */
+  private async storeAllWith(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, signal: AbortSignal, op: OperationCircuits): Promise<ContentStatus[]> {
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
-    return Promise.all(
-      holders.map(async (h) => {
-        for (let attempt = 0; attempt < 2; attempt++) {
-          try {
-            return await storeItem(await this.circuitTo(h, signal), kind, rk, bytes, { signal });
-          } catch (e) {
-            if (e instanceof AbortedError) throw e;
-          }
-        }
-        return 'refused' as ContentStatus;
-      }),
-    );
+    return Promise.all(holders.map((h) => this.storeAt(op, h, kind, rk, bytes, signal)));
+  }
+
+  /**
+   * Stores at one holder (two tries, the second through another forwarder): a forwarder that could not ask it or was
+   * at a limit (`unreachable`, `unknown`, `refused`) counts as a failed try; 'refused' when none succeeded.
+   */
+  private async storeAt(
+    op: OperationCircuits,
+    h: Descriptor,
+    kind: ContentKind,
+    rk: Uint8Array,
+    bytes: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<ContentStatus> {
+    let last: string | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const status = await op.with(
+          h,
+          signal,
+          (c, f, forwarder) => {
+            last = forwarder;
+            return storeItem(c, kind, rk, bytes, f ? { signal, forwardTo: f } : { signal });
+          },
+          last,
+        );
+        if (status !== 'unreachable' && status !== 'unknown' && status !== 'refused') return status;
+      } catch (e) {
+        if (e instanceof AbortedError) throw e;
+      }
+    }
+    return 'refused';
   }
 
   /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
-  async storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
-    const results = await this.storeAll(kind, rk, bytes, options);
+  storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
+    return this.operation(options, (signal, op) => this.storeEverywhereWith(kind, rk, bytes, signal, op));
+  }
+
+  private async storeEverywhereWith(
+    kind: ContentKind,
+    rk: Uint8Array,
+    bytes: Uint8Array,
+    signal: AbortSignal,
+    op: OperationCircuits,
+  ): Promise<ContentStatus[]> {
+    const results = await this.storeAllWith(kind, rk, bytes, signal, op);
     if (results.length > 0 && results.every((r) => r === 'quota')) {
       throw new AlliumError('ERR_QUOTA', 'every holder refused: storage quota full');
     }
@@ -150,10 +186,16 @@ export class ContentClient {
    * answered without it; ERR_UNREACHABLE when none had it but some could not be asked (or there is no holder).
    */
   fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, options: AbortOptions = {}): Promise<Uint8Array | null> {
-    return this.scoped(options, (signal) => this.fetchAnywhereWith(kind, rk, check, signal));
+    return this.operation(options, (signal, op) => this.fetchAnywhereWith(op, kind, rk, check, signal));
   }
 
-  private async fetchAnywhereWith(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, signal: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchAnywhereWith(
+    op: OperationCircuits,
+    kind: ContentKind,
+    rk: Uint8Array,
+    check: (bytes: Uint8Array) => boolean,
+    signal: AbortSignal,
+  ): Promise<Uint8Array | null> {
     const lacking: Descriptor[] = [];
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
@@ -164,11 +206,12 @@ export class ContentClient {
     for (const h of [...holders, ...this.fallbackHolders(rk)]) {
       throwIfAborted(signal);
       try {
-        const bytes = await this.fetchFrom(h, kind, rk, signal);
+        const bytes = await this.fetchFrom(op, h, kind, rk, signal);
         if (bytes && check(bytes)) {
           for (const l of lacking.filter((x) => holders.includes(x))) {
             this.repairs++;
-            void this.shutdown.run({}, async (s) => storeItem(await this.circuitTo(l, s), kind, rk, bytes, { signal: s })).catch(() => undefined);
+            // On this operation's circuits, which stay open until the repair settles.
+            void this.shutdown.run({}, (s) => this.storeAt(op, l, kind, rk, bytes, s)).catch(() => undefined);
           }
           return bytes;
         }
@@ -187,23 +230,23 @@ export class ContentClient {
   }
 
   /**
-   * One item from one holder. A circuit that could not be built, or that closed under the request (a relay on it
-   * restarted, or destroyed it as idle just then), is no answer from the holder: one more try on a fresh circuit.
-   * A holder that accepted the request and then stalled is not asked again.
+   * One item from one holder, through one of the operation's circuits and its forwarder (content.md §8.2). A circuit
+   * that could not be built, or that closed under the request (a relay on it restarted, or destroyed it just then),
+   * is no answer from the holder: one more try on another circuit. A holder that accepted the request and then
+   * stalled, or that the forwarder could not ask, is not asked again.
    */
-  private async fetchFrom(h: Descriptor, kind: ContentKind, rk: Uint8Array, signal: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchFrom(op: OperationCircuits, h: Descriptor, kind: ContentKind, rk: Uint8Array, signal: AbortSignal): Promise<Uint8Array | null> {
     for (let attempt = 0; ; attempt++) {
-      let circuit: ClientCircuit;
+      let circuit: ClientCircuit | null = null;
       try {
-        circuit = await this.circuitTo(h, signal);
+        return await op.with(h, signal, (c, f) => {
+          circuit = c;
+          return fetchItem(c, kind, rk, f ? { signal, forwardTo: f } : { signal });
+        });
       } catch (e) {
-        if (e instanceof AbortedError || attempt > 0) throw e;
-        continue;
-      }
-      try {
-        return await fetchItem(circuit, kind, rk, { signal });
-      } catch (e) {
-        if (e instanceof AbortedError || attempt > 0 || !isAlliumError(e) || e.code !== 'ERR_LINK_CLOSED' || circuit.state === 'open') throw e;
+        const c = circuit as ClientCircuit | null;
+        const noCircuit = c === null || (isAlliumError(e) && e.code === 'ERR_LINK_CLOSED' && c.state !== 'open');
+        if (e instanceof AbortedError || attempt > 0 || !noCircuit) throw e;
       }
     }
   }
@@ -213,16 +256,16 @@ export class ContentClient {
    * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out.
    */
   fetchFromAll(kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<Uint8Array[]> {
-    return this.scoped(options, (signal) => this.fetchFromAllWith(kind, rk, options.head ?? false, signal));
+    return this.operation(options, (signal, op) => this.fetchFromAllWith(op, kind, rk, options.head ?? false, signal));
   }
 
-  private async fetchFromAllWith(kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal): Promise<Uint8Array[]> {
+  private async fetchFromAllWith(op: OperationCircuits, kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal): Promise<Uint8Array[]> {
     const got = await Promise.all(
       this.holders(rk).map(async (h) => {
         try {
-          return await fetchItem(await this.circuitTo(h, signal), kind, rk, { head, signal });
+          return await op.with(h, signal, (c, f) => fetchItem(c, kind, rk, f ? { head, signal, forwardTo: f } : { head, signal }));
         } catch {
-          throwIfAborted(signal); // our signal: stop; another caller's abort of a shared circuit: just this holder
+          throwIfAborted(signal); // our signal: stop; any other failure: just this holder
           return null;
         }
       }),
@@ -232,10 +275,18 @@ export class ContentClient {
 
   /** Publishes bytes (or an async iterable of chunks) and returns the allium:chk link. */
   put(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<string> {
-    return this.scoped(options, (signal) => this.putWith(data, { ...options, signal }));
+    return this.operation(options, (signal, op) => this.putWith(data, { ...options, signal }, op));
   }
 
-  private async putWith(data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions & { signal: AbortSignal }): Promise<string> {
+  /**
+   * put() on the operation `op`: blocks go out in random order within windows of PUT_WINDOW as the encoder yields
+   * them, the root last (content.md §8.2), at most `concurrency` at once.
+   */
+  private async putWith(
+    data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options: PutOptions & { signal: AbortSignal },
+    op: OperationCircuits,
+  ): Promise<string> {
     const secret = options.convergent ? undefined : options.convergenceSecret;
     const mode = options.convergent || secret ? 'convergent' : 'random';
     const source = data instanceof Uint8Array ? [data] : data;
@@ -244,20 +295,16 @@ export class ContentClient {
     const inFlight = new Set<Promise<void>>();
     let failure: unknown = null;
     const gen = encodeFile(source, secret ? { mode, convergenceSecret: secret } : { mode });
-    let step = await gen.next();
-    let root: BlockRef | null = null;
-    while (!step.done) {
+    const store = async (block: EncodedBlock): Promise<void> => {
       throwIfAborted(options.signal);
       if (failure) throw failure;
-      const block: EncodedBlock = step.value;
       if (options.skip?.(block.ref.rk)) {
         if (options.stats) options.stats.skipped++;
         sent += block.stored.length;
         options.onProgress?.(sent, total);
-        step = await gen.next();
-        continue;
+        return;
       }
-      const p = this.storeEverywhere('block', block.ref.rk, block.stored, { signal: options.signal }).then(
+      const p = this.scoped({ signal: options.signal }, (s) => this.storeEverywhereWith('block', block.ref.rk, block.stored, s, op)).then(
         () => {
           sent += block.stored.length;
           if (options.stats) options.stats.stored++;
@@ -271,8 +318,23 @@ export class ContentClient {
       const tracked = p.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
       if (inFlight.size >= this.concurrency) await Promise.race(inFlight);
+    };
+    let window: EncodedBlock[] = [];
+    let step = await gen.next();
+    let root: BlockRef | null = null;
+    while (!step.done) {
+      throwIfAborted(options.signal);
+      if (failure) throw failure;
+      window.push(step.value);
       step = await gen.next();
+      // The last block yielded is the root: it waits for the end, to go out last.
+      if (window.length > PUT_WINDOW || (step.done && window.length > 1)) {
+        const out = this.circuits.direct ? window.slice(0, -1) : crypto().shuffle(window.slice(0, -1));
+        window = window.slice(-1);
+        for (const b of out) await store(b);
+      }
     }
+    for (const b of window) await store(b);
     root = step.value;
     await Promise.all(inFlight);
     if (failure) throw failure;
@@ -289,47 +351,71 @@ export class ContentClient {
     return chk;
   }
 
-  private blockFetcher(options: AbortOptions): (ref: BlockRef) => Promise<Uint8Array | null> {
-    return (ref) => this.fetchAnywhere('block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), options);
+  /** Fetches blocks as part of the operation `op`. */
+  private blockFetcher(op: OperationCircuits, options: AbortOptions): (ref: BlockRef) => Promise<Uint8Array | null> {
+    return (ref) => this.scoped(options, (signal) => this.fetchAnywhereWith(op, 'block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), signal));
+  }
+
+  /** Reads a file's manifest (root and parts) as part of the operation `op`. */
+  private async openManifest(root: BlockRef | string, op: OperationCircuits, options: AbortOptions): Promise<OpenedFile> {
+    const ref = typeof root === 'string' ? await this.rootOf(root, options) : root;
+    const limits: { concurrency: number; maxManifestBytes?: number } = { concurrency: this.concurrency };
+    if (this.maxManifestBytes !== undefined) limits.maxManifestBytes = this.maxManifestBytes;
+    return notFoundAsContent(openFile(this.blockFetcher(op, options), ref, limits));
+  }
+
+  /** Bytes of an opened file, its blocks fetched in random order and padded to a class (`already`: requests made). */
+  private async *readOpened(
+    file: OpenedFile,
+    op: OperationCircuits,
+    already: number,
+    o: { start?: number; end?: number; onProgress?: GetOptions['onProgress'] } & AbortOptions,
+  ) {
+    // Direct mode (measurement only) reads as before content.md §8.2: in file order, unpadded.
+    const ro: ReadOptions = this.circuits.direct ? { concurrency: this.concurrency } : { concurrency: this.concurrency, order: shuffled, pad: { already } };
+    if (o.start !== undefined) ro.start = o.start;
+    if (o.end !== undefined) ro.end = o.end;
+    if (o.onProgress) ro.onProgress = o.onProgress;
+    try {
+      yield* readFile(file, this.blockFetcher(op, signalOption(o.signal)), ro);
+    } catch (e) {
+      if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);
+      throw e;
+    }
   }
 
   /**
    * Opens a file by its root (or link): reads its manifest and returns its size and a range reader (whose reads
-   * take their own signal, else this call's). Throws ERR_NOT_FOUND, ERR_UNREACHABLE, ERR_CONTENT, ERR_LIMIT,
-   * ERR_ABORTED.
+   * take their own signal, else this call's). The manifest read is one operation, each read another (content.md
+   * §8.2). Throws ERR_NOT_FOUND, ERR_UNREACHABLE, ERR_CONTENT, ERR_LIMIT, ERR_ABORTED.
    */
   async open(root: BlockRef | string, options: AbortOptions = {}): Promise<OpenedContent> {
-    const ref = typeof root === 'string' ? await this.rootOf(root, options) : root;
-    const limits: { concurrency: number; maxManifestBytes?: number } = { concurrency: this.concurrency };
-    if (this.maxManifestBytes !== undefined) limits.maxManifestBytes = this.maxManifestBytes;
-    const file = await notFoundAsContent(openFile(this.blockFetcher(options), ref, limits));
-    const concurrency = this.concurrency;
-    const fetcher = (o: AbortOptions): ((ref: BlockRef) => Promise<Uint8Array | null>) => this.blockFetcher(o);
-    return {
-      size: file.size,
-      blocks: () => fileBlocks(file),
-      async *read(o = {}) {
-        const ro: ReadOptions = { concurrency };
-        if (o.start !== undefined) ro.start = o.start;
-        if (o.end !== undefined) ro.end = o.end;
-        if (o.onProgress) ro.onProgress = o.onProgress;
-        try {
-          yield* readFile(file, fetcher(signalOption(o.signal ?? options.signal)), ro);
-        } catch (e) {
-          if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);
-          throw e;
-        }
-      },
-    };
+    const file = await this.operation(options, (signal, op) => this.openManifest(root, op, { signal }));
+    const read = (o: Parameters<OpenedContent['read']>[0] = {}): AsyncGenerator<Uint8Array> =>
+      this.readAsOperation(file, { ...o, ...signalOption(o.signal ?? options.signal) });
+    return { size: file.size, blocks: () => fileBlocks(file), read };
+  }
+
+  /** One read of an opened file as an operation of its own. */
+  private async *readAsOperation(file: OpenedFile, o: { start?: number; end?: number; onProgress?: GetOptions['onProgress'] } & AbortOptions) {
+    const op = this.circuits.operation();
+    try {
+      yield* this.readOpened(file, op, 0, o);
+    } finally {
+      op.close();
+    }
   }
 
   /** Fetches a link's content as chunks, in order. */
   async *getStream(link: string, options: GetOptions = {}): AsyncGenerator<Uint8Array> {
     const scope = this.shutdown.scope(options.signal);
+    const op = this.circuits.operation();
     try {
-      const file = await this.open(link, { signal: scope.signal });
-      yield* file.read({ ...(options.onProgress ? { onProgress: options.onProgress } : {}), signal: scope.signal });
+      const file = await this.openManifest(link, op, { signal: scope.signal });
+      // The manifest blocks count towards the fetch's class (content.md §8.2).
+      yield* this.readOpened(file, op, file.manifestBlocks.length, { ...(options.onProgress ? { onProgress: options.onProgress } : {}), signal: scope.signal });
     } finally {
+      op.close();
       scope.dispose();
     }
   }
@@ -365,10 +451,15 @@ export class ContentClient {
    * than null when no edition was found and some holder of the key itself could not be asked.
    */
   latestEdition(key: SskKey, options: LatestEditionOptions = {}): Promise<{ edition: number; target: string } | null> {
-    return this.scoped(options, (signal) => this.latestEditionWith(key, options, signal));
+    return this.operation(options, (signal, op) => this.latestEditionWith(op, key, options, signal));
   }
 
-  private async latestEditionWith(key: SskKey, options: LatestEditionOptions, signal: AbortSignal): Promise<{ edition: number; target: string } | null> {
+  private async latestEditionWith(
+    op: OperationCircuits,
+    key: SskKey,
+    options: LatestEditionOptions,
+    signal: AbortSignal,
+  ): Promise<{ edition: number; target: string } | null> {
     const keys = [key, ...(options.hints === false ? [] : editionPeriods(options.now ?? Date.now()).map((p) => hintKey(key, p)))];
     let best: { edition: number; target: string } | null = null;
     let unreachable = 0;
@@ -382,7 +473,7 @@ export class ContentClient {
           holders.map(async (h) => {
             let bytes: Uint8Array | null;
             try {
-              bytes = await fetchItem(await this.circuitTo(h, signal), 'record', rk, { signal });
+              bytes = await op.with(h, signal, (c, f) => fetchItem(c, 'record', rk, f ? { signal, forwardTo: f } : { signal }));
             } catch {
               if (i === 0) unreachable++;
               return;
@@ -445,8 +536,7 @@ export class ContentClient {
   /** Aborts every request in flight (ERR_ABORTED) and closes the circuits to holders. */
   close(): void {
     this.shutdown.abort();
-    for (const p of this.circuits.values()) void p.then((c) => c.close()).catch(() => undefined);
-    this.circuits.clear();
+    this.circuits.close();
   }
 
   /** For tests and logs: the hex of a routing key's start. */

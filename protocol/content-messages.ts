@@ -2,13 +2,17 @@
  * Content requests over a circuit (specs/content.md §8). Each request is a stream addressed to the circuit's last
  * hop (the holder):
  *
- *   STORE   CBOR { "k": routing key, "t": kind, "n": size, "c": cache copy }   then DATA cells
+ *   STORE   CBOR { "k": routing key, "t": kind, "n": size, "c": cache copy, ? "f": holder }   then DATA cells
  *   STORED  CBOR { "s": status }                                             then END
- *   FETCH   CBOR { "k": routing key, "t": kind, "h": head only }
+ *   FETCH   CBOR { "k": routing key, "t": kind, "h": head only, ? "f": holder }
  *   FETCHED CBOR { "s": status, "n": size }                                  then DATA cells (unless head/missing), END
  *
  *   kind:   "block" | "record" | "endpoint" | "mailbox"
  *   status: "ok" | "exists" | "found" | "missing" | "quota" | "invalid" | "stale" | "occupied" | "refused"
+ *           | "unknown" | "unreachable"
+ *
+ * `f` (the holder's identity key) asks the relay to forward the request to that holder (specs/content.md §8.3);
+ * `unknown` and `unreachable` are a forwarder's answers for a holder it does not know or could not reach.
  */
 import { z } from 'zod';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
@@ -18,7 +22,7 @@ import { MAX_ENDPOINT_DESCRIPTOR_BYTES } from './endpoint-descriptor.js';
 import { MAX_MAILBOX_ITEM_BYTES } from './mailbox.js';
 
 /** `occupied`: a mailbox slot already holds another item (specs/messaging.md §9). */
-export const ContentStatus = ['ok', 'exists', 'found', 'missing', 'quota', 'invalid', 'stale', 'occupied', 'refused'] as const;
+export const ContentStatus = ['ok', 'exists', 'found', 'missing', 'quota', 'invalid', 'stale', 'occupied', 'refused', 'unknown', 'unreachable'] as const;
 export type ContentStatus = (typeof ContentStatus)[number];
 /**
  * block: a CHK block; record: a signed updatable-key edition; endpoint: a signed endpoint descriptor; mailbox: an
@@ -29,8 +33,8 @@ export type ContentKind = 'block' | 'record' | 'endpoint' | 'mailbox';
 export const MAX_CONTENT_ITEM = Math.max(BLOCK_LEN, MAX_RECORD_BYTES, MAX_ENDPOINT_DESCRIPTOR_BYTES, MAX_MAILBOX_ITEM_BYTES);
 
 const KINDS = ['block', 'record', 'endpoint', 'mailbox'] as const;
-const storeSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), n: zUint(MAX_CONTENT_ITEM), c: z.boolean() });
-const fetchSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), h: z.boolean() });
+const storeSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), n: zUint(MAX_CONTENT_ITEM), c: z.boolean(), f: zBytes(32).optional() });
+const fetchSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), h: z.boolean(), f: zBytes(32).optional() });
 const storedSchema = z.strictObject({ s: z.enum(ContentStatus) });
 const fetchedSchema = z.strictObject({ s: z.enum(ContentStatus), n: zUint(MAX_CONTENT_ITEM) });
 

@@ -27,6 +27,7 @@ import {
 } from './chk.js';
 import { AlliumError, LimitError, ProtocolError } from './errors.js';
 import { encodeParity, reconstruct } from './erasure.js';
+import { RequestQueue } from './request-queue.js';
 
 export const SEGMENT_DATA = 32;
 export const MAX_FILE_SIZE = 2 ** 40;
@@ -37,6 +38,8 @@ export const MAX_FILE_SIZE = 2 ** 40;
 export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 /** Blocks a reader fetches at once (segments and manifest parts) unless told otherwise. */
 const DEFAULT_DECODE_CONCURRENCY = 16;
+/** Segments a reader fetches beyond the one it is yielding (content.md §3.4): one, so at most two are held. */
+export const READ_AHEAD = 1;
 
 const refsBytes = (refs: readonly BlockRef[]): Uint8Array => concatBytes(...refs.flatMap((r) => [r.rk, r.dk]));
 function refsOf(b: Uint8Array): BlockRef[] {
@@ -279,9 +282,48 @@ export function fileBlocks(file: OpenedFile): BlockRef[] {
   return [...file.manifestBlocks, ...file.segs.flatMap(([, , refs]) => refs)];
 }
 
+/**
+ * Class(n) of specs/content.md §8.2: the number of blocks a fetch that needs `n` asks for, `n` rounded up to one of 8
+ * classes per doubling above 8 (at most 12.5 % more), so that files of one class give the same request count.
+ */
+export function requestClass(n: number): number {
+  if (n <= 8) return n;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 3);
+  return Math.ceil(n / step) * step;
+}
+
+/**
+ * How many check blocks of each segment pad a fetch of `segs` (those a read covers) to Class(already + their data
+ * blocks), spread as evenly as their check blocks allow (content.md §8.2).
+ */
+export function paddingPlan(segs: readonly (readonly [number, number, ...unknown[]])[], already: number): number[] {
+  const needed = already + segs.reduce((n, [k]) => n + k, 0);
+  let extra = requestClass(needed) - needed;
+  const plan: number[] = segs.map(() => 0);
+  while (extra > 0) {
+    let added = false;
+    for (let i = 0; i < segs.length && extra > 0; i++) {
+      if (plan[i]! < segs[i]![1]) {
+        plan[i]!++;
+        extra--;
+        added = true;
+      }
+    }
+    if (!added) break;
+  }
+  return plan;
+}
+
 export interface ReadOptions {
   /** Blocks fetched at once (default 16). */
   concurrency?: number;
+  /**
+   * Pads the read's requests to a size class with check blocks (content.md §8.2); `already` counts requests the
+   * operation made before (the manifest blocks read to open the file). Default: no padding.
+   */
+  pad?: { already: number };
+  /** Puts the block indices of a segment in the order they are fetched (default: as they are; the client shuffles). */
+  order?: (indices: number[]) => number[];
   /** First byte to yield (default 0). */
   start?: number;
   /** One past the last byte to yield (default the file's size). */
@@ -309,43 +351,58 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
   const limit = options.concurrency ?? DEFAULT_DECODE_CONCURRENCY;
   const lastBlockLen = file.size - (Math.ceil(file.size / BLOCK_PAYLOAD_MAX) - 1) * BLOCK_PAYLOAD_MAX;
   let done = 0;
-  let offset = 0; // file offset of the segment's first byte
-  for (const [k, m, refs] of file.segs) {
+  const order = options.order ?? ((x: number[]): number[] => x);
+  // The segments the range covers, in order, and the check blocks that pad their fetch to a class.
+  const segments: { index: number; k: number; m: number; refs: readonly BlockRef[]; segStart: number; segLen: number }[] = [];
+  for (let i = 0, offset = 0; i < file.segs.length; i++) {
+    const [k, m, refs] = file.segs[i]!;
     const segLen = Math.min(k * BLOCK_PAYLOAD_MAX, file.size - offset);
     const segStart = offset;
     offset += segLen;
     if (segStart + segLen <= start) continue;
     if (segStart >= end) break;
+    segments.push({ index: i, k, m, refs, segStart, segLen });
+  }
+  const plan = options.pad
+    ? paddingPlan(
+        segments.map((g) => file.segs[g.index]!),
+        options.pad.already,
+      )
+    : segments.map(() => 0);
+  // Requests of every segment being read share `limit` places, the earliest segment first; the next segment's
+  // requests start while this one's last are in flight (READ_AHEAD), so its slowest block does not idle the rest.
+  const queue = new RequestQueue(limit);
+  /** The data-block plaintexts of one segment, fetched and rebuilt. */
+  const segmentData = async (pos: number): Promise<Uint8Array[]> => {
+    const { k, m, refs } = segments[pos]!;
     const shards: (Uint8Array | null)[] = new Array(k + m).fill(null);
     // Why a block is missing when it could not be had: told apart so that a segment lost for want of holders is
     // reported as unreachable, not as content nobody stored.
     let unreachable: AlliumError | null = null;
-    // Data blocks first; check blocks only for what is missing.
-    const fetchInto = async (idx: number[]): Promise<void> => {
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < idx.length) {
-          const i = idx[next++]!;
-          try {
-            const stored = await fetch(refs[i]!);
-            if (stored) shards[i] = decryptBlock(refs[i]!, stored);
-          } catch (e) {
-            if (e instanceof AlliumError && e.code === 'ERR_ABORTED') throw e;
-            if (e instanceof AlliumError && e.code === 'ERR_UNREACHABLE') unreachable ??= e;
-            shards[i] = null;
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(limit, idx.length) }, worker));
+    const fetchOne = async (i: number): Promise<void> => {
+      try {
+        const stored = await fetch(refs[i]!);
+        if (stored) shards[i] = decryptBlock(refs[i]!, stored);
+      } catch (e) {
+        if (e instanceof AlliumError && e.code === 'ERR_ABORTED') throw e;
+        if (e instanceof AlliumError && e.code === 'ERR_UNREACHABLE') unreachable ??= e;
+        shards[i] = null;
+      }
     };
-    await fetchInto(Array.from({ length: k }, (_, i) => i));
-    let missing = shards.slice(0, k).filter((s) => s === null).length;
-    let checkIdx = k;
-    while (missing > 0 && checkIdx < k + m) {
+    const fetchInto = async (idx: number[]): Promise<void> => {
+      await Promise.all(idx.map((i) => queue.run(pos, () => fetchOne(i))));
+    };
+    // Data blocks and the padding's check blocks in one random order; further check blocks only for what is missing.
+    const checks = order(Array.from({ length: m }, (_, i) => k + i));
+    const pad = plan[pos] ?? 0;
+    await fetchInto(order([...Array.from({ length: k }, (_, i) => i), ...checks.slice(0, pad)]));
+    let missing = Math.max(0, k - shards.filter((s) => s !== null).length);
+    let checkIdx = pad;
+    while (missing > 0 && checkIdx < m) {
       const batch: number[] = [];
-      while (batch.length < missing && checkIdx < k + m) batch.push(checkIdx++);
+      while (batch.length < missing && checkIdx < m) batch.push(checks[checkIdx++]!);
       await fetchInto(batch);
-      missing = k - shards.filter((s) => s !== null).length;
+      missing = Math.max(0, k - shards.filter((s) => s !== null).length);
     }
     if (missing > 0 && unreachable) {
       throw new AlliumError(
@@ -353,23 +410,40 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
         `a segment cannot be rebuilt: ${missing} of its ${k} blocks missing, some holders unreachable (${(unreachable as AlliumError).message})`,
       );
     }
-    const data = await reconstruct(shards, k, BLOCK_PLAIN_LEN);
-    let at = segStart;
-    for (const plain of data) {
-      const { type, payload } = parseBlockPlaintext(plain);
-      if (type !== BlockType.DATA) throw new ProtocolError('ERR_CONTENT', 'expected a data block');
-      const isLast = at + BLOCK_PAYLOAD_MAX >= file.size;
-      if (payload.length !== (isLast ? lastBlockLen : BLOCK_PAYLOAD_MAX)) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
-      const from = Math.max(start, at) - at;
-      const to = Math.min(end, at + payload.length) - at;
-      at += payload.length;
-      if (to > from) {
-        done += to - from;
-        options.onProgress?.(done, total);
-        yield from === 0 && to === payload.length ? payload : payload.subarray(from, to);
-      }
+    return reconstruct(shards, k, BLOCK_PLAIN_LEN);
+  };
+  const started: Promise<Uint8Array[]>[] = [];
+  const startUpTo = (last: number): void => {
+    while (started.length <= Math.min(last, segments.length - 1)) {
+      const p = segmentData(started.length);
+      p.catch(() => undefined); // awaited in turn below; a segment read ahead and then not needed fails silently
+      started.push(p);
     }
-    if (at !== segStart + segLen) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+  };
+  try {
+    for (let pos = 0; pos < segments.length; pos++) {
+      startUpTo(pos + READ_AHEAD);
+      const data = await started[pos]!;
+      const { segStart, segLen } = segments[pos]!;
+      let at = segStart;
+      for (const plain of data) {
+        const { type, payload } = parseBlockPlaintext(plain);
+        if (type !== BlockType.DATA) throw new ProtocolError('ERR_CONTENT', 'expected a data block');
+        const isLast = at + BLOCK_PAYLOAD_MAX >= file.size;
+        if (payload.length !== (isLast ? lastBlockLen : BLOCK_PAYLOAD_MAX)) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+        const from = Math.max(start, at) - at;
+        const to = Math.min(end, at + payload.length) - at;
+        at += payload.length;
+        if (to > from) {
+          done += to - from;
+          options.onProgress?.(done, total);
+          yield from === 0 && to === payload.length ? payload : payload.subarray(from, to);
+        }
+      }
+      if (at !== segStart + segLen) throw new ProtocolError('ERR_CONTENT', 'file size does not match its manifest');
+    }
+  } finally {
+    queue.close(); // a read that stopped early starts no more requests; those in flight settle unread
   }
 }
 

@@ -99,6 +99,8 @@ export interface StoreStats {
 export class BlockStore {
   private readonly db: SqliteDatabase;
   private bytesUsed: number;
+  /** Rows in `blocks`, kept with every insert and delete (the gauges read it after each STORE). */
+  private blockCount = 0;
   private readonly stmts;
   private lastSweep = 0;
   private lastWriteFailure = 0;
@@ -149,7 +151,11 @@ export class BlockStore {
         hold_until INTEGER NOT NULL,
         checked_gen TEXT NOT NULL DEFAULT ''
       ) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS blocks_role ON blocks (role);
+      DROP INDEX IF EXISTS blocks_role;
+      CREATE INDEX IF NOT EXISTS blocks_evict ON blocks (role, copies DESC, rk);
+      CREATE INDEX IF NOT EXISTS blocks_check ON blocks (rk, checked_gen);
+      CREATE INDEX IF NOT EXISTS records_check ON records (rk, checked_gen);
+      CREATE INDEX IF NOT EXISTS mailbox_check ON mailbox (rk, state, checked_gen);
       CREATE INDEX IF NOT EXISTS mailbox_expires ON mailbox (state, expires);
       CREATE INDEX IF NOT EXISTS mailbox_hold ON mailbox (hold_until);
     `);
@@ -172,7 +178,7 @@ export class BlockStore {
       expiredEndpointBytes: this.db.prepare<[number], { b: number | null }>('SELECT SUM(LENGTH(data)) AS b FROM records WHERE expires <= ?'),
       deleteExpiredEndpoints: this.db.prepare('DELETE FROM records WHERE expires <= ?'),
       evictable: this.db.prepare<[], { rk: Buffer; role: string; copies: number }>(
-        "SELECT rk, role, copies FROM blocks ORDER BY CASE role WHEN 'cache' THEN 0 ELSE 1 END, copies DESC, rk LIMIT 64",
+        "SELECT rk, role, copies FROM blocks WHERE role = 'cache' ORDER BY copies DESC, rk LIMIT 64",
       ),
       usage: this.db.prepare<[], { b: number | null; n: number }>('SELECT SUM(LENGTH(data)) AS b, COUNT(*) AS n FROM blocks'),
       recordUsage: this.db.prepare<[], { b: number | null; n: number }>('SELECT SUM(LENGTH(data)) AS b, COUNT(*) AS n FROM records'),
@@ -203,13 +209,39 @@ export class BlockStore {
     const r = this.stmts.recordUsage.get()!;
     const m = this.stmts.mailboxUsage.get()!;
     this.bytesUsed = (u.b ?? 0) + (r.b ?? 0) + (m.b ?? 0);
+    this.blockCount = u.n;
   }
 
+  /** Counts every kind of item (a scan of each table's narrowest index): for status pages, not for every request. */
   stats(): StoreStats {
-    const u = this.stmts.usage.get()!;
-    const r = this.stmts.recordUsage.get()!;
-    const m = this.stmts.mailboxUsage.get()!;
-    return { blocks: u.n, records: r.n, mailboxes: m.n, bytes: this.bytesUsed, quota: this.quota };
+    const count = (table: 'records' | 'mailbox'): number => this.db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).get()!.n;
+    return { blocks: this.blockCount, records: count('records'), mailboxes: count('mailbox'), bytes: this.bytesUsed, quota: this.quota };
+  }
+
+  /** Blocks held and bytes used, kept in memory: what the gauges read after every STORE, at no cost. */
+  get held(): { blocks: number; bytes: number } {
+    return { blocks: this.blockCount, bytes: this.bytesUsed };
+  }
+
+  /**
+   * How SQLite runs the statements repeated over the whole store — a replication pass's cursor over each kind,
+   * eviction's choice of victims, the count of cached copies (EXPLAIN QUERY PLAN). Each must read an index only:
+   * the columns they need lie after a block's 32 KiB of data, so reading rows would read the whole store each time.
+   */
+  scanPlans(): Record<string, string> {
+    const plan = (stmt: { source: string }, ...args: unknown[]): string =>
+      this.db
+        .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${stmt.source}`)
+        .all(...args)
+        .map((r) => r.detail)
+        .join('; ');
+    return {
+      uncheckedBlocks: plan(this.stmts.unchecked, '', NO_KEY, 1),
+      uncheckedRecords: plan(this.stmts.uncheckedRecords, '', NO_KEY, 1),
+      uncheckedMailboxes: plan(this.stmts.uncheckedMailboxes, '', NO_KEY, 1),
+      evictable: plan(this.stmts.evictable),
+      cacheCount: plan(this.stmts.cacheCount),
+    };
   }
 
   /**
@@ -250,7 +282,7 @@ export class BlockStore {
       // Cache copies nobody read since the last pass go first (the in-memory counts; nothing on disk says when).
       const victim = victims.find((v) => !this.reads.has(toHex(v.rk))) ?? victims[0];
       if (!victim) throw new LimitError('storage_quota', 'relay storage quota is full', 'ERR_QUOTA');
-      this.stmts.deleteBlock.run(victim.rk);
+      this.blockCount -= this.stmts.deleteBlock.run(victim.rk).changes;
       this.bytesUsed -= BLOCK_LEN;
     }
   }
@@ -266,7 +298,7 @@ export class BlockStore {
       return 'exists';
     }
     this.makeRoom(data.length);
-    this.write(() => this.stmts.insertBlock.run(rk, data, role));
+    this.blockCount += this.write(() => this.stmts.insertBlock.run(rk, data, role)).changes;
     this.bytesUsed += data.length;
     return 'stored';
   }
@@ -282,7 +314,7 @@ export class BlockStore {
     if (!row) return null;
     const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
     if (!verifyStoredBlock(rk, data)) {
-      this.stmts.deleteBlock.run(rk);
+      this.blockCount -= this.stmts.deleteBlock.run(rk).changes;
       this.bytesUsed -= row.data.length;
       return null;
     }
@@ -297,7 +329,7 @@ export class BlockStore {
   deleteBlock(rk: Uint8Array): void {
     const row = this.stmts.getBlock.get(rk);
     if (!row) return;
-    this.stmts.deleteBlock.run(rk);
+    this.blockCount -= this.stmts.deleteBlock.run(rk).changes;
     this.bytesUsed -= row.data.length;
   }
 

@@ -9,7 +9,12 @@
  * of MAX_PENDING_STORE_BYTES for the relay until it ends; a STORE that does not fit is answered STORED `refused`.
  * Mailbox STOREs are also rate-bounded per circuit and per previous-hop link (token buckets, specs/limits.md
  * MAILBOX_STORES_PER_CIRCUIT / MAILBOX_STORES_PER_PEER): beyond them STORED `refused`, before any byte is reserved.
- * The buckets hang off the circuit and the link in weak maps, so they go when their owner does.
+ * A STORE without `f` from a relay link may be a forward, on the one circuit a forwarder shares among all the clients
+ * it forwards for: it is charged to the link's bucket only. The buckets hang off the circuit and the link in weak
+ * maps, so they go when their owner does.
+ *
+ * A request naming a holder in `f` is forwarded to it (specs/content.md §8.3, relay/content-forward.ts): a STORE's
+ * bytes are collected here under the same reservation, then passed on; the holder's answer comes back on the stream.
  */
 import type { Logger } from 'pino';
 import { BLOCK_LEN } from '../protocol/chk.js';
@@ -20,11 +25,14 @@ import { MAX_RECORD_BYTES } from '../protocol/ssk.js';
 import { MAX_ENDPOINT_DESCRIPTOR_BYTES } from '../protocol/endpoint-descriptor.js';
 import { MAX_MAILBOX_ITEM_BYTES } from '../protocol/mailbox.js';
 import { EndReason } from '../protocol/stream-messages.js';
+import type { FetchSink } from '../net/content-requests.js';
 import type { MuxStream, StreamMux } from '../net/stream-mux.js';
 import type { BlockStore } from './block-store.js';
 import type { CircuitHop } from './circuits.js';
 import type { Link } from '../net/link.js';
+import { LinkRole } from '../protocol/link-handshake.js';
 import { TokenBucket } from './token-bucket.js';
+import type { ContentForwarder, ForwardSlot } from './content-forward.js';
 import type { RelayMetrics } from './metrics.js';
 
 const STORE_TIMEOUT_MS = 30_000;
@@ -50,6 +58,8 @@ export interface ContentServiceOptions {
   mailboxStoresPerPeer?: { burst: number; perSecond: number };
   /** The clock of the rate bounds (default Date.now). */
   now?: () => number;
+  /** Forwards requests that name a holder (content.md §8.3); without it they are answered `unknown`. */
+  forwarder?: ContentForwarder;
 }
 const MAX_ITEM_BYTES: Record<ContentKind, number> = {
   block: BLOCK_LEN,
@@ -68,6 +78,7 @@ export class ContentService {
   private readonly mailboxPerPeer = new WeakMap<Link, TokenBucket>();
   private readonly mailboxLimits: { circuit: { burst: number; perSecond: number }; peer: { burst: number; perSecond: number } };
   private readonly now: () => number;
+  private readonly forwarder: ContentForwarder | null;
   /** FETCH requests answered: reads, and head-only checks (other relays' repair probes). For status and the simulator. */
   readonly fetched = { reads: 0, heads: 0 };
 
@@ -85,23 +96,27 @@ export class ContentService {
       peer: options.mailboxStoresPerPeer ?? MAILBOX_STORES_PER_PEER,
     };
     this.now = options.now ?? Date.now;
+    this.forwarder = options.forwarder ?? null;
     this.updateGauges();
   }
 
   /**
    * Takes one mailbox STORE from the circuit's and the previous-hop link's buckets; false when either is empty (then
-   * neither is charged). A link with no bucket yet gets a full one.
+   * neither is charged). A link with no bucket yet gets a full one. `named`: the STORE names a holder (`f`), so this
+   * circuit is a client's.
    */
-  private admitMailboxStore(hop: CircuitHop): boolean {
+  private admitMailboxStore(hop: CircuitHop, named: boolean): boolean {
     const bucket = <K extends object>(map: WeakMap<K, TokenBucket>, key: K, l: { burst: number; perSecond: number }): TokenBucket => {
       let b = map.get(key);
       if (!b) map.set(key, (b = new TokenBucket(l.perSecond, l.burst, this.now)));
       return b;
     };
-    const circuit = bucket(this.mailboxPerCircuit, hop, this.mailboxLimits.circuit);
+    // Without `f` from a relay link: perhaps a forwarder's shared circuit (content.md §8.3), so the link's bucket only.
+    const perCircuit = named || hop.prev.link.peer?.role !== LinkRole.RELAY;
+    const circuit = perCircuit ? bucket(this.mailboxPerCircuit, hop, this.mailboxLimits.circuit) : null;
     const peer = bucket(this.mailboxPerPeer, hop.prev.link, this.mailboxLimits.peer);
-    if (circuit.available < 1 || peer.available < 1) return false;
-    circuit.tryTake(1);
+    if ((circuit && circuit.available < 1) || peer.available < 1) return false;
+    circuit?.tryTake(1);
     peer.tryTake(1);
     return true;
   }
@@ -131,11 +146,12 @@ export class ContentService {
     return this.pendingStore;
   }
 
+  /** After every STORE and repair pass: from the store's in-memory counts, never a scan of the store. */
   updateGauges(): void {
-    const s = this.store.stats();
-    this.metrics.storeBytes.set(s.bytes);
-    this.metrics.storeBlocks.set(s.blocks);
-    this.metrics.storeQuota.set(s.quota);
+    const held = this.store.held;
+    this.metrics.storeBytes.set(held.bytes);
+    this.metrics.storeBlocks.set(held.blocks);
+    this.metrics.storeQuota.set(this.store.quota);
   }
 
   /** Sends the reply, then END: after queued data on an accepted stream, at once on a refused one. */
@@ -156,7 +172,7 @@ export class ContentService {
     }
     const max = MAX_ITEM_BYTES[req.t];
     if (req.n > max || (req.t === 'block' && req.n !== BLOCK_LEN)) return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
-    if (req.t === 'mailbox' && !this.admitMailboxStore(hop)) {
+    if (req.t === 'mailbox' && !this.admitMailboxStore(hop, req.f !== undefined)) {
       this.metrics.drops.inc({ reason: 'mailbox_store_limit' });
       return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'refused' }));
     }
@@ -164,6 +180,13 @@ export class ContentService {
       this.metrics.drops.inc({ reason: 'store_pending_limit' });
       return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'refused' }));
     }
+    let slot: ForwardSlot | null = null;
+    if (req.f) {
+      const admitted = this.forwarder ? this.forwarder.admit(hop, req.f) : 'unknown';
+      if (typeof admitted === 'string') return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: admitted }));
+      slot = admitted;
+    }
+    const abort = new AbortController();
     // The item's bytes are reserved now and held in one buffer until the stream ends, whatever arrives.
     this.pendingStore += req.n;
     let bytes: Uint8Array | null = new Uint8Array(req.n);
@@ -173,6 +196,8 @@ export class ContentService {
       clearTimeout(timer);
       this.pendingStore -= req.n;
       bytes = null;
+      slot?.release();
+      abort.abort();
     });
     mux.acceptQuietly(s);
     s.on('stream:data', (chunk) => {
@@ -189,6 +214,12 @@ export class ContentService {
       clearTimeout(timer);
       const item = bytes;
       bytes = null;
+      if (slot) {
+        void this.forwarder!.store(slot, req.t, req.k, item, req.c, abort.signal).then((status) => {
+          if (s.state !== 'closed') this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: status }));
+        });
+        return;
+      }
       let status: ContentStatus;
       try {
         if (req.t === 'block') status = this.store.putBlock(req.k, item, req.c ? 'cache' : 'replica') === 'stored' ? 'ok' : 'exists';
@@ -218,6 +249,7 @@ export class ContentService {
       this.metrics.fetches.inc({ result: 'invalid' });
       return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: 'invalid', n: 0 }));
     }
+    if (req.f) return this.forwardFetch(hop, mux, s, req.f, req.t, req.k, req.h);
     if (req.h) this.fetched.heads++;
     else this.fetched.reads++;
     const item =
@@ -238,4 +270,36 @@ export class ContentService {
     if (!req.h && item.length > 0) s.write(item); // an expired mailbox slot is found, with nothing to send
     s.end(EndReason.DONE);
   };
+
+  /**
+   * A FETCH naming a holder: forwarded, and the holder's answer streamed back as it arrives (content.md §8.3): its
+   * FETCHED `found` and each DATA cell go on at once. A holder that fails after `found` leaves the item short: the
+   * client's stream is ended with END HOST_UNREACHABLE, which the client takes as the holder not answering.
+   */
+  private forwardFetch(hop: CircuitHop, mux: StreamMux, s: MuxStream, f: Uint8Array, kind: ContentKind, rk: Uint8Array, head: boolean): void {
+    const slot = this.forwarder ? this.forwarder.admit(hop, f) : 'unknown';
+    if (typeof slot === 'string') return this.finish(mux, s, RelayCommand.FETCHED, encodeFetched({ s: slot, n: 0 }));
+    const abort = new AbortController();
+    s.once('stream:end', () => {
+      slot.release();
+      abort.abort();
+    });
+    mux.acceptQuietly(s);
+    let replied = false;
+    const sink: FetchSink = {
+      found: (n) => {
+        if (s.state === 'closed') return;
+        replied = true;
+        mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: 'found', n }));
+      },
+      // A copy: the chunk is a view the holder's circuit may reuse once this returns; at most n bytes queue here.
+      data: (chunk) => void (s.state !== 'closed' && s.write(chunk.slice())),
+    };
+    void this.forwarder!.fetch(slot, kind, rk, head, abort.signal, sink).then((status) => {
+      if (s.state === 'closed') return; // the client gave up
+      if (replied) return s.end(status === 'found' ? EndReason.DONE : EndReason.HOST_UNREACHABLE);
+      mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: status, n: 0 }));
+      s.end(EndReason.DONE);
+    });
+  }
 }

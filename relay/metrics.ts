@@ -63,6 +63,7 @@ export const DROP_REASONS = [
   'store_pending_limit',
   'stream_stalled',
   'rendezvous_limit_evicted',
+  'content_forward_limit',
 ];
 
 export class RelayMetrics {
@@ -85,6 +86,7 @@ export class RelayMetrics {
   readonly drops: client.Counter<'reason'>;
   readonly rateLimitPauses: client.Counter;
   readonly fetches: client.Counter<'result'>;
+  readonly forwards: client.Counter<'result'>;
   readonly errors: client.Counter<'code'>;
   readonly handshakes: client.Counter<'result'>;
   readonly directorySize: client.Gauge;
@@ -167,6 +169,12 @@ export class RelayMetrics {
       labelNames: ['result'],
       registers: r,
     });
+    this.forwards = new client.Counter({
+      name: 'allium_content_forwards_total',
+      help: 'STORE and FETCH requests forwarded to a holder (content.md §8.3), by result: answered, unknown, unreachable, refused',
+      labelNames: ['result'],
+      registers: r,
+    });
     this.errors = new client.Counter({ name: 'allium_errors_total', help: 'Protocol and peer errors, by error code', labelNames: ['code'], registers: r });
     this.handshakes = new client.Counter({ name: 'allium_handshakes_total', help: 'Link handshakes by result', labelNames: ['result'], registers: r });
     this.directorySize = new client.Gauge({ name: 'allium_directory_relays', help: 'Relays in this relay directory view', registers: r });
@@ -246,6 +254,7 @@ export class RelayMetrics {
     for (const result of HANDSHAKE_RESULTS) this.handshakes.inc({ result }, 0);
     for (const reason of DROP_REASONS) this.drops.inc({ reason }, 0);
     for (const result of ['found', 'missing', 'invalid']) this.fetches.inc({ result }, 0);
+    for (const result of ['answered', 'unknown', 'unreachable', 'refused']) this.forwards.inc({ result }, 0);
     for (const result of ['new', 'known', 'refused']) this.gossipDescriptors.inc({ result }, 0);
     for (const event of ['asked', 'retried', 'abandoned', 'dropped']) this.gossipPulls.inc({ event }, 0);
     for (const role of ['entry', 'middle', 'last']) this.circuitsBuilt.inc({ role }, 0);

@@ -9,7 +9,8 @@
  *     rendezvous   introduction and rendezvous points (relay/rendezvous.ts)
  *     echo         capacity measurement by the authorities (relay/measurement.ts)
  *   exit         (relay/exit.ts) when the published exit policy accepts anything
- *   content      (relay/content.ts) and replicator (relay/replication.ts) when the node has a block store
+ *   content      (relay/content.ts), its forwarder (relay/content-forward.ts) and the replicator (relay/replication.ts)
+ *                when the node has a block store; the forwarder and the replicator share one-hop circuits to holders
  *   authority    reachability tests, measurements and votes (relay/authority.ts) when the relay is an authority
  */
 import type { Logger } from 'pino';
@@ -29,6 +30,7 @@ import { CircuitReactor } from './circuits.js';
 import type { RelayConfig } from './config.js';
 import { consensusPlacement } from './consensus-placement.js';
 import { ContentService } from './content.js';
+import { ContentForwarder } from './content-forward.js';
 import { ExitService, type ExitNetwork } from './exit.js';
 import { EchoService } from './measurement.js';
 import { MemoryGuard } from './memory-guard.js';
@@ -145,7 +147,15 @@ export function createCircuitParts(d: CircuitPartsDeps): CircuitParts {
     streams.attach(exit);
   }
   if (d.store) {
-    const content = (parts.content = new ContentService(d.store, d.metrics, d.log));
+    const transport = replicationTransport((id) => d.overlay.linkTo(id), d.ownCircuits);
+    const forwarder = new ContentForwarder({
+      directory: d.directory,
+      self: d.identity.fingerprint,
+      circuitTo: transport.circuitTo,
+      metrics: d.metrics,
+      log: d.log,
+    });
+    const content = (parts.content = new ContentService(d.store, d.metrics, d.log, undefined, { forwarder }));
     streams.register(RelayCommand.STORE, content.onStore);
     streams.register(RelayCommand.FETCH, content.onFetch);
     parts.replicator = new Replicator({
@@ -153,7 +163,7 @@ export function createCircuitParts(d: CircuitPartsDeps): CircuitParts {
       directory: d.directory,
       identity: d.identity,
       k: cfg.replication_factor,
-      ...replicationTransport((id) => d.overlay.linkTo(id), d.ownCircuits),
+      ...transport,
       repairIntervalMs: cfg.timing.repair_interval,
       placement: () => consensusPlacement(d.overlay.consensus.current, d.now()),
       metrics: d.metrics,

@@ -64,6 +64,7 @@ export class SimMetrics {
   readonly streamBufferedBytes = new Counter();
   readonly gossipDescriptors = new Counter();
   readonly gossipPulls = new Counter();
+  readonly forwards = new Counter();
   readonly paddingFrames = new Counter();
   readonly paddingSkipped = new Counter();
   readonly circuitPaddingCells = new Counter();

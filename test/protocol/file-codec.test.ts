@@ -14,6 +14,7 @@ import {
   encodeFile,
   MAX_MANIFEST_BYTES,
   openFile,
+  READ_AHEAD,
   readFile,
   SEGMENT_DATA,
   type BlockFetcher,
@@ -334,5 +335,45 @@ describe('file codec: byte ranges (the gateway seeking in a video, specs/content
       }
       expect(code, `size ${size}`).to.equal('ERR_CONTENT');
     }
+  });
+});
+
+describe('file codec: reading one segment ahead (specs/content.md §3.4)', () => {
+  /** Lets every pending in-memory fetch and its continuations run (no timers: the fetcher never waits on time). */
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it(`asks for the next segment while a block of this one is held back, never more than ${READ_AHEAD} ahead; a read stopped early asks no further`, async () => {
+    const e = await encode([pattern(3 * SEGMENT_DATA * BLOCK_PAYLOAD_MAX, 31)]); // three full segments
+    const segs = await segmentsOf(e);
+    const file = await openFile(async (ref) => e.store.get(toHex(ref.rk)) ?? null, e.root);
+    const segmentOf = new Map(segs.flatMap((s, i) => s.refs.map((r) => [toHex(r.rk), i] as const)));
+    const held = toHex(segs[0]!.refs[5]!.rk);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const asked: number[] = [];
+    const fetch: BlockFetcher = async (ref) => {
+      const h = toHex(ref.rk);
+      asked.push(segmentOf.get(h)!);
+      if (h === held) await gate;
+      return e.store.get(h) ?? null;
+    };
+    const reader = readFile(file, fetch, { concurrency: 4 });
+    const first = reader.next();
+    await settle();
+    const count = (seg: number): number => asked.filter((s) => s === seg).length;
+    console.log(`      segment 0's block 5 held back: asked ${count(0)} of segment 0, ${count(1)} of segment 1, ${count(2)} of segment 2`);
+    expect(count(0), 'every block of segment 0').to.equal(SEGMENT_DATA);
+    expect(count(1), 'segment 1 asked meanwhile').to.equal(SEGMENT_DATA);
+    expect(count(2), 'not two segments ahead').to.equal(0);
+    release();
+    const chunk = await first;
+    expect(chunk.done).to.equal(false);
+    expect(sha(chunk.value as Uint8Array)).to.equal(sha(pattern(3 * SEGMENT_DATA * BLOCK_PAYLOAD_MAX, 31).subarray(0, BLOCK_PAYLOAD_MAX)));
+    // The reader stops after its first chunk: segment 2 is never asked for.
+    await reader.return(undefined);
+    await settle();
+    expect(count(2), 'nothing asked after the read stopped').to.equal(0);
   });
 });

@@ -1,0 +1,227 @@
+/**
+ * The circuits content requests travel on (specs/content.md §8.2): each operation (one public call of a
+ * ContentClient) has CONTENT_CIRCUITS_PER_OPERATION circuits, built at its first request, each ending at a
+ * *forwarder* — a store relay drawn at random — that passes each request one more hop to the holder it names
+ * (§8.3). A request goes on the least busy of the operation's circuits whose forwarder is not its holder (ties
+ * broken at random), so which circuit carries what does not depend on the file's holders; a circuit takes new
+ * requests for at most `dirtinessMs` after its first (CONTENT_CIRCUIT_DIRTINESS, 10 min) and is replaced, like one
+ * that failed or closed, by a circuit to a new forwarder. Nothing is shared between operations, nor with any other
+ * user of the CircuitSource; an operation's circuits close once it ends and their requests have settled.
+ *
+ * What it does not do: build circuits in advance of an operation, or ask a forwarder other than through `f`. In a
+ * directory with a single store relay (no forwarder but the holder) a request goes to the holder itself, without
+ * `f`, as before forwarding existed.
+ *
+ * `directForMeasurement` (npm run bench:content only) puts the old way back for comparison: one circuit per holder,
+ * ending at it, kept for the client's life and shared by every operation.
+ */
+import { crypto } from '../crypto/index.js';
+import type { Descriptor } from '../protocol/descriptor.js';
+import { isStoreRelay } from '../protocol/placement.js';
+import type { ClientCircuit } from '../net/circuit.js';
+import type { CircuitSource } from './client.js';
+
+/** CONTENT_CIRCUIT_DIRTINESS (specs/limits.md): a content circuit takes new requests this long after its first. */
+export const CONTENT_CIRCUIT_DIRTINESS_MS = 10 * 60_000;
+/** CONTENT_CIRCUITS_PER_OPERATION (specs/limits.md). */
+export const CONTENT_CIRCUITS_PER_OPERATION = 3;
+
+export interface ContentCircuitsOptions {
+  /** The clock the dirtiness limit is read from (default Date.now). */
+  now?: () => number;
+  /** How long a circuit takes new requests after its first (default CONTENT_CIRCUIT_DIRTINESS_MS). */
+  dirtinessMs?: number;
+  /** Circuits per operation (default CONTENT_CIRCUITS_PER_OPERATION). */
+  perOperation?: number;
+  /**
+   * Measurement only (npm run bench:content): every request goes straight to its holder on one circuit per holder,
+   * kept for the client's life, as before content.md §8.2–§8.3 — none of their protections. Default false.
+   */
+  directForMeasurement?: boolean;
+}
+
+/** One circuit of an operation, to one forwarder. */
+interface Slot {
+  readonly forwarder: Descriptor;
+  readonly built: Promise<ClientCircuit>;
+  circuit: ClientCircuit | null;
+  failed: boolean;
+  /** When it took its first request (dirtiness starts then); null before. */
+  since: number | null;
+  users: number;
+  retired: boolean;
+}
+
+/** Where a request goes: the circuit, and the holder to name in `f` (null: the circuit ends at the holder). */
+export type Route = (circuit: ClientCircuit, forwardTo: Uint8Array | null) => Promise<unknown>;
+
+/** Every content circuit of one ContentClient, so that close() reaches each. */
+export class ContentCircuits {
+  private readonly live = new Set<Promise<ClientCircuit>>();
+  private closed = false;
+  readonly now: () => number;
+  readonly dirtinessMs: number;
+  readonly perOperation: number;
+  readonly direct: boolean;
+  /** Direct mode: the circuit to each holder, by fingerprint. */
+  private readonly toHolder = new Map<string, Promise<ClientCircuit>>();
+
+  constructor(
+    readonly source: CircuitSource,
+    options: ContentCircuitsOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.dirtinessMs = options.dirtinessMs ?? CONTENT_CIRCUIT_DIRTINESS_MS;
+    this.perOperation = Math.max(1, options.perOperation ?? CONTENT_CIRCUITS_PER_OPERATION);
+    this.direct = options.directForMeasurement ?? false;
+  }
+
+  /** Direct mode: the circuit whose last hop is `holder`, built at the first request to it and kept while open. */
+  directTo(holder: Descriptor, signal: AbortSignal): Promise<ClientCircuit> {
+    const have = this.toHolder.get(holder.fingerprint);
+    if (have) {
+      return have.then(
+        (c) => {
+          if (c.state === 'open') return c;
+          if (this.toHolder.get(holder.fingerprint) === have) this.toHolder.delete(holder.fingerprint);
+          return this.directTo(holder, signal);
+        },
+        () => {
+          if (this.toHolder.get(holder.fingerprint) === have) this.toHolder.delete(holder.fingerprint);
+          return this.directTo(holder, signal);
+        },
+      );
+    }
+    const p = this.build(holder, signal);
+    this.toHolder.set(holder.fingerprint, p);
+    return p;
+  }
+
+  /** A new circuit whose last hop is `last`, closed by close() if it is still open then. */
+  build(last: Descriptor, signal: AbortSignal): Promise<ClientCircuit> {
+    const p = this.source.newCircuit({ last, exitPort: null, signal });
+    this.live.add(p);
+    p.then(
+      (c) => {
+        if (this.closed) c.close();
+        else c.once('circuit:close', () => this.live.delete(p));
+      },
+      () => this.live.delete(p),
+    );
+    return p;
+  }
+
+  /** The circuits of a new operation; the caller closes them when the operation ends. */
+  operation(): OperationCircuits {
+    return new OperationCircuits(this);
+  }
+
+  /** Closes every content circuit, open or being built. */
+  close(): void {
+    this.closed = true;
+    this.toHolder.clear();
+    for (const p of this.live) void p.then((c) => c.close()).catch(() => undefined);
+    this.live.clear();
+  }
+}
+
+/** The circuits of one operation: a few to forwarders, replaced once failed, closed or dirty; all closed by close(). */
+export class OperationCircuits {
+  private slots: Slot[] = [];
+  private readonly all = new Set<Slot>();
+  private ended = false;
+
+  constructor(private readonly circuits: ContentCircuits) {}
+
+  /**
+   * Runs `f` with a circuit for a request to `holder` and the holder's identity to name in `f` (content.md §8.2).
+   * A circuit that fails to build rejects; `f`'s errors pass through.
+   */
+  async with<T>(
+    holder: Descriptor,
+    signal: AbortSignal,
+    f: (c: ClientCircuit, forwardTo: Uint8Array | null, forwarder: string) => Promise<T>,
+    avoid?: string,
+  ): Promise<T> {
+    if (this.circuits.direct) return f(await this.circuits.directTo(holder, signal), null, holder.fingerprint);
+    const s = this.pick(holder, signal, avoid);
+    s.users++;
+    s.since ??= this.circuits.now();
+    try {
+      return await f(await s.built, s.forwarder.fingerprint === holder.fingerprint ? null : holder.id, s.forwarder.fingerprint);
+    } finally {
+      s.users--;
+      if (s.retired && s.users === 0) this.drop(s);
+    }
+  }
+
+  /**
+   * The circuit for a request to `holder`: the least busy whose forwarder is not the holder (nor `avoid`, a forwarder
+   * that just failed this request, when another is open), ties at random.
+   */
+  private pick(holder: Descriptor, signal: AbortSignal, avoid?: string): Slot {
+    const now = this.circuits.now();
+    // Replace what failed, closed or got dirty (and fill the operation's circuits at its first request).
+    this.slots = this.slots.filter((s) => {
+      const stale = s.failed || s.circuit?.state === 'closed' || (s.since !== null && now - s.since >= this.circuits.dirtinessMs);
+      if (stale) this.retire(s);
+      return !stale;
+    });
+    while (!this.ended && this.slots.length < this.circuits.perOperation) {
+      const f = this.forwarder(this.slots.map((s) => s.forwarder.fingerprint));
+      if (!f) break;
+      this.slots.push(this.open(f, signal));
+    }
+    let eligible = this.slots.filter((s) => s.forwarder.fingerprint !== holder.fingerprint);
+    if (eligible.length === 0) {
+      // Every circuit ends at this holder: one to another forwarder if the directory has one, else the holder itself.
+      const f = this.forwarder([holder.fingerprint, ...this.slots.map((s) => s.forwarder.fingerprint)]) ?? this.forwarder([holder.fingerprint]) ?? holder;
+      const s = this.open(f, signal);
+      if (f === holder || this.ended)
+        s.retired = true; // a one-off: closed when its request settles
+      else this.slots.push(s);
+      eligible = [s];
+    }
+    const elsewhere = eligible.filter((s) => s.forwarder.fingerprint !== avoid);
+    if (elsewhere.length > 0) eligible = elsewhere;
+    const least = Math.min(...eligible.map((s) => s.users));
+    const ties = eligible.filter((s) => s.users === least);
+    return ties[crypto().randomInt(ties.length)]!;
+  }
+
+  /** A store relay drawn at random (CSPRNG), not among `avoid` when another exists; null when there is none. */
+  private forwarder(avoid: readonly string[]): Descriptor | null {
+    const stores = this.circuits.source.directory.view.relays.filter(isStoreRelay);
+    const fresh = stores.filter((d) => !avoid.includes(d.fingerprint));
+    const from = fresh.length > 0 ? fresh : stores;
+    if (from.length === 0) return null;
+    return from[crypto().randomInt(from.length)]!;
+  }
+
+  private open(forwarder: Descriptor, signal: AbortSignal): Slot {
+    const slot: Slot = { forwarder, built: this.circuits.build(forwarder, signal), circuit: null, failed: false, since: null, users: 0, retired: false };
+    slot.built.then(
+      (c) => (slot.circuit = c),
+      () => (slot.failed = true),
+    );
+    this.all.add(slot);
+    return slot;
+  }
+
+  private retire(s: Slot): void {
+    s.retired = true;
+    if (s.users === 0) this.drop(s);
+  }
+
+  private drop(s: Slot): void {
+    this.all.delete(s);
+    void s.built.then((c) => c.close()).catch(() => undefined);
+  }
+
+  /** Ends the operation: its circuits close now, or once their requests in flight (repairs) settle. */
+  close(): void {
+    this.ended = true;
+    for (const s of [...this.all]) this.retire(s);
+    this.slots = [];
+  }
+}

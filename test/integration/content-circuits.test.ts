@@ -1,0 +1,120 @@
+/**
+ * The circuits content requests travel on (specs/content.md §8.2), against relay processes: an operation's requests
+ * spread over its three circuits to forwarders, each request naming its holder, which is never the circuit's last
+ * hop; two gets never share a circuit; fetches padded to a size class with check blocks; a put's circuits used for
+ * new requests no longer than the dirtiness limit (an injected clock and a small limit, no sleeps), then replaced,
+ * and closed when the put ends.
+ */
+import { expect } from 'chai';
+import { AlliumClient } from '../../client/client.js';
+import { ContentClient } from '../../client/content.js';
+import type { ClientCircuit } from '../../net/circuit.js';
+import { toHex } from '../../protocol/bytes.js';
+import { BLOCK_PAYLOAD_MAX } from '../../protocol/chk.js';
+import { decodeFetch, decodeStore } from '../../protocol/content-messages.js';
+import { requestClass } from '../../protocol/file-codec.js';
+import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
+import { patternBytes, sha256, startClient } from '../helpers/content.js';
+import { startNetwork, type TestNetwork } from '../helpers/network.js';
+
+interface Request {
+  readonly circuit: ClientCircuit;
+  readonly command: 'STORE' | 'FETCH';
+  readonly at: number;
+  /** The holder the request names (hex), or null. */
+  readonly holder: string | null;
+}
+
+/** The circuit's last hop: the forwarder. */
+const lastHop = (c: ClientCircuit): string => c.path[c.path.length - 1]!.fingerprint;
+
+describe('content circuits: a few per operation to forwarders, rotated and closed (relay processes)', function () {
+  this.timeout(180_000);
+  let net: TestNetwork;
+  let client: AlliumClient;
+  /** Every STORE and FETCH the client sent, on which circuit, at the injected clock's time. */
+  let requests: Request[] = [];
+  let now = 0;
+
+  before(async () => {
+    net = await startNetwork(5, { timing: { repair_interval: 1000 } });
+    client = await startClient(net.bootstrap);
+    client.on('client:circuit', (c) => {
+      const send = c.send.bind(c);
+      c.send = (m: RelayMessage, hop?: number): boolean => {
+        if (m.command === RelayCommand.FETCH || m.command === RelayCommand.STORE) {
+          const fetch = m.command === RelayCommand.FETCH;
+          const f = fetch ? decodeFetch(m.data).f : decodeStore(m.data).f;
+          requests.push({ circuit: c, command: fetch ? 'FETCH' : 'STORE', at: now, holder: f ? toHex(f) : null });
+        }
+        return send(m, hop);
+      };
+    });
+  });
+
+  after(async () => {
+    await client?.stop();
+    await net?.stop();
+  });
+
+  it('a get spreads its FETCHes over three circuits to forwarders, never its holder; two gets share none; all closed; the count is padded to a class', async () => {
+    const content = new ContentClient(client);
+    try {
+      // 18 data blocks: a get needs the root and 18 blocks, Class(19) = 20, so one check block pads it.
+      const a = patternBytes(18 * BLOCK_PAYLOAD_MAX - 100, 1);
+      const b = patternBytes(18 * BLOCK_PAYLOAD_MAX - 100, 2);
+      const links = [await content.put(a), await content.put(b)];
+      const used: Set<ClientCircuit>[] = [];
+      for (const [i, link] of links.entries()) {
+        requests = [];
+        expect(sha256(await content.get(link))).to.equal(sha256(i === 0 ? a : b));
+        const fetches = requests.filter((r) => r.command === 'FETCH');
+        expect(fetches).to.have.length(requestClass(19));
+        const circuits = new Set(fetches.map((r) => r.circuit));
+        expect(circuits.size, 'three circuits for the get').to.equal(3);
+        expect(new Set([...circuits].map(lastHop)).size, 'to three forwarders').to.equal(3);
+        expect(
+          fetches.every((r) => r.holder !== null && r.holder !== lastHop(r.circuit)),
+          "each FETCH names its holder, never the circuit's last hop",
+        ).to.equal(true);
+        expect(
+          [...circuits].every((c) => c.state === 'closed'),
+          'closed once the get returned',
+        ).to.equal(true);
+        used.push(circuits);
+      }
+      expect([...used[0]!].filter((c) => used[1]!.has(c))).to.deep.equal([]);
+    } finally {
+      content.close();
+    }
+  });
+
+  it('a put uses a circuit for new requests no longer than circuitDirtinessMs, then another; all closed when it ends', async () => {
+    const limit = 1000;
+    now = 0;
+    const content = new ContentClient(client, { now: () => now, circuitDirtinessMs: limit });
+    try {
+      requests = [];
+      const data = patternBytes(18 * BLOCK_PAYLOAD_MAX, 3);
+      // Each acknowledged block moves the clock on by 0.4 s: the put lasts some 11 s of its clock.
+      const link = await content.put(data, { onStored: () => (now += 400) });
+      const stores = requests.filter((r) => r.command === 'STORE');
+      const byCircuit = new Map<ClientCircuit, number[]>();
+      for (const r of stores) byCircuit.set(r.circuit, [...(byCircuit.get(r.circuit) ?? []), r.at]);
+      const spans = [...byCircuit.values()].map((t) => Math.max(...t) - Math.min(...t));
+      expect(Math.max(...spans), 'no circuit took a request after its dirtiness limit').to.be.below(limit);
+      expect(byCircuit.size, 'circuits replaced as they got dirty').to.be.greaterThan(3);
+      expect(
+        stores.every((r) => r.holder !== null && r.holder !== lastHop(r.circuit)),
+        "each STORE names its holder, never the circuit's last hop",
+      ).to.equal(true);
+      expect(
+        [...byCircuit.keys()].every((c) => c.state === 'closed'),
+        'closed when the put ended',
+      ).to.equal(true);
+      expect(sha256(await content.get(link))).to.equal(sha256(data));
+    } finally {
+      content.close();
+    }
+  });
+});

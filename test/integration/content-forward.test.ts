@@ -1,0 +1,159 @@
+/**
+ * Forwarding (specs/content.md §8.3) against relay processes: a FETCH and a STORE sent to a forwarder with the
+ * holder named in `f` are served by the holder, which the client's circuit never reaches; a holder that is not in
+ * the directory (or the forwarder itself) is answered `unknown`; forwards in flight on one circuit beyond
+ * MAX_FORWARDS_PER_CIRCUIT are answered `refused` at once, and the relay goes on serving.
+ */
+import { expect } from 'chai';
+import { AlliumClient } from '../../client/client.js';
+import { ContentClient } from '../../client/content.js';
+import { crypto } from '../../crypto/index.js';
+import type { ClientCircuit } from '../../net/circuit.js';
+import { fetchItem, storeItem } from '../../net/content-requests.js';
+import { fromHex } from '../../protocol/bytes.js';
+import { BLOCK_LEN, BLOCK_PAYLOAD_MAX, BlockType, blockPlaintext, encryptBlock } from '../../protocol/chk.js';
+import { decodeStored, encodeStore } from '../../protocol/content-messages.js';
+import { parseLink } from '../../protocol/content-link.js';
+import type { Descriptor } from '../../protocol/descriptor.js';
+import { RelayCommand } from '../../protocol/relay-cell.js';
+import { MAX_FORWARDS_PER_CIRCUIT } from '../../relay/content-forward.js';
+import { patternBytes, startClient } from '../helpers/content.js';
+import { startNetwork, type RelayProcess, type TestNetwork } from '../helpers/network.js';
+
+describe('content forwarding: requests reach the holder through a forwarder (relay processes)', function () {
+  this.timeout(180_000);
+  let net: TestNetwork;
+  let client: AlliumClient;
+  let content: ContentClient;
+  /** A block stored by a put, and its first holder. */
+  let rk: Uint8Array;
+  let holder: RelayProcess;
+  /** The client's guard (the first hop of its circuits). */
+  let guard: string;
+
+  before(async () => {
+    net = await startNetwork(5, { timing: { repair_interval: 60_000 } });
+    client = await startClient(net.bootstrap);
+    content = new ContentClient(client);
+    const link = await content.put(patternBytes(BLOCK_PAYLOAD_MAX - 10, 7));
+    const parsed = parseLink(link);
+    if (parsed.type !== 'chk') throw new Error('a put gives a chk link');
+    rk = parsed.rk;
+    const probe = await client.newCircuit({ exitPort: null });
+    guard = probe.path[0]!.fingerprint;
+    probe.close();
+    // A holder that is not the guard: the client's circuits to the forwarder can then leave it out.
+    const fp = content.holders(rk).find((d) => d.fingerprint !== guard)!.fingerprint;
+    holder = net.relays.find((r) => r.fingerprint === fp)!;
+  });
+
+  after(async () => {
+    content?.close();
+    await client?.stop();
+    await net?.stop();
+  });
+
+  const descriptorOf = (r: RelayProcess): Descriptor => client.directory.all().find((d) => d.fingerprint === r.fingerprint)!;
+
+  /** A circuit ending at `last` on which `avoid` is no hop at all. */
+  async function circuitAvoiding(last: RelayProcess, avoid: RelayProcess): Promise<ClientCircuit> {
+    for (let i = 0; i < 20; i++) {
+      const c = await client.newCircuit({ last: descriptorOf(last), exitPort: null });
+      if (c.path.every((d) => d.fingerprint !== avoid.fingerprint)) return c;
+      c.close();
+    }
+    throw new Error('no circuit avoiding the holder');
+  }
+
+  const forwarderFor = (h: RelayProcess): RelayProcess => net.relays.find((r) => r !== h && r.fingerprint !== guard)!;
+
+  it('a FETCH and a STORE naming the holder are served by the holder, which no hop of the client circuit is', async () => {
+    const forwarder = forwarderFor(holder);
+    const c = await circuitAvoiding(forwarder, holder);
+    try {
+      const found = await holder.metric('allium_fetches_total', { result: 'found' });
+      const answered = await forwarder.metric('allium_content_forwards_total', { result: 'answered' });
+      const bytes = await fetchItem(c, 'block', rk, { forwardTo: fromHex(holder.fingerprint) });
+      expect(bytes, 'the block, from the holder').to.have.length(BLOCK_LEN);
+      expect(await holder.metric('allium_fetches_total', { result: 'found' }), 'the holder served it').to.equal(found + 1);
+      expect(await forwarder.metric('allium_content_forwards_total', { result: 'answered' }), 'the forwarder forwarded it').to.equal(answered + 1);
+
+      // A STORE of a new block, named for the holder: the holder has it afterwards (asked directly, head only).
+      const data = encryptBlock(blockPlaintext(BlockType.DATA, patternBytes(100, 9)), 'random');
+      expect(await storeItem(c, 'block', data.ref.rk, data.stored, { forwardTo: fromHex(holder.fingerprint) })).to.equal('ok');
+      expect(await forwarder.metric('allium_content_forwards_total', { result: 'answered' })).to.equal(answered + 2);
+      const direct = await client.newCircuit({ last: descriptorOf(holder), exitPort: null });
+      try {
+        expect(await fetchItem(direct, 'block', data.ref.rk, { head: true })).to.not.equal(null);
+      } finally {
+        direct.close();
+      }
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a holder not in the directory, or the forwarder itself, is answered unknown; the circuit keeps serving', async () => {
+    const forwarder = forwarderFor(holder);
+    const c = await circuitAvoiding(forwarder, holder);
+    try {
+      const stranger = crypto().random(32);
+      const err = await fetchItem(c, 'block', rk, { forwardTo: stranger }).then(
+        () => null,
+        (e: unknown) => e as { code?: string; message?: string },
+      );
+      expect(err?.code).to.equal('ERR_UNREACHABLE');
+      expect(err?.message).to.contain('unknown');
+      const data = encryptBlock(blockPlaintext(BlockType.DATA, patternBytes(100, 10)), 'random');
+      expect(await storeItem(c, 'block', data.ref.rk, data.stored, { forwardTo: stranger })).to.equal('unknown');
+      expect(await storeItem(c, 'block', data.ref.rk, data.stored, { forwardTo: fromHex(forwarder.fingerprint) })).to.equal('unknown');
+      expect(await forwarder.metric('allium_content_forwards_total', { result: 'unknown' })).to.be.at.least(3);
+      expect(await fetchItem(c, 'block', rk, { forwardTo: fromHex(holder.fingerprint) })).to.have.length(BLOCK_LEN);
+    } finally {
+      c.close();
+    }
+  });
+
+  it(`forwards in flight on one circuit beyond MAX_FORWARDS_PER_CIRCUIT (${MAX_FORWARDS_PER_CIRCUIT}) are refused; the relay keeps serving`, async () => {
+    const forwarder = forwarderFor(holder);
+    const others = net.relays.filter((r) => r !== forwarder);
+    const c = await circuitAvoiding(forwarder, holder);
+    const replies: (string | null)[] = [];
+    const flood = MAX_FORWARDS_PER_CIRCUIT + 3;
+    let answered = 0;
+    let notify: () => void = () => undefined;
+    const enough = new Promise<void>((r) => (notify = r));
+    try {
+      // STOREs whose data never comes: each holds its forward slot (the forwarder waits up to 30 s for the bytes).
+      for (let i = 0; i < flood; i++) {
+        const s = c.mux.open();
+        s.markOpen();
+        replies.push(null);
+        s.on('stream:reply', (cmd, data) => {
+          replies[i] = cmd === RelayCommand.STORED ? decodeStored(data).s : 'other';
+          if (++answered === flood - MAX_FORWARDS_PER_CIRCUIT) notify();
+        });
+        // Spread over holders so that no holder's own bound (MAX_FORWARDS_PER_HOLDER) is reached first.
+        const to = others[i % others.length]!;
+        c.send({
+          command: RelayCommand.STORE,
+          streamId: s.id,
+          data: encodeStore({ k: crypto().random(32), t: 'block', n: BLOCK_LEN, c: false, f: fromHex(to.fingerprint) }),
+        });
+      }
+      await enough;
+      expect(replies.filter((r) => r === 'refused')).to.have.length(flood - MAX_FORWARDS_PER_CIRCUIT);
+      expect(replies.filter((r) => r === null)).to.have.length(MAX_FORWARDS_PER_CIRCUIT);
+      expect(await forwarder.metric('allium_drops_total', { reason: 'content_forward_limit' })).to.be.at.least(flood - MAX_FORWARDS_PER_CIRCUIT);
+      // Everyone else is served: another circuit through the same forwarder fetches through it.
+      const other = await circuitAvoiding(forwarder, holder);
+      try {
+        expect(await fetchItem(other, 'block', rk, { forwardTo: fromHex(holder.fingerprint) })).to.have.length(BLOCK_LEN);
+      } finally {
+        other.close();
+      }
+    } finally {
+      c.close();
+    }
+  });
+});
