@@ -76,9 +76,9 @@ export interface ClientOptions {
    */
   linkPadding?: LinkPaddingMode;
   /**
-   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates the STREAM_SETUP machine with
+   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates the EXCHANGES machine with
    * its middle hop, so that whatever it carries — streams, content, introductions, rendezvous, messages — its first
-   * exchanges look alike at the guard (default true).
+   * seconds look alike at the guard (default true).
    */
   circuitPadding?: boolean;
   /** Pin entry relays by fingerprint (instead of sampled guards), as Tor's EntryNodes. */
@@ -723,7 +723,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         });
         if ((this.o.circuitPadding ?? true) && path.length >= 3) {
           // Not awaited: the circuit is usable at once; a refusal (a relay's budget) leaves it unpadded.
-          circuit.startPadding(PaddingMachineId.STREAM_SETUP).catch(() => undefined);
+          circuit.startPadding(PaddingMachineId.EXCHANGES).catch(() => undefined);
         }
         this.emit('client:circuit', circuit);
         return circuit;

@@ -194,6 +194,9 @@ export const PaddingMachineId = {
   /** Make a circuit's first exchanges look like an ordinary stream's: a BEGIN-like cell and a request, a
    * CONNECTED-like answer and a response burst, whatever the circuit carries (padding.md §4). */
   STREAM_SETUP: 1,
+  /** Make a circuit's first seconds a few request/response exchanges drawn from one distribution, whatever it
+   * carries: requests from the client's half, response bursts from the relay's (padding.md §4.2). */
+  EXCHANGES: 2,
 } as const;
 export type PaddingMachineId = (typeof PaddingMachineId)[keyof typeof PaddingMachineId];
 
@@ -308,8 +311,137 @@ const STREAM_SETUP_CLIENT: PaddingMachine = {
   ],
 };
 
+/** Exchanges one run of EXCHANGES imitates. */
+export const EXCHANGES_ROUNDS = 8;
+/** Rounds whose responses are block-sized; later ones are smaller (acknowledgements, late requests). */
+const EXCHANGES_LARGE = 3;
+
+/** The gap before the client half's next request (think time between a response and the next request). */
+const EXCHANGE_GAP: readonly PaddingBin[] = [
+  { lo: 20, hi: 300, weight: 3 },
+  { lo: 300, hi: 1200, weight: 3 },
+  { lo: 1200, hi: 3500, weight: 2 },
+];
+
+/** The relay half's wait before a response's first cell (the last hop's round trip and think time). */
+const EXCHANGE_THINK: readonly PaddingBin[] = [
+  { lo: 20, hi: 80, weight: 3 },
+  { lo: 80, hi: 250, weight: 3 },
+  { lo: 250, hi: 1500, weight: 2 },
+];
+
+/** A response's size in cells: a chat acknowledgement to a content block to a web object. */
+const EXCHANGE_BURST: readonly PaddingBin[] = [
+  { lo: 1, hi: 6, weight: 1 },
+  { lo: 30, hi: 45, weight: 2 },
+  { lo: 45, hi: 70, weight: 2 },
+  { lo: 70, hi: 110, weight: 1 },
+];
+
+/** A late response's size: acknowledgements and small objects. */
+const EXCHANGE_LATE_BURST: readonly PaddingBin[] = [
+  { lo: 1, hi: 4, weight: 3 },
+  { lo: 4, hi: 12, weight: 2 },
+];
+
+/**
+ * The relay's half of EXCHANGES (padding.md §4.2): a CONNECTED-like cell, for half the circuits an immediate
+ * block-sized burst, then EXCHANGES_ROUNDS rounds of (wait for a request, a first response cell after a think time,
+ * the rest of the response as a burst). Real cells count towards each state's length, so a real response no
+ * larger than the sampled one shows as that one; real cells are never held back.
+ */
+function exchangesRelay(): PaddingMachine {
+  const states: PaddingState[] = [
+    { name: 'wait-begin', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 1, 'padding-received': 1 } },
+    {
+      name: 'connected',
+      delay: [
+        { lo: 0, hi: 40, weight: 3 },
+        { lo: 40, hi: 150, weight: 3 },
+      ],
+      length: one,
+      countNonPadding: true,
+      next: { 'length-count': 2 },
+    },
+    // Half the circuits answer at once with a block-sized burst, as a content fetch does (no CONNECTED round trip).
+    {
+      name: 'early-response',
+      delay: [{ lo: 0, hi: 1.5, weight: 1 }],
+      length: [
+        { lo: 0, hi: 1, weight: 1 },
+        { lo: 30, hi: 60, weight: 1 },
+      ],
+      countNonPadding: true,
+      next: { 'length-count': 3 },
+    },
+  ];
+  for (let i = 0; i < EXCHANGES_ROUNDS; i++) {
+    const base = states.length;
+    const last = i === EXCHANGES_ROUNDS - 1;
+    states.push(
+      // A request (the client's or its half's padding) starts the round's response.
+      {
+        name: `wait-request-${i}`,
+        delay: [],
+        length: one,
+        countNonPadding: false,
+        next: { 'nonpadding-received': base + 1, 'padding-received': base + 1 },
+      },
+      { name: `think-${i}`, delay: EXCHANGE_THINK, length: one, countNonPadding: true, next: { 'length-count': base + 2 } },
+      {
+        name: `response-${i}`,
+        delay: [{ lo: 0, hi: 1.5, weight: 1 }],
+        length: i < EXCHANGES_LARGE ? EXCHANGE_BURST : EXCHANGE_LATE_BURST,
+        countNonPadding: true,
+        next: { 'length-count': last ? 'end' : base + 3 },
+      },
+    );
+  }
+  return { name: 'exchanges/relay', maxPadding: 200, states };
+}
+
+/**
+ * The client's half: the circuit's first two cells out, then, after the second cell back, EXCHANGES_ROUNDS rounds of
+ * (a request of one or two cells after a gap, then wait for any cell back). Real requests count towards a request.
+ */
+function exchangesClient(): PaddingMachine {
+  const states: PaddingState[] = [
+    { name: 'begin', delay: [{ lo: 0, hi: 1, weight: 1 }], length: [{ lo: 2, hi: 3, weight: 1 }], countNonPadding: true, next: { 'length-count': 1 } },
+    { name: 'wait-negotiated', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 2, 'padding-received': 2 } },
+    { name: 'wait-connected', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 3, 'padding-received': 3 } },
+  ];
+  for (let i = 0; i < EXCHANGES_ROUNDS; i++) {
+    const base = states.length;
+    const last = i === EXCHANGES_ROUNDS - 1;
+    states.push(
+      {
+        name: `request-${i}`,
+        delay: i === 0 ? [{ lo: 0, hi: 3, weight: 1 }] : EXCHANGE_GAP,
+        length: [{ lo: 1, hi: 3, weight: 1 }],
+        countNonPadding: true,
+        next: { 'length-count': base + 1 },
+      },
+      // Any cell back (the relay half's think cell, or a real one) ends the wait; a real request sent meanwhile
+      // takes the next round's request's place.
+      {
+        name: `wait-response-${i}`,
+        delay: [],
+        length: one,
+        countNonPadding: false,
+        next: {
+          'nonpadding-received': last ? 'end' : base + 2,
+          'padding-received': last ? 'end' : base + 2,
+          ...(last ? {} : { 'nonpadding-sent': base + 3 }),
+        },
+      },
+    );
+  }
+  return { name: 'exchanges/client', maxPadding: 20, states };
+}
+
 const MACHINES: ReadonlyMap<number, { relay: PaddingMachine; client: PaddingMachine }> = new Map([
   [PaddingMachineId.STREAM_SETUP, { relay: STREAM_SETUP_RELAY, client: STREAM_SETUP_CLIENT }],
+  [PaddingMachineId.EXCHANGES, { relay: exchangesRelay(), client: exchangesClient() }],
 ]);
 
 /** The two halves of machine `id`, or null for a number no machine has. */

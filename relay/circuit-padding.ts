@@ -9,12 +9,14 @@
  * What a peer can make the relay send is bounded three ways (limits.md §Circuit padding): the machine table is
  * fixed and every machine moves forward to its end, so one START yields at most the machine's maxPadding cells;
  * a circuit gets CIRCUIT_PADDING_MAX_STARTS STARTs and CIRCUIT_PADDING_MAX_CELLS padding cells over its life; and the
- * relay runs MAX_PADDING_MACHINES machines at once and sends at most circuit_padding_budget bytes of padding a
+ * relay runs MAX_PADDING_MACHINES machines at once (MAX_PADDING_MACHINES_PER_LINK for the circuits of one
+ * previous-hop link, so one peer cannot take them all) and sends at most circuit_padding_budget bytes of padding a
  * second across every circuit. A START the relay cannot honour is answered REFUSED (the client raises a LimitError)
  * and the circuit goes on; a padding cell the budget cannot pay for ends its machine.
  *
  * Not here: machines at the first hop (the guard would see its own padding for what it is: NOT_HERE).
  */
+import type { Link } from '../net/link.js';
 import { CELL_LEN } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import {
@@ -38,6 +40,8 @@ export const CIRCUIT_PADDING_MAX_STARTS = 2;
 export const CIRCUIT_PADDING_MAX_CELLS = 200;
 /** Padding machines a relay runs at once. */
 export const MAX_PADDING_MACHINES = 8192;
+/** Padding machines a relay runs at once for the circuits of one previous-hop link (a quarter of the relay's). */
+export const MAX_PADDING_MACHINES_PER_LINK = 2048;
 
 export interface CircuitPaddingOptions {
   /** Honour START at all (config circuit_padding; read at each request). */
@@ -47,6 +51,7 @@ export interface CircuitPaddingOptions {
   maxStarts?: number;
   maxCellsPerCircuit?: number;
   maxMachines?: number;
+  maxMachinesPerLink?: number;
   /** Uniform draws in [0, 1) (the CSPRNG; seeded in the simulator). */
   random: () => number;
   now: () => number;
@@ -73,10 +78,13 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
   private readonly runs = new Map<CircuitHop, Run>();
   /** What each circuit has used (kept while the circuit lives, so a STOP and START again does not reset it). */
   private readonly spent = new Map<CircuitHop, Spent>();
+  /** Machines running per previous-hop link (an entry goes when its count reaches 0). */
+  private readonly perLink = new Map<Link, number>();
   private readonly budget: TokenBucket;
   private readonly maxStarts: number;
   private readonly maxCells: number;
   private readonly maxMachines: number;
+  private readonly maxPerLink: number;
 
   constructor(
     private readonly reactor: CircuitReactor,
@@ -86,11 +94,17 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     this.maxStarts = o.maxStarts ?? CIRCUIT_PADDING_MAX_STARTS;
     this.maxCells = o.maxCellsPerCircuit ?? CIRCUIT_PADDING_MAX_CELLS;
     this.maxMachines = o.maxMachines ?? MAX_PADDING_MACHINES;
+    this.maxPerLink = o.maxMachinesPerLink ?? MAX_PADDING_MACHINES_PER_LINK;
   }
 
   /** Machines running now (tests, status). */
   get running(): number {
     return this.runs.size;
+  }
+
+  /** Previous-hop links with a machine running (tests: the per-link table is cleaned). */
+  get linksRunning(): number {
+    return this.perLink.size;
   }
 
   /** Padding cells sent on `hop` so far. */
@@ -127,7 +141,7 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     if (!m) return PaddingStatus.UNKNOWN_MACHINE;
     const spent = this.spent.get(hop) ?? { starts: 0, cells: 0 };
     if (this.runs.has(hop) || spent.starts >= this.maxStarts || spent.cells >= this.maxCells) return PaddingStatus.REFUSED;
-    if (this.runs.size >= this.maxMachines) return PaddingStatus.REFUSED;
+    if (this.runs.size >= this.maxMachines || (this.perLink.get(hop.prev.link) ?? 0) >= this.maxPerLink) return PaddingStatus.REFUSED;
     // The relay-wide budget must hold a whole run of this machine now, or the request is refused.
     if (this.budget.available < m.relay.maxPadding * CELL_LEN) return PaddingStatus.REFUSED;
     return PaddingStatus.OK;
@@ -139,6 +153,7 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     this.spent.set(hop, spent);
     const run: Run = { runtime: new PaddingRuntime(paddingMachine(machine)!.relay, this.o.random), timer: null };
     this.runs.set(hop, run);
+    this.perLink.set(hop.prev.link, (this.perLink.get(hop.prev.link) ?? 0) + 1);
     hop.padding = (e) => this.apply(hop, run, run.runtime.on(e));
     this.apply(hop, run, run.runtime.start());
   }
@@ -176,6 +191,9 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     run.timer = null;
     run.runtime.stop();
     this.runs.delete(hop);
+    const n = (this.perLink.get(hop.prev.link) ?? 1) - 1;
+    if (n > 0) this.perLink.set(hop.prev.link, n);
+    else this.perLink.delete(hop.prev.link);
     hop.padding = null;
   }
 

@@ -4,19 +4,21 @@
  * identity, send the endpoint a first message. Measured: the time from send() until the message is at the endpoint,
  * and whether it went live (a rendezvous) or had to wait in the mailbox.
  *
- * Relay processes on 127.0.0.1 (cli/local-network.ts) with the real client and Messenger; the attacker is a client of
- * this process whose circuits end at the introduction points. Three conditions, each with its own endpoint on the
- * same network: no flood; the flood against the shipped endpoint (which gives its introduction points the seeds its
- * proofs are solved under, INTRO_POW, specs/rendezvous.md §3.2); and the flood against an endpoint that does not
- * (`introPow: false`), which is how introductions worked before proofs of work reached the introduction point.
+ * Relay processes on 127.0.0.1 (cli/local-network.ts) with the real client and Messenger; the attacker is a client in
+ * a process of its own (intro-flood-attacker.ts), paced by the clock, whose circuits end at the introduction points.
+ * Three conditions, each with its own endpoint on the same network: no flood; the flood against the shipped endpoint
+ * (which gives its introduction points the seeds its proofs are solved under, INTRO_POW, specs/rendezvous.md §3.2,
+ * and asks for a proof as soon as it refuses a flood, §4.3); and the flood against an endpoint that does not give
+ * its introduction points the seeds (`introPow: false`), so paid introductions share the flood's allowance there.
  */
 import { AlliumClient } from '../../client/client.js';
 import { Messenger, createIdentity, type IncomingMessage } from '../../client/messaging/node.js';
 import type { IntroState } from '../../client/messaging/endpoint.js';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { crypto } from '../../crypto/index.js';
-import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
-import { decodeRv, encodeRv } from '../../protocol/rendezvous-messages.js';
-import type { ClientCircuit } from '../../net/circuit.js';
+import { toHex } from '../../protocol/bytes.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, waitFor } from '../../cli/local-network.js';
 import { quantile, type ShapeOptions, type ShapeRow } from './common.js';
@@ -24,7 +26,6 @@ import { quantile, type ShapeOptions, type ShapeRow } from './common.js';
 const SECTION = '3. Introduction flood';
 /** The attacker's rate, all introduction points together. */
 export const FLOOD_PER_SECOND = 1000;
-const TICK_MS = 20;
 /** An initiator's first message gives up (and counts as not reached) after this long. */
 const TRIAL_TIMEOUT_MS = 60_000;
 
@@ -34,47 +35,44 @@ interface Trial {
 }
 
 const introsOf = (m: Messenger): IntroState[] => [...(m as unknown as { endpoint: { intros: Map<string, IntroState> } }).endpoint.intros.values()];
+/** The proof-of-work effort the endpoint's descriptor suggests now (specs/rendezvous.md §4.3). */
+const effortOf = (m: Messenger): number => (m as unknown as { endpoint: { suggestedEffort: number } }).endpoint.suggestedEffort;
 
-/** Starts a flood of FLOOD_PER_SECOND junk INTRODUCE1 over the endpoint's introduction points; returns its stop. */
+const ATTACKER = join(import.meta.dirname, 'intro-flood-attacker.ts');
+
+/**
+ * Starts a flood of FLOOD_PER_SECOND junk INTRODUCE1 over the endpoint's introduction points from an attacker process
+ * of its own (intro-flood-attacker.ts); resolves once its circuits are open, with its stop and its last report.
+ */
 async function flood(
-  attacker: AlliumClient,
+  bootstrap: string,
   endpoint: Messenger,
-): Promise<{ stop: () => void; sent: () => number; open: () => number; acks: () => Record<string, number> }> {
-  const intros = introsOf(endpoint);
-  const circuits: ClientCircuit[] = [];
-  const acks = new Map<string, number>();
-  for (const ip of intros) {
-    const c = await attacker.newCircuit({ last: ip.relay, exitPort: null });
-    // An attacker ignores the INTRODUCE_ACKs; our circuit would close on a reply nobody waits for, so one waiter
-    // takes them all (and counts how the introduction point answered).
-    (c as unknown as { waiters: Map<number, { hop: number; deliver: (m: RelayMessage) => void }> }).waiters.set(RelayCommand.INTRODUCE_ACK, {
-      hop: c.hops - 1,
-      deliver: (m) => {
-        const s = decodeRv('introduceAck', m.data).s;
-        acks.set(s, (acks.get(s) ?? 0) + 1);
-      },
+): Promise<{ stop: () => Promise<void>; sent: () => number; open: () => number; acks: () => Record<string, number> }> {
+  const targets = introsOf(endpoint).map((ip) => ({ relay: toHex(ip.relay.id), auth: toHex(ip.auth.publicKey) }));
+  const child = spawn(process.execPath, ['--import', 'tsx', ATTACKER, JSON.stringify({ bootstrap, targets, perSecond: FLOOD_PER_SECOND })], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let last = { sent: 0, open: 0, acks: {} as Record<string, number> };
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ready = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const m = JSON.parse(line) as { ready?: boolean; sent?: number; open?: number; acks?: Record<string, number> };
+      if (m.ready) resolve();
+      else last = { sent: m.sent ?? 0, open: m.open ?? 0, acks: m.acks ?? {} };
     });
-    circuits.push(c);
-  }
-  let sent = 0;
-  const perTick = Math.round((FLOOD_PER_SECOND * TICK_MS) / 1000);
-  const timer = setInterval(() => {
-    for (let i = 0; i < perTick; i++) {
-      const j = i % circuits.length;
-      const c = circuits[j]!;
-      if (c.state !== 'open') continue;
-      c.send({ command: RelayCommand.INTRODUCE1, streamId: 0, data: encodeRv('introduce1', { k: intros[j]!.auth.publicKey, p: crypto().random(300) }) });
-      sent++;
-    }
-  }, TICK_MS);
+    void exited.then(() => reject(new Error('the attacker process ended before its circuits were open')));
+  });
+  await ready;
+  let stopping: Promise<void> | null = null;
   return {
-    stop: () => {
-      clearInterval(timer);
-      for (const c of circuits) c.close();
-    },
-    sent: () => sent,
-    open: () => circuits.filter((c) => c.state === 'open').length,
-    acks: () => Object.fromEntries(acks),
+    stop: () =>
+      (stopping ??= (async () => {
+        child.stdin.end('stop\n');
+        await exited;
+      })()),
+    sent: () => last.sent,
+    open: () => last.open,
+    acks: () => last.acks,
   };
 }
 
@@ -121,7 +119,7 @@ export async function introFlood(o: ShapeOptions): Promise<ShapeRow[]> {
     return c;
   };
   try {
-    const [endpointClient, initiators, attacker] = [await client(), await client(), await client()];
+    const [endpointClient, initiators] = [await client(), await client()];
     const endpoint = async (introPow: boolean): Promise<{ m: Messenger; got: IncomingMessage[] }> => {
       const m = new Messenger(endpointClient, createIdentity(), { offline: { collect: false }, introPow });
       messengers.push(m);
@@ -137,20 +135,22 @@ export async function introFlood(o: ShapeOptions): Promise<ShapeRow[]> {
     const flooded = async (
       e: { m: Messenger; got: IncomingMessage[] },
       label: string,
-    ): Promise<{ t: Trial[]; sent: number; seconds: number; acks: Record<string, number>; open: number }> => {
-      const f = await flood(attacker, e.m);
+    ): Promise<{ t: Trial[]; sent: number; seconds: number; acks: Record<string, number>; open: number; effort: number }> => {
+      const f = await flood(net.bootstrap, e.m);
       const started = performance.now();
       try {
-        // The flood has outrun every introduction point's allowance for introductions without a proof.
+        // The flood has outrun every introduction point's allowance for introductions without a proof (reports
+        // come once a second, so this is a second of flood or two).
         await waitFor(
           () => f.sent() >= FLOOD_PER_SECOND,
           10_000,
           () => `a second of flood (${f.sent()} sent, ${f.open()} circuits open)`,
         );
         const t = await trials(initiators, e.m, e.got, n, label, o);
-        return { t, sent: f.sent(), seconds: (performance.now() - started) / 1000, acks: f.acks(), open: f.open() };
+        await f.stop();
+        return { t, sent: f.sent(), seconds: (performance.now() - started) / 1000, acks: f.acks(), open: f.open(), effort: effortOf(e.m) };
       } finally {
-        f.stop();
+        await f.stop();
       }
     };
     const withPow = await flooded(shipped, 'flood, proofs of work at the introduction points');
@@ -192,14 +192,14 @@ export async function introFlood(o: ShapeOptions): Promise<ShapeRow[]> {
         'pow',
         `${FLOOD_PER_SECOND} INTRODUCE1/s, shipped endpoint (INTRO_POW)`,
         withPow.t,
-        { floodSent: withPow.sent, floodSeconds: withPow.seconds, acks: withPow.acks, floodCircuitsOpen: withPow.open },
+        { floodSent: withPow.sent, floodSeconds: withPow.seconds, acks: withPow.acks, floodCircuitsOpen: withPow.open, suggestedEffort: withPow.effort },
         true,
       ),
       row(
         'no-pow',
-        `${FLOOD_PER_SECOND} INTRODUCE1/s, endpoint without INTRO_POW (as before)`,
+        `${FLOOD_PER_SECOND} INTRODUCE1/s, endpoint without INTRO_POW (its introduction points know no seeds)`,
         noPow.t,
-        { floodSent: noPow.sent, floodSeconds: noPow.seconds, acks: noPow.acks, floodCircuitsOpen: noPow.open },
+        { floodSent: noPow.sent, floodSeconds: noPow.seconds, acks: noPow.acks, floodCircuitsOpen: noPow.open, suggestedEffort: noPow.effort },
         false,
       ),
     ];

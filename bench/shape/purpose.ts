@@ -1,8 +1,8 @@
 /**
  * Section 1 of the shape audit: can the guard tell what a circuit is for? Real relays (sim/relay-node.ts FullRelay:
  * links, circuit reactor, the padding service as shipped) and a real client (client/client.ts: paths, one-round-trip
- * builds, and with circuit padding on the STREAM_SETUP negotiation with the middle and the client's half of the
- * machine) in the simulator's virtual time over its in-memory transport. Every relay's end of a client link records,
+ * builds, and with circuit padding on the EXCHANGES negotiation with the middle and the client's half of the
+ * machine, specs/padding.md §4.2) in the simulator's virtual time over its in-memory transport. Every relay's end of a client link records,
  * per circuit id, each cell's time, direction and cell command: what the guard sees.
  *
  * What the circuits carry is each purpose's message sequence (the protocol's cells, counts and waits; module
@@ -336,7 +336,7 @@ export async function purposeClassifier(o: ShapeOptions): Promise<ShapeRow[]> {
         section: SECTION,
         metric: 'circuit padding cells (negotiation and machines) per payload cell in the observed window, all purposes (per purpose in brackets)',
         value: pad / pay,
-        display: `${pct(pad / pay)} (${PURPOSES.map((p) => `${p} ${pct(c.padding[p] / Math.max(1, c.payload[p]), 0)}`).join(', ')})`,
+        display: `${pct(pad / pay)} (${PURPOSES.map((p) => `${p} ${pct(c.padding[p] / Math.max(1, c.payload[p]), 0)}`).join(', ')}); ${(pad / Math.max(1, c.circuits)).toFixed(0)} padding cells per circuit on average`,
         goal: '—',
         met: null,
         detail: { padding: c.padding, payload: c.payload },

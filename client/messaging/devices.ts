@@ -18,8 +18,14 @@
  * Receiving never waits on a send: an envelope's answer (an accept, a history chunk) goes out in the background, so
  * the conversation it came on keeps reading (its acknowledgements come back on it).
  *
- * Not here: persistence of lists and history (they live as long as the messenger), a short typed code (a PAKE),
- * groups with several devices per member, forwarding contacts' lists to a new device, unlinking by the device itself.
+ * Groups (§13.8): toMember() hands a group envelope to every device of a member's person; groupMember() tells the
+ * group table that a linked device stands for its person and only receives.
+ *
+ * State at rest (§14.9): with a storage, our standing (person, accepted offer) and every held list are saved after
+ * each change, sealed (device-store.ts); load() reads them before anything else is done.
+ *
+ * Not here: persistence of history and of which peers were sent our list, a short typed code (a PAKE),
+ * sending to a group from a linked device, forwarding contacts' lists to a new device, unlinking by the device itself.
  */
 import { crypto } from '../../crypto/index.js';
 import { formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
@@ -49,6 +55,8 @@ import { AbortedError, AlliumError, ConfigError, CryptoError, isAlliumError, Lim
 import type { FrameContent } from '../../protocol/message-frames.js';
 import { settleWithin, type AbortOptions } from '../../net/abort.js';
 import { HistoryLog, MAX_HISTORY_ENTRIES, MAX_HISTORY_LOG_BYTES } from './device-history.js';
+import { deviceStoreKey, LIST_RECORD_PREFIX, openDeviceList, openDeviceSelf, sealDeviceList, sealDeviceSelf, SELF_RECORD } from './device-store.js';
+import type { GroupStorage } from './group-store.js';
 import type { DeviceEvents, DeviceLimits, DeviceListInfo, DeviceReceipt, HistoryMessage, LinkCodeInfo } from './device-types.js';
 import type { IncomingMessage, SendOptions, SendReceipt } from './types.js';
 
@@ -126,11 +134,19 @@ export class Devices {
   private readonly serving = new Map<string, { cancelled: boolean }>();
   /** Our history requests (q hex) waiting for chunks. */
   private readonly requests = new Map<string, Outstanding>();
+  /** The key records are sealed under (only with storage). */
+  private readonly storeKey: Uint8Array | undefined;
+  private loading: Promise<void> | null = null;
+  /** The last save queued: saves run one after another, in the order of the changes. */
+  private saved: Promise<void> = Promise.resolve();
 
+  /** `storage`: where our standing and the lists we hold are kept (§14.9); default nowhere. */
   constructor(
     private readonly host: DeviceHost,
     limits: Partial<DeviceLimits> = {},
+    private readonly storage?: GroupStorage,
   ) {
+    this.storeKey = storage ? deviceStoreKey(host.identity) : undefined;
     this.me = host.identity.publicKey;
     this.person = this.me;
     this.limits = {
@@ -148,6 +164,69 @@ export class Devices {
     for (const r of [...this.requests.values()]) r.settle(new AbortedError('messenger closed'));
     for (const a of this.serving.values()) a.cancelled = true;
     this.code = null;
+  }
+
+  // ------------------------------------------------------------------ state at rest (§14.9)
+
+  /**
+   * Reads the stored standing and lists (once; every call that needs them does it first). Throws ERR_MESSAGE_AUTH
+   * (sealed under another identity, or changed), ERR_CBOR_*, ERR_SCHEMA, ERR_SIGNATURE (a list that does not verify),
+   * and what the storage throws: a store that does not read is refused, never replaced.
+   */
+  load(options: AbortOptions = {}): Promise<void> {
+    this.loading ??= this.readStore(options);
+    this.loading.catch(() => (this.loading = null));
+    return this.loading;
+  }
+
+  private async readStore(options: AbortOptions): Promise<void> {
+    const key = this.storeKey;
+    if (!this.storage || !key) return;
+    const records = await this.storage.load(options);
+    for (const [name, bytes] of records) {
+      if (name === SELF_RECORD) {
+        const s = openDeviceSelf(key, bytes);
+        this.person = s.person ?? null;
+        this.accepted = s.accepted ?? null;
+        continue;
+      }
+      if (!name.startsWith(LIST_RECORD_PREFIX)) continue; // not ours (the storage may be shared with groups)
+      const listBytes = openDeviceList(key, name, bytes);
+      const list = decodeDeviceEnvelope(listBytes);
+      if (list.kind !== 'list' || LIST_RECORD_PREFIX + hex(list.person) !== name)
+        throw new ProtocolError('ERR_SCHEMA', `device store ${name}: not that person's list`);
+      verifyDeviceList(list);
+      const k = hex(list.person);
+      const have = this.lists.get(k);
+      if (have && have.list.r >= list.r) continue; // taken before the store was read: ours is newer
+      this.lists.set(k, { list, bytes: listBytes });
+      for (const m of list.members) if (!same(m.key, list.person)) this.personOf.set(hex(m.key), k);
+    }
+  }
+
+  /** Queues a save of `name` (sealed `bytes`, or deleted); a failure is reported. */
+  private save(name: string, bytes: () => Uint8Array | null): void {
+    const storage = this.storage;
+    if (!storage) return;
+    this.saved = this.saved.then(() => storage.save(name, bytes()).catch((e: unknown) => this.host.error(asError(e, 'device state not saved'))));
+  }
+
+  private saveSelf(): void {
+    const key = this.storeKey!;
+    const person = this.person;
+    const accepted = this.accepted;
+    this.save(SELF_RECORD, () => sealDeviceSelf(key, { ...(person ? { person } : {}), ...(accepted ? { accepted } : {}) }));
+  }
+
+  private saveList(held: Held | null, person: string): void {
+    const key = this.storeKey!;
+    const name = LIST_RECORD_PREFIX + person;
+    this.save(name, () => (held ? sealDeviceList(key, name, held.bytes) : null));
+  }
+
+  /** Resolves once every change made so far is saved (tests; an application about to exit). */
+  flushed(): Promise<void> {
+    return this.saved;
   }
 
   // ------------------------------------------------------------------ what we know
@@ -215,6 +294,7 @@ export class Devices {
       );
       held = { list, bytes: encodeDeviceEnvelope(list) };
       this.lists.set(k, held);
+      this.saveList(held, k);
     }
     return held;
   }
@@ -226,6 +306,7 @@ export class Devices {
    * new device is not listening), ERR_TIMEOUT (no accept within `timeoutMs`, default 60 s), ERR_ABORTED.
    */
   async link(code: string | Uint8Array, options: AbortOptions & { timeoutMs?: number } = {}): Promise<DeviceListInfo> {
+    await this.load(options);
     if (!this.isPrimary) throw new ProtocolError('ERR_DEVICE_LIST', 'only a primary links devices');
     const c = typeof code === 'string' ? parseLinkCode(code) : decodeLinkCode(code);
     if (same(c.device, this.me)) throw new ConfigError('a device cannot link itself');
@@ -260,6 +341,7 @@ export class Devices {
    * are not a primary), ERR_CONFIG (our own address), ERR_NOT_FOUND (not one of our devices), ERR_ABORTED.
    */
   async unlink(device: string, options: AbortOptions = {}): Promise<DeviceListInfo> {
+    await this.load(options);
     if (!this.isPrimary) throw new ProtocolError('ERR_DEVICE_LIST', 'only a primary unlinks devices');
     const key = parseAddress(device);
     if (same(key, this.me)) throw new ConfigError('the primary cannot unlink itself');
@@ -321,6 +403,7 @@ export class Devices {
    * messenger's pairwise delivery.
    */
   async send(address: string, data: Uint8Array, options: SendOptions, content: 'data' | 'attachment', id: Uint8Array): Promise<SendReceipt> {
+    await this.load(options.signal ? { signal: options.signal } : {});
     let toKey: Uint8Array;
     try {
       toKey = parseAddress(address);
@@ -335,12 +418,8 @@ export class Devices {
       this.logOwn(toKey, id, data, content);
       return r;
     }
-    const ours = this.person ? this.lists.get(hex(this.person)) : undefined;
     const targets = this.devicesOf(to);
-    const toDevice = async (t: string): Promise<SendReceipt> => {
-      if (ours && ours.list.members.length > 1 && this.announced.get(t) !== ours.list.r) await this.announce(t, ours, options);
-      return this.host.deliver(t, data, options, content, id);
-    };
+    const toDevice = (t: string): Promise<SendReceipt> => this.toDevice(t, data, options, content, id);
     const ts = Date.now();
     const sync =
       data.length <= MAX_SYNC_DATA_BYTES ? encodeDeviceEnvelope({ kind: 'sent', to: toKey, id, ts, data, attachment: content === 'attachment' }) : null;
@@ -353,19 +432,40 @@ export class Devices {
       : [];
     const results = await Promise.allSettled(targets.map(toDevice));
     await Promise.all(syncs);
-    const devices: DeviceReceipt[] = results.map((r, i) =>
-      r.status === 'fulfilled'
-        ? { device: targets[i]!, status: r.value.status }
-        : { device: targets[i]!, status: 'failed', error: asError(r.reason, 'send failed') },
-    );
-    const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const base = ok.find((r) => r.status === 'delivered') ?? ok[0];
-    if (!base) {
-      const first = results.find((r) => r.status === 'rejected');
-      throw first ? asError(first.reason, 'send failed') : new NotFoundError('no device to send to');
-    }
+    const receipt = best(to, targets, results);
     this.logOwn(toKey, id, data, content, ts);
-    return { ...base, to, devices };
+    return receipt;
+  }
+
+  /** One device's copy: our list first when the device has not been told our current revision (§14.5). */
+  private async toDevice(t: string, data: Uint8Array, options: SendOptions, content: FrameContent, id: Uint8Array): Promise<SendReceipt> {
+    const ours = this.person ? this.lists.get(hex(this.person)) : undefined;
+    if (ours && ours.list.members.length > 1 && this.announced.get(t) !== ours.list.r) await this.announce(t, ours, options);
+    return this.host.deliver(t, data, options, content, id);
+  }
+
+  /**
+   * A group envelope to member `address` (specs/messaging.md §13.8): to every device of its person's list when we
+   * hold one, each as its own pairwise message under the same id; no copy to our siblings (they get the group's
+   * envelopes from its members themselves) and nothing kept for history. Resolves with the best device's receipt.
+   */
+  async toMember(address: string, envelope: Uint8Array, options: SendOptions, id: Uint8Array): Promise<SendReceipt> {
+    await this.load(options.signal ? { signal: options.signal } : {});
+    const key = parseAddress(address);
+    const to = addr(key);
+    if (!this.lists.has(hex(key)) && this.siblings().length === 0) return this.host.deliver(to, envelope, options, 'group', id);
+    const targets = this.devicesOf(to);
+    const results = await Promise.allSettled(targets.map((t) => this.toDevice(t, envelope, options, 'group', id)));
+    return best(to, targets, results);
+  }
+
+  /**
+   * Who we are in group rosters (§13.8): a linked device stands for its person and only receives; a primary, or a
+   * device with no person, is itself and sends.
+   */
+  groupMember(): { key: Uint8Array; sends: boolean } {
+    if (this.person && !same(this.person, this.me)) return { key: this.person, sends: false };
+    return { key: this.me, sends: true };
   }
 
   private logOwn(to: Uint8Array, id: Uint8Array, data: Uint8Array, content: FrameContent, ts = Date.now()): void {
@@ -395,6 +495,7 @@ export class Devices {
    * ERR_DEVICE_LIST (a sender the list does not allow), ERR_MESSAGE_AUTH (an offer without our code's proof).
    */
   async receive(from: string, bytes: Uint8Array): Promise<void> {
+    await this.load();
     const sender = parseAddress(from);
     const e = decodeDeviceEnvelope(bytes);
     switch (e.kind) {
@@ -428,6 +529,7 @@ export class Devices {
     }
     this.code = null; // spent: the first offer that proves the code wins
     this.accepted = e.person;
+    this.saveSelf();
     const accept = encodeDeviceEnvelope({ kind: 'accept', person: e.person, sig: signMembership(e.person, this.host.identity.secretKey) });
     void this.host.deliver(addr(e.person), accept, {}, 'device', newId()).catch((err: unknown) => this.host.error(asError(err, 'link accept not delivered')));
   }
@@ -459,6 +561,7 @@ export class Devices {
     while (this.lists.size >= this.limits.maxLists && this.evictOne());
     this.lists.set(k, next);
     for (const m of next.list.members) if (!same(m.key, next.list.person)) this.personOf.set(hex(m.key), k);
+    this.saveList(next, k);
     const info = this.info(k)!;
     this.host.emit('devices:changed', info);
 
@@ -467,6 +570,7 @@ export class Devices {
     if (this.person && same(this.person, next.list.person)) {
       if (!has(next.list, this.me)) {
         this.person = null;
+        this.saveSelf();
         this.host.emit('device:unlinked', { person, device: addr(this.me) });
         return;
       }
@@ -476,7 +580,9 @@ export class Devices {
       // The person whose offer we accepted lists us: we are its device now (and no longer a primary of our own).
       this.accepted = null;
       this.lists.delete(hex(this.me));
+      this.saveList(null, hex(this.me));
       this.person = next.list.person;
+      this.saveSelf();
       this.host.emit('device:linked', { person, device: addr(this.me) });
     }
   }
@@ -487,6 +593,7 @@ export class Devices {
       if (this.person && k === hex(this.person)) continue;
       this.lists.delete(k);
       for (const m of held.list.members) if (this.personOf.get(hex(m.key)) === k) this.personOf.delete(hex(m.key));
+      this.saveList(null, k);
       return true;
     }
     return false;
@@ -508,6 +615,7 @@ export class Devices {
    * ERR_TIMEOUT (`timeoutMs`, default 5 minutes), ERR_ABORTED, and the send's errors.
    */
   async requestHistory(options: AbortOptions & { from?: string; after?: number; maxBytes?: number; timeoutMs?: number } = {}): Promise<HistoryMessage[]> {
+    await this.load(options.signal ? { signal: options.signal } : {});
     const siblings = this.siblings();
     const primary = this.person && !this.isPrimary ? this.person : undefined;
     const fromKey = options.from !== undefined ? parseAddress(options.from) : (primary ?? siblings[0]);
@@ -574,6 +682,22 @@ export class Devices {
     this.host.emit('history:progress', { from: addr(sender), entries: r.entries.length, bytes: r.bytes, done: e.last });
     if (e.last) r.settle(null, r.entries);
   }
+}
+
+/** The receipt of a message sent to several devices: the first delivered, else the first stored; else the first error. */
+function best(to: string, targets: readonly string[], results: ReadonlyArray<PromiseSettledResult<SendReceipt>>): SendReceipt {
+  const devices: DeviceReceipt[] = results.map((r, i) =>
+    r.status === 'fulfilled'
+      ? { device: targets[i]!, status: r.value.status }
+      : { device: targets[i]!, status: 'failed', error: asError(r.reason, 'send failed') },
+  );
+  const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const base = ok.find((r) => r.status === 'delivered') ?? ok[0];
+  if (!base) {
+    const first = results.find((r) => r.status === 'rejected');
+    throw first ? asError(first.reason, 'send failed') : new NotFoundError('no device to send to');
+  }
+  return { ...base, to, devices };
 }
 
 function newId(): Uint8Array {

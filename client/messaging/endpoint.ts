@@ -39,6 +39,8 @@ import {
   MAX_POW_REPLAY_ENTRIES,
   POW_MAX_SUGGESTED_EFFORT,
   POW_MIN_EFFORT,
+  POW_RAISE_MIN_MS,
+  POW_REFUSED_LOADED,
   POW_UPDATE_MS,
   REPLY_TIMEOUT_MS,
   RETIRED_INTRO_GRACE_MS,
@@ -76,7 +78,7 @@ export interface PendingIntroduction {
   readonly effort: number;
 }
 
-/** How loaded the introduction queue was since the last look (HiddenService.takeLoad). */
+/** How loaded the endpoint was since the last look (the queue's part from HiddenService.takeLoad). */
 export interface IntroductionLoad {
   /** The most introductions waiting at once. */
   readonly peak: number;
@@ -84,15 +86,28 @@ export interface IntroductionLoad {
   readonly dropped: number;
   /** The queue's bound. */
   readonly capacity: number;
+  /**
+   * Introductions refused before the queue (no proof while one is asked for, a bad or replayed proof, not opening,
+   * replayed): what introduction points pass on of a flood that does not pay. Absent: 0.
+   */
+  readonly refused?: number;
+}
+
+/** Whether `load` calls for an early look (specs/rendezvous.md §4.3): the queue dropping or half full, or a flood refused. */
+export function isLoaded(load: IntroductionLoad): boolean {
+  return load.dropped > 0 || load.peak * 2 >= load.capacity || (load.refused ?? 0) >= POW_REFUSED_LOADED;
 }
 
 /**
- * The suggested effort after a period with `load` (specs/rendezvous.md §4.3): doubled (at least POW_MIN_EFFORT, at most
- * POW_MAX_SUGGESTED_EFFORT) when the queue dropped introductions or held half its bound; halved (0 below
+ * The suggested effort after a period with `load` (specs/rendezvous.md §4.3, NextEffort): doubled (at least
+ * POW_MIN_EFFORT, at most POW_MAX_SUGGESTED_EFFORT) when the queue dropped introductions or held half its bound; at
+ * least POW_MIN_EFFORT (and halved towards it when nothing waited) while POW_REFUSED_LOADED or more introductions were
+ * refused before the queue — a flood that pays nothing, which more effort would not slow; halved (0 below
  * POW_MIN_EFFORT) when nothing waited at all; else unchanged.
  */
 export function nextEffort(effort: number, load: IntroductionLoad): number {
   if (load.dropped > 0 || load.peak * 2 >= load.capacity) return Math.min(POW_MAX_SUGGESTED_EFFORT, Math.max(POW_MIN_EFFORT, effort * 2));
+  if ((load.refused ?? 0) >= POW_REFUSED_LOADED) return Math.max(POW_MIN_EFFORT, load.peak === 0 ? effort >> 1 : effort);
   if (load.peak === 0) return effort >> 1 < POW_MIN_EFFORT ? 0 : effort >> 1;
   return effort;
 }
@@ -118,7 +133,10 @@ export interface EndpointEvents {
   /** The descriptor was published, with its revision. */
   published(revision: number): void;
   error(e: AlliumError): void;
-  /** How loaded the introduction queue was since the last call; read every POW_UPDATE_MS to set the effort. */
+  /**
+   * How loaded the introduction queue was since the last call (`refused` is the endpoint's own count); read every
+   * POW_UPDATE_MS, and early when loaded (Endpoint.loadSeen), to set the effort.
+   */
   load?(): IntroductionLoad;
 }
 
@@ -148,6 +166,10 @@ export class Endpoint {
   /** The effort published in the descriptor (0: no proof of work asked for). */
   private effort = 0;
   private powTimer: ReturnType<typeof setInterval> | null = null;
+  /** Introductions refused before the queue since the last look at the load. */
+  private refused = 0;
+  /** When the load was last looked at (an early look waits POW_RAISE_MIN_MS after it). */
+  private lastLook = -Infinity;
 
   constructor(
     private readonly client: CircuitSource,
@@ -171,11 +193,29 @@ export class Endpoint {
     if (this.closed) throw new AbortedError('messenger closed');
     this.republishTimer ??= setInterval(() => void this.maintain(), this.options.republishMs ?? DEFAULT_REPUBLISH_MS);
     (this.republishTimer as { unref?: () => void }).unref?.();
-    const load = this.on.load?.bind(this.on);
-    if (load && !this.powTimer) {
-      this.powTimer = setInterval(() => this.updateEffort(load()), POW_UPDATE_MS);
+    if (this.on.load && !this.powTimer) {
+      this.powTimer = setInterval(() => this.lookAtLoad(), POW_UPDATE_MS);
       (this.powTimer as { unref?: () => void }).unref?.();
     }
+  }
+
+  /**
+   * Something suggests the endpoint is loaded (an introduction refused; the queue dropping or half full): looks at
+   * the load at once when it is, unless the last look was less than POW_RAISE_MIN_MS ago (specs/rendezvous.md §4.3).
+   * Under a flood the effort therefore rises within one POW_RAISE_MIN_MS, not one POW_UPDATE_MS.
+   */
+  loadSeen(queueLoaded = false): void {
+    if (this.closed || !this.on.load || Date.now() - this.lastLook < POW_RAISE_MIN_MS) return;
+    if (queueLoaded || this.refused >= POW_REFUSED_LOADED) this.lookAtLoad();
+  }
+
+  /** Reads the load since the last look (the queue's and the refused count), starts afresh and updates the effort. */
+  private lookAtLoad(): void {
+    const queue = this.on.load?.() ?? { peak: 0, dropped: 0, capacity: Infinity };
+    const refused = this.refused;
+    this.refused = 0;
+    this.lastLook = Date.now();
+    this.updateEffort({ ...queue, refused });
   }
 
   /** The proof-of-work effort the descriptor suggests now (0: none). */
@@ -408,7 +448,9 @@ export class Endpoint {
       if (!rp) throw new AlliumError('ERR_UNREACHABLE', 'rendezvous point not in the directory');
       this.on.introduced({ ip, rp, cookie: intro.c, x: intro.x, peer: formatAddress(hs.initiatorIdentityKey), session: hs.session, at: Date.now(), effort });
     } catch (e) {
+      this.refused++;
       this.on.error(asAlliumError(e, 'introduction failed'));
+      this.loadSeen();
     }
   }
 

@@ -110,6 +110,12 @@ interface GroupContext {
   readonly roomToHold: () => void;
   /** Saves the group (when there is storage), then emits its messages that wait on the save; rejects if it fails. */
   readonly save: (g: Group) => Promise<void>;
+  /**
+   * Runs the sends a received envelope calls for (our key in reply to a roster) without holding up its
+   * acknowledgement: the conversation that carried the envelope reads nothing more until it is acknowledged, and the
+   * peer's acknowledgement of those sends comes back on that same conversation (§13.4).
+   */
+  readonly later: (sends: Promise<void>) => void;
 }
 
 /** A message of a group, decrypted and verified as its sender's. */
@@ -162,6 +168,12 @@ export interface GroupSendReport {
 /** What groups need of the messenger: pairwise delivery of an envelope, events and error reports. */
 export interface GroupHost {
   readonly identity: Identity;
+  /**
+   * Who we are in rosters, and whether we send (§13.8): our identity, sending (the default); or, on a device linked
+   * to a person (§14), the person's key, receive-only — the person's other devices get every envelope sent to the
+   * person and keep their own copy of the group's keys; only the primary sends and changes the group.
+   */
+  readonly member?: () => { readonly key: Uint8Array; readonly sends: boolean };
   sendEnvelope(to: string, envelope: Uint8Array, options: AbortOptions): Promise<EnvelopeReceipt>;
   emit<K extends keyof GroupEvents>(event: K, ...args: GroupEvents[K]): void;
   error(e: AlliumError): void;
@@ -315,7 +327,7 @@ export class Group {
     return this.roster.admins.map((i) => formatAddress(this.roster.members[i]!));
   }
   get isAdmin(): boolean {
-    return isAdminIn(this.roster, this.host.identity.publicKey);
+    return isAdminIn(this.roster, this.me());
   }
   /** False once we left or were removed. */
   get isActive(): boolean {
@@ -336,7 +348,7 @@ export class Group {
   }
 
   private async sendAll(data: Uint8Array, options: AbortOptions): Promise<GroupSendReport> {
-    this.requireActive();
+    this.requireSender();
     const others = this.others();
     // Members that lack our current generation get it as of this message's index, before the message.
     const newHolders = others.filter((a) => !this.keyHolders.has(a));
@@ -408,7 +420,7 @@ export class Group {
   }
 
   private async leaveGroup(options: AbortOptions): Promise<void> {
-    this.requireActive();
+    this.requireSender();
     const i = this.indexOf(this.host.identity.publicKey);
     const { members, admins } = without(this.roster, i);
     if (members.length === 0) {
@@ -456,7 +468,7 @@ export class Group {
    */
   updateKey(options: AbortOptions = {}): Promise<void> {
     return fanOut(options, async (o) => {
-      this.requireActive();
+      this.requireSender();
       this.rotate();
       await this.ctx.save(this);
       await this.distribute(this.others(), o);
@@ -495,8 +507,23 @@ export class Group {
 
   // ------------------------------------------------------------------ inside
 
+  /** The key that stands for us in the roster (our person's, on a linked device). */
+  private me(): Uint8Array {
+    return this.host.member?.().key ?? this.host.identity.publicKey;
+  }
+
+  /** False on a linked device: it takes the group's envelopes and sends none (§13.8). */
+  private get sends(): boolean {
+    return this.host.member?.().sends ?? true;
+  }
+
+  private requireSender(): void {
+    this.requireActive();
+    if (!this.sends) throw new AlliumError('ERR_GROUP_MEMBERSHIP', "a linked device receives its person's groups; the primary sends to them");
+  }
+
   private others(): string[] {
-    const me = this.host.identity.publicKey;
+    const me = this.me();
     return this.roster.members.filter((k) => !same(k, me)).map((k) => formatAddress(k));
   }
 
@@ -509,7 +536,7 @@ export class Group {
   }
 
   private requireAdmin(): void {
-    this.requireActive();
+    this.requireSender();
     if (!this.isAdmin) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'only an admin changes the members of a group');
   }
 
@@ -533,6 +560,7 @@ export class Group {
 
   /** Hands our current generation to `to` (each in its queue). */
   private async distribute(to: readonly string[], options: AbortOptions): Promise<void> {
+    if (!this.sends) return;
     const bytes = encodeGroupEnvelope(this.own.distribution(this.idBytes));
     await Promise.allSettled(
       to.map(async (a) => {
@@ -562,7 +590,10 @@ export class Group {
     await Promise.all([sent, this.follow(change, options)]);
   }
 
-  /** A roster envelope from `from`. */
+  /**
+   * A roster envelope from `from`. Resolves once the roster is taken and saved (the envelope may be acknowledged
+   * then); the keys it calls for go out after, each in its member's queue (GroupContext.later).
+   */
   async receiveRoster(next: Roster, options: AbortOptions = {}): Promise<void> {
     if (!this.active) return;
     if (next.r <= this.roster.r) return; // a copy, or older: the first roster of a revision wins (§13.4)
@@ -572,7 +603,7 @@ export class Group {
     }
     const change = this.take(next);
     await this.ctx.save(this);
-    await this.follow(change, options);
+    this.ctx.later(this.follow(change, options));
   }
 
   /** Takes roster `next` here: events, chains of removed members dropped, a new generation after a removal. */
@@ -580,7 +611,7 @@ export class Group {
     const prev = this.roster;
     this.setRoster(next);
     const by = formatAddress(next.by);
-    const me = this.host.identity.publicKey;
+    const me = this.me();
     // By hex, not pairwise comparison: a roster of k members is compared in O(k), not O(k²) (1000 members: 10⁶).
     const before = new Set(prev.members.map(toHex));
     const after = new Set(next.members.map(toHex));
@@ -603,14 +634,14 @@ export class Group {
     const adminsNow = this.admins.sort();
     if (adminsBefore.join() !== adminsNow.join()) this.host.emit('group:admins-changed', { group: this.id, admins: adminsNow, by });
     // Nothing we send from now on is readable with a key a removed member holds (§13.4).
-    if (removed.length > 0) this.rotate();
+    if (removed.length > 0 && this.sends) this.rotate();
     return { removed, added };
   }
 
   /** After a roster was taken and saved: our (new) key to the remaining members, or to the newcomers. */
   private async follow(change: { removed: Uint8Array[]; added: Uint8Array[] }, options: AbortOptions): Promise<void> {
     if (!this.active) return;
-    const me = this.host.identity.publicKey;
+    const me = this.me();
     if (change.removed.length > 0) await this.distribute(this.others(), options);
     else if (change.added.length > 0) {
       // To a newcomer we open to; the others hand us their keys first, and get ours in reply.
@@ -735,6 +766,8 @@ export class Groups {
   /** Per record, the last save queued and the one not started yet (which later changes join). */
   private readonly saves = new Map<string, { tail: Promise<void>; next: Promise<void> | null }>();
   private readonly ctx: GroupContext;
+  /** Sends started by received envelopes that have not finished (GroupContext.later). */
+  private readonly followUps = new Set<Promise<void>>();
 
   constructor(
     private readonly host: GroupHost,
@@ -748,7 +781,23 @@ export class Groups {
       skipped: new SkipPool(this.limits.maxSkipped),
       roomToHold: () => this.roomToHold(),
       save: (g) => this.persist(g),
+      later: (sends) => this.later(sends),
     };
+  }
+
+  private later(sends: Promise<void>): void {
+    const p: Promise<void> = sends
+      .catch((e: unknown) => this.host.error(asAlliumError(e, 'group follow-up send failed')))
+      .finally(() => this.followUps.delete(p));
+    this.followUps.add(p);
+  }
+
+  /**
+   * Resolves once every send that received envelopes started (our key in reply to a roster or an invitation) has
+   * finished, those it starts meanwhile included. receive() does not wait for them.
+   */
+  async settled(): Promise<void> {
+    while (this.followUps.size > 0) await Promise.all([...this.followUps]);
   }
 
   get(id: string): Group | undefined {
@@ -856,6 +905,9 @@ export class Groups {
 
   private async createGroup(name: string, members: readonly string[], options: AbortOptions): Promise<Group> {
     await this.load(options);
+    if (this.host.member && !this.host.member().sends) {
+      throw new AlliumError('ERR_GROUP_MEMBERSHIP', "a linked device receives its person's groups; the primary creates them");
+    }
     const me = this.host.identity.publicKey;
     const keys: Uint8Array[] = [me];
     for (const a of members) {
@@ -898,7 +950,8 @@ export class Groups {
    * An envelope from `from` (authenticated by the pairwise session or the mailbox item's MAC). Errors are reported
    * through the host (never thrown back to the conversation): a bad envelope is dropped, the conversation goes on.
    * Resolves once what the envelope changed is saved (and its message, if any, emitted): the caller acknowledges it
-   * then.
+   * then. Sends the envelope calls for (our sender key to a member we just learnt of) are started, not awaited: their
+   * acknowledgements may come over the very conversation that waits for this one (settled() waits for them).
    */
   async receive(from: string, bytes: Uint8Array, options: AbortOptions = {}): Promise<void> {
     try {
@@ -911,20 +964,22 @@ export class Groups {
         // An invitation: a roster naming us, signed by one of its admins.
         if (!verifyRoster(env)) throw new AlliumError('ERR_SIGNATURE', 'group roster signature');
         if (!isAdminIn(env, env.by)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group roster not signed by an admin');
-        if (!env.members.some((k) => same(k, this.host.identity.publicKey))) return; // not for us (we were removed earlier)
+        const me = this.host.member?.().key ?? this.host.identity.publicKey;
+        if (!env.members.some((k) => same(k, me))) return; // not for us (we were removed earlier)
         this.checkInviter(env.by);
         this.makeRoom();
         const g = new Group(this.host, env, this.ctx, { inviter: env.by });
         this.groups.set(id, g);
         await this.persist(g);
-        this.host.emit('group:member-added', { group: id, member: formatAddress(this.host.identity.publicKey), by: formatAddress(env.by) });
+        this.host.emit('group:member-added', { group: id, member: formatAddress(me), by: formatAddress(env.by) });
         const early = this.orphans.filter((o) => o.id === id);
         if (early.length) {
           this.orphans = this.orphans.filter((o) => o.id !== id);
           for (const o of early) await this.receive(o.from, o.bytes, options);
           await this.saveOrphans();
         }
-        return await g.announce(from, options);
+        this.later(g.announce(from, options));
+        return;
       }
       if (!group) {
         this.orphans.push({ from, id, bytes });

@@ -87,6 +87,10 @@ export const RETIRED_INTRO_GRACE_MS = 60_000;
 /** Proof of work at introductions (specs/rendezvous.md §4.3, specs/limits.md "Endpoints"). */
 /** The endpoint reconsiders its suggested effort this often (and republishes when it changed). */
 export const POW_UPDATE_MS = 120_000;
+/** … and at once when it is loaded, but not sooner than this after its last look. */
+export const POW_RAISE_MIN_MS = 5_000;
+/** Introductions refused before the queue since the last look that make the endpoint ask for a proof at once. */
+export const POW_REFUSED_LOADED = 32;
 /** The lowest effort the endpoint suggests once under load (below it, it suggests none: 0). */
 export const POW_MIN_EFFORT = 16;
 /** The highest effort the endpoint suggests (about 0.3 s of an initiator's CPU at 250,000 hashes a second). */

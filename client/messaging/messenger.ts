@@ -45,7 +45,7 @@ import { AttachmentDownload, uploadAttachment, type AttachmentProgress, type Fil
 import { ContactBook, type CardInput } from './contacts.js';
 import { Conversation } from './conversation.js';
 import { Delivery } from './delivery.js';
-import { Devices } from './devices.js';
+import { Devices, type DeviceListInfo } from './devices.js';
 import { Endpoint } from './endpoint.js';
 import { Group, Groups } from './groups.js';
 import {
@@ -146,7 +146,9 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.groupTable = new Groups(
       {
         identity,
-        sendEnvelope: (to, envelope, o) => this.deliver(to, envelope, o, 'group', crypto().random(MESSAGE_ID_LEN)),
+        // To every device of the member's person, when we hold its list (specs/messaging.md §13.8).
+        sendEnvelope: (to, envelope, o) => this.devices.toMember(to, envelope, o, crypto().random(MESSAGE_ID_LEN)),
+        member: () => this.devices.groupMember(),
         emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
         error: (e) => this.emit('endpoint:error', e),
       },
@@ -161,6 +163,7 @@ export class Messenger extends Emitter<MessengerEvents> {
         error: (e) => this.emit('endpoint:error', e),
       },
       options.devices,
+      options.deviceStorage,
     );
     this.outbox = new MailboxSender(client, identity);
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
@@ -191,6 +194,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       // the peer nor block them.
       messageStream: (peer, circuit, stream, session) => void this.conversation(peer, circuit, stream, session, (conv) => this.bindAuthenticated(peer, conv)),
       error: (e) => this.emit('endpoint:error', e),
+      loaded: () => this.endpoint.loadSeen(true),
     });
     client.useAddressConnector?.((address, port, o) => this.connect(address, port, o));
   }
@@ -243,7 +247,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       const n = await this.inbox.collect(
         (m) => {
           if (this.closed) return false;
-          if (m.group) return this.groupTable.receive(formatAddress(m.from), m.data).then(() => true);
+          if (m.group) return this.groupEnvelope(formatAddress(m.from), m.data);
           if (m.device) return this.deviceEnvelope(formatAddress(m.from), m.data);
           let attachment: Attachment | undefined;
           if (m.attachment) {
@@ -303,7 +307,7 @@ export class Messenger extends Emitter<MessengerEvents> {
       session,
       (m): Promise<boolean> =>
         m.group
-          ? this.groupTable.receive(m.from, m.data).then(() => true)
+          ? this.groupEnvelope(m.from, m.data)
           : m.deviceEnvelope
             ? this.deviceEnvelope(m.from, m.data)
             : this.delivery.receive(this.devices.incoming(m), () => conv.closed),
@@ -316,6 +320,16 @@ export class Messenger extends Emitter<MessengerEvents> {
     stream.once('stream:end', forget);
     circuit.once('circuit:close', forget);
     return conv;
+  }
+
+  /**
+   * A group envelope from `from` (specs/messaging.md §13.2), once our device state is read: on a linked device the
+   * group table stands for our person (§13.8). Refusals are reported; the envelope is taken as handled.
+   */
+  private async groupEnvelope(from: string, data: Uint8Array): Promise<boolean> {
+    await this.devices.load().catch((e: unknown) => this.emit('endpoint:error', asAlliumError(e, 'device state not read')));
+    await this.groupTable.receive(from, data);
+    return true;
   }
 
   /** A device envelope from `from` (specs/messaging.md §14.2); a refusal is reported, and the envelope taken as handled. */
@@ -595,6 +609,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (this.closed) throw new AbortedError('messenger closed');
     const scope = this.shutdown.scope(options.signal);
     try {
+      await this.devices.load({ signal: scope.signal });
       return await this.groupTable.create(name, members, { signal: scope.signal });
     } finally {
       scope.dispose();
@@ -608,6 +623,16 @@ export class Messenger extends Emitter<MessengerEvents> {
    */
   async loadGroups(options: AbortOptions = {}): Promise<Group[]> {
     return this.groupTable.load(options);
+  }
+
+  /**
+   * Reads the device state kept in `deviceStorage` (once; linking, sending and receiving do it first): our person
+   * and the device lists we hold (specs/messaging.md §14.9). Resolves with our person's devices. Throws as
+   * loadGroups() does, and ERR_SIGNATURE for a stored list that does not verify.
+   */
+  async loadDevices(options: AbortOptions = {}): Promise<DeviceListInfo | undefined> {
+    await this.devices.load(options);
+    return this.devices.list();
   }
 
   /** The group with id `id` (hex), if we are (or were) in it (after a restart: once loadGroups() resolved). */

@@ -41,6 +41,8 @@ export interface HiddenServiceEvents {
    */
   messageStream(peer: string, circuit: ClientCircuit, stream: MuxStream, session: RatchetSession): void;
   error(e: AlliumError): void;
+  /** The queue dropped an introduction or holds half its bound: the endpoint may raise its effort early (§4.3). */
+  loaded?(): void;
 }
 
 export class HiddenService {
@@ -88,7 +90,9 @@ export class HiddenService {
       );
     }
     this.load.peak = Math.max(this.load.peak, this.queue.length);
+    const loaded = this.load.dropped > 0 || this.queue.length * 2 >= this.options.limits.maxPendingIntroductions;
     this.answer();
+    if (loaded) this.on.loaded?.();
   }
 
   /** How loaded the queue was since the last call (for the suggested effort, endpoint.ts nextEffort); starts afresh. */

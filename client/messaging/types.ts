@@ -210,6 +210,12 @@ export interface MessengerOptions {
   groupStorage?: GroupStorage;
   /** Bounds on groups and what members can make us hold (defaults: the constants of the same names, specs/limits.md). */
   groupLimits?: Partial<GroupLimits>;
+  /**
+   * Where device state is kept — our person, the link we accepted, every device list we hold — sealed under a key
+   * derived from the identity (default: nowhere; it lives as long as the messenger). In Node, fileGroupStorage(dir)
+   * (a directory of its own). A restarted messenger with the same identity and storage keeps its linked devices.
+   */
+  deviceStorage?: GroupStorage;
   /** Device lists held and history kept (defaults: MAX_DEVICE_LISTS, MAX_HISTORY_*, specs/limits.md). */
   devices?: Partial<DeviceLimits>;
   /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */

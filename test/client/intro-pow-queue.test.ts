@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { MAX_CONCURRENT_RENDEZVOUS, MAX_PENDING_INTRODUCTIONS } from '../../client/messaging/index.js';
 import { nextEffort } from '../../client/messaging/endpoint.js';
-import { POW_MIN_EFFORT } from '../../client/messaging/limits.js';
+import { POW_MIN_EFFORT, POW_REFUSED_LOADED } from '../../client/messaging/limits.js';
 import { crypto } from '../../crypto/index.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { createIdentity } from '../../protocol/address.js';
@@ -17,6 +17,9 @@ import { powBinding, solvePow, verifyPow, type PowSolution } from '../../protoco
 import { initiatorHandshake } from '../../protocol/message-handshake.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { COOKIE_LEN, decodeRv, encodeRv } from '../../protocol/rendezvous-messages.js';
+import { openEndpointDescriptor } from '../../protocol/endpoint-descriptor.js';
+import { periodAt } from '../../protocol/key-blinding.js';
+import { solveIntroPow } from '../../client/messaging/pow-solver.js';
 import { endpointRig, settle, type Rig } from '../helpers/messenger-rig.js';
 
 /** The endpoint's proof-of-work state, as its descriptor would publish it. */
@@ -101,6 +104,60 @@ describe('proof of work at introductions: the endpoint answers the highest effor
     expect(errors.filter((c) => c === 'ERR_LIMIT').length).to.be.at.least(1000 - MAX_CONCURRENT_RENDEZVOUS - MAX_PENDING_INTRODUCTIONS);
   });
 
+  it('a flood without proofs makes the endpoint publish an effort at once; an initiator paying it first time is introduced', async () => {
+    // One introduction point; descriptors the endpoint stores are kept here (read back as an initiator reads them).
+    const rig = await endpointRig({ introPoints: 1 });
+    const stored: Uint8Array[] = [];
+    const endpoint = (rig.messenger as unknown as { endpoint: { content: unknown; suggestedEffort: number } }).endpoint;
+    endpoint.content = { storeEverywhere: async (_k: string, _rk: Uint8Array, bytes: Uint8Array) => void stored.push(bytes), close: () => undefined };
+    const errors: string[] = [];
+    rig.messenger.on('endpoint:error', (e) => errors.push(e.code));
+    const published = (): { e: number; seed: Uint8Array } | undefined => {
+      const now = Date.now();
+      // The endpoint stores one for this period and one for the next: the newest for this period.
+      for (const d of [...stored].reverse()) {
+        try {
+          return openEndpointDescriptor(rig.messenger.identity.publicKey, periodAt(Math.floor(now / 1000)), d, { now }).pow;
+        } catch {
+          /* the next period's */
+        }
+      }
+      return undefined;
+    };
+    // What an introduction point passes on of a flood without proofs (its burst: 200), interleaved with what follows.
+    const junk = (n: number): void => {
+      for (let i = 0; i < n; i++)
+        rig.intro.receive({ command: RelayCommand.INTRODUCE2, streamId: 0, data: encodeRv('introduce2', { p: crypto().random(300) }) });
+    };
+    junk(200);
+    for (let i = 0; i < 50 && !stored.length; i++) await settle();
+    const pow = published();
+    console.log(`      after 200 junk introductions: suggested effort ${endpoint.suggestedEffort}, descriptor pow.e ${pow?.e ?? 'none published'}`);
+    expect(endpoint.suggestedEffort, 'the effort asked for at once, not after POW_UPDATE_MS').to.equal(POW_MIN_EFFORT);
+    expect(pow?.e, 'and published in the descriptor').to.equal(POW_MIN_EFFORT);
+    // An initiator holding that descriptor pays its effort on its first try (rendezvous.md §4.1) and is answered
+    // while the flood goes on; one that does not pay is refused unopened.
+    const unpaid = introduceWith(rig, pow!.seed, 0);
+    const hs = initiatorHandshake(createIdentity(), { identityKey: rig.messenger.identity.publicKey, prekey: rig.enc });
+    const cookie = crypto().random(COOKIE_LEN);
+    const sealed = crypto().seal(encodeCbor({ rp: rig.rp.id, c: cookie, x: crypto().x25519Public(crypto().random(32)), hs: hs.handshake }), rig.enc);
+    const w = await solveIntroPow(pow!.seed, pow!.e, powBinding(sealed));
+    junk(50);
+    rig.intro.receive({ command: RelayCommand.INTRODUCE2, streamId: 0, data: encodeRv('introduce2', { p: sealed, w }) });
+    junk(50);
+    for (let i = 0; i < 20 && !rig.built.some((c) => cookieOf(c) === toHex(cookie)); i++) await settle();
+    const answered = rig.built.map(cookieOf);
+    expect(answered, 'the paying initiator met at its rendezvous point').to.include(toHex(cookie));
+    expect(answered, 'the unpaid one not').to.not.include(unpaid.cookie);
+    // A flood that pays nothing is not slowed by more effort: it stays at POW_MIN_EFFORT (no early raise within
+    // POW_RAISE_MIN_MS either), and honest initiators are not asked for more than they need.
+    expect(endpoint.suggestedEffort).to.equal(POW_MIN_EFFORT);
+    // Only the junk before the effort rose was opened (an X25519 each); the rest, and the unpaid one, were refused before.
+    expect(errors.filter((c) => c === 'ERR_MESSAGE_AUTH').length, 'junk opened').to.equal(POW_REFUSED_LOADED);
+    expect(errors.filter((c) => c === 'ERR_INTRO_POW').length, 'refused unopened').to.equal(300 - POW_REFUSED_LOADED + 1);
+    rig.messenger.close();
+  });
+
   it('the suggested effort doubles under load, halves when idle and falls to 0 below the minimum', () => {
     const capacity = MAX_PENDING_INTRODUCTIONS;
     const steps: number[] = [];
@@ -114,5 +171,16 @@ describe('proof of work at introductions: the endpoint answers the highest effor
     ])
       steps.push((e = nextEffort(e, { ...load, capacity })));
     expect(steps).to.deep.equal([POW_MIN_EFFORT, 2 * POW_MIN_EFFORT, 2 * POW_MIN_EFFORT, POW_MIN_EFFORT, 0]);
+  });
+
+  it('introductions refused before the queue hold the effort at POW_MIN_EFFORT or more, and no higher by themselves', () => {
+    const capacity = MAX_PENDING_INTRODUCTIONS;
+    const flooded = { peak: 0, dropped: 0, capacity, refused: POW_REFUSED_LOADED };
+    expect(nextEffort(0, flooded)).to.equal(POW_MIN_EFFORT);
+    expect(nextEffort(POW_MIN_EFFORT, flooded)).to.equal(POW_MIN_EFFORT);
+    expect(nextEffort(8 * POW_MIN_EFFORT, flooded), 'decays towards the minimum').to.equal(4 * POW_MIN_EFFORT);
+    expect(nextEffort(8 * POW_MIN_EFFORT, { ...flooded, peak: 1 }), 'held while paid introductions wait').to.equal(8 * POW_MIN_EFFORT);
+    expect(nextEffort(0, { ...flooded, refused: POW_REFUSED_LOADED - 1 }), 'a few bad introductions ask for nothing').to.equal(0);
+    expect(nextEffort(POW_MIN_EFFORT, { ...flooded, dropped: 1 }), 'the queue dropping still doubles').to.equal(2 * POW_MIN_EFFORT);
   });
 });

@@ -6,6 +6,7 @@
  */
 import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
 import type { AlliumError } from '../../protocol/errors.js';
+import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
 import { Groups, type GroupEvents, type GroupHost, type GroupIncoming, type GroupsOptions } from '../../client/messaging/groups.js';
 
 export interface GroupNode {
@@ -42,6 +43,10 @@ export function groupNetwork(n: number, options: (i: number) => GroupsOptions = 
           target.inbox.push(envelope);
           target.bytesIn += envelope.length;
           await target.groups.receive(node.address, envelope);
+          // The keys a roster sets off (Groups.receive does not wait for them) are handed over before the roster's
+          // send resolves, so that a test's `await` covers the whole cascade. Only for rosters: a sender key sets off
+          // nothing that waits, so no two tables wait on each other.
+          if (decodeGroupEnvelope(envelope).kind === 'roster') await target.groups.settled();
         };
         const held = hold.get(to);
         if (held) held.push(go);

@@ -1,6 +1,6 @@
 /**
  * Circuit padding machines end to end (specs/padding.md): relay processes on 127.0.0.1 and the client library in
- * this process. A circuit negotiates STREAM_SETUP with its middle; the middle pads back towards the client and
+ * this process. A circuit negotiates STREAM_SETUP or EXCHANGES with its middle; the middle pads back towards the client and
  * discards the client's padding, which never reaches the last hop; a START beyond a relay's budget is refused with a
  * LimitError while the relay serves on; and STOP/START cycles cannot make the middle pad a circuit without end.
  */
@@ -63,6 +63,38 @@ describe('circuit padding machines (relay processes)', function () {
     );
     expect(await last.metric('allium_circuit_padding_received_total'), 'no padding reached the last hop').to.equal(before.lastGot);
     expect(c.state, 'the client discarded the middle’s padding and kept the circuit').to.equal('open');
+    c.close();
+  });
+
+  it('EXCHANGES: real cells go to the link at once while both halves pad, in order, and all reach the last hop', async () => {
+    const c = await client.newCircuit();
+    const middle = relayAt(c, 1);
+    const last = relayAt(c, 2);
+    const before = { sent: await middle.metric('allium_circuit_padding_cells_total'), lastGot: await last.metric('allium_circuit_padding_received_total') };
+    // Every cell the client's link is handed for this circuit, in order, tagged real or padding by who sends it.
+    const handed: string[] = [];
+    let sending: string | null = null;
+    const sendCell = c.link.sendCell.bind(c.link);
+    c.link.sendCell = (circId, command, body): void => {
+      if (circId === c.circId) handed.push(sending ?? 'machine');
+      sendCell(circId, command, body);
+    };
+    await c.startPadding(PaddingMachineId.EXCHANGES);
+    await waitFor(async () => (await middle.metric('allium_circuit_padding_cells_total')) - before.sent >= 1, 20_000, 'padding from the middle');
+    // Real cells while the machines run (timers armed on both sides): each is on the link before send() returns.
+    for (let i = 0; i < 20; i++) {
+      const n = handed.length;
+      sending = `real ${i}`;
+      expect(c.send({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) })).to.equal(true);
+      sending = null;
+      expect(handed.slice(n), 'handed to the link synchronously, nothing queued').to.deep.equal([`real ${i}`]);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await waitFor(() => c.paddingSent >= 3, 20_000, 'requests from the client’s half');
+    expect(handed.filter((h) => h.startsWith('real'))).to.deep.equal(Array.from({ length: 20 }, (_, i) => `real ${i}`));
+    // The 20 real DROPs reach the last hop (counted there as DROPs it received); the padding stops at the middle.
+    await waitFor(async () => (await last.metric('allium_circuit_padding_received_total')) - before.lastGot === 20, 20_000, 'the real cells at the last hop');
+    expect(c.state).to.equal('open');
     c.close();
   });
 

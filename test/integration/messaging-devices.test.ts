@@ -3,13 +3,15 @@
  * own address. Bob's primary links two devices from their link codes; Alice, Bob's contact, then reaches all three
  * exactly once; a message one of Bob's devices sends shows on its siblings; a device linked later gets history on
  * request; an unlinked device receives nothing sent after the unlinking; a replayed or forged list is refused with
- * its code at the contact.
+ * its code at the contact. A group with Bob as a member reaches all three of his devices (§13.8), each once. A
+ * linked device whose messenger restarts over its device storage (§14.9) is still Bob's and still reached.
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
-import { Messenger, type IncomingMessage, type SyncedMessage } from '../../client/messaging/node.js';
+import { Messenger, type GroupIncoming, type IncomingMessage, type SyncedMessage } from '../../client/messaging/node.js';
 import type { Devices } from '../../client/messaging/devices.js';
-import { createIdentity } from '../../protocol/address.js';
+import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
+import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
 import { crypto } from '../../crypto/index.js';
 import { decodeDeviceEnvelope, encodeDeviceEnvelope, signDeviceList, signMembership } from '../../protocol/device-link.js';
 import type { AlliumError } from '../../protocol/errors.js';
@@ -29,15 +31,23 @@ describe('messaging: several devices per person (relay processes)', function () 
   const clients: AlliumClient[] = [];
   const all: Messenger[] = [];
   const got = new Map<Messenger, IncomingMessage[]>();
+  const groupGot = new Map<Messenger, GroupIncoming[]>();
   const synced = new Map<Messenger, SyncedMessage[]>();
   const errors = new Map<Messenger, AlliumError[]>();
   /** Device envelopes each messenger received. */
   const envelopes = new Map<Messenger, Uint8Array[]>();
   let alice: Messenger, bob0: Messenger, bob1: Messenger, bob2: Messenger, bob3: Messenger;
 
-  function messenger(client: AlliumClient): Messenger {
-    const m = new Messenger(client, createIdentity(), { offline: { collect: false } });
+  /** Each identity's device storage, kept across a restart of its messenger. */
+  const storages = new Map<string, GroupStorage>();
+
+  function messenger(client: AlliumClient, identity: Identity = createIdentity()): Messenger {
+    const deviceStorage = storages.get(formatAddress(identity.publicKey)) ?? memoryGroupStorage();
+    const m = new Messenger(client, identity, { offline: { collect: false }, deviceStorage });
+    storages.set(m.address, deviceStorage);
     got.set(m, []);
+    groupGot.set(m, []);
+    m.on('group:message', (x) => groupGot.get(m)!.push(x));
     synced.set(m, []);
     errors.set(m, []);
     envelopes.set(m, []);
@@ -118,6 +128,51 @@ describe('messaging: several devices per person (relay processes)', function () 
     }
   });
 
+  it('a group with a person of 3 devices as a member: every device receives every message, once', async () => {
+    const t0 = Date.now();
+    const bobs = [bob0, bob1, bob2];
+    // Alice holds Bob's list (she is his contact): the roster, her key and her messages go to each of his devices.
+    const group = await alice.createGroup('household', [bob0.address]);
+    await waitFor(() => bobs.every((b) => b.group(group.id) !== undefined), 60_000, 'every device of bob joined');
+    for (const b of bobs) expect(b.group(group.id)!.members).to.deep.equal([alice.address, bob0.address]);
+    const r = await group.send(enc('to all of bob'));
+    expect(r.failed).to.deep.equal([]);
+    await waitFor(() => bobs.every((b) => groupGot.get(b)!.length >= 1), 60_000, 'every device got the message');
+    for (const b of bobs) {
+      expect(groupGot.get(b)!.map((m) => [m.group, m.from, dec(m.data)])).to.deep.equal([[group.id, alice.address, 'to all of bob']]);
+    }
+    // The primary sends for the person; a linked device only receives.
+    await bob0.group(group.id)!.send(enc('from bob'));
+    await waitFor(() => groupGot.get(alice)!.length >= 1, 60_000, 'alice got bob’s message');
+    expect(groupGot.get(alice)!.map((m) => [m.from, dec(m.data)])).to.deep.equal([[bob0.address, 'from bob']]);
+    let code = '';
+    await bob1
+      .group(group.id)!
+      .send(enc('from the laptop'))
+      .catch((e: AlliumError) => (code = e.code));
+    expect(code).to.equal('ERR_GROUP_MEMBERSHIP');
+    // A second message: still once per device.
+    await group.send(enc('again'));
+    await waitFor(() => bobs.every((b) => groupGot.get(b)!.length >= 2), 60_000, 'every device got the second');
+    for (const b of bobs) expect(groupGot.get(b)!.map((m) => dec(m.data))).to.deep.equal(['to all of bob', 'again']);
+    console.log(`      group over 3 devices: ${Date.now() - t0} ms`);
+  });
+
+  it('a linked device restarts over its device storage: still a device of the person, and still reached', async () => {
+    const t0 = Date.now();
+    await bob1.devices.flushed();
+    bob1.close();
+    const back = messenger(clients[0]!, bob1.identity);
+    bob1 = back;
+    expect(await back.loadDevices()).to.deep.equal({ person: bob0.address, revision: 2, devices: [bob0.address, back.address, bob2.address] });
+    expect(back.devices.isPrimary).to.equal(false);
+    await back.startListening();
+    const r = await alice.send(bob0.address, enc('after the laptop restarted'));
+    expect(r.devices!.map((d) => [d.device, d.status])).to.deep.equal([bob0, back, bob2].map((b) => [b.address, 'delivered']));
+    expect(got.get(back)!.map((m) => [m.from, m.device, dec(m.data)])).to.deep.equal([[alice.address, undefined, 'after the laptop restarted']]);
+    console.log(`      restart of a linked device: ${Date.now() - t0} ms`);
+  });
+
   it('a newly linked device gets history on request', async () => {
     await bob0.devices.link(bob3.devices.linkCode().text);
     const progress: boolean[] = [];
@@ -126,6 +181,7 @@ describe('messaging: several devices per person (relay processes)', function () 
     expect(history.map((h) => [h.outgoing, h.peer, dec(h.data)])).to.deep.equal([
       [false, alice.address, 'hello, all of bob'],
       [true, alice.address, 'from the laptop'],
+      [false, alice.address, 'after the laptop restarted'],
     ]);
     expect(progress.at(-1)).to.equal(true);
   });

@@ -4,6 +4,11 @@
  * member receives nothing it can decrypt afterwards; a member added later does not read earlier messages; a member
  * whose messenger restarts over its group storage receives and sends again and emits no message twice.
  *
+ * No step waits out a timeout: every messenger's acknowledgement timeout is far longer than the test, and each
+ * membership change must complete within PROMPT_MS. A member that acknowledged a roster only after its own key in
+ * reply was acknowledged, over the conversation that was waiting for that first acknowledgement, stalled each change
+ * until the ~30 s acknowledgement timeout gave the conversation up (§13.4: the roster is acknowledged once saved).
+ *
  * Members: ALLIUM_GROUP_MEMBERS (default 5). Every pair of members builds a conversation (a rendezvous each way
  * until one authenticates), so the cost grows with the square of the group on a shared 2-core machine; 50 is
  * measured by hand.
@@ -22,6 +27,28 @@ import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 
 const N = Number(process.env['ALLIUM_GROUP_MEMBERS'] ?? 5);
+/**
+ * Longer than any step takes on a loaded 2-core machine (a few seconds idle, 12 s seen under load). A stalled step
+ * never completes here (ACK_TIMEOUT_MS), so the bound only decides how soon the failure shows.
+ */
+const PROMPT_MS = 60_000;
+/** No conversation is given up for a missing acknowledgement during the test: a stall shows as a stall. */
+const ACK_TIMEOUT_MS = 900_000;
+
+/** `p`, or a failure naming `what` when it takes more than PROMPT_MS. */
+async function promptly<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t0 = Date.now();
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not done in ${PROMPT_MS} ms`)), PROMPT_MS))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    console.log(`      ${what}: ${Date.now() - t0} ms`);
+  }
+}
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
@@ -42,7 +69,11 @@ describe('messaging: groups (relay processes)', function () {
 
   function messenger(client: AlliumClient, identity: Identity = createIdentity(), offline = false): Messenger {
     const storage = storages.get(formatAddress(identity.publicKey)) ?? memoryGroupStorage();
-    const m = new Messenger(client, identity, { offline: offline ? { pollMs: 3_600_000 } : { collect: false }, groupStorage: storage });
+    const m = new Messenger(client, identity, {
+      offline: offline ? { pollMs: 3_600_000 } : { collect: false },
+      groupStorage: storage,
+      ackTimeoutMs: ACK_TIMEOUT_MS,
+    });
     storages.set(m.address, storage);
     if (!gotAt.has(m.address)) gotAt.set(m.address, []);
     if (!envelopesAt.has(m.address)) envelopesAt.set(m.address, []);
@@ -94,9 +125,12 @@ describe('messaging: groups (relay processes)', function () {
   it(`${N} members: every member receives every other member's message exactly once`, async () => {
     const t0 = Date.now();
     const admin = members[0]!;
-    const group = await admin.createGroup(
-      'allotment',
-      members.slice(1).map((m) => m.address),
+    const group = await promptly(
+      admin.createGroup(
+        'allotment',
+        members.slice(1).map((m) => m.address),
+      ),
+      'createGroup',
     );
     groupId = group.id;
     await waitFor(() => members.every((m) => m.group(groupId) !== undefined), 300_000, 'every member joined');
@@ -192,7 +226,7 @@ describe('messaging: groups (relay processes)', function () {
     const admin = members[0]!;
     const removed = members[N - 1]!;
     const rest = members.slice(0, N - 1);
-    await admin.group(groupId)!.remove(removed.address);
+    await promptly(admin.group(groupId)!.remove(removed.address), 'remove');
     await waitFor(() => removed.group(groupId)!.isActive === false, 120_000, 'the removed member saw its removal');
     await waitFor(() => rest.every((m) => m.group(groupId)!.generation >= 1), 120_000, 'every remaining member rotated');
     const seen = envelopes.get(removed)!.length;
@@ -216,7 +250,7 @@ describe('messaging: groups (relay processes)', function () {
   it('a member added later reads later messages and none sent before it joined', async () => {
     const admin = members[0]!;
     const rest = members.slice(0, N - 1);
-    await admin.group(groupId)!.add(late.address);
+    await promptly(admin.group(groupId)!.add(late.address), 'add');
     await waitFor(() => late.group(groupId) !== undefined, 120_000, 'the newcomer joined');
     await rest[1]!.group(groupId)!.send(enc('welcome'));
     await waitFor(() => got.get(late)!.length >= 1, 120_000, 'the newcomer got a message');

@@ -1,14 +1,16 @@
 /**
  * An endpoint whose introduction points are flooded with introductions that carry no proof of work (specs/
  * rendezvous.md §3.2, §4.3): the flood spends each introduction point's allowance for unpaid introductions, but an
- * honest initiator, answered `busy`, pays at the next introduction point and its introduction draws on the paid
- * allowance the flood cannot spend, because the endpoint gave its introduction points its seeds (INTRO_POW). Relay
- * processes on 127.0.0.1; the attacker is a client in this process sending INTRODUCE1 as fast as its circuits carry.
+ * honest initiator pays — at once when the endpoint, refusing the flood, has republished its descriptor with an
+ * effort; else at the next introduction point after a `busy` — and its introduction draws on the paid allowance the
+ * flood cannot spend, because the endpoint gave its introduction points its seeds (INTRO_POW). Relay processes on
+ * 127.0.0.1; the attacker is a client in this process sending INTRODUCE1 as fast as its circuits carry.
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import type { IntroState } from '../../client/messaging/endpoint.js';
+import { POW_MIN_EFFORT } from '../../client/messaging/limits.js';
 import { crypto } from '../../crypto/index.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { encodeRv } from '../../protocol/rendezvous-messages.js';
@@ -86,6 +88,10 @@ describe('introductions under a flood without proofs of work (relay processes)',
         'the flood still running',
       ).to.equal(true);
       expect(r.status, 'delivered live, not left in the mailbox').to.equal('delivered');
+      // The endpoint refused what its introduction points passed on of the flood and asked for a proof at once.
+      expect((alice as unknown as { endpoint: { suggestedEffort: number } }).endpoint.suggestedEffort, 'the effort the endpoint asks for').to.equal(
+        POW_MIN_EFFORT,
+      );
       await waitFor(() => got.length === 1, 30_000, 'the message at Alice');
       expect(new TextDecoder().decode(got[0]!.data)).to.equal('through the flood');
     } finally {

@@ -132,6 +132,97 @@ describe('protocol/circuit-padding: the state machine', () => {
     expect(rt.padding).to.equal(0);
   });
 
+  /** Drives a half with the other half's cells: whenever it waits, one cell arrives from the other end. */
+  function driveAlone(m: PaddingMachine, seed: number): { states: string[]; padding: number; end: PaddingAction } {
+    const rt = new PaddingRuntime(m, seeded(seed));
+    const states = [rt.stateName];
+    let a = rt.start();
+    for (let i = 0; i < 1000 && a.kind !== 'end'; i++) {
+      a = a.kind === 'schedule' ? rt.onPaddingSent() : rt.on('padding-received');
+      if (states[states.length - 1] !== rt.stateName) states.push(rt.stateName);
+    }
+    return { states, padding: rt.padding, end: a };
+  }
+
+  it('EXCHANGES (relay half): CONNECTED, an optional early burst, then eight request/think/response rounds, capped', () => {
+    const relay = paddingMachine(PaddingMachineId.EXCHANGES)!.relay;
+    expect(relay.states.map((s) => s.name).slice(0, 6)).to.deep.equal(['wait-begin', 'connected', 'early-response', 'wait-request-0', 'think-0', 'response-0']);
+    const early = new Set<boolean>();
+    for (let seed = 0; seed < 200; seed++) {
+      const rt = new PaddingRuntime(relay, seeded(seed));
+      expect(rt.start(), 'waits for the client').to.deep.equal({ kind: 'wait' });
+      expect(rt.on('padding-received').kind).to.equal('schedule');
+      expect(rt.stateName).to.equal('connected');
+      // After CONNECTED: the early burst (30–59 cells at gaps under 1.5 ms) or straight to waiting for a request.
+      let a = rt.onPaddingSent();
+      if (rt.stateName === 'early-response') {
+        early.add(true);
+        let n = 0;
+        while (rt.stateName === 'early-response') {
+          expect(a.kind).to.equal('schedule');
+          expect((a as { delayMs: number }).delayMs).to.be.below(1.5);
+          a = rt.onPaddingSent();
+          n++;
+        }
+        expect(n).to.be.within(30, 59);
+      } else early.add(false);
+      expect(rt.stateName).to.equal('wait-request-0');
+      expect(a).to.deep.equal({ kind: 'wait' });
+      // Each round: a request arrives, a think time, a response burst; then the next round waits.
+      for (let round = 0; round < 8 && !rt.ended; round++) {
+        expect(rt.stateName).to.equal(`wait-request-${round}`);
+        a = rt.on('padding-received');
+        expect(rt.stateName).to.equal(`think-${round}`);
+        expect((a as { delayMs: number }).delayMs).to.be.within(20, 1500);
+        a = rt.onPaddingSent();
+        while (!rt.ended && rt.stateName === `response-${round}`) a = rt.onPaddingSent();
+      }
+      expect(rt.ended, `seed ${seed}`).to.equal(true);
+      expect(rt.padding).to.be.within(1, relay.maxPadding);
+    }
+    expect([...early].sort(), 'both branches taken over 200 seeds').to.deep.equal([false, true]);
+  });
+
+  it('EXCHANGES (client half): two cells at once, waits for the answer and CONNECTED, then eight request rounds; real requests take rounds', () => {
+    const client = paddingMachine(PaddingMachineId.EXCHANGES)!.client;
+    for (let seed = 0; seed < 100; seed++) {
+      const { states, padding, end } = driveAlone(client, seed);
+      const rounds = Array.from({ length: 8 }, (_, i) => [`request-${i}`, `wait-response-${i}`]).flat();
+      expect(states).to.deep.equal(['begin', 'wait-negotiated', 'wait-connected', ...rounds, 'end']);
+      expect(end.kind).to.equal('end');
+      expect(padding).to.be.within(2 + 8, client.maxPadding);
+    }
+    // Real cells count: a client that sends its own two first cells and its own requests sends no padding for them.
+    const rt = new PaddingRuntime(client, seeded(1));
+    rt.start();
+    rt.on('nonpadding-sent');
+    rt.on('nonpadding-sent');
+    expect(rt.stateName).to.equal('wait-negotiated');
+    rt.on('nonpadding-received');
+    rt.on('nonpadding-received');
+    expect(rt.stateName).to.equal('request-0');
+    for (let i = 0; i < 3 && rt.stateName === 'request-0'; i++) rt.on('nonpadding-sent');
+    expect(rt.stateName).to.equal('wait-response-0');
+    // A real request sent while the response is awaited takes the next round's request's place.
+    expect(rt.on('nonpadding-sent')).to.deep.equal({ kind: 'wait' });
+    expect(rt.stateName).to.equal('wait-response-1');
+    expect(rt.on('nonpadding-received').kind).to.equal('schedule');
+    expect(rt.stateName).to.equal('request-2');
+    expect(rt.padding).to.equal(0);
+  });
+
+  it('EXCHANGES counts real responses: a real burst at least as large as the sampled one gets no padding burst', () => {
+    const rt = new PaddingRuntime(paddingMachine(PaddingMachineId.EXCHANGES)!.relay, seeded(5));
+    rt.start();
+    rt.on('nonpadding-received'); // the client's first cell
+    for (let i = 0; i < 70 && rt.stateName !== 'wait-request-0'; i++) rt.on('nonpadding-sent'); // CONNECTED and a block
+    expect(rt.stateName).to.equal('wait-request-0');
+    rt.on('nonpadding-received'); // a real request
+    for (let i = 0; i < 71 && rt.stateName !== 'wait-request-1'; i++) rt.on('nonpadding-sent'); // a real response
+    expect(rt.stateName).to.equal('wait-request-1');
+    expect(rt.padding, 'every cell so far was real').to.equal(0);
+  });
+
   it('every shipped machine only moves forward and has a cap', () => {
     for (const id of Object.values(PaddingMachineId)) {
       for (const m of Object.values(paddingMachine(id)!)) {

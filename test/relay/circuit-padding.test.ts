@@ -16,7 +16,13 @@ import {
 import { LinkRole } from '../../protocol/link-handshake.js';
 import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
 import type { Link } from '../../net/link.js';
-import { CIRCUIT_PADDING_MAX_CELLS, CIRCUIT_PADDING_MAX_STARTS, CircuitPaddingService, type CircuitPaddingOptions } from '../../relay/circuit-padding.js';
+import {
+  CIRCUIT_PADDING_MAX_CELLS,
+  CIRCUIT_PADDING_MAX_STARTS,
+  CircuitPaddingService,
+  MAX_PADDING_MACHINES_PER_LINK,
+  type CircuitPaddingOptions,
+} from '../../relay/circuit-padding.js';
 import { CircuitHop, type CircuitReactor } from '../../relay/circuits.js';
 import { RelayMetrics } from '../../relay/metrics.js';
 import { VirtualClock } from '../../sim/clock.js';
@@ -187,5 +193,40 @@ describe('relay/circuit-padding: machines a relay runs for its circuits', () => 
     expect(h.padding(hop)).to.equal(before);
     expect(h.service.running).to.equal(0);
     expect(hop.padding).to.equal(null);
+  });
+});
+
+describe('relay/circuit-padding: machines per previous-hop link', () => {
+  let clock: VirtualClock;
+  let restore: () => void;
+  beforeEach(() => {
+    clock = new VirtualClock();
+    restore = clock.install();
+  });
+  afterEach(() => restore());
+
+  it('regression: one peer link cannot take every machine of the relay; its table entry goes with its circuits', () => {
+    const h = new Harness(clock);
+    const flooder = { peer: { role: LinkRole.RELAY } } as unknown as Link;
+    const honest = { peer: { role: LinkRole.RELAY } } as unknown as Link;
+    const hops: CircuitHop[] = [];
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < MAX_PADDING_MACHINES_PER_LINK + 50; i++) {
+      const hop = h.circuit(flooder);
+      hops.push(hop);
+      const s = h.negotiate(hop, PaddingCommand.START, PaddingMachineId.EXCHANGES);
+      statuses.set(s, (statuses.get(s) ?? 0) + 1);
+    }
+    console.log(`      STARTs from one link: ${JSON.stringify(Object.fromEntries(statuses))} (0 OK, 2 REFUSED), machines running ${h.service.running}`);
+    expect(statuses.get(PaddingStatus.OK)).to.equal(MAX_PADDING_MACHINES_PER_LINK);
+    expect(statuses.get(PaddingStatus.REFUSED)).to.equal(50);
+    // Another peer's circuits are still served.
+    expect(h.negotiate(h.circuit(honest), PaddingCommand.START, PaddingMachineId.EXCHANGES)).to.equal(PaddingStatus.OK);
+    expect(h.service.linksRunning).to.equal(2);
+    // The flooder's circuits close: its entry is gone, and it may start machines again.
+    for (const hop of hops) h.service.closed(hop);
+    expect(h.service.running).to.equal(1);
+    expect(h.service.linksRunning).to.equal(1);
+    expect(h.negotiate(h.circuit(flooder), PaddingCommand.START, PaddingMachineId.EXCHANGES)).to.equal(PaddingStatus.OK);
   });
 });

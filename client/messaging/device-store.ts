@@ -1,0 +1,78 @@
+/**
+ * Device state at rest (specs/messaging.md §14.9): who our person is, whose link offer we accepted, and every device
+ * list we hold (ours and other people's), kept through a GroupStorage the application gives (a directory in Node:
+ * fileGroupStorage(dir); anything with load/save in a browser). Without one, it lives as long as the messenger.
+ *
+ *   K_dev   = K(identity seed, "allium-v1:device-store")                                        K as §5.1
+ *   record  = u8(1) | nonce (24) | XAEAD(K_dev, nonce, CBOR(state), ad = "allium-v1 device-store" | name)
+ *   "self"            CBOR { "v": 1, ? "p": person (32), ? "a": accepted (32) }     no "p": unlinked, no one's device
+ *   "list-" | hex(P)  CBOR { "v": 1, "l": the list envelope of person P (§14.2) }
+ *
+ * Sealed as group state is (group-store.ts), under a key of its own: a copy of the storage alone reads nothing, and a
+ * record moved under another name, or changed, does not open (ERR_MESSAGE_AUTH). A record that does not open or
+ * decode is refused with the whole store, never replaced: dropping our own list would make a linked device a primary
+ * again. Lists are verified again on reading (their signatures, §14.2).
+ */
+import { z } from 'zod';
+import { crypto } from '../../crypto/index.js';
+import type { Identity } from '../../protocol/address.js';
+import { concatBytes, utf8 } from '../../protocol/bytes.js';
+import { decodeMessage, encodeCbor, zBytes } from '../../protocol/cbor.js';
+import { MAX_DEVICE_ENVELOPE_BYTES } from '../../protocol/device-link.js';
+import { CryptoError, ProtocolError } from '../../protocol/errors.js';
+
+/** The record of our own standing. */
+export const SELF_RECORD = 'self';
+/** The prefix of a held list's record name (then the person's key in hex). */
+export const LIST_RECORD_PREFIX = 'list-';
+const VERSION = 1;
+const LABEL = utf8('allium-v1:device-store');
+const AD = utf8('allium-v1 device-store');
+const XNONCE = 24;
+
+export interface DeviceSelf {
+  /** Our person's key (absent: we are unlinked and no one's device). */
+  readonly person?: Uint8Array;
+  /** The person whose link offer we accepted, until its list names us. */
+  readonly accepted?: Uint8Array;
+}
+
+const selfSchema = z.strictObject({ v: z.literal(VERSION), p: zBytes(32).optional(), a: zBytes(32).optional() });
+const listSchema = z.strictObject({ v: z.literal(VERSION), l: zBytes(undefined, MAX_DEVICE_ENVELOPE_BYTES) });
+
+/** The key device records are sealed under (derived from the identity's secret seed). */
+export function deviceStoreKey(identity: Identity): Uint8Array {
+  return crypto().hash(32, LABEL, identity.secretKey.subarray(0, 32));
+}
+
+function seal(key: Uint8Array, name: string, plain: Uint8Array): Uint8Array {
+  const nonce = crypto().random(XNONCE);
+  return concatBytes(Uint8Array.of(VERSION), nonce, crypto().xaeadEncrypt(plain, concatBytes(AD, utf8(name)), nonce, key));
+}
+
+/** Throws ERR_MESSAGE_AUTH for a record that does not open under `key` and `name`, ERR_SCHEMA for another version. */
+function open(key: Uint8Array, name: string, bytes: Uint8Array): Uint8Array {
+  if (bytes.length < 1 + XNONCE || bytes[0] !== VERSION) throw new ProtocolError('ERR_SCHEMA', `device store ${name}: not a record of version ${VERSION}`);
+  const plain = crypto().xaeadDecrypt(bytes.subarray(1 + XNONCE), concatBytes(AD, utf8(name)), bytes.subarray(1, 1 + XNONCE), key);
+  if (!plain) throw new CryptoError('ERR_MESSAGE_AUTH', `device store ${name}: the record does not open under this identity`);
+  return plain;
+}
+
+export function sealDeviceSelf(key: Uint8Array, s: DeviceSelf): Uint8Array {
+  return seal(key, SELF_RECORD, encodeCbor({ v: VERSION, ...(s.person ? { p: s.person } : {}), ...(s.accepted ? { a: s.accepted } : {}) }));
+}
+
+export function openDeviceSelf(key: Uint8Array, bytes: Uint8Array): DeviceSelf {
+  const d = decodeMessage(selfSchema, open(key, SELF_RECORD, bytes), 256, 'device self record');
+  return { ...(d.p ? { person: d.p } : {}), ...(d.a ? { accepted: d.a } : {}) };
+}
+
+/** `name` is LIST_RECORD_PREFIX | hex(person); `list` the list's envelope bytes. */
+export function sealDeviceList(key: Uint8Array, name: string, list: Uint8Array): Uint8Array {
+  return seal(key, name, encodeCbor({ v: VERSION, l: list }));
+}
+
+/** The list envelope bytes of a list record (the caller decodes and verifies them). */
+export function openDeviceList(key: Uint8Array, name: string, bytes: Uint8Array): Uint8Array {
+  return decodeMessage(listSchema, open(key, name, bytes), MAX_DEVICE_ENVELOPE_BYTES + 64, 'device list record').l;
+}
