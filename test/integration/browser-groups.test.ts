@@ -1,9 +1,11 @@
 /**
  * A browser page in a group with Node messengers (specs/messaging.md §13; docs/developer-guide.md, "Groups"): a
- * messenger made in headless Chromium from the bundle (dist/browser/allium.js, libsodium in WebAssembly, no group
- * storage) and two Node messengers, over relay processes. A Node member creates the group with the page and the
- * other Node member; the page receives each Node member's message exactly once, and its own message reaches both
- * Node members exactly once. Bytes are compared exactly (every byte value).
+ * messenger made in headless Chromium from the bundle (dist/browser/allium.js, libsodium in WebAssembly, its group
+ * state in localStorage through browserGroupStorage()) and two Node messengers without group storage, over relay
+ * processes. A Node member creates the group with the page and the other Node member; the page receives each Node
+ * member's message exactly once, and its own message reaches both Node members exactly once. The page then reloads
+ * with the same identity: its group comes back from localStorage and it receives and sends again, its chain going on
+ * from the stored index. Bytes are compared exactly (every byte value).
  *
  * Every wait is for an event (the page's `group:*` events recorded in `window.__groups`, the Node messengers'
  * events); no step waits out a timeout: acknowledgement timeouts are far longer than the test.
@@ -55,6 +57,34 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
     }
   }
 
+  /**
+   * What the page runs: the bundle's own exports, a client, and a messenger (the identity from `seed`, hex, or a new
+   * one) keeping its groups in localStorage through browserGroupStorage(); its group events go to `window.__groups`.
+   * Resolves with the messenger's address once it listens.
+   */
+  const startInPage = (seed: string | null): string => `(async () => {
+    const a = await import('/dist/browser/allium.js');
+    await a.initCrypto();
+    const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    const seed = ${JSON.stringify(seed)};
+    const identity = seed ? a.createIdentity(Uint8Array.from(seed.match(/../g), (x) => parseInt(x, 16))) : a.createIdentity();
+    const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    await client.start({ signal: AbortSignal.timeout(${WAIT_MS}) });
+    const storage = a.browserGroupStorage({ prefix: 'group-test' });
+    const m = new a.Messenger(client, identity, { offline: { pollMs: 3600000 }, groupStorage: storage, ackTimeoutMs: ${ACK_TIMEOUT_MS} });
+    const state = { messages: [], added: [], errors: [], persistent: storage.persistent };
+    m.on('group:message', (x) => state.messages.push({ group: x.group, from: x.from, hex: hex(x.data), generation: x.generation, index: x.index }));
+    m.on('group:member-added', (c) => state.added.push({ group: c.group, member: c.member, by: c.by }));
+    m.on('endpoint:error', (e) => state.errors.push(String(e && e.code)));
+    window.__groups = state;
+    window.__messenger = m;
+    window.__client = client;
+    window.__seed = hex(identity.secretKey.subarray(0, 32));
+    state.loaded = (await m.loadGroups()).map((g) => ({ id: g.id, members: [...g.members].sort(), active: g.isActive }));
+    await m.startListening({ signal: AbortSignal.timeout(${WAIT_MS}) });
+    return m.address;
+  })()`;
+
   function messenger(client: AlliumClient): Messenger {
     const m = new Messenger(client, undefined, { offline: { collect: false }, ackTimeoutMs: ACK_TIMEOUT_MS });
     gotAt.set(m.address, []);
@@ -78,28 +108,10 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
     chromium = await launchChromium();
     page = await chromium.newPage();
     await page.goto(`${server.origin}/group.html`);
-    // The page's messenger: the bundle's own exports, no group storage (state lives as long as the page).
     const started = Promise.all([
       admin.startListening({ signal: AbortSignal.timeout(WAIT_MS) }),
       other.startListening({ signal: AbortSignal.timeout(WAIT_MS) }),
-      page.evaluate(`(async () => {
-        const a = await import('/dist/browser/allium.js');
-        await a.initCrypto();
-        const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
-        await client.start({ signal: AbortSignal.timeout(${WAIT_MS}) });
-        const m = new a.Messenger(client, a.createIdentity(), { offline: { collect: false }, ackTimeoutMs: ${ACK_TIMEOUT_MS} });
-        const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-        const state = { messages: [], added: [], errors: [] };
-        m.on('group:message', (x) => state.messages.push({ group: x.group, from: x.from, hex: hex(x.data), generation: x.generation, index: x.index }));
-        m.on('group:member-added', (c) => state.added.push({ group: c.group, member: c.member, by: c.by }));
-        m.on('endpoint:error', (e) => state.errors.push(String(e && e.code)));
-        window.__groups = state;
-        window.__messenger = m;
-        window.__client = client;
-        window.__hex = hex;
-        await m.startListening({ signal: AbortSignal.timeout(${WAIT_MS}) });
-        return m.address;
-      })()`),
+      page.evaluate(startInPage(null)),
     ]);
     pageAddress = (await started)[2] as string;
     expect(pageAddress).to.match(/^[a-z2-7]{56}\.allium$/);
@@ -118,10 +130,15 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
     }
   });
 
+  let groupId = '';
+  /** The Node messengers' messages from the page before its reload. */
+  const fromPageBefore = new Map<string, number>();
+
   it("the page takes part: it receives each Node member's message once and both receive its message once", async () => {
     const t0 = Date.now();
     const group = await admin.createGroup('allotment', [pageAddress, other.address], { signal: AbortSignal.timeout(WAIT_MS) });
     const id = group.id;
+    groupId = id;
     await waitFor(() => other.group(id) !== undefined, WAIT_MS, 'the other Node member joined');
     await waitInPage(`window.__messenger.group(${JSON.stringify(id)}) !== undefined`, 'the page to join');
     const joined = (await page.evaluate(`(() => {
@@ -179,5 +196,49 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
     expect(((await page.evaluate(`window.__groups.errors`)) as string[]).join(',')).to.equal('');
     expect(chromium.log()).not.to.include('[pageerror]');
     console.log(`      group formed and 3 messages delivered to all in ${Date.now() - t0} ms`);
+    for (const m of [admin, other]) fromPageBefore.set(m.address, gotAt.get(m.address)!.filter((x) => x.from === pageAddress).length);
+  });
+
+  it('the page reloads: its group comes back from localStorage, and it receives and sends again, nothing twice', async () => {
+    const t0 = Date.now();
+    const seed = (await page.evaluate(`window.__seed`)) as string;
+    expect(await page.evaluate(`window.__groups.persistent`)).to.equal(true);
+    await page.evaluate(`(async () => { window.__messenger.close(); await window.__client.stop(); })()`);
+    await page.reload();
+    expect(await page.evaluate(startInPage(seed))).to.equal(pageAddress);
+    const loaded = (await page.evaluate(`window.__groups.loaded`)) as Array<{ id: string; members: string[]; active: boolean }>;
+    expect(loaded).to.deep.equal([{ id: groupId, members: [admin.address, other.address, pageAddress].sort(), active: true }]);
+
+    // A Node member's next message reaches the reloaded page (live, or from its mailbox if the sender still had
+    // the page's old descriptor).
+    const data = bytes(4);
+    const report = await other.group(groupId)!.send(data, { signal: AbortSignal.timeout(WAIT_MS) });
+    expect(report.failed.map((f) => f.error.code)).to.deep.equal([]);
+    if (report.storedOffline.includes(pageAddress)) await page.evaluate(`window.__messenger.checkMailbox({ signal: AbortSignal.timeout(${WAIT_MS}) })`);
+    await waitInPage(`window.__groups.messages.length >= 1`, 'the message on the reloaded page');
+
+    // The page sends under its stored chain: the Node members take it as the next index, not a repeat.
+    const again = bytes(5);
+    const sent = (await page.evaluate(`(async () => {
+      const r = await window.__messenger.group(${JSON.stringify(groupId)}).send(Uint8Array.from(${JSON.stringify([...again])}), { signal: AbortSignal.timeout(${WAIT_MS}) });
+      return { failed: r.failed.map((f) => f.error.code), index: r.index };
+    })()`)) as { failed: string[]; index: number };
+    expect(sent).to.deep.equal({ failed: [], index: 1 });
+    await waitFor(
+      () => [admin, other].every((m) => gotAt.get(m.address)!.filter((x) => x.from === pageAddress).length > fromPageBefore.get(m.address)!),
+      WAIT_MS,
+      () => `the reloaded page's message at both Node members\n${chromium.log()}`,
+    );
+
+    const atPage = (await page.evaluate(`window.__groups.messages`)) as Array<{ group: string; from: string; hex: string }>;
+    expect(atPage.map((x) => [x.group, x.from, x.hex])).to.deep.equal([[groupId, other.address, hex(data)]]);
+    for (const m of [admin, other]) {
+      const fromPage = gotAt.get(m.address)!.filter((x) => x.from === pageAddress);
+      expect(fromPage.map((x) => hex(x.data))).to.deep.equal([hex(bytes(2)), hex(again)]);
+      const ids = gotAt.get(m.address)!.map((x) => `${x.from} ${x.generation}:${x.index}`);
+      expect(new Set(ids).size, `${m.address} emitted a message twice`).to.equal(ids.length);
+    }
+    expect(chromium.log()).not.to.include('[pageerror]');
+    console.log(`      page reloaded, group back, a message each way in ${Date.now() - t0} ms`);
   });
 });
