@@ -3,8 +3,9 @@
  *
  * - MailboxSender leaves a sealed message in the first free slot of an inbox of the recipient for the current epoch
  *   — the per-contact inbox from us when the recipient is a pair (§9.1), else its first-contact inbox — at the
- *   slot's k holders, through circuits. It finds the first free slot by galloping over slots with HEAD fetches
- *   (slots fill from 0 upwards) and then remembers where it stopped.
+ *   slot's k holders, through circuits, with the proof of work the slot's index asks for (§9.3; solved in slices
+ *   that yield to the event loop). It finds the first free slot by galloping over slots with HEAD fetches (slots fill
+ *   from 0 upwards) and then remembers where it stopped.
  * - MailboxCollector reads the identity's first-contact inbox and the per-contact inboxes of its pairs slot by slot
  *   until MAILBOX_SCAN_GAP slots in a row are free, opens what it finds and hands the messages over in the senders'
  *   order, an epoch at a time and at most MAX_MAILBOX_COLLECT_BYTES of messages at a time, so a spammed inbox costs
@@ -22,6 +23,7 @@ import type { ContentStatus } from '../protocol/content-messages.js';
 import { AlliumError, CryptoError, isAlliumError, LimitError, throwIfAborted } from '../protocol/errors.js';
 import {
   decodeMailboxDeletion,
+  encodeMailboxItem,
   inboxKey,
   mailboxEpochAt,
   MAILBOX_CLOCK_SKEW_MS,
@@ -30,6 +32,7 @@ import {
   MAX_MAILBOX_MESSAGE_BYTES,
   MAX_MAILBOX_SLOTS,
   MAX_MAILBOX_TTL_MS,
+  mailboxPowBinding,
   openMailboxItem,
   pairInboxKey,
   pairSecret,
@@ -39,6 +42,7 @@ import {
 import { signalOption, type AbortOptions } from '../net/abort.js';
 import type { CircuitSource } from './client.js';
 import { ContentClient } from './content.js';
+import { solveIntroPow } from './messaging/pow-solver.js';
 
 /** Free slots in a row after which a collector stops reading an inbox. */
 export const MAILBOX_SCAN_GAP = 3;
@@ -138,11 +142,11 @@ export class MailboxSender {
     let statuses: ContentStatus[] = [];
     for (; slot < MAX_MAILBOX_SLOTS; slot++) {
       throwIfAborted(options.signal);
-      const rk = slotLocator(inbox, slot);
       const sealed = sealMailboxItem({
         sender: this.identity,
         recipient,
-        slot: rk,
+        inbox,
+        index: slot,
         exp,
         t: now,
         n,
@@ -152,7 +156,9 @@ export class MailboxSender {
         group: options.group === true,
         device: options.device === true,
       });
-      statuses = await this.content.storeAll('mailbox', rk, sealed.bytes, signalOption(options.signal));
+      // The slot's price (specs/messaging.md §9.3): effort(slot) hashes on average, solved in slices.
+      const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
+      statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
       const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
       if (accepted && stored === null) stored = slot;
       // Clean when no holder had something else there; otherwise another sender raced us: a copy goes next door.

@@ -29,18 +29,28 @@
  *   body  = CBOR { "v": 2, "from": IK_A, "t": sent ms, "n": counter, "id": random(16), "d": data, ? "k": 1, 2 or 3 }
  *   mac   = BLAKE2b-256 keyed with mk over "allium-v1 mailbox" | slot | u64(exp) | IK_B | body
  *   inner = CBOR { "v", "from", "t", "n", "id", "d", "mac" }
- *   ct    = ChaCha20-Poly1305(k, 0^12, pad(inner, 16), AD = "allium-v1 mailbox" | slot | u64(exp) | E | dt)
- *   item  = CBOR { "v": 1, "exp": expiry ms, "e": E, "dt": dt, "ct": ct }          ct: a padding bucket ≤ 28352
+ *   ct    = ChaCha20-Poly1305(k, 0^12, pad(inner, 16), AD = "allium-v1 mailbox" | slot | u64(exp) | E)
+ *   item  = CBOR { "v": 2, "exp": expiry ms, "x": inbox, "i": index, "w": { "n", "e" }, "e": E, "ct": ct }
+ *
+ * Version 2 items carry their inbox and slot index and a solution of the introduction puzzle (protocol/intro-pow.ts)
+ * whose seed is the slot's routing key and whose effort grows with the index (specs/messaging.md §9.3):
+ *
+ *   effort(i) = min(MAX_POW_EFFORT, 256 · 2^floor(i / 32))
+ *   binding   = H(u64(exp) | x | u32(i) | E | ct)
+ *   relay:      slot == H(x | u32(i), "…:slot"),  w.e ≥ effort(i),  verifyPow([slot], w, binding)
+ *
+ * so filling the first n slots of an inbox costs Σ effort(i) hashes, and a sender behind a flood of n pays effort(n).
+ * Version 1 items (`{ "v": 1, "exp", "e", "dt", "ct" }`, AD with `dt`, no work) are still opened, and relays store
+ * them until MAILBOX_V1_UNTIL_MS (one MAX_MAILBOX_TTL_MS after this version shipped).
  *
  * The AD binds the item to its slot and expiry, so a relay can neither move it to another slot nor extend its life.
  * Nothing deletes an item: relays drop it at `exp` (at most MAX_MAILBOX_TTL_MS ahead) and refuse the deletion
  * `CBOR { "v": 1, "del": token }` of earlier versions, so reading one's mail writes nothing an observer could time
- * (specs/messaging.md §9.4). `token` and `dt` stay in the format, unused.
+ * (specs/messaging.md §9.4).
  *
  * What this does not give: forward secrecy for stored items (the recipient's identity key opens every item still
- * held), protection against key-compromise impersonation (whoever holds the recipient's identity key can write it
- * items from anyone, as in X3DH), and protection from anyone with the address filling first-contact slots with junk
- * (specs/proposals/001).
+ * held), and protection against key-compromise impersonation (whoever holds the recipient's identity key can write it
+ * items from anyone, as in X3DH). Anyone with the address can still fill first-contact slots, at the price above.
  */
 import { z } from 'zod';
 import type { RandomSource } from '../crypto/drbg.js';
@@ -49,7 +59,8 @@ import { parseAddress, type Identity } from './address.js';
 import { ByteWriter, concatBytes, utf8 } from './bytes.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { DESCRIPTOR_CLOCK_SKEW_MS } from './descriptor.js';
-import { AlliumError, CryptoError, LimitError, ProtocolError } from './errors.js';
+import { AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError } from './errors.js';
+import { MAX_POW_EFFORT, POW_NONCE_LEN, solvePow, verifyPow, type PowSolution } from './intro-pow.js';
 import { PAD_BUCKETS, pad, paddedLength, unpad } from './padding.js';
 
 /** Length of a mailbox epoch: one day, like key-blinding periods. Part of the format (hashed into the inbox). */
@@ -70,6 +81,14 @@ export const MAX_MAILBOX_ITEM_BYTES = 28672;
 /** Largest message that fits a mailbox item (the inner structure's fields take the rest of the largest bucket). */
 export const MAX_MAILBOX_MESSAGE_BYTES = 28000;
 export const MAILBOX_ID_LEN = 16;
+/** The effort of the first slots of an inbox (slots 0–31); it doubles every MAILBOX_EFFORT_STEP slots. */
+export const MAILBOX_BASE_EFFORT = 256;
+export const MAILBOX_EFFORT_STEP = 32;
+/**
+ * Relays store version 1 items (no proof of work) until this time (Unix ms, 2026-12-14T00:00Z): one
+ * MAX_MAILBOX_TTL_MS after this version, the first to accept version 2, shipped (specs/proposals/001, Compatibility).
+ */
+export const MAILBOX_V1_UNTIL_MS = Date.UTC(2026, 11, 14);
 export const MAILBOX_TOKEN_LEN = 32;
 
 const TAG = 16;
@@ -87,13 +106,23 @@ const L = {
 };
 const MAC_LEN = 32;
 
-const itemSchema = z.strictObject({
+const itemV1Schema = z.strictObject({
   v: z.literal(1),
   exp: zUint(),
   e: zBytes(32),
   dt: zBytes(32),
   ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
 });
+const itemV2Schema = z.strictObject({
+  v: z.literal(2),
+  exp: zUint(),
+  x: zBytes(32),
+  i: zUint(MAX_MAILBOX_SLOTS - 1),
+  w: z.strictObject({ n: zBytes(POW_NONCE_LEN), e: z.number().int().min(1).max(MAX_POW_EFFORT) }),
+  e: zBytes(32),
+  ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
+});
+const itemSchema = z.discriminatedUnion('v', [itemV1Schema, itemV2Schema]);
 const deletionSchema = z.strictObject({ v: z.literal(1), del: zBytes(MAILBOX_TOKEN_LEN) });
 const innerSchema = z.strictObject({
   v: z.literal(2),
@@ -107,6 +136,9 @@ const innerSchema = z.strictObject({
 });
 
 export type MailboxItemEnvelope = z.infer<typeof itemSchema>;
+export type MailboxItemV2 = z.infer<typeof itemV2Schema>;
+/** A version 2 item before its proof of work: everything the work binds. */
+export type UnsolvedMailboxItem = Omit<MailboxItemV2, 'w'>;
 
 /** What a relay learns from a STORE of kind "mailbox": an item and its expiry. */
 export interface MailboxStore {
@@ -130,8 +162,10 @@ export interface OpenedMailboxItem {
   /** True when `data` is a device envelope (specs/messaging.md §14.2; the item's "k": 3). */
   readonly device: boolean;
   readonly exp: number;
-  /** The deletion token: the recipient sends deletion(token) to the slot's holders once it has the message. */
-  readonly token: Uint8Array;
+  /** The item's format version (1: no proof of work; 2: specs/messaging.md §9.2). */
+  readonly version: 1 | 2;
+  /** The deletion token of a version 1 item (unused since deletions are refused); null for version 2. */
+  readonly token: Uint8Array | null;
 }
 
 function u64(n: number): Uint8Array {
@@ -210,8 +244,9 @@ function itemKeys(ss: Uint8Array, e: Uint8Array, ikb: Uint8Array): { key: Uint8A
   return out;
 }
 
-function itemAd(slot: Uint8Array, exp: number, e: Uint8Array, dt: Uint8Array): Uint8Array {
-  return concatBytes(CONTEXT, slot, u64(exp), e, dt);
+/** The AD of an item's ciphertext: version 1 binds its deletion check too. */
+function itemAd(slot: Uint8Array, exp: number, e: Uint8Array, dt: Uint8Array | null): Uint8Array {
+  return dt ? concatBytes(CONTEXT, slot, u64(exp), e, dt) : concatBytes(CONTEXT, slot, u64(exp), e);
 }
 
 function macInput(slot: Uint8Array, exp: number, recipient: Uint8Array, body: Uint8Array): Uint8Array {
@@ -230,8 +265,6 @@ export interface SealOptions {
   readonly sender: Identity;
   /** The recipient's address or identity key. */
   readonly recipient: string | Uint8Array;
-  /** The slot's routing key (slotLocator). */
-  readonly slot: Uint8Array;
   /** When relays drop the item (Unix ms). */
   readonly exp: number;
   /** The sender's clock (Unix ms). */
@@ -251,16 +284,32 @@ export interface SealOptions {
   readonly random?: RandomSource;
 }
 
-/**
- * Seals a message into a mailbox item for one slot. Returns the item, its id and the deletion token. Throws
- * LimitError MAX_MAILBOX_MESSAGE_BYTES (ERR_LIMIT) for a message that does not fit an item.
- */
-export function sealMailboxItem(o: SealOptions): { bytes: Uint8Array; id: Uint8Array; token: Uint8Array } {
+/** Where a version 2 item goes: the inbox and the slot's index in it. */
+export interface SealV2Options extends SealOptions {
+  /** The inbox key (inboxKey or pairInboxKey): the item carries it, and the relay derives the slot from it. */
+  readonly inbox: Uint8Array;
+  /** The slot's index in the inbox, 0 ≤ index < MAX_MAILBOX_SLOTS. */
+  readonly index: number;
+}
+
+/** The least effort a version 2 item in slot `index` must carry (specs/messaging.md §9.3). */
+export function mailboxEffort(index: number): number {
+  if (!Number.isInteger(index) || index < 0 || index >= MAX_MAILBOX_SLOTS) throw new AlliumError('ERR_INTERNAL', `a slot is 0..${MAX_MAILBOX_SLOTS - 1}`);
+  return Math.min(MAX_POW_EFFORT, MAILBOX_BASE_EFFORT * 2 ** Math.floor(index / MAILBOX_EFFORT_STEP));
+}
+
+/** What a version 2 item's proof of work is bound to: H(u64(exp) | x | u32(i) | E | ct). */
+export function mailboxPowBinding(item: UnsolvedMailboxItem): Uint8Array {
+  return crypto().hash(32, concatBytes(u64(item.exp), item.x, new ByteWriter(4).u32(item.i).done(), item.e, item.ct));
+}
+
+/** Seals the message for the slot `rk`: the ephemeral key E, the ciphertext, the id, and version 1's token. */
+function seal(o: SealOptions, rk: Uint8Array, v1: boolean): { e: Uint8Array; ct: Uint8Array; id: Uint8Array; token: Uint8Array | null; dt: Uint8Array | null } {
   const c = crypto();
   if (o.data.length > MAX_MAILBOX_MESSAGE_BYTES) {
     throw new LimitError('MAX_MAILBOX_MESSAGE_BYTES', `a message of ${o.data.length} bytes does not fit a mailbox item`);
   }
-  if (o.slot.length !== 32) throw new AlliumError('ERR_INTERNAL', 'a slot is 32 bytes');
+  if (rk.length !== 32) throw new AlliumError('ERR_INTERNAL', 'a slot is 32 bytes');
   const random = o.random ?? ((n: number) => c.random(n));
   const recipient = identityKeyOf(o.recipient);
   const ikb = c.edPublicToX25519(recipient);
@@ -291,17 +340,53 @@ export function sealMailboxItem(o: SealOptions): { bytes: Uint8Array; id: Uint8A
   }
   const mk = macKey(ss, sd, eph.publicKey, c.edPublicToX25519(o.sender.publicKey), ikb);
   c.wipe(sd);
-  const mac = c.hash(MAC_LEN, macInput(o.slot, o.exp, recipient, encodeCbor(body)), mk);
+  const mac = c.hash(MAC_LEN, macInput(rk, o.exp, recipient, encodeCbor(body)), mk);
   c.wipe(mk);
   const inner = encodeCbor({ ...body, mac });
   const len = paddedLength(inner.length, TAG) + TAG;
   if (len > MAX_MAILBOX_CT_BYTES) throw new LimitError('MAX_MAILBOX_MESSAGE_BYTES', 'message does not fit a mailbox item');
   const { key, token } = itemKeys(ss, eph.publicKey, ikb);
-  const dt = deletionCheck(token);
-  const ct = c.aeadEncrypt(pad(inner, TAG), itemAd(o.slot, o.exp, eph.publicKey, dt), NONCE0, key);
+  const dt = v1 ? deletionCheck(token) : null;
+  const ct = c.aeadEncrypt(pad(inner, TAG), itemAd(rk, o.exp, eph.publicKey, dt), NONCE0, key);
   c.wipe(key);
-  const bytes = encodeCbor({ v: 1, exp: o.exp, e: eph.publicKey, dt, ct });
-  return { bytes, id, token };
+  if (!v1) c.wipe(token);
+  return { e: eph.publicKey, ct, id, token: v1 ? token : null, dt };
+}
+
+/**
+ * Seals a message into a version 2 item for slot `index` of `inbox`, without its proof of work: the caller solves
+ * the puzzle (seed: `slot`, effort: at least `effort`, binding: mailboxPowBinding(item)) and encodes the item with
+ * encodeMailboxItem. Throws LimitError MAX_MAILBOX_MESSAGE_BYTES (ERR_LIMIT) for a message that does not fit an item.
+ */
+export function sealMailboxItem(o: SealV2Options): { item: UnsolvedMailboxItem; slot: Uint8Array; effort: number; id: Uint8Array } {
+  if (o.inbox.length !== 32) throw new AlliumError('ERR_INTERNAL', 'an inbox key is 32 bytes');
+  const slot = slotLocator(o.inbox, o.index);
+  const s = seal(o, slot, false);
+  const item: UnsolvedMailboxItem = { v: 2, exp: o.exp, x: Uint8Array.from(o.inbox), i: o.index, e: s.e, ct: s.ct };
+  return { item, slot, effort: mailboxEffort(o.index), id: s.id };
+}
+
+/** The bytes of a version 2 item with its proof of work `w` (the fields in the spec's order). */
+export function encodeMailboxItem(item: UnsolvedMailboxItem, w: PowSolution): Uint8Array {
+  return encodeCbor({ v: 2, exp: item.exp, x: item.x, i: item.i, w: { n: w.n, e: w.e }, e: item.e, ct: item.ct });
+}
+
+/**
+ * Solves a version 2 item's puzzle at effort(i) synchronously, trying up to `tries` nonces from `start`, and returns
+ * the item's bytes, or null when none of them met it (tests and vectors; the client yields between slices).
+ */
+export function solveMailboxItem(item: UnsolvedMailboxItem, start: Uint8Array, tries = Number.MAX_SAFE_INTEGER): Uint8Array | null {
+  const w = solvePow(slotLocator(item.x, item.i), mailboxEffort(item.i), mailboxPowBinding(item), start, tries);
+  return w ? encodeMailboxItem(item, w) : null;
+}
+
+/**
+ * Seals a message into a version 1 item for one slot (no proof of work: relays store these only until
+ * MAILBOX_V1_UNTIL_MS). Kept for the compatibility tests and vectors. Returns the item, its id and deletion token.
+ */
+export function sealMailboxItemV1(o: SealOptions & { readonly slot: Uint8Array }): { bytes: Uint8Array; id: Uint8Array; token: Uint8Array } {
+  const s = seal(o, o.slot, true);
+  return { bytes: encodeCbor({ v: 1, exp: o.exp, e: s.e, dt: s.dt!, ct: s.ct }), id: s.id, token: s.token! };
 }
 
 /** The deletion of earlier versions (a recipient stored it over a collected item); relays now refuse it. */
@@ -323,15 +408,32 @@ export function decodeMailboxDeletion(bytes: Uint8Array): Uint8Array {
 }
 
 /**
- * What a relay checks before storing under a slot (specs/messaging.md §9.3): an item, well formed, with a
- * bucket-sized ciphertext, expiring after `now` and at most MAX_MAILBOX_TTL_MS + skew after it. Anything else — a
- * deletion of earlier versions too — is refused: nothing but an item ever occupies a slot, and a collection writes
- * nothing. Throws ERR_CBOR_* / ERR_SCHEMA, ERR_BAD_LENGTH, LimitError MAILBOX_TTL (ERR_LIMIT).
+ * What a relay checks before storing under the slot `rk` (specs/messaging.md §9.3): an item, well formed, with a
+ * bucket-sized ciphertext, expiring after `now` and at most MAX_MAILBOX_TTL_MS + skew after it; a version 2 item must
+ * name the inbox and index whose slot is `rk` and carry a proof of work of at least effort(i) bound to it; a version 1
+ * item (no work) is stored only while `acceptV1` (default: `now` < MAILBOX_V1_UNTIL_MS). Anything else — a deletion
+ * of earlier versions too — is refused: nothing but an item ever occupies a slot, and a collection writes nothing.
+ * Throws ERR_CBOR_* / ERR_SCHEMA, ERR_BAD_LENGTH, LimitError MAILBOX_TTL (ERR_LIMIT), ERR_MAILBOX_POW.
  */
-export function verifyMailboxStore(bytes: Uint8Array, now: number): MailboxStore {
+export function verifyMailboxStore(bytes: Uint8Array, now: number, rk: Uint8Array, options: { acceptV1?: boolean } = {}): MailboxStore {
   const item = decodeMailboxItem(bytes);
   if (item.exp <= now) throw new LimitError('MAILBOX_TTL', 'mailbox item already expired');
   if (item.exp > now + MAX_MAILBOX_TTL_MS + MAILBOX_CLOCK_SKEW_MS) throw new LimitError('MAILBOX_TTL', 'mailbox item expires beyond the longest lifetime');
+  if (item.v === 1) {
+    if (!(options.acceptV1 ?? now < MAILBOX_V1_UNTIL_MS))
+      throw new ProtocolError('ERR_MAILBOX_POW', 'mailbox items of version 1 carry no proof of work and are no longer stored');
+    return { exp: item.exp };
+  }
+  const c = crypto();
+  if (rk.length !== 32 || !c.equal(slotLocator(item.x, item.i), rk))
+    throw new ProtocolError('ERR_MAILBOX_POW', 'mailbox item names another slot than the one it is stored in');
+  if (item.w.e < mailboxEffort(item.i)) throw new ProtocolError('ERR_MAILBOX_POW', 'mailbox item carries less work than its slot needs');
+  try {
+    verifyPow([rk], item.w, mailboxPowBinding(item));
+  } catch (e) {
+    if (isAlliumError(e)) throw new ProtocolError('ERR_MAILBOX_POW', 'mailbox item proof of work does not meet its effort', { cause: e });
+    throw e;
+  }
   return { exp: item.exp };
 }
 
@@ -355,10 +457,12 @@ export function openMailboxItem(recipient: Identity, slot: Uint8Array, bytes: Ui
     }
     const ssCopy = Uint8Array.from(ss);
     const { key, token } = itemKeys(ss, item.e, ikb);
-    const padded = c.aeadDecrypt(item.ct, itemAd(slot, item.exp, item.e, item.dt), NONCE0, key);
+    const dt = item.v === 1 ? item.dt : null;
+    const padded = c.aeadDecrypt(item.ct, itemAd(slot, item.exp, item.e, dt), NONCE0, key);
     c.wipe(key);
-    // The ciphertext authenticates dt; a dt that is not H(token) is refused (the format's rule since version 1).
-    if (!padded || !c.equal(deletionCheck(token), item.dt)) throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item does not open');
+    // Version 1: the ciphertext authenticates dt; a dt that is not H(token) is refused (the format's rule).
+    if (!padded || (dt !== null && !c.equal(deletionCheck(token), dt))) throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item does not open');
+    if (dt === null) c.wipe(token);
     const inner = decodeMessage(innerSchema, unpad(padded, TAG), MAX_MAILBOX_CT_BYTES, 'mailbox message');
     if (!c.edIsValidPoint(inner.from)) throw new ProtocolError('ERR_KEY_FORMAT', 'mailbox sender key is not a valid point');
     const { mac, ...body } = inner;
@@ -387,7 +491,8 @@ export function openMailboxItem(recipient: Identity, slot: Uint8Array, bytes: Ui
       group: inner.k === 2,
       device: inner.k === 3,
       exp: item.exp,
-      token,
+      version: item.v,
+      token: dt === null ? null : token,
     };
   } finally {
     c.wipe(ikbSecret);

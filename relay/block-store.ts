@@ -41,7 +41,7 @@ import { verifyRecord, type SskRecord } from '../protocol/ssk.js';
 import { verifyEndpointDescriptor } from '../protocol/endpoint-descriptor.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 import { periodStart } from '../protocol/key-blinding.js';
-import { MAILBOX_HOLD_MS, verifyMailboxStore } from '../protocol/mailbox.js';
+import { MAILBOX_HOLD_MS, MAILBOX_V1_UNTIL_MS, verifyMailboxStore } from '../protocol/mailbox.js';
 import { loadSqlite, type SqliteDatabase } from './sqlite.js';
 
 /** Sorts before every key (a zero-length blob is less than any other). */
@@ -107,11 +107,17 @@ export class BlockStore {
   /** Reads (FETCH, not head-only) per block since the last repair pass, by hex key: memory only, bounded. */
   private readonly reads = new Map<string, number>();
 
+  /** Version 1 mailbox items (no proof of work) are stored until this time (Unix ms; messaging.md §9.3). */
+  private readonly mailboxV1Until: number;
+
   constructor(
     dir: string,
     readonly quota: number,
     sync: 'normal' | 'full' = 'normal',
+    /** `mailboxV1Until`: default MAILBOX_V1_UNTIL_MS (config `mailbox_v1_until`). */
+    options: { mailboxV1Until?: number } = {},
   ) {
+    this.mailboxV1Until = options.mailboxV1Until ?? MAILBOX_V1_UNTIL_MS;
     const Database = loadSqlite();
     this.db = new Database(join(dir, 'store.sqlite'));
     this.db.pragma('journal_mode = WAL');
@@ -390,11 +396,11 @@ export class BlockStore {
   /**
    * Stores an item in a mailbox slot (specs/messaging.md §9.4). An item goes into an empty slot; the same bytes
    * again are 'exists'; anything else in an occupied slot is 'occupied'. Nothing else is stored: a deletion (of
-   * earlier versions) is refused by verifyMailboxStore, so it neither removes an item nor occupies a free slot.
-   * Throws what verifyMailboxStore throws, ERR_QUOTA.
+   * earlier versions) is refused by verifyMailboxStore, so it neither removes an item nor occupies a free slot, and
+   * so is an item without the proof of work its slot needs. Throws what verifyMailboxStore throws, ERR_QUOTA.
    */
   putMailbox(rk: Uint8Array, data: Uint8Array, now = Date.now()): MailboxResult {
-    const v = verifyMailboxStore(data, now);
+    const v = verifyMailboxStore(data, now, rk, { acceptV1: now < this.mailboxV1Until });
     this.sweepExpired(now);
     const have = this.readMailbox(rk, now);
     if (have) return have.state !== 'expired' && sameBytes(have.data, data) ? 'exists' : 'occupied';

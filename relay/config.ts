@@ -12,6 +12,7 @@ import { ConfigError } from '../protocol/errors.js';
 import { parseExitPolicy } from '../protocol/exit-policy.js';
 import { isLinkUrl } from '../protocol/dial-policy.js';
 import { identityOf, parseBootstrapLine, type BootstrapLine } from '../protocol/bootstrap-line.js';
+import { MAILBOX_V1_UNTIL_MS } from '../protocol/mailbox.js';
 import { zDuration, zSize } from './config-units.js';
 import { unknownKeyHint } from './config-hints.js';
 
@@ -115,6 +116,11 @@ export const relayConfigSchema = z.strictObject({
   storage_min_free_disk: zSize({ min: 0 }).default(256 * 1024 * 1024),
   /** "normal": acknowledged blocks survive the relay being killed; "full": also power loss (an fsync per write). */
   store_sync: z.enum(['normal', 'full']).default('normal'),
+  /**
+   * Until when (Unix ms) mailbox items of version 1, which carry no proof of work, are stored (specs/messaging.md
+   * §9.3): default one MAX_MAILBOX_TTL_MS after version 2 shipped. 0 refuses them now.
+   */
+  mailbox_v1_until: z.number().int().min(0).default(MAILBOX_V1_UNTIL_MS),
   /** Exit policy lines, first match wins; default: not an exit. */
   exit_policy: z.array(z.string()).default(['reject *:*']),
   /** Refuse exits to private, loopback and link-local addresses (prepended to exit_policy). */

@@ -7,6 +7,11 @@
  * circuit, so a FETCH flood cannot make the relay queue an item per stream for a thousand streams a circuit; further
  * ones are refused with END RESOURCE_LIMIT. A STORE reserves its `n` bytes (one buffer, filled as DATA arrives) out
  * of MAX_PENDING_STORE_BYTES for the relay until it ends; a STORE that does not fit is answered STORED `refused`.
+ * Mailbox STOREs are also rate-bounded per circuit and per previous-hop link (token buckets, specs/limits.md
+ * MAILBOX_STORES_PER_CIRCUIT / MAILBOX_STORES_PER_PEER): beyond them STORED `refused`, before any byte is reserved.
+ * A STORE without `f` from a relay link may be a forward, on the one circuit a forwarder shares among all the clients
+ * it forwards for: it is charged to the link's bucket only. The buckets hang off the circuit and the link in weak
+ * maps, so they go when their owner does.
  *
  * A request naming a holder in `f` is forwarded to it (specs/content.md §8.3, relay/content-forward.ts): a STORE's
  * bytes are collected here under the same reservation, then passed on; the holder's answer comes back on the stream.
@@ -24,6 +29,9 @@ import type { FetchSink } from '../net/content-requests.js';
 import type { MuxStream, StreamMux } from '../net/stream-mux.js';
 import type { BlockStore } from './block-store.js';
 import type { CircuitHop } from './circuits.js';
+import type { Link } from '../net/link.js';
+import { LinkRole } from '../protocol/link-handshake.js';
+import { TokenBucket } from './token-bucket.js';
 import type { ContentForwarder, ForwardSlot } from './content-forward.js';
 import type { RelayMetrics } from './metrics.js';
 
@@ -34,11 +42,22 @@ export const MAX_CONTENT_STREAMS_PER_CIRCUIT = 16;
 /** Bytes of STOREs whose data is still arriving, over all circuits (specs/limits.md). */
 export const MAX_PENDING_STORE_BYTES = 64 * 1024 * 1024;
 
+/** Mailbox STOREs one circuit may make: a burst, then a rate per second (specs/limits.md). */
+export const MAILBOX_STORES_PER_CIRCUIT = { burst: 64, perSecond: 1 };
+/** Mailbox STOREs over all circuits from one previous-hop link (a middle relay, or a client on a one-hop circuit). */
+export const MAILBOX_STORES_PER_PEER = { burst: 1024, perSecond: 32 };
+
 export interface ContentServiceOptions {
   /** Default MAX_CONTENT_STREAMS_PER_CIRCUIT. */
   maxStreamsPerCircuit?: number;
   /** Default MAX_PENDING_STORE_BYTES. */
   maxPendingStoreBytes?: number;
+  /** Default MAILBOX_STORES_PER_CIRCUIT. */
+  mailboxStoresPerCircuit?: { burst: number; perSecond: number };
+  /** Default MAILBOX_STORES_PER_PEER. */
+  mailboxStoresPerPeer?: { burst: number; perSecond: number };
+  /** The clock of the rate bounds (default Date.now). */
+  now?: () => number;
   /** Forwards requests that name a holder (content.md §8.3); without it they are answered `unknown`. */
   forwarder?: ContentForwarder;
 }
@@ -55,6 +74,10 @@ export class ContentService {
   private readonly maxStreamsPerCircuit: number;
   private readonly maxPendingStoreBytes: number;
   private pendingStore = 0;
+  private readonly mailboxPerCircuit = new WeakMap<CircuitHop, TokenBucket>();
+  private readonly mailboxPerPeer = new WeakMap<Link, TokenBucket>();
+  private readonly mailboxLimits: { circuit: { burst: number; perSecond: number }; peer: { burst: number; perSecond: number } };
+  private readonly now: () => number;
   private readonly forwarder: ContentForwarder | null;
   /** FETCH requests answered: reads, and head-only checks (other relays' repair probes). For status and the simulator. */
   readonly fetched = { reads: 0, heads: 0 };
@@ -68,8 +91,34 @@ export class ContentService {
   ) {
     this.maxStreamsPerCircuit = options.maxStreamsPerCircuit ?? MAX_CONTENT_STREAMS_PER_CIRCUIT;
     this.maxPendingStoreBytes = options.maxPendingStoreBytes ?? MAX_PENDING_STORE_BYTES;
+    this.mailboxLimits = {
+      circuit: options.mailboxStoresPerCircuit ?? MAILBOX_STORES_PER_CIRCUIT,
+      peer: options.mailboxStoresPerPeer ?? MAILBOX_STORES_PER_PEER,
+    };
+    this.now = options.now ?? Date.now;
     this.forwarder = options.forwarder ?? null;
     this.updateGauges();
+  }
+
+  /**
+   * Takes one mailbox STORE from the circuit's and the previous-hop link's buckets; false when either is empty (then
+   * neither is charged). A link with no bucket yet gets a full one. `named`: the STORE names a holder (`f`), so this
+   * circuit is a client's.
+   */
+  private admitMailboxStore(hop: CircuitHop, named: boolean): boolean {
+    const bucket = <K extends object>(map: WeakMap<K, TokenBucket>, key: K, l: { burst: number; perSecond: number }): TokenBucket => {
+      let b = map.get(key);
+      if (!b) map.set(key, (b = new TokenBucket(l.perSecond, l.burst, this.now)));
+      return b;
+    };
+    // Without `f` from a relay link: perhaps a forwarder's shared circuit (content.md §8.3), so the link's bucket only.
+    const perCircuit = named || hop.prev.link.peer?.role !== LinkRole.RELAY;
+    const circuit = perCircuit ? bucket(this.mailboxPerCircuit, hop, this.mailboxLimits.circuit) : null;
+    const peer = bucket(this.mailboxPerPeer, hop.prev.link, this.mailboxLimits.peer);
+    if ((circuit && circuit.available < 1) || peer.available < 1) return false;
+    circuit?.tryTake(1);
+    peer.tryTake(1);
+    return true;
   }
 
   /**
@@ -123,6 +172,10 @@ export class ContentService {
     }
     const max = MAX_ITEM_BYTES[req.t];
     if (req.n > max || (req.t === 'block' && req.n !== BLOCK_LEN)) return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'invalid' }));
+    if (req.t === 'mailbox' && !this.admitMailboxStore(hop, req.f !== undefined)) {
+      this.metrics.drops.inc({ reason: 'mailbox_store_limit' });
+      return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'refused' }));
+    }
     if (this.pendingStore + req.n > this.maxPendingStoreBytes) {
       this.metrics.drops.inc({ reason: 'store_pending_limit' });
       return this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: 'refused' }));

@@ -207,7 +207,8 @@ export class Relay {
       log: this.log,
     });
     this.journals = restored.journals;
-    if (cfg.storage_quota > 0 && !cfg.bridge) this.blockStore = new BlockStore(cfg.data_dir, cfg.storage_quota, cfg.store_sync);
+    if (cfg.storage_quota > 0 && !cfg.bridge)
+      this.blockStore = new BlockStore(cfg.data_dir, cfg.storage_quota, cfg.store_sync, { mailboxV1Until: cfg.mailbox_v1_until });
     const node = (this.nodeImpl = createRelayNode(
       {
         identity,

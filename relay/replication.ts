@@ -284,7 +284,7 @@ export class Replicator {
     }
   }
 
-  /** Makes sure `h` holds the item. True if it has it now, false if it refused (quota), null if unreachable. */
+  /** Makes sure `h` holds the item. True if it has it now, false if it refused (quota, invalid), null if unreachable or busy. */
   private async ensure(h: Descriptor, kind: 'block' | 'record' | 'mailbox', rk: Uint8Array, data: Uint8Array, cache: boolean): Promise<boolean | null> {
     try {
       let circuit: ClientCircuit;
@@ -304,6 +304,8 @@ export class Replicator {
         this.pushed++;
         this.o.metrics.replicated.inc();
       }
+      // `refused` is a busy holder (its pending-STORE bytes or its mailbox STORE buckets, specs/limits.md): next pass.
+      if (status === 'refused') return null;
       return status === 'ok' || status === 'exists' || status === 'stale' || status === 'occupied';
     } catch (e) {
       this.o.log.debug({ err: e }, 'replication transfer failed');

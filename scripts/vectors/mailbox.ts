@@ -1,6 +1,7 @@
 /**
  * specs/vectors/mailbox.json: offline mailboxes (specs/messaging.md §9): inbox and slot locators, sealed items
- * with their ephemeral key, id, deletion token and check, deletions, the STORE and STORED messages of a mailbox
+ * of version 1 with their ephemeral key, id, deletion token and check, deletions, items of version 2 with their
+ * proof of work, the STORE and STORED messages of a mailbox
  * request, and the items and stores a recipient or a relay refuses, with their codes.
  */
 import { createIdentity } from '../../protocol/address.js';
@@ -11,7 +12,11 @@ import {
   decodeMailboxItem,
   deletionCheck,
   encodeMailboxDeletion,
+  encodeMailboxItem,
   inboxKey,
+  mailboxEffort,
+  mailboxPowBinding,
+  MAILBOX_V1_UNTIL_MS,
   MAILBOX_CT_LENS,
   MAILBOX_EPOCH_SECONDS,
   MAX_MAILBOX_ITEM_BYTES,
@@ -21,9 +26,12 @@ import {
   pairInboxKey,
   pairSecret,
   sealMailboxItem,
+  sealMailboxItemV1,
   slotLocator,
+  solveMailboxItem,
   verifyMailboxStore,
 } from '../../protocol/mailbox.js';
+import { solvePow } from '../../protocol/intro-pow.js';
 import { check, errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
 /** A fixed clock for the vectors: 2025-06-15 12:00:00 UTC. */
@@ -57,7 +65,7 @@ export function mailboxFile(): VectorFile {
     const rec = recordingRandom(`mailbox/item-${slot}`);
     const rk = slotLocator(inbox, slot);
     const exp = NOW + 2 * HOUR;
-    const s = sealMailboxItem({ sender, recipient: recipient.publicKey, slot: rk, exp, t: NOW, n, data, random: rec.random });
+    const s = sealMailboxItemV1({ sender, recipient: recipient.publicKey, slot: rk, exp, t: NOW, n, data, random: rec.random });
     const o = openMailboxItem(recipient, rk, s.bytes, { now: NOW });
     check(toHex(o.data) === toHex(data) && toHex(o.from) === toHex(sender.publicKey) && o.n === n, `mailbox item "${name}" opens`);
     const env = decodeMailboxItem(s.bytes);
@@ -92,7 +100,7 @@ export function mailboxFile(): VectorFile {
   };
   const other = createIdentity(seeded('mailbox/other')(32));
   const impostor = createIdentity(seeded('mailbox/impostor')(32));
-  const forged = sealMailboxItem({
+  const forged = sealMailboxItemV1({
     sender: { publicKey: sender.publicKey, secretKey: impostor.secretKey },
     recipient: recipient.publicKey,
     slot: rk0,
@@ -142,19 +150,92 @@ export function mailboxFile(): VectorFile {
     ['unknown field', encodeCbor({ ...fields, x: 0 }), NOW, 'ERR_SCHEMA'],
     ['deletion token of 31 bytes', encodeCbor({ v: 1, del: seeded('mailbox/short-token')(31) }), NOW, 'ERR_SCHEMA'],
     ['a deletion (relays store none: messaging.md §9.3)', encodeCbor({ v: 1, del: seeded('mailbox/deletion')(32) }), NOW, 'ERR_SCHEMA'],
-    ['version 2', encodeCbor({ ...fields, v: 2 }), NOW, 'ERR_SCHEMA'],
+    ['version 2 without inbox, index and work', encodeCbor({ ...fields, v: 2 }), NOW, 'ERR_SCHEMA'],
+    [
+      'version 1 after MAILBOX_V1_UNTIL_MS',
+      sealMailboxItemV1({
+        sender,
+        recipient: recipient.publicKey,
+        slot: rk0,
+        exp: MAILBOX_V1_UNTIL_MS + HOUR,
+        t: MAILBOX_V1_UNTIL_MS,
+        n: 0,
+        data: utf8('late'),
+        random: seeded('mailbox/v1-late'),
+      }).bytes,
+      MAILBOX_V1_UNTIL_MS,
+      'ERR_MAILBOX_POW',
+    ],
   ];
   const storeInvalid = storeCases.map(([name, bytes, now, error]) => ({
     name,
     bytes: toHex(bytes),
     now,
     error: expectCode(
-      errorCodeOf(() => verifyMailboxStore(bytes, now), name),
+      errorCodeOf(() => verifyMailboxStore(bytes, now, new Uint8Array(32)), name),
       error,
       `mailbox store "${name}"`,
     ),
   }));
-  check(verifyMailboxStore(base, NOW).exp > NOW, 'the first item is storable at NOW');
+  check(verifyMailboxStore(base, NOW, new Uint8Array(32)).exp > NOW, 'the first item is storable at NOW');
+
+  // Version 2 (§9.2–§9.3): the puzzle solved from the all-zero nonce upwards; slot 32 is the first at effort 512.
+  const v2Cases: [string, number, Uint8Array][] = [
+    ['version 2, slot 0 (effort 256)', 0, utf8('Hello Alice, from a stranger.')],
+    ['version 2, slot 32 (effort 512)', 32, new Uint8Array(0)],
+  ];
+  const zero = new Uint8Array(16);
+  const itemsV2 = v2Cases.map(([name, index, data]) => {
+    const rec = recordingRandom(`mailbox/item-v2-${index}`);
+    const exp = NOW + 2 * HOUR;
+    const s = sealMailboxItem({ sender, recipient: recipient.publicKey, inbox, index, exp, t: NOW, n: index, data, random: rec.random });
+    const bytes = solveMailboxItem(s.item, zero)!;
+    const env = decodeMailboxItem(bytes);
+    check(env.v === 2 && env.w.e === mailboxEffort(index), `mailbox item "${name}" carries effort(i)`);
+    check(verifyMailboxStore(bytes, NOW, s.slot).exp === exp, `mailbox item "${name}" is storable in its slot`);
+    check(toHex(openMailboxItem(recipient, s.slot, bytes, { now: NOW }).data) === toHex(data), `mailbox item "${name}" opens`);
+    return {
+      name,
+      index,
+      locator: toHex(s.slot),
+      exp,
+      t: NOW,
+      n: index,
+      data: toHex(data),
+      random: rec.taken(),
+      randomCalls: rec.calls(),
+      id: toHex(s.id),
+      effort: mailboxEffort(index),
+      binding: toHex(mailboxPowBinding(s.item)),
+      nonce: toHex(env.v === 2 ? env.w.n : zero),
+      item: toHex(bytes),
+    };
+  });
+  const v2 = fromHex(itemsV2[1]!.item);
+  const v2Env = decodeMailboxItem(v2);
+  if (v2Env.v !== 2) throw new Error('version 2 expected');
+  const { w: v2Work, ...v2Unsolved } = v2Env;
+  const rk32 = fromHex(itemsV2[1]!.locator);
+  const low = solvePow(rk32, 256, mailboxPowBinding(v2Unsolved), zero, 1 << 24)!;
+  const v2Ct = Uint8Array.from(v2Unsolved.ct);
+  v2Ct[0]! ^= 0x01;
+  const storeV2Cases: [string, Uint8Array, string, string][] = [
+    ['stored in another slot (33)', v2, toHex(slotLocator(inbox, 33)), 'ERR_MAILBOX_POW'],
+    ['work for effort 256 in slot 32', encodeMailboxItem(v2Unsolved, low), toHex(rk32), 'ERR_MAILBOX_POW'],
+    ['ciphertext changed after the work', encodeMailboxItem({ ...v2Unsolved, ct: v2Ct }, v2Work), toHex(rk32), 'ERR_MAILBOX_POW'],
+    ['index beyond the last slot', encodeCbor({ ...v2Env, i: MAX_MAILBOX_SLOTS }), toHex(rk32), 'ERR_SCHEMA'],
+  ];
+  const storeInvalidV2 = storeV2Cases.map(([name, bytes, slot, error]) => ({
+    name,
+    bytes: toHex(bytes),
+    slot,
+    now: NOW,
+    error: expectCode(
+      errorCodeOf(() => verifyMailboxStore(bytes, NOW, fromHex(slot)), name),
+      error,
+      `mailbox store "${name}"`,
+    ),
+  }));
 
   const messages = {
     store: toHex(encodeStore({ k: rk0, t: 'mailbox', n: base.length, c: false })),
@@ -163,7 +244,7 @@ export function mailboxFile(): VectorFile {
 
   return {
     description:
-      'Offline mailboxes (specs/messaging.md §9): first-contact and per-contact inbox and slot locators, sealed items (the random bytes are the ephemeral X25519 secret, then the 16-byte id), their deletion tokens, checks and deletions, the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
+      'Offline mailboxes (specs/messaging.md §9): first-contact and per-contact inbox and slot locators, sealed items of version 1 (the random bytes are the ephemeral X25519 secret, then the 16-byte id) with their deletion tokens, checks and deletions, items of version 2 with their proof of work (solved from the all-zero nonce), the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
     version: VECTORS_VERSION,
     constants: {
       epochSeconds: MAILBOX_EPOCH_SECONDS,
@@ -183,8 +264,10 @@ export function mailboxFile(): VectorFile {
     slots,
     perContact,
     items,
+    itemsV2,
     openInvalid,
     storeInvalid,
+    storeInvalidV2,
     messages,
   };
 }

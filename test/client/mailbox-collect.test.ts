@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { toHex } from '../../protocol/bytes.js';
 import { createIdentity } from '../../protocol/address.js';
-import { inboxKey, mailboxEpochAt, MAILBOX_EPOCH_SECONDS, pairInboxKey, pairSecret, sealMailboxItem, slotLocator } from '../../protocol/mailbox.js';
+import { inboxKey, mailboxEpochAt, MAILBOX_EPOCH_SECONDS, pairInboxKey, pairSecret, sealMailboxItemV1, slotLocator } from '../../protocol/mailbox.js';
 import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { MailboxCollector, MAILBOX_SCAN_GAP, MAX_MAILBOX_COLLECT_BYTES } from '../../client/mailbox.js';
@@ -36,7 +36,7 @@ describe('mailbox collection is bounded', () => {
         const data = new Uint8Array(27_000).fill(i % 256);
         held.set(
           toHex(rk),
-          sealMailboxItem({ sender: createIdentity(), recipient: reader.publicKey, slot: rk, exp: now + 3_600_000, t: t0 + i, n: 0, data }).bytes,
+          sealMailboxItemV1({ sender: createIdentity(), recipient: reader.publicKey, slot: rk, exp: now + 3_600_000, t: t0 + i, n: 0, data }).bytes,
         );
       }
     };
@@ -91,7 +91,7 @@ describe('mailbox collection is bounded', () => {
     const put = (i: number, sender: typeof friend, text: string): void => {
       const rk = slotLocator(inbox, i);
       const data = new TextEncoder().encode(text);
-      held.set(toHex(rk), sealMailboxItem({ sender, recipient: reader.publicKey, slot: rk, exp: now + 3_600_000, t: now + i, n: i, data }).bytes);
+      held.set(toHex(rk), sealMailboxItemV1({ sender, recipient: reader.publicKey, slot: rk, exp: now + 3_600_000, t: now + i, n: i, data }).bytes);
     };
     put(0, friend, 'one');
     put(1, friend, 'two');

@@ -280,7 +280,14 @@ const CASES: DecoderCase[] = [
   { name: 'vote', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => verifyVote(bytes(x), ctx().authorities), seeds: () => [ctx().vote] },
   { name: 'mailbox item', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => decodeMailboxItem(bytes(x)), seeds: () => ctx().mailboxSeeds },
   { name: 'mailbox deletion', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => decodeMailboxDeletion(bytes(x)), seeds: () => ctx().mailboxSeeds },
-  { name: 'mailbox store', input: 'bytes', cap: 64 * 1024, cbor: true, run: (x) => verifyMailboxStore(bytes(x), NOW), seeds: () => ctx().mailboxSeeds },
+  {
+    name: 'mailbox store',
+    input: 'bytes',
+    cap: 64 * 1024,
+    cbor: true,
+    run: (x) => verifyMailboxStore(bytes(x), NOW, new Uint8Array(32)),
+    seeds: () => ctx().mailboxSeeds,
+  },
   {
     name: 'mailbox item opened',
     input: 'bytes',

@@ -19,13 +19,15 @@ import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import {
   encodeMailboxDeletion,
   inboxKey,
-  mailboxEpochAt,
   MAILBOX_HOLD_MS,
+  mailboxEpochAt,
   MAX_MAILBOX_ITEM_BYTES,
   MAX_MAILBOX_TTL_MS,
   openMailboxItem,
   sealMailboxItem,
+  sealMailboxItemV1,
   slotLocator,
+  solveMailboxItem,
 } from '../../protocol/mailbox.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { BlockStore, bucketUp } from '../../relay/block-store.js';
@@ -55,7 +57,8 @@ describe('mailbox slots in the relay store', () => {
 
   before(() => {
     dir = tempDir('allium-mailbox-');
-    store = new BlockStore(dir, 10 * 1024 * 1024);
+    // Version 1 items (sealMailboxItemV1), stored as during the compatibility window whatever the date.
+    store = new BlockStore(dir, 10 * 1024 * 1024, 'normal', { mailboxV1Until: Number.MAX_SAFE_INTEGER });
   });
   after(() => {
     store.close();
@@ -66,7 +69,7 @@ describe('mailbox slots in the relay store', () => {
     const a = alice();
     const rk = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 0);
     const seal = (text: string, exp = now + HOUR) =>
-      sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp, t: now, n: 0, data: enc(text) });
+      sealMailboxItemV1({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp, t: now, n: 0, data: enc(text) });
     const first = seal('first');
     expect(store.putMailbox(rk, first.bytes, now)).to.equal('stored');
     expect(store.putMailbox(rk, first.bytes, now)).to.equal('exists');
@@ -92,7 +95,7 @@ describe('mailbox slots in the relay store', () => {
 
     // Expiry: the item is served until exp, then the slot is occupied with nothing in it; released after the hold.
     const rk2 = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 1);
-    const short = sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk2, exp: now + 1000, t: now, n: 0, data: enc('short') });
+    const short = sealMailboxItemV1({ sender: createIdentity(), recipient: a.publicKey, slot: rk2, exp: now + 1000, t: now, n: 0, data: enc('short') });
     expect(store.putMailbox(rk2, short.bytes, now)).to.equal('stored');
     expect(store.getMailbox(rk2, now + 999)!.length).to.equal(short.bytes.length);
     expect(store.getMailbox(rk2, now + 1000)!.length).to.equal(0);
@@ -110,13 +113,13 @@ describe('mailbox slots in the relay store', () => {
   it('sweeps expired items so their bytes no longer count, and refuses items outside the time bounds', () => {
     const a = alice();
     const rk = slotLocator(inboxKey(a.publicKey, mailboxEpochAt(now)), 5);
-    const item = sealMailboxItem({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp: now + 1000, t: now, n: 0, data: enc('x') });
+    const item = sealMailboxItemV1({ sender: createIdentity(), recipient: a.publicKey, slot: rk, exp: now + 1000, t: now, n: 0, data: enc('x') });
     const before = store.stats().bytes;
     store.putMailbox(rk, item.bytes, now);
     expect(store.stats().bytes).to.equal(before + item.bytes.length);
     store.sweepExpired(now + 1000, true);
     expect(store.stats().bytes).to.equal(before);
-    const far = sealMailboxItem({
+    const far = sealMailboxItemV1({
       sender: createIdentity(),
       recipient: a.publicKey,
       slot: rk,
@@ -262,7 +265,7 @@ describe('offline messages through mailboxes (relay processes)', function () {
     }
     // An item living longer than the maximum is refused by every holder.
     const rk1 = slotLocator(inboxKey(carol.publicKey, mailboxEpochAt(Date.now())), 1);
-    const far = sealMailboxItem({
+    const far = sealMailboxItemV1({
       sender: createIdentity(),
       recipient: carol.publicKey,
       slot: rk1,
@@ -294,31 +297,32 @@ describe('offline messages through mailboxes (relay processes)', function () {
 
       // Replayed at its own slot: every holder has it already.
       expect(new Set(await probe.storeAll('mailbox', slot(0), captured))).to.deep.equal(new Set(['exists']));
-      // Replayed in the next free slot: relays cannot tell, but it does not open there.
-      expect(await probe.storeAll('mailbox', slot(1), captured)).to.include('ok');
-      // Tampered: one ciphertext byte changed.
+      // Replayed in the next free slot: the item names its slot and its work is bound to it, so relays refuse it.
+      expect(new Set(await probe.storeAll('mailbox', slot(1), captured))).to.deep.equal(new Set(['invalid']));
+      // Tampered: one ciphertext byte changed, which the proof of work binds too.
       const fields = decodeCbor(captured, MAX_MAILBOX_ITEM_BYTES) as Record<string, unknown>;
       const ct = Uint8Array.from(fields['ct'] as Uint8Array);
       ct[100]! ^= 0x40;
-      expect(await probe.storeAll('mailbox', slot(2), encodeCbor({ ...fields, ct }))).to.include('ok');
+      expect(new Set(await probe.storeAll('mailbox', slot(1), encodeCbor({ ...fields, ct })))).to.deep.equal(new Set(['invalid']));
       // One message (one id) stored in two slots, as a sender does after a race: delivered once.
       const id = crypto().random(16);
-      for (const i of [3, 4]) {
+      for (const i of [1, 2]) {
         const s = sealMailboxItem({
           sender: bob.identity,
           recipient: erin.publicKey,
-          slot: slot(i),
+          inbox: inboxKey(erin.publicKey, epoch),
+          index: i,
           exp: Date.now() + HOUR,
           t: Date.now(),
           n: 99,
           data: enc('twice'),
           id,
         });
-        expect(await probe.storeAll('mailbox', slot(i), s.bytes)).to.include('ok');
+        expect(await probe.storeAll('mailbox', slot(i), solveMailboxItem(s.item, crypto().random(16))!)).to.include('ok');
       }
       expect(await m.checkMailbox()).to.equal(1);
       expect(got.map((x) => dec(x.data))).to.deep.equal(['genuine', 'twice']);
-      expect(errors.filter((c) => c === 'ERR_MESSAGE_AUTH').length).to.equal(2);
+      expect(errors.filter((c) => c === 'ERR_MESSAGE_AUTH').length).to.equal(0);
       // A fresh collector (a restart, without state) reads the same items again: the two messages, once each.
       const restarted = new Messenger(ca, erin);
       try {

@@ -25,10 +25,17 @@ import {
   MAX_MAILBOX_SLOTS,
   MAX_MAILBOX_TTL_MS,
   openMailboxItem,
+  encodeMailboxItem,
+  mailboxEffort,
+  mailboxPowBinding,
+  MAILBOX_V1_UNTIL_MS,
   sealMailboxItem,
+  sealMailboxItemV1,
   slotLocator,
+  solveMailboxItem,
   verifyMailboxStore,
 } from '../../protocol/mailbox.js';
+import { MAX_POW_EFFORT, solvePow } from '../../protocol/intro-pow.js';
 import { describeEachBinding } from '../helpers/bindings.js';
 import { total } from '../helpers/total.js';
 import { expectCode } from '../helpers/vectors.js';
@@ -50,7 +57,16 @@ const OPEN_CODES = [
   'ERR_KEY_FORMAT',
   'ERR_DESCRIPTOR_FUTURE',
 ];
-const STORE_CODES = ['ERR_CBOR_MALFORMED', 'ERR_CBOR_NONCANONICAL', 'ERR_CBOR_TOO_LARGE', 'ERR_CBOR_DEPTH', 'ERR_SCHEMA', 'ERR_BAD_LENGTH', 'ERR_LIMIT'];
+const STORE_CODES = [
+  'ERR_CBOR_MALFORMED',
+  'ERR_CBOR_NONCANONICAL',
+  'ERR_CBOR_TOO_LARGE',
+  'ERR_CBOR_DEPTH',
+  'ERR_SCHEMA',
+  'ERR_BAD_LENGTH',
+  'ERR_LIMIT',
+  'ERR_MAILBOX_POW',
+];
 
 describeEachBinding('protocol/mailbox', () => {
   let alice: Identity;
@@ -62,8 +78,8 @@ describeEachBinding('protocol/mailbox', () => {
     slot = slotLocator(inboxKey(alice.publicKey, mailboxEpochAt(NOW)), 0);
   });
 
-  const seal = (data = enc('hello while you were away'), over: Partial<Parameters<typeof sealMailboxItem>[0]> = {}) =>
-    sealMailboxItem({ sender: bob, recipient: alice.publicKey, slot, exp: NOW + HOUR, t: NOW, n: 7, data, ...over });
+  const seal = (data = enc('hello while you were away'), over: Partial<Parameters<typeof sealMailboxItemV1>[0]> = {}) =>
+    sealMailboxItemV1({ sender: bob, recipient: alice.publicKey, slot, exp: NOW + HOUR, t: NOW, n: 7, data, ...over });
 
   it('derives locators per address, epoch and slot; the text address and the key agree', () => {
     const e = mailboxEpochAt(NOW);
@@ -87,9 +103,11 @@ describeEachBinding('protocol/mailbox', () => {
     expect(new TextDecoder().decode(o.data)).to.equal('hello while you were away');
     expect([o.t, o.n, o.exp]).to.deep.equal([NOW, 7, NOW + HOUR]);
     expect(toHex(o.id)).to.equal(toHex(s.id));
-    expect(toHex(o.token)).to.equal(toHex(s.token));
-    expect(toHex(deletionCheck(o.token))).to.equal(toHex(decodeMailboxItem(s.bytes).dt));
-    expect(toHex(decodeMailboxDeletion(encodeMailboxDeletion(o.token)))).to.equal(toHex(o.token));
+    expect(o.version).to.equal(1);
+    expect(toHex(o.token!)).to.equal(toHex(s.token));
+    const env = decodeMailboxItem(s.bytes);
+    expect(toHex(deletionCheck(o.token!))).to.equal(toHex(env.v === 1 ? env.dt : new Uint8Array(0)));
+    expect(toHex(decodeMailboxDeletion(encodeMailboxDeletion(o.token!)))).to.equal(toHex(o.token!));
     // a given id is kept (copies of one message in several slots share it)
     expect(toHex(seal(enc('x'), { id: s.id }).id)).to.equal(toHex(s.id));
   });
@@ -130,7 +148,7 @@ describeEachBinding('protocol/mailbox', () => {
   it("refuses a message whose MAC is not the named sender's", () => {
     // An impostor naming bob as the sender, with its own key: the item opens but the MAC does not verify.
     const impostor = createIdentity();
-    const forged = sealMailboxItem({
+    const forged = sealMailboxItemV1({
       sender: { publicKey: bob.publicKey, secretKey: impostor.secretKey },
       recipient: alice.publicKey,
       slot,
@@ -187,15 +205,15 @@ describeEachBinding('protocol/mailbox', () => {
 
   it('relays accept items within the time bounds, and refuse the rest (a deletion too: specs/messaging.md §9.3)', () => {
     const s = seal();
-    expect(verifyMailboxStore(s.bytes, NOW).exp).to.equal(decodeMailboxItem(s.bytes).exp);
-    expectCode(() => verifyMailboxStore(encodeMailboxDeletion(s.token), NOW), 'ERR_SCHEMA');
-    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW }).bytes, NOW), 'ERR_LIMIT');
-    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS + 3600_000 }).bytes, NOW), 'ERR_LIMIT');
-    expect(verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS }).bytes, NOW).exp).to.equal(NOW + MAX_MAILBOX_TTL_MS);
+    expect(verifyMailboxStore(s.bytes, NOW, slot).exp).to.equal(decodeMailboxItem(s.bytes).exp);
+    expectCode(() => verifyMailboxStore(encodeMailboxDeletion(s.token), NOW, slot), 'ERR_SCHEMA');
+    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW }).bytes, NOW, slot), 'ERR_LIMIT');
+    expectCode(() => verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS + 3600_000 }).bytes, NOW, slot), 'ERR_LIMIT');
+    expect(verifyMailboxStore(seal(undefined, { exp: NOW + MAX_MAILBOX_TTL_MS }).bytes, NOW, slot).exp).to.equal(NOW + MAX_MAILBOX_TTL_MS);
     const m = decodeCbor(seal().bytes, MAX_MAILBOX_ITEM_BYTES) as Record<string, unknown>;
-    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, ct: crypto().random(1000) }), NOW), 'ERR_BAD_LENGTH');
-    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, x: 1 }), NOW), 'ERR_SCHEMA');
-    expectCode(() => verifyMailboxStore(encodeCbor({ v: 1, del: crypto().random(31) }), NOW), 'ERR_SCHEMA');
+    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, ct: crypto().random(1000) }), NOW, slot), 'ERR_BAD_LENGTH');
+    expectCode(() => verifyMailboxStore(encodeCbor({ ...m, x: 1 }), NOW, slot), 'ERR_SCHEMA');
+    expectCode(() => verifyMailboxStore(encodeCbor({ v: 1, del: crypto().random(31) }), NOW, slot), 'ERR_SCHEMA');
   });
 
   it('decoding is total over arbitrary and mutated input', () => {
@@ -203,7 +221,7 @@ describeEachBinding('protocol/mailbox', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2000 }), (b) => {
         total(() => openMailboxItem(alice, slot, b), OPEN_CODES);
-        total(() => verifyMailboxStore(b, NOW), STORE_CODES);
+        total(() => verifyMailboxStore(b, NOW, slot), STORE_CODES);
       }),
       { numRuns: 300 },
     );
@@ -212,9 +230,84 @@ describeEachBinding('protocol/mailbox', () => {
         const b = Uint8Array.from(good);
         b[i]! ^= x;
         expect(total(() => openMailboxItem(alice, slot, b), OPEN_CODES).ok).to.equal(false);
-        total(() => verifyMailboxStore(b, NOW), STORE_CODES);
+        total(() => verifyMailboxStore(b, NOW, slot), STORE_CODES);
       }),
       { numRuns: 300 },
     );
+  });
+
+  describe('version 2: inbox, index and proof of work (specs/messaging.md §9.3)', () => {
+    const seal2 = (index: number, over: { exp?: number; data?: Uint8Array } = {}) =>
+      sealMailboxItem({
+        sender: bob,
+        recipient: alice.publicKey,
+        inbox: inboxKey(alice.publicKey, mailboxEpochAt(NOW)),
+        index,
+        exp: over.exp ?? NOW + HOUR,
+        t: NOW,
+        n: 1,
+        data: over.data ?? enc('hello, stranger'),
+      });
+
+    it('effort(i) is 256 for the first 32 slots and doubles every 32 up to MAX_POW_EFFORT', () => {
+      expect([0, 31, 32, 63, 64, 383, 384, 1023].map(mailboxEffort)).to.deep.equal([256, 256, 512, 512, 1024, 1 << 19, MAX_POW_EFFORT, MAX_POW_EFFORT]);
+      let all = 0;
+      for (let i = 0; i < MAX_MAILBOX_SLOTS; i++) all += mailboxEffort(i);
+      expect(all).to.be.greaterThan(7e8); // what a flooder pays for one inbox's day
+      expectCode(() => mailboxEffort(MAX_MAILBOX_SLOTS), 'ERR_INTERNAL');
+    });
+
+    it('round trips: solved, stored by a relay, opened by the recipient in its slot', () => {
+      const s = seal2(3);
+      const bytes = solveMailboxItem(s.item, new Uint8Array(16))!;
+      const env = decodeMailboxItem(bytes);
+      expect(env.v).to.equal(2);
+      expect(verifyMailboxStore(bytes, NOW, s.slot).exp).to.equal(NOW + HOUR);
+      const o = openMailboxItem(alice, s.slot, bytes, { now: NOW });
+      expect([dec(o.data), toHex(o.from), o.version, o.token]).to.deep.equal(['hello, stranger', toHex(bob.publicKey), 2, null]);
+      expectCode(() => openMailboxItem(alice, slotLocator(inboxKey(alice.publicKey, mailboxEpochAt(NOW)), 4), bytes), 'ERR_MESSAGE_AUTH');
+    });
+
+    it('relays refuse another slot, too little effort, work that does not verify, and a changed ciphertext', () => {
+      const s = seal2(40); // effort 512
+      const bytes = solveMailboxItem(s.item, new Uint8Array(16))!;
+      const env = decodeMailboxItem(bytes);
+      if (env.v !== 2) throw new Error('version 2 expected');
+      // Stored in slot 41 (or under any other key): ERR_MAILBOX_POW.
+      expectCode(() => verifyMailboxStore(bytes, NOW, slotLocator(s.item.x, 41)), 'ERR_MAILBOX_POW');
+      // Work for effort 256 (slot 0's price) in slot 40.
+      const low = solvePow(s.slot, 256, mailboxPowBinding(s.item), new Uint8Array(16), 1 << 20)!;
+      expectCode(() => verifyMailboxStore(encodeMailboxItem(s.item, low), NOW, s.slot), 'ERR_MAILBOX_POW');
+      // A nonce that does not meet the effort it claims.
+      let n = 0;
+      let bad: Uint8Array | null = null;
+      for (; bad === null; n++) {
+        const w = { n: new ByteWriter(16).u64(0n).u64(BigInt(n)).done(), e: 512 };
+        try {
+          verifyMailboxStore(encodeMailboxItem(s.item, w), NOW, s.slot);
+        } catch (e) {
+          if ((e as AlliumError).code === 'ERR_MAILBOX_POW') bad = encodeMailboxItem(s.item, w);
+        }
+      }
+      expectCode(() => verifyMailboxStore(bad!, NOW, s.slot), 'ERR_MAILBOX_POW');
+      // The work binds the ciphertext and the expiry: changing either undoes it.
+      const ct = Uint8Array.from(env.ct);
+      ct[0]! ^= 1;
+      expectCode(() => verifyMailboxStore(encodeMailboxItem({ ...s.item, ct }, env.w), NOW, s.slot), 'ERR_MAILBOX_POW');
+      expectCode(() => verifyMailboxStore(encodeMailboxItem({ ...s.item, exp: NOW + 2 * HOUR }, env.w), NOW, s.slot), 'ERR_MAILBOX_POW');
+      // The time bounds still hold.
+      expectCode(() => verifyMailboxStore(solveMailboxItem(seal2(1, { exp: NOW }).item, new Uint8Array(16))!, NOW, slotLocator(s.item.x, 1)), 'ERR_LIMIT');
+    });
+
+    it('version 1 items are stored until MAILBOX_V1_UNTIL_MS (or while acceptV1), and refused after; readers open both', () => {
+      const later = MAILBOX_V1_UNTIL_MS;
+      const exp = later + HOUR;
+      const v1 = sealMailboxItemV1({ sender: bob, recipient: alice.publicKey, slot, exp, t: NOW, n: 0, data: enc('old format') });
+      expect(verifyMailboxStore(v1.bytes, later - 1, slot).exp).to.equal(exp);
+      expectCode(() => verifyMailboxStore(v1.bytes, later, slot), 'ERR_MAILBOX_POW');
+      expectCode(() => verifyMailboxStore(v1.bytes, later - 1, slot, { acceptV1: false }), 'ERR_MAILBOX_POW');
+      expect(verifyMailboxStore(v1.bytes, later, slot, { acceptV1: true }).exp).to.equal(exp);
+      expect(dec(openMailboxItem(alice, slot, v1.bytes).data)).to.equal('old format');
+    });
   });
 });

@@ -14,7 +14,7 @@ import { crypto } from '../../crypto/index.js';
 import { IdentityKey } from '../../crypto/keys.js';
 import { createIdentity } from '../../protocol/address.js';
 import { blockPlaintext, BlockType, encryptBlock } from '../../protocol/chk.js';
-import { encodeMailboxDeletion, inboxKey, mailboxEpochAt, sealMailboxItem, slotLocator } from '../../protocol/mailbox.js';
+import { encodeMailboxDeletion, inboxKey, mailboxEpochAt, sealMailboxItemV1, slotLocator } from '../../protocol/mailbox.js';
 import { createRecord } from '../../protocol/ssk.js';
 import { BlockStore, STORE_TIME_BUCKET_MS } from '../../relay/block-store.js';
 import { tempDir } from '../helpers/network.js';
@@ -33,7 +33,7 @@ describe('relay store: no access times, fetch counts or store times on disk (con
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('blocks, records and mailbox slots stored and read at real times leave no access time, count or store time', async () => {
-    const store = new BlockStore(dir, 64 * 1024 * 1024);
+    const store = new BlockStore(dir, 64 * 1024 * 1024, 'normal', { mailboxV1Until: Number.MAX_SAFE_INTEGER }); // version 1 items, whatever the date
     const times: number[] = [];
     const at = <T>(f: () => T): T => {
       times.push(Date.now());
@@ -51,7 +51,7 @@ describe('relay store: no access times, fetch counts or store times on disk (con
     const slot0 = slotLocator(inboxKey(recipient.publicKey, mailboxEpochAt(now)), 0);
     const slot1 = slotLocator(inboxKey(recipient.publicKey, mailboxEpochAt(now)), 1);
     const exp = now + 3 * DAY + 12_345;
-    const item = sealMailboxItem({
+    const item = sealMailboxItemV1({
       sender: createIdentity(),
       recipient: recipient.publicKey,
       slot: slot0,
@@ -60,7 +60,7 @@ describe('relay store: no access times, fetch counts or store times on disk (con
       n: 0,
       data: new TextEncoder().encode('hello'),
     });
-    const other = sealMailboxItem({
+    const other = sealMailboxItemV1({
       sender: createIdentity(),
       recipient: recipient.publicKey,
       slot: slot1,

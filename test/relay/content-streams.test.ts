@@ -2,7 +2,8 @@
  * What content streams can make a store relay hold (specs/content.md §8.1, specs/streams.md §4.5): a circuit keeps at
  * most MAX_CONTENT_STREAMS_PER_CIRCUIT STORE and FETCH streams open; a stream whose queue towards the client does
  * not move for STREAM_STALL_TIMEOUT is ended; STOREs whose data is still arriving reserve at most
- * MAX_PENDING_STORE_BYTES; and the relay serves everyone else meanwhile. Real onions, links and store; in-memory
+ * MAX_PENDING_STORE_BYTES; mailbox STOREs are bounded per circuit and per previous-hop link; and the relay serves
+ * everyone else meanwhile. Real onions, links and store; in-memory
  * sockets; the rig's clock.
  */
 import { expect } from 'chai';
@@ -12,6 +13,8 @@ import { decodeStored, encodeFetch, encodeStore } from '../../protocol/content-m
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { fetchItem, storeItem } from '../../net/content-requests.js';
+import { createIdentity } from '../../protocol/address.js';
+import { inboxKey, sealMailboxItem, solveMailboxItem } from '../../protocol/mailbox.js';
 import { RelayRig, until } from '../helpers/relay-rig.js';
 
 describe('content streams at a store relay', function () {
@@ -89,6 +92,52 @@ describe('content streams at a store relay', function () {
       const block = encryptBlock(blockPlaintext(BlockType.DATA, crypto().random(BLOCK_PAYLOAD_MAX)), 'random');
       expect(await storeItem(await rig.circuit(c), 'block', block.ref.rk, block.stored)).to.equal('ok');
       expect(rig.content!.pendingStoreBytes).to.equal(0);
+    } finally {
+      rig.close();
+    }
+  });
+
+  it('mailbox STOREs beyond the per-circuit and the per-peer bucket are refused; other links are still served', async () => {
+    // The relay's buckets scaled down (no refill within the test): 4 a circuit, 6 a previous-hop link.
+    const rig = new RelayRig({ store: { mailboxStoresPerCircuit: { burst: 4, perSecond: 0.001 }, mailboxStoresPerPeer: { burst: 6, perSecond: 0.001 } } });
+    try {
+      const recipient = createIdentity();
+      const sender = createIdentity();
+      const inbox = inboxKey(recipient.publicKey, 1);
+      let next = 0;
+      const item = (): { rk: Uint8Array; bytes: Uint8Array } => {
+        const s = sealMailboxItem({
+          sender,
+          recipient: recipient.publicKey,
+          inbox,
+          index: next++,
+          exp: Date.now() + 3600_000,
+          t: Date.now(),
+          n: 0,
+          data: new Uint8Array(8),
+        });
+        return { rk: s.slot, bytes: solveMailboxItem(s.item, crypto().random(16))! };
+      };
+      const store = async (circuit: ClientCircuit): Promise<string> => {
+        const i = item();
+        return storeItem(circuit, 'mailbox', i.rk, i.bytes);
+      };
+      const c = await rig.connect();
+      const a = await rig.circuit(c);
+      const first: string[] = [];
+      for (let i = 0; i < 5; i++) first.push(await store(a));
+      // A second circuit on the same link: the link's bucket has 2 left.
+      const b = await rig.circuit(c);
+      const second: string[] = [];
+      for (let i = 0; i < 3; i++) second.push(await store(b));
+      console.log(`      one circuit: ${first.join(' ')}; a second circuit on the same link: ${second.join(' ')}`);
+      expect(first).to.deep.equal(['ok', 'ok', 'ok', 'ok', 'refused']);
+      expect(second).to.deep.equal(['ok', 'ok', 'refused']);
+      expect(await rig.drops('mailbox_store_limit')).to.equal(2);
+      // Reads are not bounded by it, and another link stores as before.
+      expect(await fetchItem(a, 'mailbox', inboxKey(recipient.publicKey, 2))).to.equal(null);
+      const honest = await rig.connect({ address: '203.0.113.9' });
+      expect(await store(await rig.circuit(honest))).to.equal('ok');
     } finally {
       rig.close();
     }

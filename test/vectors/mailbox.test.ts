@@ -18,7 +18,10 @@ import {
   MAX_MAILBOX_SLOTS,
   MAX_MAILBOX_TTL_MS,
   openMailboxItem,
+  mailboxPowBinding,
   sealMailboxItem,
+  sealMailboxItemV1,
+  solveMailboxItem,
   slotLocator,
   verifyMailboxStore,
 } from '../../protocol/mailbox.js';
@@ -43,6 +46,21 @@ interface ItemVector {
   item: string;
   deletion: string;
 }
+interface ItemV2Vector {
+  name: string;
+  index: number;
+  locator: string;
+  exp: number;
+  t: number;
+  n: number;
+  data: string;
+  random: string;
+  id: string;
+  effort: number;
+  binding: string;
+  nonce: string;
+  item: string;
+}
 interface MailboxVectors {
   constants: { epochSeconds: number; maxSlots: number; maxTtlMs: number; maxItemBytes: number; ctLengths: number[] };
   recipientSeed: string;
@@ -58,6 +76,8 @@ interface MailboxVectors {
   items: ItemVector[];
   openInvalid: { name: string; as: 'recipient' | 'other'; item: string; slot: string; now: number; error: string }[];
   storeInvalid: { name: string; bytes: string; now: number; error: string }[];
+  itemsV2: ItemV2Vector[];
+  storeInvalidV2: { name: string; bytes: string; slot: string; now: number; error: string }[];
   messages: { store: string; storedOccupied: string };
 }
 
@@ -98,7 +118,7 @@ describeEachBinding('vectors: mailbox.json', () => {
   for (const v of V.items) {
     it(`item: ${v.name}`, () => {
       const q = byteQueue(hex(v.random));
-      const s = sealMailboxItem({
+      const s = sealMailboxItemV1({
         sender: sender(),
         recipient: recipient().publicKey,
         slot: hex(v.locator),
@@ -114,12 +134,12 @@ describeEachBinding('vectors: mailbox.json', () => {
       expect(toHex(s.token)).to.equal(v.token);
       expect(toHex(deletionCheck(s.token))).to.equal(v.dt);
       const env = decodeMailboxItem(hex(v.item));
-      expect([toHex(env.e), toHex(env.dt), env.ct.length, env.exp]).to.deep.equal([v.ephemeral, v.dt, v.ctLength, v.exp]);
+      expect([toHex(env.e), env.v === 1 ? toHex(env.dt) : null, env.ct.length, env.exp]).to.deep.equal([v.ephemeral, v.dt, v.ctLength, v.exp]);
       const o = openMailboxItem(recipient(), hex(v.locator), hex(v.item), { now: V.now });
-      expect([toHex(o.from), toHex(o.data), o.t, o.n, toHex(o.id), toHex(o.token)]).to.deep.equal([V.senderPublicKey, v.data, v.t, v.n, v.id, v.token]);
+      expect([toHex(o.from), toHex(o.data), o.t, o.n, toHex(o.id), toHex(o.token!)]).to.deep.equal([V.senderPublicKey, v.data, v.t, v.n, v.id, v.token]);
       expect(toHex(encodeMailboxDeletion(hex(v.token)))).to.equal(v.deletion);
       expect(toHex(decodeMailboxDeletion(hex(v.deletion)))).to.equal(v.token);
-      const relay = verifyMailboxStore(hex(v.item), V.now);
+      const relay = verifyMailboxStore(hex(v.item), V.now, new Uint8Array(32));
       expect(relay.exp).to.equal(v.exp);
     });
   }
@@ -133,7 +153,40 @@ describeEachBinding('vectors: mailbox.json', () => {
 
   for (const v of V.storeInvalid) {
     it(`relay refuses: ${v.name} → ${v.error}`, () => {
-      expectCode(() => verifyMailboxStore(hex(v.bytes), v.now), v.error);
+      expectCode(() => verifyMailboxStore(hex(v.bytes), v.now, new Uint8Array(32)), v.error);
+    });
+  }
+
+  for (const v of V.itemsV2) {
+    it(`item: ${v.name}`, () => {
+      const q = byteQueue(hex(v.random));
+      const inbox = inboxKey(recipient().publicKey, V.epoch);
+      const s = sealMailboxItem({
+        sender: sender(),
+        recipient: recipient().publicKey,
+        inbox,
+        index: v.index,
+        exp: v.exp,
+        t: v.t,
+        n: v.n,
+        data: hex(v.data),
+        random: q.random,
+      });
+      expect(q.remaining()).to.equal(0);
+      expect([toHex(s.slot), s.effort, toHex(mailboxPowBinding(s.item)), toHex(s.id)]).to.deep.equal([v.locator, v.effort, v.binding, v.id]);
+      const bytes = solveMailboxItem(s.item, new Uint8Array(16))!;
+      expect(toHex(bytes)).to.equal(v.item);
+      const env = decodeMailboxItem(bytes);
+      expect(env.v === 2 ? [toHex(env.w.n), env.w.e, env.i] : null).to.deep.equal([v.nonce, v.effort, v.index]);
+      expect(verifyMailboxStore(bytes, V.now, hex(v.locator)).exp).to.equal(v.exp);
+      const o = openMailboxItem(recipient(), hex(v.locator), bytes, { now: V.now });
+      expect([toHex(o.from), toHex(o.data), o.version, o.token]).to.deep.equal([V.senderPublicKey, v.data, 2, null]);
+    });
+  }
+
+  for (const v of V.storeInvalidV2) {
+    it(`relay refuses: ${v.name} → ${v.error}`, () => {
+      expectCode(() => verifyMailboxStore(hex(v.bytes), v.now, hex(v.slot)), v.error);
     });
   }
 
