@@ -5,6 +5,9 @@
  *
  *   import { initCrypto, AlliumClient, Messenger, browserSocketFactory, browserStorage } from 'allium/browser';
  *
+ * Groups work as in Node; their state at rest goes to `browserGroupStorage()` (localStorage) where allium/client has
+ * `fileGroupStorage()`, and without a `groupStorage` it lives as long as the messenger.
+ *
  * Hidden TCP services (`MessengerOptions.services`) need a `connectService` (a ServiceConnector): allium/client gives
  * one over node:net; in the bundle there is none unless the page passes its own, and a connection is refused.
  */
@@ -50,6 +53,16 @@ export {
   memoryContactStorage,
   memoryGroupStorage,
   type GroupStorage,
+  Group,
+  MAX_GROUP_MEMBERS,
+  MAX_GROUP_MESSAGE_BYTES,
+  MAX_GROUP_NAME_BYTES,
+  type GroupEvents,
+  type GroupIncoming,
+  type GroupKeyUpdate,
+  type GroupLimits,
+  type GroupMemberChange,
+  type GroupSendReport,
   formatCard,
   parseCard,
   encodeCard,
@@ -69,7 +82,7 @@ export {
   type SendFileOptions,
   type ServiceTarget,
 } from './messaging/index.js';
-export { browserStorage, memoryStore, type KeyValueStore } from './storage-browser.js';
+export { browserStorage, browserGroupStorage, memoryStore, type KeyValueStore } from './storage-browser.js';
 export { fromBrowserWebSocket, type LinkSocket } from '../net/socket.js';
 export type { SocketFactory } from '../net/dial.js';
 export { IdentityKey } from '../crypto/keys.js';

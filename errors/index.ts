@@ -238,8 +238,9 @@ export class ConfigError extends AlliumError {
 
 /**
  * Thrown when the operating system refuses a local resource the configuration names: a listen address in use or
- * not on this machine, a data directory that cannot be created or written. `setting` names the configuration key
- * (or flag) and `errno` the system error code (EADDRINUSE, EACCES, …); the message is "setting value: what".
+ * not on this machine, a data directory that cannot be created or written; in a browser, a storage write it refuses
+ * (browserGroupStorage over its quota). `setting` names the configuration key (or flag) and `errno` the system error
+ * code (EADDRINUSE, EACCES, …, or the browser's error name, QuotaExceededError); the message is "setting value: what".
  */
 export class SystemError extends AlliumError {
   constructor(

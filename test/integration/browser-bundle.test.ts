@@ -130,6 +130,10 @@ describe('browser bundle (dist/browser/allium.js)', function () {
       'fromBrowserWebSocket',
       'browserSocketFactory',
       'browserStorage',
+      'browserGroupStorage',
+      'memoryGroupStorage',
+      'Group',
+      'MAX_GROUP_MESSAGE_BYTES',
       'AlliumError',
     ]) {
       expect(r['exports']).to.include(name);
