@@ -13,6 +13,9 @@
  *                      newest bench-*.json, e.g. /tmp/tor-local-results)
  *   --no-json          skip writing bench/results/circuit-<timestamp>.json
  *   --no-bridge        skip the bridge rows (a circuit whose entry is a bridge behind nginx with TLS)
+ *   --defences-off-too also measure build time, first byte and bulk with the client's defences off (link padding,
+ *                      circuit padding), taking turns with the defaults run by run, and print the cost of the
+ *                      defences (bench/lib/onoff.ts); every other row is still measured with the defaults only
  *
  * Where the clients are: circuit build times and builds per second use the client library in this process (links
  * already open; this process shares the machine's 2 cores with the relays). Build time is AlliumClient.newCircuit
@@ -53,9 +56,10 @@ import { retainedPerHop } from './lib/retained.js';
 import { loadTor, torComparison } from './lib/tor.js';
 import { startBridgeBehindNginx, type BridgeSetup } from './lib/bridge.js';
 import { createNodeSocketFactory } from '../net/ws-node.js';
+import { OnOff, sidesOf } from './lib/onoff.js';
 
 const USAGE =
-  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json] [--no-bridge]';
+  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json] [--no-bridge] [--defences-off-too]';
 const flags = parseFlags(
   process.argv.slice(2),
   {
@@ -69,6 +73,7 @@ const flags = parseFlags(
     tor: 'string',
     'no-json': 'boolean',
     'no-bridge': 'boolean',
+    'defences-off-too': 'boolean',
     'latency-inner': 'number',
   },
   USAGE,
@@ -86,7 +91,10 @@ export const opts = {
   bulkBytes: 64 * MiB,
   runtime: flags.tsx ? 'tsx' : 'compiled',
   relayNodeArgs: flags['relay-node-args']?.split(/\s+/).filter(Boolean) ?? [],
+  defencesOffToo: flags['defences-off-too'] ?? false,
 };
+/** The client's defences turned off, for --defences-off-too (vanguards, proof of work, forwarding: not on these paths). */
+const DEFENCES_OFF = { linkPadding: 'off', circuitPadding: false } as const;
 
 const GOALS = { buildMs: 9, freshTtfbMs: 25, bulkMBs: 20, cpuMsPerMiB: 7, circuitsPerS: 1000, rss: 80 * 1e6, perCircuit: 2 * KiB };
 
@@ -162,6 +170,33 @@ async function idleCircuits(
   const built = more.filter((c) => c.state === 'open').length;
   for (const c of [...held, ...more]) c.close();
   return { perRelay: net.relays.map((_, i) => ({ circuits: circB[i]! - circA[i]!, deltaBytes: rssB[i]! - rssA[i]! })), clientDeltaBytes, built };
+}
+
+/**
+ * --defences-off-too: `opts.builds` sequential builds by `client` (the defaults), each paired with one by a second
+ * client with the defences off, the two taking turns in alternating order; returns the defaults' build times.
+ */
+async function pairedBuilds(client: AlliumClient, net: BenchNetwork, port: number, onOff: OnOff): Promise<number[]> {
+  const off = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, ...DEFENCES_OFF });
+  await off.start();
+  const on: number[] = [];
+  try {
+    progress('defences off: warming up a second client (20 builds)');
+    await sequentialBuilds(off, port, 20);
+    progress(`timing ${opts.builds} sequential 3-hop builds, each beside one with the defences off (taking turns)`);
+    for (let i = 0; i < opts.builds; i++) {
+      for (const side of sidesOf(i)) {
+        const { ms, circuit } = await timedBuild(side === 'on' ? client : off, port);
+        circuit.close();
+        onOff.add('3-hop circuit build (newCircuit, links open), ms', side, ms);
+        if (side === 'on') on.push(ms);
+        await sleep(20);
+      }
+    }
+  } finally {
+    await off.stop();
+  }
+  return on;
 }
 
 // --- curl rows through the client process --------------------------------------------------------------------------
@@ -299,6 +334,7 @@ async function main(): Promise<void> {
   const net = await startBenchNetwork({ n: opts.relays, exits: opts.exits, runtime: rt, httpPort: http.port, nodeArgs: opts.relayNodeArgs });
   let client: AlliumClient | null = null;
   let socksClient: Child<{ socksPort: number }> | null = null;
+  let socksOff: Child<{ socksPort: number }> | null = null;
   try {
     await sleep(2000);
     const rssIdle = await rssSample(net.relays);
@@ -312,8 +348,14 @@ async function main(): Promise<void> {
       `memory per idle circuit: ${opts.idleCircuits} circuits opened and closed (heap warm-up), then ${opts.idleCircuits} held, then ${opts.idleCircuits} more`,
     );
     const idle = await idleCircuits(client, net, http.port, opts.idleCircuits);
-    progress(`timing ${opts.builds} sequential 3-hop builds`);
-    const builds = summarize(await sequentialBuilds(client, http.port, opts.builds));
+    const onOff = new OnOff();
+    let builds: Summary;
+    if (!opts.defencesOffToo) {
+      progress(`timing ${opts.builds} sequential 3-hop builds`);
+      builds = summarize(await sequentialBuilds(client, http.port, opts.builds));
+    } else {
+      builds = summarize(await pairedBuilds(client, net, http.port, onOff));
+    }
     const concurrency: { k: number; rate: Summary; latency: Summary; failed: number; total: number }[] = [];
     for (const k of opts.inFlight) {
       const total = quick ? Math.max(2 * k, 64) : Math.max(4 * k, 200);
@@ -340,27 +382,60 @@ async function main(): Promise<void> {
     const socks = socksClient.info.socksPort;
     await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
     await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
+    if (opts.defencesOffToo) {
+      progress('defences off: starting a second SOCKS client process (link and circuit padding off)');
+      socksOff = await startChild<{ socksPort: number }>(rt, 'client-main', ['--bootstrap', net.bootstrap, '--pool', '0', '--defences-off']);
+      await curl(http.url('/1'), { socksPort: socksOff.info.socksPort, user: 'existing' });
+      await curl(http.url('/1'), { socksPort: socksOff.info.socksPort, user: 'existing' });
+    }
     const ttfb = { direct: [] as number[], existing: [] as number[], fresh: [] as number[] };
     let ttfbFail = 0;
     progress(`first byte: ${opts.ttfb} samples each of direct, existing circuit, fresh circuit (interleaved)`);
     for (let i = 0; i < opts.ttfb; i++) {
-      const d = await curl(http.url('/1'));
-      const e = await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
-      const f = await curl(http.url('/1'), { socksPort: socks, user: `fresh-${i}-${Date.now()}` });
-      for (const [k, r] of [
-        ['direct', d],
-        ['existing', e],
-        ['fresh', f],
-      ] as const) {
-        if (r.code === 200) ttfb[k].push(r.ttfb * 1000);
-        else ttfbFail++;
+      for (const side of opts.defencesOffToo ? sidesOf(i) : (['on'] as const)) {
+        if (side === 'off') {
+          const port = socksOff!.info.socksPort;
+          const e = await curl(http.url('/1'), { socksPort: port, user: 'existing' });
+          const f = await curl(http.url('/1'), { socksPort: port, user: `fresh-${i}-${Date.now()}` });
+          onOff.add('first byte, 1 B, existing circuit, ms', 'off', e.code === 200 ? e.ttfb * 1000 : NaN);
+          onOff.add('first byte, 1 B, fresh circuit (built on demand), ms', 'off', f.code === 200 ? f.ttfb * 1000 : NaN);
+          continue;
+        }
+        const d = await curl(http.url('/1'));
+        const e = await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
+        const f = await curl(http.url('/1'), { socksPort: socks, user: `fresh-${i}-${Date.now()}` });
+        for (const [k, r] of [
+          ['direct', d],
+          ['existing', e],
+          ['fresh', f],
+        ] as const) {
+          if (r.code === 200) ttfb[k].push(r.ttfb * 1000);
+          else ttfbFail++;
+        }
+        if (opts.defencesOffToo) {
+          onOff.add('first byte, 1 B, existing circuit, ms', 'on', e.code === 200 ? e.ttfb * 1000 : NaN);
+          onOff.add('first byte, 1 B, fresh circuit (built on demand), ms', 'on', f.code === 200 ? f.ttfb * 1000 : NaN);
+        }
       }
     }
     const bulk: BulkRound[] = [];
+    const bulkOff: BulkRound[] = [];
     for (let r = 0; r < opts.rounds; r++) {
-      progress(`bulk ${opts.bulkBytes / MiB} MiB: round ${r + 1}/${opts.rounds} (direct, then through a 3-hop circuit)`);
-      bulk.push(await bulkRound(r, net, socksClient, http));
+      for (const side of opts.defencesOffToo ? sidesOf(r) : (['on'] as const)) {
+        progress(
+          `bulk ${opts.bulkBytes / MiB} MiB: round ${r + 1}/${opts.rounds} (direct, then through a 3-hop circuit${opts.defencesOffToo ? `; defences ${side}` : ''})`,
+        );
+        const b = await bulkRound(r, net, side === 'on' ? socksClient : socksOff!, http);
+        (side === 'on' ? bulk : bulkOff).push(b);
+        if (!opts.defencesOffToo) continue;
+        onOff.add(`bulk ${opts.bulkBytes / MiB} MiB through 3 hops, MB/s`, side, b.ok ? b.alliumMBs : NaN);
+        onOff.add('  ratio Allium / direct, within each round', side, b.ok ? b.ratio : NaN);
+        onOff.add('relay CPU per MiB, median of the path, ms', side, b.ok ? summarize(b.path.map((p) => p.cpuMsPerMiB)).median : NaN);
+        onOff.add('client process CPU per MiB, ms', side, b.ok ? b.clientCpuMsPerMiB : NaN);
+      }
     }
+    await socksOff?.stop();
+    socksOff = null;
     await sleep(1000);
     const rssAfter = await rssSample(net.relays);
     await socksClient.stop();
@@ -504,6 +579,16 @@ async function main(): Promise<void> {
       verdict(retained.bytesPerHop, '<=', GOALS.perCircuit),
     ]);
     out.push(table(goals, new Set()));
+    if (opts.defencesOffToo) {
+      out.push('');
+      out.push(
+        'What the defences cost (client: link padding auto and circuit padding on, the defaults, against both off), same run and network, taking turns run by run:',
+      );
+      out.push(onOff.table());
+      out.push(
+        'on / off above 1 for times and CPU, below 1 for MB/s, is the cost; "paired" is the median of the ratios of the pairs measured back to back. Vanguards, proof of work and content forwarding are not on these paths (bench:messaging --defences-off-too).',
+      );
+    }
     out.push(`(${((performance.now() - startedAt) / 1000).toFixed(0)} s; MB = 10^6 bytes, MiB = 2^20)`);
     if (flags.tor) {
       const most = Math.max(...idle.perRelay.map((q) => q.circuits));
@@ -544,12 +629,14 @@ async function main(): Promise<void> {
         aggPerCircuit,
         retained,
         bridge,
+        ...(opts.defencesOffToo ? { defencesOff: { bulk: bulkOff, samples: onOff.toJSON(), rows: onOff.rows() } } : {}),
       });
       console.log(`results written to ${file}`);
     }
   } finally {
     await client?.stop();
     await socksClient?.stop();
+    await socksOff?.stop();
     await net.stop();
     await http.close();
   }

@@ -17,21 +17,40 @@
  *
  *   flags: --relays N (8)  --runs N (fresh endpoints, offline rounds: 10)  --pings N (200)  --burst N (2000)
  *          --groups 50,500  --group-live N (10; 0: none)  --groups-only (no one-to-one rows)  --quick
+ *          --defences-off-too
+ *
+ * --defences-off-too: the one-to-one rows are measured, in the same run on the same network, also by a second pair of
+ * clients (on the same entry relays) and Messengers with every defence on by default turned off — link padding,
+ * circuit padding, vanguards for endpoint circuits, proof of work at introductions, content forwarding (descriptor
+ * lookups and publication, mailboxes) — the two sides taking turns run by run in alternating order; the table then
+ * gives each figure with the defaults and with the defences off, and their ratio (bench/lib/onoff.ts). The rows
+ * above it stay the defaults' alone. Group rows are measured with the defaults only.
  */
 import { initCrypto } from '../crypto/index.js';
 import { AlliumClient } from '../client/client.js';
-import { Messenger, createIdentity, formatAddress } from '../client/messaging/node.js';
+import { Messenger, createIdentity, formatAddress, type MessengerOptions } from '../client/messaging/node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { startNetwork, waitFor } from '../cli/local-network.js';
 import { parseFlags } from './lib/options.js';
 import { fmt, summarize } from './lib/stats.js';
 import { progress, writeResults } from './lib/results.js';
 import { fanout, formGroup, wireBytesPerMember } from './lib/group-fanout.js';
+import { OnOff, sidesOf, type Side } from './lib/onoff.js';
 
 const flags = parseFlags(
   process.argv.slice(2),
-  { relays: 'number', runs: 'number', pings: 'number', burst: 'number', quick: 'boolean', groups: 'string', 'group-live': 'number', 'groups-only': 'boolean' },
-  'npm run bench:messaging -- [--relays N] [--runs N] [--pings N] [--burst N] [--groups 50,500] [--group-live N] [--groups-only] [--quick]',
+  {
+    relays: 'number',
+    runs: 'number',
+    pings: 'number',
+    burst: 'number',
+    quick: 'boolean',
+    groups: 'string',
+    'group-live': 'number',
+    'groups-only': 'boolean',
+    'defences-off-too': 'boolean',
+  },
+  'npm run bench:messaging -- [--relays N] [--runs N] [--pings N] [--burst N] [--groups 50,500] [--group-live N] [--groups-only] [--quick] [--defences-off-too]',
 );
 const relaysN = flags.relays ?? 8;
 const runs = flags.quick ? 3 : (flags.runs ?? 10);
@@ -41,12 +60,18 @@ const OFFLINE_BATCH = 10;
 const groupSizes = (flags.groups ?? (flags.quick ? '50' : '50,500')).split(',').filter(Boolean).map(Number);
 const groupLive = flags['group-live'] ?? (flags.quick ? 5 : 10);
 const groupsOnly = flags['groups-only'] ?? false;
+const offToo = (flags['defences-off-too'] ?? false) && !groupsOnly;
+/** Every defence on by default, off: the clients' part … */
+const CLIENT_DEFENCES_OFF = { linkPadding: 'off', circuitPadding: false, endpointVanguards: false } as const;
+/** … and the Messengers'. */
+const MESSENGER_DEFENCES_OFF: MessengerOptions = { introPow: false, directContentForMeasurement: true };
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 await initCrypto();
 const rows: Record<string, number[]> = {};
 const add = (k: string, v: number): void => void (rows[k] ??= []).push(v);
+const onOff = new OnOff();
 
 // Groups in this process: the group layer's own cost at 50 and 500 members (see the header).
 for (const k of groupSizes) {
@@ -100,10 +125,19 @@ function report(): void {
     out[k] = s;
     console.log(`| ${k} | ${fmt(s.median)} | ${fmt(s.p90)} | ${fmt(s.min)}–${fmt(s.max)} | ${s.n} |`);
   }
+  if (offToo) {
+    console.log(
+      '\nWhat the defences cost: the one-to-one rows with the defaults (on) and with link padding, circuit padding, vanguards, proof of work at introductions and content forwarding off, same run and network, taking turns:\n',
+    );
+    console.log(onOff.table());
+    console.log(
+      '\non / off above 1 for times, below 1 for messages per second, is the cost; "paired": the median of the ratios of the pairs measured back to back.',
+    );
+  }
   const file = writeResults(
     'messaging',
-    { relays: relaysN, runs, pings, burst, offlineBatch: OFFLINE_BATCH, groupSizes, groupLive },
-    { summary: out, samples: rows },
+    { relays: relaysN, runs, pings, burst, offlineBatch: OFFLINE_BATCH, groupSizes, groupLive, defencesOffToo: offToo },
+    { summary: out, samples: rows, ...(offToo ? { defencesOff: { samples: onOff.toJSON(), rows: onOff.rows() } } : {}) },
   );
   console.log(`\nresults: ${file}`);
 }
@@ -117,64 +151,78 @@ console.log(
 );
 const net = await startNetwork(relaysN);
 const fps = net.relays.map((r) => r.fingerprint);
-const mkClient = (entry: string[]): AlliumClient =>
-  new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, entryRelays: entry });
+const mkClient = (entry: string[], off = false): AlliumClient =>
+  new AlliumClient({
+    bootstrap: [net.bootstrap],
+    socketFactory: nodeSocketFactory,
+    enforceDistinctSubnets: false,
+    poolSize: 0,
+    entryRelays: entry,
+    ...(off ? CLIENT_DEFENCES_OFF : {}),
+  });
 const ca = mkClient([fps[1]!, fps[2]!]);
 const cb = mkClient([fps[3]!, fps[4]!]);
 await ca.start();
 await cb.start();
+// --defences-off-too: a second pair of clients on the same entry relays, every defence off.
+const caOff = offToo ? mkClient([fps[1]!, fps[2]!], true) : null;
+const cbOff = offToo ? mkClient([fps[3]!, fps[4]!], true) : null;
+await caOff?.start();
+await cbOff?.start();
 
 const closers: Messenger[] = [];
 
-try {
-  if (!groupsOnly) {
-    // The endpoint: listens, echoes what starts with "ping", counts the rest.
-    const alice = new Messenger(ca, createIdentity(), { offline: { collect: false } });
-    closers.push(alice);
-    await alice.startListening();
-    const arrived = new Map<string, number>();
-    let burstCount = 0;
-    alice.on('message:received', (m) => {
-      const text = dec(m.data);
-      if (text.startsWith('ping')) void alice.send(m.from, m.data, { offline: 'never' }).catch(() => undefined);
-      else if (text.startsWith('burst')) burstCount++;
-      else arrived.set(text, performance.now());
-    });
+/** One-to-one rows between an endpoint on `ca` and initiators on `cb`, every Messenger with `mo`. */
+interface OneToOne {
+  fresh(i: number): Promise<{ sent: number; received: number }>;
+  ping(i: number): Promise<number>;
+  burst(): Promise<number>;
+  offline(i: number): Promise<{ first: number; later: number[]; returnFirst: number; returnAll: number }>;
+}
 
+async function oneToOne(ca: AlliumClient, cb: AlliumClient, mo: MessengerOptions): Promise<OneToOne> {
+  // The endpoint: listens, echoes what starts with "ping", counts the rest.
+  const alice = new Messenger(ca, createIdentity(), { ...mo, offline: { collect: false } });
+  closers.push(alice);
+  await alice.startListening();
+  const arrived = new Map<string, number>();
+  let burstCount = 0;
+  alice.on('message:received', (m) => {
+    const text = dec(m.data);
+    if (text.startsWith('ping')) void alice.send(m.from, m.data, { offline: 'never' }).catch(() => undefined);
+    else if (text.startsWith('burst')) burstCount++;
+    else arrived.set(text, performance.now());
+  });
+  // The open session for round trips and bursts.
+  const bob = new Messenger(cb, createIdentity(), mo);
+  closers.push(bob);
+  let echoed: ((s: string) => void) | null = null;
+  bob.on('message:received', (m) => echoed?.(dec(m.data)));
+  await bob.send(alice.address, enc('warm-up'), { offline: 'never' });
+  return {
     // 1. A fresh initiator reaches the endpoint.
-    for (let i = 0; i < runs; i++) {
-      progress(`fresh endpoint ${i + 1}/${runs}`);
-      const bob = new Messenger(cb);
-      closers.push(bob);
+    async fresh(i) {
+      const initiator = new Messenger(cb, createIdentity(), mo);
+      closers.push(initiator);
       const text = `first ${i}`;
       const t0 = performance.now();
-      const r = await bob.send(alice.address, enc(text), { offline: 'never' });
+      const r = await initiator.send(alice.address, enc(text), { offline: 'never' });
       const sent = performance.now();
       if (r.status !== 'delivered') throw new Error('expected a live delivery');
       await waitFor(() => arrived.has(text), 30_000, 'the first message');
-      add('reach a fresh endpoint: send() resolves (ms)', sent - t0);
-      add('reach a fresh endpoint: message received (ms)', arrived.get(text)! - t0);
-    }
-
-    // 2. Round trips on an open session.
-    const bob = new Messenger(cb);
-    closers.push(bob);
-    let echoed: ((s: string) => void) | null = null;
-    bob.on('message:received', (m) => echoed?.(dec(m.data)));
-    await bob.send(alice.address, enc('warm-up'), { offline: 'never' });
-    progress(`${pings} round trips`);
-    for (let i = 0; i < pings; i++) {
+      return { sent: sent - t0, received: arrived.get(text)! - t0 };
+    },
+    // 2. A round trip on the open session.
+    async ping(i) {
       const text = `ping ${i}`;
       const t0 = performance.now();
       const back = new Promise<void>((resolve) => (echoed = (s) => s === text && resolve()));
       await bob.send(alice.address, enc(text), { offline: 'never' });
       await back;
-      add('round trip on an open session (ms)', performance.now() - t0);
-    }
-
+      return performance.now() - t0;
+    },
     // 3. Throughput one way on the open session.
-    for (let run = 0; run < 3; run++) {
-      progress(`burst ${run + 1}/3 of ${burst} messages`);
+    async burst() {
       burstCount = 0;
       const t0 = performance.now();
       // Every send at once (a conversation keeps them in order); each resolves when the recipient acknowledges it.
@@ -183,33 +231,70 @@ try {
       );
       if (receipts.some((r) => r.status !== 'delivered')) throw new Error('a burst message was not delivered');
       await waitFor(() => burstCount >= burst, 300_000, 'the burst');
-      add('messages per second, one way (100-byte messages)', burst / ((performance.now() - t0) / 1000));
-    }
-
+      return burst / ((performance.now() - t0) / 1000);
+    },
     // 4. Offline: leave OFFLINE_BATCH messages for an identity that is not listening, then bring it up.
-    for (let i = 0; i < runs; i++) {
-      progress(`offline round ${i + 1}/${runs}`);
+    async offline() {
       const carolId = createIdentity();
       const address = formatAddress(carolId.publicKey);
-      const sender = new Messenger(cb);
+      const sender = new Messenger(cb, createIdentity(), mo);
       closers.push(sender);
+      const leave: number[] = [];
       for (let k = 0; k < OFFLINE_BATCH; k++) {
         const t0 = performance.now();
         const r = await sender.send(address, enc(`offline ${k}`));
         if (r.status !== 'stored-offline') throw new Error('expected an offline delivery');
-        add(k === 0 ? 'leave a message offline: first to a recipient (ms)' : 'leave a message offline: later ones (ms)', performance.now() - t0);
+        leave.push(performance.now() - t0);
       }
-      const carol = new Messenger(ca, carolId, { offline: { pollMs: 3_600_000 } });
+      const carol = new Messenger(ca, carolId, { ...mo, offline: { pollMs: 3_600_000 } });
       closers.push(carol);
       const got: number[] = [];
       carol.on('message:received', (m) => m.offline && got.push(performance.now()));
       const t0 = performance.now();
       await carol.startListening();
       await waitFor(() => got.length >= OFFLINE_BATCH, 120_000, 'the offline messages');
-      add('offline delivery after return: first message (ms)', got[0]! - t0);
-      add(`offline delivery after return: all ${OFFLINE_BATCH} messages (ms)`, got[OFFLINE_BATCH - 1]! - t0);
       carol.close();
       sender.close();
+      return { first: leave[0]!, later: leave.slice(1), returnFirst: got[0]! - t0, returnAll: got[OFFLINE_BATCH - 1]! - t0 };
+    },
+  };
+}
+
+try {
+  if (!groupsOnly) {
+    progress(offToo ? 'one-to-one: endpoints and open sessions with the defaults and with every defence off' : 'one-to-one: the endpoint and an open session');
+    const sides = new Map<Side, OneToOne>([['on', await oneToOne(ca, cb, {})]]);
+    if (offToo) sides.set('off', await oneToOne(caOff!, cbOff!, MESSENGER_DEFENCES_OFF));
+    /** The defaults' samples make the rows; with --defences-off-too both sides go to the comparison. */
+    const record = (side: Side, key: string, v: number): void => {
+      if (side === 'on') add(key, v);
+      if (offToo) onOff.add(key, side, v);
+    };
+    const turns = (i: number): readonly Side[] => (offToo ? sidesOf(i) : ['on']);
+
+    for (let i = 0; i < runs; i++) {
+      progress(`fresh endpoint ${i + 1}/${runs}`);
+      for (const side of turns(i)) {
+        const r = await sides.get(side)!.fresh(i);
+        record(side, 'reach a fresh endpoint: send() resolves (ms)', r.sent);
+        record(side, 'reach a fresh endpoint: message received (ms)', r.received);
+      }
+    }
+    progress(`${pings} round trips${offToo ? ' on each side, taking turns' : ''}`);
+    for (let i = 0; i < pings; i++) for (const side of turns(i)) record(side, 'round trip on an open session (ms)', await sides.get(side)!.ping(i));
+    for (let run = 0; run < 3; run++) {
+      progress(`burst ${run + 1}/3 of ${burst} messages`);
+      for (const side of turns(run)) record(side, 'messages per second, one way (100-byte messages)', await sides.get(side)!.burst());
+    }
+    for (let i = 0; i < runs; i++) {
+      progress(`offline round ${i + 1}/${runs}`);
+      for (const side of turns(i)) {
+        const r = await sides.get(side)!.offline(i);
+        record(side, 'leave a message offline: first to a recipient (ms)', r.first);
+        for (const v of r.later) record(side, 'leave a message offline: later ones (ms)', v);
+        record(side, 'offline delivery after return: first message (ms)', r.returnFirst);
+        record(side, `offline delivery after return: all ${OFFLINE_BATCH} messages (ms)`, r.returnAll);
+      }
     }
   }
 
@@ -249,6 +334,8 @@ try {
   for (const m of closers) m.close();
   await ca.stop();
   await cb.stop();
+  await caOff?.stop();
+  await cbOff?.stop();
   await net.stop();
 }
 process.exit(0);

@@ -81,6 +81,11 @@ export interface ClientOptions {
    * seconds look alike at the guard (default true).
    */
   circuitPadding?: boolean;
+  /**
+   * Vanguards for endpoint circuits (specs/path.md §3.2; default true). false builds them as ordinary circuits, which
+   * only measures what the defence costs (npm run bench:messaging -- --defences-off-too); never set it for real use.
+   */
+  endpointVanguards?: boolean;
   /** Pin entry relays by fingerprint (instead of sampled guards), as Tor's EntryNodes. */
   entryRelays?: readonly string[];
   /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */
@@ -650,7 +655,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       };
       if (options.exitAddress) pathOptions.exitAddress = options.exitAddress;
       if (options.last) pathOptions.last = options.last;
-      if (options.vanguards && this.directory.all().length >= VANGUARD_MIN_RELAYS) {
+      if (options.vanguards && (this.o.endpointVanguards ?? true) && this.directory.all().length >= VANGUARD_MIN_RELAYS) {
         // An endpoint circuit: its second hop from the vanguards, refreshed first when one expired (path.md §3.2).
         pathOptions.vanguards = this.vanguards.stale(this.guardView(), now) ? await this.refreshVanguards() : this.vanguards.current(this.guardView());
         pathOptions.hops = Math.max(2, hops);

@@ -41,7 +41,7 @@ import {
 } from '../protocol/mailbox.js';
 import { signalOption, type AbortOptions } from '../net/abort.js';
 import type { CircuitSource } from './client.js';
-import { ContentClient } from './content.js';
+import { ContentClient, type ContentOptions } from './content.js';
 import { solveIntroPow } from './messaging/pow-solver.js';
 
 /** Free slots in a row after which a collector stops reading an inbox. */
@@ -98,11 +98,13 @@ export class MailboxSender {
   /** recipient → the counter of the next message to it. */
   private readonly counters = new Map<string, number>();
 
+  /** `content`: the options of its ContentClient (measurement only: `directForMeasurement`). */
   constructor(
     client: CircuitSource,
     private readonly identity: Identity,
+    content: ContentOptions = {},
   ) {
-    this.content = new ContentClient(client);
+    this.content = new ContentClient(client, content);
   }
 
   /**
@@ -227,9 +229,9 @@ export class MailboxCollector {
     /**
      * `maxCollectBytes`: message bytes held before they are handed over (default MAX_MAILBOX_COLLECT_BYTES).
      * `pairs`: the identity keys of our pairs, most recent first (default none): their per-contact inboxes are read
-     * too, at most MAX_MAILBOX_PAIRS of them.
+     * too, at most MAX_MAILBOX_PAIRS of them. `content`: the options of each pass's ContentClient (measurement only).
      */
-    private readonly options: { maxCollectBytes?: number; pairs?: () => Uint8Array[] | Promise<Uint8Array[]> } = {},
+    private readonly options: { maxCollectBytes?: number; pairs?: () => Uint8Array[] | Promise<Uint8Array[]>; content?: ContentOptions } = {},
   ) {}
 
   /**
@@ -260,7 +262,7 @@ export class MailboxCollector {
       mailboxEpochAt(Math.max(0, lastRead == null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : lastRead - MAILBOX_CLOCK_SKEW_MS));
     const first = firstEpoch(this.lastPass);
     const last = mailboxEpochAt(started + MAILBOX_CLOCK_SKEW_MS);
-    const content = new ContentClient(this.client);
+    const content = new ContentClient(this.client, this.options.content ?? {});
     const maxBytes = this.options.maxCollectBytes ?? MAX_MAILBOX_COLLECT_BYTES;
     let found: Found[] = [];
     let held = 0;

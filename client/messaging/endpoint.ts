@@ -113,6 +113,8 @@ export function nextEffort(effort: number, load: IntroductionLoad): number {
 }
 
 export interface EndpointOptions {
+  /** Measurement only: the descriptor published straight to its holders (MessengerOptions.directContentForMeasurement). */
+  directContentForMeasurement?: boolean;
   /** Introduction points to keep (default 3). */
   introPoints?: number;
   /** Re-publish this often (default 10 minutes) and whenever an introduction point is lost. */
@@ -177,7 +179,7 @@ export class Endpoint {
     private readonly options: EndpointOptions,
     private readonly on: EndpointEvents,
   ) {
-    this.content = new ContentClient(client);
+    this.content = new ContentClient(client, options.directContentForMeasurement ? { directForMeasurement: true } : {});
     this.authorizedClients = checkClients(options.authorizedClients ?? []);
   }
 

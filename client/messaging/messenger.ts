@@ -135,8 +135,9 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.address = formatAddress(identity.publicKey);
     this.limits = endpointLimits(options.limits);
     this.delivery = new Delivery(this.limits.maxListenQueue, (m) => this.emit('message:received', m));
-    this.lookups = new ContentClient(client);
-    this.files = new ContentClient(client);
+    const contentOptions = options.directContentForMeasurement ? { directForMeasurement: true } : {};
+    this.lookups = new ContentClient(client, contentOptions);
+    this.files = new ContentClient(client, contentOptions);
     this.maxAttachmentBytes = options.maxAttachmentBytes ?? MAX_ATTACHMENT_BYTES;
     this.contacts = new ContactBook(options.contactStorage, options.maxContacts !== undefined ? { maxContacts: options.maxContacts } : {});
     this.contacts.on('contact:added', (c) => this.emit('contact:added', c));
@@ -165,11 +166,11 @@ export class Messenger extends Emitter<MessengerEvents> {
       options.devices,
       options.deviceStorage,
     );
-    this.outbox = new MailboxSender(client, identity);
+    this.outbox = new MailboxSender(client, identity, contentOptions);
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
     // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
     const asEndpoint = endpointCircuits(client);
-    this.inbox = new MailboxCollector(asEndpoint, identity, { pairs: () => this.pairKeys() });
+    this.inbox = new MailboxCollector(asEndpoint, identity, { pairs: () => this.pairKeys(), content: contentOptions });
     const endpointOptions: ConstructorParameters<typeof Endpoint>[2] = {};
     if (options.introPoints !== undefined) endpointOptions.introPoints = options.introPoints;
     if (options.republishMs !== undefined) endpointOptions.republishMs = options.republishMs;
@@ -177,6 +178,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (options.maxIntroductionsPerPoint !== undefined) endpointOptions.maxIntroductionsPerPoint = options.maxIntroductionsPerPoint;
     if (options.authorizedClients !== undefined) endpointOptions.authorizedClients = options.authorizedClients;
     if (options.introPow !== undefined) endpointOptions.introPow = options.introPow;
+    if (options.directContentForMeasurement) endpointOptions.directContentForMeasurement = true;
     this.endpoint = new Endpoint(asEndpoint, identity, endpointOptions, {
       introduced: (p) => this.service.enqueue(p),
       published: (revision) => this.emit('endpoint:published', revision),

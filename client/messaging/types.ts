@@ -178,6 +178,13 @@ export interface MessengerOptions {
    * that did not (specs/rendezvous.md §3.2; default true). false only measures the defence (npm run audit:shape).
    */
   introPow?: boolean;
+  /**
+   * Measurement only (npm run bench:messaging -- --defences-off-too): every content request of this messenger —
+   * descriptor lookups and publication, mailbox deposits and collection, attachments — goes straight to its holder,
+   * as ContentOptions.directForMeasurement, without content forwarding's protections (specs/content.md §8.2–§8.3).
+   * Default false; never set it for real use.
+   */
+  directContentForMeasurement?: boolean;
   /** Hidden TCP services: port → local host:port to connect to (through `connectService`). */
   services?: Record<number, ServiceTarget>;
   /**
