@@ -64,6 +64,7 @@ export const DROP_REASONS = [
   'stream_stalled',
   'rendezvous_limit_evicted',
   'content_forward_limit',
+  'mailbox_store_limit',
 ];
 
 export class RelayMetrics {
