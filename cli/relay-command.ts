@@ -58,16 +58,14 @@ export async function runRelayCommand(opts: Record<string, unknown>): Promise<vo
   const notify = systemdNotifier(process.env, (why) => log.error(why));
   const relay = new Relay(config, { log });
   await relay.start();
-  if (relay.bridgeLine) {
-    process.stdout.write(
-      `Allium bridge ${relay.config.nickname} running (unlisted: never published in the directory)\n  fingerprint: ${relay.fingerprint}\n  bridge line: ${relay.bridgeLine}\n` +
-        `  give the bridge line only to people you want to use this bridge: it lets them in, and lets anyone who has it find the bridge\n`,
-    );
-  } else {
-    process.stdout.write(`Allium relay ${relay.config.nickname} running\n  fingerprint: ${relay.fingerprint}\n  bootstrap line: ${relay.bootstrapLine}\n`);
-  }
-  if (relay.metricsAddress) process.stdout.write(`  metrics: ${relay.metricsAddress}\n`);
-  if (relay.adminAddress) process.stdout.write(`  status page: ${relay.adminAddress}\n`);
+  // one write, so a reader that waits for the bootstrap line also has the addresses after it
+  let banner = relay.bridgeLine
+    ? `Allium bridge ${relay.config.nickname} running (unlisted: never published in the directory)\n  fingerprint: ${relay.fingerprint}\n  bridge line: ${relay.bridgeLine}\n` +
+      `  give the bridge line only to people you want to use this bridge: it lets them in, and lets anyone who has it find the bridge\n`
+    : `Allium relay ${relay.config.nickname} running\n  fingerprint: ${relay.fingerprint}\n  bootstrap line: ${relay.bootstrapLine}\n`;
+  if (relay.metricsAddress) banner += `  metrics: ${relay.metricsAddress}\n`;
+  if (relay.adminAddress) banner += `  status page: ${relay.adminAddress}\n`;
+  process.stdout.write(banner);
   if (opts['readyFile']) {
     writeFileAtomic(
       String(opts['readyFile']),
