@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { BLOCK_LEN } from '../../protocol/chk.js';
+import type { Descriptor } from '../../protocol/descriptor.js';
+import { Flag } from '../../protocol/flags.js';
 import { parseLink } from '../../protocol/content-link.js';
 import { startClient, storedBlock } from '../helpers/content.js';
 import { mountTmpfs, unmount } from '../helpers/chaos.js';
@@ -104,6 +106,23 @@ describe('a full store stops advertising itself (relay processes)', function () 
             `${all
               .filter((r) => storedBlock(r, rk))
               .map(nick)
+              .join(', ')}; not Holder in the client's consensus: ` +
+            `${
+              all
+                .filter((r) => !client.directory.view.has({ fingerprint: r.fingerprint } as Descriptor, Flag.HOLDER))
+                .map(nick)
+                .join(', ') || 'none'
+            }; ` +
+            `departure lines: ${all
+              .map(
+                (r) =>
+                  `${nick(r)} ${
+                    r
+                      .logs()
+                      .split('\n')
+                      .filter((l) => /holder unreachable|answers again/.test(l)).length
+                  }`,
+              )
               .join(', ')}`;
           return false;
         }
