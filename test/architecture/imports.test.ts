@@ -195,7 +195,9 @@ export function loadedWith(entry: string): Set<string> {
       const spec = (ts.isImportDeclaration(n) && !n.importClause?.isTypeOnly) || (ts.isExportDeclaration(n) && !n.isTypeOnly) ? n.moduleSpecifier : undefined;
       if (!spec || !ts.isStringLiteral(spec) || !spec.text.startsWith('.')) continue;
       const next = normalize(relative(ROOT, join(ROOT, dirname(file), spec.text))).replace(/\.js$/, '.ts');
-      if (!seen.has(next)) (seen.add(next), queue.push(next));
+      if (seen.has(next)) continue;
+      seen.add(next);
+      queue.push(next);
     }
   }
   return seen;
