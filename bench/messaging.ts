@@ -17,7 +17,12 @@
  *
  *   flags: --relays N (8)  --runs N (fresh endpoints, offline rounds: 10)  --pings N (200)  --burst N (2000)
  *          --groups 50,500  --group-live N (10; 0: none)  --groups-only (no one-to-one rows)  --quick
- *          --defences-off-too
+ *          --defences-off-too  --tor FILE|DIR
+ *
+ * --tor FILE|DIR: prints, after our rows, Tor's onion services from a run of the real-Tor loopback anchor
+ * (shared/anchors/tor-local, `./bench.sh --sections H`; DIR: its newest bench-*.json with that section) beside our
+ * fresh-endpoint and open-session rows, with the ratios and issue 18's goals (bench/lib/tor-onion.ts). Run Tor's
+ * bench before or after this one, never at once.
  *
  * --defences-off-too: the one-to-one rows are measured, in the same run on the same network, also by a second pair of
  * clients (on the same entry relays) and Messengers with every defence on by default turned off — link padding,
@@ -36,6 +41,8 @@ import { fmt, summarize } from './lib/stats.js';
 import { progress, writeResults } from './lib/results.js';
 import { fanout, formGroup, wireBytesPerMember } from './lib/group-fanout.js';
 import { OnOff, sidesOf, type Side } from './lib/onoff.js';
+import { loadTor } from './lib/tor-results.js';
+import { onionComparison } from './lib/tor-onion.js';
 
 const flags = parseFlags(
   process.argv.slice(2),
@@ -49,8 +56,9 @@ const flags = parseFlags(
     'group-live': 'number',
     'groups-only': 'boolean',
     'defences-off-too': 'boolean',
+    tor: 'string',
   },
-  'npm run bench:messaging -- [--relays N] [--runs N] [--pings N] [--burst N] [--groups 50,500] [--group-live N] [--groups-only] [--quick] [--defences-off-too]',
+  'npm run bench:messaging -- [--relays N] [--runs N] [--pings N] [--burst N] [--groups 50,500] [--group-live N] [--groups-only] [--quick] [--defences-off-too] [--tor FILE|DIR]',
 );
 const relaysN = flags.relays ?? 8;
 const runs = flags.quick ? 3 : (flags.runs ?? 10);
@@ -61,10 +69,14 @@ const groupSizes = (flags.groups ?? (flags.quick ? '50' : '50,500')).split(',').
 const groupLive = flags['group-live'] ?? (flags.quick ? 5 : 10);
 const groupsOnly = flags['groups-only'] ?? false;
 const offToo = (flags['defences-off-too'] ?? false) && !groupsOnly;
+// Read Tor's figures before the run, so a wrong path fails at once rather than after it.
+const tor = flags.tor !== undefined && !groupsOnly ? loadTor(flags.tor, 'H_onion_services') : null;
 /** Every defence on by default, off: the clients' part … */
 const CLIENT_DEFENCES_OFF = { linkPadding: 'off', circuitPadding: false, endpointVanguards: false } as const;
 /** … and the Messengers'. */
 const MESSENGER_DEFENCES_OFF: MessengerOptions = { introPow: false, directContentForMeasurement: true };
+const FRESH_SENT = 'reach a fresh endpoint: send() resolves (ms)';
+const ROUND_TRIP = 'round trip on an open session (ms)';
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
@@ -134,10 +146,25 @@ function report(): void {
       '\non / off above 1 for times, below 1 for messages per second, is the cost; "paired": the median of the ratios of the pairs measured back to back.',
     );
   }
+  if (tor) {
+    const pick = (k: string): ReturnType<typeof summarize> => out[k] ?? summarize([]);
+    console.log(
+      '\n' +
+        onionComparison(tor, {
+          fresh: pick(FRESH_SENT),
+          roundTrip: pick(ROUND_TRIP),
+        }),
+    );
+  }
   const file = writeResults(
     'messaging',
-    { relays: relaysN, runs, pings, burst, offlineBatch: OFFLINE_BATCH, groupSizes, groupLive, defencesOffToo: offToo },
-    { summary: out, samples: rows, ...(offToo ? { defencesOff: { samples: onOff.toJSON(), rows: onOff.rows() } } : {}) },
+    { relays: relaysN, runs, pings, burst, offlineBatch: OFFLINE_BATCH, groupSizes, groupLive, defencesOffToo: offToo, ...(tor ? { tor: tor.file } : {}) },
+    {
+      summary: out,
+      samples: rows,
+      ...(tor ? { torOnion: tor.r.H_onion_services } : {}),
+      ...(offToo ? { defencesOff: { samples: onOff.toJSON(), rows: onOff.rows() } } : {}),
+    },
   );
   console.log(`\nresults: ${file}`);
 }
@@ -276,12 +303,12 @@ try {
       progress(`fresh endpoint ${i + 1}/${runs}`);
       for (const side of turns(i)) {
         const r = await sides.get(side)!.fresh(i);
-        record(side, 'reach a fresh endpoint: send() resolves (ms)', r.sent);
+        record(side, FRESH_SENT, r.sent);
         record(side, 'reach a fresh endpoint: message received (ms)', r.received);
       }
     }
     progress(`${pings} round trips${offToo ? ' on each side, taking turns' : ''}`);
-    for (let i = 0; i < pings; i++) for (const side of turns(i)) record(side, 'round trip on an open session (ms)', await sides.get(side)!.ping(i));
+    for (let i = 0; i < pings; i++) for (const side of turns(i)) record(side, ROUND_TRIP, await sides.get(side)!.ping(i));
     for (let run = 0; run < 3; run++) {
       progress(`burst ${run + 1}/3 of ${burst} messages`);
       for (const side of turns(run)) record(side, 'messages per second, one way (100-byte messages)', await sides.get(side)!.burst());

@@ -10,21 +10,15 @@ import { initCrypto } from '../crypto/index.js';
 import { EXIT, EXIT_CODES_HELP, fail } from './errors.js';
 import { errnoText, probeListen } from '../net/listen.js';
 import { parseLink } from '../protocol/content-link.js';
-import { ALLIUM_VERSION } from '../relay/relay.js';
-import { AlliumClient } from '../client/client.js';
-import { startSocksServer } from '../client/socks.js';
+import { ALLIUM_VERSION } from '../relay/version.js';
 import { parseHostPort } from '../relay/config.js';
 import { writeFileAtomic } from '../relay/keystore.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { ContentClient } from '../client/content.js';
 import { IdentityKey } from '../crypto/keys.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
 import { ConfigError } from '../protocol/errors.js';
-import { clientOptionsFrom, startClient, type ClientFlags } from './client-session.js';
-import { runRelayCommand } from './relay-command.js';
-import { Messenger } from '../client/messaging/node.js';
-import { progressBar } from './progress.js';
-import { runGateway, runSitePublish, runStatus } from './site-commands.js';
+import type { ClientFlags } from './client-session.js';
+import type { runGateway, runSitePublish } from './site-commands.js';
 
 const isFolder = (p: string): boolean => {
   try {
@@ -61,6 +55,23 @@ function clientFlags(opts: Record<string, unknown>): ClientFlags {
   if (opts['hops'] !== undefined) f.hops = String(opts['hops']);
   if (Array.isArray(opts['authority'])) f.authority = opts['authority'] as string[];
   return f;
+}
+
+/**
+ * The code of the content commands, loaded when one of them runs: each command loads only what it uses, so a relay
+ * process holds no client, content or site code (its resident memory; docs/operator-guide.md).
+ */
+async function contentCommands(): Promise<{
+  startClient: typeof import('./client-session.js').startClient;
+  ContentClient: typeof import('../client/content.js').ContentClient;
+  progressBar: typeof import('./progress.js').progressBar;
+}> {
+  const [{ startClient }, { ContentClient }, { progressBar }] = await Promise.all([
+    import('./client-session.js'),
+    import('../client/content.js'),
+    import('./progress.js'),
+  ]);
+  return { startClient, ContentClient, progressBar };
 }
 
 function onSignals(stop: () => Promise<void>): void {
@@ -108,6 +119,7 @@ export function buildProgram(): Command {
     .action(async (opts: Record<string, unknown>) => {
       try {
         await initCrypto();
+        const { runRelayCommand } = await import('./relay-command.js');
         await runRelayCommand(opts);
       } catch (e) {
         fail(e);
@@ -131,6 +143,12 @@ export function buildProgram(): Command {
     .action(async (opts: Record<string, unknown>) => {
       try {
         await initCrypto();
+        const [{ clientOptionsFrom }, { AlliumClient }, { Messenger }, { startSocksServer }] = await Promise.all([
+          import('./client-session.js'),
+          import('../client/client.js'),
+          import('../client/messaging/node.js'),
+          import('../client/socks.js'),
+        ]);
         const { options, config } = clientOptionsFrom({ ...clientFlags(opts), poolSize: 2 });
         const socksAt = parseHostPort(String(opts['socks'] ?? config.socks ?? '127.0.0.1:9050'), opts['socks'] ? '--socks' : 'socks');
         await probeListen(socksAt.host, socksAt.port, opts['socks'] ? '--socks' : 'socks'); // before the network is contacted
@@ -203,8 +221,10 @@ export function buildProgram(): Command {
   ).action(async (file: string, opts: Record<string, unknown>) => {
     try {
       await initCrypto();
-      if (isFolder(file)) return await runSitePublish('put', file, { ...clientFlags(opts), convergent: !!opts['convergent'] });
+      if (isFolder(file))
+        return await (await import('./site-commands.js')).runSitePublish('put', file, { ...clientFlags(opts), convergent: !!opts['convergent'] });
       const data = readInput(file);
+      const { startClient, ContentClient, progressBar } = await contentCommands();
       const client = await startClient(clientFlags(opts));
       const content = new ContentClient(client);
       const bar = progressBar('put');
@@ -229,6 +249,7 @@ export function buildProgram(): Command {
     try {
       await initCrypto();
       parseLink(link); // a mistyped link is refused before the network is contacted
+      const { startClient, ContentClient, progressBar } = await contentCommands();
       const client = await startClient(clientFlags(opts));
       const content = new ContentClient(client);
       const bar = progressBar('get');
@@ -267,7 +288,7 @@ export function buildProgram(): Command {
           if (opts['name'] !== undefined) f.name = String(opts['name']);
           if (opts['key'] !== undefined) f.key = String(opts['key']);
           if (opts['note'] !== undefined) f.note = String(opts['note']);
-          return await runSitePublish(name, file, f);
+          return await (await import('./site-commands.js')).runSitePublish(name, file, f);
         }
         if (opts['name'] === undefined) throw new ConfigError(`${name} FILE needs --name NAME`);
         const keyFile = String(opts['key'] ?? './allium-publisher.key');
@@ -281,6 +302,7 @@ export function buildProgram(): Command {
           process.stderr.write(`allium: created publisher key ${keyFile} (back it up: it is the only way to update this link)\n`);
         }
         const data = readInput(file);
+        const { startClient, ContentClient, progressBar } = await contentCommands();
         const client = await startClient(clientFlags(opts));
         const content = new ContentClient(client);
         const bar = progressBar(name);
@@ -305,7 +327,7 @@ export function buildProgram(): Command {
   ).action(async (link: string, opts: Record<string, unknown>) => {
     try {
       await initCrypto();
-      await runStatus(link, clientFlags(opts));
+      await (await import('./site-commands.js')).runStatus(link, clientFlags(opts));
     } catch (e) {
       fail(e);
     }
@@ -323,7 +345,7 @@ export function buildProgram(): Command {
       await initCrypto();
       const f: Parameters<typeof runGateway>[0] = { ...clientFlags(opts), allowRemote: !!opts['allowRemote'], hostName: opts['hostName'] as string[] };
       if (opts['listen'] !== undefined) f.listen = String(opts['listen']);
-      await runGateway(f);
+      await (await import('./site-commands.js')).runGateway(f);
     } catch (e) {
       fail(e);
     }

@@ -20,7 +20,6 @@ import { HandshakeReplayCache } from '../protocol/link-handshake.js';
 import { isPublicUnicast } from '../protocol/dial-policy.js';
 import { createNodeSocketFactory } from '../net/ws-node.js';
 import { listenOn } from '../net/listen.js';
-import { startAdminServer } from './admin.js';
 import { BandwidthHistory } from './bandwidth-history.js';
 import { BlockStore } from './block-store.js';
 import { formatBridgeLine, loadOrCreateBridgeSecret } from './bridge-secret.js';
@@ -245,7 +244,8 @@ export class Relay {
     });
     await this.listen(tls ? new TlsReloader(() => ({ cert: this.config.tls_cert, key: this.config.tls_key }), tls, this.log) : null);
     if (cfg.metrics) this.metricsServer = await startMetricsServer(cfg.metrics, this.metrics, () => node.accounting.sweep());
-    if (cfg.admin) this.adminServer = await startAdminServer(cfg.admin, cfg.admin_token, { status: () => this.status() });
+    // The status page's code loads only on a relay that serves it (most do not; docs/operator-guide.md).
+    if (cfg.admin) this.adminServer = await (await import('./admin.js')).startAdminServer(cfg.admin, cfg.admin_token, { status: () => this.status() });
     this.every(1000, () => this.bandwidth.sample());
     node.start();
     this.every(cfg.timing.maintenance_interval, () => this.maintain());

@@ -1,43 +1,14 @@
 /**
- * Tor's figures beside ours: reads a result file of the real-Tor loopback anchor (shared/anchors/tor-local,
- * bench.sh writes bench-<UTC>.json) and lines its rows up with bench:circuit's. Run the two one after the other in
+ * Tor's figures beside ours: lines the rows of a result file of the real-Tor loopback anchor (shared/anchors/tor-local,
+ * read by bench/lib/tor-results.ts) up with bench:circuit's. Run the two one after the other in
  * one session, never at once; the machine is shared, so each side also says how busy the rest of it was.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { table } from '../harness.js';
 import { fmt, type Summary } from './stats.js';
+import { ourMedian as ours, torMedian as med, type LoadedTor } from './tor-results.js';
 
-interface TorStat {
-  n: number;
-  median: number;
-  p90: number;
-  min: number;
-  max: number;
-}
-
-interface TorResults {
-  meta: { started: string; tor_version: string };
-  A_circuit_build?: { build_ms: TorStat; concurrent_builds: { K: number; circuits_per_s: number; other_cores: number }[] };
-  B_ttfb?: Record<string, { ttfb_ms: TorStat }>;
-  C_bulk?: Record<string, { MBps: TorStat; busy_relay_cpu_ms_per_MiB?: TorStat; client_cpu_ms_per_MiB?: TorStat; other_cores: TorStat }>;
-  M_idle_circuit_memory?: { circuits_built: number; rss_delta_kB: Record<string, number>; circuits_per_relay_by_position: Record<string, number[]> };
-  rss_kB_idle?: Record<string, { VmRSS: number }>;
-  rss_kB_after_bulk?: Record<string, { VmRSS: number }>;
-}
-
-/** A bench-*.json file, or the newest one in a directory. */
-export function loadTor(p: string): { file: string; r: TorResults } {
-  let file = p;
-  if (statSync(p).isDirectory()) {
-    const files = readdirSync(p)
-      .filter((f) => /^bench-.*\.json$/.test(f))
-      .sort();
-    if (!files.length) throw new Error(`no bench-*.json in ${p}`);
-    file = path.join(p, files[files.length - 1]!);
-  }
-  return { file, r: JSON.parse(readFileSync(file, 'utf8')) as TorResults };
-}
+export { loadTor } from './tor-results.js';
 
 export interface AlliumSide {
   build: Summary;
@@ -53,10 +24,7 @@ export interface AlliumSide {
   perCircuitKiB: number;
 }
 
-const med = (s: TorStat | undefined, unit = ''): string => (s ? `${fmt(s.median)}${unit} (p90 ${fmt(s.p90)})` : '—');
-const ours = (s: Summary, unit = ''): string => `${fmt(s.median)}${unit} (p90 ${fmt(s.p90)})`;
-
-export function torComparison(t: { file: string; r: TorResults }, a: AlliumSide): string {
+export function torComparison(t: LoadedTor, a: AlliumSide): string {
   const r = t.r;
   const relays = (m: Record<string, { VmRSS: number }> | undefined): number[] =>
     Object.entries(m ?? {})

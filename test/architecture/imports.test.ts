@@ -183,3 +183,39 @@ describe('architecture: the browser bundle carries no Node built-in', () => {
     expect(nodeImportsReachedFrom('client/index.ts').some((c) => c.endsWith('client/messaging/tcp-connector.ts → node:net'))).to.equal(true);
   });
 });
+
+/** Our modules `entry` loads when it loads (static run-time imports only: `import()` waits until the code needs it). */
+export function loadedWith(entry: string): Set<string> {
+  const seen = new Set<string>([entry]);
+  const queue = [entry];
+  while (queue.length) {
+    const file = queue.shift()!;
+    const sf = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.ES2022, true);
+    for (const n of sf.statements) {
+      const spec = (ts.isImportDeclaration(n) && !n.importClause?.isTypeOnly) || (ts.isExportDeclaration(n) && !n.isTypeOnly) ? n.moduleSpecifier : undefined;
+      if (!spec || !ts.isStringLiteral(spec) || !spec.text.startsWith('.')) continue;
+      const next = normalize(relative(ROOT, join(ROOT, dirname(file), spec.text))).replace(/\.js$/, '.ts');
+      if (seen.has(next)) continue;
+      seen.add(next);
+      queue.push(next);
+    }
+  }
+  return seen;
+}
+
+describe('architecture: a relay process loads only what it runs (its resident memory)', () => {
+  const relay = loadedWith('cli/allium.ts');
+
+  it('the command line loads no client, content or site code until a client command runs', () => {
+    expect([...relay].filter((f) => f.startsWith('client/') || f === 'cli/site-commands.ts' || f === 'cli/client-session.ts')).to.deep.equal([]);
+  });
+
+  it('the status page loads only on a relay that serves it (admin set)', () => {
+    expect(loadedWith('cli/relay-command.ts')).to.include('relay/relay.ts').and.not.include('relay/admin.ts');
+  });
+
+  it('the check follows static imports and not import(): the client command reaches client code only through import()', () => {
+    expect(loadedWith('cli/client-session.ts')).to.include('client/client.ts');
+    expect(relay).to.include('cli/allium.ts').and.not.include('cli/relay-command.ts');
+  });
+});
