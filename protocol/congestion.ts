@@ -66,7 +66,8 @@ export class VegasController {
   private ackedSinceUpdate = 0;
 
   constructor(private readonly p: VegasParams = VEGAS_DEFAULTS) {
-    if (!(p.inc > 0 && p.cwndMin >= p.inc && p.cwndMin <= p.cwndInit && p.cwndInit <= p.cwndMax)) throw new ConfigError('vegas: need inc ≤ cwnd_min ≤ cwnd_init ≤ cwnd_max');
+    if (!(p.inc > 0 && p.cwndMin >= p.inc && p.cwndMin <= p.cwndInit && p.cwndInit <= p.cwndMax))
+      throw new ConfigError('vegas: need inc ≤ cwnd_min ≤ cwnd_init ≤ cwnd_max');
     if (!(p.alpha <= p.beta && p.beta <= p.delta)) throw new ConfigError('vegas: need alpha ≤ beta ≤ delta');
     this.cwndCells = p.cwndInit;
   }

@@ -31,7 +31,8 @@ export class CircuitSendWindow {
   private readonly expected: { tag: Uint8Array; at: number }[] = [];
 
   constructor(params: VegasParams = VEGAS_DEFAULTS) {
-    if (params.cwndMax > CIRC_WINDOW || params.inc !== CIRC_SENDME_INC) throw new ConfigError('the congestion window may not exceed CIRC_WINDOW, and steps by CIRC_SENDME_INC');
+    if (params.cwndMax > CIRC_WINDOW || params.inc !== CIRC_SENDME_INC)
+      throw new ConfigError('the congestion window may not exceed CIRC_WINDOW, and steps by CIRC_SENDME_INC');
     this.cc = new VegasController(params);
   }
 

@@ -121,8 +121,13 @@ describe('congestion control (protocol/congestion.ts, streams.md §4.6)', () => 
 
   it('refuses parameters that break its bounds, and a sender window whose maximum exceeds CIRC_WINDOW', () => {
     const bad: Partial<VegasParams>[] = [{ cwndMin: 50 }, { cwndInit: 100 }, { cwndMax: 500 }, { alpha: 500 }, { delta: 300 }];
-    for (const b of bad) expect(() => new VegasController({ ...VEGAS_DEFAULTS, ...b })).to.throw().that.satisfies(isAlliumError);
-    expect(() => new CircuitSendWindow({ ...VEGAS_DEFAULTS, cwndMax: CIRC_WINDOW + 100 })).to.throw().with.property('code', 'ERR_CONFIG');
+    for (const b of bad)
+      expect(() => new VegasController({ ...VEGAS_DEFAULTS, ...b }))
+        .to.throw()
+        .that.satisfies(isAlliumError);
+    expect(() => new CircuitSendWindow({ ...VEGAS_DEFAULTS, cwndMax: CIRC_WINDOW + 100 }))
+      .to.throw()
+      .with.property('code', 'ERR_CONFIG');
   });
 
   it('the sender window samples the round trip from the tagged cell to its SENDME, and refuses a wrong tag', () => {
@@ -136,6 +141,8 @@ describe('congestion control (protocol/congestion.ts, streams.md §4.6)', () => 
     expect(w.available).to.equal(VEGAS_DEFAULTS.cwndInit - 200);
     w.onSendme(tags[99]!, 1011); // sent at 1001: 10 ms
     expect({ min: w.cc.minRtt, inflight: w.cc.inflight }).to.deep.equal({ min: 10, inflight: 100 });
-    expect(() => w.onSendme(tags[99]!, 1012)).to.throw().with.property('code', 'ERR_SENDME');
+    expect(() => w.onSendme(tags[99]!, 1012))
+      .to.throw()
+      .with.property('code', 'ERR_SENDME');
   });
 });
