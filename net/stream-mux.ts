@@ -1,10 +1,11 @@
 /**
  * Streams multiplexed over one circuit end (specs/streams.md): used by the client (towards its exit hop) and by the
- * exit (towards the client). Handles DATA chunking, END, the circuit window with authenticated SENDMEs and the
- * per-stream windows. Knows nothing of sockets: `MuxStream` takes bytes with write() and hands bytes out through
+ * exit (towards the client). Handles DATA chunking, END, the circuit window with authenticated SENDMEs (its size set
+ * by congestion control from round-trip times, §4.6) and the per-stream windows. Knows nothing of sockets: `MuxStream` takes bytes with write() and hands bytes out through
  * its `onData` callback; the owner reports how much the application has consumed.
  */
 import { AlliumError, isAlliumError, ProtocolError } from '../protocol/errors.js';
+import type { VegasController, VegasParams } from '../protocol/congestion.js';
 import { CircuitReceiveWindow, CircuitSendWindow, STREAM_WINDOW, StreamWindows } from '../protocol/flow.js';
 import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { RELAY_DATA_LEN } from '../protocol/constants.js';
@@ -163,7 +164,7 @@ export type StreamMuxEvents = {
 
 export class StreamMux extends Emitter<StreamMuxEvents> {
   private readonly streams = new Map<number, MuxStream>();
-  private readonly sendWindow = new CircuitSendWindow();
+  private readonly sendWindow: CircuitSendWindow;
   private readonly receiveWindow = new CircuitReceiveWindow();
   private nextId = 1;
   private pumping = false;
@@ -172,8 +173,21 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
   private offDrain: (() => void) | null = null;
   private closed = false;
 
-  constructor(private readonly t: MuxTransport) {
+  private readonly now: () => number;
+
+  /** `now`: a monotonic clock in milliseconds for the round trips of congestion control (default performance.now). */
+  constructor(
+    private readonly t: MuxTransport,
+    init: { now?: () => number; congestion?: VegasParams } = {},
+  ) {
     super();
+    this.now = init.now ?? (() => performance.now());
+    this.sendWindow = new CircuitSendWindow(init.congestion);
+  }
+
+  /** The circuit's congestion state in this direction (specs/streams.md §4.6), for metrics and tests. */
+  get congestion(): VegasController {
+    return this.sendWindow.cc;
   }
 
   get size(): number {
@@ -254,7 +268,7 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
           return true;
         }
         case RelayCommand.SENDME: {
-          if (msg.streamId === 0) this.sendWindow.onSendme(decodeCircuitSendme(msg.data));
+          if (msg.streamId === 0) this.sendWindow.onSendme(decodeCircuitSendme(msg.data), this.now());
           else {
             if (msg.data.length !== 0) throw new ProtocolError('ERR_SENDME', 'stream SENDME carries no data');
             this.streams.get(msg.streamId)?.windows.onSendme();
@@ -338,7 +352,7 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
   /** @internal */
   sendData(id: number, chunk: Uint8Array): boolean {
     if (!this.t.send({ command: RelayCommand.DATA, streamId: id, data: chunk })) return false;
-    this.sendWindow.onSent(this.t.lastSentTag());
+    this.sendWindow.onSent(this.t.lastSentTag(), this.now());
     return true;
   }
 

@@ -1,7 +1,8 @@
 /**
  * Flow control with authenticated acknowledgements (specs/streams.md §4).
  *
- * Circuit level, each direction: the sender may have CIRC_WINDOW DATA cells unacknowledged. The receiver sends a
+ * Circuit level, each direction: the receiver accepts at most CIRC_WINDOW DATA cells unacknowledged; the sender keeps
+ * fewer in flight, as its congestion window says (protocol/congestion.ts, §4.6). The receiver sends a
  * circuit SENDME after every CIRC_SENDME_INC DATA cells, echoing the relay-crypto tag of the cell that completed
  * the increment. The sender remembers those tags and refuses a SENDME whose tag it did not expect (a SENDME for data
  * never received, the way a client could otherwise make an exit over-send): protocol violation.
@@ -10,7 +11,8 @@
  * application has taken the data (the TCP socket accepted it), so a slow reader stops the far sender.
  */
 import { crypto } from '../crypto/index.js';
-import { ProtocolError } from './errors.js';
+import { VegasController, VEGAS_DEFAULTS, type VegasParams } from './congestion.js';
+import { ConfigError, ProtocolError } from './errors.js';
 
 export const CIRC_WINDOW = 2000;
 export const CIRC_SENDME_INC = 100;
@@ -18,28 +20,38 @@ export const STREAM_WINDOW = 1000;
 export const STREAM_SENDME_INC = 50;
 export const SENDME_VERSION = 1;
 
-/** The sending side of a circuit's window. */
+/**
+ * The sending side of a circuit's window: a congestion window from round-trip times (§4.6), never above
+ * CIRC_WINDOW. Times are passed in (milliseconds from any monotonic clock); nothing here reads one.
+ */
 export class CircuitSendWindow {
-  private window = CIRC_WINDOW;
+  readonly cc: VegasController;
   private sent = 0;
-  private readonly expected: Uint8Array[] = [];
+  /** Tags (and send times) of every CIRC_SENDME_INC-th cell not yet acknowledged: at most CIRC_WINDOW / INC. */
+  private readonly expected: { tag: Uint8Array; at: number }[] = [];
 
-  get available(): number {
-    return this.window;
+  constructor(params: VegasParams = VEGAS_DEFAULTS) {
+    if (params.cwndMax > CIRC_WINDOW || params.inc !== CIRC_SENDME_INC)
+      throw new ConfigError('the congestion window may not exceed CIRC_WINDOW, and steps by CIRC_SENDME_INC');
+    this.cc = new VegasController(params);
   }
 
-  /** Call after each DATA cell is sent, with the tag the receiving end will see. */
-  onSent(tag: Uint8Array): void {
-    this.window--;
+  get available(): number {
+    return this.cc.available;
+  }
+
+  /** Call after each DATA cell is sent, with the tag the receiving end will see and the time it was sent. */
+  onSent(tag: Uint8Array, now: number): void {
+    this.cc.onSent();
     this.sent++;
-    if (this.sent % CIRC_SENDME_INC === 0) this.expected.push(Uint8Array.from(tag));
+    if (this.sent % CIRC_SENDME_INC === 0) this.expected.push({ tag: Uint8Array.from(tag), at: now });
   }
 
   /** Checks a circuit SENDME's tag; throws ERR_SENDME when it does not acknowledge data we sent. */
-  onSendme(tag: Uint8Array): void {
+  onSendme(tag: Uint8Array, now: number): void {
     const want = this.expected.shift();
-    if (!want || !crypto().equal(want, tag)) throw new ProtocolError('ERR_SENDME', 'SENDME does not acknowledge data that was sent');
-    this.window += CIRC_SENDME_INC;
+    if (!want || !crypto().equal(want.tag, tag)) throw new ProtocolError('ERR_SENDME', 'SENDME does not acknowledge data that was sent');
+    this.cc.onAck(now - want.at);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * bench:circuit --latency MS: circuit build time and first byte when every hop has MS of one-way delay, to show
- * what one round trip per circuit (Allium's setup onion) buys over one round trip per hop (Tor's telescoping).
+ * bench:circuit --latency MS: circuit build time, first byte and bulk through one circuit when every hop has MS of
+ * one-way delay, to show what one round trip per circuit (Allium's setup onion) buys over one round trip per hop
+ * (Tor's telescoping), and what the windows let through per round trip (specs/streams.md §4.6).
  *
  * The preferred way: a network namespace of our own (ip netns add), loopback up, `tc qdisc add dev lo root netem
  * delay MS`, and this benchmark re-run inside it (--latency-inner), so every packet between any two processes waits
@@ -79,7 +80,8 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
   const how = o.inner
     ? `netem delay ${d} ms on lo in a private network namespace (every packet)`
     : `delaying forwarder, ${d} ms per direction on every link and on exit → web server`;
-  const http = await startHttpTarget(1024);
+  const bulkMiB = o.quick ? 16 : 64;
+  const http = await startHttpTarget(bulkMiB * 1024 * 1024);
   progress(`starting 6 relay processes with ${d} ms links`);
   const net: BenchNetwork = await startBenchNetwork({ n: 6, exits: 2, runtime: rt, httpPort: http.port, delayMs: o.inner ? 0 : d });
   let client: AlliumClient | null = null;
@@ -108,8 +110,21 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
       if (f.code === 200) fresh.push(f.ttfb * 1000);
       await sleep(50);
     }
+    // Bulk through one circuit under the same delay: what the circuit's windows let through per round trip.
+    const bulkRounds = o.quick ? 2 : 3;
+    const bulk: number[] = [];
+    const direct: number[] = [];
+    for (let i = 0; i < bulkRounds; i++) {
+      progress(`bulk ${bulkMiB} MiB: round ${i + 1}/${bulkRounds} (through the delayed web server port directly, then through 3 hops)`);
+      const d0 = await curl(http.url('/bulk', net.httpPort), { timeoutS: 300 });
+      if (d0.code === 200 && d0.bytes === http.bulkBytes) direct.push(d0.speed / 1e6);
+      const b = await curl(http.url('/bulk', net.httpPort), { socksPort: port, user: `bulk-${i}-${Date.now()}`, timeoutS: 300 });
+      if (b.code === 200 && b.bytes === http.bulkBytes) bulk.push(b.speed / 1e6);
+    }
     const ex = summarize(existing);
     const fr = summarize(fresh);
+    const bu = summarize(bulk);
+    const di = summarize(direct);
     const r = (label: string, s: Summary, expect: string): string[] => [
       label,
       `${fmt(s.median)} ms`,
@@ -133,6 +148,16 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
     rows.push(r('3-hop circuit build', builds, `6 × ${d} = ${6 * d} ms (one round trip through 3 hops)`));
     rows.push(r('first byte, existing circuit', ex, expectStream(0)));
     rows.push(r('first byte, fresh circuit', fr, expectStream(6)));
+    const mb = (label: string, v: Summary, expect: string): string[] => [
+      label,
+      `${fmt(v.median)} MB/s`,
+      `${fmt(v.p90)} MB/s`,
+      fmtMinMax(v, ' MB/s'),
+      String(v.n),
+      expect,
+    ];
+    rows.push(mb(`bulk ${bulkMiB} MiB through 3 hops`, bu, `one stream: at most STREAM_WINDOW (886 KB) per round trip (≥ 6d = ${6 * d} ms)`));
+    rows.push(mb(`bulk ${bulkMiB} MiB direct (one TCP connection, same web server delay)`, di, ''));
     out.push(table(rows, new Set([1, 2, 3, 4])));
     out.push('');
     out.push(
@@ -152,7 +177,7 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
     console.log(out.join('\n'));
     if (o.json)
       console.log(
-        `results written to ${writeResults('circuit-latency', { ...o, method: o.inner ? 'netem' : 'forwarder' }, { builds, existing: ex, fresh: fr })}`,
+        `results written to ${writeResults('circuit-latency', { ...o, method: o.inner ? 'netem' : 'forwarder' }, { builds, existing: ex, fresh: fr, bulkMBs: bu, directMBs: di, bulkMiB })}`,
       );
   } finally {
     await client?.stop();

@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { crypto } from '../../crypto/index.js';
-import { CIRC_WINDOW, STREAM_WINDOW } from '../../protocol/flow.js';
+import { VEGAS_DEFAULTS } from '../../protocol/congestion.js';
+import { STREAM_WINDOW } from '../../protocol/flow.js';
 import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
 import { RELAY_DATA_LEN } from '../../protocol/constants.js';
 import { encodeCircuitSendme, EndReason } from '../../protocol/stream-messages.js';
@@ -128,12 +129,12 @@ describe('stream multiplexer (net/stream-mux.ts)', () => {
     expect({ more, sent: dataCells(p.client), queued: c.queuedBytes }).to.deep.equal({ more: false, sent: STREAM_WINDOW, queued: 200 * RELAY_DATA_LEN });
   });
 
-  it('keeps every stream within the circuit window, and resumes when circuit SENDMEs come back', () => {
+  it('keeps every stream within the circuit congestion window (CIRC_CWND_INIT at first), and resumes when circuit SENDMEs come back', () => {
     const p = pipe();
     const streams = [connected(p), connected(p), connected(p)];
     for (const { c } of streams) c.write(crypto().random(STREAM_WINDOW * RELAY_DATA_LEN));
     // Nothing is delivered to the exit yet: no circuit SENDME can come back.
-    expect(dataCells(p.client)).to.equal(CIRC_WINDOW);
+    expect(dataCells(p.client)).to.equal(VEGAS_DEFAULTS.cwndInit);
     p.settle();
     expect(dataCells(p.client)).to.equal(STREAM_WINDOW * 3);
   });

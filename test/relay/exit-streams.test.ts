@@ -11,6 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { DestroyReason } from '../../protocol/cell.js';
 import { encodeBegin, EndReason } from '../../protocol/stream-messages.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
+import { RELAY_DATA_LEN } from '../../protocol/constants.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { STREAM_HIGH_WATER, type MuxStream } from '../../net/stream-mux.js';
 import type { CircuitHop } from '../../relay/circuits.js';
@@ -146,6 +147,37 @@ describe('exit streams (specs/streams.md §3.1)', function () {
     } finally {
       rig.close();
       blaster.close();
+    }
+  });
+
+  it('a client that sends DATA beyond its window is refused with ERR_SENDME; its other circuit is unharmed', async () => {
+    const sink = await tcpServer((s) => s.pause());
+    const rig = new RelayRig({ exit: { policy: ['accept 127.0.0.1:*', 'reject *:*'] } });
+    try {
+      const c = await rig.connect();
+      const [attacker, honest] = await Promise.all([rig.circuit(c), rig.circuit(c)]);
+      const [upload] = await openStreams(attacker!, sink.port, 1);
+      await openStreams(honest!, sink.port, 1);
+      // An honest upload first, within the windows, until the destination's kernel buffers are full and the exit
+      // holds (unacknowledged) nearly a whole stream window in its socket: the exit now grants at most ~100 cells.
+      upload!.write(new Uint8Array(8 << 20));
+      await until(
+        () => exitSockets(rig).some((s) => s.writableLength >= 800_000) && upload!.windows.send === 0,
+        'the stream window closed at the exit',
+        30_000,
+      );
+      // Then 200 DATA cells more, ignoring the window (and the circuit's congestion window).
+      for (let i = 0; i < 200; i++) attacker!.send({ command: RelayCommand.DATA, streamId: upload!.id, data: new Uint8Array(RELAY_DATA_LEN) });
+      await until(() => attacker!.state === 'closed', 'the over-sending circuit destroyed', 10_000);
+      const sendmeErrors = (await rig.metrics.errors.get()).values.filter((v) => v.labels['code'] === 'ERR_SENDME').reduce((n, v) => n + v.value, 0);
+      console.log(
+        `      200 cells beyond the window: attacking circuit ${attacker!.state}, ERR_SENDME counted ${sendmeErrors}, honest circuit ${honest!.state}`,
+      );
+      expect(sendmeErrors).to.equal(1);
+      expect(honest!.state).to.equal('open');
+    } finally {
+      rig.close();
+      sink.close();
     }
   });
 
