@@ -26,7 +26,7 @@
  * gives each figure with the defaults and with the defences off, and their ratio (bench/lib/onoff.ts). The rows
  * above it stay the defaults' alone. Group rows are measured with the defaults only.
  */
-import { initCrypto } from '../crypto/index.js';
+import { crypto, initCrypto } from '../crypto/index.js';
 import { AlliumClient } from '../client/client.js';
 import { Messenger, createIdentity, formatAddress, type MessengerOptions } from '../client/messaging/node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
@@ -35,6 +35,10 @@ import { parseFlags } from './lib/options.js';
 import { fmt, summarize } from './lib/stats.js';
 import { progress, writeResults } from './lib/results.js';
 import { fanout, formGroup, wireBytesPerMember } from './lib/group-fanout.js';
+import { groupDay, openGroupDeposit, sealGroupDeposit } from '../protocol/group-inbox.js';
+import type { GroupMessage, SenderKeyDistribution } from '../protocol/group-messages.js';
+import { mailboxEpochAt, solveMailboxItem } from '../protocol/mailbox.js';
+import { OwnSenderKey, SenderChain } from '../protocol/sender-key.js';
 import { OnOff, sidesOf, type Side } from './lib/onoff.js';
 
 const flags = parseFlags(
@@ -114,6 +118,37 @@ for (const k of groupSizes) {
       add(`${tag}: remove a member: envelopes in all`, f.envelopes() - e0);
     }
   }
+}
+
+// Version 2, the group inbox (specs/messaging.md §13.9), in this process: one deposit per message whatever k; each
+// member opens it. Bytes are the item's, counted at each of the 3 holders (stored once each, fetched from each).
+for (const k of groupSizes) {
+  const tag = `group of ${k}, version 2 (group inbox), in process`;
+  progress(`${tag}`);
+  const ids = Array.from({ length: k }, () => createIdentity());
+  const g = crypto().random(32);
+  const day = groupDay({ kind: 'epoch', group: g, q: 0, r: 0, d: mailboxEpochAt(Date.now()), es: crypto().random(32) }, mailboxEpochAt(Date.now()));
+  const own = OwnSenderKey.create();
+  const exp = Date.now() + 3_600_000;
+  const key = sealGroupDeposit({ day, from: ids[0]!, envelope: own.distribution(g), index: 0, exp });
+  const keyBytes = solveMailboxItem(key.item, new Uint8Array(16))!;
+  const chains = ids.slice(1).map(() => {
+    const d = openGroupDeposit(day, key.slot, keyBytes);
+    return SenderChain.from(d.envelope as SenderKeyDistribution);
+  });
+  for (let r = 0; r < (k > 100 ? 3 : 10); r++) {
+    const t0 = performance.now();
+    const m = sealGroupDeposit({ day, from: ids[0]!, envelope: own.encrypt(g, ids[0]!.publicKey, new Uint8Array(100)), index: 1 + r, exp });
+    const bytes = solveMailboxItem(m.item, new Uint8Array(16))!;
+    for (const c of chains) {
+      const d = openGroupDeposit(day, m.slot, bytes);
+      c.decrypt(d.from, d.envelope as GroupMessage);
+    }
+    add(`${tag}: one 100-byte message deposited and opened by all ${k - 1} members, every member's work (ms)`, performance.now() - t0);
+    add(`${tag}: bytes the sender stores per message (one item at each of 3 holders), whatever k`, 3 * bytes.length);
+    add(`${tag}: bytes each member fetches per message (the item from each of 3 holders)`, 3 * bytes.length);
+  }
+  add(`${tag}: a membership change: pairwise envelopes (roster and epoch to each remaining member)`, 2 * (k - 2));
 }
 
 /** Prints the table of every row measured and writes the results file. */

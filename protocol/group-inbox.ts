@@ -25,7 +25,15 @@ import { ByteWriter, concatBytes, utf8 } from './bytes.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { AlliumError, CryptoError, LimitError, ProtocolError } from './errors.js';
 import { decodeGroupEnvelope, encodeGroupEnvelope, GROUP_ID_LEN, type GroupMessage, type SenderKeyDistribution } from './group-messages.js';
-import { decodeMailboxItem, mailboxEffort, MAX_MAILBOX_CT_BYTES, MAX_MAILBOX_MESSAGE_BYTES, MAX_MAILBOX_SLOTS, slotLocator, type UnsolvedMailboxItem } from './mailbox.js';
+import {
+  decodeMailboxItem,
+  mailboxEffort,
+  MAX_MAILBOX_CT_BYTES,
+  MAX_MAILBOX_MESSAGE_BYTES,
+  MAX_MAILBOX_SLOTS,
+  slotLocator,
+  type UnsolvedMailboxItem,
+} from './mailbox.js';
 import { pad, paddedLength, unpad } from './padding.js';
 
 /** Days one group epoch lasts; an admin starts a new epoch before (specs/limits.md MAX_GROUP_EPOCH_DAYS). */

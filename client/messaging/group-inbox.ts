@@ -30,7 +30,16 @@ import {
   type GroupEpoch,
 } from '../../protocol/group-inbox.js';
 import { verifyRoster, type GroupMessage, type Roster } from '../../protocol/group-messages.js';
-import { encodeMailboxItem, mailboxEpochAt, mailboxPowBinding, MAILBOX_CLOCK_SKEW_MS, MAILBOX_EPOCH_SECONDS, MAX_MAILBOX_SLOTS, MAX_MAILBOX_TTL_MS, slotLocator } from '../../protocol/mailbox.js';
+import {
+  encodeMailboxItem,
+  mailboxEpochAt,
+  mailboxPowBinding,
+  MAILBOX_CLOCK_SKEW_MS,
+  MAILBOX_EPOCH_SECONDS,
+  MAX_MAILBOX_SLOTS,
+  MAX_MAILBOX_TTL_MS,
+  slotLocator,
+} from '../../protocol/mailbox.js';
 import { OwnSenderKey, SenderChain } from '../../protocol/sender-key.js';
 import { signalOption, type AbortOptions } from '../../net/abort.js';
 import type { CircuitSource } from '../client.js';
@@ -109,7 +118,11 @@ export class GroupInboxMember {
     } else if (!isAdmin(r, r.by)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a roster not signed by one of its admins');
     this.roster = r;
     const keep = new Set(r.members.map(toHex));
-    for (const [k, c] of this.chains) if (!keep.has(k)) (c.destroy(), this.chains.delete(k));
+    for (const [k, c] of this.chains) {
+      if (keep.has(k)) continue;
+      c.destroy();
+      this.chains.delete(k);
+    }
     for (let i = this.pending.length - 1; i >= 0; i--) if (!keep.has(toHex(this.pending[i]!.from))) this.pending.splice(i, 1);
   }
 
@@ -119,7 +132,14 @@ export class GroupInboxMember {
    */
   startEpoch(): Uint8Array {
     if (!this.roster || !isAdmin(this.roster, this.identity.publicKey)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'only an admin starts an epoch');
-    const e: GroupEpoch = { kind: 'epoch', group: this.init.group, q: this.epoch + 1, r: this.roster.r, d: mailboxEpochAt(this.now()), es: crypto().random(32) };
+    const e: GroupEpoch = {
+      kind: 'epoch',
+      group: this.init.group,
+      q: this.epoch + 1,
+      r: this.roster.r,
+      d: mailboxEpochAt(this.now()),
+      es: crypto().random(32),
+    };
     const encoded = encodeGroupEpoch(e);
     this.takeEpoch(this.identity.publicKey, encoded);
     return encoded;
@@ -174,8 +194,8 @@ export class GroupInboxMember {
     for (let i = Math.max(this.writeHint.get(x) ?? 0, this.readPosition(day)); i < MAX_MAILBOX_SLOTS; i++) {
       throwIfAborted(options.signal);
       const sealed = sealGroupDeposit({ day, from: this.identity, envelope, index: i, exp });
-      // A slot some holder already has is skipped before paying its work.
-      if ((await this.content.fetchFromAll('mailbox', sealed.slot, { head: true, ...signalOption(options.signal) })).length > 0) continue;
+      // No probe first: the hint (our last deposit, or how far we read) is near the frontier, and a slot's work below
+      // index 32 is 256 hashes, less than a round trip; a slot another member took answers `occupied`.
       const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
       statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
       if (statuses.includes('occupied')) continue; // another member took it first: the next one

@@ -88,7 +88,13 @@ describe('group inbox (specs/messaging.md §13.9)', () => {
     expectCode(() => openGroupDeposit(day, forged.slot, solveMailboxItem(forged.item, new Uint8Array(16))!), 'ERR_SIGNATURE');
     const reader = SenderChain.from(own.distribution(group));
     // A message deposited as Alice under Mallory's chain: it opens as a deposit, but the chain's check binds the sender.
-    const m = sealGroupDeposit({ day, from: { ...mallory, publicKey: alice.publicKey }, envelope: own.encrypt(group, mallory.publicKey, enc('x')), index: 1, exp });
+    const m = sealGroupDeposit({
+      day,
+      from: { ...mallory, publicKey: alice.publicKey },
+      envelope: own.encrypt(group, mallory.publicKey, enc('x')),
+      index: 1,
+      exp,
+    });
     const opened = openGroupDeposit(day, m.slot, solveMailboxItem(m.item, new Uint8Array(16))!);
     if (opened.envelope.kind !== 'message') throw new Error('a message');
     expectCode(() => reader.decrypt(opened.from, opened.envelope as never), 'ERR_SIGNATURE');
