@@ -13,7 +13,10 @@
  *   - groups of --groups sizes (50 and 500) in this process (bench/lib/group-fanout.ts: the real group code and
  *     crypto over an in-memory pairwise transport, so the group layer's work, not the network's): one message to all
  *     members, envelope and wire bytes per member, and the cost of adding and removing a member; 50 also with state
- *     saved (sealed, in memory) after every change.
+ *     saved (sealed, in memory) after every change;
+ *   - the same sizes over the version 2 group inbox (specs/messaging.md §13.9), in this process: one deposit sealed
+ *     and opened by every member, the bytes stored and fetched per message (constant in the group's size), and the
+ *     pairwise envelopes of a membership change.
  *
  *   flags: --relays N (8)  --runs N (fresh endpoints, offline rounds: 10)  --pings N (200)  --burst N (2000)
  *          --groups 50,500  --group-live N (10; 0: none)  --groups-only (no one-to-one rows)  --quick
