@@ -13,7 +13,10 @@
  *   - groups of --groups sizes (50 and 500) in this process (bench/lib/group-fanout.ts: the real group code and
  *     crypto over an in-memory pairwise transport, so the group layer's work, not the network's): one message to all
  *     members, envelope and wire bytes per member, and the cost of adding and removing a member; 50 also with state
- *     saved (sealed, in memory) after every change.
+ *     saved (sealed, in memory) after every change;
+ *   - the same sizes over the version 2 group inbox (specs/messaging.md §13.9), in this process: one deposit sealed
+ *     and opened by every member, the bytes stored and fetched per message (constant in the group's size), and the
+ *     pairwise envelopes of a membership change.
  *
  *   flags: --relays N (8)  --runs N (fresh endpoints, offline rounds: 10)  --pings N (200)  --burst N (2000)
  *          --groups 50,500  --group-live N (10; 0: none)  --groups-only (no one-to-one rows)  --quick
@@ -31,7 +34,7 @@
  * gives each figure with the defaults and with the defences off, and their ratio (bench/lib/onoff.ts). The rows
  * above it stay the defaults' alone. Group rows are measured with the defaults only.
  */
-import { initCrypto } from '../crypto/index.js';
+import { crypto, initCrypto } from '../crypto/index.js';
 import { AlliumClient } from '../client/client.js';
 import { Messenger, createIdentity, formatAddress, type MessengerOptions } from '../client/messaging/node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
@@ -40,6 +43,10 @@ import { parseFlags } from './lib/options.js';
 import { fmt, summarize } from './lib/stats.js';
 import { progress, writeResults } from './lib/results.js';
 import { fanout, formGroup, wireBytesPerMember } from './lib/group-fanout.js';
+import { groupDay, openGroupDeposit, sealGroupDeposit } from '../protocol/group-inbox.js';
+import type { GroupMessage, SenderKeyDistribution } from '../protocol/group-messages.js';
+import { mailboxEpochAt, solveMailboxItem } from '../protocol/mailbox.js';
+import { OwnSenderKey, SenderChain } from '../protocol/sender-key.js';
 import { OnOff, sidesOf, type Side } from './lib/onoff.js';
 import { loadTor } from './lib/tor-results.js';
 import { onionComparison } from './lib/tor-onion.js';
@@ -126,6 +133,37 @@ for (const k of groupSizes) {
       add(`${tag}: remove a member: envelopes in all`, f.envelopes() - e0);
     }
   }
+}
+
+// Version 2, the group inbox (specs/messaging.md §13.9), in this process: one deposit per message whatever k; each
+// member opens it. Bytes are the item's, counted at each of the 3 holders (stored once each, fetched from each).
+for (const k of groupSizes) {
+  const tag = `group of ${k}, version 2 (group inbox), in process`;
+  progress(`${tag}`);
+  const ids = Array.from({ length: k }, () => createIdentity());
+  const g = crypto().random(32);
+  const day = groupDay({ kind: 'epoch', group: g, q: 0, r: 0, d: mailboxEpochAt(Date.now()), es: crypto().random(32) }, mailboxEpochAt(Date.now()));
+  const own = OwnSenderKey.create();
+  const exp = Date.now() + 3_600_000;
+  const key = sealGroupDeposit({ day, from: ids[0]!, envelope: own.distribution(g), index: 0, exp });
+  const keyBytes = solveMailboxItem(key.item, new Uint8Array(16))!;
+  const chains = ids.slice(1).map(() => {
+    const d = openGroupDeposit(day, key.slot, keyBytes);
+    return SenderChain.from(d.envelope as SenderKeyDistribution);
+  });
+  for (let r = 0; r < (k > 100 ? 3 : 10); r++) {
+    const t0 = performance.now();
+    const m = sealGroupDeposit({ day, from: ids[0]!, envelope: own.encrypt(g, ids[0]!.publicKey, new Uint8Array(100)), index: 1 + r, exp });
+    const bytes = solveMailboxItem(m.item, new Uint8Array(16))!;
+    for (const c of chains) {
+      const d = openGroupDeposit(day, m.slot, bytes);
+      c.decrypt(d.from, d.envelope as GroupMessage);
+    }
+    add(`${tag}: one 100-byte message deposited and opened by all ${k - 1} members, every member's work (ms)`, performance.now() - t0);
+    add(`${tag}: bytes the sender stores per message (one item at each of 3 holders), whatever k`, 3 * bytes.length);
+    add(`${tag}: bytes each member fetches per message (the item from each of 3 holders)`, 3 * bytes.length);
+  }
+  add(`${tag}: a membership change: pairwise envelopes (roster and epoch to each remaining member)`, 2 * (k - 2));
 }
 
 /** Prints the table of every row measured and writes the results file. */

@@ -1,0 +1,329 @@
+/**
+ * One member's side of a version 2 group (specs/messaging.md §13.9): the roster and epoch it took from an admin, its
+ * own sender key, a chain per member, and the group inbox it deposits into and collects from through circuits.
+ *
+ * - An admin makes the epoch (`startEpoch`) and hands `roster` and `epoch` to each member over the pairwise path
+ *   (§13.2); the member takes them (`takeRoster`, `takeEpoch`): only a roster signed by an admin of the one held (or
+ *   the first), only an epoch from an admin of that roster, for that revision, above the epoch held.
+ * - `send` deposits our sender key first when the day's inbox does not have our current generation yet (once a day
+ *   and after each new generation), then the message, once, in the first free slot of the day's inbox.
+ * - `collect` reads each day's inbox of the epochs held, from where it stopped, in windows of MAILBOX_SCAN_GAP slots
+ *   until that many in a row are free, and hands every deposit to the chains in slot order: a message opens once, so
+ *   it is emitted once however many holders or passes return it.
+ *
+ * What this class does not do (specs/messaging.md §13.9, "Not in this version"): push deposits over open sessions,
+ * carry the roster and epoch itself (the caller's pairwise path does), or keep state at rest.
+ */
+import { crypto } from '../../crypto/index.js';
+import type { Identity } from '../../protocol/address.js';
+import { toHex } from '../../protocol/bytes.js';
+import { AlliumError, isAlliumError, LimitError, NotFoundError, throwIfAborted } from '../../protocol/errors.js';
+import {
+  decodeGroupEpoch,
+  encodeGroupEpoch,
+  groupDay,
+  groupInboxKey,
+  nextGroupDay,
+  openGroupDeposit,
+  sealGroupDeposit,
+  type GroupDay,
+  type GroupEpoch,
+} from '../../protocol/group-inbox.js';
+import { verifyRoster, type GroupMessage, type Roster } from '../../protocol/group-messages.js';
+import {
+  encodeMailboxItem,
+  mailboxEpochAt,
+  mailboxPowBinding,
+  MAILBOX_CLOCK_SKEW_MS,
+  MAILBOX_EPOCH_SECONDS,
+  MAX_MAILBOX_SLOTS,
+  MAX_MAILBOX_TTL_MS,
+  slotLocator,
+} from '../../protocol/mailbox.js';
+import { OwnSenderKey, SenderChain } from '../../protocol/sender-key.js';
+import { signalOption, type AbortOptions } from '../../net/abort.js';
+import type { CircuitSource } from '../client.js';
+import { ContentClient, type ContentOptions } from '../content.js';
+import { MAILBOX_SCAN_GAP } from '../mailbox.js';
+import { solveIntroPow } from './pow-solver.js';
+
+/** Messages held per group while their sender key has not come (specs/limits.md MAX_GROUP_PENDING). */
+const DEFAULT_MAX_PENDING = 256;
+
+export interface InboxGroupMessage {
+  readonly from: Uint8Array;
+  readonly data: Uint8Array;
+}
+
+/** An epoch held: its first day, and the secret of the oldest day not yet finished (earlier ones wiped). */
+interface HeldEpoch {
+  readonly epoch: GroupEpoch;
+  oldest: GroupDay;
+  /** day → the first slot not yet read. */
+  readonly frontier: Map<number, number>;
+}
+
+export interface GroupInboxInit {
+  readonly group: Uint8Array;
+  /** Messages held while their sender key has not come (default MAX_GROUP_PENDING, 256). */
+  readonly maxPending?: number;
+  /** Life of a deposit (default MAX_MAILBOX_TTL_MS). */
+  readonly ttlMs?: number;
+  /** The options of the ContentClient (tests and measurement only). */
+  readonly content?: ContentOptions;
+}
+
+export class GroupInboxMember {
+  private roster: Roster | null = null;
+  private current: HeldEpoch | null = null;
+  private previous: HeldEpoch | null = null;
+  private own = OwnSenderKey.create();
+  /** The (q, e, day) our sender key was last deposited for. */
+  private announced = '';
+  private readonly chains = new Map<string, SenderChain>();
+  private readonly pending: Array<{ from: Uint8Array; m: GroupMessage }> = [];
+  /** Day inbox (hex) → the next slot we expect to be free for a deposit. */
+  private readonly writeHint = new Map<string, number>();
+  private readonly content: ContentClient;
+  private readonly now: () => number;
+
+  constructor(
+    /** `content`: a ContentClient to use instead of one of our own over `client` (it is then not closed by close()). */
+    components: { client: CircuitSource; identity: Identity; now?: () => number; content?: ContentClient },
+    private readonly init: GroupInboxInit,
+  ) {
+    this.identity = components.identity;
+    this.now = components.now ?? Date.now;
+    this.ownsContent = components.content === undefined;
+    this.content = components.content ?? new ContentClient(components.client, init.content ?? {});
+  }
+  private readonly identity: Identity;
+  private readonly ownsContent: boolean;
+
+  /** The group epoch held (−1 before the first). */
+  get epoch(): number {
+    return this.current?.epoch.q ?? -1;
+  }
+
+  /**
+   * Takes a roster (specs/messaging.md §13.4): the first one naming us, or a later revision signed by an admin of the
+   * roster held. Drops the chains of members no longer in it. Throws ERR_SIGNATURE, ERR_GROUP_MEMBERSHIP.
+   */
+  takeRoster(r: Roster): void {
+    if (!crypto().equal(r.group, this.init.group)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a roster of another group');
+    if (!verifyRoster(r)) throw new AlliumError('ERR_SIGNATURE', 'group roster signature');
+    if (this.roster) {
+      if (r.r <= this.roster.r) return;
+      if (!isAdmin(this.roster, r.by)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a roster not signed by an admin');
+    } else if (!isAdmin(r, r.by)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a roster not signed by one of its admins');
+    this.roster = r;
+    const keep = new Set(r.members.map(toHex));
+    for (const [k, c] of this.chains) {
+      if (keep.has(k)) continue;
+      c.destroy();
+      this.chains.delete(k);
+    }
+    for (let i = this.pending.length - 1; i >= 0; i--) if (!keep.has(toHex(this.pending[i]!.from))) this.pending.splice(i, 1);
+  }
+
+  /**
+   * An admin's new epoch for the roster it holds (the admin hands `encoded` to every member of it, pairwise): a fresh
+   * secret from the CSPRNG, starting today. The admin takes it itself too.
+   */
+  startEpoch(): Uint8Array {
+    if (!this.roster || !isAdmin(this.roster, this.identity.publicKey)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'only an admin starts an epoch');
+    const e: GroupEpoch = {
+      kind: 'epoch',
+      group: this.init.group,
+      q: this.epoch + 1,
+      r: this.roster.r,
+      d: mailboxEpochAt(this.now()),
+      es: crypto().random(32),
+    };
+    const encoded = encodeGroupEpoch(e);
+    this.takeEpoch(this.identity.publicKey, encoded);
+    return encoded;
+  }
+
+  /**
+   * Takes an epoch envelope that came over the pairwise path from `from` (specs/messaging.md §13.9). A new epoch
+   * makes a new generation of our sender key. Returns false for an epoch not above the one held. Throws ERR_CBOR_* /
+   * ERR_SCHEMA, ERR_GROUP_MEMBERSHIP (not from an admin of the roster held, or for another revision or group).
+   */
+  takeEpoch(from: Uint8Array, encoded: Uint8Array): boolean {
+    const e = decodeGroupEpoch(encoded);
+    if (!this.roster || !crypto().equal(e.group, this.init.group) || e.r !== this.roster.r || !isAdmin(this.roster, from)) {
+      throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'an epoch not from an admin of the roster held');
+    }
+    if (e.q <= this.epoch) return false;
+    if (this.previous) crypto().wipe(this.previous.oldest.secret);
+    this.previous = this.current;
+    this.current = { epoch: e, oldest: groupDay(e, e.d), frontier: new Map() };
+    if (this.previous) this.own.rotate();
+    this.announced = '';
+    return true;
+  }
+
+  /**
+   * Deposits `data` once in today's inbox (our sender key before it when the inbox lacks our generation). Throws
+   * ERR_GROUP_MEMBERSHIP (no epoch), LimitError MAX_GROUP_MESSAGE_BYTES / MAX_MAILBOX_SLOTS, ERR_UNREACHABLE,
+   * ERR_QUOTA, ERR_ABORTED.
+   */
+  async send(data: Uint8Array, options: AbortOptions = {}): Promise<{ day: number; slot: number }> {
+    const held = this.current;
+    if (!held || !this.roster) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'no group epoch held');
+    const now = this.now();
+    const day = nextGroupDay(held.oldest, Math.max(held.oldest.day, mailboxEpochAt(now)), held.epoch.d);
+    try {
+      const tag = `${held.epoch.q}:${this.own.e}:${day.day}`;
+      if (this.announced !== tag) {
+        await this.deposit(day, this.own.distribution(this.init.group), options);
+        this.announced = tag;
+      }
+      const m = this.own.encrypt(this.init.group, this.identity.publicKey, data);
+      return { day: day.day, slot: await this.deposit(day, m, options) };
+    } finally {
+      if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
+    }
+  }
+
+  private async deposit(day: GroupDay, envelope: Parameters<typeof sealGroupDeposit>[0]['envelope'], options: AbortOptions): Promise<number> {
+    const x = toHex(groupInboxKey(day));
+    const exp = this.now() + (this.init.ttlMs ?? MAX_MAILBOX_TTL_MS);
+    let statuses: string[] = [];
+    for (let i = Math.max(this.writeHint.get(x) ?? 0, this.readPosition(day)); i < MAX_MAILBOX_SLOTS; i++) {
+      throwIfAborted(options.signal);
+      const sealed = sealGroupDeposit({ day, from: this.identity, envelope, index: i, exp });
+      // No probe first: the hint (our last deposit, or how far we read) is near the frontier, and a slot's work below
+      // index 32 is 256 hashes, less than a round trip; a slot another member took answers `occupied`.
+      const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
+      statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
+      if (statuses.includes('occupied')) continue; // another member took it first: the next one
+      if (statuses.some((s) => s === 'ok' || s === 'exists')) {
+        if (this.writeHint.size >= 64) this.writeHint.delete(this.writeHint.keys().next().value!);
+        this.writeHint.set(x, i + 1);
+        return i;
+      }
+      break;
+    }
+    if (statuses.length === 0) throw new LimitError('MAX_MAILBOX_SLOTS', "the group's inbox is full for today");
+    if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the slot is full');
+    throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the deposit (${statuses.join(', ')})`);
+  }
+
+  private readPosition(day: GroupDay): number {
+    const held = this.current?.epoch.q === day.q ? this.current : this.previous;
+    return held?.frontier.get(day.day) ?? 0;
+  }
+
+  /**
+   * One pass over the inboxes of the epochs held (specs/messaging.md §13.9, "Collecting"). Returns the messages that
+   * opened, in the order read; `onError` gets what did not open or was refused. Throws ERR_ABORTED.
+   */
+  async collect(onError: (e: AlliumError) => void = () => {}, options: AbortOptions = {}): Promise<InboxGroupMessage[]> {
+    const out: InboxGroupMessage[] = [];
+    const now = this.now();
+    const last = mailboxEpochAt(now + MAILBOX_CLOCK_SKEW_MS);
+    const done = mailboxEpochAt(now - MAILBOX_CLOCK_SKEW_MS); // days before this one take no more deposits
+    const floor = mailboxEpochAt(now - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000);
+    for (const held of [this.previous, this.current]) {
+      if (!held) continue;
+      for (let d = Math.max(held.oldest.day, floor); d <= last; d++) {
+        const day = nextGroupDay(held.oldest, d, held.epoch.d);
+        try {
+          await this.readDay(held, day, out, onError, options.signal);
+        } finally {
+          if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
+        }
+      }
+      // Days before `done` are read to their end and take no more deposits: their secrets are wiped, so state taken
+      // later opens nothing of them (forward secrecy per day, §13.9).
+      if (done > held.oldest.day) {
+        const next = nextGroupDay(held.oldest, done, held.epoch.d);
+        crypto().wipe(held.oldest.secret);
+        for (const d of held.frontier.keys()) if (d < done) held.frontier.delete(d);
+        held.oldest = next;
+      }
+    }
+    return out;
+  }
+
+  private async readDay(held: HeldEpoch, day: GroupDay, out: InboxGroupMessage[], onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<void> {
+    const x = groupInboxKey(day);
+    let slot = held.frontier.get(day.day) ?? 0;
+    let free = 0;
+    while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
+      throwIfAborted(signal);
+      const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
+      const answers = await Promise.all(window.map((s) => this.content.fetchFromAll('mailbox', slotLocator(x, s), signalOption(signal))));
+      for (let i = 0; i < window.length; i++) {
+        const copies = answers[i]!;
+        if (copies.length === 0) {
+          free++;
+          continue;
+        }
+        free = 0;
+        held.frontier.set(day.day, window[i]! + 1);
+        const distinct = new Map(copies.filter((c) => c.length > 0).map((c) => [toHex(crypto().hash(32, c)), c]));
+        for (const bytes of distinct.values()) this.take(day, slotLocator(x, window[i]!), bytes, out, onError);
+      }
+      slot = window[window.length - 1]! + 1;
+    }
+  }
+
+  /** One deposit to the chains (specs/messaging.md §13.9 "Opening", then §13.3). */
+  private take(day: GroupDay, slot: Uint8Array, bytes: Uint8Array, out: InboxGroupMessage[], onError: (e: AlliumError) => void): void {
+    try {
+      const d = openGroupDeposit(day, slot, bytes);
+      if (!this.roster || !this.roster.members.some((m) => crypto().equal(m, d.from))) {
+        throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a deposit from someone not in the roster');
+      }
+      if (crypto().equal(d.from, this.identity.publicKey)) return; // our own
+      const who = toHex(d.from);
+      if (d.envelope.kind === 'sender-key') {
+        const chain = this.chains.get(who);
+        if (!chain) this.chains.set(who, SenderChain.from(d.envelope));
+        else if (!chain.update(d.envelope)) return;
+        // Held messages of this sender may open now.
+        const held = this.pending.filter((p) => crypto().equal(p.from, d.from));
+        for (const p of held) this.pending.splice(this.pending.indexOf(p), 1);
+        for (const p of held) this.open(p.from, p.m, out, onError);
+        return;
+      }
+      this.open(d.from, d.envelope, out, onError);
+    } catch (e) {
+      onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'group deposit handling failed', { cause: e }));
+    }
+  }
+
+  private open(from: Uint8Array, m: GroupMessage, out: InboxGroupMessage[], onError: (e: AlliumError) => void): void {
+    const chain = this.chains.get(toHex(from));
+    try {
+      if (!chain) throw new NotFoundError('no sender key yet');
+      out.push({ from, data: chain.decrypt(from, m) });
+    } catch (e) {
+      if (e instanceof NotFoundError) {
+        this.pending.push({ from, m });
+        if (this.pending.length > (this.init.maxPending ?? DEFAULT_MAX_PENDING)) {
+          this.pending.shift();
+          onError(new LimitError('MAX_GROUP_PENDING', 'a held group message was dropped'));
+        }
+      } else if (!(isAlliumError(e) && e.code === 'ERR_MESSAGE_REPLAY')) {
+        onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'group message handling failed', { cause: e }));
+      }
+    }
+  }
+
+  /** Wipes every key and closes the circuits. */
+  close(): void {
+    this.own.destroy();
+    for (const c of this.chains.values()) c.destroy();
+    this.chains.clear();
+    for (const h of [this.current, this.previous]) if (h) crypto().wipe(h.oldest.secret);
+    if (this.ownsContent) this.content.close();
+  }
+}
+
+function isAdmin(r: Roster, who: Uint8Array): boolean {
+  return r.admins.some((i) => crypto().equal(r.members[i]!, who));
+}
