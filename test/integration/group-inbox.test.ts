@@ -6,7 +6,7 @@
  * again). The admin then removes a member and starts a new epoch: the removed member collects nothing of what is
  * sent after, and cannot open those deposits with the secret it held.
  *
- * Members: ALLIUM_GROUP_INBOX_MEMBERS (default 50). Members share their client's circuits (two clients), as
+ * Members: ALLIUM_GROUP_INBOX_MEMBERS (default 12; 50 by hand). Members share their client's circuits (two clients), as
  * Messengers in one process would. On a 2-core machine under a load average of 30–40 the whole file took 6 minutes
  * (deposits 23 s, one collection pass by all 50 about 2 minutes); ALLIUM_TEST_PROGRESS=1 prints each step.
  */
@@ -24,7 +24,9 @@ import { mailboxEpochAt, slotLocator } from '../../protocol/mailbox.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
 
-const N = Number(process.env['ALLIUM_GROUP_INBOX_MEMBERS'] ?? 50);
+// CI runs 12 members (the file's time is mostly collection, linear in members); the 50-member run is by hand:
+// ALLIUM_GROUP_INBOX_MEMBERS=50.
+const N = Number(process.env['ALLIUM_GROUP_INBOX_MEMBERS'] ?? 12);
 /** Members that send: the admin, two in between, the last. */
 const SENDERS = [...new Set([0, Math.max(1, Math.floor(N / 7)), Math.floor(N / 2), N - 1])];
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -98,7 +100,6 @@ describe('messaging: a group over the group inbox (relay processes)', function (
 
   it(`${N} members: every member receives every other sender's message exactly once`, async () => {
     const t0 = Date.now();
-    console.log(`      network ready`);
     const admin = members[0]!;
     roster = signRoster({ group, r: 0, name: 'allotment', members: ids.map((i) => i.publicKey), admins: [0], by: ids[0]!.publicKey }, ids[0]!.secretKey);
     admin.takeRoster(roster);
