@@ -76,7 +76,7 @@ export interface ClientOptions {
    */
   linkPadding?: LinkPaddingMode;
   /**
-   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates the EXCHANGES machine with
+   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates the SLOTS machine with
    * its middle hop, so that whatever it carries — streams, content, introductions, rendezvous, messages — its first
    * seconds look alike at the guard (default true).
    */
@@ -728,7 +728,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         });
         if ((this.o.circuitPadding ?? true) && path.length >= 3) {
           // Not awaited: the circuit is usable at once; a refusal (a relay's budget) leaves it unpadded.
-          circuit.startPadding(PaddingMachineId.EXCHANGES).catch(() => undefined);
+          circuit.startPadding(PaddingMachineId.SLOTS).catch(() => undefined);
         }
         this.emit('client:circuit', circuit);
         return circuit;

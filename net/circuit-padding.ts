@@ -12,6 +12,8 @@ import { PaddingRuntime, type PaddingAction, type PaddingMachine } from '../prot
 export class ClientPaddingDriver {
   private readonly runtime: PaddingRuntime;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private deadline: ReturnType<typeof setTimeout> | null = null;
+  private epoch = 0;
   private stopped = false;
 
   constructor(
@@ -46,9 +48,24 @@ export class ClientPaddingDriver {
     this.runtime.stop();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = null;
   }
 
   private apply(a: PaddingAction): void {
+    if (!this.stopped && this.runtime.deadlineEpoch !== this.epoch) {
+      this.epoch = this.runtime.deadlineEpoch;
+      if (this.deadline) clearTimeout(this.deadline);
+      this.deadline = null;
+      const ms = this.runtime.deadlineMs;
+      if (ms !== null) {
+        this.deadline = setTimeout(() => {
+          this.deadline = null;
+          if (!this.stopped) this.apply(this.runtime.onTimeout());
+        }, ms);
+        (this.deadline as { unref?: () => void }).unref?.();
+      }
+    }
     if (a.kind === 'keep' || this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;

@@ -10,7 +10,9 @@
  *               countNonPadding (non-padding cells sent in the machine's direction count towards the length),
  *               next: event → state | end
  *
- *   enter(s):   inState = 0; limit = sample(s.length); schedule()
+ *   enter(s):   unless s.carry: inState = 0; limit = sample(s.length); deadline = sample(s.duration) or none
+ *               schedule()
+ *   deadline:   the caller's second timer (deadlineMs after the state change) fires → event(timeout)
  *   schedule(): inState ≥ limit → event(length-count)
  *               padding sent ≥ maxPadding → end
  *               s.delay empty → wait (no timer)
@@ -27,12 +29,12 @@
  * maxPadding cells; relays bound them further per circuit and per relay (specs/limits.md).
  *
  * Not here: token removal from bins (Tor's RTT-adaptive machines); timers and cell I/O (relay/circuit-padding.ts,
- * net/circuit-padding.ts).
+ * net/circuit-padding.ts: a padding timer and a deadline timer per run).
  */
 import { ByteReader, ByteWriter } from './bytes.js';
 import { AlliumError, ProtocolError } from './errors.js';
 
-export type PaddingEvent = 'nonpadding-sent' | 'nonpadding-received' | 'padding-sent' | 'padding-received' | 'length-count' | 'infinity';
+export type PaddingEvent = 'nonpadding-sent' | 'nonpadding-received' | 'padding-sent' | 'padding-received' | 'length-count' | 'infinity' | 'timeout';
 
 /** A histogram bin: [lo, hi) in milliseconds (delays) or cells (lengths), drawn with probability weight / total. */
 export interface PaddingBin {
@@ -52,6 +54,10 @@ export interface PaddingState {
   /** Non-padding cells sent in the machine's direction count towards the length. */
   readonly countNonPadding: boolean;
   readonly next: Partial<Record<PaddingEvent, number | 'end'>>;
+  /** How long the state lasts (ms) before the event "timeout", whatever is sent meanwhile; absent: no deadline. */
+  readonly duration?: readonly PaddingBin[];
+  /** The state continues the previous one: its count, sampled length and deadline carry over (none is sampled). */
+  readonly carry?: boolean;
 }
 
 export interface PaddingMachine {
@@ -100,6 +106,12 @@ export class PaddingRuntime {
   private steps = 0;
   /** Padding cells this run has sent. */
   padding = 0;
+  /**
+   * The state's deadline: ms from the last state change after which the caller calls onTimeout(), or null for none.
+   * `deadlineEpoch` changes whenever the caller must (re)arm or cancel its deadline timer.
+   */
+  deadlineMs: number | null = null;
+  deadlineEpoch = 0;
 
   constructor(
     readonly machine: PaddingMachine,
@@ -143,6 +155,14 @@ export class PaddingRuntime {
     return this.event('padding-sent');
   }
 
+  /** The caller's deadline timer fired (the state's duration ran out). */
+  onTimeout(): PaddingAction {
+    if (this.state === 'end') return { kind: 'end' };
+    this.steps = 0;
+    this.deadlineMs = null;
+    return this.event('timeout');
+  }
+
   /** Ends the run (a STOP, the circuit closing). */
   stop(): void {
     this.state = 'end';
@@ -154,6 +174,8 @@ export class PaddingRuntime {
 
   private finish(): PaddingAction {
     this.state = 'end';
+    if (this.deadlineMs !== null) this.deadlineEpoch++;
+    this.deadlineMs = null;
     return { kind: 'end' };
   }
 
@@ -161,8 +183,15 @@ export class PaddingRuntime {
     if (s === 'end' || ++this.steps > MAX_STEPS) return this.finish();
     if (!this.machine.states[s]) throw new AlliumError('ERR_INTERNAL', `padding machine ${this.machine.name} has no state ${s}`);
     this.state = s;
-    this.inState = 0;
-    this.limit = sampleLength(this.current.length, this.random);
+    const st = this.current;
+    if (!st.carry) {
+      this.inState = 0;
+      this.limit = sampleLength(st.length, this.random);
+      const d = st.duration ? pickBin(st.duration, 0, this.random()) : null;
+      const next = d ? d.lo + this.random() * (d.hi - d.lo) : null;
+      if (next !== null || this.deadlineMs !== null) this.deadlineEpoch++;
+      this.deadlineMs = next;
+    }
     return this.schedule();
   }
 
@@ -197,6 +226,10 @@ export const PaddingMachineId = {
   /** Make a circuit's first seconds a few request/response exchanges drawn from one distribution, whatever it
    * carries: requests from the client's half, response bursts from the relay's (padding.md §4.2). */
   EXCHANGES: 2,
+  /** Cut a circuit's first ten seconds into slots of sampled duration and give each slot a sampled number of cells
+   * each way, real cells counting and padding making up the rest at the slot's end (padding.md §4.3); what clients
+   * negotiate. */
+  SLOTS: 3,
 } as const;
 export type PaddingMachineId = (typeof PaddingMachineId)[keyof typeof PaddingMachineId];
 
@@ -439,9 +472,86 @@ function exchangesClient(): PaddingMachine {
   return { name: 'exchanges/client', maxPadding: 20, states };
 }
 
+/** Slots of one run of SLOTS (padding.md §4.3): about ten seconds at the durations below. */
+export const SLOTS_COUNT = 36;
+/** Slots whose targets are block-sized for most circuits, and shorter, as a fetch's blocks come early. */
+const SLOTS_EARLY = 4;
+const SLOT_EARLY_DURATION: readonly PaddingBin[] = [{ lo: 80, hi: 250, weight: 1 }];
+const SLOT_DURATION: readonly PaddingBin[] = [{ lo: 150, hi: 400, weight: 1 }];
+/** Cells back in an early slot: none, or a block's worth. */
+const SLOT_BACK_EARLY: readonly PaddingBin[] = [
+  { lo: 0, hi: 1, weight: 1 },
+  { lo: 30, hi: 60, weight: 2 },
+];
+/** Cells back in a later slot: mostly none, some acknowledgements, a few small objects. */
+const SLOT_BACK_LATER: readonly PaddingBin[] = [
+  { lo: 0, hi: 1, weight: 5 },
+  { lo: 1, hi: 4, weight: 1 },
+  { lo: 4, hi: 12, weight: 1 },
+];
+/** Cells out in any slot: none, or a request of one or two cells. */
+const SLOT_OUT: readonly PaddingBin[] = [
+  { lo: 0, hi: 1, weight: 1 },
+  { lo: 1, hi: 3, weight: 2 },
+];
+const SLOT_FILL: readonly PaddingBin[] = [{ lo: 0, hi: 1.5, weight: 1 }];
+
+/**
+ * One half of SLOTS after its opening states: per slot, `collect` (no padding; real cells count towards the slot's
+ * target until its duration runs out), `fill` (padding up to the target, the count and target carried over), and
+ * `over` (a slot whose real cells reached the target waits out the slot's duration, carried over). Slots end on time,
+ * never on cells, so a busy circuit's own cells take padding's place without moving the schedule.
+ */
+function slotStates(opening: PaddingState[], early: readonly PaddingBin[], later: readonly PaddingBin[]): PaddingState[] {
+  const states = [...opening];
+  for (let i = 0; i < SLOTS_COUNT; i++) {
+    const base = states.length;
+    const next = i === SLOTS_COUNT - 1 ? 'end' : base + 3;
+    states.push(
+      {
+        name: `collect-${i}`,
+        delay: [],
+        duration: i < SLOTS_EARLY ? SLOT_EARLY_DURATION : SLOT_DURATION,
+        length: i < SLOTS_EARLY ? early : later,
+        countNonPadding: true,
+        next: { 'length-count': base + 2, timeout: base + 1 },
+      },
+      { name: `fill-${i}`, delay: SLOT_FILL, carry: true, length: one, countNonPadding: true, next: { 'length-count': next } },
+      { name: `over-${i}`, delay: [], carry: true, length: one, countNonPadding: false, next: { timeout: next } },
+    );
+  }
+  return states;
+}
+
+/** The relay's half of SLOTS: waits for the client's first cell after the negotiation, then the slots of cells back. */
+const SLOTS_RELAY: PaddingMachine = {
+  name: 'slots/relay',
+  maxPadding: 200,
+  states: slotStates(
+    [{ name: 'wait-begin', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 1, 'padding-received': 1 } }],
+    SLOT_BACK_EARLY,
+    SLOT_BACK_LATER,
+  ),
+};
+
+/** The client's half: the circuit's first two cells out, then, once PADDING_NEGOTIATED is back, the slots of cells out. */
+const SLOTS_CLIENT: PaddingMachine = {
+  name: 'slots/client',
+  maxPadding: 60,
+  states: slotStates(
+    [
+      { name: 'begin', delay: [{ lo: 0, hi: 1, weight: 1 }], length: [{ lo: 2, hi: 3, weight: 1 }], countNonPadding: true, next: { 'length-count': 1 } },
+      { name: 'wait-negotiated', delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 2, 'padding-received': 2 } },
+    ],
+    SLOT_OUT,
+    SLOT_OUT,
+  ),
+};
+
 const MACHINES: ReadonlyMap<number, { relay: PaddingMachine; client: PaddingMachine }> = new Map([
   [PaddingMachineId.STREAM_SETUP, { relay: STREAM_SETUP_RELAY, client: STREAM_SETUP_CLIENT }],
   [PaddingMachineId.EXCHANGES, { relay: exchangesRelay(), client: exchangesClient() }],
+  [PaddingMachineId.SLOTS, { relay: SLOTS_RELAY, client: SLOTS_CLIENT }],
 ]);
 
 /** The two halves of machine `id`, or null for a number no machine has. */

@@ -61,6 +61,9 @@ export interface CircuitPaddingOptions {
 interface Run {
   readonly runtime: PaddingRuntime;
   timer: ReturnType<typeof setTimeout> | null;
+  /** The state's deadline timer (specs/padding.md §2), and the runtime's deadlineEpoch it was armed for. */
+  deadline: ReturnType<typeof setTimeout> | null;
+  epoch: number;
 }
 
 interface Spent {
@@ -151,7 +154,7 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     const spent = this.spent.get(hop) ?? { starts: 0, cells: 0 };
     spent.starts++;
     this.spent.set(hop, spent);
-    const run: Run = { runtime: new PaddingRuntime(paddingMachine(machine)!.relay, this.o.random), timer: null };
+    const run: Run = { runtime: new PaddingRuntime(paddingMachine(machine)!.relay, this.o.random), timer: null, deadline: null, epoch: 0 };
     this.runs.set(hop, run);
     this.perLink.set(hop.prev.link, (this.perLink.get(hop.prev.link) ?? 0) + 1);
     hop.padding = (e) => this.apply(hop, run, run.runtime.on(e));
@@ -159,6 +162,19 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
   }
 
   private apply(hop: CircuitHop, run: Run, a: PaddingAction): void {
+    if (run.runtime.deadlineEpoch !== run.epoch && this.runs.get(hop) === run) {
+      run.epoch = run.runtime.deadlineEpoch;
+      if (run.deadline) clearTimeout(run.deadline);
+      run.deadline = null;
+      const ms = run.runtime.deadlineMs;
+      if (ms !== null) {
+        run.deadline = setTimeout(() => {
+          run.deadline = null;
+          this.apply(hop, run, run.runtime.onTimeout());
+        }, ms);
+        (run.deadline as { unref?: () => void }).unref?.();
+      }
+    }
     if (a.kind === 'keep') return;
     if (run.timer) clearTimeout(run.timer);
     run.timer = null;
@@ -189,6 +205,8 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     if (!run) return;
     if (run.timer) clearTimeout(run.timer);
     run.timer = null;
+    if (run.deadline) clearTimeout(run.deadline);
+    run.deadline = null;
     run.runtime.stop();
     this.runs.delete(hop);
     const n = (this.perLink.get(hop.prev.link) ?? 1) - 1;

@@ -11,6 +11,9 @@
  *   bulk      a frame every 5 ms towards the client (about 0.8 MB/s), nothing from it
  *
  * Figures: padding bytes per payload byte on the link (both directions), and padding bytes per second each way.
+ * For the browsing and bulk clients also the same with circuit padding added (specs/padding.md §4.3): one circuit
+ * per CIRCUIT_DIRTINESS (10 min) carrying a whole unanswered run of both halves of SLOTS — the most one run
+ * sends, as a circuit without traffic of its own gets — plus its negotiation.
  */
 import { HandshakeReplayCache } from '../../protocol/link-handshake.js';
 import { LINK_PADDING_AUTO, LINK_PADDING_REDUCED, type LinkPadding } from '../../protocol/link-padding.js';
@@ -20,7 +23,34 @@ import { Link } from '../../net/link.js';
 import { memorySocketPair } from '../../net/memory-socket.js';
 import { FRAME_LEN } from '../../protocol/link-handshake.js';
 import { simulate, type World } from '../../sim/world.js';
+import { PaddingMachineId, PaddingRuntime, paddingMachine, type PaddingMachine } from '../../protocol/circuit-padding.js';
+import { Rng } from '../../sim/random.js';
 import type { ShapeOptions, ShapeRow } from './common.js';
+
+/** How long a client's circuit takes new streams (client option circuitDirtinessMs, default 10 min). */
+const CIRCUIT_DIRTINESS_MS = 600_000;
+
+/**
+ * Padding cells of one run of a half with no real traffic: every timer fires, every deadline runs out, every other
+ * wait ends with the other half's padding.
+ */
+function unansweredRun(machine: PaddingMachine, random: () => number): number {
+  const rt = new PaddingRuntime(machine, random);
+  let a = rt.start();
+  for (let i = 0; i < 10_000 && a.kind !== 'end'; i++) {
+    a = a.kind === 'schedule' ? rt.onPaddingSent() : rt.deadlineMs !== null ? rt.onTimeout() : rt.on('padding-received');
+  }
+  return rt.padding;
+}
+
+/** Mean bytes on the guard link of one circuit's padding: both halves of SLOTS unanswered, and the negotiation. */
+export function circuitPaddingBytes(runs: number): number {
+  const m = paddingMachine(PaddingMachineId.SLOTS)!;
+  const rng = new Rng(17);
+  let cells = 0;
+  for (let i = 0; i < runs; i++) cells += unansweredRun(m.relay, rng.random) + unansweredRun(m.client, rng.random) + 2;
+  return (cells / runs) * (FRAME_LEN / 4);
+}
 
 type Workload = 'idle' | 'chat' | 'browsing' | 'bulk';
 
@@ -88,6 +118,7 @@ export async function paddingOverhead(o: ShapeOptions): Promise<ShapeRow[]> {
   const hours = o.quick ? 0.25 : 1;
   const rows: ShapeRow[] = [];
   const section = '5. Link padding overhead';
+  const perCircuit = circuitPaddingBytes(1000);
   for (const workload of ['idle', 'chat', 'browsing', 'bulk'] as const) {
     for (const [mode, p] of [
       ['auto', LINK_PADDING_AUTO],
@@ -109,6 +140,20 @@ export async function paddingOverhead(o: ShapeOptions): Promise<ShapeRow[]> {
         met: busy && mode === 'auto' ? share <= 0.1 : null,
         detail: { ...m },
       });
+      if (mode === 'auto' && (workload === 'browsing' || workload === 'bulk')) {
+        const circuitBytes = Math.ceil((m.seconds * 1000) / CIRCUIT_DIRTINESS_MS) * perCircuit;
+        const both = (m.paddingBytes + circuitBytes) / m.payloadBytes;
+        rows.push({
+          id: `padding/${workload}/auto+circuit`,
+          section,
+          metric: `${workload} client, link padding 'auto' and circuit padding (SLOTS, one circuit per 10 min, each a whole run: ${(perCircuit / 1024).toFixed(0)} KiB): padding bytes per payload byte on its guard link`,
+          value: both,
+          display: `${(both * 100).toFixed(1)} % (circuit padding alone ${((circuitBytes / m.payloadBytes) * 100).toFixed(2)} %)`,
+          goal: busy ? '≤ 10 % for a busy client' : '—',
+          met: busy ? both <= 0.1 : null,
+          detail: { ...m, circuitBytes, perCircuit },
+        });
+      }
     }
   }
   return rows;

@@ -26,7 +26,7 @@ import type { CircuitHop } from '../../relay/circuit-hop.js';
 import { FullRelay } from '../../sim/relay-node.js';
 import { Rng } from '../../sim/random.js';
 import { simulate, type World } from '../../sim/world.js';
-import { bestKnn, type Sample, type Scored } from './classifier.js';
+import { bestKnn, featureImportance, type Sample, type Scored } from './classifier.js';
 import { pct, type ShapeOptions, type ShapeRow } from './common.js';
 
 const SECTION = '1. Circuit purpose at the guard';
@@ -161,6 +161,19 @@ export function features(trace: readonly Cell[]): number[] {
     Math.log1p(lastT),
   ];
 }
+
+/** The names of features()'s columns, in order. */
+export const FEATURE_NAMES: readonly string[] = [
+  ...BINS.slice(1).map((hi, i) => `cells out ${BINS[i]}–${hi} ms`),
+  ...BINS.slice(1).map((hi, i) => `cells back ${BINS[i]}–${hi} ms`),
+  'cells out',
+  'cells back',
+  'first answer',
+  ...Array.from({ length: 6 }, (_, i) => `gap ${i}`),
+  ...Array.from({ length: 6 }, (_, i) => `direction ${i}`),
+  'longest burst back',
+  'last cell',
+];
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
 export const FEATURE_SETS: Readonly<Record<string, readonly number[]>> = {
@@ -318,15 +331,20 @@ export async function purposeClassifier(o: ShapeOptions): Promise<ShapeRow[]> {
     const c = await simulate({ seed: 1 }, (w) => collect(w, padding, perPurpose));
     const scored = bestKnn(c.samples, FEATURE_SETS, new Rng(7).random);
     const ratio = scored.accuracy / chance;
+    const importance = featureImportance(c.samples, FEATURE_NAMES, new Rng(7).random);
+    const top = importance
+      .slice(0, 4)
+      .map((f) => `${f.feature} ${pct(f.accuracy, 0)}`)
+      .join(', ');
     rows.push({
       id: `purpose/accuracy/${mode}`,
       section: SECTION,
       metric: `k-NN accuracy at telling a circuit's purpose (${PURPOSES.join(' / ')}) from its first ${WINDOW_MS / 1000} s at the guard, circuit padding ${mode} (${c.circuits} circuits, 5-fold cross-validation, best k and feature set; chance ${pct(chance, 0)})`,
       value: scored.accuracy,
-      display: `${pct(scored.accuracy)} = ${ratio.toFixed(2)} × chance (k = ${scored.k}, features: ${scored.featureSet}; per purpose: ${confusionText(scored)})`,
+      display: `${pct(scored.accuracy)} = ${ratio.toFixed(2)} × chance (k = ${scored.k}, features: ${scored.featureSet}; per purpose: ${confusionText(scored)}; best single features: ${top})`,
       goal: padding ? '≤ 1.2 × chance with padding on' : '— (padding off)',
       met: padding ? ratio <= 1.2 : null,
-      detail: { circuits: c.circuits, k: scored.k, featureSet: scored.featureSet, confusion: scored.confusion },
+      detail: { circuits: c.circuits, k: scored.k, featureSet: scored.featureSet, confusion: scored.confusion, importance },
     });
     if (padding) {
       const pad = PURPOSES.reduce((s, p) => s + c.padding[p], 0);

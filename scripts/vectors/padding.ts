@@ -1,7 +1,7 @@
 /**
- * specs/vectors/padding.json: PADDING_NEGOTIATE and PADDING_NEGOTIATED (specs/padding.md §3), and one run of the
- * STREAM_SETUP machine's relay half with a fixed sequence of uniform draws (padding.md §2, §4): the actions it
- * returns for a fixed sequence of events.
+ * specs/vectors/padding.json: PADDING_NEGOTIATE and PADDING_NEGOTIATED (specs/padding.md §3), and runs of the
+ * machines' halves with fixed sequences of uniform draws (padding.md §2, §4): the actions each returns for a fixed
+ * sequence of events — STREAM_SETUP's relay half for a few events, and both halves of EXCHANGES from start to end.
  */
 import { fromHex, toHex } from '../../protocol/bytes.js';
 import {
@@ -24,11 +24,60 @@ export function fixedDraws(draws: readonly number[]): () => number {
   return () => draws[i++ % draws.length]!;
 }
 
+type RunEvent = 'start' | 'timer' | 'timeout' | 'nonpadding-sent' | 'nonpadding-received' | 'padding-received';
+interface RunStep {
+  event: RunEvent;
+  action: string;
+  state: string;
+  padding: number;
+  /** The state's deadline after the event (ms from the last state change, 3 decimals), or null. */
+  deadline: number | null;
+}
+
+function step(rt: PaddingRuntime, e: RunEvent): RunStep {
+  const a = e === 'start' ? rt.start() : e === 'timer' ? rt.onPaddingSent() : e === 'timeout' ? rt.onTimeout() : rt.on(e);
+  return { event: e, action: show(a), state: rt.stateName, padding: rt.padding, deadline: rt.deadlineMs === null ? null : Number(rt.deadlineMs.toFixed(3)) };
+}
+
+/**
+ * A whole run of one half, from start to end: a scheduled timer fires (every seventh time a real cell is sent in the
+ * machine's direction first, which counts where the state counts real cells), and a waiting machine gets, in turn,
+ * a real cell from the other end, the other half's padding, and a real cell of its own sent in its direction (for
+ * EXCHANGES' client half, a real request taking a round's place) — or, every other time while the state has a
+ * deadline, the deadline runs out. Stops after `maxSteps` at most.
+ */
+const WAIT_EVENTS = ['nonpadding-received', 'padding-received', 'nonpadding-sent'] as const;
+
+function wholeRun(
+  machine: number,
+  half: 'relay' | 'client',
+  draws: readonly number[],
+  maxSteps = 1000,
+): { machine: number; half: 'relay' | 'client'; draws: readonly number[]; steps: RunStep[] } {
+  const rt = new PaddingRuntime(paddingMachine(machine)![half], fixedDraws(draws));
+  const steps = [step(rt, 'start')];
+  let waits = 0;
+  let idle = 0;
+  let armed = steps[0]!.action.startsWith('schedule');
+  while (!rt.ended && steps.length < maxSteps) {
+    let next: RunStep;
+    if (armed) next = step(rt, steps.length % 7 === 0 ? 'nonpadding-sent' : 'timer');
+    else if (rt.deadlineMs !== null && idle++ % 2 === 1) next = step(rt, 'timeout');
+    else next = step(rt, WAIT_EVENTS[waits++ % WAIT_EVENTS.length]!);
+    // 'keep' leaves the padding timer as it was.
+    if (next.action !== 'keep') armed = next.action.startsWith('schedule');
+    steps.push(next);
+  }
+  check(rt.ended, `padding run of machine ${machine} (${half}) ends`);
+  return { machine, half, draws, steps };
+}
+
 const show = (a: PaddingAction): string => (a.kind === 'schedule' ? `schedule ${a.delayMs.toFixed(3)}` : a.kind);
 
 export function paddingFile(): VectorFile {
   const negotiate = [
     { name: 'START STREAM_SETUP', command: PaddingCommand.START, machine: PaddingMachineId.STREAM_SETUP },
+    { name: 'START EXCHANGES', command: PaddingCommand.START, machine: PaddingMachineId.EXCHANGES },
     { name: 'STOP', command: PaddingCommand.STOP, machine: 0 },
   ].map((v) => {
     const hex = toHex(encodePaddingNegotiate(v));
@@ -39,6 +88,8 @@ export function paddingFile(): VectorFile {
   const negotiated = [
     { name: 'OK', machine: PaddingMachineId.STREAM_SETUP, status: PaddingStatus.OK },
     { name: 'REFUSED', machine: PaddingMachineId.STREAM_SETUP, status: PaddingStatus.REFUSED },
+    { name: 'OK EXCHANGES', machine: PaddingMachineId.EXCHANGES, status: PaddingStatus.OK },
+    { name: 'NOT_HERE', machine: PaddingMachineId.EXCHANGES, status: PaddingStatus.NOT_HERE },
     { name: 'UNKNOWN_MACHINE', machine: 200, status: PaddingStatus.UNKNOWN_MACHINE },
   ].map((v) => {
     const hex = toHex(encodePaddingNegotiated(v));
@@ -73,17 +124,24 @@ export function paddingFile(): VectorFile {
   const draws = [0.5, 0.25, 0.75, 0.1, 0.9, 0.6];
   const rt = new PaddingRuntime(paddingMachine(PaddingMachineId.STREAM_SETUP)!.relay, fixedDraws(draws));
   const events = ['start', 'nonpadding-received', 'timer', 'nonpadding-sent', 'timer', 'timer', 'timer', 'nonpadding-received'] as const;
-  const run = events.map((e) => {
-    const a = e === 'start' ? rt.start() : e === 'timer' ? rt.onPaddingSent() : rt.on(e);
-    return { event: e, action: show(a), state: rt.stateName, padding: rt.padding };
-  });
+  const run = events.map((e) => step(rt, e));
+  // Whole runs of both halves of EXCHANGES (padding.md §4.2) and SLOTS (§4.3), the machine clients negotiate.
+  // Thirteen draws (a prime, so a state's draws do not fall into step with the cycle), spread over [0, 1).
+  const exchangeDraws = Array.from({ length: 13 }, (_, k) => Math.round(((k * 0.381966 + 0.05) % 1) * 1e4) / 1e4);
+  const runs = [
+    wholeRun(PaddingMachineId.EXCHANGES, 'relay', exchangeDraws),
+    wholeRun(PaddingMachineId.EXCHANGES, 'client', exchangeDraws),
+    wholeRun(PaddingMachineId.SLOTS, 'relay', exchangeDraws),
+    wholeRun(PaddingMachineId.SLOTS, 'client', exchangeDraws),
+  ];
   return {
     description:
-      'Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far.',
+      "Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far. runs: the same for whole runs of other machines' halves (EXCHANGES and SLOTS, relay and client), from start to end, with `deadline` the state's deadline after each event (ms, 3 decimals; null for none) and the event `timeout` its running out.",
     version: VECTORS_VERSION,
     negotiate,
     negotiated,
     invalid,
     run: { machine: PaddingMachineId.STREAM_SETUP, half: 'relay', draws, steps: run },
+    runs,
   };
 }

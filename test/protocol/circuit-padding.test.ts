@@ -223,6 +223,83 @@ describe('protocol/circuit-padding: the state machine', () => {
     expect(rt.padding, 'every cell so far was real').to.equal(0);
   });
 
+  it('a state with a duration ends on time whatever is sent; a carried state keeps the count, length and deadline', () => {
+    const SLOT: PaddingMachine = {
+      name: 'slot',
+      maxPadding: 10,
+      states: [
+        {
+          name: 'collect',
+          delay: [],
+          duration: [{ lo: 200, hi: 201, weight: 1 }],
+          length: [{ lo: 3, hi: 4, weight: 1 }],
+          countNonPadding: true,
+          next: { 'length-count': 2, timeout: 1 },
+        },
+        {
+          name: 'fill',
+          delay: [{ lo: 0, hi: 1, weight: 1 }],
+          carry: true,
+          length: [{ lo: 1, hi: 2, weight: 1 }],
+          countNonPadding: true,
+          next: { 'length-count': 'end' },
+        },
+        { name: 'over', delay: [], carry: true, length: [{ lo: 1, hi: 2, weight: 1 }], countNonPadding: false, next: { timeout: 'end' } },
+      ],
+    };
+    // Real cells count but do not move the deadline; when it runs out, padding makes up the rest of the target.
+    let rt = new PaddingRuntime(SLOT, seeded(3));
+    expect(rt.start()).to.deep.equal({ kind: 'wait' });
+    const epoch = rt.deadlineEpoch;
+    expect(rt.deadlineMs).to.be.within(200, 201);
+    expect(rt.on('nonpadding-sent')).to.deep.equal({ kind: 'wait' });
+    expect(rt.deadlineEpoch, 'a real cell does not re-arm the deadline').to.equal(epoch);
+    expect(rt.onTimeout().kind).to.equal('schedule');
+    expect(rt.stateName, 'fill carries the count (1 of 3), not a new length of 1').to.equal('fill');
+    rt.onPaddingSent();
+    expect(rt.onPaddingSent()).to.deep.equal({ kind: 'end' });
+    expect(rt.padding).to.equal(2);
+    // Real cells that reach the target before the deadline: no padding, and the slot is waited out.
+    rt = new PaddingRuntime(SLOT, seeded(3));
+    rt.start();
+    rt.on('nonpadding-sent');
+    rt.on('nonpadding-sent');
+    expect(rt.on('nonpadding-sent')).to.deep.equal({ kind: 'wait' });
+    expect(rt.stateName).to.equal('over');
+    expect(rt.deadlineMs, 'over carries the deadline').to.be.within(200, 201);
+    expect(rt.deadlineEpoch).to.equal(epoch);
+    expect(rt.onTimeout()).to.deep.equal({ kind: 'end' });
+    expect(rt.padding).to.equal(0);
+    expect(rt.deadlineMs).to.equal(null);
+  });
+
+  it("SLOTS: slots end on time, so real cells take padding's place without moving the schedule", () => {
+    const relay = paddingMachine(PaddingMachineId.SLOTS)!.relay;
+    // A circuit without traffic and one whose real cells exceed every target: the same number of slots (timeouts).
+    const run = (real: boolean): { timeouts: number; padding: number } => {
+      const rt = new PaddingRuntime(relay, seeded(11));
+      let a = rt.start();
+      a = rt.on('nonpadding-received');
+      let timeouts = 0;
+      for (let i = 0; i < 5000 && !rt.ended; i++) {
+        if (real) for (let k = 0; k < 70 && rt.stateName.startsWith('collect'); k++) a = rt.on('nonpadding-sent');
+        if (a.kind === 'schedule') a = rt.onPaddingSent();
+        else if (rt.deadlineMs !== null) {
+          timeouts++;
+          a = rt.onTimeout();
+        } else break;
+      }
+      expect(rt.ended).to.equal(true);
+      return { timeouts, padding: rt.padding };
+    };
+    const idle = run(false);
+    const busy = run(true);
+    if (idle.padding < relay.maxPadding) expect(idle.timeouts, 'one deadline per slot').to.equal(36);
+    expect(busy.padding, "real cells took every padding cell's place").to.equal(0);
+    expect(busy.timeouts, 'every slot waited out its time').to.equal(36);
+    expect(idle.padding).to.be.within(1, relay.maxPadding);
+  });
+
   it('every shipped machine only moves forward and has a cap', () => {
     for (const id of Object.values(PaddingMachineId)) {
       for (const m of Object.values(paddingMachine(id)!)) {

@@ -18,7 +18,31 @@ interface PaddingVectors {
   negotiate: { name: string; command: PaddingCommand; machine: number; hex: string }[];
   negotiated: { name: string; machine: number; status: PaddingStatus; hex: string }[];
   invalid: { message: 'NEGOTIATE' | 'NEGOTIATED'; name: string; hex: string; code: string }[];
-  run: { machine: number; half: 'relay' | 'client'; draws: number[]; steps: { event: string; action: string; state: string; padding: number }[] };
+  run: Run;
+  runs: Run[];
+}
+
+interface Run {
+  machine: number;
+  half: 'relay' | 'client';
+  draws: number[];
+  steps: { event: string; action: string; state: string; padding: number }[];
+}
+
+/** Replays a run's events on a fresh runtime with the run's draws; every action, state and count must match. */
+function replay(run: Run): void {
+  let i = 0;
+  const rt = new PaddingRuntime(paddingMachine(run.machine)![run.half], () => run.draws[i++ % run.draws.length]!);
+  const show = (a: PaddingAction): string => (a.kind === 'schedule' ? `schedule ${a.delayMs.toFixed(3)}` : a.kind);
+  run.steps.forEach((s, n) => {
+    const e = s.event;
+    const a = e === 'start' ? rt.start() : e === 'timer' ? rt.onPaddingSent() : rt.on(e as 'nonpadding-sent' | 'nonpadding-received' | 'padding-received');
+    expect({ action: show(a), state: rt.stateName, padding: rt.padding }, `step ${n}: ${e}`).to.deep.equal({
+      action: s.action,
+      state: s.state,
+      padding: s.padding,
+    });
+  });
 }
 
 const V = readVectors<PaddingVectors>('padding.json');
@@ -41,14 +65,15 @@ describe('vectors: padding.json', () => {
       expectCode(() => (v.message === 'NEGOTIATE' ? decodePaddingNegotiate(hex(v.hex)) : decodePaddingNegotiated(hex(v.hex))), v.code);
     });
   }
-  it('one run of the machine with fixed draws', () => {
-    let i = 0;
-    const rt = new PaddingRuntime(paddingMachine(V.run.machine)![V.run.half], () => V.run.draws[i++ % V.run.draws.length]!);
-    const show = (a: PaddingAction): string => (a.kind === 'schedule' ? `schedule ${a.delayMs.toFixed(3)}` : a.kind);
-    for (const s of V.run.steps) {
-      const e = s.event;
-      const a = e === 'start' ? rt.start() : e === 'timer' ? rt.onPaddingSent() : rt.on(e as 'nonpadding-sent' | 'nonpadding-received' | 'padding-received');
-      expect({ action: show(a), state: rt.stateName, padding: rt.padding }, e).to.deep.equal({ action: s.action, state: s.state, padding: s.padding });
-    }
+  it('one run of the machine with fixed draws', () => replay(V.run));
+  it('whole runs of EXCHANGES, both halves, reach their end', () => {
+    expect(V.runs.map((r) => `${r.machine}/${r.half}`)).to.include.members(['2/relay', '2/client']);
   });
+  for (const r of V.runs) {
+    it(`a whole run of machine ${r.machine} (${r.half} half) with fixed draws`, () => {
+      replay(r);
+      expect(r.steps[r.steps.length - 1]!.state).to.equal('end');
+      expect(r.steps[r.steps.length - 1]!.padding).to.be.at.most(paddingMachine(r.machine)![r.half].maxPadding);
+    });
+  }
 });
