@@ -173,6 +173,12 @@ export class MailboxSender {
       // The slot's price (specs/messaging.md §9.3): effort(slot) hashes on average, solved in slices.
       const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
       statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
+      // Relays that predate version 3 refuse it (`invalid` at every holder): the same slot again, as version 2.
+      if (prekeys && statuses.length > 0 && statuses.every((s) => s === 'invalid')) {
+        prekeys = null;
+        slot--;
+        continue;
+      }
       const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
       if (accepted && stored === null) stored = slot;
       // Clean when no holder had something else there; otherwise another sender raced us: a copy goes next door.
