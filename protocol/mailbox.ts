@@ -559,7 +559,12 @@ export function openMailboxItem(
     let key: Uint8Array;
     let token: Uint8Array | null = null;
     if (item.v === 3) {
-      key = prekeyItemKey(ss, item.e, ikb, preSecrets.map((k) => c.x25519Public(k)));
+      key = prekeyItemKey(
+        ss,
+        item.e,
+        ikb,
+        preSecrets.map((k) => c.x25519Public(k)),
+      );
       c.wipe(ss);
     } else {
       ({ key, token } = itemKeys(ss, item.e, ikb));

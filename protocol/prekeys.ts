@@ -80,7 +80,8 @@ function u64(n: number): Uint8Array {
 
 /** Encodes a bundle. Throws LimitError MAX_ONE_TIME_PREKEYS for more one-time prekeys than a record lists. */
 export function encodePrekeyBundle(b: PrekeyBundle): Uint8Array {
-  if (b.otks.length > MAX_ONE_TIME_PREKEYS) throw new LimitError('MAX_ONE_TIME_PREKEYS', `a prekey record lists at most ${MAX_ONE_TIME_PREKEYS} one-time prekeys`);
+  if (b.otks.length > MAX_ONE_TIME_PREKEYS)
+    throw new LimitError('MAX_ONE_TIME_PREKEYS', `a prekey record lists at most ${MAX_ONE_TIME_PREKEYS} one-time prekeys`);
   return encodeCbor({ v: 1, s: b.spk, c: b.created, o: [...b.otks] });
 }
 

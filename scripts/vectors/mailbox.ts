@@ -248,7 +248,10 @@ export function mailboxFile(): VectorFile {
   const recordKeys = prekeyRecordKeys(recipient.publicKey, epoch);
   const opened = openPrekeyRecord(recipient.publicKey, epoch, record.bytes);
   check(opened.edition === edition && toHex(opened.bundle.spk) === toHex(spk.publicKey), 'the prekey record opens');
-  const secrets = new Map([[toHex(prekeyId(spk.publicKey)), spk.secretKey], ...otks.map((k) => [toHex(prekeyId(k.publicKey)), k.secretKey] as [string, Uint8Array])]);
+  const secrets = new Map([
+    [toHex(prekeyId(spk.publicKey)), spk.secretKey],
+    ...otks.map((k) => [toHex(prekeyId(k.publicKey)), k.secretKey] as [string, Uint8Array]),
+  ]);
   const lookup = (id: Uint8Array): Uint8Array | null => secrets.get(toHex(id)) ?? null;
   const v3Cases: [string, number, Uint8Array, boolean][] = [
     ['version 3, slot 0, signed and one-time prekey', 0, utf8('Hello Alice, sealed to your prekeys.'), true],

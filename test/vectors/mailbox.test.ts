@@ -234,7 +234,12 @@ describeEachBinding('vectors: mailbox.json', () => {
 
   it('builds and opens the prekey record of the epoch (§9.6)', () => {
     const keys = prekeyRecordKeys(recipient().publicKey, V.epoch);
-    expect([toHex(keys.rk), toHex(keys.nh), toHex(keys.key), toHex(keys.blinded)]).to.deep.equal([V.prekeys.rk, V.prekeys.nh, V.prekeys.key, V.prekeys.blinded]);
+    expect([toHex(keys.rk), toHex(keys.nh), toHex(keys.key), toHex(keys.blinded)]).to.deep.equal([
+      V.prekeys.rk,
+      V.prekeys.nh,
+      V.prekeys.key,
+      V.prekeys.blinded,
+    ]);
     const bundle = { spk: spk().publicKey, created: V.prekeys.created, otks: otks().map((k) => k.publicKey) };
     const q = byteQueue(hex(V.prekeys.nonce));
     const r = createPrekeyRecord(recipient(), V.epoch, V.prekeys.edition, bundle, q.random);
