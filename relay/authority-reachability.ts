@@ -24,6 +24,8 @@ export interface ReachabilityOptions {
   testIntervalMs: number;
   measureIntervalMs: number;
   now: () => number;
+  /** A measurement failed (`failures` in a row); the next is due in `retryMs`. */
+  onMeasureFailed?: (d: Descriptor, failures: number, retryMs: number, err: unknown) => void;
 }
 
 export class ReachabilityTester {
@@ -31,7 +33,10 @@ export class ReachabilityTester {
   private readonly measuring = new Set<string>();
   /** Latest measurement per relay. */
   private readonly measured = new Map<string, { bw: number; at: number }>();
-  private readonly lastMeasureTry = new Map<string, number>();
+  /** When each relay's next measurement is due (absent: at once). */
+  private readonly nextMeasure = new Map<string, number>();
+  /** Failed measurements in a row per relay (specs/measurement.md §3: the retry doubles with each). */
+  private readonly measureFailures = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
 
@@ -78,11 +83,12 @@ export class ReachabilityTester {
       this.test(d);
     }
     if (!this.o.measure) return;
+    this.prune();
     const toMeasure = this.o.directory
       .all()
       .filter((d) => !this.measuring.has(d.fingerprint) && this.o.history.figures(d.fingerprint, now)?.up)
-      .map((d) => ({ d, last: Math.max(this.measured.get(d.fingerprint)?.at ?? -Infinity, this.lastMeasureTry.get(d.fingerprint) ?? -Infinity) }))
-      .filter((x) => now - x.last >= this.o.measureIntervalMs)
+      .map((d) => ({ d, due: this.nextMeasure.get(d.fingerprint) ?? -Infinity, last: this.measured.get(d.fingerprint)?.at ?? -Infinity }))
+      .filter((x) => now >= x.due)
       .sort((a, b) => a.last - b.last);
     for (const { d } of toMeasure) {
       if (this.measuring.size >= MEASURE_CONCURRENCY) break;
@@ -108,14 +114,37 @@ export class ReachabilityTester {
   }
 
   private measureOne(d: Descriptor): void {
-    this.measuring.add(d.fingerprint);
-    this.lastMeasureTry.set(d.fingerprint, this.o.now());
+    const fp = d.fingerprint;
+    this.measuring.add(fp);
+    // Until this one ends nothing else is started for the relay; a full interval if it succeeds, less if it fails.
+    this.nextMeasure.set(fp, this.o.now() + this.o.measureIntervalMs);
+    const ended = (bw: number, err?: unknown): void => {
+      this.measuring.delete(fp);
+      if (this.stopped) return;
+      const now = this.o.now();
+      if (bw > 0) {
+        this.measured.set(fp, { bw, at: now });
+        this.measureFailures.delete(fp);
+        this.nextMeasure.set(fp, now + this.o.measureIntervalMs);
+        return;
+      }
+      const failures = (this.measureFailures.get(fp) ?? 0) + 1;
+      this.measureFailures.set(fp, failures);
+      const wait = Math.min(this.o.measureIntervalMs, this.o.testIntervalMs * 2 ** Math.min(failures - 1, 30));
+      this.nextMeasure.set(fp, now + wait);
+      this.o.onMeasureFailed?.(d, failures, wait, err);
+    };
     this.o.measure!(d).then(
-      (bw) => {
-        this.measuring.delete(d.fingerprint);
-        if (!this.stopped && bw > 0) this.measured.set(d.fingerprint, { bw, at: this.o.now() });
-      },
-      () => this.measuring.delete(d.fingerprint),
+      (bw) => ended(bw),
+      (e: unknown) => ended(0, e),
     );
+  }
+
+  /** Forgets the schedule of relays no longer in the directory (the tables hold one entry per listed relay). */
+  private prune(): void {
+    if (this.nextMeasure.size <= this.o.directory.all().length) return;
+    const live = new Set(this.o.directory.all().map((d) => d.fingerprint));
+    for (const fp of this.nextMeasure.keys()) if (!live.has(fp)) this.nextMeasure.delete(fp);
+    for (const fp of this.measureFailures.keys()) if (!live.has(fp)) this.measureFailures.delete(fp);
   }
 }

@@ -376,6 +376,8 @@ export function createAuthority(o: {
     testIntervalMs: t.reachability_interval,
     measureIntervalMs: t.measurement_interval,
     now: o.now,
+    onMeasureFailed: (d, failures, retryMs, err) =>
+      o.log.info({ relay: d.fingerprint.slice(0, 8), failures, retryMs, err }, 'measurement failed: trying again sooner'),
   });
   const service = new AuthorityService({
     identity: o.identity,

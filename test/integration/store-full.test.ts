@@ -12,7 +12,7 @@ import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { BLOCK_LEN } from '../../protocol/chk.js';
 import { parseLink } from '../../protocol/content-link.js';
-import { startClient } from '../helpers/content.js';
+import { startClient, storedBlock } from '../helpers/content.js';
 import { mountTmpfs, unmount } from '../helpers/chaos.js';
 import { startNetwork, startRelay, tempDir, waitFor, type RelayProcess, type TestNetwork } from '../helpers/network.js';
 
@@ -80,15 +80,37 @@ describe('a full store stops advertising itself (relay processes)', function () 
     // What the full relay held is copied to the holders that replace it: every root block put so far reaches k copies
     // among the relays that still advertise store.
     const roots = links.map(({ link }) => (parseLink(link) as { rk: Uint8Array }).rk);
+    const all = [...net.relays, lowDisk, small];
+    const nick = (r: RelayProcess): string => (r === small ? 'small' : r === lowDisk ? 'lowdisk' : `r${net.relays.indexOf(r)}`);
+    const name = (fp: string): string => {
+      const r = all.find((x) => x.fingerprint === fp);
+      return r ? nick(r) : fp.slice(0, 8);
+    };
+    let short = '';
     await waitFor(
       async () => {
         // In the client's current view: the relays may have moved to a newer consensus (and shared random value).
         await client.refreshDirectory();
-        for (const rk of roots) if ((await content.fetchFromAll('block', rk, { head: true })).length < 3) return false;
+        for (const rk of roots) {
+          const copies = (await content.fetchFromAll('block', rk, { head: true })).length;
+          if (copies >= 3) continue;
+          // What a failure reports: where this block is on disk, against the holders the client asks.
+          short =
+            `root ${Buffer.from(rk).toString('hex').slice(0, 8)}: ${copies} answered; client's holders ` +
+            `${content
+              .holders(rk)
+              .map((h) => name(h.fingerprint))
+              .join(', ')}; on disk at ` +
+            `${all
+              .filter((r) => storedBlock(r, rk))
+              .map(nick)
+              .join(', ')}`;
+          return false;
+        }
         return true;
       },
       90_000,
-      'three copies of every root block at the relays that took over',
+      () => `three copies of every root block at the relays that took over (${short})`,
     );
     // New items: never placed at the full relay, stored at k holders.
     for (let i = 0; i < 3; i++) {
