@@ -38,11 +38,14 @@ import {
   pairSecret,
   sealMailboxItem,
   slotLocator,
+  type ItemPrekeys,
+  type PrekeySecretLookup,
 } from '../protocol/mailbox.js';
 import { signalOption, type AbortOptions } from '../net/abort.js';
 import type { CircuitSource } from './client.js';
 import { ContentClient, type ContentOptions } from './content.js';
 import { solveIntroPow } from './messaging/pow-solver.js';
+import { fetchPrekeys } from './prekeys.js';
 
 /** Free slots in a row after which a collector stops reading an inbox. */
 export const MAILBOX_SCAN_GAP = 3;
@@ -72,6 +75,8 @@ export interface DepositResult {
   readonly expires: number;
   /** True when it went to the per-contact inbox, false for the first-contact inbox. */
   readonly pairwise: boolean;
+  /** True when it was sealed to the recipient's prekeys too (a version 3 item: forward secrecy, §9.6). */
+  readonly prekeys: boolean;
 }
 
 export interface CollectedMessage {
@@ -98,11 +103,15 @@ export class MailboxSender {
   /** recipient → the counter of the next message to it. */
   private readonly counters = new Map<string, number>();
 
-  /** `content`: the options of its ContentClient (measurement only: `directForMeasurement`). */
+  /**
+   * `content`: the options of its ContentClient (measurement only: `directForMeasurement`). `prekeys`: look up a
+   * first-contact recipient's prekey record and seal to it (default true; specs/messaging.md §9.6).
+   */
   constructor(
     client: CircuitSource,
     private readonly identity: Identity,
     content: ContentOptions = {},
+    private readonly options: { prekeys?: boolean } = {},
   ) {
     this.content = new ContentClient(client, content);
   }
@@ -139,12 +148,15 @@ export class MailboxSender {
     const n = this.counters.get(who) ?? 0;
     this.counters.set(who, n + 1);
     const id = options.id ? Uint8Array.from(options.id) : crypto().random(MAILBOX_ID_LEN);
+    // A first-contact item is sealed to the recipient's prekeys when it publishes them (version 3, §9.6).
+    let prekeys: ItemPrekeys | null = null;
+    if (!pairwise && this.options.prekeys !== false) prekeys = await fetchPrekeys(this.content, recipient, now, signalOption(options.signal));
     let slot = this.next.get(key) ?? (await this.frontier(inbox, options.signal));
     let stored: number | null = null;
     let statuses: ContentStatus[] = [];
     for (; slot < MAX_MAILBOX_SLOTS; slot++) {
       throwIfAborted(options.signal);
-      const sealed = sealMailboxItem({
+      const sealed = this.seal(prekeys, {
         sender: this.identity,
         recipient,
         inbox,
@@ -161,6 +173,12 @@ export class MailboxSender {
       // The slot's price (specs/messaging.md §9.3): effort(slot) hashes on average, solved in slices.
       const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
       statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
+      // Relays that predate version 3 refuse it (`invalid` at every holder): the same slot again, as version 2.
+      if (prekeys && statuses.length > 0 && statuses.every((s) => s === 'invalid')) {
+        prekeys = null;
+        slot--;
+        continue;
+      }
       const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
       if (accepted && stored === null) stored = slot;
       // Clean when no holder had something else there; otherwise another sender raced us: a copy goes next door.
@@ -173,10 +191,25 @@ export class MailboxSender {
       this.next.delete(key);
       this.next.set(key, slot + 1);
     }
-    if (stored !== null) return { id: toHex(id), epoch, slot: stored, expires: exp, pairwise };
+    if (stored !== null) return { id: toHex(id), epoch, slot: stored, expires: exp, pairwise, prekeys: prekeys !== null };
     if (slot >= MAX_MAILBOX_SLOTS) throw new LimitError('MAX_MAILBOX_SLOTS', "the recipient's inbox is full for this epoch");
     if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the mailbox slot is full');
     throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the offline message (${statuses.join(', ')})`);
+  }
+
+  /**
+   * Seals to the prekeys when there are any; a record whose keys give no shared secret (a small-order key:
+   * ERR_KEY_FORMAT) is dropped and the item sealed as version 2.
+   */
+  private seal(prekeys: ItemPrekeys | null, o: Parameters<typeof sealMailboxItem>[0]): ReturnType<typeof sealMailboxItem> {
+    if (prekeys) {
+      try {
+        return sealMailboxItem({ ...o, prekeys });
+      } catch (e) {
+        if (!isAlliumError(e) || e.code !== 'ERR_KEY_FORMAT') throw e;
+      }
+    }
+    return sealMailboxItem(o);
   }
 
   /** True when any holder has something in the slot. */
@@ -230,8 +263,15 @@ export class MailboxCollector {
      * `maxCollectBytes`: message bytes held before they are handed over (default MAX_MAILBOX_COLLECT_BYTES).
      * `pairs`: the identity keys of our pairs, most recent first (default none): their per-contact inboxes are read
      * too, at most MAX_MAILBOX_PAIRS of them. `content`: the options of each pass's ContentClient (measurement only).
+     * `prekeys`: our prekey secrets by id, to open version 3 items, and what to tell when one-time prekeys opened an
+     * item (specs/messaging.md §9.6).
      */
-    private readonly options: { maxCollectBytes?: number; pairs?: () => Uint8Array[] | Promise<Uint8Array[]>; content?: ContentOptions } = {},
+    private readonly options: {
+      maxCollectBytes?: number;
+      pairs?: () => Uint8Array[] | Promise<Uint8Array[]>;
+      content?: ContentOptions;
+      prekeys?: { lookup: PrekeySecretLookup; opened: (oneTimeId: Uint8Array) => void };
+    } = {},
   ) {}
 
   /**
@@ -369,7 +409,9 @@ export class MailboxCollector {
     for (const c of copies) if (c.length > 0 && !isDeletion(c)) items.set(toHex(crypto().hash(32, c)), c);
     for (const bytes of items.values()) {
       try {
-        const o = openMailboxItem(this.identity, rk, bytes, { now: Date.now() });
+        const pre = this.options.prekeys;
+        const o = openMailboxItem(this.identity, rk, bytes, { now: Date.now(), ...(pre ? { prekeys: pre.lookup } : {}) });
+        if (o.prekeys?.opk && pre) pre.opened(o.prekeys.opk);
         if (peer && !crypto().equal(o.from, peer)) throw new CryptoError('ERR_MESSAGE_AUTH', 'a per-contact inbox holds an item from someone else');
         const m: CollectedMessage = {
           from: o.from,

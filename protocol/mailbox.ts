@@ -48,7 +48,17 @@
  * `CBOR { "v": 1, "del": token }` of earlier versions, so reading one's mail writes nothing an observer could time
  * (specs/messaging.md §9.4).
  *
- * What this does not give: forward secrecy for stored items (the recipient's identity key opens every item still
+ * Version 3 (specs/messaging.md §9.2, §9.6) adds forward secrecy, X3DH-style: a first-contact item is sealed to the
+ * identity key, the recipient's signed prekey and, if one is left, a one-time prekey, which it names by id:
+ *
+ *   ss    = X25519(e, IKB) | X25519(e, SPK) [| X25519(e, OPK)]
+ *   k     = H(ss | E | IKB | SPK [| OPK], "allium-v1:mailbox:prekey-key");   mk as above with this ss
+ *   AD    = "allium-v1 mailbox" | slot | u64(exp) | E | s [| o];   binding adds s [| o] before ct
+ *   item  = CBOR { "v": 3, "exp", "x", "i", "w", "e", "s": pid(SPK), ? "o": pid(OPK), "ct" }
+ *
+ * Once the recipient deletes those prekeys' secrets, the item no longer opens, even with the identity key.
+ *
+ * What this does not give: forward secrecy for version 2 items (the recipient's identity key opens every one still
  * held), and protection against key-compromise impersonation (whoever holds the recipient's identity key can write it
  * items from anyone, as in X3DH). Anyone with the address can still fill first-contact slots, at the price above.
  */
@@ -62,6 +72,7 @@ import { DESCRIPTOR_CLOCK_SKEW_MS } from './descriptor.js';
 import { AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError } from './errors.js';
 import { MAX_POW_EFFORT, POW_NONCE_LEN, solvePow, verifyPow, type PowSolution } from './intro-pow.js';
 import { PAD_BUCKETS, pad, paddedLength, unpad } from './padding.js';
+import { PREKEY_ID_LEN, prekeyId } from './prekeys.js';
 
 /** Length of a mailbox epoch: one day, like key-blinding periods. Part of the format (hashed into the inbox). */
 export const MAILBOX_EPOCH_SECONDS = 86400;
@@ -103,6 +114,7 @@ const L = {
   del: utf8('allium-v1:mailbox:delete'),
   check: utf8('allium-v1:mailbox:delete-check'),
   mac: utf8('allium-v1:mailbox:mac'),
+  prekeyKey: utf8('allium-v1:mailbox:prekey-key'),
 };
 const MAC_LEN = 32;
 
@@ -122,7 +134,18 @@ const itemV2Schema = z.strictObject({
   e: zBytes(32),
   ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
 });
-const itemSchema = z.discriminatedUnion('v', [itemV1Schema, itemV2Schema]);
+const itemV3Schema = z.strictObject({
+  v: z.literal(3),
+  exp: zUint(),
+  x: zBytes(32),
+  i: zUint(MAX_MAILBOX_SLOTS - 1),
+  w: z.strictObject({ n: zBytes(POW_NONCE_LEN), e: z.number().int().min(1).max(MAX_POW_EFFORT) }),
+  e: zBytes(32),
+  s: zBytes(PREKEY_ID_LEN),
+  o: zBytes(PREKEY_ID_LEN).optional(),
+  ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
+});
+const itemSchema = z.discriminatedUnion('v', [itemV1Schema, itemV2Schema, itemV3Schema]);
 const deletionSchema = z.strictObject({ v: z.literal(1), del: zBytes(MAILBOX_TOKEN_LEN) });
 const innerSchema = z.strictObject({
   v: z.literal(2),
@@ -137,8 +160,20 @@ const innerSchema = z.strictObject({
 
 export type MailboxItemEnvelope = z.infer<typeof itemSchema>;
 export type MailboxItemV2 = z.infer<typeof itemV2Schema>;
-/** A version 2 item before its proof of work: everything the work binds. */
-export type UnsolvedMailboxItem = Omit<MailboxItemV2, 'w'>;
+export type MailboxItemV3 = z.infer<typeof itemV3Schema>;
+/** A version 2 or 3 item before its proof of work: everything the work binds. */
+export type UnsolvedMailboxItem = Omit<MailboxItemV2, 'w'> | Omit<MailboxItemV3, 'w'>;
+
+/** The recipient's prekeys a version 3 item is sealed to (public halves, from its prekey record, §9.6). */
+export interface ItemPrekeys {
+  /** The signed prekey (X25519). */
+  readonly spk: Uint8Array;
+  /** A one-time prekey (X25519), when the record listed one. */
+  readonly opk?: Uint8Array;
+}
+
+/** The recipient's side: the secret of the prekey whose id is `id`, or null when it holds none (deleted, unknown). */
+export type PrekeySecretLookup = (id: Uint8Array, kind: 'signed' | 'one-time') => Uint8Array | null;
 
 /** What a relay learns from a STORE of kind "mailbox": an item and its expiry. */
 export interface MailboxStore {
@@ -162,8 +197,10 @@ export interface OpenedMailboxItem {
   /** True when `data` is a device envelope (specs/messaging.md §14.2; the item's "k": 3). */
   readonly device: boolean;
   readonly exp: number;
-  /** The item's format version (1: no proof of work; 2: specs/messaging.md §9.2). */
-  readonly version: 1 | 2;
+  /** The item's format version (1: no proof of work; 2: specs/messaging.md §9.2; 3: sealed to prekeys too). */
+  readonly version: 1 | 2 | 3;
+  /** Version 3: the ids of the signed and, if one was used, one-time prekey it was sealed to; null otherwise. */
+  readonly prekeys: { readonly spk: Uint8Array; readonly opk: Uint8Array | null } | null;
   /** The deletion token of a version 1 item (unused since deletions are refused); null for version 2. */
   readonly token: Uint8Array | null;
 }
@@ -244,9 +281,17 @@ function itemKeys(ss: Uint8Array, e: Uint8Array, ikb: Uint8Array): { key: Uint8A
   return out;
 }
 
-/** The AD of an item's ciphertext: version 1 binds its deletion check too. */
-function itemAd(slot: Uint8Array, exp: number, e: Uint8Array, dt: Uint8Array | null): Uint8Array {
-  return dt ? concatBytes(CONTEXT, slot, u64(exp), e, dt) : concatBytes(CONTEXT, slot, u64(exp), e);
+/** The AD of an item's ciphertext: version 1 binds its deletion check too, version 3 its prekey ids. */
+function itemAd(slot: Uint8Array, exp: number, e: Uint8Array, dt: Uint8Array | null, ids: readonly Uint8Array[] = []): Uint8Array {
+  return dt ? concatBytes(CONTEXT, slot, u64(exp), e, dt) : concatBytes(CONTEXT, slot, u64(exp), e, ...ids);
+}
+
+/** Version 3's key (specs/messaging.md §9.2): H(ss | E | IKB | SPK [| OPK], "allium-v1:mailbox:prekey-key"). */
+function prekeyItemKey(ss: Uint8Array, e: Uint8Array, ikb: Uint8Array, publics: readonly Uint8Array[]): Uint8Array {
+  const x = concatBytes(ss, e, ikb, ...publics);
+  const out = crypto().hash(32, x, L.prekeyKey);
+  crypto().wipe(x);
+  return out;
 }
 
 function macInput(slot: Uint8Array, exp: number, recipient: Uint8Array, body: Uint8Array): Uint8Array {
@@ -282,6 +327,8 @@ export interface SealOptions {
   readonly id?: Uint8Array;
   /** Random bytes for the ephemeral key and the id (test vectors only; default: crypto().random). */
   readonly random?: RandomSource;
+  /** Seal to these prekeys of the recipient too: a version 3 item (specs/messaging.md §9.2, §9.6). */
+  readonly prekeys?: ItemPrekeys;
 }
 
 /** Where a version 2 item goes: the inbox and the slot's index in it. */
@@ -298,13 +345,21 @@ export function mailboxEffort(index: number): number {
   return Math.min(MAX_POW_EFFORT, MAILBOX_BASE_EFFORT * 2 ** Math.floor(index / MAILBOX_EFFORT_STEP));
 }
 
-/** What a version 2 item's proof of work is bound to: H(u64(exp) | x | u32(i) | E | ct). */
+/** What a version 2 item's proof of work is bound to: H(u64(exp) | x | u32(i) | E | ct); version 3 adds s [| o]. */
 export function mailboxPowBinding(item: UnsolvedMailboxItem): Uint8Array {
-  return crypto().hash(32, concatBytes(u64(item.exp), item.x, new ByteWriter(4).u32(item.i).done(), item.e, item.ct));
+  const ids = item.v === 3 ? [item.s, ...(item.o ? [item.o] : [])] : [];
+  return crypto().hash(32, concatBytes(u64(item.exp), item.x, new ByteWriter(4).u32(item.i).done(), item.e, ...ids, item.ct));
 }
 
-/** Seals the message for the slot `rk`: the ephemeral key E, the ciphertext, the id, and version 1's token. */
-function seal(o: SealOptions, rk: Uint8Array, v1: boolean): { e: Uint8Array; ct: Uint8Array; id: Uint8Array; token: Uint8Array | null; dt: Uint8Array | null } {
+/**
+ * Seals the message for the slot `rk`: the ephemeral key E, the ciphertext, the id, version 1's token, and version
+ * 3's prekey ids (when `o.prekeys` is given).
+ */
+function seal(
+  o: SealOptions,
+  rk: Uint8Array,
+  v1: boolean,
+): { e: Uint8Array; ct: Uint8Array; id: Uint8Array; token: Uint8Array | null; dt: Uint8Array | null; ids: Uint8Array[] } {
   const c = crypto();
   if (o.data.length > MAX_MAILBOX_MESSAGE_BYTES) {
     throw new LimitError('MAX_MAILBOX_MESSAGE_BYTES', `a message of ${o.data.length} bytes does not fit a mailbox item`);
@@ -327,8 +382,20 @@ function seal(o: SealOptions, rk: Uint8Array, v1: boolean): { e: Uint8Array; ct:
     d: o.data,
     ...(o.device ? { k: 3 as const } : o.group ? { k: 2 as const } : o.attachment ? { k: 1 as const } : {}),
   };
-  const ss = c.x25519(eph.secretKey, ikb);
+  const pre = v1 ? undefined : o.prekeys;
+  const publics = pre ? [pre.spk, ...(pre.opk ? [pre.opk] : [])] : [];
+  if (publics.some((k) => k.length !== 32)) throw new AlliumError('ERR_KEY_FORMAT', 'a prekey is 32 bytes');
+  const parts: Uint8Array[] = [];
+  try {
+    for (const k of [ikb, ...publics]) parts.push(c.x25519(eph.secretKey, k));
+  } catch (e) {
+    c.wipe(eph.secretKey, ...parts);
+    throw new AlliumError('ERR_KEY_FORMAT', 'a recipient key gives no shared secret', { cause: e });
+  }
   c.wipe(eph.secretKey);
+  const ss = concatBytes(...parts);
+  c.wipe(...parts);
+  const ids = publics.map((k) => prekeyId(k));
   const ika = c.edSecretToX25519(o.sender.secretKey);
   let sd: Uint8Array;
   try {
@@ -345,12 +412,19 @@ function seal(o: SealOptions, rk: Uint8Array, v1: boolean): { e: Uint8Array; ct:
   const inner = encodeCbor({ ...body, mac });
   const len = paddedLength(inner.length, TAG) + TAG;
   if (len > MAX_MAILBOX_CT_BYTES) throw new LimitError('MAX_MAILBOX_MESSAGE_BYTES', 'message does not fit a mailbox item');
-  const { key, token } = itemKeys(ss, eph.publicKey, ikb);
-  const dt = v1 ? deletionCheck(token) : null;
-  const ct = c.aeadEncrypt(pad(inner, TAG), itemAd(rk, o.exp, eph.publicKey, dt), NONCE0, key);
+  let key: Uint8Array;
+  let token: Uint8Array | null = null;
+  if (pre) {
+    key = prekeyItemKey(ss, eph.publicKey, ikb, publics);
+    c.wipe(ss);
+  } else {
+    ({ key, token } = itemKeys(ss, eph.publicKey, ikb));
+  }
+  const dt = v1 ? deletionCheck(token!) : null;
+  const ct = c.aeadEncrypt(pad(inner, TAG), itemAd(rk, o.exp, eph.publicKey, dt, ids), NONCE0, key);
   c.wipe(key);
-  if (!v1) c.wipe(token);
-  return { e: eph.publicKey, ct, id, token: v1 ? token : null, dt };
+  if (!v1 && token) c.wipe(token);
+  return { e: eph.publicKey, ct, id, token: v1 ? token : null, dt, ids };
 }
 
 /**
@@ -362,13 +436,19 @@ export function sealMailboxItem(o: SealV2Options): { item: UnsolvedMailboxItem; 
   if (o.inbox.length !== 32) throw new AlliumError('ERR_INTERNAL', 'an inbox key is 32 bytes');
   const slot = slotLocator(o.inbox, o.index);
   const s = seal(o, slot, false);
-  const item: UnsolvedMailboxItem = { v: 2, exp: o.exp, x: Uint8Array.from(o.inbox), i: o.index, e: s.e, ct: s.ct };
+  const x = Uint8Array.from(o.inbox);
+  const item: UnsolvedMailboxItem =
+    s.ids.length > 0
+      ? { v: 3, exp: o.exp, x, i: o.index, e: s.e, s: s.ids[0]!, ...(s.ids[1] ? { o: s.ids[1] } : {}), ct: s.ct }
+      : { v: 2, exp: o.exp, x, i: o.index, e: s.e, ct: s.ct };
   return { item, slot, effort: mailboxEffort(o.index), id: s.id };
 }
 
-/** The bytes of a version 2 item with its proof of work `w` (the fields in the spec's order). */
+/** The bytes of a version 2 or 3 item with its proof of work `w` (the fields in the spec's order). */
 export function encodeMailboxItem(item: UnsolvedMailboxItem, w: PowSolution): Uint8Array {
-  return encodeCbor({ v: 2, exp: item.exp, x: item.x, i: item.i, w: { n: w.n, e: w.e }, e: item.e, ct: item.ct });
+  const head = { v: item.v, exp: item.exp, x: item.x, i: item.i, w: { n: w.n, e: w.e }, e: item.e };
+  if (item.v === 2) return encodeCbor({ ...head, ct: item.ct });
+  return encodeCbor({ ...head, s: item.s, ...(item.o ? { o: item.o } : {}), ct: item.ct });
 }
 
 /**
@@ -384,7 +464,7 @@ export function solveMailboxItem(item: UnsolvedMailboxItem, start: Uint8Array, t
  * Seals a message into a version 1 item for one slot (no proof of work: relays store these only until
  * MAILBOX_V1_UNTIL_MS). Kept for the compatibility tests and vectors. Returns the item, its id and deletion token.
  */
-export function sealMailboxItemV1(o: SealOptions & { readonly slot: Uint8Array }): { bytes: Uint8Array; id: Uint8Array; token: Uint8Array } {
+export function sealMailboxItemV1(o: Omit<SealOptions, 'prekeys'> & { readonly slot: Uint8Array }): { bytes: Uint8Array; id: Uint8Array; token: Uint8Array } {
   const s = seal(o, o.slot, true);
   return { bytes: encodeCbor({ v: 1, exp: o.exp, e: s.e, dt: s.dt!, ct: s.ct }), id: s.id, token: s.token! };
 }
@@ -438,31 +518,63 @@ export function verifyMailboxStore(bytes: Uint8Array, now: number, rk: Uint8Arra
 }
 
 /**
- * Opens an item fetched from slot `slot` of our inbox. Throws ERR_CBOR_* / ERR_SCHEMA / ERR_BAD_LENGTH
- * (malformed), ERR_MESSAGE_AUTH (not sealed to us, tampered, moved from another slot, or its MAC does not verify
- * under the named sender), ERR_PADDING, ERR_KEY_FORMAT (the sender key is not a valid point),
- * ERR_DESCRIPTOR_FUTURE (sent further in the future than the clock skew allows; only given `now`).
+ * Opens an item fetched from slot `slot` of our inbox. A version 3 item also needs the secrets of the prekeys it
+ * names, which `options.prekeys` looks up by id; one we no longer hold (deleted after use, or never ours) means the
+ * item does not open, whatever else we hold (forward secrecy, specs/messaging.md §9.2, §9.6). Throws ERR_CBOR_* /
+ * ERR_SCHEMA / ERR_BAD_LENGTH (malformed), ERR_MESSAGE_AUTH (not sealed to us, sealed to a prekey we do not hold,
+ * tampered, moved from another slot, or its MAC does not verify under the named sender), ERR_PADDING, ERR_KEY_FORMAT
+ * (the sender key is not a valid point), ERR_DESCRIPTOR_FUTURE (sent further in the future than the clock skew
+ * allows; only given `now`).
  */
-export function openMailboxItem(recipient: Identity, slot: Uint8Array, bytes: Uint8Array, options: { now?: number } = {}): OpenedMailboxItem {
+export function openMailboxItem(
+  recipient: Identity,
+  slot: Uint8Array,
+  bytes: Uint8Array,
+  options: { now?: number; prekeys?: PrekeySecretLookup } = {},
+): OpenedMailboxItem {
   const c = crypto();
   const item = decodeMailboxItem(bytes);
+  // Version 3: the prekey secrets first, so an item whose prekeys are gone costs no Diffie-Hellman.
+  const preSecrets: Uint8Array[] = [];
+  if (item.v === 3) {
+    const spk = options.prekeys?.(item.s, 'signed') ?? null;
+    const opk = item.o ? (options.prekeys?.(item.o, 'one-time') ?? null) : null;
+    if (!spk || (item.o && !opk)) throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item is sealed to a prekey we do not hold');
+    preSecrets.push(spk, ...(opk ? [opk] : []));
+  }
+  const ids = item.v === 3 ? [item.s, ...(item.o ? [item.o] : [])] : [];
   const ikbSecret = c.edSecretToX25519(recipient.secretKey);
   const ikb = c.edPublicToX25519(recipient.publicKey);
   try {
-    let ss: Uint8Array;
+    const parts: Uint8Array[] = [];
     try {
-      ss = c.x25519(ikbSecret, item.e);
+      for (const k of [ikbSecret, ...preSecrets]) parts.push(c.x25519(k, item.e));
     } catch (e) {
+      c.wipe(...parts);
       throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item does not open', { cause: e });
     }
+    const ss = concatBytes(...parts);
+    c.wipe(...parts);
     const ssCopy = Uint8Array.from(ss);
-    const { key, token } = itemKeys(ss, item.e, ikb);
+    let key: Uint8Array;
+    let token: Uint8Array | null = null;
+    if (item.v === 3) {
+      key = prekeyItemKey(
+        ss,
+        item.e,
+        ikb,
+        preSecrets.map((k) => c.x25519Public(k)),
+      );
+      c.wipe(ss);
+    } else {
+      ({ key, token } = itemKeys(ss, item.e, ikb));
+    }
     const dt = item.v === 1 ? item.dt : null;
-    const padded = c.aeadDecrypt(item.ct, itemAd(slot, item.exp, item.e, dt), NONCE0, key);
+    const padded = c.aeadDecrypt(item.ct, itemAd(slot, item.exp, item.e, dt, ids), NONCE0, key);
     c.wipe(key);
     // Version 1: the ciphertext authenticates dt; a dt that is not H(token) is refused (the format's rule).
-    if (!padded || (dt !== null && !c.equal(deletionCheck(token), dt))) throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item does not open');
-    if (dt === null) c.wipe(token);
+    if (!padded || (dt !== null && !c.equal(deletionCheck(token!), dt))) throw new CryptoError('ERR_MESSAGE_AUTH', 'mailbox item does not open');
+    if (dt === null && token) c.wipe(token);
     const inner = decodeMessage(innerSchema, unpad(padded, TAG), MAX_MAILBOX_CT_BYTES, 'mailbox message');
     if (!c.edIsValidPoint(inner.from)) throw new ProtocolError('ERR_KEY_FORMAT', 'mailbox sender key is not a valid point');
     const { mac, ...body } = inner;
@@ -493,6 +605,7 @@ export function openMailboxItem(recipient: Identity, slot: Uint8Array, bytes: Ui
       exp: item.exp,
       version: item.v,
       token: dt === null ? null : token,
+      prekeys: item.v === 3 ? { spk: item.s, opk: item.o ?? null } : null,
     };
   } finally {
     c.wipe(ikbSecret);

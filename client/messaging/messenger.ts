@@ -41,6 +41,7 @@ import { Emitter } from '../../net/emitter.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import { ContentClient } from '../content.js';
 import { MailboxCollector, MailboxSender, MAX_MAILBOX_PAIRS } from '../mailbox.js';
+import { PrekeyOwner } from '../prekeys.js';
 import { AttachmentDownload, uploadAttachment, type AttachmentProgress, type FileInput } from './attachments.js';
 import { ContactBook, type CardInput } from './contacts.js';
 import { Conversation } from './conversation.js';
@@ -102,6 +103,10 @@ export class Messenger extends Emitter<MessengerEvents> {
   readonly devices: Devices;
   private readonly outbox: MailboxSender;
   private readonly inbox: MailboxCollector;
+  /** Our prekeys (specs/messaging.md §9.6), when there is storage to keep them across restarts. */
+  private readonly prekeys: PrekeyOwner | null;
+  /** The circuits prekey records are published over (the endpoint role's). */
+  private readonly asEndpoint: ReturnType<typeof endpointCircuits>;
   /**
    * peer address → the conversation send() uses (being built, or open). An entry goes when its conversation closes
    * or fails to build; at most maxConversations, the longest filed unfiled first.
@@ -170,7 +175,14 @@ export class Messenger extends Emitter<MessengerEvents> {
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
     // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
     const asEndpoint = endpointCircuits(client);
-    this.inbox = new MailboxCollector(asEndpoint, identity, { pairs: () => this.pairKeys(), content: contentOptions });
+    this.asEndpoint = asEndpoint;
+    this.prekeys = options.prekeyStorage ? new PrekeyOwner(identity, options.prekeyStorage) : null;
+    const prekeys = this.prekeys;
+    this.inbox = new MailboxCollector(asEndpoint, identity, {
+      pairs: () => this.pairKeys(),
+      content: contentOptions,
+      ...(prekeys ? { prekeys: { lookup: (id, kind) => prekeys.lookup(id, kind), opened: (id) => prekeys.opened(id) } } : {}),
+    });
     const endpointOptions: ConstructorParameters<typeof Endpoint>[2] = {};
     if (options.introPoints !== undefined) endpointOptions.introPoints = options.introPoints;
     if (options.republishMs !== undefined) endpointOptions.republishMs = options.republishMs;
@@ -220,14 +232,17 @@ export class Messenger extends Emitter<MessengerEvents> {
   }
 
   /**
-   * Establishes introduction points, publishes the descriptor and starts collecting offline messages
-   * (idempotent). Throws ERR_UNREACHABLE when no introduction point can be established, ERR_ABORTED.
+   * Establishes introduction points, publishes the descriptor (and, with `prekeyStorage`, the prekey records) and
+   * starts collecting offline messages (idempotent). Throws ERR_UNREACHABLE when no introduction point can be established, ERR_ABORTED.
    */
   startListening(options: ListenOptions = {}): Promise<void> {
     if (this.closed) return Promise.reject(new AbortedError('messenger closed'));
     if (options.authorizedClients) this.endpoint.setAuthorizedClients(options.authorizedClients);
     this.listening ??= (async () => {
       await this.endpoint.start(signalOption(options.signal));
+      // Our prekeys, so strangers' offline messages to us get forward secrecy (§9.6): listening waits for them, but a
+      // failure ('endpoint:error') does not stop it; senders that find no record write version 2 items.
+      if (this.prekeys && !this.closed) await this.publishPrekeys(signalOption(options.signal)).catch(() => undefined);
       if (this.options.offline?.collect !== false && !this.closed) {
         this.pollTimer = setInterval(() => void this.checkMailbox().catch(() => undefined), this.options.offline?.pollMs ?? DEFAULT_POLL_MS);
         (this.pollTimer as { unref?: () => void }).unref?.();
@@ -246,6 +261,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (this.closed) throw new AbortedError('messenger closed');
     const scope = this.shutdown.scope(options.signal);
     try {
+      await this.prekeys?.load({ signal: scope.signal });
       const n = await this.inbox.collect(
         (m) => {
           if (this.closed) return false;
@@ -274,6 +290,8 @@ export class Messenger extends Emitter<MessengerEvents> {
         (e) => this.emit('endpoint:error', e),
         { signal: scope.signal },
       );
+      // One-time prekeys that opened items are deleted now, and the record published again without them (§9.6).
+      if (this.prekeys && (await this.prekeys.endPass({ signal: scope.signal }))) await this.publishPrekeys({ signal: scope.signal });
       this.emit('mailbox:checked', n);
       return n;
     } catch (e) {
@@ -281,6 +299,27 @@ export class Messenger extends Emitter<MessengerEvents> {
       if (err.code !== 'ERR_ABORTED') this.emit('endpoint:error', err);
       throw err;
     } finally {
+      scope.dispose();
+    }
+  }
+
+  /**
+   * Publishes our prekey records (specs/messaging.md §9.6) over endpoint-role circuits of their own; emits
+   * 'prekeys:published'. Errors are reported as 'endpoint:error' and thrown.
+   */
+  private async publishPrekeys(options: AbortOptions = {}): Promise<void> {
+    if (!this.prekeys) return;
+    const scope = this.shutdown.scope(options.signal);
+    const content = new ContentClient(this.asEndpoint, this.options.directContentForMeasurement ? { directForMeasurement: true } : {});
+    try {
+      const n = await this.prekeys.publish(content, { signal: scope.signal });
+      this.emit('prekeys:published', n);
+    } catch (e) {
+      const err = asAlliumError(e, 'prekey publication failed');
+      if (err.code !== 'ERR_ABORTED') this.emit('endpoint:error', err);
+      throw err;
+    } finally {
+      content.close();
       scope.dispose();
     }
   }

@@ -223,6 +223,13 @@ export interface MessengerOptions {
    * (a directory of its own). A restarted messenger with the same identity and storage keeps its linked devices.
    */
   deviceStorage?: GroupStorage;
+  /**
+   * Where prekey secrets are kept (specs/messaging.md §9.6), sealed under a key derived from the identity (default:
+   * nowhere, and then no prekeys are published: first-contact offline messages to us have no forward secrecy). In
+   * Node, fileGroupStorage(dir) (a directory of its own). With it, listening publishes prekey records, and offline
+   * messages from strangers are sealed to prekeys whose secrets are deleted after use.
+   */
+  prekeyStorage?: GroupStorage;
   /** Device lists held and history kept (defaults: MAX_DEVICE_LISTS, MAX_HISTORY_*, specs/limits.md). */
   devices?: Partial<DeviceLimits>;
   /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */
@@ -249,6 +256,8 @@ export type MessengerEvents = {
   /** A mailbox collection pass finished, with the number of messages it delivered. */
   'mailbox:checked': [number];
   'endpoint:published': [number];
+  /** Prekey records were published (specs/messaging.md §9.6), with how many of them some holder accepted. */
+  'prekeys:published': [number];
   'endpoint:error': [AlliumError];
   /** Bytes of an attachment stored (sendFile) or fetched (a download) so far. */
   'attachment:progress': [AttachmentProgress];

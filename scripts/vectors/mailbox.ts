@@ -32,6 +32,8 @@ import {
   verifyMailboxStore,
 } from '../../protocol/mailbox.js';
 import { solvePow } from '../../protocol/intro-pow.js';
+import { createPrekeyRecord, openPrekeyRecord, prekeyId, prekeyRecordKeys } from '../../protocol/prekeys.js';
+import { crypto } from '../../crypto/index.js';
 import { check, errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
 /** A fixed clock for the vectors: 2025-06-15 12:00:00 UTC. */
@@ -237,6 +239,89 @@ export function mailboxFile(): VectorFile {
     ),
   }));
 
+  // Version 3 (§9.2, §9.6): the recipient's prekey record for the epoch, and items sealed to its prekeys.
+  const spk = crypto().x25519Keypair(seeded('mailbox/spk')(32));
+  const otks = [0, 1].map((i) => crypto().x25519Keypair(seeded(`mailbox/otk-${i}`)(32)));
+  const bundle = { spk: spk.publicKey, created: NOW - HOUR, otks: otks.map((k) => k.publicKey) };
+  const edition = NOW;
+  const record = createPrekeyRecord(recipient, epoch, edition, bundle, seeded('mailbox/prekey-record'));
+  const recordKeys = prekeyRecordKeys(recipient.publicKey, epoch);
+  const opened = openPrekeyRecord(recipient.publicKey, epoch, record.bytes);
+  check(opened.edition === edition && toHex(opened.bundle.spk) === toHex(spk.publicKey), 'the prekey record opens');
+  const secrets = new Map([
+    [toHex(prekeyId(spk.publicKey)), spk.secretKey],
+    ...otks.map((k) => [toHex(prekeyId(k.publicKey)), k.secretKey] as [string, Uint8Array]),
+  ]);
+  const lookup = (id: Uint8Array): Uint8Array | null => secrets.get(toHex(id)) ?? null;
+  const v3Cases: [string, number, Uint8Array, boolean][] = [
+    ['version 3, slot 0, signed and one-time prekey', 0, utf8('Hello Alice, sealed to your prekeys.'), true],
+    ['version 3, slot 1, signed prekey only', 1, utf8('No one-time prekey was left.'), false],
+  ];
+  const itemsV3 = v3Cases.map(([name, index, data, withOpk]) => {
+    const rec = recordingRandom(`mailbox/item-v3-${index}`);
+    const exp = NOW + 2 * HOUR;
+    const prekeys = withOpk ? { spk: spk.publicKey, opk: otks[1]!.publicKey } : { spk: spk.publicKey };
+    const s = sealMailboxItem({ sender, recipient: recipient.publicKey, inbox, index, exp, t: NOW, n: index, data, random: rec.random, prekeys });
+    const bytes = solveMailboxItem(s.item, zero)!;
+    const env = decodeMailboxItem(bytes);
+    check(env.v === 3 && (env.o !== undefined) === withOpk, `mailbox item "${name}" is version 3`);
+    check(verifyMailboxStore(bytes, NOW, s.slot).exp === exp, `mailbox item "${name}" is storable in its slot`);
+    check(toHex(openMailboxItem(recipient, s.slot, bytes, { now: NOW, prekeys: lookup }).data) === toHex(data), `mailbox item "${name}" opens`);
+    check(errorCodeOf(() => openMailboxItem(recipient, s.slot, bytes, { now: NOW }), name) === 'ERR_MESSAGE_AUTH', `"${name}" needs the prekeys`);
+    return {
+      name,
+      index,
+      locator: toHex(s.slot),
+      exp,
+      t: NOW,
+      n: index,
+      data: toHex(data),
+      spk: toHex(spk.publicKey),
+      opk: withOpk ? toHex(otks[1]!.publicKey) : null,
+      spkId: toHex(prekeyId(spk.publicKey)),
+      opkId: withOpk ? toHex(prekeyId(otks[1]!.publicKey)) : null,
+      random: rec.taken(),
+      randomCalls: rec.calls(),
+      id: toHex(s.id),
+      binding: toHex(mailboxPowBinding(s.item)),
+      item: toHex(bytes),
+    };
+  });
+  const v3 = fromHex(itemsV3[0]!.item);
+  const v3Slot = fromHex(itemsV3[0]!.locator);
+  const v3Env = decodeMailboxItem(v3) as Record<string, unknown>;
+  const withoutOpk = (id: Uint8Array): Uint8Array | null => (toHex(id) === itemsV3[0]!.opkId ? null : lookup(id));
+  const withoutSpk = (id: Uint8Array): Uint8Array | null => (toHex(id) === itemsV3[0]!.spkId ? null : lookup(id));
+  const v3OpenCases: [string, Uint8Array, ((id: Uint8Array) => Uint8Array | null) | null, string][] = [
+    ['identity key alone (no prekey secrets)', v3, null, 'ERR_MESSAGE_AUTH'],
+    ['one-time prekey secret deleted', v3, withoutOpk, 'ERR_MESSAGE_AUTH'],
+    ['signed prekey secret deleted', v3, withoutSpk, 'ERR_MESSAGE_AUTH'],
+    ['one-time prekey id removed (re-encoded)', encodeCbor(Object.fromEntries(Object.entries(v3Env).filter(([k]) => k !== 'o'))), lookup, 'ERR_MESSAGE_AUTH'],
+    ['one-time prekey id of 7 bytes', encodeCbor({ ...v3Env, o: seeded('mailbox/short-id')(7) }), lookup, 'ERR_SCHEMA'],
+  ];
+  const openInvalidV3 = v3OpenCases.map(([name, bytes, pre, error]) => ({
+    name,
+    item: toHex(bytes),
+    secrets: pre === null ? 'none' : pre === lookup ? 'all' : pre === withoutOpk ? 'without one-time' : 'without signed',
+    error: expectCode(
+      errorCodeOf(() => openMailboxItem(recipient, v3Slot, bytes, { now: NOW, ...(pre ? { prekeys: pre } : {}) }), name),
+      error,
+      `mailbox open "${name}"`,
+    ),
+  }));
+  const prekeys = {
+    spkSeed: toHex(seeded('mailbox/spk')(32)),
+    otkSeeds: [0, 1].map((i) => toHex(seeded(`mailbox/otk-${i}`)(32))),
+    created: bundle.created,
+    edition,
+    rk: toHex(record.rk),
+    nh: toHex(recordKeys.nh),
+    key: toHex(recordKeys.key),
+    blinded: toHex(recordKeys.blinded),
+    nonce: toHex(seeded('mailbox/prekey-record')(24)),
+    record: toHex(record.bytes),
+  };
+
   const messages = {
     store: toHex(encodeStore({ k: rk0, t: 'mailbox', n: base.length, c: false })),
     storedOccupied: toHex(encodeStored({ s: 'occupied' })),
@@ -244,7 +329,7 @@ export function mailboxFile(): VectorFile {
 
   return {
     description:
-      'Offline mailboxes (specs/messaging.md §9): first-contact and per-contact inbox and slot locators, sealed items of version 1 (the random bytes are the ephemeral X25519 secret, then the 16-byte id) with their deletion tokens, checks and deletions, items of version 2 with their proof of work (solved from the all-zero nonce), the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
+      'Offline mailboxes (specs/messaging.md §9): first-contact and per-contact inbox and slot locators, sealed items of version 1 (the random bytes are the ephemeral X25519 secret, then the 16-byte id) with their deletion tokens, checks and deletions, items of version 2 with their proof of work (solved from the all-zero nonce), the prekey record of the recipient for the epoch (§9.6; the SPK and OPKs are X25519 keys from their seeds, the nonce of the record the 24 bytes given) and items of version 3 sealed to its prekeys (random bytes as version 2; solved from the all-zero nonce) with the cases that no longer open once a prekey secret is gone, the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
     version: VECTORS_VERSION,
     constants: {
       epochSeconds: MAILBOX_EPOCH_SECONDS,
@@ -268,6 +353,9 @@ export function mailboxFile(): VectorFile {
     openInvalid,
     storeInvalid,
     storeInvalidV2,
+    prekeys,
+    itemsV3,
+    openInvalidV3,
     messages,
   };
 }

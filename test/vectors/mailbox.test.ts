@@ -25,6 +25,8 @@ import {
   slotLocator,
   verifyMailboxStore,
 } from '../../protocol/mailbox.js';
+import { createPrekeyRecord, openPrekeyRecord, prekeyId, prekeyRecordKeys } from '../../protocol/prekeys.js';
+import { crypto } from '../../crypto/index.js';
 import { describeEachBinding } from '../helpers/bindings.js';
 import { byteQueue, expectCode, hex, readVectors } from '../helpers/vectors.js';
 
@@ -79,6 +81,36 @@ interface MailboxVectors {
   itemsV2: ItemV2Vector[];
   storeInvalidV2: { name: string; bytes: string; slot: string; now: number; error: string }[];
   messages: { store: string; storedOccupied: string };
+  prekeys: {
+    spkSeed: string;
+    otkSeeds: string[];
+    created: number;
+    edition: number;
+    rk: string;
+    nh: string;
+    key: string;
+    blinded: string;
+    nonce: string;
+    record: string;
+  };
+  itemsV3: {
+    name: string;
+    index: number;
+    locator: string;
+    exp: number;
+    t: number;
+    n: number;
+    data: string;
+    spk: string;
+    opk: string | null;
+    spkId: string;
+    opkId: string | null;
+    random: string;
+    id: string;
+    binding: string;
+    item: string;
+  }[];
+  openInvalidV3: { name: string; item: string; secrets: 'none' | 'all' | 'without one-time' | 'without signed'; error: string }[];
 }
 
 const V = readVectors<MailboxVectors>('mailbox.json');
@@ -187,6 +219,68 @@ describeEachBinding('vectors: mailbox.json', () => {
   for (const v of V.storeInvalidV2) {
     it(`relay refuses: ${v.name} → ${v.error}`, () => {
       expectCode(() => verifyMailboxStore(hex(v.bytes), v.now, hex(v.slot)), v.error);
+    });
+  }
+
+  // Version 3 and the prekey record (§9.2, §9.6).
+  const spk = () => crypto().x25519Keypair(hex(V.prekeys.spkSeed));
+  const otks = () => V.prekeys.otkSeeds.map((s) => crypto().x25519Keypair(hex(s)));
+  const secrets = (which: 'none' | 'all' | 'without one-time' | 'without signed', v3: (typeof V.itemsV3)[number]) => {
+    const held = new Map([spk(), ...otks()].map((k) => [toHex(prekeyId(k.publicKey)), k.secretKey]));
+    if (which === 'without one-time') held.delete(v3.opkId!);
+    if (which === 'without signed') held.delete(v3.spkId);
+    return which === 'none' ? {} : { prekeys: (id: Uint8Array) => held.get(toHex(id)) ?? null };
+  };
+
+  it('builds and opens the prekey record of the epoch (§9.6)', () => {
+    const keys = prekeyRecordKeys(recipient().publicKey, V.epoch);
+    expect([toHex(keys.rk), toHex(keys.nh), toHex(keys.key), toHex(keys.blinded)]).to.deep.equal([
+      V.prekeys.rk,
+      V.prekeys.nh,
+      V.prekeys.key,
+      V.prekeys.blinded,
+    ]);
+    const bundle = { spk: spk().publicKey, created: V.prekeys.created, otks: otks().map((k) => k.publicKey) };
+    const q = byteQueue(hex(V.prekeys.nonce));
+    const r = createPrekeyRecord(recipient(), V.epoch, V.prekeys.edition, bundle, q.random);
+    expect(toHex(r.bytes)).to.equal(V.prekeys.record);
+    const o = openPrekeyRecord(recipient().publicKey, V.epoch, hex(V.prekeys.record));
+    expect([o.edition, toHex(o.bundle.spk), o.bundle.otks.map(toHex)]).to.deep.equal([V.prekeys.edition, toHex(bundle.spk), bundle.otks.map(toHex)]);
+    // Anyone else's address, or another epoch, does not open it.
+    expectCode(() => openPrekeyRecord(sender().publicKey, V.epoch, hex(V.prekeys.record)), 'ERR_CONTENT');
+    expectCode(() => openPrekeyRecord(recipient().publicKey, V.epoch + 1, hex(V.prekeys.record)), 'ERR_CONTENT');
+  });
+
+  for (const v of V.itemsV3) {
+    it(`item: ${v.name}`, () => {
+      const q = byteQueue(hex(v.random));
+      const s = sealMailboxItem({
+        sender: sender(),
+        recipient: recipient().publicKey,
+        inbox: inboxKey(recipient().publicKey, V.epoch),
+        index: v.index,
+        exp: v.exp,
+        t: v.t,
+        n: v.n,
+        data: hex(v.data),
+        random: q.random,
+        prekeys: v.opk ? { spk: hex(v.spk), opk: hex(v.opk) } : { spk: hex(v.spk) },
+      });
+      expect(q.remaining()).to.equal(0);
+      expect([toHex(s.slot), toHex(mailboxPowBinding(s.item)), toHex(s.id)]).to.deep.equal([v.locator, v.binding, v.id]);
+      const bytes = solveMailboxItem(s.item, new Uint8Array(16))!;
+      expect(toHex(bytes)).to.equal(v.item);
+      const env = decodeMailboxItem(bytes);
+      expect(env.v === 3 ? [toHex(env.s), env.o ? toHex(env.o) : null] : null).to.deep.equal([v.spkId, v.opkId]);
+      expect(verifyMailboxStore(bytes, V.now, hex(v.locator)).exp).to.equal(v.exp);
+      const o = openMailboxItem(recipient(), hex(v.locator), bytes, { now: V.now, ...secrets('all', v) });
+      expect([toHex(o.from), toHex(o.data), o.version, o.prekeys?.opk ? toHex(o.prekeys.opk) : null]).to.deep.equal([V.senderPublicKey, v.data, 3, v.opkId]);
+    });
+  }
+
+  for (const v of V.openInvalidV3) {
+    it(`open refuses (version 3): ${v.name} → ${v.error}`, () => {
+      expectCode(() => openMailboxItem(recipient(), hex(V.itemsV3[0]!.locator), hex(v.item), { now: V.now, ...secrets(v.secrets, V.itemsV3[0]!) }), v.error);
     });
   }
 
