@@ -117,8 +117,20 @@ export function filesContaining(dir: string, needle: Uint8Array): string[] {
 }
 
 /** A started client for a test network on 127.0.0.1 (no pre-built exit circuits). */
-export async function startClient(bootstrap: string, hops = 3): Promise<AlliumClient> {
-  const client = new AlliumClient({ bootstrap: [bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, hops });
+/**
+ * A client of a test network. With `authorities` (a network's `authorities`), it takes their consensus and places
+ * content as the network's relays do (salted by the shared random value, Holder flags); without, by unsalted
+ * positions among store relays, which matches relays only in a network without authorities.
+ */
+export async function startClient(bootstrap: string, hops = 3, authorities?: readonly string[]): Promise<AlliumClient> {
+  const client = new AlliumClient({
+    bootstrap: [bootstrap],
+    socketFactory: nodeSocketFactory,
+    enforceDistinctSubnets: false,
+    poolSize: 0,
+    hops,
+    ...(authorities ? { authorities } : {}),
+  });
   await client.start();
   return client;
 }

@@ -29,18 +29,37 @@ describe('a full store stops advertising itself (relay processes)', function () 
   before(async () => {
     net = await startNetwork(4, { timing: { repair_interval: 1000 } });
     [lowDisk, small] = await Promise.all([
-      startRelay({ nickname: 'lowdisk', bootstrap: [net.bootstrap], timing: { repair_interval: 1000 }, extra: { storage_min_free_disk: 2 ** 52 } }),
-      startRelay({ nickname: 'small', bootstrap: [net.bootstrap], timing: { repair_interval: 1000 }, extra: { storage_quota: 24 * BLOCK_LEN } }),
+      startRelay({
+        nickname: 'lowdisk',
+        bootstrap: [net.bootstrap],
+        timing: { repair_interval: 1000 },
+        extra: { directory_authorities: net.authorities, storage_min_free_disk: 2 ** 52 },
+      }),
+      startRelay({
+        nickname: 'small',
+        bootstrap: [net.bootstrap],
+        timing: { repair_interval: 1000 },
+        extra: { directory_authorities: net.authorities, storage_quota: 24 * BLOCK_LEN },
+      }),
     ]);
-    client = await startClient(net.bootstrap);
+    // The network's authorities: the client places content by their consensus, as the relays that repair it do
+    // (without them the client's unsalted placement and the relays' salted one named different third holders).
+    client = await startClient(net.bootstrap, 3, net.authorities);
     content = new ContentClient(client);
     await waitFor(
       async () => {
         await client.refreshDirectory();
-        return client.directory.all().length === 6;
+        // all six in the consensus, the small relay a holder there (its store takes part in placement)
+        return (
+          client.directory.all().length === 6 &&
+          client.directory.view.has(
+            client.directory.all().find((d) => d.fingerprint === small.fingerprint)!,
+            Flag.HOLDER,
+          )
+        );
       },
       60_000,
-      'six relays in the client directory',
+      'six relays in the client directory, the small one with the Holder flag',
     );
   });
 
