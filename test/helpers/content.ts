@@ -117,22 +117,36 @@ export function filesContaining(dir: string, needle: Uint8Array): string[] {
 }
 
 /** A started client for a test network on 127.0.0.1 (no pre-built exit circuits). */
+/** A started client of a test network on 127.0.0.1 (no subnet rule, no prebuilt circuits). */
+async function testClient(o: { bootstrap: string; hops?: number; authorities?: readonly string[]; entryRelays?: string[] }): Promise<AlliumClient> {
+  const client = new AlliumClient({
+    bootstrap: [o.bootstrap],
+    socketFactory: nodeSocketFactory,
+    enforceDistinctSubnets: false,
+    poolSize: 0,
+    ...(o.hops !== undefined ? { hops: o.hops } : {}),
+    ...(o.authorities ? { authorities: o.authorities } : {}),
+    ...(o.entryRelays ? { entryRelays: o.entryRelays } : {}),
+  });
+  await client.start();
+  return client;
+}
+
 /**
  * A client of a test network. With `authorities` (a network's `authorities`), it takes their consensus and places
  * content as the network's relays do (salted by the shared random value, Holder flags); without, by unsalted
  * positions among store relays, which matches relays only in a network without authorities.
  */
-export async function startClient(bootstrap: string, hops = 3, authorities?: readonly string[]): Promise<AlliumClient> {
-  const client = new AlliumClient({
-    bootstrap: [bootstrap],
-    socketFactory: nodeSocketFactory,
-    enforceDistinctSubnets: false,
-    poolSize: 0,
-    hops,
-    ...(authorities ? { authorities } : {}),
-  });
-  await client.start();
-  return client;
+export function startClient(bootstrap: string, hops = 3, authorities?: readonly string[]): Promise<AlliumClient> {
+  return testClient({ bootstrap, hops, ...(authorities ? { authorities } : {}) });
+}
+
+/**
+ * A client whose entries are the network's relays at `entries` (indices into `net.relays`): two such clients on
+ * disjoint entries are two parties that share no first hop, as messaging tests need.
+ */
+export function startEntryClient(net: { bootstrap: string; relays: readonly { fingerprint: string }[] }, entries: readonly number[]): Promise<AlliumClient> {
+  return testClient({ bootstrap: net.bootstrap, entryRelays: entries.map((i) => net.relays[i]!.fingerprint) });
 }
 
 /**

@@ -11,7 +11,7 @@
  * (deposits 23 s, one collection pass by all 50 about 2 minutes); ALLIUM_TEST_PROGRESS=1 prints each step.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { GroupInboxMember, type InboxGroupMessage } from '../../client/messaging/group-inbox.js';
 import { crypto } from '../../crypto/index.js';
@@ -21,7 +21,7 @@ import type { AlliumError } from '../../protocol/errors.js';
 import { decodeGroupEpoch, groupDay, groupInboxKey, openGroupDeposit } from '../../protocol/group-inbox.js';
 import { signRoster, type Roster } from '../../protocol/group-messages.js';
 import { mailboxEpochAt, slotLocator } from '../../protocol/mailbox.js';
-import { nodeSocketFactory } from '../../net/ws-node.js';
+import { startEntryClient } from '../helpers/content.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
 
 // CI runs 12 members (the file's time is mostly collection, linear in members); the 50-member run is by hand:
@@ -62,19 +62,11 @@ describe('messaging: a group over the group inbox (relay processes)', function (
 
   before(async () => {
     net = await startNetwork(6);
-    const fps = net.relays.map((r) => r.fingerprint);
-    for (const entry of [
-      [fps[1]!, fps[2]!],
-      [fps[3]!, fps[4]!],
+    for (const entries of [
+      [1, 2],
+      [3, 4],
     ]) {
-      const c = new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        poolSize: 0,
-        entryRelays: entry,
-      });
-      await c.start();
+      const c = await startEntryClient(net, entries);
       clients.push(c);
       contents.push(new ContentClient(c));
     }

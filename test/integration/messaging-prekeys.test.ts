@@ -6,7 +6,7 @@
  * earlier no longer opens — not with the identity key alone, not with every secret the owner still keeps.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { mailboxSlot } from '../../client/mailbox.js';
 import { memoryGroupStorage } from '../../client/messaging/group-store.js';
@@ -16,7 +16,7 @@ import { createIdentity } from '../../protocol/address.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { decodeMailboxItem, mailboxEpochAt, openMailboxItem } from '../../protocol/mailbox.js';
 import { prekeyRecordKeys } from '../../protocol/prekeys.js';
-import { nodeSocketFactory } from '../../net/ws-node.js';
+import { startEntryClient } from '../helpers/content.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -41,13 +41,8 @@ describe('mailbox prekeys (relay processes)', function () {
 
   before(async () => {
     net = await startNetwork(6);
-    const fps = net.relays.map((r) => r.fingerprint);
-    const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, entryRelays: entry });
-    ca = client([fps[1]!, fps[2]!]);
-    cb = client([fps[3]!, fps[4]!]);
-    await ca.start();
-    await cb.start();
+    ca = await startEntryClient(net, [1, 2]);
+    cb = await startEntryClient(net, [3, 4]);
     bob = new Messenger(cb);
     probe = new ContentClient(cb);
   });
