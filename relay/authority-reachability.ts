@@ -37,6 +37,8 @@ export class ReachabilityTester {
   private readonly nextMeasure = new Map<string, number>();
   /** Failed measurements in a row per relay (specs/measurement.md §3: the retry doubles with each). */
   private readonly measureFailures = new Map<string, number>();
+  /** When each relay's latest measurement started: the queue is in this order. */
+  private readonly lastTry = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
 
@@ -87,8 +89,9 @@ export class ReachabilityTester {
     const toMeasure = this.o.directory
       .all()
       .filter((d) => !this.measuring.has(d.fingerprint) && this.o.history.figures(d.fingerprint, now)?.up)
-      .map((d) => ({ d, due: this.nextMeasure.get(d.fingerprint) ?? -Infinity, last: this.measured.get(d.fingerprint)?.at ?? -Infinity }))
-      .filter((x) => now >= x.due)
+      .filter((d) => now >= (this.nextMeasure.get(d.fingerprint) ?? -Infinity))
+      // Oldest attempt first, failed or not: a relay that fails its measurements does not go ahead of the others.
+      .map((d) => ({ d, last: this.lastTry.get(d.fingerprint) ?? -Infinity }))
       .sort((a, b) => a.last - b.last);
     for (const { d } of toMeasure) {
       if (this.measuring.size >= MEASURE_CONCURRENCY) break;
@@ -116,6 +119,7 @@ export class ReachabilityTester {
   private measureOne(d: Descriptor): void {
     const fp = d.fingerprint;
     this.measuring.add(fp);
+    this.lastTry.set(fp, this.o.now());
     // Until this one ends nothing else is started for the relay; a full interval if it succeeds, less if it fails.
     this.nextMeasure.set(fp, this.o.now() + this.o.measureIntervalMs);
     const ended = (bw: number, err?: unknown): void => {
@@ -146,5 +150,6 @@ export class ReachabilityTester {
     const live = new Set(this.o.directory.all().map((d) => d.fingerprint));
     for (const fp of this.nextMeasure.keys()) if (!live.has(fp)) this.nextMeasure.delete(fp);
     for (const fp of this.measureFailures.keys()) if (!live.has(fp)) this.measureFailures.delete(fp);
+    for (const fp of this.lastTry.keys()) if (!live.has(fp)) this.lastTry.delete(fp);
   }
 }

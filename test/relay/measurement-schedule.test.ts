@@ -91,6 +91,46 @@ describe('measurement schedule at an authority', () => {
     expect(gaps.slice(1, 5)).to.deep.equal([2_000, 4_000, 8_000, 16_000]);
   });
 
+  it('regression: a relay whose measurements fail does not go ahead of one due longer ago', async () => {
+    // Measurements end when the test says: each relay's pending one, by fingerprint.
+    tester.stop();
+    const ends = new Map<string, { ok: (bw: number) => void; fail: (e: Error) => void }>();
+    const order: string[] = [];
+    const [h, s, x, z] = ['h', 's', 'x', 'z'].map((c) => relay(c.repeat(64)));
+    listed = [h!, x!];
+    for (const d of [h!, s!, x!, z!]) history.observe(d.fingerprint, true, now);
+    tester = new ReachabilityTester({
+      directory: { all: () => listed } as unknown as DirectoryStore,
+      history,
+      prove: () => Promise.resolve({ close: () => {} }),
+      measure: (d) => {
+        order.push(d.fingerprint[0]!);
+        return new Promise<number>((ok, fail) => ends.set(d.fingerprint[0]!, { ok, fail }));
+      },
+      testIntervalMs: TEST_MS,
+      measureIntervalMs: MEASURE_MS,
+      now: () => now,
+    });
+    const t0 = now;
+    const at = async (ms: number): Promise<void> => advance(t0 + ms - now);
+    tester.tick();
+    ends.get('h')!.ok(1000); // h measured at 0, due again at 60 s; x holds a slot throughout
+    await settle();
+    await at(500);
+    listed.push(s!); // a new relay: tried at once, and its measurement fails late
+    await at(1_000);
+    await at(58_500);
+    ends.get('s')!.fail(new Error('stalled'));
+    await settle();
+    listed.push(z!); // takes the freed slot before h and s are due
+    await at(59_000);
+    await at(61_000); // h due since 60 s (last tried at 0), s since 60.5 s (last tried at 0.5 s): no slot free
+    expect(order).to.deep.equal(['h', 'x', 's', 'z']);
+    ends.get('z')!.ok(1000); // one slot frees
+    await at(62_000);
+    expect(order.slice(4, 5), 'the relay tried longest ago goes first').to.deep.equal(['h']);
+  });
+
   it('forgets the schedule of relays that left the directory', async () => {
     for (let i = 0; i < 50; i++) {
       listed.push(relay(i.toString(16).padStart(64, '0')));
