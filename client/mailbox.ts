@@ -20,7 +20,7 @@ import { crypto } from '../crypto/index.js';
 import { toHex } from '../protocol/bytes.js';
 import type { Identity } from '../protocol/address.js';
 import type { ContentStatus } from '../protocol/content-messages.js';
-import { AlliumError, CryptoError, isAlliumError, LimitError, throwIfAborted } from '../protocol/errors.js';
+import { AlliumError, CryptoError, isAlliumError, LimitError, ProtocolError, throwIfAborted } from '../protocol/errors.js';
 import {
   decodeMailboxDeletion,
   encodeMailboxItem,
@@ -45,7 +45,7 @@ import { signalOption, type AbortOptions } from '../net/abort.js';
 import type { CircuitSource } from './client.js';
 import { ContentClient, type ContentOptions } from './content.js';
 import { solveIntroPow } from './messaging/pow-solver.js';
-import { fetchPrekeys } from './prekeys.js';
+import { choosePrekeys, fetchPrekeyRecord, PrekeyPublishers } from './prekeys.js';
 
 /** Free slots in a row after which a collector stops reading an inbox. */
 export const MAILBOX_SCAN_GAP = 3;
@@ -102,6 +102,8 @@ export class MailboxSender {
   private readonly next = new Map<string, number>();
   /** recipient → the counter of the next message to it. */
   private readonly counters = new Map<string, number>();
+  /** Recipients known to publish prekeys, with the newest edition seen (§9.6). */
+  private readonly publishers = new PrekeyPublishers();
 
   /**
    * `content`: the options of its ContentClient (measurement only: `directForMeasurement`). `prekeys`: look up a
@@ -121,7 +123,9 @@ export class MailboxSender {
    * message: a message first tried over a live conversation keeps that conversation's id, so the recipient drops
    * whichever copy arrives second. `pairwise`: the recipient is a pair (specs/messaging.md §9.1), so the message goes
    * to the per-contact inbox from us, which only the two of us can find; else to its first-contact inbox. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
-   * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_ABORTED, ERR_CONFIG (bad ttl or id).
+   * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_PREKEYS_UNAVAILABLE (a recipient known to publish
+   * prekeys whose record is withheld, or whose item sealed to them every holder refused: never sent as version 2, §9.6),
+   * ERR_ABORTED, ERR_CONFIG (bad ttl or id).
    */
   async deposit(
     recipient: Uint8Array,
@@ -150,7 +154,7 @@ export class MailboxSender {
     const id = options.id ? Uint8Array.from(options.id) : crypto().random(MAILBOX_ID_LEN);
     // A first-contact item is sealed to the recipient's prekeys when it publishes them (version 3, §9.6).
     let prekeys: ItemPrekeys | null = null;
-    if (!pairwise && this.options.prekeys !== false) prekeys = await fetchPrekeys(this.content, recipient, now, signalOption(options.signal));
+    if (!pairwise && this.options.prekeys !== false) prekeys = await this.prekeysOf(recipient, now, options.signal);
     let slot = this.next.get(key) ?? (await this.frontier(inbox, options.signal));
     let stored: number | null = null;
     let statuses: ContentStatus[] = [];
@@ -173,11 +177,11 @@ export class MailboxSender {
       // The slot's price (specs/messaging.md §9.3): effort(slot) hashes on average, solved in slices.
       const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
       statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
-      // Relays that predate version 3 refuse it (`invalid` at every holder): the same slot again, as version 2.
+      // Every holder refused the version 3 item (`invalid`: relays that predate it, or holders that force a
+      // downgrade). The recipient publishes prekeys, so no version 2 item goes in its place (§9.6).
       if (prekeys && statuses.length > 0 && statuses.every((s) => s === 'invalid')) {
-        prekeys = null;
-        slot--;
-        continue;
+        if (stored !== null) break; // a copy is already stored in an earlier slot
+        throw new ProtocolError('ERR_PREKEYS_UNAVAILABLE', "every holder of the slot refused the item sealed to the recipient's prekeys");
       }
       const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
       if (accepted && stored === null) stored = slot;
@@ -195,6 +199,24 @@ export class MailboxSender {
     if (slot >= MAX_MAILBOX_SLOTS) throw new LimitError('MAX_MAILBOX_SLOTS', "the recipient's inbox is full for this epoch");
     if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the mailbox slot is full');
     throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the offline message (${statuses.join(', ')})`);
+  }
+
+  /**
+   * The prekeys to seal a first-contact item to `recipient` (§9.6), or null for a recipient that publishes none as far
+   * as we know. Throws ERR_PREKEYS_UNAVAILABLE when no holder gives a record that opens although the recipient
+   * published one for this epoch (a record of an edition we saw covers it): never a silent version 2.
+   */
+  private async prekeysOf(recipient: Uint8Array, now: number, signal?: AbortSignal): Promise<ItemPrekeys | null> {
+    const newest = this.publishers.newestEdition(recipient);
+    const found = await fetchPrekeyRecord(this.content, recipient, now, signalOption(signal));
+    if (!found) {
+      if (this.publishers.publishedFor(recipient, now)) {
+        throw new ProtocolError('ERR_PREKEYS_UNAVAILABLE', 'the recipient publishes prekeys, but no holder gave a record for this epoch');
+      }
+      return null;
+    }
+    this.publishers.seen(recipient, found.edition);
+    return choosePrekeys(found, now, newest);
   }
 
   /**

@@ -2,23 +2,34 @@
  * Prekeys, the owner's and the sender's sides (specs/messaging.md §9.6; the record is protocol/prekeys.ts).
  *
  * The owner (PrekeyOwner) keeps a signed prekey, rotated every PREKEY_ROTATE_MS, the replaced ones for
- * PREKEY_GRACE_MS (until the last item sealed to them has expired), and up to MAX_ONE_TIME_PREKEYS one-time
- * prekeys, all of them published. It publishes a record for each epoch from the current one to
- * PREKEY_PUBLISH_EPOCHS − 1 ahead, so a sender finds one while the owner is offline. A collection pass looks
- * secrets up by id and notes the one-time prekeys that opened an item; at the end of the pass those secrets are
- * deleted, the state saved, and the record published again with fresh one-time prekeys in their place.
+ * PREKEY_GRACE_MS (until the last item sealed to them, even from a stale record a holder replays, has expired), and
+ * MAX_ONE_TIME_PREKEYS published one-time prekeys. It publishes a record for each epoch from the current one to
+ * PREKEY_PUBLISH_EPOCHS − 1 ahead, so a sender finds one while the owner is offline. A collection pass (beginPass …
+ * endPass) looks secrets up by id and marks the one-time prekeys that opened an item as used. A used one-time prekey
+ * stays listed, and opens what is sealed to it, until the next record is published without it (the rollover: at
+ * most once per PREKEY_REPUBLISH_MIN_MS, so draining the one-time prekeys cannot make the owner republish its
+ * records over and over); it is then retired, and its secret is kept for ONE_TIME_GRACE_MS more — senders seal to a
+ * one-time prekey only from a record at most PREKEY_FRESH_MS old — and wiped at the end of the first pass that
+ * began after that. At most MAX_RETIRED_ONE_TIME_PREKEYS are retired at once: with no room, used prekeys stay listed
+ * (they still open) until older ones go, so no secret is ever dropped before its grace ends.
  *
  * State at rest, through a GroupStorage (one record, "prekeys"):
  *
  *   K_pre  = K(identity seed, "allium-v1:prekey-store")                                   K as §5.1
  *   record = u8(1) | nonce (24) | XAEAD(K_pre, nonce, CBOR(state), ad = "allium-v1 prekey-store")
- *   state  = { "v": 1, "ed": last edition, "s": [ { "sk", "c": created, ? "r": replaced } ], "o": [ sk … ] }
+ *   state  = { "v": 2, "ed": last edition, "rl": last rollover (ms, 0 never),
+ *              "s": [ { "sk", "c": created, ? "r": replaced } ],
+ *              "o": [ { "sk", ? "u": 1 (used) } ],  "x": [ { "sk", "t": unlisted (the edition that dropped it) } ] }
  *
- * Deleted secrets are wiped in memory and the record is rewritten without them; what a storage keeps of earlier
- * copies (a file system's old blocks) is the application's to erase. Without storage there is no owner: prekeys lost
- * in a restart would lose the mail sealed to them.
+ * A state of version 1 (`"o": [ sk … ]`, no "rl" nor "x") is still read. Deleted secrets are wiped in memory and the
+ * record is rewritten without them; what a storage keeps of earlier copies (a file system's old blocks) is the
+ * application's to erase. Without storage there is no owner: prekeys lost in a restart would lose the mail sealed to
+ * them.
  *
- * The sender's side (fetchPrekeys) reads the current epoch's record from every holder and keeps the newest that opens.
+ * The sender's side: fetchPrekeyRecord reads the current epoch's record from every holder and keeps the newest that
+ * opens; choosePrekeys picks what to seal to (a one-time prekey only from a record it cannot tell is stale);
+ * PrekeyPublishers remembers, per recipient, the newest edition seen, so that a recipient known to publish prekeys
+ * is never silently written a version 2 item.
  */
 import { z } from 'zod';
 import { crypto } from '../crypto/index.js';
@@ -26,8 +37,21 @@ import type { Identity } from '../protocol/address.js';
 import { concatBytes, toHex, utf8 } from '../protocol/bytes.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from '../protocol/cbor.js';
 import { CryptoError, ProtocolError } from '../protocol/errors.js';
-import { mailboxEpochAt, MAILBOX_CLOCK_SKEW_MS, MAX_MAILBOX_TTL_MS, type ItemPrekeys } from '../protocol/mailbox.js';
-import { createPrekeyRecord, MAX_ONE_TIME_PREKEYS, openPrekeyRecord, prekeyId, prekeyRecordKeys } from '../protocol/prekeys.js';
+import {
+  mailboxEpochAt,
+  MAILBOX_CLOCK_SKEW_MS,
+  MAILBOX_EPOCH_SECONDS,
+  MAX_MAILBOX_TTL_MS,
+  type ItemPrekeys,
+} from '../protocol/mailbox.js';
+import {
+  createPrekeyRecord,
+  MAX_ONE_TIME_PREKEYS,
+  openPrekeyRecord,
+  prekeyId,
+  prekeyRecordKeys,
+  type PrekeyBundle,
+} from '../protocol/prekeys.js';
 import type { AbortOptions } from '../net/abort.js';
 import type { ContentClient } from './content.js';
 import type { GroupStorage } from './messaging/group-store.js';
@@ -36,22 +60,53 @@ import type { GroupStorage } from './messaging/group-store.js';
 export const PREKEY_PUBLISH_EPOCHS = 8;
 /** Age at which the signed prekey is replaced. */
 export const PREKEY_ROTATE_MS = 7 * 86400_000;
-/** How long a replaced signed prekey's secret is kept: the last item sealed to it has expired by then. */
-export const PREKEY_GRACE_MS = MAX_MAILBOX_TTL_MS + MAILBOX_CLOCK_SKEW_MS;
-/** Signed prekeys kept at most (the current one and those in their grace period). */
+/**
+ * How long a replaced signed prekey's secret is kept. A record listing it may be served (the newest, or a stale copy
+ * a holder replays) until the last epoch it was published for ends, PREKEY_PUBLISH_EPOCHS epochs after its
+ * publication, and an item sealed then lives MAX_MAILBOX_TTL_MS; the skew covers the sender's and the relays' clocks.
+ */
+export const PREKEY_GRACE_MS = PREKEY_PUBLISH_EPOCHS * MAILBOX_EPOCH_SECONDS * 1000 + MAX_MAILBOX_TTL_MS + 2 * MAILBOX_CLOCK_SKEW_MS;
+/** Signed prekeys kept at most (the current one and those in their grace: replacements are ≥ PREKEY_ROTATE_MS apart). */
 export const MAX_SIGNED_PREKEYS = 4;
+/** A sender seals to a one-time prekey only from a record whose edition (its publication time) is at most this old. */
+export const PREKEY_FRESH_MS = 86400_000;
+/** How long a one-time prekey's secret is kept after the first record without it was published (its edition). */
+export const ONE_TIME_GRACE_MS = PREKEY_FRESH_MS + 2 * MAILBOX_CLOCK_SKEW_MS;
+/** Used one-time prekeys are replaced, and the records published again for that, at most this often. */
+export const PREKEY_REPUBLISH_MIN_MS = 3600_000;
+/** A listening owner publishes its records again when the last edition is this old (fresh, and covering the epochs ahead). */
+export const PREKEY_REFRESH_MS = 12 * 3600_000;
+/**
+ * Retired one-time prekeys kept at most: rollovers are PREKEY_REPUBLISH_MIN_MS apart and retire at most
+ * MAX_ONE_TIME_PREKEYS each, so ONE_TIME_GRACE_MS (24 h 20 min) holds at most 26 × 16 = 416 of them.
+ */
+export const MAX_RETIRED_ONE_TIME_PREKEYS = 512;
+/** Recipients whose newest prekey edition a sender remembers (the oldest seen goes first). */
+export const MAX_PREKEY_PUBLISHERS = 4096;
 /** The storage record's name. */
 export const PREKEY_RECORD = 'prekeys';
+/** Largest state record read back: 4 signed, 16 listed and 512 retired prekeys with their fields (about 30 KiB). */
+const MAX_STATE_BYTES = 64 * 1024;
 const LABEL = utf8('allium-v1:prekey-store');
 const AD = utf8('allium-v1 prekey-store');
 const XNONCE = 24;
 
-const stateSchema = z.strictObject({
+const signedSchema = z.array(z.strictObject({ sk: zBytes(32), c: zUint(), r: zUint().optional() })).max(MAX_SIGNED_PREKEYS);
+const stateV1Schema = z.strictObject({
   v: z.literal(1),
   ed: zUint(),
-  s: z.array(z.strictObject({ sk: zBytes(32), c: zUint(), r: zUint().optional() })).max(MAX_SIGNED_PREKEYS),
+  s: signedSchema,
   o: z.array(zBytes(32)).max(MAX_ONE_TIME_PREKEYS),
 });
+const stateV2Schema = z.strictObject({
+  v: z.literal(2),
+  ed: zUint(),
+  rl: zUint(),
+  s: signedSchema,
+  o: z.array(z.strictObject({ sk: zBytes(32), u: z.literal(1).optional() })).max(MAX_ONE_TIME_PREKEYS),
+  x: z.array(z.strictObject({ sk: zBytes(32), t: zUint() })).max(MAX_RETIRED_ONE_TIME_PREKEYS),
+});
+const stateSchema = z.discriminatedUnion('v', [stateV1Schema, stateV2Schema]);
 
 interface SignedPrekey {
   readonly sk: Uint8Array;
@@ -63,17 +118,33 @@ interface SignedPrekey {
 interface OneTimePrekey {
   readonly sk: Uint8Array;
   readonly pk: Uint8Array;
+  /** An item sealed to it opened: it goes at the next rollover. */
+  used: boolean;
+}
+
+interface RetiredPrekey {
+  readonly sk: Uint8Array;
+  readonly pk: Uint8Array;
+  /** The edition of the first record published without it. */
+  readonly unlisted: number;
 }
 
 /** An identity's prekey secrets, kept across restarts through `storage`. */
 export class PrekeyOwner {
   private signed: SignedPrekey[] = [];
   private oneTime: OneTimePrekey[] = [];
-  /** id (hex) → the key, for lookups while a pass opens items. */
+  private retired: RetiredPrekey[] = [];
+  /** id (hex) → the key, for lookups while a pass opens items (retired one-time prekeys included). */
   private byId = new Map<string, { kind: 'signed' | 'one-time'; sk: Uint8Array }>();
-  /** One-time prekeys (hex ids) that opened an item in the current pass. */
+  /** Listed one-time prekeys (hex ids) that opened an item in the current pass. */
   private readonly used = new Set<string>();
   private edition = 0;
+  /** When used one-time prekeys were last retired (0: never). */
+  private rolled = 0;
+  /** When the earliest pass not yet ended began (null: none began). */
+  private passStart: number | null = null;
+  /** The signed prekey was replaced since the last publication. */
+  private rotated = false;
   private loaded: Promise<void> | null = null;
   private readonly key: Uint8Array;
 
@@ -107,50 +178,87 @@ export class PrekeyOwner {
   }
 
   /**
-   * Notes that an item sealed to the one-time prekey `id` opened: its secret goes at the end of the pass (endPass),
-   * so other items of the same pass sealed to it still open. Only items that opened count, so junk naming our ids
-   * deletes nothing.
+   * Notes that an item sealed to the one-time prekey `id` opened: it is marked used at the end of the pass and
+   * retired at the next rollover. Only items that opened count, so junk naming our ids retires nothing.
    */
   opened(id: Uint8Array): void {
-    if (this.byId.get(toHex(id))?.kind === 'one-time') this.used.add(toHex(id));
+    if (this.oneTime.some((k) => crypto().equal(prekeyId(k.pk), id))) this.used.add(toHex(id));
   }
 
-  /** True when the public halves of this owner's one-time prekeys include `publicKey` (tests). */
+  /** True when the public halves of this owner's listed one-time prekeys include `publicKey` (tests). */
   holdsOneTime(publicKey: Uint8Array): boolean {
     return this.oneTime.some((k) => crypto().equal(k.pk, publicKey));
   }
 
+  /** Retired one-time prekeys whose secrets are still kept (tests). */
+  retiredCount(): number {
+    return this.retired.length;
+  }
+
   /**
-   * Ends a collection pass: deletes the one-time prekeys that opened items, rotates and expires signed prekeys as
-   * due, tops the one-time prekeys up, and saves. Returns true when the record must be published again.
+   * A collection pass begins (before its first read): retired secrets whose grace ended before this moment may go at
+   * its end, since every item sealed to them is in a slot this pass reads. Of overlapping passes the earliest counts.
+   */
+  beginPass(): void {
+    this.passStart ??= this.clock();
+  }
+
+  /**
+   * Ends a collection pass: marks the one-time prekeys that opened items as used, wipes the retired ones whose grace
+   * ended before the pass began, rotates and expires signed prekeys as due, and saves. Returns true when the records
+   * must be published again: the signed prekey was replaced, the last edition is PREKEY_REFRESH_MS old, or a used
+   * one-time prekey can be rolled over (PREKEY_REPUBLISH_MIN_MS after the last rollover, with room to retire it).
    */
   async endPass(options: AbortOptions = {}): Promise<boolean> {
     await this.load(options);
+    const started = this.passStart;
+    this.passStart = null;
     let changed = false;
-    if (this.used.size > 0) {
-      const gone = this.oneTime.filter((k) => this.used.has(toHex(prekeyId(k.pk))));
-      this.oneTime = this.oneTime.filter((k) => !this.used.has(toHex(prekeyId(k.pk))));
-      crypto().wipe(...gone.map((k) => k.sk));
-      this.used.clear();
-      changed = true;
+    for (const k of this.oneTime) {
+      if (!k.used && this.used.has(toHex(prekeyId(k.pk)))) {
+        k.used = true;
+        changed = true;
+      }
+    }
+    this.used.clear();
+    if (started !== null) {
+      const gone = this.retired.filter((k) => k.unlisted + ONE_TIME_GRACE_MS <= started);
+      if (gone.length > 0) {
+        this.retired = this.retired.filter((k) => !gone.includes(k));
+        crypto().wipe(...gone.map((k) => k.sk));
+        changed = true;
+      }
     }
     if (this.refresh()) changed = true;
     if (changed) await this.save(options);
-    return changed;
+    const now = this.clock();
+    return this.rotated || now - this.edition >= PREKEY_REFRESH_MS || this.canRoll(now);
   }
 
-  /** The records to publish (one per epoch from the current one, PREKEY_PUBLISH_EPOCHS of them), with a new edition. */
+  /**
+   * The records to publish (one per epoch from the current one, PREKEY_PUBLISH_EPOCHS of them), with a new edition.
+   * Used one-time prekeys are rolled over first when allowed: retired (their secrets kept for ONE_TIME_GRACE_MS from
+   * this edition) and replaced by fresh ones.
+   */
   records(): Array<{ rk: Uint8Array; bytes: Uint8Array }> {
     const now = this.clock();
     this.edition = Math.max(this.edition + 1, now);
+    if (this.canRoll(now)) {
+      const used = this.oneTime.filter((k) => k.used);
+      this.retired.push(...used.map((k) => ({ sk: k.sk, pk: k.pk, unlisted: this.edition })));
+      this.oneTime = this.oneTime.filter((k) => !k.used);
+      this.rolled = now;
+      this.refresh();
+    }
+    this.rotated = false;
     const spk = this.signed[this.signed.length - 1]!;
-    const bundle = { spk: spk.pk, created: spk.created, otks: this.oneTime.map((k) => k.pk) };
+    const bundle: PrekeyBundle = { spk: spk.pk, created: spk.created, otks: this.oneTime.map((k) => k.pk) };
     const first = mailboxEpochAt(now);
     return Array.from({ length: PREKEY_PUBLISH_EPOCHS }, (_, i) => createPrekeyRecord(this.identity, first + i, this.edition, bundle));
   }
 
   /**
-   * Publishes the records at every holder (saving the edition first, so a restart never goes back). Resolves with
+   * Publishes the records at every holder (saving the state first, so a restart never goes back). Resolves with
    * how many records at least one holder accepted.
    */
   async publish(content: ContentClient, options: AbortOptions = {}): Promise<number> {
@@ -161,20 +269,33 @@ export class PrekeyOwner {
     return results.filter((s) => s.some((x) => x === 'ok' || x === 'exists')).length;
   }
 
+  /** Used one-time prekeys may be retired now: the rate allows it and the retired table has room for them all. */
+  private canRoll(now: number): boolean {
+    const used = this.oneTime.filter((k) => k.used).length;
+    return (
+      used > 0 &&
+      (this.rolled === 0 || now - this.rolled >= PREKEY_REPUBLISH_MIN_MS) &&
+      this.retired.length + used <= MAX_RETIRED_ONE_TIME_PREKEYS
+    );
+  }
+
   /** Makes a signed prekey when none is current or the current one is due, drops expired ones, tops up one-time keys. */
   private refresh(): boolean {
     const now = this.clock();
     let changed = false;
     const current = this.signed[this.signed.length - 1];
     if (!current || now - current.created >= PREKEY_ROTATE_MS) {
-      if (current) current.replaced = now;
+      if (current) {
+        current.replaced = now;
+        this.rotated = true;
+      }
       const kp = crypto().x25519Keypair();
       this.signed.push({ sk: kp.secretKey, pk: kp.publicKey, created: now });
       changed = true;
     }
     const keep = this.signed.filter((k, i) => i === this.signed.length - 1 || (k.replaced !== undefined && now - k.replaced < PREKEY_GRACE_MS));
     const dropped = this.signed.filter((k) => !keep.includes(k));
-    // At most MAX_SIGNED_PREKEYS: the oldest in their grace go first.
+    // At most MAX_SIGNED_PREKEYS: the oldest in their grace go first (replacements are a week apart: never reached).
     while (keep.length > MAX_SIGNED_PREKEYS) dropped.push(keep.shift()!);
     if (dropped.length > 0) {
       crypto().wipe(...dropped.map((k) => k.sk));
@@ -183,7 +304,7 @@ export class PrekeyOwner {
     this.signed = keep;
     while (this.oneTime.length < MAX_ONE_TIME_PREKEYS) {
       const kp = crypto().x25519Keypair();
-      this.oneTime.push({ sk: kp.secretKey, pk: kp.publicKey });
+      this.oneTime.push({ sk: kp.secretKey, pk: kp.publicKey, used: false });
       changed = true;
     }
     this.index();
@@ -193,15 +314,17 @@ export class PrekeyOwner {
   private index(): void {
     this.byId = new Map();
     for (const k of this.signed) this.byId.set(toHex(prekeyId(k.pk)), { kind: 'signed', sk: k.sk });
-    for (const k of this.oneTime) this.byId.set(toHex(prekeyId(k.pk)), { kind: 'one-time', sk: k.sk });
+    for (const k of [...this.retired, ...this.oneTime]) this.byId.set(toHex(prekeyId(k.pk)), { kind: 'one-time', sk: k.sk });
   }
 
   private async save(options: AbortOptions): Promise<void> {
     const state = encodeCbor({
-      v: 1,
+      v: 2,
       ed: this.edition,
+      rl: this.rolled,
       s: this.signed.map((k) => ({ sk: k.sk, c: k.created, ...(k.replaced !== undefined ? { r: k.replaced } : {}) })),
-      o: this.oneTime.map((k) => k.sk),
+      o: this.oneTime.map((k) => ({ sk: k.sk, ...(k.used ? { u: 1 } : {}) })),
+      x: this.retired.map((k) => ({ sk: k.sk, t: k.unlisted })),
     });
     const nonce = crypto().random(XNONCE);
     const bytes = concatBytes(Uint8Array.of(1), nonce, crypto().xaeadEncrypt(state, AD, nonce, this.key));
@@ -213,35 +336,93 @@ export class PrekeyOwner {
     if (bytes.length < 1 + XNONCE || bytes[0] !== 1) throw new ProtocolError('ERR_SCHEMA', 'prekey store: not a record of version 1');
     const plain = crypto().xaeadDecrypt(bytes.subarray(1 + XNONCE), AD, bytes.subarray(1, 1 + XNONCE), this.key);
     if (!plain) throw new CryptoError('ERR_MESSAGE_AUTH', 'prekey store: the record does not open under this identity');
-    const s = decodeMessage(stateSchema, plain, 16 * 1024, 'prekey store');
+    const s = decodeMessage(stateSchema, plain, MAX_STATE_BYTES, 'prekey store');
     crypto().wipe(plain);
+    const pub = (sk: Uint8Array): Uint8Array => crypto().x25519Public(sk);
     this.edition = s.ed;
-    this.signed = s.s.map((k) => ({ sk: k.sk, pk: crypto().x25519Public(k.sk), created: k.c, ...(k.r !== undefined ? { replaced: k.r } : {}) }));
-    this.oneTime = s.o.map((sk) => ({ sk, pk: crypto().x25519Public(sk) }));
+    this.signed = s.s.map((k) => ({ sk: k.sk, pk: pub(k.sk), created: k.c, ...(k.r !== undefined ? { replaced: k.r } : {}) }));
+    if (s.v === 1) {
+      this.oneTime = s.o.map((sk) => ({ sk, pk: pub(sk), used: false }));
+      this.retired = [];
+      this.rolled = 0;
+    } else {
+      this.oneTime = s.o.map((k) => ({ sk: k.sk, pk: pub(k.sk), used: k.u === 1 }));
+      this.retired = s.x.map((k) => ({ sk: k.sk, pk: pub(k.sk), unlisted: k.t }));
+      this.rolled = s.rl;
+    }
     this.index();
   }
 }
 
+/** The newest record of a recipient's prekeys for one epoch, as a sender found it. */
+export interface FoundPrekeys {
+  /** Its edition: the owner's publication time (ms). */
+  readonly edition: number;
+  readonly bundle: PrekeyBundle;
+}
+
 /**
- * The prekeys a sender seals a first-contact item to (specs/messaging.md §9.6): the current epoch's record of
- * `recipient`, the newest edition that opens among the holders' copies, and one of its one-time prekeys chosen at
- * random. Null when no holder has a record that opens (the sender then writes version 2).
+ * The current epoch's prekey record of `recipient` (specs/messaging.md §9.6): the newest edition that opens among
+ * the holders' copies, or null when no holder has one that opens.
  */
-export async function fetchPrekeys(content: ContentClient, recipient: Uint8Array, now: number, options: AbortOptions = {}): Promise<ItemPrekeys | null> {
+export async function fetchPrekeyRecord(content: ContentClient, recipient: Uint8Array, now: number, options: AbortOptions = {}): Promise<FoundPrekeys | null> {
   const epoch = mailboxEpochAt(now);
   const { rk } = prekeyRecordKeys(recipient, epoch);
   const copies = await content.fetchFromAll('record', rk, options);
-  let best: { edition: number; spk: Uint8Array; otks: readonly Uint8Array[] } | null = null;
+  let best: FoundPrekeys | null = null;
   for (const bytes of copies) {
     try {
       const r = openPrekeyRecord(recipient, epoch, bytes);
-      if (!best || r.edition > best.edition) best = { edition: r.edition, spk: r.bundle.spk, otks: r.bundle.otks };
+      if (!best || r.edition > best.edition) best = r;
     } catch {
       // A copy that does not verify or open is a holder's fault: the others decide.
     }
   }
-  if (!best) return null;
-  if (best.otks.length === 0) return { spk: best.spk };
-  const pick = new DataView(crypto().random(4).buffer).getUint32(0) % best.otks.length;
-  return { spk: best.spk, opk: best.otks[pick]! };
+  return best;
+}
+
+/**
+ * What a sender seals to (specs/messaging.md §9.6): the signed prekey always, and a one-time prekey chosen at random
+ * only when nothing shows the record to be stale — its edition is at most PREKEY_FRESH_MS old and not older than
+ * `newestSeen`, the newest edition this sender has seen from the recipient. A stale record's one-time prekeys may
+ * have been used and deleted; its signed prekey is kept for PREKEY_GRACE_MS after replacement, which covers it.
+ */
+export function choosePrekeys(found: FoundPrekeys, now: number, newestSeen = 0): ItemPrekeys {
+  const { spk, otks } = found.bundle;
+  const fresh = found.edition + PREKEY_FRESH_MS > now && found.edition >= newestSeen;
+  if (!fresh || otks.length === 0) return { spk };
+  const pick = new DataView(crypto().random(4).buffer).getUint32(0) % otks.length;
+  return { spk, opk: otks[pick]! };
+}
+
+/**
+ * What a sender remembers of recipients that publish prekeys: the newest edition seen from each (at most
+ * MAX_PREKEY_PUBLISHERS, the least recently seen go first). A record of edition `ed` was published for the epochs
+ * epoch(ed) … epoch(ed) + PREKEY_PUBLISH_EPOCHS − 1, so in those epochs a missing record has been withheld (or lost),
+ * and the sender refuses to write version 2 (specs/messaging.md §9.6).
+ */
+export class PrekeyPublishers {
+  private readonly newest = new Map<string, number>();
+
+  /** Notes a record of edition `edition` from `recipient`. */
+  seen(recipient: Uint8Array, edition: number): void {
+    const k = toHex(recipient);
+    const e = Math.max(edition, this.newest.get(k) ?? 0);
+    this.newest.delete(k);
+    this.newest.set(k, e);
+    if (this.newest.size > MAX_PREKEY_PUBLISHERS) this.newest.delete(this.newest.keys().next().value!);
+  }
+
+  /** The newest edition seen from `recipient` (0: none). */
+  newestEdition(recipient: Uint8Array): number {
+    return this.newest.get(toHex(recipient)) ?? 0;
+  }
+
+  /** True when `recipient` has published a record for the epoch of `now`, as far as this sender knows. */
+  publishedFor(recipient: Uint8Array, now: number): boolean {
+    const ed = this.newest.get(toHex(recipient));
+    if (ed === undefined) return false;
+    const epoch = mailboxEpochAt(now);
+    return epoch >= mailboxEpochAt(ed) && epoch <= mailboxEpochAt(ed) + PREKEY_PUBLISH_EPOCHS - 1;
+  }
 }

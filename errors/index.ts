@@ -101,6 +101,7 @@ export const ERROR_CODES = {
   ERR_GROUP_MEMBERSHIP: 'protocol', // a group change or message from someone the group's roster does not allow, or a group call by a non-member or non-admin
   ERR_DEVICE_LIST: 'protocol', // a device list or envelope from someone the person's list does not allow, or a call only the primary may make
   ERR_INTRO_POW: 'protocol', // an introduction's proof of work is missing, below the effort it claims, for no current seed, or replayed
+  ERR_PREKEYS_UNAVAILABLE: 'protocol', // a recipient known to publish prekeys has no usable prekey record at the holders, or every holder refused the item sealed to them: not sent without forward secrecy
   ERR_MAILBOX_POW: 'protocol', // a mailbox item names another slot, carries less work than its slot needs or work that does not verify, or is of version 1 after the window
   ERR_PADDING: 'protocol', // a padded plaintext that is not a bucket size, has an impossible length or non-zero padding
   // signatures and keys

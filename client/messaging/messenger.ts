@@ -262,6 +262,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     const scope = this.shutdown.scope(options.signal);
     try {
       await this.prekeys?.load({ signal: scope.signal });
+      this.prekeys?.beginPass();
       const n = await this.inbox.collect(
         (m) => {
           if (this.closed) return false;
@@ -290,7 +291,8 @@ export class Messenger extends Emitter<MessengerEvents> {
         (e) => this.emit('endpoint:error', e),
         { signal: scope.signal },
       );
-      // One-time prekeys that opened items are deleted now, and the record published again without them (§9.6).
+      // One-time prekeys that opened items are rolled over (at most hourly) and the records published again without
+      // them; retired ones past their grace are wiped; stale records are refreshed (§9.6).
       if (this.prekeys && (await this.prekeys.endPass({ signal: scope.signal }))) await this.publishPrekeys({ signal: scope.signal });
       this.emit('mailbox:checked', n);
       return n;

@@ -1,19 +1,37 @@
 /**
  * The prekey owner (client/prekeys.ts, specs/messaging.md §9.6) with an injected clock and an in-memory storage:
- * one-time prekeys that opened an item are deleted at the end of the pass and replaced, the signed prekey rotates
- * weekly and the replaced one goes after its grace, everything survives a restart, and an item sealed to a deleted
- * prekey no longer opens, even with the identity key.
+ * one-time prekeys that opened an item stay listed until the rollover (at most hourly), are then retired and kept
+ * through their grace, so an item sealed from a stale record still opens, and wiped after; the signed prekey rotates
+ * weekly and the replaced one is kept while a stale record may list it; everything survives a restart, and an item
+ * sealed to a deleted prekey no longer opens, even with the identity key. The sender's side: a one-time prekey only
+ * from a record it cannot tell is stale, and what it remembers to refuse a downgrade.
  */
 import { expect } from 'chai';
+import type { ContentClient } from '../../client/content.js';
 import { memoryGroupStorage } from '../../client/messaging/group-store.js';
-import { PREKEY_GRACE_MS, PREKEY_PUBLISH_EPOCHS, PREKEY_ROTATE_MS, PrekeyOwner } from '../../client/prekeys.js';
+import {
+  choosePrekeys,
+  MAX_RETIRED_ONE_TIME_PREKEYS,
+  ONE_TIME_GRACE_MS,
+  PREKEY_FRESH_MS,
+  PREKEY_GRACE_MS,
+  PREKEY_PUBLISH_EPOCHS,
+  PREKEY_REPUBLISH_MIN_MS,
+  PREKEY_ROTATE_MS,
+  PrekeyOwner,
+  PrekeyPublishers,
+} from '../../client/prekeys.js';
+import { crypto } from '../../crypto/index.js';
 import { createIdentity } from '../../protocol/address.js';
+import { encodeCbor } from '../../protocol/cbor.js';
 import { isAlliumError } from '../../protocol/errors.js';
-import { inboxKey, mailboxEpochAt, openMailboxItem, sealMailboxItem, solveMailboxItem } from '../../protocol/mailbox.js';
-import { MAX_ONE_TIME_PREKEYS, openPrekeyRecord, prekeyRecordKeys } from '../../protocol/prekeys.js';
+import { inboxKey, MAILBOX_EPOCH_SECONDS, MAX_MAILBOX_TTL_MS, mailboxEpochAt, openMailboxItem, sealMailboxItem, solveMailboxItem } from '../../protocol/mailbox.js';
+import { MAX_ONE_TIME_PREKEYS, openPrekeyRecord, prekeyRecordKeys, type PrekeyBundle } from '../../protocol/prekeys.js';
 
 const NOW = Date.UTC(2026, 11, 6, 12);
+const DAY = MAILBOX_EPOCH_SECONDS * 1000;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 function codeOf(f: () => unknown): string {
   try {
@@ -35,10 +53,16 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
   });
   beforeEach(() => (now = NOW));
 
-  /** The bundle a sender reads from the owner's record for the current epoch. */
-  const published = (o: PrekeyOwner) => {
-    const records = o.records();
-    expect(records.length).to.equal(PREKEY_PUBLISH_EPOCHS);
+  /** Publishes (to holders that accept everything) and returns the bundle a sender reads for the current epoch. */
+  const published = async (o: PrekeyOwner): Promise<PrekeyBundle> => {
+    const records: Array<{ rk: Uint8Array; bytes: Uint8Array }> = [];
+    const holders = {
+      storeAll: (_kind: string, rk: Uint8Array, bytes: Uint8Array) => {
+        records.push({ rk, bytes });
+        return Promise.resolve(['ok']);
+      },
+    };
+    expect(await o.publish(holders as unknown as ContentClient)).to.equal(PREKEY_PUBLISH_EPOCHS);
     const epoch = mailboxEpochAt(now);
     expect(records.map((r) => r.rk)).to.deep.equal(Array.from({ length: PREKEY_PUBLISH_EPOCHS }, (_, i) => prekeyRecordKeys(owner.publicKey, epoch + i).rk));
     return openPrekeyRecord(owner.publicKey, epoch, records[0]!.bytes).bundle;
@@ -60,48 +84,113 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     return { slot: s.slot, bytes: solveMailboxItem(s.item, new Uint8Array(16))! };
   };
 
-  it('deletes a one-time prekey at the end of the pass that opened an item, replenishes, and keeps it across a restart', async () => {
+  /** One collection pass that opens `items` (noting the one-time prekeys they used), as the messenger runs it. */
+  const pass = async (o: PrekeyOwner, items: Array<{ slot: Uint8Array; bytes: Uint8Array }>): Promise<{ opened: string[]; due: boolean }> => {
+    o.beginPass();
+    const opened: string[] = [];
+    for (const it of items) {
+      const r = codeOf(() => {
+        const m = openMailboxItem(owner, it.slot, it.bytes, { prekeys: (id, kind) => o.lookup(id, kind) });
+        if (m.prekeys?.opk) o.opened(m.prekeys.opk);
+        opened.push(new TextDecoder().decode(m.data));
+      });
+      if (r !== 'opened') opened.push(r);
+    }
+    return { opened, due: await o.endPass() };
+  };
+
+  it('keeps a used one-time prekey listed until the rollover, then retired through its grace, then wipes it; across a restart', async () => {
     const storage = memoryGroupStorage();
     const a = new PrekeyOwner(owner, storage, clock);
     await a.load();
-    const bundle = published(a);
+    const bundle = await published(a);
     expect(bundle.otks.length).to.equal(MAX_ONE_TIME_PREKEYS);
     const opk = bundle.otks[3]!;
     const one = item(bundle.spk, opk, 'one');
     const two = item(bundle.spk, opk, 'two'); // another sender picked the same one-time prekey
-    const lookup = { prekeys: (id: Uint8Array, kind: 'signed' | 'one-time') => a.lookup(id, kind) };
-    const o = openMailboxItem(owner, one.slot, one.bytes, lookup);
-    a.opened(o.prekeys!.opk!);
-    // Both items of one pass open; the secret goes at the end of the pass.
-    expect(new TextDecoder().decode(openMailboxItem(owner, two.slot, two.bytes, lookup).data)).to.equal('two');
-    expect(await a.endPass()).to.equal(true);
-    expect(a.holdsOneTime(opk)).to.equal(false);
-    expect(codeOf(() => openMailboxItem(owner, one.slot, one.bytes, lookup))).to.equal('ERR_MESSAGE_AUTH');
-    expect(codeOf(() => openMailboxItem(owner, one.slot, one.bytes))).to.equal('ERR_MESSAGE_AUTH');
-    // Replenished: a full batch again, without the used one; a pass that used none publishes nothing new.
-    const next = published(a);
+    // Both items open; the pass marks the prekey used, and the records are due again (the first rollover).
+    expect(await pass(a, [one, two])).to.deep.equal({ opened: ['one', 'two'], due: true });
+    expect(a.holdsOneTime(opk)).to.equal(true);
+    // The rollover: the next record no longer lists it, a full batch again; the secret is retired, not wiped.
+    const next = await published(a);
     expect(next.otks.length).to.equal(MAX_ONE_TIME_PREKEYS);
-    expect(next.otks.some((k) => Buffer.from(k).equals(Buffer.from(opk)))).to.equal(false);
-    expect(await a.endPass()).to.equal(false);
-    // A restarted owner with the same storage has the same keys (and not the deleted one).
+    expect(next.otks.some((k) => hex(k) === hex(opk))).to.equal(false);
+    expect(a.retiredCount()).to.equal(1);
+    expect(await pass(a, [one])).to.deep.equal({ opened: ['one'], due: false });
+    // A restarted owner with the same storage has the same listed keys and the retired one.
     const b = new PrekeyOwner(owner, storage, clock);
     await b.load();
-    expect(published(b).otks.map((k) => Buffer.from(k).toString('hex'))).to.deep.equal(next.otks.map((k) => Buffer.from(k).toString('hex')));
+    expect((await published(b)).otks.map(hex)).to.deep.equal(next.otks.map(hex));
+    expect(b.retiredCount()).to.equal(1);
+    // The first pass that begins ONE_TIME_GRACE_MS after the rollover wipes it: the item opens no more.
+    now += ONE_TIME_GRACE_MS - 1;
+    expect((await pass(b, [one])).opened).to.deep.equal(['one']);
+    now += 2; // the rollover's edition was NOW + 1 (each edition is at least the last one + 1)
+    expect((await pass(b, [])).due).to.equal(true); // and the last edition is a day old: the records are refreshed
+    expect(b.retiredCount()).to.equal(0);
     expect(codeOf(() => openMailboxItem(owner, one.slot, one.bytes, { prekeys: (id, kind) => b.lookup(id, kind) }))).to.equal('ERR_MESSAGE_AUTH');
-    // Junk naming our ids deletes nothing: only items that opened count.
+    expect(codeOf(() => openMailboxItem(owner, one.slot, one.bytes))).to.equal('ERR_MESSAGE_AUTH');
+    // Junk naming our ids retires nothing: only items that opened count.
     b.opened(new Uint8Array(8));
+    await published(b);
     expect(await b.endPass()).to.equal(false);
+  });
+
+  it('opens an item a sender sealed from a stale record to a one-time prekey already used and rolled over', async () => {
+    const a = new PrekeyOwner(owner, memoryGroupStorage(), clock);
+    await a.load();
+    // A holder keeps this record and serves it after the owner has published newer ones.
+    const stale = await published(a);
+    const opk = stale.otks[0]!;
+    await pass(a, [item(stale.spk, opk, 'first')]);
+    now += 60_000;
+    expect((await published(a)).otks.some((k) => hex(k) === hex(opk))).to.equal(false);
+    // A sender reads the stale record (less than PREKEY_FRESH_MS old, so it uses a one-time prekey) and picks it.
+    now += PREKEY_FRESH_MS - 120_000;
+    const late = item(stale.spk, opk, 'sealed from the stale record');
+    // The owner's next passes open it: nothing a holder accepted is lost.
+    expect((await pass(a, [late])).opened).to.deep.equal(['sealed from the stale record']);
+    now += 60_000;
+    expect((await pass(a, [late])).opened).to.deep.equal(['sealed from the stale record']);
+  });
+
+  it('rolls over at most once per PREKEY_REPUBLISH_MIN_MS however fast the one-time prekeys are drained, and bounds what it keeps', async () => {
+    const a = new PrekeyOwner(owner, memoryGroupStorage(), clock);
+    await a.load();
+    let bundle = await published(a);
+    let publications = 0;
+    // An attacker with the address seals to every listed one-time prekey before each pass (every 5 minutes, 3 hours).
+    for (let minute = 0; minute < 180; minute += 5) {
+      now += 5 * 60_000;
+      const drained = bundle.otks.map((k, i) => item(bundle.spk, k, `drain ${minute}.${i}`));
+      const r = await pass(a, drained);
+      expect(r.opened.every((t) => t.startsWith('drain'))).to.equal(true);
+      if (r.due) {
+        bundle = await published(a);
+        publications++;
+      }
+    }
+    expect(publications).to.be.within(2, 3);
+    expect(a.retiredCount()).to.be.at.most(3 * MAX_ONE_TIME_PREKEYS);
+    // A day of it: the retired table stays within its bound, and every drained item still opened.
+    for (let hour = 0; hour < 30; hour++) {
+      now += PREKEY_REPUBLISH_MIN_MS;
+      const r = await pass(a, bundle.otks.map((k, i) => item(bundle.spk, k, `drain h${hour}.${i}`)));
+      expect(r.opened.every((t) => t.startsWith('drain'))).to.equal(true);
+      if (r.due) bundle = await published(a);
+      expect(a.retiredCount()).to.be.at.most(MAX_RETIRED_ONE_TIME_PREKEYS);
+    }
   });
 
   it('rotates the signed prekey weekly and deletes the replaced one after its grace', async () => {
     const a = new PrekeyOwner(owner, memoryGroupStorage(), clock);
     await a.load();
-    const first = published(a).spk;
+    const first = (await published(a)).spk;
     const sealed = item(first, undefined, 'to the first signed prekey');
     const lookup = { prekeys: (id: Uint8Array, kind: 'signed' | 'one-time') => a.lookup(id, kind) };
     now += PREKEY_ROTATE_MS;
     expect(await a.endPass()).to.equal(true);
-    const second = published(a).spk;
+    const second = (await published(a)).spk;
     expect(Buffer.from(second).equals(Buffer.from(first))).to.equal(false);
     // In its grace, the replaced prekey still opens what was sealed to it.
     expect(openMailboxItem(owner, sealed.slot, sealed.bytes, lookup).version).to.equal(3);
@@ -109,6 +198,56 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     await a.endPass();
     expect(codeOf(() => openMailboxItem(owner, sealed.slot, sealed.bytes, lookup))).to.equal('ERR_MESSAGE_AUTH');
     expect(codeOf(() => openMailboxItem(owner, sealed.slot, sealed.bytes))).to.equal('ERR_MESSAGE_AUTH');
+  });
+
+  it('keeps a replaced signed prekey while a stale record of the publication window may list it, and the items sealed to it live', async () => {
+    const a = new PrekeyOwner(owner, memoryGroupStorage(), clock);
+    await a.load();
+    // The record for the last epoch of the window, published now (a holder keeps it).
+    const records = a.records();
+    const lastEpoch = mailboxEpochAt(now) + PREKEY_PUBLISH_EPOCHS - 1;
+    const stale = openPrekeyRecord(owner.publicKey, lastEpoch, records[PREKEY_PUBLISH_EPOCHS - 1]!.bytes).bundle;
+    // The signed prekey is replaced a week later, and the records published again.
+    now += PREKEY_ROTATE_MS;
+    expect(await a.endPass()).to.equal(true);
+    a.records();
+    // On the last day of the window a sender reads the stale record and seals to its signed prekey (the record is
+    // over a day old: no one-time prekey), with the longest time to live.
+    now = (lastEpoch + 1) * DAY - 60_000;
+    const s = sealMailboxItem({
+      sender,
+      recipient: owner.publicKey,
+      inbox: inboxKey(owner.publicKey, lastEpoch),
+      index: 0,
+      exp: now + MAX_MAILBOX_TTL_MS,
+      t: now,
+      n: 0,
+      data: enc('late, to the replaced signed prekey'),
+      prekeys: { spk: stale.spk },
+    });
+    const late = { slot: s.slot, bytes: solveMailboxItem(s.item, new Uint8Array(16))! };
+    // The owner collects it just before it expires.
+    now += MAX_MAILBOX_TTL_MS - 60_000;
+    await a.endPass(); // the passes in between (each expires what is due)
+    expect((await pass(a, [late])).opened).to.deep.equal(['late, to the replaced signed prekey']);
+  });
+
+  it('reads a stored state of version 1 as one with nothing used or retired', async () => {
+    const c = crypto();
+    const signed = c.x25519Keypair();
+    const otks = Array.from({ length: MAX_ONE_TIME_PREKEYS }, () => c.x25519Keypair());
+    const state = encodeCbor({ v: 1, ed: NOW - 1, s: [{ sk: signed.secretKey, c: NOW - 1 }], o: otks.map((k) => k.secretKey) });
+    const key = c.hash(32, new TextEncoder().encode('allium-v1:prekey-store'), owner.secretKey.subarray(0, 32));
+    const nonce = c.random(24);
+    const storage = memoryGroupStorage();
+    await storage.save('prekeys', Uint8Array.from([1, ...nonce, ...c.xaeadEncrypt(state, new TextEncoder().encode('allium-v1 prekey-store'), nonce, key)]));
+    const a = new PrekeyOwner(owner, storage, clock);
+    await a.load();
+    const bundle = await published(a);
+    expect([hex(bundle.spk), bundle.otks.map(hex)]).to.deep.equal([hex(signed.publicKey), otks.map((k) => hex(k.publicKey))]);
+    expect(a.retiredCount()).to.equal(0);
+    const one = item(bundle.spk, bundle.otks[0], 'one');
+    expect(await pass(a, [one])).to.deep.equal({ opened: ['one'], due: true });
   });
 
   it('refuses a stored state another identity sealed, rather than replacing it', async () => {
@@ -119,5 +258,32 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
       (e: unknown) => (isAlliumError(e) ? e.code : String(e)),
     );
     expect(code).to.equal('ERR_MESSAGE_AUTH');
+  });
+});
+
+describe('prekeys, the sender (specs/messaging.md §9.6)', () => {
+  const key = (n: number): Uint8Array => new Uint8Array(32).fill(n);
+  const found = (edition: number): { edition: number; bundle: PrekeyBundle } => ({ edition, bundle: { spk: key(1), created: edition, otks: [key(2), key(3)] } });
+
+  it('seals to a one-time prekey only from a record it cannot tell is stale', () => {
+    expect(choosePrekeys(found(NOW), NOW + 1000).opk).to.not.equal(undefined);
+    // Older than one this sender has seen: a holder replays it; its one-time prekeys may be gone.
+    expect(choosePrekeys(found(NOW), NOW + 1000, NOW + 1)).to.deep.equal({ spk: key(1) });
+    // More than PREKEY_FRESH_MS old: the owner may have used them since.
+    expect(choosePrekeys(found(NOW), NOW + PREKEY_FRESH_MS)).to.deep.equal({ spk: key(1) });
+    expect(choosePrekeys({ edition: NOW, bundle: { spk: key(1), created: NOW, otks: [] } }, NOW)).to.deep.equal({ spk: key(1) });
+  });
+
+  it('knows a recipient published a record for the epochs its newest seen edition covers', () => {
+    const p = new PrekeyPublishers();
+    const r = createIdentity().publicKey;
+    expect(p.publishedFor(r, NOW)).to.equal(false);
+    p.seen(r, NOW);
+    p.seen(r, NOW - DAY); // an older edition changes nothing
+    expect(p.newestEdition(r)).to.equal(NOW);
+    expect(p.publishedFor(r, NOW)).to.equal(true);
+    expect(p.publishedFor(r, NOW + (PREKEY_PUBLISH_EPOCHS - 1) * DAY)).to.equal(true);
+    expect(p.publishedFor(r, NOW + PREKEY_PUBLISH_EPOCHS * DAY)).to.equal(false);
+    expect(p.publishedFor(r, NOW - DAY)).to.equal(false);
   });
 });

@@ -2,20 +2,30 @@
  * Offline forward secrecy with prekeys (specs/messaging.md §9.2 version 3, §9.6), with relay processes on
  * 127.0.0.1: an identity that listens publishes prekey records; a stranger's offline message to it, sent while it is
  * away, is sealed to its identity key, signed prekey and a one-time prekey; a restarted messenger with the same
- * storage collects it end to end; and once that pass has deleted the one-time prekey's secret, the item recorded
- * earlier no longer opens — not with the identity key alone, not with every secret the owner still keeps.
+ * storage collects it end to end; and once the one-time prekey's secret is wiped, the item recorded earlier no longer
+ * opens — not with the identity key alone, not with every secret the owner still keeps. A holder that replays a stale
+ * record loses no mail, and a sender never writes version 2 to a recipient it knows publishes prekeys.
  */
 import { expect } from 'chai';
 import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { mailboxSlot } from '../../client/mailbox.js';
+import { MailboxSender, mailboxSlot } from '../../client/mailbox.js';
 import { memoryGroupStorage } from '../../client/messaging/group-store.js';
 import { Messenger } from '../../client/messaging/node.js';
-import { PrekeyOwner } from '../../client/prekeys.js';
+import { choosePrekeys, ONE_TIME_GRACE_MS, PrekeyOwner } from '../../client/prekeys.js';
 import { createIdentity } from '../../protocol/address.js';
 import { isAlliumError } from '../../protocol/errors.js';
-import { decodeMailboxItem, mailboxEpochAt, openMailboxItem } from '../../protocol/mailbox.js';
-import { prekeyRecordKeys } from '../../protocol/prekeys.js';
+import { crypto } from '../../crypto/index.js';
+import type { ContentStatus } from '../../protocol/content-messages.js';
+import {
+  decodeMailboxItem,
+  inboxKey,
+  mailboxEpochAt,
+  openMailboxItem,
+  sealMailboxItem,
+  solveMailboxItem,
+} from '../../protocol/mailbox.js';
+import { openPrekeyRecord, prekeyId, prekeyRecordKeys } from '../../protocol/prekeys.js';
 import { startEntryClient } from '../helpers/content.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
 
@@ -26,6 +36,15 @@ function codeOf(f: () => unknown): string {
   try {
     f();
     return 'opened';
+  } catch (e) {
+    return isAlliumError(e) ? e.code : String(e);
+  }
+}
+
+async function codeOfAsync(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
   } catch (e) {
     return isAlliumError(e) ? e.code : String(e);
   }
@@ -97,16 +116,125 @@ describe('mailbox prekeys (relay processes)', function () {
       second.close();
     }
 
-    // The one-time prekey's secret is gone: the recorded item opens neither with the identity key alone nor with
-    // everything the owner still keeps.
-    expect(codeOf(() => openMailboxItem(identity, rk, recorded))).to.equal('ERR_MESSAGE_AUTH');
-    const after = new PrekeyOwner(identity, storage);
+    // The pass rolled the one-time prekey over (retired, kept through its grace: a stale record may still name it);
+    // the first pass that begins ONE_TIME_GRACE_MS later wipes it. Then the recorded item opens neither with the
+    // identity key alone nor with everything the owner still keeps.
+    const later = Date.now() + ONE_TIME_GRACE_MS + 60_000;
+    const after = new PrekeyOwner(identity, storage, () => later);
     await after.load();
+    expect(after.retiredCount()).to.equal(1);
+    expect(dec(openMailboxItem(identity, rk, recorded, { prekeys: (id, kind) => after.lookup(id, kind) }).data)).to.equal('while you were away');
+    after.beginPass();
+    await after.endPass();
+    expect(after.retiredCount()).to.equal(0);
+    expect(codeOf(() => openMailboxItem(identity, rk, recorded))).to.equal('ERR_MESSAGE_AUTH');
     expect(codeOf(() => openMailboxItem(identity, rk, recorded, { prekeys: (id, kind) => after.lookup(id, kind) }))).to.equal('ERR_MESSAGE_AUTH');
     // Because: listening published the epoch's prekey record, and the item was sealed to a signed and a one-time prekey.
     expect(records.length).to.be.greaterThan(0);
     expect(republished).to.be.greaterThan(0);
     const item = decodeMailboxItem(recorded);
     expect(item.v === 3 ? [item.v, item.o !== undefined] : [item.v]).to.deep.equal([3, true]);
+  });
+
+  it('an item sealed from a stale prekey record, to a one-time prekey the owner already used, still arrives', async () => {
+    const identity = createIdentity();
+    const storage = memoryGroupStorage();
+    const first = new Messenger(ca, identity, { prekeyStorage: storage, offline: { collect: false } });
+    try {
+      await first.startListening();
+    } finally {
+      first.close();
+    }
+    const epoch = mailboxEpochAt(Date.now());
+    const recordRk = prekeyRecordKeys(identity.publicKey, epoch).rk;
+    // What a holder keeps of the record, to serve later in place of the newest.
+    const stale = (await probe.fetchFromAll('record', recordRk))[0]!;
+    expect((await bob.send(first.address, enc('first'), { offline: 'only' })).status).to.equal('stored-offline');
+    const firstItem = decodeMailboxItem((await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, 0)))[0]!);
+    const usedId = firstItem.v === 3 ? firstItem.o : undefined;
+    expect(usedId).to.not.equal(undefined);
+
+    // The owner comes back: the pass opens Bob's item, uses the one-time prekey, and publishes records without it.
+    const second = new Messenger(ca, identity, { prekeyStorage: storage, offline: { collect: false } });
+    try {
+      const got: string[] = [];
+      const errors: string[] = [];
+      second.on('message:received', (m) => got.push(dec(m.data)));
+      second.on('endpoint:error', (e) => errors.push(e.code));
+      let republished = 0;
+      second.on('prekeys:published', (n) => (republished = n));
+      expect(await second.checkMailbox()).to.equal(1);
+      expect(republished).to.be.greaterThan(0);
+      const copies = await probe.fetchFromAll('record', recordRk);
+      const newest = copies.map((b) => openPrekeyRecord(identity.publicKey, epoch, b)).sort((x, y) => y.edition - x.edition)[0]!;
+      expect(newest.bundle.otks.some((k) => crypto().equal(prekeyId(k), usedId!))).to.equal(false);
+
+      // Carol gets the stale record from a replaying holder. It is minutes old and she has seen no newer one, so she
+      // seals to a one-time prekey, and she picks the one Bob used (as any sender may: it is listed there).
+      const old = openPrekeyRecord(identity.publicKey, epoch, stale);
+      expect(choosePrekeys(old, Date.now()).opk).to.not.equal(undefined);
+      const opk = old.bundle.otks.find((k) => crypto().equal(prekeyId(k), usedId!))!;
+      const now = Date.now();
+      const sealed = sealMailboxItem({
+        sender: createIdentity(),
+        recipient: identity.publicKey,
+        inbox: inboxKey(identity.publicKey, epoch),
+        index: 1,
+        exp: now + 3600_000,
+        t: now,
+        n: 0,
+        data: enc('sealed from the stale record'),
+        prekeys: { spk: old.bundle.spk, opk },
+      });
+      const statuses = await probe.storeAll('mailbox', sealed.slot, solveMailboxItem(sealed.item, crypto().random(16))!);
+      expect(statuses).to.include('ok');
+
+      // The owner's next pass opens it: the used one-time prekey's secret is kept through its grace.
+      expect(await second.checkMailbox()).to.equal(1);
+      expect(got).to.deep.equal(['first', 'sealed from the stale record']);
+      expect(errors).to.deep.equal([]);
+    } finally {
+      second.close();
+    }
+  });
+
+  it('never writes version 2 to a recipient known to publish prekeys: withheld records and refused items are errors', async () => {
+    const identity = createIdentity();
+    const first = new Messenger(ca, identity, { prekeyStorage: memoryGroupStorage(), offline: { collect: false } });
+    try {
+      await first.startListening();
+    } finally {
+      first.close();
+    }
+    const epoch = mailboxEpochAt(Date.now());
+    const slotHeld = async (i: number): Promise<boolean> =>
+      (await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, i), { head: true })).length > 0;
+    const sender = new MailboxSender(cb, createIdentity());
+    const stranger = new MailboxSender(cb, createIdentity());
+    try {
+      expect((await sender.deposit(identity.publicKey, enc('one'))).prekeys).to.equal(true);
+      // The holders the sender reaches now withhold the record (as an attacker's holders would).
+      const content = (sender as unknown as { content: ContentClient }).content;
+      const fetchAll = content.fetchFromAll.bind(content);
+      content.fetchFromAll = (kind, rk, o) => (kind === 'record' ? Promise.resolve([]) : fetchAll(kind, rk, o));
+      expect(await codeOfAsync(sender.deposit(identity.publicKey, enc('two')))).to.equal('ERR_PREKEYS_UNAVAILABLE');
+      expect(await slotHeld(1)).to.equal(false);
+      // Holders that give the record but answer `invalid` to the version 3 item get no version 2 item either.
+      content.fetchFromAll = fetchAll;
+      const storeAll = content.storeAll.bind(content);
+      content.storeAll = (kind, rk, bytes, o) =>
+        kind === 'mailbox' && decodeMailboxItem(bytes).v === 3 ? Promise.resolve<ContentStatus[]>(['invalid', 'invalid']) : storeAll(kind, rk, bytes, o);
+      expect(await codeOfAsync(sender.deposit(identity.publicKey, enc('three')))).to.equal('ERR_PREKEYS_UNAVAILABLE');
+      expect(await slotHeld(1)).to.equal(false);
+      content.storeAll = storeAll;
+      // The limit: a sender that has never seen the recipient's record cannot tell it is withheld (version 2).
+      const other = (stranger as unknown as { content: ContentClient }).content;
+      const otherFetch = other.fetchFromAll.bind(other);
+      other.fetchFromAll = (kind, rk, o) => (kind === 'record' ? Promise.resolve([]) : otherFetch(kind, rk, o));
+      expect((await stranger.deposit(identity.publicKey, enc('four'))).prekeys).to.equal(false);
+    } finally {
+      sender.close();
+      stranger.close();
+    }
   });
 });
