@@ -92,10 +92,29 @@ export function encodeGroupEpoch(x: GroupEpoch): Uint8Array {
   return encodeCbor({ v: 2, t: 4, g: x.group, q: x.q, r: x.r, d: x.d, es: x.es });
 }
 
-/** Decodes an epoch envelope. Throws ERR_CBOR_* / ERR_SCHEMA. */
-export function decodeGroupEpoch(bytes: Uint8Array): GroupEpoch {
+/**
+ * Decodes an epoch envelope. With `today` (the mailbox epoch of the receiver's clock, §9.1) it also checks the epoch's
+ * days (§13.9): its first day `d` is at most one day ahead (ERR_SCHEMA) and at most MAX_GROUP_EPOCH_DAYS behind
+ * (LimitError MAX_GROUP_EPOCH_DAYS), so that every day a member derives from it is within the bound. Throws
+ * ERR_CBOR_* / ERR_SCHEMA, ERR_LIMIT.
+ */
+export function decodeGroupEpoch(bytes: Uint8Array, today?: number): GroupEpoch {
   const d = decodeMessage(epochSchema, bytes, 256, 'group epoch');
+  if (today !== undefined) checkEpochDays(d.d, today);
   return { kind: 'epoch', group: d.g, q: d.q, r: d.r, d: d.d, es: d.es };
+}
+
+/** The days an epoch starting on `first` may still be used on `today`: throws as decodeGroupEpoch does. */
+export function checkEpochDays(first: number, today: number): void {
+  if (first > today + 1) throw new ProtocolError('ERR_SCHEMA', 'a group epoch starting after tomorrow');
+  if (today - first > MAX_GROUP_EPOCH_DAYS) {
+    throw new LimitError('MAX_GROUP_EPOCH_DAYS', `a group epoch that started ${today - first} days ago: an admin starts a new one`);
+  }
+}
+
+/** The last day an epoch starting on `first` derives a secret for. */
+export function lastEpochDay(first: number): number {
+  return first + MAX_GROUP_EPOCH_DAYS;
 }
 
 /** True when `bytes` is an envelope of version 2 (an epoch), which decodeGroupEnvelope (version 1) refuses. */

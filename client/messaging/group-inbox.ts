@@ -23,6 +23,7 @@ import {
   encodeGroupEpoch,
   groupDay,
   groupInboxKey,
+  lastEpochDay,
   nextGroupDay,
   openGroupDeposit,
   sealGroupDeposit,
@@ -100,10 +101,11 @@ export class GroupInboxMember {
   private readonly identity: Identity;
   private readonly ownsContent: boolean;
 
-  /** The group epoch held (−1 before the first). */
+  /** The last group epoch taken (−1 before the first), held or dropped once its days ended. */
   get epoch(): number {
-    return this.current?.epoch.q ?? -1;
+    return this.lastQ;
   }
+  private lastQ = -1;
 
   /**
    * Takes a roster (specs/messaging.md §13.4): the first one naming us, or a later revision signed by an admin of the
@@ -148,14 +150,16 @@ export class GroupInboxMember {
   /**
    * Takes an epoch envelope that came over the pairwise path from `from` (specs/messaging.md §13.9). A new epoch
    * makes a new generation of our sender key. Returns false for an epoch not above the one held. Throws ERR_CBOR_* /
-   * ERR_SCHEMA, ERR_GROUP_MEMBERSHIP (not from an admin of the roster held, or for another revision or group).
+   * ERR_SCHEMA, ERR_GROUP_MEMBERSHIP (not from an admin of the roster held, or for another revision or group),
+   * LimitError MAX_GROUP_EPOCH_DAYS (it started more than MAX_GROUP_EPOCH_DAYS ago).
    */
   takeEpoch(from: Uint8Array, encoded: Uint8Array): boolean {
-    const e = decodeGroupEpoch(encoded);
+    const e = decodeGroupEpoch(encoded, mailboxEpochAt(this.now()));
     if (!this.roster || !crypto().equal(e.group, this.init.group) || e.r !== this.roster.r || !isAdmin(this.roster, from)) {
       throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'an epoch not from an admin of the roster held');
     }
     if (e.q <= this.epoch) return false;
+    this.lastQ = e.q;
     if (this.previous) crypto().wipe(this.previous.oldest.secret);
     this.previous = this.current;
     this.current = { epoch: e, oldest: groupDay(e, e.d), frontier: new Map() };
@@ -198,15 +202,17 @@ export class GroupInboxMember {
       // index 32 is 256 hashes, less than a round trip; a slot another member took answers `occupied`.
       const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
       statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
-      if (statuses.includes('occupied')) continue; // another member took it first: the next one
-      if (statuses.some((s) => s === 'ok' || s === 'exists')) {
+      const outcome = depositOutcome(statuses);
+      if (outcome === 'stored') {
         if (this.writeHint.size >= 64) this.writeHint.delete(this.writeHint.keys().next().value!);
         this.writeHint.set(x, i + 1);
         return i;
       }
-      break;
+      if (outcome === 'failed') break;
+      // Another member took the slot first at most of its holders: the next one. A copy we left at the others opens
+      // once at each reader (the copy in the next slot spends the same key, §13.3).
     }
-    if (statuses.length === 0) throw new LimitError('MAX_MAILBOX_SLOTS', "the group's inbox is full for today");
+    if (statuses.length === 0 || depositOutcome(statuses) === 'next') throw new LimitError('MAX_MAILBOX_SLOTS', "the group's inbox is full for today");
     if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the slot is full');
     throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the deposit (${statuses.join(', ')})`);
   }
@@ -228,7 +234,10 @@ export class GroupInboxMember {
     const floor = mailboxEpochAt(now - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000);
     for (const held of [this.previous, this.current]) {
       if (!held) continue;
-      for (let d = Math.max(held.oldest.day, floor); d <= last; d++) {
+      // An epoch derives no day beyond MAX_GROUP_EPOCH_DAYS (§13.9): its inboxes are read up to that day, and once
+      // that day takes no more deposits the epoch is dropped (reported: an admin should have started a new one).
+      const end = lastEpochDay(held.epoch.d);
+      for (let d = Math.max(held.oldest.day, floor); d <= Math.min(last, end); d++) {
         const day = nextGroupDay(held.oldest, d, held.epoch.d);
         try {
           await this.readDay(held, day, out, onError, options.signal);
@@ -238,6 +247,11 @@ export class GroupInboxMember {
       }
       // Days before `done` are read to their end and take no more deposits: their secrets are wiped, so state taken
       // later opens nothing of them (forward secrecy per day, §13.9).
+      if (done > end) {
+        this.dropEpoch(held);
+        onError(new LimitError('MAX_GROUP_EPOCH_DAYS', `group epoch ${held.epoch.q} ended: an admin starts a new one`));
+        continue;
+      }
       if (done > held.oldest.day) {
         const next = nextGroupDay(held.oldest, done, held.epoch.d);
         crypto().wipe(held.oldest.secret);
@@ -246,6 +260,13 @@ export class GroupInboxMember {
       }
     }
     return out;
+  }
+
+  /** Forgets an epoch whose days have all ended. */
+  private dropEpoch(held: HeldEpoch): void {
+    crypto().wipe(held.oldest.secret);
+    if (this.current === held) this.current = null;
+    if (this.previous === held) this.previous = null;
   }
 
   private async readDay(held: HeldEpoch, day: GroupDay, out: InboxGroupMessage[], onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<void> {
@@ -322,6 +343,22 @@ export class GroupInboxMember {
     for (const h of [this.current, this.previous]) if (h) crypto().wipe(h.oldest.secret);
     if (this.ownsContent) this.content.close();
   }
+}
+
+/**
+ * What to do with a deposit after its holders answered (specs/messaging.md §13.9, "Sending"): it is stored when more
+ * holders accepted it (ok, or exists: the same item) than found the slot occupied; it goes to the next slot when
+ * holders found it occupied as often or more (another member got there first); else it failed.
+ */
+export function depositOutcome(statuses: readonly string[]): 'stored' | 'next' | 'failed' {
+  let accepted = 0;
+  let occupied = 0;
+  for (const s of statuses) {
+    if (s === 'ok' || s === 'exists') accepted++;
+    else if (s === 'occupied') occupied++;
+  }
+  if (accepted > occupied) return 'stored';
+  return occupied > 0 ? 'next' : 'failed';
 }
 
 function isAdmin(r: Roster, who: Uint8Array): boolean {
