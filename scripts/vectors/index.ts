@@ -9,6 +9,7 @@ import { consensusFile } from './consensus.js';
 import { contactsFile } from './contacts.js';
 import { devicesFile } from './devices.js';
 import { directoryWantFile } from './directory-want.js';
+import { groupInboxFile } from './group-inbox.js';
 import { groupsFile } from './groups.js';
 import { introPowFile } from './intro-pow.js';
 import { mailboxFile } from './mailbox.js';
@@ -34,6 +35,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'intro-pow.json': introPowFile,
   'contacts.json': contactsFile,
   'groups.json': groupsFile,
+  'group-inbox.json': groupInboxFile,
   'padding.json': paddingFile,
   'devices.json': devicesFile,
   'mix.json': mixFile,
