@@ -63,6 +63,8 @@ export {
   type GroupLimits,
   type GroupMemberChange,
   type GroupSendReport,
+  type CreateGroupOptions,
+  type GroupDelivery,
   formatCard,
   parseCard,
   encodeCard,

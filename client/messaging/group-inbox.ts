@@ -1,18 +1,20 @@
 /**
- * One member's side of a version 2 group (specs/messaging.md §13.9): the roster and epoch it took from an admin, its
- * own sender key, a chain per member, and the group inbox it deposits into and collects from through circuits.
+ * Version 2 of the group transport (specs/messaging.md §13.9), in two parts:
  *
- * - An admin makes the epoch (`startEpoch`) and hands `roster` and `epoch` to each member over the pairwise path
- *   (§13.2); the member takes them (`takeRoster`, `takeEpoch`): only a roster signed by an admin of the one held (or
- *   the first), only an epoch from an admin of that roster, for that revision, above the epoch held.
- * - `send` deposits our sender key first when the day's inbox does not have our current generation yet (once a day
- *   and after each new generation), then the message, once, in the first free slot of the day's inbox.
- * - `collect` reads each day's inbox of the epochs held, from where it stopped, in windows of MAILBOX_SCAN_GAP slots
- *   until that many in a row are free, and hands every deposit to the chains in slot order: a message opens once, so
- *   it is emitted once however many holders or passes return it.
+ * - `GroupInbox`: the epochs a member holds (the current and the one before) and the group inbox derived from them:
+ *   `deposit` puts envelopes, each once, in the first free slot of today's inbox (a slot most of whose holders hold
+ *   another member's deposit: the next one); `collect` reads each day's inbox of the epochs held, from where it
+ *   stopped, in windows of MAILBOX_SCAN_GAP slots until that many in a row are free, and hands every deposit that
+ *   opens to the caller in slot order; `state` is what a restart needs (group-store.ts). The messenger's groups
+ *   (groups.ts, `delivery: 'inbox'`) use it with their own roster, chains and storage.
+ * - `GroupInboxMember`: one member on its own — roster, sender key, chains and a GroupInbox — for tests and
+ *   measurement: an admin makes the epoch (`startEpoch`) and hands `roster` and `epoch` to each member over the
+ *   pairwise path; the member takes them (`takeRoster`, `takeEpoch`): only a roster signed by an admin of the one held
+ *   (or the first), only an epoch from an admin of that roster, for that revision, above the epoch held. `send`
+ *   deposits our sender key first when the day's inbox does not have our current generation yet, then the message;
+ *   `collect` returns each other member's message once however many holders or passes return it.
  *
- * What this class does not do (specs/messaging.md §13.9, "Not in this version"): push deposits over open sessions,
- * carry the roster and epoch itself (the caller's pairwise path does), or keep state at rest.
+ * Neither pushes deposits over open sessions, nor carries the roster and epoch (the caller's pairwise path does).
  */
 import { crypto } from '../../crypto/index.js';
 import type { Identity } from '../../protocol/address.js';
@@ -29,8 +31,9 @@ import {
   sealGroupDeposit,
   type GroupDay,
   type GroupEpoch,
+  type OpenedDeposit,
 } from '../../protocol/group-inbox.js';
-import { verifyRoster, type GroupMessage, type Roster } from '../../protocol/group-messages.js';
+import { verifyRoster, type GroupMessage, type Roster, type SenderKeyDistribution } from '../../protocol/group-messages.js';
 import {
   encodeMailboxItem,
   mailboxEpochAt,
@@ -46,6 +49,7 @@ import { signalOption, type AbortOptions } from '../../net/abort.js';
 import type { CircuitSource } from '../client.js';
 import { ContentClient, type ContentOptions } from '../content.js';
 import { MAILBOX_SCAN_GAP } from '../mailbox.js';
+import type { GroupInboxState } from './group-store.js';
 import { solveIntroPow } from './pow-solver.js';
 
 /** Messages held per group while their sender key has not come (specs/limits.md MAX_GROUP_PENDING). */
@@ -64,6 +68,244 @@ interface HeldEpoch {
   readonly frontier: Map<number, number>;
 }
 
+/** Read positions remembered per epoch: the days a pass reads (§13.9: at most 9). */
+const MAX_FRONTIER_DAYS = 16;
+
+/**
+ * The transport of a version 2 group (specs/messaging.md §13.9): the epochs held (the current and the one before),
+ * deposits into today's inbox of the current one, and passes over the inboxes of both. Who may hand over an epoch,
+ * the roster and the chains are the caller's (GroupInboxMember here; Group in groups.ts).
+ */
+export class GroupInbox {
+  private current: HeldEpoch | null = null;
+  private previous: HeldEpoch | null = null;
+  private lastQ = -1;
+  /** Day inbox (hex) → the next slot we expect to be free for a deposit. */
+  private readonly writeHint = new Map<string, number>();
+
+  constructor(
+    readonly group: Uint8Array,
+    private readonly content: ContentClient,
+    private readonly now: () => number = Date.now,
+    private readonly ttlMs: number = MAX_MAILBOX_TTL_MS,
+    state?: GroupInboxState,
+  ) {
+    if (!state) return;
+    this.lastQ = state.q;
+    const held = state.epochs.map((h): HeldEpoch => ({
+      epoch: { kind: 'epoch', group, q: h.q, r: h.r, d: h.d, es: new Uint8Array(32) },
+      oldest: { group, q: h.q, day: h.day, secret: Uint8Array.from(h.secret) },
+      frontier: new Map(h.frontier.map(([d, i]) => [d, i])),
+    }));
+    held.sort((a, b) => a.epoch.q - b.epoch.q);
+    this.current = held.at(-1) ?? null;
+    this.previous = held.length > 1 ? held.at(-2)! : null;
+  }
+
+  /** The last group epoch taken (−1 before the first), held or dropped once its days ended. */
+  get epoch(): number {
+    return this.lastQ;
+  }
+
+  /** The epoch deposits go under (null when none is held). */
+  get currentEpoch(): { readonly q: number; readonly r: number; readonly d: number } | null {
+    return this.current?.epoch ?? null;
+  }
+
+  /** A fresh epoch `lastQ + 1` for roster revision `r`, starting today (the caller takes it and hands it out). */
+  makeEpoch(r: number): Uint8Array {
+    return encodeGroupEpoch({ kind: 'epoch', group: this.group, q: this.lastQ + 1, r, d: mailboxEpochAt(this.now()), es: crypto().random(32) });
+  }
+
+  /**
+   * Decodes an epoch envelope and checks its days against our clock. Throws ERR_CBOR_* / ERR_SCHEMA, LimitError
+   * MAX_GROUP_EPOCH_DAYS, ERR_GROUP_MEMBERSHIP (another group's).
+   */
+  decode(encoded: Uint8Array): GroupEpoch {
+    const e = decodeGroupEpoch(encoded, mailboxEpochAt(this.now()));
+    if (!crypto().equal(e.group, this.group)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'an epoch of another group');
+    return e;
+  }
+
+  /** Takes epoch `e` (checked by the caller): false when it is not above the last taken. */
+  take(e: GroupEpoch): boolean {
+    if (e.q <= this.lastQ) return false;
+    this.lastQ = e.q;
+    if (this.previous) crypto().wipe(this.previous.oldest.secret);
+    this.previous = this.current;
+    this.current = { epoch: { ...e, es: new Uint8Array(32) }, oldest: groupDay(e, e.d), frontier: new Map() };
+    return true;
+  }
+
+  /** Today's day of the current epoch (to tag what was deposited for it); null without an epoch. */
+  today(): { q: number; day: number } | null {
+    const held = this.current;
+    return held ? { q: held.epoch.q, day: Math.max(held.oldest.day, mailboxEpochAt(this.now())) } : null;
+  }
+
+  /**
+   * Deposits `envelopes` in order, each once, in today's inbox of the current epoch. Returns the day and the slot of
+   * the last. Throws ERR_GROUP_MEMBERSHIP (no epoch), LimitError MAX_GROUP_EPOCH_DAYS / MAX_GROUP_DEPOSIT_BYTES /
+   * MAX_MAILBOX_SLOTS, ERR_UNREACHABLE, ERR_QUOTA, ERR_ABORTED.
+   */
+  async deposit(
+    from: Identity,
+    envelopes: ReadonlyArray<GroupMessage | SenderKeyDistribution>,
+    options: AbortOptions = {},
+  ): Promise<{ day: number; slot: number }> {
+    const held = this.current;
+    if (!held) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'no group epoch held');
+    const day = nextGroupDay(held.oldest, Math.max(held.oldest.day, mailboxEpochAt(this.now())), held.epoch.d);
+    try {
+      let slot = -1;
+      for (const env of envelopes) slot = await this.depositOne(day, from, env, options);
+      return { day: day.day, slot };
+    } finally {
+      if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
+    }
+  }
+
+  private async depositOne(day: GroupDay, from: Identity, envelope: GroupMessage | SenderKeyDistribution, options: AbortOptions): Promise<number> {
+    const x = toHex(groupInboxKey(day));
+    const exp = this.now() + this.ttlMs;
+    let statuses: string[] = [];
+    for (let i = Math.max(this.writeHint.get(x) ?? 0, this.readPosition(day)); i < MAX_MAILBOX_SLOTS; i++) {
+      throwIfAborted(options.signal);
+      const sealed = sealGroupDeposit({ day, from, envelope, index: i, exp });
+      // No probe first: the hint (our last deposit, or how far we read) is near the frontier, and a slot's work below
+      // index 32 is 256 hashes, less than a round trip; a slot another member took answers `occupied`.
+      const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
+      statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
+      const outcome = depositOutcome(statuses);
+      if (outcome === 'stored') {
+        if (this.writeHint.size >= 64) this.writeHint.delete(this.writeHint.keys().next().value!);
+        this.writeHint.set(x, i + 1);
+        return i;
+      }
+      if (outcome === 'failed') break;
+      // Another member took the slot first at most of its holders: the next one. A copy we left at the others opens
+      // once at each reader (the copy in the next slot spends the same key, §13.3).
+    }
+    if (statuses.length === 0 || depositOutcome(statuses) === 'next') throw new LimitError('MAX_MAILBOX_SLOTS', "the group's inbox is full for today");
+    if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the slot is full');
+    throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the deposit (${statuses.join(', ')})`);
+  }
+
+  private readPosition(day: GroupDay): number {
+    const held = this.current?.epoch.q === day.q ? this.current : this.previous;
+    return held?.frontier.get(day.day) ?? 0;
+  }
+
+  /**
+   * One pass over the inboxes of the epochs held (specs/messaging.md §13.9, "Collecting"): every deposit that opens is
+   * handed to `take` in slot order, day by day; `onError` gets what did not open, and an epoch whose days ended.
+   * Throws ERR_ABORTED.
+   */
+  async collect(take: (d: OpenedDeposit) => void, onError: (e: AlliumError) => void = () => {}, options: AbortOptions = {}): Promise<void> {
+    const now = this.now();
+    const last = mailboxEpochAt(now + MAILBOX_CLOCK_SKEW_MS);
+    const done = mailboxEpochAt(now - MAILBOX_CLOCK_SKEW_MS); // days before this one take no more deposits
+    const floor = mailboxEpochAt(now - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000);
+    for (const held of [this.previous, this.current]) {
+      if (!held) continue;
+      // An epoch derives no day beyond MAX_GROUP_EPOCH_DAYS (§13.9): its inboxes are read up to that day, and once
+      // that day takes no more deposits the epoch is dropped (reported: an admin should have started a new one).
+      const end = lastEpochDay(held.epoch.d);
+      for (let d = Math.max(held.oldest.day, floor); d <= Math.min(last, end); d++) {
+        const day = nextGroupDay(held.oldest, d, held.epoch.d);
+        try {
+          await this.readDay(held, day, take, onError, options.signal);
+        } finally {
+          if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
+        }
+      }
+      if (done > end) {
+        this.dropEpoch(held);
+        onError(new LimitError('MAX_GROUP_EPOCH_DAYS', `group epoch ${held.epoch.q} ended: an admin starts a new one`));
+        continue;
+      }
+      // Days before `done` are read to their end and take no more deposits: their secrets are wiped, so state taken
+      // later opens nothing of them (forward secrecy per day, §13.9).
+      if (done > held.oldest.day) {
+        const next = nextGroupDay(held.oldest, done, held.epoch.d);
+        crypto().wipe(held.oldest.secret);
+        for (const d of held.frontier.keys()) if (d < done) held.frontier.delete(d);
+        held.oldest = next;
+      }
+    }
+  }
+
+  /** Forgets an epoch whose days have all ended. */
+  private dropEpoch(held: HeldEpoch): void {
+    crypto().wipe(held.oldest.secret);
+    if (this.current === held) this.current = null;
+    if (this.previous === held) this.previous = null;
+  }
+
+  private async readDay(
+    held: HeldEpoch,
+    day: GroupDay,
+    take: (d: OpenedDeposit) => void,
+    onError: (e: AlliumError) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const x = groupInboxKey(day);
+    let slot = held.frontier.get(day.day) ?? 0;
+    let free = 0;
+    while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
+      throwIfAborted(signal);
+      const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
+      const answers = await Promise.all(window.map((s) => this.content.fetchFromAll('mailbox', slotLocator(x, s), signalOption(signal))));
+      for (let i = 0; i < window.length; i++) {
+        const copies = answers[i]!;
+        if (copies.length === 0) {
+          free++;
+          continue;
+        }
+        free = 0;
+        if (!held.frontier.has(day.day) && held.frontier.size >= MAX_FRONTIER_DAYS) held.frontier.delete(held.frontier.keys().next().value!);
+        held.frontier.set(day.day, window[i]! + 1);
+        const distinct = new Map(copies.filter((c) => c.length > 0).map((c) => [toHex(crypto().hash(32, c)), c]));
+        for (const bytes of distinct.values()) {
+          let opened: OpenedDeposit;
+          try {
+            opened = openGroupDeposit(day, slotLocator(x, window[i]!), bytes);
+          } catch (e) {
+            onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'group deposit handling failed', { cause: e }));
+            continue;
+          }
+          take(opened);
+        }
+      }
+      slot = window[window.length - 1]! + 1;
+    }
+  }
+
+  /** Everything a restart needs (copies of the secrets; the caller wipes them once sealed). */
+  state(): GroupInboxState {
+    return {
+      q: this.lastQ,
+      epochs: [this.previous, this.current]
+        .filter((h): h is HeldEpoch => h !== null)
+        .map((h) => ({
+          q: h.epoch.q,
+          r: h.epoch.r,
+          d: h.epoch.d,
+          day: h.oldest.day,
+          secret: Uint8Array.from(h.oldest.secret),
+          frontier: [...h.frontier],
+        })),
+    };
+  }
+
+  /** Wipes the day secrets held. */
+  close(): void {
+    for (const h of [this.current, this.previous]) if (h) crypto().wipe(h.oldest.secret);
+    this.current = null;
+    this.previous = null;
+  }
+}
+
 export interface GroupInboxInit {
   readonly group: Uint8Array;
   /** Messages held while their sender key has not come (default MAX_GROUP_PENDING, 256). */
@@ -74,19 +316,16 @@ export interface GroupInboxInit {
   readonly content?: ContentOptions;
 }
 
+/** One member's side of a version 2 group, on its own: roster, chains and a GroupInbox (tests and measurement). */
 export class GroupInboxMember {
   private roster: Roster | null = null;
-  private current: HeldEpoch | null = null;
-  private previous: HeldEpoch | null = null;
   private own = OwnSenderKey.create();
   /** The (q, e, day) our sender key was last deposited for. */
   private announced = '';
   private readonly chains = new Map<string, SenderChain>();
   private readonly pending: Array<{ from: Uint8Array; m: GroupMessage }> = [];
-  /** Day inbox (hex) → the next slot we expect to be free for a deposit. */
-  private readonly writeHint = new Map<string, number>();
   private readonly content: ContentClient;
-  private readonly now: () => number;
+  private readonly inbox: GroupInbox;
 
   constructor(
     /** `content`: a ContentClient to use instead of one of our own over `client` (it is then not closed by close()). */
@@ -94,18 +333,17 @@ export class GroupInboxMember {
     private readonly init: GroupInboxInit,
   ) {
     this.identity = components.identity;
-    this.now = components.now ?? Date.now;
     this.ownsContent = components.content === undefined;
     this.content = components.content ?? new ContentClient(components.client, init.content ?? {});
+    this.inbox = new GroupInbox(init.group, this.content, components.now ?? Date.now, init.ttlMs ?? MAX_MAILBOX_TTL_MS);
   }
   private readonly identity: Identity;
   private readonly ownsContent: boolean;
 
   /** The last group epoch taken (−1 before the first), held or dropped once its days ended. */
   get epoch(): number {
-    return this.lastQ;
+    return this.inbox.epoch;
   }
-  private lastQ = -1;
 
   /**
    * Takes a roster (specs/messaging.md §13.4): the first one naming us, or a later revision signed by an admin of the
@@ -134,15 +372,7 @@ export class GroupInboxMember {
    */
   startEpoch(): Uint8Array {
     if (!this.roster || !isAdmin(this.roster, this.identity.publicKey)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'only an admin starts an epoch');
-    const e: GroupEpoch = {
-      kind: 'epoch',
-      group: this.init.group,
-      q: this.epoch + 1,
-      r: this.roster.r,
-      d: mailboxEpochAt(this.now()),
-      es: crypto().random(32),
-    };
-    const encoded = encodeGroupEpoch(e);
+    const encoded = this.inbox.makeEpoch(this.roster.r);
     this.takeEpoch(this.identity.publicKey, encoded);
     return encoded;
   }
@@ -154,16 +384,13 @@ export class GroupInboxMember {
    * LimitError MAX_GROUP_EPOCH_DAYS (it started more than MAX_GROUP_EPOCH_DAYS ago).
    */
   takeEpoch(from: Uint8Array, encoded: Uint8Array): boolean {
-    const e = decodeGroupEpoch(encoded, mailboxEpochAt(this.now()));
-    if (!this.roster || !crypto().equal(e.group, this.init.group) || e.r !== this.roster.r || !isAdmin(this.roster, from)) {
+    const e = this.inbox.decode(encoded);
+    if (!this.roster || e.r !== this.roster.r || !isAdmin(this.roster, from)) {
       throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'an epoch not from an admin of the roster held');
     }
-    if (e.q <= this.epoch) return false;
-    this.lastQ = e.q;
-    if (this.previous) crypto().wipe(this.previous.oldest.secret);
-    this.previous = this.current;
-    this.current = { epoch: e, oldest: groupDay(e, e.d), frontier: new Map() };
-    if (this.previous) this.own.rotate();
+    const first = this.inbox.epoch < 0;
+    if (!this.inbox.take(e)) return false;
+    if (!first) this.own.rotate();
     this.announced = '';
     return true;
   }
@@ -174,52 +401,15 @@ export class GroupInboxMember {
    * ERR_QUOTA, ERR_ABORTED.
    */
   async send(data: Uint8Array, options: AbortOptions = {}): Promise<{ day: number; slot: number }> {
-    const held = this.current;
-    if (!held || !this.roster) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'no group epoch held');
-    const now = this.now();
-    const day = nextGroupDay(held.oldest, Math.max(held.oldest.day, mailboxEpochAt(now)), held.epoch.d);
-    try {
-      const tag = `${held.epoch.q}:${this.own.e}:${day.day}`;
-      if (this.announced !== tag) {
-        await this.deposit(day, this.own.distribution(this.init.group), options);
-        this.announced = tag;
-      }
-      const m = this.own.encrypt(this.init.group, this.identity.publicKey, data);
-      return { day: day.day, slot: await this.deposit(day, m, options) };
-    } finally {
-      if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
-    }
-  }
-
-  private async deposit(day: GroupDay, envelope: Parameters<typeof sealGroupDeposit>[0]['envelope'], options: AbortOptions): Promise<number> {
-    const x = toHex(groupInboxKey(day));
-    const exp = this.now() + (this.init.ttlMs ?? MAX_MAILBOX_TTL_MS);
-    let statuses: string[] = [];
-    for (let i = Math.max(this.writeHint.get(x) ?? 0, this.readPosition(day)); i < MAX_MAILBOX_SLOTS; i++) {
-      throwIfAborted(options.signal);
-      const sealed = sealGroupDeposit({ day, from: this.identity, envelope, index: i, exp });
-      // No probe first: the hint (our last deposit, or how far we read) is near the frontier, and a slot's work below
-      // index 32 is 256 hashes, less than a round trip; a slot another member took answers `occupied`.
-      const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
-      statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
-      const outcome = depositOutcome(statuses);
-      if (outcome === 'stored') {
-        if (this.writeHint.size >= 64) this.writeHint.delete(this.writeHint.keys().next().value!);
-        this.writeHint.set(x, i + 1);
-        return i;
-      }
-      if (outcome === 'failed') break;
-      // Another member took the slot first at most of its holders: the next one. A copy we left at the others opens
-      // once at each reader (the copy in the next slot spends the same key, §13.3).
-    }
-    if (statuses.length === 0 || depositOutcome(statuses) === 'next') throw new LimitError('MAX_MAILBOX_SLOTS', "the group's inbox is full for today");
-    if (statuses.includes('quota')) throw new AlliumError('ERR_QUOTA', 'every holder of the slot is full');
-    throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the deposit (${statuses.join(', ')})`);
-  }
-
-  private readPosition(day: GroupDay): number {
-    const held = this.current?.epoch.q === day.q ? this.current : this.previous;
-    return held?.frontier.get(day.day) ?? 0;
+    const today = this.inbox.today();
+    if (!today || !this.roster) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'no group epoch held');
+    const tag = `${today.q}:${this.own.e}:${today.day}`;
+    const envelopes: Array<GroupMessage | SenderKeyDistribution> = [];
+    if (this.announced !== tag) envelopes.push(this.own.distribution(this.init.group));
+    envelopes.push(this.own.encrypt(this.init.group, this.identity.publicKey, data));
+    const r = await this.inbox.deposit(this.identity, envelopes, options);
+    this.announced = tag;
+    return r;
   }
 
   /**
@@ -228,74 +418,13 @@ export class GroupInboxMember {
    */
   async collect(onError: (e: AlliumError) => void = () => {}, options: AbortOptions = {}): Promise<InboxGroupMessage[]> {
     const out: InboxGroupMessage[] = [];
-    const now = this.now();
-    const last = mailboxEpochAt(now + MAILBOX_CLOCK_SKEW_MS);
-    const done = mailboxEpochAt(now - MAILBOX_CLOCK_SKEW_MS); // days before this one take no more deposits
-    const floor = mailboxEpochAt(now - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000);
-    for (const held of [this.previous, this.current]) {
-      if (!held) continue;
-      // An epoch derives no day beyond MAX_GROUP_EPOCH_DAYS (§13.9): its inboxes are read up to that day, and once
-      // that day takes no more deposits the epoch is dropped (reported: an admin should have started a new one).
-      const end = lastEpochDay(held.epoch.d);
-      for (let d = Math.max(held.oldest.day, floor); d <= Math.min(last, end); d++) {
-        const day = nextGroupDay(held.oldest, d, held.epoch.d);
-        try {
-          await this.readDay(held, day, out, onError, options.signal);
-        } finally {
-          if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
-        }
-      }
-      // Days before `done` are read to their end and take no more deposits: their secrets are wiped, so state taken
-      // later opens nothing of them (forward secrecy per day, §13.9).
-      if (done > end) {
-        this.dropEpoch(held);
-        onError(new LimitError('MAX_GROUP_EPOCH_DAYS', `group epoch ${held.epoch.q} ended: an admin starts a new one`));
-        continue;
-      }
-      if (done > held.oldest.day) {
-        const next = nextGroupDay(held.oldest, done, held.epoch.d);
-        crypto().wipe(held.oldest.secret);
-        for (const d of held.frontier.keys()) if (d < done) held.frontier.delete(d);
-        held.oldest = next;
-      }
-    }
+    await this.inbox.collect((d) => this.take(d, out, onError), onError, options);
     return out;
   }
 
-  /** Forgets an epoch whose days have all ended. */
-  private dropEpoch(held: HeldEpoch): void {
-    crypto().wipe(held.oldest.secret);
-    if (this.current === held) this.current = null;
-    if (this.previous === held) this.previous = null;
-  }
-
-  private async readDay(held: HeldEpoch, day: GroupDay, out: InboxGroupMessage[], onError: (e: AlliumError) => void, signal?: AbortSignal): Promise<void> {
-    const x = groupInboxKey(day);
-    let slot = held.frontier.get(day.day) ?? 0;
-    let free = 0;
-    while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
-      throwIfAborted(signal);
-      const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
-      const answers = await Promise.all(window.map((s) => this.content.fetchFromAll('mailbox', slotLocator(x, s), signalOption(signal))));
-      for (let i = 0; i < window.length; i++) {
-        const copies = answers[i]!;
-        if (copies.length === 0) {
-          free++;
-          continue;
-        }
-        free = 0;
-        held.frontier.set(day.day, window[i]! + 1);
-        const distinct = new Map(copies.filter((c) => c.length > 0).map((c) => [toHex(crypto().hash(32, c)), c]));
-        for (const bytes of distinct.values()) this.take(day, slotLocator(x, window[i]!), bytes, out, onError);
-      }
-      slot = window[window.length - 1]! + 1;
-    }
-  }
-
   /** One deposit to the chains (specs/messaging.md §13.9 "Opening", then §13.3). */
-  private take(day: GroupDay, slot: Uint8Array, bytes: Uint8Array, out: InboxGroupMessage[], onError: (e: AlliumError) => void): void {
+  private take(d: OpenedDeposit, out: InboxGroupMessage[], onError: (e: AlliumError) => void): void {
     try {
-      const d = openGroupDeposit(day, slot, bytes);
       if (!this.roster || !this.roster.members.some((m) => crypto().equal(m, d.from))) {
         throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a deposit from someone not in the roster');
       }
@@ -340,7 +469,7 @@ export class GroupInboxMember {
     this.own.destroy();
     for (const c of this.chains.values()) c.destroy();
     this.chains.clear();
-    for (const h of [this.current, this.previous]) if (h) crypto().wipe(h.oldest.secret);
+    this.inbox.close();
     if (this.ownsContent) this.content.close();
   }
 }

@@ -70,6 +70,24 @@ export interface GroupRecord {
   readonly own: { readonly e: number; readonly n: number; readonly pn: number; readonly ck: Uint8Array; readonly signingSeed: Uint8Array };
   readonly chains: ReadonlyArray<{ readonly member: Uint8Array; readonly chain: SenderChainState }>;
   readonly pending: ReadonlyArray<{ readonly member: Uint8Array; readonly message: GroupMessage }>;
+  /** A version 2 group's inbox (specs/messaging.md §13.9): the epochs held; absent for a version 1 group. */
+  readonly inbox?: GroupInboxState;
+}
+
+/** What a restart needs of a group inbox (specs/messaging.md §13.7): per epoch held, its oldest unread day's secret. */
+export interface GroupInboxState {
+  /** The last epoch taken (held or ended). */
+  readonly q: number;
+  readonly epochs: ReadonlyArray<{
+    readonly q: number;
+    readonly r: number;
+    readonly d: number;
+    /** The oldest day not finished, and its secret (es_day). */
+    readonly day: number;
+    readonly secret: Uint8Array;
+    /** [day, first slot not yet read]. */
+    readonly frontier: ReadonlyArray<readonly [number, number]>;
+  }>;
 }
 
 /** An envelope held for a group we have not joined: who sent it, and its bytes. */
@@ -95,6 +113,12 @@ const recordSchema = z.strictObject({
   own: z.strictObject({ e: u32, n: u32, pn: u32, ck: zBytes(32), ss: zBytes(32) }),
   chains: z.array(chainSchema).max(MAX_GROUP_MEMBERS),
   pending: z.array(z.strictObject({ a: zBytes(32), m: zBytes(undefined, MAX_GROUP_ENVELOPE_BYTES) })),
+  ib: z
+    .strictObject({
+      n: u32,
+      h: z.array(z.strictObject({ q: u32, r: u32, d: u32, x: u32, s: zBytes(32), f: z.array(z.tuple([u32, zUint(1024)])).max(16) })).max(2),
+    })
+    .optional(),
 });
 const orphansSchema = z.strictObject({
   v: z.literal(VERSION),
@@ -137,6 +161,14 @@ export function sealGroupRecord(key: Uint8Array, name: string, r: GroupRecord): 
       sk: c.chain.skipped.map((s) => [s.e, s.n, s.mk, s.sp]),
     })),
     pending: r.pending.map((p) => ({ a: p.member, m: encodeGroupEnvelope(p.message) })),
+    ...(r.inbox
+      ? {
+          ib: {
+            n: r.inbox.q + 1,
+            h: r.inbox.epochs.map((h) => ({ q: h.q, r: h.r, d: h.d, x: h.day, s: h.secret, f: h.frontier.map(([d, i]) => [d, i]) })),
+          },
+        }
+      : {}),
   };
   return seal(key, name, encodeCbor(value));
 }
@@ -164,6 +196,14 @@ export function openGroupRecord(key: Uint8Array, name: string, bytes: Uint8Array
       chain: { e: c.e, n: c.n, ck: c.ck, sp: c.sp, skipped: c.sk.map(([e, n, mk, sp]) => ({ e, n, mk, sp })) },
     })),
     pending,
+    ...(d.ib
+      ? {
+          inbox: {
+            q: d.ib.n - 1,
+            epochs: d.ib.h.map((h) => ({ q: h.q, r: h.r, d: h.d, day: h.x, secret: h.s, frontier: h.f.map(([x, i]) => [x, i] as const) })),
+          },
+        }
+      : {}),
   };
 }
 
@@ -178,5 +218,10 @@ export function openOrphans(key: Uint8Array, bytes: Uint8Array): OrphanRecord[] 
 
 /** Wipes the secrets of a record (our chain and signing seed, the chain keys and skipped keys) once used. */
 export function wipeGroupRecord(r: GroupRecord): void {
-  crypto().wipe(r.own.ck, r.own.signingSeed, ...r.chains.flatMap((c) => [c.chain.ck, ...c.chain.skipped.map((s) => s.mk)]));
+  crypto().wipe(
+    r.own.ck,
+    r.own.signingSeed,
+    ...r.chains.flatMap((c) => [c.chain.ck, ...c.chain.skipped.map((s) => s.mk)]),
+    ...(r.inbox?.epochs.map((h) => h.secret) ?? []),
+  );
 }

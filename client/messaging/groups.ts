@@ -25,6 +25,11 @@
  * holding the most (SkipPool); held messages per group (MAX_GROUP_PENDING) and in all (MAX_GROUP_PENDING_TOTAL), paid
  * by the group holding the most.
  *
+ * Version 2 (§13.9, `createGroup(…, { delivery: 'inbox' })`): the admin hands each member the roster and a group epoch
+ * over the pairwise path instead, and every message is one deposit in the group inbox (group-inbox.ts); members read it
+ * with collect() (the messenger does while listening) and emit the same events. Sender keys travel by deposit; every
+ * membership change starts a new epoch, and each member a new generation on taking it.
+ *
  * Not here: resolving two admins' concurrent changes of one revision (the first a member sees wins; §13.4); one
  * ciphertext in the content store for large messages (§13.5); an outbox that survives a restart (a send cut short by
  * close() reached the members its report names).
@@ -32,7 +37,7 @@
 import { crypto } from '../../crypto/index.js';
 import { formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
 import { toHex } from '../../protocol/bytes.js';
-import { AlliumError, ConfigError, isAlliumError, LimitError } from '../../protocol/errors.js';
+import { AbortedError, AlliumError, ConfigError, isAlliumError, LimitError } from '../../protocol/errors.js';
 import {
   decodeGroupEnvelope,
   encodeGroupEnvelope,
@@ -45,7 +50,11 @@ import {
   type SenderKeyDistribution,
 } from '../../protocol/group-messages.js';
 import { MAX_GROUP_SKIP, OwnSenderKey, SenderChain, SkipPool } from '../../protocol/sender-key.js';
+import { decodeGroupEpoch, isGroupEpochEnvelope, type GroupEpoch } from '../../protocol/group-inbox.js';
+import { mailboxEpochAt } from '../../protocol/mailbox.js';
 import { anySignal, type AbortOptions } from '../../net/abort.js';
+import type { ContentClient } from '../content.js';
+import { GroupInbox } from './group-inbox.js';
 import {
   groupStoreKey,
   openGroupRecord,
@@ -54,6 +63,7 @@ import {
   sealGroupRecord,
   sealOrphans,
   wipeGroupRecord,
+  type GroupInboxState,
   type GroupRecord,
   type GroupStorage,
 } from './group-store.js';
@@ -116,7 +126,12 @@ interface GroupContext {
    * peer's acknowledgement of those sends comes back on that same conversation (§13.4).
    */
   readonly later: (sends: Promise<void>) => void;
+  /** The group inbox of a version 2 group (§13.9). Throws ERR_CONFIG when the table was given no content store. */
+  readonly inbox: (group: Uint8Array, state?: GroupInboxState) => GroupInbox;
 }
+
+/** How a group carries its messages: version 1, pairwise to each member; version 2, one deposit in a group inbox (§13.9). */
+export type GroupDelivery = 'pairwise' | 'inbox';
 
 /** A message of a group, decrypted and verified as its sender's. */
 export interface GroupIncoming {
@@ -163,6 +178,11 @@ export interface GroupSendReport {
   readonly delivered: readonly string[];
   readonly storedOffline: readonly string[];
   readonly failed: ReadonlyArray<{ readonly to: string; readonly error: AlliumError }>;
+  /**
+   * A group of delivery 'inbox' (§13.9): the day and slot of the group inbox the message was deposited in, once;
+   * `delivered` is then empty and `storedOffline` names every other member (each reads it when it next collects).
+   */
+  readonly inbox?: { readonly day: number; readonly slot: number };
 }
 
 /** What groups need of the messenger: pairwise delivery of an envelope, events and error reports. */
@@ -229,12 +249,22 @@ export class Group {
   /** Per member, the tail of its queue of envelopes. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private active = true;
+  /** Version 2 (§13.9): the group inbox; null for a version 1 group. */
+  private inbox: GroupInbox | null = null;
+  /** The (epoch, generation, day) our sender key was last deposited for: not stored (a restart deposits it again). */
+  private announced = '';
+  /** Sends of a version 2 group, one at a time (our sender key goes before the first message of a tag). */
+  private sending: Promise<unknown> = Promise.resolve();
+  /** The pass over the inbox running, if any. */
+  private collecting: Promise<number> | null = null;
+  /** Sends waiting for the epoch of the roster held. */
+  private epochWaiters: Array<() => void> = [];
 
   constructor(
     private readonly host: GroupHost,
     roster: Roster,
     private readonly ctx: GroupContext,
-    from?: { inviter?: Uint8Array; record?: GroupRecord },
+    from?: { inviter?: Uint8Array; record?: GroupRecord; delivery?: GroupDelivery },
   ) {
     this.roster = roster;
     this.idBytes = roster.group.slice();
@@ -244,8 +274,10 @@ export class Group {
     const r = from?.record;
     if (!r) {
       this.own = OwnSenderKey.create();
+      if (from?.delivery === 'inbox') this.inbox = ctx.inbox(this.idBytes);
       return;
     }
+    if (r.inbox) this.inbox = ctx.inbox(this.idBytes, r.inbox);
     this.own = OwnSenderKey.fromParts(r.own);
     this.active = r.active;
     for (const c of r.chains) {
@@ -288,7 +320,18 @@ export class Group {
       own: this.own.state(),
       chains: [...this.chains].map(([a, c]) => ({ member: this.keyOf.get(a) ?? parseAddress(a), chain: c.state() })),
       pending: this.pending.map((p) => ({ member: this.keyOf.get(p.from) ?? parseAddress(p.from), message: p.m })),
+      ...(this.inbox ? { inbox: this.inbox.state() } : {}),
     };
+  }
+
+  /** 'inbox' for a version 2 group (§13.9), else 'pairwise'. */
+  get delivery(): GroupDelivery {
+    return this.inbox ? 'inbox' : 'pairwise';
+  }
+
+  /** The group epoch held (version 2; −1 before the first, and for a version 1 group). */
+  get epoch(): number {
+    return this.inbox?.epoch ?? -1;
   }
 
   /** Skipped keys held for this group's members together. */
@@ -349,6 +392,7 @@ export class Group {
 
   private async sendAll(data: Uint8Array, options: AbortOptions): Promise<GroupSendReport> {
     this.requireSender();
+    if (this.inbox) return this.deposit(data, options);
     const others = this.others();
     // Members that lack our current generation get it as of this message's index, before the message.
     const newHolders = others.filter((a) => !this.keyHolders.has(a));
@@ -489,6 +533,13 @@ export class Group {
   /** On creating the group: the roster to every other member, then our sender key (each member's queue keeps the order). */
   async introduce(options: AbortOptions = {}): Promise<void> {
     const bytes = encodeGroupEnvelope(this.roster);
+    if (this.inbox) {
+      // Version 2: the epoch, then the roster, to each member (the star of §13.9); keys travel by deposit.
+      const epoch = this.startEpoch();
+      await this.ctx.save(this);
+      await Promise.allSettled(this.others().map((a) => this.handOver(a, bytes, epoch, true, options)));
+      return;
+    }
     const sent = Promise.allSettled(this.others().map((a) => this.enqueue(a, bytes, options)));
     await Promise.all([sent, this.distribute(this.others(), options)]);
   }
@@ -503,6 +554,137 @@ export class Group {
     const theirs = parseAddress(address);
     for (let i = 0; i < mine.length; i++) if (mine[i] !== theirs[i]) return mine[i]! < theirs[i]!;
     return false;
+  }
+
+  // ------------------------------------------------------------------ version 2: the group inbox (§13.9)
+
+  /**
+   * Deposits `data` once in the group inbox, our sender key before it when today's inbox lacks our generation. Waits
+   * first, while the roster held has an admin, for the epoch of that roster (a removal's new epoch: nothing of ours
+   * after the removal goes under the old one).
+   */
+  private async deposit(data: Uint8Array, options: AbortOptions): Promise<GroupSendReport> {
+    const turn = this.sending.then(async () => {
+      await this.epochOfRoster(options);
+      this.requireSender();
+      const inbox = this.inbox!;
+      const today = inbox.today()!;
+      const tag = `${today.q}:${this.own.e}:${today.day}`;
+      const envelopes: Array<GroupMessage | SenderKeyDistribution> = [];
+      if (this.announced !== tag) envelopes.push(this.own.distribution(this.idBytes));
+      const m = this.own.encrypt(this.idBytes, this.host.identity.publicKey, data);
+      envelopes.push(m);
+      // The index is spent on storage before the message leaves (§13.7).
+      await this.ctx.save(this);
+      const at = await inbox.deposit(this.host.identity, envelopes, options);
+      this.announced = tag;
+      return { group: this.id, generation: m.e, index: m.n, delivered: [], storedOffline: this.others(), failed: [], inbox: at };
+    });
+    this.sending = turn.catch(() => undefined);
+    return turn;
+  }
+
+  /** True when we hold the epoch of the roster held, or the roster has no admin left to start one. */
+  private epochCurrent(): boolean {
+    const e = this.inbox?.currentEpoch;
+    return e !== null && e !== undefined && (e.r === this.roster.r || this.roster.admins.length === 0);
+  }
+
+  private async epochOfRoster(options: AbortOptions): Promise<void> {
+    while (!this.epochCurrent()) {
+      this.requireActive();
+      const signal = options.signal;
+      if (signal?.aborted) throw new AbortedError('group send aborted while waiting for the group epoch');
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => reject(new AbortedError('group send aborted while waiting for the group epoch'));
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.epochWaiters.push(() => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private wakeEpochWaiters(): void {
+    const w = this.epochWaiters;
+    this.epochWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Makes and takes the next epoch for the roster held (admins); returns its envelope, to hand to the members. */
+  private startEpoch(): Uint8Array {
+    const bytes = this.inbox!.makeEpoch(this.roster.r);
+    this.takeEpoch(decodeGroupEpoch(bytes));
+    return bytes;
+  }
+
+  /** Takes an epoch (checked): a new generation of our key after the first. */
+  private takeEpoch(e: GroupEpoch): void {
+    const inbox = this.inbox!;
+    const first = inbox.epoch < 0;
+    const took = inbox.take(e);
+    crypto().wipe(e.es);
+    if (!took) return;
+    if (!first && this.sends) this.rotate();
+    this.announced = '';
+    this.wakeEpochWaiters();
+  }
+
+  /**
+   * An epoch envelope from `from` over the pairwise path (§13.9): taken when `from` is an admin of the roster held
+   * and it is for that roster's revision. Throws ERR_GROUP_MEMBERSHIP.
+   */
+  receiveEpoch(from: string, e: GroupEpoch): void {
+    if (!this.active) return;
+    if (!same(e.group, this.idBytes)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'an epoch of another group');
+    if (!isAdminIn(this.roster, parseAddress(from))) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group epoch not from an admin');
+    if (e.r !== this.roster.r) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group epoch for another roster revision');
+    this.inbox ??= this.ctx.inbox(this.idBytes);
+    this.takeEpoch(e);
+  }
+
+  /**
+   * One pass over the group inbox (version 2): every message that opens is emitted once ('group:message'), after the
+   * state that spent its key is saved. Resolves with the number emitted (0 for a version 1 group). Throws ERR_ABORTED.
+   */
+  collect(options: AbortOptions = {}): Promise<number> {
+    if (!this.inbox || !this.active) return Promise.resolve(0);
+    this.collecting ??= this.collectPass(options).finally(() => (this.collecting = null));
+    return this.collecting;
+  }
+
+  private async collectPass(options: AbortOptions): Promise<number> {
+    const inbox = this.inbox!;
+    let n = 0;
+    const me = this.me();
+    await inbox.collect(
+      (d) => {
+        if (!this.active || same(d.from, me) || same(d.from, this.host.identity.publicKey)) return; // our own
+        const from = formatAddress(d.from);
+        try {
+          if (d.envelope.kind === 'sender-key') this.receiveSenderKey(from, d.envelope);
+          else this.receiveMessage(from, d.envelope);
+        } catch (e) {
+          this.host.error(asAlliumError(e, 'a group deposit refused'));
+        }
+      },
+      (e) => this.host.error(e),
+      options,
+    );
+    n = this.ready.length;
+    await this.ctx.save(this);
+    return n;
+  }
+
+  /** The epoch and roster envelopes to one member, in the order it can take them (§13.9). */
+  private handOver(to: string, roster: Uint8Array, epoch: Uint8Array | null, newcomer: boolean, options: AbortOptions): Promise<unknown> {
+    if (!epoch) return this.enqueue(to, roster, options);
+    // A newcomer holds the epoch until the roster adding it comes (§13.2) and joins as a version 2 member; a member
+    // takes the roster first, the epoch being for its revision.
+    const [a, b] = newcomer ? [epoch, roster] : [roster, epoch];
+    void this.enqueue(to, a, options).catch(() => undefined);
+    return this.enqueue(to, b, options);
   }
 
   // ------------------------------------------------------------------ inside
@@ -560,7 +742,7 @@ export class Group {
 
   /** Hands our current generation to `to` (each in its queue). */
   private async distribute(to: readonly string[], options: AbortOptions): Promise<void> {
-    if (!this.sends) return;
+    if (!this.sends || this.inbox) return; // version 2: keys travel by deposit
     const bytes = encodeGroupEnvelope(this.own.distribution(this.idBytes));
     await Promise.allSettled(
       to.map(async (a) => {
@@ -585,6 +767,20 @@ export class Group {
     const me = this.host.identity.publicKey;
     const to = [...members.filter((k) => !same(k, me)), ...removed].map((k) => formatAddress(k));
     const change = this.take(next);
+    if (this.inbox) {
+      // Version 2: every change starts a new epoch, handed to the members of the new roster only (§13.9).
+      const epoch = this.active ? this.startEpoch() : null;
+      await this.ctx.save(this);
+      const added = new Set(change.added.map(toHex));
+      const gone = new Set(removed.map(toHex));
+      await Promise.allSettled(
+        to.map((a) => {
+          const k = toHex(parseAddress(a));
+          return this.handOver(a, bytes, gone.has(k) ? null : epoch, added.has(k), options);
+        }),
+      );
+      return;
+    }
     await this.ctx.save(this);
     const sent = Promise.allSettled(to.map((a) => this.enqueue(a, bytes, options)));
     await Promise.all([sent, this.follow(change, options)]);
@@ -601,8 +797,18 @@ export class Group {
     if (!isAdminIn(this.roster, next.by) && !isLeave(this.roster, next)) {
       throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group roster signed by a member who may not make that change');
     }
+    const left = !next.members.some((k) => same(k, next.by));
     const change = this.take(next);
+    this.wakeEpochWaiters();
+    // Version 2: a member left (no admin signed the change): the first admin of the new roster starts its epoch.
+    const epoch =
+      this.inbox && left && this.active && this.sends && next.admins.length > 0 && same(next.members[next.admins[0]!]!, this.me()) ? this.startEpoch() : null;
     await this.ctx.save(this);
+    if (epoch) {
+      const bytes = encodeGroupEnvelope(next);
+      this.ctx.later(Promise.allSettled(this.others().map((a) => this.handOver(a, bytes, epoch, false, options))).then(() => undefined));
+      return;
+    }
     this.ctx.later(this.follow(change, options));
   }
 
@@ -634,13 +840,14 @@ export class Group {
     const adminsNow = this.admins.sort();
     if (adminsBefore.join() !== adminsNow.join()) this.host.emit('group:admins-changed', { group: this.id, admins: adminsNow, by });
     // Nothing we send from now on is readable with a key a removed member holds (§13.4).
-    if (removed.length > 0 && this.sends) this.rotate();
+    // Version 2 makes the new generation on taking the new epoch (§13.9).
+    if (removed.length > 0 && this.sends && !this.inbox) this.rotate();
     return { removed, added };
   }
 
   /** After a roster was taken and saved: our (new) key to the remaining members, or to the newcomers. */
   private async follow(change: { removed: Uint8Array[]; added: Uint8Array[] }, options: AbortOptions): Promise<void> {
-    if (!this.active) return;
+    if (!this.active || this.inbox) return;
     const me = this.me();
     if (change.removed.length > 0) await this.distribute(this.others(), options);
     else if (change.added.length > 0) {
@@ -709,6 +916,8 @@ export class Group {
 
   private deactivate(): void {
     this.active = false;
+    this.inbox?.close();
+    this.wakeEpochWaiters();
     for (const c of this.chains.values()) c.destroy();
     this.chains.clear();
     this.pending = [];
@@ -744,6 +953,11 @@ function isLeave(prev: Roster, next: Roster): boolean {
 export interface GroupsOptions {
   limits?: Partial<GroupLimits>;
   storage?: GroupStorage;
+  /**
+   * The content store version 2 groups deposit in and collect from (§13.9), their clock and the life of a deposit
+   * (default MAX_MAILBOX_TTL_MS). Without it a group of delivery 'inbox' cannot be created or joined (ERR_CONFIG).
+   */
+  inbox?: { content: ContentClient; now?: () => number; ttlMs?: number };
 }
 
 /**
@@ -782,7 +996,34 @@ export class Groups {
       roomToHold: () => this.roomToHold(),
       save: (g) => this.persist(g),
       later: (sends) => this.later(sends),
+      inbox: (group, state) => {
+        const o = options.inbox;
+        if (!o) throw new ConfigError('group inbox: no content store given');
+        return new GroupInbox(group, o.content, o.now ?? Date.now, o.ttlMs, state);
+      },
     };
+    this.now = options.inbox?.now ?? Date.now;
+  }
+  private readonly now: () => number;
+
+  /**
+   * One pass over the inbox of every active version 2 group (§13.9), one group after another. Resolves with the
+   * number of messages emitted. Throws ERR_ABORTED; other failures are reported per group.
+   */
+  async collect(options: AbortOptions = {}): Promise<number> {
+    await this.load(options);
+    let n = 0;
+    for (const g of this.groups.values()) {
+      if (!g.isActive || g.delivery !== 'inbox') continue;
+      try {
+        n += await g.collect(options);
+      } catch (e) {
+        const err = asAlliumError(e, 'group inbox pass failed');
+        if (err.code === 'ERR_ABORTED') throw err;
+        this.host.error(err);
+      }
+    }
+    return n;
   }
 
   private later(sends: Promise<void>): void {
@@ -831,7 +1072,7 @@ export class Groups {
     for (const [name, bytes] of records) {
       if (name === ORPHANS_RECORD) {
         for (const o of openOrphans(this.storeKey, bytes)) {
-          this.orphans.push({ from: formatAddress(o.from), id: toHex(decodeGroupEnvelope(o.bytes).group), bytes: o.bytes });
+          this.orphans.push({ from: formatAddress(o.from), id: envelopeGroupId(o.bytes), bytes: o.bytes });
         }
         continue;
       }
@@ -899,11 +1140,11 @@ export class Groups {
   }
 
   /** A new group with us as its only admin; `members` (addresses) get the roster and our sender key. */
-  create(name: string, members: readonly string[], options: AbortOptions = {}): Promise<Group> {
-    return fanOut(options, (o) => this.createGroup(name, members, o));
+  create(name: string, members: readonly string[], options: CreateGroupOptions = {}): Promise<Group> {
+    return fanOut(options, (o) => this.createGroup(name, members, o, options.delivery ?? 'pairwise'));
   }
 
-  private async createGroup(name: string, members: readonly string[], options: AbortOptions): Promise<Group> {
+  private async createGroup(name: string, members: readonly string[], options: AbortOptions, delivery: GroupDelivery): Promise<Group> {
     await this.load(options);
     if (this.host.member && !this.host.member().sends) {
       throw new AlliumError('ERR_GROUP_MEMBERSHIP', "a linked device receives its person's groups; the primary creates them");
@@ -917,7 +1158,7 @@ export class Groups {
     if (keys.length > MAX_GROUP_MEMBERS) throw new LimitError('MAX_GROUP_MEMBERS', `a group has at most ${MAX_GROUP_MEMBERS} members`);
     this.makeRoom();
     const roster = signRoster({ group: crypto().random(GROUP_ID_LEN), r: 0, name, members: keys, admins: [0], by: me }, this.host.identity.secretKey);
-    const group = new Group(this.host, roster, this.ctx);
+    const group = new Group(this.host, roster, this.ctx, { delivery });
     this.groups.set(group.id, group);
     await this.persist(group);
     await group.introduce(options);
@@ -956,6 +1197,19 @@ export class Groups {
   async receive(from: string, bytes: Uint8Array, options: AbortOptions = {}): Promise<void> {
     try {
       await this.load(options);
+      if (isGroupEpochEnvelope(bytes)) {
+        // Version 2 (§13.9): checked against our clock; held, as any envelope, until we join its group.
+        const e = decodeGroupEpoch(bytes, mailboxEpochAt(this.now()));
+        const g = this.groups.get(toHex(e.group));
+        if (!g) return await this.hold(from, toHex(e.group), bytes);
+        try {
+          g.receiveEpoch(from, e);
+        } finally {
+          crypto().wipe(e.es);
+          await this.persist(g);
+        }
+        return;
+      }
       const env = decodeGroupEnvelope(bytes);
       const id = toHex(env.group);
       const group = this.groups.get(id);
@@ -981,17 +1235,7 @@ export class Groups {
         this.later(g.announce(from, options));
         return;
       }
-      if (!group) {
-        this.orphans.push({ from, id, bytes });
-        let dropped = false;
-        if (this.orphans.length > this.limits.maxPending) {
-          this.orphans.shift();
-          dropped = true;
-        }
-        await this.saveOrphans();
-        if (dropped) throw new LimitError('MAX_GROUP_PENDING', 'an envelope for a group we are not in was dropped');
-        return;
-      }
+      if (!group) return await this.hold(from, id, bytes);
       try {
         if (env.kind === 'sender-key') group.receiveSenderKey(from, env);
         else group.receiveMessage(from, env);
@@ -1002,4 +1246,27 @@ export class Groups {
       this.host.error(asAlliumError(e, 'group envelope refused'));
     }
   }
+
+  /** Holds an envelope of a group we have not joined (at most maxPending, the oldest dropped). */
+  private async hold(from: string, id: string, bytes: Uint8Array): Promise<void> {
+    this.orphans.push({ from, id, bytes });
+    let dropped = false;
+    if (this.orphans.length > this.limits.maxPending) {
+      this.orphans.shift();
+      dropped = true;
+    }
+    await this.saveOrphans();
+    if (dropped) throw new LimitError('MAX_GROUP_PENDING', 'an envelope for a group we are not in was dropped');
+  }
+}
+
+/** The options of Groups.create() and Messenger.createGroup(). */
+export interface CreateGroupOptions extends AbortOptions {
+  /** 'pairwise' (version 1, the default) or 'inbox' (version 2, §13.9: one deposit per message in a group inbox). */
+  delivery?: GroupDelivery;
+}
+
+/** The group id of a held envelope: a version 1 envelope's or a version 2 epoch's. */
+function envelopeGroupId(bytes: Uint8Array): string {
+  return toHex(isGroupEpochEnvelope(bytes) ? decodeGroupEpoch(bytes).group : decodeGroupEnvelope(bytes).group);
 }

@@ -21,6 +21,8 @@ export {
   type GroupKeyUpdate,
   type GroupMemberChange,
   type GroupSendReport,
+  type CreateGroupOptions,
+  type GroupDelivery,
 } from './groups.js';
 export { MAX_GROUP_MEMBERS, MAX_GROUP_MESSAGE_BYTES, MAX_GROUP_NAME_BYTES } from '../../protocol/group-messages.js';
 export {

@@ -48,7 +48,7 @@ import { Conversation } from './conversation.js';
 import { Delivery } from './delivery.js';
 import { Devices, type DeviceListInfo } from './devices.js';
 import { Endpoint } from './endpoint.js';
-import { Group, Groups } from './groups.js';
+import { Group, Groups, type CreateGroupOptions } from './groups.js';
 import {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_POLL_MS,
@@ -123,6 +123,10 @@ export class Messenger extends Emitter<MessengerEvents> {
   private readonly live = new Set<Conversation>();
   private listening: Promise<void> | null = null;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
+  /** Reads the inboxes of version 2 groups while listening. */
+  private groupPollTimer: ReturnType<typeof setInterval> | null = null;
+  /** Deposits and collection of version 2 groups (specs/messaging.md §13.9), over circuits of their own. */
+  private readonly groupContent: ContentClient;
   private closed = false;
   /** Aborted by close(): every rendezvous, send, mailbox pass and listen() the messenger runs stops. */
   private readonly shutdown = new Shutdown();
@@ -149,6 +153,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.contacts.on('contact:identity-changed', (c) => this.emit('contact:identity-changed', c));
     this.contacts.on('contact:verified', (c) => this.emit('contact:verified', c));
     this.contacts.on('contact:removed', (n) => this.emit('contact:removed', n));
+    this.groupContent = new ContentClient(client, contentOptions);
     this.groupTable = new Groups(
       {
         identity,
@@ -158,7 +163,11 @@ export class Messenger extends Emitter<MessengerEvents> {
         emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
         error: (e) => this.emit('endpoint:error', e),
       },
-      { ...(options.groupStorage ? { storage: options.groupStorage } : {}), ...(options.groupLimits ? { limits: options.groupLimits } : {}) },
+      {
+        ...(options.groupStorage ? { storage: options.groupStorage } : {}),
+        ...(options.groupLimits ? { limits: options.groupLimits } : {}),
+        inbox: { content: this.groupContent, ...(options.groupInbox?.ttlMs !== undefined ? { ttlMs: options.groupInbox.ttlMs } : {}) },
+      },
     );
     this.devices = new Devices(
       {
@@ -247,6 +256,11 @@ export class Messenger extends Emitter<MessengerEvents> {
         this.pollTimer = setInterval(() => void this.checkMailbox().catch(() => undefined), this.options.offline?.pollMs ?? DEFAULT_POLL_MS);
         (this.pollTimer as { unref?: () => void }).unref?.();
         void this.checkMailbox().catch(() => undefined);
+      }
+      if (!this.closed) {
+        this.groupPollTimer = setInterval(() => void this.checkGroups().catch(() => undefined), this.options.groupInbox?.pollMs ?? DEFAULT_POLL_MS);
+        (this.groupPollTimer as { unref?: () => void }).unref?.();
+        void this.checkGroups().catch(() => undefined);
       }
     })();
     this.listening.catch(() => (this.listening = null));
@@ -644,16 +658,34 @@ export class Messenger extends Emitter<MessengerEvents> {
 
   /**
    * Creates a group of us (its admin) and `members` (addresses): each gets the signed roster and our sender key over
-   * its pairwise session (live, else its mailbox), and answers with its own. Resolves once every member was reached
+   * its pairwise session (live, else its mailbox), and answers with its own. With `delivery: 'inbox'` (version 2,
+   * specs/messaging.md §13.9) each gets the roster and the group's epoch instead, and every message is one deposit in
+   * the group inbox, which members read while listening (`groupInbox.pollMs`) or on checkGroups(). Resolves once every member was reached
    * or failed. Events: 'group:message', 'group:member-added', 'group:member-removed', 'group:key-updated'. Throws
    * ERR_ADDRESS_* (a bad address), LimitError MAX_GROUP_MEMBERS or MAX_GROUPS, ERR_ABORTED.
    */
-  async createGroup(name: string, members: readonly string[], options: AbortOptions = {}): Promise<Group> {
+  async createGroup(name: string, members: readonly string[], options: CreateGroupOptions = {}): Promise<Group> {
     if (this.closed) throw new AbortedError('messenger closed');
     const scope = this.shutdown.scope(options.signal);
     try {
       await this.devices.load({ signal: scope.signal });
-      return await this.groupTable.create(name, members, { signal: scope.signal });
+      return await this.groupTable.create(name, members, { signal: scope.signal, ...(options.delivery ? { delivery: options.delivery } : {}) });
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /**
+   * Reads the group inbox of every version 2 group we are in now (listening does it on start and every
+   * `groupInbox.pollMs`): each message arrives once as 'group:message'. Resolves with the number emitted. Throws
+   * ERR_ABORTED; a group whose pass fails is reported ('endpoint:error') and the others are read.
+   */
+  async checkGroups(options: AbortOptions = {}): Promise<number> {
+    if (this.closed) throw new AbortedError('messenger closed');
+    const scope = this.shutdown.scope(options.signal);
+    try {
+      await this.devices.load({ signal: scope.signal });
+      return await this.groupTable.collect({ signal: scope.signal });
     } finally {
       scope.dispose();
     }
@@ -750,6 +782,8 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.shutdown.abort();
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    if (this.groupPollTimer) clearInterval(this.groupPollTimer);
+    this.groupPollTimer = null;
     this.endpoint.close();
     this.service.close();
     for (const p of this.conversations.values()) void p.then((c) => c.close(new AbortedError('messenger closed'))).catch(() => undefined);
@@ -758,6 +792,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.live.clear();
     this.lookups.close();
     this.files.close();
+    this.groupContent.close();
     this.outbox.close();
     this.delivery.close();
     this.devices.close();

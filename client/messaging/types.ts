@@ -234,6 +234,15 @@ export interface MessengerOptions {
   devices?: Partial<DeviceLimits>;
   /** What initiators can make this endpoint hold (defaults: the constants of the same names, specs/limits.md). */
   limits?: Partial<EndpointLimits>;
+  /**
+   * Groups of delivery 'inbox' (specs/messaging.md §13.9): while listening, their group inboxes are read every
+   * `pollMs` (default 60 s) and on start; checkGroups() reads them at once. `ttlMs`: the life of a deposit (default and
+   * maximum 7 days).
+   */
+  groupInbox?: {
+    pollMs?: number;
+    ttlMs?: number;
+  };
   /** Offline mailboxes. */
   offline?: {
     /** Collect offline messages while listening (default true). */
