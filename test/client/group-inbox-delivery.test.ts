@@ -39,15 +39,16 @@ function memorySlots(): { content: ContentClient; stores: () => number } {
 describe('groups: version 2 delivery through the group inbox (specs/messaging.md §13.9)', () => {
   let net: GroupNetwork;
   let slots: ReturnType<typeof memorySlots>;
-  const storages = [memoryGroupStorage(), memoryGroupStorage(), memoryGroupStorage(), memoryGroupStorage(), memoryGroupStorage()];
+  const storages = Array.from({ length: 6 }, () => memoryGroupStorage());
   let group: Group;
   const texts = (n: GroupNode): string[] => n.got.filter((m) => m.group === group.id).map((m) => `${m.from.slice(0, 12)}:${dec(m.data)}`);
   const tag = (n: GroupNode, t: string): string => `${n.address.slice(0, 12)}:${t}`;
 
   before(async () => {
     slots = memorySlots();
-    net = groupNetwork(5, (i) => ({ storage: storages[i]!, inbox: { content: slots.content } }));
-    const [a, ...rest] = net.nodes;
+    // Five members; the sixth is added later.
+    net = groupNetwork(6, (i) => ({ storage: storages[i]!, inbox: { content: slots.content } }));
+    const [a, ...rest] = net.nodes.slice(0, 5);
     group = await a!.groups.create(
       'allotment',
       rest.map((n) => n.address),
@@ -57,7 +58,7 @@ describe('groups: version 2 delivery through the group inbox (specs/messaging.md
 
   it('hands each member the epoch and the roster only: no sender key travels pairwise', () => {
     expect(group.delivery).to.equal('inbox');
-    for (const n of net.nodes.slice(1)) {
+    for (const n of net.nodes.slice(1, 5)) {
       expect(n.inbox.length, n.address).to.equal(2);
       expect(isGroupEpochEnvelope(n.inbox[0]!)).to.equal(true);
       const g = n.groups.get(group.id)!;
@@ -73,6 +74,7 @@ describe('groups: version 2 delivery through the group inbox (specs/messaging.md
     const r = await a!.groups.get(group.id)!.send(enc('hello'));
     expect(r.inbox).to.deep.include({ slot: 1 });
     expect(r.storedOffline).to.have.length(4);
+    expect(r.delivered).to.deep.equal([]);
     await b!.groups.get(group.id)!.send(enc('from b'));
     await a!.groups.get(group.id)!.send(enc('again'));
     await c!.groups.get(group.id)!.send(enc('from c'));
@@ -80,7 +82,7 @@ describe('groups: version 2 delivery through the group inbox (specs/messaging.md
     for (const n of net.nodes) await n.groups.collect();
     for (const n of net.nodes) await n.groups.collect(); // a second pass emits nothing again
     const all = [tag(a!, 'hello'), tag(b!, 'from b'), tag(a!, 'again'), tag(c!, 'from c')];
-    for (const n of net.nodes) expect(texts(n).sort(), n.address).to.deep.equal(all.filter((t) => !t.startsWith(n.address.slice(0, 12))).sort());
+    for (const n of net.nodes.slice(0, 5)) expect(texts(n).sort(), n.address).to.deep.equal(all.filter((t) => !t.startsWith(n.address.slice(0, 12))).sort());
     expect(net.nodes.flatMap((n) => n.errors)).to.deep.equal([]);
   });
 
@@ -110,11 +112,60 @@ describe('groups: version 2 delivery through the group inbox (specs/messaging.md
     expect(net.nodes.flatMap((n) => n.errors)).to.deep.equal([]);
   });
 
+  it('a member added later gets the epoch of its arrival: it reads later messages, none before', async () => {
+    const [a, b, , , , f] = net.nodes;
+    await b!.groups.get(group.id)!.send(enc('before the add'));
+    const q = a!.groups.get(group.id)!.epoch;
+    await a!.groups.get(group.id)!.add(f!.address);
+    const joined = f!.groups.get(group.id)!;
+    expect([joined.isActive, joined.delivery, joined.epoch]).to.deep.equal([true, 'inbox', q + 1]);
+    expect(f!.inbox.map((x) => (isGroupEpochEnvelope(x) ? 'epoch' : 'roster'))).to.deep.equal(['epoch', 'roster']);
+    await b!.groups.get(group.id)!.send(enc('after the add'));
+    for (const n of net.nodes) await n.groups.collect();
+    expect(texts(f!)).to.deep.equal([tag(b!, 'after the add')]);
+    expect(texts(a!).filter((t) => t.endsWith('after the add'))).to.have.length(1);
+    expect(net.nodes.flatMap((n) => n.errors)).to.deep.equal([]);
+  });
+
+  it('a send waits for the epoch of the roster held, and gives up when aborted', async () => {
+    const [a, b, c] = net.nodes;
+    // Hold what goes to c: the new roster, then the new epoch.
+    net.hold.set(c!.address, []);
+    const q = a!.groups.get(group.id)!.epoch;
+    await a!.groups.get(group.id)!.setAdmin(b!.address, true);
+    const held = net.hold.get(c!.address)!;
+    net.hold.delete(c!.address);
+    expect(held).to.have.length(2);
+    await held[0]!(); // the roster: c holds revision r + 1 and the epoch of r
+    const stop = new AbortController();
+    let settled = false;
+    const waiting = c!.groups
+      .get(group.id)!
+      .send(enc('too early'), { signal: stop.signal })
+      .then(
+        () => '',
+        (e: { code: string }) => e.code,
+      )
+      .finally(() => (settled = true));
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(settled, 'the send waits for the epoch').to.equal(false);
+    stop.abort();
+    expect(await waiting).to.equal('ERR_ABORTED');
+    await held[1]!(); // the epoch
+    expect(c!.groups.get(group.id)!.epoch).to.equal(q + 1);
+    expect(c!.groups.get(group.id)!.epoch).to.equal(a!.groups.get(group.id)!.epoch);
+    await c!.groups.get(group.id)!.send(enc('in time'));
+    for (const n of net.nodes) await n.groups.collect();
+    for (const n of [a, b]) expect(texts(n!).filter((t) => t.endsWith('in time'))).to.have.length(1);
+    expect(net.nodes.flatMap((n) => n.errors)).to.deep.equal([]);
+  });
+
   it('a member that leaves: the first admin starts the next epoch, and the others send under it', async () => {
     const [a, b, c, d] = net.nodes;
+    const q = a!.groups.get(group.id)!.epoch;
     await d!.groups.get(group.id)!.leave();
     await a!.groups.settled();
-    for (const n of [a, b, c]) expect(n!.groups.get(group.id)!.epoch, n!.address).to.equal(2);
+    for (const n of [a, b, c]) expect(n!.groups.get(group.id)!.epoch, n!.address).to.equal(q + 1);
     const had = new Map(net.nodes.map((n) => [n, texts(n).length]));
     await c!.groups.get(group.id)!.send(enc('after the leave'));
     for (const n of net.nodes) await n.groups.collect();
