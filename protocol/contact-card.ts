@@ -2,14 +2,17 @@
  * Address cards (specs/messaging.md §11.1): an identity key and the name its owner suggests, with a 32-bit checksum,
  * as bytes (a QR code's byte payload) or as text (a link; upper-cased it fits a QR code's alphanumeric mode).
  *
- *   body     = u8(version = 1) | A (32) | u8(len(name)) | name          name: UTF-8, at most 64 bytes
+ *   body     = u8(1) | A (32) | u8(len(name)) | name                    version 1: name UTF-8, at most 64 bytes
+ *            | u8(2) | A (32) | u8(flags) | u8(len(name)) | name       version 2: flags bit 0 = publishes prekeys
  *   checksum = H(body, "allium-v1:contact-card:checksum")[0..4)
- *   card     = body | checksum                                          38 to 102 bytes
+ *   card     = body | checksum                                          38 to 103 bytes
  *   text     = "allium:contact/" | base32(card)
  *
- * Decoding refuses, in this order: a length outside 5..102 (ERR_ADDRESS_FORMAT), another version
+ * A card without flags is written as version 1, which every reader reads; version 2 carries the flags (only bit 0,
+ * PREKEYS: the identity publishes prekey records, specs/messaging.md §9.6, so a sender never writes it an offline
+ * item of version 2). Decoding refuses, in this order: a length outside 5..103 (ERR_ADDRESS_FORMAT), another version
  * (ERR_ADDRESS_VERSION), a checksum mismatch (ERR_ADDRESS_CHECKSUM: a truncated or mistyped card ends here), a bad
- * structure or name (ERR_ADDRESS_FORMAT), a key that is not a valid point (ERR_ADDRESS_FORMAT).
+ * structure, unknown flags or a bad name (ERR_ADDRESS_FORMAT), a key that is not a valid point (ERR_ADDRESS_FORMAT).
  *
  * The checksum catches accidents, not forgeries: a card from an adversary checks out. Safety numbers
  * (safety-number.ts) are what tell a substituted key. Pure: no I/O.
@@ -20,15 +23,20 @@ import { concatBytes, utf8 } from './bytes.js';
 import { base32Decode, base32Encode } from './content-link.js';
 import { AlliumError, ProtocolError } from './errors.js';
 
+/** The version of a card without flags (every reader reads it). */
 export const CARD_VERSION = 1;
+/** The version of a card with flags (specs/messaging.md §11.1). */
+export const CARD_VERSION_FLAGS = 2;
+/** Flag bit 0 of a version 2 card: the identity publishes prekey records (§9.6). The only flag defined. */
+export const CARD_FLAG_PREKEYS = 0x01;
 export const CARD_PREFIX = 'allium:contact/';
 /** Longest name a card (or a contact record) carries, in UTF-8 bytes. */
 export const MAX_CARD_NAME_BYTES = 64;
 export const CARD_CHECKSUM_LEN = 4;
-/** version, key, name length. */
+/** version, key, name length (version 1); version 2 has a flags byte before the name length. */
 const HEADER_LEN = 1 + 32 + 1;
 export const MIN_CARD_BYTES = HEADER_LEN + CARD_CHECKSUM_LEN; // 38
-export const MAX_CARD_BYTES = MIN_CARD_BYTES + MAX_CARD_NAME_BYTES; // 102
+export const MAX_CARD_BYTES = MIN_CARD_BYTES + 1 + MAX_CARD_NAME_BYTES; // 103 (version 2)
 const CHECKSUM = utf8('allium-v1:contact-card:checksum');
 
 /** What a card says: an identity key, its address, and the name its owner suggests ('' for none). */
@@ -36,6 +44,14 @@ export interface ContactCard {
   readonly key: Uint8Array;
   readonly address: string;
   readonly name: string;
+  /** The card says the identity publishes prekey records (a version 2 card with CARD_FLAG_PREKEYS; §9.6). */
+  readonly prekeys: boolean;
+}
+
+/** What a card may say besides the key and the name. */
+export interface CardFlags {
+  /** The identity publishes prekey records (specs/messaging.md §9.6): senders must never write it version 2 items. */
+  readonly prekeys?: boolean;
 }
 
 const fatal = new TextDecoder('utf-8', { fatal: true });
@@ -62,11 +78,16 @@ function checksum(body: Uint8Array): Uint8Array {
   return crypto().hash(32, body, CHECKSUM).subarray(0, CARD_CHECKSUM_LEN);
 }
 
-/** The byte payload of a card. Throws ERR_KEY_FORMAT (not a valid point), ERR_ADDRESS_FORMAT (a refused name). */
-export function encodeCard(key: Uint8Array, name = ''): Uint8Array {
+/**
+ * The byte payload of a card: version 1 without flags, version 2 with them. Throws ERR_KEY_FORMAT (not a valid
+ * point), ERR_ADDRESS_FORMAT (a refused name).
+ */
+export function encodeCard(key: Uint8Array, name = '', flags: CardFlags = {}): Uint8Array {
   if (key.length !== 32 || !crypto().edIsValidPoint(key)) throw new AlliumError('ERR_KEY_FORMAT', 'not a valid Ed25519 identity key');
   const n = checkName(name);
-  const body = concatBytes(Uint8Array.of(CARD_VERSION), key, Uint8Array.of(n.length), n);
+  const f = flags.prekeys ? CARD_FLAG_PREKEYS : 0;
+  const head = f === 0 ? Uint8Array.of(CARD_VERSION) : Uint8Array.of(CARD_VERSION_FLAGS);
+  const body = concatBytes(head, key, ...(f === 0 ? [] : [Uint8Array.of(f)]), Uint8Array.of(n.length), n);
   return concatBytes(body, checksum(body));
 }
 
@@ -75,29 +96,36 @@ export function decodeCard(card: Uint8Array): ContactCard {
   if (card.length < 1 + CARD_CHECKSUM_LEN || card.length > MAX_CARD_BYTES) {
     throw new ProtocolError('ERR_ADDRESS_FORMAT', `an address card is ${MIN_CARD_BYTES} to ${MAX_CARD_BYTES} bytes`);
   }
-  if (card[0] !== CARD_VERSION) throw new ProtocolError('ERR_ADDRESS_VERSION', `address card version ${card[0]} is not supported`);
+  const version = card[0];
+  if (version !== CARD_VERSION && version !== CARD_VERSION_FLAGS)
+    throw new ProtocolError('ERR_ADDRESS_VERSION', `address card version ${version} is not supported`);
   const body = card.subarray(0, card.length - CARD_CHECKSUM_LEN);
   if (!crypto().equal(checksum(body), card.subarray(card.length - CARD_CHECKSUM_LEN))) {
     throw new ProtocolError('ERR_ADDRESS_CHECKSUM', 'address card checksum does not match: the card is mistyped or truncated');
   }
-  const nl = body[HEADER_LEN - 1];
-  if (nl === undefined || body.length !== HEADER_LEN + nl || nl > MAX_CARD_NAME_BYTES)
+  const header = version === CARD_VERSION ? HEADER_LEN : HEADER_LEN + 1;
+  const flags = version === CARD_VERSION ? 0 : body[HEADER_LEN - 1];
+  const nl = body[header - 1];
+  if (nl === undefined || flags === undefined || body.length !== header + nl || nl > MAX_CARD_NAME_BYTES)
     throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card length does not match its name');
+  // Version 2 exists for its flags: none set, or one not defined, is not a card a writer makes.
+  if (version === CARD_VERSION_FLAGS && (flags === 0 || (flags & ~CARD_FLAG_PREKEYS) !== 0))
+    throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card flags are not defined');
   let name: string;
   try {
-    name = fatal.decode(body.subarray(HEADER_LEN));
+    name = fatal.decode(body.subarray(header));
   } catch (e) {
     throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card name is not UTF-8', { cause: e });
   }
   checkName(name);
   const key = body.slice(1, 33);
   if (!crypto().edIsValidPoint(key)) throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card key is not a valid Ed25519 point');
-  return { key, address: formatAddress(key), name };
+  return { key, address: formatAddress(key), name, prekeys: (flags & CARD_FLAG_PREKEYS) !== 0 };
 }
 
 /** The text form of a card: "allium:contact/…". */
-export function formatCard(key: Uint8Array, name = ''): string {
-  return CARD_PREFIX + base32Encode(encodeCard(key, name));
+export function formatCard(key: Uint8Array, name = '', flags: CardFlags = {}): string {
+  return CARD_PREFIX + base32Encode(encodeCard(key, name, flags));
 }
 
 /**
@@ -108,7 +136,7 @@ export function parseCard(text: string): ContactCard {
   const t = text.trim().toLowerCase();
   if (!t.startsWith(CARD_PREFIX)) {
     const key = parseAddress(t);
-    return { key, address: formatAddress(key), name: '' };
+    return { key, address: formatAddress(key), name: '', prekeys: false };
   }
   const b32 = t.slice(CARD_PREFIX.length);
   if (b32.length < 8 || b32.length > Math.ceil((MAX_CARD_BYTES * 8) / 5) || !/^[a-z2-7]+$/.test(b32)) {

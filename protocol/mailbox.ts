@@ -48,8 +48,10 @@
  * `CBOR { "v": 1, "del": token }` of earlier versions, so reading one's mail writes nothing an observer could time
  * (specs/messaging.md §9.4).
  *
- * Version 3 (specs/messaging.md §9.2, §9.6) adds forward secrecy, X3DH-style: a first-contact item is sealed to the
- * identity key, the recipient's signed prekey and, if one is left, a one-time prekey, which it names by id:
+ * Version 3 (specs/messaging.md §9.2, §9.6) adds forward secrecy, X3DH-style: an item, first-contact or per-contact,
+ * is sealed to the identity key, the recipient's signed prekey and, if one is left, a one-time prekey, which it names
+ * by id (a per-contact item is bound to the pair by its inbox's slot in the AD and MAC, and by the reader's rule that
+ * its sender is the pair's other member; the pair secret is no input, being a function of either identity secret):
  *
  *   ss    = X25519(e, IKB) | X25519(e, SPK) [| X25519(e, OPK)]
  *   k     = H(ss | E | IKB | SPK [| OPK], "allium-v1:mailbox:prekey-key");   mk as above with this ss

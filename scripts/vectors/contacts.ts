@@ -1,14 +1,15 @@
 /**
- * specs/vectors/contacts.json: address cards (specs/messaging.md §11.1) from fixed identities, as bytes and text,
+ * specs/vectors/contacts.json: address cards (specs/messaging.md §11.1; version 1, and version 2 with the prekeys
+ * flag) from fixed identities, as bytes and text,
  * with damaged cards and the code a reader refuses each with; safety numbers (§11.2) of fixed key pairs, each half
  * and the number both ways round; attachment descriptors (§12.1), valid and refused.
  */
 import { createIdentity } from '../../protocol/address.js';
-import { concatBytes, toHex, utf8 } from '../../protocol/bytes.js';
+import { concatBytes, fromHex, toHex, utf8 } from '../../protocol/bytes.js';
 import { encodeCbor } from '../../protocol/cbor.js';
 import { base32Encode } from '../../protocol/content-link.js';
 import { decodeAttachment, encodeAttachment, MAX_ATTACHMENT_DESCRIPTOR_BYTES } from '../../protocol/attachment.js';
-import { CARD_PREFIX, decodeCard, encodeCard, formatCard, MAX_CARD_NAME_BYTES, parseCard } from '../../protocol/contact-card.js';
+import { CARD_PREFIX, decodeCard, encodeCard, formatCard, MAX_CARD_BYTES, MAX_CARD_NAME_BYTES, parseCard } from '../../protocol/contact-card.js';
 import { safetyHalf, safetyNumber, SAFETY_ITERATIONS } from '../../protocol/safety-number.js';
 import { crypto } from '../../crypto/index.js';
 import { check, errorCodeOf, expectCode, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
@@ -29,15 +30,23 @@ export function contactsFile(): VectorFile {
     { name: 'no name', key: alice, cardName: '' },
     { name: 'an ASCII name', key: alice, cardName: 'Alice' },
     { name: 'the longest name: 64 bytes of UTF-8', key: bob, cardName: 'Боб'.repeat(10) + 'Бо' },
-  ].map((c) => {
-    const bytes = encodeCard(c.key, c.cardName);
+    // Version 2 (§11.1): the flags byte, bit 0 set: the identity publishes prekey records (§9.6).
+    { name: 'version 2: publishes prekeys', key: alice, cardName: 'Alice', prekeys: true },
+    { name: 'version 2: publishes prekeys, no name', key: bob, cardName: '', prekeys: true },
+    { name: 'version 2: the longest card (103 bytes)', key: bob, cardName: 'Боб'.repeat(10) + 'Бо', prekeys: true },
+  ].map((c: { name: string; key: Uint8Array; cardName: string; prekeys?: boolean }) => {
+    const prekeys = c.prekeys === true;
+    const bytes = encodeCard(c.key, c.cardName, { prekeys });
     check(utf8(c.cardName).length <= MAX_CARD_NAME_BYTES, `card name "${c.name}" fits`);
-    const text = formatCard(c.key, c.cardName);
+    check(bytes[0] === (prekeys ? 2 : 1), `card "${c.name}" is of version ${prekeys ? 2 : 1}`);
+    const text = formatCard(c.key, c.cardName, { prekeys });
     const back = parseCard(text.toUpperCase());
-    check(back.name === c.cardName && toHex(back.key) === toHex(c.key), `card "${c.name}" round-trips through upper-case text`);
-    return { name: c.name, key: toHex(c.key), cardName: c.cardName, address: back.address, bytes: toHex(bytes), text };
+    check(back.name === c.cardName && toHex(back.key) === toHex(c.key) && back.prekeys === prekeys, `card "${c.name}" round-trips through upper-case text`);
+    return { name: c.name, key: toHex(c.key), cardName: c.cardName, prekeys, address: back.address, bytes: toHex(bytes), text };
   });
+  check(fromHex(cards[cards.length - 1]!.bytes).length === MAX_CARD_BYTES, 'the longest card is MAX_CARD_BYTES');
   const good = encodeCard(alice, 'Alice');
+  const goodV2 = encodeCard(alice, 'Alice', { prekeys: true });
   const flipped = Uint8Array.from(good);
   flipped[5]! ^= 0x01;
   const badKey = new Uint8Array(32).fill(0xff);
@@ -46,7 +55,28 @@ export function contactsFile(): VectorFile {
     { name: 'truncated to half', bytes: good.subarray(0, 20), error: 'ERR_ADDRESS_CHECKSUM' },
     { name: 'one bit flipped in the key', bytes: flipped, error: 'ERR_ADDRESS_CHECKSUM' },
     { name: 'four bytes', bytes: good.subarray(0, 4), error: 'ERR_ADDRESS_FORMAT' },
-    { name: 'version 2', bytes: withChecksum(concatBytes(Uint8Array.of(2), good.subarray(1, good.length - 4))), error: 'ERR_ADDRESS_VERSION' },
+    { name: 'version 3', bytes: withChecksum(concatBytes(Uint8Array.of(3), good.subarray(1, good.length - 4))), error: 'ERR_ADDRESS_VERSION' },
+    {
+      name: 'version 2 without its flags byte (a version 1 body)',
+      bytes: withChecksum(concatBytes(Uint8Array.of(2), good.subarray(1, good.length - 4))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
+    {
+      name: 'version 2 with no flag set',
+      bytes: withChecksum(concatBytes(Uint8Array.of(2), good.subarray(1, 33), Uint8Array.of(0), good.subarray(33, good.length - 4))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
+    {
+      name: 'version 2 with an undefined flag',
+      bytes: withChecksum(concatBytes(Uint8Array.of(2), good.subarray(1, 33), Uint8Array.of(0x03), good.subarray(33, good.length - 4))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
+    { name: 'version 2 truncated by one byte', bytes: goodV2.subarray(0, goodV2.length - 1), error: 'ERR_ADDRESS_CHECKSUM' },
+    {
+      name: 'version 2 with the flag cleared (checksum not redone)',
+      bytes: concatBytes(goodV2.subarray(0, 33), Uint8Array.of(0), goodV2.subarray(34)),
+      error: 'ERR_ADDRESS_CHECKSUM',
+    },
     {
       name: 'name length beyond the card',
       bytes: withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(9), utf8('Alice'))),
@@ -84,7 +114,7 @@ export function contactsFile(): VectorFile {
     { name: 'the last 8 characters cut off', text: goodText.slice(0, -8), error: ['ERR_ADDRESS_CHECKSUM', 'ERR_ADDRESS_FORMAT'] },
     { name: 'another prefix', text: 'allium:card/' + goodText.slice(CARD_PREFIX.length), error: 'ERR_ADDRESS_FORMAT' },
     { name: 'a character outside base32', text: goodText.slice(0, -1) + '1', error: 'ERR_ADDRESS_FORMAT' },
-    { name: 'too long', text: CARD_PREFIX + base32Encode(new Uint8Array(103)), error: 'ERR_ADDRESS_FORMAT' },
+    { name: 'too long', text: CARD_PREFIX + base32Encode(new Uint8Array(MAX_CARD_BYTES + 1)), error: 'ERR_ADDRESS_FORMAT' },
     {
       name: 'a name of 65 bytes',
       text: CARD_PREFIX + base32Encode(withChecksum(concatBytes(good.subarray(0, 33), Uint8Array.of(65), utf8('a'.repeat(65))))),
@@ -146,7 +176,7 @@ export function contactsFile(): VectorFile {
   });
   return {
     description:
-      'Address cards (specs/messaging.md §11.1): fixed identities (Ed25519 seeds from the vector DRBG) as card bytes and text, and damaged cards with the code each is refused with; safety numbers (§11.2) of fixed keys, each 30-digit half and the 60-digit number; attachment descriptors (§12.1), valid and refused.',
+      'Address cards (specs/messaging.md §11.1): fixed identities (Ed25519 seeds from the vector DRBG) as card bytes and text (version 1 without flags, version 2 with the prekeys flag, "prekeys"), and damaged cards with the code each is refused with; safety numbers (§11.2) of fixed keys, each 30-digit half and the 60-digit number; attachment descriptors (§12.1), valid and refused.',
     version: VECTORS_VERSION,
     constants: { maxCardNameBytes: MAX_CARD_NAME_BYTES, safetyIterations: SAFETY_ITERATIONS, maxAttachmentDescriptorBytes: MAX_ATTACHMENT_DESCRIPTOR_BYTES },
     cards,

@@ -1,7 +1,7 @@
 /**
  * specs/vectors/mailbox.json: offline mailboxes (specs/messaging.md §9): inbox and slot locators, sealed items
  * of version 1 with their ephemeral key, id, deletion token and check, deletions, items of version 2 with their
- * proof of work, the STORE and STORED messages of a mailbox
+ * proof of work, items of version 3 (first-contact and per-contact) with the prekey record, the STORE and STORED messages of a mailbox
  * request, and the items and stores a recipient or a relay refuses, with their codes.
  */
 import { createIdentity } from '../../protocol/address.js';
@@ -309,6 +309,78 @@ export function mailboxFile(): VectorFile {
       `mailbox open "${name}"`,
     ),
   }));
+  // Per-contact items of version 3 (§9.2): the same construction, in the per-contact inbox from the sender. The slot
+  // (in the AD and the MAC) binds the item to that inbox, so to the pair; the MAC binds the sender, whom the reader
+  // requires to be the pair's other member. Neither the identity key nor the pair secret opens it without the prekeys.
+  const pinbox = pairInboxKey(pair, sender.publicKey, epoch);
+  const pcCases: [string, number, Uint8Array, boolean][] = [
+    ['per-contact version 3, slot 0, signed and one-time prekey', 0, utf8('Hello Alice, from your contact, sealed to your prekeys.'), true],
+    ['per-contact version 3, slot 1, signed prekey only', 1, utf8('Contact mail, no one-time prekey.'), false],
+  ];
+  const itemsV3PerContact = pcCases.map(([name, index, data, withOpk]) => {
+    const rec = recordingRandom(`mailbox/item-v3-pair-${index}`);
+    const exp = NOW + 2 * HOUR;
+    const prekeys = withOpk ? { spk: spk.publicKey, opk: otks[0]!.publicKey } : { spk: spk.publicKey };
+    const s = sealMailboxItem({ sender, recipient: recipient.publicKey, inbox: pinbox, index, exp, t: NOW, n: index, data, random: rec.random, prekeys });
+    const bytes = solveMailboxItem(s.item, zero)!;
+    const env = decodeMailboxItem(bytes);
+    check(env.v === 3 && toHex(env.x) === toHex(pinbox), `mailbox item "${name}" is version 3 in the per-contact inbox`);
+    check(verifyMailboxStore(bytes, NOW, s.slot).exp === exp, `mailbox item "${name}" is storable in its slot`);
+    const o = openMailboxItem(recipient, s.slot, bytes, { now: NOW, prekeys: lookup });
+    check(toHex(o.data) === toHex(data) && toHex(o.from) === toHex(sender.publicKey), `mailbox item "${name}" opens, from the pair's sender`);
+    check(errorCodeOf(() => openMailboxItem(recipient, s.slot, bytes, { now: NOW }), name) === 'ERR_MESSAGE_AUTH', `"${name}" needs the prekeys`);
+    return {
+      name,
+      index,
+      inbox: toHex(pinbox),
+      locator: toHex(s.slot),
+      exp,
+      t: NOW,
+      n: index,
+      data: toHex(data),
+      spk: toHex(spk.publicKey),
+      opk: withOpk ? toHex(otks[0]!.publicKey) : null,
+      spkId: toHex(prekeyId(spk.publicKey)),
+      opkId: withOpk ? toHex(prekeyId(otks[0]!.publicKey)) : null,
+      random: rec.taken(),
+      randomCalls: rec.calls(),
+      id: toHex(s.id),
+      binding: toHex(mailboxPowBinding(s.item)),
+      item: toHex(bytes),
+    };
+  });
+  const pc = fromHex(itemsV3PerContact[0]!.item);
+  const pcCasesInvalid: [string, Uint8Array, string, 'none' | 'all' | 'without one-time' | 'without signed', string][] = [
+    ['per-contact: identity key alone (the pair secret is no input)', pc, itemsV3PerContact[0]!.locator, 'none', 'ERR_MESSAGE_AUTH'],
+    ['per-contact: one-time prekey secret deleted', pc, itemsV3PerContact[0]!.locator, 'without one-time', 'ERR_MESSAGE_AUTH'],
+    ['per-contact: opened under the first-contact slot 0', pc, toHex(slotLocator(inbox, 0)), 'all', 'ERR_MESSAGE_AUTH'],
+    [
+      'per-contact: opened under the other direction’s slot 0',
+      pc,
+      toHex(slotLocator(pairInboxKey(pair, recipient.publicKey, epoch), 0)),
+      'all',
+      'ERR_MESSAGE_AUTH',
+    ],
+  ];
+  const pcWithout = (id: Uint8Array): Uint8Array | null => (toHex(id) === itemsV3PerContact[0]!.opkId ? null : lookup(id));
+  const openInvalidV3PerContact = pcCasesInvalid.map(([name, bytes, slot, which, error]) => ({
+    name,
+    item: toHex(bytes),
+    slot,
+    secrets: which,
+    error: expectCode(
+      errorCodeOf(
+        () =>
+          openMailboxItem(recipient, fromHex(slot), bytes, {
+            now: NOW,
+            ...(which === 'all' ? { prekeys: lookup } : which === 'without one-time' ? { prekeys: pcWithout } : {}),
+          }),
+        name,
+      ),
+      error,
+      `mailbox open "${name}"`,
+    ),
+  }));
   const prekeys = {
     spkSeed: toHex(seeded('mailbox/spk')(32)),
     otkSeeds: [0, 1].map((i) => toHex(seeded(`mailbox/otk-${i}`)(32))),
@@ -329,7 +401,7 @@ export function mailboxFile(): VectorFile {
 
   return {
     description:
-      'Offline mailboxes (specs/messaging.md §9): first-contact and per-contact inbox and slot locators, sealed items of version 1 (the random bytes are the ephemeral X25519 secret, then the 16-byte id) with their deletion tokens, checks and deletions, items of version 2 with their proof of work (solved from the all-zero nonce), the prekey record of the recipient for the epoch (§9.6; the SPK and OPKs are X25519 keys from their seeds, the nonce of the record the 24 bytes given) and items of version 3 sealed to its prekeys (random bytes as version 2; solved from the all-zero nonce) with the cases that no longer open once a prekey secret is gone, the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
+      'Offline mailboxes (specs/messaging.md §9): first-contact and per-contact inbox and slot locators, sealed items of version 1 (the random bytes are the ephemeral X25519 secret, then the 16-byte id) with their deletion tokens, checks and deletions, items of version 2 with their proof of work (solved from the all-zero nonce), the prekey record of the recipient for the epoch (§9.6; the SPK and OPKs are X25519 keys from their seeds, the nonce of the record the 24 bytes given) and items of version 3 sealed to its prekeys (random bytes as version 2; solved from the all-zero nonce) with the cases that no longer open once a prekey secret is gone, per-contact items of version 3 (in the per-contact inbox from the sender, §9.2) with the cases that do not open (no prekeys, another inbox), the STORE and STORED messages of a mailbox request, and items and stores that are refused.',
     version: VECTORS_VERSION,
     constants: {
       epochSeconds: MAILBOX_EPOCH_SECONDS,
@@ -356,6 +428,8 @@ export function mailboxFile(): VectorFile {
     prekeys,
     itemsV3,
     openInvalidV3,
+    itemsV3PerContact,
+    openInvalidV3PerContact,
     messages,
   };
 }

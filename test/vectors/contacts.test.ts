@@ -9,7 +9,7 @@ import { expectCode, hex, readVectors } from '../helpers/vectors.js';
 
 interface ContactVectors {
   constants: { maxCardNameBytes: number; safetyIterations: number; maxAttachmentDescriptorBytes: number };
-  cards: { name: string; key: string; cardName: string; address: string; bytes: string; text: string }[];
+  cards: { name: string; key: string; cardName: string; prekeys: boolean; address: string; bytes: string; text: string }[];
   cardInvalidBytes: { name: string; bytes: string; error: string }[];
   cardInvalidText: { name: string; text: string; error: string }[];
   safety: { name: string; a: string; b: string; halfA: string; halfB: string; number: string }[];
@@ -30,12 +30,13 @@ describeEachBinding('vectors: address cards, safety numbers and attachment descr
 
   for (const c of v.cards) {
     it(`card: ${c.name} (bytes ↔ fields, text ↔ fields, any case)`, () => {
-      expect(toHex(encodeCard(hex(c.key), c.cardName))).to.equal(c.bytes);
-      expect(formatCard(hex(c.key), c.cardName)).to.equal(c.text);
+      expect(toHex(encodeCard(hex(c.key), c.cardName, { prekeys: c.prekeys }))).to.equal(c.bytes);
+      expect(formatCard(hex(c.key), c.cardName, { prekeys: c.prekeys })).to.equal(c.text);
       for (const form of [decodeCard(hex(c.bytes)), parseCard(c.text), parseCard(`  ${c.text.toUpperCase()}\n`)]) {
         expect(toHex(form.key)).to.equal(c.key);
         expect(form.name).to.equal(c.cardName);
         expect(form.address).to.equal(c.address);
+        expect(form.prekeys).to.equal(c.prekeys);
       }
     });
   }
@@ -50,22 +51,28 @@ describeEachBinding('vectors: address cards, safety numbers and attachment descr
   for (const c of v.cardInvalidBytes) it(`card bytes refused: ${c.name} → ${c.error}`, () => void expectCode(() => decodeCard(hex(c.bytes)), c.error));
   for (const c of v.cardInvalidText) it(`card text refused: ${c.name} → ${c.error}`, () => void expectCode(() => parseCard(c.text), c.error));
 
-  it('every truncation and every single-byte change of a card is refused with a typed error, never accepted', () => {
-    const good = hex(v.cards[1]!.bytes);
-    for (let n = 0; n < good.length; n++)
-      expect(() => decodeCard(good.subarray(0, n)))
-        .to.throw()
-        .with.property('code')
-        .that.matches(/^ERR_ADDRESS_/);
-    for (let i = 0; i < good.length; i++) {
-      const bad = Uint8Array.from(good);
-      bad[i]! ^= 0x20;
-      expect(() => decodeCard(bad))
-        .to.throw()
-        .with.property('code')
-        .that.matches(/^ERR_ADDRESS_/);
-    }
+  it('a plain address, and a card of version 1, says nothing of prekeys', () => {
+    expect(parseCard(v.cards[0]!.address).prekeys).to.equal(false);
+    expect(decodeCard(hex(v.cards[1]!.bytes)).prekeys).to.equal(false);
   });
+
+  for (const which of [1, 3])
+    it(`every truncation and every single-byte change of a card is refused with a typed error, never accepted (${v.cards[which]!.name})`, () => {
+      const good = hex(v.cards[which]!.bytes);
+      for (let n = 0; n < good.length; n++)
+        expect(() => decodeCard(good.subarray(0, n)))
+          .to.throw()
+          .with.property('code')
+          .that.matches(/^ERR_ADDRESS_/);
+      for (let i = 0; i < good.length; i++) {
+        const bad = Uint8Array.from(good);
+        bad[i]! ^= 0x20;
+        expect(() => decodeCard(bad))
+          .to.throw()
+          .with.property('code')
+          .that.matches(/^ERR_ADDRESS_/);
+      }
+    });
 
   it('formatting refuses a name a reader would refuse', () => {
     const key = hex(v.cards[0]!.key);

@@ -111,6 +111,8 @@ interface MailboxVectors {
     item: string;
   }[];
   openInvalidV3: { name: string; item: string; secrets: 'none' | 'all' | 'without one-time' | 'without signed'; error: string }[];
+  itemsV3PerContact: (MailboxVectors['itemsV3'][number] & { inbox: string })[];
+  openInvalidV3PerContact: { name: string; item: string; slot: string; secrets: 'none' | 'all' | 'without one-time' | 'without signed'; error: string }[];
 }
 
 const V = readVectors<MailboxVectors>('mailbox.json');
@@ -281,6 +283,43 @@ describeEachBinding('vectors: mailbox.json', () => {
   for (const v of V.openInvalidV3) {
     it(`open refuses (version 3): ${v.name} → ${v.error}`, () => {
       expectCode(() => openMailboxItem(recipient(), hex(V.itemsV3[0]!.locator), hex(v.item), { now: V.now, ...secrets(v.secrets, V.itemsV3[0]!) }), v.error);
+    });
+  }
+
+  // Per-contact items of version 3 (§9.2): the per-contact inbox from the sender, sealed to the prekeys.
+  for (const v of V.itemsV3PerContact) {
+    it(`item: ${v.name}`, () => {
+      const pinbox = pairInboxKey(pairSecret(sender(), recipient().publicKey), sender().publicKey, V.epoch);
+      expect(toHex(pinbox)).to.equal(v.inbox);
+      const q = byteQueue(hex(v.random));
+      const s = sealMailboxItem({
+        sender: sender(),
+        recipient: recipient().publicKey,
+        inbox: pinbox,
+        index: v.index,
+        exp: v.exp,
+        t: v.t,
+        n: v.n,
+        data: hex(v.data),
+        random: q.random,
+        prekeys: v.opk ? { spk: hex(v.spk), opk: hex(v.opk) } : { spk: hex(v.spk) },
+      });
+      expect(q.remaining()).to.equal(0);
+      expect([toHex(s.slot), toHex(mailboxPowBinding(s.item)), toHex(s.id)]).to.deep.equal([v.locator, v.binding, v.id]);
+      const bytes = solveMailboxItem(s.item, new Uint8Array(16))!;
+      expect(toHex(bytes)).to.equal(v.item);
+      expect(verifyMailboxStore(bytes, V.now, hex(v.locator)).exp).to.equal(v.exp);
+      // The recipient reads it in the per-contact inbox from the sender: the pair secret from its own side.
+      const fromRecipient = pairInboxKey(pairSecret(recipient(), sender().publicKey), sender().publicKey, V.epoch);
+      expect(toHex(slotLocator(fromRecipient, v.index))).to.equal(v.locator);
+      const o = openMailboxItem(recipient(), hex(v.locator), bytes, { now: V.now, ...secrets('all', v) });
+      expect([toHex(o.from), toHex(o.data), o.version, o.prekeys?.opk ? toHex(o.prekeys.opk) : null]).to.deep.equal([V.senderPublicKey, v.data, 3, v.opkId]);
+    });
+  }
+
+  for (const v of V.openInvalidV3PerContact) {
+    it(`open refuses (per-contact version 3): ${v.name} → ${v.error}`, () => {
+      expectCode(() => openMailboxItem(recipient(), hex(v.slot), hex(v.item), { now: V.now, ...secrets(v.secrets, V.itemsV3PerContact[0]!) }), v.error);
     });
   }
 
