@@ -1,7 +1,8 @@
 /**
  * Offline mailboxes, the client side (specs/messaging.md §9; the codec is protocol/mailbox.ts).
  *
- * - MailboxSender leaves a sealed message in the first free slot of an inbox of the recipient for the current epoch
+ * - MailboxSender leaves a sealed message (sealed to the recipient's prekeys too when it publishes them: version 3,
+ *   §9.6) in the first free slot of an inbox of the recipient for the current epoch
  *   — the per-contact inbox from us when the recipient is a pair (§9.1), else its first-contact inbox — at the
  *   slot's k holders, through circuits, with the proof of work the slot's index asks for (§9.3; solved in slices
  *   that yield to the event loop). It finds the first free slot by galloping over slots with HEAD fetches (slots fill
@@ -102,35 +103,48 @@ export class MailboxSender {
   private readonly next = new Map<string, number>();
   /** recipient → the counter of the next message to it. */
   private readonly counters = new Map<string, number>();
-  /** Recipients known to publish prekeys, with the newest edition seen (§9.6). */
-  private readonly publishers = new PrekeyPublishers();
+  /** Recipients known to publish prekeys, with the newest edition seen (§9.6; kept across restarts with a storage). */
+  private readonly publishers: PrekeyPublishers;
 
   /**
-   * `content`: the options of its ContentClient (measurement only: `directForMeasurement`). `prekeys`: look up a
-   * first-contact recipient's prekey record and seal to it (default true; specs/messaging.md §9.6).
+   * `content`: the options of its ContentClient (measurement only: `directForMeasurement`). `prekeys`: look up the
+   * recipient's prekey record and seal to it (default true; specs/messaging.md §9.6). `publishers`: the memory of
+   * recipients that publish prekeys (default: one in memory; the messenger gives one kept in its prekey storage).
    */
   constructor(
     client: CircuitSource,
     private readonly identity: Identity,
     content: ContentOptions = {},
-    private readonly options: { prekeys?: boolean } = {},
+    private readonly options: { prekeys?: boolean; publishers?: PrekeyPublishers } = {},
   ) {
     this.content = new ContentClient(client, content);
+    this.publishers = options.publishers ?? new PrekeyPublishers();
   }
 
   /**
    * Seals `data` to `recipient` and stores it in a free slot. `id` (MAILBOX_ID_LEN bytes, default random) names the
    * message: a message first tried over a live conversation keeps that conversation's id, so the recipient drops
    * whichever copy arrives second. `pairwise`: the recipient is a pair (specs/messaging.md §9.1), so the message goes
-   * to the per-contact inbox from us, which only the two of us can find; else to its first-contact inbox. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
+   * to the per-contact inbox from us, which only the two of us can find; else to its first-contact inbox. Either way
+   * the item is sealed to the recipient's prekeys when it publishes them (version 3). `publishesPrekeys`: the
+   * recipient said it publishes prekeys (its contact card, §11.1), so no record found means one withheld: never a
+   * version 2 item. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
    * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_PREKEYS_UNAVAILABLE (a recipient known to publish
    * prekeys whose record is withheld, or whose item sealed to them every holder refused: never sent as version 2, §9.6),
-   * ERR_ABORTED, ERR_CONFIG (bad ttl or id).
+   * ERR_ABORTED, ERR_CONFIG (bad ttl or id), and the errors of a stored memory of publishers that does not open.
    */
   async deposit(
     recipient: Uint8Array,
     data: Uint8Array,
-    options: { ttlMs?: number; id?: Uint8Array; attachment?: boolean; group?: boolean; device?: boolean; pairwise?: boolean } & AbortOptions = {},
+    options: {
+      ttlMs?: number;
+      id?: Uint8Array;
+      attachment?: boolean;
+      group?: boolean;
+      device?: boolean;
+      pairwise?: boolean;
+      publishesPrekeys?: boolean;
+    } & AbortOptions = {},
   ): Promise<DepositResult> {
     if (options.id !== undefined && options.id.length !== MAILBOX_ID_LEN) {
       throw new AlliumError('ERR_CONFIG', `a message id is ${MAILBOX_ID_LEN} bytes`);
@@ -152,9 +166,9 @@ export class MailboxSender {
     const n = this.counters.get(who) ?? 0;
     this.counters.set(who, n + 1);
     const id = options.id ? Uint8Array.from(options.id) : crypto().random(MAILBOX_ID_LEN);
-    // A first-contact item is sealed to the recipient's prekeys when it publishes them (version 3, §9.6).
+    // Sealed to the recipient's prekeys when it publishes them (version 3, §9.6), in either kind of inbox.
     let prekeys: ItemPrekeys | null = null;
-    if (!pairwise && this.options.prekeys !== false) prekeys = await this.prekeysOf(recipient, now, options.signal);
+    if (this.options.prekeys !== false) prekeys = await this.prekeysOf(recipient, now, options.publishesPrekeys === true, options.signal);
     let slot = this.next.get(key) ?? (await this.frontier(inbox, options.signal));
     let stored: number | null = null;
     let statuses: ContentStatus[] = [];
@@ -202,20 +216,23 @@ export class MailboxSender {
   }
 
   /**
-   * The prekeys to seal a first-contact item to `recipient` (§9.6), or null for a recipient that publishes none as far
-   * as we know. Throws ERR_PREKEYS_UNAVAILABLE when no holder gives a record that opens although the recipient
-   * published one for this epoch (a record of an edition we saw covers it): never a silent version 2.
+   * The prekeys to seal an item to `recipient` (§9.6), or null for a recipient that publishes none as far as we know.
+   * Throws ERR_PREKEYS_UNAVAILABLE when no holder gives a record that opens although the recipient said it publishes
+   * them (`required`: its card) or published one for this epoch (a record of an edition we saw covers it): never a
+   * silent version 2.
    */
-  private async prekeysOf(recipient: Uint8Array, now: number, signal?: AbortSignal): Promise<ItemPrekeys | null> {
+  private async prekeysOf(recipient: Uint8Array, now: number, required: boolean, signal?: AbortSignal): Promise<ItemPrekeys | null> {
+    await this.publishers.load(signalOption(signal));
     const newest = this.publishers.newestEdition(recipient);
     const found = await fetchPrekeyRecord(this.content, recipient, now, signalOption(signal));
     if (!found) {
-      if (this.publishers.publishedFor(recipient, now)) {
+      if (required || this.publishers.publishedFor(recipient, now)) {
         throw new ProtocolError('ERR_PREKEYS_UNAVAILABLE', 'the recipient publishes prekeys, but no holder gave a record for this epoch');
       }
       return null;
     }
-    this.publishers.seen(recipient, found.edition);
+    // Remembered (and saved) before anything is sealed: a restart from here on knows the recipient publishes.
+    await this.publishers.seen(recipient, found.edition, signalOption(signal));
     return choosePrekeys(found, now, newest);
   }
 

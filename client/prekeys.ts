@@ -28,30 +28,17 @@
  *
  * The sender's side: fetchPrekeyRecord reads the current epoch's record from every holder and keeps the newest that
  * opens; choosePrekeys picks what to seal to (a one-time prekey only from a record it cannot tell is stale);
- * PrekeyPublishers remembers, per recipient, the newest edition seen, so that a recipient known to publish prekeys
- * is never silently written a version 2 item.
+ * PrekeyPublishers remembers, per recipient, the newest edition seen (kept across restarts with a storage), so that
+ * a recipient known to publish prekeys is never silently written a version 2 item.
  */
 import { z } from 'zod';
 import { crypto } from '../crypto/index.js';
 import type { Identity } from '../protocol/address.js';
-import { concatBytes, toHex, utf8 } from '../protocol/bytes.js';
+import { concatBytes, fromHex, toHex, utf8 } from '../protocol/bytes.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from '../protocol/cbor.js';
 import { CryptoError, ProtocolError } from '../protocol/errors.js';
-import {
-  mailboxEpochAt,
-  MAILBOX_CLOCK_SKEW_MS,
-  MAILBOX_EPOCH_SECONDS,
-  MAX_MAILBOX_TTL_MS,
-  type ItemPrekeys,
-} from '../protocol/mailbox.js';
-import {
-  createPrekeyRecord,
-  MAX_ONE_TIME_PREKEYS,
-  openPrekeyRecord,
-  prekeyId,
-  prekeyRecordKeys,
-  type PrekeyBundle,
-} from '../protocol/prekeys.js';
+import { mailboxEpochAt, MAILBOX_CLOCK_SKEW_MS, MAILBOX_EPOCH_SECONDS, MAX_MAILBOX_TTL_MS, type ItemPrekeys } from '../protocol/mailbox.js';
+import { createPrekeyRecord, MAX_ONE_TIME_PREKEYS, openPrekeyRecord, prekeyId, prekeyRecordKeys, type PrekeyBundle } from '../protocol/prekeys.js';
 import type { AbortOptions } from '../net/abort.js';
 import type { ContentClient } from './content.js';
 import type { GroupStorage } from './messaging/group-store.js';
@@ -272,11 +259,7 @@ export class PrekeyOwner {
   /** Used one-time prekeys may be retired now: the rate allows it and the retired table has room for them all. */
   private canRoll(now: number): boolean {
     const used = this.oneTime.filter((k) => k.used).length;
-    return (
-      used > 0 &&
-      (this.rolled === 0 || now - this.rolled >= PREKEY_REPUBLISH_MIN_MS) &&
-      this.retired.length + used <= MAX_RETIRED_ONE_TIME_PREKEYS
-    );
+    return used > 0 && (this.rolled === 0 || now - this.rolled >= PREKEY_REPUBLISH_MIN_MS) && this.retired.length + used <= MAX_RETIRED_ONE_TIME_PREKEYS;
   }
 
   /** Makes a signed prekey when none is current or the current one is due, drops expired ones, tops up one-time keys. */
@@ -395,22 +378,99 @@ export function choosePrekeys(found: FoundPrekeys, now: number, newestSeen = 0):
   return { spk, opk: otks[pick]! };
 }
 
+/** The storage record of a sender's memory of recipients that publish prekeys. */
+export const PREKEY_PUBLISHERS_RECORD = 'prekey-publishers';
+/** Largest such record read back: MAX_PREKEY_PUBLISHERS entries of a key and an edition (about 190 KiB). */
+const MAX_PUBLISHERS_BYTES = 256 * 1024;
+const PUBLISHERS_LABEL = utf8('allium-v1:prekey-publishers');
+const PUBLISHERS_AD = utf8('allium-v1 prekey-publishers');
+const publishersSchema = z.strictObject({
+  v: z.literal(1),
+  r: z.array(z.tuple([zBytes(32), zUint()])).max(MAX_PREKEY_PUBLISHERS),
+});
+
 /**
  * What a sender remembers of recipients that publish prekeys: the newest edition seen from each (at most
  * MAX_PREKEY_PUBLISHERS, the least recently seen go first). A record of edition `ed` was published for the epochs
  * epoch(ed) … epoch(ed) + PREKEY_PUBLISH_EPOCHS − 1, so in those epochs a missing record has been withheld (or lost),
  * and the sender refuses to write version 2 (specs/messaging.md §9.6).
+ *
+ * With a storage (the messenger's prekey storage) the memory is kept across restarts, sealed under a key derived from
+ * the identity, so a restarted sender does not forget whom it must not downgrade:
+ *
+ *   K_pub  = K(identity seed, "allium-v1:prekey-publishers")                               K as §5.1
+ *   record = u8(1) | nonce (24) | XAEAD(K_pub, nonce, CBOR { "v": 1, "r": [ [ key (32), edition ] … ] },
+ *                                        ad = "allium-v1 prekey-publishers")              least recently seen first
+ *
+ * A stored record that does not open or decode is refused, never replaced by an empty memory (that would bring the
+ * downgrade back).
  */
 export class PrekeyPublishers {
   private readonly newest = new Map<string, number>();
+  private loaded: Promise<void> | null = null;
+  /** Saves run one after another, each with the memory as it was when it was asked for. */
+  private saving: Promise<void> = Promise.resolve();
+  private readonly key: Uint8Array | null;
 
-  /** Notes a record of edition `edition` from `recipient`. */
-  seen(recipient: Uint8Array, edition: number): void {
+  /** `max`: recipients remembered (MAX_PREKEY_PUBLISHERS; smaller in tests). */
+  constructor(
+    identity?: Identity,
+    private readonly storage?: GroupStorage,
+    private readonly max = MAX_PREKEY_PUBLISHERS,
+  ) {
+    this.key = identity && storage ? crypto().hash(32, PUBLISHERS_LABEL, identity.secretKey.subarray(0, 32)) : null;
+  }
+
+  /**
+   * Reads the stored memory (once; without storage, nothing). Throws ERR_MESSAGE_AUTH or ERR_SCHEMA / ERR_CBOR_* for
+   * a stored record that does not open or decode, and the storage's errors.
+   */
+  load(options: AbortOptions = {}): Promise<void> {
+    if (!this.storage || !this.key) return Promise.resolve();
+    const storage = this.storage;
+    const key = this.key;
+    this.loaded ??= (async () => {
+      const rec = (await storage.load(options)).find(([name]) => name === PREKEY_PUBLISHERS_RECORD);
+      if (!rec) return;
+      const bytes = rec[1];
+      if (bytes.length < 1 + XNONCE || bytes[0] !== 1) throw new ProtocolError('ERR_SCHEMA', 'prekey publishers: not a record of version 1');
+      const plain = crypto().xaeadDecrypt(bytes.subarray(1 + XNONCE), PUBLISHERS_AD, bytes.subarray(1, 1 + XNONCE), key);
+      if (!plain) throw new CryptoError('ERR_MESSAGE_AUTH', 'prekey publishers: the record does not open under this identity');
+      const d = decodeMessage(publishersSchema, plain, MAX_PUBLISHERS_BYTES, 'prekey publishers');
+      // Entries noted before the load finished are newer: they stay, and the stored ones go before them.
+      const noted = [...this.newest];
+      this.newest.clear();
+      for (const [k, ed] of d.r) this.put(toHex(k), ed);
+      for (const [k, ed] of noted) this.put(k, Math.max(ed, this.newest.get(k) ?? 0));
+    })();
+    this.loaded.catch(() => (this.loaded = null));
+    return this.loaded;
+  }
+
+  /** Notes a record of edition `edition` from `recipient`; saves when the memory changed. */
+  async seen(recipient: Uint8Array, edition: number, options: AbortOptions = {}): Promise<void> {
     const k = toHex(recipient);
-    const e = Math.max(edition, this.newest.get(k) ?? 0);
+    const before = this.newest.get(k);
+    this.put(k, Math.max(edition, before ?? 0)); // at once: the memory holds it even if the storage fails
+    await this.load(options);
+    if (before === undefined || edition > before) await this.save(options);
+  }
+
+  private put(k: string, ed: number): void {
     this.newest.delete(k);
-    this.newest.set(k, e);
-    if (this.newest.size > MAX_PREKEY_PUBLISHERS) this.newest.delete(this.newest.keys().next().value!);
+    this.newest.set(k, Math.max(ed, 0));
+    while (this.newest.size > this.max) this.newest.delete(this.newest.keys().next().value!);
+  }
+
+  private save(options: AbortOptions): Promise<void> {
+    if (!this.storage || !this.key) return Promise.resolve();
+    const storage = this.storage;
+    const plain = encodeCbor({ v: 1, r: [...this.newest].map(([k, ed]) => [fromHex(k), ed]) });
+    const nonce = crypto().random(XNONCE);
+    const bytes = concatBytes(Uint8Array.of(1), nonce, crypto().xaeadEncrypt(plain, PUBLISHERS_AD, nonce, this.key));
+    const p = this.saving.then(() => storage.save(PREKEY_PUBLISHERS_RECORD, bytes, options));
+    this.saving = p.catch(() => undefined);
+    return p;
   }
 
   /** The newest edition seen from `recipient` (0: none). */

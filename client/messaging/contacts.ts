@@ -56,6 +56,11 @@ export interface Contact {
   readonly previous: readonly Uint8Array[];
   readonly added: number;
   readonly keyChangedAt?: number;
+  /**
+   * A card of this key said the contact publishes prekeys (specs/messaging.md §9.6, §11.1): offline messages to it
+   * are always sealed to its prekeys, never written as version 2 items.
+   */
+  readonly prekeys: boolean;
 }
 
 /** What 'contact:identity-changed' reports. */
@@ -82,7 +87,7 @@ export interface ContactBookOptions {
   now?: () => number;
 }
 
-const contactSchema = z.strictObject({
+const contactV1Schema = z.strictObject({
   n: z.string(),
   k: zBytes(32),
   vf: z.boolean(),
@@ -91,7 +96,12 @@ const contactSchema = z.strictObject({
   tc: zUint().optional(),
   p: z.array(zBytes(32)).max(MAX_PREVIOUS_KEYS),
 });
-const bookSchema = z.strictObject({ v: z.literal(1), contacts: z.array(contactSchema) });
+/** Version 2 adds "pk": 1, the contact's card said it publishes prekeys (§9.6, §11.1). */
+const contactSchema = contactV1Schema.extend({ pk: z.literal(1).optional() });
+const bookSchema = z.discriminatedUnion('v', [
+  z.strictObject({ v: z.literal(1), contacts: z.array(contactV1Schema) }),
+  z.strictObject({ v: z.literal(2), contacts: z.array(contactSchema) }),
+]);
 
 type Row = z.infer<typeof contactSchema>;
 
@@ -105,16 +115,17 @@ function toContact(r: Row): Contact {
     previous: r.p.map((k) => Uint8Array.from(k)),
     added: r.t,
     ...(r.tc !== undefined ? { keyChangedAt: r.tc } : {}),
+    prekeys: r.pk === 1,
   };
 }
 
 /** A card as given: text (a card or a plain address), a card's bytes, or one already parsed. */
-export type CardInput = string | Uint8Array | ContactCard;
+export type CardInput = string | Uint8Array | (Omit<ContactCard, 'prekeys'> & { readonly prekeys?: boolean });
 
 function cardOf(input: CardInput): ContactCard {
   if (typeof input === 'string') return parseCard(input);
   if (input instanceof Uint8Array) return decodeCard(input);
-  return input;
+  return { ...input, prekeys: input.prekeys === true };
 }
 
 export class ContactBook extends Emitter<ContactEvents> {
@@ -164,7 +175,7 @@ export class ContactBook extends Emitter<ContactEvents> {
   }
 
   private persist(rows: Map<string, Row>, options: AbortOptions): Promise<void> {
-    const bytes = encodeCbor({ v: 1, contacts: [...rows.values()] });
+    const bytes = encodeCbor({ v: 2, contacts: [...rows.values()] });
     const p = this.saving.then(() => this.storage.save(bytes, options));
     this.saving = p.catch(() => undefined);
     return p;
@@ -204,10 +215,19 @@ export class ContactBook extends Emitter<ContactEvents> {
     const rows = await this.table(options);
     throwIfAborted(options.signal);
     const have = rows.get(name);
-    if (have && crypto().equal(have.k, c.key)) return { contact: toContact(have), change: 'unchanged' };
+    const pk = c.prekeys ? { pk: 1 as const } : {};
+    if (have && crypto().equal(have.k, c.key)) {
+      // A card that says the key publishes prekeys sets the mark; one that does not (an older card, a plain address)
+      // never clears it: only a new key does, so no card can bring back version 2 items (§11.3).
+      if (!c.prekeys || have.pk === 1) return { contact: toContact(have), change: 'unchanged' };
+      const row: Row = { ...have, pk: 1 };
+      rows.set(name, row);
+      await this.persist(rows, options);
+      return { contact: toContact(row), change: 'unchanged' };
+    }
     if (!have) {
       if (rows.size >= this.max) throw new LimitError('MAX_CONTACTS', `the contact book holds at most ${this.max} contacts`);
-      const row: Row = { n: name, k: Uint8Array.from(c.key), vf: false, ch: false, t: this.now(), p: [] };
+      const row: Row = { n: name, k: Uint8Array.from(c.key), vf: false, ch: false, t: this.now(), p: [], ...pk };
       rows.set(name, row);
       await this.persist(rows, options);
       const contact = toContact(row);
@@ -216,8 +236,10 @@ export class ContactBook extends Emitter<ContactEvents> {
     }
     const previousKey = have.k;
     const wasVerified = have.vf;
+    const { pk: _old, ...rest } = have;
     const row: Row = {
-      ...have,
+      ...rest,
+      ...pk,
       k: Uint8Array.from(c.key),
       vf: false,
       ch: true,

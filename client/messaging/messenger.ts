@@ -41,7 +41,7 @@ import { Emitter } from '../../net/emitter.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import { ContentClient } from '../content.js';
 import { MailboxCollector, MailboxSender, MAX_MAILBOX_PAIRS } from '../mailbox.js';
-import { PrekeyOwner } from '../prekeys.js';
+import { PrekeyOwner, PrekeyPublishers } from '../prekeys.js';
 import { AttachmentDownload, uploadAttachment, type AttachmentProgress, type FileInput } from './attachments.js';
 import { ContactBook, type CardInput } from './contacts.js';
 import { Conversation } from './conversation.js';
@@ -180,7 +180,8 @@ export class Messenger extends Emitter<MessengerEvents> {
       options.devices,
       options.deviceStorage,
     );
-    this.outbox = new MailboxSender(client, identity, contentOptions);
+    // Whom we must never write version 2 items (§9.6): kept with our prekeys, so a restart does not forget it.
+    this.outbox = new MailboxSender(client, identity, contentOptions, { publishers: new PrekeyPublishers(identity, options.prekeyStorage) });
     // Circuits in the endpoint role take their second hop from the vanguards (specs/path.md §3.2): anyone with the
     // address can make us build them. Lookups and sends, as an initiator, are ordinary circuits.
     const asEndpoint = endpointCircuits(client);
@@ -542,14 +543,17 @@ export class Messenger extends Emitter<MessengerEvents> {
           this.offlineUntil.set(to, now + OFFLINE_RECHECK_MS);
         }
       }
-      const deposit: { ttlMs?: number; signal?: AbortSignal; id: Uint8Array; attachment: boolean; group: boolean; device: boolean; pairwise: boolean } = {
+      const contact = await this.contacts.byAddress(to, { signal }).catch(() => undefined);
+      const deposit: Parameters<MailboxSender['deposit']>[2] = {
         id,
         signal,
         attachment: content === 'attachment',
         group: content === 'group',
         device: content === 'device',
         // Per-contact inbox for a contact only: the contact book is kept on both sides, pairs only in memory (§9.1).
-        pairwise: (await this.contacts.byAddress(to, { signal }).catch(() => undefined)) !== undefined,
+        pairwise: contact !== undefined,
+        // Its card said it publishes prekeys: sealed to them, or not sent (§9.6, §11.1).
+        publishesPrekeys: contact?.prekeys === true,
       };
       const ttl = options.ttlMs ?? this.options.offline?.ttlMs;
       if (ttl !== undefined) deposit.ttlMs = ttl;
@@ -722,14 +726,17 @@ export class Messenger extends Emitter<MessengerEvents> {
 
   // ------------------------------------------------------------------ contacts (specs/messaging.md §11)
 
-  /** Our address card as text ("allium:contact/…"), with the name we suggest (default none). */
+  /**
+   * Our address card as text ("allium:contact/…"), with the name we suggest (default none). With prekey storage it
+   * says we publish prekeys (a version 2 card, §11.1), so contacts never write us offline items without them.
+   */
   card(name = ''): string {
-    return formatCard(this.identity.publicKey, name);
+    return formatCard(this.identity.publicKey, name, { prekeys: this.prekeys !== null });
   }
 
   /** Our address card as bytes: the payload of a QR code in byte mode. */
   cardBytes(name = ''): Uint8Array {
-    return encodeCard(this.identity.publicKey, name);
+    return encodeCard(this.identity.publicKey, name, { prekeys: this.prekeys !== null });
   }
 
   /**

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createIdentity, formatAddress } from '../../protocol/address.js';
 import { formatCard, encodeCard } from '../../protocol/contact-card.js';
 import { toHex } from '../../protocol/bytes.js';
+import { encodeCbor } from '../../protocol/cbor.js';
 import { ContactBook, memoryContactStorage, type IdentityChange } from '../../client/messaging/contacts.js';
 import { fileContactStorage } from '../../client/messaging/contact-file.js';
 
@@ -71,6 +72,35 @@ describe('contact book', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("keeps a card's prekeys mark (§11.3): set by a card that says so, never cleared by one that does not, dropped with the key", async () => {
+    const storage = memoryContactStorage();
+    const book = new ContactBook(storage);
+    expect((await book.add(formatCard(alice, 'Alice'))).contact.prekeys).to.equal(false);
+    // A version 2 card of the same key sets it.
+    expect((await book.add(formatCard(alice, 'Alice', { prekeys: true }))).contact.prekeys).to.equal(true);
+    // An older card, a plain address or a card without the flag (as a downgrading adversary would hand over) keeps it.
+    expect((await book.add(formatCard(alice, 'Alice'))).contact.prekeys).to.equal(true);
+    expect((await book.add(formatAddress(alice), { name: 'Alice' })).contact.prekeys).to.equal(true);
+    // Kept across a restart.
+    expect((await new ContactBook(storage).get('Alice'))?.prekeys).to.equal(true);
+    // A new key is a new identity: its own card decides.
+    const changed = await book.add(formatCard(mallory, 'Alice'));
+    expect([changed.change, changed.contact.prekeys]).to.deep.equal(['identity-changed', false]);
+    const again = await book.add(formatCard(alice, 'Alice', { prekeys: true }));
+    expect([again.change, again.contact.prekeys]).to.deep.equal(['identity-changed', true]);
+  });
+
+  it('reads a book of version 1 (before the prekeys mark)', async () => {
+    const v1 = encodeCbor({ v: 1, contacts: [{ n: 'Alice', k: alice, vf: true, ch: false, t: 5, p: [] }] });
+    const storage = memoryContactStorage();
+    await storage.save(v1);
+    const book = new ContactBook(storage);
+    expect(await book.get('Alice')).to.include({ verified: true, prekeys: false, address: formatAddress(alice) });
+    // A version 1 book with the mark is not a book any writer made.
+    await storage.save(encodeCbor({ v: 1, contacts: [{ n: 'Alice', k: alice, vf: true, ch: false, t: 5, p: [], pk: 1 }] }));
+    await rejects(new ContactBook(storage).list(), 'ERR_SCHEMA');
   });
 
   it('refuses a corrupted card, a contact without a name, and more than maxContacts', async () => {

@@ -12,6 +12,7 @@ import { memoryGroupStorage } from '../../client/messaging/group-store.js';
 import {
   choosePrekeys,
   MAX_RETIRED_ONE_TIME_PREKEYS,
+  MAX_PREKEY_PUBLISHERS,
   ONE_TIME_GRACE_MS,
   PREKEY_FRESH_MS,
   PREKEY_GRACE_MS,
@@ -25,7 +26,15 @@ import { crypto } from '../../crypto/index.js';
 import { createIdentity } from '../../protocol/address.js';
 import { encodeCbor } from '../../protocol/cbor.js';
 import { isAlliumError } from '../../protocol/errors.js';
-import { inboxKey, MAILBOX_EPOCH_SECONDS, MAX_MAILBOX_TTL_MS, mailboxEpochAt, openMailboxItem, sealMailboxItem, solveMailboxItem } from '../../protocol/mailbox.js';
+import {
+  inboxKey,
+  MAILBOX_EPOCH_SECONDS,
+  MAX_MAILBOX_TTL_MS,
+  mailboxEpochAt,
+  openMailboxItem,
+  sealMailboxItem,
+  solveMailboxItem,
+} from '../../protocol/mailbox.js';
 import { MAX_ONE_TIME_PREKEYS, openPrekeyRecord, prekeyRecordKeys, type PrekeyBundle } from '../../protocol/prekeys.js';
 
 const NOW = Date.UTC(2026, 11, 6, 12);
@@ -175,7 +184,10 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     // A day of it: the retired table stays within its bound, and every drained item still opened.
     for (let hour = 0; hour < 30; hour++) {
       now += PREKEY_REPUBLISH_MIN_MS;
-      const r = await pass(a, bundle.otks.map((k, i) => item(bundle.spk, k, `drain h${hour}.${i}`)));
+      const r = await pass(
+        a,
+        bundle.otks.map((k, i) => item(bundle.spk, k, `drain h${hour}.${i}`)),
+      );
       expect(r.opened.every((t) => t.startsWith('drain'))).to.equal(true);
       if (r.due) bundle = await published(a);
       expect(a.retiredCount()).to.be.at.most(MAX_RETIRED_ONE_TIME_PREKEYS);
@@ -263,7 +275,10 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
 
 describe('prekeys, the sender (specs/messaging.md §9.6)', () => {
   const key = (n: number): Uint8Array => new Uint8Array(32).fill(n);
-  const found = (edition: number): { edition: number; bundle: PrekeyBundle } => ({ edition, bundle: { spk: key(1), created: edition, otks: [key(2), key(3)] } });
+  const found = (edition: number): { edition: number; bundle: PrekeyBundle } => ({
+    edition,
+    bundle: { spk: key(1), created: edition, otks: [key(2), key(3)] },
+  });
 
   it('seals to a one-time prekey only from a record it cannot tell is stale', () => {
     expect(choosePrekeys(found(NOW), NOW + 1000).opk).to.not.equal(undefined);
@@ -274,16 +289,49 @@ describe('prekeys, the sender (specs/messaging.md §9.6)', () => {
     expect(choosePrekeys({ edition: NOW, bundle: { spk: key(1), created: NOW, otks: [] } }, NOW)).to.deep.equal({ spk: key(1) });
   });
 
-  it('knows a recipient published a record for the epochs its newest seen edition covers', () => {
+  it('knows a recipient published a record for the epochs its newest seen edition covers', async () => {
     const p = new PrekeyPublishers();
     const r = createIdentity().publicKey;
     expect(p.publishedFor(r, NOW)).to.equal(false);
-    p.seen(r, NOW);
-    p.seen(r, NOW - DAY); // an older edition changes nothing
+    await p.seen(r, NOW);
+    await p.seen(r, NOW - DAY); // an older edition changes nothing
     expect(p.newestEdition(r)).to.equal(NOW);
     expect(p.publishedFor(r, NOW)).to.equal(true);
     expect(p.publishedFor(r, NOW + (PREKEY_PUBLISH_EPOCHS - 1) * DAY)).to.equal(true);
     expect(p.publishedFor(r, NOW + PREKEY_PUBLISH_EPOCHS * DAY)).to.equal(false);
     expect(p.publishedFor(r, NOW - DAY)).to.equal(false);
+  });
+
+  it('keeps what it saw across a restart, sealed under the identity, bounded; a record that does not open is refused', async () => {
+    const me = createIdentity();
+    const storage = memoryGroupStorage();
+    const r = createIdentity().publicKey;
+    const first = new PrekeyPublishers(me, storage);
+    await first.seen(r, NOW);
+    // A restarted sender with the same storage still knows the recipient publishes prekeys.
+    const second = new PrekeyPublishers(me, storage);
+    expect(second.publishedFor(r, NOW)).to.equal(false); // not loaded yet
+    await second.load();
+    expect([second.newestEdition(r), second.publishedFor(r, NOW)]).to.deep.equal([NOW, true]);
+    // Stored sealed: the recipient's key is not in the bytes, and another identity's memory does not open them.
+    const stored = await storage.load();
+    expect(stored.map(([name]) => name)).to.deep.equal(['prekey-publishers']);
+    expect(Buffer.from(stored[0]![1]).indexOf(Buffer.from(r))).to.equal(-1);
+    const code = await new PrekeyPublishers(createIdentity(), storage).load().then(
+      () => 'loaded',
+      (e: unknown) => (isAlliumError(e) ? e.code : String(e)),
+    );
+    expect(code).to.equal('ERR_MESSAGE_AUTH');
+    // Bounded (MAX_PREKEY_PUBLISHERS; 4 here): the least recently seen go first, on disk as in memory, and a
+    // stored record holding more than the bound is read down to it.
+    const small = new PrekeyPublishers(me, storage, 4);
+    await small.load();
+    const others = Array.from({ length: 4 }, () => crypto().random(32));
+    for (const k of others) await small.seen(k, NOW);
+    expect(small.newestEdition(r)).to.equal(0);
+    const third = new PrekeyPublishers(me, storage);
+    await third.load();
+    expect([third.newestEdition(r), ...others.map((k) => third.newestEdition(k))]).to.deep.equal([0, NOW, NOW, NOW, NOW]);
+    expect(MAX_PREKEY_PUBLISHERS).to.equal(4096);
   });
 });

@@ -4,16 +4,20 @@
  * away, is sealed to its identity key, signed prekey and a one-time prekey; a restarted messenger with the same
  * storage collects it end to end; and once the one-time prekey's secret is wiped, the item recorded earlier no longer
  * opens — not with the identity key alone, not with every secret the owner still keeps. A holder that replays a stale
- * record loses no mail, and a sender never writes version 2 to a recipient it knows publishes prekeys.
+ * record loses no mail, and a sender never writes version 2 to a recipient it knows publishes prekeys. A contact's
+ * offline item goes to the per-contact inbox, sealed to the prekeys too, with the same forward secrecy; a sender
+ * remembers across a restart whom it saw publish prekeys, and a contact card says so before any record is seen.
  */
 import { expect } from 'chai';
 import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { MailboxSender, mailboxSlot } from '../../client/mailbox.js';
+import { memoryContactStorage } from '../../client/messaging/contacts.js';
 import { memoryGroupStorage } from '../../client/messaging/group-store.js';
 import { Messenger } from '../../client/messaging/node.js';
 import { choosePrekeys, ONE_TIME_GRACE_MS, PrekeyOwner } from '../../client/prekeys.js';
 import { createIdentity } from '../../protocol/address.js';
+import { parseCard } from '../../protocol/contact-card.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { crypto } from '../../crypto/index.js';
 import type { ContentStatus } from '../../protocol/content-messages.js';
@@ -22,7 +26,10 @@ import {
   inboxKey,
   mailboxEpochAt,
   openMailboxItem,
+  pairInboxKey,
+  pairSecret,
   sealMailboxItem,
+  slotLocator,
   solveMailboxItem,
 } from '../../protocol/mailbox.js';
 import { openPrekeyRecord, prekeyId, prekeyRecordKeys } from '../../protocol/prekeys.js';
@@ -48,6 +55,13 @@ async function codeOfAsync(p: Promise<unknown>): Promise<string> {
   } catch (e) {
     return isAlliumError(e) ? e.code : String(e);
   }
+}
+
+/** Makes the holders a messenger's offline sends reach withhold every prekey record (as an attacker's would). */
+function withholdRecords(m: Messenger): void {
+  const content = (m as unknown as { outbox: { content: ContentClient } }).outbox.content;
+  const fetchAll = content.fetchFromAll.bind(content);
+  content.fetchFromAll = (kind, rk, o) => (kind === 'record' ? Promise.resolve([]) : fetchAll(kind, rk, o));
 }
 
 describe('mailbox prekeys (relay processes)', function () {
@@ -134,6 +148,135 @@ describe('mailbox prekeys (relay processes)', function () {
     expect(republished).to.be.greaterThan(0);
     const item = decodeMailboxItem(recorded);
     expect(item.v === 3 ? [item.v, item.o !== undefined] : [item.v]).to.deep.equal([3, true]);
+  });
+
+  it("a contact's offline item goes to the per-contact inbox sealed to prekeys, arrives, and no longer opens once they are deleted", async () => {
+    const identity = createIdentity();
+    const storage = memoryGroupStorage();
+    const book = memoryContactStorage();
+    // Alice listens once (publishing her prekey records), holds Bob as a contact, hands him her card, and goes away.
+    const first = new Messenger(ca, identity, { prekeyStorage: storage, contactStorage: book, offline: { collect: false } });
+    let card: string;
+    try {
+      await first.startListening();
+      await first.contacts.add(bob.card('Bob'));
+      card = first.card('Alice');
+    } finally {
+      first.close();
+    }
+    // Her card says she publishes prekeys (a version 2 card, §11.1).
+    expect(parseCard(card).prekeys).to.equal(true);
+    await bob.contacts.add(card, { name: 'Alice (forward secrecy)' });
+    const epoch = mailboxEpochAt(Date.now());
+    const receipt = await bob.send(first.address, enc('to my contact'), { offline: 'only' });
+    expect(receipt.status).to.equal('stored-offline');
+
+    // The item is in the per-contact inbox from Bob (which only the two can find), recorded as a seized holder keeps it.
+    const pair = pairSecret(identity, bob.identity.publicKey);
+    const rk = slotLocator(pairInboxKey(pair, bob.identity.publicKey, epoch), 0);
+    const copies = await probe.fetchFromAll('mailbox', rk);
+    expect(copies.length).to.be.greaterThan(0);
+    const recorded = copies[0]!;
+    expect((await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, 0), { head: true })).length).to.equal(0);
+    // Sealed to her signed and a one-time prekey (version 3), not to her identity key alone (version 2).
+    const item = decodeMailboxItem(recorded);
+    expect(item.v === 3 ? [item.v, item.o !== undefined] : [item.v]).to.deep.equal([3, true]);
+    expect(codeOf(() => openMailboxItem(identity, rk, recorded))).to.equal('ERR_MESSAGE_AUTH');
+
+    // A restarted messenger with the same identity and storage collects it from the per-contact inbox.
+    const second = new Messenger(ca, identity, { prekeyStorage: storage, contactStorage: book, offline: { collect: false } });
+    try {
+      const got: string[] = [];
+      second.on('message:received', (m) => got.push(`${m.from === bob.address ? 'bob' : m.from}: ${dec(m.data)}`));
+      expect(await second.checkMailbox()).to.equal(1);
+      expect(got).to.deep.equal(['bob: to my contact']);
+    } finally {
+      second.close();
+    }
+
+    // Once the one-time prekey's grace has passed, its secret is wiped (as for a stranger's item).
+    const later = Date.now() + ONE_TIME_GRACE_MS + 60_000;
+    const after = new PrekeyOwner(identity, storage, () => later);
+    await after.load();
+    after.beginPass();
+    await after.endPass();
+    expect(after.retiredCount()).to.equal(0);
+    // Then everything Alice still keeps — her identity key, the pair secret it gives, her contacts, her prekey state —
+    // opens nothing: the recorded item no longer opens, and a messenger with all of it collects nothing.
+    expect(codeOf(() => openMailboxItem(identity, rk, recorded, { prekeys: (id, kind) => after.lookup(id, kind) }))).to.equal('ERR_MESSAGE_AUTH');
+    const third = new Messenger(ca, identity, { prekeyStorage: storage, contactStorage: book, offline: { collect: false } });
+    try {
+      const errors: string[] = [];
+      third.on('endpoint:error', (e) => errors.push(e.code));
+      expect(await third.checkMailbox()).to.equal(0);
+      expect(errors).to.include('ERR_MESSAGE_AUTH');
+    } finally {
+      third.close();
+    }
+  });
+
+  it('a sender restarted with its storage refuses version 2 to a recipient it has seen publish prekeys', async () => {
+    const identity = createIdentity();
+    const first = new Messenger(ca, identity, { prekeyStorage: memoryGroupStorage(), offline: { collect: false } });
+    try {
+      await first.startListening();
+    } finally {
+      first.close();
+    }
+    const epoch = mailboxEpochAt(Date.now());
+    const slotHeld = async (i: number): Promise<boolean> =>
+      (await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, i), { head: true })).length > 0;
+    const carol = createIdentity();
+    const carolStorage = memoryGroupStorage();
+    const before = new Messenger(cb, carol, { prekeyStorage: carolStorage });
+    try {
+      expect((await before.send(first.address, enc('one'), { offline: 'only' })).status).to.equal('stored-offline');
+    } finally {
+      before.close();
+    }
+    const one = decodeMailboxItem((await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, 0)))[0]!);
+    expect(one.v).to.equal(3);
+    // Carol restarts with her storage; the holders she reaches now withhold Alice's record.
+    const restarted = new Messenger(cb, carol, { prekeyStorage: carolStorage });
+    try {
+      withholdRecords(restarted);
+      expect(await codeOfAsync(restarted.send(first.address, enc('two'), { offline: 'only' }))).to.equal('ERR_PREKEYS_UNAVAILABLE');
+      expect(await slotHeld(1)).to.equal(false);
+    } finally {
+      restarted.close();
+    }
+  });
+
+  it('a contact whose card says it publishes prekeys is never written version 2, even by a sender that never saw its record', async () => {
+    const identity = createIdentity();
+    const first = new Messenger(ca, identity, { prekeyStorage: memoryGroupStorage(), offline: { collect: false } });
+    let card: string;
+    try {
+      await first.startListening();
+      card = first.card('Alice');
+    } finally {
+      first.close();
+    }
+    const dave = new Messenger(cb, createIdentity());
+    try {
+      await dave.contacts.add(card);
+      withholdRecords(dave);
+      expect(await codeOfAsync(dave.send(first.address, enc('withheld'), { offline: 'only' }))).to.equal('ERR_PREKEYS_UNAVAILABLE');
+      const epoch = mailboxEpochAt(Date.now());
+      const rk = slotLocator(pairInboxKey(pairSecret(dave.identity, identity.publicKey), dave.identity.publicKey, epoch), 0);
+      expect((await probe.fetchFromAll('mailbox', rk, { head: true })).length).to.equal(0);
+      // The same contact by a plain address (no card saying so): a sender with no memory of a record cannot tell.
+      const erin = new Messenger(cb, createIdentity());
+      try {
+        await erin.contacts.add(first.address, { name: 'Alice' });
+        withholdRecords(erin);
+        expect((await erin.send(first.address, enc('version 2'), { offline: 'only' })).status).to.equal('stored-offline');
+      } finally {
+        erin.close();
+      }
+    } finally {
+      dave.close();
+    }
   });
 
   it('an item sealed from a stale prekey record, to a one-time prekey the owner already used, still arrives', async () => {
