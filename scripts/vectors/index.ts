@@ -3,6 +3,7 @@
  * test/vectors/regenerate.test.ts rebuilds them and compares with the committed files byte for byte.
  * Requires an initialised crypto facade; the output is the same under either libsodium binding.
  */
+import { bootstrapLineFile } from './bootstrap-line.js';
 import { cborFile } from './cbor.js';
 import { cellsFile } from './cells.js';
 import { consensusFile } from './consensus.js';
@@ -40,6 +41,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'devices.json': devicesFile,
   'mix.json': mixFile,
   'directory-want.json': directoryWantFile,
+  'bootstrap-line.json': bootstrapLineFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

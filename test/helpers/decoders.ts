@@ -454,7 +454,10 @@ const CASES: DecoderCase[] = [
     input: 'text',
     cap: 4096,
     run: (x) => parseBootstrapLine(text(x)),
-    seeds: () => [`ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`],
+    seeds: () => [
+      `ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)}`,
+      `ws://127.0.0.1:9001/allium ${fingerprintOf(ctx().identity.publicKey)} authorities=${fingerprintOf(ctx().identity.publicKey)}`,
+    ],
   },
   {
     name: 'bridge line',
