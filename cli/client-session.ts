@@ -5,12 +5,12 @@
  * The client config file (`--config FILE`, TOML) takes the keys below; validation is strict like the relay's (an
  * unknown key is refused with its name). Flags given on the command line replace the file's values.
  *
- *   bootstrap = ["ws://host:port/path FINGERPRINT"]
+ *   bootstrap = ["ws://host:port/path FINGERPRINT"]   # or "… FINGERPRINT authorities=A1+A2+A3", as relays print it
  *   bridges = ["bridge wss://host/path FINGERPRINT secret=SECRET"]
  *   use_bridges = "always"        # or "fallback": public relays first, bridges when none answers
  *   link_padding = "auto"         # or "reduced" (metered connections) or "off" (specs/link.md §4.4)
  *   tls_ca = "/path/ca.pem"       # extra trusted certificates for wss:// relays and bridges
- *   authorities = []              # directory authority fingerprints
+ *   authorities = []              # directory authority fingerprints (empty: those the bootstrap lines name)
  *   data_dir = "~/.local/state/allium"   # default: $ALLIUM_STATE_DIR, $XDG_STATE_HOME/allium, ~/.local/state/allium
  *   hops = 3
  *   socks = "127.0.0.1:9050"      # allium client only

@@ -3,9 +3,9 @@
  * that reaches no entry at all.
  */
 import { AlliumError } from '../protocol/errors.js';
-import { parseBootstrapLine, parseBridgeLine, type BootstrapLine, type BridgeLine } from '../protocol/bootstrap-line.js';
+import { authoritiesFor, parseBootstrapLine, parseBridgeLine, type BootstrapLine, type BridgeLine } from '../protocol/bootstrap-line.js';
 
-export { parseBridgeLine, type BootstrapLine, type BridgeLine };
+export { authoritiesFor, parseBridgeLine, type BootstrapLine, type BridgeLine };
 
 /** A bootstrap line (protocol/bootstrap-line.ts). */
 export const parseBootstrap = parseBootstrapLine;

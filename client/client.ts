@@ -45,7 +45,7 @@ import { VANGUARD_MIN_RELAYS, VanguardSet, type VanguardStorage } from './vangua
 import type { PathBiasReaction } from './path-bias.js';
 import { DirectoryView } from '../protocol/view.js';
 import { allowsExit, choosePath, compatible, networkOf, weightedPick } from './path.js';
-import { NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type BridgeLine } from './bootstrap.js';
+import { authoritiesFor, NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type BridgeLine } from './bootstrap.js';
 
 export interface ClientStorage {
   directory?: DirectoryCache;
@@ -55,7 +55,10 @@ export interface ClientStorage {
 }
 
 export interface ClientOptions {
-  /** "ws://host:port/path FINGERPRINT" lines of relays to bootstrap through. */
+  /**
+   * "ws://host:port/path FINGERPRINT" lines of relays to bootstrap through; a relay under directory authorities
+   * prints "… FINGERPRINT authorities=A1+A2+…" (specs/directory.md §6.7), which also sets `authorities` when unset.
+   */
   bootstrap: readonly string[];
   socketFactory: SocketFactory;
   storage?: ClientStorage;
@@ -88,7 +91,11 @@ export interface ClientOptions {
   endpointVanguards?: boolean;
   /** Pin entry relays by fingerprint (instead of sampled guards), as Tor's EntryNodes. */
   entryRelays?: readonly string[];
-  /** Fingerprints of directory authorities whose signed consensus the client requires (default: none). */
+  /**
+   * Fingerprints of directory authorities whose signed consensus the client requires. Unset or empty: those the
+   * bootstrap lines name, else none. A bootstrap line naming another set, or two naming different sets, is ERR_CONFIG
+   * (specs/directory.md §6.7). `AlliumClient.authorities` is the set in use.
+   */
   authorities?: readonly string[];
   /**
    * What to do about a guard whose circuits fail far too often (specs/path.md §3.1): "avoid" (the default) stops
@@ -213,14 +220,18 @@ export class AlliumClient extends Emitter<ClientEvents> {
   /** Relays that failed a build lately (fingerprint → when), avoided for FAILED_RELAY_EXCLUSION_MS (path.md §5). */
   private readonly failed = new Map<string, number>();
 
+  /** The directory authorities whose consensus the client requires (configured, or named by its bootstrap lines). */
+  readonly authorities: readonly string[];
+
   constructor(private readonly o: ClientOptions) {
     super();
     this.bootstrap = o.bootstrap.map(parseBootstrap);
+    this.authorities = authoritiesFor(this.bootstrap, o.authorities);
     this.bridges = (o.bridges ?? []).map(parseBridgeLine);
     for (const b of this.bridges) this.bridgeByFp.set(fingerprintOf(b.identity), b);
     this.hops = o.hops ?? 3;
     this.now = o.now ?? Date.now;
-    this.directory = new ClientDirectory(o.storage?.directory, new Set((o.authorities ?? []).map((a) => a.toLowerCase())));
+    this.directory = new ClientDirectory(o.storage?.directory, new Set(this.authorities));
     this.vanguards = new VanguardSet(o.storage?.vanguards ?? null, undefined, { enforceDistinctSubnets: o.enforceDistinctSubnets ?? true });
     this.guards = new GuardSet(o.storage?.guards ?? null, undefined, {
       pathBiasReaction: o.pathBias ?? 'avoid',
@@ -355,7 +366,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       const c = r.consensus;
       this.emit(
         'client:progress',
-        `consensus of ${c.count} relays signed by ${c.signers.length} of ${this.o.authorities?.length ?? 0} authorities, valid until ${new Date(c.validUntil).toISOString()}; ${this.directory.all().length} usable`,
+        `consensus of ${c.count} relays signed by ${c.signers.length} of ${this.authorities.length} authorities, valid until ${new Date(c.validUntil).toISOString()}; ${this.directory.all().length} usable`,
       );
     }
     if (!this.bridgeModeOn) await this.guards.refresh(this.guardView(), this.now());

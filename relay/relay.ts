@@ -13,6 +13,7 @@ import { existsSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { IdentityKey } from '../crypto/keys.js';
+import { formatBootstrapLine } from '../protocol/bootstrap-line.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError } from '../protocol/errors.js';
@@ -118,9 +119,13 @@ export class Relay {
     return `${this.config.tls_cert ? 'wss' : 'ws'}://${h}:${this.boundPort}${this.config.path}`;
   }
 
-  /** "ws://host:port/path FINGERPRINT", the line other relays and clients use to bootstrap through this one. */
+  /**
+   * "ws://host:port/path FINGERPRINT", the line other relays and clients use to bootstrap through this one; with
+   * directory authorities configured, followed by "authorities=A1+A2+…" (specs/directory.md §6.7), so a client given
+   * the line follows the same consensus.
+   */
   get bootstrapLine(): string {
-    return `${this.address} ${this.fingerprint}`;
+    return formatBootstrapLine(this.address, this.fingerprint, this.config.directory_authorities);
   }
 
   get port(): number {
