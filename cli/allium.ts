@@ -209,6 +209,7 @@ export function buildProgram(): Command {
       .option('--tls-ca <file>', 'extra trusted certificates (PEM) for wss:// relays and bridges')
       .option('-c, --config <file>', 'client config file (TOML)')
       .option('--data-dir <dir>', 'directory cache and guards (default ~/.local/state/allium: see docs/developer-guide.md)')
+      .option('--authority <fingerprint>', 'require the signed consensus of these directory authorities (repeatable; default: those the bootstrap lines name)', collect, [])
       .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp());
 
   clientOptions(

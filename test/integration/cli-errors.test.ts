@@ -139,6 +139,23 @@ describe('allium CLI: errors are one line naming the setting, with the exit stat
     expect(c.code).to.equal(2);
   });
 
+  it('bootstrap lines naming other directory authorities than --authority or each other: a configuration error (client and relay)', async () => {
+    const [a, b, c] = [IdentityKey.generate().fingerprint, IdentityKey.generate().fingerprint, IdentityKey.generate().fingerprint];
+    const line = `ws://127.0.0.1:1/allium ${VALID_FP} authorities=${[a, b].sort().join('+')}`;
+    const link = formatLink({ type: 'chk', rk: new Uint8Array(32), dk: new Uint8Array(32), flags: 0 });
+    const get = await runAllium(['get', link, '-o', '-', '--bootstrap', line, '--authority', c, '--data-dir', join(dir, 'auth1')]);
+    expect(oneLine(get)).to.match(/^allium: bootstrap line of [0-9a-f]{16}… names 2 directory authorities other than the 1 configured/);
+    expect(get.stderr).not.to.include('trying');
+    expect(get.code).to.equal(2);
+    const other = `ws://127.0.0.1:2/allium ${IdentityKey.generate().fingerprint} authorities=${c}`;
+    const two = await runAllium(['get', link, '-o', '-', '--bootstrap', line, '--bootstrap', other, '--data-dir', join(dir, 'auth2')]);
+    expect(oneLine(two)).to.match(/^allium: bootstrap lines name different sets of directory authorities/);
+    expect(two.code).to.equal(2);
+    const relay = await runAllium(['relay', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'auth3'), '--bootstrap', line, '--bootstrap', other]);
+    expect(oneLine(relay)).to.match(/^allium: bootstrap lines name different sets of directory authorities/);
+    expect(relay.code).to.equal(2);
+  });
+
   it('a mistyped link is refused before the network is contacted (exit 2)', async () => {
     const r = await runAllium(['get', 'allium:chk/notalink', '-o', '-', '--bootstrap', `ws://127.0.0.1:1/allium ${VALID_FP}`, '--data-dir', join(dir, 'c3')]);
     expect(oneLine(r)).to.equal('allium: a chk link has 69 bytes');
