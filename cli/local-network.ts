@@ -106,7 +106,8 @@ export interface LocalNetwork {
  * Starts `n` relays (the first is the bootstrap; the last `exits` allow exits to 127.0.0.1) and waits until every
  * relay's directory holds all of them. The first `authorities` relays (default: 3, or 1 below 3 relays; 0 for none)
  * are directory authorities (specs/directory.md §7) with FAST_FLAGS; then it also waits until every relay holds a
- * consensus listing all of them.
+ * consensus listing all of them as Guards, its store relays as Holders. The network's `bootstrap` line then names the
+ * authorities (specs/directory.md §6.7): a client given it follows their consensus.
  */
 export async function startNetwork(
   n: number,
@@ -160,6 +161,20 @@ export async function startNetwork(
         async () => (await Promise.all(relays.map((r) => r.metric('allium_consensus_relays', { flag: 'all' })))).every((x) => x === n),
         60_000,
         `a consensus of ${n} relays at every relay`,
+      );
+      // Clients given the network's bootstrap line follow its consensus (specs/directory.md §6.7): they enter through
+      // Guard relays and place content at Holder relays only (specs/content.md §6.1). Wait until every relay earned
+      // Guard and every store relay Holder (FAST_FLAGS: seconds), so a client's first circuit and first put find them.
+      const stores = o.extra?.['storage_quota'] === 0 ? 0 : (await Promise.all(relays.map((r) => r.metric('allium_store_open')))).filter((x) => x === 1).length;
+      await waitFor(
+        async () =>
+          (
+            await Promise.all(
+              relays.map(async (r) => [await r.metric('allium_consensus_relays', { flag: 'guard' }), await r.metric('allium_consensus_relays', { flag: 'holder' })]),
+            )
+          ).every(([g, h]) => g === n && h === stores),
+        60_000,
+        `a consensus in which all ${n} relays are Guards and the ${stores} store relays Holders, at every relay`,
       );
     }
   } catch (e) {

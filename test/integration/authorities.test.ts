@@ -74,7 +74,9 @@ describe('directory authorities (relay processes)', function () {
 
   it('a client that requires authorities it cannot hear from refuses to use the directory', async () => {
     const strangers = [IdentityKey.generate(), IdentityKey.generate(), IdentityKey.generate()].map((k) => k.fingerprint);
-    const c = new AlliumClient({ bootstrap: [relays[0]!.bootstrap], socketFactory: nodeSocketFactory, authorities: strangers, poolSize: 0 });
+    // The line without the authorities it names (the old form): with them, a set other than `strangers` is ERR_CONFIG.
+    const plain = relays[0]!.bootstrap.split(' ').slice(0, 2).join(' ');
+    const c = new AlliumClient({ bootstrap: [plain], socketFactory: nodeSocketFactory, authorities: strangers, poolSize: 0 });
     let code = '';
     try {
       await c.start();
