@@ -6,7 +6,8 @@
  *   serve the repository root over HTTP (for example `python3 -m http.server -b 127.0.0.1 8000`) and open
  *   http://127.0.0.1:8000/examples/browser/?bootstrap=ws://127.0.0.1:PORT/allium%20FINGERPRINT&testnet=1
  *
- * `bootstrap` may be repeated. `testnet=1` lets a circuit use several relays of one address, as on a local test
+ * `bootstrap` is a bootstrap line, URL-encoded (a space as %20, and the "+" between the authorities a relay under
+ * directory authorities names as %2B, since a bare "+" in a query means a space); it may be repeated. `testnet=1` lets a circuit use several relays of one address, as on a local test
  * network (`npm start`); leave it out on a real network. The identity is new on every load: a real application
  * would keep its seed (identity.secretKey's first 32 bytes) somewhere safer than this example cares to.
  */
