@@ -138,7 +138,12 @@ export function buildProgram(): Command {
     .option('--socks <host:port>', 'SOCKS5 listen address (default 127.0.0.1:9050)')
     .option('--data-dir <dir>', 'directory cache and guards (default ~/.local/state/allium: see docs/developer-guide.md)')
     .option('--hops <n>', 'hops per circuit (1-8, default 3)')
-    .option('--authority <fingerprint>', 'require the signed consensus of these directory authorities (repeatable; default: those the bootstrap lines name)', collect, [])
+    .option(
+      '--authority <fingerprint>',
+      'require the signed consensus of these directory authorities (repeatable; default: those the bootstrap lines name)',
+      collect,
+      [],
+    )
     .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp())
     .action(async (opts: Record<string, unknown>) => {
       try {
@@ -209,7 +214,12 @@ export function buildProgram(): Command {
       .option('--tls-ca <file>', 'extra trusted certificates (PEM) for wss:// relays and bridges')
       .option('-c, --config <file>', 'client config file (TOML)')
       .option('--data-dir <dir>', 'directory cache and guards (default ~/.local/state/allium: see docs/developer-guide.md)')
-      .option('--authority <fingerprint>', 'require the signed consensus of these directory authorities (repeatable; default: those the bootstrap lines name)', collect, [])
+      .option(
+        '--authority <fingerprint>',
+        'require the signed consensus of these directory authorities (repeatable; default: those the bootstrap lines name)',
+        collect,
+        [],
+      )
       .addOption(new Option('--test-network', 'allow relays on one address (loopback test networks)').hideHelp());
 
   clientOptions(

@@ -170,7 +170,10 @@ export async function startNetwork(
         async () =>
           (
             await Promise.all(
-              relays.map(async (r) => [await r.metric('allium_consensus_relays', { flag: 'guard' }), await r.metric('allium_consensus_relays', { flag: 'holder' })]),
+              relays.map(async (r) => [
+                await r.metric('allium_consensus_relays', { flag: 'guard' }),
+                await r.metric('allium_consensus_relays', { flag: 'holder' }),
+              ]),
             )
           ).every(([g, h]) => g === n && h === stores),
         60_000,

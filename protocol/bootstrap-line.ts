@@ -109,7 +109,9 @@ export function authoritiesFor(lines: readonly BootstrapLine[], configured: read
       );
     }
     if (named && !sameSet(named, b.authorities)) {
-      throw new ConfigError(`bootstrap lines name different sets of directory authorities (the line of ${fp}… differs from an earlier line): which network is meant?`);
+      throw new ConfigError(
+        `bootstrap lines name different sets of directory authorities (the line of ${fp}… differs from an earlier line): which network is meant?`,
+      );
     }
     named = b.authorities;
   }

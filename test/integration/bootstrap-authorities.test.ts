@@ -85,7 +85,8 @@ describe('bootstrap line naming the authorities: a client given only the printed
           return rows.every((x) => x.checked) && rows.filter((x) => x.role === 'replica').length >= 3;
         }),
       60_000,
-      () => `every copy checked by its relay and three replicas of each block (${roots.map((rk) => `${toHex(rk).slice(0, 8)}: ${byRole(rk, 'replica').join(' ')}`).join('; ')})`,
+      () =>
+        `every copy checked by its relay and three replicas of each block (${roots.map((rk) => `${toHex(rk).slice(0, 8)}: ${byRole(rk, 'replica').join(' ')}`).join('; ')})`,
     );
     for (const rk of roots) {
       const clientHolders = content
@@ -98,7 +99,7 @@ describe('bootstrap line naming the authorities: a client given only the printed
     }
   });
 
-  it("requires the consensus of the authorities the line names, exactly as if configured", () => {
+  it('requires the consensus of the authorities the line names, exactly as if configured', () => {
     expect(printed).to.match(/ authorities=[0-9a-f]{64}(\+[0-9a-f]{64}){2}$/);
     expect([...client.authorities]).to.deep.equal([...net.authorities].sort());
     expect(client.directory.usesAuthorities).to.equal(true);
