@@ -140,7 +140,7 @@ export function buildProgram(): Command {
     .option('--hops <n>', 'hops per circuit (1-8, default 3)')
     .option(
       '--authority <fingerprint>',
-      'require the signed consensus of these directory authorities (repeatable; default: those the bootstrap lines name)',
+      'require the signed consensus of these directory authorities (repeatable; default: the set every bootstrap line names)',
       collect,
       [],
     )
@@ -216,7 +216,7 @@ export function buildProgram(): Command {
       .option('--data-dir <dir>', 'directory cache and guards (default ~/.local/state/allium: see docs/developer-guide.md)')
       .option(
         '--authority <fingerprint>',
-        'require the signed consensus of these directory authorities (repeatable; default: those the bootstrap lines name)',
+        'require the signed consensus of these directory authorities (repeatable; default: the set every bootstrap line names)',
         collect,
         [],
       )

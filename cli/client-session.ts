@@ -10,7 +10,7 @@
  *   use_bridges = "always"        # or "fallback": public relays first, bridges when none answers
  *   link_padding = "auto"         # or "reduced" (metered connections) or "off" (specs/link.md §4.4)
  *   tls_ca = "/path/ca.pem"       # extra trusted certificates for wss:// relays and bridges
- *   authorities = []              # directory authority fingerprints (empty: those the bootstrap lines name)
+ *   authorities = []              # directory authority fingerprints (empty: the set every bootstrap line names)
  *   data_dir = "~/.local/state/allium"   # default: $ALLIUM_STATE_DIR, $XDG_STATE_HOME/allium, ~/.local/state/allium
  *   hops = 3
  *   socks = "127.0.0.1:9050"      # allium client only

@@ -57,7 +57,9 @@ export interface ClientStorage {
 export interface ClientOptions {
   /**
    * "ws://host:port/path FINGERPRINT" lines of relays to bootstrap through; a relay under directory authorities
-   * prints "… FINGERPRINT authorities=A1+A2+…" (specs/directory.md §6.7), which also sets `authorities` when unset.
+   * prints "… FINGERPRINT authorities=A1+A2+…" (specs/directory.md §6.7), which also sets `authorities` when unset,
+   * provided every line names the same set (a mix of lines with and without authorities is ERR_CONFIG then). Whoever
+   * supplies these lines chooses the client's directory: take them from the network's operators.
    */
   bootstrap: readonly string[];
   socketFactory: SocketFactory;

@@ -9,9 +9,12 @@
  * The URL is a link URL (dial-policy.ts isLinkUrl: ws or wss, a host, a path, no credentials, query or fragment);
  * FINGERPRINT is the relay's identity key, A1… the fingerprints of the directory authorities whose consensus the
  * relay follows (1 to MAX_AUTHORITIES, distinct, joined by "+": a comma separates lines in ALLIUM_BOOTSTRAP) and
- * SECRET the bridge's 32-byte pre-shared key, each as 64 hex digits. The leading word "bridge" may be left out. A line
- * is at most MAX_BOOTSTRAP_LINE characters. Every error is ERR_CONFIG naming what is wrong, never echoing a secret
- * or an overlong line.
+ * SECRET the bridge's 32-byte pre-shared key, each as 64 hex digits. The leading word "bridge" may be left out. Fields
+ * are separated by spaces and tabs only. A line is at most MAX_BOOTSTRAP_LINE characters. Every error is ERR_CONFIG
+ * naming what is wrong, never echoing a secret or an overlong line.
+ *
+ * Whoever supplies a client's lines chooses its directory; a client with no authorities of its own takes them from
+ * its lines only when every line names the same set (authoritiesFor), so one planted line cannot choose them.
  */
 import { fingerprintOf, parseIdentityFingerprint } from '../crypto/keys.js';
 import { MAX_AUTHORITIES } from './consensus.js';
@@ -59,12 +62,20 @@ function checkLength(line: string, what: string): void {
 }
 
 /**
+ * The fields of a line: separated by spaces and tabs only, those at either end ignored (§6.7). Any other white space
+ * (a line break, a no-break space, U+2028…) stays inside its field, which then is no URL or fingerprint.
+ */
+function fieldsOf(line: string): string[] {
+  return line.replace(/^[ \t]+|[ \t]+$/g, '').split(/[ \t]+/);
+}
+
+/**
  * Parses "ws://host:port/path FINGERPRINT" or "ws://host:port/path FINGERPRINT authorities=A1+A2+…" (specs/directory.md
  * §6.7). Authorities may come in any order and case; they are returned lowercase and ascending.
  */
 export function parseBootstrapLine(line: string): BootstrapLine {
   checkLength(line, 'bootstrap line');
-  const parts = line.trim().split(/\s+/);
+  const parts = fieldsOf(line);
   if (parts.length < 2 || parts.length > 3 || !isLinkUrl(parts[0]!)) throw new ConfigError(`bootstrap line "${line}": ${BOOTSTRAP_FORM}`);
   const where = `bootstrap line "${line}"`;
   const identity = identityOf(parts[1]!, where);
@@ -92,12 +103,11 @@ export function formatBootstrapLine(url: string, fingerprint: string, authoritie
 const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /**
- * The directory authorities a node follows (specs/directory.md §6.7): those `configured` (when not empty), else those
- * its bootstrap lines name, else none (an empty array). Lines that name no authorities say nothing. Throws ERR_CONFIG
- * when two lines name different sets, or a line names a set other than the configured one: a node that picked one
- * of them would place content and trust consensuses as only part of its configuration says.
+ * The one set of directory authorities the lines that name any agree on (lowercase, ascending), or null when none
+ * names any. Throws ERR_CONFIG when two lines name different sets, or a line names a set other than `configured`
+ * (when not empty). Lines that name none are not looked at: a relay's lines never choose its authorities (§6.7).
  */
-export function authoritiesFor(lines: readonly BootstrapLine[], configured: readonly string[] = []): string[] {
+export function namedAuthorities(lines: readonly BootstrapLine[], configured: readonly string[] = []): string[] | null {
   const conf = configured.length ? [...new Set(configured.map((a) => a.toLowerCase()))].sort() : null;
   let named: readonly string[] | null = null;
   for (const b of lines) {
@@ -115,13 +125,33 @@ export function authoritiesFor(lines: readonly BootstrapLine[], configured: read
     }
     named = b.authorities;
   }
-  return conf ?? [...(named ?? [])];
+  return named && [...named];
+}
+
+/**
+ * The directory authorities a client follows (specs/directory.md §6.7): those `configured` (when not empty), else the
+ * set every one of its bootstrap lines names, else none (an empty array) when no line names any. Throws ERR_CONFIG
+ * as namedAuthorities does, and — with nothing configured — when some lines name authorities and others do not: one
+ * planted line naming its author's authorities among lines of the old form would otherwise decide whose consensus
+ * the client accepts, and with it the whole directory.
+ */
+export function authoritiesFor(lines: readonly BootstrapLine[], configured: readonly string[] = []): string[] {
+  const named = namedAuthorities(lines, configured);
+  if (configured.length) return [...new Set(configured.map((a) => a.toLowerCase()))].sort();
+  if (!named) return [];
+  const without = lines.find((b) => !b.authorities);
+  if (without) {
+    throw new ConfigError(
+      `the bootstrap line of ${fingerprintOf(without.identity).slice(0, 16)}… names no directory authorities but others name ${named.length}: give every line in one form, as the network's operators publish them, or configure the authorities (--authority)`,
+    );
+  }
+  return named;
 }
 
 /** Parses a bridge line. */
 export function parseBridgeLine(line: string): BridgeLine {
   checkLength(line, 'bridge line');
-  const parts = line.trim().split(/\s+/);
+  const parts = fieldsOf(line);
   if (parts[0] === 'bridge') parts.shift();
   const expected = 'expected "bridge wss://host/path FINGERPRINT secret=SECRET"';
   if (parts.length !== 3 || !isLinkUrl(parts[0]!)) throw new ConfigError(`bridge line: ${expected}`);

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { ConfigError } from '../protocol/errors.js';
 import { parseExitPolicy } from '../protocol/exit-policy.js';
 import { isLinkUrl } from '../protocol/dial-policy.js';
-import { authoritiesFor, identityOf, parseBootstrapLine, type BootstrapLine } from '../protocol/bootstrap-line.js';
+import { identityOf, namedAuthorities, parseBootstrapLine, type BootstrapLine } from '../protocol/bootstrap-line.js';
 import { MAILBOX_V1_UNTIL_MS } from '../protocol/mailbox.js';
 import { zDuration, zSize } from './config-units.js';
 import { unknownKeyHint } from './config-hints.js';
@@ -257,8 +257,8 @@ export function resolveRelayConfig(input: unknown): RelayConfig {
   for (const f of cfg.directory_authorities) identityOf(f, `directory_authorities entry "${f}"`);
   // Bootstrap lines that name authorities must agree with each other and with directory_authorities (§6.7 of
   // specs/directory.md); a relay takes its authorities from directory_authorities only (relay/notices.ts warns when
-  // the lines name some and it has none).
-  authoritiesFor(lines, cfg.directory_authorities);
+  // the lines name some and it has none), so lines of both forms are no conflict here, unlike at a client.
+  namedAuthorities(lines, cfg.directory_authorities);
   try {
     parseExitPolicy(cfg.exit_policy);
   } catch (e) {

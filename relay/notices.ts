@@ -18,7 +18,7 @@ import { fromHex } from '../protocol/bytes.js';
 import { explainDialFailure, openLink } from '../net/dial.js';
 import type { Link } from '../net/link.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
-import { authoritiesFor } from '../protocol/bootstrap-line.js';
+import { namedAuthorities } from '../protocol/bootstrap-line.js';
 import { parseBootstrapLine, parseHostPort, type RelayConfig } from './config.js';
 import { startHeartbeat, type HeartbeatStatus } from './heartbeat.js';
 
@@ -55,7 +55,7 @@ export function configWarnings(cfg: RelayConfig, ownFingerprint: string): string
         : 'no bootstrap relay: this relay starts a network of its own (one relay); to join an existing network, add a bootstrap line its operators give you',
     );
   }
-  const named = authoritiesFor(others, cfg.directory_authorities);
+  const named = namedAuthorities(others, cfg.directory_authorities) ?? [];
   if (cfg.directory_authorities.length === 0 && named.length > 0) {
     out.push(
       `the bootstrap lines name ${named.length} directory authorities but directory_authorities is not set: this relay does not follow the network's consensus (its flags, weights and content placement); set directory_authorities = [${named.map((a) => `"${a}"`).join(', ')}]`,

@@ -10,6 +10,11 @@
  * directory authorities names as %2B, since a bare "+" in a query means a space); it may be repeated. `testnet=1` lets a circuit use several relays of one address, as on a local test
  * network (`npm start`); leave it out on a real network. The identity is new on every load: a real application
  * would keep its seed (identity.secretKey's first 32 bytes) somewhere safer than this example cares to.
+ *
+ * Whoever writes the bootstrap lines chooses the network: the relays, and with `authorities=` the authorities whose
+ * consensus the client accepts (SECURITY.md). Lines from the address fill the form, but the page does not connect
+ * until the user has seen them and pressed Connect, so a link someone sends cannot put the page on their network
+ * unnoticed. Every line in one form: a mix of lines with and without authorities is refused (ERR_CONFIG).
  */
 import { AlliumClient, AlliumError, Messenger, browserSocketFactory, browserStorage, createIdentity, initCrypto, parseAddress } from 'allium/browser';
 
@@ -53,7 +58,7 @@ async function connect(lines) {
     setStatus('Loading libsodium (WebAssembly)…', 'connecting');
     await initCrypto();
     // One storage per network, so guards and the cached directory of one network never mix with another's.
-    const network = lines[0].trim().split(/\s+/)[1] ?? 'default';
+    const network = lines[0].trim().split(/[ \t]+/)[1] ?? 'default';
     const client = new AlliumClient({
       bootstrap: lines,
       socketFactory: browserSocketFactory,
@@ -112,6 +117,12 @@ $('send-form').addEventListener('submit', async (ev) => {
   }
 });
 
+// Lines from the address only fill the form: whoever wrote the link chose them, and with them the network.
 const given = params.getAll('bootstrap');
 $('bootstrap').value = given.join('\n');
-if (given.length) void connect(given);
+if (given.length) {
+  setStatus(
+    "The bootstrap lines below come from the link that opened this page. Whoever wrote them chooses the network (its relays and authorities): connect only if they are the lines your network's operators publish.",
+    'idle',
+  );
+}

@@ -56,6 +56,13 @@ export function bootstrapLineFile(): VectorFile {
     { name: 'an authority that is no public key', line: `${url} ${relay} authorities=${a0}+${notKey}` },
     { name: `${MAX_AUTHORITIES + 1} authorities`, line: `${url} ${relay} authorities=${many.join('+')}` },
     { name: `longer than ${MAX_BOOTSTRAP_LINE} characters`, line: long },
+    // Fields are separated by spaces and tabs only (§6.7): other white space stays inside a field.
+    { name: 'a line break between the fields', line: `${url}\n${relay}` },
+    { name: 'a line break before authorities=', line: `${url} ${relay}\nauthorities=${a0}` },
+    { name: 'a no-break space (U+00A0) between the fields', line: `${url}\u00a0${relay}` },
+    { name: 'a line separator (U+2028) before authorities=', line: `${url} ${relay}\u2028authorities=${a0}` },
+    { name: 'an ideographic space (U+3000) between the fields', line: `${url}\u3000${relay}` },
+    { name: 'a trailing line break', line: `${url} ${relay}\n` },
   ];
   check(long.length > MAX_BOOTSTRAP_LINE, 'the long line is long');
   const invalid = invalidLines.map(({ name, line }) => ({
@@ -82,10 +89,13 @@ export function bootstrapLineFile(): VectorFile {
   const plain = `ws://198.51.100.8:9001/allium ${other}`;
   const setCases: { name: string; lines: string[]; configured: string[]; code?: string }[] = [
     { name: 'no line names authorities, none configured', lines: [plain], configured: [] },
-    { name: 'a line names them, none configured', lines: [withAuth, plain], configured: [] },
+    { name: 'the only line names them, none configured', lines: [withAuth], configured: [] },
     { name: 'two lines name the same set in other orders', lines: [withAuth, `${plain} authorities=${a2}+${a1}+${a0}`], configured: [] },
     { name: 'configured, lines name none', lines: [plain], configured: [a1] },
     { name: 'configured, a line names the same set', lines: [withAuth], configured: [a2, a1.toUpperCase(), a0] },
+    { name: 'configured, one line names the same set and one none', lines: [plain, withAuth], configured: [a0, a1, a2] },
+    { name: 'none configured, one line names a set and one none', lines: [withAuth, plain], configured: [], code: 'ERR_CONFIG' },
+    { name: 'none configured, a line of the old form first', lines: [plain, withAuth], configured: [], code: 'ERR_CONFIG' },
     { name: 'two lines name different sets', lines: [withAuth, `${plain} authorities=${a0}+${a1}+${stranger}`], configured: [], code: 'ERR_CONFIG' },
     { name: 'a line names a subset of the other', lines: [withAuth, `${plain} authorities=${a0}+${a1}`], configured: [], code: 'ERR_CONFIG' },
     { name: 'a line names a set other than the configured one', lines: [withAuth], configured: [a0, a1], code: 'ERR_CONFIG' },

@@ -627,6 +627,8 @@ function bridge(k: Keys) {
     ['secret without "secret="', `bridge ${BRIDGE_URL} ${fp} ${secret}`],
     ['an https:// address', `bridge https://example.org/some/path ${fp} secret=${secret}`],
     ['a field too many', `bridge ${BRIDGE_URL} ${fp} secret=${secret} extra`],
+    ['a line break between fields', `bridge ${BRIDGE_URL} ${fp}\nsecret=${secret}`],
+    ['a no-break space (U+00A0) between fields', `bridge ${BRIDGE_URL}\u00a0${fp} secret=${secret}`],
   ];
 
   const onion = (seed: string) => crypto().x25519Public(seeded(seed)(32));

@@ -65,6 +65,12 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
       ['testnet', '1'],
     ]);
     await page.goto(`${server.origin}/examples/browser/index.html?${query}`);
+    // Lines from the address only fill the form (whoever wrote the link chose the network): no connection until
+    // the user presses Connect.
+    expect(await page.$eval('#bootstrap', (e) => (e as HTMLTextAreaElement).value)).to.equal(net.bootstrap);
+    expect(await page.$eval('#status', (e) => e.textContent)).to.match(/come from the link that opened this page/);
+    expect(await page.$eval('#address', (e) => e.textContent)).to.equal('');
+    await page.click('#connect');
     await waitInPage(`/^[a-z2-7]{56}\\.allium$/.test(document.getElementById('address').textContent)`, "the page's address");
     pageAddress = (await page.$eval('#address', (e) => e.textContent))!;
   });

@@ -139,7 +139,7 @@ describe('allium CLI: errors are one line naming the setting, with the exit stat
     expect(c.code).to.equal(2);
   });
 
-  it('bootstrap lines naming other directory authorities than --authority or each other: a configuration error (client and relay)', async () => {
+  it('bootstrap lines naming other directory authorities than --authority or each other, or some naming none: a configuration error', async () => {
     const [a, b, c] = [IdentityKey.generate().fingerprint, IdentityKey.generate().fingerprint, IdentityKey.generate().fingerprint];
     const line = `ws://127.0.0.1:1/allium ${VALID_FP} authorities=${[a, b].sort().join('+')}`;
     const link = formatLink({ type: 'chk', rk: new Uint8Array(32), dk: new Uint8Array(32), flags: 0 });
@@ -154,6 +154,12 @@ describe('allium CLI: errors are one line naming the setting, with the exit stat
     const relay = await runAllium(['relay', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'auth3'), '--bootstrap', line, '--bootstrap', other]);
     expect(oneLine(relay)).to.match(/^allium: bootstrap lines name different sets of directory authorities/);
     expect(relay.code).to.equal(2);
+    // Without --authority, a line naming authorities beside one that names none: which one speaks for the network?
+    const plain = `ws://127.0.0.1:3/allium ${IdentityKey.generate().fingerprint}`;
+    const mixed = await runAllium(['get', link, '-o', '-', '--bootstrap', plain, '--bootstrap', line, '--data-dir', join(dir, 'auth4')]);
+    expect(oneLine(mixed)).to.match(/^allium: the bootstrap line of [0-9a-f]{16}… names no directory authorities but others name 2/);
+    expect(mixed.stderr).not.to.include('trying');
+    expect(mixed.code).to.equal(2);
   });
 
   it('a mistyped link is refused before the network is contacted (exit 2)', async () => {

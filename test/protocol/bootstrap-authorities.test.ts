@@ -1,13 +1,14 @@
 /**
  * Bootstrap lines that name the network's authorities (specs/directory.md §6.7), where they are used: the client
- * takes the set as its `authorities` when it has none, the command line does the same, conflicting sets are
- * ERR_CONFIG at the client, the command line and the relay's configuration, a relay prints its set and warns when its
+ * takes the set as its `authorities` when it has none and every line names it, the command line does the same,
+ * conflicting sets (and, at a client without authorities, lines with and without them) are ERR_CONFIG at the client,
+ * the command line and the relay's configuration, a relay prints its set and warns when its
  * lines name authorities it does not follow. Malformed lines: typed errors, bounded messages.
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import { clientOptionsFrom } from '../../cli/client-session.js';
-import { IdentityKey } from '../../crypto/keys.js';
+import { fingerprintOf, IdentityKey } from '../../crypto/keys.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { MAX_BOOTSTRAP_LINE, parseBootstrapLine, parseBridgeLine } from '../../protocol/bootstrap-line.js';
 import { resolveRelayConfig } from '../../relay/config.js';
@@ -30,7 +31,8 @@ describe('bootstrap lines naming directory authorities', () => {
   });
 
   it('a client without authorities requires those its bootstrap lines name', () => {
-    const c = new AlliumClient({ bootstrap: [plain, line], socketFactory: nodeSocketFactory });
+    const twin = `ws://127.0.0.1:9003/allium ${fp()} authorities=${[...auth].reverse().join('+')}`;
+    const c = new AlliumClient({ bootstrap: [twin, line], socketFactory: nodeSocketFactory });
     expect(c.authorities).to.deep.equal(auth);
     expect(c.directory.usesAuthorities).to.equal(true);
     const empty = new AlliumClient({ bootstrap: [line], socketFactory: nodeSocketFactory, authorities: [] });
@@ -52,6 +54,36 @@ describe('bootstrap lines naming directory authorities', () => {
     expect(c.authorities).to.deep.equal(auth);
   });
 
+  it('one planted line naming authorities among lines of the old form is ERR_CONFIG, not the whole directory', () => {
+    // The attacker's authorities, in a line slipped in beside genuine lines that name none: before, that one line
+    // decided whose consensus the client accepted (only the attacker's); now the mix is refused, in either order.
+    const planted = `ws://127.0.0.1:9009/allium ${fp()} authorities=${[fp(), fp(), fp()].join('+')}`;
+    const genuine = [plain, `ws://127.0.0.1:9004/allium ${fp()}`];
+    const e = expectCode(() => new AlliumClient({ bootstrap: [...genuine, planted], socketFactory: nodeSocketFactory }), 'ERR_CONFIG');
+    expect(e.message).to.match(/names no directory authorities but others name 3/);
+    expectCode(() => new AlliumClient({ bootstrap: [planted, ...genuine], socketFactory: nodeSocketFactory }), 'ERR_CONFIG');
+    expectCode(() => new AlliumClient({ bootstrap: [line, plain], socketFactory: nodeSocketFactory, authorities: [] }), 'ERR_CONFIG');
+    const dataDir = tempDir('allium-cli-');
+    expectCode(() => new AlliumClient(clientOptionsFrom({ bootstrap: [...genuine, planted], dataDir }).options), 'ERR_CONFIG');
+    // With the authorities configured, a line of the old form says nothing about them: no conflict.
+    expect(new AlliumClient({ bootstrap: [plain, line], socketFactory: nodeSocketFactory, authorities: auth }).authorities).to.deep.equal(auth);
+    expect(new AlliumClient(clientOptionsFrom({ bootstrap: [plain, line], dataDir, authority: auth }).options).authorities).to.deep.equal(auth);
+    // A relay's lines never choose its authorities: a mix is no conflict there (it warns when it follows none).
+    const relayCfg = resolveRelayConfig({ bootstrap: [plain, line] });
+    expect(configWarnings(relayCfg, fp()).some((w) => w.startsWith('the bootstrap lines name 3 directory authorities'))).to.equal(true);
+  });
+
+  it('fields are separated by spaces and tabs only: line breaks and other Unicode spaces are refused', () => {
+    const [u, f] = plain.split(' ') as [string, string];
+    expect(fingerprintOf(parseBootstrapLine(` \t${u} \t ${f}\t `).identity)).to.equal(f);
+    for (const sep of ['\n', '\r\n', '\u00a0', '\u2028', '\u2029', '\u3000', '\v', '\f', '\u200b']) {
+      expectCode(() => parseBootstrapLine(`${u}${sep}${f}`), 'ERR_CONFIG');
+      expectCode(() => parseBootstrapLine(`${line.split(' authorities=')[0]}${sep}authorities=${auth.join('+')}`), 'ERR_CONFIG');
+      expectCode(() => parseBootstrapLine(`${plain}${sep}`), 'ERR_CONFIG');
+      expectCode(() => parseBridgeLine(`bridge ${u}${sep}${f} secret=${'ab'.repeat(32)}`), 'ERR_CONFIG');
+    }
+  });
+
   it('the command line does the same (no --authority: the lines decide; a conflict is refused)', () => {
     const dataDir = tempDir('allium-cli-');
     const { options } = clientOptionsFrom({ bootstrap: [line], dataDir });
@@ -63,10 +95,11 @@ describe('bootstrap lines naming directory authorities', () => {
   it('ALLIUM_BOOTSTRAP splits lines at commas, which a line naming authorities does not contain', () => {
     const dataDir = tempDir('allium-cli-');
     const before = process.env['ALLIUM_BOOTSTRAP'];
-    process.env['ALLIUM_BOOTSTRAP'] = `${line},${plain}`;
+    const twin = `ws://127.0.0.1:9003/allium ${fp()} authorities=${auth.join('+')}`;
+    process.env['ALLIUM_BOOTSTRAP'] = `${line},${twin}`;
     try {
       const { options } = clientOptionsFrom({ bootstrap: [], dataDir });
-      expect(options.bootstrap).to.deep.equal([line, plain]);
+      expect(options.bootstrap).to.deep.equal([line, twin]);
       expect(new AlliumClient(options).authorities).to.deep.equal(auth);
     } finally {
       if (before === undefined) delete process.env['ALLIUM_BOOTSTRAP'];
