@@ -128,7 +128,8 @@ export class MailboxSender {
    * to the per-contact inbox from us, which only the two of us can find; else to its first-contact inbox. Either way
    * the item is sealed to the recipient's prekeys when it publishes them (version 3). `publishesPrekeys`: the
    * recipient said it publishes prekeys (its contact card, §11.1), so no record found means one withheld: never a
-   * version 2 item. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
+   * version 2 item. `onPrekeyRecord`: awaited when the recipient's prekey record is found, before anything is sealed
+   * (the messenger marks a contact's `prekeys` there, §11.3), its errors thrown. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
    * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_PREKEYS_UNAVAILABLE (a recipient known to publish
    * prekeys whose record is withheld, or whose item sealed to them every holder refused: never sent as version 2, §9.6),
    * ERR_ABORTED, ERR_CONFIG (bad ttl or id), and the errors of a stored memory of publishers that does not open.
@@ -144,6 +145,7 @@ export class MailboxSender {
       device?: boolean;
       pairwise?: boolean;
       publishesPrekeys?: boolean;
+      onPrekeyRecord?: (options: AbortOptions) => Promise<unknown>;
     } & AbortOptions = {},
   ): Promise<DepositResult> {
     if (options.id !== undefined && options.id.length !== MAILBOX_ID_LEN) {
@@ -168,7 +170,10 @@ export class MailboxSender {
     const id = options.id ? Uint8Array.from(options.id) : crypto().random(MAILBOX_ID_LEN);
     // Sealed to the recipient's prekeys when it publishes them (version 3, §9.6), in either kind of inbox.
     let prekeys: ItemPrekeys | null = null;
-    if (this.options.prekeys !== false) prekeys = await this.prekeysOf(recipient, now, options.publishesPrekeys === true, options.signal);
+    if (this.options.prekeys !== false) {
+      prekeys = await this.prekeysOf(recipient, now, options.publishesPrekeys === true, options.signal);
+      if (prekeys && options.onPrekeyRecord) await options.onPrekeyRecord(signalOption(options.signal));
+    }
     let slot = this.next.get(key) ?? (await this.frontier(inbox, options.signal));
     let stored: number | null = null;
     let statuses: ContentStatus[] = [];

@@ -57,8 +57,9 @@ export interface Contact {
   readonly added: number;
   readonly keyChangedAt?: number;
   /**
-   * A card of this key said the contact publishes prekeys (specs/messaging.md §9.6, §11.1): offline messages to it
-   * are always sealed to its prekeys, never written as version 2 items.
+   * A card of this key said the contact publishes prekeys (specs/messaging.md §9.6, §11.1), or a prekey record of
+   * this key was found when sending to it: offline messages to it are always sealed to its prekeys, never written as
+   * version 2 items.
    */
   readonly prekeys: boolean;
 }
@@ -96,7 +97,7 @@ const contactV1Schema = z.strictObject({
   tc: zUint().optional(),
   p: z.array(zBytes(32)).max(MAX_PREVIOUS_KEYS),
 });
-/** Version 2 adds "pk": 1, the contact's card said it publishes prekeys (§9.6, §11.1). */
+/** Version 2 adds "pk": 1, the contact's card said it publishes prekeys (§11.1), or its record was found (§9.6). */
 const contactSchema = contactV1Schema.extend({ pk: z.literal(1).optional() });
 const bookSchema = z.discriminatedUnion('v', [
   z.strictObject({ v: z.literal(1), contacts: z.array(contactV1Schema) }),
@@ -251,6 +252,24 @@ export class ContactBook extends Emitter<ContactEvents> {
     const contact = toContact(row);
     this.emit('contact:identity-changed', { contact, previousKey: Uint8Array.from(previousKey), previousAddress: formatAddress(previousKey), wasVerified });
     return { contact, change: 'identity-changed' };
+  }
+
+  /**
+   * Marks the contact whose current key is `key` as publishing prekeys (§9.6, §11.3): a prekey record of that key
+   * was found, its owner's own word as much as a card saying so. Resolves true when the mark was set now, false when
+   * it was already set or no contact has that key (a key replaced meanwhile is not marked). Throws what the storage
+   * throws (the mark is in memory already).
+   */
+  async markPrekeys(key: Uint8Array, options: AbortOptions = {}): Promise<boolean> {
+    const rows = await this.table(options);
+    for (const [name, r] of rows) {
+      if (!crypto().equal(r.k, key)) continue;
+      if (r.pk === 1) return false;
+      rows.set(name, { ...r, pk: 1 });
+      await this.persist(rows, options);
+      return true;
+    }
+    return false;
   }
 
   /**

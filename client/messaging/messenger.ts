@@ -507,8 +507,9 @@ export class Messenger extends Emitter<MessengerEvents> {
    * is lost too, the message is sealed to the recipient and left in its mailbox, status 'stored-offline' (unless
    * `offline: 'never'`). Throws ERR_ADDRESS_* (bad address), ERR_CLIENT_AUTH (the endpoint requires a client key
    * we lack), ERR_UNREACHABLE, ERR_LINK_CLOSED (no acknowledgement, `offline: 'never'`), ERR_TIMEOUT, ERR_ABORTED,
-   * ERR_LIMIT (too large: MAX_LIVE_MESSAGE_BYTES live, MAX_MAILBOX_MESSAGE_BYTES offline). After ERR_TIMEOUT or
-   * ERR_ABORTED the message may still arrive (once).
+   * ERR_LIMIT (too large: MAX_LIVE_MESSAGE_BYTES live, MAX_MAILBOX_MESSAGE_BYTES offline), ERR_PREKEYS_UNAVAILABLE,
+   * and, offline, the contact book's errors (a book that cannot be read: never taken for one without the recipient,
+   * specs/messaging.md §9.6). After ERR_TIMEOUT or ERR_ABORTED the message may still arrive (once).
    */
   send(address: string, data: Uint8Array, options: SendOptions = {}): Promise<SendReceipt> {
     // To every device of a person whose list we hold, and a copy to our sibling devices (specs/messaging.md §14.5).
@@ -543,7 +544,9 @@ export class Messenger extends Emitter<MessengerEvents> {
           this.offlineUntil.set(to, now + OFFLINE_RECHECK_MS);
         }
       }
-      const contact = await this.contacts.byAddress(to, { signal }).catch(() => undefined);
+      // A book that cannot be read fails the send: taking a contact for a stranger would write to its first-contact
+      // inbox, as version 2 when its record is withheld (specs/messaging.md §9.6).
+      const contact = await this.contacts.byAddress(to, { signal });
       const deposit: Parameters<MailboxSender['deposit']>[2] = {
         id,
         signal,
@@ -555,6 +558,8 @@ export class Messenger extends Emitter<MessengerEvents> {
         // Its card said it publishes prekeys: sealed to them, or not sent (§9.6, §11.1).
         publishesPrekeys: contact?.prekeys === true,
       };
+      // A record found for a contact not yet marked marks it (§11.3): never evicted, unlike the memory of publishers.
+      if (contact && !contact.prekeys) deposit.onPrekeyRecord = (o) => this.contacts.markPrekeys(identityKey, o);
       const ttl = options.ttlMs ?? this.options.offline?.ttlMs;
       if (ttl !== undefined) deposit.ttlMs = ttl;
       const r = await this.outbox.deposit(identityKey, data, deposit);

@@ -92,6 +92,22 @@ describe('contact book', () => {
     expect([again.change, again.contact.prekeys]).to.deep.equal(['identity-changed', true]);
   });
 
+  it('a prekey record found for a contact sets the mark (§9.6, §11.3): for its current key only, kept across restarts', async () => {
+    const storage = memoryContactStorage();
+    const book = new ContactBook(storage);
+    await book.add(formatAddress(alice), { name: 'Alice' });
+    await book.add(formatAddress(mallory), { name: 'Mallory' });
+    expect(await book.markPrekeys(alice)).to.equal(true);
+    expect(await book.markPrekeys(alice)).to.equal(false); // already set: nothing written
+    expect((await new ContactBook(storage).get('Alice'))?.prekeys).to.equal(true);
+    expect((await book.get('Mallory'))?.prekeys).to.equal(false);
+    // A key no contact has now (a stranger's, or one replaced): nothing marked.
+    expect(await book.markPrekeys(createIdentity().publicKey)).to.equal(false);
+    await book.add(formatAddress(createIdentity().publicKey), { name: 'Mallory' });
+    expect(await book.markPrekeys(mallory)).to.equal(false);
+    expect((await book.get('Mallory'))?.prekeys).to.equal(false);
+  });
+
   it('reads a book of version 1 (before the prekeys mark)', async () => {
     const v1 = encodeCbor({ v: 1, contacts: [{ n: 'Alice', k: alice, vf: true, ch: false, t: 5, p: [] }] });
     const storage = memoryContactStorage();

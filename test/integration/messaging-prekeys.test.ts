@@ -6,16 +6,18 @@
  * opens — not with the identity key alone, not with every secret the owner still keeps. A holder that replays a stale
  * record loses no mail, and a sender never writes version 2 to a recipient it knows publishes prekeys. A contact's
  * offline item goes to the per-contact inbox, sealed to the prekeys too, with the same forward secrecy; a sender
- * remembers across a restart whom it saw publish prekeys, and a contact card says so before any record is seen.
+ * remembers across a restart whom it saw publish prekeys, and a contact card says so before any record is seen; a
+ * record found for a contact marks it for good (a flushed memory forgets no contact), and a contact book that cannot
+ * be read fails the send rather than making the contact a stranger.
  */
 import { expect } from 'chai';
 import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { MailboxSender, mailboxSlot } from '../../client/mailbox.js';
-import { memoryContactStorage } from '../../client/messaging/contacts.js';
+import { ContactBook, memoryContactStorage, type ContactStorage } from '../../client/messaging/contacts.js';
 import { memoryGroupStorage } from '../../client/messaging/group-store.js';
 import { Messenger } from '../../client/messaging/node.js';
-import { choosePrekeys, ONE_TIME_GRACE_MS, PrekeyOwner } from '../../client/prekeys.js';
+import { choosePrekeys, MAX_PREKEY_PUBLISHERS, ONE_TIME_GRACE_MS, PrekeyOwner, type PrekeyPublishers } from '../../client/prekeys.js';
 import { createIdentity } from '../../protocol/address.js';
 import { parseCard } from '../../protocol/contact-card.js';
 import { isAlliumError } from '../../protocol/errors.js';
@@ -276,6 +278,70 @@ describe('mailbox prekeys (relay processes)', function () {
       }
     } finally {
       dave.close();
+    }
+  });
+
+  it('a contact whose record was found stays known to publish when strangers flush the memory of publishers', async () => {
+    const identity = createIdentity();
+    const first = new Messenger(ca, identity, { prekeyStorage: memoryGroupStorage(), offline: { collect: false } });
+    try {
+      await first.startListening();
+    } finally {
+      first.close();
+    }
+    // Erin has Alice by plain address (no card saying she publishes prekeys): only the record she finds tells her.
+    const erin = new Messenger(cb, createIdentity());
+    try {
+      await erin.contacts.add(first.address, { name: 'Alice' });
+      expect((await erin.send(first.address, enc('one'), { offline: 'only' })).status).to.equal('stored-offline');
+      // Strangers make her see the records of MAX_PREKEY_PUBLISHERS other identities (by inviting her to groups of
+      // such members, say): the memory, least recently seen first, forgets Alice.
+      const publishers = (erin as unknown as { outbox: { publishers: PrekeyPublishers } }).outbox.publishers;
+      for (let i = 0; i < MAX_PREKEY_PUBLISHERS; i++) await publishers.seen(createIdentity().publicKey, Date.now());
+      expect(publishers.newestEdition(identity.publicKey)).to.equal(0);
+      // Then her holders withhold Alice's record: still no version 2 item.
+      withholdRecords(erin);
+      expect(await codeOfAsync(erin.send(first.address, enc('two'), { offline: 'only' }))).to.equal('ERR_PREKEYS_UNAVAILABLE');
+      const epoch = mailboxEpochAt(Date.now());
+      const pairInbox = pairInboxKey(pairSecret(erin.identity, identity.publicKey), erin.identity.publicKey, epoch);
+      expect((await probe.fetchFromAll('mailbox', slotLocator(pairInbox, 1), { head: true })).length).to.equal(0);
+      expect((await erin.contacts.get('Alice'))?.prekeys).to.equal(true);
+    } finally {
+      erin.close();
+    }
+  });
+
+  it('a contact book that cannot be read fails the offline send: never the first-contact inbox, never version 2', async () => {
+    const identity = createIdentity();
+    const first = new Messenger(ca, identity, { prekeyStorage: memoryGroupStorage(), offline: { collect: false } });
+    let card: string;
+    try {
+      await first.startListening();
+      card = first.card('Alice');
+    } finally {
+      first.close();
+    }
+    // Frank's book holds Alice's card (prekeys: yes); then reading it fails once (an I/O error): the send fails with
+    // it (ERR_INTERNAL, the storage's error as its cause) rather than taking Alice for a stranger.
+    const stored = memoryContactStorage();
+    await new ContactBook(stored).add(card);
+    let failing = true;
+    const flaky: ContactStorage = {
+      load: (o) => (failing ? Promise.reject(new Error('EIO: i/o error, read')) : stored.load(o)),
+      save: (b, o) => stored.save(b, o),
+    };
+    const frank = new Messenger(cb, createIdentity(), { contactStorage: flaky });
+    try {
+      withholdRecords(frank);
+      expect(await codeOfAsync(frank.send(first.address, enc('downgraded?'), { offline: 'only' }))).to.equal('ERR_INTERNAL');
+      const epoch = mailboxEpochAt(Date.now());
+      expect((await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, 0), { head: true })).length).to.equal(0);
+      // Once the book reads, Alice is a contact whose card says she publishes prekeys: withheld record, no item.
+      failing = false;
+      expect(await codeOfAsync(frank.send(first.address, enc('again'), { offline: 'only' }))).to.equal('ERR_PREKEYS_UNAVAILABLE');
+      expect((await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, 0), { head: true })).length).to.equal(0);
+    } finally {
+      frank.close();
     }
   });
 
