@@ -49,6 +49,7 @@ describe('gossip: announce and pull (6 relay processes)', function () {
   it('renewals reach every relay, each relay receiving each renewal whole about once', async () => {
     const n = net.relays.length;
     const asked = await total('allium_gossip_pulls_total', { event: 'asked' });
+    const abandoned = await total('allium_gossip_pulls_total', { event: 'abandoned' });
     const before = {
       fresh: await total('allium_gossip_descriptors_total', { result: 'new' }),
       known: await total('allium_gossip_descriptors_total', { result: 'known' }),
@@ -72,6 +73,8 @@ describe('gossip: announce and pull (6 relay processes)', function () {
     // …partly by pulls, and duplicates stayed rare (flooding would send each renewal to a relay once per link).
     expect((await total('allium_gossip_pulls_total', { event: 'asked' })) - asked).to.be.above(0);
     expect(known).to.be.below(0.2 * fresh);
-    expect(await total('allium_gossip_pulls_total', { event: 'abandoned' })).to.equal(0);
+    // No renewal pull in the measured window was given up (the network's start, with its consensus rounds, is not
+    // measured: a pull abandoned there is what anti-entropy at link opening exists for).
+    expect((await total('allium_gossip_pulls_total', { event: 'abandoned' })) - abandoned).to.equal(0);
   });
 });
