@@ -3,8 +3,8 @@
  * its siblings sent, kept in memory within MAX_HISTORY_ENTRIES and MAX_HISTORY_LOG_BYTES (oldest dropped), and
  * handed to a sibling that asks, in chunks that each fit one message (and a mailbox item).
  *
- * Not here: persistence (the log lives as long as the messenger, as sessions do); who may ask (devices.ts checks
- * that the requester is a sibling before calling `chunks`).
+ * Not here: persistence (devices.ts saves each entry the log takes and deletes each it drops, §14.9: `add` says
+ * which); who may ask (devices.ts checks that the requester is a sibling before calling `chunks`).
  */
 import { toHex } from '../../protocol/bytes.js';
 import { entryCost, HISTORY_CHUNK_BYTES, MAX_HISTORY_CHUNK_ENTRIES, MAX_SYNC_DATA_BYTES, type HistoryEntry } from '../../protocol/device-link.js';
@@ -29,11 +29,15 @@ export class HistoryLog {
     return this.entries.length;
   }
 
-  /** Keeps an entry (unless held already, or larger than MAX_SYNC_DATA_BYTES), dropping the oldest beyond the limits. */
-  add(e: HistoryEntry): boolean {
-    if (this.maxEntries === 0 || e.data.length > MAX_SYNC_DATA_BYTES) return false;
+  /**
+   * Keeps an entry (unless held already, or larger than MAX_SYNC_DATA_BYTES), dropping the oldest beyond the limits.
+   * Says whether `e` is held afterwards and which entries were dropped (`e` itself among them when it is the oldest).
+   */
+  add(e: HistoryEntry): { kept: boolean; dropped: HistoryEntry[] } {
+    const dropped: HistoryEntry[] = [];
+    if (this.maxEntries === 0 || e.data.length > MAX_SYNC_DATA_BYTES) return { kept: false, dropped };
     const key = `${toHex(e.peer)}:${toHex(e.id)}`;
-    if (this.ids.has(key)) return false;
+    if (this.ids.has(key)) return { kept: false, dropped };
     this.ids.add(key);
     // Kept in order of ts (a stable insertion: entries mostly come in order, so this scans little).
     let i = this.entries.length;
@@ -44,8 +48,9 @@ export class HistoryLog {
       const old = this.entries.shift()!;
       this.bytes -= old.data.length;
       this.ids.delete(`${toHex(old.peer)}:${toHex(old.id)}`);
+      dropped.push(old);
     }
-    return true;
+    return { kept: !dropped.includes(e), dropped };
   }
 
   /**

@@ -7,6 +7,7 @@
  *   record  = u8(1) | nonce (24) | XAEAD(K_dev, nonce, CBOR(state), ad = "allium-v1 device-store" | name)
  *   "self"            CBOR { "v": 1, ? "p": person (32), ? "a": accepted (32) }     no "p": unlinked, no one's device
  *   "list-" | hex(P)  CBOR { "v": 1, "l": the list envelope of person P (§14.2) }
+ *   "hist-" | hex(h)  CBOR { "v": 1, "o", "p", "id", "ts", "d", ? "a" }   one history entry (§14.7), h = H(p | id, K_name)[0..16)
  *
  * Sealed as group state is (group-store.ts), under a key of its own: a copy of the storage alone reads nothing, and a
  * record moved under another name, or changed, does not open (ERR_MESSAGE_AUTH). A record that does not open or
@@ -16,17 +17,22 @@
 import { z } from 'zod';
 import { crypto } from '../../crypto/index.js';
 import type { Identity } from '../../protocol/address.js';
-import { concatBytes, utf8 } from '../../protocol/bytes.js';
-import { decodeMessage, encodeCbor, zBytes } from '../../protocol/cbor.js';
-import { MAX_DEVICE_ENVELOPE_BYTES } from '../../protocol/device-link.js';
+import { concatBytes, toHex, utf8 } from '../../protocol/bytes.js';
+import { decodeMessage, encodeCbor, zBytes, zUint } from '../../protocol/cbor.js';
+import { DEVICE_ID_LEN, MAX_DEVICE_ENVELOPE_BYTES, MAX_SYNC_DATA_BYTES, type HistoryEntry } from '../../protocol/device-link.js';
 import { CryptoError, ProtocolError } from '../../protocol/errors.js';
 
 /** The record of our own standing. */
 export const SELF_RECORD = 'self';
 /** The prefix of a held list's record name (then the person's key in hex). */
 export const LIST_RECORD_PREFIX = 'list-';
+/** The prefix of a history entry's record name (then 32 hex digits, historyRecordName). */
+export const HISTORY_RECORD_PREFIX = 'hist-';
+/** Largest history record state read back: an entry of MAX_SYNC_DATA_BYTES of data and its other fields. */
+export const MAX_HISTORY_RECORD_BYTES = MAX_SYNC_DATA_BYTES + 256;
 const VERSION = 1;
 const LABEL = utf8('allium-v1:device-store');
+const NAME_LABEL = utf8('allium-v1:device-store:history-name');
 const AD = utf8('allium-v1 device-store');
 const XNONCE = 24;
 
@@ -39,10 +45,29 @@ export interface DeviceSelf {
 
 const selfSchema = z.strictObject({ v: z.literal(VERSION), p: zBytes(32).optional(), a: zBytes(32).optional() });
 const listSchema = z.strictObject({ v: z.literal(VERSION), l: zBytes(undefined, MAX_DEVICE_ENVELOPE_BYTES) });
+const historySchema = z.strictObject({
+  v: z.literal(VERSION),
+  o: z.boolean(),
+  p: zBytes(32),
+  id: zBytes(DEVICE_ID_LEN),
+  ts: zUint(),
+  d: zBytes(undefined, MAX_SYNC_DATA_BYTES),
+  a: z.literal(true).optional(),
+});
 
 /** The key device records are sealed under (derived from the identity's secret seed). */
 export function deviceStoreKey(identity: Identity): Uint8Array {
   return crypto().hash(32, LABEL, identity.secretKey.subarray(0, 32));
+}
+
+/** The key history record names are made under (K_name, §14.9): names show nothing of peers or message ids. */
+export function historyNameKey(identity: Identity): Uint8Array {
+  return crypto().hash(32, NAME_LABEL, identity.secretKey.subarray(0, 32));
+}
+
+/** The record name of the history entry of (`peer`, `id`): "hist-" | hex(H(peer | id, K_name)[0..16)). */
+export function historyRecordName(nameKey: Uint8Array, peer: Uint8Array, id: Uint8Array): string {
+  return HISTORY_RECORD_PREFIX + toHex(crypto().hash(16, concatBytes(peer, id), nameKey));
 }
 
 function seal(key: Uint8Array, name: string, plain: Uint8Array): Uint8Array {
@@ -75,4 +100,19 @@ export function sealDeviceList(key: Uint8Array, name: string, list: Uint8Array):
 /** The list envelope bytes of a list record (the caller decodes and verifies them). */
 export function openDeviceList(key: Uint8Array, name: string, bytes: Uint8Array): Uint8Array {
   return decodeMessage(listSchema, open(key, name, bytes), MAX_DEVICE_ENVELOPE_BYTES + 64, 'device list record').l;
+}
+
+/** `name` is historyRecordName of the entry's peer and id. */
+export function sealHistoryEntry(key: Uint8Array, name: string, e: HistoryEntry): Uint8Array {
+  return seal(key, name, encodeCbor({ v: VERSION, o: e.outgoing, p: e.peer, id: e.id, ts: e.ts, d: e.data, ...(e.attachment ? { a: true } : {}) }));
+}
+
+/**
+ * The history entry of a record. Throws ERR_MESSAGE_AUTH (does not open under `key` and `name`), ERR_CBOR_* (not
+ * strict CBOR, or above MAX_HISTORY_RECORD_BYTES), ERR_SCHEMA (another shape, or a name not made of its peer and id).
+ */
+export function openHistoryEntry(key: Uint8Array, nameKey: Uint8Array, name: string, bytes: Uint8Array): HistoryEntry {
+  const d = decodeMessage(historySchema, open(key, name, bytes), MAX_HISTORY_RECORD_BYTES, 'device history record');
+  if (historyRecordName(nameKey, d.p, d.id) !== name) throw new ProtocolError('ERR_SCHEMA', `device store ${name}: not that entry's record`);
+  return { outgoing: d.o, peer: d.p, id: d.id, ts: d.ts, data: d.d, attachment: d.a === true };
 }

@@ -21,10 +21,11 @@
  * Groups (§13.8): toMember() hands a group envelope to every device of a member's person; groupMember() tells the
  * group table that a linked device stands for its person and only receives.
  *
- * State at rest (§14.9): with a storage, our standing (person, accepted offer) and every held list are saved after
- * each change, sealed (device-store.ts); load() reads them before anything else is done.
+ * State at rest (§14.9): with a storage, our standing (person, accepted offer), every held list and every entry of
+ * the history log are saved after each change, sealed (device-store.ts); load() reads them before anything else is
+ * done, so a restarted device still answers a sibling's history request with what it held.
  *
- * Not here: persistence of history and of which peers were sent our list, a short typed code (a PAKE),
+ * Not here: persistence of which peers were sent our list, a short typed code (a PAKE),
  * sending to a group from a linked device, forwarding contacts' lists to a new device, unlinking by the device itself.
  */
 import { crypto } from '../../crypto/index.js';
@@ -55,7 +56,20 @@ import { AbortedError, AlliumError, ConfigError, CryptoError, isAlliumError, Lim
 import type { FrameContent } from '../../protocol/message-frames.js';
 import { settleWithin, type AbortOptions } from '../../net/abort.js';
 import { HistoryLog, MAX_HISTORY_ENTRIES, MAX_HISTORY_LOG_BYTES } from './device-history.js';
-import { deviceStoreKey, LIST_RECORD_PREFIX, openDeviceList, openDeviceSelf, sealDeviceList, sealDeviceSelf, SELF_RECORD } from './device-store.js';
+import {
+  deviceStoreKey,
+  HISTORY_RECORD_PREFIX,
+  historyNameKey,
+  historyRecordName,
+  LIST_RECORD_PREFIX,
+  openDeviceList,
+  openDeviceSelf,
+  openHistoryEntry,
+  sealDeviceList,
+  sealDeviceSelf,
+  sealHistoryEntry,
+  SELF_RECORD,
+} from './device-store.js';
 import type { GroupStorage } from './group-store.js';
 import type { DeviceEvents, DeviceLimits, DeviceListInfo, DeviceReceipt, HistoryMessage, LinkCodeInfo } from './device-types.js';
 import type { IncomingMessage, SendOptions, SendReceipt } from './types.js';
@@ -136,6 +150,8 @@ export class Devices {
   private readonly requests = new Map<string, Outstanding>();
   /** The key records are sealed under (only with storage). */
   private readonly storeKey: Uint8Array | undefined;
+  /** The key history record names are made under (only with storage). */
+  private readonly nameKey: Uint8Array | undefined;
   private loading: Promise<void> | null = null;
   /** The last save queued: saves run one after another, in the order of the changes. */
   private saved: Promise<void> = Promise.resolve();
@@ -147,6 +163,7 @@ export class Devices {
     private readonly storage?: GroupStorage,
   ) {
     this.storeKey = storage ? deviceStoreKey(host.identity) : undefined;
+    this.nameKey = storage ? historyNameKey(host.identity) : undefined;
     this.me = host.identity.publicKey;
     this.person = this.me;
     this.limits = {
@@ -183,7 +200,12 @@ export class Devices {
     const key = this.storeKey;
     if (!this.storage || !key) return;
     const records = await this.storage.load(options);
+    const history: HistoryEntry[] = [];
     for (const [name, bytes] of records) {
+      if (name.startsWith(HISTORY_RECORD_PREFIX)) {
+        history.push(openHistoryEntry(key, this.nameKey!, name, bytes));
+        continue;
+      }
       if (name === SELF_RECORD) {
         const s = openDeviceSelf(key, bytes);
         this.person = s.person ?? null;
@@ -201,6 +223,12 @@ export class Devices {
       if (have && have.list.r >= list.r) continue; // taken before the store was read: ours is newer
       this.lists.set(k, { list, bytes: listBytes });
       for (const m of list.members) if (!same(m.key, list.person)) this.personOf.set(hex(m.key), k);
+    }
+    // Oldest first, so that the log's bounds drop (and delete the records of) the oldest if there are more than it keeps.
+    history.sort((a, b) => a.ts - b.ts);
+    for (const e of history) {
+      // A copy of an entry taken before the store was read is not kept twice (its record is the one held).
+      for (const d of this.log.add(e).dropped) this.saveEntry(d, false);
     }
   }
 
@@ -222,6 +250,21 @@ export class Devices {
     const key = this.storeKey!;
     const name = LIST_RECORD_PREFIX + person;
     this.save(name, () => (held ? sealDeviceList(key, name, held.bytes) : null));
+  }
+
+  /** Saves (`held`) or deletes a history entry's record. */
+  private saveEntry(e: HistoryEntry, held: boolean): void {
+    const key = this.storeKey;
+    if (!key) return;
+    const name = historyRecordName(this.nameKey!, e.peer, e.id);
+    this.save(name, () => (held ? sealHistoryEntry(key, name, e) : null));
+  }
+
+  /** Keeps an entry in the history log (and at rest), deleting what the log drops for it. */
+  private keep(e: HistoryEntry): void {
+    const { kept, dropped } = this.log.add(e);
+    for (const d of dropped) if (d !== e) this.saveEntry(d, false);
+    if (kept) this.saveEntry(e, true);
   }
 
   /** Resolves once every change made so far is saved (tests; an application about to exit). */
@@ -469,7 +512,7 @@ export class Devices {
   }
 
   private logOwn(to: Uint8Array, id: Uint8Array, data: Uint8Array, content: FrameContent, ts = Date.now()): void {
-    this.log.add({ outgoing: true, peer: to, id, ts, data, attachment: content === 'attachment' });
+    this.keep({ outgoing: true, peer: to, id, ts, data, attachment: content === 'attachment' });
   }
 
   // ------------------------------------------------------------------ receiving
@@ -484,7 +527,7 @@ export class Devices {
     const out = person && person !== hex(key) ? { ...m, from: addr(this.lists.get(person)!.list.person), device: m.from } : m;
     if (m.id && !m.group && !m.deviceEnvelope) {
       const peer = person ? this.lists.get(person)!.list.person : key;
-      this.log.add({ outgoing: false, peer, id: fromHex(m.id), ts: m.sentAt ?? Date.now(), data: m.data, attachment: m.attachment !== undefined });
+      this.keep({ outgoing: false, peer, id: fromHex(m.id), ts: m.sentAt ?? Date.now(), data: m.data, attachment: m.attachment !== undefined });
     }
     return out;
   }
@@ -601,7 +644,7 @@ export class Devices {
 
   private takeSent(sender: Uint8Array, e: Extract<DeviceEnvelope, { kind: 'sent' }>): void {
     if (!this.isSibling(sender)) throw new ProtocolError('ERR_DEVICE_LIST', 'a sync from a device that is not our sibling');
-    this.log.add({ outgoing: true, peer: e.to, id: e.id, ts: e.ts, data: e.data, attachment: e.attachment });
+    this.keep({ outgoing: true, peer: e.to, id: e.id, ts: e.ts, data: e.data, attachment: e.attachment });
     this.host.emit('message:synced', { to: addr(e.to), data: e.data, id: hex(e.id), sentAt: e.ts, device: addr(sender), attachment: e.attachment });
   }
 
@@ -673,7 +716,7 @@ export class Devices {
     r.next++;
     r.bytes += bytes;
     for (const x of e.entries) {
-      this.log.add(x);
+      this.keep(x);
       const key = `${hex(x.peer)}:${hex(x.id)}`;
       if (r.seen.has(key)) continue; // an entry of the millisecond a resumed request starts at, or a copy
       r.seen.add(key);

@@ -4,7 +4,8 @@
  * exactly once; a message one of Bob's devices sends shows on its siblings; a device linked later gets history on
  * request; an unlinked device receives nothing sent after the unlinking; a replayed or forged list is refused with
  * its code at the contact. A group with Bob as a member reaches all three of his devices (§13.8), each once. A
- * linked device whose messenger restarts over its device storage (§14.9) is still Bob's and still reached.
+ * linked device whose messenger restarts over its device storage (§14.9) is still Bob's and still reached, and still
+ * holds the history it took before the restart: a device linked later gets it from it, byte-exact and each once.
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
@@ -184,6 +185,16 @@ describe('messaging: several devices per person (relay processes)', function () 
       [false, alice.address, 'after the laptop restarted'],
     ]);
     expect(progress.at(-1)).to.equal(true);
+
+    // The laptop restarted since it took the first two (§14.9): it still holds them, and answers with all three,
+    // byte-exact and each once, as the primary did.
+    const fromLaptop = await bob3.devices.requestHistory({ from: bob1.address });
+    // (sentAt of a received message is when each device took it.)
+    const exact = (h: typeof history): unknown[] => h.map((x) => [x.outgoing, x.peer, x.id, x.attachment, [...x.data]]);
+    expect(exact(fromLaptop)).to.deep.equal(exact(history));
+    expect(new Set(fromLaptop.map((h) => h.id)).size).to.equal(3);
+    const sent = [...got.get(bob0)!.map((m) => m.id!), ...synced.get(bob0)!.map((m) => m.id)];
+    for (const h of fromLaptop) expect(sent).to.include(h.id);
   });
 
   let oldList: Uint8Array;
