@@ -19,14 +19,16 @@
  * the conversation it came on keeps reading (its acknowledgements come back on it).
  *
  * Groups (§13.8): toMember() hands a group envelope to every device of a member's person; groupMember() tells the
- * group table that a linked device stands for its person and only receives.
+ * group table that a linked device stands for its person (it sends, and does not change groups); personOfDevice()
+ * lets members take a linked device's envelopes as its person's; announceMissing() sends our list ahead of a linked
+ * device's first group deposit; an unlinking list goes to every member of our groups too.
  *
  * State at rest (§14.9): with a storage, our standing (person, accepted offer), every held list and every entry of
  * the history log are saved after each change, sealed (device-store.ts); load() reads them before anything else is
  * done, so a restarted device still answers a sibling's history request with what it held.
  *
  * Not here: persistence of which peers were sent our list, a short typed code (a PAKE),
- * sending to a group from a linked device, forwarding contacts' lists to a new device, unlinking by the device itself.
+ * forwarding contacts' lists to a new device, unlinking by the device itself.
  */
 import { crypto } from '../../crypto/index.js';
 import { formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
@@ -102,6 +104,8 @@ export interface DeviceHost {
   deliver(to: string, data: Uint8Array, options: SendOptions, content: FrameContent, id: Uint8Array): Promise<SendReceipt>;
   /** Addresses of the contact book, told of every change to our list. */
   contacts(options: AbortOptions): Promise<readonly string[]>;
+  /** Members of the groups we are active in: told of a list that unlinks a device (§13.8). */
+  groupMembers?(): readonly string[];
   emit<K extends keyof DeviceEvents>(event: K, ...args: DeviceEvents[K]): void;
   error(e: AlliumError): void;
 }
@@ -395,7 +399,10 @@ export class Devices {
     return this.list()!;
   }
 
-  /** Takes our own new list and sends it to every device of the old and the new, every contact, every peer told before. */
+  /**
+   * Takes our own new list and sends it to every device of the old and the new, every contact, every peer told
+   * before, and, when it unlinks a device, every member of our groups (§13.8: they must refuse that device).
+   */
   private async publish(old: DeviceList, next: DeviceList, options: AbortOptions): Promise<void> {
     const bytes = encodeDeviceEnvelope(next);
     this.install({ list: next, bytes }, old);
@@ -403,6 +410,8 @@ export class Devices {
     for (const m of [...old.members, ...next.members]) if (!same(m.key, this.me)) targets.add(addr(m.key));
     for (const t of this.announced.keys()) targets.add(t);
     for (const c of await this.host.contacts(options)) for (const t of this.devicesOf(c)) targets.add(t);
+    const unlinks = old.members.some((m) => !next.members.some((n) => same(n.key, m.key)));
+    if (unlinks) for (const g of this.host.groupMembers?.() ?? []) for (const t of this.devicesOf(g)) targets.add(t);
     targets.delete(addr(this.me));
     await Promise.all([...targets].map((t) => this.announce(t, { list: next, bytes }, options)));
   }
@@ -421,6 +430,18 @@ export class Devices {
     this.announced.delete(to);
     if (this.announced.size >= this.limits.maxLists) this.announced.delete(this.announced.keys().next().value!);
     this.announced.set(to, r);
+  }
+
+  /**
+   * Sends our person's list to every device of each of `addresses` not yet sent its current revision (§13.8: before a
+   * linked device's first group deposit). Failures are reported, not thrown.
+   */
+  async announceMissing(addresses: readonly string[], options: AbortOptions = {}): Promise<void> {
+    const held = this.person ? this.lists.get(hex(this.person)) : undefined;
+    if (!held || held.list.members.length < 2) return;
+    const targets = new Set<string>();
+    for (const a of addresses) for (const t of this.devicesOf(a)) if (this.announced.get(t) !== held.list.r) targets.add(t);
+    await Promise.all([...targets].map((t) => this.announce(t, held, options)));
   }
 
   /** Sends our person's list to `address` (every device of it we know) now. Nothing to send while we have no siblings. */
@@ -503,12 +524,19 @@ export class Devices {
   }
 
   /**
-   * Who we are in group rosters (§13.8): a linked device stands for its person and only receives; a primary, or a
-   * device with no person, is itself and sends.
+   * Who we are in group rosters (§13.8): a linked device stands for its person, sends for it and does not change
+   * groups; a primary, or a device with no person, is itself. `siblings`: our person has other devices.
    */
-  groupMember(): { key: Uint8Array; sends: boolean } {
-    if (this.person && !same(this.person, this.me)) return { key: this.person, sends: false };
-    return { key: this.me, sends: true };
+  groupMember(): { key: Uint8Array; sends: boolean; changes: boolean; siblings: boolean } {
+    const siblings = this.siblings().length > 0;
+    if (this.person && !same(this.person, this.me)) return { key: this.person, sends: true, changes: false, siblings };
+    return { key: this.me, sends: true, changes: true, siblings };
+  }
+
+  /** The person whose held list names `device` as one of its devices other than the first (§13.8), if any. */
+  personOfDevice(device: Uint8Array): Uint8Array | undefined {
+    const k = this.personOf.get(hex(device));
+    return k === undefined ? undefined : this.lists.get(k)?.list.person;
   }
 
   private logOwn(to: Uint8Array, id: Uint8Array, data: Uint8Array, content: FrameContent, ts = Date.now()): void {

@@ -137,8 +137,10 @@ export type GroupDelivery = 'pairwise' | 'inbox';
 export interface GroupIncoming {
   /** The group id (hex). */
   readonly group: string;
-  /** The sender's address. */
+  /** The sender's address: its person's, for a message a linked device sent (specs/messaging.md §13.8). */
   readonly from: string;
+  /** The device that sent it, when it is a linked device of the person `from` (its address). */
+  readonly device?: string;
   readonly data: Uint8Array;
   /** The sender's key generation and the message's index in it: (generation, index) is unique per sender. */
   readonly generation: number;
@@ -189,11 +191,22 @@ export interface GroupSendReport {
 export interface GroupHost {
   readonly identity: Identity;
   /**
-   * Who we are in rosters, and whether we send (§13.8): our identity, sending (the default); or, on a device linked
-   * to a person (§14), the person's key, receive-only — the person's other devices get every envelope sent to the
-   * person and keep their own copy of the group's keys; only the primary sends and changes the group.
+   * Who we are in rosters (§13.8): our identity (the default); or, on a device linked to a person (§14), the person's
+   * key. `sends`: we send messages and keys (default true); `changes`: we may change the group — add, remove, set
+   * admins, leave, create, start epochs (default `sends`; false on a linked device: the primary changes the group);
+   * `siblings`: our person has other devices, which get what we send as members do (default false).
    */
-  readonly member?: () => { readonly key: Uint8Array; readonly sends: boolean };
+  readonly member?: () => { readonly key: Uint8Array; readonly sends: boolean; readonly changes?: boolean; readonly siblings?: boolean };
+  /**
+   * The person whose device list we hold names `device` as one of its devices other than the first (§13.8, §14.4):
+   * a member takes that device's envelopes as the person's. Without it, only roster members send.
+   */
+  readonly personOf?: (device: Uint8Array) => Uint8Array | undefined;
+  /**
+   * Version 2, on a linked device: sends our person's device list to every device of `to` not yet told its current
+   * revision, before our first deposit (§13.8: members must hold the list naming us).
+   */
+  readonly introduce?: (to: readonly string[], options: AbortOptions) => Promise<void>;
   sendEnvelope(to: string, envelope: Uint8Array, options: AbortOptions): Promise<EnvelopeReceipt>;
   emit<K extends keyof GroupEvents>(event: K, ...args: GroupEvents[K]): void;
   error(e: AlliumError): void;
@@ -282,7 +295,8 @@ export class Group {
     this.active = r.active;
     for (const c of r.chains) {
       const a = formatAddress(c.member);
-      this.keyOf.set(a, c.member.slice());
+      // Only members' keys are cached: a linked device's chain is checked against its person's list on each use.
+      if (this.indexOf(c.member) >= 0) this.keyOf.set(a, c.member.slice());
       this.chains.set(a, SenderChain.restore(c.chain, ctx.limits.maxSkip, this.pools()));
     }
     this.pending = r.pending.map((p) => ({ from: formatAddress(p.member), m: p.message }));
@@ -303,6 +317,43 @@ export class Group {
     if (this.indexOf(key) < 0) return undefined;
     this.keyOf.set(address, key);
     return key;
+  }
+
+  /**
+   * Who may send us envelopes of this group as `from` (§13.8): a member (its person is itself), or a device the held
+   * list of a member names (its person is that member). Undefined for anyone else.
+   */
+  private sender(from: string): { key: Uint8Array; person: Uint8Array } | undefined {
+    const key = this.memberKey(from);
+    if (key) return { key, person: key };
+    const device = parseAddress(from);
+    const person = this.host.personOf?.(device);
+    return person && this.indexOf(person) >= 0 ? { key: device, person } : undefined;
+  }
+
+  /** Drops the chain and held messages of `from` (no longer a member nor a member's device). */
+  private forget(from: string): void {
+    this.chains.get(from)?.destroy();
+    this.chains.delete(from);
+    this.keyHolders.delete(from);
+    this.pending = this.pending.filter((p) => p.from !== from);
+  }
+
+  /**
+   * @internal Person `person`'s device list changed (§13.8): its devices get our key again with our next message, and
+   * the chains of devices no list names any more are dropped (so a member cycling devices cannot make us hold more
+   * than one chain per member and device listed). True when a chain was dropped (the group is to be saved).
+   */
+  devicesChanged(person: Uint8Array): boolean {
+    if (this.indexOf(person) < 0) return false;
+    this.keyHolders.delete(formatAddress(person));
+    let dropped = false;
+    for (const a of [...this.chains.keys()]) {
+      if (this.sender(a)) continue;
+      this.forget(a);
+      dropped = true;
+    }
+    return dropped;
   }
 
   /** The pools a chain of this group counts in: the group's and the messenger's. */
@@ -464,7 +515,7 @@ export class Group {
   }
 
   private async leaveGroup(options: AbortOptions): Promise<void> {
-    this.requireSender();
+    this.requireChanger();
     const i = this.indexOf(this.host.identity.publicKey);
     const { members, admins } = without(this.roster, i);
     if (members.length === 0) {
@@ -567,6 +618,8 @@ export class Group {
     const turn = this.sending.then(async () => {
       await this.epochOfRoster(options);
       this.requireSender();
+      // A linked device: every member must hold our person's list naming us before our deposits open as its (§13.8).
+      if (!same(this.me(), this.host.identity.publicKey)) await this.host.introduce?.(this.others(), options);
       const inbox = this.inbox!;
       const today = inbox.today()!;
       const tag = `${today.q}:${this.own.e}:${today.day}`;
@@ -657,10 +710,10 @@ export class Group {
   private async collectPass(options: AbortOptions): Promise<number> {
     const inbox = this.inbox!;
     let n = 0;
-    const me = this.me();
     await inbox.collect(
       (d) => {
-        if (!this.active || same(d.from, me) || same(d.from, this.host.identity.publicKey)) return; // our own
+        // Our own; a sibling's (or our person's) are read as any member's (§13.8).
+        if (!this.active || same(d.from, this.host.identity.publicKey)) return;
         const from = formatAddress(d.from);
         try {
           if (d.envelope.kind === 'sender-key') this.receiveSenderKey(from, d.envelope);
@@ -699,14 +752,33 @@ export class Group {
     return this.host.member?.().sends ?? true;
   }
 
-  private requireSender(): void {
-    this.requireActive();
-    if (!this.sends) throw new AlliumError('ERR_GROUP_MEMBERSHIP', "a linked device receives its person's groups; the primary sends to them");
+  /** False on a linked device: it sends for its person but does not change the group (§13.8). */
+  private get changes(): boolean {
+    const m = this.host.member?.();
+    return m ? (m.changes ?? m.sends) : true;
   }
 
+  private requireSender(): void {
+    this.requireActive();
+    if (!this.sends) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'this device does not send to groups');
+    // A device unlinked from the person the roster names stands for no one in it.
+    if (this.indexOf(this.me()) < 0) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'this device stands for no member of the group');
+  }
+
+  private requireChanger(): void {
+    this.requireSender();
+    if (!this.changes) throw new AlliumError('ERR_GROUP_MEMBERSHIP', "a linked device sends to its person's groups; the primary changes them");
+  }
+
+  /**
+   * Where what we send goes (§13.8): every other member, and our own person (its devices other than us) when it has
+   * other devices.
+   */
   private others(): string[] {
     const me = this.me();
-    return this.roster.members.filter((k) => !same(k, me)).map((k) => formatAddress(k));
+    const out = this.roster.members.filter((k) => !same(k, me)).map((k) => formatAddress(k));
+    if (this.host.member?.().siblings && this.indexOf(me) >= 0) out.push(formatAddress(me));
+    return out;
   }
 
   private indexOf(key: Uint8Array): number {
@@ -718,7 +790,7 @@ export class Group {
   }
 
   private requireAdmin(): void {
-    this.requireSender();
+    this.requireChanger();
     if (!this.isAdmin) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'only an admin changes the members of a group');
   }
 
@@ -766,6 +838,7 @@ export class Group {
     const bytes = encodeGroupEnvelope(next);
     const me = this.host.identity.publicKey;
     const to = [...members.filter((k) => !same(k, me)), ...removed].map((k) => formatAddress(k));
+    if (this.host.member?.().siblings) to.push(formatAddress(me)); // our other devices (§13.8)
     const change = this.take(next);
     if (this.inbox) {
       // Version 2: every change starts a new epoch, handed to the members of the new roster only (§13.9).
@@ -802,7 +875,7 @@ export class Group {
     this.wakeEpochWaiters();
     // Version 2: a member left (no admin signed the change): the first admin of the new roster starts its epoch.
     const epoch =
-      this.inbox && left && this.active && this.sends && next.admins.length > 0 && same(next.members[next.admins[0]!]!, this.me()) ? this.startEpoch() : null;
+      this.inbox && left && this.active && this.changes && next.admins.length > 0 && same(next.members[next.admins[0]!]!, this.me()) ? this.startEpoch() : null;
     await this.ctx.save(this);
     if (epoch) {
       const bytes = encodeGroupEnvelope(next);
@@ -835,6 +908,8 @@ export class Group {
       this.deactivate();
       return { removed, added: [] };
     }
+    // Chains of linked devices whose person left, or that their person unlinked (§13.8).
+    for (const a of [...this.chains.keys()]) if (!this.sender(a)) this.forget(a);
     for (const k of added) this.host.emit('group:member-added', { group: this.id, member: formatAddress(k), by });
     const adminsBefore = prev.admins.map((i) => formatAddress(prev.members[i]!)).sort();
     const adminsNow = this.admins.sort();
@@ -865,14 +940,19 @@ export class Group {
   /** A sender key from member `from`. */
   receiveSenderKey(from: string, d: SenderKeyDistribution): void {
     if (!this.active) return;
-    if (!this.memberKey(from)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a sender key from someone not in the group');
+    const s = this.sender(from);
+    if (!s) {
+      this.forget(from);
+      throw new AlliumError('ERR_GROUP_MEMBERSHIP', "a sender key from someone not in the group, nor a device of a member's");
+    }
     const have = this.chains.get(from);
     let taken = true;
     if (!have) this.chains.set(from, SenderChain.from(d, this.ctx.limits.maxSkip, this.pools()));
     else if (have.update(d)) this.host.emit('group:key-updated', { group: this.id, member: from, generation: d.e });
     else taken = false;
-    // A member that does not hold our current key yet gets it in reply (over the session its key came by).
-    if (!this.keyHolders.has(from)) void this.distribute([from], {}).catch(() => undefined);
+    // A member that does not hold our current key yet gets it in reply (over the session its key came by); a
+    // member's device gets it with its person's (§13.8).
+    if (s.key === s.person && !this.keyHolders.has(from)) void this.distribute([from], {}).catch(() => undefined);
     if (!taken) return;
     const waiting = this.pending.filter((p) => p.from === from);
     this.pending = this.pending.filter((p) => p.from !== from);
@@ -891,8 +971,12 @@ export class Group {
    */
   receiveMessage(from: string, m: GroupMessage): void {
     if (!this.active) return;
-    const sender = this.memberKey(from);
-    if (!sender) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group message from someone not in the group');
+    const s = this.sender(from);
+    if (!s) {
+      this.forget(from);
+      throw new AlliumError('ERR_GROUP_MEMBERSHIP', "a group message from someone not in the group, nor a device of a member's");
+    }
+    const sender = s.key;
     const chain = this.chains.get(from);
     let data: Uint8Array;
     try {
@@ -911,7 +995,8 @@ export class Group {
       if (isAlliumError(e) && e.code === 'ERR_MESSAGE_REPLAY') return; // a copy (live and mailbox): delivered once
       throw e;
     }
-    this.ready.push({ group: this.id, from, data, generation: m.e, index: m.n });
+    const device = s.key === s.person ? {} : { device: from };
+    this.ready.push({ group: this.id, from: formatAddress(s.person), ...device, data, generation: m.e, index: m.n });
   }
 
   private deactivate(): void {
@@ -1041,6 +1126,13 @@ export class Groups {
     while (this.followUps.size > 0) await Promise.all([...this.followUps]);
   }
 
+  /** Person `person`'s device list changed (§13.8): in each of its groups, its devices get our key again. */
+  devicesChanged(person: Uint8Array): void {
+    for (const g of this.groups.values()) {
+      if (g.devicesChanged(person)) this.persist(g).catch((e: unknown) => this.host.error(asAlliumError(e, 'group state not saved')));
+    }
+  }
+
   get(id: string): Group | undefined {
     return this.groups.get(id.toLowerCase());
   }
@@ -1146,8 +1238,9 @@ export class Groups {
 
   private async createGroup(name: string, members: readonly string[], options: AbortOptions, delivery: GroupDelivery): Promise<Group> {
     await this.load(options);
-    if (this.host.member && !this.host.member().sends) {
-      throw new AlliumError('ERR_GROUP_MEMBERSHIP', "a linked device receives its person's groups; the primary creates them");
+    const m = this.host.member?.();
+    if (m && !(m.changes ?? m.sends)) {
+      throw new AlliumError('ERR_GROUP_MEMBERSHIP', "a linked device sends to its person's groups; the primary creates them");
     }
     const me = this.host.identity.publicKey;
     const keys: Uint8Array[] = [me];

@@ -160,6 +160,9 @@ export class Messenger extends Emitter<MessengerEvents> {
         // To every device of the member's person, when we hold its list (specs/messaging.md §13.8).
         sendEnvelope: (to, envelope, o) => this.devices.toMember(to, envelope, o, crypto().random(MESSAGE_ID_LEN)),
         member: () => this.devices.groupMember(),
+        // A member's linked device sends as the member (specs/messaging.md §13.8).
+        personOf: (device) => this.devices.personOfDevice(device),
+        introduce: (to, o) => this.devices.announceMissing(to, o),
         emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
         error: (e) => this.emit('endpoint:error', e),
       },
@@ -174,7 +177,12 @@ export class Messenger extends Emitter<MessengerEvents> {
         identity,
         deliver: (to, data, o, content, id) => this.deliver(to, data, o, content, id),
         contacts: async (o) => (await this.contacts.list(o)).map((c) => c.address),
-        emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args),
+        groupMembers: () => [...new Set(this.groupTable.list().flatMap((g) => (g.isActive ? g.members : [])))],
+        emit: (event, ...args) => {
+          // A person's devices changed: in its groups, its devices get our key again (specs/messaging.md §13.8).
+          if (event === 'devices:changed') this.groupTable.devicesChanged(parseAddress((args[0] as DeviceListInfo).person));
+          (this.emit as (e: string, ...a: unknown[]) => void)(event, ...args);
+        },
         error: (e) => this.emit('endpoint:error', e),
       },
       options.devices,

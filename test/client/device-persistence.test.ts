@@ -18,8 +18,7 @@ import type { IncomingMessage, SendReceipt } from '../../client/messaging/types.
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
-const historyRecords = async (n: Node): Promise<string[]> =>
-  (await n.storage.load()).map(([name]) => name).filter((name) => name.startsWith('hist-'));
+const historyRecords = async (n: Node): Promise<string[]> => (await n.storage.load()).map(([name]) => name).filter((name) => name.startsWith('hist-'));
 
 interface Node {
   identity: Identity;
@@ -86,8 +85,7 @@ describe('devices: state at rest (specs/messaging.md §14.9)', () => {
     for (const d of [laptop, tablet]) {
       expect(d.devices.isPrimary).to.equal(false);
       expect(d.devices.list()).to.deep.equal({ person: phone.address, revision: 2, devices: three });
-      expect(d.devices.groupMember().key).to.deep.equal(phone.identity.publicKey);
-      expect(d.devices.groupMember().sends).to.equal(false);
+      expect(d.devices.groupMember()).to.deep.equal({ key: phone.identity.publicKey, sends: true, changes: false, siblings: true });
     }
     expect(alice.devices.of(phone.address)!.devices).to.deep.equal(three);
 
@@ -106,7 +104,7 @@ describe('devices: state at rest (specs/messaging.md §14.9)', () => {
     restart(tablet);
     await tablet.devices.load();
     expect(tablet.devices.list()).to.equal(undefined);
-    expect(tablet.devices.groupMember()).to.deep.equal({ key: tablet.identity.publicKey, sends: true });
+    expect(tablet.devices.groupMember()).to.deep.equal({ key: tablet.identity.publicKey, sends: true, changes: true, siblings: false });
   });
 
   it('records are sealed to the identity: another identity, a changed byte or a moved record is refused', async () => {
@@ -207,7 +205,7 @@ describe('devices: state at rest (specs/messaging.md §14.9)', () => {
     expect(await historyRecords(quiet)).to.deep.equal([]);
   });
 
-  it('a history record that is changed, moved, or not its entry\'s is refused with the whole store', async () => {
+  it("a history record that is changed, moved, or not its entry's is refused with the whole store", async () => {
     const { node } = network();
     const [phone, alice] = [node(), node()];
     await alice.devices.send(phone.address, enc('a'), {}, 'data', new Uint8Array(16).fill(1));
@@ -221,7 +219,13 @@ describe('devices: state at rest (specs/messaging.md §14.9)', () => {
       const storage = memoryGroupStorage();
       for (const [k, v] of m) await storage.save(k, v);
       const d = new Devices(
-        { identity: phone.identity, deliver: () => Promise.reject(new Error('unused')), contacts: () => Promise.resolve([]), emit: () => undefined, error: () => undefined },
+        {
+          identity: phone.identity,
+          deliver: () => Promise.reject(new Error('unused')),
+          contacts: () => Promise.resolve([]),
+          emit: () => undefined,
+          error: () => undefined,
+        },
         {},
         storage,
       );

@@ -3,7 +3,8 @@
  * own address. Bob's primary links two devices from their link codes; Alice, Bob's contact, then reaches all three
  * exactly once; a message one of Bob's devices sends shows on its siblings; a device linked later gets history on
  * request; an unlinked device receives nothing sent after the unlinking; a replayed or forged list is refused with
- * its code at the contact. A group with Bob as a member reaches all three of his devices (§13.8), each once. A
+ * its code at the contact. A group with Bob as a member reaches all three of his devices (§13.8), each once; each of
+ * them sends to it for Bob. A
  * linked device whose messenger restarts over its device storage (§14.9) is still Bob's and still reached, and still
  * holds the history it took before the restart: a device linked later gets it from it, byte-exact and each once.
  */
@@ -142,20 +143,33 @@ describe('messaging: several devices per person (relay processes)', function () 
     for (const b of bobs) {
       expect(groupGot.get(b)!.map((m) => [m.group, m.from, dec(m.data)])).to.deep.equal([[group.id, alice.address, 'to all of bob']]);
     }
-    // The primary sends for the person; a linked device only receives.
+    // The primary sends for the person, and its other devices get it too (§13.8).
     await bob0.group(group.id)!.send(enc('from bob'));
-    await waitFor(() => groupGot.get(alice)!.length >= 1, 60_000, 'alice got bob’s message');
-    expect(groupGot.get(alice)!.map((m) => [m.from, dec(m.data)])).to.deep.equal([[bob0.address, 'from bob']]);
+    await waitFor(
+      () => [alice, bob1, bob2].every((m) => groupGot.get(m)!.length >= 2 || (m === alice && groupGot.get(m)!.length >= 1)),
+      60_000,
+      'bob’s message',
+    );
+    const last = (m: Messenger): unknown[] => [groupGot.get(m)!.at(-1)!.from, groupGot.get(m)!.at(-1)!.device, dec(groupGot.get(m)!.at(-1)!.data)];
+    for (const m of [alice, bob1, bob2]) expect(last(m)).to.deep.equal([bob0.address, undefined, 'from bob']);
+    // A linked device sends for the person too: the other members and its siblings get it, from the person.
+    await bob1.group(group.id)!.send(enc('from the laptop'));
+    await waitFor(() => groupGot.get(alice)!.length >= 2 && groupGot.get(bob0)!.length >= 2 && groupGot.get(bob2)!.length >= 3, 60_000, 'the laptop’s message');
+    for (const m of [alice, bob0, bob2]) expect(last(m)).to.deep.equal([bob0.address, bob1.address, 'from the laptop']);
+    // It does not change the group: the primary does.
     let code = '';
     await bob1
       .group(group.id)!
-      .send(enc('from the laptop'))
+      .add(alice.address)
       .catch((e: AlliumError) => (code = e.code));
     expect(code).to.equal('ERR_GROUP_MEMBERSHIP');
     // A second message: still once per device.
     await group.send(enc('again'));
-    await waitFor(() => bobs.every((b) => groupGot.get(b)!.length >= 2), 60_000, 'every device got the second');
-    for (const b of bobs) expect(groupGot.get(b)!.map((m) => dec(m.data))).to.deep.equal(['to all of bob', 'again']);
+    await waitFor(() => bobs.every((b) => groupGot.get(b)!.some((m) => dec(m.data) === 'again')), 60_000, 'every device got the second');
+    expect(groupGot.get(bob0)!.map((m) => dec(m.data))).to.deep.equal(['to all of bob', 'from the laptop', 'again']);
+    expect(groupGot.get(bob1)!.map((m) => dec(m.data))).to.deep.equal(['to all of bob', 'from bob', 'again']);
+    expect(groupGot.get(bob2)!.map((m) => dec(m.data))).to.deep.equal(['to all of bob', 'from bob', 'from the laptop', 'again']);
+    expect(groupGot.get(alice)!.map((m) => dec(m.data))).to.deep.equal(['from bob', 'from the laptop']);
     console.log(`      group over 3 devices: ${Date.now() - t0} ms`);
   });
 
