@@ -26,6 +26,7 @@ import {
   groupDay,
   groupInboxKey,
   lastEpochDay,
+  MAX_GROUP_EPOCH_STEP,
   nextGroupDay,
   openGroupDeposit,
   sealGroupDeposit,
@@ -127,9 +128,16 @@ export class GroupInbox {
     return e;
   }
 
-  /** Takes epoch `e` (checked by the caller): false when it is not above the last taken. */
+  /**
+   * Takes epoch `e` (checked by the caller): false when it is not above the last taken. Throws LimitError
+   * MAX_GROUP_EPOCH_STEP for one more than MAX_GROUP_EPOCH_STEP above it (§13.9: one admin's jump would otherwise
+   * make every later epoch "not above").
+   */
   take(e: GroupEpoch): boolean {
     if (e.q <= this.lastQ) return false;
+    if (this.lastQ >= 0 && e.q - this.lastQ > MAX_GROUP_EPOCH_STEP) {
+      throw new LimitError('MAX_GROUP_EPOCH_STEP', `a group epoch ${e.q - this.lastQ} above the one held`);
+    }
     this.lastQ = e.q;
     if (this.previous) crypto().wipe(this.previous.oldest.secret);
     this.previous = this.current;
@@ -381,7 +389,7 @@ export class GroupInboxMember {
    * Takes an epoch envelope that came over the pairwise path from `from` (specs/messaging.md §13.9). A new epoch
    * makes a new generation of our sender key. Returns false for an epoch not above the one held. Throws ERR_CBOR_* /
    * ERR_SCHEMA, ERR_GROUP_MEMBERSHIP (not from an admin of the roster held, or for another revision or group),
-   * LimitError MAX_GROUP_EPOCH_DAYS (it started more than MAX_GROUP_EPOCH_DAYS ago).
+   * LimitError MAX_GROUP_EPOCH_DAYS (it started more than MAX_GROUP_EPOCH_DAYS ago), MAX_GROUP_EPOCH_STEP.
    */
   takeEpoch(from: Uint8Array, encoded: Uint8Array): boolean {
     const e = this.inbox.decode(encoded);

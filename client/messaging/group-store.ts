@@ -115,7 +115,8 @@ const recordSchema = z.strictObject({
   pending: z.array(z.strictObject({ a: zBytes(32), m: zBytes(undefined, MAX_GROUP_ENVELOPE_BYTES) })),
   ib: z
     .strictObject({
-      n: u32,
+      // The epoch after the last taken: up to 2^32 (the last taken may be 0xffffffff).
+      n: zUint(2 ** 32),
       h: z.array(z.strictObject({ q: u32, r: u32, d: u32, x: u32, s: zBytes(32), f: z.array(z.tuple([u32, zUint(1024)])).max(16) })).max(2),
     })
     .optional(),

@@ -1,0 +1,96 @@
+/**
+ * Version 2 groups (specs/messaging.md §13.9) against a member or a holder that misbehaves, over the in-memory pairwise
+ * transport and an in-memory stand-in for the content store's mailbox slots: what one of them can make a member lose,
+ * and that the member keeps its store, its messages and its epochs.
+ */
+import { expect } from 'chai';
+import type { ContentClient } from '../../client/content.js';
+import { groupStoreKey, memoryGroupStorage, openGroupRecord, sealGroupRecord } from '../../client/messaging/group-store.js';
+import type { Group } from '../../client/messaging/groups.js';
+import { crypto } from '../../crypto/index.js';
+import { fromHex, toHex } from '../../protocol/bytes.js';
+import { encodeGroupEpoch } from '../../protocol/group-inbox.js';
+import { mailboxEpochAt } from '../../protocol/mailbox.js';
+import { groupNetwork, type GroupNetwork, type GroupNode } from '../helpers/group-network.js';
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+/** Mailbox slots in memory, as test/client/group-inbox-delivery.test.ts; `down` makes every holder unreachable. */
+function memorySlots(): { content: ContentClient; down: boolean; slots: Map<string, Uint8Array> } {
+  const slots = new Map<string, Uint8Array>();
+  const s = {
+    down: false,
+    slots,
+    content: {
+      storeAll: (_kind: string, rk: Uint8Array, bytes: Uint8Array) => {
+        if (s.down) return Promise.resolve([]);
+        const have = slots.get(toHex(rk));
+        if (!have) slots.set(toHex(rk), Uint8Array.from(bytes));
+        return Promise.resolve([have ? (toHex(have) === toHex(bytes) ? 'exists' : 'occupied') : 'ok']);
+      },
+      fetchFromAll: (_kind: string, rk: Uint8Array) => {
+        if (s.down) return Promise.resolve([]);
+        const have = slots.get(toHex(rk));
+        return Promise.resolve(have ? [Uint8Array.from(have)] : []);
+      },
+      close: () => {},
+    } as unknown as ContentClient,
+  };
+  return s;
+}
+
+interface Setup {
+  net: GroupNetwork;
+  slots: ReturnType<typeof memorySlots>;
+  group: Group;
+  now: { t: number };
+}
+
+/** `n` members; the first creates a version 2 group of all of them and makes the second an admin too. */
+async function setup(n = 3): Promise<Setup> {
+  const slots = memorySlots();
+  const now = { t: Date.now() };
+  const storages = Array.from({ length: n }, () => memoryGroupStorage());
+  const net = groupNetwork(n, (i) => ({ storage: storages[i]!, inbox: { content: slots.content, now: () => now.t } }));
+  const [a, ...rest] = net.nodes;
+  const group = await a!.groups.create(
+    'g',
+    rest.map((x) => x.address),
+    { delivery: 'inbox' },
+  );
+  await group.setAdmin(rest[0]!.address, true);
+  await a!.groups.settled();
+  return { net, slots, group, now };
+}
+
+const texts = (n: GroupNode, id: string): string[] => n.got.filter((m) => m.group === id).map((m) => dec(m.data));
+
+/** An epoch envelope for `group` as an admin would send it. */
+const epochFor = (group: Group, q: number, r = group.revision): Uint8Array =>
+  encodeGroupEpoch({ kind: 'epoch', group: fromHex(group.id), q, r, d: mailboxEpochAt(Date.now()), es: crypto().random(32) });
+
+describe('group inbox against misbehaving members and holders (specs/messaging.md §13.9)', () => {
+  it('an admin sending an epoch 2^32 − 1: refused, the store still reads back, the next real epoch is taken', async () => {
+    const { net, group } = await setup();
+    const [a, b, c] = net.nodes;
+    const q = c!.groups.get(group.id)!.epoch;
+    await c!.groups.receive(b!.address, epochFor(group, 0xffffffff));
+    expect(c!.errors.map((e) => e.message).join()).to.match(/MAX_GROUP_EPOCH_STEP/);
+    expect(c!.groups.get(group.id)!.epoch).to.equal(q);
+    net.restart(c!);
+    expect((await c!.groups.load()).map((x) => x.id)).to.deep.equal([group.id]);
+    await a!.groups.get(group.id)!.setAdmin(b!.address, false);
+    expect(c!.groups.get(group.id)!.epoch).to.equal(q + 1);
+  });
+
+  it("a record holding epoch 2^32 − 1 (a newcomer's first may be) opens again", async () => {
+    const { net, group } = await setup();
+    const c = net.nodes[2]!;
+    const key = groupStoreKey(c.identity);
+    const stored = new Map(await c.options.storage!.load());
+    const record = openGroupRecord(key, group.id, stored.get(group.id)!);
+    const bumped = { ...record, rosterBytes: undefined, inbox: { ...record.inbox!, q: 0xffffffff } };
+    expect(openGroupRecord(key, group.id, sealGroupRecord(key, group.id, bumped)).inbox!.q).to.equal(0xffffffff);
+  });
+});
