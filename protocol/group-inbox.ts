@@ -40,6 +40,8 @@ import { pad, paddedLength, unpad } from './padding.js';
 export const MAX_GROUP_EPOCH_DAYS = 400;
 /** How far above the epoch held a member takes the next one (specs/limits.md MAX_GROUP_EPOCH_STEP). */
 export const MAX_GROUP_EPOCH_STEP = 16;
+/** Epochs a member holds per group: the current, the one before, two read one last time (MAX_GROUP_HELD_EPOCHS). */
+export const MAX_GROUP_HELD_EPOCHS = 4;
 /** An envelope with its deposit framing: the mailbox message bound (specs/limits.md MAX_GROUP_DEPOSIT_BYTES). */
 export const MAX_GROUP_DEPOSIT_BYTES = MAX_MAILBOX_MESSAGE_BYTES;
 export const EPOCH_SECRET_LEN = 32;

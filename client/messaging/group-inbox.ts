@@ -1,7 +1,7 @@
 /**
  * Version 2 of the group transport (specs/messaging.md §13.9), in two parts:
  *
- * - `GroupInbox`: the epochs a member holds (the current and the one before) and the group inbox derived from them:
+ * - `GroupInbox`: the epochs a member holds (the current, the one before, retiring ones) and the group inbox derived from them:
  *   `deposit` puts envelopes, each once, in the first free slot of today's inbox (a slot most of whose holders hold
  *   another member's deposit: the next one); `collect` reads each day's inbox of the epochs held, from where it
  *   stopped, in windows of MAILBOX_SCAN_GAP slots until that many in a row are free, and hands every deposit that
@@ -27,6 +27,7 @@ import {
   groupInboxKey,
   lastEpochDay,
   MAX_GROUP_EPOCH_STEP,
+  MAX_GROUP_HELD_EPOCHS,
   nextGroupDay,
   openGroupDeposit,
   sealGroupDeposit,
@@ -65,6 +66,10 @@ export interface InboxGroupMessage {
 interface HeldEpoch {
   readonly epoch: GroupEpoch;
   oldest: GroupDay;
+  /** When an epoch after its successor was taken: it is read by one more complete pass, then dropped (§13.9). */
+  retiredAt?: number;
+  /** A complete pass begun after it retired read it (dropping it early, over the bound, loses nothing it saw). */
+  readRetired?: boolean;
   /** day → the first slot not yet read. */
   readonly frontier: Map<number, number>;
 }
@@ -73,13 +78,17 @@ interface HeldEpoch {
 const MAX_FRONTIER_DAYS = 16;
 
 /**
- * The transport of a version 2 group (specs/messaging.md §13.9): the epochs held (the current and the one before),
+ * The transport of a version 2 group (specs/messaging.md §13.9): the epochs held (the current, the one before, retiring ones),
  * deposits into today's inbox of the current one, and passes over the inboxes of both. Who may hand over an epoch,
  * the roster and the chains are the caller's (GroupInboxMember here; Group in groups.ts).
  */
 export class GroupInbox {
-  private current: HeldEpoch | null = null;
-  private previous: HeldEpoch | null = null;
+  /** The epochs held, oldest first: those retiring, the one before the current, the current (`cur`). */
+  private held: HeldEpoch[] = [];
+  /** The epoch deposits go under: the last taken, until its days end. */
+  private cur: HeldEpoch | null = null;
+  /** What happened outside a pass that the next pass reports (an epoch dropped unread). */
+  private readonly lost: AlliumError[] = [];
   private lastQ = -1;
   /** Day inbox (hex) → the next slot we expect to be free for a deposit. */
   private readonly writeHint = new Map<string, number>();
@@ -93,14 +102,21 @@ export class GroupInbox {
   ) {
     if (!state) return;
     this.lastQ = state.q;
-    const held = state.epochs.map((h): HeldEpoch => ({
+    // Oldest first, as state() writes them; the last is the current when it is the last taken.
+    this.held = state.epochs.map((h): HeldEpoch => ({
       epoch: { kind: 'epoch', group, q: h.q, r: h.r, d: h.d, es: new Uint8Array(32) },
       oldest: { group, q: h.q, day: h.day, secret: Uint8Array.from(h.secret) },
       frontier: new Map(h.frontier.map(([d, i]) => [d, i])),
     }));
-    held.sort((a, b) => a.epoch.q - b.epoch.q);
-    this.current = held.at(-1) ?? null;
-    this.previous = held.length > 1 ? held.at(-2)! : null;
+    const last = this.held.at(-1);
+    this.cur = last && last.epoch.q === state.q ? last : null;
+    // Those before the one before the current are still to be read once (since the restart: the time is not kept).
+    const keep = this.cur ? 2 : 1;
+    for (const h of this.held.slice(0, Math.max(0, this.held.length - keep))) h.retiredAt = this.now();
+  }
+
+  private get current(): HeldEpoch | null {
+    return this.cur;
   }
 
   /** The last group epoch taken (−1 before the first), held or dropped once its days ended. */
@@ -139,9 +155,19 @@ export class GroupInbox {
       throw new LimitError('MAX_GROUP_EPOCH_STEP', `a group epoch ${e.q - this.lastQ} above the one held`);
     }
     this.lastQ = e.q;
-    if (this.previous) crypto().wipe(this.previous.oldest.secret);
-    this.previous = this.current;
-    this.current = { epoch: { ...e, es: new Uint8Array(32) }, oldest: groupDay(e, e.d), frontier: new Map() };
+    // The epoch before the previous one is not wiped unread (§13.9): deposits made under it while we were away or
+    // between two passes are read by the next complete pass that begins MAILBOX_CLOCK_SKEW_MS from now, then it goes.
+    const at = this.now();
+    for (const h of this.held) if (h !== this.cur) h.retiredAt ??= at;
+    this.cur = { epoch: { ...e, es: new Uint8Array(32) }, oldest: groupDay(e, e.d), frontier: new Map() };
+    this.held.push(this.cur);
+    while (this.held.length > MAX_GROUP_HELD_EPOCHS) {
+      const h = this.held.shift()!;
+      crypto().wipe(h.oldest.secret);
+      if (!h.readRetired && this.lost.length < MAX_GROUP_HELD_EPOCHS) {
+        this.lost.push(new LimitError('MAX_GROUP_HELD_EPOCHS', `group epoch ${h.epoch.q} dropped before a pass read it to its end`));
+      }
+    }
     return true;
   }
 
@@ -166,18 +192,24 @@ export class GroupInbox {
     const day = nextGroupDay(held.oldest, Math.max(held.oldest.day, mailboxEpochAt(this.now())), held.epoch.d);
     try {
       let slot = -1;
-      for (const env of envelopes) slot = await this.depositOne(day, from, env, options);
+      for (const env of envelopes) slot = await this.depositOne(held, day, from, env, options);
       return { day: day.day, slot };
     } finally {
       if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
     }
   }
 
-  private async depositOne(day: GroupDay, from: Identity, envelope: GroupMessage | SenderKeyDistribution, options: AbortOptions): Promise<number> {
+  private async depositOne(
+    held: HeldEpoch,
+    day: GroupDay,
+    from: Identity,
+    envelope: GroupMessage | SenderKeyDistribution,
+    options: AbortOptions,
+  ): Promise<number> {
     const x = toHex(groupInboxKey(day));
     const exp = this.now() + this.ttlMs;
     let statuses: string[] = [];
-    for (let i = Math.max(this.writeHint.get(x) ?? 0, this.readPosition(day)); i < MAX_MAILBOX_SLOTS; i++) {
+    for (let i = Math.max(this.writeHint.get(x) ?? 0, this.readPosition(held, day)); i < MAX_MAILBOX_SLOTS; i++) {
       throwIfAborted(options.signal);
       const sealed = sealGroupDeposit({ day, from, envelope, index: i, exp });
       // No probe first: the hint (our last deposit, or how far we read) is near the frontier, and a slot's work below
@@ -199,9 +231,8 @@ export class GroupInbox {
     throw new AlliumError('ERR_UNREACHABLE', `no holder accepted the deposit (${statuses.join(', ')})`);
   }
 
-  private readPosition(day: GroupDay): number {
-    const held = this.current?.epoch.q === day.q ? this.current : this.previous;
-    return held?.frontier.get(day.day) ?? 0;
+  private readPosition(held: HeldEpoch, day: GroupDay): number {
+    return held.frontier.get(day.day) ?? 0;
   }
 
   /**
@@ -214,8 +245,8 @@ export class GroupInbox {
     const last = mailboxEpochAt(now + MAILBOX_CLOCK_SKEW_MS);
     const done = mailboxEpochAt(now - MAILBOX_CLOCK_SKEW_MS); // days before this one take no more deposits
     const floor = mailboxEpochAt(now - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000);
-    for (const held of [this.previous, this.current]) {
-      if (!held) continue;
+    for (const e of this.lost.splice(0)) onError(e);
+    for (const held of [...this.held]) {
       // An epoch derives no day beyond MAX_GROUP_EPOCH_DAYS (§13.9): its inboxes are read up to that day, and once
       // that day takes no more deposits the epoch is dropped (reported: an admin should have started a new one).
       const end = lastEpochDay(held.epoch.d);
@@ -232,6 +263,12 @@ export class GroupInbox {
         onError(new LimitError('MAX_GROUP_EPOCH_DAYS', `group epoch ${held.epoch.q} ended: an admin starts a new one`));
         continue;
       }
+      // A retiring epoch read to its end by a pass that began late enough after it retired: nothing more comes.
+      if (held.retiredAt !== undefined && now >= held.retiredAt + MAILBOX_CLOCK_SKEW_MS) {
+        this.dropEpoch(held);
+        continue;
+      }
+      if (held.retiredAt !== undefined && now >= held.retiredAt) held.readRetired = true;
       // Days before `done` are read to their end and take no more deposits: their secrets are wiped, so state taken
       // later opens nothing of them (forward secrecy per day, §13.9).
       if (done > held.oldest.day) {
@@ -246,8 +283,8 @@ export class GroupInbox {
   /** Forgets an epoch whose days have all ended. */
   private dropEpoch(held: HeldEpoch): void {
     crypto().wipe(held.oldest.secret);
-    if (this.current === held) this.current = null;
-    if (this.previous === held) this.previous = null;
+    this.held = this.held.filter((h) => h !== held);
+    if (this.cur === held) this.cur = null;
   }
 
   private async readDay(
@@ -293,24 +330,22 @@ export class GroupInbox {
   state(): GroupInboxState {
     return {
       q: this.lastQ,
-      epochs: [this.previous, this.current]
-        .filter((h): h is HeldEpoch => h !== null)
-        .map((h) => ({
-          q: h.epoch.q,
-          r: h.epoch.r,
-          d: h.epoch.d,
-          day: h.oldest.day,
-          secret: Uint8Array.from(h.oldest.secret),
-          frontier: [...h.frontier],
-        })),
+      epochs: this.held.map((h) => ({
+        q: h.epoch.q,
+        r: h.epoch.r,
+        d: h.epoch.d,
+        day: h.oldest.day,
+        secret: Uint8Array.from(h.oldest.secret),
+        frontier: [...h.frontier],
+      })),
     };
   }
 
   /** Wipes the day secrets held. */
   close(): void {
-    for (const h of [this.current, this.previous]) if (h) crypto().wipe(h.oldest.secret);
-    this.current = null;
-    this.previous = null;
+    for (const h of this.held) crypto().wipe(h.oldest.secret);
+    this.held = [];
+    this.cur = null;
   }
 }
 

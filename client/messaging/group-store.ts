@@ -26,6 +26,7 @@ import {
   type GroupMessage,
   type Roster,
 } from '../../protocol/group-messages.js';
+import { MAX_GROUP_HELD_EPOCHS } from '../../protocol/group-inbox.js';
 import type { SenderChainState } from '../../protocol/sender-key.js';
 import type { AbortOptions } from '../../net/abort.js';
 
@@ -117,7 +118,7 @@ const recordSchema = z.strictObject({
     .strictObject({
       // The epoch after the last taken: up to 2^32 (the last taken may be 0xffffffff).
       n: zUint(2 ** 32),
-      h: z.array(z.strictObject({ q: u32, r: u32, d: u32, x: u32, s: zBytes(32), f: z.array(z.tuple([u32, zUint(1024)])).max(16) })).max(2),
+      h: z.array(z.strictObject({ q: u32, r: u32, d: u32, x: u32, s: zBytes(32), f: z.array(z.tuple([u32, zUint(1024)])).max(16) })).max(MAX_GROUP_HELD_EPOCHS),
     })
     .optional(),
 });
