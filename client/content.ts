@@ -255,22 +255,36 @@ export class ContentClient {
    * Asks every holder of `rk` for the item; returns what each one had (endpoint descriptors: pick the newest;
    * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out.
    */
-  fetchFromAll(kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<Uint8Array[]> {
+  async fetchFromAll(kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<Uint8Array[]> {
+    return (await this.fetchAnswers(kind, rk, options)).copies;
+  }
+
+  /**
+   * fetchFromAll(), telling apart "no holder has it" from "no holder answered": `copies` as fetchFromAll, `answered`
+   * the holders that answered (with the item or without it). A slot with `answered` 0 is not known to be free.
+   */
+  fetchAnswers(kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<{ copies: Uint8Array[]; answered: number }> {
     return this.operation(options, (signal, op) => this.fetchFromAllWith(op, kind, rk, options.head ?? false, signal));
   }
 
-  private async fetchFromAllWith(op: OperationCircuits, kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal): Promise<Uint8Array[]> {
+  private async fetchFromAllWith(
+    op: OperationCircuits,
+    kind: ContentKind,
+    rk: Uint8Array,
+    head: boolean,
+    signal: AbortSignal,
+  ): Promise<{ copies: Uint8Array[]; answered: number }> {
     const got = await Promise.all(
-      this.holders(rk).map(async (h) => {
+      this.holders(rk).map(async (h): Promise<Uint8Array | null | undefined> => {
         try {
           return await op.with(h, signal, (c, f) => fetchItem(c, kind, rk, f ? { head, signal, forwardTo: f } : { head, signal }));
         } catch {
-          throwIfAborted(signal); // our signal: stop; any other failure: just this holder
-          return null;
+          throwIfAborted(signal); // our signal: stop; any other failure: just this holder (no answer)
+          return undefined;
         }
       }),
     );
-    return got.filter((x): x is Uint8Array => x !== null);
+    return { copies: got.filter((x): x is Uint8Array => x instanceof Uint8Array), answered: got.filter((x) => x !== undefined).length };
   }
 
   /** Publishes bytes (or an async iterable of chunks) and returns the allium:chk link. */

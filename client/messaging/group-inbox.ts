@@ -250,13 +250,22 @@ export class GroupInbox {
       // An epoch derives no day beyond MAX_GROUP_EPOCH_DAYS (§13.9): its inboxes are read up to that day, and once
       // that day takes no more deposits the epoch is dropped (reported: an admin should have started a new one).
       const end = lastEpochDay(held.epoch.d);
+      // The first day a window of which no holder answered (§13.9): it and later days are not known to be read.
+      let unread = Infinity;
       for (let d = Math.max(held.oldest.day, floor); d <= Math.min(last, end); d++) {
         const day = nextGroupDay(held.oldest, d, held.epoch.d);
         try {
-          await this.readDay(held, day, take, onError, options.signal);
+          if (!(await this.readDay(held, day, take, onError, options.signal)) && unread === Infinity) unread = d;
         } finally {
           if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
         }
+      }
+      if (unread !== Infinity) {
+        onError(new AlliumError('ERR_UNREACHABLE', `no holder of a slot of group epoch ${held.epoch.q} answered: read again next pass`));
+        // Its days are kept (secrets and read positions) until a pass reads them with answers.
+        const to = Math.min(unread, done);
+        if (to > held.oldest.day) this.advance(held, to);
+        continue;
       }
       if (done > end) {
         this.dropEpoch(held);
@@ -271,13 +280,16 @@ export class GroupInbox {
       if (held.retiredAt !== undefined && now >= held.retiredAt) held.readRetired = true;
       // Days before `done` are read to their end and take no more deposits: their secrets are wiped, so state taken
       // later opens nothing of them (forward secrecy per day, §13.9).
-      if (done > held.oldest.day) {
-        const next = nextGroupDay(held.oldest, done, held.epoch.d);
-        crypto().wipe(held.oldest.secret);
-        for (const d of held.frontier.keys()) if (d < done) held.frontier.delete(d);
-        held.oldest = next;
-      }
+      if (done > held.oldest.day) this.advance(held, done);
     }
+  }
+
+  /** Wipes the secrets of `held`'s days before `day` and forgets their read positions. */
+  private advance(held: HeldEpoch, day: number): void {
+    const next = nextGroupDay(held.oldest, day, held.epoch.d);
+    crypto().wipe(held.oldest.secret);
+    for (const d of held.frontier.keys()) if (d < day) held.frontier.delete(d);
+    held.oldest = next;
   }
 
   /** Forgets an epoch whose days have all ended. */
@@ -293,16 +305,18 @@ export class GroupInbox {
     take: (d: OpenedDeposit) => void,
     onError: (e: AlliumError) => void,
     signal?: AbortSignal,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const x = groupInboxKey(day);
     let slot = held.frontier.get(day.day) ?? 0;
     let free = 0;
     while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
       throwIfAborted(signal);
       const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
-      const answers = await Promise.all(window.map((s) => this.content.fetchFromAll('mailbox', slotLocator(x, s), signalOption(signal))));
+      const answers = await Promise.all(window.map((s) => this.content.fetchAnswers('mailbox', slotLocator(x, s), signalOption(signal))));
       for (let i = 0; i < window.length; i++) {
-        const copies = answers[i]!;
+        const { copies, answered } = answers[i]!;
+        // No holder answered: not known to be free. The day stops here, to be read on from this slot next pass.
+        if (answered === 0) return false;
         if (copies.length === 0) {
           free++;
           continue;
@@ -324,6 +338,7 @@ export class GroupInbox {
       }
       slot = window[window.length - 1]! + 1;
     }
+    return true;
   }
 
   /** Everything a restart needs (copies of the secrets; the caller wipes them once sealed). */

@@ -19,7 +19,7 @@ const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 /** Mailbox slots in memory, as test/client/group-inbox-delivery.test.ts; `down` makes every holder unreachable. */
 function memorySlots(): { content: ContentClient; down: boolean; slots: Map<string, Uint8Array> } {
   const slots = new Map<string, Uint8Array>();
-  const s = {
+  const s: { content: ContentClient; down: boolean; slots: Map<string, Uint8Array> } = {
     down: false,
     slots,
     content: {
@@ -29,11 +29,13 @@ function memorySlots(): { content: ContentClient; down: boolean; slots: Map<stri
         if (!have) slots.set(toHex(rk), Uint8Array.from(bytes));
         return Promise.resolve([have ? (toHex(have) === toHex(bytes) ? 'exists' : 'occupied') : 'ok']);
       },
-      fetchFromAll: (_kind: string, rk: Uint8Array) => {
-        if (s.down) return Promise.resolve([]);
+      fetchAnswers: (_kind: string, rk: Uint8Array) => {
+        if (s.down) return Promise.resolve({ copies: [], answered: 0 });
         const have = slots.get(toHex(rk));
-        return Promise.resolve(have ? [Uint8Array.from(have)] : []);
+        return Promise.resolve({ copies: have ? [Uint8Array.from(have)] : [], answered: 1 });
       },
+      // As fetchAnswers: an unreachable holder is left out.
+      fetchFromAll: (_kind: string, rk: Uint8Array) => s.content.fetchAnswers('mailbox', rk).then((a) => a.copies),
       close: () => {},
     } as unknown as ContentClient,
   };
@@ -115,5 +117,23 @@ describe('group inbox against misbehaving members and holders (specs/messaging.m
     const record = openGroupRecord(groupStoreKey(c!.identity), group.id, new Map(await c!.options.storage!.load()).get(group.id)!);
     expect(record.inbox!.epochs.map((e) => e.q)).to.deep.equal([q + 1, q + 2]);
     expect(net.nodes.flatMap((n) => n.errors)).to.deep.equal([]);
+  });
+
+  it('a pass that no holder answers (circuits blocked over the end of a day) loses nothing of that day', async () => {
+    const { net, group, slots, now } = await setup();
+    const [, b, c] = net.nodes;
+    await b!.groups.get(group.id)!.send(enc('before midnight'));
+    // Every circuit fails for two days of passes: the day ends meanwhile.
+    slots.down = true;
+    for (let i = 0; i < 4; i++) {
+      now.t += 12 * 3_600_000;
+      await c!.groups.collect();
+    }
+    expect(texts(c!, group.id)).to.deep.equal([]);
+    slots.down = false;
+    await c!.groups.collect();
+    expect(texts(c!, group.id)).to.deep.equal(['before midnight']);
+    // Each blocked pass said so.
+    expect(c!.errors.map((e) => e.code)).to.include('ERR_UNREACHABLE');
   });
 });

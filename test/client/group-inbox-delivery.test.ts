@@ -31,6 +31,10 @@ function memorySlots(): { content: ContentClient; stores: () => number } {
       const have = slots.get(toHex(rk));
       return Promise.resolve(have ? [Uint8Array.from(have)] : []);
     },
+    fetchAnswers: (_kind: string, rk: Uint8Array) => {
+      const have = slots.get(toHex(rk));
+      return Promise.resolve({ copies: have ? [Uint8Array.from(have)] : [], answered: 1 });
+    },
     close: () => {},
   } as unknown as ContentClient;
   return { content, stores: () => slots.size };

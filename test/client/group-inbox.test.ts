@@ -24,6 +24,7 @@ function fakeContent(answer: (storeCall: number) => string[]): { content: Conten
       return Promise.resolve(answer(stored.length - 1));
     },
     fetchFromAll: () => Promise.resolve([]),
+    fetchAnswers: () => Promise.resolve({ copies: [], answered: 1 }),
     close: () => {},
   } as unknown as ContentClient;
   return { content, stored };
