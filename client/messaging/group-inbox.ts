@@ -309,6 +309,8 @@ export class GroupInbox {
     const x = groupInboxKey(day);
     let slot = held.frontier.get(day.day) ?? 0;
     let free = 0;
+    // The read position moves only over slots all taken from it on: a slot still free may yet get a deposit (§13.9).
+    let contiguous = true;
     while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
       throwIfAborted(signal);
       const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
@@ -317,13 +319,7 @@ export class GroupInbox {
         const { copies, answered } = answers[i]!;
         // No holder answered: not known to be free. The day stops here, to be read on from this slot next pass.
         if (answered === 0) return false;
-        if (copies.length === 0) {
-          free++;
-          continue;
-        }
-        free = 0;
-        if (!held.frontier.has(day.day) && held.frontier.size >= MAX_FRONTIER_DAYS) held.frontier.delete(held.frontier.keys().next().value!);
-        held.frontier.set(day.day, window[i]! + 1);
+        let opens = false;
         const distinct = new Map(copies.filter((c) => c.length > 0).map((c) => [toHex(crypto().hash(32, c)), c]));
         for (const bytes of distinct.values()) {
           let opened: OpenedDeposit;
@@ -333,8 +329,20 @@ export class GroupInbox {
             onError(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'group deposit handling failed', { cause: e }));
             continue;
           }
+          opens = true;
           take(opened);
         }
+        // Taken: a copy opened, or (the writers' rule, §13.9 "Sending") the holders with an item are at least as many
+        // as those without, so no writer deposits there. Else free: a holder's junk does not move us past it.
+        if (!opens && copies.length < answered - copies.length) {
+          free++;
+          contiguous = false;
+          continue;
+        }
+        free = 0;
+        if (!contiguous) continue;
+        if (!held.frontier.has(day.day) && held.frontier.size >= MAX_FRONTIER_DAYS) held.frontier.delete(held.frontier.keys().next().value!);
+        held.frontier.set(day.day, window[i]! + 1);
       }
       slot = window[window.length - 1]! + 1;
     }

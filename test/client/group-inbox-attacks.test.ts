@@ -16,23 +16,38 @@ import { groupNetwork, type GroupNetwork, type GroupNode } from '../helpers/grou
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
-/** Mailbox slots in memory, as test/client/group-inbox-delivery.test.ts; `down` makes every holder unreachable. */
-function memorySlots(): { content: ContentClient; down: boolean; slots: Map<string, Uint8Array> } {
+/**
+ * Mailbox slots in memory, as test/client/group-inbox-delivery.test.ts, each slot at three holders that agree; `down`
+ * makes every holder unreachable; `lying` makes one of the three answer every fetch with junk of its own (and every
+ * store of a slot it has no item for with `occupied`).
+ */
+interface Slots {
+  content: ContentClient;
+  down: boolean;
+  lying: boolean;
+  slots: Map<string, Uint8Array>;
+}
+function memorySlots(): Slots {
   const slots = new Map<string, Uint8Array>();
-  const s: { content: ContentClient; down: boolean; slots: Map<string, Uint8Array> } = {
+  const junk = crypto().random(600);
+  const s: Slots = {
     down: false,
+    lying: false,
     slots,
     content: {
       storeAll: (_kind: string, rk: Uint8Array, bytes: Uint8Array) => {
         if (s.down) return Promise.resolve([]);
         const have = slots.get(toHex(rk));
         if (!have) slots.set(toHex(rk), Uint8Array.from(bytes));
-        return Promise.resolve([have ? (toHex(have) === toHex(bytes) ? 'exists' : 'occupied') : 'ok']);
+        const answer = have ? (toHex(have) === toHex(bytes) ? 'exists' : 'occupied') : 'ok';
+        return Promise.resolve([s.lying ? 'occupied' : answer, answer, answer]);
       },
       fetchAnswers: (_kind: string, rk: Uint8Array) => {
         if (s.down) return Promise.resolve({ copies: [], answered: 0 });
         const have = slots.get(toHex(rk));
-        return Promise.resolve({ copies: have ? [Uint8Array.from(have)] : [], answered: 1 });
+        const honest = have ? [Uint8Array.from(have), Uint8Array.from(have)] : [];
+        if (s.lying) return Promise.resolve({ copies: [Uint8Array.from(junk), ...honest], answered: 3 });
+        return Promise.resolve({ copies: have ? [...honest, Uint8Array.from(have)] : [], answered: 3 });
       },
       // As fetchAnswers: an unreachable holder is left out.
       fetchFromAll: (_kind: string, rk: Uint8Array) => s.content.fetchAnswers('mailbox', rk).then((a) => a.copies),
@@ -135,5 +150,19 @@ describe('group inbox against misbehaving members and holders (specs/messaging.m
     expect(texts(c!, group.id)).to.deep.equal(['before midnight']);
     // Each blocked pass said so.
     expect(c!.errors.map((e) => e.code)).to.include('ERR_UNREACHABLE');
+  });
+
+  it('a holder answering free slots with junk does not move readers past a slot a writer then deposits in', async () => {
+    const { net, group, slots } = await setup();
+    const [, b, c] = net.nodes;
+    await b!.groups.get(group.id)!.send(enc('one'));
+    await c!.groups.collect();
+    // One holder of every slot now answers with an item of its own that opens for no one.
+    slots.lying = true;
+    await c!.groups.collect();
+    // A writer's deposit goes in the next slot (two of its three holders accept it).
+    await b!.groups.get(group.id)!.send(enc('two'));
+    await c!.groups.collect();
+    expect(texts(c!, group.id)).to.deep.equal(['one', 'two']);
   });
 });
