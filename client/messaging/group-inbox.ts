@@ -90,6 +90,8 @@ export class GroupInbox {
   /** What happened outside a pass that the next pass reports (an epoch dropped unread). */
   private readonly lost: AlliumError[] = [];
   private lastQ = -1;
+  /** The roster revision of the last epoch taken: epochs are ordered by (r, q) (§13.9). */
+  private lastR = -1;
   /** Day inbox (hex) → the next slot we expect to be free for a deposit. */
   private readonly writeHint = new Map<string, number>();
 
@@ -102,6 +104,7 @@ export class GroupInbox {
   ) {
     if (!state) return;
     this.lastQ = state.q;
+    this.lastR = state.r;
     // Oldest first, as state() writes them; the last is the current when it is the last taken.
     this.held = state.epochs.map((h): HeldEpoch => ({
       epoch: { kind: 'epoch', group, q: h.q, r: h.r, d: h.d, es: new Uint8Array(32) },
@@ -109,7 +112,7 @@ export class GroupInbox {
       frontier: new Map(h.frontier.map(([d, i]) => [d, i])),
     }));
     const last = this.held.at(-1);
-    this.cur = last && last.epoch.q === state.q ? last : null;
+    this.cur = last && last.epoch.q === state.q && last.epoch.r === state.r ? last : null;
     // Those before the one before the current are still to be read once (since the restart: the time is not kept).
     const keep = this.cur ? 2 : 1;
     for (const h of this.held.slice(0, Math.max(0, this.held.length - keep))) h.retiredAt = this.now();
@@ -150,11 +153,14 @@ export class GroupInbox {
    * make every later epoch "not above").
    */
   take(e: GroupEpoch): boolean {
-    if (e.q <= this.lastQ) return false;
+    // Ordered by (r, q): an epoch for a later roster is above whatever q an admin of an earlier one (since removed)
+    // handed us for it, so a removed admin's jump in q does not make the real epoch of the next roster "not above".
+    if (e.r < this.lastR || (e.r === this.lastR && e.q <= this.lastQ)) return false;
     if (this.lastQ >= 0 && e.q - this.lastQ > MAX_GROUP_EPOCH_STEP) {
       throw new LimitError('MAX_GROUP_EPOCH_STEP', `a group epoch ${e.q - this.lastQ} above the one held`);
     }
     this.lastQ = e.q;
+    this.lastR = e.r;
     // The epoch before the previous one is not wiped unread (§13.9): deposits made under it while we were away or
     // between two passes are read by the next complete pass that begins MAILBOX_CLOCK_SKEW_MS from now, then it goes.
     const at = this.now();
@@ -353,6 +359,7 @@ export class GroupInbox {
   state(): GroupInboxState {
     return {
       q: this.lastQ,
+      r: this.lastR,
       epochs: this.held.map((h) => ({
         q: h.epoch.q,
         r: h.epoch.r,

@@ -79,6 +79,8 @@ export interface GroupRecord {
 export interface GroupInboxState {
   /** The last epoch taken (held or ended). */
   readonly q: number;
+  /** The roster revision of the last epoch taken (epochs are ordered by (r, q), §13.9); −1 before the first. */
+  readonly r: number;
   readonly epochs: ReadonlyArray<{
     readonly q: number;
     readonly r: number;
@@ -118,6 +120,7 @@ const recordSchema = z.strictObject({
     .strictObject({
       // The epoch after the last taken: up to 2^32 (the last taken may be 0xffffffff).
       n: zUint(2 ** 32),
+      r: u32.optional(),
       h: z.array(z.strictObject({ q: u32, r: u32, d: u32, x: u32, s: zBytes(32), f: z.array(z.tuple([u32, zUint(1024)])).max(16) })).max(MAX_GROUP_HELD_EPOCHS),
     })
     .optional(),
@@ -167,6 +170,7 @@ export function sealGroupRecord(key: Uint8Array, name: string, r: GroupRecord): 
       ? {
           ib: {
             n: r.inbox.q + 1,
+            ...(r.inbox.r >= 0 ? { r: r.inbox.r } : {}),
             h: r.inbox.epochs.map((h) => ({ q: h.q, r: h.r, d: h.d, x: h.day, s: h.secret, f: h.frontier.map(([d, i]) => [d, i]) })),
           },
         }
@@ -202,6 +206,8 @@ export function openGroupRecord(key: Uint8Array, name: string, bytes: Uint8Array
       ? {
           inbox: {
             q: d.ib.n - 1,
+            // Records written before "r" was kept: the highest revision of the epochs held.
+            r: d.ib.r ?? Math.max(-1, ...d.ib.h.map((h) => h.r)),
             epochs: d.ib.h.map((h) => ({ q: h.q, r: h.r, d: h.d, day: h.x, secret: h.s, frontier: h.f.map(([x, i]) => [x, i] as const) })),
           },
         }

@@ -165,4 +165,30 @@ describe('group inbox against misbehaving members and holders (specs/messaging.m
     await c!.groups.collect();
     expect(texts(c!, group.id)).to.deep.equal(['one', 'two']);
   });
+
+  it("a removed admin's epoch with a higher q for the old roster does not shut out the next roster's epoch", async () => {
+    const { net, group } = await setup();
+    const [a, b, c] = net.nodes;
+    const q = c!.groups.get(group.id)!.epoch;
+    const r = group.revision;
+    // a removes b; what goes to c waits, and meanwhile b hands c an epoch for the roster c still holds.
+    net.hold.set(c!.address, []);
+    await a!.groups.get(group.id)!.remove(b!.address);
+    await c!.groups.receive(b!.address, epochFor(group, q + 5, r));
+    expect(c!.groups.get(group.id)!.epoch).to.equal(q + 5);
+    const held = net.hold.get(c!.address)!;
+    net.hold.delete(c!.address);
+    for (const go of held) await go();
+    expect(c!.groups.get(group.id)!.epoch).to.equal(a!.groups.get(group.id)!.epoch);
+    // c sends under the real epoch, and a reads it; b reads nothing.
+    await c!.groups.get(group.id)!.send(enc('after the removal'));
+    await a!.groups.collect();
+    await b!.groups.collect();
+    expect(texts(a!, group.id)).to.deep.equal(['after the removal']);
+    expect(texts(b!, group.id)).to.deep.equal([]);
+    // A restart keeps the order.
+    net.restart(c!);
+    await c!.groups.load();
+    expect(c!.groups.get(group.id)!.epoch).to.equal(a!.groups.get(group.id)!.epoch);
+  });
 });
