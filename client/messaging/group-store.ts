@@ -73,6 +73,11 @@ export interface GroupRecord {
   readonly pending: ReadonlyArray<{ readonly member: Uint8Array; readonly message: GroupMessage }>;
   /** A version 2 group's inbox (specs/messaging.md §13.9): the epochs held; absent for a version 1 group. */
   readonly inbox?: GroupInboxState;
+  /**
+   * Version 2, an admin's: epochs not yet handed over (a member's delivery failed), retried (§13.9). `epoch` is the
+   * epoch envelope (it holds `es`): wiped once delivered.
+   */
+  readonly handovers?: ReadonlyArray<{ readonly member: Uint8Array; readonly roster: Uint8Array; readonly epoch: Uint8Array; readonly newcomer: boolean }>;
 }
 
 /** What a restart needs of a group inbox (specs/messaging.md §13.7): per epoch held, its oldest unread day's secret. */
@@ -123,6 +128,17 @@ const recordSchema = z.strictObject({
       r: u32.optional(),
       h: z.array(z.strictObject({ q: u32, r: u32, d: u32, x: u32, s: zBytes(32), f: z.array(z.tuple([u32, zUint(1024)])).max(16) })).max(MAX_GROUP_HELD_EPOCHS),
     })
+    .optional(),
+  ho: z
+    .array(
+      z.strictObject({
+        a: zBytes(32),
+        r: zBytes(undefined, MAX_GROUP_ENVELOPE_BYTES),
+        e: zBytes(undefined, MAX_GROUP_ENVELOPE_BYTES),
+        n: z.boolean(),
+      }),
+    )
+    .max(MAX_GROUP_MEMBERS)
     .optional(),
 });
 const orphansSchema = z.strictObject({
@@ -175,6 +191,7 @@ export function sealGroupRecord(key: Uint8Array, name: string, r: GroupRecord): 
           },
         }
       : {}),
+    ...(r.handovers?.length ? { ho: r.handovers.map((h) => ({ a: h.member, r: h.roster, e: h.epoch, n: h.newcomer })) } : {}),
   };
   return seal(key, name, encodeCbor(value));
 }
@@ -212,6 +229,7 @@ export function openGroupRecord(key: Uint8Array, name: string, bytes: Uint8Array
           },
         }
       : {}),
+    ...(d.ho ? { handovers: d.ho.map((h) => ({ member: h.a, roster: h.r, epoch: h.e, newcomer: h.n })) } : {}),
   };
 }
 
@@ -231,5 +249,6 @@ export function wipeGroupRecord(r: GroupRecord): void {
     r.own.signingSeed,
     ...r.chains.flatMap((c) => [c.chain.ck, ...c.chain.skipped.map((s) => s.mk)]),
     ...(r.inbox?.epochs.map((h) => h.secret) ?? []),
+    ...(r.handovers?.map((h) => h.epoch) ?? []),
   );
 }

@@ -37,7 +37,7 @@
 import { crypto } from '../../crypto/index.js';
 import { formatAddress, parseAddress, type Identity } from '../../protocol/address.js';
 import { toHex } from '../../protocol/bytes.js';
-import { AbortedError, AlliumError, ConfigError, isAlliumError, LimitError } from '../../protocol/errors.js';
+import { AbortedError, AlliumError, ConfigError, isAlliumError, LimitError, TimeoutError } from '../../protocol/errors.js';
 import {
   decodeGroupEnvelope,
   encodeGroupEnvelope,
@@ -128,6 +128,8 @@ interface GroupContext {
   readonly later: (sends: Promise<void>) => void;
   /** The group inbox of a version 2 group (§13.9). Throws ERR_CONFIG when the table was given no content store. */
   readonly inbox: (group: Uint8Array, state?: GroupInboxState) => GroupInbox;
+  /** How long a send of a version 2 group waits for the epoch of the roster held (ERR_TIMEOUT after). */
+  readonly epochWaitMs: number;
 }
 
 /** How a group carries its messages: version 1, pairwise to each member; version 2, one deposit in a group inbox (§13.9). */
@@ -272,6 +274,10 @@ export class Group {
   private collecting: Promise<number> | null = null;
   /** Sends waiting for the epoch of the roster held. */
   private epochWaiters: Array<() => void> = [];
+  /** An admin's epochs not yet handed over, per member address: kept (and stored) until delivered, retried (§13.9). */
+  private readonly handovers = new Map<string, { roster: Uint8Array; epoch: Uint8Array; newcomer: boolean }>();
+  /** The retry of handovers running, if any. */
+  private retrying: Promise<void> | null = null;
 
   constructor(
     private readonly host: GroupHost,
@@ -300,6 +306,9 @@ export class Group {
       this.chains.set(a, SenderChain.restore(c.chain, ctx.limits.maxSkip, this.pools()));
     }
     this.pending = r.pending.map((p) => ({ from: formatAddress(p.member), m: p.message }));
+    for (const h of r.handovers ?? []) {
+      this.handovers.set(formatAddress(h.member), { roster: h.roster.slice(), epoch: h.epoch.slice(), newcomer: h.newcomer });
+    }
   }
 
   private setRoster(next: Roster): void {
@@ -307,6 +316,7 @@ export class Group {
     this.rosterBytes = null;
     const members = new Set(next.members.map(toHex));
     for (const [a, k] of [...this.keyOf]) if (!members.has(toHex(k))) this.keyOf.delete(a);
+    for (const a of [...this.handovers.keys()]) if (!members.has(toHex(parseAddress(a)))) this.dropHandover(a);
   }
 
   /** The identity key of member `address`, or undefined when it is not a member. */
@@ -372,6 +382,16 @@ export class Group {
       chains: [...this.chains].map(([a, c]) => ({ member: this.keyOf.get(a) ?? parseAddress(a), chain: c.state() })),
       pending: this.pending.map((p) => ({ member: this.keyOf.get(p.from) ?? parseAddress(p.from), message: p.m })),
       ...(this.inbox ? { inbox: this.inbox.state() } : {}),
+      ...(this.handovers.size
+        ? {
+            handovers: [...this.handovers].map(([a, h]) => ({
+              member: parseAddress(a),
+              roster: h.roster,
+              epoch: Uint8Array.from(h.epoch),
+              newcomer: h.newcomer,
+            })),
+          }
+        : {}),
     };
   }
 
@@ -587,8 +607,10 @@ export class Group {
     if (this.inbox) {
       // Version 2: the epoch, then the roster, to each member (the star of §13.9); keys travel by deposit.
       const epoch = this.startEpoch();
+      for (const a of this.others()) this.planHandover(a, bytes, epoch, true);
+      crypto().wipe(epoch);
       await this.ctx.save(this);
-      await Promise.allSettled(this.others().map((a) => this.handOver(a, bytes, epoch, true, options)));
+      await this.sendHandovers(this.others(), options);
       return;
     }
     const sent = Promise.allSettled(this.others().map((a) => this.enqueue(a, bytes, options)));
@@ -643,16 +665,32 @@ export class Group {
     return e !== null && e !== undefined && (e.r === this.roster.r || this.roster.admins.length === 0);
   }
 
+  /** Waits for the epoch of the roster held: ERR_ABORTED, or ERR_TIMEOUT after epochWaitMs (§13.9). */
   private async epochOfRoster(options: AbortOptions): Promise<void> {
+    const deadline = Date.now() + this.ctx.epochWaitMs;
     while (!this.epochCurrent()) {
       this.requireActive();
       const signal = options.signal;
       if (signal?.aborted) throw new AbortedError('group send aborted while waiting for the group epoch');
       await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => reject(new AbortedError('group send aborted while waiting for the group epoch'));
+        const done = (): void => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        };
+        const onAbort = (): void => {
+          done();
+          reject(new AbortedError('group send aborted while waiting for the group epoch'));
+        };
+        const timer = setTimeout(
+          () => {
+            done();
+            reject(new TimeoutError(`no group epoch for roster ${this.roster.r} came from an admin in time`));
+          },
+          Math.max(0, deadline - Date.now()),
+        );
         signal?.addEventListener('abort', onAbort, { once: true });
         this.epochWaiters.push(() => {
-          signal?.removeEventListener('abort', onAbort);
+          done();
           resolve();
         });
       });
@@ -703,6 +741,7 @@ export class Group {
    */
   collect(options: AbortOptions = {}): Promise<number> {
     if (!this.inbox || !this.active) return Promise.resolve(0);
+    this.retryHandovers({});
     this.collecting ??= this.collectPass(options).finally(() => (this.collecting = null));
     return this.collecting;
   }
@@ -730,14 +769,67 @@ export class Group {
     return n;
   }
 
+  /** Notes that `to` is to get `roster` and `epoch` (a copy, kept until delivered), replacing what it was to get. */
+  private planHandover(to: string, roster: Uint8Array, epoch: Uint8Array, newcomer: boolean): void {
+    const had = this.handovers.get(to);
+    // A newcomer that has not got its first epoch yet is still one for the next.
+    this.handovers.set(to, { roster, epoch: Uint8Array.from(epoch), newcomer: newcomer || (had?.newcomer ?? false) });
+    if (had) crypto().wipe(had.epoch);
+  }
+
+  private dropHandover(to: string): void {
+    const had = this.handovers.get(to);
+    if (!had) return;
+    this.handovers.delete(to);
+    crypto().wipe(had.epoch);
+  }
+
+  /**
+   * Hands each of `to` what it is to get (planHandover), and forgets (and saves) what was delivered. A failure leaves
+   * it for the next try (retryHandovers); reported, never thrown.
+   */
+  private async sendHandovers(to: readonly string[], options: AbortOptions): Promise<void> {
+    let done = 0;
+    await Promise.all(
+      to.map(async (a) => {
+        const h = this.handovers.get(a);
+        if (!h) return;
+        try {
+          await this.handOver(a, h.roster, h.epoch, h.newcomer, options);
+        } catch (e) {
+          this.host.error(asAlliumError(e, 'group epoch handover failed'));
+          return;
+        }
+        if (this.handovers.get(a) !== h) return; // a newer one replaced it meanwhile
+        this.dropHandover(a);
+        done++;
+      }),
+    );
+    if (done > 0) await this.ctx.save(this);
+  }
+
+  /** Tries again the handovers that failed (on each pass over the inbox; an admin's). */
+  private retryHandovers(options: AbortOptions): void {
+    if (this.handovers.size === 0 || this.retrying || !this.active) return;
+    this.retrying = this.sendHandovers([...this.handovers.keys()], options).finally(() => (this.retrying = null));
+    this.ctx.later(this.retrying);
+  }
+
   /** The epoch and roster envelopes to one member, in the order it can take them (§13.9). */
-  private handOver(to: string, roster: Uint8Array, epoch: Uint8Array | null, newcomer: boolean, options: AbortOptions): Promise<unknown> {
-    if (!epoch) return this.enqueue(to, roster, options);
-    // A newcomer holds the epoch until the roster adding it comes (§13.2) and joins as a version 2 member; a member
-    // takes the roster first, the epoch being for its revision.
-    const [a, b] = newcomer ? [epoch, roster] : [roster, epoch];
-    void this.enqueue(to, a, options).catch(() => undefined);
-    return this.enqueue(to, b, options);
+  private async handOver(to: string, roster: Uint8Array, epoch: Uint8Array, newcomer: boolean, options: AbortOptions): Promise<void> {
+    // The transport gets its own copy (it may keep it); ours is wiped once delivered.
+    epoch = Uint8Array.from(epoch);
+    if (newcomer) {
+      // A newcomer holds the epoch until the roster adding it comes (§13.2) and joins as a version 2 member: the
+      // roster goes only once the epoch went, so it never joins without it.
+      await this.enqueue(to, epoch, options);
+      await this.enqueue(to, roster, options);
+      return;
+    }
+    // A member takes the roster first, the epoch being for its revision.
+    const first = this.enqueue(to, roster, options);
+    const second = this.enqueue(to, epoch, options);
+    await Promise.all([first, second]);
   }
 
   // ------------------------------------------------------------------ inside
@@ -843,15 +935,15 @@ export class Group {
     if (this.inbox) {
       // Version 2: every change starts a new epoch, handed to the members of the new roster only (§13.9).
       const epoch = this.active ? this.startEpoch() : null;
-      await this.ctx.save(this);
       const added = new Set(change.added.map(toHex));
       const gone = new Set(removed.map(toHex));
-      await Promise.allSettled(
-        to.map((a) => {
-          const k = toHex(parseAddress(a));
-          return this.handOver(a, bytes, gone.has(k) ? null : epoch, added.has(k), options);
-        }),
-      );
+      const getEpoch = to.filter((a) => epoch && !gone.has(toHex(parseAddress(a))));
+      for (const a of getEpoch) this.planHandover(a, bytes, epoch!, added.has(toHex(parseAddress(a))));
+      if (epoch) crypto().wipe(epoch);
+      await this.ctx.save(this);
+      // A removed member gets the roster only.
+      const rosterOnly = to.filter((a) => !getEpoch.includes(a));
+      await Promise.allSettled([this.sendHandovers(getEpoch, options), ...rosterOnly.map((a) => this.enqueue(a, bytes, options))]);
       return;
     }
     await this.ctx.save(this);
@@ -876,10 +968,14 @@ export class Group {
     // Version 2: a member left (no admin signed the change): the first admin of the new roster starts its epoch.
     const epoch =
       this.inbox && left && this.active && this.changes && next.admins.length > 0 && same(next.members[next.admins[0]!]!, this.me()) ? this.startEpoch() : null;
-    await this.ctx.save(this);
     if (epoch) {
       const bytes = encodeGroupEnvelope(next);
-      this.ctx.later(Promise.allSettled(this.others().map((a) => this.handOver(a, bytes, epoch, false, options))).then(() => undefined));
+      for (const a of this.others()) this.planHandover(a, bytes, epoch, false);
+      crypto().wipe(epoch);
+    }
+    await this.ctx.save(this);
+    if (epoch) {
+      this.ctx.later(this.sendHandovers(this.others(), options));
       return;
     }
     this.ctx.later(this.follow(change, options));
@@ -1042,8 +1138,17 @@ export interface GroupsOptions {
    * The content store version 2 groups deposit in and collect from (§13.9), their clock and the life of a deposit
    * (default MAX_MAILBOX_TTL_MS). Without it a group of delivery 'inbox' cannot be created or joined (ERR_CONFIG).
    */
-  inbox?: { content: ContentClient; now?: () => number; ttlMs?: number };
+  inbox?: {
+    content: ContentClient;
+    now?: () => number;
+    ttlMs?: number;
+    /** How long a send waits for the epoch of the roster held before ERR_TIMEOUT (default 10 minutes, §13.9). */
+    epochWaitMs?: number;
+  };
 }
+
+/** How long a send of a version 2 group waits for the epoch of a new roster by default (§13.9). */
+export const DEFAULT_GROUP_EPOCH_WAIT_MS = 10 * 60 * 1000;
 
 /**
  * The messenger's groups: creates them, routes each incoming envelope to its group, keeps them within the bounds of
@@ -1086,6 +1191,7 @@ export class Groups {
         if (!o) throw new ConfigError('group inbox: no content store given');
         return new GroupInbox(group, o.content, o.now ?? Date.now, o.ttlMs, state);
       },
+      epochWaitMs: options.inbox?.epochWaitMs ?? DEFAULT_GROUP_EPOCH_WAIT_MS,
     };
     this.now = options.inbox?.now ?? Date.now;
   }

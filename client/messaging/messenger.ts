@@ -169,7 +169,11 @@ export class Messenger extends Emitter<MessengerEvents> {
       {
         ...(options.groupStorage ? { storage: options.groupStorage } : {}),
         ...(options.groupLimits ? { limits: options.groupLimits } : {}),
-        inbox: { content: this.groupContent, ...(options.groupInbox?.ttlMs !== undefined ? { ttlMs: options.groupInbox.ttlMs } : {}) },
+        inbox: {
+          content: this.groupContent,
+          ...(options.groupInbox?.ttlMs !== undefined ? { ttlMs: options.groupInbox.ttlMs } : {}),
+          ...(options.groupInbox?.epochWaitMs !== undefined ? { epochWaitMs: options.groupInbox.epochWaitMs } : {}),
+        },
       },
     );
     this.devices = new Devices(

@@ -242,6 +242,8 @@ export interface MessengerOptions {
   groupInbox?: {
     pollMs?: number;
     ttlMs?: number;
+    /** How long a group send waits for the epoch of a new roster before ERR_TIMEOUT (default 10 minutes). */
+    epochWaitMs?: number;
   };
   /** Offline mailboxes. */
   offline?: {

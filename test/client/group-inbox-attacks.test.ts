@@ -9,7 +9,7 @@ import { groupStoreKey, memoryGroupStorage, openGroupRecord, sealGroupRecord } f
 import type { Group } from '../../client/messaging/groups.js';
 import { crypto } from '../../crypto/index.js';
 import { fromHex, toHex } from '../../protocol/bytes.js';
-import { encodeGroupEpoch } from '../../protocol/group-inbox.js';
+import { encodeGroupEpoch, isGroupEpochEnvelope } from '../../protocol/group-inbox.js';
 import { mailboxEpochAt } from '../../protocol/mailbox.js';
 import { groupNetwork, type GroupNetwork, type GroupNode } from '../helpers/group-network.js';
 
@@ -65,11 +65,11 @@ interface Setup {
 }
 
 /** `n` members; the first creates a version 2 group of all of them and makes the second an admin too. */
-async function setup(n = 3): Promise<Setup> {
+async function setup(n = 3, epochWaitMs?: number): Promise<Setup> {
   const slots = memorySlots();
   const now = { t: Date.now() };
   const storages = Array.from({ length: n }, () => memoryGroupStorage());
-  const net = groupNetwork(n, (i) => ({ storage: storages[i]!, inbox: { content: slots.content, now: () => now.t } }));
+  const net = groupNetwork(n, (i) => ({ storage: storages[i]!, inbox: { content: slots.content, now: () => now.t, ...(epochWaitMs ? { epochWaitMs } : {}) } }));
   const [a, ...rest] = net.nodes;
   const group = await a!.groups.create(
     'g',
@@ -190,5 +190,49 @@ describe('group inbox against misbehaving members and holders (specs/messaging.m
     net.restart(c!);
     await c!.groups.load();
     expect(c!.groups.get(group.id)!.epoch).to.equal(a!.groups.get(group.id)!.epoch);
+  });
+
+  it('an epoch handover that fails is kept by the admin (across a restart) and tried again on its next pass', async () => {
+    const { net, group } = await setup();
+    const [a, b, c] = net.nodes;
+    // c gets the new roster but not its epoch.
+    net.failing.set(c!.address, (env) => isGroupEpochEnvelope(env));
+    await a!.groups.get(group.id)!.setAdmin(b!.address, false);
+    const q = a!.groups.get(group.id)!.epoch;
+    expect(c!.groups.get(group.id)!.revision).to.equal(a!.groups.get(group.id)!.revision);
+    expect(c!.groups.get(group.id)!.epoch).to.equal(q - 1);
+    await a!.groups.collect();
+    await a!.groups.settled();
+    expect(c!.groups.get(group.id)!.epoch).to.equal(q - 1);
+    // The admin restarts, then its pass hands the epoch over once delivery works again.
+    net.restart(a!);
+    await a!.groups.load();
+    net.failing.delete(c!.address);
+    await a!.groups.collect();
+    await a!.groups.settled();
+    expect(c!.groups.get(group.id)!.epoch).to.equal(q);
+    await c!.groups.get(group.id)!.send(enc('under the handed-over epoch'));
+    await b!.groups.collect();
+    expect(texts(b!, group.id)).to.deep.equal(['under the handed-over epoch']);
+    // Delivered: nothing left to hand over, nothing kept.
+    const record = openGroupRecord(groupStoreKey(a!.identity), group.id, new Map(await a!.options.storage!.load()).get(group.id)!);
+    expect(record.handovers ?? []).to.deep.equal([]);
+  });
+
+  it('a send waiting for an epoch that does not come fails with ERR_TIMEOUT, and the next send is not held up by it', async () => {
+    const { net, group } = await setup(3, 50);
+    const [a, b, c] = net.nodes;
+    net.failing.set(c!.address, (env) => isGroupEpochEnvelope(env));
+    await a!.groups.get(group.id)!.setAdmin(b!.address, false);
+    const g = c!.groups.get(group.id)!;
+    const codes = await Promise.all(
+      [g.send(enc('one')), g.send(enc('two'))].map((p) =>
+        p.then(
+          () => '',
+          (e: { code: string }) => e.code,
+        ),
+      ),
+    );
+    expect(codes).to.deep.equal(['ERR_TIMEOUT', 'ERR_TIMEOUT']);
   });
 });

@@ -5,7 +5,7 @@
  * messenger would have. The same with relay processes: test/integration/messaging-groups.test.ts.
  */
 import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
-import type { AlliumError } from '../../protocol/errors.js';
+import { AlliumError } from '../../protocol/errors.js';
 import { isGroupEpochEnvelope } from '../../protocol/group-inbox.js';
 import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
 import { Groups, type GroupEvents, type GroupHost, type GroupIncoming, type GroupsOptions } from '../../client/messaging/groups.js';
@@ -27,6 +27,8 @@ export interface GroupNode {
 export interface GroupNetwork {
   nodes: GroupNode[];
   hold: Map<string, Array<() => Promise<void>>>;
+  /** What goes to a member fails (ERR_UNREACHABLE) while its predicate holds for the envelope. */
+  failing: Map<string, (envelope: Uint8Array) => boolean>;
   /** A new Groups table for `node` (same identity and options, so the same storage); the old one gets nothing more. */
   restart(node: GroupNode): void;
 }
@@ -34,12 +36,14 @@ export interface GroupNetwork {
 export function groupNetwork(n: number, options: (i: number) => GroupsOptions = () => ({})): GroupNetwork {
   const byAddress = new Map<string, GroupNode>();
   const hold = new Map<string, Array<() => Promise<void>>>();
+  const failing = new Map<string, (envelope: Uint8Array) => boolean>();
   const nodes: GroupNode[] = [];
   const table = (node: GroupNode): Groups => {
     const host: GroupHost = {
       identity: node.identity,
       sendEnvelope: async (to, envelope) => {
         const target = byAddress.get(to)!;
+        if (failing.get(to)?.(envelope)) throw new AlliumError('ERR_UNREACHABLE', 'delivery failed (test)');
         const go = async (): Promise<void> => {
           target.inbox.push(envelope);
           target.bytesIn += envelope.length;
@@ -81,5 +85,5 @@ export function groupNetwork(n: number, options: (i: number) => GroupsOptions = 
     byAddress.set(address, node);
     nodes.push(node);
   }
-  return { nodes, hold, restart: (node) => (node.groups = table(node)) };
+  return { nodes, hold, failing, restart: (node) => (node.groups = table(node)) };
 }
