@@ -731,7 +731,8 @@ export class Group {
     if (!same(e.group, this.idBytes)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'an epoch of another group');
     if (!isAdminIn(this.roster, parseAddress(from))) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group epoch not from an admin');
     if (e.r !== this.roster.r) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group epoch for another roster revision');
-    this.inbox ??= this.ctx.inbox(this.idBytes);
+    // A group is version 1 or 2 from its joining (§13.9): an epoch does not turn a version 1 group into version 2.
+    if (!this.inbox) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'a group epoch for a version 1 group');
     this.takeEpoch(e);
   }
 
@@ -1421,11 +1422,13 @@ export class Groups {
         if (!env.members.some((k) => same(k, me))) return; // not for us (we were removed earlier)
         this.checkInviter(env.by);
         this.makeRoom();
-        const g = new Group(this.host, env, this.ctx, { inviter: env.by });
+        // Version 2 exactly when an epoch came before the roster (§13.9, "Forming"): it is taken first, below.
+        const early = this.orphans.filter((o) => o.id === id);
+        const delivery: GroupDelivery = early.some((o) => isGroupEpochEnvelope(o.bytes)) ? 'inbox' : 'pairwise';
+        const g = new Group(this.host, env, this.ctx, { inviter: env.by, delivery });
         this.groups.set(id, g);
         await this.persist(g);
         this.host.emit('group:member-added', { group: id, member: formatAddress(me), by: formatAddress(env.by) });
-        const early = this.orphans.filter((o) => o.id === id);
         if (early.length) {
           this.orphans = this.orphans.filter((o) => o.id !== id);
           for (const o of early) await this.receive(o.from, o.bytes, options);

@@ -235,4 +235,19 @@ describe('group inbox against misbehaving members and holders (specs/messaging.m
     );
     expect(codes).to.deep.equal(['ERR_TIMEOUT', 'ERR_TIMEOUT']);
   });
+
+  it('an epoch from an admin does not turn a version 1 group into a version 2 one', async () => {
+    const slots = memorySlots();
+    const net = groupNetwork(3, () => ({ storage: memoryGroupStorage(), inbox: { content: slots.content } }));
+    const [a, b, c] = net.nodes;
+    const group = await a!.groups.create('v1', [b!.address, c!.address]);
+    await group.setAdmin(b!.address, true);
+    await a!.groups.settled();
+    await c!.groups.receive(b!.address, epochFor(group, 0));
+    expect(c!.groups.get(group.id)!.delivery).to.equal('pairwise');
+    expect(c!.errors.map((e) => e.code)).to.deep.equal(['ERR_GROUP_MEMBERSHIP']);
+    // It still carries its messages pairwise.
+    await a!.groups.get(group.id)!.send(enc('pairwise still'));
+    expect(texts(c!, group.id)).to.deep.equal(['pairwise still']);
+  });
 });
