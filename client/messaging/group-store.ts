@@ -102,6 +102,8 @@ export interface GroupInboxState {
 export interface OrphanRecord {
   readonly from: Uint8Array;
   readonly bytes: Uint8Array;
+  /** When it came (ms since 1970; absent in records written before it was kept). */
+  readonly at?: number;
 }
 
 const u32 = zUint(0xffffffff);
@@ -143,7 +145,7 @@ const recordSchema = z.strictObject({
 });
 const orphansSchema = z.strictObject({
   v: z.literal(VERSION),
-  o: z.array(z.strictObject({ a: zBytes(32), b: zBytes(undefined, MAX_GROUP_ENVELOPE_BYTES) })),
+  o: z.array(z.strictObject({ a: zBytes(32), b: zBytes(undefined, MAX_GROUP_ENVELOPE_BYTES), t: zUint().optional() })),
 });
 
 /** The key records are sealed under (derived from the identity's secret seed). */
@@ -234,12 +236,12 @@ export function openGroupRecord(key: Uint8Array, name: string, bytes: Uint8Array
 }
 
 export function sealOrphans(key: Uint8Array, orphans: readonly OrphanRecord[]): Uint8Array {
-  return seal(key, ORPHANS_RECORD, encodeCbor({ v: VERSION, o: orphans.map((o) => ({ a: o.from, b: o.bytes })) }));
+  return seal(key, ORPHANS_RECORD, encodeCbor({ v: VERSION, o: orphans.map((o) => ({ a: o.from, b: o.bytes, ...(o.at !== undefined ? { t: o.at } : {}) })) }));
 }
 
 export function openOrphans(key: Uint8Array, bytes: Uint8Array): OrphanRecord[] {
   const d = decodeMessage(orphansSchema, open(key, ORPHANS_RECORD, bytes), MAX_GROUP_RECORD_BYTES, 'group orphans');
-  return d.o.map((o) => ({ from: o.a, bytes: o.b }));
+  return d.o.map((o) => ({ from: o.a, bytes: o.b, ...(o.t !== undefined ? { at: o.t } : {}) }));
 }
 
 /** Wipes the secrets of a record (our chain and signing seed, the chain keys and skipped keys) once used. */

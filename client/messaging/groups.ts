@@ -1148,6 +1148,9 @@ export interface GroupsOptions {
   };
 }
 
+/** How long an epoch is held for a group not joined (§13.9): a day. */
+export const MAX_GROUP_ORPHAN_EPOCH_MS = 24 * 60 * 60 * 1000;
+
 /** How long a send of a version 2 group waits for the epoch of a new roster by default (§13.9). */
 export const DEFAULT_GROUP_EPOCH_WAIT_MS = 10 * 60 * 1000;
 
@@ -1162,7 +1165,7 @@ export class Groups {
    * that adds us has come (they travel over different pairwise sessions). Replayed on joining; at most maxPending,
    * oldest dropped.
    */
-  private orphans: Array<{ from: string; id: string; bytes: Uint8Array }> = [];
+  private orphans: Array<{ from: string; id: string; bytes: Uint8Array; at: number }> = [];
   private readonly limits: GroupLimits;
   private readonly storage: GroupStorage | undefined;
   /** The key records are sealed under (only with storage). */
@@ -1204,6 +1207,7 @@ export class Groups {
    */
   async collect(options: AbortOptions = {}): Promise<number> {
     await this.load(options);
+    if (this.dropOldEpochs()) await this.saveOrphans();
     let n = 0;
     for (const g of this.groups.values()) {
       if (!g.isActive || g.delivery !== 'inbox') continue;
@@ -1216,6 +1220,20 @@ export class Groups {
       }
     }
     return n;
+  }
+
+  /**
+   * Drops (and wipes) the epochs held for a group not joined for more than MAX_GROUP_ORPHAN_EPOCH_MS (§13.9): the
+   * roster they waited for was refused or never came (an admin whose handover failed sends both again). True when
+   * some were dropped.
+   */
+  private dropOldEpochs(): boolean {
+    const now = this.now();
+    const old = this.orphans.filter((o) => isGroupEpochEnvelope(o.bytes) && now - o.at > MAX_GROUP_ORPHAN_EPOCH_MS);
+    if (old.length === 0) return false;
+    this.orphans = this.orphans.filter((o) => !old.includes(o));
+    for (const o of old) crypto().wipe(o.bytes);
+    return true;
   }
 
   private later(sends: Promise<void>): void {
@@ -1271,7 +1289,7 @@ export class Groups {
     for (const [name, bytes] of records) {
       if (name === ORPHANS_RECORD) {
         for (const o of openOrphans(this.storeKey, bytes)) {
-          this.orphans.push({ from: formatAddress(o.from), id: envelopeGroupId(o.bytes), bytes: o.bytes });
+          this.orphans.push({ from: formatAddress(o.from), id: envelopeGroupId(o.bytes), bytes: o.bytes, at: o.at ?? this.now() });
         }
         continue;
       }
@@ -1319,7 +1337,7 @@ export class Groups {
     const bytes = this.orphans.length
       ? sealOrphans(
           this.storeKey,
-          this.orphans.map((o) => ({ from: parseAddress(o.from), bytes: o.bytes })),
+          this.orphans.map((o) => ({ from: parseAddress(o.from), bytes: o.bytes, at: o.at })),
         )
       : null;
     return this.storage.save(ORPHANS_RECORD, bytes);
@@ -1432,6 +1450,7 @@ export class Groups {
         if (early.length) {
           this.orphans = this.orphans.filter((o) => o.id !== id);
           for (const o of early) await this.receive(o.from, o.bytes, options);
+          for (const o of early) if (isGroupEpochEnvelope(o.bytes)) crypto().wipe(o.bytes); // it held es
           await this.saveOrphans();
         }
         this.later(g.announce(from, options));
@@ -1451,10 +1470,12 @@ export class Groups {
 
   /** Holds an envelope of a group we have not joined (at most maxPending, the oldest dropped). */
   private async hold(from: string, id: string, bytes: Uint8Array): Promise<void> {
-    this.orphans.push({ from, id, bytes });
+    this.orphans.push({ from, id, bytes: Uint8Array.from(bytes), at: this.now() });
+    this.dropOldEpochs();
     let dropped = false;
     if (this.orphans.length > this.limits.maxPending) {
-      this.orphans.shift();
+      const o = this.orphans.shift()!;
+      if (isGroupEpochEnvelope(o.bytes)) crypto().wipe(o.bytes);
       dropped = true;
     }
     await this.saveOrphans();

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { ContentClient } from '../../client/content.js';
-import { groupStoreKey, memoryGroupStorage, openGroupRecord, sealGroupRecord } from '../../client/messaging/group-store.js';
+import { groupStoreKey, memoryGroupStorage, openGroupRecord, openOrphans, ORPHANS_RECORD, sealGroupRecord } from '../../client/messaging/group-store.js';
 import type { Group } from '../../client/messaging/groups.js';
 import { crypto } from '../../crypto/index.js';
 import { fromHex, toHex } from '../../protocol/bytes.js';
@@ -249,5 +249,24 @@ describe('group inbox against misbehaving members and holders (specs/messaging.m
     // It still carries its messages pairwise.
     await a!.groups.get(group.id)!.send(enc('pairwise still'));
     expect(texts(c!, group.id)).to.deep.equal(['pairwise still']);
+  });
+
+  it('an epoch for a group never joined is dropped (and its record with it) after a day', async () => {
+    const { net, now } = await setup();
+    const [, b, c] = net.nodes;
+    const stray = encodeGroupEpoch({ kind: 'epoch', group: crypto().random(32), q: 0, r: 0, d: mailboxEpochAt(now.t), es: crypto().random(32) });
+    await c!.groups.receive(b!.address, stray);
+    const orphans = async (): Promise<number> => {
+      const rec = new Map(await c!.options.storage!.load()).get(ORPHANS_RECORD);
+      return rec ? openOrphans(groupStoreKey(c!.identity), rec).length : 0;
+    };
+    expect(await orphans()).to.equal(1);
+    await c!.groups.collect();
+    expect(await orphans()).to.equal(1);
+    now.t += 25 * 3_600_000;
+    // Kept across a restart with the time it came.
+    net.restart(c!);
+    await c!.groups.collect();
+    expect(await orphans()).to.equal(0);
   });
 });
