@@ -275,7 +275,7 @@ export class Group {
   /** Sends waiting for the epoch of the roster held. */
   private epochWaiters: Array<() => void> = [];
   /** An admin's epochs not yet handed over, per member address: kept (and stored) until delivered, retried (§13.9). */
-  private readonly handovers = new Map<string, { roster: Uint8Array; epoch: Uint8Array; newcomer: boolean }>();
+  private readonly handovers = new Map<string, { roster: Uint8Array; epoch: Uint8Array; newcomer: boolean; sending?: boolean }>();
   /** The retry of handovers running, if any. */
   private retrying: Promise<void> | null = null;
 
@@ -794,12 +794,15 @@ export class Group {
     await Promise.all(
       to.map(async (a) => {
         const h = this.handovers.get(a);
-        if (!h) return;
+        if (!h || h.sending) return; // being handed over already
+        h.sending = true;
         try {
           await this.handOver(a, h.roster, h.epoch, h.newcomer, options);
         } catch (e) {
           this.host.error(asAlliumError(e, 'group epoch handover failed'));
           return;
+        } finally {
+          h.sending = false;
         }
         if (this.handovers.get(a) !== h) return; // a newer one replaced it meanwhile
         this.dropHandover(a);

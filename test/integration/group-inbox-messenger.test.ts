@@ -63,7 +63,7 @@ describe('messaging: a version 2 group through the app API (relay processes)', f
     const table = (m as unknown as { groupTable: Groups }).groupTable;
     const receive = table.receive.bind(table);
     table.receive = (from, bytes, o) => {
-      envelopes.get(m.address)!.push(bytes);
+      envelopes.get(m.address)!.push(Uint8Array.from(bytes)); // a copy: the table wipes an epoch it held once taken
       return receive(from, bytes, o);
     };
     return m;
