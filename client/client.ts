@@ -741,7 +741,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         });
         if ((this.o.circuitPadding ?? true) && path.length >= 3) {
           // Not awaited: the circuit is usable at once; a refusal (a relay's budget) leaves it unpadded.
-          circuit.startPadding(PaddingMachineId.SLOTS).catch(() => undefined);
+          circuit.startPadding(PaddingMachineId.SCHEDULE).catch(() => undefined);
         }
         this.emit('client:circuit', circuit);
         return circuit;

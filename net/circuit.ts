@@ -149,20 +149,42 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
     return this.cc.length;
   }
 
-  /** Sends a relay message to hop `hop` (default: the last). Returns false if the circuit is closed or full. */
+  /**
+   * Sends a relay message to hop `hop` (default: the last). Returns false if the circuit is closed or full. While the
+   * padding machine holds real cells (specs/padding.md §2.1) the cell is encrypted now and sent on its schedule.
+   */
   send(msg: RelayMessage, hop = this.cc.length - 1): boolean {
-    if (!this.sendRaw(msg, hop)) return false;
+    const body = this.wrap(msg, hop);
+    if (!body) return false;
+    if (this.padding?.driver.hold(body)) return true;
+    if (!this.sendBody(body)) return false;
     this.padding?.driver.on('nonpadding-sent');
     return true;
   }
 
   private sendRaw(msg: RelayMessage, hop: number): boolean {
-    if (this.state !== 'open') return false;
+    const body = this.wrap(msg, hop);
+    return body !== null && this.sendBody(body);
+  }
+
+  /** The cell body of `msg` encrypted for `hop` (a shared buffer: the link copies it when it queues it). */
+  private wrap(msg: RelayMessage, hop: number): Uint8Array | null {
+    if (this.state !== 'open') return null;
     try {
-      // The link copies the cell when it queues it, so every circuit encodes and encrypts in the same two buffers.
+      // Every circuit encodes and encrypts in the same two buffers.
       sendPayload.fill(0);
       encodeRelayPayloadInto(sendPayload, 0, msg);
-      this.link.sendCell(this.circId, CellCommand.RELAY, this.cc.wrapForwardInto(sendBody, sendPayload, hop));
+      return this.cc.wrapForwardInto(sendBody, sendPayload, hop);
+    } catch (e) {
+      this.close(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'send failed', { cause: e }), DestroyReason.RESOURCE_LIMIT);
+      return null;
+    }
+  }
+
+  private sendBody(body: Uint8Array): boolean {
+    if (this.state !== 'open') return false;
+    try {
+      this.link.sendCell(this.circId, CellCommand.RELAY, body);
       return true;
     } catch (e) {
       this.close(isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'send failed', { cause: e }), DestroyReason.RESOURCE_LIMIT);
@@ -263,7 +285,12 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
     }
     // The client's half starts with the request, so that the circuit's first cells count towards its first state
     // (padding.md §3): a DROP to the hop is discarded there whatever it answers.
-    const driver = new ClientPaddingDriver(halves.client, () => this.sendRaw({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) }, hop));
+    const driver = new ClientPaddingDriver(
+      halves.client,
+      () => this.sendRaw({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) }, hop),
+      undefined,
+      (body) => this.sendBody(body),
+    );
     const run = { driver, hop };
     this.padding = run;
     driver.start();
@@ -330,7 +357,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
   private finish(err: AlliumError | null): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.padding?.driver.stop();
+    this.padding?.driver.stop(false);
     this.mux.closeAll();
     this.cc.wipe();
     this.emit('circuit:close', err);

@@ -58,6 +58,11 @@ export interface PaddingState {
   readonly duration?: readonly PaddingBin[];
   /** The state continues the previous one: its count, sampled length and deadline carry over (none is sampled). */
   readonly carry?: boolean;
+  /**
+   * While the machine is in this state the caller holds real cells in the machine's direction in a queue instead
+   * of sending them, and its timer sends the oldest held cell in place of a padding cell (padding.md §2.1).
+   */
+  readonly hold?: boolean;
 }
 
 export interface PaddingMachine {
@@ -65,6 +70,8 @@ export interface PaddingMachine {
   readonly states: readonly PaddingState[];
   /** Padding cells one run of the machine sends at most. */
   readonly maxPadding: number;
+  /** Cells one run's timer sends at most, held real cells and padding together; the run ends there. Absent: no cap. */
+  readonly maxCells?: number;
 }
 
 /** What the caller does with its padding timer after an event. */
@@ -106,6 +113,8 @@ export class PaddingRuntime {
   private steps = 0;
   /** Padding cells this run has sent. */
   padding = 0;
+  /** Held real cells this run's timer has sent in place of padding (padding.md §2.1). */
+  released = 0;
   /**
    * The state's deadline: ms from the last state change after which the caller calls onTimeout(), or null for none.
    * `deadlineEpoch` changes whenever the caller must (re)arm or cancel its deadline timer.
@@ -128,6 +137,11 @@ export class PaddingRuntime {
     return this.state === 'end';
   }
 
+  /** Whether the caller must hold real cells in the machine's direction now (the state's `hold`). */
+  get holding(): boolean {
+    return this.state !== 'end' && this.current.hold === true;
+  }
+
   /** Enters the first state. */
   start(): PaddingAction {
     this.steps = 0;
@@ -144,13 +158,15 @@ export class PaddingRuntime {
 
   /**
    * The caller's timer fired and it sent one padding cell (or would have, but its budget refused: `sent` false,
-   * and the machine ends, so a spent budget is never retried in a loop).
+   * and the machine ends, so a spent budget is never retried in a loop). `held`: in a holding state it sent the
+   * oldest held real cell instead (it counts as the timer's cell, not as padding).
    */
-  onPaddingSent(sent = true): PaddingAction {
+  onPaddingSent(sent = true, held = false): PaddingAction {
     if (this.state === 'end') return { kind: 'end' };
     if (!sent) return this.finish();
     this.steps = 0;
-    this.padding++;
+    if (held) this.released++;
+    else this.padding++;
     this.inState++;
     return this.event('padding-sent');
   }
@@ -198,6 +214,7 @@ export class PaddingRuntime {
   private schedule(): PaddingAction {
     if (this.inState >= this.limit) return this.event('length-count');
     if (this.padding >= this.machine.maxPadding) return this.finish();
+    if (this.machine.maxCells !== undefined && this.padding + this.released >= this.machine.maxCells) return this.finish();
     const st = this.current;
     if (st.delay.length === 0) return { kind: 'wait' };
     const bin = pickBin(st.delay, st.infinity ?? 0, this.random());
@@ -230,6 +247,10 @@ export const PaddingMachineId = {
    * each way, real cells counting and padding making up the rest at the slot's end (padding.md §4.3); what clients
    * negotiate. */
   SLOTS: 3,
+  /** Hold a circuit's real cells to a schedule for its first ten seconds: slots of sampled duration, each sending
+   * exactly its sampled number of cells each way at its end, held real cells first and padding for the rest
+   * (padding.md §4.4); what clients negotiate. */
+  SCHEDULE: 4,
 } as const;
 export type PaddingMachineId = (typeof PaddingMachineId)[keyof typeof PaddingMachineId];
 
@@ -548,10 +569,106 @@ const SLOTS_CLIENT: PaddingMachine = {
   ),
 };
 
+/** One phase of SCHEDULE (padding.md §4.4): `slots` slots, each lasting a draw of `duration` ms, sending a draw of `cells`. */
+export interface SchedulePhase {
+  readonly slots: number;
+  readonly duration: readonly PaddingBin[];
+  readonly cells: readonly PaddingBin[];
+}
+
+const SCHEDULE_FILL: readonly PaddingBin[] = [{ lo: 0, hi: 1, weight: 1 }];
+
+/**
+ * One half of SCHEDULE after its opening states: per slot, `collect` (holds every real cell; the slot's number of
+ * cells is sampled on entry and the state lasts the slot's duration) and `send` (the timer sends exactly that
+ * number, held real cells first, then padding; the count carried over). Every state holds, so what the guard sees
+ * is the schedule alone, whatever the circuit carries.
+ */
+function scheduleStates(opening: PaddingState[], phases: readonly SchedulePhase[]): PaddingState[] {
+  const states = [...opening];
+  const total = phases.reduce((n, p) => n + p.slots, 0);
+  let i = 0;
+  for (const phase of phases) {
+    for (let j = 0; j < phase.slots; j++, i++) {
+      const base = states.length;
+      const next = i === total - 1 ? 'end' : base + 2;
+      states.push(
+        { name: `collect-${i}`, hold: true, delay: [], duration: phase.duration, length: phase.cells, countNonPadding: false, next: { timeout: base + 1 } },
+        { name: `send-${i}`, hold: true, carry: true, delay: SCHEDULE_FILL, length: one, countNonPadding: false, next: { 'length-count': next } },
+      );
+    }
+  }
+  return states;
+}
+
+/** Cells back: slots dense at first, where a circuit's first answers and responses fall, sparse later. */
+export const SCHEDULE_RELAY_PHASES: readonly SchedulePhase[] = [
+  {
+    slots: 12,
+    duration: [{ lo: 40, hi: 100, weight: 1 }],
+    cells: [
+      { lo: 0, hi: 1, weight: 1 },
+      { lo: 4, hi: 12, weight: 1 },
+      { lo: 10, hi: 24, weight: 2 },
+    ],
+  },
+  {
+    slots: 8,
+    duration: [{ lo: 100, hi: 250, weight: 1 }],
+    cells: [
+      { lo: 0, hi: 1, weight: 2 },
+      { lo: 1, hi: 4, weight: 1 },
+      { lo: 4, hi: 12, weight: 1 },
+    ],
+  },
+  {
+    slots: 24,
+    duration: [{ lo: 250, hi: 450, weight: 1 }],
+    cells: [
+      { lo: 0, hi: 1, weight: 3 },
+      { lo: 1, hi: 3, weight: 1 },
+      { lo: 2, hi: 6, weight: 1 },
+    ],
+  },
+];
+
+/** Cells out: requests of one or two cells, often at first, then every few hundred milliseconds. */
+export const SCHEDULE_CLIENT_PHASES: readonly SchedulePhase[] = [
+  { slots: 12, duration: [{ lo: 40, hi: 100, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 3 }] },
+  { slots: 8, duration: [{ lo: 100, hi: 250, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 2 }] },
+  { slots: 24, duration: [{ lo: 250, hi: 450, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 1 }] },
+];
+
+/** The relay's half of SCHEDULE: holds from the negotiation, starts its slots with the client's first cell after it. */
+const SCHEDULE_RELAY: PaddingMachine = {
+  name: 'schedule/relay',
+  maxPadding: 240,
+  maxCells: 240,
+  states: scheduleStates(
+    [{ name: 'wait-begin', hold: true, delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 1, 'padding-received': 1 } }],
+    SCHEDULE_RELAY_PHASES,
+  ),
+};
+
+/** The client's half: exactly two cells out at once (held real cells first), then its slots once PADDING_NEGOTIATED is back. */
+const SCHEDULE_CLIENT: PaddingMachine = {
+  name: 'schedule/client',
+  maxPadding: 96,
+  maxCells: 96,
+  states: scheduleStates(
+    [
+      { name: 'begin', hold: true, delay: [{ lo: 0, hi: 1, weight: 1 }], length: [{ lo: 2, hi: 3, weight: 1 }], countNonPadding: false, next: { 'length-count': 1 } },
+      { name: 'wait-negotiated', hold: true, delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 2, 'padding-received': 2 } },
+    ],
+    SCHEDULE_CLIENT_PHASES,
+  ),
+};
+
 const MACHINES: ReadonlyMap<number, { relay: PaddingMachine; client: PaddingMachine }> = new Map([
   [PaddingMachineId.STREAM_SETUP, { relay: STREAM_SETUP_RELAY, client: STREAM_SETUP_CLIENT }],
   [PaddingMachineId.EXCHANGES, { relay: exchangesRelay(), client: exchangesClient() }],
   [PaddingMachineId.SLOTS, { relay: SLOTS_RELAY, client: SLOTS_CLIENT }],
+  [PaddingMachineId.SCHEDULE, { relay: SCHEDULE_RELAY, client: SCHEDULE_CLIENT }],
 ]);
 
 /** The two halves of machine `id`, or null for a number no machine has. */

@@ -47,6 +47,11 @@ export class CircuitHop {
    * addressed here. Null while no machine runs.
    */
   padding: ((event: 'nonpadding-sent' | 'nonpadding-received' | 'padding-received') => void) | null = null;
+  /**
+   * A running machine that holds real cells (specs/padding.md §2.1): given each encrypted cell body about to go
+   * towards the client, returns true if it keeps it (a copy) to send on its schedule. Null while none holds.
+   */
+  holdBackward: ((body: Uint8Array) => boolean) | null = null;
   /** Its cells still held by congested links, towards the previous and towards the next side. */
   backlog: { prev: CircuitBacklog | null; next: CircuitBacklog | null } = { prev: null, next: null };
 

@@ -37,11 +37,15 @@ import { TokenBucket } from './token-bucket.js';
 /** START requests a relay honours on one circuit over its life (specs/limits.md). */
 export const CIRCUIT_PADDING_MAX_STARTS = 2;
 /** Padding cells a relay sends on one circuit over its life. */
-export const CIRCUIT_PADDING_MAX_CELLS = 200;
+export const CIRCUIT_PADDING_MAX_CELLS = 240;
 /** Padding machines a relay runs at once. */
 export const MAX_PADDING_MACHINES = 8192;
 /** Padding machines a relay runs at once for the circuits of one previous-hop link (a quarter of the relay's). */
 export const MAX_PADDING_MACHINES_PER_LINK = 2048;
+/** Real cells a holding machine keeps for one circuit; one more ends the machine, which sends them (specs/limits.md). */
+export const PADDING_HOLD_MAX_CELLS = 256;
+/** Real cells held across every circuit of a relay (16 MiB of cells); past it, the machine that would hold more ends. */
+export const PADDING_HOLD_MAX_TOTAL = 4096;
 
 export interface CircuitPaddingOptions {
   /** Honour START at all (config circuit_padding; read at each request). */
@@ -64,6 +68,8 @@ interface Run {
   /** The state's deadline timer (specs/padding.md §2), and the runtime's deadlineEpoch it was armed for. */
   deadline: ReturnType<typeof setTimeout> | null;
   epoch: number;
+  /** Real cells held by a holding state (specs/padding.md §2.1), encrypted, oldest first. */
+  held: Uint8Array[];
 }
 
 interface Spent {
@@ -88,6 +94,8 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
   private readonly maxCells: number;
   private readonly maxMachines: number;
   private readonly maxPerLink: number;
+  /** Real cells held across every run. */
+  private heldTotal = 0;
 
   constructor(
     private readonly reactor: CircuitReactor,
@@ -154,11 +162,37 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     const spent = this.spent.get(hop) ?? { starts: 0, cells: 0 };
     spent.starts++;
     this.spent.set(hop, spent);
-    const run: Run = { runtime: new PaddingRuntime(paddingMachine(machine)!.relay, this.o.random), timer: null, deadline: null, epoch: 0 };
+    const run: Run = { runtime: new PaddingRuntime(paddingMachine(machine)!.relay, this.o.random), timer: null, deadline: null, epoch: 0, held: [] };
     this.runs.set(hop, run);
     this.perLink.set(hop.prev.link, (this.perLink.get(hop.prev.link) ?? 0) + 1);
     hop.padding = (e) => this.apply(hop, run, run.runtime.on(e));
+    hop.holdBackward = (body) => this.hold(hop, run, body);
     this.apply(hop, run, run.runtime.start());
+  }
+
+  /** Keeps a real cell towards the client while the run holds (specs/padding.md §2.1); false: send it now. */
+  private hold(hop: CircuitHop, run: Run, body: Uint8Array): boolean {
+    if (this.runs.get(hop) !== run) return false;
+    if (!run.runtime.holding) {
+      this.flush(hop, run);
+      return false;
+    }
+    if (run.held.length >= PADDING_HOLD_MAX_CELLS || this.heldTotal >= PADDING_HOLD_MAX_TOTAL) {
+      // Past the bounds the run ends: what it held goes first, then this cell, in order.
+      this.o.metrics.circuitPaddingRefused.inc({ reason: 'hold' });
+      this.stop(hop);
+      return false;
+    }
+    run.held.push(Uint8Array.from(body));
+    this.heldTotal++;
+    return true;
+  }
+
+  /** Sends every cell the run holds, oldest first (the run left its holding states, ended or was stopped). */
+  private flush(hop: CircuitHop, run: Run, send = true): void {
+    const held = run.held.splice(0);
+    this.heldTotal -= held.length;
+    if (send) for (const body of held) this.reactor.sendHeldBackward(hop, body);
   }
 
   private apply(hop: CircuitHop, run: Run, a: PaddingAction): void {
@@ -175,14 +209,20 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
         (run.deadline as { unref?: () => void }).unref?.();
       }
     }
-    if (a.kind === 'keep') return;
+    if (a.kind !== 'end' && !run.runtime.holding && run.held.length > 0) this.flush(hop, run);
+    if (a.kind === 'keep' || this.runs.get(hop) !== run) return;
     if (run.timer) clearTimeout(run.timer);
     run.timer = null;
     if (a.kind === 'end') return this.stop(hop);
     if (a.kind === 'wait') return;
     run.timer = setTimeout(() => {
       run.timer = null;
-      this.apply(hop, run, run.runtime.onPaddingSent(this.pad(hop)));
+      // A holding state's timer sends the oldest held cell in place of padding (specs/padding.md §2.1).
+      const body = run.runtime.holding ? run.held.shift() : undefined;
+      if (body) {
+        this.heldTotal--;
+        this.apply(hop, run, run.runtime.onPaddingSent(this.reactor.sendHeldBackward(hop, body), true));
+      } else this.apply(hop, run, run.runtime.onPaddingSent(this.pad(hop)));
     }, a.delayMs);
     (run.timer as { unref?: () => void }).unref?.();
   }
@@ -200,9 +240,10 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     return true;
   }
 
-  private stop(hop: CircuitHop): void {
+  private stop(hop: CircuitHop, send = true): void {
     const run = this.runs.get(hop);
     if (!run) return;
+    hop.holdBackward = null;
     if (run.timer) clearTimeout(run.timer);
     run.timer = null;
     if (run.deadline) clearTimeout(run.deadline);
@@ -213,10 +254,12 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     if (n > 0) this.perLink.set(hop.prev.link, n);
     else this.perLink.delete(hop.prev.link);
     hop.padding = null;
+    // Last: sending may fail and close the circuit, which comes back here and finds nothing running.
+    this.flush(hop, run, send);
   }
 
   closed(hop: CircuitHop): void {
-    this.stop(hop);
+    this.stop(hop, false);
     this.spent.delete(hop);
   }
 

@@ -306,7 +306,7 @@ export class CircuitReactor {
     }
     if (side === 'next') {
       hop.crypto.wrapBackward(body);
-      if (this.send(hop, hop.prev, body)) hop.padding?.('nonpadding-sent');
+      this.sendTowardsClient(hop, body);
       return;
     }
     const verdict = hop.crypto.unwrapForward(body);
@@ -317,7 +317,7 @@ export class CircuitReactor {
         // A rendezvous point: the cell is for the peer at the other end; it travels back along the other circuit.
         if (other.state !== 'open' || !other.crypto) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'spliced circuit closed');
         other.crypto.wrapBackward(body);
-        if (this.send(other, other.prev, body)) other.padding?.('nonpadding-sent');
+        this.sendTowardsClient(other, body);
         return;
       }
       if (!hop.next || hop.extending) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'forward cell at the last hop');
@@ -357,10 +357,27 @@ export class CircuitReactor {
     const body = originBody;
     body.fill(0, RELAY_TAG_AREA_LEN);
     encodeRelayPayloadInto(body, RELAY_TAG_AREA_LEN, msg);
-    const sent = this.send(hop, hop.prev, hop.crypto.originateBackwardInPlace(body));
+    hop.crypto.originateBackwardInPlace(body);
     // A machine's own DROPs are its padding; every other cell towards the client counts as non-padding.
-    if (sent && msg.command !== RelayCommand.DROP) hop.padding?.('nonpadding-sent');
-    return sent;
+    if (msg.command === RelayCommand.DROP) return this.send(hop, hop.prev, body);
+    return this.sendTowardsClient(hop, body);
+  }
+
+  /**
+   * A real cell (encrypted) towards the client: held by a machine that holds the circuit's cells (specs/padding.md
+   * §2.1), or sent, the machine told.
+   */
+  private sendTowardsClient(hop: CircuitHop, body: Uint8Array): boolean {
+    if (hop.holdBackward?.(body)) return true;
+    if (!this.send(hop, hop.prev, body)) return false;
+    hop.padding?.('nonpadding-sent');
+    return true;
+  }
+
+  /** Sends a cell a padding machine held (its body encrypted when it was held), towards the client. */
+  sendHeldBackward(hop: CircuitHop, body: Uint8Array): boolean {
+    if (hop.state !== 'open') return false;
+    return this.send(hop, hop.prev, body);
   }
 
   /** Whether the link towards the client is congested (handlers stop reading their sources). */

@@ -1,8 +1,8 @@
 /**
  * Section 1 of the shape audit: can the guard tell what a circuit is for? Real relays (sim/relay-node.ts FullRelay:
  * links, circuit reactor, the padding service as shipped) and a real client (client/client.ts: paths, one-round-trip
- * builds, and with circuit padding on the EXCHANGES negotiation with the middle and the client's half of the
- * machine, specs/padding.md §4.2) in the simulator's virtual time over its in-memory transport. Every relay's end of a client link records,
+ * builds, and with circuit padding on the SCHEDULE negotiation with the middle and the client's half of the
+ * machine, specs/padding.md §4.4) in the simulator's virtual time over its in-memory transport. Every relay's end of a client link records,
  * per circuit id, each cell's time, direction and cell command: what the guard sees.
  *
  * What the circuits carry is each purpose's message sequence (the protocol's cells, counts and waits; module

@@ -1,7 +1,8 @@
 /**
  * specs/vectors/padding.json: PADDING_NEGOTIATE and PADDING_NEGOTIATED (specs/padding.md §3), and runs of the
  * machines' halves with fixed sequences of uniform draws (padding.md §2, §4): the actions each returns for a fixed
- * sequence of events — STREAM_SETUP's relay half for a few events, and both halves of EXCHANGES from start to end.
+ * sequence of events — STREAM_SETUP's relay half for a few events, and both halves of EXCHANGES, SLOTS and SCHEDULE
+ * from start to end.
  */
 import { fromHex, toHex } from '../../protocol/bytes.js';
 import {
@@ -24,7 +25,8 @@ export function fixedDraws(draws: readonly number[]): () => number {
   return () => draws[i++ % draws.length]!;
 }
 
-type RunEvent = 'start' | 'timer' | 'timeout' | 'nonpadding-sent' | 'nonpadding-received' | 'padding-received';
+/** `timer-held`: the timer fired in a holding state and sent a held real cell in place of padding (padding.md §2.1). */
+type RunEvent = 'start' | 'timer' | 'timer-held' | 'timeout' | 'nonpadding-sent' | 'nonpadding-received' | 'padding-received';
 interface RunStep {
   event: RunEvent;
   action: string;
@@ -32,11 +34,25 @@ interface RunStep {
   padding: number;
   /** The state's deadline after the event (ms from the last state change, 3 decimals), or null. */
   deadline: number | null;
+  /** Machines that hold real cells: held cells the timer has sent so far, and whether the state holds. */
+  held?: number;
+  holding?: boolean;
 }
 
 function step(rt: PaddingRuntime, e: RunEvent): RunStep {
-  const a = e === 'start' ? rt.start() : e === 'timer' ? rt.onPaddingSent() : e === 'timeout' ? rt.onTimeout() : rt.on(e);
-  return { event: e, action: show(a), state: rt.stateName, padding: rt.padding, deadline: rt.deadlineMs === null ? null : Number(rt.deadlineMs.toFixed(3)) };
+  const a =
+    e === 'start'
+      ? rt.start()
+      : e === 'timer'
+        ? rt.onPaddingSent()
+        : e === 'timer-held'
+          ? rt.onPaddingSent(true, true)
+          : e === 'timeout'
+            ? rt.onTimeout()
+            : rt.on(e);
+  const s: RunStep = { event: e, action: show(a), state: rt.stateName, padding: rt.padding, deadline: rt.deadlineMs === null ? null : Number(rt.deadlineMs.toFixed(3)) };
+  if (rt.machine.maxCells !== undefined) Object.assign(s, { held: rt.released, holding: rt.holding });
+  return s;
 }
 
 /**
@@ -61,7 +77,9 @@ function wholeRun(
   let armed = steps[0]!.action.startsWith('schedule');
   while (!rt.ended && steps.length < maxSteps) {
     let next: RunStep;
-    if (armed) next = step(rt, steps.length % 7 === 0 ? 'nonpadding-sent' : 'timer');
+    // A machine that holds real cells sends them from its timer (every third firing here) and never on its own.
+    if (armed && rt.machine.maxCells !== undefined) next = step(rt, steps.length % 3 === 0 ? 'timer-held' : 'timer');
+    else if (armed) next = step(rt, steps.length % 7 === 0 ? 'nonpadding-sent' : 'timer');
     else if (rt.deadlineMs !== null && idle++ % 2 === 1) next = step(rt, 'timeout');
     else next = step(rt, WAIT_EVENTS[waits++ % WAIT_EVENTS.length]!);
     // 'keep' leaves the padding timer as it was.
@@ -78,6 +96,7 @@ export function paddingFile(): VectorFile {
   const negotiate = [
     { name: 'START STREAM_SETUP', command: PaddingCommand.START, machine: PaddingMachineId.STREAM_SETUP },
     { name: 'START EXCHANGES', command: PaddingCommand.START, machine: PaddingMachineId.EXCHANGES },
+    { name: 'START SCHEDULE', command: PaddingCommand.START, machine: PaddingMachineId.SCHEDULE },
     { name: 'STOP', command: PaddingCommand.STOP, machine: 0 },
   ].map((v) => {
     const hex = toHex(encodePaddingNegotiate(v));
@@ -125,7 +144,8 @@ export function paddingFile(): VectorFile {
   const rt = new PaddingRuntime(paddingMachine(PaddingMachineId.STREAM_SETUP)!.relay, fixedDraws(draws));
   const events = ['start', 'nonpadding-received', 'timer', 'nonpadding-sent', 'timer', 'timer', 'timer', 'nonpadding-received'] as const;
   const run = events.map((e) => step(rt, e));
-  // Whole runs of both halves of EXCHANGES (padding.md §4.2) and SLOTS (§4.3), the machine clients negotiate.
+  // Whole runs of both halves of EXCHANGES (padding.md §4.2), SLOTS (§4.3) and SCHEDULE (§4.4), the machine clients
+  // negotiate.
   // Thirteen draws (a prime, so a state's draws do not fall into step with the cycle), spread over [0, 1).
   const exchangeDraws = Array.from({ length: 13 }, (_, k) => Math.round(((k * 0.381966 + 0.05) % 1) * 1e4) / 1e4);
   const runs = [
@@ -133,10 +153,12 @@ export function paddingFile(): VectorFile {
     wholeRun(PaddingMachineId.EXCHANGES, 'client', exchangeDraws),
     wholeRun(PaddingMachineId.SLOTS, 'relay', exchangeDraws),
     wholeRun(PaddingMachineId.SLOTS, 'client', exchangeDraws),
+    wholeRun(PaddingMachineId.SCHEDULE, 'relay', exchangeDraws),
+    wholeRun(PaddingMachineId.SCHEDULE, 'client', exchangeDraws),
   ];
   return {
     description:
-      "Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far. runs: the same for whole runs of other machines' halves (EXCHANGES and SLOTS, relay and client), from start to end, with `deadline` the state's deadline after each event (ms, 3 decimals; null for none) and the event `timeout` its running out.",
+      "Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far. runs: the same for whole runs of other machines' halves (EXCHANGES, SLOTS and SCHEDULE, relay and client), from start to end, with `deadline` the state's deadline after each event (ms, 3 decimals; null for none) and the event `timeout` its running out; for SCHEDULE, which holds real cells, the event `timer-held` is the timer sending a held real cell in place of padding, `held` counts those so far and `holding` says whether the state holds.",
     version: VECTORS_VERSION,
     negotiate,
     negotiated,

@@ -98,6 +98,32 @@ describe('circuit padding machines (relay processes)', function () {
     c.close();
   });
 
+  it('SCHEDULE: real cells are held to the schedule, not handed to the link by send(), and all reach the last hop in order', async () => {
+    const c = await client.newCircuit();
+    const last = relayAt(c, 2);
+    const lastGot = await last.metric('allium_circuit_padding_received_total');
+    const handed: string[] = [];
+    let sending: string | null = null;
+    const sendCell = c.link.sendCell.bind(c.link);
+    c.link.sendCell = (circId, command, body): void => {
+      if (circId === c.circId) handed.push(sending ?? 'machine');
+      sendCell(circId, command, body);
+    };
+    await c.startPadding(PaddingMachineId.SCHEDULE);
+    // A burst of 20 real cells while the machine holds: none goes to the link from send(); the machine's timer
+    // sends them at its slots' ends, in place of padding.
+    for (let i = 0; i < 20; i++) {
+      sending = `real ${i}`;
+      expect(c.send({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) })).to.equal(true);
+      sending = null;
+    }
+    expect(handed.filter((h) => h.startsWith('real')), 'held: nothing handed to the link by send()').to.deep.equal([]);
+    // The 20 real DROPs reach the last hop (it counts the DROPs it receives), decrypted there in order.
+    await waitFor(async () => (await last.metric('allium_circuit_padding_received_total')) - lastGot === 20, 60_000, 'the held cells at the last hop');
+    expect(c.state).to.equal('open');
+    c.close();
+  });
+
   it('a START beyond the budget is refused with a LimitError; the circuit and the relay serve on', async () => {
     const c = await client.newCircuit();
     const middle = relayAt(c, 1);

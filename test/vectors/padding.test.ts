@@ -26,7 +26,7 @@ interface Run {
   machine: number;
   half: 'relay' | 'client';
   draws: number[];
-  steps: { event: string; action: string; state: string; padding: number }[];
+  steps: { event: string; action: string; state: string; padding: number; held?: number; holding?: boolean }[];
 }
 
 /** Replays a run's events on a fresh runtime with the run's draws; every action, state and count must match. */
@@ -36,7 +36,17 @@ function replay(run: Run): void {
   const show = (a: PaddingAction): string => (a.kind === 'schedule' ? `schedule ${a.delayMs.toFixed(3)}` : a.kind);
   run.steps.forEach((s, n) => {
     const e = s.event;
-    const a = e === 'start' ? rt.start() : e === 'timer' ? rt.onPaddingSent() : rt.on(e as 'nonpadding-sent' | 'nonpadding-received' | 'padding-received');
+    const a =
+      e === 'start'
+        ? rt.start()
+        : e === 'timer'
+          ? rt.onPaddingSent()
+          : e === 'timer-held'
+            ? rt.onPaddingSent(true, true)
+            : e === 'timeout'
+              ? rt.onTimeout()
+              : rt.on(e as 'nonpadding-sent' | 'nonpadding-received' | 'padding-received');
+    if (s.held !== undefined) expect({ held: rt.released, holding: rt.holding }, `step ${n}: ${e} (held)`).to.deep.equal({ held: s.held, holding: s.holding });
     expect({ action: show(a), state: rt.stateName, padding: rt.padding }, `step ${n}: ${e}`).to.deep.equal({
       action: s.action,
       state: s.state,
@@ -67,7 +77,7 @@ describe('vectors: padding.json', () => {
   }
   it('one run of the machine with fixed draws', () => replay(V.run));
   it('whole runs of EXCHANGES, both halves, reach their end', () => {
-    expect(V.runs.map((r) => `${r.machine}/${r.half}`)).to.include.members(['2/relay', '2/client']);
+    expect(V.runs.map((r) => `${r.machine}/${r.half}`)).to.include.members(['2/relay', '2/client', '4/relay', '4/client']);
   });
   for (const r of V.runs) {
     it(`a whole run of machine ${r.machine} (${r.half} half) with fixed draws`, () => {
