@@ -81,11 +81,17 @@ export interface ClientOptions {
    */
   linkPadding?: LinkPaddingMode;
   /**
-   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates the SLOTS machine with
+   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates the SCHEDULE machine with
    * its middle hop, so that whatever it carries — streams, content, introductions, rendezvous, messages — its first
    * seconds look alike at the guard (default true).
    */
   circuitPadding?: boolean;
+  /**
+   * Which machine circuit padding negotiates, and whether it sends the circuit's round trip (so the machine's first
+   * slots scale with it, padding.md §4.4). Defaults: SCHEDULE with the round trip. Only for measuring what a machine
+   * costs (npm run bench:shape-cost); never set it for real use.
+   */
+  circuitPaddingMachine?: { machine: PaddingMachineId; rtt: boolean };
   /**
    * Vanguards for endpoint circuits (specs/path.md §3.2; default true). false builds them as ordinary circuits, which
    * only measures what the defence costs (npm run bench:messaging -- --defences-off-too); never set it for real use.
@@ -729,7 +735,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
           circuit.close();
           throw new AbortedError('client stopped');
         }
-        this.buildTimeout.record(this.now() - started);
+        const buildMs = this.now() - started;
+        this.buildTimeout.record(buildMs);
         await this.guards.markSucceeded(entry.fingerprint, this.now());
         if (viaGuard) await this.guards.recordBuild(entry.fingerprint, true, this.now());
         this.circuits.add(circuit);
@@ -741,7 +748,9 @@ export class AlliumClient extends Emitter<ClientEvents> {
         });
         if ((this.o.circuitPadding ?? true) && path.length >= 3) {
           // Not awaited: the circuit is usable at once; a refusal (a relay's budget) leaves it unpadded.
-          circuit.startPadding(PaddingMachineId.SCHEDULE).catch(() => undefined);
+          // The build was one round trip through the whole path: the machine's first slots scale with it.
+          const m = this.o.circuitPaddingMachine ?? { machine: PaddingMachineId.SCHEDULE, rtt: true };
+          circuit.startPadding(m.machine, m.rtt ? { rttMs: buildMs } : {}).catch(() => undefined);
         }
         this.emit('client:circuit', circuit);
         return circuit;

@@ -31,8 +31,10 @@ export class ClientPaddingDriver {
     random: () => number = () => crypto().uniform(),
     /** Sends a held cell's body as it was given to hold(); false when the circuit can take no more. */
     private readonly sendHeld: (body: Uint8Array) => boolean = () => false,
+    /** scheduleScale() of the round-trip byte negotiated (padding.md §4.4). */
+    scale = 1,
   ) {
-    this.runtime = new PaddingRuntime(machine, random);
+    this.runtime = new PaddingRuntime(machine, random, scale);
   }
 
   /** Real cells held now. */
@@ -47,6 +49,13 @@ export class ClientPaddingDriver {
   hold(body: Uint8Array): boolean {
     if (this.stopped || !this.runtime.holding) {
       this.flush();
+      return false;
+    }
+    // A slot that owes cells sends a real one at once when nothing is held (specs/padding.md §2.1, `release`).
+    if (this.held.length === 0 && this.runtime.release()) return false;
+    // A late slot with a bulk transfer's worth held: the run ends, what it held goes, then this cell (§4.4).
+    if (this.runtime.isBulk(this.held.length)) {
+      this.stop();
       return false;
     }
     if (this.held.length >= CLIENT_HOLD_MAX_CELLS) {

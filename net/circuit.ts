@@ -19,6 +19,8 @@ import {
   PaddingCommand,
   PaddingStatus,
   paddingMachine,
+  paddingRttUnits,
+  scheduleScale,
   type PaddingMachineId,
 } from '../protocol/circuit-padding.js';
 import { createOnion, openReply, ReplyStatus, wipeClientOnion, type OnionHop } from '../protocol/onion.js';
@@ -271,14 +273,16 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
    * ERR_NOT_FOUND when the hop runs no such machine or none at its position, ERR_TIMEOUT without an answer; the
    * circuit stays usable in every case.
    */
-  async startPadding(machine: PaddingMachineId, options: AbortOptions & { hop?: number; timeoutMs?: number } = {}): Promise<void> {
+  async startPadding(machine: PaddingMachineId, options: AbortOptions & { hop?: number; timeoutMs?: number; rttMs?: number } = {}): Promise<void> {
     const hop = options.hop ?? Math.min(1, this.cc.length - 1);
     const halves = paddingMachine(machine);
     if (!halves) throw new AlliumError('ERR_NOT_FOUND', `no padding machine ${machine}`);
     if (this.padding) throw new AlliumError('ERR_INTERNAL', 'a padding machine already runs on this circuit');
+    // The circuit's round trip, for the machine's slots (padding.md §4.4): both halves scale by the byte sent.
+    const rtt = options.rttMs !== undefined ? paddingRttUnits(options.rttMs) : undefined;
     const reply = this.waitFor(RelayCommand.PADDING_NEGOTIATED, options.timeoutMs ?? 30_000, { hop, ...signalOption(options.signal) });
     if (
-      !this.sendRaw({ command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command: PaddingCommand.START, machine }) }, hop)
+      !this.sendRaw({ command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command: PaddingCommand.START, machine, ...(rtt !== undefined ? { rtt } : {}) }) }, hop)
     ) {
       reply.catch(() => undefined);
       throw new AlliumError('ERR_LINK_CLOSED', 'circuit closed');
@@ -290,6 +294,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       () => this.sendRaw({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) }, hop),
       undefined,
       (body) => this.sendBody(body),
+      scheduleScale(rtt),
     );
     const run = { driver, hop };
     this.padding = run;

@@ -28,6 +28,9 @@
  * cannot supply histograms), and every machine's states only move forward, so one negotiation yields at most
  * maxPadding cells; relays bound them further per circuit and per relay (specs/limits.md).
  *
+ * The round trip enters only as a run's scale: the client sends its circuit's build time in START, and the durations
+ * of `scaled` states are multiplied by scheduleScale() of it (padding.md §4.4).
+ *
  * Not here: token removal from bins (Tor's RTT-adaptive machines); timers and cell I/O (relay/circuit-padding.ts,
  * net/circuit-padding.ts: a padding timer and a deadline timer per run).
  */
@@ -63,6 +66,16 @@ export interface PaddingState {
    * of sending them, and its timer sends the oldest held cell in place of a padding cell (padding.md §2.1).
    */
   readonly hold?: boolean;
+  /**
+   * The state's duration is multiplied by the run's scale (the circuit's round trip against SCHEDULE_REFERENCE_RTT_MS,
+   * padding.md §4.4), so its slots last about as many round trips on a fast circuit as on a slow one.
+   */
+  readonly scaled?: boolean;
+  /**
+   * A holding state that owes cells sends a real cell at once instead of holding it, while nothing is held and its
+   * count is short of its length: the cell takes the place of one the state would send at its end (padding.md §2.1).
+   */
+  readonly release?: boolean;
 }
 
 export interface PaddingMachine {
@@ -72,6 +85,11 @@ export interface PaddingMachine {
   readonly maxPadding: number;
   /** Cells one run's timer sends at most, held real cells and padding together; the run ends there. Absent: no cap. */
   readonly maxCells?: number;
+  /**
+   * In a `release` state, a real cell that finds this many held is the mark of a bulk transfer: the run ends and
+   * sends what it held, and the circuit flows (padding.md §2.1). Absent: never.
+   */
+  readonly bulkHeld?: number;
 }
 
 /** What the caller does with its padding timer after an event. */
@@ -86,6 +104,28 @@ export type Uniform = () => number;
 
 /** Transitions handled in one call at most: machines move forward, so this only stops a malformed table. */
 const MAX_STEPS = 64;
+
+/** The round trip SCHEDULE's early and middle slots are tabled for (padding.md §4.4); faster circuits scale them down. */
+export const SCHEDULE_REFERENCE_RTT_MS = 800;
+/** The least scale: slots never shorter than this share of their tabled duration, however fast the circuit. */
+export const SCHEDULE_MIN_SCALE = 1 / 16;
+/** PADDING_NEGOTIATE's round-trip byte counts this many milliseconds (padding.md §3). */
+export const PADDING_RTT_UNIT_MS = 4;
+
+/** The round-trip byte PADDING_NEGOTIATE carries for a circuit whose build took `rttMs` (1–255 units). */
+export function paddingRttUnits(rttMs: number): number {
+  if (!Number.isFinite(rttMs)) return 255;
+  return Math.max(1, Math.min(255, Math.round(rttMs / PADDING_RTT_UNIT_MS)));
+}
+
+/**
+ * The scale of a run's `scaled` durations from the negotiated round-trip byte (absent: 1, the tabled durations):
+ * rtt / SCHEDULE_REFERENCE_RTT_MS, within [SCHEDULE_MIN_SCALE, 1], so a slot is never longer than tabled.
+ */
+export function scheduleScale(rttUnits: number | undefined): number {
+  if (rttUnits === undefined) return 1;
+  return Math.max(SCHEDULE_MIN_SCALE, Math.min(1, (rttUnits * PADDING_RTT_UNIT_MS) / SCHEDULE_REFERENCE_RTT_MS));
+}
 
 function pickBin(bins: readonly PaddingBin[], infinity: number, u: number): PaddingBin | null {
   let total = infinity;
@@ -125,8 +165,11 @@ export class PaddingRuntime {
   constructor(
     readonly machine: PaddingMachine,
     private readonly random: Uniform,
+    /** Multiplies the durations of `scaled` states: scheduleScale() of the negotiated round trip (1: as tabled). */
+    readonly scale = 1,
   ) {
     if (machine.states.length === 0) throw new AlliumError('ERR_INTERNAL', 'a padding machine needs a state');
+    if (!(scale >= SCHEDULE_MIN_SCALE && scale <= 1)) throw new AlliumError('ERR_INTERNAL', 'padding scale out of range');
   }
 
   get stateName(): string {
@@ -140,6 +183,27 @@ export class PaddingRuntime {
   /** Whether the caller must hold real cells in the machine's direction now (the state's `hold`). */
   get holding(): boolean {
     return this.state !== 'end' && this.current.hold === true;
+  }
+
+  /**
+   * A real cell in the machine's direction while the state holds and nothing is held: true if the state releases
+   * it now (`release`, its count short of its length and of maxCells); it then counts as the state's cell, as a held
+   * cell the timer sent would. The caller sends it and raises no event.
+   */
+  release(): boolean {
+    if (this.state === 'end') return false;
+    const st = this.current;
+    if (st.hold !== true || st.release !== true || this.inState >= this.limit) return false;
+    if (this.machine.maxCells !== undefined && this.padding + this.released >= this.machine.maxCells) return false;
+    this.inState++;
+    this.released++;
+    return true;
+  }
+
+  /** Whether a real cell that finds `held` cells held ends the run as a bulk transfer (the machine's bulkHeld). */
+  isBulk(held: number): boolean {
+    if (this.state === 'end' || this.machine.bulkHeld === undefined) return false;
+    return this.current.release === true && held >= this.machine.bulkHeld;
   }
 
   /** Enters the first state. */
@@ -204,7 +268,8 @@ export class PaddingRuntime {
       this.inState = 0;
       this.limit = sampleLength(st.length, this.random);
       const d = st.duration ? pickBin(st.duration, 0, this.random()) : null;
-      const next = d ? d.lo + this.random() * (d.hi - d.lo) : null;
+      const drawn = d ? d.lo + this.random() * (d.hi - d.lo) : null;
+      const next = drawn !== null && st.scaled ? drawn * this.scale : drawn;
       if (next !== null || this.deadlineMs !== null) this.deadlineEpoch++;
       this.deadlineMs = next;
     }
@@ -572,6 +637,10 @@ const SLOTS_CLIENT: PaddingMachine = {
 /** One phase of SCHEDULE (padding.md §4.4): `slots` slots, each lasting a draw of `duration` ms, sending a draw of `cells`. */
 export interface SchedulePhase {
   readonly slots: number;
+  /** The phase's slots send a real cell at once while they owe cells and nothing is held (padding.md §4.4). */
+  readonly release?: boolean;
+  /** The phase's durations scale with the circuit's round trip (padding.md §4.4). */
+  readonly scaled?: boolean;
   readonly duration: readonly PaddingBin[];
   readonly cells: readonly PaddingBin[];
 }
@@ -593,7 +662,7 @@ function scheduleStates(opening: PaddingState[], phases: readonly SchedulePhase[
       const base = states.length;
       const next = i === total - 1 ? 'end' : base + 2;
       states.push(
-        { name: `collect-${i}`, hold: true, delay: [], duration: phase.duration, length: phase.cells, countNonPadding: false, next: { timeout: base + 1 } },
+        { name: `collect-${i}`, hold: true, ...(phase.scaled ? { scaled: true } : {}), ...(phase.release ? { release: true } : {}), delay: [], duration: phase.duration, length: phase.cells, countNonPadding: false, next: { timeout: base + 1 } },
         { name: `send-${i}`, hold: true, carry: true, delay: SCHEDULE_FILL, length: one, countNonPadding: false, next: { 'length-count': next } },
       );
     }
@@ -601,10 +670,19 @@ function scheduleStates(opening: PaddingState[], phases: readonly SchedulePhase[
   return states;
 }
 
+/**
+ * Late slots (absolute durations): 28 of [250, 450) ms keep a run at about ten seconds or more even when the early
+ * and middle phases are scaled to their least (0.14 s), so the first ten seconds stay covered on any circuit.
+ */
+export const SCHEDULE_LATE_SLOTS = 28;
+/** Held cells that mark a bulk transfer in a late slot (the run ends and the circuit flows; padding.md §4.4). */
+export const SCHEDULE_BULK_HELD = 128;
+
 /** Cells back: slots dense at first, where a circuit's first answers and responses fall, sparse later. */
 export const SCHEDULE_RELAY_PHASES: readonly SchedulePhase[] = [
   {
     slots: 12,
+    scaled: true,
     duration: [{ lo: 40, hi: 100, weight: 1 }],
     cells: [
       { lo: 0, hi: 1, weight: 1 },
@@ -614,6 +692,7 @@ export const SCHEDULE_RELAY_PHASES: readonly SchedulePhase[] = [
   },
   {
     slots: 8,
+    scaled: true,
     duration: [{ lo: 100, hi: 250, weight: 1 }],
     cells: [
       { lo: 0, hi: 1, weight: 2 },
@@ -622,10 +701,11 @@ export const SCHEDULE_RELAY_PHASES: readonly SchedulePhase[] = [
     ],
   },
   {
-    slots: 24,
+    slots: SCHEDULE_LATE_SLOTS,
+    release: true,
     duration: [{ lo: 250, hi: 450, weight: 1 }],
     cells: [
-      { lo: 0, hi: 1, weight: 3 },
+      { lo: 0, hi: 1, weight: 1 },
       { lo: 1, hi: 3, weight: 1 },
       { lo: 2, hi: 6, weight: 1 },
     ],
@@ -634,9 +714,9 @@ export const SCHEDULE_RELAY_PHASES: readonly SchedulePhase[] = [
 
 /** Cells out: requests of one or two cells, often at first, then every few hundred milliseconds. */
 export const SCHEDULE_CLIENT_PHASES: readonly SchedulePhase[] = [
-  { slots: 12, duration: [{ lo: 40, hi: 100, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 3 }] },
-  { slots: 8, duration: [{ lo: 100, hi: 250, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 2 }] },
-  { slots: 24, duration: [{ lo: 250, hi: 450, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 1 }] },
+  { slots: 12, scaled: true, duration: [{ lo: 40, hi: 100, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 3 }] },
+  { slots: 8, scaled: true, duration: [{ lo: 100, hi: 250, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 2 }] },
+  { slots: SCHEDULE_LATE_SLOTS, release: true, duration: [{ lo: 250, hi: 450, weight: 1 }], cells: [{ lo: 1, hi: 3, weight: 1 }] },
 ];
 
 /** The relay's half of SCHEDULE: holds from the negotiation, starts its slots with the client's first cell after it. */
@@ -644,6 +724,7 @@ const SCHEDULE_RELAY: PaddingMachine = {
   name: 'schedule/relay',
   maxPadding: 240,
   maxCells: 240,
+  bulkHeld: SCHEDULE_BULK_HELD,
   states: scheduleStates(
     [{ name: 'wait-begin', hold: true, delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 1, 'padding-received': 1 } }],
     SCHEDULE_RELAY_PHASES,
@@ -655,6 +736,7 @@ const SCHEDULE_CLIENT: PaddingMachine = {
   name: 'schedule/client',
   maxPadding: 96,
   maxCells: 96,
+  bulkHeld: SCHEDULE_BULK_HELD,
   states: scheduleStates(
     [
       { name: 'begin', hold: true, delay: [{ lo: 0, hi: 1, weight: 1 }], length: [{ lo: 2, hi: 3, weight: 1 }], countNonPadding: false, next: { 'length-count': 1 } },
@@ -699,6 +781,11 @@ export interface PaddingNegotiate {
   readonly command: PaddingCommand;
   /** The machine (0 with STOP). */
   readonly machine: number;
+  /**
+   * START only, optional: the circuit's round trip as the client measured it (its build), in PADDING_RTT_UNIT_MS
+   * units, 1–255 (paddingRttUnits); both halves scale their `scaled` durations by scheduleScale() of it (§3, §4.4).
+   */
+  readonly rtt?: number;
 }
 
 export interface PaddingNegotiated {
@@ -707,25 +794,35 @@ export interface PaddingNegotiated {
 }
 
 export const PADDING_NEGOTIATE_LEN = 3;
+/** PADDING_NEGOTIATE with the round-trip byte (START only). */
+export const PADDING_NEGOTIATE_RTT_LEN = 4;
 export const PADDING_NEGOTIATED_LEN = 3;
 
 export function encodePaddingNegotiate(m: PaddingNegotiate): Uint8Array {
   if (m.command === PaddingCommand.STOP && m.machine !== 0) throw new ProtocolError('ERR_SCHEMA', 'STOP names no machine');
   if (!Number.isInteger(m.machine) || m.machine < 0 || m.machine > 0xff) throw new ProtocolError('ERR_SCHEMA', 'machine out of range');
-  return new ByteWriter(PADDING_NEGOTIATE_LEN).u8(PADDING_VERSION).u8(m.command).u8(m.machine).done();
+  if (m.rtt === undefined) return new ByteWriter(PADDING_NEGOTIATE_LEN).u8(PADDING_VERSION).u8(m.command).u8(m.machine).done();
+  if (m.command !== PaddingCommand.START) throw new ProtocolError('ERR_SCHEMA', 'only START carries a round trip');
+  if (!Number.isInteger(m.rtt) || m.rtt < 1 || m.rtt > 0xff) throw new ProtocolError('ERR_SCHEMA', 'round trip out of range');
+  return new ByteWriter(PADDING_NEGOTIATE_RTT_LEN).u8(PADDING_VERSION).u8(m.command).u8(m.machine).u8(m.rtt).done();
 }
 
 export function decodePaddingNegotiate(data: Uint8Array): PaddingNegotiate {
-  if (data.length !== PADDING_NEGOTIATE_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `PADDING_NEGOTIATE is ${PADDING_NEGOTIATE_LEN} bytes`);
+  if (data.length !== PADDING_NEGOTIATE_LEN && data.length !== PADDING_NEGOTIATE_RTT_LEN) {
+    throw new ProtocolError('ERR_BAD_LENGTH', `PADDING_NEGOTIATE is ${PADDING_NEGOTIATE_LEN} or ${PADDING_NEGOTIATE_RTT_LEN} bytes`);
+  }
   const r = new ByteReader(data, 'PADDING_NEGOTIATE');
   if (r.u8() !== PADDING_VERSION) throw new ProtocolError('ERR_SCHEMA', 'unknown PADDING_NEGOTIATE version');
   const command = r.u8();
   const machine = r.u8();
+  const rtt = data.length === PADDING_NEGOTIATE_RTT_LEN ? r.u8() : undefined;
   r.end();
+  if (rtt !== undefined && command !== PaddingCommand.START) throw new ProtocolError('ERR_SCHEMA', 'only START carries a round trip');
+  if (rtt === 0) throw new ProtocolError('ERR_SCHEMA', 'round trip 0');
   if (command !== PaddingCommand.START && command !== PaddingCommand.STOP) throw new ProtocolError('ERR_SCHEMA', 'unknown padding command');
   if (command === PaddingCommand.STOP && machine !== 0) throw new ProtocolError('ERR_SCHEMA', 'STOP names no machine');
   if (command === PaddingCommand.START && machine === 0) throw new ProtocolError('ERR_SCHEMA', 'START names machine 0');
-  return { command: command as PaddingCommand, machine };
+  return { command: command as PaddingCommand, machine, ...(rtt !== undefined ? { rtt } : {}) };
 }
 
 export function encodePaddingNegotiated(m: PaddingNegotiated): Uint8Array {

@@ -21,6 +21,7 @@ import { CELL_LEN } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import {
   decodePaddingNegotiate,
+  scheduleScale,
   encodePaddingNegotiated,
   PaddingCommand,
   PaddingRuntime,
@@ -142,7 +143,7 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     }
     // Answer first: the machine's first cell must not overtake the answer the client waits for.
     this.reactor.sendBackward(hop, answer(req.machine, PaddingStatus.OK));
-    this.start(hop, req.machine);
+    this.start(hop, req.machine, scheduleScale(req.rtt));
     return true;
   }
 
@@ -158,11 +159,12 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     return PaddingStatus.OK;
   }
 
-  private start(hop: CircuitHop, machine: number): void {
+  /** `scale`: scheduleScale() of the client's round-trip byte (padding.md §4.4), 1 without one. */
+  private start(hop: CircuitHop, machine: number, scale: number): void {
     const spent = this.spent.get(hop) ?? { starts: 0, cells: 0 };
     spent.starts++;
     this.spent.set(hop, spent);
-    const run: Run = { runtime: new PaddingRuntime(paddingMachine(machine)!.relay, this.o.random), timer: null, deadline: null, epoch: 0, held: [] };
+    const run: Run = { runtime: new PaddingRuntime(paddingMachine(machine)!.relay, this.o.random, scale), timer: null, deadline: null, epoch: 0, held: [] };
     this.runs.set(hop, run);
     this.perLink.set(hop.prev.link, (this.perLink.get(hop.prev.link) ?? 0) + 1);
     hop.padding = (e) => this.apply(hop, run, run.runtime.on(e));
@@ -175,6 +177,13 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     if (this.runs.get(hop) !== run) return false;
     if (!run.runtime.holding) {
       this.flush(hop, run);
+      return false;
+    }
+    // A slot that owes cells sends a real one at once when nothing is held (specs/padding.md §2.1, `release`).
+    if (run.held.length === 0 && run.runtime.release()) return false;
+    // A late slot with a bulk transfer's worth held: the run ends, what it held goes, then this cell (§4.4).
+    if (run.runtime.isBulk(run.held.length)) {
+      this.stop(hop);
       return false;
     }
     if (run.held.length >= PADDING_HOLD_MAX_CELLS || this.heldTotal >= PADDING_HOLD_MAX_TOTAL) {

@@ -20,6 +20,7 @@ import { AlliumClient } from '../../client/client.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import type { Link } from '../../net/link.js';
 import { CellCommand } from '../../protocol/cell.js';
+import { paddingRttUnits, scheduleScale, SCHEDULE_REFERENCE_RTT_MS } from '../../protocol/circuit-padding.js';
 import { LinkRole } from '../../protocol/link-handshake.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import type { CircuitHop } from '../../relay/circuit-hop.js';
@@ -243,6 +244,8 @@ async function play(relays: readonly FullRelay[], circuit: ClientCircuit, steps:
 
 export interface Collected {
   samples: Sample[];
+  /** Each circuit's build time (ms): its round trip through the path, what SCHEDULE's early slots scale with. */
+  builds: number[];
   /** Padding cells (machines and negotiation) and payload cells after setup, per purpose, at the guard. */
   padding: Record<Purpose, number>;
   payload: Record<Purpose, number>;
@@ -271,7 +274,7 @@ export async function collect(w: World, padding: boolean, perPurpose: number): P
   const recorder = new GuardRecorder();
   recorder.attach(relays);
   const rng = w.rng.fork();
-  const jobs: { purpose: Purpose; circId: number; payload: number }[] = [];
+  const jobs: { purpose: Purpose; circId: number; payload: number; build: number }[] = [];
   const order = PURPOSES.flatMap((p) => Array<Purpose>(perPurpose).fill(p));
   rng.shuffle(order);
   const runOne = async (purpose: Purpose, startAt: number): Promise<void> => {
@@ -285,7 +288,7 @@ export async function collect(w: World, padding: boolean, perPurpose: number): P
       return;
     }
     const oneWay = (Date.now() - began) / 2;
-    const job = { purpose, circId: circuit.circId, payload: 0 };
+    const job = { purpose, circId: circuit.circId, payload: 0, build: 2 * oneWay };
     jobs.push(job);
     recorder.attach(relays);
     job.payload = await play(relays, circuit, steps, oneWay, began + WINDOW_MS);
@@ -297,6 +300,7 @@ export async function collect(w: World, padding: boolean, perPurpose: number): P
   for (const r of relays) r.dispose();
   const out: Collected = {
     samples: [],
+    builds: [],
     padding: Object.fromEntries(PURPOSES.map((p) => [p, 0])) as Record<Purpose, number>,
     payload: Object.fromEntries(PURPOSES.map((p) => [p, 0])) as Record<Purpose, number>,
     circuits: 0,
@@ -306,11 +310,20 @@ export async function collect(w: World, padding: boolean, perPurpose: number): P
     if (!trace || trace[0]?.command !== CellCommand.CREATE) continue;
     out.circuits++;
     out.samples.push({ label: j.purpose, features: features(trace) });
+    out.builds.push(j.build);
     const relayCells = trace.filter((c) => c.command === CellCommand.RELAY || c.command === CellCommand.RELAY_EARLY).length;
     out.payload[j.purpose] += j.payload;
     out.padding[j.purpose] += Math.max(0, relayCells - j.payload);
   }
   return out;
+}
+
+/** The simulated world's seed: 1 for the default seed (the recorded figures), else a hash of --seed. */
+export function worldSeed(seed: string): number {
+  if (seed === 'allium-shape-1') return 1;
+  let h = 0x811c9dc5;
+  for (const ch of seed) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return h;
 }
 
 function confusionText(s: Scored): string {
@@ -328,7 +341,7 @@ export async function purposeClassifier(o: ShapeOptions): Promise<ShapeRow[]> {
   for (const padding of [false, true]) {
     const mode = padding ? 'on' : 'off';
     o.progress?.(`purpose classifier: circuit padding ${mode}, ${perPurpose} circuits per purpose`);
-    const c = await simulate({ seed: 1 }, (w) => collect(w, padding, perPurpose));
+    const c = await simulate({ seed: worldSeed(o.seed) }, (w) => collect(w, padding, perPurpose));
     const scored = bestKnn(c.samples, FEATURE_SETS, new Rng(7).random);
     const ratio = scored.accuracy / chance;
     const importance = featureImportance(c.samples, FEATURE_NAMES, new Rng(7).random);
@@ -349,6 +362,19 @@ export async function purposeClassifier(o: ShapeOptions): Promise<ShapeRow[]> {
     if (padding) {
       const pad = PURPOSES.reduce((s, p) => s + c.padding[p], 0);
       const pay = PURPOSES.reduce((s, p) => s + c.payload[p], 0);
+      const b = [...c.builds].sort((x, y) => x - y);
+      const q = (p: number): number => b[Math.min(b.length - 1, Math.floor(p * b.length))] ?? NaN;
+      const scaled = b.filter((x) => scheduleScale(paddingRttUnits(x)) < 1).length / Math.max(1, b.length);
+      rows.push({
+        id: 'purpose/round-trips',
+        section: SECTION,
+        metric: `the circuits' round trips in the simulated network (build time, ms), which SCHEDULE's early and middle slots scale with (padding.md §4.4; slots shorter than tabled below ${SCHEDULE_REFERENCE_RTT_MS} ms)`,
+        value: q(0.5),
+        display: `median ${q(0.5).toFixed(0)} ms (p10 ${q(0.1).toFixed(0)}, p90 ${q(0.9).toFixed(0)}, min ${(b[0] ?? NaN).toFixed(0)}, max ${(b[b.length - 1] ?? NaN).toFixed(0)}); ${pct(scaled, 0)} of circuits with slots scaled below the table`,
+        goal: '—',
+        met: null,
+        detail: { p10: q(0.1), median: q(0.5), p90: q(0.9), scaled },
+      });
       rows.push({
         id: 'purpose/overhead',
         section: SECTION,

@@ -15,6 +15,7 @@ import {
   PaddingRuntime,
   PaddingStatus,
   paddingMachine,
+  scheduleScale,
   type PaddingAction,
 } from '../../protocol/circuit-padding.js';
 import { check, errorCodeOf, expectCode, VECTORS_VERSION, type VectorFile } from './common.js';
@@ -26,7 +27,7 @@ export function fixedDraws(draws: readonly number[]): () => number {
 }
 
 /** `timer-held`: the timer fired in a holding state and sent a held real cell in place of padding (padding.md §2.1). */
-type RunEvent = 'start' | 'timer' | 'timer-held' | 'timeout' | 'nonpadding-sent' | 'nonpadding-received' | 'padding-received';
+type RunEvent = 'start' | 'timer' | 'timer-held' | 'release' | 'timeout' | 'nonpadding-sent' | 'nonpadding-received' | 'padding-received';
 interface RunStep {
   event: RunEvent;
   action: string;
@@ -47,10 +48,12 @@ function step(rt: PaddingRuntime, e: RunEvent): RunStep {
         ? rt.onPaddingSent()
         : e === 'timer-held'
           ? rt.onPaddingSent(true, true)
-          : e === 'timeout'
-            ? rt.onTimeout()
-            : rt.on(e);
-  const s: RunStep = { event: e, action: show(a), state: rt.stateName, padding: rt.padding, deadline: rt.deadlineMs === null ? null : Number(rt.deadlineMs.toFixed(3)) };
+          : e === 'release'
+            ? rt.release()
+            : e === 'timeout'
+              ? rt.onTimeout()
+              : rt.on(e);
+  const s: RunStep = { event: e, action: typeof a === 'boolean' ? (a ? 'released' : 'hold') : show(a), state: rt.stateName, padding: rt.padding, deadline: rt.deadlineMs === null ? null : Number(rt.deadlineMs.toFixed(3)) };
   if (rt.machine.maxCells !== undefined) Object.assign(s, { held: rt.released, holding: rt.holding });
   return s;
 }
@@ -68,9 +71,10 @@ function wholeRun(
   machine: number,
   half: 'relay' | 'client',
   draws: readonly number[],
+  rtt?: number,
   maxSteps = 1000,
-): { machine: number; half: 'relay' | 'client'; draws: readonly number[]; steps: RunStep[] } {
-  const rt = new PaddingRuntime(paddingMachine(machine)![half], fixedDraws(draws));
+): { machine: number; half: 'relay' | 'client'; draws: readonly number[]; rtt?: number; steps: RunStep[] } {
+  const rt = new PaddingRuntime(paddingMachine(machine)![half], fixedDraws(draws), scheduleScale(rtt));
   const steps = [step(rt, 'start')];
   let waits = 0;
   let idle = 0;
@@ -80,6 +84,8 @@ function wholeRun(
     // A machine that holds real cells sends them from its timer (every third firing here) and never on its own.
     if (armed && rt.machine.maxCells !== undefined) next = step(rt, steps.length % 3 === 0 ? 'timer-held' : 'timer');
     else if (armed) next = step(rt, steps.length % 7 === 0 ? 'nonpadding-sent' : 'timer');
+    // A real cell while a holding state waits: released at once where the state owes cells (padding.md §2.1).
+    else if (rt.holding && rt.deadlineMs !== null && idle % 4 === 2 && idle++ >= 0) next = step(rt, 'release');
     else if (rt.deadlineMs !== null && idle++ % 2 === 1) next = step(rt, 'timeout');
     else next = step(rt, WAIT_EVENTS[waits++ % WAIT_EVENTS.length]!);
     // 'keep' leaves the padding timer as it was.
@@ -87,7 +93,7 @@ function wholeRun(
     steps.push(next);
   }
   check(rt.ended, `padding run of machine ${machine} (${half}) ends`);
-  return { machine, half, draws, steps };
+  return { machine, half, draws, ...(rtt !== undefined ? { rtt } : {}), steps };
 }
 
 const show = (a: PaddingAction): string => (a.kind === 'schedule' ? `schedule ${a.delayMs.toFixed(3)}` : a.kind);
@@ -97,11 +103,12 @@ export function paddingFile(): VectorFile {
     { name: 'START STREAM_SETUP', command: PaddingCommand.START, machine: PaddingMachineId.STREAM_SETUP },
     { name: 'START EXCHANGES', command: PaddingCommand.START, machine: PaddingMachineId.EXCHANGES },
     { name: 'START SCHEDULE', command: PaddingCommand.START, machine: PaddingMachineId.SCHEDULE },
+    { name: 'START SCHEDULE, round trip 200 ms', command: PaddingCommand.START, machine: PaddingMachineId.SCHEDULE, rtt: 50 },
     { name: 'STOP', command: PaddingCommand.STOP, machine: 0 },
   ].map((v) => {
     const hex = toHex(encodePaddingNegotiate(v));
     const d = decodePaddingNegotiate(fromHex(hex));
-    check(d.command === v.command && d.machine === v.machine, `PADDING_NEGOTIATE "${v.name}" round trip`);
+    check(d.command === v.command && d.machine === v.machine && d.rtt === ('rtt' in v ? v.rtt : undefined), `PADDING_NEGOTIATE "${v.name}" round trip`);
     return { ...v, hex };
   });
   const negotiated = [
@@ -123,7 +130,9 @@ export function paddingFile(): VectorFile {
       ['NEGOTIATE', 'STOP naming a machine', '010201', 'ERR_SCHEMA'],
       ['NEGOTIATE', 'START naming machine 0', '010100', 'ERR_SCHEMA'],
       ['NEGOTIATE', 'two bytes', '0101', 'ERR_BAD_LENGTH'],
-      ['NEGOTIATE', 'four bytes', '01010100', 'ERR_BAD_LENGTH'],
+      ['NEGOTIATE', 'round trip 0', '01010400', 'ERR_SCHEMA'],
+      ['NEGOTIATE', 'STOP with a round trip', '01020032', 'ERR_SCHEMA'],
+      ['NEGOTIATE', 'five bytes', '0101043200', 'ERR_BAD_LENGTH'],
       ['NEGOTIATED', 'status 4', '010104', 'ERR_SCHEMA'],
       ['NEGOTIATED', 'version 0', '000100', 'ERR_SCHEMA'],
       ['NEGOTIATED', 'empty', '', 'ERR_BAD_LENGTH'],
@@ -155,10 +164,13 @@ export function paddingFile(): VectorFile {
     wholeRun(PaddingMachineId.SLOTS, 'client', exchangeDraws),
     wholeRun(PaddingMachineId.SCHEDULE, 'relay', exchangeDraws),
     wholeRun(PaddingMachineId.SCHEDULE, 'client', exchangeDraws),
+    // SCHEDULE negotiated with a round trip of 200 ms (50 units): early and middle slots at a quarter (§4.4).
+    wholeRun(PaddingMachineId.SCHEDULE, 'relay', exchangeDraws, 50),
+    wholeRun(PaddingMachineId.SCHEDULE, 'client', exchangeDraws, 50),
   ];
   return {
     description:
-      "Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far. runs: the same for whole runs of other machines' halves (EXCHANGES, SLOTS and SCHEDULE, relay and client), from start to end, with `deadline` the state's deadline after each event (ms, 3 decimals; null for none) and the event `timeout` its running out; for SCHEDULE, which holds real cells, the event `timer-held` is the timer sending a held real cell in place of padding, `held` counts those so far and `holding` says whether the state holds.",
+      "Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far. runs: the same for whole runs of other machines' halves (EXCHANGES, SLOTS and SCHEDULE, relay and client), from start to end, with `deadline` the state's deadline after each event (ms, 3 decimals; null for none) and the event `timeout` its running out; for SCHEDULE, which holds real cells, the event `timer-held` is the timer sending a held real cell in place of padding, the event `release` a real cell offered while a state holds (action `released`: sent at once and counted, `hold`: held), `held` counts the cells sent by the timer or released so far and `holding` says whether the state holds; `rtt`, when present, is the round-trip byte negotiated, whose scheduleScale() multiplies the durations of scaled states.",
     version: VECTORS_VERSION,
     negotiate,
     negotiated,

@@ -12,7 +12,12 @@ import {
   PaddingMachineId,
   PaddingRuntime,
   paddingMachine,
+  paddingRttUnits,
   sampleLength,
+  SCHEDULE_BULK_HELD,
+  SCHEDULE_LATE_SLOTS,
+  SCHEDULE_MIN_SCALE,
+  scheduleScale,
   type PaddingAction,
   type PaddingMachine,
 } from '../../protocol/circuit-padding.js';
@@ -300,6 +305,83 @@ describe('protocol/circuit-padding: the state machine', () => {
     expect(idle.padding).to.be.within(1, relay.maxPadding);
   });
 
+  it('SCHEDULE scales its early and middle slots by the negotiated round trip, never its late ones', () => {
+    const relay = paddingMachine(PaddingMachineId.SCHEDULE)!.relay;
+    // Every slot's deadline in order, for a run at `scale` with the same draws.
+    const deadlines = (scale: number): number[] => {
+      const rt = new PaddingRuntime(relay, seeded(5), scale);
+      const out: number[] = [];
+      let a = rt.start();
+      a = rt.on('padding-received');
+      for (let i = 0; i < 5000 && !rt.ended; i++) {
+        if (a.kind === 'schedule') a = rt.onPaddingSent();
+        else if (rt.deadlineMs !== null) {
+          out.push(rt.deadlineMs);
+          a = rt.onTimeout();
+        } else break;
+      }
+      return out;
+    };
+    const full = deadlines(1);
+    const fast = deadlines(scheduleScale(paddingRttUnits(40)));
+    expect(scheduleScale(paddingRttUnits(40))).to.equal(SCHEDULE_MIN_SCALE);
+    expect(scheduleScale(paddingRttUnits(200))).to.equal(0.25);
+    expect(scheduleScale(paddingRttUnits(5000))).to.equal(1);
+    expect(scheduleScale(undefined)).to.equal(1);
+    expect(fast.length).to.equal(full.length);
+    for (let i = 0; i < 20; i++) expect(fast[i], `slot ${i}`).to.be.closeTo(full[i]! * SCHEDULE_MIN_SCALE, 1e-9);
+    for (let i = 20; i < full.length; i++) expect(fast[i], `slot ${i}`).to.equal(full[i]);
+    expect(full.length, 'every slot, when the cap is not reached').to.be.at.most(20 + SCHEDULE_LATE_SLOTS);
+    expect(full.slice(20).reduce((a, b) => a + b, 0) + fast.slice(0, 20).reduce((a, b) => a + b, 0), 'a run covers ten seconds at the least scale').to.be.greaterThan(
+      full.length === 20 + SCHEDULE_LATE_SLOTS ? 9000 : 0,
+    );
+  });
+
+  it('SCHEDULE releases a real cell at once only in a late slot that still owes cells; the slot sends exactly its count', () => {
+    const client = paddingMachine(PaddingMachineId.SCHEDULE)!.client;
+    const rt = new PaddingRuntime(client, seeded(3));
+    let a = rt.start();
+    a = rt.onPaddingSent();
+    a = rt.onPaddingSent();
+    a = rt.on('nonpadding-received');
+    expect(rt.stateName).to.equal('collect-0');
+    expect(rt.release(), 'early slots hold every real cell').to.equal(false);
+    expect(rt.isBulk(1000), 'early slots never end the run for a bulk transfer').to.equal(false);
+    // Run to the first late slot.
+    for (let i = 0; i < 5000 && !rt.ended && rt.stateName !== 'collect-20'; i++) {
+      if (a.kind === 'schedule') a = rt.onPaddingSent();
+      else a = rt.onTimeout();
+    }
+    expect(rt.stateName).to.equal('collect-20');
+    // A late slot: a bulk transfer's worth of held cells ends the run (the driver then sends them and flows).
+    expect(rt.isBulk(SCHEDULE_BULK_HELD - 1)).to.equal(false);
+    expect(rt.isBulk(SCHEDULE_BULK_HELD)).to.equal(true);
+    const before = { padding: rt.padding, released: rt.released };
+    // A late client slot owes one or two cells: the first real cell goes at once, and no more than the slot's count.
+    let released = 0;
+    while (rt.release()) released++;
+    expect(released).to.be.within(1, 2);
+    // Its end sends nothing more: the slot's count is made of released cells.
+    a = rt.onTimeout();
+    let sent = 0;
+    while (a.kind === 'schedule' && rt.stateName === 'send-20') {
+      a = rt.onPaddingSent();
+      sent++;
+    }
+    expect(sent).to.equal(0);
+    expect(rt.stateName).to.equal('collect-21');
+    expect(rt.released - before.released).to.equal(released);
+    expect(rt.padding).to.equal(before.padding);
+    // A slot whose count a real cell did not fill still sends the rest as padding at its end.
+    a = rt.onTimeout();
+    let padded = 0;
+    while (a.kind === 'schedule' && rt.stateName === 'send-21') {
+      a = rt.onPaddingSent();
+      padded++;
+    }
+    expect(padded).to.be.within(1, 2);
+  });
+
   it('every shipped machine only moves forward and has a cap', () => {
     for (const id of Object.values(PaddingMachineId)) {
       for (const m of Object.values(paddingMachine(id)!)) {
@@ -333,6 +415,12 @@ describe('protocol/circuit-padding: PADDING_NEGOTIATE and PADDING_NEGOTIATED', (
   it('round-trips START and STOP, and refuses STOP with a machine in the encoder', () => {
     const start = { command: PaddingCommand.START, machine: PaddingMachineId.STREAM_SETUP };
     expect(decodePaddingNegotiate(encodePaddingNegotiate(start))).to.deep.equal(start);
+    const withRtt = { command: PaddingCommand.START, machine: PaddingMachineId.SCHEDULE, rtt: 50 };
+    expect(encodePaddingNegotiate(withRtt)).to.have.length(4);
+    expect(decodePaddingNegotiate(encodePaddingNegotiate(withRtt))).to.deep.equal(withRtt);
+    expect(() => encodePaddingNegotiate({ command: PaddingCommand.STOP, machine: 0, rtt: 1 }))
+      .to.throw()
+      .with.property('code', 'ERR_SCHEMA');
     expect(() => encodePaddingNegotiate({ command: PaddingCommand.STOP, machine: 1 }))
       .to.throw()
       .with.property('code', 'ERR_SCHEMA');

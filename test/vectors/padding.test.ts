@@ -8,6 +8,7 @@ import {
   encodePaddingNegotiated,
   PaddingRuntime,
   paddingMachine,
+  scheduleScale,
   type PaddingAction,
   type PaddingCommand,
   type PaddingStatus,
@@ -15,7 +16,7 @@ import {
 import { expectCode, hex, readVectors } from '../helpers/vectors.js';
 
 interface PaddingVectors {
-  negotiate: { name: string; command: PaddingCommand; machine: number; hex: string }[];
+  negotiate: { name: string; command: PaddingCommand; machine: number; rtt?: number; hex: string }[];
   negotiated: { name: string; machine: number; status: PaddingStatus; hex: string }[];
   invalid: { message: 'NEGOTIATE' | 'NEGOTIATED'; name: string; hex: string; code: string }[];
   run: Run;
@@ -26,13 +27,15 @@ interface Run {
   machine: number;
   half: 'relay' | 'client';
   draws: number[];
+  /** The round-trip byte negotiated (padding.md §4.4), if any. */
+  rtt?: number;
   steps: { event: string; action: string; state: string; padding: number; held?: number; holding?: boolean }[];
 }
 
 /** Replays a run's events on a fresh runtime with the run's draws; every action, state and count must match. */
 function replay(run: Run): void {
   let i = 0;
-  const rt = new PaddingRuntime(paddingMachine(run.machine)![run.half], () => run.draws[i++ % run.draws.length]!);
+  const rt = new PaddingRuntime(paddingMachine(run.machine)![run.half], () => run.draws[i++ % run.draws.length]!, scheduleScale(run.rtt));
   const show = (a: PaddingAction): string => (a.kind === 'schedule' ? `schedule ${a.delayMs.toFixed(3)}` : a.kind);
   run.steps.forEach((s, n) => {
     const e = s.event;
@@ -43,11 +46,13 @@ function replay(run: Run): void {
           ? rt.onPaddingSent()
           : e === 'timer-held'
             ? rt.onPaddingSent(true, true)
-            : e === 'timeout'
-              ? rt.onTimeout()
-              : rt.on(e as 'nonpadding-sent' | 'nonpadding-received' | 'padding-received');
+            : e === 'release'
+              ? rt.release()
+              : e === 'timeout'
+                ? rt.onTimeout()
+                : rt.on(e as 'nonpadding-sent' | 'nonpadding-received' | 'padding-received');
     if (s.held !== undefined) expect({ held: rt.released, holding: rt.holding }, `step ${n}: ${e} (held)`).to.deep.equal({ held: s.held, holding: s.holding });
-    expect({ action: show(a), state: rt.stateName, padding: rt.padding }, `step ${n}: ${e}`).to.deep.equal({
+    expect({ action: typeof a === 'boolean' ? (a ? 'released' : 'hold') : show(a), state: rt.stateName, padding: rt.padding }, `step ${n}: ${e}`).to.deep.equal({
       action: s.action,
       state: s.state,
       padding: s.padding,
@@ -61,7 +66,7 @@ describe('vectors: padding.json', () => {
   for (const v of V.negotiate) {
     it(`PADDING_NEGOTIATE: ${v.name}`, () => {
       expect(toHex(encodePaddingNegotiate(v))).to.equal(v.hex);
-      expect(decodePaddingNegotiate(hex(v.hex))).to.deep.equal({ command: v.command, machine: v.machine });
+      expect(decodePaddingNegotiate(hex(v.hex))).to.deep.equal({ command: v.command, machine: v.machine, ...(v.rtt !== undefined ? { rtt: v.rtt } : {}) });
     });
   }
   for (const v of V.negotiated) {
