@@ -81,14 +81,16 @@ export interface ClientOptions {
    */
   linkPadding?: LinkPaddingMode;
   /**
-   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates the SCHEDULE machine with
-   * its middle hop, so that whatever it carries — streams, content, introductions, rendezvous, messages — its first
-   * seconds look alike at the guard (default true).
+   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates a machine with its middle hop
+   * (default true: SLOTS, which adds padding and never delays a real cell). 'schedule' negotiates SCHEDULE instead
+   * (padding.md §4.4): real cells are held to a schedule for a circuit's first seconds, so that whatever it carries —
+   * streams, content, introductions, rendezvous, messages — those seconds look alike at the guard, at a cost in
+   * latency stated in docs/shape-audit.md (opt-in until that cost is within issue-level latency goals). false: none.
    */
-  circuitPadding?: boolean;
+  circuitPadding?: boolean | 'schedule';
   /**
    * Which machine circuit padding negotiates, and whether it sends the circuit's round trip (so the machine's first
-   * slots scale with it, padding.md §4.4). Defaults: SCHEDULE with the round trip. Only for measuring what a machine
+   * slots scale with it, padding.md §4.4). Defaults: as circuitPadding says. Only for measuring what a machine
    * costs (npm run bench:shape-cost); never set it for real use.
    */
   circuitPaddingMachine?: { machine: PaddingMachineId; rtt: boolean };
@@ -746,10 +748,12 @@ export class AlliumClient extends Emitter<ClientEvents> {
           if (i >= 0) this.pool.splice(i, 1);
           if (this.state === 'running') this.fillPool();
         });
-        if ((this.o.circuitPadding ?? true) && path.length >= 3) {
+        if ((this.o.circuitPadding ?? true) !== false && path.length >= 3) {
           // Not awaited: the circuit is usable at once; a refusal (a relay's budget) leaves it unpadded.
           // The build was one round trip through the whole path: the machine's first slots scale with it.
-          const m = this.o.circuitPaddingMachine ?? { machine: PaddingMachineId.SCHEDULE, rtt: true };
+          const m =
+            this.o.circuitPaddingMachine ??
+            (this.o.circuitPadding === 'schedule' ? { machine: PaddingMachineId.SCHEDULE, rtt: true } : { machine: PaddingMachineId.SLOTS, rtt: false });
           circuit.startPadding(m.machine, m.rtt ? { rttMs: buildMs } : {}).catch(() => undefined);
         }
         this.emit('client:circuit', circuit);

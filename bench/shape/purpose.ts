@@ -1,8 +1,8 @@
 /**
  * Section 1 of the shape audit: can the guard tell what a circuit is for? Real relays (sim/relay-node.ts FullRelay:
  * links, circuit reactor, the padding service as shipped) and a real client (client/client.ts: paths, one-round-trip
- * builds, and with circuit padding on the SCHEDULE negotiation with the middle and the client's half of the
- * machine, specs/padding.md §4.4) in the simulator's virtual time over its in-memory transport. Every relay's end of a client link records,
+ * builds, and with circuit padding on the negotiation with the middle and the client's half of the machine:
+ * SLOTS by default, SCHEDULE when opted in, specs/padding.md §4.3-§4.4) in the simulator's virtual time over its in-memory transport. Every relay's end of a client link records,
  * per circuit id, each cell's time, direction and cell command: what the guard sees.
  *
  * What the circuits carry is each purpose's message sequence (the protocol's cells, counts and waits; module
@@ -252,7 +252,7 @@ export interface Collected {
   circuits: number;
 }
 
-export async function collect(w: World, padding: boolean, perPurpose: number): Promise<Collected> {
+export async function collect(w: World, padding: boolean | 'schedule', perPurpose: number): Promise<Collected> {
   const relays: FullRelay[] = [];
   for (let i = 0; i < 8; i++) {
     const r = new FullRelay(w, w.network.addHost(), i, { exit: i < 2 });
@@ -338,8 +338,9 @@ export async function purposeClassifier(o: ShapeOptions): Promise<ShapeRow[]> {
   const perPurpose = o.quick ? 30 : 80;
   const chance = 1 / PURPOSES.length;
   const rows: ShapeRow[] = [];
-  for (const padding of [false, true]) {
-    const mode = padding ? 'on' : 'off';
+  // Off, the default machine (SLOTS), and SCHEDULE (opt-in: circuitPadding 'schedule').
+  for (const padding of [false, true, 'schedule'] as const) {
+    const mode = padding === 'schedule' ? 'on (SCHEDULE, opt-in)' : padding ? 'on (default, SLOTS)' : 'off';
     o.progress?.(`purpose classifier: circuit padding ${mode}, ${perPurpose} circuits per purpose`);
     const c = await simulate({ seed: worldSeed(o.seed) }, (w) => collect(w, padding, perPurpose));
     const scored = bestKnn(c.samples, FEATURE_SETS, new Rng(7).random);
@@ -350,35 +351,37 @@ export async function purposeClassifier(o: ShapeOptions): Promise<ShapeRow[]> {
       .map((f) => `${f.feature} ${pct(f.accuracy, 0)}`)
       .join(', ');
     rows.push({
-      id: `purpose/accuracy/${mode}`,
+      id: `purpose/accuracy/${padding === 'schedule' ? 'schedule' : padding ? 'on' : 'off'}`,
       section: SECTION,
       metric: `k-NN accuracy at telling a circuit's purpose (${PURPOSES.join(' / ')}) from its first ${WINDOW_MS / 1000} s at the guard, circuit padding ${mode} (${c.circuits} circuits, 5-fold cross-validation, best k and feature set; chance ${pct(chance, 0)})`,
       value: scored.accuracy,
       display: `${pct(scored.accuracy)} = ${ratio.toFixed(2)} × chance (k = ${scored.k}, features: ${scored.featureSet}; per purpose: ${confusionText(scored)}; best single features: ${top})`,
-      goal: padding ? '≤ 1.2 × chance with padding on' : '— (padding off)',
+      goal: padding === 'schedule' ? '≤ 1.2 × chance (opt-in machine)' : padding ? '≤ 1.2 × chance with padding on' : '— (padding off)',
       met: padding ? ratio <= 1.2 : null,
       detail: { circuits: c.circuits, k: scored.k, featureSet: scored.featureSet, confusion: scored.confusion, importance },
     });
     if (padding) {
+      const tag = padding === 'schedule' ? 'schedule' : 'slots';
       const pad = PURPOSES.reduce((s, p) => s + c.padding[p], 0);
       const pay = PURPOSES.reduce((s, p) => s + c.payload[p], 0);
       const b = [...c.builds].sort((x, y) => x - y);
       const q = (p: number): number => b[Math.min(b.length - 1, Math.floor(p * b.length))] ?? NaN;
       const scaled = b.filter((x) => scheduleScale(paddingRttUnits(x)) < 1).length / Math.max(1, b.length);
+      if (padding === 'schedule')
+        rows.push({
+          id: 'purpose/round-trips',
+          section: SECTION,
+          metric: `the circuits' round trips in the simulated network (build time, ms), which SCHEDULE's early and middle slots scale with (padding.md §4.4; slots shorter than tabled below ${SCHEDULE_REFERENCE_RTT_MS} ms)`,
+          value: q(0.5),
+          display: `median ${q(0.5).toFixed(0)} ms (p10 ${q(0.1).toFixed(0)}, p90 ${q(0.9).toFixed(0)}, min ${(b[0] ?? NaN).toFixed(0)}, max ${(b[b.length - 1] ?? NaN).toFixed(0)}); ${pct(scaled, 0)} of circuits with slots scaled below the table`,
+          goal: '—',
+          met: null,
+          detail: { p10: q(0.1), median: q(0.5), p90: q(0.9), scaled },
+        });
       rows.push({
-        id: 'purpose/round-trips',
+        id: `purpose/overhead/${tag}`,
         section: SECTION,
-        metric: `the circuits' round trips in the simulated network (build time, ms), which SCHEDULE's early and middle slots scale with (padding.md §4.4; slots shorter than tabled below ${SCHEDULE_REFERENCE_RTT_MS} ms)`,
-        value: q(0.5),
-        display: `median ${q(0.5).toFixed(0)} ms (p10 ${q(0.1).toFixed(0)}, p90 ${q(0.9).toFixed(0)}, min ${(b[0] ?? NaN).toFixed(0)}, max ${(b[b.length - 1] ?? NaN).toFixed(0)}); ${pct(scaled, 0)} of circuits with slots scaled below the table`,
-        goal: '—',
-        met: null,
-        detail: { p10: q(0.1), median: q(0.5), p90: q(0.9), scaled },
-      });
-      rows.push({
-        id: 'purpose/overhead',
-        section: SECTION,
-        metric: 'circuit padding cells (negotiation and machines) per payload cell in the observed window, all purposes (per purpose in brackets)',
+        metric: `circuit padding cells (negotiation and machines) per payload cell in the observed window, all purposes (per purpose in brackets), ${tag.toUpperCase()}`,
         value: pad / pay,
         display: `${pct(pad / pay)} (${PURPOSES.map((p) => `${p} ${pct(c.padding[p] / Math.max(1, c.payload[p]), 0)}`).join(', ')}); ${(pad / Math.max(1, c.circuits)).toFixed(0)} padding cells per circuit on average`,
         goal: '—',
