@@ -282,7 +282,14 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
     const rtt = options.rttMs !== undefined ? paddingRttUnits(options.rttMs) : undefined;
     const reply = this.waitFor(RelayCommand.PADDING_NEGOTIATED, options.timeoutMs ?? 30_000, { hop, ...signalOption(options.signal) });
     if (
-      !this.sendRaw({ command: RelayCommand.PADDING_NEGOTIATE, streamId: 0, data: encodePaddingNegotiate({ command: PaddingCommand.START, machine, ...(rtt !== undefined ? { rtt } : {}) }) }, hop)
+      !this.sendRaw(
+        {
+          command: RelayCommand.PADDING_NEGOTIATE,
+          streamId: 0,
+          data: encodePaddingNegotiate({ command: PaddingCommand.START, machine, ...(rtt !== undefined ? { rtt } : {}) }),
+        },
+        hop,
+      )
     ) {
       reply.catch(() => undefined);
       throw new AlliumError('ERR_LINK_CLOSED', 'circuit closed');

@@ -662,7 +662,17 @@ function scheduleStates(opening: PaddingState[], phases: readonly SchedulePhase[
       const base = states.length;
       const next = i === total - 1 ? 'end' : base + 2;
       states.push(
-        { name: `collect-${i}`, hold: true, ...(phase.scaled ? { scaled: true } : {}), ...(phase.release ? { release: true } : {}), delay: [], duration: phase.duration, length: phase.cells, countNonPadding: false, next: { timeout: base + 1 } },
+        {
+          name: `collect-${i}`,
+          hold: true,
+          ...(phase.scaled ? { scaled: true } : {}),
+          ...(phase.release ? { release: true } : {}),
+          delay: [],
+          duration: phase.duration,
+          length: phase.cells,
+          countNonPadding: false,
+          next: { timeout: base + 1 },
+        },
         { name: `send-${i}`, hold: true, carry: true, delay: SCHEDULE_FILL, length: one, countNonPadding: false, next: { 'length-count': next } },
       );
     }
@@ -714,8 +724,24 @@ export const SCHEDULE_RELAY_PHASES: readonly SchedulePhase[] = [
 
 /** Cells out: requests of one or two cells, often at first, then every few hundred milliseconds. */
 export const SCHEDULE_CLIENT_PHASES: readonly SchedulePhase[] = [
-  { slots: 12, scaled: true, duration: [{ lo: 40, hi: 100, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 3 }] },
-  { slots: 8, scaled: true, duration: [{ lo: 100, hi: 250, weight: 1 }], cells: [{ lo: 0, hi: 1, weight: 1 }, { lo: 1, hi: 3, weight: 2 }] },
+  {
+    slots: 12,
+    scaled: true,
+    duration: [{ lo: 40, hi: 100, weight: 1 }],
+    cells: [
+      { lo: 0, hi: 1, weight: 1 },
+      { lo: 1, hi: 3, weight: 3 },
+    ],
+  },
+  {
+    slots: 8,
+    scaled: true,
+    duration: [{ lo: 100, hi: 250, weight: 1 }],
+    cells: [
+      { lo: 0, hi: 1, weight: 1 },
+      { lo: 1, hi: 3, weight: 2 },
+    ],
+  },
   { slots: SCHEDULE_LATE_SLOTS, release: true, duration: [{ lo: 250, hi: 450, weight: 1 }], cells: [{ lo: 1, hi: 3, weight: 1 }] },
 ];
 
@@ -739,7 +765,14 @@ const SCHEDULE_CLIENT: PaddingMachine = {
   bulkHeld: SCHEDULE_BULK_HELD,
   states: scheduleStates(
     [
-      { name: 'begin', hold: true, delay: [{ lo: 0, hi: 1, weight: 1 }], length: [{ lo: 2, hi: 3, weight: 1 }], countNonPadding: false, next: { 'length-count': 1 } },
+      {
+        name: 'begin',
+        hold: true,
+        delay: [{ lo: 0, hi: 1, weight: 1 }],
+        length: [{ lo: 2, hi: 3, weight: 1 }],
+        countNonPadding: false,
+        next: { 'length-count': 1 },
+      },
       { name: 'wait-negotiated', hold: true, delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 2, 'padding-received': 2 } },
     ],
     SCHEDULE_CLIENT_PHASES,

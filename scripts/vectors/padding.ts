@@ -53,7 +53,13 @@ function step(rt: PaddingRuntime, e: RunEvent): RunStep {
             : e === 'timeout'
               ? rt.onTimeout()
               : rt.on(e);
-  const s: RunStep = { event: e, action: typeof a === 'boolean' ? (a ? 'released' : 'hold') : show(a), state: rt.stateName, padding: rt.padding, deadline: rt.deadlineMs === null ? null : Number(rt.deadlineMs.toFixed(3)) };
+  const s: RunStep = {
+    event: e,
+    action: typeof a === 'boolean' ? (a ? 'released' : 'hold') : show(a),
+    state: rt.stateName,
+    padding: rt.padding,
+    deadline: rt.deadlineMs === null ? null : Number(rt.deadlineMs.toFixed(3)),
+  };
   if (rt.machine.maxCells !== undefined) Object.assign(s, { held: rt.released, holding: rt.holding });
   return s;
 }

@@ -117,7 +117,10 @@ describe('circuit padding machines (relay processes)', function () {
       expect(c.send({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) })).to.equal(true);
       sending = null;
     }
-    expect(handed.filter((h) => h.startsWith('real')), 'held: nothing handed to the link by send()').to.deep.equal([]);
+    expect(
+      handed.filter((h) => h.startsWith('real')),
+      'held: nothing handed to the link by send()',
+    ).to.deep.equal([]);
     // The 20 real DROPs reach the last hop (it counts the DROPs it receives), decrypted there in order.
     await waitFor(async () => (await last.metric('allium_circuit_padding_received_total')) - lastGot === 20, 60_000, 'the held cells at the last hop');
     expect(c.state).to.equal('open');

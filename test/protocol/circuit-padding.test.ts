@@ -332,9 +332,10 @@ describe('protocol/circuit-padding: the state machine', () => {
     for (let i = 0; i < 20; i++) expect(fast[i], `slot ${i}`).to.be.closeTo(full[i]! * SCHEDULE_MIN_SCALE, 1e-9);
     for (let i = 20; i < full.length; i++) expect(fast[i], `slot ${i}`).to.equal(full[i]);
     expect(full.length, 'every slot, when the cap is not reached').to.be.at.most(20 + SCHEDULE_LATE_SLOTS);
-    expect(full.slice(20).reduce((a, b) => a + b, 0) + fast.slice(0, 20).reduce((a, b) => a + b, 0), 'a run covers ten seconds at the least scale').to.be.greaterThan(
-      full.length === 20 + SCHEDULE_LATE_SLOTS ? 9000 : 0,
-    );
+    expect(
+      full.slice(20).reduce((a, b) => a + b, 0) + fast.slice(0, 20).reduce((a, b) => a + b, 0),
+      'a run covers ten seconds at the least scale',
+    ).to.be.greaterThan(full.length === 20 + SCHEDULE_LATE_SLOTS ? 9000 : 0);
   });
 
   it('SCHEDULE releases a real cell at once only in a late slot that still owes cells; the slot sends exactly its count', () => {

@@ -52,11 +52,13 @@ function replay(run: Run): void {
                 ? rt.onTimeout()
                 : rt.on(e as 'nonpadding-sent' | 'nonpadding-received' | 'padding-received');
     if (s.held !== undefined) expect({ held: rt.released, holding: rt.holding }, `step ${n}: ${e} (held)`).to.deep.equal({ held: s.held, holding: s.holding });
-    expect({ action: typeof a === 'boolean' ? (a ? 'released' : 'hold') : show(a), state: rt.stateName, padding: rt.padding }, `step ${n}: ${e}`).to.deep.equal({
-      action: s.action,
-      state: s.state,
-      padding: s.padding,
-    });
+    expect({ action: typeof a === 'boolean' ? (a ? 'released' : 'hold') : show(a), state: rt.stateName, padding: rt.padding }, `step ${n}: ${e}`).to.deep.equal(
+      {
+        action: s.action,
+        state: s.state,
+        padding: s.padding,
+      },
+    );
   });
 }
 
