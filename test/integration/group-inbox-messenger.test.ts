@@ -18,7 +18,7 @@ import { createIdentity, type Identity } from '../../protocol/address.js';
 import type { AlliumError } from '../../protocol/errors.js';
 import { isGroupEpochEnvelope } from '../../protocol/group-inbox.js';
 import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
-import { nodeSocketFactory } from '../../net/ws-node.js';
+import { startEntryClient } from '../helpers/content.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 
 const N = Number(process.env['ALLIUM_GROUP_INBOX_APP_MEMBERS'] ?? 5);
@@ -73,21 +73,12 @@ describe('messaging: a version 2 group through the app API (relay processes)', f
 
   before(async () => {
     net = await startNetwork(6);
-    const fps = net.relays.map((r) => r.fingerprint);
-    for (const entry of [
-      [fps[1]!, fps[2]!],
-      [fps[3]!, fps[4]!],
-    ]) {
-      const c = new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        poolSize: 0,
-        entryRelays: entry,
-      });
-      await c.start();
-      clients.push(c);
-    }
+    // Two clients on disjoint entries (relays 1-2 and 3-4): the members they carry share no first hop.
+    for (const entries of [
+      [1, 2],
+      [3, 4],
+    ])
+      clients.push(await startEntryClient(net, entries));
     for (let i = 0; i < N; i++) {
       identities.push(createIdentity());
       members.push(messenger(clients[i % 2]!, identities[i]!));

@@ -15,7 +15,7 @@ import type { Devices } from '../../client/messaging/devices.js';
 import { memoryGroupStorage } from '../../client/messaging/group-store.js';
 import { decodeDeviceEnvelope } from '../../protocol/device-link.js';
 import type { AlliumError } from '../../protocol/errors.js';
-import { nodeSocketFactory } from '../../net/ws-node.js';
+import { startEntryClient } from '../helpers/content.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -59,21 +59,12 @@ for (const delivery of ['pairwise', 'inbox'] as const) {
 
     before(async () => {
       net = await startNetwork(6);
-      const fps = net.relays.map((r) => r.fingerprint);
-      for (const entry of [
-        [fps[1]!, fps[2]!],
-        [fps[3]!, fps[4]!],
-      ]) {
-        const client = new AlliumClient({
-          bootstrap: [net.bootstrap],
-          socketFactory: nodeSocketFactory,
-          enforceDistinctSubnets: false,
-          poolSize: 0,
-          entryRelays: entry,
-        });
-        await client.start();
-        clients.push(client);
-      }
+      // Two clients on disjoint entries (relays 1-2 and 3-4): the devices they carry share no first hop.
+      for (const entries of [
+        [1, 2],
+        [3, 4],
+      ])
+        clients.push(await startEntryClient(net, entries));
       p = messenger(clients[0]!);
       d = messenger(clients[1]!);
       a = messenger(clients[1]!);
