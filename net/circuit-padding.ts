@@ -37,6 +37,11 @@ export class ClientPaddingDriver {
     this.runtime = new PaddingRuntime(machine, random, scale);
   }
 
+  /** The machine's state (tests, status). */
+  get stateName(): string {
+    return this.stopped ? 'end' : this.runtime.stateName;
+  }
+
   /** Real cells held now. */
   get holding(): number {
     return this.held.length;
@@ -44,20 +49,21 @@ export class ClientPaddingDriver {
 
   /**
    * Keeps a real cell's encrypted body (a copy) to send on the machine's schedule, if the machine holds now; false:
-   * the owner sends it itself (after everything held, which has gone out first).
+   * the owner sends it itself (after everything held, which has gone out first). `urgent`: a SENDME, never held
+   * (specs/padding.md §2.1): it goes now, and ends the run if cells are held.
    */
-  hold(body: Uint8Array): boolean {
+  hold(body: Uint8Array, urgent = false): boolean {
     if (this.stopped || !this.runtime.holding) {
       this.flush();
       return false;
     }
-    // A slot that owes cells sends a real one at once when nothing is held (specs/padding.md §2.1, `release`).
-    if (this.held.length === 0 && this.runtime.release()) return false;
-    // A late slot with a bulk transfer's worth held: the run ends, what it held goes, then this cell (§4.4).
-    if (this.runtime.isBulk(this.held.length)) {
+    // Counted towards the bulk mark; released at once where the slot owes cells (specs/padding.md §2.1).
+    const verdict = this.runtime.offer(this.held.length, urgent);
+    if (verdict === 'end') {
       this.stop();
       return false;
     }
+    if (verdict === 'release') return false;
     if (this.held.length >= CLIENT_HOLD_MAX_CELLS) {
       this.stop();
       return false;
@@ -115,6 +121,8 @@ export class ClientPaddingDriver {
       }
     }
     if (a.kind !== 'end' && !this.stopped && !this.runtime.holding && this.held.length > 0) this.flush();
+    // A `release` state owing cells sends held ones at once, oldest first (specs/padding.md §2.1).
+    while (a.kind !== 'end' && !this.stopped && this.held.length > 0 && this.runtime.release()) this.sendHeld(this.held.shift()!);
     if (a.kind === 'keep' || this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;

@@ -153,12 +153,13 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
 
   /**
    * Sends a relay message to hop `hop` (default: the last). Returns false if the circuit is closed or full. While the
-   * padding machine holds real cells (specs/padding.md §2.1) the cell is encrypted now and sent on its schedule.
+   * padding machine holds real cells (specs/padding.md §2.1) the cell is encrypted now and sent on its schedule; a
+   * SENDME never waits for it (the far end's window would).
    */
   send(msg: RelayMessage, hop = this.cc.length - 1): boolean {
     const body = this.wrap(msg, hop);
     if (!body) return false;
-    if (this.padding?.driver.hold(body)) return true;
+    if (this.padding?.driver.hold(body, msg.command === RelayCommand.SENDME)) return true;
     if (!this.sendBody(body)) return false;
     this.padding?.driver.on('nonpadding-sent');
     return true;

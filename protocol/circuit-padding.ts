@@ -86,10 +86,11 @@ export interface PaddingMachine {
   /** Cells one run's timer sends at most, held real cells and padding together; the run ends there. Absent: no cap. */
   readonly maxCells?: number;
   /**
-   * In a `release` state, a real cell that finds this many held is the mark of a bulk transfer: the run ends and
-   * sends what it held, and the circuit flows (padding.md §2.1). Absent: never.
+   * Real cells one run's end may see — in its direction (held, released or sent) and from the other end — before the
+   * circuit counts as a bulk transfer: the real cell past this many ends the run, which sends what it held, and the
+   * circuit flows (padding.md §2.1). Absent: never.
    */
-  readonly bulkHeld?: number;
+  readonly bulkCells?: number;
 }
 
 /** What the caller does with its padding timer after an event. */
@@ -153,8 +154,10 @@ export class PaddingRuntime {
   private steps = 0;
   /** Padding cells this run has sent. */
   padding = 0;
-  /** Held real cells this run's timer has sent in place of padding (padding.md §2.1). */
+  /** Held real cells this run's timer has sent in place of padding, and real cells released (padding.md §2.1). */
   released = 0;
+  /** Real cells this run has seen, in its direction and from the other end (the machine's bulkCells). */
+  real = 0;
   /**
    * The state's deadline: ms from the last state change after which the caller calls onTimeout(), or null for none.
    * `deadlineEpoch` changes whenever the caller must (re)arm or cancel its deadline timer.
@@ -186,24 +189,41 @@ export class PaddingRuntime {
   }
 
   /**
-   * A real cell in the machine's direction while the state holds and nothing is held: true if the state releases
-   * it now (`release`, its count short of its length and of maxCells); it then counts as the state's cell, as a held
-   * cell the timer sent would. The caller sends it and raises no event.
+   * A real cell in the machine's direction while the state holds, `held` cells being held already (padding.md §2.1).
+   * It counts towards bulkCells: past them the run ends ('end': the caller sends what it held, then the cell). Else
+   * 'release': the caller sends it now, and it counted as one of the state's cells — in a `release` state with
+   * nothing held and cells owed, or, when `urgent` (a client's SENDME, never held), whenever nothing is held (counted
+   * if the state owes a cell). An urgent cell that finds cells held ends the run instead. Else 'hold': the caller
+   * holds it. The caller raises no event for it either way.
    */
-  release(): boolean {
+  offer(held: number, urgent = false): 'end' | 'release' | 'hold' {
+    if (this.state === 'end') return 'end';
+    this.real++;
+    if (this.isBulk() || (urgent && held > 0)) {
+      this.finish();
+      return 'end';
+    }
+    if (held === 0 && this.release(urgent)) return 'release';
+    return urgent ? 'release' : 'hold';
+  }
+
+  /**
+   * A held (or urgent) real cell may go now as one of the state's cells: the state holds, releases (or `any`), and
+   * its count is short of its length and the run's of maxCells. True: it counted (`inState`, `released`); the
+   * caller sends it. Callers release held cells with this on entering a `release` state, oldest first.
+   */
+  release(any = false): boolean {
     if (this.state === 'end') return false;
     const st = this.current;
-    if (st.hold !== true || st.release !== true || this.inState >= this.limit) return false;
+    if (st.hold !== true || (st.release !== true && !any) || this.inState >= this.limit) return false;
     if (this.machine.maxCells !== undefined && this.padding + this.released >= this.machine.maxCells) return false;
     this.inState++;
     this.released++;
     return true;
   }
 
-  /** Whether a real cell that finds `held` cells held ends the run as a bulk transfer (the machine's bulkHeld). */
-  isBulk(held: number): boolean {
-    if (this.state === 'end' || this.machine.bulkHeld === undefined) return false;
-    return this.current.release === true && held >= this.machine.bulkHeld;
+  private isBulk(): boolean {
+    return this.machine.bulkCells !== undefined && this.real > this.machine.bulkCells;
   }
 
   /** Enters the first state. */
@@ -216,6 +236,12 @@ export class PaddingRuntime {
   on(event: 'nonpadding-sent' | 'nonpadding-received' | 'padding-received'): PaddingAction {
     if (this.state === 'end') return { kind: 'end' };
     this.steps = 0;
+    // Real cells towards bulkCells: from the other end, and sent in a state that does not hold (a holding state's
+    // were counted when offered).
+    if (event === 'nonpadding-received' || (event === 'nonpadding-sent' && !this.holding)) {
+      this.real++;
+      if (this.isBulk()) return this.finish();
+    }
     if (event === 'nonpadding-sent' && this.current.countNonPadding) this.inState++;
     return this.event(event);
   }
@@ -685,8 +711,11 @@ function scheduleStates(opening: PaddingState[], phases: readonly SchedulePhase[
  * and middle phases are scaled to their least (0.14 s), so the first ten seconds stay covered on any circuit.
  */
 export const SCHEDULE_LATE_SLOTS = 28;
-/** Held cells that mark a bulk transfer in a late slot (the run ends and the circuit flows; padding.md §4.4). */
-export const SCHEDULE_BULK_HELD = 128;
+/**
+ * Real cells a run's end sees (both ways) before the circuit counts as a bulk transfer: the run ends at both ends and
+ * the circuit flows (padding.md §2.1, §4.4). As many as the relay's half sends back in a run at most.
+ */
+export const SCHEDULE_BULK_CELLS = 240;
 
 /** Cells back: slots dense at first, where a circuit's first answers and responses fall, sparse later. */
 export const SCHEDULE_RELAY_PHASES: readonly SchedulePhase[] = [
@@ -750,7 +779,7 @@ const SCHEDULE_RELAY: PaddingMachine = {
   name: 'schedule/relay',
   maxPadding: 240,
   maxCells: 240,
-  bulkHeld: SCHEDULE_BULK_HELD,
+  bulkCells: SCHEDULE_BULK_CELLS,
   states: scheduleStates(
     [{ name: 'wait-begin', hold: true, delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 1, 'padding-received': 1 } }],
     SCHEDULE_RELAY_PHASES,
@@ -762,7 +791,7 @@ const SCHEDULE_CLIENT: PaddingMachine = {
   name: 'schedule/client',
   maxPadding: 96,
   maxCells: 96,
-  bulkHeld: SCHEDULE_BULK_HELD,
+  bulkCells: SCHEDULE_BULK_CELLS,
   states: scheduleStates(
     [
       {

@@ -179,13 +179,14 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
       this.flush(hop, run);
       return false;
     }
-    // A slot that owes cells sends a real one at once when nothing is held (specs/padding.md §2.1, `release`).
-    if (run.held.length === 0 && run.runtime.release()) return false;
-    // A late slot with a bulk transfer's worth held: the run ends, what it held goes, then this cell (§4.4).
-    if (run.runtime.isBulk(run.held.length)) {
+    // Counted towards the bulk mark (past it the run ends: what it held goes, then this cell); released at once
+    // where the slot owes cells (specs/padding.md §2.1).
+    const verdict = run.runtime.offer(run.held.length);
+    if (verdict === 'end') {
       this.stop(hop);
       return false;
     }
+    if (verdict === 'release') return false;
     if (run.held.length >= PADDING_HOLD_MAX_CELLS || this.heldTotal >= PADDING_HOLD_MAX_TOTAL) {
       // Past the bounds the run ends: what it held goes first, then this cell, in order.
       this.o.metrics.circuitPaddingRefused.inc({ reason: 'hold' });
@@ -219,6 +220,11 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
       }
     }
     if (a.kind !== 'end' && !run.runtime.holding && run.held.length > 0) this.flush(hop, run);
+    // A `release` state owing cells sends held ones at once, oldest first (specs/padding.md §2.1).
+    while (a.kind !== 'end' && this.runs.get(hop) === run && run.held.length > 0 && run.runtime.release()) {
+      this.heldTotal--;
+      this.reactor.sendHeldBackward(hop, run.held.shift()!);
+    }
     if (a.kind === 'keep' || this.runs.get(hop) !== run) return;
     if (run.timer) clearTimeout(run.timer);
     run.timer = null;

@@ -27,7 +27,12 @@ export function fixedDraws(draws: readonly number[]): () => number {
 }
 
 /** `timer-held`: the timer fired in a holding state and sent a held real cell in place of padding (padding.md §2.1). */
-type RunEvent = 'start' | 'timer' | 'timer-held' | 'release' | 'timeout' | 'nonpadding-sent' | 'nonpadding-received' | 'padding-received';
+/**
+ * `release`: a real cell offered in the machine's direction with nothing held (PaddingRuntime.offer(0)); `urgent`: a
+ * client's SENDME offered with nothing held (offer(0, true)), `urgent-held` with cells held (offer(1, true)).
+ */
+type RunEvent =
+  'start' | 'timer' | 'timer-held' | 'release' | 'urgent' | 'urgent-held' | 'timeout' | 'nonpadding-sent' | 'nonpadding-received' | 'padding-received';
 interface RunStep {
   event: RunEvent;
   action: string;
@@ -48,19 +53,20 @@ function step(rt: PaddingRuntime, e: RunEvent): RunStep {
         ? rt.onPaddingSent()
         : e === 'timer-held'
           ? rt.onPaddingSent(true, true)
-          : e === 'release'
-            ? rt.release()
+          : e === 'release' || e === 'urgent' || e === 'urgent-held'
+            ? rt.offer(e === 'urgent-held' ? 1 : 0, e !== 'release')
             : e === 'timeout'
               ? rt.onTimeout()
               : rt.on(e);
   const s: RunStep = {
     event: e,
-    action: typeof a === 'boolean' ? (a ? 'released' : 'hold') : show(a),
+    action: typeof a === 'string' ? (a === 'release' ? 'released' : a) : show(a),
     state: rt.stateName,
     padding: rt.padding,
     deadline: rt.deadlineMs === null ? null : Number(rt.deadlineMs.toFixed(3)),
   };
   if (rt.machine.maxCells !== undefined) Object.assign(s, { held: rt.released, holding: rt.holding });
+  if (rt.machine.bulkCells !== undefined) Object.assign(s, { real: rt.real });
   return s;
 }
 
@@ -100,6 +106,28 @@ function wholeRun(
   }
   check(rt.ended, `padding run of machine ${machine} (${half}) ends`);
   return { machine, half, draws, ...(rtt !== undefined ? { rtt } : {}), steps };
+}
+
+/**
+ * A run of SCHEDULE's `half` that ends as a bulk transfer (padding.md §2.1): real cells offered in its direction with
+ * nothing held, real cells from the other end and SENDMEs in turn, a deadline running out every twentieth event, until
+ * the real cell past bulkCells ends it; and one where a SENDME finds cells held.
+ */
+function bulkRun(
+  half: 'relay' | 'client',
+  draws: readonly number[],
+): { machine: number; half: 'relay' | 'client'; draws: readonly number[]; steps: RunStep[] } {
+  const machine = PaddingMachineId.SCHEDULE;
+  const rt = new PaddingRuntime(paddingMachine(machine)![half], fixedDraws(draws));
+  const steps = [step(rt, 'start')];
+  const turn = ['release', 'nonpadding-received', half === 'client' ? 'urgent' : 'release'] as const;
+  for (let i = 0; !rt.ended && steps.length < 1000; i++) {
+    if (steps[steps.length - 1]!.action.startsWith('schedule')) steps.push(step(rt, 'timer'));
+    else if (rt.deadlineMs !== null && i % 20 === 19) steps.push(step(rt, 'timeout'));
+    else steps.push(step(rt, turn[i % 3]!));
+  }
+  check(rt.ended && rt.real === paddingMachine(machine)![half].bulkCells! + 1, `SCHEDULE ${half} ends as a bulk transfer`);
+  return { machine, half, draws, steps };
 }
 
 const show = (a: PaddingAction): string => (a.kind === 'schedule' ? `schedule ${a.delayMs.toFixed(3)}` : a.kind);
@@ -174,14 +202,26 @@ export function paddingFile(): VectorFile {
     wholeRun(PaddingMachineId.SCHEDULE, 'relay', exchangeDraws, 50),
     wholeRun(PaddingMachineId.SCHEDULE, 'client', exchangeDraws, 50),
   ];
+  // SCHEDULE's bulk mark (padding.md §2.1): runs that end at the real cell past bulkCells, and a SENDME that finds
+  // cells held.
+  const bulk = [bulkRun('relay', exchangeDraws), bulkRun('client', exchangeDraws)];
+  const sendme = new PaddingRuntime(paddingMachine(PaddingMachineId.SCHEDULE)!.client, fixedDraws(exchangeDraws));
+  bulk.push({
+    machine: PaddingMachineId.SCHEDULE,
+    half: 'client',
+    draws: exchangeDraws,
+    steps: (['start', 'urgent', 'release', 'urgent-held'] as const).map((e) => step(sendme, e)),
+  });
+  check(sendme.ended, 'a SENDME that finds cells held ends the run');
   return {
     description:
-      "Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far. runs: the same for whole runs of other machines' halves (EXCHANGES, SLOTS and SCHEDULE, relay and client), from start to end, with `deadline` the state's deadline after each event (ms, 3 decimals; null for none) and the event `timeout` its running out; for SCHEDULE, which holds real cells, the event `timer-held` is the timer sending a held real cell in place of padding, the event `release` a real cell offered while a state holds (action `released`: sent at once and counted, `hold`: held), `held` counts the cells sent by the timer or released so far and `holding` says whether the state holds; `rtt`, when present, is the round-trip byte negotiated, whose scheduleScale() multiplies the durations of scaled states.",
+      "Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far. runs: the same for whole runs of other machines' halves (EXCHANGES, SLOTS and SCHEDULE, relay and client), from start to end, with `deadline` the state's deadline after each event (ms, 3 decimals; null for none) and the event `timeout` its running out; for SCHEDULE, which holds real cells, the event `timer-held` is the timer sending a held real cell in place of padding, the event `release` a real cell offered while a state holds and nothing is held (action `released`: sent at once and counted, `hold`: held, `end`: the run ended as a bulk transfer), `urgent` a client's SENDME offered with nothing held and `urgent-held` with cells held (never held: `released`, or `end`), `held` counts the cells sent by the timer or released so far, `holding` says whether the state holds and `real` counts the real cells the run has seen (bulkCells); bulk: SCHEDULE runs that end at the real cell past bulkCells, and one where a SENDME finds cells held; `rtt`, when present, is the round-trip byte negotiated, whose scheduleScale() multiplies the durations of scaled states.",
     version: VECTORS_VERSION,
     negotiate,
     negotiated,
     invalid,
     run: { machine: PaddingMachineId.STREAM_SETUP, half: 'relay', draws, steps: run },
     runs,
+    bulk,
   };
 }

@@ -8,7 +8,14 @@ import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
-import { decodePaddingNegotiated, encodePaddingNegotiate, PaddingCommand, PaddingMachineId, PaddingStatus } from '../../protocol/circuit-padding.js';
+import {
+  decodePaddingNegotiated,
+  encodePaddingNegotiate,
+  PaddingCommand,
+  PaddingMachineId,
+  PaddingStatus,
+  SCHEDULE_BULK_CELLS,
+} from '../../protocol/circuit-padding.js';
 import { LimitError } from '../../protocol/errors.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { CIRCUIT_PADDING_MAX_CELLS, CIRCUIT_PADDING_MAX_STARTS } from '../../relay/circuit-padding.js';
@@ -123,6 +130,39 @@ describe('circuit padding machines (relay processes)', function () {
     ).to.deep.equal([]);
     // The 20 real DROPs reach the last hop (it counts the DROPs it receives), decrypted there in order.
     await waitFor(async () => (await last.metric('allium_circuit_padding_received_total')) - lastGot === 20, 60_000, 'the held cells at the last hop');
+    expect(c.state).to.equal('open');
+    c.close();
+  });
+
+  it('SCHEDULE: a circuit that carries more than SCHEDULE_BULK_CELLS ends the run at both ends, and the rest flows at once', async () => {
+    const c = await client.newCircuit();
+    const last = relayAt(c, 2);
+    const lastGot = await last.metric('allium_circuit_padding_received_total');
+    const handed: string[] = [];
+    let sending: string | null = null;
+    const sendCell = c.link.sendCell.bind(c.link);
+    c.link.sendCell = (circId, command, body): void => {
+      if (circId === c.circId) handed.push(sending ?? 'machine');
+      sendCell(circId, command, body);
+    };
+    await c.startPadding(PaddingMachineId.SCHEDULE);
+    // An upload of 300 real cells: the client's half holds them until the one past the mark (its 241st real cell,
+    // PADDING_NEGOTIATED being the first), then sends what it held and lets the rest flow from send().
+    const n = 300;
+    for (let i = 0; i < n; i++) {
+      sending = `real ${i}`;
+      expect(c.send({ command: RelayCommand.DROP, streamId: 0, data: new Uint8Array(0) })).to.equal(true);
+      sending = null;
+    }
+    // Handed to the link inside send(): nothing until the cell past the mark, which sent what was held and then
+    // itself; every later cell from its own send().
+    const fromSend = handed.filter((h) => h.startsWith('real'));
+    const mark = `real ${SCHEDULE_BULK_CELLS - 1}`;
+    expect(fromSend[0], 'held until the cell past the mark').to.equal(mark);
+    expect(fromSend.filter((h) => h !== mark)).to.deep.equal(Array.from({ length: n - SCHEDULE_BULK_CELLS }, (_, i) => `real ${SCHEDULE_BULK_CELLS + i}`));
+    await waitFor(async () => (await last.metric('allium_circuit_padding_received_total')) - lastGot === n, 60_000, 'every cell at the last hop');
+    // The middle counted them too and ended its run: a new START is honoured (a running machine would be REFUSED).
+    expect(await negotiate(c, PaddingCommand.START, PaddingMachineId.SLOTS)).to.equal(PaddingStatus.OK);
     expect(c.state).to.equal('open');
     c.close();
   });

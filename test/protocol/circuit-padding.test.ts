@@ -14,7 +14,7 @@ import {
   paddingMachine,
   paddingRttUnits,
   sampleLength,
-  SCHEDULE_BULK_HELD,
+  SCHEDULE_BULK_CELLS,
   SCHEDULE_LATE_SLOTS,
   SCHEDULE_MIN_SCALE,
   scheduleScale,
@@ -347,16 +347,13 @@ describe('protocol/circuit-padding: the state machine', () => {
     a = rt.on('nonpadding-received');
     expect(rt.stateName).to.equal('collect-0');
     expect(rt.release(), 'early slots hold every real cell').to.equal(false);
-    expect(rt.isBulk(1000), 'early slots never end the run for a bulk transfer').to.equal(false);
+    expect(rt.offer(0), 'early slots hold every real cell').to.equal('hold');
     // Run to the first late slot.
     for (let i = 0; i < 5000 && !rt.ended && rt.stateName !== 'collect-20'; i++) {
       if (a.kind === 'schedule') a = rt.onPaddingSent();
       else a = rt.onTimeout();
     }
     expect(rt.stateName).to.equal('collect-20');
-    // A late slot: a bulk transfer's worth of held cells ends the run (the driver then sends them and flows).
-    expect(rt.isBulk(SCHEDULE_BULK_HELD - 1)).to.equal(false);
-    expect(rt.isBulk(SCHEDULE_BULK_HELD)).to.equal(true);
     const before = { padding: rt.padding, released: rt.released };
     // A late client slot owes one or two cells: the first real cell goes at once, and no more than the slot's count.
     let released = 0;
@@ -381,6 +378,49 @@ describe('protocol/circuit-padding: the state machine', () => {
       padded++;
     }
     expect(padded).to.be.within(1, 2);
+  });
+
+  it('SCHEDULE ends a run as a bulk transfer at the real cell past SCHEDULE_BULK_CELLS, counted both ways and in any slot', () => {
+    for (const half of ['relay', 'client'] as const) {
+      const rt = new PaddingRuntime(paddingMachine(PaddingMachineId.SCHEDULE)![half], seeded(5));
+      rt.start();
+      // Into the first (early) slot: the client's half after its two cells and the answer, the relay's at once.
+      if (half === 'client') {
+        rt.onPaddingSent();
+        rt.onPaddingSent();
+      }
+      rt.on('nonpadding-received');
+      expect(rt.stateName).to.equal('collect-0');
+      // Real cells from the other end and real cells in the machine's direction (held), half and half.
+      let held = 0;
+      while (rt.real < SCHEDULE_BULK_CELLS) {
+        if (rt.real % 2) expect(rt.on('nonpadding-received').kind, `${half}: cell ${rt.real}`).to.not.equal('end');
+        else expect(rt.offer(held++), `${half}: cell ${rt.real}`).to.equal('hold');
+      }
+      expect(rt.ended).to.equal(false);
+      expect(rt.holding, 'early slots hold').to.equal(true);
+      // The next real cell, either way, is past the mark: the run ends (the caller sends what it held, then the cell).
+      expect(half === 'relay' ? rt.offer(held) : rt.on('nonpadding-received').kind).to.equal('end');
+      expect(rt.ended).to.equal(true);
+    }
+  });
+
+  it('SCHEDULE never holds an urgent cell (a SENDME): it counts as an owed cell, goes beyond the count, or ends a run that holds cells', () => {
+    const rt = new PaddingRuntime(paddingMachine(PaddingMachineId.SCHEDULE)!.client, seeded(8));
+    rt.start();
+    rt.onPaddingSent();
+    rt.onPaddingSent();
+    rt.on('nonpadding-received');
+    expect(rt.stateName).to.equal('collect-0');
+    // An early slot does not release ordinary cells, but an urgent one goes at once, counted while the slot owes.
+    expect(rt.offer(0)).to.equal('hold');
+    const released = rt.released;
+    for (let i = 0; i < 4; i++) expect(rt.offer(0, true)).to.equal('release');
+    expect(rt.released - released, 'counted as the slot’s cells up to its count (an early client slot: 0–2)').to.be.within(0, 2);
+    expect(rt.ended).to.equal(false);
+    // With cells held, an urgent cell ends the run: what was held goes, then it.
+    expect(rt.offer(1, true)).to.equal('end');
+    expect(rt.ended).to.equal(true);
   });
 
   it('every shipped machine only moves forward and has a cap', () => {

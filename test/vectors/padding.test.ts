@@ -21,6 +21,8 @@ interface PaddingVectors {
   invalid: { message: 'NEGOTIATE' | 'NEGOTIATED'; name: string; hex: string; code: string }[];
   run: Run;
   runs: Run[];
+  /** SCHEDULE runs that end as bulk transfers, and a SENDME that finds cells held (padding.md §2.1). */
+  bulk: Run[];
 }
 
 interface Run {
@@ -29,7 +31,7 @@ interface Run {
   draws: number[];
   /** The round-trip byte negotiated (padding.md §4.4), if any. */
   rtt?: number;
-  steps: { event: string; action: string; state: string; padding: number; held?: number; holding?: boolean }[];
+  steps: { event: string; action: string; state: string; padding: number; held?: number; holding?: boolean; real?: number }[];
 }
 
 /** Replays a run's events on a fresh runtime with the run's draws; every action, state and count must match. */
@@ -46,19 +48,21 @@ function replay(run: Run): void {
           ? rt.onPaddingSent()
           : e === 'timer-held'
             ? rt.onPaddingSent(true, true)
-            : e === 'release'
-              ? rt.release()
+            : e === 'release' || e === 'urgent' || e === 'urgent-held'
+              ? rt.offer(e === 'urgent-held' ? 1 : 0, e !== 'release')
               : e === 'timeout'
                 ? rt.onTimeout()
                 : rt.on(e as 'nonpadding-sent' | 'nonpadding-received' | 'padding-received');
     if (s.held !== undefined) expect({ held: rt.released, holding: rt.holding }, `step ${n}: ${e} (held)`).to.deep.equal({ held: s.held, holding: s.holding });
-    expect({ action: typeof a === 'boolean' ? (a ? 'released' : 'hold') : show(a), state: rt.stateName, padding: rt.padding }, `step ${n}: ${e}`).to.deep.equal(
-      {
-        action: s.action,
-        state: s.state,
-        padding: s.padding,
-      },
-    );
+    if (s.real !== undefined) expect(rt.real, `step ${n}: ${e} (real cells seen)`).to.equal(s.real);
+    expect(
+      { action: typeof a === 'string' ? (a === 'release' ? 'released' : a) : show(a), state: rt.stateName, padding: rt.padding },
+      `step ${n}: ${e}`,
+    ).to.deep.equal({
+      action: s.action,
+      state: s.state,
+      padding: s.padding,
+    });
   });
 }
 
@@ -91,6 +95,14 @@ describe('vectors: padding.json', () => {
       replay(r);
       expect(r.steps[r.steps.length - 1]!.state).to.equal('end');
       expect(r.steps[r.steps.length - 1]!.padding).to.be.at.most(paddingMachine(r.machine)![r.half].maxPadding);
+    });
+  }
+  for (const r of V.bulk) {
+    it(`SCHEDULE (${r.half} half) ends as a bulk transfer past bulkCells real cells, and for a SENDME that finds cells held`, () => {
+      replay(r);
+      const last = r.steps[r.steps.length - 1]!;
+      expect(last.state).to.equal('end');
+      if (last.event !== 'urgent-held') expect(last.real).to.equal(paddingMachine(r.machine)![r.half].bulkCells! + 1);
     });
   }
 });
