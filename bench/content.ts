@@ -18,7 +18,7 @@
  *   flags: --relays N (10)  --runs N (5)  --quick (3 runs, 10 MiB instead of 50)  --site-only (only the site rows)
  *          --no-direct (leave the direct client out)  --compare (only the puts and gets of both clients: no plain
  *          stream, repair or site rows)  --no-repair (leave the repair and site rows out: puts, gets and the plain
- *          stream only)
+ *          stream only)  --big N (MiB of the large put, get and plain stream: 50, or 10 with --quick)
  */
 import { createServer } from 'node:http';
 import { initCrypto } from '../crypto/index.js';
@@ -39,8 +39,17 @@ import { progress, writeResults } from './lib/results.js';
 
 const flags = parseFlags(
   process.argv.slice(2),
-  { relays: 'number', runs: 'number', quick: 'boolean', 'site-only': 'boolean', 'no-direct': 'boolean', compare: 'boolean', 'no-repair': 'boolean' },
-  'npm run bench:content -- [--relays N] [--runs N] [--quick] [--site-only] [--no-direct] [--compare] [--no-repair]',
+  {
+    relays: 'number',
+    runs: 'number',
+    quick: 'boolean',
+    'site-only': 'boolean',
+    'no-direct': 'boolean',
+    compare: 'boolean',
+    'no-repair': 'boolean',
+    big: 'number',
+  },
+  'npm run bench:content -- [--relays N] [--runs N] [--quick] [--site-only] [--no-direct] [--compare] [--no-repair] [--big MiB]',
 );
 const relaysN = flags.relays ?? 10;
 const runs = flags.runs ?? (flags.quick ? 3 : 5);
@@ -49,7 +58,8 @@ const compareOnly = flags.compare ?? false;
 if (compareOnly && !withDirect) throw new Error('--compare needs the direct client');
 /** issue 16: content throughput with forwarding at least this share of the same network's without it. */
 const FORWARDING_GOAL = 0.8;
-const BIG = (flags.quick ? 10 : 50) * 1024 * 1024;
+const BIG = (flags.big ?? (flags.quick ? 10 : 50)) * 1024 * 1024;
+const bigLabel = `${BIG / 1048576} MiB`;
 const MB = 1e6;
 
 function data(n: number, seed: number): Uint8Array {
@@ -180,7 +190,7 @@ try {
   for (let run = 0; run < runs; run++) {
     for (const [label, size] of [
       ['1 MiB', 1024 * 1024],
-      [flags.quick ? '10 MiB' : '50 MiB', BIG],
+      [bigLabel, BIG],
     ] as const) {
       // The two clients take turns, the first alternating between repetitions (so a trend in load favours neither).
       const turns: [ContentClient, string][] = [[content, '']];
@@ -227,7 +237,7 @@ try {
 
   console.log('\n| measurement | median | runs |\n| --- | --- | --- |');
   for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(', ')} |`);
-  const big = flags.quick ? '10 MiB' : '50 MiB';
+  const big = bigLabel;
   if (!compareOnly) {
     const bigGet = median(rows[`get ${big} MB/s`]!);
     const plain = median(rows['plain 3-hop stream MB/s']!);
