@@ -403,7 +403,7 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
         if (e instanceof AlliumError && e.code === 'ERR_UNREACHABLE') unreachable ??= e;
         shards[i] = null;
       }
-      if (i < k) settlers[i]!(shards[i]!);
+      if (i < k) settlers[i]!(shards[i] ?? null);
     };
     const fetchInto = async (idx: number[]): Promise<void> => {
       await Promise.all(idx.map((i) => queue.run(pos, () => fetchOne(i))));
