@@ -25,6 +25,14 @@ import type { CircuitSource } from './client.js';
 export const CONTENT_CIRCUIT_DIRTINESS_MS = 10 * 60_000;
 /** CONTENT_CIRCUITS_PER_OPERATION (specs/limits.md). */
 export const CONTENT_CIRCUITS_PER_OPERATION = 3;
+/**
+ * CONTENT_FETCHES_PER_CIRCUIT (specs/limits.md, content.md §8.2): the FETCHes a read keeps in flight per circuit of
+ * its operation. Eight items of 32 KiB are some 260 cells, inside a circuit's starting window (1000 cells) and about
+ * its smallest (200), so the holders' answers are not held back by SENDMEs; and below a forwarder's
+ * MAX_FORWARDS_PER_CIRCUIT (12), which the least-busy spread stays under even when a third of the requests cannot
+ * use one of the circuits (its forwarder is their holder).
+ */
+export const CONTENT_FETCHES_PER_CIRCUIT = 8;
 
 export interface ContentCircuitsOptions {
   /** The clock the dirtiness limit is read from (default Date.now). */

@@ -64,8 +64,13 @@ export interface GetOptions extends AbortOptions {
 export interface ContentOptions {
   /** Copies of each block (default 3). */
   replication?: number;
-  /** Blocks in flight at once (default 8). */
+  /** Blocks a put stores at once (default 8). */
   concurrency?: number;
+  /**
+   * Blocks a read fetches at once (default CONTENT_FETCHES_PER_CIRCUIT × circuitsPerOperation: 8 on each of the 3
+   * circuits, content.md §8.2).
+   */
+  fetchConcurrency?: number;
   /** Largest manifest `get` assembles from parts (default MAX_MANIFEST_BYTES, 64 MiB: files up to about 22 GB). */
   maxManifestBytes?: number;
   /**

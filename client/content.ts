@@ -32,7 +32,7 @@ import type { ClientCircuit } from '../net/circuit.js';
 import { Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
 import { crypto } from '../crypto/index.js';
 import type { CircuitSource } from './client.js';
-import { ContentCircuits, type OperationCircuits } from './content-circuits.js';
+import { CONTENT_FETCHES_PER_CIRCUIT, ContentCircuits, type OperationCircuits } from './content-circuits.js';
 
 import type { ContentOptions, GetOptions, LatestEditionOptions, OpenedContent, PublishOptions, PutOptions } from './content-options.js';
 
@@ -48,6 +48,8 @@ export class ContentClient {
   private readonly circuits: ContentCircuits;
   private readonly k: number;
   private readonly concurrency: number;
+  /** Blocks a read (and a manifest's parts) fetches at once: pipelined on each of the operation's circuits. */
+  private readonly fetchConcurrency: number;
   private readonly maxManifestBytes: number | undefined;
   /** Aborted by close(): every request and circuit build in flight stops. */
   private readonly shutdown = new Shutdown();
@@ -68,6 +70,7 @@ export class ContentClient {
     if (options.circuitsPerOperation !== undefined) circuitOptions.perOperation = options.circuitsPerOperation;
     if (options.directForMeasurement) circuitOptions.directForMeasurement = true;
     this.circuits = new ContentCircuits(client, circuitOptions);
+    this.fetchConcurrency = Math.max(1, options.fetchConcurrency ?? this.circuits.perOperation * CONTENT_FETCHES_PER_CIRCUIT);
   }
 
   /** The k holders of `rk` (specs/content.md §6.1): placement salted by the period's shared random value. */
@@ -373,7 +376,7 @@ export class ContentClient {
   /** Reads a file's manifest (root and parts) as part of the operation `op`. */
   private async openManifest(root: BlockRef | string, op: OperationCircuits, options: AbortOptions): Promise<OpenedFile> {
     const ref = typeof root === 'string' ? await this.rootOf(root, options) : root;
-    const limits: { concurrency: number; maxManifestBytes?: number } = { concurrency: this.concurrency };
+    const limits: { concurrency: number; maxManifestBytes?: number } = { concurrency: this.fetchConcurrency };
     if (this.maxManifestBytes !== undefined) limits.maxManifestBytes = this.maxManifestBytes;
     return notFoundAsContent(openFile(this.blockFetcher(op, options), ref, limits));
   }
@@ -386,7 +389,9 @@ export class ContentClient {
     o: { start?: number; end?: number; onProgress?: GetOptions['onProgress'] } & AbortOptions,
   ) {
     // Direct mode (measurement only) reads as before content.md §8.2: in file order, unpadded.
-    const ro: ReadOptions = this.circuits.direct ? { concurrency: this.concurrency } : { concurrency: this.concurrency, order: shuffled, pad: { already } };
+    const ro: ReadOptions = this.circuits.direct
+      ? { concurrency: this.fetchConcurrency }
+      : { concurrency: this.fetchConcurrency, order: shuffled, pad: { already } };
     if (o.start !== undefined) ro.start = o.start;
     if (o.end !== undefined) ro.end = o.end;
     if (o.onProgress) ro.onProgress = o.onProgress;

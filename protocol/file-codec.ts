@@ -372,10 +372,25 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
   // Requests of every segment being read share `limit` places, the earliest segment first; the next segment's
   // requests start while this one's last are in flight (READ_AHEAD), so its slowest block does not idle the rest.
   const queue = new RequestQueue(limit);
-  /** The data-block plaintexts of one segment, fetched and rebuilt. */
-  const segmentData = async (pos: number): Promise<Uint8Array[]> => {
+  /**
+   * One segment being read: `first[i]` is data block i as soon as its first fetch settles (null when that fetch did
+   * not give it), `all` every data block once the segment is complete, rebuilt when blocks were missing. A reader
+   * yields a block as soon as it and those before it are in, so the first bytes go out while later blocks arrive.
+   */
+  const segmentRead = (pos: number): { first: Promise<Uint8Array | null>[]; all: Promise<Uint8Array[]> } => {
     const { k, m, refs } = segments[pos]!;
     const shards: (Uint8Array | null)[] = new Array(k + m).fill(null);
+    const settlers: ((v: Uint8Array | null) => void)[] = [];
+    const failers: ((e: unknown) => void)[] = [];
+    const first = Array.from(
+      { length: k },
+      (_, i) =>
+        new Promise<Uint8Array | null>((resolve, reject) => {
+          settlers[i] = resolve;
+          failers[i] = reject;
+        }),
+    );
+    for (const p of first) p.catch(() => undefined); // awaited in turn; those after a failure are not
     // Why a block is missing when it could not be had: told apart so that a segment lost for want of holders is
     // reported as unreachable, not as content nobody stored.
     let unreachable: AlliumError | null = null;
@@ -388,45 +403,54 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
         if (e instanceof AlliumError && e.code === 'ERR_UNREACHABLE') unreachable ??= e;
         shards[i] = null;
       }
+      if (i < k) settlers[i]!(shards[i] ?? null);
     };
     const fetchInto = async (idx: number[]): Promise<void> => {
       await Promise.all(idx.map((i) => queue.run(pos, () => fetchOne(i))));
     };
-    // Data blocks and the padding's check blocks in one random order; further check blocks only for what is missing.
-    const checks = order(Array.from({ length: m }, (_, i) => k + i));
-    const pad = plan[pos] ?? 0;
-    await fetchInto(order([...Array.from({ length: k }, (_, i) => i), ...checks.slice(0, pad)]));
-    let missing = Math.max(0, k - shards.filter((s) => s !== null).length);
-    let checkIdx = pad;
-    while (missing > 0 && checkIdx < m) {
-      const batch: number[] = [];
-      while (batch.length < missing && checkIdx < m) batch.push(checks[checkIdx++]!);
-      await fetchInto(batch);
-      missing = Math.max(0, k - shards.filter((s) => s !== null).length);
-    }
-    if (missing > 0 && unreachable) {
-      throw new AlliumError(
-        'ERR_UNREACHABLE',
-        `a segment cannot be rebuilt: ${missing} of its ${k} blocks missing, some holders unreachable (${(unreachable as AlliumError).message})`,
-      );
-    }
-    return reconstruct(shards, k, BLOCK_PLAIN_LEN);
+    const whole = async (): Promise<Uint8Array[]> => {
+      // Data blocks and the padding's check blocks in one random order; further check blocks only for what is missing.
+      const checks = order(Array.from({ length: m }, (_, i) => k + i));
+      const pad = plan[pos] ?? 0;
+      await fetchInto(order([...Array.from({ length: k }, (_, i) => i), ...checks.slice(0, pad)]));
+      let missing = Math.max(0, k - shards.filter((s) => s !== null).length);
+      let checkIdx = pad;
+      while (missing > 0 && checkIdx < m) {
+        const batch: number[] = [];
+        while (batch.length < missing && checkIdx < m) batch.push(checks[checkIdx++]!);
+        await fetchInto(batch);
+        missing = Math.max(0, k - shards.filter((s) => s !== null).length);
+      }
+      if (missing > 0 && unreachable) {
+        throw new AlliumError(
+          'ERR_UNREACHABLE',
+          `a segment cannot be rebuilt: ${missing} of its ${k} blocks missing, some holders unreachable (${(unreachable as AlliumError).message})`,
+        );
+      }
+      return reconstruct(shards, k, BLOCK_PLAIN_LEN);
+    };
+    const all = whole();
+    // A block whose first fetch never ran (the read stopped, or failed) settles with the segment.
+    all.then(
+      (data) => data.forEach((d, i) => settlers[i]!(d)),
+      (e: unknown) => failers.forEach((f) => f(e)),
+    );
+    all.catch(() => undefined); // awaited below when needed; a segment read ahead and then not needed fails silently
+    return { first, all };
   };
-  const started: Promise<Uint8Array[]>[] = [];
+  const started: ReturnType<typeof segmentRead>[] = [];
   const startUpTo = (last: number): void => {
-    while (started.length <= Math.min(last, segments.length - 1)) {
-      const p = segmentData(started.length);
-      p.catch(() => undefined); // awaited in turn below; a segment read ahead and then not needed fails silently
-      started.push(p);
-    }
+    while (started.length <= Math.min(last, segments.length - 1)) started.push(segmentRead(started.length));
   };
   try {
     for (let pos = 0; pos < segments.length; pos++) {
       startUpTo(pos + READ_AHEAD);
-      const data = await started[pos]!;
-      const { segStart, segLen } = segments[pos]!;
+      const seg = started[pos]!;
+      const { segStart, segLen, k } = segments[pos]!;
       let at = segStart;
-      for (const plain of data) {
+      for (let i = 0; i < k; i++) {
+        // The block as first fetched, else (missing or damaged) once the segment is rebuilt.
+        const plain = (await seg.first[i]!) ?? (await seg.all)[i]!;
         const { type, payload } = parseBlockPlaintext(plain);
         if (type !== BlockType.DATA) throw new ProtocolError('ERR_CONTENT', 'expected a data block');
         const isLast = at + BLOCK_PAYLOAD_MAX >= file.size;

@@ -8,12 +8,14 @@
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
+import { CONTENT_FETCHES_PER_CIRCUIT } from '../../client/content-circuits.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { toHex } from '../../protocol/bytes.js';
 import { BLOCK_PAYLOAD_MAX } from '../../protocol/chk.js';
 import { decodeFetch, decodeStore } from '../../protocol/content-messages.js';
 import { requestClass } from '../../protocol/file-codec.js';
 import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
+import { MAX_FORWARDS_PER_CIRCUIT } from '../../relay/content-forward.js';
 import { patternBytes, sha256, startClient } from '../helpers/content.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
 
@@ -23,6 +25,9 @@ interface Request {
   readonly at: number;
   /** The holder the request names (hex), or null. */
   readonly holder: string | null;
+  /** Streams open on this circuit, and on every open content circuit, as the request went out (itself included). */
+  readonly onCircuit: number;
+  readonly open: number;
 }
 
 /** The circuit's last hop: the forwarder. */
@@ -39,13 +44,18 @@ describe('content circuits: a few per operation to forwarders, rotated and close
   before(async () => {
     net = await startNetwork(5, { timing: { repair_interval: 1000 } });
     client = await startClient(net.bootstrap);
+    /** Open circuits that carried a STORE or FETCH. */
+    const circuits = new Set<ClientCircuit>();
     client.on('client:circuit', (c) => {
+      c.once('circuit:close', () => circuits.delete(c));
       const send = c.send.bind(c);
       c.send = (m: RelayMessage, hop?: number): boolean => {
         if (m.command === RelayCommand.FETCH || m.command === RelayCommand.STORE) {
           const fetch = m.command === RelayCommand.FETCH;
           const f = fetch ? decodeFetch(m.data).f : decodeStore(m.data).f;
-          requests.push({ circuit: c, command: fetch ? 'FETCH' : 'STORE', at: now, holder: f ? toHex(f) : null });
+          if (c.state === 'open') circuits.add(c);
+          const open = [...circuits].reduce((n, x) => n + x.mux.size, 0);
+          requests.push({ circuit: c, command: fetch ? 'FETCH' : 'STORE', at: now, holder: f ? toHex(f) : null, onCircuit: c.mux.size, open });
         }
         return send(m, hop);
       };
@@ -57,7 +67,7 @@ describe('content circuits: a few per operation to forwarders, rotated and close
     await net?.stop();
   });
 
-  it('a get spreads its FETCHes over three circuits to forwarders, never its holder; two gets share none; all closed; the count is padded to a class', async () => {
+  it('a get spreads its FETCHes over three circuits to forwarders, never its holder, pipelined on each; two gets share none; all closed; the count is padded to a class', async () => {
     const content = new ContentClient(client);
     try {
       // 18 data blocks: a get needs the root and 18 blocks, Class(19) = 20, so one check block pads it.
@@ -72,6 +82,10 @@ describe('content circuits: a few per operation to forwarders, rotated and close
         expect(fetches).to.have.length(requestClass(19));
         const circuits = new Set(fetches.map((r) => r.circuit));
         expect(circuits.size, 'three circuits for the get').to.equal(3);
+        // After the root, the 19 blocks go out at once (CONTENT_FETCHES_PER_CIRCUIT on each of three circuits allows
+        // 24), not a few at a time; no circuit carries more than a forwarder takes (MAX_FORWARDS_PER_CIRCUIT).
+        expect(Math.max(...fetches.map((r) => r.open)), 'FETCHes in flight at once').to.equal(Math.min(requestClass(19) - 1, 3 * CONTENT_FETCHES_PER_CIRCUIT));
+        expect(Math.max(...fetches.map((r) => r.onCircuit)), 'on one circuit').to.be.at.most(MAX_FORWARDS_PER_CIRCUIT);
         expect(new Set([...circuits].map(lastHop)).size, 'to three forwarders').to.equal(3);
         expect(
           fetches.every((r) => r.holder !== null && r.holder !== lastHop(r.circuit)),
