@@ -40,10 +40,10 @@ import type { ClientCircuit } from '../../net/circuit.js';
 import { Emitter } from '../../net/emitter.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import { ContentClient } from '../content.js';
-import { MailboxCollector, MailboxSender, MAX_MAILBOX_PAIRS } from '../mailbox.js';
+import { MailboxCollector, MailboxSender, MAX_MAILBOX_PAIRS, type MailboxPairs } from '../mailbox.js';
 import { PrekeyOwner, PrekeyPublishers } from '../prekeys.js';
 import { AttachmentDownload, uploadAttachment, type AttachmentProgress, type FileInput } from './attachments.js';
-import { ContactBook, type CardInput } from './contacts.js';
+import { ContactBook, type CardInput, type Contact } from './contacts.js';
 import { Conversation } from './conversation.js';
 import { Delivery } from './delivery.js';
 import { Devices, type DeviceListInfo } from './devices.js';
@@ -117,6 +117,8 @@ export class Messenger extends Emitter<MessengerEvents> {
    * most MAX_MAILBOX_PAIRS. Their per-contact inboxes are read, as contacts' are, in case they hold us as a contact.
    */
   private readonly pairs = new Map<string, Uint8Array>();
+  /** The contacts the last collection read from the book: used when the book cannot be read (§9.5). */
+  private lastContacts: Contact[] = [];
   /** peer address → until when sends to it go straight to its mailbox. */
   private readonly offlineUntil = new Map<string, number>();
   /** Every open conversation (ours and those peers opened to us), closed with the messenger. */
@@ -442,13 +444,29 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (this.pairs.size > MAX_MAILBOX_PAIRS) this.pairs.delete(this.pairs.keys().next().value!);
   }
 
-  /** The identity keys whose per-contact inboxes a collection reads: pairs, then contacts, most recent first. */
-  private async pairKeys(): Promise<Uint8Array[]> {
-    const out = new Map<string, Uint8Array>();
-    for (const [a, k] of [...this.pairs].reverse()) out.set(a, k);
-    const contacts = (await this.contacts.list().catch(() => [])).sort((a, b) => b.added - a.added);
-    for (const c of contacts) if (out.size < MAX_MAILBOX_PAIRS && !out.has(c.address)) out.set(c.address, c.key);
-    return [...out.values()];
+  /**
+   * The identity keys whose per-contact inboxes a collection reads (specs/messaging.md §9.5): every contact, most
+   * recently added first, and apart from them the pairs that are not contacts, most recent first (at most
+   * MAX_MAILBOX_PAIRS), which only take the room contacts leave. A contact book that cannot be read is reported
+   * ('endpoint:error', the book's error) and the last list read stands in for it: a failing book never makes the
+   * collection stop reading contacts' inboxes.
+   */
+  private async pairKeys(): Promise<MailboxPairs> {
+    let contacts: Contact[];
+    try {
+      contacts = await this.contacts.list();
+      this.lastContacts = contacts;
+    } catch (e) {
+      const err = asAlliumError(e, 'contact book not read');
+      this.emit('endpoint:error', err);
+      contacts = this.lastContacts;
+    }
+    const known = new Set(contacts.map((c) => c.address));
+    const others = [...this.pairs].reverse().filter(([a]) => !known.has(a));
+    return {
+      contacts: [...contacts].sort((a, b) => b.added - a.added).map((c) => c.key),
+      others: others.slice(0, MAX_MAILBOX_PAIRS).map(([, k]) => k),
+    };
   }
 
   /**
