@@ -224,15 +224,15 @@ export class MailboxSender {
   /**
    * The prekeys to seal an item to `recipient` (§9.6), or null for a recipient that publishes none as far as we know.
    * Throws ERR_PREKEYS_UNAVAILABLE when no holder gives a record that opens although the recipient said it publishes
-   * them (`required`: its card) or published one for this epoch (a record of an edition we saw covers it): never a
-   * silent version 2.
+   * them (`required`: its card; or a conversation's hello, remembered) or published one for this epoch (a record of an
+   * edition we saw covers it): never a silent version 2.
    */
   private async prekeysOf(recipient: Uint8Array, now: number, required: boolean, signal?: AbortSignal): Promise<ItemPrekeys | null> {
     await this.publishers.load(signalOption(signal));
     const newest = this.publishers.newestEdition(recipient);
     const found = await fetchPrekeyRecord(this.content, recipient, now, signalOption(signal));
     if (!found) {
-      if (required || this.publishers.publishedFor(recipient, now)) {
+      if (required || this.publishers.saidPublishes(recipient) || this.publishers.publishedFor(recipient, now)) {
         throw new ProtocolError('ERR_PREKEYS_UNAVAILABLE', 'the recipient publishes prekeys, but no holder gave a record for this epoch');
       }
       return null;
@@ -255,6 +255,15 @@ export class MailboxSender {
       }
     }
     return sealMailboxItem(o);
+  }
+
+  /**
+   * Remembers that `recipient` said it publishes prekeys (a hello with PREKEYS in a conversation, specs/messaging.md
+   * §8.1): from now on it is never written version 2 (kept across restarts with the memory's storage). Throws the
+   * errors of a stored memory that does not open, and the storage's.
+   */
+  async saidPublishes(recipient: Uint8Array, options: AbortOptions = {}): Promise<void> {
+    await this.publishers.said(recipient, options);
   }
 
   /** True when any holder has something in the slot. */

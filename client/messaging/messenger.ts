@@ -32,7 +32,7 @@ import { toHex } from '../../protocol/bytes.js';
 import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../../protocol/errors.js';
 import { decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
 import { decodeCard, encodeCard, formatCard, parseCard } from '../../protocol/contact-card.js';
-import { MESSAGE_ID_LEN, type FrameContent } from '../../protocol/message-frames.js';
+import { HELLO_PREKEYS, MESSAGE_ID_LEN, type FrameContent } from '../../protocol/message-frames.js';
 import { safetyNumber } from '../../protocol/safety-number.js';
 import type { RatchetSession } from '../../protocol/ratchet.js';
 import { deadline, Shutdown, signalOption, type AbortOptions } from '../../net/abort.js';
@@ -386,12 +386,31 @@ export class Messenger extends Emitter<MessengerEvents> {
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
       onAuthenticated,
+      // Our hello says whether we publish prekeys, as our card does (§8.1, §11.1); the peer's is remembered.
+      { flags: this.prekeys ? HELLO_PREKEYS : 0, taken: (flags) => void this.peerHello(peer, flags) },
     );
     this.live.add(conv);
     const forget = (): void => void this.live.delete(conv);
     stream.once('stream:end', forget);
     circuit.once('circuit:close', forget);
     return conv;
+  }
+
+  /**
+   * The hello of a conversation with `peer` (specs/messaging.md §8.1; it decrypted, so it is the peer's word): one with
+   * PREKEYS makes the peer known to publish prekeys for good — in our memory of publishers (kept with our prekey
+   * storage) and, for a contact with this key, its record's mark — so no offline item to it is ever version 2 (§9.6).
+   * Errors are reported.
+   */
+  private async peerHello(peer: string, flags: number): Promise<void> {
+    if ((flags & HELLO_PREKEYS) === 0 || this.closed) return;
+    try {
+      const key = parseAddress(peer);
+      await this.outbox.saidPublishes(key);
+      await this.contacts.markPrekeys(key); // no contact with this key: nothing to mark
+    } catch (e) {
+      this.emit('endpoint:error', asAlliumError(e, 'prekeys of a peer not remembered'));
+    }
   }
 
   /**
