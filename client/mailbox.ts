@@ -7,8 +7,9 @@
  *   slot's k holders, through circuits, with the proof of work the slot's index asks for (§9.3; solved in slices
  *   that yield to the event loop). It finds the first free slot by galloping over slots with HEAD fetches (slots fill
  *   from 0 upwards) and then remembers where it stopped.
- * - MailboxCollector reads the identity's first-contact inbox and the per-contact inboxes of its pairs slot by slot
- *   until MAILBOX_SCAN_GAP slots in a row are free, opens what it finds and hands the messages over in the senders'
+ * - MailboxCollector reads the identity's first-contact inbox and the per-contact inboxes of its pairs (contacts
+ *   first, then other pairs in the room left) slot by slot until MAILBOX_SCAN_GAP slots in a row are free — a slot
+ *   no holder answered is not free: the inbox is read again from there next pass, and the pass reports it — opens what it finds and hands the messages over in the senders'
  *   order, an epoch at a time and at most MAX_MAILBOX_COLLECT_BYTES of messages at a time, so a spammed inbox costs
  *   a bounded amount of memory. It only reads: nothing is deleted (items expire at the relays), so collecting
  *   changes nothing an observer of the slots could see or time. Each pass uses fresh circuits (a new ContentClient),
@@ -223,15 +224,15 @@ export class MailboxSender {
   /**
    * The prekeys to seal an item to `recipient` (§9.6), or null for a recipient that publishes none as far as we know.
    * Throws ERR_PREKEYS_UNAVAILABLE when no holder gives a record that opens although the recipient said it publishes
-   * them (`required`: its card) or published one for this epoch (a record of an edition we saw covers it): never a
-   * silent version 2.
+   * them (`required`: its card; or a conversation's hello, remembered) or published one for this epoch (a record of an
+   * edition we saw covers it): never a silent version 2.
    */
   private async prekeysOf(recipient: Uint8Array, now: number, required: boolean, signal?: AbortSignal): Promise<ItemPrekeys | null> {
     await this.publishers.load(signalOption(signal));
     const newest = this.publishers.newestEdition(recipient);
     const found = await fetchPrekeyRecord(this.content, recipient, now, signalOption(signal));
     if (!found) {
-      if (required || this.publishers.publishedFor(recipient, now)) {
+      if (required || this.publishers.saidPublishes(recipient) || this.publishers.publishedFor(recipient, now)) {
         throw new ProtocolError('ERR_PREKEYS_UNAVAILABLE', 'the recipient publishes prekeys, but no holder gave a record for this epoch');
       }
       return null;
@@ -254,6 +255,15 @@ export class MailboxSender {
       }
     }
     return sealMailboxItem(o);
+  }
+
+  /**
+   * Remembers that `recipient` said it publishes prekeys (a hello with PREKEYS in a conversation, specs/messaging.md
+   * §8.1): from now on it is never written version 2 (kept across restarts with the memory's storage). Throws the
+   * errors of a stored memory that does not open, and the storage's.
+   */
+  async saidPublishes(recipient: Uint8Array, options: AbortOptions = {}): Promise<void> {
+    await this.publishers.said(recipient, options);
   }
 
   /** True when any holder has something in the slot. */
@@ -284,6 +294,15 @@ export class MailboxSender {
   }
 }
 
+/**
+ * The peers whose per-contact inboxes a collector reads (specs/messaging.md §9.5): `contacts` come first, every one
+ * in turn; `others` (pairs that are not contacts) take the room left in a pass.
+ */
+export interface MailboxPairs {
+  readonly contacts: readonly Uint8Array[];
+  readonly others: readonly Uint8Array[];
+}
+
 /** One inbox a pass reads: the first-contact inbox (`peer` null) or the per-contact inbox from `peer`. */
 interface InboxRef {
   readonly key: Uint8Array;
@@ -305,14 +324,14 @@ export class MailboxCollector {
     private readonly identity: Identity,
     /**
      * `maxCollectBytes`: message bytes held before they are handed over (default MAX_MAILBOX_COLLECT_BYTES).
-     * `pairs`: the identity keys of our pairs, most recent first (default none): their per-contact inboxes are read
-     * too, at most MAX_MAILBOX_PAIRS of them. `content`: the options of each pass's ContentClient (measurement only).
+     * `pairs`: the identity keys of our pairs (default none): their per-contact inboxes are read too, at most
+     * MAX_MAILBOX_PAIRS a pass, contacts first (§9.5). `content`: the options of each pass's ContentClient (measurement only).
      * `prekeys`: our prekey secrets by id, to open version 3 items, and what to tell when one-time prekeys opened an
      * item (specs/messaging.md §9.6).
      */
     private readonly options: {
       maxCollectBytes?: number;
-      pairs?: () => Uint8Array[] | Promise<Uint8Array[]>;
+      pairs?: () => MailboxPairs | Promise<MailboxPairs>;
       content?: ContentOptions;
       prekeys?: { lookup: PrekeySecretLookup; opened: (oneTimeId: Uint8Array) => void };
     } = {},
@@ -324,7 +343,8 @@ export class MailboxCollector {
    * counter). Writes nothing: items stay at their holders until they expire. Returns how many were delivered:
    * `deliver` returning false means the caller dropped the message (it already had it, e.g. over a live
    * conversation), which is not counted; a promise holds the pass until the caller has taken the message.
-   * Concurrent calls share a pass.
+   * Concurrent calls share a pass. A slot no holder answered is not taken for free (§9.5): its inbox is not counted
+   * as read, so the next pass reads it again from there, and `onError` gets one ERR_UNREACHABLE for the pass.
    */
   collect(
     deliver: (m: CollectedMessage) => boolean | void | Promise<boolean | void>,
@@ -367,25 +387,33 @@ export class MailboxCollector {
       held += f.m.data.length;
       if (held >= maxBytes) await flush();
     };
-    // At most MAX_MAILBOX_PAIRS per-contact inboxes a pass: those never read first, then the longest unread, so a
-    // reader with more contacts reads every one in turn (each from its own last read).
-    const pairs = this.choosePairs((await this.options.pairs?.()) ?? []).map((peer) => ({
+    // At most MAX_MAILBOX_PAIRS per-contact inboxes a pass, contacts first: those never read first, then the longest
+    // unread, so a reader with more contacts reads every one in turn (each from its own last read).
+    const pairs = this.choosePairs((await this.options.pairs?.()) ?? { contacts: [], others: [] }).map((peer) => ({
       peer,
       secret: pairSecret(this.identity, peer),
       from: firstEpoch(this.pairRead.get(toHex(peer))),
     }));
+    // Inboxes (hex peer, '' for the first-contact inbox) with a slot no holder answered: not counted as read.
+    const unanswered = new Set<string>();
     try {
       for (let epoch = Math.min(first, ...pairs.map((p) => p.from)); epoch <= last; epoch++) {
         const inboxes: InboxRef[] = [
           ...(epoch >= first ? [{ key: inboxKey(this.identity.publicKey, epoch), peer: null }] : []),
           ...pairs.filter((p) => epoch >= p.from).map((p) => ({ key: pairInboxKey(p.secret, p.peer, epoch), peer: p.peer })),
         ];
-        for (const inbox of inboxes) await this.readInbox(content, epoch, inbox, keep, onError, signal);
+        for (const inbox of inboxes) {
+          if (!(await this.readInbox(content, epoch, inbox, keep, onError, signal))) unanswered.add(inbox.peer ? toHex(inbox.peer) : '');
+        }
         await flush();
       }
-      this.lastPass = started;
+      if (unanswered.size > 0) {
+        onError(new AlliumError('ERR_UNREACHABLE', `no holder of a mailbox slot answered (${unanswered.size} inboxes): read again from there next pass`));
+      }
+      if (!unanswered.has('')) this.lastPass = started;
       for (const p of pairs) {
         const k = toHex(p.peer);
+        if (unanswered.has(k)) continue; // read again from its last read with answers
         this.pairRead.delete(k); // re-inserted last: the map is in order of reading
         this.pairRead.set(k, started);
         if (this.pairRead.size > MAX_PAIR_READS) this.pairRead.delete(this.pairRead.keys().next().value!);
@@ -396,12 +424,20 @@ export class MailboxCollector {
     }
   }
 
-  /** The pairs this pass reads: never read first (in the given order), then the longest unread. */
-  private choosePairs(all: readonly Uint8Array[]): Uint8Array[] {
-    const unique = new Map(all.map((k) => [toHex(k), k]));
-    const never = [...unique].filter(([k]) => !this.pairRead.has(k)).map(([, v]) => v);
-    const read = [...unique].filter(([k]) => this.pairRead.has(k)).sort(([a], [b]) => this.pairRead.get(a)! - this.pairRead.get(b)!);
-    return [...never, ...read.map(([, v]) => v)].slice(0, MAX_MAILBOX_PAIRS);
+  /**
+   * The pairs this pass reads, at most MAX_MAILBOX_PAIRS: contacts first, then other pairs in the room left; within
+   * each, never read first (in the given order), then the longest unread.
+   */
+  private choosePairs(pairs: MailboxPairs): Uint8Array[] {
+    const order = (all: readonly Uint8Array[], skip: ReadonlySet<string>): Uint8Array[] => {
+      const unique = new Map(all.map((k) => [toHex(k), k] as const).filter(([k]) => !skip.has(k)));
+      const never = [...unique].filter(([k]) => !this.pairRead.has(k)).map(([, v]) => v);
+      const read = [...unique].filter(([k]) => this.pairRead.has(k)).sort(([a], [b]) => this.pairRead.get(a)! - this.pairRead.get(b)!);
+      return [...never, ...read.map(([, v]) => v)];
+    };
+    const contacts = order(pairs.contacts, new Set()).slice(0, MAX_MAILBOX_PAIRS);
+    const others = order(pairs.others.slice(0, MAX_MAILBOX_PAIRS), new Set(pairs.contacts.map((k) => toHex(k))));
+    return [...contacts, ...others.slice(0, MAX_MAILBOX_PAIRS - contacts.length)];
   }
 
   private remember(id: string): void {
@@ -416,7 +452,7 @@ export class MailboxCollector {
     keep: (f: Found) => Promise<void>,
     onError: (e: AlliumError) => void,
     signal?: AbortSignal,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const inbox = ref.key;
     const name = toHex(inbox);
     let slot = this.frontier.get(name) ?? 0;
@@ -425,10 +461,12 @@ export class MailboxCollector {
       throwIfAborted(signal);
       // Read a window of slots at once; the frontier advances past every occupied slot read in order.
       const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
-      const answers = await Promise.all(window.map((s) => content.fetchFromAll('mailbox', slotLocator(inbox, s), signalOption(signal))));
+      const answers = await Promise.all(window.map((s) => content.fetchAnswers('mailbox', slotLocator(inbox, s), signalOption(signal))));
       for (let i = 0; i < window.length; i++) {
         const s = window[i]!;
-        const copies = answers[i]!;
+        const { copies, answered } = answers[i]!;
+        // No holder answered: not known to be free (§9.5). The inbox stops here, to be read on from this slot.
+        if (answered === 0) return false;
         if (copies.length === 0) {
           free++;
           continue;
@@ -441,6 +479,7 @@ export class MailboxCollector {
       }
       slot = window[window.length - 1]! + 1;
     }
+    return true;
   }
 
   /**

@@ -386,27 +386,35 @@ const PUBLISHERS_LABEL = utf8('allium-v1:prekey-publishers');
 const PUBLISHERS_AD = utf8('allium-v1 prekey-publishers');
 const publishersSchema = z.strictObject({
   v: z.literal(1),
-  r: z.array(z.tuple([zBytes(32), zUint()])).max(MAX_PREKEY_PUBLISHERS),
+  r: z.array(z.union([z.tuple([zBytes(32), zUint()]), z.tuple([zBytes(32), zUint(), z.literal(1)])])).max(MAX_PREKEY_PUBLISHERS),
 });
+
+/** What a sender remembers of one recipient: the newest edition seen (0: none), and whether it said it publishes. */
+interface Publisher {
+  readonly ed: number;
+  readonly said: boolean;
+}
 
 /**
  * What a sender remembers of recipients that publish prekeys: the newest edition seen from each (at most
  * MAX_PREKEY_PUBLISHERS, the least recently seen go first). A record of edition `ed` was published for the epochs
  * epoch(ed) … epoch(ed) + PREKEY_PUBLISH_EPOCHS − 1, so in those epochs a missing record has been withheld (or lost),
- * and the sender refuses to write version 2 (specs/messaging.md §9.6).
+ * and the sender refuses to write version 2 (specs/messaging.md §9.6). A recipient that said it publishes (a hello
+ * with PREKEYS in a conversation with it, §8.1) is remembered as such for every epoch, as a card's flag is.
  *
  * With a storage (the messenger's prekey storage) the memory is kept across restarts, sealed under a key derived from
  * the identity, so a restarted sender does not forget whom it must not downgrade:
  *
  *   K_pub  = K(identity seed, "allium-v1:prekey-publishers")                               K as §5.1
- *   record = u8(1) | nonce (24) | XAEAD(K_pub, nonce, CBOR { "v": 1, "r": [ [ key (32), edition ] … ] },
+ *   record = u8(1) | nonce (24) | XAEAD(K_pub, nonce, CBOR { "v": 1, "r": [ [ key (32), edition (, 1) ] … ] },
  *                                        ad = "allium-v1 prekey-publishers")              least recently seen first
+ *   (the 1: the recipient said it publishes; edition 0: no record seen)
  *
  * A stored record that does not open or decode is refused, never replaced by an empty memory (that would bring the
  * downgrade back).
  */
 export class PrekeyPublishers {
-  private readonly newest = new Map<string, number>();
+  private readonly newest = new Map<string, Publisher>();
   private loaded: Promise<void> | null = null;
   /** Saves run one after another, each with the memory as it was when it was asked for. */
   private saving: Promise<void> = Promise.resolve();
@@ -440,8 +448,8 @@ export class PrekeyPublishers {
       // Entries noted before the load finished are newer: they stay, and the stored ones go before them.
       const noted = [...this.newest];
       this.newest.clear();
-      for (const [k, ed] of d.r) this.put(toHex(k), ed);
-      for (const [k, ed] of noted) this.put(k, Math.max(ed, this.newest.get(k) ?? 0));
+      for (const [k, ed, said] of d.r) this.put(toHex(k), { ed, said: said === 1 });
+      for (const [k, p] of noted) this.put(k, merge(p, this.newest.get(k)));
     })();
     this.loaded.catch(() => (this.loaded = null));
     return this.loaded;
@@ -451,21 +459,33 @@ export class PrekeyPublishers {
   async seen(recipient: Uint8Array, edition: number, options: AbortOptions = {}): Promise<void> {
     const k = toHex(recipient);
     const before = this.newest.get(k);
-    this.put(k, Math.max(edition, before ?? 0)); // at once: the memory holds it even if the storage fails
+    this.put(k, merge({ ed: edition, said: false }, before)); // at once: the memory holds it even if the storage fails
     await this.load(options);
-    if (before === undefined || edition > before) await this.save(options);
+    if (before === undefined || edition > before.ed) await this.save(options);
   }
 
-  private put(k: string, ed: number): void {
+  /**
+   * Notes that `recipient` said it publishes prekeys (a hello with PREKEYS, specs/messaging.md §8.1): known to publish
+   * for every epoch from now on. Noted at once, saved when it is new.
+   */
+  async said(recipient: Uint8Array, options: AbortOptions = {}): Promise<void> {
+    const k = toHex(recipient);
+    const before = this.newest.get(k);
+    this.put(k, merge({ ed: 0, said: true }, before));
+    await this.load(options);
+    if (before?.said !== true) await this.save(options);
+  }
+
+  private put(k: string, p: Publisher): void {
     this.newest.delete(k);
-    this.newest.set(k, Math.max(ed, 0));
+    this.newest.set(k, { ed: Math.max(p.ed, 0), said: p.said });
     while (this.newest.size > this.max) this.newest.delete(this.newest.keys().next().value!);
   }
 
   private save(options: AbortOptions): Promise<void> {
     if (!this.storage || !this.key) return Promise.resolve();
     const storage = this.storage;
-    const plain = encodeCbor({ v: 1, r: [...this.newest].map(([k, ed]) => [fromHex(k), ed]) });
+    const plain = encodeCbor({ v: 1, r: [...this.newest].map(([k, p]) => (p.said ? [fromHex(k), p.ed, 1] : [fromHex(k), p.ed])) });
     const nonce = crypto().random(XNONCE);
     const bytes = concatBytes(Uint8Array.of(1), nonce, crypto().xaeadEncrypt(plain, PUBLISHERS_AD, nonce, this.key));
     const p = this.saving.then(() => storage.save(PREKEY_PUBLISHERS_RECORD, bytes, options));
@@ -475,14 +495,24 @@ export class PrekeyPublishers {
 
   /** The newest edition seen from `recipient` (0: none). */
   newestEdition(recipient: Uint8Array): number {
-    return this.newest.get(toHex(recipient)) ?? 0;
+    return this.newest.get(toHex(recipient))?.ed ?? 0;
+  }
+
+  /** True when `recipient` said it publishes prekeys (a hello, §8.1): for every epoch. */
+  saidPublishes(recipient: Uint8Array): boolean {
+    return this.newest.get(toHex(recipient))?.said === true;
   }
 
   /** True when `recipient` has published a record for the epoch of `now`, as far as this sender knows. */
   publishedFor(recipient: Uint8Array, now: number): boolean {
-    const ed = this.newest.get(toHex(recipient));
-    if (ed === undefined) return false;
+    const ed = this.newest.get(toHex(recipient))?.ed;
+    if (ed === undefined || ed === 0) return false;
     const epoch = mailboxEpochAt(now);
     return epoch >= mailboxEpochAt(ed) && epoch <= mailboxEpochAt(ed) + PREKEY_PUBLISH_EPOCHS - 1;
   }
+}
+
+/** What two notes of one recipient say together: the newer edition, and said if either says it. */
+function merge(a: Publisher, b: Publisher | undefined): Publisher {
+  return b ? { ed: Math.max(a.ed, b.ed), said: a.said || b.said } : a;
 }

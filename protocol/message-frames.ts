@@ -7,6 +7,7 @@
  *   attachment = u8(3) | u32(n) | id (16) | descriptor   a message whose data is an attachment descriptor (§12.1)
  *   group   = u8(4) | u32(n) | id (16) | envelope       a message whose data is a group envelope (§13.2)
  *   device  = u8(5) | u32(n) | id (16) | envelope       a message whose data is a device envelope (§14.2)
+ *   hello   = u8(6) | u8(flags)                         once per direction, before any other frame: bit 0 PREKEYS
  *
  * Both kinds are padded with pad(·, RATCHET_OVERHEAD) before encryption, so an ack fills the smallest bucket just
  * as a short message does: by size, a relay cannot tell one from the other.
@@ -25,6 +26,11 @@ export const FRAME_ACK = 2;
 export const FRAME_ATTACHMENT = 3;
 export const FRAME_GROUP = 4;
 export const FRAME_DEVICE = 5;
+export const FRAME_HELLO = 6;
+/** A hello's flag: the sender publishes prekey records (specs/messaging.md §8.1, §9.6; a card's PREKEYS, §11.1). */
+export const HELLO_PREKEYS = 0x01;
+/** Length of a hello frame's plaintext. */
+export const HELLO_FRAME_LEN = 2;
 /**
  * What a message frame's data is: the application's, an attachment descriptor (§12.1), a group envelope (§13.2), a
  * device envelope (§14.2).
@@ -52,7 +58,15 @@ export type ConversationFrame =
       /** True for a device frame: `data` is a device envelope (specs/messaging.md §14.2), never the application's. */
       readonly device: boolean;
     }
-  | { readonly kind: 'ack'; readonly ids: readonly Uint8Array[] };
+  | { readonly kind: 'ack'; readonly ids: readonly Uint8Array[] }
+  /** What the sender says of itself (specs/messaging.md §8.1): `flags`, unknown bits included (receivers ignore them). */
+  | { readonly kind: 'hello'; readonly flags: number };
+
+/** The plaintext of a hello frame (before padding): `flags` 0 to 255, 0 when the sender sets no flag. */
+export function encodeHelloFrame(flags: number): Uint8Array {
+  if (!Number.isInteger(flags) || flags < 0 || flags > 0xff) throw new ProtocolError('ERR_SCHEMA', 'hello flags out of range');
+  return Uint8Array.of(FRAME_HELLO, flags);
+}
 
 /** The plaintext of a message frame (before padding); `content` true is 'attachment'. */
 export function encodeMessageFrame(n: number, id: Uint8Array, data: Uint8Array, content: FrameContent | boolean = 'data'): Uint8Array {
@@ -76,7 +90,8 @@ export function encodeAckFrame(ids: readonly Uint8Array[]): Uint8Array {
 
 /**
  * Decodes an unpadded frame plaintext. Throws ERR_TRUNCATED (shorter than its header), ERR_BAD_LENGTH (an ack
- * whose length is not 1 + 16·k with 1 ≤ k ≤ MAX_ACK_IDS), ERR_SCHEMA (empty, or an unknown kind).
+ * whose length is not 1 + 16·k with 1 ≤ k ≤ MAX_ACK_IDS, a hello not of HELLO_FRAME_LEN), ERR_SCHEMA (empty, or an
+ * unknown kind).
  */
 export function decodeFrame(plaintext: Uint8Array): ConversationFrame {
   const r = new ByteReader(plaintext, 'conversation frame');
@@ -102,6 +117,10 @@ export function decodeFrame(plaintext: Uint8Array): ConversationFrame {
     const ids: Uint8Array[] = [];
     while (r.remaining > 0) ids.push(r.bytes(MESSAGE_ID_LEN).slice());
     return { kind: 'ack', ids };
+  }
+  if (kind === FRAME_HELLO) {
+    if (r.remaining !== HELLO_FRAME_LEN - 1) throw new ProtocolError('ERR_BAD_LENGTH', `a hello is ${HELLO_FRAME_LEN} bytes`);
+    return { kind: 'hello', flags: r.u8() };
   }
   throw new ProtocolError('ERR_SCHEMA', `unknown conversation frame kind ${kind}`);
 }

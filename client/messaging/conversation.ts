@@ -10,6 +10,7 @@ import { decodeAttachment, type Attachment } from '../../protocol/attachment.js'
 import {
   decodeFrame,
   encodeAckFrame,
+  encodeHelloFrame,
   encodeMessageFrame,
   MAX_ACK_IDS,
   MAX_LIVE_MESSAGE_BYTES,
@@ -66,6 +67,8 @@ export class Conversation {
   /** Length of the frame being handled, with its length prefix. */
   private frameBytes = 0;
   private readonly closedHandlers: (() => void)[] = [];
+  /** True once our hello went out (specs/messaging.md §8.1: before our first frame of any other kind). */
+  private helloSent = false;
 
   constructor(
     readonly peer: string,
@@ -81,6 +84,11 @@ export class Conversation {
     private readonly ackTimeoutMs: number,
     /** Called once, when the first frame from the peer decrypts. */
     private readonly onAuthenticated: (c: Conversation) => void = () => undefined,
+    /**
+     * Our hello (specs/messaging.md §8.1): `flags` we send ahead of our first frame, and `taken`, called with the
+     * flags of each hello from the peer (it decrypted: the peer's own word).
+     */
+    private readonly hello: { readonly flags: number; readonly taken: (flags: number) => void } = { flags: 0, taken: () => undefined },
   ) {
     stream.on('stream:data', (d) => {
       this.uncredited.push(d.length);
@@ -136,6 +144,10 @@ export class Conversation {
   }
 
   private onFrame(f: ConversationFrame): void {
+    if (f.kind === 'hello') {
+      this.hello.taken(f.flags);
+      return;
+    }
     if (f.kind === 'ack') {
       let progress = false;
       for (const id of f.ids) {
@@ -198,8 +210,12 @@ export class Conversation {
     }
   }
 
-  /** Pads, encrypts and writes one frame plaintext. */
+  /** Pads, encrypts and writes one frame plaintext; our hello first, ahead of the first one (§8.1). */
   private writeFrame(plaintext: Uint8Array): void {
+    if (!this.helloSent) {
+      this.helloSent = true;
+      this.writeFrame(encodeHelloFrame(this.hello.flags));
+    }
     const { message } = this.session.encrypt(pad(plaintext, RATCHET_OVERHEAD));
     const frame = new Uint8Array(4 + message.length);
     new DataView(frame.buffer).setUint32(0, message.length);

@@ -32,7 +32,7 @@ import { toHex } from '../../protocol/bytes.js';
 import { AbortedError, AlliumError, isAlliumError, throwIfAborted } from '../../protocol/errors.js';
 import { decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
 import { decodeCard, encodeCard, formatCard, parseCard } from '../../protocol/contact-card.js';
-import { MESSAGE_ID_LEN, type FrameContent } from '../../protocol/message-frames.js';
+import { HELLO_PREKEYS, MESSAGE_ID_LEN, type FrameContent } from '../../protocol/message-frames.js';
 import { safetyNumber } from '../../protocol/safety-number.js';
 import type { RatchetSession } from '../../protocol/ratchet.js';
 import { deadline, Shutdown, signalOption, type AbortOptions } from '../../net/abort.js';
@@ -40,10 +40,10 @@ import type { ClientCircuit } from '../../net/circuit.js';
 import { Emitter } from '../../net/emitter.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import { ContentClient } from '../content.js';
-import { MailboxCollector, MailboxSender, MAX_MAILBOX_PAIRS } from '../mailbox.js';
+import { MailboxCollector, MailboxSender, MAX_MAILBOX_PAIRS, type MailboxPairs } from '../mailbox.js';
 import { PrekeyOwner, PrekeyPublishers } from '../prekeys.js';
 import { AttachmentDownload, uploadAttachment, type AttachmentProgress, type FileInput } from './attachments.js';
-import { ContactBook, type CardInput } from './contacts.js';
+import { ContactBook, type CardInput, type Contact } from './contacts.js';
 import { Conversation } from './conversation.js';
 import { Delivery } from './delivery.js';
 import { Devices, type DeviceListInfo } from './devices.js';
@@ -117,6 +117,8 @@ export class Messenger extends Emitter<MessengerEvents> {
    * most MAX_MAILBOX_PAIRS. Their per-contact inboxes are read, as contacts' are, in case they hold us as a contact.
    */
   private readonly pairs = new Map<string, Uint8Array>();
+  /** The contacts the last collection read from the book: used when the book cannot be read (§9.5). */
+  private lastContacts: Contact[] = [];
   /** peer address → until when sends to it go straight to its mailbox. */
   private readonly offlineUntil = new Map<string, number>();
   /** Every open conversation (ours and those peers opened to us), closed with the messenger. */
@@ -384,12 +386,31 @@ export class Messenger extends Emitter<MessengerEvents> {
       (e) => this.emit('endpoint:error', e),
       this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
       onAuthenticated,
+      // Our hello says whether we publish prekeys, as our card does (§8.1, §11.1); the peer's is remembered.
+      { flags: this.prekeys ? HELLO_PREKEYS : 0, taken: (flags) => void this.peerHello(peer, flags) },
     );
     this.live.add(conv);
     const forget = (): void => void this.live.delete(conv);
     stream.once('stream:end', forget);
     circuit.once('circuit:close', forget);
     return conv;
+  }
+
+  /**
+   * The hello of a conversation with `peer` (specs/messaging.md §8.1; it decrypted, so it is the peer's word): one with
+   * PREKEYS makes the peer known to publish prekeys for good — in our memory of publishers (kept with our prekey
+   * storage) and, for a contact with this key, its record's mark — so no offline item to it is ever version 2 (§9.6).
+   * Errors are reported.
+   */
+  private async peerHello(peer: string, flags: number): Promise<void> {
+    if ((flags & HELLO_PREKEYS) === 0 || this.closed) return;
+    try {
+      const key = parseAddress(peer);
+      await this.outbox.saidPublishes(key);
+      await this.contacts.markPrekeys(key); // no contact with this key: nothing to mark
+    } catch (e) {
+      this.emit('endpoint:error', asAlliumError(e, 'prekeys of a peer not remembered'));
+    }
   }
 
   /**
@@ -442,13 +463,29 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (this.pairs.size > MAX_MAILBOX_PAIRS) this.pairs.delete(this.pairs.keys().next().value!);
   }
 
-  /** The identity keys whose per-contact inboxes a collection reads: pairs, then contacts, most recent first. */
-  private async pairKeys(): Promise<Uint8Array[]> {
-    const out = new Map<string, Uint8Array>();
-    for (const [a, k] of [...this.pairs].reverse()) out.set(a, k);
-    const contacts = (await this.contacts.list().catch(() => [])).sort((a, b) => b.added - a.added);
-    for (const c of contacts) if (out.size < MAX_MAILBOX_PAIRS && !out.has(c.address)) out.set(c.address, c.key);
-    return [...out.values()];
+  /**
+   * The identity keys whose per-contact inboxes a collection reads (specs/messaging.md §9.5): every contact, most
+   * recently added first, and apart from them the pairs that are not contacts, most recent first (at most
+   * MAX_MAILBOX_PAIRS), which only take the room contacts leave. A contact book that cannot be read is reported
+   * ('endpoint:error', the book's error) and the last list read stands in for it: a failing book never makes the
+   * collection stop reading contacts' inboxes.
+   */
+  private async pairKeys(): Promise<MailboxPairs> {
+    let contacts: Contact[];
+    try {
+      contacts = await this.contacts.list();
+      this.lastContacts = contacts;
+    } catch (e) {
+      const err = asAlliumError(e, 'contact book not read');
+      this.emit('endpoint:error', err);
+      contacts = this.lastContacts;
+    }
+    const known = new Set(contacts.map((c) => c.address));
+    const others = [...this.pairs].reverse().filter(([a]) => !known.has(a));
+    return {
+      contacts: [...contacts].sort((a, b) => b.added - a.added).map((c) => c.key),
+      others: others.slice(0, MAX_MAILBOX_PAIRS).map(([, k]) => k),
+    };
   }
 
   /**

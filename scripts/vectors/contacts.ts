@@ -2,7 +2,8 @@
  * specs/vectors/contacts.json: address cards (specs/messaging.md §11.1; version 1, and version 2 with the prekeys
  * flag) from fixed identities, as bytes and text,
  * with damaged cards and the code a reader refuses each with; safety numbers (§11.2) of fixed key pairs, each half
- * and the number both ways round; attachment descriptors (§12.1), valid and refused.
+ * and the number both ways round; attachment descriptors (§12.1), valid and refused; conversation hellos (§8.1),
+ * the frame that carries the same prekeys flag in a conversation.
  */
 import { createIdentity } from '../../protocol/address.js';
 import { concatBytes, fromHex, toHex, utf8 } from '../../protocol/bytes.js';
@@ -11,6 +12,7 @@ import { base32Encode } from '../../protocol/content-link.js';
 import { decodeAttachment, encodeAttachment, MAX_ATTACHMENT_DESCRIPTOR_BYTES } from '../../protocol/attachment.js';
 import { CARD_PREFIX, decodeCard, encodeCard, formatCard, MAX_CARD_BYTES, MAX_CARD_NAME_BYTES, parseCard } from '../../protocol/contact-card.js';
 import { safetyHalf, safetyNumber, SAFETY_ITERATIONS } from '../../protocol/safety-number.js';
+import { decodeFrame, encodeHelloFrame, HELLO_PREKEYS } from '../../protocol/message-frames.js';
 import { crypto } from '../../crypto/index.js';
 import { check, errorCodeOf, expectCode, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
@@ -174,9 +176,33 @@ export function contactsFile(): VectorFile {
       ),
     };
   });
+  // Hellos (§8.1): the plaintext of the frame (before padding), its flags and whether it says "publishes prekeys".
+  const hellos = [
+    { name: 'no flag', flags: 0 },
+    { name: 'publishes prekeys', flags: HELLO_PREKEYS },
+    { name: 'publishes prekeys, with a bit this version does not know (ignored)', flags: HELLO_PREKEYS | 0x80 },
+    { name: 'only a bit this version does not know', flags: 0x02 },
+  ].map((c) => {
+    const bytes = encodeHelloFrame(c.flags);
+    const back = decodeFrame(bytes);
+    check(back.kind === 'hello' && back.flags === c.flags, `hello "${c.name}" round-trips`);
+    return { name: c.name, flags: c.flags, prekeys: (c.flags & HELLO_PREKEYS) !== 0, bytes: toHex(bytes) };
+  });
+  const helloInvalid = [
+    { name: 'no flags byte', bytes: Uint8Array.of(6), error: 'ERR_BAD_LENGTH' },
+    { name: 'a byte too many', bytes: Uint8Array.of(6, 1, 0), error: 'ERR_BAD_LENGTH' },
+  ].map((c) => ({
+    name: c.name,
+    bytes: toHex(c.bytes),
+    error: expectCode(
+      errorCodeOf(() => decodeFrame(c.bytes), c.name),
+      c.error,
+      c.name,
+    ),
+  }));
   return {
     description:
-      'Address cards (specs/messaging.md §11.1): fixed identities (Ed25519 seeds from the vector DRBG) as card bytes and text (version 1 without flags, version 2 with the prekeys flag, "prekeys"), and damaged cards with the code each is refused with; safety numbers (§11.2) of fixed keys, each 30-digit half and the 60-digit number; attachment descriptors (§12.1), valid and refused.',
+      'Address cards (specs/messaging.md §11.1): fixed identities (Ed25519 seeds from the vector DRBG) as card bytes and text (version 1 without flags, version 2 with the prekeys flag, "prekeys"), and damaged cards with the code each is refused with; safety numbers (§11.2) of fixed keys, each 30-digit half and the 60-digit number; attachment descriptors (§12.1), valid and refused; conversation hellos (§8.1): the frame plaintext, its flags and whether it says the sender publishes prekeys, and hellos refused.',
     version: VECTORS_VERSION,
     constants: { maxCardNameBytes: MAX_CARD_NAME_BYTES, safetyIterations: SAFETY_ITERATIONS, maxAttachmentDescriptorBytes: MAX_ATTACHMENT_DESCRIPTOR_BYTES },
     cards,
@@ -185,5 +211,7 @@ export function contactsFile(): VectorFile {
     safety,
     attachments,
     attachmentInvalid,
+    hellos,
+    helloInvalid,
   };
 }

@@ -38,7 +38,7 @@ import { periodAt } from '../../protocol/key-blinding.js';
 import { decodeManifestPayload } from '../../protocol/file-codec.js';
 import { decodeUpgradeToken, HandshakeReplayCache, LinkResponder } from '../../protocol/link-handshake.js';
 import { decodeMailboxDeletion, decodeMailboxItem, openMailboxItem, verifyMailboxStore } from '../../protocol/mailbox.js';
-import { decodeFrame, encodeAckFrame, encodeMessageFrame } from '../../protocol/message-frames.js';
+import { decodeFrame, encodeAckFrame, encodeHelloFrame, encodeMessageFrame } from '../../protocol/message-frames.js';
 import { processOnion } from '../../protocol/onion.js';
 import { decodeMixMailBody, decodeMixPollBody } from '../../protocol/mix-cells.js';
 import { processMixPacket } from '../../protocol/mix-packet.js';
@@ -354,6 +354,7 @@ const CASES: DecoderCase[] = [
       encodeMessageFrame(1, ctx().rand(16), ctx().rand(10)),
       encodeMessageFrame(2, ctx().rand(16), ctx().rand(10), true),
       encodeAckFrame([ctx().rand(16), ctx().rand(16)]),
+      encodeHelloFrame(1),
     ],
   },
   {

@@ -56,7 +56,8 @@ describe('conversation frames', () => {
     expect(code(() => decodeFrame(new Uint8Array([2])))).to.equal('ERR_BAD_LENGTH');
     expect(code(() => decodeFrame(new Uint8Array([2, ...id, 1])))).to.equal('ERR_BAD_LENGTH');
     expect(code(() => decodeFrame(new Uint8Array([1, 0, 0, 0, 0, 1])))).to.equal('ERR_TRUNCATED');
-    expect(code(() => decodeFrame(new Uint8Array([6, ...id])))).to.equal('ERR_SCHEMA'); // an unknown kind (3 is an attachment, 4 a group envelope, 5 a device envelope)
+    expect(code(() => decodeFrame(new Uint8Array([7, ...id])))).to.equal('ERR_SCHEMA'); // an unknown kind (3 is an attachment, 4 a group envelope, 5 a device envelope, 6 a hello)
+    expect(code(() => decodeFrame(new Uint8Array([6, ...id])))).to.equal('ERR_BAD_LENGTH'); // a hello is 2 bytes
     expect(code(() => decodeFrame(new Uint8Array(0)))).to.equal('ERR_TRUNCATED');
     expect(MAX_LIVE_MESSAGE_BYTES).to.equal(56704 - 61 - 4 - 21);
   });

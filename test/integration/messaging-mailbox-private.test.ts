@@ -2,8 +2,9 @@
  * Mailboxes that tell an observer nothing (specs/messaging.md §9.1, §9.4; specs/proposals/001), with relay processes
  * on 127.0.0.1: a contact's offline message goes to the pair's per-contact inbox, so the slots derivable from the
  * address stay empty and the recipient still gets it; collecting writes nothing at any relay (no deletion, no
- * state, no time: the mailbox tables are the same before and after); and deletions no longer occupy slots, so a
- * flood of them leaves a stranger's message its first slot.
+ * state, no time: the mailbox tables are the same before and after); deletions no longer occupy slots, so a
+ * flood of them leaves a stranger's message its first slot; and a pass whose circuits all fail reports it and counts
+ * nothing as read (specs/messaging.md §9.5).
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
@@ -13,6 +14,7 @@ import { Messenger, formatCard } from '../../client/messaging/node.js';
 import { crypto } from '../../crypto/index.js';
 import { createIdentity, formatAddress } from '../../protocol/address.js';
 import { encodeCbor } from '../../protocol/cbor.js';
+import { AlliumError } from '../../protocol/errors.js';
 import { mailboxEpochAt, openMailboxItem } from '../../protocol/mailbox.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { openStore } from '../helpers/content.js';
@@ -125,5 +127,28 @@ describe('private mailboxes (relay processes)', function () {
     const copies = await probe.fetchFromAll('mailbox', rk0);
     expect(copies.length).to.be.greaterThan(0);
     expect(copies.map((c) => dec(openMailboxItem(dave, rk0, c).data))).to.deep.equal(copies.map(() => 'hello dave'));
+  });
+
+  it('a pass whose circuits all fail says so and counts nothing as read; the next pass reads the message', async () => {
+    const erin = createIdentity();
+    expect((await bob.send(formatAddress(erin.publicKey), enc('during the outage'), { offline: 'only' })).status).to.equal('stored-offline');
+    const m = new Messenger(ca, erin, { offline: { collect: false } });
+    const errors: string[] = [];
+    m.on('endpoint:error', (e) => void errors.push(e.code));
+    const got: string[] = [];
+    m.on('message:received', (x) => void got.push(dec(x.data)));
+    const build = ca.newCircuit.bind(ca);
+    try {
+      // The reader's circuits are all refused for one pass (its guard blocks them): no holder answers any slot.
+      ca.newCircuit = () => Promise.reject(new AlliumError('ERR_UNREACHABLE', 'circuits blocked'));
+      expect(await m.checkMailbox()).to.equal(0);
+      expect(errors).to.deep.equal(['ERR_UNREACHABLE']);
+      ca.newCircuit = build;
+      expect(await m.checkMailbox()).to.equal(1);
+      expect({ got, errors }).to.deep.equal({ got: ['during the outage'], errors: ['ERR_UNREACHABLE'] });
+    } finally {
+      ca.newCircuit = build;
+      m.close();
+    }
   });
 });

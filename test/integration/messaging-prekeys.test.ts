@@ -8,7 +8,9 @@
  * offline item goes to the per-contact inbox, sealed to the prekeys too, with the same forward secrecy; a sender
  * remembers across a restart whom it saw publish prekeys, and a contact card says so before any record is seen; a
  * record found for a contact marks it for good (a flushed memory forgets no contact), and a contact book that cannot
- * be read fails the send rather than making the contact a stranger.
+ * be read fails the send rather than making the contact a stranger. One conversation tells a sender that the peer
+ * publishes prekeys (the hello, specs/messaging.md §8.1): a contact added from a plain address, its records withheld,
+ * is then never written version 2, nor is it as a stranger after the sender restarts with its storage.
  */
 import { expect } from 'chai';
 import type { AlliumClient } from '../../client/client.js';
@@ -17,7 +19,7 @@ import { MailboxSender, mailboxSlot } from '../../client/mailbox.js';
 import { ContactBook, memoryContactStorage, type ContactStorage } from '../../client/messaging/contacts.js';
 import { memoryGroupStorage } from '../../client/messaging/group-store.js';
 import { Messenger } from '../../client/messaging/node.js';
-import { choosePrekeys, MAX_PREKEY_PUBLISHERS, ONE_TIME_GRACE_MS, PrekeyOwner, type PrekeyPublishers } from '../../client/prekeys.js';
+import { choosePrekeys, MAX_PREKEY_PUBLISHERS, ONE_TIME_GRACE_MS, PrekeyOwner, PrekeyPublishers } from '../../client/prekeys.js';
 import { createIdentity } from '../../protocol/address.js';
 import { parseCard } from '../../protocol/contact-card.js';
 import { isAlliumError } from '../../protocol/errors.js';
@@ -36,7 +38,7 @@ import {
 } from '../../protocol/mailbox.js';
 import { openPrekeyRecord, prekeyId, prekeyRecordKeys } from '../../protocol/prekeys.js';
 import { startEntryClient } from '../helpers/content.js';
-import { startNetwork, type TestNetwork } from '../helpers/network.js';
+import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -278,6 +280,50 @@ describe('mailbox prekeys (relay processes)', function () {
       }
     } finally {
       dave.close();
+    }
+  });
+
+  it('one conversation tells a sender the peer publishes prekeys: no card, records withheld, still never version 2, after a restart too', async () => {
+    const identity = createIdentity();
+    const alice = new Messenger(ca, identity, { prekeyStorage: memoryGroupStorage(), offline: { collect: false } });
+    const sender = createIdentity();
+    const senderStorage = memoryGroupStorage();
+    const first = new Messenger(cb, sender, { prekeyStorage: senderStorage, offline: { collect: false } });
+    try {
+      await alice.startListening();
+      // Alice is a contact from a plain address: no card says she publishes prekeys, and no record was looked up.
+      await first.contacts.add(alice.address, { name: 'Alice' });
+      expect((await first.send(alice.address, enc('live'))).status).to.equal('delivered');
+      alice.close();
+      withholdRecords(first);
+      expect(await codeOfAsync(first.send(alice.address, enc('withheld'), { offline: 'only' }))).to.equal('ERR_PREKEYS_UNAVAILABLE');
+      const epoch = mailboxEpochAt(Date.now());
+      const rk = slotLocator(pairInboxKey(pairSecret(sender, identity.publicKey), sender.publicKey, epoch), 0);
+      expect((await probe.fetchFromAll('mailbox', rk, { head: true })).length).to.equal(0);
+      // The contact is marked for good, and the memory of publishers (kept in the prekey storage) holds it too.
+      await waitFor(async () => (await first.contacts.get('Alice'))?.prekeys === true, 10_000, 'the contact marked');
+      await waitFor(
+        async () => {
+          const stored = new PrekeyPublishers(sender, senderStorage);
+          await stored.load();
+          return stored.saidPublishes(identity.publicKey);
+        },
+        10_000,
+        'the memory of publishers saved',
+      );
+    } finally {
+      alice.close();
+      first.close();
+    }
+    // Restarted with its prekey storage and no contact book: Alice is a stranger now, and still never version 2.
+    const restarted = new Messenger(cb, sender, { prekeyStorage: senderStorage, offline: { collect: false } });
+    try {
+      withholdRecords(restarted);
+      expect(await codeOfAsync(restarted.send(alice.address, enc('withheld again'), { offline: 'only' }))).to.equal('ERR_PREKEYS_UNAVAILABLE');
+      const epoch = mailboxEpochAt(Date.now());
+      expect((await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, 0), { head: true })).length).to.equal(0);
+    } finally {
+      restarted.close();
     }
   });
 

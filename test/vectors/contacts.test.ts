@@ -4,6 +4,7 @@ import { toHex } from '../../protocol/bytes.js';
 import { decodeAttachment, encodeAttachment, MAX_ATTACHMENT_DESCRIPTOR_BYTES } from '../../protocol/attachment.js';
 import { decodeCard, encodeCard, formatCard, MAX_CARD_NAME_BYTES, parseCard } from '../../protocol/contact-card.js';
 import { sameSafetyNumber, safetyHalf, safetyNumber, SAFETY_ITERATIONS } from '../../protocol/safety-number.js';
+import { decodeFrame, encodeHelloFrame, HELLO_PREKEYS } from '../../protocol/message-frames.js';
 import { describeEachBinding } from '../helpers/bindings.js';
 import { expectCode, hex, readVectors } from '../helpers/vectors.js';
 
@@ -15,6 +16,8 @@ interface ContactVectors {
   safety: { name: string; a: string; b: string; halfA: string; halfB: string; number: string }[];
   attachments: { name: string; rk: string; dk: string; size: number; type: string; fileName: string; bytes: string }[];
   attachmentInvalid: { name: string; bytes: string; error: string }[];
+  hellos: { name: string; flags: number; prekeys: boolean; bytes: string }[];
+  helloInvalid: { name: string; bytes: string; error: string }[];
 }
 
 describeEachBinding('vectors: address cards, safety numbers and attachment descriptors (specs/vectors/contacts.json)', () => {
@@ -113,4 +116,13 @@ describeEachBinding('vectors: address cards, safety numbers and attachment descr
   }
   for (const a of v.attachmentInvalid)
     it(`attachment descriptor refused: ${a.name} → ${a.error}`, () => void expectCode(() => decodeAttachment(hex(a.bytes)), a.error));
+
+  for (const h of v.hellos)
+    it(`conversation hello: ${h.name} (specs/messaging.md §8.1)`, () => {
+      expect(toHex(encodeHelloFrame(h.flags))).to.equal(h.bytes);
+      const f = decodeFrame(hex(h.bytes));
+      expect(f).to.deep.equal({ kind: 'hello', flags: h.flags });
+      expect(f.kind === 'hello' && (f.flags & HELLO_PREKEYS) !== 0).to.equal(h.prekeys);
+    });
+  for (const h of v.helloInvalid) it(`conversation hello refused: ${h.name} → ${h.error}`, () => void expectCode(() => decodeFrame(hex(h.bytes)), h.error));
 });
