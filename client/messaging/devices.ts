@@ -464,6 +464,8 @@ export class Devices {
   /** Sends `held` to one device address, remembering it was sent; failures are reported, not thrown. */
   private async announce(to: string, held: Held, options: AbortOptions): Promise<void> {
     try {
+      // The stored record is read first: a save of it before would replace it with what this run knows alone.
+      await this.load(options.signal ? { signal: options.signal } : {});
       // Saved as one that may hold our list before it goes: a restart between sending and saving would otherwise leave
       // it out of the next list's sending (publish), and it would keep a list naming a device since unlinked.
       if (!this.announced.has(to)) {
