@@ -14,12 +14,15 @@
  *     crypto over an in-memory pairwise transport, so the group layer's work, not the network's): one message to all
  *     members, envelope and wire bytes per member, and the cost of adding and removing a member; 50 also with state
  *     saved (sealed, in memory) after every change;
- *   - the same sizes over the version 2 group inbox (specs/messaging.md §13.9), in this process: one deposit sealed
- *     and opened by every member, the bytes stored and fetched per message (constant in the group's size), and the
- *     pairwise envelopes of a membership change.
+ *   - the same sizes over the version 2 group inbox (specs/messaging.md §13.9), in this process: the real group code
+ *     (delivery 'inbox') over the same transport and mailbox slots in memory: forming, one message deposited until
+ *     every member's pass has read it, the bytes stored per message (constant in the group's size) and what each
+ *     member's pass fetches (slot fetches, item bytes, relay cells at least), adding and removing a member (pairwise
+ *     envelopes and their bytes, until every member holds the new epoch) and the first message after it.
  *
  *   flags: --relays N (8)  --runs N (fresh endpoints, offline rounds: 10)  --pings N (200)  --burst N (2000)
- *          --groups 50,500  --group-live N (10; 0: none)  --groups-only (no one-to-one rows)  --quick
+ *          --groups 50,500  --group-versions 1,2 (the in-process group rows of either)  --group-live N (10; 0: none)
+ *          --groups-only (no one-to-one rows)  --quick
  *          --defences-off-too  --tor FILE|DIR
  *
  * --tor FILE|DIR: prints, after our rows, Tor's onion services from a run of the real-Tor loopback anchor
@@ -34,7 +37,7 @@
  * gives each figure with the defaults and with the defences off, and their ratio (bench/lib/onoff.ts). The rows
  * above it stay the defaults' alone. Group rows are measured with the defaults only.
  */
-import { crypto, initCrypto } from '../crypto/index.js';
+import { initCrypto } from '../crypto/index.js';
 import { AlliumClient } from '../client/client.js';
 import { Messenger, createIdentity, formatAddress, type MessengerOptions } from '../client/messaging/node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
@@ -42,11 +45,7 @@ import { startNetwork, waitFor } from '../cli/local-network.js';
 import { parseFlags } from './lib/options.js';
 import { fmt, summarize } from './lib/stats.js';
 import { progress, writeResults } from './lib/results.js';
-import { fanout, formGroup, wireBytesPerMember } from './lib/group-fanout.js';
-import { groupDay, openGroupDeposit, sealGroupDeposit } from '../protocol/group-inbox.js';
-import type { GroupMessage, SenderKeyDistribution } from '../protocol/group-messages.js';
-import { mailboxEpochAt, solveMailboxItem } from '../protocol/mailbox.js';
-import { OwnSenderKey, SenderChain } from '../protocol/sender-key.js';
+import { fanout, fetchWireBytes, formGroup, HOLDERS, memorySlots, wireBytesPerMember, type FanoutMember } from './lib/group-fanout.js';
 import { OnOff, sidesOf, type Side } from './lib/onoff.js';
 import { loadTor } from './lib/tor-results.js';
 import { onionComparison } from './lib/tor-onion.js';
@@ -62,10 +61,11 @@ const flags = parseFlags(
     groups: 'string',
     'group-live': 'number',
     'groups-only': 'boolean',
+    'group-versions': 'string',
     'defences-off-too': 'boolean',
     tor: 'string',
   },
-  'npm run bench:messaging -- [--relays N] [--runs N] [--pings N] [--burst N] [--groups 50,500] [--group-live N] [--groups-only] [--quick] [--defences-off-too] [--tor FILE|DIR]',
+  'npm run bench:messaging -- [--relays N] [--runs N] [--pings N] [--burst N] [--groups 50,500] [--group-versions 1,2] [--group-live N] [--groups-only] [--quick] [--defences-off-too] [--tor FILE|DIR]',
 );
 const relaysN = flags.relays ?? 8;
 const runs = flags.quick ? 3 : (flags.runs ?? 10);
@@ -74,6 +74,8 @@ const burst = flags.quick ? 500 : (flags.burst ?? 2000);
 const OFFLINE_BATCH = 10;
 const groupSizes = (flags.groups ?? (flags.quick ? '50' : '50,500')).split(',').filter(Boolean).map(Number);
 const groupLive = flags['group-live'] ?? (flags.quick ? 5 : 10);
+/** Which in-process group rows: version 1 (pairwise sender keys) and version 2 (the group inbox). */
+const groupVersions = (flags['group-versions'] ?? '1,2').split(',').filter(Boolean).map(Number);
 const groupsOnly = flags['groups-only'] ?? false;
 const offToo = (flags['defences-off-too'] ?? false) && !groupsOnly;
 // Read Tor's figures before the run, so a wrong path fails at once rather than after it.
@@ -93,7 +95,7 @@ const add = (k: string, v: number): void => void (rows[k] ??= []).push(v);
 const onOff = new OnOff();
 
 // Groups in this process: the group layer's own cost at 50 and 500 members (see the header).
-for (const k of groupSizes) {
+for (const k of groupVersions.includes(1) ? groupSizes : []) {
   for (const store of k <= 100 ? [false, true] : [false]) {
     const tag = `group of ${k}, in process${store ? ', state saved' : ''}`;
     progress(`${tag}: forming`);
@@ -135,35 +137,79 @@ for (const k of groupSizes) {
   }
 }
 
-// Version 2, the group inbox (specs/messaging.md §13.9), in this process: one deposit per message whatever k; each
-// member opens it. Bytes are the item's, counted at each of the 3 holders (stored once each, fetched from each).
-for (const k of groupSizes) {
+// Version 2, the group inbox (specs/messaging.md §13.9), in this process: the real group code (Groups tables created
+// with delivery 'inbox') over the in-memory pairwise transport and mailbox slots in memory at HOLDERS holders each
+// (bench/lib/group-fanout.ts). A message is one deposit; every member's pass over the inbox reads it.
+for (const k of groupVersions.includes(2) ? groupSizes : []) {
   const tag = `group of ${k}, version 2 (group inbox), in process`;
-  progress(`${tag}`);
-  const ids = Array.from({ length: k }, () => createIdentity());
-  const g = crypto().random(32);
-  const day = groupDay({ kind: 'epoch', group: g, q: 0, r: 0, d: mailboxEpochAt(Date.now()), es: crypto().random(32) }, mailboxEpochAt(Date.now()));
-  const own = OwnSenderKey.create();
-  const exp = Date.now() + 3_600_000;
-  const key = sealGroupDeposit({ day, from: ids[0]!, envelope: own.distribution(g), index: 0, exp });
-  const keyBytes = solveMailboxItem(key.item, new Uint8Array(16))!;
-  const chains = ids.slice(1).map(() => {
-    const d = openGroupDeposit(day, key.slot, keyBytes);
-    return SenderChain.from(d.envelope as SenderKeyDistribution);
-  });
+  progress(`${tag}: forming`);
+  const f = fanout(k, false, memorySlots());
+  let t0 = performance.now();
+  const group = await formGroup(f, 'inbox');
+  add(`${tag}: form the group, every member holding the roster and the epoch (ms)`, performance.now() - t0);
+  add(`${tag}: form the group: pairwise envelopes in all`, f.envelopes());
+  const [admin, ...rest] = f.members;
+  /** Every member of the group but the sender reads the inbox once; each must emit exactly one more message. */
+  const readAll = async (sender: FanoutMember): Promise<void> => {
+    const readers = f.members.filter((m) => m !== sender && m.groups.get(group.id)?.isActive);
+    const before = readers.map((m) => m.received);
+    for (const m of readers) await m.groups.collect();
+    if (readers.some((m, i) => m.received !== before[i]! + 1)) throw new Error('a member did not get the message exactly once');
+  };
+  // The sender's key goes into the inbox before its first message of the day: one message first, not measured.
+  await group.send(new Uint8Array(100));
+  await readAll(admin!);
   for (let r = 0; r < (k > 100 ? 3 : 10); r++) {
-    const t0 = performance.now();
-    const m = sealGroupDeposit({ day, from: ids[0]!, envelope: own.encrypt(g, ids[0]!.publicKey, new Uint8Array(100)), index: 1 + r, exp });
-    const bytes = solveMailboxItem(m.item, new Uint8Array(16))!;
-    for (const c of chains) {
-      const d = openGroupDeposit(day, m.slot, bytes);
-      c.decrypt(d.from, d.envelope as GroupMessage);
-    }
-    add(`${tag}: one 100-byte message deposited and opened by all ${k - 1} members, every member's work (ms)`, performance.now() - t0);
-    add(`${tag}: bytes the sender stores per message (one item at each of 3 holders), whatever k`, 3 * bytes.length);
-    add(`${tag}: bytes each member fetches per message (the item from each of 3 holders)`, 3 * bytes.length);
+    const stored = admin!.storedBytes;
+    const fetched = rest.map((m) => [m.fetches, m.fetchedBytes] as const);
+    t0 = performance.now();
+    await group.send(new Uint8Array(100));
+    await readAll(admin!);
+    const ms = performance.now() - t0;
+    add(`${tag}: one 100-byte message deposited, until all ${k - 1} members have it: every member's work, one pass each (ms)`, ms);
+    add(`${tag}: … per receiving member (µs)`, (ms * 1000) / (k - 1));
+    add(`${tag}: bytes the sender stores per message (one item at each of ${HOLDERS} holders), whatever k`, admin!.storedBytes - stored);
+    const m1 = rest[0]!;
+    const fetches = m1.fetches - fetched[0]![0];
+    const itemBytes = m1.fetchedBytes - fetched[0]![1];
+    add(`${tag}: per member, a pass reading one new message: slot fetches (each at ${HOLDERS} holders)`, fetches);
+    add(`${tag}: per member, a pass reading one new message: item bytes fetched`, itemBytes);
+    // Lower bound on the wire: one relay cell per request, the item's cells per answer (one for an empty slot).
+    const item = itemBytes / HOLDERS;
+    add(`${tag}: bytes on the wire per member, that pass (relay cells, at least)`, fetchWireBytes(item) * HOLDERS + fetchWireBytes(0) * (fetches - HOLDERS));
   }
-  add(`${tag}: a membership change: pairwise envelopes (roster and epoch to each remaining member)`, 2 * (k - 2));
+  for (let r = 0; r < (k > 100 ? 1 : 3); r++) {
+    progress(`${tag}: membership change ${r + 1}`);
+    // Adding: the roster to every member and the newcomer, the new epoch to each of them (§13.9).
+    const newcomer = f.join();
+    let e0 = f.envelopes();
+    let b0 = f.members.reduce((n, m) => n + m.bytesIn, 0);
+    t0 = performance.now();
+    await group.add(newcomer.address);
+    await admin!.groups.settled();
+    if (f.members.some((m) => m.groups.get(group.id)?.isActive && m.groups.get(group.id)!.epoch !== group.epoch))
+      throw new Error('a member did not take the new epoch');
+    add(`${tag}: add a member, until every member holds the new epoch (ms)`, performance.now() - t0);
+    add(`${tag}: add a member: pairwise envelopes in all`, f.envelopes() - e0);
+    add(`${tag}: add a member: pairwise envelope bytes per member`, (f.members.reduce((n, m) => n + m.bytesIn, 0) - b0) / k);
+    // Removing: the roster to every member (the removed one too), the new epoch to the remaining ones only.
+    e0 = f.envelopes();
+    b0 = f.members.reduce((n, m) => n + m.bytesIn, 0);
+    t0 = performance.now();
+    await group.remove(newcomer.address);
+    await admin!.groups.settled();
+    if (rest.some((m) => m.groups.get(group.id)?.epoch !== group.epoch)) throw new Error('a member did not take the new epoch');
+    add(`${tag}: remove a member, until every remaining member holds the new epoch (ms)`, performance.now() - t0);
+    add(`${tag}: remove a member: pairwise envelopes in all`, f.envelopes() - e0);
+    add(`${tag}: remove a member: pairwise envelope bytes per member`, (f.members.reduce((n, m) => n + m.bytesIn, 0) - b0) / k);
+    // After a change each sender deposits its new generation before its next message: the first message costs two deposits.
+    const stored = admin!.storedBytes;
+    t0 = performance.now();
+    await group.send(new Uint8Array(100));
+    await readAll(admin!);
+    add(`${tag}: the first message after a change (its sender's new key deposited first), until every member has it (ms)`, performance.now() - t0);
+    add(`${tag}: the first message after a change: bytes the sender stores`, admin!.storedBytes - stored);
+  }
 }
 
 /** Prints the table of every row measured and writes the results file. */
@@ -196,7 +242,18 @@ function report(): void {
   }
   const file = writeResults(
     'messaging',
-    { relays: relaysN, runs, pings, burst, offlineBatch: OFFLINE_BATCH, groupSizes, groupLive, defencesOffToo: offToo, ...(tor ? { tor: tor.file } : {}) },
+    {
+      relays: relaysN,
+      runs,
+      pings,
+      burst,
+      offlineBatch: OFFLINE_BATCH,
+      groupSizes,
+      groupVersions,
+      groupLive,
+      defencesOffToo: offToo,
+      ...(tor ? { tor: tor.file } : {}),
+    },
     {
       summary: out,
       samples: rows,

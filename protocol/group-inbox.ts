@@ -13,6 +13,7 @@
  *   sig      = Ed25519(sk_a, "allium-v1 group-announce" | slot | env)          exactly for a sender key
  *   ct       = AEAD(k, 0^12, pad(inner, 16), "allium-v1 group-inbox" | slot | u64(exp) | E)
  *   item     = a version 2 mailbox item (protocol/mailbox.ts) with x = inbox: relays check it as any other
+ *   request  = CBOR { "v": 2, "t": 5, "g", "r": u32 roster held, "q": u32 epoch held }   a member to an admin, pairwise
  *
  * Pure: the caller gives the randomness (for the salt), the clock's day and the work. What it does not do: decide
  * who may send an epoch (the roster's admins: client/messaging/group-inbox.ts), or hold chains (protocol/sender-key.ts).
@@ -45,6 +46,8 @@ export const MAX_GROUP_HELD_EPOCHS = 4;
 /** An envelope with its deposit framing: the mailbox message bound (specs/limits.md MAX_GROUP_DEPOSIT_BYTES). */
 export const MAX_GROUP_DEPOSIT_BYTES = MAX_MAILBOX_MESSAGE_BYTES;
 export const EPOCH_SECRET_LEN = 32;
+/** How often a member asks an admin for a missed epoch, and an admin answers one member, per group (GROUP_EPOCH_ASK_MS). */
+export const GROUP_EPOCH_ASK_MS = 60_000;
 
 const MAX_U32 = 0xffffffff;
 const TAG = 16;
@@ -66,6 +69,13 @@ const epochSchema = z.strictObject({
   r: zUint(MAX_U32),
   d: zUint(MAX_U32),
   es: zBytes(EPOCH_SECRET_LEN),
+});
+const requestSchema = z.strictObject({
+  v: z.literal(2),
+  t: z.literal(5),
+  g: zBytes(GROUP_ID_LEN),
+  r: zUint(MAX_U32),
+  q: zUint(MAX_U32),
 });
 const innerSchema = z.strictObject({
   v: z.literal(2),
@@ -125,6 +135,40 @@ export function lastEpochDay(first: number): number {
 export function isGroupEpochEnvelope(bytes: Uint8Array): boolean {
   try {
     decodeGroupEpoch(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A member's request for the epoch of the roster it holds (§13.9, "Asking for a missed epoch"): it holds roster `r` and
+ * took epoch `q` last. An admin answers it with its current epoch only for a member of its roster, at most once per
+ * GROUP_EPOCH_ASK_MS (client/messaging/groups.ts).
+ */
+export interface GroupEpochRequest {
+  readonly kind: 'epoch-request';
+  readonly group: Uint8Array;
+  readonly r: number;
+  readonly q: number;
+}
+
+export function encodeGroupEpochRequest(x: GroupEpochRequest): Uint8Array {
+  const u32 = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= MAX_U32;
+  if (x.group.length !== GROUP_ID_LEN || !u32(x.q) || !u32(x.r)) throw new AlliumError('ERR_INTERNAL', 'a malformed group epoch request');
+  return encodeCbor({ v: 2, t: 5, g: x.group, r: x.r, q: x.q });
+}
+
+/** Decodes an epoch request. Throws ERR_CBOR_* / ERR_SCHEMA. */
+export function decodeGroupEpochRequest(bytes: Uint8Array): GroupEpochRequest {
+  const d = decodeMessage(requestSchema, bytes, 128, 'group epoch request');
+  return { kind: 'epoch-request', group: d.g, r: d.r, q: d.q };
+}
+
+/** True when `bytes` is an epoch request (version 2), which decodeGroupEnvelope (version 1) refuses. */
+export function isGroupEpochRequest(bytes: Uint8Array): boolean {
+  try {
+    decodeGroupEpochRequest(bytes);
     return true;
   } catch {
     return false;

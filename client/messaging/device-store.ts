@@ -8,6 +8,7 @@
  *   "self"            CBOR { "v": 1, ? "p": person (32), ? "a": accepted (32) }     no "p": unlinked, no one's device
  *   "list-" | hex(P)  CBOR { "v": 1, "l": the list envelope of person P (§14.2) }
  *   "hist-" | hex(h)  CBOR { "v": 1, "o", "p", "id", "ts", "d", ? "a" }   one history entry (§14.7), h = H(p | id, K_name)[0..16)
+ *   "told"            CBOR { "v": 1, "t": [ [ device (32), u32 r ] … ], "p": [ device (32) … ] }   whom our list went to
  *
  * Sealed as group state is (group-store.ts), under a key of its own: a copy of the storage alone reads nothing, and a
  * record moved under another name, or changed, does not open (ERR_MESSAGE_AUTH). A record that does not open or
@@ -28,6 +29,10 @@ export const SELF_RECORD = 'self';
 export const LIST_RECORD_PREFIX = 'list-';
 /** The prefix of a history entry's record name (then 32 hex digits, historyRecordName). */
 export const HISTORY_RECORD_PREFIX = 'hist-';
+/** The record of the devices our list was sent to (§14.9). */
+export const TOLD_RECORD = 'told';
+/** Devices a `told` record names at most: MAX_DEVICE_LISTS (devices.ts), the bound of the table it keeps. */
+export const MAX_TOLD_DEVICES = 10_000;
 /** Largest history record state read back: an entry of MAX_SYNC_DATA_BYTES of data and its other fields. */
 export const MAX_HISTORY_RECORD_BYTES = MAX_SYNC_DATA_BYTES + 256;
 const VERSION = 1;
@@ -54,6 +59,21 @@ const historySchema = z.strictObject({
   d: zBytes(undefined, MAX_SYNC_DATA_BYTES),
   a: z.literal(true).optional(),
 });
+
+const toldSchema = z.strictObject({
+  v: z.literal(VERSION),
+  t: z.array(z.tuple([zBytes(32), zUint(0xffffffff)])).max(MAX_TOLD_DEVICES),
+  p: z.array(zBytes(32)).max(MAX_TOLD_DEVICES),
+});
+
+/**
+ * Whom our person's list went to (§14.9): `told`, each device with the revision it acknowledged; `pending`, devices a
+ * list was being sent to when the record was saved (they may hold one of ours: a new list goes to them too).
+ */
+export interface DeviceTold {
+  readonly told: ReadonlyArray<readonly [Uint8Array, number]>;
+  readonly pending: readonly Uint8Array[];
+}
 
 /** The key device records are sealed under (derived from the identity's secret seed). */
 export function deviceStoreKey(identity: Identity): Uint8Array {
@@ -115,4 +135,21 @@ export function openHistoryEntry(key: Uint8Array, nameKey: Uint8Array, name: str
   const d = decodeMessage(historySchema, open(key, name, bytes), MAX_HISTORY_RECORD_BYTES, 'device history record');
   if (historyRecordName(nameKey, d.p, d.id) !== name) throw new ProtocolError('ERR_SCHEMA', `device store ${name}: not that entry's record`);
   return { outgoing: d.o, peer: d.p, id: d.id, ts: d.ts, data: d.d, attachment: d.a === true };
+}
+
+/** Seals the `told` record; at most MAX_TOLD_DEVICES devices in all (the caller keeps the newest). */
+export function sealDeviceTold(key: Uint8Array, t: DeviceTold): Uint8Array {
+  return seal(key, TOLD_RECORD, encodeCbor({ v: VERSION, t: t.told.map(([d, r]) => [d, r]), p: t.pending }));
+}
+
+/**
+ * The `told` record. Throws ERR_MESSAGE_AUTH (does not open), ERR_CBOR_* (not strict CBOR, or too long), ERR_SCHEMA
+ * (another shape, more than MAX_TOLD_DEVICES devices in all, a device twice).
+ */
+export function openDeviceTold(key: Uint8Array, bytes: Uint8Array): DeviceTold {
+  const d = decodeMessage(toldSchema, open(key, TOLD_RECORD, bytes), MAX_TOLD_DEVICES * 48 + 64, 'device told record');
+  const devices = [...d.t.map(([k]) => k), ...d.p];
+  if (devices.length > MAX_TOLD_DEVICES) throw new ProtocolError('ERR_SCHEMA', `device store ${TOLD_RECORD}: more than ${MAX_TOLD_DEVICES} devices`);
+  if (new Set(devices.map(toHex)).size !== devices.length) throw new ProtocolError('ERR_SCHEMA', `device store ${TOLD_RECORD}: a device named twice`);
+  return { told: d.t.map(([k, r]) => [k, r] as const), pending: d.p };
 }

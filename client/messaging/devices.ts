@@ -25,9 +25,11 @@
  *
  * State at rest (§14.9): with a storage, our standing (person, accepted offer), every held list and every entry of
  * the history log are saved after each change, sealed (device-store.ts); load() reads them before anything else is
- * done, so a restarted device still answers a sibling's history request with what it held.
+ * done, so a restarted device still answers a sibling's history request with what it held. Which devices were sent
+ * our list is kept too (the `told` record): a restarted device neither sends its list again to a device that has it,
+ * nor leaves out of a new list's sending a device told an older one (a device is saved as told before the list goes).
  *
- * Not here: persistence of which peers were sent our list, a short typed code (a PAKE),
+ * Not here: a short typed code (a PAKE),
  * forwarding contacts' lists to a new device, unlinking by the device itself.
  */
 import { crypto } from '../../crypto/index.js';
@@ -66,11 +68,15 @@ import {
   LIST_RECORD_PREFIX,
   openDeviceList,
   openDeviceSelf,
+  openDeviceTold,
   openHistoryEntry,
+  MAX_TOLD_DEVICES,
   sealDeviceList,
   sealDeviceSelf,
+  sealDeviceTold,
   sealHistoryEntry,
   SELF_RECORD,
+  TOLD_RECORD,
 } from './device-store.js';
 import type { GroupStorage } from './group-store.js';
 import type { DeviceEvents, DeviceLimits, DeviceListInfo, DeviceReceipt, HistoryMessage, LinkCodeInfo } from './device-types.js';
@@ -145,8 +151,13 @@ export class Devices {
   private accepted: Uint8Array | null = null;
   /** On the primary: device (hex) → the settle of a link waiting for its accept. */
   private readonly offers = new Map<string, (err: AlliumError | null, sig?: Uint8Array) => void>();
-  /** device address → revision of our list it was sent (at most maxLists, oldest dropped). */
+  /**
+   * device address → revision of our list it acknowledged, or −1 while one is on its way (it may hold one of ours):
+   * at most maxLists, oldest dropped; kept at rest in the `told` record (§14.9).
+   */
   private readonly announced = new Map<string, number>();
+  /** The save of the `told` record queued and not started yet, which later changes join. */
+  private toldSave: Promise<void> | null = null;
   private readonly log: HistoryLog;
   /** Requesters (hex) whose history answer is being sent, and whether a newer request replaced it. */
   private readonly serving = new Map<string, { cancelled: boolean }>();
@@ -206,6 +217,20 @@ export class Devices {
     const records = await this.storage.load(options);
     const history: HistoryEntry[] = [];
     for (const [name, bytes] of records) {
+      if (name === TOLD_RECORD) {
+        // Entries made before the store was read are newer: they stay (and go last).
+        const t = openDeviceTold(key, bytes);
+        const before = [...this.announced];
+        this.announced.clear();
+        for (const d of t.pending) this.announced.set(addr(d), -1);
+        for (const [d, r] of t.told) this.announced.set(addr(d), r);
+        for (const [a, r] of before) {
+          this.announced.delete(a);
+          this.announced.set(a, r);
+        }
+        while (this.announced.size > this.limits.maxLists) this.announced.delete(this.announced.keys().next().value!);
+        continue;
+      }
       if (name.startsWith(HISTORY_RECORD_PREFIX)) {
         history.push(openHistoryEntry(key, this.nameKey!, name, bytes));
         continue;
@@ -254,6 +279,26 @@ export class Devices {
     const key = this.storeKey!;
     const name = LIST_RECORD_PREFIX + person;
     this.save(name, () => (held ? sealDeviceList(key, name, held.bytes) : null));
+  }
+
+  /**
+   * Saves the `told` record (coalesced: a change made while a save is queued joins it). Resolves once saved; a failure
+   * is reported (the list is sent all the same).
+   */
+  private saveTold(): Promise<void> {
+    const key = this.storeKey;
+    if (!this.storage || !key) return Promise.resolve();
+    if (this.toldSave) return this.toldSave;
+    this.save(TOLD_RECORD, () => {
+      this.toldSave = null;
+      const all = [...this.announced].slice(-MAX_TOLD_DEVICES);
+      return sealDeviceTold(key, {
+        told: all.filter(([, r]) => r >= 0).map(([a, r]) => [parseAddress(a), r] as const),
+        pending: all.filter(([, r]) => r < 0).map(([a]) => parseAddress(a)),
+      });
+    });
+    this.toldSave = this.saved;
+    return this.toldSave;
   }
 
   /** Saves (`held`) or deletes a history entry's record. */
@@ -419,8 +464,17 @@ export class Devices {
   /** Sends `held` to one device address, remembering it was sent; failures are reported, not thrown. */
   private async announce(to: string, held: Held, options: AbortOptions): Promise<void> {
     try {
+      // The stored record is read first: a save of it before would replace it with what this run knows alone.
+      await this.load(options.signal ? { signal: options.signal } : {});
+      // Saved as one that may hold our list before it goes: a restart between sending and saving would otherwise leave
+      // it out of the next list's sending (publish), and it would keep a list naming a device since unlinked.
+      if (!this.announced.has(to)) {
+        this.remember(to, -1);
+        await this.saveTold();
+      }
       await this.host.deliver(to, held.bytes, options.signal ? { signal: options.signal } : {}, 'device', newId());
       this.remember(to, held.list.r);
+      void this.saveTold();
     } catch (e) {
       this.host.error(asError(e, 'device list not delivered'));
     }

@@ -132,6 +132,16 @@ export class GroupInbox {
     return this.current?.epoch ?? null;
   }
 
+  /**
+   * The current epoch as an admin hands it to a member that missed it (§13.9, "Asking for a missed epoch"): `d` the
+   * oldest day held and `es` that day's secret (the epoch's first secret is wiped with its day). Null without one.
+   */
+  reissue(): Uint8Array | null {
+    const h = this.cur;
+    if (!h) return null;
+    return encodeGroupEpoch({ kind: 'epoch', group: this.group, q: h.epoch.q, r: h.epoch.r, d: h.oldest.day, es: h.oldest.secret });
+  }
+
   /** A fresh epoch `lastQ + 1` for roster revision `r`, starting today (the caller takes it and hands it out). */
   makeEpoch(r: number): Uint8Array {
     return encodeGroupEpoch({ kind: 'epoch', group: this.group, q: this.lastQ + 1, r, d: mailboxEpochAt(this.now()), es: crypto().random(32) });

@@ -50,7 +50,16 @@ import {
   type SenderKeyDistribution,
 } from '../../protocol/group-messages.js';
 import { MAX_GROUP_SKIP, OwnSenderKey, SenderChain, SkipPool } from '../../protocol/sender-key.js';
-import { decodeGroupEpoch, isGroupEpochEnvelope, type GroupEpoch } from '../../protocol/group-inbox.js';
+import {
+  decodeGroupEpoch,
+  decodeGroupEpochRequest,
+  encodeGroupEpochRequest,
+  GROUP_EPOCH_ASK_MS,
+  isGroupEpochEnvelope,
+  isGroupEpochRequest,
+  type GroupEpoch,
+  type GroupEpochRequest,
+} from '../../protocol/group-inbox.js';
 import { mailboxEpochAt } from '../../protocol/mailbox.js';
 import { anySignal, type AbortOptions } from '../../net/abort.js';
 import type { ContentClient } from '../content.js';
@@ -130,6 +139,10 @@ interface GroupContext {
   readonly inbox: (group: Uint8Array, state?: GroupInboxState) => GroupInbox;
   /** How long a send of a version 2 group waits for the epoch of the roster held (ERR_TIMEOUT after). */
   readonly epochWaitMs: number;
+  /** How long a version 2 member holds a roster without its epoch before it asks an admin, and then asks again (§13.9). */
+  readonly epochAskMs: number;
+  /** The clock of the group inbox (rate limits of epoch requests). */
+  readonly now: () => number;
 }
 
 /** How a group carries its messages: version 1, pairwise to each member; version 2, one deposit in a group inbox (§13.9). */
@@ -278,6 +291,14 @@ export class Group {
   private readonly handovers = new Map<string, { roster: Uint8Array; epoch: Uint8Array; newcomer: boolean; sending?: boolean }>();
   /** The retry of handovers running, if any. */
   private retrying: Promise<void> | null = null;
+  /** When the roster held was taken (or the group loaded): a member asks for its epoch once it has waited (§13.9). */
+  private rosterAt: number;
+  /** When we last asked an admin for a missed epoch, and how often: each ask goes to the next admin. */
+  private askedAt = -Infinity;
+  private asks = 0;
+  /** An admin's last answer to each requester's epoch request (§13.9): only members and listed devices, each kept
+   * GROUP_EPOCH_ASK_MS, so at most one entry per member and device of the group. Not stored. */
+  private readonly answered = new Map<string, number>();
 
   constructor(
     private readonly host: GroupHost,
@@ -286,6 +307,7 @@ export class Group {
     from?: { inviter?: Uint8Array; record?: GroupRecord; delivery?: GroupDelivery },
   ) {
     this.roster = roster;
+    this.rosterAt = ctx.now();
     this.idBytes = roster.group.slice();
     this.id = toHex(roster.group);
     this.inviter = from?.inviter?.slice() ?? from?.record?.inviter?.slice();
@@ -313,6 +335,7 @@ export class Group {
 
   private setRoster(next: Roster): void {
     this.roster = next;
+    this.rosterAt = this.ctx.now();
     this.rosterBytes = null;
     const members = new Set(next.members.map(toHex));
     for (const [a, k] of [...this.keyOf]) if (!members.has(toHex(k))) this.keyOf.delete(a);
@@ -672,6 +695,9 @@ export class Group {
       this.requireActive();
       const signal = options.signal;
       if (signal?.aborted) throw new AbortedError('group send aborted while waiting for the group epoch');
+      // Still without the epoch once the roster has been held a while: its handover was lost, ask an admin (§13.9).
+      this.askForEpoch();
+      const askIn = Math.max(0, this.rosterAt + this.ctx.epochAskMs - this.ctx.now(), this.askedAt + this.ctx.epochAskMs - this.ctx.now());
       await new Promise<void>((resolve, reject) => {
         const done = (): void => {
           clearTimeout(timer);
@@ -681,12 +707,15 @@ export class Group {
           done();
           reject(new AbortedError('group send aborted while waiting for the group epoch'));
         };
+        const left = Math.max(0, deadline - Date.now());
         const timer = setTimeout(
           () => {
             done();
-            reject(new TimeoutError(`no group epoch for roster ${this.roster.r} came from an admin in time`));
+            if (Date.now() < deadline)
+              resolve(); // time to ask (again)
+            else reject(new TimeoutError(`no group epoch for roster ${this.roster.r} came from an admin in time`));
           },
-          Math.max(0, deadline - Date.now()),
+          Math.min(left, askIn),
         );
         signal?.addEventListener('abort', onAbort, { once: true });
         this.epochWaiters.push(() => {
@@ -701,6 +730,54 @@ export class Group {
     const w = this.epochWaiters;
     this.epochWaiters = [];
     for (const f of w) f();
+  }
+
+  /**
+   * A member holding a roster without its epoch for epochAskMs asks an admin for it (§13.9, "Asking for a missed
+   * epoch"): the roster's signer first when it is an admin of it, then the next admin each time; at most once per
+   * epochAskMs. Nothing when the roster has no admin left (we send under the epoch held).
+   */
+  private askForEpoch(): void {
+    const inbox = this.inbox;
+    if (!inbox || !this.active || this.epochCurrent()) return;
+    const now = this.ctx.now();
+    if (now - this.rosterAt < this.ctx.epochAskMs || now - this.askedAt < this.ctx.epochAskMs) return;
+    const me = this.me();
+    const admins = this.roster.admins.map((i) => this.roster.members[i]!).filter((k) => !same(k, me));
+    const by = admins.find((k) => same(k, this.roster.by));
+    const order = by ? [by, ...admins.filter((k) => k !== by)] : admins;
+    this.askedAt = now;
+    if (order.length === 0) return;
+    const to = formatAddress(order[this.asks++ % order.length]!);
+    const bytes = encodeGroupEpochRequest({ kind: 'epoch-request', group: this.idBytes, r: this.roster.r, q: Math.max(0, inbox.epoch) });
+    this.ctx.later(this.enqueue(to, bytes, {}).then(() => undefined));
+  }
+
+  /**
+   * An epoch request from `from` (§13.9): an admin holding the epoch of its roster answers a member of that roster
+   * (or a device its list names) whose (r, q) is below it, at most once per GROUP_EPOCH_ASK_MS, with the roster (when
+   * the requester's is older) and the epoch from the oldest day held. Throws ERR_GROUP_MEMBERSHIP (not a member: a
+   * removed one included), LimitError GROUP_EPOCH_ASK_MS; nothing is sent then.
+   */
+  receiveEpochRequest(from: string, req: GroupEpochRequest): void {
+    const inbox = this.inbox;
+    if (!inbox || !this.active || !this.changes || !this.isAdmin) return;
+    const cur = inbox.currentEpoch;
+    if (!cur || cur.r !== this.roster.r) return; // we wait for it ourselves
+    if (!this.sender(from)) throw new AlliumError('ERR_GROUP_MEMBERSHIP', "an epoch request from someone not in the group, nor a device of a member's");
+    if (req.r > cur.r || (req.r === cur.r && req.q >= cur.q)) return; // it holds ours (or a later one)
+    const now = this.ctx.now();
+    for (const [a, t] of this.answered) if (now - t >= GROUP_EPOCH_ASK_MS || now < t) this.answered.delete(a);
+    if (this.answered.has(from)) throw new LimitError('GROUP_EPOCH_ASK_MS', 'an epoch request answered less than a minute ago');
+    this.answered.set(from, now);
+    const roster = req.r < this.roster.r ? encodeGroupEnvelope(this.roster) : null;
+    const epoch = inbox.reissue()!;
+    this.ctx.later(
+      (async () => {
+        if (roster) await this.enqueue(from, roster, {});
+        await this.enqueue(from, epoch, {});
+      })(),
+    );
   }
 
   /** Makes and takes the next epoch for the roster held (admins); returns its envelope, to hand to the members. */
@@ -743,6 +820,7 @@ export class Group {
   collect(options: AbortOptions = {}): Promise<number> {
     if (!this.inbox || !this.active) return Promise.resolve(0);
     this.retryHandovers({});
+    this.askForEpoch();
     this.collecting ??= this.collectPass(options).finally(() => (this.collecting = null));
     return this.collecting;
   }
@@ -1148,6 +1226,11 @@ export interface GroupsOptions {
     ttlMs?: number;
     /** How long a send waits for the epoch of the roster held before ERR_TIMEOUT (default 10 minutes, §13.9). */
     epochWaitMs?: number;
+    /**
+     * How long a member holds a roster without its epoch before it asks an admin for it, and then between asks
+     * (default GROUP_EPOCH_ASK_MS, 60 s, §13.9). An admin answers one member at most once per GROUP_EPOCH_ASK_MS.
+     */
+    epochAskMs?: number;
   };
 }
 
@@ -1199,6 +1282,8 @@ export class Groups {
         return new GroupInbox(group, o.content, o.now ?? Date.now, o.ttlMs, state);
       },
       epochWaitMs: options.inbox?.epochWaitMs ?? DEFAULT_GROUP_EPOCH_WAIT_MS,
+      epochAskMs: options.inbox?.epochAskMs ?? GROUP_EPOCH_ASK_MS,
+      now: options.inbox?.now ?? Date.now,
     };
     this.now = options.inbox?.now ?? Date.now;
   }
@@ -1418,6 +1503,12 @@ export class Groups {
   async receive(from: string, bytes: Uint8Array, options: AbortOptions = {}): Promise<void> {
     try {
       await this.load(options);
+      if (isGroupEpochRequest(bytes)) {
+        // A member asking for an epoch it missed (§13.9): answered by an admin, never held for a group not joined.
+        const req = decodeGroupEpochRequest(bytes);
+        this.groups.get(toHex(req.group))?.receiveEpochRequest(from, req);
+        return;
+      }
       if (isGroupEpochEnvelope(bytes)) {
         // Version 2 (§13.9): checked against our clock; held, as any envelope, until we join its group.
         const e = decodeGroupEpoch(bytes, mailboxEpochAt(this.now()));

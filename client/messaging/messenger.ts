@@ -175,6 +175,7 @@ export class Messenger extends Emitter<MessengerEvents> {
           content: this.groupContent,
           ...(options.groupInbox?.ttlMs !== undefined ? { ttlMs: options.groupInbox.ttlMs } : {}),
           ...(options.groupInbox?.epochWaitMs !== undefined ? { epochWaitMs: options.groupInbox.epochWaitMs } : {}),
+          ...(options.groupInbox?.epochAskMs !== undefined ? { epochAskMs: options.groupInbox.epochAskMs } : {}),
         },
       },
     );

@@ -244,6 +244,9 @@ export interface MessengerOptions {
     ttlMs?: number;
     /** How long a group send waits for the epoch of a new roster before ERR_TIMEOUT (default 10 minutes). */
     epochWaitMs?: number;
+    /** How long a member holds a new roster without its epoch before it asks an admin for it, and between asks
+     * (default 60 s; specs/messaging.md §13.9). */
+    epochAskMs?: number;
   };
   /** Offline mailboxes. */
   offline?: {

@@ -8,7 +8,9 @@ import { toHex } from '../../protocol/bytes.js';
 import { encodeCbor } from '../../protocol/cbor.js';
 import {
   decodeGroupEpoch,
+  decodeGroupEpochRequest,
   encodeGroupEpoch,
+  encodeGroupEpochRequest,
   groupDay,
   groupInboxKey,
   MAX_GROUP_DEPOSIT_BYTES,
@@ -72,6 +74,36 @@ export function groupInboxFile(): VectorFile {
     };
   });
 
+  // A member holding roster 5 and epoch 2 asks; the admin answers on the epoch's second day with that day's secret,
+  // from which the member derives the same inboxes from that day on (§13.9, "Asking for a missed epoch").
+  const requestBytes = encodeGroupEpochRequest({ kind: 'epoch-request', group, r: 5, q: 2 });
+  check(decodeGroupEpochRequest(requestBytes).q === 2, 'the request decodes');
+  const answerDay = groupDay(epoch, FIRST_DAY + 1);
+  const answerBytes = encodeGroupEpoch({ kind: 'epoch', group, q: 3, r: 5, d: FIRST_DAY + 1, es: answerDay.secret });
+  const answer = decodeGroupEpoch(answerBytes, TODAY);
+  for (const i of [1, 2]) {
+    check(toHex(groupInboxKey(groupDay(answer, FIRST_DAY + i))) === days[i]!.inbox, `the answer derives day ${i}'s inbox`);
+  }
+  const requestBase = { v: 2, t: 5, g: group, r: 5, q: 2 };
+  const invalidRequests = [
+    { name: 'a request of version 1', value: { ...requestBase, v: 1 } },
+    { name: 'a request without its epoch', value: { v: 2, t: 5, g: group, r: 5 } },
+    { name: 'a request with an unknown field', value: { ...requestBase, x: 0 } },
+    { name: 'a request for a short group id', value: { ...requestBase, g: group.subarray(0, 31) } },
+    { name: 'a request for a revision beyond 2^32 - 1', value: { ...requestBase, r: 2 ** 32 } },
+  ].map((c) => {
+    const bytes = encodeCbor(c.value);
+    return {
+      name: c.name,
+      bytes: toHex(bytes),
+      error: expectCode(
+        errorCodeOf(() => decodeGroupEpochRequest(bytes), c.name),
+        'ERR_SCHEMA',
+        c.name,
+      ),
+    };
+  });
+
   const base = { v: 2, t: 4, g: group, q: 3, r: 5, d: FIRST_DAY, es };
   const invalid = [
     { name: 'version 1', value: { ...base, v: 1 }, error: 'ERR_SCHEMA' },
@@ -96,7 +128,7 @@ export function groupInboxFile(): VectorFile {
 
   return {
     description:
-      'The group inbox (specs/messaging.md §13.9): an epoch envelope (fixed group id and secret), the day secrets, inbox keys and first slot locators of its first three days, a sender-key deposit (slot 0) and a message deposit under it (slot 1) on its second day, sealed with fixed salts and solved from a zero nonce, and refused epochs (decoded on day `today`) with their codes.',
+      "The group inbox (specs/messaging.md §13.9): an epoch envelope (fixed group id and secret), the day secrets, inbox keys and first slot locators of its first three days, a sender-key deposit (slot 0) and a message deposit under it (slot 1) on its second day, sealed with fixed salts and solved from a zero nonce, refused epochs (decoded on day `today`) with their codes, an epoch request (a member holding roster 5 and epoch 2) and refused ones, and an admin's answer to it on the epoch's second day (d that day, es that day's secret: it derives the same inboxes from that day on).",
     version: VECTORS_VERSION,
     constants: { maxGroupEpochDays: MAX_GROUP_EPOCH_DAYS, maxGroupDepositBytes: MAX_GROUP_DEPOSIT_BYTES },
     today: TODAY,
@@ -111,5 +143,8 @@ export function groupInboxFile(): VectorFile {
       items: deposits,
     },
     invalid,
+    request: { group: toHex(group), r: 5, q: 2, envelope: toHex(requestBytes) },
+    answer: { d: FIRST_DAY + 1, es: toHex(answerDay.secret), envelope: toHex(answerBytes) },
+    invalidRequests,
   };
 }

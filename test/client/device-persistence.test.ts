@@ -4,7 +4,8 @@
  * keeps its standing (primary, linked device of the person) and the lists it held, and delivery to every device goes
  * on. Records are sealed to the identity: another identity, a changed byte or a moved record is refused. The history
  * log is kept too, one record per entry under the log's bounds: a restarted device answers a new sibling's history
- * request with what it held before.
+ * request with what it held before. Whom a device sent its person's list to is kept: after a restart it sends the list
+ * again to none of them, and a new list to each.
  */
 import { expect } from 'chai';
 import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
@@ -12,7 +13,8 @@ import { toHex } from '../../protocol/bytes.js';
 import type { AlliumError } from '../../protocol/errors.js';
 import type { FrameContent } from '../../protocol/message-frames.js';
 import { Devices, type DeviceEvents, type DeviceLimits } from '../../client/messaging/devices.js';
-import { deviceStoreKey, sealHistoryEntry } from '../../client/messaging/device-store.js';
+import { deviceStoreKey, openDeviceTold, sealHistoryEntry, TOLD_RECORD } from '../../client/messaging/device-store.js';
+import { decodeDeviceEnvelope } from '../../protocol/device-link.js';
 import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
 import type { IncomingMessage, SendReceipt } from '../../client/messaging/types.js';
 
@@ -28,6 +30,8 @@ interface Node {
   contacts: string[];
   got: IncomingMessage[];
   errors: AlliumError[];
+  /** Device lists delivered to this node. */
+  listsIn: number;
 }
 
 /** Devices that deliver to each other at once; restart() gives a node a new Devices over the same identity and storage. */
@@ -39,6 +43,7 @@ function network(): { node: (identity?: Identity) => Node; restart: (n: Node, li
         identity: n.identity,
         deliver: async (to: string, data: Uint8Array, _o, content: FrameContent, id: Uint8Array): Promise<SendReceipt> => {
           const target = byAddress.get(to)!;
+          if (content === 'device' && decodeDeviceEnvelope(data).kind === 'list') target.listsIn++;
           if (content === 'device') await target.devices.receive(n.address, data).catch((e: AlliumError) => target.errors.push(e));
           else target.got.push(target.devices.incoming({ from: n.address, data, seq: 0, offline: false, id: toHex(id) }));
           return { status: 'delivered', to, seq: 0, id: toHex(id) };
@@ -58,6 +63,7 @@ function network(): { node: (identity?: Identity) => Node; restart: (n: Node, li
       contacts: [],
       got: [],
       errors: [],
+      listsIn: 0,
       devices: undefined as unknown as Devices,
     };
     n.devices = table(n);
@@ -105,6 +111,57 @@ describe('devices: state at rest (specs/messaging.md §14.9)', () => {
     await tablet.devices.load();
     expect(tablet.devices.list()).to.equal(undefined);
     expect(tablet.devices.groupMember()).to.deep.equal({ key: tablet.identity.publicKey, sends: true, changes: true, siblings: false });
+  });
+
+  it('whom our list went to is kept: a restart sends it again to none of them, and a new list to each (not only contacts)', async () => {
+    const { node, restart } = network();
+    const [phone, laptop, bob, carol] = [node(), node(), node(), node()];
+    await phone.devices.link(laptop.devices.linkCode().text);
+    // Bob and Carol are not contacts of the phone: they get its list ahead of its first message to each.
+    for (const to of [bob, carol]) await phone.devices.send(to.address, enc('hello'), {}, 'data', new Uint8Array(16).fill(1));
+    expect([bob.listsIn, carol.listsIn]).to.deep.equal([1, 1]);
+    await phone.devices.flushed();
+
+    restart(phone);
+    await phone.devices.load();
+    // Not sent again: each holds the current revision.
+    for (const to of [bob, carol]) await phone.devices.send(to.address, enc('again'), {}, 'data', new Uint8Array(16).fill(2));
+    expect([bob.listsIn, carol.listsIn]).to.deep.equal([1, 1]);
+    // An unlinking goes to every device told before, contacts or not: neither keeps a list naming the laptop.
+    await phone.devices.unlink(laptop.address);
+    for (const n of [bob, carol])
+      expect(n.devices.of(phone.address), n.address).to.deep.equal({ person: phone.address, revision: 2, devices: [phone.address] });
+    for (const n of [phone, laptop, bob, carol]) expect(n.errors.map((e) => e.code)).to.deep.equal([]);
+    // The record: each with the revision it acknowledged, none on its way.
+    await phone.devices.flushed();
+    const stored = new Map(await phone.storage.load()).get(TOLD_RECORD)!;
+    const told = openDeviceTold(deviceStoreKey(phone.identity), stored);
+    expect(told.told.map(([d, r]) => [formatAddress(d), r])).to.deep.include.members([
+      [bob.address, 2],
+      [carol.address, 2],
+    ]);
+    expect(told.pending).to.deep.equal([]);
+  });
+
+  it('a device is saved as told before our list goes to it: a restart in between still sends it the next list', async () => {
+    const { node, restart } = network();
+    const [phone, laptop, bob] = [node(), node(), node()];
+    await phone.devices.link(laptop.devices.linkCode().text);
+    // The phone "crashes" while its list is on its way to Bob: what its store holds then is what a restart reads.
+    let atSend: Array<[string, Uint8Array]> | null = null;
+    const receive = bob.devices.receive.bind(bob.devices);
+    bob.devices.receive = async (from, data) => {
+      atSend ??= (await phone.storage.load()).map(([name, b]) => [name, Uint8Array.from(b)]);
+      return receive(from, data);
+    };
+    await phone.devices.send(bob.address, enc('hello'), {}, 'data', new Uint8Array(16).fill(1));
+    const crashed = memoryGroupStorage();
+    for (const [name, b] of atSend!) await crashed.save(name, b);
+    phone.storage = crashed;
+    restart(phone);
+    await phone.devices.load();
+    await phone.devices.unlink(laptop.address);
+    expect(bob.devices.of(phone.address)).to.deep.equal({ person: phone.address, revision: 2, devices: [phone.address] });
   });
 
   it('records are sealed to the identity: another identity, a changed byte or a moved record is refused', async () => {

@@ -9,7 +9,7 @@ import { groupStoreKey, memoryGroupStorage, openGroupRecord, openOrphans, ORPHAN
 import type { Group } from '../../client/messaging/groups.js';
 import { crypto } from '../../crypto/index.js';
 import { fromHex, toHex } from '../../protocol/bytes.js';
-import { encodeGroupEpoch, isGroupEpochEnvelope } from '../../protocol/group-inbox.js';
+import { encodeGroupEpoch, encodeGroupEpochRequest, GROUP_EPOCH_ASK_MS, isGroupEpochEnvelope } from '../../protocol/group-inbox.js';
 import { mailboxEpochAt } from '../../protocol/mailbox.js';
 import { groupNetwork, type GroupNetwork, type GroupNode } from '../helpers/group-network.js';
 
@@ -234,6 +234,59 @@ describe('group inbox against misbehaving members and holders (specs/messaging.m
       ),
     );
     expect(codes).to.deep.equal(['ERR_TIMEOUT', 'ERR_TIMEOUT']);
+  });
+
+  it('a member whose epoch handover was lost asks an admin for it and reads on; a removed member, or one asking again within a minute, gets nothing', async () => {
+    const { net, group, now } = await setup();
+    const [a, b, c] = net.nodes;
+    // c takes the new roster; its epoch is lost after the admin counted it delivered (a mailbox item its holders dropped).
+    const receive = c!.groups.receive.bind(c!.groups);
+    let lost = 0;
+    c!.groups.receive = (from, bytes, o) => (isGroupEpochEnvelope(bytes) && lost++ === 0 ? Promise.resolve() : receive(from, bytes, o));
+    await a!.groups.get(group.id)!.setAdmin(b!.address, false);
+    await a!.groups.settled();
+    const ga = a!.groups.get(group.id)!;
+    const gc = c!.groups.get(group.id)!;
+    expect([lost, gc.revision, gc.epoch]).to.deep.equal([1, ga.revision, ga.epoch - 1]);
+    // A pass right after the roster came asks nothing: the epoch is normally right behind it.
+    const inboxBefore = a!.inbox.length;
+    await c!.groups.collect();
+    await c!.groups.settled();
+    expect(a!.inbox.length).to.equal(inboxBefore);
+    // Held a minute without its epoch: the next pass asks the roster's signer, which answers with the epoch.
+    now.t += GROUP_EPOCH_ASK_MS;
+    await c!.groups.collect();
+    await c!.groups.settled();
+    await a!.groups.settled();
+    expect(gc.epoch).to.equal(ga.epoch);
+    await gc.send(enc('from the member that asked'));
+    await ga.send(enc('to the member that asked'));
+    await b!.groups.collect();
+    await c!.groups.collect();
+    expect(texts(b!, group.id)).to.deep.equal(['from the member that asked', 'to the member that asked']);
+    expect(texts(c!, group.id)).to.deep.equal(['to the member that asked']);
+    // Asking again within the minute (even with a request below the epoch): refused, nothing sent.
+    const toC = c!.inbox.length;
+    const ask = (r: number, q: number): Uint8Array => encodeGroupEpochRequest({ kind: 'epoch-request', group: fromHex(group.id), r, q });
+    await a!.groups.receive(c!.address, ask(ga.revision - 1, 0));
+    await a!.groups.settled();
+    expect(c!.inbox.length).to.equal(toC);
+    expect(a!.errors.map((e) => e.message)).to.deep.equal(['GROUP_EPOCH_ASK_MS: an epoch request answered less than a minute ago']);
+    // A removed member asking (its request as of the roster before its removal) gets nothing, whatever the minute.
+    await ga.remove(b!.address);
+    await a!.groups.settled();
+    now.t += GROUP_EPOCH_ASK_MS;
+    const toB = b!.inbox.length;
+    await a!.groups.receive(b!.address, ask(ga.revision - 1, ga.epoch - 1));
+    await a!.groups.settled();
+    expect(b!.inbox.length).to.equal(toB);
+    expect(a!.errors.slice(1).map((e) => e.code)).to.deep.equal(['ERR_GROUP_MEMBERSHIP']);
+    // The removed member's own table does not ask (it is out of the group), and c, current, gets nothing new either.
+    await b!.groups.collect();
+    await a!.groups.receive(c!.address, ask(ga.revision, ga.epoch));
+    await Promise.all([a!.groups.settled(), b!.groups.settled()]);
+    expect([b!.inbox.length, a!.errors.length]).to.deep.equal([toB, 2]);
+    expect(c!.errors).to.deep.equal([]);
   });
 
   it('an epoch from an admin does not turn a version 1 group into a version 2 one', async () => {

@@ -6,7 +6,7 @@
  */
 import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
 import { AlliumError } from '../../protocol/errors.js';
-import { isGroupEpochEnvelope } from '../../protocol/group-inbox.js';
+import { isGroupEpochEnvelope, isGroupEpochRequest } from '../../protocol/group-inbox.js';
 import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
 import { Groups, type GroupEvents, type GroupHost, type GroupIncoming, type GroupsOptions } from '../../client/messaging/groups.js';
 
@@ -51,7 +51,8 @@ export function groupNetwork(n: number, options: (i: number) => GroupsOptions = 
           // The keys a roster sets off (Groups.receive does not wait for them) are handed over before the roster's
           // send resolves, so that a test's `await` covers the whole cascade. Only for rosters: a sender key sets off
           // nothing that waits, so no two tables wait on each other.
-          if (!isGroupEpochEnvelope(envelope) && decodeGroupEnvelope(envelope).kind === 'roster') await target.groups.settled();
+          if (!isGroupEpochEnvelope(envelope) && !isGroupEpochRequest(envelope) && decodeGroupEnvelope(envelope).kind === 'roster')
+            await target.groups.settled();
         };
         const held = hold.get(to);
         if (held) held.push(go);

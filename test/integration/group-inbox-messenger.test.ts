@@ -4,7 +4,8 @@
  * group's epoch over its pairwise session; every send is one deposit in the group inbox the relays hold; every member's
  * Messenger polls the inbox and emits each other member's message exactly once as 'group:message'. A member restarted
  * over its group storage reads on and emits nothing twice; a removed member gets no new epoch and reads nothing sent
- * after its removal.
+ * after its removal. A member whose epoch handover was lost asks the admin for it and reads on; the removed member
+ * asking gets nothing.
  *
  * Members: ALLIUM_GROUP_INBOX_APP_MEMBERS (default 5). Unlike version 1 (messaging-groups.test.ts), only the admin
  * opens pairwise sessions (k − 1), so the cost grows with the group, not its square.
@@ -12,11 +13,12 @@
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import { Messenger, type GroupIncoming } from '../../client/messaging/node.js';
-import type { Groups } from '../../client/messaging/groups.js';
+import type { GroupHost, Groups } from '../../client/messaging/groups.js';
 import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
 import { createIdentity, type Identity } from '../../protocol/address.js';
 import type { AlliumError } from '../../protocol/errors.js';
-import { isGroupEpochEnvelope } from '../../protocol/group-inbox.js';
+import { encodeGroupEpochRequest, isGroupEpochEnvelope } from '../../protocol/group-inbox.js';
+import { fromHex } from '../../protocol/bytes.js';
 import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
 import { startEntryClient } from '../helpers/content.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
@@ -24,6 +26,8 @@ import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 const N = Number(process.env['ALLIUM_GROUP_INBOX_APP_MEMBERS'] ?? 5);
 /** How often each member reads the group inbox while listening. */
 const POLL_MS = 1_500;
+/** How long a member holds a roster without its epoch before it asks an admin for it. */
+const ASK_MS = 3_000;
 /** No conversation is given up for a missing acknowledgement during the test: a stall shows as a stall. */
 const ACK_TIMEOUT_MS = 900_000;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -43,13 +47,15 @@ describe('messaging: a version 2 group through the app API (relay processes)', f
   const storages = new Map<string, GroupStorage>();
   let groupId = '';
   const closed: Messenger[] = [];
+  /** Epoch envelopes still to be lost on their way to an address (taken as delivered, never handed to the table). */
+  const lose = new Map<string, number>();
 
   function messenger(client: AlliumClient, identity: Identity): Messenger {
     const storage = storages.get(toKey(identity)) ?? memoryGroupStorage();
     const m = new Messenger(client, identity, {
       offline: { collect: false },
       groupStorage: storage,
-      groupInbox: { pollMs: POLL_MS },
+      groupInbox: { pollMs: POLL_MS, epochAskMs: ASK_MS },
       ackTimeoutMs: ACK_TIMEOUT_MS,
     });
     storages.set(toKey(identity), storage);
@@ -64,6 +70,11 @@ describe('messaging: a version 2 group through the app API (relay processes)', f
     const receive = table.receive.bind(table);
     table.receive = (from, bytes, o) => {
       envelopes.get(m.address)!.push(Uint8Array.from(bytes)); // a copy: the table wipes an epoch it held once taken
+      const n = lose.get(m.address) ?? 0;
+      if (n > 0 && isGroupEpochEnvelope(bytes)) {
+        lose.set(m.address, n - 1);
+        return Promise.resolve();
+      }
       return receive(from, bytes, o);
     };
     return m;
@@ -172,5 +183,46 @@ describe('messaging: a version 2 group through the app API (relay processes)', f
     // Pairwise, the removed member got the roster that removed it, and no epoch.
     expect(envelopes.get(removed.address)!.slice(seen).filter(isGroupEpochEnvelope)).to.deep.equal([]);
     expect(errors.map((e) => e.message)).to.deep.equal([]);
+  });
+
+  it('a member whose epoch handover was lost asks the admin for it and reads later messages; the removed member asking gets nothing', async () => {
+    const admin = members[0]!;
+    const removed = members[N - 1]!;
+    const rest = members.slice(0, N - 1);
+    const victim = rest[2]!;
+    const other = rest[1]!;
+    const ga = admin.group(groupId)!;
+    const removedAt = ga.revision;
+    // The next change's epoch is lost on its way to the victim, after the admin counted it delivered.
+    lose.set(victim.address, 1);
+    await ga.setAdmin(other.address, true);
+    const q = ga.epoch;
+    await waitFor(() => rest.filter((m) => m !== victim).every((m) => m.group(groupId)!.epoch === q), 120_000, 'the others took the new epoch');
+    await waitFor(() => victim.group(groupId)!.revision === ga.revision, 120_000, 'the victim took the new roster');
+    expect([lose.get(victim.address), victim.group(groupId)!.epoch]).to.deep.equal([0, q - 1]);
+    // Its send waits for the epoch, asks the admin once the roster has been held ASK_MS, and goes under the answer.
+    const before = new Map(members.map((m) => [m, mine(m).length]));
+    await victim.group(groupId)!.send(enc('after asking'));
+    expect(victim.group(groupId)!.epoch).to.equal(q);
+    const asked = `${victim.address}:after asking`;
+    await waitFor(() => rest.filter((m) => m !== victim).every((m) => mine(m).includes(asked)), 300_000, 'the rest got the victim’s message');
+    await other.group(groupId)!.send(enc('to everyone'));
+    const told = `${other.address}:to everyone`;
+    await waitFor(() => mine(victim).includes(told), 300_000, 'the victim read a later message');
+    await Promise.all(rest.map((m) => m.checkGroups()));
+    expect(mine(victim).slice(before.get(victim))).to.deep.equal([told]);
+    for (const m of rest.filter((m) => m !== victim && m !== other))
+      expect([...mine(m).slice(before.get(m))].sort(), m.address).to.deep.equal([asked, told].sort());
+    expect(errors.map((e) => e.message)).to.deep.equal([]);
+    // The removed member asks the admin for the epoch (as of the roster before its removal): refused, nothing sent.
+    const seen = envelopes.get(removed.address)!.length;
+    const host = (removed as unknown as { groupTable: { host: GroupHost } }).groupTable.host;
+    const request = encodeGroupEpochRequest({ kind: 'epoch-request', group: fromHex(groupId), r: removedAt - 1, q: 0 });
+    await host.sendEnvelope(admin.address, request, {});
+    await waitFor(() => errors.length > 0, 60_000, 'the admin refused the request');
+    await (admin as unknown as { groupTable: Groups }).groupTable.settled();
+    expect(errors.map((e) => e.code)).to.deep.equal(['ERR_GROUP_MEMBERSHIP']);
+    expect(envelopes.get(removed.address)!.slice(seen)).to.deep.equal([]);
+    expect(mine(removed).slice(before.get(removed))).to.deep.equal([]);
   });
 });

@@ -8,7 +8,9 @@ import { crypto } from '../../crypto/index.js';
 import { concatBytes, toHex, utf8 } from '../../protocol/bytes.js';
 import {
   decodeGroupEpoch,
+  decodeGroupEpochRequest,
   encodeGroupEpoch,
+  encodeGroupEpochRequest,
   groupDay,
   groupInboxKey,
   MAX_GROUP_DEPOSIT_BYTES,
@@ -36,6 +38,9 @@ interface File {
     items: Array<{ name: string; index: number; slot: string; salt: string; envelope: string; ct: string; item: string }>;
   };
   invalid: Array<{ name: string; bytes: string; error: string }>;
+  request: { group: string; r: number; q: number; envelope: string };
+  answer: { d: number; es: string; envelope: string };
+  invalidRequests: Array<{ name: string; bytes: string; error: string }>;
 }
 
 const H = (input: Uint8Array, label: string): Uint8Array => crypto().hash(32, input, utf8(label));
@@ -101,6 +106,24 @@ describe('vectors: group-inbox (specs/messaging.md §13.9)', () => {
       expect('sig' in inner).to.equal(it.name === 'sender key');
     }
   });
+
+  it("an epoch request round-trips; an admin's answer from a later day derives the same inboxes from that day on", () => {
+    const req = decodeGroupEpochRequest(hex(v.request.envelope));
+    expect({ group: toHex(req.group), r: req.r, q: req.q }).to.deep.equal({ group: v.request.group, r: v.request.r, q: v.request.q });
+    expect(toHex(encodeGroupEpochRequest(req))).to.equal(v.request.envelope);
+    // The answer is an epoch envelope whose d is the admin's oldest day and es that day's secret: es_(d+1) = H(es_d, …).
+    const answer = decodeGroupEpoch(hex(v.answer.envelope), v.today);
+    expect([answer.q, answer.r, answer.d, toHex(answer.es)]).to.deep.equal([v.epoch.q, v.epoch.r, v.answer.d, v.answer.es]);
+    expect(toHex(H(hex(v.epoch.es), 'allium-v1:group:day'))).to.equal(v.answer.es);
+    for (const d of v.days.filter((x) => x.day >= v.answer.d)) expect(toHex(groupInboxKey(groupDay(answer, d.day)))).to.equal(d.inbox);
+    expect(toHex(encodeGroupEpoch(answer))).to.equal(v.answer.envelope);
+  });
+
+  for (const c of v.invalidRequests) {
+    it(`refuses ${c.name} (${c.error})`, () => {
+      expectCode(() => decodeGroupEpochRequest(hex(c.bytes)), c.error);
+    });
+  }
 
   for (const c of v.invalid) {
     it(`refuses ${c.name} (${c.error})`, () => {
