@@ -91,6 +91,8 @@ const DIR_PAGE = MAX_DESCRIPTORS_PER_MESSAGE;
 export const MAX_PENDING_DIALS = 64;
 /** A bridge gives up on a directory page after this long (and asks again at the next interval). */
 const PAGE_TIMEOUT_MS = 10_000;
+/** Verified consensus heads remembered by their bytes (a few per interval: one per set of signatures seen). */
+const HEADS_SEEN = 16;
 /** How long an announcer has to deliver a descriptor it was asked for before another announcer is asked. */
 export const PULL_TIMEOUT_MS = 3_000;
 /** A relay's own new descriptor goes out this soon (ms). */
@@ -181,6 +183,13 @@ export class Overlay {
   readonly consensus = new ConsensusCache();
   /** Consensus digests being fetched (so one head announced by several neighbours is fetched once). */
   private readonly fetchingConsensus = new Set<string>();
+  /**
+   * Signed heads verified lately, by a hash of their bytes (at most HEADS_SEEN, oldest dropped first): the copies
+   * of one head that other neighbours push are not decoded and verified again (specs/directory.md §7.3).
+   */
+  private readonly headsSeen = new Map<string, ConsensusHead>();
+  /** The digest of the newest head each neighbour pushed: it holds that consensus, so none is pushed back to it. */
+  private readonly headOf = new Map<string, string>();
   /** Descriptors waiting for a reachability proof (null: admission off). */
   readonly admission: Admission | null;
   private readonly now: () => number;
@@ -633,6 +642,7 @@ export class Overlay {
   private neighbourGone(fp: string): void {
     if (this.stopped) return;
     this.standing.delete(fp);
+    this.headOf.delete(fp);
     this.admission?.peerGone(fp);
     const asks: [string, number][] = [];
     for (const [k, p] of this.pulls) if (p.asked === fp) asks.push([k, p.attempt]);
@@ -915,16 +925,29 @@ export class Overlay {
   offerConsensusHead(raw: Uint8Array, from: Link): void {
     const auths = this.authorities;
     if (auths.size === 0) return;
-    let head: ConsensusHead;
-    try {
-      head = verifyConsensusHead(raw, auths, this.now());
-    } catch (e) {
-      this.o.metrics.drops.inc({ reason: `consensus_${isAlliumError(e) ? e.code.toLowerCase() : 'invalid'}` });
-      return;
+    const now = this.now();
+    const seenKey = toHex(crypto().hash(16, raw));
+    let head = this.headsSeen.get(seenKey);
+    if (!head || head.validUntil <= now) {
+      try {
+        head = verifyConsensusHead(raw, auths, now);
+      } catch (e) {
+        this.o.metrics.drops.inc({ reason: `consensus_${isAlliumError(e) ? e.code.toLowerCase() : 'invalid'}` });
+        return;
+      }
+      this.headsSeen.delete(seenKey);
+      this.headsSeen.set(seenKey, head);
+      for (const k of this.headsSeen.keys()) {
+        if (this.headsSeen.size <= HEADS_SEEN) break;
+        this.headsSeen.delete(k);
+      }
     }
+    const key = toHex(head.digest);
+    // A relay pushes the heads it adopted: the sender holds this consensus (neighbours only, so the table is bounded).
+    const peer = this.peerOf(from);
+    if (this.relayLinks.has(peer)) this.headOf.set(peer, key);
     const cur = this.consensus.current;
     if (cur && head.validAfter <= cur.validAfter) return;
-    const key = toHex(head.digest);
     if (this.fetchingConsensus.has(key)) return;
     this.fetchingConsensus.add(key);
     const viaDiff = cur ? fetchConsensusDiff(from, cur, head).catch(() => fetchConsensusEntries(from, head)) : fetchConsensusEntries(from, head);
@@ -945,7 +968,9 @@ export class Overlay {
     if (this.stopped || !this.consensus.adopt(c)) return false;
     this.o.onConsensus?.(c);
     if (this.o.bridge) return true; // a bridge's links are client links: relays take no consensus from them
-    for (const set of this.relayLinks.values()) {
+    const d = toHex(c.digest);
+    for (const [fp, set] of this.relayLinks) {
+      if (this.headOf.get(fp) === d) continue; // it pushed this head to us: it holds the consensus
       const link = openOne(set);
       if (link && link !== from) this.send(link, { t: 'consensus-head', c: c.raw });
     }
