@@ -6,10 +6,13 @@
  *   — the per-contact inbox from us when the recipient is a pair (§9.1), else its first-contact inbox — at the
  *   slot's k holders, through circuits, with the proof of work the slot's index asks for (§9.3; solved in slices
  *   that yield to the event loop). It finds the first free slot by galloping over slots with HEAD fetches (slots fill
- *   from 0 upwards) and then remembers where it stopped.
+ *   from 0 upwards; a slot is taken by the readers' rule, and one no holder answered fails the deposit) and then
+ *   remembers where it stopped.
  * - MailboxCollector reads the identity's first-contact inbox and the per-contact inboxes of its pairs (contacts
  *   first, then other pairs in the room left) slot by slot until MAILBOX_SCAN_GAP slots in a row are free — a slot
- *   no holder answered is not free: the inbox is read again from there next pass, and the pass reports it — opens what it finds and hands the messages over in the senders'
+ *   no holder answered is not free: the inbox is read again from there next pass, and the pass reports it; a slot is
+ *   taken when an item of it opens or most of its answering holders have something, and the read position stops
+ *   before the first free one — opens what it finds and hands the messages over in the senders'
  *   order, an epoch at a time and at most MAX_MAILBOX_COLLECT_BYTES of messages at a time, so a spammed inbox costs
  *   a bounded amount of memory. It only reads: nothing is deleted (items expire at the relays), so collecting
  *   changes nothing an observer of the slots could see or time. Each pass uses fresh circuits (a new ContentClient),
@@ -131,7 +134,8 @@ export class MailboxSender {
    * recipient said it publishes prekeys (its contact card, §11.1), so no record found means one withheld: never a
    * version 2 item. `onPrekeyRecord`: awaited when the recipient's prekey record is found, before anything is sealed
    * (the messenger marks a contact's `prekeys` there, §11.3), its errors thrown. Throws ERR_LIMIT (MAX_MAILBOX_MESSAGE_BYTES, or MAX_MAILBOX_SLOTS when today's
-   * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted), ERR_PREKEYS_UNAVAILABLE (a recipient known to publish
+   * inbox is full), ERR_QUOTA, ERR_UNREACHABLE (no holder accepted, or no holder answered a probe for the first free
+   * slot: nothing is stored), ERR_PREKEYS_UNAVAILABLE (a recipient known to publish
    * prekeys whose record is withheld, or whose item sealed to them every holder refused: never sent as version 2, §9.6),
    * ERR_ABORTED, ERR_CONFIG (bad ttl or id), and the errors of a stored memory of publishers that does not open.
    */
@@ -266,12 +270,20 @@ export class MailboxSender {
     await this.publishers.said(recipient, options);
   }
 
-  /** True when any holder has something in the slot. */
+  /**
+   * True when the slot is taken as readers count it (§9.5): the holders answering with something are at least as many
+   * as those answering without. Throws ERR_UNREACHABLE when no holder answered (not known to be free), ERR_ABORTED.
+   */
   private async occupied(inbox: Uint8Array, slot: number, signal?: AbortSignal): Promise<boolean> {
-    return (await this.content.fetchFromAll('mailbox', slotLocator(inbox, slot), { head: true, ...signalOption(signal) })).length > 0;
+    const { copies, answered } = await this.content.fetchAnswers('mailbox', slotLocator(inbox, slot), { head: true, ...signalOption(signal) });
+    if (answered === 0) throw new AlliumError('ERR_UNREACHABLE', `no holder of slot ${slot} of the inbox answered: its first free slot is not known`);
+    return copies.length >= answered - copies.length;
   }
 
-  /** The first free slot, by galloping (1, 3, 7, …) and then bisecting: slots fill from 0 upwards. */
+  /**
+   * The first free slot, by galloping (1, 3, 7, …) and then bisecting: slots fill from 0 upwards. Throws
+   * ERR_UNREACHABLE when no holder of a slot probed answered.
+   */
   private async frontier(inbox: Uint8Array, signal?: AbortSignal): Promise<number> {
     if (!(await this.occupied(inbox, 0, signal))) return 0;
     let lo = 0;
@@ -457,9 +469,11 @@ export class MailboxCollector {
     const name = toHex(inbox);
     let slot = this.frontier.get(name) ?? 0;
     let free = 0;
+    // The read position moves only over slots all taken from it on: a slot still free may yet get a deposit (§9.5).
+    let contiguous = true;
     while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
       throwIfAborted(signal);
-      // Read a window of slots at once; the frontier advances past every occupied slot read in order.
+      // Read a window of slots at once.
       const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
       const answers = await Promise.all(window.map((s) => content.fetchAnswers('mailbox', slotLocator(inbox, s), signalOption(signal))));
       for (let i = 0; i < window.length; i++) {
@@ -467,15 +481,20 @@ export class MailboxCollector {
         const { copies, answered } = answers[i]!;
         // No holder answered: not known to be free (§9.5). The inbox stops here, to be read on from this slot.
         if (answered === 0) return false;
-        if (copies.length === 0) {
+        const opened = copies.length > 0 ? this.readSlot(epoch, s, slotLocator(inbox, s), ref.peer, copies, onError) : [];
+        for (const f of opened) await keep(f);
+        // Taken: an item opened, or (the writers' rule) the holders with something are at least as many as those
+        // without, so no writer deposits there. Else free: one holder's junk does not move us past it.
+        if (opened.length === 0 && copies.length < answered - copies.length) {
           free++;
+          contiguous = false;
           continue;
         }
         free = 0;
+        if (!contiguous) continue;
         this.frontier.delete(name); // kept in order of use: the oldest inboxes go first
         this.frontier.set(name, s + 1);
         if (this.frontier.size > MAX_FRONTIERS) this.frontier.delete(this.frontier.keys().next().value!);
-        for (const f of this.readSlot(epoch, s, slotLocator(inbox, s), ref.peer, copies, onError)) await keep(f);
       }
       slot = window[window.length - 1]! + 1;
     }

@@ -9,7 +9,10 @@ import { createIdentity } from '../../protocol/address.js';
 import { inboxKey, mailboxEpochAt, MAILBOX_EPOCH_SECONDS, pairInboxKey, pairSecret, sealMailboxItemV1, slotLocator } from '../../protocol/mailbox.js';
 import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { MailboxCollector, MAILBOX_SCAN_GAP, MAX_MAILBOX_COLLECT_BYTES, MAX_MAILBOX_PAIRS } from '../../client/mailbox.js';
+import { MailboxCollector, MailboxSender, MAILBOX_SCAN_GAP, MAX_MAILBOX_COLLECT_BYTES, MAX_MAILBOX_PAIRS } from '../../client/mailbox.js';
+import { crypto } from '../../crypto/index.js';
+import { isAlliumError } from '../../protocol/errors.js';
+import type { ContentStatus } from '../../protocol/content-messages.js';
 import { formatAddress, type Identity } from '../../protocol/address.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { Messenger, type MessengerHost } from '../../client/messaging/index.js';
@@ -24,12 +27,13 @@ async function withHolders<T>(
   holders: Pick<ContentClient, 'fetchFromAll' | 'storeAll'>,
   run: () => Promise<T>,
   unanswered: (rk: Uint8Array) => boolean = () => false,
+  answers?: ContentClient['fetchAnswers'],
 ): Promise<T> {
   const proto = ContentClient.prototype as unknown as Record<string, unknown>;
   const saved = { fetchFromAll: proto['fetchFromAll'], fetchAnswers: proto['fetchAnswers'], storeAll: proto['storeAll'] };
   const fetchFromAll: ContentClient['fetchFromAll'] = (kind, rk, o) => (unanswered(rk) ? Promise.resolve([]) : holders.fetchFromAll(kind, rk, o));
-  const fetchAnswers: ContentClient['fetchAnswers'] = async (kind, rk, o) =>
-    unanswered(rk) ? { copies: [], answered: 0 } : { copies: await holders.fetchFromAll(kind, rk, o), answered: 1 };
+  const fetchAnswers: ContentClient['fetchAnswers'] =
+    answers ?? (async (kind, rk, o) => (unanswered(rk) ? { copies: [], answered: 0 } : { copies: await holders.fetchFromAll(kind, rk, o), answered: 1 }));
   Object.assign(proto, { storeAll: holders.storeAll, fetchFromAll, fetchAnswers });
   try {
     return await run();
@@ -284,5 +288,153 @@ describe('per-contact inboxes a messenger reads (specs/messaging.md §9.5)', () 
     } finally {
       m.close();
     }
+  });
+});
+
+/**
+ * Each slot at three holders in memory, for MailboxSender and MailboxCollector at once. `liar` makes the first holder
+ * lie: 'reads' answers every full FETCH of a slot it has nothing in with junk of its own (an item that opens for no
+ * one) and HEAD probes truthfully, 'heads' says it holds every slot HEAD asks about; either way it refuses every
+ * STORE. `down`: no holder answers a FETCH (STOREs still go through).
+ */
+function threeHolders(): {
+  liar: 'reads' | 'heads' | null;
+  down: boolean;
+  stores: number;
+  put: (rk: Uint8Array, bytes: Uint8Array) => void;
+  run: <T>(f: () => Promise<T>) => Promise<T>;
+} {
+  const held = [new Map<string, Uint8Array>(), new Map<string, Uint8Array>(), new Map<string, Uint8Array>()];
+  const junk = crypto().random(600);
+  const rig = {
+    liar: null as 'reads' | 'heads' | null,
+    down: false,
+    stores: 0,
+    put: (rk: Uint8Array, bytes: Uint8Array) => held.forEach((h) => h.set(toHex(rk), bytes)),
+    run: async <T>(f: () => Promise<T>): Promise<T> => {
+      const fetchAnswers: ContentClient['fetchAnswers'] = async (_kind, rk, o) => {
+        if (rig.down) return { copies: [], answered: 0 };
+        const copies = held.flatMap((h, i): Uint8Array[] => {
+          const item = h.get(toHex(rk));
+          if (i === 0 && !item && rig.liar === 'reads' && o?.head !== true) return [junk];
+          if (i === 0 && rig.liar === 'heads' && o?.head === true) return [new Uint8Array(0)];
+          return item ? [o?.head === true ? new Uint8Array(0) : item] : [];
+        });
+        return { copies, answered: 3 };
+      };
+      const storeAll: ContentClient['storeAll'] = async (_kind, rk, bytes) => {
+        rig.stores++;
+        return held.map((h, i): ContentStatus => {
+          if (i === 0 && rig.liar !== null) return 'refused';
+          const have = h.get(toHex(rk));
+          if (!have) h.set(toHex(rk), bytes);
+          return have ? (toHex(have) === toHex(bytes) ? 'exists' : 'occupied') : 'ok';
+        });
+      };
+      const fetchFromAll: ContentClient['fetchFromAll'] = async (kind, rk, o) => (await fetchAnswers(kind, rk, o)).copies;
+      return withHolders({ fetchFromAll, storeAll }, f, () => false, fetchAnswers);
+    },
+  };
+  return rig;
+}
+
+describe('the read position of a 1:1 inbox, and where a sender starts (specs/messaging.md §9.5)', () => {
+  const client = { directory: { all: () => [] } } as unknown as AlliumClient;
+  const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+  it("a holder answering a free slot with junk does not move the reader past it: a writer's deposit there is read", async () => {
+    const reader = createIdentity();
+    const rig = threeHolders();
+    const collector = new MailboxCollector(client, reader);
+    const sender = new MailboxSender(client, createIdentity(), {}, { prekeys: false });
+    const got: string[] = [];
+    const errors: string[] = [];
+    const pass = (): Promise<number> =>
+      rig.run(() =>
+        collector.collect(
+          (m) => void got.push(new TextDecoder().decode(m.data)),
+          (e) => errors.push(e.code),
+        ),
+      );
+    try {
+      rig.liar = 'reads';
+      await pass();
+      expect(errors.length, 'the junk is reported').to.be.above(0);
+      // The writer's probe finds slot 0 free; two of its three holders accept the message.
+      const sent = await rig.run(() => sender.deposit(reader.publicKey, text('after the junk')));
+      expect(sent.slot).to.equal(0);
+      await pass();
+      expect(got).to.deep.equal(['after the junk']);
+    } finally {
+      sender.close();
+    }
+  });
+
+  it('the read position stops before a free slot even when the next slot of the window is taken', async () => {
+    const reader = createIdentity();
+    const rig = threeHolders();
+    const now = Date.now();
+    // A message in slot 1 with slot 0 free (say its writer's probe was misled).
+    const rk = slotLocator(inboxKey(reader.publicKey, mailboxEpochAt(now)), 1);
+    rig.put(
+      rk,
+      sealMailboxItemV1({ sender: createIdentity(), recipient: reader.publicKey, slot: rk, exp: now + 3_600_000, t: now, n: 0, data: text('in slot 1') }).bytes,
+    );
+    const collector = new MailboxCollector(client, reader);
+    const sender = new MailboxSender(client, createIdentity(), {}, { prekeys: false });
+    const got: string[] = [];
+    const pass = (): Promise<number> =>
+      rig.run(() =>
+        collector.collect(
+          (m) => void got.push(new TextDecoder().decode(m.data)),
+          (e) => {
+            throw e;
+          },
+        ),
+      );
+    try {
+      await pass();
+      const sent = await rig.run(() => sender.deposit(reader.publicKey, text('in slot 0')));
+      expect(sent.slot).to.equal(0);
+      await pass();
+      // Slot 1 is read again, and not delivered again.
+      expect(got).to.deep.equal(['in slot 1', 'in slot 0']);
+    } finally {
+      sender.close();
+    }
+  });
+
+  it('a sender whose probes no holder answers fails with ERR_UNREACHABLE and stores nothing; one holder claiming every slot does not fill the inbox', async () => {
+    const recipient = createIdentity();
+    const rig = threeHolders();
+    const now = Date.now();
+    const inbox = inboxKey(recipient.publicKey, mailboxEpochAt(now));
+    for (let i = 0; i < 5; i++) {
+      const rk = slotLocator(inbox, i);
+      rig.put(
+        rk,
+        sealMailboxItemV1({ sender: createIdentity(), recipient: recipient.publicKey, slot: rk, exp: now + 3_600_000, t: now, n: i, data: text(`${i}`) }).bytes,
+      );
+    }
+    const deposit = async (): Promise<number> => {
+      const sender = new MailboxSender(client, createIdentity(), {}, { prekeys: false });
+      try {
+        return (await rig.run(() => sender.deposit(recipient.publicKey, text('hello')))).slot;
+      } finally {
+        sender.close();
+      }
+    };
+    // No holder answers a FETCH: the first free slot is not known, so nothing is stored (not from slot 0 upwards).
+    rig.down = true;
+    const failed = await deposit().then(
+      (slot) => `stored in slot ${slot}`,
+      (e: unknown) => (isAlliumError(e) ? e.code : String(e)),
+    );
+    expect({ failed, stores: rig.stores }).to.deep.equal({ failed: 'ERR_UNREACHABLE', stores: 0 });
+    rig.down = false;
+    expect({ slot: await deposit(), stores: rig.stores }).to.deep.equal({ slot: 5, stores: 1 });
+    // One holder of three says it holds every slot: the probe takes the other two's word (slot 6 is free).
+    rig.liar = 'heads';
+    expect(await deposit()).to.equal(6);
   });
 });
