@@ -24,6 +24,8 @@ export {
   type ClientStorage,
   type NewCircuitOptions,
   type CircuitSource,
+  type MixGatewayLink,
+  type MixRelay,
 } from './client.js';
 export type { AbortOptions } from '../net/abort.js';
 export { ContentClient, type PutOptions, type GetOptions } from './content.js';
@@ -82,6 +84,15 @@ export {
   type FileReceipt,
   type IdentityChange,
   type SendFileOptions,
+  MixClient,
+  MAX_MIX_MESSAGE,
+  MAX_MIX_MESSENGER_BYTES,
+  type MixAddress,
+  type MixClientInit,
+  type MixClientStats,
+  type MixRelayInfo,
+  type MessengerMixSettings,
+  type CardMixAddress,
   type ServiceTarget,
 } from './messaging/index.js';
 export { browserStorage, browserGroupStorage, memoryStore, type KeyValueStore } from './storage-browser.js';

@@ -167,6 +167,18 @@ export interface NewCircuitOptions extends AbortOptions {
 /** Opens streams to `*.allium` addresses for AlliumClient.connect (a Messenger registers one). */
 export type AddressConnector = (address: string, port: number, options?: AbortOptions) => Promise<MuxStream>;
 
+/** A mix relay as message mode uses it (specs/mix.md §8.1): its identity, and its descriptor's onion key as mix key. */
+export interface MixRelay {
+  readonly identity: Uint8Array;
+  readonly mixKey: Uint8Array;
+}
+
+/** The client's mix gateway (specs/mix.md §8.1) and the link it keeps to it. */
+export interface MixGatewayLink {
+  readonly identity: Uint8Array;
+  readonly link: Link;
+}
+
 /**
  * What ContentClient, Messenger and the mailboxes use of a client: its directory and circuits to a chosen last hop.
  * AlliumClient is one; a test can give a stand-in.
@@ -903,6 +915,36 @@ export class AlliumClient extends Emitter<ClientEvents> {
   /** Routes connections to `*.allium` addresses (hidden services) through a Messenger (client/messaging/). */
   useAddressConnector(fn: AddressConnector): void {
     this.addressConnector = fn;
+  }
+
+  /** The listed relays whose descriptors say `"mix"` (specs/mix.md §8.1), with their onion keys as mix keys. */
+  mixRelays(): MixRelay[] {
+    return this.directory
+      .all()
+      .filter((d) => d.caps.includes('mix'))
+      .map((d) => ({ identity: d.id, mixKey: d.onion }));
+  }
+
+  private mixGatewayFp: string | null = null;
+
+  /**
+   * The client's mix gateway and a link to it (specs/mix.md §8.1): the first usable guard that is a mix relay (the
+   * one chosen before while it stays usable); else one more guard sampled as guards are (Guard flag, guard weight,
+   * kept and persisted in the guard sample) among the mix relays. Throws ERR_MIX_UNREACHABLE (no mix relay can be a
+   * gateway, or bridge or pinned-entry mode), the dial's errors, ERR_ABORTED.
+   */
+  async mixGateway(options: AbortOptions = {}): Promise<MixGatewayLink> {
+    if (this.state !== 'running') throw new AbortedError('client is not running');
+    if (this.bridgeModeOn || this.o.entryRelays)
+      throw new AlliumError('ERR_MIX_UNREACHABLE', 'message mode keeps a guard as its gateway: not with bridges or pinned entries');
+    const now = this.now();
+    const usable = this.guards.usable(this.guardView(), now).filter((d) => d.caps.includes('mix'));
+    let d = usable.find((x) => x.fingerprint === this.mixGatewayFp) ?? usable[0] ?? null;
+    d ??= await this.guards.sampleFitting(this.guardView(), now, (x) => x.caps.includes('mix'));
+    if (!d) throw new AlliumError('ERR_MIX_UNREACHABLE', 'no relay of the directory can be a mix gateway');
+    this.mixGatewayFp = d.fingerprint;
+    const link = await this.linkTo(d.id, d.addr, options.signal);
+    return { identity: d.id, link };
   }
 
   /** Open circuits (status displays). */

@@ -5,7 +5,16 @@
  */
 export { initCrypto } from '../crypto/index.js';
 export { AlliumClient, type ClientOptions } from './node-client.js';
-export { StreamError, type ConnectOptions, type ClientStorage, type BootstrapStage, type NewCircuitOptions, type CircuitSource } from './client.js';
+export {
+  StreamError,
+  type ConnectOptions,
+  type ClientStorage,
+  type BootstrapStage,
+  type NewCircuitOptions,
+  type CircuitSource,
+  type MixGatewayLink,
+  type MixRelay,
+} from './client.js';
 export type { AbortOptions } from '../net/abort.js';
 export { NoEntryError, parseBridgeLine, type BridgeLine } from './bootstrap.js';
 export { ContentClient, type PutOptions, type GetOptions } from './content.js';
@@ -63,6 +72,15 @@ export {
   fileGroupStorage,
   memoryGroupStorage,
   type GroupStorage,
+  MixClient,
+  MAX_MIX_MESSAGE,
+  MAX_MIX_MESSENGER_BYTES,
+  type MixAddress,
+  type MixClientInit,
+  type MixClientStats,
+  type MixRelayInfo,
+  type MessengerMixSettings,
+  type CardMixAddress,
   tcpServiceConnector,
 } from './messaging/node.js';
 export {

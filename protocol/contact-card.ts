@@ -4,13 +4,15 @@
  *
  *   body     = u8(1) | A (32) | u8(len(name)) | name                    version 1: name UTF-8, at most 64 bytes
  *            | u8(2) | A (32) | u8(flags) | u8(len(name)) | name       version 2: flags bit 0 = publishes prekeys
+ *            | u8(3) | A (32) | u8(flags) | u8(len(name)) | name | mix (96)   version 3: a mix address (mix.md §8)
  *   checksum = H(body, "allium-v1:contact-card:checksum")[0..4)
- *   card     = body | checksum                                          38 to 103 bytes
+ *   card     = body | checksum                                          38 to 199 bytes
  *   text     = "allium:contact/" | base32(card)
  *
  * A card without flags is written as version 1, which every reader reads; version 2 carries the flags (only bit 0,
  * PREKEYS: the identity publishes prekey records, specs/messaging.md §9.6, so a sender never writes it an offline
- * item of version 2). Decoding refuses, in this order: a length outside 5..103 (ERR_ADDRESS_FORMAT), another version
+ * item of version 2). Version 3 adds a mix address (gateway, inbox, key: 96 bytes after the name) and allows flags 0;
+ * a writer makes it only when it has a mix address. Decoding refuses, in this order: a length outside 5..199 (ERR_ADDRESS_FORMAT), another version
  * (ERR_ADDRESS_VERSION), a checksum mismatch (ERR_ADDRESS_CHECKSUM: a truncated or mistyped card ends here), a bad
  * structure, unknown flags or a bad name (ERR_ADDRESS_FORMAT), a key that is not a valid point (ERR_ADDRESS_FORMAT).
  *
@@ -27,6 +29,8 @@ import { AlliumError, ProtocolError } from './errors.js';
 export const CARD_VERSION = 1;
 /** The version of a card with flags (specs/messaging.md §11.1). */
 export const CARD_VERSION_FLAGS = 2;
+/** The version of a card with a mix address (specs/messaging.md §11.1, mix.md §8). */
+export const CARD_VERSION_MIX = 3;
 /** Flag bit 0 of a version 2 card: the identity publishes prekey records (§9.6). The only flag defined. */
 export const CARD_FLAG_PREKEYS = 0x01;
 export const CARD_PREFIX = 'allium:contact/';
@@ -36,7 +40,9 @@ export const CARD_CHECKSUM_LEN = 4;
 /** version, key, name length (version 1); version 2 has a flags byte before the name length. */
 const HEADER_LEN = 1 + 32 + 1;
 export const MIN_CARD_BYTES = HEADER_LEN + CARD_CHECKSUM_LEN; // 38
-export const MAX_CARD_BYTES = MIN_CARD_BYTES + 1 + MAX_CARD_NAME_BYTES; // 103 (version 2)
+/** A mix address in a version 3 card: gateway | inbox | key. */
+export const CARD_MIX_LEN = 96;
+export const MAX_CARD_BYTES = MIN_CARD_BYTES + 1 + MAX_CARD_NAME_BYTES + CARD_MIX_LEN; // 199 (version 3)
 const CHECKSUM = utf8('allium-v1:contact-card:checksum');
 
 /** What a card says: an identity key, its address, and the name its owner suggests ('' for none). */
@@ -46,12 +52,23 @@ export interface ContactCard {
   readonly name: string;
   /** The card says the identity publishes prekey records (a version 2 card with CARD_FLAG_PREKEYS; §9.6). */
   readonly prekeys: boolean;
+  /** The identity's mix address (a version 3 card; specs/mix.md §8), where message mode reaches it. */
+  readonly mix?: CardMixAddress;
+}
+
+/** A mix address as a card carries it (specs/mix.md §1). */
+export interface CardMixAddress {
+  readonly gateway: Uint8Array;
+  readonly inbox: Uint8Array;
+  readonly key: Uint8Array;
 }
 
 /** What a card may say besides the key and the name. */
 export interface CardFlags {
   /** The identity publishes prekey records (specs/messaging.md §9.6): senders must never write it version 2 items. */
   readonly prekeys?: boolean;
+  /** A mix address (makes the card version 3). */
+  readonly mix?: CardMixAddress;
 }
 
 const fatal = new TextDecoder('utf-8', { fatal: true });
@@ -86,6 +103,13 @@ export function encodeCard(key: Uint8Array, name = '', flags: CardFlags = {}): U
   if (key.length !== 32 || !crypto().edIsValidPoint(key)) throw new AlliumError('ERR_KEY_FORMAT', 'not a valid Ed25519 identity key');
   const n = checkName(name);
   const f = flags.prekeys ? CARD_FLAG_PREKEYS : 0;
+  const mix = flags.mix;
+  if (mix) {
+    if (mix.gateway.length !== 32 || mix.inbox.length !== 32 || mix.key.length !== 32 || !crypto().edIsValidPoint(mix.gateway))
+      throw new AlliumError('ERR_KEY_FORMAT', 'a mix address is a gateway identity, an inbox and a key of 32 bytes each');
+    const body = concatBytes(Uint8Array.of(CARD_VERSION_MIX), key, Uint8Array.of(f), Uint8Array.of(n.length), n, mix.gateway, mix.inbox, mix.key);
+    return concatBytes(body, checksum(body));
+  }
   const head = f === 0 ? Uint8Array.of(CARD_VERSION) : Uint8Array.of(CARD_VERSION_FLAGS);
   const body = concatBytes(head, key, ...(f === 0 ? [] : [Uint8Array.of(f)]), Uint8Array.of(n.length), n);
   return concatBytes(body, checksum(body));
@@ -97,7 +121,7 @@ export function decodeCard(card: Uint8Array): ContactCard {
     throw new ProtocolError('ERR_ADDRESS_FORMAT', `an address card is ${MIN_CARD_BYTES} to ${MAX_CARD_BYTES} bytes`);
   }
   const version = card[0];
-  if (version !== CARD_VERSION && version !== CARD_VERSION_FLAGS)
+  if (version !== CARD_VERSION && version !== CARD_VERSION_FLAGS && version !== CARD_VERSION_MIX)
     throw new ProtocolError('ERR_ADDRESS_VERSION', `address card version ${version} is not supported`);
   const body = card.subarray(0, card.length - CARD_CHECKSUM_LEN);
   if (!crypto().equal(checksum(body), card.subarray(card.length - CARD_CHECKSUM_LEN))) {
@@ -106,21 +130,27 @@ export function decodeCard(card: Uint8Array): ContactCard {
   const header = version === CARD_VERSION ? HEADER_LEN : HEADER_LEN + 1;
   const flags = version === CARD_VERSION ? 0 : body[HEADER_LEN - 1];
   const nl = body[header - 1];
-  if (nl === undefined || flags === undefined || body.length !== header + nl || nl > MAX_CARD_NAME_BYTES)
+  const tail = version === CARD_VERSION_MIX ? CARD_MIX_LEN : 0;
+  if (nl === undefined || flags === undefined || body.length !== header + nl + tail || nl > MAX_CARD_NAME_BYTES)
     throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card length does not match its name');
   // Version 2 exists for its flags: none set, or one not defined, is not a card a writer makes.
-  if (version === CARD_VERSION_FLAGS && (flags === 0 || (flags & ~CARD_FLAG_PREKEYS) !== 0))
+  if ((version === CARD_VERSION_FLAGS && flags === 0) || (flags & ~CARD_FLAG_PREKEYS) !== 0)
     throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card flags are not defined');
   let name: string;
   try {
-    name = fatal.decode(body.subarray(header));
+    name = fatal.decode(body.subarray(header, header + nl));
   } catch (e) {
     throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card name is not UTF-8', { cause: e });
   }
   checkName(name);
   const key = body.slice(1, 33);
   if (!crypto().edIsValidPoint(key)) throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card key is not a valid Ed25519 point');
-  return { key, address: formatAddress(key), name, prekeys: (flags & CARD_FLAG_PREKEYS) !== 0 };
+  const fields = { key, address: formatAddress(key), name, prekeys: (flags & CARD_FLAG_PREKEYS) !== 0 };
+  if (tail === 0) return fields;
+  const m = header + nl;
+  const mix = { gateway: body.slice(m, m + 32), inbox: body.slice(m + 32, m + 64), key: body.slice(m + 64, m + 96) };
+  if (!crypto().edIsValidPoint(mix.gateway)) throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card mix gateway is not a valid Ed25519 point');
+  return { ...fields, mix };
 }
 
 /** The text form of a card: "allium:contact/…". */

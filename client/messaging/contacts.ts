@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { crypto } from '../../crypto/index.js';
 import { formatAddress } from '../../protocol/address.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from '../../protocol/cbor.js';
-import { checkName, decodeCard, parseCard, type ContactCard } from '../../protocol/contact-card.js';
+import { CARD_MIX_LEN, checkName, decodeCard, parseCard, type CardMixAddress, type ContactCard } from '../../protocol/contact-card.js';
 import { LimitError, NotFoundError, ProtocolError, throwIfAborted } from '../../protocol/errors.js';
 import type { AbortOptions } from '../../net/abort.js';
 import { Emitter } from '../../net/emitter.js';
@@ -62,6 +62,8 @@ export interface Contact {
    * version 2 items.
    */
   readonly prekeys: boolean;
+  /** The mix address of the latest version 3 card of this key (specs/mix.md §8): where message mode reaches it. */
+  readonly mix?: CardMixAddress;
 }
 
 /** What 'contact:identity-changed' reports. */
@@ -98,10 +100,13 @@ const contactV1Schema = z.strictObject({
   p: z.array(zBytes(32)).max(MAX_PREVIOUS_KEYS),
 });
 /** Version 2 adds "pk": 1, the contact's card said it publishes prekeys (§11.1), or its record was found (§9.6). */
-const contactSchema = contactV1Schema.extend({ pk: z.literal(1).optional() });
+const contactV2Schema = contactV1Schema.extend({ pk: z.literal(1).optional() });
+/** Version 3 adds "mx": the contact's mix address (gateway | inbox | key), from its version 3 card (mix.md §8). */
+const contactSchema = contactV2Schema.extend({ mx: zBytes(CARD_MIX_LEN).optional() });
 const bookSchema = z.discriminatedUnion('v', [
   z.strictObject({ v: z.literal(1), contacts: z.array(contactV1Schema) }),
-  z.strictObject({ v: z.literal(2), contacts: z.array(contactSchema) }),
+  z.strictObject({ v: z.literal(2), contacts: z.array(contactV2Schema) }),
+  z.strictObject({ v: z.literal(3), contacts: z.array(contactSchema) }),
 ]);
 
 type Row = z.infer<typeof contactSchema>;
@@ -117,7 +122,17 @@ function toContact(r: Row): Contact {
     added: r.t,
     ...(r.tc !== undefined ? { keyChangedAt: r.tc } : {}),
     prekeys: r.pk === 1,
+    ...(r.mx ? { mix: { gateway: r.mx.slice(0, 32), inbox: r.mx.slice(32, 64), key: r.mx.slice(64, 96) } } : {}),
   };
+}
+
+function mixBytes(m: CardMixAddress | undefined): { mx: Uint8Array } | Record<string, never> {
+  if (!m) return {};
+  const mx = new Uint8Array(CARD_MIX_LEN);
+  mx.set(m.gateway, 0);
+  mx.set(m.inbox, 32);
+  mx.set(m.key, 64);
+  return { mx };
 }
 
 /** A card as given: text (a card or a plain address), a card's bytes, or one already parsed. */
@@ -176,7 +191,9 @@ export class ContactBook extends Emitter<ContactEvents> {
   }
 
   private persist(rows: Map<string, Row>, options: AbortOptions): Promise<void> {
-    const bytes = encodeCbor({ v: 2, contacts: [...rows.values()] });
+    // Version 3 only when a record holds a mix address: a book without one stays readable by older readers.
+    const all = [...rows.values()];
+    const bytes = encodeCbor({ v: all.some((r) => r.mx) ? 3 : 2, contacts: all });
     const p = this.saving.then(() => this.storage.save(bytes, options));
     this.saving = p.catch(() => undefined);
     return p;
@@ -217,18 +234,21 @@ export class ContactBook extends Emitter<ContactEvents> {
     throwIfAborted(options.signal);
     const have = rows.get(name);
     const pk = c.prekeys ? { pk: 1 as const } : {};
+    const mx = mixBytes(c.mix);
     if (have && crypto().equal(have.k, c.key)) {
       // A card that says the key publishes prekeys sets the mark; one that does not (an older card, a plain address)
-      // never clears it: only a new key does, so no card can bring back version 2 items (§11.3).
-      if (!c.prekeys || have.pk === 1) return { contact: toContact(have), change: 'unchanged' };
-      const row: Row = { ...have, pk: 1 };
+      // never clears it: only a new key does, so no card can bring back version 2 items (§11.3). A card with a mix
+      // address replaces the one held; one without leaves it.
+      const newMix = mx.mx !== undefined && !(have.mx && crypto().equal(have.mx, mx.mx));
+      if ((!c.prekeys || have.pk === 1) && !newMix) return { contact: toContact(have), change: 'unchanged' };
+      const row: Row = { ...have, ...(c.prekeys ? { pk: 1 as const } : {}), ...mx };
       rows.set(name, row);
       await this.persist(rows, options);
       return { contact: toContact(row), change: 'unchanged' };
     }
     if (!have) {
       if (rows.size >= this.max) throw new LimitError('MAX_CONTACTS', `the contact book holds at most ${this.max} contacts`);
-      const row: Row = { n: name, k: Uint8Array.from(c.key), vf: false, ch: false, t: this.now(), p: [], ...pk };
+      const row: Row = { n: name, k: Uint8Array.from(c.key), vf: false, ch: false, t: this.now(), p: [], ...pk, ...mx };
       rows.set(name, row);
       await this.persist(rows, options);
       const contact = toContact(row);
@@ -237,10 +257,11 @@ export class ContactBook extends Emitter<ContactEvents> {
     }
     const previousKey = have.k;
     const wasVerified = have.vf;
-    const { pk: _old, ...rest } = have;
+    const { pk: _old, mx: _oldMix, ...rest } = have;
     const row: Row = {
       ...rest,
       ...pk,
+      ...mx,
       k: Uint8Array.from(c.key),
       vf: false,
       ch: true,

@@ -55,7 +55,7 @@ export interface HistoryProgress {
 /** What one device of a person made of a message sent to the person. */
 export interface DeviceReceipt {
   readonly device: string;
-  readonly status: 'delivered' | 'stored-offline' | 'failed';
+  readonly status: 'delivered' | 'stored-offline' | 'mixed' | 'failed';
   readonly error?: AlliumError;
 }
 

@@ -242,7 +242,7 @@ async function fanOut<T>(options: AbortOptions, f: (o: AbortOptions) => Promise<
 
 /** What pairwise delivery of one envelope came to (the messenger's SendReceipt, of which only the status is used). */
 export interface EnvelopeReceipt {
-  readonly status: 'delivered' | 'stored-offline';
+  readonly status: 'delivered' | 'stored-offline' | 'mixed';
 }
 
 /** `e` as an AlliumError (ERR_INTERNAL with `what` for anything else). */

@@ -47,6 +47,24 @@ export { MAX_GROUP_SKIP } from '../../protocol/sender-key.js';
 export { memoryGroupStorage, type GroupStorage } from './group-store.js';
 export { attachmentName, attachmentType, decodeAttachment, encodeAttachment, MAX_ATTACHMENT_BYTES, type Attachment } from '../../protocol/attachment.js';
 export { decodeCard, encodeCard, formatCard, parseCard, MAX_CARD_NAME_BYTES, type ContactCard } from '../../protocol/contact-card.js';
+export {
+  MixClient,
+  MAX_MIX_MESSAGE,
+  MAX_MIX_SEND_QUEUE,
+  MIX_DELAY_MEAN_MS,
+  MIX_LAYERS,
+  MIX_LOOP_RATE,
+  MIX_POLL_RATE,
+  MIX_SEND_RATE,
+  type MixAddress,
+  type MixClientComponents,
+  type MixClientEvents,
+  type MixClientInit,
+  type MixClientStats,
+  type MixRelayInfo,
+} from './mix-mode.js';
+export { MAX_MIX_MESSENGER_BYTES } from '../../protocol/mix-message.js';
+export type { CardMixAddress } from '../../protocol/contact-card.js';
 export { safetyNumber, sameSafetyNumber, SAFETY_ITERATIONS } from '../../protocol/safety-number.js';
 export { AttachmentDownload, type AttachmentDownloadEvents, type AttachmentProgress, type FileInput } from './attachments.js';
 export {
@@ -79,6 +97,7 @@ export {
   type ListenOptions,
   type MessengerEvents,
   type MessengerHost,
+  type MessengerMixSettings,
   type MessengerOptions,
   type SendFileOptions,
   type SendOptions,

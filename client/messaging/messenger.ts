@@ -77,6 +77,9 @@ import {
   type SendReceipt,
 } from './types.js';
 import { endpointCircuits } from './endpoint-circuits.js';
+import { MessengerMix } from './messenger-mix.js';
+import type { MixClientStats } from './mix-mode.js';
+import type { CardMixAddress } from '../../protocol/contact-card.js';
 
 export class Messenger extends Emitter<MessengerEvents> {
   readonly address: string;
@@ -130,6 +133,8 @@ export class Messenger extends Emitter<MessengerEvents> {
   /** Deposits and collection of version 2 groups (specs/messaging.md §13.9), over circuits of their own. */
   private readonly groupContent: ContentClient;
   private closed = false;
+  /** Message mode (specs/mix.md §8), when `messageMode: 'mix'`. */
+  private readonly mixMode: MessengerMix | null;
   /** Aborted by close(): every rendezvous, send, mailbox pass and listen() the messenger runs stops. */
   private readonly shutdown = new Shutdown();
 
@@ -236,6 +241,71 @@ export class Messenger extends Emitter<MessengerEvents> {
       loaded: () => this.endpoint.loadSeen(true),
     });
     client.useAddressConnector?.((address, port, o) => this.connect(address, port, o));
+    this.mixMode =
+      options.messageMode === 'mix'
+        ? new MessengerMix(client, identity, options.mix ?? {}, {
+            message: (from, id, body) => {
+              const m: IncomingMessage = { from: formatAddress(from), data: body, seq: 0, offline: false, id: toHex(id) };
+              void this.delivery.receive(this.devices.incoming(m), () => this.closed);
+            },
+            error: (e) => this.emit('endpoint:error', e),
+          })
+        : null;
+  }
+
+  // ------------------------------------------------------------------ message mode (specs/mix.md §8)
+
+  /**
+   * Starts message mode (`messageMode: 'mix'`; startListening() does it first): opens the link to the mix gateway
+   * (a guard that is a mix relay, kept as guards are) and starts the cover streams; from then on card() carries our
+   * mix address. Idempotent. Throws ERR_CONFIG (not created with `messageMode: 'mix'`), ERR_MIX_UNREACHABLE (no mix
+   * relay can be our gateway), the dial's errors, ERR_ABORTED.
+   */
+  async startMessageMode(options: AbortOptions = {}): Promise<void> {
+    if (this.closed) throw new AbortedError('messenger closed');
+    if (!this.mixMode) throw new AlliumError('ERR_CONFIG', "message mode needs messageMode: 'mix'");
+    await this.mixMode.start(options);
+  }
+
+  /** Our mix address (specs/mix.md §8.1) once message mode runs; what card() publishes. */
+  get mixAddress(): CardMixAddress | undefined {
+    return this.mixMode?.address;
+  }
+
+  /**
+   * Message mode's counters: the MixClient's (real, drop and loop packets sent, loops returned, polls, mail) and `rejected`,
+   * message-mode messages dropped because they did not open under the pair's key (forged or damaged).
+   */
+  get mixStats(): (Readonly<MixClientStats> & { readonly rejected: number }) | undefined {
+    const m = this.mixMode;
+    const s = m?.stats;
+    return m && s ? { ...s, rejected: m.rejected } : undefined;
+  }
+
+  /** send() in message mode: through the mixes, or (mixFallback: 'circuits') as without it, or ERR_MIX_UNREACHABLE. */
+  private async sendMixed(address: string, data: Uint8Array, options: SendOptions): Promise<SendReceipt | null> {
+    const mix = this.mixMode!;
+    const key = parseAddress(address);
+    const to = formatAddress(key);
+    try {
+      if (this.closed) throw new AbortedError('messenger closed');
+      throwIfAborted(options.signal);
+      const contact = await this.contacts.byAddress(to, options.signal ? { signal: options.signal } : {});
+      if (!contact?.mix || !mix.running) {
+        if (this.options.mixFallback === 'circuits') return null;
+        throw new AlliumError(
+          'ERR_MIX_UNREACHABLE',
+          !mix.running ? 'message mode is not running (startMessageMode())' : 'the recipient gave no mix address (a version 3 card)',
+        );
+      }
+      const id = crypto().random(MESSAGE_ID_LEN);
+      mix.send(key, contact.mix, id, data);
+      return { status: 'mixed' as const, to, id: toHex(id), expectedLatencyMs: mix.expectedLatencyMs };
+    } catch (e) {
+      const error = asAlliumError(e, 'send failed');
+      this.emit('message:failed', { to: address, error });
+      throw error;
+    }
   }
 
   // ------------------------------------------------------------------ listening (the endpoint side)
@@ -264,6 +334,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (this.closed) return Promise.reject(new AbortedError('messenger closed'));
     if (options.authorizedClients) this.endpoint.setAuthorizedClients(options.authorizedClients);
     this.listening ??= (async () => {
+      if (this.mixMode) await this.mixMode.start(signalOption(options.signal));
       await this.endpoint.start(signalOption(options.signal));
       // Our prekeys, so strangers' offline messages to us get forward secrecy (§9.6): listening waits for them, but a
       // failure ('endpoint:error') does not stop it; senders that find no record write version 2 items.
@@ -562,6 +633,9 @@ export class Messenger extends Emitter<MessengerEvents> {
    * specs/messaging.md §9.6). After ERR_TIMEOUT or ERR_ABORTED the message may still arrive (once).
    */
   send(address: string, data: Uint8Array, options: SendOptions = {}): Promise<SendReceipt> {
+    if (this.mixMode) {
+      return this.sendMixed(address, data, options).then((r) => r ?? this.devices.send(address, data, options, 'data', crypto().random(MESSAGE_ID_LEN)));
+    }
     // To every device of a person whose list we hold, and a copy to our sibling devices (specs/messaging.md §14.5).
     return this.devices.send(address, data, options, 'data', crypto().random(MESSAGE_ID_LEN));
   }
@@ -786,12 +860,18 @@ export class Messenger extends Emitter<MessengerEvents> {
    * says we publish prekeys (a version 2 card, §11.1), so contacts never write us offline items without them.
    */
   card(name = ''): string {
-    return formatCard(this.identity.publicKey, name, { prekeys: this.prekeys !== null });
+    return formatCard(this.identity.publicKey, name, this.cardFlags());
   }
 
   /** Our address card as bytes: the payload of a QR code in byte mode. */
   cardBytes(name = ''): Uint8Array {
-    return encodeCard(this.identity.publicKey, name, { prekeys: this.prekeys !== null });
+    return encodeCard(this.identity.publicKey, name, this.cardFlags());
+  }
+
+  /** PREKEYS with prekey storage; the mix address once message mode runs (a version 3 card, specs/mix.md §8.1). */
+  private cardFlags(): { prekeys: boolean; mix?: CardMixAddress } {
+    const mix = this.mixMode?.address;
+    return { prekeys: this.prekeys !== null, ...(mix ? { mix } : {}) };
   }
 
   /**
@@ -846,6 +926,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.pollTimer = null;
     if (this.groupPollTimer) clearInterval(this.groupPollTimer);
     this.groupPollTimer = null;
+    this.mixMode?.close();
     this.endpoint.close();
     this.service.close();
     for (const p of this.conversations.values()) void p.then((c) => c.close(new AbortedError('messenger closed'))).catch(() => undefined);

@@ -12,8 +12,9 @@
  * setting) a real message leaves at once and nothing else is sent but polls.
  *
  * Payloads are sealed to the recipient's mix key (libsodium sealed box): the frame says only kind, id and data.
- * Who wrote is for the data to prove (Messenger signs its own frames). Not here: fragmentation of messages over
- * MAX_MIX_MESSAGE, loop-based detection of dropping mixes, the choice and keeping of the gateway.
+ * Who wrote is for the data to prove (a Messenger boxes it under the pair's key: messenger-mix.ts, mix.md §8). Not
+ * here: fragmentation of messages over MAX_MIX_MESSAGE, loop-based detection of dropping mixes, the choice and keeping
+ * of the gateway (AlliumClient.mixGateway()).
  */
 import { crypto, type KeyPair } from '../../crypto/index.js';
 import { Emitter } from '../../net/emitter.js';

@@ -7,8 +7,9 @@ import { crypto, type KeyPair } from '../../crypto/index.js';
 import type { Attachment } from '../../protocol/attachment.js';
 import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import type { AbortOptions } from '../../net/abort.js';
+import type { MixClientInit } from './mix-mode.js';
 import type { MuxStream } from '../../net/stream-mux.js';
-import type { AddressConnector, CircuitSource } from '../client.js';
+import type { AddressConnector, CircuitSource, MixGatewayLink, MixRelay } from '../client.js';
 import type { AttachmentProgress } from './attachments.js';
 import type { Contact, ContactStorage, IdentityChange } from './contacts.js';
 import type { DeviceEvents, DeviceLimits, DeviceReceipt } from './device-types.js';
@@ -20,6 +21,10 @@ import type { EndpointLimits } from './limits.js';
 export interface MessengerHost extends CircuitSource {
   /** Registers the Messenger for AlliumClient.connect() to `*.allium` addresses (AlliumClient has it). */
   useAddressConnector?(connector: AddressConnector): void;
+  /** Message mode (specs/mix.md §8.1): the mix gateway and the link to it (AlliumClient has it). */
+  mixGateway?(options?: AbortOptions): Promise<MixGatewayLink>;
+  /** Message mode: the mix relays of the directory (AlliumClient has it). */
+  mixRelays?(): readonly MixRelay[];
 }
 
 /** A local TCP service behind a hidden service port. */
@@ -111,6 +116,17 @@ export type SendReceipt = (
     }
   | {
       /**
+       * Handed to message mode (specs/mix.md §8.3): boxed under the pair's key and queued for the payload stream,
+       * through the mixes to the recipient's gateway. No acknowledgement comes (its timing would undo the cover).
+       */
+      readonly status: 'mixed';
+      readonly to: string;
+      readonly id: string;
+      /** The mean time until the recipient's poll can collect it, at this messenger's settings (2,400 ms by default). */
+      readonly expectedLatencyMs: number;
+    }
+  | {
+      /**
        * Sealed to the recipient and left in its mailbox, to be collected when it listens. When a live attempt came
        * first and its acknowledgement never arrived, the recipient may already have the message: it then drops the
        * offline copy, which carries the same id.
@@ -164,7 +180,23 @@ export interface ListenOptions extends AbortOptions {
   authorizedClients?: readonly Uint8Array[];
 }
 
+/** The MixClient settings a Messenger passes on (rates, mean delay, cover); the defaults are specs/mix.md §5.1's. */
+export type MessengerMixSettings = Pick<MixClientInit, 'cover' | 'sendRate' | 'loopRate' | 'pollRate' | 'delayMeanMs'>;
+
 export interface MessengerOptions {
+  /**
+   * 'mix': message mode (specs/mix.md §8), opt-in: send() to a contact whose card gave a mix address goes through
+   * the mixes with cover traffic, and our card() carries our mix address once startMessageMode() (or
+   * startListening()) has run. 'circuits' (default): no message mode.
+   */
+  messageMode?: 'circuits' | 'mix';
+  /**
+   * In message mode, a send() to a recipient without a mix address: 'refuse' (default) throws ERR_MIX_UNREACHABLE;
+   * 'circuits' sends it as without message mode (live or mailbox), giving up the cover for that message.
+   */
+  mixFallback?: 'refuse' | 'circuits';
+  /** Message mode's rates, mean delay and cover (default: specs/mix.md §5.1's); for tests and measurements. */
+  mix?: MessengerMixSettings;
   /** Introduction points to keep (default 3). */
   introPoints?: number;
   /** Re-publish the descriptor this often (default 10 minutes) and whenever an introduction point is lost. */

@@ -46,7 +46,26 @@ export function contactsFile(): VectorFile {
     check(back.name === c.cardName && toHex(back.key) === toHex(c.key) && back.prekeys === prekeys, `card "${c.name}" round-trips through upper-case text`);
     return { name: c.name, key: toHex(c.key), cardName: c.cardName, prekeys, address: back.address, bytes: toHex(bytes), text };
   });
-  check(fromHex(cards[cards.length - 1]!.bytes).length === MAX_CARD_BYTES, 'the longest card is MAX_CARD_BYTES');
+  check(fromHex(cards[cards.length - 1]!.bytes).length === MAX_CARD_BYTES - 96, 'the longest card of version 2 is 103 bytes');
+  // Version 3 (§11.1; mix.md §8.1): flags (0 allowed), then a mix address: gateway | inbox | key.
+  const mixOf = (seed: string): { gateway: Uint8Array; inbox: Uint8Array; key: Uint8Array } => {
+    const r = seeded(`contacts/mix/${seed}`);
+    return { gateway: createIdentity(r(32)).publicKey, inbox: r(32), key: crypto().x25519Keypair(r(32)).publicKey };
+  };
+  const mixCards = [
+    { name: 'version 3: a mix address, no flags', key: alice, cardName: 'Alice', prekeys: false, mix: mixOf('alice') },
+    { name: 'version 3: the longest card (199 bytes), publishes prekeys', key: bob, cardName: 'Боб'.repeat(10) + 'Бо', prekeys: true, mix: mixOf('bob') },
+  ].map((c) => {
+    const bytes = encodeCard(c.key, c.cardName, { prekeys: c.prekeys, mix: c.mix });
+    check(bytes[0] === 3, `card "${c.name}" is of version 3`);
+    const text = formatCard(c.key, c.cardName, { prekeys: c.prekeys, mix: c.mix });
+    const back = parseCard(text.toUpperCase());
+    check(back.name === c.cardName && back.prekeys === c.prekeys && toHex(back.mix!.inbox) === toHex(c.mix.inbox), `card "${c.name}" round-trips`);
+    const mix = { gateway: toHex(c.mix.gateway), inbox: toHex(c.mix.inbox), key: toHex(c.mix.key) };
+    return { name: c.name, key: toHex(c.key), cardName: c.cardName, prekeys: c.prekeys, mix, address: back.address, bytes: toHex(bytes), text };
+  });
+  check(fromHex(mixCards[mixCards.length - 1]!.bytes).length === MAX_CARD_BYTES, 'the longest card is MAX_CARD_BYTES');
+  const goodV3 = encodeCard(alice, 'Alice', { mix: mixOf('alice') });
   const good = encodeCard(alice, 'Alice');
   const goodV2 = encodeCard(alice, 'Alice', { prekeys: true });
   const flipped = Uint8Array.from(good);
@@ -57,7 +76,18 @@ export function contactsFile(): VectorFile {
     { name: 'truncated to half', bytes: good.subarray(0, 20), error: 'ERR_ADDRESS_CHECKSUM' },
     { name: 'one bit flipped in the key', bytes: flipped, error: 'ERR_ADDRESS_CHECKSUM' },
     { name: 'four bytes', bytes: good.subarray(0, 4), error: 'ERR_ADDRESS_FORMAT' },
-    { name: 'version 3', bytes: withChecksum(concatBytes(Uint8Array.of(3), good.subarray(1, good.length - 4))), error: 'ERR_ADDRESS_VERSION' },
+    { name: 'version 4', bytes: withChecksum(concatBytes(Uint8Array.of(4), good.subarray(1, good.length - 4))), error: 'ERR_ADDRESS_VERSION' },
+    { name: 'version 3 without its mix address', bytes: withChecksum(goodV3.subarray(0, goodV3.length - 4 - 96)), error: 'ERR_ADDRESS_FORMAT' },
+    {
+      name: 'version 3 whose mix gateway is not a point',
+      bytes: withChecksum(concatBytes(goodV3.subarray(0, goodV3.length - 4 - 96), badKey, goodV3.subarray(goodV3.length - 4 - 64, goodV3.length - 4))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
+    {
+      name: 'version 3 with an undefined flag',
+      bytes: withChecksum(concatBytes(goodV3.subarray(0, 33), Uint8Array.of(0x02), goodV3.subarray(34, goodV3.length - 4))),
+      error: 'ERR_ADDRESS_FORMAT',
+    },
     {
       name: 'version 2 without its flags byte (a version 1 body)',
       bytes: withChecksum(concatBytes(Uint8Array.of(2), good.subarray(1, good.length - 4))),
@@ -202,10 +232,11 @@ export function contactsFile(): VectorFile {
   }));
   return {
     description:
-      'Address cards (specs/messaging.md §11.1): fixed identities (Ed25519 seeds from the vector DRBG) as card bytes and text (version 1 without flags, version 2 with the prekeys flag, "prekeys"), and damaged cards with the code each is refused with; safety numbers (§11.2) of fixed keys, each 30-digit half and the 60-digit number; attachment descriptors (§12.1), valid and refused; conversation hellos (§8.1): the frame plaintext, its flags and whether it says the sender publishes prekeys, and hellos refused.',
+      'Address cards (specs/messaging.md §11.1): fixed identities (Ed25519 seeds from the vector DRBG) as card bytes and text (version 1 without flags, version 2 with the prekeys flag, "prekeys"; mixCards: version 3 with a mix address, "mix", mix.md §8.1), and damaged cards with the code each is refused with; safety numbers (§11.2) of fixed keys, each 30-digit half and the 60-digit number; attachment descriptors (§12.1), valid and refused; conversation hellos (§8.1): the frame plaintext, its flags and whether it says the sender publishes prekeys, and hellos refused.',
     version: VECTORS_VERSION,
     constants: { maxCardNameBytes: MAX_CARD_NAME_BYTES, safetyIterations: SAFETY_ITERATIONS, maxAttachmentDescriptorBytes: MAX_ATTACHMENT_DESCRIPTOR_BYTES },
     cards,
+    mixCards,
     cardInvalidBytes: invalidBytes,
     cardInvalidText: invalidText,
     safety,

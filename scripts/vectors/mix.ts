@@ -2,11 +2,47 @@
  * specs/vectors/mix.json: the message-mode mix packet (specs/mix.md §2, protocol/mix-packet.ts). Each valid vector
  * gives the path's keys and delays, the final instruction, the payload and the sender's random bytes, the packet,
  * and what each hop makes of it; invalid ones give a packet, the relay's keys and the code processing throws.
+ * `messenger` (mix.md §8.1–§8.2): the mix secrets an identity derives, and boxes between two identities.
  */
+
+/** mix.md §8: identities' derived mix secrets, and message boxes (with their nonces) between them. */
+function messengerVectors(): object {
+  const rnd = seeded('mix-messenger');
+  const ids = ['alice', 'bob'].map(() => createIdentity(rnd(32)));
+  const identities = ids.map((id) => {
+    const m = mixSecretsOf(id);
+    return {
+      seed: toHex(id.secretKey.subarray(0, 32)),
+      identity: toHex(id.publicKey),
+      inboxSecret: toHex(m.inboxSecret),
+      inbox: toHex(m.inbox),
+      key: toHex(m.keys.publicKey),
+    };
+  });
+  const bodies = [new Uint8Array(0), new TextEncoder().encode('hello through the mixes'), rnd(MAX_MIX_MESSENGER_BYTES)];
+  const boxes = bodies.map((body, i) => {
+    const [from, to] = i % 2 === 0 ? [ids[0]!, ids[1]!] : [ids[1]!, ids[0]!];
+    const id = rnd(16);
+    const nonce = rnd(24);
+    const data = sealMixMessage(from, to.publicKey, id, body, nonce);
+    const back = openMixMessage(to, data);
+    if (toHex(back.body) !== toHex(body) || toHex(back.from) !== toHex(from.publicKey)) throw new Error('mix messenger box round trip');
+    return { from: i % 2 === 0 ? 0 : 1, to: i % 2 === 0 ? 1 : 0, id: toHex(id), nonce: toHex(nonce), body: toHex(body), data: toHex(data) };
+  });
+  return {
+    description:
+      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data; openMixMessage(identities[to], data) gives from, id, body. maxBody is MAX_MIX_MESSENGER_BYTES.',
+    maxBody: MAX_MIX_MESSENGER_BYTES,
+    identities,
+    boxes,
+  };
+}
 import { crypto } from '../../crypto/index.js';
 import { toHex } from '../../protocol/bytes.js';
 import { createMixPacket, MIX_PACKET_LEN, MIX_PAYLOAD_LEN, mixInbox, processMixPacket, type MixFinal, type MixResult } from '../../protocol/mix-packet.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
+import { createIdentity } from '../../protocol/address.js';
+import { MAX_MIX_MESSENGER_BYTES, mixSecretsOf, openMixMessage, sealMixMessage } from '../../protocol/mix-message.js';
 import { errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
 interface Relay {
@@ -117,5 +153,6 @@ export function mixFile(): VectorFile {
     relays: R,
     valid,
     invalid,
+    messenger: messengerVectors(),
   };
 }

@@ -131,4 +131,21 @@ describe('contact book', () => {
     expect(await book.list()).to.have.length(2);
     await rejects(book.markVerified('nobody'), 'ERR_NOT_FOUND');
   });
+
+  it('keeps a version 3 card’s mix address across a restart (book version 3), and a card of another key clears it', async () => {
+    const storage = memoryContactStorage();
+    const book = new ContactBook(storage);
+    const mix = { gateway: createIdentity().publicKey, inbox: new Uint8Array(32).fill(1), key: new Uint8Array(32).fill(2) };
+    await book.add(formatCard(alice, 'Alice'));
+    expect((await book.get('Alice'))!.mix).to.equal(undefined);
+    expect((await book.add(formatCard(alice, 'Alice', { mix }))).change).to.equal('unchanged');
+    await book.add(encodeCard(alice, 'Alice')); // a card without one leaves it
+    const again = new ContactBook(storage);
+    const c = (await again.get('Alice'))!;
+    expect(toHex(c.mix!.gateway)).to.equal(toHex(mix.gateway));
+    expect(toHex(c.mix!.inbox)).to.equal(toHex(mix.inbox));
+    expect(toHex(c.mix!.key)).to.equal(toHex(mix.key));
+    expect((await again.add(formatCard(mallory, 'Alice'))).change).to.equal('identity-changed');
+    expect((await again.get('Alice'))!.mix).to.equal(undefined);
+  });
 });

@@ -1,6 +1,8 @@
 /**
  * Message mode (specs/mix.md) through real relays in this process over real WebSockets on 127.0.0.1: a message
- * crosses four mixes (two gateways and two mixes between) and reaches its recipient's poll; a replayed packet is
+ * crosses four mixes (two gateways and two mixes between) and reaches its recipient's poll; two Messengers in message
+ * mode (mix.md §8) exchange messages both ways, drop a forged one (counted, ERR_MESSAGE_AUTH) and keep their cover
+ * and polls going while idle; a replayed packet is
  * dropped at the mix; a flood from one link is held to MAX_MIX_QUEUE_PER_LINK while another client's packet still
  * goes through.
  */
@@ -18,6 +20,12 @@ import { MAX_MIX_QUEUE_PER_BLOCK, MAX_MIX_QUEUE_PER_LINK } from '../../relay/mix
 import { Relay } from '../../relay/relay.js';
 import { silentLogger } from '../../relay/logger.js';
 import { tempDir, waitFor } from '../helpers/network.js';
+import { Messenger } from '../../client/messaging/messenger.js';
+import type { IncomingMessage, MessengerHost } from '../../client/messaging/types.js';
+import { createIdentity, formatAddress } from '../../protocol/address.js';
+import { parseCard } from '../../protocol/contact-card.js';
+import { AlliumError, isAlliumError } from '../../protocol/errors.js';
+import { sealMixMessage } from '../../protocol/mix-message.js';
 
 const metric = async (relay: Relay, reason: string): Promise<number> => {
   const m = new RegExp(`^allium_drops_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(await relay.metrics.text());
@@ -82,6 +90,87 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
     await waitFor(() => alice.stats.loopsReturned >= 1 && alice.stats.dropSent >= 1, 20_000, 'a loop back to alice, and drop cover');
     await waitFor(() => relays.some((r) => r.node.mix!.stats.dropCover >= 1), 20_000, 'drop cover dropped at its last mix');
     alice.stop();
+  });
+
+  /** A host with no circuits: message mode needs only the gateway link and the mix relays (mix.md §8.1). */
+  const mixHost = (gateway: number): MessengerHost => ({
+    directory: undefined as never,
+    newCircuit: () => Promise.reject(new AlliumError('ERR_UNREACHABLE', 'no circuits in this test')),
+    mixGateway: async () => ({ identity: relays[gateway]!.identity.publicKey, link: await linkTo(relays[gateway]!) }),
+    mixRelays: () => infos,
+  });
+  const mixSettings = { sendRate: 5, loopRate: 2, pollRate: 5, delayMeanMs: 20 };
+  const nextMessage = (m: Messenger, from: string): Promise<IncomingMessage> =>
+    new Promise((resolve) => {
+      const on = (x: IncomingMessage): void => {
+        if (x.from !== from) return;
+        m.off('message:received', on);
+        resolve(x);
+      };
+      m.on('message:received', on);
+    });
+
+  it('carries Messenger messages both ways in message mode, drops a forged one, and keeps cover and polls while idle', async () => {
+    const alice = new Messenger(mixHost(0), createIdentity(), { messageMode: 'mix', mix: mixSettings });
+    const bob = new Messenger(mixHost(1), createIdentity(), { messageMode: 'mix', mix: mixSettings });
+    try {
+      await Promise.all([alice.startMessageMode(), bob.startMessageMode()]);
+      // The card carries the mix address (a version 3 card); the contact book keeps it.
+      const card = parseCard(alice.card('alice'));
+      expect(Buffer.from(card.mix!.inbox).equals(Buffer.from(alice.mixAddress!.inbox))).to.equal(true);
+      expect(Buffer.from(card.mix!.gateway).equals(Buffer.from(relays[0]!.identity.publicKey))).to.equal(true);
+      await alice.contacts.add(bob.card('bob'));
+      await bob.contacts.add(alice.card('alice'));
+
+      const toBob = nextMessage(bob, alice.address);
+      const r = await alice.send(bob.address, utf8('hello bob, through the mixes'));
+      expect(r.status).to.equal('mixed');
+      expect(r.status === 'mixed' && r.expectedLatencyMs).to.be.above(0);
+      const got = await toBob;
+      expect(Buffer.from(got.data).toString()).to.equal('hello bob, through the mixes');
+      expect(got.id).to.equal(r.id);
+      const toAlice = nextMessage(alice, bob.address);
+      await bob.send(alice.address, utf8('hello alice'));
+      expect(Buffer.from((await toAlice).data).toString()).to.equal('hello alice');
+
+      // No mix address for this recipient: refused with a typed error, nothing sent over circuits.
+      const carol = createIdentity();
+      await alice.contacts.add(formatAddress(carol.publicKey), { name: 'carol' });
+      const refused = await alice.send(formatAddress(carol.publicKey), utf8('x')).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isAlliumError(refused) && refused.code).to.equal('ERR_MIX_UNREACHABLE');
+
+      // A box that claims to be alice's but is sealed under mallory's pair key with bob: dropped, counted, reported.
+      const mallory = createIdentity();
+      const forged = sealMixMessage(mallory, bob.identity.publicKey, crypto().random(16), utf8('I am alice'));
+      forged.set(alice.identity.publicKey, 1);
+      const errors: AlliumError[] = [];
+      bob.on('endpoint:error', (e) => errors.push(e));
+      const received: IncomingMessage[] = [];
+      bob.on('message:received', (m) => received.push(m));
+      const raw = await client(2);
+      raw.send(bob.mixAddress!, forged);
+      await waitFor(() => bob.mixStats!.rejected === 1, 20_000, 'the forged message rejected');
+      expect(errors.map((e) => e.code)).to.include('ERR_MESSAGE_AUTH');
+      expect(received).to.have.length(0);
+      raw.stop();
+
+      // Idle: alice sends nothing, yet her gateway keeps counting her polls and her loops come back through it.
+      const gw = relays[0]!.node.mix!.stats;
+      const polls = gw.polls;
+      const s0 = { ...alice.mixStats! };
+      await waitFor(
+        () => gw.polls >= polls + 3 && alice.mixStats!.loopsReturned >= s0.loopsReturned + 2 && alice.mixStats!.dropSent >= s0.dropSent + 2,
+        20_000,
+        'idle cover: polls at the gateway, loops back, drop cover',
+      );
+      expect(alice.mixStats!.realSent).to.equal(s0.realSent);
+    } finally {
+      alice.close();
+      bob.close();
+    }
   });
 
   it('drops a replayed packet at the mix (ERR_MIX_REPLAY), the first copy delivered once', async () => {

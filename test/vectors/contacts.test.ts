@@ -11,6 +11,16 @@ import { expectCode, hex, readVectors } from '../helpers/vectors.js';
 interface ContactVectors {
   constants: { maxCardNameBytes: number; safetyIterations: number; maxAttachmentDescriptorBytes: number };
   cards: { name: string; key: string; cardName: string; prekeys: boolean; address: string; bytes: string; text: string }[];
+  mixCards: {
+    name: string;
+    key: string;
+    cardName: string;
+    prekeys: boolean;
+    mix: { gateway: string; inbox: string; key: string };
+    address: string;
+    bytes: string;
+    text: string;
+  }[];
   cardInvalidBytes: { name: string; bytes: string; error: string }[];
   cardInvalidText: { name: string; text: string; error: string }[];
   safety: { name: string; a: string; b: string; halfA: string; halfB: string; number: string }[];
@@ -40,6 +50,18 @@ describeEachBinding('vectors: address cards, safety numbers and attachment descr
         expect(form.name).to.equal(c.cardName);
         expect(form.address).to.equal(c.address);
         expect(form.prekeys).to.equal(c.prekeys);
+      }
+    });
+  }
+
+  for (const c of v.mixCards) {
+    it(`card: ${c.name} (version 3, mix.md §8.1: bytes ↔ fields, text ↔ fields)`, () => {
+      const mix = { gateway: hex(c.mix.gateway), inbox: hex(c.mix.inbox), key: hex(c.mix.key) };
+      expect(toHex(encodeCard(hex(c.key), c.cardName, { prekeys: c.prekeys, mix }))).to.equal(c.bytes);
+      expect(formatCard(hex(c.key), c.cardName, { prekeys: c.prekeys, mix })).to.equal(c.text);
+      for (const form of [decodeCard(hex(c.bytes)), parseCard(c.text.toUpperCase())]) {
+        expect([toHex(form.key), form.name, form.address, form.prekeys]).to.deep.equal([c.key, c.cardName, c.address, c.prekeys]);
+        expect({ gateway: toHex(form.mix!.gateway), inbox: toHex(form.mix!.inbox), key: toHex(form.mix!.key) }).to.deep.equal(c.mix);
       }
     });
   }

@@ -1,8 +1,10 @@
-/** specs/vectors/mix.json against protocol/mix-packet.ts (specs/mix.md §2). */
+/** specs/vectors/mix.json against protocol/mix-packet.ts (specs/mix.md §2) and protocol/mix-message.ts (§8). */
 import { expect } from 'chai';
 import { toHex } from '../../protocol/bytes.js';
 import { createMixPacket, processMixPacket, type MixResult } from '../../protocol/mix-packet.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
+import { createIdentity } from '../../protocol/address.js';
+import { MAX_MIX_MESSENGER_BYTES, mixSecretsOf, openMixMessage, sealMixMessage } from '../../protocol/mix-message.js';
 import { describeEachBinding } from '../helpers/bindings.js';
 import { expectCode, hex, readVectors } from '../helpers/vectors.js';
 
@@ -77,5 +79,48 @@ describeEachBinding('vectors: mix packets', () => {
     const c = ctx(v.relays[t.path[0]!]!);
     processMixPacket(hex(t.packet), c);
     expectCode(() => processMixPacket(hex(t.packet), c), 'ERR_MIX_REPLAY');
+  });
+});
+
+interface MessengerVectors {
+  maxBody: number;
+  identities: { seed: string; identity: string; inboxSecret: string; inbox: string; key: string }[];
+  boxes: { from: number; to: number; id: string; nonce: string; body: string; data: string }[];
+}
+
+describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', () => {
+  const v = readVectors<{ messenger: MessengerVectors }>('mix.json').messenger;
+  let ids: ReturnType<typeof createIdentity>[] = [];
+  before(() => (ids = v.identities.map((i) => createIdentity(hex(i.seed)))));
+
+  it('MAX_MIX_MESSENGER_BYTES matches, and each identity derives its mix secrets (§8.1)', () => {
+    expect(v.maxBody).to.equal(MAX_MIX_MESSENGER_BYTES);
+    v.identities.forEach((i, n) => {
+      const m = mixSecretsOf(ids[n]!);
+      expect(toHex(ids[n]!.publicKey)).to.equal(i.identity);
+      expect([toHex(m.inboxSecret), toHex(m.inbox), toHex(m.keys.publicKey)]).to.deep.equal([i.inboxSecret, i.inbox, i.key]);
+    });
+  });
+
+  for (const [n, b] of v.boxes.entries()) {
+    it(`box ${n} (${b.body.length / 2} bytes): sealed as given, opened by its recipient, refused when changed (§8.2)`, () => {
+      const from = ids[b.from]!;
+      const to = ids[b.to]!;
+      expect(toHex(sealMixMessage(from, to.publicKey, hex(b.id), hex(b.body), hex(b.nonce)))).to.equal(b.data);
+      const m = openMixMessage(to, hex(b.data));
+      expect([toHex(m.from), toHex(m.id), toHex(m.body)]).to.deep.equal([toHex(from.publicKey), b.id, b.body]);
+      // Another sender claimed, a byte of the box changed, or opened by the sender: ERR_MESSAGE_AUTH.
+      const claimed = hex(b.data);
+      claimed.set(createIdentity(new Uint8Array(32).fill(7)).publicKey, 1);
+      expectCode(() => openMixMessage(to, claimed), 'ERR_MESSAGE_AUTH');
+      const flipped = hex(b.data);
+      flipped[flipped.length - 1]! ^= 1;
+      expectCode(() => openMixMessage(to, flipped), 'ERR_MESSAGE_AUTH');
+      expectCode(() => openMixMessage(from, hex(b.data)), 'ERR_MESSAGE_AUTH');
+    });
+  }
+
+  it('refuses a body over MAX_MIX_MESSENGER_BYTES at the sender (ERR_LIMIT)', () => {
+    expectCode(() => sealMixMessage(ids[0]!, ids[1]!.publicKey, new Uint8Array(16), new Uint8Array(MAX_MIX_MESSENGER_BYTES + 1)), 'ERR_LIMIT');
   });
 });
