@@ -5,9 +5,10 @@
  *   §9.6) in the first free slot of an inbox of the recipient for the current epoch
  *   — the per-contact inbox from us when the recipient is a pair (§9.1), else its first-contact inbox — at the
  *   slot's k holders, through circuits, with the proof of work the slot's index asks for (§9.3; solved in slices
- *   that yield to the event loop). It finds the first free slot by galloping over slots with HEAD fetches (slots fill
- *   from 0 upwards; a slot is taken by the readers' rule, and one no holder answered fails the deposit) and then
- *   remembers where it stopped.
+ *   that yield to the event loop). It finds the first free slot in reading order with HEAD fetches, a window of slots
+ *   at a time (never a slot above a free one, which readers might not reach; a slot is taken by the readers' rule,
+ *   and one no holder answered fails the deposit), and then remembers where it stopped: the next slot, or the same
+ *   one when nothing was stored there.
  * - MailboxCollector reads the identity's first-contact inbox and the per-contact inboxes of its pairs (contacts
  *   first, then other pairs in the room left) slot by slot until MAILBOX_SCAN_GAP slots in a row are free — a slot
  *   no holder answered is not free: the inbox is read again from there next pass, and the pass reports it; a slot is
@@ -54,6 +55,8 @@ import { choosePrekeys, fetchPrekeyRecord, PrekeyPublishers } from './prekeys.js
 
 /** Free slots in a row after which a collector stops reading an inbox. */
 export const MAILBOX_SCAN_GAP = 3;
+/** The most slots a sender's probe for the first free slot asks about at once (windows of 1, 2, 4, then this). */
+const FRONTIER_WINDOW = 8;
 /** Default life of an offline message. */
 export const DEFAULT_MAILBOX_TTL_MS = MAX_MAILBOX_TTL_MS;
 /** Message ids a collector remembers to drop copies and replays. */
@@ -215,9 +218,12 @@ export class MailboxSender {
     }
     if (slot < MAX_MAILBOX_SLOTS) {
       // Hints are per inbox and epoch; the oldest go before the map grows (a lost hint costs a few HEAD fetches).
+      // After a slot that accepted the message, the next one; after a failure, the same slot: nothing went in, and a
+      // free slot left below the next deposit would hold readers there (specs/messaging.md §9.5).
+      const accepted = statuses.some((s) => s === 'ok' || s === 'exists');
       if (this.next.size >= 1024) this.next.delete(this.next.keys().next().value!);
       this.next.delete(key);
-      this.next.set(key, slot + 1);
+      this.next.set(key, accepted ? slot + 1 : slot);
     }
     if (stored !== null) return { id: toHex(id), epoch, slot: stored, expires: exp, pairwise, prekeys: prekeys !== null };
     if (slot >= MAX_MAILBOX_SLOTS) throw new LimitError('MAX_MAILBOX_SLOTS', "the recipient's inbox is full for this epoch");
@@ -281,24 +287,24 @@ export class MailboxSender {
   }
 
   /**
-   * The first free slot, by galloping (1, 3, 7, …) and then bisecting: slots fill from 0 upwards. Throws
-   * ERR_UNREACHABLE when no holder of a slot probed answered.
+   * The first free slot in the order readers read (specs/messaging.md §9.5): slots from 0 upwards, in windows of 1,
+   * 2, 4, 8 and then 8 slots probed at once. Never a slot above a free one: an item written out of turn (anyone may pay
+   * a later slot's work) would otherwise send us over free slots, past where readers stop. MAX_MAILBOX_SLOTS when
+   * none is free. Throws ERR_UNREACHABLE when no holder answered a slot below the first free one, ERR_ABORTED.
    */
   private async frontier(inbox: Uint8Array, signal?: AbortSignal): Promise<number> {
-    if (!(await this.occupied(inbox, 0, signal))) return 0;
-    let lo = 0;
-    let hi = 1;
-    while (await this.occupied(inbox, hi, signal)) {
-      lo = hi;
-      if (hi === MAX_MAILBOX_SLOTS - 1) return MAX_MAILBOX_SLOTS;
-      hi = Math.min(MAX_MAILBOX_SLOTS - 1, hi * 2 + 1);
+    let size = 1;
+    for (let start = 0; start < MAX_MAILBOX_SLOTS; start += size, size = Math.min(size * 2, FRONTIER_WINDOW)) {
+      const window = Array.from({ length: Math.min(size, MAX_MAILBOX_SLOTS - start) }, (_, i) => start + i);
+      // Settled all before any is judged: a rejection is thrown in slot order, after the free slots below it.
+      const taken = await Promise.allSettled(window.map((s) => this.occupied(inbox, s, signal)));
+      for (let i = 0; i < window.length; i++) {
+        const t = taken[i]!;
+        if (t.status === 'rejected') throw t.reason;
+        if (!t.value) return window[i]!;
+      }
     }
-    while (hi - lo > 1) {
-      const mid = (lo + hi) >>> 1;
-      if (await this.occupied(inbox, mid, signal)) lo = mid;
-      else hi = mid;
-    }
-    return hi;
+    return MAX_MAILBOX_SLOTS;
   }
 
   close(): void {

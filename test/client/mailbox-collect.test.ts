@@ -295,11 +295,12 @@ describe('per-contact inboxes a messenger reads (specs/messaging.md §9.5)', () 
  * Each slot at three holders in memory, for MailboxSender and MailboxCollector at once. `liar` makes the first holder
  * lie: 'reads' answers every full FETCH of a slot it has nothing in with junk of its own (an item that opens for no
  * one) and HEAD probes truthfully, 'heads' says it holds every slot HEAD asks about; either way it refuses every
- * STORE. `down`: no holder answers a FETCH (STOREs still go through).
+ * STORE. `down`: no holder answers a FETCH (STOREs still go through). `refusing`: every holder refuses every STORE.
  */
 function threeHolders(): {
   liar: 'reads' | 'heads' | null;
   down: boolean;
+  refusing: boolean;
   stores: number;
   put: (rk: Uint8Array, bytes: Uint8Array) => void;
   run: <T>(f: () => Promise<T>) => Promise<T>;
@@ -309,6 +310,7 @@ function threeHolders(): {
   const rig = {
     liar: null as 'reads' | 'heads' | null,
     down: false,
+    refusing: false,
     stores: 0,
     put: (rk: Uint8Array, bytes: Uint8Array) => held.forEach((h) => h.set(toHex(rk), bytes)),
     run: async <T>(f: () => Promise<T>): Promise<T> => {
@@ -325,7 +327,7 @@ function threeHolders(): {
       const storeAll: ContentClient['storeAll'] = async (_kind, rk, bytes) => {
         rig.stores++;
         return held.map((h, i): ContentStatus => {
-          if (i === 0 && rig.liar !== null) return 'refused';
+          if (rig.refusing || (i === 0 && rig.liar !== null)) return 'refused';
           const have = h.get(toHex(rk));
           if (!have) h.set(toHex(rk), bytes);
           return have ? (toHex(have) === toHex(bytes) ? 'exists' : 'occupied') : 'ok';
@@ -436,5 +438,77 @@ describe('the read position of a 1:1 inbox, and where a sender starts (specs/mes
     // One holder of three says it holds every slot: the probe takes the other two's word (slot 6 is free).
     rig.liar = 'heads';
     expect(await deposit()).to.equal(6);
+  });
+  it('an item written out of turn above free slots does not send senders past where readers stop', async () => {
+    const reader = createIdentity();
+    const rig = threeHolders();
+    const now = Date.now();
+    const inbox = inboxKey(reader.publicKey, mailboxEpochAt(now));
+    // Someone pays each slot's work to write slots 0, 1, 3, 7 and 15 directly, leaving 2, 4–6 and 8–14 free.
+    for (const i of [0, 1, 3, 7, 15]) {
+      const rk = slotLocator(inbox, i);
+      const sealed = sealMailboxItemV1({
+        sender: createIdentity(),
+        recipient: reader.publicKey,
+        slot: rk,
+        exp: now + 3_600_000,
+        t: now,
+        n: 0,
+        data: text(`${i}`),
+      });
+      rig.put(rk, sealed.bytes);
+    }
+    const collector = new MailboxCollector(client, reader);
+    const sender = new MailboxSender(client, createIdentity(), {}, { prekeys: false });
+    const got: string[] = [];
+    try {
+      // The first free slot in reading order: below it every slot is taken, so a reader reaches it.
+      const sent = await rig.run(() => sender.deposit(reader.publicKey, text('honest')));
+      await rig.run(() =>
+        collector.collect(
+          (m) => void got.push(new TextDecoder().decode(m.data)),
+          (e) => {
+            throw e;
+          },
+        ),
+      );
+      expect({ slot: sent.slot, read: got.includes('honest') }).to.deep.equal({ slot: 2, read: true });
+    } finally {
+      sender.close();
+    }
+  });
+
+  it('a deposit no holder accepted leaves its slot to the next deposit, not a free slot below it', async () => {
+    const reader = createIdentity();
+    const rig = threeHolders();
+    const collector = new MailboxCollector(client, reader);
+    const sender = new MailboxSender(client, createIdentity(), {}, { prekeys: false });
+    const got: string[] = [];
+    try {
+      // Every holder refuses (rate bounds, say) three deposits in a row: each fails, nothing is stored.
+      rig.refusing = true;
+      for (let i = 0; i < MAILBOX_SCAN_GAP; i++) {
+        const failed = await rig
+          .run(() => sender.deposit(reader.publicKey, text(`lost ${i}`)))
+          .then(
+            () => 'stored',
+            (e: unknown) => (isAlliumError(e) ? e.code : String(e)),
+          );
+        expect(failed).to.equal('ERR_UNREACHABLE');
+      }
+      rig.refusing = false;
+      const sent = await rig.run(() => sender.deposit(reader.publicKey, text('after the refusals')));
+      await rig.run(() =>
+        collector.collect(
+          (m) => void got.push(new TextDecoder().decode(m.data)),
+          (e) => {
+            throw e;
+          },
+        ),
+      );
+      expect({ slot: sent.slot, got }).to.deep.equal({ slot: 0, got: ['after the refusals'] });
+    } finally {
+      sender.close();
+    }
   });
 });
