@@ -40,7 +40,7 @@ import { LinkRole } from '../protocol/link-handshake.js';
 import { addressBlock } from '../protocol/address-block.js';
 import { encodeControl } from '../protocol/control.js';
 import { verifyConsensusHead, type Consensus, type ConsensusHead } from '../protocol/consensus.js';
-import { toHex } from '../protocol/bytes.js';
+import { equalBytes, toHex } from '../protocol/bytes.js';
 import { signViewStatement } from '../protocol/view-statement.js';
 import { fetchConsensusDiff, fetchConsensusEntries, fetchConsensusHead } from '../net/directory-requests.js';
 import type { Link } from '../net/link.js';
@@ -180,7 +180,8 @@ export class Overlay {
   /** The consensuses held (specs/directory.md §7.3). */
   readonly consensus = new ConsensusCache();
   /** Consensus digests being fetched (so one head announced by several neighbours is fetched once). */
-  private readonly fetchingConsensus = new Set<string>();
+  /** Heads being fetched (their entries or a diff), by digest, with the signed head's bytes as offered. */
+  private readonly fetchingConsensus = new Map<string, Uint8Array>();
   /** Descriptors waiting for a reachability proof (null: admission off). */
   readonly admission: Admission | null;
   private readonly now: () => number;
@@ -915,6 +916,16 @@ export class Overlay {
   offerConsensusHead(raw: Uint8Array, from: Link): void {
     const auths = this.authorities;
     if (auths.size === 0) return;
+    // Every neighbour floods the head it adopts, so each head arrives once per neighbour: the bytes of the head held
+    // or being fetched are checked once (decoding and signature checks allocate, once a period per neighbour).
+    const cur = this.consensus.current;
+    let held = !!cur && equalBytes(raw, cur.raw);
+    for (const r of this.fetchingConsensus.values()) held ||= equalBytes(raw, r);
+    if (held) {
+      this.o.metrics.consensusHeads.inc({ result: 'held' });
+      return;
+    }
+    this.o.metrics.consensusHeads.inc({ result: 'verified' });
     let head: ConsensusHead;
     try {
       head = verifyConsensusHead(raw, auths, this.now());
@@ -922,11 +933,10 @@ export class Overlay {
       this.o.metrics.drops.inc({ reason: `consensus_${isAlliumError(e) ? e.code.toLowerCase() : 'invalid'}` });
       return;
     }
-    const cur = this.consensus.current;
     if (cur && head.validAfter <= cur.validAfter) return;
     const key = toHex(head.digest);
     if (this.fetchingConsensus.has(key)) return;
-    this.fetchingConsensus.add(key);
+    this.fetchingConsensus.set(key, raw);
     const viaDiff = cur ? fetchConsensusDiff(from, cur, head).catch(() => fetchConsensusEntries(from, head)) : fetchConsensusEntries(from, head);
     viaDiff.then(
       (c) => {
