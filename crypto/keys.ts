@@ -50,10 +50,14 @@ export class IdentityKey {
 
 /** The text form of an identity public key: 64 lowercase hex digits. */
 export function fingerprintOf(identity: Uint8Array): string {
+  // One string per byte from a table rather than toString and padStart (two per byte): every signed head, vote and
+  // view names its signers, so this runs a few times per control message.
   let s = '';
-  for (const b of identity) s += b.toString(16).padStart(2, '0');
+  for (let i = 0; i < identity.length; i++) s += HEX_BYTE[identity[i]!];
   return s;
 }
+
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 export function parseFingerprint(text: string): Uint8Array {
   if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new AlliumError('ERR_KEY_FORMAT', 'a fingerprint is 64 hex digits');

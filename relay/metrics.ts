@@ -92,6 +92,7 @@ export class RelayMetrics {
   readonly handshakes: client.Counter<'result'>;
   readonly directorySize: client.Gauge;
   readonly consensusRelays: client.Gauge<'flag'>;
+  readonly consensusHeads: client.Counter<'result'>;
   readonly storeOpen: client.Gauge;
   readonly storeBytes: client.Gauge;
   readonly storeBlocks: client.Gauge;
@@ -185,6 +186,13 @@ export class RelayMetrics {
       labelNames: ['flag'],
       registers: r,
     });
+    this.consensusHeads = new client.Counter({
+      name: 'allium_consensus_heads_total',
+      help: 'Consensus heads neighbours offered, by result: verified (decoded and its signatures checked), held (the bytes of the head held or being fetched: not checked again)',
+      labelNames: ['result'],
+      registers: r,
+    });
+    for (const result of ['verified', 'held']) this.consensusHeads.inc({ result }, 0);
     this.storeOpen = new client.Gauge({
       name: 'allium_store_open',
       help: '1 while the content store takes new items and the descriptor lists store; 0 when full',

@@ -182,7 +182,8 @@ export class Overlay {
   /** The consensuses held (specs/directory.md §7.3). */
   readonly consensus = new ConsensusCache();
   /** Consensus digests being fetched (so one head announced by several neighbours is fetched once). */
-  private readonly fetchingConsensus = new Set<string>();
+  /** Heads being fetched (their entries or a diff), by digest, with the signed head's bytes as offered. */
+  private readonly fetchingConsensus = new Map<string, Uint8Array>();
   /**
    * Signed heads verified lately, by a hash of their bytes (at most HEADS_SEEN, oldest dropped first): the copies
    * of one head that other neighbours push are not decoded and verified again (specs/directory.md §7.3).
@@ -928,7 +929,9 @@ export class Overlay {
     const now = this.now();
     const seenKey = toHex(crypto().hash(16, raw));
     let head = this.headsSeen.get(seenKey);
-    if (!head || head.validUntil <= now) {
+    if (head && head.validUntil > now) this.o.metrics.consensusHeads.inc({ result: 'held' });
+    else {
+      this.o.metrics.consensusHeads.inc({ result: 'verified' });
       try {
         head = verifyConsensusHead(raw, auths, now);
       } catch (e) {
@@ -949,7 +952,7 @@ export class Overlay {
     const cur = this.consensus.current;
     if (cur && head.validAfter <= cur.validAfter) return;
     if (this.fetchingConsensus.has(key)) return;
-    this.fetchingConsensus.add(key);
+    this.fetchingConsensus.set(key, raw);
     const viaDiff = cur ? fetchConsensusDiff(from, cur, head).catch(() => fetchConsensusEntries(from, head)) : fetchConsensusEntries(from, head);
     viaDiff.then(
       (c) => {

@@ -47,6 +47,7 @@ export class SimMetrics {
   readonly handshakes = new Counter();
   readonly directorySize = new Counter();
   readonly consensusRelays = new Counter();
+  readonly consensusHeads = new Counter();
   readonly storeBytes = new Counter();
   readonly storeBlocks = new Counter();
   readonly storeQuota = new Counter();

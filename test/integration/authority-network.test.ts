@@ -109,6 +109,27 @@ describe('a network with directory authorities (relay processes)', function () {
     expect(view.weight(d, 'middle') / total).to.be.below(0.25); // by its claim it would be all but 100 %
   });
 
+  it('checks a consensus head flooded by several neighbours once, not once per neighbour', async () => {
+    // A consensus a second, flooded by every neighbour that adopts it: a plain relay and an authority take the offers
+    // that repeat the bytes of the head they hold or are fetching as held, without decoding or verifying them again.
+    // (Each authority publishes the head with the signatures it gathered, so a head can come in up to three versions,
+    // each verified once.)
+    for (const r of [net.relays[3]!, net.relays[0]!]) {
+      const count = (result: string): Promise<number> => r.metric('allium_consensus_heads_total', { result });
+      const [v0, h0] = [await count('verified'), await count('held')];
+      let seen = '';
+      await waitFor(
+        async () => {
+          const [v, h] = [(await count('verified')) - v0, (await count('held')) - h0];
+          seen = `verified ${v}, held ${h}`;
+          return v >= 1 && h >= 12;
+        },
+        60_000,
+        () => `12 offers of a held head taken as held (${seen})`,
+      );
+    }
+  });
+
   it("a client using the authorities stores content where its relays place it (the period's placement)", async () => {
     const content = new ContentClient(client);
     try {
