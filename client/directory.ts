@@ -2,7 +2,9 @@
  * The client's directory (specs/directory.md §6): fetched from several relays, every signature verified, entries
  * kept only when a majority of the sources agree on them, cached, refreshed incrementally. With directory
  * authorities, the consensus (as a diff) says which descriptors are usable, and a refresh downloads only those the
- * client lacks or will soon lack, by identity (§6.2).
+ * client lacks or will soon lack, by identity (§6.2). The consensus md covers the onion key, so a descriptor whose md
+ * the consensus in use lists stays usable after its `exp`, up to VOUCHED_DESCRIPTOR_MAX_AGE_MS after its `pub`
+ * (§6.6): a descriptor is downloaded again only when its md changes.
  *
  * A lying bootstrap relay can omit relays or inject relays (Sybils with valid self-signed descriptors). Asking
  * several relays over independent links and keeping what a strict majority returns means a minority of liars can
@@ -112,6 +114,31 @@ export interface DirectoryDownload {
  */
 export const DESCRIPTOR_REFETCH_WINDOW_MS = 3600_000;
 
+/**
+ * With authorities, a descriptor past its `exp` is usable while the consensus in use lists its md, for at most this
+ * long after its `pub` (specs/limits.md VOUCHED_DESCRIPTOR_MAX_AGE): ONION_KEY_LIFETIME + ONION_KEY_OVERLAP, after
+ * which no relay still holds the onion key it names (the key was made before the descriptor was signed).
+ */
+export const VOUCHED_DESCRIPTOR_MAX_AGE_MS = 8 * 24 * 3600_000;
+
+/**
+ * Whether a consensus vouches for a descriptor at `now` (specs/directory.md §6.6): the consensus is valid (vu > now),
+ * it lists the descriptor's md for its identity, and the descriptor is younger than VOUCHED_DESCRIPTOR_MAX_AGE_MS.
+ * Such a descriptor is usable after its `exp`.
+ */
+export function vouches(consensus: Pick<Consensus, 'validUntil' | 'entries'> | null, d: Descriptor, now: number): boolean {
+  if (!consensus || consensus.validUntil <= now || d.pub + VOUCHED_DESCRIPTOR_MAX_AGE_MS <= now) return false;
+  const md = listedMds(consensus).get(d.fingerprint);
+  return md !== undefined && crypto().equal(md, descriptorMd(d));
+}
+
+const listedByConsensus = new WeakMap<object, Map<string, Uint8Array>>();
+function listedMds(consensus: Pick<Consensus, 'entries'>): Map<string, Uint8Array> {
+  let m = listedByConsensus.get(consensus);
+  if (!m) listedByConsensus.set(consensus, (m = new Map(consensus.entries.map((e) => [toHex(e.id), e.md]))));
+  return m;
+}
+
 /** A source's view differs "markedly" from the accepted one beyond this many identities (or 2 % of the view). */
 export const DIVERGENCE_MIN = 5;
 
@@ -124,6 +151,13 @@ export class ClientDirectory {
   private viewCache: DirectoryView | null = null;
   /** Expired descriptors kept for their addresses, by fingerprint. */
   private readonly learned = new Map<string, Descriptor>();
+  /**
+   * With authorities: descriptors past their `exp` and younger than VOUCHED_DESCRIPTOR_MAX_AGE_MS that no consensus
+   * in use vouches for (none held: at start, or after the consensus lapsed), by fingerprint. They are not usable; a
+   * refresh moves those its consensus lists into the store instead of downloading them (§6.2). At most as many as
+   * the store holds; they come from the client's own store and cache.
+   */
+  private readonly waiting = new Map<string, Descriptor>();
 
   /**
    * `authorities`: fingerprints of directory authorities whose consensus the client requires (empty: the
@@ -181,7 +215,9 @@ export class ClientDirectory {
       } catch (e) {
         if (isAlliumError(e) && e.code === 'ERR_DESCRIPTOR_EXPIRED') {
           try {
-            this.remember(verifyDescriptor(raw, 0, Number.MAX_SAFE_INTEGER), now);
+            const d = verifyDescriptor(raw, 0, Number.MAX_SAFE_INTEGER);
+            this.remember(d, now);
+            this.wait(d, now);
           } catch {
             /* damaged */
           }
@@ -211,22 +247,50 @@ export class ClientDirectory {
     }
   }
 
-  /** Expires the view, keeping what expires as learned addresses. */
+  /** With authorities, keeps an expired descriptor young enough to be vouched for by a later consensus (§6.3). */
+  private wait(d: Descriptor, now: number): void {
+    if (!this.usesAuthorities || d.pub + VOUCHED_DESCRIPTOR_MAX_AGE_MS <= now || this.store.get(d.fingerprint)) return;
+    const have = this.waiting.get(d.fingerprint);
+    if (have && have.pub >= d.pub) return;
+    this.waiting.set(d.fingerprint, d);
+    if (this.waiting.size > this.store.maxEntries) {
+      const oldest = [...this.waiting.values()].sort((a, b) => a.pub - b.pub)[0]!;
+      this.waiting.delete(oldest.fingerprint);
+    }
+  }
+
+  /**
+   * Expires the view, keeping what expires as learned addresses. With authorities, a descriptor past its `exp` stays
+   * while the consensus in use vouches for it (§6.6); one it does not vouch for waits for a later consensus.
+   */
   private expireAndRemember(now: number): void {
     this.viewCache = null;
-    const before = new Map(this.store.all().map((d) => [d.fingerprint, d]));
-    for (const fp of this.store.expire(now)) {
-      const d = before.get(fp);
-      if (d) this.remember(d, now);
+    if (this.consensusDoc && this.consensusDoc.validUntil <= now) this.consensusDoc = null;
+    for (const d of this.store.all()) {
+      if (d.exp > now || vouches(this.consensusDoc, d, now)) continue;
+      this.store.remove(d.fingerprint);
+      this.remember(d, now);
+      this.wait(d, now);
     }
     for (const [fp, d] of this.learned) if (d.exp <= now - LEARNED_TTL_MS) this.learned.delete(fp);
+    for (const [fp, d] of this.waiting) if (d.pub + VOUCHED_DESCRIPTOR_MAX_AGE_MS <= now || this.store.get(fp)) this.waiting.delete(fp);
+  }
+
+  /**
+   * Drops the consensus in use once it has lapsed (vu ≤ now) and every descriptor only it kept usable (§6.6). A
+   * refresh does this first; a caller may run it between refreshes.
+   */
+  expire(now: number): void {
+    this.expireAndRemember(now);
   }
 
   private async save(): Promise<void> {
     const current = this.store.all();
     const held = new Set(current.map((d) => d.fingerprint));
+    const waiting = [...this.waiting.values()].filter((d) => !held.has(d.fingerprint));
+    for (const d of waiting) held.add(d.fingerprint);
     const learned = [...this.learned.values()].filter((d) => !held.has(d.fingerprint));
-    await this.cache?.save([...current, ...learned].map((d) => d.raw));
+    await this.cache?.save([...current, ...waiting, ...learned].map((d) => d.raw));
   }
 
   /**
@@ -237,6 +301,7 @@ export class ClientDirectory {
    */
   async refresh(links: readonly Link[], now: () => number, options: AbortOptions = {}): Promise<RefreshResult> {
     const { signal } = options;
+    this.expireAndRemember(now());
     if (links.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source');
     if (this.authorities.size > 0) return this.refreshByNeed(links, now, signal);
     const results = await Promise.allSettled(links.map((l) => fetchFromRelay(l, 0, signalOption(signal))));
@@ -283,7 +348,8 @@ export class ClientDirectory {
   /**
    * With authorities (specs/directory.md §6.2): the newest consensus a majority of them signed (as a diff against the
    * one held when possible), then only the descriptors the client needs — those the consensus lists that it holds
-   * with another md or none, or that expire within DESCRIPTOR_REFETCH_WINDOW_MS — by identity, from the first source
+   * with another md or none, or that the consensus will no longer vouch for within DESCRIPTOR_REFETCH_WINDOW_MS
+   * (older than VOUCHED_DESCRIPTOR_MAX_AGE_MS by then) — by identity, from the first source
    * that gives them, the next sources asked only for what it did not give. A source whose answer breaks the rules
    * (fetchWanted) is left out. Descriptors certify themselves and the consensus names the md each must have, so one
    * source's will do.
@@ -295,15 +361,28 @@ export class ClientDirectory {
     for (const e of consensus.entries) listed.set(toHex(e.id), e.md);
     const horizon = now() + DESCRIPTOR_REFETCH_WINDOW_MS;
     const need = new Map<string, Uint8Array>();
+    this.viewCache = null;
     for (const e of consensus.entries) {
-      const d = this.store.get(toHex(e.id));
-      if (!d || d.exp <= horizon || !crypto().equal(descriptorMd(d), e.md)) need.set(toHex(e.id), e.id);
+      const fp = toHex(e.id);
+      let d = this.store.get(fp);
+      const w = this.waiting.get(fp);
+      if (w && (!d || w.pub > d.pub) && crypto().equal(descriptorMd(w), e.md) && w.pub + VOUCHED_DESCRIPTOR_MAX_AGE_MS > now()) {
+        // Held from before (the cache, or a consensus that lapsed) and vouched for again: not downloaded.
+        try {
+          this.store.add(w, now());
+          this.waiting.delete(fp);
+          d = w;
+        } catch {
+          /* the store is full: asked of the sources like any other */
+        }
+      }
+      const lasts = (x: Descriptor): boolean => x.exp > horizon || x.pub + VOUCHED_DESCRIPTOR_MAX_AGE_MS > horizon;
+      if (!d || !lasts(d) || !crypto().equal(descriptorMd(d), e.md)) need.set(fp, e.id);
     }
     let descriptors = 0;
     let descriptorBytes = 0;
     let answered = adopted.answered;
     const got = new Map<string, Descriptor>();
-    this.viewCache = null;
     for (const link of links) {
       if (need.size === 0) break;
       let found: Descriptor[];
@@ -450,6 +529,8 @@ export class ClientDirectory {
     if (!this.consensusDoc || this.consensusDoc.validUntil <= now) {
       this.consensusDoc = null;
       this.viewCache = null;
+      // Nothing vouches for descriptors past their exp any more.
+      this.expireAndRemember(now);
       if (answered === 0) throw new AlliumError('ERR_UNREACHABLE', 'no directory source answered');
       throw new AlliumError('ERR_DIRECTORY', `no consensus signed by a majority of the ${this.authorities.size} configured directory authorities`);
     }

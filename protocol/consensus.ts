@@ -17,9 +17,11 @@
  * The head is small (it commits to the entries through ed), so it travels alone and whole; the entries travel in
  * pages, or as a diff against a consensus the receiver holds (§7.3), and are checked against ed before use.
  *
- * `md` names the routing-relevant fields of the relay's descriptor — identity, address, family, exit policy and
- * capabilities — so a client uses a relay only with a descriptor that says what the authorities checked; it changes
- * when the operator changes those, not at every renewal, which keeps diffs small.
+ * `md` names the routing-relevant fields of the relay's descriptor — identity, onion key, address, family, exit policy
+ * and capabilities — so a client uses a relay only with a descriptor that says what the authorities checked; it
+ * changes when the operator changes those or the onion key rotates, not at every renewal, which keeps diffs small.
+ * Because it covers the onion key, a descriptor whose md a valid consensus lists is usable after its `exp`
+ * (specs/directory.md §6.6): a client downloads a descriptor again only when its md changes.
  */
 import { z } from 'zod';
 import { crypto } from '../crypto/index.js';
@@ -139,10 +141,10 @@ const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
 /** The routing-relevant digest of a descriptor (the entry's md). */
 const mds = new WeakMap<object, Uint8Array>();
 
-export function descriptorMd(d: Pick<Descriptor, 'id' | 'addr' | 'family' | 'exit' | 'caps'>): Uint8Array {
+export function descriptorMd(d: Pick<Descriptor, 'id' | 'onion' | 'addr' | 'family' | 'exit' | 'caps'>): Uint8Array {
   let md = mds.get(d);
   if (!md) {
-    const b = encodeCbor({ id: d.id, addr: d.addr, family: [...d.family].sort(compareBytes), exit: d.exit, caps: [...d.caps].sort() });
+    const b = encodeCbor({ id: d.id, onion: d.onion, addr: d.addr, family: [...d.family].sort(compareBytes), exit: d.exit, caps: [...d.caps].sort() });
     mds.set(d, (md = crypto().hash(MD_LEN, b, L_MD)));
   }
   return md;

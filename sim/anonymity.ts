@@ -173,7 +173,14 @@ export function signSpecs(specs: readonly RelaySpec[], seed: string, prefix: str
 }
 
 /** signSpecs, as parsed descriptors (the signer's own: no signature check). */
-export function signSpecDescriptors(specs: readonly RelaySpec[], seed: string, prefix: string, pubOf: (i: number) => number = () => T0): Descriptor[] {
+/** `onionEpochOf`: which onion key relay i's descriptor names (a new number, a new key: a rotation); 0 by default. */
+export function signSpecDescriptors(
+  specs: readonly RelaySpec[],
+  seed: string,
+  prefix: string,
+  pubOf: (i: number) => number = () => T0,
+  onionEpochOf: (i: number) => number = () => 0,
+): Descriptor[] {
   const keys = specs.map((s) => IdentityKey.fromSeed(seededRandom(`${seed}/${prefix}/${s.label}/identity`)(32)));
   const families = new Map<number, Uint8Array[]>();
   specs.forEach((s, i) => {
@@ -186,7 +193,7 @@ export function signSpecDescriptors(specs: readonly RelaySpec[], seed: string, p
     return signDescriptor(
       {
         id: key.publicKey,
-        onion: crypto().x25519Keypair(seededRandom(`${seed}/${prefix}/${s.label}/onion`)(32)).publicKey,
+        onion: crypto().x25519Keypair(seededRandom(`${seed}/${prefix}/${s.label}/onion${onionEpochOf(i) ? `/${onionEpochOf(i)}` : ''}`)(32)).publicKey,
         addr: `ws://${host}:443/allium`,
         nick: `${prefix}${s.label}`,
         contact: '',

@@ -40,8 +40,9 @@ const VA = 1_749_990_000_000;
 const fields = (
   i: number,
   key: IdentityKey,
-): { id: Uint8Array; addr: string; family: Uint8Array[]; exit: string[]; caps: ('store' | 'intro' | 'rendezvous')[] } => ({
+): { id: Uint8Array; onion: Uint8Array; addr: string; family: Uint8Array[]; exit: string[]; caps: ('store' | 'intro' | 'rendezvous')[] } => ({
   id: key.publicKey,
+  onion: seeded(`consensus/onion-${i}`)(32),
   addr: `ws://198.51.${100 + i}.7:9001/allium`,
   family: [] as Uint8Array[],
   exit: i === 1 ? ['accept *:80', 'accept *:443', 'reject *:*'] : ['reject *:*'],
@@ -194,19 +195,20 @@ export function consensusFile(): VectorFile {
   const h = readHead(head, signed, verified.signers);
   return {
     description:
-      "Directory authorities and the consensus (specs/directory.md §6.5, §7). `authorities`: their seeds and keys. `relays`: the routing fields of four descriptors and their md (§7.1). `votes`: three signed votes (hex) for validAfter; the consensus before them (`before`, the shared-random state: same period, three commits). `consensus`: the entries the votes compute (fields and encoding), ed, the head (hex), cd, each authority's signature, the signed head, and the decoded head. `next`: the next round's entries and head, and `diff`: the changes from the first to the second ([id, entry or null]). `sharedRandom`: each reveal's commit, the value of the next period computed from the consensus's reveals, and the disaster value. `weights`: position weights (out of 10000) for class totals. `view`: a relay's signed view statement. `refused`: heads (and entries) that must be refused, with the code.",
+      "Directory authorities and the consensus (specs/directory.md §6.5, §7). `authorities`: their seeds and keys. `relays`: the routing fields of four descriptors (the onion key among them) and their md (§7.1). `votes`: three signed votes (hex) for validAfter; the consensus before them (`before`, the shared-random state: same period, three commits). `consensus`: the entries the votes compute (fields and encoding), ed, the head (hex), cd, each authority's signature, the signed head, and the decoded head. `next`: the next round's entries and head, and `diff`: the changes from the first to the second ([id, entry or null]). `sharedRandom`: each reveal's commit, the value of the next period computed from the consensus's reveals, and the disaster value. `weights`: position weights (out of 10000) for class totals. `view`: a relay's signed view statement. `refused`: heads (and entries) that must be refused, with the code.",
     version: VECTORS_VERSION,
     constants: { interval: IV, srPeriod: SRP, validAfter: VA, weightScale: 10_000, unmeasuredCap: h.unmeasuredCap },
     authorities: authorityKeys.map((k, i) => ({ seed: toHex(seeded(`consensus/authority-${i}`)(32)), publicKey: toHex(k.publicKey) })),
     relays: relays.map((r, i) => ({
       seed: toHex(seeded(`consensus/relay-${i}`)(32)),
       id: toHex(r.id),
+      onion: toHex(r.onion),
       addr: r.addr,
       exit: r.exit,
       caps: r.caps,
       family: [],
       md: toHex(r.md),
-      mdInput: toHex(encodeCbor({ id: r.id, addr: r.addr, family: [], exit: r.exit, caps: [...r.caps].sort() })),
+      mdInput: toHex(encodeCbor({ id: r.id, onion: r.onion, addr: r.addr, family: [], exit: r.exit, caps: [...r.caps].sort() })),
     })),
     before: { pn: before.pn, cur: toHex(before.cur), prev: toHex(before.prev), com: before.com.map(([a, c]) => [toHex(a), toHex(c)]) },
     votes: voteRaws.map((raw, i) => ({ authority: i, measures: i < 2, reveal: toHex(reveals[i]!), vote: toHex(raw) })),

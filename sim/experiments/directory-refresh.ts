@@ -2,18 +2,20 @@
  * What a client downloads per hourly directory refresh (specs/directory.md §6.2), measured with the real client code
  * (client/directory.ts `ClientDirectory.refresh`) against three sources that answer as relays do (relay/overlay.ts:
  * pages, identities wanted, consensus heads, entries and diffs from relay/consensus-cache.ts), over N relays that
- * each renew their descriptor every hour at their own phase (descriptor_renew 1 h, descriptor_lifetime 3 h), and
+ * each renew their descriptor every hour at their own phase (descriptor_renew 1 h, descriptor_lifetime 3 h) and
+ * rotate their onion key every week at their own phase (onion_key_lifetime 7 days: a new md), and
  * an hourly consensus of three authorities (sim/adversary/authorities.ts) that measure each relay once a day at its
  * own phase, ±10 % (specs/measurement.md), so a relay's weight moves about once a day.
  *
  * Bytes are those of the CONTROL messages each way (CBOR, specs/link.md §5), without link framing. Compared:
- *   - with authorities, by need (this design, the client code run): the consensus as a diff, then only the
- *     descriptors lacking or expiring within DESCRIPTOR_REFETCH_WINDOW, by identity, from one source;
+ *   - with authorities, by need (the client code run): the consensus as a diff, then only the descriptors whose md
+ *     changed (a descriptor the consensus lists stays usable after its exp: proposal 002 step 2), by identity, from
+ *     one source;
  *   - without authorities (unchanged): every descriptor from each of three sources for the majority cross-check —
  *     the `dir` pages a source serves for `dir-get` since 0, three times (the same messages; the client is not run);
- *   - with authorities as before: those pages plus the by-need client's consensus traffic (heads, diff);
- *   - step 2 of specs/proposals/002 (projected, not built): the consensus traffic plus the descriptors whose md
- *     changes, here only by onion key rotations (weekly: N / 168 an hour).
+ *   - with authorities as before proposal 002: those pages plus the by-need client's consensus traffic (heads, diff);
+ *   - step 1 of proposal 002 (computed, not run): the consensus traffic plus every descriptor whose held copy expires
+ *     within DESCRIPTOR_REFETCH_WINDOW (renewed hourly, living three hours: each one every second refresh).
  */
 import { ClientDirectory } from '../../client/directory.js';
 import { seededRandom } from '../../crypto/drbg.js';
@@ -29,6 +31,7 @@ import { honestSpecs, signSpecDescriptors, T0, uniform } from '../anonymity.js';
 import { authorities, DAY, INTERVAL, runConsensus, type Observed } from '../adversary/authorities.js';
 
 const HOUR = 3600_000;
+const WEEK = 7 * 24 * HOUR;
 
 /** A directory source as the client sees it: answers as relay/overlay.ts does, and counts bytes both ways. */
 class CountingSource extends Emitter<LinkEvents> {
@@ -146,8 +149,8 @@ export interface RefreshBytes {
   byNeedUp: number;
   /** Refreshes after the first at which the consensus came as a diff. */
   viaDiff: number;
-  /** Step 2 of the proposal, projected: consensus traffic plus N / 168 descriptors (onion keys rotated weekly). */
-  step2: number;
+  /** Step 1 of the proposal, computed: consensus traffic plus every descriptor every second refresh. */
+  step1: number;
 }
 
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
@@ -162,6 +165,8 @@ export async function refreshBytes(seed: number, n: number, hours: number, log: 
   const specs = honestSpecs({ honest: n, seed: s });
   const phase = uniform(`${s}/phase`);
   const phases = specs.map(() => Math.floor(phase() * HOUR));
+  const weekPhase = uniform(`${s}/onion-phase`);
+  const onionPhases = specs.map(() => Math.floor(weekPhase() * WEEK));
   const a = authorities(s);
   // Each authority measures each relay once per measurement_interval (24 h, specs/measurement.md) at the relay's own
   // phase of the day, ±10 %; between measurements its vote repeats the last one.
@@ -193,7 +198,9 @@ export async function refreshBytes(seed: number, n: number, hours: number, log: 
     const va = T0 + 24 * HOUR + h * INTERVAL;
     const t = va + 5 * 60_000;
     // Every relay's newest edition at t: renewed hourly at its phase.
-    const ds = signSpecDescriptors(specs, s, 'h-', (i) => va - HOUR + phases[i]! + (phases[i]! <= t - va ? HOUR : 0));
+    const pubOf = (i: number): number => va - HOUR + phases[i]! + (phases[i]! <= t - va ? HOUR : 0);
+    // A relay's onion key rotates weekly at its own phase; the descriptor published then names the new key.
+    const ds = signSpecDescriptors(specs, s, 'h-', pubOf, (i) => Math.floor((pubOf(i) + onionPhases[i]!) / WEEK));
     ds.forEach((d, i) => indexOf.set(d.fingerprint, i));
     descriptorSize = ds.reduce((n, d) => n + d.raw.length, 0) / ds.length;
     votedAt = va;
@@ -242,7 +249,7 @@ export async function refreshBytes(seed: number, n: number, hours: number, log: 
     diffEntries: mean(after.map((x) => x.diffEntries)),
     byNeedUp: mean(after.map((x) => x.up)),
     viaDiff: after.filter((x) => x.diff).length,
-    step2: mean(after.map((x) => x.consensus)) + (n / 168) * descriptorSize,
+    step1: mean(after.map((x) => x.consensus)) + (n / 2) * descriptorSize,
   };
 }
 

@@ -4,11 +4,18 @@
  * A source in front of a relay that corrupts what passes through — a consensus diff with an entry added, a descriptor
  * whose signature does not verify — is refused, and the refresh recovers: the whole consensus instead of the diff, the
  * descriptors from the next source. The client's links are real links (handshake, frame encryption) to the relays.
+ *
+ * Descriptors here live 8 s and are renewed every 4 s, so they expire at the client between two refreshes: a descriptor
+ * whose md the consensus in use lists stays usable after its exp (§6.6) and is not downloaded again; a client builds
+ * circuits through it; after a restart its cache spares the download; and a consensus that lapsed, is old or is
+ * forged vouches for nothing.
  */
 import { expect } from 'chai';
 import { IdentityKey } from '../../crypto/keys.js';
 import { parseBootstrap } from '../../client/bootstrap.js';
-import { ClientDirectory, type RefreshResult } from '../../client/directory.js';
+import { buildCircuit, CircuitTable } from '../../client/circuit.js';
+import { ClientDirectory, type DirectoryCache, type RefreshResult } from '../../client/directory.js';
+import type { Descriptor } from '../../protocol/descriptor.js';
 import type { ControlMessage } from '../../protocol/control.js';
 import { HandshakeReplayCache } from '../../protocol/link-handshake.js';
 import { openLink } from '../../net/dial.js';
@@ -18,8 +25,8 @@ import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, startRelay, waitFor, type RelayProcess } from '../helpers/network.js';
 import type { LocalNetwork } from '../../cli/local-network.js';
 
-/** Descriptors that live three hours and are renewed hourly, as on the public network; a consensus every 3 s. */
-const TIMING = { descriptor_lifetime: 3 * 3600_000, descriptor_renew: 3600_000, consensus_interval: 3000 };
+/** Descriptors that live 8 s, renewed every 4 s (so they expire between refreshes); a consensus every 3 s. */
+const TIMING = { descriptor_lifetime: 8000, descriptor_renew: 4000, consensus_interval: 3000 };
 
 function linkTo(r: RelayProcess): Promise<Link> {
   const b = parseBootstrap(r.bootstrap);
@@ -151,5 +158,86 @@ describe('directory refresh by need (relay processes with authorities)', functio
     expect(bad.altered()).to.equal(2);
     expect(dir.consensus!.validAfter).to.be.greaterThan(before);
     expect(dir.all().length).to.equal(5);
+  });
+  /** Waits until every descriptor the directory holds has passed its exp (real time: they live 8 s). */
+  async function untilExpired(ds: readonly Descriptor[]): Promise<void> {
+    const last = Math.max(...ds.map((d) => d.exp));
+    await waitFor(() => Date.now() > last, 30_000, 'the held descriptors to expire');
+  }
+
+  it('a descriptor past its exp that the consensus lists is kept, not downloaded again, and built through', async () => {
+    const sources = await Promise.all(net.relays.slice(0, 3).map(linkTo));
+    links.push(...sources);
+    const saved: { raws: Uint8Array[] | null } = { raws: null };
+    const cache: DirectoryCache = { load: () => Promise.resolve(saved.raws), save: (raws) => Promise.resolve(void (saved.raws = raws)) };
+    const dir = new ClientDirectory(cache, new Set(net.authorities));
+    await dir.refresh(sources, Date.now);
+    const held = dir.all();
+    expect(held.length).to.equal(5);
+    await untilExpired(held);
+
+    // A newer consensus, the same mds: nothing downloaded, and the expired descriptors are still the usable view.
+    const next = await refreshUntil(dir, sources, (r) => r.downloaded.consensus !== 'kept', 'a newer consensus');
+    expect(next.downloaded.descriptors).to.equal(0);
+    const byFp = new Map(dir.all().map((d) => [d.fingerprint, d]));
+    expect(byFp.size).to.equal(5);
+    for (const d of held) expect(byFp.get(d.fingerprint)?.pub, 'the same edition').to.equal(d.pub);
+    const now = Date.now();
+    expect(
+      [...byFp.values()].every((d) => d.exp <= now),
+      'every descriptor in use is past its exp',
+    ).to.equal(true);
+
+    // A circuit through three of them: their onion keys are the relays' current ones.
+    const path = [0, 1, 2].map((i) => byFp.get(net.relays[i]!.fingerprint)!);
+    const circuit = await buildCircuit(sources[0]!, new CircuitTable(), path, { timeoutMs: 20_000 });
+    circuit.close();
+
+    // After a restart the cache gives them back, and a refresh with the fetched consensus vouches for them again.
+    const again = new ClientDirectory(cache, new Set(net.authorities));
+    await again.loadCache(Date.now());
+    expect(again.all().length, 'unusable before a consensus vouches for them').to.equal(0);
+    const restarted = await again.refresh(sources, Date.now);
+    expect({ descriptors: restarted.downloaded.descriptors, usable: again.all().length }).to.deep.equal({ descriptors: 0, usable: 5 });
+  });
+
+  it('a consensus that lapsed, an old one or a forged one keeps no descriptor past its exp', async () => {
+    const honest = await Promise.all(net.relays.slice(0, 2).map(linkTo));
+    links.push(...honest);
+    const dir = new ClientDirectory(undefined, new Set(net.authorities));
+    await dir.refresh(honest, Date.now);
+    const old = dir.consensus!.raw;
+    await untilExpired(dir.all());
+    await refreshUntil(dir, honest, (r) => r.downloaded.consensus !== 'kept', 'a newer consensus');
+    expect(dir.all().length).to.equal(5);
+
+    // From now on the sources give an old head (its vu has passed) or a forged one (the head altered under its
+    // signatures). The consensus held stays in use until its vu, then nothing vouches for the expired descriptors.
+    const stale = await tamperingSource(honest[0]!, (m) => (m.t === 'consensus-head' ? { ...m, c: old } : m));
+    const forged = await tamperingSource(honest[1]!, (m) => {
+      if (m.t !== 'consensus-head' || !m.c) return m;
+      const c = Uint8Array.from(m.c);
+      c[12] = c[12]! ^ 1;
+      return { ...m, c };
+    });
+    links.push(stale.link, forged.link);
+    let code = '';
+    await waitFor(
+      async () => {
+        try {
+          await dir.refresh([stale.link, forged.link], Date.now);
+          return false;
+        } catch (e) {
+          code = (e as { code?: string }).code ?? String(e);
+          return true;
+        }
+      },
+      30_000,
+      'the held consensus to lapse',
+    );
+    expect(code).to.equal('ERR_DIRECTORY');
+    expect(stale.altered() > 0 && forged.altered() > 0).to.equal(true);
+    expect(dir.consensus).to.equal(null);
+    expect({ usable: dir.all().length, held: dir.store.size }).to.deep.equal({ usable: 0, held: 0 });
   });
 });

@@ -27,7 +27,7 @@ import { expectCode, hex, readVectors } from '../helpers/vectors.js';
 interface V {
   constants: { interval: number; srPeriod: number; validAfter: number };
   authorities: { seed: string; publicKey: string }[];
-  relays: { id: string; addr: string; exit: string[]; caps: ('store' | 'intro' | 'rendezvous')[]; md: string; mdInput: string }[];
+  relays: { id: string; onion: string; addr: string; exit: string[]; caps: ('store' | 'intro' | 'rendezvous')[]; md: string; mdInput: string }[];
   before: { pn: number; cur: string; prev: string; com: [string, string][] };
   votes: { vote: string; reveal: string }[];
   consensus: {
@@ -55,8 +55,12 @@ describeEachBinding('vectors: consensus', () => {
 
   it("md of each relay's routing fields", () => {
     for (const r of v.relays) {
-      expect(toHex(encodeCbor({ id: hex(r.id), addr: r.addr, family: [], exit: r.exit, caps: [...r.caps].sort() }))).to.equal(r.mdInput);
-      expect(toHex(descriptorMd({ id: hex(r.id), addr: r.addr, family: [], exit: r.exit, caps: r.caps }))).to.equal(r.md);
+      expect(toHex(encodeCbor({ id: hex(r.id), onion: hex(r.onion), addr: r.addr, family: [], exit: r.exit, caps: [...r.caps].sort() }))).to.equal(r.mdInput);
+      expect(toHex(descriptorMd({ id: hex(r.id), onion: hex(r.onion), addr: r.addr, family: [], exit: r.exit, caps: r.caps }))).to.equal(r.md);
+      // The md covers the onion key: another key, another md (a rotation is a new md, specs/directory.md §7.1).
+      const other = hex(r.onion);
+      other[0] = other[0]! ^ 1;
+      expect(toHex(descriptorMd({ id: hex(r.id), onion: other, addr: r.addr, family: [], exit: r.exit, caps: r.caps }))).to.not.equal(r.md);
     }
   });
 
