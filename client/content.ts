@@ -238,13 +238,20 @@ export class ContentClient {
    * is no answer from the holder: one more try on another circuit. A holder that accepted the request and then
    * stalled, or that the forwarder could not ask, is not asked again.
    */
-  private async fetchFrom(op: OperationCircuits, h: Descriptor, kind: ContentKind, rk: Uint8Array, signal: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchFrom(
+    op: OperationCircuits,
+    h: Descriptor,
+    kind: ContentKind,
+    rk: Uint8Array,
+    signal: AbortSignal,
+    head = false,
+  ): Promise<Uint8Array | null> {
     for (let attempt = 0; ; attempt++) {
       let circuit: ClientCircuit | null = null;
       try {
         return await op.with(h, signal, (c, f) => {
           circuit = c;
-          return fetchItem(c, kind, rk, f ? { signal, forwardTo: f } : { signal });
+          return fetchItem(c, kind, rk, f ? { head, signal, forwardTo: f } : { head, signal });
         });
       } catch (e) {
         const c = circuit as ClientCircuit | null;
@@ -280,7 +287,7 @@ export class ContentClient {
     const got = await Promise.all(
       this.holders(rk).map(async (h): Promise<Uint8Array | null | undefined> => {
         try {
-          return await op.with(h, signal, (c, f) => fetchItem(c, kind, rk, f ? { head, signal, forwardTo: f } : { head, signal }));
+          return await this.fetchFrom(op, h, kind, rk, signal, head);
         } catch {
           throwIfAborted(signal); // our signal: stop; any other failure: just this holder (no answer)
           return undefined;
