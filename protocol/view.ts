@@ -11,6 +11,7 @@
  * there are no flags, so every relay is eligible for every position its descriptor allows (exits by policy), all
  * at full weight.
  */
+import { equalBytes } from './bytes.js';
 import { descriptorMd, type Consensus, type ConsensusEntry } from './consensus.js';
 import type { Descriptor } from './descriptor.js';
 import { isExitPolicy, parseExitPolicy } from './exit-policy.js';
@@ -172,10 +173,4 @@ function hexOf(b: Uint8Array): string {
 function sameContext(a: PlacementContext | null, b: PlacementContext | null): boolean {
   if (a === null || b === null) return a === b;
   return a.pn === b.pn && equalBytes(a.srv, b.srv);
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -182,8 +182,8 @@ export class Overlay {
   /** The consensuses held (specs/directory.md §7.3). */
   readonly consensus = new ConsensusCache();
   /** Consensus digests being fetched (so one head announced by several neighbours is fetched once). */
-  /** Heads being fetched (their entries or a diff), by digest, with the signed head's bytes as offered. */
-  private readonly fetchingConsensus = new Map<string, Uint8Array>();
+  /** Consensus digests being fetched (so one head announced by several neighbours is fetched once). */
+  private readonly fetchingConsensus = new Set<string>();
   /**
    * Signed heads verified lately, by a hash of their bytes (at most HEADS_SEEN, oldest dropped first): the copies
    * of one head that other neighbours push are not decoded and verified again (specs/directory.md §7.3).
@@ -952,7 +952,7 @@ export class Overlay {
     const cur = this.consensus.current;
     if (cur && head.validAfter <= cur.validAfter) return;
     if (this.fetchingConsensus.has(key)) return;
-    this.fetchingConsensus.set(key, raw);
+    this.fetchingConsensus.add(key);
     const viaDiff = cur ? fetchConsensusDiff(from, cur, head).catch(() => fetchConsensusEntries(from, head)) : fetchConsensusEntries(from, head);
     viaDiff.then(
       (c) => {
