@@ -51,7 +51,9 @@ describe('bridges and probe resistance (relay processes)', function () {
     const key = IdentityKey.generate();
     writeFileSync(join(dir, 'identity.key'), toHex(key.seed) + '\n', { mode: 0o600 });
     authority = key.fingerprint;
-    const timing = { consensus_interval: 1000 };
+    // Descriptors live 10 s (renewed every 3 s), so that the test of relay addresses learned earlier waits 10 s, not
+    // the local networks' 30 s, for the cached ones to expire.
+    const timing = { consensus_interval: 1000, descriptor_lifetime: 10_000, descriptor_renew: 3000 };
     const common = { directory_authorities: [authority] };
     relays.push(await startRelay({ dataDir: dir, nickname: 'auth', timing, extra: { ...common, authority: true } }));
     for (let i = 1; i < 4; i++) {
@@ -201,7 +203,7 @@ describe('bridges and probe resistance (relay processes)', function () {
     expect(withCache.map((st) => st.stage)).to.deep.equal(withCache[1]!.reached < 3 ? ['bootstrap', 'cache', 'widen'] : ['bootstrap', 'cache']);
     expect(withCache[0]).to.deep.equal({ stage: 'bootstrap', tried: 2, reached: 0 });
     expect(withCache[1]!.reached).to.be.at.least(1);
-    // The same descriptors once expired (test relays' descriptors live 30 s): only their addresses are left.
+    // The same descriptors once expired (this file's relays' descriptors live 10 s): only their addresses are left.
     const lastExpiry = Math.max(...raws.map((raw) => verifyDescriptor(raw, 0, Number.MAX_SAFE_INTEGER).exp));
     await new Promise((r) => setTimeout(r, Math.max(0, lastExpiry - Date.now() + 500)));
     const learned = await attempt(raws);
