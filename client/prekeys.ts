@@ -5,14 +5,14 @@
  * PREKEY_GRACE_MS (until the last item sealed to them, even from a stale record a holder replays, has expired), and
  * MAX_ONE_TIME_PREKEYS published one-time prekeys. It publishes a record for each epoch from the current one to
  * PREKEY_PUBLISH_EPOCHS − 1 ahead, so a sender finds one while the owner is offline; the records' editions say only
- * the 12-hour window they were published in (protocol/prekeys.ts), since anyone with the address reads them. A collection pass (beginPass …
- * endPass) looks secrets up by id and marks the one-time prekeys that opened an item as used. A used one-time prekey
- * stays listed, and opens what is sealed to it, until the next record is published without it (the rollover: at
- * most once per PREKEY_REPUBLISH_MIN_MS, so draining the one-time prekeys cannot make the owner republish its
- * records over and over); it is then retired, and its secret is kept for ONE_TIME_GRACE_MS more — senders seal to a
- * one-time prekey only from a record at most PREKEY_FRESH_MS old — and wiped at the end of the first pass that
- * began after that. At most MAX_RETIRED_ONE_TIME_PREKEYS are retired at once: with no room, used prekeys stay listed
- * (they still open) until older ones go, so no secret is ever dropped before its grace ends.
+ * the 12-hour window they were published in (protocol/prekeys.ts), since anyone with the address reads them. A
+ * collection pass (beginPass … endPass) looks secrets up by id and marks the one-time prekeys that opened an item as
+ * used. A used one-time prekey stays listed, and opens what is sealed to it, until the next record is published
+ * without it (the rollover: at most once per PREKEY_REPUBLISH_MIN_MS, so draining the one-time prekeys cannot make
+ * the owner republish its records over and over); it is then retired, and its secret is kept for ONE_TIME_GRACE_MS
+ * more — senders seal to a one-time prekey only from a record at most PREKEY_FRESH_MS old — and wiped at the end of
+ * the first pass that began after that. At most MAX_RETIRED_ONE_TIME_PREKEYS are retired at once: with no room, used
+ * prekeys stay listed (they still open) until older ones go, so no secret is ever dropped before its grace ends.
  *
  * State at rest, through a GroupStorage (one record, "prekeys"):
  *
