@@ -4,14 +4,15 @@
  * The owner (PrekeyOwner) keeps a signed prekey, rotated every PREKEY_ROTATE_MS, the replaced ones for
  * PREKEY_GRACE_MS (until the last item sealed to them, even from a stale record a holder replays, has expired), and
  * MAX_ONE_TIME_PREKEYS published one-time prekeys. It publishes a record for each epoch from the current one to
- * PREKEY_PUBLISH_EPOCHS − 1 ahead, so a sender finds one while the owner is offline. A collection pass (beginPass …
- * endPass) looks secrets up by id and marks the one-time prekeys that opened an item as used. A used one-time prekey
- * stays listed, and opens what is sealed to it, until the next record is published without it (the rollover: at
- * most once per PREKEY_REPUBLISH_MIN_MS, so draining the one-time prekeys cannot make the owner republish its
- * records over and over); it is then retired, and its secret is kept for ONE_TIME_GRACE_MS more — senders seal to a
- * one-time prekey only from a record at most PREKEY_FRESH_MS old — and wiped at the end of the first pass that
- * began after that. At most MAX_RETIRED_ONE_TIME_PREKEYS are retired at once: with no room, used prekeys stay listed
- * (they still open) until older ones go, so no secret is ever dropped before its grace ends.
+ * PREKEY_PUBLISH_EPOCHS − 1 ahead, so a sender finds one while the owner is offline; the records' editions say only
+ * the 12-hour window they were published in (protocol/prekeys.ts), since anyone with the address reads them. A
+ * collection pass (beginPass … endPass) looks secrets up by id and marks the one-time prekeys that opened an item as
+ * used. A used one-time prekey stays listed, and opens what is sealed to it, until the next record is published
+ * without it (the rollover: at most once per PREKEY_REPUBLISH_MIN_MS, so draining the one-time prekeys cannot make
+ * the owner republish its records over and over); it is then retired, and its secret is kept for ONE_TIME_GRACE_MS
+ * more — senders seal to a one-time prekey only from a record at most PREKEY_FRESH_MS old — and wiped at the end of
+ * the first pass that began after that. At most MAX_RETIRED_ONE_TIME_PREKEYS are retired at once: with no room, used
+ * prekeys stay listed (they still open) until older ones go, so no secret is ever dropped before its grace ends.
  *
  * State at rest, through a GroupStorage (one record, "prekeys"):
  *
@@ -38,7 +39,18 @@ import { concatBytes, fromHex, toHex, utf8 } from '../protocol/bytes.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from '../protocol/cbor.js';
 import { CryptoError, ProtocolError } from '../protocol/errors.js';
 import { mailboxEpochAt, MAILBOX_CLOCK_SKEW_MS, MAILBOX_EPOCH_SECONDS, MAX_MAILBOX_TTL_MS, type ItemPrekeys } from '../protocol/mailbox.js';
-import { createPrekeyRecord, MAX_ONE_TIME_PREKEYS, openPrekeyRecord, prekeyId, prekeyRecordKeys, type PrekeyBundle } from '../protocol/prekeys.js';
+import {
+  createPrekeyRecord,
+  MAX_ONE_TIME_PREKEYS,
+  openPrekeyRecord,
+  PREKEY_EDITION_SPREAD,
+  PREKEY_EDITIONS_PER_WINDOW,
+  prekeyId,
+  prekeyRecordKeys,
+  prekeyWindowAt,
+  PREKEY_WINDOW_MS,
+  type PrekeyBundle,
+} from '../protocol/prekeys.js';
 import type { AbortOptions } from '../net/abort.js';
 import type { ContentClient } from './content.js';
 import type { GroupStorage } from './messaging/group-store.js';
@@ -55,14 +67,17 @@ export const PREKEY_ROTATE_MS = 7 * 86400_000;
 export const PREKEY_GRACE_MS = PREKEY_PUBLISH_EPOCHS * MAILBOX_EPOCH_SECONDS * 1000 + MAX_MAILBOX_TTL_MS + 2 * MAILBOX_CLOCK_SKEW_MS;
 /** Signed prekeys kept at most (the current one and those in their grace: replacements are ≥ PREKEY_ROTATE_MS apart). */
 export const MAX_SIGNED_PREKEYS = 4;
-/** A sender seals to a one-time prekey only from a record whose edition (its publication time) is at most this old. */
+/**
+ * A sender seals to a one-time prekey only from a record whose edition (its publication window's start, at most the
+ * publication time + 4.1 s) is at most this old.
+ */
 export const PREKEY_FRESH_MS = 86400_000;
 /** How long a one-time prekey's secret is kept after the first record without it was published (its edition). */
 export const ONE_TIME_GRACE_MS = PREKEY_FRESH_MS + 2 * MAILBOX_CLOCK_SKEW_MS;
 /** Used one-time prekeys are replaced, and the records published again for that, at most this often. */
 export const PREKEY_REPUBLISH_MIN_MS = 3600_000;
 /** A listening owner publishes its records again when the last edition is this old (fresh, and covering the epochs ahead). */
-export const PREKEY_REFRESH_MS = 12 * 3600_000;
+export const PREKEY_REFRESH_MS = PREKEY_WINDOW_MS;
 /**
  * Retired one-time prekeys kept at most: rollovers are PREKEY_REPUBLISH_MIN_MS apart and retire at most
  * MAX_ONE_TIME_PREKEYS each, so ONE_TIME_GRACE_MS (24 h 20 min) holds at most 26 × 16 = 416 of them.
@@ -194,7 +209,8 @@ export class PrekeyOwner {
    * Ends a collection pass: marks the one-time prekeys that opened items as used, wipes the retired ones whose grace
    * ended before the pass began, rotates and expires signed prekeys as due, and saves. Returns true when the records
    * must be published again: the signed prekey was replaced, the last edition is PREKEY_REFRESH_MS old, or a used
-   * one-time prekey can be rolled over (PREKEY_REPUBLISH_MIN_MS after the last rollover, with room to retire it).
+   * one-time prekey can be rolled over (PREKEY_REPUBLISH_MIN_MS after the last rollover, with room to retire it) —
+   * and an edition is left in the current window (protocol/prekeys.ts; none left: nothing is due until the next).
    */
   async endPass(options: AbortOptions = {}): Promise<boolean> {
     await this.load(options);
@@ -219,17 +235,21 @@ export class PrekeyOwner {
     if (this.refresh()) changed = true;
     if (changed) await this.save(options);
     const now = this.clock();
-    return this.rotated || now - this.edition >= PREKEY_REFRESH_MS || this.canRoll(now);
+    return this.editionLeft(now) && (this.rotated || now - this.edition >= PREKEY_REFRESH_MS || this.canRoll(now));
   }
 
   /**
-   * The records to publish (one per epoch from the current one, PREKEY_PUBLISH_EPOCHS of them), with a new edition.
-   * Used one-time prekeys are rolled over first when allowed: retired (their secrets kept for ONE_TIME_GRACE_MS from
-   * this edition) and replaced by fresh ones.
+   * The records to publish (one per epoch from the current one, PREKEY_PUBLISH_EPOCHS of them), with a new edition
+   * that says no more than the current publication window (specs/messaging.md §9.6 "Editions"): the first of a
+   * window its start + a random offset below PREKEY_EDITION_SPREAD, later ones the last + 1. None (and nothing
+   * changes) when no edition is left in the window. Used one-time prekeys are rolled over first when allowed: retired
+   * (their secrets kept for ONE_TIME_GRACE_MS from this edition) and replaced by fresh ones.
    */
   records(): Array<{ rk: Uint8Array; bytes: Uint8Array }> {
     const now = this.clock();
-    this.edition = Math.max(this.edition + 1, now);
+    if (!this.editionLeft(now)) return [];
+    const window = prekeyWindowAt(now);
+    this.edition = this.edition < window ? window + (new DataView(crypto().random(4).buffer).getUint32(0) % PREKEY_EDITION_SPREAD) : this.edition + 1;
     if (this.canRoll(now)) {
       const used = this.oneTime.filter((k) => k.used);
       this.retired.push(...used.map((k) => ({ sk: k.sk, pk: k.pk, unlisted: this.edition })));
@@ -239,7 +259,8 @@ export class PrekeyOwner {
     }
     this.rotated = false;
     const spk = this.signed[this.signed.length - 1]!;
-    const bundle: PrekeyBundle = { spk: spk.pk, created: spk.created, otks: this.oneTime.map((k) => k.pk) };
+    // The signed prekey's creation to its window too: it is the moment the owner ran, as an edition is.
+    const bundle: PrekeyBundle = { spk: spk.pk, created: prekeyWindowAt(spk.created), otks: this.oneTime.map((k) => k.pk), version: 2 };
     const first = mailboxEpochAt(now);
     return Array.from({ length: PREKEY_PUBLISH_EPOCHS }, (_, i) => createPrekeyRecord(this.identity, first + i, this.edition, bundle));
   }
@@ -254,6 +275,15 @@ export class PrekeyOwner {
     await this.save(options);
     const results = await Promise.all(records.map((r) => content.storeAll('record', r.rk, r.bytes, options).catch(() => [])));
     return results.filter((s) => s.some((x) => x === 'ok' || x === 'exists')).length;
+  }
+
+  /**
+   * A new edition can be made at `now`: a new window, or the last edition + 1 still below the window's start +
+   * PREKEY_EDITIONS_PER_WINDOW (a last edition in ms from before windows, or a clock set back, waits for a window).
+   */
+  private editionLeft(now: number): boolean {
+    const window = prekeyWindowAt(now);
+    return this.edition < window || this.edition + 1 - window < PREKEY_EDITIONS_PER_WINDOW;
   }
 
   /** Used one-time prekeys may be retired now: the rate allows it and the retired table has room for them all. */
@@ -339,7 +369,7 @@ export class PrekeyOwner {
 
 /** The newest record of a recipient's prekeys for one epoch, as a sender found it. */
 export interface FoundPrekeys {
-  /** Its edition: the owner's publication time (ms). */
+  /** Its edition: the start of the owner's publication window + a small offset (ms; the time itself in version 1). */
   readonly edition: number;
   readonly bundle: PrekeyBundle;
 }

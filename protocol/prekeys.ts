@@ -9,10 +9,15 @@
  *   nh     = H(subcredential_p, "allium-v1:prekeys:locator")
  *   rk     = H(A'_p | nh, "allium-v1:ssk:routing")
  *   kp     = H(subcredential_p, "allium-v1:prekeys:key")
- *   bundle = CBOR { "v": 1, "s": SPK, "c": created ms, "o": [ OPK … ≤ 16 ] }
+ *   bundle = CBOR { "v": 2, "s": SPK, "c": window(created) ms, "o": [ OPK … ≤ 16 ] }
  *   ct     = nonce (24) | XAEAD(kp, nonce, bundle, ad = rk)
  *   sig    = Ed25519 by (s'_p, prefix'_p) over "allium-v1 ssk" | rk | u64(ed) | ct
  *   record = CBOR { "v": 1, "pk": A'_p, "nh", "ed", "ct", "sig" }
+ *
+ * Anyone with the address opens the record, so an edition of version 2 says no more than the publication window it
+ * falls in: ed = window start + an offset below PREKEY_EDITIONS_PER_WINDOW (the first of a window a random one below
+ * PREKEY_EDITION_SPREAD, later ones the last + 1), and "c" is a window's start. A bundle of version 1 (ed and c the
+ * times in ms, from owners before windows) is still read.
  *
  * The blinded signature is what signs the prekeys: only the identity's secret signs under A'_p, and the reader
  * derives A'_p from the address. Pure: the caller gives the time, the edition and the randomness.
@@ -31,6 +36,12 @@ import { sskRoutingKey, verifyRecord } from './ssk.js';
 export const MAX_ONE_TIME_PREKEYS = 16;
 /** Length of a prekey id (the first bytes of the public key's hash, §9.2). */
 export const PREKEY_ID_LEN = 8;
+/** The publication window: a version 2 record's edition and "c" say no more than the window they fall in (12 h). */
+export const PREKEY_WINDOW_MS = 12 * 3600_000;
+/** A version 2 edition is its window's start + less than this (ms). */
+export const PREKEY_EDITIONS_PER_WINDOW = 4096;
+/** The first edition of a window is its start + a uniformly random offset below this. */
+export const PREKEY_EDITION_SPREAD = 2048;
 /** Largest bundle (the plaintext of a record's ct): fits the record's 1024-byte ct with room to spare. */
 const MAX_BUNDLE_BYTES = 900;
 const SIGN = utf8('allium-v1 ssk');
@@ -41,7 +52,7 @@ const L = {
 };
 
 const bundleSchema = z.strictObject({
-  v: z.literal(1),
+  v: z.union([z.literal(1), z.literal(2)]),
   s: zBytes(32),
   c: zUint(),
   o: z.array(zBytes(32)).max(MAX_ONE_TIME_PREKEYS),
@@ -51,10 +62,22 @@ const bundleSchema = z.strictObject({
 export interface PrekeyBundle {
   /** The signed prekey (X25519). */
   readonly spk: Uint8Array;
-  /** When the signed prekey was made (Unix ms). */
+  /** When the signed prekey was made (Unix ms): in version 2, the start of the window it was made in. */
   readonly created: number;
   /** One-time prekeys (X25519), at most MAX_ONE_TIME_PREKEYS. */
   readonly otks: readonly Uint8Array[];
+  /** The bundle's version: 2 (editions and "c" to the window) unless 1 is given (records of owners before windows). */
+  readonly version?: 1 | 2;
+}
+
+/** The start of the publication window `t` (Unix ms) falls in. */
+export function prekeyWindowAt(t: number): number {
+  return t - (t % PREKEY_WINDOW_MS);
+}
+
+/** True when `edition` and `created` say no more than their windows (a version 2 record's rule). */
+function windowed(edition: number, created: number): boolean {
+  return edition % PREKEY_WINDOW_MS < PREKEY_EDITIONS_PER_WINDOW && created % PREKEY_WINDOW_MS === 0;
 }
 
 /** The id of a prekey's public key: H(K, "allium-v1:mailbox:prekey-id")[0..8). */
@@ -82,7 +105,7 @@ function u64(n: number): Uint8Array {
 export function encodePrekeyBundle(b: PrekeyBundle): Uint8Array {
   if (b.otks.length > MAX_ONE_TIME_PREKEYS)
     throw new LimitError('MAX_ONE_TIME_PREKEYS', `a prekey record lists at most ${MAX_ONE_TIME_PREKEYS} one-time prekeys`);
-  return encodeCbor({ v: 1, s: b.spk, c: b.created, o: [...b.otks] });
+  return encodeCbor({ v: b.version ?? 2, s: b.spk, c: b.created, o: [...b.otks] });
 }
 
 /** Decodes a bundle. Throws ERR_CBOR_* / ERR_SCHEMA, ERR_KEY_FORMAT (a one-time prekey twice, or equal to the SPK). */
@@ -94,12 +117,13 @@ export function decodePrekeyBundle(bytes: Uint8Array): PrekeyBundle {
     if (seen.has(h)) throw new ProtocolError('ERR_KEY_FORMAT', 'a prekey is listed twice');
     seen.add(h);
   }
-  return { spk: d.s, created: d.c, otks: d.o };
+  return { spk: d.s, created: d.c, otks: d.o, version: d.v };
 }
 
 /**
  * The signed record of `identity`'s prekeys for epoch `epoch`, edition `edition` (specs/messaging.md §9.6).
- * `random` gives the nonce (the CSPRNG unless a vector injects a seeded source).
+ * `random` gives the nonce (the CSPRNG unless a vector injects a seeded source). Throws ERR_SCHEMA for a version 2
+ * bundle whose edition or "c" is finer than its window.
  */
 export function createPrekeyRecord(
   identity: Identity,
@@ -109,6 +133,8 @@ export function createPrekeyRecord(
   random: RandomSource = (n) => crypto().random(n),
 ): { rk: Uint8Array; bytes: Uint8Array } {
   const c = crypto();
+  if ((bundle.version ?? 2) === 2 && !windowed(edition, bundle.created))
+    throw new ProtocolError('ERR_SCHEMA', 'a prekey record of version 2 says no more than the window of its edition and creation');
   const { rk, nh, key } = prekeyRecordKeys(identity.publicKey, epoch);
   const nonce = random(24);
   const ct = concatBytes(nonce, c.xaeadEncrypt(encodePrekeyBundle(bundle), rk, nonce, key));
@@ -126,7 +152,8 @@ export function createPrekeyRecord(
  * Opens the prekey record of `address` for `epoch`: verifies it as a relay does (content.md §4), requires the
  * publisher to be the address's blinded key of that epoch, decrypts and decodes the bundle. Throws ERR_SIGNATURE
  * (another key's record, or a bad signature), ERR_CONTENT (another routing key), ERR_CONTENT_TAMPERED (does not
- * decrypt), ERR_CBOR_* / ERR_SCHEMA, ERR_KEY_FORMAT.
+ * decrypt), ERR_CBOR_* / ERR_SCHEMA (also a version 2 bundle whose record's edition, or whose "c", is finer than its
+ * window), ERR_KEY_FORMAT.
  */
 export function openPrekeyRecord(address: string | Uint8Array, epoch: number, bytes: Uint8Array): { edition: number; bundle: PrekeyBundle } {
   const c = crypto();
@@ -137,5 +164,8 @@ export function openPrekeyRecord(address: string | Uint8Array, epoch: number, by
   const plain = c.xaeadDecrypt(r.ct.subarray(24), rk, r.ct.subarray(0, 24), key);
   c.wipe(key);
   if (!plain) throw new CryptoError('ERR_CONTENT_TAMPERED', 'prekey record does not decrypt');
-  return { edition: r.ed, bundle: decodePrekeyBundle(plain) };
+  const bundle = decodePrekeyBundle(plain);
+  if (bundle.version === 2 && !windowed(r.ed, bundle.created))
+    throw new ProtocolError('ERR_SCHEMA', 'prekey record of version 2 with an edition or creation finer than its window');
+  return { edition: r.ed, bundle };
 }

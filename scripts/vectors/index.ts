@@ -19,6 +19,7 @@ import type { VectorFile } from './common.js';
 import { linkFile } from './link.js';
 import { ntorOnionFile } from './ntor-onion.js';
 import { paddingFile } from './padding.js';
+import { prekeyEditionsFile } from './prekey-editions.js';
 import { relayCryptoFile } from './relay-crypto.js';
 import { relayPayloadFile } from './relay-payload.js';
 import { siteFile } from './site.js';
@@ -42,6 +43,7 @@ export const VECTOR_BUILDERS: Readonly<Record<string, () => VectorFile>> = {
   'mix.json': mixFile,
   'directory-want.json': directoryWantFile,
   'bootstrap-line.json': bootstrapLineFile,
+  'prekey-editions.json': prekeyEditionsFile,
 };
 
 /** File name → exact file text (two-space JSON, trailing newline). */

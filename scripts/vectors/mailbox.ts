@@ -242,7 +242,7 @@ export function mailboxFile(): VectorFile {
   // Version 3 (§9.2, §9.6): the recipient's prekey record for the epoch, and items sealed to its prekeys.
   const spk = crypto().x25519Keypair(seeded('mailbox/spk')(32));
   const otks = [0, 1].map((i) => crypto().x25519Keypair(seeded(`mailbox/otk-${i}`)(32)));
-  const bundle = { spk: spk.publicKey, created: NOW - HOUR, otks: otks.map((k) => k.publicKey) };
+  const bundle = { spk: spk.publicKey, created: NOW - HOUR, otks: otks.map((k) => k.publicKey), version: 1 as const }; // a record of before windows (§9.6): prekey-editions.json has version 2
   const edition = NOW;
   const record = createPrekeyRecord(recipient, epoch, edition, bundle, seeded('mailbox/prekey-record'));
   const recordKeys = prekeyRecordKeys(recipient.publicKey, epoch);

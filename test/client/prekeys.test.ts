@@ -134,7 +134,8 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     // The first pass that begins ONE_TIME_GRACE_MS after the rollover wipes it: the item opens no more.
     now += ONE_TIME_GRACE_MS - 1;
     expect((await pass(b, [one])).opened).to.deep.equal(['one']);
-    now += 2; // the rollover's edition was NOW + 1 (each edition is at least the last one + 1)
+    // The rollover's edition was the window's start (NOW) + its first edition's random offset (below 2048) + 1.
+    now += 2 + 2048;
     expect((await pass(b, [])).due).to.equal(true); // and the last edition is a day old: the records are refreshed
     expect(b.retiredCount()).to.equal(0);
     expect(codeOf(() => openMailboxItem(owner, one.slot, one.bytes, { prekeys: (id, kind) => b.lookup(id, kind) }))).to.equal('ERR_MESSAGE_AUTH');
@@ -242,6 +243,63 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     now += MAX_MAILBOX_TTL_MS - 60_000;
     await a.endPass(); // the passes in between (each expires what is due)
     expect((await pass(a, [late])).opened).to.deep.equal(['late, to the replaced signed prekey']);
+  });
+
+  it('publishes editions that say only the 12-hour window: two owners online at different times of it look alike', async () => {
+    // Regression (issue 16): the edition was the publication time in ms and the bundle's "c" the signed prekey's
+    // creation time, so anyone with the address read when the owner was online. Now both say only the window.
+    const WINDOW = 12 * 3600_000;
+    const views: number[][] = [];
+    for (const offset of [60_000, 7 * 3600_000 + 123_456]) {
+      now = NOW + offset; // NOW starts a window (12:00 UTC)
+      const a = new PrekeyOwner(owner, memoryGroupStorage(), clock);
+      await a.load();
+      const first = a.records();
+      now += 3600_000; // online again an hour later, in the same window
+      const second = a.records();
+      const read = (r: typeof first) => openPrekeyRecord(owner.publicKey, mailboxEpochAt(NOW), r[0]!.bytes);
+      const [x, y] = [read(first), read(second)];
+      // What a reader sees: the window's start + an offset of a few seconds at most, the same window whenever in it
+      // the owner ran; a later edition is the last + 1; the signed prekey's creation is the window's start.
+      expect(x.edition - NOW).to.be.within(0, 2047);
+      expect(y.edition).to.equal(x.edition + 1);
+      expect([x.bundle.created, y.bundle.created, x.bundle.version]).to.deep.equal([NOW, NOW, 2]);
+      views.push([Math.floor(x.edition / WINDOW), Math.floor(y.edition / WINDOW), x.bundle.created, y.bundle.created]);
+    }
+    expect(views[0]).to.deep.equal(views[1]);
+    // The first edition of the next window starts from that window, not from the time the owner came back.
+    now = NOW + WINDOW + 5 * 3600_000;
+    const b = new PrekeyOwner(owner, memoryGroupStorage(), clock);
+    await b.load();
+    b.records();
+    now = NOW + 2 * WINDOW + 9 * 3600_000;
+    expect(await b.endPass()).to.equal(true); // a new window: the records are due
+    const later = openPrekeyRecord(owner.publicKey, mailboxEpochAt(now), b.records()[0]!.bytes);
+    expect(later.edition - (NOW + 2 * WINDOW)).to.be.within(0, 2047);
+  });
+
+  it('publishes no more in a window whose editions are used up (an edition in ms from before windows), and again in the next', async () => {
+    const c = crypto();
+    const signed = c.x25519Keypair();
+    // The state of an owner before windows: its last edition is a publication time in ms, late in the window; its
+    // signed prekey is due for rotation (which makes the records due, but for the edition).
+    const state = encodeCbor({ v: 2, ed: NOW + 3 * 3600_000, rl: 0, s: [{ sk: signed.secretKey, c: NOW - PREKEY_ROTATE_MS }], o: [], x: [] });
+    const key = c.hash(32, new TextEncoder().encode('allium-v1:prekey-store'), owner.secretKey.subarray(0, 32));
+    const nonce = c.random(24);
+    const storage = memoryGroupStorage();
+    await storage.save('prekeys', Uint8Array.from([1, ...nonce, ...c.xaeadEncrypt(state, new TextEncoder().encode('allium-v1 prekey-store'), nonce, key)]));
+    const a = new PrekeyOwner(owner, storage, clock);
+    now = NOW + 4 * 3600_000;
+    await a.load();
+    expect(a.records()).to.deep.equal([]); // editions never go back, and none is left in this window
+    expect(await a.endPass()).to.equal(false);
+    now = NOW + 12 * 3600_000 + 60_000;
+    expect(await a.endPass()).to.equal(true);
+    const next = a.records();
+    expect(next.length).to.equal(PREKEY_PUBLISH_EPOCHS);
+    const r = openPrekeyRecord(owner.publicKey, mailboxEpochAt(now), next[0]!.bytes);
+    expect(r.edition - (NOW + 12 * 3600_000)).to.be.within(0, 2047);
+    expect(r.bundle.created).to.equal(NOW); // the new signed prekey, made at NOW + 4 h: its window
   });
 
   it('reads a stored state of version 1 as one with nothing used or retired', async () => {

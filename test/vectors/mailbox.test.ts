@@ -242,7 +242,7 @@ describeEachBinding('vectors: mailbox.json', () => {
       V.prekeys.key,
       V.prekeys.blinded,
     ]);
-    const bundle = { spk: spk().publicKey, created: V.prekeys.created, otks: otks().map((k) => k.publicKey) };
+    const bundle = { spk: spk().publicKey, created: V.prekeys.created, otks: otks().map((k) => k.publicKey), version: 1 as const };
     const q = byteQueue(hex(V.prekeys.nonce));
     const r = createPrekeyRecord(recipient(), V.epoch, V.prekeys.edition, bundle, q.random);
     expect(toHex(r.bytes)).to.equal(V.prekeys.record);

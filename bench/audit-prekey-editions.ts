@@ -1,0 +1,123 @@
+/**
+ * npm run audit:prekeys — what an observer who knows an identity's address learns, from its prekey record
+ * (specs/messaging.md §9.6), of when the owner was online (issue 16, audit item 4). Runs the shipped owner
+ * (client/prekeys.ts PrekeyOwner) with an injected clock: the owner comes online at random moments (listening
+ * publishes its records, as Messenger.listen does; a first contact's item may make it roll its one-time prekeys
+ * over), and after each session an observer fetches the current epoch's record once and opens it with the address.
+ *
+ * Figures, over every fetch:
+ *   - resolution: the length of the interval of publication times the observer's view is consistent with (the
+ *     record's edition and its bundle's "c"): 0 when the edition is the publication time in ms;
+ *   - error: how far the observer's best single guess (the middle of that interval) is from the true moment;
+ *   - count: the KS distance between the edition's offset in its window for owners that published once and owners
+ *     that published several times in the window (0: a single fetch does not tell how often it published).
+ *
+ * Polling is not measured here: an observer that fetches every T minutes sees a new edition appear within T of the
+ * publication, whatever the record says (SECURITY.md).
+ *
+ *   --sessions N   online sessions simulated (default 400)
+ *   --seed S       seed of the owner's behaviour (default "allium-prekey-editions-1")
+ *   --json         print the result as JSON
+ */
+import type { ContentClient } from '../client/content.js';
+import { memoryGroupStorage } from '../client/messaging/group-store.js';
+import { PrekeyOwner } from '../client/prekeys.js';
+import { seededRandom } from '../crypto/drbg.js';
+import { initCrypto } from '../crypto/index.js';
+import { createIdentity } from '../protocol/address.js';
+import { mailboxEpochAt } from '../protocol/mailbox.js';
+import { openPrekeyRecord, prekeyRecordKeys } from '../protocol/prekeys.js';
+import { parseFlags } from './lib/options.js';
+
+const USAGE = 'usage: npm run audit:prekeys -- [--sessions N] [--seed S] [--json]';
+const HOUR = 3600_000;
+/** The coarsest period the observer can be sure of without reading the record: the epoch of its routing key. */
+const WINDOW_GUESS = 12 * HOUR;
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
+}
+
+function ks(a: number[], b: number[]): number {
+  const all = [...new Set([...a, ...b])].sort((x, y) => x - y);
+  const cdf = (xs: number[], v: number): number => xs.filter((x) => x <= v).length / xs.length;
+  return Math.max(0, ...all.map((v) => Math.abs(cdf(a, v) - cdf(b, v))));
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2), { sessions: 'number', seed: 'string', json: 'boolean' }, USAGE);
+  const sessions = flags.sessions ?? 400;
+  await initCrypto();
+  const rand = seededRandom(flags.seed ?? 'allium-prekey-editions-1');
+  const uniform = (): number => new DataView(rand(4).buffer).getUint32(0) / 2 ** 32;
+
+  const identity = createIdentity();
+  let now = Date.UTC(2026, 11, 7);
+  const owner = new PrekeyOwner(identity, memoryGroupStorage(), () => now);
+  let latest: Uint8Array | null = null;
+  let latestRk = '';
+  const holders = {
+    storeAll: (_kind: string, rk: Uint8Array, bytes: Uint8Array) => {
+      if (Buffer.from(rk).toString('hex') === latestRk) latest = bytes;
+      return Promise.resolve(['ok']);
+    },
+  } as unknown as ContentClient;
+
+  const resolution: number[] = [];
+  const error: number[] = [];
+  const offsetOnce: number[] = [];
+  const offsetMany: number[] = [];
+  let window = -1;
+  let inWindow = 0;
+  for (let i = 0; i < sessions; i++) {
+    // Offline for 1–30 hours, then online: listening publishes the records.
+    now += Math.floor((1 + 29 * uniform()) * HOUR);
+    latestRk = Buffer.from(prekeyRecordKeys(identity.publicKey, mailboxEpochAt(now)).rk).toString('hex');
+    const w = Math.floor(now / WINDOW_GUESS);
+    inWindow = w === window ? inWindow + 1 : 1;
+    window = w;
+    latest = null;
+    await owner.publish(holders);
+    const published = now;
+    if (latest === null) continue; // nothing published this time (the owner had no edition left in the window)
+    // The observer fetches once, later in the same epoch, and opens the record with the address.
+    const r = openPrekeyRecord(identity.publicKey, mailboxEpochAt(now), latest);
+    // The times consistent with what it saw: an edition in ms is the publication time; an edition of version 2 is
+    // the start of its window plus a counter, and says only that the publication fell in the window.
+    const coarse = r.edition % WINDOW_GUESS < 4096 && r.bundle.created % WINDOW_GUESS === 0;
+    const lo = coarse ? r.edition - (r.edition % WINDOW_GUESS) : r.edition;
+    const hi = coarse ? lo + WINDOW_GUESS : r.edition;
+    resolution.push(hi - lo);
+    error.push(Math.abs((lo + hi) / 2 - published));
+    (inWindow === 1 ? offsetOnce : offsetMany).push(r.edition % WINDOW_GUESS);
+  }
+  const h = (ms: number): string => (ms >= HOUR ? `${(ms / HOUR).toFixed(2)} h` : `${ms} ms`);
+  const result = {
+    sessions,
+    fetches: resolution.length,
+    resolutionMedianMs: quantile(resolution, 0.5),
+    resolutionMinMs: quantile(resolution, 0),
+    errorMedianMs: quantile(error, 0.5),
+    errorP90Ms: quantile(error, 0.9),
+    countKs: offsetOnce.length > 0 && offsetMany.length > 0 ? ks(offsetOnce, offsetMany) : null,
+    /** The KS distance two samples of these sizes from one distribution exceed with probability 0.05. */
+    ksCritical: 1.358 * Math.sqrt((offsetOnce.length + offsetMany.length) / Math.max(1, offsetOnce.length * offsetMany.length)),
+    once: offsetOnce.length,
+    many: offsetMany.length,
+  };
+  if (flags.json) {
+    console.log(JSON.stringify(result, null, 2));
+    return;
+  }
+  console.log(
+    [
+      `prekey record observer: ${result.fetches} single fetches over ${sessions} online sessions`,
+      `  resolution of the owner's online moment: median ${h(result.resolutionMedianMs)}, smallest ${h(result.resolutionMinMs)}`,
+      `  error of the best guess: median ${h(result.errorMedianMs)}, 90th percentile ${h(result.errorP90Ms)}`,
+      `  publications in the window (1 vs more, ${result.once} vs ${result.many} fetches): KS distance of the edition's offset ${result.countKs?.toFixed(3) ?? '-'} (critical at 0.05: ${result.ksCritical.toFixed(3)})`,
+    ].join('\n'),
+  );
+}
+
+await main();
