@@ -33,7 +33,7 @@ import type { IdentityKey } from '../crypto/keys.js';
 import { fingerprintOf, parseFingerprint } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
 import { compareBytes, MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
-import { descriptorIdentity, verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
+import { openDescriptor, verifyDescriptor, type Descriptor, type OpenedDescriptor } from '../protocol/descriptor.js';
 import { directoryDigest, type DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
@@ -857,12 +857,17 @@ export class Overlay {
   private offer(link: Link, raw: Uint8Array, gossiped = false): void {
     const from = this.peerOf(link);
     const admission = this.admission;
-    if (admission && from) {
+    const now = this.now();
+    // Decoded once: the identity for the admission check and the verification below share it. Bytes already held are
+    // not decoded at all.
+    let input: Uint8Array | OpenedDescriptor = raw;
+    if (admission && from && !this.o.directory.held(raw, now)) {
       // Room for a new identity is checked before its signature (specs/directory.md §5.5): a neighbour pushing keys
       // it made up spends our CBOR decoder, not our signature checks.
       let id: Uint8Array | null = null;
       try {
-        id = descriptorIdentity(raw);
+        input = openDescriptor(raw);
+        id = input.body.id;
       } catch {
         /* malformed: the checks below refuse it */
       }
@@ -875,8 +880,7 @@ export class Overlay {
       }
     }
     try {
-      const now = this.now();
-      const { descriptor: d, held } = this.o.directory.verify(raw, now);
+      const { descriptor: d, held } = this.o.directory.verify(input, now);
       if (admission && !held && !this.o.directory.get(d.fingerprint) && !this.consensus.listed(d.fingerprint)) {
         // A new identity nobody vouches for: held back until its relay proves it is reachable where it says.
         admission.offer(d, from || d.fingerprint);
