@@ -70,7 +70,8 @@ export const CONTROL_REQUEST_BURST = 120;
 export type LinkEvents = {
   'link:open': [LinkPeer];
   'link:cell': [Cell];
-  'link:control': [ControlMessage];
+  /** A CONTROL message, checked against the schema, and its encoded length in bytes (as it came). */
+  'link:control': [ControlMessage, number];
   'link:drain': [];
   'link:close': [AlliumError | null];
 };
@@ -492,7 +493,7 @@ export class Link extends Emitter<LinkEvents> {
     }
     this.control = [];
     this.controlBytes = 0;
-    this.emit('link:control', decodeControl(whole));
+    this.emit('link:control', decodeControl(whole), whole.length);
   }
 
   /**
@@ -511,15 +512,17 @@ export class Link extends Emitter<LinkEvents> {
   /**
    * Sends a CONTROL message (fragmented across CONTROL cells), whole or not at all: throws ERR_LINK_CLOSED, or
    * LimitError MAX_LINK_QUEUE_CELLS with nothing queued when the queue has no room for every fragment (a message cut
-   * short would make the peer close the link on the next one, specs/link.md §5.1).
+   * short would make the peer close the link on the next one, specs/link.md §5.1). Returns the message's encoded
+   * length in bytes.
    */
-  sendControl(message: ControlMessage): void {
+  sendControl(message: ControlMessage): number {
     if (this.state === 'closed') throw new AlliumError('ERR_LINK_CLOSED', 'link is closed');
     const bytes = encodeControl(message);
     if (bytes.length > MAX_CONTROL_MESSAGE) throw new LimitError('MAX_CONTROL_MESSAGE', 'control message too large');
     const fragments = fragmentControl(bytes);
     if (this.queue.cells + fragments.length > this.maxQueue) throw new LimitError('MAX_LINK_QUEUE_CELLS', 'link send queue has no room for the message');
     for (const f of fragments) this.sendCell(0, CellCommand.CONTROL, controlBody(f));
+    return bytes.length;
   }
 
   private scheduleFlush(): void {

@@ -13,7 +13,7 @@ import { crypto } from '../crypto/index.js';
 import { concatBytes, toHex, utf8 } from './bytes.js';
 import { decodeMessage, encodeCbor, validate, zBytes, zUint } from './cbor.js';
 import { LINK_VERSION_MAX, LINK_VERSION_MIN } from './link-handshake.js';
-import { CryptoError, LimitError, ProtocolError } from './errors.js';
+import { AlliumError, CryptoError, LimitError, ProtocolError } from './errors.js';
 import { parseExitPolicy } from './exit-policy.js';
 import { isLinkUrl } from './dial-policy.js';
 
@@ -98,22 +98,43 @@ function range(a: number, b: number): number[] {
 }
 
 /**
- * The identity a signed descriptor names, decoded without checking anything else (specs/directory.md §5.5: a relay
- * decides whether it has room for a new identity before it spends a signature check). Throws ERR_CBOR_* /
- * ERR_SCHEMA.
+ * A signed descriptor decoded and checked against the schemas, its signature not yet checked (openDescriptor). Only
+ * openDescriptor makes one, from its own copy of the bytes, so its fields are always those of its `raw`.
  */
-export function descriptorIdentity(raw: Uint8Array): Uint8Array {
-  const signed = decodeMessage(signedSchema, raw, MAX_DESCRIPTOR_BYTES, 'signed descriptor');
-  return decodeMessage(bodySchema, signed.b, MAX_DESCRIPTOR_BYTES, 'descriptor').id;
+class Opened {
+  constructor(
+    readonly raw: Uint8Array,
+    readonly signed: { b: Uint8Array; s: Uint8Array },
+    readonly body: DescriptorBody,
+  ) {}
+}
+export type OpenedDescriptor = Pick<Opened, 'raw' | 'body'>;
+
+/**
+ * Decodes a signed descriptor and checks both layers against the schemas, without the signature or the time (specs/
+ * directory.md §5.5: a relay decides whether it has room for a new identity before it spends a signature check). Hand
+ * the result to verifyDescriptor, which then decodes nothing again. Throws ERR_CBOR_* / ERR_SCHEMA.
+ */
+export function openDescriptor(raw: Uint8Array): OpenedDescriptor {
+  const own = Uint8Array.from(raw);
+  const signed = decodeMessage(signedSchema, own, MAX_DESCRIPTOR_BYTES, 'signed descriptor');
+  return new Opened(own, signed, decodeMessage(bodySchema, signed.b, MAX_DESCRIPTOR_BYTES, 'descriptor'));
 }
 
 /**
- * Decodes and verifies a signed descriptor at time `now`. Throws ERR_SIGNATURE (forged), ERR_DESCRIPTOR_EXPIRED,
- * ERR_DESCRIPTOR_FUTURE, ERR_DESCRIPTOR (inconsistent), ERR_CBOR_* / ERR_SCHEMA (malformed), ERR_CBOR_TOO_LARGE.
+ * Decodes and verifies a signed descriptor at time `now` (or one openDescriptor decoded). Throws ERR_SIGNATURE
+ * (forged), ERR_DESCRIPTOR_EXPIRED, ERR_DESCRIPTOR_FUTURE, ERR_DESCRIPTOR (inconsistent), ERR_CBOR_* / ERR_SCHEMA
+ * (malformed), ERR_CBOR_TOO_LARGE.
  */
-export function verifyDescriptor(raw: Uint8Array, now: number, skewMs = DESCRIPTOR_CLOCK_SKEW_MS, kind: DescriptorKind = 'relay'): Descriptor {
-  const signed = decodeMessage(signedSchema, raw, MAX_DESCRIPTOR_BYTES, 'signed descriptor');
-  const body = decodeMessage(bodySchema, signed.b, MAX_DESCRIPTOR_BYTES, 'descriptor');
+export function verifyDescriptor(
+  input: Uint8Array | OpenedDescriptor,
+  now: number,
+  skewMs = DESCRIPTOR_CLOCK_SKEW_MS,
+  kind: DescriptorKind = 'relay',
+): Descriptor {
+  const opened = input instanceof Uint8Array ? openDescriptor(input) : input;
+  if (!(opened instanceof Opened)) throw new AlliumError('ERR_INTERNAL', 'a descriptor opened elsewhere than openDescriptor');
+  const { raw, signed, body } = opened;
   if (!crypto().verify(signed.s, concatBytes(contextOf(kind), signed.b), body.id)) {
     throw new CryptoError('ERR_SIGNATURE', 'descriptor signature does not verify');
   }
@@ -125,5 +146,5 @@ export function verifyDescriptor(raw: Uint8Array, now: number, skewMs = DESCRIPT
   for (const f of body.family) if (crypto().equal(f, body.id)) throw new ProtocolError('ERR_DESCRIPTOR', 'a relay lists itself in its family');
   if (!isLinkUrl(body.addr)) throw new ProtocolError('ERR_DESCRIPTOR', 'addr is not a link URL (no user information, query or fragment)');
   parseExitPolicy(body.exit);
-  return { ...body, raw: Uint8Array.from(raw), digest: crypto().hash(32, raw), fingerprint: toHex(body.id) };
+  return { ...body, raw, digest: crypto().hash(32, raw), fingerprint: toHex(body.id) };
 }

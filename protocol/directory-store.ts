@@ -6,7 +6,7 @@
 import { crypto } from '../crypto/index.js';
 import { toHex } from './bytes.js';
 import { LimitError, ProtocolError } from './errors.js';
-import { verifyDescriptor, type Descriptor } from './descriptor.js';
+import { verifyDescriptor, type Descriptor, type OpenedDescriptor } from './descriptor.js';
 
 export interface DirectoryEntry {
   readonly descriptor: Descriptor;
@@ -41,13 +41,20 @@ export class DirectoryStore {
   /**
    * Verifies a signed descriptor without adding it (the caller decides: specs/directory.md §5.5). `held`: these
    * very bytes are held and unexpired — known without a signature check (a duplicate in gossip, or a replay).
-   * Throws the errors of verifyDescriptor.
+   * Throws the errors of verifyDescriptor. `input` may be what openDescriptor made of the bytes (nothing is decoded
+   * twice).
    */
-  verify(raw: Uint8Array, now: number): { descriptor: Descriptor; held: boolean } {
+  verify(input: Uint8Array | OpenedDescriptor, now: number): { descriptor: Descriptor; held: boolean } {
+    const held = this.held(input instanceof Uint8Array ? input : input.raw, now);
+    if (held) return { descriptor: held, held: true };
+    return { descriptor: verifyDescriptor(input, now), held: false };
+  }
+
+  /** The descriptor held with exactly these bytes, unexpired at `now` (null: none). No decoding, no signature check. */
+  held(raw: Uint8Array, now: number): Descriptor | null {
     const fp = this.byRaw.get(rawKey(raw));
-    const held = fp === undefined ? undefined : this.entries.get(fp);
-    if (held && held.descriptor.exp > now) return { descriptor: held.descriptor, held: true };
-    return { descriptor: verifyDescriptor(raw, now), held: false };
+    const e = fp === undefined ? undefined : this.entries.get(fp);
+    return e && e.descriptor.exp > now ? e.descriptor : null;
   }
 
   /** Adds an already verified descriptor. */

@@ -33,7 +33,7 @@ import type { IdentityKey } from '../crypto/keys.js';
 import { fingerprintOf, parseFingerprint } from '../crypto/keys.js';
 import { crypto } from '../crypto/index.js';
 import { compareBytes, MAX_ANNOUNCE_ENTRIES, MAX_DESCRIPTORS_PER_MESSAGE, MAX_SUMMARY_ENTRIES, type ControlMessage } from '../protocol/control.js';
-import { descriptorIdentity, verifyDescriptor, type Descriptor } from '../protocol/descriptor.js';
+import { openDescriptor, verifyDescriptor, type Descriptor, type OpenedDescriptor } from '../protocol/descriptor.js';
 import { directoryDigest, type DirectoryStore } from '../protocol/directory-store.js';
 import { AlliumError, isAlliumError, LimitError } from '../protocol/errors.js';
 import { LinkRole } from '../protocol/link-handshake.js';
@@ -275,7 +275,7 @@ export class Overlay {
   /** Registers an open link (dialed or accepted). */
   attach(link: Link): void {
     this.o.onLink(link);
-    link.on('link:control', (m) => this.onControl(link, m));
+    link.on('link:control', (m, bytes) => this.onControl(link, m, bytes));
     if (link.peer?.role !== LinkRole.RELAY || !link.peer.identity) return;
     // A bridge keeps only the links it dialed (as a client) as neighbours, and gossips on none.
     if (this.o.bridge && !link.initiatedHere) return;
@@ -693,8 +693,8 @@ export class Overlay {
       return false;
     }
     try {
-      link.sendControl(m);
-      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
+      const bytes = link.sendControl(m);
+      if (m.t.startsWith('gossip')) this.o.metrics.gossipBytes.inc({ direction: 'out' }, this.o.gossipSize ? this.o.gossipSize(m) : bytes);
       return true;
     } catch (e) {
       this.o.metrics.drops.inc({ reason: 'control_send_failed' });
@@ -717,7 +717,11 @@ export class Overlay {
     if (!link.answerRequest(() => next(make()))) this.o.metrics.drops.inc({ reason: 'answer_deferred_dropped' });
   }
 
-  onControl(link: Link, m: ControlMessage): void {
+  /**
+   * A CONTROL message from `link`. `bytes`: its encoded length, which the link reports (so the gossip metrics need not
+   * encode the message again); a caller handing in a message of its own may leave it out.
+   */
+  onControl(link: Link, m: ControlMessage, bytes?: number): void {
     const fromRelay = link.peer?.role === LinkRole.RELAY;
     if (this.o.bridge) {
       // No gossip at a bridge; pages answer its own fetches; its clients may ask for its descriptor.
@@ -735,7 +739,7 @@ export class Overlay {
       // digests and wants are answered, so it can still learn the directory — but nothing it offers is taken.
       if (!this.isNeighbourLink(link) && m.t !== 'gossip-digest' && m.t !== 'gossip-want')
         return void this.o.metrics.drops.inc({ reason: 'gossip_not_neighbour' });
-      this.o.metrics.gossipBytes.inc({ direction: 'in' }, this.o.gossipSize ? this.o.gossipSize(m) : encodeControl(m).length);
+      this.o.metrics.gossipBytes.inc({ direction: 'in' }, this.o.gossipSize ? this.o.gossipSize(m) : (bytes ?? encodeControl(m).length));
     }
     switch (m.t) {
       case 'gossip-digest':
@@ -853,12 +857,17 @@ export class Overlay {
   private offer(link: Link, raw: Uint8Array, gossiped = false): void {
     const from = this.peerOf(link);
     const admission = this.admission;
-    if (admission && from) {
+    const now = this.now();
+    // Decoded once: the identity for the admission check and the verification below share it. Bytes already held are
+    // not decoded at all.
+    let input: Uint8Array | OpenedDescriptor = raw;
+    if (admission && from && !this.o.directory.held(raw, now)) {
       // Room for a new identity is checked before its signature (specs/directory.md §5.5): a neighbour pushing keys
       // it made up spends our CBOR decoder, not our signature checks.
       let id: Uint8Array | null = null;
       try {
-        id = descriptorIdentity(raw);
+        input = openDescriptor(raw);
+        id = input.body.id;
       } catch {
         /* malformed: the checks below refuse it */
       }
@@ -871,8 +880,7 @@ export class Overlay {
       }
     }
     try {
-      const now = this.now();
-      const { descriptor: d, held } = this.o.directory.verify(raw, now);
+      const { descriptor: d, held } = this.o.directory.verify(input, now);
       if (admission && !held && !this.o.directory.get(d.fingerprint) && !this.consensus.listed(d.fingerprint)) {
         // A new identity nobody vouches for: held back until its relay proves it is reachable where it says.
         admission.offer(d, from || d.fingerprint);

@@ -13,7 +13,7 @@
  *
  * Each change is reported to `onChange` so experiments can time how fast a descriptor reaches every relay.
  */
-import type { Descriptor } from '../protocol/descriptor.js';
+import type { Descriptor, OpenedDescriptor } from '../protocol/descriptor.js';
 import { verifyDescriptor, DESCRIPTOR_CLOCK_SKEW_MS } from '../protocol/descriptor.js';
 import { DirectoryStore, type OfferResult } from '../protocol/directory-store.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -74,8 +74,8 @@ export class SimDirectoryStore extends DirectoryStore {
     return { result: this.add(d, now), descriptor: d };
   }
 
-  override verify(raw: Uint8Array, now: number): { descriptor: Descriptor; held: boolean } {
-    const d = this.cache.verify(raw, now);
+  override verify(input: Uint8Array | OpenedDescriptor, now: number): { descriptor: Descriptor; held: boolean } {
+    const d = this.cache.verify(input instanceof Uint8Array ? input : input.raw, now);
     const have = this.get(d.fingerprint);
     return { descriptor: d, held: have === d };
   }

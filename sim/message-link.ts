@@ -115,13 +115,13 @@ export class MessageLink extends Emitter<LinkEvents> {
     return true;
   }
 
-  sendControl(m: ControlMessage): void {
+  sendControl(m: ControlMessage): number {
     if (this.state !== 'open') throw new AlliumError('ERR_LINK_CLOSED', 'link is closed');
     const payload = this.measure(m);
     const cells = Math.max(1, Math.ceil(payload / CONTROL_DATA_MAX));
     const frames = Math.ceil(cells / FRAME_CELLS);
     const bytes = frames * FRAME_LEN;
-    if (this.dead) return;
+    if (this.dead) return payload;
     const tr = this.traffic;
     tr.messagesOut++;
     tr.payloadOut += payload;
@@ -149,6 +149,7 @@ export class MessageLink extends Emitter<LinkEvents> {
     other.incoming.push(m, payload, bytes);
     // Message handlers are synchronous: the delivery needs no promise turn after it.
     this.clock.schedule(arrival - now, other.arriveNext, NO_ARGS, 0, true);
+    return payload;
   }
 
   private arrive(): void {
@@ -171,7 +172,7 @@ export class MessageLink extends Emitter<LinkEvents> {
     tr.messagesIn++;
     tr.payloadIn += payload;
     tr.wireIn += bytes;
-    this.emit('link:control', m);
+    this.emit('link:control', m, payload);
   }
 
   /** Closes both ends (the other after the path's latency). */

@@ -15,7 +15,7 @@
  */
 import { ClientDirectory } from '../../client/directory.js';
 import { AlliumClient } from '../../client/client.js';
-import type { ControlMessage } from '../../protocol/control.js';
+import { encodeControl, type ControlMessage } from '../../protocol/control.js';
 import { CONSENSUS_PAGE_ENTRIES, entryToTuple, type Consensus } from '../../protocol/consensus.js';
 import { verifyDescriptor } from '../../protocol/descriptor.js';
 import { directoryDigest } from '../../protocol/directory-store.js';
@@ -54,7 +54,7 @@ class PlayedSource extends Emitter<LinkEvents> {
   }
 
   private answer(m: ControlMessage): void {
-    const reply = (r: ControlMessage): void => this.emit('link:control', r);
+    const reply = (r: ControlMessage): void => this.emit('link:control', r, encodeControl(r).length);
     const c = this.consensus;
     switch (m.t) {
       case 'dir-get': {

@@ -70,8 +70,9 @@ class CountingSource extends Emitter<LinkEvents> {
   }
 
   private reply(r: ControlMessage): void {
-    this.sent.set(r.t, (this.sent.get(r.t) ?? 0) + encodeControl(r).length);
-    this.emit('link:control', r);
+    const bytes = encodeControl(r).length;
+    this.sent.set(r.t, (this.sent.get(r.t) ?? 0) + bytes);
+    this.emit('link:control', r, bytes);
   }
 
   private answer(m: ControlMessage): void {

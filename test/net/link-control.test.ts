@@ -7,6 +7,7 @@ import { crypto } from '../../crypto/index.js';
 import { IdentityKey } from '../../crypto/keys.js';
 import { CellCommand, CONTROL_DATA_MAX, controlBody } from '../../protocol/cell.js';
 import { CELL_BODY_LEN } from '../../protocol/constants.js';
+import { encodeControl } from '../../protocol/control.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { closed, linkPair, nextControl } from '../helpers/overlay.js';
 
@@ -54,6 +55,16 @@ describe('link CONTROL messages', () => {
     // (2 s of real time is forty ticks: only a bound for the old code, which never closes.)
     const code = await Promise.race([closed(b), new Promise<string>((r) => setTimeout(() => r('still open after 2 s'), 2_000).unref())]);
     expect({ held, code }).to.deep.equal({ held: 100 * CONTROL_DATA_MAX, code: 'ERR_TIMEOUT' });
+    a.close();
+  });
+
+  it('a CONTROL message arrives with its encoded length, the length sendControl returned (what the gossip byte counts use, without encoding it again)', async () => {
+    const relay = IdentityKey.fromSeed(crypto().random(32));
+    const { a, b } = await linkPair({ responder: relay });
+    const m = { t: 'gossip-announce', e: entries(30) } as const; // 1 343 bytes: two fragments
+    const got = new Promise<[string, number]>((r) => b.once('link:control', (x, bytes) => r([x.t, bytes])));
+    const sent = a.sendControl(m);
+    expect({ sent, got: await got }).to.deep.equal({ sent: encodeControl(m).length, got: ['gossip-announce', encodeControl(m).length] });
     a.close();
   });
 });

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { crypto } from '../../crypto/index.js';
 import { IdentityKey } from '../../crypto/keys.js';
-import { signDescriptor } from '../../protocol/descriptor.js';
+import { openDescriptor, signDescriptor, verifyDescriptor } from '../../protocol/descriptor.js';
 import { DirectoryStore } from '../../protocol/directory-store.js';
 import { isAlliumError } from '../../protocol/errors.js';
 
@@ -57,5 +57,28 @@ describe('directory store', () => {
     store.expire(now + 120_000);
     expect(store.size).to.equal(0);
     expect(codeOf(() => store.offer(second, now + 120_000))).to.equal('ERR_DESCRIPTOR_EXPIRED');
+  });
+
+  it('a descriptor decoded once (openDescriptor) is verified from that decoding: same result, same checks, its own copy of the bytes', () => {
+    const id = IdentityKey.generate();
+    const now = Date.now();
+    const fields = { id: id.publicKey, onion: crypto().random(32), addr: 'ws://10.0.0.1:9001/allium', nick: 'r', contact: '', family: [], bw: 1000 };
+    const raw = signDescriptor({ ...fields, exit: ['reject *:*'], caps: ['store'], pub: now - 1000, exp: now + 60_000 }, id.secretKey).raw;
+    const bytes = Uint8Array.from(raw);
+    const opened = openDescriptor(bytes);
+    bytes.fill(0); // the caller's buffer, reused: the opened descriptor does not follow it
+    const d = verifyDescriptor(opened, now);
+    expect({ id: opened.body.id, d: { ...d } }).to.deep.equal({ id: id.publicKey, d: { ...verifyDescriptor(raw, now) } });
+    // The signature and the time are still checked on what was opened.
+    const forged = Uint8Array.from(raw);
+    forged[forged.length - 1]! ^= 1;
+    const store = new DirectoryStore();
+    expect(codeOf(() => store.verify(openDescriptor(forged), now))).to.equal('ERR_SIGNATURE');
+    expect(codeOf(() => verifyDescriptor(opened, now + 120_000))).to.equal('ERR_DESCRIPTOR_EXPIRED');
+    // Only openDescriptor makes one: fields put together elsewhere are not taken as decoded bytes.
+    expect(codeOf(() => verifyDescriptor({ raw: forged, body: opened.body }, now))).to.equal('ERR_INTERNAL');
+    expect(store.verify(opened, now).held).to.equal(false);
+    store.add(d, now);
+    expect(store.verify(opened, now)).to.deep.equal({ descriptor: d, held: true });
   });
 });
