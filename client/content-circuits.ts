@@ -8,7 +8,12 @@
  * that failed or closed, by a circuit to a new forwarder. Nothing is shared between operations, nor with any other
  * user of the CircuitSource; an operation's circuits close once it ends and their requests have settled.
  *
- * What it does not do: build circuits in advance of an operation, or ask a forwarder other than through `f`. In a
+ * Circuits built ahead (§8.2): after an operation takes circuits, the client keeps up to `perOperation` *waiting*
+ * circuits to forwarders drawn at random, used by no operation, for the next operation to take at its first request;
+ * each waiting circuit is closed CONTENT_AHEAD_LIFETIME after its build if none took it, and replaced then only if an
+ * operation took circuits within CONTENT_AHEAD_IDLE.
+ *
+ * What it does not do: ask a forwarder other than through `f`. In a
  * directory with a single store relay (no forwarder but the holder) a request goes to the holder itself, without
  * `f`, as before forwarding existed.
  *
@@ -26,6 +31,13 @@ export const CONTENT_CIRCUIT_DIRTINESS_MS = 10 * 60_000;
 /** CONTENT_CIRCUITS_PER_OPERATION (specs/limits.md). */
 export const CONTENT_CIRCUITS_PER_OPERATION = 3;
 /**
+ * CONTENT_AHEAD_LIFETIME (specs/limits.md, content.md §8.2): a circuit built ahead that no operation took is closed this
+ * long after its build — inside a forwarder's CIRCUIT_IDLE_TIMEOUT (10 min), which would otherwise reap it silent.
+ */
+export const CONTENT_AHEAD_LIFETIME_MS = 5 * 60_000;
+/** CONTENT_AHEAD_IDLE (specs/limits.md, content.md §8.2): no circuit is built ahead this long after the last operation. */
+export const CONTENT_AHEAD_IDLE_MS = 10 * 60_000;
+/**
  * CONTENT_FETCHES_PER_CIRCUIT (specs/limits.md, content.md §8.2): the FETCHes a read keeps in flight per circuit of
  * its operation. Eight items of 32 KiB are some 260 cells, inside a circuit's starting window (1000 cells) and about
  * its smallest (200), so the holders' answers are not held back by SENDMEs; and below a forwarder's
@@ -39,8 +51,14 @@ export interface ContentCircuitsOptions {
   now?: () => number;
   /** How long a circuit takes new requests after its first (default CONTENT_CIRCUIT_DIRTINESS_MS). */
   dirtinessMs?: number;
-  /** Circuits per operation (default CONTENT_CIRCUITS_PER_OPERATION). */
+  /** Circuits per operation (default CONTENT_CIRCUITS_PER_OPERATION), and the most built ahead. */
   perOperation?: number;
+  /** Whether circuits are built ahead of operations (content.md §8.2; default true). */
+  ahead?: boolean;
+  /** How long a circuit built ahead waits for an operation before it is closed (default CONTENT_AHEAD_LIFETIME_MS). */
+  aheadLifetimeMs?: number;
+  /** After this long without an operation, none is built ahead (default CONTENT_AHEAD_IDLE_MS; read on `now`). */
+  aheadIdleMs?: number;
   /**
    * Measurement only (npm run bench:content): every request goes straight to its holder on one circuit per holder,
    * kept for the client's life, as before content.md §8.2–§8.3 — none of their protections. Default false.
@@ -60,6 +78,13 @@ interface Slot {
   retired: boolean;
 }
 
+/** A circuit built ahead, waiting for an operation to take it. */
+interface Waiting {
+  readonly forwarder: Descriptor;
+  readonly built: Promise<ClientCircuit>;
+  readonly timer: ReturnType<typeof setTimeout>;
+}
+
 /** Where a request goes: the circuit, and the holder to name in `f` (null: the circuit ends at the holder). */
 export type Route = (circuit: ClientCircuit, forwardTo: Uint8Array | null) => Promise<unknown>;
 
@@ -71,8 +96,17 @@ export class ContentCircuits {
   readonly dirtinessMs: number;
   readonly perOperation: number;
   readonly direct: boolean;
+  readonly ahead: boolean;
+  readonly aheadLifetimeMs: number;
+  readonly aheadIdleMs: number;
   /** Direct mode: the circuit to each holder, by fingerprint. */
   private readonly toHolder = new Map<string, Promise<ClientCircuit>>();
+  /** Circuits built ahead that no operation has taken (at most perOperation). */
+  private readonly waiting = new Set<Waiting>();
+  /** When an operation last took circuits (null: never); building ahead stops aheadIdleMs after it. */
+  private lastTaken: number | null = null;
+  /** Aborts the builds of circuits ahead at close() (an operation's signal is not theirs). */
+  private readonly aborter = new AbortController();
 
   constructor(
     readonly source: CircuitSource,
@@ -82,6 +116,61 @@ export class ContentCircuits {
     this.dirtinessMs = options.dirtinessMs ?? CONTENT_CIRCUIT_DIRTINESS_MS;
     this.perOperation = Math.max(1, options.perOperation ?? CONTENT_CIRCUITS_PER_OPERATION);
     this.direct = options.directForMeasurement ?? false;
+    this.ahead = !this.direct && (options.ahead ?? true);
+    this.aheadLifetimeMs = options.aheadLifetimeMs ?? CONTENT_AHEAD_LIFETIME_MS;
+    this.aheadIdleMs = options.aheadIdleMs ?? CONTENT_AHEAD_IDLE_MS;
+  }
+
+  /** Circuits built ahead and waiting (for tests and logs). */
+  get waitingCount(): number {
+    return this.waiting.size;
+  }
+
+  /**
+   * Up to `n` waiting circuits, given to an operation (each only ever to this one), and as many built ahead again in
+   * the background (content.md §8.2).
+   */
+  take(n: number, avoid: readonly string[]): { forwarder: Descriptor; built: Promise<ClientCircuit> }[] {
+    if (!this.ahead || this.closed) return [];
+    const out: Waiting[] = [];
+    for (const w of this.waiting) {
+      if (out.length >= n) break;
+      if (!avoid.includes(w.forwarder.fingerprint)) out.push(w);
+    }
+    for (const w of out) {
+      this.waiting.delete(w);
+      clearTimeout(w.timer);
+    }
+    this.lastTaken = this.now();
+    this.fillAhead();
+    return out;
+  }
+
+  /** Builds circuits ahead up to perOperation, unless closed or idle for aheadIdleMs. */
+  private fillAhead(): void {
+    if (this.closed || this.lastTaken === null || this.now() - this.lastTaken >= this.aheadIdleMs) return;
+    while (this.waiting.size < this.perOperation) {
+      const forwarder = pickForwarder(
+        this.source,
+        [...this.waiting].map((w) => w.forwarder.fingerprint),
+      );
+      if (!forwarder) return;
+      // Not an operation's signal: the circuit outlives the operation that caused it. Only close() stops the build.
+      const built = this.build(forwarder, this.aborter.signal);
+      const timer = setTimeout(() => {
+        if (!this.waiting.delete(w)) return;
+        void built.then((c) => c.close()).catch(() => undefined);
+        this.fillAhead();
+      }, this.aheadLifetimeMs);
+      (timer as { unref?: () => void }).unref?.();
+      const w: Waiting = { forwarder, built, timer };
+      this.waiting.add(w);
+      const leave = (): void => {
+        // Failed or closed before an operation took it: gone, not rebuilt until the next operation takes circuits.
+        if (this.waiting.delete(w)) clearTimeout(timer);
+      };
+      built.then((c) => (c.state === 'closed' ? leave() : c.once('circuit:close', leave)), leave);
+    }
   }
 
   /** Direct mode: the circuit whose last hop is `holder`, built at the first request to it and kept while open. */
@@ -128,6 +217,9 @@ export class ContentCircuits {
   close(): void {
     this.closed = true;
     this.toHolder.clear();
+    for (const w of this.waiting) clearTimeout(w.timer);
+    this.waiting.clear();
+    this.aborter.abort();
     for (const p of this.live) void p.then((c) => c.close()).catch(() => undefined);
     this.live.clear();
   }
@@ -175,6 +267,14 @@ export class OperationCircuits {
       if (stale) this.retire(s);
       return !stale;
     });
+    if (!this.ended && this.slots.length < this.circuits.perOperation) {
+      // Circuits built ahead first (content.md §8.2): never used by another operation, distinct forwarders.
+      const taken = this.circuits.take(
+        this.circuits.perOperation - this.slots.length,
+        this.slots.map((s) => s.forwarder.fingerprint),
+      );
+      for (const w of taken) this.slots.push(this.adopt(w.forwarder, w.built));
+    }
     while (!this.ended && this.slots.length < this.circuits.perOperation) {
       const f = this.forwarder(this.slots.map((s) => s.forwarder.fingerprint));
       if (!f) break;
@@ -199,15 +299,16 @@ export class OperationCircuits {
 
   /** A store relay drawn at random (CSPRNG), not among `avoid` when another exists; null when there is none. */
   private forwarder(avoid: readonly string[]): Descriptor | null {
-    const stores = this.circuits.source.directory.view.relays.filter(isStoreRelay);
-    const fresh = stores.filter((d) => !avoid.includes(d.fingerprint));
-    const from = fresh.length > 0 ? fresh : stores;
-    if (from.length === 0) return null;
-    return from[crypto().randomInt(from.length)]!;
+    return pickForwarder(this.circuits.source, avoid);
   }
 
   private open(forwarder: Descriptor, signal: AbortSignal): Slot {
-    const slot: Slot = { forwarder, built: this.circuits.build(forwarder, signal), circuit: null, failed: false, since: null, users: 0, retired: false };
+    return this.adopt(forwarder, this.circuits.build(forwarder, signal));
+  }
+
+  /** A slot of this operation for a circuit being built (or built) to `forwarder`. */
+  private adopt(forwarder: Descriptor, built: Promise<ClientCircuit>): Slot {
+    const slot: Slot = { forwarder, built, circuit: null, failed: false, since: null, users: 0, retired: false };
     slot.built.then(
       (c) => (slot.circuit = c),
       () => (slot.failed = true),
@@ -232,4 +333,13 @@ export class OperationCircuits {
     for (const s of [...this.all]) this.retire(s);
     this.slots = [];
   }
+}
+
+/** A store relay drawn at random (CSPRNG), not among `avoid` when another exists; null when there is none. */
+function pickForwarder(source: CircuitSource, avoid: readonly string[]): Descriptor | null {
+  const stores = source.directory.view.relays.filter(isStoreRelay);
+  const fresh = stores.filter((d) => !avoid.includes(d.fingerprint));
+  const from = fresh.length > 0 ? fresh : stores;
+  if (from.length === 0) return null;
+  return from[crypto().randomInt(from.length)]!;
 }

@@ -80,6 +80,12 @@ export interface ContentOptions {
   circuitDirtinessMs?: number;
   /** Circuits (each to a forwarder) per operation (default 3, CONTENT_CIRCUITS_PER_OPERATION, content.md §8.2). */
   circuitsPerOperation?: number;
+  /**
+   * Circuits built ahead of operations (content.md §8.2): after an operation takes circuits, up to
+   * circuitsPerOperation wait, used by no operation, for the next one (default true). False builds each operation's
+   * circuits at its first request, as before; the isolation is the same either way.
+   */
+  circuitsAhead?: boolean;
   /** The clock that limit is read from (default Date.now; tests inject one). */
   now?: () => number;
   /**

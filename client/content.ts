@@ -68,6 +68,7 @@ export class ContentClient {
     if (options.now) circuitOptions.now = options.now;
     if (options.circuitDirtinessMs !== undefined) circuitOptions.dirtinessMs = options.circuitDirtinessMs;
     if (options.circuitsPerOperation !== undefined) circuitOptions.perOperation = options.circuitsPerOperation;
+    if (options.circuitsAhead !== undefined) circuitOptions.ahead = options.circuitsAhead;
     if (options.directForMeasurement) circuitOptions.directForMeasurement = true;
     this.circuits = new ContentCircuits(client, circuitOptions);
     this.fetchConcurrency = Math.max(1, options.fetchConcurrency ?? this.circuits.perOperation * CONTENT_FETCHES_PER_CIRCUIT);

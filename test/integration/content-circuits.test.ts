@@ -3,12 +3,14 @@
  * spread over its three circuits to forwarders, each request naming its holder, which is never the circuit's last
  * hop; two gets never share a circuit; fetches padded to a size class with check blocks; a put's circuits used for
  * new requests no longer than the dirtiness limit (an injected clock and a small limit, no sleeps), then replaced,
- * and closed when the put ends.
+ * and closed when the put ends; an operation takes circuits built ahead while the one before it ran, never one that
+ * operation used, and close() leaves none open.
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { CONTENT_FETCHES_PER_CIRCUIT } from '../../client/content-circuits.js';
+import type { NewCircuitOptions } from '../../client/client.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { toHex } from '../../protocol/bytes.js';
 import { BLOCK_PAYLOAD_MAX } from '../../protocol/chk.js';
@@ -140,6 +142,49 @@ describe('content circuits: a few per operation to forwarders, rotated and close
       expect(await allClosed(byCircuit.keys()), 'closed when the put ended').to.equal(true);
       expect(sha256(await content.get(link))).to.equal(sha256(data));
     } finally {
+      content.close();
+    }
+  });
+
+  it('a get takes circuits built ahead while the put before it ran, never one the put used; close() leaves none open', async () => {
+    const content = new ContentClient(client);
+    // Which operation was running when each circuit's build started (newCircuit called), and every build.
+    let phase: 'put' | 'get' | 'after' = 'put';
+    const startedIn = new Map<ClientCircuit, string>();
+    const builds: { at: string; p: Promise<ClientCircuit> }[] = [];
+    const newCircuit = client.newCircuit.bind(client);
+    client.newCircuit = (o?: NewCircuitOptions): Promise<ClientCircuit> => {
+      const at = phase;
+      const p = newCircuit(o);
+      builds.push({ at, p });
+      void p.then((c) => startedIn.set(c, at)).catch(() => undefined);
+      return p;
+    };
+    try {
+      requests = [];
+      const data = patternBytes(4 * BLOCK_PAYLOAD_MAX, 4);
+      const link = await content.put(data);
+      const putCircuits = new Set(requests.map((r) => r.circuit));
+      requests = [];
+      phase = 'get';
+      expect(sha256(await content.get(link))).to.equal(sha256(data));
+      phase = 'after';
+      const getCircuits = new Set(requests.filter((r) => r.command === 'FETCH').map((r) => r.circuit));
+      expect(getCircuits.size).to.be.greaterThan(0);
+      expect(
+        [...getCircuits].map((c) => startedIn.get(c)),
+        'built while the put ran, before the get started',
+      ).to.deep.equal([...getCircuits].map(() => 'put'));
+      expect(
+        [...getCircuits].filter((c) => putCircuits.has(c)),
+        'none the put used',
+      ).to.deep.equal([]);
+      expect(builds.filter((b) => b.at === 'get').length, 'three more built ahead at the get').to.be.at.least(3);
+      content.close();
+      const built = (await Promise.allSettled(builds.map((b) => b.p))).flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      expect(await allClosed(built), 'every circuit of the client closed after close()').to.equal(true);
+    } finally {
+      delete (client as { newCircuit?: unknown }).newCircuit;
       content.close();
     }
   });

@@ -1,0 +1,168 @@
+/**
+ * Content circuits built ahead (specs/content.md §8.2), in memory: a stand-in CircuitSource whose circuits are event
+ * emitters. Nothing is built before a client's first operation; then up to `perOperation` circuits wait, each taken
+ * by one operation only; a waiting circuit closes after its lifetime and is replaced only while the client is not
+ * idle; close() closes every one, built or still being built.
+ */
+import { EventEmitter } from 'node:events';
+import { expect } from 'chai';
+import { ContentCircuits } from '../../client/content-circuits.js';
+import type { CircuitSource, NewCircuitOptions } from '../../client/client.js';
+import type { ClientCircuit } from '../../net/circuit.js';
+import type { Descriptor } from '../../protocol/descriptor.js';
+
+/** A circuit as ContentCircuits uses it: a state, a last hop, close() and its event. */
+class FakeCircuit extends EventEmitter {
+  state: 'open' | 'closed' = 'open';
+  constructor(readonly path: Descriptor[]) {
+    super();
+  }
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.emit('circuit:close');
+  }
+}
+
+const relay = (i: number): Descriptor => ({ fingerprint: `relay${i}`, id: new Uint8Array(32).fill(i), caps: ['store'] }) as unknown as Descriptor;
+
+/** A CircuitSource over six store relays; `hold` keeps builds pending until `release(signal)` (those under it, or not). */
+function source(hold = false) {
+  const relays = [0, 1, 2, 3, 4, 5].map(relay);
+  const built: FakeCircuit[] = [];
+  const pending: { signal: AbortSignal | undefined; go: () => void }[] = [];
+  const s = {
+    directory: { view: { relays } },
+    newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+      const make = (): ClientCircuit => {
+        const c = new FakeCircuit([relay(9), relay(10), o.last!]);
+        built.push(c);
+        return c as unknown as ClientCircuit;
+      };
+      if (!hold) return Promise.resolve(make());
+      return new Promise((resolve) => pending.push({ signal: o.signal, go: () => resolve(make()) }));
+    },
+  };
+  /** Finishes the pending builds made under `signal` (`mine`) or under another. */
+  const release = (under: AbortSignal, mine: boolean): void => {
+    for (const p of pending.filter((p) => (p.signal === under) === mine)) {
+      pending.splice(pending.indexOf(p), 1);
+      p.go();
+    }
+  };
+  return { source: s as unknown as CircuitSource, built, release, calls: () => built.length + pending.length };
+}
+
+const closed = (c: FakeCircuit): Promise<void> => (c.state === 'closed' ? Promise.resolve() : new Promise((r) => c.once('circuit:close', () => r())));
+const signal = new AbortController().signal;
+const holder = relay(7);
+
+/** Sends `n` requests at once on the operation (the least busy circuit each: spread over all) and returns the circuits they went on. */
+async function requests(op: ReturnType<ContentCircuits['operation']>, n: number): Promise<Set<FakeCircuit>> {
+  const used = new Set<FakeCircuit>();
+  await Promise.all(Array.from({ length: n }, () => op.with(holder, signal, async (c) => used.add(c as unknown as FakeCircuit))));
+  return used;
+}
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('content circuits built ahead (content.md §8.2)', () => {
+  it('builds nothing before an operation; the next operation takes circuits built before it started, never one another operation used', async () => {
+    const s = source();
+    const circuits = new ContentCircuits(s.source);
+    try {
+      await Promise.resolve();
+      expect(s.calls(), 'nothing built ahead of a first operation').to.equal(0);
+      const op1 = circuits.operation();
+      const used1 = await requests(op1, 9);
+      expect(used1.size).to.equal(3);
+      expect(circuits.waitingCount, 'three built ahead at the first request').to.equal(3);
+      op1.close();
+      const before = new Set(s.built);
+      const waiting = [...before].filter((c) => !used1.has(c));
+      expect(waiting.map((c) => c.state)).to.deep.equal(['open', 'open', 'open']);
+
+      const op2 = circuits.operation();
+      const used2 = await requests(op2, 9);
+      expect(
+        [...used2].every((c) => before.has(c)),
+        'built before the operation started',
+      ).to.equal(true);
+      expect(
+        [...used2].filter((c) => used1.has(c)),
+        'none another operation used',
+      ).to.deep.equal([]);
+      expect(new Set([...used2].map((c) => c.path[2]!.fingerprint)).size, 'three forwarders').to.equal(3);
+      expect(circuits.waitingCount, 'replaced in the background').to.equal(3);
+      const op3 = circuits.operation();
+      const used3 = await requests(op3, 3);
+      expect([...used3].filter((c) => used1.has(c) || used2.has(c))).to.deep.equal([]);
+      op2.close();
+      op3.close();
+      await settle();
+      expect(
+        [...used1, ...used2, ...used3].every((c) => c.state === 'closed'),
+        "operations' circuits closed as they end",
+      ).to.equal(true);
+      expect(
+        s.built.filter((c) => c.state === 'open'),
+        'open: the three waiting',
+      ).to.have.length(3);
+    } finally {
+      circuits.close();
+    }
+  });
+
+  it('a waiting circuit closes after its lifetime and is replaced only within the idle limit; close() closes every one', async () => {
+    let now = 0;
+    const s = source();
+    const circuits = new ContentCircuits(s.source, { now: () => now, aheadLifetimeMs: 5, aheadIdleMs: 1000 });
+    try {
+      const op = circuits.operation();
+      const used = await requests(op, 3);
+      op.close();
+      const first = s.built.filter((c) => !used.has(c));
+      expect(first).to.have.length(3);
+      // Lifetime over, the client not idle: closed and replaced.
+      await Promise.all(first.map(closed));
+      expect(circuits.waitingCount).to.equal(3);
+      const second = s.built.filter((c) => !used.has(c) && !first.includes(c));
+      expect(second).to.have.length(3);
+      // Idle past the limit: closed at their lifetime and not replaced.
+      now += 1000;
+      await Promise.all(second.map(closed));
+      expect(circuits.waitingCount, 'none waiting once idle').to.equal(0);
+      expect(s.built, 'none built once idle').to.have.length(9);
+      expect(s.built.every((c) => c.state === 'closed')).to.equal(true);
+    } finally {
+      circuits.close();
+    }
+  });
+
+  it('close() closes the waiting circuits, those still being built included, and builds none after', async () => {
+    const s = source(true);
+    const circuits = new ContentCircuits(s.source);
+    const op = circuits.operation();
+    const answered = requests(op, 1);
+    expect(s.calls(), "the operation's three and three ahead").to.equal(6);
+    s.release(signal, true); // the operation's own three
+    await answered;
+    circuits.close();
+    s.release(signal, false); // the three ahead finish building after close()
+    await settle();
+    expect(circuits.waitingCount).to.equal(0);
+    op.close();
+    await settle();
+    expect(s.built, 'all six built').to.have.length(6);
+    expect(
+      s.built.filter((c) => c.state !== 'closed'),
+      'left open',
+    ).to.deep.equal([]);
+    const op2 = circuits.operation();
+    const late = op2.with(holder, signal, async () => undefined).catch(() => undefined);
+    expect(s.calls(), "after close(): the operation's own, none ahead").to.equal(9);
+    expect(circuits.waitingCount).to.equal(0);
+    s.release(signal, true);
+    await late;
+    op2.close();
+  });
+});
