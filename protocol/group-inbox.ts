@@ -48,6 +48,11 @@ export const MAX_GROUP_DEPOSIT_BYTES = MAX_MAILBOX_MESSAGE_BYTES;
 export const EPOCH_SECRET_LEN = 32;
 /** How often a member asks an admin for a missed epoch, and an admin answers one member, per group (GROUP_EPOCH_ASK_MS). */
 export const GROUP_EPOCH_ASK_MS = 60_000;
+/**
+ * How often a member holding the epoch of its roster still asks an admin whether it is behind (GROUP_EPOCH_CHECK_MS):
+ * a member that missed both a roster and its epoch cannot tell otherwise, and an admin answers only a member below.
+ */
+export const GROUP_EPOCH_CHECK_MS = 6 * 60 * 60 * 1000;
 
 const MAX_U32 = 0xffffffff;
 const TAG = 16;

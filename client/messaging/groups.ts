@@ -55,6 +55,7 @@ import {
   decodeGroupEpochRequest,
   encodeGroupEpochRequest,
   GROUP_EPOCH_ASK_MS,
+  GROUP_EPOCH_CHECK_MS,
   isGroupEpochEnvelope,
   isGroupEpochRequest,
   type GroupEpoch,
@@ -141,6 +142,8 @@ interface GroupContext {
   readonly epochWaitMs: number;
   /** How long a version 2 member holds a roster without its epoch before it asks an admin, and then asks again (§13.9). */
   readonly epochAskMs: number;
+  /** How often a version 2 member holding its roster's epoch asks an admin whether it missed a later one (§13.9). */
+  readonly epochCheckMs: number;
   /** The clock of the group inbox (rate limits of epoch requests). */
   readonly now: () => number;
 }
@@ -296,6 +299,8 @@ export class Group {
   /** When we last asked an admin for a missed epoch, and how often: each ask goes to the next admin. */
   private askedAt = -Infinity;
   private asks = 0;
+  /** When we last asked an admin whether we are behind while holding our roster's epoch (or the group came). */
+  private checkedAt: number;
   /** An admin's last answer to each requester's epoch request (§13.9): only members and listed devices, each kept
    * GROUP_EPOCH_ASK_MS, so at most one entry per member and device of the group. Not stored. */
   private readonly answered = new Map<string, number>();
@@ -308,6 +313,7 @@ export class Group {
   ) {
     this.roster = roster;
     this.rosterAt = ctx.now();
+    this.checkedAt = ctx.now();
     this.idBytes = roster.group.slice();
     this.id = toHex(roster.group);
     this.inviter = from?.inviter?.slice() ?? from?.record?.inviter?.slice();
@@ -742,11 +748,30 @@ export class Group {
     if (!inbox || !this.active || this.epochCurrent()) return;
     const now = this.ctx.now();
     if (now - this.rosterAt < this.ctx.epochAskMs || now - this.askedAt < this.ctx.epochAskMs) return;
+    this.askedAt = now;
+    this.askAdmin(inbox);
+  }
+
+  /**
+   * A member holding the epoch of its roster asks an admin, once per epochCheckMs, whether it is behind (§13.9,
+   * "Asking for a missed epoch"): one that missed both a later roster and its epoch holds an epoch that looks current
+   * and would read and deposit where no one else does any more. The admin answers only a member below its own.
+   */
+  private checkEpoch(): void {
+    const inbox = this.inbox;
+    if (!inbox || !this.active || !this.epochCurrent()) return;
+    const now = this.ctx.now();
+    if (now - this.checkedAt < this.ctx.epochCheckMs && now >= this.checkedAt) return;
+    this.checkedAt = now;
+    this.askAdmin(inbox);
+  }
+
+  /** Sends the epoch request for the roster and epoch held to an admin: the roster's signer first, then each in turn. */
+  private askAdmin(inbox: GroupInbox): void {
     const me = this.me();
     const admins = this.roster.admins.map((i) => this.roster.members[i]!).filter((k) => !same(k, me));
     const by = admins.find((k) => same(k, this.roster.by));
     const order = by ? [by, ...admins.filter((k) => k !== by)] : admins;
-    this.askedAt = now;
     if (order.length === 0) return;
     const to = formatAddress(order[this.asks++ % order.length]!);
     const bytes = encodeGroupEpochRequest({ kind: 'epoch-request', group: this.idBytes, r: this.roster.r, q: Math.max(0, inbox.epoch) });
@@ -821,6 +846,7 @@ export class Group {
     if (!this.inbox || !this.active) return Promise.resolve(0);
     this.retryHandovers({});
     this.askForEpoch();
+    this.checkEpoch();
     this.collecting ??= this.collectPass(options).finally(() => (this.collecting = null));
     return this.collecting;
   }
@@ -1231,6 +1257,11 @@ export interface GroupsOptions {
      * (default GROUP_EPOCH_ASK_MS, 60 s, §13.9). An admin answers one member at most once per GROUP_EPOCH_ASK_MS.
      */
     epochAskMs?: number;
+    /**
+     * How often a member holding the epoch of its roster asks an admin whether it missed a later roster and epoch, on
+     * a pass over the inbox (default GROUP_EPOCH_CHECK_MS, 6 hours, §13.9).
+     */
+    epochCheckMs?: number;
   };
 }
 
@@ -1283,6 +1314,7 @@ export class Groups {
       },
       epochWaitMs: options.inbox?.epochWaitMs ?? DEFAULT_GROUP_EPOCH_WAIT_MS,
       epochAskMs: options.inbox?.epochAskMs ?? GROUP_EPOCH_ASK_MS,
+      epochCheckMs: options.inbox?.epochCheckMs ?? GROUP_EPOCH_CHECK_MS,
       now: options.inbox?.now ?? Date.now,
     };
     this.now = options.inbox?.now ?? Date.now;

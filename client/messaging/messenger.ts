@@ -181,6 +181,7 @@ export class Messenger extends Emitter<MessengerEvents> {
           ...(options.groupInbox?.ttlMs !== undefined ? { ttlMs: options.groupInbox.ttlMs } : {}),
           ...(options.groupInbox?.epochWaitMs !== undefined ? { epochWaitMs: options.groupInbox.epochWaitMs } : {}),
           ...(options.groupInbox?.epochAskMs !== undefined ? { epochAskMs: options.groupInbox.epochAskMs } : {}),
+          ...(options.groupInbox?.epochCheckMs !== undefined ? { epochCheckMs: options.groupInbox.epochCheckMs } : {}),
         },
       },
     );

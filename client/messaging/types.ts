@@ -279,6 +279,9 @@ export interface MessengerOptions {
     /** How long a member holds a new roster without its epoch before it asks an admin for it, and between asks
      * (default 60 s; specs/messaging.md §13.9). */
     epochAskMs?: number;
+    /** How often a member holding its roster's epoch asks an admin whether it missed a later roster and epoch, on a
+     * pass over the inbox (default 6 hours; specs/messaging.md §13.9). */
+    epochCheckMs?: number;
   };
   /** Offline mailboxes. */
   offline?: {

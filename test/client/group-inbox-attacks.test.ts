@@ -10,6 +10,7 @@ import type { Group } from '../../client/messaging/groups.js';
 import { crypto } from '../../crypto/index.js';
 import { fromHex, toHex } from '../../protocol/bytes.js';
 import { encodeGroupEpoch, encodeGroupEpochRequest, GROUP_EPOCH_ASK_MS, isGroupEpochEnvelope } from '../../protocol/group-inbox.js';
+import { decodeGroupEnvelope } from '../../protocol/group-messages.js';
 import { mailboxEpochAt } from '../../protocol/mailbox.js';
 import { groupNetwork, type GroupNetwork, type GroupNode } from '../helpers/group-network.js';
 
@@ -65,11 +66,14 @@ interface Setup {
 }
 
 /** `n` members; the first creates a version 2 group of all of them and makes the second an admin too. */
-async function setup(n = 3, epochWaitMs?: number): Promise<Setup> {
+async function setup(n = 3, epochWaitMs?: number, epochCheckMs?: number): Promise<Setup> {
   const slots = memorySlots();
   const now = { t: Date.now() };
   const storages = Array.from({ length: n }, () => memoryGroupStorage());
-  const net = groupNetwork(n, (i) => ({ storage: storages[i]!, inbox: { content: slots.content, now: () => now.t, ...(epochWaitMs ? { epochWaitMs } : {}) } }));
+  const net = groupNetwork(n, (i) => ({
+    storage: storages[i]!,
+    inbox: { content: slots.content, now: () => now.t, ...(epochWaitMs ? { epochWaitMs } : {}), ...(epochCheckMs ? { epochCheckMs } : {}) },
+  }));
   const [a, ...rest] = net.nodes;
   const group = await a!.groups.create(
     'g',
@@ -287,6 +291,60 @@ describe('group inbox against misbehaving members and holders (specs/messaging.m
     await Promise.all([a!.groups.settled(), b!.groups.settled()]);
     expect([b!.inbox.length, a!.errors.length]).to.deep.equal([toB, 2]);
     expect(c!.errors).to.deep.equal([]);
+  });
+
+  it('a member that lost both a roster and its epoch finds out on its periodic check with an admin, and reads on', async () => {
+    const checkMs = 5 * GROUP_EPOCH_ASK_MS;
+    const { net, group, now } = await setup(3, undefined, checkMs);
+    const [a, b, c] = net.nodes;
+    const ga = a!.groups.get(group.id)!;
+    const gc = c!.groups.get(group.id)!;
+    const held = [gc.revision, gc.epoch];
+    // The next change's roster and epoch are both lost on their way to c, after the admin counted them delivered.
+    const receive = c!.groups.receive.bind(c!.groups);
+    const kind = (bytes: Uint8Array): string => (isGroupEpochEnvelope(bytes) ? 'epoch' : decodeGroupEnvelope(bytes).kind);
+    const lost: string[] = [];
+    c!.groups.receive = (from, bytes, o) => (lost.length < 2 ? (lost.push(kind(bytes)), Promise.resolve()) : receive(from, bytes, o));
+    await ga.setAdmin(b!.address, false);
+    await a!.groups.settled();
+    expect(lost).to.deep.equal(['roster', 'epoch']);
+    expect([ga.revision, ga.epoch]).to.deep.equal([held[0]! + 1, held[1]! + 1]);
+    // c holds the epoch of the roster it holds: nothing looks missing, so a minute later its pass asks nothing.
+    const toA = a!.inbox.length;
+    now.t += GROUP_EPOCH_ASK_MS;
+    await c!.groups.collect();
+    await c!.groups.settled();
+    expect([gc.revision, gc.epoch, a!.inbox.length]).to.deep.equal([...held, toA]);
+    // Its first pass once checkMs has gone by asks the roster's signer all the same, which answers with its roster
+    // and epoch; c reads and deposits with the others again.
+    now.t += checkMs;
+    await c!.groups.collect();
+    await c!.groups.settled();
+    await a!.groups.settled();
+    expect(a!.inbox.length).to.equal(toA + 1);
+    expect([gc.revision, gc.epoch]).to.deep.equal([ga.revision, ga.epoch]);
+    await gc.send(enc('from the member that was behind'));
+    await ga.send(enc('to the member that was behind'));
+    await b!.groups.collect();
+    await c!.groups.collect();
+    expect(texts(b!, group.id)).to.deep.equal(['from the member that was behind', 'to the member that was behind']);
+    expect(texts(c!, group.id)).to.deep.equal(['to the member that was behind']);
+    // Current members check again once checkMs has gone by, and not before: the admin answers neither (it answers
+    // only a member below its own epoch).
+    const quiet = async (): Promise<void> => {
+      await Promise.all([b!.groups.collect(), c!.groups.collect()]);
+      await Promise.all([b!.groups.settled(), c!.groups.settled()]);
+      await a!.groups.settled();
+    };
+    await quiet(); // b's own first check may fall here, a checkMs after it joined
+    const sent = { a: a!.inbox.length, b: b!.inbox.length, c: c!.inbox.length };
+    now.t += checkMs;
+    await quiet();
+    expect([a!.inbox.length, b!.inbox.length, c!.inbox.length]).to.deep.equal([sent.a + 2, sent.b, sent.c]);
+    now.t += checkMs / 2;
+    await quiet();
+    expect(a!.inbox.length).to.equal(sent.a + 2);
+    expect([...a!.errors, ...b!.errors, ...c!.errors].map((e) => e.message)).to.deep.equal([]);
   });
 
   it('an epoch from an admin does not turn a version 1 group into a version 2 one', async () => {

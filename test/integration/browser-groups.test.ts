@@ -1,14 +1,19 @@
 /**
- * A browser page in a group with Node messengers (specs/messaging.md §13; docs/developer-guide.md, "Groups"): a
- * messenger made in headless Chromium from the bundle (dist/browser/allium.js, libsodium in WebAssembly, its group
- * state in localStorage through browserGroupStorage()) and two Node messengers without group storage, over relay
- * processes. A Node member creates the group with the page and the other Node member; the page receives each Node
- * member's message exactly once, and its own message reaches both Node members exactly once. The page then reloads
- * with the same identity: its group comes back from localStorage and it receives and sends again, its chain going on
- * from the stored index. Bytes are compared exactly (every byte value).
+ * A browser page in a version 2 group with Node messengers (specs/messaging.md §13.9; docs/developer-guide.md,
+ * "Groups"): a messenger made in headless Chromium from the bundle (dist/browser/allium.js, libsodium in WebAssembly,
+ * its group state — roster, sender keys and the epochs of the group inbox — in localStorage through
+ * browserGroupStorage()) and two Node messengers without group storage, over relay processes. A Node member creates
+ * the group (`delivery: 'inbox'`) with the page and the other Node member: the page gets the roster and the epoch
+ * pairwise, and every message is one deposit in the group inbox the relays' content store holds. The page receives
+ * each Node member's message exactly once, and its own deposit reaches both Node members exactly once. The page then
+ * reloads with the same identity: its group and the epoch it holds come back from localStorage, and it reads and
+ * deposits again, its chain going on from the stored index. Bytes are compared exactly (every byte value). Version 1
+ * (pairwise) groups are covered with Node messengers in messaging-groups.test.ts.
  *
  * Every wait is for an event (the page's `group:*` events recorded in `window.__groups`, the Node messengers'
- * events); no step waits out a timeout: acknowledgement timeouts are far longer than the test.
+ * events), a member reading the inbox (checkGroups) while the test waits for a message to reach it, rather than every
+ * few seconds on a timer, which on two loaded cores costs more than the test; no step waits out a timeout: acknowledgement
+ * timeouts are far longer than the test.
  */
 import { expect } from 'chai';
 import type { Page } from 'puppeteer-core';
@@ -24,6 +29,8 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const WAIT_MS = 240_000;
 /** No conversation is given up for a missing acknowledgement during the test: a stall shows as a stall. */
 const ACK_TIMEOUT_MS = 900_000;
+/** Listening reads the group inbox once at its start; after that the test makes each member read when it waits. */
+const POLL_MS = 3_600_000;
 /** Every byte value, and a marker so each message is told apart. */
 const bytes = (mark: number): Uint8Array => new Uint8Array(300).map((_, i) => (i * 7 + mark) & 0xff);
 
@@ -71,7 +78,7 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
     const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
     await client.start({ signal: AbortSignal.timeout(${WAIT_MS}) });
     const storage = a.browserGroupStorage({ prefix: 'group-test' });
-    const m = new a.Messenger(client, identity, { offline: { pollMs: 3600000 }, groupStorage: storage, ackTimeoutMs: ${ACK_TIMEOUT_MS} });
+    const m = new a.Messenger(client, identity, { offline: { pollMs: 3600000 }, groupStorage: storage, groupInbox: { pollMs: ${POLL_MS} }, ackTimeoutMs: ${ACK_TIMEOUT_MS} });
     const state = { messages: [], added: [], errors: [], persistent: storage.persistent };
     m.on('group:message', (x) => state.messages.push({ group: x.group, from: x.from, hex: hex(x.data), generation: x.generation, index: x.index }));
     m.on('group:member-added', (c) => state.added.push({ group: c.group, member: c.member, by: c.by }));
@@ -80,13 +87,41 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
     window.__messenger = m;
     window.__client = client;
     window.__seed = hex(identity.secretKey.subarray(0, 32));
-    state.loaded = (await m.loadGroups()).map((g) => ({ id: g.id, members: [...g.members].sort(), active: g.isActive }));
+    state.loaded = (await m.loadGroups()).map((g) => ({ id: g.id, members: [...g.members].sort(), active: g.isActive, delivery: g.delivery, epoch: g.epoch }));
     await m.startListening({ signal: AbortSignal.timeout(${WAIT_MS}) });
     return m.address;
   })()`;
 
+  /** Has the page read its group inboxes until `cond` (an expression evaluated in the page) holds. */
+  async function readInPage(cond: string, what: string): Promise<void> {
+    try {
+      await waitFor(
+        async () => {
+          await page.evaluate(`window.__messenger.checkGroups({ signal: AbortSignal.timeout(${WAIT_MS}) })`);
+          return (await page.evaluate(cond)) === true;
+        },
+        WAIT_MS,
+        what,
+      );
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${await pageState()}`, { cause: e });
+    }
+  }
+
+  /** Has the Node members `ms` read their group inboxes until `cond` holds. */
+  async function readAt(ms: Messenger[], cond: () => boolean, what: () => string): Promise<void> {
+    await waitFor(
+      async () => {
+        await Promise.all(ms.map((m) => m.checkGroups({ signal: AbortSignal.timeout(WAIT_MS) })));
+        return cond();
+      },
+      WAIT_MS,
+      what,
+    );
+  }
+
   function messenger(client: AlliumClient): Messenger {
-    const m = new Messenger(client, undefined, { offline: { collect: false }, ackTimeoutMs: ACK_TIMEOUT_MS });
+    const m = new Messenger(client, undefined, { offline: { collect: false }, groupInbox: { pollMs: POLL_MS }, ackTimeoutMs: ACK_TIMEOUT_MS });
     gotAt.set(m.address, []);
     m.on('group:message', (x) => gotAt.get(m.address)!.push(x));
     return m;
@@ -136,36 +171,38 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
 
   it("the page takes part: it receives each Node member's message once and both receive its message once", async () => {
     const t0 = Date.now();
-    const group = await admin.createGroup('allotment', [pageAddress, other.address], { signal: AbortSignal.timeout(WAIT_MS) });
+    const group = await admin.createGroup('allotment', [pageAddress, other.address], { signal: AbortSignal.timeout(WAIT_MS), delivery: 'inbox' });
     const id = group.id;
     groupId = id;
-    await waitFor(() => other.group(id) !== undefined, WAIT_MS, 'the other Node member joined');
-    await waitInPage(`window.__messenger.group(${JSON.stringify(id)}) !== undefined`, 'the page to join');
+    expect(group.delivery).to.equal('inbox');
+    await waitFor(() => other.group(id)?.epoch === 0, WAIT_MS, 'the other Node member took the epoch');
+    await waitInPage(`window.__messenger.group(${JSON.stringify(id)})?.epoch === 0`, 'the page to take the epoch');
     const joined = (await page.evaluate(`(() => {
       const g = window.__messenger.group(${JSON.stringify(id)});
-      return { name: g.name, members: [...g.members].sort(), added: window.__groups.added };
-    })()`)) as { name: string; members: string[]; added: Array<{ group: string; member: string; by: string }> };
+      return { name: g.name, delivery: g.delivery, members: [...g.members].sort(), added: window.__groups.added };
+    })()`)) as { name: string; delivery: string; members: string[]; added: Array<{ group: string; member: string; by: string }> };
     expect(joined.name).to.equal('allotment');
+    expect(joined.delivery).to.equal('inbox');
     expect(joined.members).to.deep.equal([admin.address, other.address, pageAddress].sort());
     expect(joined.added).to.deep.include({ group: id, member: pageAddress, by: admin.address });
 
-    // A Node member (not the admin) sends; the page and the admin receive it.
+    // A Node member (not the admin) deposits; the page and the admin read it from the group inbox.
     const fromOther = bytes(1);
     const r1 = await other.group(id)!.send(fromOther, { signal: AbortSignal.timeout(WAIT_MS) });
     expect(r1.failed.map((f) => f.error.code)).to.deep.equal([]);
-    expect([...r1.delivered].sort()).to.deep.equal([admin.address, pageAddress].sort());
-    await waitInPage(`window.__groups.messages.length >= 1`, "the other member's message on the page");
+    expect(r1.inbox, 'deposited in the group inbox').to.not.equal(undefined);
+    await readInPage(`window.__groups.messages.length >= 1`, "the other member's message on the page");
 
-    // The page sends; both Node members receive it.
+    // The page deposits; both Node members read it.
     const fromPage = bytes(2);
     const r2 = (await page.evaluate(`(async () => {
       const r = await window.__messenger.group(${JSON.stringify(id)}).send(Uint8Array.from(${JSON.stringify([...fromPage])}), { signal: AbortSignal.timeout(${WAIT_MS}) });
-      return { delivered: [...r.delivered].sort(), stored: [...r.storedOffline], failed: r.failed.map((f) => f.error.code) };
-    })()`)) as { delivered: string[]; stored: string[]; failed: string[] };
-    expect(r2).to.deep.equal({ delivered: [admin.address, other.address].sort(), stored: [], failed: [] });
-    await waitFor(
+      return { deposited: r.inbox !== undefined, index: r.index, failed: r.failed.map((f) => f.error.code) };
+    })()`)) as { deposited: boolean; index: number; failed: string[] };
+    expect(r2).to.deep.equal({ deposited: true, index: 0, failed: [] });
+    await readAt(
+      [admin, other],
       () => [admin, other].every((m) => gotAt.get(m.address)!.some((x) => x.from === pageAddress)),
-      WAIT_MS,
       () => `the page's message at both Node members\n${chromium.log()}`,
     );
 
@@ -173,8 +210,14 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
     const fromAdmin = bytes(3);
     const r3 = await group.send(fromAdmin, { signal: AbortSignal.timeout(WAIT_MS) });
     expect(r3.failed.map((f) => f.error.code)).to.deep.equal([]);
-    await waitInPage(`window.__groups.messages.length >= 2`, "the admin's message on the page");
-    await waitFor(() => gotAt.get(other.address)!.some((x) => x.from === admin.address), WAIT_MS, "the admin's message at the other member");
+    await readInPage(`window.__groups.messages.length >= 2`, "the admin's message on the page");
+    await readAt(
+      [other],
+      () => gotAt.get(other.address)!.some((x) => x.from === admin.address),
+      () => "the admin's message at the other member",
+    );
+    // One more pass by every member at once: nothing comes twice.
+    await Promise.all([admin.checkGroups(), other.checkGroups(), page.evaluate(`window.__messenger.checkGroups()`)]);
 
     const atPage = (await page.evaluate(`window.__groups.messages`)) as Array<{ group: string; from: string; hex: string }>;
     expect(atPage.map((x) => [x.group, x.from, x.hex])).to.have.deep.members([
@@ -206,30 +249,36 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
     await page.evaluate(`(async () => { window.__messenger.close(); await window.__client.stop(); })()`);
     await page.reload();
     expect(await page.evaluate(startInPage(seed))).to.equal(pageAddress);
-    const loaded = (await page.evaluate(`window.__groups.loaded`)) as Array<{ id: string; members: string[]; active: boolean }>;
-    expect(loaded).to.deep.equal([{ id: groupId, members: [admin.address, other.address, pageAddress].sort(), active: true }]);
+    const loaded = (await page.evaluate(`window.__groups.loaded`)) as Array<{
+      id: string;
+      members: string[];
+      active: boolean;
+      delivery: string;
+      epoch: number;
+    }>;
+    expect(loaded).to.deep.equal([{ id: groupId, members: [admin.address, other.address, pageAddress].sort(), active: true, delivery: 'inbox', epoch: 0 }]);
 
-    // A Node member's next message reaches the reloaded page (live, or from its mailbox if the sender still had
-    // the page's old descriptor).
+    // A Node member's next deposit reaches the reloaded page, which reads on from the inbox position it stored:
+    // nothing it read before the reload comes again.
     const data = bytes(4);
     const report = await other.group(groupId)!.send(data, { signal: AbortSignal.timeout(WAIT_MS) });
     expect(report.failed.map((f) => f.error.code)).to.deep.equal([]);
-    if (report.storedOffline.includes(pageAddress)) await page.evaluate(`window.__messenger.checkMailbox({ signal: AbortSignal.timeout(${WAIT_MS}) })`);
-    await waitInPage(`window.__groups.messages.length >= 1`, 'the message on the reloaded page');
+    await readInPage(`window.__groups.messages.length >= 1`, 'the message on the reloaded page');
 
-    // The page sends under its stored chain: the Node members take it as the next index, not a repeat.
+    // The page deposits under its stored chain: the Node members take it as the next index, not a repeat.
     const again = bytes(5);
     const sent = (await page.evaluate(`(async () => {
       const r = await window.__messenger.group(${JSON.stringify(groupId)}).send(Uint8Array.from(${JSON.stringify([...again])}), { signal: AbortSignal.timeout(${WAIT_MS}) });
       return { failed: r.failed.map((f) => f.error.code), index: r.index };
     })()`)) as { failed: string[]; index: number };
     expect(sent).to.deep.equal({ failed: [], index: 1 });
-    await waitFor(
+    await readAt(
+      [admin, other],
       () => [admin, other].every((m) => gotAt.get(m.address)!.filter((x) => x.from === pageAddress).length > fromPageBefore.get(m.address)!),
-      WAIT_MS,
       () => `the reloaded page's message at both Node members\n${chromium.log()}`,
     );
 
+    await Promise.all([admin.checkGroups(), other.checkGroups(), page.evaluate(`window.__messenger.checkGroups()`)]);
     const atPage = (await page.evaluate(`window.__groups.messages`)) as Array<{ group: string; from: string; hex: string }>;
     expect(atPage.map((x) => [x.group, x.from, x.hex])).to.deep.equal([[groupId, other.address, hex(data)]]);
     for (const m of [admin, other]) {

@@ -2,12 +2,13 @@
  * The browser build end to end: the example page (examples/browser/) in headless Chromium joins a network of relay
  * processes over WebSocket with the bundle (dist/browser/allium.js, libsodium in WebAssembly), sends a message to a
  * Node client's address and shows the reply; a second Node identity then reaches the page's own published address.
- * Bytes are compared exactly both ways (the page shows each message's bytes in hex).
+ * Bytes are compared exactly both ways (the page shows each message's bytes in hex). Through the page's group form,
+ * the page then creates a version 2 group with the Node client, and one group message goes each way.
  */
 import { expect } from 'chai';
 import type { Page } from 'puppeteer-core';
 import { AlliumClient } from '../../client/client.js';
-import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
+import { Messenger, type GroupIncoming, type IncomingMessage } from '../../client/messaging/node.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { EndReason } from '../../protocol/stream-messages.js';
 import { needProgram } from '../helpers/programs.js';
@@ -28,12 +29,13 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
   let page: Page;
   let pageAddress: string;
   const atNode: IncomingMessage[] = [];
+  const groupAtNode: GroupIncoming[] = [];
 
   /** The page's state, for failure messages. */
   async function pageState(): Promise<string> {
     const status = await page.$eval('#status', (e) => `${(e as HTMLElement).dataset['state']}: ${e.textContent}`).catch(() => '?');
     const log = await page
-      .$$eval('#log li', (ls) => ls.map((l) => `${l.className} ${(l as HTMLElement).dataset['state'] ?? ''} ${l.textContent}`))
+      .$$eval('.log li', (ls) => ls.map((l) => `${l.className} ${(l as HTMLElement).dataset['state'] ?? ''} ${l.textContent}`))
       .catch(() => []);
     return `status ${status}\nlog:\n${log.join('\n')}\n${chromium.log()}`;
   }
@@ -56,6 +58,7 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
     await client.start({ signal: AbortSignal.timeout(WAIT_MS) });
     node = new Messenger(client);
     node.on('message:received', (m) => atNode.push(m));
+    node.on('group:message', (m) => groupAtNode.push(m));
     await node.startListening({ signal: AbortSignal.timeout(WAIT_MS) });
     server = await serveStatic(['examples/browser', 'dist/browser']);
     chromium = await launchChromium();
@@ -125,6 +128,47 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
     } finally {
       stranger.close();
     }
+  });
+
+  it('the page creates a group with the Node client through its form; one group message goes each way, once', async () => {
+    await page.$eval('#group-name', (e) => ((e as HTMLInputElement).value = 'allotment'));
+    await page.type('#group-members', node.address);
+    await page.click('#group-create');
+    await waitInPage(`document.getElementById('group-select').value !== ''`, 'the new group in the list');
+    const id = await page.$eval('#group-select', (e) => (e as HTMLSelectElement).value);
+    await waitFor(() => node.group(id)?.epoch === 0, WAIT_MS, 'the Node client took the group and its epoch');
+    expect(node.group(id)!.delivery).to.equal('inbox');
+    expect([...node.group(id)!.members].sort()).to.deep.equal([node.address, pageAddress].sort());
+    expect(node.group(id)!.admins).to.deep.equal([pageAddress]);
+
+    // The Node client writes to the group; the page shows it with its sender, byte for byte.
+    const fromNode = new Uint8Array(300).map((_, i) => (i * 11 + 5) & 0xff);
+    await node.group(id)!.send(fromNode, { signal: AbortSignal.timeout(WAIT_MS) });
+    await waitInPage(`document.querySelector('#group-log li.in') !== null`, 'the group message on the page');
+    // The page writes to the group through its form; the Node client gets it from the page.
+    const text = `to the group — ✓ ${Date.now()}`;
+    await page.$eval('#group-text', (e, t) => ((e as HTMLTextAreaElement).value = t), text);
+    await page.click('#group-send');
+    try {
+      // The Node client reads the group's inbox while the test waits (the page reads its own every 5 s).
+      const read = async (): Promise<boolean> => (await node.checkGroups({ signal: AbortSignal.timeout(WAIT_MS) })) >= 0 && groupAtNode.length > 0;
+      await waitFor(read, WAIT_MS, 'the group message at the Node client');
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${await pageState()}`);
+    }
+    await waitInPage(`document.querySelector('#group-log li.out')?.dataset.state === 'sent'`, 'the page to report the group message sent');
+
+    await node.checkGroups({ signal: AbortSignal.timeout(WAIT_MS) });
+    expect(groupAtNode.map((m) => [m.group, m.from, hex(m.data)])).to.deep.equal([[id, pageAddress, hex(new TextEncoder().encode(text))]]);
+    const shown = await page.$$eval('#group-log li.in', (ls) =>
+      ls.map((l) => {
+        const d = (l as HTMLElement).dataset;
+        return { group: d['group'], from: d['from'], hex: d['hex'], text: l.textContent };
+      }),
+    );
+    expect(shown.map((s) => [s.group, s.from, s.hex])).to.deep.equal([[id, node.address, hex(fromNode)]]);
+    expect(shown[0]!.text).to.include(`allotment · from ${node.address}`);
+    expect(await page.$$eval('#group-log li.error', (ls) => ls.length)).to.equal(0);
   });
 
   it('a hidden TCP service configured in a page refuses connections cleanly (no node:net in browsers)', async () => {
