@@ -117,18 +117,19 @@ export class MessengerMix {
     });
   }
 
-  private sendCell(kind: 'packet' | 'poll', body: Uint8Array): void {
+  /** Whether the cell was handed to the link: false puts a real message back at the head of the queue (mix.md §5.1). */
+  private sendCell(kind: 'packet' | 'poll', body: Uint8Array): boolean {
     const link = this.link;
     if (link?.isOpen) {
       try {
         link.sendCell(0, kind === 'packet' ? CellCommand.MIX : CellCommand.MIX_POLL, body);
-        return;
+        return true;
       } catch {
         /* closed under us: reopen below */
       }
     }
-    // This slot's cell is lost (as a slot is when the gateway is out of the consensus); the link comes back for the next.
-    if (this.closed || this.reopening || !this.host.mixGateway) return;
+    // Nothing leaves in this slot (as when the gateway is out of the consensus); the link comes back for the next.
+    if (this.closed || this.reopening || !this.host.mixGateway) return false;
     this.reopening = this.host
       .mixGateway()
       .then((g) => {
@@ -139,5 +140,6 @@ export class MessengerMix {
       })
       .catch((e: unknown) => this.on.error(isAlliumError(e) ? e : new AlliumError('ERR_MIX_UNREACHABLE', 'the mix gateway cannot be reached', { cause: e })))
       .finally(() => (this.reopening = null));
+    return false;
   }
 }

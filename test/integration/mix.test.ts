@@ -68,7 +68,10 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
     const link = await linkTo(relays[gateway]!);
     const c = new MixClient(
       {
-        send: (kind, body) => link.sendCell(0, kind === 'packet' ? CellCommand.MIX : CellCommand.MIX_POLL, body),
+        send: (kind, body) => {
+          link.sendCell(0, kind === 'packet' ? CellCommand.MIX : CellCommand.MIX_POLL, body);
+          return true;
+        },
         mixes: () => infos,
       },
       { gateway: relays[gateway]!.identity.publicKey, cover: init.cover ?? false, pollRate: 4, delayMeanMs: 20 },
