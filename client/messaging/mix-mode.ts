@@ -146,14 +146,18 @@ export class MixClient extends Emitter<MixClientEvents> {
   }
 
   /**
-   * Queues `data` for `to` (sent at the payload stream's next event; at once with cover off). Returns the message's
-   * random id. Throws ERR_MIX_PATH when it is over MAX_MIX_MESSAGE, ERR_LIMIT when MAX_MIX_SEND_QUEUE are waiting.
+   * Queues `data` for `to` (sent at the payload stream's next event; at once with cover off), behind the queued
+   * messages, or ahead of them with `first` (an acknowledgement, specs/mix.md §8.5). Returns the frame's random id
+   * ('mix:sent' names it when its packet leaves). Throws ERR_MIX_PATH when it is over MAX_MIX_MESSAGE, ERR_LIMIT when
+   * MAX_MIX_SEND_QUEUE are waiting.
    */
-  send(to: MixAddress, data: Uint8Array): Uint8Array {
+  send(to: MixAddress, data: Uint8Array, options: { first?: boolean } = {}): Uint8Array {
     if (data.length > MAX_MIX_MESSAGE) throw new AlliumError('ERR_MIX_PATH', `a message-mode message is at most ${MAX_MIX_MESSAGE} bytes`);
     if (this.queue.length >= MAX_MIX_SEND_QUEUE) throw new AlliumError('ERR_LIMIT', 'too many message-mode messages waiting');
     const id = crypto().random(16);
-    this.queue.push({ to, frame: frame(FrameKind.MESSAGE, id, data), id });
+    const m = { to, frame: frame(FrameKind.MESSAGE, id, data), id };
+    if (options.first) this.queue.unshift(m);
+    else this.queue.push(m);
     if (!this.o.cover) this.payloadEvent();
     return id;
   }
