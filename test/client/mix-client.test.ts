@@ -2,7 +2,9 @@
  * The message-mode client (specs/mix.md §5.1) over an in-memory network: packets are peeled hop by hop with the real
  * mix code (protocol/mix-packet.ts) and deposited straight into the recipient. A real message whose packet could not
  * leave in its slot — the link down, or its gateway out of the consensus — goes back to the head of the queue and
- * leaves in a later slot, exactly once.
+ * leaves in a later slot, exactly once. Two Messengers' message modes (specs/mix.md §8.5) over the same in-memory
+ * network: a message is acknowledged ('delivered'); one whose recipient never answers is sent 1 + MIX_MAX_RETRANSMITS
+ * times and given up with ERR_MIX_UNACKNOWLEDGED.
  */
 import { expect } from 'chai';
 import { MixClient, type MixRelayInfo } from '../../client/messaging/mix-mode.js';
@@ -12,6 +14,12 @@ import { mixMailBody } from '../../protocol/mix-cells.js';
 import { processMixPacket } from '../../protocol/mix-packet.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
+import { MessengerMix, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
+import type { MessengerHost } from '../../client/messaging/types.js';
+import { CellCommand, type Cell } from '../../protocol/cell.js';
+import { createIdentity, type Identity } from '../../protocol/address.js';
+import type { AlliumError } from '../../protocol/errors.js';
+import type { Link } from '../../net/link.js';
 
 interface FakeMix extends MixRelayInfo {
   readonly keys: KeyPair;
@@ -98,6 +106,101 @@ describe('message mode: the client keeps a real message whose packet could not l
     alice.stop();
     expect(received, 'both, in order').to.deep.equal(['first', 'second']);
     expect(alice.waiting).to.equal(0);
+  });
+
+  /** A link to the gateway that carries MIX packets through `route` and hands mail to whoever owns the inbox. */
+  const links = new Map<string, { cell: (c: Cell) => void; up: boolean }>();
+  const fakeLink = (owner: { key?: string; up: boolean }): Link => {
+    const me = { cell: (_c: Cell): void => undefined, up: true };
+    return {
+      get isOpen() {
+        return true;
+      },
+      on: (_e: string, f: (c: Cell) => void) => (me.cell = f),
+      sendCell: (_circ: number, command: CellCommand, body: Uint8Array) => {
+        if (owner.key && !links.has(owner.key)) links.set(owner.key, me);
+        if (command !== CellCommand.MIX || !owner.up) return;
+        let at = mixes[0]!;
+        let packet = body;
+        for (;;) {
+          const r = processMixPacket(packet, { identity: at.identity, keys: [at.keys], replay: at.replay });
+          if (r.kind === 'drop') return;
+          if (r.kind === 'deliver') {
+            links.get(Buffer.from(r.inbox).toString('hex'))?.cell({ circId: 0, command: CellCommand.MIX_MAIL, body: mixMailBody(true, r.payload) } as Cell);
+            return;
+          }
+          packet = r.packet;
+          at = mixes.find((m) => crypto().equal(m.identity, r.next))!;
+        }
+      },
+    } as unknown as Link;
+  };
+  const messengerMix = (
+    identity: Identity,
+    owner: { key?: string; up: boolean },
+    events: { delivered: string[]; failed: AlliumError[]; received: string[] },
+  ): { m: MessengerMix; know: (b: Map<string, MessengerMix['address']>) => void } => {
+    const host = {
+      mixGateway: () => Promise.resolve({ identity: mixes[0]!.identity, link: fakeLink(owner) }),
+      mixRelays: () => mixes,
+    } as unknown as MessengerHost;
+    let book: Map<string, MessengerMix['address']> = new Map();
+    const m = new MessengerMix(
+      host,
+      identity,
+      { sendRate: 200, loopRate: 0, pollRate: 200, delayMeanMs: 0 },
+      {
+        message: (_from, _id, body) => events.received.push(Buffer.from(body).toString()),
+        mixAddressOf: (from) => Promise.resolve(book.get(Buffer.from(from).toString('hex'))),
+        delivered: (_to, id) => events.delivered.push(Buffer.from(id).toString('hex')),
+        failed: (_to, _id, e) => events.failed.push(e),
+        error: () => undefined,
+      },
+    );
+    return { m, know: (b: typeof book) => (book = b) };
+  };
+
+  it('a Messenger: a message is acknowledged; one never answered is given up after MIX_MAX_RETRANSMITS (mix.md §8.5)', async () => {
+    const ev = () => ({ delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[] });
+    const [ea, eb] = [ev(), ev()];
+    const a = { up: true } as { key?: string; up: boolean };
+    const b = { up: true } as { key?: string; up: boolean };
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const alice = messengerMix(aliceId, a, ea);
+    const bob = messengerMix(bobId, b, eb);
+    await Promise.all([alice.m.start(), bob.m.start()]);
+    a.key = Buffer.from(alice.m.address!.inbox).toString('hex');
+    b.key = Buffer.from(bob.m.address!.inbox).toString('hex');
+    const [aliceKey, bobKey] = [aliceId.publicKey, bobId.publicKey];
+    bob.know(new Map([[Buffer.from(aliceKey).toString('hex'), alice.m.address]]));
+    try {
+      await waitFor(() => links.size >= 2, 10_000, 'both links in use');
+      const id = crypto().random(16);
+      alice.m.send(bobKey, bob.m.address!, id, utf8('acknowledge me'));
+      await waitFor(() => ea.delivered.length === 1, 10_000, 'the acknowledgement');
+      expect(ea.delivered).to.deep.equal([Buffer.from(id).toString('hex')]);
+      // (A copy may have gone out if the acknowledgement was slower than the timer: each is delivered to the caller,
+      // which drops copies by id.)
+      expect(eb.received).to.include('acknowledge me');
+      expect(eb.received.every((x) => x === 'acknowledge me')).to.equal(true);
+      expect(alice.m.unacknowledged).to.equal(0);
+
+      // Bob's packets no longer leave his link: every copy reaches him, no acknowledgement comes back.
+      b.up = false;
+      const before = alice.m.acks.retransmitted;
+      const lost = crypto().random(16);
+      alice.m.send(bobKey, bob.m.address!, lost, utf8('never acknowledged'));
+      await waitFor(() => ea.failed.length === 1, 10_000, 'the message given up');
+      expect(ea.failed[0]!.code).to.equal('ERR_MIX_UNACKNOWLEDGED');
+      expect(alice.m.acks.retransmitted - before).to.equal(MIX_MAX_RETRANSMITS);
+      expect(alice.m.acks.unacknowledged).to.equal(1);
+      expect(alice.m.unacknowledged).to.equal(0);
+      expect(eb.received.filter((x) => x === 'never acknowledged')).to.have.length(1 + MIX_MAX_RETRANSMITS);
+      expect(ea.delivered).to.have.length(1);
+    } finally {
+      alice.m.close();
+      bob.m.close();
+    }
   });
 
   it('with cover off, a message that could not leave at once leaves at a later poll event', async () => {
