@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   ERR_MIX_SLOT: 'protocol', // a decrypted mix routing slot is malformed
   ERR_MIX_PATH: 'config', // a mix path is empty, too long or repeats a relay; or a message is too long for one packet
   ERR_MIX_UNREACHABLE: 'not-found', // message mode: no mix gateway, or the recipient has no mix address
+  ERR_MIX_UNACKNOWLEDGED: 'timeout', // message mode: a message was retransmitted MIX_MAX_RETRANSMITS times, never acknowledged
   ERR_HANDSHAKE_AUTH: 'crypto', // a hop's key confirmation (AUTH) did not verify
   ERR_HANDSHAKE_FAILED: 'protocol', // a hop reported failure in its reply slot
   ERR_BAD_POINT: 'crypto', // X25519 produced the all-zero output (small-order input)

@@ -4,8 +4,11 @@
  *
  *   inbox_secret = H(seed, "allium-v1:mix:inbox-secret");  y = H(seed, "allium-v1:mix:key");  key = X25519(y, G)
  *   k    = H(pair_secret, "allium-v1:mix:messenger")
- *   ad   = "allium-v1:mix:messenger" | u8(1) | A_from | A_to
- *   data = u8(1) | A_from (32) | nonce (24) | XChaCha20-Poly1305_k(nonce, ad, id (16) | body)
+ *   ad   = "allium-v1:mix:messenger" | u8(kind) | A_from | A_to
+ *   data = u8(kind) | A_from (32) | nonce (24) | XChaCha20-Poly1305_k(nonce, ad, id (16) | body)
+ *
+ * kind 1 is a message, kind 2 an acknowledgement of the message `id` (empty body, mix.md §8.5); the kind is in the
+ * associated data, so a box of one kind never opens as the other.
  *
  * The tag is a MAC under the pair's key (as offline items', specs/messaging.md §9): it authenticates the sender to
  * the recipient alone, never to a third party. Pure: no I/O.
@@ -17,8 +20,10 @@ import { AlliumError, CryptoError, LimitError } from './errors.js';
 import { pairSecret } from './mailbox.js';
 import { MIX_PAYLOAD_LEN, mixInbox } from './mix-packet.js';
 
-/** Version of the message box. */
+/** Kind (and version) byte of a message box. */
 export const MIX_MESSAGE_VERSION = 1;
+/** Kind byte of an acknowledgement box (mix.md §8.5). */
+export const MIX_ACK_KIND = 2;
 /** Data one message-mode packet carries (MAX_MIX_MESSAGE, mix.md §5.2): 691 − 48 (seal) − 19 (frame header). */
 const MIX_DATA_LEN = MIX_PAYLOAD_LEN - 48 - 19;
 const NONCE_LEN = 24;
@@ -54,8 +59,19 @@ function boxKey(self: Identity, peer: Uint8Array): Uint8Array {
   return k;
 }
 
-function adOf(from: Uint8Array, to: Uint8Array): Uint8Array {
-  return concatBytes(LABEL.messenger, Uint8Array.of(MIX_MESSAGE_VERSION), from, to);
+function adOf(kind: number, from: Uint8Array, to: Uint8Array): Uint8Array {
+  return concatBytes(LABEL.messenger, Uint8Array.of(kind), from, to);
+}
+
+function seal(kind: number, self: Identity, to: Uint8Array, id: Uint8Array, body: Uint8Array, nonce: Uint8Array): Uint8Array {
+  if (id.length !== ID_LEN || nonce.length !== NONCE_LEN) throw new AlliumError('ERR_BAD_LENGTH', 'a message id is 16 bytes and a nonce 24');
+  const k = boxKey(self, to);
+  try {
+    const box = crypto().xaeadEncrypt(concatBytes(id, body), adOf(kind, self.publicKey, to), nonce, k);
+    return concatBytes(Uint8Array.of(kind), self.publicKey, nonce, box);
+  } finally {
+    crypto().wipe(k);
+  }
 }
 
 /**
@@ -65,23 +81,34 @@ function adOf(from: Uint8Array, to: Uint8Array): Uint8Array {
 export function sealMixMessage(self: Identity, to: Uint8Array, id: Uint8Array, body: Uint8Array, nonce: Uint8Array = crypto().random(NONCE_LEN)): Uint8Array {
   if (body.length > MAX_MIX_MESSENGER_BYTES)
     throw new LimitError('MAX_MIX_MESSENGER_BYTES', `a message in message mode is at most ${MAX_MIX_MESSENGER_BYTES} bytes`);
-  if (id.length !== ID_LEN || nonce.length !== NONCE_LEN) throw new AlliumError('ERR_BAD_LENGTH', 'a message id is 16 bytes and a nonce 24');
-  const k = boxKey(self, to);
-  try {
-    const box = crypto().xaeadEncrypt(concatBytes(id, body), adOf(self.publicKey, to), nonce, k);
-    return concatBytes(Uint8Array.of(MIX_MESSAGE_VERSION), self.publicKey, nonce, box);
-  } finally {
-    crypto().wipe(k);
-  }
+  return seal(MIX_MESSAGE_VERSION, self, to, id, body, nonce);
 }
 
 /**
- * Opens a box addressed to `self`: the sender's identity key, the message id and the body. Throws ERR_MESSAGE_AUTH
- * for anything that is not a version 1 box from a valid identity key that opens under the pair's key.
+ * The acknowledgement from `self` to `to` of the message `id` (mix.md §8.5): a kind 2 box with an empty body, 89
+ * bytes. Throws ERR_KEY_FORMAT (not a valid identity key), ERR_BAD_LENGTH.
  */
-export function openMixMessage(self: Identity, data: Uint8Array): { from: Uint8Array; id: Uint8Array; body: Uint8Array } {
+export function sealMixAck(self: Identity, to: Uint8Array, id: Uint8Array, nonce: Uint8Array = crypto().random(NONCE_LEN)): Uint8Array {
+  return seal(MIX_ACK_KIND, self, to, id, new Uint8Array(0), nonce);
+}
+
+/** An opened box: a message (kind 1) or an acknowledgement of the message `id` (kind 2, empty body). */
+export interface OpenedMixMessage {
+  readonly kind: 'message' | 'ack';
+  readonly from: Uint8Array;
+  readonly id: Uint8Array;
+  readonly body: Uint8Array;
+}
+
+/**
+ * Opens a box addressed to `self`: its kind, the sender's identity key, the message id and the body. Throws
+ * ERR_MESSAGE_AUTH for anything that is not a kind 1 or 2 box from a valid identity key that opens under the pair's
+ * key, and for an acknowledgement with a body.
+ */
+export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessage {
   const c = crypto();
-  if (data.length < MIX_MESSAGE_OVERHEAD || data.length > MIX_DATA_LEN || data[0] !== MIX_MESSAGE_VERSION)
+  const kind = data[0];
+  if (data.length < MIX_MESSAGE_OVERHEAD || data.length > MIX_DATA_LEN || (kind !== MIX_MESSAGE_VERSION && kind !== MIX_ACK_KIND))
     throw new CryptoError('ERR_MESSAGE_AUTH', 'not a message-mode message');
   const from = data.slice(1, 33);
   if (!c.edIsValidPoint(from)) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode message names no valid sender');
@@ -89,10 +116,11 @@ export function openMixMessage(self: Identity, data: Uint8Array): { from: Uint8A
   const k = boxKey(self, from);
   let plain: Uint8Array | null;
   try {
-    plain = c.xaeadDecrypt(data.subarray(33 + NONCE_LEN), adOf(from, self.publicKey), nonce, k);
+    plain = c.xaeadDecrypt(data.subarray(33 + NONCE_LEN), adOf(kind, from, self.publicKey), nonce, k);
   } finally {
     c.wipe(k);
   }
   if (!plain) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode message does not open under the pair key');
-  return { from, id: plain.slice(0, ID_LEN), body: plain.slice(ID_LEN) };
+  if (kind === MIX_ACK_KIND && plain.length !== ID_LEN) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode acknowledgement carries a body');
+  return { kind: kind === MIX_ACK_KIND ? 'ack' : 'message', from, id: plain.slice(0, ID_LEN), body: plain.slice(ID_LEN) };
 }

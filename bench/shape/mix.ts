@@ -75,6 +75,7 @@ async function run(w: World, cover: boolean, users: number, mixes: number, messa
             cellsOut++;
             if (kind === 'packet') sends[u]!.push(w.now);
             after(LINK_MS, () => (kind === 'packet' ? nodes[gw]!.onPacket(`user:${u}`, body) : nodes[gw]!.onPoll(`user:${u}`, body)));
+            return true;
           },
           mixes: () => infos,
         },

@@ -77,7 +77,7 @@ import {
   type SendReceipt,
 } from './types.js';
 import { endpointCircuits } from './endpoint-circuits.js';
-import { MessengerMix } from './messenger-mix.js';
+import { MessengerMix, type MessengerMixAckStats } from './messenger-mix.js';
 import type { MixClientStats } from './mix-mode.js';
 import type { CardMixAddress } from '../../protocol/contact-card.js';
 
@@ -246,9 +246,13 @@ export class Messenger extends Emitter<MessengerEvents> {
       options.messageMode === 'mix'
         ? new MessengerMix(client, identity, options.mix ?? {}, {
             message: (from, id, body) => {
+              // Copies of an id (a retransmission whose acknowledgement was lost) are dropped here (mix.md §8.5).
               const m: IncomingMessage = { from: formatAddress(from), data: body, seq: 0, offline: false, id: toHex(id) };
               void this.delivery.receive(this.devices.incoming(m), () => this.closed);
             },
+            mixAddressOf: async (from) => (await this.contacts.byAddress(formatAddress(from)))?.mix,
+            delivered: (to, id) => this.emit('message:delivered', { status: 'delivered', to: formatAddress(to), seq: 0, id: toHex(id) }),
+            failed: (to, _id, error) => this.emit('message:failed', { to: formatAddress(to), error }),
             error: (e) => this.emit('endpoint:error', e),
           })
         : null;
@@ -274,13 +278,15 @@ export class Messenger extends Emitter<MessengerEvents> {
   }
 
   /**
-   * Message mode's counters: the MixClient's (real, drop and loop packets sent, loops returned, polls, mail) and `rejected`,
-   * message-mode messages dropped because they did not open under the pair's key (forged or damaged).
+   * Message mode's counters: the MixClient's (real, drop and loop packets sent, loops returned, polls, mail), `rejected`,
+   * message-mode messages dropped because they did not open under the pair's key (forged or damaged), and the
+   * acknowledgements' (specs/mix.md §8.5): acknowledgements sent and received, retransmissions, messages given up,
+   * and `pending`, messages awaiting their acknowledgement now.
    */
-  get mixStats(): (Readonly<MixClientStats> & { readonly rejected: number }) | undefined {
+  get mixStats(): (Readonly<MixClientStats> & Readonly<MessengerMixAckStats> & { readonly rejected: number; readonly pending: number }) | undefined {
     const m = this.mixMode;
     const s = m?.stats;
-    return m && s ? { ...s, rejected: m.rejected } : undefined;
+    return m && s ? { ...s, ...m.acks, rejected: m.rejected, pending: m.unacknowledged } : undefined;
   }
 
   /** send() in message mode: through the mixes, or (mixFallback: 'circuits') as without it, or ERR_MIX_UNREACHABLE. */

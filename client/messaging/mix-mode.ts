@@ -9,7 +9,7 @@
  * so what the client sends, and when, says nothing about when its user writes or is written to. Each packet's path
  * is the client's gateway, MIX_LAYERS mixes drawn afresh, and the recipient's gateway (or, for drop cover, any
  * mix), each hop's hold drawn from Exp(delayMeanMs). With `cover: false` (the audit's comparison, not a user
- * setting) a real message leaves at once and nothing else is sent but polls.
+ * setting) a real message leaves at once (at the next poll, if it could not) and nothing else is sent but polls.
  *
  * Payloads are sealed to the recipient's mix key (libsodium sealed box): the frame says only kind, id and data.
  * Who wrote is for the data to prove (a Messenger boxes it under the pair's key: messenger-mix.ts, mix.md §8). Not
@@ -56,8 +56,11 @@ export interface MixAddress {
 }
 
 export interface MixClientComponents {
-  /** Sends a MIX (packet) or MIX_POLL (poll) cell on the link to the gateway. */
-  readonly send: (kind: 'packet' | 'poll', body: Uint8Array) => void;
+  /**
+   * Sends a MIX (packet) or MIX_POLL (poll) cell on the link to the gateway. Returns whether the cell was handed to
+   * the link: false (the link is down) puts a real message back at the head of the queue (specs/mix.md §5.1).
+   */
+  readonly send: (kind: 'packet' | 'poll', body: Uint8Array) => boolean;
   /** The mix relays of the current consensus (the gateway among them). */
   readonly mixes: () => readonly MixRelayInfo[];
 }
@@ -143,14 +146,18 @@ export class MixClient extends Emitter<MixClientEvents> {
   }
 
   /**
-   * Queues `data` for `to` (sent at the payload stream's next event; at once with cover off). Returns the message's
-   * random id. Throws ERR_MIX_PATH when it is over MAX_MIX_MESSAGE, ERR_LIMIT when MAX_MIX_SEND_QUEUE are waiting.
+   * Queues `data` for `to` (sent at the payload stream's next event; at once with cover off), behind the queued
+   * messages, or ahead of them with `first` (an acknowledgement, specs/mix.md §8.5). Returns the frame's random id
+   * ('mix:sent' names it when its packet leaves). Throws ERR_MIX_PATH when it is over MAX_MIX_MESSAGE, ERR_LIMIT when
+   * MAX_MIX_SEND_QUEUE are waiting.
    */
-  send(to: MixAddress, data: Uint8Array): Uint8Array {
+  send(to: MixAddress, data: Uint8Array, options: { first?: boolean } = {}): Uint8Array {
     if (data.length > MAX_MIX_MESSAGE) throw new AlliumError('ERR_MIX_PATH', `a message-mode message is at most ${MAX_MIX_MESSAGE} bytes`);
     if (this.queue.length >= MAX_MIX_SEND_QUEUE) throw new AlliumError('ERR_LIMIT', 'too many message-mode messages waiting');
     const id = crypto().random(16);
-    this.queue.push({ to, frame: frame(FrameKind.MESSAGE, id, data), id });
+    const m = { to, frame: frame(FrameKind.MESSAGE, id, data), id };
+    if (options.first) this.queue.unshift(m);
+    else this.queue.push(m);
     if (!this.o.cover) this.payloadEvent();
     return id;
   }
@@ -204,9 +211,15 @@ export class MixClient extends Emitter<MixClientEvents> {
   private payloadEvent(): void {
     const m = this.queue.shift();
     if (m) {
-      this.emit('mix:sent', m.id);
+      // A packet that could not leave (no path this slot, or the link down) puts its message back at the head: the
+      // slot is spent as a cover slot that could not leave would be, and the message waits for the next (mix.md §5.1).
+      if (!this.sendPacket(m.to.gateway, { kind: 'deliver', inbox: m.to.inbox }, crypto().seal(m.frame, m.to.key))) {
+        this.queue.unshift(m);
+        return;
+      }
       this.stats.realSent++;
-      return this.sendPacket(m.to.gateway, { kind: 'deliver', inbox: m.to.inbox }, crypto().seal(m.frame, m.to.key));
+      this.emit('mix:sent', m.id);
+      return;
     }
     if (!this.o.cover) return;
     const mixes = this.c.mixes();
@@ -224,32 +237,34 @@ export class MixClient extends Emitter<MixClientEvents> {
   private poll(): void {
     this.stats.polls++;
     this.c.send('poll', mixPollBody(this.inboxSecret));
+    // With cover off a message is sent at once; one that could not leave then is tried again at each poll event.
+    if (!this.o.cover && this.queue.length > 0) this.payloadEvent();
   }
 
-  /** Gateway, MIX_LAYERS mixes (never the same relay twice in a row), then `last`. */
-  private sendPacket(last: Uint8Array, final: MixFinal, payload: Uint8Array): void {
+  /** Gateway, MIX_LAYERS mixes (never the same relay twice in a row), then `last`. Returns whether the packet left. */
+  private sendPacket(last: Uint8Array, final: MixFinal, payload: Uint8Array): boolean {
     const cr = crypto();
     const mixes = this.c.mixes();
     const byId = (id: Uint8Array): MixRelayInfo | undefined => mixes.find((m) => cr.equal(m.identity, id));
     const gateway = byId(this.o.gateway);
     const end = byId(last);
-    if (!gateway || !end) return; // not in the consensus now: nothing can be sent this slot
+    if (!gateway || !end) return false; // not in the consensus now: nothing can be sent this slot
     const hops: MixRelayInfo[] = [gateway];
     for (let i = 0; i < this.o.layers; i++) {
       const prev = hops[hops.length - 1]!;
       const lastLayer = i === this.o.layers - 1;
       const fit = mixes.filter((m) => !cr.equal(m.identity, prev.identity) && !(lastLayer && cr.equal(m.identity, end.identity)));
-      if (fit.length === 0) return;
+      if (fit.length === 0) return false;
       hops.push(fit[cr.randomInt(fit.length)]!);
     }
-    if (cr.equal(hops[hops.length - 1]!.identity, end.identity)) return;
+    if (cr.equal(hops[hops.length - 1]!.identity, end.identity)) return false;
     hops.push(end);
     const path: MixHop[] = hops.map((h) => ({
       identity: h.identity,
       mixKey: h.mixKey,
       delayMs: Math.min(MAX_MIX_DELAY_MS, Math.round(exponential(this.o.delayMeanMs))),
     }));
-    this.c.send('packet', createMixPacket(path, final, payload));
+    return this.c.send('packet', createMixPacket(path, final, payload));
   }
 }
 

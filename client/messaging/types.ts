@@ -117,7 +117,9 @@ export type SendReceipt = (
   | {
       /**
        * Handed to message mode (specs/mix.md §8.3): boxed under the pair's key and queued for the payload stream,
-       * through the mixes to the recipient's gateway. No acknowledgement comes (its timing would undo the cover).
+       * through the mixes to the recipient's gateway. The recipient acknowledges it through the mixes (§8.5):
+       * 'message:delivered' follows with this id (seq 0), or 'message:failed' with ERR_MIX_UNACKNOWLEDGED once it
+       * was sent again MIX_MAX_RETRANSMITS times without an acknowledgement.
        */
       readonly status: 'mixed';
       readonly to: string;
@@ -296,11 +298,11 @@ export interface MessengerOptions {
 
 export type MessengerEvents = {
   'message:received': [IncomingMessage];
-  /** A message was acknowledged by the recipient over a live session. */
+  /** A message was acknowledged by the recipient: over a live session, or through the mixes (message mode, seq 0). */
   'message:delivered': [Extract<SendReceipt, { status: 'delivered' }>];
   /** A message was left in the recipient's mailbox. */
   'message:stored-offline': [Extract<SendReceipt, { status: 'stored-offline' }>];
-  /** send() failed (it also throws the error). */
+  /** send() failed (it also throws the error), or a message-mode message was never acknowledged (ERR_MIX_UNACKNOWLEDGED). */
   'message:failed': [{ to: string; error: AlliumError }];
   /** A mailbox collection pass finished, with the number of messages it delivered. */
   'mailbox:checked': [number];

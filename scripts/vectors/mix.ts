@@ -29,12 +29,23 @@ function messengerVectors(): object {
     if (toHex(back.body) !== toHex(body) || toHex(back.from) !== toHex(from.publicKey)) throw new Error('mix messenger box round trip');
     return { from: i % 2 === 0 ? 0 : 1, to: i % 2 === 0 ? 1 : 0, id: toHex(id), nonce: toHex(nonce), body: toHex(body), data: toHex(data) };
   });
+  // Acknowledgements (mix.md §8.5): kind 2, the acknowledged box's id, empty body. Drawn after the boxes, so the
+  // values above stay as they were.
+  const acks = boxes.map((b) => {
+    const [from, to] = [ids[b.to]!, ids[b.from]!];
+    const nonce = rnd(24);
+    const data = sealMixAck(from, to.publicKey, Uint8Array.from(Buffer.from(b.id, 'hex')), nonce);
+    const back = openMixMessage(to, data);
+    if (back.kind !== 'ack' || toHex(back.id) !== b.id) throw new Error('mix messenger ack round trip');
+    return { from: b.to, to: b.from, id: b.id, nonce: toHex(nonce), data: toHex(data) };
+  });
   return {
     description:
-      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data; openMixMessage(identities[to], data) gives from, id, body. maxBody is MAX_MIX_MESSENGER_BYTES.',
+      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. maxBody is MAX_MIX_MESSENGER_BYTES.',
     maxBody: MAX_MIX_MESSENGER_BYTES,
     identities,
     boxes,
+    acks,
   };
 }
 import { crypto } from '../../crypto/index.js';
@@ -42,7 +53,7 @@ import { toHex } from '../../protocol/bytes.js';
 import { createMixPacket, MIX_PACKET_LEN, MIX_PAYLOAD_LEN, mixInbox, processMixPacket, type MixFinal, type MixResult } from '../../protocol/mix-packet.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { createIdentity } from '../../protocol/address.js';
-import { MAX_MIX_MESSENGER_BYTES, mixSecretsOf, openMixMessage, sealMixMessage } from '../../protocol/mix-message.js';
+import { MAX_MIX_MESSENGER_BYTES, mixSecretsOf, openMixMessage, sealMixAck, sealMixMessage } from '../../protocol/mix-message.js';
 import { errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
 interface Relay {

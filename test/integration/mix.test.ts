@@ -68,7 +68,10 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
     const link = await linkTo(relays[gateway]!);
     const c = new MixClient(
       {
-        send: (kind, body) => link.sendCell(0, kind === 'packet' ? CellCommand.MIX : CellCommand.MIX_POLL, body),
+        send: (kind, body) => {
+          link.sendCell(0, kind === 'packet' ? CellCommand.MIX : CellCommand.MIX_POLL, body);
+          return true;
+        },
         mixes: () => infos,
       },
       { gateway: relays[gateway]!.identity.publicKey, cover: init.cover ?? false, pollRate: 4, delayMeanMs: 20 },
@@ -92,14 +95,35 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
     alice.stop();
   });
 
-  /** A host with no circuits: message mode needs only the gateway link and the mix relays (mix.md §8.1). */
-  const mixHost = (gateway: number): MessengerHost => ({
+  /**
+   * A host with no circuits: message mode needs only the gateway link and the mix relays (mix.md §8.1). With `gate`,
+   * the MIX_POLL cells the messenger hands its link are not sent while `gate.polls` is false (its mail waits at the
+   * gateway).
+   */
+  const mixHost = (gateway: number, gate?: { polls: boolean }): MessengerHost => ({
     directory: undefined as never,
     newCircuit: () => Promise.reject(new AlliumError('ERR_UNREACHABLE', 'no circuits in this test')),
-    mixGateway: async () => ({ identity: relays[gateway]!.identity.publicKey, link: await linkTo(relays[gateway]!) }),
+    mixGateway: async () => {
+      const link = await linkTo(relays[gateway]!);
+      if (gate) {
+        const sendCell = link.sendCell.bind(link);
+        link.sendCell = (circId, command, body) => (command === CellCommand.MIX_POLL && !gate.polls ? undefined : sendCell(circId, command, body));
+      }
+      return { identity: relays[gateway]!.identity.publicKey, link };
+    },
     mixRelays: () => infos,
   });
   const mixSettings = { sendRate: 5, loopRate: 2, pollRate: 5, delayMeanMs: 20 };
+  /** Resolves when `m` emits 'message:delivered' for the message `id`. */
+  const delivered = (m: Messenger, id: string): Promise<void> =>
+    new Promise((resolve) => {
+      const on = (r: { id: string }): void => {
+        if (r.id !== id) return;
+        m.off('message:delivered', on);
+        resolve();
+      };
+      m.on('message:delivered', on);
+    });
   const nextMessage = (m: Messenger, from: string): Promise<IncomingMessage> =>
     new Promise((resolve) => {
       const on = (x: IncomingMessage): void => {
@@ -124,14 +148,18 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
 
       const toBob = nextMessage(bob, alice.address);
       const r = await alice.send(bob.address, utf8('hello bob, through the mixes'));
+      const rDelivered = delivered(alice, r.id);
       expect(r.status).to.equal('mixed');
       expect(r.status === 'mixed' && r.expectedLatencyMs).to.be.above(0);
       const got = await toBob;
       expect(Buffer.from(got.data).toString()).to.equal('hello bob, through the mixes');
       expect(got.id).to.equal(r.id);
       const toAlice = nextMessage(alice, bob.address);
-      await bob.send(alice.address, utf8('hello alice'));
+      const r2 = await bob.send(alice.address, utf8('hello alice'));
+      const r2Delivered = delivered(bob, r2.id);
       expect(Buffer.from((await toAlice).data).toString()).to.equal('hello alice');
+      // Both acknowledged through the mixes (mix.md §8.5): 'message:delivered', as over a live session.
+      await Promise.all([rDelivered, r2Delivered]);
 
       // No mix address for this recipient: refused with a typed error, nothing sent over circuits.
       const carol = createIdentity();
@@ -166,7 +194,42 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
         20_000,
         'idle cover: polls at the gateway, loops back, drop cover',
       );
-      expect(alice.mixStats!.realSent).to.equal(s0.realSent);
+      // Real packets since are acknowledgements only (of a copy of bob's message still under way), never her own.
+      expect(alice.mixStats!.realSent - s0.realSent).to.be.at.most(alice.mixStats!.acksSent - s0.acksSent);
+    } finally {
+      alice.close();
+      bob.close();
+    }
+  });
+
+  it('acknowledges message-mode messages: one whose recipient did not poll is sent again and delivered once', async () => {
+    const gate = { polls: true };
+    const alice = new Messenger(mixHost(0), createIdentity(), { messageMode: 'mix', mix: mixSettings });
+    const bob = new Messenger(mixHost(1, gate), createIdentity(), { messageMode: 'mix', mix: mixSettings });
+    try {
+      await Promise.all([alice.startMessageMode(), bob.startMessageMode()]);
+      await alice.contacts.add(bob.card('bob'));
+      await bob.contacts.add(alice.card('alice'));
+      const received: string[] = [];
+      bob.on('message:received', (m) => received.push(Buffer.from(m.data).toString()));
+      const failed: AlliumError[] = [];
+      alice.on('message:failed', (f) => failed.push(f.error));
+
+      // Bob stops polling: the first packet waits at his gateway, no acknowledgement comes, alice sends it again.
+      gate.polls = false;
+      const r = await alice.send(bob.address, utf8('sent until acknowledged'));
+      const isDelivered = delivered(alice, r.id);
+      await waitFor(() => alice.mixStats!.retransmitted >= 1, 20_000, 'a retransmission');
+      const acksBefore = bob.mixStats!.acksSent;
+      gate.polls = true;
+      await isDelivered;
+      // Every copy alice queued leaves and reaches bob, who acknowledges each and delivers the message once.
+      const copies = 1 + alice.mixStats!.retransmitted;
+      await waitFor(() => bob.mixStats!.acksSent - acksBefore >= copies, 20_000, 'every copy opened and acknowledged');
+      expect(received).to.deep.equal(['sent until acknowledged']);
+      expect(alice.mixStats!.pending).to.equal(0);
+      expect(alice.mixStats!.acksReceived).to.equal(1);
+      expect(failed).to.have.length(0);
     } finally {
       alice.close();
       bob.close();
@@ -201,8 +264,10 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
     const sink = mixInbox(crypto().random(32));
     const n = MAX_MIX_QUEUE_PER_LINK + 150;
     const hop = [{ identity: infos[3]!.identity, mixKey: infos[3]!.mixKey, delayMs: 30_000 }];
+    // The relay's count includes the earlier tests' packets (cover through it): wait for the flood's own.
+    const before = target.node.mix!.stats.received;
     for (let i = 0; i < n; i++) flood.sendCell(0, CellCommand.MIX, createMixPacket(hop, { kind: 'deliver', inbox: sink }, new Uint8Array(MIX_PAYLOAD_LEN)));
-    await waitFor(() => target.node.mix!.stats.received >= n, 30_000, 'the flood read');
+    await waitFor(() => target.node.mix!.stats.received >= before + n, 30_000, 'the flood read');
     const held = Math.max(...[...target.node.links].map((l) => target.node.mix!.queuedFrom(l)));
     expect(held, 'packets held from the flooding link').to.equal(MAX_MIX_QUEUE_PER_LINK);
     expect(await metric(target, 'mix_queue_link')).to.equal(150);
@@ -221,9 +286,10 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
     const floods = await Promise.all(Array.from({ length: nLinks }, () => linkTo(target)));
     const sink = mixInbox(crypto().random(32));
     const hop = [{ identity: infos[2]!.identity, mixKey: infos[2]!.mixKey, delayMs: 30_000 }];
+    const before = target.node.mix!.stats.received;
     for (const f of floods)
       for (let i = 0; i < perLink; i++) f.sendCell(0, CellCommand.MIX, createMixPacket(hop, { kind: 'deliver', inbox: sink }, new Uint8Array(MIX_PAYLOAD_LEN)));
-    await waitFor(() => target.node.mix!.stats.received >= nLinks * perLink, 30_000, 'the floods read');
+    await waitFor(() => target.node.mix!.stats.received >= before + nLinks * perLink, 30_000, 'the floods read');
     // Every link is 127.0.0.1: one block, whose share all the links together cannot pass.
     expect(target.node.mix!.queued, 'packets held from the block').to.equal(MAX_MIX_QUEUE_PER_BLOCK);
     expect(await metric(target, 'mix_queue_block')).to.equal(nLinks * perLink - MAX_MIX_QUEUE_PER_BLOCK);

@@ -4,7 +4,16 @@ import { toHex } from '../../protocol/bytes.js';
 import { createMixPacket, processMixPacket, type MixResult } from '../../protocol/mix-packet.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { createIdentity } from '../../protocol/address.js';
-import { MAX_MIX_MESSENGER_BYTES, mixSecretsOf, openMixMessage, sealMixMessage } from '../../protocol/mix-message.js';
+import {
+  MAX_MIX_MESSENGER_BYTES,
+  MIX_ACK_KIND,
+  MIX_MESSAGE_OVERHEAD,
+  MIX_MESSAGE_VERSION,
+  mixSecretsOf,
+  openMixMessage,
+  sealMixAck,
+  sealMixMessage,
+} from '../../protocol/mix-message.js';
 import { describeEachBinding } from '../helpers/bindings.js';
 import { expectCode, hex, readVectors } from '../helpers/vectors.js';
 
@@ -86,6 +95,7 @@ interface MessengerVectors {
   maxBody: number;
   identities: { seed: string; identity: string; inboxSecret: string; inbox: string; key: string }[];
   boxes: { from: number; to: number; id: string; nonce: string; body: string; data: string }[];
+  acks: { from: number; to: number; id: string; nonce: string; data: string }[];
 }
 
 describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', () => {
@@ -108,7 +118,7 @@ describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', (
       const to = ids[b.to]!;
       expect(toHex(sealMixMessage(from, to.publicKey, hex(b.id), hex(b.body), hex(b.nonce)))).to.equal(b.data);
       const m = openMixMessage(to, hex(b.data));
-      expect([toHex(m.from), toHex(m.id), toHex(m.body)]).to.deep.equal([toHex(from.publicKey), b.id, b.body]);
+      expect([m.kind, toHex(m.from), toHex(m.id), toHex(m.body)]).to.deep.equal(['message', toHex(from.publicKey), b.id, b.body]);
       // Another sender claimed, a byte of the box changed, or opened by the sender: ERR_MESSAGE_AUTH.
       const claimed = hex(b.data);
       claimed.set(createIdentity(new Uint8Array(32).fill(7)).publicKey, 1);
@@ -117,6 +127,28 @@ describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', (
       flipped[flipped.length - 1]! ^= 1;
       expectCode(() => openMixMessage(to, flipped), 'ERR_MESSAGE_AUTH');
       expectCode(() => openMixMessage(from, hex(b.data)), 'ERR_MESSAGE_AUTH');
+    });
+  }
+
+  for (const [n, a] of v.acks.entries()) {
+    it(`acknowledgement ${n}: sealed as given, opened as an acknowledgement, never as a message (§8.5)`, () => {
+      const from = ids[a.from]!;
+      const to = ids[a.to]!;
+      expect(toHex(sealMixAck(from, to.publicKey, hex(a.id), hex(a.nonce)))).to.equal(a.data);
+      expect(a.data.length / 2).to.equal(MIX_MESSAGE_OVERHEAD);
+      const m = openMixMessage(to, hex(a.data));
+      expect([m.kind, toHex(m.from), toHex(m.id), m.body.length]).to.deep.equal(['ack', toHex(from.publicKey), a.id, 0]);
+      // Its kind byte changed to a message's: the associated data differs, it does not open.
+      const asMessage = hex(a.data);
+      asMessage[0] = MIX_MESSAGE_VERSION;
+      expectCode(() => openMixMessage(to, asMessage), 'ERR_MESSAGE_AUTH');
+      // A message box relabelled as an acknowledgement does not open either; nor does an unknown kind.
+      const box = sealMixMessage(from, to.publicKey, hex(a.id), new Uint8Array(0));
+      box[0] = MIX_ACK_KIND;
+      expectCode(() => openMixMessage(to, box), 'ERR_MESSAGE_AUTH');
+      const unknown = hex(a.data);
+      unknown[0] = 3;
+      expectCode(() => openMixMessage(to, unknown), 'ERR_MESSAGE_AUTH');
     });
   }
 

@@ -1,0 +1,216 @@
+/**
+ * The message-mode client (specs/mix.md §5.1) over an in-memory network: packets are peeled hop by hop with the real
+ * mix code (protocol/mix-packet.ts) and deposited straight into the recipient. A real message whose packet could not
+ * leave in its slot — the link down, or its gateway out of the consensus — goes back to the head of the queue and
+ * leaves in a later slot, exactly once. Two Messengers' message modes (specs/mix.md §8.5) over the same in-memory
+ * network: a message is acknowledged ('delivered'); one whose recipient never answers is sent 1 + MIX_MAX_RETRANSMITS
+ * times and given up with ERR_MIX_UNACKNOWLEDGED.
+ */
+import { expect } from 'chai';
+import { MixClient, type MixRelayInfo } from '../../client/messaging/mix-mode.js';
+import { crypto, type KeyPair } from '../../crypto/index.js';
+import { utf8 } from '../../protocol/bytes.js';
+import { mixMailBody } from '../../protocol/mix-cells.js';
+import { processMixPacket } from '../../protocol/mix-packet.js';
+import { ReplayFilter } from '../../protocol/replay-filter.js';
+import { waitFor } from '../helpers/network.js';
+import { MessengerMix, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
+import type { MessengerHost } from '../../client/messaging/types.js';
+import { CellCommand, type Cell } from '../../protocol/cell.js';
+import { createIdentity, type Identity } from '../../protocol/address.js';
+import type { AlliumError } from '../../protocol/errors.js';
+import type { Link } from '../../net/link.js';
+
+interface FakeMix extends MixRelayInfo {
+  readonly keys: KeyPair;
+  readonly replay: ReplayFilter;
+}
+
+describe('message mode: the client keeps a real message whose packet could not leave (mix.md §5.1)', () => {
+  let mixes: FakeMix[] = [];
+  const clients: MixClient[] = [];
+  before(() => {
+    mixes = Array.from({ length: 4 }, () => {
+      const keys = crypto().x25519Keypair();
+      return { identity: crypto().random(32), mixKey: keys.publicKey, keys, replay: new ReplayFilter({ capacity: 1000 }) };
+    });
+  });
+  after(() => clients.forEach((c) => c.stop()));
+
+  /** Carries `packet` from its first hop (`gateway`) to the end; a delivery into `to`'s inbox becomes its mail. */
+  const route = (gateway: Uint8Array, packet: Uint8Array, to: MixClient): void => {
+    let at = mixes.find((m) => crypto().equal(m.identity, gateway))!;
+    for (;;) {
+      const r = processMixPacket(packet, { identity: at.identity, keys: [at.keys], replay: at.replay });
+      if (r.kind === 'drop') return;
+      if (r.kind === 'deliver') {
+        if (crypto().equal(r.inbox, to.address.inbox)) to.onMail(mixMailBody(true, r.payload));
+        return;
+      }
+      packet = r.packet;
+      at = mixes.find((m) => crypto().equal(m.identity, r.next))!;
+    }
+  };
+
+  /**
+   * Alice (gateway mixes[0], fast payload stream, no loops) and Bob (gateway mixes[1], never polls: mail is handed
+   * to him directly). `linkUp(n)` says whether alice's n-th packet cell reaches the link; `consensus(n)` what the
+   * n-th look at the mix relays returns.
+   */
+  const pair = (o: {
+    cover: boolean;
+    linkUp?: (n: number) => boolean;
+    consensus?: (n: number) => MixRelayInfo[];
+  }): { alice: MixClient; bob: MixClient; received: string[]; packets: () => number } => {
+    let packets = 0;
+    let looks = 0;
+    const bob = new MixClient({ send: () => true, mixes: () => mixes }, { gateway: mixes[1]!.identity, cover: false, pollRate: 0 });
+    const alice = new MixClient(
+      {
+        send: (kind, body) => {
+          if (kind !== 'packet') return true;
+          if (!(o.linkUp ?? (() => true))(packets++)) return false;
+          route(mixes[0]!.identity, body, bob);
+          return true;
+        },
+        mixes: () => (o.consensus ?? (() => mixes))(looks++),
+      },
+      { gateway: mixes[0]!.identity, cover: o.cover, sendRate: 200, loopRate: 0, pollRate: o.cover ? 0 : 200, delayMeanMs: 0 },
+    );
+    const received: string[] = [];
+    bob.on('mix:message', (data) => received.push(Buffer.from(data).toString()));
+    clients.push(alice, bob);
+    return { alice, bob, received, packets: () => packets };
+  };
+
+  it('the link down for its first slots: the message leaves in a later slot, once', async () => {
+    const { alice, bob, received, packets } = pair({ cover: true, linkUp: (n) => n >= 3 });
+    const sent: string[] = [];
+    alice.on('mix:sent', (id) => sent.push(Buffer.from(id).toString('hex')));
+    alice.send(bob.address, utf8('kept'));
+    alice.start();
+    await waitFor(() => packets() >= 12, 10_000, 'a dozen payload slots');
+    alice.stop();
+    expect(received).to.deep.equal(['kept']);
+    expect(alice.waiting).to.equal(0);
+    expect(alice.stats.realSent, 'counted once, when it left').to.equal(1);
+    expect(sent).to.have.length(1);
+  });
+
+  it('its gateway out of the consensus for a while: the message waits at the head of the queue', async () => {
+    const { alice, bob, received } = pair({ cover: true, consensus: (n) => (n < 6 ? mixes.slice(1) : mixes) });
+    alice.send(bob.address, utf8('first'));
+    alice.send(bob.address, utf8('second'));
+    alice.start();
+    await waitFor(() => received.length >= 2 || alice.stats.dropSent >= 10, 10_000, 'both messages, or ten cover slots');
+    alice.stop();
+    expect(received, 'both, in order').to.deep.equal(['first', 'second']);
+    expect(alice.waiting).to.equal(0);
+  });
+
+  /** A link to the gateway that carries MIX packets through `route` and hands mail to whoever owns the inbox. */
+  const links = new Map<string, { cell: (c: Cell) => void; up: boolean }>();
+  const fakeLink = (owner: { key?: string; up: boolean }): Link => {
+    const me = { cell: (_c: Cell): void => undefined, up: true };
+    return {
+      get isOpen() {
+        return true;
+      },
+      on: (_e: string, f: (c: Cell) => void) => (me.cell = f),
+      sendCell: (_circ: number, command: CellCommand, body: Uint8Array) => {
+        if (owner.key && !links.has(owner.key)) links.set(owner.key, me);
+        if (command !== CellCommand.MIX || !owner.up) return;
+        let at = mixes[0]!;
+        let packet = body;
+        for (;;) {
+          const r = processMixPacket(packet, { identity: at.identity, keys: [at.keys], replay: at.replay });
+          if (r.kind === 'drop') return;
+          if (r.kind === 'deliver') {
+            links.get(Buffer.from(r.inbox).toString('hex'))?.cell({ circId: 0, command: CellCommand.MIX_MAIL, body: mixMailBody(true, r.payload) } as Cell);
+            return;
+          }
+          packet = r.packet;
+          at = mixes.find((m) => crypto().equal(m.identity, r.next))!;
+        }
+      },
+    } as unknown as Link;
+  };
+  const messengerMix = (
+    identity: Identity,
+    owner: { key?: string; up: boolean },
+    events: { delivered: string[]; failed: AlliumError[]; received: string[] },
+  ): { m: MessengerMix; know: (b: Map<string, MessengerMix['address']>) => void } => {
+    const host = {
+      mixGateway: () => Promise.resolve({ identity: mixes[0]!.identity, link: fakeLink(owner) }),
+      mixRelays: () => mixes,
+    } as unknown as MessengerHost;
+    let book: Map<string, MessengerMix['address']> = new Map();
+    const m = new MessengerMix(
+      host,
+      identity,
+      { sendRate: 200, loopRate: 0, pollRate: 200, delayMeanMs: 0 },
+      {
+        message: (_from, _id, body) => events.received.push(Buffer.from(body).toString()),
+        mixAddressOf: (from) => Promise.resolve(book.get(Buffer.from(from).toString('hex'))),
+        delivered: (_to, id) => events.delivered.push(Buffer.from(id).toString('hex')),
+        failed: (_to, _id, e) => events.failed.push(e),
+        error: () => undefined,
+      },
+    );
+    return { m, know: (b: typeof book) => (book = b) };
+  };
+
+  it('a Messenger: a message is acknowledged; one never answered is given up after MIX_MAX_RETRANSMITS (mix.md §8.5)', async () => {
+    const ev = () => ({ delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[] });
+    const [ea, eb] = [ev(), ev()];
+    const a = { up: true } as { key?: string; up: boolean };
+    const b = { up: true } as { key?: string; up: boolean };
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const alice = messengerMix(aliceId, a, ea);
+    const bob = messengerMix(bobId, b, eb);
+    await Promise.all([alice.m.start(), bob.m.start()]);
+    a.key = Buffer.from(alice.m.address!.inbox).toString('hex');
+    b.key = Buffer.from(bob.m.address!.inbox).toString('hex');
+    const [aliceKey, bobKey] = [aliceId.publicKey, bobId.publicKey];
+    bob.know(new Map([[Buffer.from(aliceKey).toString('hex'), alice.m.address]]));
+    try {
+      await waitFor(() => links.size >= 2, 10_000, 'both links in use');
+      const id = crypto().random(16);
+      alice.m.send(bobKey, bob.m.address!, id, utf8('acknowledge me'));
+      await waitFor(() => ea.delivered.length === 1, 10_000, 'the acknowledgement');
+      expect(ea.delivered).to.deep.equal([Buffer.from(id).toString('hex')]);
+      // (A copy may have gone out if the acknowledgement was slower than the timer: each is delivered to the caller,
+      // which drops copies by id.)
+      expect(eb.received).to.include('acknowledge me');
+      expect(eb.received.every((x) => x === 'acknowledge me')).to.equal(true);
+      expect(alice.m.unacknowledged).to.equal(0);
+
+      // Bob's packets no longer leave his link: every copy reaches him, no acknowledgement comes back.
+      b.up = false;
+      const before = alice.m.acks.retransmitted;
+      const lost = crypto().random(16);
+      alice.m.send(bobKey, bob.m.address!, lost, utf8('never acknowledged'));
+      await waitFor(() => ea.failed.length === 1, 10_000, 'the message given up');
+      expect(ea.failed[0]!.code).to.equal('ERR_MIX_UNACKNOWLEDGED');
+      expect(alice.m.acks.retransmitted - before).to.equal(MIX_MAX_RETRANSMITS);
+      expect(alice.m.acks.unacknowledged).to.equal(1);
+      expect(alice.m.unacknowledged).to.equal(0);
+      expect(eb.received.filter((x) => x === 'never acknowledged')).to.have.length(1 + MIX_MAX_RETRANSMITS);
+      expect(ea.delivered).to.have.length(1);
+    } finally {
+      alice.m.close();
+      bob.m.close();
+    }
+  });
+
+  it('with cover off, a message that could not leave at once leaves at a later poll event', async () => {
+    const { alice, bob, received } = pair({ cover: false, linkUp: (n) => n >= 1 });
+    alice.start();
+    alice.send(bob.address, utf8('later'));
+    expect(alice.waiting, 'back in the queue').to.equal(1);
+    await waitFor(() => received.length === 1 || alice.stats.polls >= 20, 10_000, 'the message, or twenty polls');
+    alice.stop();
+    expect(received).to.deep.equal(['later']);
+    expect(alice.stats.realSent).to.equal(1);
+  });
+});
