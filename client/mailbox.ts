@@ -331,6 +331,11 @@ interface InboxRef {
 export class MailboxCollector {
   /** inbox (hex) → the first slot not yet read. */
   private readonly frontier = new Map<string, number>();
+  /**
+   * inbox (hex) → a bitmap of the slots past its read position found taken (specs/messaging.md §9.5): not read again
+   * while a free slot below them holds the read position. At most MAX_FRONTIERS inboxes, MAX_MAILBOX_SLOTS / 8 bytes each.
+   */
+  private readonly takenAhead = new Map<string, Uint8Array>();
   private readonly seen = new Set<string>();
   private lastPass: number | null = null;
   /** Pair (hex identity key) → when its per-contact inbox was last read (the start of that pass). */
@@ -477,14 +482,33 @@ export class MailboxCollector {
     let free = 0;
     // The read position moves only over slots all taken from it on: a slot still free may yet get a deposit (§9.5).
     let contiguous = true;
+    // Slots past the read position an earlier pass found taken: what they hold was read then, and a taken slot takes
+    // no other deposit, so they are not read again (§9.5).
+    const known = this.takenAhead.get(name);
+    const isKnown = (s: number): boolean => known !== undefined && (known[s >>> 3]! & (1 << (s & 7))) !== 0;
+    const markTaken = (s: number): void => {
+      let bits = this.takenAhead.get(name);
+      if (!bits) {
+        bits = new Uint8Array(MAX_MAILBOX_SLOTS / 8);
+        this.takenAhead.set(name, bits);
+        if (this.takenAhead.size > MAX_FRONTIERS) this.takenAhead.delete(this.takenAhead.keys().next().value!);
+      }
+      bits[s >>> 3]! |= 1 << (s & 7);
+    };
     while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
       throwIfAborted(signal);
-      // Read a window of slots at once.
+      // Read a window of slots at once (those not known taken).
       const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
-      const answers = await Promise.all(window.map((s) => content.fetchAnswers('mailbox', slotLocator(inbox, s), signalOption(signal))));
+      const answers = await Promise.all(window.map((s) => (isKnown(s) ? null : content.fetchAnswers('mailbox', slotLocator(inbox, s), signalOption(signal)))));
       for (let i = 0; i < window.length; i++) {
         const s = window[i]!;
-        const { copies, answered } = answers[i]!;
+        const answer = answers[i]!;
+        if (answer === null) {
+          free = 0; // known taken
+          if (contiguous) this.advance(name, s + 1);
+          continue;
+        }
+        const { copies, answered } = answer;
         // No holder answered: not known to be free (§9.5). The inbox stops here, to be read on from this slot.
         if (answered === 0) return false;
         const opened = copies.length > 0 ? this.readSlot(epoch, s, slotLocator(inbox, s), ref.peer, copies, onError) : [];
@@ -497,14 +521,19 @@ export class MailboxCollector {
           continue;
         }
         free = 0;
-        if (!contiguous) continue;
-        this.frontier.delete(name); // kept in order of use: the oldest inboxes go first
-        this.frontier.set(name, s + 1);
-        if (this.frontier.size > MAX_FRONTIERS) this.frontier.delete(this.frontier.keys().next().value!);
+        if (contiguous) this.advance(name, s + 1);
+        else markTaken(s);
       }
       slot = window[window.length - 1]! + 1;
     }
     return true;
+  }
+
+  /** Moves an inbox's read position to `next` (the inboxes kept in order of use: the oldest go first). */
+  private advance(name: string, next: number): void {
+    this.frontier.delete(name);
+    this.frontier.set(name, next);
+    if (this.frontier.size > MAX_FRONTIERS) this.frontier.delete(this.frontier.keys().next().value!);
   }
 
   /**

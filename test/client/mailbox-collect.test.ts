@@ -302,6 +302,8 @@ function threeHolders(): {
   down: boolean;
   refusing: boolean;
   stores: number;
+  /** The slots (hex locators) read, one entry per read that is not a head-only probe. */
+  reads: string[];
   put: (rk: Uint8Array, bytes: Uint8Array) => void;
   run: <T>(f: () => Promise<T>) => Promise<T>;
 } {
@@ -312,9 +314,11 @@ function threeHolders(): {
     down: false,
     refusing: false,
     stores: 0,
+    reads: [] as string[],
     put: (rk: Uint8Array, bytes: Uint8Array) => held.forEach((h) => h.set(toHex(rk), bytes)),
     run: async <T>(f: () => Promise<T>): Promise<T> => {
       const fetchAnswers: ContentClient['fetchAnswers'] = async (_kind, rk, o) => {
+        if (o?.head !== true) rig.reads.push(toHex(rk));
         if (rig.down) return { copies: [], answered: 0 };
         const copies = held.flatMap((h, i): Uint8Array[] => {
           const item = h.get(toHex(rk));
@@ -404,6 +408,54 @@ describe('the read position of a 1:1 inbox, and where a sender starts (specs/mes
     } finally {
       sender.close();
     }
+  });
+
+  it('a slot kept free holds the read position, but the taken slots past it are not read again by later passes', async () => {
+    const reader = createIdentity();
+    const rig = threeHolders();
+    const now = Date.now();
+    const inbox = inboxKey(reader.publicKey, mailboxEpochAt(now));
+    const slot = (i: number): Uint8Array => slotLocator(inbox, i);
+    const item = (i: number): Uint8Array =>
+      sealMailboxItemV1({
+        sender: createIdentity(),
+        recipient: reader.publicKey,
+        slot: slot(i),
+        exp: now + 3_600_000,
+        t: now + i,
+        n: 0,
+        data: text(`in slot ${i}`),
+      }).bytes;
+    // Slot 0 free (its writer was misled), ten messages after it.
+    for (let i = 1; i <= 10; i++) rig.put(slot(i), item(i));
+    const collector = new MailboxCollector(client, reader);
+    const got: string[] = [];
+    const todays = Array.from({ length: 64 }, (_, i) => toHex(slot(i)));
+    const pass = async (): Promise<number[]> => {
+      rig.reads = [];
+      await rig.run(() =>
+        collector.collect(
+          (m) => void got.push(new TextDecoder().decode(m.data)),
+          (e) => {
+            throw e;
+          },
+        ),
+      );
+      return rig.reads.map((r) => todays.indexOf(r)).filter((i) => i >= 0);
+    };
+    // The first pass reads slot 0, the ten taken and the windows (MAILBOX_SCAN_GAP slots) after them until three free.
+    expect((await pass()).sort((a, b) => a - b)).to.deep.equal(Array.from({ length: 15 }, (_, i) => i));
+    expect(got).to.have.length(10);
+    // The next reads slot 0 (still free) and the window after the last taken slot, not the ten again.
+    expect((await pass()).sort((a, b) => a - b)).to.deep.equal([0, 11, 12, 13, 14]);
+    // A message that comes after them, and one in slot 0, are read; nothing is delivered twice.
+    rig.put(slot(11), item(11));
+    rig.put(slot(0), item(0));
+    expect((await pass()).sort((a, b) => a - b)).to.deep.equal([0, 11, 12, 13, 14]);
+    expect(got.slice(10).sort()).to.deep.equal(['in slot 0', 'in slot 11']);
+    // Slot 0 taken: the read position moves over every known taken slot without reading them.
+    expect((await pass()).sort((a, b) => a - b)).to.deep.equal([12, 13, 14]);
+    expect(got).to.have.length(12);
   });
 
   it('a sender whose probes no holder answers fails with ERR_UNREACHABLE and stores nothing; one holder claiming every slot does not fill the inbox', async () => {
