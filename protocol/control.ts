@@ -3,9 +3,10 @@
  * message, carried in CONTROL cells (fragmented, protocol/cell.ts) on circuit id 0.
  */
 import { z } from 'zod';
-import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
+import { decodeCbor, encodeCbor, validate, zBytes, zUint } from './cbor.js';
 import { MAX_DESCRIPTOR_BYTES } from './descriptor.js';
-import { CONSENSUS_PAGE_ENTRIES, MAX_CONSENSUS_HEAD_BYTES, zEntry } from './consensus.js';
+import { CONSENSUS_PAGE_ENTRIES, MAX_CONSENSUS_HEAD_BYTES, MD_LEN, zEntry } from './consensus.js';
+import { ALL_FLAGS } from './flags.js';
 
 /** Largest reassembled CONTROL message (specs/limits.md). */
 export const MAX_CONTROL_MESSAGE = 256 * 1024;
@@ -127,6 +128,119 @@ export function encodeControl(m: ControlMessage): Uint8Array {
   return encodeCbor(m);
 }
 
+/*
+ * The fast check. Each relay of an idle local network takes about ten CONTROL messages a second (consensus heads,
+ * announces, diffs, votes), and running the zod schema above on them cost more than decoding their CBOR. So each
+ * message type has here a plain predicate, found by its "t" in a Map (never an object, so no "t" reaches a
+ * prototype), that says whether controlSchema accepts the value; an accepted value is returned as decoded (the schema
+ * would return a copy of it). It is a shortcut only: a value it does not accept goes to the schema, which refuses it
+ * with the same ERR_SCHEMA error as before (or, should the two ever disagree that way, accepts it). A change to the
+ * schema needs the same change here: test/property/control-check.test.ts checks that the predicates accept exactly
+ * what controlSchema accepts, and that the Map has one predicate per message type of the schema.
+ */
+type Check = (v: unknown) => boolean;
+
+const isBytes =
+  (len?: number, max?: number): Check =>
+  (v) =>
+    v instanceof Uint8Array && (len === undefined || v.length === len) && (max === undefined || v.length <= max);
+/** zUint: a safe integer in 0..max (and at least min). */
+const isUint =
+  (max = Number.MAX_SAFE_INTEGER, min = 0): Check =>
+  (v) =>
+    typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max;
+const isBool: Check = (v) => typeof v === 'boolean';
+const orNull =
+  (c: Check): Check =>
+  (v) =>
+    v === null || c(v);
+const isArray =
+  (item: Check, max: number, min = 0): Check =>
+  (v) => {
+    if (!Array.isArray(v) || v.length < min || v.length > max) return false;
+    for (const x of v) if (!item(x)) return false;
+    return true;
+  };
+const isTuple =
+  (items: readonly Check[]): Check =>
+  (v) => {
+    if (!Array.isArray(v) || v.length !== items.length) return false;
+    for (let i = 0; i < items.length; i++) if (!items[i]!(v[i])) return false;
+    return true;
+  };
+const id32 = isBytes(32);
+const uint = isUint();
+const isPair = isTuple([id32, uint]);
+const isEntryFields = isTuple([id32, isBytes(MD_LEN), isUint(ALL_FLAGS), isUint(2 ** 40)]);
+/** zEntry, with its refinement. */
+const isEntry: Check = (v) => isEntryFields(v) && ((v as number[])[2]! & ~ALL_FLAGS) === 0;
+const isDescList = isArray(isBytes(undefined, MAX_DESCRIPTOR_BYTES), MAX_DESCRIPTORS_PER_MESSAGE);
+
+/** A strict object: exactly these keys ("t" among them, checked by the lookup), then the refinement on the whole. */
+function isObject(fields: Record<string, Check>, refine?: (m: never) => boolean): Check {
+  const names = Object.keys(fields);
+  const checks = names.map((k) => fields[k]!);
+  const n = names.length + 1;
+  return (v) => {
+    const o = v as Record<string, unknown>;
+    let keys = 0;
+    for (const k in o) {
+      if (k !== 't' && !Object.hasOwn(fields, k)) return false;
+      keys++;
+    }
+    if (keys !== n) return false;
+    for (let i = 0; i < names.length; i++) if (!checks[i]!(o[names[i]!])) return false;
+    return refine === undefined || refine(o as never);
+  };
+}
+
+type Fields<T> = T extends { t: infer K } ? K : never;
+const CHECKS = new Map<Fields<ControlMessage>, Check>([
+  ['gossip-digest', isObject({ d: id32, n: uint })],
+  [
+    'gossip-summary',
+    isObject(
+      { e: isArray(isPair, MAX_SUMMARY_ENTRIES), after: orNull(id32), more: isBool },
+      (m: Extract<ControlMessage, { t: 'gossip-summary' }>) => ascending(m.e, m.after) && (!m.more || m.e.length > 0),
+    ),
+  ],
+  ['gossip-want', isObject({ ids: isArray(id32, MAX_SUMMARY_ENTRIES) }, (m: { ids: Uint8Array[] }) => ascendingIds(m.ids))],
+  ['gossip-push', isObject({ ds: isDescList })],
+  ['gossip-announce', isObject({ e: isArray(isPair, MAX_ANNOUNCE_ENTRIES, 1) }, (m: { e: [Uint8Array, number][] }) => ascending(m.e))],
+  ['dir-get', isObject({ since: uint, after: orNull(id32) })],
+  ['dir', isObject({ at: uint, ds: isDescList, more: isBool })],
+  ['dir-want', isObject({ ids: isArray(id32, MAX_DESCRIPTORS_PER_MESSAGE, 1) }, (m: { ids: Uint8Array[] }) => ascendingIds(m.ids))],
+  ['dir-found', isObject({ ds: isDescList })],
+  ['consensus-head-get', isObject({})],
+  ['consensus-head', isObject({ c: orNull(isBytes(undefined, MAX_CONSENSUS_HEAD_BYTES + 1024)) })],
+  ['consensus-entries-get', isObject({ d: id32, from: uint })],
+  ['consensus-entries', isObject({ d: id32, from: uint, e: isArray(isEntry, CONSENSUS_PAGE_ENTRIES), more: isBool, ok: isBool })],
+  ['consensus-diff-get', isObject({ from: id32, to: id32, after: orNull(id32) })],
+  ['consensus-diff', isObject({ from: id32, to: id32, ch: isArray(isTuple([id32, orNull(isEntry)]), CONSENSUS_PAGE_ENTRIES), more: isBool, ok: isBool })],
+  ['vote-part', isObject({ va: uint, i: isUint(63), n: isUint(64, 1), b: isBytes(undefined, VOTE_PART_BYTES) })],
+  ['consensus-sig', isObject({ va: uint, d: id32, s: isBytes(64) })],
+  ['view-get', isObject({})],
+  ['view', isObject({ at: uint, d: id32, n: uint, c: orNull(id32), s: isBytes(64) })],
+  ['bridge-get', isObject({})],
+  ['bridge', isObject({ d: isBytes(undefined, MAX_DESCRIPTOR_BYTES) })],
+  ['padding', isObject({ lo: uint, hi: uint })],
+]);
+
+/** True when the fast check accepts `v` (then controlSchema does too). Exported for the tests. */
+export function controlFastCheck(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const t = (v as { t?: unknown }).t;
+  if (typeof t !== 'string') return false;
+  const check = CHECKS.get(t as Fields<ControlMessage>);
+  return check !== undefined && check(v);
+}
+
+/** The message types the fast check knows (for the tests: the same as the schema's). */
+export const CONTROL_FAST_TYPES: readonly string[] = [...CHECKS.keys()];
+
+/** Strict CBOR decoding, then the check (specs/link.md §5). Throws ERR_SCHEMA for a value the schema refuses. */
 export function decodeControl(bytes: Uint8Array): ControlMessage {
-  return decodeMessage(controlSchema, bytes, MAX_CONTROL_MESSAGE, 'control message');
+  const v = decodeCbor(bytes, MAX_CONTROL_MESSAGE);
+  if (controlFastCheck(v)) return v as ControlMessage;
+  return validate(controlSchema, v, 'control message');
 }
