@@ -426,6 +426,8 @@ export class MessengerMix {
         /* the new queue is full: its timer (if it left before) or none; it waits for the next retransmission */
       }
     }
+    // Back to a gateway still drained (A → B → A): its inbox is the new client's own again.
+    for (const d of this.drains.filter((x) => crypto().equal(x.gateway, g.identity))) this.stopDrain(d);
     this.drain(oldGateway, oldLink);
     this.announced.clear();
     this.mix.start();
