@@ -947,6 +947,17 @@ export class AlliumClient extends Emitter<ClientEvents> {
     return { identity: d.id, link };
   }
 
+  /**
+   * A link to the listed mix relay `identity` (specs/mix.md §8.6: a former mix gateway whose inbox the messenger
+   * still polls). Throws ERR_MIX_UNREACHABLE (not a listed mix relay), the dial's errors, ERR_ABORTED.
+   */
+  async mixLink(identity: Uint8Array, options: AbortOptions = {}): Promise<Link> {
+    if (this.state !== 'running') throw new AbortedError('client is not running');
+    const d = this.directory.all().find((x) => x.caps.includes('mix') && crypto().equal(x.id, identity));
+    if (!d) throw new AlliumError('ERR_MIX_UNREACHABLE', 'the former mix gateway is not a listed mix relay');
+    return this.linkTo(d.id, d.addr, options.signal);
+  }
+
   /** Open circuits (status displays). */
   listCircuits(): ClientCircuit[] {
     return [...this.circuits];

@@ -7,8 +7,9 @@
  *   ad   = "allium-v1:mix:messenger" | u8(kind) | A_from | A_to
  *   data = u8(kind) | A_from (32) | nonce (24) | XChaCha20-Poly1305_k(nonce, ad, id (16) | body)
  *
- * kind 1 is a message, kind 2 an acknowledgement of the message `id` (empty body, mix.md §8.5); the kind is in the
- * associated data, so a box of one kind never opens as the other.
+ * kind 1 is a message, kind 2 an acknowledgement of the message `id` (empty body, mix.md §8.5), kind 3 an address
+ * box whose body is the sender's mix address (96 bytes, mix.md §8.6); the kind is in the associated data, so a box
+ * of one kind never opens as another.
  *
  * The tag is a MAC under the pair's key (as offline items', specs/messaging.md §9): it authenticates the sender to
  * the recipient alone, never to a third party. Pure: no I/O.
@@ -24,6 +25,8 @@ import { MIX_PAYLOAD_LEN, mixInbox } from './mix-packet.js';
 export const MIX_MESSAGE_VERSION = 1;
 /** Kind byte of an acknowledgement box (mix.md §8.5). */
 export const MIX_ACK_KIND = 2;
+/** Kind byte of an address box: the sender's (new) mix address (mix.md §8.6). */
+export const MIX_ADDRESS_KIND = 3;
 /** Data one message-mode packet carries (MAX_MIX_MESSAGE, mix.md §5.2): 691 − 48 (seal) − 19 (frame header). */
 const MIX_DATA_LEN = MIX_PAYLOAD_LEN - 48 - 19;
 const NONCE_LEN = 24;
@@ -92,23 +95,44 @@ export function sealMixAck(self: Identity, to: Uint8Array, id: Uint8Array, nonce
   return seal(MIX_ACK_KIND, self, to, id, new Uint8Array(0), nonce);
 }
 
-/** An opened box: a message (kind 1) or an acknowledgement of the message `id` (kind 2, empty body). */
+/**
+ * The address box from `self` to `to` (mix.md §8.6): a kind 3 box whose body is `self`'s mix address `mix`, 185
+ * bytes. Throws ERR_KEY_FORMAT (not a valid identity key, or a mix address that is not 3 × 32 bytes with a valid
+ * gateway point), ERR_BAD_LENGTH.
+ */
+export function sealMixAddress(
+  self: Identity,
+  to: Uint8Array,
+  id: Uint8Array,
+  mix: { gateway: Uint8Array; inbox: Uint8Array; key: Uint8Array },
+  nonce: Uint8Array = crypto().random(NONCE_LEN),
+): Uint8Array {
+  if (mix.gateway.length !== 32 || mix.inbox.length !== 32 || mix.key.length !== 32 || !crypto().edIsValidPoint(mix.gateway))
+    throw new AlliumError('ERR_KEY_FORMAT', 'a mix address is a gateway identity, an inbox and a key of 32 bytes each');
+  return seal(MIX_ADDRESS_KIND, self, to, id, concatBytes(mix.gateway, mix.inbox, mix.key), nonce);
+}
+
+/**
+ * An opened box: a message (kind 1), an acknowledgement of the message `id` (kind 2, empty body) or an address box
+ * (kind 3: `body` is the 96-byte address, `mix` the same split into its parts).
+ */
 export interface OpenedMixMessage {
-  readonly kind: 'message' | 'ack';
+  readonly kind: 'message' | 'ack' | 'address';
   readonly from: Uint8Array;
   readonly id: Uint8Array;
   readonly body: Uint8Array;
+  readonly mix?: { readonly gateway: Uint8Array; readonly inbox: Uint8Array; readonly key: Uint8Array };
 }
 
 /**
  * Opens a box addressed to `self`: its kind, the sender's identity key, the message id and the body. Throws
- * ERR_MESSAGE_AUTH for anything that is not a kind 1 or 2 box from a valid identity key that opens under the pair's
- * key, and for an acknowledgement with a body.
+ * ERR_MESSAGE_AUTH for anything that is not a kind 1, 2 or 3 box from a valid identity key that opens under the
+ * pair's key, for an acknowledgement with a body, and for an address box whose body is not a mix address.
  */
 export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessage {
   const c = crypto();
   const kind = data[0];
-  if (data.length < MIX_MESSAGE_OVERHEAD || data.length > MIX_DATA_LEN || (kind !== MIX_MESSAGE_VERSION && kind !== MIX_ACK_KIND))
+  if (data.length < MIX_MESSAGE_OVERHEAD || data.length > MIX_DATA_LEN || (kind !== MIX_MESSAGE_VERSION && kind !== MIX_ACK_KIND && kind !== MIX_ADDRESS_KIND))
     throw new CryptoError('ERR_MESSAGE_AUTH', 'not a message-mode message');
   const from = data.slice(1, 33);
   if (!c.edIsValidPoint(from)) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode message names no valid sender');
@@ -122,5 +146,13 @@ export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessa
   }
   if (!plain) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode message does not open under the pair key');
   if (kind === MIX_ACK_KIND && plain.length !== ID_LEN) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode acknowledgement carries a body');
-  return { kind: kind === MIX_ACK_KIND ? 'ack' : 'message', from, id: plain.slice(0, ID_LEN), body: plain.slice(ID_LEN) };
+  const id = plain.slice(0, ID_LEN);
+  const body = plain.slice(ID_LEN);
+  if (kind === MIX_ADDRESS_KIND) {
+    const mix = { gateway: body.slice(0, 32), inbox: body.slice(32, 64), key: body.slice(64, MIX_ADDRESS_LEN) };
+    if (body.length !== MIX_ADDRESS_LEN || !c.edIsValidPoint(mix.gateway))
+      throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode address box carries no mix address');
+    return { kind: 'address', from, id, body, mix };
+  }
+  return { kind: kind === MIX_ACK_KIND ? 'ack' : 'message', from, id, body };
 }

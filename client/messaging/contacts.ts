@@ -294,6 +294,24 @@ export class ContactBook extends Emitter<ContactEvents> {
   }
 
   /**
+   * Sets the mix address of the contact whose current key is `key` (specs/mix.md §8.6: its address box), as a
+   * version 3 card of that key would (§11.3: key, name, verified unchanged). Resolves whether a contact has that key.
+   * Throws what the storage throws.
+   */
+  async setMix(key: Uint8Array, mix: CardMixAddress, options: AbortOptions = {}): Promise<boolean> {
+    const rows = await this.table(options);
+    const mx = mixBytes(mix).mx!;
+    for (const [name, r] of rows) {
+      if (!crypto().equal(r.k, key)) continue;
+      if (r.mx && crypto().equal(r.mx, mx)) return true;
+      rows.set(name, { ...r, mx });
+      await this.persist(rows, options);
+      return true;
+    }
+    return false;
+  }
+
+  /**
    * Marks a contact's current key verified (the user compared safety numbers and they match) or not; verifying also
    * clears `changed`. Throws ERR_NOT_FOUND for an unknown name.
    */

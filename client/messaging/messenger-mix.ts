@@ -3,9 +3,12 @@
  * (a guard that is a mix relay, mix.md §8.1), with the mix address derived from the identity, and the messages boxed
  * under the pair's key (protocol/mix-message.ts) so that the recipient knows who wrote and no one else can tell.
  *
- * The link is the client's: when it closes, the next cell the MixClient would send reopens it (to the same gateway;
- * a gateway that changed is reported as ERR_MIX_UNREACHABLE, since the published card names the old one). Boxes that
- * do not open are counted (`rejected`) and reported, never delivered.
+ * The link is the client's: when it closes, the next cell the MixClient would send reopens it. A gateway that changed
+ * meanwhile (the guard expired, mix.md §8.6) is moved to: a new MixClient there with the same identity-derived
+ * secrets takes over the queue, a poll-only MixClient drains the old inbox for MIX_INBOX_TTL, and every contact with
+ * a mix address is sent an address box (kind 3) with the new address, kept until acknowledged as messages are. The
+ * first message to a contact in a run is preceded by an address box too, so a contact that lacks our address can
+ * acknowledge. Boxes that do not open are counted (`rejected`) and reported, never delivered.
  *
  * Acknowledgements (mix.md §8.5): every message that opens is answered with an acknowledgement box, queued ahead of
  * our messages in our own payload stream (a slot that would otherwise carry drop cover); every message we send is
@@ -16,12 +19,13 @@ import type { Identity } from '../../protocol/address.js';
 import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import { CellCommand } from '../../protocol/cell.js';
 import type { CardMixAddress } from '../../protocol/contact-card.js';
-import { openMixMessage, sealMixAck, sealMixMessage, mixSecretsOf } from '../../protocol/mix-message.js';
+import { openMixMessage, sealMixAck, sealMixAddress, sealMixMessage, mixSecretsOf } from '../../protocol/mix-message.js';
 import type { AbortOptions } from '../../net/abort.js';
 import type { Link } from '../../net/link.js';
 import { crypto } from '../../crypto/index.js';
 import { MIX_DELAY_MEAN_MS, MIX_LAYERS, MIX_POLL_RATE, MIX_SEND_RATE, MixClient, type MixClientInit, type MixClientStats } from './mix-mode.js';
 import type { MessengerHost, MessengerMixSettings } from './types.js';
+import type { MixGatewayLink } from '../client.js';
 
 /** Retransmissions of a message without an acknowledgement before it is given up (MIX_MAX_RETRANSMITS, mix.md §8.5). */
 export const MIX_MAX_RETRANSMITS = 3;
@@ -29,12 +33,25 @@ export const MIX_MAX_RETRANSMITS = 3;
 export const MAX_MIX_PENDING = 1000;
 /** Mean retransmission timeout in units of expectedLatencyMs, drawn uniformly from [2, 4] (MIX_ACK_TIMEOUT_FACTOR). */
 export const MIX_ACK_TIMEOUT_FACTOR = 3;
+/** How long a former gateway keeps mail, so how long its inbox is drained after a change (MIX_INBOX_TTL, mix.md §8.6). */
+export const MIX_INBOX_TTL_MS = 3_600_000;
+/** Contacts remembered as told our address in this run (MAX_MIX_ANNOUNCED); when full the set is emptied. */
+export const MAX_MIX_ANNOUNCED = 10_000;
+/** Former gateways drained at once; a further change stops the oldest drain. */
+const MAX_MIX_DRAINS = 4;
 
 export interface MessengerMixHandlers {
   /** A message that opened: its sender's identity key, id and body (a copy of an id too: the caller drops copies). */
   message(from: Uint8Array, id: Uint8Array, body: Uint8Array): void;
   /** The mix address to acknowledge `from`'s messages to (its contact record's), if any. */
   mixAddressOf(from: Uint8Array): Promise<CardMixAddress | undefined>;
+  /** The contacts whose records hold a mix address (told our new one when the gateway changes, mix.md §8.6). */
+  mixContacts(): Promise<readonly { key: Uint8Array; mix: CardMixAddress }[]>;
+  /**
+   * An address box from `from`: replace its contact record's mix address (as a version 3 card of the same key).
+   * Resolves whether `from` is a contact (then the box is acknowledged).
+   */
+  addressChanged(from: Uint8Array, mix: CardMixAddress): Promise<boolean>;
   /** A message we sent was acknowledged by its recipient `to`. */
   delivered(to: Uint8Array, id: Uint8Array): void;
   /** A message we sent was given up: ERR_MIX_UNACKNOWLEDGED. */
@@ -52,11 +69,24 @@ export interface MessengerMixAckStats {
   retransmitted: number;
   /** Messages given up (ERR_MIX_UNACKNOWLEDGED). */
   unacknowledged: number;
+  /** Address boxes queued (first message to a contact in a run, or a gateway change; mix.md §8.6). */
+  addressesSent: number;
+  /** Address boxes of ours acknowledged. */
+  addressesAcknowledged: number;
+  /** Address boxes of ours given up after MIX_MAX_RETRANSMITS retransmissions. */
+  addressesUnacknowledged: number;
+  /** Address boxes from contacts applied to their records (copies included). */
+  addressesReceived: number;
+  /** Gateway changes moved to. */
+  gatewayChanges: number;
 }
 
 interface Pending {
+  /** A message of the application, or an address box (mix.md §8.6: its body is our address when it is sealed). */
+  readonly kind: 'message' | 'address';
   readonly toKey: Uint8Array;
-  readonly to: CardMixAddress;
+  /** Where it goes: re-targeted when the recipient's address box comes. */
+  to: CardMixAddress;
   readonly id: Uint8Array;
   readonly body: Uint8Array;
   /** Retransmissions so far. */
@@ -65,6 +95,16 @@ interface Pending {
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+/** A former gateway's inbox, polled until its mail has expired (mix.md §8.6). */
+interface Drain {
+  readonly gateway: Uint8Array;
+  readonly client: MixClient;
+  link: Link | null;
+  reopening: Promise<void> | null;
+  timer: ReturnType<typeof setTimeout>;
+  stopped: boolean;
+}
 
 export class MessengerMix {
   private mix: MixClient | null = null;
@@ -75,11 +115,27 @@ export class MessengerMix {
   private closed = false;
   /** Message-mode messages that did not open (forged, damaged, not for us): dropped. */
   rejected = 0;
-  readonly acks: MessengerMixAckStats = { acksSent: 0, acksReceived: 0, retransmitted: 0, unacknowledged: 0 };
+  readonly acks: MessengerMixAckStats = {
+    acksSent: 0,
+    acksReceived: 0,
+    retransmitted: 0,
+    unacknowledged: 0,
+    addressesSent: 0,
+    addressesAcknowledged: 0,
+    addressesUnacknowledged: 0,
+    addressesReceived: 0,
+    gatewayChanges: 0,
+  };
   /** Our messages awaiting an acknowledgement, by message id (at most MAX_MIX_PENDING). */
   private readonly pending = new Map<string, Pending>();
   /** MixClient frame id of a queued copy → its message id (a copy's timer starts when it leaves). */
   private readonly queued = new Map<string, string>();
+  /** Our pending address box to each contact (its key → the box's id), so a newer one replaces it. */
+  private readonly addressPending = new Map<string, string>();
+  /** Contacts told our current address in this run (at most MAX_MIX_ANNOUNCED). */
+  private readonly announced = new Set<string>();
+  /** Former gateways whose inboxes are still polled (at most MAX_MIX_DRAINS). */
+  private readonly drains: Drain[] = [];
 
   constructor(
     private readonly host: MessengerHost,
@@ -119,34 +175,76 @@ export class MessengerMix {
       if (this.closed) return;
       this.gateway = g.identity;
       this.attach(g.link);
-      const { inboxSecret, keys } = mixSecretsOf(this.identity);
-      const init: MixClientInit = { gateway: g.identity, inboxSecret, keys, ...this.settings };
-      const relays = this.host.mixRelays.bind(this.host);
-      this.mix = new MixClient({ send: (kind, body) => this.sendCell(kind, body), mixes: () => relays() }, init);
-      this.mix.on('mix:message', (data) => this.onData(data));
-      this.mix.on('mix:sent', (frameId) => this.left(frameId));
+      this.mix = this.client(g.identity);
       this.mix.start();
     })();
     this.starting.catch(() => (this.starting = null));
     return this.starting;
   }
 
+  /** A MixClient at `gateway` with the identity's secrets (mix.md §8.1); with `drain`, a poll-only one for a former gateway's inbox. */
+  private client(gateway: Uint8Array, drain?: () => Drain): MixClient {
+    const { inboxSecret, keys } = mixSecretsOf(this.identity);
+    const init: MixClientInit = { ...this.settings, gateway, inboxSecret, keys, ...(drain ? { cover: false, loopRate: 0 } : {}) };
+    const relays = this.host.mixRelays!.bind(this.host);
+    const send = drain
+      ? (kind: 'packet' | 'poll', body: Uint8Array) => this.drainCell(drain(), kind, body)
+      : (kind: 'packet' | 'poll', body: Uint8Array) => this.sendCell(kind, body);
+    const c = new MixClient({ send, mixes: () => relays() }, init);
+    c.on('mix:message', (data) => this.onData(data));
+    if (!drain) c.on('mix:sent', (frameId) => this.left(frameId));
+    return c;
+  }
+
   /**
    * Boxes `body` for `to` (its identity key and mix address), queues it for the payload stream and keeps it until
-   * acknowledged (handlers.delivered) or given up (handlers.failed). Throws ERR_MIX_UNREACHABLE (not running),
-   * LimitError MAX_MIX_MESSENGER_BYTES, ERR_LIMIT (MAX_MIX_SEND_QUEUE waiting, or MAX_MIX_PENDING unacknowledged).
+   * acknowledged (handlers.delivered) or given up (handlers.failed); the first message to a contact in a run is
+   * preceded by an address box (mix.md §8.6). Throws ERR_MIX_UNREACHABLE (not running), LimitError
+   * MAX_MIX_MESSENGER_BYTES, ERR_LIMIT (MAX_MIX_SEND_QUEUE waiting, or MAX_MIX_PENDING unacknowledged).
    */
   send(toKey: Uint8Array, to: CardMixAddress, id: Uint8Array, body: Uint8Array): void {
     if (!this.mix || this.closed) throw new AlliumError('ERR_MIX_UNREACHABLE', 'message mode is not running');
     if (this.pending.size >= MAX_MIX_PENDING) throw new AlliumError('ERR_LIMIT', 'too many message-mode messages awaiting their acknowledgement');
-    const p: Pending = { toKey, to, id, body, retransmits: 0 };
+    const p: Pending = { kind: 'message', toKey, to, id, body, retransmits: 0 };
+    if (!this.announced.has(hex(toKey))) this.announce(toKey, to);
     this.queue(p);
     this.pending.set(hex(id), p);
   }
 
-  /** Messages awaiting their acknowledgement. */
+  /** Former gateways whose inboxes are still polled (mix.md §8.6). */
+  get draining(): number {
+    return this.drains.length;
+  }
+
+  /**
+   * Queues an address box (our current address) for `toKey` at `to`, replacing one still pending to it; nothing when
+   * MAX_MIX_PENDING are pending or the queue is full (the contact learns the address from a newer card).
+   */
+  private announce(toKey: Uint8Array, to: CardMixAddress): void {
+    const h = hex(toKey);
+    const older = this.addressPending.get(h);
+    if (older !== undefined) {
+      clearTimeout(this.pending.get(older)?.timer);
+      this.pending.delete(older);
+      this.addressPending.delete(h);
+    }
+    if (!this.mix || this.pending.size >= MAX_MIX_PENDING) return;
+    if (this.announced.size >= MAX_MIX_ANNOUNCED) this.announced.clear();
+    const p: Pending = { kind: 'address', toKey, to, id: crypto().random(16), body: new Uint8Array(0), retransmits: 0 };
+    try {
+      this.queue(p);
+    } catch {
+      return;
+    }
+    this.announced.add(h);
+    this.pending.set(hex(p.id), p);
+    this.addressPending.set(h, hex(p.id));
+    this.acks.addressesSent++;
+  }
+
+  /** Messages awaiting their acknowledgement (address boxes not counted). */
   get unacknowledged(): number {
-    return this.pending.size;
+    return this.pending.size - this.addressPending.size;
   }
 
   close(): void {
@@ -155,11 +253,15 @@ export class MessengerMix {
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
     this.queued.clear();
+    this.addressPending.clear();
+    for (const d of this.drains) this.stopDrain(d);
   }
 
   /** Boxes `p` afresh (same id, new nonce) and queues it behind our queued messages. Throws as MixClient.send(). */
   private queue(p: Pending): void {
-    const frameId = this.mix!.send(p.to, sealMixMessage(this.identity, p.toKey, p.id, p.body));
+    const mix = this.mix!;
+    const data = p.kind === 'address' ? sealMixAddress(this.identity, p.toKey, p.id, mix.address) : sealMixMessage(this.identity, p.toKey, p.id, p.body);
+    const frameId = mix.send(p.to, data);
     this.queued.set(hex(frameId), hex(p.id));
   }
 
@@ -179,13 +281,19 @@ export class MessengerMix {
     if (this.closed || this.pending.get(key) !== p) return;
     if (p.retransmits >= MIX_MAX_RETRANSMITS) {
       this.pending.delete(key);
+      if (p.kind === 'address') {
+        // No message of the application was lost: counted, not reported (mix.md §8.6).
+        this.addressPending.delete(hex(p.toKey));
+        this.acks.addressesUnacknowledged++;
+        return;
+      }
       this.acks.unacknowledged++;
       const sent = MIX_MAX_RETRANSMITS + 1;
       this.on.failed(p.toKey, p.id, new AlliumError('ERR_MIX_UNACKNOWLEDGED', `a message-mode message sent ${sent} times was never acknowledged`));
       return;
     }
     p.retransmits++;
-    this.acks.retransmitted++;
+    if (p.kind === 'message') this.acks.retransmitted++;
     try {
       this.queue(p);
     } catch {
@@ -210,19 +318,44 @@ export class MessengerMix {
       if (!p || !crypto().equal(p.toKey, m.from)) return;
       clearTimeout(p.timer);
       this.pending.delete(key);
+      if (p.kind === 'address') {
+        this.addressPending.delete(hex(p.toKey));
+        this.acks.addressesAcknowledged++;
+        return;
+      }
       this.acks.acksReceived++;
       this.on.delivered(p.toKey, p.id);
+      return;
+    }
+    if (m.kind === 'address') {
+      void this.addressFrom(m.from, m.id, m.mix!);
       return;
     }
     this.on.message(m.from, m.id, m.body);
     void this.acknowledge(m.from, m.id);
   }
 
-  /** Answers a message that opened (a copy too: the first acknowledgement may be what was lost), ahead of our messages. */
-  private async acknowledge(from: Uint8Array, id: Uint8Array): Promise<void> {
-    let to: CardMixAddress | undefined;
+  /**
+   * A contact's address box (mix.md §8.6): its record takes the address, our messages pending to it go there, and the
+   * box is acknowledged there. One from a key that is no contact is dropped unacknowledged.
+   */
+  private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress): Promise<void> {
     try {
-      to = await this.on.mixAddressOf(from);
+      if (!(await this.on.addressChanged(from, mix))) return;
+    } catch {
+      return; // the contact book cannot be written: no acknowledgement, the sender retransmits
+    }
+    if (this.closed) return;
+    this.acks.addressesReceived++;
+    for (const p of this.pending.values()) if (crypto().equal(p.toKey, from)) p.to = mix;
+    await this.acknowledge(from, id, mix);
+  }
+
+  /** Answers a message that opened (a copy too: the first acknowledgement may be what was lost), ahead of our messages. */
+  private async acknowledge(from: Uint8Array, id: Uint8Array, known?: CardMixAddress): Promise<void> {
+    let to: CardMixAddress | undefined = known;
+    try {
+      to ??= await this.on.mixAddressOf(from);
     } catch {
       return; // the contact book cannot be read: no acknowledgement, the sender retransmits
     }
@@ -260,12 +393,101 @@ export class MessengerMix {
       .mixGateway()
       .then((g) => {
         if (this.closed) return;
-        if (!this.gateway || !crypto().equal(g.identity, this.gateway))
-          throw new AlliumError('ERR_MIX_UNREACHABLE', 'the mix gateway changed: the card names the old one');
+        if (!this.gateway || !crypto().equal(g.identity, this.gateway)) return this.moveTo(g);
         this.attach(g.link);
       })
       .catch((e: unknown) => this.on.error(isAlliumError(e) ? e : new AlliumError('ERR_MIX_UNREACHABLE', 'the mix gateway cannot be reached', { cause: e })))
       .finally(() => (this.reopening = null));
+    return false;
+  }
+
+  /**
+   * The gateway changed (mix.md §8.6): a MixClient at the new one with the same secrets takes over the queue (boxed
+   * afresh, in order; queued acknowledgements are dropped, their senders retransmit), the old inbox is drained for
+   * MIX_INBOX_TTL, and every contact with a mix address is sent an address box.
+   */
+  private async moveTo(g: MixGatewayLink): Promise<void> {
+    const old = this.mix!;
+    const oldGateway = this.gateway!;
+    const oldLink = this.link;
+    old.stop();
+    this.acks.gatewayChanges++;
+    this.gateway = g.identity;
+    this.attach(g.link);
+    this.mix = this.client(g.identity);
+    const waiting = [...new Set(this.queued.values())];
+    this.queued.clear();
+    for (const key of waiting) {
+      const p = this.pending.get(key);
+      if (!p) continue;
+      try {
+        this.queue(p);
+      } catch {
+        /* the new queue is full: its timer (if it left before) or none; it waits for the next retransmission */
+      }
+    }
+    // Back to a gateway still drained (A → B → A): its inbox is the new client's own again.
+    for (const d of this.drains.filter((x) => crypto().equal(x.gateway, g.identity))) this.stopDrain(d);
+    this.drain(oldGateway, oldLink);
+    this.announced.clear();
+    this.mix.start();
+    let contacts: readonly { key: Uint8Array; mix: CardMixAddress }[];
+    try {
+      contacts = await this.on.mixContacts();
+    } catch {
+      return; // the book cannot be read: contacts learn the address from a newer card or our next message
+    }
+    if (this.closed) return;
+    for (const c of contacts) this.announce(c.key, c.mix);
+  }
+
+  /** Polls the former gateway's inbox until its mail has expired (MIX_INBOX_TTL). */
+  private drain(gateway: Uint8Array, link: Link | null): void {
+    for (const d of this.drains.filter((x) => crypto().equal(x.gateway, gateway))) this.stopDrain(d); // drained again from now
+    if (this.drains.length >= MAX_MIX_DRAINS) this.stopDrain(this.drains[0]!);
+    const timer = setTimeout(() => this.stopDrain(d), MIX_INBOX_TTL_MS);
+    timer.unref?.();
+    const d: Drain = { gateway, link: null, reopening: null, timer, stopped: false, client: this.client(gateway, () => d) };
+    if (link) this.attachDrain(d, link);
+    this.drains.push(d);
+    d.client.start();
+  }
+
+  private stopDrain(d: Drain): void {
+    d.stopped = true;
+    clearTimeout(d.timer);
+    d.client.stop();
+    const i = this.drains.indexOf(d);
+    if (i >= 0) this.drains.splice(i, 1);
+  }
+
+  private attachDrain(d: Drain, link: Link): void {
+    d.link = link;
+    link.on('link:cell', (cell) => {
+      if (cell.circId === 0 && cell.command === CellCommand.MIX_MAIL && d.link === link && !d.stopped) d.client.onMail(cell.body);
+    });
+  }
+
+  /** A poll of a former gateway's inbox; the link to it is reopened for the next while it is a listed mix relay. */
+  private drainCell(d: Drain, kind: 'packet' | 'poll', body: Uint8Array): boolean {
+    if (kind !== 'poll' || d.stopped) return false;
+    const link = d.link;
+    if (link?.isOpen) {
+      try {
+        link.sendCell(0, CellCommand.MIX_POLL, body);
+        return true;
+      } catch {
+        /* closed under us: reopen below */
+      }
+    }
+    if (this.closed || d.reopening || !this.host.mixLink) return false;
+    d.reopening = this.host
+      .mixLink(d.gateway)
+      .then((l) => {
+        if (!d.stopped && !this.closed) this.attachDrain(d, l);
+      })
+      .catch(() => undefined) // out of the consensus or unreachable: tried again at the next poll until the drain ends
+      .finally(() => (d.reopening = null));
     return false;
   }
 }

@@ -8,6 +8,7 @@ import type { Attachment } from '../../protocol/attachment.js';
 import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import type { AbortOptions } from '../../net/abort.js';
 import type { MixClientInit } from './mix-mode.js';
+import type { Link } from '../../net/link.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import type { AddressConnector, CircuitSource, MixGatewayLink, MixRelay } from '../client.js';
 import type { AttachmentProgress } from './attachments.js';
@@ -25,6 +26,11 @@ export interface MessengerHost extends CircuitSource {
   mixGateway?(options?: AbortOptions): Promise<MixGatewayLink>;
   /** Message mode: the mix relays of the directory (AlliumClient has it). */
   mixRelays?(): readonly MixRelay[];
+  /**
+   * Message mode (specs/mix.md §8.6): a link to the listed mix relay `identity` (a former gateway whose inbox is
+   * drained). Throws ERR_MIX_UNREACHABLE when it is no listed mix relay (AlliumClient has it).
+   */
+  mixLink?(identity: Uint8Array, options?: AbortOptions): Promise<Link>;
 }
 
 /** A local TCP service behind a hidden service port. */

@@ -39,21 +39,45 @@ function messengerVectors(): object {
     if (back.kind !== 'ack' || toHex(back.id) !== b.id) throw new Error('mix messenger ack round trip');
     return { from: b.to, to: b.from, id: b.id, nonce: toHex(nonce), data: toHex(data) };
   });
+  // Address boxes (mix.md §8.6): kind 3, the sender's mix address as the body (its own inbox and key, a gateway of
+  // the seeded identities). Drawn after the acknowledgements, so the values above stay as they were.
+  const addresses = [0, 1].map((n) => {
+    const [from, to] = [ids[n]!, ids[1 - n]!];
+    const m = mixSecretsOf(from);
+    const mix = { gateway: createIdentity(rnd(32)).publicKey, inbox: m.inbox, key: m.keys.publicKey };
+    const id = rnd(16);
+    const nonce = rnd(24);
+    const data = sealMixAddress(from, to.publicKey, id, mix, nonce);
+    const back = openMixMessage(to, data);
+    if (back.kind !== 'address' || toHex(back.body) !== toHex(concatBytes(mix.gateway, mix.inbox, mix.key)))
+      throw new Error('mix messenger address round trip');
+    return {
+      from: n,
+      to: 1 - n,
+      id: toHex(id),
+      nonce: toHex(nonce),
+      gateway: toHex(mix.gateway),
+      inbox: toHex(mix.inbox),
+      key: toHex(mix.key),
+      data: toHex(data),
+    };
+  });
   return {
     description:
-      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. maxBody is MAX_MIX_MESSENGER_BYTES.',
+      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. Each address is sealMixAddress(identities[from], identities[to].identity, id, { gateway, inbox, key }, nonce) = data (kind 3, 185 bytes); openMixMessage gives kind "address", from, id and the body gateway | inbox | key. maxBody is MAX_MIX_MESSENGER_BYTES.',
     maxBody: MAX_MIX_MESSENGER_BYTES,
     identities,
     boxes,
     acks,
+    addresses,
   };
 }
 import { crypto } from '../../crypto/index.js';
-import { toHex } from '../../protocol/bytes.js';
+import { concatBytes, toHex } from '../../protocol/bytes.js';
 import { createMixPacket, MIX_PACKET_LEN, MIX_PAYLOAD_LEN, mixInbox, processMixPacket, type MixFinal, type MixResult } from '../../protocol/mix-packet.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { createIdentity } from '../../protocol/address.js';
-import { MAX_MIX_MESSENGER_BYTES, mixSecretsOf, openMixMessage, sealMixAck, sealMixMessage } from '../../protocol/mix-message.js';
+import { MAX_MIX_MESSENGER_BYTES, mixSecretsOf, openMixMessage, sealMixAck, sealMixAddress, sealMixMessage } from '../../protocol/mix-message.js';
 import { errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
 interface Relay {

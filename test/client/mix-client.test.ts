@@ -10,8 +10,9 @@ import { expect } from 'chai';
 import { MixClient, type MixRelayInfo } from '../../client/messaging/mix-mode.js';
 import { crypto, type KeyPair } from '../../crypto/index.js';
 import { utf8 } from '../../protocol/bytes.js';
-import { mixMailBody } from '../../protocol/mix-cells.js';
-import { processMixPacket } from '../../protocol/mix-packet.js';
+import { decodeMixPollBody, mixMailBody } from '../../protocol/mix-cells.js';
+import { mixInbox, processMixPacket } from '../../protocol/mix-packet.js';
+import type { CardMixAddress } from '../../protocol/contact-card.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
 import { MessengerMix, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
@@ -32,7 +33,7 @@ describe('message mode: the client keeps a real message whose packet could not l
   before(() => {
     mixes = Array.from({ length: 4 }, () => {
       const keys = crypto().x25519Keypair();
-      return { identity: crypto().random(32), mixKey: keys.publicKey, keys, replay: new ReplayFilter({ capacity: 1000 }) };
+      return { identity: createIdentity().publicKey, mixKey: keys.publicKey, keys, replay: new ReplayFilter({ capacity: 1000 }) };
     });
   });
   after(() => clients.forEach((c) => c.stop()));
@@ -152,6 +153,8 @@ describe('message mode: the client keeps a real message whose packet could not l
       {
         message: (_from, _id, body) => events.received.push(Buffer.from(body).toString()),
         mixAddressOf: (from) => Promise.resolve(book.get(Buffer.from(from).toString('hex'))),
+        mixContacts: () => Promise.resolve([]),
+        addressChanged: () => Promise.resolve(false),
         delivered: (_to, id) => events.delivered.push(Buffer.from(id).toString('hex')),
         failed: (_to, _id, e) => events.failed.push(e),
         error: () => undefined,
@@ -197,6 +200,163 @@ describe('message mode: the client keeps a real message whose packet could not l
       expect(alice.m.unacknowledged).to.equal(0);
       expect(eb.received.filter((x) => x === 'never acknowledged')).to.have.length(1 + MIX_MAX_RETRANSMITS);
       expect(ea.delivered).to.have.length(1);
+    } finally {
+      alice.m.close();
+      bob.m.close();
+    }
+  });
+
+  /**
+   * Gateways that hold mail as relays do (mix.md §4): a packet delivered at gateway G into inbox I waits in G's
+   * store until a link to G polls I. `gatewayLink(G)` is a link to G; `down()` closes it.
+   */
+  const held = new Map<string, Uint8Array[]>();
+  const gatewayLink = (gateway: Uint8Array): Link & { down(): void } => {
+    let open = true;
+    let onCell = (_c: Cell): void => undefined;
+    return {
+      get isOpen() {
+        return open;
+      },
+      down: () => (open = false),
+      on: (_e: string, f: (c: Cell) => void) => (onCell = f),
+      sendCell: (_circ: number, command: CellCommand, body: Uint8Array) => {
+        if (!open) throw new Error('link closed');
+        if (command === CellCommand.MIX_POLL) {
+          const at = Buffer.from(gateway).toString('hex') + Buffer.from(mixInbox(decodeMixPollBody(body))).toString('hex');
+          const mail = held.get(at) ?? [];
+          held.delete(at);
+          for (const payload of mail) onCell({ circId: 0, command: CellCommand.MIX_MAIL, body: mixMailBody(true, payload) } as Cell);
+          return;
+        }
+        if (command !== CellCommand.MIX) return;
+        let hop = mixes.find((m) => crypto().equal(m.identity, gateway))!;
+        let packet = body;
+        for (;;) {
+          const r = processMixPacket(packet, { identity: hop.identity, keys: [hop.keys], replay: hop.replay });
+          if (r.kind === 'drop') return;
+          if (r.kind === 'deliver') {
+            const at = Buffer.from(hop.identity).toString('hex') + Buffer.from(r.inbox).toString('hex');
+            held.set(at, [...(held.get(at) ?? []), r.payload]);
+            return;
+          }
+          packet = r.packet;
+          hop = mixes.find((m) => crypto().equal(m.identity, r.next))!;
+        }
+      },
+    } as unknown as Link & { down(): void };
+  };
+
+  /**
+   * A Messenger's message mode whose host names `gateway.current` (changed by the test) and whose contact book is
+   * `book` (identity key → its mix address; a key with undefined is a contact without one).
+   */
+  const moving = (identity: Identity, gateway: { current: Uint8Array }) => {
+    const ev = { delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[], errors: [] as AlliumError[] };
+    const book = new Map<string, CardMixAddress | undefined>();
+    const links: (Link & { down(): void })[] = [];
+    const open = (g: Uint8Array): Link & { down(): void } => {
+      const l = gatewayLink(g);
+      links.push(l);
+      return l;
+    };
+    const host = {
+      mixGateway: () => Promise.resolve({ identity: gateway.current, link: open(gateway.current) }),
+      mixRelays: () => mixes,
+      mixLink: (g: Uint8Array) => Promise.resolve(open(g)),
+    } as unknown as MessengerHost;
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const m = new MessengerMix(
+      host,
+      identity,
+      { sendRate: 200, loopRate: 0, pollRate: 200, delayMeanMs: 0 },
+      {
+        message: (_from, _id, body) => ev.received.push(Buffer.from(body).toString()),
+        mixAddressOf: (from) => Promise.resolve(book.get(h(from))),
+        mixContacts: () => Promise.resolve([...book].flatMap(([k, mix]) => (mix ? [{ key: Buffer.from(k, 'hex'), mix }] : []))),
+        addressChanged: (from, mix) => Promise.resolve(book.has(h(from)) && (book.set(h(from), mix), true)),
+        delivered: (_to, id) => ev.delivered.push(h(id)),
+        failed: (_to, _id, e) => ev.failed.push(e),
+        error: (e) => ev.errors.push(e),
+      },
+    );
+    return { m, ev, book, links };
+  };
+
+  it('a Messenger whose gateway changes moves there, drains the old inbox and tells its contacts (mix.md §8.6)', async () => {
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const aliceGateway = { current: mixes[2]!.identity };
+    const alice = moving(aliceId, aliceGateway);
+    const bob = moving(bobId, { current: mixes[3]!.identity });
+    await Promise.all([alice.m.start(), bob.m.start()]);
+    const old = alice.m.address!;
+    alice.book.set(Buffer.from(bobId.publicKey).toString('hex'), bob.m.address);
+    bob.book.set(Buffer.from(aliceId.publicKey).toString('hex'), old);
+    try {
+      const first = crypto().random(16);
+      alice.m.send(bobId.publicKey, bob.m.address!, first, utf8('before'));
+      await waitFor(() => alice.ev.delivered.length === 1, 10_000, 'the first acknowledgement');
+
+      // Alice's guard changes: her link closes and her host names another gateway. Bob still writes to the old
+      // address, and Alice has a message queued.
+      aliceGateway.current = mixes[1]!.identity;
+      alice.links[0]!.down();
+      bob.m.send(aliceId.publicKey, old, crypto().random(16), utf8('to the old inbox'));
+      const queued = crypto().random(16);
+      alice.m.send(bobId.publicKey, bob.m.address!, queued, utf8('queued across the change'));
+
+      await waitFor(() => alice.ev.received.includes('to the old inbox'), 10_000, 'the old inbox drained');
+      await waitFor(() => alice.ev.delivered.includes(Buffer.from(queued).toString('hex')), 10_000, 'the queued message delivered');
+      const aliceKey = Buffer.from(aliceId.publicKey).toString('hex');
+      await waitFor(() => crypto().equal(bob.book.get(aliceKey)!.gateway, mixes[1]!.identity), 10_000, "bob's record moved by the address box");
+      expect(Buffer.from(alice.m.address!.gateway), 'the card names the new gateway').to.deep.equal(Buffer.from(mixes[1]!.identity));
+      expect(Buffer.from(alice.m.address!.inbox), 'same secrets').to.deep.equal(Buffer.from(old.inbox));
+
+      // Bob's next message goes to the new address and is acknowledged.
+      const after = crypto().random(16);
+      bob.m.send(aliceId.publicKey, bob.book.get(aliceKey)!, after, utf8('to the new inbox'));
+      await waitFor(() => bob.ev.delivered.includes(Buffer.from(after).toString('hex')), 10_000, 'the new address used');
+      expect(alice.ev.received).to.include('to the new inbox');
+      expect(alice.m.acks.gatewayChanges).to.equal(1);
+      expect(alice.m.draining).to.equal(1);
+      expect(alice.ev.errors.map((e) => e.code)).to.not.include('ERR_MIX_UNREACHABLE');
+    } finally {
+      alice.m.close();
+      bob.m.close();
+    }
+    expect(alice.m.draining, 'the drain stops with the messenger').to.equal(0);
+  });
+
+  it('a contact without our mix address learns it from the address box ahead of our first message, and acknowledges (mix.md §8.6)', async () => {
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const alice = moving(aliceId, { current: mixes[2]!.identity });
+    const bob = moving(bobId, { current: mixes[3]!.identity });
+    await Promise.all([alice.m.start(), bob.m.start()]);
+    const aliceKey = Buffer.from(aliceId.publicKey).toString('hex');
+    alice.book.set(Buffer.from(bobId.publicKey).toString('hex'), bob.m.address);
+    bob.book.set(aliceKey, undefined); // a contact from a version 2 card
+    try {
+      const id = crypto().random(16);
+      alice.m.send(bobId.publicKey, bob.m.address!, id, utf8('hello'));
+      await waitFor(() => alice.ev.delivered.length + alice.ev.failed.length > 0, 10_000, 'an acknowledgement, or the message given up');
+      expect(alice.ev.delivered).to.deep.equal([Buffer.from(id).toString('hex')]);
+      expect(Buffer.from(bob.book.get(aliceKey)!.inbox)).to.deep.equal(Buffer.from(alice.m.address!.inbox));
+      expect(bob.ev.received).to.include('hello');
+      expect(bob.m.acks.addressesReceived, 'copies included').to.be.at.least(1);
+      // A stranger's address box changes no book and is not acknowledged (its message is delivered, unacknowledged).
+      const carolId = createIdentity();
+      const carol = moving(carolId, { current: mixes[1]!.identity });
+      await carol.m.start();
+      try {
+        carol.m.send(bobId.publicKey, bob.m.address!, crypto().random(16), utf8('from a stranger'));
+        await waitFor(() => carol.ev.failed.length === 1, 10_000, "the stranger's message given up");
+        expect(bob.ev.received).to.include('from a stranger');
+        expect(carol.m.acks.addressesSent).to.equal(1);
+        expect(carol.m.acks.addressesAcknowledged).to.equal(0);
+        expect([...bob.book.keys()]).to.deep.equal([aliceKey]);
+      } finally {
+        carol.m.close();
+      }
     } finally {
       alice.m.close();
       bob.m.close();

@@ -2,7 +2,7 @@
  * Message mode (specs/mix.md) through real relays in this process over real WebSockets on 127.0.0.1: a message
  * crosses four mixes (two gateways and two mixes between) and reaches its recipient's poll; two Messengers in message
  * mode (mix.md §8) exchange messages both ways, drop a forged one (counted, ERR_MESSAGE_AUTH) and keep their cover
- * and polls going while idle; a replayed packet is
+ * and polls going while idle; one whose gateway changes moves, drains its old inbox and tells its contact (§8.6); a replayed packet is
  * dropped at the mix; a flood from one link is held to MAX_MIX_QUEUE_PER_LINK while another client's packet still
  * goes through.
  */
@@ -230,6 +230,54 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
       expect(alice.mixStats!.pending).to.equal(0);
       expect(alice.mixStats!.acksReceived).to.equal(1);
       expect(failed).to.have.length(0);
+    } finally {
+      alice.close();
+      bob.close();
+    }
+  });
+
+  it('moves a Messenger whose gateway changed: the old inbox drained, its contact told the new address (mix.md §8.6)', async () => {
+    // Alice's host names relay `gw.current` as her gateway; the test changes it and closes her link, as when her
+    // guard expires. mixLink opens a link to a former gateway, to drain its inbox.
+    const gw = { current: 0 };
+    const aliceLinks: Link[] = [];
+    const host: MessengerHost = {
+      ...mixHost(0),
+      mixGateway: async () => {
+        const relay = relays[gw.current]!;
+        const link = await linkTo(relay);
+        aliceLinks.push(link);
+        return { identity: relay.identity.publicKey, link };
+      },
+      mixLink: (identity) => linkTo(relays.find((r) => crypto().equal(r.identity.publicKey, identity))!),
+    };
+    const alice = new Messenger(host, createIdentity(), { messageMode: 'mix', mix: mixSettings });
+    const bob = new Messenger(mixHost(1), createIdentity(), { messageMode: 'mix', mix: mixSettings });
+    try {
+      await Promise.all([alice.startMessageMode(), bob.startMessageMode()]);
+      await alice.contacts.add(bob.card('bob'));
+      await bob.contacts.add(alice.card('alice'));
+      const received: string[] = [];
+      alice.on('message:received', (m) => received.push(Buffer.from(m.data).toString()));
+      const r = await alice.send(bob.address, utf8('before the move'));
+      await delivered(alice, r.id);
+
+      gw.current = 3; // relay 2's deliveries are counted by a later test
+      aliceLinks[0]!.close();
+      // Bob still holds the old address: this lands in alice's inbox at relay 0, which she keeps polling.
+      await bob.send(alice.address, utf8('to the old gateway'));
+      await waitFor(() => received.includes('to the old gateway'), 20_000, 'the old inbox drained');
+      const moved = async (): Promise<boolean> => {
+        const record = await bob.contacts.byAddress(alice.address);
+        return Buffer.from(record!.mix!.gateway).equals(Buffer.from(relays[3]!.identity.publicKey));
+      };
+      await waitFor(moved, 20_000, "bob's record of alice moved by her address box");
+      expect(Buffer.from(parseCard(alice.card('alice')).mix!.gateway).equals(Buffer.from(relays[3]!.identity.publicKey)), 'the card moved').to.equal(true);
+
+      const r2 = await bob.send(alice.address, utf8('to the new gateway'));
+      await delivered(bob, r2.id);
+      expect(received).to.include('to the new gateway');
+      expect(alice.mixStats!.gatewayChanges).to.equal(1);
     } finally {
       alice.close();
       bob.close();

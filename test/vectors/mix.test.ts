@@ -7,11 +7,13 @@ import { createIdentity } from '../../protocol/address.js';
 import {
   MAX_MIX_MESSENGER_BYTES,
   MIX_ACK_KIND,
+  MIX_ADDRESS_KIND,
   MIX_MESSAGE_OVERHEAD,
   MIX_MESSAGE_VERSION,
   mixSecretsOf,
   openMixMessage,
   sealMixAck,
+  sealMixAddress,
   sealMixMessage,
 } from '../../protocol/mix-message.js';
 import { describeEachBinding } from '../helpers/bindings.js';
@@ -96,6 +98,7 @@ interface MessengerVectors {
   identities: { seed: string; identity: string; inboxSecret: string; inbox: string; key: string }[];
   boxes: { from: number; to: number; id: string; nonce: string; body: string; data: string }[];
   acks: { from: number; to: number; id: string; nonce: string; data: string }[];
+  addresses: { from: number; to: number; id: string; nonce: string; gateway: string; inbox: string; key: string; data: string }[];
 }
 
 describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', () => {
@@ -147,8 +150,31 @@ describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', (
       box[0] = MIX_ACK_KIND;
       expectCode(() => openMixMessage(to, box), 'ERR_MESSAGE_AUTH');
       const unknown = hex(a.data);
-      unknown[0] = 3;
+      unknown[0] = 4;
       expectCode(() => openMixMessage(to, unknown), 'ERR_MESSAGE_AUTH');
+    });
+  }
+
+  it('has address boxes (§8.6)', () => expect(v.addresses).to.have.length.greaterThan(0));
+  for (const [n, a] of (v.addresses ?? []).entries()) {
+    it(`address box ${n}: sealed as given, opened as the sender's mix address, never as another kind (§8.6)`, () => {
+      const from = ids[a.from]!;
+      const to = ids[a.to]!;
+      const mix = { gateway: hex(a.gateway), inbox: hex(a.inbox), key: hex(a.key) };
+      expect(toHex(sealMixAddress(from, to.publicKey, hex(a.id), mix, hex(a.nonce)))).to.equal(a.data);
+      expect(a.data.length / 2).to.equal(MIX_MESSAGE_OVERHEAD + 96);
+      const m = openMixMessage(to, hex(a.data));
+      expect([m.kind, toHex(m.from), toHex(m.id), toHex(m.body)]).to.deep.equal(['address', toHex(from.publicKey), a.id, a.gateway + a.inbox + a.key]);
+      expect([toHex(m.mix!.gateway), toHex(m.mix!.inbox), toHex(m.mix!.key)]).to.deep.equal([a.gateway, a.inbox, a.key]);
+      // Relabelled as a message or an acknowledgement it does not open; nor does a message box relabelled as kind 3.
+      for (const k of [MIX_MESSAGE_VERSION, MIX_ACK_KIND]) {
+        const other = hex(a.data);
+        other[0] = k;
+        expectCode(() => openMixMessage(to, other), 'ERR_MESSAGE_AUTH');
+      }
+      const box = sealMixMessage(from, to.publicKey, hex(a.id), hex(a.gateway + a.inbox + a.key));
+      box[0] = MIX_ADDRESS_KIND;
+      expectCode(() => openMixMessage(to, box), 'ERR_MESSAGE_AUTH');
     });
   }
 
