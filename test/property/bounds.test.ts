@@ -7,7 +7,8 @@
  *    linear work it stays flat; the test allows it to grow 16× across the range (memory-hierarchy and garbage-
  *    collector steps cost up to ~6× here), which anything quadratic (256×) or worse exceeds. Costs are the fastest
  *    of several interleaved measurements, each repeated for at least a millisecond, so the test asserts a growth
- *    order, not a speed; it prints the worst growth it saw.
+ *    order, not a speed; a growth over the bound is measured again, and fails only when three runs all exceed it
+ *    (a stall of the machine does not repeat; quadratic work does). It prints the worst growth it saw.
  *  - memory: a worker whose heap is limited to 64 MiB runs every decoder on every shape at its cap (up to 256 KiB);
  *    a decoder whose memory grew faster than linearly (the value-sharing bomb needed gigabytes for 300 bytes) runs
  *    it out of memory, and the test names the case.
@@ -24,6 +25,8 @@ import { decoderCases, type DecoderCase } from '../helpers/decoders.js';
 
 const STEP = 16;
 const ALLOWED_GROWTH = 16;
+/** Runs a decoder's growth is measured in at most: it fails when every one exceeds ALLOWED_GROWTH. */
+const MEASUREMENTS = 3;
 const HANG_MS = 20_000;
 
 function startWorker(heapMb: number): Worker {
@@ -105,26 +108,43 @@ describe('property: decoders do work linear in their input (time, memory, totali
     it(`${c.name}: time grows linearly with input size`, async () => {
       const sizes = sizesFor(c);
       if (sizes.length < 2) return;
-      let replies: BoundsReply[];
-      try {
-        replies = await ask(timing(), { kind: 'time', name: c.name, sizes });
-      } catch (e) {
-        worker = null; // stopped by the watchdog: the next decoder gets a fresh worker
-        throw e;
+      // A growth over the bound is measured again: work that grows faster than linearly does so every time, while a
+      // stall of the machine (this one is a shared virtual machine) does not repeat in the same place. The decoder
+      // fails when every one of MEASUREMENTS runs exceeds the bound, with the first run's figures.
+      let first: string | null = null;
+      for (let run = 0; run < MEASUREMENTS; run++) {
+        let replies: BoundsReply[];
+        try {
+          replies = await ask(timing(), { kind: 'time', name: c.name, sizes });
+        } catch (e) {
+          worker = null; // stopped by the watchdog: the next decoder gets a fresh worker
+          throw e;
+        }
+        expect(unexpectedIn(replies)).to.deep.equal([]);
+        const over = violations(c.name, sizes, replies);
+        if (over === null) return;
+        first ??= over;
       }
-      expect(unexpectedIn(replies)).to.deep.equal([]);
-      for (const r of replies) {
-        if (!('shape' in r)) continue;
-        const perByte = r.best.map((t, i) => t / sizes[i]!);
-        for (let i = 1; i < sizes.length; i++) {
-          for (let j = 0; j < i; j++) {
-            const ratio = perByte[i]! / perByte[j]!;
-            const what = `${c.name} / ${r.shape}, ${sizes[j]} → ${sizes[i]} bytes`;
-            if (ratio > worst.ratio) worst = { ratio, what };
-            expect(ratio, `${what}: ${(r.best[j]! * 1e3).toFixed(2)} µs → ${(r.best[i]! * 1e3).toFixed(2)} µs per call`).to.be.at.most(ALLOWED_GROWTH);
-          }
+      expect.fail(`${first} (in each of ${MEASUREMENTS} runs)`);
+    });
+  }
+
+  /** The first growth of the cost per byte over ALLOWED_GROWTH in one run's replies, or null; records the worst seen. */
+  function violations(name: string, sizes: number[], replies: BoundsReply[]): string | null {
+    let found: string | null = null;
+    for (const r of replies) {
+      if (!('shape' in r)) continue;
+      const perByte = r.best.map((t, i) => t / sizes[i]!);
+      for (let i = 1; i < sizes.length; i++) {
+        for (let j = 0; j < i; j++) {
+          const ratio = perByte[i]! / perByte[j]!;
+          const what = `${name} / ${r.shape}, ${sizes[j]} → ${sizes[i]} bytes`;
+          if (ratio > worst.ratio) worst = { ratio, what };
+          if (ratio > ALLOWED_GROWTH)
+            found ??= `${what}: ${(r.best[j]! * 1e3).toFixed(2)} µs → ${(r.best[i]! * 1e3).toFixed(2)} µs per call, growth ${ratio.toFixed(1)}× > ${ALLOWED_GROWTH}×`;
         }
       }
-    });
+    }
+    return found;
   }
 });
