@@ -4,8 +4,9 @@
  * resumed asks the network for no block twice; the size limit holds on both sides; address cards and safety numbers
  * between the two, an identity change warned about, a corrupted card refused.
  *
- * The file is ALLIUM_ATTACHMENT_MIB MiB (default 3: every block goes to 3 holders over 3-hop circuits, which on a
- * shared 2-core machine takes a while; the 20 MiB of issue 21 is measured by hand with ALLIUM_ATTACHMENT_MIB=20).
+ * The file sent is ALLIUM_ATTACHMENT_MIB MiB (default 20, the size issue 21 names: about 19 s on the quiet 2-core
+ * machine, every block at 3 holders over 3-hop circuits). The resumed download is of a 3 MiB file: one segment, so
+ * the blocks it asks for are exactly the root and the data blocks.
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
@@ -20,7 +21,7 @@ import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 
 const MiB = 1024 * 1024;
-const SIZE = Number(process.env['ALLIUM_ATTACHMENT_MIB'] ?? 3) * MiB;
+const SIZE = Number(process.env['ALLIUM_ATTACHMENT_MIB'] ?? 20) * MiB;
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -103,7 +104,7 @@ describe('messaging: attachments and contacts (relay processes)', function () {
   });
 
   it('resumes a download aborted half way without fetching any block twice', async () => {
-    const size = Math.max(SIZE, 3 * MiB);
+    const size = 3 * MiB;
     const data = crypto().random(size);
     const receipt = await alice.sendFile(bob.address, { data, name: 'voice.ogg', type: 'audio/ogg' });
     await waitFor(() => atBob.some((m) => m.id === receipt.id), 60_000, 'the attachment message at bob');
