@@ -236,8 +236,9 @@ export class ContentClient {
   /**
    * One item from one holder, through one of the operation's circuits and its forwarder (content.md §8.2). A circuit
    * that could not be built, or that closed under the request (a relay on it restarted, or destroyed it just then),
-   * is no answer from the holder: one more try on another circuit. A holder that accepted the request and then
-   * stalled, or that the forwarder could not ask, is not asked again.
+   * is no answer from the holder, nor is a forwarder's `unreachable`, `refused` or `unknown` (it was at one of its
+   * limits, or could not reach the holder just then): one more try, on another circuit to another forwarder when the
+   * operation has one. A holder that accepted the request and then stalled is not asked again.
    */
   private async fetchFrom(
     op: OperationCircuits,
@@ -247,17 +248,28 @@ export class ContentClient {
     signal: AbortSignal,
     head = false,
   ): Promise<Uint8Array | null> {
+    let last: string | undefined;
     for (let attempt = 0; ; attempt++) {
       let circuit: ClientCircuit | null = null;
+      let forwarded = false;
       try {
-        return await op.with(h, signal, (c, f) => {
-          circuit = c;
-          return fetchItem(c, kind, rk, f ? { head, signal, forwardTo: f } : { head, signal });
-        });
+        return await op.with(
+          h,
+          signal,
+          (c, f, forwarder) => {
+            circuit = c;
+            forwarded = f !== null;
+            last = forwarder;
+            return fetchItem(c, kind, rk, f ? { head, signal, forwardTo: f } : { head, signal });
+          },
+          last,
+        );
       } catch (e) {
         const c = circuit as ClientCircuit | null;
         const noCircuit = c === null || (isAlliumError(e) && e.code === 'ERR_LINK_CLOSED' && c.state !== 'open');
-        if (e instanceof AbortedError || attempt > 0 || !noCircuit) throw e;
+        // fetchItem's ERR_UNREACHABLE is the forwarder's answer that it did not ask the holder (§8.3).
+        const notAsked = forwarded && isAlliumError(e) && e.code === 'ERR_UNREACHABLE';
+        if (e instanceof AbortedError || attempt > 0 || !(noCircuit || notAsked)) throw e;
       }
     }
   }

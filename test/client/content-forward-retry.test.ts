@@ -1,0 +1,103 @@
+/**
+ * A forwarder's `refused` (at one of its limits) or `unreachable` is not an answer from the holder (specs/content.md
+ * §8.2 "Retries"): the client asks that holder once more through another of the operation's circuits. In memory: a
+ * stand-in CircuitSource whose circuits answer FETCH as their forwarder would, the first forward to each holder
+ * refused (as when many clients read the same mailbox slot at once and each forwarder holds MAX_FORWARDS_PER_HOLDER).
+ * Before the retry, every holder of the slot counted as not answering and the slot read as ERR_UNREACHABLE.
+ */
+import { EventEmitter } from 'node:events';
+import { expect } from 'chai';
+import type { CircuitSource, NewCircuitOptions } from '../../client/client.js';
+import { ContentClient } from '../../client/content.js';
+import type { ClientCircuit } from '../../net/circuit.js';
+import { toHex } from '../../protocol/bytes.js';
+import { decodeFetch, encodeFetched, type ContentStatus } from '../../protocol/content-messages.js';
+import type { Descriptor } from '../../protocol/descriptor.js';
+import { RelayCommand } from '../../protocol/relay-cell.js';
+
+const relay = (i: number): Descriptor => ({ fingerprint: `relay${i}`, id: new Uint8Array(32).fill(i), caps: ['store'] }) as unknown as Descriptor;
+
+/** One request stream of a fake circuit: what fetchItemInto uses of a MuxStream (`on` returns its removal). */
+class FakeStream {
+  private readonly handlers = new Map<string, Set<(...a: unknown[]) => void>>();
+  constructor(readonly id: number) {}
+  on(event: string, f: (...a: unknown[]) => void): () => void {
+    const set = this.handlers.get(event) ?? new Set();
+    this.handlers.set(event, set);
+    set.add(f);
+    return () => void set.delete(f);
+  }
+  emit(event: string, ...a: unknown[]): void {
+    for (const f of [...(this.handlers.get(event) ?? [])]) f(...a);
+  }
+  markOpen(): void {}
+  consumed(): void {}
+}
+
+/** A circuit ending at `forwarder`: each FETCH naming a holder gets `answer(holder)` back as FETCHED. */
+class FakeCircuit extends EventEmitter {
+  state: 'open' | 'closed' = 'open';
+  private next = 1;
+  private readonly streams = new Map<number, FakeStream>();
+  readonly mux = {
+    open: (): FakeStream => {
+      const s = new FakeStream(this.next++);
+      this.streams.set(s.id, s);
+      return s;
+    },
+    reset: (s: FakeStream): void => void this.streams.delete(s.id),
+  };
+  constructor(
+    readonly forwarder: Descriptor,
+    private readonly answer: (holder: string) => ContentStatus,
+  ) {
+    super();
+  }
+  send(cell: { command: number; streamId: number; data: Uint8Array }): void {
+    expect(cell.command).to.equal(RelayCommand.FETCH);
+    const f = decodeFetch(cell.data).f!;
+    const s = this.streams.get(cell.streamId)!;
+    setImmediate(() => s.emit('stream:reply', RelayCommand.FETCHED, encodeFetched({ s: this.answer(toHex(f)), n: 0 })));
+  }
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.emit('circuit:close');
+  }
+}
+
+describe('content: a forwarder that did not ask the holder is no answer (content.md §8.2)', () => {
+  it("a slot whose holders' first forwards were all refused is read on the retry through other forwarders", async () => {
+    const relays = [0, 1, 2, 3, 4, 5].map(relay);
+    const holders = relays.slice(1, 4);
+    const forwards = new Map<string, number>();
+    const via: string[] = [];
+    const source = {
+      directory: { view: { relays, placement: () => null, holderIndex: () => ({ holders: () => holders }) } },
+      newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+        const c = new FakeCircuit(o.last!, (h) => {
+          via.push(`${h.slice(0, 2)}@${o.last!.fingerprint}`);
+          const n = (forwards.get(h) ?? 0) + 1;
+          forwards.set(h, n);
+          return n === 1 ? 'refused' : 'missing';
+        });
+        return Promise.resolve(c as unknown as ClientCircuit);
+      },
+    } as unknown as CircuitSource;
+    const content = new ContentClient(source, { circuitsAhead: false });
+    try {
+      const { copies, answered } = await content.fetchAnswers('mailbox', new Uint8Array(32), { head: true });
+      expect(copies).to.deep.equal([]);
+      expect(answered, 'every holder answered on its second try').to.equal(3);
+      expect([...forwards.values()]).to.deep.equal([2, 2, 2]);
+      // Each retry went through a forwarder other than the one that refused it.
+      for (const h of holders.map((d) => toHex(d.id).slice(0, 2))) {
+        const mine = via.filter((v) => v.startsWith(`${h}@`));
+        expect(mine).to.have.length(2);
+        expect(mine[0], `holder ${h}`).to.not.equal(mine[1]);
+      }
+    } finally {
+      content.close();
+    }
+  });
+});
