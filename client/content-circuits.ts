@@ -24,6 +24,7 @@ import { crypto } from '../crypto/index.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { isStoreRelay } from '../protocol/placement.js';
 import type { ClientCircuit } from '../net/circuit.js';
+import { Shutdown } from '../net/abort.js';
 import type { CircuitSource } from './client.js';
 
 /** CONTENT_CIRCUIT_DIRTINESS (specs/limits.md): a content circuit takes new requests this long after its first. */
@@ -105,8 +106,11 @@ export class ContentCircuits {
   private readonly waiting = new Set<Waiting>();
   /** When an operation last took circuits (null: never); building ahead stops aheadIdleMs after it. */
   private lastTaken: number | null = null;
-  /** Aborts the builds of circuits ahead at close() (an operation's signal is not theirs). */
-  private readonly aborter = new AbortController();
+  /**
+   * Aborts the builds of circuits ahead at close() (an operation's signal is not theirs): each build has a scope of
+   * its own, dropped once it settles, so builds in flight leave no listener on a signal that lives as long as we do.
+   */
+  private readonly shutdown = new Shutdown();
 
   constructor(
     readonly source: CircuitSource,
@@ -156,7 +160,9 @@ export class ContentCircuits {
       );
       if (!forwarder) return;
       // Not an operation's signal: the circuit outlives the operation that caused it. Only close() stops the build.
-      const built = this.build(forwarder, this.aborter.signal);
+      const scope = this.shutdown.scope();
+      const built = this.build(forwarder, scope.signal);
+      built.then(scope.dispose, scope.dispose);
       const timer = setTimeout(() => {
         if (!this.waiting.delete(w)) return;
         void built.then((c) => c.close()).catch(() => undefined);
@@ -219,7 +225,7 @@ export class ContentCircuits {
     this.toHolder.clear();
     for (const w of this.waiting) clearTimeout(w.timer);
     this.waiting.clear();
-    this.aborter.abort();
+    this.shutdown.abort();
     for (const p of this.live) void p.then((c) => c.close()).catch(() => undefined);
     this.live.clear();
   }

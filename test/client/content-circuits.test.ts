@@ -4,7 +4,7 @@
  * by one operation only; a waiting circuit closes after its lifetime and is replaced only while the client is not
  * idle; close() closes every one, built or still being built.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, getEventListeners } from 'node:events';
 import { expect } from 'chai';
 import { ContentCircuits } from '../../client/content-circuits.js';
 import type { CircuitSource, NewCircuitOptions } from '../../client/client.js';
@@ -164,5 +164,36 @@ describe('content circuits built ahead (content.md §8.2)', () => {
     s.release(signal, true);
     await late;
     op2.close();
+  });
+
+  it('builds ahead in flight leave no pile of abort listeners on one long-lived signal', async () => {
+    const s = source(true);
+    // As AlliumClient.newCircuit does: one abort listener on the build's signal until the build settles.
+    const signals = new Set<AbortSignal>();
+    const newCircuit = s.source.newCircuit.bind(s.source);
+    s.source.newCircuit = (o: NewCircuitOptions = {}) => {
+      const onAbort = (): void => undefined;
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      if (o.signal && o.signal !== signal) signals.add(o.signal); // not the operations' (the caller's: the first builds under it)
+      const p = newCircuit(o);
+      const off = (): void => o.signal?.removeEventListener('abort', onAbort);
+      p.then(off, off);
+      return p;
+    };
+    const most = (): number => Math.max(...[...signals].map((x) => getEventListeners(x, 'abort').length));
+    const circuits = new ContentCircuits(s.source);
+    // Twenty operations start at once (twenty mailbox slots read together): each takes the circuits waiting, still
+    // being built, and as many are built ahead again, all in flight together.
+    const ops = Array.from({ length: 20 }, () => circuits.operation());
+    const answered = ops.map((op) => requests(op, 1));
+    expect(s.calls(), 'three ahead per operation, and three more').to.equal(63);
+    expect(most(), 'abort listeners on one signal while the builds are in flight').to.be.at.most(1);
+    s.release(signal, true);
+    s.release(signal, false);
+    await Promise.all(answered);
+    for (const op of ops) op.close();
+    circuits.close();
+    await settle();
+    expect(most(), 'abort listeners left once every build settled').to.equal(0);
   });
 });
