@@ -16,8 +16,9 @@
  *   before the first free one — opens what it finds and hands the messages over in the senders'
  *   order, an epoch at a time and at most MAX_MAILBOX_COLLECT_BYTES of messages at a time, so a spammed inbox costs
  *   a bounded amount of memory. It only reads: nothing is deleted (items expire at the relays), so collecting
- *   changes nothing an observer of the slots could see or time. Each pass uses fresh circuits (a new ContentClient),
- *   never the endpoint's own, so holders cannot link the mailbox to the endpoint descriptor it publishes.
+ *   changes nothing an observer of the slots could see or time. Each pass uses fresh circuits (a new ContentClient,
+ *   which builds none ahead: it has no next operation to build them for once its pass ends), never the endpoint's
+ *   own, so holders cannot link the mailbox to the endpoint descriptor it publishes.
  *
  * Holders of a slot may disagree when two senders race for it; a sender that meets `occupied` at some holder
  * also stores the same message (same id) in the next slot, and the collector drops copies by id.
@@ -389,7 +390,10 @@ export class MailboxCollector {
       mailboxEpochAt(Math.max(0, lastRead == null ? started - MAX_MAILBOX_TTL_MS - MAILBOX_EPOCH_SECONDS * 1000 : lastRead - MAILBOX_CLOCK_SKEW_MS));
     const first = firstEpoch(this.lastPass);
     const last = mailboxEpochAt(started + MAILBOX_CLOCK_SKEW_MS);
-    const content = new ContentClient(this.client, this.options.content ?? {});
+    // No circuits built ahead (content.md §8.2): a pass reads a window of slots at once, so the circuits waiting
+    // would serve the first read of the next window only, which its others wait for anyway, and the last set built
+    // would close unused with the pass.
+    const content = new ContentClient(this.client, { circuitsAhead: false, ...this.options.content });
     const maxBytes = this.options.maxCollectBytes ?? MAX_MAILBOX_COLLECT_BYTES;
     let found: Found[] = [];
     let held = 0;

@@ -4,11 +4,14 @@
  * stand-in CircuitSource whose circuits answer FETCH as their forwarder would, the first forward to each holder
  * refused (as when many clients read the same mailbox slot at once and each forwarder holds MAX_FORWARDS_PER_HOLDER).
  * Before the retry, every holder of the slot counted as not answering and the slot read as ERR_UNREACHABLE.
+ * And a mailbox collector's pass, whose ContentClient is closed with it, builds no circuits ahead (3 per pass, unused).
  */
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
 import type { CircuitSource, NewCircuitOptions } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
+import { MailboxCollector } from '../../client/mailbox.js';
+import { createIdentity } from '../../protocol/address.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { toHex } from '../../protocol/bytes.js';
 import { decodeFetch, encodeFetched, type ContentStatus } from '../../protocol/content-messages.js';
@@ -53,7 +56,10 @@ class FakeCircuit extends EventEmitter {
   ) {
     super();
   }
+  /** FETCHes sent on it. */
+  requests = 0;
   send(cell: { command: number; streamId: number; data: Uint8Array }): void {
+    this.requests++;
     expect(cell.command).to.equal(RelayCommand.FETCH);
     const f = decodeFetch(cell.data).f!;
     const s = this.streams.get(cell.streamId)!;
@@ -99,5 +105,29 @@ describe('content: a forwarder that did not ask the holder is no answer (content
     } finally {
       content.close();
     }
+  });
+
+  it("a mailbox pass builds its operations' circuits and none ahead, which its ContentClient, closed with the pass, would close unused", async () => {
+    const relays = [0, 1, 2, 3, 4, 5].map(relay);
+    const built: FakeCircuit[] = [];
+    const source = {
+      directory: { view: { relays, placement: () => null, holderIndex: () => ({ holders: () => relays.slice(1, 4) }) } },
+      newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+        const c = new FakeCircuit(o.last!, () => 'missing');
+        built.push(c);
+        return Promise.resolve(c as unknown as ClientCircuit);
+      },
+    } as unknown as CircuitSource;
+    const errors: string[] = [];
+    const delivered = await new MailboxCollector(source, createIdentity()).collect(
+      () => undefined,
+      (e) => errors.push(e.code),
+    );
+    expect({ delivered, errors }).to.deep.equal({ delivered: 0, errors: [] });
+    // Each slot read is one operation with three requests (one per holder, all answered) on its three circuits.
+    const operations = built.reduce((n, c) => n + c.requests, 0) / 3;
+    expect(operations).to.be.greaterThan(0);
+    expect(built.length, `circuits built for ${operations} operations`).to.equal(3 * operations);
+    expect(built.filter((c) => c.state !== 'closed')).to.deep.equal([]);
   });
 });
