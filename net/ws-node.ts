@@ -10,16 +10,34 @@
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { setMaxListeners } from 'node:events';
+import { randomFillSync } from 'node:crypto';
 import { isIP } from 'node:net';
 import WebSocket from 'ws';
 import { AbortedError, AlliumError } from '../protocol/errors.js';
 import { FRAME_LEN } from '../protocol/link-handshake.js';
 import type { SocketFactory } from './dial.js';
-import { fromWs } from './socket.js';
+import { fromWs, type WsFraming } from './socket.js';
 import { onSignalCreated } from './abort.js';
 
 // One call's signal is watched by every request it runs at once: no warning at 10 listeners (see net/abort.ts).
 onSignalCreated((signal) => setMaxListeners(0, signal));
+
+/** Masks for the messages a client frames itself (net/socket.ts sendPacked): CSPRNG bytes, drawn 8 KiB at a time. */
+const maskPool = new Uint8Array(8192);
+let maskAt = maskPool.length;
+const CLIENT_FRAMING: WsFraming = {
+  masked: true,
+  maskBytes(out, offset) {
+    if (maskAt + 4 > maskPool.length) {
+      randomFillSync(maskPool);
+      maskAt = 0;
+    }
+    out[offset] = maskPool[maskAt++]!;
+    out[offset + 1] = maskPool[maskAt++]!;
+    out[offset + 2] = maskPool[maskAt++]!;
+    out[offset + 3] = maskPool[maskAt++]!;
+  },
+};
 
 /** Firefox's WebSocket request headers (besides Host, Upgrade, Connection and the Sec-WebSocket-Key/Version). */
 const HEADERS = {
@@ -109,7 +127,7 @@ export function createNodeSocketFactory(options: NodeSocketOptions = {}): Socket
       signal?.addEventListener('abort', onAbort, { once: true });
       ws.once('open', () => {
         signal?.removeEventListener('abort', onAbort);
-        resolve(fromWs(ws as never, null));
+        resolve(fromWs(ws as never, null, CLIENT_FRAMING));
       });
       ws.once('error', (err) => {
         signal?.removeEventListener('abort', onAbort);
