@@ -61,6 +61,11 @@ export interface WsFraming {
   masked: boolean;
   /** Writes 4 bytes from a CSPRNG at out[offset..offset+4) (a client's masks). */
   maskBytes?: (out: Uint8Array, offset: number) => void;
+  /**
+   * XORs buf[payloadAt..payloadAt+length) with the mask at buf[maskAt..maskAt+4), repeated, in place (e.g. native
+   * bufferutil, as ws uses). Absent: a loop over whole words here.
+   */
+  applyMask?: (buf: Uint8Array, maskAt: number, payloadAt: number, length: number) => void;
 }
 
 /** Writes the headers of `count` packed binary messages (and masks their payloads) in place; see WsFraming. */
@@ -69,7 +74,10 @@ export function frameWsMessages(buf: Uint8Array, count: number, size: number, fr
   const gap = framing.masked ? 8 : 4;
   const stride = gap + size;
   // Whole words when every mask and payload is 4-byte aligned (a slab of its own, gap and size multiples of 4).
-  const words = buf.byteOffset % 4 === 0 && size % 4 === 0 ? new Uint32Array(buf.buffer, buf.byteOffset, (count * stride) >>> 2) : null;
+  const words =
+    framing.masked && !framing.applyMask && buf.byteOffset % 4 === 0 && size % 4 === 0
+      ? new Uint32Array(buf.buffer, buf.byteOffset, (count * stride) >>> 2)
+      : null;
   for (let i = 0, o = 0; i < count; i++, o += stride) {
     buf[o] = 0x82; // FIN, binary
     buf[o + 1] = framing.masked ? 0x80 | 126 : 126;
@@ -77,7 +85,9 @@ export function frameWsMessages(buf: Uint8Array, count: number, size: number, fr
     buf[o + 3] = size & 0xff;
     if (!framing.masked) continue;
     framing.maskBytes!(buf, o + 4);
-    if (words) {
+    if (framing.applyMask) {
+      framing.applyMask(buf, o + 4, o + 8, size);
+    } else if (words) {
       const m = words[(o + 4) >>> 2]!;
       for (let w = (o + 8) >>> 2, end = w + (size >>> 2); w < end; w++) words[w]! ^= m;
     } else {

@@ -11,6 +11,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { setMaxListeners } from 'node:events';
 import { randomFillSync } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import WebSocket from 'ws';
 import { AbortedError, AlliumError } from '../protocol/errors.js';
@@ -25,8 +26,31 @@ onSignalCreated((signal) => setMaxListeners(0, signal));
 /** Masks for the messages a client frames itself (net/socket.ts sendPacked): CSPRNG bytes, drawn 8 KiB at a time. */
 const maskPool = new Uint8Array(8192);
 let maskAt = maskPool.length;
-const CLIENT_FRAMING: WsFraming = {
+/** bufferutil's native XOR (an optional dependency ws uses too); absent, net/socket.ts masks in a loop. */
+const bufferUtil = ((): { unmask(buffer: Buffer, mask: Buffer): void } | null => {
+  try {
+    return createRequire(import.meta.url)('bufferutil') as { unmask(buffer: Buffer, mask: Buffer): void };
+  } catch {
+    return null;
+  }
+})();
+const maskScratch = Buffer.alloc(4);
+
+/** How a dialed link frames its packed sends (exported for tests). */
+export const CLIENT_FRAMING: WsFraming = {
   masked: true,
+  ...(bufferUtil
+    ? {
+        applyMask(buf: Uint8Array, maskAt: number, payloadAt: number, length: number): void {
+          maskScratch[0] = buf[maskAt]!;
+          maskScratch[1] = buf[maskAt + 1]!;
+          maskScratch[2] = buf[maskAt + 2]!;
+          maskScratch[3] = buf[maskAt + 3]!;
+          // unmask XORs in place; masking is the same XOR.
+          bufferUtil.unmask(Buffer.from(buf.buffer, buf.byteOffset + payloadAt, length), maskScratch);
+        },
+      }
+    : {}),
   maskBytes(out, offset) {
     if (maskAt + 4 > maskPool.length) {
       randomFillSync(maskPool);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as wsModule from 'ws';
 import { frameWsMessages, type WsFraming } from '../../net/socket.js';
+import { CLIENT_FRAMING } from '../../net/ws-node.js';
 
 /** ws's own framing (exported by ws, not declared by its types). */
 const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: object): Buffer[] } };
@@ -35,6 +36,7 @@ describe('packed WebSocket framing (net/socket.ts frameWsMessages)', () => {
     ['server (unmasked)', { masked: false }, 0],
     ['client (masked, aligned)', masked, 0],
     ['client (masked, unaligned buffer)', masked, 1],
+    ['client (a dialed link: CSPRNG masks, native XOR where bufferutil loads)', CLIENT_FRAMING, 0],
   ] as const) {
     it(`writes exactly the bytes ws writes, message by message: ${label}`, () => {
       const gap = framing.masked ? 8 : 4;
