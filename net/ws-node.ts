@@ -10,16 +10,58 @@
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { setMaxListeners } from 'node:events';
+import { randomFillSync } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import WebSocket from 'ws';
 import { AbortedError, AlliumError } from '../protocol/errors.js';
 import { FRAME_LEN } from '../protocol/link-handshake.js';
 import type { SocketFactory } from './dial.js';
-import { fromWs } from './socket.js';
+import { fromWs, type WsFraming } from './socket.js';
 import { onSignalCreated } from './abort.js';
 
 // One call's signal is watched by every request it runs at once: no warning at 10 listeners (see net/abort.ts).
 onSignalCreated((signal) => setMaxListeners(0, signal));
+
+/** Masks for the messages a client frames itself (net/socket.ts sendPacked): CSPRNG bytes, drawn 8 KiB at a time. */
+const maskPool = new Uint8Array(8192);
+let maskAt = maskPool.length;
+/** bufferutil's native XOR (an optional dependency ws uses too); absent, net/socket.ts masks in a loop. */
+const bufferUtil = ((): { unmask(buffer: Buffer, mask: Buffer): void } | null => {
+  try {
+    return createRequire(import.meta.url)('bufferutil') as { unmask(buffer: Buffer, mask: Buffer): void };
+  } catch {
+    return null;
+  }
+})();
+const maskScratch = Buffer.alloc(4);
+
+/** How a dialed link frames its packed sends (exported for tests). */
+export const CLIENT_FRAMING: WsFraming = {
+  masked: true,
+  ...(bufferUtil
+    ? {
+        applyMask(buf: Uint8Array, maskAt: number, payloadAt: number, length: number): void {
+          maskScratch[0] = buf[maskAt]!;
+          maskScratch[1] = buf[maskAt + 1]!;
+          maskScratch[2] = buf[maskAt + 2]!;
+          maskScratch[3] = buf[maskAt + 3]!;
+          // unmask XORs in place; masking is the same XOR.
+          bufferUtil.unmask(Buffer.from(buf.buffer, buf.byteOffset + payloadAt, length), maskScratch);
+        },
+      }
+    : {}),
+  maskBytes(out, offset) {
+    if (maskAt + 4 > maskPool.length) {
+      randomFillSync(maskPool);
+      maskAt = 0;
+    }
+    out[offset] = maskPool[maskAt++]!;
+    out[offset + 1] = maskPool[maskAt++]!;
+    out[offset + 2] = maskPool[maskAt++]!;
+    out[offset + 3] = maskPool[maskAt++]!;
+  },
+};
 
 /** Firefox's WebSocket request headers (besides Host, Upgrade, Connection and the Sec-WebSocket-Key/Version). */
 const HEADERS = {
@@ -109,7 +151,7 @@ export function createNodeSocketFactory(options: NodeSocketOptions = {}): Socket
       signal?.addEventListener('abort', onAbort, { once: true });
       ws.once('open', () => {
         signal?.removeEventListener('abort', onAbort);
-        resolve(fromWs(ws as never, null));
+        resolve(fromWs(ws as never, null, CLIENT_FRAMING));
       });
       ws.once('error', (err) => {
         signal?.removeEventListener('abort', onAbort);

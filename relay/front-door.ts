@@ -205,7 +205,7 @@ export class FrontDoor {
         ws.close(1002);
         return;
       }
-      const link = this.o.node.acceptLink(fromWs(ws as never, ip), responder);
+      const link = this.o.node.acceptLink(fromWs(ws as never, ip, { masked: false }), responder);
       if (link) link.once('link:close', release);
       else release();
     });
