@@ -10,8 +10,10 @@
  * first message to a contact in a run is preceded by an address box too, so a contact that lacks our address can
  * acknowledge. Boxes that do not open are counted (`rejected`) and reported, never delivered.
  *
- * Acknowledgements (mix.md §8.5): every message that opens is answered with an acknowledgement box, queued ahead of
- * our messages in our own payload stream (a slot that would otherwise carry drop cover); every message we send is
+ * Acknowledgements (mix.md §8.5): every message that opens is answered with an acknowledgement box, queued in the
+ * acknowledgement lane of our own payload stream (a slot that would otherwise carry drop cover), which alternates
+ * with our own messages while both wait; each contact has a token bucket of acknowledgements (MIX_ACK_BURST,
+ * MIX_ACK_RATE), and a box over it is dropped unacknowledged (its sender retransmits); every message we send is
  * kept until its acknowledgement comes, sent again when a timer drawn from [2, 4] × expectedLatencyMs (CSPRNG),
  * started when its packet leaves, runs out, and given up (ERR_MIX_UNACKNOWLEDGED) after MIX_MAX_RETRANSMITS.
  */
@@ -37,6 +39,12 @@ export const MIX_ACK_TIMEOUT_FACTOR = 3;
 export const MIX_INBOX_TTL_MS = 3_600_000;
 /** Contacts remembered as told our address in this run (MAX_MIX_ANNOUNCED); when full the set is emptied. */
 export const MAX_MIX_ANNOUNCED = 10_000;
+/** A contact's acknowledgement bucket: tokens at most (MIX_ACK_BURST, mix.md §8.5). */
+export const MIX_ACK_BURST = 10;
+/** Refill of a contact's acknowledgement bucket, tokens a second (MIX_ACK_RATE). */
+export const MIX_ACK_RATE = 0.5;
+/** Acknowledgement buckets kept (MAX_MIX_ACK_PEERS); refilled ones are removed when the table is full. */
+export const MAX_MIX_ACK_PEERS = 1000;
 /** Former gateways drained at once; a further change stops the oldest drain. */
 const MAX_MIX_DRAINS = 4;
 
@@ -63,6 +71,8 @@ export interface MessengerMixHandlers {
 export interface MessengerMixAckStats {
   /** Acknowledgements queued for messages that opened (copies included). */
   acksSent: number;
+  /** Boxes from contacts over their acknowledgement rate: a message dropped, an address applied, neither acknowledged. */
+  acksLimited: number;
   /** Acknowledgements that ended a pending message. */
   acksReceived: number;
   /** Messages sent again after their timer ran out. */
@@ -117,6 +127,7 @@ export class MessengerMix {
   rejected = 0;
   readonly acks: MessengerMixAckStats = {
     acksSent: 0,
+    acksLimited: 0,
     acksReceived: 0,
     retransmitted: 0,
     unacknowledged: 0,
@@ -136,6 +147,8 @@ export class MessengerMix {
   private readonly announced = new Set<string>();
   /** Former gateways whose inboxes are still polled (at most MAX_MIX_DRAINS). */
   private readonly drains: Drain[] = [];
+  /** Acknowledgement buckets by contact key (at most MAX_MIX_ACK_PEERS, mix.md §8.5). */
+  private readonly ackBuckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
     private readonly host: MessengerHost,
@@ -331,8 +344,50 @@ export class MessengerMix {
       void this.addressFrom(m.from, m.id, m.mix!);
       return;
     }
-    this.on.message(m.from, m.id, m.body);
-    void this.acknowledge(m.from, m.id);
+    void this.messageFrom(m.from, m.id, m.body);
+  }
+
+  /**
+   * A message box that opened: delivered and acknowledged; from a contact over its acknowledgement rate, dropped
+   * (mix.md §8.5: its sender retransmits); from a sender we cannot acknowledge (no contact with a mix address),
+   * delivered unacknowledged.
+   */
+  private async messageFrom(from: Uint8Array, id: Uint8Array, body: Uint8Array): Promise<void> {
+    let to: CardMixAddress | undefined;
+    try {
+      to = await this.on.mixAddressOf(from);
+    } catch {
+      to = undefined; // the contact book cannot be read: delivered, no acknowledgement (the sender retransmits)
+    }
+    if (this.closed) return;
+    if (to && !this.takeAckToken(from)) {
+      this.acks.acksLimited++;
+      return;
+    }
+    this.on.message(from, id, body);
+    if (to) this.acknowledge(from, id, to);
+  }
+
+  /**
+   * Takes a token from `from`'s acknowledgement bucket (MIX_ACK_BURST, refilled at MIX_ACK_RATE); false when it is
+   * empty, or when MAX_MIX_ACK_PEERS buckets are kept and none has refilled to be removed (mix.md §8.5).
+   */
+  private takeAckToken(from: Uint8Array): boolean {
+    const now = Date.now();
+    const refilled = (b: { tokens: number; at: number }): number => Math.min(MIX_ACK_BURST, b.tokens + ((now - b.at) / 1000) * MIX_ACK_RATE);
+    const key = hex(from);
+    let b = this.ackBuckets.get(key);
+    if (!b) {
+      if (this.ackBuckets.size >= MAX_MIX_ACK_PEERS) for (const [k, x] of this.ackBuckets) if (refilled(x) >= MIX_ACK_BURST) this.ackBuckets.delete(k);
+      if (this.ackBuckets.size >= MAX_MIX_ACK_PEERS) return false;
+      b = { tokens: MIX_ACK_BURST, at: now };
+      this.ackBuckets.set(key, b);
+    }
+    b.tokens = refilled(b);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
   }
 
   /**
@@ -348,23 +403,24 @@ export class MessengerMix {
     if (this.closed) return;
     this.acks.addressesReceived++;
     for (const p of this.pending.values()) if (crypto().equal(p.toKey, from)) p.to = mix;
-    await this.acknowledge(from, id, mix);
+    if (!this.takeAckToken(from)) {
+      this.acks.acksLimited++; // applied, not acknowledged: the sender retransmits (mix.md §8.5)
+      return;
+    }
+    this.acknowledge(from, id, mix);
   }
 
-  /** Answers a message that opened (a copy too: the first acknowledgement may be what was lost), ahead of our messages. */
-  private async acknowledge(from: Uint8Array, id: Uint8Array, known?: CardMixAddress): Promise<void> {
-    let to: CardMixAddress | undefined = known;
+  /**
+   * Answers a box that opened (a copy too: the first acknowledgement may be what was lost) in the acknowledgement
+   * lane, which alternates with our own messages (mix.md §5.2).
+   */
+  private acknowledge(from: Uint8Array, id: Uint8Array, to: CardMixAddress): void {
+    if (!this.mix || this.closed) return;
     try {
-      to ??= await this.on.mixAddressOf(from);
-    } catch {
-      return; // the contact book cannot be read: no acknowledgement, the sender retransmits
-    }
-    if (!to || !this.mix || this.closed) return;
-    try {
-      this.mix.send(to, sealMixAck(this.identity, from, id), { first: true });
+      this.mix.send(to, sealMixAck(this.identity, from, id), { ack: true });
       this.acks.acksSent++;
     } catch {
-      /* our queue is full: the sender retransmits */
+      /* the lane is full: the sender retransmits */
     }
   }
 

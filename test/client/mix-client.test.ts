@@ -15,7 +15,8 @@ import { mixInbox, processMixPacket } from '../../protocol/mix-packet.js';
 import type { CardMixAddress } from '../../protocol/contact-card.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
-import { MessengerMix, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
+import { MessengerMix, MIX_ACK_BURST, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
+import { mixSecretsOf } from '../../protocol/mix-message.js';
 import type { MessengerHost } from '../../client/messaging/types.js';
 import { CellCommand, type Cell } from '../../protocol/cell.js';
 import { createIdentity, type Identity } from '../../protocol/address.js';
@@ -208,10 +209,13 @@ describe('message mode: the client keeps a real message whose packet could not l
 
   /**
    * Gateways that hold mail as relays do (mix.md §4): a packet delivered at gateway G into inbox I waits in G's
-   * store until a link to G polls I. `gatewayLink(G)` is a link to G; `down()` closes it.
+   * store until a link to G polls I. `gatewayLink(G)` is a link to G; `down()` closes it. With `gate`, a MIX cell
+   * is refused (thrown, as by a link closed under its sender) while `gate.shut`, and `gate.sent()` follows each one
+   * that passes.
    */
   const held = new Map<string, Uint8Array[]>();
-  const gatewayLink = (gateway: Uint8Array): Link & { down(): void } => {
+  type Gate = { shut: boolean; sent: () => void };
+  const gatewayLink = (gateway: Uint8Array, gate?: Gate): Link & { down(): void } => {
     let open = true;
     let onCell = (_c: Cell): void => undefined;
     return {
@@ -230,34 +234,44 @@ describe('message mode: the client keeps a real message whose packet could not l
           return;
         }
         if (command !== CellCommand.MIX) return;
-        let hop = mixes.find((m) => crypto().equal(m.identity, gateway))!;
-        let packet = body;
-        for (;;) {
-          const r = processMixPacket(packet, { identity: hop.identity, keys: [hop.keys], replay: hop.replay });
-          if (r.kind === 'drop') return;
-          if (r.kind === 'deliver') {
-            const at = Buffer.from(hop.identity).toString('hex') + Buffer.from(r.inbox).toString('hex');
-            held.set(at, [...(held.get(at) ?? []), r.payload]);
-            return;
-          }
-          packet = r.packet;
-          hop = mixes.find((m) => crypto().equal(m.identity, r.next))!;
+        if (gate?.shut) throw new Error('link closed');
+        try {
+          route(
+            mixes.find((m) => crypto().equal(m.identity, gateway))!,
+            body,
+          );
+        } finally {
+          gate?.sent();
         }
       },
     } as unknown as Link & { down(): void };
+    function route(hop: FakeMix, packet: Uint8Array): void {
+      for (;;) {
+        const r = processMixPacket(packet, { identity: hop.identity, keys: [hop.keys], replay: hop.replay });
+        if (r.kind === 'drop') return;
+        if (r.kind === 'deliver') {
+          const at = Buffer.from(hop.identity).toString('hex') + Buffer.from(r.inbox).toString('hex');
+          held.set(at, [...(held.get(at) ?? []), r.payload]);
+          return;
+        }
+        packet = r.packet;
+        hop = mixes.find((m) => crypto().equal(m.identity, r.next))!;
+      }
+    }
   };
 
   /**
    * A Messenger's message mode whose host names `gateway.current` (changed by the test) and whose contact book is
    * `book` (identity key → its mix address; a key with undefined is a contact without one).
    */
-  const moving = (identity: Identity, gateway: { current: Uint8Array }) => {
+  const moving = (identity: Identity, gateway: { current: Uint8Array }, gate?: Gate) => {
     const ev = { delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[], errors: [] as AlliumError[] };
     const book = new Map<string, CardMixAddress | undefined>();
     const links: (Link & { down(): void })[] = [];
     const open = (g: Uint8Array): Link & { down(): void } => {
-      const l = gatewayLink(g);
-      links.push(l);
+      // A gated messenger keeps its one link: a MIX cell refused makes it ask for the link again.
+      const l = (gate && links[0]) || gatewayLink(g, gate);
+      if (!links.includes(l)) links.push(l);
       return l;
     };
     const host = {
@@ -360,6 +374,56 @@ describe('message mode: the client keeps a real message whose packet could not l
     } finally {
       alice.m.close();
       bob.m.close();
+    }
+  });
+
+  it("a contact's flood of boxes: acknowledgements rate-limited, and our own message waits behind at most one acknowledgement a slot (mix.md §5.2, §8.5)", async () => {
+    const N = 30;
+    const [bobId, malloryId, aliceId] = [createIdentity(), createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    // Bob's MIX cells are refused while the flood comes in, so every acknowledgement he queues is still waiting when
+    // his own message is queued; then each of his packets is numbered by the slot it left in.
+    const aliceMix = mixSecretsOf(aliceId);
+    const aliceAddress = { gateway: mixes[1]!.identity, inbox: aliceMix.inbox, key: aliceMix.keys.publicKey };
+    const aliceHeld = (): number => held.get(h(mixes[1]!.identity) + h(aliceMix.inbox))?.length ?? 0;
+    let slots = 0;
+    const toAlice: number[] = [];
+    const gate: Gate = {
+      shut: true,
+      sent: () => {
+        if (aliceHeld() > toAlice.length) toAlice.push(slots);
+        slots++;
+      },
+    };
+    const bob = moving(bobId, { current: mixes[3]!.identity }, gate);
+    const mallory = moving(malloryId, { current: mixes[2]!.identity });
+    await Promise.all([bob.m.start(), mallory.m.start()]);
+    bob.book.set(h(malloryId.publicKey), mallory.m.address);
+    bob.book.set(h(aliceId.publicKey), aliceAddress);
+    mallory.book.set(h(bobId.publicKey), bob.m.address);
+    try {
+      for (let i = 0; i < N; i++) mallory.m.send(bobId.publicKey, bob.m.address!, crypto().random(16), utf8(`flood ${i}`));
+      const handled = (): number => bob.ev.received.length + (bob.m.acks.acksLimited ?? 0);
+      await waitFor(() => handled() >= N, 10_000, "mallory's boxes opened at bob");
+      mallory.m.close();
+      await new Promise((r) => setImmediate(r));
+
+      const own = crypto().random(16);
+      bob.m.send(aliceId.publicKey, aliceAddress, own, utf8('my own')); // an address box to alice, then the message
+      gate.shut = false;
+      await waitFor(() => toAlice.length >= 2 || slots >= 4 * N, 10_000, "bob's own two boxes, or many slots");
+      expect(bob.m.acks.acksSent, 'acknowledgements were waiting ahead').to.be.at.least(2);
+      // The lanes alternate: ack, address box, ack, message — never more than MIX_ACKS_AHEAD (1) ahead of each.
+      expect(toAlice, "slots in which bob's own boxes left").to.have.length(2);
+      expect(toAlice[1], "the slot of bob's own message").to.be.at.most(3);
+      // Over the rate: dropped, neither delivered nor acknowledged (mallory retransmits, then gives up).
+      expect(bob.m.acks.acksLimited).to.be.greaterThan(0);
+      expect(bob.ev.received.length).to.be.below(N);
+      expect(bob.m.acks.acksSent, "one for each box delivered, and mallory's address box").to.equal(bob.ev.received.length + 1);
+      expect(bob.ev.received.length).to.be.at.least(MIX_ACK_BURST - 1);
+    } finally {
+      bob.m.close();
+      mallory.m.close();
     }
   });
 
