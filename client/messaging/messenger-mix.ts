@@ -56,10 +56,11 @@ export interface MessengerMixHandlers {
   /** The contacts whose records hold a mix address (told our new one when the gateway changes, mix.md §8.6). */
   mixContacts(): Promise<readonly { key: Uint8Array; mix: CardMixAddress }[]>;
   /**
-   * An address box from `from`: replace its contact record's mix address (as a version 3 card of the same key).
-   * Resolves whether `from` is a contact (then the box is acknowledged).
+   * An address box from `from` of address sequence `seq`: replace its contact record's mix address (as a version 3
+   * card of the same key) when `seq` is over the last one applied. Resolves 'applied', 'older' (nothing changed) or
+   * false (`from` is no contact); the box is acknowledged unless false.
    */
-  addressChanged(from: Uint8Array, mix: CardMixAddress): Promise<boolean>;
+  addressChanged(from: Uint8Array, mix: CardMixAddress, seq: number): Promise<'applied' | 'older' | false>;
   /** A message we sent was acknowledged by its recipient `to`. */
   delivered(to: Uint8Array, id: Uint8Array): void;
   /** A message we sent was given up: ERR_MIX_UNACKNOWLEDGED. */
@@ -85,8 +86,10 @@ export interface MessengerMixAckStats {
   addressesAcknowledged: number;
   /** Address boxes of ours given up after MIX_MAX_RETRANSMITS retransmissions. */
   addressesUnacknowledged: number;
-  /** Address boxes from contacts applied to their records (copies included). */
+  /** Address boxes from contacts applied to their records. */
   addressesReceived: number;
+  /** Address boxes from contacts not newer than the last applied (copies, or older ones delayed): acknowledged only. */
+  addressesOlder: number;
   /** Gateway changes moved to. */
   gatewayChanges: number;
 }
@@ -135,6 +138,7 @@ export class MessengerMix {
     addressesAcknowledged: 0,
     addressesUnacknowledged: 0,
     addressesReceived: 0,
+    addressesOlder: 0,
     gatewayChanges: 0,
   };
   /** Our messages awaiting an acknowledgement, by message id (at most MAX_MIX_PENDING). */
@@ -143,6 +147,8 @@ export class MessengerMix {
   private readonly queued = new Map<string, string>();
   /** Our pending address box to each contact (its key → the box's id), so a newer one replaces it. */
   private readonly addressPending = new Map<string, string>();
+  /** The address sequence of the last address box we sealed (mix.md §8.6: strictly increasing, from the clock). */
+  private addressSeq = 0;
   /** Contacts told our current address in this run (at most MAX_MIX_ANNOUNCED). */
   private readonly announced = new Set<string>();
   /** Former gateways whose inboxes are still polled (at most MAX_MIX_DRAINS). */
@@ -273,7 +279,11 @@ export class MessengerMix {
   /** Boxes `p` afresh (same id, new nonce) and queues it behind our queued messages. Throws as MixClient.send(). */
   private queue(p: Pending): void {
     const mix = this.mix!;
-    const data = p.kind === 'address' ? sealMixAddress(this.identity, p.toKey, p.id, mix.address) : sealMixMessage(this.identity, p.toKey, p.id, p.body);
+    let data: Uint8Array;
+    if (p.kind === 'address') {
+      this.addressSeq = Math.max(Date.now(), this.addressSeq + 1);
+      data = sealMixAddress(this.identity, p.toKey, p.id, mix.address, this.addressSeq);
+    } else data = sealMixMessage(this.identity, p.toKey, p.id, p.body);
     const frameId = mix.send(p.to, data);
     this.queued.set(hex(frameId), hex(p.id));
   }
@@ -341,7 +351,7 @@ export class MessengerMix {
       return;
     }
     if (m.kind === 'address') {
-      void this.addressFrom(m.from, m.id, m.mix!);
+      void this.addressFrom(m.from, m.id, m.mix!, m.seq!);
       return;
     }
     void this.messageFrom(m.from, m.id, m.body);
@@ -391,23 +401,31 @@ export class MessengerMix {
   }
 
   /**
-   * A contact's address box (mix.md §8.6): its record takes the address, our messages pending to it go there, and the
-   * box is acknowledged there. One from a key that is no contact is dropped unacknowledged.
+   * A contact's address box (mix.md §8.6): newer than the last applied, its record takes the address, our messages
+   * pending to it go there, and the box is acknowledged there; not newer (a copy, or an older box delayed), nothing
+   * changes and it is acknowledged to the address the record holds. One from a key that is no contact is dropped
+   * unacknowledged.
    */
-  private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress): Promise<void> {
+  private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress, seq: number): Promise<void> {
+    let to: CardMixAddress | undefined = mix;
     try {
-      if (!(await this.on.addressChanged(from, mix))) return;
+      const r = await this.on.addressChanged(from, mix, seq);
+      if (!r) return;
+      if (r === 'older') to = await this.on.mixAddressOf(from);
+      if (this.closed) return;
+      if (r === 'applied') {
+        this.acks.addressesReceived++;
+        for (const p of this.pending.values()) if (crypto().equal(p.toKey, from)) p.to = mix;
+      } else this.acks.addressesOlder++;
     } catch {
       return; // the contact book cannot be written: no acknowledgement, the sender retransmits
     }
-    if (this.closed) return;
-    this.acks.addressesReceived++;
-    for (const p of this.pending.values()) if (crypto().equal(p.toKey, from)) p.to = mix;
+    if (!to) return;
     if (!this.takeAckToken(from)) {
       this.acks.acksLimited++; // applied, not acknowledged: the sender retransmits (mix.md §8.5)
       return;
     }
-    this.acknowledge(from, id, mix);
+    this.acknowledge(from, id, to);
   }
 
   /**

@@ -252,8 +252,9 @@ export class Messenger extends Emitter<MessengerEvents> {
             },
             mixAddressOf: async (from) => (await this.contacts.byAddress(formatAddress(from)))?.mix,
             mixContacts: async () => (await this.contacts.list()).flatMap((c) => (c.mix ? [{ key: c.key, mix: c.mix }] : [])),
-            // An address box (mix.md §8.6) updates the record as a version 3 card of the same key would.
-            addressChanged: (from, mix) => this.contacts.setMix(from, mix),
+            // An address box (mix.md §8.6) newer than the last applied updates the record as a version 3 card of the
+            // same key would; an older one changes nothing.
+            addressChanged: (from, mix, seq) => this.contacts.setMix(from, mix, seq),
             delivered: (to, id) => this.emit('message:delivered', { status: 'delivered', to: formatAddress(to), seq: 0, id: toHex(id) }),
             failed: (to, _id, error) => this.emit('message:failed', { to: formatAddress(to), error }),
             error: (e) => this.emit('endpoint:error', e),

@@ -16,7 +16,7 @@ import type { CardMixAddress } from '../../protocol/contact-card.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
 import { MessengerMix, MIX_ACK_BURST, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
-import { mixSecretsOf } from '../../protocol/mix-message.js';
+import { mixSecretsOf, sealMixAddress } from '../../protocol/mix-message.js';
 import type { MessengerHost } from '../../client/messaging/types.js';
 import { CellCommand, type Cell } from '../../protocol/cell.js';
 import { createIdentity, type Identity } from '../../protocol/address.js';
@@ -267,6 +267,7 @@ describe('message mode: the client keeps a real message whose packet could not l
   const moving = (identity: Identity, gateway: { current: Uint8Array }, gate?: Gate) => {
     const ev = { delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[], errors: [] as AlliumError[] };
     const book = new Map<string, CardMixAddress | undefined>();
+    const seqs = new Map<string, number>();
     const links: (Link & { down(): void })[] = [];
     const open = (g: Uint8Array): Link & { down(): void } => {
       // A gated messenger keeps its one link: a MIX cell refused makes it ask for the link again.
@@ -288,7 +289,14 @@ describe('message mode: the client keeps a real message whose packet could not l
         message: (_from, _id, body) => ev.received.push(Buffer.from(body).toString()),
         mixAddressOf: (from) => Promise.resolve(book.get(h(from))),
         mixContacts: () => Promise.resolve([...book].flatMap(([k, mix]) => (mix ? [{ key: Buffer.from(k, 'hex'), mix }] : []))),
-        addressChanged: (from, mix) => Promise.resolve(book.has(h(from)) && (book.set(h(from), mix), true)),
+        // As the contact book does (mix.md §8.6): applied only when newer than the last applied.
+        addressChanged: (from, mix, seq) => {
+          if (!book.has(h(from))) return Promise.resolve(false);
+          if (seq <= (seqs.get(h(from)) ?? -1)) return Promise.resolve('older');
+          book.set(h(from), mix);
+          seqs.set(h(from), seq);
+          return Promise.resolve('applied');
+        },
         delivered: (_to, id) => ev.delivered.push(h(id)),
         failed: (_to, _id, e) => ev.failed.push(e),
         error: (e) => ev.errors.push(e),
@@ -414,7 +422,8 @@ describe('message mode: the client keeps a real message whose packet could not l
       await waitFor(() => toAlice.length >= 2 || slots >= 4 * N, 10_000, "bob's own two boxes, or many slots");
       expect(bob.m.acks.acksSent, 'acknowledgements were waiting ahead').to.be.at.least(2);
       // The lanes alternate: ack, address box, ack, message — never more than MIX_ACKS_AHEAD (1) ahead of each.
-      expect(toAlice, "slots in which bob's own boxes left").to.have.length(2);
+      // (Alice never answers: retransmissions may follow, after these two.)
+      expect(toAlice.length, "slots in which bob's own boxes left").to.be.at.least(2);
       expect(toAlice[1], "the slot of bob's own message").to.be.at.most(3);
       // Over the rate: dropped, neither delivered nor acknowledged (mallory retransmits, then gives up).
       expect(bob.m.acks.acksLimited).to.be.greaterThan(0);
@@ -424,6 +433,46 @@ describe('message mode: the client keeps a real message whose packet could not l
     } finally {
       bob.m.close();
       mallory.m.close();
+    }
+  });
+
+  it("an older address box delayed past a newer one does not set the contact's address back, and is still acknowledged (mix.md §8.6)", async () => {
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const bob = moving(bobId, { current: mixes[3]!.identity });
+    await bob.m.start();
+    const a = mixSecretsOf(aliceId);
+    const at = (g: FakeMix): CardMixAddress => ({ gateway: g.identity, inbox: a.inbox, key: a.keys.publicKey });
+    bob.book.set(h(aliceId.publicKey), at(mixes[0]!));
+    // Alice's boxes as her messenger seals them, deposited straight into Bob's inbox at his gateway.
+    const deposit = (data: Uint8Array): void => {
+      const f = new Uint8Array(643);
+      f[0] = 1;
+      f.set(crypto().random(16), 1);
+      f[17] = data.length >>> 8;
+      f[18] = data.length & 0xff;
+      f.set(data, 19);
+      const k = h(mixes[3]!.identity) + h(bob.m.address!.inbox);
+      held.set(k, [...(held.get(k) ?? []), crypto().seal(f, bob.m.address!.key)]);
+    };
+    const box = (g: FakeMix, seq: number): Uint8Array => sealMixAddress(aliceId, bobId.publicKey, crypto().random(16), at(g), seq);
+    const ackedAt = (g: FakeMix): number => held.get(h(g.identity) + h(a.inbox))?.length ?? 0;
+    try {
+      deposit(box(mixes[1]!, 2_000)); // the newer
+      await waitFor(() => ackedAt(mixes[1]!) === 1, 10_000, 'the newer box acknowledged');
+      deposit(box(mixes[2]!, 1_000)); // the older, delayed past it
+      await waitFor(() => bob.m.acks.addressesOlder + bob.m.acks.addressesReceived >= 2, 10_000, 'the older box handled');
+      expect(Buffer.from(bob.book.get(h(aliceId.publicKey))!.gateway), 'still the newer address').to.deep.equal(Buffer.from(mixes[1]!.identity));
+      expect([bob.m.acks.addressesReceived, bob.m.acks.addressesOlder]).to.deep.equal([1, 1]);
+      // Acknowledged, to the address the record holds, so that its sender stops retransmitting it.
+      await waitFor(() => ackedAt(mixes[1]!) === 2, 10_000, 'the older box acknowledged');
+      expect(ackedAt(mixes[2]!)).to.equal(0);
+      // A box of the same sequence is no newer: nothing changes.
+      deposit(box(mixes[2]!, 2_000));
+      await waitFor(() => bob.m.acks.addressesOlder === 2, 10_000, 'the copy handled');
+      expect(Buffer.from(bob.book.get(h(aliceId.publicKey))!.gateway)).to.deep.equal(Buffer.from(mixes[1]!.identity));
+    } finally {
+      bob.m.close();
     }
   });
 
