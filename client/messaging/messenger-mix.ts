@@ -28,6 +28,8 @@ import { crypto } from '../../crypto/index.js';
 import { MIX_DELAY_MEAN_MS, MIX_LAYERS, MIX_POLL_RATE, MIX_SEND_RATE, MixClient, type MixClientInit, type MixClientStats } from './mix-mode.js';
 import type { MessengerHost, MessengerMixSettings } from './types.js';
 import type { MixGatewayLink } from '../client.js';
+import type { GroupStorage } from './group-store.js';
+import { loadMixState, MAX_MIX_DRAINS, saveMixState } from './mix-store.js';
 
 /** Retransmissions of a message without an acknowledgement before it is given up (MIX_MAX_RETRANSMITS, mix.md §8.5). */
 export const MIX_MAX_RETRANSMITS = 3;
@@ -45,8 +47,6 @@ export const MIX_ACK_BURST = 10;
 export const MIX_ACK_RATE = 0.5;
 /** Acknowledgement buckets kept (MAX_MIX_ACK_PEERS); refilled ones are removed when the table is full. */
 export const MAX_MIX_ACK_PEERS = 1000;
-/** Former gateways drained at once; a further change stops the oldest drain. */
-const MAX_MIX_DRAINS = 4;
 
 export interface MessengerMixHandlers {
   /** A message that opened: its sender's identity key, id and body (a copy of an id too: the caller drops copies). */
@@ -115,6 +115,8 @@ interface Drain {
   readonly client: MixClient;
   link: Link | null;
   reopening: Promise<void> | null;
+  /** When its mail has expired (Unix ms): the drain ends. */
+  readonly until: number;
   timer: ReturnType<typeof setTimeout>;
   stopped: boolean;
 }
@@ -161,6 +163,8 @@ export class MessengerMix {
     private readonly identity: Identity,
     private readonly settings: MessengerMixSettings,
     private readonly on: MessengerMixHandlers,
+    /** Where the gateway and the drains are kept across a restart (mix.md §8.6); none: a restart forgets them. */
+    private readonly storage?: GroupStorage,
   ) {}
 
   /** The mean time from send() to the recipient's poll collecting it (mix.md §8.3). */
@@ -196,9 +200,35 @@ export class MessengerMix {
       this.attach(g.link);
       this.mix = this.client(g.identity);
       this.mix.start();
+      await this.resume(g.identity);
     })();
     this.starting.catch(() => (this.starting = null));
     return this.starting;
+  }
+
+  /**
+   * With storage (mix.md §8.6): drains still due resume until their end, and a gateway that changed while we were down
+   * is drained and our contacts told, as at a change while running. Then the state is saved.
+   */
+  private async resume(gateway: Uint8Array): Promise<void> {
+    if (!this.storage) return;
+    const stored = await loadMixState(this.storage, this.identity).catch(() => undefined);
+    if (this.closed) return;
+    const now = Date.now();
+    for (const [g, until] of stored?.drains ?? []) if (until > now && !crypto().equal(g, gateway)) this.drain(g, null, until);
+    if (stored && !crypto().equal(stored.gateway, gateway)) {
+      this.acks.gatewayChanges++;
+      this.drain(stored.gateway, null);
+      void this.announceAll();
+    }
+    this.saveState();
+  }
+
+  /** Saves the gateway and the drains (mix.md §8.6); a storage that fails costs only what a restart would. */
+  private saveState(): void {
+    if (!this.storage || this.closed || !this.gateway) return;
+    const drains = this.drains.map((d) => [d.gateway, d.until] as const);
+    void saveMixState(this.storage, this.identity, { gateway: this.gateway, drains }).catch(() => undefined);
   }
 
   /** A MixClient at `gateway` with the identity's secrets (mix.md §8.1); with `drain`, a poll-only one for a former gateway's inbox. */
@@ -273,7 +303,7 @@ export class MessengerMix {
     this.pending.clear();
     this.queued.clear();
     this.addressPending.clear();
-    for (const d of this.drains) this.stopDrain(d);
+    for (const d of [...this.drains]) this.stopDrain(d); // a copy: stopDrain removes it from the list
   }
 
   /** Boxes `p` afresh (same id, new nonce) and queues it behind our queued messages. Throws as MixClient.send(). */
@@ -505,6 +535,11 @@ export class MessengerMix {
     this.drain(oldGateway, oldLink);
     this.announced.clear();
     this.mix.start();
+    await this.announceAll();
+  }
+
+  /** Sends every contact with a mix address an address box with our current address (mix.md §8.6). */
+  private async announceAll(): Promise<void> {
     let contacts: readonly { key: Uint8Array; mix: CardMixAddress }[];
     try {
       contacts = await this.on.mixContacts();
@@ -515,24 +550,26 @@ export class MessengerMix {
     for (const c of contacts) this.announce(c.key, c.mix);
   }
 
-  /** Polls the former gateway's inbox until its mail has expired (MIX_INBOX_TTL). */
-  private drain(gateway: Uint8Array, link: Link | null): void {
-    for (const d of this.drains.filter((x) => crypto().equal(x.gateway, gateway))) this.stopDrain(d); // drained again from now
-    if (this.drains.length >= MAX_MIX_DRAINS) this.stopDrain(this.drains[0]!);
-    const timer = setTimeout(() => this.stopDrain(d), MIX_INBOX_TTL_MS);
+  /** Polls the former gateway's inbox until its mail has expired (MIX_INBOX_TTL from now, or `until`). */
+  private drain(gateway: Uint8Array, link: Link | null, until = Date.now() + MIX_INBOX_TTL_MS): void {
+    for (const d of this.drains.filter((x) => crypto().equal(x.gateway, gateway))) this.stopDrain(d, false); // drained again from now
+    if (this.drains.length >= MAX_MIX_DRAINS) this.stopDrain(this.drains[0]!, false);
+    const timer = setTimeout(() => this.stopDrain(d), Math.max(0, until - Date.now()));
     timer.unref?.();
-    const d: Drain = { gateway, link: null, reopening: null, timer, stopped: false, client: this.client(gateway, () => d) };
+    const d: Drain = { gateway, link: null, reopening: null, until, timer, stopped: false, client: this.client(gateway, () => d) };
     if (link) this.attachDrain(d, link);
     this.drains.push(d);
     d.client.start();
+    this.saveState();
   }
 
-  private stopDrain(d: Drain): void {
+  private stopDrain(d: Drain, save = true): void {
     d.stopped = true;
     clearTimeout(d.timer);
     d.client.stop();
     const i = this.drains.indexOf(d);
     if (i >= 0) this.drains.splice(i, 1);
+    if (save) this.saveState(); // not when closing: saveState does nothing then, and the record stays for the next start
   }
 
   private attachDrain(d: Drain, link: Link): void {

@@ -17,6 +17,7 @@ import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
 import { MessengerMix, MIX_ACK_BURST, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
 import { mixSecretsOf, sealMixAddress } from '../../protocol/mix-message.js';
+import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
 import type { MessengerHost } from '../../client/messaging/types.js';
 import { CellCommand, type Cell } from '../../protocol/cell.js';
 import { createIdentity, type Identity } from '../../protocol/address.js';
@@ -264,7 +265,7 @@ describe('message mode: the client keeps a real message whose packet could not l
    * A Messenger's message mode whose host names `gateway.current` (changed by the test) and whose contact book is
    * `book` (identity key → its mix address; a key with undefined is a contact without one).
    */
-  const moving = (identity: Identity, gateway: { current: Uint8Array }, gate?: Gate) => {
+  const moving = (identity: Identity, gateway: { current: Uint8Array }, gate?: Gate, storage?: GroupStorage) => {
     const ev = { delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[], errors: [] as AlliumError[] };
     const book = new Map<string, CardMixAddress | undefined>();
     const seqs = new Map<string, number>();
@@ -301,6 +302,7 @@ describe('message mode: the client keeps a real message whose packet could not l
         failed: (_to, _id, e) => ev.failed.push(e),
         error: (e) => ev.errors.push(e),
       },
+      storage,
     );
     return { m, ev, book, links };
   };
@@ -472,6 +474,50 @@ describe('message mode: the client keeps a real message whose packet could not l
       await waitFor(() => bob.m.acks.addressesOlder === 2, 10_000, 'the copy handled');
       expect(Buffer.from(bob.book.get(h(aliceId.publicKey))!.gateway)).to.deep.equal(Buffer.from(mixes[1]!.identity));
     } finally {
+      bob.m.close();
+    }
+  });
+
+  it('a Messenger with mixStorage drains its old inbox after a restart, and moves when its gateway changed while it was down (mix.md §8.6)', async () => {
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const storage = memoryGroupStorage();
+    const bob = moving(bobId, { current: mixes[3]!.identity });
+    const gw = { current: mixes[2]!.identity };
+    let alice = moving(aliceId, gw, undefined, storage);
+    await Promise.all([bob.m.start(), alice.m.start()]);
+    const old = alice.m.address!;
+    bob.book.set(h(aliceId.publicKey), old);
+    const heldAt = (g: FakeMix): number => held.get(h(g.identity) + h(old.inbox))?.length ?? 0;
+    try {
+      // The gateway changes while running: a drain of the old one starts. Then the messenger stops.
+      gw.current = mixes[1]!.identity;
+      alice.links[0]!.down();
+      await waitFor(() => alice.m.draining === 1, 10_000, 'the old inbox drained');
+      alice.m.close();
+      // Bob still writes to the old address (he was not told yet: alice knows no contacts).
+      bob.m.send(aliceId.publicKey, old, crypto().random(16), utf8('while alice was down'));
+      await waitFor(() => heldAt(mixes[2]!) >= 2, 10_000, 'the address box and the message held at the old gateway');
+
+      // Restarted with the same storage at the new gateway: the drain resumes.
+      alice = moving(aliceId, gw, undefined, storage);
+      alice.book.set(h(bobId.publicKey), bob.m.address);
+      await alice.m.start();
+      await waitFor(() => alice.ev.received.includes('while alice was down'), 10_000, 'the old inbox drained after the restart');
+      expect(alice.m.draining).to.equal(1);
+      expect(alice.m.acks.gatewayChanges, 'the same gateway as before the restart').to.equal(0);
+      alice.m.close();
+
+      // Restarted at another gateway (the guard changed while down): the last one is drained too and bob is told.
+      gw.current = mixes[0]!.identity;
+      alice = moving(aliceId, gw, undefined, storage);
+      alice.book.set(h(bobId.publicKey), bob.m.address);
+      await alice.m.start();
+      expect(alice.m.acks.gatewayChanges).to.equal(1);
+      expect(alice.m.draining).to.equal(2);
+      await waitFor(() => crypto().equal(bob.book.get(h(aliceId.publicKey))!.gateway, mixes[0]!.identity), 10_000, "bob's record moved");
+    } finally {
+      alice.m.close();
       bob.m.close();
     }
   });
