@@ -8,8 +8,9 @@
  *   data = u8(kind) | A_from (32) | nonce (24) | XChaCha20-Poly1305_k(nonce, ad, id (16) | body)
  *
  * kind 1 is a message, kind 2 an acknowledgement of the message `id` (empty body, mix.md §8.5), kind 3 an address
- * box whose body is the sender's mix address (96 bytes, mix.md §8.6); the kind is in the associated data, so a box
- * of one kind never opens as another.
+ * box whose body is version 1 | seq u64 | the sender's mix address (105 bytes, mix.md §8.2, §8.6: `seq` strictly
+ * increasing at the sender, so a receiver can ignore an older address); the kind is in the associated data, so a
+ * box of one kind never opens as another.
  *
  * The tag is a MAC under the pair's key (as offline items', specs/messaging.md §9): it authenticates the sender to
  * the recipient alone, never to a third party. Pure: no I/O.
@@ -45,6 +46,10 @@ const LABEL = {
 
 /** A mix address's 96 bytes: gateway | inbox | key (mix.md §1). */
 export const MIX_ADDRESS_LEN = 96;
+/** Version byte of an address box's body (mix.md §8.2). */
+export const MIX_ADDRESS_BOX_VERSION = 1;
+/** An address box's body: version (1) | seq u64 | mix address (96) = 105 bytes. */
+export const MIX_ADDRESS_BODY_LEN = 1 + 8 + MIX_ADDRESS_LEN;
 
 /** The inbox secret and X25519 key pair an identity uses in message mode (mix.md §8.1). */
 export function mixSecretsOf(identity: Identity): { inboxSecret: Uint8Array; keys: KeyPair; inbox: Uint8Array } {
@@ -64,6 +69,21 @@ function boxKey(self: Identity, peer: Uint8Array): Uint8Array {
 
 function adOf(kind: number, from: Uint8Array, to: Uint8Array): Uint8Array {
   return concatBytes(LABEL.messenger, Uint8Array.of(kind), from, to);
+}
+
+/**
+ * A box of any `kind` and `body`, unchecked beyond the id and nonce lengths: for vectors and tests that build boxes
+ * a receiver must refuse. Senders use sealMixMessage, sealMixAck and sealMixAddress.
+ */
+export function sealMixBox(
+  kind: number,
+  self: Identity,
+  to: Uint8Array,
+  id: Uint8Array,
+  body: Uint8Array,
+  nonce: Uint8Array = crypto().random(NONCE_LEN),
+): Uint8Array {
+  return seal(kind, self, to, id, body, nonce);
 }
 
 function seal(kind: number, self: Identity, to: Uint8Array, id: Uint8Array, body: Uint8Array, nonce: Uint8Array): Uint8Array {
@@ -96,25 +116,33 @@ export function sealMixAck(self: Identity, to: Uint8Array, id: Uint8Array, nonce
 }
 
 /**
- * The address box from `self` to `to` (mix.md §8.6): a kind 3 box whose body is `self`'s mix address `mix`, 185
- * bytes. Throws ERR_KEY_FORMAT (not a valid identity key, or a mix address that is not 3 × 32 bytes with a valid
- * gateway point), ERR_BAD_LENGTH.
+ * The address box from `self` to `to` (mix.md §8.2, §8.6): a kind 3 box whose body is version 1 | `seq` (u64,
+ * big-endian: the sender's address sequence, strictly increasing) | `self`'s mix address `mix`, 194 bytes. Throws
+ * ERR_KEY_FORMAT (not a valid identity key, or a mix address that is not 3 × 32 bytes with a valid gateway point),
+ * ERR_BAD_LENGTH (id, nonce, or a `seq` that is not an integer in [0, 2^53 − 1]).
  */
 export function sealMixAddress(
   self: Identity,
   to: Uint8Array,
   id: Uint8Array,
   mix: { gateway: Uint8Array; inbox: Uint8Array; key: Uint8Array },
+  seq: number,
   nonce: Uint8Array = crypto().random(NONCE_LEN),
 ): Uint8Array {
   if (mix.gateway.length !== 32 || mix.inbox.length !== 32 || mix.key.length !== 32 || !crypto().edIsValidPoint(mix.gateway))
     throw new AlliumError('ERR_KEY_FORMAT', 'a mix address is a gateway identity, an inbox and a key of 32 bytes each');
-  return seal(MIX_ADDRESS_KIND, self, to, id, concatBytes(mix.gateway, mix.inbox, mix.key), nonce);
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new AlliumError('ERR_BAD_LENGTH', 'an address sequence is an integer from 0 to 2^53 − 1');
+  const head = new Uint8Array(9);
+  head[0] = MIX_ADDRESS_BOX_VERSION;
+  const dv = new DataView(head.buffer);
+  dv.setUint32(1, Math.floor(seq / 2 ** 32));
+  dv.setUint32(5, seq >>> 0);
+  return seal(MIX_ADDRESS_KIND, self, to, id, concatBytes(head, mix.gateway, mix.inbox, mix.key), nonce);
 }
 
 /**
  * An opened box: a message (kind 1), an acknowledgement of the message `id` (kind 2, empty body) or an address box
- * (kind 3: `body` is the 96-byte address, `mix` the same split into its parts).
+ * (kind 3: `body` is the 96-byte address, `mix` the same split into its parts, `seq` its address sequence).
  */
 export interface OpenedMixMessage {
   readonly kind: 'message' | 'ack' | 'address';
@@ -122,12 +150,14 @@ export interface OpenedMixMessage {
   readonly id: Uint8Array;
   readonly body: Uint8Array;
   readonly mix?: { readonly gateway: Uint8Array; readonly inbox: Uint8Array; readonly key: Uint8Array };
+  readonly seq?: number;
 }
 
 /**
  * Opens a box addressed to `self`: its kind, the sender's identity key, the message id and the body. Throws
  * ERR_MESSAGE_AUTH for anything that is not a kind 1, 2 or 3 box from a valid identity key that opens under the
- * pair's key, for an acknowledgement with a body, and for an address box whose body is not a mix address.
+ * pair's key, for an acknowledgement with a body, and for an address box whose body is not version 1, a sequence of
+ * at most 2^53 − 1 and a mix address (105 bytes; the first, 96-byte form is refused).
  */
 export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessage {
   const c = crypto();
@@ -149,10 +179,16 @@ export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessa
   const id = plain.slice(0, ID_LEN);
   const body = plain.slice(ID_LEN);
   if (kind === MIX_ADDRESS_KIND) {
-    const mix = { gateway: body.slice(0, 32), inbox: body.slice(32, 64), key: body.slice(64, MIX_ADDRESS_LEN) };
-    if (body.length !== MIX_ADDRESS_LEN || !c.edIsValidPoint(mix.gateway))
-      throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode address box carries no mix address');
-    return { kind: 'address', from, id, body, mix };
+    if (body.length !== MIX_ADDRESS_BODY_LEN || body[0] !== MIX_ADDRESS_BOX_VERSION)
+      throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode address box is not of version 1');
+    const dv = new DataView(body.buffer, body.byteOffset, 9);
+    const high = dv.getUint32(1);
+    if (high >= 2 ** 21) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode address box has a sequence over 2^53 − 1');
+    const seq = high * 2 ** 32 + dv.getUint32(5);
+    const address = body.slice(9);
+    const mix = { gateway: address.slice(0, 32), inbox: address.slice(32, 64), key: address.slice(64, MIX_ADDRESS_LEN) };
+    if (!c.edIsValidPoint(mix.gateway)) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode address box carries no mix address');
+    return { kind: 'address', from, id, body: address, mix, seq };
   }
   return { kind: kind === MIX_ACK_KIND ? 'ack' : 'message', from, id, body };
 }

@@ -64,6 +64,11 @@ export interface Contact {
   readonly prekeys: boolean;
   /** The mix address of the latest version 3 card of this key (specs/mix.md §8): where message mode reaches it. */
   readonly mix?: CardMixAddress;
+  /**
+   * The highest address sequence of an address box of this key applied to `mix` (specs/mix.md §8.6): an address box
+   * whose sequence is not over it changes nothing.
+   */
+  readonly mixSeq?: number;
 }
 
 /** What 'contact:identity-changed' reports. */
@@ -102,11 +107,14 @@ const contactV1Schema = z.strictObject({
 /** Version 2 adds "pk": 1, the contact's card said it publishes prekeys (§11.1), or its record was found (§9.6). */
 const contactV2Schema = contactV1Schema.extend({ pk: z.literal(1).optional() });
 /** Version 3 adds "mx": the contact's mix address (gateway | inbox | key), from its version 3 card (mix.md §8). */
-const contactSchema = contactV2Schema.extend({ mx: zBytes(CARD_MIX_LEN).optional() });
+const contactV3Schema = contactV2Schema.extend({ mx: zBytes(CARD_MIX_LEN).optional() });
+/** Version 4 adds "ms": the highest address sequence applied to "mx" (mix.md §8.6). */
+const contactSchema = contactV3Schema.extend({ ms: zUint().optional() });
 const bookSchema = z.discriminatedUnion('v', [
   z.strictObject({ v: z.literal(1), contacts: z.array(contactV1Schema) }),
   z.strictObject({ v: z.literal(2), contacts: z.array(contactV2Schema) }),
-  z.strictObject({ v: z.literal(3), contacts: z.array(contactSchema) }),
+  z.strictObject({ v: z.literal(3), contacts: z.array(contactV3Schema) }),
+  z.strictObject({ v: z.literal(4), contacts: z.array(contactSchema) }),
 ]);
 
 type Row = z.infer<typeof contactSchema>;
@@ -123,6 +131,7 @@ function toContact(r: Row): Contact {
     ...(r.tc !== undefined ? { keyChangedAt: r.tc } : {}),
     prekeys: r.pk === 1,
     ...(r.mx ? { mix: { gateway: r.mx.slice(0, 32), inbox: r.mx.slice(32, 64), key: r.mx.slice(64, 96) } } : {}),
+    ...(r.ms !== undefined ? { mixSeq: r.ms } : {}),
   };
 }
 
@@ -191,9 +200,10 @@ export class ContactBook extends Emitter<ContactEvents> {
   }
 
   private persist(rows: Map<string, Row>, options: AbortOptions): Promise<void> {
-    // Version 3 only when a record holds a mix address: a book without one stays readable by older readers.
+    // Version 4 only when a record holds an address sequence, 3 when one holds a mix address: a book without them
+    // stays readable by older readers.
     const all = [...rows.values()];
-    const bytes = encodeCbor({ v: all.some((r) => r.mx) ? 3 : 2, contacts: all });
+    const bytes = encodeCbor({ v: all.some((r) => r.ms !== undefined) ? 4 : all.some((r) => r.mx) ? 3 : 2, contacts: all });
     const p = this.saving.then(() => this.storage.save(bytes, options));
     this.saving = p.catch(() => undefined);
     return p;
@@ -257,7 +267,7 @@ export class ContactBook extends Emitter<ContactEvents> {
     }
     const previousKey = have.k;
     const wasVerified = have.vf;
-    const { pk: _old, mx: _oldMix, ...rest } = have;
+    const { pk: _old, mx: _oldMix, ms: _oldSeq, ...rest } = have;
     const row: Row = {
       ...rest,
       ...pk,
@@ -294,19 +304,20 @@ export class ContactBook extends Emitter<ContactEvents> {
   }
 
   /**
-   * Sets the mix address of the contact whose current key is `key` (specs/mix.md §8.6: its address box), as a
-   * version 3 card of that key would (§11.3: key, name, verified unchanged). Resolves whether a contact has that key.
-   * Throws what the storage throws.
+   * Sets the mix address of the contact whose current key is `key` from its address box of sequence `seq` (specs/mix.md
+   * §8.6), as a version 3 card of that key would (§11.3: key, name, verified unchanged), when `seq` is over the
+   * record's `mixSeq` (or it has none), and records `seq`. Resolves 'applied', 'older' (`seq` not over the record's:
+   * nothing changed), or false when no contact has that key. Throws what the storage throws.
    */
-  async setMix(key: Uint8Array, mix: CardMixAddress, options: AbortOptions = {}): Promise<boolean> {
+  async setMix(key: Uint8Array, mix: CardMixAddress, seq: number, options: AbortOptions = {}): Promise<'applied' | 'older' | false> {
     const rows = await this.table(options);
     const mx = mixBytes(mix).mx!;
     for (const [name, r] of rows) {
       if (!crypto().equal(r.k, key)) continue;
-      if (r.mx && crypto().equal(r.mx, mx)) return true;
-      rows.set(name, { ...r, mx });
+      if (r.ms !== undefined && seq <= r.ms) return 'older';
+      rows.set(name, { ...r, mx, ms: seq });
       await this.persist(rows, options);
-      return true;
+      return 'applied';
     }
     return false;
   }

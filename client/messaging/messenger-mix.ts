@@ -10,8 +10,10 @@
  * first message to a contact in a run is preceded by an address box too, so a contact that lacks our address can
  * acknowledge. Boxes that do not open are counted (`rejected`) and reported, never delivered.
  *
- * Acknowledgements (mix.md §8.5): every message that opens is answered with an acknowledgement box, queued ahead of
- * our messages in our own payload stream (a slot that would otherwise carry drop cover); every message we send is
+ * Acknowledgements (mix.md §8.5): every message that opens is answered with an acknowledgement box, queued in the
+ * acknowledgement lane of our own payload stream (a slot that would otherwise carry drop cover), which alternates
+ * with our own messages while both wait; each contact has a token bucket of acknowledgements (MIX_ACK_BURST,
+ * MIX_ACK_RATE), and a box over it is dropped unacknowledged (its sender retransmits); every message we send is
  * kept until its acknowledgement comes, sent again when a timer drawn from [2, 4] × expectedLatencyMs (CSPRNG),
  * started when its packet leaves, runs out, and given up (ERR_MIX_UNACKNOWLEDGED) after MIX_MAX_RETRANSMITS.
  */
@@ -26,6 +28,8 @@ import { crypto } from '../../crypto/index.js';
 import { MIX_DELAY_MEAN_MS, MIX_LAYERS, MIX_POLL_RATE, MIX_SEND_RATE, MixClient, type MixClientInit, type MixClientStats } from './mix-mode.js';
 import type { MessengerHost, MessengerMixSettings } from './types.js';
 import type { MixGatewayLink } from '../client.js';
+import type { GroupStorage } from './group-store.js';
+import { loadMixState, MAX_MIX_DRAINS, saveMixState } from './mix-store.js';
 
 /** Retransmissions of a message without an acknowledgement before it is given up (MIX_MAX_RETRANSMITS, mix.md §8.5). */
 export const MIX_MAX_RETRANSMITS = 3;
@@ -37,8 +41,12 @@ export const MIX_ACK_TIMEOUT_FACTOR = 3;
 export const MIX_INBOX_TTL_MS = 3_600_000;
 /** Contacts remembered as told our address in this run (MAX_MIX_ANNOUNCED); when full the set is emptied. */
 export const MAX_MIX_ANNOUNCED = 10_000;
-/** Former gateways drained at once; a further change stops the oldest drain. */
-const MAX_MIX_DRAINS = 4;
+/** A contact's acknowledgement bucket: tokens at most (MIX_ACK_BURST, mix.md §8.5). */
+export const MIX_ACK_BURST = 10;
+/** Refill of a contact's acknowledgement bucket, tokens a second (MIX_ACK_RATE). */
+export const MIX_ACK_RATE = 0.5;
+/** Acknowledgement buckets kept (MAX_MIX_ACK_PEERS); refilled ones are removed when the table is full. */
+export const MAX_MIX_ACK_PEERS = 1000;
 
 export interface MessengerMixHandlers {
   /** A message that opened: its sender's identity key, id and body (a copy of an id too: the caller drops copies). */
@@ -48,10 +56,11 @@ export interface MessengerMixHandlers {
   /** The contacts whose records hold a mix address (told our new one when the gateway changes, mix.md §8.6). */
   mixContacts(): Promise<readonly { key: Uint8Array; mix: CardMixAddress }[]>;
   /**
-   * An address box from `from`: replace its contact record's mix address (as a version 3 card of the same key).
-   * Resolves whether `from` is a contact (then the box is acknowledged).
+   * An address box from `from` of address sequence `seq`: replace its contact record's mix address (as a version 3
+   * card of the same key) when `seq` is over the last one applied. Resolves 'applied', 'older' (nothing changed) or
+   * false (`from` is no contact); the box is acknowledged unless false.
    */
-  addressChanged(from: Uint8Array, mix: CardMixAddress): Promise<boolean>;
+  addressChanged(from: Uint8Array, mix: CardMixAddress, seq: number): Promise<'applied' | 'older' | false>;
   /** A message we sent was acknowledged by its recipient `to`. */
   delivered(to: Uint8Array, id: Uint8Array): void;
   /** A message we sent was given up: ERR_MIX_UNACKNOWLEDGED. */
@@ -63,6 +72,8 @@ export interface MessengerMixHandlers {
 export interface MessengerMixAckStats {
   /** Acknowledgements queued for messages that opened (copies included). */
   acksSent: number;
+  /** Boxes from contacts over their acknowledgement rate: a message dropped, an address applied, neither acknowledged. */
+  acksLimited: number;
   /** Acknowledgements that ended a pending message. */
   acksReceived: number;
   /** Messages sent again after their timer ran out. */
@@ -75,8 +86,10 @@ export interface MessengerMixAckStats {
   addressesAcknowledged: number;
   /** Address boxes of ours given up after MIX_MAX_RETRANSMITS retransmissions. */
   addressesUnacknowledged: number;
-  /** Address boxes from contacts applied to their records (copies included). */
+  /** Address boxes from contacts applied to their records. */
   addressesReceived: number;
+  /** Address boxes from contacts not newer than the last applied (copies, or older ones delayed): acknowledged only. */
+  addressesOlder: number;
   /** Gateway changes moved to. */
   gatewayChanges: number;
 }
@@ -102,6 +115,8 @@ interface Drain {
   readonly client: MixClient;
   link: Link | null;
   reopening: Promise<void> | null;
+  /** When its mail has expired (Unix ms): the drain ends. */
+  readonly until: number;
   timer: ReturnType<typeof setTimeout>;
   stopped: boolean;
 }
@@ -117,6 +132,7 @@ export class MessengerMix {
   rejected = 0;
   readonly acks: MessengerMixAckStats = {
     acksSent: 0,
+    acksLimited: 0,
     acksReceived: 0,
     retransmitted: 0,
     unacknowledged: 0,
@@ -124,6 +140,7 @@ export class MessengerMix {
     addressesAcknowledged: 0,
     addressesUnacknowledged: 0,
     addressesReceived: 0,
+    addressesOlder: 0,
     gatewayChanges: 0,
   };
   /** Our messages awaiting an acknowledgement, by message id (at most MAX_MIX_PENDING). */
@@ -132,16 +149,22 @@ export class MessengerMix {
   private readonly queued = new Map<string, string>();
   /** Our pending address box to each contact (its key → the box's id), so a newer one replaces it. */
   private readonly addressPending = new Map<string, string>();
+  /** The address sequence of the last address box we sealed (mix.md §8.6: strictly increasing, from the clock). */
+  private addressSeq = 0;
   /** Contacts told our current address in this run (at most MAX_MIX_ANNOUNCED). */
   private readonly announced = new Set<string>();
   /** Former gateways whose inboxes are still polled (at most MAX_MIX_DRAINS). */
   private readonly drains: Drain[] = [];
+  /** Acknowledgement buckets by contact key (at most MAX_MIX_ACK_PEERS, mix.md §8.5). */
+  private readonly ackBuckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
     private readonly host: MessengerHost,
     private readonly identity: Identity,
     private readonly settings: MessengerMixSettings,
     private readonly on: MessengerMixHandlers,
+    /** Where the gateway and the drains are kept across a restart (mix.md §8.6); none: a restart forgets them. */
+    private readonly storage?: GroupStorage,
   ) {}
 
   /** The mean time from send() to the recipient's poll collecting it (mix.md §8.3). */
@@ -177,9 +200,35 @@ export class MessengerMix {
       this.attach(g.link);
       this.mix = this.client(g.identity);
       this.mix.start();
+      await this.resume(g.identity);
     })();
     this.starting.catch(() => (this.starting = null));
     return this.starting;
+  }
+
+  /**
+   * With storage (mix.md §8.6): drains still due resume until their end, and a gateway that changed while we were down
+   * is drained and our contacts told, as at a change while running. Then the state is saved.
+   */
+  private async resume(gateway: Uint8Array): Promise<void> {
+    if (!this.storage) return;
+    const stored = await loadMixState(this.storage, this.identity).catch(() => undefined);
+    if (this.closed) return;
+    const now = Date.now();
+    for (const [g, until] of stored?.drains ?? []) if (until > now && !crypto().equal(g, gateway)) this.drain(g, null, until);
+    if (stored && !crypto().equal(stored.gateway, gateway)) {
+      this.acks.gatewayChanges++;
+      this.drain(stored.gateway, null);
+      void this.announceAll();
+    }
+    this.saveState();
+  }
+
+  /** Saves the gateway and the drains (mix.md §8.6); a storage that fails costs only what a restart would. */
+  private saveState(): void {
+    if (!this.storage || this.closed || !this.gateway) return;
+    const drains = this.drains.map((d) => [d.gateway, d.until] as const);
+    void saveMixState(this.storage, this.identity, { gateway: this.gateway, drains }).catch(() => undefined);
   }
 
   /** A MixClient at `gateway` with the identity's secrets (mix.md §8.1); with `drain`, a poll-only one for a former gateway's inbox. */
@@ -254,13 +303,17 @@ export class MessengerMix {
     this.pending.clear();
     this.queued.clear();
     this.addressPending.clear();
-    for (const d of this.drains) this.stopDrain(d);
+    for (const d of [...this.drains]) this.stopDrain(d); // a copy: stopDrain removes it from the list
   }
 
   /** Boxes `p` afresh (same id, new nonce) and queues it behind our queued messages. Throws as MixClient.send(). */
   private queue(p: Pending): void {
     const mix = this.mix!;
-    const data = p.kind === 'address' ? sealMixAddress(this.identity, p.toKey, p.id, mix.address) : sealMixMessage(this.identity, p.toKey, p.id, p.body);
+    let data: Uint8Array;
+    if (p.kind === 'address') {
+      this.addressSeq = Math.max(Date.now(), this.addressSeq + 1);
+      data = sealMixAddress(this.identity, p.toKey, p.id, mix.address, this.addressSeq);
+    } else data = sealMixMessage(this.identity, p.toKey, p.id, p.body);
     const frameId = mix.send(p.to, data);
     this.queued.set(hex(frameId), hex(p.id));
   }
@@ -328,43 +381,94 @@ export class MessengerMix {
       return;
     }
     if (m.kind === 'address') {
-      void this.addressFrom(m.from, m.id, m.mix!);
+      void this.addressFrom(m.from, m.id, m.mix!, m.seq!);
       return;
     }
-    this.on.message(m.from, m.id, m.body);
-    void this.acknowledge(m.from, m.id);
+    void this.messageFrom(m.from, m.id, m.body);
   }
 
   /**
-   * A contact's address box (mix.md §8.6): its record takes the address, our messages pending to it go there, and the
-   * box is acknowledged there. One from a key that is no contact is dropped unacknowledged.
+   * A message box that opened: delivered and acknowledged; from a contact over its acknowledgement rate, dropped
+   * (mix.md §8.5: its sender retransmits); from a sender we cannot acknowledge (no contact with a mix address),
+   * delivered unacknowledged.
    */
-  private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress): Promise<void> {
+  private async messageFrom(from: Uint8Array, id: Uint8Array, body: Uint8Array): Promise<void> {
+    let to: CardMixAddress | undefined;
     try {
-      if (!(await this.on.addressChanged(from, mix))) return;
+      to = await this.on.mixAddressOf(from);
+    } catch {
+      to = undefined; // the contact book cannot be read: delivered, no acknowledgement (the sender retransmits)
+    }
+    if (this.closed) return;
+    if (to && !this.takeAckToken(from)) {
+      this.acks.acksLimited++;
+      return;
+    }
+    this.on.message(from, id, body);
+    if (to) this.acknowledge(from, id, to);
+  }
+
+  /**
+   * Takes a token from `from`'s acknowledgement bucket (MIX_ACK_BURST, refilled at MIX_ACK_RATE); false when it is
+   * empty, or when MAX_MIX_ACK_PEERS buckets are kept and none has refilled to be removed (mix.md §8.5).
+   */
+  private takeAckToken(from: Uint8Array): boolean {
+    const now = Date.now();
+    const refilled = (b: { tokens: number; at: number }): number => Math.min(MIX_ACK_BURST, b.tokens + ((now - b.at) / 1000) * MIX_ACK_RATE);
+    const key = hex(from);
+    let b = this.ackBuckets.get(key);
+    if (!b) {
+      if (this.ackBuckets.size >= MAX_MIX_ACK_PEERS) for (const [k, x] of this.ackBuckets) if (refilled(x) >= MIX_ACK_BURST) this.ackBuckets.delete(k);
+      if (this.ackBuckets.size >= MAX_MIX_ACK_PEERS) return false;
+      b = { tokens: MIX_ACK_BURST, at: now };
+      this.ackBuckets.set(key, b);
+    }
+    b.tokens = refilled(b);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /**
+   * A contact's address box (mix.md §8.6): newer than the last applied, its record takes the address, our messages
+   * pending to it go there, and the box is acknowledged there; not newer (a copy, or an older box delayed), nothing
+   * changes and it is acknowledged to the address the record holds. One from a key that is no contact is dropped
+   * unacknowledged.
+   */
+  private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress, seq: number): Promise<void> {
+    let to: CardMixAddress | undefined = mix;
+    try {
+      const r = await this.on.addressChanged(from, mix, seq);
+      if (!r) return;
+      if (r === 'older') to = await this.on.mixAddressOf(from);
+      if (this.closed) return;
+      if (r === 'applied') {
+        this.acks.addressesReceived++;
+        for (const p of this.pending.values()) if (crypto().equal(p.toKey, from)) p.to = mix;
+      } else this.acks.addressesOlder++;
     } catch {
       return; // the contact book cannot be written: no acknowledgement, the sender retransmits
     }
-    if (this.closed) return;
-    this.acks.addressesReceived++;
-    for (const p of this.pending.values()) if (crypto().equal(p.toKey, from)) p.to = mix;
-    await this.acknowledge(from, id, mix);
+    if (!to) return;
+    if (!this.takeAckToken(from)) {
+      this.acks.acksLimited++; // applied, not acknowledged: the sender retransmits (mix.md §8.5)
+      return;
+    }
+    this.acknowledge(from, id, to);
   }
 
-  /** Answers a message that opened (a copy too: the first acknowledgement may be what was lost), ahead of our messages. */
-  private async acknowledge(from: Uint8Array, id: Uint8Array, known?: CardMixAddress): Promise<void> {
-    let to: CardMixAddress | undefined = known;
+  /**
+   * Answers a box that opened (a copy too: the first acknowledgement may be what was lost) in the acknowledgement
+   * lane, which alternates with our own messages (mix.md §5.2).
+   */
+  private acknowledge(from: Uint8Array, id: Uint8Array, to: CardMixAddress): void {
+    if (!this.mix || this.closed) return;
     try {
-      to ??= await this.on.mixAddressOf(from);
-    } catch {
-      return; // the contact book cannot be read: no acknowledgement, the sender retransmits
-    }
-    if (!to || !this.mix || this.closed) return;
-    try {
-      this.mix.send(to, sealMixAck(this.identity, from, id), { first: true });
+      this.mix.send(to, sealMixAck(this.identity, from, id), { ack: true });
       this.acks.acksSent++;
     } catch {
-      /* our queue is full: the sender retransmits */
+      /* the lane is full: the sender retransmits */
     }
   }
 
@@ -431,6 +535,11 @@ export class MessengerMix {
     this.drain(oldGateway, oldLink);
     this.announced.clear();
     this.mix.start();
+    await this.announceAll();
+  }
+
+  /** Sends every contact with a mix address an address box with our current address (mix.md §8.6). */
+  private async announceAll(): Promise<void> {
     let contacts: readonly { key: Uint8Array; mix: CardMixAddress }[];
     try {
       contacts = await this.on.mixContacts();
@@ -441,24 +550,26 @@ export class MessengerMix {
     for (const c of contacts) this.announce(c.key, c.mix);
   }
 
-  /** Polls the former gateway's inbox until its mail has expired (MIX_INBOX_TTL). */
-  private drain(gateway: Uint8Array, link: Link | null): void {
-    for (const d of this.drains.filter((x) => crypto().equal(x.gateway, gateway))) this.stopDrain(d); // drained again from now
-    if (this.drains.length >= MAX_MIX_DRAINS) this.stopDrain(this.drains[0]!);
-    const timer = setTimeout(() => this.stopDrain(d), MIX_INBOX_TTL_MS);
+  /** Polls the former gateway's inbox until its mail has expired (MIX_INBOX_TTL from now, or `until`). */
+  private drain(gateway: Uint8Array, link: Link | null, until = Date.now() + MIX_INBOX_TTL_MS): void {
+    for (const d of this.drains.filter((x) => crypto().equal(x.gateway, gateway))) this.stopDrain(d, false); // drained again from now
+    if (this.drains.length >= MAX_MIX_DRAINS) this.stopDrain(this.drains[0]!, false);
+    const timer = setTimeout(() => this.stopDrain(d), Math.max(0, until - Date.now()));
     timer.unref?.();
-    const d: Drain = { gateway, link: null, reopening: null, timer, stopped: false, client: this.client(gateway, () => d) };
+    const d: Drain = { gateway, link: null, reopening: null, until, timer, stopped: false, client: this.client(gateway, () => d) };
     if (link) this.attachDrain(d, link);
     this.drains.push(d);
     d.client.start();
+    this.saveState();
   }
 
-  private stopDrain(d: Drain): void {
+  private stopDrain(d: Drain, save = true): void {
     d.stopped = true;
     clearTimeout(d.timer);
     d.client.stop();
     const i = this.drains.indexOf(d);
     if (i >= 0) this.drains.splice(i, 1);
+    if (save) this.saveState(); // not when closing: saveState does nothing then, and the record stays for the next start
   }
 
   private attachDrain(d: Drain, link: Link): void {

@@ -244,20 +244,27 @@ export class Messenger extends Emitter<MessengerEvents> {
     client.useAddressConnector?.((address, port, o) => this.connect(address, port, o));
     this.mixMode =
       options.messageMode === 'mix'
-        ? new MessengerMix(client, identity, options.mix ?? {}, {
-            message: (from, id, body) => {
-              // Copies of an id (a retransmission whose acknowledgement was lost) are dropped here (mix.md §8.5).
-              const m: IncomingMessage = { from: formatAddress(from), data: body, seq: 0, offline: false, id: toHex(id) };
-              void this.delivery.receive(this.devices.incoming(m), () => this.closed);
+        ? new MessengerMix(
+            client,
+            identity,
+            options.mix ?? {},
+            {
+              message: (from, id, body) => {
+                // Copies of an id (a retransmission whose acknowledgement was lost) are dropped here (mix.md §8.5).
+                const m: IncomingMessage = { from: formatAddress(from), data: body, seq: 0, offline: false, id: toHex(id) };
+                void this.delivery.receive(this.devices.incoming(m), () => this.closed);
+              },
+              mixAddressOf: async (from) => (await this.contacts.byAddress(formatAddress(from)))?.mix,
+              mixContacts: async () => (await this.contacts.list()).flatMap((c) => (c.mix ? [{ key: c.key, mix: c.mix }] : [])),
+              // An address box (mix.md §8.6) newer than the last applied updates the record as a version 3 card of the
+              // same key would; an older one changes nothing.
+              addressChanged: (from, mix, seq) => this.contacts.setMix(from, mix, seq),
+              delivered: (to, id) => this.emit('message:delivered', { status: 'delivered', to: formatAddress(to), seq: 0, id: toHex(id) }),
+              failed: (to, _id, error) => this.emit('message:failed', { to: formatAddress(to), error }),
+              error: (e) => this.emit('endpoint:error', e),
             },
-            mixAddressOf: async (from) => (await this.contacts.byAddress(formatAddress(from)))?.mix,
-            mixContacts: async () => (await this.contacts.list()).flatMap((c) => (c.mix ? [{ key: c.key, mix: c.mix }] : [])),
-            // An address box (mix.md §8.6) updates the record as a version 3 card of the same key would.
-            addressChanged: (from, mix) => this.contacts.setMix(from, mix),
-            delivered: (to, id) => this.emit('message:delivered', { status: 'delivered', to: formatAddress(to), seq: 0, id: toHex(id) }),
-            failed: (to, _id, error) => this.emit('message:failed', { to: formatAddress(to), error }),
-            error: (e) => this.emit('endpoint:error', e),
-          })
+            options.mixStorage,
+          )
         : null;
   }
 

@@ -2,7 +2,8 @@
  * Message mode, the client side (specs/mix.md §5): a Loopix-style sender and poller over the link to the client's
  * gateway. Three Poisson streams, every interval drawn with the CSPRNG:
  *
- *   payload  rate λ (sendRate): the oldest queued real message, else a drop-cover packet (DROP at a random mix)
+ *   payload  rate λ (sendRate): the oldest queued real message (or acknowledgement: the two lanes alternate while
+ *            both wait), else a drop-cover packet (DROP at a random mix)
  *   loop     rate loopRate: a packet to the client's own inbox, sealed to itself and marked as a loop
  *   poll     rate pollRate: a MIX_POLL; the gateway answers with MIX_POLL_BATCH MIX_MAIL cells, mail or dummies
  *
@@ -34,6 +35,8 @@ export const MIX_DELAY_MEAN_MS = 100;
 export const MIX_LAYERS = 2;
 /** Real messages queued at most before send() refuses (MAX_MIX_SEND_QUEUE). */
 export const MAX_MIX_SEND_QUEUE = 1000;
+/** Acknowledgements waiting in the acknowledgement lane at most (MAX_MIX_ACK_QUEUE, specs/mix.md §5.2). */
+export const MAX_MIX_ACK_QUEUE = 100;
 const SEAL_OVERHEAD = 48;
 const FRAME_HEADER = 1 + 16 + 2;
 const FRAME_LEN = MIX_PAYLOAD_LEN - SEAL_OVERHEAD; // 643
@@ -91,6 +94,13 @@ export interface MixClientStats {
   loopsReturned: number;
 }
 
+/** A message waiting for a payload slot. */
+interface Queued {
+  readonly to: MixAddress;
+  readonly frame: Uint8Array;
+  readonly id: Uint8Array;
+}
+
 export type MixClientEvents = {
   /** A message for this client: its data and the sender's random id. */
   'mix:message': [data: Uint8Array, id: Uint8Array];
@@ -103,7 +113,11 @@ export class MixClient extends Emitter<MixClientEvents> {
   readonly address: MixAddress;
   private readonly inboxSecret: Uint8Array;
   private readonly keys: KeyPair;
-  private readonly queue: { to: MixAddress; frame: Uint8Array; id: Uint8Array }[] = [];
+  private readonly queue: Queued[] = [];
+  /** The acknowledgement lane (specs/mix.md §5.2): alternates with `queue` while both wait. */
+  private readonly acks: Queued[] = [];
+  /** The last packet that left came from the acknowledgement lane. */
+  private lastWasAck = false;
   private readonly seen = new Set<string>();
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private running = false;
@@ -147,24 +161,30 @@ export class MixClient extends Emitter<MixClientEvents> {
 
   /**
    * Queues `data` for `to` (sent at the payload stream's next event; at once with cover off), behind the queued
-   * messages, or ahead of them with `first` (an acknowledgement, specs/mix.md §8.5). Returns the frame's random id
-   * ('mix:sent' names it when its packet leaves). Throws ERR_MIX_PATH when it is over MAX_MIX_MESSAGE, ERR_LIMIT when
-   * MAX_MIX_SEND_QUEUE are waiting.
+   * messages, or with `ack` in the acknowledgement lane, which alternates with the messages while both wait (an
+   * acknowledgement, specs/mix.md §5.2, §8.5). Returns the frame's random id ('mix:sent' names it when its packet
+   * leaves). Throws ERR_MIX_PATH when it is over MAX_MIX_MESSAGE, ERR_LIMIT when MAX_MIX_SEND_QUEUE messages (or
+   * MAX_MIX_ACK_QUEUE acknowledgements) are waiting.
    */
-  send(to: MixAddress, data: Uint8Array, options: { first?: boolean } = {}): Uint8Array {
+  send(to: MixAddress, data: Uint8Array, options: { ack?: boolean } = {}): Uint8Array {
     if (data.length > MAX_MIX_MESSAGE) throw new AlliumError('ERR_MIX_PATH', `a message-mode message is at most ${MAX_MIX_MESSAGE} bytes`);
-    if (this.queue.length >= MAX_MIX_SEND_QUEUE) throw new AlliumError('ERR_LIMIT', 'too many message-mode messages waiting');
+    const lane = options.ack ? this.acks : this.queue;
+    if (lane.length >= (options.ack ? MAX_MIX_ACK_QUEUE : MAX_MIX_SEND_QUEUE))
+      throw new AlliumError('ERR_LIMIT', options.ack ? 'too many message-mode acknowledgements waiting' : 'too many message-mode messages waiting');
     const id = crypto().random(16);
-    const m = { to, frame: frame(FrameKind.MESSAGE, id, data), id };
-    if (options.first) this.queue.unshift(m);
-    else this.queue.push(m);
+    lane.push({ to, frame: frame(FrameKind.MESSAGE, id, data), id });
     if (!this.o.cover) this.payloadEvent();
     return id;
   }
 
-  /** Messages waiting for a slot of the payload stream. */
+  /** Messages waiting for a slot of the payload stream (acknowledgements not counted). */
   get waiting(): number {
     return this.queue.length;
+  }
+
+  /** Acknowledgements waiting in their lane. */
+  get acksWaiting(): number {
+    return this.acks.length;
   }
 
   /** A MIX_MAIL cell's body from the gateway. */
@@ -209,14 +229,19 @@ export class MixClient extends Emitter<MixClientEvents> {
   }
 
   private payloadEvent(): void {
-    const m = this.queue.shift();
+    // The lanes alternate while both wait: a message waits behind at most MIX_ACKS_AHEAD (1) acknowledgement for each
+    // slot it moves up, and acknowledgements take at most half the slots (mix.md §5.2).
+    const fromAcks = this.acks.length > 0 && (this.queue.length === 0 || !this.lastWasAck);
+    const lane = fromAcks ? this.acks : this.queue;
+    const m = lane.shift();
     if (m) {
       // A packet that could not leave (no path this slot, or the link down) puts its message back at the head: the
       // slot is spent as a cover slot that could not leave would be, and the message waits for the next (mix.md §5.1).
       if (!this.sendPacket(m.to.gateway, { kind: 'deliver', inbox: m.to.inbox }, crypto().seal(m.frame, m.to.key))) {
-        this.queue.unshift(m);
+        lane.unshift(m);
         return;
       }
+      this.lastWasAck = fromAcks;
       this.stats.realSent++;
       this.emit('mix:sent', m.id);
       return;
@@ -238,7 +263,7 @@ export class MixClient extends Emitter<MixClientEvents> {
     this.stats.polls++;
     this.c.send('poll', mixPollBody(this.inboxSecret));
     // With cover off a message is sent at once; one that could not leave then is tried again at each poll event.
-    if (!this.o.cover && this.queue.length > 0) this.payloadEvent();
+    if (!this.o.cover && this.queue.length + this.acks.length > 0) this.payloadEvent();
   }
 
   /** Gateway, MIX_LAYERS mixes (never the same relay twice in a row), then `last`. Returns whether the packet left. */

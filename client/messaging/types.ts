@@ -205,6 +205,12 @@ export interface MessengerOptions {
   mixFallback?: 'refuse' | 'circuits';
   /** Message mode's rates, mean delay and cover (default: specs/mix.md §5.1's); for tests and measurements. */
   mix?: MessengerMixSettings;
+  /**
+   * Where message mode keeps its gateway and the former gateways it drains, sealed under a key derived from the
+   * identity (specs/mix.md §8.6; default: nowhere, and a restart within MIX_INBOX_TTL of a gateway change loses the
+   * old inbox's mail). In Node, fileGroupStorage(dir) (a directory of its own).
+   */
+  mixStorage?: GroupStorage;
   /** Introduction points to keep (default 3). */
   introPoints?: number;
   /** Re-publish the descriptor this often (default 10 minutes) and whenever an introduction point is lost. */

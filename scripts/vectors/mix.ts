@@ -39,23 +39,26 @@ function messengerVectors(): object {
     if (back.kind !== 'ack' || toHex(back.id) !== b.id) throw new Error('mix messenger ack round trip');
     return { from: b.to, to: b.from, id: b.id, nonce: toHex(nonce), data: toHex(data) };
   });
-  // Address boxes (mix.md §8.6): kind 3, the sender's mix address as the body (its own inbox and key, a gateway of
-  // the seeded identities). Drawn after the acknowledgements, so the values above stay as they were.
+  // Address boxes (mix.md §8.2, §8.6): kind 3, version 1 | seq | the sender's mix address as the body (its own inbox
+  // and key, a gateway of the seeded identities); seq a millisecond clock's value, the second with the top of the
+  // 2^53 range. Drawn after the acknowledgements, so the values above stay as they were.
   const addresses = [0, 1].map((n) => {
     const [from, to] = [ids[n]!, ids[1 - n]!];
     const m = mixSecretsOf(from);
     const mix = { gateway: createIdentity(rnd(32)).publicKey, inbox: m.inbox, key: m.keys.publicKey };
     const id = rnd(16);
     const nonce = rnd(24);
-    const data = sealMixAddress(from, to.publicKey, id, mix, nonce);
+    const seq = n === 0 ? 1_765_000_000_000 : Number.MAX_SAFE_INTEGER;
+    const data = sealMixAddress(from, to.publicKey, id, mix, seq, nonce);
     const back = openMixMessage(to, data);
-    if (back.kind !== 'address' || toHex(back.body) !== toHex(concatBytes(mix.gateway, mix.inbox, mix.key)))
+    if (back.kind !== 'address' || back.seq !== seq || toHex(back.body) !== toHex(concatBytes(mix.gateway, mix.inbox, mix.key)))
       throw new Error('mix messenger address round trip');
     return {
       from: n,
       to: 1 - n,
       id: toHex(id),
       nonce: toHex(nonce),
+      seq,
       gateway: toHex(mix.gateway),
       inbox: toHex(mix.inbox),
       key: toHex(mix.key),
@@ -64,7 +67,7 @@ function messengerVectors(): object {
   });
   return {
     description:
-      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. Each address is sealMixAddress(identities[from], identities[to].identity, id, { gateway, inbox, key }, nonce) = data (kind 3, 185 bytes); openMixMessage gives kind "address", from, id and the body gateway | inbox | key. maxBody is MAX_MIX_MESSENGER_BYTES.',
+      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. Each address is sealMixAddress(identities[from], identities[to].identity, id, { gateway, inbox, key }, seq, nonce) = data (kind 3, 194 bytes: the plaintext body of the box is version 1 | seq u64 big-endian | gateway | inbox | key); openMixMessage gives kind "address", from, id, seq and the body gateway | inbox | key. A kind 3 box whose body is the 96-byte address alone (the first form), of another version, or with a seq over 2^53 - 1 is refused (ERR_MESSAGE_AUTH). maxBody is MAX_MIX_MESSENGER_BYTES.',
     maxBody: MAX_MIX_MESSENGER_BYTES,
     identities,
     boxes,

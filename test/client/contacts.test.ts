@@ -148,4 +148,25 @@ describe('contact book', () => {
     expect((await again.add(formatCard(mallory, 'Alice'))).change).to.equal('identity-changed');
     expect((await again.get('Alice'))!.mix).to.equal(undefined);
   });
+
+  it('keeps the highest address sequence applied across a restart (book version 4): an older address box sets nothing back (mix.md §8.6)', async () => {
+    const storage = memoryContactStorage();
+    const book = new ContactBook(storage);
+    const at = (fill: number) => ({ gateway: createIdentity().publicKey, inbox: new Uint8Array(32).fill(fill), key: new Uint8Array(32).fill(2) });
+    const [first, second, older] = [at(1), at(3), at(4)];
+    await book.add(formatCard(alice, 'Alice', { mix: first }));
+    expect(await book.setMix(mallory, second, 5)).to.equal(false);
+    expect(await book.setMix(alice, second, 2_000)).to.equal('applied');
+    const again = new ContactBook(storage);
+    expect(await again.setMix(alice, older, 1_000)).to.equal('older');
+    expect(await again.setMix(alice, older, 2_000)).to.equal('older');
+    const c = (await again.get('Alice'))!;
+    expect([toHex(c.mix!.inbox), c.mixSeq]).to.deep.equal([toHex(second.inbox), 2_000]);
+    // A card of the same key sets the address and leaves the sequence; a card of another key clears both.
+    await again.add(formatCard(alice, 'Alice', { mix: first }));
+    expect([toHex((await again.get('Alice'))!.mix!.inbox), (await again.get('Alice'))!.mixSeq]).to.deep.equal([toHex(first.inbox), 2_000]);
+    await again.add(formatCard(mallory, 'Alice'));
+    expect((await again.get('Alice'))!.mixSeq).to.equal(undefined);
+    expect(await again.setMix(mallory, older, 1)).to.equal('applied');
+  });
 });

@@ -15,7 +15,9 @@ import { mixInbox, processMixPacket } from '../../protocol/mix-packet.js';
 import type { CardMixAddress } from '../../protocol/contact-card.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
-import { MessengerMix, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
+import { MessengerMix, MIX_ACK_BURST, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
+import { mixSecretsOf, sealMixAddress } from '../../protocol/mix-message.js';
+import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
 import type { MessengerHost } from '../../client/messaging/types.js';
 import { CellCommand, type Cell } from '../../protocol/cell.js';
 import { createIdentity, type Identity } from '../../protocol/address.js';
@@ -208,10 +210,13 @@ describe('message mode: the client keeps a real message whose packet could not l
 
   /**
    * Gateways that hold mail as relays do (mix.md §4): a packet delivered at gateway G into inbox I waits in G's
-   * store until a link to G polls I. `gatewayLink(G)` is a link to G; `down()` closes it.
+   * store until a link to G polls I. `gatewayLink(G)` is a link to G; `down()` closes it. With `gate`, a MIX cell
+   * is refused (thrown, as by a link closed under its sender) while `gate.shut`, and `gate.sent()` follows each one
+   * that passes.
    */
   const held = new Map<string, Uint8Array[]>();
-  const gatewayLink = (gateway: Uint8Array): Link & { down(): void } => {
+  type Gate = { shut: boolean; sent: () => void };
+  const gatewayLink = (gateway: Uint8Array, gate?: Gate): Link & { down(): void } => {
     let open = true;
     let onCell = (_c: Cell): void => undefined;
     return {
@@ -230,34 +235,45 @@ describe('message mode: the client keeps a real message whose packet could not l
           return;
         }
         if (command !== CellCommand.MIX) return;
-        let hop = mixes.find((m) => crypto().equal(m.identity, gateway))!;
-        let packet = body;
-        for (;;) {
-          const r = processMixPacket(packet, { identity: hop.identity, keys: [hop.keys], replay: hop.replay });
-          if (r.kind === 'drop') return;
-          if (r.kind === 'deliver') {
-            const at = Buffer.from(hop.identity).toString('hex') + Buffer.from(r.inbox).toString('hex');
-            held.set(at, [...(held.get(at) ?? []), r.payload]);
-            return;
-          }
-          packet = r.packet;
-          hop = mixes.find((m) => crypto().equal(m.identity, r.next))!;
+        if (gate?.shut) throw new Error('link closed');
+        try {
+          route(
+            mixes.find((m) => crypto().equal(m.identity, gateway))!,
+            body,
+          );
+        } finally {
+          gate?.sent();
         }
       },
     } as unknown as Link & { down(): void };
+    function route(hop: FakeMix, packet: Uint8Array): void {
+      for (;;) {
+        const r = processMixPacket(packet, { identity: hop.identity, keys: [hop.keys], replay: hop.replay });
+        if (r.kind === 'drop') return;
+        if (r.kind === 'deliver') {
+          const at = Buffer.from(hop.identity).toString('hex') + Buffer.from(r.inbox).toString('hex');
+          held.set(at, [...(held.get(at) ?? []), r.payload]);
+          return;
+        }
+        packet = r.packet;
+        hop = mixes.find((m) => crypto().equal(m.identity, r.next))!;
+      }
+    }
   };
 
   /**
    * A Messenger's message mode whose host names `gateway.current` (changed by the test) and whose contact book is
    * `book` (identity key → its mix address; a key with undefined is a contact without one).
    */
-  const moving = (identity: Identity, gateway: { current: Uint8Array }) => {
+  const moving = (identity: Identity, gateway: { current: Uint8Array }, gate?: Gate, storage?: GroupStorage) => {
     const ev = { delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[], errors: [] as AlliumError[] };
     const book = new Map<string, CardMixAddress | undefined>();
+    const seqs = new Map<string, number>();
     const links: (Link & { down(): void })[] = [];
     const open = (g: Uint8Array): Link & { down(): void } => {
-      const l = gatewayLink(g);
-      links.push(l);
+      // A gated messenger keeps its one link: a MIX cell refused makes it ask for the link again.
+      const l = (gate && links[0]) || gatewayLink(g, gate);
+      if (!links.includes(l)) links.push(l);
       return l;
     };
     const host = {
@@ -274,11 +290,19 @@ describe('message mode: the client keeps a real message whose packet could not l
         message: (_from, _id, body) => ev.received.push(Buffer.from(body).toString()),
         mixAddressOf: (from) => Promise.resolve(book.get(h(from))),
         mixContacts: () => Promise.resolve([...book].flatMap(([k, mix]) => (mix ? [{ key: Buffer.from(k, 'hex'), mix }] : []))),
-        addressChanged: (from, mix) => Promise.resolve(book.has(h(from)) && (book.set(h(from), mix), true)),
+        // As the contact book does (mix.md §8.6): applied only when newer than the last applied.
+        addressChanged: (from, mix, seq) => {
+          if (!book.has(h(from))) return Promise.resolve(false);
+          if (seq <= (seqs.get(h(from)) ?? -1)) return Promise.resolve('older');
+          book.set(h(from), mix);
+          seqs.set(h(from), seq);
+          return Promise.resolve('applied');
+        },
         delivered: (_to, id) => ev.delivered.push(h(id)),
         failed: (_to, _id, e) => ev.failed.push(e),
         error: (e) => ev.errors.push(e),
       },
+      storage,
     );
     return { m, ev, book, links };
   };
@@ -357,6 +381,141 @@ describe('message mode: the client keeps a real message whose packet could not l
       } finally {
         carol.m.close();
       }
+    } finally {
+      alice.m.close();
+      bob.m.close();
+    }
+  });
+
+  it("a contact's flood of boxes: acknowledgements rate-limited, and our own message waits behind at most one acknowledgement a slot (mix.md §5.2, §8.5)", async () => {
+    const N = 30;
+    const [bobId, malloryId, aliceId] = [createIdentity(), createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    // Bob's MIX cells are refused while the flood comes in, so every acknowledgement he queues is still waiting when
+    // his own message is queued; then each of his packets is numbered by the slot it left in.
+    const aliceMix = mixSecretsOf(aliceId);
+    const aliceAddress = { gateway: mixes[1]!.identity, inbox: aliceMix.inbox, key: aliceMix.keys.publicKey };
+    const aliceHeld = (): number => held.get(h(mixes[1]!.identity) + h(aliceMix.inbox))?.length ?? 0;
+    let slots = 0;
+    const toAlice: number[] = [];
+    const gate: Gate = {
+      shut: true,
+      sent: () => {
+        if (aliceHeld() > toAlice.length) toAlice.push(slots);
+        slots++;
+      },
+    };
+    const bob = moving(bobId, { current: mixes[3]!.identity }, gate);
+    const mallory = moving(malloryId, { current: mixes[2]!.identity });
+    await Promise.all([bob.m.start(), mallory.m.start()]);
+    bob.book.set(h(malloryId.publicKey), mallory.m.address);
+    bob.book.set(h(aliceId.publicKey), aliceAddress);
+    mallory.book.set(h(bobId.publicKey), bob.m.address);
+    try {
+      for (let i = 0; i < N; i++) mallory.m.send(bobId.publicKey, bob.m.address!, crypto().random(16), utf8(`flood ${i}`));
+      const handled = (): number => bob.ev.received.length + (bob.m.acks.acksLimited ?? 0);
+      await waitFor(() => handled() >= N, 10_000, "mallory's boxes opened at bob");
+      mallory.m.close();
+      await new Promise((r) => setImmediate(r));
+
+      const own = crypto().random(16);
+      bob.m.send(aliceId.publicKey, aliceAddress, own, utf8('my own')); // an address box to alice, then the message
+      gate.shut = false;
+      await waitFor(() => toAlice.length >= 2 || slots >= 4 * N, 10_000, "bob's own two boxes, or many slots");
+      expect(bob.m.acks.acksSent, 'acknowledgements were waiting ahead').to.be.at.least(2);
+      // The lanes alternate: ack, address box, ack, message — never more than MIX_ACKS_AHEAD (1) ahead of each.
+      // (Alice never answers: retransmissions may follow, after these two.)
+      expect(toAlice.length, "slots in which bob's own boxes left").to.be.at.least(2);
+      expect(toAlice[1], "the slot of bob's own message").to.be.at.most(3);
+      // Over the rate: dropped, neither delivered nor acknowledged (mallory retransmits, then gives up).
+      expect(bob.m.acks.acksLimited).to.be.greaterThan(0);
+      expect(bob.ev.received.length).to.be.below(N);
+      expect(bob.m.acks.acksSent, "one for each box delivered, and mallory's address box").to.equal(bob.ev.received.length + 1);
+      expect(bob.ev.received.length).to.be.at.least(MIX_ACK_BURST - 1);
+    } finally {
+      bob.m.close();
+      mallory.m.close();
+    }
+  });
+
+  it("an older address box delayed past a newer one does not set the contact's address back, and is still acknowledged (mix.md §8.6)", async () => {
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const bob = moving(bobId, { current: mixes[3]!.identity });
+    await bob.m.start();
+    const a = mixSecretsOf(aliceId);
+    const at = (g: FakeMix): CardMixAddress => ({ gateway: g.identity, inbox: a.inbox, key: a.keys.publicKey });
+    bob.book.set(h(aliceId.publicKey), at(mixes[0]!));
+    // Alice's boxes as her messenger seals them, deposited straight into Bob's inbox at his gateway.
+    const deposit = (data: Uint8Array): void => {
+      const f = new Uint8Array(643);
+      f[0] = 1;
+      f.set(crypto().random(16), 1);
+      f[17] = data.length >>> 8;
+      f[18] = data.length & 0xff;
+      f.set(data, 19);
+      const k = h(mixes[3]!.identity) + h(bob.m.address!.inbox);
+      held.set(k, [...(held.get(k) ?? []), crypto().seal(f, bob.m.address!.key)]);
+    };
+    const box = (g: FakeMix, seq: number): Uint8Array => sealMixAddress(aliceId, bobId.publicKey, crypto().random(16), at(g), seq);
+    const ackedAt = (g: FakeMix): number => held.get(h(g.identity) + h(a.inbox))?.length ?? 0;
+    try {
+      deposit(box(mixes[1]!, 2_000)); // the newer
+      await waitFor(() => ackedAt(mixes[1]!) === 1, 10_000, 'the newer box acknowledged');
+      deposit(box(mixes[2]!, 1_000)); // the older, delayed past it
+      await waitFor(() => bob.m.acks.addressesOlder + bob.m.acks.addressesReceived >= 2, 10_000, 'the older box handled');
+      expect(Buffer.from(bob.book.get(h(aliceId.publicKey))!.gateway), 'still the newer address').to.deep.equal(Buffer.from(mixes[1]!.identity));
+      expect([bob.m.acks.addressesReceived, bob.m.acks.addressesOlder]).to.deep.equal([1, 1]);
+      // Acknowledged, to the address the record holds, so that its sender stops retransmitting it.
+      await waitFor(() => ackedAt(mixes[1]!) === 2, 10_000, 'the older box acknowledged');
+      expect(ackedAt(mixes[2]!)).to.equal(0);
+      // A box of the same sequence is no newer: nothing changes.
+      deposit(box(mixes[2]!, 2_000));
+      await waitFor(() => bob.m.acks.addressesOlder === 2, 10_000, 'the copy handled');
+      expect(Buffer.from(bob.book.get(h(aliceId.publicKey))!.gateway)).to.deep.equal(Buffer.from(mixes[1]!.identity));
+    } finally {
+      bob.m.close();
+    }
+  });
+
+  it('a Messenger with mixStorage drains its old inbox after a restart, and moves when its gateway changed while it was down (mix.md §8.6)', async () => {
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const storage = memoryGroupStorage();
+    const bob = moving(bobId, { current: mixes[3]!.identity });
+    const gw = { current: mixes[2]!.identity };
+    let alice = moving(aliceId, gw, undefined, storage);
+    await Promise.all([bob.m.start(), alice.m.start()]);
+    const old = alice.m.address!;
+    bob.book.set(h(aliceId.publicKey), old);
+    const heldAt = (g: FakeMix): number => held.get(h(g.identity) + h(old.inbox))?.length ?? 0;
+    try {
+      // The gateway changes while running: a drain of the old one starts. Then the messenger stops.
+      gw.current = mixes[1]!.identity;
+      alice.links[0]!.down();
+      await waitFor(() => alice.m.draining === 1, 10_000, 'the old inbox drained');
+      alice.m.close();
+      // Bob still writes to the old address (he was not told yet: alice knows no contacts).
+      bob.m.send(aliceId.publicKey, old, crypto().random(16), utf8('while alice was down'));
+      await waitFor(() => heldAt(mixes[2]!) >= 2, 10_000, 'the address box and the message held at the old gateway');
+
+      // Restarted with the same storage at the new gateway: the drain resumes.
+      alice = moving(aliceId, gw, undefined, storage);
+      alice.book.set(h(bobId.publicKey), bob.m.address);
+      await alice.m.start();
+      await waitFor(() => alice.ev.received.includes('while alice was down'), 10_000, 'the old inbox drained after the restart');
+      expect(alice.m.draining).to.equal(1);
+      expect(alice.m.acks.gatewayChanges, 'the same gateway as before the restart').to.equal(0);
+      alice.m.close();
+
+      // Restarted at another gateway (the guard changed while down): the last one is drained too and bob is told.
+      gw.current = mixes[0]!.identity;
+      alice = moving(aliceId, gw, undefined, storage);
+      alice.book.set(h(bobId.publicKey), bob.m.address);
+      await alice.m.start();
+      expect(alice.m.acks.gatewayChanges).to.equal(1);
+      expect(alice.m.draining).to.equal(2);
+      await waitFor(() => crypto().equal(bob.book.get(h(aliceId.publicKey))!.gateway, mixes[0]!.identity), 10_000, "bob's record moved");
     } finally {
       alice.m.close();
       bob.m.close();

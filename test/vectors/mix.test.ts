@@ -1,6 +1,6 @@
 /** specs/vectors/mix.json against protocol/mix-packet.ts (specs/mix.md §2) and protocol/mix-message.ts (§8). */
 import { expect } from 'chai';
-import { toHex } from '../../protocol/bytes.js';
+import { concatBytes, toHex } from '../../protocol/bytes.js';
 import { createMixPacket, processMixPacket, type MixResult } from '../../protocol/mix-packet.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { createIdentity } from '../../protocol/address.js';
@@ -14,6 +14,7 @@ import {
   openMixMessage,
   sealMixAck,
   sealMixAddress,
+  sealMixBox,
   sealMixMessage,
 } from '../../protocol/mix-message.js';
 import { describeEachBinding } from '../helpers/bindings.js';
@@ -98,7 +99,7 @@ interface MessengerVectors {
   identities: { seed: string; identity: string; inboxSecret: string; inbox: string; key: string }[];
   boxes: { from: number; to: number; id: string; nonce: string; body: string; data: string }[];
   acks: { from: number; to: number; id: string; nonce: string; data: string }[];
-  addresses: { from: number; to: number; id: string; nonce: string; gateway: string; inbox: string; key: string; data: string }[];
+  addresses: { from: number; to: number; id: string; nonce: string; seq: number; gateway: string; inbox: string; key: string; data: string }[];
 }
 
 describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', () => {
@@ -161,10 +162,37 @@ describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', (
       const from = ids[a.from]!;
       const to = ids[a.to]!;
       const mix = { gateway: hex(a.gateway), inbox: hex(a.inbox), key: hex(a.key) };
-      expect(toHex(sealMixAddress(from, to.publicKey, hex(a.id), mix, hex(a.nonce)))).to.equal(a.data);
-      expect(a.data.length / 2).to.equal(MIX_MESSAGE_OVERHEAD + 96);
+      expect(toHex(sealMixAddress(from, to.publicKey, hex(a.id), mix, a.seq, hex(a.nonce)))).to.equal(a.data);
+      expect(a.data.length / 2).to.equal(MIX_MESSAGE_OVERHEAD + 105);
       const m = openMixMessage(to, hex(a.data));
-      expect([m.kind, toHex(m.from), toHex(m.id), toHex(m.body)]).to.deep.equal(['address', toHex(from.publicKey), a.id, a.gateway + a.inbox + a.key]);
+      expect([m.kind, toHex(m.from), toHex(m.id), toHex(m.body), m.seq]).to.deep.equal([
+        'address',
+        toHex(from.publicKey),
+        a.id,
+        a.gateway + a.inbox + a.key,
+        a.seq,
+      ]);
+      // The body's first form (the address alone, no sequence), another version, a sequence over 2^53 − 1: refused.
+      const seqBytes = (hi: number, lo: number): Uint8Array => {
+        const b = new Uint8Array(8);
+        new DataView(b.buffer).setUint32(0, hi);
+        new DataView(b.buffer).setUint32(4, lo);
+        return b;
+      };
+      const address = hex(a.gateway + a.inbox + a.key);
+      for (const body of [
+        address,
+        concatBytes(Uint8Array.of(2), seqBytes(0, 1), address),
+        concatBytes(Uint8Array.of(1), seqBytes(2 ** 21, 0), address),
+        concatBytes(Uint8Array.of(1), seqBytes(0, 1), address, Uint8Array.of(0)),
+      ])
+        expectCode(() => openMixMessage(to, sealMixBox(MIX_ADDRESS_KIND, from, to.publicKey, hex(a.id), body)), 'ERR_MESSAGE_AUTH');
+      expect(
+        openMixMessage(
+          to,
+          sealMixBox(MIX_ADDRESS_KIND, from, to.publicKey, hex(a.id), concatBytes(Uint8Array.of(1), seqBytes(2 ** 21 - 1, 2 ** 32 - 1), address)),
+        ).seq,
+      ).to.equal(Number.MAX_SAFE_INTEGER);
       expect([toHex(m.mix!.gateway), toHex(m.mix!.inbox), toHex(m.mix!.key)]).to.deep.equal([a.gateway, a.inbox, a.key]);
       // Relabelled as a message or an acknowledgement it does not open; nor does a message box relabelled as kind 3.
       for (const k of [MIX_MESSAGE_VERSION, MIX_ACK_KIND]) {
