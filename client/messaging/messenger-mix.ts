@@ -42,9 +42,9 @@ export const MIX_INBOX_TTL_MS = 3_600_000;
 /** Contacts remembered as told our address in this run (MAX_MIX_ANNOUNCED); when full the set is emptied. */
 export const MAX_MIX_ANNOUNCED = 10_000;
 /** A contact's acknowledgement bucket: tokens at most (MIX_ACK_BURST, mix.md §8.5). */
-export const MIX_ACK_BURST = 10;
+export const MIX_ACK_BURST = 20;
 /** Refill of a contact's acknowledgement bucket, tokens a second (MIX_ACK_RATE). */
-export const MIX_ACK_RATE = 0.5;
+export const MIX_ACK_RATE = 1;
 /** Acknowledgement buckets kept (MAX_MIX_ACK_PEERS); refilled ones are removed when the table is full. */
 export const MAX_MIX_ACK_PEERS = 1000;
 

@@ -388,7 +388,7 @@ describe('message mode: the client keeps a real message whose packet could not l
   });
 
   it("a contact's flood of boxes: acknowledgements rate-limited, and our own message waits behind at most one acknowledgement a slot (mix.md §5.2, §8.5)", async () => {
-    const N = 30;
+    const N = 40;
     const [bobId, malloryId, aliceId] = [createIdentity(), createIdentity(), createIdentity()];
     const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
     // Bob's MIX cells are refused while the flood comes in, so every acknowledgement he queues is still waiting when
