@@ -5,6 +5,8 @@
  * Exit codes: cli/errors.ts (0 success, 1 runtime failure, 2 usage or configuration error, 3 network unreachable,
  * 4 not found).
  */
+// First, before any other module loads: the young generation of a relay process (cli/young-generation.ts).
+import './young-generation.js';
 import { Command, Option } from 'commander';
 import { initCrypto } from '../crypto/index.js';
 import { EXIT, EXIT_CODES_HELP, fail } from './errors.js';

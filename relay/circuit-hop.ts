@@ -52,8 +52,12 @@ export class CircuitHop {
    * towards the client, returns true if it keeps it (a copy) to send on its schedule. Null while none holds.
    */
   holdBackward: ((body: Uint8Array) => boolean) | null = null;
-  /** Its cells still held by congested links, towards the previous and towards the next side. */
-  backlog: { prev: CircuitBacklog | null; next: CircuitBacklog | null } = { prev: null, next: null };
+  /**
+   * Its cells still held by congested links, towards the previous and towards the next side: null until a link is
+   * congested while it sends (fields of the hop, not an object of their own, as an idle circuit never needs one).
+   */
+  backlogPrev: CircuitBacklog | null = null;
+  backlogNext: CircuitBacklog | null = null;
 
   constructor(
     readonly id: number,

@@ -99,13 +99,22 @@ export interface CircuitReactorOptions extends CircuitAdmissionLimits {
   extendTimeoutMs?: number;
 }
 
+/** Which side of `hop` the circuit id `circId` on `link` names (one of its two, as byLink holds it). */
+function sideOf(hop: CircuitHop, link: Link, circId: number): 'prev' | 'next' {
+  return hop.prev.link === link && hop.prev.circId === circId ? 'prev' : 'next';
+}
+
 /** Circuit ids: the side that opened a link uses ids with the top bit set, the other side ids without. */
 const HIGH = 0x80000000;
 /** The body of a cell this relay originates, from encoding to the link's queue (sendBackward). */
 const originBody = new Uint8Array(CELL_BODY_LEN);
 
 export class CircuitReactor {
-  private readonly byLink = new Map<Link, Map<number, { hop: CircuitHop; side: 'prev' | 'next' }>>();
+  /**
+   * Every circuit by link and circuit id, one entry per side. The entry is the hop itself: which side of it a cell
+   * came from follows from the link and id (sideOf), so a circuit costs no object per side here.
+   */
+  private readonly byLink = new Map<Link, Map<number, CircuitHop>>();
   private readonly handlers: CircuitEndpointHandler[] = [];
   private nextHopId = 1;
   private count = 0;
@@ -143,7 +152,7 @@ export class CircuitReactor {
   *circuits(): Generator<CircuitHop> {
     const seen = new Set<CircuitHop>();
     for (const m of this.byLink.values()) {
-      for (const { hop } of m.values()) {
+      for (const hop of m.values()) {
         if (seen.has(hop)) continue;
         seen.add(hop);
         yield hop;
@@ -151,7 +160,7 @@ export class CircuitReactor {
     }
   }
 
-  private table(link: Link): Map<number, { hop: CircuitHop; side: 'prev' | 'next' }> {
+  private table(link: Link): Map<number, CircuitHop> {
     let t = this.byLink.get(link);
     if (!t) this.byLink.set(link, (t = new Map()));
     return t;
@@ -170,30 +179,31 @@ export class CircuitReactor {
   /** Entry point for every circuit cell arriving on a link. */
   onCell(link: Link, cell: Cell): void {
     if (this.o.originated?.(link, cell.circId)) return; // a circuit this relay built itself (replication)
-    const entry = this.byLink.get(link)?.get(cell.circId);
+    const hop = this.byLink.get(link)?.get(cell.circId);
+    const side = hop && sideOf(hop, link, cell.circId);
     try {
       switch (cell.command) {
         case CellCommand.CREATE:
-          if (entry) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'CREATE for a circuit id in use');
+          if (hop) throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'CREATE for a circuit id in use');
           return this.onCreate(link, cell);
         case CellCommand.CREATED:
-          if (!entry || entry.side !== 'next' || entry.hop.state !== 'building') throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'unexpected CREATED');
-          return this.onCreated(entry.hop, cell);
+          if (!hop || side !== 'next' || hop.state !== 'building') throw new ProtocolError('ERR_CELL_CIRCUIT_ID', 'unexpected CREATED');
+          return this.onCreated(hop, cell);
         case CellCommand.RELAY:
         case CellCommand.RELAY_EARLY:
-          if (!entry) return void this.o.metrics.drops.inc({ reason: 'relay_unknown_circuit' });
-          return this.onRelay(entry.hop, entry.side, cell.body, cell.command === CellCommand.RELAY_EARLY);
+          if (!hop) return void this.o.metrics.drops.inc({ reason: 'relay_unknown_circuit' });
+          return this.onRelay(hop, side!, cell.body, cell.command === CellCommand.RELAY_EARLY);
         case CellCommand.DESTROY:
-          if (!entry) return;
+          if (!hop) return;
           decodeDestroyBody(cell.body);
-          return this.onDestroy(entry.hop, entry.side);
+          return this.onDestroy(hop, side!);
         default:
           throw new ProtocolError('ERR_CELL_COMMAND', 'unexpected cell command');
       }
     } catch (e) {
       const err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'circuit cell handling failed', { cause: e });
       this.o.metrics.errors.inc({ code: err.code });
-      if (entry) this.destroy(entry.hop, destroyReasonOf(err));
+      if (hop) this.destroy(hop, destroyReasonOf(err));
       else if (cell.circId !== 0) this.trySend(link, cell.circId, CellCommand.DESTROY, destroyBody(destroyReasonOf(err)));
       if (err.kind === 'internal') this.o.log.error({ err }, 'circuit cell handling failed');
     }
@@ -220,7 +230,7 @@ export class CircuitReactor {
     const hop = new CircuitHop(this.nextHopId++, { link, circId: cell.circId }, this.now());
     hop.crypto = new RelayHopCrypto(result.hop.keys);
     hop.binding = Uint8Array.from(result.hop.keys.binding);
-    this.table(link).set(cell.circId, { hop, side: 'prev' });
+    this.table(link).set(cell.circId, hop);
     this.count++;
     this.admission.count(hop, admitted.key);
     this.o.metrics.circuits.set(this.count);
@@ -264,7 +274,7 @@ export class CircuitReactor {
         if (link.isClosed) return this.extendFailed(hop, ReplyStatus.NEXT_UNREACHABLE);
         const circId = this.allocCircId(link, link.initiatedHere);
         hop.next = { link, circId };
-        this.table(link).set(circId, { hop, side: 'next' });
+        this.table(link).set(circId, hop);
         if (!this.trySend(link, circId, CellCommand.CREATE, createBody(header))) this.extendFailed(hop, ReplyStatus.NEXT_UNREACHABLE);
       },
       () => {
@@ -403,16 +413,21 @@ export class CircuitReactor {
    * limit the circuit is destroyed (RESOURCE_LIMIT), the other circuits of the link go on.
    */
   private account(hop: CircuitHop, side: Side): void {
-    const which = side === hop.prev ? 'prev' : 'next';
+    const prev = side === hop.prev;
     const link = side.link;
     // Over the mark counts cells still queued in the link too: they are written only on its next flush.
     if (!link.isCongested && !link.overHighWater) {
-      hop.backlog[which]?.clear();
-      hop.backlog[which] = null;
+      if (prev) {
+        hop.backlogPrev?.clear();
+        hop.backlogPrev = null;
+      } else {
+        hop.backlogNext?.clear();
+        hop.backlogNext = null;
+      }
       return;
     }
     this.o.onCongestedCells?.(1);
-    const backlog = (hop.backlog[which] ??= new CircuitBacklog());
+    const backlog = prev ? (hop.backlogPrev ??= new CircuitBacklog()) : (hop.backlogNext ??= new CircuitBacklog());
     if (backlog.add(link) <= (this.o.maxCircuitBacklogCells ?? MAX_CIRCUIT_BACKLOG_CELLS)) return;
     const err = new LimitError('MAX_CIRCUIT_BACKLOG_CELLS', 'cells of one circuit waiting in a congested link');
     this.o.metrics.drops.inc({ reason: 'circuit_backlog' });
@@ -455,7 +470,8 @@ export class CircuitReactor {
     if (hop.next) this.byLink.get(hop.next.link)?.delete(hop.next.circId);
     hop.crypto?.wipe();
     hop.pending?.wipe();
-    hop.backlog = { prev: null, next: null };
+    hop.backlogPrev = null;
+    hop.backlogNext = null;
     hop.extension = null;
     for (const h of this.handlers) h.closed(hop);
     const other = hop.splicedWith;
@@ -490,7 +506,8 @@ export class CircuitReactor {
     const t = this.byLink.get(link);
     if (!t) return;
     this.byLink.delete(link);
-    for (const { hop, side } of [...t.values()]) {
+    for (const [circId, hop] of [...t.entries()]) {
+      const side = sideOf(hop, link, circId);
       if (side === 'next' && hop.extending) {
         hop.next = null;
         this.extendFailed(hop, ReplyStatus.NEXT_FAILED);
