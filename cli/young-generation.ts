@@ -8,7 +8,7 @@
  * again; the cells a relay handles die young either way. So `allium relay` keeps the young generation at its
  * starting size, unless the operator sized it (--max-semi-space-size or --semi-space-growth-factor on node's
  * command line or in NODE_OPTIONS). The growth factor is the one young-generation setting V8 still reads once the
- * heap is set up, and it must be set before the modules load: cli/allium.ts imports this module first, and it acts
+ * heap is set up, and it must be set before the modules load: cli/allium.ts, the entry, calls it before it loads the program, and
  * only when the command is `relay`.
  */
 import { setFlagsFromString } from 'node:v8';
@@ -27,5 +27,3 @@ export function capYoungGeneration(execArgv: readonly string[] = process.execArg
   setFlagsFromString('--semi-space-growth-factor=1');
   return true;
 }
-
-if (process.argv[2] === 'relay') capYoungGeneration();

@@ -204,7 +204,11 @@ export function loadedWith(entry: string): Set<string> {
 }
 
 describe('architecture: a relay process loads only what it runs (its resident memory)', () => {
-  const relay = loadedWith('cli/allium.ts');
+  const relay = loadedWith('cli/program.ts');
+
+  it("the entry loads nothing before it has sized a relay's young generation (cli/allium.ts, cli/young-generation.ts)", () => {
+    expect([...loadedWith('cli/allium.ts')].sort()).to.deep.equal(['cli/allium.ts', 'cli/young-generation.ts']);
+  });
 
   it('the command line loads no client, content or site code until a client command runs', () => {
     expect([...relay].filter((f) => f.startsWith('client/') || f === 'cli/site-commands.ts' || f === 'cli/client-session.ts')).to.deep.equal([]);
@@ -216,6 +220,6 @@ describe('architecture: a relay process loads only what it runs (its resident me
 
   it('the check follows static imports and not import(): the client command reaches client code only through import()', () => {
     expect(loadedWith('cli/client-session.ts')).to.include('client/client.ts');
-    expect(relay).to.include('cli/allium.ts').and.not.include('cli/relay-command.ts');
+    expect(relay).to.include('cli/program.ts').and.not.include('cli/relay-command.ts');
   });
 });
