@@ -44,47 +44,27 @@ export interface MeetOptions extends AbortOptions {
   readonly clientAuth?: ClientAuthKey | undefined;
 }
 
+/** A rendezvous point set up: its circuit (purpose `setup`), the relay, and the cookie registered there. */
+interface RendezvousPoint {
+  readonly circuit: ClientCircuit;
+  readonly rp: Descriptor;
+  readonly cookie: Uint8Array;
+}
+
 /**
- * Meets the endpoint at `address`: its descriptor is looked up with `lookups`, circuits are built by `client`. Throws
- * ERR_UNREACHABLE (no descriptor: not listening; or no introduction worked), ERR_CLIENT_AUTH (the endpoint requires
- * client authorisation that `clientAuth` does not give), ERR_ADDRESS_*, ERR_TIMEOUT, ERR_ABORTED.
+ * Builds a circuit to a rendezvous point not in `avoid` (one in it only when no other is eligible), replacing one
+ * that cannot be reached (up to 3 tries), and registers a fresh cookie there (ESTABLISH_RENDEZVOUS, then
+ * RENDEZVOUS_ESTABLISHED). Throws the last build's error, ERR_UNREACHABLE (no rendezvous point), ERR_TIMEOUT,
+ * ERR_ABORTED.
  */
-export async function meetEndpoint(client: CircuitSource, lookups: ContentClient, address: string, options: MeetOptions): Promise<Meeting> {
-  const { signal, as, clientAuth } = options;
-  const identityKey = parseAddress(address);
-  const now = Date.now();
-  const period = periodAt(Math.floor(now / 1000));
-  const locator = descriptorLocator(identityKey, period);
-  // The newest revision any holder has: an endpoint republishes when an introduction point is lost.
-  let descriptor: ReturnType<typeof openEndpointDescriptor> | null = null;
-  let needsAuth = false;
-  for (const bytes of await lookups.fetchFromAll('endpoint', locator, signalOption(signal))) {
-    try {
-      const d = openEndpointDescriptor(identityKey, period, bytes, clientAuth ? { now, client: clientAuth } : { now });
-      if (!descriptor || d.revision > descriptor.revision) descriptor = d;
-    } catch (e) {
-      // Only a validly signed descriptor gets as far as the client layer: this endpoint restricts who finds it.
-      if (isAlliumError(e) && e.code === 'ERR_CLIENT_AUTH') needsAuth = true;
-      /* otherwise a forged or stale copy */
-    }
-  }
-  if (!descriptor && needsAuth) {
-    throw new CryptoError(
-      'ERR_CLIENT_AUTH',
-      clientAuth ? 'endpoint requires client authorisation and does not list our key' : 'endpoint requires client authorisation: no client key given',
-    );
-  }
-  if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
-  const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
+async function setUpRendezvous(client: CircuitSource, avoid: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<RendezvousPoint> {
   const view = client.directory.view;
   const tried = new Set<string>();
-  // A rendezvous point that cannot be reached (gone, but still in the directory) is replaced by another. One that is
-  // none of the endpoint's introduction points is preferred; in a network too small for that, one of them serves.
   let circuit: ClientCircuit | null = null;
   let rp: Descriptor | undefined;
   let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
   for (let attempt = 0; attempt < 3 && !circuit; attempt++) {
-    rp = pickServicePoint(view, 'rendezvous', new Set([...tried, ...introRelays])) ?? pickServicePoint(view, 'rendezvous', tried);
+    rp = pickServicePoint(view, 'rendezvous', new Set([...tried, ...avoid])) ?? pickServicePoint(view, 'rendezvous', tried);
     if (!rp) break;
     tried.add(rp.fingerprint);
     try {
@@ -96,22 +76,99 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
   }
   if (!circuit || !rp) throw buildError;
   circuit.setPurpose('setup'); // only RENDEZVOUS_ESTABLISHED and RENDEZVOUS2 from the rendezvous point
-  const close = (): void => circuit.close();
-  signal?.addEventListener('abort', close, { once: true });
   try {
     const cookie = crypto().random(COOKIE_LEN);
     const established = circuit.waitFor(RelayCommand.RENDEZVOUS_ESTABLISHED, REPLY_TIMEOUT_MS, signalOption(signal));
     circuit.send({ command: RelayCommand.ESTABLISH_RENDEZVOUS, streamId: 0, data: encodeRv('establishRendezvous', { c: cookie }) });
     await established;
-    const intros = crypto().shuffle([...descriptor.intro]);
+    return { circuit, rp, cookie };
+  } catch (e) {
+    circuit.close();
+    throw e;
+  }
+}
+
+/** Closes the circuit `p` resolves with, whenever it does; a build that fails needs nothing. */
+function discard(p: Promise<{ close(): void } | { circuit: { close(): void } }> | null): void {
+  void p?.then((x) => ('circuit' in x ? x.circuit : x).close()).catch(() => undefined);
+}
+
+/**
+ * Meets the endpoint at `address`: its descriptor is looked up with `lookups`, circuits are built by `client`. Throws
+ * ERR_UNREACHABLE (no descriptor: not listening; or no introduction worked), ERR_CLIENT_AUTH (the endpoint requires
+ * client authorisation that `clientAuth` does not give), ERR_ADDRESS_*, ERR_TIMEOUT, ERR_ABORTED.
+ *
+ * Nothing waits that need not (specs/rendezvous.md §4.1): the rendezvous point is set up while the descriptor is
+ * looked up — and set up again elsewhere, as before, when it turns out to be one of the endpoint's introduction
+ * points and another relay could serve — and the circuit to the first introduction point is built while the
+ * rendezvous point is still being set up; INTRODUCE1 goes only once RENDEZVOUS_ESTABLISHED has come.
+ */
+export async function meetEndpoint(client: CircuitSource, lookups: ContentClient, address: string, options: MeetOptions): Promise<Meeting> {
+  const { signal, as, clientAuth } = options;
+  const identityKey = parseAddress(address);
+  const now = Date.now();
+  const period = periodAt(Math.floor(now / 1000));
+  const locator = descriptorLocator(identityKey, period);
+  // Set up at once, avoiding no relay yet: the descriptor says which relays to avoid.
+  let early: Promise<RendezvousPoint> | null = setUpRendezvous(client, new Set(), signal);
+  early.catch(() => undefined);
+  // The newest revision any holder has: an endpoint republishes when an introduction point is lost.
+  let descriptor: ReturnType<typeof openEndpointDescriptor> | null = null;
+  let needsAuth = false;
+  try {
+    for (const bytes of await lookups.fetchFromAll('endpoint', locator, signalOption(signal))) {
+      try {
+        const d = openEndpointDescriptor(identityKey, period, bytes, clientAuth ? { now, client: clientAuth } : { now });
+        if (!descriptor || d.revision > descriptor.revision) descriptor = d;
+      } catch (e) {
+        // Only a validly signed descriptor gets as far as the client layer: this endpoint restricts who finds it.
+        if (isAlliumError(e) && e.code === 'ERR_CLIENT_AUTH') needsAuth = true;
+        /* otherwise a forged or stale copy */
+      }
+    }
+    if (!descriptor && needsAuth) {
+      throw new CryptoError(
+        'ERR_CLIENT_AUTH',
+        clientAuth ? 'endpoint requires client authorisation and does not list our key' : 'endpoint requires client authorisation: no client key given',
+      );
+    }
+    if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
+  } catch (e) {
+    discard(early);
+    throw e;
+  }
+  const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
+  const intros = crypto().shuffle([...descriptor.intro]);
+  // The circuit to the first introduction point, built while the rendezvous point is set up.
+  let firstIntro: Promise<ClientCircuit> | null = buildIntroCircuit(client, intros[0]!, signal);
+  firstIntro?.catch(() => undefined);
+  let point: RendezvousPoint;
+  try {
+    point = await early.catch(() => setUpRendezvous(client, introRelays, signal));
+    early = null;
+    if (introRelays.has(point.rp.fingerprint) && pickServicePoint(client.directory.view, 'rendezvous', introRelays)) {
+      // One of the endpoint's introduction points, and another relay could serve (rendezvous.md §6): not this one.
+      point.circuit.close();
+      point = await setUpRendezvous(client, introRelays, signal);
+    }
+  } catch (e) {
+    discard(firstIntro);
+    throw e;
+  }
+  const { circuit, rp, cookie } = point;
+  const close = (): void => circuit.close();
+  signal?.addEventListener('abort', close, { once: true });
+  try {
     let lastErr: unknown = new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable');
     // The effort the endpoint suggests (rendezvous.md §4.3); an attempt that got no answer is retried with twice as much.
     const pow = descriptor.pow;
     let effort = pow ? Math.min(pow.e, POW_CLIENT_MAX_EFFORT) : 0;
     for (const ip of intros) {
+      const built = firstIntro;
+      firstIntro = null;
       try {
         const w = pow && effort > 0 ? { seed: pow.seed, effort } : null;
-        return await introduceAndMeet(client, { rpCircuit: circuit, identityKey, ip, rp, cookie, as, pow: w }, signal);
+        return await introduceAndMeet(client, { rpCircuit: circuit, identityKey, ip, rp, cookie, as, pow: w, introCircuit: built }, signal);
       } catch (e) {
         if (e instanceof AbortedError) throw e;
         lastErr = e;
@@ -126,8 +183,15 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
     circuit.close();
     throw e;
   } finally {
+    discard(firstIntro);
     signal?.removeEventListener('abort', close);
   }
+}
+
+/** Starts building a circuit to the introduction point `ip` (null: its relay is not in the directory). */
+function buildIntroCircuit(client: CircuitSource, ip: IntroPoint, signal: AbortSignal | undefined): Promise<ClientCircuit> | null {
+  const introRelay = client.directory.get(ip.relay);
+  return introRelay ? client.newCircuit({ last: introRelay, exitPort: null, ...signalOption(signal) }) : null;
 }
 
 /** One introduction through `ip`, then the endpoint's RENDEZVOUS2 on the rendezvous circuit. */
@@ -141,18 +205,28 @@ async function introduceAndMeet(
     cookie: Uint8Array;
     as: Identity;
     pow: { seed: Uint8Array; effort: number } | null;
+    /** The circuit to `ip` when its build has started already (null: built here). */
+    introCircuit: Promise<ClientCircuit> | null;
   },
   signal: AbortSignal | undefined,
 ): Promise<Meeting> {
   const { rpCircuit, identityKey, ip, rp, cookie } = m;
-  const introRelay = client.directory.get(ip.relay);
-  if (!introRelay) throw new AlliumError('ERR_UNREACHABLE', 'introduction point not in the directory');
+  // Built while the proof of work (if any) is solved.
+  const building = m.introCircuit ?? buildIntroCircuit(client, ip, signal);
+  if (!building) throw new AlliumError('ERR_UNREACHABLE', 'introduction point not in the directory');
+  building.catch(() => undefined);
   const hs = initiatorHandshake(m.as, { identityKey, prekey: ip.enc });
   const x = crypto().random(32);
   const X = crypto().x25519Public(x);
   const sealed = crypto().seal(encodeCbor({ rp: rp.id, c: cookie, x: X, hs: hs.handshake }), ip.enc);
-  const w = m.pow ? await solveIntroPow(m.pow.seed, m.pow.effort, powBinding(sealed), signalOption(signal)) : null;
-  const introCircuit = await client.newCircuit({ last: introRelay, exitPort: null, ...signalOption(signal) });
+  let w;
+  try {
+    w = m.pow ? await solveIntroPow(m.pow.seed, m.pow.effort, powBinding(sealed), signalOption(signal)) : null;
+  } catch (e) {
+    discard(building);
+    throw e;
+  }
+  const introCircuit = await building;
   introCircuit.setPurpose('setup'); // only INTRODUCE_ACK
   const met = rpCircuit.waitFor(RelayCommand.RENDEZVOUS2, REPLY_TIMEOUT_MS, signalOption(signal));
   met.catch(() => undefined);
