@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import * as wsModule from 'ws';
-import { frameWsMessages, type WsFraming } from '../../net/socket.js';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import { frameWsMessages, fromWs, type WsFraming } from '../../net/socket.js';
 import { CLIENT_FRAMING } from '../../net/ws-node.js';
 
 /** ws's own framing (exported by ws, not declared by its types). */
@@ -55,5 +57,47 @@ describe('packed WebSocket framing (net/socket.ts frameWsMessages)', () => {
 
   it('refuses sizes a 16-bit length cannot carry', () => {
     expect(() => frameWsMessages(new Uint8Array(100), 1, 96, { masked: false })).to.throw(RangeError);
+  });
+
+  it("writes a packed send to ws's socket in one write, between ws's own messages, in order (the ws internals it reads are there)", async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    const got: Buffer[] = [];
+    const all = new Promise<void>((resolve) =>
+      server.on('connection', (peer) =>
+        peer.on('message', (d: Buffer) => {
+          got.push(Buffer.from(d));
+          if (got.length === count + 2) resolve();
+        }),
+      ),
+    );
+    const ws = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/`, { perMessageDeflate: false });
+    try {
+      await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
+      // What sendPacked relies on (net/socket.ts): ws's Sender between messages, and its socket's write.
+      const internals = ws as unknown as { _sender: { _state: unknown; _queue: unknown }; _socket: { write: (...a: unknown[]) => boolean } };
+      expect(internals._sender._state, "ws's Sender state between messages").to.equal(0);
+      expect(internals._sender._queue).to.deep.equal([]);
+      const socket = fromWs(ws as never, null, CLIENT_FRAMING);
+      const write = internals._socket.write.bind(internals._socket);
+      let writes = 0;
+      internals._socket.write = (...a: unknown[]): boolean => (writes++, write(...a));
+      const stride = 8 + size;
+      const buf = new Uint8Array(count * stride);
+      payloads.forEach((p, i) => buf.set(p, i * stride + 8));
+      let done = 0;
+      ws.send(Buffer.from('before'));
+      const before = writes;
+      socket.sendPacked!(buf, count, size, () => done++);
+      expect(writes - before, 'socket writes for the packed send').to.equal(1);
+      ws.send(Buffer.from('after'));
+      await all;
+      expect(done).to.equal(1);
+      expect(got.map((b) => b.length)).to.deep.equal([6, size, size, size, 5]);
+      payloads.forEach((p, i) => expect(got[i + 1]!.equals(Buffer.from(p)), `message ${i}`).to.equal(true));
+    } finally {
+      ws.terminate();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
