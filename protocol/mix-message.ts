@@ -50,6 +50,12 @@ export const MIX_ADDRESS_LEN = 96;
 export const MIX_ADDRESS_BOX_VERSION = 1;
 /** An address box's body: version (1) | seq u64 | mix address (96) = 105 bytes. */
 export const MIX_ADDRESS_BODY_LEN = 1 + 8 + MIX_ADDRESS_LEN;
+/**
+ * How far ahead of the recipient's clock an address box's sequence may be (MIX_SEQ_AHEAD, mix.md §8.6): one further
+ * ahead is refused, neither applied nor acknowledged, so a sender's clock that was once far ahead cannot freeze its
+ * contacts' records until real time catches up.
+ */
+export const MIX_SEQ_AHEAD_MS = 86_400_000;
 
 /** The inbox secret and X25519 key pair an identity uses in message mode (mix.md §8.1). */
 export function mixSecretsOf(identity: Identity): { inboxSecret: Uint8Array; keys: KeyPair; inbox: Uint8Array } {

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { crypto } from '../../crypto/index.js';
 import { formatAddress } from '../../protocol/address.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from '../../protocol/cbor.js';
+import { MIX_SEQ_AHEAD_MS } from '../../protocol/mix-message.js';
 import { CARD_MIX_LEN, checkName, decodeCard, parseCard, type CardMixAddress, type ContactCard } from '../../protocol/contact-card.js';
 import { LimitError, NotFoundError, ProtocolError, throwIfAborted } from '../../protocol/errors.js';
 import type { AbortOptions } from '../../net/abort.js';
@@ -151,6 +152,23 @@ function cardOf(input: CardInput): ContactCard {
   if (typeof input === 'string') return parseCard(input);
   if (input instanceof Uint8Array) return decodeCard(input);
   return { ...input, prekeys: input.prekeys === true };
+}
+
+/**
+ * What an address box does to a contact record (specs/mix.md §8.6) holding the mix address `held` (its 96 bytes, if
+ * any) applied at sequence `heldSeq` (if any), given the box's address `mx` (96 bytes) and sequence `seq` and the
+ * recipient's clock `now` (Unix ms): 'ahead' — `seq` more than MIX_SEQ_AHEAD past `now`: refused (neither applied
+ * nor acknowledged); 'applied' — newer, another address; 'unchanged' — newer, the address held (only the sequence
+ * rises); 'copy' — not newer, the address held (acknowledged: its sender stops retransmitting); 'older' — not newer,
+ * another address (neither applied nor acknowledged: its sender retransmits with a newer sequence, or gives up and
+ * counts it).
+ */
+export type MixAddressVerdict = 'applied' | 'unchanged' | 'copy' | 'older' | 'ahead';
+export function mixAddressVerdict(held: Uint8Array | undefined, heldSeq: number | undefined, mx: Uint8Array, seq: number, now: number): MixAddressVerdict {
+  if (seq > now + MIX_SEQ_AHEAD_MS) return 'ahead';
+  const same = held !== undefined && crypto().equal(held, mx);
+  if (heldSeq !== undefined && seq <= heldSeq) return same ? 'copy' : 'older';
+  return same ? 'unchanged' : 'applied';
 }
 
 export class ContactBook extends Emitter<ContactEvents> {
@@ -304,17 +322,21 @@ export class ContactBook extends Emitter<ContactEvents> {
   }
 
   /**
-   * Sets the mix address of the contact whose current key is `key` from its address box of sequence `seq` (specs/mix.md
-   * §8.6), as a version 3 card of that key would (§11.3: key, name, verified unchanged), when `seq` is over the
-   * record's `mixSeq` (or it has none), and records `seq`. Resolves 'applied', 'older' (`seq` not over the record's:
-   * nothing changed), or false when no contact has that key. Throws what the storage throws.
+   * Applies an address box of sequence `seq` from the contact whose current key is `key` (specs/mix.md §8.6; the rule
+   * is mixAddressVerdict()): 'applied' sets the record's mix address, as a version 3 card of that key would (§11.3:
+   * key, name, verified unchanged), and its `mixSeq`, and saves the book; 'unchanged' (the address the record holds,
+   * a newer `seq`) raises `mixSeq` in memory only — saved with the book's next change — so that a contact repeating
+   * its address cannot make us rewrite the book; 'copy', 'older' and 'ahead' change nothing; false: no contact has
+   * that key. Throws what the storage throws.
    */
-  async setMix(key: Uint8Array, mix: CardMixAddress, seq: number, options: AbortOptions = {}): Promise<'applied' | 'older' | false> {
+  async setMix(key: Uint8Array, mix: CardMixAddress, seq: number, options: AbortOptions = {}): Promise<MixAddressVerdict | false> {
     const rows = await this.table(options);
     const mx = mixBytes(mix).mx!;
     for (const [name, r] of rows) {
       if (!crypto().equal(r.k, key)) continue;
-      if (r.ms !== undefined && seq <= r.ms) return 'older';
+      const v = mixAddressVerdict(r.mx, r.ms, mx, seq, this.now());
+      if (v === 'unchanged') rows.set(name, { ...r, ms: seq });
+      if (v !== 'applied') return v;
       rows.set(name, { ...r, mx, ms: seq });
       await this.persist(rows, options);
       return 'applied';

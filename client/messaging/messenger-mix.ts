@@ -29,7 +29,8 @@ import { MIX_DELAY_MEAN_MS, MIX_LAYERS, MIX_POLL_RATE, MIX_SEND_RATE, MixClient,
 import type { MessengerHost, MessengerMixSettings } from './types.js';
 import type { MixGatewayLink } from '../client.js';
 import type { GroupStorage } from './group-store.js';
-import { loadMixState, MAX_MIX_DRAINS, saveMixState } from './mix-store.js';
+import { loadMixState, MAX_MIX_DRAINS, saveMixState, type MixState } from './mix-store.js';
+import type { MixAddressVerdict } from './contacts.js';
 
 /** Retransmissions of a message without an acknowledgement before it is given up (MIX_MAX_RETRANSMITS, mix.md §8.5). */
 export const MIX_MAX_RETRANSMITS = 3;
@@ -55,12 +56,14 @@ export interface MessengerMixHandlers {
   mixAddressOf(from: Uint8Array): Promise<CardMixAddress | undefined>;
   /** The contacts whose records hold a mix address (told our new one when the gateway changes, mix.md §8.6). */
   mixContacts(): Promise<readonly { key: Uint8Array; mix: CardMixAddress }[]>;
+  /** Whether a contact record holds `from` as its current key (an address box from anyone else is dropped). */
+  isContact(from: Uint8Array): Promise<boolean>;
   /**
-   * An address box from `from` of address sequence `seq`: replace its contact record's mix address (as a version 3
-   * card of the same key) when `seq` is over the last one applied. Resolves 'applied', 'older' (nothing changed) or
-   * false (`from` is no contact); the box is acknowledged unless false.
+   * An address box from `from` of address sequence `seq` (mix.md §8.6, ContactBook.setMix): its contact record's mix
+   * address replaced ('applied'), its sequence raised ('unchanged'), or nothing changed ('copy', 'older', 'ahead');
+   * false: `from` is no contact. 'applied', 'unchanged' and 'copy' are acknowledged, the others not.
    */
-  addressChanged(from: Uint8Array, mix: CardMixAddress, seq: number): Promise<'applied' | 'older' | false>;
+  addressChanged(from: Uint8Array, mix: CardMixAddress, seq: number): Promise<MixAddressVerdict | false>;
   /** A message we sent was acknowledged by its recipient `to`. */
   delivered(to: Uint8Array, id: Uint8Array): void;
   /** A message we sent was given up: ERR_MIX_UNACKNOWLEDGED. */
@@ -88,8 +91,13 @@ export interface MessengerMixAckStats {
   addressesUnacknowledged: number;
   /** Address boxes from contacts applied to their records. */
   addressesReceived: number;
-  /** Address boxes from contacts not newer than the last applied (copies, or older ones delayed): acknowledged only. */
+  /**
+   * Address boxes from contacts not newer than the last applied: a copy of the address held (acknowledged only), or
+   * another address (an older box delayed, or a sender whose clock went back: neither applied nor acknowledged).
+   */
   addressesOlder: number;
+  /** Address boxes from contacts with a sequence more than MIX_SEQ_AHEAD past our clock: refused, not acknowledged. */
+  addressesAhead: number;
   /** Gateway changes moved to. */
   gatewayChanges: number;
 }
@@ -141,6 +149,7 @@ export class MessengerMix {
     addressesUnacknowledged: 0,
     addressesReceived: 0,
     addressesOlder: 0,
+    addressesAhead: 0,
     gatewayChanges: 0,
   };
   /** Our messages awaiting an acknowledgement, by message id (at most MAX_MIX_PENDING). */
@@ -149,8 +158,18 @@ export class MessengerMix {
   private readonly queued = new Map<string, string>();
   /** Our pending address box to each contact (its key → the box's id), so a newer one replaces it. */
   private readonly addressPending = new Map<string, string>();
-  /** The address sequence of the last address box we sealed (mix.md §8.6: strictly increasing, from the clock). */
+  /**
+   * The address sequence of the last address box we sealed (mix.md §8.6: strictly increasing, from the clock, and
+   * kept in the "mix" record so that a clock that went back does not take it back).
+   */
   private addressSeq = 0;
+  /** The "mix" record was read (or there is no storage): until then, and after a read that failed, nothing is saved. */
+  private stateLoaded = false;
+  /** Saves run one after another; one asked for while another waits is that one (it writes the state of its time). */
+  private saving: Promise<void> = Promise.resolve();
+  private saveQueued = false;
+  /** The state when message mode closed (saves still queued write it: close() stops the drains, not the record). */
+  private finalState: MixState | null = null;
   /** Contacts told our current address in this run (at most MAX_MIX_ANNOUNCED). */
   private readonly announced = new Set<string>();
   /** Former gateways whose inboxes are still polled (at most MAX_MIX_DRAINS). */
@@ -165,6 +184,8 @@ export class MessengerMix {
     private readonly on: MessengerMixHandlers,
     /** Where the gateway and the drains are kept across a restart (mix.md §8.6); none: a restart forgets them. */
     private readonly storage?: GroupStorage,
+    /** A monotonic clock in ms for the acknowledgement buckets (mix.md §8.5): a wall clock stepping back must not empty them. */
+    private readonly monotonic: () => number = () => performance.now(),
   ) {}
 
   /** The mean time from send() to the recipient's poll collecting it (mix.md §8.3). */
@@ -196,11 +217,14 @@ export class MessengerMix {
       if (!this.host.mixGateway || !this.host.mixRelays) throw new AlliumError('ERR_MIX_UNREACHABLE', 'this host offers no mix gateway');
       const g = await this.host.mixGateway(options);
       if (this.closed) return;
+      // Read first: the address sequence must be known before any address box is sealed (mix.md §8.6).
+      const stored = await this.loadState();
+      if (this.closed) return;
       this.gateway = g.identity;
       this.attach(g.link);
       this.mix = this.client(g.identity);
       this.mix.start();
-      await this.resume(g.identity);
+      this.resume(g.identity, stored);
     })();
     this.starting.catch(() => (this.starting = null));
     return this.starting;
@@ -210,10 +234,8 @@ export class MessengerMix {
    * With storage (mix.md §8.6): drains still due resume until their end, and a gateway that changed while we were down
    * is drained and our contacts told, as at a change while running. Then the state is saved.
    */
-  private async resume(gateway: Uint8Array): Promise<void> {
-    if (!this.storage) return;
-    const stored = await loadMixState(this.storage, this.identity).catch(() => undefined);
-    if (this.closed) return;
+  private resume(gateway: Uint8Array, stored: MixState | undefined): void {
+    if (!this.stateLoaded) return;
     const now = Date.now();
     for (const [g, until] of stored?.drains ?? []) if (until > now && !crypto().equal(g, gateway)) this.drain(g, null, until);
     if (stored && !crypto().equal(stored.gateway, gateway)) {
@@ -224,11 +246,50 @@ export class MessengerMix {
     this.saveState();
   }
 
-  /** Saves the gateway and the drains (mix.md §8.6); a storage that fails costs only what a restart would. */
+  /**
+   * Reads the "mix" record (mix.md §8.6) and takes its address sequence. A storage that fails to read is reported
+   * (handlers.error) and nothing is saved in this run: the record it holds is not overwritten by one that lacks it.
+   */
+  private async loadState(): Promise<MixState | undefined> {
+    if (!this.storage) return undefined;
+    try {
+      const stored = await loadMixState(this.storage, this.identity);
+      this.addressSeq = Math.max(this.addressSeq, stored?.addressSeq ?? 0);
+      this.stateLoaded = true;
+      return stored;
+    } catch (e) {
+      this.on.error(
+        isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', 'the message-mode state could not be read; it is not saved in this run', { cause: e }),
+      );
+      return undefined;
+    }
+  }
+
+  private currentState(): MixState | null {
+    if (this.finalState) return this.finalState;
+    if (!this.gateway) return null;
+    return { gateway: this.gateway, drains: this.drains.map((d) => [d.gateway, d.until] as const), addressSeq: this.addressSeq };
+  }
+
+  /**
+   * Saves the gateway, the drains and the address sequence (mix.md §8.6): one save at a time, a save asked for while
+   * one waits being that one, which writes the state as it is when it runs — so the last to land is the latest. A
+   * storage that fails costs only what a restart would.
+   */
   private saveState(): void {
-    if (!this.storage || this.closed || !this.gateway) return;
-    const drains = this.drains.map((d) => [d.gateway, d.until] as const);
-    void saveMixState(this.storage, this.identity, { gateway: this.gateway, drains }).catch(() => undefined);
+    if (!this.storage || this.closed || !this.stateLoaded || !this.gateway || this.saveQueued) return;
+    const storage = this.storage;
+    this.saveQueued = true;
+    this.saving = this.saving.then(async () => {
+      this.saveQueued = false;
+      const state = this.currentState();
+      if (state) await saveMixState(storage, this.identity, state).catch(() => undefined);
+    });
+  }
+
+  /** Resolves when the saves asked for so far have landed (or failed). */
+  flushed(): Promise<void> {
+    return this.saving;
   }
 
   /** A MixClient at `gateway` with the identity's secrets (mix.md §8.1); with `drain`, a poll-only one for a former gateway's inbox. */
@@ -297,6 +358,7 @@ export class MessengerMix {
   }
 
   close(): void {
+    this.finalState = this.currentState();
     this.closed = true;
     this.mix?.stop();
     for (const p of this.pending.values()) clearTimeout(p.timer);
@@ -313,6 +375,7 @@ export class MessengerMix {
     if (p.kind === 'address') {
       this.addressSeq = Math.max(Date.now(), this.addressSeq + 1);
       data = sealMixAddress(this.identity, p.toKey, p.id, mix.address, this.addressSeq);
+      this.saveState(); // the sequence is kept (mix.md §8.6); saves asked for meanwhile are one
     } else data = sealMixMessage(this.identity, p.toKey, p.id, p.body);
     const frameId = mix.send(p.to, data);
     this.queued.set(hex(frameId), hex(p.id));
@@ -413,8 +476,9 @@ export class MessengerMix {
    * empty, or when MAX_MIX_ACK_PEERS buckets are kept and none has refilled to be removed (mix.md §8.5).
    */
   private takeAckToken(from: Uint8Array): boolean {
-    const now = Date.now();
-    const refilled = (b: { tokens: number; at: number }): number => Math.min(MIX_ACK_BURST, b.tokens + ((now - b.at) / 1000) * MIX_ACK_RATE);
+    // A monotonic clock, and never less than nothing elapsed: a clock stepping back must not drain every bucket.
+    const now = this.monotonic();
+    const refilled = (b: { tokens: number; at: number }): number => Math.min(MIX_ACK_BURST, b.tokens + (Math.max(0, now - b.at) / 1000) * MIX_ACK_RATE);
     const key = hex(from);
     let b = this.ackBuckets.get(key);
     if (!b) {
@@ -431,31 +495,35 @@ export class MessengerMix {
   }
 
   /**
-   * A contact's address box (mix.md §8.6): newer than the last applied, its record takes the address, our messages
-   * pending to it go there, and the box is acknowledged there; not newer (a copy, or an older box delayed), nothing
-   * changes and it is acknowledged to the address the record holds. One from a key that is no contact is dropped
-   * unacknowledged.
+   * A contact's address box (mix.md §8.6). One from a key that is no contact is dropped unacknowledged; one from a
+   * contact over its acknowledgement rate is dropped too, before anything is applied (its sender retransmits), so a
+   * contact cannot make us rewrite the book faster than MIX_ACK_RATE. Then: a newer address goes to its record, our
+   * messages pending to it go there, and the box is acknowledged there; the address held with a newer sequence
+   * ('unchanged') or a copy of it ('copy') is acknowledged to it; another address not newer ('older') or a sequence
+   * too far ahead ('ahead') changes nothing and is not acknowledged, so its sender does not take it as told.
    */
   private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress, seq: number): Promise<void> {
-    let to: CardMixAddress | undefined = mix;
+    let r: MixAddressVerdict | false;
     try {
-      const r = await this.on.addressChanged(from, mix, seq);
-      if (!r) return;
-      if (r === 'older') to = await this.on.mixAddressOf(from);
-      if (this.closed) return;
-      if (r === 'applied') {
-        this.acks.addressesReceived++;
-        for (const p of this.pending.values()) if (crypto().equal(p.toKey, from)) p.to = mix;
-      } else this.acks.addressesOlder++;
+      if (!(await this.on.isContact(from)) || this.closed) return;
+      if (!this.takeAckToken(from)) {
+        this.acks.acksLimited++; // neither applied nor acknowledged: the sender retransmits (mix.md §8.5)
+        return;
+      }
+      r = await this.on.addressChanged(from, mix, seq);
     } catch {
-      return; // the contact book cannot be written: no acknowledgement, the sender retransmits
+      return; // the contact book cannot be read or written: no acknowledgement, the sender retransmits
     }
-    if (!to) return;
-    if (!this.takeAckToken(from)) {
-      this.acks.acksLimited++; // applied, not acknowledged: the sender retransmits (mix.md §8.5)
+    if (!r || this.closed) return;
+    if (r === 'ahead') {
+      this.acks.addressesAhead++;
       return;
     }
-    this.acknowledge(from, id, to);
+    if (r === 'older' || r === 'copy') this.acks.addressesOlder++;
+    else this.acks.addressesReceived++;
+    if (r === 'older') return;
+    if (r === 'applied') for (const p of this.pending.values()) if (crypto().equal(p.toKey, from)) p.to = mix;
+    this.acknowledge(from, id, mix);
   }
 
   /**

@@ -256,6 +256,7 @@ export class Messenger extends Emitter<MessengerEvents> {
               },
               mixAddressOf: async (from) => (await this.contacts.byAddress(formatAddress(from)))?.mix,
               mixContacts: async () => (await this.contacts.list()).flatMap((c) => (c.mix ? [{ key: c.key, mix: c.mix }] : [])),
+              isContact: async (from) => (await this.contacts.byAddress(formatAddress(from))) !== undefined,
               // An address box (mix.md §8.6) newer than the last applied updates the record as a version 3 card of the
               // same key would; an older one changes nothing.
               addressChanged: (from, mix, seq) => this.contacts.setMix(from, mix, seq),

@@ -1,6 +1,6 @@
 /**
- * What message mode keeps across a restart (specs/mix.md §8.6): the gateway in use and the former gateways whose
- * inboxes are drained, each until when. One record, "mix", sealed under a key derived from the identity (the gateway
+ * What message mode keeps across a restart (specs/mix.md §8.6): the gateway in use, the former gateways whose
+ * inboxes are drained, each until when, and the address sequence of the last address box sealed. One record, "mix", sealed under a key derived from the identity (the gateway
  * is a guard: nothing in the storage should name it in the clear), as device records are (messaging.md §14.9).
  */
 import { z } from 'zod';
@@ -23,12 +23,14 @@ const schema = z.strictObject({
   v: z.literal(VERSION),
   g: zBytes(32),
   d: z.array(z.tuple([zBytes(32), zUint()])).max(MAX_MIX_DRAINS),
+  s: zUint().optional(),
 });
 
-/** The gateway in use and the drains, each [gateway, until (Unix ms)]. */
+/** The gateway in use, the drains, each [gateway, until (Unix ms)], and the last address sequence sealed (if any). */
 export interface MixState {
   readonly gateway: Uint8Array;
   readonly drains: ReadonlyArray<readonly [Uint8Array, number]>;
+  readonly addressSeq?: number;
 }
 
 function storeKey(identity: Identity): Uint8Array {
@@ -39,7 +41,8 @@ function storeKey(identity: Identity): Uint8Array {
 export async function saveMixState(storage: GroupStorage, identity: Identity, state: MixState): Promise<void> {
   const key = storeKey(identity);
   const nonce = crypto().random(XNONCE);
-  const plain = encodeCbor({ v: VERSION, g: state.gateway, d: state.drains.slice(-MAX_MIX_DRAINS).map(([g, u]) => [g, u]) });
+  const s = state.addressSeq ? { s: state.addressSeq } : {};
+  const plain = encodeCbor({ v: VERSION, g: state.gateway, d: state.drains.slice(-MAX_MIX_DRAINS).map(([g, u]) => [g, u]), ...s });
   const bytes = concatBytes(Uint8Array.of(VERSION), nonce, crypto().xaeadEncrypt(plain, concatBytes(AD, utf8(MIX_RECORD)), nonce, key));
   crypto().wipe(key);
   await storage.save(MIX_RECORD, bytes);
@@ -55,7 +58,7 @@ export async function loadMixState(storage: GroupStorage, identity: Identity): P
   if (!plain) return undefined;
   try {
     const s = decodeMessage(schema, plain, 1024, 'message-mode state');
-    return { gateway: s.g, drains: s.d.map(([g, u]) => [g, u] as const) };
+    return { gateway: s.g, drains: s.d.map(([g, u]) => [g, u] as const), ...(s.s !== undefined ? { addressSeq: s.s } : {}) };
   } catch {
     return undefined;
   }

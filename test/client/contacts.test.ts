@@ -169,4 +169,36 @@ describe('contact book', () => {
     expect((await again.get('Alice'))!.mixSeq).to.equal(undefined);
     expect(await again.setMix(mallory, older, 1)).to.equal('applied');
   });
+
+  it('an address box repeating the address held raises the sequence without rewriting the book; a copy, another older address and a sequence too far ahead change nothing (mix.md §8.6)', async () => {
+    const inner = memoryContactStorage();
+    let saves = 0;
+    const storage = {
+      load: () => inner.load(),
+      save: (b: Uint8Array) => {
+        saves++;
+        return inner.save(b);
+      },
+    };
+    const now = 10_000_000;
+    const book = new ContactBook(storage, { now: () => now });
+    const at = (fill: number) => ({ gateway: createIdentity().publicKey, inbox: new Uint8Array(32).fill(fill), key: new Uint8Array(32).fill(2) });
+    const [first, second] = [at(1), at(3)];
+    await book.add(formatCard(alice, 'Alice', { mix: first }));
+    expect(await book.setMix(alice, second, 2_000)).to.equal('applied');
+    expect(saves).to.equal(2);
+    // The address held, a newer sequence (a contact repeating its box): raised in memory, no write.
+    expect(await book.setMix(alice, second, 3_000)).to.equal('unchanged');
+    expect(saves, 'no rewrite of the book').to.equal(2);
+    expect((await book.get('Alice'))!.mixSeq).to.equal(3_000);
+    expect(await book.setMix(alice, second, 2_500)).to.equal('copy');
+    expect(await book.setMix(alice, first, 2_500)).to.equal('older');
+    // More than MIX_SEQ_AHEAD (a day) past our clock: refused; up to it, applied.
+    expect(await book.setMix(alice, first, now + 86_400_001)).to.equal('ahead');
+    expect(saves).to.equal(2);
+    expect(await book.setMix(alice, first, now + 86_400_000)).to.equal('applied');
+    expect(saves).to.equal(3);
+    const c = (await new ContactBook(storage).get('Alice'))!;
+    expect([toHex(c.mix!.inbox), c.mixSeq]).to.deep.equal([toHex(first.inbox), now + 86_400_000]);
+  });
 });

@@ -9,14 +9,16 @@
 import { expect } from 'chai';
 import { MixClient, type MixRelayInfo } from '../../client/messaging/mix-mode.js';
 import { crypto, type KeyPair } from '../../crypto/index.js';
-import { utf8 } from '../../protocol/bytes.js';
+import { concatBytes, utf8 } from '../../protocol/bytes.js';
 import { decodeMixPollBody, mixMailBody } from '../../protocol/mix-cells.js';
 import { mixInbox, processMixPacket } from '../../protocol/mix-packet.js';
 import type { CardMixAddress } from '../../protocol/contact-card.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
+import { mixAddressVerdict } from '../../client/messaging/contacts.js';
 import { MessengerMix, MIX_ACK_BURST, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
-import { mixSecretsOf, sealMixAddress } from '../../protocol/mix-message.js';
+import { MIX_SEQ_AHEAD_MS, mixSecretsOf, sealMixAddress } from '../../protocol/mix-message.js';
+import { loadMixState, saveMixState } from '../../client/messaging/mix-store.js';
 import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
 import type { MessengerHost } from '../../client/messaging/types.js';
 import { CellCommand, type Cell } from '../../protocol/cell.js';
@@ -28,6 +30,8 @@ interface FakeMix extends MixRelayInfo {
   readonly keys: KeyPair;
   readonly replay: ReplayFilter;
 }
+
+const mixBytes = (m: CardMixAddress): Uint8Array => concatBytes(m.gateway, m.inbox, m.key);
 
 describe('message mode: the client keeps a real message whose packet could not leave (mix.md §5.1)', () => {
   let mixes: FakeMix[] = [];
@@ -156,6 +160,7 @@ describe('message mode: the client keeps a real message whose packet could not l
         message: (_from, _id, body) => events.received.push(Buffer.from(body).toString()),
         mixAddressOf: (from) => Promise.resolve(book.get(Buffer.from(from).toString('hex'))),
         mixContacts: () => Promise.resolve([]),
+        isContact: (from) => Promise.resolve(book.has(Buffer.from(from).toString('hex'))),
         addressChanged: () => Promise.resolve(false),
         delivered: (_to, id) => events.delivered.push(Buffer.from(id).toString('hex')),
         failed: (_to, _id, e) => events.failed.push(e),
@@ -265,10 +270,12 @@ describe('message mode: the client keeps a real message whose packet could not l
    * A Messenger's message mode whose host names `gateway.current` (changed by the test) and whose contact book is
    * `book` (identity key → its mix address; a key with undefined is a contact without one).
    */
-  const moving = (identity: Identity, gateway: { current: Uint8Array }, gate?: Gate, storage?: GroupStorage) => {
+  const moving = (identity: Identity, gateway: { current: Uint8Array }, gate?: Gate, storage?: GroupStorage, monotonic?: () => number) => {
     const ev = { delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[], errors: [] as AlliumError[] };
     const book = new Map<string, CardMixAddress | undefined>();
     const seqs = new Map<string, number>();
+    /** Calls of addressChanged (each a write of the book when it applies). */
+    const changes = { n: 0 };
     const links: (Link & { down(): void })[] = [];
     const open = (g: Uint8Array): Link & { down(): void } => {
       // A gated messenger keeps its one link: a MIX cell refused makes it ask for the link again.
@@ -290,21 +297,25 @@ describe('message mode: the client keeps a real message whose packet could not l
         message: (_from, _id, body) => ev.received.push(Buffer.from(body).toString()),
         mixAddressOf: (from) => Promise.resolve(book.get(h(from))),
         mixContacts: () => Promise.resolve([...book].flatMap(([k, mix]) => (mix ? [{ key: Buffer.from(k, 'hex'), mix }] : []))),
-        // As the contact book does (mix.md §8.6): applied only when newer than the last applied.
+        isContact: (from) => Promise.resolve(book.has(h(from))),
+        // As the contact book does (mix.md §8.6, the same rule).
         addressChanged: (from, mix, seq) => {
+          changes.n++;
           if (!book.has(h(from))) return Promise.resolve(false);
-          if (seq <= (seqs.get(h(from)) ?? -1)) return Promise.resolve('older');
-          book.set(h(from), mix);
-          seqs.set(h(from), seq);
-          return Promise.resolve('applied');
+          const have = book.get(h(from));
+          const v = mixAddressVerdict(have && mixBytes(have), seqs.get(h(from)), mixBytes(mix), seq, Date.now());
+          if (v === 'applied' || v === 'unchanged') seqs.set(h(from), seq);
+          if (v === 'applied') book.set(h(from), mix);
+          return Promise.resolve(v);
         },
         delivered: (_to, id) => ev.delivered.push(h(id)),
         failed: (_to, _id, e) => ev.failed.push(e),
         error: (e) => ev.errors.push(e),
       },
       storage,
+      monotonic,
     );
-    return { m, ev, book, links };
+    return { m, ev, book, links, seqs, changes };
   };
 
   it('a Messenger whose gateway changes moves there, drains the old inbox and tells its contacts (mix.md §8.6)', async () => {
@@ -438,7 +449,19 @@ describe('message mode: the client keeps a real message whose packet could not l
     }
   });
 
-  it("an older address box delayed past a newer one does not set the contact's address back, and is still acknowledged (mix.md §8.6)", async () => {
+  /** `data` (a box as `from`'s messenger seals it) deposited straight into `to`'s inbox at its gateway `g`. */
+  const depositTo = (to: MessengerMix, g: FakeMix, data: Uint8Array): void => {
+    const f = new Uint8Array(643);
+    f[0] = 1;
+    f.set(crypto().random(16), 1);
+    f[17] = data.length >>> 8;
+    f[18] = data.length & 0xff;
+    f.set(data, 19);
+    const k = Buffer.from(g.identity).toString('hex') + Buffer.from(to.address!.inbox).toString('hex');
+    held.set(k, [...(held.get(k) ?? []), crypto().seal(f, to.address!.key)]);
+  };
+
+  it('an address box not newer than the last applied: a copy of the address held is acknowledged, another address is neither applied nor acknowledged, and one too far ahead is refused (mix.md §8.6)', async () => {
     const [aliceId, bobId] = [createIdentity(), createIdentity()];
     const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
     const bob = moving(bobId, { current: mixes[3]!.identity });
@@ -446,35 +469,172 @@ describe('message mode: the client keeps a real message whose packet could not l
     const a = mixSecretsOf(aliceId);
     const at = (g: FakeMix): CardMixAddress => ({ gateway: g.identity, inbox: a.inbox, key: a.keys.publicKey });
     bob.book.set(h(aliceId.publicKey), at(mixes[0]!));
-    // Alice's boxes as her messenger seals them, deposited straight into Bob's inbox at his gateway.
-    const deposit = (data: Uint8Array): void => {
-      const f = new Uint8Array(643);
-      f[0] = 1;
-      f.set(crypto().random(16), 1);
-      f[17] = data.length >>> 8;
-      f[18] = data.length & 0xff;
-      f.set(data, 19);
-      const k = h(mixes[3]!.identity) + h(bob.m.address!.inbox);
-      held.set(k, [...(held.get(k) ?? []), crypto().seal(f, bob.m.address!.key)]);
-    };
+    const deposit = (data: Uint8Array): void => depositTo(bob.m, mixes[3]!, data);
     const box = (g: FakeMix, seq: number): Uint8Array => sealMixAddress(aliceId, bobId.publicKey, crypto().random(16), at(g), seq);
     const ackedAt = (g: FakeMix): number => held.get(h(g.identity) + h(a.inbox))?.length ?? 0;
+    const handled = (): number => bob.m.acks.addressesOlder + bob.m.acks.addressesReceived + (bob.m.acks.addressesAhead ?? 0);
+    const gatewayHeld = (): Buffer => Buffer.from(bob.book.get(h(aliceId.publicKey))!.gateway);
     try {
       deposit(box(mixes[1]!, 2_000)); // the newer
       await waitFor(() => ackedAt(mixes[1]!) === 1, 10_000, 'the newer box acknowledged');
-      deposit(box(mixes[2]!, 1_000)); // the older, delayed past it
-      await waitFor(() => bob.m.acks.addressesOlder + bob.m.acks.addressesReceived >= 2, 10_000, 'the older box handled');
-      expect(Buffer.from(bob.book.get(h(aliceId.publicKey))!.gateway), 'still the newer address').to.deep.equal(Buffer.from(mixes[1]!.identity));
-      expect([bob.m.acks.addressesReceived, bob.m.acks.addressesOlder]).to.deep.equal([1, 1]);
-      // Acknowledged, to the address the record holds, so that its sender stops retransmitting it.
-      await waitFor(() => ackedAt(mixes[1]!) === 2, 10_000, 'the older box acknowledged');
-      expect(ackedAt(mixes[2]!)).to.equal(0);
-      // A box of the same sequence is no newer: nothing changes.
+      // Another address, older (delayed past the newer, or sealed by a sender whose clock went back): nothing changes,
+      // and no acknowledgement, so that its sender does not take its contact as told.
+      deposit(box(mixes[2]!, 1_000));
+      await waitFor(() => handled() >= 2, 10_000, 'the older box handled');
+      expect(gatewayHeld(), 'still the newer address').to.deep.equal(Buffer.from(mixes[1]!.identity));
+      expect(bob.m.acks.acksSent, 'the older box is not acknowledged').to.equal(1);
+      // A copy of the address held (a retransmission whose acknowledgement was lost) is acknowledged, to it.
+      deposit(box(mixes[1]!, 1_500));
+      await waitFor(() => handled() >= 3, 10_000, 'the copy handled');
+      expect(bob.m.acks.acksSent).to.equal(2);
+      await waitFor(() => ackedAt(mixes[1]!) === 2, 10_000, 'the copy acknowledged');
+      // Another address at the same sequence is no newer.
       deposit(box(mixes[2]!, 2_000));
-      await waitFor(() => bob.m.acks.addressesOlder === 2, 10_000, 'the copy handled');
-      expect(Buffer.from(bob.book.get(h(aliceId.publicKey))!.gateway)).to.deep.equal(Buffer.from(mixes[1]!.identity));
+      await waitFor(() => handled() >= 4, 10_000, 'the same sequence handled');
+      expect([bob.m.acks.addressesReceived, bob.m.acks.addressesOlder, bob.m.acks.acksSent]).to.deep.equal([1, 3, 2]);
+      // A sequence more than MIX_SEQ_AHEAD past our clock would freeze the record until real time caught up: refused.
+      deposit(box(mixes[2]!, Date.now() + 2 * MIX_SEQ_AHEAD_MS));
+      await waitFor(() => handled() >= 5, 10_000, 'the box from the future handled');
+      expect(bob.m.acks.addressesAhead).to.equal(1);
+      expect(bob.seqs.get(h(aliceId.publicKey)), 'the sequence applied stays').to.equal(2_000);
+      expect(gatewayHeld()).to.deep.equal(Buffer.from(mixes[1]!.identity));
+      expect(bob.m.acks.acksSent, 'not acknowledged').to.equal(2);
+      expect(ackedAt(mixes[2]!)).to.equal(0);
     } finally {
       bob.m.close();
+    }
+  });
+
+  it("a contact's flood of address boxes takes acknowledgement tokens before anything is applied: no more than MIX_ACK_BURST reach the book (mix.md §8.5, §8.6)", async () => {
+    const N = 30;
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const bob = moving(bobId, { current: mixes[3]!.identity }, undefined, undefined, () => 0); // a clock standing still
+    await bob.m.start();
+    const a = mixSecretsOf(aliceId);
+    bob.book.set(h(aliceId.publicKey), { gateway: mixes[0]!.identity, inbox: a.inbox, key: a.keys.publicKey });
+    try {
+      // Each box names another address with a newer sequence: each applied one is a write of the book.
+      for (let i = 0; i < N; i++) {
+        const mix = { gateway: createIdentity().publicKey, inbox: a.inbox, key: a.keys.publicKey };
+        depositTo(bob.m, mixes[3]!, sealMixAddress(aliceId, bobId.publicKey, crypto().random(16), mix, 1_000 + i));
+      }
+      await waitFor(() => bob.m.acks.addressesReceived + bob.m.acks.acksLimited >= N, 10_000, 'the boxes handled');
+      expect(bob.changes.n, 'boxes that reached the book').to.equal(MIX_ACK_BURST);
+      expect([bob.m.acks.addressesReceived, bob.m.acks.acksLimited]).to.deep.equal([MIX_ACK_BURST, N - MIX_ACK_BURST]);
+    } finally {
+      bob.m.close();
+    }
+  });
+
+  it("a contact's acknowledgement bucket follows a monotonic clock: a wall clock stepping back an hour does not empty it (mix.md §8.5)", () => {
+    let t = 5_000_000;
+    const m = new MessengerMix(
+      {} as MessengerHost,
+      createIdentity(),
+      {},
+      {
+        message: () => undefined,
+        mixAddressOf: () => Promise.resolve(undefined),
+        mixContacts: () => Promise.resolve([]),
+        isContact: () => Promise.resolve(true),
+        addressChanged: () => Promise.resolve(false),
+        delivered: () => undefined,
+        failed: () => undefined,
+        error: () => undefined,
+      },
+      undefined,
+      () => t,
+    );
+    const take = (k: Uint8Array): boolean => (m as unknown as { takeAckToken(k: Uint8Array): boolean }).takeAckToken(k);
+    const key = createIdentity().publicKey;
+    const wall = Date.now;
+    const back = wall() - 3_600_000;
+    try {
+      for (let i = 0; i < MIX_ACK_BURST; i++) expect(take(key)).to.equal(true);
+      expect(take(key), 'the bucket is empty').to.equal(false);
+      // The wall clock steps back an hour; an injected clock that steps back counts as no time elapsed.
+      Date.now = () => back;
+      t -= 3_600_000;
+      expect(take(key)).to.equal(false);
+      Date.now = () => back + 1_000;
+      t += 1_000;
+      expect(take(key), 'a second later: a token').to.equal(true);
+    } finally {
+      Date.now = wall;
+    }
+  });
+
+  it('a Messenger keeps its address sequence in mixStorage: after its clock went back, its next address box is still newer than the one its contacts hold (mix.md §8.6)', async () => {
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const storage = memoryGroupStorage();
+    const ahead = Date.now() + 3_600_000; // sealed while alice's clock was an hour ahead
+    await saveMixState(storage, aliceId, { gateway: mixes[2]!.identity, drains: [], addressSeq: ahead });
+    const bob = moving(bobId, { current: mixes[3]!.identity });
+    const alice = moving(aliceId, { current: mixes[1]!.identity }, undefined, storage); // the gateway changed while down
+    await bob.m.start();
+    const a = mixSecretsOf(aliceId);
+    bob.book.set(h(aliceId.publicKey), { gateway: mixes[2]!.identity, inbox: a.inbox, key: a.keys.publicKey });
+    bob.seqs.set(h(aliceId.publicKey), ahead);
+    alice.book.set(h(bobId.publicKey), bob.m.address);
+    try {
+      await alice.m.start();
+      await waitFor(() => alice.m.acks.addressesAcknowledged >= 1, 10_000, "alice's address box acknowledged");
+      expect(Buffer.from(bob.book.get(h(aliceId.publicKey))!.gateway), "bob's record moved").to.deep.equal(Buffer.from(mixes[1]!.identity));
+      expect(bob.seqs.get(h(aliceId.publicKey))).to.be.above(ahead);
+      alice.m.close();
+      await alice.m.flushed();
+      expect((await loadMixState(storage, aliceId))!.addressSeq, 'the sequence sealed is kept').to.be.above(ahead);
+    } finally {
+      alice.m.close();
+      bob.m.close();
+    }
+  });
+
+  it('mixStorage: the latest state lands last however the saves are timed, and after a read that failed nothing is saved and the error is reported (mix.md §8.6)', async () => {
+    const aliceId = createIdentity();
+    const inner = memoryGroupStorage();
+    // A stored drain still due, and a gateway that changed while down: two drains start as message mode starts.
+    await saveMixState(inner, aliceId, { gateway: mixes[2]!.identity, drains: [[mixes[0]!.identity, Date.now() + 3_600_000]] });
+    let [calls, inFlight] = [0, 0];
+    const slowFirst: GroupStorage = {
+      load: () => inner.load(),
+      save: async (name, bytes) => {
+        const n = calls++;
+        inFlight++;
+        // The first save is slower than the ones after it (a rename that lands late).
+        if (n === 0) for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+        await inner.save(name, bytes);
+        inFlight--;
+      },
+    };
+    let alice = moving(aliceId, { current: mixes[1]!.identity }, undefined, slowFirst);
+    try {
+      await alice.m.start();
+      expect(alice.m.draining).to.equal(2);
+      await waitFor(() => calls > 0 && inFlight === 0, 10_000, 'the saves landed');
+      expect((await loadMixState(inner, aliceId))!.drains.length, 'the latest state').to.equal(2);
+      alice.m.close();
+      await alice.m.flushed();
+
+      // A storage that cannot be read: reported, and the record it holds is not overwritten.
+      let saves = 0;
+      const failing: GroupStorage = {
+        load: () => Promise.reject(new Error('EIO')),
+        save: (name, bytes) => {
+          saves++;
+          return inner.save(name, bytes);
+        },
+      };
+      alice = moving(aliceId, { current: mixes[3]!.identity }, undefined, failing);
+      await alice.m.start();
+      await new Promise((r) => setImmediate(r));
+      expect(alice.ev.errors.length, 'the read error reported').to.equal(1);
+      expect(saves, 'nothing saved').to.equal(0);
+      expect((await loadMixState(inner, aliceId))!.drains.length).to.equal(2);
+    } finally {
+      alice.m.close();
     }
   });
 
