@@ -141,8 +141,10 @@ describe('content: a forwarder that did not ask the holder is no answer (content
       expect([...at.values()].reduce((a, b) => a + b, 0)).to.equal(12);
       expect(Math.max(...at.values()), `requests per forwarder: ${JSON.stringify([...at])}`).to.equal(2);
       expect(Math.max(...built.map((c) => c.requests))).to.equal(2);
-      // Retired circuits are closed once their requests settle, before the operation ends (5 at least by then).
-      expect(closedBeforeEnd).to.be.at.least(5);
+      // Retired circuits are closed once their requests settle, before the operation ends: of the 11 requests
+      // settled when the last was sent, the 3 circuits still in use hold at most one each, so 4 circuits at least
+      // were retired by then.
+      expect(closedBeforeEnd).to.be.at.least(4);
     } finally {
       content.close();
     }
