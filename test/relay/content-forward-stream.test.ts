@@ -201,15 +201,16 @@ describe('content forwarding: a holder cannot make a client ask it again through
     });
   }
 
-  it("a forwarder's own refusal (its per-holder limit) is tried once more through the other forwarder", async () => {
+  it("a forwarder's own refusal (its per-holder limit) is tried once more through the other forwarder, for a FETCH and a STORE", async () => {
     behaviour = 'stall';
     setup({ maxPerHolder: 0 });
+    const refusals = (): Promise<(number | undefined)[]> =>
+      Promise.all(metrics.map(async (m) => (await m.forwards.get()).values.find((v) => v.labels.result === 'refused')?.value));
     const { answered } = await content.fetchAnswers('block', crypto().random(32));
     expect(answered).to.equal(0);
+    expect(await refusals(), 'one refusal from each forwarder').to.deep.equal([1, 1]);
+    expect(await content.storeAll('block', crypto().random(32), crypto().random(BLOCK_LEN))).to.deep.equal(['refused']);
+    expect(await refusals(), 'one more from each').to.deep.equal([2, 2]);
     expect(asked, 'the holder was never asked').to.deep.equal([]);
-    expect(await forwardsOf('refused'), 'one refusal from each forwarder').to.equal(2);
-    expect(await Promise.all(metrics.map(async (m) => (await m.forwards.get()).values.find((v) => v.labels.result === 'refused')?.value))).to.deep.equal([
-      1, 1,
-    ]);
   });
 });
