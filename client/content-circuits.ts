@@ -77,7 +77,12 @@ interface Slot {
   since: number | null;
   users: number;
   retired: boolean;
+  /** Answers from its forwarder that it did not ask the holder (content.md §8.2 "Retries"): retired at the second. */
+  notAsked: number;
 }
+
+/** "Not asked" answers after which an operation stops using a forwarder's circuit (content.md §8.2 "Retries"). */
+export const MAX_NOT_ASKED_PER_FORWARDER = 2;
 
 /** A circuit built ahead, waiting for an operation to take it. */
 interface Waiting {
@@ -236,6 +241,8 @@ export class OperationCircuits {
   private slots: Slot[] = [];
   private readonly all = new Set<Slot>();
   private ended = false;
+  /** Forwarders retired for answering "not asked" too often: this operation builds no circuit to them again. */
+  private readonly shunned = new Set<string>();
 
   constructor(private readonly circuits: ContentCircuits) {}
 
@@ -269,27 +276,28 @@ export class OperationCircuits {
     const now = this.circuits.now();
     // Replace what failed, closed or got dirty (and fill the operation's circuits at its first request).
     this.slots = this.slots.filter((s) => {
-      const stale = s.failed || s.circuit?.state === 'closed' || (s.since !== null && now - s.since >= this.circuits.dirtinessMs);
+      const stale =
+        s.failed ||
+        s.circuit?.state === 'closed' ||
+        s.notAsked >= MAX_NOT_ASKED_PER_FORWARDER ||
+        (s.since !== null && now - s.since >= this.circuits.dirtinessMs);
       if (stale) this.retire(s);
       return !stale;
     });
     if (!this.ended && this.slots.length < this.circuits.perOperation) {
       // Circuits built ahead first (content.md §8.2): never used by another operation, distinct forwarders.
-      const taken = this.circuits.take(
-        this.circuits.perOperation - this.slots.length,
-        this.slots.map((s) => s.forwarder.fingerprint),
-      );
+      const taken = this.circuits.take(this.circuits.perOperation - this.slots.length, this.inUse());
       for (const w of taken) this.slots.push(this.adopt(w.forwarder, w.built));
     }
     while (!this.ended && this.slots.length < this.circuits.perOperation) {
-      const f = this.forwarder(this.slots.map((s) => s.forwarder.fingerprint));
+      const f = this.forwarder(this.inUse());
       if (!f) break;
       this.slots.push(this.open(f, signal));
     }
     let eligible = this.slots.filter((s) => s.forwarder.fingerprint !== holder.fingerprint);
     if (eligible.length === 0) {
       // Every circuit ends at this holder: one to another forwarder if the directory has one, else the holder itself.
-      const f = this.forwarder([holder.fingerprint, ...this.slots.map((s) => s.forwarder.fingerprint)]) ?? this.forwarder([holder.fingerprint]) ?? holder;
+      const f = this.forwarder([holder.fingerprint, ...this.inUse()]) ?? this.forwarder([holder.fingerprint]) ?? holder;
       const s = this.open(f, signal);
       if (f === holder || this.ended)
         s.retired = true; // a one-off: closed when its request settles
@@ -303,6 +311,25 @@ export class OperationCircuits {
     return ties[crypto().randomInt(ties.length)]!;
   }
 
+  /**
+   * Counts an answer from `forwarder` that it did not ask the holder (`refused`, `unknown`, `unreachable`; content.md
+   * §8.2 "Retries"). At the MAX_NOT_ASKED_PER_FORWARDER-th its circuit is retired — closed once its requests in
+   * flight settle — and the operation builds none to that forwarder again, so that a forwarder that always answers
+   * so cannot have every request it gets sent through a second forwarder.
+   */
+  notAsked(forwarder: string): void {
+    const s = this.slots.find((x) => x.forwarder.fingerprint === forwarder);
+    if (!s || ++s.notAsked < MAX_NOT_ASKED_PER_FORWARDER) return;
+    this.shunned.add(forwarder);
+    this.slots = this.slots.filter((x) => x !== s);
+    this.retire(s);
+  }
+
+  /** Forwarders not to build or take a circuit to: those of the open circuits and the retired for "not asked". */
+  private inUse(): string[] {
+    return [...this.slots.map((s) => s.forwarder.fingerprint), ...this.shunned];
+  }
+
   /** A store relay drawn at random (CSPRNG), not among `avoid` when another exists; null when there is none. */
   private forwarder(avoid: readonly string[]): Descriptor | null {
     return pickForwarder(this.circuits.source, avoid);
@@ -314,7 +341,7 @@ export class OperationCircuits {
 
   /** A slot of this operation for a circuit being built (or built) to `forwarder`. */
   private adopt(forwarder: Descriptor, built: Promise<ClientCircuit>): Slot {
-    const slot: Slot = { forwarder, built, circuit: null, failed: false, since: null, users: 0, retired: false };
+    const slot: Slot = { forwarder, built, circuit: null, failed: false, since: null, users: 0, retired: false, notAsked: 0 };
     slot.built.then(
       (c) => (slot.circuit = c),
       () => (slot.failed = true),

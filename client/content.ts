@@ -27,7 +27,7 @@ import { AbortedError, AlliumError, isAlliumError, NotFoundError, throwIfAborted
 import { encodeFile, fileBlocks, openFile, readFile, SEGMENT_DATA, type EncodedBlock, type OpenedFile, type ReadOptions } from '../protocol/file-codec.js';
 import { createEditionHints, editionPeriods, hintKey } from '../protocol/site-manifest.js';
 import { createRecord, openRecord, sskRoutingKeyOf, sskSecret, type SskKey } from '../protocol/ssk.js';
-import { fetchItem, storeItem } from '../net/content-requests.js';
+import { fetchItem, NOT_ASKED, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import { Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
 import { crypto } from '../crypto/index.js';
@@ -131,8 +131,10 @@ export class ContentClient {
   }
 
   /**
-   * Stores at one holder (two tries, the second through another forwarder): a forwarder that could not ask it or was
-   * at a limit (`unreachable`, `unknown`, `refused`) counts as a failed try; 'refused' when none succeeded.
+   * Stores at one holder (content.md §8.2 "Retries"): a second try, through another forwarder, only when the first
+   * got no answer from the holder for want of asking — the circuit could not be built or closed under the request, or
+   * the forwarder answered that it did not ask (`unreachable`, `unknown`, `refused`). A holder that was asked and
+   * failed (the forwarder ends the stream) is not asked again. 'refused' when no try succeeded.
    */
   private async storeAt(
     op: OperationCircuits,
@@ -144,19 +146,27 @@ export class ContentClient {
   ): Promise<ContentStatus> {
     let last: string | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
+      let circuit: ClientCircuit | null = null;
+      let forwarded = false;
       try {
         const status = await op.with(
           h,
           signal,
           (c, f, forwarder) => {
+            circuit = c;
+            forwarded = f !== null;
             last = forwarder;
             return storeItem(c, kind, rk, bytes, f ? { signal, forwardTo: f } : { signal });
           },
           last,
         );
-        if (status !== 'unreachable' && status !== 'unknown' && status !== 'refused') return status;
+        if (!NOT_ASKED.has(status)) return status;
+        if (!forwarded) break; // the holder's own answer: not asked again
+        op.notAsked(last!);
       } catch (e) {
         if (e instanceof AbortedError) throw e;
+        const c = circuit as ClientCircuit | null;
+        if (!(c === null || (isAlliumError(e) && e.code === 'ERR_LINK_CLOSED' && c.state !== 'open'))) break;
       }
     }
     return 'refused';
@@ -234,11 +244,13 @@ export class ContentClient {
   }
 
   /**
-   * One item from one holder, through one of the operation's circuits and its forwarder (content.md §8.2). A circuit
-   * that could not be built, or that closed under the request (a relay on it restarted, or destroyed it just then),
-   * is no answer from the holder, nor is a forwarder's `unreachable`, `refused` or `unknown` (it was at one of its
-   * limits, or could not reach the holder just then): one more try, on another circuit to another forwarder when the
-   * operation has one. A holder that accepted the request and then stalled is not asked again.
+   * One item from one holder, through one of the operation's circuits and its forwarder (content.md §8.2 "Retries").
+   * A circuit that could not be built, or that closed under the request (a relay on it restarted, or destroyed it
+   * just then), is no answer from the holder, nor is a forwarder's `unreachable`, `refused` or `unknown` (it was at
+   * one of its limits, or could not reach the holder just then): one more try, on another circuit to another
+   * forwarder when the operation has one. A holder that was asked and then stalled, ended the stream or answered
+   * badly is not asked again: the forwarder ends our stream (END HOST_UNREACHABLE) on a circuit still open, and
+   * never answers `unreachable` for what the holder did (relay/content-forward.ts).
    */
   private async fetchFrom(
     op: OperationCircuits,
@@ -269,6 +281,7 @@ export class ContentClient {
         const noCircuit = c === null || (isAlliumError(e) && e.code === 'ERR_LINK_CLOSED' && c.state !== 'open');
         // fetchItem's ERR_UNREACHABLE is the forwarder's answer that it did not ask the holder (§8.3).
         const notAsked = forwarded && isAlliumError(e) && e.code === 'ERR_UNREACHABLE';
+        if (notAsked && last) op.notAsked(last);
         if (e instanceof AbortedError || attempt > 0 || !(noCircuit || notAsked)) throw e;
       }
     }

@@ -34,7 +34,7 @@ export interface RequestOptions extends AbortOptions {
 }
 
 /** A forwarder's answer that the holder could not be asked (content.md §8.3): an error, never "not held". */
-const NOT_ASKED = new Set<ContentStatus>(['unknown', 'unreachable', 'refused']);
+export const NOT_ASKED: ReadonlySet<ContentStatus> = new Set<ContentStatus>(['unknown', 'unreachable', 'refused']);
 
 /** The END a requester sends for a request settled with `err` (null: answered). */
 function endReasonFor(err: AlliumError | null): EndReason {

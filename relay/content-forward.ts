@@ -3,8 +3,14 @@
  * store relay, the forwarder; each request names its holder in `f`. The forwarder checks the holder is a relay of
  * its directory other than itself (else `unknown`; a holder whose store is full still serves what it has), takes a slot under its bounds (else `refused`), and sends the
  * request, without `f`, on its one-hop circuit to the holder over a relay link — the circuit its repair uses (§6.2),
- * shared by every client it forwards for — then hands back the holder's answer. A holder it cannot reach, or that
- * does not answer within CONTENT_FORWARD_TIMEOUT_MS, is `unreachable`: the client asks the next holder.
+ * shared by every client it forwards for — then hands back the holder's answer. `unreachable` only when it could not
+ * ask: its circuit to the holder failed or the forward was given up before the request went out. Once the request
+ * has gone to the holder, whatever goes wrong — no answer within CONTENT_FORWARD_TIMEOUT_MS, the holder ending the
+ * stream, a malformed answer, or the holder itself answering `refused`, `unknown` or `unreachable` — is `failed`, and
+ * the client's stream is ended with END HOST_UNREACHABLE: a closed stream on an open circuit, which the client takes
+ * as the holder not answering and does not send through another forwarder (§8.2 "Retries"). So only this relay's
+ * own answers (`unknown`, `refused`, `unreachable`) can make a client ask the same holder again elsewhere; nothing the
+ * holder does can.
  *
  * Bounded: forwards in flight per client circuit (MAX_FORWARDS_PER_CIRCUIT), per holder (MAX_FORWARDS_PER_HOLDER:
  * they share one circuit there, which the holder limits to 16 content streams) and per relay (MAX_FORWARDS). A
@@ -19,10 +25,11 @@
  */
 import type { Logger } from 'pino';
 import { toHex } from '../protocol/bytes.js';
+import { AlliumError } from '../protocol/errors.js';
 import type { ContentKind, ContentStatus } from '../protocol/content-messages.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
-import { fetchItemInto, storeItem, type FetchSink } from '../net/content-requests.js';
+import { fetchItemInto, NOT_ASKED, storeItem, type FetchSink } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import type { CircuitHop } from './circuits.js';
 import type { RelayMetrics } from './metrics.js';
@@ -121,38 +128,65 @@ export class ContentForwarder {
   /**
    * Fetches from the slot's holder, handing the item to `sink` as it arrives (content.md §8.3 item 3): the holder's
    * `found` and each DATA chunk are passed on at once, not after the whole item. Resolves with `found` once every byte
-   * was passed on, `missing`, or `unreachable` — which, after found(), means the holder failed part-way and the
-   * client's stream must be ended without its last bytes.
+   * was passed on, `missing`, `unreachable` (the holder was not asked, and found() was not called), or `failed` (it
+   * was asked and gave no whole answer, before or after found()): the client's stream must be ended with
+   * HOST_UNREACHABLE, never answered `unreachable`.
    */
-  fetch(slot: ForwardSlot, kind: ContentKind, rk: Uint8Array, head: boolean, signal: AbortSignal, sink: FetchSink): Promise<ContentStatus> {
+  fetch(
+    slot: ForwardSlot,
+    kind: ContentKind,
+    rk: Uint8Array,
+    head: boolean,
+    signal: AbortSignal,
+    sink: FetchSink,
+  ): Promise<ForwardOutcome<'found' | 'missing'>> {
     return this.run(slot, signal, (c, s) => fetchItemInto(c, kind, rk, sink, { head, signal: s, timeoutMs: this.timeoutMs }));
   }
 
-  /** Stores at the slot's holder: its status. */
-  async store(slot: ForwardSlot, kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, cache: boolean, signal: AbortSignal): Promise<ContentStatus> {
-    return this.run(slot, signal, (c, s) => storeItem(c, kind, rk, bytes, { cache, signal: s, timeoutMs: this.timeoutMs }));
+  /**
+   * Stores at the slot's holder: its status, `unreachable` (not asked) or `failed` (asked, and no answer that may be
+   * passed on: the holder's own `refused`, `unknown` or `unreachable` is `failed`, so that it cannot make the client
+   * send the item through another forwarder).
+   */
+  store(slot: ForwardSlot, kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, cache: boolean, signal: AbortSignal): Promise<ForwardOutcome<ContentStatus>> {
+    return this.run(slot, signal, async (c, s) => {
+      const status = await storeItem(c, kind, rk, bytes, { cache, signal: s, timeoutMs: this.timeoutMs });
+      if (NOT_ASKED.has(status)) throw new AlliumError('ERR_UNREACHABLE', `the holder answered ${status} itself`);
+      return status;
+    });
   }
 
   /**
-   * Runs one request on the circuit to the slot's holder within the forward timeout, and releases the slot. Any
-   * failure to get the holder's answer is `unreachable`.
+   * Runs one request on the circuit to the slot's holder within the forward timeout, and releases the slot:
+   * `unreachable` when it could not be sent (no circuit to the holder, or given up first), `failed` when it was sent
+   * and no answer came back.
    */
-  private async run<T>(slot: ForwardSlot, signal: AbortSignal, f: (c: ClientCircuit, s: AbortSignal) => Promise<T>): Promise<T | 'unreachable'> {
+  private async run<T>(slot: ForwardSlot, signal: AbortSignal, f: (c: ClientCircuit, s: AbortSignal) => Promise<T>): Promise<ForwardOutcome<T>> {
     const s = AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]);
+    let asked = false;
     try {
       const circuit = await abortable(this.o.circuitTo(slot.holder), s);
+      // fetchItemInto and storeItem send the request at once when the circuit is open and the signal is not aborted.
+      asked = circuit.state === 'open' && !s.aborted;
       const out = await f(circuit, s);
       this.o.metrics.forwards.inc({ result: 'answered' });
       return out;
     } catch (e) {
-      this.o.metrics.forwards.inc({ result: 'unreachable' });
-      this.o.log.debug({ err: e }, 'content forward failed');
-      return 'unreachable';
+      const result = asked ? 'failed' : 'unreachable';
+      this.o.metrics.forwards.inc({ result });
+      this.o.log.debug({ err: e, result }, 'content forward failed');
+      return result;
     } finally {
       slot.release();
     }
   }
 }
+
+/**
+ * A forward's end: the holder's answer, `unreachable` (the holder was not asked: answered so, and the client may ask
+ * it through another forwarder) or `failed` (it was asked: the client's stream is ended with HOST_UNREACHABLE).
+ */
+export type ForwardOutcome<T> = T | 'unreachable' | 'failed';
 
 /** `p`, or a rejection when `signal` aborts first. */
 function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {

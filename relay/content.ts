@@ -216,7 +216,10 @@ export class ContentService {
       bytes = null;
       if (slot) {
         void this.forwarder!.store(slot, req.t, req.k, item, req.c, abort.signal).then((status) => {
-          if (s.state !== 'closed') this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: status }));
+          if (s.state === 'closed') return;
+          // Asked, and no answer: a closed stream, never `unreachable`, which the client would send elsewhere (§8.2).
+          if (status === 'failed') return s.end(EndReason.HOST_UNREACHABLE);
+          this.finish(mux, s, RelayCommand.STORED, encodeStored({ s: status }));
         });
         return;
       }
@@ -273,8 +276,10 @@ export class ContentService {
 
   /**
    * A FETCH naming a holder: forwarded, and the holder's answer streamed back as it arrives (content.md §8.3): its
-   * FETCHED `found` and each DATA cell go on at once. A holder that fails after `found` leaves the item short: the
-   * client's stream is ended with END HOST_UNREACHABLE, which the client takes as the holder not answering.
+   * FETCHED `found` and each DATA cell go on at once. A holder that was asked and failed — before or after `found`,
+   * or by answering `refused`, `unknown` or `unreachable` itself — has the client's stream ended with END
+   * HOST_UNREACHABLE, which the client takes as the holder not answering and does not retry elsewhere (§8.2); only
+   * a holder this relay could not ask is answered `unreachable`.
    */
   private forwardFetch(hop: CircuitHop, mux: StreamMux, s: MuxStream, f: Uint8Array, kind: ContentKind, rk: Uint8Array, head: boolean): void {
     const slot = this.forwarder ? this.forwarder.admit(hop, f) : 'unknown';
@@ -298,6 +303,7 @@ export class ContentService {
     void this.forwarder!.fetch(slot, kind, rk, head, abort.signal, sink).then((status) => {
       if (s.state === 'closed') return; // the client gave up
       if (replied) return s.end(status === 'found' ? EndReason.DONE : EndReason.HOST_UNREACHABLE);
+      if (status === 'failed') return s.end(EndReason.HOST_UNREACHABLE);
       mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: status, n: 0 }));
       s.end(EndReason.DONE);
     });

@@ -173,7 +173,7 @@ export class RelayMetrics {
     });
     this.forwards = new client.Counter({
       name: 'allium_content_forwards_total',
-      help: 'STORE and FETCH requests forwarded to a holder (content.md §8.3), by result: answered, unknown, unreachable, refused',
+      help: 'STORE and FETCH requests forwarded to a holder (content.md §8.3), by result: answered, unknown, unreachable (not asked), failed (asked, no answer), refused',
       labelNames: ['result'],
       registers: r,
     });
@@ -263,7 +263,7 @@ export class RelayMetrics {
     for (const result of HANDSHAKE_RESULTS) this.handshakes.inc({ result }, 0);
     for (const reason of DROP_REASONS) this.drops.inc({ reason }, 0);
     for (const result of ['found', 'missing', 'invalid']) this.fetches.inc({ result }, 0);
-    for (const result of ['answered', 'unknown', 'unreachable', 'refused']) this.forwards.inc({ result }, 0);
+    for (const result of ['answered', 'unknown', 'unreachable', 'failed', 'refused']) this.forwards.inc({ result }, 0);
     for (const result of ['new', 'known', 'refused']) this.gossipDescriptors.inc({ result }, 0);
     for (const event of ['asked', 'retried', 'abandoned', 'dropped']) this.gossipPulls.inc({ event }, 0);
     for (const role of ['entry', 'middle', 'last']) this.circuitsBuilt.inc({ role }, 0);

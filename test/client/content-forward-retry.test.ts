@@ -107,6 +107,50 @@ describe('content: a forwarder that did not ask the holder is no answer (content
     }
   });
 
+  it('a forwarder that answers "not asked" twice is retired for the rest of the operation, its circuit closed', async () => {
+    const relays = Array.from({ length: 10 }, (_, i) => relay(i));
+    const holders = relays.slice(1, 7);
+    const built: FakeCircuit[] = [];
+    /** Requests each forwarder got. */
+    const at = new Map<string, number>();
+    /** Circuits closed when the last request was sent, before the operation ended. */
+    let closedBeforeEnd = -1;
+    const source = {
+      directory: { view: { relays, placement: () => null, previousPlacement: () => null, holderIndex: () => ({ holders: () => holders }) } },
+      newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+        // Every forwarder says it could not ask the holder: each request is tried on a second circuit.
+        const c = new FakeCircuit(o.last!, () => {
+          at.set(o.last!.fingerprint, (at.get(o.last!.fingerprint) ?? 0) + 1);
+          if ([...at.values()].reduce((a, b) => a + b, 0) === 12) closedBeforeEnd = built.filter((x) => x.state === 'closed').length;
+          return 'unreachable';
+        });
+        built.push(c);
+        return Promise.resolve(c as unknown as ClientCircuit);
+      },
+    } as unknown as CircuitSource;
+    const content = new ContentClient(source, { circuitsAhead: false });
+    try {
+      const err = await content
+        .fetchAnywhere('block', new Uint8Array(32), () => true)
+        .then(
+          () => null,
+          (e: { code?: string }) => e.code,
+        );
+      expect(err).to.equal('ERR_UNREACHABLE');
+      // 6 holders, two tries each, one after the other: 12 requests, none to a forwarder that already failed twice.
+      expect([...at.values()].reduce((a, b) => a + b, 0)).to.equal(12);
+      expect(Math.max(...at.values()), `requests per forwarder: ${JSON.stringify([...at])}`).to.equal(2);
+      expect(Math.max(...built.map((c) => c.requests))).to.equal(2);
+      // Retired circuits are closed once their requests settle, before the operation ends: of the 11 requests
+      // settled when the last was sent, the 3 circuits still in use hold at most one each, so 4 circuits at least
+      // were retired by then.
+      expect(closedBeforeEnd).to.be.at.least(4);
+    } finally {
+      content.close();
+    }
+    expect(built.filter((c) => c.state !== 'closed')).to.deep.equal([]);
+  });
+
   it("a mailbox pass builds its operations' circuits and none ahead, which its ContentClient, closed with the pass, would close unused", async () => {
     const relays = [0, 1, 2, 3, 4, 5].map(relay);
     const built: FakeCircuit[] = [];

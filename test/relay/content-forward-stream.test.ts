@@ -7,10 +7,13 @@
  */
 import { expect } from 'chai';
 import { crypto } from '../../crypto/index.js';
+import { BLOCK_LEN } from '../../protocol/chk.js';
+import type { CircuitSource, NewCircuitOptions } from '../../client/client.js';
+import { ContentClient } from '../../client/content.js';
 import { fetchItem, fetchItemInto } from '../../net/content-requests.js';
 import type { MuxStream, StreamMux } from '../../net/stream-mux.js';
 import type { ClientCircuit } from '../../net/circuit.js';
-import { encodeFetched } from '../../protocol/content-messages.js';
+import { encodeFetched, encodeStored } from '../../protocol/content-messages.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
 import type { DirectoryStore } from '../../protocol/directory-store.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
@@ -101,5 +104,113 @@ describe('content forwarding streams a FETCH through', function () {
     second.s.write(new Uint8Array(5000).fill(7));
     second.s.end(EndReason.DONE);
     expect((await next)?.length).to.equal(5000);
+  });
+});
+
+/**
+ * Only the forwarder's own "not asked" answers are retried through another forwarder (content.md §8.2 "Retries"):
+ * a holder that was asked and stalled, ended the stream, or answered `refused` itself gets the client's stream ended
+ * (END HOST_UNREACHABLE) and is asked once, so it cannot make a client expose the request to a second forwarder or
+ * link two forwarders as serving one client. A ContentClient on two forwarder relays of this process, each forwarding
+ * to one holder whose answers the test chooses.
+ */
+describe('content forwarding: a holder cannot make a client ask it again through another forwarder', function () {
+  this.timeout(30_000);
+  type Behaviour = 'stall' | 'end' | 'refused';
+  let holder: RelayRig;
+  let rigs: RelayRig[] = [];
+  let forwarders: ContentForwarder[] = [];
+  let metrics: RelayMetrics[] = [];
+  let content: ContentClient;
+  /** FETCH and STORE requests the holder received. */
+  let asked: RelayCommand[] = [];
+  let behaviour: Behaviour = 'stall';
+
+  /** Two forwarders (with `limits`) to one holder, and a client whose every item is held there. */
+  function setup(limits: { maxPerHolder?: number } = {}): void {
+    asked = [];
+    holder = new RelayRig();
+    for (const command of [RelayCommand.FETCH, RelayCommand.STORE]) {
+      holder.streams.register(command, (_hop, mux, s) => {
+        mux.acceptQuietly(s);
+        asked.push(command);
+        if (behaviour === 'end') s.end(EndReason.MISC);
+        else if (behaviour === 'refused') {
+          if (command === RelayCommand.FETCH) mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: 'refused', n: 0 }));
+          else mux.reply(s, RelayCommand.STORED, encodeStored({ s: 'refused' }));
+          s.end(EndReason.DONE);
+        } // 'stall': never answers
+      });
+    }
+    const holderDescriptor = { fingerprint: holder.identity.fingerprint, id: holder.identity.publicKey, caps: ['store'] } as unknown as Descriptor;
+    metrics = [new RelayMetrics(), new RelayMetrics()];
+    forwarders = metrics.map((m) => {
+      let toHolder: Promise<ClientCircuit> | null = null;
+      return new ContentForwarder({
+        directory: { get: (fp: string) => (fp === holderDescriptor.fingerprint ? holderDescriptor : undefined) } as unknown as DirectoryStore,
+        self: 'not the holder',
+        circuitTo: () => (toHolder ??= holder.connect({ role: 'relay' }).then((c) => holder.circuit(c))),
+        metrics: m,
+        log: silentLogger(),
+        timeoutMs: 1000, // a stalled holder is given up on after this, not the 20 s of a relay
+        ...limits,
+      });
+    });
+    rigs = forwarders.map((forwarder) => new RelayRig({ store: { forwarder } }));
+    const descriptors = rigs.map((r) => ({ fingerprint: r.identity.fingerprint, id: r.identity.publicKey, caps: ['store'] }) as unknown as Descriptor);
+    const source = {
+      directory: {
+        view: {
+          relays: [...descriptors, holderDescriptor],
+          placement: () => null,
+          previousPlacement: () => null,
+          holderIndex: () => ({ holders: () => [holderDescriptor] }),
+        },
+      },
+      async newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+        const rig = rigs.find((r) => r.identity.fingerprint === o.last!.fingerprint) ?? holder;
+        return rig.circuit(await rig.connect());
+      },
+    } as unknown as CircuitSource;
+    content = new ContentClient(source, { circuitsAhead: false, replication: 1 });
+  }
+
+  afterEach(() => {
+    content.close();
+    for (const r of rigs) r.close();
+    holder.close();
+  });
+
+  const forwardsOf = async (result: string): Promise<number> => {
+    let n = 0;
+    for (const m of metrics) n += (await m.forwards.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+    return n;
+  };
+
+  for (const b of ['stall', 'end', 'refused'] as const) {
+    it(`a holder that ${b === 'stall' ? 'never answers' : b === 'end' ? 'ends the stream' : 'answers refused itself'} is asked once for a FETCH, and once for a STORE`, async () => {
+      behaviour = b;
+      setup();
+      const { answered } = await content.fetchAnswers('block', crypto().random(32));
+      expect(answered, 'the holder did not answer').to.equal(0);
+      expect(asked, 'FETCHes at the holder').to.deep.equal([RelayCommand.FETCH]);
+      expect(await content.storeAll('block', crypto().random(32), crypto().random(BLOCK_LEN))).to.deep.equal(['refused']);
+      expect(asked, 'STOREs at the holder').to.deep.equal([RelayCommand.FETCH, RelayCommand.STORE]);
+      expect(await forwardsOf('failed'), 'forwards that asked and got no answer').to.equal(2);
+      expect(await forwardsOf('unreachable')).to.equal(0);
+    });
+  }
+
+  it("a forwarder's own refusal (its per-holder limit) is tried once more through the other forwarder, for a FETCH and a STORE", async () => {
+    behaviour = 'stall';
+    setup({ maxPerHolder: 0 });
+    const refusals = (): Promise<(number | undefined)[]> =>
+      Promise.all(metrics.map(async (m) => (await m.forwards.get()).values.find((v) => v.labels.result === 'refused')?.value));
+    const { answered } = await content.fetchAnswers('block', crypto().random(32));
+    expect(answered).to.equal(0);
+    expect(await refusals(), 'one refusal from each forwarder').to.deep.equal([1, 1]);
+    expect(await content.storeAll('block', crypto().random(32), crypto().random(BLOCK_LEN))).to.deep.equal(['refused']);
+    expect(await refusals(), 'one more from each').to.deep.equal([2, 2]);
+    expect(asked, 'the holder was never asked').to.deep.equal([]);
   });
 });
