@@ -6,7 +6,7 @@
  */
 import { AlliumError, isAlliumError, ProtocolError } from '../protocol/errors.js';
 import type { VegasController, VegasParams } from '../protocol/congestion.js';
-import { CircuitReceiveWindow, CircuitSendWindow, STREAM_WINDOW, StreamWindows } from '../protocol/flow.js';
+import { CircuitReceiveWindow, CircuitSendWindow, OPTIMISTIC_DATA_CELLS, STREAM_WINDOW, StreamWindows } from '../protocol/flow.js';
 import { RelayCommand, type RelayMessage } from '../protocol/relay-cell.js';
 import { RELAY_DATA_LEN } from '../protocol/constants.js';
 import { decodeCircuitSendme, decodeEnd, encodeCircuitSendme, encodeEnd, EndReason } from '../protocol/stream-messages.js';
@@ -50,6 +50,8 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
   private wantDrain = false;
   bytesIn = 0;
   bytesOut = 0;
+  /** DATA cells this stream may still send while opening (optimistic data, specs/streams.md §2.8); 0 for most. */
+  private early = 0;
 
   constructor(
     readonly id: number,
@@ -97,13 +99,24 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
     return this.queued;
   }
 
+  /** True when the stream may send DATA: open, or opening with optimistic cells left (specs/streams.md §2.8). */
+  get canSend(): boolean {
+    return this.state === 'open' || (this.state === 'opening' && this.early > 0);
+  }
+
+  /** @internal Lets the stream send up to `cells` DATA cells before CONNECTED (at most OPTIMISTIC_DATA_CELLS). */
+  allowEarly(cells: number): void {
+    if (this.state === 'opening') this.early = Math.max(0, Math.min(cells, OPTIMISTIC_DATA_CELLS));
+  }
+
   /** Called by the mux: sends as much as the windows allow. Returns true if it sent something. */
   drainInto(budget: () => boolean): boolean {
     let sent = false;
-    while (this.state !== 'closed' && this.queue.length > 0 && this.windows.send > 0 && budget()) {
+    while (this.canSend && this.queue.length > 0 && this.windows.send > 0 && budget()) {
       const chunk = this.queue.shift()!;
       this.queued -= chunk.length;
       if (!this.mux.sendData(this.id, chunk)) return sent;
+      if (this.state === 'opening') this.early--;
       this.windows.onSent();
       this.bytesOut += chunk.length;
       sent = true;
@@ -134,6 +147,7 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
   /** @internal */
   markConnected(): void {
     this.state = 'open';
+    this.early = 0;
     this.emit('stream:connected');
   }
 
@@ -204,6 +218,16 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
     let n = 0;
     for (const s of this.streams.values()) n += s.queuedBytes;
     return n;
+  }
+
+  /**
+   * Opens a message stream that may send `OPTIMISTIC_DATA_CELLS` DATA cells before CONNECTED (optimistic data,
+   * specs/streams.md §2.8): the caller sends BEGIN with the returned id at once, before writing.
+   */
+  openOptimistic(): MuxStream {
+    const s = this.open();
+    s.allowEarly(OPTIMISTIC_DATA_CELLS);
+    return s;
   }
 
   /** Opens a stream (client side): the caller sends BEGIN with the returned id. */
@@ -320,7 +344,7 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
       while (progress) {
         progress = false;
         for (const s of this.streams.values()) {
-          if (s.state !== 'open') continue;
+          if (!s.canSend) continue;
           let quota = 8;
           if (s.drainInto(() => quota-- > 0 && this.canSend())) progress = true;
         }

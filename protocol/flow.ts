@@ -19,6 +19,11 @@ export const CIRC_SENDME_INC = 100;
 export const STREAM_WINDOW = 1000;
 export const STREAM_SENDME_INC = 50;
 export const SENDME_VERSION = 1;
+/**
+ * DATA cells the initiator of a rendezvous may send on its message stream before CONNECTED (optimistic data,
+ * specs/streams.md §2.8): a hello and a first message in any of the four smallest padding buckets.
+ */
+export const OPTIMISTIC_DATA_CELLS = 16;
 
 /**
  * The sending side of a circuit's window: a congestion window from round-trip times (§4.6), never above

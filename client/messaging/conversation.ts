@@ -23,6 +23,7 @@ import { EndReason } from '../../protocol/stream-messages.js';
 import type { AbortOptions } from '../../net/abort.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import type { MuxStream } from '../../net/stream-mux.js';
+import { streamRefused } from './rendezvous.js';
 import { asAlliumError, type IncomingMessage } from './types.js';
 
 interface PendingMessage {
@@ -95,7 +96,13 @@ export class Conversation {
       this.buf = concatBytes(this.buf, d);
       this.readFrames();
     });
-    stream.on('stream:end', () => this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation closed before the peer acknowledged the message')));
+    // A stream still opening (our first messages went with BEGIN, specs/streams.md §2.8) that ends was refused: what
+    // we wrote was discarded unread, and is reported failed as the refusal, not as a lost conversation.
+    let opened = stream.state === 'open';
+    if (!opened) stream.once('stream:connected', () => (opened = true));
+    stream.on('stream:end', (r) =>
+      this.fail(opened ? new AlliumError('ERR_LINK_CLOSED', 'conversation closed before the peer acknowledged the message') : streamRefused(r)),
+    );
     circuit.once('circuit:close', () => this.fail(new AlliumError('ERR_LINK_CLOSED', 'conversation circuit closed before the peer acknowledged the message')));
   }
 
@@ -210,17 +217,27 @@ export class Conversation {
     }
   }
 
-  /** Pads, encrypts and writes one frame plaintext; our hello first, ahead of the first one (§8.1). */
+  /**
+   * Pads, encrypts and writes one frame plaintext; our hello first, ahead of the first one and in the same write, so
+   * that the two share cells (§8.1).
+   */
   private writeFrame(plaintext: Uint8Array): void {
     if (!this.helloSent) {
       this.helloSent = true;
-      this.writeFrame(encodeHelloFrame(this.hello.flags));
+      const hello = this.encryptFrame(encodeHelloFrame(this.hello.flags));
+      this.stream.write(concatBytes(hello, this.encryptFrame(plaintext)));
+      return;
     }
+    this.stream.write(this.encryptFrame(plaintext));
+  }
+
+  /** One frame: the padded, encrypted plaintext with its length prefix. */
+  private encryptFrame(plaintext: Uint8Array): Uint8Array {
     const { message } = this.session.encrypt(pad(plaintext, RATCHET_OVERHEAD));
     const frame = new Uint8Array(4 + message.length);
     new DataView(frame.buffer).setUint32(0, message.length);
     frame.set(message, 4);
-    this.stream.write(frame);
+    return frame;
   }
 
   /**

@@ -60,7 +60,7 @@ import {
   SERVICE_STREAM,
   type EndpointLimits,
 } from './limits.js';
-import { meetEndpoint, openStream, type Meeting } from './rendezvous.js';
+import { meetEndpoint, openStream, openStreamEarly, type Meeting } from './rendezvous.js';
 import { HiddenService } from './service.js';
 import {
   asAlliumError,
@@ -617,18 +617,20 @@ export class Messenger extends Emitter<MessengerEvents> {
     }
     const p: Promise<Conversation> = (async () => {
       const { circuit, session } = await this.rendezvous(key, signal, this.identity, clientAuth);
-      try {
-        const stream = await openStream(circuit, MESSAGE_STREAM, 1, { signal });
-        if (this.closed) throw new AbortedError('messenger closed');
-        const conv = this.conversation(key, circuit, stream, session);
-        conv.onClosed(() => {
-          if (this.conversations.get(key) === p) this.conversations.delete(key);
-        });
-        return conv;
-      } catch (e) {
+      if (this.closed) {
         circuit.close();
-        throw e;
+        throw new AbortedError('messenger closed');
       }
+      // The conversation takes our first message before CONNECTED: it goes right after BEGIN (optimistic data,
+      // specs/streams.md §2.8). A refusal fails what was written with the refusal's error (conversation.ts); no
+      // answer in time, or `signal` while we wait, closes the conversation.
+      const { stream, connected } = openStreamEarly(circuit, MESSAGE_STREAM, 1, { signal });
+      const conv = this.conversation(key, circuit, stream, session);
+      connected.catch((e: unknown) => conv.close(asAlliumError(e, 'message stream not opened')));
+      conv.onClosed(() => {
+        if (this.conversations.get(key) === p) this.conversations.delete(key);
+      });
+      return conv;
     })();
     this.file(key, p);
     p.catch(() => {

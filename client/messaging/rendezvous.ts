@@ -261,9 +261,7 @@ export function openStream(circuit: ClientCircuit, a: string, p: number, options
     (done) => {
       const s = circuit.mux.open();
       const offC = s.once('stream:connected', () => done(null, s));
-      const offE = s.once('stream:end', (r) =>
-        done(new AlliumError(r === EndReason.EXIT_POLICY ? 'ERR_EXIT_POLICY' : 'ERR_STREAM_FAILED', `endpoint refused the stream (reason ${r})`)),
-      );
+      const offE = s.once('stream:end', (r) => done(streamRefused(r)));
       circuit.send({ command: RelayCommand.BEGIN, streamId: s.id, data: encodeBegin({ a, p }) });
       return () => {
         offC();
@@ -272,4 +270,44 @@ export function openStream(circuit: ClientCircuit, a: string, p: number, options
     },
     { timeoutMs: REPLY_TIMEOUT_MS, timeoutMessage: 'endpoint did not answer', ...options },
   );
+}
+
+/** A message stream opened with optimistic data: usable at once; `connected` settles with CONNECTED or its failure. */
+export interface EarlyStream {
+  readonly stream: MuxStream;
+  /**
+   * Resolves on CONNECTED; rejects with ERR_EXIT_POLICY or ERR_STREAM_FAILED (END instead), ERR_TIMEOUT (no answer
+   * in REPLY_TIMEOUT_MS), ERR_ABORTED.
+   */
+  readonly connected: Promise<void>;
+}
+
+/**
+ * Opens the message stream `a`:`p` at the endpoint and returns it before CONNECTED: its first
+ * OPTIMISTIC_DATA_CELLS DATA cells go at once after BEGIN (optimistic data, specs/streams.md §2.8), the rest once
+ * CONNECTED comes. Only for the message stream, which the endpoint accepts on BEGIN.
+ */
+export function openStreamEarly(circuit: ClientCircuit, a: string, p: number, options: AbortOptions = {}): EarlyStream {
+  const stream = circuit.mux.openOptimistic();
+  circuit.send({ command: RelayCommand.BEGIN, streamId: stream.id, data: encodeBegin({ a, p }) });
+  const connected = settleWithin<void>(
+    (done) => {
+      if (stream.state === 'open') return done(null);
+      if (stream.state === 'closed') return done(new AlliumError('ERR_STREAM_FAILED', 'endpoint refused the stream'));
+      const offC = stream.once('stream:connected', () => done(null));
+      const offE = stream.once('stream:end', (r) => done(streamRefused(r)));
+      return () => {
+        offC();
+        offE();
+      };
+    },
+    { timeoutMs: REPLY_TIMEOUT_MS, timeoutMessage: 'endpoint did not answer', ...options },
+  );
+  connected.catch(() => undefined);
+  return { stream, connected };
+}
+
+/** The error of a stream the endpoint ended before CONNECTED with `reason` (specs/streams.md §6.1). */
+export function streamRefused(reason: EndReason): AlliumError {
+  return new AlliumError(reason === EndReason.EXIT_POLICY ? 'ERR_EXIT_POLICY' : 'ERR_STREAM_FAILED', `endpoint refused the stream (reason ${reason})`);
 }

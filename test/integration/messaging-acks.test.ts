@@ -15,6 +15,9 @@ import { MAX_ACK_IDS, MAX_LIVE_MESSAGE_BYTES, decodeFrame, encodeAckFrame, encod
 import { pad, unpad } from '../../protocol/padding.js';
 import { RATCHET_OVERHEAD } from '../../protocol/ratchet.js';
 import type { ClientCircuit } from '../../net/circuit.js';
+import { StreamMux } from '../../net/stream-mux.js';
+import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
+import { EndReason } from '../../protocol/stream-messages.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { sleep, startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 
@@ -135,6 +138,64 @@ describe('end-to-end acknowledgements (relay processes)', function () {
     expect(burst.every((r) => r.status === 'delivered')).to.equal(true);
     expect(delivered.length).to.equal(80);
     expect(new Set(burst.map((r) => r.id)).size).to.equal(60);
+  });
+
+  /** Closes bob's conversation with alice, so that the next send meets her afresh. */
+  const forgetConversation = async (): Promise<void> => {
+    const have = inside(bob).conversations.get(alice.address);
+    if (have) (await have).circuit.close();
+    await waitFor(() => !inside(bob).conversations.has(alice.address), 10_000, "bob's conversation with alice unfiled");
+  };
+
+  /** While `f` runs, the bytes each stream had sent when CONNECTED or END came back for it, in order. */
+  const sentAtAnswer = async <T>(f: () => Promise<T>): Promise<{ result: T | Error; seen: { answer: string; bytesOut: number }[] }> => {
+    const proto = StreamMux.prototype as unknown as { onMessage: (this: StreamMux, m: RelayMessage) => boolean };
+    const onMessage = proto.onMessage;
+    const seen: { answer: string; bytesOut: number }[] = [];
+    proto.onMessage = function (m) {
+      const s = this.get(m.streamId);
+      if (s && (m.command === RelayCommand.CONNECTED || m.command === RelayCommand.END) && s.state === 'opening')
+        seen.push({ answer: m.command === RelayCommand.CONNECTED ? 'CONNECTED' : 'END', bytesOut: s.bytesOut });
+      return onMessage.call(this, m);
+    };
+    try {
+      return { result: await f().catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))), seen };
+    } finally {
+      proto.onMessage = onMessage;
+    }
+  };
+
+  it('a fresh conversation: the hello and first message leave right after BEGIN, before CONNECTED comes back (optimistic data)', async () => {
+    await forgetConversation();
+    const { result, seen } = await sentAtAnswer(() => bob.send(alice.address, enc('first contact')));
+    expect(result).to.not.be.instanceOf(Error);
+    expect((result as SendReceipt).status).to.equal('delivered');
+    expect(count('first contact')).to.equal(1);
+    // Both frames (hello and message, 890 bytes each) were out when CONNECTED arrived, in 3 cells rather than 4.
+    expect(seen).to.deep.equal([{ answer: 'CONNECTED', bytesOut: 2 * 890 }]);
+  });
+
+  it('END instead of CONNECTED: the early message was discarded unread, and send() reports it failed, not delivered', async () => {
+    await forgetConversation();
+    // Alice refuses the next message stream as she would a second one on a circuit (specs/messaging.md §8).
+    const proto = StreamMux.prototype as unknown as { accept: (this: StreamMux, s: Parameters<StreamMux['accept']>[0]) => void };
+    const accept = proto.accept;
+    proto.accept = function (s) {
+      proto.accept = accept;
+      this.reset(s, EndReason.RESOURCE_LIMIT);
+    };
+    try {
+      const { result, seen } = await sentAtAnswer(() => bob.send(alice.address, enc('refused stream'), { offline: 'never' }));
+      expect(seen).to.deep.equal([{ answer: 'END', bytesOut: 2 * 890 }]);
+      expect(result).to.be.instanceOf(Error);
+      expect(isAlliumError(result) ? result.code : String(result)).to.equal('ERR_STREAM_FAILED');
+    } finally {
+      proto.accept = accept;
+    }
+    expect(count('refused stream')).to.equal(0);
+    // The next send meets alice again and is delivered.
+    expect((await bob.send(alice.address, enc('after the refusal'), { offline: 'never' })).status).to.equal('delivered');
+    expect(count('refused stream')).to.equal(0);
   });
 
   it('a lost acknowledgement: the sender gives the conversation up, sends again over a new one, and the copy is dropped', async () => {

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { crypto } from '../../crypto/index.js';
 import { VEGAS_DEFAULTS } from '../../protocol/congestion.js';
-import { STREAM_WINDOW } from '../../protocol/flow.js';
+import { OPTIMISTIC_DATA_CELLS, STREAM_WINDOW } from '../../protocol/flow.js';
 import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
 import { RELAY_DATA_LEN } from '../../protocol/constants.js';
 import { encodeCircuitSendme, EndReason } from '../../protocol/stream-messages.js';
@@ -173,6 +173,82 @@ describe('stream multiplexer (net/stream-mux.ts)', () => {
       client: 0,
       exit: 0,
       state: 'closed',
+    });
+  });
+
+  describe('optimistic data (specs/streams.md §2.8)', () => {
+    /** Commands the client sent, in order, with DATA runs shown as counts. */
+    const order = (e: End): string[] => {
+      const out: string[] = [];
+      for (const m of e.sent) {
+        const name = m.command === RelayCommand.DATA ? 'DATA' : m.command === RelayCommand.BEGIN ? 'BEGIN' : `command ${m.command}`;
+        const last = out[out.length - 1];
+        if (name === 'DATA' && last?.startsWith('DATA')) out[out.length - 1] = `DATA×${Number(last.split('×')[1]) + 1}`;
+        else out.push(name === 'DATA' ? 'DATA×1' : name);
+      }
+      return out;
+    };
+
+    it('a stream opened optimistically sends its first cells after BEGIN, before CONNECTED, and at most OPTIMISTIC_DATA_CELLS of them', () => {
+      const p = pipe();
+      const got: Uint8Array[] = [];
+      p.exit.mux.on('mux:begin', (s) => {
+        // The endpoint accepts a message stream while it handles BEGIN (messaging.md §8).
+        p.exit.mux.accept(s);
+        s.on('stream:data', (d) => got.push(d));
+      });
+      const c = p.client.mux.openOptimistic();
+      p.client.send({ command: RelayCommand.BEGIN, streamId: c.id, data: new Uint8Array([1]) });
+      const data = crypto().random((OPTIMISTIC_DATA_CELLS + 4) * RELAY_DATA_LEN);
+      c.write(data);
+      // Nothing has reached the far end yet, so no CONNECTED either: only the optimistic cells went.
+      expect({ state: c.state, order: order(p.client) }).to.deep.equal({ state: 'opening', order: ['BEGIN', `DATA×${OPTIMISTIC_DATA_CELLS}`] });
+      expect(c.queuedBytes).to.equal(4 * RELAY_DATA_LEN);
+      p.settle();
+      // CONNECTED released the rest; the far end took every cell on its open stream, in order.
+      expect(c.state).to.equal('open');
+      expect(order(p.client)).to.deep.equal(['BEGIN', `DATA×${OPTIMISTIC_DATA_CELLS + 4}`]);
+      expect(Buffer.concat(got).equals(Buffer.from(data))).to.equal(true);
+      expect(p.client.errors.concat(p.exit.errors)).to.deep.equal([]);
+    });
+
+    it('a stream opened the ordinary way sends nothing before CONNECTED, and DATA on a stream the far end has not accepted is still ERR_STREAM', () => {
+      const p = pipe();
+      p.exit.mux.on('mux:begin', () => undefined); // not accepted yet (a service stream waiting for its connection)
+      const c = p.client.mux.open();
+      p.client.send({ command: RelayCommand.BEGIN, streamId: c.id, data: new Uint8Array([1]) });
+      c.write(crypto().random(3 * RELAY_DATA_LEN));
+      expect(dataCells(p.client)).to.equal(0);
+      // A peer that sends DATA anyway: on a stream with no BEGIN it is dropped; on one not accepted, ERR_STREAM.
+      p.client.send({ command: RelayCommand.DATA, streamId: 999, data: new Uint8Array(10) });
+      p.client.send({ command: RelayCommand.DATA, streamId: c.id, data: new Uint8Array(10) });
+      p.settle();
+      expect(p.exit.errors.map((e) => e.code)).to.deep.equal(['ERR_STREAM']);
+      // And the far end's DATA before its CONNECTED, on an optimistic stream, is ERR_STREAM at the initiator.
+      const q = p.client.mux.openOptimistic();
+      p.exit.send({ command: RelayCommand.DATA, streamId: q.id, data: new Uint8Array(10) });
+      p.settle();
+      expect(p.client.errors.map((e) => e.code)).to.deep.equal(['ERR_STREAM']);
+    });
+
+    it('END instead of CONNECTED: the stream ends with the reason, what it still queued is dropped, and the far end discards what came', () => {
+      const p = pipe();
+      p.exit.mux.on('mux:begin', (s) => p.exit.mux.reset(s, EndReason.RESOURCE_LIMIT));
+      const c = p.client.mux.openOptimistic();
+      let reason: EndReason | null = null;
+      c.on('stream:end', (r) => (reason = r));
+      p.client.send({ command: RelayCommand.BEGIN, streamId: c.id, data: new Uint8Array([1]) });
+      c.write(crypto().random((OPTIMISTIC_DATA_CELLS + 4) * RELAY_DATA_LEN));
+      p.settle();
+      expect({ reason, state: c.state, queued: c.queuedBytes, data: dataCells(p.client), client: p.client.mux.size, exit: p.exit.mux.size }).to.deep.equal({
+        reason: EndReason.RESOURCE_LIMIT,
+        state: 'closed',
+        queued: 0,
+        data: OPTIMISTIC_DATA_CELLS,
+        client: 0,
+        exit: 0,
+      });
+      expect(p.client.errors.concat(p.exit.errors)).to.deep.equal([]);
     });
   });
 });
