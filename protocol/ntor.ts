@@ -58,14 +58,18 @@ export function ntorServer(
   return { keys, Y, auth };
 }
 
-/** Client side: checks the relay's AUTH and returns the hop keys. Throws ERR_HANDSHAKE_AUTH on mismatch. */
-export function ntorClientFinish(x: Uint8Array, X: Uint8Array, hop: OnionHop, Y: Uint8Array, auth: Uint8Array): HopKeys {
+/**
+ * Client side: checks the relay's AUTH and returns the hop keys. Throws ERR_HANDSHAKE_AUTH on mismatch. `knownXb` is
+ * EXP(B, x) when the caller has it already (the onion computed it for the hop's layer keys); computed otherwise.
+ */
+export function ntorClientFinish(x: Uint8Array, X: Uint8Array, hop: OnionHop, Y: Uint8Array, auth: Uint8Array, knownXb?: Uint8Array): HopKeys {
   const c = crypto();
   let xy: Uint8Array;
   let xb: Uint8Array;
   try {
     xy = c.x25519(x, Y);
-    xb = c.x25519(x, hop.onionKey);
+    // The caller's copy is its own to wipe: this one's is wiped below.
+    xb = knownXb ? Uint8Array.from(knownXb) : c.x25519(x, hop.onionKey);
   } catch {
     throw new CryptoError('ERR_HANDSHAKE_AUTH', 'hop replied with an invalid key');
   }

@@ -70,6 +70,8 @@ export interface ClientHopState {
   readonly hop: OnionHop;
   readonly x: Uint8Array; // ephemeral secret
   readonly X: Uint8Array; // ephemeral public, as sent (top bit randomised)
+  /** EXP(B, x): the onion's shared secret with this hop, which the handshake's secret input uses again. */
+  readonly xb: Uint8Array;
   readonly pi: Uint8Array;
 }
 
@@ -111,8 +113,8 @@ export function createOnion(path: readonly OnionHop[], options: CreateOnionOptio
     X[31] = (X[31]! & 0x7f) | (random(1)[0]! & 0x80);
     const s = c.x25519(x, hop.onionKey);
     const k = layerKeys(s, hop.identity, hop.onionKey, X);
-    c.wipe(s);
-    hops.push({ hop, x, X, pi: k.pi });
+    // s is kept (wiped with x) for the hop's reply, whose key derivation needs EXP(B, x) again.
+    hops.push({ hop, x, X, xb: s, pi: k.pi });
     keys.push(k);
   }
 
@@ -297,7 +299,7 @@ export function openReply(onion: ClientOnion, reply: Uint8Array): OpenedReply {
     const slot = rest.subarray(0, REPLY_SLOT_LEN);
     for (let j = 1; j < 16; j++) if (slot[j] !== 0) throw new ProtocolError('ERR_ONION_SLOT', 'reserved bytes of a reply slot are not zero');
     const status = slot[0]!;
-    const hopKeys = ntorClientFinish(h.x, h.X, h.hop, slot.subarray(16, 48), slot.subarray(48, 80));
+    const hopKeys = ntorClientFinish(h.x, h.X, h.hop, slot.subarray(16, 48), slot.subarray(48, 80), h.xb);
     keys.push(hopKeys);
     if (status !== ReplyStatus.OK) return { hops: keys, status };
     rest = rest.slice(REPLY_SLOT_LEN);
@@ -307,5 +309,5 @@ export function openReply(onion: ClientOnion, reply: Uint8Array): OpenedReply {
 
 /** Wipes the client's per-hop secrets once the reply has been read or the build abandoned. */
 export function wipeClientOnion(onion: ClientOnion): void {
-  for (const h of onion.hops) crypto().wipe(h.x, h.pi);
+  for (const h of onion.hops) crypto().wipe(h.x, h.xb, h.pi);
 }

@@ -5,7 +5,7 @@
  * false-positive rate never rises above the designed bound. Memory is fixed: bits = max(-n ln p / (ln 2)^2, √(n/p)).
  */
 import type { ReplayGuard } from './onion.js';
-import { toHex } from './bytes.js';
+import { equalBytes, toHex } from './bytes.js';
 
 export interface ReplayFilterOptions {
   /** Onions remembered per onion key before the filter is full (specs/limits.md: REPLAY_FILTER_CAPACITY). */
@@ -48,7 +48,8 @@ export class BloomFilter {
     const [h1, h2] = doubleHash(tag);
     const m = this.m;
     const step = 1 + (h2 % (m - 1));
-    for (let i = 0, j = h1 % m; i < this.k; i++, j = (j + step) % m) {
+    // j and step are below m, so one subtraction keeps j + step in [0, m): the same bits as (j + step) mod m.
+    for (let i = 0, j = h1 % m; i < this.k; i++, j = j + step >= m ? j + step - m : j + step) {
       if ((this.bits[j >>> 3]! & (1 << (j & 7))) === 0) return false;
     }
     return true;
@@ -58,8 +59,26 @@ export class BloomFilter {
     const [h1, h2] = doubleHash(tag);
     const m = this.m;
     const step = 1 + (h2 % (m - 1));
-    for (let i = 0, j = h1 % m; i < this.k; i++, j = (j + step) % m) this.bits[j >>> 3]! |= 1 << (j & 7);
+    for (let i = 0, j = h1 % m; i < this.k; i++, j = j + step >= m ? j + step - m : j + step) this.bits[j >>> 3]! |= 1 << (j & 7);
     this.n++;
+  }
+
+  /** `has(tag)`, then `add(tag)` when it was absent, in one pass over the k bits (a tag already held is not counted again). */
+  testAndAdd(tag: Uint8Array): boolean {
+    const [h1, h2] = doubleHash(tag);
+    const m = this.m;
+    const bits = this.bits;
+    const step = 1 + (h2 % (m - 1));
+    let held = true;
+    for (let i = 0, j = h1 % m; i < this.k; i++, j = j + step >= m ? j + step - m : j + step) {
+      const bit = 1 << (j & 7);
+      if ((bits[j >>> 3]! & bit) === 0) {
+        held = false;
+        bits[j >>> 3]! |= bit;
+      }
+    }
+    if (!held) this.n++;
+    return held;
   }
 }
 
@@ -73,6 +92,7 @@ export class ReplayFilter implements ReplayGuard {
   private readonly filters = new Map<string, BloomFilter>();
   readonly capacity: number;
   private readonly fpr: number;
+  private lastId: { readonly key: Uint8Array; readonly id: string } | null = null;
 
   constructor(options: ReplayFilterOptions = {}) {
     this.capacity = options.capacity ?? 1_000_000;
@@ -80,15 +100,22 @@ export class ReplayFilter implements ReplayGuard {
   }
 
   checkAndRecord(onionKeyPublic: Uint8Array, tag: Uint8Array): boolean {
-    const id = toHex(onionKeyPublic);
+    const id = this.idOf(onionKeyPublic);
     let f = this.filters.get(id);
     if (!f) {
       f = new BloomFilter(this.capacity, this.fpr);
       this.filters.set(id, f);
     }
-    if (f.has(tag)) return true;
-    f.add(tag);
-    return false;
+    return f.testAndAdd(tag);
+  }
+
+  /** The map key of an onion key: nearly every onion is for the current key, so the last one's hex is kept. */
+  private idOf(onionKeyPublic: Uint8Array): string {
+    const last = this.lastId;
+    if (last && equalBytes(last.key, onionKeyPublic)) return last.id;
+    const id = toHex(onionKeyPublic);
+    this.lastId = { key: Uint8Array.from(onionKeyPublic), id };
+    return id;
   }
 
   /** True once the filter of this onion key holds `capacity` onions: time to rotate the key. */

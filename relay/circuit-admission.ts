@@ -34,11 +34,20 @@ export interface CircuitAdmissionLimits {
   createsPerSecondPerRelayBlock?: number;
 }
 
+/** The pool and address block of a link's CREATEs: its counting key, the circuits it may hold, and which pool. */
+interface Pool {
+  readonly key: string;
+  readonly max: number;
+  readonly relay: boolean;
+}
+
 export class CircuitAdmission {
   /** Circuits counted per pool and address block ("client <block>", "relay <block>"). */
   private readonly perBlock = new Map<string, number>();
   /** CREATE token buckets: per client link, per pool and block. */
   private readonly createsPerLink = new WeakMap<Link, TokenBucket>();
+  /** Each link's pool and block, worked out on its first CREATE: a link's peer and address do not change once open. */
+  private readonly pools = new WeakMap<Link, Pool>();
   private readonly createsPerBlock: { client: BucketTable; relay: BucketTable };
 
   constructor(
@@ -54,7 +63,16 @@ export class CircuitAdmission {
    * The pool and address block a CREATE arriving on `link` is counted in: its peer's /24 or /48 (a link without an
    * IP address is a block of its own), in the relay pool when the peer proved a relay identity.
    */
-  private poolOf(link: Link): { key: string; max: number; relay: boolean } {
+  private poolOf(link: Link): Pool {
+    const cached = this.pools.get(link);
+    if (cached) return cached;
+    const pool = this.poolOfUncached(link);
+    // Before the handshake has named the peer the answer may still change (no CREATE is taken then): not kept.
+    if (link.peer) this.pools.set(link, pool);
+    return pool;
+  }
+
+  private poolOfUncached(link: Link): Pool {
     const relay = link.peer?.role === LinkRole.RELAY;
     const remote = link.socket.remoteAddress;
     const block = remote ? addressKeys(remote).block : `link ${link.id}`;

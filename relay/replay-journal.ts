@@ -34,7 +34,7 @@ import {
 import { join } from 'node:path';
 import { crypto } from '../crypto/index.js';
 import type { IdentityKey } from '../crypto/keys.js';
-import { ByteWriter, concatBytes, toHex, utf8 } from '../protocol/bytes.js';
+import { ByteWriter, concatBytes, equalBytes, toHex, utf8 } from '../protocol/bytes.js';
 import { AlliumError } from '../protocol/errors.js';
 import { H, LABELS } from '../protocol/kdf.js';
 import { writeFileAtomic } from './keystore.js';
@@ -99,6 +99,7 @@ export class ReplayJournals {
   private readonly onionFds = new Map<string, Journal>();
   private linkFd: Journal | null = null;
   private linkRecords = 0;
+  private lastId: { readonly key: Uint8Array; readonly id: string } | null = null;
 
   constructor(
     dataDir: string,
@@ -236,9 +237,18 @@ export class ReplayJournals {
 
   /** Records an accepted onion. Throws ERR_INTERNAL when it cannot (the onion must then be refused). */
   appendOnion(B: Uint8Array, tag: Uint8Array): void {
-    const j = this.onionFds.get(toHex(B));
+    const j = this.onionFds.get(this.idOf(B));
     if (j === undefined) throw new AlliumError('ERR_INTERNAL', 'no replay journal for this onion key');
     this.write(j, tag);
+  }
+
+  /** The map key of an onion key; nearly every onion is for the current key, so the last one's hex is kept. */
+  private idOf(B: Uint8Array): string {
+    const last = this.lastId;
+    if (last && equalBytes(last.key, B)) return last.id;
+    const id = toHex(B);
+    this.lastId = { key: Uint8Array.from(B), id };
+    return id;
   }
 
   /** Deletes a retired key's journal. */

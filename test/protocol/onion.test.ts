@@ -130,7 +130,7 @@ describe('protocol/onion', () => {
     it('wipeClientOnion zeroes the ephemeral secrets', () => {
       const onion = onionTo(relays.slice(0, 2));
       wipeClientOnion(onion);
-      for (const h of onion.hops) expect(h.x.every((b) => b === 0) && h.pi.every((b) => b === 0)).to.equal(true);
+      for (const h of onion.hops) expect(h.x.every((b) => b === 0) && h.xb.every((b) => b === 0) && h.pi.every((b) => b === 0)).to.equal(true);
       expect(crypto().equal(onion.hops[0]!.x, new Uint8Array(32))).to.equal(true);
     });
   });

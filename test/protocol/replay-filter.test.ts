@@ -68,6 +68,39 @@ describe('protocol/replay-filter', () => {
       expect(refused).to.be.at.most(1);
     });
 
+    it('sets bit (h1 mod m + i·s) mod m for i < k, whether by add or by testAndAdd', () => {
+      // A small filter, so that the k positions wrap past m often. The reference is the formula written out.
+      const reference = (f: BloomFilter, t: Uint8Array): Uint8Array => {
+        const { m, k } = f as unknown as { m: number; k: number };
+        const dv = new DataView(t.buffer, t.byteOffset, 16);
+        const h1 = (dv.getUint32(0) ^ dv.getUint32(8)) >>> 0;
+        const h2 = (dv.getUint32(4) ^ dv.getUint32(12)) >>> 0;
+        const bits = new Uint8Array(Math.ceil(m / 8));
+        for (let i = 0; i < k; i++) {
+          const j = (h1 + i * (1 + (h2 % (m - 1)))) % m;
+          bits[j >>> 3]! |= 1 << (j & 7);
+        }
+        return bits;
+      };
+      const bitsOf = (f: BloomFilter): Uint8Array => (f as unknown as { bits: Uint8Array }).bits;
+      for (const t of tags('bloom/positions', 200)) {
+        const a = new BloomFilter(3, 1e-7);
+        const b = new BloomFilter(3, 1e-7);
+        a.add(t);
+        expect(b.testAndAdd(t)).to.equal(false);
+        expect(bitsOf(a)).to.deep.equal(reference(a, t));
+        expect(bitsOf(b)).to.deep.equal(reference(b, t));
+      }
+    });
+
+    it('testAndAdd answers has() then adds, counting a tag once', () => {
+      const f = new BloomFilter(1000, 0.01);
+      const ts = tags('bloom/test-and-add', 500);
+      for (const t of ts) expect(f.testAndAdd(t)).to.equal(false);
+      for (const t of ts) expect(f.testAndAdd(t)).to.equal(true);
+      expect(f.count).to.equal(500);
+    });
+
     it('below capacity, the rate is far lower', () => {
       const f = new BloomFilter(20_000, 0.01);
       for (const t of tags('bloom/half/in', 10_000)) f.add(t);
@@ -89,6 +122,18 @@ describe('protocol/replay-filter', () => {
       expect(f.checkAndRecord(keyA, t2!)).to.equal(false);
       expect(f.checkAndRecord(keyB, t1!)).to.equal(false);
       expect(f.checkAndRecord(keyB, t1!)).to.equal(true);
+    });
+
+    it('tells onion keys apart by their bytes, even when the caller reuses one array for another key', () => {
+      const f = new ReplayFilter({ capacity: 100, falsePositiveRate: 1e-6 });
+      const [t] = tags('replay/reused-array', 1);
+      const key = Uint8Array.from(keyA);
+      expect(f.checkAndRecord(key, t!)).to.equal(false);
+      key.set(keyB);
+      expect(f.checkAndRecord(key, t!)).to.equal(false);
+      expect(f.checkAndRecord(keyA, t!)).to.equal(true);
+      expect(f.checkAndRecord(keyB, t!)).to.equal(true);
+      expect(f.isFull(keyA)).to.equal(false);
     });
 
     it('is full at capacity, and forgetting a retired key frees its memory', () => {
