@@ -89,6 +89,8 @@ export interface MessengerMixAckStats {
   addressesAcknowledged: number;
   /** Address boxes of ours given up after MIX_MAX_RETRANSMITS retransmissions. */
   addressesUnacknowledged: number;
+  /** Address boxes of ours sent again after their timer ran out. */
+  addressesRetransmitted: number;
   /** Address boxes from contacts applied to their records. */
   addressesReceived: number;
   /**
@@ -147,6 +149,7 @@ export class MessengerMix {
     addressesSent: 0,
     addressesAcknowledged: 0,
     addressesUnacknowledged: 0,
+    addressesRetransmitted: 0,
     addressesReceived: 0,
     addressesOlder: 0,
     addressesAhead: 0,
@@ -410,6 +413,7 @@ export class MessengerMix {
     }
     p.retransmits++;
     if (p.kind === 'message') this.acks.retransmitted++;
+    else this.acks.addressesRetransmitted++;
     try {
       this.queue(p);
     } catch {
