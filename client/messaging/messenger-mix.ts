@@ -214,6 +214,11 @@ export class MessengerMix {
     return this.mix?.stats;
   }
 
+  /** Boxes waiting for a slot of the current client's payload stream: messages and address boxes, and acknowledgements. */
+  get waiting(): number {
+    return this.mix ? this.mix.waiting + this.mix.acksWaiting : 0;
+  }
+
   /** Opens the gateway link and starts the streams (idempotent). Throws ERR_MIX_UNREACHABLE, the dial's errors. */
   start(options: AbortOptions = {}): Promise<void> {
     this.starting ??= (async () => {

@@ -292,12 +292,15 @@ export class Messenger extends Emitter<MessengerEvents> {
    * Message mode's counters: the MixClient's (real, drop and loop packets sent, loops returned, polls, mail), `rejected`,
    * message-mode messages dropped because they did not open under the pair's key (forged or damaged), and the
    * acknowledgements' (specs/mix.md §8.5): acknowledgements sent and received, retransmissions, messages given up,
-   * and `pending`, messages awaiting their acknowledgement now.
+   * `pending`, messages awaiting their acknowledgement now, and `waiting`, boxes queued for a slot of the payload
+   * stream (acknowledgements included).
    */
-  get mixStats(): (Readonly<MixClientStats> & Readonly<MessengerMixAckStats> & { readonly rejected: number; readonly pending: number }) | undefined {
+  get mixStats():
+    | (Readonly<MixClientStats> & Readonly<MessengerMixAckStats> & { readonly rejected: number; readonly pending: number; readonly waiting: number })
+    | undefined {
     const m = this.mixMode;
     const s = m?.stats;
-    return m && s ? { ...s, ...m.acks, rejected: m.rejected, pending: m.unacknowledged } : undefined;
+    return m && s ? { ...s, ...m.acks, rejected: m.rejected, pending: m.unacknowledged, waiting: m.waiting } : undefined;
   }
 
   /** send() in message mode: through the mixes, or (mixFallback: 'circuits') as without it, or ERR_MIX_UNREACHABLE. */

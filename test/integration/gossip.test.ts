@@ -54,6 +54,11 @@ describe('gossip: announce and pull (6 relay processes)', function () {
       fresh: await total('allium_gossip_descriptors_total', { result: 'new' }),
       known: await total('allium_gossip_descriptors_total', { result: 'known' }),
     };
+    // A relay learns renewals of relays it has no link to only by announcements and pulls; links opened since the
+    // start (the authority's tests and measurement circuits) can make every relay a neighbour of every other, and
+    // then each renewal comes pushed whole by its publisher and no pull is needed.
+    const relayLinks = await Promise.all(net.relays.map((r) => r.metric('allium_links', { kind: 'relay' })));
+    const mayLackNeighbour = relayLinks.some((l) => l < n - 1);
     const t0 = Date.now();
     // Until at least two renewals of each relay reached the n − 1 others, and every relay holds a descriptor of every
     // relay published after t0.
@@ -70,8 +75,9 @@ describe('gossip: announce and pull (6 relay processes)', function () {
     const known = (await total('allium_gossip_descriptors_total', { result: 'known' })) - before.known;
     // At least two renewals of each relay reached the n − 1 others…
     expect(fresh).to.be.at.least(2 * n * (n - 1));
-    // …partly by pulls, and duplicates stayed rare (flooding would send each renewal to a relay once per link).
-    expect((await total('allium_gossip_pulls_total', { event: 'asked' })) - asked).to.be.above(0);
+    // …partly by pulls where some relay lacked a neighbour, and duplicates stayed rare (flooding would send each
+    // renewal to a relay once per link).
+    if (mayLackNeighbour) expect((await total('allium_gossip_pulls_total', { event: 'asked' })) - asked, `relay links ${relayLinks.join(', ')}`).to.be.above(0);
     expect(known).to.be.below(0.2 * fresh);
     // No renewal pull in the measured window was given up (the network's start, with its consensus rounds, is not
     // measured: a pull abandoned there is what anti-entropy at link opening exists for).
