@@ -69,12 +69,24 @@ function runOne(target: string, o: FuzzRunOptions, findingsDir: string): Promise
     let running = false;
     let execs = 0;
     let settled = false;
-    const finish = (r: TargetReport): void => {
+    let exited = false;
+    const finish = (r: TargetReport, reported = false): void => {
       if (settled) return;
       settled = true;
       clearInterval(watchdog);
-      void worker.terminate();
-      resolve(r);
+      if (!reported || exited) {
+        void worker.terminate();
+        resolve(r);
+        return;
+      }
+      // A worker that reported ends by itself. Terminating it then races its own teardown, in which native modules
+      // run their clean-up: the likely cause of the crashes in libgcc_s's unwinder this suite showed a few times.
+      // Wait for its exit; terminate only one that does not end.
+      const late = setTimeout(() => void worker.terminate(), 10_000);
+      worker.once('exit', () => {
+        clearTimeout(late);
+        resolve(r);
+      });
     };
     const failed = (kind: string, message: string): void => {
       if (settled) return; // the worker's own exit after its report, or after terminate()
@@ -93,20 +105,26 @@ function runOne(target: string, o: FuzzRunOptions, findingsDir: string): Promise
       else {
         const r = m.result;
         const findings = r.findings.map((f) => ({ kind: f.kind, message: f.message, file: saveFinding(findingsDir, target, f.kind, f.message, f.input) }));
-        finish({
-          target,
-          execs: r.execs,
-          seconds: r.ms / 1000,
-          execsPerSecond: r.execs / (r.ms / 1000),
-          corpus: r.corpus,
-          added: r.added,
-          features: r.features,
-          findings,
-        });
+        finish(
+          {
+            target,
+            execs: r.execs,
+            seconds: r.ms / 1000,
+            execsPerSecond: r.execs / (r.ms / 1000),
+            corpus: r.corpus,
+            added: r.added,
+            features: r.features,
+            findings,
+          },
+          true,
+        );
       }
     });
     worker.on('error', (e: Error & { code?: string }) => failed(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'oom' : 'crash', `${e.name}: ${e.message}`));
-    worker.on('exit', (code) => failed('crash', `worker exited with code ${code} before reporting`));
+    worker.on('exit', (code) => {
+      exited = true;
+      failed('crash', `worker exited with code ${code} before reporting`);
+    });
   });
 }
 
