@@ -196,12 +196,13 @@ describe('log audit: no client address, key, link or destination at the default 
     await ca.stop();
     await cb.stop();
     await new Promise((r) => setTimeout(r, 1500)); // relays log the closes
-    // A log file is read while its relay still runs: a last line not yet ended by its newline is left out (it once
-    // read as "{" and failed to parse).
+    // Logs are read while their relays still run, and the first exit was killed (SIGKILL) mid-run: a last line not
+    // yet ended by its newline is left out, of a log file (it once read as "{" and failed to parse) as of a process's
+    // captured output.
     const complete = (text: string): string => text.slice(0, text.lastIndexOf('\n') + 1);
-    logs = [exit.logs(), ...relays.map((r) => r.logs()), ...relays.flatMap((r) => logFiles(r.dataDir).map((f) => complete(readFileSync(f, 'utf8'))))].join(
-      '\n',
-    );
+    logs = [exit.logs(), ...relays.map((r) => r.logs()), ...relays.flatMap((r) => logFiles(r.dataDir).map((f) => readFileSync(f, 'utf8')))]
+      .map(complete)
+      .join('\n');
   });
 
   it('the logs are there and say something (info, the default level)', function () {
