@@ -44,7 +44,7 @@ import { GuardSet, N_PRIMARY, type GuardStorage, type PathBiasEvent } from './gu
 import { VANGUARD_MIN_RELAYS, VanguardSet, type VanguardStorage } from './vanguards.js';
 import type { PathBiasReaction } from './path-bias.js';
 import { DirectoryView } from '../protocol/view.js';
-import { allowsExit, choosePath, compatible, networkOf, weightedPick } from './path.js';
+import { allowsExit, choosePath, choosePathWithFallbacks, compatible, networkOf, weightedPick } from './path.js';
 import { authoritiesFor, NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type BridgeLine } from './bootstrap.js';
 
 export interface ClientStorage {
@@ -701,31 +701,20 @@ export class AlliumClient extends Emitter<ClientEvents> {
           throw e;
         }
       };
-      let path = choose();
-      if (path instanceof AlliumError && exclude.size > 0) {
-        // Avoiding relays that failed recently is a preference (specs/path.md §5): when it leaves no path, relays
-        // that failed are tried again rather than failing every build until their exclusion ends.
-        exclude.clear();
-        path = choose();
-      }
       const enforce = pathOptions.enforceDistinctSubnets ?? true;
       const last = options.last;
-      if (
-        path instanceof AlliumError &&
-        last &&
-        !this.bridgeModeOn &&
-        !this.o.entryRelays &&
-        pathOptions.guards.every((g) => g.fingerprint === last.fingerprint)
-      ) {
-        // The imposed last hop is the only usable guard (the other failed or left): one more guard is sampled, bounded
-        // by the sample's size, rather than no circuit to that relay until a guard returns (specs/path.md §3). Only
-        // then: a last hop merely related to every guard (a family it declares itself, a network it chose) must not
-        // choose which relays this client samples next.
-        if (await this.guards.sampleFitting(this.guardView(), now, (d) => compatible([last], d, enforce))) {
-          pathOptions.guards = this.entries(now);
-          path = choose();
-        }
-      }
+      // Avoiding relays that failed recently is a preference (specs/path.md §5): when it leaves no path, relays
+      // that failed are tried again rather than failing every build until their exclusion ends. When the imposed
+      // last hop is the only usable guard (the other failed or left), one more guard is sampled, bounded by the
+      // sample's size, rather than no circuit to that relay until a guard returns (specs/path.md §3) — and the path
+      // through it avoids the failed relays again. Only then: a last hop merely related to every guard (a family it
+      // declares itself, a network it chose) must not choose which relays this client samples next.
+      const path = await choosePathWithFallbacks(choose, exclude, async () => {
+        if (!last || this.bridgeModeOn || this.o.entryRelays || !pathOptions.guards.every((g) => g.fingerprint === last.fingerprint)) return false;
+        if (!(await this.guards.sampleFitting(this.guardView(), now, (d) => compatible([last], d, enforce)))) return false;
+        pathOptions.guards = this.entries(now);
+        return true;
+      });
       if (path instanceof AlliumError) throw path;
       const entry = path[0]!;
       if (this.bridgeModeOn && !this.bridgeByFp.has(entry.fingerprint)) throw new AlliumError('ERR_INTERNAL', 'bridge mode: a path must start at a bridge');

@@ -215,3 +215,31 @@ export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descr
   path.push(last);
   return path;
 }
+
+/**
+ * The fallbacks of one attempt (specs/path.md §3 SampleForLastHop, §5), around `choose` (ChoosePath with `exclude`):
+ * when no path fits, the failed relays are tried again; when there is still none, `sampleGuard` may add a guard (it
+ * returns whether it did, having updated the guards `choose` uses), and the path through it is chosen with the failed
+ * relays excluded again — cleared once more only if that leaves no path. Returns the path, or the last ERR_ONION_PATH.
+ */
+export async function choosePathWithFallbacks(
+  choose: () => Descriptor[] | AlliumError,
+  exclude: Set<string>,
+  sampleGuard: () => Promise<boolean>,
+): Promise<Descriptor[] | AlliumError> {
+  const failed = [...exclude];
+  let path = choose();
+  if (path instanceof AlliumError && exclude.size > 0) {
+    exclude.clear();
+    path = choose();
+  }
+  if (path instanceof AlliumError && (await sampleGuard())) {
+    for (const fp of failed) exclude.add(fp);
+    path = choose();
+    if (path instanceof AlliumError && exclude.size > 0) {
+      exclude.clear();
+      path = choose();
+    }
+  }
+  return path;
+}

@@ -3,11 +3,11 @@
  * recently the choice fails rather than falling back to an arbitrary entry, and without guards any relay may be one.
  */
 import { expect } from 'chai';
-import { choosePath } from '../../client/path.js';
+import { choosePath, choosePathWithFallbacks } from '../../client/path.js';
 import { IdentityKey } from '../../crypto/keys.js';
 import { crypto } from '../../crypto/index.js';
 import { signDescriptor, type Descriptor } from '../../protocol/descriptor.js';
-import { isAlliumError } from '../../protocol/errors.js';
+import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import { DirectoryView } from '../../protocol/view.js';
 
 function relays(n: number): Descriptor[] {
@@ -95,5 +95,85 @@ describe('path choice', () => {
     }
     expect(lasts.size).to.be.greaterThan(4);
     expect(codeOf(() => choosePath(noExits, { hops: 3, exitPort: 443, guards: [], enforceDistinctSubnets: true, weights: view }))).to.match(/^ERR_ONION_PATH/);
+  });
+  it('a guard sampled for an imposed last hop gets a path that avoids the relays that failed (specs/path.md §3, §5)', async () => {
+    // The client's primary guards are g1 and g2; g1 went down (excluded, and not usable as a guard), and a circuit
+    // must end at g2. No entry fits, so the exclusion is cleared, which does not help; a guard is sampled. The path
+    // through it must not take g1 as its middle: the exclusion was cleared for want of an entry, not of a middle.
+    // (Before, it stayed cleared: about one path in three went through the relay that was down.)
+    const net = relays(5);
+    const [g1, g2] = [net[0]!, net[1]!];
+    let middles = 0;
+    for (let i = 0; i < 120; i++) {
+      const exclude = new Set([g1.fingerprint]);
+      const o = { hops: 3, exitPort: null, guards: [g2], last: g2, exclude, enforceDistinctSubnets: false };
+      const choose = (): Descriptor[] | AlliumError => {
+        try {
+          return choosePath(net, o);
+        } catch (e) {
+          if (isAlliumError(e) && e.code === 'ERR_ONION_PATH') return e;
+          throw e;
+        }
+      };
+      let sampled = 0;
+      const path = await choosePathWithFallbacks(choose, exclude, async () => {
+        sampled++;
+        o.guards = [g2, net[2 + (i % 3)]!];
+        return true;
+      });
+      expect(sampled).to.equal(1);
+      if (path instanceof AlliumError) throw path;
+      expect(path.map((d) => d.fingerprint)).to.not.include(g1.fingerprint);
+      expect(path[2]!.fingerprint).to.equal(g2.fingerprint);
+      expect(exclude.has(g1.fingerprint), 'the exclusion holds again').to.equal(true);
+      middles++;
+    }
+    expect(middles).to.equal(120);
+  });
+
+  it('clears the exclusion again when the new guard has no path without the relays that failed', async () => {
+    // Three relays: the only middle for a path through the sampled guard is the one that failed.
+    const net = relays(3);
+    const [g1, g2, g3] = [net[0]!, net[1]!, net[2]!];
+    const exclude = new Set([g1.fingerprint]);
+    const o = { hops: 3, exitPort: null, guards: [g2], last: g2, exclude, enforceDistinctSubnets: false };
+    const choose = (): Descriptor[] | AlliumError => {
+      try {
+        return choosePath(net, o);
+      } catch (e) {
+        if (isAlliumError(e) && e.code === 'ERR_ONION_PATH') return e;
+        throw e;
+      }
+    };
+    const path = await choosePathWithFallbacks(choose, exclude, async () => {
+      o.guards = [g2, g3];
+      return true;
+    });
+    if (path instanceof AlliumError) throw path;
+    expect(path.map((d) => d.fingerprint)).to.deep.equal([g3.fingerprint, g1.fingerprint, g2.fingerprint]);
+  });
+
+  it('samples no guard when clearing the exclusion is enough', async () => {
+    const net = relays(5);
+    const exclude = new Set(net.slice(2).map((d) => d.fingerprint)); // every middle candidate failed
+    const o = { hops: 3, exitPort: null, guards: [net[0]!], last: net[1]!, exclude, enforceDistinctSubnets: false };
+    let sampled = 0;
+    const path = await choosePathWithFallbacks(
+      () => {
+        try {
+          return choosePath(net, o);
+        } catch (e) {
+          if (isAlliumError(e) && e.code === 'ERR_ONION_PATH') return e;
+          throw e;
+        }
+      },
+      exclude,
+      async () => {
+        sampled++;
+        return true;
+      },
+    );
+    expect(path).to.not.be.instanceOf(AlliumError);
+    expect(sampled).to.equal(0);
   });
 });
