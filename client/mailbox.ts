@@ -48,7 +48,7 @@ import {
   type ItemPrekeys,
   type PrekeySecretLookup,
 } from '../protocol/mailbox.js';
-import { signalOption, type AbortOptions } from '../net/abort.js';
+import { anySignal, signalOption, type AbortOptions } from '../net/abort.js';
 import type { CircuitSource } from './client.js';
 import { ContentClient, type ContentOptions } from './content.js';
 import { solveIntroPow } from './messaging/pow-solver.js';
@@ -68,6 +68,11 @@ const MAX_FRONTIERS = 4096;
 const MAX_PAIR_READS = 16_384;
 /** Message bytes a collector holds before it hands them over (specs/limits.md MAX_MAILBOX_COLLECT_BYTES). */
 export const MAX_MAILBOX_COLLECT_BYTES = 4 * 1024 * 1024;
+/**
+ * Epochs a pass reads at once (specs/messaging.md §9.5): a first pass reads about nine epochs, most of them empty, and
+ * one after the other they cost a round of slot reads each before the newest, where the mail is, is reached.
+ */
+export const MAILBOX_READ_AHEAD = 4;
 /** Pairs a messenger keeps, and per-contact inboxes a pass reads (specs/limits.md MAX_MAILBOX_PAIRS). */
 export const MAX_MAILBOX_PAIRS = 256;
 
@@ -395,24 +400,16 @@ export class MailboxCollector {
     // would close unused with the pass.
     const content = new ContentClient(this.client, { circuitsAhead: false, ...this.options.content });
     const maxBytes = this.options.maxCollectBytes ?? MAX_MAILBOX_COLLECT_BYTES;
-    let found: Found[] = [];
-    let held = 0;
     let delivered = 0;
-    // Hands over what is held, in the senders' order (nothing is written back: items expire at their holders).
-    const flush = async (): Promise<void> => {
-      const batch = found.sort((a, b) => a.m.t - b.m.t || a.m.n - b.m.n || a.m.epoch - b.m.epoch || a.m.slot - b.m.slot);
-      found = [];
-      held = 0;
+    // Hands over `kept`, in the senders' order (nothing is written back: items expire at their holders).
+    const handOver = async (kept: Found[]): Promise<void> => {
+      const batch = kept.splice(0).sort((a, b) => a.m.t - b.m.t || a.m.n - b.m.n || a.m.epoch - b.m.epoch || a.m.slot - b.m.slot);
       for (const f of batch) {
+        throwIfAborted(local.signal);
         if (this.seen.has(f.m.id)) continue;
         this.remember(f.m.id);
         if ((await deliver(f.m)) !== false) delivered++;
       }
-    };
-    const keep = async (f: Found): Promise<void> => {
-      found.push(f);
-      held += f.m.data.length;
-      if (held >= maxBytes) await flush();
     };
     // At most MAX_MAILBOX_PAIRS per-contact inboxes a pass, contacts first: those never read first, then the longest
     // unread, so a reader with more contacts reads every one in turn (each from its own last read).
@@ -423,16 +420,62 @@ export class MailboxCollector {
     }));
     // Inboxes (hex peer, '' for the first-contact inbox) with a slot no holder answered: not counted as read.
     const unanswered = new Set<string>();
-    try {
-      for (let epoch = Math.min(first, ...pairs.map((p) => p.from)); epoch <= last; epoch++) {
-        const inboxes: InboxRef[] = [
-          ...(epoch >= first ? [{ key: inboxKey(this.identity.publicKey, epoch), peer: null }] : []),
-          ...pairs.filter((p) => epoch >= p.from).map((p) => ({ key: pairInboxKey(p.secret, p.peer, epoch), peer: p.peer })),
-        ];
-        for (const inbox of inboxes) {
-          if (!(await this.readInbox(content, epoch, inbox, keep, onError, signal))) unanswered.add(inbox.peer ? toHex(inbox.peer) : '');
+    const epochs: number[] = [];
+    for (let epoch = Math.min(first, ...pairs.map((p) => p.from)); epoch <= last; epoch++) epochs.push(epoch);
+    // Up to MAILBOX_READ_AHEAD epochs are read at once (the newest first), and handed over epoch by epoch, in order: `turn[i]` settles
+    // once every earlier epoch is handed over. The epoch whose turn it is hands over at half of `maxBytes`; those
+    // read ahead of it together hold at most the other half, each its share, and then wait for their turn.
+    const turns = epochs.map(() => {
+      let open!: () => void;
+      const p = new Promise<void>((r) => (open = r));
+      return { p, open };
+    });
+    turns[0]?.open();
+    const aheadShare = maxBytes / 2 / Math.max(1, MAILBOX_READ_AHEAD - 1);
+    // The readers' signal: the caller's, or the first reader's failure (each slot read listens to it).
+    const failed = new AbortController();
+    const local = anySignal(signal, failed.signal);
+    const readEpoch = async (i: number): Promise<void> => {
+      const epoch = epochs[i]!;
+      const kept: Found[] = [];
+      let mine = 0;
+      let ours = false;
+      turns[i]!.p.then(
+        () => (ours = true),
+        () => undefined,
+      );
+      const keep = async (f: Found): Promise<void> => {
+        kept.push(f);
+        mine += f.m.data.length;
+        if (ours ? mine >= maxBytes / 2 : mine >= aheadShare) {
+          await turns[i]!.p;
+          await handOver(kept);
+          mine = 0;
         }
-        await flush();
+      };
+      const inboxes: InboxRef[] = [
+        ...(epoch >= first ? [{ key: inboxKey(this.identity.publicKey, epoch), peer: null }] : []),
+        ...pairs.filter((p) => epoch >= p.from).map((p) => ({ key: pairInboxKey(p.secret, p.peer, epoch), peer: p.peer })),
+      ];
+      for (const inbox of inboxes) {
+        if (!(await this.readInbox(content, epoch, inbox, keep, onError, local.signal))) unanswered.add(inbox.peer ? toHex(inbox.peer) : '');
+      }
+      await turns[i]!.p;
+      await handOver(kept);
+      turns[i + 1]?.open();
+    };
+    try {
+      // The newest epoch first: that is where mail waits, and it takes the most reads; the others oldest first.
+      const order = epochs.length > 1 ? [epochs.length - 1, ...epochs.slice(0, -1).map((_, i) => i)] : epochs.map((_, i) => i);
+      let next = 0;
+      const reader = async (): Promise<void> => {
+        while (next < order.length) await readEpoch(order[next++]!);
+      };
+      try {
+        await Promise.all(Array.from({ length: Math.min(MAILBOX_READ_AHEAD, epochs.length) }, reader));
+      } catch (e) {
+        failed.abort(); // the other readers stop, and hand nothing over
+        throw e;
       }
       if (unanswered.size > 0) {
         onError(new AlliumError('ERR_UNREACHABLE', `no holder of a mailbox slot answered (${unanswered.size} inboxes): read again from there next pass`));
@@ -447,6 +490,7 @@ export class MailboxCollector {
       }
       return delivered;
     } finally {
+      local.dispose();
       content.close();
     }
   }

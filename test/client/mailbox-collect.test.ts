@@ -9,7 +9,7 @@ import { createIdentity } from '../../protocol/address.js';
 import { inboxKey, mailboxEpochAt, MAILBOX_EPOCH_SECONDS, pairInboxKey, pairSecret, sealMailboxItemV1, slotLocator } from '../../protocol/mailbox.js';
 import type { AlliumClient } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { MailboxCollector, MailboxSender, MAILBOX_SCAN_GAP, MAX_MAILBOX_COLLECT_BYTES, MAX_MAILBOX_PAIRS } from '../../client/mailbox.js';
+import { MailboxCollector, MailboxSender, MAILBOX_READ_AHEAD, MAILBOX_SCAN_GAP, MAX_MAILBOX_COLLECT_BYTES, MAX_MAILBOX_PAIRS } from '../../client/mailbox.js';
 import { crypto } from '../../crypto/index.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import type { ContentStatus } from '../../protocol/content-messages.js';
@@ -81,23 +81,87 @@ describe('mailbox collection is bounded', () => {
     // The most messages read and not yet handed over, seen at any hand-over (what the collector held).
     let mostHeld = 0;
     let todayBeforeYesterday = false;
+    let todaySeen = false;
     const n = await withHolders(holders, () =>
       collector.collect(
         (m) => {
           mostHeld = Math.max(mostHeld, fetched - delivered);
           delivered++;
-          if (m.epoch === today - 1 && fetched > 5) todayBeforeYesterday = true;
+          // Epochs are read several at once, but handed over epoch by epoch.
+          if (m.epoch === today) todaySeen = true;
+          if (m.epoch === today - 1 && todaySeen) todayBeforeYesterday = true;
         },
         (e) => {
           throw e;
         },
       ),
     );
-    // A hand-over starts once the messages held reach MAX_MAILBOX_COLLECT_BYTES; a window of slots is read at once.
-    const perFlush = Math.ceil(MAX_MAILBOX_COLLECT_BYTES / 27_000) + MAILBOX_SCAN_GAP - 1;
+    // A hand-over starts once the messages held reach MAX_MAILBOX_COLLECT_BYTES (half of it for the epoch whose
+    // turn it is, the other half shared by the epochs read ahead); a window of slots is read at once by each.
+    const perFlush = Math.ceil(MAX_MAILBOX_COLLECT_BYTES / 27_000) + MAILBOX_READ_AHEAD * (MAILBOX_SCAN_GAP - 1);
     expect(mostHeld).to.be.at.most(perFlush);
     // Collecting writes nothing (specs/messaging.md §9.4): what an observer reads in the slots does not change.
     expect({ n, deleted, todayBeforeYesterday }).to.deep.equal({ n: 405, deleted: 0, todayBeforeYesterday: false });
+  });
+
+  it('reads the epochs of a first pass several at once, and hands over the newest only after the older ones', async () => {
+    // A first pass reads about nine epochs (MAX_MAILBOX_TTL_MS back); mail waits in the newest. One epoch after the
+    // other, each costs a round of slot reads before the newest is reached.
+    const reader = createIdentity();
+    const now = Date.now();
+    const today = mailboxEpochAt(now);
+    const held = new Map<string, Uint8Array>();
+    for (const [epoch, count] of [
+      [today - 3, 1],
+      [today, 2],
+    ] as const) {
+      const inbox = inboxKey(reader.publicKey, epoch);
+      for (let i = 0; i < count; i++) {
+        const rk = slotLocator(inbox, i);
+        const data = new TextEncoder().encode(`epoch ${epoch} slot ${i}`);
+        held.set(
+          toHex(rk),
+          sealMailboxItemV1({
+            sender: createIdentity(),
+            recipient: reader.publicKey,
+            slot: rk,
+            exp: now + 3_600_000,
+            t: now - (today - epoch) * 1000 + i,
+            n: 0,
+            data,
+          }).bytes,
+        );
+      }
+    }
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const holders: Pick<ContentClient, 'fetchFromAll' | 'storeAll'> = {
+      fetchFromAll: async (_kind, rk) => {
+        inFlight++;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        await new Promise((r) => setImmediate(r));
+        inFlight--;
+        const item = held.get(toHex(rk));
+        return item ? [item] : [];
+      },
+      storeAll: async () => ['ok'],
+    };
+    const client = { directory: { all: () => [] } } as unknown as AlliumClient;
+    const collector = new MailboxCollector(client, reader);
+    const epochs: number[] = [];
+    const n = await withHolders(holders, () =>
+      collector.collect(
+        (m) => void epochs.push(m.epoch),
+        (e) => {
+          throw e;
+        },
+      ),
+    );
+    expect(n).to.equal(3);
+    expect(epochs).to.deep.equal([today - 3, today, today]);
+    // Before: one window of MAILBOX_SCAN_GAP slots at a time. Now a window of each epoch read at once, and no more.
+    expect(mostInFlight).to.be.greaterThan(MAILBOX_SCAN_GAP);
+    expect(mostInFlight).to.be.at.most(MAILBOX_READ_AHEAD * MAILBOX_SCAN_GAP);
   });
 
   it('reads the per-contact inboxes of its pairs, and refuses an item there that is not from the pair', async () => {
