@@ -9,7 +9,8 @@
  *
  * kind 1 is a message, kind 2 an acknowledgement of the message `id` (empty body, mix.md §8.5), kind 3 an address
  * box whose body is version 1 | seq u64 | the sender's mix address (105 bytes, mix.md §8.2, §8.6: `seq` strictly
- * increasing at the sender, so a receiver can ignore an older address); the kind is in the associated data, so a
+ * increasing at the sender, so a receiver can ignore an older address), kind 4 an acknowledgement batch whose body
+ * is version 1 | 1 to MIX_ACK_BATCH (33) ids of 16 bytes (mix.md §8.5); the kind is in the associated data, so a
  * box of one kind never opens as another.
  *
  * The tag is a MAC under the pair's key (as offline items', specs/messaging.md §9): it authenticates the sender to
@@ -28,6 +29,10 @@ export const MIX_MESSAGE_VERSION = 1;
 export const MIX_ACK_KIND = 2;
 /** Kind byte of an address box: the sender's (new) mix address (mix.md §8.6). */
 export const MIX_ADDRESS_KIND = 3;
+/** Kind byte of an acknowledgement batch: the ids of several boxes from its recipient (mix.md §8.2, §8.5). */
+export const MIX_ACK_BATCH_KIND = 4;
+/** Version byte of an acknowledgement batch's body. */
+export const MIX_ACK_BATCH_VERSION = 1;
 /** Data one message-mode packet carries (MAX_MIX_MESSAGE, mix.md §5.2): 691 − 48 (seal) − 19 (frame header). */
 const MIX_DATA_LEN = MIX_PAYLOAD_LEN - 48 - 19;
 const NONCE_LEN = 24;
@@ -37,6 +42,8 @@ const TAG_LEN = 16;
 export const MIX_MESSAGE_OVERHEAD = 1 + 32 + NONCE_LEN + ID_LEN + TAG_LEN; // 89
 /** Longest body a Messenger sends in message mode (MAX_MIX_MESSENGER_BYTES): 535 bytes. */
 export const MAX_MIX_MESSENGER_BYTES = MIX_DATA_LEN - MIX_MESSAGE_OVERHEAD;
+/** Ids one acknowledgement batch carries at most (MIX_ACK_BATCH): version (1) + 16 n ≤ 535, so 33. */
+export const MIX_ACK_BATCH = Math.floor((MAX_MIX_MESSENGER_BYTES - 1) / ID_LEN);
 
 const LABEL = {
   inboxSecret: utf8('allium-v1:mix:inbox-secret'),
@@ -79,7 +86,7 @@ function adOf(kind: number, from: Uint8Array, to: Uint8Array): Uint8Array {
 
 /**
  * A box of any `kind` and `body`, unchecked beyond the id and nonce lengths: for vectors and tests that build boxes
- * a receiver must refuse. Senders use sealMixMessage, sealMixAck and sealMixAddress.
+ * a receiver must refuse. Senders use sealMixMessage, sealMixAck, sealMixAckBatch and sealMixAddress.
  */
 export function sealMixBox(
   kind: number,
@@ -122,6 +129,23 @@ export function sealMixAck(self: Identity, to: Uint8Array, id: Uint8Array, nonce
 }
 
 /**
+ * The acknowledgement batch from `self` to `to` of the boxes `ids` (mix.md §8.2, §8.5): a kind 4 box under a random
+ * `id` of its own (`batchId`, fresh unless a vector gives it), whose body is version 1 | the ids, 90 + 16 n bytes.
+ * Throws ERR_BAD_LENGTH (no id, more than MIX_ACK_BATCH, an id that is not 16 bytes), ERR_KEY_FORMAT.
+ */
+export function sealMixAckBatch(
+  self: Identity,
+  to: Uint8Array,
+  ids: readonly Uint8Array[],
+  batchId: Uint8Array = crypto().random(ID_LEN),
+  nonce: Uint8Array = crypto().random(NONCE_LEN),
+): Uint8Array {
+  if (ids.length === 0 || ids.length > MIX_ACK_BATCH || ids.some((id) => id.length !== ID_LEN))
+    throw new AlliumError('ERR_BAD_LENGTH', `an acknowledgement batch holds 1 to ${MIX_ACK_BATCH} ids of 16 bytes`);
+  return seal(MIX_ACK_BATCH_KIND, self, to, batchId, concatBytes(Uint8Array.of(MIX_ACK_BATCH_VERSION), ...ids), nonce);
+}
+
+/**
  * The address box from `self` to `to` (mix.md §8.2, §8.6): a kind 3 box whose body is version 1 | `seq` (u64,
  * big-endian: the sender's address sequence, strictly increasing) | `self`'s mix address `mix`, 194 bytes. Throws
  * ERR_KEY_FORMAT (not a valid identity key, or a mix address that is not 3 × 32 bytes with a valid gateway point),
@@ -147,28 +171,36 @@ export function sealMixAddress(
 }
 
 /**
- * An opened box: a message (kind 1), an acknowledgement of the message `id` (kind 2, empty body) or an address box
- * (kind 3: `body` is the 96-byte address, `mix` the same split into its parts, `seq` its address sequence).
+ * An opened box: a message (kind 1), an acknowledgement of the message `id` (kind 2, empty body), an address box
+ * (kind 3: `body` is the 96-byte address, `mix` the same split into its parts, `seq` its address sequence), or an
+ * acknowledgement batch (kind 4: `acked` the ids it acknowledges, 1 to MIX_ACK_BATCH, repeats as sent; `id` the
+ * batch's own, which acknowledges nothing).
  */
 export interface OpenedMixMessage {
-  readonly kind: 'message' | 'ack' | 'address';
+  readonly kind: 'message' | 'ack' | 'address' | 'acks';
   readonly from: Uint8Array;
   readonly id: Uint8Array;
   readonly body: Uint8Array;
   readonly mix?: { readonly gateway: Uint8Array; readonly inbox: Uint8Array; readonly key: Uint8Array };
   readonly seq?: number;
+  readonly acked?: readonly Uint8Array[];
 }
 
 /**
  * Opens a box addressed to `self`: its kind, the sender's identity key, the message id and the body. Throws
- * ERR_MESSAGE_AUTH for anything that is not a kind 1, 2 or 3 box from a valid identity key that opens under the
- * pair's key, for an acknowledgement with a body, and for an address box whose body is not version 1, a sequence of
- * at most 2^53 − 1 and a mix address (105 bytes; the first, 96-byte form is refused).
+ * ERR_MESSAGE_AUTH for anything that is not a kind 1 to 4 box from a valid identity key that opens under the
+ * pair's key, for an acknowledgement with a body, for an address box whose body is not version 1, a sequence of
+ * at most 2^53 − 1 and a mix address (105 bytes; the first, 96-byte form is refused), and for a batch whose body is
+ * not version 1 and 1 to MIX_ACK_BATCH whole ids.
  */
 export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessage {
   const c = crypto();
   const kind = data[0];
-  if (data.length < MIX_MESSAGE_OVERHEAD || data.length > MIX_DATA_LEN || (kind !== MIX_MESSAGE_VERSION && kind !== MIX_ACK_KIND && kind !== MIX_ADDRESS_KIND))
+  if (
+    data.length < MIX_MESSAGE_OVERHEAD ||
+    data.length > MIX_DATA_LEN ||
+    (kind !== MIX_MESSAGE_VERSION && kind !== MIX_ACK_KIND && kind !== MIX_ADDRESS_KIND && kind !== MIX_ACK_BATCH_KIND)
+  )
     throw new CryptoError('ERR_MESSAGE_AUTH', 'not a message-mode message');
   const from = data.slice(1, 33);
   if (!c.edIsValidPoint(from)) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode message names no valid sender');
@@ -184,6 +216,13 @@ export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessa
   if (kind === MIX_ACK_KIND && plain.length !== ID_LEN) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode acknowledgement carries a body');
   const id = plain.slice(0, ID_LEN);
   const body = plain.slice(ID_LEN);
+  if (kind === MIX_ACK_BATCH_KIND) {
+    const n = (body.length - 1) / ID_LEN;
+    if (body[0] !== MIX_ACK_BATCH_VERSION || !Number.isInteger(n) || n < 1 || n > MIX_ACK_BATCH)
+      throw new CryptoError('ERR_MESSAGE_AUTH', `a message-mode acknowledgement batch is not version 1 with 1 to ${MIX_ACK_BATCH} ids`);
+    const acked = Array.from({ length: n }, (_, i) => body.slice(1 + i * ID_LEN, 1 + (i + 1) * ID_LEN));
+    return { kind: 'acks', from, id, body, acked };
+  }
   if (kind === MIX_ADDRESS_KIND) {
     if (body.length !== MIX_ADDRESS_BODY_LEN || body[0] !== MIX_ADDRESS_BOX_VERSION)
       throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode address box is not of version 1');

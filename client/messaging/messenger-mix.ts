@@ -10,18 +10,20 @@
  * first message to a contact in a run is preceded by an address box too, so a contact that lacks our address can
  * acknowledge. Boxes that do not open are counted (`rejected`) and reported, never delivered.
  *
- * Acknowledgements (mix.md §8.5): every message that opens is answered with an acknowledgement box, queued in the
+ * Acknowledgements (mix.md §8.5): every message that opens is answered with an acknowledgement, queued in the
  * acknowledgement lane of our own payload stream (a slot that would otherwise carry drop cover), which alternates
- * with our own messages while both wait; each contact has a token bucket of acknowledgements (MIX_ACK_BURST,
+ * with our own messages while both wait; acknowledgements to one contact that wait together are one packet (a
+ * batch of up to MIX_ACK_BATCH ids, sealed when its slot comes); each contact has a token bucket of acknowledgements (MIX_ACK_BURST,
  * MIX_ACK_RATE), and a box over it is dropped unacknowledged (its sender retransmits); every message we send is
  * kept until its acknowledgement comes, sent again when a timer drawn from [2, 4] × expectedLatencyMs (CSPRNG),
- * started when its packet leaves, runs out, and given up (ERR_MIX_UNACKNOWLEDGED) after MIX_MAX_RETRANSMITS.
+ * started when its packet leaves, runs out, and given up (ERR_MIX_UNACKNOWLEDGED) after MIX_MAX_RETRANSMITS; an
+ * address box given up so is reported (handlers.addressUnacknowledged).
  */
 import type { Identity } from '../../protocol/address.js';
 import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import { CellCommand } from '../../protocol/cell.js';
 import type { CardMixAddress } from '../../protocol/contact-card.js';
-import { openMixMessage, sealMixAck, sealMixAddress, sealMixMessage, mixSecretsOf } from '../../protocol/mix-message.js';
+import { MIX_ACK_BATCH, openMixMessage, sealMixAck, sealMixAckBatch, sealMixAddress, sealMixMessage, mixSecretsOf } from '../../protocol/mix-message.js';
 import type { AbortOptions } from '../../net/abort.js';
 import type { Link } from '../../net/link.js';
 import { crypto } from '../../crypto/index.js';
@@ -68,13 +70,20 @@ export interface MessengerMixHandlers {
   delivered(to: Uint8Array, id: Uint8Array): void;
   /** A message we sent was given up: ERR_MIX_UNACKNOWLEDGED. */
   failed(to: Uint8Array, id: Uint8Array, e: AlliumError): void;
+  /**
+   * Our address box to the contact `to` was given up after MIX_MAX_RETRANSMITS retransmissions (mix.md §8.6): it may
+   * not be able to reach us in message mode.
+   */
+  addressUnacknowledged?(to: Uint8Array): void;
   error(e: AlliumError): void;
 }
 
 /** Counters of acknowledgements (mix.md §8.5). */
 export interface MessengerMixAckStats {
-  /** Acknowledgements queued for messages that opened (copies included). */
+  /** Boxes acknowledged (copies included), whether their acknowledgements leave alone or in a batch. */
   acksSent: number;
+  /** Acknowledgement packets queued: one for each batch (mix.md §8.5), so at most acksSent. */
+  ackPackets: number;
   /** Boxes from contacts over their acknowledgement rate: a message dropped, an address applied, neither acknowledged. */
   acksLimited: number;
   /** Acknowledgements that ended a pending message. */
@@ -119,6 +128,13 @@ interface Pending {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
+/** Acknowledgements to one contact at one address waiting together for a slot (mix.md §8.5). */
+interface AckBatch {
+  /** The ids acknowledged, each once, at most MIX_ACK_BATCH. */
+  readonly ids: Uint8Array[];
+  readonly has: Set<string>;
+}
+
 /** A former gateway's inbox, polled until its mail has expired (mix.md §8.6). */
 interface Drain {
   readonly gateway: Uint8Array;
@@ -142,6 +158,7 @@ export class MessengerMix {
   rejected = 0;
   readonly acks: MessengerMixAckStats = {
     acksSent: 0,
+    ackPackets: 0,
     acksLimited: 0,
     acksReceived: 0,
     retransmitted: 0,
@@ -179,6 +196,11 @@ export class MessengerMix {
   private readonly drains: Drain[] = [];
   /** Acknowledgement buckets by contact key (at most MAX_MIX_ACK_PEERS, mix.md §8.5). */
   private readonly ackBuckets = new Map<string, { tokens: number; at: number }>();
+  /**
+   * Open acknowledgement batches by contact key and address: the batch whose packet has not left (mix.md §8.5). At
+   * most one for each entry of the acknowledgement lane (MAX_MIX_ACK_QUEUE); emptied when the lane is dropped.
+   */
+  private readonly ackBatches = new Map<string, AckBatch>();
 
   constructor(
     private readonly host: MessengerHost,
@@ -373,6 +395,7 @@ export class MessengerMix {
     this.pending.clear();
     this.queued.clear();
     this.addressPending.clear();
+    this.ackBatches.clear();
     for (const d of [...this.drains]) this.stopDrain(d); // a copy: stopDrain removes it from the list
   }
 
@@ -406,9 +429,10 @@ export class MessengerMix {
     if (p.retransmits >= MIX_MAX_RETRANSMITS) {
       this.pending.delete(key);
       if (p.kind === 'address') {
-        // No message of the application was lost: counted, not reported (mix.md §8.6).
+        // No message of the application was lost: no 'message:failed', but the contact is named (mix.md §8.6).
         this.addressPending.delete(hex(p.toKey));
         this.acks.addressesUnacknowledged++;
+        this.on.addressUnacknowledged?.(p.toKey);
         return;
       }
       this.acks.unacknowledged++;
@@ -436,20 +460,10 @@ export class MessengerMix {
       this.on.error(isAlliumError(e) ? e : new AlliumError('ERR_MESSAGE_AUTH', 'message-mode message refused', { cause: e }));
       return;
     }
-    if (m.kind === 'ack') {
-      const key = hex(m.id);
-      const p = this.pending.get(key);
-      // Only the message's recipient can end it; a late or repeated acknowledgement is ignored.
-      if (!p || !crypto().equal(p.toKey, m.from)) return;
-      clearTimeout(p.timer);
-      this.pending.delete(key);
-      if (p.kind === 'address') {
-        this.addressPending.delete(hex(p.toKey));
-        this.acks.addressesAcknowledged++;
-        return;
-      }
-      this.acks.acksReceived++;
-      this.on.delivered(p.toKey, p.id);
+    if (m.kind === 'ack' || m.kind === 'acks') {
+      // A batch is each of its ids checked as a single acknowledgement is (at most MIX_ACK_BATCH: the decoder refuses
+      // more); a repeated id finds its box ended already (mix.md §8.5).
+      for (const id of m.kind === 'ack' ? [m.id] : m.acked!) this.ackOf(m.from, id);
       return;
     }
     if (m.kind === 'address') {
@@ -457,6 +471,26 @@ export class MessengerMix {
       return;
     }
     void this.messageFrom(m.from, m.id, m.body);
+  }
+
+  /**
+   * An acknowledgement from `from` of the box `id`: it ends our box of that id pending to `from`; an id of no pending
+   * box, of one pending to another contact, or already ended, is ignored (mix.md §8.5).
+   */
+  private ackOf(from: Uint8Array, id: Uint8Array): void {
+    const key = hex(id);
+    const p = this.pending.get(key);
+    // Only the message's recipient can end it; a late or repeated acknowledgement is ignored.
+    if (!p || !crypto().equal(p.toKey, from)) return;
+    clearTimeout(p.timer);
+    this.pending.delete(key);
+    if (p.kind === 'address') {
+      this.addressPending.delete(hex(p.toKey));
+      this.acks.addressesAcknowledged++;
+      return;
+    }
+    this.acks.acksReceived++;
+    this.on.delivered(p.toKey, p.id);
   }
 
   /**
@@ -537,15 +571,35 @@ export class MessengerMix {
 
   /**
    * Answers a box that opened (a copy too: the first acknowledgement may be what was lost) in the acknowledgement
-   * lane, which alternates with our own messages (mix.md §5.2).
+   * lane, which alternates with our own messages (mix.md §5.2): in the open batch to `from` at `to` while it has room,
+   * else in a new batch, sealed when its slot comes — a kind 2 acknowledgement of one id, or a kind 4 batch — and
+   * closed when its packet leaves (mix.md §8.5).
    */
   private acknowledge(from: Uint8Array, id: Uint8Array, to: CardMixAddress): void {
     if (!this.mix || this.closed) return;
-    try {
-      this.mix.send(to, sealMixAck(this.identity, from, id), { ack: true });
+    const key = hex(from) + hex(to.gateway) + hex(to.inbox) + hex(to.key);
+    const open = this.ackBatches.get(key);
+    if (open && open.ids.length < MIX_ACK_BATCH) {
+      if (!open.has.has(hex(id))) {
+        open.ids.push(id);
+        open.has.add(hex(id));
+      }
       this.acks.acksSent++;
+      return;
+    }
+    const b: AckBatch = { ids: [id], has: new Set([hex(id)]) };
+    const close = (): void => {
+      if (this.ackBatches.get(key) === b) this.ackBatches.delete(key);
+    };
+    this.ackBatches.set(key, b);
+    try {
+      // Sealed at each slot it is to leave in, with the ids it holds then; closed when it has left.
+      const seal = (): Uint8Array => (b.ids.length === 1 ? sealMixAck(this.identity, from, b.ids[0]!) : sealMixAckBatch(this.identity, from, b.ids));
+      this.mix.send(to, seal, { ack: true, left: close });
+      this.acks.acksSent++;
+      this.acks.ackPackets++;
     } catch {
-      /* the lane is full: the sender retransmits */
+      close(); // the lane is full: the sender retransmits
     }
   }
 
@@ -592,6 +646,7 @@ export class MessengerMix {
     const oldGateway = this.gateway!;
     const oldLink = this.link;
     old.stop();
+    this.ackBatches.clear(); // the old client's acknowledgement lane is dropped with it (mix.md §8.6)
     this.acks.gatewayChanges++;
     this.gateway = g.identity;
     this.attach(g.link);

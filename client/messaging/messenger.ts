@@ -262,6 +262,8 @@ export class Messenger extends Emitter<MessengerEvents> {
               addressChanged: (from, mix, seq) => this.contacts.setMix(from, mix, seq),
               delivered: (to, id) => this.emit('message:delivered', { status: 'delivered', to: formatAddress(to), seq: 0, id: toHex(id) }),
               failed: (to, _id, error) => this.emit('message:failed', { to: formatAddress(to), error }),
+              // Our address box was never acknowledged (mix.md §8.6): the contact may not be able to reach us.
+              addressUnacknowledged: (to) => void this.addressUnacknowledged(formatAddress(to)),
               error: (e) => this.emit('endpoint:error', e),
             },
             options.mixStorage,
@@ -281,6 +283,17 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (this.closed) throw new AbortedError('messenger closed');
     if (!this.mixMode) throw new AlliumError('ERR_CONFIG', "message mode needs messageMode: 'mix'");
     await this.mixMode.start(options);
+  }
+
+  /** 'contact:address-unacknowledged' for `address`, with its name in the book if it is there (specs/mix.md §8.6). */
+  private async addressUnacknowledged(address: string): Promise<void> {
+    let name: string | undefined;
+    try {
+      name = (await this.contacts.byAddress(address))?.name;
+    } catch {
+      name = undefined; // the book cannot be read: the event names the address alone
+    }
+    if (!this.closed) this.emit('contact:address-unacknowledged', { address, ...(name !== undefined ? { name } : {}) });
   }
 
   /** Our mix address (specs/mix.md §8.1) once message mode runs; what card() publishes. */

@@ -97,8 +97,11 @@ export interface MixClientStats {
 /** A message waiting for a payload slot. */
 interface Queued {
   readonly to: MixAddress;
-  readonly frame: Uint8Array;
+  /** The frame, or (an acknowledgement batch, specs/mix.md §8.5) what gives its data when its slot comes. */
+  readonly frame: Uint8Array | (() => Uint8Array);
   readonly id: Uint8Array;
+  /** Called when its packet leaves (before 'mix:sent'). */
+  readonly left?: () => void;
 }
 
 export type MixClientEvents = {
@@ -162,17 +165,20 @@ export class MixClient extends Emitter<MixClientEvents> {
   /**
    * Queues `data` for `to` (sent at the payload stream's next event; at once with cover off), behind the queued
    * messages, or with `ack` in the acknowledgement lane, which alternates with the messages while both wait (an
-   * acknowledgement, specs/mix.md §5.2, §8.5). Returns the frame's random id ('mix:sent' names it when its packet
-   * leaves). Throws ERR_MIX_PATH when it is over MAX_MIX_MESSAGE, ERR_LIMIT when MAX_MIX_SEND_QUEUE messages (or
-   * MAX_MIX_ACK_QUEUE acknowledgements) are waiting.
+   * acknowledgement, specs/mix.md §5.2, §8.5). `data` may be a function, called for the data at each slot in which
+   * the packet is to leave (an acknowledgement batch is sealed with the ids it holds then, mix.md §8.5; data over
+   * MAX_MIX_MESSAGE then drops it); `left` is called when its packet has left. Returns the frame's random id
+   * ('mix:sent' names it when its packet leaves). Throws ERR_MIX_PATH when it is over MAX_MIX_MESSAGE, ERR_LIMIT
+   * when MAX_MIX_SEND_QUEUE messages (or MAX_MIX_ACK_QUEUE acknowledgements) are waiting.
    */
-  send(to: MixAddress, data: Uint8Array, options: { ack?: boolean } = {}): Uint8Array {
-    if (data.length > MAX_MIX_MESSAGE) throw new AlliumError('ERR_MIX_PATH', `a message-mode message is at most ${MAX_MIX_MESSAGE} bytes`);
+  send(to: MixAddress, data: Uint8Array | (() => Uint8Array), options: { ack?: boolean; left?: () => void } = {}): Uint8Array {
+    if (typeof data !== 'function' && data.length > MAX_MIX_MESSAGE)
+      throw new AlliumError('ERR_MIX_PATH', `a message-mode message is at most ${MAX_MIX_MESSAGE} bytes`);
     const lane = options.ack ? this.acks : this.queue;
     if (lane.length >= (options.ack ? MAX_MIX_ACK_QUEUE : MAX_MIX_SEND_QUEUE))
       throw new AlliumError('ERR_LIMIT', options.ack ? 'too many message-mode acknowledgements waiting' : 'too many message-mode messages waiting');
     const id = crypto().random(16);
-    lane.push({ to, frame: frame(FrameKind.MESSAGE, id, data), id });
+    lane.push({ to, frame: typeof data === 'function' ? data : frame(FrameKind.MESSAGE, id, data), id, ...(options.left ? { left: options.left } : {}) });
     if (!this.o.cover) this.payloadEvent();
     return id;
   }
@@ -235,13 +241,20 @@ export class MixClient extends Emitter<MixClientEvents> {
     const lane = fromAcks ? this.acks : this.queue;
     const m = lane.shift();
     if (m) {
+      let f: Uint8Array;
+      if (typeof m.frame === 'function') {
+        const data = m.frame();
+        if (data.length > MAX_MIX_MESSAGE) return; // a batch that cannot be sealed (never from MessengerMix): dropped
+        f = frame(FrameKind.MESSAGE, m.id, data);
+      } else f = m.frame;
       // A packet that could not leave (no path this slot, or the link down) puts its message back at the head: the
       // slot is spent as a cover slot that could not leave would be, and the message waits for the next (mix.md §5.1).
-      if (!this.sendPacket(m.to.gateway, { kind: 'deliver', inbox: m.to.inbox }, crypto().seal(m.frame, m.to.key))) {
+      if (!this.sendPacket(m.to.gateway, { kind: 'deliver', inbox: m.to.inbox }, crypto().seal(f, m.to.key))) {
         lane.unshift(m);
         return;
       }
       this.lastWasAck = fromAcks;
+      m.left?.();
       this.stats.realSent++;
       this.emit('mix:sent', m.id);
       return;

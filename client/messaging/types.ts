@@ -333,6 +333,12 @@ export type MessengerEvents = {
   'contact:identity-changed': [IdentityChange];
   /** A contact's key was marked verified. */
   'contact:verified': [Contact];
+  /**
+   * Message mode (specs/mix.md §8.6): our address box to this contact (its address, and its name in the book) was
+   * given up unacknowledged after its retransmissions. The contact may not be able to reach us in message mode (its
+   * record may hold an older mix address, or none): tell the user, and give the contact a new card.
+   */
+  'contact:address-unacknowledged': [{ address: string; name?: string }];
   'contact:removed': [string];
 } & GroupEvents &
   DeviceEvents;

@@ -65,14 +65,30 @@ function messengerVectors(): object {
       data: toHex(data),
     };
   });
+  // Acknowledgement batches (mix.md §8.2, §8.5): kind 4, a random batch id, body version 1 | the acknowledged ids;
+  // one of two ids, one of MIX_ACK_BATCH (the largest) with a repeated id. Drawn after the address boxes, so the
+  // values above stay as they were.
+  const batches = [2, MIX_ACK_BATCH].map((n, k) => {
+    const [from, to] = [ids[1 - (k % 2)]!, ids[k % 2]!];
+    const acked = Array.from({ length: n }, () => rnd(16));
+    if (n > 2) acked[n - 1] = acked[0]!; // a repeat: the decoder keeps it, the receiver ignores it
+    const id = rnd(16);
+    const nonce = rnd(24);
+    const data = sealMixAckBatch(from, to.publicKey, acked, id, nonce);
+    const back = openMixMessage(to, data);
+    if (back.kind !== 'acks' || back.acked!.map(toHex).join() !== acked.map(toHex).join()) throw new Error('mix messenger batch round trip');
+    return { from: 1 - (k % 2), to: k % 2, id: toHex(id), nonce: toHex(nonce), acked: acked.map(toHex), data: toHex(data) };
+  });
   return {
     description:
-      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. Each address is sealMixAddress(identities[from], identities[to].identity, id, { gateway, inbox, key }, seq, nonce) = data (kind 3, 194 bytes: the plaintext body of the box is version 1 | seq u64 big-endian | gateway | inbox | key); openMixMessage gives kind "address", from, id, seq and the body gateway | inbox | key. A kind 3 box whose body is the 96-byte address alone (the first form), of another version, or with a seq over 2^53 - 1 is refused (ERR_MESSAGE_AUTH). maxBody is MAX_MIX_MESSENGER_BYTES.',
+      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. Each address is sealMixAddress(identities[from], identities[to].identity, id, { gateway, inbox, key }, seq, nonce) = data (kind 3, 194 bytes: the plaintext body of the box is version 1 | seq u64 big-endian | gateway | inbox | key); openMixMessage gives kind "address", from, id, seq and the body gateway | inbox | key. A kind 3 box whose body is the 96-byte address alone (the first form), of another version, or with a seq over 2^53 - 1 is refused (ERR_MESSAGE_AUTH). Each batch is sealMixAckBatch(identities[from], identities[to].identity, acked, id, nonce) = data (kind 4, 90 + 16 n bytes: the plaintext body is version 1 | the acked ids); openMixMessage gives kind "acks", from, id (of the batch itself) and acked in order, repeats kept. A kind 4 box with no id, more than maxAckBatch ids, a part of an id, or another version is refused (ERR_MESSAGE_AUTH). maxBody is MAX_MIX_MESSENGER_BYTES; maxAckBatch is MIX_ACK_BATCH.',
     maxBody: MAX_MIX_MESSENGER_BYTES,
+    maxAckBatch: MIX_ACK_BATCH,
     identities,
     boxes,
     acks,
     addresses,
+    batches,
   };
 }
 import { crypto } from '../../crypto/index.js';
@@ -80,7 +96,16 @@ import { concatBytes, toHex } from '../../protocol/bytes.js';
 import { createMixPacket, MIX_PACKET_LEN, MIX_PAYLOAD_LEN, mixInbox, processMixPacket, type MixFinal, type MixResult } from '../../protocol/mix-packet.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { createIdentity } from '../../protocol/address.js';
-import { MAX_MIX_MESSENGER_BYTES, mixSecretsOf, openMixMessage, sealMixAck, sealMixAddress, sealMixMessage } from '../../protocol/mix-message.js';
+import {
+  MAX_MIX_MESSENGER_BYTES,
+  MIX_ACK_BATCH,
+  mixSecretsOf,
+  openMixMessage,
+  sealMixAck,
+  sealMixAckBatch,
+  sealMixAddress,
+  sealMixMessage,
+} from '../../protocol/mix-message.js';
 import { errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';
 
 interface Relay {

@@ -17,7 +17,16 @@ import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
 import { mixAddressVerdict } from '../../client/messaging/contacts.js';
 import { MessengerMix, MIX_ACK_BURST, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
-import { MIX_SEQ_AHEAD_MS, mixSecretsOf, sealMixAddress } from '../../protocol/mix-message.js';
+import {
+  MIX_ACK_BATCH,
+  MIX_SEQ_AHEAD_MS,
+  mixSecretsOf,
+  openMixMessage,
+  sealMixAck,
+  sealMixAckBatch,
+  sealMixAddress,
+  sealMixMessage,
+} from '../../protocol/mix-message.js';
 import { loadMixState, saveMixState } from '../../client/messaging/mix-store.js';
 import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
 import type { MessengerHost } from '../../client/messaging/types.js';
@@ -271,7 +280,7 @@ describe('message mode: the client keeps a real message whose packet could not l
    * `book` (identity key → its mix address; a key with undefined is a contact without one).
    */
   const moving = (identity: Identity, gateway: { current: Uint8Array }, gate?: Gate, storage?: GroupStorage, monotonic?: () => number) => {
-    const ev = { delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[], errors: [] as AlliumError[] };
+    const ev = { delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[], errors: [] as AlliumError[], unreached: [] as string[] };
     const book = new Map<string, CardMixAddress | undefined>();
     const seqs = new Map<string, number>();
     /** Calls of addressChanged (each a write of the book when it applies). */
@@ -310,6 +319,7 @@ describe('message mode: the client keeps a real message whose packet could not l
         },
         delivered: (_to, id) => ev.delivered.push(h(id)),
         failed: (_to, _id, e) => ev.failed.push(e),
+        addressUnacknowledged: (to) => ev.unreached.push(h(to)),
         error: (e) => ev.errors.push(e),
       },
       storage,
@@ -388,6 +398,10 @@ describe('message mode: the client keeps a real message whose packet could not l
         expect(bob.ev.received).to.include('from a stranger');
         expect(carol.m.acks.addressesSent).to.equal(1);
         expect(carol.m.acks.addressesAcknowledged).to.equal(0);
+        // Her address box given up is reported, naming bob: he may not be able to reach her (mix.md §8.6).
+        await waitFor(() => carol.m.acks.addressesUnacknowledged === 1, 10_000, "carol's address box given up");
+        expect(carol.ev.unreached).to.deep.equal([Buffer.from(bobId.publicKey).toString('hex')]);
+        expect(alice.ev.unreached, 'an acknowledged address box is not reported').to.deep.equal([]);
         expect([...bob.book.keys()]).to.deep.equal([aliceKey]);
       } finally {
         carol.m.close();
@@ -460,6 +474,80 @@ describe('message mode: the client keeps a real message whose packet could not l
     const k = Buffer.from(g.identity).toString('hex') + Buffer.from(to.address!.inbox).toString('hex');
     held.set(k, [...(held.get(k) ?? []), crypto().seal(f, to.address!.key)]);
   };
+
+  /** The acknowledgement packets held for `to` (identity `id`) at its gateway `g`: the ids each acknowledges. */
+  const acksHeldFor = (id: Identity, g: FakeMix): Uint8Array[][] => {
+    const s = mixSecretsOf(id);
+    const k = Buffer.from(g.identity).toString('hex') + Buffer.from(s.inbox).toString('hex');
+    return (held.get(k) ?? []).map((payload) => {
+      const f = crypto().open(payload, s.keys)!;
+      const m = openMixMessage(id, f.subarray(19, 19 + ((f[17]! << 8) | f[18]!)));
+      return m.kind === 'ack' ? [m.id] : m.kind === 'acks' ? [...m.acked!] : [];
+    });
+  };
+
+  it("acknowledgements of a contact's boxes that wait together leave in one packet: 40 boxes, 2 slots (mix.md §8.5)", async () => {
+    const N = 40;
+    const [bobId, malloryId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    // Bob's MIX cells are refused while the boxes come in, so his acknowledgements wait together; his bucket refills
+    // a token at each box (a clock a second later at each look), so none is over the rate.
+    let slots = 0;
+    const gate: Gate = { shut: true, sent: () => slots++ };
+    let t = 0;
+    const bob = moving(bobId, { current: mixes[3]!.identity }, gate, undefined, () => (t += 1000));
+    await bob.m.start();
+    const m = mixSecretsOf(malloryId);
+    bob.book.set(h(malloryId.publicKey), { gateway: mixes[2]!.identity, inbox: m.inbox, key: m.keys.publicKey });
+    try {
+      const ids = Array.from({ length: N }, () => crypto().random(16));
+      for (const [i, id] of ids.entries()) depositTo(bob.m, mixes[3]!, sealMixMessage(malloryId, bobId.publicKey, id, utf8(`box ${i}`)));
+      await waitFor(() => bob.ev.received.length >= N, 10_000, "mallory's boxes delivered at bob");
+      expect(bob.m.acks.acksLimited).to.equal(0);
+      gate.shut = false;
+      const acked = (): Set<string> => new Set(acksHeldFor(malloryId, mixes[2]!).flat().map(h));
+      await waitFor(() => acked().size >= N, 10_000, 'every box acknowledged');
+      expect([...acked()].sort()).to.deep.equal(ids.map(h).sort());
+      // One packet for each MIX_ACK_BATCH ids, not one for each box (before: 40 packets, 40 slots of bob's stream).
+      const packets = acksHeldFor(malloryId, mixes[2]!);
+      expect(packets.map((p) => p.length)).to.deep.equal([MIX_ACK_BATCH, N - MIX_ACK_BATCH]);
+      expect([bob.m.acks.acksSent, bob.m.acks.ackPackets]).to.deep.equal([N, 2]);
+    } finally {
+      bob.m.close();
+    }
+  });
+
+  it('a batch ends only the boxes pending to its sender: unknown and repeated ids ignored, and a single acknowledgement still read (mix.md §8.5)', async () => {
+    const [aliceId, bobId, carolId] = [createIdentity(), createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    // Alice's packets never leave: her boxes stay pending, their timers not started, until an acknowledgement ends them.
+    const alice = moving(aliceId, { current: mixes[1]!.identity }, { shut: true, sent: () => undefined });
+    await alice.m.start();
+    const at = (id: Identity): CardMixAddress => {
+      const s = mixSecretsOf(id);
+      return { gateway: mixes[0]!.identity, inbox: s.inbox, key: s.keys.publicKey };
+    };
+    alice.book.set(h(bobId.publicKey), at(bobId));
+    alice.book.set(h(carolId.publicKey), at(carolId));
+    try {
+      const [toBob, toCarol] = [crypto().random(16), crypto().random(16)];
+      alice.m.send(bobId.publicKey, at(bobId), toBob, utf8('to bob'));
+      alice.m.send(carolId.publicKey, at(carolId), toCarol, utf8('to carol'));
+      expect(alice.m.unacknowledged).to.equal(2);
+      // Bob's batch names carol's box (never sent to bob), an unknown id, and his own box twice.
+      depositTo(alice.m, mixes[1]!, sealMixAckBatch(bobId, aliceId.publicKey, [toCarol, crypto().random(16), toBob, toBob]));
+      await waitFor(() => alice.ev.delivered.length >= 1, 10_000, "bob's batch handled");
+      expect(alice.ev.delivered).to.deep.equal([h(toBob)]);
+      expect([alice.m.unacknowledged, alice.m.acks.acksReceived]).to.deep.equal([1, 1]);
+      // Carol's single acknowledgement (kind 2, as before batches) ends hers.
+      depositTo(alice.m, mixes[1]!, sealMixAck(carolId, aliceId.publicKey, toCarol));
+      await waitFor(() => alice.ev.delivered.length >= 2, 10_000, "carol's acknowledgement handled");
+      expect(alice.ev.delivered).to.deep.equal([h(toBob), h(toCarol)]);
+      expect([alice.m.unacknowledged, alice.m.acks.acksReceived]).to.deep.equal([0, 2]);
+    } finally {
+      alice.m.close();
+    }
+  });
 
   it('an address box not newer than the last applied: a copy of the address held is acknowledged, another address is neither applied nor acknowledged, and one too far ahead is refused (mix.md §8.6)', async () => {
     const [aliceId, bobId] = [createIdentity(), createIdentity()];

@@ -239,6 +239,28 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
     }
   });
 
+  it("reports a contact that never acknowledges our address box: 'contact:address-unacknowledged' names it (mix.md §8.6)", async () => {
+    // Bob has not added alice: he delivers her message but acknowledges neither it nor her address box.
+    const fast = { sendRate: 50, loopRate: 0, pollRate: 50, delayMeanMs: 5 };
+    const alice = new Messenger(mixHost(0), createIdentity(), { messageMode: 'mix', mix: fast });
+    const bob = new Messenger(mixHost(1), createIdentity(), { messageMode: 'mix', mix: fast });
+    try {
+      await Promise.all([alice.startMessageMode(), bob.startMessageMode()]);
+      await alice.contacts.add(bob.card('bob'));
+      const unreached: { address: string; name?: string }[] = [];
+      alice.on('contact:address-unacknowledged', (u) => unreached.push(u));
+      const failed = new Promise<void>((resolve) => alice.on('message:failed', () => resolve()));
+      await alice.send(bob.address, utf8('from a stranger'));
+      await failed;
+      await waitFor(() => unreached.length > 0, 20_000, 'the address box given up');
+      expect(unreached).to.deep.equal([{ address: bob.address, name: 'bob' }]);
+      expect(alice.mixStats!.addressesUnacknowledged).to.equal(1);
+    } finally {
+      alice.close();
+      bob.close();
+    }
+  });
+
   it('moves a Messenger whose gateway changed: the old inbox drained, its contact told the new address (mix.md §8.6)', async () => {
     // Alice's host names relay `gw.current` as her gateway; the test changes it and closes her link, as when her
     // guard expires. mixLink opens a link to a former gateway, to drain its inbox.

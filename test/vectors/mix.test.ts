@@ -6,6 +6,8 @@ import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { createIdentity } from '../../protocol/address.js';
 import {
   MAX_MIX_MESSENGER_BYTES,
+  MIX_ACK_BATCH,
+  MIX_ACK_BATCH_KIND,
   MIX_ACK_KIND,
   MIX_ADDRESS_KIND,
   MIX_MESSAGE_OVERHEAD,
@@ -13,6 +15,7 @@ import {
   mixSecretsOf,
   openMixMessage,
   sealMixAck,
+  sealMixAckBatch,
   sealMixAddress,
   sealMixBox,
   sealMixMessage,
@@ -100,6 +103,8 @@ interface MessengerVectors {
   boxes: { from: number; to: number; id: string; nonce: string; body: string; data: string }[];
   acks: { from: number; to: number; id: string; nonce: string; data: string }[];
   addresses: { from: number; to: number; id: string; nonce: string; seq: number; gateway: string; inbox: string; key: string; data: string }[];
+  maxAckBatch: number;
+  batches: { from: number; to: number; id: string; nonce: string; acked: string[]; data: string }[];
 }
 
 describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', () => {
@@ -203,6 +208,46 @@ describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', (
       const box = sealMixMessage(from, to.publicKey, hex(a.id), hex(a.gateway + a.inbox + a.key));
       box[0] = MIX_ADDRESS_KIND;
       expectCode(() => openMixMessage(to, box), 'ERR_MESSAGE_AUTH');
+    });
+  }
+
+  it('has acknowledgement batches, the largest of MIX_ACK_BATCH ids (§8.5)', () => {
+    expect(v.maxAckBatch).to.equal(MIX_ACK_BATCH);
+    expect(v.batches.map((b) => b.acked.length)).to.include(MIX_ACK_BATCH);
+  });
+  for (const [n, b] of (v.batches ?? []).entries()) {
+    it(`acknowledgement batch ${n} (${b.acked.length} ids): sealed as given, opened with its ids in order, never as another kind (§8.2, §8.5)`, () => {
+      const from = ids[b.from]!;
+      const to = ids[b.to]!;
+      expect(toHex(sealMixAckBatch(from, to.publicKey, b.acked.map(hex), hex(b.id), hex(b.nonce)))).to.equal(b.data);
+      expect(b.data.length / 2).to.equal(MIX_MESSAGE_OVERHEAD + 1 + 16 * b.acked.length);
+      const m = openMixMessage(to, hex(b.data));
+      expect([m.kind, toHex(m.from), toHex(m.id), m.acked!.map(toHex)]).to.deep.equal(['acks', toHex(from.publicKey), b.id, b.acked]);
+      // No id, more than MIX_ACK_BATCH, a part of an id, another version: refused.
+      const idsBytes = b.acked.map(hex);
+      for (const body of [
+        Uint8Array.of(1),
+        concatBytes(Uint8Array.of(1), ...Array.from({ length: MIX_ACK_BATCH + 1 }, () => idsBytes[0]!)),
+        concatBytes(Uint8Array.of(1), ...idsBytes, Uint8Array.of(0)),
+        concatBytes(Uint8Array.of(2), ...idsBytes),
+      ])
+        expectCode(() => openMixMessage(to, sealMixBox(MIX_ACK_BATCH_KIND, from, to.publicKey, hex(b.id), body)), 'ERR_MESSAGE_AUTH');
+      expectCode(() => sealMixAckBatch(from, to.publicKey, []), 'ERR_BAD_LENGTH');
+      expectCode(
+        () =>
+          sealMixAckBatch(
+            from,
+            to.publicKey,
+            Array.from({ length: MIX_ACK_BATCH + 1 }, () => idsBytes[0]!),
+          ),
+        'ERR_BAD_LENGTH',
+      );
+      // Relabelled as a single acknowledgement or a message it does not open.
+      for (const k of [MIX_MESSAGE_VERSION, MIX_ACK_KIND]) {
+        const other = hex(b.data);
+        other[0] = k;
+        expectCode(() => openMixMessage(to, other), 'ERR_MESSAGE_AUTH');
+      }
     });
   }
 
