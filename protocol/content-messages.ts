@@ -33,10 +33,10 @@ export type ContentKind = 'block' | 'record' | 'endpoint' | 'mailbox';
 export const MAX_CONTENT_ITEM = Math.max(BLOCK_LEN, MAX_RECORD_BYTES, MAX_ENDPOINT_DESCRIPTOR_BYTES, MAX_MAILBOX_ITEM_BYTES);
 
 const KINDS = ['block', 'record', 'endpoint', 'mailbox'] as const;
-const storeSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), n: zUint(MAX_CONTENT_ITEM), c: z.boolean(), f: zBytes(32).optional() });
-const fetchSchema = z.strictObject({ k: zBytes(32), t: z.enum(KINDS), h: z.boolean(), f: zBytes(32).optional() });
-const storedSchema = z.strictObject({ s: z.enum(ContentStatus) });
-const fetchedSchema = z.strictObject({ s: z.enum(ContentStatus), n: zUint(MAX_CONTENT_ITEM) });
+const storeSchema = z.lazy(() => z.strictObject({ k: zBytes(32), t: z.enum(KINDS), n: zUint(MAX_CONTENT_ITEM), c: z.boolean(), f: zBytes(32).optional() }));
+const fetchSchema = z.lazy(() => z.strictObject({ k: zBytes(32), t: z.enum(KINDS), h: z.boolean(), f: zBytes(32).optional() }));
+const storedSchema = z.lazy(() => z.strictObject({ s: z.enum(ContentStatus) }));
+const fetchedSchema = z.lazy(() => z.strictObject({ s: z.enum(ContentStatus), n: zUint(MAX_CONTENT_ITEM) }));
 
 export type StoreRequest = z.infer<typeof storeSchema>;
 export type FetchRequest = z.infer<typeof fetchSchema>;

@@ -51,12 +51,14 @@ const L = {
   id: utf8('allium-v1:mailbox:prekey-id'),
 };
 
-const bundleSchema = z.strictObject({
-  v: z.union([z.literal(1), z.literal(2)]),
-  s: zBytes(32),
-  c: zUint(),
-  o: z.array(zBytes(32)).max(MAX_ONE_TIME_PREKEYS),
-});
+const bundleSchema = z.lazy(() =>
+  z.strictObject({
+    v: z.union([z.literal(1), z.literal(2)]),
+    s: zBytes(32),
+    c: zUint(),
+    o: z.array(zBytes(32)).max(MAX_ONE_TIME_PREKEYS),
+  }),
+);
 
 /** The public prekeys of an identity, as a sender reads them from a record. */
 export interface PrekeyBundle {

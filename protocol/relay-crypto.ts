@@ -42,9 +42,10 @@ const KEY = 32;
 const NONCE = 12;
 
 /**
- * Scratch of one layer operation: block0 (otk | mask | unused) followed by the body being transformed, and the MAC.
- * Every operation fills, uses and finishes with them synchronously, so one set serves every key: a circuit holds no
- * scratch of its own (memory per idle circuit stays small), and wipe() clears it with the key.
+ * Scratch of one layer operation: block0 (otk | mask | unused) followed by the body being transformed, the MAC, and
+ * the key and nonce of the operation. Every operation fills, uses and finishes with them synchronously, so one set
+ * serves every key: a circuit holds no scratch of its own (memory per idle circuit stays small), and every wipe()
+ * clears it with the key.
  */
 const scratch = new Uint8Array(BLOCK + CELL_BODY_LEN);
 const scratchOtk = scratch.subarray(0, 32);
@@ -52,127 +53,161 @@ const scratchWork = scratch.subarray(BLOCK);
 const scratchFromTag = scratch.subarray(BLOCK + TAG);
 const scratchFromArea = scratch.subarray(BLOCK + AREA);
 const scratchMac = new Uint8Array(TAG);
+const scratchKey = new Uint8Array(KEY);
+const scratchNonce = new Uint8Array(NONCE);
+
+function wipeScratch(): void {
+  crypto().wipe(scratch, scratchMac, scratchKey);
+}
 
 /**
- * One direction of one hop: key and counter. KS starts exactly where block0 ends, so one ChaCha20 call over
- * (0^64 | body) in the scratch yields block0 and body ^ KS together: a layer costs two libsodium calls (ChaCha20,
- * Poly1305) instead of three, and allocates nothing. The caller's body changes only once its tag has verified.
+ * Loads the key at mem[keyOff..keyOff+32) and the nonce of cell number `n` into the scratch (the nonce is
+ * 0x00000000 | n as u64 big-endian). Throws once the direction has carried MAX_CELLS_PER_DIRECTION cells.
  */
+function load(mem: Uint8Array, keyOff: number, n: number): void {
+  if (n >= MAX_CELLS_PER_DIRECTION) throw new LimitError('MAX_CELLS_PER_DIRECTION', 'circuit must be rebuilt', 'ERR_RELAY_COUNTER');
+  for (let i = 0; i < KEY; i++) scratchKey[i] = mem[keyOff + i]!;
+  const nonce = scratchNonce;
+  nonce[4] = Math.floor(n / 2 ** 56) & 0xff;
+  nonce[5] = Math.floor(n / 2 ** 48) & 0xff;
+  nonce[6] = Math.floor(n / 2 ** 40) & 0xff;
+  nonce[7] = Math.floor(n / 2 ** 32) & 0xff;
+  nonce[8] = (n >>> 24) & 0xff;
+  nonce[9] = (n >>> 16) & 0xff;
+  nonce[10] = (n >>> 8) & 0xff;
+  nonce[11] = n & 0xff;
+}
+
+/*
+ * The layer operations, on the key at mem[keyOff..) and cell number `n` (the caller advances its counter once one
+ * returns). KS starts exactly where block0 ends, so one ChaCha20 call over (0^64 | body) in the scratch yields
+ * block0 and body ^ KS together: a layer costs two libsodium calls (ChaCha20, Poly1305) and allocates nothing.
+ * The caller's body changes only once its tag has verified.
+ */
+
+/**
+ * Unwrap, in place: forward at a relay (MAC from TAG), backward at the client (MAC from AREA). Returns true if the
+ * tag is M ^ mask (the cell is for this hop), false if it is M. Throws ERR_RELAY_MAC, leaving body unchanged.
+ */
+function unwrapLayer(mem: Uint8Array, keyOff: number, n: number, body: Uint8Array, macFrom: number): boolean {
+  load(mem, keyOff, n);
+  const s = scratch;
+  // scratch = 0^64 | body[16..128) | 0^16 | body[128..), then XOR the stream from block 0.
+  s.fill(0, 0, BLOCK);
+  s.set(body, BLOCK);
+  s.copyWithin(BLOCK, BLOCK + TAG, BLOCK + AREA);
+  s.fill(0, BLOCK + AREA - TAG, BLOCK + AREA);
+  const c = crypto();
+  c.chacha20Xor(s, s, scratchNonce, 0, scratchKey);
+  const m = scratchMac;
+  c.poly1305(m, body.subarray(macFrom), scratchOtk);
+  // Constant time, as crypto().equal: both candidates compared in full, no early exit, no allocation.
+  let asM = 0;
+  let asMine = 0;
+  for (let i = 0; i < TAG; i++) {
+    const x = body[i]! ^ m[i]!;
+    asM |= x;
+    asMine |= x ^ s[32 + i]!;
+  }
+  if (asM !== 0 && asMine !== 0) throw new CryptoError('ERR_RELAY_MAC', 'relay cell tag does not verify');
+  body.set(scratchWork);
+  return asM !== 0;
+}
+
+/**
+ * Wrap, in place: X = body ^ KS; body' = T | X[0..112) | X[128..); T = Poly1305(otk, body'[macFrom..)), ^ mask
+ * when `masked`. Backward at a relay (MAC from AREA; masked at the origin), outer forward layers at the client
+ * (MAC from TAG).
+ */
+function wrapLayer(mem: Uint8Array, keyOff: number, n: number, body: Uint8Array, macFrom: typeof TAG | typeof AREA, masked: boolean): void {
+  load(mem, keyOff, n);
+  const s = scratch;
+  s.fill(0, 0, BLOCK);
+  s.set(body, BLOCK);
+  const c = crypto();
+  c.chacha20Xor(s, s, scratchNonce, 0, scratchKey);
+  s.copyWithin(BLOCK + TAG, BLOCK, BLOCK + AREA - TAG);
+  const m = scratchMac;
+  c.poly1305(m, macFrom === AREA ? scratchFromArea : scratchFromTag, scratchOtk);
+  if (masked) maskTag(m);
+  s.set(m, BLOCK);
+  body.set(scratchWork);
+}
+
+/**
+ * The client's innermost forward layer, for the hop a cell is addressed to: body[AREA..) = payload ^ KS[AREA..),
+ * then tag = Poly1305(otk, body[macFrom..)) ^ mask. body[0..AREA) already holds the tag area as that hop will see it.
+ */
+function sealInnermostLayer(mem: Uint8Array, keyOff: number, n: number, body: Uint8Array, payload: Uint8Array, macFrom: typeof TAG | typeof AREA): void {
+  load(mem, keyOff, n);
+  const s = scratch;
+  // Only block0 and KS[AREA..) are needed; work[0..AREA) is XORed along and ignored.
+  s.fill(0, 0, BLOCK);
+  s.set(payload, BLOCK + AREA);
+  const c = crypto();
+  c.chacha20Xor(s, s, scratchNonce, 0, scratchKey);
+  body.set(scratchFromArea, AREA);
+  const m = scratchMac;
+  c.poly1305(m, body.subarray(macFrom), scratchOtk);
+  maskTag(m);
+  body.set(m, 0);
+}
+
+/** XORs KS[0..area.length) of cell number `n` into `area` (the client's simulation of the tag area). */
+function xorKeystreamLayer(mem: Uint8Array, keyOff: number, n: number, area: Uint8Array): void {
+  load(mem, keyOff, n);
+  crypto().chacha20Xor(area, area, scratchNonce, 1, scratchKey);
+}
+
+function maskTag(tag: Uint8Array): void {
+  for (let i = 0; i < TAG; i++) tag[i]! ^= scratch[32 + i]!;
+}
+
+/** One direction of one hop at the client: its own key and a 64-bit cell counter. */
 class DirectionKey {
   private counter = 0;
   private wiped = false;
 
-  /**
-   * `key` is this direction's 32-byte key; `nonce` its 12 bytes of nonce, per key because callers prepare several
-   * keys before using them (ClientCircuitCrypto.wrapForward). Both may be views into one buffer a hop shares.
-   */
-  constructor(
-    private readonly key: Uint8Array,
-    private readonly nonce: Uint8Array = new Uint8Array(NONCE),
-  ) {}
+  constructor(private readonly key: Uint8Array) {}
 
   get count(): number {
     return this.counter;
   }
 
-  /** Sets the nonce of the next cell (does not advance the counter). Throws once the key is wiped or exhausted. */
-  prepare(): void {
+  /** Throws once the key is wiped or exhausted (before a caller changes anything). */
+  check(): void {
     if (this.wiped) throw new AlliumError('ERR_KEY_WIPED', 'relay key used after wipe');
     if (this.counter >= MAX_CELLS_PER_DIRECTION) throw new LimitError('MAX_CELLS_PER_DIRECTION', 'circuit must be rebuilt', 'ERR_RELAY_COUNTER');
-    const n = this.counter;
-    // nonce = 0x00000000 | counter (u64, big-endian)
-    this.nonce[4] = Math.floor(n / 2 ** 56) & 0xff;
-    this.nonce[5] = Math.floor(n / 2 ** 48) & 0xff;
-    this.nonce[6] = Math.floor(n / 2 ** 40) & 0xff;
-    this.nonce[7] = Math.floor(n / 2 ** 32) & 0xff;
-    this.nonce[8] = (n >>> 24) & 0xff;
-    this.nonce[9] = (n >>> 16) & 0xff;
-    this.nonce[10] = (n >>> 8) & 0xff;
-    this.nonce[11] = n & 0xff;
   }
 
-  /**
-   * Unwrap, in place: forward at a relay (MAC from TAG), backward at the client (MAC from AREA). Returns true if the
-   * tag is M ^ mask (the cell is for this hop), false if it is M. Throws ERR_RELAY_MAC, leaving body unchanged.
-   */
   unwrap(body: Uint8Array, macFrom: number): boolean {
-    this.prepare();
-    const s = scratch;
-    // scratch = 0^64 | body[16..128) | 0^16 | body[128..), then XOR the stream from block 0.
-    s.fill(0, 0, BLOCK);
-    s.set(body, BLOCK);
-    s.copyWithin(BLOCK, BLOCK + TAG, BLOCK + AREA);
-    s.fill(0, BLOCK + AREA - TAG, BLOCK + AREA);
-    const c = crypto();
-    c.chacha20Xor(s, s, this.nonce, 0, this.key);
-    const m = scratchMac;
-    c.poly1305(m, body.subarray(macFrom), scratchOtk);
-    // Constant time, as crypto().equal: both candidates compared in full, no early exit, no allocation.
-    let asM = 0;
-    let asMine = 0;
-    for (let i = 0; i < TAG; i++) {
-      const x = body[i]! ^ m[i]!;
-      asM |= x;
-      asMine |= x ^ s[32 + i]!;
-    }
-    if (asM !== 0 && asMine !== 0) throw new CryptoError('ERR_RELAY_MAC', 'relay cell tag does not verify');
-    body.set(scratchWork);
+    this.check();
+    const mine = unwrapLayer(this.key, 0, this.counter, body, macFrom);
     this.counter++;
-    return asM !== 0;
+    return mine;
   }
 
-  /**
-   * Wrap, in place: X = body ^ KS; body' = T | X[0..112) | X[128..); T = Poly1305(otk, body'[macFrom..)), ^ mask
-   * when `masked`. Backward at a relay (MAC from AREA; masked at the origin), outer forward layers at the client
-   * (MAC from TAG).
-   */
   wrap(body: Uint8Array, macFrom: typeof TAG | typeof AREA, masked: boolean): void {
-    this.prepare();
-    const s = scratch;
-    s.fill(0, 0, BLOCK);
-    s.set(body, BLOCK);
-    const c = crypto();
-    c.chacha20Xor(s, s, this.nonce, 0, this.key);
-    s.copyWithin(BLOCK + TAG, BLOCK, BLOCK + AREA - TAG);
-    const m = scratchMac;
-    c.poly1305(m, macFrom === AREA ? scratchFromArea : scratchFromTag, scratchOtk);
-    if (masked) this.mask(m);
-    s.set(m, BLOCK);
-    body.set(scratchWork);
+    this.check();
+    wrapLayer(this.key, 0, this.counter, body, macFrom, masked);
     this.counter++;
   }
 
-  /**
-   * The client's innermost forward layer, for the hop a cell is addressed to: body[AREA..) = payload ^ KS[AREA..),
-   * then tag = Poly1305(otk, body[16..)) ^ mask. body[0..AREA) already holds the tag area as that hop will see it.
-   */
   sealInnermost(body: Uint8Array, payload: Uint8Array, macFrom: typeof TAG | typeof AREA = TAG): void {
-    this.prepare();
-    const s = scratch;
-    // Only block0 and KS[AREA..) are needed; work[0..AREA) is XORed along and ignored.
-    s.fill(0, 0, BLOCK);
-    s.set(payload, BLOCK + AREA);
-    const c = crypto();
-    c.chacha20Xor(s, s, this.nonce, 0, this.key);
-    body.set(scratchFromArea, AREA);
-    const m = scratchMac;
-    c.poly1305(m, body.subarray(macFrom), scratchOtk);
-    this.mask(m);
-    body.set(m, 0);
+    this.check();
+    sealInnermostLayer(this.key, 0, this.counter, body, payload, macFrom);
     this.counter++;
   }
 
-  /** XORs KS[0..area.length) into `area` (the client's simulation of the tag area), with the prepared nonce. */
+  /** XORs KS[0..area.length) of the next cell into `area` (does not advance the counter). */
   xorKeystream(area: Uint8Array): void {
-    crypto().chacha20Xor(area, area, this.nonce, 1, this.key);
-  }
-
-  private mask(tag: Uint8Array): void {
-    for (let i = 0; i < TAG; i++) tag[i]! ^= scratch[32 + i]!;
+    this.check();
+    xorKeystreamLayer(this.key, 0, this.counter, area);
   }
 
   wipe(): void {
-    crypto().wipe(this.key, scratch, scratchMac);
+    crypto().wipe(this.key);
+    wipeScratch();
     this.wiped = true;
   }
 }
@@ -182,30 +217,140 @@ function copyTag(dst: Uint8Array, body: Uint8Array): void {
   for (let i = 0; i < TAG; i++) dst[i] = body[i]!;
 }
 
+/** As copyTag, into mem[at..at+16). */
+function copyTagAt(mem: Uint8Array, at: number, body: Uint8Array): void {
+  for (let i = 0; i < TAG; i++) mem[at + i] = body[i]!;
+}
+
 function checkBody(body: Uint8Array): void {
   if (body.length !== CELL_BODY_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a relay cell body is ${CELL_BODY_LEN} bytes`);
 }
 
-/** The relay's side of one hop: forward cells are unwrapped, backward cells wrapped. */
+/**
+ * A relay's hop state lives in slots of shared slabs, not in arrays of its own: a relay holds many idle circuits,
+ * and every typed array costs an ArrayBuffer, a backing store and its bookkeeping — several times the bytes it
+ * holds. A slot is forward key | backward key | binding | last forward tag | last origin tag (128 bytes); it is
+ * wiped when its hop is, and then reused. A slab holds SLAB_SLOTS slots; slabs are made as circuits need them and
+ * given back when empty (one empty slab is kept, so a relay that opens and closes circuits around a slab boundary
+ * does not allocate one each time). How many slots are in use is bounded by the circuits a relay admits.
+ */
+const SLOT = 2 * KEY + KEY + 2 * TAG;
+const SLOT_FWD = 0;
+const SLOT_BWD = KEY;
+const SLOT_BINDING = 2 * KEY;
+const SLOT_FWD_TAG = 3 * KEY;
+const SLOT_ORIGIN_TAG = 3 * KEY + TAG;
+/** Slots per slab: 32 KiB each. */
+export const SLAB_SLOTS = 256;
+
+class Slab {
+  readonly mem = new Uint8Array(SLOT * SLAB_SLOTS);
+  /** Free slot numbers, a stack: free[0..top). */
+  private readonly free = new Uint16Array(SLAB_SLOTS);
+  private top = SLAB_SLOTS;
+
+  constructor() {
+    for (let i = 0; i < SLAB_SLOTS; i++) this.free[i] = SLAB_SLOTS - 1 - i;
+  }
+
+  get full(): boolean {
+    return this.top === 0;
+  }
+
+  get freeSlots(): number {
+    return this.top;
+  }
+
+  get empty(): boolean {
+    return this.top === SLAB_SLOTS;
+  }
+
+  /** Takes a free slot; returns its byte offset. */
+  take(): number {
+    return this.free[--this.top]! * SLOT;
+  }
+
+  /** Wipes the slot at byte offset `off` and frees it. */
+  give(off: number): void {
+    crypto().wipe(this.mem.subarray(off, off + SLOT));
+    this.free[this.top++] = off / SLOT;
+  }
+}
+
+const slabs: Slab[] = [];
+
+/** The slab a new hop's slot comes from: the first with room (so later slabs drain and are given back). */
+function slabWithRoom(): Slab {
+  for (const s of slabs) if (!s.full) return s;
+  const s = new Slab();
+  slabs.push(s);
+  return s;
+}
+
+function releaseSlot(slab: Slab, off: number): void {
+  slab.give(off);
+  if (!slab.empty) return;
+  // Keep one empty slab at most.
+  if (slabs.some((s) => s !== slab && s.empty)) slabs.splice(slabs.indexOf(slab), 1);
+}
+
+/** Slabs and slots in use by relay hops in this process (tests, status). */
+export function relayHopSlabs(): { slabs: number; slots: number } {
+  let free = 0;
+  for (const s of slabs) free += s.freeSlots;
+  return { slabs: slabs.length, slots: slabs.length * SLAB_SLOTS - free };
+}
+
+/**
+ * The relay's side of one hop: forward cells are unwrapped, backward cells wrapped. Its keys, binding and last tags
+ * are in a slot of a shared slab; an idle hop is this one object and its slot (plus the views handed out, made on
+ * first use).
+ */
 export class RelayHopCrypto {
-  private readonly fwd: DirectionKey;
-  private readonly bwd: DirectionKey;
-  /** Tag of the last forward cell this hop verified (authenticated SENDMEs echo it; specs/streams.md §4). */
-  readonly lastForwardTag: Uint8Array;
-  /** Tag of the last backward cell this hop originated. */
-  readonly lastOriginTag: Uint8Array;
+  private slab: Slab | null;
+  private readonly off: number;
+  private fwdCount = 0;
+  private bwdCount = 0;
+  private fwdTagView: Uint8Array | null = null;
+  private originTagView: Uint8Array | null = null;
+  private bindingView: Uint8Array | null = null;
 
   constructor(keys: HopKeys) {
-    if (keys.forward.length !== KEY || keys.backward.length !== KEY) throw new AlliumError('ERR_KEY_FORMAT', `relay keys are ${KEY} bytes`);
-    // Keys, nonces and tags share one buffer: a relay holds many idle circuits, and each small typed array of its
-    // own costs more in object headers than in bytes.
-    const mem = new Uint8Array(2 * (KEY + NONCE + TAG));
-    mem.set(keys.forward, 0);
-    mem.set(keys.backward, KEY);
-    this.fwd = new DirectionKey(mem.subarray(0, KEY), mem.subarray(2 * KEY, 2 * KEY + NONCE));
-    this.bwd = new DirectionKey(mem.subarray(KEY, 2 * KEY), mem.subarray(2 * KEY + NONCE, 2 * (KEY + NONCE)));
-    this.lastForwardTag = mem.subarray(2 * (KEY + NONCE), 2 * (KEY + NONCE) + TAG);
-    this.lastOriginTag = mem.subarray(2 * (KEY + NONCE) + TAG);
+    if (keys.forward.length !== KEY || keys.backward.length !== KEY || keys.binding.length !== KEY)
+      throw new AlliumError('ERR_KEY_FORMAT', `relay keys are ${KEY} bytes`);
+    const slab = slabWithRoom();
+    this.slab = slab;
+    this.off = slab.take();
+    slab.mem.set(keys.forward, this.off + SLOT_FWD);
+    slab.mem.set(keys.backward, this.off + SLOT_BWD);
+    slab.mem.set(keys.binding, this.off + SLOT_BINDING);
+  }
+
+  private live(): Uint8Array {
+    if (!this.slab) throw new AlliumError('ERR_KEY_WIPED', 'relay key used after wipe');
+    return this.slab.mem;
+  }
+
+  private view(at: number): Uint8Array {
+    // A wiped hop's slot belongs to another hop by now: it shows zeros.
+    return this.slab
+      ? this.slab.mem.subarray(this.off + at, this.off + at + (at === SLOT_BINDING ? KEY : TAG))
+      : new Uint8Array(at === SLOT_BINDING ? KEY : TAG);
+  }
+
+  /** Tag of the last forward cell this hop verified (authenticated SENDMEs echo it; specs/streams.md §4). */
+  get lastForwardTag(): Uint8Array {
+    return this.slab ? (this.fwdTagView ??= this.view(SLOT_FWD_TAG)) : this.view(SLOT_FWD_TAG);
+  }
+
+  /** Tag of the last backward cell this hop originated. */
+  get lastOriginTag(): Uint8Array {
+    return this.slab ? (this.originTagView ??= this.view(SLOT_ORIGIN_TAG)) : this.view(SLOT_ORIGIN_TAG);
+  }
+
+  /** The hop's binding value from the handshake (rendezvous and introduction use it); zeros once wiped. */
+  get binding(): Uint8Array {
+    return this.slab ? (this.bindingView ??= this.view(SLOT_BINDING)) : this.view(SLOT_BINDING);
   }
 
   /**
@@ -214,23 +359,29 @@ export class RelayHopCrypto {
    */
   unwrapForward(body: Uint8Array): 'mine' | 'forward' {
     checkBody(body);
-    copyTag(this.lastForwardTag, body);
-    return this.fwd.unwrap(body, TAG) ? 'mine' : 'forward';
+    const mem = this.live();
+    copyTagAt(mem, this.off + SLOT_FWD_TAG, body);
+    const mine = unwrapLayer(mem, this.off + SLOT_FWD, this.fwdCount, body, TAG);
+    this.fwdCount++;
+    return mine ? 'mine' : 'forward';
   }
 
   /** Adds this hop's layer to a backward cell coming from further along the circuit, in place. */
   wrapBackward(body: Uint8Array): void {
     checkBody(body);
-    this.bwd.wrap(body, AREA, false);
+    wrapLayer(this.live(), this.off + SLOT_BWD, this.bwdCount, body, AREA, false);
+    this.bwdCount++;
   }
 
   /** Builds a backward cell body originating at this hop from a 891-byte payload. */
   originateBackward(payload: Uint8Array): Uint8Array {
     if (payload.length !== RELAY_PAYLOAD_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a relay payload is ${RELAY_PAYLOAD_LEN} bytes`);
+    const mem = this.live();
     const body = new Uint8Array(CELL_BODY_LEN);
     body.set(payload, AREA);
-    this.bwd.wrap(body, AREA, true);
-    copyTag(this.lastOriginTag, body);
+    wrapLayer(mem, this.off + SLOT_BWD, this.bwdCount, body, AREA, true);
+    this.bwdCount++;
+    copyTagAt(mem, this.off + SLOT_ORIGIN_TAG, body);
     return body;
   }
 
@@ -240,19 +391,26 @@ export class RelayHopCrypto {
    */
   originateBackwardInPlace(body: Uint8Array): Uint8Array {
     checkBody(body);
+    const mem = this.live();
     body.fill(0, 0, AREA);
-    this.bwd.wrap(body, AREA, true);
-    copyTag(this.lastOriginTag, body);
+    wrapLayer(mem, this.off + SLOT_BWD, this.bwdCount, body, AREA, true);
+    this.bwdCount++;
+    copyTagAt(mem, this.off + SLOT_ORIGIN_TAG, body);
     return body;
   }
 
   get counters(): { forward: number; backward: number } {
-    return { forward: this.fwd.count, backward: this.bwd.count };
+    return { forward: this.fwdCount, backward: this.bwdCount };
   }
 
+  /** Wipes the keys, binding and tags and gives the slot back; every later operation throws ERR_KEY_WIPED. */
   wipe(): void {
-    this.fwd.wipe();
-    this.bwd.wipe();
+    const slab = this.slab;
+    if (!slab) return;
+    this.slab = null;
+    this.fwdTagView = this.originTagView = this.bindingView = null;
+    releaseSlot(slab, this.off);
+    wipeScratch();
   }
 }
 
@@ -308,7 +466,7 @@ export class ClientCircuitCrypto {
     if (payload.length !== RELAY_PAYLOAD_LEN) throw new ProtocolError('ERR_BAD_LENGTH', `a relay payload is ${RELAY_PAYLOAD_LEN} bytes`);
     if (!Number.isInteger(target) || target < 0 || target >= this.fwd.length) throw new AlliumError('ERR_INTERNAL', 'no such hop');
     const k = target;
-    for (let j = 0; j <= k; j++) this.fwd[j]!.prepare();
+    for (let j = 0; j <= k; j++) this.fwd[j]!.check();
 
     // Simulate the tag areas forward, in place in body[0..AREA): slots 1..7 as hop k will receive them. Slots 0..k-1
     // of the first area carry the tag chain and are shifted out before slots 1..7 reach hop k, so what they hold

@@ -30,14 +30,16 @@ const L = {
 };
 const SIGN = utf8('allium-v1 ssk');
 
-const recordSchema = z.strictObject({
-  v: z.literal(1),
-  pk: zBytes(32),
-  nh: zBytes(32),
-  ed: zUint(),
-  ct: zBytes(undefined, 1024),
-  sig: zBytes(64),
-});
+const recordSchema = z.lazy(() =>
+  z.strictObject({
+    v: z.literal(1),
+    pk: zBytes(32),
+    nh: zBytes(32),
+    ed: zUint(),
+    ct: zBytes(undefined, 1024),
+    sig: zBytes(64),
+  }),
+);
 export type SskRecord = z.infer<typeof recordSchema>;
 
 /** What finds and opens a name's records: the publisher's key, the link's secret and the name (all in the link). */

@@ -32,10 +32,12 @@ export function endReasonOf(err: AlliumError): EndReason {
   return EndReason[err.endReason];
 }
 
-const beginSchema = z.strictObject({
-  a: z.string().min(1).max(255),
-  p: z.number().int().min(1).max(65535),
-});
+const beginSchema = z.lazy(() =>
+  z.strictObject({
+    a: z.string().min(1).max(255),
+    p: z.number().int().min(1).max(65535),
+  }),
+);
 export type Begin = z.infer<typeof beginSchema>;
 
 export function encodeBegin(b: Begin): Uint8Array {

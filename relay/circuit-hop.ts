@@ -35,8 +35,8 @@ export class CircuitHop {
   earlyCount = 0;
   /** The extension waiting for the next hop's CREATED (null when none is in progress). */
   extension: Extension | null = null;
-  /** The hop's binding value from the handshake (both ends know it; rendezvous and introduction use it). */
-  binding: Uint8Array | null = null;
+  /** A binding set in place of the crypto's (tests that run a hop without a handshake). */
+  private bindingSet: Uint8Array | null = null;
   /** A circuit joined to this one at a rendezvous point: forward cells not for us continue on it. */
   splicedWith: CircuitHop | null = null;
   /** The pool and address block this circuit is counted in (specs/circuits.md §7.1). */
@@ -65,6 +65,19 @@ export class CircuitHop {
     readonly createdAt: number,
   ) {
     this.lastActivity = createdAt;
+  }
+
+  /**
+   * The hop's binding value from the handshake (both ends know it; rendezvous and introduction use it): kept with
+   * the hop's keys (protocol/relay-crypto.ts) and wiped with them, so null once the circuit closed.
+   */
+  get binding(): Uint8Array | null {
+    if (this.bindingSet) return this.bindingSet;
+    return this.state === 'closed' || !this.crypto ? null : this.crypto.binding;
+  }
+
+  set binding(b: Uint8Array | null) {
+    this.bindingSet = b;
   }
 
   /** True when the previous side is a client (this relay is the entry). */

@@ -229,7 +229,6 @@ export class CircuitReactor {
     }
     const hop = new CircuitHop(this.nextHopId++, { link, circId: cell.circId }, this.now());
     hop.crypto = new RelayHopCrypto(result.hop.keys);
-    hop.binding = Uint8Array.from(result.hop.keys.binding);
     this.table(link).set(cell.circId, hop);
     this.count++;
     this.admission.count(hop, admitted.key);

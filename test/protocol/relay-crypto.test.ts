@@ -4,19 +4,25 @@ import { seededRandom } from '../../crypto/drbg.js';
 import { toHex } from '../../protocol/bytes.js';
 import { CELL_BODY_LEN, MAX_HOPS, RELAY_PAYLOAD_LEN } from '../../protocol/constants.js';
 import type { HopKeys } from '../../protocol/ntor.js';
-import { ClientCircuitCrypto, MAX_CELLS_PER_DIRECTION, payloadOf, RelayHopCrypto } from '../../protocol/relay-crypto.js';
+import { ClientCircuitCrypto, MAX_CELLS_PER_DIRECTION, payloadOf, RelayHopCrypto, relayHopSlabs, SLAB_SLOTS } from '../../protocol/relay-crypto.js';
 import { refUnwrapForward, refWrapBackward } from '../helpers/relay-crypto-ref.js';
 import { expectCode } from '../helpers/vectors.js';
 
 /** The counter of one direction key, reached through the private fields (to test the limit without 2^48 cells). */
-type Internals = { fwd: { counter: number } | { counter: number }[]; bwd: { counter: number } | { counter: number }[] };
+type Internals = { fwd: { counter: number }[]; bwd: { counter: number }[] };
 function setCounters(o: RelayHopCrypto | ClientCircuitCrypto, n: number): void {
+  if (o instanceof RelayHopCrypto) {
+    const r = o as unknown as { fwdCount: number; bwdCount: number };
+    if (typeof r.fwdCount !== 'number' || typeof r.bwdCount !== 'number') throw new Error('the private fields of relay-crypto.ts changed; update this test');
+    r.fwdCount = r.bwdCount = n;
+    expect(o.counters).to.deep.equal({ forward: n, backward: n });
+    return;
+  }
   const x = o as unknown as Internals;
   for (const d of [x.fwd, x.bwd].flat()) {
     if (typeof d?.counter !== 'number') throw new Error('the private fields of relay-crypto.ts changed; update this test');
     d.counter = n;
   }
-  if (o instanceof RelayHopCrypto) expect(o.counters).to.deep.equal({ forward: n, backward: n });
 }
 
 describe('protocol/relay-crypto', () => {
@@ -137,5 +143,35 @@ describe('protocol/relay-crypto', () => {
     expectCode(() => rs[0]!.unwrapForward(body), 'ERR_KEY_WIPED');
     expectCode(() => rs[1]!.wrapBackward(new Uint8Array(CELL_BODY_LEN)), 'ERR_KEY_WIPED');
     expectCode(() => rs[1]!.originateBackward(payload), 'ERR_KEY_WIPED');
+  });
+
+  it('keeps a relay hop in a slot of a shared slab: wipe() zeroes the slot and gives it back, and empty slabs are given back but one', () => {
+    type Slot = { slab: { mem: Uint8Array } | null; off: number };
+    const before = relayHopSlabs();
+    const n = 2 * SLAB_SLOTS + 10;
+    const hops = Array.from({ length: n }, (_, i) => new RelayHopCrypto(keys[i % keys.length]!));
+    expect(relayHopSlabs().slots).to.equal(before.slots + n);
+    const slots = hops.map((h) => {
+      const x = h as unknown as Slot;
+      if (!x.slab || typeof x.off !== 'number') throw new Error('the private fields of relay-crypto.ts changed; update this test');
+      return { mem: x.slab.mem, off: x.off };
+    });
+    // Each hop's keys and binding are its own, and it works as a hop.
+    hops.forEach((h, i) => expect(toHex(h.binding)).to.equal(toHex(keys[i % keys.length]!.binding)));
+    const client = new ClientCircuitCrypto(keys.slice(0, 1));
+    expect(hops[0]!.unwrapForward(client.wrapForward(payload, 0))).to.equal('mine');
+    const tag = toHex(hops[0]!.lastForwardTag);
+    expect(tag).to.equal(toHex(client.lastForwardTag));
+    expect(new Set(slots.map((s) => `${slots.findIndex((t) => t.mem === s.mem)}:${s.off}`)).size).to.equal(n);
+    for (const h of hops) h.wipe();
+    for (const { mem, off } of slots) expect(mem.subarray(off, off + 128).every((b) => b === 0)).to.equal(true);
+    expect(relayHopSlabs().slots).to.equal(before.slots);
+    expect(relayHopSlabs().slabs).to.be.at.most(before.slabs + 1);
+    // Wiped: the views read zeros (the slot is another hop's by now), and every operation throws.
+    expect(hops[0]!.binding.every((b) => b === 0)).to.equal(true);
+    expect(hops[0]!.lastForwardTag.every((b) => b === 0)).to.equal(true);
+    expectCode(() => hops[0]!.wrapBackward(new Uint8Array(CELL_BODY_LEN)), 'ERR_KEY_WIPED');
+    hops[0]!.wipe(); // twice is harmless
+    expect(relayHopSlabs().slots).to.equal(before.slots);
   });
 });
