@@ -386,7 +386,7 @@ async function firstByteOnly(rt: Runtime, net: BenchNetwork, http: HttpTarget): 
     rows.push(row('first byte, 1 B, fresh circuit (built on demand)', fresh, ' ms', '≤ 25 ms', verdict(fresh.median, '<=', GOALS.freshTtfbMs)));
     const out = [`== bench:circuit --first-byte-only — ${machineLine()} ==`, table(rows, new Set([1, 2, 3, 4]))];
     if (ttfbFail) out.push(`first-byte failures: ${ttfbFail}`);
-    if (off) out.push('', 'With the client\'s defences off (link padding, circuit padding), taking turns with the defaults:', onOff.table());
+    if (off) out.push('', "With the client's defences off (link padding, circuit padding), taking turns with the defaults:", onOff.table());
     console.log(out.join('\n'));
   } finally {
     await off?.stop();
