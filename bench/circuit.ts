@@ -15,6 +15,8 @@
  *                      newest bench-*.json, e.g. /tmp/tor-local-results)
  *   --no-json          skip writing bench/results/circuit-<timestamp>.json
  *   --no-bridge        skip the bridge rows (a circuit whose entry is a bridge behind nginx with TLS)
+ *   --first-byte-only  only the first-byte rows (direct, existing circuit, fresh circuit; with --defences-off-too their
+ *                      on/off table too): the network and the client process, nothing else, so a run takes seconds
  *   --defences-off-too also measure build time, first byte and bulk with the client's defences off (link padding,
  *                      circuit padding), taking turns with the defaults run by run, and print the cost of the
  *                      defences (bench/lib/onoff.ts); every other row is still measured with the defaults only
@@ -61,7 +63,7 @@ import { createNodeSocketFactory } from '../net/ws-node.js';
 import { OnOff, sidesOf } from './lib/onoff.js';
 
 const USAGE =
-  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--rest S] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json] [--no-bridge] [--defences-off-too]';
+  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--rest S] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json] [--no-bridge] [--defences-off-too] [--first-byte-only]';
 const flags = parseFlags(
   process.argv.slice(2),
   {
@@ -77,6 +79,7 @@ const flags = parseFlags(
     'no-json': 'boolean',
     'no-bridge': 'boolean',
     'defences-off-too': 'boolean',
+    'first-byte-only': 'boolean',
     'latency-inner': 'number',
   },
   USAGE,
@@ -323,6 +326,74 @@ async function bridgeRuns(setup: BridgeSetup, rt: Runtime, http: HttpTarget): Pr
   return { builds, bulk };
 }
 
+/** First-byte samples, `opts.ttfb` each of direct, existing circuit and fresh circuit, interleaved (and defences off). */
+async function firstByteSamples(
+  http: HttpTarget,
+  socks: number,
+  socksOffPort: number | null,
+  onOff: OnOff,
+): Promise<{ ttfb: { direct: number[]; existing: number[]; fresh: number[] }; ttfbFail: number }> {
+  const ttfb = { direct: [] as number[], existing: [] as number[], fresh: [] as number[] };
+  let ttfbFail = 0;
+  progress(`first byte: ${opts.ttfb} samples each of direct, existing circuit, fresh circuit (interleaved)`);
+  for (let i = 0; i < opts.ttfb; i++) {
+    for (const side of socksOffPort !== null ? sidesOf(i) : (['on'] as const)) {
+      if (side === 'off') {
+        const port = socksOffPort!;
+        const e = await curl(http.url('/1'), { socksPort: port, user: 'existing' });
+        const f = await curl(http.url('/1'), { socksPort: port, user: `fresh-${i}-${Date.now()}` });
+        onOff.add('first byte, 1 B, existing circuit, ms', 'off', e.code === 200 ? e.ttfb * 1000 : NaN);
+        onOff.add('first byte, 1 B, fresh circuit (built on demand), ms', 'off', f.code === 200 ? f.ttfb * 1000 : NaN);
+        continue;
+      }
+      const d = await curl(http.url('/1'));
+      const e = await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
+      const f = await curl(http.url('/1'), { socksPort: socks, user: `fresh-${i}-${Date.now()}` });
+      for (const [k, r] of [
+        ['direct', d],
+        ['existing', e],
+        ['fresh', f],
+      ] as const) {
+        if (r.code === 200) ttfb[k].push(r.ttfb * 1000);
+        else ttfbFail++;
+      }
+      if (socksOffPort !== null) {
+        onOff.add('first byte, 1 B, existing circuit, ms', 'on', e.code === 200 ? e.ttfb * 1000 : NaN);
+        onOff.add('first byte, 1 B, fresh circuit (built on demand), ms', 'on', f.code === 200 ? f.ttfb * 1000 : NaN);
+      }
+    }
+  }
+  return { ttfb, ttfbFail };
+}
+
+/** --first-byte-only: the client process (and one with the defences off) and the first-byte rows, nothing else. */
+async function firstByteOnly(rt: Runtime, net: BenchNetwork, http: HttpTarget): Promise<void> {
+  progress('starting the SOCKS client process (pre-built pool off)');
+  const on = await startChild<{ socksPort: number }>(rt, 'client-main', ['--bootstrap', net.bootstrap, '--pool', '0']);
+  let off: Child<{ socksPort: number }> | null = null;
+  try {
+    if (opts.defencesOffToo) off = await startChild<{ socksPort: number }>(rt, 'client-main', ['--bootstrap', net.bootstrap, '--pool', '0', '--defences-off']);
+    for (const c of off ? [on, off] : [on]) {
+      await curl(http.url('/1'), { socksPort: c.info.socksPort, user: 'existing' });
+      await curl(http.url('/1'), { socksPort: c.info.socksPort, user: 'existing' });
+    }
+    const onOff = new OnOff();
+    const { ttfb, ttfbFail } = await firstByteSamples(http, on.info.socksPort, off?.info.socksPort ?? null, onOff);
+    const rows: string[][] = [['', 'median', 'p90', 'min–max', 'n', 'goal', '']];
+    const fresh = summarize(ttfb.fresh);
+    rows.push(row('first byte, 1 B, direct (no Allium)', summarize(ttfb.direct), ' ms'));
+    rows.push(row('first byte, 1 B, existing circuit', summarize(ttfb.existing), ' ms'));
+    rows.push(row('first byte, 1 B, fresh circuit (built on demand)', fresh, ' ms', '≤ 25 ms', verdict(fresh.median, '<=', GOALS.freshTtfbMs)));
+    const out = [`== bench:circuit --first-byte-only — ${machineLine()} ==`, table(rows, new Set([1, 2, 3, 4]))];
+    if (ttfbFail) out.push(`first-byte failures: ${ttfbFail}`);
+    if (off) out.push('', "With the client's defences off (link padding, circuit padding), taking turns with the defaults:", onOff.table());
+    console.log(out.join('\n'));
+  } finally {
+    await off?.stop();
+    await on.stop();
+  }
+}
+
 // --- main ----------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -338,6 +409,15 @@ async function main(): Promise<void> {
   progress(`starting ${opts.relays} relay processes (${opts.exits} exits) and waiting for a full mesh`);
   const net = await startBenchNetwork({ n: opts.relays, exits: opts.exits, runtime: rt, httpPort: http.port, nodeArgs: opts.relayNodeArgs });
   const meshAt = performance.now();
+  if (flags['first-byte-only']) {
+    try {
+      await firstByteOnly(rt, net, http);
+    } finally {
+      await net.stop();
+      await http.close();
+    }
+    return;
+  }
   let client: AlliumClient | null = null;
   let socksClient: Child<{ socksPort: number }> | null = null;
   let socksOff: Child<{ socksPort: number }> | null = null;
@@ -402,36 +482,7 @@ async function main(): Promise<void> {
       await curl(http.url('/1'), { socksPort: socksOff.info.socksPort, user: 'existing' });
       await curl(http.url('/1'), { socksPort: socksOff.info.socksPort, user: 'existing' });
     }
-    const ttfb = { direct: [] as number[], existing: [] as number[], fresh: [] as number[] };
-    let ttfbFail = 0;
-    progress(`first byte: ${opts.ttfb} samples each of direct, existing circuit, fresh circuit (interleaved)`);
-    for (let i = 0; i < opts.ttfb; i++) {
-      for (const side of opts.defencesOffToo ? sidesOf(i) : (['on'] as const)) {
-        if (side === 'off') {
-          const port = socksOff!.info.socksPort;
-          const e = await curl(http.url('/1'), { socksPort: port, user: 'existing' });
-          const f = await curl(http.url('/1'), { socksPort: port, user: `fresh-${i}-${Date.now()}` });
-          onOff.add('first byte, 1 B, existing circuit, ms', 'off', e.code === 200 ? e.ttfb * 1000 : NaN);
-          onOff.add('first byte, 1 B, fresh circuit (built on demand), ms', 'off', f.code === 200 ? f.ttfb * 1000 : NaN);
-          continue;
-        }
-        const d = await curl(http.url('/1'));
-        const e = await curl(http.url('/1'), { socksPort: socks, user: 'existing' });
-        const f = await curl(http.url('/1'), { socksPort: socks, user: `fresh-${i}-${Date.now()}` });
-        for (const [k, r] of [
-          ['direct', d],
-          ['existing', e],
-          ['fresh', f],
-        ] as const) {
-          if (r.code === 200) ttfb[k].push(r.ttfb * 1000);
-          else ttfbFail++;
-        }
-        if (opts.defencesOffToo) {
-          onOff.add('first byte, 1 B, existing circuit, ms', 'on', e.code === 200 ? e.ttfb * 1000 : NaN);
-          onOff.add('first byte, 1 B, fresh circuit (built on demand), ms', 'on', f.code === 200 ? f.ttfb * 1000 : NaN);
-        }
-      }
-    }
+    const { ttfb, ttfbFail } = await firstByteSamples(http, socks, socksOff?.info.socksPort ?? null, onOff);
     const bulk: BulkRound[] = [];
     const bulkOff: BulkRound[] = [];
     for (let r = 0; r < opts.rounds; r++) {

@@ -146,6 +146,19 @@ function givePacked(b: Uint8Array): void {
   packedSpareBytes += b.length;
 }
 
+/**
+ * How a link defers framing until the task that queued cells ends (specs/link.md §4.2): a microtask. The simulator's
+ * virtual clock substitutes an event of its own at the same virtual time, since it runs message deliveries back to
+ * back without draining promise jobs between them (sim/clock.ts).
+ */
+const endOfTask = (fn: () => void): void => queueMicrotask(fn);
+let deferFlush: (fn: () => void) => void = endOfTask;
+
+/** Replaces how links defer framing to the end of the task (null: the default, a microtask). For the simulator. */
+export function setLinkFlushScheduler(fn: ((fn: () => void) => void) | null): void {
+  deferFlush = fn ?? endOfTask;
+}
+
 /** Where a padding side's draws come from, and whether a padding frame may go now (a relay's budget). */
 export interface PaddingDriver {
   /** Uniform in [0, 1) (default: the CSPRNG). */
@@ -567,8 +580,9 @@ export class Link extends Emitter<LinkEvents> {
       this.flushScheduled = false;
       this.flush();
     };
-    if (typeof setImmediate === 'function') setImmediate(run);
-    else setTimeout(run, 0);
+    // Once the current task ends (specs/link.md §4.2): every cell it queued shares the frames, and none waits a turn
+    // of the event loop (a setImmediate cost ~0.1 ms a hop, twelve hops to a first byte; a browser's setTimeout ≥ 1 ms).
+    deferFlush(run);
   }
 
   /**

@@ -15,6 +15,7 @@
  *   time. Measurements of real CPU time in the simulator use process.hrtime, which is left alone.
  */
 import { EventHeap } from './heap.js';
+import { setLinkFlushScheduler } from '../net/link.js';
 
 type Callback = (...args: unknown[]) => void;
 
@@ -193,6 +194,9 @@ export class VirtualClock {
       return new VirtualTimer(this.schedule(period, fn, args, period), this);
     };
     g['setImmediate'] = (fn: Callback, ...args: unknown[]) => new VirtualTimer(this.schedule(0, fn, args), this);
+    // Links frame their cells at the end of a task with a microtask; here, where message deliveries run back to back
+    // without a turn for promise jobs, as an event at the same virtual time instead.
+    setLinkFlushScheduler((fn) => void this.schedule(0, fn));
     g['clearTimeout'] = clear;
     g['clearInterval'] = clear;
     g['clearImmediate'] = clear;
@@ -211,6 +215,7 @@ export class VirtualClock {
     perf['now'] = () => this.t;
     this.installed = () => {
       Object.assign(g, saved);
+      setLinkFlushScheduler(null);
       delete perf['now'];
       this.installed = null;
     };
