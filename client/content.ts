@@ -24,7 +24,17 @@ import { formatLink, parseLink } from '../protocol/content-link.js';
 import type { ContentKind, ContentStatus } from '../protocol/content-messages.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import { AbortedError, AlliumError, isAlliumError, NotFoundError, throwIfAborted } from '../protocol/errors.js';
-import { encodeFile, fileBlocks, openFile, readFile, SEGMENT_DATA, type EncodedBlock, type OpenedFile, type ReadOptions } from '../protocol/file-codec.js';
+import {
+  encodeFile,
+  fileBlocks,
+  openFile,
+  readFile,
+  SEGMENT_DATA,
+  type BlockFetcher,
+  type EncodedBlock,
+  type OpenedFile,
+  type ReadOptions,
+} from '../protocol/file-codec.js';
 import { createEditionHints, editionPeriods, hintKey } from '../protocol/site-manifest.js';
 import { createRecord, openRecord, sskRoutingKeyOf, sskSecret, type SskKey } from '../protocol/ssk.js';
 import { fetchItem, NOT_ASKED, storeItem } from '../net/content-requests.js';
@@ -401,9 +411,11 @@ export class ContentClient {
     return chk;
   }
 
-  /** Fetches blocks as part of the operation `op`. */
-  private blockFetcher(op: OperationCircuits, options: AbortOptions): (ref: BlockRef) => Promise<Uint8Array | null> {
-    return (ref) => this.scoped(options, (signal) => this.fetchAnywhereWith(op, 'block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), signal));
+  /** Fetches blocks as part of the operation `op`: each checked against its routing key once, here (`checked`). */
+  private blockFetcher(op: OperationCircuits, options: AbortOptions): BlockFetcher {
+    const fetch = (ref: BlockRef): Promise<Uint8Array | null> =>
+      this.scoped(options, (signal) => this.fetchAnywhereWith(op, 'block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), signal));
+    return Object.assign(fetch, { checked: true });
   }
 
   /** Reads a file's manifest (root and parts) as part of the operation `op`. */

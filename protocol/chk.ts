@@ -82,9 +82,12 @@ export function encryptBlock(plain: Uint8Array, mode: KeyMode, convergenceSecret
   return { stored, ref: { rk: routingKeyOf(stored), dk } };
 }
 
-/** Verifies and decrypts a stored block. Throws ERR_CONTENT_TAMPERED when it does not match its key. */
-export function decryptBlock(ref: BlockRef, stored: Uint8Array): Uint8Array {
-  if (!verifyStoredBlock(ref.rk, stored)) throw new CryptoError('ERR_CONTENT_TAMPERED', 'block does not hash to its routing key');
+/**
+ * Verifies and decrypts a stored block. Throws ERR_CONTENT_TAMPERED when it does not match its key. `checked`: the
+ * caller has just verified it (verifyStoredBlock), so it is not hashed again; the decryption is still authenticated.
+ */
+export function decryptBlock(ref: BlockRef, stored: Uint8Array, checked = false): Uint8Array {
+  if (!checked && !verifyStoredBlock(ref.rk, stored)) throw new CryptoError('ERR_CONTENT_TAMPERED', 'block does not hash to its routing key');
   const plain = crypto().aeadDecrypt(stored, null, NONCE0, ref.dk);
   if (!plain) throw new CryptoError('ERR_CONTENT_TAMPERED', 'block does not decrypt under the link key');
   return plain;

@@ -179,7 +179,13 @@ export async function* encodeFile(source: AsyncIterable<Uint8Array> | Iterable<U
  * Fetches one stored block by reference (any holder); null when every holder answered that it does not have it.
  * Throws when it cannot tell (ERR_UNREACHABLE: some holder could not be asked) or was aborted.
  */
-export type BlockFetcher = (ref: BlockRef) => Promise<Uint8Array | null>;
+export type BlockFetcher = ((ref: BlockRef) => Promise<Uint8Array | null>) & {
+  /**
+   * True when the fetcher returns only blocks it verified against their routing key (verifyStoredBlock): the reader
+   * then does not hash them again, only decrypts them (content.md §3.4).
+   */
+  readonly checked?: boolean;
+};
 
 export interface DecodeProgress {
   (doneBytes: number, totalBytes: number): void;
@@ -187,7 +193,7 @@ export interface DecodeProgress {
 
 async function fetchPlain(fetch: BlockFetcher, ref: BlockRef): Promise<Uint8Array | null> {
   const stored = await fetch(ref);
-  return stored ? decryptBlock(ref, stored) : null;
+  return stored ? decryptBlock(ref, stored, fetch.checked === true) : null;
 }
 
 /**
@@ -397,7 +403,7 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
     const fetchOne = async (i: number): Promise<void> => {
       try {
         const stored = await fetch(refs[i]!);
-        if (stored) shards[i] = decryptBlock(refs[i]!, stored);
+        if (stored) shards[i] = decryptBlock(refs[i]!, stored, fetch.checked === true);
       } catch (e) {
         if (e instanceof AlliumError && e.code === 'ERR_ABORTED') throw e;
         if (e instanceof AlliumError && e.code === 'ERR_UNREACHABLE') unreachable ??= e;

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { toHex } from '../../protocol/bytes.js';
 import { encodeCbor } from '../../protocol/cbor.js';
 import { BLOCK_LEN, BLOCK_PAYLOAD_MAX, blockPlaintext, decryptBlock, encryptBlock, parseBlockPlaintext, BlockType, type BlockRef } from '../../protocol/chk.js';
+import { crypto } from '../../crypto/index.js';
 import { isAlliumError, LimitError } from '../../protocol/errors.js';
 import {
   decodeFile,
@@ -176,6 +177,35 @@ describe('protocol/file-codec', function () {
     // A block under the right routing key but the wrong decryption key: tampered, never garbage bytes.
     const wrongKey = { rk: e.root.rk, dk: new Uint8Array(32).fill(7) };
     expect(await codeOf(decode(wrongKey, e.store))).to.equal('ERR_CONTENT_TAMPERED');
+  });
+
+  it('a fetcher that checked its blocks against their routing keys (`checked`) has none hashed again by the reader; a wrong key is still refused', async () => {
+    const e = await encode([pattern(3 * BLOCK_PAYLOAD_MAX + 9, 5)]);
+    const fetch: BlockFetcher = Object.assign(async (ref: BlockRef) => e.store.get(toHex(ref.rk)) ?? null, { checked: true });
+    const c = crypto();
+    const hash = c.hash.bind(c);
+    let hashed = 0;
+    c.hash = (outLen, input, key) => {
+      hashed++;
+      return hash(outLen, input, key);
+    };
+    try {
+      const parts: Uint8Array[] = [];
+      for await (const p of decodeFile(e.root, fetch)) parts.push(p);
+      expect(sha(Buffer.concat(parts))).to.equal(sha(pattern(3 * BLOCK_PAYLOAD_MAX + 9, 5)));
+      expect(hashed).to.equal(0);
+      // Not hashed, still authenticated: the decryption refuses a block under the wrong decryption key.
+      const wrongKey = { rk: e.root.rk, dk: new Uint8Array(32).fill(7) };
+      expect(
+        await codeOf(
+          (async () => {
+            for await (const _ of decodeFile(wrongKey, fetch)) void _;
+          })(),
+        ),
+      ).to.equal('ERR_CONTENT_TAMPERED');
+    } finally {
+      delete (c as { hash?: unknown }).hash;
+    }
   });
 });
 
