@@ -438,6 +438,15 @@ export class MailboxCollector {
     const readEpoch = async (i: number): Promise<void> => {
       const epoch = epochs[i]!;
       const kept: Found[] = [];
+      // Moves of read positions and slots marked taken, applied once what their slots held is handed over: a pass
+      // that ends first (aborted, failed) leaves them to be read again by the next (ids delivered are remembered).
+      const settled: (() => void)[] = [];
+      const settle = (update: () => void): void => void settled.push(update);
+      const handOverKept = async (): Promise<void> => {
+        const done = settled.splice(0);
+        await handOver(kept);
+        for (const update of done) update();
+      };
       let mine = 0;
       let ours = false;
       turns[i]!.p.then(
@@ -449,7 +458,7 @@ export class MailboxCollector {
         mine += f.m.data.length;
         if (ours ? mine >= maxBytes / 2 : mine >= aheadShare) {
           await turns[i]!.p;
-          await handOver(kept);
+          await handOverKept();
           mine = 0;
         }
       };
@@ -458,10 +467,10 @@ export class MailboxCollector {
         ...pairs.filter((p) => epoch >= p.from).map((p) => ({ key: pairInboxKey(p.secret, p.peer, epoch), peer: p.peer })),
       ];
       for (const inbox of inboxes) {
-        if (!(await this.readInbox(content, epoch, inbox, keep, onError, local.signal))) unanswered.add(inbox.peer ? toHex(inbox.peer) : '');
+        if (!(await this.readInbox(content, epoch, inbox, keep, onError, local.signal, settle))) unanswered.add(inbox.peer ? toHex(inbox.peer) : '');
       }
       await turns[i]!.p;
-      await handOver(kept);
+      await handOverKept();
       turns[i + 1]?.open();
     };
     try {
@@ -522,7 +531,8 @@ export class MailboxCollector {
     ref: InboxRef,
     keep: (f: Found) => Promise<void>,
     onError: (e: AlliumError) => void,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    settle: (update: () => void) => void,
   ): Promise<boolean> {
     const inbox = ref.key;
     const name = toHex(inbox);
@@ -553,7 +563,7 @@ export class MailboxCollector {
         const answer = answers[i]!;
         if (answer === null) {
           free = 0; // known taken
-          if (contiguous) this.advance(name, s + 1);
+          if (contiguous) settle(() => this.advance(name, s + 1));
           continue;
         }
         const { copies, answered } = answer;
@@ -569,8 +579,8 @@ export class MailboxCollector {
           continue;
         }
         free = 0;
-        if (contiguous) this.advance(name, s + 1);
-        else markTaken(s);
+        if (contiguous) settle(() => this.advance(name, s + 1));
+        else settle(() => markTaken(s));
       }
       slot = window[window.length - 1]! + 1;
     }

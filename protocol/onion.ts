@@ -203,8 +203,9 @@ export class RelayHop {
     return out;
   }
 
+  /** Wipes what the reply needs and the hop's keys (a relay has copied them into its RelayHopCrypto by now). */
   wipe(): void {
-    crypto().wipe(this.pi, this.slot);
+    crypto().wipe(this.pi, this.slot, this.keys.forward, this.keys.backward, this.keys.binding);
   }
 }
 

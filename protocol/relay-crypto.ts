@@ -313,7 +313,6 @@ export class RelayHopCrypto {
   private bwdCount = 0;
   private fwdTagView: Uint8Array | null = null;
   private originTagView: Uint8Array | null = null;
-  private bindingView: Uint8Array | null = null;
 
   constructor(keys: HopKeys) {
     if (keys.forward.length !== KEY || keys.backward.length !== KEY || keys.binding.length !== KEY)
@@ -338,19 +337,25 @@ export class RelayHopCrypto {
       : new Uint8Array(at === SLOT_BINDING ? KEY : TAG);
   }
 
-  /** Tag of the last forward cell this hop verified (authenticated SENDMEs echo it; specs/streams.md §4). */
+  /**
+   * Tag of the last forward cell this hop verified (authenticated SENDMEs echo it; specs/streams.md §4). A view into
+   * the slab, for use at once: kept past wipe(), it would show the tags of the next hop given the slot.
+   */
   get lastForwardTag(): Uint8Array {
     return this.slab ? (this.fwdTagView ??= this.view(SLOT_FWD_TAG)) : this.view(SLOT_FWD_TAG);
   }
 
-  /** Tag of the last backward cell this hop originated. */
+  /** Tag of the last backward cell this hop originated (a view, for use at once, as lastForwardTag). */
   get lastOriginTag(): Uint8Array {
     return this.slab ? (this.originTagView ??= this.view(SLOT_ORIGIN_TAG)) : this.view(SLOT_ORIGIN_TAG);
   }
 
-  /** The hop's binding value from the handshake (rendezvous and introduction use it); zeros once wiped. */
+  /**
+   * The hop's binding value from the handshake (rendezvous and introduction use it), as a copy: a view into the slab
+   * kept past wipe() would show the binding of the next hop given the slot. Zeros once wiped.
+   */
   get binding(): Uint8Array {
-    return this.slab ? (this.bindingView ??= this.view(SLOT_BINDING)) : this.view(SLOT_BINDING);
+    return this.view(SLOT_BINDING).slice();
   }
 
   /**
@@ -408,7 +413,7 @@ export class RelayHopCrypto {
     const slab = this.slab;
     if (!slab) return;
     this.slab = null;
-    this.fwdTagView = this.originTagView = this.bindingView = null;
+    this.fwdTagView = this.originTagView = null;
     releaseSlot(slab, this.off);
     wipeScratch();
   }

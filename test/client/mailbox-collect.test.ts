@@ -164,6 +164,70 @@ describe('mailbox collection is bounded', () => {
     expect(mostInFlight).to.be.at.most(MAILBOX_READ_AHEAD * MAILBOX_SCAN_GAP);
   });
 
+  it('a pass that ends before the newest epoch it read ahead is handed over leaves that mail to the next pass', async () => {
+    // The newest epoch is read first and waits for the older ones to be handed over. A pass aborted meanwhile must not
+    // have moved the newest inbox's read position over the mail it never delivered.
+    const reader = createIdentity();
+    const now = Date.now();
+    const today = mailboxEpochAt(now);
+    const newest = inboxKey(reader.publicKey, today);
+    const rk0 = slotLocator(newest, 0);
+    const item = sealMailboxItemV1({
+      sender: createIdentity(),
+      recipient: reader.publicKey,
+      slot: rk0,
+      exp: now + 3_600_000,
+      t: now,
+      n: 0,
+      data: new TextEncoder().encode('waiting'),
+    }).bytes;
+    const newestSlots = new Set(Array.from({ length: 8 }, (_, i) => toHex(slotLocator(newest, i))));
+    let hang = true;
+    let newestFetches = 0;
+    let newestRead!: () => void;
+    const newestDone = new Promise<void>((r) => (newestRead = r));
+    const answers: ContentClient['fetchAnswers'] = async (_kind, rk, o) => {
+      const key = toHex(rk);
+      if (newestSlots.has(key)) {
+        // Slot 0 taken, then three free: the sixth read ends the newest inbox.
+        if (++newestFetches === 6) setImmediate(newestRead);
+        return { copies: key === toHex(rk0) ? [item] : [], answered: 1 };
+      }
+      if (hang) {
+        await new Promise<void>((_r, reject) =>
+          o?.signal?.addEventListener('abort', () => reject(new ProtocolError('ERR_ABORTED', 'aborted')), { once: true }),
+        );
+      }
+      return { copies: [], answered: 1 };
+    };
+    const holders: Pick<ContentClient, 'fetchFromAll' | 'storeAll'> = { fetchFromAll: async () => [], storeAll: async () => ['ok'] };
+    const client = { directory: { all: () => [] } } as unknown as AlliumClient;
+    const collector = new MailboxCollector(client, reader);
+    const got: string[] = [];
+    const deliver = (m: { data: Uint8Array }): void => void got.push(new TextDecoder().decode(m.data));
+    await withHolders(
+      holders,
+      async () => {
+        const ac = new AbortController();
+        const first = collector.collect(deliver, () => undefined, { signal: ac.signal });
+        await newestDone; // the newest epoch is read, its mail kept, waiting for its turn
+        ac.abort();
+        const code = await first.then(
+          () => 'resolved',
+          (e: unknown) => (isAlliumError(e) ? e.code : String(e)),
+        );
+        expect(code).to.equal('ERR_ABORTED');
+        expect(got).to.deep.equal([]);
+        hang = false;
+        await collector.collect(deliver, () => undefined);
+      },
+      () => false,
+      answers,
+    );
+    // Before: the first pass had moved the read position past slot 0, and the second pass never read it again.
+    expect(got).to.deep.equal(['waiting']);
+  });
+
   it('reads the per-contact inboxes of its pairs, and refuses an item there that is not from the pair', async () => {
     const reader = createIdentity();
     const friend = createIdentity();

@@ -33,4 +33,28 @@ describe('link send queue: framing', () => {
     expect({ out, got }).to.deep.equal({ out: { frames: 1, cells: 2, turned: false }, got: [1, 2] });
     a.close();
   });
+
+  it('cells queued after the first flush of a turn wait for the end of the turn and share a frame', async () => {
+    const { a, b } = await linkPair({ responder: IdentityKey.fromSeed(crypto().random(32)) });
+    await new Promise((r) => setImmediate(r));
+    const frames = a.stats.framesOut;
+    const cells = a.stats.cellsOut;
+    // Three cells queued in three tasks of one turn, each after the last one's flush had its chance (as three socket
+    // reads of one poll phase would queue them): the first leaves at once, the other two together.
+    const body = new Uint8Array(CELL_BODY_LEN);
+    await Promise.resolve()
+      .then(() => a.sendCell(1, CellCommand.RELAY, body))
+      .then(() => a.sendCell(2, CellCommand.RELAY, body))
+      .then(() => a.sendCell(3, CellCommand.RELAY, body));
+    const got: number[] = [];
+    await new Promise<void>((r) =>
+      b.on('link:cell', (c) => {
+        got.push(c.circId);
+        if (got.length === 3) r();
+      }),
+    );
+    // Before: a frame for each (3 frames, each with one cell and three cells' worth of padding).
+    expect({ frames: a.stats.framesOut - frames, cells: a.stats.cellsOut - cells, got }).to.deep.equal({ frames: 2, cells: 3, got: [1, 2, 3] });
+    a.close();
+  });
 });

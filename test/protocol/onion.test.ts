@@ -91,6 +91,16 @@ describe('protocol/onion', () => {
       expect(processOnion(header, { identity: a!.identity, onionKeys: [b!.onionKey, a!.onionKey], replay: noReplay }).kind).to.equal('terminal');
     });
 
+    it("a relay's hop wipes its keys with what its reply needed", () => {
+      const [a] = relays;
+      const r = processOnion(onionTo([a!]).header, { identity: a!.identity, onionKeys: [a!.onionKey], replay: noReplay });
+      const { forward, backward, binding } = r.hop.keys;
+      expect([forward, backward, binding].some((k) => k.some((x) => x !== 0))).to.equal(true);
+      r.hop.wipe();
+      // Before, only pi and the reply slot were wiped; the keys stayed until the collector took them.
+      for (const k of [forward, backward, binding]) expect(k.every((x) => x === 0)).to.equal(true);
+    });
+
     it('after rotation the old key opens onions until its overlap has passed, then ERR_ONION_MAC', () => {
       const relay = relays[0]!;
       const ring = OnionKeyRing.create(0, { lifetimeMs: 1000, overlapMs: 100 });

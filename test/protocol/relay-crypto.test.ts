@@ -174,4 +174,20 @@ describe('protocol/relay-crypto', () => {
     hops[0]!.wipe(); // twice is harmless
     expect(relayHopSlabs().slots).to.equal(before.slots);
   });
+
+  it("a binding read from a hop stays that hop's after wipe(), when its slot goes to another hop", () => {
+    const a = new RelayHopCrypto(keys[0]!);
+    const kept = a.binding;
+    a.wipe();
+    // The slot just freed is the next one taken.
+    const b = new RelayHopCrypto(keys[1]!);
+    try {
+      expect(toHex(b.binding)).to.equal(toHex(keys[1]!.binding));
+      // Before, `kept` was a view into the slab and now read keys[1]'s binding.
+      expect(toHex(kept)).to.equal(toHex(keys[0]!.binding));
+      expect(a.binding.every((x) => x === 0)).to.equal(true);
+    } finally {
+      b.wipe();
+    }
+  });
 });
