@@ -475,7 +475,8 @@ export class MailboxCollector {
     };
     try {
       // The newest epoch first: that is where mail waits, and it takes the most reads; the others oldest first.
-      const order = epochs.length > 1 ? [epochs.length - 1, ...epochs.slice(0, -1).map((_, i) => i)] : epochs.map((_, i) => i);
+      // (Only with another reader for the older epochs: a lone reader would wait for their turn for ever.)
+      const order = epochs.length > 1 && MAILBOX_READ_AHEAD > 1 ? [epochs.length - 1, ...epochs.slice(0, -1).map((_, i) => i)] : epochs.map((_, i) => i);
       let next = 0;
       const reader = async (): Promise<void> => {
         while (next < order.length) await readEpoch(order[next++]!);
