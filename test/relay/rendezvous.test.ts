@@ -22,7 +22,7 @@ import {
   RendezvousService,
 } from '../../relay/rendezvous.js';
 import { encodeCbor } from '../../protocol/cbor.js';
-import { POW_SEED_LEN, powBinding, solvePow } from '../../protocol/intro-pow.js';
+import { POW_SEED_LEN, powBinding, solvePow, verifyPow } from '../../protocol/intro-pow.js';
 
 /** A link as the service sees it: its peer's address. */
 function fakeLink(remoteAddress: string | null): Link {
@@ -273,11 +273,23 @@ describe('relay rendezvous tables (specs/rendezvous.md §3.2)', () => {
       return decodeRv('introduceAck', a.msg.data).s;
     };
     const good = paidIntroduction(16);
+    // A proof solved under a seed the endpoint did not give. At effort 16, one in 16 such proofs also meets the
+    // endpoint's seed (it is then paid work like any other), so the one sent is one that does not.
+    const solvedUnderAnotherSeedOnly = (): { p: Uint8Array; w: { n: Uint8Array; e: number } } => {
+      for (;;) {
+        const m = paidIntroduction(16, crypto().random(POW_SEED_LEN));
+        try {
+          verifyPow([seed], m.w, powBinding(m.p));
+        } catch {
+          return m;
+        }
+      }
+    };
     const results = {
       unpaid: ack(honest, { p: crypto().random(300) }),
       paid: ack(honest, good),
       replayed: ack(honest, good), // the same proof again: it counts as unpaid, and that allowance is spent
-      otherSeed: ack(honest, paidIntroduction(16, crypto().random(POW_SEED_LEN))),
+      otherSeed: ack(honest, solvedUnderAnotherSeedOnly()),
       circuits: h.destroyed.length,
     };
     expect(results).to.deep.equal({ unpaid: 'busy', paid: 'ok', replayed: 'busy', otherSeed: 'busy', circuits: 0 });
