@@ -678,7 +678,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
         for (const g of guards) exclude.delete(g.fingerprint);
         hops = Math.max(2, hops); // the bridge, then at least the last hop: never a public relay first
       } else guards = this.entries(now);
-      const pathOptions: Parameters<typeof choosePath>[1] = {
+      const pathOptions: Parameters<typeof choosePath>[1] & { exclude: Set<string> } = {
         hops,
         exitPort: options.exitPort === undefined ? null : options.exitPort,
         guards,
@@ -693,14 +693,6 @@ export class AlliumClient extends Emitter<ClientEvents> {
         pathOptions.vanguards = this.vanguards.stale(this.guardView(), now) ? await this.refreshVanguards() : this.vanguards.current(this.guardView());
         pathOptions.hops = Math.max(2, hops);
       }
-      const choose = (): Descriptor[] | AlliumError => {
-        try {
-          return choosePath(this.directory.all(), pathOptions);
-        } catch (e) {
-          if (isAlliumError(e) && e.code === 'ERR_ONION_PATH') return e;
-          throw e;
-        }
-      };
       const enforce = pathOptions.enforceDistinctSubnets ?? true;
       const last = options.last;
       // Avoiding relays that failed recently is a preference (specs/path.md §5): when it leaves no path, relays
@@ -709,7 +701,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
       // sample's size, rather than no circuit to that relay until a guard returns (specs/path.md §3) — and the path
       // through it avoids the failed relays again. Only then: a last hop merely related to every guard (a family it
       // declares itself, a network it chose) must not choose which relays this client samples next.
-      const path = await choosePathWithFallbacks(choose, exclude, async () => {
+      const path = await choosePathWithFallbacks(this.directory.all(), pathOptions, async () => {
         if (!last || this.bridgeModeOn || this.o.entryRelays || !pathOptions.guards.every((g) => g.fingerprint === last.fingerprint)) return false;
         if (!(await this.guards.sampleFitting(this.guardView(), now, (d) => compatible([last], d, enforce)))) return false;
         pathOptions.guards = this.entries(now);

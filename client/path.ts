@@ -10,7 +10,7 @@
  */
 import { crypto } from '../crypto/index.js';
 import type { Descriptor } from '../protocol/descriptor.js';
-import { AlliumError } from '../protocol/errors.js';
+import { AlliumError, isAlliumError } from '../protocol/errors.js';
 import { isExitPolicy, parseExitPolicy, policyAllows, policyMightAllowPort, type ExitPolicy } from '../protocol/exit-policy.js';
 import { MAX_HOPS } from '../protocol/constants.js';
 import { networkOf, sameFamily } from '../protocol/relay-network.js';
@@ -217,16 +217,25 @@ export function choosePath(relays: readonly Descriptor[], o: PathOptions): Descr
 }
 
 /**
- * The fallbacks of one attempt (specs/path.md §3 SampleForLastHop, §5), around `choose` (ChoosePath with `exclude`):
- * when no path fits, the failed relays are tried again; when there is still none, `sampleGuard` may add a guard (it
- * returns whether it did, having updated the guards `choose` uses), and the path through it is chosen with the failed
- * relays excluded again — cleared once more only if that leaves no path. Returns the path, or the last ERR_ONION_PATH.
+ * One attempt's choice with its fallbacks (specs/path.md §3 SampleForLastHop, §5): ChoosePath with `o.exclude`; when
+ * no path fits, the failed relays are tried again; when there is still none, `sampleGuard` may add a guard (it
+ * returns whether it did, having updated `o.guards`), and the path through it is chosen with the failed relays
+ * excluded again — cleared once more only if that leaves no path. Returns the path, or the last ERR_ONION_PATH.
  */
 export async function choosePathWithFallbacks(
-  choose: () => Descriptor[] | AlliumError,
-  exclude: Set<string>,
+  relays: readonly Descriptor[],
+  o: PathOptions & { exclude: Set<string> },
   sampleGuard: () => Promise<boolean>,
 ): Promise<Descriptor[] | AlliumError> {
+  const choose = (): Descriptor[] | AlliumError => {
+    try {
+      return choosePath(relays, o);
+    } catch (e) {
+      if (isAlliumError(e) && e.code === 'ERR_ONION_PATH') return e;
+      throw e;
+    }
+  };
+  const exclude = o.exclude;
   const failed = [...exclude];
   let path = choose();
   if (path instanceof AlliumError && exclude.size > 0) {

@@ -107,16 +107,8 @@ describe('path choice', () => {
     for (let i = 0; i < 120; i++) {
       const exclude = new Set([g1.fingerprint]);
       const o = { hops: 3, exitPort: null, guards: [g2], last: g2, exclude, enforceDistinctSubnets: false };
-      const choose = (): Descriptor[] | AlliumError => {
-        try {
-          return choosePath(net, o);
-        } catch (e) {
-          if (isAlliumError(e) && e.code === 'ERR_ONION_PATH') return e;
-          throw e;
-        }
-      };
       let sampled = 0;
-      const path = await choosePathWithFallbacks(choose, exclude, async () => {
+      const path = await choosePathWithFallbacks(net, o, async () => {
         sampled++;
         o.guards = [g2, net[2 + (i % 3)]!];
         return true;
@@ -137,15 +129,7 @@ describe('path choice', () => {
     const [g1, g2, g3] = [net[0]!, net[1]!, net[2]!];
     const exclude = new Set([g1.fingerprint]);
     const o = { hops: 3, exitPort: null, guards: [g2], last: g2, exclude, enforceDistinctSubnets: false };
-    const choose = (): Descriptor[] | AlliumError => {
-      try {
-        return choosePath(net, o);
-      } catch (e) {
-        if (isAlliumError(e) && e.code === 'ERR_ONION_PATH') return e;
-        throw e;
-      }
-    };
-    const path = await choosePathWithFallbacks(choose, exclude, async () => {
+    const path = await choosePathWithFallbacks(net, o, async () => {
       o.guards = [g2, g3];
       return true;
     });
@@ -158,21 +142,10 @@ describe('path choice', () => {
     const exclude = new Set(net.slice(2).map((d) => d.fingerprint)); // every middle candidate failed
     const o = { hops: 3, exitPort: null, guards: [net[0]!], last: net[1]!, exclude, enforceDistinctSubnets: false };
     let sampled = 0;
-    const path = await choosePathWithFallbacks(
-      () => {
-        try {
-          return choosePath(net, o);
-        } catch (e) {
-          if (isAlliumError(e) && e.code === 'ERR_ONION_PATH') return e;
-          throw e;
-        }
-      },
-      exclude,
-      async () => {
-        sampled++;
-        return true;
-      },
-    );
+    const path = await choosePathWithFallbacks(net, o, async () => {
+      sampled++;
+      return true;
+    });
     expect(path).to.not.be.instanceOf(AlliumError);
     expect(sampled).to.equal(0);
   });
