@@ -244,7 +244,11 @@ export class MixClient extends Emitter<MixClientEvents> {
       let f: Uint8Array;
       if (typeof m.frame === 'function') {
         const data = m.frame();
-        if (data.length > MAX_MIX_MESSAGE) return; // a batch that cannot be sealed (never from MessengerMix): dropped
+        if (data.length > MAX_MIX_MESSAGE) {
+          // A batch that cannot be sealed (never from MessengerMix): dropped, and closed so that nothing joins it.
+          m.left?.();
+          return;
+        }
         f = frame(FrameKind.MESSAGE, m.id, data);
       } else f = m.frame;
       // A packet that could not leave (no path this slot, or the link down) puts its message back at the head: the
