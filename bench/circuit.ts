@@ -15,6 +15,9 @@
  *                      newest bench-*.json, e.g. /tmp/tor-local-results)
  *   --no-json          skip writing bench/results/circuit-<timestamp>.json
  *   --no-bridge        skip the bridge rows (a circuit whose entry is a bridge behind nginx with TLS)
+ *   --rate-only        only the circuits-per-second rows (the in-process client, builds kept in flight over one link):
+ *                      the network and the closed loop, nothing else; --in-flight K (repeatable as a comma list, default
+ *                      1,8,64,256) picks the rows, --rate-rounds N the rounds per row (default 1 quick, 3 otherwise)
  *   --first-byte-only  only the first-byte rows (direct, existing circuit, fresh circuit; with --defences-off-too their
  *                      on/off table too): the network and the client process, nothing else, so a run takes seconds
  *   --defences-off-too also measure build time, first byte and bulk with the client's defences off (link padding,
@@ -63,7 +66,7 @@ import { createNodeSocketFactory } from '../net/ws-node.js';
 import { OnOff, sidesOf } from './lib/onoff.js';
 
 const USAGE =
-  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--rest S] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json] [--no-bridge] [--defences-off-too] [--first-byte-only]';
+  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--rest S] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json] [--no-bridge] [--defences-off-too] [--first-byte-only] [--rate-only [--in-flight K,…] [--rate-rounds N]]';
 const flags = parseFlags(
   process.argv.slice(2),
   {
@@ -80,6 +83,9 @@ const flags = parseFlags(
     'no-bridge': 'boolean',
     'defences-off-too': 'boolean',
     'first-byte-only': 'boolean',
+    'rate-only': 'boolean',
+    'in-flight': 'string',
+    'rate-rounds': 'number',
     'latency-inner': 'number',
   },
   USAGE,
@@ -90,7 +96,8 @@ export const opts = {
   builds: flags.builds ?? (quick ? 30 : 100),
   rounds: flags.rounds ?? (quick ? 2 : 5),
   ttfb: flags.ttfb ?? (quick ? 20 : 30),
-  inFlight: [1, 8, 64, 256],
+  inFlight: flags['in-flight']?.split(',').map(Number) ?? [1, 8, 64, 256],
+  rateRounds: flags['rate-rounds'] ?? (quick ? 1 : 3),
   idleCircuits: 512,
   relays: 6,
   exits: 2,
@@ -366,6 +373,59 @@ async function firstByteSamples(
   return { ttfb, ttfbFail };
 }
 
+/** The circuits-per-second rows: for each K of `opts.inFlight`, K builds kept in flight, `opts.rateRounds` rounds. */
+async function rateRows(client: AlliumClient, port: number): Promise<RateRow[]> {
+  const concurrency: RateRow[] = [];
+  for (const k of opts.inFlight) {
+    const total = quick ? Math.max(2 * k, 64) : Math.max(4 * k, 200);
+    const rates: number[] = [];
+    const lat: number[] = [];
+    let failed = 0;
+    for (let r = 0; r < opts.rateRounds; r++) {
+      progress(`builds per second: ${k} in flight, ${total} builds, round ${r + 1}`);
+      const res = await closedLoopBuilds(client, port, k, total);
+      rates.push(res.rate);
+      lat.push(...res.latency);
+      failed += res.failed;
+      await sleep(300);
+    }
+    concurrency.push({ k, rate: summarize(rates), latency: summarize(lat), failed, total });
+  }
+  return concurrency;
+}
+
+interface RateRow {
+  k: number;
+  rate: Summary;
+  latency: Summary;
+  failed: number;
+  total: number;
+}
+
+/** --rate-only: the in-process client and the circuits-per-second rows, nothing else. */
+async function rateOnly(net: BenchNetwork, http: HttpTarget): Promise<void> {
+  const client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+  await client.start();
+  try {
+    progress('warming up: 20 builds (opens the links to the guards)');
+    await sequentialBuilds(client, http.port, 20);
+    const builds = summarize(await sequentialBuilds(client, http.port, opts.builds));
+    const rows: string[][] = [['', 'median', 'p90', 'min–max', 'n', 'goal', '']];
+    rows.push(row('3-hop circuit build (newCircuit, links open)', builds, ' ms'));
+    const from = process.hrtime.bigint() / 1000n;
+    const rates = await rateRows(client, http.port);
+    // Monotonic microseconds, the clock of a --cpu-prof profile's timestamps: the window to read profiles over.
+    progress(`circuits-per-second window, monotonic µs: ${from}–${process.hrtime.bigint() / 1000n}`);
+    for (const c of rates) {
+      rows.push(row(`circuits built per second, ${c.k} in flight (${c.total} builds/round${c.failed ? `, ${c.failed} failed` : ''})`, c.rate, '/s'));
+      rows.push(row(`  per-circuit build time at ${c.k} in flight`, c.latency, ' ms'));
+    }
+    console.log([`== bench:circuit --rate-only — ${machineLine()} ==`, table(rows, new Set([1, 2, 3, 4]))].join('\n'));
+  } finally {
+    await client.stop();
+  }
+}
+
 /** --first-byte-only: the client process (and one with the defences off) and the first-byte rows, nothing else. */
 async function firstByteOnly(rt: Runtime, net: BenchNetwork, http: HttpTarget): Promise<void> {
   progress('starting the SOCKS client process (pre-built pool off)');
@@ -409,9 +469,10 @@ async function main(): Promise<void> {
   progress(`starting ${opts.relays} relay processes (${opts.exits} exits) and waiting for a full mesh`);
   const net = await startBenchNetwork({ n: opts.relays, exits: opts.exits, runtime: rt, httpPort: http.port, nodeArgs: opts.relayNodeArgs });
   const meshAt = performance.now();
-  if (flags['first-byte-only']) {
+  if (flags['first-byte-only'] || flags['rate-only']) {
     try {
-      await firstByteOnly(rt, net, http);
+      if (flags['rate-only']) await rateOnly(net, http);
+      else await firstByteOnly(rt, net, http);
     } finally {
       await net.stop();
       await http.close();
@@ -450,22 +511,7 @@ async function main(): Promise<void> {
     } else {
       builds = summarize(await pairedBuilds(client, net, http.port, onOff));
     }
-    const concurrency: { k: number; rate: Summary; latency: Summary; failed: number; total: number }[] = [];
-    for (const k of opts.inFlight) {
-      const total = quick ? Math.max(2 * k, 64) : Math.max(4 * k, 200);
-      const rates: number[] = [];
-      const lat: number[] = [];
-      let failed = 0;
-      for (let r = 0; r < (quick ? 1 : 3); r++) {
-        progress(`builds per second: ${k} in flight, ${total} builds, round ${r + 1}`);
-        const res = await closedLoopBuilds(client, http.port, k, total);
-        rates.push(res.rate);
-        lat.push(...res.latency);
-        failed += res.failed;
-        await sleep(300);
-      }
-      concurrency.push({ k, rate: summarize(rates), latency: summarize(lat), failed, total });
-    }
+    const concurrency = await rateRows(client, http.port);
     await client.stop();
     client = null;
     const padIdle = await idlePadding(net, quick ? 15 : 60);
