@@ -374,22 +374,29 @@ async function firstByteSamples(
 }
 
 /** The circuits-per-second rows: for each K of `opts.inFlight`, K builds kept in flight, `opts.rateRounds` rounds. */
-async function rateRows(client: AlliumClient, port: number): Promise<RateRow[]> {
+async function rateRows(client: AlliumClient, port: number, net: BenchNetwork): Promise<RateRow[]> {
   const concurrency: RateRow[] = [];
   for (const k of opts.inFlight) {
     const total = quick ? Math.max(2 * k, 64) : Math.max(4 * k, 200);
     const rates: number[] = [];
     const lat: number[] = [];
+    const relayCpu: number[] = [];
+    const clientCpu: number[] = [];
     let failed = 0;
     for (let r = 0; r < opts.rateRounds; r++) {
       progress(`builds per second: ${k} in flight, ${total} builds, round ${r + 1}`);
+      const w = new CpuWindow([...net.relays.map((p) => p.pid), process.pid]);
       const res = await closedLoopBuilds(client, port, k, total);
+      const cpu = w.end().cpu;
+      const built = Math.max(1, res.latency.length);
+      relayCpu.push((net.relays.reduce((a, p) => a + cpu.get(p.pid)!, 0) * 1000) / built);
+      clientCpu.push((cpu.get(process.pid)! * 1000) / built);
       rates.push(res.rate);
       lat.push(...res.latency);
       failed += res.failed;
       await sleep(300);
     }
-    concurrency.push({ k, rate: summarize(rates), latency: summarize(lat), failed, total });
+    concurrency.push({ k, rate: summarize(rates), latency: summarize(lat), relayCpuMs: summarize(relayCpu), clientCpuMs: summarize(clientCpu), failed, total });
   }
   return concurrency;
 }
@@ -398,6 +405,9 @@ interface RateRow {
   k: number;
   rate: Summary;
   latency: Summary;
+  /** CPU time per circuit built: every relay process together, and this process (the client library). */
+  relayCpuMs: Summary;
+  clientCpuMs: Summary;
   failed: number;
   total: number;
 }
@@ -413,12 +423,14 @@ async function rateOnly(net: BenchNetwork, http: HttpTarget): Promise<void> {
     const rows: string[][] = [['', 'median', 'p90', 'min–max', 'n', 'goal', '']];
     rows.push(row('3-hop circuit build (newCircuit, links open)', builds, ' ms'));
     const from = process.hrtime.bigint() / 1000n;
-    const rates = await rateRows(client, http.port);
+    const rates = await rateRows(client, http.port, net);
     // Monotonic microseconds, the clock of a --cpu-prof profile's timestamps: the window to read profiles over.
     progress(`circuits-per-second window, monotonic µs: ${from}–${process.hrtime.bigint() / 1000n}`);
     for (const c of rates) {
       rows.push(row(`circuits built per second, ${c.k} in flight (${c.total} builds/round${c.failed ? `, ${c.failed} failed` : ''})`, c.rate, '/s'));
       rows.push(row(`  per-circuit build time at ${c.k} in flight`, c.latency, ' ms'));
+      rows.push(row(`  CPU per circuit, all relays together`, c.relayCpuMs, ' ms'));
+      rows.push(row(`  CPU per circuit, this process (the client)`, c.clientCpuMs, ' ms'));
     }
     console.log([`== bench:circuit --rate-only — ${machineLine()} ==`, table(rows, new Set([1, 2, 3, 4]))].join('\n'));
   } finally {
@@ -511,7 +523,7 @@ async function main(): Promise<void> {
     } else {
       builds = summarize(await pairedBuilds(client, net, http.port, onOff));
     }
-    const concurrency = await rateRows(client, http.port);
+    const concurrency = await rateRows(client, http.port, net);
     await client.stop();
     client = null;
     const padIdle = await idlePadding(net, quick ? 15 : 60);
