@@ -14,6 +14,7 @@
  */
 import type { SodiumBinding } from './binding.js';
 import { AlliumError, CryptoError } from '../errors/index.js';
+import { pooledRandomFill } from './random-pool.js';
 
 export type BindingName = SodiumBinding['name'];
 export type BindingChoice = 'auto' | 'native' | 'wasm';
@@ -391,7 +392,8 @@ export async function loadCrypto(which: 'native' | 'wasm'): Promise<Crypto | nul
     binding = await (await import('./binding-wasm.js')).loadWasmBinding();
   }
   if (!binding) return null;
-  const c = new Crypto(binding);
+  // Short draws come from a pool the binding fills 16 KiB at a time (crypto/random-pool.ts).
+  const c = new Crypto({ ...binding, randomFill: pooledRandomFill(binding.randomFill) });
   loaded.set(name, c);
   return c;
 }

@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import type { SodiumBinding } from '../../crypto/binding.js';
 import { seededRandom } from '../../crypto/drbg.js';
 import { Crypto } from '../../crypto/index.js';
+import { pooledRandomFill, RANDOM_POOL_LEN, RANDOM_POOL_MAX_DRAW } from '../../crypto/random-pool.js';
 
 /** A facade whose random bytes come from `fill` (only random() is used by the functions under test). */
 function facadeWith(fill: (out: Uint8Array) => void): Crypto {
@@ -92,5 +93,62 @@ describe('crypto facade: uniform choices', () => {
     expect(chiSquare(comparator)).to.be.above(1000);
     expect(c.shuffle([])).to.deep.equal([]);
     expect(c.shuffle([9])).to.deep.equal([9]);
+  });
+});
+
+describe('crypto facade: the pool of short random draws', () => {
+  /** A fill that writes a counter (so every byte it ever wrote is distinct in sequence) and keeps what it was given. */
+  function recordingFill(): { fill: (out: Uint8Array) => void; given: Uint8Array[]; written: number[] } {
+    const given: Uint8Array[] = [];
+    const written: number[] = [];
+    let next = 0;
+    return {
+      given,
+      written,
+      fill: (out) => {
+        given.push(out);
+        for (let i = 0; i < out.length; i++) {
+          out[i] = (next * 131 + (next >>> 8)) & 0xff;
+          written.push(out[i]!);
+          next++;
+        }
+      },
+    };
+  }
+
+  it("hands out the binding's bytes unchanged, each once, and zeroes each one in the pool as it leaves", () => {
+    const r = recordingFill();
+    const draw = pooledRandomFill(r.fill);
+    const out: number[] = [];
+    const take = (k: number): void => {
+      for (let i = 0; i < k; i++) {
+        const b = new Uint8Array(32);
+        draw(b);
+        out.push(...b);
+      }
+    };
+    take(RANDOM_POOL_LEN / 32);
+    expect(r.given).to.have.length(1);
+    const pool = r.given[0]!;
+    expect(pool).to.have.length(RANDOM_POOL_LEN);
+    expect(pool.every((x) => x === 0)).to.equal(true); // used up: every byte zeroed as it left
+    take(3); // the next draw refills the same pool
+    expect(r.given).to.have.length(2);
+    expect(r.given[1]).to.equal(pool);
+    expect(pool.subarray(0, 96).every((x) => x === 0)).to.equal(true);
+    expect(Array.from(pool.subarray(96, 200))).to.deep.equal(r.written.slice(RANDOM_POOL_LEN + 96, RANDOM_POOL_LEN + 200));
+    // Draw by draw, the bytes the binding wrote, in order: none repeated, none altered.
+    expect(out).to.deep.equal(r.written.slice(0, out.length));
+  });
+
+  it('sends a draw longer than the pool serves to the binding directly, and an empty draw nowhere', () => {
+    const r = recordingFill();
+    const draw = pooledRandomFill(r.fill);
+    const big = new Uint8Array(RANDOM_POOL_MAX_DRAW + 1);
+    draw(big);
+    expect(r.given).to.deep.equal([big]);
+    const c = new Crypto({ randomFill: pooledRandomFill(r.fill) } as unknown as SodiumBinding);
+    expect(c.random(0)).to.have.length(0);
+    expect(r.given).to.have.length(1);
   });
 });
