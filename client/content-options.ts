@@ -61,6 +61,14 @@ export interface GetOptions extends AbortOptions {
   onProgress?: Progress;
 }
 
+/** fetchFromAll() and fetchAnswers(). */
+export interface FetchAllOptions extends AbortOptions {
+  /** Asks for the stored head only (mailbox slots). */
+  head?: boolean;
+  /** Called with each copy as its holder answers, before the slowest holder has (it must not throw). */
+  onCopy?: (bytes: Uint8Array) => void;
+}
+
 export interface ContentOptions {
   /** Copies of each block (default 3). */
   replication?: number;

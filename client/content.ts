@@ -44,9 +44,18 @@ import { crypto } from '../crypto/index.js';
 import type { CircuitSource } from './client.js';
 import { CONTENT_FETCHES_PER_CIRCUIT, ContentCircuits, type OperationCircuits } from './content-circuits.js';
 
-import type { ContentOptions, GetOptions, LatestEditionOptions, OpenedContent, PublishOptions, PutOptions } from './content-options.js';
+import type { ContentOptions, FetchAllOptions, GetOptions, LatestEditionOptions, OpenedContent, PublishOptions, PutOptions } from './content-options.js';
 
-export type { ContentOptions, GetOptions, LatestEditionOptions, OpenedContent, Progress, PublishOptions, PutOptions } from './content-options.js';
+export type {
+  ContentOptions,
+  FetchAllOptions,
+  GetOptions,
+  LatestEditionOptions,
+  OpenedContent,
+  Progress,
+  PublishOptions,
+  PutOptions,
+} from './content-options.js';
 
 const FLAG_RANDOM = 1;
 /** A put stores its blocks in random order within windows of a full segment and its check blocks (content.md §8.2). */
@@ -301,7 +310,7 @@ export class ContentClient {
    * Asks every holder of `rk` for the item; returns what each one had (endpoint descriptors: pick the newest;
    * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out.
    */
-  async fetchFromAll(kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<Uint8Array[]> {
+  async fetchFromAll(kind: ContentKind, rk: Uint8Array, options: FetchAllOptions = {}): Promise<Uint8Array[]> {
     return (await this.fetchAnswers(kind, rk, options)).copies;
   }
 
@@ -309,8 +318,8 @@ export class ContentClient {
    * fetchFromAll(), telling apart "no holder has it" from "no holder answered": `copies` as fetchFromAll, `answered`
    * the holders that answered (with the item or without it). A slot with `answered` 0 is not known to be free.
    */
-  fetchAnswers(kind: ContentKind, rk: Uint8Array, options: { head?: boolean } & AbortOptions = {}): Promise<{ copies: Uint8Array[]; answered: number }> {
-    return this.operation(options, (signal, op) => this.fetchFromAllWith(op, kind, rk, options.head ?? false, signal));
+  fetchAnswers(kind: ContentKind, rk: Uint8Array, options: FetchAllOptions = {}): Promise<{ copies: Uint8Array[]; answered: number }> {
+    return this.operation(options, (signal, op) => this.fetchFromAllWith(op, kind, rk, options.head ?? false, signal, options.onCopy));
   }
 
   private async fetchFromAllWith(
@@ -319,11 +328,14 @@ export class ContentClient {
     rk: Uint8Array,
     head: boolean,
     signal: AbortSignal,
+    onCopy?: (bytes: Uint8Array) => void,
   ): Promise<{ copies: Uint8Array[]; answered: number }> {
     const got = await Promise.all(
       this.holders(rk).map(async (h): Promise<Uint8Array | null | undefined> => {
         try {
-          return await this.fetchFrom(op, h, kind, rk, signal, head);
+          const bytes = await this.fetchFrom(op, h, kind, rk, signal, head);
+          if (bytes) onCopy?.(bytes);
+          return bytes;
         } catch {
           throwIfAborted(signal); // our signal: stop; any other failure: just this holder (no answer)
           return undefined;

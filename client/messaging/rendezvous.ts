@@ -7,6 +7,7 @@
 import { crypto } from '../../crypto/index.js';
 import { fingerprintOf } from '../../crypto/keys.js';
 import { parseAddress, type Identity } from '../../protocol/address.js';
+import { equalBytes } from '../../protocol/bytes.js';
 import { encodeCbor } from '../../protocol/cbor.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
 import { openEndpointDescriptor, type IntroPoint } from '../../protocol/endpoint-descriptor.js';
@@ -93,15 +94,31 @@ function discard(p: Promise<{ close(): void } | { circuit: { close(): void } }> 
   void p?.then((x) => ('circuit' in x ? x.circuit : x).close()).catch(() => undefined);
 }
 
+/** An opened endpoint descriptor. */
+type EndpointDescriptor = ReturnType<typeof openEndpointDescriptor>;
+
+/** The relays of `d`'s introduction points. */
+function introRelaysOf(d: EndpointDescriptor): Set<string> {
+  return new Set(d.intro.map((i) => fingerprintOf(i.relay)));
+}
+
+/** True when `point` is one of `d`'s introduction points and another relay could serve (rendezvous.md §6). */
+function mustReplace(client: CircuitSource, point: RendezvousPoint, d: EndpointDescriptor): boolean {
+  const ips = introRelaysOf(d);
+  return ips.has(point.rp.fingerprint) && pickServicePoint(client.directory.view, 'rendezvous', ips) !== undefined;
+}
+
 /**
  * Meets the endpoint at `address`: its descriptor is looked up with `lookups`, circuits are built by `client`. Throws
  * ERR_UNREACHABLE (no descriptor: not listening; or no introduction worked), ERR_CLIENT_AUTH (the endpoint requires
  * client authorisation that `clientAuth` does not give), ERR_ADDRESS_*, ERR_TIMEOUT, ERR_ABORTED.
  *
  * Nothing waits that need not (specs/rendezvous.md §4.1): the rendezvous point is set up while the descriptor is
- * looked up — and set up again elsewhere, as before, when it turns out to be one of the endpoint's introduction
- * points and another relay could serve — and the circuit to the first introduction point is built while the
- * rendezvous point is still being set up; INTRODUCE1 goes only once RENDEZVOUS_ESTABLISHED has come.
+ * looked up. The first copy that opens, before the slowest holder has answered, starts the circuit to an introduction
+ * point and the check of the rendezvous point against the introduction points (set up again elsewhere when it is one
+ * of them and another relay could serve). What is sent to the introduction point comes from the newest revision once
+ * every holder has answered: a newer one than the first copy's is checked again (rendezvous point, introduction
+ * points). INTRODUCE1 goes only once RENDEZVOUS_ESTABLISHED has come.
  */
 export async function meetEndpoint(client: CircuitSource, lookups: ContentClient, address: string, options: MeetOptions): Promise<Meeting> {
   const { signal, as, clientAuth } = options;
@@ -110,43 +127,82 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
   const period = periodAt(Math.floor(now / 1000));
   const locator = descriptorLocator(identityKey, period);
   // Set up at once, avoiding no relay yet: the descriptor says which relays to avoid.
-  let early: Promise<RendezvousPoint> | null = setUpRendezvous(client, new Set(), signal);
+  const early: Promise<RendezvousPoint> = setUpRendezvous(client, new Set(), signal);
   early.catch(() => undefined);
-  // The newest revision any holder has: an endpoint republishes when an introduction point is lost.
-  let descriptor: ReturnType<typeof openEndpointDescriptor> | null = null;
-  let needsAuth = false;
-  try {
-    for (const bytes of await lookups.fetchFromAll('endpoint', locator, signalOption(signal))) {
-      try {
-        const d = openEndpointDescriptor(identityKey, period, bytes, clientAuth ? { now, client: clientAuth } : { now });
-        if (!descriptor || d.revision > descriptor.revision) descriptor = d;
-      } catch (e) {
-        // Only a validly signed descriptor gets as far as the client layer: this endpoint restricts who finds it.
-        if (isAlliumError(e) && e.code === 'ERR_CLIENT_AUTH') needsAuth = true;
-        /* otherwise a forged or stale copy */
-      }
+  // The newest revision any holder has (an endpoint republishes when an introduction point is lost), and a wake-up
+  // at the first copy that opens.
+  const found: { descriptor: EndpointDescriptor | null; needsAuth: boolean } = { descriptor: null, needsAuth: false };
+  let firstOpened: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => (firstOpened = resolve));
+  const take = (bytes: Uint8Array): void => {
+    try {
+      const d = openEndpointDescriptor(identityKey, period, bytes, clientAuth ? { now, client: clientAuth } : { now });
+      if (!found.descriptor || d.revision > found.descriptor.revision) found.descriptor = d;
+      firstOpened();
+    } catch (e) {
+      // Only a validly signed descriptor gets as far as the client layer: this endpoint restricts who finds it.
+      if (isAlliumError(e) && e.code === 'ERR_CLIENT_AUTH') found.needsAuth = true;
+      /* otherwise a forged or stale copy */
     }
-    if (!descriptor && needsAuth) {
+  };
+  const lookup = lookups.fetchFromAll('endpoint', locator, { ...signalOption(signal), onCopy: take });
+  lookup.catch(() => undefined);
+  // Started from the first copy, while the other holders answer: the circuit to one introduction point, and the
+  // rendezvous point checked against the introduction points.
+  let firstIp: IntroPoint | null = null;
+  let firstIntro: Promise<ClientCircuit> | null = null;
+  let ready: Promise<RendezvousPoint> = early;
+  let final: EndpointDescriptor;
+  try {
+    await Promise.race([opened, lookup]);
+    const first = found.descriptor;
+    if (first) {
+      firstIp = crypto().shuffle([...first.intro])[0]!;
+      firstIntro = buildIntroCircuit(client, firstIp, signal);
+      firstIntro?.catch(() => undefined);
+      ready = early
+        .catch(() => setUpRendezvous(client, introRelaysOf(first), signal))
+        .then(async (p) => {
+          if (!mustReplace(client, p, first)) return p;
+          p.circuit.close();
+          return setUpRendezvous(client, introRelaysOf(first), signal);
+        });
+      ready.catch(() => undefined);
+    }
+    // Every copy went through `take`, which picked the newest.
+    await lookup;
+    const newest = found.descriptor;
+    if (!newest && found.needsAuth) {
       throw new CryptoError(
         'ERR_CLIENT_AUTH',
         clientAuth ? 'endpoint requires client authorisation and does not list our key' : 'endpoint requires client authorisation: no client key given',
       );
     }
-    if (!descriptor) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
+    if (!newest) throw new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable: no descriptor found for this address (is it listening?)');
+    final = newest;
   } catch (e) {
-    discard(early);
+    discard(ready);
+    discard(firstIntro);
     throw e;
   }
-  const introRelays = new Set(descriptor.intro.map((i) => fingerprintOf(i.relay)));
-  const intros = crypto().shuffle([...descriptor.intro]);
-  // The circuit to the first introduction point, built while the rendezvous point is set up.
-  let firstIntro: Promise<ClientCircuit> | null = buildIntroCircuit(client, intros[0]!, signal);
+  const introRelays = introRelaysOf(final);
+  // The newest revision's introduction points in random order; the one whose circuit is being built first, if it is
+  // still one of them (a newer revision without it: that circuit is given up).
+  const ip0 = firstIp;
+  const kept = ip0 ? final.intro.find((i) => equalBytes(i.relay, ip0.relay) && equalBytes(i.auth, ip0.auth) && equalBytes(i.enc, ip0.enc)) : undefined;
+  if (!kept) {
+    discard(firstIntro);
+    firstIntro = null;
+  }
+  const shuffled = crypto().shuffle(final.intro.filter((i) => i !== kept));
+  const intros = kept ? [kept, ...shuffled] : shuffled;
+  // No first copy started it: the circuit to the first introduction point, built while the rendezvous point is set up.
+  firstIntro ??= buildIntroCircuit(client, intros[0]!, signal);
   firstIntro?.catch(() => undefined);
   let point: RendezvousPoint;
   try {
-    point = await early.catch(() => setUpRendezvous(client, introRelays, signal));
-    early = null;
-    if (introRelays.has(point.rp.fingerprint) && pickServicePoint(client.directory.view, 'rendezvous', introRelays)) {
+    point = await ready.catch(() => setUpRendezvous(client, introRelays, signal));
+    if (mustReplace(client, point, final)) {
       // One of the endpoint's introduction points, and another relay could serve (rendezvous.md §6): not this one.
       point.circuit.close();
       point = await setUpRendezvous(client, introRelays, signal);
@@ -155,13 +211,14 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
     discard(firstIntro);
     throw e;
   }
+  const descriptorPow = final.pow;
   const { circuit, rp, cookie } = point;
   const close = (): void => circuit.close();
   signal?.addEventListener('abort', close, { once: true });
   try {
     let lastErr: unknown = new AlliumError('ERR_UNREACHABLE', 'endpoint unreachable');
     // The effort the endpoint suggests (rendezvous.md §4.3); an attempt that got no answer is retried with twice as much.
-    const pow = descriptor.pow;
+    const pow = descriptorPow;
     let effort = pow ? Math.min(pow.e, POW_CLIENT_MAX_EFFORT) : 0;
     for (const ip of intros) {
       const built = firstIntro;

@@ -97,9 +97,47 @@ function rig(relays: Descriptor[]) {
     created: now,
     expires: now + 3_600_000,
   });
-  let answer: (copies: Uint8Array[]) => void = () => undefined;
-  const lookups = { fetchFromAll: () => new Promise<Uint8Array[]>((r) => (answer = r)) } as unknown as ContentClient;
-  return { client, lookups, circuits, address: formatAddress(endpoint.publicKey), answer: () => answer([d.bytes]) };
+  // A holder's copy as it answers (onCopy), and the lookup's end once every holder has answered.
+  let onCopy: (bytes: Uint8Array) => void = () => undefined;
+  let done: (copies: Uint8Array[]) => void = () => undefined;
+  const given: Uint8Array[] = [];
+  const lookups = {
+    fetchFromAll: (_kind: string, _rk: Uint8Array, o: { onCopy?: (bytes: Uint8Array) => void }) =>
+      new Promise<Uint8Array[]>((r) => {
+        onCopy = o.onCopy ?? (() => undefined);
+        done = r;
+      }),
+  } as unknown as ContentClient;
+  /** Another revision of the endpoint's descriptor, its one introduction point at `relay`. */
+  const revision = (r: number, relay: Descriptor): Uint8Array =>
+    createEndpointDescriptor(
+      endpoint,
+      period,
+      {
+        v: 1,
+        intro: [{ relay: relay.id, auth: crypto().ed25519Keypair().publicKey, enc: crypto().x25519Keypair().publicKey }],
+        created: now,
+        expires: now + 3_600_000,
+      },
+      { revision: r },
+    ).bytes;
+  const copy = (bytes: Uint8Array): void => {
+    given.push(bytes);
+    onCopy(bytes);
+  };
+  return {
+    client,
+    lookups,
+    circuits,
+    address: formatAddress(endpoint.publicKey),
+    answer: () => {
+      copy(d.bytes);
+      done(given);
+    },
+    copy,
+    finish: () => done(given),
+    revision,
+  };
 }
 
 describe('the initiator of a rendezvous waits only where it must (specs/rendezvous.md §4.1)', () => {
@@ -161,5 +199,58 @@ describe('the initiator of a rendezvous waits only where it must (specs/rendezvo
     }
     // Drawn by equal weight from two relays, 24 times: the case happened (all 24 missing it: 2^-24).
     expect(collided).to.be.greaterThan(0);
+  });
+
+  it('builds the circuit to an introduction point from the first copy that opens, before the slowest holder answers', async () => {
+    const relays = [relay(0), relay(1), relay(2), relay(3)];
+    const r = rig(relays);
+    const ac = new AbortController();
+    const met = meetEndpoint(r.client, r.lookups, r.address, { as: createIdentity(), signal: ac.signal });
+    met.catch(() => undefined);
+    await settle();
+    // One holder answers; the others have not.
+    r.copy(r.revision(1, relays[3]!));
+    for (let i = 0; i < 3; i++) await settle();
+    const toIp = (fp: string) => r.circuits.find((c) => c.last.fingerprint === fp && !c.sends(RelayCommand.ESTABLISH_RENDEZVOUS));
+    expect(toIp(relays[3]!.fingerprint), "the circuit to the first copy's introduction point").to.not.equal(undefined);
+    for (const c of r.circuits.filter((c) => c.state === 'open' && c.sends(RelayCommand.ESTABLISH_RENDEZVOUS))) c.establish();
+    for (let i = 0; i < 3; i++) await settle();
+    // Nothing is sent to an introduction point before every holder has answered.
+    expect(
+      r.circuits.some((c) => c.sends(RelayCommand.INTRODUCE1)),
+      'INTRODUCE1 before the lookup ended',
+    ).to.equal(false);
+    r.finish();
+    for (let round = 0; round < 3; round++) {
+      for (const c of r.circuits.filter((c) => c.state === 'open' && c.sends(RelayCommand.ESTABLISH_RENDEZVOUS))) c.establish();
+      for (let i = 0; i < 3; i++) await settle();
+    }
+    expect(toIp(relays[3]!.fingerprint)!.sends(RelayCommand.INTRODUCE1)).to.equal(true);
+    ac.abort();
+    await met.catch(() => undefined);
+  });
+
+  it('introduces itself at the newest revision any holder has, not the first copy, giving up the circuit built for it', async () => {
+    const relays = [relay(0), relay(1), relay(2), relay(3)];
+    const r = rig(relays);
+    const ac = new AbortController();
+    const met = meetEndpoint(r.client, r.lookups, r.address, { as: createIdentity(), signal: ac.signal });
+    met.catch(() => undefined);
+    await settle();
+    r.copy(r.revision(1, relays[3]!)); // an older revision first
+    for (let i = 0; i < 3; i++) await settle();
+    r.copy(r.revision(2, relays[2]!));
+    r.finish();
+    for (let round = 0; round < 3; round++) {
+      for (const c of r.circuits.filter((c) => c.state === 'open' && c.sends(RelayCommand.ESTABLISH_RENDEZVOUS))) c.establish();
+      for (let i = 0; i < 3; i++) await settle();
+    }
+    const introduced = r.circuits.filter((c) => c.sends(RelayCommand.INTRODUCE1));
+    expect(introduced.map((c) => c.last.fingerprint)).to.deep.equal([relays[2]!.fingerprint]);
+    const stale = r.circuits.filter((c) => c.last.fingerprint === relays[3]!.fingerprint && !c.sends(RelayCommand.ESTABLISH_RENDEZVOUS));
+    expect(stale.length, 'a circuit was built from the first copy').to.equal(1);
+    for (const c of stale) expect(c.state, "the circuit to the older revision's introduction point").to.equal('closed');
+    ac.abort();
+    await met.catch(() => undefined);
   });
 });
