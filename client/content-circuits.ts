@@ -25,6 +25,9 @@ import type { Descriptor } from '../protocol/descriptor.js';
 import { isStoreRelay } from '../protocol/placement.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import { Shutdown } from '../net/abort.js';
+import { AbortedError, isAlliumError } from '../protocol/errors.js';
+import type { ContentStatus } from '../protocol/content-messages.js';
+import { NOT_ASKED } from '../net/content-requests.js';
 import type { CircuitSource } from './client.js';
 
 /** CONTENT_CIRCUIT_DIRTINESS (specs/limits.md): a content circuit takes new requests this long after its first. */
@@ -83,6 +86,16 @@ interface Slot {
 
 /** "Not asked" answers after which an operation stops using a forwarder's circuit (content.md §8.2 "Retries"). */
 export const MAX_NOT_ASKED_PER_FORWARDER = 2;
+
+/**
+ * CONTENT_REFUSED_ROUNDS (specs/limits.md, content.md §8.2 "Refused everywhere"): rounds of tries a STORE gets after
+ * the first when every forwarder it went through answered `refused`, each after one of the operation's requests ended.
+ */
+export const CONTENT_REFUSED_ROUNDS = 6;
+/** CONTENT_REFUSED_DEADLINE (specs/limits.md): no round of CONTENT_REFUSED_ROUNDS starts this long after the first refusal. */
+export const CONTENT_REFUSED_DEADLINE_MS = 15_000;
+/** CONTENT_REFUSED_PAUSE (specs/limits.md): the wait before such a round when the operation has no other request in flight. */
+export const CONTENT_REFUSED_PAUSE_MS = 500;
 
 /** A circuit built ahead, waiting for an operation to take it. */
 interface Waiting {
@@ -243,6 +256,11 @@ export class OperationCircuits {
   private ended = false;
   /** Forwarders retired for answering "not asked" too often: this operation builds no circuit to them again. */
   private readonly shunned = new Set<string>();
+  /** Requests of this operation in flight, by holder fingerprint. */
+  private readonly pending = new Map<string, number>();
+  private pendingAll = 0;
+  /** Called with the holder's fingerprint each time one of this operation's requests that was asked of a holder ends. */
+  private readonly onRequestEnd = new Set<(holder: string) => void>();
 
   constructor(private readonly circuits: ContentCircuits) {}
 
@@ -260,12 +278,63 @@ export class OperationCircuits {
     const s = this.pick(holder, signal, avoid);
     s.users++;
     s.since ??= this.circuits.now();
+    const fp = holder.fingerprint;
+    this.pending.set(fp, (this.pending.get(fp) ?? 0) + 1);
+    this.pendingAll++;
+    // Whether the request held a slot at its forwarder until it ended: not when the forwarder did not ask.
+    let heldSlot = true;
     try {
-      return await f(await s.built, s.forwarder.fingerprint === holder.fingerprint ? null : holder.id, s.forwarder.fingerprint);
+      const out = await f(await s.built, s.forwarder.fingerprint === holder.fingerprint ? null : holder.id, s.forwarder.fingerprint);
+      if (typeof out === 'string' && NOT_ASKED.has(out as ContentStatus)) heldSlot = false;
+      return out;
+    } catch (e) {
+      if (isAlliumError(e) && e.code === 'ERR_UNREACHABLE') heldSlot = false; // fetchItem's "not asked"
+      throw e;
     } finally {
       s.users--;
       if (s.retired && s.users === 0) this.drop(s);
+      const n = (this.pending.get(fp) ?? 1) - 1;
+      if (n > 0) this.pending.set(fp, n);
+      else this.pending.delete(fp);
+      this.pendingAll--;
+      if (heldSlot) for (const w of [...this.onRequestEnd]) w(fp);
     }
+  }
+
+  /**
+   * Resolves once one of this operation's requests to `holder` ends — or, when it has none in flight, any of its
+   * requests — or CONTENT_REFUSED_PAUSE_MS after the call when it has no request in flight at all; at the latest
+   * `maxMs` after the call (content.md §8.2 "Refused everywhere"). Rejects with AbortedError when `signal` aborts.
+   */
+  afterARequestEnds(holder: Descriptor, signal: AbortSignal, maxMs: number): Promise<void> {
+    const toHolder = this.pending.has(holder.fingerprint);
+    const wait = this.pendingAll > 0 ? maxMs : Math.min(maxMs, CONTENT_REFUSED_PAUSE_MS);
+    return new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.onRequestEnd.delete(onEnd);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const onEnd = (fp: string): void => {
+        if (toHolder && fp !== holder.fingerprint) return;
+        done();
+        resolve();
+      };
+      const onAbort = (): void => {
+        done();
+        reject(new AbortedError());
+      };
+      const timer = setTimeout(
+        () => {
+          done();
+          resolve();
+        },
+        Math.max(0, wait),
+      );
+      if (signal.aborted) return onAbort();
+      this.onRequestEnd.add(onEnd);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /**

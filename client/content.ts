@@ -42,7 +42,13 @@ import type { ClientCircuit } from '../net/circuit.js';
 import { Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
 import { crypto } from '../crypto/index.js';
 import type { CircuitSource } from './client.js';
-import { CONTENT_FETCHES_PER_CIRCUIT, ContentCircuits, type OperationCircuits } from './content-circuits.js';
+import {
+  CONTENT_FETCHES_PER_CIRCUIT,
+  CONTENT_REFUSED_DEADLINE_MS,
+  CONTENT_REFUSED_ROUNDS,
+  ContentCircuits,
+  type OperationCircuits,
+} from './content-circuits.js';
 
 import type { ContentOptions, FetchAllOptions, GetOptions, LatestEditionOptions, OpenedContent, PublishOptions, PutOptions } from './content-options.js';
 
@@ -153,7 +159,10 @@ export class ContentClient {
    * Stores at one holder (content.md §8.2 "Retries"): a second try, through another forwarder, only when the first
    * got no answer from the holder for want of asking — the circuit could not be built or closed under the request, or
    * the forwarder answered that it did not ask (`unreachable`, `unknown`, `refused`). A holder that was asked and
-   * failed (the forwarder ends the stream) is not asked again. 'refused' when no try succeeded.
+   * failed (the forwarder ends the stream) is not asked again. When both tries were answered `refused` (forwarders at
+   * their bounds), another round of two tries follows once one of the operation's requests to that holder (or any of
+   * its requests) has ended, at most CONTENT_REFUSED_ROUNDS more and none after CONTENT_REFUSED_DEADLINE_MS
+   * ("Refused everywhere"). 'refused' when no try succeeded.
    */
   private async storeAt(
     op: OperationCircuits,
@@ -164,29 +173,43 @@ export class ContentClient {
     signal: AbortSignal,
   ): Promise<ContentStatus> {
     let last: string | undefined;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      let circuit: ClientCircuit | null = null;
-      let forwarded = false;
-      try {
-        const status = await op.with(
-          h,
-          signal,
-          (c, f, forwarder) => {
-            circuit = c;
-            forwarded = f !== null;
-            last = forwarder;
-            return storeItem(c, kind, rk, bytes, f ? { signal, forwardTo: f } : { signal });
-          },
-          last,
-        );
-        if (!NOT_ASKED.has(status)) return status;
-        if (!forwarded) break; // the holder's own answer: not asked again
-        op.notAsked(last!);
-      } catch (e) {
-        if (e instanceof AbortedError) throw e;
-        const c = circuit as ClientCircuit | null;
-        if (!(c === null || (isAlliumError(e) && e.code === 'ERR_LINK_CLOSED' && c.state !== 'open'))) break;
+    let deadline = 0;
+    for (let round = 0; ; round++) {
+      let refused = false;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        let circuit: ClientCircuit | null = null;
+        let forwarded = false;
+        refused = false;
+        try {
+          const status = await op.with(
+            h,
+            signal,
+            (c, f, forwarder) => {
+              circuit = c;
+              forwarded = f !== null;
+              last = forwarder;
+              return storeItem(c, kind, rk, bytes, f ? { signal, forwardTo: f } : { signal });
+            },
+            last,
+          );
+          if (!NOT_ASKED.has(status)) return status;
+          if (!forwarded) break; // the holder's own answer: not asked again
+          refused = status === 'refused';
+          // A later round's refusal is the load it waited out, not the forwarder's doing: not counted, so that the
+          // rounds go through the operation's circuits and build none to new forwarders.
+          if (round === 0 || !refused) op.notAsked(last!);
+        } catch (e) {
+          if (e instanceof AbortedError) throw e;
+          const c = circuit as ClientCircuit | null;
+          if (!(c === null || (isAlliumError(e) && e.code === 'ERR_LINK_CLOSED' && c.state !== 'open'))) break;
+        }
       }
+      // Refused by the forwarder at its bounds, not by the holder: its slots free as requests end.
+      if (!refused || round >= CONTENT_REFUSED_ROUNDS) break;
+      if (round === 0) deadline = Date.now() + CONTENT_REFUSED_DEADLINE_MS;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await op.afterARequestEnds(h, signal, left);
     }
     return 'refused';
   }

@@ -19,7 +19,7 @@
  */
 import { crypto, type KeyPair } from '../../crypto/index.js';
 import { Emitter } from '../../net/emitter.js';
-import { AlliumError } from '../../protocol/errors.js';
+import { AlliumError, isAlliumError } from '../../protocol/errors.js';
 import { decodeMixMailBody, mixPollBody } from '../../protocol/mix-cells.js';
 import { createMixPacket, MAX_MIX_DELAY_MS, MIX_PAYLOAD_LEN, mixInbox, type MixFinal, type MixHop } from '../../protocol/mix-packet.js';
 
@@ -100,8 +100,10 @@ interface Queued {
   /** The frame, or (an acknowledgement batch, specs/mix.md §8.5) what gives its data when its slot comes. */
   readonly frame: Uint8Array | (() => Uint8Array);
   readonly id: Uint8Array;
-  /** Called when its packet leaves (before 'mix:sent'). */
+  /** Called when its packet leaves (before 'mix:sent'), or when it is dropped. */
   readonly left?: () => void;
+  /** Called when it is dropped because its data could not be made (after `left`). */
+  readonly failed?: (err: AlliumError) => void;
 }
 
 export type MixClientEvents = {
@@ -167,18 +169,29 @@ export class MixClient extends Emitter<MixClientEvents> {
    * messages, or with `ack` in the acknowledgement lane, which alternates with the messages while both wait (an
    * acknowledgement, specs/mix.md §5.2, §8.5). `data` may be a function, called for the data at each slot in which
    * the packet is to leave (an acknowledgement batch is sealed with the ids it holds then, mix.md §8.5; data over
-   * MAX_MIX_MESSAGE then drops it); `left` is called when its packet has left. Returns the frame's random id
+   * MAX_MIX_MESSAGE then drops it, as does a throw); `left` is called when its packet has left or it was dropped,
+   * then `failed` with the typed error if it was dropped (the slot goes on as a cover slot). Returns the frame's random id
    * ('mix:sent' names it when its packet leaves). Throws ERR_MIX_PATH when it is over MAX_MIX_MESSAGE, ERR_LIMIT
    * when MAX_MIX_SEND_QUEUE messages (or MAX_MIX_ACK_QUEUE acknowledgements) are waiting.
    */
-  send(to: MixAddress, data: Uint8Array | (() => Uint8Array), options: { ack?: boolean; left?: () => void } = {}): Uint8Array {
+  send(
+    to: MixAddress,
+    data: Uint8Array | (() => Uint8Array),
+    options: { ack?: boolean; left?: () => void; failed?: (err: AlliumError) => void } = {},
+  ): Uint8Array {
     if (typeof data !== 'function' && data.length > MAX_MIX_MESSAGE)
       throw new AlliumError('ERR_MIX_PATH', `a message-mode message is at most ${MAX_MIX_MESSAGE} bytes`);
     const lane = options.ack ? this.acks : this.queue;
     if (lane.length >= (options.ack ? MAX_MIX_ACK_QUEUE : MAX_MIX_SEND_QUEUE))
       throw new AlliumError('ERR_LIMIT', options.ack ? 'too many message-mode acknowledgements waiting' : 'too many message-mode messages waiting');
     const id = crypto().random(16);
-    lane.push({ to, frame: typeof data === 'function' ? data : frame(FrameKind.MESSAGE, id, data), id, ...(options.left ? { left: options.left } : {}) });
+    lane.push({
+      to,
+      frame: typeof data === 'function' ? data : frame(FrameKind.MESSAGE, id, data),
+      id,
+      ...(options.left ? { left: options.left } : {}),
+      ...(options.failed ? { failed: options.failed } : {}),
+    });
     if (!this.o.cover) this.payloadEvent();
     return id;
   }
@@ -240,17 +253,8 @@ export class MixClient extends Emitter<MixClientEvents> {
     const fromAcks = this.acks.length > 0 && (this.queue.length === 0 || !this.lastWasAck);
     const lane = fromAcks ? this.acks : this.queue;
     const m = lane.shift();
-    if (m) {
-      let f: Uint8Array;
-      if (typeof m.frame === 'function') {
-        const data = m.frame();
-        if (data.length > MAX_MIX_MESSAGE) {
-          // A batch that cannot be sealed (never from MessengerMix): dropped, and closed so that nothing joins it.
-          m.left?.();
-          return;
-        }
-        f = frame(FrameKind.MESSAGE, m.id, data);
-      } else f = m.frame;
+    const f = m ? this.frameOf(m) : null;
+    if (m && f) {
       // A packet that could not leave (no path this slot, or the link down) puts its message back at the head: the
       // slot is spent as a cover slot that could not leave would be, and the message waits for the next (mix.md §5.1).
       if (!this.sendPacket(m.to.gateway, { kind: 'deliver', inbox: m.to.inbox }, crypto().seal(f, m.to.key))) {
@@ -268,6 +272,31 @@ export class MixClient extends Emitter<MixClientEvents> {
     if (mixes.length === 0) return;
     this.stats.dropSent++;
     this.sendPacket(mixes[crypto().randomInt(mixes.length)]!.identity, { kind: 'drop' }, crypto().random(MIX_PAYLOAD_LEN));
+  }
+
+  /**
+   * The frame of `m`, made now if it is made at its slot; null when that failed — a throw, or data over
+   * MAX_MIX_MESSAGE (never from MessengerMix) — and then `m` is dropped: its `left` runs (so that nothing joins a
+   * batch that will not leave), then `failed` with the typed error, and the slot goes on as one with nothing queued.
+   */
+  private frameOf(m: Queued): Uint8Array | null {
+    if (typeof m.frame !== 'function') return m.frame;
+    let err: AlliumError;
+    try {
+      const data = m.frame();
+      if (data.length <= MAX_MIX_MESSAGE) return frame(FrameKind.MESSAGE, m.id, data);
+      err = new AlliumError('ERR_MIX_PATH', `a message-mode message is at most ${MAX_MIX_MESSAGE} bytes`);
+    } catch (e) {
+      err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', `a message-mode message could not be made: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    for (const call of [() => m.left?.(), () => m.failed?.(err)]) {
+      try {
+        call();
+      } catch {
+        /* a caller's callback: it must not stop the lane either */
+      }
+    }
+    return null;
   }
 
   private sendLoop(): void {

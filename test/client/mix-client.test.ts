@@ -113,6 +113,25 @@ describe('message mode: the client keeps a real message whose packet could not l
     expect(sent).to.have.length(1);
   });
 
+  it('a message whose data cannot be made at its slot (the function throws) fails alone: left and failed run, the lane goes on', async () => {
+    const { alice, bob, received } = pair({ cover: true });
+    const calls: string[] = [];
+    alice.send(
+      bob.address,
+      () => {
+        throw new Error('cannot seal');
+      },
+      { left: () => calls.push('left'), failed: (e) => calls.push(`failed ${e.code}`) },
+    );
+    alice.send(bob.address, utf8('next'));
+    alice.start();
+    await waitFor(() => received.length > 0, 10_000, 'the next message');
+    alice.stop();
+    expect(calls).to.deep.equal(['left', 'failed ERR_INTERNAL']);
+    expect(received).to.deep.equal(['next']);
+    expect(alice.stats.realSent).to.equal(1);
+  });
+
   it('its gateway out of the consensus for a while: the message waits at the head of the queue', async () => {
     const { alice, bob, received } = pair({ cover: true, consensus: (n) => (n < 6 ? mixes.slice(1) : mixes) });
     alice.send(bob.address, utf8('first'));

@@ -16,7 +16,7 @@ import { decodeStored, encodeStore } from '../../protocol/content-messages.js';
 import { parseLink } from '../../protocol/content-link.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
-import { MAX_FORWARDS_PER_CIRCUIT } from '../../relay/content-forward.js';
+import { MAX_FORWARDS_PER_CIRCUIT, MAX_FORWARDS_PER_HOLDER } from '../../relay/content-forward.js';
 import { patternBytes, startClient } from '../helpers/content.js';
 import { startNetwork, type RelayProcess, type TestNetwork } from '../helpers/network.js';
 
@@ -154,6 +154,47 @@ describe('content forwarding: requests reach the holder through a forwarder (rel
       }
     } finally {
       c.close();
+    }
+  });
+
+  it('a STORE every forwarder refuses at its bounds is tried again once forwards end, not failed (content.md §8.2)', async () => {
+    // Every other relay, as a forwarder, holds MAX_FORWARDS_PER_HOLDER STOREs to `holder` whose data never comes: each
+    // refuses one more to it. Before, a STORE there was refused by both forwarders tried and failed at once
+    // (ERR_UNREACHABLE: no holder accepted the block (refused)); now it waits and is tried again once they end.
+    const one = new ContentClient(client, { replication: 1, circuitsAhead: false });
+    const forwarders = net.relays.filter((r) => r !== holder);
+    const stalls: ClientCircuit[] = [];
+    const refusedNow = async (): Promise<number> => {
+      let n = 0;
+      for (const r of forwarders) n += await r.metric('allium_content_forwards_total', { result: 'refused' });
+      return n;
+    };
+    try {
+      let block = encryptBlock(blockPlaintext(BlockType.DATA, crypto().random(100)), 'random');
+      while (one.holders(block.ref.rk)[0]!.fingerprint !== holder.fingerprint)
+        block = encryptBlock(blockPlaintext(BlockType.DATA, crypto().random(100)), 'random');
+      for (const f of forwarders) {
+        const c = await client.newCircuit({ last: descriptorOf(f), exitPort: null });
+        stalls.push(c);
+        for (let i = 0; i < MAX_FORWARDS_PER_HOLDER; i++) {
+          const s = c.mux.open();
+          s.markOpen();
+          c.send({
+            command: RelayCommand.STORE,
+            streamId: s.id,
+            data: encodeStore({ k: crypto().random(32), t: 'block', n: BLOCK_LEN, c: false, f: fromHex(holder.fingerprint) }),
+          });
+        }
+      }
+      const before = await refusedNow();
+      const stored = one.storeEverywhere('block', block.ref.rk, block.stored);
+      // Both forwarders tried refused it; then the forwards in the way end (their circuits close).
+      while ((await refusedNow()) < before + 2) await new Promise((r) => setImmediate(r));
+      for (const c of stalls) c.close();
+      expect(await stored).to.deep.equal(['ok']);
+    } finally {
+      for (const c of stalls) c.close();
+      one.close();
     }
   });
 });

@@ -10,6 +10,7 @@ import { crypto } from '../../crypto/index.js';
 import { BLOCK_LEN } from '../../protocol/chk.js';
 import type { CircuitSource, NewCircuitOptions } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
+import { CONTENT_REFUSED_ROUNDS } from '../../client/content-circuits.js';
 import { fetchItem, fetchItemInto } from '../../net/content-requests.js';
 import type { MuxStream, StreamMux } from '../../net/stream-mux.js';
 import type { ClientCircuit } from '../../net/circuit.js';
@@ -201,7 +202,7 @@ describe('content forwarding: a holder cannot make a client ask it again through
     });
   }
 
-  it("a forwarder's own refusal (its per-holder limit) is tried once more through the other forwarder, for a FETCH and a STORE", async () => {
+  it("a forwarder's own refusal (its per-holder limit) is tried once more through the other forwarder, for a FETCH and a STORE; a STORE refused by both again in rounds, on the same circuits", async () => {
     behaviour = 'stall';
     setup({ maxPerHolder: 0 });
     const refusals = (): Promise<(number | undefined)[]> =>
@@ -210,7 +211,10 @@ describe('content forwarding: a holder cannot make a client ask it again through
     expect(answered).to.equal(0);
     expect(await refusals(), 'one refusal from each forwarder').to.deep.equal([1, 1]);
     expect(await content.storeAll('block', crypto().random(32), crypto().random(BLOCK_LEN))).to.deep.equal(['refused']);
-    expect(await refusals(), 'one more from each').to.deep.equal([2, 2]);
+    // A STORE refused by both forwarders gets CONTENT_REFUSED_ROUNDS more rounds of two tries (content.md §8.2
+    // "Refused everywhere"); those refusals do not retire the forwarders, so every round goes through the same two.
+    const n = 2 + CONTENT_REFUSED_ROUNDS;
+    expect(await refusals(), 'one more from each in each round').to.deep.equal([n, n]);
     expect(asked, 'the holder was never asked').to.deep.equal([]);
   });
 });
