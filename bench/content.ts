@@ -82,7 +82,13 @@ const http = createServer((_req, res) => {
 });
 await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
 const httpPort = (http.address() as { port: number }).port;
-const client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+const client = new AlliumClient({
+  bootstrap: [net.bootstrap],
+  socketFactory: nodeSocketFactory,
+  enforceDistinctSubnets: false,
+  createsPerSecond: 10_000,
+  poolSize: 0,
+});
 await client.start();
 const content = new ContentClient(client);
 /** Forwarding off, for the comparison (and nothing else). */

@@ -278,6 +278,7 @@ const mkClient = (entry: string[], off = false): AlliumClient =>
     bootstrap: [net.bootstrap],
     socketFactory: nodeSocketFactory,
     enforceDistinctSubnets: false,
+    createsPerSecond: 10_000,
     poolSize: 0,
     entryRelays: entry,
     ...(off ? CLIENT_DEFENCES_OFF : {}),

@@ -108,6 +108,7 @@ async function main(): Promise<void> {
         bootstrap: [net.bootstrap],
         socketFactory: nodeSocketFactory,
         enforceDistinctSubnets: false,
+        createsPerSecond: 10_000,
         poolSize: 0,
         linkPadding: 'off',
         ...ARMS[arm],

@@ -125,6 +125,8 @@ export function clientOptionsFrom(flags: ClientFlags): { options: ClientOptions;
     storage: fileStorage(dataDir),
     hops,
     enforceDistinctSubnets: !flags.testNetwork,
+    // A test network's relays allow 10,000 CREATEs a second per link (relay/config.ts SINGLE_HOST_NETWORK).
+    ...(flags.testNetwork ? { createsPerSecond: 10_000 } : {}),
     authorities,
     poolSize: flags.poolSize ?? 0,
     ...(useBridges ? { useBridges: useBridges as 'always' | 'fallback' } : {}),

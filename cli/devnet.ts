@@ -337,6 +337,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       bootstrap: [first.bootstrap],
       socketFactory: nodeSocketFactory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       authorities: auth.fingerprints,
     });
     await client.start();
@@ -398,6 +399,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       bootstrap: [first.bootstrap],
       socketFactory: nodeSocketFactory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
       authorities: auth.fingerprints,
     });

@@ -43,6 +43,7 @@ import {
 import { GuardSet, N_PRIMARY, type GuardStorage, type PathBiasEvent } from './guards.js';
 import { VANGUARD_MIN_RELAYS, VanguardSet, type VanguardStorage } from './vanguards.js';
 import type { PathBiasReaction } from './path-bias.js';
+import { CLIENT_CREATES_PER_SECOND, CreatePacer } from './create-pacer.js';
 import { DirectoryView } from '../protocol/view.js';
 import { allowsExit, choosePath, choosePathWithFallbacks, compatible, networkOf, weightedPick } from './path.js';
 import { authoritiesFor, NoEntryError, parseBootstrap, parseBridgeLine, type BootstrapLine, type BridgeLine } from './bootstrap.js';
@@ -120,6 +121,12 @@ export interface ClientOptions {
    * those answers (then relay addresses learned earlier).
    */
   useBridges?: 'always' | 'fallback';
+  /**
+   * CREATEs a second this client sends on one entry link, with ten seconds' worth at once (specs/path.md §3.3):
+   * builds beyond it wait rather than meet the entry's per-link limit. Default CLIENT_CREATES_PER_SECOND (9), under
+   * the relays' default of 10; a network whose relays allow more (a single-host test network) may set more.
+   */
+  createsPerSecond?: number;
   now?: () => number;
 }
 
@@ -219,6 +226,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
   readonly buildTimeout = new BuildTimeout();
   private readonly table = new CircuitTable();
   private readonly links = new Map<string, Link>();
+  /** The CREATE pacer of each open link a circuit was built on (specs/path.md §3.3); gone with its link. */
+  private readonly pacers = new WeakMap<Link, CreatePacer>();
   private readonly dialing = new Map<string, Promise<Link>>();
   private readonly circuits = new Set<ClientCircuit>();
   private readonly pool: ClientCircuit[] = [];
@@ -720,6 +729,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
         await this.guards.markFailed(entry.fingerprint, now);
         continue;
       }
+      // Paced per entry link (specs/path.md §3.3): a burst of builds waits here instead of being refused.
+      await this.pacerOf(link).take(signal);
       const started = this.now();
       // Path bias counts builds through a sampled guard whose link opened (specs/path.md §3.1).
       const viaGuard = !this.bridgeModeOn && !this.o.entryRelays && path.length > 1 && this.guards.all.some((g) => g.fingerprint === entry.fingerprint);
@@ -765,6 +776,18 @@ export class AlliumClient extends Emitter<ClientEvents> {
       }
     }
     throw isAlliumError(lastErr) ? lastErr : new AlliumError('ERR_UNREACHABLE', 'could not build a circuit', { cause: lastErr });
+  }
+
+  /** The CREATE pacer of `link`, made on its first build and closed (its waiting builds aborted) with it. */
+  private pacerOf(link: Link): CreatePacer {
+    let p = this.pacers.get(link);
+    if (!p) {
+      const pacer = (p = new CreatePacer(this.o.createsPerSecond ?? CLIENT_CREATES_PER_SECOND));
+      this.pacers.set(link, pacer);
+      if (link.isOpen) link.once('link:close', () => pacer.close());
+      else pacer.close();
+    }
+    return p;
   }
 
   /**

@@ -34,6 +34,7 @@ const client = new AlliumClient({
   bridges,
   socketFactory,
   enforceDistinctSubnets: false,
+  createsPerSecond: 10_000,
   poolSize,
   ...(defencesOff ? { linkPadding: 'off' as const, circuitPadding: false } : {}),
 });

@@ -21,7 +21,13 @@ for (let i = 0; i < argv.length; i++) {
 }
 
 await initCrypto();
-const client = new AlliumClient({ bootstrap: [bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+const client = new AlliumClient({
+  bootstrap: [bootstrap],
+  socketFactory: nodeSocketFactory,
+  enforceDistinctSubnets: false,
+  createsPerSecond: 10_000,
+  poolSize: 0,
+});
 await client.start();
 const held: ClientCircuit[] = [];
 let started = 0;

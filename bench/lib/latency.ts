@@ -87,7 +87,13 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
   let client: AlliumClient | null = null;
   let socks: Child<{ socksPort: number }> | null = null;
   try {
-    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    client = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
+      poolSize: 0,
+    });
     await client.start();
     progress('warming up (opens the links to the guards)');
     await sequentialBuilds(client, net.httpPort, 5);

@@ -32,7 +32,13 @@ const out = (x: unknown): void => void process.stdout.write(JSON.stringify(x) + 
 async function main(): Promise<void> {
   const o = JSON.parse(process.argv[2] ?? '{}') as Orders;
   await initCrypto();
-  const client = new AlliumClient({ bootstrap: [o.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+  const client = new AlliumClient({
+    bootstrap: [o.bootstrap],
+    socketFactory: nodeSocketFactory,
+    enforceDistinctSubnets: false,
+    createsPerSecond: 10_000,
+    poolSize: 0,
+  });
   await client.start();
   const circuits: { c: ClientCircuit; auth: Uint8Array }[] = [];
   const acks = new Map<string, number>();

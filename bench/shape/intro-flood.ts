@@ -113,7 +113,13 @@ export async function introFlood(o: ShapeOptions): Promise<ShapeRow[]> {
   const clients: AlliumClient[] = [];
   const messengers: Messenger[] = [];
   const client = async (): Promise<AlliumClient> => {
-    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    const c = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
+      poolSize: 0,
+    });
     await c.start();
     clients.push(c);
     return c;

@@ -119,7 +119,14 @@ export async function runMailboxObserver(o: ObserverOptions): Promise<MailboxObs
   const net = await startNetwork(8);
   const fps = net.relays.map((r) => r.fingerprint);
   const mkClient = (entry: string[]): AlliumClient =>
-    new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, entryRelays: entry });
+    new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
+      poolSize: 0,
+      entryRelays: entry,
+    });
   const senderClient = mkClient([fps[1]!, fps[2]!]);
   const ownerClient = mkClient([fps[3]!, fps[4]!]);
   const observerClient = mkClient([fps[5]!, fps[6]!]);

@@ -221,6 +221,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         bootstrap: everyLine(),
         socketFactory: nodeSocketFactory,
         enforceDistinctSubnets: false,
+        createsPerSecond: 10_000,
         poolSize: 0,
         ...(entry ? { entryRelays: entry.map((i) => relays[i]!.fingerprint) } : {}),
       });

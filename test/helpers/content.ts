@@ -123,6 +123,7 @@ async function testClient(o: { bootstrap: string; hops?: number; authorities?: r
     bootstrap: [o.bootstrap],
     socketFactory: nodeSocketFactory,
     enforceDistinctSubnets: false,
+    createsPerSecond: 10_000,
     poolSize: 0,
     ...(o.hops !== undefined ? { hops: o.hops } : {}),
     ...(o.authorities ? { authorities: o.authorities } : {}),

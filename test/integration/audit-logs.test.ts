@@ -113,7 +113,14 @@ describe('log audit: no client address, key, link or destination at the default 
     const fps = relays.map((r) => r.fingerprint);
     const factory = boundSocketFactory(clientPorts);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({ bootstrap: [relays[0]!.bootstrap], socketFactory: factory, enforceDistinctSubnets: false, poolSize: 0, entryRelays: entry });
+      new AlliumClient({
+        bootstrap: [relays[0]!.bootstrap],
+        socketFactory: factory,
+        enforceDistinctSubnets: false,
+        createsPerSecond: 10_000,
+        poolSize: 0,
+        entryRelays: entry,
+      });
     const ca = client([fps[1]!, fps[2]!]);
     const cb = client([fps[3]!, fps[4]!]);
     await ca.start();

@@ -79,6 +79,7 @@ describe('a network with directory authorities (relay processes)', function () {
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
       authorities: net.authorities,
     });

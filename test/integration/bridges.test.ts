@@ -129,6 +129,7 @@ describe('bridges and probe resistance (relay processes)', function () {
       useBridges: 'fallback',
       socketFactory: rec.factory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
     });
     const stages: BootstrapStage[] = [];
@@ -184,6 +185,7 @@ describe('bridges and probe resistance (relay processes)', function () {
         storage: { directory: { load: async () => cached, save: async () => undefined } },
         socketFactory: nodeSocketFactory,
         enforceDistinctSubnets: false,
+        createsPerSecond: 10_000,
         poolSize: 0,
       });
       client.on('client:bootstrap', (st) => stages.push(st));
@@ -219,6 +221,7 @@ describe('bridges and probe resistance (relay processes)', function () {
       bridges: [bridge.bridge!],
       socketFactory: rec.factory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
     });
     try {

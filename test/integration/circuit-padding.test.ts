@@ -33,6 +33,7 @@ describe('circuit padding machines (relay processes)', function () {
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
       circuitPadding: false,
     });

@@ -76,7 +76,7 @@ describe('circuits, streams and SOCKS5 (relay processes)', function () {
     });
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
     httpPort = (http.address() as { port: number }).port;
-    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false });
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, createsPerSecond: 10_000 });
     await client.start();
     socks = await startSocksServer(client, { port: 0 });
   });

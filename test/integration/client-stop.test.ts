@@ -84,7 +84,13 @@ describe('AlliumClient.stop() leaves nothing running (relay processes)', functio
   it('with builds, a pool fill, a refresh, a stream open and a fetch in flight: all settle by the time stop() resolves, aborted, and no socket or timer is left', async () => {
     const sockets = tcpSockets();
     const timers = watchTimers();
-    const client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 2 });
+    const client = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
+      poolSize: 2,
+    });
     await client.start();
     const content = new ContentClient(client);
     const relays = client.directory.all();

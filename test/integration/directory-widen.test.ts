@@ -73,7 +73,13 @@ describe('directory sources: one bootstrap line widens to several before the dir
 
   it('asks three relays, and leaves out what only the bootstrap relay lists', async () => {
     expect(relays[0]!.directory.all().map((d) => d.fingerprint)).to.include(sybil);
-    const client = new AlliumClient({ bootstrap: [relays[0]!.bootstrapLine], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    const client = new AlliumClient({
+      bootstrap: [relays[0]!.bootstrapLine],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
+      poolSize: 0,
+    });
     const stages: BootstrapStage[] = [];
     const progress: string[] = [];
     client.on('client:bootstrap', (s) => stages.push(s));

@@ -142,6 +142,7 @@ describe('link padding (a relay in this process, real WebSockets)', function () 
       bootstrap: [`${relay.address} ${relay.identity.fingerprint}`],
       socketFactory: nodeSocketFactory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
       hops: 1,
     });

@@ -58,7 +58,14 @@ describe('messaging: attachments and contacts (relay processes)', function () {
     net = await startNetwork(6);
     const fps = net.relays.map((r) => r.fingerprint);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0, entryRelays: entry });
+      new AlliumClient({
+        bootstrap: [net.bootstrap],
+        socketFactory: nodeSocketFactory,
+        enforceDistinctSubnets: false,
+        createsPerSecond: 10_000,
+        poolSize: 0,
+        entryRelays: entry,
+      });
     ca = client([fps[1]!, fps[2]!]);
     cb = client([fps[3]!, fps[4]!]);
     await ca.start();

@@ -76,6 +76,7 @@ describe('messaging: several devices per person (relay processes)', function () 
         bootstrap: [net.bootstrap],
         socketFactory: nodeSocketFactory,
         enforceDistinctSubnets: false,
+        createsPerSecond: 10_000,
         poolSize: 0,
         entryRelays: entry,
       });

@@ -99,6 +99,7 @@ describe('messaging: groups (relay processes)', function () {
         bootstrap: [net.bootstrap],
         socketFactory: nodeSocketFactory,
         enforceDistinctSubnets: false,
+        createsPerSecond: 10_000,
         poolSize: 0,
         entryRelays: entry,
       });

@@ -38,7 +38,13 @@ describe('introductions under a flood without proofs of work (relay processes)',
   });
 
   const client = async (): Promise<AlliumClient> => {
-    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    const c = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
+      poolSize: 0,
+    });
     await c.start();
     clients.push(c);
     return c;

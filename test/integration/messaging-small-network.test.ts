@@ -23,7 +23,7 @@ describe('live messaging when every rendezvous-capable relay is an introduction 
   before(async () => {
     net = await startNetwork(3);
     const client = (): AlliumClient =>
-      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, createsPerSecond: 10_000, poolSize: 0 });
     ca = client();
     cb = client();
     await Promise.all([ca.start(), cb.start()]);

@@ -34,6 +34,7 @@ describe('an endpoint takes the hop after its guard from its vanguards only (rel
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
       storage: fileStorage(dir),
     });
@@ -41,6 +42,7 @@ describe('an endpoint takes the hop after its guard from its vanguards only (rel
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
       entryRelays: [fps[8]!, fps[9]!],
     });
@@ -107,6 +109,7 @@ describe('an endpoint takes the hop after its guard from its vanguards only (rel
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
       storage: fileStorage(dir),
     });

@@ -33,7 +33,13 @@ describe('introduction registrations at a relay process', function () {
 
   before(async () => {
     net = await startNetwork(3);
-    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, poolSize: 0 });
+    client = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
+      poolSize: 0,
+    });
     await client.start();
     ip = client.directory.all().find((d) => d.caps.includes('intro'))!;
   });

@@ -56,6 +56,7 @@ describe('TLS and relays behind nginx (relay processes, nginx)', function () {
       ...o,
       socketFactory: createNodeSocketFactory({ ca: cert.pem }),
       enforceDistinctSubnets: false,
+      createsPerSecond: 10_000,
       poolSize: 0,
     });
 

@@ -1,0 +1,104 @@
+/**
+ * Paces the CREATEs a client sends on one entry link (specs/path.md §3.3), so that its own bursts never meet the
+ * entry relay's per-link CREATE limit (specs/circuits.md §7.2, `CREATES_PER_SECOND_PER_LINK`: 10 a second, burst
+ * 100). A refused CREATE fails the build, and a build through a guard that fails counts against that guard in path
+ * bias (specs/path.md §3.1): without pacing, a client that opens many circuits at once — a mailbox pass reading
+ * several inboxes and epochs, a site fetched file by file — would fail its own operations and, over time, count an
+ * honest guard as biased. The pacer keeps a token bucket a margin below the relay's default, full when the link opens
+ * (the relay's bucket for a link starts full too, at its first CREATE), and builds beyond it wait their turn, in
+ * order, instead of being sent to be refused.
+ *
+ * Only the client's own builds wait here: the queue holds at most the builds this client has in flight.
+ */
+import { AbortedError } from '../protocol/errors.js';
+
+/** CREATEs a second a client sends on one entry link by default: the relays' default limit (10) less a tenth. */
+export const CLIENT_CREATES_PER_SECOND = 9;
+/** Seconds of `rate` a fresh link may send at once (the relays' burst is ten seconds' worth). */
+export const CLIENT_CREATE_BURST_SECONDS = 10;
+
+export class CreatePacer {
+  private tokens: number;
+  private last: number;
+  private readonly waiting: { resolve: () => void; reject: (e: unknown) => void; signal: AbortSignal | undefined; onAbort: () => void }[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  readonly burst: number;
+
+  constructor(
+    readonly ratePerSecond: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.burst = Math.max(1, ratePerSecond * CLIENT_CREATE_BURST_SECONDS);
+    this.tokens = this.burst;
+    this.last = now();
+  }
+
+  /** Builds waiting for a token. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  private refill(): void {
+    const t = this.now();
+    if (t > this.last) {
+      this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.ratePerSecond);
+      this.last = t;
+    }
+  }
+
+  /** Resolves when this link may send one more CREATE (at once while the bucket holds one); rejects on `signal`. */
+  take(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(new AbortedError('aborted'));
+    this.refill();
+    if (this.waiting.length === 0 && this.tokens >= 1) {
+      this.tokens -= 1;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const entry = {
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          const i = this.waiting.indexOf(entry);
+          if (i >= 0) this.waiting.splice(i, 1);
+          if (this.waiting.length === 0 && this.timer) {
+            clearTimeout(this.timer);
+            this.timer = null;
+          }
+          reject(new AbortedError('aborted'));
+        },
+      };
+      signal?.addEventListener('abort', entry.onAbort, { once: true });
+      this.waiting.push(entry);
+      this.arm();
+    });
+  }
+
+  /** Gives every waiting build ERR_ABORTED (the link closed or the client stopped). */
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const w of this.waiting.splice(0)) {
+      w.signal?.removeEventListener('abort', w.onAbort);
+      w.reject(new AbortedError('link closed'));
+    }
+  }
+
+  private arm(): void {
+    if (this.timer || this.waiting.length === 0) return;
+    this.refill();
+    const ms = this.tokens >= 1 ? 0 : Math.ceil(((1 - this.tokens) / this.ratePerSecond) * 1000);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.refill();
+      while (this.waiting.length > 0 && this.tokens >= 1) {
+        this.tokens -= 1;
+        const w = this.waiting.shift()!;
+        w.signal?.removeEventListener('abort', w.onAbort);
+        w.resolve();
+      }
+      this.arm();
+    }, ms);
+  }
+}

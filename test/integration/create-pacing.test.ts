@@ -1,0 +1,72 @@
+/**
+ * A client paces its CREATEs per entry link (specs/path.md §3.3): a burst of builds larger than the entry's per-link
+ * CREATE bucket (specs/circuits.md §7.2) waits its turn instead of being refused — with relay processes on
+ * 127.0.0.1 whose per-link limit is 5 a second (burst 50) and a client pacing at 4.5 (burst 45), 60 builds at once
+ * all succeed (without the pacer, the ten beyond the relay's burst are refused, each try at once). A waiting build
+ * is abandoned with ERR_ABORTED when its caller aborts, and leaves no timer behind.
+ */
+import { expect } from 'chai';
+import { AlliumClient } from '../../client/client.js';
+import { CreatePacer } from '../../client/create-pacer.js';
+import { nodeSocketFactory } from '../../net/ws-node.js';
+import { isAlliumError } from '../../protocol/errors.js';
+import { startNetwork, type TestNetwork } from '../helpers/network.js';
+
+describe('CREATE pacing per entry link (relay processes)', function () {
+  this.timeout(120_000);
+  let net: TestNetwork;
+
+  before(async () => {
+    net = await startNetwork(4, { exits: 1, extra: { creates_per_second_per_link: 5 } });
+  });
+  after(async () => {
+    await net?.stop();
+  });
+
+  it('60 builds at once through one entry whose bucket holds 50: every one is built, none refused', async () => {
+    const client = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+      linkPadding: 'off',
+      circuitPadding: false,
+      createsPerSecond: 4.5,
+      entryRelays: [net.relays[0]!.fingerprint],
+    });
+    await client.start();
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 60 }, () => client.newCircuit({ exitPort: null })));
+      const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+      expect(failed, 'builds refused').to.deep.equal([]);
+      for (const r of results) if (r.status === 'fulfilled') r.value.close();
+    } finally {
+      await client.stop();
+    }
+  });
+});
+
+describe('CreatePacer', () => {
+  it('lets a burst through at once, then one build per 1/rate in order; an aborted wait leaves the queue and no timer', async () => {
+    let t = 0;
+    const pacer = new CreatePacer(100, () => t); // burst 1,000
+    for (let i = 0; i < 1000; i++) await pacer.take();
+    const order: number[] = [];
+    const a = new AbortController();
+    const waits = [0, 1, 2].map((i) => pacer.take(i === 1 ? a.signal : undefined).then(() => order.push(i)));
+    expect(pacer.queued).to.equal(3);
+    a.abort();
+    const aborted = await waits[1]!.then(
+      () => null,
+      (e: unknown) => (isAlliumError(e) ? e.code : e),
+    );
+    expect(aborted).to.equal('ERR_ABORTED');
+    expect(pacer.queued).to.equal(2);
+    t += 20; // two tokens' worth
+    await Promise.all([waits[0], waits[2]]);
+    expect(order).to.deep.equal([0, 2]);
+    // Everything served: nothing waits, so a closed pacer has nothing to abort.
+    pacer.close();
+    expect(pacer.queued).to.equal(0);
+  });
+});
