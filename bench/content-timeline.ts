@@ -124,7 +124,7 @@ const client = new AlliumClient({
 });
 await client.start();
 const content = new ContentClient(traced(client), flags['fetch-concurrency'] ? { fetchConcurrency: flags['fetch-concurrency'] } : {});
-const nick = new Map(net.relays.map((r, i) => [r.fingerprint, `r${i}`]));
+const nick = new Map(net.relays.map((r, i) => [r.fingerprint, flags['relay-prof'] ? `r${i} (pid ${r.pid})` : `r${i}`]));
 const relayCpu = (): Map<string, number> => new Map(net.relays.map((r) => [r.fingerprint, cpuSeconds(r.pid)]));
 const ms = (x: number): string => x.toFixed(1);
 const dist = (xs: number[]): string => {
@@ -249,6 +249,8 @@ try {
   content.close();
   await client.stop();
   http.close();
+  // SIGTERM first: a relay killed with SIGKILL (net.stop) writes no CPU profile.
+  if (flags['relay-prof']) await Promise.all(net.relays.map((r) => r.kill('SIGTERM')));
   await net.stop();
 }
 process.exit(0);

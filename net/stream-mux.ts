@@ -78,6 +78,18 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
     return false;
   }
 
+  /**
+   * write() for a view that is valid during the call only (a cell just decrypted into a reused buffer): what goes
+   * out at once is sent from the view; only what stays queued is copied.
+   */
+  writeView(data: Uint8Array): boolean {
+    const chunks = Math.ceil(data.length / RELAY_DATA_LEN);
+    const ok = this.write(data);
+    // The queue is first in, first out: this call's chunks still queued, if any, are its last entries.
+    for (let i = Math.max(0, this.queue.length - chunks); i < this.queue.length; i++) this.queue[i] = this.queue[i]!.slice();
+    return ok;
+  }
+
   private canTakeMore(): boolean {
     return this.queued < STREAM_HIGH_WATER && this.windows.send > 0 && this.mux.windowOpen;
   }

@@ -25,7 +25,8 @@
  */
 import type { Logger } from 'pino';
 import { toHex } from '../protocol/bytes.js';
-import { AlliumError } from '../protocol/errors.js';
+import { AlliumError, TimeoutError } from '../protocol/errors.js';
+import { within } from '../net/abort.js';
 import type { ContentKind, ContentStatus } from '../protocol/content-messages.js';
 import type { Descriptor } from '../protocol/descriptor.js';
 import type { DirectoryStore } from '../protocol/directory-store.js';
@@ -140,7 +141,7 @@ export class ContentForwarder {
     signal: AbortSignal,
     sink: FetchSink,
   ): Promise<ForwardOutcome<'found' | 'missing'>> {
-    return this.run(slot, signal, (c, s) => fetchItemInto(c, kind, rk, sink, { head, signal: s, timeoutMs: this.timeoutMs }));
+    return this.run(slot, signal, (c, s, timeoutMs) => fetchItemInto(c, kind, rk, sink, { head, signal: s, timeoutMs }));
   }
 
   /**
@@ -149,8 +150,8 @@ export class ContentForwarder {
    * send the item through another forwarder).
    */
   store(slot: ForwardSlot, kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, cache: boolean, signal: AbortSignal): Promise<ForwardOutcome<ContentStatus>> {
-    return this.run(slot, signal, async (c, s) => {
-      const status = await storeItem(c, kind, rk, bytes, { cache, signal: s, timeoutMs: this.timeoutMs });
+    return this.run(slot, signal, async (c, s, timeoutMs) => {
+      const status = await storeItem(c, kind, rk, bytes, { cache, signal: s, timeoutMs });
       if (NOT_ASKED.has(status)) throw new AlliumError('ERR_UNREACHABLE', `the holder answered ${status} itself`);
       return status;
     });
@@ -159,16 +160,24 @@ export class ContentForwarder {
   /**
    * Runs one request on the circuit to the slot's holder within the forward timeout, and releases the slot:
    * `unreachable` when it could not be sent (no circuit to the holder, or given up first), `failed` when it was sent
-   * and no answer came back.
+   * and no answer came back. The timeout runs from the forward's start: what waiting for the circuit took is taken
+   * off the request's own (net/content-requests.ts), so the one timer of the request bounds the rest, and the
+   * caller's signal is passed on as it is (no combined signal and no second timer per forward).
    */
-  private async run<T>(slot: ForwardSlot, signal: AbortSignal, f: (c: ClientCircuit, s: AbortSignal) => Promise<T>): Promise<ForwardOutcome<T>> {
-    const s = AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]);
+  private async run<T>(
+    slot: ForwardSlot,
+    signal: AbortSignal,
+    f: (c: ClientCircuit, s: AbortSignal, timeoutMs: number) => Promise<T>,
+  ): Promise<ForwardOutcome<T>> {
+    const start = Date.now();
     let asked = false;
     try {
-      const circuit = await abortable(this.o.circuitTo(slot.holder), s);
+      const circuit = await within(this.o.circuitTo(slot.holder), { signal, timeoutMs: this.timeoutMs, timeoutMessage: 'content forward timed out' });
+      const left = this.timeoutMs - (Date.now() - start);
+      if (left <= 0) throw new TimeoutError('content forward timed out');
       // fetchItemInto and storeItem send the request at once when the circuit is open and the signal is not aborted.
-      asked = circuit.state === 'open' && !s.aborted;
-      const out = await f(circuit, s);
+      asked = circuit.state === 'open' && !signal.aborted;
+      const out = await f(circuit, signal, left);
       this.o.metrics.forwards.inc({ result: 'answered' });
       return out;
     } catch (e) {
@@ -187,22 +196,3 @@ export class ContentForwarder {
  * it through another forwarder) or `failed` (it was asked: the client's stream is ended with HOST_UNREACHABLE).
  */
 export type ForwardOutcome<T> = T | 'unreachable' | 'failed';
-
-/** `p`, or a rejection when `signal` aborts first. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e as Error);
-      },
-    );
-  });
-}

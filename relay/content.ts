@@ -19,7 +19,7 @@
 import type { Logger } from 'pino';
 import { BLOCK_LEN } from '../protocol/chk.js';
 import { decodeFetch, decodeStore, encodeFetched, encodeStored, type ContentKind, type ContentStatus } from '../protocol/content-messages.js';
-import { isAlliumError } from '../protocol/errors.js';
+import { AbortedError, isAlliumError } from '../protocol/errors.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
 import { MAX_RECORD_BYTES } from '../protocol/ssk.js';
 import { MAX_ENDPOINT_DESCRIPTOR_BYTES } from '../protocol/endpoint-descriptor.js';
@@ -36,6 +36,11 @@ import type { ContentForwarder, ForwardSlot } from './content-forward.js';
 import type { RelayMetrics } from './metrics.js';
 
 const STORE_TIMEOUT_MS = 30_000;
+/**
+ * The reason a forward's signal aborts with when the client's stream ends: one shared error, as abort() without a
+ * reason builds a DOMException (with its stack) for every request forwarded.
+ */
+const STREAM_ENDED = new AbortedError('the content stream ended');
 /** STORE and FETCH streams open at once on one circuit (specs/limits.md); clients use 8 at most. */
 export const MAX_CONTENT_STREAMS_PER_CIRCUIT = 16;
 
@@ -197,7 +202,7 @@ export class ContentService {
       this.pendingStore -= req.n;
       bytes = null;
       slot?.release();
-      abort.abort();
+      abort.abort(STREAM_ENDED);
     });
     mux.acceptQuietly(s);
     s.on('stream:data', (chunk) => {
@@ -287,7 +292,7 @@ export class ContentService {
     const abort = new AbortController();
     s.once('stream:end', () => {
       slot.release();
-      abort.abort();
+      abort.abort(STREAM_ENDED);
     });
     mux.acceptQuietly(s);
     let replied = false;
@@ -297,8 +302,9 @@ export class ContentService {
         replied = true;
         mux.reply(s, RelayCommand.FETCHED, encodeFetched({ s: 'found', n }));
       },
-      // A copy: the chunk is a view the holder's circuit may reuse once this returns; at most n bytes queue here.
-      data: (chunk) => void (s.state !== 'closed' && s.write(chunk.slice())),
+      // The chunk is a view the holder's circuit may reuse once this returns: writeView copies only what cannot go
+      // out at once (at most n bytes queue here).
+      data: (chunk) => void (s.state !== 'closed' && s.writeView(chunk)),
     };
     void this.forwarder!.fetch(slot, kind, rk, head, abort.signal, sink).then((status) => {
       if (s.state === 'closed') return; // the client gave up

@@ -149,6 +149,25 @@ describe('stream multiplexer (net/stream-mux.ts)', () => {
     expect(dataCells(p.client)).to.equal(10);
   });
 
+  it('writeView sends what it can from the view at once and copies only what stays queued, so reusing the view after the call changes nothing sent', () => {
+    const p = pipe();
+    const { c, x } = connected(p);
+    const got: Uint8Array[] = [];
+    x.on('stream:data', (d) => got.push(d));
+    const view = crypto().random(3 * RELAY_DATA_LEN);
+    const first = Uint8Array.from(view);
+    c.writeView(view); // the link takes all of it now
+    view.fill(1); // the owner reuses its buffer
+    p.client.isCongested = true;
+    const second = Uint8Array.from(view);
+    c.writeView(view); // nothing goes out: all of it stays queued, as copies
+    view.fill(2);
+    expect({ sent: dataCells(p.client), queued: c.queuedBytes }).to.deep.equal({ sent: 3, queued: 3 * RELAY_DATA_LEN });
+    p.client.drain();
+    p.settle();
+    expect(Buffer.concat(got).equals(Buffer.concat([first, second]))).to.equal(true);
+  });
+
   it('refuses DATA on a stream that is not open, a second BEGIN for a stream id in use, and a SENDME for unsent data', () => {
     const p = pipe();
     const { c } = connected(p);
