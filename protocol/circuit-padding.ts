@@ -76,6 +76,12 @@ export interface PaddingState {
    * count is short of its length: the cell takes the place of one the state would send at its end (padding.md §2.1).
    */
   readonly release?: boolean;
+  /**
+   * Only with `release`: the state (its number) whose count this one may borrow. A real cell that finds the state's
+   * count spent goes at once all the same while that state's count, sampled ahead, is not all borrowed; that state
+   * then sends one fewer (padding.md §2.1).
+   */
+  readonly borrow?: number;
 }
 
 export interface PaddingMachine {
@@ -152,6 +158,9 @@ export class PaddingRuntime {
   private inState = 0;
   private limit = 0;
   private steps = 0;
+  /** A later state's count sampled ahead for borrowing (its `state`, sampled `limit`), and the cells borrowed from it. */
+  private ahead: { readonly state: number; readonly limit: number } | null = null;
+  private borrowed = 0;
   /** Padding cells this run has sent. */
   padding = 0;
   /** Held real cells this run's timer has sent in place of padding, and real cells released (padding.md §2.1). */
@@ -209,15 +218,29 @@ export class PaddingRuntime {
 
   /**
    * A held (or urgent) real cell may go now as one of the state's cells: the state holds, releases (or `any`), and
-   * its count is short of its length and the run's of maxCells. True: it counted (`inState`, `released`); the
-   * caller sends it. Callers release held cells with this on entering a `release` state, oldest first.
+   * its count is short of its length and the run's of maxCells — or, its count spent, it may borrow one from the
+   * state it names in `borrow` (sampled ahead on the first borrow), which then sends one fewer. True: it counted
+   * (`inState` or the borrowed count, `released`); the caller sends it. Callers release held cells with this on
+   * entering a `release` state, oldest first.
    */
   release(any = false): boolean {
     if (this.state === 'end') return false;
     const st = this.current;
-    if (st.hold !== true || (st.release !== true && !any) || this.inState >= this.limit) return false;
+    if (st.hold !== true || (st.release !== true && !any)) return false;
     if (this.machine.maxCells !== undefined && this.padding + this.released >= this.machine.maxCells) return false;
-    this.inState++;
+    if (this.inState < this.limit) {
+      this.inState++;
+    } else {
+      if (st.borrow === undefined) return false;
+      if (this.ahead?.state !== st.borrow) {
+        const lender = this.machine.states[st.borrow];
+        if (!lender || st.borrow <= (this.state as number)) throw new AlliumError('ERR_INTERNAL', `padding state ${st.name} borrows from no later state`);
+        this.ahead = { state: st.borrow, limit: sampleLength(lender.length, this.random) };
+        this.borrowed = 0;
+      }
+      if (this.borrowed >= this.ahead.limit) return false;
+      this.borrowed++;
+    }
     this.released++;
     return true;
   }
@@ -291,8 +314,12 @@ export class PaddingRuntime {
     this.state = s;
     const st = this.current;
     if (!st.carry) {
-      this.inState = 0;
-      this.limit = sampleLength(st.length, this.random);
+      // A state whose count was sampled ahead and borrowed from starts with what was borrowed already counted.
+      const lent = this.ahead?.state === s ? this.ahead : null;
+      this.inState = lent ? this.borrowed : 0;
+      this.limit = lent ? lent.limit : sampleLength(st.length, this.random);
+      this.ahead = null;
+      this.borrowed = 0;
       const d = st.duration ? pickBin(st.duration, 0, this.random()) : null;
       const drawn = d ? d.lo + this.random() * (d.hi - d.lo) : null;
       const next = drawn !== null && st.scaled ? drawn * this.scale : drawn;
@@ -693,6 +720,8 @@ function scheduleStates(opening: PaddingState[], phases: readonly SchedulePhase[
           hold: true,
           ...(phase.scaled ? { scaled: true } : {}),
           ...(phase.release ? { release: true } : {}),
+          // A late slot whose count is spent borrows the next slot's (the last slot has none to borrow).
+          ...(phase.release && next !== 'end' ? { borrow: next } : {}),
           delay: [],
           duration: phase.duration,
           length: phase.cells,
