@@ -14,6 +14,7 @@ import {
   paddingMachine,
   paddingRttUnits,
   sampleLength,
+  SCHEDULE_BORROW_DEPTH,
   SCHEDULE_BULK_CELLS,
   SCHEDULE_LATE_SLOTS,
   SCHEDULE_MIN_SCALE,
@@ -355,11 +356,11 @@ describe('protocol/circuit-padding: the state machine', () => {
     }
     expect(rt.stateName).to.equal('collect-20');
     const before = { padding: rt.padding, released: rt.released };
-    // A late client slot owes one or two cells: the first real cells go at once, its count and then the next slot's
-    // (one or two more, borrowed), no more.
+    // A late client slot owes one or two cells: the first real cells go at once, its count and then those of the
+    // SCHEDULE_BORROW_DEPTH slots after it (one or two each, borrowed), no more.
     let released = 0;
     while (rt.release()) released++;
-    expect(released).to.be.within(2, 4);
+    expect(released).to.be.within(1 + SCHEDULE_BORROW_DEPTH, 2 + 2 * SCHEDULE_BORROW_DEPTH);
     // Its end sends nothing more: the slot's count is made of released cells.
     a = rt.onTimeout();
     let sent = 0;
@@ -371,14 +372,17 @@ describe('protocol/circuit-padding: the state machine', () => {
     expect(rt.stateName).to.equal('collect-21');
     expect(rt.released - before.released).to.equal(released);
     expect(rt.padding).to.equal(before.padding);
-    // The next slot lent its whole count: its end sends nothing.
-    a = rt.onTimeout();
-    expect(a.kind).to.not.equal('schedule');
-    expect(rt.stateName).to.equal('collect-22');
+    // The slots after it lent their whole counts: their ends send nothing.
+    for (let i = 1; i <= SCHEDULE_BORROW_DEPTH; i++) {
+      a = rt.onTimeout();
+      expect(a.kind, `slot ${20 + i}`).to.not.equal('schedule');
+      expect(rt.stateName).to.equal(`collect-${21 + i}`);
+    }
     // A slot whose count a real cell did not fill still sends the rest as padding at its end.
+    const last = `send-${21 + SCHEDULE_BORROW_DEPTH}`;
     a = rt.onTimeout();
     let padded = 0;
-    while (a.kind === 'schedule' && rt.stateName === 'send-22') {
+    while (a.kind === 'schedule' && rt.stateName === last) {
       a = rt.onPaddingSent();
       padded++;
     }
@@ -419,20 +423,23 @@ describe('protocol/circuit-padding: the state machine', () => {
     // borrow slot 22's 2; and so on, every late slot releasing its 3 while the run lasts.
     expect(busy.sent[20], 'slot 20 sends nothing at its end').to.equal(0);
     expect(idle.sent[20], 'a slot with no real cells pads its count').to.equal(2);
-    // Four cells in one slot: its own 2 and the next slot's 2; a fifth finds both spent and is held.
+    // In one slot, its own 2 and the 2 of each of the SCHEDULE_BORROW_DEPTH slots after it; one more is held.
+    const lent = 2 * SCHEDULE_BORROW_DEPTH;
     const four = new PaddingRuntime(client, always);
     let a = four.start();
     a = four.onPaddingSent();
     a = four.onPaddingSent();
     a = four.on('nonpadding-received');
     for (let i = 0; i < 5000 && four.stateName !== 'collect-20'; i++) a = a.kind === 'schedule' ? four.onPaddingSent() : four.onTimeout();
-    expect(Array.from({ length: 5 }, () => four.offer(0))).to.deep.equal(['release', 'release', 'release', 'release', 'hold']);
-    // Slot 21 lent all it had: at its end it sends nothing.
+    expect(Array.from({ length: 3 + lent }, () => four.offer(0))).to.deep.equal([...Array<string>(2 + lent).fill('release'), 'hold']);
+    // The slots after it lent all they had: at their ends they send nothing.
     a = four.onTimeout();
     expect(four.stateName).to.equal('collect-21');
-    a = four.onTimeout();
-    expect(a.kind, 'slot 21 sends none of its 2: both were borrowed').to.not.equal('schedule');
-    expect(four.stateName).to.equal('collect-22');
+    for (let i = 1; i <= SCHEDULE_BORROW_DEPTH; i++) {
+      a = four.onTimeout();
+      expect(a.kind, `slot ${20 + i} sends none of its 2: both were borrowed`).to.not.equal('schedule');
+      expect(four.stateName).to.equal(`collect-${21 + i}`);
+    }
     // The run's total is the schedule's whatever was borrowed: capped at maxCells, the same as an idle run's.
     expect(busy.rt.ended && idle.rt.ended).to.equal(true);
     expect(busy.rt.padding + busy.rt.released).to.equal(idle.rt.padding + idle.rt.released);
