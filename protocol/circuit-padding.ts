@@ -76,6 +76,13 @@ export interface PaddingState {
    * count is short of its length: the cell takes the place of one the state would send at its end (padding.md §2.1).
    */
   readonly release?: boolean;
+  /**
+   * Only with `release`: the state (its number) whose count this one may borrow. A real cell that finds the state's
+   * count spent goes at once all the same while that state's count, sampled ahead, is not all borrowed — or, up to
+   * the machine's borrowDepth states ahead, the count of the state that one borrows from, and so on; the state lent
+   * from then sends one fewer (padding.md §2.1).
+   */
+  readonly borrow?: number;
 }
 
 export interface PaddingMachine {
@@ -91,6 +98,8 @@ export interface PaddingMachine {
    * circuit flows (padding.md §2.1). Absent: never.
    */
   readonly bulkCells?: number;
+  /** How many states ahead, along their `borrow`s, a state may borrow from (padding.md §2.1). Absent: 1. */
+  readonly borrowDepth?: number;
 }
 
 /** What the caller does with its padding timer after an event. */
@@ -152,6 +161,8 @@ export class PaddingRuntime {
   private inState = 0;
   private limit = 0;
   private steps = 0;
+  /** Later states' counts sampled ahead for borrowing, in order (`state`, sampled `limit`, cells `borrowed` from it). */
+  private ahead: { readonly state: number; readonly limit: number; borrowed: number }[] = [];
   /** Padding cells this run has sent. */
   padding = 0;
   /** Held real cells this run's timer has sent in place of padding, and real cells released (padding.md §2.1). */
@@ -209,17 +220,41 @@ export class PaddingRuntime {
 
   /**
    * A held (or urgent) real cell may go now as one of the state's cells: the state holds, releases (or `any`), and
-   * its count is short of its length and the run's of maxCells. True: it counted (`inState`, `released`); the
-   * caller sends it. Callers release held cells with this on entering a `release` state, oldest first.
+   * its count is short of its length and the run's of maxCells — or, its count spent, it may borrow one from the
+   * state it names in `borrow` (sampled ahead on the first borrow), which then sends one fewer. True: it counted
+   * (`inState` or the borrowed count, `released`); the caller sends it. Callers release held cells with this on
+   * entering a `release` state, oldest first.
    */
   release(any = false): boolean {
     if (this.state === 'end') return false;
     const st = this.current;
-    if (st.hold !== true || (st.release !== true && !any) || this.inState >= this.limit) return false;
+    if (st.hold !== true || (st.release !== true && !any)) return false;
     if (this.machine.maxCells !== undefined && this.padding + this.released >= this.machine.maxCells) return false;
-    this.inState++;
-    this.released++;
-    return true;
+    if (this.inState < this.limit) {
+      this.inState++;
+      this.released++;
+      return true;
+    }
+    // Borrow from the first state ahead, along the `borrow`s, whose count is not all borrowed.
+    let from = this.state as number;
+    for (let d = 0; d < (this.machine.borrowDepth ?? 1); d++) {
+      const next = this.machine.states[from]!.borrow;
+      if (next === undefined) return false;
+      const lender = this.machine.states[next];
+      if (!lender || next <= from) throw new AlliumError('ERR_INTERNAL', `padding state ${this.machine.states[from]!.name} borrows from no later state`);
+      let entry = this.ahead[d];
+      if (entry === undefined) {
+        entry = { state: next, limit: sampleLength(lender.length, this.random), borrowed: 0 };
+        this.ahead.push(entry);
+      }
+      if (entry.borrowed < entry.limit) {
+        entry.borrowed++;
+        this.released++;
+        return true;
+      }
+      from = next;
+    }
+    return false;
   }
 
   private isBulk(): boolean {
@@ -291,8 +326,11 @@ export class PaddingRuntime {
     this.state = s;
     const st = this.current;
     if (!st.carry) {
-      this.inState = 0;
-      this.limit = sampleLength(st.length, this.random);
+      // A state whose count was sampled ahead and borrowed from starts with what was borrowed already counted.
+      const lent = this.ahead[0]?.state === s ? this.ahead.shift()! : null;
+      if (!lent) this.ahead = [];
+      this.inState = lent ? lent.borrowed : 0;
+      this.limit = lent ? lent.limit : sampleLength(st.length, this.random);
       const d = st.duration ? pickBin(st.duration, 0, this.random()) : null;
       const drawn = d ? d.lo + this.random() * (d.hi - d.lo) : null;
       const next = drawn !== null && st.scaled ? drawn * this.scale : drawn;
@@ -693,6 +731,8 @@ function scheduleStates(opening: PaddingState[], phases: readonly SchedulePhase[
           hold: true,
           ...(phase.scaled ? { scaled: true } : {}),
           ...(phase.release ? { release: true } : {}),
+          // A late slot whose count is spent borrows the next slot's (the last slot has none to borrow).
+          ...(phase.release && next !== 'end' ? { borrow: next } : {}),
           delay: [],
           duration: phase.duration,
           length: phase.cells,
@@ -716,6 +756,12 @@ export const SCHEDULE_LATE_SLOTS = 28;
  * the circuit flows (padding.md §2.1, §4.4). As many as the relay's half sends back in a run at most.
  */
 export const SCHEDULE_BULK_CELLS = 240;
+
+/**
+ * Late slots ahead a late slot whose count is spent may borrow from, the next first (padding.md §2.1, §4.4): a real
+ * cell waits only when this many slots after its own have lent all they had.
+ */
+export const SCHEDULE_BORROW_DEPTH = 2;
 
 /** Cells back: slots dense at first, where a circuit's first answers and responses fall, sparse later. */
 export const SCHEDULE_RELAY_PHASES: readonly SchedulePhase[] = [
@@ -780,6 +826,7 @@ const SCHEDULE_RELAY: PaddingMachine = {
   maxPadding: 240,
   maxCells: 240,
   bulkCells: SCHEDULE_BULK_CELLS,
+  borrowDepth: SCHEDULE_BORROW_DEPTH,
   states: scheduleStates(
     [{ name: 'wait-begin', hold: true, delay: [], length: one, countNonPadding: false, next: { 'nonpadding-received': 1, 'padding-received': 1 } }],
     SCHEDULE_RELAY_PHASES,
@@ -792,6 +839,7 @@ const SCHEDULE_CLIENT: PaddingMachine = {
   maxPadding: 96,
   maxCells: 96,
   bulkCells: SCHEDULE_BULK_CELLS,
+  borrowDepth: SCHEDULE_BORROW_DEPTH,
   states: scheduleStates(
     [
       {

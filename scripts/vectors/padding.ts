@@ -15,6 +15,7 @@ import {
   PaddingRuntime,
   PaddingStatus,
   paddingMachine,
+  SCHEDULE_BORROW_DEPTH,
   scheduleScale,
   type PaddingAction,
 } from '../../protocol/circuit-padding.js';
@@ -130,6 +131,25 @@ function bulkRun(
   return { machine, half, draws, steps };
 }
 
+/**
+ * SCHEDULE's borrowing (padding.md §2.1): the relay's half run to its first late slot (timers fire, deadlines run out),
+ * then real cells offered with nothing held until one is held: the slot's own count, then the next slots', borrowed;
+ * then the slot's end and those of the slots it may borrow from, whose timers send only what was not borrowed.
+ */
+function borrowRun(draws: readonly number[]): { machine: number; half: 'relay'; draws: readonly number[]; steps: RunStep[] } {
+  const machine = PaddingMachineId.SCHEDULE;
+  const rt = new PaddingRuntime(paddingMachine(machine)!.relay, fixedDraws(draws));
+  const steps = [step(rt, 'start'), step(rt, 'padding-received')];
+  const go = (stop: () => boolean): void => {
+    while (!rt.ended && !stop() && steps.length < 1000) steps.push(step(rt, steps[steps.length - 1]!.action.startsWith('schedule') ? 'timer' : 'timeout'));
+  };
+  go(() => rt.stateName === 'collect-20');
+  for (let i = 0; i < 12 && steps[steps.length - 1]!.action !== 'hold'; i++) steps.push(step(rt, 'release'));
+  check(steps[steps.length - 1]!.action === 'hold', 'SCHEDULE borrows only the next slot’s count');
+  go(() => rt.stateName === `collect-${22 + SCHEDULE_BORROW_DEPTH}`);
+  return { machine, half: 'relay', draws, steps };
+}
+
 const show = (a: PaddingAction): string => (a.kind === 'schedule' ? `schedule ${a.delayMs.toFixed(3)}` : a.kind);
 
 export function paddingFile(): VectorFile {
@@ -213,9 +233,13 @@ export function paddingFile(): VectorFile {
     steps: (['start', 'urgent', 'release', 'urgent-held'] as const).map((e) => step(sendme, e)),
   });
   check(sendme.ended, 'a SENDME that finds cells held ends the run');
+  // A late slot borrowing the next slots' counts (padding.md §2.1): with these draws its own count is 2 and the next
+  // two slots' (sampled ahead) 1 and 0, so the third real cell is borrowed, the fourth held, and the next slots'
+  // timers send nothing.
+  const borrow = [borrowRun([0.5, 0.3, 0.3, 0.5, 0.6, 0.2, 0.8])];
   return {
     description:
-      "Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far. runs: the same for whole runs of other machines' halves (EXCHANGES, SLOTS and SCHEDULE, relay and client), from start to end, with `deadline` the state's deadline after each event (ms, 3 decimals; null for none) and the event `timeout` its running out; for SCHEDULE, which holds real cells, the event `timer-held` is the timer sending a held real cell in place of padding, the event `release` a real cell offered while a state holds and nothing is held (action `released`: sent at once and counted, `hold`: held, `end`: the run ended as a bulk transfer), `urgent` a client's SENDME offered with nothing held and `urgent-held` with cells held (never held: `released`, or `end`), `held` counts the cells sent by the timer or released so far, `holding` says whether the state holds and `real` counts the real cells the run has seen (bulkCells); bulk: SCHEDULE runs that end at the real cell past bulkCells, and one where a SENDME finds cells held; `rtt`, when present, is the round-trip byte negotiated, whose scheduleScale() multiplies the durations of scaled states.",
+      "Circuit padding (specs/padding.md). negotiate/negotiated: fields ↔ hex. invalid: decoding `hex` as `message` throws `code`. run: PaddingRuntime(STREAM_SETUP relay half) with uniform draws cycling through `draws`; each event gives `action` (delays to 3 decimals), then `state` and `padding` sent so far. runs: the same for whole runs of other machines' halves (EXCHANGES, SLOTS and SCHEDULE, relay and client), from start to end, with `deadline` the state's deadline after each event (ms, 3 decimals; null for none) and the event `timeout` its running out; for SCHEDULE, which holds real cells, the event `timer-held` is the timer sending a held real cell in place of padding, the event `release` a real cell offered while a state holds and nothing is held (action `released`: sent at once and counted, `hold`: held, `end`: the run ended as a bulk transfer), `urgent` a client's SENDME offered with nothing held and `urgent-held` with cells held (never held: `released`, or `end`), `held` counts the cells sent by the timer or released so far, `holding` says whether the state holds and `real` counts the real cells the run has seen (bulkCells); bulk: SCHEDULE runs that end at the real cell past bulkCells, and one where a SENDME finds cells held; borrow: SCHEDULE's relay half run to its first late slot, then real cells offered (`release`) while nothing is held, past the slot's own count into the next slot's (borrowed: still `released`) until one is held, then on past the slots it may borrow from (SCHEDULE_BORROW_DEPTH) — their timers send only what was not borrowed; `rtt`, when present, is the round-trip byte negotiated, whose scheduleScale() multiplies the durations of scaled states.",
     version: VECTORS_VERSION,
     negotiate,
     negotiated,
@@ -223,5 +247,6 @@ export function paddingFile(): VectorFile {
     run: { machine: PaddingMachineId.STREAM_SETUP, half: 'relay', draws, steps: run },
     runs,
     bulk,
+    borrow,
   };
 }

@@ -14,6 +14,7 @@ import {
   paddingMachine,
   paddingRttUnits,
   sampleLength,
+  SCHEDULE_BORROW_DEPTH,
   SCHEDULE_BULK_CELLS,
   SCHEDULE_LATE_SLOTS,
   SCHEDULE_MIN_SCALE,
@@ -338,7 +339,7 @@ describe('protocol/circuit-padding: the state machine', () => {
     ).to.be.greaterThan(full.length === 20 + SCHEDULE_LATE_SLOTS ? 9000 : 0);
   });
 
-  it('SCHEDULE releases a real cell at once only in a late slot that still owes cells; the slot sends exactly its count', () => {
+  it("SCHEDULE releases a real cell at once only in a late slot that owes cells or may borrow the next slot's; the two send exactly their counts", () => {
     const client = paddingMachine(PaddingMachineId.SCHEDULE)!.client;
     const rt = new PaddingRuntime(client, seeded(3));
     let a = rt.start();
@@ -355,10 +356,11 @@ describe('protocol/circuit-padding: the state machine', () => {
     }
     expect(rt.stateName).to.equal('collect-20');
     const before = { padding: rt.padding, released: rt.released };
-    // A late client slot owes one or two cells: the first real cell goes at once, and no more than the slot's count.
+    // A late client slot owes one or two cells: the first real cells go at once, its count and then those of the
+    // SCHEDULE_BORROW_DEPTH slots after it (one or two each, borrowed), no more.
     let released = 0;
     while (rt.release()) released++;
-    expect(released).to.be.within(1, 2);
+    expect(released).to.be.within(1 + SCHEDULE_BORROW_DEPTH, 2 + 2 * SCHEDULE_BORROW_DEPTH);
     // Its end sends nothing more: the slot's count is made of released cells.
     a = rt.onTimeout();
     let sent = 0;
@@ -370,14 +372,78 @@ describe('protocol/circuit-padding: the state machine', () => {
     expect(rt.stateName).to.equal('collect-21');
     expect(rt.released - before.released).to.equal(released);
     expect(rt.padding).to.equal(before.padding);
+    // The slots after it lent their whole counts: their ends send nothing.
+    for (let i = 1; i <= SCHEDULE_BORROW_DEPTH; i++) {
+      a = rt.onTimeout();
+      expect(a.kind, `slot ${20 + i}`).to.not.equal('schedule');
+      expect(rt.stateName).to.equal(`collect-${21 + i}`);
+    }
     // A slot whose count a real cell did not fill still sends the rest as padding at its end.
+    const last = `send-${21 + SCHEDULE_BORROW_DEPTH}`;
     a = rt.onTimeout();
     let padded = 0;
-    while (a.kind === 'schedule' && rt.stateName === 'send-21') {
+    while (a.kind === 'schedule' && rt.stateName === last) {
       a = rt.onPaddingSent();
       padded++;
     }
     expect(padded).to.be.within(1, 2);
+  });
+
+  it("SCHEDULE: a real cell that finds its late slot's count spent borrows the next slot's and goes at once; the next slot sends one fewer, the run no more", () => {
+    const client = paddingMachine(PaddingMachineId.SCHEDULE)!.client;
+    // Constant draws: every late client slot's count is 2, so the counts are known without reading the runtime.
+    const always = (): number => 0.99;
+    /** Runs the client's half, offering `perLateSlot` real cells (nothing held) as each late slot begins. */
+    const run = (perLateSlot: number): { rt: PaddingRuntime; offers: string[][]; sent: number[] } => {
+      const rt = new PaddingRuntime(client, always);
+      const offers: string[][] = [];
+      const sent: number[] = [];
+      let a = rt.start();
+      a = rt.onPaddingSent();
+      a = rt.onPaddingSent();
+      a = rt.on('nonpadding-received');
+      for (let i = 0; i < 5000 && !rt.ended; i++) {
+        if (a.kind === 'schedule') {
+          a = rt.onPaddingSent();
+          sent[sent.length - 1]!++;
+        } else {
+          const slot = Number(rt.stateName.replace('collect-', ''));
+          if (slot >= 20 && offers.length === slot - 20) offers.push(Array.from({ length: perLateSlot }, () => rt.offer(0)));
+          a = rt.onTimeout();
+          sent.push(0);
+        }
+      }
+      return { rt, offers, sent };
+    };
+    const idle = run(0);
+    const busy = run(3);
+    // Slot 20 owes 2: the first two real cells count as its own, the third borrows one of slot 21's 2 and goes at once.
+    expect(busy.offers[0], 'the third cell goes at once, borrowed').to.deep.equal(['release', 'release', 'release']);
+    // Its end sends nothing more. Slot 21 then owes 1 (one fewer), which its first real cell takes, and the next two
+    // borrow slot 22's 2; and so on, every late slot releasing its 3 while the run lasts.
+    expect(busy.sent[20], 'slot 20 sends nothing at its end').to.equal(0);
+    expect(idle.sent[20], 'a slot with no real cells pads its count').to.equal(2);
+    // In one slot, its own 2 and the 2 of each of the SCHEDULE_BORROW_DEPTH slots after it; one more is held.
+    const lent = 2 * SCHEDULE_BORROW_DEPTH;
+    const four = new PaddingRuntime(client, always);
+    let a = four.start();
+    a = four.onPaddingSent();
+    a = four.onPaddingSent();
+    a = four.on('nonpadding-received');
+    for (let i = 0; i < 5000 && four.stateName !== 'collect-20'; i++) a = a.kind === 'schedule' ? four.onPaddingSent() : four.onTimeout();
+    expect(Array.from({ length: 3 + lent }, () => four.offer(0))).to.deep.equal([...Array<string>(2 + lent).fill('release'), 'hold']);
+    // The slots after it lent all they had: at their ends they send nothing.
+    a = four.onTimeout();
+    expect(four.stateName).to.equal('collect-21');
+    for (let i = 1; i <= SCHEDULE_BORROW_DEPTH; i++) {
+      a = four.onTimeout();
+      expect(a.kind, `slot ${20 + i} sends none of its 2: both were borrowed`).to.not.equal('schedule');
+      expect(four.stateName).to.equal(`collect-${21 + i}`);
+    }
+    // The run's total is the schedule's whatever was borrowed: capped at maxCells, the same as an idle run's.
+    expect(busy.rt.ended && idle.rt.ended).to.equal(true);
+    expect(busy.rt.padding + busy.rt.released).to.equal(idle.rt.padding + idle.rt.released);
+    expect(busy.rt.padding + busy.rt.released).to.be.at.most(client.maxCells!);
   });
 
   it('SCHEDULE ends a run as a bulk transfer at the real cell past SCHEDULE_BULK_CELLS, counted both ways and in any slot', () => {

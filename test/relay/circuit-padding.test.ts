@@ -33,6 +33,8 @@ const fromClient = { peer: { role: LinkRole.CLIENT } } as unknown as Link;
 
 class Harness {
   readonly sent: { hop: CircuitHop; msg: RelayMessage }[] = [];
+  /** Real cells a holding machine (SCHEDULE) held and then sent. */
+  readonly held: { hop: CircuitHop; body: Uint8Array }[] = [];
   readonly service: CircuitPaddingService;
   readonly metrics = new RelayMetrics();
   private nextId = 1;
@@ -47,6 +49,10 @@ class Harness {
         this.sent.push({ hop, msg });
         if (msg.command !== RelayCommand.DROP) hop.padding?.('nonpadding-sent');
         return true;
+      },
+      sendHeldBackward: (hop: CircuitHop, body: Uint8Array) => {
+        this.held.push({ hop, body });
+        return hop.state === 'open';
       },
     } as unknown as CircuitReactor;
     this.service = new CircuitPaddingService(reactor, {
@@ -179,6 +185,30 @@ describe('relay/circuit-padding: machines a relay runs for its circuits', () => 
     expect(spent).to.be.greaterThan(0);
     const ended = (await many.metrics.circuitPaddingRefused.get()).values.find((v) => v.labels.reason === 'budget')?.value ?? 0;
     expect(ended, 'machines the budget ended').to.be.greaterThan(0);
+  });
+
+  it("SCHEDULE: a real cell towards the client that finds its late slot's count spent borrows the next slot's and goes at once; the next slot pads one fewer", async () => {
+    // Constant draws (padding.md §4.4 at scale 1): early slots of 70 ms and 17 cells, middle slots of 175 ms and 2
+    // cells (220 cells in all, by about 2.35 s), late slots of 350 ms and 2 cells.
+    const h = new Harness(clock, { random: () => 0.5 });
+    const hop = h.circuit();
+    expect(h.negotiate(hop, PaddingCommand.START, PaddingMachineId.SCHEDULE)).to.equal(PaddingStatus.OK);
+    hop.padding!('padding-received');
+    await clock.runFor(2500);
+    expect(h.padding(hop), 'the early and middle slots have sent their cells: the run is in its first late slot').to.equal(220);
+    // Three real cells towards the client at once (the reactor sends a cell the machine does not hold): the slot's 2,
+    // and one borrowed from the next slot's 2.
+    const atOnce = Array.from({ length: 3 }, (_, i) => {
+      const held = hop.holdBackward!(Uint8Array.of(i));
+      if (!held) hop.padding!('nonpadding-sent');
+      return !held;
+    });
+    expect(atOnce, 'each cell goes at once').to.deep.equal([true, true, true]);
+    await clock.runFor(600);
+    expect(h.held, 'none was held').to.have.length(0);
+    // Slot 20 sent its 2 and 1 more; slot 21 pads only the 1 it has left.
+    expect(h.padding(hop), 'slot 20 pads none, slot 21 one').to.equal(221);
+    h.service.closed(hop);
   });
 
   it('a closed circuit leaves no machine and no timer behind', async () => {

@@ -9,6 +9,7 @@ import {
   PaddingRuntime,
   paddingMachine,
   scheduleScale,
+  SCHEDULE_BORROW_DEPTH,
   type PaddingAction,
   type PaddingCommand,
   type PaddingStatus,
@@ -23,6 +24,8 @@ interface PaddingVectors {
   runs: Run[];
   /** SCHEDULE runs that end as bulk transfers, and a SENDME that finds cells held (padding.md §2.1). */
   bulk: Run[];
+  /** SCHEDULE's relay half: a late slot borrowing the next slot's count (padding.md §2.1). */
+  borrow: Run[];
 }
 
 interface Run {
@@ -103,6 +106,14 @@ describe('vectors: padding.json', () => {
       const last = r.steps[r.steps.length - 1]!;
       expect(last.state).to.equal('end');
       if (last.event !== 'urgent-held') expect(last.real).to.equal(paddingMachine(r.machine)![r.half].bulkCells! + 1);
+    });
+  }
+  for (const r of V.borrow) {
+    it(`SCHEDULE (${r.half} half): a late slot with its count spent borrows the next slots', and they send fewer`, () => {
+      replay(r);
+      const offered = r.steps.filter((s) => s.event === 'release');
+      expect(offered.map((s) => s.action).slice(-2), 'a borrowed cell goes; one past both counts is held').to.deep.equal(['released', 'hold']);
+      expect(r.steps[r.steps.length - 1]!.state).to.equal(`collect-${22 + SCHEDULE_BORROW_DEPTH}`);
     });
   }
 });
