@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { SocksProxyAgent } from 'socks-proxy-agent';
 import { AlliumClient } from '../../client/client.js';
 import { startSocksServer, SocksReply } from '../../client/socks.js';
+import { RELAY_PROCESS_ENV } from '../../cli/relay-process.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { tempDir, startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
 import { needProgram } from '../helpers/programs.js';
@@ -134,6 +135,18 @@ describe('circuits, streams and SOCKS5 (relay processes)', function () {
     // and after bulk, issue 18); two 1 MiB semi-spaces, and the page V8 may add to them, stay under 2.5 MB.
     const sizes = await Promise.all(net.relays.map((r) => r.metric('nodejs_heap_space_size_total_bytes', { space: 'new' })));
     for (const size of sizes) expect(size).to.be.greaterThan(0).and.at.most(2.5e6);
+  });
+
+  it('starts every relay process with two malloc arenas and one V8 worker thread (cli/relay-process.ts)', () => {
+    // Both are set before node starts, by the launcher; with glibc's and V8's defaults (an arena per allocating
+    // thread, a worker per core) a relay held 4-6 MB more at rest (issue 18).
+    const arenas = process.env['MALLOC_ARENA_MAX'] ?? RELAY_PROCESS_ENV['MALLOC_ARENA_MAX'];
+    for (const r of net.relays) {
+      const environ = readFileSync(`/proc/${r.pid}/environ`, 'latin1').split('\0');
+      const argv = readFileSync(`/proc/${r.pid}/cmdline`, 'latin1').split('\0');
+      expect(environ).to.include(`MALLOC_ARENA_MAX=${arenas}`);
+      expect(argv.filter((a) => a.startsWith('--v8-pool-size=')).at(-1)).to.equal('--v8-pool-size=1');
+    }
   });
 
   it('answers exit-policy refusals and refused connections with the right SOCKS reply codes', async () => {

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { RELAY_NODE_FLAGS, RELAY_PROCESS_ENV } from '../../cli/relay-process.js';
 import { loadRelayConfigFile } from '../../relay/config.js';
 import { needProgram } from '../helpers/programs.js';
 
@@ -56,6 +57,12 @@ describe('contrib/ (example config, systemd unit)', function () {
     ];
     for (const directive of required) expect(lines, directive).to.include(directive);
     expect(lines.includes('DynamicUser=yes') || lines.includes('User=allium'), 'DynamicUser=yes or User=allium').to.equal(true);
+  });
+
+  it('contrib/allium-relay.service starts the relay as cli/relay-process.ts does: the same malloc arenas and V8 worker threads', () => {
+    const lines = readFileSync(UNIT, 'utf8').split('\n');
+    for (const [k, v] of Object.entries(RELAY_PROCESS_ENV)) expect(lines).to.include(`Environment=${k}=${v}`);
+    expect(lines).to.include(`Environment=NODE_OPTIONS=${RELAY_NODE_FLAGS.join(' ')}`);
   });
 
   it('systemd-analyze verify accepts the unit', async function () {
