@@ -261,6 +261,8 @@ export class AlliumClient extends Emitter<ClientEvents> {
     this.bridges = (o.bridges ?? []).map(parseBridgeLine);
     for (const b of this.bridges) this.bridgeByFp.set(fingerprintOf(b.identity), b);
     this.hops = o.hops ?? 3;
+    // A bad rate fails here, not at the first build (create-pacer.ts checks it again).
+    if (o.createsPerSecond !== undefined) new CreatePacer(o.createsPerSecond).close();
     this.now = o.now ?? Date.now;
     this.directory = new ClientDirectory(o.storage?.directory, new Set(this.authorities));
     this.vanguards = new VanguardSet(o.storage?.vanguards ?? null, undefined, { enforceDistinctSubnets: o.enforceDistinctSubnets ?? true });
@@ -729,8 +731,15 @@ export class AlliumClient extends Emitter<ClientEvents> {
         await this.guards.markFailed(entry.fingerprint, now);
         continue;
       }
-      // Paced per entry link (specs/path.md §3.3): a burst of builds waits here instead of being refused.
-      await this.pacerOf(link).take(signal);
+      // Paced per entry link (specs/path.md §3.3): a burst of builds waits here instead of being refused. A link that
+      // closes meanwhile sends the build to its next try (no CREATE was sent: nothing for path bias to count).
+      try {
+        await this.pacerOf(link).take(signal);
+      } catch (e) {
+        if (!isAlliumError(e) || e.code !== 'ERR_LINK_CLOSED') throw e;
+        lastErr = e;
+        continue;
+      }
       const started = this.now();
       // Path bias counts builds through a sampled guard whose link opened (specs/path.md §3.1).
       const viaGuard = !this.bridgeModeOn && !this.o.entryRelays && path.length > 1 && this.guards.all.some((g) => g.fingerprint === entry.fingerprint);

@@ -10,7 +10,7 @@
  *
  * Only the client's own builds wait here: the queue holds at most the builds this client has in flight.
  */
-import { AbortedError } from '../protocol/errors.js';
+import { AbortedError, AlliumError } from '../protocol/errors.js';
 
 /** CREATEs a second a client sends on one entry link by default: the relays' default limit (10) less a tenth. */
 export const CLIENT_CREATES_PER_SECOND = 9;
@@ -28,6 +28,8 @@ export class CreatePacer {
     readonly ratePerSecond: number,
     private readonly now: () => number = () => performance.now(),
   ) {
+    if (!Number.isFinite(ratePerSecond) || ratePerSecond <= 0)
+      throw new AlliumError('ERR_CONFIG', `createsPerSecond must be a positive number (got ${ratePerSecond})`);
     this.burst = Math.max(1, ratePerSecond * CLIENT_CREATE_BURST_SECONDS);
     this.tokens = this.burst;
     this.last = now();
@@ -75,13 +77,16 @@ export class CreatePacer {
     });
   }
 
-  /** Gives every waiting build ERR_ABORTED (the link closed or the client stopped). */
+  /**
+   * The link closed: every waiting build gets ERR_LINK_CLOSED (not ERR_ABORTED, which is its caller's or the
+   * client's own abort), so that it tries again on a new link.
+   */
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     for (const w of this.waiting.splice(0)) {
       w.signal?.removeEventListener('abort', w.onAbort);
-      w.reject(new AbortedError('link closed'));
+      w.reject(new AlliumError('ERR_LINK_CLOSED', 'the entry link closed while the build waited for its turn'));
     }
   }
 

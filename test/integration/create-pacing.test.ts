@@ -44,6 +44,34 @@ describe('CREATE pacing per entry link (relay processes)', function () {
       await client.stop();
     }
   });
+
+  it('builds waiting for their turn when the entry link closes go to their next try on a new link, not ERR_ABORTED', async () => {
+    const entry = net.relays[0]!.fingerprint;
+    const client = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+      linkPadding: 'off',
+      circuitPadding: false,
+      createsPerSecond: 0.5, // burst 5, then one every 2 s
+      entryRelays: [entry],
+    });
+    await client.start();
+    try {
+      const builds = Array.from({ length: 8 }, () => client.newCircuit({ exitPort: null }));
+      const first = await Promise.all(builds.slice(0, 5));
+      // The other three wait for the pacer: close the link under them.
+      const links = (client as unknown as { links: Map<string, { close(): void }> }).links;
+      links.get(entry)!.close();
+      const rest = await Promise.allSettled(builds.slice(5));
+      expect(rest.map((r) => (r.status === 'fulfilled' ? 'built' : String((r as PromiseRejectedResult).reason)))).to.deep.equal(['built', 'built', 'built']);
+      for (const c of first) c.close();
+      for (const r of rest) if (r.status === 'fulfilled') r.value.close();
+    } finally {
+      await client.stop();
+    }
+  });
 });
 
 describe('CreatePacer', () => {
@@ -68,5 +96,21 @@ describe('CreatePacer', () => {
     // Everything served: nothing waits, so a closed pacer has nothing to abort.
     pacer.close();
     expect(pacer.queued).to.equal(0);
+  });
+
+  it('a closed link gives its waiting builds ERR_LINK_CLOSED; a rate that is not a positive number is ERR_CONFIG', async () => {
+    const pacer = new CreatePacer(0.1, () => 0); // burst 1
+    await pacer.take();
+    const waiting = pacer.take().then(
+      () => null,
+      (e: unknown) => (isAlliumError(e) ? e.code : e),
+    );
+    pacer.close();
+    expect(await waiting).to.equal('ERR_LINK_CLOSED');
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => new CreatePacer(bad), String(bad))
+        .to.throw()
+        .with.property('code', 'ERR_CONFIG');
+    }
   });
 });
