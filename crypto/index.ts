@@ -16,6 +16,9 @@ import type { SodiumBinding } from './binding.js';
 import { AlliumError, CryptoError } from '../errors/index.js';
 import { pooledRandomFill } from './random-pool.js';
 
+/** A fixed scalar for x25519IsUsable (any scalar serves: clamping makes it a multiple of the cofactor). */
+const USABLE_PROBE_SCALAR = new Uint8Array(32).fill(0x55);
+
 export type BindingName = SodiumBinding['name'];
 export type BindingChoice = 'auto' | 'native' | 'wasm';
 
@@ -195,6 +198,16 @@ export class Crypto {
     const out = new Uint8Array(SHA512_LEN);
     this.b.sha512(out, input);
     return out;
+  }
+
+  /**
+   * True when `point` is an X25519 public key one can agree a key with: 32 bytes, not of small order (an X25519 with
+   * any clamped scalar gives the all-zero output exactly for those; sealed boxes refuse them).
+   */
+  x25519IsUsable(point: Uint8Array): boolean {
+    if (!(point instanceof Uint8Array) || point.length !== X25519_LEN) return false;
+    const out = new Uint8Array(X25519_LEN);
+    return this.b.x25519(out, USABLE_PROBE_SCALAR, point);
   }
 
   /** True for the canonical encoding of a prime-order-subgroup point that is not of small order. */

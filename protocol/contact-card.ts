@@ -105,8 +105,8 @@ export function encodeCard(key: Uint8Array, name = '', flags: CardFlags = {}): U
   const f = flags.prekeys ? CARD_FLAG_PREKEYS : 0;
   const mix = flags.mix;
   if (mix) {
-    if (mix.gateway.length !== 32 || mix.inbox.length !== 32 || mix.key.length !== 32 || !crypto().edIsValidPoint(mix.gateway))
-      throw new AlliumError('ERR_KEY_FORMAT', 'a mix address is a gateway identity, an inbox and a key of 32 bytes each');
+    if (mix.gateway.length !== 32 || mix.inbox.length !== 32 || !crypto().x25519IsUsable(mix.key) || !crypto().edIsValidPoint(mix.gateway))
+      throw new AlliumError('ERR_KEY_FORMAT', 'a mix address is a gateway identity, an inbox and a usable X25519 key of 32 bytes each');
     const body = concatBytes(Uint8Array.of(CARD_VERSION_MIX), key, Uint8Array.of(f), Uint8Array.of(n.length), n, mix.gateway, mix.inbox, mix.key);
     return concatBytes(body, checksum(body));
   }
@@ -150,6 +150,7 @@ export function decodeCard(card: Uint8Array): ContactCard {
   const m = header + nl;
   const mix = { gateway: body.slice(m, m + 32), inbox: body.slice(m + 32, m + 64), key: body.slice(m + 64, m + 96) };
   if (!crypto().edIsValidPoint(mix.gateway)) throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card mix gateway is not a valid Ed25519 point');
+  if (!crypto().x25519IsUsable(mix.key)) throw new ProtocolError('ERR_ADDRESS_FORMAT', 'address card mix key is an X25519 point of small order');
   return { ...fields, mix };
 }
 

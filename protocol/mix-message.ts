@@ -159,8 +159,8 @@ export function sealMixAddress(
   seq: number,
   nonce: Uint8Array = crypto().random(NONCE_LEN),
 ): Uint8Array {
-  if (mix.gateway.length !== 32 || mix.inbox.length !== 32 || mix.key.length !== 32 || !crypto().edIsValidPoint(mix.gateway))
-    throw new AlliumError('ERR_KEY_FORMAT', 'a mix address is a gateway identity, an inbox and a key of 32 bytes each');
+  if (mix.gateway.length !== 32 || mix.inbox.length !== 32 || !crypto().x25519IsUsable(mix.key) || !crypto().edIsValidPoint(mix.gateway))
+    throw new AlliumError('ERR_KEY_FORMAT', 'a mix address is a gateway identity, an inbox and a usable X25519 key of 32 bytes each');
   if (!Number.isSafeInteger(seq) || seq < 0) throw new AlliumError('ERR_BAD_LENGTH', 'an address sequence is an integer from 0 to 2^53 − 1');
   const head = new Uint8Array(9);
   head[0] = MIX_ADDRESS_BOX_VERSION;
@@ -232,7 +232,8 @@ export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessa
     const seq = high * 2 ** 32 + dv.getUint32(5);
     const address = body.slice(9);
     const mix = { gateway: address.slice(0, 32), inbox: address.slice(32, 64), key: address.slice(64, MIX_ADDRESS_LEN) };
-    if (!c.edIsValidPoint(mix.gateway)) throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode address box carries no mix address');
+    if (!c.edIsValidPoint(mix.gateway) || !c.x25519IsUsable(mix.key))
+      throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode address box carries no mix address');
     return { kind: 'address', from, id, body: address, mix, seq };
   }
   return { kind: kind === MIX_ACK_KIND ? 'ack' : 'message', from, id, body };

@@ -254,10 +254,11 @@ export class MixClient extends Emitter<MixClientEvents> {
     const lane = fromAcks ? this.acks : this.queue;
     const m = lane.shift();
     const f = m ? this.frameOf(m) : null;
-    if (m && f) {
+    const sealed = m && f ? this.sealFor(m, f) : null;
+    if (m && sealed) {
       // A packet that could not leave (no path this slot, or the link down) puts its message back at the head: the
       // slot is spent as a cover slot that could not leave would be, and the message waits for the next (mix.md §5.1).
-      if (!this.sendPacket(m.to.gateway, { kind: 'deliver', inbox: m.to.inbox }, crypto().seal(f, m.to.key))) {
+      if (!this.sendPacket(m.to.gateway, { kind: 'deliver', inbox: m.to.inbox }, sealed)) {
         lane.unshift(m);
         return;
       }
@@ -289,6 +290,25 @@ export class MixClient extends Emitter<MixClientEvents> {
     } catch (e) {
       err = isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', `a message-mode message could not be made: ${e instanceof Error ? e.message : String(e)}`);
     }
+    this.drop(m, err);
+    return null;
+  }
+
+  /**
+   * `f` sealed to `m`'s recipient key; null when that failed (a key of small order: decoders refuse them, so this
+   * guards a key that came another way) — `m` is then dropped as in frameOf and the slot goes on.
+   */
+  private sealFor(m: Queued, f: Uint8Array): Uint8Array | null {
+    try {
+      return crypto().seal(f, m.to.key);
+    } catch (e) {
+      this.drop(m, isAlliumError(e) ? e : new AlliumError('ERR_BAD_POINT', 'a message-mode recipient key that no box can be sealed to'));
+      return null;
+    }
+  }
+
+  /** Drops `m` from the lanes for good: its `left`, then its `failed` with `err`; neither may stop the lane. */
+  private drop(m: Queued, err: AlliumError): void {
     for (const call of [() => m.left?.(), () => m.failed?.(err)]) {
       try {
         call();
@@ -296,7 +316,6 @@ export class MixClient extends Emitter<MixClientEvents> {
         /* a caller's callback: it must not stop the lane either */
       }
     }
-    return null;
   }
 
   private sendLoop(): void {

@@ -4,7 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createIdentity, formatAddress } from '../../protocol/address.js';
-import { formatCard, encodeCard } from '../../protocol/contact-card.js';
+import { CARD_CHECKSUM_LEN, decodeCard, formatCard, encodeCard } from '../../protocol/contact-card.js';
+import { crypto } from '../../crypto/index.js';
+import { concatBytes, utf8 } from '../../protocol/bytes.js';
+import { MIX_ADDRESS_BOX_VERSION, MIX_ADDRESS_KIND, openMixMessage, sealMixAddress, sealMixBox } from '../../protocol/mix-message.js';
 import { toHex } from '../../protocol/bytes.js';
 import { encodeCbor } from '../../protocol/cbor.js';
 import { ContactBook, memoryContactStorage, type IdentityChange } from '../../client/messaging/contacts.js';
@@ -147,6 +150,42 @@ describe('contact book', () => {
     expect(toHex(c.mix!.key)).to.equal(toHex(mix.key));
     expect((await again.add(formatCard(mallory, 'Alice'))).change).to.equal('identity-changed');
     expect((await again.get('Alice'))!.mix).to.equal(undefined);
+  });
+
+  it('a mix key of small order (no box can be sealed to it) is refused in a card, written or read, and in an address box (mix.md §8)', () => {
+    const gateway = createIdentity().publicKey;
+    const inbox = new Uint8Array(32).fill(1);
+    const good = new Uint8Array(32).fill(2);
+    // 0 and 1 are points of small order; so is 0xe0eb7a7c… (order 8), which libsodium's blocklist names.
+    const smallOrder = [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))];
+    for (const key of smallOrder) {
+      expect(() => encodeCard(alice, 'Alice', { mix: { gateway, inbox, key } }), 'written')
+        .to.throw()
+        .with.property('code', 'ERR_KEY_FORMAT');
+      // The same card made by hand with a correct checksum, as a hostile writer would.
+      const body = encodeCard(alice, 'Alice', { mix: { gateway, inbox, key: good } }).slice(0, -CARD_CHECKSUM_LEN);
+      body.set(key, body.length - 32);
+      const card = concatBytes(body, crypto().hash(32, body, utf8('allium-v1:contact-card:checksum')).subarray(0, CARD_CHECKSUM_LEN));
+      expect(() => decodeCard(card), 'read')
+        .to.throw()
+        .with.property('code', 'ERR_ADDRESS_FORMAT');
+      const me = createIdentity();
+      const them = createIdentity();
+      expect(() => sealMixAddress(me, them.publicKey, new Uint8Array(16), { gateway, inbox, key }, 1))
+        .to.throw()
+        .with.property('code', 'ERR_KEY_FORMAT');
+      const box = sealMixBox(
+        MIX_ADDRESS_KIND,
+        me,
+        them.publicKey,
+        new Uint8Array(16),
+        concatBytes(Uint8Array.of(MIX_ADDRESS_BOX_VERSION), new Uint8Array(8), gateway, inbox, key),
+      );
+      expect(() => openMixMessage(them, box), 'address box')
+        .to.throw()
+        .with.property('code', 'ERR_MESSAGE_AUTH');
+    }
+    expect(decodeCard(encodeCard(alice, 'Alice', { mix: { gateway, inbox, key: good } })).mix!.key).to.deep.equal(good);
   });
 
   it('keeps the highest address sequence applied across a restart (book version 4): an older address box sets nothing back (mix.md §8.6)', async () => {

@@ -132,6 +132,18 @@ describe('message mode: the client keeps a real message whose packet could not l
     expect(alice.stats.realSent).to.equal(1);
   });
 
+  it('a message to a recipient key of small order (no box can be sealed to it) fails alone at its slot; the lane goes on', async () => {
+    const { alice, bob, received } = pair({ cover: true });
+    const calls: string[] = [];
+    alice.send({ ...bob.address, key: new Uint8Array(32) }, utf8('lost'), { left: () => calls.push('left'), failed: (e) => calls.push(`failed ${e.code}`) });
+    alice.send(bob.address, utf8('next'));
+    alice.start();
+    await waitFor(() => received.length > 0, 10_000, 'the next message');
+    alice.stop();
+    expect(calls).to.deep.equal(['left', 'failed ERR_BAD_POINT']);
+    expect(received).to.deep.equal(['next']);
+  });
+
   it('its gateway out of the consensus for a while: the message waits at the head of the queue', async () => {
     const { alice, bob, received } = pair({ cover: true, consensus: (n) => (n < 6 ? mixes.slice(1) : mixes) });
     alice.send(bob.address, utf8('first'));
