@@ -348,6 +348,28 @@ export class ContentClient {
   }
 
   /**
+   * fetchFrom() for a read that asks every holder at once: a holder refused by forwarders at their bounds is asked
+   * again in rounds (content.md §8.2 "Refused everywhere"), then counts as not asked (fetchFrom's error).
+   */
+  private async fetchWithRounds(
+    op: OperationCircuits,
+    h: Descriptor,
+    kind: ContentKind,
+    rk: Uint8Array,
+    signal: AbortSignal,
+    head = false,
+  ): Promise<Uint8Array | null> {
+    const nextRound = refusedRounds(op, signal);
+    for (let round = 0; ; round++) {
+      try {
+        return await this.fetchFrom(op, h, kind, rk, signal, head, round === 0);
+      } catch (e) {
+        if (e instanceof AbortedError || !refusedByForwarder(e) || !(await nextRound(h))) throw e;
+      }
+    }
+  }
+
+  /**
    * Asks every holder of `rk` for the item; returns what each one had (endpoint descriptors: pick the newest;
    * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out; a
    * holder refused by forwarders at their bounds is asked again in rounds first (content.md §8.2 "Refused everywhere").
@@ -374,17 +396,13 @@ export class ContentClient {
   ): Promise<{ copies: Uint8Array[]; answered: number }> {
     const got = await Promise.all(
       this.holders(rk).map(async (h): Promise<Uint8Array | null | undefined> => {
-        const nextRound = refusedRounds(op, signal);
-        for (let round = 0; ; round++) {
-          try {
-            const bytes = await this.fetchFrom(op, h, kind, rk, signal, head, round === 0);
-            if (bytes) onCopy?.(bytes);
-            return bytes;
-          } catch (e) {
-            throwIfAborted(signal); // our signal: stop; any other failure: just this holder (no answer)
-            // Refused by forwarders at their bounds: asked again once requests end ("Refused everywhere").
-            if (!refusedByForwarder(e) || !(await nextRound(h))) return undefined;
-          }
+        try {
+          const bytes = await this.fetchWithRounds(op, h, kind, rk, signal, head);
+          if (bytes) onCopy?.(bytes);
+          return bytes;
+        } catch {
+          throwIfAborted(signal); // our signal: stop; any other failure: just this holder (no answer)
+          return undefined;
         }
       }),
     );
@@ -569,8 +587,9 @@ export class ContentClient {
 
   /**
    * The newest edition found at the holders of the key and of its edition hints for the periods of now (content.md
-   * §11.2): four keys asked in parallel, the highest edition that opens wins. With `strict`, ERR_UNREACHABLE rather
-   * than null when no edition was found and some holder of the key itself could not be asked.
+   * §11.2): four keys asked in parallel, the highest edition that opens wins; each holder tried as in fetchFromAll()
+   * (§8.2 "Retries", "Refused everywhere"). With `strict`, ERR_UNREACHABLE rather than null when no edition was found
+   * and some holder of the key itself could not be asked.
    */
   latestEdition(key: SskKey, options: LatestEditionOptions = {}): Promise<{ edition: number; target: string } | null> {
     return this.operation(options, (signal, op) => this.latestEditionWith(op, key, options, signal));
@@ -595,7 +614,7 @@ export class ContentClient {
           holders.map(async (h) => {
             let bytes: Uint8Array | null;
             try {
-              bytes = await op.with(h, signal, (c, f) => fetchItem(c, 'record', rk, f ? { signal, forwardTo: f } : { signal }));
+              bytes = await this.fetchWithRounds(op, h, 'record', rk, signal);
             } catch {
               if (i === 0) unreachable++;
               return;
