@@ -37,7 +37,7 @@ import {
 } from '../protocol/file-codec.js';
 import { createEditionHints, editionPeriods, hintKey } from '../protocol/site-manifest.js';
 import { createRecord, openRecord, sskRoutingKeyOf, sskSecret, type SskKey } from '../protocol/ssk.js';
-import { fetchItem, NOT_ASKED, storeItem } from '../net/content-requests.js';
+import { fetchItem, NOT_ASKED, NotAskedError, storeItem } from '../net/content-requests.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import { Shutdown, signalOption, type AbortOptions } from '../net/abort.js';
 import { crypto } from '../crypto/index.js';
@@ -238,8 +238,10 @@ export class ContentClient {
   }
 
   /**
-   * Fetches one item from its holders, nearest first; repairs holders that lacked it. Null when every holder
-   * answered without it; ERR_UNREACHABLE when none had it but some could not be asked (or there is no holder).
+   * Fetches one item from its holders, nearest first; repairs holders that lacked it. When none had it and some of
+   * them were refused by forwarders at their bounds, those are asked again in rounds (content.md §8.2 "Refused
+   * everywhere"). Null when every holder answered without it; ERR_UNREACHABLE when none had it but some could not be
+   * asked (or there is no holder).
    */
   fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, options: AbortOptions = {}): Promise<Uint8Array | null> {
     return this.operation(options, (signal, op) => this.fetchAnywhereWith(op, kind, rk, check, signal));
@@ -255,29 +257,42 @@ export class ContentClient {
     const lacking: Descriptor[] = [];
     const holders = this.holders(rk);
     if (holders.length === 0) throw new AlliumError('ERR_UNREACHABLE', 'no store relay in the directory');
-    let unreachable = 0;
+    /** Holders whose last try failed (not asked, or asked and failed). */
+    const failed = new Set<Descriptor>();
     let lastError: unknown = null;
+    const nextRound = refusedRounds(op, signal);
     // Beyond the k holders when none of them had it: the next relays by distance and last period's holders; those
     // count only if they have it (their failures neither make the item unreachable nor call for a repair).
-    for (const h of [...holders, ...this.fallbackHolders(rk)]) {
-      throwIfAborted(signal);
-      try {
-        const bytes = await this.fetchFrom(op, h, kind, rk, signal);
-        if (bytes && check(bytes)) {
-          for (const l of lacking.filter((x) => holders.includes(x))) {
-            this.repairs++;
-            // On this operation's circuits, which stay open until the repair settles.
-            void this.shutdown.run({}, (s) => this.storeAt(op, l, kind, rk, bytes, s)).catch(() => undefined);
+    let ask = [...holders, ...this.fallbackHolders(rk)];
+    for (let round = 0; ; round++) {
+      // Holders whose last try a forwarder refused at its bounds: asked again in the next round ("Refused everywhere").
+      const refused: Descriptor[] = [];
+      for (const h of ask) {
+        throwIfAborted(signal);
+        try {
+          const bytes = await this.fetchFrom(op, h, kind, rk, signal, false, round === 0);
+          failed.delete(h);
+          if (bytes && check(bytes)) {
+            for (const l of lacking.filter((x) => holders.includes(x))) {
+              this.repairs++;
+              // On this operation's circuits, which stay open until the repair settles.
+              void this.shutdown.run({}, (s) => this.storeAt(op, l, kind, rk, bytes, s)).catch(() => undefined);
+            }
+            return bytes;
           }
-          return bytes;
+          lacking.push(h); // missing, or a tampered copy: fetched from the next holder and repaired here
+        } catch (e) {
+          if (e instanceof AbortedError) throw e;
+          failed.add(h);
+          if (refusedByForwarder(e)) refused.push(h);
+          lastError = e;
         }
-        lacking.push(h); // missing, or a tampered copy: fetched from the next holder and repaired here
-      } catch (e) {
-        if (e instanceof AbortedError) throw e;
-        if (holders.includes(h)) unreachable++;
-        lastError = e;
       }
+      const first = refused.find((h) => holders.includes(h));
+      if (!first || !(await nextRound(first))) break;
+      ask = refused;
     }
+    const unreachable = holders.filter((h) => failed.has(h)).length;
     if (unreachable > 0) {
       const why = isAlliumError(lastError) ? `${lastError.code}: ${lastError.message}` : String(lastError);
       throw new AlliumError('ERR_UNREACHABLE', `${unreachable} of ${holders.length} holders could not be asked and the others do not have it (${why})`);
@@ -292,7 +307,9 @@ export class ContentClient {
    * one of its limits, or could not reach the holder just then): one more try, on another circuit to another
    * forwarder when the operation has one. A holder that was asked and then stalled, ended the stream or answered
    * badly is not asked again: the forwarder ends our stream (END HOST_UNREACHABLE) on a circuit still open, and
-   * never answers `unreachable` for what the holder did (relay/content-forward.ts).
+   * never answers `unreachable` for what the holder did (relay/content-forward.ts). A forwarder's answer counts
+   * toward retiring it (MAX_NOT_ASKED_PER_FORWARDER) unless it is a `refused` in a later round (`firstRound` false,
+   * content.md §8.2 "Refused everywhere").
    */
   private async fetchFrom(
     op: OperationCircuits,
@@ -301,6 +318,7 @@ export class ContentClient {
     rk: Uint8Array,
     signal: AbortSignal,
     head = false,
+    firstRound = true,
   ): Promise<Uint8Array | null> {
     let last: string | undefined;
     for (let attempt = 0; ; attempt++) {
@@ -321,17 +339,40 @@ export class ContentClient {
       } catch (e) {
         const c = circuit as ClientCircuit | null;
         const noCircuit = c === null || (isAlliumError(e) && e.code === 'ERR_LINK_CLOSED' && c.state !== 'open');
-        // fetchItem's ERR_UNREACHABLE is the forwarder's answer that it did not ask the holder (§8.3).
-        const notAsked = forwarded && isAlliumError(e) && e.code === 'ERR_UNREACHABLE';
-        if (notAsked && last) op.notAsked(last);
+        // fetchItem's NotAskedError is the forwarder's answer that it did not ask the holder (§8.3).
+        const notAsked = forwarded && e instanceof NotAskedError;
+        if (notAsked && last && (firstRound || e.status !== 'refused')) op.notAsked(last);
         if (e instanceof AbortedError || attempt > 0 || !(noCircuit || notAsked)) throw e;
       }
     }
   }
 
   /**
+   * fetchFrom() for a read that asks every holder at once: a holder refused by forwarders at their bounds is asked
+   * again in rounds (content.md §8.2 "Refused everywhere"), then counts as not asked (fetchFrom's error).
+   */
+  private async fetchWithRounds(
+    op: OperationCircuits,
+    h: Descriptor,
+    kind: ContentKind,
+    rk: Uint8Array,
+    signal: AbortSignal,
+    head = false,
+  ): Promise<Uint8Array | null> {
+    const nextRound = refusedRounds(op, signal);
+    for (let round = 0; ; round++) {
+      try {
+        return await this.fetchFrom(op, h, kind, rk, signal, head, round === 0);
+      } catch (e) {
+        if (e instanceof AbortedError || !refusedByForwarder(e) || !(await nextRound(h))) throw e;
+      }
+    }
+  }
+
+  /**
    * Asks every holder of `rk` for the item; returns what each one had (endpoint descriptors: pick the newest;
-   * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out.
+   * mailbox slots: an empty array is an occupied slot with nothing to send). Unreachable holders are left out; a
+   * holder refused by forwarders at their bounds is asked again in rounds first (content.md §8.2 "Refused everywhere").
    */
   async fetchFromAll(kind: ContentKind, rk: Uint8Array, options: FetchAllOptions = {}): Promise<Uint8Array[]> {
     return (await this.fetchAnswers(kind, rk, options)).copies;
@@ -356,7 +397,7 @@ export class ContentClient {
     const got = await Promise.all(
       this.holders(rk).map(async (h): Promise<Uint8Array | null | undefined> => {
         try {
-          const bytes = await this.fetchFrom(op, h, kind, rk, signal, head);
+          const bytes = await this.fetchWithRounds(op, h, kind, rk, signal, head);
           if (bytes) onCopy?.(bytes);
           return bytes;
         } catch {
@@ -546,8 +587,9 @@ export class ContentClient {
 
   /**
    * The newest edition found at the holders of the key and of its edition hints for the periods of now (content.md
-   * §11.2): four keys asked in parallel, the highest edition that opens wins. With `strict`, ERR_UNREACHABLE rather
-   * than null when no edition was found and some holder of the key itself could not be asked.
+   * §11.2): four keys asked in parallel, the highest edition that opens wins; each holder tried as in fetchFromAll()
+   * (§8.2 "Retries", "Refused everywhere"). With `strict`, ERR_UNREACHABLE rather than null when no edition was found
+   * and some holder of the key itself could not be asked.
    */
   latestEdition(key: SskKey, options: LatestEditionOptions = {}): Promise<{ edition: number; target: string } | null> {
     return this.operation(options, (signal, op) => this.latestEditionWith(op, key, options, signal));
@@ -572,7 +614,7 @@ export class ContentClient {
           holders.map(async (h) => {
             let bytes: Uint8Array | null;
             try {
-              bytes = await op.with(h, signal, (c, f) => fetchItem(c, 'record', rk, f ? { signal, forwardTo: f } : { signal }));
+              bytes = await this.fetchWithRounds(op, h, 'record', rk, signal);
             } catch {
               if (i === 0) unreachable++;
               return;
@@ -642,6 +684,31 @@ export class ContentClient {
   static short(rk: Uint8Array): string {
     return toHex(rk).slice(0, 12);
   }
+}
+
+/** Whether a read's try ended with a forwarder's `refused` (at its bounds; content.md §8.2 "Refused everywhere"). */
+function refusedByForwarder(e: unknown): boolean {
+  return e instanceof NotAskedError && e.status === 'refused';
+}
+
+/**
+ * The rounds of a read refused everywhere (content.md §8.2 "Refused everywhere"): each call waits for the next
+ * round — until one of the operation's requests to `holder` (or any of its requests) ends — and resolves true, or
+ * false at once when none is left (CONTENT_REFUSED_ROUNDS were made, or CONTENT_REFUSED_DEADLINE_MS passed since the
+ * first call). Rejects with AbortedError when `signal` aborts.
+ */
+function refusedRounds(op: OperationCircuits, signal: AbortSignal): (holder: Descriptor) => Promise<boolean> {
+  let rounds = 0;
+  let deadline = 0;
+  return async (holder) => {
+    if (rounds >= CONTENT_REFUSED_ROUNDS) return false;
+    if (rounds === 0) deadline = Date.now() + CONTENT_REFUSED_DEADLINE_MS;
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    rounds++;
+    await op.afterARequestEnds(holder, signal, left);
+    return true;
+  };
 }
 
 /** A missing root reads as content nobody stored (ERR_NOT_FOUND from the codec becomes a NotFoundError). */

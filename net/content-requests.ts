@@ -36,6 +36,23 @@ export interface RequestOptions extends AbortOptions {
 /** A forwarder's answer that the holder could not be asked (content.md §8.3): an error, never "not held". */
 export const NOT_ASKED: ReadonlySet<ContentStatus> = new Set<ContentStatus>(['unknown', 'unreachable', 'refused']);
 
+/** A forwarder's FETCHED status saying that it did not ask the holder (content.md §8.3). */
+export type NotAskedStatus = 'unknown' | 'unreachable' | 'refused';
+
+/**
+ * A FETCH a forwarder answered `unknown`, `unreachable` or `refused` (content.md §8.3): the holder was not asked.
+ * ERR_UNREACHABLE, with the forwarder's status in `status` (content.md §8.2 "Refused everywhere": `refused` is a
+ * forwarder at its bounds, worth asking again once requests end; callers match on the field, never on the message).
+ */
+export class NotAskedError extends AlliumError {
+  readonly status: NotAskedStatus;
+  constructor(status: NotAskedStatus) {
+    super('ERR_UNREACHABLE', `the holder could not be asked (${status})`);
+    this.name = 'NotAskedError';
+    this.status = status;
+  }
+}
+
 /** The END a requester sends for a request settled with `err` (null: answered). */
 function endReasonFor(err: AlliumError | null): EndReason {
   return err === null ? EndReason.DONE : endReasonOf(err);
@@ -102,8 +119,8 @@ export interface FetchSink {
 /**
  * Fetches one item from the circuit's last hop (or the holder it forwards to), handing it to `sink` as it arrives:
  * 'found' once all its bytes were passed on (at once for a head-only request or an empty item), 'missing' when the
- * holder does not have it. A forwarder's `unknown`, `unreachable` or `refused` is ERR_UNREACHABLE: the holder was not
- * asked. An END before the last byte is ERR_LINK_CLOSED, more bytes than announced ERR_CONTENT.
+ * holder does not have it. A forwarder's `unknown`, `unreachable` or `refused` is a NotAskedError (ERR_UNREACHABLE,
+ * the status in `status`): the holder was not asked. An END before the last byte is ERR_LINK_CLOSED, more bytes than announced ERR_CONTENT.
  */
 export function fetchItemInto(
   circuit: ClientCircuit,
@@ -130,7 +147,7 @@ export function fetchItemInto(
         if (cmd !== RelayCommand.FETCHED) throw new ProtocolError('ERR_STREAM', 'unexpected reply to FETCH');
         if (expected >= 0) throw new ProtocolError('ERR_STREAM', 'a second FETCHED');
         const r = decodeFetched(data);
-        if (NOT_ASKED.has(r.s)) return settle(new AlliumError('ERR_UNREACHABLE', `the holder could not be asked (${r.s})`));
+        if (NOT_ASKED.has(r.s)) return settle(new NotAskedError(r.s as NotAskedStatus));
         if (r.s !== 'found') return settle(null, 'missing');
         if (r.n > MAX_CONTENT_ITEM) throw new ProtocolError('ERR_CONTENT', 'item larger than allowed');
         expected = r.n;

@@ -52,7 +52,7 @@ class FakeCircuit extends EventEmitter {
   };
   constructor(
     readonly forwarder: Descriptor,
-    private readonly answer: (holder: string) => ContentStatus,
+    private readonly answer: (holder: string, rk: string) => ContentStatus,
   ) {
     super();
   }
@@ -61,9 +61,9 @@ class FakeCircuit extends EventEmitter {
   send(cell: { command: number; streamId: number; data: Uint8Array }): void {
     this.requests++;
     expect(cell.command).to.equal(RelayCommand.FETCH);
-    const f = decodeFetch(cell.data).f!;
+    const { f, k } = decodeFetch(cell.data);
     const s = this.streams.get(cell.streamId)!;
-    setImmediate(() => s.emit('stream:reply', RelayCommand.FETCHED, encodeFetched({ s: this.answer(toHex(f)), n: 0 })));
+    setImmediate(() => s.emit('stream:reply', RelayCommand.FETCHED, encodeFetched({ s: this.answer(toHex(f!), toHex(k)), n: 0 })));
   }
   close(): void {
     if (this.state === 'closed') return;
@@ -149,6 +149,34 @@ describe('content: a forwarder that did not ask the holder is no answer (content
       content.close();
     }
     expect(built.filter((c) => c.state !== 'closed')).to.deep.equal([]);
+  });
+
+  it('the editions of an updatable key whose holders\' forwards were all refused are asked for again in rounds (§8.2 "Refused everywhere")', async () => {
+    const relays = [0, 1, 2, 3, 4, 5].map(relay);
+    const holders = relays.slice(1, 4);
+    /** Forwards of each (holder, key): the first two (both tries of the first round) refused, then `missing`. */
+    const forwards = new Map<string, number>();
+    const source = {
+      directory: { view: { relays, placement: () => null, previousPlacement: () => null, holderIndex: () => ({ holders: () => holders }) } },
+      newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+        const c = new FakeCircuit(o.last!, (h, rk) => {
+          const n = (forwards.get(`${h}/${rk}`) ?? 0) + 1;
+          forwards.set(`${h}/${rk}`, n);
+          return n <= 2 ? 'refused' : 'missing';
+        });
+        return Promise.resolve(c as unknown as ClientCircuit);
+      },
+    } as unknown as CircuitSource;
+    const content = new ContentClient(source, { circuitsAhead: false });
+    try {
+      const key = { publisher: new Uint8Array(32).fill(9), secret: new Uint8Array(32).fill(8), name: 'n' };
+      // Before, every holder of the key counted as not asked after one refused try: ERR_UNREACHABLE with `strict`.
+      expect(await content.latestEdition(key, { strict: true }), 'every holder answered: no edition').to.equal(null);
+      // 4 keys (the key and 3 hints) at 3 holders each: two refused tries, then one round answered.
+      expect([...forwards.values()]).to.deep.equal(Array.from({ length: 12 }, () => 3));
+    } finally {
+      content.close();
+    }
   });
 
   it("a mailbox pass builds its operations' circuits and none ahead, which its ContentClient, closed with the pass, would close unused", async () => {

@@ -13,7 +13,8 @@ import { fetchItem, storeItem } from '../../net/content-requests.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { BLOCK_LEN, BLOCK_PAYLOAD_MAX, BlockType, blockPlaintext, encryptBlock } from '../../protocol/chk.js';
 import { decodeStored, encodeStore } from '../../protocol/content-messages.js';
-import { parseLink } from '../../protocol/content-link.js';
+import { formatLink, parseLink } from '../../protocol/content-link.js';
+import { encodeFile, type EncodedBlock } from '../../protocol/file-codec.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
 import { RelayCommand } from '../../protocol/relay-cell.js';
 import { MAX_FORWARDS_PER_CIRCUIT, MAX_FORWARDS_PER_HOLDER } from '../../relay/content-forward.js';
@@ -157,41 +158,88 @@ describe('content forwarding: requests reach the holder through a forwarder (rel
     }
   });
 
+  /** Refusals counted by every relay but `holder`, as forwarders. */
+  async function refusedNow(): Promise<number> {
+    let n = 0;
+    for (const r of net.relays) if (r !== holder) n += await r.metric('allium_content_forwards_total', { result: 'refused' });
+    return n;
+  }
+
+  /**
+   * Every relay but `holder`, as a forwarder, made to hold MAX_FORWARDS_PER_HOLDER STOREs to `holder` whose data never
+   * comes: each refuses one more request to it until the returned circuits close.
+   */
+  async function holdForwarders(): Promise<ClientCircuit[]> {
+    const stalls: ClientCircuit[] = [];
+    for (const f of net.relays.filter((r) => r !== holder)) {
+      const c = await client.newCircuit({ last: descriptorOf(f), exitPort: null });
+      stalls.push(c);
+      for (let i = 0; i < MAX_FORWARDS_PER_HOLDER; i++) {
+        const s = c.mux.open();
+        s.markOpen();
+        c.send({
+          command: RelayCommand.STORE,
+          streamId: s.id,
+          data: encodeStore({ k: crypto().random(32), t: 'block', n: BLOCK_LEN, c: false, f: fromHex(holder.fingerprint) }),
+        });
+      }
+    }
+    return stalls;
+  }
+
   it('a STORE every forwarder refuses at its bounds is tried again once forwards end, not failed (content.md §8.2)', async () => {
     // Every other relay, as a forwarder, holds MAX_FORWARDS_PER_HOLDER STOREs to `holder` whose data never comes: each
     // refuses one more to it. Before, a STORE there was refused by both forwarders tried and failed at once
     // (ERR_UNREACHABLE: no holder accepted the block (refused)); now it waits and is tried again once they end.
     const one = new ContentClient(client, { replication: 1, circuitsAhead: false });
-    const forwarders = net.relays.filter((r) => r !== holder);
-    const stalls: ClientCircuit[] = [];
-    const refusedNow = async (): Promise<number> => {
-      let n = 0;
-      for (const r of forwarders) n += await r.metric('allium_content_forwards_total', { result: 'refused' });
-      return n;
-    };
+    let stalls: ClientCircuit[] = [];
     try {
       let block = encryptBlock(blockPlaintext(BlockType.DATA, crypto().random(100)), 'random');
       while (one.holders(block.ref.rk)[0]!.fingerprint !== holder.fingerprint)
         block = encryptBlock(blockPlaintext(BlockType.DATA, crypto().random(100)), 'random');
-      for (const f of forwarders) {
-        const c = await client.newCircuit({ last: descriptorOf(f), exitPort: null });
-        stalls.push(c);
-        for (let i = 0; i < MAX_FORWARDS_PER_HOLDER; i++) {
-          const s = c.mux.open();
-          s.markOpen();
-          c.send({
-            command: RelayCommand.STORE,
-            streamId: s.id,
-            data: encodeStore({ k: crypto().random(32), t: 'block', n: BLOCK_LEN, c: false, f: fromHex(holder.fingerprint) }),
-          });
-        }
-      }
+      stalls = await holdForwarders();
       const before = await refusedNow();
       const stored = one.storeEverywhere('block', block.ref.rk, block.stored);
       // Both forwarders tried refused it; then the forwards in the way end (their circuits close).
       while ((await refusedNow()) < before + 2) await new Promise((r) => setImmediate(r));
       for (const c of stalls) c.close();
       expect(await stored).to.deep.equal(['ok']);
+    } finally {
+      for (const c of stalls) c.close();
+      one.close();
+    }
+  });
+
+  it('a get whose every try a forwarder refused at its bounds asks again once forwards end, not failed (content.md §8.2)', async () => {
+    // The file's one block is held by `holder` alone (replication 1), whose every forwarder is at its bounds for it.
+    // Before, the read was refused through both forwarders tried, the fallback holders did not have it, and the get
+    // failed at once (ERR_UNREACHABLE: 1 of 1 holders could not be asked); now it asks again once they end.
+    const one = new ContentClient(client, { replication: 1, circuitsAhead: false });
+    let stalls: ClientCircuit[] = [];
+    try {
+      let data: Uint8Array;
+      let blocks: EncodedBlock[];
+      let root;
+      do {
+        data = crypto().random(100);
+        blocks = [];
+        const gen = encodeFile([data], { mode: 'random' });
+        let step = await gen.next();
+        for (; !step.done; step = await gen.next()) blocks.push(step.value);
+        root = step.value;
+      } while (one.holders(root.rk)[0]!.fingerprint !== holder.fingerprint);
+      for (const b of blocks) expect(await one.storeEverywhere('block', b.ref.rk, b.stored)).to.deep.equal(['ok']);
+      const link = formatLink({ type: 'chk', rk: root.rk, dk: root.dk, flags: 1 });
+      stalls = await holdForwarders();
+      const before = await refusedNow();
+      const got = one.get(link).then(
+        (b) => b,
+        (e: unknown) => e,
+      );
+      // Both forwarders tried refused it; then the forwards in the way end (their circuits close).
+      while ((await refusedNow()) < before + 2) await new Promise((r) => setImmediate(r));
+      for (const c of stalls) c.close();
+      expect(await got).to.deep.equal(data);
     } finally {
       for (const c of stalls) c.close();
       one.close();

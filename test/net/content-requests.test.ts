@@ -8,7 +8,7 @@ import { encodeFetched, encodeStored, decodeFetch } from '../../protocol/content
 import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
 import { decodeEnd, EndReason } from '../../protocol/stream-messages.js';
 import type { ClientCircuit } from '../../net/circuit.js';
-import { fetchItem, storeItem } from '../../net/content-requests.js';
+import { fetchItem, NotAskedError, storeItem } from '../../net/content-requests.js';
 import { StreamMux } from '../../net/stream-mux.js';
 import { VirtualClock } from '../../sim/clock.js';
 
@@ -94,6 +94,22 @@ describe('content requests end their streams', () => {
       });
     } finally {
       restore();
+    }
+  });
+
+  it("a forwarder's unknown, unreachable or refused is ERR_UNREACHABLE with the status as a field (content.md §8.2)", async () => {
+    for (const status of ['unknown', 'unreachable', 'refused'] as const) {
+      const answers: Holder = (m, reply) => {
+        if (m.command === RelayCommand.FETCH) reply({ command: RelayCommand.FETCHED, streamId: m.streamId, data: encodeFetched({ s: status, n: 0 }) });
+      };
+      const { circuit, mux } = rig(answers);
+      const e: unknown = await fetchItem(circuit, 'block', RK, { forwardTo: new Uint8Array(32) }).catch((x: unknown) => x);
+      expect(e).to.be.instanceOf(NotAskedError);
+      expect({ code: (e as NotAskedError).code, status: (e as NotAskedError).status, open: mux.size }).to.deep.equal({
+        code: 'ERR_UNREACHABLE',
+        status,
+        open: 0,
+      });
     }
   });
 });

@@ -202,19 +202,20 @@ describe('content forwarding: a holder cannot make a client ask it again through
     });
   }
 
-  it("a forwarder's own refusal (its per-holder limit) is tried once more through the other forwarder, for a FETCH and a STORE; a STORE refused by both again in rounds, on the same circuits", async () => {
+  it("a forwarder's own refusal (its per-holder limit) is tried once more through the other forwarder, for a FETCH and a STORE; refused by both, again in rounds, on the same circuits", async () => {
     behaviour = 'stall';
     setup({ maxPerHolder: 0 });
     const refusals = (): Promise<(number | undefined)[]> =>
       Promise.all(metrics.map(async (m) => (await m.forwards.get()).values.find((v) => v.labels.result === 'refused')?.value));
+    // A request refused by both forwarders gets CONTENT_REFUSED_ROUNDS more rounds of two tries, a FETCH and a STORE
+    // alike (content.md §8.2 "Refused everywhere"); those refusals do not retire the forwarders, so every round goes
+    // through the same two.
+    const n = 1 + CONTENT_REFUSED_ROUNDS;
     const { answered } = await content.fetchAnswers('block', crypto().random(32));
     expect(answered).to.equal(0);
-    expect(await refusals(), 'one refusal from each forwarder').to.deep.equal([1, 1]);
+    expect(await refusals(), 'one refusal from each forwarder in each round').to.deep.equal([n, n]);
     expect(await content.storeAll('block', crypto().random(32), crypto().random(BLOCK_LEN))).to.deep.equal(['refused']);
-    // A STORE refused by both forwarders gets CONTENT_REFUSED_ROUNDS more rounds of two tries (content.md §8.2
-    // "Refused everywhere"); those refusals do not retire the forwarders, so every round goes through the same two.
-    const n = 2 + CONTENT_REFUSED_ROUNDS;
-    expect(await refusals(), 'one more from each in each round').to.deep.equal([n, n]);
+    expect(await refusals(), 'one more from each in each round').to.deep.equal([2 * n, 2 * n]);
     expect(asked, 'the holder was never asked').to.deep.equal([]);
   });
 });
