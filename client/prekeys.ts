@@ -37,7 +37,7 @@ import { crypto } from '../crypto/index.js';
 import type { Identity } from '../protocol/address.js';
 import { concatBytes, fromHex, toHex, utf8 } from '../protocol/bytes.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from '../protocol/cbor.js';
-import { CryptoError, ProtocolError } from '../protocol/errors.js';
+import { AlliumError, CryptoError, ProtocolError } from '../protocol/errors.js';
 import { mailboxEpochAt, MAILBOX_CLOCK_SKEW_MS, MAILBOX_EPOCH_SECONDS, MAX_MAILBOX_TTL_MS, type ItemPrekeys } from '../protocol/mailbox.js';
 import {
   createPrekeyRecord,
@@ -381,7 +381,10 @@ export interface FoundPrekeys {
 export async function fetchPrekeyRecord(content: ContentClient, recipient: Uint8Array, now: number, options: AbortOptions = {}): Promise<FoundPrekeys | null> {
   const epoch = mailboxEpochAt(now);
   const { rk } = prekeyRecordKeys(recipient, epoch);
-  const copies = await content.fetchFromAll('record', rk, options);
+  const { copies, answered } = await content.fetchAnswers('record', rk, options);
+  // No holder answered at all (every forward refused, every circuit failed): that says nothing about whether the
+  // recipient publishes, and must not be read as "no record" — a sender would then write version 2 (§9.6).
+  if (answered === 0) throw new AlliumError('ERR_UNREACHABLE', 'no holder of the prekey record answered: whether the recipient publishes prekeys is not known');
   let best: FoundPrekeys | null = null;
   for (const bytes of copies) {
     try {

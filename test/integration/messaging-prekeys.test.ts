@@ -20,7 +20,7 @@ import { ContactBook, memoryContactStorage, type ContactStorage } from '../../cl
 import { memoryGroupStorage } from '../../client/messaging/group-store.js';
 import { Messenger } from '../../client/messaging/node.js';
 import { choosePrekeys, MAX_PREKEY_PUBLISHERS, ONE_TIME_GRACE_MS, PrekeyOwner, PrekeyPublishers } from '../../client/prekeys.js';
-import { createIdentity } from '../../protocol/address.js';
+import { createIdentity, formatAddress } from '../../protocol/address.js';
 import { parseCard } from '../../protocol/contact-card.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { crypto } from '../../crypto/index.js';
@@ -62,10 +62,11 @@ async function codeOfAsync(p: Promise<unknown>): Promise<string> {
 }
 
 /** Makes the holders a messenger's offline sends reach withhold every prekey record (as an attacker's would). */
-function withholdRecords(m: Messenger): void {
+/** Every holder of a prekey record answers that it has none (`answered`: 3), or none answers at all (0). */
+function withholdRecords(m: Messenger, answered = 3): void {
   const content = (m as unknown as { outbox: { content: ContentClient } }).outbox.content;
-  const fetchAll = content.fetchFromAll.bind(content);
-  content.fetchFromAll = (kind, rk, o) => (kind === 'record' ? Promise.resolve([]) : fetchAll(kind, rk, o));
+  const fetchAnswers = content.fetchAnswers.bind(content);
+  content.fetchAnswers = (kind, rk, o) => (kind === 'record' ? Promise.resolve({ copies: [], answered }) : fetchAnswers(kind, rk, o));
 }
 
 describe('mailbox prekeys (relay processes)', function () {
@@ -327,6 +328,19 @@ describe('mailbox prekeys (relay processes)', function () {
     }
   });
 
+  it('a prekey record no holder answered for is not "no record": the offline send to a stranger fails, never version 2', async () => {
+    const identity = createIdentity();
+    const sender = new Messenger(cb, createIdentity(), { prekeyStorage: memoryGroupStorage(), offline: { collect: false } });
+    try {
+      withholdRecords(sender, 0);
+      expect(await codeOfAsync(sender.send(formatAddress(identity.publicKey), enc('unanswered'), { offline: 'only' }))).to.equal('ERR_UNREACHABLE');
+      const epoch = mailboxEpochAt(Date.now());
+      expect((await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, 0), { head: true })).length).to.equal(0);
+    } finally {
+      sender.close();
+    }
+  });
+
   it('a contact whose record was found stays known to publish when strangers flush the memory of publishers', async () => {
     const identity = createIdentity();
     const first = new Messenger(ca, identity, { prekeyStorage: memoryGroupStorage(), offline: { collect: false } });
@@ -470,12 +484,12 @@ describe('mailbox prekeys (relay processes)', function () {
       expect((await sender.deposit(identity.publicKey, enc('one'))).prekeys).to.equal(true);
       // The holders the sender reaches now withhold the record (as an attacker's holders would).
       const content = (sender as unknown as { content: ContentClient }).content;
-      const fetchAll = content.fetchFromAll.bind(content);
-      content.fetchFromAll = (kind, rk, o) => (kind === 'record' ? Promise.resolve([]) : fetchAll(kind, rk, o));
+      const fetchAnswers = content.fetchAnswers.bind(content);
+      content.fetchAnswers = (kind, rk, o) => (kind === 'record' ? Promise.resolve({ copies: [], answered: 3 }) : fetchAnswers(kind, rk, o));
       expect(await codeOfAsync(sender.deposit(identity.publicKey, enc('two')))).to.equal('ERR_PREKEYS_UNAVAILABLE');
       expect(await slotHeld(1)).to.equal(false);
       // Holders that give the record but answer `invalid` to the version 3 item get no version 2 item either.
-      content.fetchFromAll = fetchAll;
+      content.fetchAnswers = fetchAnswers;
       const storeAll = content.storeAll.bind(content);
       content.storeAll = (kind, rk, bytes, o) =>
         kind === 'mailbox' && decodeMailboxItem(bytes).v === 3 ? Promise.resolve<ContentStatus[]>(['invalid', 'invalid']) : storeAll(kind, rk, bytes, o);
@@ -484,8 +498,8 @@ describe('mailbox prekeys (relay processes)', function () {
       content.storeAll = storeAll;
       // The limit: a sender that has never seen the recipient's record cannot tell it is withheld (version 2).
       const other = (stranger as unknown as { content: ContentClient }).content;
-      const otherFetch = other.fetchFromAll.bind(other);
-      other.fetchFromAll = (kind, rk, o) => (kind === 'record' ? Promise.resolve([]) : otherFetch(kind, rk, o));
+      const otherFetch = other.fetchAnswers.bind(other);
+      other.fetchAnswers = (kind, rk, o) => (kind === 'record' ? Promise.resolve({ copies: [], answered: 3 }) : otherFetch(kind, rk, o));
       expect((await stranger.deposit(identity.publicKey, enc('four'))).prekeys).to.equal(false);
     } finally {
       sender.close();
