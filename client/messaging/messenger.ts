@@ -368,6 +368,8 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (this.closed) return Promise.reject(new AbortedError('messenger closed'));
     if (options.authorizedClients) this.endpoint.setAuthorizedClients(options.authorizedClients);
     this.listening ??= (async () => {
+      // A listening messenger may send at any time: its first lookup finds its circuits built (content.md §8.2).
+      void this.prepare();
       if (this.mixMode) await this.mixMode.start(signalOption(options.signal));
       await this.endpoint.start(signalOption(options.signal));
       // Our prekeys, so strangers' offline messages to us get forward secrecy (§9.6): listening waits for them, but a
@@ -386,6 +388,17 @@ export class Messenger extends Emitter<MessengerEvents> {
     })();
     this.listening.catch(() => (this.listening = null));
     return this.listening;
+  }
+
+  /**
+   * Builds ahead what this messenger's first send() to a new endpoint waits for: the circuits of its descriptor
+   * lookups (specs/content.md §8.2 "Started"; specs/rendezvous.md §4.1), its own, used by no other messenger and
+   * carrying nothing until a lookup takes them. startListening() does it. Resolves once they are built or failed
+   * (never rejects); unused, they close CONTENT_AHEAD_LIFETIME after their build and are not replaced.
+   */
+  prepare(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return this.lookups.buildAhead();
   }
 
   /**

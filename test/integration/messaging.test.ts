@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { promisify } from 'node:util';
 import { AlliumClient } from '../../client/client.js';
+import type { ClientCircuit } from '../../net/circuit.js';
 import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
@@ -93,6 +94,31 @@ describe('private messaging and hidden services (relay processes)', function () 
       code = (e as { code: string }).code;
     }
     expect(code).to.match(/^ERR_ADDRESS_/);
+  });
+
+  it('a prepared messenger looks a new endpoint up over the circuits it built ahead (content.md §8.2 "Started")', async () => {
+    const carol = new Messenger(cb);
+    const newCircuit = cb.newCircuit.bind(cb);
+    const built: ClientCircuit[] = [];
+    let spying = true;
+    cb.newCircuit = (o) => {
+      const p = newCircuit(o);
+      if (spying) void p.then((c) => built.push(c)).catch(() => undefined);
+      return p;
+    };
+    try {
+      await carol.prepare();
+      spying = false;
+      expect(built, 'one set built ahead before any send').to.have.length(3);
+      expect(built.every((c) => c.state === 'open')).to.equal(true);
+      const r = await carol.send(alice.address, enc('first from carol'), { offline: 'never' });
+      expect(r.status).to.equal('delivered');
+      // The lookup's operation took the three (no other operation can) and closed them as it ended.
+      await waitFor(() => built.every((c) => c.state === 'closed'), 10_000, 'the circuits built ahead taken and closed');
+    } finally {
+      cb.newCircuit = newCircuit;
+      carol.close();
+    }
   });
 
   it('a hidden TCP service answers curl --socks5-hostname', async function () {
