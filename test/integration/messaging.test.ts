@@ -96,25 +96,34 @@ describe('private messaging and hidden services (relay processes)', function () 
     expect(code).to.match(/^ERR_ADDRESS_/);
   });
 
-  it('a prepared messenger looks a new endpoint up over the circuits it built ahead (content.md §8.2 "Started")', async () => {
+  it('a prepared messenger meets a new endpoint over the circuits it built ahead (content.md §8.2, rendezvous.md §4.1)', async () => {
     const carol = new Messenger(cb);
     const newCircuit = cb.newCircuit.bind(cb);
-    const built: ClientCircuit[] = [];
+    const calls: Promise<ClientCircuit>[] = [];
     let spying = true;
     cb.newCircuit = (o) => {
       const p = newCircuit(o);
-      if (spying) void p.then((c) => built.push(c)).catch(() => undefined);
+      if (spying) calls.push(p);
       return p;
     };
     try {
       await carol.prepare();
       spying = false;
-      expect(built, 'one set built ahead before any send').to.have.length(3);
-      expect(built.every((c) => c.state === 'open')).to.equal(true);
+      // prepare() asks for the lookup client's three, then the one to a rendezvous point.
+      const built = await Promise.all(calls);
+      expect(built, 'three lookup circuits and one to a rendezvous point, built before any send').to.have.length(4);
+      expect(built.every((c) => c.state === 'open' && c.hops === 3)).to.equal(true);
+      const [l1, l2, l3, rp] = built as [ClientCircuit, ClientCircuit, ClientCircuit, ClientCircuit];
       const r = await carol.send(alice.address, enc('first from carol'), { offline: 'never' });
       expect(r.status).to.equal('delivered');
-      // The lookup's operation took the three (no other operation can) and closed them as it ended.
-      await waitFor(() => built.every((c) => c.state === 'closed'), 10_000, 'the circuits built ahead taken and closed');
+      // The lookup's operation took its three (no other operation can) and closed them as it ended.
+      await waitFor(() => [l1, l2, l3].every((c) => c.state === 'closed'), 10_000, 'the lookup circuits built ahead taken and closed');
+      // The rendezvous took the fourth: it now ends at alice (a virtual hop past the rendezvous point) and carries the
+      // conversation — unless its rendezvous point is one of alice's introduction points, given up as rendezvous.md
+      // §6 says.
+      const ips = new Set(ca.listCircuits().flatMap((c) => (c.purpose === 'intro' ? [c.path.at(-1)!.fingerprint] : [])));
+      if (ips.has(rp.path.at(-1)!.fingerprint)) expect(rp.state).to.equal('closed');
+      else expect([rp.state, rp.hops]).to.deep.equal(['open', 4]);
     } finally {
       cb.newCircuit = newCircuit;
       carol.close();
