@@ -127,6 +127,8 @@ describe('private messaging and hidden services (relay processes)', function () 
     } finally {
       cb.newCircuit = newCircuit;
       carol.close();
+      // A Messenger routes its client's *.allium connections: give them back to bob's.
+      cb.useAddressConnector((address, port, o) => bob.connect(address, port, o));
     }
   });
 
