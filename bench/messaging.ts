@@ -4,6 +4,7 @@
  *
  *   - time to reach a fresh endpoint: a new initiator's first send() (descriptor lookup, rendezvous circuit,
  *     introduction, the endpoint's circuit to the rendezvous point, message stream), and until the message arrives;
+ *     and the first send() of a new initiator started first (prepare(): its lookup circuits built ahead);
  *   - round-trip latency on an open session (a message and its echo);
  *   - messages per second one way on an open session (all sent at once, until every one is acknowledged);
  *   - leaving a message offline (send() to an identity that is not listening);
@@ -85,6 +86,7 @@ const CLIENT_DEFENCES_OFF = { linkPadding: 'off', circuitPadding: false, endpoin
 /** … and the Messengers'. */
 const MESSENGER_DEFENCES_OFF: MessengerOptions = { introPow: false, directContentForMeasurement: true };
 const FRESH_SENT = 'reach a fresh endpoint: send() resolves (ms)';
+const FRESH_STARTED = 'reach a fresh endpoint, initiator started (prepare()) first: send() resolves (ms)';
 const ROUND_TRIP = 'round trip on an open session (ms)';
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -297,7 +299,7 @@ const closers: Messenger[] = [];
 
 /** One-to-one rows between an endpoint on `ca` and initiators on `cb`, every Messenger with `mo`. */
 interface OneToOne {
-  fresh(i: number): Promise<{ sent: number; received: number }>;
+  fresh(i: number, started?: boolean): Promise<{ sent: number; received: number }>;
   ping(i: number): Promise<number>;
   burst(): Promise<number>;
   offline(i: number): Promise<{ first: number; later: number[]; returnFirst: number; returnAll: number }>;
@@ -324,10 +326,13 @@ async function oneToOne(ca: AlliumClient, cb: AlliumClient, mo: MessengerOptions
   await bob.send(alice.address, enc('warm-up'), { offline: 'never' });
   return {
     // 1. A fresh initiator reaches the endpoint.
-    async fresh(i) {
+    // `started`: the initiator prepared first (its lookup circuits built ahead, as a running Tor client keeps
+    // preemptive circuits), then the clock starts.
+    async fresh(i, started = false) {
       const initiator = new Messenger(cb, createIdentity(), mo);
       closers.push(initiator);
-      const text = `first ${i}`;
+      if (started) await initiator.prepare();
+      const text = `first ${i}${started ? ' started' : ''}`;
       const t0 = performance.now();
       const r = await initiator.send(alice.address, enc(text), { offline: 'never' });
       const sent = performance.now();
@@ -401,6 +406,7 @@ try {
         const r = await sides.get(side)!.fresh(i);
         record(side, FRESH_SENT, r.sent);
         record(side, 'reach a fresh endpoint: message received (ms)', r.received);
+        record(side, FRESH_STARTED, (await sides.get(side)!.fresh(i, true)).sent);
       }
     }
     progress(`${pings} round trips${offToo ? ' on each side, taking turns' : ''}`);

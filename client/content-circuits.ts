@@ -168,9 +168,21 @@ export class ContentCircuits {
     return out;
   }
 
-  /** Builds circuits ahead up to perOperation, unless closed or idle for aheadIdleMs. */
-  private fillAhead(): void {
-    if (this.closed || this.lastTaken === null || this.now() - this.lastTaken >= this.aheadIdleMs) return;
+  /**
+   * Builds circuits ahead up to perOperation before any operation (content.md §8.2 "Started"): its owner started (a
+   * Messenger listening or prepared), so the first operation finds them ready. One set: when their lifetime ends they
+   * are replaced only if an operation took circuits within aheadIdleMs. Resolves once each of them is built or failed.
+   */
+  buildAhead(): Promise<void> {
+    if (!this.ahead || this.closed) return Promise.resolve();
+    this.fillAhead(true);
+    return Promise.allSettled([...this.waiting].map((w) => w.built)).then(() => undefined);
+  }
+
+  /** Builds circuits ahead up to perOperation, unless closed or idle for aheadIdleMs (`started`: an owner's start). */
+  private fillAhead(started = false): void {
+    if (this.closed) return;
+    if (!started && (this.lastTaken === null || this.now() - this.lastTaken >= this.aheadIdleMs)) return;
     while (this.waiting.size < this.perOperation) {
       const forwarder = pickForwarder(
         this.source,

@@ -674,6 +674,20 @@ export class ContentClient {
     return { link: formatLink({ type: 'ssk', ...key }), edition };
   }
 
+  /**
+   * Builds this client's circuits ahead now, before its first operation (content.md §8.2 "Started"): for an owner that
+   * has started and will soon read, so its first read finds its circuits ready. Resolves once they are built or
+   * failed (never rejects); nothing when circuits ahead are off.
+   */
+  buildAhead(): Promise<void> {
+    return this.circuits.buildAhead();
+  }
+
+  /** Circuits built ahead and waiting for an operation (for tests and logs). */
+  get circuitsWaiting(): number {
+    return this.circuits.waitingCount;
+  }
+
   /** Aborts every request in flight (ERR_ABORTED) and closes the circuits to holders. */
   close(): void {
     this.shutdown.abort();

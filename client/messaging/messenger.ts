@@ -60,7 +60,8 @@ import {
   SERVICE_STREAM,
   type EndpointLimits,
 } from './limits.js';
-import { meetEndpoint, openStream, openStreamEarly, type Meeting } from './rendezvous.js';
+import { meetEndpoint, openStream, openStreamEarly, RendezvousAhead, type Meeting } from './rendezvous.js';
+import { CONTENT_AHEAD_LIFETIME_MS } from '../content-circuits.js';
 import { HiddenService } from './service.js';
 import {
   asAlliumError,
@@ -92,6 +93,8 @@ export class Messenger extends Emitter<MessengerEvents> {
   private readonly delivery: Delivery;
   /** Looks up other endpoints' descriptors (other circuits, so holders cannot link our lookups to our endpoint). */
   private readonly lookups: ContentClient;
+  /** A circuit to a rendezvous point built ahead, for sends as our identity only (specs/rendezvous.md §4.1). */
+  private readonly rendezvousAhead: RendezvousAhead;
   /** Attachments: their blocks are stored and fetched over circuits of their own. */
   private readonly files: ContentClient;
   private readonly maxAttachmentBytes: number;
@@ -153,6 +156,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     this.delivery = new Delivery(this.limits.maxListenQueue, (m) => this.emit('message:received', m));
     const contentOptions = options.directContentForMeasurement ? { directForMeasurement: true } : {};
     this.lookups = new ContentClient(client, contentOptions);
+    this.rendezvousAhead = new RendezvousAhead(client, CONTENT_AHEAD_LIFETIME_MS);
     this.files = new ContentClient(client, contentOptions);
     this.maxAttachmentBytes = options.maxAttachmentBytes ?? MAX_ATTACHMENT_BYTES;
     this.contacts = new ContactBook(options.contactStorage, options.maxContacts !== undefined ? { maxContacts: options.maxContacts } : {});
@@ -368,6 +372,8 @@ export class Messenger extends Emitter<MessengerEvents> {
     if (this.closed) return Promise.reject(new AbortedError('messenger closed'));
     if (options.authorizedClients) this.endpoint.setAuthorizedClients(options.authorizedClients);
     this.listening ??= (async () => {
+      // A listening messenger may send at any time: its first lookup finds its circuits built (content.md §8.2).
+      void this.prepare();
       if (this.mixMode) await this.mixMode.start(signalOption(options.signal));
       await this.endpoint.start(signalOption(options.signal));
       // Our prekeys, so strangers' offline messages to us get forward secrecy (§9.6): listening waits for them, but a
@@ -386,6 +392,18 @@ export class Messenger extends Emitter<MessengerEvents> {
     })();
     this.listening.catch(() => (this.listening = null));
     return this.listening;
+  }
+
+  /**
+   * Builds ahead what this messenger's first send() to a new endpoint waits for: the circuits of its descriptor
+   * lookups (specs/content.md §8.2 "Started") and one to a rendezvous point (specs/rendezvous.md §4.1), its own,
+   * used by no other messenger (nor by connect(), which meets as throwaway identities) and carrying nothing until a
+   * lookup or a send takes them. startListening() does it. Resolves once they are built or failed (never rejects);
+   * unused, they close CONTENT_AHEAD_LIFETIME after their build and are not replaced.
+   */
+  prepare(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return Promise.all([this.lookups.buildAhead(), this.rendezvousAhead.start()]).then(() => undefined);
   }
 
   /**
@@ -611,7 +629,9 @@ export class Messenger extends Emitter<MessengerEvents> {
 
   /** Meets the endpoint at `address` (rendezvous.ts) as `as`. */
   private rendezvous(address: string, signal: AbortSignal, as: Identity, clientAuth: ClientAuthKey | undefined): Promise<Meeting> {
-    return meetEndpoint(this.client, this.lookups, address, { signal, as, clientAuth });
+    // The rendezvous circuit built ahead serves our identity's sends, never connect()'s throwaway identities.
+    const rendezvousAhead = as === this.identity ? this.rendezvousAhead : undefined;
+    return meetEndpoint(this.client, this.lookups, address, { signal, as, clientAuth, rendezvousAhead });
   }
 
   /** The conversation send() uses with `key`: the one on file if it can send, else a new one (filed). */
@@ -970,6 +990,7 @@ export class Messenger extends Emitter<MessengerEvents> {
     for (const c of this.live) c.close(new AbortedError('messenger closed'));
     this.live.clear();
     this.lookups.close();
+    this.rendezvousAhead.close();
     this.files.close();
     this.groupContent.close();
     this.outbox.close();

@@ -20,7 +20,7 @@ import { RelayCommand } from '../../protocol/relay-cell.js';
 import { COOKIE_LEN, decodeRv, encodeRv } from '../../protocol/rendezvous-messages.js';
 import { powBinding } from '../../protocol/intro-pow.js';
 import { encodeBegin, EndReason } from '../../protocol/stream-messages.js';
-import { settleWithin, signalOption, type AbortOptions } from '../../net/abort.js';
+import { settleWithin, Shutdown, signalOption, type AbortOptions } from '../../net/abort.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import type { MuxStream } from '../../net/stream-mux.js';
 import type { CircuitSource } from '../client.js';
@@ -41,6 +41,8 @@ export interface Meeting {
 export interface MeetOptions extends AbortOptions {
   /** Who we introduce ourselves as (a throwaway identity for hidden TCP services). */
   readonly as: Identity;
+  /** Circuits to a rendezvous point built ahead for `as` (never another identity's), taken before building one. */
+  readonly rendezvousAhead?: RendezvousAhead | undefined;
   /** Our client-authorisation key, for an endpoint that requires one. */
   readonly clientAuth?: ClientAuthKey | undefined;
 }
@@ -58,13 +60,31 @@ interface RendezvousPoint {
  * RENDEZVOUS_ESTABLISHED). Throws the last build's error, ERR_UNREACHABLE (no rendezvous point), ERR_TIMEOUT,
  * ERR_ABORTED.
  */
-async function setUpRendezvous(client: CircuitSource, avoid: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<RendezvousPoint> {
+async function setUpRendezvous(
+  client: CircuitSource,
+  avoid: ReadonlySet<string>,
+  signal: AbortSignal | undefined,
+  ahead?: RendezvousAhead,
+): Promise<RendezvousPoint> {
   const view = client.directory.view;
   const tried = new Set<string>();
   let circuit: ClientCircuit | null = null;
   let rp: Descriptor | undefined;
   let buildError: unknown = new AlliumError('ERR_UNREACHABLE', 'no rendezvous point available');
-  for (let attempt = 0; attempt < 3 && !circuit; attempt++) {
+  // A circuit built ahead first (rendezvous.md §4.1): its RP was drawn as below, before any endpoint was known.
+  const waiting = ahead?.take();
+  if (waiting) {
+    rp = waiting.rp;
+    tried.add(rp.fingerprint);
+    try {
+      const c = await waiting.built;
+      if (c.state === 'open') circuit = c;
+    } catch (e) {
+      buildError = e;
+    }
+    if (!circuit && signal?.aborted) throw new AbortedError();
+  }
+  for (let attempt = tried.size; attempt < 3 && !circuit; attempt++) {
     rp = pickServicePoint(view, 'rendezvous', new Set([...tried, ...avoid])) ?? pickServicePoint(view, 'rendezvous', tried);
     if (!rp) break;
     tried.add(rp.fingerprint);
@@ -86,6 +106,81 @@ async function setUpRendezvous(client: CircuitSource, avoid: ReadonlySet<string>
   } catch (e) {
     circuit.close();
     throw e;
+  }
+}
+
+/**
+ * The circuit to a rendezvous point an initiator keeps built ahead (rendezvous.md §4.1), for one identity's sends:
+ * built by start() to an RP drawn as at use (before any endpoint is known), carrying nothing — ESTABLISH_RENDEZVOUS
+ * goes only at use, with a fresh cookie — and taken by one rendezvous only. Each take builds the next in the
+ * background; one no rendezvous took within `lifetimeMs` of its build is closed and not replaced, so an initiator
+ * idle that long keeps none. close() closes it, built or being built.
+ */
+export class RendezvousAhead {
+  private waiting: { rp: Descriptor; built: Promise<ClientCircuit>; timer: ReturnType<typeof setTimeout> } | null = null;
+  private closed = false;
+  /** Aborts a build in flight at close(); each build has a scope of its own, dropped once it settles. */
+  private readonly shutdown = new Shutdown();
+
+  constructor(
+    private readonly client: CircuitSource,
+    private readonly lifetimeMs: number,
+  ) {}
+
+  /** Builds one unless one waits, or none is eligible. */
+  start(): Promise<void> {
+    if (this.closed || this.waiting)
+      return this.waiting
+        ? this.waiting.built.then(
+            () => undefined,
+            () => undefined,
+          )
+        : Promise.resolve();
+    const rp = pickServicePoint(this.client.directory.view, 'rendezvous', new Set());
+    if (!rp) return Promise.resolve();
+    const scope = this.shutdown.scope();
+    const built = this.client.newCircuit({ last: rp, exitPort: null, signal: scope.signal });
+    built.then(scope.dispose, scope.dispose);
+    const timer = setTimeout(() => {
+      if (this.waiting?.built !== built) return;
+      this.waiting = null;
+      discard(built);
+    }, this.lifetimeMs);
+    (timer as { unref?: () => void }).unref?.();
+    const w = { rp, built, timer };
+    this.waiting = w;
+    const leave = (): void => {
+      // Failed or closed before a rendezvous took it: gone, not rebuilt until the next take.
+      if (this.waiting !== w) return;
+      this.waiting = null;
+      clearTimeout(timer);
+    };
+    built.then((c) => (c.state === 'closed' ? leave() : c.once('circuit:close', leave)), leave);
+    return built.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  /** The waiting circuit and its RP, given to one rendezvous only (null: none); the next is built in the background. */
+  take(): { rp: Descriptor; built: Promise<ClientCircuit> } | null {
+    const w = this.waiting;
+    if (!w || this.closed) return null;
+    this.waiting = null;
+    clearTimeout(w.timer);
+    void this.start();
+    return { rp: w.rp, built: w.built };
+  }
+
+  close(): void {
+    this.closed = true;
+    const w = this.waiting;
+    this.waiting = null;
+    if (w) {
+      clearTimeout(w.timer);
+      discard(w.built);
+    }
+    this.shutdown.abort();
   }
 }
 
@@ -127,7 +222,7 @@ export async function meetEndpoint(client: CircuitSource, lookups: ContentClient
   const period = periodAt(Math.floor(now / 1000));
   const locator = descriptorLocator(identityKey, period);
   // Set up at once, avoiding no relay yet: the descriptor says which relays to avoid.
-  const early: Promise<RendezvousPoint> = setUpRendezvous(client, new Set(), signal);
+  const early: Promise<RendezvousPoint> = setUpRendezvous(client, new Set(), signal, options.rendezvousAhead);
   early.catch(() => undefined);
   // The newest revision any holder has (an endpoint republishes when an introduction point is lost), and a wake-up
   // at the first copy that opens.

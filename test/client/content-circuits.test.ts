@@ -138,6 +138,37 @@ describe('content circuits built ahead (content.md §8.2)', () => {
     }
   });
 
+  it('started (buildAhead): one set before any operation, which the first operation takes; unused, closed at its lifetime and not replaced', async () => {
+    const s = source();
+    const circuits = new ContentCircuits(s.source);
+    try {
+      await circuits.buildAhead();
+      expect(s.built, 'one set built before any operation').to.have.length(3);
+      const ahead = new Set(s.built);
+      const op = circuits.operation();
+      const used = await requests(op, 9);
+      expect(
+        [...used].every((c) => ahead.has(c)),
+        'the first operation on circuits built before it',
+      ).to.equal(true);
+      expect(used.size).to.equal(3);
+      op.close();
+    } finally {
+      circuits.close();
+    }
+    const t = source();
+    const idle = new ContentCircuits(t.source, { aheadLifetimeMs: 5 });
+    try {
+      await idle.buildAhead();
+      await Promise.all(t.built.map(closed));
+      await settle();
+      expect(idle.waitingCount, 'none waiting after the lifetime without an operation').to.equal(0);
+      expect(t.built, 'not replaced').to.have.length(3);
+    } finally {
+      idle.close();
+    }
+  });
+
   it('close() closes the waiting circuits, those still being built included, and builds none after', async () => {
     const s = source(true);
     const circuits = new ContentCircuits(s.source);

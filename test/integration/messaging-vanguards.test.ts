@@ -63,8 +63,11 @@ describe('an endpoint takes the hop after its guard from its vanguards only (rel
 
   it(`${INTRODUCTIONS} introductions from fresh initiators: every endpoint circuit is guard, vanguard, fresh middle, named relay`, async () => {
     const built: ClientCircuit[] = [];
-    endpointClient.on('client:circuit', (c) => built.push(c));
     alice = new Messenger(endpointClient);
+    // What a listening messenger builds ahead for its own sends (ordinary initiator circuits, content.md §8.2
+    // "Started", rendezvous.md §4.1) is built first, outside the count: alice sends nothing, so builds no more.
+    await alice.prepare();
+    endpointClient.on('client:circuit', (c) => built.push(c));
     await alice.startListening();
     const got: string[] = [];
     alice.on('message:received', (m) => got.push(new TextDecoder().decode(m.data)));

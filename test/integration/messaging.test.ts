@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { promisify } from 'node:util';
 import { AlliumClient } from '../../client/client.js';
+import type { ClientCircuit } from '../../net/circuit.js';
 import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
@@ -93,6 +94,42 @@ describe('private messaging and hidden services (relay processes)', function () 
       code = (e as { code: string }).code;
     }
     expect(code).to.match(/^ERR_ADDRESS_/);
+  });
+
+  it('a prepared messenger meets a new endpoint over the circuits it built ahead (content.md §8.2, rendezvous.md §4.1)', async () => {
+    const carol = new Messenger(cb);
+    const newCircuit = cb.newCircuit.bind(cb);
+    const calls: Promise<ClientCircuit>[] = [];
+    let spying = true;
+    cb.newCircuit = (o) => {
+      const p = newCircuit(o);
+      if (spying) calls.push(p);
+      return p;
+    };
+    try {
+      await carol.prepare();
+      spying = false;
+      // prepare() asks for the lookup client's three, then the one to a rendezvous point.
+      const built = await Promise.all(calls);
+      expect(built, 'three lookup circuits and one to a rendezvous point, built before any send').to.have.length(4);
+      expect(built.every((c) => c.state === 'open' && c.hops === 3)).to.equal(true);
+      const [l1, l2, l3, rp] = built as [ClientCircuit, ClientCircuit, ClientCircuit, ClientCircuit];
+      const r = await carol.send(alice.address, enc('first from carol'), { offline: 'never' });
+      expect(r.status).to.equal('delivered');
+      // The lookup's operation took its three (no other operation can) and closed them as it ended.
+      await waitFor(() => [l1, l2, l3].every((c) => c.state === 'closed'), 10_000, 'the lookup circuits built ahead taken and closed');
+      // The rendezvous took the fourth: it now ends at alice (a virtual hop past the rendezvous point) and carries the
+      // conversation — unless its rendezvous point is one of alice's introduction points, given up as rendezvous.md
+      // §6 says.
+      const ips = new Set(ca.listCircuits().flatMap((c) => (c.purpose === 'intro' ? [c.path.at(-1)!.fingerprint] : [])));
+      if (ips.has(rp.path.at(-1)!.fingerprint)) expect(rp.state).to.equal('closed');
+      else expect([rp.state, rp.hops]).to.deep.equal(['open', 4]);
+    } finally {
+      cb.newCircuit = newCircuit;
+      carol.close();
+      // A Messenger routes its client's *.allium connections: give them back to bob's.
+      cb.useAddressConnector((address, port, o) => bob.connect(address, port, o));
+    }
   });
 
   it('a hidden TCP service answers curl --socks5-hostname', async function () {
