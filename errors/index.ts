@@ -171,7 +171,14 @@ export function endReasonForCode(code: ErrorCode): EndReasonName {
  * when the error tears down a circuit (`destroyReason`) or ends a stream (`endReason`), so the code that catches it
  * sends that reason and maps nothing by hand.
  */
+/**
+ * Marks every AlliumError, so that isAlliumError knows one made by another copy of this module (a bundle and its
+ * host, or a test runner that loads a file both as CommonJS and as an ES module), where instanceof does not.
+ */
+const ALLIUM_ERROR = Symbol.for('allium:error');
+
 export class AlliumError extends Error {
+  readonly [ALLIUM_ERROR] = true;
   readonly code: ErrorCode;
   readonly kind: ErrorKind;
   readonly destroyReason: DestroyReasonName;
@@ -265,7 +272,7 @@ export class NotFoundError extends AlliumError {
 }
 
 export function isAlliumError(e: unknown): e is AlliumError {
-  return e instanceof AlliumError;
+  return e instanceof AlliumError || (e instanceof Error && (e as { [ALLIUM_ERROR]?: unknown })[ALLIUM_ERROR] === true);
 }
 
 /** Throws AbortedError if the signal has fired. */

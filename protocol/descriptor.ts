@@ -82,6 +82,7 @@ export function signDescriptor(fields: DescriptorFields, secretKey: Uint8Array, 
     proto: fields.proto ?? range(LINK_VERSION_MIN, LINK_VERSION_MAX),
   };
   validate(bodySchema, body, 'descriptor');
+  if (!crypto().x25519IsUsable(body.onion)) throw new ProtocolError('ERR_DESCRIPTOR', 'onion key is an X25519 point of small order');
   parseExitPolicy(body.exit);
   if (!isLinkUrl(body.addr)) throw new ProtocolError('ERR_DESCRIPTOR', 'addr is not a link URL (no user information, query or fragment)');
   const b = encodeCbor(body);
@@ -144,6 +145,7 @@ export function verifyDescriptor(
   if (body.pub > now + skewMs) throw new ProtocolError('ERR_DESCRIPTOR_FUTURE', 'descriptor published in the future');
   if (body.exp <= now) throw new ProtocolError('ERR_DESCRIPTOR_EXPIRED', 'descriptor expired');
   for (const f of body.family) if (crypto().equal(f, body.id)) throw new ProtocolError('ERR_DESCRIPTOR', 'a relay lists itself in its family');
+  if (!crypto().x25519IsUsable(body.onion)) throw new ProtocolError('ERR_DESCRIPTOR', 'onion key is an X25519 point of small order');
   if (!isLinkUrl(body.addr)) throw new ProtocolError('ERR_DESCRIPTOR', 'addr is not a link URL (no user information, query or fragment)');
   parseExitPolicy(body.exit);
   return { ...body, raw, digest: crypto().hash(32, raw), fingerprint: toHex(body.id) };

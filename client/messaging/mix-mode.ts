@@ -111,6 +111,8 @@ export type MixClientEvents = {
   'mix:message': [data: Uint8Array, id: Uint8Array];
   /** A real message left in a packet (for latency figures). */
   'mix:sent': [id: Uint8Array];
+  /** A payload, loop or poll event failed (its slot is spent; the stream goes on). */
+  'mix:error': [err: AlliumError];
 };
 
 export class MixClient extends Emitter<MixClientEvents> {
@@ -237,7 +239,16 @@ export class MixClient extends Emitter<MixClientEvents> {
         () => {
           this.timers.delete(t);
           if (!this.running) return;
-          f();
+          // Whatever one event throws, its slot is spent and the stream's next event is still set: a stream that
+          // stopped, or a process that crashed, on one bad packet would show at the gateway (mix.md §5.1).
+          try {
+            f();
+          } catch (e) {
+            this.emit(
+              'mix:error',
+              isAlliumError(e) ? e : new AlliumError('ERR_INTERNAL', `a message-mode event failed: ${e instanceof Error ? e.message : String(e)}`),
+            );
+          }
           next();
         },
         exponential(1000 / ratePerSecond),
@@ -354,7 +365,16 @@ export class MixClient extends Emitter<MixClientEvents> {
       mixKey: h.mixKey,
       delayMs: Math.min(MAX_MIX_DELAY_MS, Math.round(exponential(this.o.delayMeanMs))),
     }));
-    return this.c.send('packet', createMixPacket(path, final, payload));
+    let packet: Uint8Array;
+    try {
+      packet = createMixPacket(path, final, payload);
+    } catch (e) {
+      // A hop's key no layer can be made to (descriptors refuse small-order keys, directory.md §2.4; this guards
+      // one that came another way): the packet cannot leave this slot, as with no path; the next draws anew.
+      if (isAlliumError(e) && (e.code === 'ERR_BAD_POINT' || e.code === 'ERR_KEY_FORMAT')) return false;
+      throw e;
+    }
+    return this.c.send('packet', packet);
   }
 }
 

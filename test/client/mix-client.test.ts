@@ -144,6 +144,19 @@ describe('message mode: the client keeps a real message whose packet could not l
     expect(received).to.deep.equal(['next']);
   });
 
+  it('a mix relay listed with a key of small order: packets through it cannot leave, the message waits for a slot whose path avoids it, the stream goes on', async () => {
+    const bad: MixRelayInfo = { identity: createIdentity().publicKey, mixKey: new Uint8Array(32) };
+    const { alice, bob, received } = pair({ cover: true, consensus: () => [...mixes, bad] });
+    const errors: string[] = [];
+    alice.on('mix:error', (e) => errors.push(`${e.code} ${e.message}`));
+    for (let i = 0; i < 5; i++) alice.send(bob.address, utf8(`m${i}`));
+    alice.start();
+    await waitFor(() => received.length >= 5, 10_000, 'all five messages');
+    alice.stop();
+    expect(received).to.deep.equal(['m0', 'm1', 'm2', 'm3', 'm4']);
+    expect(errors).to.deep.equal([]);
+  });
+
   it('its gateway out of the consensus for a while: the message waits at the head of the queue', async () => {
     const { alice, bob, received } = pair({ cover: true, consensus: (n) => (n < 6 ? mixes.slice(1) : mixes) });
     alice.send(bob.address, utf8('first'));

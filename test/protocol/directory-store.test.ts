@@ -7,6 +7,8 @@ import { crypto } from '../../crypto/index.js';
 import { IdentityKey } from '../../crypto/keys.js';
 import { openDescriptor, signDescriptor, verifyDescriptor } from '../../protocol/descriptor.js';
 import { DirectoryStore } from '../../protocol/directory-store.js';
+import { concatBytes, utf8 } from '../../protocol/bytes.js';
+import { encodeCbor } from '../../protocol/cbor.js';
 import { isAlliumError } from '../../protocol/errors.js';
 
 function codeOf(f: () => unknown): string | null {
@@ -57,6 +59,30 @@ describe('directory store', () => {
     store.expire(now + 120_000);
     expect(store.size).to.equal(0);
     expect(codeOf(() => store.offer(second, now + 120_000))).to.equal('ERR_DESCRIPTOR_EXPIRED');
+  });
+
+  it('an onion key of small order is refused: the signer will not make such a descriptor, and one signed by hand does not verify (directory.md §2.4)', () => {
+    const id = IdentityKey.generate();
+    const now = Date.now();
+    const fields = {
+      id: id.publicKey,
+      addr: 'ws://10.0.0.1:9001/allium',
+      nick: 'r',
+      contact: '',
+      family: [],
+      bw: 1000,
+      exit: ['reject *:*'],
+      caps: ['mix' as const],
+    };
+    for (const onion of [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))]) {
+      expect(codeOf(() => signDescriptor({ ...fields, onion, pub: now - 1000, exp: now + 60_000 }, id.secretKey))).to.equal('ERR_DESCRIPTOR');
+      const b = encodeCbor({ v: 1, ...fields, onion, proto: [1], pub: now - 1000, exp: now + 60_000 });
+      const raw = encodeCbor({ b, s: crypto().sign(concatBytes(utf8('allium-v1 descriptor'), b), id.secretKey) });
+      expect(codeOf(() => verifyDescriptor(raw, now))).to.equal('ERR_DESCRIPTOR');
+    }
+    // The same fields with a usable key verify.
+    const good = signDescriptor({ ...fields, onion: crypto().x25519Keypair().publicKey, pub: now - 1000, exp: now + 60_000 }, id.secretKey);
+    expect(verifyDescriptor(good.raw, now).fingerprint).to.equal(good.fingerprint);
   });
 
   it('a descriptor decoded once (openDescriptor) is verified from that decoding: same result, same checks, its own copy of the bytes', () => {
