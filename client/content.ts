@@ -382,7 +382,7 @@ export class ContentClient {
    * fetchFromAll(), telling apart "no holder has it" from "no holder answered": `copies` as fetchFromAll, `answered`
    * the holders that answered (with the item or without it). A slot with `answered` 0 is not known to be free.
    */
-  fetchAnswers(kind: ContentKind, rk: Uint8Array, options: FetchAllOptions = {}): Promise<{ copies: Uint8Array[]; answered: number }> {
+  fetchAnswers(kind: ContentKind, rk: Uint8Array, options: FetchAllOptions = {}): Promise<{ copies: Uint8Array[]; answered: number; asked: number }> {
     return this.operation(options, (signal, op) => this.fetchFromAllWith(op, kind, rk, options.head ?? false, signal, options.onCopy));
   }
 
@@ -393,7 +393,7 @@ export class ContentClient {
     head: boolean,
     signal: AbortSignal,
     onCopy?: (bytes: Uint8Array) => void,
-  ): Promise<{ copies: Uint8Array[]; answered: number }> {
+  ): Promise<{ copies: Uint8Array[]; answered: number; asked: number }> {
     const got = await Promise.all(
       this.holders(rk).map(async (h): Promise<Uint8Array | null | undefined> => {
         try {
@@ -406,7 +406,7 @@ export class ContentClient {
         }
       }),
     );
-    return { copies: got.filter((x): x is Uint8Array => x instanceof Uint8Array), answered: got.filter((x) => x !== undefined).length };
+    return { copies: got.filter((x): x is Uint8Array => x instanceof Uint8Array), answered: got.filter((x) => x !== undefined).length, asked: got.length };
   }
 
   /** Publishes bytes (or an async iterable of chunks) and returns the allium:chk link. */

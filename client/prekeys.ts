@@ -381,10 +381,14 @@ export interface FoundPrekeys {
 export async function fetchPrekeyRecord(content: ContentClient, recipient: Uint8Array, now: number, options: AbortOptions = {}): Promise<FoundPrekeys | null> {
   const epoch = mailboxEpochAt(now);
   const { rk } = prekeyRecordKeys(recipient, epoch);
-  const { copies, answered } = await content.fetchAnswers('record', rk, options);
-  // No holder answered at all (every forward refused, every circuit failed): that says nothing about whether the
-  // recipient publishes, and must not be read as "no record" — a sender would then write version 2 (§9.6).
-  if (answered === 0) throw new AlliumError('ERR_UNREACHABLE', 'no holder of the prekey record answered: whether the recipient publishes prekeys is not known');
+  const { copies, answered, asked } = await content.fetchAnswers('record', rk, options);
+  // "No record" is read only from every holder: one that did not answer (every forward refused, every circuit
+  // failed) may hold it, and a sender that took its silence for "none" would write version 2 (§9.6).
+  if (copies.length === 0 && answered < asked)
+    throw new AlliumError(
+      'ERR_UNREACHABLE',
+      `${asked - answered} of ${asked} holders of the prekey record did not answer: whether the recipient publishes prekeys is not known`,
+    );
   let best: FoundPrekeys | null = null;
   for (const bytes of copies) {
     try {

@@ -33,7 +33,9 @@ async function withHolders<T>(
   const saved = { fetchFromAll: proto['fetchFromAll'], fetchAnswers: proto['fetchAnswers'], storeAll: proto['storeAll'] };
   const fetchFromAll: ContentClient['fetchFromAll'] = (kind, rk, o) => (unanswered(rk) ? Promise.resolve([]) : holders.fetchFromAll(kind, rk, o));
   const fetchAnswers: ContentClient['fetchAnswers'] =
-    answers ?? (async (kind, rk, o) => (unanswered(rk) ? { copies: [], answered: 0 } : { copies: await holders.fetchFromAll(kind, rk, o), answered: 1 }));
+    answers ??
+    (async (kind, rk, o) =>
+      unanswered(rk) ? { copies: [], answered: 0, asked: 1 } : { copies: await holders.fetchFromAll(kind, rk, o), answered: 1, asked: 1 });
   Object.assign(proto, { storeAll: holders.storeAll, fetchFromAll, fetchAnswers });
   try {
     return await run();
@@ -191,14 +193,14 @@ describe('mailbox collection is bounded', () => {
       if (newestSlots.has(key)) {
         // Slot 0 taken, then three free: the sixth read ends the newest inbox.
         if (++newestFetches === 6) setImmediate(newestRead);
-        return { copies: key === toHex(rk0) ? [item] : [], answered: 1 };
+        return { copies: key === toHex(rk0) ? [item] : [], answered: 1, asked: 1 };
       }
       if (hang) {
         await new Promise<void>((_r, reject) =>
           o?.signal?.addEventListener('abort', () => reject(new ProtocolError('ERR_ABORTED', 'aborted')), { once: true }),
         );
       }
-      return { copies: [], answered: 1 };
+      return { copies: [], answered: 1, asked: 1 };
     };
     const holders: Pick<ContentClient, 'fetchFromAll' | 'storeAll'> = { fetchFromAll: async () => [], storeAll: async () => ['ok'] };
     const client = { directory: { all: () => [] } } as unknown as AlliumClient;
@@ -447,14 +449,14 @@ function threeHolders(): {
     run: async <T>(f: () => Promise<T>): Promise<T> => {
       const fetchAnswers: ContentClient['fetchAnswers'] = async (_kind, rk, o) => {
         if (o?.head !== true) rig.reads.push(toHex(rk));
-        if (rig.down) return { copies: [], answered: 0 };
+        if (rig.down) return { copies: [], answered: 0, asked: 3 };
         const copies = held.flatMap((h, i): Uint8Array[] => {
           const item = h.get(toHex(rk));
           if (i === 0 && !item && rig.liar === 'reads' && o?.head !== true) return [junk];
           if (i === 0 && rig.liar === 'heads' && o?.head === true) return [new Uint8Array(0)];
           return item ? [o?.head === true ? new Uint8Array(0) : item] : [];
         });
-        return { copies, answered: 3 };
+        return { copies, answered: 3, asked: 3 };
       };
       const storeAll: ContentClient['storeAll'] = async (_kind, rk, bytes) => {
         rig.stores++;

@@ -62,11 +62,11 @@ async function codeOfAsync(p: Promise<unknown>): Promise<string> {
 }
 
 /** Makes the holders a messenger's offline sends reach withhold every prekey record (as an attacker's would). */
-/** Every holder of a prekey record answers that it has none (`answered`: 3), or none answers at all (0). */
+/** `answered` of the 3 holders of a prekey record answer that they have none; the others do not answer. */
 function withholdRecords(m: Messenger, answered = 3): void {
   const content = (m as unknown as { outbox: { content: ContentClient } }).outbox.content;
   const fetchAnswers = content.fetchAnswers.bind(content);
-  content.fetchAnswers = (kind, rk, o) => (kind === 'record' ? Promise.resolve({ copies: [], answered }) : fetchAnswers(kind, rk, o));
+  content.fetchAnswers = (kind, rk, o) => (kind === 'record' ? Promise.resolve({ copies: [], answered, asked: 3 }) : fetchAnswers(kind, rk, o));
 }
 
 describe('mailbox prekeys (relay processes)', function () {
@@ -328,12 +328,14 @@ describe('mailbox prekeys (relay processes)', function () {
     }
   });
 
-  it('a prekey record no holder answered for is not "no record": the offline send to a stranger fails, never version 2', async () => {
+  it('a prekey record some holder did not answer for is not "no record": the offline send to a stranger fails, never version 2', async () => {
     const identity = createIdentity();
     const sender = new Messenger(cb, createIdentity(), { prekeyStorage: memoryGroupStorage(), offline: { collect: false } });
     try {
       withholdRecords(sender, 0);
       expect(await codeOfAsync(sender.send(formatAddress(identity.publicKey), enc('unanswered'), { offline: 'only' }))).to.equal('ERR_UNREACHABLE');
+      withholdRecords(sender, 2); // two holders say none, the third is not reached: still not known
+      expect(await codeOfAsync(sender.send(formatAddress(identity.publicKey), enc('one unanswered'), { offline: 'only' }))).to.equal('ERR_UNREACHABLE');
       const epoch = mailboxEpochAt(Date.now());
       expect((await probe.fetchFromAll('mailbox', mailboxSlot(identity.publicKey, epoch, 0), { head: true })).length).to.equal(0);
     } finally {
@@ -485,7 +487,7 @@ describe('mailbox prekeys (relay processes)', function () {
       // The holders the sender reaches now withhold the record (as an attacker's holders would).
       const content = (sender as unknown as { content: ContentClient }).content;
       const fetchAnswers = content.fetchAnswers.bind(content);
-      content.fetchAnswers = (kind, rk, o) => (kind === 'record' ? Promise.resolve({ copies: [], answered: 3 }) : fetchAnswers(kind, rk, o));
+      content.fetchAnswers = (kind, rk, o) => (kind === 'record' ? Promise.resolve({ copies: [], answered: 3, asked: 3 }) : fetchAnswers(kind, rk, o));
       expect(await codeOfAsync(sender.deposit(identity.publicKey, enc('two')))).to.equal('ERR_PREKEYS_UNAVAILABLE');
       expect(await slotHeld(1)).to.equal(false);
       // Holders that give the record but answer `invalid` to the version 3 item get no version 2 item either.
@@ -499,7 +501,7 @@ describe('mailbox prekeys (relay processes)', function () {
       // The limit: a sender that has never seen the recipient's record cannot tell it is withheld (version 2).
       const other = (stranger as unknown as { content: ContentClient }).content;
       const otherFetch = other.fetchAnswers.bind(other);
-      other.fetchAnswers = (kind, rk, o) => (kind === 'record' ? Promise.resolve({ copies: [], answered: 3 }) : otherFetch(kind, rk, o));
+      other.fetchAnswers = (kind, rk, o) => (kind === 'record' ? Promise.resolve({ copies: [], answered: 3, asked: 3 }) : otherFetch(kind, rk, o));
       expect((await stranger.deposit(identity.publicKey, enc('four'))).prekeys).to.equal(false);
     } finally {
       sender.close();
