@@ -38,7 +38,7 @@
  * process and curl), printed beside the plain rows. Left out, with a note, when nginx is not installed.
  */
 import { spawnSync } from 'node:child_process';
-import { AlliumClient } from '../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../client/client.js';
 import { FRAME_LEN } from '../protocol/link-handshake.js';
 import type { LinkPaddingMode } from '../protocol/link-padding.js';
 import type { Link } from '../net/link.js';
@@ -192,14 +192,7 @@ async function idleCircuits(
  * client with the defences off, the two taking turns in alternating order; returns the defaults' build times.
  */
 async function pairedBuilds(client: AlliumClient, net: BenchNetwork, port: number, onOff: OnOff): Promise<number[]> {
-  const off = new AlliumClient({
-    bootstrap: [net.bootstrap],
-    socketFactory: nodeSocketFactory,
-    enforceDistinctSubnets: false,
-    createsPerSecond: 10_000,
-    poolSize: 0,
-    ...DEFENCES_OFF,
-  });
+  const off = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, ...DEFENCES_OFF });
   await off.start();
   const on: number[] = [];
   try {
@@ -281,14 +274,7 @@ async function idlePadding(net: BenchNetwork, seconds: number): Promise<{ mode: 
   const res: { mode: LinkPaddingMode; outBps: number; inBps: number }[] = [];
   for (const mode of ['auto', 'reduced', 'off'] as const) {
     progress(`link padding, idle client (${mode}): ${seconds} s with its links open and nothing sent`);
-    const c = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-      linkPadding: mode,
-    });
+    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, linkPadding: mode });
     await c.start();
     try {
       const links = [...(c as unknown as { links: Map<string, Link> }).links.values()];
@@ -317,8 +303,7 @@ async function bridgeRuns(setup: BridgeSetup, rt: Runtime, http: HttpTarget): Pr
     bootstrap: [],
     bridges: [setup.line],
     socketFactory: createNodeSocketFactory({ ca: setup.cert.pem }),
-    enforceDistinctSubnets: false,
-    createsPerSecond: 10_000,
+    ...SINGLE_HOST_CLIENT,
     poolSize: 0,
   });
   await client.start();
@@ -429,13 +414,7 @@ interface RateRow {
 
 /** --rate-only: the in-process client and the circuits-per-second rows, nothing else. */
 async function rateOnly(net: BenchNetwork, http: HttpTarget): Promise<void> {
-  const client = new AlliumClient({
-    bootstrap: [net.bootstrap],
-    socketFactory: nodeSocketFactory,
-    enforceDistinctSubnets: false,
-    createsPerSecond: 10_000,
-    poolSize: 0,
-  });
+  const client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
   await client.start();
   try {
     progress('warming up: 20 builds (opens the links to the guards)');
@@ -528,13 +507,7 @@ async function main(): Promise<void> {
     }
 
     // In-process client: build time and builds per second.
-    client = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     await client.start();
     progress('warming up: 20 builds (opens the links to the guards)');
     await sequentialBuilds(client, http.port, 20);

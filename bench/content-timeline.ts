@@ -19,7 +19,7 @@
  */
 import { createServer } from 'node:http';
 import { initCrypto } from '../crypto/index.js';
-import { AlliumClient, type CircuitSource } from '../client/client.js';
+import { AlliumClient, type CircuitSource, SINGLE_HOST_CLIENT } from '../client/client.js';
 import { ContentClient } from '../client/content.js';
 import type { ClientCircuit } from '../net/circuit.js';
 import { RelayCommand } from '../protocol/relay-cell.js';
@@ -115,13 +115,7 @@ const http = createServer((_req, res) => {
 });
 await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
 const httpPort = (http.address() as { port: number }).port;
-const client = new AlliumClient({
-  bootstrap: [net.bootstrap],
-  socketFactory: nodeSocketFactory,
-  enforceDistinctSubnets: false,
-  createsPerSecond: 10_000,
-  poolSize: 0,
-});
+const client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
 await client.start();
 const content = new ContentClient(traced(client), flags['fetch-concurrency'] ? { fetchConcurrency: flags['fetch-concurrency'] } : {});
 const nick = new Map(net.relays.map((r, i) => [r.fingerprint, flags['relay-prof'] ? `r${i} (pid ${r.pid})` : `r${i}`]));

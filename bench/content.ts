@@ -22,7 +22,7 @@
  */
 import { createServer } from 'node:http';
 import { initCrypto } from '../crypto/index.js';
-import { AlliumClient } from '../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../client/client.js';
 import { ContentClient } from '../client/content.js';
 import { parseLink } from '../protocol/content-link.js';
 import { fetchItem } from '../net/content-requests.js';
@@ -82,13 +82,7 @@ const http = createServer((_req, res) => {
 });
 await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
 const httpPort = (http.address() as { port: number }).port;
-const client = new AlliumClient({
-  bootstrap: [net.bootstrap],
-  socketFactory: nodeSocketFactory,
-  enforceDistinctSubnets: false,
-  createsPerSecond: 10_000,
-  poolSize: 0,
-});
+const client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
 await client.start();
 const content = new ContentClient(client);
 /** Forwarding off, for the comparison (and nothing else). */

@@ -39,7 +39,7 @@
  * above it stay the defaults' alone. Group rows are measured with the defaults only.
  */
 import { initCrypto } from '../crypto/index.js';
-import { AlliumClient } from '../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../client/client.js';
 import { Messenger, createIdentity, formatAddress, type MessengerOptions } from '../client/messaging/node.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
 import { startNetwork, waitFor } from '../cli/local-network.js';
@@ -279,8 +279,7 @@ const mkClient = (entry: string[], off = false): AlliumClient =>
   new AlliumClient({
     bootstrap: [net.bootstrap],
     socketFactory: nodeSocketFactory,
-    enforceDistinctSubnets: false,
-    createsPerSecond: 10_000,
+    ...SINGLE_HOST_CLIENT,
     poolSize: 0,
     entryRelays: entry,
     ...(off ? CLIENT_DEFENCES_OFF : {}),

@@ -22,7 +22,7 @@
  *
  * Prints figures only; speed is never asserted. The machine is shared: compare rows of one run, never across runs.
  */
-import { AlliumClient } from '../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../client/client.js';
 import { initCrypto } from '../crypto/index.js';
 import type { MuxStream } from '../net/stream-mux.js';
 import { nodeSocketFactory } from '../net/ws-node.js';
@@ -107,8 +107,7 @@ async function main(): Promise<void> {
       const c = new AlliumClient({
         bootstrap: [net.bootstrap],
         socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
+        ...SINGLE_HOST_CLIENT,
         poolSize: 0,
         linkPadding: 'off',
         ...ARMS[arm],

@@ -17,7 +17,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { AlliumClient, type ClientOptions } from '../client/client.js';
+import { AlliumClient, type ClientOptions, SINGLE_HOST_CLIENT } from '../client/client.js';
 import { parseBootstrap, parseBridgeLine } from '../client/bootstrap.js';
 import { defaultStateDir, fileStorage } from '../client/storage-node.js';
 import { checkDataDir } from '../relay/preflight.js';
@@ -126,7 +126,7 @@ export function clientOptionsFrom(flags: ClientFlags): { options: ClientOptions;
     hops,
     enforceDistinctSubnets: !flags.testNetwork,
     // A test network's relays allow 10,000 CREATEs a second per link (relay/config.ts SINGLE_HOST_NETWORK).
-    ...(flags.testNetwork ? { createsPerSecond: 10_000 } : {}),
+    ...(flags.testNetwork ? { createsPerSecond: SINGLE_HOST_CLIENT.createsPerSecond } : {}),
     authorities,
     poolSize: flags.poolSize ?? 0,
     ...(useBridges ? { useBridges: useBridges as 'always' | 'fallback' } : {}),

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import { AlliumClient } from '../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../client/client.js';
 import { ContentClient } from '../client/content.js';
 import { Messenger } from '../client/messaging/node.js';
 import { startSocksServer } from '../client/socks.js';
@@ -333,13 +333,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
       );
     }
 
-    client = new AlliumClient({
-      bootstrap: [first.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      authorities: auth.fingerprints,
-    });
+    client = new AlliumClient({ bootstrap: [first.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, authorities: auth.fingerprints });
     await client.start();
     const cc = client.directory.consensus;
     say(
@@ -398,8 +392,7 @@ export async function runDevnet(o: DevnetOptions): Promise<void> {
     const bobClient = new AlliumClient({
       bootstrap: [first.bootstrap],
       socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
       authorities: auth.fingerprints,
     });

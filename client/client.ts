@@ -55,6 +55,12 @@ export interface ClientStorage {
   vanguards?: VanguardStorage;
 }
 
+/**
+ * Client options for a network whose relays all run on one host under relay/config.ts's SINGLE_HOST_NETWORK limits
+ * (tests, benchmarks, the local devnet): relays share an address block, and allow 10,000 CREATEs a second per link.
+ */
+export const SINGLE_HOST_CLIENT = { enforceDistinctSubnets: false, createsPerSecond: 10_000 } as const satisfies Partial<ClientOptions>;
+
 export interface ClientOptions {
   /**
    * "ws://host:port/path FINGERPRINT" lines of relays to bootstrap through; a relay under directory authorities

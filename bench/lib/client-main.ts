@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { initCrypto } from '../../crypto/index.js';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { startSocksServer } from '../../client/socks.js';
 import { createNodeSocketFactory } from '../../net/ws-node.js';
 
@@ -33,8 +33,7 @@ const client = new AlliumClient({
   bootstrap,
   bridges,
   socketFactory,
-  enforceDistinctSubnets: false,
-  createsPerSecond: 10_000,
+  ...SINGLE_HOST_CLIENT,
   poolSize,
   ...(defencesOff ? { linkPadding: 'off' as const, circuitPadding: false } : {}),
 });

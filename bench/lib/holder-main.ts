@@ -5,7 +5,7 @@
  *   node holder-main.js --bootstrap LINE --port P --hold N
  */
 import { initCrypto } from '../../crypto/index.js';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import type { ClientCircuit } from '../../client/circuit.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 
@@ -21,13 +21,7 @@ for (let i = 0; i < argv.length; i++) {
 }
 
 await initCrypto();
-const client = new AlliumClient({
-  bootstrap: [bootstrap],
-  socketFactory: nodeSocketFactory,
-  enforceDistinctSubnets: false,
-  createsPerSecond: 10_000,
-  poolSize: 0,
-});
+const client = new AlliumClient({ bootstrap: [bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
 await client.start();
 const held: ClientCircuit[] = [];
 let started = 0;

@@ -10,7 +10,7 @@
  * while the SOCKS hop from curl to the client is direct. The output says which was used and why.
  */
 import { spawnSync } from 'node:child_process';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { sleep } from '../../cli/local-network.js';
 import { table } from '../harness.js';
@@ -87,13 +87,7 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
   let client: AlliumClient | null = null;
   let socks: Child<{ socksPort: number }> | null = null;
   try {
-    client = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     await client.start();
     progress('warming up (opens the links to the guards)');
     await sequentialBuilds(client, net.httpPort, 5);

@@ -12,7 +12,7 @@
  * (a line on stdin), after which it exits.
  */
 import { createInterface } from 'node:readline';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { crypto, initCrypto } from '../../crypto/index.js';
 import { fromHex } from '../../protocol/bytes.js';
 import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
@@ -32,13 +32,7 @@ const out = (x: unknown): void => void process.stdout.write(JSON.stringify(x) + 
 async function main(): Promise<void> {
   const o = JSON.parse(process.argv[2] ?? '{}') as Orders;
   await initCrypto();
-  const client = new AlliumClient({
-    bootstrap: [o.bootstrap],
-    socketFactory: nodeSocketFactory,
-    enforceDistinctSubnets: false,
-    createsPerSecond: 10_000,
-    poolSize: 0,
-  });
+  const client = new AlliumClient({ bootstrap: [o.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
   await client.start();
   const circuits: { c: ClientCircuit; auth: Uint8Array }[] = [];
   const acks = new Map<string, number>();

@@ -11,7 +11,7 @@
  * and asks for a proof as soon as it refuses a flood, §4.3); and the flood against an endpoint that does not give
  * its introduction points the seeds (`introPow: false`), so paid introductions share the flood's allowance there.
  */
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { Messenger, createIdentity, type IncomingMessage } from '../../client/messaging/node.js';
 import type { IntroState } from '../../client/messaging/endpoint.js';
 import { spawn } from 'node:child_process';
@@ -113,13 +113,7 @@ export async function introFlood(o: ShapeOptions): Promise<ShapeRow[]> {
   const clients: AlliumClient[] = [];
   const messengers: Messenger[] = [];
   const client = async (): Promise<AlliumClient> => {
-    const c = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     await c.start();
     clients.push(c);
     return c;

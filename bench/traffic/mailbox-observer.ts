@@ -19,7 +19,7 @@
  *
  * The observer is not a holder: it does not see who fetches a slot (a holder does, specs/messaging.md §10).
  */
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { Messenger, formatCard } from '../../client/messaging/node.js';
 import { crypto } from '../../crypto/index.js';
@@ -119,14 +119,7 @@ export async function runMailboxObserver(o: ObserverOptions): Promise<MailboxObs
   const net = await startNetwork(8);
   const fps = net.relays.map((r) => r.fingerprint);
   const mkClient = (entry: string[]): AlliumClient =>
-    new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-      entryRelays: entry,
-    });
+    new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
   const senderClient = mkClient([fps[1]!, fps[2]!]);
   const ownerClient = mkClient([fps[3]!, fps[4]!]);
   const observerClient = mkClient([fps[5]!, fps[6]!]);

@@ -19,7 +19,7 @@ import { setMaxListeners } from 'node:events';
 import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { Messenger } from '../../client/messaging/node.js';
 import { AlliumError, isAlliumError } from '../../protocol/errors.js';
@@ -220,8 +220,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       new AlliumClient({
         bootstrap: everyLine(),
         socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
+        ...SINGLE_HOST_CLIENT,
         poolSize: 0,
         ...(entry ? { entryRelays: entry.map((i) => relays[i]!.fingerprint) } : {}),
       });

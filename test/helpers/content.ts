@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { toHex } from '../../protocol/bytes.js';
 import { decodeCbor } from '../../protocol/cbor.js';
 import { BlockType, decryptBlock, parseBlockPlaintext, type BlockRef } from '../../protocol/chk.js';
@@ -122,8 +122,7 @@ async function testClient(o: { bootstrap: string; hops?: number; authorities?: r
   const client = new AlliumClient({
     bootstrap: [o.bootstrap],
     socketFactory: nodeSocketFactory,
-    enforceDistinctSubnets: false,
-    createsPerSecond: 10_000,
+    ...SINGLE_HOST_CLIENT,
     poolSize: 0,
     ...(o.hops !== undefined ? { hops: o.hops } : {}),
     ...(o.authorities ? { authorities: o.authorities } : {}),

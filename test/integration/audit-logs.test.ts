@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { IdentityKey } from '../../crypto/keys.js';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
@@ -113,14 +113,7 @@ describe('log audit: no client address, key, link or destination at the default 
     const fps = relays.map((r) => r.fingerprint);
     const factory = boundSocketFactory(clientPorts);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({
-        bootstrap: [relays[0]!.bootstrap],
-        socketFactory: factory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      new AlliumClient({ bootstrap: [relays[0]!.bootstrap], socketFactory: factory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
     const ca = client([fps[1]!, fps[2]!]);
     const cb = client([fps[3]!, fps[4]!]);
     await ca.start();

@@ -16,7 +16,7 @@ import { createServer, type Server } from 'node:http';
 import { rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { parseBootstrap } from '../../client/bootstrap.js';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
@@ -99,14 +99,7 @@ describe('wire audit: one WebSocket message size on every link (relay processes,
   it('carries streams, content and messages over relay processes while the capture runs', async () => {
     const fps = relays.map((r) => r.fingerprint);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({
-        bootstrap: [relays[0]!.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      new AlliumClient({ bootstrap: [relays[0]!.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
     const ca = client([fps[1]!, fps[2]!]);
     const cb = client([fps[3]!, fps[4]!]);
     await ca.start();
@@ -266,13 +259,7 @@ describe('wire audit: the setup onion has one length at every hop (relays in thi
   });
 
   it('every hop of 2-, 3-, 4- and 5-hop circuits receives a CREATE with an onion header of the same length', async () => {
-    const client = new AlliumClient({
-      bootstrap: [relays[0]!.bootstrapLine],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    const client = new AlliumClient({ bootstrap: [relays[0]!.bootstrapLine], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     await client.start();
     const byPosition = new Map<string, Uint8Array[]>();
     let circuits = 0;

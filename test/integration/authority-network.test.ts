@@ -13,7 +13,7 @@ import { IdentityKey } from '../../crypto/keys.js';
 import { toHex } from '../../protocol/bytes.js';
 import { signDescriptor } from '../../protocol/descriptor.js';
 import { Flag } from '../../protocol/flags.js';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { parseBootstrap } from '../../client/bootstrap.js';
 import { ContentClient } from '../../client/content.js';
 import { openLink } from '../../net/dial.js';
@@ -78,8 +78,7 @@ describe('a network with directory authorities (relay processes)', function () {
     client = new AlliumClient({
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
       authorities: net.authorities,
     });

@@ -16,7 +16,7 @@ import { toHex } from '../../protocol/bytes.js';
 import { verifyConsensusHead } from '../../protocol/consensus.js';
 import { verifyDescriptor } from '../../protocol/descriptor.js';
 import { LinkInitiator } from '../../protocol/link-handshake.js';
-import { AlliumClient, type BootstrapStage } from '../../client/client.js';
+import { AlliumClient, type BootstrapStage, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { NoEntryError, parseBootstrap, parseBridgeLine } from '../../client/bootstrap.js';
 import { fetchBridgeDescriptor, fetchConsensusHead, fetchConsensusEntries, fetchFromRelay } from '../../client/directory.js';
 import { openLink, type SocketFactory } from '../../net/dial.js';
@@ -128,8 +128,7 @@ describe('bridges and probe resistance (relay processes)', function () {
       bridges: [bridge.bridge!],
       useBridges: 'fallback',
       socketFactory: rec.factory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
     });
     const stages: BootstrapStage[] = [];
@@ -184,8 +183,7 @@ describe('bridges and probe resistance (relay processes)', function () {
         bootstrap,
         storage: { directory: { load: async () => cached, save: async () => undefined } },
         socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
+        ...SINGLE_HOST_CLIENT,
         poolSize: 0,
       });
       client.on('client:bootstrap', (st) => stages.push(st));
@@ -220,8 +218,7 @@ describe('bridges and probe resistance (relay processes)', function () {
       bootstrap: [relays[0]!.bootstrap],
       bridges: [bridge.bridge!],
       socketFactory: rec.factory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
     });
     try {

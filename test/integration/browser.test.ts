@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import type { Page } from 'puppeteer-core';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { Messenger, type GroupIncoming, type IncomingMessage } from '../../client/messaging/node.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { EndReason } from '../../protocol/stream-messages.js';
@@ -54,13 +54,7 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
     needProgram(this, 'chromium');
     await browserBundle();
     net = await startNetwork(6);
-    client = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     await client.start({ signal: AbortSignal.timeout(WAIT_MS) });
     node = new Messenger(client);
     node.on('message:received', (m) => atNode.push(m));
@@ -181,7 +175,7 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
     // A second client and endpoint in the same page, through the bundle's own exports.
     const serviceAddress = (await page.evaluate(`(async () => {
       const a = await import('/dist/browser/allium.js');
-      const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, enforceDistinctSubnets: false, createsPerSecond: 10_000, poolSize: 0 });
+      const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
       await client.start({ signal: AbortSignal.timeout(${WAIT_MS}) });
       const m = new a.Messenger(client, a.createIdentity(), { services: { 80: { host: '127.0.0.1', port: 80 } } });
       await m.startListening({ signal: AbortSignal.timeout(${WAIT_MS}) });

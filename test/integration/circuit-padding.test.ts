@@ -5,7 +5,7 @@
  * LimitError while the relay serves on; and STOP/START cycles cannot make the middle pad a circuit without end.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import {
@@ -29,14 +29,7 @@ describe('circuit padding machines (relay processes)', function () {
   before(async () => {
     net = await startNetwork(5);
     // Machines are started by hand here (circuitPadding off), so each test knows exactly what was asked.
-    client = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-      circuitPadding: false,
-    });
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, circuitPadding: false });
     await client.start();
   });
 

@@ -11,7 +11,7 @@ import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SocksProxyAgent } from 'socks-proxy-agent';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { startSocksServer, SocksReply } from '../../client/socks.js';
 import { RELAY_PROCESS_ENV } from '../../cli/relay-process.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
@@ -77,7 +77,7 @@ describe('circuits, streams and SOCKS5 (relay processes)', function () {
     });
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
     httpPort = (http.address() as { port: number }).port;
-    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, createsPerSecond: 10_000 });
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT });
     await client.start();
     socks = await startSocksServer(client, { port: 0 });
   });

@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { createHook } from 'node:async_hooks';
 import { createServer, type Server, type Socket } from 'node:net';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import type { MuxStream } from '../../net/stream-mux.js';
@@ -84,13 +84,7 @@ describe('AlliumClient.stop() leaves nothing running (relay processes)', functio
   it('with builds, a pool fill, a refresh, a stream open and a fetch in flight: all settle by the time stop() resolves, aborted, and no socket or timer is left', async () => {
     const sockets = tcpSockets();
     const timers = watchTimers();
-    const client = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 2,
-    });
+    const client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 2 });
     await client.start();
     const content = new ContentClient(client);
     const relays = client.directory.all();

@@ -23,17 +23,21 @@ describe('CREATE pacing per entry link (relay processes)', function () {
     await net?.stop();
   });
 
-  it('60 builds at once through one entry whose bucket holds 50: every one is built, none refused', async () => {
-    const client = new AlliumClient({
+  /** A client entering through relay 0 alone, pacing at `createsPerSecond`, without padding. */
+  const pinnedClient = (createsPerSecond: number): AlliumClient =>
+    new AlliumClient({
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
       enforceDistinctSubnets: false,
       poolSize: 0,
       linkPadding: 'off',
       circuitPadding: false,
-      createsPerSecond: 4.5,
+      createsPerSecond,
       entryRelays: [net.relays[0]!.fingerprint],
     });
+
+  it('60 builds at once through one entry whose bucket holds 50: every one is built, none refused', async () => {
+    const client = pinnedClient(4.5);
     await client.start();
     try {
       const results = await Promise.allSettled(Array.from({ length: 60 }, () => client.newCircuit({ exitPort: null })));
@@ -47,16 +51,7 @@ describe('CREATE pacing per entry link (relay processes)', function () {
 
   it('builds waiting for their turn when the entry link closes go to their next try on a new link, not ERR_ABORTED', async () => {
     const entry = net.relays[0]!.fingerprint;
-    const client = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      poolSize: 0,
-      linkPadding: 'off',
-      circuitPadding: false,
-      createsPerSecond: 0.5, // burst 5, then one every 2 s
-      entryRelays: [entry],
-    });
+    const client = pinnedClient(0.5); // burst 5, then one every 2 s
     await client.start();
     try {
       const builds = Array.from({ length: 8 }, () => client.newCircuit({ exitPort: null }));

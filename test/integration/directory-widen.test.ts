@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { rmSync } from 'node:fs';
 import { crypto } from '../../crypto/index.js';
 import { IdentityKey } from '../../crypto/keys.js';
-import { AlliumClient, type BootstrapStage } from '../../client/client.js';
+import { AlliumClient, type BootstrapStage, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { signDescriptor } from '../../protocol/descriptor.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { Relay } from '../../relay/relay.js';
@@ -73,13 +73,7 @@ describe('directory sources: one bootstrap line widens to several before the dir
 
   it('asks three relays, and leaves out what only the bootstrap relay lists', async () => {
     expect(relays[0]!.directory.all().map((d) => d.fingerprint)).to.include(sybil);
-    const client = new AlliumClient({
-      bootstrap: [relays[0]!.bootstrapLine],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    const client = new AlliumClient({ bootstrap: [relays[0]!.bootstrapLine], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     const stages: BootstrapStage[] = [];
     const progress: string[] = [];
     client.on('client:bootstrap', (s) => stages.push(s));

@@ -4,7 +4,7 @@
  * bounds out of range, nor when its operator turned it off; an AlliumClient pads its own direction and asks.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { IdentityKey } from '../../crypto/keys.js';
 import { LINK_PADDING_MIN_MS } from '../../protocol/link-padding.js';
 import { openLink } from '../../net/dial.js';
@@ -141,8 +141,7 @@ describe('link padding (a relay in this process, real WebSockets)', function () 
     const c = new AlliumClient({
       bootstrap: [`${relay.address} ${relay.identity.fingerprint}`],
       socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
       hops: 1,
     });

@@ -6,7 +6,7 @@
  * delivered or stored offline, and delivers none twice.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import type { MailboxSender } from '../../client/mailbox.js';
 import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging/node.js';
 import { fromHex } from '../../protocol/bytes.js';
@@ -81,14 +81,7 @@ describe('end-to-end acknowledgements (relay processes)', function () {
     net = await startNetwork(8);
     const fps = net.relays.map((r) => r.fingerprint);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
     ca = client([fps[1]!, fps[2]!]);
     cb = client([fps[3]!, fps[4]!]);
     await ca.start();

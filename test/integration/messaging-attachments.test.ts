@@ -9,7 +9,7 @@
  * the blocks it asks for are exactly the root and the data blocks.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import type { ContentClient } from '../../client/content.js';
 import { Messenger, type AttachmentProgress, type IdentityChange, type IncomingMessage } from '../../client/messaging/node.js';
 import { crypto } from '../../crypto/index.js';
@@ -58,14 +58,7 @@ describe('messaging: attachments and contacts (relay processes)', function () {
     net = await startNetwork(6);
     const fps = net.relays.map((r) => r.fingerprint);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
     ca = client([fps[1]!, fps[2]!]);
     cb = client([fps[3]!, fps[4]!]);
     await ca.start();

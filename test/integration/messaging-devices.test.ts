@@ -9,7 +9,7 @@
  * holds the history it took before the restart: a device linked later gets it from it, byte-exact and each once.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { Messenger, type GroupIncoming, type IncomingMessage, type SyncedMessage } from '../../client/messaging/node.js';
 import type { Devices } from '../../client/messaging/devices.js';
 import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
@@ -72,14 +72,7 @@ describe('messaging: several devices per person (relay processes)', function () 
       [fps[1]!, fps[2]!],
       [fps[3]!, fps[4]!],
     ]) {
-      const c = new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
       await c.start();
       clients.push(c);
     }

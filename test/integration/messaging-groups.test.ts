@@ -14,7 +14,7 @@
  * measured by hand.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { Messenger, type GroupIncoming } from '../../client/messaging/node.js';
 import type { Groups } from '../../client/messaging/groups.js';
 import { memoryGroupStorage, type GroupStorage } from '../../client/messaging/group-store.js';
@@ -95,14 +95,7 @@ describe('messaging: groups (relay processes)', function () {
       [fps[1]!, fps[2]!],
       [fps[3]!, fps[4]!],
     ]) {
-      const c = new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
       await c.start();
       clients.push(c);
     }

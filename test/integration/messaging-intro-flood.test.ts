@@ -7,7 +7,7 @@
  * 127.0.0.1; the attacker is a client in this process sending INTRODUCE1 as fast as its circuits carry.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import type { IntroState } from '../../client/messaging/endpoint.js';
 import { POW_MIN_EFFORT } from '../../client/messaging/limits.js';
@@ -38,13 +38,7 @@ describe('introductions under a flood without proofs of work (relay processes)',
   });
 
   const client = async (): Promise<AlliumClient> => {
-    const c = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     await c.start();
     clients.push(c);
     return c;

@@ -7,7 +7,7 @@
  * there.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { Messenger } from '../../client/messaging/node.js';
 import { crypto } from '../../crypto/index.js';
@@ -47,14 +47,7 @@ describe('first-contact inboxes behind a proof of work (relay processes)', funct
     net = await startNetwork(5, { extra: { mailbox_v1_until: 0 } });
     const fps = net.relays.map((r) => r.fingerprint);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
     ca = client([fps[1]!, fps[2]!]);
     cb = client([fps[3]!, fps[4]!]);
     await ca.start();

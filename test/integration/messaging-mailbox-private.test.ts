@@ -7,7 +7,7 @@
  * nothing as read (specs/messaging.md §9.5).
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { mailboxSlot } from '../../client/mailbox.js';
 import { Messenger, formatCard } from '../../client/messaging/node.js';
@@ -51,14 +51,7 @@ describe('private mailboxes (relay processes)', function () {
     net = await startNetwork(6);
     const fps = net.relays.map((r) => r.fingerprint);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
     ca = client([fps[1]!, fps[2]!]);
     cb = client([fps[3]!, fps[4]!]);
     await ca.start();

@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { rmSync } from 'node:fs';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
 import { mailboxSlot } from '../../client/mailbox.js';
 import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging/node.js';
@@ -150,14 +150,7 @@ describe('offline messages through mailboxes (relay processes)', function () {
     net = await startNetwork(6, { timing: { repair_interval: 1000 } });
     const fps = net.relays.map((r) => r.fingerprint);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
     ca = client([fps[1]!, fps[2]!]);
     cb = client([fps[3]!, fps[4]!]);
     await ca.start();
@@ -370,8 +363,7 @@ describe('offline messages through mailboxes (relay processes)', function () {
     const cl = new AlliumClient({
       bootstrap: [live[0]!.bootstrap],
       socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
       entryRelays: live.map((r) => r.fingerprint),
     });

@@ -4,7 +4,7 @@
  * falls back to one of them rather than failing over to the mailbox. Relay processes on 127.0.0.1.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { startNetwork, waitFor, type TestNetwork } from '../helpers/network.js';
@@ -22,8 +22,7 @@ describe('live messaging when every rendezvous-capable relay is an introduction 
 
   before(async () => {
     net = await startNetwork(3);
-    const client = (): AlliumClient =>
-      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, enforceDistinctSubnets: false, createsPerSecond: 10_000, poolSize: 0 });
+    const client = (): AlliumClient => new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     ca = client();
     cb = client();
     await Promise.all([ca.start(), cb.start()]);

@@ -6,7 +6,7 @@
  * mailbox when it is not listening), never failed with ERR_INTERNAL, for as long as the impostor keeps its circuit.
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { Messenger, type IncomingMessage, type SendReceipt } from '../../client/messaging/node.js';
 import { crypto } from '../../crypto/index.js';
 import { createIdentity, formatAddress, type Identity } from '../../protocol/address.js';
@@ -61,14 +61,7 @@ describe('spoofed introductions (relay processes)', function () {
     net = await startNetwork(6);
     const fps = net.relays.map((r) => r.fingerprint);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
     ca = client([fps[1]!, fps[2]!]);
     cb = client([fps[3]!, fps[4]!]);
     cm = client([fps[5]!, fps[1]!]);

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { Messenger } from '../../client/messaging/node.js';
 import { fileStorage } from '../../client/storage-node.js';
 import type { ClientCircuit } from '../../net/circuit.js';
@@ -33,16 +33,14 @@ describe('an endpoint takes the hop after its guard from its vanguards only (rel
     endpointClient = new AlliumClient({
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
       storage: fileStorage(dir),
     });
     initiatorClient = new AlliumClient({
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
       entryRelays: [fps[8]!, fps[9]!],
     });
@@ -111,8 +109,7 @@ describe('an endpoint takes the hop after its guard from its vanguards only (rel
     endpointClient = new AlliumClient({
       bootstrap: [net.bootstrap],
       socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
       storage: fileStorage(dir),
     });

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { promisify } from 'node:util';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { Messenger, type IncomingMessage } from '../../client/messaging/node.js';
 import { startSocksServer } from '../../client/socks.js';
@@ -33,14 +33,7 @@ describe('private messaging and hidden services (relay processes)', function () 
     net = await startNetwork(8, { exits: 1 });
     const fps = net.relays.map((r) => r.fingerprint);
     const client = (entry: string[]): AlliumClient =>
-      new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        enforceDistinctSubnets: false,
-        createsPerSecond: 10_000,
-        poolSize: 0,
-        entryRelays: entry,
-      });
+      new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0, entryRelays: entry });
     ca = client([fps[1]!, fps[2]!]);
     cb = client([fps[3]!, fps[4]!]);
     await ca.start();

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { fetchThrough, startNetwork, startRelay, type RelayProcess, type TestNetwork } from '../helpers/network.js';
@@ -24,13 +24,7 @@ describe('path choice after failures (relay processes)', function () {
     http = createServer((_req, res) => res.end('ok'));
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
     port = (http.address() as { port: number }).port;
-    client = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     await client.start();
   });
 
@@ -42,13 +36,7 @@ describe('path choice after failures (relay processes)', function () {
   });
 
   it('stop() while circuits are being built: the builds end with ERR_ABORTED and no circuit is kept', async () => {
-    const c = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 4,
-    });
+    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 4 });
     await c.start();
     const builds = Array.from({ length: 3 }, () =>
       c.newCircuit({ exitPort: null }).then(
@@ -102,13 +90,7 @@ describe('path choice after failures (relay processes)', function () {
 
   it('a circuit to one primary guard while the other is down goes through a newly sampled guard', async () => {
     // A client of its own, so that its guards (and the relay killed) do not change the test above.
-    const c = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    const c = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     await c.start();
     try {
       const [g1, g2] = c.guards.all.map((r) => r.fingerprint);

@@ -5,7 +5,7 @@
  * test/relay/rendezvous.test.ts.)
  */
 import { expect } from 'chai';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { crypto } from '../../crypto/index.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
 import { isAlliumError } from '../../protocol/errors.js';
@@ -33,13 +33,7 @@ describe('introduction registrations at a relay process', function () {
 
   before(async () => {
     net = await startNetwork(3);
-    client = new AlliumClient({
-      bootstrap: [net.bootstrap],
-      socketFactory: nodeSocketFactory,
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
-      poolSize: 0,
-    });
+    client = new AlliumClient({ bootstrap: [net.bootstrap], socketFactory: nodeSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
     await client.start();
     ip = client.directory.all().find((d) => d.caps.includes('intro'))!;
   });

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { crypto } from '../../crypto/index.js';
 import { IdentityKey } from '../../crypto/keys.js';
 import { LinkInitiator } from '../../protocol/link-handshake.js';
-import { AlliumClient } from '../../client/client.js';
+import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
 import { parseBootstrap, parseBridgeLine } from '../../client/bootstrap.js';
 import { createNodeSocketFactory } from '../../net/ws-node.js';
 import {
@@ -55,8 +55,7 @@ describe('TLS and relays behind nginx (relay processes, nginx)', function () {
       bootstrap: o.bootstrap ?? [],
       ...o,
       socketFactory: createNodeSocketFactory({ ca: cert.pem }),
-      enforceDistinctSubnets: false,
-      createsPerSecond: 10_000,
+      ...SINGLE_HOST_CLIENT,
       poolSize: 0,
     });
 
