@@ -358,13 +358,19 @@ export class ContentClient {
     rk: Uint8Array,
     signal: AbortSignal,
     head = false,
+    read: { answered: number } = { answered: 0 },
   ): Promise<Uint8Array | null> {
     const nextRound = refusedRounds(op, signal);
     for (let round = 0; ; round++) {
       try {
-        return await this.fetchFrom(op, h, kind, rk, signal, head, round === 0);
+        const bytes = await this.fetchFrom(op, h, kind, rk, signal, head, round === 0);
+        read.answered++;
+        return bytes;
       } catch (e) {
-        if (e instanceof AbortedError || !refusedByForwarder(e) || !(await nextRound(h))) throw e;
+        // A round starts only while no other holder of this read has answered: a read that has an answer does not wait
+        // up to CONTENT_REFUSED_DEADLINE for one more (content.md §8.2 "Refused everywhere"); a round already waited
+        // for is still tried.
+        if (e instanceof AbortedError || !refusedByForwarder(e) || read.answered > 0 || !(await nextRound(h))) throw e;
       }
     }
   }
@@ -394,10 +400,11 @@ export class ContentClient {
     signal: AbortSignal,
     onCopy?: (bytes: Uint8Array) => void,
   ): Promise<{ copies: Uint8Array[]; answered: number; asked: number }> {
+    const read = { answered: 0 };
     const got = await Promise.all(
       this.holders(rk).map(async (h): Promise<Uint8Array | null | undefined> => {
         try {
-          const bytes = await this.fetchWithRounds(op, h, kind, rk, signal, head);
+          const bytes = await this.fetchWithRounds(op, h, kind, rk, signal, head, read);
           if (bytes) onCopy?.(bytes);
           return bytes;
         } catch {
@@ -610,11 +617,12 @@ export class ContentClient {
         const rk = sskRoutingKeyOf(recordKey);
         const holders = this.holders(rk);
         if (i === 0) holderCount = holders.length;
+        const read = { answered: 0 };
         await Promise.all(
           holders.map(async (h) => {
             let bytes: Uint8Array | null;
             try {
-              bytes = await this.fetchWithRounds(op, h, 'record', rk, signal);
+              bytes = await this.fetchWithRounds(op, h, 'record', rk, signal, false, read);
             } catch {
               if (i === 0) unreachable++;
               return;

@@ -179,6 +179,33 @@ describe('content: a forwarder that did not ask the holder is no answer (content
     }
   });
 
+  it('a read of every holder that has an answer starts no round for a holder refused everywhere (§8.2 "Refused everywhere")', async () => {
+    const relays = [0, 1, 2, 3, 4, 5].map(relay);
+    const holders = relays.slice(1, 4);
+    const refusedHolder = holders[0]!;
+    const forwards = new Map<string, number>();
+    const source = {
+      directory: { view: { relays, placement: () => null, previousPlacement: () => null, holderIndex: () => ({ holders: () => holders }) } },
+      newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+        // Every forward to the first holder is refused; the others answer `missing` at once.
+        const c = new FakeCircuit(o.last!, (h) => {
+          forwards.set(h, (forwards.get(h) ?? 0) + 1);
+          return h === toHex(refusedHolder.id) ? 'refused' : 'missing';
+        });
+        return Promise.resolve(c as unknown as ClientCircuit);
+      },
+    } as unknown as CircuitSource;
+    const content = new ContentClient(source, { circuitsAhead: false });
+    try {
+      const { copies, answered, asked } = await content.fetchAnswers('record', new Uint8Array(32).fill(3));
+      expect({ copies: copies.length, answered, asked }).to.deep.equal({ copies: 0, answered: 2, asked: 3 });
+      // Its two tries of the first round only (the rounds would have made 14 and waited up to 15 s).
+      expect(forwards.get(toHex(refusedHolder.id))).to.equal(2);
+    } finally {
+      content.close();
+    }
+  });
+
   it("a mailbox pass builds its operations' circuits and none ahead, which its ContentClient, closed with the pass, would close unused", async () => {
     const relays = [0, 1, 2, 3, 4, 5].map(relay);
     const built: FakeCircuit[] = [];
