@@ -75,7 +75,7 @@ describe('browser bundle in headless Chromium: a page in a group with Node messe
     const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
     const seed = ${JSON.stringify(seed)};
     const identity = seed ? a.createIdentity(Uint8Array.from(seed.match(/../g), (x) => parseInt(x, 16))) : a.createIdentity();
-    const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
+    const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, ...${JSON.stringify(SINGLE_HOST_CLIENT)}, poolSize: 0 });
     await client.start({ signal: AbortSignal.timeout(${WAIT_MS}) });
     const storage = a.browserGroupStorage({ prefix: 'group-test' });
     const m = new a.Messenger(client, identity, { offline: { pollMs: 3600000 }, groupStorage: storage, groupInbox: { pollMs: ${POLL_MS} }, ackTimeoutMs: ${ACK_TIMEOUT_MS} });

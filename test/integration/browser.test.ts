@@ -175,7 +175,7 @@ describe('browser bundle in headless Chromium ↔ Node client (relay processes)'
     // A second client and endpoint in the same page, through the bundle's own exports.
     const serviceAddress = (await page.evaluate(`(async () => {
       const a = await import('/dist/browser/allium.js');
-      const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, ...SINGLE_HOST_CLIENT, poolSize: 0 });
+      const client = new a.AlliumClient({ bootstrap: [${JSON.stringify(net.bootstrap)}], socketFactory: a.browserSocketFactory, ...${JSON.stringify(SINGLE_HOST_CLIENT)}, poolSize: 0 });
       await client.start({ signal: AbortSignal.timeout(${WAIT_MS}) });
       const m = new a.Messenger(client, a.createIdentity(), { services: { 80: { host: '127.0.0.1', port: 80 } } });
       await m.startListening({ signal: AbortSignal.timeout(${WAIT_MS}) });
