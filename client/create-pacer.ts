@@ -11,6 +11,7 @@
  * Only the client's own builds wait here: the queue holds at most the builds this client has in flight.
  */
 import { AbortedError, AlliumError } from '../protocol/errors.js';
+import { TokenBucket } from '../protocol/token-bucket.js';
 
 /** CREATEs a second a client sends on one entry link by default: the relays' default limit (10) less a tenth. */
 export const CLIENT_CREATES_PER_SECOND = 9;
@@ -18,21 +19,19 @@ export const CLIENT_CREATES_PER_SECOND = 9;
 export const CLIENT_CREATE_BURST_SECONDS = 10;
 
 export class CreatePacer {
-  private tokens: number;
-  private last: number;
+  private readonly bucket: TokenBucket;
   private readonly waiting: { resolve: () => void; reject: (e: unknown) => void; signal: AbortSignal | undefined; onAbort: () => void }[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
   readonly burst: number;
 
   constructor(
     readonly ratePerSecond: number,
-    private readonly now: () => number = () => performance.now(),
+    now: () => number = () => performance.now(),
   ) {
     if (!Number.isFinite(ratePerSecond) || ratePerSecond <= 0)
       throw new AlliumError('ERR_CONFIG', `createsPerSecond must be a positive number (got ${ratePerSecond})`);
     this.burst = Math.max(1, ratePerSecond * CLIENT_CREATE_BURST_SECONDS);
-    this.tokens = this.burst;
-    this.last = now();
+    this.bucket = new TokenBucket(ratePerSecond, this.burst, now);
   }
 
   /** Builds waiting for a token. */
@@ -40,22 +39,10 @@ export class CreatePacer {
     return this.waiting.length;
   }
 
-  private refill(): void {
-    const t = this.now();
-    if (t > this.last) {
-      this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.ratePerSecond);
-      this.last = t;
-    }
-  }
-
   /** Resolves when this link may send one more CREATE (at once while the bucket holds one); rejects on `signal`. */
   take(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(new AbortedError('aborted'));
-    this.refill();
-    if (this.waiting.length === 0 && this.tokens >= 1) {
-      this.tokens -= 1;
-      return Promise.resolve();
-    }
+    if (this.waiting.length === 0 && this.bucket.tryTake(1)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const entry = {
         resolve,
@@ -92,18 +79,14 @@ export class CreatePacer {
 
   private arm(): void {
     if (this.timer || this.waiting.length === 0) return;
-    this.refill();
-    const ms = this.tokens >= 1 ? 0 : Math.ceil(((1 - this.tokens) / this.ratePerSecond) * 1000);
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.refill();
-      while (this.waiting.length > 0 && this.tokens >= 1) {
-        this.tokens -= 1;
+      while (this.waiting.length > 0 && this.bucket.tryTake(1)) {
         const w = this.waiting.shift()!;
         w.signal?.removeEventListener('abort', w.onAbort);
         w.resolve();
       }
       this.arm();
-    }, ms);
+    }, this.bucket.msUntil(1));
   }
 }
