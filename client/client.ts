@@ -738,9 +738,11 @@ export class AlliumClient extends Emitter<ClientEvents> {
         continue;
       }
       // Paced per entry link (specs/path.md §3.3): a burst of builds waits here instead of being refused. A link that
-      // closes meanwhile sends the build to its next try (no CREATE was sent: nothing for path bias to count).
+      // closes meanwhile, or between the build's turn and its CREATE, sends the build to its next try (no CREATE was
+      // sent: nothing for path bias to count against the guard).
       try {
         await this.pacerOf(link).take(signal);
+        if (!link.isOpen) throw new AlliumError('ERR_LINK_CLOSED', 'the entry link closed before the build could send its CREATE');
       } catch (e) {
         if (!isAlliumError(e) || e.code !== 'ERR_LINK_CLOSED') throw e;
         lastErr = e;

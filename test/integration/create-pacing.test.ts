@@ -3,11 +3,13 @@
  * CREATE bucket (specs/circuits.md §7.2) waits its turn instead of being refused — with relay processes on
  * 127.0.0.1 whose per-link limit is 5 a second (burst 50) and a client pacing at 4.5 (burst 45), 60 builds at once
  * all succeed (without the pacer, the ten beyond the relay's burst are refused, each try at once). A waiting build
- * is abandoned with ERR_ABORTED when its caller aborts, and leaves no timer behind.
+ * is abandoned with ERR_ABORTED when its caller aborts, and leaves no timer behind; one whose link closes after its
+ * turn, before its CREATE, goes to its next try without counting against the guard in path bias.
  */
 import { expect } from 'chai';
 import { AlliumClient } from '../../client/client.js';
 import { CreatePacer } from '../../client/create-pacer.js';
+import type { Link } from '../../net/link.js';
 import { nodeSocketFactory } from '../../net/ws-node.js';
 import { isAlliumError } from '../../protocol/errors.js';
 import { startNetwork, type TestNetwork } from '../helpers/network.js';
@@ -44,6 +46,43 @@ describe('CREATE pacing per entry link (relay processes)', function () {
       const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
       expect(failed, 'builds refused').to.deep.equal([]);
       for (const r of results) if (r.status === 'fulfilled') r.value.close();
+    } finally {
+      await client.stop();
+    }
+  });
+
+  it('a build whose entry link closes after its turn and before its CREATE goes to its next try, counted against no guard', async () => {
+    // Guards sampled as usual (not pinned), so that path bias counts the builds through them.
+    const client = new AlliumClient({
+      bootstrap: [net.bootstrap],
+      socketFactory: nodeSocketFactory,
+      enforceDistinctSubnets: false,
+      poolSize: 0,
+      linkPadding: 'off',
+      circuitPadding: false,
+      createsPerSecond: 1000,
+    });
+    await client.start();
+    try {
+      // The first build's turn comes, then its link closes before the build goes on to send its CREATE.
+      const inner = client as unknown as { pacerOf(link: Link): CreatePacer; guards: { all: readonly { pb?: { attempts: number; successes: number } }[] } };
+      const pacerOf = inner.pacerOf.bind(client);
+      let turns = 0;
+      inner.pacerOf = (link) => {
+        const pacer = pacerOf(link);
+        if (turns++ > 0) return pacer;
+        return {
+          take: async (signal?: AbortSignal) => {
+            await pacer.take(signal);
+            link.close();
+          },
+        } as unknown as CreatePacer;
+      };
+      const circuit = await client.newCircuit({ exitPort: null });
+      circuit.close();
+      expect(turns, 'a second try').to.equal(2);
+      const failed = inner.guards.all.reduce((n, g) => n + (g.pb ? g.pb.attempts - g.pb.successes : 0), 0);
+      expect(failed, 'builds counted as failed against a guard').to.equal(0);
     } finally {
       await client.stop();
     }
