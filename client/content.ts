@@ -708,9 +708,12 @@ export class ContentClient {
   }
 }
 
-/** Whether a read's try ended with a forwarder's `refused` (at its bounds; content.md §8.2 "Refused everywhere"). */
+/**
+ * Whether a read's try ended with a forwarder's `refused` (at its bounds; content.md §8.2 "Refused everywhere"): not a
+ * holder's own `refused` when it was asked directly, which starts no round (as a STORE's does not).
+ */
 function refusedByForwarder(e: unknown): boolean {
-  return e instanceof NotAskedError && e.status === 'refused';
+  return e instanceof NotAskedError && e.forwarded && e.status === 'refused';
 }
 
 /**

@@ -42,14 +42,18 @@ export type NotAskedStatus = 'unknown' | 'unreachable' | 'refused';
 /**
  * A FETCH a forwarder answered `unknown`, `unreachable` or `refused` (content.md §8.3): the holder was not asked.
  * ERR_UNREACHABLE, with the forwarder's status in `status` (content.md §8.2 "Refused everywhere": `refused` is a
- * forwarder at its bounds, worth asking again once requests end; callers match on the field, never on the message).
+ * forwarder at its bounds, worth asking again once requests end; callers match on the fields, never on the message).
+ * `forwarded` says whether the request went through a forwarder: false when the circuit's last hop was the holder
+ * itself, whose status is its own answer, not a forwarder's (no round starts for it).
  */
 export class NotAskedError extends AlliumError {
   readonly status: NotAskedStatus;
-  constructor(status: NotAskedStatus) {
-    super('ERR_UNREACHABLE', `the holder could not be asked (${status})`);
+  readonly forwarded: boolean;
+  constructor(status: NotAskedStatus, forwarded: boolean) {
+    super('ERR_UNREACHABLE', `the holder could not be asked (${status}${forwarded ? '' : ', answered by the holder'})`);
     this.name = 'NotAskedError';
     this.status = status;
+    this.forwarded = forwarded;
   }
 }
 
@@ -147,7 +151,7 @@ export function fetchItemInto(
         if (cmd !== RelayCommand.FETCHED) throw new ProtocolError('ERR_STREAM', 'unexpected reply to FETCH');
         if (expected >= 0) throw new ProtocolError('ERR_STREAM', 'a second FETCHED');
         const r = decodeFetched(data);
-        if (NOT_ASKED.has(r.s)) return settle(new NotAskedError(r.s as NotAskedStatus));
+        if (NOT_ASKED.has(r.s)) return settle(new NotAskedError(r.s as NotAskedStatus, Boolean(options.forwardTo)));
         if (r.s !== 'found') return settle(null, 'missing');
         if (r.n > MAX_CONTENT_ITEM) throw new ProtocolError('ERR_CONTENT', 'item larger than allowed');
         expected = r.n;

@@ -63,7 +63,9 @@ class FakeCircuit extends EventEmitter {
     expect(cell.command).to.equal(RelayCommand.FETCH);
     const { f, k } = decodeFetch(cell.data);
     const s = this.streams.get(cell.streamId)!;
-    setImmediate(() => s.emit('stream:reply', RelayCommand.FETCHED, encodeFetched({ s: this.answer(toHex(f!), toHex(k)), n: 0 })));
+    // No `f`: the request is to this circuit's last hop itself (asked directly).
+    const holder = f ? toHex(f) : toHex(this.forwarder.id);
+    setImmediate(() => s.emit('stream:reply', RelayCommand.FETCHED, encodeFetched({ s: this.answer(holder, toHex(k)), n: 0 })));
   }
   close(): void {
     if (this.state === 'closed') return;
@@ -201,6 +203,37 @@ describe('content: a forwarder that did not ask the holder is no answer (content
       expect({ copies: copies.length, answered, asked }).to.deep.equal({ copies: 0, answered: 2, asked: 3 });
       // Its two tries of the first round only (the rounds would have made 14 and waited up to 15 s).
       expect(forwards.get(toHex(refusedHolder.id))).to.equal(2);
+    } finally {
+      content.close();
+    }
+  });
+
+  it('a holder asked directly that answers `refused` itself starts no round (§8.2 "Refused everywhere": only a forwarder\'s does)', async () => {
+    // The directory's only store relay is the holder: no forwarder but the holder, so it is asked directly.
+    const holder = relay(1);
+    let asked = 0;
+    let direct = 0;
+    const source = {
+      directory: { view: { relays: [holder], placement: () => null, previousPlacement: () => null, holderIndex: () => ({ holders: () => [holder] }) } },
+      newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+        const c = new FakeCircuit(o.last!, () => {
+          asked++;
+          return 'refused';
+        });
+        const send = c.send.bind(c);
+        c.send = (cell) => {
+          if (decodeFetch(cell.data).f === undefined) direct++;
+          send(cell);
+        };
+        return Promise.resolve(c as unknown as ClientCircuit);
+      },
+    } as unknown as CircuitSource;
+    const content = new ContentClient(source, { circuitsAhead: false });
+    try {
+      const { answered, asked: holders } = await content.fetchAnswers('record', new Uint8Array(32).fill(4));
+      expect({ answered, holders }).to.deep.equal({ answered: 0, holders: 1 });
+      // One request, to the holder itself (before, it waited out six rounds as if a forwarder had refused: 7).
+      expect({ asked, direct }).to.deep.equal({ asked: 1, direct: 1 });
     } finally {
       content.close();
     }
