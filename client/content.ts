@@ -162,7 +162,7 @@ export class ContentClient {
    * failed (the forwarder ends the stream) is not asked again. When both tries were answered `refused` (forwarders at
    * their bounds), another round of two tries follows once one of the operation's requests to that holder (or any of
    * its requests) has ended, at most CONTENT_REFUSED_ROUNDS more and none after CONTENT_REFUSED_DEADLINE_MS
-   * ("Refused everywhere"). 'refused' when no try succeeded.
+   * ("Refused everywhere", refusedRounds). 'refused' when no try succeeded.
    */
   private async storeAt(
     op: OperationCircuits,
@@ -173,7 +173,7 @@ export class ContentClient {
     signal: AbortSignal,
   ): Promise<ContentStatus> {
     let last: string | undefined;
-    let deadline = 0;
+    const nextRound = refusedRounds(op, signal);
     for (let round = 0; ; round++) {
       let refused = false;
       for (let attempt = 0; attempt < 2; attempt++) {
@@ -205,11 +205,7 @@ export class ContentClient {
         }
       }
       // Refused by the forwarder at its bounds, not by the holder: its slots free as requests end.
-      if (!refused || round >= CONTENT_REFUSED_ROUNDS) break;
-      if (round === 0) deadline = Date.now() + CONTENT_REFUSED_DEADLINE_MS;
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      await op.afterARequestEnds(h, signal, left);
+      if (!refused || !(await nextRound(h))) break;
     }
     return 'refused';
   }
@@ -717,18 +713,19 @@ function refusedByForwarder(e: unknown): boolean {
 }
 
 /**
- * The rounds of a read refused everywhere (content.md §8.2 "Refused everywhere"): each call waits for the next
- * round — until one of the operation's requests to `holder` (or any of its requests) ends — and resolves true, or
+ * The rounds of a STORE or a read refused everywhere (content.md §8.2 "Refused everywhere"): each call waits for the
+ * next round — until one of the operation's requests to `holder` (or any of its requests) ends — and resolves true, or
  * false at once when none is left (CONTENT_REFUSED_ROUNDS were made, or CONTENT_REFUSED_DEADLINE_MS passed since the
- * first call). Rejects with AbortedError when `signal` aborts.
+ * first call, on a monotonic clock: a wall clock stepped forward does not end the rounds, nor one stepped back
+ * prolong them). Rejects with AbortedError when `signal` aborts.
  */
 function refusedRounds(op: OperationCircuits, signal: AbortSignal): (holder: Descriptor) => Promise<boolean> {
   let rounds = 0;
   let deadline = 0;
   return async (holder) => {
     if (rounds >= CONTENT_REFUSED_ROUNDS) return false;
-    if (rounds === 0) deadline = Date.now() + CONTENT_REFUSED_DEADLINE_MS;
-    const left = deadline - Date.now();
+    if (rounds === 0) deadline = performance.now() + CONTENT_REFUSED_DEADLINE_MS;
+    const left = deadline - performance.now();
     if (left <= 0) return false;
     rounds++;
     await op.afterARequestEnds(holder, signal, left);

@@ -239,6 +239,35 @@ describe('content: a forwarder that did not ask the holder is no answer (content
     }
   });
 
+  it('the rounds of a holder refused everywhere go on when the wall clock steps forward (§8.2: a monotonic deadline)', async () => {
+    const relays = [0, 1, 2, 3, 4, 5].map(relay);
+    const holder = relays[1]!;
+    let forwards = 0;
+    const wall = Date.now;
+    const source = {
+      directory: { view: { relays, placement: () => null, previousPlacement: () => null, holderIndex: () => ({ holders: () => [holder] }) } },
+      newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+        // Refused for the first round and the next (two tries each), then answered; the wall clock jumps an hour
+        // ahead during the second round, after the deadline was set.
+        const c = new FakeCircuit(o.last!, () => {
+          forwards++;
+          if (forwards === 3) Date.now = () => wall() + 3_600_000;
+          return forwards <= 4 ? 'refused' : 'missing';
+        });
+        return Promise.resolve(c as unknown as ClientCircuit);
+      },
+    } as unknown as CircuitSource;
+    const content = new ContentClient(source, { circuitsAhead: false });
+    try {
+      const { answered } = await content.fetchAnswers('record', new Uint8Array(32).fill(5));
+      // Before, the deadline was read from the wall clock: the hour ended the rounds and the holder counted as not answering.
+      expect({ answered, forwards }).to.deep.equal({ answered: 1, forwards: 5 });
+    } finally {
+      Date.now = wall;
+      content.close();
+    }
+  });
+
   it("a mailbox pass builds its operations' circuits and none ahead, which its ContentClient, closed with the pass, would close unused", async () => {
     const relays = [0, 1, 2, 3, 4, 5].map(relay);
     const built: FakeCircuit[] = [];
