@@ -13,6 +13,10 @@
  * is version 1 | 1 to MIX_ACK_BATCH (33) ids of 16 bytes (mix.md §8.5); the kind is in the associated data, so a
  * box of one kind never opens as another.
  *
+ * A sender that reads kind 4 says so in every box it seals: its nonce is 20 random bytes followed by
+ * MIX_READS_BATCHES_MARK (mix.md §8.2), which a messenger from before batches draws at random like the rest and
+ * ignores; the recipient acknowledges that box in a batch only when its nonce ends so (`readsBatches`, mix.md §8.5).
+ *
  * The tag is a MAC under the pair's key (as offline items', specs/messaging.md §9): it authenticates the sender to
  * the recipient alone, never to a third party. Pure: no I/O.
  */
@@ -50,6 +54,22 @@ const LABEL = {
   key: utf8('allium-v1:mix:key'),
   messenger: utf8('allium-v1:mix:messenger'),
 };
+
+/**
+ * The last 4 bytes of the nonce of every box from a messenger that reads acknowledgement batches (kind 4; mix.md §8.2,
+ * §8.5): "ack4". A messenger from before batches draws all 24 bytes at random, so 1 box in 2^32 of its ends so by chance.
+ */
+export const MIX_READS_BATCHES_MARK = Uint8Array.of(0x61, 0x63, 0x6b, 0x34);
+
+/** A fresh nonce for a box: 20 bytes from the CSPRNG, then MIX_READS_BATCHES_MARK (mix.md §8.2). */
+export function mixBoxNonce(): Uint8Array {
+  return concatBytes(crypto().random(NONCE_LEN - MIX_READS_BATCHES_MARK.length), MIX_READS_BATCHES_MARK);
+}
+
+/** Whether a box's nonce ends with MIX_READS_BATCHES_MARK: its sender reads kind 4 (mix.md §8.5). */
+function readsBatchesOf(nonce: Uint8Array): boolean {
+  return crypto().equal(nonce.subarray(NONCE_LEN - MIX_READS_BATCHES_MARK.length), MIX_READS_BATCHES_MARK);
+}
 
 /** A mix address's 96 bytes: gateway | inbox | key (mix.md §1). */
 export const MIX_ADDRESS_LEN = 96;
@@ -111,10 +131,10 @@ function seal(kind: number, self: Identity, to: Uint8Array, id: Uint8Array, body
 }
 
 /**
- * The box of `body` from `self` to `to` under message id `id` (`nonce`: 24 bytes, fresh from the CSPRNG unless a
- * vector gives it). Throws LimitError MAX_MIX_MESSENGER_BYTES, ERR_KEY_FORMAT (not a valid identity key).
+ * The box of `body` from `self` to `to` under message id `id` (`nonce`: 24 bytes, mixBoxNonce() unless a vector
+ * gives it; so for every sealer below). Throws LimitError MAX_MIX_MESSENGER_BYTES, ERR_KEY_FORMAT (not a valid identity key).
  */
-export function sealMixMessage(self: Identity, to: Uint8Array, id: Uint8Array, body: Uint8Array, nonce: Uint8Array = crypto().random(NONCE_LEN)): Uint8Array {
+export function sealMixMessage(self: Identity, to: Uint8Array, id: Uint8Array, body: Uint8Array, nonce: Uint8Array = mixBoxNonce()): Uint8Array {
   if (body.length > MAX_MIX_MESSENGER_BYTES)
     throw new LimitError('MAX_MIX_MESSENGER_BYTES', `a message in message mode is at most ${MAX_MIX_MESSENGER_BYTES} bytes`);
   return seal(MIX_MESSAGE_VERSION, self, to, id, body, nonce);
@@ -124,7 +144,7 @@ export function sealMixMessage(self: Identity, to: Uint8Array, id: Uint8Array, b
  * The acknowledgement from `self` to `to` of the message `id` (mix.md §8.5): a kind 2 box with an empty body, 89
  * bytes. Throws ERR_KEY_FORMAT (not a valid identity key), ERR_BAD_LENGTH.
  */
-export function sealMixAck(self: Identity, to: Uint8Array, id: Uint8Array, nonce: Uint8Array = crypto().random(NONCE_LEN)): Uint8Array {
+export function sealMixAck(self: Identity, to: Uint8Array, id: Uint8Array, nonce: Uint8Array = mixBoxNonce()): Uint8Array {
   return seal(MIX_ACK_KIND, self, to, id, new Uint8Array(0), nonce);
 }
 
@@ -138,7 +158,7 @@ export function sealMixAckBatch(
   to: Uint8Array,
   ids: readonly Uint8Array[],
   batchId: Uint8Array = crypto().random(ID_LEN),
-  nonce: Uint8Array = crypto().random(NONCE_LEN),
+  nonce: Uint8Array = mixBoxNonce(),
 ): Uint8Array {
   if (ids.length === 0 || ids.length > MIX_ACK_BATCH || ids.some((id) => id.length !== ID_LEN))
     throw new AlliumError('ERR_BAD_LENGTH', `an acknowledgement batch holds 1 to ${MIX_ACK_BATCH} ids of 16 bytes`);
@@ -157,7 +177,7 @@ export function sealMixAddress(
   id: Uint8Array,
   mix: { gateway: Uint8Array; inbox: Uint8Array; key: Uint8Array },
   seq: number,
-  nonce: Uint8Array = crypto().random(NONCE_LEN),
+  nonce: Uint8Array = mixBoxNonce(),
 ): Uint8Array {
   if (mix.gateway.length !== 32 || mix.inbox.length !== 32 || !crypto().x25519IsUsable(mix.key) || !crypto().edIsValidPoint(mix.gateway))
     throw new AlliumError('ERR_KEY_FORMAT', 'a mix address is a gateway identity, an inbox and a usable X25519 key of 32 bytes each');
@@ -184,6 +204,8 @@ export interface OpenedMixMessage {
   readonly mix?: { readonly gateway: Uint8Array; readonly inbox: Uint8Array; readonly key: Uint8Array };
   readonly seq?: number;
   readonly acked?: readonly Uint8Array[];
+  /** The box's nonce ends with MIX_READS_BATCHES_MARK: its sender reads acknowledgement batches (mix.md §8.5). */
+  readonly readsBatches: boolean;
 }
 
 /**
@@ -221,7 +243,7 @@ export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessa
     if (body[0] !== MIX_ACK_BATCH_VERSION || !Number.isInteger(n) || n < 1 || n > MIX_ACK_BATCH)
       throw new CryptoError('ERR_MESSAGE_AUTH', `a message-mode acknowledgement batch is not version 1 with 1 to ${MIX_ACK_BATCH} ids`);
     const acked = Array.from({ length: n }, (_, i) => body.slice(1 + i * ID_LEN, 1 + (i + 1) * ID_LEN));
-    return { kind: 'acks', from, id, body, acked };
+    return { kind: 'acks', from, id, body, acked, readsBatches: readsBatchesOf(nonce) };
   }
   if (kind === MIX_ADDRESS_KIND) {
     if (body.length !== MIX_ADDRESS_BODY_LEN || body[0] !== MIX_ADDRESS_BOX_VERSION)
@@ -234,7 +256,7 @@ export function openMixMessage(self: Identity, data: Uint8Array): OpenedMixMessa
     const mix = { gateway: address.slice(0, 32), inbox: address.slice(32, 64), key: address.slice(64, MIX_ADDRESS_LEN) };
     if (!c.edIsValidPoint(mix.gateway) || !c.x25519IsUsable(mix.key))
       throw new CryptoError('ERR_MESSAGE_AUTH', 'a message-mode address box carries no mix address');
-    return { kind: 'address', from, id, body: address, mix, seq };
+    return { kind: 'address', from, id, body: address, mix, seq, readsBatches: readsBatchesOf(nonce) };
   }
-  return { kind: kind === MIX_ACK_KIND ? 'ack' : 'message', from, id, body };
+  return { kind: kind === MIX_ACK_KIND ? 'ack' : 'message', from, id, body, readsBatches: readsBatchesOf(nonce) };
 }

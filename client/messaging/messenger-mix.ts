@@ -133,6 +133,8 @@ interface AckBatch {
   /** The ids acknowledged, each once, at most MIX_ACK_BATCH. */
   readonly ids: Uint8Array[];
   readonly has: Set<string>;
+  /** Every box it acknowledges came from a messenger that reads kind 4 (mix.md §8.5); if not, it holds one id. */
+  readonly batches: boolean;
 }
 
 /** A former gateway's inbox, polled until its mail has expired (mix.md §8.6). */
@@ -467,10 +469,10 @@ export class MessengerMix {
       return;
     }
     if (m.kind === 'address') {
-      void this.addressFrom(m.from, m.id, m.mix!, m.seq!);
+      void this.addressFrom(m.from, m.id, m.mix!, m.seq!, m.readsBatches);
       return;
     }
-    void this.messageFrom(m.from, m.id, m.body);
+    void this.messageFrom(m.from, m.id, m.body, m.readsBatches);
   }
 
   /**
@@ -496,9 +498,9 @@ export class MessengerMix {
   /**
    * A message box that opened: delivered and acknowledged; from a contact over its acknowledgement rate, dropped
    * (mix.md §8.5: its sender retransmits); from a sender we cannot acknowledge (no contact with a mix address),
-   * delivered unacknowledged.
+   * delivered unacknowledged. `readsBatches`: the box's sender reads kind 4 (its nonce's mark, mix.md §8.5).
    */
-  private async messageFrom(from: Uint8Array, id: Uint8Array, body: Uint8Array): Promise<void> {
+  private async messageFrom(from: Uint8Array, id: Uint8Array, body: Uint8Array, readsBatches: boolean): Promise<void> {
     let to: CardMixAddress | undefined;
     try {
       to = await this.on.mixAddressOf(from);
@@ -511,7 +513,7 @@ export class MessengerMix {
       return;
     }
     this.on.message(from, id, body);
-    if (to) this.acknowledge(from, id, to);
+    if (to) this.acknowledge(from, id, to, readsBatches);
   }
 
   /**
@@ -545,7 +547,7 @@ export class MessengerMix {
    * ('unchanged') or a copy of it ('copy') is acknowledged to it; another address not newer ('older') or a sequence
    * too far ahead ('ahead') changes nothing and is not acknowledged, so its sender does not take it as told.
    */
-  private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress, seq: number): Promise<void> {
+  private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress, seq: number, readsBatches: boolean): Promise<void> {
     let r: MixAddressVerdict | false;
     try {
       if (!(await this.on.isContact(from)) || this.closed) return;
@@ -566,20 +568,22 @@ export class MessengerMix {
     else this.acks.addressesReceived++;
     if (r === 'older') return;
     if (r === 'applied') for (const p of this.pending.values()) if (crypto().equal(p.toKey, from)) p.to = mix;
-    this.acknowledge(from, id, mix);
+    this.acknowledge(from, id, mix, readsBatches);
   }
 
   /**
    * Answers a box that opened (a copy too: the first acknowledgement may be what was lost) in the acknowledgement
    * lane, which alternates with our own messages (mix.md §5.2): in the open batch to `from` at `to` while it has room,
    * else in a new batch, sealed when its slot comes — a kind 2 acknowledgement of one id, or a kind 4 batch — and
-   * closed when its packet leaves (mix.md §8.5).
+   * closed when its packet leaves (mix.md §8.5). A box whose sender has not shown that it reads kind 4
+   * (`readsBatches` false: a messenger from before batches refuses them) neither joins a batch nor opens one that
+   * another can join: its acknowledgement is a kind 2 of its own.
    */
-  private acknowledge(from: Uint8Array, id: Uint8Array, to: CardMixAddress): void {
+  private acknowledge(from: Uint8Array, id: Uint8Array, to: CardMixAddress, readsBatches: boolean): void {
     if (!this.mix || this.closed) return;
     const key = hex(from) + hex(to.gateway) + hex(to.inbox) + hex(to.key);
     const open = this.ackBatches.get(key);
-    if (open && open.ids.length < MIX_ACK_BATCH) {
+    if (open && open.batches && readsBatches && open.ids.length < MIX_ACK_BATCH) {
       if (!open.has.has(hex(id))) {
         open.ids.push(id);
         open.has.add(hex(id));
@@ -587,7 +591,7 @@ export class MessengerMix {
       this.acks.acksSent++;
       return;
     }
-    const b: AckBatch = { ids: [id], has: new Set([hex(id)]) };
+    const b: AckBatch = { ids: [id], has: new Set([hex(id)]), batches: readsBatches };
     const close = (): void => {
       if (this.ackBatches.get(key) === b) this.ackBatches.delete(key);
     };

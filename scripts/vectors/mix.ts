@@ -81,9 +81,10 @@ function messengerVectors(): object {
   });
   return {
     description:
-      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. Each address is sealMixAddress(identities[from], identities[to].identity, id, { gateway, inbox, key }, seq, nonce) = data (kind 3, 194 bytes: the plaintext body of the box is version 1 | seq u64 big-endian | gateway | inbox | key); openMixMessage gives kind "address", from, id, seq and the body gateway | inbox | key. A kind 3 box whose body is the 96-byte address alone (the first form), of another version, or with a seq over 2^53 - 1 is refused (ERR_MESSAGE_AUTH). Each batch is sealMixAckBatch(identities[from], identities[to].identity, acked, id, nonce) = data (kind 4, 90 + 16 n bytes: the plaintext body is version 1 | the acked ids); openMixMessage gives kind "acks", from, id (of the batch itself) and acked in order, repeats kept. A kind 4 box with no id, more than maxAckBatch ids, a part of an id, or another version is refused (ERR_MESSAGE_AUTH). maxBody is MAX_MIX_MESSENGER_BYTES; maxAckBatch is MIX_ACK_BATCH.',
+      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. Each address is sealMixAddress(identities[from], identities[to].identity, id, { gateway, inbox, key }, seq, nonce) = data (kind 3, 194 bytes: the plaintext body of the box is version 1 | seq u64 big-endian | gateway | inbox | key); openMixMessage gives kind "address", from, id, seq and the body gateway | inbox | key. A kind 3 box whose body is the 96-byte address alone (the first form), of another version, or with a seq over 2^53 - 1 is refused (ERR_MESSAGE_AUTH). Each batch is sealMixAckBatch(identities[from], identities[to].identity, acked, id, nonce) = data (kind 4, 90 + 16 n bytes: the plaintext body is version 1 | the acked ids); openMixMessage gives kind "acks", from, id (of the batch itself) and acked in order, repeats kept. A kind 4 box with no id, more than maxAckBatch ids, a part of an id, or another version is refused (ERR_MESSAGE_AUTH). maxBody is MAX_MIX_MESSENGER_BYTES; maxAckBatch is MIX_ACK_BATCH. Every nonce here is random, as a messenger from before batches draws it, and does not end with readsBatchesMark (MIX_READS_BATCHES_MARK): openMixMessage gives readsBatches false for these boxes, and true for a box whose nonce ends with the mark (its sender reads kind 4, specs/mix.md §8.2, §8.5).',
     maxBody: MAX_MIX_MESSENGER_BYTES,
     maxAckBatch: MIX_ACK_BATCH,
+    readsBatchesMark: toHex(MIX_READS_BATCHES_MARK),
     identities,
     boxes,
     acks,
@@ -99,6 +100,7 @@ import { createIdentity } from '../../protocol/address.js';
 import {
   MAX_MIX_MESSENGER_BYTES,
   MIX_ACK_BATCH,
+  MIX_READS_BATCHES_MARK,
   mixSecretsOf,
   openMixMessage,
   sealMixAck,

@@ -561,6 +561,55 @@ describe('message mode: the client keeps a real message whose packet could not l
     }
   });
 
+  it('boxes from a messenger from before batches (no mark in their nonces) are acknowledged one by one by kind 2; marked ones by a batch (mix.md §8.2, §8.5)', async () => {
+    const [bobId, oldId, newId] = [createIdentity(), createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    // Bob's MIX cells are refused while the boxes come in, so his acknowledgements wait together.
+    const gate: Gate = { shut: true, sent: () => undefined };
+    let t = 0;
+    const bob = moving(bobId, { current: mixes[3]!.identity }, gate, undefined, () => (t += 1000));
+    await bob.m.start();
+    const at = (id: Identity): CardMixAddress => {
+      const s = mixSecretsOf(id);
+      return { gateway: mixes[2]!.identity, inbox: s.inbox, key: s.keys.publicKey };
+    };
+    bob.book.set(h(oldId.publicKey), at(oldId));
+    bob.book.set(h(newId.publicKey), at(newId));
+    try {
+      // A messenger from before batches draws its whole nonce at random: here, one that does not end with the mark.
+      const unmarked = (): Uint8Array => concatBytes(crypto().random(20), new Uint8Array(4));
+      const fromOld = Array.from({ length: 4 }, () => crypto().random(16));
+      const fromNew = Array.from({ length: 4 }, () => crypto().random(16));
+      for (const id of fromOld) depositTo(bob.m, mixes[3]!, sealMixMessage(oldId, bobId.publicKey, id, utf8('old'), unmarked()));
+      for (const id of fromNew) depositTo(bob.m, mixes[3]!, sealMixMessage(newId, bobId.publicKey, id, utf8('new')));
+      await waitFor(() => bob.ev.received.length >= 8, 10_000, 'the boxes delivered at bob');
+      gate.shut = false;
+      await waitFor(
+        () => acksHeldFor(oldId, mixes[2]!).flat().length >= 4 && acksHeldFor(newId, mixes[2]!).flat().length >= 4,
+        10_000,
+        'every box acknowledged',
+      );
+      // Kind 2 alone to the old messenger, which refuses kind 4 (before: one batch of 4 it could not open).
+      const kinds = (id: Identity): string[] => {
+        const s = mixSecretsOf(id);
+        const k = h(mixes[2]!.identity) + h(s.inbox);
+        return (held.get(k) ?? []).map((payload) => {
+          const f = crypto().open(payload, s.keys)!;
+          const m = openMixMessage(id, f.subarray(19, 19 + ((f[17]! << 8) | f[18]!)));
+          return m.readsBatches ? `${m.kind} (marked)` : m.kind;
+        });
+      };
+      expect(kinds(oldId)).to.deep.equal(Array.from({ length: 4 }, () => 'ack (marked)'));
+      expect(acksHeldFor(oldId, mixes[2]!).flat().map(h).sort()).to.deep.equal(fromOld.map(h).sort());
+      // One batch to the newer messenger, whose boxes carry the mark, and whose batch's own nonce carries it too.
+      expect(kinds(newId)).to.deep.equal(['acks (marked)']);
+      expect(acksHeldFor(newId, mixes[2]!).flat().map(h).sort()).to.deep.equal(fromNew.map(h).sort());
+      expect([bob.m.acks.acksSent, bob.m.acks.ackPackets]).to.deep.equal([8, 5]);
+    } finally {
+      bob.m.close();
+    }
+  });
+
   it('a batch ends only the boxes pending to its sender: unknown and repeated ids ignored, and a single acknowledgement still read (mix.md §8.5)', async () => {
     const [aliceId, bobId, carolId] = [createIdentity(), createIdentity(), createIdentity()];
     const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');

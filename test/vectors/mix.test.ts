@@ -7,6 +7,7 @@ import { createIdentity } from '../../protocol/address.js';
 import {
   MAX_MIX_MESSENGER_BYTES,
   MIX_ACK_BATCH,
+  MIX_READS_BATCHES_MARK,
   MIX_ACK_BATCH_KIND,
   MIX_ACK_KIND,
   MIX_ADDRESS_KIND,
@@ -104,6 +105,7 @@ interface MessengerVectors {
   acks: { from: number; to: number; id: string; nonce: string; data: string }[];
   addresses: { from: number; to: number; id: string; nonce: string; seq: number; gateway: string; inbox: string; key: string; data: string }[];
   maxAckBatch: number;
+  readsBatchesMark: string;
   batches: { from: number; to: number; id: string; nonce: string; acked: string[]; data: string }[];
 }
 
@@ -210,6 +212,24 @@ describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', (
       expectCode(() => openMixMessage(to, box), 'ERR_MESSAGE_AUTH');
     });
   }
+
+  it("a box's nonce says whether its sender reads batches: the vectors' random nonces do not, a nonce ending with the mark does, and senders mark theirs (§8.2)", () => {
+    expect(v.readsBatchesMark).to.equal(toHex(MIX_READS_BATCHES_MARK));
+    const all = [...v.boxes, ...v.acks, ...v.addresses, ...v.batches];
+    for (const b of all) expect(b.nonce.endsWith(v.readsBatchesMark), b.nonce).to.equal(false);
+    for (const b of all) expect(openMixMessage(ids[b.to]!, hex(b.data)).readsBatches).to.equal(false);
+    const b = v.boxes[0]!;
+    const [from, to] = [ids[b.from]!, ids[b.to]!];
+    const marked = hex(b.nonce.slice(0, 40) + v.readsBatchesMark);
+    expect(openMixMessage(to, sealMixMessage(from, to.publicKey, hex(b.id), hex(b.body), marked)).readsBatches).to.equal(true);
+    // A fresh nonce, as a sender draws it for every kind, carries the mark.
+    for (const data of [
+      sealMixMessage(from, to.publicKey, hex(b.id), hex(b.body)),
+      sealMixAck(from, to.publicKey, hex(b.id)),
+      sealMixAckBatch(from, to.publicKey, [hex(b.id)]),
+    ])
+      expect(openMixMessage(to, data).readsBatches).to.equal(true);
+  });
 
   it('has acknowledgement batches, the largest of MIX_ACK_BATCH ids (§8.5)', () => {
     expect(v.maxAckBatch).to.equal(MIX_ACK_BATCH);
