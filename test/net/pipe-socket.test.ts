@@ -7,6 +7,7 @@ import net from 'node:net';
 import { Emitter } from '../../net/emitter.js';
 import type { MuxStream, MuxStreamEvents } from '../../net/stream-mux.js';
 import { pipeSocket } from '../../net/pipe-socket.js';
+import { EndReason } from '../../protocol/stream-messages.js';
 
 /** What pipeSocket uses of a MuxStream, with emit open to the test. */
 class FakeStream extends Emitter<MuxStreamEvents> {
@@ -67,7 +68,7 @@ describe('pipeSocket', () => {
     }
     while (stream.consumedCells < tag) await new Promise((r) => setImmediate(r));
     expect(stream.consumedCells).to.equal(tag);
-    stream.fire('stream:end', 0);
+    stream.fire('stream:end', EndReason.DONE);
     await new Promise((r) => reader.once('end', r));
     reader.destroy();
     sock.destroy();
