@@ -11,9 +11,13 @@
  *   --rounds N --mib N
  *   --profile DIR      run every relay and the client with node --cpu-prof into DIR, then print the top self-time
  *                      functions of the client and of each relay on the path, over the transfers only
+ *   --perf-map         run every relay and the client with node --perf-basic-prof (JIT symbols for Linux perf:
+ *                      `perf record -g -p PID` during the transfer sees CPU time only, where --cpu-prof samples the
+ *                      wall clock and so counts a preempted process too); prints the path's pids with their roles
  *   --tsx              relays and client through tsx (default: tsc output)
  */
 import { mkdirSync, readdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { initCrypto } from '../crypto/index.js';
 import { startChild } from './lib/children.js';
@@ -28,8 +32,12 @@ import { progress } from './lib/results.js';
 import { fmt, MiB, summarize } from './lib/stats.js';
 import { sleep } from '../cli/local-network.js';
 
-const USAGE = 'usage: npm run bench:bulk-cpu -- [--quick] [--rounds N] [--mib N] [--profile DIR] [--tsx]';
-const flags = parseFlags(process.argv.slice(2), { quick: 'boolean', rounds: 'number', mib: 'number', profile: 'string', tsx: 'boolean' }, USAGE);
+const USAGE = 'usage: npm run bench:bulk-cpu -- [--quick] [--rounds N] [--mib N] [--profile DIR] [--perf-map] [--tsx]';
+const flags = parseFlags(
+  process.argv.slice(2),
+  { quick: 'boolean', rounds: 'number', mib: 'number', profile: 'string', 'perf-map': 'boolean', tsx: 'boolean' },
+  USAGE,
+);
 const quick = flags.quick ?? false;
 const rounds = flags.rounds ?? (quick ? 2 : 3);
 const bulkBytes = (flags.mib ?? (quick ? 32 : 64)) * MiB;
@@ -40,6 +48,7 @@ async function main(): Promise<void> {
   await initCrypto();
   const rt = flags.tsx ? tsxRuntime() : (progress('building relays and client with tsc'), await compiledRuntime());
   const prof = (sub: string): string[] => {
+    if (flags['perf-map']) return ['--perf-basic-prof'];
     if (!profileDir) return [];
     const dir = path.join(profileDir, sub);
     mkdirSync(dir, { recursive: true });
@@ -51,6 +60,9 @@ async function main(): Promise<void> {
   const client = await startChild<{ socksPort: number }>(rt, 'client-main', ['--bootstrap', net.bootstrap, '--pool', '0'], 60_000, prof('client'));
   const perRole = new Map<string, number[]>(ROLES.map((r) => [r, []]));
   const clientMs: number[] = [];
+  /** Kernel share of the path's CPU (socket reads and writes), and the cores the path's 4 processes used together. */
+  const sysShare: number[] = [];
+  const pathCores: number[] = [];
   const pathPids = new Map<number, string>();
   const windows: [number, number][] = [];
   const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -65,6 +77,7 @@ async function main(): Promise<void> {
       await curl(http.url('/1'), { socksPort: client.info.socksPort, user });
       const c1 = await created();
       const w = new CpuWindow([...net.relays.map((x) => x.pid), client.pid]);
+      if (flags['perf-map'] && r === 0) progress(`pids: client ${client.pid}, relays ${net.relays.map((x) => x.pid).join(' ')}`);
       const t0 = nowUs();
       const via = await curl(http.url('/bulk'), { socksPort: client.info.socksPort, user });
       windows.push([t0, nowUs()]);
@@ -78,8 +91,12 @@ async function main(): Promise<void> {
         perRole.get(role)!.push((cpu.cpu.get(x.pid)! * 1000) / mib);
       });
       clientMs.push((cpu.cpu.get(client.pid)! * 1000) / mib);
+      const onPath = [client.pid, ...net.relays.filter((_, i) => ROLES.some((_, j) => c1[i]![j]! > c0[i]![j]!)).map((x) => x.pid)];
+      const total = onPath.reduce((a, p) => a + cpu.cpu.get(p)!, 0);
+      sysShare.push(onPath.reduce((a, p) => a + cpu.sys.get(p)!, 0) / total);
+      pathCores.push(total / cpu.wallSeconds);
       console.log(
-        `round ${r + 1}: ${fmt(via.speed / 1e6)} MB/s; CPU ms/MiB ${ROLES.map((role) => `${role === 'last' ? 'exit' : role} ${fmt(perRole.get(role)!.at(-1) ?? NaN)}`).join(', ')}, client ${fmt(clientMs.at(-1)!)}; other tenants ${fmt(cpu.otherCores)} cores`,
+        `round ${r + 1}: ${fmt(via.speed / 1e6)} MB/s; CPU ms/MiB ${ROLES.map((role) => `${role === 'last' ? 'exit' : role} ${fmt(perRole.get(role)!.at(-1) ?? NaN)}`).join(', ')}, client ${fmt(clientMs.at(-1)!)}; client system ${fmt((cpu.sys.get(client.pid)! * 1000) / mib)}; path ${fmt(pathCores.at(-1)!)} cores (${fmt(sysShare.at(-1)! * 100)} % system); other tenants ${fmt(cpu.otherCores)} cores`,
       );
     }
   } finally {
@@ -92,6 +109,9 @@ async function main(): Promise<void> {
   console.log(`relay CPU per MiB on the path: median ${fmt(relayAll.median)} ms (min ${fmt(relayAll.min)}, max ${fmt(relayAll.max)}; goal ≤ 7)`);
   for (const role of ROLES) console.log(`  ${role === 'last' ? 'exit' : role}: median ${fmt(summarize(perRole.get(role)!).median)} ms`);
   console.log(`client CPU per MiB: median ${fmt(summarize(clientMs).median)} ms (goal ≤ 7)`);
+  console.log(
+    `the path's 4 processes together: median ${fmt(summarize(pathCores).median)} cores of ${os.cpus().length} during the transfer, ${fmt(summarize(sysShare).median * 100)} % of it in the kernel`,
+  );
   if (!profileDir) return;
   const show = (label: string, file: string): void => {
     // The last round's transfer: the first may include one-time compilation.

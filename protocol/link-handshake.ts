@@ -428,10 +428,18 @@ export class FrameCipher {
   private next(): Uint8Array {
     if (this.counter >= 2 ** 48) throw new LimitError('MAX_FRAMES_PER_LINK', 'link must be reopened', 'ERR_LINK_FRAME');
     const n = this.counter++;
-    const dv = new DataView(this.nonce.buffer);
-    dv.setUint32(4, Math.floor(n / 2 ** 32));
-    dv.setUint32(8, n >>> 0);
-    return this.nonce;
+    // 0x00000000 | n as u64 big-endian, written byte by byte (no DataView per frame).
+    const b = this.nonce;
+    const hi = Math.floor(n / 2 ** 32);
+    b[4] = hi >>> 24;
+    b[5] = (hi >>> 16) & 0xff;
+    b[6] = (hi >>> 8) & 0xff;
+    b[7] = hi & 0xff;
+    b[8] = n >>> 24;
+    b[9] = (n >>> 16) & 0xff;
+    b[10] = (n >>> 8) & 0xff;
+    b[11] = n & 0xff;
+    return b;
   }
 
   seal(plain: Uint8Array): Uint8Array {

@@ -33,6 +33,16 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** System (kernel) CPU seconds a process has used (stime, all threads): socket writes and reads land here. */
+export function systemSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) / clkTck();
+  } catch {
+    return NaN;
+  }
+}
+
 /** Resident set size in bytes (VmRSS); NaN once the process is gone. */
 export function rssBytes(pid: number): number {
   try {
@@ -60,17 +70,21 @@ export class CpuWindow {
   private readonly t0 = process.hrtime.bigint();
   private readonly busy0 = machineBusySeconds();
   private readonly cpu0: Map<number, number>;
+  private readonly sys0: Map<number, number>;
 
   constructor(private readonly pids: readonly number[]) {
     this.cpu0 = new Map(pids.map((p) => [p, cpuSeconds(p)]));
+    this.sys0 = new Map(pids.map((p) => [p, systemSeconds(p)]));
   }
 
-  end(): { wallSeconds: number; cpu: Map<number, number>; otherCores: number } {
+  /** cpu: user + system seconds of each process over the window; sys: the system part alone. */
+  end(): { wallSeconds: number; cpu: Map<number, number>; sys: Map<number, number>; otherCores: number } {
     const wallSeconds = Number(process.hrtime.bigint() - this.t0) / 1e9;
     const cpu = new Map(this.pids.map((p) => [p, cpuSeconds(p) - this.cpu0.get(p)!]));
+    const sys = new Map(this.pids.map((p) => [p, systemSeconds(p) - this.sys0.get(p)!]));
     const ours = [...cpu.values()].reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
     const otherCores = Math.max(0, (machineBusySeconds() - this.busy0 - ours) / wallSeconds);
-    return { wallSeconds, cpu, otherCores };
+    return { wallSeconds, cpu, sys, otherCores };
   }
 }
 
