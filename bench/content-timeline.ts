@@ -10,7 +10,10 @@
  * flight per circuit and in total (time-weighted), idle gaps (nothing in flight, or nothing returned); per request
  * the time from FETCH to FETCHED (the forward, the holder's read and the way back) and from FETCHED to its last byte
  * (the transfer, shared with the requests beside it); CPU seconds of the client and of each relay by its role on
- * the get's circuits (guard, middle, forwarder; holders are every relay's share of the rest).
+ * the get's circuits (guard, middle, forwarder; holders are every relay's share of the rest). And the first byte's
+ * phases (issue 18: start to the manifest's FETCH, its round trip, the decode to the first block's FETCH, the wait for
+ * data block 0 — where it was among the block requests, how many were answered before it — and its hand-over), found
+ * by block 0's routing key (read with open() after the get), with their medians over the runs.
  *
  *   flags: --relays N (10)  --mib N (10)  --runs N (1: traced gets, each with a plain stream after it)
  *          --fetch-concurrency N (the client's default: FETCHes in flight per read)  --relay-prof DIR (relays write
@@ -27,7 +30,9 @@ import { nodeSocketFactory } from '../net/ws-node.js';
 import { startNetwork } from '../cli/local-network.js';
 import { cpuSeconds } from './lib/proc.js';
 import { parseFlags } from './lib/options.js';
-import { percentile } from './lib/stats.js';
+import { median, percentile } from './lib/stats.js';
+import { decodeFetch } from '../protocol/content-messages.js';
+import { toHex } from '../protocol/bytes.js';
 
 const flags = parseFlags(
   process.argv.slice(2),
@@ -49,6 +54,7 @@ function data(n: number, seed: number): Uint8Array {
 
 interface Req {
   circuit: number;
+  rk: string;
   sent: number;
   fetched: number | null;
   first: number | null;
@@ -65,6 +71,8 @@ let t0 = performance.now();
 const now = (): number => performance.now() - t0;
 const built: Built[] = [];
 let reqs: Req[] = [];
+/** The first byte's phases of each traced get. */
+const phases: Record<string, number[]> = {};
 
 /** Every circuit the content client builds, watched: FETCHes sent on it and what comes back on their streams. */
 function traced(source: AlliumClient): CircuitSource {
@@ -86,7 +94,7 @@ function traced(source: AlliumClient): CircuitSource {
         const s = streams.get(msg.streamId);
         if (msg.command === RelayCommand.FETCH && s) {
           streams.delete(msg.streamId);
-          const r: Req = { circuit: c.number, sent: now(), fetched: null, first: null, last: null, bytes: 0 };
+          const r: Req = { circuit: c.number, rk: toHex(decodeFetch(msg.data).k), sent: now(), fetched: null, first: null, last: null, bytes: 0 };
           reqs.push(r);
           s.on('stream:reply', () => (r.fetched = now()));
           s.on('stream:data', (d) => {
@@ -152,6 +160,28 @@ try {
     const ccpu = process.cpuUsage(ccpu0);
     const cpu1 = relayCpu();
     if (got !== SIZE) throw new Error(`got ${got} of ${SIZE}`);
+    // The first byte's phases (issue 18): where the time to the first byte went, block 0 found by its routing key.
+    const opened = await content.open(link);
+    const block0 = toHex(opened.blocks()[1]!.rk);
+    const i0 = reqs.findIndex((r) => r.rk === block0);
+    if (i0 > 0) {
+      const r = reqs[i0]!;
+      const m = reqs[0]!;
+      const ph: [string, number][] = [
+        ['start → manifest FETCH', m.sent],
+        ['manifest FETCH → its last byte', (m.last ?? m.fetched ?? 0) - m.sent],
+        ['manifest in → first block FETCH', reqs[1]!.sent - (m.last ?? m.fetched ?? 0)],
+        ['first block FETCH → block 0 FETCH', r.sent - reqs[1]!.sent],
+        ['block 0 FETCH → its FETCHED', (r.fetched ?? 0) - r.sent],
+        ['block 0 FETCHED → its last byte', (r.last ?? 0) - (r.fetched ?? 0)],
+        ['block 0 in → first byte out', yields[0]![0] - (r.last ?? 0)],
+        ['first byte out', yields[0]![0]],
+        ['block 0: place among the block requests', i0],
+        ['block requests answered in full before block 0', reqs.slice(1).filter((q) => q !== r && q.last !== null && q.last < (r.last ?? Infinity)).length],
+      ];
+      for (const [k, v] of ph) (phases[k] ??= []).push(v);
+      console.log(`  first byte: ${ph.map(([k, v]) => `${k} ${ms(v)}`).join('; ')}`);
+    }
     // The circuits the get used: those its requests went on.
     const used = new Set(reqs.map((r) => r.circuit));
     const circuits = built.filter((b) => used.has(b.circuit.number));
@@ -238,6 +268,10 @@ try {
     console.log(
       `plain 3-hop stream of ${(n / 1048576).toFixed(1)} MiB: ${ms(plainMs)} ms, ${(n / 1e6 / (plainMs / 1000)).toFixed(2)} MB/s, first byte ${ms(firstPlain)} ms; CPU client ${ms((pc.user + pc.system) / 1000)} ms, relays ${ms(relaysPlain)} ms`,
     );
+  }
+  if (runs > 1) {
+    console.log(`\nfirst byte of a ${SIZE / 1048576} MiB get, medians of ${runs} runs (ms):`);
+    for (const [k, v] of Object.entries(phases)) console.log(`  ${k}: ${ms(median(v))}  (${v.map(ms).join(', ')})`);
   }
 } finally {
   content.close();

@@ -328,7 +328,10 @@ export interface ReadOptions {
    * operation made before (the manifest blocks read to open the file). Default: no padding.
    */
   pad?: { already: number };
-  /** Puts the block indices of a segment in the order they are fetched (default: as they are; the client shuffles). */
+  /**
+   * Puts the block indices of a segment, but its lead, in the order they are fetched (default: as they are; the
+   * client shuffles). The lead, the data block holding the first byte read from the segment, is always fetched first.
+   */
   order?: (indices: number[]) => number[];
   /** First byte to yield (default 0). */
   start?: number;
@@ -415,10 +418,15 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
       await Promise.all(idx.map((i) => queue.run(pos, () => fetchOne(i))));
     };
     const whole = async (): Promise<Uint8Array[]> => {
-      // Data blocks and the padding's check blocks in one random order; further check blocks only for what is missing.
+      // The lead — the data block holding the first byte read from this segment — first, then the other data blocks
+      // and the padding's check blocks in one random order (content.md §8.2 "Order"): answers come back about in the
+      // order asked, and the lead is what the reader yields first. Further check blocks only for what is missing.
       const checks = order(Array.from({ length: m }, (_, i) => k + i));
       const pad = plan[pos] ?? 0;
-      await fetchInto(order([...Array.from({ length: k }, (_, i) => i), ...checks.slice(0, pad)]));
+      const { segStart } = segments[pos]!;
+      const lead = Math.floor((Math.max(start, segStart) - segStart) / BLOCK_PAYLOAD_MAX);
+      const rest = order([...Array.from({ length: k }, (_, i) => i).filter((i) => i !== lead), ...checks.slice(0, pad)]);
+      await fetchInto([lead, ...rest]);
       let missing = Math.max(0, k - shards.filter((s) => s !== null).length);
       let checkIdx = pad;
       while (missing > 0 && checkIdx < m) {
@@ -455,6 +463,12 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
       const { segStart, segLen, k } = segments[pos]!;
       let at = segStart;
       for (let i = 0; i < k; i++) {
+        // A block wholly before the range (not the file's last, so full) is not waited for: it is fetched only to
+        // rebuild the segment's other blocks, and the range's first bytes go out as soon as the lead is in.
+        if (at + BLOCK_PAYLOAD_MAX <= start) {
+          at += BLOCK_PAYLOAD_MAX;
+          continue;
+        }
         // The block as first fetched, else (missing or damaged) once the segment is rebuilt.
         const plain = (await seg.first[i]!) ?? (await seg.all)[i]!;
         const { type, payload } = parseBlockPlaintext(plain);

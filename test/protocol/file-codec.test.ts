@@ -407,6 +407,51 @@ describe('file codec: reading one segment ahead (specs/content.md §3.4)', () =>
     expect(count(2), 'nothing asked after the read stopped').to.equal(0);
   });
 
+  it("asks each segment's lead (the block holding its first byte read) first, the rest in random order: answered in the order asked, the first chunk goes out after one answer", async () => {
+    const size = 2 * SEGMENT_DATA * BLOCK_PAYLOAD_MAX + 1234; // three segments, the last of one block
+    const bytes = pattern(size, 41);
+    const e = await encode([bytes], 'random'); // random keys: a one-block segment's check block is not its data block's twin
+    const segs = await segmentsOf(e);
+    const file = await openFile(async (ref) => e.store.get(toHex(ref.rk)) ?? null, e.root);
+    const where = new Map(segs.flatMap((s, g) => s.refs.map((r, i) => [toHex(r.rk), [g, i] as const] as const)));
+    const shuffle = (xs: number[]): number[] => crypto().shuffle(xs);
+    const segBytes = SEGMENT_DATA * BLOCK_PAYLOAD_MAX;
+    for (const start of [0, 0, 0, segBytes + 5 * BLOCK_PAYLOAD_MAX + 17, 7 * BLOCK_PAYLOAD_MAX]) {
+      // A holder that answers one request at a time, in the order asked (as a circuit's answers come back).
+      const asked: (readonly [number, number])[] = [];
+      let answered = 0;
+      let previous: Promise<unknown> = Promise.resolve();
+      const fetch: BlockFetcher = (ref) => {
+        const h = toHex(ref.rk);
+        asked.push(where.get(h)!);
+        const turn = previous
+          .then(() => new Promise((r) => setImmediate(r)))
+          .then(() => {
+            answered++;
+            return e.store.get(h) ?? null;
+          });
+        previous = turn;
+        return turn;
+      };
+      const reader = readFile(file, fetch, { concurrency: 24, order: shuffle, pad: { already: 1 }, start });
+      const first = await reader.next();
+      expect(first.done).to.equal(false);
+      const leadSeg = Math.floor(start / segBytes);
+      const lead = Math.floor((start - leadSeg * segBytes) / BLOCK_PAYLOAD_MAX);
+      expect(asked[0], `the first request of a read from ${start}`).to.deep.equal([leadSeg, lead]);
+      expect(answered, `answers before the first chunk of a read from ${start}`).to.equal(1);
+      const parts = [first.value as Uint8Array];
+      for await (const p of reader) parts.push(p);
+      expect(sha(Buffer.concat(parts))).to.equal(sha(bytes.subarray(start)));
+      // Every later segment's first request is its block 0; the rest of each segment in random order.
+      for (let g = leadSeg + 1; g < segs.length; g++)
+        expect(
+          asked.find(([s]) => s === g),
+          `segment ${g}`,
+        ).to.deep.equal([g, 0]);
+    }
+  });
+
   it('yields the first blocks of a segment while a later block of it is held back, then the rest in order', async () => {
     const bytes = pattern(2 * SEGMENT_DATA * BLOCK_PAYLOAD_MAX + 1234, 37);
     const e = await encode([bytes]);
