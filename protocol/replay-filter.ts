@@ -67,12 +67,27 @@ export class BloomFilter {
 
   /** Whether all k bits of `tag` are set; with `set`, sets those that are not. */
   private probe(tag: Uint8Array, set: boolean): boolean {
-    const dv = new DataView(tag.buffer, tag.byteOffset, tag.length);
+    return this.probeWords(u32(tag, 0), u32(tag, 4), (u32(tag, 8) ^ u32(tag, 12)) >>> 0, set);
+  }
+
+  /** has() on a tag's three words (a ScalableBloomFilter reads them once for all its stages). */
+  hasWords(w0: number, w1: number, w2: number): boolean {
+    return this.probeWords(w0, w1, w2, false);
+  }
+
+  /** testAndAdd() on a tag's three words. */
+  testAndAddWords(w0: number, w1: number, w2: number): boolean {
+    const held = this.probeWords(w0, w1, w2, true);
+    if (!held) this.n++;
+    return held;
+  }
+
+  private probeWords(w0: number, w1: number, w2: number, set: boolean): boolean {
     const m = this.m;
     const bits = this.bits;
-    let j = dv.getUint32(0) % m;
-    let step = dv.getUint32(4) % m;
-    const c = ((dv.getUint32(8) ^ dv.getUint32(12)) >>> 0) % m;
+    let j = w0 % m;
+    let step = w1 % m;
+    const c = w2 % m;
     let held = true;
     for (let i = 0; i < this.k; i++) {
       const bit = 1 << (j & 7);
@@ -86,6 +101,11 @@ export class BloomFilter {
     }
     return held;
   }
+}
+
+/** The big-endian 32-bit word of `b` at `off`. */
+function u32(b: Uint8Array, off: number): number {
+  return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
 }
 
 /**
@@ -121,26 +141,32 @@ export class ScalableBloomFilter {
 
   /** `has(tag)`, then `add(tag)` when it was absent (a tag already held is not counted again). */
   testAndAdd(tag: Uint8Array): boolean {
+    const w0 = u32(tag, 0);
+    const w1 = u32(tag, 4);
+    const w2 = (u32(tag, 8) ^ u32(tag, 12)) >>> 0;
     const stages = this.stages;
     const last = stages.length - 1;
-    for (let i = 0; i < last; i++) if (stages[i]!.has(tag)) return true;
+    for (let i = 0; i < last; i++) if (stages[i]!.hasWords(w0, w1, w2)) return true;
     let current = stages[last];
     // A new stage when the current one is full, until the stages hold the capacity. Past it (the onion key is being
     // rotated, and still opens onions in its overlap) the last stage takes the rest, as a fixed-size filter would:
     // memory stays bounded and no tag goes unrecorded.
     if (!current || (current.count >= current.capacity && this.n < this.capacity)) {
-      if (current?.has(tag)) return true;
+      if (current?.hasWords(w0, w1, w2)) return true;
       const size = Math.min(this.firstStage * 2 ** stages.length, this.capacity - this.n);
       current = new BloomFilter(size, ((this.falsePositiveRate * size) / this.capacity) * (63 / 64));
       stages.push(current);
     }
-    const held = current.testAndAdd(tag);
+    const held = current.testAndAddWords(w0, w1, w2);
     if (!held) this.n++;
     return held;
   }
 
   has(tag: Uint8Array): boolean {
-    for (const s of this.stages) if (s.has(tag)) return true;
+    const w0 = u32(tag, 0);
+    const w1 = u32(tag, 4);
+    const w2 = (u32(tag, 8) ^ u32(tag, 12)) >>> 0;
+    for (const s of this.stages) if (s.hasWords(w0, w1, w2)) return true;
     return false;
   }
 }
