@@ -56,31 +56,37 @@ const SIGN_CONTEXT = utf8('allium-v1 endpoint-descriptor');
 const CLIENT_CONTEXT = utf8('allium-v1 endpoint-client-layer');
 const OUTER_KEY = utf8('allium-v1:descriptor:outer-key');
 
-const introSchema = z.strictObject({ relay: zBytes(32), auth: zBytes(32), enc: zBytes(32) });
+const introSchema = () => z.strictObject({ relay: zBytes(32), auth: zBytes(32), enc: zBytes(32) });
 /** The endpoint's proof-of-work parameters (rendezvous.md §4.3): its newest seed and the effort it suggests (0: none). */
-const powParamsSchema = z.strictObject({ seed: zBytes(POW_SEED_LEN), e: zUint(MAX_POW_EFFORT) });
-const bodySchema = z.strictObject({
-  v: z.literal(1),
-  intro: z.array(introSchema).min(1).max(MAX_INTRO_POINTS),
-  pow: powParamsSchema.optional(),
-  created: zUint(),
-  expires: zUint(),
-});
-const middleSchema = z.strictObject({
-  v: z.literal(1),
-  auth: z.array(zBytes(AUTH_ENTRY_LEN)).max(MAX_AUTH_CLIENTS),
-  inner: zBytes(undefined, MAX_ENDPOINT_CT_BYTES),
-});
-const outerSchema = z.strictObject({
-  v: z.literal(1),
-  bk: zBytes(32),
-  p: zUint(),
-  rev: zUint(),
-  ct: zBytes(undefined, MAX_ENDPOINT_CT_BYTES),
-  sig: zBytes(64),
-});
+const powParamsSchema = () => z.strictObject({ seed: zBytes(POW_SEED_LEN), e: zUint(MAX_POW_EFFORT) });
+const bodySchema = z.lazy(() =>
+  z.strictObject({
+    v: z.literal(1),
+    intro: z.array(introSchema()).min(1).max(MAX_INTRO_POINTS),
+    pow: powParamsSchema().optional(),
+    created: zUint(),
+    expires: zUint(),
+  }),
+);
+const middleSchema = z.lazy(() =>
+  z.strictObject({
+    v: z.literal(1),
+    auth: z.array(zBytes(AUTH_ENTRY_LEN)).max(MAX_AUTH_CLIENTS),
+    inner: zBytes(undefined, MAX_ENDPOINT_CT_BYTES),
+  }),
+);
+const outerSchema = z.lazy(() =>
+  z.strictObject({
+    v: z.literal(1),
+    bk: zBytes(32),
+    p: zUint(),
+    rev: zUint(),
+    ct: zBytes(undefined, MAX_ENDPOINT_CT_BYTES),
+    sig: zBytes(64),
+  }),
+);
 
-export type IntroPoint = z.infer<typeof introSchema>;
+export type IntroPoint = z.infer<ReturnType<typeof introSchema>>;
 export type EndpointDescriptorBody = z.infer<typeof bodySchema>;
 
 /** What a relay learns from a descriptor it verified. */

@@ -120,49 +120,55 @@ const L = {
 };
 const MAC_LEN = 32;
 
-const itemV1Schema = z.strictObject({
-  v: z.literal(1),
-  exp: zUint(),
-  e: zBytes(32),
-  dt: zBytes(32),
-  ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
-});
-const itemV2Schema = z.strictObject({
-  v: z.literal(2),
-  exp: zUint(),
-  x: zBytes(32),
-  i: zUint(MAX_MAILBOX_SLOTS - 1),
-  w: z.strictObject({ n: zBytes(POW_NONCE_LEN), e: z.number().int().min(1).max(MAX_POW_EFFORT) }),
-  e: zBytes(32),
-  ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
-});
-const itemV3Schema = z.strictObject({
-  v: z.literal(3),
-  exp: zUint(),
-  x: zBytes(32),
-  i: zUint(MAX_MAILBOX_SLOTS - 1),
-  w: z.strictObject({ n: zBytes(POW_NONCE_LEN), e: z.number().int().min(1).max(MAX_POW_EFFORT) }),
-  e: zBytes(32),
-  s: zBytes(PREKEY_ID_LEN),
-  o: zBytes(PREKEY_ID_LEN).optional(),
-  ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
-});
-const itemSchema = z.discriminatedUnion('v', [itemV1Schema, itemV2Schema, itemV3Schema]);
-const deletionSchema = z.strictObject({ v: z.literal(1), del: zBytes(MAILBOX_TOKEN_LEN) });
-const innerSchema = z.strictObject({
-  v: z.literal(2),
-  from: zBytes(32),
-  t: zUint(),
-  n: zUint(),
-  id: zBytes(MAILBOX_ID_LEN),
-  d: zBytes(undefined, MAX_MAILBOX_MESSAGE_BYTES),
-  k: z.union([z.literal(1), z.literal(2), z.literal(3)]).optional(),
-  mac: zBytes(MAC_LEN),
-});
+const itemV1Schema = () =>
+  z.strictObject({
+    v: z.literal(1),
+    exp: zUint(),
+    e: zBytes(32),
+    dt: zBytes(32),
+    ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
+  });
+const itemV2Schema = () =>
+  z.strictObject({
+    v: z.literal(2),
+    exp: zUint(),
+    x: zBytes(32),
+    i: zUint(MAX_MAILBOX_SLOTS - 1),
+    w: z.strictObject({ n: zBytes(POW_NONCE_LEN), e: z.number().int().min(1).max(MAX_POW_EFFORT) }),
+    e: zBytes(32),
+    ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
+  });
+const itemV3Schema = () =>
+  z.strictObject({
+    v: z.literal(3),
+    exp: zUint(),
+    x: zBytes(32),
+    i: zUint(MAX_MAILBOX_SLOTS - 1),
+    w: z.strictObject({ n: zBytes(POW_NONCE_LEN), e: z.number().int().min(1).max(MAX_POW_EFFORT) }),
+    e: zBytes(32),
+    s: zBytes(PREKEY_ID_LEN),
+    o: zBytes(PREKEY_ID_LEN).optional(),
+    ct: zBytes(undefined, MAX_MAILBOX_CT_BYTES),
+  });
+// Built at first use (z.lazy), as are the others here: a relay without a store never parses a mailbox item.
+const itemSchema = z.lazy(() => z.discriminatedUnion('v', [itemV1Schema(), itemV2Schema(), itemV3Schema()]));
+const deletionSchema = z.lazy(() => z.strictObject({ v: z.literal(1), del: zBytes(MAILBOX_TOKEN_LEN) }));
+const innerSchema = z.lazy(() =>
+  z.strictObject({
+    v: z.literal(2),
+    from: zBytes(32),
+    t: zUint(),
+    n: zUint(),
+    id: zBytes(MAILBOX_ID_LEN),
+    d: zBytes(undefined, MAX_MAILBOX_MESSAGE_BYTES),
+    k: z.union([z.literal(1), z.literal(2), z.literal(3)]).optional(),
+    mac: zBytes(MAC_LEN),
+  }),
+);
 
 export type MailboxItemEnvelope = z.infer<typeof itemSchema>;
-export type MailboxItemV2 = z.infer<typeof itemV2Schema>;
-export type MailboxItemV3 = z.infer<typeof itemV3Schema>;
+export type MailboxItemV2 = z.infer<ReturnType<typeof itemV2Schema>>;
+export type MailboxItemV3 = z.infer<ReturnType<typeof itemV3Schema>>;
 /** A version 2 or 3 item before its proof of work: everything the work binds. */
 export type UnsolvedMailboxItem = Omit<MailboxItemV2, 'w'> | Omit<MailboxItemV3, 'w'>;
 

@@ -26,29 +26,35 @@ import { MAX_POW_EFFORT, POW_NONCE_LEN, POW_SEED_LEN } from './intro-pow.js';
 export const INTRO_SIGN_CONTEXT = utf8('allium-v1 intro');
 export const COOKIE_LEN = 20;
 
-const powSchema = z.strictObject({ n: zBytes(POW_NONCE_LEN), e: z.number().int().min(1).max(MAX_POW_EFFORT) });
+/** The messages' schemas, built at first use: a relay that is never an introduction or rendezvous point never needs them. */
+function buildSchemas() {
+  const powSchema = z.strictObject({ n: zBytes(POW_NONCE_LEN), e: z.number().int().min(1).max(MAX_POW_EFFORT) });
 
-const schemas = {
-  establishIntro: z.strictObject({ k: zBytes(32), s: zBytes(64) }),
-  introduce1: z.strictObject({ k: zBytes(32), p: zBytes(undefined, 700), w: powSchema.optional() }),
-  introduce2: z.strictObject({ p: zBytes(undefined, 700), w: powSchema.optional() }),
-  introduceAck: z.strictObject({ s: z.enum(['ok', 'unknown', 'busy']) }),
-  establishRendezvous: z.strictObject({ c: zBytes(COOKIE_LEN) }),
-  rendezvous1: z.strictObject({ c: zBytes(COOKIE_LEN), h: zBytes(undefined, 400) }),
-  rendezvous2: z.strictObject({ h: zBytes(undefined, 400) }),
-  /** The endpoint's proof-of-work seeds, newest first, for its introduction point to check `w` against (§3.2). */
-  introPow: z.strictObject({ s: z.array(zBytes(POW_SEED_LEN)).min(1).max(2) }),
-  empty: z.strictObject({}),
-};
+  return {
+    establishIntro: z.strictObject({ k: zBytes(32), s: zBytes(64) }),
+    introduce1: z.strictObject({ k: zBytes(32), p: zBytes(undefined, 700), w: powSchema.optional() }),
+    introduce2: z.strictObject({ p: zBytes(undefined, 700), w: powSchema.optional() }),
+    introduceAck: z.strictObject({ s: z.enum(['ok', 'unknown', 'busy']) }),
+    establishRendezvous: z.strictObject({ c: zBytes(COOKIE_LEN) }),
+    rendezvous1: z.strictObject({ c: zBytes(COOKIE_LEN), h: zBytes(undefined, 400) }),
+    rendezvous2: z.strictObject({ h: zBytes(undefined, 400) }),
+    /** The endpoint's proof-of-work seeds, newest first, for its introduction point to check `w` against (§3.2). */
+    introPow: z.strictObject({ s: z.array(zBytes(POW_SEED_LEN)).min(1).max(2) }),
+    empty: z.strictObject({}),
+  };
+}
+type Schemas = ReturnType<typeof buildSchemas>;
+let built: Schemas | null = null;
+const schemas = (): Schemas => (built ??= buildSchemas());
 
-export type RendezvousMessage = { [K in keyof typeof schemas]: z.infer<(typeof schemas)[K]> };
+export type RendezvousMessage = { [K in keyof Schemas]: z.infer<Schemas[K]> };
 
-export function encodeRv<K extends keyof typeof schemas>(_kind: K, m: RendezvousMessage[K]): Uint8Array {
+export function encodeRv<K extends keyof Schemas>(_kind: K, m: RendezvousMessage[K]): Uint8Array {
   return encodeCbor(m);
 }
 
-export function decodeRv<K extends keyof typeof schemas>(kind: K, data: Uint8Array): RendezvousMessage[K] {
-  return decodeMessage(schemas[kind] as unknown as z.ZodType<RendezvousMessage[K]>, data, RELAY_DATA_LEN, kind);
+export function decodeRv<K extends keyof Schemas>(kind: K, data: Uint8Array): RendezvousMessage[K] {
+  return decodeMessage(schemas()[kind] as unknown as z.ZodType<RendezvousMessage[K]>, data, RELAY_DATA_LEN, kind);
 }
 
 export function introSignedMessage(binding: Uint8Array): Uint8Array {

@@ -81,7 +81,9 @@ export class Relay {
     this.now = options.now ?? Date.now;
     this.startedAt = this.now();
     this.log = options.log ?? createLogger(this.config.log_level, 'allium-relay', undefined, this.config.log_format);
-    this.metrics = new RelayMetrics();
+    // Node's process series (prom-client's default collectors: an event-loop delay monitor sampling every 10 ms, a GC
+    // observer) only where they are served: a relay without `metrics` would wake for them ~100 times a second.
+    this.metrics = new RelayMetrics({}, { processMetrics: !!this.config.metrics });
     this.bandwidth = new BandwidthHistory(() => {
       const a = this.nodeImpl?.accounting;
       a?.sweep();

@@ -1,7 +1,7 @@
 /** protocol/replay-filter.ts: Bloom filter sizing and false-positive rate, and the per-onion-key ReplayFilter. */
 import { expect } from 'chai';
 import { seededRandom } from '../../crypto/drbg.js';
-import { BloomFilter, ReplayFilter } from '../../protocol/replay-filter.js';
+import { BloomFilter, REPLAY_FILTER_FIRST_STAGE, ReplayFilter, ScalableBloomFilter } from '../../protocol/replay-filter.js';
 
 /** Uniformly random 16-byte tags, as the relay's hashes are. Seeded, so the measured rates are the same every run. */
 function tags(label: string, n: number): Uint8Array[] {
@@ -51,10 +51,10 @@ describe('protocol/replay-filter', () => {
       expect(rate).to.be.within(0.0006, 0.0014);
     });
 
-    it('a small filter keeps its design rate: no double-hashing floor above p (capacity 3 at 1e-7)', () => {
-      // Sized by -n ln p / (ln 2)^2 alone, a 3-onion filter had 101 bits, and a fresh tag collided with one already
-      // held about once in 3 000 checks (two tags agreeing on (h1, h2) mod m share every bit), 3 000 times the design
-      // rate. 30 000 filters, each checked as it fills: 90 000 checks, at most a few expected at 1e-7 plus the floor.
+    it('a small filter keeps its design rate: no hashing floor above p (capacity 3 at 1e-7)', () => {
+      // Sized by -n ln p / (ln 2)^2 alone, a 3-onion filter had 101 bits, and (with double hashing) a fresh tag collided
+      // with one already held about once in 3 000 checks (two tags agreeing on (h1, h2) mod m share every bit), 3 000
+      // times the design rate. 30 000 filters, each checked as it fills: 90 000 checks, at most a few expected at 1e-7 plus the floor.
       const all = tags('bloom/small-filters', 90_000);
       let refused = 0;
       for (let f = 0; f < 30_000; f++) {
@@ -68,16 +68,15 @@ describe('protocol/replay-filter', () => {
       expect(refused).to.be.at.most(1);
     });
 
-    it('sets bit (h1 mod m + i·s) mod m for i < k, whether by add or by testAndAdd', () => {
+    it('sets bit (a + i·b + i(i−1)/2·c) mod m for i < k, whether by add or by testAndAdd', () => {
       // A small filter, so that the k positions wrap past m often. The reference is the formula written out.
       const reference = (f: BloomFilter, t: Uint8Array): Uint8Array => {
         const { m, k } = f as unknown as { m: number; k: number };
         const dv = new DataView(t.buffer, t.byteOffset, 16);
-        const h1 = (dv.getUint32(0) ^ dv.getUint32(8)) >>> 0;
-        const h2 = (dv.getUint32(4) ^ dv.getUint32(12)) >>> 0;
+        const [a, b, c] = [dv.getUint32(0), dv.getUint32(4), (dv.getUint32(8) ^ dv.getUint32(12)) >>> 0].map(BigInt) as [bigint, bigint, bigint];
         const bits = new Uint8Array(Math.ceil(m / 8));
-        for (let i = 0; i < k; i++) {
-          const j = (h1 + i * (1 + (h2 % (m - 1)))) % m;
+        for (let i = 0n; i < BigInt(k); i++) {
+          const j = Number((a + i * b + ((i * (i - 1n)) / 2n) * c) % BigInt(m));
           bits[j >>> 3]! |= 1 << (j & 7);
         }
         return bits;
@@ -151,11 +150,51 @@ describe('protocol/replay-filter', () => {
       expect(f.checkAndRecord(keyA, ts[0]!)).to.equal(false);
     });
 
-    it('has the documented defaults: one million onions at 1e-7', () => {
+    it('has the documented defaults: one million onions at 1e-7, holding only the first stage after one onion', () => {
       const f = new ReplayFilter();
       expect(f.capacity).to.equal(1_000_000);
       f.checkAndRecord(keyA, tags('replay/default', 1)[0]!);
-      expect(f.bytes).to.equal(new BloomFilter(1_000_000, 1e-7).byteLength);
+      // Stage 0: 1 024 onions at 1e-7 · 1024/10^6 · 63/64, 86 631 bits (specs/circuits.md §3.4); a filter sized for the
+      // whole capacity at once was 4 193 464 bytes.
+      expect(f.bytes).to.equal(10_829);
+    });
+  });
+
+  describe('ScalableBloomFilter', () => {
+    it('holds memory in step with its count: stages of doubling capacity, cut to sum to the capacity', () => {
+      const f = new ScalableBloomFilter(10_000, 1e-3);
+      expect(f.byteLength).to.equal(0);
+      const ts = tags('scalable/growth', 10_000);
+      const sizes: number[] = [];
+      ts.forEach((t, i) => {
+        f.testAndAdd(t);
+        if (i + 1 === 1 || i + 1 === REPLAY_FILTER_FIRST_STAGE + 1 || i + 1 === 10_000) sizes.push(f.byteLength);
+      });
+      expect(f.stageCount).to.equal(4); // 1 024 + 2 048 + 4 096 + 2 832
+      expect(sizes[0]).to.equal(new BloomFilter(1024, ((1e-3 * 1024) / 10_000) * (63 / 64)).byteLength);
+      expect(sizes[0]! * 5).to.be.lessThan(sizes[2]!);
+      expect(sizes[1]! * 2).to.be.lessThan(sizes[2]!);
+      expect(ts.every((t) => f.has(t) && f.testAndAdd(t))).to.equal(true);
+      expect(f.count).to.be.within(9_990, 10_000); // a fresh tag may be a false positive, at most 0.1%
+    });
+
+    it('at capacity, its false-positive rate is within the designed bound (0.1% over 5 stages)', () => {
+      // 100 000 probes; the stages' rates sum to 0.1% · 63/64: 98 expected, standard deviation 10; 4 sigma above.
+      const f = new ScalableBloomFilter(20_000, 1e-3);
+      for (const t of tags('scalable/fp/in', 20_000)) f.testAndAdd(t);
+      expect(f.stageCount).to.equal(5);
+      let hits = 0;
+      for (const t of tags('scalable/fp/probe', 100_000)) if (f.has(t)) hits++;
+      expect(hits / 100_000).to.be.within(0.0005, 0.0014);
+    });
+
+    it('past capacity, keeps recording in its last stage: no new stage, no tag forgotten', () => {
+      const f = new ScalableBloomFilter(3000, 1e-3);
+      const ts = tags('scalable/over', 4000);
+      ts.forEach((t) => f.testAndAdd(t));
+      expect(f.stageCount).to.equal(2);
+      expect(f.count).to.be.at.least(3990); // past capacity, a fresh tag may be a false positive, as in any full filter
+      expect(ts.every((t) => f.testAndAdd(t))).to.equal(true);
     });
   });
 });

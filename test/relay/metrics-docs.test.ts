@@ -5,7 +5,8 @@
  * dashboard (contrib/grafana-allium.json) queries exists.
  */
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { RelayMetrics } from '../../relay/metrics.js';
 
@@ -56,6 +57,21 @@ describe('relay metrics: the operator guide, the Grafana dashboard and the code 
     const docs = documented();
     expect([...docs.keys()].sort()).to.deep.equal([...code.keys()].sort());
     for (const [name, d] of docs) expect(d, name).to.deep.equal(code.get(name));
+  });
+
+  it('a relay collects the process metrics only when it serves metrics (no event-loop monitor otherwise)', async () => {
+    const { Relay } = await import('../../relay/relay.js');
+    const { silentLogger } = await import('../../relay/logger.js');
+    const dir = mkdtempSync(join(tmpdir(), 'allium-metrics-'));
+    try {
+      const config = { listen: '127.0.0.1:0', data_dir: dir, storage_quota: 0, log_level: 'silent' as const };
+      const quiet = new Relay(config, { log: silentLogger() });
+      const served = new Relay({ ...config, metrics: '127.0.0.1:0' }, { log: silentLogger() });
+      expect(await quiet.metrics.text()).to.not.include('nodejs_eventloop_lag_p99_seconds');
+      expect(await served.metrics.text()).to.include('nodejs_eventloop_lag_p99_seconds');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the process metrics the guide names exist (memory, CPU, file descriptors, event-loop lag, GC)', async () => {
