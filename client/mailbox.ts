@@ -77,13 +77,12 @@ export const MAX_MAILBOX_COLLECT_BYTES = 4 * 1024 * 1024;
 export const MAILBOX_READ_AHEAD = 4;
 /**
  * Windows of slots of one inbox a pass reads at once across its epochs (specs/messaging.md §9.5 "Circuits"): the
- * inbox's reads share one operation's circuits, and two windows (2 × MAILBOX_SCAN_GAP slots × 3 holders = 18 FETCHes
- * on 3 circuits) stay under CONTENT_FETCHES_PER_CIRCUIT (8) per circuit, well inside a forwarder's
- * MAX_FORWARDS_PER_CIRCUIT (12), which the four epochs read at once (36 FETCHes) would reach. One of them is the
- * newest epoch's, which never waits for the older epochs' (its mail is what a returning owner waits for); the older
- * epochs share the other.
+ * inbox's reads share one operation's circuits, and three windows (3 × MAILBOX_SCAN_GAP slots × 3 holders = 27
+ * small FETCHes on 3 circuits, 9 a circuit) stay under a forwarder's MAX_FORWARDS_PER_CIRCUIT (12), which the four
+ * epochs read at once (36 FETCHes) would reach. One of them is the newest epoch's, which never waits for the older
+ * epochs' (its mail is what a returning owner waits for); the older epochs read ahead share the other two.
  */
-export const MAILBOX_WINDOWS_PER_INBOX = 2;
+export const MAILBOX_WINDOWS_PER_INBOX = 3;
 /** Pairs a messenger keeps, and per-contact inboxes a pass reads (specs/limits.md MAX_MAILBOX_PAIRS). */
 export const MAX_MAILBOX_PAIRS = 256;
 
