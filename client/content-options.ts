@@ -4,6 +4,7 @@
  */
 import type { BlockRef } from '../protocol/chk.js';
 import type { AbortOptions } from '../net/abort.js';
+import type { ContentSession } from './content.js';
 
 export interface Progress {
   (done: number, total: number | null): void;
@@ -61,8 +62,20 @@ export interface GetOptions extends AbortOptions {
   onProgress?: Progress;
 }
 
+/**
+ * The calls that can run as part of a session (content.md §8.2 "Sessions"): fetchAnywhere(), fetchFromAll(),
+ * fetchAnswers(), storeAll(), storeEverywhere().
+ */
+export interface SessionOptions extends AbortOptions {
+  /**
+   * Run on this session's circuits (ContentClient.session(), of the same client) instead of an operation of the call's
+   * own. Default: an operation of its own, closed when the call settles.
+   */
+  session?: ContentSession;
+}
+
 /** fetchFromAll() and fetchAnswers(). */
-export interface FetchAllOptions extends AbortOptions {
+export interface FetchAllOptions extends SessionOptions {
   /** Asks for the stored head only (mailbox slots). */
   head?: boolean;
   /** Called with each copy as its holder answers, before the slowest holder has (it must not throw). */

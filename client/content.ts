@@ -50,7 +50,16 @@ import {
   type OperationCircuits,
 } from './content-circuits.js';
 
-import type { ContentOptions, FetchAllOptions, GetOptions, LatestEditionOptions, OpenedContent, PublishOptions, PutOptions } from './content-options.js';
+import type {
+  ContentOptions,
+  FetchAllOptions,
+  GetOptions,
+  LatestEditionOptions,
+  OpenedContent,
+  PublishOptions,
+  PutOptions,
+  SessionOptions,
+} from './content-options.js';
 
 export type {
   ContentOptions,
@@ -61,6 +70,7 @@ export type {
   Progress,
   PublishOptions,
   PutOptions,
+  SessionOptions,
 } from './content-options.js';
 
 const FLAG_RANDOM = 1;
@@ -68,6 +78,34 @@ const FLAG_RANDOM = 1;
 const PUT_WINDOW = SEGMENT_DATA + SEGMENT_DATA / 2;
 /** Fetch order within a segment: random (content.md §8.2). */
 const shuffled = (xs: number[]): number[] => crypto().shuffle(xs);
+
+/**
+ * Several calls of one ContentClient as one operation (content.md §8.2 "Sessions"): the calls given it in their
+ * `session` option share its circuits — at most the client's circuits per operation, built (or taken ahead) at its first
+ * request, replaced as any operation's are — until close(). For reads that are already linkable to whoever sees them
+ * (the slots of one inbox): a session joins at its forwarders what separate operations would keep apart.
+ */
+export class ContentSession {
+  private done = false;
+
+  /** Made by ContentClient.session(). */
+  constructor(
+    readonly owner: ContentClient,
+    readonly circuits: OperationCircuits,
+  ) {}
+
+  /** Whether close() was called. */
+  get closed(): boolean {
+    return this.done;
+  }
+
+  /** Ends the session: its circuits close now, or once the requests in flight on them settle. Idempotent. */
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.circuits.close();
+  }
+}
 
 export class ContentClient {
   private readonly circuits: ContentCircuits;
@@ -127,7 +165,7 @@ export class ContentClient {
    * Stores one item at each of its k holders (two tries each) and returns what each answered, 'refused' for a
    * holder that could not be reached. Throws ERR_UNREACHABLE when there is no store relay, ERR_ABORTED.
    */
-  storeAll(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
+  storeAll(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: SessionOptions = {}): Promise<ContentStatus[]> {
     return this.operation(options, (signal, op) => this.storeAllWith(kind, rk, bytes, signal, op));
   }
 
@@ -136,8 +174,26 @@ export class ContentClient {
     return this.shutdown.run(options, f);
   }
 
-  /** Runs `f` as one operation (content.md §8.2): on circuits of its own, closed when it ends. */
-  private operation<T>(options: AbortOptions, f: (signal: AbortSignal, op: OperationCircuits) => Promise<T>): Promise<T> {
+  /**
+   * A session: the calls given it (`session` option) run as one operation (content.md §8.2 "Sessions"), on circuits
+   * closed by its close() — or by this client's.
+   */
+  session(): ContentSession {
+    return new ContentSession(this, this.circuits.operation());
+  }
+
+  /**
+   * Runs `f` as one operation (content.md §8.2): on circuits of its own, closed when it ends; or, given a session
+   * (`options.session`), on the session's, left open. Throws ERR_CONFIG for another client's session, ERR_ABORTED
+   * for a closed one.
+   */
+  private operation<T>(options: SessionOptions, f: (signal: AbortSignal, op: OperationCircuits) => Promise<T>): Promise<T> {
+    const session = options.session;
+    if (session) {
+      if (session.owner !== this) return Promise.reject(new AlliumError('ERR_CONFIG', "a content session is its own client's only"));
+      if (session.closed) return Promise.reject(new AbortedError('the content session is closed'));
+      return this.scoped(options, (signal) => f(signal, session.circuits));
+    }
     return this.scoped(options, async (signal) => {
       const op = this.circuits.operation();
       try {
@@ -211,7 +267,7 @@ export class ContentClient {
   }
 
   /** Stores one item at its k holders; resolves when at least one acknowledged it, rejects otherwise. */
-  storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: AbortOptions = {}): Promise<ContentStatus[]> {
+  storeEverywhere(kind: ContentKind, rk: Uint8Array, bytes: Uint8Array, options: SessionOptions = {}): Promise<ContentStatus[]> {
     return this.operation(options, (signal, op) => this.storeEverywhereWith(kind, rk, bytes, signal, op));
   }
 
@@ -239,7 +295,7 @@ export class ContentClient {
    * everywhere"). Null when every holder answered without it; ERR_UNREACHABLE when none had it but some could not be
    * asked (or there is no holder).
    */
-  fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, options: AbortOptions = {}): Promise<Uint8Array | null> {
+  fetchAnywhere(kind: ContentKind, rk: Uint8Array, check: (bytes: Uint8Array) => boolean, options: SessionOptions = {}): Promise<Uint8Array | null> {
     return this.operation(options, (signal, op) => this.fetchAnywhereWith(op, kind, rk, check, signal));
   }
 

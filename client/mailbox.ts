@@ -18,7 +18,9 @@
  *   a bounded amount of memory. It only reads: nothing is deleted (items expire at the relays), so collecting
  *   changes nothing an observer of the slots could see or time. Each pass uses fresh circuits (a new ContentClient,
  *   which builds none ahead: it has no next operation to build them for once its pass ends), never the endpoint's
- *   own, so holders cannot link the mailbox to the endpoint descriptor it publishes.
+ *   own, so holders cannot link the mailbox to the endpoint descriptor it publishes; and within a pass, each inbox's
+ *   reads (all its epochs and slots) are one content session, on circuits no other inbox uses (§9.5 "Circuits").
+ *   A deposit's probe and stores are one session too.
  *
  * Holders of a slot may disagree when two senders race for it; a sender that meets `occupied` at some holder
  * also stores the same message (same id) in the next slot, and the collector drops copies by id.
@@ -50,7 +52,7 @@ import {
 } from '../protocol/mailbox.js';
 import { anySignal, signalOption, type AbortOptions } from '../net/abort.js';
 import type { CircuitSource } from './client.js';
-import { ContentClient, type ContentOptions } from './content.js';
+import { ContentClient, type ContentOptions, type ContentSession } from './content.js';
 import { solveIntroPow } from './messaging/pow-solver.js';
 import { choosePrekeys, fetchPrekeyRecord, PrekeyPublishers } from './prekeys.js';
 
@@ -73,6 +75,14 @@ export const MAX_MAILBOX_COLLECT_BYTES = 4 * 1024 * 1024;
  * one after the other they cost a round of slot reads each before the newest, where the mail is, is reached.
  */
 export const MAILBOX_READ_AHEAD = 4;
+/**
+ * Windows of slots of one inbox a pass reads at once across its epochs (specs/messaging.md §9.5 "Circuits"): the
+ * inbox's reads share one operation's circuits, and three windows (3 × MAILBOX_SCAN_GAP slots × 3 holders = 27
+ * small FETCHes on 3 circuits, 9 a circuit) stay under a forwarder's MAX_FORWARDS_PER_CIRCUIT (12), which the four
+ * epochs read at once (36 FETCHes) would reach. One of them is the newest epoch's, which never waits for the older
+ * epochs' (its mail is what a returning owner waits for); the older epochs read ahead share the other two.
+ */
+export const MAILBOX_WINDOWS_PER_INBOX = 3;
 /** Pairs a messenger keeps, and per-contact inboxes a pass reads (specs/limits.md MAX_MAILBOX_PAIRS). */
 export const MAX_MAILBOX_PAIRS = 256;
 
@@ -188,7 +198,36 @@ export class MailboxSender {
       prekeys = await this.prekeysOf(recipient, now, options.publishesPrekeys === true, options.signal);
       if (prekeys && options.onPrekeyRecord) await options.onPrekeyRecord(signalOption(options.signal));
     }
-    let slot = this.next.get(key) ?? (await this.frontier(inbox, options.signal));
+    // The deposit's probe and stores are one operation (§9.5 "Circuits"): the slots of one inbox, already linkable to
+    // whoever knows its key, on circuits of their own, closed when the deposit ends.
+    const session = this.content.session();
+    try {
+      return await this.depositIn(session, inbox, key, { recipient, data, id, n, now, exp, epoch, pairwise, prekeys }, options);
+    } finally {
+      session.close();
+    }
+  }
+
+  /** deposit() from the first free slot on, on `session`'s circuits. */
+  private async depositIn(
+    session: ContentSession,
+    inbox: Uint8Array,
+    key: string,
+    m: {
+      recipient: Uint8Array;
+      data: Uint8Array;
+      id: Uint8Array;
+      n: number;
+      now: number;
+      exp: number;
+      epoch: number;
+      pairwise: boolean;
+      prekeys: ItemPrekeys | null;
+    },
+    options: { attachment?: boolean; group?: boolean; device?: boolean } & AbortOptions,
+  ): Promise<DepositResult> {
+    const { recipient, data, id, n, now, exp, epoch, pairwise, prekeys } = m;
+    let slot = this.next.get(key) ?? (await this.frontier(inbox, session, options.signal));
     let stored: number | null = null;
     let statuses: ContentStatus[] = [];
     for (; slot < MAX_MAILBOX_SLOTS; slot++) {
@@ -209,7 +248,7 @@ export class MailboxSender {
       });
       // The slot's price (specs/messaging.md §9.3): effort(slot) hashes on average, solved in slices.
       const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
-      statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
+      statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), { session, ...signalOption(options.signal) });
       // Every holder refused the version 3 item (`invalid`: relays that predate it, or holders that force a
       // downgrade). The recipient publishes prekeys, so no version 2 item goes in its place (§9.6).
       if (prekeys && statuses.length > 0 && statuses.every((s) => s === 'invalid')) {
@@ -286,8 +325,8 @@ export class MailboxSender {
    * True when the slot is taken as readers count it (§9.5): the holders answering with something are at least as many
    * as those answering without. Throws ERR_UNREACHABLE when no holder answered (not known to be free), ERR_ABORTED.
    */
-  private async occupied(inbox: Uint8Array, slot: number, signal?: AbortSignal): Promise<boolean> {
-    const { copies, answered } = await this.content.fetchAnswers('mailbox', slotLocator(inbox, slot), { head: true, ...signalOption(signal) });
+  private async occupied(inbox: Uint8Array, slot: number, session: ContentSession, signal?: AbortSignal): Promise<boolean> {
+    const { copies, answered } = await this.content.fetchAnswers('mailbox', slotLocator(inbox, slot), { head: true, session, ...signalOption(signal) });
     if (answered === 0) throw new AlliumError('ERR_UNREACHABLE', `no holder of slot ${slot} of the inbox answered: its first free slot is not known`);
     return copies.length >= answered - copies.length;
   }
@@ -298,12 +337,12 @@ export class MailboxSender {
    * a later slot's work) would otherwise send us over free slots, past where readers stop. MAX_MAILBOX_SLOTS when
    * none is free. Throws ERR_UNREACHABLE when no holder answered a slot below the first free one, ERR_ABORTED.
    */
-  private async frontier(inbox: Uint8Array, signal?: AbortSignal): Promise<number> {
+  private async frontier(inbox: Uint8Array, session: ContentSession, signal?: AbortSignal): Promise<number> {
     let size = 1;
     for (let start = 0; start < MAX_MAILBOX_SLOTS; start += size, size = Math.min(size * 2, FRONTIER_WINDOW)) {
       const window = Array.from({ length: Math.min(size, MAX_MAILBOX_SLOTS - start) }, (_, i) => start + i);
       // Settled all before any is judged: a rejection is thrown in slot order, after the free slots below it.
-      const taken = await Promise.allSettled(window.map((s) => this.occupied(inbox, s, signal)));
+      const taken = await Promise.allSettled(window.map((s) => this.occupied(inbox, s, session, signal)));
       for (let i = 0; i < window.length; i++) {
         const t = taken[i]!;
         if (t.status === 'rejected') throw t.reason;
@@ -331,6 +370,33 @@ export interface MailboxPairs {
 interface InboxRef {
   readonly key: Uint8Array;
   readonly peer: Uint8Array | null;
+}
+
+/** One inbox's reads in a pass: its session (made at its first read), its epochs left, its older epochs' windows in flight. */
+interface InboxRead {
+  session: ContentSession | null;
+  left: number;
+  readonly gate: Gate;
+}
+
+/** At most `n` calls of run() at once; the others wait their turn, in order. */
+class Gate {
+  private busy = 0;
+  private readonly queue: (() => void)[] = [];
+
+  constructor(private readonly n: number) {}
+
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.busy >= this.n) await new Promise<void>((r) => this.queue.push(r));
+    else this.busy++;
+    try {
+      return await f();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.busy--;
+    }
+  }
 }
 
 /** Collects an identity's offline messages. */
@@ -422,6 +488,12 @@ export class MailboxCollector {
     const unanswered = new Set<string>();
     const epochs: number[] = [];
     for (let epoch = Math.min(first, ...pairs.map((p) => p.from)); epoch <= last; epoch++) epochs.push(epoch);
+    // One operation per inbox (§9.5 "Circuits"): every epoch and slot of one inbox read on the same circuits, made at
+    // its first read and closed after its last epoch's; two inboxes never share one. `left`: its epochs not yet read.
+    const reads = new Map<string, InboxRead>();
+    reads.set('', { session: null, left: epochs.filter((e) => e >= first).length, gate: new Gate(MAILBOX_WINDOWS_PER_INBOX - 1) });
+    for (const p of pairs)
+      reads.set(toHex(p.peer), { session: null, left: epochs.filter((e) => e >= p.from).length, gate: new Gate(MAILBOX_WINDOWS_PER_INBOX - 1) });
     // Up to MAILBOX_READ_AHEAD epochs are read at once (the newest first), and handed over epoch by epoch, in order: `turn[i]` settles
     // once every earlier epoch is handed over. The epoch whose turn it is hands over at half of `maxBytes`; those
     // read ahead of it together hold at most the other half, each its share, and then wait for their turn.
@@ -467,7 +539,15 @@ export class MailboxCollector {
         ...pairs.filter((p) => epoch >= p.from).map((p) => ({ key: pairInboxKey(p.secret, p.peer, epoch), peer: p.peer })),
       ];
       for (const inbox of inboxes) {
-        if (!(await this.readInbox(content, epoch, inbox, keep, onError, local.signal, settle))) unanswered.add(inbox.peer ? toHex(inbox.peer) : '');
+        const id = inbox.peer ? toHex(inbox.peer) : '';
+        const read = reads.get(id)!;
+        read.session ??= content.session();
+        try {
+          const gated = i === epochs.length - 1 ? null : read.gate;
+          if (!(await this.readInbox(content, read.session, gated, epoch, inbox, keep, onError, local.signal, settle))) unanswered.add(id);
+        } finally {
+          if (--read.left <= 0) read.session.close();
+        }
       }
       await turns[i]!.p;
       await handOverKept();
@@ -528,6 +608,8 @@ export class MailboxCollector {
 
   private async readInbox(
     content: ContentClient,
+    session: ContentSession,
+    gate: Gate | null,
     epoch: number,
     ref: InboxRef,
     keep: (f: Found) => Promise<void>,
@@ -558,7 +640,13 @@ export class MailboxCollector {
       throwIfAborted(signal);
       // Read a window of slots at once (those not known taken).
       const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
-      const answers = await Promise.all(window.map((s) => (isKnown(s) ? null : content.fetchAnswers('mailbox', slotLocator(inbox, s), signalOption(signal)))));
+      const readWindow = (): Promise<({ copies: Uint8Array[]; answered: number } | null)[]> => {
+        throwIfAborted(signal); // a window that waited its turn past an abort
+        return Promise.all(
+          window.map((s) => (isKnown(s) ? null : content.fetchAnswers('mailbox', slotLocator(inbox, s), { session, ...signalOption(signal) }))),
+        );
+      };
+      const answers = await (gate ? gate.run(readWindow) : readWindow());
       for (let i = 0; i < window.length; i++) {
         const s = window[i]!;
         const answer = answers[i]!;

@@ -49,7 +49,7 @@ import {
 import { OwnSenderKey, SenderChain } from '../../protocol/sender-key.js';
 import { signalOption, type AbortOptions } from '../../net/abort.js';
 import type { CircuitSource } from '../client.js';
-import { ContentClient, type ContentOptions } from '../content.js';
+import { ContentClient, type ContentOptions, type ContentSession } from '../content.js';
 import { MAILBOX_SCAN_GAP } from '../mailbox.js';
 import type { GroupInboxState } from './group-store.js';
 import { solveIntroPow } from './pow-solver.js';
@@ -206,11 +206,14 @@ export class GroupInbox {
     const held = this.current;
     if (!held) throw new AlliumError('ERR_GROUP_MEMBERSHIP', 'no group epoch held');
     const day = nextGroupDay(held.oldest, Math.max(held.oldest.day, mailboxEpochAt(this.now())), held.epoch.d);
+    // One operation for the deposit's stores (§13.9, §9.5 "Circuits"): slots of one inbox, on circuits of their own.
+    const session = this.content.session();
     try {
       let slot = -1;
-      for (const env of envelopes) slot = await this.depositOne(held, day, from, env, options);
+      for (const env of envelopes) slot = await this.depositOne(held, day, from, env, session, options);
       return { day: day.day, slot };
     } finally {
+      session.close();
       if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
     }
   }
@@ -220,6 +223,7 @@ export class GroupInbox {
     day: GroupDay,
     from: Identity,
     envelope: GroupMessage | SenderKeyDistribution,
+    session: ContentSession,
     options: AbortOptions,
   ): Promise<number> {
     const x = toHex(groupInboxKey(day));
@@ -231,7 +235,7 @@ export class GroupInbox {
       // No probe first: the hint (our last deposit, or how far we read) is near the frontier, and a slot's work below
       // index 32 is 256 hashes, less than a round trip; a slot another member took answers `occupied`.
       const w = await solveIntroPow(sealed.slot, sealed.effort, mailboxPowBinding(sealed.item), signalOption(options.signal));
-      statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), signalOption(options.signal));
+      statuses = await this.content.storeAll('mailbox', sealed.slot, encodeMailboxItem(sealed.item, w), { session, ...signalOption(options.signal) });
       const outcome = depositOutcome(statuses);
       if (outcome === 'stored') {
         if (this.writeHint.size >= 64) this.writeHint.delete(this.writeHint.keys().next().value!);
@@ -268,13 +272,19 @@ export class GroupInbox {
       const end = lastEpochDay(held.epoch.d);
       // The first day a window of which no holder answered (§13.9): it and later days are not known to be read.
       let unread = Infinity;
-      for (let d = Math.max(held.oldest.day, floor); d <= Math.min(last, end); d++) {
-        const day = nextGroupDay(held.oldest, d, held.epoch.d);
-        try {
-          if (!(await this.readDay(held, day, take, onError, options.signal)) && unread === Infinity) unread = d;
-        } finally {
-          if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
+      // One operation for the epoch's days (§13.9, §9.5 "Circuits"): another group epoch, or inbox, never shares it.
+      const session = this.content.session();
+      try {
+        for (let d = Math.max(held.oldest.day, floor); d <= Math.min(last, end); d++) {
+          const day = nextGroupDay(held.oldest, d, held.epoch.d);
+          try {
+            if (!(await this.readDay(held, day, session, take, onError, options.signal)) && unread === Infinity) unread = d;
+          } finally {
+            if (day.secret !== held.oldest.secret) crypto().wipe(day.secret);
+          }
         }
+      } finally {
+        session.close();
       }
       if (unread !== Infinity) {
         onError(new AlliumError('ERR_UNREACHABLE', `no holder of a slot of group epoch ${held.epoch.q} answered: read again next pass`));
@@ -318,6 +328,7 @@ export class GroupInbox {
   private async readDay(
     held: HeldEpoch,
     day: GroupDay,
+    session: ContentSession,
     take: (d: OpenedDeposit) => void,
     onError: (e: AlliumError) => void,
     signal?: AbortSignal,
@@ -330,7 +341,7 @@ export class GroupInbox {
     while (slot < MAX_MAILBOX_SLOTS && free < MAILBOX_SCAN_GAP) {
       throwIfAborted(signal);
       const window = Array.from({ length: Math.min(MAILBOX_SCAN_GAP, MAX_MAILBOX_SLOTS - slot) }, (_, i) => slot + i);
-      const answers = await Promise.all(window.map((s) => this.content.fetchAnswers('mailbox', slotLocator(x, s), signalOption(signal))));
+      const answers = await Promise.all(window.map((s) => this.content.fetchAnswers('mailbox', slotLocator(x, s), { session, ...signalOption(signal) })));
       for (let i = 0; i < window.length; i++) {
         const { copies, answered } = answers[i]!;
         // No holder answered: not known to be free. The day stops here, to be read on from this slot next pass.

@@ -268,7 +268,7 @@ describe('content: a forwarder that did not ask the holder is no answer (content
     }
   });
 
-  it("a mailbox pass builds its operations' circuits and none ahead, which its ContentClient, closed with the pass, would close unused", async () => {
+  it("a mailbox pass builds one operation's circuits per inbox and none ahead, which its ContentClient, closed with the pass, would close unused", async () => {
     const relays = [0, 1, 2, 3, 4, 5].map(relay);
     const built: FakeCircuit[] = [];
     const source = {
@@ -285,10 +285,11 @@ describe('content: a forwarder that did not ask the holder is no answer (content
       (e) => errors.push(e.code),
     );
     expect({ delivered, errors }).to.deep.equal({ delivered: 0, errors: [] });
-    // Each slot read is one operation with three requests (one per holder, all answered) on its three circuits.
-    const operations = built.reduce((n, c) => n + c.requests, 0) / 3;
-    expect(operations).to.be.greaterThan(0);
-    expect(built.length, `circuits built for ${operations} operations`).to.equal(3 * operations);
+    // One inbox (no pairs): all its slot reads, of every epoch, are one operation on three circuits (messaging.md §9.5
+    // "Circuits"); before, each slot read was an operation of its own, with three circuits (81 for this pass).
+    const reads = built.reduce((n, c) => n + c.requests, 0) / 3;
+    expect(reads).to.be.greaterThan(9);
+    expect(built.length, `circuits built for ${reads} slot reads`).to.equal(3);
     expect(built.filter((c) => c.state !== 'closed')).to.deep.equal([]);
   });
 });

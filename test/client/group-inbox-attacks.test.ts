@@ -52,6 +52,7 @@ function memorySlots(): Slots {
       },
       // As fetchAnswers: an unreachable holder is left out.
       fetchFromAll: (_kind: string, rk: Uint8Array) => s.content.fetchAnswers('mailbox', rk).then((a) => a.copies),
+      session: () => ({ close: () => {} }),
       close: () => {},
     } as unknown as ContentClient,
   };

@@ -35,6 +35,7 @@ function memorySlots(): { content: ContentClient; stores: () => number } {
       const have = slots.get(toHex(rk));
       return Promise.resolve({ copies: have ? [Uint8Array.from(have)] : [], answered: 1 });
     },
+    session: () => ({ close: () => {} }),
     close: () => {},
   } as unknown as ContentClient;
   return { content, stores: () => slots.size };

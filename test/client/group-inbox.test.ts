@@ -25,6 +25,7 @@ function fakeContent(answer: (storeCall: number) => string[]): { content: Conten
     },
     fetchFromAll: () => Promise.resolve([]),
     fetchAnswers: () => Promise.resolve({ copies: [], answered: 1 }),
+    session: () => ({ close: () => {} }),
     close: () => {},
   } as unknown as ContentClient;
   return { content, stored };

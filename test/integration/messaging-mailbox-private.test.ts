@@ -129,6 +129,32 @@ describe('private mailboxes (relay processes)', function () {
     expect(copies.map((c) => dec(openMailboxItem(dave, rk0, c).data))).to.deep.equal(copies.map(() => 'hello dave'));
   });
 
+  it('a first pass reads each inbox on one operation\'s circuits, not a set per slot read (§9.5 "Circuits")', async () => {
+    const frank = new Messenger(ca, createIdentity(), { offline: { collect: false } });
+    const build = ca.newCircuit.bind(ca);
+    let builds = 0;
+    try {
+      await frank.contacts.add(formatCard(bob.identity.publicKey), { name: 'bob' });
+      await bob.contacts.add(formatCard(frank.identity.publicKey), { name: 'frank' });
+      expect((await bob.send(frank.address, enc('while you were away'), { offline: 'only' })).status).to.equal('stored-offline');
+      const got: string[] = [];
+      frank.on('message:received', (m) => void got.push(dec(m.data)));
+      ca.newCircuit = (o) => {
+        builds++;
+        return build(o);
+      };
+      // Two inboxes (the first-contact one and bob's), nine epochs each, a window of three slots or more per epoch:
+      // at least 54 slot reads, each an operation of three circuits before. Now three circuits per inbox, and a
+      // few more for any that failed, closed or was retired meanwhile.
+      expect(await frank.checkMailbox()).to.equal(1);
+      expect(got).to.deep.equal(['while you were away']);
+      expect(builds).to.be.at.most(2 * 3 + 3);
+    } finally {
+      ca.newCircuit = build;
+      frank.close();
+    }
+  });
+
   it('a pass whose circuits all fail says so and counts nothing as read; the next pass reads the message', async () => {
     const erin = createIdentity();
     expect((await bob.send(formatAddress(erin.publicKey), enc('during the outage'), { offline: 'only' })).status).to.equal('stored-offline');
