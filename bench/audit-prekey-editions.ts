@@ -12,13 +12,19 @@
  *   - count: the KS distance between the edition's offset in its window for owners that published once and owners
  *     that published several times in the window (0: a single fetch does not tell how often it published).
  *
- * Polling is not measured here: an observer that fetches every T minutes sees a new edition appear within T of the
- * publication, whatever the record says (SECURITY.md).
+ *   - polling: an observer that fetches the current epoch's record from a holder (the relay's store,
+ *     relay/block-store.ts, on the same clock) every --poll minutes takes each change of edition for a publication
+ *     the owner made between the two fetches and guesses its moment as their middle; the error of that guess, over
+ *     every change it saw (before holders kept a record back until its edition's window, about half the interval).
  *
  *   --sessions N   online sessions simulated (default 400)
+ *   --poll M       the polling observer's interval in minutes (default 5)
  *   --seed S       seed of the owner's behaviour (default "allium-prekey-editions-1")
  *   --json         print the result as JSON
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ContentClient } from '../client/content.js';
 import { memoryGroupStorage } from '../client/messaging/group-store.js';
 import { PrekeyOwner } from '../client/prekeys.js';
@@ -27,9 +33,10 @@ import { initCrypto } from '../crypto/index.js';
 import { createIdentity } from '../protocol/address.js';
 import { mailboxEpochAt } from '../protocol/mailbox.js';
 import { openPrekeyRecord, prekeyRecordKeys } from '../protocol/prekeys.js';
+import { BlockStore } from '../relay/block-store.js';
 import { parseFlags } from './lib/options.js';
 
-const USAGE = 'usage: npm run audit:prekeys -- [--sessions N] [--seed S] [--json]';
+const USAGE = 'usage: npm run audit:prekeys -- [--sessions N] [--poll M] [--seed S] [--json]';
 const HOUR = 3600_000;
 /** The coarsest period the observer can be sure of without reading the record: the epoch of its routing key. */
 const WINDOW_GUESS = 12 * HOUR;
@@ -46,8 +53,9 @@ function ks(a: number[], b: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), { sessions: 'number', seed: 'string', json: 'boolean' }, USAGE);
+  const flags = parseFlags(process.argv.slice(2), { sessions: 'number', poll: 'number', seed: 'string', json: 'boolean' }, USAGE);
   const sessions = flags.sessions ?? 400;
+  const poll = Math.max(1, flags.poll ?? 5) * 60_000;
   await initCrypto();
   const rand = seededRandom(flags.seed ?? 'allium-prekey-editions-1');
   const uniform = (): number => new DataView(rand(4).buffer).getUint32(0) / 2 ** 32;
@@ -57,12 +65,40 @@ async function main(): Promise<void> {
   const owner = new PrekeyOwner(identity, memoryGroupStorage(), () => now);
   let latest: Uint8Array | null = null;
   let latestRk = '';
+  // One holder of every record, the relay's own store on the audit's clock, for the polling observer.
+  const dir = mkdtempSync(join(tmpdir(), 'allium-audit-prekeys-'));
+  const store = new BlockStore(dir, 64 * 1024 * 1024);
   const holders = {
     storeAll: (_kind: string, rk: Uint8Array, bytes: Uint8Array) => {
       if (Buffer.from(rk).toString('hex') === latestRk) latest = bytes;
+      try {
+        store.putRecord(rk, bytes, now);
+      } catch {
+        /* an edition the holder already has a newer one of */
+      }
       return Promise.resolve(['ok']);
     },
   } as unknown as ContentClient;
+  /** Publication moments by edition (the polling observer's truth). */
+  const publishedAt = new Map<number, number>();
+  const pollError: number[] = [];
+  let polled = now;
+  let seenEdition = -1;
+  /** The polling observer fetches every `poll` ms up to `until`, guessing a publication at each change it sees. */
+  const pollUntil = (until: number): void => {
+    for (; polled + poll <= until;) {
+      const before = polled;
+      polled += poll;
+      const bytes = store.getRecord(prekeyRecordKeys(identity.publicKey, mailboxEpochAt(polled)).rk, polled);
+      if (!bytes) continue;
+      const ed = openPrekeyRecord(identity.publicKey, mailboxEpochAt(polled), bytes).edition;
+      if (ed === seenEdition) continue;
+      const first = seenEdition === -1;
+      seenEdition = ed;
+      const truth = publishedAt.get(ed);
+      if (!first && truth !== undefined) pollError.push(Math.abs((before + polled) / 2 - truth));
+    }
+  };
 
   const resolution: number[] = [];
   const error: number[] = [];
@@ -72,14 +108,18 @@ async function main(): Promise<void> {
   let inWindow = 0;
   for (let i = 0; i < sessions; i++) {
     // Offline for 1–30 hours, then online: listening publishes the records.
-    now += Math.floor((1 + 29 * uniform()) * HOUR);
+    const online = now + Math.floor((1 + 29 * uniform()) * HOUR);
+    pollUntil(online);
+    now = online;
     latestRk = Buffer.from(prekeyRecordKeys(identity.publicKey, mailboxEpochAt(now)).rk).toString('hex');
     const w = Math.floor(now / WINDOW_GUESS);
     inWindow = w === window ? inWindow + 1 : 1;
     window = w;
     latest = null;
+    const edBefore = owner.lastEdition();
     await owner.publish(holders);
     const published = now;
+    if (owner.lastEdition() !== edBefore) publishedAt.set(owner.lastEdition(), published);
     if (latest === null) continue; // nothing published this time (the owner had no edition left in the window)
     // The observer fetches once, later in the same epoch, and opens the record with the address.
     const r = openPrekeyRecord(identity.publicKey, mailboxEpochAt(now), latest);
@@ -92,7 +132,7 @@ async function main(): Promise<void> {
     error.push(Math.abs((lo + hi) / 2 - published));
     (inWindow === 1 ? offsetOnce : offsetMany).push(r.edition % WINDOW_GUESS);
   }
-  const h = (ms: number): string => (ms >= HOUR ? `${(ms / HOUR).toFixed(2)} h` : `${ms} ms`);
+  const h = (ms: number): string => (ms >= HOUR ? `${(ms / HOUR).toFixed(2)} h` : ms >= 60_000 ? `${(ms / 60_000).toFixed(1)} min` : `${ms} ms`);
   const result = {
     sessions,
     fetches: resolution.length,
@@ -105,7 +145,13 @@ async function main(): Promise<void> {
     ksCritical: 1.358 * Math.sqrt((offsetOnce.length + offsetMany.length) / Math.max(1, offsetOnce.length * offsetMany.length)),
     once: offsetOnce.length,
     many: offsetMany.length,
+    pollMinutes: poll / 60_000,
+    pollChanges: pollError.length,
+    pollErrorMedianMs: quantile(pollError, 0.5),
+    pollErrorP90Ms: quantile(pollError, 0.9),
   };
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
   if (flags.json) {
     console.log(JSON.stringify(result, null, 2));
     return;
@@ -115,6 +161,7 @@ async function main(): Promise<void> {
       `prekey record observer: ${result.fetches} single fetches over ${sessions} online sessions`,
       `  resolution of the owner's online moment: median ${h(result.resolutionMedianMs)}, smallest ${h(result.resolutionMinMs)}`,
       `  error of the best guess: median ${h(result.errorMedianMs)}, 90th percentile ${h(result.errorP90Ms)}`,
+      `  polling every ${result.pollMinutes} min: ${result.pollChanges} changes of edition seen; error of the guessed publication moment: median ${h(result.pollErrorMedianMs)}, 90th percentile ${h(result.pollErrorP90Ms)}`,
       `  publications in the window (1 vs more, ${result.once} vs ${result.many} fetches): KS distance of the edition's offset ${result.countKs?.toFixed(3) ?? '-'} (critical at 0.05: ${result.ksCritical.toFixed(3)})`,
     ].join('\n'),
   );

@@ -192,6 +192,11 @@ export class PrekeyOwner {
     return this.oneTime.some((k) => crypto().equal(k.pk, publicKey));
   }
 
+  /** The edition of the last records made (0: none yet; tests and the audit). */
+  lastEdition(): number {
+    return this.edition;
+  }
+
   /** Retired one-time prekeys whose secrets are still kept (tests). */
   retiredCount(): number {
     return this.retired.length;
