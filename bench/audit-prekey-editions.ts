@@ -64,13 +64,12 @@ async function main(): Promise<void> {
   let now = Date.UTC(2026, 11, 7);
   const owner = new PrekeyOwner(identity, memoryGroupStorage(), () => now);
   let latest: Uint8Array | null = null;
-  let latestRk = '';
   // One holder of every record, the relay's own store on the audit's clock, for the polling observer.
   const dir = mkdtempSync(join(tmpdir(), 'allium-audit-prekeys-'));
   const store = new BlockStore(dir, 64 * 1024 * 1024);
   const holders = {
     storeAll: (_kind: string, rk: Uint8Array, bytes: Uint8Array) => {
-      if (Buffer.from(rk).toString('hex') === latestRk) latest = bytes;
+      latest ??= bytes; // the first record of the publication: the epoch of its edition
       try {
         store.putRecord(rk, bytes, now);
       } catch {
@@ -82,6 +81,8 @@ async function main(): Promise<void> {
   /** Publication moments by edition (the polling observer's truth). */
   const publishedAt = new Map<number, number>();
   const pollError: number[] = [];
+  /** The same observer knowing the rule: an edition served at its window's start was published in the window before. */
+  const pollInformed: number[] = [];
   let polled = now;
   let seenEdition = -1;
   /** The polling observer fetches every `poll` ms up to `until`, guessing a publication at each change it sees. */
@@ -96,7 +97,13 @@ async function main(): Promise<void> {
       const first = seenEdition === -1;
       seenEdition = ed;
       const truth = publishedAt.get(ed);
-      if (!first && truth !== undefined) pollError.push(Math.abs((before + polled) / 2 - truth));
+      if (!first && truth !== undefined) {
+        pollError.push(Math.abs((before + polled) / 2 - truth));
+        // At the window's start: the middle of the window before; otherwise (served at once) the change's middle.
+        const w = ed - (ed % WINDOW_GUESS);
+        const atStart = before < w + 4096 && polled >= w;
+        pollInformed.push(Math.abs((atStart ? w - WINDOW_GUESS / 2 : (before + polled) / 2) - truth));
+      }
     }
   };
 
@@ -111,7 +118,6 @@ async function main(): Promise<void> {
     const online = now + Math.floor((1 + 29 * uniform()) * HOUR);
     pollUntil(online);
     now = online;
-    latestRk = Buffer.from(prekeyRecordKeys(identity.publicKey, mailboxEpochAt(now)).rk).toString('hex');
     const w = Math.floor(now / WINDOW_GUESS);
     inWindow = w === window ? inWindow + 1 : 1;
     window = w;
@@ -121,13 +127,14 @@ async function main(): Promise<void> {
     const published = now;
     if (owner.lastEdition() !== edBefore) publishedAt.set(owner.lastEdition(), published);
     if (latest === null) continue; // nothing published this time (the owner had no edition left in the window)
-    // The observer fetches once, later in the same epoch, and opens the record with the address.
-    const r = openPrekeyRecord(identity.publicKey, mailboxEpochAt(now), latest);
+    // The observer fetches the edition once, when it is served, and opens the record with the address.
+    const r = openPrekeyRecord(identity.publicKey, mailboxEpochAt(owner.lastEdition()), latest);
     // The times consistent with what it saw: an edition in ms is the publication time; an edition of version 2 is
-    // the start of its window plus a counter, and says only that the publication fell in the window.
+    // the start of its window plus a counter, published in that window (at once) or in the one before (ahead): the
+    // observer cannot tell which, so the publication fell in the two windows around the edition's start.
     const coarse = r.edition % WINDOW_GUESS < 4096 && r.bundle.created % WINDOW_GUESS === 0;
-    const lo = coarse ? r.edition - (r.edition % WINDOW_GUESS) : r.edition;
-    const hi = coarse ? lo + WINDOW_GUESS : r.edition;
+    const lo = coarse ? r.edition - (r.edition % WINDOW_GUESS) - WINDOW_GUESS : r.edition;
+    const hi = coarse ? lo + 2 * WINDOW_GUESS : r.edition;
     resolution.push(hi - lo);
     error.push(Math.abs((lo + hi) / 2 - published));
     (inWindow === 1 ? offsetOnce : offsetMany).push(r.edition % WINDOW_GUESS);
@@ -149,6 +156,8 @@ async function main(): Promise<void> {
     pollChanges: pollError.length,
     pollErrorMedianMs: quantile(pollError, 0.5),
     pollErrorP90Ms: quantile(pollError, 0.9),
+    pollInformedMedianMs: quantile(pollInformed, 0.5),
+    pollInformedP90Ms: quantile(pollInformed, 0.9),
   };
   store.close();
   rmSync(dir, { recursive: true, force: true });
@@ -161,7 +170,7 @@ async function main(): Promise<void> {
       `prekey record observer: ${result.fetches} single fetches over ${sessions} online sessions`,
       `  resolution of the owner's online moment: median ${h(result.resolutionMedianMs)}, smallest ${h(result.resolutionMinMs)}`,
       `  error of the best guess: median ${h(result.errorMedianMs)}, 90th percentile ${h(result.errorP90Ms)}`,
-      `  polling every ${result.pollMinutes} min: ${result.pollChanges} changes of edition seen; error of the guessed publication moment: median ${h(result.pollErrorMedianMs)}, 90th percentile ${h(result.pollErrorP90Ms)}`,
+      `  polling every ${result.pollMinutes} min: ${result.pollChanges} changes of edition seen; error of the guessed publication moment: median ${h(result.pollErrorMedianMs)}, 90th percentile ${h(result.pollErrorP90Ms)}; knowing the rule (the window before): median ${h(result.pollInformedMedianMs)}, 90th percentile ${h(result.pollInformedP90Ms)}`,
       `  publications in the window (1 vs more, ${result.once} vs ${result.many} fetches): KS distance of the edition's offset ${result.countKs?.toFixed(3) ?? '-'} (critical at 0.05: ${result.ksCritical.toFixed(3)})`,
     ].join('\n'),
   );
