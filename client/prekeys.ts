@@ -5,7 +5,9 @@
  * PREKEY_GRACE_MS (until the last item sealed to them, even from a stale record a holder replays, has expired), and
  * MAX_ONE_TIME_PREKEYS published one-time prekeys. It publishes a record for each epoch from the current one to
  * PREKEY_PUBLISH_EPOCHS − 1 ahead, so a sender finds one while the owner is offline; the records' editions say only
- * the 12-hour window they were published in (protocol/prekeys.ts), since anyone with the address reads them. A
+ * a 12-hour window (protocol/prekeys.ts), since anyone with the address reads them, and are for the next window,
+ * which holders serve only from its start (at once only when no record covers the current epoch), so a reader that
+ * polls them does not see when the owner ran. A
  * collection pass (beginPass … endPass) looks secrets up by id and marks the one-time prekeys that opened an item as
  * used. A used one-time prekey stays listed, and opens what is sealed to it, until the next record is published
  * without it (the rollover: at most once per PREKEY_REPUBLISH_MIN_MS, so draining the one-time prekeys cannot make
@@ -61,10 +63,11 @@ export const PREKEY_PUBLISH_EPOCHS = 8;
 export const PREKEY_ROTATE_MS = 7 * 86400_000;
 /**
  * How long a replaced signed prekey's secret is kept. A record listing it may be served (the newest, or a stale copy
- * a holder replays) until the last epoch it was published for ends, PREKEY_PUBLISH_EPOCHS epochs after its
- * publication, and an item sealed then lives MAX_MAILBOX_TTL_MS; the skew covers the sender's and the relays' clocks.
+ * a holder replays) until the last epoch its edition was published for ends, PREKEY_PUBLISH_EPOCHS epochs after the
+ * edition — which is up to a window after the publication (an edition for the next window) — and an item sealed
+ * then lives MAX_MAILBOX_TTL_MS; the skew covers the sender's and the relays' clocks.
  */
-export const PREKEY_GRACE_MS = PREKEY_PUBLISH_EPOCHS * MAILBOX_EPOCH_SECONDS * 1000 + MAX_MAILBOX_TTL_MS + 2 * MAILBOX_CLOCK_SKEW_MS;
+export const PREKEY_GRACE_MS = PREKEY_PUBLISH_EPOCHS * MAILBOX_EPOCH_SECONDS * 1000 + PREKEY_WINDOW_MS + MAX_MAILBOX_TTL_MS + 2 * MAILBOX_CLOCK_SKEW_MS;
 /** Signed prekeys kept at most (the current one and those in their grace: replacements are ≥ PREKEY_ROTATE_MS apart). */
 export const MAX_SIGNED_PREKEYS = 4;
 /**
@@ -76,7 +79,10 @@ export const PREKEY_FRESH_MS = 86400_000;
 export const ONE_TIME_GRACE_MS = PREKEY_FRESH_MS + 2 * MAILBOX_CLOCK_SKEW_MS;
 /** Used one-time prekeys are replaced, and the records published again for that, at most this often. */
 export const PREKEY_REPUBLISH_MIN_MS = 3600_000;
-/** A listening owner publishes its records again when the last edition is this old (fresh, and covering the epochs ahead). */
+/**
+ * A listening owner publishes its records once per window of this length: when it has no edition for the next window
+ * yet (fresh, and covering the epochs ahead).
+ */
 export const PREKEY_REFRESH_MS = PREKEY_WINDOW_MS;
 /**
  * Retired one-time prekeys kept at most: rollovers are PREKEY_REPUBLISH_MIN_MS apart and retire at most
@@ -192,6 +198,11 @@ export class PrekeyOwner {
     return this.oneTime.some((k) => crypto().equal(k.pk, publicKey));
   }
 
+  /** The edition of the last records made (0: none yet; tests and the audit). */
+  lastEdition(): number {
+    return this.edition;
+  }
+
   /** Retired one-time prekeys whose secrets are still kept (tests). */
   retiredCount(): number {
     return this.retired.length;
@@ -208,7 +219,7 @@ export class PrekeyOwner {
   /**
    * Ends a collection pass: marks the one-time prekeys that opened items as used, wipes the retired ones whose grace
    * ended before the pass began, rotates and expires signed prekeys as due, and saves. Returns true when the records
-   * must be published again: the signed prekey was replaced, the last edition is PREKEY_REFRESH_MS old, or a used
+   * must be published again: the signed prekey was replaced, no edition was made for the next window yet, or a used
    * one-time prekey can be rolled over (PREKEY_REPUBLISH_MIN_MS after the last rollover, with room to retire it) —
    * and an edition is left in the current window (protocol/prekeys.ts; none left: nothing is due until the next).
    */
@@ -235,20 +246,22 @@ export class PrekeyOwner {
     if (this.refresh()) changed = true;
     if (changed) await this.save(options);
     const now = this.clock();
-    return this.editionLeft(now) && (this.rotated || now - this.edition >= PREKEY_REFRESH_MS || this.canRoll(now));
+    return this.editionLeft(now) && (this.rotated || this.edition < prekeyWindowAt(now) + PREKEY_REFRESH_MS || this.canRoll(now));
   }
 
   /**
-   * The records to publish (one per epoch from the current one, PREKEY_PUBLISH_EPOCHS of them), with a new edition
-   * that says no more than the current publication window (specs/messaging.md §9.6 "Editions"): the first of a
-   * window its start + a random offset below PREKEY_EDITION_SPREAD, later ones the last + 1. None (and nothing
-   * changes) when no edition is left in the window. Used one-time prekeys are rolled over first when allowed: retired
-   * (their secrets kept for ONE_TIME_GRACE_MS from this edition) and replaced by fresh ones.
+   * The records to publish (one per epoch from the edition's, PREKEY_PUBLISH_EPOCHS of them), with a new edition
+   * for the next publication window (specs/messaging.md §9.6 "Editions"), which holders serve from that window's
+   * start (content.md §4), so a reader that polls them does not see when the owner ran — or for the current window
+   * when no record of the owner covers the current epoch (senders need one now). The first edition of a window is
+   * its start + a random offset below PREKEY_EDITION_SPREAD, later ones the last + 1. None (and nothing changes) when
+   * no edition is left for the window. Used one-time prekeys are rolled over first when allowed: retired (their
+   * secrets kept for ONE_TIME_GRACE_MS from this edition, the time it is served) and replaced by fresh ones.
    */
   records(): Array<{ rk: Uint8Array; bytes: Uint8Array }> {
     const now = this.clock();
     if (!this.editionLeft(now)) return [];
-    const window = prekeyWindowAt(now);
+    const window = this.targetWindow(now);
     this.edition = this.edition < window ? window + (new DataView(crypto().random(4).buffer).getUint32(0) % PREKEY_EDITION_SPREAD) : this.edition + 1;
     if (this.canRoll(now)) {
       const used = this.oneTime.filter((k) => k.used);
@@ -261,7 +274,7 @@ export class PrekeyOwner {
     const spk = this.signed[this.signed.length - 1]!;
     // The signed prekey's creation to its window too: it is the moment the owner ran, as an edition is.
     const bundle: PrekeyBundle = { spk: spk.pk, created: prekeyWindowAt(spk.created), otks: this.oneTime.map((k) => k.pk), version: 2 };
-    const first = mailboxEpochAt(now);
+    const first = mailboxEpochAt(this.edition);
     return Array.from({ length: PREKEY_PUBLISH_EPOCHS }, (_, i) => createPrekeyRecord(this.identity, first + i, this.edition, bundle));
   }
 
@@ -278,12 +291,21 @@ export class PrekeyOwner {
   }
 
   /**
-   * A new edition can be made at `now`: a new window, or the last edition + 1 still below the window's start +
-   * PREKEY_EDITIONS_PER_WINDOW (a last edition in ms from before windows, or a clock set back, waits for a window).
+   * A new edition can be made at `now`: one for a window later than the last edition's, or the last edition + 1
+   * still below the window's start + PREKEY_EDITIONS_PER_WINDOW (a clock set back waits for a window).
    */
   private editionLeft(now: number): boolean {
-    const window = prekeyWindowAt(now);
+    const window = this.targetWindow(now);
     return this.edition < window || this.edition + 1 - window < PREKEY_EDITIONS_PER_WINDOW;
+  }
+
+  /**
+   * The window an edition made at `now` is for: the next one, or the current one when no record published covers the
+   * current epoch (none yet, or the last covered only epochs that have ended): senders then need one at once.
+   */
+  private targetWindow(now: number): number {
+    const covered = this.edition > 0 && mailboxEpochAt(this.edition) + PREKEY_PUBLISH_EPOCHS - 1 >= mailboxEpochAt(now);
+    return prekeyWindowAt(now) + (covered ? PREKEY_WINDOW_MS : 0);
   }
 
   /** Used one-time prekeys may be retired now: the rate allows it and the retired table has room for them all. */
@@ -545,7 +567,9 @@ export class PrekeyPublishers {
     const ed = this.newest.get(toHex(recipient))?.ed;
     if (ed === undefined || ed === 0) return false;
     const epoch = mailboxEpochAt(now);
-    return epoch >= mailboxEpochAt(ed) && epoch <= mailboxEpochAt(ed) + PREKEY_PUBLISH_EPOCHS - 1;
+    // From the epoch of the window before the edition's: an edition for the next window is published only while a
+    // record covers the current epoch (specs/messaging.md §9.6), and a relay without the hold serves it early.
+    return epoch >= mailboxEpochAt(Math.max(0, ed - PREKEY_WINDOW_MS)) && epoch <= mailboxEpochAt(ed) + PREKEY_PUBLISH_EPOCHS - 1;
   }
 }
 

@@ -20,6 +20,18 @@ import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { AlliumError, CryptoError, ProtocolError } from './errors.js';
 
 export const MAX_RECORD_BYTES = 2048;
+/** A record whose edition, read as Unix ms, is at most this far past a holder's clock is served (content.md §4). */
+export const RECORD_CLOCK_SKEW_MS = 10 * 60 * 1000;
+/**
+ * An edition further ahead than the skew but at most this far ahead of a holder's clock is an edition to come:
+ * held, one per key, until its time (content.md §4). Beyond it, an edition is kept and served at once.
+ */
+export const RECORD_HOLD_MAX_MS = 13 * 3600 * 1000;
+
+/** True when edition `ed` is one to come at a holder whose clock reads `now` (content.md §4, "Editions to come"). */
+export function editionToCome(ed: number, now: number): boolean {
+  return ed > now + RECORD_CLOCK_SKEW_MS && ed <= now + RECORD_HOLD_MAX_MS;
+}
 /** Length of an SSK link's secret (content.md §4–§5). */
 export const SSK_SECRET_LEN = 32;
 const L = {

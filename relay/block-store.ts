@@ -24,6 +24,9 @@
  *   the owner's collection writes nothing here and leaves no time or state behind). The slot stays occupied for
  *   MAILBOX_HOLD_MS after it was stored, so an inbox's slots stay a contiguous run, and then the row goes. Expiry
  *   is enforced on every read and swept on writes and replication passes.
+ * - An updatable-key record's edition to come (content.md §4: an edition, read as Unix ms, 10 min to 13 h ahead of
+ *   the clock) waits in records_held, one row per key, and is served from its time on; the next write or sweep
+ *   moves it to records (a read still writes nothing).
  * - Endpoint descriptors (records rows with an `expires` time) are valid until the end of the period after theirs;
  *   the same sweep deletes the rows past that, returning their bytes to the quota. Signed updatable-key records
  *   (`expires` NULL) do not expire.
@@ -37,7 +40,7 @@ import { join } from 'node:path';
 import { BLOCK_LEN, verifyStoredBlock } from '../protocol/chk.js';
 import { crypto } from '../crypto/index.js';
 import { fromHex, toHex } from '../protocol/bytes.js';
-import { verifyRecord, type SskRecord } from '../protocol/ssk.js';
+import { editionToCome, RECORD_CLOCK_SKEW_MS, verifyRecord, type SskRecord } from '../protocol/ssk.js';
 import { verifyEndpointDescriptor } from '../protocol/endpoint-descriptor.js';
 import { AlliumError, LimitError, ProtocolError } from '../protocol/errors.js';
 import { periodStart } from '../protocol/key-blinding.js';
@@ -142,6 +145,12 @@ export class BlockStore {
         checked_gen TEXT NOT NULL DEFAULT '',
         expires INTEGER
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS records_held (
+        rk BLOB PRIMARY KEY,
+        edition INTEGER NOT NULL,
+        data BLOB NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS records_held_edition ON records_held (edition);
       CREATE TABLE IF NOT EXISTS mailbox (
         rk BLOB PRIMARY KEY,
         state TEXT NOT NULL,
@@ -175,6 +184,13 @@ export class BlockStore {
       upsertRecord: this.db.prepare(
         "INSERT INTO records (rk, edition, data, expires) VALUES (?, ?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data, expires = excluded.expires, checked_gen = ''",
       ),
+      getHeld: this.db.prepare<[Uint8Array], { data: Buffer; edition: number }>('SELECT data, edition FROM records_held WHERE rk = ?'),
+      upsertHeld: this.db.prepare(
+        'INSERT INTO records_held (rk, edition, data) VALUES (?, ?, ?) ON CONFLICT(rk) DO UPDATE SET edition = excluded.edition, data = excluded.data',
+      ),
+      deleteHeld: this.db.prepare('DELETE FROM records_held WHERE rk = ?'),
+      dueHeld: this.db.prepare<[number], { rk: Buffer }>('SELECT rk FROM records_held WHERE edition <= ? ORDER BY edition LIMIT 256'),
+      heldUsage: this.db.prepare<[], { b: number | null }>('SELECT SUM(LENGTH(data)) AS b FROM records_held'),
       expiredEndpointBytes: this.db.prepare<[number], { b: number | null }>('SELECT SUM(LENGTH(data)) AS b FROM records WHERE expires <= ?'),
       deleteExpiredEndpoints: this.db.prepare('DELETE FROM records WHERE expires <= ?'),
       evictable: this.db.prepare<[], { rk: Buffer; role: string; copies: number }>(
@@ -208,7 +224,8 @@ export class BlockStore {
     const u = this.stmts.usage.get()!;
     const r = this.stmts.recordUsage.get()!;
     const m = this.stmts.mailboxUsage.get()!;
-    this.bytesUsed = (u.b ?? 0) + (r.b ?? 0) + (m.b ?? 0);
+    const held = this.stmts.heldUsage.get()!;
+    this.bytesUsed = (u.b ?? 0) + (r.b ?? 0) + (m.b ?? 0) + (held.b ?? 0);
     this.blockCount = u.n;
   }
 
@@ -334,20 +351,52 @@ export class BlockStore {
   }
 
   /**
-   * Stores a signed record if it verifies and is newer than the one held. Throws ERR_SIGNATURE, ERR_CONTENT,
-   * ERR_RECORD_STALE (an older or equal edition: a replay or a rollback attempt).
+   * Stores a signed record if it verifies and is newer than the one held. An edition to come (content.md §4: ahead
+   * of `now` by more than RECORD_CLOCK_SKEW_MS, at most RECORD_HOLD_MAX_MS) is held, one per key (a higher one
+   * replaces it), and served from its time on; an edition whose time has come drops a held one it is not below.
+   * Throws ERR_SIGNATURE, ERR_CONTENT, ERR_RECORD_STALE (an older edition than one held or served: a replay or a
+   * rollback attempt).
    */
-  putRecord(rk: Uint8Array, data: Uint8Array): { result: StoreResult; record: SskRecord } {
+  putRecord(rk: Uint8Array, data: Uint8Array, now = Date.now()): { result: StoreResult; record: SskRecord } {
     const record = verifyRecord(rk, data);
+    this.promoteHeld(rk, now);
     const have = this.stmts.getRecord.get(rk);
     if (have) {
       if (have.edition > record.ed) throw new ProtocolError('ERR_RECORD_STALE', 'a newer edition is held');
       if (have.edition === record.ed) return { result: 'exists', record };
     }
+    const held = this.stmts.getHeld.get(rk);
+    if (held?.edition === record.ed) return { result: 'exists', record };
+    if (editionToCome(record.ed, now)) {
+      if (held && held.edition > record.ed) throw new ProtocolError('ERR_RECORD_STALE', 'a newer edition is held');
+      this.makeRoom(data.length - (held?.data.length ?? 0));
+      this.write(() => this.stmts.upsertHeld.run(rk, record.ed, data));
+      this.bytesUsed += data.length - (held?.data.length ?? 0);
+      return { result: 'stored', record };
+    }
     this.makeRoom(data.length - (have?.data.length ?? 0));
     this.write(() => this.stmts.upsertRecord.run(rk, record.ed, data, null));
     this.bytesUsed += data.length - (have?.data.length ?? 0);
+    if (held && held.edition <= record.ed) {
+      this.stmts.deleteHeld.run(rk);
+      this.bytesUsed -= held.data.length;
+    }
     return { result: 'stored', record };
+  }
+
+  /** Moves `rk`'s held edition to the records when its time has come at `now` (content.md §4). */
+  private promoteHeld(rk: Uint8Array, now: number): void {
+    const held = this.stmts.getHeld.get(rk);
+    if (!held || held.edition > now + RECORD_CLOCK_SKEW_MS) return;
+    const have = this.stmts.getRecord.get(rk);
+    this.write(() =>
+      this.db.transaction(() => {
+        if (!have || have.edition < held.edition) this.stmts.upsertRecord.run(rk, held.edition, held.data, null);
+        this.stmts.deleteHeld.run(rk);
+      })(),
+    );
+    // Bytes freed: none when the held edition is the first, the replaced one's, or the held one's when it was behind.
+    this.bytesUsed -= !have ? 0 : have.edition < held.edition ? have.data.length : held.data.length;
   }
 
   /**
@@ -381,8 +430,13 @@ export class BlockStore {
     return data;
   }
 
-  getRecord(rk: Uint8Array): Uint8Array | null {
-    const row = this.stmts.getRecord.get(rk);
+  /**
+   * The record served under `rk` at `now`: the held edition once its time has come (content.md §4; read without
+   * writing: the next write or sweep moves it), else the stored one; null when neither verifies.
+   */
+  getRecord(rk: Uint8Array, now = Date.now()): Uint8Array | null {
+    const held = this.stmts.getHeld.get(rk);
+    const row = held && held.edition <= now + RECORD_CLOCK_SKEW_MS ? held : this.stmts.getRecord.get(rk);
     if (!row) return null;
     const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
     try {
@@ -441,7 +495,7 @@ export class BlockStore {
 
   /**
    * Drops the payload of expired mailbox items, the mailbox rows whose hold has ended, and the rows of endpoint
-   * descriptors no longer valid (at most once a second unless forced).
+   * descriptors no longer valid, and moves held editions whose time has come to the records (at most once a second unless forced).
    */
   sweepExpired(now = Date.now(), force = false): void {
     if (!force && now - this.lastSweep < SWEEP_INTERVAL_MS) return;
@@ -453,6 +507,7 @@ export class BlockStore {
       this.stmts.releaseMailboxes.run(now);
       this.bytesUsed -= this.stmts.expiredEndpointBytes.get(now)!.b ?? 0;
       this.stmts.deleteExpiredEndpoints.run(now);
+      for (const { rk } of this.stmts.dueHeld.all(now + RECORD_CLOCK_SKEW_MS)) this.promoteHeld(rk, now);
     })();
   }
 

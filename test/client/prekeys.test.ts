@@ -35,7 +35,7 @@ import {
   sealMailboxItem,
   solveMailboxItem,
 } from '../../protocol/mailbox.js';
-import { MAX_ONE_TIME_PREKEYS, openPrekeyRecord, prekeyRecordKeys, type PrekeyBundle } from '../../protocol/prekeys.js';
+import { MAX_ONE_TIME_PREKEYS, openPrekeyRecord, prekeyRecordKeys, PREKEY_WINDOW_MS, type PrekeyBundle } from '../../protocol/prekeys.js';
 
 const NOW = Date.UTC(2026, 11, 6, 12);
 const DAY = MAILBOX_EPOCH_SECONDS * 1000;
@@ -62,7 +62,10 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
   });
   beforeEach(() => (now = NOW));
 
-  /** Publishes (to holders that accept everything) and returns the bundle a sender reads for the current epoch. */
+  /**
+   * Publishes (to holders that accept everything) and returns the bundle a sender reads once the new edition is
+   * served (its window's start), from the first epoch it was published for: the edition's.
+   */
   const published = async (o: PrekeyOwner): Promise<PrekeyBundle> => {
     const records: Array<{ rk: Uint8Array; bytes: Uint8Array }> = [];
     const holders = {
@@ -72,7 +75,7 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
       },
     };
     expect(await o.publish(holders as unknown as ContentClient)).to.equal(PREKEY_PUBLISH_EPOCHS);
-    const epoch = mailboxEpochAt(now);
+    const epoch = mailboxEpochAt(o.lastEdition());
     expect(records.map((r) => r.rk)).to.deep.equal(Array.from({ length: PREKEY_PUBLISH_EPOCHS }, (_, i) => prekeyRecordKeys(owner.publicKey, epoch + i).rk));
     return openPrekeyRecord(owner.publicKey, epoch, records[0]!.bytes).bundle;
   };
@@ -131,10 +134,10 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     await b.load();
     expect((await published(b)).otks.map(hex)).to.deep.equal(next.otks.map(hex));
     expect(b.retiredCount()).to.equal(1);
-    // The first pass that begins ONE_TIME_GRACE_MS after the rollover wipes it: the item opens no more.
-    now += ONE_TIME_GRACE_MS - 1;
+    // The first pass that begins ONE_TIME_GRACE_MS after the rollover's edition wipes it: the item opens no more.
+    // The rollover's edition was for the next window: its start (NOW + 12 h) + a random offset below 2048.
+    now = NOW + PREKEY_WINDOW_MS + ONE_TIME_GRACE_MS - 1;
     expect((await pass(b, [one])).opened).to.deep.equal(['one']);
-    // The rollover's edition was the window's start (NOW) + its first edition's random offset (below 2048) + 1.
     now += 2 + 2048;
     expect((await pass(b, [])).due).to.equal(true); // and the last edition is a day old: the records are refreshed
     expect(b.retiredCount()).to.equal(0);
@@ -247,8 +250,9 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
 
   it('publishes editions that say only the 12-hour window: two owners online at different times of it look alike', async () => {
     // Regression (issue 16): the edition was the publication time in ms and the bundle's "c" the signed prekey's
-    // creation time, so anyone with the address read when the owner was online. Now both say only the window.
-    const WINDOW = 12 * 3600_000;
+    // creation time, so anyone with the address read when the owner was online. Now both say only the window: the
+    // first publication (no record yet) for the current one, later ones for the next (served from its start).
+    const WINDOW = PREKEY_WINDOW_MS;
     const views: number[][] = [];
     for (const offset of [60_000, 7 * 3600_000 + 123_456]) {
       now = NOW + offset; // NOW starts a window (12:00 UTC)
@@ -257,49 +261,69 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
       const first = a.records();
       now += 3600_000; // online again an hour later, in the same window
       const second = a.records();
-      const read = (r: typeof first) => openPrekeyRecord(owner.publicKey, mailboxEpochAt(NOW), r[0]!.bytes);
-      const [x, y] = [read(first), read(second)];
-      // What a reader sees: the window's start + an offset of a few seconds at most, the same window whenever in it
-      // the owner ran; a later edition is the last + 1; the signed prekey's creation is the window's start.
+      now += 60_000;
+      const third = a.records();
+      const read = (r: typeof first, ed: number) => openPrekeyRecord(owner.publicKey, mailboxEpochAt(ed), r[0]!.bytes);
+      const x = read(first, NOW);
+      const y = read(second, NOW + WINDOW);
+      const z = read(third, NOW + WINDOW);
+      // What a reader sees: a window's start + an offset of a few seconds at most, the same windows whenever in the
+      // window the owner ran; a later edition for the same window is the last + 1; "c" is the window's start.
       expect(x.edition - NOW).to.be.within(0, 2047);
-      expect(y.edition).to.equal(x.edition + 1);
+      expect(y.edition - (NOW + WINDOW)).to.be.within(0, 2047);
+      expect(z.edition).to.equal(y.edition + 1);
       expect([x.bundle.created, y.bundle.created, x.bundle.version]).to.deep.equal([NOW, NOW, 2]);
       views.push([Math.floor(x.edition / WINDOW), Math.floor(y.edition / WINDOW), x.bundle.created, y.bundle.created]);
     }
     expect(views[0]).to.deep.equal(views[1]);
-    // The first edition of the next window starts from that window, not from the time the owner came back.
+    // An owner whose records cover the current epoch publishes for the next window, from that window's start,
+    // whenever in the current one it came back.
     now = NOW + WINDOW + 5 * 3600_000;
     const b = new PrekeyOwner(owner, memoryGroupStorage(), clock);
     await b.load();
     b.records();
     now = NOW + 2 * WINDOW + 9 * 3600_000;
-    expect(await b.endPass()).to.equal(true); // a new window: the records are due
-    const later = openPrekeyRecord(owner.publicKey, mailboxEpochAt(now), b.records()[0]!.bytes);
-    expect(later.edition - (NOW + 2 * WINDOW)).to.be.within(0, 2047);
+    expect(await b.endPass()).to.equal(true); // no edition for the next window yet: the records are due
+    const ed = NOW + 3 * WINDOW;
+    const later = openPrekeyRecord(owner.publicKey, mailboxEpochAt(ed), b.records()[0]!.bytes);
+    expect(later.edition - ed).to.be.within(0, 2047);
+    expect(await b.endPass()).to.equal(false); // once a window
   });
 
-  it('publishes no more in a window whose editions are used up (an edition in ms from before windows), and again in the next', async () => {
+  it('publishes no more for a window whose editions are used up, and again for the next; an edition in ms from before windows does not wait', async () => {
     const c = crypto();
     const signed = c.x25519Keypair();
-    // The state of an owner before windows: its last edition is a publication time in ms, late in the window; its
-    // signed prekey is due for rotation (which makes the records due, but for the edition).
-    const state = encodeCbor({ v: 2, ed: NOW + 3 * 3600_000, rl: 0, s: [{ sk: signed.secretKey, c: NOW - PREKEY_ROTATE_MS }], o: [], x: [] });
     const key = c.hash(32, new TextEncoder().encode('allium-v1:prekey-store'), owner.secretKey.subarray(0, 32));
-    const nonce = c.random(24);
-    const storage = memoryGroupStorage();
-    await storage.save('prekeys', Uint8Array.from([1, ...nonce, ...c.xaeadEncrypt(state, new TextEncoder().encode('allium-v1 prekey-store'), nonce, key)]));
-    const a = new PrekeyOwner(owner, storage, clock);
+    const stored = async (ed: number): Promise<PrekeyOwner> => {
+      // The owner's signed prekey is due for rotation (which makes the records due, but for the edition).
+      const state = encodeCbor({ v: 2, ed, rl: 0, s: [{ sk: signed.secretKey, c: NOW - PREKEY_ROTATE_MS }], o: [], x: [] });
+      const nonce = c.random(24);
+      const storage = memoryGroupStorage();
+      await storage.save('prekeys', Uint8Array.from([1, ...nonce, ...c.xaeadEncrypt(state, new TextEncoder().encode('allium-v1 prekey-store'), nonce, key)]));
+      const o = new PrekeyOwner(owner, storage, clock);
+      await o.load();
+      return o;
+    };
     now = NOW + 4 * 3600_000;
-    await a.load();
-    expect(a.records()).to.deep.equal([]); // editions never go back, and none is left in this window
+    // The last edition for the next window is its start + 4095: none is left for that window.
+    const a = await stored(NOW + PREKEY_WINDOW_MS + 4095);
+    expect(a.records()).to.deep.equal([]); // editions never go back
     expect(await a.endPass()).to.equal(false);
-    now = NOW + 12 * 3600_000 + 60_000;
+    now = NOW + PREKEY_WINDOW_MS + 60_000;
     expect(await a.endPass()).to.equal(true);
     const next = a.records();
     expect(next.length).to.equal(PREKEY_PUBLISH_EPOCHS);
-    const r = openPrekeyRecord(owner.publicKey, mailboxEpochAt(now), next[0]!.bytes);
-    expect(r.edition - (NOW + 12 * 3600_000)).to.be.within(0, 2047);
+    const ed = NOW + 2 * PREKEY_WINDOW_MS;
+    const r = openPrekeyRecord(owner.publicKey, mailboxEpochAt(ed), next[0]!.bytes);
+    expect(r.edition - ed).to.be.within(0, 2047);
     expect(r.bundle.created).to.equal(NOW); // the new signed prekey, made at NOW + 4 h: its window
+    // The state of an owner before windows: its last edition a publication time in ms, late in the window. Its
+    // records cover the epoch: the next edition is for the next window, at once.
+    now = NOW + 4 * 3600_000;
+    const b = await stored(NOW + 3 * 3600_000);
+    const first = b.records();
+    const e = NOW + PREKEY_WINDOW_MS;
+    expect(openPrekeyRecord(owner.publicKey, mailboxEpochAt(e), first[0]!.bytes).edition - e).to.be.within(0, 2047);
   });
 
   it('reads a stored state of version 1 as one with nothing used or retired', async () => {

@@ -14,6 +14,7 @@ export const DAY = 86_400_000;
 export const ALLOWED: Record<string, string[]> = {
   blocks: ['rk', 'data', 'role', 'copies', 'checked_gen'],
   records: ['rk', 'edition', 'data', 'checked_gen', 'expires'],
+  records_held: ['rk', 'edition', 'data'],
   mailbox: ['rk', 'state', 'data', 'dt', 'expires', 'hold_until', 'checked_gen'],
 };
 const FORBIDDEN_NAME = /access|fetch|read|stored|count|last|seen|time|at$/i;
