@@ -83,6 +83,14 @@ export const MAILBOX_READ_AHEAD = 4;
  * epochs' (its mail is what a returning owner waits for); the older epochs read ahead share the other two.
  */
 export const MAILBOX_WINDOWS_PER_INBOX = 3;
+/**
+ * Inboxes whose circuits a pass keeps open at once (specs/messaging.md §9.5 "Circuits"): a pass reads every inbox
+ * of an epoch before the next, so each inbox's circuits would otherwise stay open for the whole pass — with
+ * MAX_MAILBOX_PAIRS pairs, about 770 circuits from one client at once, most of a guard's MAX_CIRCUITS_PER_BLOCK
+ * (1024) for its address block. Past this bound the inbox read least recently, with no read in flight, has its
+ * circuits closed, and gets new ones at its next read (more isolation, not less).
+ */
+export const MAILBOX_OPEN_INBOXES = 16;
 /** Pairs a messenger keeps, and per-contact inboxes a pass reads (specs/limits.md MAX_MAILBOX_PAIRS). */
 export const MAX_MAILBOX_PAIRS = 256;
 
@@ -376,6 +384,8 @@ interface InboxRef {
 interface InboxRead {
   session: ContentSession | null;
   left: number;
+  /** Its reads in flight (an inbox with none may have its session closed, MAILBOX_OPEN_INBOXES). */
+  busy: number;
   readonly gate: Gate;
 }
 
@@ -491,9 +501,28 @@ export class MailboxCollector {
     // One operation per inbox (§9.5 "Circuits"): every epoch and slot of one inbox read on the same circuits, made at
     // its first read and closed after its last epoch's; two inboxes never share one. `left`: its epochs not yet read.
     const reads = new Map<string, InboxRead>();
-    reads.set('', { session: null, left: epochs.filter((e) => e >= first).length, gate: new Gate(MAILBOX_WINDOWS_PER_INBOX - 1) });
+    reads.set('', { session: null, left: epochs.filter((e) => e >= first).length, busy: 0, gate: new Gate(MAILBOX_WINDOWS_PER_INBOX - 1) });
     for (const p of pairs)
-      reads.set(toHex(p.peer), { session: null, left: epochs.filter((e) => e >= p.from).length, gate: new Gate(MAILBOX_WINDOWS_PER_INBOX - 1) });
+      reads.set(toHex(p.peer), { session: null, left: epochs.filter((e) => e >= p.from).length, busy: 0, gate: new Gate(MAILBOX_WINDOWS_PER_INBOX - 1) });
+    // The inboxes with a session open, least recently read first: at most MAILBOX_OPEN_INBOXES.
+    const open = new Map<string, InboxRead>();
+    const sessionFor = (id: string, read: InboxRead): ContentSession => {
+      if (!read.session) {
+        if (open.size >= MAILBOX_OPEN_INBOXES) {
+          for (const [k, r] of open) {
+            if (r.busy > 0) continue;
+            r.session?.close();
+            r.session = null;
+            open.delete(k);
+            break;
+          }
+        }
+        read.session = content.session();
+      }
+      open.delete(id); // re-inserted last: the map is in order of reading
+      open.set(id, read);
+      return read.session;
+    };
     // Up to MAILBOX_READ_AHEAD epochs are read at once (the newest first), and handed over epoch by epoch, in order: `turn[i]` settles
     // once every earlier epoch is handed over. The epoch whose turn it is hands over at half of `maxBytes`; those
     // read ahead of it together hold at most the other half, each its share, and then wait for their turn.
@@ -541,12 +570,18 @@ export class MailboxCollector {
       for (const inbox of inboxes) {
         const id = inbox.peer ? toHex(inbox.peer) : '';
         const read = reads.get(id)!;
-        read.session ??= content.session();
+        const session = sessionFor(id, read);
+        read.busy++;
         try {
           const gated = i === epochs.length - 1 ? null : read.gate;
-          if (!(await this.readInbox(content, read.session, gated, epoch, inbox, keep, onError, local.signal, settle))) unanswered.add(id);
+          if (!(await this.readInbox(content, session, gated, epoch, inbox, keep, onError, local.signal, settle))) unanswered.add(id);
         } finally {
-          if (--read.left <= 0) read.session.close();
+          read.busy--;
+          if (--read.left <= 0) {
+            session.close();
+            read.session = null;
+            open.delete(id);
+          }
         }
       }
       await turns[i]!.p;

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
 import type { CircuitSource, NewCircuitOptions } from '../../client/client.js';
 import { ContentClient } from '../../client/content.js';
-import { MailboxCollector } from '../../client/mailbox.js';
+import { MAILBOX_OPEN_INBOXES, MailboxCollector } from '../../client/mailbox.js';
 import { createIdentity } from '../../protocol/address.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { toHex } from '../../protocol/bytes.js';
@@ -290,6 +290,33 @@ describe('content: a forwarder that did not ask the holder is no answer (content
     const reads = built.reduce((n, c) => n + c.requests, 0) / 3;
     expect(reads).to.be.greaterThan(9);
     expect(built.length, `circuits built for ${reads} slot reads`).to.equal(3);
+    expect(built.filter((c) => c.state !== 'closed')).to.deep.equal([]);
+  });
+
+  it('a mailbox pass with many pairs keeps at most MAILBOX_OPEN_INBOXES inboxes\' circuits open at once (§9.5 "Circuits")', async () => {
+    const relays = [0, 1, 2, 3, 4, 5].map(relay);
+    const built: FakeCircuit[] = [];
+    let mostOpen = 0;
+    const source = {
+      directory: { view: { relays, placement: () => null, holderIndex: () => ({ holders: () => relays.slice(1, 4) }) } },
+      newCircuit(o: NewCircuitOptions = {}): Promise<ClientCircuit> {
+        const c = new FakeCircuit(o.last!, () => 'missing');
+        built.push(c);
+        // Counted once the closes already asked for have run (a session's circuits close a microtask later).
+        setImmediate(() => (mostOpen = Math.max(mostOpen, built.filter((b) => b.state !== 'closed').length)));
+        return Promise.resolve(c as unknown as ClientCircuit);
+      },
+    } as unknown as CircuitSource;
+    const me = createIdentity();
+    const contacts = Array.from({ length: 40 }, () => createIdentity().publicKey);
+    const errors: string[] = [];
+    const delivered = await new MailboxCollector(source, me, { pairs: () => ({ contacts, others: [] }) }).collect(
+      () => undefined,
+      (e) => errors.push(e.code),
+    );
+    expect({ delivered, errors }).to.deep.equal({ delivered: 0, errors: [] });
+    // 41 inboxes, each read over 9 epochs: held open for the whole pass, 123 circuits were open at once.
+    expect(mostOpen).to.be.at.most(MAILBOX_OPEN_INBOXES * 3);
     expect(built.filter((c) => c.state !== 'closed')).to.deep.equal([]);
   });
 });
