@@ -147,6 +147,13 @@ export class PrekeyOwner {
   /** Listed one-time prekeys (hex ids) that opened an item in the current pass. */
   private readonly used = new Set<string>();
   private edition = 0;
+  /**
+   * The newest edition whose records a holder accepted, every one of them (0: none known). What the current epoch is
+   * covered by: an edition made but accepted nowhere (a publication that failed) covers nothing, so the next one is
+   * for the current window, not held back to the next (a new owner would else be unreachable offline for up to a
+   * window). Read back as the saved edition after a restart.
+   */
+  private accepted = 0;
   /** When used one-time prekeys were last retired (0: never). */
   private rolled = 0;
   /** When the earliest pass not yet ended began (null: none began). */
@@ -286,8 +293,11 @@ export class PrekeyOwner {
     await this.load(options);
     const records = this.records();
     await this.save(options);
+    const edition = this.edition;
     const results = await Promise.all(records.map((r) => content.storeAll('record', r.rk, r.bytes, options).catch(() => [])));
-    return results.filter((s) => s.some((x) => x === 'ok' || x === 'exists')).length;
+    const taken = results.filter((s) => s.some((x) => x === 'ok' || x === 'exists')).length;
+    if (records.length > 0 && taken === records.length) this.accepted = Math.max(this.accepted, edition);
+    return taken;
   }
 
   /**
@@ -300,11 +310,12 @@ export class PrekeyOwner {
   }
 
   /**
-   * The window an edition made at `now` is for: the next one, or the current one when no record published covers the
-   * current epoch (none yet, or the last covered only epochs that have ended): senders then need one at once.
+   * The window an edition made at `now` is for: the next one, or the current one when no record holders accepted
+   * covers the current epoch (none yet, the last covered only epochs that have ended, or the last publication was
+   * accepted nowhere): senders then need one at once.
    */
   private targetWindow(now: number): number {
-    const covered = this.edition > 0 && mailboxEpochAt(this.edition) + PREKEY_PUBLISH_EPOCHS - 1 >= mailboxEpochAt(now);
+    const covered = this.accepted > 0 && mailboxEpochAt(this.accepted) + PREKEY_PUBLISH_EPOCHS - 1 >= mailboxEpochAt(now);
     return prekeyWindowAt(now) + (covered ? PREKEY_WINDOW_MS : 0);
   }
 
@@ -375,6 +386,7 @@ export class PrekeyOwner {
     crypto().wipe(plain);
     const pub = (sk: Uint8Array): Uint8Array => crypto().x25519Public(sk);
     this.edition = s.ed;
+    this.accepted = s.ed;
     this.signed = s.s.map((k) => ({ sk: k.sk, pk: pub(k.sk), created: k.c, ...(k.r !== undefined ? { replaced: k.r } : {}) }));
     if (s.v === 1) {
       this.oneTime = s.o.map((sk) => ({ sk, pk: pub(sk), used: false }));

@@ -253,16 +253,23 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     // creation time, so anyone with the address read when the owner was online. Now both say only the window: the
     // first publication (no record yet) for the current one, later ones for the next (served from its start).
     const WINDOW = PREKEY_WINDOW_MS;
+    // A publication every holder accepts: the records it stored.
+    const made = async (o: PrekeyOwner): Promise<Array<{ rk: Uint8Array; bytes: Uint8Array }>> => {
+      const out: Array<{ rk: Uint8Array; bytes: Uint8Array }> = [];
+      const holders = { storeAll: (_k: string, rk: Uint8Array, bytes: Uint8Array) => (out.push({ rk, bytes }), Promise.resolve(['ok'])) };
+      await o.publish(holders as unknown as ContentClient);
+      return out;
+    };
     const views: number[][] = [];
     for (const offset of [60_000, 7 * 3600_000 + 123_456]) {
       now = NOW + offset; // NOW starts a window (12:00 UTC)
       const a = new PrekeyOwner(owner, memoryGroupStorage(), clock);
       await a.load();
-      const first = a.records();
+      const first = await made(a);
       now += 3600_000; // online again an hour later, in the same window
-      const second = a.records();
+      const second = await made(a);
       now += 60_000;
-      const third = a.records();
+      const third = await made(a);
       const read = (r: typeof first, ed: number) => openPrekeyRecord(owner.publicKey, mailboxEpochAt(ed), r[0]!.bytes);
       const x = read(first, NOW);
       const y = read(second, NOW + WINDOW);
@@ -281,13 +288,36 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     now = NOW + WINDOW + 5 * 3600_000;
     const b = new PrekeyOwner(owner, memoryGroupStorage(), clock);
     await b.load();
-    b.records();
+    await made(b);
     now = NOW + 2 * WINDOW + 9 * 3600_000;
     expect(await b.endPass()).to.equal(true); // no edition for the next window yet: the records are due
     const ed = NOW + 3 * WINDOW;
-    const later = openPrekeyRecord(owner.publicKey, mailboxEpochAt(ed), b.records()[0]!.bytes);
+    const later = openPrekeyRecord(owner.publicKey, mailboxEpochAt(ed), (await made(b))[0]!.bytes);
     expect(later.edition - ed).to.be.within(0, 2047);
     expect(await b.endPass()).to.equal(false); // once a window
+  });
+
+  it('a publication no holder accepted covers nothing: the next is for the current window, not held back to the next', async () => {
+    // Regression (review): the current epoch counted as covered by the edition made, not one a holder accepted, so
+    // a new owner whose first publication failed made every retry for the next window, which holders hold back
+    // until it starts: up to 12 hours in which senders found no record (ERR_PREKEYS_UNAVAILABLE).
+    now = NOW + 3 * 3600_000;
+    const o = new PrekeyOwner(owner, memoryGroupStorage(), clock);
+    await o.load();
+    let fail = true;
+    const holders = {
+      storeAll: () => (fail ? Promise.reject(new Error('unreachable')) : Promise.resolve(['ok'])),
+    };
+    expect(await o.publish(holders as unknown as ContentClient)).to.equal(0);
+    now += 60_000;
+    fail = false;
+    expect(await o.endPass()).to.equal(true);
+    expect(await o.publish(holders as unknown as ContentClient)).to.equal(PREKEY_PUBLISH_EPOCHS);
+    expect(o.lastEdition() - NOW).to.be.within(0, PREKEY_WINDOW_MS - 1); // the current window (NOW starts it)
+    // Accepted now: the next publication is for the next window.
+    now += 3600_000;
+    expect(await o.publish(holders as unknown as ContentClient)).to.equal(PREKEY_PUBLISH_EPOCHS);
+    expect(o.lastEdition() - (NOW + PREKEY_WINDOW_MS)).to.be.within(0, 2047);
   });
 
   it('publishes no more for a window whose editions are used up, and again for the next; an edition in ms from before windows does not wait', async () => {
