@@ -103,6 +103,8 @@ export class RelayMetrics {
   readonly circuitsBuilt: client.Counter<'role'>;
   readonly replicated: client.Counter;
   readonly departures: client.Counter;
+  readonly repairPasses: client.Counter;
+  readonly repairChecked: client.Counter;
   readonly exitConnections: client.Gauge;
   readonly linkBufferedBytes: client.Gauge;
   readonly linkBufferedBytesMax: client.Gauge;
@@ -228,6 +230,12 @@ export class RelayMetrics {
     this.departures = new client.Counter({
       name: 'allium_holder_departures_total',
       help: 'Holders left out of placement after staying unreachable for the departure grace',
+      registers: r,
+    });
+    this.repairPasses = new client.Counter({ name: 'allium_repair_passes_total', help: 'Replication passes completed (content.md §6.2)', registers: r });
+    this.repairChecked = new client.Counter({
+      name: 'allium_repair_checked_total',
+      help: 'Items a replication pass checked at their other holders (not yet checked under the current generation, or whose transfers failed before)',
       registers: r,
     });
     this.linkBufferedBytes = new client.Gauge({

@@ -278,6 +278,9 @@ export class Replicator {
         },
       );
       await this.spreadPopular(relays);
+      // Counted at the end of the pass, together: a pass that checked nothing is one that found the store settled.
+      this.o.metrics.repairChecked.inc(checked);
+      this.o.metrics.repairPasses.inc();
       return checked;
     } finally {
       this.running = false;

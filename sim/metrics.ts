@@ -57,6 +57,8 @@ export class SimMetrics {
   readonly circuitsBuilt = new Counter();
   readonly replicated = new Counter();
   readonly departures = new Counter();
+  readonly repairPasses = new Counter();
+  readonly repairChecked = new Counter();
   readonly storeOpen = new Counter();
   readonly exitConnections = new Counter();
   readonly exitPendingResolves = new Counter();
