@@ -375,19 +375,27 @@ export class BlockStore {
       return { result: 'stored', record };
     }
     this.makeRoom(data.length - (have?.data.length ?? 0));
-    this.write(() => this.stmts.upsertRecord.run(rk, record.ed, data, null));
-    this.bytesUsed += data.length - (have?.data.length ?? 0);
-    if (held && held.edition <= record.ed) {
-      this.stmts.deleteHeld.run(rk);
-      this.bytesUsed -= held.data.length;
-    }
+    // One transaction: a held edition at or below the one stored goes with the write, never left behind it.
+    const dropHeld = held !== undefined && held.edition <= record.ed;
+    this.write(() =>
+      this.db.transaction(() => {
+        this.stmts.upsertRecord.run(rk, record.ed, data, null);
+        if (dropHeld) this.stmts.deleteHeld.run(rk);
+      })(),
+    );
+    this.bytesUsed += data.length - (have?.data.length ?? 0) - (dropHeld ? held.data.length : 0);
     return { result: 'stored', record };
   }
 
   /** Moves `rk`'s held edition to the records when its time has come at `now` (content.md §4). */
   private promoteHeld(rk: Uint8Array, now: number): void {
+    this.bytesUsed -= this.promoteHeldRow(rk, now);
+  }
+
+  /** promoteHeld's writes; returns the bytes it freed, for the caller to count once its transaction commits. */
+  private promoteHeldRow(rk: Uint8Array, now: number): number {
     const held = this.stmts.getHeld.get(rk);
-    if (!held || held.edition > now + RECORD_CLOCK_SKEW_MS) return;
+    if (!held || held.edition > now + RECORD_CLOCK_SKEW_MS) return 0;
     const have = this.stmts.getRecord.get(rk);
     this.write(() =>
       this.db.transaction(() => {
@@ -396,7 +404,7 @@ export class BlockStore {
       })(),
     );
     // Bytes freed: none when the held edition is the first, the replaced one's, or the held one's when it was behind.
-    this.bytesUsed -= !have ? 0 : have.edition < held.edition ? have.data.length : held.data.length;
+    return !have ? 0 : have.edition < held.edition ? have.data.length : held.data.length;
   }
 
   /**
@@ -436,7 +444,9 @@ export class BlockStore {
    */
   getRecord(rk: Uint8Array, now = Date.now()): Uint8Array | null {
     const held = this.stmts.getHeld.get(rk);
-    const row = held && held.edition <= now + RECORD_CLOCK_SKEW_MS ? held : this.stmts.getRecord.get(rk);
+    const stored = this.stmts.getRecord.get(rk);
+    // The held edition only over an older stored one: a held row left behind a newer record is never served.
+    const row = held && held.edition <= now + RECORD_CLOCK_SKEW_MS && (!stored || stored.edition < held.edition) ? held : stored;
     if (!row) return null;
     const data = new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.length);
     try {
@@ -500,15 +510,19 @@ export class BlockStore {
   sweepExpired(now = Date.now(), force = false): void {
     if (!force && now - this.lastSweep < SWEEP_INTERVAL_MS) return;
     this.lastSweep = now;
-    this.db.transaction(() => {
-      this.bytesUsed -= this.stmts.expiredMailboxBytes.get(now)!.b ?? 0;
+    // The bytes freed are counted once the transaction commits: one that rolls back (a promotion that cannot be
+    // written) frees nothing, and the next sweep counts them then.
+    const freed = this.db.transaction(() => {
+      let n = this.stmts.expiredMailboxBytes.get(now)!.b ?? 0;
       this.stmts.expireMailboxes.run(now);
-      this.bytesUsed -= this.stmts.releasedMailboxBytes.get(now)!.b ?? 0;
+      n += this.stmts.releasedMailboxBytes.get(now)!.b ?? 0;
       this.stmts.releaseMailboxes.run(now);
-      this.bytesUsed -= this.stmts.expiredEndpointBytes.get(now)!.b ?? 0;
+      n += this.stmts.expiredEndpointBytes.get(now)!.b ?? 0;
       this.stmts.deleteExpiredEndpoints.run(now);
-      for (const { rk } of this.stmts.dueHeld.all(now + RECORD_CLOCK_SKEW_MS)) this.promoteHeld(rk, now);
+      for (const { rk } of this.stmts.dueHeld.all(now + RECORD_CLOCK_SKEW_MS)) n += this.promoteHeldRow(rk, now);
+      return n;
     })();
+    this.bytesUsed -= freed;
   }
 
   /**

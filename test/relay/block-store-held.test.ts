@@ -104,4 +104,19 @@ describe('relay store: editions to come', () => {
     store.putRecord(counter.rk, counter.bytes, W);
     expect([served(store, far.rk, W), store.getRecord(counter.rk, W) !== null]).to.deep.equal([W + 2 * 86_400_000, true]);
   });
+
+  it('never serves a held edition over a newer stored one (a held row left behind by a write that did not finish)', async () => {
+    // Regression (review): the write of a newer record and the removal of the held one were two statements; a crash
+    // between them left the held row, and once its time came the holder served it over the newer record.
+    const held = record(NEXT + 5);
+    store.putRecord(held.rk, held.bytes, W + HOUR);
+    store.close();
+    const newer = record(NEXT + 6);
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(join(dir, 'store.sqlite'));
+    db.prepare('INSERT INTO records (rk, edition, data, expires) VALUES (?, ?, ?, NULL)').run(newer.rk, NEXT + 6, newer.bytes);
+    db.close();
+    store = new BlockStore(dir, 10 * 1024 * 1024);
+    expect([served(store, held.rk, W + HOUR), served(store, held.rk, NEXT + 3 * HOUR)]).to.deep.equal([NEXT + 6, NEXT + 6]);
+  });
 });
