@@ -418,15 +418,17 @@ export async function* readFile(file: OpenedFile, fetch: BlockFetcher, options: 
       await Promise.all(idx.map((i) => queue.run(pos, () => fetchOne(i))));
     };
     const whole = async (): Promise<Uint8Array[]> => {
-      // The lead — the data block holding the first byte read from this segment — first, then the other data blocks
+      // The lead — block 0, when the read returns the segment from its first byte — first, then the other data blocks
       // and the padding's check blocks in one random order (content.md §8.2 "Order"): answers come back about in the
       // order asked, and the lead is what the reader yields first. Further check blocks only for what is missing.
       const checks = order(Array.from({ length: m }, (_, i) => k + i));
       const pad = plan[pos] ?? 0;
       const { segStart } = segments[pos]!;
-      const lead = Math.floor((Math.max(start, segStart) - segStart) / BLOCK_PAYLOAD_MAX);
+      // A read that starts inside the segment (a range) asks in one random order with no lead: its lead would tell a
+      // forwarder that holds the manifest where in the segment the range starts (to the block).
+      const lead = start <= segStart ? 0 : -1;
       const rest = order([...Array.from({ length: k }, (_, i) => i).filter((i) => i !== lead), ...checks.slice(0, pad)]);
-      await fetchInto([lead, ...rest]);
+      await fetchInto(lead < 0 ? rest : [lead, ...rest]);
       let missing = Math.max(0, k - shards.filter((s) => s !== null).length);
       let checkIdx = pad;
       while (missing > 0 && checkIdx < m) {
