@@ -86,7 +86,9 @@ export class BloomFilter {
     const m = this.m;
     const bits = this.bits;
     let j = w0 % m;
-    let step = w1 % m;
+    // A step of 0 (with c also 0) would probe one bit k times: such a tag, 1 in m² of them, would be a false
+    // positive at the filter's fill rather than at its k-th power. A nonzero first step rules it out.
+    let step = 1 + (w1 % (m - 1));
     const c = w2 % m;
     let held = true;
     for (let i = 0; i < this.k; i++) {

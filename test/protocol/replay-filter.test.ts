@@ -68,12 +68,13 @@ describe('protocol/replay-filter', () => {
       expect(refused).to.be.at.most(1);
     });
 
-    it('sets bit (a + i·b + i(i−1)/2·c) mod m for i < k, whether by add or by testAndAdd', () => {
+    it('sets bit (a + i·b + i(i−1)/2·c) mod m for i < k, b = 1 + (u32 mod (m − 1)) never 0, whether by add or by testAndAdd', () => {
       // A small filter, so that the k positions wrap past m often. The reference is the formula written out.
       const reference = (f: BloomFilter, t: Uint8Array): Uint8Array => {
         const { m, k } = f as unknown as { m: number; k: number };
         const dv = new DataView(t.buffer, t.byteOffset, 16);
-        const [a, b, c] = [dv.getUint32(0), dv.getUint32(4), (dv.getUint32(8) ^ dv.getUint32(12)) >>> 0].map(BigInt) as [bigint, bigint, bigint];
+        const [a, w1, c] = [dv.getUint32(0), dv.getUint32(4), (dv.getUint32(8) ^ dv.getUint32(12)) >>> 0].map(BigInt) as [bigint, bigint, bigint];
+        const b = 1n + (w1 % BigInt(m - 1));
         const bits = new Uint8Array(Math.ceil(m / 8));
         for (let i = 0n; i < BigInt(k); i++) {
           const j = Number((a + i * b + ((i * (i - 1n)) / 2n) * c) % BigInt(m));
@@ -90,6 +91,20 @@ describe('protocol/replay-filter', () => {
         expect(bitsOf(a)).to.deep.equal(reference(a, t));
         expect(bitsOf(b)).to.deep.equal(reference(b, t));
       }
+    });
+
+    it('a tag whose words are 0 mod m probes k distinct bits, not one bit k times', () => {
+      // Regression (review): with b ≡ 0 and c ≡ 0 every probe hit bit a, so such a tag (1 in m² of them) was a false
+      // positive whenever that one bit was set — at the filter's fill, not its k-th power.
+      const f = new BloomFilter(3, 1e-7);
+      const { m, k } = f as unknown as { m: number; k: number };
+      const t = new Uint8Array(16);
+      new DataView(t.buffer).setUint32(4, m); // b ≡ 0 mod m; a = 0, c = 0
+      f.add(t);
+      const bits = (f as unknown as { bits: Uint8Array }).bits;
+      let set = 0;
+      for (const byte of bits) for (let x = byte; x; x &= x - 1) set++;
+      expect(set).to.be.greaterThan(k / 2);
     });
 
     it('testAndAdd answers has() then adds, counting a tag once', () => {
