@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // Runs the command line's bundle when the package is built (dist/bundle/, scripts/build-node.ts), else the compiled
 // modules (dist/cli/), and in a checkout without a build the TypeScript sources through tsx.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const built = [join(root, 'dist', 'bundle', 'allium.js'), join(root, 'dist', 'cli', 'allium.js')].find((f) => existsSync(f));
+const bundle = join(root, 'dist', 'bundle', 'allium.js');
+const modules = join(root, 'dist', 'cli', 'allium.js');
+// The bundle unless the modules were built after it (tsc run alone in a checkout): never code older than the build.
+const fresh = (f) => existsSync(f) && (!existsSync(modules) || statSync(f).mtimeMs >= statSync(modules).mtimeMs);
+const built = [bundle, modules].find(fresh);
 process.argv[1] = join(root, 'cli', 'allium');
 if (built) {
   await import(pathToFileURL(built).href);
