@@ -9,7 +9,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bundle = join(root, 'dist', 'bundle', 'allium.js');
 const modules = join(root, 'dist', 'cli', 'allium.js');
 // The bundle unless the modules were built after it (tsc run alone in a checkout): never code older than the build.
-const fresh = (f) => existsSync(f) && (!existsSync(modules) || statSync(f).mtimeMs >= statSync(modules).mtimeMs);
+// The bundle only beside the modules of the same build (a bundle left alone in a checkout, by a test that builds
+// it, would otherwise stand in for the sources).
+const fresh = (f) => existsSync(f) && existsSync(modules) && statSync(f).mtimeMs >= statSync(modules).mtimeMs;
 const built = [bundle, modules].find(fresh);
 process.argv[1] = join(root, 'cli', 'allium');
 if (built) {

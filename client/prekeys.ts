@@ -20,7 +20,7 @@
  *
  *   K_pre  = K(identity seed, "allium-v1:prekey-store")                                   K as §5.1
  *   record = u8(1) | nonce (24) | XAEAD(K_pre, nonce, CBOR(state), ad = "allium-v1 prekey-store")
- *   state  = { "v": 2, "ed": last edition, "rl": last rollover (ms, 0 never),
+ *   state  = { "v": 2, "ed": last edition, ? "cv": last epoch accepted records reach, "rl": last rollover (ms, 0 never),
  *              "s": [ { "sk", "c": created, ? "r": replaced } ],
  *              "o": [ { "sk", ? "u": 1 (used) } ],  "x": [ { "sk", "t": unlisted (the edition that dropped it) } ] }
  *
@@ -109,6 +109,7 @@ const stateV1Schema = z.strictObject({
 const stateV2Schema = z.strictObject({
   v: z.literal(2),
   ed: zUint(),
+  cv: zUint().optional(),
   rl: zUint(),
   s: signedSchema,
   o: z.array(z.strictObject({ sk: zBytes(32), u: z.literal(1).optional() })).max(MAX_ONE_TIME_PREKEYS),
@@ -148,12 +149,15 @@ export class PrekeyOwner {
   private readonly used = new Set<string>();
   private edition = 0;
   /**
-   * The newest edition whose records a holder accepted, every one of them (0: none known). What the current epoch is
-   * covered by: an edition made but accepted nowhere (a publication that failed) covers nothing, so the next one is
-   * for the current window, not held back to the next (a new owner would else be unreachable offline for up to a
-   * window). Read back as the saved edition after a restart.
+   * The last epoch up to which records holders accepted reach (0: none known): the last E such that, for one
+   * publication, its records from its first epoch through E were each accepted by some holder. The current epoch is
+   * covered only up to it: an edition accepted nowhere (a publication that failed) covers nothing, so the next is for
+   * the current window, not held back to the next (a new owner would else be unreachable offline for up to a
+   * window); and one whose later records alone were refused still covers the epochs before them, so the owner does
+   * not republish at once at every pass. Saved with the state ("cv"); a state without it reads the saved edition's
+   * epochs as covered.
    */
-  private accepted = 0;
+  private coveredThrough = 0;
   /** When used one-time prekeys were last retired (0: never). */
   private rolled = 0;
   /** When the earliest pass not yet ended began (null: none began). */
@@ -293,11 +297,15 @@ export class PrekeyOwner {
     await this.load(options);
     const records = this.records();
     await this.save(options);
-    const edition = this.edition;
+    const first = mailboxEpochAt(this.edition);
     const results = await Promise.all(records.map((r) => content.storeAll('record', r.rk, r.bytes, options).catch(() => [])));
-    const taken = results.filter((s) => s.some((x) => x === 'ok' || x === 'exists')).length;
-    if (records.length > 0 && taken === records.length) this.accepted = Math.max(this.accepted, edition);
-    return taken;
+    const accepted = results.map((s) => s.some((x) => x === 'ok' || x === 'exists'));
+    const run = accepted.indexOf(false) < 0 ? accepted.length : accepted.indexOf(false);
+    if (run > 0 && first + run - 1 > this.coveredThrough) {
+      this.coveredThrough = first + run - 1;
+      await this.save(options);
+    }
+    return accepted.filter(Boolean).length;
   }
 
   /**
@@ -315,7 +323,7 @@ export class PrekeyOwner {
    * accepted nowhere): senders then need one at once.
    */
   private targetWindow(now: number): number {
-    const covered = this.accepted > 0 && mailboxEpochAt(this.accepted) + PREKEY_PUBLISH_EPOCHS - 1 >= mailboxEpochAt(now);
+    const covered = this.coveredThrough > 0 && this.coveredThrough >= mailboxEpochAt(now);
     return prekeyWindowAt(now) + (covered ? PREKEY_WINDOW_MS : 0);
   }
 
@@ -367,6 +375,7 @@ export class PrekeyOwner {
     const state = encodeCbor({
       v: 2,
       ed: this.edition,
+      cv: this.coveredThrough,
       rl: this.rolled,
       s: this.signed.map((k) => ({ sk: k.sk, c: k.created, ...(k.replaced !== undefined ? { r: k.replaced } : {}) })),
       o: this.oneTime.map((k) => ({ sk: k.sk, ...(k.used ? { u: 1 } : {}) })),
@@ -386,7 +395,7 @@ export class PrekeyOwner {
     crypto().wipe(plain);
     const pub = (sk: Uint8Array): Uint8Array => crypto().x25519Public(sk);
     this.edition = s.ed;
-    this.accepted = s.ed;
+    this.coveredThrough = s.v === 2 && s.cv !== undefined ? s.cv : s.ed > 0 ? mailboxEpochAt(s.ed) + PREKEY_PUBLISH_EPOCHS - 1 : 0;
     this.signed = s.s.map((k) => ({ sk: k.sk, pk: pub(k.sk), created: k.c, ...(k.r !== undefined ? { replaced: k.r } : {}) }));
     if (s.v === 1) {
       this.oneTime = s.o.map((sk) => ({ sk, pk: pub(sk), used: false }));

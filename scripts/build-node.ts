@@ -55,6 +55,22 @@ const zodEnglishOnly: Plugin = {
   },
 };
 
+/**
+ * cbor-extract (cbor-x's optional native string extractor) is left out on purpose: it speeds cbor-x's *decoder*,
+ * which Allium never uses on untrusted bytes or otherwise (protocol/cbor-strict.ts decodes; cbor-x only encodes), and
+ * a native addon bundled as JavaScript cannot load anyway. cbor-x requires it inside a try and goes on without it.
+ */
+const noCborExtract: Plugin = {
+  name: 'allium-no-cbor-extract',
+  setup(b) {
+    b.onResolve({ filter: /^cbor-extract$/ }, () => ({ path: 'cbor-extract', namespace: 'allium-no-cbor-extract' }));
+    b.onLoad({ filter: /.*/, namespace: 'allium-no-cbor-extract' }, () => ({
+      contents: "throw new Error('cbor-extract is not part of the bundle (cbor-x decodes without it; Allium does not decode with cbor-x)');\n",
+      loader: 'js',
+    }));
+  },
+};
+
 export interface NodeBuild {
   /** The entry's path. */
   file: string;
@@ -86,7 +102,7 @@ export async function buildNodeBundle(outdir = NODE_OUTDIR): Promise<NodeBuild> 
     absWorkingDir: ROOT,
     external: [...NODE_EXTERNAL],
     banner: { js: "import { createRequire as __alliumRequire } from 'node:module'; const require = __alliumRequire(import.meta.url);" },
-    plugins: [zodEnglishOnly],
+    plugins: [zodEnglishOnly, noCborExtract],
   });
   const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
   return { file: join(outdir, 'allium.js'), bytes, metafile: result.metafile };

@@ -320,6 +320,32 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     expect(o.lastEdition() - (NOW + PREKEY_WINDOW_MS)).to.be.within(0, 2047);
   });
 
+  it('a failed publication still covers nothing after a restart; one whose later records alone were refused covers the epochs before them', async () => {
+    // Regressions (review): the state is saved before the STOREs, and the edition saved was read back as accepted,
+    // so a restart after a failed first publication sent every retry to the next window (held back up to 12 h); and
+    // a publication with one later epoch's record refused counted as covering nothing, so the owner published again
+    // for the current window at every pass — editions a poller sees rise at each of the owner's passes.
+    now = NOW + 3 * 3600_000;
+    const storage = memoryGroupStorage();
+    const a = new PrekeyOwner(owner, storage, clock);
+    await a.load();
+    const failing = { storeAll: () => Promise.reject(new Error('unreachable')) };
+    expect(await a.publish(failing as unknown as ContentClient)).to.equal(0);
+    now += 60_000;
+    const b = new PrekeyOwner(owner, storage, clock); // a restart
+    await b.load();
+    let refuse: Uint8Array | null = null;
+    const holders = {
+      storeAll: (_k: string, rk: Uint8Array) => Promise.resolve(refuse && Buffer.from(rk).equals(Buffer.from(refuse)) ? (['refused'] as string[]) : ['ok']),
+    };
+    refuse = prekeyRecordKeys(owner.publicKey, mailboxEpochAt(now) + 3).rk;
+    expect(await b.publish(holders as unknown as ContentClient)).to.equal(PREKEY_PUBLISH_EPOCHS - 1);
+    expect(b.lastEdition() - NOW, 'after the restart: the current window').to.be.within(0, PREKEY_WINDOW_MS - 1);
+    now += 3600_000;
+    expect(await b.publish(holders as unknown as ContentClient)).to.equal(PREKEY_PUBLISH_EPOCHS - 1);
+    expect(b.lastEdition() - (NOW + PREKEY_WINDOW_MS), 'the current epoch covered: the next window').to.be.within(0, 2047);
+  });
+
   it('publishes no more for a window whose editions are used up, and again for the next; an edition in ms from before windows does not wait', async () => {
     const c = crypto();
     const signed = c.x25519Keypair();

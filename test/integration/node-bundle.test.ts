@@ -43,6 +43,8 @@ describe('command-line bundle (dist/bundle/allium.js)', function () {
         inputs.filter((i) => i.includes(`node_modules/${name}/`)),
         name,
       ).to.deep.equal([]);
+    // cbor-x's native decoder helper, deliberately (scripts/build-node.ts): bundled, it failed to load by accident.
+    expect(inputs.filter((i) => i.includes('node_modules/cbor-extract/') || i.includes('node-gyp-build-optional-packages'))).to.deep.equal([]);
     const locales = inputs.filter((i) => /node_modules\/zod\/v4\/locales\/(?!index)/.test(i));
     expect(locales.map((i) => i.replace(/^.*\//, ''))).to.deep.equal(['en.js']);
   });
