@@ -389,13 +389,8 @@ export class BlockStore {
 
   /** Moves `rk`'s held edition to the records when its time has come at `now` (content.md §4). */
   private promoteHeld(rk: Uint8Array, now: number): void {
-    this.bytesUsed -= this.promoteHeldRow(rk, now);
-  }
-
-  /** promoteHeld's writes; returns the bytes it freed, for the caller to count once its transaction commits. */
-  private promoteHeldRow(rk: Uint8Array, now: number): number {
     const held = this.stmts.getHeld.get(rk);
-    if (!held || held.edition > now + RECORD_CLOCK_SKEW_MS) return 0;
+    if (!held || held.edition > now + RECORD_CLOCK_SKEW_MS) return;
     const have = this.stmts.getRecord.get(rk);
     this.write(() =>
       this.db.transaction(() => {
@@ -403,8 +398,9 @@ export class BlockStore {
         this.stmts.deleteHeld.run(rk);
       })(),
     );
-    // Bytes freed: none when the held edition is the first, the replaced one's, or the held one's when it was behind.
-    return !have ? 0 : have.edition < held.edition ? have.data.length : held.data.length;
+    // Bytes freed (counted once the transaction committed): none when the held edition is the first, the replaced
+    // one's, or the held one's when it was behind.
+    this.bytesUsed -= !have ? 0 : have.edition < held.edition ? have.data.length : held.data.length;
   }
 
   /**
@@ -510,8 +506,8 @@ export class BlockStore {
   sweepExpired(now = Date.now(), force = false): void {
     if (!force && now - this.lastSweep < SWEEP_INTERVAL_MS) return;
     this.lastSweep = now;
-    // The bytes freed are counted once the transaction commits: one that rolls back (a promotion that cannot be
-    // written) frees nothing, and the next sweep counts them then.
+    // The bytes freed are counted once the transaction commits: one that rolls back frees nothing, and the next
+    // sweep counts them then.
     const freed = this.db.transaction(() => {
       let n = this.stmts.expiredMailboxBytes.get(now)!.b ?? 0;
       this.stmts.expireMailboxes.run(now);
@@ -519,10 +515,18 @@ export class BlockStore {
       this.stmts.releaseMailboxes.run(now);
       n += this.stmts.expiredEndpointBytes.get(now)!.b ?? 0;
       this.stmts.deleteExpiredEndpoints.run(now);
-      for (const { rk } of this.stmts.dueHeld.all(now + RECORD_CLOCK_SKEW_MS)) n += this.promoteHeldRow(rk, now);
       return n;
     })();
     this.bytesUsed -= freed;
+    // Held editions whose time has come, each in its own transaction after the expiries: one that cannot be written
+    // (a full disk) stays held and served as it is, and neither blocks the expiries, which free space, nor the rest.
+    for (const { rk } of this.stmts.dueHeld.all(now + RECORD_CLOCK_SKEW_MS)) {
+      try {
+        this.promoteHeld(rk, now);
+      } catch {
+        /* left for the next sweep or write */
+      }
+    }
   }
 
   /**
