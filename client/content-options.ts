@@ -4,7 +4,6 @@
  */
 import type { BlockRef } from '../protocol/chk.js';
 import type { AbortOptions } from '../net/abort.js';
-import type { ContentSession } from './content.js';
 
 export interface Progress {
   (done: number, total: number | null): void;
@@ -66,12 +65,21 @@ export interface GetOptions extends AbortOptions {
  * The calls that can run as part of a session (content.md §8.2 "Sessions"): fetchAnywhere(), fetchFromAll(),
  * fetchAnswers(), storeAll(), storeEverywhere().
  */
+/**
+ * A session (client/content.ts ContentSession, made by ContentClient.session()): named here by what it shows, so that
+ * this module does not import the client's; a call takes only a session of its own client.
+ */
+export interface ContentSessionHandle {
+  readonly closed: boolean;
+  close(): void;
+}
+
 export interface SessionOptions extends AbortOptions {
   /**
    * Run on this session's circuits (ContentClient.session(), of the same client) instead of an operation of the call's
    * own. Default: an operation of its own, closed when the call settles.
    */
-  session?: ContentSession;
+  session?: ContentSessionHandle;
 }
 
 /** fetchFromAll() and fetchAnswers(). */

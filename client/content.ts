@@ -62,6 +62,7 @@ import type {
 } from './content-options.js';
 
 export type {
+  ContentSessionHandle,
   ContentOptions,
   FetchAllOptions,
   GetOptions,
@@ -190,7 +191,8 @@ export class ContentClient {
   private operation<T>(options: SessionOptions, f: (signal: AbortSignal, op: OperationCircuits) => Promise<T>): Promise<T> {
     const session = options.session;
     if (session) {
-      if (session.owner !== this) return Promise.reject(new AlliumError('ERR_CONFIG', "a content session is its own client's only"));
+      if (!(session instanceof ContentSession) || session.owner !== this)
+        return Promise.reject(new AlliumError('ERR_CONFIG', "a content session is its own client's only"));
       if (session.closed) return Promise.reject(new AbortedError('the content session is closed'));
       return this.scoped(options, (signal) => f(signal, session.circuits));
     }
