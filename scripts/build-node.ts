@@ -36,7 +36,8 @@ const ROOT = resolve(import.meta.dirname, '..');
 export const NODE_ENTRY = join(ROOT, 'cli', 'allium.ts');
 export const NODE_OUTDIR = join(ROOT, 'dist', 'bundle');
 /** Packages loaded from node_modules at run time rather than bundled. */
-export const NODE_EXTERNAL = ['sodium-native', 'better-sqlite3', 'bufferutil', 'utf-8-validate', 'libsodium-wrappers-sumo'] as const;
+// css-tree reads its data files at run time relative to its own modules (createRequire(import.meta.url)('../data/patch.json')).
+export const NODE_EXTERNAL = ['sodium-native', 'better-sqlite3', 'bufferutil', 'utf-8-validate', 'libsodium-wrappers-sumo', 'css-tree'] as const;
 const STUB = 'allium-node-stub';
 
 const zodEnglishOnly: Plugin = {
