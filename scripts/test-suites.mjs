@@ -6,10 +6,13 @@
  * workers of its own) and the integration suite, whose files start relay processes that take the cores a second file
  * would need. Both runs always happen. Each prints mocha's summary; this prints the total last, as one plain line
  * "N passed, N failed, N skipped" (what .ci/run reports), and exits 1 when either run failed or did not report.
+ * Both runs get a temporary directory of their own (TMPDIR, inherited by every relay and browser a test starts), removed
+ * when they end: a test killed half-way, or one that forgets a data directory, leaves nothing behind in the system's.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const SUMMARY = /^(\d+) passed, (\d+) failed, (\d+) skipped$/m;
 const jobs = String(Math.max(1, Math.min(availableParallelism(), 2)));
@@ -21,9 +24,18 @@ const folders = readdirSync('test', { withFileTypes: true })
   .map((d) => d.name);
 const runs = [['--parallel', '--jobs', jobs, `test/{${folders.join(',')}}/**/*.test.ts`], [`test/{${SERIAL.join(',')}}/**/*.test.ts`]];
 
+const scratch = mkdtempSync(join(tmpdir(), 'allium-suite-'));
+const removeScratch = () => rmSync(scratch, { recursive: true, force: true });
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    removeScratch();
+    process.exit(1);
+  });
+}
+
 function mocha(args) {
   return new Promise((resolve) => {
-    const child = spawn('npx', ['mocha', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('npx', ['mocha', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TMPDIR: scratch } });
     let tail = '';
     child.stdout.on('data', (b) => {
       process.stdout.write(b);
@@ -47,5 +59,6 @@ for (const args of runs) {
   } else counts.forEach((n, i) => (total[i] += n));
   if (code !== 0) ok = false;
 }
+removeScratch();
 process.stdout.write(`${total[0]} passed, ${total[1]} failed, ${total[2]} skipped\n`);
 process.exit(ok ? 0 : 1);
