@@ -53,6 +53,7 @@ import {
   PREKEY_WINDOW_MS,
   type PrekeyBundle,
 } from '../protocol/prekeys.js';
+import { RECORD_CLOCK_SKEW_MS } from '../protocol/ssk.js';
 import type { AbortOptions } from '../net/abort.js';
 import type { ContentClient } from './content.js';
 import type { GroupStorage } from './messaging/group-store.js';
@@ -64,10 +65,13 @@ export const PREKEY_ROTATE_MS = 7 * 86400_000;
 /**
  * How long a replaced signed prekey's secret is kept. A record listing it may be served (the newest, or a stale copy
  * a holder replays) until the last epoch its edition was published for ends, PREKEY_PUBLISH_EPOCHS epochs after the
- * edition — which is up to a window after the publication (an edition for the next window) — and an item sealed
- * then lives MAX_MAILBOX_TTL_MS; the skew covers the sender's and the relays' clocks.
+ * edition — which is up to a window and PREKEY_LATE_MS after the publication (an edition for the next window, or
+ * the one after it late in a window) — and an item sealed then lives MAX_MAILBOX_TTL_MS; the skew covers the
+ * sender's and the relays' clocks.
  */
-export const PREKEY_GRACE_MS = PREKEY_PUBLISH_EPOCHS * MAILBOX_EPOCH_SECONDS * 1000 + PREKEY_WINDOW_MS + MAX_MAILBOX_TTL_MS + 2 * MAILBOX_CLOCK_SKEW_MS;
+export const PREKEY_LATE_MS = RECORD_CLOCK_SKEW_MS + MAILBOX_CLOCK_SKEW_MS;
+export const PREKEY_GRACE_MS =
+  PREKEY_PUBLISH_EPOCHS * MAILBOX_EPOCH_SECONDS * 1000 + PREKEY_WINDOW_MS + PREKEY_LATE_MS + MAX_MAILBOX_TTL_MS + 2 * MAILBOX_CLOCK_SKEW_MS;
 /** Signed prekeys kept at most (the current one and those in their grace: replacements are ≥ PREKEY_ROTATE_MS apart). */
 export const MAX_SIGNED_PREKEYS = 4;
 /**
@@ -320,11 +324,17 @@ export class PrekeyOwner {
   /**
    * The window an edition made at `now` is for: the next one, or the current one when no record holders accepted
    * covers the current epoch (none yet, the last covered only epochs that have ended, or the last publication was
-   * accepted nowhere): senders then need one at once.
+   * accepted nowhere): senders then need one at once. In the last PREKEY_LATE_MS of a window, the one after the
+   * next when the accepted records cover the next window's epoch: holders serve an edition less than
+   * RECORD_CLOCK_SKEW_MS ahead of their clock at once, so one for the next window would show a poller that the owner
+   * ran in those minutes (specs/messaging.md §9.6 "Late in a window").
    */
   private targetWindow(now: number): number {
-    const covered = this.coveredThrough > 0 && this.coveredThrough >= mailboxEpochAt(now);
-    return prekeyWindowAt(now) + (covered ? PREKEY_WINDOW_MS : 0);
+    const covers = (t: number): boolean => this.coveredThrough > 0 && this.coveredThrough >= mailboxEpochAt(t);
+    const current = prekeyWindowAt(now);
+    if (!covers(now)) return current;
+    const next = current + PREKEY_WINDOW_MS;
+    return next - now <= PREKEY_LATE_MS && covers(next) ? next + PREKEY_WINDOW_MS : next;
   }
 
   /** Used one-time prekeys may be retired now: the rate allows it and the retired table has room for them all. */

@@ -16,6 +16,7 @@ import {
   ONE_TIME_GRACE_MS,
   PREKEY_FRESH_MS,
   PREKEY_GRACE_MS,
+  PREKEY_LATE_MS,
   PREKEY_PUBLISH_EPOCHS,
   PREKEY_REPUBLISH_MIN_MS,
   PREKEY_ROTATE_MS,
@@ -36,6 +37,7 @@ import {
   solveMailboxItem,
 } from '../../protocol/mailbox.js';
 import { MAX_ONE_TIME_PREKEYS, openPrekeyRecord, prekeyRecordKeys, PREKEY_WINDOW_MS, type PrekeyBundle } from '../../protocol/prekeys.js';
+import { editionToCome, RECORD_CLOCK_SKEW_MS } from '../../protocol/ssk.js';
 
 const NOW = Date.UTC(2026, 11, 6, 12);
 const DAY = MAILBOX_EPOCH_SECONDS * 1000;
@@ -344,6 +346,48 @@ describe('prekey owner (specs/messaging.md §9.6)', () => {
     now += 3600_000;
     expect(await b.publish(holders as unknown as ContentClient)).to.equal(PREKEY_PUBLISH_EPOCHS - 1);
     expect(b.lastEdition() - (NOW + PREKEY_WINDOW_MS), 'the current epoch covered: the next window').to.be.within(0, 2047);
+  });
+
+  it('late in a window, publishes for the window after the next when the next is covered: holders hold it back', async () => {
+    // Regression (issue 16): an edition for the next window made in its last RECORD_CLOCK_SKEW_MS is not one to come
+    // at the holders (content.md §4): they served it at once, so a poller saw the owner run in those 10 minutes.
+    const WINDOW = PREKEY_WINDOW_MS;
+    let refuseFrom = Infinity; // holders refuse the records of this epoch and later
+    const holders = {
+      storeAll: (_k: string, rk: Uint8Array) => {
+        const e = Array.from({ length: 16 }, (_, i) => mailboxEpochAt(NOW) + i).find((x) =>
+          Buffer.from(prekeyRecordKeys(owner.publicKey, x).rk).equals(Buffer.from(rk)),
+        );
+        return Promise.resolve(e !== undefined && e >= refuseFrom ? ['refused'] : ['ok']);
+      },
+    };
+    const at = async (t: number, o: PrekeyOwner): Promise<number> => {
+      now = t;
+      await o.publish(holders as unknown as ContentClient);
+      return o.lastEdition();
+    };
+    // NOW starts a window; NOW + WINDOW starts the next epoch (windows at 00:00 and 12:00 UTC).
+    expect(mailboxEpochAt(NOW + WINDOW)).to.equal(mailboxEpochAt(NOW) + 1);
+    const a = new PrekeyOwner(owner, memoryGroupStorage(), clock);
+    await a.load();
+    expect((await at(NOW + 3600_000, a)) - NOW, 'first publication: the current window').to.be.within(0, 2047);
+    const early = await at(NOW + WINDOW - PREKEY_LATE_MS - 60_000, a);
+    expect(early - (NOW + WINDOW), 'before the last minutes: the next window').to.be.within(0, 2047);
+    expect(editionToCome(early, now)).to.equal(true);
+    const late = await at(NOW + WINDOW - RECORD_CLOCK_SKEW_MS + 60_000, a);
+    expect(late - (NOW + 2 * WINDOW), 'in the last minutes: the window after the next').to.be.within(0, 2047);
+    expect(editionToCome(late, now), 'held back by a holder, not served at once').to.equal(true);
+    expect(await a.endPass(), 'an edition for the next window or later: nothing due').to.equal(false);
+    now = NOW + WINDOW + 60_000;
+    expect(await a.endPass(), 'in the next window: still nothing due').to.equal(false);
+    // When the records accepted cover the current epoch alone, late in its last window the next window's edition is
+    // made anyway (senders need a record in the next epoch), and shows.
+    const b = new PrekeyOwner(owner, memoryGroupStorage(), clock);
+    await b.load();
+    refuseFrom = mailboxEpochAt(NOW) + 1;
+    expect(await at(NOW + 3600_000, b)).to.be.within(NOW, NOW + 2047);
+    refuseFrom = Infinity;
+    expect((await at(NOW + WINDOW - RECORD_CLOCK_SKEW_MS + 60_000, b)) - (NOW + WINDOW)).to.be.within(0, 2047);
   });
 
   it('publishes no more for a window whose editions are used up, and again for the next; an edition in ms from before windows does not wait', async () => {
