@@ -80,8 +80,6 @@ interface Slot {
   since: number | null;
   users: number;
   retired: boolean;
-  /** Answers from its forwarder that it did not ask the holder (content.md §8.2 "Retries"): retired at the second. */
-  notAsked: number;
 }
 
 /** "Not asked" answers after which an operation stops using a forwarder's circuit (content.md §8.2 "Retries"). */
@@ -268,6 +266,18 @@ export class OperationCircuits {
   private ended = false;
   /** Forwarders retired for answering "not asked" too often: this operation builds no circuit to them again. */
   private readonly shunned = new Set<string>();
+  /**
+   * Per holder, the forwarders that answered `unreachable` or `unknown` about it, and how many of those answers were
+   * counted toward their retirement (content.md §8.2 "Retries"). Keys and entries are relays of the directory: bounded
+   * by its size.
+   */
+  private readonly couldNotAsk = new Map<string, Map<string, number>>();
+  /** Holders that two forwarders of this operation could not ask: gone, or listed still (content.md §8.2 "Retries"). */
+  private readonly gone = new Set<string>();
+  /** Forwarders whose circuit of this operation could not be built or closed: drawn again only when no other is left. */
+  private readonly broken = new Set<string>();
+  /** Not-asked answers held against each forwarder (content.md §8.2 "Retries"): retired at MAX_NOT_ASKED_PER_FORWARDER. */
+  private readonly held = new Map<string, number>();
   /** Requests of this operation in flight, by holder fingerprint. */
   private readonly pending = new Map<string, number>();
   private pendingAll = 0;
@@ -357,11 +367,8 @@ export class OperationCircuits {
     const now = this.circuits.now();
     // Replace what failed, closed or got dirty (and fill the operation's circuits at its first request).
     this.slots = this.slots.filter((s) => {
-      const stale =
-        s.failed ||
-        s.circuit?.state === 'closed' ||
-        s.notAsked >= MAX_NOT_ASKED_PER_FORWARDER ||
-        (s.since !== null && now - s.since >= this.circuits.dirtinessMs);
+      if (s.failed || s.circuit?.state === 'closed') this.broken.add(s.forwarder.fingerprint);
+      const stale = s.failed || s.circuit?.state === 'closed' || (s.since !== null && now - s.since >= this.circuits.dirtinessMs);
       if (stale) this.retire(s);
       return !stale;
     });
@@ -393,27 +400,68 @@ export class OperationCircuits {
   }
 
   /**
-   * Counts an answer from `forwarder` that it did not ask the holder (`refused`, `unknown`, `unreachable`; content.md
-   * §8.2 "Retries"). At the MAX_NOT_ASKED_PER_FORWARDER-th its circuit is retired — closed once its requests in
-   * flight settle — and the operation builds none to that forwarder again, so that a forwarder that always answers
-   * so cannot have every request it gets sent through a second forwarder.
+   * An answer from `forwarder` that it did not ask `holder` (`refused`, `unknown`, `unreachable`; content.md §8.2
+   * "Retries"); returns whether the request may be tried once more through another forwarder. Counted (`count`) toward
+   * the forwarder's retirement: at the MAX_NOT_ASKED_PER_FORWARDER-th its circuit is retired — closed once its
+   * requests in flight settle — and the operation builds none to that forwarder again, so that a forwarder that always
+   * answers so cannot have every request it gets sent through a second forwarder. But once a second forwarder could
+   * not reach the same holder (`unreachable` or `unknown`), the holder is the cause — a relay gone, still in the
+   * directory: the holder is *gone* for the operation, the answers about it are no longer held against the forwarders
+   * (one retired by them may be drawn again), and a request to it is not tried through another forwarder. Without
+   * this, every request to a dead holder retired one more honest forwarder, until none was left to draw but the dead
+   * relay itself.
    */
-  notAsked(forwarder: string): void {
-    const s = this.slots.find((x) => x.forwarder.fingerprint === forwarder);
-    if (!s || ++s.notAsked < MAX_NOT_ASKED_PER_FORWARDER) return;
-    this.shunned.add(forwarder);
-    this.slots = this.slots.filter((x) => x !== s);
-    this.retire(s);
+  notAsked(forwarder: string, holder: string, status: ContentStatus, count = true): boolean {
+    if (this.gone.has(holder)) return false;
+    if (!count) return true;
+    // Only the answers of a circuit the operation still uses count (not those of one already retired or replaced).
+    const counted = this.slots.some((x) => x.forwarder.fingerprint === forwarder);
+    if (status === 'unreachable' || status === 'unknown') {
+      const by = this.couldNotAsk.get(holder) ?? new Map<string, number>();
+      if (!by.has(forwarder) && by.size > 0) {
+        this.gone.add(holder);
+        this.couldNotAsk.delete(holder);
+        for (const [f, n] of by) this.forgive(f, n);
+        return false;
+      }
+      by.set(forwarder, (by.get(forwarder) ?? 0) + (counted ? 1 : 0));
+      this.couldNotAsk.set(holder, by);
+    }
+    if (!counted) return true;
+    const n = (this.held.get(forwarder) ?? 0) + 1;
+    this.held.set(forwarder, n);
+    if (n >= MAX_NOT_ASKED_PER_FORWARDER) {
+      this.shunned.add(forwarder);
+      for (const s of this.slots.filter((x) => x.forwarder.fingerprint === forwarder)) this.retire(s);
+      this.slots = this.slots.filter((x) => x.forwarder.fingerprint !== forwarder);
+    }
+    return true;
+  }
+
+  /** Whether two forwarders of this operation could not reach `holder` (see notAsked()). */
+  isGone(holder: string): boolean {
+    return this.gone.has(holder);
+  }
+
+  /** Takes back `n` answers of `forwarder` held against it: retired by them, it may be drawn again. */
+  private forgive(forwarder: string, n: number): void {
+    const left = Math.max(0, (this.held.get(forwarder) ?? 0) - n);
+    if (left > 0) this.held.set(forwarder, left);
+    else this.held.delete(forwarder);
+    if (left < MAX_NOT_ASKED_PER_FORWARDER) this.shunned.delete(forwarder);
   }
 
   /** Forwarders not to build or take a circuit to: those of the open circuits and the retired for "not asked". */
   private inUse(): string[] {
-    return [...this.slots.map((s) => s.forwarder.fingerprint), ...this.shunned];
+    return [...this.slots.map((s) => s.forwarder.fingerprint), ...this.shunned, ...this.broken];
   }
 
-  /** A store relay drawn at random (CSPRNG), not among `avoid` when another exists; null when there is none. */
+  /**
+   * A store relay drawn at random (CSPRNG), not among `avoid` when another exists, else not one whose circuit failed
+   * when another exists; null when there is none.
+   */
   private forwarder(avoid: readonly string[]): Descriptor | null {
-    return pickForwarder(this.circuits.source, avoid);
+    return pickForwarder(this.circuits.source, avoid, [...this.broken]);
   }
 
   private open(forwarder: Descriptor, signal: AbortSignal): Slot {
@@ -422,7 +470,7 @@ export class OperationCircuits {
 
   /** A slot of this operation for a circuit being built (or built) to `forwarder`. */
   private adopt(forwarder: Descriptor, built: Promise<ClientCircuit>): Slot {
-    const slot: Slot = { forwarder, built, circuit: null, failed: false, since: null, users: 0, retired: false, notAsked: 0 };
+    const slot: Slot = { forwarder, built, circuit: null, failed: false, since: null, users: 0, retired: false };
     slot.built.then(
       (c) => (slot.circuit = c),
       () => (slot.failed = true),
@@ -449,11 +497,15 @@ export class OperationCircuits {
   }
 }
 
-/** A store relay drawn at random (CSPRNG), not among `avoid` when another exists; null when there is none. */
-function pickForwarder(source: CircuitSource, avoid: readonly string[]): Descriptor | null {
+/**
+ * A store relay drawn at random (CSPRNG), not among `avoid` when another exists, else not among `broken` when another
+ * exists; null when there is none.
+ */
+function pickForwarder(source: CircuitSource, avoid: readonly string[], broken: readonly string[] = []): Descriptor | null {
   const stores = source.directory.view.relays.filter(isStoreRelay);
   const fresh = stores.filter((d) => !avoid.includes(d.fingerprint));
-  const from = fresh.length > 0 ? fresh : stores;
+  const working = stores.filter((d) => !broken.includes(d.fingerprint));
+  const from = fresh.length > 0 ? fresh : working.length > 0 ? working : stores;
   if (from.length === 0) return null;
   return from[crypto().randomInt(from.length)]!;
 }

@@ -254,8 +254,9 @@ export class ContentClient {
           if (!forwarded) break; // the holder's own answer: not asked again
           refused = status === 'refused';
           // A later round's refusal is the load it waited out, not the forwarder's doing: not counted, so that the
-          // rounds go through the operation's circuits and build none to new forwarders.
-          if (round === 0 || !refused) op.notAsked(last!);
+          // rounds go through the operation's circuits and build none to new forwarders. A holder two forwarders
+          // could not reach is not tried through another (§8.2 "Retries").
+          if (!op.notAsked(last!, h.fingerprint, status, round === 0 || !refused)) break;
         } catch (e) {
           if (e instanceof AbortedError) throw e;
           const c = circuit as ClientCircuit | null;
@@ -395,8 +396,9 @@ export class ContentClient {
         const noCircuit = c === null || (isAlliumError(e) && e.code === 'ERR_LINK_CLOSED' && c.state !== 'open');
         // fetchItem's NotAskedError is the forwarder's answer that it did not ask the holder (§8.3).
         const notAsked = forwarded && e instanceof NotAskedError;
-        if (notAsked && last && (firstRound || e.status !== 'refused')) op.notAsked(last);
-        if (e instanceof AbortedError || attempt > 0 || !(noCircuit || notAsked)) throw e;
+        // A holder two forwarders could not reach is gone for the operation: not tried through another (§8.2 "Retries").
+        const retry = notAsked && last ? op.notAsked(last, h.fingerprint, e.status, firstRound || e.status !== 'refused') : !op.isGone(h.fingerprint);
+        if (e instanceof AbortedError || attempt > 0 || !(noCircuit || notAsked) || !retry) throw e;
       }
     }
   }

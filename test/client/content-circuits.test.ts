@@ -10,6 +10,7 @@ import { ContentCircuits } from '../../client/content-circuits.js';
 import type { CircuitSource, NewCircuitOptions } from '../../client/client.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import type { Descriptor } from '../../protocol/descriptor.js';
+import { NotAskedError } from '../../net/content-requests.js';
 
 /** A circuit as ContentCircuits uses it: a state, a last hop, close() and its event. */
 class FakeCircuit extends EventEmitter {
@@ -226,5 +227,63 @@ describe('content circuits built ahead (content.md §8.2)', () => {
     circuits.close();
     await settle();
     expect(most(), 'abort listeners left once every build settled').to.equal(0);
+  });
+});
+
+/**
+ * One request as ContentClient makes it (content.md §8.2 "Retries"): tried once more when its circuit could not be
+ * built or when the forwarder did not ask the holder; the holder `dead` is a relay gone but still in the directory,
+ * which every forwarder answers `unreachable` for. Returns the forwarder that asked the holder, or null.
+ */
+async function ask(op: ReturnType<ContentCircuits['operation']>, h: Descriptor, dead: string): Promise<string | null> {
+  let last: string | undefined;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let through: string | undefined;
+    try {
+      await op.with(
+        h,
+        signal,
+        async (_c, _f, forwarder) => {
+          through = forwarder;
+          if (h.fingerprint === dead) throw new NotAskedError('unreachable', true);
+        },
+        last,
+      );
+      return through!;
+    } catch (e) {
+      if (through === undefined) continue; // no circuit: once more
+      last = through;
+      if (!(e instanceof NotAskedError) || op.notAsked(through, h.fingerprint, e.status) === false) return null;
+    }
+  }
+  return null;
+}
+
+describe('a relay gone but still in the directory (content.md §8.2 "Retries")', () => {
+  it('its answers as a holder retire no forwarder, its circuits are not drawn again, and live holders are still asked', async () => {
+    // Six store relays; relay5 was killed: a circuit to it cannot be built, and every forwarder answers `unreachable`
+    // for it as a holder (a mailbox pass reads many slots it holds, in one session).
+    const s = source();
+    const dead = relay(5);
+    const newCircuit = s.source.newCircuit.bind(s.source);
+    s.source.newCircuit = (o: NewCircuitOptions = {}) =>
+      o.last?.fingerprint === dead.fingerprint ? Promise.reject(new Error('hop 2 could not extend the circuit')) : newCircuit(o);
+    const circuits = new ContentCircuits(s.source, { ahead: false });
+    const op = circuits.operation();
+    try {
+      for (let i = 0; i < 30; i++) await ask(op, dead, dead.fingerprint);
+      // Before the fix, those answers had retired every live forwarder, and the only relay left to draw was the dead
+      // one: every request, to any holder, failed.
+      const asked: (string | null)[] = [];
+      for (let i = 0; i < 12; i++) asked.push(await ask(op, holder, dead.fingerprint));
+      expect(
+        asked.filter((f) => f === null || f === dead.fingerprint),
+        'requests to a live holder not asked',
+      ).to.deep.equal([]);
+      expect(op.isGone(dead.fingerprint), 'two forwarders could not reach it: not tried through another again').to.equal(true);
+    } finally {
+      op.close();
+      circuits.close();
+    }
   });
 });
