@@ -8,7 +8,9 @@
  * secrets takes over the queue, a poll-only MixClient drains the old inbox for MIX_INBOX_TTL, and every contact with
  * a mix address is sent an address box (kind 3) with the new address, kept until acknowledged as messages are. The
  * first message to a contact in a run is preceded by an address box too, so a contact that lacks our address can
- * acknowledge. Boxes that do not open are counted (`rejected`) and reported, never delivered.
+ * acknowledge. Boxes that do not open are counted (`rejected`) and reported, never delivered. A message over
+ * MAX_MIX_MESSENGER_BYTES goes in fragments (kind 5, mix.md §8.4), reassembled at the recipient in a table bounded per
+ * sender and in all, whose entries time out, and acknowledged as a whole.
  *
  * Acknowledgements (mix.md §8.5): every message that opens is answered with an acknowledgement, queued in the
  * acknowledgement lane of our own payload stream (a slot that would otherwise carry drop cover), which alternates
@@ -392,8 +394,10 @@ export class MessengerMix {
   /**
    * Boxes `body` for `to` (its identity key and mix address), queues it for the payload stream and keeps it until
    * acknowledged (handlers.delivered) or given up (handlers.failed); the first message to a contact in a run is
-   * preceded by an address box (mix.md §8.6). Throws ERR_MIX_UNREACHABLE (not running), LimitError
-   * MAX_MIX_MESSENGER_BYTES, ERR_LIMIT (MAX_MIX_SEND_QUEUE waiting, or MAX_MIX_PENDING unacknowledged).
+   * preceded by an address box (mix.md §8.6). A body over MAX_MIX_MESSENGER_BYTES goes in fragments (mix.md §8.4).
+   * Throws ERR_MIX_UNREACHABLE (not running), LimitError MAX_MIX_FRAGMENTED_BYTES, LimitError MAX_MIX_MESSENGER_BYTES
+   * (a longer body to a contact whose last box said its messenger does not read fragments), ERR_LIMIT
+   * (MAX_MIX_SEND_QUEUE waiting, no room for every fragment, or MAX_MIX_PENDING unacknowledged).
    */
   send(toKey: Uint8Array, to: CardMixAddress, id: Uint8Array, body: Uint8Array): void {
     if (!this.mix || this.closed) throw new AlliumError('ERR_MIX_UNREACHABLE', 'message mode is not running');
