@@ -8,7 +8,9 @@
  * secrets takes over the queue, a poll-only MixClient drains the old inbox for MIX_INBOX_TTL, and every contact with
  * a mix address is sent an address box (kind 3) with the new address, kept until acknowledged as messages are. The
  * first message to a contact in a run is preceded by an address box too, so a contact that lacks our address can
- * acknowledge. Boxes that do not open are counted (`rejected`) and reported, never delivered.
+ * acknowledge. Boxes that do not open are counted (`rejected`) and reported, never delivered. A message over
+ * MAX_MIX_MESSENGER_BYTES goes in fragments (kind 5, mix.md §8.4), reassembled at the recipient in a table bounded per
+ * sender and in all, whose entries time out, and acknowledged as a whole.
  *
  * Acknowledgements (mix.md §8.5): every message that opens is answered with an acknowledgement, queued in the
  * acknowledgement lane of our own payload stream (a slot that would otherwise carry drop cover), which alternates
@@ -20,10 +22,23 @@
  * address box given up so is reported (handlers.addressUnacknowledged).
  */
 import type { Identity } from '../../protocol/address.js';
-import { AlliumError, isAlliumError } from '../../protocol/errors.js';
+import { AlliumError, isAlliumError, LimitError } from '../../protocol/errors.js';
 import { CellCommand } from '../../protocol/cell.js';
 import type { CardMixAddress } from '../../protocol/contact-card.js';
-import { MIX_ACK_BATCH, openMixMessage, sealMixAck, sealMixAckBatch, sealMixAddress, sealMixMessage, mixSecretsOf } from '../../protocol/mix-message.js';
+import {
+  MAX_MIX_FRAGMENTED_BYTES,
+  MAX_MIX_MESSENGER_BYTES,
+  MIX_ACK_BATCH,
+  openMixMessage,
+  sealMixAck,
+  sealMixAckBatch,
+  sealMixAddress,
+  sealMixFragments,
+  sealMixMessage,
+  mixSecretsOf,
+  type OpenedMixMessage,
+} from '../../protocol/mix-message.js';
+import { concatBytes } from '../../protocol/bytes.js';
 import type { AbortOptions } from '../../net/abort.js';
 import type { Link } from '../../net/link.js';
 import { crypto } from '../../crypto/index.js';
@@ -50,6 +65,14 @@ export const MIX_ACK_BURST = 20;
 export const MIX_ACK_RATE = 1;
 /** Acknowledgement buckets kept (MAX_MIX_ACK_PEERS); refilled ones are removed when the table is full. */
 export const MAX_MIX_ACK_PEERS = 1000;
+/** Messages of one sender in the reassembly table at most (MIX_REASSEMBLY_PER_PEER, mix.md §8.4). */
+export const MIX_REASSEMBLY_PER_PEER = 4;
+/** Messages in the reassembly table at most (MAX_MIX_REASSEMBLY): at most 64 × MAX_MIX_FRAGMENTED_BYTES of chunks. */
+export const MAX_MIX_REASSEMBLY = 64;
+/** Time from a message's first fragment to its removal from the reassembly table, complete or not (MIX_REASSEMBLY_TTL). */
+export const MIX_REASSEMBLY_TTL_MS = 120_000;
+/** Contacts remembered as reading fragments or not (MAX_MIX_PEER_MARKS, mix.md §8.4); the oldest is forgotten first. */
+export const MAX_MIX_PEER_MARKS = 10_000;
 
 export interface MessengerMixHandlers {
   /** A message that opened: its sender's identity key, id and body (a copy of an id too: the caller drops copies). */
@@ -111,6 +134,23 @@ export interface MessengerMixAckStats {
   addressesAhead: number;
   /** Gateway changes moved to. */
   gatewayChanges: number;
+  /** Fragment boxes of ours queued (each message over MAX_MIX_MESSENGER_BYTES, each time it is sent; mix.md §8.4). */
+  fragmentsSent: number;
+  /** Messages of contacts reassembled from their fragments (copies completed again included). */
+  reassembled: number;
+  /** Entries removed from the reassembly table incomplete: timed out, or pushed out by a bound (mix.md §8.4). */
+  reassemblyDropped: number;
+  /** Fragments whose count is not that of the message's entry: dropped. */
+  fragmentsRefused: number;
+}
+
+/** A message being reassembled from its fragments (mix.md §8.4). */
+interface Reassembly {
+  readonly from: Uint8Array;
+  readonly count: number;
+  readonly chunks: (Uint8Array | undefined)[];
+  have: number;
+  readonly timer: ReturnType<typeof setTimeout>;
 }
 
 interface Pending {
@@ -173,7 +213,18 @@ export class MessengerMix {
     addressesOlder: 0,
     addressesAhead: 0,
     gatewayChanges: 0,
+    fragmentsSent: 0,
+    reassembled: 0,
+    reassemblyDropped: 0,
+    fragmentsRefused: 0,
   };
+  /**
+   * Messages being reassembled, by sender and id, oldest first (mix.md §8.4): at most MIX_REASSEMBLY_PER_PEER of one
+   * sender and MAX_MIX_REASSEMBLY in all, each removed MIX_REASSEMBLY_TTL after its first fragment.
+   */
+  private readonly reassembly = new Map<string, Reassembly>();
+  /** Whether each contact's last box carried the fragments mark (mix.md §8.4), oldest first; at most MAX_MIX_PEER_MARKS. */
+  private readonly peerMarks = new Map<string, boolean>();
   /** Our messages awaiting an acknowledgement, by message id (at most MAX_MIX_PENDING). */
   private readonly pending = new Map<string, Pending>();
   /** MixClient frame id of a queued copy → its message id (a copy's timer starts when it leaves). */
@@ -213,6 +264,8 @@ export class MessengerMix {
     private readonly storage?: GroupStorage,
     /** A monotonic clock in ms for the acknowledgement buckets (mix.md §8.5): a wall clock stepping back must not empty them. */
     private readonly monotonic: () => number = () => performance.now(),
+    /** How long an entry of the reassembly table is kept (MIX_REASSEMBLY_TTL, mix.md §8.4); shorter only in tests. */
+    private readonly reassemblyTtlMs: number = MIX_REASSEMBLY_TTL_MS,
   ) {}
 
   /** The mean time from send() to the recipient's poll collecting it (mix.md §8.3). */
@@ -341,16 +394,38 @@ export class MessengerMix {
   /**
    * Boxes `body` for `to` (its identity key and mix address), queues it for the payload stream and keeps it until
    * acknowledged (handlers.delivered) or given up (handlers.failed); the first message to a contact in a run is
-   * preceded by an address box (mix.md §8.6). Throws ERR_MIX_UNREACHABLE (not running), LimitError
-   * MAX_MIX_MESSENGER_BYTES, ERR_LIMIT (MAX_MIX_SEND_QUEUE waiting, or MAX_MIX_PENDING unacknowledged).
+   * preceded by an address box (mix.md §8.6). A body over MAX_MIX_MESSENGER_BYTES goes in fragments (mix.md §8.4).
+   * Throws ERR_MIX_UNREACHABLE (not running), LimitError MAX_MIX_FRAGMENTED_BYTES, LimitError MAX_MIX_MESSENGER_BYTES
+   * (a longer body to a contact whose last box said its messenger does not read fragments), ERR_LIMIT
+   * (MAX_MIX_SEND_QUEUE waiting, no room for every fragment, or MAX_MIX_PENDING unacknowledged).
    */
   send(toKey: Uint8Array, to: CardMixAddress, id: Uint8Array, body: Uint8Array): void {
     if (!this.mix || this.closed) throw new AlliumError('ERR_MIX_UNREACHABLE', 'message mode is not running');
+    if (body.length > MAX_MIX_FRAGMENTED_BYTES)
+      throw new LimitError('MAX_MIX_FRAGMENTED_BYTES', `a message in message mode is at most ${MAX_MIX_FRAGMENTED_BYTES} bytes`);
+    if (body.length > MAX_MIX_MESSENGER_BYTES && this.readsFragments(toKey) === false)
+      throw new LimitError(
+        'MAX_MIX_MESSENGER_BYTES',
+        `the contact's messenger does not read fragments: a message to it in message mode is at most ${MAX_MIX_MESSENGER_BYTES} bytes`,
+      );
     if (this.pending.size >= MAX_MIX_PENDING) throw new AlliumError('ERR_LIMIT', 'too many message-mode messages awaiting their acknowledgement');
     const p: Pending = { kind: 'message', toKey, to, id, body, retransmits: 0 };
     if (!this.announced.has(hex(toKey))) this.announce(toKey, to);
     this.queue(p);
     this.pending.set(hex(id), p);
+  }
+
+  /**
+   * Whether the contact `key`'s last box that opened in this run carried the fragments mark (mix.md §8.4); undefined
+   * when none did. A message over MAX_MIX_MESSENGER_BYTES is refused to a contact for which it is false.
+   */
+  readsFragments(key: Uint8Array): boolean | undefined {
+    return this.peerMarks.get(hex(key));
+  }
+
+  /** Messages being reassembled from their fragments (mix.md §8.4). */
+  get reassembling(): number {
+    return this.reassembly.size;
   }
 
   /** Former gateways whose inboxes are still polled (mix.md §8.6). */
@@ -398,6 +473,8 @@ export class MessengerMix {
     this.queued.clear();
     this.addressPending.clear();
     this.ackBatches.clear();
+    for (const r of this.reassembly.values()) clearTimeout(r.timer);
+    this.reassembly.clear();
     for (const d of [...this.drains]) this.stopDrain(d); // a copy: stopDrain removes it from the list
   }
 
@@ -409,6 +486,13 @@ export class MessengerMix {
       this.addressSeq = Math.max(Date.now(), this.addressSeq + 1);
       data = sealMixAddress(this.identity, p.toKey, p.id, mix.address, this.addressSeq);
       this.saveState(); // the sequence is kept (mix.md §8.6); saves asked for meanwhile are one
+    } else if (p.body.length > MAX_MIX_MESSENGER_BYTES) {
+      // In fragments (mix.md §8.4): all queued or none, in order, one slot each.
+      const boxes = sealMixFragments(this.identity, p.toKey, p.id, p.body);
+      if (mix.room < boxes.length) throw new AlliumError('ERR_LIMIT', 'too many message-mode messages waiting');
+      for (const box of boxes) this.queued.set(hex(mix.send(p.to, box)), hex(p.id));
+      this.acks.fragmentsSent += boxes.length;
+      return;
     } else data = sealMixMessage(this.identity, p.toKey, p.id, p.body);
     const frameId = mix.send(p.to, data);
     this.queued.set(hex(frameId), hex(p.id));
@@ -421,6 +505,8 @@ export class MessengerMix {
     this.queued.delete(hex(frameId));
     const p = this.pending.get(key);
     if (!p || this.closed) return; // acknowledged meanwhile
+    // A message in fragments is awaited from its last fragment's leaving (mix.md §8.4).
+    for (const k of this.queued.values()) if (k === key) return;
     clearTimeout(p.timer);
     const ms = this.expectedLatencyMs * (MIX_ACK_TIMEOUT_FACTOR - 1 + 2 * crypto().uniform());
     p.timer = setTimeout(() => this.timedOut(key, p), ms);
@@ -462,6 +548,11 @@ export class MessengerMix {
       this.on.error(isAlliumError(e) ? e : new AlliumError('ERR_MESSAGE_AUTH', 'message-mode message refused', { cause: e }));
       return;
     }
+    this.markOf(m.from, m.readsFragments);
+    if (m.kind === 'fragment') {
+      this.fragmentFrom(m);
+      return;
+    }
     if (m.kind === 'ack' || m.kind === 'acks') {
       // A batch is each of its ids checked as a single acknowledgement is (at most MIX_ACK_BATCH: the decoder refuses
       // more); a repeated id finds its box ended already (mix.md §8.5).
@@ -473,6 +564,55 @@ export class MessengerMix {
       return;
     }
     void this.messageFrom(m.from, m.id, m.body, m.readsBatches);
+  }
+
+  /** Remembers whether `from`'s last box carried the fragments mark (mix.md §8.4): at most MAX_MIX_PEER_MARKS, oldest first out. */
+  private markOf(from: Uint8Array, readsFragments: boolean): void {
+    const k = hex(from);
+    this.peerMarks.delete(k);
+    this.peerMarks.set(k, readsFragments);
+    if (this.peerMarks.size > MAX_MIX_PEER_MARKS) this.peerMarks.delete(this.peerMarks.keys().next().value!);
+  }
+
+  /**
+   * A fragment that opened (mix.md §8.4): kept in its sender's and id's entry of the reassembly table (bounded per
+   * sender and in all, the oldest pushed out; each removed MIX_REASSEMBLY_TTL after its first fragment); the entry's
+   * last chunk makes the message, handled as a message box of that sender and id (one token, delivered once,
+   * acknowledged by its id).
+   */
+  private fragmentFrom(m: OpenedMixMessage): void {
+    const f = m.fragment!;
+    const key = hex(m.from) + hex(m.id);
+    let e = this.reassembly.get(key);
+    if (!e) {
+      const mine = [...this.reassembly].filter(([, x]) => crypto().equal(x.from, m.from));
+      if (mine.length >= MIX_REASSEMBLY_PER_PEER) this.dropReassembly(mine[0]![0]);
+      if (this.reassembly.size >= MAX_MIX_REASSEMBLY) this.dropReassembly(this.reassembly.keys().next().value!);
+      const timer = setTimeout(() => this.dropReassembly(key), this.reassemblyTtlMs);
+      timer.unref?.();
+      e = { from: m.from, count: f.count, chunks: new Array<Uint8Array | undefined>(f.count), have: 0, timer };
+      this.reassembly.set(key, e);
+    }
+    if (f.count !== e.count) {
+      this.acks.fragmentsRefused++;
+      return;
+    }
+    if (e.chunks[f.index]) return; // a copy
+    e.chunks[f.index] = f.chunk;
+    if (++e.have < e.count) return;
+    clearTimeout(e.timer);
+    this.reassembly.delete(key);
+    this.acks.reassembled++;
+    void this.messageFrom(m.from, m.id, concatBytes(...(e.chunks as Uint8Array[])), m.readsBatches);
+  }
+
+  /** Removes an incomplete entry of the reassembly table (timed out, or pushed out by a bound). */
+  private dropReassembly(key: string): void {
+    const e = this.reassembly.get(key);
+    if (!e) return;
+    clearTimeout(e.timer);
+    this.reassembly.delete(key);
+    this.acks.reassemblyDropped++;
   }
 
   /**

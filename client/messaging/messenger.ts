@@ -81,6 +81,7 @@ import { endpointCircuits } from './endpoint-circuits.js';
 import { MessengerMix, type MessengerMixAckStats } from './messenger-mix.js';
 import type { MixClientStats } from './mix-mode.js';
 import type { CardMixAddress } from '../../protocol/contact-card.js';
+import { MAX_MIX_MESSENGER_BYTES } from '../../protocol/mix-message.js';
 
 export class Messenger extends Emitter<MessengerEvents> {
   readonly address: string;
@@ -329,6 +330,10 @@ export class Messenger extends Emitter<MessengerEvents> {
       if (this.closed) throw new AbortedError('messenger closed');
       throwIfAborted(options.signal);
       const contact = await this.contacts.byAddress(to, options.signal ? { signal: options.signal } : {});
+      // A message over MAX_MIX_MESSENGER_BYTES to a contact whose messenger is known not to read fragments (mix.md
+      // §8.4): over circuits when the application chose so, else MixClient refuses it (ERR_LIMIT).
+      const unfragmentable = data.length > MAX_MIX_MESSENGER_BYTES && mix.readsFragments(key) === false;
+      if (unfragmentable && this.options.mixFallback === 'circuits') return null;
       if (!contact?.mix || !mix.running) {
         if (this.options.mixFallback === 'circuits') return null;
         throw new AlliumError(

@@ -203,6 +203,11 @@ export class MixClient extends Emitter<MixClientEvents> {
     return this.queue.length;
   }
 
+  /** Places left in the message queue (MAX_MIX_SEND_QUEUE − waiting): a message in fragments takes one each (mix.md §8.4). */
+  get room(): number {
+    return MAX_MIX_SEND_QUEUE - this.queue.length;
+  }
+
   /** Acknowledgements waiting in their lane. */
   get acksWaiting(): number {
     return this.acks.length;

@@ -79,17 +79,39 @@ function messengerVectors(): object {
     if (back.kind !== 'acks' || back.acked!.map(toHex).join() !== acked.map(toHex).join()) throw new Error('mix messenger batch round trip');
     return { from: 1 - (k % 2), to: k % 2, id: toHex(id), nonce: toHex(nonce), acked: acked.map(toHex), data: toHex(data) };
   });
+  // Fragments (mix.md §8.4): kind 5, the message's id on every fragment, body version 1 | index | count | chunk; a
+  // message of MAX_MIX_MESSENGER_BYTES + 1 (2 fragments, the last of 4 bytes) and one of 1,200 (3). Drawn after the
+  // batches, so the values above stay as they were.
+  const fragments = [MAX_MIX_MESSENGER_BYTES + 1, 1200].map((length, k) => {
+    const [from, to] = [ids[k % 2]!, ids[1 - (k % 2)]!];
+    const body = rnd(length);
+    const id = rnd(16);
+    const nonces = Array.from({ length: mixFragmentCount(length) }, () => rnd(24));
+    const data = sealMixFragments(from, to.publicKey, id, body, nonces);
+    const back = data.map((d) => openMixMessage(to, d));
+    if (
+      back.some((b, i) => b.kind !== 'fragment' || b.fragment!.index !== i || toHex(b.id) !== toHex(id)) ||
+      toHex(concatBytes(...back.map((b) => b.fragment!.chunk))) !== toHex(body)
+    )
+      throw new Error('mix messenger fragments round trip');
+    return { from: k % 2, to: 1 - (k % 2), id: toHex(id), length, body: toHex(body), nonces: nonces.map(toHex), data: data.map(toHex) };
+  });
   return {
     description:
-      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. Each address is sealMixAddress(identities[from], identities[to].identity, id, { gateway, inbox, key }, seq, nonce) = data (kind 3, 194 bytes: the plaintext body of the box is version 1 | seq u64 big-endian | gateway | inbox | key); openMixMessage gives kind "address", from, id, seq and the body gateway | inbox | key. A kind 3 box whose body is the 96-byte address alone (the first form), of another version, or with a seq over 2^53 - 1 is refused (ERR_MESSAGE_AUTH). Each batch is sealMixAckBatch(identities[from], identities[to].identity, acked, id, nonce) = data (kind 4, 90 + 16 n bytes: the plaintext body is version 1 | the acked ids); openMixMessage gives kind "acks", from, id (of the batch itself) and acked in order, repeats kept. A kind 4 box with no id, more than maxAckBatch ids, a part of an id, or another version is refused (ERR_MESSAGE_AUTH). maxBody is MAX_MIX_MESSENGER_BYTES; maxAckBatch is MIX_ACK_BATCH. Every nonce here is random, as a messenger from before batches draws it, and does not end with readsBatchesMark (MIX_READS_BATCHES_MARK): openMixMessage gives readsBatches false for these boxes, and true for a box whose nonce ends with the mark (its sender reads kind 4, specs/mix.md §8.2, §8.5).',
+      'Each identity is createIdentity(seed); mixSecretsOf gives inboxSecret, inbox and the X25519 key. Each box is sealMixMessage(identities[from], identities[to].identity, id, body, nonce) = data (kind 1); openMixMessage(identities[to], data) gives kind "message", from, id, body. Each ack is sealMixAck(identities[from], identities[to].identity, id, nonce) = data (kind 2, 89 bytes); openMixMessage gives kind "ack", from, id and an empty body. Each address is sealMixAddress(identities[from], identities[to].identity, id, { gateway, inbox, key }, seq, nonce) = data (kind 3, 194 bytes: the plaintext body of the box is version 1 | seq u64 big-endian | gateway | inbox | key); openMixMessage gives kind "address", from, id, seq and the body gateway | inbox | key. A kind 3 box whose body is the 96-byte address alone (the first form), of another version, or with a seq over 2^53 - 1 is refused (ERR_MESSAGE_AUTH). Each batch is sealMixAckBatch(identities[from], identities[to].identity, acked, id, nonce) = data (kind 4, 90 + 16 n bytes: the plaintext body is version 1 | the acked ids); openMixMessage gives kind "acks", from, id (of the batch itself) and acked in order, repeats kept. A kind 4 box with no id, more than maxAckBatch ids, a part of an id, or another version is refused (ERR_MESSAGE_AUTH). maxBody is MAX_MIX_MESSENGER_BYTES; maxAckBatch is MIX_ACK_BATCH. Every nonce here is random, as a messenger from before batches draws it, and does not end with readsBatchesMark (MIX_READS_BATCHES_MARK): openMixMessage gives readsBatches false for these boxes, and true for a box whose nonce ends with the mark (its sender reads kind 4, specs/mix.md §8.2, §8.5). Each entry of fragments is a message of length bytes (body) sent in fragments: sealMixFragments(identities[from], identities[to].identity, id, body, nonces) = data, one box for each nonce (kind 5; the plaintext body of fragment i is version 1 | i | count | body[532 i .. min(532 (i + 1), length)]); openMixMessage gives kind "fragment", from, the message id and fragment { index, count, chunk }, and the chunks in order are the body. A kind 5 box of another version, a count under 2 or over maxFragments, an index not below the count, a chunk that is not fragmentChunk bytes before the last, or an empty last chunk is refused (ERR_MESSAGE_AUTH). fragmentChunk is MIX_FRAGMENT_CHUNK, maxFragments MIX_MAX_FRAGMENTS, maxFragmented MAX_MIX_FRAGMENTED_BYTES. These nonces do not carry readsFragmentsMark (MIX_READS_FRAGMENTS_MARK) at bytes 16 to 20 either: openMixMessage gives readsFragments false for every box here, and true for a box whose nonce carries it there (its sender reads kind 5, specs/mix.md §8.4).',
     maxBody: MAX_MIX_MESSENGER_BYTES,
     maxAckBatch: MIX_ACK_BATCH,
     readsBatchesMark: toHex(MIX_READS_BATCHES_MARK),
+    fragmentChunk: MIX_FRAGMENT_CHUNK,
+    maxFragments: MIX_MAX_FRAGMENTS,
+    maxFragmented: MAX_MIX_FRAGMENTED_BYTES,
+    readsFragmentsMark: toHex(MIX_READS_FRAGMENTS_MARK),
     identities,
     boxes,
     acks,
     addresses,
     batches,
+    fragments,
   };
 }
 import { crypto } from '../../crypto/index.js';
@@ -98,14 +120,20 @@ import { createMixPacket, MIX_PACKET_LEN, MIX_PAYLOAD_LEN, mixInbox, processMixP
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { createIdentity } from '../../protocol/address.js';
 import {
+  MAX_MIX_FRAGMENTED_BYTES,
   MAX_MIX_MESSENGER_BYTES,
   MIX_ACK_BATCH,
+  MIX_FRAGMENT_CHUNK,
+  MIX_MAX_FRAGMENTS,
   MIX_READS_BATCHES_MARK,
+  MIX_READS_FRAGMENTS_MARK,
+  mixFragmentCount,
   mixSecretsOf,
   openMixMessage,
   sealMixAck,
   sealMixAckBatch,
   sealMixAddress,
+  sealMixFragments,
   sealMixMessage,
 } from '../../protocol/mix-message.js';
 import { errorCodeOf, expectCode, recordingRandom, seeded, VECTORS_VERSION, type VectorFile } from './common.js';

@@ -16,10 +16,14 @@ import type { CardMixAddress } from '../../protocol/contact-card.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
 import { mixAddressVerdict } from '../../client/messaging/contacts.js';
-import { MessengerMix, MIX_ACK_BURST, MIX_MAX_RETRANSMITS } from '../../client/messaging/messenger-mix.js';
+import { MAX_MIX_REASSEMBLY, MessengerMix, MIX_ACK_BURST, MIX_MAX_RETRANSMITS, MIX_REASSEMBLY_PER_PEER } from '../../client/messaging/messenger-mix.js';
 import {
+  MAX_MIX_FRAGMENTED_BYTES,
   MIX_ACK_BATCH,
+  MIX_READS_BATCHES_MARK,
   MIX_SEQ_AHEAD_MS,
+  mixFragmentCount,
+  sealMixFragments,
   mixSecretsOf,
   openMixMessage,
   sealMixAck,
@@ -323,7 +327,14 @@ describe('message mode: the client keeps a real message whose packet could not l
    * A Messenger's message mode whose host names `gateway.current` (changed by the test) and whose contact book is
    * `book` (identity key → its mix address; a key with undefined is a contact without one).
    */
-  const moving = (identity: Identity, gateway: { current: Uint8Array }, gate?: Gate, storage?: GroupStorage, monotonic?: () => number) => {
+  const moving = (
+    identity: Identity,
+    gateway: { current: Uint8Array },
+    gate?: Gate,
+    storage?: GroupStorage,
+    monotonic?: () => number,
+    reassemblyTtlMs?: number,
+  ) => {
     const ev = { delivered: [] as string[], failed: [] as AlliumError[], received: [] as string[], errors: [] as AlliumError[], unreached: [] as string[] };
     const book = new Map<string, CardMixAddress | undefined>();
     const seqs = new Map<string, number>();
@@ -368,6 +379,7 @@ describe('message mode: the client keeps a real message whose packet could not l
       },
       storage,
       monotonic,
+      reassemblyTtlMs,
     );
     return { m, ev, book, links, seqs, changes };
   };
@@ -637,6 +649,107 @@ describe('message mode: the client keeps a real message whose packet could not l
       await waitFor(() => alice.ev.delivered.length >= 2, 10_000, "carol's acknowledgement handled");
       expect(alice.ev.delivered).to.deep.equal([h(toBob), h(toCarol)]);
       expect([alice.m.unacknowledged, alice.m.acks.acksReceived]).to.deep.equal([0, 2]);
+    } finally {
+      alice.m.close();
+    }
+  });
+
+  it('a message over MAX_MIX_MESSENGER_BYTES goes in fragments, is reassembled, delivered once and acknowledged as a whole (mix.md §8.4)', async () => {
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const alice = moving(aliceId, { current: mixes[0]!.identity });
+    const bob = moving(bobId, { current: mixes[1]!.identity });
+    await Promise.all([alice.m.start(), bob.m.start()]);
+    alice.book.set(h(bobId.publicKey), bob.m.address);
+    bob.book.set(h(aliceId.publicKey), alice.m.address);
+    try {
+      const long = Array.from({ length: 300 }, (_, i) => `line ${i};`).join(''); // 2,590 bytes: 5 fragments
+      const id = crypto().random(16);
+      alice.m.send(bobId.publicKey, bob.m.address!, id, utf8(long));
+      await waitFor(() => alice.ev.delivered.length + alice.ev.failed.length > 0, 10_000, 'the acknowledgement of the whole');
+      expect(alice.ev.delivered).to.deep.equal([h(id)]);
+      expect(alice.m.acks.fragmentsSent % mixFragmentCount(long.length)).to.equal(0);
+      expect(mixFragmentCount(long.length)).to.equal(5);
+      // Every copy delivered is the whole message (the caller drops copies by id); nothing is left half-built.
+      expect(bob.ev.received.length).to.be.at.least(1);
+      expect(bob.ev.received.every((x) => x === long)).to.equal(true);
+      expect(bob.m.acks.reassembled).to.equal(bob.ev.received.length);
+      expect(bob.m.reassembling).to.equal(0);
+      // Boxes from a messenger that reads fragments carry the mark: alice now knows bob's does.
+      expect(alice.m.readsFragments(bobId.publicKey)).to.equal(true);
+      // At most MAX_MIX_FRAGMENTED_BYTES: one byte more is refused before anything is queued.
+      const before = alice.m.acks.fragmentsSent;
+      expect(() => alice.m.send(bobId.publicKey, bob.m.address!, crypto().random(16), new Uint8Array(MAX_MIX_FRAGMENTED_BYTES + 1)))
+        .to.throw()
+        .with.property('code', 'ERR_LIMIT');
+      expect(alice.m.acks.fragmentsSent).to.equal(before);
+    } finally {
+      alice.m.close();
+      bob.m.close();
+    }
+  });
+
+  it('fragments that never complete hold no more than the reassembly bounds, and time out (mix.md §8.4)', async () => {
+    const bobId = createIdentity();
+    // Bob's reassembly entries live 300 ms here (120 s by default).
+    const bob = moving(bobId, { current: mixes[3]!.identity }, undefined, undefined, undefined, 300);
+    await bob.m.start();
+    // The first fragment alone of a message of MIX_MAX_FRAGMENTS: what an attacker that never completes one sends.
+    const first = (from: Identity): Uint8Array => sealMixFragments(from, bobId.publicKey, crypto().random(16), new Uint8Array(MAX_MIX_FRAGMENTED_BYTES))[0]!;
+    try {
+      // One sender: at most MIX_REASSEMBLY_PER_PEER entries, its oldest pushed out.
+      const mallory = createIdentity();
+      for (let i = 0; i < 10; i++) depositTo(bob.m, mixes[3]!, first(mallory));
+      await waitFor(() => bob.m.reassembling + bob.m.acks.reassemblyDropped >= 10, 10_000, "mallory's fragments handled");
+      expect([bob.m.reassembling, bob.m.acks.reassemblyDropped]).to.deep.equal([MIX_REASSEMBLY_PER_PEER, 10 - MIX_REASSEMBLY_PER_PEER]);
+      // Many senders: at most MAX_MIX_REASSEMBLY entries in all.
+      const many = Array.from({ length: 70 }, () => createIdentity());
+      for (const id of many) depositTo(bob.m, mixes[3]!, first(id));
+      await waitFor(() => bob.m.acks.reassemblyDropped >= 10 + 70 - MAX_MIX_REASSEMBLY, 10_000, 'the flood handled');
+      expect(bob.m.reassembling).to.equal(MAX_MIX_REASSEMBLY);
+      // Nothing completes: nothing is delivered or acknowledged, and every entry is removed when its time is up.
+      await waitFor(() => bob.m.reassembling === 0, 10_000, 'the entries timed out');
+      expect(bob.m.acks.reassemblyDropped).to.equal(80);
+      expect([bob.ev.received.length, bob.m.acks.acksSent, bob.m.acks.reassembled]).to.deep.equal([0, 0, 0]);
+    } finally {
+      bob.m.close();
+    }
+  });
+
+  it('a contact whose messenger does not read fragments: a long message is refused at once, short ones still go; one not heard from is sent fragments, given up unacknowledged (mix.md §8.4)', async () => {
+    const [aliceId, carolId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const alice = moving(aliceId, { current: mixes[0]!.identity });
+    await alice.m.start();
+    const c = mixSecretsOf(carolId);
+    const carolAt: CardMixAddress = { gateway: mixes[2]!.identity, inbox: c.inbox, key: c.keys.publicKey };
+    alice.book.set(h(carolId.publicKey), carolAt);
+    const long = new Uint8Array(1000).fill(0x61);
+    try {
+      // Not heard from: fragments are sent. Carol runs a messenger from before fragments, which refuses kind 5
+      // (ERR_MESSAGE_AUTH) and never acknowledges: alice retransmits the whole and gives it up.
+      expect(alice.m.readsFragments(carolId.publicKey)).to.equal(undefined);
+      alice.m.send(carolId.publicKey, carolAt, crypto().random(16), long);
+      await waitFor(() => alice.ev.failed.length === 1, 10_000, 'the long message given up');
+      expect(alice.ev.failed[0]!.code).to.equal('ERR_MIX_UNACKNOWLEDGED');
+      expect(alice.m.acks.fragmentsSent).to.equal(2 * (1 + MIX_MAX_RETRANSMITS));
+      // A box from carol whose nonce lacks the fragments mark (an older messenger's, here one that reads batches).
+      const olderNonce = (): Uint8Array => concatBytes(crypto().random(20), MIX_READS_BATCHES_MARK);
+      depositTo(alice.m, mixes[0]!, sealMixMessage(carolId, aliceId.publicKey, crypto().random(16), utf8('hi from an older messenger'), olderNonce()));
+      await waitFor(() => alice.m.readsFragments(carolId.publicKey) === false, 10_000, "carol's box read");
+      const sent = alice.m.acks.fragmentsSent;
+      expect(() => alice.m.send(carolId.publicKey, carolAt, crypto().random(16), long))
+        .to.throw()
+        .with.property('code', 'ERR_LIMIT');
+      expect(alice.m.acks.fragmentsSent).to.equal(sent);
+      expect(alice.m.unacknowledged).to.equal(0);
+      alice.m.send(carolId.publicKey, carolAt, crypto().random(16), utf8('a short one still goes'));
+      expect(alice.m.unacknowledged).to.equal(1);
+      // Carol upgrades: her next box carries the mark, and long messages go in fragments again.
+      depositTo(alice.m, mixes[0]!, sealMixMessage(carolId, aliceId.publicKey, crypto().random(16), utf8('upgraded')));
+      await waitFor(() => alice.m.readsFragments(carolId.publicKey) === true, 10_000, "carol's marked box read");
+      alice.m.send(carolId.publicKey, carolAt, crypto().random(16), long);
+      expect(alice.m.acks.fragmentsSent).to.equal(sent + 2);
     } finally {
       alice.m.close();
     }

@@ -1,7 +1,7 @@
 /**
  * Message mode (specs/mix.md) through real relays in this process over real WebSockets on 127.0.0.1: a message
  * crosses four mixes (two gateways and two mixes between) and reaches its recipient's poll; two Messengers in message
- * mode (mix.md §8) exchange messages both ways, drop a forged one (counted, ERR_MESSAGE_AUTH) and keep their cover
+ * mode (mix.md §8) exchange messages both ways (one over 535 bytes in fragments, §8.4), drop a forged one (counted, ERR_MESSAGE_AUTH) and keep their cover
  * and polls going while idle; one whose gateway changes moves, drains its old inbox and tells its contact (§8.6); a replayed packet is
  * dropped at the mix; a flood from one link is held to MAX_MIX_QUEUE_PER_LINK while another client's packet still
  * goes through.
@@ -233,6 +233,31 @@ describe('message mode: mix relays (relays in this process, real WebSockets)', f
       expect(alice.mixStats!.pending).to.equal(0);
       expect(alice.mixStats!.acksReceived).to.equal(1);
       expect(failed).to.have.length(0);
+    } finally {
+      alice.close();
+      bob.close();
+    }
+  });
+
+  it('carries a Messenger message over MAX_MIX_MESSENGER_BYTES in fragments, reassembled and acknowledged as a whole (mix.md §8.4)', async () => {
+    const alice = new Messenger(mixHost(0), createIdentity(), { messageMode: 'mix', mix: mixSettings });
+    const bob = new Messenger(mixHost(1), createIdentity(), { messageMode: 'mix', mix: mixSettings });
+    try {
+      await Promise.all([alice.startMessageMode(), bob.startMessageMode()]);
+      await alice.contacts.add(bob.card('bob'));
+      await bob.contacts.add(alice.card('alice'));
+      const long = crypto().random(2000); // 4 fragments
+      const toBob = nextMessage(bob, alice.address);
+      const r = await alice.send(bob.address, long);
+      const isDelivered = delivered(alice, r.id);
+      expect(r.status).to.equal('mixed');
+      const got = await toBob;
+      expect(Buffer.from(got.data).equals(Buffer.from(long))).to.equal(true);
+      expect(got.id).to.equal(r.id);
+      await isDelivered;
+      expect(alice.mixStats!.fragmentsSent % 4).to.equal(0);
+      expect(bob.mixStats!.reassembled).to.be.at.least(1);
+      expect(bob.mixStats!.rejected).to.equal(0);
     } finally {
       alice.close();
       bob.close();

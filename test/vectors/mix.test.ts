@@ -5,9 +5,17 @@ import { createMixPacket, processMixPacket, type MixResult } from '../../protoco
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { createIdentity } from '../../protocol/address.js';
 import {
+  MAX_MIX_FRAGMENTED_BYTES,
   MAX_MIX_MESSENGER_BYTES,
   MIX_ACK_BATCH,
+  MIX_FRAGMENT_CHUNK,
+  MIX_FRAGMENT_KIND,
+  MIX_MAX_FRAGMENTS,
   MIX_READS_BATCHES_MARK,
+  MIX_READS_FRAGMENTS_MARK,
+  mixBoxNonce,
+  mixFragmentCount,
+  sealMixFragments,
   MIX_ACK_BATCH_KIND,
   MIX_ACK_KIND,
   MIX_ADDRESS_KIND,
@@ -107,6 +115,11 @@ interface MessengerVectors {
   maxAckBatch: number;
   readsBatchesMark: string;
   batches: { from: number; to: number; id: string; nonce: string; acked: string[]; data: string }[];
+  fragmentChunk: number;
+  maxFragments: number;
+  maxFragmented: number;
+  readsFragmentsMark: string;
+  fragments: { from: number; to: number; id: string; length: number; body: string; nonces: string[]; data: string[] }[];
 }
 
 describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', () => {
@@ -270,6 +283,74 @@ describeEachBinding('vectors: a Messenger in message mode (specs/mix.md §8)', (
       }
     });
   }
+
+  it('fragments: MIX_FRAGMENT_CHUNK, MIX_MAX_FRAGMENTS and MAX_MIX_FRAGMENTED_BYTES match (§8.4)', () => {
+    expect([v.fragmentChunk, v.maxFragments, v.maxFragmented]).to.deep.equal([MIX_FRAGMENT_CHUNK, MIX_MAX_FRAGMENTS, MAX_MIX_FRAGMENTED_BYTES]);
+    expect([
+      mixFragmentCount(MAX_MIX_MESSENGER_BYTES),
+      mixFragmentCount(MAX_MIX_MESSENGER_BYTES + 1),
+      mixFragmentCount(MAX_MIX_FRAGMENTED_BYTES),
+    ]).to.deep.equal([1, 2, MIX_MAX_FRAGMENTS]);
+    const [from, to] = [ids[0]!, ids[1]!];
+    expectCode(() => sealMixFragments(from, to.publicKey, new Uint8Array(16), new Uint8Array(MAX_MIX_FRAGMENTED_BYTES + 1)), 'ERR_LIMIT');
+    expectCode(() => sealMixFragments(from, to.publicKey, new Uint8Array(16), new Uint8Array(MAX_MIX_MESSENGER_BYTES)), 'ERR_BAD_LENGTH');
+    expect(sealMixFragments(from, to.publicKey, new Uint8Array(16), new Uint8Array(MAX_MIX_FRAGMENTED_BYTES))).to.have.length(MIX_MAX_FRAGMENTS);
+  });
+  for (const [n, f] of (v.fragments ?? []).entries()) {
+    it(`fragmented message ${n} (${f.length} bytes, ${f.data.length} fragments): sealed as given, each opened and authenticated alone, the chunks the body (§8.4)`, () => {
+      const from = ids[f.from]!;
+      const to = ids[f.to]!;
+      expect(sealMixFragments(from, to.publicKey, hex(f.id), hex(f.body), f.nonces.map(hex)).map(toHex)).to.deep.equal(f.data);
+      const opened = f.data.map((d) => openMixMessage(to, hex(d)));
+      expect(opened.map((m) => [m.kind, toHex(m.from), toHex(m.id), m.fragment!.index, m.fragment!.count])).to.deep.equal(
+        f.data.map((_, i) => ['fragment', toHex(from.publicKey), f.id, i, f.data.length]),
+      );
+      expect(toHex(concatBytes(...opened.map((m) => m.fragment!.chunk)))).to.equal(f.body);
+      expect(opened.every((m) => !m.readsFragments && !m.readsBatches)).to.equal(true);
+      // Any one byte changed: it does not open. Relabelled as a message, it does not open either.
+      const changed = hex(f.data[0]!);
+      changed[changed.length - 1]! ^= 1;
+      expectCode(() => openMixMessage(to, changed), 'ERR_MESSAGE_AUTH');
+      const relabelled = hex(f.data[0]!);
+      relabelled[0] = MIX_MESSAGE_VERSION;
+      expectCode(() => openMixMessage(to, relabelled), 'ERR_MESSAGE_AUTH');
+      // Another version, a count of 1 or over MIX_MAX_FRAGMENTS, an index not below the count, a short chunk before
+      // the last, an empty last chunk: refused.
+      const full = new Uint8Array(MIX_FRAGMENT_CHUNK);
+      for (const body of [
+        concatBytes(Uint8Array.of(2, 0, 2), full),
+        concatBytes(Uint8Array.of(1, 0, 1), full),
+        concatBytes(Uint8Array.of(1, 0, MIX_MAX_FRAGMENTS + 1), full),
+        concatBytes(Uint8Array.of(1, 2, 2), full),
+        concatBytes(Uint8Array.of(1, 0, 2), full.subarray(1)),
+        Uint8Array.of(1, 1, 2),
+      ])
+        expectCode(() => openMixMessage(to, sealMixBox(MIX_FRAGMENT_KIND, from, to.publicKey, hex(f.id), body)), 'ERR_MESSAGE_AUTH');
+      expect(openMixMessage(to, sealMixBox(MIX_FRAGMENT_KIND, from, to.publicKey, hex(f.id), Uint8Array.of(1, 1, 2, 7))).fragment!.chunk).to.deep.equal(
+        Uint8Array.of(7),
+      );
+    });
+  }
+
+  it("a box's nonce says whether its sender reads fragments: bytes 16 to 20, before the batches mark; senders mark theirs (§8.2, §8.4)", () => {
+    expect(v.readsFragmentsMark).to.equal(toHex(MIX_READS_FRAGMENTS_MARK));
+    const nonce = mixBoxNonce();
+    expect(toHex(nonce.subarray(16))).to.equal(v.readsFragmentsMark + v.readsBatchesMark);
+    const b = v.boxes[0]!;
+    const [from, to] = [ids[b.from]!, ids[b.to]!];
+    // The fragments mark alone (an older nonce's last 4 bytes random), the batches mark alone, both.
+    const at = (frg: boolean, ack: boolean): Uint8Array =>
+      hex(b.nonce.slice(0, 32) + (frg ? v.readsFragmentsMark : b.nonce.slice(32, 40)) + (ack ? v.readsBatchesMark : b.nonce.slice(40)));
+    for (const [frg, ack] of [
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
+      const m = openMixMessage(to, sealMixMessage(from, to.publicKey, hex(b.id), hex(b.body), at(frg, ack)));
+      expect([m.readsFragments, m.readsBatches]).to.deep.equal([frg, ack]);
+    }
+    expect(openMixMessage(to, sealMixAck(from, to.publicKey, hex(b.id))).readsFragments).to.equal(true);
+  });
 
   it('refuses a body over MAX_MIX_MESSENGER_BYTES at the sender (ERR_LIMIT)', () => {
     expectCode(() => sealMixMessage(ids[0]!, ids[1]!.publicKey, new Uint8Array(16), new Uint8Array(MAX_MIX_MESSENGER_BYTES + 1)), 'ERR_LIMIT');
