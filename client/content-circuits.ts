@@ -8,8 +8,9 @@
  * that failed or closed, by a circuit to a new forwarder. Nothing is shared between operations, nor with any other
  * user of the CircuitSource; an operation's circuits close once it ends and their requests have settled.
  *
- * Circuits built ahead (§8.2): after an operation takes circuits, the client keeps up to `perOperation` *waiting*
- * circuits to forwarders drawn at random, used by no operation, for the next operation to take at its first request;
+ * Circuits built ahead (§8.2): after an operation takes circuits — once its first CONTENT_AHEAD_AFTER_REQUESTS requests
+ * have settled, or it ended — the client keeps up to `perOperation` *waiting* circuits to forwarders drawn at random,
+ * used by no operation, for the next operation to take at its first request;
  * each waiting circuit is closed CONTENT_AHEAD_LIFETIME after its build if none took it, and replaced then only if an
  * operation took circuits within CONTENT_AHEAD_IDLE.
  *
@@ -39,6 +40,12 @@ export const CONTENT_CIRCUITS_PER_OPERATION = 3;
  * long after its build — inside a forwarder's CIRCUIT_IDLE_TIMEOUT (10 min), which would otherwise reap it silent.
  */
 export const CONTENT_AHEAD_LIFETIME_MS = 5 * 60_000;
+/**
+ * Requests of an operation that settle before the circuits it took are replaced by new ones built ahead (content.md
+ * §8.2 "Circuits built ahead"; sooner if it ends): a get's manifest and its first block, the first byte's two round
+ * trips, are not sent beside three circuit builds.
+ */
+export const CONTENT_AHEAD_AFTER_REQUESTS = 2;
 /** CONTENT_AHEAD_IDLE (specs/limits.md, content.md §8.2): no circuit is built ahead this long after the last operation. */
 export const CONTENT_AHEAD_IDLE_MS = 10 * 60_000;
 /**
@@ -147,8 +154,8 @@ export class ContentCircuits {
   }
 
   /**
-   * Up to `n` waiting circuits, given to an operation (each only ever to this one), and as many built ahead again in
-   * the background (content.md §8.2).
+   * Up to `n` waiting circuits, given to an operation (each only ever to this one). The operation calls refill() once
+   * its first requests have settled, and as many are built ahead again then (content.md §8.2).
    */
   take(n: number, avoid: readonly string[]): { forwarder: Descriptor; built: Promise<ClientCircuit> }[] {
     if (!this.ahead || this.closed) return [];
@@ -162,8 +169,12 @@ export class ContentCircuits {
       clearTimeout(w.timer);
     }
     this.lastTaken = this.now();
-    this.fillAhead();
     return out;
+  }
+
+  /** Builds circuits ahead up to perOperation again, after an operation took circuits (unless closed or idle). */
+  refill(): void {
+    if (this.ahead) this.fillAhead();
   }
 
   /**
@@ -283,6 +294,9 @@ export class OperationCircuits {
   private pendingAll = 0;
   /** Called with the holder's fingerprint each time one of this operation's requests that was asked of a holder ends. */
   private readonly onRequestEnd = new Set<(holder: string) => void>();
+  /** Whether it took circuits and has not yet had them replaced ahead (refill()); its requests settled so far. */
+  private refillDue = false;
+  private settled = 0;
 
   constructor(private readonly circuits: ContentCircuits) {}
 
@@ -319,6 +333,7 @@ export class OperationCircuits {
       if (n > 0) this.pending.set(fp, n);
       else this.pending.delete(fp);
       this.pendingAll--;
+      if (++this.settled >= CONTENT_AHEAD_AFTER_REQUESTS) this.refillAhead();
       if (heldSlot) for (const w of [...this.onRequestEnd]) w(fp);
     }
   }
@@ -376,6 +391,9 @@ export class OperationCircuits {
       // Circuits built ahead first (content.md §8.2): never used by another operation, distinct forwarders.
       const taken = this.circuits.take(this.circuits.perOperation - this.slots.length, this.inUse());
       for (const w of taken) this.slots.push(this.adopt(w.forwarder, w.built));
+      // Replaced ahead once CONTENT_AHEAD_AFTER_REQUESTS requests have settled (or the operation ends), not beside them.
+      this.refillDue = true;
+      if (this.settled >= CONTENT_AHEAD_AFTER_REQUESTS) this.refillAhead();
     }
     while (!this.ended && this.slots.length < this.circuits.perOperation) {
       const f = this.forwarder(this.inUse());
@@ -489,8 +507,16 @@ export class OperationCircuits {
     void s.built.then((c) => c.close()).catch(() => undefined);
   }
 
+  /** The circuits built ahead, replaced once after each take (content.md §8.2). */
+  private refillAhead(): void {
+    if (!this.refillDue) return;
+    this.refillDue = false;
+    this.circuits.refill();
+  }
+
   /** Ends the operation: its circuits close now, or once their requests in flight (repairs) settle. */
   close(): void {
+    this.refillAhead();
     this.ended = true;
     for (const s of [...this.all]) this.retire(s);
     this.slots = [];

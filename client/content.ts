@@ -565,12 +565,16 @@ export class ContentClient {
     return notFoundAsContent(openFile(this.blockFetcher(op, options), ref, limits));
   }
 
-  /** Bytes of an opened file, its blocks fetched in random order and padded to a class (`already`: requests made). */
+  /**
+   * Bytes of an opened file, its blocks fetched in random order and padded to a class (`already`: requests made).
+   * `leadAlone` (a get): the read's first request — its first segment's lead — goes out alone, and the others once it
+   * has settled (content.md §8.2 "Order").
+   */
   private async *readOpened(
     file: OpenedFile,
     op: OperationCircuits,
     already: number,
-    o: { start?: number; end?: number; onProgress?: GetOptions['onProgress'] } & AbortOptions,
+    o: { start?: number; end?: number; onProgress?: GetOptions['onProgress']; leadAlone?: boolean } & AbortOptions,
   ) {
     // Direct mode (measurement only) reads as before content.md §8.2: in file order, unpadded.
     const ro: ReadOptions = this.circuits.direct
@@ -580,7 +584,8 @@ export class ContentClient {
     if (o.end !== undefined) ro.end = o.end;
     if (o.onProgress) ro.onProgress = o.onProgress;
     try {
-      yield* readFile(file, this.blockFetcher(op, signalOption(o.signal)), ro);
+      const fetcher = this.blockFetcher(op, signalOption(o.signal));
+      yield* readFile(file, o.leadAlone && !this.circuits.direct ? firstAlone(fetcher) : fetcher, ro);
     } catch (e) {
       if (isAlliumError(e) && e.code === 'ERR_NOT_FOUND') throw new NotFoundError(`content not found: ${e.message}`);
       throw e;
@@ -616,7 +621,13 @@ export class ContentClient {
     try {
       const file = await this.openManifest(link, op, { signal: scope.signal });
       // The manifest blocks count towards the fetch's class (content.md §8.2).
-      yield* this.readOpened(file, op, file.manifestBlocks.length, { ...(options.onProgress ? { onProgress: options.onProgress } : {}), signal: scope.signal });
+      // Its first data block alone, then the rest (content.md §8.2 "Order"): the first byte's round trip shares the
+      // circuits, the relays and the holders with no other answer of the get.
+      yield* this.readOpened(file, op, file.manifestBlocks.length, {
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        signal: scope.signal,
+        leadAlone: true,
+      });
     } finally {
       op.close();
       scope.dispose();
@@ -791,6 +802,23 @@ function refusedRounds(op: OperationCircuits, signal: AbortSignal): (holder: Des
     await op.afterARequestEnds(holder, signal, left);
     return true;
   };
+}
+
+/**
+ * A fetcher whose first call goes out at once and whose later calls wait until that first one has settled (with the
+ * block, without it, or failed): a get's lead asked alone (content.md §8.2 "Order"). Later calls keep their order.
+ */
+function firstAlone(fetch: BlockFetcher): BlockFetcher {
+  let gate: Promise<unknown> | null = null;
+  const gated = (ref: BlockRef): Promise<Uint8Array | null> => {
+    if (gate === null) {
+      const first = fetch(ref);
+      gate = first.catch(() => undefined);
+      return first;
+    }
+    return gate.then(() => fetch(ref));
+  };
+  return fetch.checked ? Object.assign(gated, { checked: true }) : gated;
 }
 
 /** A missing root reads as content nobody stored (ERR_NOT_FOUND from the codec becomes a NotFoundError). */

@@ -113,6 +113,35 @@ describe('content circuits built ahead (content.md §8.2)', () => {
     }
   });
 
+  it("the circuits an operation took are built ahead again once its first two requests settled, not beside them (a get's manifest and first block)", async () => {
+    const s = source();
+    const circuits = new ContentCircuits(s.source);
+    try {
+      const op1 = circuits.operation();
+      await requests(op1, 3);
+      op1.close();
+      await settle();
+      expect(circuits.waitingCount, 'three waiting after the first operation').to.equal(3);
+      const calls = s.calls();
+      const op2 = circuits.operation();
+      // One request at a time, as a get's manifest then its lead: no build while either is in flight.
+      const during: number[] = [];
+      for (let i = 0; i < 2; i++) await op2.with(holder, signal, async () => void during.push(s.calls() - calls));
+      expect(during, 'builds while the first two requests were in flight').to.deep.equal([0, 0]);
+      expect(s.calls() - calls, 'three built ahead once the second settled').to.equal(3);
+      expect(circuits.waitingCount).to.equal(3);
+      // An operation that ends after one request has its circuits replaced as it ends.
+      const op3 = circuits.operation();
+      await requests(op3, 1);
+      expect(s.calls() - calls, 'none yet after one request').to.equal(3);
+      op3.close();
+      expect(s.calls() - calls, 'three more as it ends').to.equal(6);
+      op2.close();
+    } finally {
+      circuits.close();
+    }
+  });
+
   it('a waiting circuit closes after its lifetime and is replaced only within the idle limit; close() closes every one', async () => {
     let now = 0;
     const s = source();
@@ -174,10 +203,11 @@ describe('content circuits built ahead (content.md §8.2)', () => {
     const s = source(true);
     const circuits = new ContentCircuits(s.source);
     const op = circuits.operation();
-    const answered = requests(op, 1);
-    expect(s.calls(), "the operation's three and three ahead").to.equal(6);
+    const answered = requests(op, 2);
+    expect(s.calls(), "the operation's three").to.equal(3);
     s.release(signal, true); // the operation's own three
     await answered;
+    expect(s.calls(), 'and three ahead once its two requests settled').to.equal(6);
     circuits.close();
     s.release(signal, false); // the three ahead finish building after close()
     await settle();
@@ -214,15 +244,21 @@ describe('content circuits built ahead (content.md §8.2)', () => {
     };
     const most = (): number => Math.max(...[...signals].map((x) => getEventListeners(x, 'abort').length));
     const circuits = new ContentCircuits(s.source);
-    // Twenty operations start at once (twenty mailbox slots read together): each takes the circuits waiting, still
-    // being built, and as many are built ahead again, all in flight together.
+    // Twenty operations start at once (twenty mailbox slots read together), each building its own three; once their
+    // first two requests settle, circuits are built ahead, in flight while the next twenty take them.
     const ops = Array.from({ length: 20 }, () => circuits.operation());
-    const answered = ops.map((op) => requests(op, 1));
-    expect(s.calls(), 'three ahead per operation, and three more').to.equal(63);
+    const answered = ops.map((op) => requests(op, 2));
+    expect(s.calls(), 'three per operation').to.equal(60);
+    s.release(signal, true);
+    await Promise.all(answered);
+    const more = Array.from({ length: 20 }, () => circuits.operation());
+    ops.push(...more);
+    const answered2 = more.map((op) => requests(op, 2));
+    expect(s.calls(), 'three ahead, taken by one of the next twenty, and their own').to.equal(63 + 19 * 3);
     expect(most(), 'abort listeners on one signal while the builds are in flight').to.be.at.most(1);
     s.release(signal, true);
     s.release(signal, false);
-    await Promise.all(answered);
+    await Promise.all(answered2);
     for (const op of ops) op.close();
     circuits.close();
     await settle();

@@ -30,6 +30,10 @@ interface Request {
   /** Streams open on this circuit, and on every open content circuit, as the request went out (itself included). */
   readonly onCircuit: number;
   readonly open: number;
+  /** A FETCH's routing key (hex), or null. */
+  readonly rk: string | null;
+  /** How many STOREs and FETCHes had gone out when this FETCH's last answer byte came in (null: none came). */
+  sentAtLastByte: number | null;
 }
 
 /** Whether every circuit closes within `ms` (false if one is still open then). */
@@ -73,7 +77,19 @@ describe('content circuits: a few per operation to forwarders, rotated and close
           const f = fetch ? decodeFetch(m.data).f : decodeStore(m.data).f;
           if (c.state === 'open') circuits.add(c);
           const open = [...circuits].reduce((n, x) => n + x.mux.size, 0);
-          requests.push({ circuit: c, command: fetch ? 'FETCH' : 'STORE', at: now, holder: f ? toHex(f) : null, onCircuit: c.mux.size, open });
+          const r: Request = {
+            circuit: c,
+            command: fetch ? 'FETCH' : 'STORE',
+            at: now,
+            holder: f ? toHex(f) : null,
+            onCircuit: c.mux.size,
+            open,
+            rk: fetch ? toHex(decodeFetch(m.data).k) : null,
+            sentAtLastByte: null,
+          };
+          requests.push(r);
+          const list = requests;
+          c.mux.get(m.streamId)?.on('stream:data', () => (r.sentAtLastByte = list.length));
         }
         return send(m, hop);
       };
@@ -98,11 +114,17 @@ describe('content circuits: a few per operation to forwarders, rotated and close
         expect(sha256(await content.get(link))).to.equal(sha256(i === 0 ? a : b));
         const fetches = requests.filter((r) => r.command === 'FETCH');
         expect(fetches).to.have.length(requestClass(19));
+        // The root, then data block 0 alone (content.md §8.2 "Order"): every byte of its answer was in before any
+        // other block was asked for, so the first byte's round trip shared the path with no other answer of the get.
+        requests = [];
+        const block0 = toHex((await content.open(link)).blocks()[1]!.rk);
+        expect(fetches[1]!.rk, "the get's first block request is block 0").to.equal(block0);
+        expect(fetches[1]!.sentAtLastByte, 'requests out when block 0 was in').to.equal(2);
         const circuits = new Set(fetches.map((r) => r.circuit));
         expect(circuits.size, 'three circuits for the get').to.equal(3);
-        // After the root, the 19 blocks go out at once (CONTENT_FETCHES_PER_CIRCUIT on each of three circuits allows
-        // 24), not a few at a time; no circuit carries more than a forwarder takes (MAX_FORWARDS_PER_CIRCUIT).
-        expect(Math.max(...fetches.map((r) => r.open)), 'FETCHes in flight at once').to.equal(Math.min(requestClass(19) - 1, 3 * CONTENT_FETCHES_PER_CIRCUIT));
+        // After the root and block 0, the other 18 blocks go out at once (CONTENT_FETCHES_PER_CIRCUIT on each of three
+        // circuits allows 24), not a few at a time; no circuit carries more than a forwarder takes (MAX_FORWARDS_PER_CIRCUIT).
+        expect(Math.max(...fetches.map((r) => r.open)), 'FETCHes in flight at once').to.equal(Math.min(requestClass(19) - 2, 3 * CONTENT_FETCHES_PER_CIRCUIT));
         expect(Math.max(...fetches.map((r) => r.onCircuit)), 'on one circuit').to.be.at.most(MAX_FORWARDS_PER_CIRCUIT);
         expect(new Set([...circuits].map(lastHop)).size, 'to three forwarders').to.equal(3);
         expect(
