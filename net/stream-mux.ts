@@ -67,6 +67,23 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
    */
   write(data: Uint8Array): boolean {
     if (this.state === 'closed') return false;
+    // One cell's bytes, nothing queued before them and room to send: out at once, as the pump would send them (a
+    // forwarder passes each DATA cell on so), without the queue and the round over the circuit's streams.
+    if (
+      data.length > 0 &&
+      data.length <= RELAY_DATA_LEN &&
+      this.queue.length === 0 &&
+      this.canSend &&
+      this.windows.send > 0 &&
+      this.mux.sendNow(this.id, data)
+    ) {
+      if (this.state === 'opening') this.early--;
+      this.windows.onSent();
+      this.bytesOut += data.length;
+      if (this.canTakeMore()) return true;
+      this.wantDrain = true;
+      return false;
+    }
     for (let off = 0; off < data.length; off += RELAY_DATA_LEN) {
       const chunk = data.subarray(off, Math.min(data.length, off + RELAY_DATA_LEN));
       this.queue.push(chunk);
@@ -383,6 +400,18 @@ export class StreamMux extends Emitter<StreamMuxEvents> {
   /** The circuit's send window is open (the other end has acknowledged enough). */
   get windowOpen(): boolean {
     return this.sendWindow.available > 0;
+  }
+
+  /**
+   * @internal Sends one DATA cell of a stream with nothing queued, at once, when the pump would send it now (the
+   * circuit's window open, the link not congested, no pump under way); false, with nothing sent, when not.
+   */
+  sendNow(id: number, chunk: Uint8Array): boolean {
+    if (this.pumping || this.closed || !this.canSend()) return false;
+    if (!this.sendData(id, chunk)) return false;
+    // As at the end of a pump: wait for the link's drain if this cell congested it, so that queued streams resume.
+    if (this.t.congested()) this.pump();
+    return true;
   }
 
   /** @internal */

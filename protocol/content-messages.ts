@@ -15,6 +15,7 @@
  * `unknown` and `unreachable` are a forwarder's answers for a holder it does not know or could not reach.
  */
 import { z } from 'zod';
+import { equalBytes } from './bytes.js';
 import { decodeMessage, encodeCbor, zBytes, zUint } from './cbor.js';
 import { BLOCK_LEN } from './chk.js';
 import { MAX_RECORD_BYTES } from './ssk.js';
@@ -49,5 +50,23 @@ export const encodeFetch = (m: FetchRequest): Uint8Array => encodeCbor(m);
 export const decodeFetch = (b: Uint8Array): FetchRequest => decodeMessage(fetchSchema, b, 256, 'FETCH');
 export const encodeStored = (m: StoredReply): Uint8Array => encodeCbor(m);
 export const decodeStored = (b: Uint8Array): StoredReply => decodeMessage(storedSchema, b, 256, 'STORED');
-export const encodeFetched = (m: FetchedReply): Uint8Array => encodeCbor(m);
-export const decodeFetched = (b: Uint8Array): FetchedReply => decodeMessage(fetchedSchema, b, 256, 'FETCHED');
+/**
+ * The FETCHED replies of every block fetch (`found` with BLOCK_LEN) and of every miss, encoded once: a holder encodes
+ * one for each block it serves, a forwarder decodes it and encodes its own (specs/content.md §8.3), a client decodes
+ * it. Bytes equal to one of these decode to it without the CBOR decoder and the schema; the encoding is the same.
+ */
+const COMMON_FETCHED: readonly { reply: Readonly<FetchedReply>; bytes: Uint8Array }[] = (
+  [
+    { s: 'found', n: BLOCK_LEN },
+    { s: 'missing', n: 0 },
+  ] satisfies FetchedReply[]
+).map((reply) => ({ reply, bytes: encodeCbor(reply) }));
+
+export function encodeFetched(m: FetchedReply): Uint8Array {
+  for (const c of COMMON_FETCHED) if (m.s === c.reply.s && m.n === c.reply.n && Object.keys(m).length === 2) return c.bytes.slice();
+  return encodeCbor(m);
+}
+export function decodeFetched(b: Uint8Array): FetchedReply {
+  for (const c of COMMON_FETCHED) if (equalBytes(b, c.bytes)) return { s: c.reply.s, n: c.reply.n };
+  return decodeMessage(fetchedSchema, b, 256, 'FETCHED');
+}
