@@ -2,10 +2,11 @@
  * The command line's bundle (dist/bundle/, built by scripts/build-node.ts; bin/allium.js runs it when it is there):
  * its entry loads nothing of the program before it has capped V8's young generation, the native and optional
  * packages stay outside it, and a storeless relay started through bin/allium.js runs from it with sodium-native
- * loaded and stops cleanly.
+ * loaded and stops cleanly; an entry whose chunks are not all there, as built, refuses to run.
  */
 import { expect } from 'chai';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Metafile } from 'esbuild';
@@ -79,5 +80,27 @@ describe('command-line bundle (dist/bundle/allium.js)', function () {
         modules.filter((f) => f.startsWith(`node_modules/${name}/`)),
         name,
       ).to.deep.equal([]);
+  });
+
+  it('refuses to run, naming the files, when a chunk of its build is missing or cut short (a copy or upgrade that stopped part way)', () => {
+    const dir = tempDir('allium-bundle-copy-');
+    try {
+      cpSync(NODE_OUTDIR, join(dir, 'bundle'), { recursive: true });
+      symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+      const run = (): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [join(dir, 'bundle', 'allium.js'), '--version'], { encoding: 'utf8' });
+      const intact = run();
+      expect(intact.status, String(intact.stderr)).to.equal(0);
+      // chunks only `import()` loads, when a command needs them: without the check, `--version` ran from this copy
+      const chunks = readdirSync(join(dir, 'bundle', 'chunks'));
+      const devnet = chunks.find((f) => f.startsWith('devnet-'))!;
+      const admin = chunks.find((f) => f.startsWith('admin-'))!;
+      rmSync(join(dir, 'bundle', 'chunks', devnet));
+      truncateSync(join(dir, 'bundle', 'chunks', admin), 10);
+      const r = run();
+      expect(r.status).to.equal(1);
+      expect(String(r.stderr)).to.include('incomplete or mixed with another build').and.include(`./chunks/${devnet}`).and.include(`./chunks/${admin}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
