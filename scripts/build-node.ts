@@ -83,6 +83,25 @@ const noCborExtract: Plugin = {
   },
 };
 
+/**
+ * prom-client requires @opentelemetry/api (42 KiB bundled, with the globals it registers as it loads) for one use:
+ * the trace and span ids of exemplars on its CPU counter, read only when a metric is created with exemplars enabled.
+ * Allium never enables them, so the bundle gets an empty module in its place (exemplars enabled would fail with a
+ * TypeError at the first collection).
+ */
+const noOpenTelemetry: Plugin = {
+  name: 'allium-no-opentelemetry',
+  setup(b) {
+    b.onResolve({ filter: /^@opentelemetry\/api$/ }, (args) =>
+      /[\\/]node_modules[\\/]prom-client[\\/]/.test(args.importer) ? { path: 'opentelemetry-api', namespace: 'allium-no-opentelemetry' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'allium-no-opentelemetry' }, () => ({
+      contents: '// @opentelemetry/api: used by prom-client for exemplars only, which Allium does not enable\nmodule.exports = {};\n',
+      loader: 'js',
+    }));
+  },
+};
+
 export interface NodeBuild {
   /** The entry's path. */
   file: string;
@@ -127,7 +146,7 @@ export async function buildNodeBundle(outdir = NODE_OUTDIR): Promise<NodeBuild> 
     absWorkingDir: ROOT,
     external: [...NODE_EXTERNAL],
     banner: { js: "import { createRequire as __alliumRequire } from 'node:module'; const require = __alliumRequire(import.meta.url);" },
-    plugins: [zodEnglishOnly, noCborExtract],
+    plugins: [zodEnglishOnly, noCborExtract, noOpenTelemetry],
   });
   const entry = join(outdir, 'allium.js');
   const chunks = Object.fromEntries(result.outputFiles.filter((f) => f.path !== entry).map((f) => [`./${relative(outdir, f.path)}`, f.contents.byteLength]));

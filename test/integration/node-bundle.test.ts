@@ -46,6 +46,8 @@ describe('command-line bundle (dist/bundle/allium.js)', function () {
       ).to.deep.equal([]);
     // cbor-x's native decoder helper, deliberately (scripts/build-node.ts): bundled, it failed to load by accident.
     expect(inputs.filter((i) => i.includes('node_modules/cbor-extract/') || i.includes('node-gyp-build-optional-packages'))).to.deep.equal([]);
+    // prom-client's exemplar helper, which Allium never enables (scripts/build-node.ts): an empty module in its place
+    expect(inputs.filter((i) => i.includes('node_modules/@opentelemetry/'))).to.deep.equal([]);
     const locales = inputs.filter((i) => /node_modules\/zod\/v4\/locales\/(?!index)/.test(i));
     expect(locales.map((i) => i.replace(/^.*\//, ''))).to.deep.equal(['en.js']);
   });
@@ -62,13 +64,15 @@ describe('command-line bundle (dist/bundle/allium.js)', function () {
     );
     const relay = await spawnRelay(
       dataDir,
-      { listen: '127.0.0.1:0', storage_quota: 0, log_level: 'warn', exit_policy: ['reject *:*'] },
+      { listen: '127.0.0.1:0', metrics: '127.0.0.1:0', storage_quota: 0, log_level: 'warn', exit_policy: ['reject *:*'] },
       { entry: INSTALLED_ENTRY, nodeArgs: ['--import', pathToFileURL(preload).href] },
     );
     try {
       expect(relay.bootstrap).to.match(/^ws:\/\/127\.0\.0\.1:\d+/);
       // the addon is mapped into the process: the bundle's createRequire found it from dist/bundle/chunks/
       expect(readFileSync(`/proc/${relay.pid}/maps`, 'utf8')).to.match(/sodium-native.*\.node/);
+      // prom-client's process metrics collect without @opentelemetry/api
+      expect(await relay.metric('process_cpu_user_seconds_total')).to.be.greaterThan(0);
     } finally {
       expect(await relay.kill('SIGTERM'), relay.logs()).to.equal(0);
     }
