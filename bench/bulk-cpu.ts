@@ -14,14 +14,15 @@
  *   --perf-map         run every relay and the client with node --perf-basic-prof (JIT symbols for Linux perf:
  *                      `perf record -g -p PID` during the transfer sees CPU time only, where --cpu-prof samples the
  *                      wall clock and so counts a preempted process too); prints the path's pids with their roles
- *   --tsx              relays and client through tsx (default: tsc output)
+ *   --modules          relays from the tsc output (dist/cli/) instead of the bundle, as installed (the default)
+ *   --tsx              relays and client through tsx (default: tsc output; relays as installed, from the bundle)
  */
 import { mkdirSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { initCrypto } from '../crypto/index.js';
 import { startChild } from './lib/children.js';
-import { compiledRuntime, tsxRuntime } from './lib/compiled.js';
+import { benchRuntime } from './lib/compiled.js';
 import { topSelfTime } from './lib/cpu-profile.js';
 import { curl } from './lib/curl.js';
 import { startHttpTarget } from './lib/http-target.js';
@@ -32,10 +33,10 @@ import { progress } from './lib/results.js';
 import { fmt, MiB, summarize } from './lib/stats.js';
 import { sleep } from '../cli/local-network.js';
 
-const USAGE = 'usage: npm run bench:bulk-cpu -- [--quick] [--rounds N] [--mib N] [--profile DIR] [--perf-map] [--tsx]';
+const USAGE = 'usage: npm run bench:bulk-cpu -- [--quick] [--rounds N] [--mib N] [--profile DIR] [--perf-map] [--modules | --tsx]';
 const flags = parseFlags(
   process.argv.slice(2),
-  { quick: 'boolean', rounds: 'number', mib: 'number', profile: 'string', 'perf-map': 'boolean', tsx: 'boolean' },
+  { quick: 'boolean', rounds: 'number', mib: 'number', profile: 'string', 'perf-map': 'boolean', tsx: 'boolean', modules: 'boolean' },
   USAGE,
 );
 const quick = flags.quick ?? false;
@@ -46,7 +47,7 @@ const ROLES = ['entry', 'middle', 'last'] as const;
 
 async function main(): Promise<void> {
   await initCrypto();
-  const rt = flags.tsx ? tsxRuntime() : (progress('building relays and client with tsc'), await compiledRuntime());
+  const rt = await benchRuntime(flags, progress);
   const prof = (sub: string): string[] => {
     if (flags['perf-map']) return ['--perf-basic-prof'];
     if (!profileDir) return [];
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
     await net.stop();
     await http.close();
   }
-  console.log(`== bench:bulk-cpu — ${machineLine()} — ${rounds} × ${bulkBytes / MiB} MiB, ${rt.kind === 'compiled' ? 'tsc output' : 'tsx'} ==`);
+  console.log(`== bench:bulk-cpu — ${machineLine()} — ${rounds} × ${bulkBytes / MiB} MiB, relays from ${rt.label} ==`);
   const relayAll = summarize([...perRole.values()].flat());
   console.log(`relay CPU per MiB on the path: median ${fmt(relayAll.median)} ms (min ${fmt(relayAll.min)}, max ${fmt(relayAll.max)}; goal ≤ 7)`);
   for (const role of ROLES) console.log(`  ${role === 'last' ? 'exit' : role}: median ${fmt(summarize(perRole.get(role)!).median)} ms`);

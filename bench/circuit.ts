@@ -9,7 +9,9 @@
  *   --latency MS       instead: build time and first byte with MS of one-way delay on every link
  *   --rest S           relay RSS "at rest": sampled S seconds after the mesh forms, nothing sent in between and no
  *                      forced garbage collection, what an operator's idle relay shows (default 60; 0 skips the row)
- *   --tsx              run relays and the client process through tsx, as a checkout does (default: tsc output)
+ *   --modules          start relays from the tsc output (dist/cli/allium.js) instead of as installed (bin/allium.js
+ *                      running the bundle, dist/bundle/: the default), for comparison; the client runs from tsc output
+ *   --tsx              run relays and the client process through tsx, as a checkout does
  *   --relay-node-args "…"  extra node flags for every relay process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p")
  *   --tor FILE|DIR     print these results beside a run of the real-Tor anchor (shared/anchors/tor-local; DIR: its
  *                      newest bench-*.json, e.g. /tmp/tor-local-results)
@@ -49,7 +51,7 @@ import { sleep } from '../cli/local-network.js';
 import { type RelayProcess } from '../cli/relay-process.js';
 import { table } from './harness.js';
 import { startChild, type Child } from './lib/children.js';
-import { compiledRuntime, tsxRuntime, type Runtime } from './lib/compiled.js';
+import { benchRuntime, type Runtime } from './lib/compiled.js';
 import { curl } from './lib/curl.js';
 import { startHttpTarget, type HttpTarget } from './lib/http-target.js';
 import { metricOf, startBenchNetwork, type BenchNetwork } from './lib/network.js';
@@ -66,7 +68,7 @@ import { createNodeSocketFactory } from '../net/ws-node.js';
 import { OnOff, sidesOf } from './lib/onoff.js';
 
 const USAGE =
-  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--rest S] [--tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json] [--no-bridge] [--defences-off-too] [--first-byte-only] [--rate-only [--in-flight K,…] [--rate-rounds N]]';
+  'usage: npm run bench:circuit -- [--quick] [--builds N] [--rounds N] [--ttfb N] [--latency MS] [--rest S] [--modules | --tsx] [--relay-node-args "FLAGS"] [--tor FILE|DIR] [--no-json] [--no-bridge] [--defences-off-too] [--first-byte-only] [--rate-only [--in-flight K,…] [--rate-rounds N]]';
 const flags = parseFlags(
   process.argv.slice(2),
   {
@@ -77,6 +79,7 @@ const flags = parseFlags(
     latency: 'number',
     rest: 'number',
     tsx: 'boolean',
+    modules: 'boolean',
     'relay-node-args': 'string',
     tor: 'string',
     'no-json': 'boolean',
@@ -104,7 +107,7 @@ export const opts = {
   bulkBytes: 64 * MiB,
   /** Seconds after the mesh forms at which the at-rest RSS is sampled (issue 18). */
   restSeconds: flags.rest ?? 60,
-  runtime: flags.tsx ? 'tsx' : 'compiled',
+  runtime: { tsx: flags.tsx, modules: flags.modules },
   relayNodeArgs: flags['relay-node-args']?.split(/\s+/).filter(Boolean) ?? [],
   defencesOffToo: flags['defences-off-too'] ?? false,
 };
@@ -476,7 +479,7 @@ async function firstByteOnly(rt: Runtime, net: BenchNetwork, http: HttpTarget): 
 async function main(): Promise<void> {
   await initCrypto();
   const startedAt = performance.now();
-  const rt: Runtime = opts.runtime === 'tsx' ? tsxRuntime() : (progress('building relays and client with tsc'), await compiledRuntime());
+  const rt: Runtime = await benchRuntime(opts.runtime, progress);
   if (flags.latency !== undefined || flags['latency-inner'] !== undefined) {
     await latencyMode(rt, { delayMs: flags.latency ?? flags['latency-inner']!, inner: flags['latency-inner'] !== undefined, quick, json: !flags['no-json'] });
     return;
@@ -604,7 +607,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`== bench:circuit ${quick ? '(quick) ' : ''}— ${machineLine()} ==`);
     out.push(
-      `${opts.relays} relay processes (${opts.relays - opts.exits} relays, ${opts.exits} exits accepting 127.0.0.1:*), ${rt.kind === 'compiled' ? 'tsc output' : 'through tsx'}, relay defaults except maintenance every 1 s; all on 127.0.0.1, every relay linked to every other.`,
+      `${opts.relays} relay processes (${opts.relays - opts.exits} relays, ${opts.exits} exits accepting 127.0.0.1:*), relays run from ${rt.label}, relay defaults except maintenance every 1 s; all on 127.0.0.1, every relay linked to every other.`,
       `Web server: Node http in this process. Build rows: the client library IN THIS PROCESS (its CPU competes with the relays for the cores): build time = newCircuit,`,
       `circuits/s = K buildCircuit calls kept in flight over one link to the client's guard (closed loop, no learned timeout). curl rows: a SEPARATE client process`,
       `(SOCKS5, pre-built pool off) — relays, client, curl and server are all separate processes. ${curlVersion}.`,

@@ -7,7 +7,9 @@
  *   --sizes 10,50    network sizes (default 10,50,100)
  *   --window S       gossip measurement window in seconds
  *   --links N        client links opened for the per-link RSS figure (default 1000)
- *   --tsx            run the measured relay process through tsx, as a checkout does (default: tsc output)
+ *   --modules        run the measured relay process from the tsc output (dist/cli/) instead of as installed
+ *                    (bin/allium.js running the bundle: the default)
+ *   --tsx            run the measured relay process through tsx, as a checkout does
  *   --no-json        skip writing bench/results/overlay-<timestamp>.json
  *
  * Convergence and gossip use in-process relays (relay/relay.ts) talking over real WebSockets on 127.0.0.1, with the
@@ -29,16 +31,16 @@ import { Relay } from '../relay/relay.js';
 import { silentLogger } from '../relay/logger.js';
 import { sleep, startRelay } from '../cli/local-network.js';
 import { table } from './harness.js';
-import { compiledRuntime, tsxRuntime, type Runtime } from './lib/compiled.js';
+import { benchRuntime, tsxRuntime, type Runtime } from './lib/compiled.js';
 import { parseFlags } from './lib/options.js';
 import { machineLine, rssBytes } from './lib/proc.js';
 import { progress, writeResults } from './lib/results.js';
 import { fmt, fmtMinMax, KiB, summarize, verdict, type Summary } from './lib/stats.js';
 
-const USAGE = 'usage: npm run bench:overlay -- [--quick] [--runs N] [--sizes 10,50,100] [--window S] [--links N] [--tsx] [--no-json]';
+const USAGE = 'usage: npm run bench:overlay -- [--quick] [--runs N] [--sizes 10,50,100] [--window S] [--links N] [--modules | --tsx] [--no-json]';
 const flags = parseFlags(
   process.argv.slice(2),
-  { quick: 'boolean', runs: 'number', sizes: 'string', window: 'number', links: 'number', tsx: 'boolean', 'no-json': 'boolean' },
+  { quick: 'boolean', runs: 'number', sizes: 'string', window: 'number', links: 'number', tsx: 'boolean', modules: 'boolean', 'no-json': 'boolean' },
   USAGE,
 );
 const quick = flags.quick ?? false;
@@ -49,7 +51,7 @@ const opts = {
   windowS: flags.window ?? (quick ? 30 : 300),
   links: flags.links ?? 1000,
   rssRuns: quick ? 1 : 3,
-  runtime: flags.tsx ? 'tsx' : 'compiled',
+  runtime: { tsx: flags.tsx, modules: flags.modules },
 };
 
 /** The relay defaults this bench keeps (relay/config.ts). */
@@ -470,7 +472,7 @@ async function main(): Promise<void> {
   out.push('');
 
   // RSS.
-  const rt = opts.runtime === 'tsx' ? tsxRuntime() : (progress('building the relay with tsc'), await compiledRuntime());
+  const rt = await benchRuntime(opts.runtime, progress);
   const runs: RssRun[] = [];
   for (let i = 0; i < opts.rssRuns; i++) {
     progress(`RSS: relay process, idle then ${opts.links} client links, run ${i + 1}/${opts.rssRuns}`);
@@ -486,7 +488,7 @@ async function main(): Promise<void> {
   const perLink = summarize(runs.map((r) => r.perLink));
   const rssRows: string[][] = [['relay process RSS (VmRSS)', 'median', 'min–max', 'goal', '']];
   rssRows.push([
-    `idle, ${rt.kind === 'compiled' ? 'tsc output' : 'through tsx'}`,
+    `idle, ${rt.label}`,
     `${fmt(idle.median / 1e6)} MB`,
     fmtMinMax({ ...idle, min: idle.min / 1e6, max: idle.max / 1e6 }, ' MB'),
     '< 80 MB',
@@ -507,9 +509,7 @@ async function main(): Promise<void> {
     '< 16 KB',
     verdict(perLink.median, '<', GOALS.perLink),
   ]);
-  out.push(
-    `Relay process memory: a real relay process (allium relay, ${rt.kind === 'compiled' ? 'tsc output' : 'sources through tsx'}), relay defaults, ${opts.rssRuns} run(s); links opened from this process`,
-  );
+  out.push(`Relay process memory: a real relay process (allium relay, ${rt.label}), relay defaults, ${opts.rssRuns} run(s); links opened from this process`);
   out.push(table(rssRows, new Set([1])));
   out.push('');
 

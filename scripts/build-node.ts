@@ -21,6 +21,17 @@
  *   bundle (scripts/build-browser.ts);
  * - CommonJS packages bundled into an ES module call `require` for Node's built-ins: each output file gets one made
  *   by `createRequire`.
+ * - chunks keep esbuild's content hash in their names (`chunks/relay-command-ZK3N….js`): the hash covers a chunk's
+ *   bytes and those of the chunks it imports, so a chunk's name means one content and two builds' files can never
+ *   be taken for one another. What the names cannot prevent is an incomplete directory: an in-place upgrade or a
+ *   copy that stopped part way (or that copied allium.js without chunks/) leaves an entry whose chunks are missing
+ *   or cut short, and a chunk loaded by `import()` is only looked for when a command first needs it — the devnet,
+ *   the site commands, a relay with an admin endpoint, sodium's fallback on a machine where sodium-native does not
+ *   load — so such an install worked for some commands and failed later in others with ERR_MODULE_NOT_FOUND naming
+ *   a hashed file. So the entry carries the name and size of every chunk of its build and, before it loads the
+ *   program, refuses to run (exit 1, naming the files) when one is missing or of another size (entryCheck below).
+ *   A relay already running is not affected by files replaced under it: every chunk it loads, it loads before it
+ *   writes its ready file (the relay command, the admin endpoint, the crypto binding).
  * Local names are not minified, so stack traces still name the functions and classes (esbuild renames one only where
  * two modules' top-level names collide: `Relay2`); there is no source map (node reads one only under
  * --enable-source-maps, which costs memory), so a trace's line and column point into the bundle.
@@ -28,8 +39,8 @@
  *   tsx scripts/build-node.ts [--outdir DIR]
  */
 import { build, type Metafile, type Plugin } from 'esbuild';
-import { rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -72,12 +83,43 @@ const noCborExtract: Plugin = {
   },
 };
 
+/**
+ * prom-client requires @opentelemetry/api (42 KiB bundled, with the globals it registers as it loads) for one use:
+ * the trace and span ids of exemplars on its CPU counter, read only when a metric is created with exemplars enabled.
+ * Allium never enables them, so the bundle gets an empty module in its place (exemplars enabled would fail with a
+ * TypeError at the first collection).
+ */
+const noOpenTelemetry: Plugin = {
+  name: 'allium-no-opentelemetry',
+  setup(b) {
+    b.onResolve({ filter: /^@opentelemetry\/api$/ }, (args) =>
+      /[\\/]node_modules[\\/]prom-client[\\/]/.test(args.importer) ? { path: 'opentelemetry-api', namespace: 'allium-no-opentelemetry' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'allium-no-opentelemetry' }, () => ({
+      contents: '// @opentelemetry/api: used by prom-client for exemplars only, which Allium does not enable\nmodule.exports = {};\n',
+      loader: 'js',
+    }));
+  },
+};
+
 export interface NodeBuild {
   /** The entry's path. */
   file: string;
   /** Bytes of every output file. */
   bytes: number;
   metafile: Metafile;
+}
+
+/**
+ * Code put first in the entry: every chunk of the build (path relative to the entry, and its size in bytes) must be
+ * there, else the command stops before loading the program. A few dozen stat calls at each start.
+ */
+export function entryCheck(chunks: Readonly<Record<string, number>>): string {
+  return (
+    "import { statSync as __alliumStat } from 'node:fs';\n" +
+    `{const bad=Object.entries(${JSON.stringify(chunks)}).filter(([f,n])=>{try{return __alliumStat(new URL(f,import.meta.url)).size!==n}catch{return true}}).map(([f])=>f);` +
+    "if(bad.length>0){process.stderr.write(`allium: ${new URL('.',import.meta.url).pathname} is incomplete or mixed with another build (missing or of another size: ${bad.join(', ')}); reinstall the package\\n`);process.exit(1)}}\n"
+  );
 }
 
 /** Bundles cli/allium.ts into `outdir`/allium.js and `outdir`/chunks/. */
@@ -99,14 +141,23 @@ export async function buildNodeBundle(outdir = NODE_OUTDIR): Promise<NodeBuild> 
     minifySyntax: true,
     legalComments: 'none',
     metafile: true,
+    write: false,
     logLevel: 'warning',
     absWorkingDir: ROOT,
     external: [...NODE_EXTERNAL],
     banner: { js: "import { createRequire as __alliumRequire } from 'node:module'; const require = __alliumRequire(import.meta.url);" },
-    plugins: [zodEnglishOnly, noCborExtract],
+    plugins: [zodEnglishOnly, noCborExtract, noOpenTelemetry],
   });
-  const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-  return { file: join(outdir, 'allium.js'), bytes, metafile: result.metafile };
+  const entry = join(outdir, 'allium.js');
+  const chunks = Object.fromEntries(result.outputFiles.filter((f) => f.path !== entry).map((f) => [`./${relative(outdir, f.path)}`, f.contents.byteLength]));
+  let bytes = 0;
+  for (const f of result.outputFiles) {
+    const contents = f.path === entry ? Buffer.concat([Buffer.from(entryCheck(chunks)), f.contents]) : f.contents;
+    mkdirSync(dirname(f.path), { recursive: true });
+    writeFileSync(f.path, contents);
+    bytes += contents.byteLength;
+  }
+  return { file: entry, bytes, metafile: result.metafile };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

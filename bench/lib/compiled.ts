@@ -1,22 +1,34 @@
 /**
  * Compiled JavaScript for the processes a benchmark measures. A checkout runs `bin/allium.js` through tsx, which
  * keeps the TypeScript compiler's loader and caches in every process (about 30 MB more RSS than the same relay
- * built); an installed relay runs the tsc output (`dist/`). So benchmarks build the sources with tsc into a
- * directory outside the repository (incremental, so repeated runs are quick) and start relays and clients from it;
- * `--tsx` runs them the checkout way instead.
+ * built); an installed relay runs `bin/allium.js`, which runs the command line's bundle (`dist/bundle/`, built by
+ * scripts/build-node.ts) beside the tsc output of the same build (`dist/cli/`). So benchmarks build the sources with
+ * tsc into a directory outside the repository (incremental, so repeated runs are quick), bundle the command line
+ * there too, and start relays as an installed package does: that directory's own copy of bin/allium.js, running the
+ * bundle. Clients and the bench's helper processes (bench/lib/*-main) run from the tsc output.
+ * `--modules` starts relays from the tsc output instead (dist/cli/allium.js: what a relay ran before the bundle, for
+ * comparison), and `--tsx` runs everything the checkout way.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { buildNodeBundle } from '../../scripts/build-node.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
+/** How relay processes run: as installed (bin/allium.js → the bundle), from the tsc output, or through tsx. */
+export type RelayRuntime = 'bundle' | 'modules' | 'tsx';
+
 export interface Runtime {
   readonly kind: 'compiled' | 'tsx';
+  /** What the relay processes run (`cli`). */
+  readonly relays: RelayRuntime;
+  /** `relays` in words, for a report's header. */
+  readonly label: string;
   /** Script taking the `allium` command line. */
   readonly cli: string;
   /** Node flags every process of this runtime needs before its script (the tsx loader, or nothing). */
@@ -29,14 +41,27 @@ export interface Runtime {
 export function tsxRuntime(): Runtime {
   return {
     kind: 'tsx',
+    relays: 'tsx',
+    label: 'through tsx',
     cli: path.join(ROOT, 'cli', 'allium.ts'),
     loaderArgs: ['--import', 'tsx'],
     module: (name) => path.join(ROOT, 'bench', 'lib', `${name}.ts`),
   };
 }
 
-/** Builds the runtime sources with tsc (type errors do not stop the emit) and returns how to run them. */
-export async function compiledRuntime(): Promise<Runtime> {
+/** The runtime a bench's `--tsx` / `--modules` flags ask for (default: relays from the bundle). */
+export async function benchRuntime(flags: { tsx?: boolean | undefined; modules?: boolean | undefined }, progress?: (s: string) => void): Promise<Runtime> {
+  if (flags.tsx) return tsxRuntime();
+  const relays = flags.modules ? 'modules' : 'bundle';
+  progress?.(relays === 'bundle' ? 'building relays and client with tsc, and the relay bundle' : 'building relays and client with tsc');
+  return compiledRuntime(relays);
+}
+
+/**
+ * Builds the runtime sources with tsc (type errors do not stop the emit) and, for `relays` = 'bundle', the command
+ * line's bundle beside them, and returns how to run them.
+ */
+export async function compiledRuntime(relays: 'bundle' | 'modules' = 'bundle'): Promise<Runtime> {
   // One build directory per checkout, so two checkouts can be compared side by side.
   const out = path.join(os.tmpdir(), `allium-bench-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 8)}`);
   mkdirSync(out, { recursive: true });
@@ -69,9 +94,23 @@ export async function compiledRuntime(): Promise<Runtime> {
     if (!existsSync(path.join(out, 'dist', 'cli', 'allium.js'))) throw e;
   }
   const dist = path.join(out, 'dist');
+  let cli = path.join(dist, 'cli', 'allium.js');
+  let label = 'tsc output (dist/cli/allium.js)';
+  if (relays === 'bundle') {
+    // As installed: bin/allium.js beside dist/, which runs dist/bundle/allium.js when it is as new as dist/cli/ (it
+    // is: built after tsc). The bundle's packages resolve through the node_modules link above.
+    const started = performance.now();
+    await buildNodeBundle(path.join(dist, 'bundle'));
+    mkdirSync(path.join(out, 'bin'), { recursive: true });
+    cli = path.join(out, 'bin', 'allium.js');
+    copyFileSync(path.join(ROOT, 'bin', 'allium.js'), cli);
+    label = `bin/allium.js running the bundle (dist/bundle/, built in ${((performance.now() - started) / 1000).toFixed(1)} s), as installed`;
+  }
   return {
     kind: 'compiled',
-    cli: path.join(dist, 'cli', 'allium.js'),
+    relays,
+    label,
+    cli,
     loaderArgs: [],
     module: (name) => path.join(dist, 'bench', 'lib', `${name}.js`),
   };

@@ -60,7 +60,8 @@ export async function latencyMode(rt: Runtime, o: { delayMs: number; inner: bool
       try {
         const args = [...process.execArgv, process.argv[1]!, '--latency-inner', String(o.delayMs)];
         if (o.quick) args.push('--quick');
-        if (rt.kind === 'tsx') args.push('--tsx');
+        if (rt.relays === 'tsx') args.push('--tsx');
+        if (rt.relays === 'modules') args.push('--modules');
         if (!o.json) args.push('--no-json');
         const r = spawnSync('ip', ['netns', 'exec', ns.name, process.execPath, ...args], { stdio: 'inherit' });
         if (r.status !== 0) throw new Error(`the run inside the namespace failed (${r.status ?? r.signal})`);
@@ -141,7 +142,7 @@ async function measure(rt: Runtime, o: { delayMs: number; inner: boolean; quick:
       o.inner ? 'more than the forwarder formula: every local hop waits too' : `${14 + extra} × ${d} = ${(14 + extra) * d} ms`;
     const out: string[] = [];
     out.push(`== bench:circuit --latency ${d} — ${machineLine()} ==`);
-    out.push(`6 relay processes (${rt.kind === 'compiled' ? 'tsc output' : 'tsx'}); ${how}.`);
+    out.push(`6 relay processes (${rt.label}); ${how}.`);
     out.push('Build rows: client library in this process, links already open. First-byte rows: separate client process, curl through SOCKS5.');
     out.push('');
     const rows: string[][] = [['', 'median', 'p90', 'min–max', 'n', 'critical path if only the delay counted']];
