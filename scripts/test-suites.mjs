@@ -7,7 +7,8 @@
  * would need. Both runs always happen. Each prints mocha's summary; this prints the total last, as one plain line
  * "N passed, N failed, N skipped" (what .ci/run reports), and exits 1 when either run failed or did not report.
  * Both runs get a temporary directory of their own (TMPDIR, inherited by every relay and browser a test starts), removed
- * when they end: a test killed half-way, or one that forgets a data directory, leaves nothing behind in the system's.
+ * when they end (or when this is interrupted): a test killed half-way, or one that forgets a data directory, leaves
+ * nothing behind in the system's — unless this script itself is killed outright.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -25,9 +26,18 @@ const folders = readdirSync('test', { withFileTypes: true })
 const runs = [['--parallel', '--jobs', jobs, `test/{${folders.join(',')}}/**/*.test.ts`], [`test/{${SERIAL.join(',')}}/**/*.test.ts`]];
 
 const scratch = mkdtempSync(join(tmpdir(), 'allium-suite-'));
-const removeScratch = () => rmSync(scratch, { recursive: true, force: true });
+/** Removes the scratch directory; a process still writing into it (a relay stopping) must not stop the summary. */
+const removeScratch = () => {
+  try {
+    rmSync(scratch, { recursive: true, force: true, maxRetries: 3, retryDelay: 200 });
+  } catch (e) {
+    process.stderr.write(`could not remove ${scratch}: ${e.message}\n`);
+  }
+};
+let running = null;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
+    running?.kill(signal);
     removeScratch();
     process.exit(1);
   });
@@ -36,6 +46,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 function mocha(args) {
   return new Promise((resolve) => {
     const child = spawn('npx', ['mocha', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TMPDIR: scratch } });
+    running = child;
     let tail = '';
     child.stdout.on('data', (b) => {
       process.stdout.write(b);
