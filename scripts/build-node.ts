@@ -122,8 +122,14 @@ export function entryCheck(chunks: Readonly<Record<string, number>>): string {
   );
 }
 
-/** Bundles cli/allium.ts into `outdir`/allium.js and `outdir`/chunks/. */
-export async function buildNodeBundle(outdir = NODE_OUTDIR): Promise<NodeBuild> {
+/**
+ * Bundles cli/allium.ts into `outdir`/allium.js and `outdir`/chunks/. The entry's check runs after the chunks it
+ * imports statically have loaded (ES modules link first): a missing one of those stops the start with Node's own
+ * ERR_MODULE_NOT_FOUND, naming it; the check covers the chunks loaded on demand, which would otherwise fail later.
+ */
+export async function buildNodeBundle(dir = NODE_OUTDIR): Promise<NodeBuild> {
+  // absolute: esbuild's output paths are, and the entry is found among them by path
+  const outdir = resolve(dir);
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({
     entryPoints: [NODE_ENTRY],
