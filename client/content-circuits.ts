@@ -283,8 +283,11 @@ export class OperationCircuits {
    * by its size.
    */
   private readonly couldNotAsk = new Map<string, Map<string, number>>();
-  /** Holders that two forwarders of this operation could not ask: gone, or listed still (content.md §8.2 "Retries"). */
-  private readonly gone = new Set<string>();
+  /**
+   * The holder that two forwarders of this operation could not ask: gone, or listed still (content.md §8.2 "A holder
+   * gone"). At most one per operation, so that two forwarders lying together cannot make every holder gone.
+   */
+  private gone: string | null = null;
   /** Forwarders whose circuit of this operation could not be built or closed: drawn again only when no other is left. */
   private readonly broken = new Set<string>();
   /** Not-asked answers held against each forwarder (content.md §8.2 "Retries"): retired at MAX_NOT_ASKED_PER_FORWARDER. */
@@ -425,20 +428,21 @@ export class OperationCircuits {
    * answers so cannot have every request it gets sent through a second forwarder. But once a second forwarder could
    * not reach the same holder (`unreachable` or `unknown`), the holder is the cause — a relay gone, still in the
    * directory: the holder is *gone* for the operation, the answers about it are no longer held against the forwarders
-   * (one retired by them may be drawn again), and a request to it is not tried through another forwarder. Without
+   * (but one already retired stays retired), and a request to it is not tried through another forwarder. Without
    * this, every request to a dead holder retired one more honest forwarder, until none was left to draw but the dead
-   * relay itself.
+   * relay itself. Only the first such holder of the operation is gone: past it, answers count as any other, so that
+   * two forwarders lying together about every holder are retired after two answers each, as one alone.
    */
   notAsked(forwarder: string, holder: string, status: ContentStatus, count = true): boolean {
-    if (this.gone.has(holder)) return false;
+    if (this.gone === holder) return false;
     if (!count) return true;
     // Only the answers of a circuit the operation still uses count (not those of one already retired or replaced).
     const counted = this.slots.some((x) => x.forwarder.fingerprint === forwarder);
-    if (status === 'unreachable' || status === 'unknown') {
+    if (this.gone === null && (status === 'unreachable' || status === 'unknown')) {
       const by = this.couldNotAsk.get(holder) ?? new Map<string, number>();
       if (!by.has(forwarder) && by.size > 0) {
-        this.gone.add(holder);
-        this.couldNotAsk.delete(holder);
+        this.gone = holder;
+        this.couldNotAsk.clear(); // no other holder becomes gone in this operation
         for (const [f, n] of by) this.forgive(f, n);
         return false;
       }
@@ -456,17 +460,19 @@ export class OperationCircuits {
     return true;
   }
 
-  /** Whether two forwarders of this operation could not reach `holder` (see notAsked()). */
+  /** Whether `holder` is this operation's holder gone: two of its forwarders could not reach it (see notAsked()). */
   isGone(holder: string): boolean {
-    return this.gone.has(holder);
+    return this.gone === holder;
   }
 
-  /** Takes back `n` answers of `forwarder` held against it: retired by them, it may be drawn again. */
+  /**
+   * Takes back `n` answers of `forwarder` held against it. One already retired stays retired: forgiving never makes
+   * a forwarder drawn again, so a second forwarder's answer cannot bring back a first one that lied.
+   */
   private forgive(forwarder: string, n: number): void {
     const left = Math.max(0, (this.held.get(forwarder) ?? 0) - n);
     if (left > 0) this.held.set(forwarder, left);
     else this.held.delete(forwarder);
-    if (left < MAX_NOT_ASKED_PER_FORWARDER) this.shunned.delete(forwarder);
   }
 
   /** Forwarders not to build or take a circuit to: those of the open circuits and the retired for "not asked". */
