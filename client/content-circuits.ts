@@ -93,6 +93,13 @@ interface Slot {
 export const MAX_NOT_ASKED_PER_FORWARDER = 2;
 
 /**
+ * MAX_BROKEN_FORWARDERS (specs/limits.md, content.md §8.2 "A forwarder gone"): forwarders whose circuit failed that an
+ * operation avoids drawing at once, the most recent; an older one is forgotten, so that a middle relay closing circuits
+ * cannot steer an operation's draws away from many honest forwarders.
+ */
+export const MAX_BROKEN_FORWARDERS = 2;
+
+/**
  * CONTENT_REFUSED_ROUNDS (specs/limits.md, content.md §8.2 "Refused everywhere"): rounds of tries a STORE gets after
  * the first when every forwarder it went through answered `refused`, each after one of the operation's requests ended.
  */
@@ -288,7 +295,10 @@ export class OperationCircuits {
    * gone"). At most one per operation, so that two forwarders lying together cannot make every holder gone.
    */
   private gone: string | null = null;
-  /** Forwarders whose circuit of this operation could not be built or closed: drawn again only when no other is left. */
+  /**
+   * Forwarders whose circuit of this operation could not be built or closed, oldest first: drawn again only when no
+   * other is left; at most MAX_BROKEN_FORWARDERS, the oldest forgotten (content.md §8.2 "A forwarder gone").
+   */
   private readonly broken = new Set<string>();
   /** Not-asked answers held against each forwarder (content.md §8.2 "Retries"): retired at MAX_NOT_ASKED_PER_FORWARDER. */
   private readonly held = new Map<string, number>();
@@ -385,7 +395,7 @@ export class OperationCircuits {
     const now = this.circuits.now();
     // Replace what failed, closed or got dirty (and fill the operation's circuits at its first request).
     this.slots = this.slots.filter((s) => {
-      if (s.failed || s.circuit?.state === 'closed') this.broken.add(s.forwarder.fingerprint);
+      if (s.failed || s.circuit?.state === 'closed') this.markBroken(s.forwarder.fingerprint);
       const stale = s.failed || s.circuit?.state === 'closed' || (s.since !== null && now - s.since >= this.circuits.dirtinessMs);
       if (stale) this.retire(s);
       return !stale;
@@ -473,6 +483,16 @@ export class OperationCircuits {
     const left = Math.max(0, (this.held.get(forwarder) ?? 0) - n);
     if (left > 0) this.held.set(forwarder, left);
     else this.held.delete(forwarder);
+  }
+
+  /** Notes that `forwarder`'s circuit failed or closed: the most recent MAX_BROKEN_FORWARDERS are kept. */
+  private markBroken(forwarder: string): void {
+    this.broken.delete(forwarder);
+    this.broken.add(forwarder);
+    for (const f of this.broken) {
+      if (this.broken.size <= MAX_BROKEN_FORWARDERS) break;
+      this.broken.delete(f);
+    }
   }
 
   /** Forwarders not to build or take a circuit to: those of the open circuits and the retired for "not asked". */

@@ -356,4 +356,26 @@ describe('a relay gone but still in the directory (content.md §8.2 "Retries")',
       circuits.close();
     }
   });
+
+  it('a middle relay closing every circuit to an honest forwarder keeps at most MAX_BROKEN_FORWARDERS of them out of the draws', async () => {
+    // relay4 and relay5 are the forwarders a middle relay wants the operation to use: it closes every other circuit.
+    const s = source();
+    const circuits = new ContentCircuits(s.source, { ahead: false });
+    const op = circuits.operation();
+    const chosen = new Set([relay(4).fingerprint, relay(5).fingerprint]);
+    try {
+      let honest: string[] = [];
+      for (let round = 0; round < 8; round++) {
+        const used = [...(await requests(op, 3))];
+        honest = used.map((c) => c.path[2]!.fingerprint).filter((f) => !chosen.has(f));
+        for (const c of used) if (!chosen.has(c.path[2]!.fingerprint)) c.close();
+      }
+      // Before the bound, every honest forwarder closed once was avoided for the rest of the operation: after four
+      // rounds, every circuit went to relay4 or relay5.
+      expect(honest, 'an honest forwarder still drawn').to.have.length.at.least(1);
+    } finally {
+      op.close();
+      circuits.close();
+    }
+  });
 });
