@@ -93,6 +93,13 @@ interface Slot {
 export const MAX_NOT_ASKED_PER_FORWARDER = 2;
 
 /**
+ * MAX_BROKEN_FORWARDERS (specs/limits.md, content.md §8.2 "A forwarder gone"): forwarders whose circuit failed that an
+ * operation avoids drawing at once, the most recent; an older one is forgotten, so that a middle relay closing circuits
+ * cannot steer an operation's draws away from many honest forwarders.
+ */
+export const MAX_BROKEN_FORWARDERS = 2;
+
+/**
  * CONTENT_REFUSED_ROUNDS (specs/limits.md, content.md §8.2 "Refused everywhere"): rounds of tries a STORE gets after
  * the first when every forwarder it went through answered `refused`, each after one of the operation's requests ended.
  */
@@ -283,9 +290,15 @@ export class OperationCircuits {
    * by its size.
    */
   private readonly couldNotAsk = new Map<string, Map<string, number>>();
-  /** Holders that two forwarders of this operation could not ask: gone, or listed still (content.md §8.2 "Retries"). */
-  private readonly gone = new Set<string>();
-  /** Forwarders whose circuit of this operation could not be built or closed: drawn again only when no other is left. */
+  /**
+   * The holder that two forwarders of this operation could not ask: gone, or listed still (content.md §8.2 "A holder
+   * gone"). At most one per operation, so that two forwarders lying together cannot make every holder gone.
+   */
+  private gone: string | null = null;
+  /**
+   * Forwarders whose circuit of this operation could not be built or closed, oldest first: drawn again only when no
+   * other is left; at most MAX_BROKEN_FORWARDERS, the oldest forgotten (content.md §8.2 "A forwarder gone").
+   */
   private readonly broken = new Set<string>();
   /** Not-asked answers held against each forwarder (content.md §8.2 "Retries"): retired at MAX_NOT_ASKED_PER_FORWARDER. */
   private readonly held = new Map<string, number>();
@@ -382,7 +395,7 @@ export class OperationCircuits {
     const now = this.circuits.now();
     // Replace what failed, closed or got dirty (and fill the operation's circuits at its first request).
     this.slots = this.slots.filter((s) => {
-      if (s.failed || s.circuit?.state === 'closed') this.broken.add(s.forwarder.fingerprint);
+      if (s.failed || s.circuit?.state === 'closed') this.markBroken(s.forwarder.fingerprint);
       const stale = s.failed || s.circuit?.state === 'closed' || (s.since !== null && now - s.since >= this.circuits.dirtinessMs);
       if (stale) this.retire(s);
       return !stale;
@@ -425,20 +438,21 @@ export class OperationCircuits {
    * answers so cannot have every request it gets sent through a second forwarder. But once a second forwarder could
    * not reach the same holder (`unreachable` or `unknown`), the holder is the cause — a relay gone, still in the
    * directory: the holder is *gone* for the operation, the answers about it are no longer held against the forwarders
-   * (one retired by them may be drawn again), and a request to it is not tried through another forwarder. Without
+   * (but one already retired stays retired), and a request to it is not tried through another forwarder. Without
    * this, every request to a dead holder retired one more honest forwarder, until none was left to draw but the dead
-   * relay itself.
+   * relay itself. Only the first such holder of the operation is gone: past it, answers count as any other, so that
+   * two forwarders lying together about every holder are retired after two answers each, as one alone.
    */
   notAsked(forwarder: string, holder: string, status: ContentStatus, count = true): boolean {
-    if (this.gone.has(holder)) return false;
+    if (this.gone === holder) return false;
     if (!count) return true;
     // Only the answers of a circuit the operation still uses count (not those of one already retired or replaced).
     const counted = this.slots.some((x) => x.forwarder.fingerprint === forwarder);
-    if (status === 'unreachable' || status === 'unknown') {
+    if (this.gone === null && (status === 'unreachable' || status === 'unknown')) {
       const by = this.couldNotAsk.get(holder) ?? new Map<string, number>();
       if (!by.has(forwarder) && by.size > 0) {
-        this.gone.add(holder);
-        this.couldNotAsk.delete(holder);
+        this.gone = holder;
+        this.couldNotAsk.clear(); // no other holder becomes gone in this operation
         for (const [f, n] of by) this.forgive(f, n);
         return false;
       }
@@ -456,17 +470,29 @@ export class OperationCircuits {
     return true;
   }
 
-  /** Whether two forwarders of this operation could not reach `holder` (see notAsked()). */
+  /** Whether `holder` is this operation's holder gone: two of its forwarders could not reach it (see notAsked()). */
   isGone(holder: string): boolean {
-    return this.gone.has(holder);
+    return this.gone === holder;
   }
 
-  /** Takes back `n` answers of `forwarder` held against it: retired by them, it may be drawn again. */
+  /**
+   * Takes back `n` answers of `forwarder` held against it. One already retired stays retired: forgiving never makes
+   * a forwarder drawn again, so a second forwarder's answer cannot bring back a first one that lied.
+   */
   private forgive(forwarder: string, n: number): void {
     const left = Math.max(0, (this.held.get(forwarder) ?? 0) - n);
     if (left > 0) this.held.set(forwarder, left);
     else this.held.delete(forwarder);
-    if (left < MAX_NOT_ASKED_PER_FORWARDER) this.shunned.delete(forwarder);
+  }
+
+  /** Notes that `forwarder`'s circuit failed or closed: the most recent MAX_BROKEN_FORWARDERS are kept. */
+  private markBroken(forwarder: string): void {
+    this.broken.delete(forwarder);
+    this.broken.add(forwarder);
+    for (const f of this.broken) {
+      if (this.broken.size <= MAX_BROKEN_FORWARDERS) break;
+      this.broken.delete(f);
+    }
   }
 
   /** Forwarders not to build or take a circuit to: those of the open circuits and the retired for "not asked". */

@@ -322,4 +322,60 @@ describe('a relay gone but still in the directory (content.md §8.2 "Retries")',
       circuits.close();
     }
   });
+
+  it('two forwarders lying together about every holder are both retired after their answers, and a retired one is not brought back', async () => {
+    const s = source();
+    const circuits = new ContentCircuits(s.source, { ahead: false });
+    const op = circuits.operation();
+    try {
+      // The operation's three forwarders; two of them (l0, l1) answer `unreachable` about every holder, honest ones.
+      const first = await requests(op, 3);
+      const [l0, l1] = [...first].map((c) => c.path[2]!.fingerprint);
+      const holders = Array.from({ length: 10 }, (_, i) => relay(20 + i).fingerprint);
+      // l0 is retired by its two answers; then l1 says the same as l0 about each holder (each request's second try).
+      op.notAsked(l0!, holders[0]!, 'unreachable');
+      op.notAsked(l0!, holders[1]!, 'unreachable');
+      for (const h of holders) {
+        if (!op.notAsked(l1!, h, 'unreachable')) continue; // a holder gone: no second try
+        op.notAsked(l0!, h, 'unreachable');
+      }
+      // Before the mend, l1's answers made every holder gone and took back every answer held against either: l0 was
+      // drawn again, and neither was ever retired.
+      expect(
+        holders.filter((h) => op.isGone(h)),
+        'at most one holder gone in an operation',
+      ).to.have.length.at.most(1);
+      const used = await requests(op, 9);
+      expect(
+        [...used].map((c) => c.path[2]!.fingerprint).filter((f) => f === l0 || f === l1),
+        'no request through either liar',
+      ).to.deep.equal([]);
+      expect(used.size, 'three circuits still').to.equal(3);
+    } finally {
+      op.close();
+      circuits.close();
+    }
+  });
+
+  it('a middle relay closing every circuit to an honest forwarder keeps at most MAX_BROKEN_FORWARDERS of them out of the draws', async () => {
+    // relay4 and relay5 are the forwarders a middle relay wants the operation to use: it closes every other circuit.
+    const s = source();
+    const circuits = new ContentCircuits(s.source, { ahead: false });
+    const op = circuits.operation();
+    const chosen = new Set([relay(4).fingerprint, relay(5).fingerprint]);
+    try {
+      let honest: string[] = [];
+      for (let round = 0; round < 8; round++) {
+        const used = [...(await requests(op, 3))];
+        honest = used.map((c) => c.path[2]!.fingerprint).filter((f) => !chosen.has(f));
+        for (const c of used) if (!chosen.has(c.path[2]!.fingerprint)) c.close();
+      }
+      // Before the bound, every honest forwarder closed once was avoided for the rest of the operation: after four
+      // rounds, every circuit went to relay4 or relay5.
+      expect(honest, 'an honest forwarder still drawn').to.have.length.at.least(1);
+    } finally {
+      op.close();
+      circuits.close();
+    }
+  });
 });
