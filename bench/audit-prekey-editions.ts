@@ -105,8 +105,10 @@ async function main(): Promise<void> {
         pollError.push(Math.abs((before + polled) / 2 - truth));
         // At the window's start: the middle of the window before; otherwise (served at once) the change's middle.
         const w = ed - (ed % WINDOW_GUESS);
-        // (served from the window's start less the holders' clock allowance)
-        const atStart = before < w + 4096 && polled >= w - RECORD_CLOCK_SKEW_MS;
+        // A held edition is served from its time less the holders' clock allowance, and the observer reads a new
+        // epoch's record from that epoch's start: seen first at the first fetch after then, unless served earlier.
+        const servedFrom = mailboxEpochAt(w) !== mailboxEpochAt(w - 1) ? w : ed - RECORD_CLOCK_SKEW_MS;
+        const atStart = before < servedFrom && polled >= servedFrom;
         pollInformed.push(Math.abs((atStart ? w - WINDOW_GUESS / 2 : (before + polled) / 2) - truth));
         if (!atStart) pollAtOnce += 1;
       }
