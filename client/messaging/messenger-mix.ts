@@ -69,6 +69,12 @@ export const MAX_MIX_ACK_PEERS = 1000;
 export const MIX_REASSEMBLY_PER_PEER = 4;
 /** Messages in the reassembly table at most (MAX_MIX_REASSEMBLY): at most 64 × MAX_MIX_FRAGMENTED_BYTES of chunks. */
 export const MAX_MIX_REASSEMBLY = 64;
+/**
+ * Messages of senders that are no contact in the reassembly table at most, all such senders together
+ * (MIX_REASSEMBLY_STRANGERS, mix.md §8.4): identities are free, so a bound per sender does not bound strangers, and
+ * a stranger's entry never pushes out a contact's.
+ */
+export const MIX_REASSEMBLY_STRANGERS = 4;
 /** Time from a message's first fragment to its removal from the reassembly table, complete or not (MIX_REASSEMBLY_TTL). */
 export const MIX_REASSEMBLY_TTL_MS = 120_000;
 /** Contacts remembered as reading fragments or not (MAX_MIX_PEER_MARKS, mix.md §8.4); the oldest is forgotten first. */
@@ -91,8 +97,12 @@ export interface MessengerMixHandlers {
   addressChanged(from: Uint8Array, mix: CardMixAddress, seq: number): Promise<MixAddressVerdict | false>;
   /** A message we sent was acknowledged by its recipient `to`. */
   delivered(to: Uint8Array, id: Uint8Array): void;
-  /** A message we sent was given up: ERR_MIX_UNACKNOWLEDGED. */
-  failed(to: Uint8Array, id: Uint8Array, e: AlliumError): void;
+  /**
+   * A message we sent was given up: ERR_MIX_UNACKNOWLEDGED; or LimitError MAX_MIX_MESSENGER_BYTES, with `body`, when
+   * a message in fragments was due to be sent again and its recipient's messenger had shown meanwhile that it does
+   * not read fragments (mix.md §8.4).
+   */
+  failed(to: Uint8Array, id: Uint8Array, e: AlliumError, body?: Uint8Array): void;
   /**
    * Our address box to the contact `to` was given up after MIX_MAX_RETRANSMITS retransmissions (mix.md §8.6): it may
    * not be able to reach us in message mode.
@@ -140,13 +150,18 @@ export interface MessengerMixAckStats {
   reassembled: number;
   /** Entries removed from the reassembly table incomplete: timed out, or pushed out by a bound (mix.md §8.4). */
   reassemblyDropped: number;
-  /** Fragments whose count is not that of the message's entry: dropped. */
+  /**
+   * Fragments dropped: their count is not that of the message's entry, or their sender is no contact and the table
+   * is full of contacts' entries (mix.md §8.4).
+   */
   fragmentsRefused: number;
 }
 
 /** A message being reassembled from its fragments (mix.md §8.4). */
 interface Reassembly {
   readonly from: Uint8Array;
+  /** Its sender was a contact when the entry was made (mix.md §8.4): strangers share MIX_REASSEMBLY_STRANGERS entries. */
+  readonly contact: boolean;
   readonly count: number;
   readonly chunks: (Uint8Array | undefined)[];
   have: number;
@@ -528,6 +543,21 @@ export class MessengerMix {
       this.on.failed(p.toKey, p.id, new AlliumError('ERR_MIX_UNACKNOWLEDGED', `a message-mode message sent ${sent} times was never acknowledged`));
       return;
     }
+    if (p.kind === 'message' && p.body.length > MAX_MIX_MESSENGER_BYTES && this.readsFragments(p.toKey) === false) {
+      // Its recipient's messenger has shown since that it does not read fragments (mix.md §8.4): no copy would open,
+      // so the message fails now, as a first send() would (the Messenger sends it over circuits when allowed).
+      this.pending.delete(key);
+      this.on.failed(
+        p.toKey,
+        p.id,
+        new LimitError(
+          'MAX_MIX_MESSENGER_BYTES',
+          `the contact's messenger does not read fragments: a message to it in message mode is at most ${MAX_MIX_MESSENGER_BYTES} bytes`,
+        ),
+        p.body,
+      );
+      return;
+    }
     p.retransmits++;
     if (p.kind === 'message') this.acks.retransmitted++;
     else this.acks.addressesRetransmitted++;
@@ -548,25 +578,32 @@ export class MessengerMix {
       this.on.error(isAlliumError(e) ? e : new AlliumError('ERR_MESSAGE_AUTH', 'message-mode message refused', { cause: e }));
       return;
     }
-    this.markOf(m.from, m.readsFragments);
+    // The fragments mark is remembered for contacts alone (mix.md §8.4): by each path once it knows the sender is one.
     if (m.kind === 'fragment') {
-      this.fragmentFrom(m);
+      void this.fragmentFrom(m);
       return;
     }
     if (m.kind === 'ack' || m.kind === 'acks') {
       // A batch is each of its ids checked as a single acknowledgement is (at most MIX_ACK_BATCH: the decoder refuses
       // more); a repeated id finds its box ended already (mix.md §8.5).
-      for (const id of m.kind === 'ack' ? [m.id] : m.acked!) this.ackOf(m.from, id);
+      let ours = false;
+      for (const id of m.kind === 'ack' ? [m.id] : m.acked!) ours = this.ackOf(m.from, id) || ours;
+      if (ours) this.markOf(m.from, m.readsFragments);
       return;
     }
     if (m.kind === 'address') {
-      void this.addressFrom(m.from, m.id, m.mix!, m.seq!, m.readsBatches);
+      void this.addressFrom(m.from, m.id, m.mix!, m.seq!, m.readsBatches, m.readsFragments);
       return;
     }
-    void this.messageFrom(m.from, m.id, m.body, m.readsBatches);
+    void this.messageFrom(m.from, m.id, m.body, m.readsBatches, m.readsFragments);
   }
 
-  /** Remembers whether `from`'s last box carried the fragments mark (mix.md §8.4): at most MAX_MIX_PEER_MARKS, oldest first out. */
+  /**
+   * Remembers whether the contact `from`'s last box carried the fragments mark (mix.md §8.4): at most
+   * MAX_MIX_PEER_MARKS, oldest first out. Called only for a contact's box (an acknowledgement that ended a box of
+   * ours pending to it, or a message or address box from a contact): a stranger's boxes, whose identities are free,
+   * cannot push contacts' marks out.
+   */
   private markOf(from: Uint8Array, readsFragments: boolean): void {
     const k = hex(from);
     this.peerMarks.delete(k);
@@ -580,18 +617,24 @@ export class MessengerMix {
    * last chunk makes the message, handled as a message box of that sender and id (one token, delivered once,
    * acknowledged by its id).
    */
-  private fragmentFrom(m: OpenedMixMessage): void {
+  private async fragmentFrom(m: OpenedMixMessage): Promise<void> {
     const f = m.fragment!;
     const key = hex(m.from) + hex(m.id);
     let e = this.reassembly.get(key);
     if (!e) {
-      const mine = [...this.reassembly].filter(([, x]) => crypto().equal(x.from, m.from));
-      if (mine.length >= MIX_REASSEMBLY_PER_PEER) this.dropReassembly(mine[0]![0]);
-      if (this.reassembly.size >= MAX_MIX_REASSEMBLY) this.dropReassembly(this.reassembly.keys().next().value!);
-      const timer = setTimeout(() => this.dropReassembly(key), this.reassemblyTtlMs);
-      timer.unref?.();
-      e = { from: m.from, count: f.count, chunks: new Array<Uint8Array | undefined>(f.count), have: 0, timer };
-      this.reassembly.set(key, e);
+      let contact: boolean;
+      try {
+        contact = await this.on.isContact(m.from);
+      } catch {
+        contact = false; // the contact book cannot be read: a stranger's allowance
+      }
+      if (this.closed) return;
+      // Another fragment of the message may have made the entry meanwhile.
+      e = this.reassembly.get(key) ?? this.newReassembly(key, m.from, f.count, contact);
+      if (!e) {
+        this.acks.fragmentsRefused++;
+        return;
+      }
     }
     if (f.count !== e.count) {
       this.acks.fragmentsRefused++;
@@ -603,7 +646,30 @@ export class MessengerMix {
     clearTimeout(e.timer);
     this.reassembly.delete(key);
     this.acks.reassembled++;
-    void this.messageFrom(m.from, m.id, concatBytes(...(e.chunks as Uint8Array[])), m.readsBatches);
+    void this.messageFrom(m.from, m.id, concatBytes(...(e.chunks as Uint8Array[])), m.readsBatches, m.readsFragments);
+  }
+
+  /**
+   * A new entry of the reassembly table (mix.md §8.4), making room by the bounds: the sender's oldest entry when it
+   * has MIX_REASSEMBLY_PER_PEER; for a stranger, the oldest stranger's entry when strangers have
+   * MIX_REASSEMBLY_STRANGERS, and none when the table is full of contacts' entries (undefined: the fragment is
+   * dropped); for a contact, when the table is full, the oldest stranger's entry, else the oldest entry.
+   */
+  private newReassembly(key: string, from: Uint8Array, count: number, contact: boolean): Reassembly | undefined {
+    const mine = [...this.reassembly].filter(([, x]) => crypto().equal(x.from, from));
+    if (mine.length >= MIX_REASSEMBLY_PER_PEER) this.dropReassembly(mine[0]![0]);
+    const strangers = [...this.reassembly].filter(([, x]) => !x.contact);
+    if (!contact && strangers.length >= MIX_REASSEMBLY_STRANGERS) this.dropReassembly(strangers.shift()![0]);
+    if (this.reassembly.size >= MAX_MIX_REASSEMBLY) {
+      if (strangers.length > 0) this.dropReassembly(strangers[0]![0]);
+      else if (!contact) return undefined;
+      else this.dropReassembly(this.reassembly.keys().next().value!);
+    }
+    const timer = setTimeout(() => this.dropReassembly(key), this.reassemblyTtlMs);
+    timer.unref?.();
+    const e: Reassembly = { from, contact, count, chunks: new Array<Uint8Array | undefined>(count), have: 0, timer };
+    this.reassembly.set(key, e);
+    return e;
   }
 
   /** Removes an incomplete entry of the reassembly table (timed out, or pushed out by a bound). */
@@ -617,30 +683,32 @@ export class MessengerMix {
 
   /**
    * An acknowledgement from `from` of the box `id`: it ends our box of that id pending to `from`; an id of no pending
-   * box, of one pending to another contact, or already ended, is ignored (mix.md §8.5).
+   * box, of one pending to another contact, or already ended, is ignored (mix.md §8.5). True when it ended one.
    */
-  private ackOf(from: Uint8Array, id: Uint8Array): void {
+  private ackOf(from: Uint8Array, id: Uint8Array): boolean {
     const key = hex(id);
     const p = this.pending.get(key);
     // Only the message's recipient can end it; a late or repeated acknowledgement is ignored.
-    if (!p || !crypto().equal(p.toKey, from)) return;
+    if (!p || !crypto().equal(p.toKey, from)) return false;
     clearTimeout(p.timer);
     this.pending.delete(key);
     if (p.kind === 'address') {
       this.addressPending.delete(hex(p.toKey));
       this.acks.addressesAcknowledged++;
-      return;
+      return true;
     }
     this.acks.acksReceived++;
     this.on.delivered(p.toKey, p.id);
+    return true;
   }
 
   /**
    * A message box that opened: delivered and acknowledged; from a contact over its acknowledgement rate, dropped
    * (mix.md §8.5: its sender retransmits); from a sender we cannot acknowledge (no contact with a mix address),
-   * delivered unacknowledged. `readsBatches`: the box's sender reads kind 4 (its nonce's mark, mix.md §8.5).
+   * delivered unacknowledged. `readsBatches`: the box's sender reads kind 4 (its nonce's mark, mix.md §8.5);
+   * `readsFragments`: it reads kind 5, remembered when it is a contact with a mix address (mix.md §8.4).
    */
-  private async messageFrom(from: Uint8Array, id: Uint8Array, body: Uint8Array, readsBatches: boolean): Promise<void> {
+  private async messageFrom(from: Uint8Array, id: Uint8Array, body: Uint8Array, readsBatches: boolean, readsFragments: boolean): Promise<void> {
     let to: CardMixAddress | undefined;
     try {
       to = await this.on.mixAddressOf(from);
@@ -648,6 +716,7 @@ export class MessengerMix {
       to = undefined; // the contact book cannot be read: delivered, no acknowledgement (the sender retransmits)
     }
     if (this.closed) return;
+    if (to) this.markOf(from, readsFragments);
     if (to && !this.takeAckToken(from)) {
       this.acks.acksLimited++;
       return;
@@ -687,10 +756,11 @@ export class MessengerMix {
    * ('unchanged') or a copy of it ('copy') is acknowledged to it; another address not newer ('older') or a sequence
    * too far ahead ('ahead') changes nothing and is not acknowledged, so its sender does not take it as told.
    */
-  private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress, seq: number, readsBatches: boolean): Promise<void> {
+  private async addressFrom(from: Uint8Array, id: Uint8Array, mix: CardMixAddress, seq: number, readsBatches: boolean, readsFragments: boolean): Promise<void> {
     let r: MixAddressVerdict | false;
     try {
       if (!(await this.on.isContact(from)) || this.closed) return;
+      this.markOf(from, readsFragments);
       if (!this.takeAckToken(from)) {
         this.acks.acksLimited++; // neither applied nor acknowledged: the sender retransmits (mix.md §8.5)
         return;

@@ -266,7 +266,16 @@ export class Messenger extends Emitter<MessengerEvents> {
               // same key would; an older one changes nothing.
               addressChanged: (from, mix, seq) => this.contacts.setMix(from, mix, seq),
               delivered: (to, id) => this.emit('message:delivered', { status: 'delivered', to: formatAddress(to), seq: 0, id: toHex(id) }),
-              failed: (to, _id, error) => this.emit('message:failed', { to: formatAddress(to), error }),
+              failed: (to, id, error, body) => {
+                // A message in fragments to a contact found since not to read them (mix.md §8.4): over circuits, under
+                // its id, when the application chose so, as a first send() would go; 'message:delivered' or
+                // 'message:failed' follows from there.
+                if (body && this.options.mixFallback === 'circuits' && !this.closed) {
+                  void this.devices.send(formatAddress(to), body, {}, 'data', id).catch(() => undefined);
+                  return;
+                }
+                this.emit('message:failed', { to: formatAddress(to), error });
+              },
               // Our address box was never acknowledged (mix.md §8.6): the contact may not be able to reach us.
               addressUnacknowledged: (to) => void this.addressUnacknowledged(formatAddress(to)),
               error: (e) => this.emit('endpoint:error', e),

@@ -125,7 +125,9 @@ export type SendReceipt = (
        * Handed to message mode (specs/mix.md §8.3): boxed under the pair's key and queued for the payload stream,
        * through the mixes to the recipient's gateway. The recipient acknowledges it through the mixes (§8.5):
        * 'message:delivered' follows with this id (seq 0), or 'message:failed' with ERR_MIX_UNACKNOWLEDGED once it
-       * was sent again MIX_MAX_RETRANSMITS times without an acknowledgement.
+       * was sent again MIX_MAX_RETRANSMITS times without an acknowledgement; a message in fragments whose recipient's
+       * messenger showed meanwhile that it does not read them fails at its retransmission with ERR_LIMIT, or with
+       * mixFallback: 'circuits' goes over circuits under this id (§8.4).
        */
       readonly status: 'mixed';
       readonly to: string;
@@ -314,7 +316,10 @@ export type MessengerEvents = {
   'message:delivered': [Extract<SendReceipt, { status: 'delivered' }>];
   /** A message was left in the recipient's mailbox. */
   'message:stored-offline': [Extract<SendReceipt, { status: 'stored-offline' }>];
-  /** send() failed (it also throws the error), or a message-mode message was never acknowledged (ERR_MIX_UNACKNOWLEDGED). */
+  /**
+   * send() failed (it also throws the error), or a message-mode message was never acknowledged
+   * (ERR_MIX_UNACKNOWLEDGED) or could not be sent again in fragments (ERR_LIMIT, specs/mix.md §8.4).
+   */
   'message:failed': [{ to: string; error: AlliumError }];
   /** A mailbox collection pass finished, with the number of messages it delivered. */
   'mailbox:checked': [number];

@@ -16,7 +16,14 @@ import type { CardMixAddress } from '../../protocol/contact-card.js';
 import { ReplayFilter } from '../../protocol/replay-filter.js';
 import { waitFor } from '../helpers/network.js';
 import { mixAddressVerdict } from '../../client/messaging/contacts.js';
-import { MAX_MIX_REASSEMBLY, MessengerMix, MIX_ACK_BURST, MIX_MAX_RETRANSMITS, MIX_REASSEMBLY_PER_PEER } from '../../client/messaging/messenger-mix.js';
+import {
+  MAX_MIX_REASSEMBLY,
+  MessengerMix,
+  MIX_ACK_BURST,
+  MIX_MAX_RETRANSMITS,
+  MIX_REASSEMBLY_PER_PEER,
+  MIX_REASSEMBLY_STRANGERS,
+} from '../../client/messaging/messenger-mix.js';
 import {
   MAX_MIX_FRAGMENTED_BYTES,
   MIX_ACK_BATCH,
@@ -670,11 +677,11 @@ describe('message mode: the client keeps a real message whose packet could not l
       expect(alice.ev.delivered).to.deep.equal([h(id)]);
       expect(alice.m.acks.fragmentsSent % mixFragmentCount(long.length)).to.equal(0);
       expect(mixFragmentCount(long.length)).to.equal(5);
-      // Every copy delivered is the whole message (the caller drops copies by id); nothing is left half-built.
+      // Every copy delivered is the whole message (the caller drops copies by id); nothing is left half-built. (A copy
+      // sent again before the acknowledgement came may still be arriving: its fragments were queued together.)
+      await waitFor(() => bob.m.reassembling === 0 && bob.m.acks.reassembled === bob.ev.received.length, 10_000, 'every copy completed');
       expect(bob.ev.received.length).to.be.at.least(1);
       expect(bob.ev.received.every((x) => x === long)).to.equal(true);
-      expect(bob.m.acks.reassembled).to.equal(bob.ev.received.length);
-      expect(bob.m.reassembling).to.equal(0);
       // Boxes from a messenger that reads fragments carry the mark: alice now knows bob's does.
       expect(alice.m.readsFragments(bobId.publicKey)).to.equal(true);
       // At most MAX_MIX_FRAGMENTED_BYTES: one byte more is refused before anything is queued.
@@ -697,13 +704,14 @@ describe('message mode: the client keeps a real message whose packet could not l
     // The first fragment alone of a message of MIX_MAX_FRAGMENTS: what an attacker that never completes one sends.
     const first = (from: Identity): Uint8Array => sealMixFragments(from, bobId.publicKey, crypto().random(16), new Uint8Array(MAX_MIX_FRAGMENTED_BYTES))[0]!;
     try {
-      // One sender: at most MIX_REASSEMBLY_PER_PEER entries, its oldest pushed out.
+      // One sender (a stranger): at most MIX_REASSEMBLY_PER_PEER entries, its oldest pushed out.
       const mallory = createIdentity();
       for (let i = 0; i < 10; i++) depositTo(bob.m, mixes[3]!, first(mallory));
       await waitFor(() => bob.m.reassembling + bob.m.acks.reassemblyDropped >= 10, 10_000, "mallory's fragments handled");
       expect([bob.m.reassembling, bob.m.acks.reassemblyDropped]).to.deep.equal([MIX_REASSEMBLY_PER_PEER, 10 - MIX_REASSEMBLY_PER_PEER]);
-      // Many senders: at most MAX_MIX_REASSEMBLY entries in all.
+      // Many senders, contacts: at most MAX_MIX_REASSEMBLY entries in all (mallory's pushed out first).
       const many = Array.from({ length: 70 }, () => createIdentity());
+      for (const id of many) bob.book.set(Buffer.from(id.publicKey).toString('hex'), undefined);
       for (const id of many) depositTo(bob.m, mixes[3]!, first(id));
       await waitFor(() => bob.m.acks.reassemblyDropped >= 10 + 70 - MAX_MIX_REASSEMBLY, 10_000, 'the flood handled');
       expect(bob.m.reassembling).to.equal(MAX_MIX_REASSEMBLY);
@@ -713,6 +721,119 @@ describe('message mode: the client keeps a real message whose packet could not l
       expect([bob.ev.received.length, bob.m.acks.acksSent, bob.m.acks.reassembled]).to.deep.equal([0, 0, 0]);
     } finally {
       bob.m.close();
+    }
+  });
+
+  it("a flood of strangers' fragments shares MIX_REASSEMBLY_STRANGERS entries and never pushes out a contact's: the contact's message completes (mix.md §8.4)", async () => {
+    const [aliceId, bobId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const bob = moving(bobId, { current: mixes[3]!.identity });
+    await bob.m.start();
+    bob.book.set(h(aliceId.publicKey), undefined); // a contact (no mix address: delivered unacknowledged)
+    const long = Array.from({ length: 300 }, (_, i) => `line ${i};`).join(''); // 5 fragments
+    const fragments = sealMixFragments(aliceId, bobId.publicKey, crypto().random(16), utf8(long));
+    const first = (from: Identity): Uint8Array => sealMixFragments(from, bobId.publicKey, crypto().random(16), new Uint8Array(MAX_MIX_FRAGMENTED_BYTES))[0]!;
+    try {
+      depositTo(bob.m, mixes[3]!, fragments[0]!);
+      await waitFor(() => bob.m.reassembling === 1, 10_000, "alice's first fragment kept");
+      // More fresh identities than the whole table holds, each with the first fragment of a long message.
+      const n = MAX_MIX_REASSEMBLY + 16;
+      for (let i = 0; i < n; i++) depositTo(bob.m, mixes[3]!, first(createIdentity()));
+      await waitFor(() => bob.m.reassembling + bob.m.acks.reassemblyDropped === 1 + n, 10_000, 'the flood handled');
+      for (const f of fragments.slice(1)) depositTo(bob.m, mixes[3]!, f);
+      await waitFor(() => bob.ev.received.length === 1, 10_000, "alice's message completed");
+      expect(bob.ev.received).to.deep.equal([long]);
+      expect(bob.m.acks.reassembled).to.equal(1);
+      // The strangers kept MIX_REASSEMBLY_STRANGERS entries between them, the rest pushed out.
+      expect([bob.m.reassembling, bob.m.acks.reassemblyDropped]).to.deep.equal([MIX_REASSEMBLY_STRANGERS, n - MIX_REASSEMBLY_STRANGERS]);
+    } finally {
+      bob.m.close();
+    }
+  });
+
+  it("a table full of contacts' entries: a stranger's fragment is refused, a contact's pushes out the oldest (mix.md §8.4)", async () => {
+    const bobId = createIdentity();
+    const bob = moving(bobId, { current: mixes[3]!.identity });
+    await bob.m.start();
+    const first = (from: Identity): Uint8Array => sealMixFragments(from, bobId.publicKey, crypto().random(16), new Uint8Array(MAX_MIX_FRAGMENTED_BYTES))[0]!;
+    const contacts = Array.from({ length: MAX_MIX_REASSEMBLY / MIX_REASSEMBLY_PER_PEER }, () => createIdentity());
+    for (const c of contacts) bob.book.set(Buffer.from(c.publicKey).toString('hex'), undefined);
+    try {
+      for (const c of contacts) for (let i = 0; i < MIX_REASSEMBLY_PER_PEER; i++) depositTo(bob.m, mixes[3]!, first(c));
+      await waitFor(() => bob.m.reassembling === MAX_MIX_REASSEMBLY, 10_000, "the contacts' fragments kept");
+      depositTo(bob.m, mixes[3]!, first(createIdentity()));
+      await waitFor(() => bob.m.acks.fragmentsRefused === 1, 10_000, "the stranger's fragment handled");
+      expect([bob.m.reassembling, bob.m.acks.reassemblyDropped]).to.deep.equal([MAX_MIX_REASSEMBLY, 0]);
+      const another = createIdentity();
+      bob.book.set(Buffer.from(another.publicKey).toString('hex'), undefined);
+      depositTo(bob.m, mixes[3]!, first(another));
+      await waitFor(() => bob.m.acks.reassemblyDropped === 1, 10_000, "the contact's fragment kept");
+      expect([bob.m.reassembling, bob.m.acks.fragmentsRefused]).to.deep.equal([MAX_MIX_REASSEMBLY, 1]);
+    } finally {
+      bob.m.close();
+    }
+  });
+
+  it("the fragments mark is remembered for contacts alone: a stranger's boxes, and an acknowledgement that ends nothing, leave no mark (mix.md §8.4)", async () => {
+    const [aliceId, carolId, strangerId] = [createIdentity(), createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    const alice = moving(aliceId, { current: mixes[0]!.identity });
+    await alice.m.start();
+    const c = mixSecretsOf(carolId);
+    const carolAt: CardMixAddress = { gateway: mixes[2]!.identity, inbox: c.inbox, key: c.keys.publicKey };
+    alice.book.set(h(carolId.publicKey), carolAt);
+    // Boxes sealed by a messenger from before fragments: no mark (the batches mark alone).
+    const olderNonce = (): Uint8Array => concatBytes(crypto().random(20), MIX_READS_BATCHES_MARK);
+    try {
+      // A stranger's message (delivered, unacknowledged), address box, and acknowledgement of an id of ours.
+      const toCarol = crypto().random(16);
+      alice.m.send(carolId.publicKey, carolAt, toCarol, utf8('to carol'));
+      depositTo(alice.m, mixes[0]!, sealMixMessage(strangerId, aliceId.publicKey, crypto().random(16), utf8('from a stranger'), olderNonce()));
+      depositTo(alice.m, mixes[0]!, sealMixAddress(strangerId, aliceId.publicKey, crypto().random(16), carolAt, Date.now(), olderNonce()));
+      depositTo(alice.m, mixes[0]!, sealMixAck(strangerId, aliceId.publicKey, toCarol, olderNonce()));
+      // Carol's acknowledgement of an id pending to no one ends nothing.
+      depositTo(alice.m, mixes[0]!, sealMixAck(carolId, aliceId.publicKey, crypto().random(16), olderNonce()));
+      await waitFor(() => alice.ev.received.length === 1, 10_000, "the stranger's message delivered");
+      // The address box and acknowledgements are handled by the time a later box is: one more from the stranger.
+      depositTo(alice.m, mixes[0]!, sealMixMessage(strangerId, aliceId.publicKey, crypto().random(16), utf8('again'), olderNonce()));
+      await waitFor(() => alice.ev.received.length === 2, 10_000, "the stranger's second message delivered");
+      expect(alice.m.readsFragments(strangerId.publicKey)).to.equal(undefined);
+      expect(alice.m.readsFragments(carolId.publicKey)).to.equal(undefined);
+      expect(alice.m.unacknowledged).to.equal(1);
+      // Carol's acknowledgement of her message ends it, and its mark is remembered.
+      depositTo(alice.m, mixes[0]!, sealMixAck(carolId, aliceId.publicKey, toCarol, olderNonce()));
+      await waitFor(() => alice.ev.delivered.length === 1, 10_000, "carol's acknowledgement");
+      expect(alice.m.readsFragments(carolId.publicKey)).to.equal(false);
+    } finally {
+      alice.m.close();
+    }
+  });
+
+  it('a message in fragments whose recipient shows, before its retransmission, that its messenger does not read fragments fails at once (ERR_LIMIT), no copy sent (mix.md §8.4)', async () => {
+    const [aliceId, carolId] = [createIdentity(), createIdentity()];
+    const h = (k: Uint8Array): string => Buffer.from(k).toString('hex');
+    // Alice's MIX cells are refused while the gate is shut (her polls still pass).
+    const gate: Gate = { shut: true, sent: () => undefined };
+    const alice = moving(aliceId, { current: mixes[0]!.identity }, gate);
+    await alice.m.start();
+    const c = mixSecretsOf(carolId);
+    const carolAt: CardMixAddress = { gateway: mixes[2]!.identity, inbox: c.inbox, key: c.keys.publicKey };
+    alice.book.set(h(carolId.publicKey), carolAt);
+    const olderNonce = (): Uint8Array => concatBytes(crypto().random(20), MIX_READS_BATCHES_MARK);
+    try {
+      const id = crypto().random(16);
+      alice.m.send(carolId.publicKey, carolAt, id, new Uint8Array(1000).fill(0x61));
+      expect(alice.m.acks.fragmentsSent).to.equal(2);
+      // Before the fragments leave, a box from carol's older messenger (no fragments mark) is read.
+      depositTo(alice.m, mixes[0]!, sealMixMessage(carolId, aliceId.publicKey, crypto().random(16), utf8('hi from an older messenger'), olderNonce()));
+      await waitFor(() => alice.m.readsFragments(carolId.publicKey) === false, 10_000, "carol's box read");
+      gate.shut = false;
+      await waitFor(() => alice.ev.failed.length === 1, 10_000, 'the long message failed');
+      expect(alice.ev.failed[0]!.code).to.equal('ERR_LIMIT');
+      expect([alice.m.acks.fragmentsSent, alice.m.acks.retransmitted, alice.m.acks.unacknowledged]).to.deep.equal([2, 0, 0]);
+      expect(alice.m.unacknowledged).to.equal(0);
+    } finally {
+      alice.m.close();
     }
   });
 
