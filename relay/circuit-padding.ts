@@ -11,8 +11,10 @@
  * a circuit gets CIRCUIT_PADDING_MAX_STARTS STARTs and CIRCUIT_PADDING_MAX_CELLS padding cells over its life; and the
  * relay runs MAX_PADDING_MACHINES machines at once (MAX_PADDING_MACHINES_PER_LINK for the circuits of one
  * previous-hop link, so one peer cannot take them all) and sends at most circuit_padding_budget bytes of padding a
- * second across every circuit. A START the relay cannot honour is answered REFUSED (the client raises a LimitError)
- * and the circuit goes on; a padding cell the budget cannot pay for ends its machine.
+ * second across every circuit. What a holding machine (SCHEDULE) keeps is bounded per circuit, per previous-hop link
+ * and relay-wide, the link's bound below the relay's so one peer's circuits end only their own runs. A START the relay
+ * cannot honour is answered REFUSED (the client raises a LimitError) and the circuit goes on; a padding cell the
+ * budget cannot pay for ends its machine.
  *
  * Not here: machines at the first hop (the guard would see its own padding for what it is: NOT_HERE).
  */
@@ -47,6 +49,11 @@ export const MAX_PADDING_MACHINES_PER_LINK = 2048;
 export const PADDING_HOLD_MAX_CELLS = 256;
 /** Real cells held across every circuit of a relay (16 MiB of cells); past it, the machine that would hold more ends. */
 export const PADDING_HOLD_MAX_TOTAL = 4096;
+/**
+ * Real cells held across the circuits of one previous-hop link (a quarter of the relay's); past it, the machine of
+ * that link that would hold more ends, so one peer's circuits cannot spend the relay's total and end other peers' runs.
+ */
+export const PADDING_HOLD_MAX_PER_LINK = 1024;
 
 export interface CircuitPaddingOptions {
   /** Honour START at all (config circuit_padding; read at each request). */
@@ -57,6 +64,7 @@ export interface CircuitPaddingOptions {
   maxCellsPerCircuit?: number;
   maxMachines?: number;
   maxMachinesPerLink?: number;
+  maxHeldPerLink?: number;
   /** Uniform draws in [0, 1) (the CSPRNG; seeded in the simulator). */
   random: () => number;
   now: () => number;
@@ -71,6 +79,13 @@ interface Run {
   epoch: number;
   /** Real cells held by a holding state (specs/padding.md §2.1), encrypted, oldest first. */
   held: Uint8Array[];
+}
+
+/** What the circuits of one previous-hop link use at once. */
+interface LinkUse {
+  machines: number;
+  /** Real cells their runs hold. */
+  held: number;
 }
 
 interface Spent {
@@ -88,13 +103,14 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
   private readonly runs = new Map<CircuitHop, Run>();
   /** What each circuit has used (kept while the circuit lives, so a STOP and START again does not reset it). */
   private readonly spent = new Map<CircuitHop, Spent>();
-  /** Machines running per previous-hop link (an entry goes when its count reaches 0). */
-  private readonly perLink = new Map<Link, number>();
+  /** Machines running, and cells they hold, per previous-hop link (an entry goes when its machines reach 0). */
+  private readonly perLink = new Map<Link, LinkUse>();
   private readonly budget: TokenBucket;
   private readonly maxStarts: number;
   private readonly maxCells: number;
   private readonly maxMachines: number;
   private readonly maxPerLink: number;
+  private readonly maxHeldPerLink: number;
   /** Real cells held across every run. */
   private heldTotal = 0;
 
@@ -107,6 +123,7 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     this.maxCells = o.maxCellsPerCircuit ?? CIRCUIT_PADDING_MAX_CELLS;
     this.maxMachines = o.maxMachines ?? MAX_PADDING_MACHINES;
     this.maxPerLink = o.maxMachinesPerLink ?? MAX_PADDING_MACHINES_PER_LINK;
+    this.maxHeldPerLink = o.maxHeldPerLink ?? PADDING_HOLD_MAX_PER_LINK;
   }
 
   /** Machines running now (tests, status). */
@@ -117,6 +134,11 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
   /** Previous-hop links with a machine running (tests: the per-link table is cleaned). */
   get linksRunning(): number {
     return this.perLink.size;
+  }
+
+  /** Real cells held across every run now (tests: the relay-wide bound). */
+  get heldCells(): number {
+    return this.heldTotal;
   }
 
   /** Padding cells sent on `hop` so far. */
@@ -153,7 +175,7 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     if (!m) return PaddingStatus.UNKNOWN_MACHINE;
     const spent = this.spent.get(hop) ?? { starts: 0, cells: 0 };
     if (this.runs.has(hop) || spent.starts >= this.maxStarts || spent.cells >= this.maxCells) return PaddingStatus.REFUSED;
-    if (this.runs.size >= this.maxMachines || (this.perLink.get(hop.prev.link) ?? 0) >= this.maxPerLink) return PaddingStatus.REFUSED;
+    if (this.runs.size >= this.maxMachines || (this.perLink.get(hop.prev.link)?.machines ?? 0) >= this.maxPerLink) return PaddingStatus.REFUSED;
     // The relay-wide budget must hold a whole run of this machine now, or the request is refused.
     if (this.budget.available < m.relay.maxPadding * CELL_LEN) return PaddingStatus.REFUSED;
     return PaddingStatus.OK;
@@ -166,7 +188,9 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     this.spent.set(hop, spent);
     const run: Run = { runtime: new PaddingRuntime(paddingMachine(machine)!.relay, this.o.random, scale), timer: null, deadline: null, epoch: 0, held: [] };
     this.runs.set(hop, run);
-    this.perLink.set(hop.prev.link, (this.perLink.get(hop.prev.link) ?? 0) + 1);
+    const use = this.perLink.get(hop.prev.link);
+    if (use) use.machines++;
+    else this.perLink.set(hop.prev.link, { machines: 1, held: 0 });
     hop.padding = (e) => this.apply(hop, run, run.runtime.on(e));
     hop.holdBackward = (body) => this.hold(hop, run, body);
     this.apply(hop, run, run.runtime.start());
@@ -187,22 +211,36 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
       return false;
     }
     if (verdict === 'release') return false;
-    if (run.held.length >= PADDING_HOLD_MAX_CELLS || this.heldTotal >= PADDING_HOLD_MAX_TOTAL) {
-      // Past the bounds the run ends: what it held goes first, then this cell, in order.
+    const use = this.perLink.get(hop.prev.link)!;
+    if (run.held.length >= PADDING_HOLD_MAX_CELLS || use.held >= this.maxHeldPerLink || this.heldTotal >= PADDING_HOLD_MAX_TOTAL) {
+      // Past the bounds the run ends: what it held goes first, then this cell, in order. The link's bound comes
+      // before the relay's, so a link that holds too much ends its own runs, not another link's.
       this.o.metrics.circuitPaddingRefused.inc({ reason: 'hold' });
       this.stop(hop);
       return false;
     }
     run.held.push(Uint8Array.from(body));
-    this.heldTotal++;
+    this.counted(hop, 1);
     return true;
   }
 
-  /** Sends every cell the run holds, oldest first (the run left its holding states, ended or was stopped). */
-  private flush(hop: CircuitHop, run: Run, send = true): void {
+  /** Counts `n` cells more (or fewer) held on `hop`, relay-wide and for its previous-hop link. */
+  private counted(hop: CircuitHop, n: number): void {
+    this.heldTotal += n;
+    const use = this.perLink.get(hop.prev.link);
+    if (use) use.held += n;
+  }
+
+  /** Takes every cell the run holds out of it, oldest first, and out of the counts. */
+  private take(hop: CircuitHop, run: Run): Uint8Array[] {
     const held = run.held.splice(0);
-    this.heldTotal -= held.length;
-    if (send) for (const body of held) this.reactor.sendHeldBackward(hop, body);
+    this.counted(hop, -held.length);
+    return held;
+  }
+
+  /** Sends every cell the run holds, oldest first (the run left its holding states). */
+  private flush(hop: CircuitHop, run: Run): void {
+    for (const body of this.take(hop, run)) this.reactor.sendHeldBackward(hop, body);
   }
 
   private apply(hop: CircuitHop, run: Run, a: PaddingAction): void {
@@ -222,7 +260,7 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     if (a.kind !== 'end' && !run.runtime.holding && run.held.length > 0) this.flush(hop, run);
     // A `release` state owing cells sends held ones at once, oldest first (specs/padding.md §2.1).
     while (a.kind !== 'end' && this.runs.get(hop) === run && run.held.length > 0 && run.runtime.release()) {
-      this.heldTotal--;
+      this.counted(hop, -1);
       this.reactor.sendHeldBackward(hop, run.held.shift()!);
     }
     if (a.kind === 'keep' || this.runs.get(hop) !== run) return;
@@ -235,7 +273,7 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
       // A holding state's timer sends the oldest held cell in place of padding (specs/padding.md §2.1).
       const body = run.runtime.holding ? run.held.shift() : undefined;
       if (body) {
-        this.heldTotal--;
+        this.counted(hop, -1);
         this.apply(hop, run, run.runtime.onPaddingSent(this.reactor.sendHeldBackward(hop, body), true));
       } else this.apply(hop, run, run.runtime.onPaddingSent(this.pad(hop)));
     }, a.delayMs);
@@ -265,12 +303,13 @@ export class CircuitPaddingService implements CircuitEndpointHandler {
     run.deadline = null;
     run.runtime.stop();
     this.runs.delete(hop);
-    const n = (this.perLink.get(hop.prev.link) ?? 1) - 1;
-    if (n > 0) this.perLink.set(hop.prev.link, n);
-    else this.perLink.delete(hop.prev.link);
+    // Out of the counts while the link's entry is still there.
+    const held = this.take(hop, run);
+    const use = this.perLink.get(hop.prev.link);
+    if (use && --use.machines <= 0) this.perLink.delete(hop.prev.link);
     hop.padding = null;
     // Last: sending may fail and close the circuit, which comes back here and finds nothing running.
-    this.flush(hop, run, send);
+    if (send) for (const body of held) this.reactor.sendHeldBackward(hop, body);
   }
 
   closed(hop: CircuitHop): void {

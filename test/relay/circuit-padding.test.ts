@@ -21,6 +21,8 @@ import {
   CIRCUIT_PADDING_MAX_STARTS,
   CircuitPaddingService,
   MAX_PADDING_MACHINES_PER_LINK,
+  PADDING_HOLD_MAX_PER_LINK,
+  PADDING_HOLD_MAX_TOTAL,
   type CircuitPaddingOptions,
 } from '../../relay/circuit-padding.js';
 import { CircuitHop, type CircuitReactor } from '../../relay/circuits.js';
@@ -258,5 +260,50 @@ describe('relay/circuit-padding: machines per previous-hop link', () => {
     expect(h.service.running).to.equal(1);
     expect(h.service.linksRunning).to.equal(1);
     expect(h.negotiate(h.circuit(flooder), PaddingCommand.START, PaddingMachineId.EXCHANGES)).to.equal(PaddingStatus.OK);
+  });
+
+  it("regression: one peer link's circuits cannot hold the relay's every cell and so end another link's SCHEDULE run", () => {
+    const h = new Harness(clock, { random: () => 0.5 });
+    const flooder = { peer: { role: LinkRole.RELAY } } as unknown as Link;
+    const honest = { peer: { role: LinkRole.RELAY } } as unknown as Link;
+    const start = (hop: CircuitHop): void => {
+      expect(h.negotiate(hop, PaddingCommand.START, PaddingMachineId.SCHEDULE)).to.equal(PaddingStatus.OK);
+      hop.padding!('padding-received');
+    };
+    /** Real cells towards the client as the reactor sends them; how many the run held. */
+    const offer = (hop: CircuitHop, n: number): number => {
+      let held = 0;
+      for (let i = 0; i < n; i++) {
+        if (hop.holdBackward?.(Uint8Array.of(i))) held++;
+        else hop.padding?.('nonpadding-sent');
+      }
+      return held;
+    };
+    const honestHop = h.circuit(honest);
+    start(honestHop);
+    expect(offer(honestHop, 30), 'the honest run holds some of its cells').to.be.greaterThan(0);
+    // The flooder's circuits each get just under bulkCells at once (padding.md §4.4): on so many circuits, enough to
+    // fill the relay's total, which they fill to the brim where nothing stops them.
+    const flooding = Array.from({ length: Math.ceil(PADDING_HOLD_MAX_TOTAL / 200) + 2 }, () => h.circuit(flooder));
+    let most = 0;
+    for (const hop of flooding) {
+      start(hop);
+      for (let i = 0; i < 235 && h.service.heldCells < PADDING_HOLD_MAX_TOTAL; i++) offer(hop, 1);
+      most = Math.max(most, h.service.heldCells);
+    }
+    const ended = flooding.filter((hop) => hop.padding === null).length;
+    console.log(`      flooding link: ${flooding.length} runs, at most ${most} cells held relay-wide, ${ended} of its runs ended`);
+    // The honest link's run goes on holding.
+    expect(offer(honestHop, 30), 'the honest run still holds').to.be.greaterThan(0);
+    expect(honestHop.padding, 'the honest run was not ended').to.not.equal(null);
+    expect(
+      h.held.filter((c) => c.hop === honestHop),
+      'no cell of the honest run was flushed by an end',
+    ).to.have.length(0);
+    expect(ended, "the flooder's own runs end").to.be.greaterThan(0);
+    expect(most, "the relay's total is never reached: the flooder's link stops at its own bound").to.be.at.most(PADDING_HOLD_MAX_PER_LINK + 30);
+    for (const hop of [honestHop, ...flooding]) h.service.closed(hop);
+    expect(h.service.linksRunning).to.equal(0);
+    expect(h.service.heldCells, 'every held cell is out of the counts').to.equal(0);
   });
 });
