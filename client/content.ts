@@ -75,6 +75,12 @@ export type {
 } from './content-options.js';
 
 const FLAG_RANDOM = 1;
+/**
+ * The longest a get's lead is asked alone (content.md §8.2 "Order"): its other block requests go out when the lead's
+ * first request settles or after this long, whichever comes first — a holder that stalls the lead shifts the get's
+ * other requests by this much at most.
+ */
+export const CONTENT_LEAD_ALONE_MS = 2_000;
 /** A put stores its blocks in random order within windows of a full segment and its check blocks (content.md §8.2). */
 const PUT_WINDOW = SEGMENT_DATA + SEGMENT_DATA / 2;
 /** Fetch order within a segment: random (content.md §8.2). */
@@ -302,12 +308,14 @@ export class ContentClient {
     return this.operation(options, (signal, op) => this.fetchAnywhereWith(op, kind, rk, check, signal));
   }
 
+  /** fetchAnywhere() as part of `op`; `answered` is called as each request to a holder settles, whatever its answer. */
   private async fetchAnywhereWith(
     op: OperationCircuits,
     kind: ContentKind,
     rk: Uint8Array,
     check: (bytes: Uint8Array) => boolean,
     signal: AbortSignal,
+    answered?: () => void,
   ): Promise<Uint8Array | null> {
     const lacking: Descriptor[] = [];
     const holders = this.holders(rk);
@@ -325,7 +333,7 @@ export class ContentClient {
       for (const h of ask) {
         throwIfAborted(signal);
         try {
-          const bytes = await this.fetchFrom(op, h, kind, rk, signal, false, round === 0);
+          const bytes = await this.fetchFrom(op, h, kind, rk, signal, false, round === 0, answered);
           failed.delete(h);
           if (bytes && check(bytes)) {
             for (const l of lacking.filter((x) => holders.includes(x))) {
@@ -364,7 +372,7 @@ export class ContentClient {
    * badly is not asked again: the forwarder ends our stream (END HOST_UNREACHABLE) on a circuit still open, and
    * never answers `unreachable` for what the holder did (relay/content-forward.ts). A forwarder's answer counts
    * toward retiring it (MAX_NOT_ASKED_PER_FORWARDER) unless it is a `refused` in a later round (`firstRound` false,
-   * content.md §8.2 "Refused everywhere").
+   * content.md §8.2 "Refused everywhere"). `answered` is called as each try settles (an answer, an error or an abort).
    */
   private async fetchFrom(
     op: OperationCircuits,
@@ -374,6 +382,7 @@ export class ContentClient {
     signal: AbortSignal,
     head = false,
     firstRound = true,
+    answered?: () => void,
   ): Promise<Uint8Array | null> {
     let last: string | undefined;
     for (let attempt = 0; ; attempt++) {
@@ -399,6 +408,8 @@ export class ContentClient {
         // A holder two forwarders could not reach is gone for the operation: not tried through another (§8.2 "Retries").
         const retry = notAsked && last ? op.notAsked(last, h.fingerprint, e.status, firstRound || e.status !== 'refused') : !op.isGone(h.fingerprint);
         if (e instanceof AbortedError || attempt > 0 || !(noCircuit || notAsked) || !retry) throw e;
+      } finally {
+        answered?.();
       }
     }
   }
@@ -550,10 +561,13 @@ export class ContentClient {
     return chk;
   }
 
-  /** Fetches blocks as part of the operation `op`: each checked against its routing key once, here (`checked`). */
-  private blockFetcher(op: OperationCircuits, options: AbortOptions): BlockFetcher {
-    const fetch = (ref: BlockRef): Promise<Uint8Array | null> =>
-      this.scoped(options, (signal) => this.fetchAnywhereWith(op, 'block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), signal));
+  /**
+   * Fetches blocks as part of the operation `op`: each checked against its routing key once, here (`checked`).
+   * `answered` (firstAlone): called as each of the block's requests to a holder settles.
+   */
+  private blockFetcher(op: OperationCircuits, options: AbortOptions): AnsweredFetcher {
+    const fetch = (ref: BlockRef, answered?: () => void): Promise<Uint8Array | null> =>
+      this.scoped(options, (signal) => this.fetchAnywhereWith(op, 'block', ref.rk, (b) => verifyStoredBlock(ref.rk, b), signal, answered));
     return Object.assign(fetch, { checked: true });
   }
 
@@ -804,16 +818,30 @@ function refusedRounds(op: OperationCircuits, signal: AbortSignal): (holder: Des
   };
 }
 
+/** A BlockFetcher that also reports each of a block's requests to a holder as it settles. */
+type AnsweredFetcher = ((ref: BlockRef, answered?: () => void) => Promise<Uint8Array | null>) & { readonly checked?: boolean };
+
 /**
- * A fetcher whose first call goes out at once and whose later calls wait until that first one has settled (with the
- * block, without it, or failed): a get's lead asked alone (content.md §8.2 "Order"). Later calls keep their order.
+ * A fetcher whose first call goes out at once and whose later calls wait until that call's first request to a holder
+ * has settled (the block, missing, or failed), or the whole call has, or CONTENT_LEAD_ALONE_MS has passed, whichever
+ * comes first: a get's lead asked alone (content.md §8.2 "Order"). Not the lead's whole fetch, which may ask holder
+ * after holder: a holder that stalls the lead, or lacks it, would then hold back every other request of the get, and
+ * the moment they go out would tell the guard how many holders were asked. Later calls keep their order.
  */
-function firstAlone(fetch: BlockFetcher): BlockFetcher {
-  let gate: Promise<unknown> | null = null;
+function firstAlone(fetch: AnsweredFetcher, boundMs = CONTENT_LEAD_ALONE_MS): BlockFetcher {
+  let gate: Promise<void> | null = null;
   const gated = (ref: BlockRef): Promise<Uint8Array | null> => {
     if (gate === null) {
-      const first = fetch(ref);
-      gate = first.catch(() => undefined);
+      let open!: () => void;
+      gate = new Promise<void>((resolve) => (open = resolve));
+      const timer = setTimeout(() => open(), boundMs);
+      // The timer is cleared at the first settle: the lead's first request, or its whole fetch (an abort included).
+      const settle = (): void => {
+        clearTimeout(timer);
+        open();
+      };
+      const first = fetch(ref, settle);
+      void first.then(settle, settle);
       return first;
     }
     return gate.then(() => fetch(ref));

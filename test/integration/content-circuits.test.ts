@@ -14,7 +14,7 @@ import type { NewCircuitOptions } from '../../client/client.js';
 import type { ClientCircuit } from '../../net/circuit.js';
 import { toHex } from '../../protocol/bytes.js';
 import { BLOCK_PAYLOAD_MAX } from '../../protocol/chk.js';
-import { decodeFetch, decodeStore } from '../../protocol/content-messages.js';
+import { decodeFetch, decodeStore, encodeFetch } from '../../protocol/content-messages.js';
 import { requestClass } from '../../protocol/file-codec.js';
 import { RelayCommand, type RelayMessage } from '../../protocol/relay-cell.js';
 import { MAX_FORWARDS_PER_CIRCUIT } from '../../relay/content-forward.js';
@@ -62,6 +62,8 @@ describe('content circuits: a few per operation to forwarders, rotated and close
   /** Every STORE and FETCH the client sent, on which circuit, at the injected clock's time. */
   let requests: Request[] = [];
   let now = 0;
+  /** Given each STORE and FETCH the client sends: true when it took the message (to send it later, or changed). */
+  let intercept: ((m: RelayMessage, send: (m: RelayMessage) => boolean) => boolean) | null = null;
 
   before(async () => {
     net = await startNetwork(5, { timing: { repair_interval: 1000 } });
@@ -90,6 +92,7 @@ describe('content circuits: a few per operation to forwarders, rotated and close
           requests.push(r);
           const list = requests;
           c.mux.get(m.streamId)?.on('stream:data', () => (r.sentAtLastByte = list.length));
+          if (intercept?.(m, (x) => send(x, hop))) return true;
         }
         return send(m, hop);
       };
@@ -138,6 +141,74 @@ describe('content circuits: a few per operation to forwarders, rotated and close
       }
       expect([...used[0]!].filter((c) => used[1]!.has(c))).to.deep.equal([]);
     } finally {
+      content.close();
+    }
+  });
+
+  it("a holder that lacks block 0 holds back a get's other requests for its own answer only, not the next holder's", async () => {
+    const content = new ContentClient(client);
+    try {
+      const data = patternBytes(18 * BLOCK_PAYLOAD_MAX - 100, 5);
+      const link = await content.put(data);
+      const block0 = toHex((await content.open(link)).blocks()[1]!.rk);
+      let block0Asked = 0;
+      let othersAsked = 0;
+      /** Block 0's later requests, sent once another block was asked for. */
+      const held: (() => void)[] = [];
+      intercept = (m, send) => {
+        if (m.command !== RelayCommand.FETCH) return false;
+        const f = decodeFetch(m.data);
+        if (toHex(f.k) === block0) {
+          // The first holder asked answers that it lacks the block (it is asked for a key nobody stored); the next
+          // holder's request waits until the get's other requests have gone out.
+          if (++block0Asked === 1) {
+            send({ ...m, data: encodeFetch({ ...f, k: new Uint8Array(32).fill(0xa5) }) });
+            return true;
+          }
+          if (othersAsked > 0) return false;
+          held.push(() => send(m));
+          return true;
+        }
+        if (block0Asked > 0 && othersAsked++ === 0) for (const release of held.splice(0)) release();
+        return false;
+      };
+      // On code that waited for block 0's whole fetch, its second request (held) never went out: the get never ended.
+      expect(sha256(await content.get(link))).to.equal(sha256(data));
+      expect(block0Asked, 'block 0 asked of a second holder').to.be.at.least(2);
+      expect(othersAsked, "the get's other requests").to.equal(requestClass(19) - 2);
+    } finally {
+      intercept = null;
+      content.close();
+    }
+  });
+
+  it(`a holder that stalls block 0 holds back a get's other requests for CONTENT_LEAD_ALONE_MS at most, not for its timeout`, async () => {
+    const content = new ContentClient(client);
+    try {
+      const data = patternBytes(18 * BLOCK_PAYLOAD_MAX - 100, 6);
+      const link = await content.put(data);
+      const block0 = toHex((await content.open(link)).blocks()[1]!.rk);
+      let block0Asked = 0;
+      let othersAsked = 0;
+      /** Block 0's first request, sent once another block was asked for. */
+      let held: (() => void) | null = null;
+      intercept = (m, send) => {
+        if (m.command !== RelayCommand.FETCH) return false;
+        if (toHex(decodeFetch(m.data).k) === block0) {
+          if (++block0Asked > 1 || othersAsked > 0) return false;
+          held = () => send(m);
+          return true;
+        }
+        if (block0Asked > 0 && othersAsked++ === 0) held?.();
+        return false;
+      };
+      expect(sha256(await content.get(link))).to.equal(sha256(data));
+      // On code that waited for block 0's whole fetch, its first request timed out and a second holder was asked
+      // before any other block.
+      expect(block0Asked, 'block 0 asked once: its first answer came').to.equal(1);
+      expect(othersAsked, "the get's other requests").to.equal(requestClass(19) - 2);
+    } finally {
+      intercept = null;
       content.close();
     }
   });
