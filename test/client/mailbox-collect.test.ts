@@ -44,7 +44,22 @@ async function withHolders<T>(
   }
 }
 
+/**
+ * These tests set up a day's inboxes from the clock and the code under test reads the clock again: near the end of a
+ * mailbox epoch (UTC midnight) the two can fall on different days, and a pass reads inboxes the test never filled.
+ * Within two minutes of the end, wait for the epoch to change (a CI run that crossed midnight timed out so).
+ */
+async function clearOfEpochEnd(this: Mocha.Context): Promise<void> {
+  const epochMs = MAILBOX_EPOCH_SECONDS * 1000;
+  const left = epochMs - (Date.now() % epochMs);
+  if (left > 120_000) return;
+  this.timeout(left + 30_000);
+  const start = mailboxEpochAt(Date.now());
+  while (mailboxEpochAt(Date.now()) === start) await new Promise((r) => setTimeout(r, Math.max(10, epochMs - (Date.now() % epochMs))));
+}
+
 describe('mailbox collection is bounded', () => {
+  beforeEach(clearOfEpochEnd);
   it('400 near-maximal messages in one inbox and 5 in the day before: handed over an epoch and a few MiB at a time', async () => {
     const reader = createIdentity();
     const now = Date.now();
@@ -357,6 +372,7 @@ function pairSlots(reader: Uint8Array): {
 }
 
 describe('per-contact inboxes a messenger reads (specs/messaging.md §9.5)', () => {
+  beforeEach(clearOfEpochEnd);
   it(`${MAX_MAILBOX_PAIRS + 10} strangers who opened conversations do not push a contact out of what a pass reads`, async () => {
     const rig = await endpointRig({ offline: { collect: false } });
     const m = rig.messenger;
@@ -475,6 +491,7 @@ function threeHolders(): {
 }
 
 describe('the read position of a 1:1 inbox, and where a sender starts (specs/messaging.md §9.5)', () => {
+  beforeEach(clearOfEpochEnd);
   const client = { directory: { all: () => [] } } as unknown as AlliumClient;
   const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
