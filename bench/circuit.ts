@@ -23,7 +23,7 @@
  *   --first-byte-only  only the first-byte rows (direct, existing circuit, fresh circuit; with --defences-off-too their
  *                      on/off table too): the network and the client process, nothing else, so a run takes seconds
  *   --defences-off-too also measure build time, first byte and bulk with the client's defences off (link padding,
- *                      circuit padding; the defaults: link padding auto, SCHEDULE), taking turns with the defaults run by run, and print the cost of the
+ *                      circuit padding), taking turns with the defaults run by run, and print the cost of the
  *                      defences (bench/lib/onoff.ts); every other row is still measured with the defaults only
  *
  * Where the clients are: circuit build times and builds per second use the client library in this process (links
@@ -461,12 +461,7 @@ async function firstByteOnly(rt: Runtime, net: BenchNetwork, http: HttpTarget): 
     rows.push(row('first byte, 1 B, fresh circuit (built on demand)', fresh, ' ms', '≤ 25 ms', verdict(fresh.median, '<=', GOALS.freshTtfbMs)));
     const out = [`== bench:circuit --first-byte-only — ${machineLine()} ==`, table(rows, new Set([1, 2, 3, 4]))];
     if (ttfbFail) out.push(`first-byte failures: ${ttfbFail}`);
-    if (off)
-      out.push(
-        '',
-        "With the client's defences off (link padding, circuit padding) against the defaults (link padding auto, circuit padding SCHEDULE), taking turns:",
-        onOff.table(),
-      );
+    if (off) out.push('', "With the client's defences off (link padding, circuit padding), taking turns with the defaults:", onOff.table());
     console.log(out.join('\n'));
   } finally {
     await off?.stop();
@@ -724,7 +719,7 @@ async function main(): Promise<void> {
     if (opts.defencesOffToo) {
       out.push('');
       out.push(
-        'What the defences cost (client: link padding auto and circuit padding SCHEDULE, the defaults, against both off), same run and network, taking turns run by run:',
+        'What the defences cost (client: link padding auto and circuit padding on, the defaults, against both off), same run and network, taking turns run by run:',
       );
       out.push(onOff.table());
       out.push(

@@ -33,7 +33,7 @@
  *
  * --defences-off-too: the one-to-one rows are measured, in the same run on the same network, also by a second pair of
  * clients (on the same entry relays) and Messengers with every defence on by default turned off — link padding,
- * circuit padding (SCHEDULE by default), vanguards for endpoint circuits, proof of work at introductions, content forwarding (descriptor
+ * circuit padding, vanguards for endpoint circuits, proof of work at introductions, content forwarding (descriptor
  * lookups and publication, mailboxes) — the two sides taking turns run by run in alternating order; the table then
  * gives each figure with the defaults and with the defences off, and their ratio (bench/lib/onoff.ts). The rows
  * above it stay the defaults' alone. Group rows are measured with the defaults only.
@@ -225,7 +225,7 @@ function report(): void {
   }
   if (offToo) {
     console.log(
-      '\nWhat the defences cost: the one-to-one rows with the defaults (on: circuit padding SCHEDULE) and with link padding, circuit padding, vanguards, proof of work at introductions and content forwarding off, same run and network, taking turns:\n',
+      '\nWhat the defences cost: the one-to-one rows with the defaults (on) and with link padding, circuit padding, vanguards, proof of work at introductions and content forwarding off, same run and network, taking turns:\n',
     );
     console.log(onOff.table());
     console.log(

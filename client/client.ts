@@ -88,14 +88,13 @@ export interface ClientOptions {
    */
   linkPadding?: LinkPaddingMode;
   /**
-   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates a machine with its middle hop.
-   * Default true, the same as 'schedule': SCHEDULE (padding.md §4.4), with the circuit's build time as its round trip;
-   * real cells are held to a schedule for a circuit's first seconds, so that whatever it carries — streams, content,
-   * introductions, rendezvous, messages — those seconds look alike at the guard, at a cost in latency stated in
-   * docs/shape-audit.md §1. 'slots': SLOTS (§4.3), which only adds padding and never delays a real cell, and hides
-   * less. false: none. A middle that refuses the machine leaves the circuit unpadded (padding.md §3).
+   * Circuit padding (specs/padding.md): every circuit of three hops or more negotiates a machine with its middle hop
+   * (default true: SLOTS, which adds padding and never delays a real cell). 'schedule' negotiates SCHEDULE instead
+   * (padding.md §4.4): real cells are held to a schedule for a circuit's first seconds, so that whatever it carries —
+   * streams, content, introductions, rendezvous, messages — those seconds look alike at the guard, at a cost in
+   * latency stated in docs/shape-audit.md (opt-in until that cost is within issue-level latency goals). false: none.
    */
-  circuitPadding?: boolean | 'schedule' | 'slots';
+  circuitPadding?: boolean | 'schedule';
   /**
    * Which machine circuit padding negotiates, and whether it sends the circuit's round trip (so the machine's first
    * slots scale with it, padding.md §4.4). Defaults: as circuitPadding says. Only for measuring what a machine
@@ -775,7 +774,7 @@ export class AlliumClient extends Emitter<ClientEvents> {
           // The build was one round trip through the whole path: the machine's first slots scale with it.
           const m =
             this.o.circuitPaddingMachine ??
-            (this.o.circuitPadding === 'slots' ? { machine: PaddingMachineId.SLOTS, rtt: false } : { machine: PaddingMachineId.SCHEDULE, rtt: true });
+            (this.o.circuitPadding === 'schedule' ? { machine: PaddingMachineId.SCHEDULE, rtt: true } : { machine: PaddingMachineId.SLOTS, rtt: false });
           circuit.startPadding(m.machine, m.rtt ? { rttMs: buildMs } : {}).catch(() => undefined);
         }
         this.emit('client:circuit', circuit);

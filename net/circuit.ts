@@ -116,7 +116,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
   /** What the last hop may send unasked (specs/relay-crypto.md §6.2); set by the circuit's owner. */
   purpose: CircuitPurpose = 'general';
   /** The client's half of the padding machine negotiated on this circuit, and its hop (specs/padding.md). */
-  private padding: { driver: ClientPaddingDriver; hop: number; machine: PaddingMachineId } | null = null;
+  private padding: { driver: ClientPaddingDriver; hop: number } | null = null;
   /** Padding cells sent by machines stopped earlier on this circuit. */
   private paddingEarlier = 0;
   /** Replies waited for, by command, with the hop each must come from. */
@@ -304,7 +304,7 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
       (body) => this.sendBody(body),
       scheduleScale(rtt),
     );
-    const run = { driver, hop, machine };
+    const run = { driver, hop };
     this.padding = run;
     driver.start();
     const refused = (err: AlliumError): AlliumError => {
@@ -348,14 +348,6 @@ export class ClientCircuit extends Emitter<CircuitEvents> {
     }
     const answer = decodePaddingNegotiated((await reply).data);
     if (answer.machine !== 0 || answer.status !== PaddingStatus.OK) throw new ProtocolError('ERR_SCHEMA', 'unexpected answer to STOP');
-  }
-
-  /**
-   * The padding machine this circuit runs (its client's half, from the START until a refusal or STOP), or null:
-   * which machine the client asked for, as padding.md §3 says clients do.
-   */
-  get paddingMachine(): PaddingMachineId | null {
-    return this.padding?.machine ?? null;
   }
 
   /** Padding cells the client's halves of padding machines have sent on this circuit. */

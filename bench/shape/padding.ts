@@ -11,8 +11,8 @@
  *   bulk      a frame every 5 ms towards the client (about 0.8 MB/s), nothing from it
  *
  * Figures: padding bytes per payload byte on the link (both directions), and padding bytes per second each way.
- * For the browsing and bulk clients also the same with circuit padding added (specs/padding.md §4.4): one circuit
- * per CIRCUIT_DIRTINESS (10 min) carrying a whole unanswered run of both halves of SCHEDULE — the most one run
+ * For the browsing and bulk clients also the same with circuit padding added (specs/padding.md §4.3): one circuit
+ * per CIRCUIT_DIRTINESS (10 min) carrying a whole unanswered run of both halves of SLOTS — the most one run
  * sends, as a circuit without traffic of its own gets — plus its negotiation.
  */
 import { HandshakeReplayCache } from '../../protocol/link-handshake.js';
@@ -43,9 +43,9 @@ function unansweredRun(machine: PaddingMachine, random: () => number): number {
   return rt.padding;
 }
 
-/** Mean bytes on the guard link of one circuit's padding: both halves of SCHEDULE (the default) unanswered, and the negotiation. */
+/** Mean bytes on the guard link of one circuit's padding: both halves of SLOTS unanswered, and the negotiation. */
 export function circuitPaddingBytes(runs: number): number {
-  const m = paddingMachine(PaddingMachineId.SCHEDULE)!;
+  const m = paddingMachine(PaddingMachineId.SLOTS)!;
   const rng = new Rng(17);
   let cells = 0;
   for (let i = 0; i < runs; i++) cells += unansweredRun(m.relay, rng.random) + unansweredRun(m.client, rng.random) + 2;
@@ -146,7 +146,7 @@ export async function paddingOverhead(o: ShapeOptions): Promise<ShapeRow[]> {
         rows.push({
           id: `padding/${workload}/auto+circuit`,
           section,
-          metric: `${workload} client, link padding 'auto' and circuit padding (SCHEDULE, the default, one circuit per 10 min, each a whole run: ${(perCircuit / 1024).toFixed(0)} KiB): padding bytes per payload byte on its guard link`,
+          metric: `${workload} client, link padding 'auto' and circuit padding (SLOTS, one circuit per 10 min, each a whole run: ${(perCircuit / 1024).toFixed(0)} KiB): padding bytes per payload byte on its guard link`,
           value: both,
           display: `${(both * 100).toFixed(1)} % (circuit padding alone ${((circuitBytes / m.payloadBytes) * 100).toFixed(2)} %)`,
           goal: busy ? '≤ 10 % for a busy client' : '—',

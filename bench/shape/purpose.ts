@@ -2,7 +2,7 @@
  * Section 1 of the shape audit: can the guard tell what a circuit is for? Real relays (sim/relay-node.ts FullRelay:
  * links, circuit reactor, the padding service as shipped) and a real client (client/client.ts: paths, one-round-trip
  * builds, and with circuit padding on the negotiation with the middle and the client's half of the machine:
- * SCHEDULE by default, SLOTS when asked for, specs/padding.md §4.3-§4.4) in the simulator's virtual time over its in-memory transport. Every relay's end of a client link records,
+ * SLOTS by default, SCHEDULE when opted in, specs/padding.md §4.3-§4.4) in the simulator's virtual time over its in-memory transport. Every relay's end of a client link records,
  * per circuit id, each cell's time, direction and cell command: what the guard sees.
  *
  * What the circuits carry is each purpose's message sequence (the protocol's cells, counts and waits; module
@@ -252,7 +252,7 @@ export interface Collected {
   circuits: number;
 }
 
-export async function collect(w: World, padding: boolean | 'slots', perPurpose: number): Promise<Collected> {
+export async function collect(w: World, padding: boolean | 'schedule', perPurpose: number): Promise<Collected> {
   const relays: FullRelay[] = [];
   for (let i = 0; i < 8; i++) {
     const r = new FullRelay(w, w.network.addHost(), i, { exit: i < 2 });
@@ -338,9 +338,9 @@ export async function purposeClassifier(o: ShapeOptions): Promise<ShapeRow[]> {
   const perPurpose = o.quick ? 30 : 80;
   const chance = 1 / PURPOSES.length;
   const rows: ShapeRow[] = [];
-  // Off, the default machine (SCHEDULE), and SLOTS (circuitPadding 'slots', for comparison).
-  for (const padding of [false, true, 'slots'] as const) {
-    const mode = padding === 'slots' ? 'on (SLOTS, asked for)' : padding ? 'on (default, SCHEDULE)' : 'off';
+  // Off, the default machine (SLOTS), and SCHEDULE (opt-in: circuitPadding 'schedule').
+  for (const padding of [false, true, 'schedule'] as const) {
+    const mode = padding === 'schedule' ? 'on (SCHEDULE, opt-in)' : padding ? 'on (default, SLOTS)' : 'off';
     o.progress?.(`purpose classifier: circuit padding ${mode}, ${perPurpose} circuits per purpose`);
     const c = await simulate({ seed: worldSeed(o.seed) }, (w) => collect(w, padding, perPurpose));
     const scored = bestKnn(c.samples, FEATURE_SETS, new Rng(7).random);
@@ -351,23 +351,23 @@ export async function purposeClassifier(o: ShapeOptions): Promise<ShapeRow[]> {
       .map((f) => `${f.feature} ${pct(f.accuracy, 0)}`)
       .join(', ');
     rows.push({
-      id: `purpose/accuracy/${padding === 'slots' ? 'slots' : padding ? 'on' : 'off'}`,
+      id: `purpose/accuracy/${padding === 'schedule' ? 'schedule' : padding ? 'on' : 'off'}`,
       section: SECTION,
       metric: `k-NN accuracy at telling a circuit's purpose (${PURPOSES.join(' / ')}) from its first ${WINDOW_MS / 1000} s at the guard, circuit padding ${mode} (${c.circuits} circuits, 5-fold cross-validation, best k and feature set; chance ${pct(chance, 0)})`,
       value: scored.accuracy,
       display: `${pct(scored.accuracy)} = ${ratio.toFixed(2)} × chance (k = ${scored.k}, features: ${scored.featureSet}; per purpose: ${confusionText(scored)}; best single features: ${top})`,
-      goal: padding === 'slots' ? '— (SLOTS, not the default)' : padding ? '≤ 1.2 × chance with padding on (the default)' : '— (padding off)',
-      met: padding === true ? ratio <= 1.2 : null,
+      goal: padding === 'schedule' ? '≤ 1.2 × chance (opt-in machine)' : padding ? '≤ 1.2 × chance with padding on' : '— (padding off)',
+      met: padding ? ratio <= 1.2 : null,
       detail: { circuits: c.circuits, k: scored.k, featureSet: scored.featureSet, confusion: scored.confusion, importance },
     });
     if (padding) {
-      const tag = padding === 'slots' ? 'slots' : 'schedule';
+      const tag = padding === 'schedule' ? 'schedule' : 'slots';
       const pad = PURPOSES.reduce((s, p) => s + c.padding[p], 0);
       const pay = PURPOSES.reduce((s, p) => s + c.payload[p], 0);
       const b = [...c.builds].sort((x, y) => x - y);
       const q = (p: number): number => b[Math.min(b.length - 1, Math.floor(p * b.length))] ?? NaN;
       const scaled = b.filter((x) => scheduleScale(paddingRttUnits(x)) < 1).length / Math.max(1, b.length);
-      if (padding === true)
+      if (padding === 'schedule')
         rows.push({
           id: 'purpose/round-trips',
           section: SECTION,

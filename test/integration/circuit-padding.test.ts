@@ -2,8 +2,7 @@
  * Circuit padding machines end to end (specs/padding.md): relay processes on 127.0.0.1 and the client library in
  * this process. A circuit negotiates STREAM_SETUP or EXCHANGES with its middle; the middle pads back towards the client and
  * discards the client's padding, which never reaches the last hop; a START beyond a relay's budget is refused with a
- * LimitError while the relay serves on; STOP/START cycles cannot make the middle pad a circuit without end; and a
- * client negotiates SCHEDULE unless asked otherwise.
+ * LimitError while the relay serves on; and STOP/START cycles cannot make the middle pad a circuit without end.
  */
 import { expect } from 'chai';
 import { AlliumClient, SINGLE_HOST_CLIENT } from '../../client/client.js';
@@ -182,37 +181,6 @@ describe('circuit padding machines (relay processes)', function () {
     await fresh.startPadding(PaddingMachineId.STREAM_SETUP);
     c.close();
     fresh.close();
-  });
-
-  it('a client negotiates SCHEDULE by default, SLOTS when asked for, none with circuitPadding false (padding.md §3)', async () => {
-    const off = await client.newCircuit();
-    expect(off.paddingMachine, 'circuitPadding false').to.equal(null);
-    off.close();
-    for (const [option, machine] of [
-      [undefined, PaddingMachineId.SCHEDULE],
-      ['slots', PaddingMachineId.SLOTS],
-    ] as const) {
-      const other = new AlliumClient({
-        bootstrap: [net.bootstrap],
-        socketFactory: nodeSocketFactory,
-        ...SINGLE_HOST_CLIENT,
-        poolSize: 0,
-        ...(option === undefined ? {} : { circuitPadding: option }),
-      });
-      try {
-        await other.start();
-        const c = await other.newCircuit();
-        expect(c.paddingMachine, `circuitPadding ${String(option)}`).to.equal(machine);
-        // The middle accepted it: it pads back towards the client.
-        const middle = relayAt(c, 1);
-        const before = await middle.metric('allium_circuit_padding_cells_total');
-        await waitFor(async () => (await middle.metric('allium_circuit_padding_cells_total')) > before, 20_000, 'padding from the middle');
-        expect(c.paddingMachine, 'still running after the answer').to.equal(machine);
-        c.close();
-      } finally {
-        await other.stop();
-      }
-    }
   });
 
   it('regression: STOP and START again, and poking the machine, cannot make the middle pad a circuit without end', async () => {
