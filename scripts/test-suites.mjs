@@ -11,7 +11,7 @@
  * nothing behind in the system's — unless this script itself is killed outright.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -26,6 +26,8 @@ const folders = readdirSync('test', { withFileTypes: true })
 const runs = [['--parallel', '--jobs', jobs, `test/{${folders.join(',')}}/**/*.test.ts`], [`test/{${SERIAL.join(',')}}/**/*.test.ts`]];
 
 const scratch = mkdtempSync(join(tmpdir(), 'allium-suite-'));
+// As the system's temporary directory is: tests that run a process as another user (nobody, when run as root) reach it.
+chmodSync(scratch, 0o1777);
 /** Removes the scratch directory; a process still writing into it (a relay stopping) must not stop the summary. */
 const removeScratch = () => {
   try {
