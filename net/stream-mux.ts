@@ -77,9 +77,7 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
       this.windows.send > 0 &&
       this.mux.sendNow(this.id, data)
     ) {
-      if (this.state === 'opening') this.early--;
-      this.windows.onSent();
-      this.bytesOut += data.length;
+      this.countSent(data.length);
       if (this.canTakeMore()) return true;
       this.wantDrain = true;
       return false;
@@ -138,6 +136,13 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
     if (this.state === 'opening') this.early = Math.max(0, Math.min(cells, OPTIMISTIC_DATA_CELLS));
   }
 
+  /** One DATA cell of `bytes` went out: the early-data allowance, the stream window and the byte count. */
+  private countSent(bytes: number): void {
+    if (this.state === 'opening') this.early--;
+    this.windows.onSent();
+    this.bytesOut += bytes;
+  }
+
   /** Called by the mux: sends as much as the windows allow. Returns true if it sent something. */
   drainInto(budget: () => boolean): boolean {
     let sent = false;
@@ -145,9 +150,7 @@ export class MuxStream extends Emitter<MuxStreamEvents> {
       const chunk = this.queue.shift()!;
       this.queued -= chunk.length;
       if (!this.mux.sendData(this.id, chunk)) return sent;
-      if (this.state === 'opening') this.early--;
-      this.windows.onSent();
-      this.bytesOut += chunk.length;
+      this.countSent(chunk.length);
       sent = true;
     }
     if (this.wantDrain && this.state !== 'closed' && this.canTakeMore()) {
